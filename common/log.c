@@ -1,0 +1,642 @@
+/*  log: one line per event on stderr, key=value (default) or JSON, with the
+    daemon name, so that logs of many daemons can be merged and parsed.
+
+    Each line is built in memory and written with a single write(2) under a
+    mutex, so that lines from different threads (and, for lines up to
+    PIPE_BUF on a pipe, from different processes) never interleave.
+    This file must stand alone: the fuzzer links it without the rest of
+    libomni.                                                                  */
+#include "log.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+typedef enum { FORMAT_KV, FORMAT_JSON } format_t;
+
+static pthread_mutex_t s_lock = PTHREAD_MUTEX_INITIALIZER;
+static char s_daemon[64] = "";
+static atomic_int s_level = LOG_INFO;
+static atomic_int s_format = FORMAT_KV;
+
+static const char *s_level_names[] = {"debug", "info", "warn", "error"};
+
+//  A growable line buffer; on allocation failure it stays truncated rather
+//  than losing the event altogether.
+typedef struct {
+    char *data;
+    size_t size, alloc;
+    char fixed[1024];
+} s_buf_t;
+
+static void
+s_buf_init (s_buf_t *buf)
+{
+    buf->data = buf->fixed;
+    buf->size = 0;
+    buf->alloc = sizeof buf->fixed;
+}
+
+static void
+s_buf_free (s_buf_t *buf)
+{
+    if (buf->data != buf->fixed)
+        free (buf->data);
+}
+
+static void
+s_buf_putn (s_buf_t *buf, const char *text, size_t len)
+{
+    if (buf->size + len + 1 > buf->alloc) {
+        size_t alloc = buf->alloc * 2;
+        while (alloc < buf->size + len + 1)
+            alloc *= 2;
+        char *data = buf->data == buf->fixed ? malloc (alloc) : realloc (buf->data, alloc);
+        if (!data)
+            return;
+        if (buf->data == buf->fixed)
+            memcpy (data, buf->fixed, buf->size);
+        buf->data = data;
+        buf->alloc = alloc;
+    }
+    memcpy (buf->data + buf->size, text, len);
+    buf->size += len;
+    buf->data[buf->size] = 0;
+}
+
+static void
+s_buf_puts (s_buf_t *buf, const char *text)
+{
+    s_buf_putn (buf, text, strlen (text));
+}
+
+static void
+s_buf_putc (s_buf_t *buf, char c)
+{
+    s_buf_putn (buf, &c, 1);
+}
+
+//  Length of the valid UTF-8 sequence at `p` (at most `len` bytes), or 0.
+static size_t
+s_utf8_len (const unsigned char *p, size_t len)
+{
+    size_t need;
+    uint32_t cp;
+    if (p[0] < 0x80)
+        return 1;
+    else
+    if ((p[0] & 0xE0) == 0xC0) {
+        need = 2;
+        cp = p[0] & 0x1F;
+    }
+    else
+    if ((p[0] & 0xF0) == 0xE0) {
+        need = 3;
+        cp = p[0] & 0x0F;
+    }
+    else
+    if ((p[0] & 0xF8) == 0xF0) {
+        need = 4;
+        cp = p[0] & 0x07;
+    }
+    else
+        return 0;
+    if (need > len)
+        return 0;
+    for (size_t i = 1; i < need; i++) {
+        if ((p[i] & 0xC0) != 0x80)
+            return 0;
+        cp = cp << 6 | (p[i] & 0x3F);
+    }
+    //  Overlong forms, surrogates and out-of-range code points are invalid
+    //  and some JSON parsers reject them
+    if ((need == 2 && cp < 0x80) || (need == 3 && cp < 0x800) || (need == 4 && cp < 0x10000)
+        || (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF)
+        return 0;
+    return need;
+}
+
+//  Writes `len` bytes as the body of a JSON string: escapes quotes,
+//  backslashes and control characters, and replaces invalid UTF-8 with
+//  U+FFFD so that the line always parses.
+static void
+s_json_escape (s_buf_t *buf, const char *text, size_t len)
+{
+    const unsigned char *p = (const unsigned char *) text;
+    size_t i = 0;
+    while (i < len) {
+        unsigned char c = p[i];
+        if (c == '"' || c == '\\') {
+            s_buf_putc (buf, '\\');
+            s_buf_putc (buf, (char) c);
+            i++;
+        }
+        else
+        if (c < 0x20 || c == 0x7F) {
+            char esc[8];
+            if (c == '\n')
+                strcpy (esc, "\\n");
+            else
+            if (c == '\r')
+                strcpy (esc, "\\r");
+            else
+            if (c == '\t')
+                strcpy (esc, "\\t");
+            else
+                snprintf (esc, sizeof esc, "\\u%04x", c);
+            s_buf_puts (buf, esc);
+            i++;
+        }
+        else {
+            size_t n = s_utf8_len (p + i, len - i);
+            if (n == 0) {
+                s_buf_puts (buf, "\\ufffd");
+                i++;
+            }
+            else {
+                s_buf_putn (buf, text + i, n);
+                i += n;
+            }
+        }
+    }
+}
+
+static void
+s_json_string (s_buf_t *buf, const char *text, size_t len)
+{
+    s_buf_putc (buf, '"');
+    s_json_escape (buf, text, len);
+    s_buf_putc (buf, '"');
+}
+
+//  True when `text` is plainly a number: -?digits with an optional fraction,
+//  no leading zeros and no exponent, so that "007", "1." and a hex id such
+//  as "1e5" stay strings instead of changing meaning.
+static bool
+s_is_number (const char *text, size_t len)
+{
+    size_t i = 0;
+    if (i < len && text[i] == '-')
+        i++;
+    if (i >= len || text[i] < '0' || text[i] > '9')
+        return false;
+    if (text[i] == '0' && i + 1 < len && text[i + 1] >= '0' && text[i + 1] <= '9')
+        return false;
+    //  Integers beyond 2^53 lose precision in most JSON readers
+    size_t digits = 0;
+    while (i < len && text[i] >= '0' && text[i] <= '9') {
+        i++;
+        digits++;
+    }
+    if (digits > 15)
+        return false;
+    if (i < len && text[i] == '.') {
+        i++;
+        if (i >= len || text[i] < '0' || text[i] > '9')
+            return false;
+        while (i < len && text[i] >= '0' && text[i] <= '9')
+            i++;
+    }
+    return i == len;
+}
+
+static bool
+s_is_space (char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+//  Turns `key=value key2="a b"` into JSON members. A quoted value may
+//  contain \" and \\; a word without '=' becomes a member with an empty
+//  value rather than being dropped.
+static void
+s_fields_to_json (s_buf_t *buf, const char *fields)
+{
+    const char *p = fields;
+    s_buf_t value;
+    while (true) {
+        while (s_is_space (*p))
+            p++;
+        if (!*p)
+            break;
+        const char *key = p;
+        while (*p && *p != '=' && !s_is_space (*p))
+            p++;
+        size_t key_len = (size_t) (p - key);
+        s_buf_puts (buf, ",");
+        s_json_string (buf, key, key_len);
+        s_buf_putc (buf, ':');
+        if (*p != '=') {
+            s_buf_puts (buf, "\"\"");
+            continue;
+        }
+        p++;
+        if (*p == '"') {
+            //  Unescape into a scratch buffer, then escape for JSON
+            s_buf_init (&value);
+            p++;
+            while (*p && *p != '"') {
+                if (*p == '\\' && (p[1] == '"' || p[1] == '\\'))
+                    p++;
+                s_buf_putc (&value, *p++);
+            }
+            if (*p == '"')
+                p++;
+            s_json_string (buf, value.data, value.size);
+            s_buf_free (&value);
+        }
+        else {
+            const char *start = p;
+            while (*p && !s_is_space (*p))
+                p++;
+            size_t len = (size_t) (p - start);
+            if (s_is_number (start, len))
+                s_buf_putn (buf, start, len);
+            else
+                s_json_string (buf, start, len);
+        }
+    }
+}
+
+//  Appends `text` keeping the line a single line: control characters that
+//  would break it are written as escapes.
+static void
+s_kv_append (s_buf_t *buf, const char *text)
+{
+    for (const char *p = text; *p; p++) {
+        if (*p == '\n')
+            s_buf_puts (buf, "\\n");
+        else
+        if (*p == '\r')
+            s_buf_puts (buf, "\\r");
+        else
+            s_buf_putc (buf, *p);
+    }
+}
+
+static void
+s_timestamp (char *out, size_t size)
+{
+    struct timespec ts;
+    clock_gettime (CLOCK_REALTIME, &ts);
+    struct tm tm;
+    gmtime_r (&ts.tv_sec, &tm);
+    size_t len = strftime (out, size, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf (out + len, size - len, ".%03dZ", (int) (ts.tv_nsec / 1000000) % 1000);
+}
+
+int
+log_init (const char *daemon, const char *level, const char *format)
+{
+    int new_level = LOG_INFO;
+    if (level) {
+        new_level = -1;
+        for (int i = LOG_DEBUG; i <= LOG_ERROR; i++)
+            if (strcmp (level, s_level_names[i]) == 0)
+                new_level = i;
+        //  "warning" is what people type
+        if (strcmp (level, "warning") == 0)
+            new_level = LOG_WARN;
+        if (new_level < 0)
+            return -1;
+    }
+    int new_format = FORMAT_KV;
+    if (format) {
+        if (strcmp (format, "json") == 0)
+            new_format = FORMAT_JSON;
+        else
+        if (strcmp (format, "kv") != 0)
+            return -1;
+    }
+    pthread_mutex_lock (&s_lock);
+    snprintf (s_daemon, sizeof s_daemon, "%s", daemon ? daemon : "");
+    atomic_store (&s_level, new_level);
+    atomic_store (&s_format, new_format);
+    pthread_mutex_unlock (&s_lock);
+    return 0;
+}
+
+bool
+log_enabled (log_level_t level)
+{
+    return (int) level >= atomic_load_explicit (&s_level, memory_order_relaxed);
+}
+
+void
+log_event (log_level_t level, const char *event, const char *fields, ...)
+{
+    if (!log_enabled (level))
+        return;
+    if ((int) level < LOG_DEBUG || level > LOG_ERROR)
+        level = LOG_ERROR;
+
+    //  Format the caller's fields first, outside the lock
+    char small[512];
+    char *text = small;
+    if (fields) {
+        va_list args;
+        va_start (args, fields);
+        int len = vsnprintf (small, sizeof small, fields, args);
+        va_end (args);
+        if (len < 0)
+            small[0] = 0;
+        else
+        if ((size_t) len >= sizeof small) {
+            char *big = malloc ((size_t) len + 1);
+            if (big) {
+                va_start (args, fields);
+                vsnprintf (big, (size_t) len + 1, fields, args);
+                va_end (args);
+                text = big;
+            }
+        }
+    }
+    else
+        small[0] = 0;
+
+    char ts[40];
+    s_timestamp (ts, sizeof ts);
+    char daemon[sizeof s_daemon];
+    pthread_mutex_lock (&s_lock);
+    memcpy (daemon, s_daemon, sizeof daemon);
+    int format = atomic_load (&s_format);
+    pthread_mutex_unlock (&s_lock);
+    if (!*daemon) {
+        //  Before log_init: better the program name than nothing
+        snprintf (daemon, sizeof daemon, "%s", program_invocation_short_name);
+    }
+    if (!event)
+        event = "";
+
+    s_buf_t line;
+    s_buf_init (&line);
+    if (format == FORMAT_JSON) {
+        s_buf_puts (&line, "{\"ts\":\"");
+        s_buf_puts (&line, ts);
+        s_buf_puts (&line, "\",\"level\":\"");
+        s_buf_puts (&line, s_level_names[level]);
+        s_buf_puts (&line, "\",\"daemon\":");
+        s_json_string (&line, daemon, strlen (daemon));
+        s_buf_puts (&line, ",\"event\":");
+        s_json_string (&line, event, strlen (event));
+        s_fields_to_json (&line, text);
+        s_buf_puts (&line, "}\n");
+    }
+    else {
+        s_buf_puts (&line, ts);
+        s_buf_puts (&line, " level=");
+        s_buf_puts (&line, s_level_names[level]);
+        s_buf_puts (&line, " daemon=");
+        s_kv_append (&line, daemon);
+        s_buf_puts (&line, " event=");
+        s_kv_append (&line, event);
+        if (*text) {
+            s_buf_putc (&line, ' ');
+            s_kv_append (&line, text);
+        }
+        s_buf_putc (&line, '\n');
+    }
+    if (text != small)
+        free (text);
+
+    //  If the line was truncated by a failed allocation, still end it
+    if (line.size == 0 || line.data[line.size - 1] != '\n')
+        line.data[line.size ? line.size - 1 : 0] = '\n';
+
+    //  The lock makes partial writes (signals, full pipes) safe too: the rest
+    //  of a line is written before any other thread's line starts
+    int saved_errno = errno;
+    pthread_mutex_lock (&s_lock);
+    const char *p = line.data;
+    size_t left = line.size;
+    while (left) {
+        ssize_t n = write (STDERR_FILENO, p, left);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        p += n;
+        left -= (size_t) n;
+    }
+    pthread_mutex_unlock (&s_lock);
+    s_buf_free (&line);
+    errno = saved_errno;
+}
+
+//  --------------------------------------------------------------------------
+//  Self test
+
+#define LOG_TEST_THREADS 4
+#define LOG_TEST_LINES   500
+
+//  Captures stderr into a temporary file while `fn` runs; returns its text.
+static char *
+s_capture (void (*fn) (void *), void *arg)
+{
+    FILE *file = tmpfile ();
+    assert (file);
+    fflush (stderr);
+    int saved = dup (STDERR_FILENO);
+    assert (saved >= 0);
+    assert (dup2 (fileno (file), STDERR_FILENO) >= 0);
+    fn (arg);
+    assert (dup2 (saved, STDERR_FILENO) >= 0);
+    close (saved);
+    long size = lseek (fileno (file), 0, SEEK_END);
+    assert (size >= 0);
+    char *text = malloc ((size_t) size + 1);
+    assert (text);
+    assert (pread (fileno (file), text, (size_t) size, 0) == size);
+    text[size] = 0;
+    fclose (file);
+    return text;
+}
+
+static void
+s_check_ts (const char *ts)
+{
+    //  2026-11-29T01:02:03.123Z
+    const char *shape = "dddd-dd-ddTdd:dd:dd.dddZ";
+    for (size_t i = 0; shape[i]; i++) {
+        if (shape[i] == 'd')
+            assert (ts[i] >= '0' && ts[i] <= '9');
+        else
+            assert (ts[i] == shape[i]);
+    }
+}
+
+static void
+s_log_basic (void *arg)
+{
+    (void) arg;
+    log_info ("journal.open", "path=%s records=%d", "/x", 3);
+    log_debug ("hidden", "n=1");
+    log_warn ("with.spaces", "path=\"%s\" n=%d", "a b", -7);
+    log_error ("bare", NULL);
+    log_info ("newline", "msg=\"two\nlines\"");
+}
+
+static void
+s_log_json (void *arg)
+{
+    (void) arg;
+    log_info ("journal.open", "path=%s records=%d", "/x", 3);
+    log_warn ("quoted",
+              "path=\"a b\" say=\"he said \\\"hi\\\"\" bs=\"c:\\\\d\" n=007 f=2.5 neg=-1");
+    log_info ("ctl", "tab=\"a\tb\" bad=%s flag", "\xff\xfe");
+    log_info ("big", "n=1234567890123456789 hex=1e5 dot=1. exp=1e+5");
+    log_debug ("shown", "level=debug");
+}
+
+static void *
+s_log_thread (void *arg)
+{
+    int id = *(int *) arg;
+    for (int i = 0; i < LOG_TEST_LINES; i++)
+        log_info ("thread.line", "thread=%d i=%d pad=%s", id, i,
+                  "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
+    return NULL;
+}
+
+static void
+s_log_threads (void *arg)
+{
+    (void) arg;
+    pthread_t threads[LOG_TEST_THREADS];
+    int ids[LOG_TEST_THREADS];
+    for (int i = 0; i < LOG_TEST_THREADS; i++) {
+        ids[i] = i;
+        assert (pthread_create (&threads[i], NULL, s_log_thread, &ids[i]) == 0);
+    }
+    for (int i = 0; i < LOG_TEST_THREADS; i++)
+        pthread_join (threads[i], NULL);
+}
+
+static void
+s_log_long (void *arg)
+{
+    (void) arg;
+    char *big = malloc (10001);
+    assert (big);
+    memset (big, 'y', 10000);
+    big[10000] = 0;
+    log_info ("long", "v=%s end=1", big);
+    free (big);
+}
+
+void
+log_test (bool verbose)
+{
+    assert (log_init ("ingestd", "loud", "kv") == -1);
+    assert (log_init ("ingestd", "info", "xml") == -1);
+    assert (log_init ("ingestd", "info", "kv") == 0);
+    assert (log_enabled (LOG_INFO) && log_enabled (LOG_ERROR) && !log_enabled (LOG_DEBUG));
+
+    //  kv format
+    char *out = s_capture (s_log_basic, NULL);
+    if (verbose)
+        printf ("%s", out);
+    char *line = strtok (out, "\n");
+    assert (line && strlen (line) > 24);
+    s_check_ts (line);
+    assert (strcmp (line + 24, " level=info daemon=ingestd event=journal.open path=/x records=3")
+            == 0);
+    line = strtok (NULL, "\n");
+    assert (line);
+    s_check_ts (line);
+    assert (strcmp (line + 24, " level=warn daemon=ingestd event=with.spaces path=\"a b\" n=-7")
+            == 0);
+    line = strtok (NULL, "\n");
+    assert (line && strcmp (line + 24, " level=error daemon=ingestd event=bare") == 0);
+    line = strtok (NULL, "\n");
+    assert (line
+            && strcmp (line + 24, " level=info daemon=ingestd event=newline msg=\"two\\nlines\"")
+                   == 0);
+    assert (strtok (NULL, "\n") == NULL);
+    free (out);
+
+    //  JSON format, with numbers, escapes and invalid UTF-8
+    assert (log_init ("ingestd", "debug", "json") == 0);
+    assert (log_enabled (LOG_DEBUG));
+    out = s_capture (s_log_json, NULL);
+    if (verbose)
+        printf ("%s", out);
+    line = strtok (out, "\n");
+    assert (line && strncmp (line, "{\"ts\":\"", 7) == 0);
+    s_check_ts (line + 7);
+    assert (strcmp (line + 31, "\",\"level\":\"info\",\"daemon\":\"ingestd\","
+                               "\"event\":\"journal.open\",\"path\":\"/x\",\"records\":3}")
+            == 0);
+    line = strtok (NULL, "\n");
+    assert (line);
+    assert (strcmp (line + 31, "\",\"level\":\"warn\",\"daemon\":\"ingestd\",\"event\":\"quoted\","
+                               "\"path\":\"a b\",\"say\":\"he said \\\"hi\\\"\","
+                               "\"bs\":\"c:\\\\d\",\"n\":\"007\",\"f\":2.5,\"neg\":-1}")
+            == 0);
+    line = strtok (NULL, "\n");
+    assert (line);
+    assert (strcmp (line + 31, "\",\"level\":\"info\",\"daemon\":\"ingestd\",\"event\":\"ctl\","
+                               "\"tab\":\"a\\tb\",\"bad\":\"\\ufffd\\ufffd\",\"flag\":\"\"}")
+            == 0);
+    line = strtok (NULL, "\n");
+    assert (line);
+    assert (strcmp (line + 31, "\",\"level\":\"info\",\"daemon\":\"ingestd\",\"event\":\"big\","
+                               "\"n\":\"1234567890123456789\",\"hex\":\"1e5\",\"dot\":\"1.\","
+                               "\"exp\":\"1e+5\"}")
+            == 0);
+    line = strtok (NULL, "\n");
+    assert (line && strstr (line, "\"level\":\"debug\"") && strstr (line, "\"event\":\"shown\""));
+    assert (strtok (NULL, "\n") == NULL);
+    free (out);
+
+    //  Valid UTF-8 passes through unchanged
+    assert (s_utf8_len ((const unsigned char *) "\xc3\xa9", 2) == 2);
+    assert (s_utf8_len ((const unsigned char *) "\xe2\x82\xac", 3) == 3);
+    assert (s_utf8_len ((const unsigned char *) "\xf0\x9f\x98\x80", 4) == 4);
+    assert (s_utf8_len ((const unsigned char *) "\xc0\x80", 2) == 0);
+    assert (s_utf8_len ((const unsigned char *) "\xed\xa0\x80", 3) == 0);
+    assert (s_utf8_len ((const unsigned char *) "\xe2\x82", 2) == 0);
+
+    //  Lines longer than the stack buffers are complete
+    assert (log_init ("ingestd", "info", "kv") == 0);
+    out = s_capture (s_log_long, NULL);
+    assert (strlen (out) == 24 + strlen (" level=info daemon=ingestd event=long v= end=1\n")
+                                + 10000);
+    assert (strstr (out, "yyyy end=1\n"));
+    free (out);
+
+    //  Threads: every line whole, none lost
+    assert (log_init ("collectord", "info", "json") == 0);
+    out = s_capture (s_log_threads, NULL);
+    size_t lines = 0;
+    int seen[LOG_TEST_THREADS] = {0};
+    for (line = strtok (out, "\n"); line; line = strtok (NULL, "\n")) {
+        lines++;
+        assert (line[0] == '{' && line[strlen (line) - 1] == '}');
+        int thread, i;
+        const char *member = strstr (line, "\"thread\":");
+        assert (member && sscanf (member, "\"thread\":%d,\"i\":%d", &thread, &i) == 2);
+        assert (thread >= 0 && thread < LOG_TEST_THREADS);
+        //  Lines of one thread stay in order
+        assert (i == seen[thread]);
+        seen[thread]++;
+    }
+    assert (lines == LOG_TEST_THREADS * LOG_TEST_LINES);
+    free (out);
+
+    //  Filtering by level
+    assert (log_init ("ingestd", "error", NULL) == 0);
+    assert (!log_enabled (LOG_WARN) && log_enabled (LOG_ERROR));
+    assert (log_init ("ingestd", "warning", "kv") == 0);
+    assert (log_enabled (LOG_WARN) && !log_enabled (LOG_INFO));
+    assert (log_init ("ingestd", NULL, NULL) == 0);
+    assert (log_enabled (LOG_INFO));
+}

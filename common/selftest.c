@@ -1,0 +1,22 @@
+/*  common-selftest: the self-tests of the shared classes, each run in its own
+    process by the selftest runner. `common-selftest -v config` runs one.     */
+#include "config.h"
+#include "httpd.h"
+#include "log.h"
+#include "metrics.h"
+#include "selftest.h"
+#include "util.h"
+
+static const selftest_t s_tests[] = {
+    {"util", util_test},
+    {"log", log_test},
+    {"config", config_test},
+    {"metrics", metrics_test},
+    {"httpd", httpd_test},
+    {NULL, NULL}};
+
+int
+main (int argc, char **argv)
+{
+    return selftest_run (s_tests, argc, argv);
+}
