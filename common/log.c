@@ -24,7 +24,7 @@ typedef enum { FORMAT_KV, FORMAT_JSON } format_t;
 
 static pthread_mutex_t s_lock = PTHREAD_MUTEX_INITIALIZER;
 static char s_daemon[64] = "";
-static atomic_int s_level = LOG_INFO;
+static atomic_int s_level = LOGL_INFO;
 static atomic_int s_format = FORMAT_KV;
 
 static const char *s_level_names[] = {"debug", "info", "warn", "error"};
@@ -296,15 +296,15 @@ s_timestamp (char *out, size_t size)
 int
 log_init (const char *daemon, const char *level, const char *format)
 {
-    int new_level = LOG_INFO;
+    int new_level = LOGL_INFO;
     if (level) {
         new_level = -1;
-        for (int i = LOG_DEBUG; i <= LOG_ERROR; i++)
+        for (int i = LOGL_DEBUG; i <= LOGL_ERROR; i++)
             if (strcmp (level, s_level_names[i]) == 0)
                 new_level = i;
         //  "warning" is what people type
         if (strcmp (level, "warning") == 0)
-            new_level = LOG_WARN;
+            new_level = LOGL_WARN;
         if (new_level < 0)
             return -1;
     }
@@ -335,8 +335,8 @@ log_event (log_level_t level, const char *event, const char *fields, ...)
 {
     if (!log_enabled (level))
         return;
-    if ((int) level < LOG_DEBUG || level > LOG_ERROR)
-        level = LOG_ERROR;
+    if ((int) level < LOGL_DEBUG || level > LOGL_ERROR)
+        level = LOGL_ERROR;
 
     //  Format the caller's fields first, outside the lock
     char small[512];
@@ -538,7 +538,7 @@ log_test (bool verbose)
     assert (log_init ("ingestd", "loud", "kv") == -1);
     assert (log_init ("ingestd", "info", "xml") == -1);
     assert (log_init ("ingestd", "info", "kv") == 0);
-    assert (log_enabled (LOG_INFO) && log_enabled (LOG_ERROR) && !log_enabled (LOG_DEBUG));
+    assert (log_enabled (LOGL_INFO) && log_enabled (LOGL_ERROR) && !log_enabled (LOGL_DEBUG));
 
     //  kv format
     char *out = s_capture (s_log_basic, NULL);
@@ -565,7 +565,7 @@ log_test (bool verbose)
 
     //  JSON format, with numbers, escapes and invalid UTF-8
     assert (log_init ("ingestd", "debug", "json") == 0);
-    assert (log_enabled (LOG_DEBUG));
+    assert (log_enabled (LOGL_DEBUG));
     out = s_capture (s_log_json, NULL);
     if (verbose)
         printf ("%s", out);
@@ -634,9 +634,9 @@ log_test (bool verbose)
 
     //  Filtering by level
     assert (log_init ("ingestd", "error", NULL) == 0);
-    assert (!log_enabled (LOG_WARN) && log_enabled (LOG_ERROR));
+    assert (!log_enabled (LOGL_WARN) && log_enabled (LOGL_ERROR));
     assert (log_init ("ingestd", "warning", "kv") == 0);
-    assert (log_enabled (LOG_WARN) && !log_enabled (LOG_INFO));
+    assert (log_enabled (LOGL_WARN) && !log_enabled (LOGL_INFO));
     assert (log_init ("ingestd", NULL, NULL) == 0);
-    assert (log_enabled (LOG_INFO));
+    assert (log_enabled (LOGL_INFO));
 }

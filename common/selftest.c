@@ -6,6 +6,7 @@
 #include "metrics.h"
 #include "selftest.h"
 #include "util.h"
+#include "writer.h"
 
 static const selftest_t s_tests[] = {
     {"util", util_test},
@@ -13,6 +14,7 @@ static const selftest_t s_tests[] = {
     {"config", config_test},
     {"metrics", metrics_test},
     {"httpd", httpd_test},
+    {"writer", writer_test},
     {NULL, NULL}};
 
 int

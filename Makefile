@@ -1,0 +1,115 @@
+# OmniAudit build. `make` builds everything, `make test` runs every test,
+# `make asan` builds and tests under AddressSanitizer + UndefinedBehaviorSanitizer,
+# `make run` audits this repository with the whole pipeline.
+#
+# Each directory adds its programs in its own module.mk with the templates below,
+# so that work on one daemon never touches this file.
+
+BUILD   ?= build
+SAN     ?=
+CC      ?= cc
+PYTHON  ?= /usr/bin/python3
+
+CORE_PKGS := libzmq libczmq msgpack lmdb yaml-0.1 libmicrohttpd libcrypto libpq
+pkg_cflags = $(shell pkg-config --cflags $(1))
+pkg_libs   = $(shell pkg-config --libs $(1))
+
+OPT      := -O2
+ifeq ($(SAN),1)
+OPT      := -O1 -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+endif
+CFLAGS   ?=
+CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -g $(OPT) -Icommon -Iproto \
+            -MMD -MP $(call pkg_cflags,$(CORE_PKGS))
+LDFLAGS  += $(filter -fsanitize%,$(OPT))
+CORE_LIBS = $(call pkg_libs,$(CORE_PKGS)) -lpthread -lm
+
+LIBOMNI_SRCS := $(filter-out %/selftest.c %/fuzz_%.c,$(wildcard common/*.c proto/*.c))
+LIBOMNI      := $(BUILD)/lib/libomni.a
+PROGRAMS     :=
+SELFTESTS    :=
+
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+
+# $(call program,NAME,SOURCES,PKGS): a daemon or tool in $(BUILD)/bin.
+define program
+PROGRAMS += $(BUILD)/bin/$(1)
+$(BUILD)/bin/$(1): $(call obj,$(2)) $(LIBOMNI)
+	@mkdir -p $$(@D)
+	$$(CC) $$(LDFLAGS) -o $$@ $(call obj,$(2)) $(LIBOMNI) $$(call pkg_libs,$(3)) $$(CORE_LIBS)
+$(call obj,$(2)): CFLAGS += $$(call pkg_cflags,$(3))
+endef
+
+# $(call selftest,NAME,SOURCES,PKGS): a self-test runner in $(BUILD)/test.
+define selftest
+SELFTESTS += $(BUILD)/test/$(1)
+$(BUILD)/test/$(1): $(call obj,$(2)) $(LIBOMNI)
+	@mkdir -p $$(@D)
+	$$(CC) $$(LDFLAGS) -o $$@ $(call obj,$(2)) $(LIBOMNI) $$(call pkg_libs,$(3)) $$(CORE_LIBS)
+$(call obj,$(2)): CFLAGS += $$(call pkg_cflags,$(3))
+endef
+
+include $(sort $(wildcard */module.mk))
+
+.PHONY: all deps programs test test-unit test-integration asan fuzz run bench clean format
+all: deps
+	@$(MAKE) --no-print-directory programs
+
+deps:
+	@tools/install-deps.sh
+
+programs: $(PROGRAMS) $(SELFTESTS)
+
+$(LIBOMNI): $(call obj,$(LIBOMNI_SRCS))
+	@mkdir -p $(@D)
+	$(AR) rcs $@ $^
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+
+# The whole suite: unit self-tests and integration tests under the sanitizers,
+# the decoder fuzzer, then the integration tests on the optimised build.
+test:
+	@tools/install-deps.sh --test
+	@$(MAKE) --no-print-directory programs
+	@$(MAKE) --no-print-directory BUILD=build-asan SAN=1 programs
+	@$(MAKE) --no-print-directory BUILD=build-asan test-unit
+	@$(MAKE) --no-print-directory fuzz
+	@$(MAKE) --no-print-directory test-integration
+
+asan:
+	@tools/install-deps.sh --test
+	@$(MAKE) --no-print-directory BUILD=build-asan SAN=1 programs
+	@$(MAKE) --no-print-directory BUILD=build-asan test-unit
+	@$(MAKE) --no-print-directory BUILD=build-asan test-integration
+
+test-unit: $(SELFTESTS)
+	@tools/run-selftests.sh $(SELFTESTS)
+
+test-integration:
+	OMNI_BIN=$(abspath $(BUILD))/bin $(PYTHON) -m pytest -q -p no:cacheprovider tests $(PYTEST_ARGS)
+
+FUZZ_SECONDS ?= 60
+fuzz:
+	@mkdir -p build-fuzz
+	clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Icommon -Iproto \
+	    $(call pkg_cflags,$(CORE_PKGS)) -o build-fuzz/fuzz_record proto/fuzz_record.c \
+	    $(filter proto/%,$(LIBOMNI_SRCS)) common/log.c $(CORE_LIBS)
+	@mkdir -p build-fuzz/corpus
+	build-fuzz/fuzz_record -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -print_final_stats=1 \
+	    build-fuzz/corpus proto/fuzz_seeds 2>&1 | tail -n 15
+
+run: all
+	@tools/omni-run.sh
+
+bench: all
+	@$(PYTHON) bench/run.py
+
+clean:
+	rm -rf build build-asan build-fuzz
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')

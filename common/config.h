@@ -1,0 +1,53 @@
+/*  config: one YAML file shared by all daemons, a top-level section each
+    (plus `common`, applied to every daemon before its own section). Every key
+    can be overridden by the environment, OMNI_<SECTION>_<KEY> (upper case,
+    '-' as '_'), then by a command-line flag --key=value or --key value.
+    Precedence: default < file common < file section < env < flag.
+    An unknown key or a bad value stops start-up with a message naming it.    */
+#ifndef OMNI_CONFIG_H
+#define OMNI_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stddef.h>
+
+typedef enum {
+    CONFIG_STRING,   //  char **target (strdup'ed, freed by config_destroy)
+    CONFIG_INT,      //  int64_t *target
+    CONFIG_BOOL,     //  bool *target: true/false/yes/no/on/off/1/0
+    CONFIG_SIZE,     //  uint64_t *target, bytes: 512, 64k, 16M, 2G (powers of 1024)
+    CONFIG_DURATION, //  int64_t *target, milliseconds: 250ms, 5s, 2m, 1h; bare number = ms
+    CONFIG_LIST      //  char ***target, NULL-terminated; YAML sequence or comma-separated text
+} config_type_t;
+
+typedef struct {
+    const char *key;           //  "journal_dir"
+    config_type_t type;
+    const char *default_value; //  text, parsed like a flag value; NULL = unset (string NULL)
+    const char *help;
+    void *target;
+} config_option_t;
+
+typedef struct _config_t config_t;
+
+//  The option table must end with a {NULL} entry and outlive the object.
+config_t *config_new (const char *section, const config_option_t *options);
+void config_destroy (config_t **self_p);
+
+//  Loads defaults, the file (--config FILE, else $OMNI_CONFIG, else none),
+//  environment and flags. Arguments that are not flags are kept as
+//  positional arguments ("--" ends flags). --help prints the options and
+//  returns 1. Returns 0 on success, -1 after printing an error naming the
+//  key, file and line where known.
+int config_load (config_t *self, int argc, char **argv);
+
+size_t config_argc (config_t *self);
+const char *config_arg (config_t *self, size_t index);
+
+//  Where each value came from, for the start-up log: "default", "file",
+//  "env" or "flag".
+const char *config_origin (config_t *self, const char *key);
+
+void config_test (bool verbose);
+
+#endif

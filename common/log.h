@@ -1,0 +1,30 @@
+/*  log: one line per event on stderr, key=value (default) or JSON, with the
+    daemon name, so that logs of many daemons can be merged and parsed.       */
+#ifndef OMNI_LOG_H
+#define OMNI_LOG_H
+
+#include <stdbool.h>
+
+//  LOGL_: syslog.h (pulled in by czmq.h) owns the LOG_ names.
+typedef enum { LOGL_DEBUG = 0, LOGL_INFO, LOGL_WARN, LOGL_ERROR } log_level_t;
+
+//  Sets the daemon name, the minimum level ("debug", "info", "warn", "error")
+//  and the format ("kv" or "json"). Returns -1 on an unknown level or format.
+int log_init (const char *daemon, const char *level, const char *format);
+
+//  Logs one event. `fields` is printf-style text of space-separated key=value
+//  pairs; a value with spaces is written in double quotes: `path="a b" n=3`.
+//  In JSON mode the pairs become members of the JSON object.
+void log_event (log_level_t level, const char *event, const char *fields, ...)
+    __attribute__ ((format (printf, 3, 4)));
+
+bool log_enabled (log_level_t level);
+
+#define log_debug(...) log_event (LOGL_DEBUG, __VA_ARGS__)
+#define log_info(...)  log_event (LOGL_INFO, __VA_ARGS__)
+#define log_warn(...)  log_event (LOGL_WARN, __VA_ARGS__)
+#define log_error(...) log_event (LOGL_ERROR, __VA_ARGS__)
+
+void log_test (bool verbose);
+
+#endif

@@ -1,0 +1,23 @@
+/*  selftest: runs a table of class self-tests, each in its own child process,
+    so that one failing assert is reported and the others still run.
+    Prints "ok NAME" / "FAIL NAME" per test, exits non-zero if any failed.     */
+#ifndef OMNI_SELFTEST_H
+#define OMNI_SELFTEST_H
+
+#include <stdbool.h>
+
+typedef struct {
+    const char *name;
+    void (*test) (bool verbose);
+} selftest_t;
+
+//  Runs the tests named on the command line (all when none), -v for verbose.
+int selftest_run (const selftest_t *tests, int argc, char **argv);
+
+//  A fresh temporary directory for a test; caller frees the string.
+char *selftest_tmpdir (const char *prefix);
+
+//  Removes a directory tree made by selftest_tmpdir.
+void selftest_rmtree (const char *path);
+
+#endif

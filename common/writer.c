@@ -1,0 +1,566 @@
+/*  writer: the delivery-protocol loop shared by every writer daemon.
+
+    Records of one store batch may span several DELIVER messages; the
+    messages are kept until the batch is committed because the decoded
+    records point into their frames. A batch is deduplicated by id before the
+    store sees it (last occurrence wins): a collector that resent a batch can
+    put the same record twice into the journal, and a store statement such as
+    PostgreSQL's INSERT ... ON CONFLICT cannot touch one row twice.         */
+#include "writer.h"
+#include "log.h"
+#include "util.h"
+
+#include <assert.h>
+#include <czmq.h>
+#include <inttypes.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#define SIGNATURE    "OD/1"
+#define HEARTBEAT_MS 1000
+
+struct _writer_t {
+    writer_config_t config;
+    char *endpoint, *name;
+    writer_store_fn *store_fn;
+    void *store;
+    zsock_t *dealer;
+
+    zlist_t *messages;    //  DELIVER messages whose records are in the batch
+    record_t *records;    //  the batch
+    size_t count, capacity;
+    msgpack_zone zone;
+    uint64_t batch_upto;  //  last offset covered by the batch (0 = none)
+    int64_t batch_started_ms;
+    uint64_t acked_upto;  //  last offset acknowledged to ingestd
+    bool welcomed;
+    int64_t last_sent_ms, last_heard_ms;
+
+    atomic_bool connected;
+    atomic_bool stopping;
+    atomic_bool store_ok;
+    char last_error[256];
+
+    metric_t *m_delivered, *m_stored, *m_batches, *m_retries, *m_duplicates, *m_undecodable,
+        *m_store_up, *m_latency, *m_acked_offset;
+};
+
+static metric_t *
+s_counter (metrics_t *metrics, const char *name, const char *help)
+{
+    return metrics ? metrics_counter (metrics, name, help, NULL) : NULL;
+}
+
+static void
+s_add (metric_t *metric, uint64_t n)
+{
+    if (metric)
+        metric_add (metric, n);
+}
+
+static void
+s_set (metric_t *metric, double value)
+{
+    if (metric)
+        metric_set (metric, value);
+}
+
+writer_t *
+writer_new (const writer_config_t *config, writer_store_fn *store_fn, void *store,
+            metrics_t *metrics)
+{
+    writer_t *self = calloc (1, sizeof *self);
+    assert (self);
+    self->config = *config;
+    if (!self->config.batch_size)
+        self->config.batch_size = 1000;
+    if (!self->config.flush_ms)
+        self->config.flush_ms = 200;
+    if (!self->config.window)
+        self->config.window = (uint32_t) (4 * self->config.batch_size);
+    if (!self->config.retry_min_ms)
+        self->config.retry_min_ms = 100;
+    if (!self->config.retry_max_ms)
+        self->config.retry_max_ms = 5000;
+    self->endpoint = strdup (config->endpoint);
+    self->name = strdup (config->name);
+    self->store_fn = store_fn;
+    self->store = store;
+    self->messages = zlist_new ();
+    msgpack_zone_init (&self->zone, 64 * 1024);
+    atomic_init (&self->connected, false);
+    atomic_init (&self->stopping, false);
+    atomic_init (&self->store_ok, true);
+    self->m_delivered = s_counter (metrics, "records_delivered_total",
+                                   "Records received from ingestd");
+    self->m_stored = s_counter (metrics, "records_stored_total",
+                                "Records committed to the store and acknowledged");
+    self->m_batches = s_counter (metrics, "batches_total", "Store batches committed");
+    self->m_retries = s_counter (metrics, "store_retries_total",
+                                 "Store batch writes that failed and were retried");
+    self->m_duplicates = s_counter (metrics, "duplicates_in_batch_total",
+                                    "Records dropped because the same id was later in the batch");
+    self->m_undecodable = s_counter (metrics, "records_undecodable_total",
+                                     "Delivered records that failed to decode (skipped)");
+    if (metrics) {
+        self->m_store_up = metrics_gauge (metrics, "store_up", "1 when the store accepts writes",
+                                          NULL);
+        self->m_acked_offset = metrics_gauge (metrics, "acked_offset",
+                                              "Last journal offset acknowledged", NULL);
+        self->m_latency = metrics_histogram (metrics, "batch_write_seconds",
+                                             "Time to commit one batch to the store", NULL,
+                                             metrics_latency_bounds, metrics_latency_nbounds);
+        metric_set (self->m_store_up, 1);
+    }
+    return self;
+}
+
+static bool
+s_stopping (writer_t *self)
+{
+    return zsys_interrupted || atomic_load (&self->stopping);
+}
+
+void
+writer_stop (writer_t *self)
+{
+    atomic_store (&self->stopping, true);
+}
+
+static void
+s_clear_batch (writer_t *self)
+{
+    zmsg_t *msg;
+    while ((msg = zlist_pop (self->messages)))
+        zmsg_destroy (&msg);
+    self->count = 0;
+    self->batch_upto = 0;
+    msgpack_zone_clear (&self->zone);
+}
+
+void
+writer_destroy (writer_t **self_p)
+{
+    writer_t *self = *self_p;
+    if (!self)
+        return;
+    s_clear_batch (self);
+    zlist_destroy (&self->messages);
+    msgpack_zone_destroy (&self->zone);
+    free (self->records);
+    zsock_destroy (&self->dealer);
+    free (self->endpoint);
+    free (self->name);
+    free (self);
+    *self_p = NULL;
+}
+
+static void
+s_put_u64 (uint8_t *out, uint64_t value)
+{
+    for (int i = 0; i < 8; i++)
+        out[i] = (uint8_t) (value >> (56 - 8 * i));
+}
+
+static uint64_t
+s_get_u64 (zframe_t *frame)
+{
+    const uint8_t *p = zframe_data (frame);
+    uint64_t value = 0;
+    for (int i = 0; i < 8; i++)
+        value = value << 8 | p[i];
+    return value;
+}
+
+static void
+s_put_u32 (uint8_t *out, uint32_t value)
+{
+    for (int i = 0; i < 4; i++)
+        out[i] = (uint8_t) (value >> (24 - 8 * i));
+}
+
+static void
+s_send_hello (writer_t *self)
+{
+    uint8_t window[4];
+    s_put_u32 (window, self->config.window);
+    zmsg_t *msg = zmsg_new ();
+    zmsg_addstr (msg, SIGNATURE);
+    zmsg_addstr (msg, "HELLO");
+    zmsg_addstr (msg, self->name);
+    zmsg_addmem (msg, window, 4);
+    zmsg_send (&msg, self->dealer);
+    self->last_sent_ms = util_mono_ms ();
+}
+
+static void
+s_send_ack (writer_t *self)
+{
+    uint8_t upto[8], window[4];
+    s_put_u64 (upto, self->acked_upto);
+    s_put_u32 (window, self->config.window);
+    zmsg_t *msg = zmsg_new ();
+    zmsg_addstr (msg, SIGNATURE);
+    zmsg_addstr (msg, "ACK");
+    zmsg_addmem (msg, upto, 8);
+    zmsg_addmem (msg, window, 4);
+    zmsg_send (&msg, self->dealer);
+    self->last_sent_ms = util_mono_ms ();
+    s_set (self->m_acked_offset, (double) self->acked_upto);
+}
+
+static int
+s_id_cmp (const void *a, const void *b)
+{
+    const record_t *ra = *(const record_t *const *) a, *rb = *(const record_t *const *) b;
+    int c = memcmp (ra->id, rb->id, RECORD_ID_SIZE);
+    //  Equal ids: later records sort after earlier ones (pointer order is
+    //  batch order), so the last of a run is the newest.
+    return c ? c : (ra < rb ? -1 : ra > rb);
+}
+
+//  Removes all but the last occurrence of each id, keeping batch order.
+static void
+s_dedup (writer_t *self)
+{
+    if (self->count < 2)
+        return;
+    const record_t **sorted = malloc (self->count * sizeof *sorted);
+    assert (sorted);
+    for (size_t i = 0; i < self->count; i++)
+        sorted[i] = &self->records[i];
+    qsort (sorted, self->count, sizeof *sorted, s_id_cmp);
+    bool *drop = calloc (self->count, sizeof *drop);
+    size_t dropped = 0;
+    for (size_t i = 0; i + 1 < self->count; i++)
+        if (memcmp (sorted[i]->id, sorted[i + 1]->id, RECORD_ID_SIZE) == 0) {
+            drop[sorted[i] - self->records] = true;
+            dropped++;
+        }
+    free (sorted);
+    if (dropped) {
+        size_t kept = 0;
+        for (size_t i = 0; i < self->count; i++)
+            if (!drop[i])
+                self->records[kept++] = self->records[i];
+        self->count = kept;
+        s_add (self->m_duplicates, dropped);
+    }
+    free (drop);
+}
+
+//  Commits the batch, retrying with backoff while the store is away. Returns
+//  0 when committed and acknowledged, -1 when interrupted before a commit
+//  (the batch stays unacknowledged and ingestd will deliver it again).
+static int
+s_flush (writer_t *self, bool draining)
+{
+    if (self->batch_upto == 0)
+        return 0;
+    s_dedup (self);
+    int64_t backoff = self->config.retry_min_ms;
+    while (self->count > 0) {
+        char error[256] = "";
+        int64_t start = util_mono_ms ();
+        if (self->store_fn (self->store, self->records, self->count, error, sizeof error) == 0) {
+            if (self->m_latency)
+                metric_observe (self->m_latency, (double) (util_mono_ms () - start) / 1000.0);
+            if (!atomic_load (&self->store_ok)) {
+                log_info ("store.recovered", "writer=%s", self->name);
+                atomic_store (&self->store_ok, true);
+                s_set (self->m_store_up, 1);
+            }
+            s_add (self->m_stored, self->count);
+            s_add (self->m_batches, 1);
+            break;
+        }
+        s_add (self->m_retries, 1);
+        if (atomic_load (&self->store_ok))
+            log_warn ("store.failed", "writer=%s records=%zu error=\"%s\"", self->name,
+                      self->count, error);
+        snprintf (self->last_error, sizeof self->last_error, "%s", error);
+        atomic_store (&self->store_ok, false);
+        s_set (self->m_store_up, 0);
+        if (draining || s_stopping (self))
+            return -1;
+        //  Keep acknowledging what is already committed (a heartbeat) while
+        //  we wait, so ingestd knows we are alive.
+        int64_t until = util_mono_ms () + backoff;
+        while (!s_stopping (self) && util_mono_ms () < until) {
+            zclock_sleep (50);
+            if (util_mono_ms () - self->last_sent_ms >= HEARTBEAT_MS)
+                s_send_ack (self);
+        }
+        if (s_stopping (self))
+            return -1;
+        backoff = backoff * 2 > self->config.retry_max_ms ? self->config.retry_max_ms
+                                                          : backoff * 2;
+    }
+    self->acked_upto = self->batch_upto;
+    s_clear_batch (self);
+    s_send_ack (self);
+    return 0;
+}
+
+static void
+s_handle_deliver (writer_t *self, zmsg_t *msg)
+{
+    zframe_t *upto_frame = zmsg_next (msg);
+    if (!upto_frame || zframe_size (upto_frame) != 8)
+        return;
+    uint64_t upto = s_get_u64 (upto_frame);
+    if (upto <= self->acked_upto || upto <= self->batch_upto)
+        return; //  stale: from before a RESET
+    size_t frames = zmsg_size (msg) - 3;
+    s_add (self->m_delivered, frames);
+    if (self->count + frames > self->capacity) {
+        self->capacity = (self->count + frames) * 2;
+        self->records = realloc (self->records, self->capacity * sizeof *self->records);
+        assert (self->records);
+    }
+    for (zframe_t *frame = zmsg_next (msg); frame; frame = zmsg_next (msg)) {
+        char detail[256];
+        record_t *record = &self->records[self->count];
+        if (record_decode (record, &self->zone, zframe_data (frame), zframe_size (frame), NULL,
+                           detail, sizeof detail)
+            != REJECT_NONE) {
+            //  ingestd validated it, so this is a version skew between
+            //  ingestd and this writer: say so loudly, do not block.
+            log_error ("record.undecodable", "writer=%s detail=\"%s\"", self->name, detail);
+            s_add (self->m_undecodable, 1);
+            continue;
+        }
+        self->count++;
+    }
+    if (self->batch_upto == 0)
+        self->batch_started_ms = util_mono_ms ();
+    self->batch_upto = upto;
+}
+
+int
+writer_run (writer_t *self)
+{
+    self->dealer = zsock_new (ZMQ_DEALER);
+    assert (self->dealer);
+    zsock_set_linger (self->dealer, 1000);
+    zsock_set_rcvhwm (self->dealer, 0);
+    zsock_set_reconnect_ivl (self->dealer, 100);
+    zsock_set_reconnect_ivl_max (self->dealer, 2000);
+    if (zsock_connect (self->dealer, "%s", self->endpoint) != 0) {
+        log_error ("delivery.endpoint", "endpoint=%s error=\"%s\"", self->endpoint,
+                   zmq_strerror (zmq_errno ()));
+        return -1;
+    }
+    log_info ("writer.start", "writer=%s delivery=%s batch_size=%zu flush_ms=%" PRId64
+                              " window=%u",
+              self->name, self->endpoint, self->config.batch_size, self->config.flush_ms,
+              self->config.window);
+    s_send_hello (self);
+    self->last_heard_ms = util_mono_ms ();
+    while (!s_stopping (self)) {
+        int64_t now = util_mono_ms ();
+        long timeout = HEARTBEAT_MS;
+        if (self->batch_upto) {
+            int64_t due = self->batch_started_ms + self->config.flush_ms - now;
+            timeout = due < 0 ? 0 : due < timeout ? (long) due : timeout;
+        }
+        zmq_pollitem_t item = {zsock_resolve (self->dealer), 0, ZMQ_POLLIN, 0};
+        int rc = zmq_poll (&item, 1, timeout);
+        if (rc < 0)
+            continue;
+        now = util_mono_ms ();
+        if (item.revents & ZMQ_POLLIN) {
+            zmsg_t *msg = zmsg_recv (self->dealer);
+            if (!msg)
+                continue;
+            self->last_heard_ms = now;
+            zframe_t *sig = zmsg_first (msg), *cmd = zmsg_next (msg);
+            bool keep = false;
+            if (!sig || !zframe_streq (sig, SIGNATURE) || !cmd)
+                log_warn ("delivery.bad_message", "writer=%s frames=%zu", self->name,
+                          zmsg_size (msg));
+            else if (zframe_streq (cmd, "DELIVER") && self->welcomed) {
+                s_handle_deliver (self, msg);
+                if (self->count > 0) {
+                    zlist_append (self->messages, msg);
+                    keep = true;
+                }
+            }
+            else if (zframe_streq (cmd, "WELCOME")) {
+                zframe_t *journal = zmsg_next (msg), *cursor = zmsg_next (msg);
+                uint64_t start = cursor && zframe_size (cursor) == 8 ? s_get_u64 (cursor) : 1;
+                //  Anything uncommitted in hand is delivered again from the cursor.
+                s_clear_batch (self);
+                self->acked_upto = start ? start - 1 : 0;
+                self->welcomed = true;
+                atomic_store (&self->connected, true);
+                char hex[33] = "";
+                if (journal && zframe_size (journal) == 16)
+                    util_hex (zframe_data (journal), 16, hex);
+                log_info ("delivery.welcome", "writer=%s journal=%s cursor=%" PRIu64, self->name,
+                          hex, start);
+            }
+            else if (zframe_streq (cmd, "RESET")) {
+                log_info ("delivery.reset", "writer=%s", self->name);
+                self->welcomed = false;
+                atomic_store (&self->connected, false);
+                s_clear_batch (self);
+                s_send_hello (self);
+            }
+            if (!keep)
+                zmsg_destroy (&msg);
+        }
+        if (self->batch_upto
+            && (self->count >= self->config.batch_size
+                || now - self->batch_started_ms >= self->config.flush_ms
+                || self->count == 0)) {
+            if (s_flush (self, false))
+                break;
+        }
+        if (util_mono_ms () - self->last_sent_ms >= HEARTBEAT_MS) {
+            if (self->welcomed)
+                s_send_ack (self);
+            else
+                s_send_hello (self);
+        }
+        if (util_mono_ms () - self->last_heard_ms > 3 * HEARTBEAT_MS)
+            atomic_store (&self->connected, false);
+        else if (self->welcomed)
+            atomic_store (&self->connected, true);
+    }
+    //  Drain: the batch in hand is committed and acknowledged if the store
+    //  takes it now; otherwise it stays unacknowledged for redelivery.
+    int rc = s_flush (self, true);
+    log_info ("writer.stop", "writer=%s acked_upto=%" PRIu64 " drained=%s", self->name,
+              self->acked_upto, rc == 0 ? "yes" : "no");
+    return 0;
+}
+
+bool
+writer_healthy (void *self_, char *text, size_t size)
+{
+    writer_t *self = self_;
+    bool connected = atomic_load (&self->connected);
+    bool store_ok = atomic_load (&self->store_ok);
+    if (!store_ok)
+        snprintf (text, size, "store down: %s", self->last_error);
+    else if (!connected)
+        snprintf (text, size, "not connected to ingestd at %s", self->endpoint);
+    else
+        snprintf (text, size, "ok writer=%s acked_upto=%" PRIu64, self->name, self->acked_upto);
+    return connected && store_ok;
+}
+
+//  ---------------------------------------------------------------------------
+//  Self-test: a fake ingestd (ROUTER) delivers records; a fake store fails
+//  once, then commits. The ACK must come only after the commit and must
+//  cover the last offset.
+
+typedef struct {
+    int calls, failures_left;
+    size_t stored;
+} s_test_store_t;
+
+static int
+s_test_store (void *store, const record_t *records, size_t count, char *error,
+              size_t error_size)
+{
+    s_test_store_t *self = store;
+    (void) records;
+    self->calls++;
+    if (self->failures_left > 0) {
+        self->failures_left--;
+        snprintf (error, error_size, "simulated outage");
+        return -1;
+    }
+    self->stored += count;
+    return 0;
+}
+
+static void
+s_writer_actor (zsock_t *pipe, void *args)
+{
+    writer_t *writer = args;
+    zsock_signal (pipe, 0);
+    writer_run (writer);
+    zsock_signal (pipe, 0);
+}
+
+void
+writer_test (bool verbose)
+{
+    (void) verbose;
+    zsock_t *router = zsock_new (ZMQ_ROUTER);
+    int port = zsock_bind (router, "tcp://127.0.0.1:*");
+    assert (port > 0);
+    char endpoint[64];
+    snprintf (endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", port);
+    s_test_store_t store = {0, 1, 0};
+    writer_config_t config = {endpoint, "archive", 10, 50, 100, 20, 100};
+    writer_t *writer = writer_new (&config, s_test_store, &store, NULL);
+    zactor_t *actor = zactor_new (s_writer_actor, writer);
+
+    zmsg_t *msg = zmsg_recv (router);
+    zframe_t *peer = zmsg_pop (msg);
+    assert (zframe_streq (zmsg_first (msg), SIGNATURE));
+    assert (zframe_streq (zmsg_next (msg), "HELLO"));
+    assert (zframe_streq (zmsg_next (msg), "archive"));
+    zmsg_destroy (&msg);
+
+    uint8_t u64[8];
+    msg = zmsg_new ();
+    zmsg_append (msg, &(zframe_t *) {zframe_dup (peer)});
+    zmsg_addstr (msg, SIGNATURE);
+    zmsg_addstr (msg, "WELCOME");
+    zmsg_addmem (msg, "0123456789abcdef", 16);
+    s_put_u64 (u64, 1);
+    zmsg_addmem (msg, u64, 8);
+    zmsg_send (&msg, router);
+
+    //  Two records with the same id and one other, covering offsets 1..5.
+    record_encoder_t *enc = record_encoder_new ();
+    msg = zmsg_new ();
+    zmsg_append (msg, &(zframe_t *) {zframe_dup (peer)});
+    zmsg_addstr (msg, SIGNATURE);
+    zmsg_addstr (msg, "DELIVER");
+    s_put_u64 (u64, 5);
+    zmsg_addmem (msg, u64, 8);
+    const char *names[] = {"a", "b", "a"};
+    for (int i = 0; i < 3; i++) {
+        record_encoder_begin (enc, "metric", "h", "c", "r", 7);
+        msgpack_packer *pk = record_encoder_body (enc);
+        msgpack_pack_map (pk, 2);
+        msgpack_pack_str_with_body (pk, "name", 4);
+        msgpack_pack_str_with_body (pk, names[i], 1);
+        msgpack_pack_str_with_body (pk, "value", 5);
+        msgpack_pack_double (pk, i);
+        const void *data;
+        size_t size;
+        assert (record_encoder_end (enc, &data, &size, NULL, 0) == 0);
+        zmsg_addmem (msg, data, size);
+    }
+    zmsg_send (&msg, router);
+    record_encoder_destroy (&enc);
+
+    //  Heartbeats may come first; wait for the ACK that moves to 5.
+    uint64_t acked = 0;
+    while (acked < 5) {
+        msg = zmsg_recv (router);
+        zframe_t *from = zmsg_pop (msg);
+        zframe_destroy (&from);
+        assert (zframe_streq (zmsg_first (msg), SIGNATURE));
+        if (zframe_streq (zmsg_next (msg), "ACK"))
+            acked = s_get_u64 (zmsg_next (msg));
+        zmsg_destroy (&msg);
+    }
+    assert (store.calls == 2);  //  one failure, one commit
+    assert (store.stored == 2); //  the duplicate id was dropped
+    writer_stop (writer);
+    zactor_destroy (&actor); //  waits for the drain
+    char text[128];
+    assert (writer_healthy (writer, text, sizeof text) || strstr (text, "ingestd"));
+    writer_destroy (&writer);
+    assert (writer == NULL);
+    zframe_destroy (&peer);
+    zsock_destroy (&router);
+}

@@ -1,0 +1,55 @@
+/*  writer: the machinery every writer daemon shares. It speaks the delivery
+    protocol to ingestd, gathers delivered records into batches (by size or
+    flush interval), hands each batch to the daemon's store, and acknowledges
+    it only once the store has committed it. A store failure is retried with
+    exponential backoff while nothing is acknowledged, so a store that is away
+    loses nothing. SIGTERM/SIGINT: the batch in hand is finished (committed
+    and acked) or left unacked for redelivery, then writer_run returns 0.     */
+#ifndef OMNI_WRITER_H
+#define OMNI_WRITER_H
+
+#include "metrics.h"
+#include "record.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    const char *endpoint;   //  ingestd delivery, e.g. tcp://127.0.0.1:5551
+    const char *name;       //  writer role: archive | relational | document | metrics
+    size_t batch_size;      //  records per store write (default 1000)
+    int64_t flush_ms;       //  a partial batch waits at most this long (default 200)
+    uint32_t window;        //  credit given to ingestd (default 4 * batch_size)
+    int64_t retry_min_ms;   //  first backoff after a store failure (default 100)
+    int64_t retry_max_ms;   //  backoff ceiling (default 5000)
+} writer_config_t;
+
+//  Stores `count` decoded records in one transaction. Returns 0 once they
+//  are durably committed (records the store refuses for their content count
+//  as stored: the store keeps them in its own rejected area), or -1 on a
+//  transient failure (store away): the whole batch is retried later. Writes
+//  a reason into `error` on failure.
+typedef int (writer_store_fn) (void *store, const record_t *records, size_t count, char *error,
+                               size_t error_size);
+
+typedef struct _writer_t writer_t;
+
+//  Registers the writer's metrics (delivered, stored, batches, retries,
+//  store up, batch latency) in `metrics`, which may be NULL.
+writer_t *writer_new (const writer_config_t *config, writer_store_fn *store_fn, void *store,
+                      metrics_t *metrics);
+void writer_destroy (writer_t **self_p);
+
+//  Runs until interrupted; returns 0 after a clean drain.
+int writer_run (writer_t *self);
+
+//  Makes writer_run drain and return, from another thread.
+void writer_stop (writer_t *self);
+
+//  For /health: connected to ingestd and the last store write succeeded.
+bool writer_healthy (void *self, char *text, size_t size);
+
+void writer_test (bool verbose);
+
+#endif

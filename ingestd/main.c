@@ -1,0 +1,83 @@
+/*  ingestd: the journal between collectors and writers.                     */
+#include "config.h"
+#include "httpd.h"
+#include "log.h"
+#include "metrics.h"
+#include "server.h"
+
+#include <czmq.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+int
+main (int argc, char **argv)
+{
+    char *intake, *delivery, *tap, *journal_dir, *http, *log_level, *log_format;
+    char **writers;
+    uint64_t journal_max, max_record, dead_max;
+    int64_t max_depth;
+    const config_option_t options[] = {
+        {"intake", CONFIG_STRING, "tcp://127.0.0.1:5550", "intake ROUTER bind endpoint", &intake},
+        {"delivery", CONFIG_STRING, "tcp://127.0.0.1:5551", "delivery ROUTER bind endpoint",
+         &delivery},
+        {"tap", CONFIG_STRING, "tcp://127.0.0.1:5552", "tap XPUB bind endpoint", &tap},
+        {"journal_dir", CONFIG_STRING, "var/journal", "journal directory (LMDB)", &journal_dir},
+        {"journal_max", CONFIG_SIZE, "1G", "journal size that pauses intake (backpressure)",
+         &journal_max},
+        {"writers", CONFIG_LIST, "archive,relational,document,metrics",
+         "writers that must acknowledge a record before it leaves the journal", &writers},
+        {"max_record_size", CONFIG_SIZE, "4M", "larger records are rejected", &max_record},
+        {"max_depth", CONFIG_INT, "16", "deeper nesting is rejected", &max_depth},
+        {"dead_letter_max", CONFIG_SIZE, "100000", "rejected inputs kept for inspection",
+         &dead_max},
+        {"http", CONFIG_STRING, "127.0.0.1:9100", "/metrics and /health address, empty = off",
+         &http},
+        {"log_level", CONFIG_STRING, "info", "debug | info | warn | error", &log_level},
+        {"log_format", CONFIG_STRING, "kv", "kv | json", &log_format},
+        {NULL}};
+    config_t *config = config_new ("ingestd", options);
+    int rc = config_load (config, argc, argv);
+    if (rc) {
+        config_destroy (&config);
+        return rc < 0 ? 2 : 0;
+    }
+    if (log_init ("ingestd", log_level, log_format)) {
+        fprintf (stderr, "error: ingestd.log_level / log_format: bad value\n");
+        config_destroy (&config);
+        return 2;
+    }
+    if (max_depth < 2 || max_depth > 64) {
+        fprintf (stderr, "error: ingestd.max_depth: %lld is outside 2..64\n",
+                 (long long) max_depth);
+        config_destroy (&config);
+        return 2;
+    }
+    metrics_t *metrics = metrics_new ("omni_ingestd_");
+    server_config_t server_config = {
+        intake,      delivery, tap, journal_dir, journal_max, dead_max, (const char *const *) writers,
+        {max_record, (size_t) max_depth}};
+    char error[512];
+    server_t *server = server_new (&server_config, metrics, error, sizeof error);
+    if (!server) {
+        log_error ("ingestd.start_failed", "error=\"%s\"", error);
+        metrics_destroy (&metrics);
+        config_destroy (&config);
+        return 1;
+    }
+    httpd_t *httpd = NULL;
+    if (http && *http) {
+        httpd = httpd_new (http, metrics, server_healthy, server);
+        if (!httpd) {
+            server_destroy (&server);
+            metrics_destroy (&metrics);
+            config_destroy (&config);
+            return 1;
+        }
+    }
+    rc = server_run (server);
+    httpd_destroy (&httpd);
+    server_destroy (&server);
+    metrics_destroy (&metrics);
+    config_destroy (&config);
+    return rc;
+}

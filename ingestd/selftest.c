@@ -1,0 +1,11 @@
+#include "journal.h"
+#include "selftest.h"
+#include "server.h"
+
+int
+main (int argc, char **argv)
+{
+    static const selftest_t tests[] = {
+        {"journal", journal_test}, {"server", server_test}, {NULL, NULL}};
+    return selftest_run (tests, argc, argv);
+}

@@ -1,0 +1,793 @@
+/*  server: ingestd's event loop (see server.h).
+
+    One thread does all socket and journal work, so the journal needs no
+    locks; the HTTP thread only reads counters, under state_lock, which the
+    loop holds while a commit changes what the invariant compares.
+
+    Intake is group-committed: every intake message already waiting is
+    validated into one LMDB transaction, one fsync, then all their ACKs go
+    out. Under load that turns one fsync per batch into one per round.     */
+#include "server.h"
+#include "journal.h"
+#include "log.h"
+#include "util.h"
+
+#include <assert.h>
+#include <czmq.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#define INTAKE_SIG      "OI/1"
+#define DELIVERY_SIG    "OD/1"
+#define REJECT_TOPIC    "!reject"
+#define ROUND_MESSAGES  256               //  intake messages per journal round
+#define ROUND_BYTES     (64 << 20)        //  or bytes per round
+#define DELIVER_RECORDS 1000              //  records per DELIVER message
+#define DELIVER_BYTES   (4 << 20)         //  or bytes per DELIVER message
+#define SCAN_LIMIT      20000             //  journal entries scanned per DELIVER
+#define MAX_FRAME       (256ULL << 20)    //  larger intake frames drop the connection
+#define HOUSEKEEP_MS    250
+
+typedef struct {
+    uint64_t upto;
+    uint32_t records;
+} s_inflight_t;
+
+//  One configured writer and its connection, if any.
+typedef struct {
+    char *name;
+    size_t index;         //  in the journal's writer list
+    unsigned role;        //  writer_role_t bit
+    zframe_t *peer;       //  routing id of its connection, NULL when none
+    uint64_t sent_upto;   //  last offset covered by a DELIVER on this connection
+    uint32_t window;      //  credit granted in its last HELLO / ACK
+    uint32_t inflight_records;
+    s_inflight_t *inflight;
+    size_t ninflight, inflight_cap;
+    int64_t last_heard_ms;
+    metric_t *m_delivered, *m_acked, *m_lag_records, *m_lag_seconds, *m_connected, *m_latency;
+} s_session_t;
+
+struct _server_t {
+    server_config_t config;
+    journal_t *journal;
+    zsock_t *intake, *delivery, *tap;
+    s_session_t *sessions;
+    size_t nsessions;
+    unsigned configured_roles;
+    long tap_subscriptions;
+    msgpack_zone zone;
+    atomic_bool stopping;
+    pthread_mutex_t state_lock;
+    bool paused;
+    int64_t last_housekeep_ms;
+    metrics_t *metrics;
+    metric_t *m_received, *m_accepted, *m_batches, *m_bytes, *m_rounds, *m_journal_bytes,
+        *m_journal_records, *m_paused, *m_commit_latency, *m_trimmed, *m_tap_subscribers,
+        *m_rejected[REJECT_REASON_COUNT + 1];
+};
+
+static const char *
+s_reject_label (int reason)
+{
+    return reason == REJECT_REASON_COUNT ? "bad_frame" : record_reject_name (reason);
+}
+
+static void
+s_put_be (uint8_t *out, uint64_t value, int n)
+{
+    for (int i = 0; i < n; i++)
+        out[i] = (uint8_t) (value >> (8 * (n - 1 - i)));
+}
+
+static uint64_t
+s_get_be (const uint8_t *in, int n)
+{
+    uint64_t value = 0;
+    for (int i = 0; i < n; i++)
+        value = value << 8 | in[i];
+    return value;
+}
+
+static void
+s_register_metrics (server_t *self)
+{
+    metrics_t *m = self->metrics;
+    self->m_received = metrics_counter (m, "records_received_total",
+                                        "Inputs received on intake (record frames and malformed messages)",
+                                        NULL);
+    self->m_accepted = metrics_counter (m, "records_accepted_total",
+                                        "Records validated and journaled", NULL);
+    for (int r = 1; r <= REJECT_REASON_COUNT; r++) {
+        char labels[64];
+        snprintf (labels, sizeof labels, "reason=\"%s\"", s_reject_label (r));
+        self->m_rejected[r] = metrics_counter (m, "records_rejected_total",
+                                               "Inputs rejected, by reason", labels);
+    }
+    self->m_batches = metrics_counter (m, "batches_total", "Intake batches acknowledged", NULL);
+    self->m_bytes = metrics_counter (m, "bytes_received_total", "Record bytes received", NULL);
+    self->m_rounds = metrics_counter (m, "journal_commits_total",
+                                      "Journal transactions committed (fsync)", NULL);
+    self->m_trimmed = metrics_counter (m, "records_acked_by_all_total",
+                                       "Records every writer acknowledged (trimmed)", NULL);
+    self->m_journal_bytes = metrics_gauge (m, "journal_bytes", "Bytes of records in the journal",
+                                           NULL);
+    self->m_journal_records = metrics_gauge (m, "journal_records", "Records in the journal", NULL);
+    self->m_paused = metrics_gauge (m, "intake_paused",
+                                    "1 while the journal is full and intake is not acknowledged",
+                                    NULL);
+    self->m_tap_subscribers = metrics_gauge (m, "tap_subscriptions", "Tap topics subscribed",
+                                             NULL);
+    self->m_commit_latency = metrics_histogram (m, "journal_commit_seconds",
+                                                "Time of one journal round commit", NULL,
+                                                metrics_latency_bounds, metrics_latency_nbounds);
+    for (size_t i = 0; i < self->nsessions; i++) {
+        s_session_t *s = &self->sessions[i];
+        char labels[96];
+        snprintf (labels, sizeof labels, "writer=\"%s\"", s->name);
+        s->m_delivered = metrics_counter (m, "records_delivered_total",
+                                          "Records sent to a writer (redeliveries included)",
+                                          labels);
+        s->m_acked = metrics_counter (m, "records_acked_total",
+                                      "Records a writer acknowledged as stored", labels);
+        s->m_lag_records = metrics_gauge (m, "writer_lag_records",
+                                          "Journal offsets not yet acknowledged by a writer",
+                                          labels);
+        s->m_lag_seconds = metrics_gauge (m, "writer_lag_seconds",
+                                          "Age of the oldest record a writer has not acknowledged",
+                                          labels);
+        s->m_connected = metrics_gauge (m, "writer_connected", "1 while a writer is connected",
+                                        labels);
+        s->m_latency = metrics_histogram (m, "end_to_end_seconds",
+                                          "Received by ingestd to acknowledged by a writer",
+                                          labels, metrics_latency_bounds,
+                                          metrics_latency_nbounds);
+    }
+}
+
+static zsock_t *
+s_bind (int type, const char *endpoint, char *error, size_t error_size)
+{
+    zsock_t *sock = zsock_new (type);
+    assert (sock);
+    zsock_set_linger (sock, 0);
+    if (type == ZMQ_ROUTER) {
+        zsock_set_sndhwm (sock, 0); //  credit bounds what we send
+        zsock_set_rcvhwm (sock, 64);
+        zsock_set_maxmsgsize (sock, (int64_t) MAX_FRAME);
+    }
+    else
+        zsock_set_sndhwm (sock, 10000);
+    if (zsock_bind (sock, "%s", endpoint) < 0) {
+        snprintf (error, error_size, "cannot bind %s: %s", endpoint, zmq_strerror (zmq_errno ()));
+        zsock_destroy (&sock);
+    }
+    return sock;
+}
+
+server_t *
+server_new (const server_config_t *config, metrics_t *metrics, char *error, size_t error_size)
+{
+    server_t *self = calloc (1, sizeof *self);
+    assert (self);
+    self->config = *config;
+    self->metrics = metrics;
+    pthread_mutex_init (&self->state_lock, NULL);
+    msgpack_zone_init (&self->zone, 64 * 1024);
+    atomic_init (&self->stopping, false);
+    for (const char *const *w = config->writers; w && *w; w++) {
+        unsigned role = kinds_writer_role (*w);
+        if (!role) {
+            snprintf (error, error_size,
+                      "ingestd.writers: unknown writer \"%s\" (expected archive, relational, "
+                      "document or metrics)",
+                      *w);
+            server_destroy (&self);
+            return NULL;
+        }
+        self->configured_roles |= role;
+        self->nsessions++;
+    }
+    self->journal = journal_new (config->journal_dir, config->journal_max, config->dead_max,
+                                 config->writers, error, error_size);
+    if (!self->journal) {
+        server_destroy (&self);
+        return NULL;
+    }
+    self->sessions = calloc (self->nsessions + 1, sizeof *self->sessions);
+    for (size_t i = 0; i < self->nsessions; i++) {
+        self->sessions[i].name = strdup (config->writers[i]);
+        self->sessions[i].index = i;
+        self->sessions[i].role = kinds_writer_role (config->writers[i]);
+    }
+    s_register_metrics (self);
+    if (!(self->intake = s_bind (ZMQ_ROUTER, config->intake, error, error_size))
+        || !(self->delivery = s_bind (ZMQ_ROUTER, config->delivery, error, error_size))
+        || !(self->tap = s_bind (ZMQ_XPUB, config->tap, error, error_size))) {
+        server_destroy (&self);
+        return NULL;
+    }
+    return self;
+}
+
+void
+server_destroy (server_t **self_p)
+{
+    server_t *self = *self_p;
+    if (!self)
+        return;
+    zsock_destroy (&self->intake);
+    zsock_destroy (&self->delivery);
+    zsock_destroy (&self->tap);
+    for (size_t i = 0; self->sessions && i < self->nsessions; i++) {
+        zframe_destroy (&self->sessions[i].peer);
+        free (self->sessions[i].inflight);
+        free (self->sessions[i].name);
+    }
+    free (self->sessions);
+    journal_destroy (&self->journal);
+    msgpack_zone_destroy (&self->zone);
+    pthread_mutex_destroy (&self->state_lock);
+    free (self);
+    *self_p = NULL;
+}
+
+void
+server_stop (server_t *self)
+{
+    atomic_store (&self->stopping, true);
+}
+
+static bool
+s_stopping (server_t *self)
+{
+    return zsys_interrupted || atomic_load (&self->stopping);
+}
+
+//  ---------------------------------------------------------------------------
+//  Tap
+
+static void
+s_tap_send (server_t *self, const void *topic, size_t topic_len, zframe_t **frames, size_t n)
+{
+    void *sock = zsock_resolve (self->tap);
+    if (zmq_send (sock, topic, topic_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+        return;
+    for (size_t i = 0; i < n; i++)
+        zmq_send (sock, zframe_data (frames[i]), zframe_size (frames[i]),
+                  (i + 1 < n ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT);
+}
+
+static void
+s_tap_reject (server_t *self, const char *reason, const char *detail, const void *raw,
+              size_t size)
+{
+    if (self->tap_subscriptions <= 0)
+        return;
+    zframe_t *frames[3] = {zframe_new (reason, strlen (reason)),
+                           zframe_new (detail, strlen (detail)),
+                           zframe_new (raw, size < JOURNAL_DEAD_RAW_MAX ? size
+                                                                        : JOURNAL_DEAD_RAW_MAX)};
+    s_tap_send (self, REJECT_TOPIC, strlen (REJECT_TOPIC), frames, 3);
+    for (int i = 0; i < 3; i++)
+        zframe_destroy (&frames[i]);
+}
+
+static void
+s_tap_subscriptions (server_t *self)
+{
+    zframe_t *frame;
+    while ((frame = zframe_recv_nowait (self->tap))) {
+        if (zframe_size (frame) >= 1) {
+            uint8_t op = zframe_data (frame)[0];
+            self->tap_subscriptions += op == 1 ? 1 : op == 0 ? -1 : 0;
+        }
+        zframe_destroy (&frame);
+    }
+    metric_set (self->m_tap_subscribers, (double) self->tap_subscriptions);
+}
+
+//  ---------------------------------------------------------------------------
+//  Intake
+
+typedef struct {
+    zframe_t *peer;
+    zframe_t *seq;
+    uint32_t accepted, rejected;
+    bool malformed;
+} s_reply_t;
+
+//  Journals one intake message; fills the reply. Returns -1 when the journal
+//  failed (the round must abort and nothing is acknowledged).
+static int
+s_intake_message (server_t *self, zmsg_t *msg, s_reply_t *reply, zlist_t *tap_records)
+{
+    int64_t now = util_now_ns ();
+    memset (reply, 0, sizeof *reply);
+    reply->peer = zmsg_pop (msg);
+    zframe_t *sig = zmsg_first (msg), *cmd = zmsg_next (msg), *seq = zmsg_next (msg);
+    if (!sig || !cmd || !seq || !zframe_streq (sig, INTAKE_SIG) || !zframe_streq (cmd, "BATCH")
+        || zframe_size (seq) != 8) {
+        char detail[160];
+        snprintf (detail, sizeof detail,
+                  "expected \"" INTAKE_SIG "\" \"BATCH\" seq:u64 record..., got %zu frames%s",
+                  zmsg_size (msg),
+                  sig && !zframe_streq (sig, INTAKE_SIG) ? " with another signature" : "");
+        zframe_t *first = zmsg_first (msg);
+        const void *raw = first ? (const void *) zframe_data (first) : (const void *) "";
+        size_t size = first ? zframe_size (first) : 0;
+        journal_count_received (self->journal, 1);
+        if (journal_reject (self->journal, "bad_frame", detail, raw, size, now))
+            return -1;
+        metric_add (self->m_received, 1);
+        metric_add (self->m_rejected[REJECT_REASON_COUNT], 1);
+        s_tap_reject (self, "bad_frame", detail, raw, size);
+        log_warn ("intake.bad_frame", "detail=\"%s\"", detail);
+        reply->malformed = true;
+        reply->rejected = 1;
+        if (seq && zframe_size (seq) == 8)
+            reply->seq = zframe_dup (seq);
+        return 0;
+    }
+    reply->seq = zframe_dup (seq);
+    size_t frames = zmsg_size (msg) - 3;
+    journal_count_received (self->journal, frames);
+    metric_add (self->m_received, frames);
+    for (zframe_t *frame = zmsg_next (msg); frame; frame = zmsg_next (msg)) {
+        record_t record;
+        char detail[256];
+        msgpack_zone_clear (&self->zone);
+        metric_add (self->m_bytes, zframe_size (frame));
+        record_reject_t reason =
+            record_decode (&record, &self->zone, zframe_data (frame), zframe_size (frame),
+                           &self->config.limits, detail, sizeof detail);
+        if (reason == REJECT_NONE) {
+            if (!journal_append (self->journal, zframe_data (frame), zframe_size (frame),
+                                 (uint8_t) record.spec->writers, now))
+                return -1;
+            reply->accepted++;
+            if (self->tap_subscriptions > 0) {
+                //  Topic = kind; published after the commit.
+                zlist_append (tap_records, zframe_new (record.kind.ptr, record.kind.len));
+                zlist_append (tap_records, frame);
+            }
+        }
+        else {
+            const char *name = record_reject_name (reason);
+            if (journal_reject (self->journal, name, detail, zframe_data (frame),
+                                zframe_size (frame), now))
+                return -1;
+            reply->rejected++;
+            metric_add (self->m_rejected[reason], 1);
+            s_tap_reject (self, name, detail, zframe_data (frame), zframe_size (frame));
+            log_debug ("intake.reject", "reason=%s detail=\"%s\" bytes=%zu", name, detail,
+                       zframe_size (frame));
+        }
+    }
+    return 0;
+}
+
+static void
+s_send_intake_reply (server_t *self, s_reply_t *reply)
+{
+    if (!reply->peer)
+        return;
+    zmsg_t *out = zmsg_new ();
+    zmsg_append (out, &reply->peer);
+    zmsg_addstr (out, INTAKE_SIG);
+    uint8_t seq0[8] = {0};
+    if (reply->malformed) {
+        zmsg_addstr (out, "ERROR");
+        if (reply->seq)
+            zmsg_append (out, &reply->seq);
+        else
+            zmsg_addmem (out, seq0, 8);
+        zmsg_addstr (out, "bad_frame: malformed intake message, see " INTAKE_SIG " in PROTOCOL.md");
+    }
+    else {
+        uint8_t counts[8];
+        s_put_be (counts, reply->accepted, 4);
+        s_put_be (counts + 4, reply->rejected, 4);
+        zmsg_addstr (out, "ACK");
+        zmsg_append (out, &reply->seq);
+        zmsg_addmem (out, counts, 4);
+        zmsg_addmem (out, counts + 4, 4);
+    }
+    zmsg_send (&out, self->intake);
+}
+
+static void s_pump_all (server_t *self);
+
+static void
+s_intake_round (server_t *self)
+{
+    zmsg_t *messages[ROUND_MESSAGES];
+    s_reply_t replies[ROUND_MESSAGES];
+    size_t count = 0, bytes = 0;
+    zlist_t *tap_records = zlist_new ();
+    pthread_mutex_lock (&self->state_lock);
+    if (journal_begin (self->journal)) {
+        pthread_mutex_unlock (&self->state_lock);
+        zlist_destroy (&tap_records);
+        return;
+    }
+    int64_t start = util_mono_ms ();
+    bool failed = false;
+    while (count < ROUND_MESSAGES && bytes < ROUND_BYTES) {
+        zmsg_t *msg = count == 0 ? zmsg_recv (self->intake) : NULL;
+        if (count > 0) {
+            if (!(zsock_events (self->intake) & ZMQ_POLLIN))
+                break;
+            msg = zmsg_recv (self->intake);
+        }
+        if (!msg)
+            break;
+        messages[count] = msg;
+        bytes += zmsg_content_size (msg);
+        if (s_intake_message (self, msg, &replies[count], tap_records)) {
+            count++;
+            failed = true;
+            break;
+        }
+        count++;
+    }
+    int rc = failed ? -1 : journal_commit (self->journal);
+    if (failed)
+        journal_abort (self->journal);
+    pthread_mutex_unlock (&self->state_lock);
+    if (rc == 0) {
+        metric_add (self->m_rounds, 1);
+        metric_observe (self->m_commit_latency, (double) (util_mono_ms () - start) / 1000.0);
+        for (size_t i = 0; i < count; i++) {
+            metric_add (self->m_accepted, replies[i].accepted);
+            if (!replies[i].malformed)
+                metric_add (self->m_batches, 1);
+            s_send_intake_reply (self, &replies[i]);
+        }
+        while (zlist_size (tap_records) >= 2) {
+            zframe_t *topic = zlist_pop (tap_records), *record = zlist_pop (tap_records);
+            s_tap_send (self, zframe_data (topic), zframe_size (topic), &record, 1);
+            zframe_destroy (&topic);
+        }
+    }
+    else {
+        //  Nothing acknowledged: the collectors resend, nothing is lost.
+        log_error ("intake.round_failed", "messages=%zu", count);
+        for (size_t i = 0; i < count; i++) {
+            zframe_destroy (&replies[i].peer);
+            zframe_destroy (&replies[i].seq);
+        }
+        while (zlist_size (tap_records) >= 2) {
+            zframe_t *topic = zlist_pop (tap_records);
+            zlist_pop (tap_records);
+            zframe_destroy (&topic);
+        }
+    }
+    for (size_t i = 0; i < count; i++)
+        zmsg_destroy (&messages[i]);
+    zlist_destroy (&tap_records);
+    s_pump_all (self);
+}
+
+//  ---------------------------------------------------------------------------
+//  Delivery
+
+typedef struct {
+    s_session_t *session;
+    zmsg_t *msg;
+    size_t records, bytes, scanned;
+    uint32_t credit;
+    uint64_t upto;
+} s_fill_t;
+
+static bool
+s_fill (void *arg, uint64_t offset, const void *record, size_t size, uint8_t writers,
+        int64_t received_ns)
+{
+    s_fill_t *fill = arg;
+    (void) received_ns;
+    if (writers & fill->session->role) {
+        if (fill->records >= fill->credit || fill->records >= DELIVER_RECORDS
+            || (fill->records > 0 && fill->bytes + size > DELIVER_BYTES))
+            return false;
+        zmsg_addmem (fill->msg, record, size);
+        fill->records++;
+        fill->bytes += size;
+    }
+    fill->upto = offset;
+    return ++fill->scanned < SCAN_LIMIT;
+}
+
+//  Sends DELIVER messages to one writer while it has credit and the journal
+//  has records past what it was sent.
+static void
+s_pump (server_t *self, s_session_t *s)
+{
+    uint64_t last = journal_next_offset (self->journal) - 1;
+    for (int round = 0; round < 8 && s->peer && s->sent_upto < last; round++) {
+        if (s->inflight_records >= s->window)
+            return;
+        //  An offset range with nothing for this writer also needs an ACK
+        //  before it can be trimmed, but it costs no credit; still, do not
+        //  pile up empty messages.
+        s_fill_t fill = {s, zmsg_new (), 0, 0, 0, s->window - s->inflight_records, s->sent_upto};
+        journal_scan (self->journal, s->sent_upto + 1, s_fill, &fill);
+        if (fill.upto <= s->sent_upto) {
+            zmsg_destroy (&fill.msg);
+            return;
+        }
+        if (fill.records == 0 && s->ninflight > 0 && s->inflight[s->ninflight - 1].records == 0) {
+            zmsg_destroy (&fill.msg);
+            return;
+        }
+        uint8_t upto[8];
+        s_put_be (upto, fill.upto, 8);
+        zmsg_pushmem (fill.msg, upto, 8);
+        zmsg_pushstr (fill.msg, "DELIVER");
+        zmsg_pushstr (fill.msg, DELIVERY_SIG);
+        zframe_t *peer = zframe_dup (s->peer);
+        zmsg_prepend (fill.msg, &peer);
+        zmsg_send (&fill.msg, self->delivery);
+        if (s->ninflight == s->inflight_cap) {
+            s->inflight_cap = s->inflight_cap ? s->inflight_cap * 2 : 16;
+            s->inflight = realloc (s->inflight, s->inflight_cap * sizeof *s->inflight);
+            assert (s->inflight);
+        }
+        s->inflight[s->ninflight++] = (s_inflight_t) {fill.upto, (uint32_t) fill.records};
+        s->inflight_records += (uint32_t) fill.records;
+        s->sent_upto = fill.upto;
+        metric_add (s->m_delivered, fill.records);
+    }
+}
+
+static void
+s_pump_all (server_t *self)
+{
+    for (size_t i = 0; i < self->nsessions; i++)
+        s_pump (self, &self->sessions[i]);
+}
+
+static void
+s_delivery_reply (server_t *self, zframe_t *peer, const char *command, const char *text)
+{
+    zmsg_t *out = zmsg_new ();
+    zframe_t *to = zframe_dup (peer);
+    zmsg_append (out, &to);
+    zmsg_addstr (out, DELIVERY_SIG);
+    zmsg_addstr (out, command);
+    zmsg_addstr (out, text);
+    zmsg_send (&out, self->delivery);
+}
+
+static s_session_t *
+s_session_by_peer (server_t *self, zframe_t *peer)
+{
+    for (size_t i = 0; i < self->nsessions; i++)
+        if (self->sessions[i].peer && zframe_eq (self->sessions[i].peer, peer))
+            return &self->sessions[i];
+    return NULL;
+}
+
+static void
+s_handle_hello (server_t *self, zframe_t *peer, zmsg_t *msg)
+{
+    zframe_t *name_frame = zmsg_next (msg), *window_frame = zmsg_next (msg);
+    if (!name_frame || !window_frame || zframe_size (window_frame) != 4) {
+        s_delivery_reply (self, peer, "RESET", "malformed HELLO");
+        return;
+    }
+    char *name = zframe_strdup (name_frame);
+    s_session_t *s = NULL;
+    for (size_t i = 0; i < self->nsessions; i++)
+        if (strcmp (self->sessions[i].name, name) == 0)
+            s = &self->sessions[i];
+    if (!s) {
+        char text[256];
+        snprintf (text, sizeof text, "writer \"%.64s\" is not configured in ingestd.writers",
+                  name);
+        log_warn ("delivery.unknown_writer", "writer=%s", name);
+        s_delivery_reply (self, peer, "RESET", text);
+        free (name);
+        return;
+    }
+    //  A new connection for this name: whatever the old one had in flight
+    //  is delivered again from the durable cursor.
+    zframe_destroy (&s->peer);
+    s->peer = zframe_dup (peer);
+    s->window = (uint32_t) s_get_be (zframe_data (window_frame), 4);
+    s->sent_upto = journal_cursor (self->journal, s->index) - 1;
+    s->ninflight = 0;
+    s->inflight_records = 0;
+    s->last_heard_ms = util_mono_ms ();
+    zmsg_t *out = zmsg_new ();
+    zframe_t *to = zframe_dup (peer);
+    zmsg_append (out, &to);
+    zmsg_addstr (out, DELIVERY_SIG);
+    zmsg_addstr (out, "WELCOME");
+    zmsg_addmem (out, journal_id (self->journal), JOURNAL_ID_SIZE);
+    uint8_t cursor[8];
+    s_put_be (cursor, s->sent_upto + 1, 8);
+    zmsg_addmem (out, cursor, 8);
+    zmsg_send (&out, self->delivery);
+    metric_set (s->m_connected, 1);
+    log_info ("delivery.hello", "writer=%s cursor=%" PRIu64 " window=%u", name, s->sent_upto + 1,
+              s->window);
+    free (name);
+}
+
+static void
+s_handle_ack (server_t *self, zframe_t *peer, zmsg_t *msg)
+{
+    s_session_t *s = s_session_by_peer (self, peer);
+    if (!s) {
+        s_delivery_reply (self, peer, "RESET", "unknown connection, send HELLO");
+        return;
+    }
+    zframe_t *upto_frame = zmsg_next (msg), *window_frame = zmsg_next (msg);
+    if (!upto_frame || zframe_size (upto_frame) != 8 || !window_frame
+        || zframe_size (window_frame) != 4)
+        return;
+    uint64_t upto = s_get_be (zframe_data (upto_frame), 8);
+    s->window = (uint32_t) s_get_be (zframe_data (window_frame), 4);
+    s->last_heard_ms = util_mono_ms ();
+    if (upto > s->sent_upto)
+        upto = s->sent_upto; //  cannot acknowledge what it was not sent
+    if (upto + 1 <= journal_cursor (self->journal, s->index))
+        return;
+    size_t done = 0;
+    uint64_t records = 0;
+    while (done < s->ninflight && s->inflight[done].upto <= upto)
+        records += s->inflight[done++].records;
+    memmove (s->inflight, s->inflight + done, (s->ninflight - done) * sizeof *s->inflight);
+    s->ninflight -= done;
+    s->inflight_records -= (uint32_t) records;
+    metric_add (s->m_acked, records);
+    int64_t received = journal_received_ns (self->journal, upto);
+    if (received)
+        metric_observe (s->m_latency, (double) (util_now_ns () - received) / 1e9);
+    journal_set_cursor (self->journal, s->index, upto + 1);
+}
+
+static void
+s_delivery_round (server_t *self)
+{
+    for (int i = 0; i < 256 && (zsock_events (self->delivery) & ZMQ_POLLIN); i++) {
+        zmsg_t *msg = zmsg_recv (self->delivery);
+        if (!msg)
+            break;
+        zframe_t *peer = zmsg_pop (msg);
+        zframe_t *sig = zmsg_first (msg), *cmd = zmsg_next (msg);
+        if (!peer || !sig || !cmd || !zframe_streq (sig, DELIVERY_SIG))
+            log_warn ("delivery.bad_message", "frames=%zu", zmsg_size (msg));
+        else if (zframe_streq (cmd, "HELLO"))
+            s_handle_hello (self, peer, msg);
+        else if (zframe_streq (cmd, "ACK"))
+            s_handle_ack (self, peer, msg);
+        else
+            log_warn ("delivery.unknown_command", "frames=%zu", zmsg_size (msg));
+        zframe_destroy (&peer);
+        zmsg_destroy (&msg);
+    }
+    pthread_mutex_lock (&self->state_lock);
+    uint64_t trimmed_before = journal_counters (self->journal).trimmed;
+    journal_sync_cursors (self->journal);
+    uint64_t trimmed = journal_counters (self->journal).trimmed - trimmed_before;
+    pthread_mutex_unlock (&self->state_lock);
+    metric_add (self->m_trimmed, trimmed);
+    s_pump_all (self);
+}
+
+static void
+s_housekeep (server_t *self)
+{
+    //  Trimming may lag behind ACKs (it is chunked): finish it here.
+    pthread_mutex_lock (&self->state_lock);
+    uint64_t trimmed_before = journal_counters (self->journal).trimmed;
+    journal_sync_cursors (self->journal);
+    uint64_t trimmed = journal_counters (self->journal).trimmed - trimmed_before;
+    pthread_mutex_unlock (&self->state_lock);
+    metric_add (self->m_trimmed, trimmed);
+    metric_set (self->m_journal_bytes, (double) journal_bytes (self->journal));
+    metric_set (self->m_journal_records, (double) journal_records (self->journal));
+    int64_t now_ns = util_now_ns (), now_ms = util_mono_ms ();
+    uint64_t next = journal_next_offset (self->journal);
+    for (size_t i = 0; i < self->nsessions; i++) {
+        s_session_t *s = &self->sessions[i];
+        uint64_t cursor = journal_cursor (self->journal, s->index);
+        metric_set (s->m_lag_records, (double) (next - cursor));
+        int64_t oldest = cursor < next ? journal_received_ns (self->journal, cursor) : 0;
+        metric_set (s->m_lag_seconds, oldest ? (double) (now_ns - oldest) / 1e9 : 0);
+        bool alive = s->peer && now_ms - s->last_heard_ms < 5000;
+        metric_set (s->m_connected, alive ? 1 : 0);
+    }
+    self->last_housekeep_ms = now_ms;
+}
+
+int
+server_run (server_t *self)
+{
+    log_info ("ingestd.ready", "intake=%s delivery=%s tap=%s writers=%zu", self->config.intake,
+              self->config.delivery, self->config.tap, self->nsessions);
+    while (!s_stopping (self)) {
+        bool full = journal_full (self->journal);
+        if (full != self->paused) {
+            self->paused = full;
+            metric_set (self->m_paused, full);
+            log_info (full ? "intake.paused" : "intake.resumed",
+                      "journal_bytes=%" PRIu64 " limit=%" PRIu64, journal_bytes (self->journal),
+                      self->config.journal_max);
+        }
+        zmq_pollitem_t items[] = {{zsock_resolve (self->delivery), 0, ZMQ_POLLIN, 0},
+                                  {zsock_resolve (self->tap), 0, ZMQ_POLLIN, 0},
+                                  {zsock_resolve (self->intake), 0, ZMQ_POLLIN, 0}};
+        //  While the journal is full intake is not read: no ACKs go out and
+        //  the collectors wait (backpressure).
+        int rc = zmq_poll (items, full ? 2 : 3, HOUSEKEEP_MS);
+        if (rc < 0)
+            continue;
+        if (items[1].revents & ZMQ_POLLIN)
+            s_tap_subscriptions (self);
+        if (items[0].revents & ZMQ_POLLIN)
+            s_delivery_round (self);
+        if (!full && (items[2].revents & ZMQ_POLLIN))
+            s_intake_round (self);
+        if (util_mono_ms () - self->last_housekeep_ms >= HOUSEKEEP_MS) {
+            s_housekeep (self);
+            s_pump_all (self);
+        }
+    }
+    journal_counters_t c = journal_counters (self->journal);
+    log_info ("ingestd.stop",
+              "received=%" PRIu64 " accepted=%" PRIu64 " rejected=%" PRIu64
+              " acked_by_all=%" PRIu64 " in_journal=%" PRIu64,
+              c.received, c.accepted, c.rejected, c.trimmed, journal_records (self->journal));
+    return 0;
+}
+
+bool
+server_healthy (void *self_, char *text, size_t size)
+{
+    server_t *self = self_;
+    pthread_mutex_lock (&self->state_lock);
+    journal_counters_t c = journal_counters (self->journal);
+    uint64_t held = journal_stat_records (self->journal);
+    bool full = journal_full (self->journal);
+    pthread_mutex_unlock (&self->state_lock);
+    if (c.accepted != c.trimmed + held) {
+        snprintf (text, size,
+                  "invariant violated: accepted %" PRIu64 " != acked_by_all %" PRIu64
+                  " + in_journal %" PRIu64,
+                  c.accepted, c.trimmed, held);
+        return false;
+    }
+    if (c.received != c.accepted + c.rejected) {
+        snprintf (text, size,
+                  "invariant violated: received %" PRIu64 " != accepted %" PRIu64
+                  " + rejected %" PRIu64,
+                  c.received, c.accepted, c.rejected);
+        return false;
+    }
+    snprintf (text, size,
+              "ok received=%" PRIu64 " accepted=%" PRIu64 " rejected=%" PRIu64
+              " acked_by_all=%" PRIu64 " in_journal=%" PRIu64 "%s",
+              c.received, c.accepted, c.rejected, c.trimmed, held,
+              full ? " intake=paused(journal full)" : "");
+    return true;
+}
+
+void
+server_test (bool verbose)
+{
+    (void) verbose;
+    //  The whole server is exercised over real sockets by tests/ (every
+    //  daemon as its own process); here, the start-up checks.
+    char error[256];
+    const char *bad[] = {"archive", "nonsense", NULL};
+    server_config_t config = {"tcp://127.0.0.1:*", "tcp://127.0.0.1:*", "tcp://127.0.0.1:*",
+                              "/nonexistent-dir-for-test", 1 << 20, 10, bad,
+                              record_default_limits};
+    assert (server_new (&config, NULL, error, sizeof error) == NULL);
+    assert (strstr (error, "nonsense"));
+}

@@ -1,0 +1,42 @@
+/*  server: ingestd's event loop. Intake batches are validated and journaled
+    in group-committed rounds and acknowledged once durable; delivery sends
+    each writer the records routed to it as far as its credit allows and
+    moves its durable cursor on ACK; the tap publishes what was accepted and
+    what was rejected. While the journal is full, intake is not read.       */
+#ifndef OMNI_SERVER_H
+#define OMNI_SERVER_H
+
+#include "metrics.h"
+#include "record.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    const char *intake;      //  ROUTER bind endpoint
+    const char *delivery;    //  ROUTER bind endpoint
+    const char *tap;         //  XPUB bind endpoint
+    const char *journal_dir;
+    uint64_t journal_max;    //  bytes of records held before intake pauses
+    uint64_t dead_max;       //  dead letters kept
+    const char *const *writers; //  configured writer names, NULL-terminated
+    record_limits_t limits;
+} server_config_t;
+
+typedef struct _server_t server_t;
+
+server_t *server_new (const server_config_t *config, metrics_t *metrics, char *error,
+                      size_t error_size);
+void server_destroy (server_t **self_p);
+
+//  Runs until interrupted (SIGINT/SIGTERM) or server_stop; returns 0.
+int server_run (server_t *self);
+void server_stop (server_t *self);
+
+//  /health: the accounting invariants, checked against the journal.
+bool server_healthy (void *self, char *text, size_t size);
+
+void server_test (bool verbose);
+
+#endif

@@ -1,0 +1,386 @@
+/*  intake_client: the collector side of the intake protocol.
+
+    Every batch stays in memory until ingestd acknowledges it; the window
+    bounds how many there are. A socket monitor tells us when the DEALER has
+    (re)connected: after a reconnect every unacknowledged batch is sent
+    again at once, because ZeroMQ drops what was queued for the lost peer.
+    An ACK timeout covers the remaining case of a peer that accepted the
+    message but never answered.                                              */
+#include "intake_client.h"
+#include "log.h"
+#include "util.h"
+
+#include <assert.h>
+#include <czmq.h>
+#include <inttypes.h>
+#include <string.h>
+
+#define SIGNATURE "OI/1"
+
+typedef struct {
+    uint64_t seq;
+    zmsg_t *frames; //  the record frames, kept for resending
+    size_t records;
+    int64_t sent_ms;
+} s_batch_t;
+
+struct _intake_client_t {
+    intake_config_t config;
+    char *endpoint;
+    zsock_t *dealer;
+    void *monitor;      //  PAIR receiving the DEALER's socket events
+    s_batch_t *window;  //  in-flight batches, oldest first
+    size_t inflight;
+    zmsg_t *filling;    //  the batch being filled
+    size_t filling_bytes;
+    uint64_t next_seq;
+    int64_t last_ack_ms;
+    uint64_t accepted, rejected, resent;
+    bool connected_once;
+};
+
+static void
+s_free_batch (s_batch_t *batch)
+{
+    zmsg_destroy (&batch->frames);
+}
+
+intake_client_t *
+intake_client_new (const intake_config_t *config)
+{
+    intake_client_t *self = calloc (1, sizeof *self);
+    assert (self);
+    self->config = *config;
+    if (!self->config.batch_records)
+        self->config.batch_records = 500;
+    if (!self->config.batch_bytes)
+        self->config.batch_bytes = 1024 * 1024;
+    if (!self->config.window)
+        self->config.window = 8;
+    if (!self->config.ack_timeout_ms)
+        self->config.ack_timeout_ms = 10000;
+    self->endpoint = strdup (config->endpoint);
+    self->config.endpoint = self->endpoint;
+    self->window = calloc (self->config.window, sizeof *self->window);
+    assert (self->window);
+    self->dealer = zsock_new (ZMQ_DEALER);
+    assert (self->dealer);
+    zsock_set_linger (self->dealer, 0);
+    zsock_set_sndhwm (self->dealer, 0);
+    zsock_set_rcvhwm (self->dealer, 0);
+    zsock_set_reconnect_ivl (self->dealer, 100);
+    zsock_set_reconnect_ivl_max (self->dealer, 2000);
+    char monitor_ep[64];
+    snprintf (monitor_ep, sizeof monitor_ep, "inproc://intake-monitor-%p", (void *) self);
+    int rc = zmq_socket_monitor (zsock_resolve (self->dealer), monitor_ep,
+                                 ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED);
+    assert (rc == 0);
+    self->monitor = zmq_socket (zsys_init (), ZMQ_PAIR);
+    assert (self->monitor);
+    rc = zmq_connect (self->monitor, monitor_ep);
+    assert (rc == 0);
+    if (zsock_connect (self->dealer, "%s", self->endpoint) != 0) {
+        log_error ("intake.endpoint", "endpoint=%s error=\"%s\"", self->endpoint,
+                   zmq_strerror (zmq_errno ()));
+        intake_client_destroy (&self);
+        return NULL;
+    }
+    self->filling = zmsg_new ();
+    self->next_seq = 1;
+    self->last_ack_ms = util_mono_ms ();
+    return self;
+}
+
+void
+intake_client_destroy (intake_client_t **self_p)
+{
+    intake_client_t *self = *self_p;
+    if (!self)
+        return;
+    for (size_t i = 0; i < self->inflight; i++)
+        s_free_batch (&self->window[i]);
+    free (self->window);
+    zmsg_destroy (&self->filling);
+    if (self->dealer)
+        zmq_socket_monitor (zsock_resolve (self->dealer), NULL, 0);
+    if (self->monitor) {
+        int zero = 0;
+        zmq_setsockopt (self->monitor, ZMQ_LINGER, &zero, sizeof zero);
+        zmq_close (self->monitor);
+    }
+    zsock_destroy (&self->dealer);
+    free (self->endpoint);
+    free (self);
+    *self_p = NULL;
+}
+
+static void
+s_transmit (intake_client_t *self, s_batch_t *batch)
+{
+    zmsg_t *msg = zmsg_dup (batch->frames);
+    uint8_t seq[8];
+    for (int i = 0; i < 8; i++)
+        seq[i] = (uint8_t) (batch->seq >> (56 - 8 * i));
+    zmsg_pushmem (msg, seq, 8);
+    zmsg_pushstr (msg, "BATCH");
+    zmsg_pushstr (msg, SIGNATURE);
+    zmsg_send (&msg, self->dealer);
+    batch->sent_ms = util_mono_ms ();
+}
+
+static void
+s_handle_ack (intake_client_t *self, zmsg_t *msg)
+{
+    zframe_t *sig = zmsg_first (msg), *cmd = zmsg_next (msg), *seqf = zmsg_next (msg);
+    if (!sig || !zframe_streq (sig, SIGNATURE) || !cmd || !seqf || zframe_size (seqf) != 8) {
+        log_warn ("intake.bad_reply", "endpoint=%s frames=%zu", self->endpoint, zmsg_size (msg));
+        return;
+    }
+    const uint8_t *s = zframe_data (seqf);
+    uint64_t seq = 0;
+    for (int i = 0; i < 8; i++)
+        seq = seq << 8 | s[i];
+    if (zframe_streq (cmd, "ERROR")) {
+        char *reason = zframe_strdup (zmsg_next (msg) ? zmsg_last (msg) : seqf);
+        log_error ("intake.batch_refused", "seq=%" PRIu64 " reason=\"%s\"", seq, reason);
+        free (reason);
+    }
+    else if (!zframe_streq (cmd, "ACK"))
+        return;
+    for (size_t i = 0; i < self->inflight; i++) {
+        if (self->window[i].seq != seq)
+            continue;
+        zframe_t *acc = zmsg_next (msg), *rej = zmsg_next (msg);
+        if (acc && rej && zframe_size (acc) == 4 && zframe_size (rej) == 4) {
+            const uint8_t *a = zframe_data (acc), *r = zframe_data (rej);
+            self->accepted += (uint32_t) a[0] << 24 | a[1] << 16 | a[2] << 8 | a[3];
+            self->rejected += (uint32_t) r[0] << 24 | r[1] << 16 | r[2] << 8 | r[3];
+        }
+        s_free_batch (&self->window[i]);
+        memmove (&self->window[i], &self->window[i + 1],
+                 (self->inflight - i - 1) * sizeof *self->window);
+        self->inflight--;
+        self->last_ack_ms = util_mono_ms ();
+        return;
+    }
+    //  An ACK for a batch sent twice arrives twice; the first one counted.
+}
+
+static void
+s_resend_all (intake_client_t *self, const char *why)
+{
+    if (self->inflight)
+        log_info ("intake.resend", "batches=%zu why=%s", self->inflight, why);
+    for (size_t i = 0; i < self->inflight; i++) {
+        s_transmit (self, &self->window[i]);
+        self->resent++;
+    }
+}
+
+static void
+s_handle_monitor (intake_client_t *self)
+{
+    zmq_msg_t event, address;
+    zmq_msg_init (&event);
+    zmq_msg_init (&address);
+    if (zmq_msg_recv (&event, self->monitor, ZMQ_DONTWAIT) < 0)
+        return;
+    zmq_msg_recv (&address, self->monitor, 0);
+    uint16_t id;
+    memcpy (&id, zmq_msg_data (&event), sizeof id);
+    if (id == ZMQ_EVENT_CONNECTED) {
+        if (self->connected_once)
+            s_resend_all (self, "reconnected");
+        self->connected_once = true;
+        log_debug ("intake.connected", "endpoint=%s", self->endpoint);
+    }
+    else if (id == ZMQ_EVENT_DISCONNECTED)
+        log_warn ("intake.disconnected", "endpoint=%s unacked=%zu", self->endpoint,
+                  self->inflight);
+    zmq_msg_close (&event);
+    zmq_msg_close (&address);
+}
+
+//  Waits for replies until at most `max_inflight` batches are unacked.
+static int
+s_wait (intake_client_t *self, size_t max_inflight)
+{
+    while (self->inflight > max_inflight) {
+        if (zsys_interrupted)
+            return -1;
+        int64_t now = util_mono_ms ();
+        if (self->config.give_up_ms && now - self->last_ack_ms > self->config.give_up_ms) {
+            log_error ("intake.unreachable",
+                       "endpoint=%s unacked=%zu waited_ms=%" PRId64
+                       " reason=\"no acknowledgement from ingestd\"",
+                       self->endpoint, self->inflight, now - self->last_ack_ms);
+            return -1;
+        }
+        int64_t oldest = self->window[0].sent_ms;
+        for (size_t i = 1; i < self->inflight; i++)
+            if (self->window[i].sent_ms < oldest)
+                oldest = self->window[i].sent_ms;
+        if (now - oldest >= self->config.ack_timeout_ms) {
+            for (size_t i = 0; i < self->inflight; i++)
+                if (now - self->window[i].sent_ms >= self->config.ack_timeout_ms) {
+                    s_transmit (self, &self->window[i]);
+                    self->resent++;
+                }
+            continue;
+        }
+        long timeout = (long) (self->config.ack_timeout_ms - (now - oldest));
+        if (timeout > 200)
+            timeout = 200;
+        zmq_pollitem_t items[] = {{zsock_resolve (self->dealer), 0, ZMQ_POLLIN, 0},
+                                  {self->monitor, 0, ZMQ_POLLIN, 0}};
+        if (zmq_poll (items, 2, timeout) < 0)
+            continue; //  EINTR: the loop head checks zsys_interrupted
+        if (items[1].revents & ZMQ_POLLIN)
+            s_handle_monitor (self);
+        if (items[0].revents & ZMQ_POLLIN) {
+            zmsg_t *msg = zmsg_recv (self->dealer);
+            if (msg) {
+                s_handle_ack (self, msg);
+                zmsg_destroy (&msg);
+            }
+        }
+    }
+    return 0;
+}
+
+static int
+s_dispatch (intake_client_t *self)
+{
+    if (zmsg_size (self->filling) == 0)
+        return 0;
+    if (s_wait (self, self->config.window - 1))
+        return -1;
+    if (self->inflight == 0)
+        self->last_ack_ms = util_mono_ms (); //  the give-up clock runs while we wait
+    s_batch_t *batch = &self->window[self->inflight++];
+    batch->seq = self->next_seq++;
+    batch->frames = self->filling;
+    batch->records = zmsg_size (self->filling);
+    self->filling = zmsg_new ();
+    self->filling_bytes = 0;
+    s_transmit (self, batch);
+    return 0;
+}
+
+int
+intake_client_send (intake_client_t *self, const void *record, size_t size)
+{
+    if (zsys_interrupted)
+        return -1;
+    zmsg_addmem (self->filling, record, size);
+    self->filling_bytes += size;
+    if (zmsg_size (self->filling) >= self->config.batch_records
+        || self->filling_bytes >= self->config.batch_bytes)
+        return s_dispatch (self);
+    return 0;
+}
+
+int
+intake_client_flush (intake_client_t *self)
+{
+    if (s_dispatch (self))
+        return -1;
+    return s_wait (self, 0);
+}
+
+uint64_t
+intake_client_accepted (intake_client_t *self)
+{
+    return self->accepted;
+}
+
+uint64_t
+intake_client_rejected (intake_client_t *self)
+{
+    return self->rejected;
+}
+
+size_t
+intake_client_unacked (intake_client_t *self)
+{
+    return self->inflight;
+}
+
+uint64_t
+intake_client_resent (intake_client_t *self)
+{
+    return self->resent;
+}
+
+//  A fake ingestd on its own thread: drops the first batch it sees (so the
+//  client must resend it after its ACK timeout) and acknowledges the rest.
+static void
+s_fake_ingestd (zsock_t *pipe, void *args)
+{
+    zsock_t *router = (zsock_t *) args;
+    zsock_signal (pipe, 0);
+    zpoller_t *poller = zpoller_new (pipe, router, NULL);
+    bool dropped = false;
+    while (true) {
+        zsock_t *which = zpoller_wait (poller, -1);
+        if (which != router)
+            break;
+        zmsg_t *msg = zmsg_recv (router);
+        zframe_t *peer = zmsg_pop (msg);
+        zframe_t *sig = zmsg_pop (msg), *cmd = zmsg_pop (msg), *seq = zmsg_pop (msg);
+        assert (zframe_streq (sig, SIGNATURE) && zframe_streq (cmd, "BATCH"));
+        uint8_t count[4] = {0, 0, 0, (uint8_t) zmsg_size (msg)};
+        if (dropped) {
+            zmsg_t *ack = zmsg_new ();
+            zmsg_append (ack, &peer);
+            zmsg_addstr (ack, SIGNATURE);
+            zmsg_addstr (ack, "ACK");
+            zmsg_append (ack, &seq);
+            zmsg_addmem (ack, count, 4);
+            zmsg_addmem (ack, "\0\0\0\0", 4);
+            zmsg_send (&ack, router);
+        }
+        dropped = true;
+        zframe_destroy (&peer);
+        zframe_destroy (&seq);
+        zframe_destroy (&sig);
+        zframe_destroy (&cmd);
+        zmsg_destroy (&msg);
+    }
+    zpoller_destroy (&poller);
+}
+
+void
+intake_client_test (bool verbose)
+{
+    (void) verbose;
+    zsock_t *router = zsock_new (ZMQ_ROUTER);
+    int port = zsock_bind (router, "tcp://127.0.0.1:*");
+    assert (port > 0);
+    zactor_t *fake = zactor_new (s_fake_ingestd, router);
+    char endpoint[64];
+    snprintf (endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", port);
+    intake_config_t config = {endpoint, 3, 0, 2, 300, 5000};
+    intake_client_t *client = intake_client_new (&config);
+    assert (client);
+    for (int i = 0; i < 10; i++)
+        assert (intake_client_send (client, "\x80", 1) == 0);
+    assert (intake_client_unacked (client) <= 2);
+    assert (intake_client_flush (client) == 0);
+    assert (intake_client_unacked (client) == 0);
+    assert (intake_client_accepted (client) == 10);
+    assert (intake_client_resent (client) >= 1);
+    intake_client_destroy (&client);
+    assert (client == NULL);
+    zactor_destroy (&fake);
+
+    //  Nobody answers: the client gives up after give_up_ms with an error.
+    zsock_destroy (&router);
+    intake_config_t lonely = {endpoint, 1, 0, 1, 100, 400};
+    client = intake_client_new (&lonely);
+    assert (intake_client_send (client, "\x80", 1) == 0);
+    int64_t start = util_mono_ms ();
+    assert (intake_client_flush (client) == -1);
+    assert (util_mono_ms () - start >= 300);
+    intake_client_destroy (&client);
+}

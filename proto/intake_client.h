@@ -1,0 +1,47 @@
+/*  intake_client: the collector side of the intake protocol. Records are
+    added one at a time; the client groups them into batches, keeps every
+    batch until ingestd acknowledges it, resends unacknowledged batches after
+    a timeout or a reconnect, and blocks the caller while its window of
+    unacknowledged batches is full, so a slow or absent ingestd makes the
+    collector wait with bounded memory instead of dropping records.          */
+#ifndef OMNI_INTAKE_CLIENT_H
+#define OMNI_INTAKE_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    const char *endpoint;   //  ingestd intake, e.g. tcp://127.0.0.1:5550
+    size_t batch_records;   //  records per batch (default 500)
+    size_t batch_bytes;     //  or bytes per batch (default 1 MiB), whichever first
+    size_t window;          //  unacked batches in flight (default 8)
+    int64_t ack_timeout_ms; //  resend a batch unacked this long (default 10000)
+    int64_t give_up_ms;     //  fail if no ACK at all for this long; 0 = wait forever
+} intake_config_t;
+
+typedef struct _intake_client_t intake_client_t;
+
+intake_client_t *intake_client_new (const intake_config_t *config);
+void intake_client_destroy (intake_client_t **self_p);
+
+//  Queues one encoded record (copied). May block while the window is full.
+//  Returns 0, or -1 when ingestd gave no ACK for give_up_ms or the process
+//  was interrupted (SIGINT/SIGTERM).
+int intake_client_send (intake_client_t *self, const void *record, size_t size);
+
+//  Sends the partial batch now and waits until every batch is acknowledged.
+//  Returns 0, or -1 as above.
+int intake_client_flush (intake_client_t *self);
+
+//  Totals since creation, acknowledged by ingestd.
+uint64_t intake_client_accepted (intake_client_t *self);
+uint64_t intake_client_rejected (intake_client_t *self);
+//  Batches sent and not yet acknowledged.
+size_t intake_client_unacked (intake_client_t *self);
+//  Batches sent again after a timeout or reconnect.
+uint64_t intake_client_resent (intake_client_t *self);
+
+void intake_client_test (bool verbose);
+
+#endif

@@ -1,0 +1,212 @@
+/*  kinds: the one table of record kinds.                                     */
+#include "kinds.h"
+
+#include <assert.h>
+#include <string.h>
+
+#define ALL_BUT_METRICS (WRITER_ARCHIVE | WRITER_RELATIONAL | WRITER_DOCUMENT)
+
+static const field_spec_t s_run_start[] = {
+    {"collector", FIELD_STR, true, "collector type, e.g. git"},
+    {"source", FIELD_STR, true, "what is collected, e.g. the repository path or URL"},
+    {"config", FIELD_MAP, false, "collector settings in force"},
+    {"started", FIELD_INT, true, "ns since epoch"},
+    {NULL}};
+
+static const field_spec_t s_run_end[] = {
+    {"collector", FIELD_STR, true, "collector type"},
+    {"source", FIELD_STR, true, "what was collected"},
+    {"status", FIELD_STR, true, "ok | failed | interrupted"},
+    {"counts", FIELD_MAP, true, "records sent per kind"},
+    {"started", FIELD_INT, true, "ns since epoch"},
+    {"finished", FIELD_INT, true, "ns since epoch"},
+    {"duration", FIELD_NUM, true, "seconds"},
+    {"error", FIELD_STR, false, "why the run failed"},
+    {NULL}};
+
+static const field_spec_t s_git_commit[] = {
+    {"sha", FIELD_STR, true, "full hex object id"},
+    {"parents", FIELD_ARRAY, true, "parent shas, first parent first"},
+    {"author_name", FIELD_STR, true, "UTF-8 (invalid bytes replaced, see author_name_raw)"},
+    {"author_email", FIELD_STR, true, ""},
+    {"author_time", FIELD_INT, true, "seconds since epoch"},
+    {"author_tz", FIELD_INT, true, "UTC offset in minutes"},
+    {"committer_name", FIELD_STR, true, ""},
+    {"committer_email", FIELD_STR, true, ""},
+    {"committer_time", FIELD_INT, true, "seconds since epoch"},
+    {"committer_tz", FIELD_INT, true, "UTC offset in minutes"},
+    {"message", FIELD_STR, true, "full message, UTF-8"},
+    {"files_changed", FIELD_INT, true, "as git diff --numstat --no-renames first-parent"},
+    {"insertions", FIELD_INT, true, ""},
+    {"deletions", FIELD_INT, true, ""},
+    {"files", FIELD_ARRAY, false, "maps {path, insertions, deletions, binary}"},
+    {"raw", FIELD_MAP, false, "original bytes of fields that were not valid UTF-8"},
+    {NULL}};
+
+static const field_spec_t s_git_branch[] = {
+    {"name", FIELD_STR, true, "short name, e.g. main"},
+    {"target", FIELD_STR, true, "sha the branch points to"},
+    {"head", FIELD_BOOL, true, "whether HEAD points to this branch"},
+    {NULL}};
+
+static const field_spec_t s_git_tag[] = {
+    {"name", FIELD_STR, true, "short name"},
+    {"target", FIELD_STR, true, "sha of the tagged object (peeled)"},
+    {"annotated", FIELD_BOOL, true, ""},
+    {"tagger_name", FIELD_STR, false, ""},
+    {"tagger_email", FIELD_STR, false, ""},
+    {"tagger_time", FIELD_INT, false, "seconds since epoch"},
+    {"message", FIELD_STR, false, ""},
+    {NULL}};
+
+static const field_spec_t s_ci_build[] = {
+    {"pipeline", FIELD_STR, true, "workflow / pipeline / job name"},
+    {"build_id", FIELD_STR, true, "the CI system's id of the run"},
+    {"status", FIELD_STR, true, "success | failure | cancelled | other"},
+    {"system", FIELD_STR, false, "github | gitlab | jenkins | junit"},
+    {"branch", FIELD_STR, false, ""},
+    {"sha", FIELD_STR, false, ""},
+    {"started", FIELD_INT, false, "ns since epoch"},
+    {"finished", FIELD_INT, false, "ns since epoch"},
+    {"duration", FIELD_NUM, false, "seconds"},
+    {"trigger", FIELD_STR, false, "push | pull_request | schedule | manual | ..."},
+    {"tests", FIELD_MAP, false, "counts {total, passed, failed, error, skipped}"},
+    {NULL}};
+
+static const field_spec_t s_ci_test[] = {
+    {"suite", FIELD_STR, true, ""},
+    {"class", FIELD_STR, false, ""},
+    {"name", FIELD_STR, true, ""},
+    {"status", FIELD_STR, true, "passed | failed | error | skipped"},
+    {"duration", FIELD_NUM, true, "seconds"},
+    {"pipeline", FIELD_STR, false, ""},
+    {"build_id", FIELD_STR, false, ""},
+    {"file", FIELD_STR, false, "report file"},
+    {"failure_type", FIELD_STR, false, ""},
+    {"failure_message", FIELD_STR, false, "truncated to 4096 bytes"},
+    {"flaky", FIELD_BOOL, false, "passed on a rerun"},
+    {NULL}};
+
+static const field_spec_t s_code_stats[] = {
+    {"rev", FIELD_STR, true, "commit sha the counts are for"},
+    {"language", FIELD_STR, true, ""},
+    {"path", FIELD_STR, false, "per-file record when present"},
+    {"files", FIELD_INT, true, ""},
+    {"blank", FIELD_INT, true, ""},
+    {"comment", FIELD_INT, true, ""},
+    {"code", FIELD_INT, true, ""},
+    {NULL}};
+
+static const field_spec_t s_metric[] = {
+    {"name", FIELD_STR, true, "series name, e.g. host.cpu.user"},
+    {"value", FIELD_NUM, true, ""},
+    {"unit", FIELD_STR, false, "e.g. percent, bytes, bytes/s"},
+    {NULL}};
+
+static const field_spec_t s_any[] = {{NULL}};
+
+static const kind_spec_t s_kinds[] = {
+    {"run.start", "runs", ALL_BUT_METRICS, false, {"@ts", "collector"}, s_run_start,
+     "a collection run began"},
+    {"run.end", "runs", ALL_BUT_METRICS, false, {"@ts", "collector"}, s_run_end,
+     "a collection run ended"},
+    {"git.commit", "git_commits", WRITER_ALL, false, {"sha"}, s_git_commit, "one commit"},
+    {"git.branch", "git_branches", ALL_BUT_METRICS, true, {"name"}, s_git_branch,
+     "a branch and where it points now"},
+    {"git.tag", "git_tags", ALL_BUT_METRICS, true, {"name"}, s_git_tag, "a tag"},
+    {"ci.build", "ci_builds", WRITER_ALL, true, {"pipeline", "build_id"}, s_ci_build,
+     "one CI build or pipeline run"},
+    {"ci.test", "ci_tests", WRITER_ALL, false, {"build_id", "suite", "class", "name"}, s_ci_test,
+     "one test case result"},
+    {"code.stats", "code_stats", ALL_BUT_METRICS, false, {"rev", "language", "path"},
+     s_code_stats, "line counts per language (or per file) at a revision"},
+    {"metric", "metrics", WRITER_ARCHIVE | WRITER_DOCUMENT | WRITER_METRICS, false,
+     {"name", "@ts", "@tags"}, s_metric, "one point of a time series"},
+};
+
+static const kind_spec_t s_custom = {"x.*", "custom", WRITER_ARCHIVE | WRITER_DOCUMENT,
+                                     false, {NULL}, s_any,
+                                     "user-declared kind (collectord exec), keyed on its body"};
+
+#define KIND_COUNT (sizeof s_kinds / sizeof s_kinds[0])
+
+const kind_spec_t *
+kinds_lookup (const char *name, size_t len)
+{
+    if (len > 2 && name[0] == 'x' && name[1] == '.')
+        return &s_custom;
+    for (size_t i = 0; i < KIND_COUNT; i++)
+        if (strlen (s_kinds[i].name) == len && memcmp (s_kinds[i].name, name, len) == 0)
+            return &s_kinds[i];
+    return NULL;
+}
+
+const kind_spec_t *
+kinds_at (size_t index)
+{
+    return index < KIND_COUNT ? &s_kinds[index] : NULL;
+}
+
+const kind_spec_t *
+kinds_custom (void)
+{
+    return &s_custom;
+}
+
+static const char *s_writer_names[WRITER_MAX] = {"archive", "relational", "document", "metrics"};
+
+unsigned
+kinds_writer_role (const char *name)
+{
+    for (unsigned i = 0; i < WRITER_MAX; i++)
+        if (strcmp (name, s_writer_names[i]) == 0)
+            return 1u << i;
+    return 0;
+}
+
+const char *
+kinds_writer_name (unsigned role)
+{
+    for (unsigned i = 0; i < WRITER_MAX; i++)
+        if (role == 1u << i)
+            return s_writer_names[i];
+    return "?";
+}
+
+const char *
+field_type_name (field_type_t type)
+{
+    static const char *names[] = {"str", "int", "number", "bool", "bin", "array", "map", "any"};
+    return names[type];
+}
+
+void
+kinds_test (bool verbose)
+{
+    (void) verbose;
+    const kind_spec_t *spec = kinds_lookup ("git.commit", 10);
+    assert (spec && strcmp (spec->collection, "git_commits") == 0);
+    assert (spec->writers & WRITER_RELATIONAL);
+    assert (kinds_lookup ("git.commi", 9) == NULL);
+    assert (kinds_lookup ("x.deploy", 8) == kinds_custom ());
+    assert (kinds_lookup ("x.", 2) == NULL);
+    assert (kinds_writer_role ("archive") == WRITER_ARCHIVE);
+    assert (kinds_writer_role ("metrics") == WRITER_METRICS);
+    assert (kinds_writer_role ("nope") == 0);
+    assert (strcmp (kinds_writer_name (WRITER_DOCUMENT), "document") == 0);
+    //  Every declared kind goes to the archive, and every key part is a
+    //  declared field or a record field, so ids are well defined.
+    size_t n = 0;
+    for (const kind_spec_t *k; (k = kinds_at (n)); n++) {
+        assert (k->writers & WRITER_ARCHIVE);
+        for (int i = 0; i < KIND_KEY_MAX && k->key[i]; i++) {
+            if (k->key[i][0] == '@')
+                continue;
+            bool found = false;
+            for (const field_spec_t *f = k->fields; f->name; f++)
+                found |= strcmp (f->name, k->key[i]) == 0;
+            assert (found);
+        }
+    }
+    assert (n == KIND_COUNT);
+}

@@ -1,0 +1,74 @@
+/*  kinds: the one table of record kinds. For each kind: its body fields and
+    their types (what ingestd validates), its natural key (what its id is a
+    hash of), the document collection it belongs to, and which writers
+    receive it. Every process uses this table; nothing else lists kinds.      */
+#ifndef OMNI_KINDS_H
+#define OMNI_KINDS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+//  The writers. A writer names itself with one of these in its HELLO.
+typedef enum {
+    WRITER_ARCHIVE = 1 << 0,    //  archiverd
+    WRITER_RELATIONAL = 1 << 1, //  relationald
+    WRITER_DOCUMENT = 1 << 2,   //  documentd
+    WRITER_METRICS = 1 << 3,    //  metricsd
+} writer_role_t;
+#define WRITER_ALL  (WRITER_ARCHIVE | WRITER_RELATIONAL | WRITER_DOCUMENT | WRITER_METRICS)
+#define WRITER_MAX  4
+
+typedef enum {
+    FIELD_STR,   //  UTF-8 string
+    FIELD_INT,   //  signed or unsigned integer
+    FIELD_NUM,   //  integer or float (finite)
+    FIELD_BOOL,
+    FIELD_BIN,
+    FIELD_ARRAY,
+    FIELD_MAP,
+    FIELD_ANY
+} field_type_t;
+
+typedef struct {
+    const char *name;
+    field_type_t type;
+    bool required;
+    const char *doc; //  meaning and unit
+} field_spec_t;
+
+//  Natural key parts: a body field name, or "@ts" / "@tags" for the
+//  record's event time and tags.
+#define KIND_KEY_MAX 4
+
+typedef struct {
+    const char *name;       //  "git.commit"
+    const char *collection; //  document collection, "git_commits"
+    unsigned writers;       //  writer_role_t bits
+    bool mutable_state;     //  a later record with the same id replaces the earlier
+    const char *key[KIND_KEY_MAX];
+    const field_spec_t *fields; //  ends with {NULL}
+    const char *doc;
+} kind_spec_t;
+
+//  The spec of a kind, or NULL. Kinds named "x.<anything>" are custom kinds
+//  (collectord exec): any body, keyed on the whole body, to archive and
+//  document writers; they share one spec returned for all of them.
+const kind_spec_t *kinds_lookup (const char *name, size_t len);
+
+//  Iterates the declared kinds (not the custom one): index 0.. until NULL.
+const kind_spec_t *kinds_at (size_t index);
+
+//  The custom-kinds spec.
+const kind_spec_t *kinds_custom (void);
+
+//  Writer role from its name ("archive", "relational", "document",
+//  "metrics"); 0 if unknown.
+unsigned kinds_writer_role (const char *name);
+const char *kinds_writer_name (unsigned role);
+
+const char *field_type_name (field_type_t type);
+
+void kinds_test (bool verbose);
+
+#endif

@@ -1,0 +1,267 @@
+/*  mpjson: msgpack to JSON, streaming, no intermediate tree, because the
+    archiver and omni-tap convert every record and a tree per record would
+    cost more than the conversion itself.                                     */
+#include "mpjson.h"
+#include "util.h"
+
+#include <assert.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void
+s_reserve (mpjson_buf_t *buf, size_t extra)
+{
+    if (buf->size + extra + 1 <= buf->capacity)
+        return;
+    size_t capacity = buf->capacity ? buf->capacity : 256;
+    while (capacity < buf->size + extra + 1)
+        capacity *= 2;
+    buf->data = realloc (buf->data, capacity);
+    assert (buf->data);
+    buf->capacity = capacity;
+}
+
+void
+mpjson_buf_reset (mpjson_buf_t *buf)
+{
+    buf->size = 0;
+    if (buf->data)
+        buf->data[0] = 0;
+}
+
+void
+mpjson_buf_free (mpjson_buf_t *buf)
+{
+    free (buf->data);
+    memset (buf, 0, sizeof *buf);
+}
+
+void
+mpjson_append (mpjson_buf_t *buf, const char *text, size_t len)
+{
+    s_reserve (buf, len);
+    memcpy (buf->data + buf->size, text, len);
+    buf->size += len;
+    buf->data[buf->size] = 0;
+}
+
+static void
+s_appendc (mpjson_buf_t *buf, char c)
+{
+    s_reserve (buf, 1);
+    buf->data[buf->size++] = c;
+    buf->data[buf->size] = 0;
+}
+
+void
+mpjson_string (mpjson_buf_t *buf, const char *text, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    s_reserve (buf, len + 2);
+    s_appendc (buf, '"');
+    size_t run = 0; //  start of the pending run that needs no escaping
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char) text[i];
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        mpjson_append (buf, text + run, i - run);
+        run = i + 1;
+        char esc[7] = {'\\', 0};
+        switch (c) {
+        case '"': esc[1] = '"'; break;
+        case '\\': esc[1] = '\\'; break;
+        case '\n': esc[1] = 'n'; break;
+        case '\r': esc[1] = 'r'; break;
+        case '\t': esc[1] = 't'; break;
+        case '\b': esc[1] = 'b'; break;
+        case '\f': esc[1] = 'f'; break;
+        default:
+            memcpy (esc, "\\u00", 4);
+            esc[4] = hex[c >> 4];
+            esc[5] = hex[c & 15];
+        }
+        mpjson_append (buf, esc, strlen (esc));
+    }
+    mpjson_append (buf, text + run, len - run);
+    s_appendc (buf, '"');
+}
+
+static void
+s_base64 (mpjson_buf_t *buf, const uint8_t *data, size_t len)
+{
+    static const char alphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    s_reserve (buf, (len + 2) / 3 * 4);
+    char *out = buf->data + buf->size;
+    size_t i = 0;
+    for (; i + 2 < len; i += 3) {
+        uint32_t v = (uint32_t) data[i] << 16 | (uint32_t) data[i + 1] << 8 | data[i + 2];
+        *out++ = alphabet[v >> 18];
+        *out++ = alphabet[(v >> 12) & 63];
+        *out++ = alphabet[(v >> 6) & 63];
+        *out++ = alphabet[v & 63];
+    }
+    if (i < len) {
+        uint32_t v = (uint32_t) data[i] << 16 | (i + 1 < len ? (uint32_t) data[i + 1] << 8 : 0);
+        *out++ = alphabet[v >> 18];
+        *out++ = alphabet[(v >> 12) & 63];
+        *out++ = i + 1 < len ? alphabet[(v >> 6) & 63] : '=';
+        *out++ = '=';
+    }
+    buf->size = (size_t) (out - buf->data);
+    buf->data[buf->size] = 0;
+}
+
+//  Shortest text that reads back as the same double, always with a '.' or
+//  an exponent so that a JSON reader keeps it a float.
+static void
+s_double (mpjson_buf_t *buf, double value)
+{
+    char text[40];
+    for (int precision = 15; precision <= 17; precision++) {
+        snprintf (text, sizeof text, "%.*g", precision, value);
+        if (strtod (text, NULL) == value)
+            break;
+    }
+    if (!strpbrk (text, ".eEn"))
+        strcat (text, ".0");
+    mpjson_append (buf, text, strlen (text));
+}
+
+void
+mpjson_value (mpjson_buf_t *buf, const msgpack_object *value)
+{
+    char text[32];
+    switch (value->type) {
+    case MSGPACK_OBJECT_NIL: mpjson_append (buf, "null", 4); break;
+    case MSGPACK_OBJECT_BOOLEAN:
+        if (value->via.boolean)
+            mpjson_append (buf, "true", 4);
+        else
+            mpjson_append (buf, "false", 5);
+        break;
+    case MSGPACK_OBJECT_POSITIVE_INTEGER:
+        mpjson_append (buf, text, (size_t) snprintf (text, sizeof text, "%" PRIu64,
+                                                     value->via.u64));
+        break;
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+        mpjson_append (buf, text, (size_t) snprintf (text, sizeof text, "%" PRId64,
+                                                     value->via.i64));
+        break;
+    case MSGPACK_OBJECT_FLOAT32:
+    case MSGPACK_OBJECT_FLOAT64: s_double (buf, value->via.f64); break;
+    case MSGPACK_OBJECT_STR: mpjson_string (buf, value->via.str.ptr, value->via.str.size); break;
+    case MSGPACK_OBJECT_BIN:
+        mpjson_append (buf, "{\"$bin\":\"", 9);
+        s_base64 (buf, (const uint8_t *) value->via.bin.ptr, value->via.bin.size);
+        mpjson_append (buf, "\"}", 2);
+        break;
+    case MSGPACK_OBJECT_ARRAY:
+        s_appendc (buf, '[');
+        for (uint32_t i = 0; i < value->via.array.size; i++) {
+            if (i)
+                s_appendc (buf, ',');
+            mpjson_value (buf, &value->via.array.ptr[i]);
+        }
+        s_appendc (buf, ']');
+        break;
+    case MSGPACK_OBJECT_MAP:
+        s_appendc (buf, '{');
+        for (uint32_t i = 0; i < value->via.map.size; i++) {
+            if (i)
+                s_appendc (buf, ',');
+            const msgpack_object *key = &value->via.map.ptr[i].key;
+            if (key->type == MSGPACK_OBJECT_STR)
+                mpjson_string (buf, key->via.str.ptr, key->via.str.size);
+            else { //  records never have these (record_decode refuses them)
+                mpjson_buf_t inner = {0};
+                mpjson_value (&inner, key);
+                mpjson_string (buf, inner.data, inner.size);
+                mpjson_buf_free (&inner);
+            }
+            s_appendc (buf, ':');
+            mpjson_value (buf, &value->via.map.ptr[i].val);
+        }
+        s_appendc (buf, '}');
+        break;
+    default: mpjson_append (buf, "null", 4); break;
+    }
+}
+
+void
+mpjson_record (mpjson_buf_t *buf, const record_t *record)
+{
+    char text[64];
+    mpjson_append (buf, "{\"v\":", 5);
+    mpjson_append (buf, text, (size_t) snprintf (text, sizeof text, "%" PRIu64, record->v));
+    mpjson_append (buf, ",\"id\":\"", 7);
+    util_hex (record->id, RECORD_ID_SIZE, text);
+    mpjson_append (buf, text, 2 * RECORD_ID_SIZE);
+    mpjson_append (buf, "\",\"kind\":", 9);
+    mpjson_string (buf, record->kind.ptr, record->kind.len);
+    mpjson_append (buf, ",\"src\":", 7);
+    mpjson_string (buf, record->src.ptr, record->src.len);
+    mpjson_append (buf, ",\"col\":", 7);
+    mpjson_string (buf, record->col.ptr, record->col.len);
+    mpjson_append (buf, ",\"run\":", 7);
+    mpjson_string (buf, record->run.ptr, record->run.len);
+    mpjson_append (buf, ",\"ts\":", 6);
+    mpjson_append (buf, text, (size_t) snprintf (text, sizeof text, "%" PRId64, record->ts));
+    mpjson_append (buf, ",\"body\":", 8);
+    mpjson_value (buf, record->body);
+    if (record->tags) {
+        mpjson_append (buf, ",\"tags\":", 8);
+        mpjson_value (buf, record->tags);
+    }
+    s_appendc (buf, '}');
+}
+
+void
+mpjson_test (bool verbose)
+{
+    msgpack_sbuffer sbuf;
+    msgpack_sbuffer_init (&sbuf);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &sbuf, msgpack_sbuffer_write);
+    msgpack_pack_map (&pk, 7);
+    msgpack_pack_str_with_body (&pk, "s", 1);
+    msgpack_pack_str_with_body (&pk, "a\"b\\c\n\x01\xc3\xa9", 9);
+    msgpack_pack_str_with_body (&pk, "n", 1);
+    msgpack_pack_array (&pk, 4);
+    msgpack_pack_int64 (&pk, -5);
+    msgpack_pack_uint64 (&pk, UINT64_MAX);
+    msgpack_pack_double (&pk, 3.0);
+    msgpack_pack_double (&pk, 0.1);
+    msgpack_pack_str_with_body (&pk, "b", 1);
+    msgpack_pack_bin_with_body (&pk, "\x00\xff\x10\x20", 4);
+    msgpack_pack_str_with_body (&pk, "t", 1);
+    msgpack_pack_true (&pk);
+    msgpack_pack_str_with_body (&pk, "z", 1);
+    msgpack_pack_nil (&pk);
+    msgpack_pack_str_with_body (&pk, "e", 1);
+    msgpack_pack_map (&pk, 0);
+    msgpack_pack_str_with_body (&pk, "b1", 2);
+    msgpack_pack_bin_with_body (&pk, "a", 1);
+
+    msgpack_zone zone;
+    msgpack_zone_init (&zone, 1024);
+    msgpack_object obj;
+    size_t off = 0;
+    assert (msgpack_unpack (sbuf.data, sbuf.size, &off, &zone, &obj) == MSGPACK_UNPACK_SUCCESS);
+    mpjson_buf_t buf = {0};
+    mpjson_value (&buf, &obj);
+    const char *expected = "{\"s\":\"a\\\"b\\\\c\\n\\u0001\xc3\xa9\","
+                           "\"n\":[-5,18446744073709551615,3.0,0.1],"
+                           "\"b\":{\"$bin\":\"AP8QIA==\"},\"t\":true,\"z\":null,\"e\":{},"
+                           "\"b1\":{\"$bin\":\"YQ==\"}}";
+    if (verbose || strcmp (buf.data, expected))
+        fprintf (stderr, "%s\n%s\n", buf.data, expected);
+    assert (strcmp (buf.data, expected) == 0);
+    mpjson_buf_reset (&buf);
+    assert (buf.size == 0);
+    mpjson_buf_free (&buf);
+    msgpack_zone_destroy (&zone);
+    msgpack_sbuffer_destroy (&sbuf);
+}

@@ -1,0 +1,837 @@
+/*  record: decode, validate, identify and encode audit records.
+
+    Decoding first walks the raw bytes once (s_prescan) before handing them to
+    msgpack-c. The walk is needed because msgpack-c allocates every container
+    from its declared element count before reading the elements: a five-byte
+    frame declaring a 4-billion-element array would make it ask for ~96 GB.
+    The walk checks that every declared count fits the bytes that remain, and
+    on the way enforces the depth limit, UTF-8 strings, string map keys,
+    finite floats and no extension types, so that what msgpack-c then builds
+    is bounded by a small multiple of the frame size and is JSON-clean.        */
+#include "record.h"
+
+#include <assert.h>
+#include <math.h>
+#include <openssl/sha.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const record_limits_t record_default_limits = {4 * 1024 * 1024, 16};
+
+static const char *s_reject_names[REJECT_REASON_COUNT] = {
+    "none",        "too_large",    "not_msgpack", "too_deep",     "not_map",
+    "bad_version", "bad_envelope", "unknown_kind", "bad_body",    "bad_utf8"};
+
+const char *
+record_reject_name (record_reject_t reason)
+{
+    return reason < REJECT_REASON_COUNT ? s_reject_names[reason] : "unknown";
+}
+
+static record_reject_t
+s_fail (record_reject_t reason, char *detail, size_t detail_size, const char *format, ...)
+{
+    if (detail && detail_size) {
+        va_list args;
+        va_start (args, format);
+        vsnprintf (detail, detail_size, format, args);
+        va_end (args);
+    }
+    return reason;
+}
+
+//  Strict UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF.
+static bool
+s_utf8_valid (const uint8_t *s, size_t len)
+{
+    size_t i = 0;
+    while (i < len) {
+        uint8_t c = s[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t n;
+        uint32_t cp;
+        if (c >= 0xC2 && c <= 0xDF) {
+            n = 1;
+            cp = c & 0x1F;
+        }
+        else if (c >= 0xE0 && c <= 0xEF) {
+            n = 2;
+            cp = c & 0x0F;
+        }
+        else if (c >= 0xF0 && c <= 0xF4) {
+            n = 3;
+            cp = c & 0x07;
+        }
+        else
+            return false;
+        if (len - i <= n)
+            return false;
+        for (size_t k = 1; k <= n; k++) {
+            if ((s[i + k] & 0xC0) != 0x80)
+                return false;
+            cp = cp << 6 | (s[i + k] & 0x3F);
+        }
+        if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10FFFF
+            || (cp >= 0xD800 && cp <= 0xDFFF))
+            return false;
+        i += n + 1;
+    }
+    return true;
+}
+
+static uint64_t
+s_be (const uint8_t *p, int n)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+typedef struct {
+    uint64_t remaining; //  items left in this container (a map counts keys and values)
+    bool is_map;
+} s_frame_t;
+
+#define S_STACK_MAX 64
+
+static record_reject_t
+s_prescan (const uint8_t *p, size_t size, size_t max_depth, char *detail, size_t detail_size)
+{
+    s_frame_t stack[S_STACK_MAX];
+    size_t depth = 0, pos = 0;
+    bool done = false;
+    while (!done) {
+        if (pos >= size)
+            return s_fail (REJECT_NOT_MSGPACK, detail, detail_size, "truncated at byte %zu", pos);
+        bool is_key = depth > 0 && stack[depth - 1].is_map && stack[depth - 1].remaining % 2 == 0;
+        uint8_t t = p[pos++];
+        size_t left = size - pos;
+        uint64_t payload = 0; //  bytes following the header
+        uint64_t items = 0;   //  container items, for maps keys + values
+        bool container = false, is_map = false, is_str = false;
+        int hdr = 0;
+        if (t <= 0x7f || t >= 0xe0 || t == 0xc0 || t == 0xc2 || t == 0xc3)
+            ;
+        else if (t >= 0xa0 && t <= 0xbf) {
+            payload = t & 0x1f;
+            is_str = true;
+        }
+        else if (t >= 0x90 && t <= 0x9f) {
+            items = t & 0x0f;
+            container = true;
+        }
+        else if (t >= 0x80 && t <= 0x8f) {
+            items = (uint64_t) (t & 0x0f) * 2;
+            container = is_map = true;
+        }
+        else
+            switch (t) {
+            case 0xcc: case 0xd0: hdr = 1; break;
+            case 0xcd: case 0xd1: hdr = 2; break;
+            case 0xce: case 0xd2: hdr = 4; break;
+            case 0xcf: case 0xd3: hdr = 8; break;
+            case 0xca:
+            case 0xcb: {
+                int n = t == 0xca ? 4 : 8;
+                if (left < (size_t) n)
+                    return s_fail (REJECT_NOT_MSGPACK, detail, detail_size, "truncated float");
+                double d;
+                if (n == 4) {
+                    uint32_t bits = (uint32_t) s_be (p + pos, 4);
+                    float f;
+                    memcpy (&f, &bits, 4);
+                    d = f;
+                }
+                else {
+                    uint64_t bits = s_be (p + pos, 8);
+                    memcpy (&d, &bits, 8);
+                }
+                if (!isfinite (d))
+                    return s_fail (REJECT_BAD_BODY, detail, detail_size,
+                                   "non-finite float at byte %zu", pos - 1);
+                payload = (uint64_t) n;
+                break;
+            }
+            case 0xd9: case 0xda: case 0xdb:
+            case 0xc4: case 0xc5: case 0xc6: {
+                int n = (t == 0xd9 || t == 0xc4) ? 1 : (t == 0xda || t == 0xc5) ? 2 : 4;
+                if (left < (size_t) n)
+                    return s_fail (REJECT_NOT_MSGPACK, detail, detail_size, "truncated length");
+                payload = s_be (p + pos, n);
+                pos += (size_t) n;
+                left -= (size_t) n;
+                is_str = t >= 0xd9;
+                break;
+            }
+            case 0xdc: case 0xdd: case 0xde: case 0xdf: {
+                int n = (t == 0xdc || t == 0xde) ? 2 : 4;
+                if (left < (size_t) n)
+                    return s_fail (REJECT_NOT_MSGPACK, detail, detail_size, "truncated count");
+                items = s_be (p + pos, n);
+                pos += (size_t) n;
+                left -= (size_t) n;
+                container = true;
+                if (t >= 0xde) {
+                    is_map = true;
+                    items *= 2;
+                }
+                break;
+            }
+            case 0xc1:
+                return s_fail (REJECT_NOT_MSGPACK, detail, detail_size,
+                               "invalid type byte 0xc1 at %zu", pos - 1);
+            default:
+                return s_fail (REJECT_BAD_BODY, detail, detail_size,
+                               "extension type 0x%02x at byte %zu is not supported", t, pos - 1);
+            }
+        if (is_key && !is_str)
+            return s_fail (REJECT_BAD_BODY, detail, detail_size,
+                           "map key at byte %zu is not a string", pos - 1);
+        if (hdr) {
+            if (left < (size_t) hdr)
+                return s_fail (REJECT_NOT_MSGPACK, detail, detail_size, "truncated integer");
+            payload = (uint64_t) hdr;
+        }
+        if (payload > left)
+            return s_fail (REJECT_NOT_MSGPACK, detail, detail_size,
+                           "value at byte %zu declares %llu bytes, %zu remain", pos - 1,
+                           (unsigned long long) payload, left);
+        if (is_str && !s_utf8_valid (p + pos, payload))
+            return s_fail (REJECT_BAD_UTF8, detail, detail_size,
+                           "string at byte %zu is not valid UTF-8", pos - 1);
+        pos += payload;
+        if (depth > 0)
+            stack[depth - 1].remaining--;
+        if (container) {
+            if (items > size - pos)
+                return s_fail (REJECT_NOT_MSGPACK, detail, detail_size,
+                               "container declares %llu items, %zu bytes remain",
+                               (unsigned long long) items, size - pos);
+            if (depth + 1 > max_depth || depth + 1 > S_STACK_MAX)
+                return s_fail (REJECT_TOO_DEEP, detail, detail_size,
+                               "nesting deeper than %zu", max_depth);
+            stack[depth].remaining = items;
+            stack[depth].is_map = is_map;
+            depth++;
+        }
+        while (depth > 0 && stack[depth - 1].remaining == 0)
+            depth--;
+        done = depth == 0;
+    }
+    if (pos != size)
+        return s_fail (REJECT_NOT_MSGPACK, detail, detail_size, "%zu trailing bytes", size - pos);
+    return REJECT_NONE;
+}
+
+static bool
+s_key_is (const msgpack_object *key, const char *name)
+{
+    size_t len = strlen (name);
+    return key->type == MSGPACK_OBJECT_STR && key->via.str.size == len
+           && memcmp (key->via.str.ptr, name, len) == 0;
+}
+
+const msgpack_object *
+record_field (const msgpack_object *map, const char *key)
+{
+    if (!map || map->type != MSGPACK_OBJECT_MAP)
+        return NULL;
+    for (uint32_t i = 0; i < map->via.map.size; i++)
+        if (s_key_is (&map->via.map.ptr[i].key, key))
+            return &map->via.map.ptr[i].val;
+    return NULL;
+}
+
+static bool
+s_is_int (const msgpack_object *o)
+{
+    return o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER
+           || (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER && o->via.u64 <= INT64_MAX);
+}
+
+static const char *
+s_type_name (const msgpack_object *o)
+{
+    switch (o->type) {
+    case MSGPACK_OBJECT_NIL: return "nil";
+    case MSGPACK_OBJECT_BOOLEAN: return "bool";
+    case MSGPACK_OBJECT_POSITIVE_INTEGER:
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER: return "int";
+    case MSGPACK_OBJECT_FLOAT32:
+    case MSGPACK_OBJECT_FLOAT64: return "float";
+    case MSGPACK_OBJECT_STR: return "str";
+    case MSGPACK_OBJECT_BIN: return "bin";
+    case MSGPACK_OBJECT_ARRAY: return "array";
+    case MSGPACK_OBJECT_MAP: return "map";
+    default: return "ext";
+    }
+}
+
+static bool
+s_type_ok (field_type_t type, const msgpack_object *o)
+{
+    switch (type) {
+    case FIELD_STR: return o->type == MSGPACK_OBJECT_STR;
+    case FIELD_INT: return s_is_int (o);
+    case FIELD_NUM:
+        return s_is_int (o) || o->type == MSGPACK_OBJECT_FLOAT32
+               || o->type == MSGPACK_OBJECT_FLOAT64;
+    case FIELD_BOOL: return o->type == MSGPACK_OBJECT_BOOLEAN;
+    case FIELD_BIN: return o->type == MSGPACK_OBJECT_BIN;
+    case FIELD_ARRAY: return o->type == MSGPACK_OBJECT_ARRAY;
+    case FIELD_MAP: return o->type == MSGPACK_OBJECT_MAP;
+    case FIELD_ANY: return true;
+    }
+    return false;
+}
+
+static record_reject_t
+s_envelope_str (const msgpack_object *val, const char *name, record_str_t *out, char *detail,
+                size_t detail_size)
+{
+    if (val->type != MSGPACK_OBJECT_STR)
+        return s_fail (REJECT_BAD_ENVELOPE, detail, detail_size, "%s: expected str, got %s",
+                       name, s_type_name (val));
+    out->ptr = val->via.str.ptr;
+    out->len = val->via.str.size;
+    return REJECT_NONE;
+}
+
+record_reject_t
+record_decode (record_t *record, msgpack_zone *zone, const void *data, size_t size,
+               const record_limits_t *limits, char *detail, size_t detail_size)
+{
+    if (!limits)
+        limits = &record_default_limits;
+    if (detail && detail_size)
+        detail[0] = 0;
+    memset (record, 0, sizeof *record);
+    if (size > limits->max_size)
+        return s_fail (REJECT_TOO_LARGE, detail, detail_size, "%zu bytes, limit %zu", size,
+                       limits->max_size);
+    if (size == 0)
+        return s_fail (REJECT_NOT_MSGPACK, detail, detail_size, "empty frame");
+    const uint8_t *bytes = data;
+    if (!((bytes[0] >= 0x80 && bytes[0] <= 0x8f) || bytes[0] == 0xde || bytes[0] == 0xdf)) {
+        record_reject_t rc = s_prescan (bytes, size, limits->max_depth, detail, detail_size);
+        if (rc != REJECT_NONE)
+            return rc;
+        return s_fail (REJECT_NOT_MAP, detail, detail_size, "top level is not a map");
+    }
+    record_reject_t rc = s_prescan (bytes, size, limits->max_depth, detail, detail_size);
+    if (rc != REJECT_NONE)
+        return rc;
+    msgpack_object root;
+    size_t offset = 0;
+    if (msgpack_unpack (data, size, &offset, zone, &root) != MSGPACK_UNPACK_SUCCESS)
+        return s_fail (REJECT_NOT_MSGPACK, detail, detail_size, "msgpack decoder refused it");
+
+    enum { F_V = 1, F_ID = 2, F_KIND = 4, F_SRC = 8, F_COL = 16, F_RUN = 32, F_TS = 64,
+           F_BODY = 128, F_TAGS = 256 };
+    static const char *names[] = {"v", "id", "kind", "src", "col", "run", "ts", "body", "tags"};
+    unsigned seen = 0;
+    for (uint32_t i = 0; i < root.via.map.size; i++) {
+        const msgpack_object *key = &root.via.map.ptr[i].key;
+        const msgpack_object *val = &root.via.map.ptr[i].val;
+        int which = -1;
+        for (int n = 0; n < 9; n++)
+            if (s_key_is (key, names[n]))
+                which = n;
+        if (which < 0)
+            return s_fail (REJECT_BAD_ENVELOPE, detail, detail_size, "unknown field \"%.*s\"",
+                           (int) (key->via.str.size > 64 ? 64 : key->via.str.size),
+                           key->via.str.ptr);
+        if (seen & (1u << which))
+            return s_fail (REJECT_BAD_ENVELOPE, detail, detail_size, "duplicate field \"%s\"",
+                           names[which]);
+        seen |= 1u << which;
+        switch (1u << which) {
+        case F_V:
+            if (val->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+                return s_fail (REJECT_BAD_VERSION, detail, detail_size,
+                               "v: expected int, got %s", s_type_name (val));
+            record->v = val->via.u64;
+            break;
+        case F_ID:
+            if (val->type != MSGPACK_OBJECT_BIN || val->via.bin.size != RECORD_ID_SIZE)
+                return s_fail (REJECT_BAD_ENVELOPE, detail, detail_size,
+                               "id: expected %d-byte bin", RECORD_ID_SIZE);
+            memcpy (record->id, val->via.bin.ptr, RECORD_ID_SIZE);
+            break;
+        case F_KIND: rc = s_envelope_str (val, "kind", &record->kind, detail, detail_size); break;
+        case F_SRC: rc = s_envelope_str (val, "src", &record->src, detail, detail_size); break;
+        case F_COL: rc = s_envelope_str (val, "col", &record->col, detail, detail_size); break;
+        case F_RUN: rc = s_envelope_str (val, "run", &record->run, detail, detail_size); break;
+        case F_TS:
+            if (!s_is_int (val))
+                return s_fail (REJECT_BAD_ENVELOPE, detail, detail_size,
+                               "ts: expected int (ns), got %s", s_type_name (val));
+            record->ts = val->via.i64;
+            break;
+        case F_BODY:
+            if (val->type != MSGPACK_OBJECT_MAP)
+                return s_fail (REJECT_BAD_ENVELOPE, detail, detail_size,
+                               "body: expected map, got %s", s_type_name (val));
+            record->body = val;
+            break;
+        case F_TAGS:
+            if (val->type != MSGPACK_OBJECT_MAP)
+                return s_fail (REJECT_BAD_ENVELOPE, detail, detail_size,
+                               "tags: expected map, got %s", s_type_name (val));
+            for (uint32_t t = 0; t < val->via.map.size; t++)
+                if (val->via.map.ptr[t].val.type != MSGPACK_OBJECT_STR)
+                    return s_fail (REJECT_BAD_ENVELOPE, detail, detail_size,
+                                   "tags: values must be strings");
+            record->tags = val;
+            break;
+        }
+        if (rc != REJECT_NONE)
+            return rc;
+    }
+    if (!(seen & F_V))
+        return s_fail (REJECT_BAD_VERSION, detail, detail_size, "v: missing");
+    if (record->v != RECORD_VERSION)
+        return s_fail (REJECT_BAD_VERSION, detail, detail_size, "v: %llu is not supported",
+                       (unsigned long long) record->v);
+    for (int n = 1; n < 8; n++)
+        if (!(seen & (1u << n)))
+            return s_fail (REJECT_BAD_ENVELOPE, detail, detail_size, "%s: missing", names[n]);
+
+    record->spec = kinds_lookup (record->kind.ptr, record->kind.len);
+    if (!record->spec)
+        return s_fail (REJECT_UNKNOWN_KIND, detail, detail_size, "kind \"%.*s\" is not declared",
+                       (int) (record->kind.len > 64 ? 64 : record->kind.len), record->kind.ptr);
+    for (const field_spec_t *f = record->spec->fields; f->name; f++) {
+        const msgpack_object *val = record_field (record->body, f->name);
+        if (!val || (val->type == MSGPACK_OBJECT_NIL && !f->required)) {
+            if (f->required)
+                return s_fail (REJECT_BAD_BODY, detail, detail_size, "body.%s: missing", f->name);
+            continue;
+        }
+        if (!s_type_ok (f->type, val))
+            return s_fail (REJECT_BAD_BODY, detail, detail_size, "body.%s: expected %s, got %s",
+                           f->name, field_type_name (f->type), s_type_name (val));
+    }
+    return REJECT_NONE;
+}
+
+void
+record_compute_id (const record_t *record, uint8_t id[RECORD_ID_SIZE])
+{
+    msgpack_sbuffer sbuf;
+    msgpack_sbuffer_init (&sbuf);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &sbuf, msgpack_sbuffer_write);
+    msgpack_sbuffer_write (&sbuf, "omni.id/1", 10);
+    msgpack_sbuffer_write (&sbuf, record->kind.ptr, record->kind.len);
+    msgpack_sbuffer_write (&sbuf, "", 1);
+    msgpack_sbuffer_write (&sbuf, record->src.ptr, record->src.len);
+    msgpack_sbuffer_write (&sbuf, "", 1);
+    const kind_spec_t *spec = record->spec;
+    if (!spec || !spec->key[0])
+        msgpack_pack_object (&pk, *record->body);
+    else
+        for (int i = 0; i < KIND_KEY_MAX && spec->key[i]; i++) {
+            const char *part = spec->key[i];
+            if (strcmp (part, "@ts") == 0)
+                msgpack_pack_int64 (&pk, record->ts);
+            else if (strcmp (part, "@tags") == 0) {
+                if (record->tags)
+                    msgpack_pack_object (&pk, *record->tags);
+                else
+                    msgpack_pack_nil (&pk);
+            }
+            else {
+                const msgpack_object *val = record_field (record->body, part);
+                if (val)
+                    msgpack_pack_object (&pk, *val);
+                else
+                    msgpack_pack_nil (&pk);
+            }
+        }
+    uint8_t digest[SHA256_DIGEST_LENGTH];
+    SHA256 ((const unsigned char *) sbuf.data, sbuf.size, digest);
+    memcpy (id, digest, RECORD_ID_SIZE);
+    msgpack_sbuffer_destroy (&sbuf);
+}
+
+bool
+record_field_str (const msgpack_object *map, const char *key, record_str_t *out)
+{
+    const msgpack_object *val = record_field (map, key);
+    if (!val || val->type != MSGPACK_OBJECT_STR)
+        return false;
+    out->ptr = val->via.str.ptr;
+    out->len = val->via.str.size;
+    return true;
+}
+
+bool
+record_field_int (const msgpack_object *map, const char *key, int64_t *out)
+{
+    const msgpack_object *val = record_field (map, key);
+    if (!val || !s_is_int (val))
+        return false;
+    *out = val->via.i64;
+    return true;
+}
+
+bool
+record_field_num (const msgpack_object *map, const char *key, double *out)
+{
+    const msgpack_object *val = record_field (map, key);
+    if (!val)
+        return false;
+    if (val->type == MSGPACK_OBJECT_FLOAT32 || val->type == MSGPACK_OBJECT_FLOAT64)
+        *out = val->via.f64;
+    else if (val->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+        *out = (double) val->via.u64;
+    else if (val->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
+        *out = (double) val->via.i64;
+    else
+        return false;
+    return true;
+}
+
+bool
+record_field_bool (const msgpack_object *map, const char *key, bool *out)
+{
+    const msgpack_object *val = record_field (map, key);
+    if (!val || val->type != MSGPACK_OBJECT_BOOLEAN)
+        return false;
+    *out = val->via.boolean;
+    return true;
+}
+
+bool
+record_str_eq (record_str_t s, const char *cstr)
+{
+    return strlen (cstr) == s.len && memcmp (s.ptr, cstr, s.len) == 0;
+}
+
+char *
+record_str_dup (record_str_t s)
+{
+    char *copy = malloc (s.len + 1);
+    assert (copy);
+    memcpy (copy, s.ptr, s.len);
+    copy[s.len] = 0;
+    return copy;
+}
+
+//  ---------------------------------------------------------------------------
+//  Encoder
+
+typedef struct {
+    char *key, *value;
+} s_tag_t;
+
+struct _record_encoder_t {
+    msgpack_sbuffer body_buf, out_buf;
+    msgpack_packer body_pk, out_pk;
+    char *kind, *src, *col, *run;
+    int64_t ts;
+    s_tag_t *tags;
+    size_t ntags, tags_cap;
+    msgpack_zone zone;
+    uint8_t id[RECORD_ID_SIZE];
+};
+
+record_encoder_t *
+record_encoder_new (void)
+{
+    record_encoder_t *self = calloc (1, sizeof *self);
+    assert (self);
+    msgpack_sbuffer_init (&self->body_buf);
+    msgpack_sbuffer_init (&self->out_buf);
+    msgpack_packer_init (&self->body_pk, &self->body_buf, msgpack_sbuffer_write);
+    msgpack_packer_init (&self->out_pk, &self->out_buf, msgpack_sbuffer_write);
+    msgpack_zone_init (&self->zone, 4096);
+    return self;
+}
+
+static void
+s_encoder_clear (record_encoder_t *self)
+{
+    free (self->kind);
+    free (self->src);
+    free (self->col);
+    free (self->run);
+    self->kind = self->src = self->col = self->run = NULL;
+    for (size_t i = 0; i < self->ntags; i++) {
+        free (self->tags[i].key);
+        free (self->tags[i].value);
+    }
+    self->ntags = 0;
+}
+
+void
+record_encoder_destroy (record_encoder_t **self_p)
+{
+    record_encoder_t *self = *self_p;
+    if (!self)
+        return;
+    s_encoder_clear (self);
+    free (self->tags);
+    msgpack_sbuffer_destroy (&self->body_buf);
+    msgpack_sbuffer_destroy (&self->out_buf);
+    msgpack_zone_destroy (&self->zone);
+    free (self);
+    *self_p = NULL;
+}
+
+void
+record_encoder_begin (record_encoder_t *self, const char *kind, const char *src,
+                      const char *col, const char *run, int64_t ts)
+{
+    s_encoder_clear (self);
+    self->kind = strdup (kind);
+    self->src = strdup (src);
+    self->col = strdup (col);
+    self->run = strdup (run);
+    self->ts = ts;
+    msgpack_sbuffer_clear (&self->body_buf);
+}
+
+msgpack_packer *
+record_encoder_body (record_encoder_t *self)
+{
+    return &self->body_pk;
+}
+
+void
+record_encoder_tag (record_encoder_t *self, const char *key, const char *value)
+{
+    if (self->ntags == self->tags_cap) {
+        self->tags_cap = self->tags_cap ? self->tags_cap * 2 : 8;
+        self->tags = realloc (self->tags, self->tags_cap * sizeof *self->tags);
+        assert (self->tags);
+    }
+    self->tags[self->ntags].key = strdup (key);
+    self->tags[self->ntags].value = strdup (value);
+    self->ntags++;
+}
+
+static int
+s_tag_cmp (const void *a, const void *b)
+{
+    return strcmp (((const s_tag_t *) a)->key, ((const s_tag_t *) b)->key);
+}
+
+static void
+s_pack_cstr (msgpack_packer *pk, const char *s)
+{
+    size_t len = strlen (s);
+    msgpack_pack_str (pk, len);
+    msgpack_pack_str_body (pk, s, len);
+}
+
+int
+record_encoder_end (record_encoder_t *self, const void **data, size_t *size, char *detail,
+                    size_t detail_size)
+{
+    msgpack_packer *pk = &self->out_pk;
+    msgpack_sbuffer_clear (&self->out_buf);
+    msgpack_pack_map (pk, self->ntags ? 9 : 8);
+    s_pack_cstr (pk, "v");
+    msgpack_pack_uint64 (pk, RECORD_VERSION);
+    s_pack_cstr (pk, "id");
+    msgpack_pack_bin (pk, RECORD_ID_SIZE);
+    size_t id_at = self->out_buf.size;
+    static const uint8_t zero_id[RECORD_ID_SIZE] = {0};
+    msgpack_pack_bin_body (pk, zero_id, RECORD_ID_SIZE);
+    s_pack_cstr (pk, "kind");
+    s_pack_cstr (pk, self->kind);
+    s_pack_cstr (pk, "src");
+    s_pack_cstr (pk, self->src);
+    s_pack_cstr (pk, "col");
+    s_pack_cstr (pk, self->col);
+    s_pack_cstr (pk, "run");
+    s_pack_cstr (pk, self->run);
+    s_pack_cstr (pk, "ts");
+    msgpack_pack_int64 (pk, self->ts);
+    s_pack_cstr (pk, "body");
+    msgpack_sbuffer_write (&self->out_buf, self->body_buf.data, self->body_buf.size);
+    if (self->ntags) {
+        qsort (self->tags, self->ntags, sizeof *self->tags, s_tag_cmp);
+        s_pack_cstr (pk, "tags");
+        msgpack_pack_map (pk, self->ntags);
+        for (size_t i = 0; i < self->ntags; i++) {
+            s_pack_cstr (pk, self->tags[i].key);
+            s_pack_cstr (pk, self->tags[i].value);
+        }
+    }
+    //  Validate exactly as ingestd will, so a collector never sends what
+    //  ingestd would refuse; then fill in the id computed from the result.
+    msgpack_zone_clear (&self->zone);
+    record_t record;
+    char local[256];
+    if (!detail) {
+        detail = local;
+        detail_size = sizeof local;
+    }
+    if (record_decode (&record, &self->zone, self->out_buf.data, self->out_buf.size, NULL,
+                       detail, detail_size)
+        != REJECT_NONE)
+        return -1;
+    record_compute_id (&record, self->id);
+    memcpy (self->out_buf.data + id_at, self->id, RECORD_ID_SIZE);
+    *data = self->out_buf.data;
+    *size = self->out_buf.size;
+    return 0;
+}
+
+const uint8_t *
+record_encoder_id (record_encoder_t *self)
+{
+    return self->id;
+}
+
+//  ---------------------------------------------------------------------------
+
+static record_reject_t
+s_decode_bytes (const void *data, size_t size, char *detail)
+{
+    msgpack_zone zone;
+    msgpack_zone_init (&zone, 1024);
+    record_t record;
+    record_reject_t rc = record_decode (&record, &zone, data, size, NULL, detail, 256);
+    msgpack_zone_destroy (&zone);
+    return rc;
+}
+
+void
+record_test (bool verbose)
+{
+    record_encoder_t *enc = record_encoder_new ();
+    char detail[256];
+    const void *data;
+    size_t size;
+
+    //  A valid commit round-trips, and its id depends only on src + sha.
+    record_encoder_begin (enc, "git.branch", "repo-a", "col-1", "run-1", 1700000000000000000LL);
+    msgpack_packer *pk = record_encoder_body (enc);
+    msgpack_pack_map (pk, 3);
+    s_pack_cstr (pk, "name");
+    s_pack_cstr (pk, "main");
+    s_pack_cstr (pk, "target");
+    s_pack_cstr (pk, "abc");
+    s_pack_cstr (pk, "head");
+    msgpack_pack_true (pk);
+    record_encoder_tag (enc, "zone", "eu");
+    record_encoder_tag (enc, "env", "prod");
+    assert (record_encoder_end (enc, &data, &size, detail, sizeof detail) == 0);
+    uint8_t id1[RECORD_ID_SIZE];
+    memcpy (id1, record_encoder_id (enc), RECORD_ID_SIZE);
+
+    msgpack_zone zone;
+    msgpack_zone_init (&zone, 1024);
+    record_t rec;
+    assert (record_decode (&rec, &zone, data, size, NULL, detail, sizeof detail) == REJECT_NONE);
+    assert (record_str_eq (rec.kind, "git.branch"));
+    assert (record_str_eq (rec.src, "repo-a"));
+    assert (rec.ts == 1700000000000000000LL);
+    assert (memcmp (rec.id, id1, RECORD_ID_SIZE) == 0);
+    assert (rec.tags && rec.tags->via.map.size == 2);
+    assert (s_key_is (&rec.tags->via.map.ptr[0].key, "env")); //  sorted
+    record_str_t name;
+    assert (record_field_str (rec.body, "name", &name) && record_str_eq (name, "main"));
+    bool head;
+    assert (record_field_bool (rec.body, "head", &head) && head);
+    msgpack_zone_destroy (&zone);
+
+    //  Same natural key, other target and run: same id (the branch moved).
+    record_encoder_begin (enc, "git.branch", "repo-a", "col-2", "run-2", 1);
+    pk = record_encoder_body (enc);
+    msgpack_pack_map (pk, 3);
+    s_pack_cstr (pk, "name");
+    s_pack_cstr (pk, "main");
+    s_pack_cstr (pk, "target");
+    s_pack_cstr (pk, "def");
+    s_pack_cstr (pk, "head");
+    msgpack_pack_false (pk);
+    assert (record_encoder_end (enc, &data, &size, detail, sizeof detail) == 0);
+    assert (memcmp (record_encoder_id (enc), id1, RECORD_ID_SIZE) == 0);
+
+    //  Other source: other id.
+    record_encoder_begin (enc, "git.branch", "repo-b", "col-2", "run-2", 1);
+    pk = record_encoder_body (enc);
+    msgpack_pack_map (pk, 3);
+    s_pack_cstr (pk, "name");
+    s_pack_cstr (pk, "main");
+    s_pack_cstr (pk, "target");
+    s_pack_cstr (pk, "def");
+    s_pack_cstr (pk, "head");
+    msgpack_pack_false (pk);
+    assert (record_encoder_end (enc, &data, &size, detail, sizeof detail) == 0);
+    assert (memcmp (record_encoder_id (enc), id1, RECORD_ID_SIZE) != 0);
+
+    //  A missing required field is refused by the encoder with a reason.
+    record_encoder_begin (enc, "git.branch", "repo-a", "c", "r", 1);
+    pk = record_encoder_body (enc);
+    msgpack_pack_map (pk, 1);
+    s_pack_cstr (pk, "name");
+    msgpack_pack_int (pk, 3);
+    assert (record_encoder_end (enc, &data, &size, detail, sizeof detail) == -1);
+    assert (strstr (detail, "body.name: expected str, got int"));
+
+    //  Bad inputs, each with its reason.
+    assert (s_decode_bytes ("", 0, detail) == REJECT_NOT_MSGPACK);
+    assert (s_decode_bytes ("\x01", 1, detail) == REJECT_NOT_MAP);
+    assert (s_decode_bytes ("\x81\xa1", 2, detail) == REJECT_NOT_MSGPACK);
+    assert (s_decode_bytes ("\xdd\xff\xff\xff\xff", 5, detail) == REJECT_NOT_MSGPACK);
+    assert (s_decode_bytes ("\xdf\xff\xff\xff\xff\x00", 6, detail) == REJECT_NOT_MSGPACK);
+    assert (s_decode_bytes ("\x80\x00", 2, detail) == REJECT_NOT_MSGPACK); //  trailing
+    assert (s_decode_bytes ("\x81\x01\x02", 3, detail) == REJECT_BAD_BODY); //  int key
+    assert (s_decode_bytes ("\x81\xa1v\xa2\xff\xfe", 6, detail) == REJECT_BAD_UTF8);
+    assert (s_decode_bytes ("\x81\xa1v\xc7\x01\x05\x00", 7, detail) == REJECT_BAD_BODY); //  ext
+    assert (s_decode_bytes ("\x81\xa1v\x02", 4, detail) == REJECT_BAD_VERSION);
+    assert (s_decode_bytes ("\x81\xa1v\x01", 4, detail) == REJECT_BAD_ENVELOPE);
+    assert (strstr (detail, "id: missing"));
+    assert (s_decode_bytes ("\x81\xa1v\xcb\x7f\xf0\0\0\0\0\0\0", 12, detail) == REJECT_BAD_BODY);
+    //  Deep nesting: 40 nested single-element arrays under a map.
+    uint8_t deep[64];
+    deep[0] = 0x81;
+    deep[1] = 0xa1;
+    deep[2] = 'x';
+    for (int i = 0; i < 40; i++)
+        deep[3 + i] = 0x91;
+    deep[43] = 0x00;
+    assert (s_decode_bytes (deep, 44, detail) == REJECT_TOO_DEEP);
+    //  Over the size limit.
+    record_limits_t small = {8, 16};
+    msgpack_zone_init (&zone, 1024);
+    assert (record_decode (&rec, &zone, "\x81\xa1v\xa8........", 12, &small, detail,
+                           sizeof detail)
+            == REJECT_TOO_LARGE);
+    msgpack_zone_destroy (&zone);
+
+    //  Every truncation of a valid record is refused, none crashes.
+    record_encoder_begin (enc, "metric", "host-1", "c", "r", 5);
+    pk = record_encoder_body (enc);
+    msgpack_pack_map (pk, 2);
+    s_pack_cstr (pk, "name");
+    s_pack_cstr (pk, "host.cpu.user");
+    s_pack_cstr (pk, "value");
+    msgpack_pack_double (pk, 12.5);
+    assert (record_encoder_end (enc, &data, &size, detail, sizeof detail) == 0);
+    for (size_t cut = 0; cut < size; cut++)
+        assert (s_decode_bytes (data, cut, detail) != REJECT_NONE);
+    assert (s_decode_bytes (data, size, detail) == REJECT_NONE);
+
+    assert (s_utf8_valid ((const uint8_t *) "h\xc3\xa9llo", 6));
+    assert (!s_utf8_valid ((const uint8_t *) "\xc0\xaf", 2));         //  overlong
+    assert (!s_utf8_valid ((const uint8_t *) "\xed\xa0\x80", 3));     //  surrogate
+    assert (!s_utf8_valid ((const uint8_t *) "\xe2\x82", 2));         //  truncated
+    assert (s_utf8_valid ((const uint8_t *) "\xf0\x9f\x98\x80", 4)); //  emoji
+    if (verbose)
+        printf ("record: %zu-byte metric record ok\n", size);
+    record_encoder_destroy (&enc);
+    assert (enc == NULL);
+}

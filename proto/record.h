@@ -1,0 +1,113 @@
+/*  record: one audit record, a msgpack map
+        v     format version (RECORD_VERSION)
+        id    16 bytes, hash of the kind's natural key (see record_compute_id)
+        kind  e.g. "git.commit"
+        src   source, e.g. the repository
+        col   collector instance
+        run   audit run id
+        ts    event time, ns since epoch
+        body  kind-specific map
+        tags  optional map of string -> string
+    A decoded record_t points into its msgpack zone and into nothing else.    */
+#ifndef OMNI_RECORD_H
+#define OMNI_RECORD_H
+
+#include "kinds.h"
+
+#include <msgpack.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define RECORD_VERSION 1
+#define RECORD_ID_SIZE 16
+
+//  Input limits. ingestd enforces them; the defaults fit every collector.
+typedef struct {
+    size_t max_size;  //  bytes of one encoded record (default 4 MiB)
+    size_t max_depth; //  nesting of maps/arrays, the record map is depth 1 (default 16)
+} record_limits_t;
+
+extern const record_limits_t record_default_limits;
+
+typedef struct {
+    const char *ptr;
+    size_t len;
+} record_str_t;
+
+typedef struct {
+    uint64_t v;
+    uint8_t id[RECORD_ID_SIZE];
+    record_str_t kind, src, col, run;
+    int64_t ts;
+    const msgpack_object *body;     //  a map
+    const msgpack_object *tags;     //  a map of str -> str, or NULL
+    const kind_spec_t *spec;
+} record_t;
+
+//  Reasons a record is refused; stable names for counters and the tap.
+typedef enum {
+    REJECT_NONE = 0,
+    REJECT_TOO_LARGE,     //  over max_size
+    REJECT_NOT_MSGPACK,   //  malformed or truncated msgpack, trailing bytes
+    REJECT_TOO_DEEP,      //  over max_depth
+    REJECT_NOT_MAP,       //  top level is not a map
+    REJECT_BAD_VERSION,   //  missing or unknown v
+    REJECT_BAD_ENVELOPE,  //  a missing or mistyped envelope field
+    REJECT_UNKNOWN_KIND,
+    REJECT_BAD_BODY,      //  a missing or mistyped body field
+    REJECT_BAD_UTF8,      //  a string that is not valid UTF-8
+    REJECT_REASON_COUNT
+} record_reject_t;
+
+const char *record_reject_name (record_reject_t reason);
+
+//  Decodes and validates `data`. On success fills `record` (pointing into
+//  `zone`, which the caller owns, and into `data`) and returns REJECT_NONE.
+//  On failure returns the reason and writes a human-readable detail into
+//  `detail` (e.g. "body.sha: expected str, got int"). Never reads past
+//  `size`, never allocates more than a small multiple of `size`.
+record_reject_t record_decode (record_t *record, msgpack_zone *zone, const void *data,
+                               size_t size, const record_limits_t *limits, char *detail,
+                               size_t detail_size);
+
+//  Computes the id of a record from its kind's natural key:
+//  sha256 ("omni.id/1" 0 kind 0 src 0 msgpack(part1) msgpack(part2) ...)[0..16]
+//  where each part is the msgpack encoding of the key field (nil if absent).
+void record_compute_id (const record_t *record, uint8_t id[RECORD_ID_SIZE]);
+
+//  Encoder for collectors and tools: pack the body with the msgpack packer,
+//  then finish; the id is computed from the kind's natural key.
+typedef struct _record_encoder_t record_encoder_t;
+
+record_encoder_t *record_encoder_new (void);
+void record_encoder_destroy (record_encoder_t **self_p);
+
+//  Starts a record; the body must then be packed as exactly one map with
+//  the packer returned by record_encoder_body.
+void record_encoder_begin (record_encoder_t *self, const char *kind, const char *src,
+                           const char *col, const char *run, int64_t ts);
+msgpack_packer *record_encoder_body (record_encoder_t *self);
+//  Adds a tag (kept sorted by key, so equal tag sets give equal ids).
+void record_encoder_tag (record_encoder_t *self, const char *key, const char *value);
+//  Finishes the record: returns 0 and sets *data/*size to the encoded
+//  record (valid until the next begin), or -1 if the body is not a valid
+//  map for the kind (detail says why).
+int record_encoder_end (record_encoder_t *self, const void **data, size_t *size,
+                        char *detail, size_t detail_size);
+//  The id of the record just finished.
+const uint8_t *record_encoder_id (record_encoder_t *self);
+
+//  Helpers for reading bodies.
+const msgpack_object *record_field (const msgpack_object *map, const char *key);
+bool record_field_str (const msgpack_object *map, const char *key, record_str_t *out);
+bool record_field_int (const msgpack_object *map, const char *key, int64_t *out);
+bool record_field_num (const msgpack_object *map, const char *key, double *out);
+bool record_field_bool (const msgpack_object *map, const char *key, bool *out);
+bool record_str_eq (record_str_t s, const char *cstr);
+//  A NUL-terminated copy; caller frees.
+char *record_str_dup (record_str_t s);
+
+void record_test (bool verbose);
+
+#endif
