@@ -97,7 +97,7 @@ fuzz:
 	@mkdir -p build-fuzz
 	clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Icommon -Iproto \
 	    $(call pkg_cflags,$(CORE_PKGS)) -o build-fuzz/fuzz_record proto/fuzz_record.c \
-	    $(filter proto/%,$(LIBOMNI_SRCS)) common/log.c $(CORE_LIBS)
+	    proto/record.c proto/kinds.c proto/mpjson.c common/util.c common/log.c $(CORE_LIBS)
 	@mkdir -p build-fuzz/corpus
 	build-fuzz/fuzz_record -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -print_final_stats=1 \
 	    build-fuzz/corpus proto/fuzz_seeds 2>&1 | tail -n 15
