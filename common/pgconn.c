@@ -1,0 +1,1196 @@
+/*  pgconn: a libpq connection that reconnects by itself, with COPY helpers.
+
+    The conninfo is parsed once (PQconninfoParse) into keyword/value arrays
+    that every connect and ping reuses; that is also what makes masking the
+    password reliable, whatever the spelling (key=value or URI). We always
+    ask for client_encoding UTF8 because records are UTF-8 by contract.
+
+    COPY rows are encoded into one buffer and sent in chunks of
+    PGCONN_COPY_CHUNK bytes, so a batch costs a few PQputCopyData calls
+    rather than one per field.                                                */
+#include "pgconn.h"
+#include "log.h"
+#include "util.h"
+
+#include <assert.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define PGCONN_COPY_CHUNK (256 * 1024)
+//  Seconds between 1970-01-01 and 2000-01-01, PostgreSQL's timestamp epoch.
+#define PG_EPOCH_OFFSET_US INT64_C(946684800000000)
+#define PG_TEXT_OID 25
+
+struct _pgconn_t {
+    const char **keywords, **values; //  for PQconnectdbParams and PQpingParams
+    char *display;
+    PGconn *conn;
+    atomic_bool up;
+    int64_t backoff_min_ms, backoff_max_ms, backoff_ms, next_attempt_ms;
+    bool logged_down;
+    pgconn_setup_fn *setup;
+    void *setup_arg;
+    char error[1024];
+    char sqlstate[6];
+    pgconn_status_t last_status;
+    atomic_llong ping_at_ms;
+    atomic_bool ping_ok;
+
+    //  COPY in progress
+    bool copying;
+    pgconn_copy_format_t format;
+    char *buf;
+    size_t size, capacity;
+    int row_fields, field_index;
+    uint64_t rows;
+};
+
+//  ---------------------------------------------------------------------------
+//  Construction
+
+static void
+s_quiet (void *arg, const char *message)
+{
+    (void) arg;
+    (void) message;
+}
+
+static char *
+s_strdup (const char *text)
+{
+    char *copy = strdup (text ? text : "");
+    assert (copy);
+    return copy;
+}
+
+static bool
+s_is_secret (const char *keyword)
+{
+    return strstr (keyword, "password") != NULL;
+}
+
+static void
+s_display_add (char **display, size_t *len, const char *key, const char *value)
+{
+    size_t need = *len + strlen (key) + strlen (value) + 3;
+    *display = realloc (*display, need);
+    assert (*display);
+    *len += (size_t) sprintf (*display + *len, "%s%s=%s", *len ? " " : "", key, value);
+}
+
+pgconn_t *
+pgconn_new (const char *conninfo, char *error, size_t error_size)
+{
+    char *errmsg = NULL;
+    PQconninfoOption *options = PQconninfoParse (conninfo ? conninfo : "", &errmsg);
+    if (!options) {
+        snprintf (error, error_size, "bad conninfo: %s",
+                  errmsg ? errmsg : "out of memory");
+        //  The message never quotes the string, so it cannot leak a password
+        size_t n = strlen (error);
+        while (n && (error[n - 1] == '\n' || error[n - 1] == ' '))
+            error[--n] = 0;
+        PQfreemem (errmsg);
+        return NULL;
+    }
+    pgconn_t *self = calloc (1, sizeof *self);
+    assert (self);
+    size_t count = 0;
+    for (PQconninfoOption *o = options; o->keyword; o++)
+        count++;
+    self->keywords = calloc (count + 4, sizeof (char *));
+    self->values = calloc (count + 4, sizeof (char *));
+    assert (self->keywords && self->values);
+    size_t n = 0;
+    bool has_timeout = getenv ("PGCONNECT_TIMEOUT") != NULL;
+    for (PQconninfoOption *o = options; o->keyword; o++) {
+        if (!o->val || strcmp (o->keyword, "client_encoding") == 0)
+            continue;
+        has_timeout |= strcmp (o->keyword, "connect_timeout") == 0;
+        self->keywords[n] = s_strdup (o->keyword);
+        self->values[n++] = s_strdup (o->val);
+    }
+    self->keywords[n] = s_strdup ("client_encoding");
+    self->values[n++] = s_strdup ("UTF8");
+    self->keywords[n] = s_strdup ("fallback_application_name");
+    self->values[n++] = s_strdup ("omniaudit");
+    if (!has_timeout) {
+        //  A server that drops packets must not hold the writer for minutes
+        self->keywords[n] = s_strdup ("connect_timeout");
+        self->values[n++] = s_strdup ("5");
+    }
+    PQconninfoFree (options);
+
+    //  What we connect to, for logs: the explicit options, then the
+    //  defaults (environment) for the address, never a password's value.
+    size_t len = 0;
+    self->display = s_strdup ("");
+    static const char *shown[] = {"host", "hostaddr", "port", "dbname", "user", NULL};
+    PQconninfoOption *defaults = PQconndefaults ();
+    for (int i = 0; shown[i]; i++) {
+        const char *value = NULL;
+        for (size_t k = 0; k < n; k++)
+            if (strcmp (self->keywords[k], shown[i]) == 0)
+                value = self->values[k];
+        for (PQconninfoOption *o = defaults; !value && o && o->keyword; o++)
+            if (strcmp (o->keyword, shown[i]) == 0)
+                value = o->val;
+        if (value)
+            s_display_add (&self->display, &len, shown[i], value);
+    }
+    for (size_t k = 0; k < n; k++)
+        if (s_is_secret (self->keywords[k]))
+            s_display_add (&self->display, &len, self->keywords[k], "***");
+    PQconninfoFree (defaults);
+
+    self->backoff_min_ms = 100;
+    self->backoff_max_ms = 5000;
+    self->backoff_ms = self->backoff_min_ms;
+    atomic_init (&self->up, false);
+    atomic_init (&self->ping_at_ms, 0);
+    atomic_init (&self->ping_ok, false);
+    return self;
+}
+
+void
+pgconn_destroy (pgconn_t **self_p)
+{
+    pgconn_t *self = *self_p;
+    if (!self)
+        return;
+    if (self->conn)
+        PQfinish (self->conn);
+    for (size_t i = 0; self->keywords[i]; i++) {
+        free ((char *) self->keywords[i]);
+        free ((char *) self->values[i]);
+    }
+    free (self->keywords);
+    free (self->values);
+    free (self->display);
+    free (self->buf);
+    free (self);
+    *self_p = NULL;
+}
+
+void
+pgconn_set_backoff (pgconn_t *self, int64_t min_ms, int64_t max_ms)
+{
+    self->backoff_min_ms = min_ms > 0 ? min_ms : 1;
+    self->backoff_max_ms = max_ms >= self->backoff_min_ms ? max_ms : self->backoff_min_ms;
+    self->backoff_ms = self->backoff_min_ms;
+}
+
+void
+pgconn_set_setup (pgconn_t *self, pgconn_setup_fn *setup, void *arg)
+{
+    self->setup = setup;
+    self->setup_arg = arg;
+}
+
+const char *
+pgconn_display (pgconn_t *self)
+{
+    return self->display;
+}
+
+//  ---------------------------------------------------------------------------
+//  Connection state
+
+static void
+s_set_error (pgconn_t *self, pgconn_status_t status, const char *sqlstate, const char *text)
+{
+    self->last_status = status;
+    snprintf (self->sqlstate, sizeof self->sqlstate, "%s", sqlstate ? sqlstate : "");
+    snprintf (self->error, sizeof self->error, "%s", text ? text : "");
+    //  libpq messages end with a newline and may span lines; logs want one
+    for (char *p = self->error; *p; p++)
+        if (*p == '\n' || *p == '\r' || *p == '"')
+            *p = *p == '"' ? '\'' : ' ';
+    size_t n = strlen (self->error);
+    while (n && self->error[n - 1] == ' ')
+        self->error[--n] = 0;
+}
+
+static void
+s_mark_down (pgconn_t *self)
+{
+    if (self->conn) {
+        PQfinish (self->conn);
+        self->conn = NULL;
+    }
+    self->copying = false;
+    atomic_store (&self->up, false);
+    self->next_attempt_ms = util_mono_ms () + self->backoff_ms;
+    self->backoff_ms = self->backoff_ms * 2 > self->backoff_max_ms ? self->backoff_max_ms
+                                                                   : self->backoff_ms * 2;
+    if (!self->logged_down) {
+        log_warn ("pg.down", "conninfo=\"%s\" error=\"%s\"", self->display, self->error);
+        self->logged_down = true;
+    }
+}
+
+void
+pgconn_reset (pgconn_t *self)
+{
+    if (self->conn) {
+        PQfinish (self->conn);
+        self->conn = NULL;
+    }
+    self->copying = false;
+    atomic_store (&self->up, false);
+}
+
+int
+pgconn_ensure (pgconn_t *self)
+{
+    if (self->conn && PQstatus (self->conn) == CONNECTION_OK)
+        return 0;
+    if (self->conn) {
+        s_set_error (self, PGCONN_TRANSIENT, "08006", PQerrorMessage (self->conn));
+        s_mark_down (self);
+    }
+    int64_t now = util_mono_ms ();
+    if (now < self->next_attempt_ms) {
+        if (!*self->error)
+            s_set_error (self, PGCONN_TRANSIENT, "08006", "reconnecting");
+        return -1;
+    }
+    self->conn = PQconnectdbParams (self->keywords, self->values, 0);
+    if (!self->conn || PQstatus (self->conn) != CONNECTION_OK) {
+        s_set_error (self, PGCONN_TRANSIENT, "08006",
+                     self->conn ? PQerrorMessage (self->conn) : "out of memory");
+        s_mark_down (self);
+        return -1;
+    }
+    //  Every statement we send is ours; notices (e.g. "table exists,
+    //  skipping") are noise in the daemon's log.
+    PQsetNoticeProcessor (self->conn, s_quiet, NULL);
+    atomic_store (&self->up, true);
+    if (self->setup && self->setup (self, self->setup_arg) != 0) {
+        if (self->last_status == PGCONN_OK)
+            s_set_error (self, PGCONN_FAILED, "", "connection setup failed");
+        log_error ("pg.setup_failed", "conninfo=\"%s\" error=\"%s\"", self->display,
+                   self->error);
+        s_mark_down (self);
+        return -1;
+    }
+    log_info ("pg.connected", "conninfo=\"%s\" server_version=%d", self->display,
+              PQserverVersion (self->conn));
+    self->logged_down = false;
+    self->backoff_ms = self->backoff_min_ms;
+    s_set_error (self, PGCONN_OK, "", "");
+    return 0;
+}
+
+bool
+pgconn_is_up (pgconn_t *self)
+{
+    return atomic_load (&self->up);
+}
+
+bool
+pgconn_ping (pgconn_t *self, int64_t cache_ms)
+{
+    int64_t now = util_mono_ms ();
+    long long at = atomic_load (&self->ping_at_ms);
+    if (at && now - at < cache_ms)
+        return atomic_load (&self->ping_ok);
+    bool ok = PQpingParams (self->keywords, self->values, 0) == PQPING_OK;
+    atomic_store (&self->ping_ok, ok);
+    atomic_store (&self->ping_at_ms, (long long) util_mono_ms ());
+    return ok;
+}
+
+PGconn *
+pgconn_handle (pgconn_t *self)
+{
+    return self->conn && atomic_load (&self->up) ? self->conn : NULL;
+}
+
+static pgconn_status_t
+s_classify (const char *sqlstate)
+{
+    if (!sqlstate || strlen (sqlstate) != 5)
+        return PGCONN_FAILED;
+    static const char *transient[] = {"08", "53", "57", "58", "40", NULL};
+    static const char *content[] = {"22", "23", "54", NULL};
+    if (strcmp (sqlstate, "55P03") == 0) //  lock_not_available
+        return PGCONN_TRANSIENT;
+    for (int i = 0; transient[i]; i++)
+        if (strncmp (sqlstate, transient[i], 2) == 0)
+            return PGCONN_TRANSIENT;
+    for (int i = 0; content[i]; i++)
+        if (strncmp (sqlstate, content[i], 2) == 0)
+            return PGCONN_CONTENT;
+    return PGCONN_FAILED;
+}
+
+pgconn_status_t
+pgconn_check (pgconn_t *self, PGresult *result)
+{
+    ExecStatusType status = result ? PQresultStatus (result) : PGRES_FATAL_ERROR;
+    if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK || status == PGRES_COPY_IN
+        || status == PGRES_EMPTY_QUERY) {
+        PQclear (result);
+        self->last_status = PGCONN_OK;
+        return PGCONN_OK;
+    }
+    if (!self->conn || PQstatus (self->conn) != CONNECTION_OK) {
+        s_set_error (self, PGCONN_TRANSIENT, "08006",
+                     self->conn ? PQerrorMessage (self->conn) : "not connected");
+        PQclear (result);
+        s_mark_down (self);
+        return PGCONN_TRANSIENT;
+    }
+    const char *sqlstate = result ? PQresultErrorField (result, PG_DIAG_SQLSTATE) : NULL;
+    const char *message = result ? PQresultErrorMessage (result) : PQerrorMessage (self->conn);
+    s_set_error (self, s_classify (sqlstate), sqlstate, message);
+    PQclear (result);
+    //  A server that is shutting down (57P01..) closes the session next
+    if (self->last_status == PGCONN_TRANSIENT && strncmp (self->sqlstate, "57P", 3) == 0)
+        s_mark_down (self);
+    return self->last_status;
+}
+
+pgconn_status_t
+pgconn_exec (pgconn_t *self, const char *sql)
+{
+    if (!pgconn_handle (self)) {
+        s_set_error (self, PGCONN_TRANSIENT, "08003", "not connected");
+        return PGCONN_TRANSIENT;
+    }
+    return pgconn_check (self, PQexec (self->conn, sql));
+}
+
+PGresult *
+pgconn_query (pgconn_t *self, const char *sql, int nparams, const char *const *values)
+{
+    if (!pgconn_handle (self)) {
+        s_set_error (self, PGCONN_TRANSIENT, "08003", "not connected");
+        return NULL;
+    }
+    PGresult *result = PQexecParams (self->conn, sql, nparams, NULL, values, NULL, NULL, 0);
+    ExecStatusType status = result ? PQresultStatus (result) : PGRES_FATAL_ERROR;
+    if (status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK) {
+        self->last_status = PGCONN_OK;
+        return result;
+    }
+    pgconn_check (self, result);
+    return NULL;
+}
+
+const char *
+pgconn_error (pgconn_t *self)
+{
+    return self->error;
+}
+
+const char *
+pgconn_sqlstate (pgconn_t *self)
+{
+    return self->sqlstate;
+}
+
+pgconn_status_t
+pgconn_last_status (pgconn_t *self)
+{
+    return self->last_status;
+}
+
+pgconn_status_t
+pgconn_transaction (pgconn_t *self, pgconn_tx_fn *fn, void *arg)
+{
+    if (pgconn_ensure (self))
+        return PGCONN_TRANSIENT;
+    pgconn_status_t status = pgconn_exec (self, "BEGIN");
+    if (status != PGCONN_OK)
+        return status;
+    self->last_status = PGCONN_OK;
+    if (fn (self, arg) != 0) {
+        status = self->last_status != PGCONN_OK ? self->last_status : PGCONN_FAILED;
+        if (status == PGCONN_FAILED && !*self->error)
+            s_set_error (self, PGCONN_FAILED, "", "transaction function failed");
+        //  Keep the first error: the rollback's own result is not news
+        char error[sizeof self->error], sqlstate[sizeof self->sqlstate];
+        memcpy (error, self->error, sizeof error);
+        memcpy (sqlstate, self->sqlstate, sizeof sqlstate);
+        if (pgconn_handle (self))
+            pgconn_exec (self, "ROLLBACK");
+        memcpy (self->error, error, sizeof error);
+        memcpy (self->sqlstate, sqlstate, sizeof sqlstate);
+        self->last_status = status;
+        return status;
+    }
+    PGresult *result = PQexec (self->conn, "COMMIT");
+    //  COMMIT of a transaction that already failed answers "ROLLBACK"
+    bool committed = result && PQresultStatus (result) == PGRES_COMMAND_OK
+                     && strcmp (PQcmdStatus (result), "COMMIT") == 0;
+    if (committed) {
+        PQclear (result);
+        return PGCONN_OK;
+    }
+    status = pgconn_check (self, result);
+    if (status == PGCONN_OK) {
+        s_set_error (self, PGCONN_FAILED, "25P02", "transaction was rolled back");
+        status = PGCONN_FAILED;
+    }
+    return status;
+}
+
+//  ---------------------------------------------------------------------------
+//  COPY
+
+static void
+s_reserve (pgconn_t *self, size_t extra)
+{
+    if (self->size + extra <= self->capacity)
+        return;
+    size_t capacity = self->capacity ? self->capacity : PGCONN_COPY_CHUNK * 2;
+    while (capacity < self->size + extra)
+        capacity *= 2;
+    self->buf = realloc (self->buf, capacity);
+    assert (self->buf);
+    self->capacity = capacity;
+}
+
+static void
+s_put (pgconn_t *self, const void *data, size_t len)
+{
+    s_reserve (self, len);
+    memcpy (self->buf + self->size, data, len);
+    self->size += len;
+}
+
+static void
+s_put_be (pgconn_t *self, uint64_t value, int bytes)
+{
+    uint8_t out[8];
+    for (int i = 0; i < bytes; i++)
+        out[i] = (uint8_t) (value >> (8 * (bytes - 1 - i)));
+    s_put (self, out, (size_t) bytes);
+}
+
+//  Sends what is buffered once it is worth a round of the socket.
+static void
+s_flush (pgconn_t *self, bool force)
+{
+    if (!self->copying || !self->size || (!force && self->size < PGCONN_COPY_CHUNK))
+        return;
+    if (PQputCopyData (self->conn, self->buf, (int) self->size) != 1) {
+        //  The error surfaces at copy_end
+        self->copying = false;
+    }
+    self->size = 0;
+}
+
+int
+pgconn_copy_begin (pgconn_t *self, const char *table, const char *columns,
+                   pgconn_copy_format_t format)
+{
+    if (!pgconn_handle (self)) {
+        s_set_error (self, PGCONN_TRANSIENT, "08003", "not connected");
+        return -1;
+    }
+    char sql[2048];
+    snprintf (sql, sizeof sql, "COPY %s (%s) FROM STDIN%s", table, columns,
+              format == PGCONN_COPY_BINARY ? " (FORMAT binary)" : "");
+    PGresult *result = PQexec (self->conn, sql);
+    if (!result || PQresultStatus (result) != PGRES_COPY_IN) {
+        pgconn_check (self, result);
+        return -1;
+    }
+    PQclear (result);
+    self->copying = true;
+    self->format = format;
+    self->size = 0;
+    self->rows = 0;
+    self->row_fields = 0;
+    self->field_index = 0;
+    if (format == PGCONN_COPY_BINARY) {
+        s_put (self, "PGCOPY\n\377\r\n\0", 11);
+        s_put_be (self, 0, 4); //  flags
+        s_put_be (self, 0, 4); //  header extension length
+    }
+    return 0;
+}
+
+static void
+s_end_row (pgconn_t *self)
+{
+    if (self->row_fields) {
+        assert (self->field_index == self->row_fields);
+        if (self->format == PGCONN_COPY_TEXT)
+            s_put (self, "\n", 1);
+        self->row_fields = 0;
+        s_flush (self, false);
+    }
+}
+
+void
+pgconn_copy_row (pgconn_t *self, int nfields)
+{
+    assert (nfields > 0);
+    s_end_row (self);
+    self->row_fields = nfields;
+    self->field_index = 0;
+    self->rows++;
+    if (self->format == PGCONN_COPY_BINARY)
+        s_put_be (self, (uint64_t) nfields, 2);
+}
+
+//  Starts a field: the separator in text, the length in binary (-1 = NULL).
+static void
+s_field (pgconn_t *self, int64_t binary_len)
+{
+    assert (self->field_index < self->row_fields);
+    if (self->format == PGCONN_COPY_TEXT) {
+        if (self->field_index)
+            s_put (self, "\t", 1);
+    }
+    else
+        s_put_be (self, (uint64_t) (uint32_t) (int32_t) binary_len, 4);
+    self->field_index++;
+}
+
+void
+pgconn_copy_null (pgconn_t *self)
+{
+    s_field (self, -1);
+    if (self->format == PGCONN_COPY_TEXT)
+        s_put (self, "\\N", 2);
+}
+
+//  Text format: backslash, tab, newline and carriage return are escaped.
+static void
+s_put_escaped (pgconn_t *self, const char *text, size_t len)
+{
+    s_reserve (self, len * 2);
+    char *out = self->buf + self->size;
+    for (size_t i = 0; i < len; i++) {
+        char c = text[i];
+        switch (c) {
+        case '\\': *out++ = '\\'; *out++ = '\\'; break;
+        case '\t': *out++ = '\\'; *out++ = 't'; break;
+        case '\n': *out++ = '\\'; *out++ = 'n'; break;
+        case '\r': *out++ = '\\'; *out++ = 'r'; break;
+        default: *out++ = c;
+        }
+    }
+    self->size = (size_t) (out - self->buf);
+}
+
+void
+pgconn_copy_text (pgconn_t *self, const char *text, size_t len)
+{
+    s_field (self, (int64_t) len);
+    if (self->format == PGCONN_COPY_TEXT)
+        s_put_escaped (self, text, len);
+    else
+        s_put (self, text, len);
+}
+
+void
+pgconn_copy_int8 (pgconn_t *self, int64_t value)
+{
+    s_field (self, 8);
+    if (self->format == PGCONN_COPY_TEXT) {
+        char text[24];
+        s_put (self, text, (size_t) snprintf (text, sizeof text, "%lld", (long long) value));
+    }
+    else
+        s_put_be (self, (uint64_t) value, 8);
+}
+
+void
+pgconn_copy_int4 (pgconn_t *self, int32_t value)
+{
+    s_field (self, 4);
+    if (self->format == PGCONN_COPY_TEXT) {
+        char text[16];
+        s_put (self, text, (size_t) snprintf (text, sizeof text, "%d", value));
+    }
+    else
+        s_put_be (self, (uint64_t) (uint32_t) value, 4);
+}
+
+void
+pgconn_copy_float8 (pgconn_t *self, double value)
+{
+    s_field (self, 8);
+    if (self->format == PGCONN_COPY_TEXT) {
+        char text[40];
+        if (value != value)
+            snprintf (text, sizeof text, "NaN");
+        else if (value > 1.7976931348623157e308)
+            snprintf (text, sizeof text, "Infinity");
+        else if (value < -1.7976931348623157e308)
+            snprintf (text, sizeof text, "-Infinity");
+        else
+            snprintf (text, sizeof text, "%.17g", value);
+        s_put (self, text, strlen (text));
+    }
+    else {
+        uint64_t bits;
+        memcpy (&bits, &value, 8);
+        s_put_be (self, bits, 8);
+    }
+}
+
+void
+pgconn_copy_bool (pgconn_t *self, bool value)
+{
+    s_field (self, 1);
+    if (self->format == PGCONN_COPY_TEXT)
+        s_put (self, value ? "t" : "f", 1);
+    else
+        s_put (self, value ? "\1" : "\0", 1);
+}
+
+void
+pgconn_copy_bytea (pgconn_t *self, const void *data, size_t len)
+{
+    s_field (self, (int64_t) len);
+    if (self->format == PGCONN_COPY_BINARY) {
+        s_put (self, data, len);
+        return;
+    }
+    //  \\x<hex>: the bytea hex form, its backslash escaped for COPY
+    static const char hex[] = "0123456789abcdef";
+    s_reserve (self, 3 + 2 * len);
+    char *out = self->buf + self->size;
+    *out++ = '\\';
+    *out++ = '\\';
+    *out++ = 'x';
+    const uint8_t *bytes = data;
+    for (size_t i = 0; i < len; i++) {
+        *out++ = hex[bytes[i] >> 4];
+        *out++ = hex[bytes[i] & 15];
+    }
+    self->size = (size_t) (out - self->buf);
+}
+
+void
+pgconn_copy_text_array (pgconn_t *self, const char *const *items, const size_t *lens,
+                        size_t count)
+{
+    if (self->format == PGCONN_COPY_BINARY) {
+        size_t len = count ? 20 : 12;
+        for (size_t i = 0; i < count; i++)
+            len += 4 + lens[i];
+        s_field (self, (int64_t) len);
+        s_put_be (self, count ? 1 : 0, 4); //  dimensions
+        s_put_be (self, 0, 4);             //  has nulls
+        s_put_be (self, PG_TEXT_OID, 4);
+        if (count) {
+            s_put_be (self, count, 4); //  length
+            s_put_be (self, 1, 4);     //  lower bound
+        }
+        for (size_t i = 0; i < count; i++) {
+            s_put_be (self, lens[i], 4);
+            s_put (self, items[i], lens[i]);
+        }
+        return;
+    }
+    //  Array literal {"a","b"}: quotes and backslashes escaped for the
+    //  array parser, then the whole escaped again for COPY.
+    s_field (self, 0);
+    s_put (self, "{", 1);
+    for (size_t i = 0; i < count; i++) {
+        if (i)
+            s_put (self, ",", 1);
+        s_put (self, "\"", 1);
+        for (size_t k = 0; k < lens[i]; k++) {
+            char c = items[i][k];
+            if (c == '"' || c == '\\')
+                s_put_escaped (self, "\\", 1);
+            s_put_escaped (self, &c, 1);
+        }
+        s_put (self, "\"", 1);
+    }
+    s_put (self, "}", 1);
+}
+
+void
+pgconn_copy_timestamptz_ns (pgconn_t *self, int64_t ns)
+{
+    //  Floor division, so that times before 1970 round the same way
+    int64_t us = ns / 1000 - (ns % 1000 < 0 ? 1 : 0);
+    s_field (self, 8);
+    if (self->format == PGCONN_COPY_BINARY) {
+        s_put_be (self, (uint64_t) (us - PG_EPOCH_OFFSET_US), 8);
+        return;
+    }
+    int64_t secs = us / 1000000 - (us % 1000000 < 0 ? 1 : 0);
+    int64_t frac = us - secs * 1000000;
+    time_t t = (time_t) secs;
+    struct tm tm;
+    gmtime_r (&t, &tm);
+    char text[64];
+    size_t n = strftime (text, sizeof text, "%Y-%m-%d %H:%M:%S", &tm);
+    n += (size_t) snprintf (text + n, sizeof text - n, ".%06lld+00", (long long) frac);
+    s_put (self, text, n);
+}
+
+pgconn_status_t
+pgconn_copy_end (pgconn_t *self)
+{
+    if (!self->conn) {
+        s_set_error (self, PGCONN_TRANSIENT, "08003", "not connected");
+        return PGCONN_TRANSIENT;
+    }
+    bool sending = self->copying;
+    if (sending) {
+        s_end_row (self);
+        if (self->format == PGCONN_COPY_BINARY)
+            s_put_be (self, 0xFFFF, 2); //  trailer: -1 as int16
+        s_flush (self, true);
+    }
+    self->copying = false;
+    self->size = 0;
+    self->row_fields = 0;
+    PQputCopyEnd (self->conn, sending ? NULL : "client gave up");
+    pgconn_status_t status = PGCONN_OK;
+    PGresult *result;
+    while ((result = PQgetResult (self->conn))) {
+        pgconn_status_t one = pgconn_check (self, result);
+        if (status == PGCONN_OK)
+            status = one;
+        if (!self->conn)
+            break;
+    }
+    if (status == PGCONN_OK && !sending)
+        status = pgconn_check (self, NULL);
+    return status;
+}
+
+uint64_t
+pgconn_copy_rows (pgconn_t *self)
+{
+    return self->rows;
+}
+
+//  ---------------------------------------------------------------------------
+//  NUL rule
+
+const char *
+pgconn_text_clean (const char *text, size_t len, char **scratch, size_t *scratch_size,
+                   size_t *out_len)
+{
+    const char *nul = memchr (text, 0, len);
+    *out_len = len;
+    if (!nul)
+        return text;
+    size_t nuls = 0;
+    for (size_t i = 0; i < len; i++)
+        nuls += text[i] == 0;
+    size_t need = len + 2 * nuls + 1;
+    if (*scratch_size < need) {
+        *scratch = realloc (*scratch, need);
+        assert (*scratch);
+        *scratch_size = need;
+    }
+    char *out = *scratch;
+    for (size_t i = 0; i < len; i++) {
+        if (text[i])
+            *out++ = text[i];
+        else {
+            *out++ = (char) 0xEF;
+            *out++ = (char) 0xBF;
+            *out++ = (char) 0xBD;
+        }
+    }
+    *out = 0;
+    *out_len = (size_t) (out - *scratch);
+    return *scratch;
+}
+
+void
+pgconn_json_clean (char *json, size_t len)
+{
+    bool in_string = false;
+    for (size_t i = 0; i < len; i++) {
+        if (!in_string) {
+            in_string = json[i] == '"';
+            continue;
+        }
+        if (json[i] == '"')
+            in_string = false;
+        else if (json[i] == '\\') {
+            if (i + 5 < len && memcmp (json + i + 1, "u0000", 5) == 0)
+                memcpy (json + i + 1, "ufffd", 5);
+            i++; //  skip the escaped character (or the 'u')
+        }
+    }
+}
+
+//  ---------------------------------------------------------------------------
+//  Test databases
+
+static const char *
+s_admin_conninfo (void)
+{
+    const char *dsn = getenv ("OMNI_TEST_PG_DSN");
+    return dsn && *dsn ? dsn : "host=127.0.0.1 port=5432 user=postgres dbname=postgres";
+}
+
+//  `base` with its dbname replaced; values quoted for the key=value form.
+static char *
+s_conninfo_with_dbname (const char *base, const char *dbname)
+{
+    PQconninfoOption *options = PQconninfoParse (base, NULL);
+    if (!options)
+        return NULL;
+    size_t cap = 256, len = 0;
+    char *out = malloc (cap);
+    assert (out);
+    out[0] = 0;
+    for (PQconninfoOption *o = options; o->keyword; o++) {
+        const char *value = strcmp (o->keyword, "dbname") == 0 ? dbname : o->val;
+        if (!value)
+            continue;
+        size_t need = len + strlen (o->keyword) + 2 * strlen (value) + 8;
+        if (need > cap) {
+            cap = need * 2;
+            out = realloc (out, cap);
+            assert (out);
+        }
+        len += (size_t) sprintf (out + len, "%s%s='", len ? " " : "", o->keyword);
+        for (const char *p = value; *p; p++) {
+            if (*p == '\'' || *p == '\\')
+                out[len++] = '\\';
+            out[len++] = *p;
+        }
+        out[len++] = '\'';
+        out[len] = 0;
+    }
+    PQconninfoFree (options);
+    return out;
+}
+
+static char *
+s_dbname (const char *conninfo)
+{
+    PQconninfoOption *options = PQconninfoParse (conninfo, NULL);
+    char *name = NULL;
+    for (PQconninfoOption *o = options; o && o->keyword; o++)
+        if (strcmp (o->keyword, "dbname") == 0 && o->val)
+            name = s_strdup (o->val);
+    PQconninfoFree (options);
+    return name;
+}
+
+char *
+pgconn_testdb_new (const char *tag)
+{
+    PGconn *admin = PQconnectdb (s_admin_conninfo ());
+    if (PQstatus (admin) != CONNECTION_OK) {
+        fprintf (stderr, "pgconn_testdb_new: no server: %s", PQerrorMessage (admin));
+        PQfinish (admin);
+        return NULL;
+    }
+    PQsetNoticeProcessor (admin, s_quiet, NULL);
+    char dbname[64];
+    snprintf (dbname, sizeof dbname, "omni_test_%d_%s", (int) getpid (), tag);
+    char sql[256];
+    //  The name is ours (pid and a literal tag), not data
+    snprintf (sql, sizeof sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)", dbname);
+    PQclear (PQexec (admin, sql));
+    snprintf (sql, sizeof sql,
+              "CREATE DATABASE %s TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C'",
+              dbname);
+    PGresult *result = PQexec (admin, sql);
+    bool ok = PQresultStatus (result) == PGRES_COMMAND_OK;
+    if (!ok)
+        fprintf (stderr, "pgconn_testdb_new: %s", PQerrorMessage (admin));
+    PQclear (result);
+    PQfinish (admin);
+    return ok ? s_conninfo_with_dbname (s_admin_conninfo (), dbname) : NULL;
+}
+
+void
+pgconn_testdb_drop (const char *conninfo)
+{
+    if (!conninfo)
+        return;
+    char *dbname = s_dbname (conninfo);
+    if (!dbname || strncmp (dbname, "omni_test_", 10) != 0) {
+        free (dbname);
+        return; //  only ever drop what pgconn_testdb_new made
+    }
+    PGconn *admin = PQconnectdb (s_admin_conninfo ());
+    if (PQstatus (admin) == CONNECTION_OK) {
+        char sql[256];
+        snprintf (sql, sizeof sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)", dbname);
+        PQclear (PQexec (admin, sql));
+    }
+    PQfinish (admin);
+    free (dbname);
+}
+
+//  ---------------------------------------------------------------------------
+//  Self-test, against a real server in a database of its own
+
+typedef struct {
+    int calls;
+    bool fail;
+} s_test_arg_t;
+
+static int
+s_test_setup (pgconn_t *conn, void *arg)
+{
+    s_test_arg_t *self = arg;
+    self->calls++;
+    return pgconn_exec (conn, "SET TIME ZONE 'UTC'") == PGCONN_OK && !self->fail ? 0 : -1;
+}
+
+static int
+s_test_tx_insert (pgconn_t *conn, void *arg)
+{
+    (void) arg;
+    return pgconn_exec (conn, "INSERT INTO t_tx VALUES (1)") == PGCONN_OK ? 0 : -1;
+}
+
+static int
+s_test_tx_fail (pgconn_t *conn, void *arg)
+{
+    (void) arg;
+    pgconn_exec (conn, "INSERT INTO t_tx VALUES (2)");
+    return pgconn_exec (conn, "SELECT 1/0") == PGCONN_OK ? 0 : -1;
+}
+
+static int
+s_test_tx_swallow (pgconn_t *conn, void *arg)
+{
+    (void) arg;
+    pgconn_exec (conn, "INSERT INTO t_tx VALUES (3)");
+    pgconn_exec (conn, "SELECT 1/0");
+    return 0; //  pretends all went well: the commit must still refuse
+}
+
+static char *
+s_scalar (pgconn_t *conn, const char *sql)
+{
+    PGresult *result = pgconn_query (conn, sql, 0, NULL);
+    assert (result);
+    assert (PQntuples (result) == 1);
+    char *value = PQgetisnull (result, 0, 0) ? NULL : s_strdup (PQgetvalue (result, 0, 0));
+    PQclear (result);
+    return value;
+}
+
+static void
+s_check_scalar (pgconn_t *conn, const char *sql, const char *expected)
+{
+    char *value = s_scalar (conn, sql);
+    if (!value || strcmp (value, expected)) {
+        fprintf (stderr, "%s\n  got      %s\n  expected %s\n", sql, value ? value : "NULL",
+                 expected);
+        assert (false);
+    }
+    free (value);
+}
+
+static void
+s_test_copy (pgconn_t *conn, pgconn_copy_format_t format)
+{
+    assert (pgconn_exec (conn, "TRUNCATE t_copy") == PGCONN_OK);
+    assert (pgconn_copy_begin (conn, "t_copy", "n, t, i8, i4, f, b, by, arr, ts", format) == 0);
+    const char *hostile = "tab\there\nnl\\bs \"q\" 'x' \\N {a,b} \xc3\xa9";
+    const char *items[] = {"a", "b,\"c\"\\", ""};
+    size_t lens[] = {1, 6, 0};
+    pgconn_copy_row (conn, 9);
+    pgconn_copy_int4 (conn, 1);
+    pgconn_copy_text (conn, hostile, strlen (hostile));
+    pgconn_copy_int8 (conn, INT64_MIN);
+    pgconn_copy_int4 (conn, -7);
+    pgconn_copy_float8 (conn, 0.1);
+    pgconn_copy_bool (conn, true);
+    pgconn_copy_bytea (conn, "\0\1\\\xff", 4);
+    pgconn_copy_text_array (conn, items, lens, 3);
+    pgconn_copy_timestamptz_ns (conn, INT64_C(1700000000123456789));
+    pgconn_copy_row (conn, 9);
+    pgconn_copy_int4 (conn, 2);
+    pgconn_copy_text (conn, "", 0);
+    for (int i = 0; i < 5; i++)
+        pgconn_copy_null (conn);
+    pgconn_copy_text_array (conn, NULL, NULL, 0);
+    pgconn_copy_timestamptz_ns (conn, -1500); //  1969-12-31 23:59:59.999998
+    //  Enough rows to cross the chunk size
+    for (int r = 3; r < 20000; r++) {
+        pgconn_copy_row (conn, 9);
+        pgconn_copy_int4 (conn, r);
+        pgconn_copy_text (conn, hostile, strlen (hostile));
+        pgconn_copy_int8 (conn, r);
+        pgconn_copy_int4 (conn, r);
+        pgconn_copy_float8 (conn, r / 2.0);
+        pgconn_copy_bool (conn, r & 1);
+        pgconn_copy_bytea (conn, &r, sizeof r);
+        pgconn_copy_text_array (conn, items, lens, 2);
+        pgconn_copy_timestamptz_ns (conn, (int64_t) r * 1000000000);
+    }
+    assert (pgconn_copy_rows (conn) == 19999);
+    assert (pgconn_copy_end (conn) == PGCONN_OK);
+    s_check_scalar (conn, "SELECT count(*) FROM t_copy", "19999");
+    char *text = s_scalar (conn, "SELECT t FROM t_copy WHERE n = 1");
+    assert (strcmp (text, hostile) == 0);
+    free (text);
+    s_check_scalar (conn, "SELECT i8::text || ' ' || i4 || ' ' || f || ' ' || b FROM t_copy "
+                          "WHERE n = 1",
+                    "-9223372036854775808 -7 0.1 true");
+    s_check_scalar (conn, "SELECT encode (by, 'hex') FROM t_copy WHERE n = 1", "00015cff");
+    s_check_scalar (conn, "SELECT array_length (arr, 1) || ':' || arr[2] || ':' || arr[3] "
+                          "FROM t_copy WHERE n = 1",
+                    "3:b,\"c\"\\:");
+    s_check_scalar (conn, "SELECT ts::text FROM t_copy WHERE n = 1",
+                    "2023-11-14 22:13:20.123456+00");
+    s_check_scalar (conn, "SELECT ts::text FROM t_copy WHERE n = 2",
+                    "1969-12-31 23:59:59.999998+00");
+    s_check_scalar (conn, "SELECT coalesce (array_length (arr, 1), 0) || ':' || (t = '') || ':' "
+                          "|| (i8 IS NULL AND by IS NULL) FROM t_copy WHERE n = 2",
+                    "0:true:true");
+    s_check_scalar (conn, "SELECT sum (i8) FROM t_copy WHERE n > 2", "199989997");
+}
+
+void
+pgconn_test (bool verbose)
+{
+    if (!verbose)
+        log_init ("pgconn-test", "error", "kv");
+    //  Parsing and masking need no server
+    char error[256];
+    assert (pgconn_new ("host=x 'unterminated", error, sizeof error) == NULL);
+    assert (strstr (error, "bad conninfo"));
+    pgconn_t *conn = pgconn_new ("host=db.example port=6543 user=omni password=s3cret dbname=a",
+                                 error, sizeof error);
+    assert (conn);
+    assert (!strstr (pgconn_display (conn), "s3cret"));
+    assert (strstr (pgconn_display (conn), "password=***"));
+    assert (strstr (pgconn_display (conn), "host=db.example"));
+    pgconn_destroy (&conn);
+    assert (conn == NULL);
+    conn = pgconn_new ("postgresql://omni:hunter2@db.example:6543/audit", error, sizeof error);
+    assert (conn);
+    assert (!strstr (pgconn_display (conn), "hunter2"));
+    assert (strstr (pgconn_display (conn), "dbname=audit"));
+    pgconn_destroy (&conn);
+
+    //  NUL rule
+    char *scratch = NULL;
+    size_t scratch_size = 0, len;
+    const char *clean = pgconn_text_clean ("abc", 3, &scratch, &scratch_size, &len);
+    assert (len == 3 && scratch == NULL && memcmp (clean, "abc", 3) == 0);
+    clean = pgconn_text_clean ("a\0b\0", 4, &scratch, &scratch_size, &len);
+    assert (len == 8 && memcmp (clean, "a\xef\xbf\xbd" "b\xef\xbf\xbd", 8) == 0);
+    free (scratch);
+    char json[] = "{\"a\\u0000\":\"\\\\u0000\",\"b\":\"x\\u0000\"}";
+    pgconn_json_clean (json, strlen (json));
+    assert (strcmp (json, "{\"a\\ufffd\":\"\\\\u0000\",\"b\":\"x\\ufffd\"}") == 0);
+
+    //  A server that is not there: down, backoff, no ping
+    conn = pgconn_new ("host=127.0.0.1 port=1 connect_timeout=2", error, sizeof error);
+    pgconn_set_backoff (conn, 50, 200);
+    assert (pgconn_ensure (conn) == -1);
+    assert (!pgconn_is_up (conn));
+    assert (pgconn_last_status (conn) == PGCONN_TRANSIENT);
+    assert (pgconn_ensure (conn) == -1); //  within the backoff: no attempt
+    assert (strlen (pgconn_error (conn)) > 0);
+    assert (!pgconn_ping (conn, 0));
+    assert (pgconn_exec (conn, "SELECT 1") == PGCONN_TRANSIENT);
+    pgconn_destroy (&conn);
+
+    char *dsn = pgconn_testdb_new ("pgconn");
+    if (!dsn) {
+        fprintf (stderr, "pgconn_test: no PostgreSQL server, server tests skipped\n");
+        return;
+    }
+    conn = pgconn_new (dsn, error, sizeof error);
+    assert (conn);
+    s_test_arg_t arg = {0, false};
+    pgconn_set_setup (conn, s_test_setup, &arg);
+    pgconn_set_backoff (conn, 10, 50);
+    assert (pgconn_ensure (conn) == 0);
+    assert (pgconn_is_up (conn) && arg.calls == 1);
+    assert (pgconn_ping (conn, 1000));
+    s_check_scalar (conn, "SHOW client_encoding", "UTF8");
+    s_check_scalar (conn, "SHOW TIME ZONE", "UTC");
+
+    //  Parameters carry hostile text verbatim
+    const char *params[] = {"'); DROP TABLE x; --", NULL};
+    PGresult *result = pgconn_query (conn, "SELECT $1::text, $2::text IS NULL", 2, params);
+    assert (result && strcmp (PQgetvalue (result, 0, 0), params[0]) == 0);
+    assert (strcmp (PQgetvalue (result, 0, 1), "t") == 0);
+    PQclear (result);
+
+    //  Error classes
+    assert (pgconn_exec (conn, "SELECT 1/0") == PGCONN_CONTENT);
+    assert (strcmp (pgconn_sqlstate (conn), "22012") == 0);
+    assert (pgconn_exec (conn, "SELEKT") == PGCONN_FAILED);
+    assert (strstr (pgconn_error (conn), "syntax"));
+    assert (pgconn_exec (conn, "CREATE TABLE t_tx (n int PRIMARY KEY)") == PGCONN_OK);
+    assert (pgconn_exec (conn, "INSERT INTO t_tx VALUES (0); INSERT INTO t_tx VALUES (0)")
+            == PGCONN_CONTENT);
+    assert (strcmp (pgconn_sqlstate (conn), "23505") == 0);
+
+    //  Transactions: committed, rolled back on failure, and a swallowed
+    //  error still cannot commit
+    assert (pgconn_transaction (conn, s_test_tx_insert, NULL) == PGCONN_OK);
+    assert (pgconn_transaction (conn, s_test_tx_fail, NULL) == PGCONN_CONTENT);
+    assert (strcmp (pgconn_sqlstate (conn), "22012") == 0);
+    assert (pgconn_transaction (conn, s_test_tx_swallow, NULL) != PGCONN_OK);
+    s_check_scalar (conn, "SELECT string_agg (n::text, ',' ORDER BY n) FROM t_tx", "1");
+
+    //  COPY in both formats, with every type
+    assert (pgconn_exec (conn, "CREATE TABLE t_copy (n int, t text, i8 int8, i4 int4, "
+                               "f float8, b bool, by bytea, arr text[], ts timestamptz)")
+            == PGCONN_OK);
+    s_test_copy (conn, PGCONN_COPY_TEXT);
+    s_test_copy (conn, PGCONN_COPY_BINARY);
+    //  A refused COPY reports its class and leaves the connection usable
+    assert (pgconn_copy_begin (conn, "t_tx", "n", PGCONN_COPY_BINARY) == 0);
+    pgconn_copy_row (conn, 1);
+    pgconn_copy_int8 (conn, 5); //  int8 bytes into an int4 column
+    assert (pgconn_copy_end (conn) != PGCONN_OK);
+    assert (pgconn_exec (conn, "SELECT 1") == PGCONN_OK);
+    assert (pgconn_copy_begin (conn, "no_such_table", "n", PGCONN_COPY_TEXT) == -1);
+    assert (pgconn_last_status (conn) == PGCONN_FAILED);
+
+    //  The server ends our session: transient, then a reconnect (which runs
+    //  the setup again)
+    PGconn *other = PQconnectdb (dsn);
+    assert (PQstatus (other) == CONNECTION_OK);
+    char sql[128];
+    snprintf (sql, sizeof sql, "SELECT pg_terminate_backend (%d)",
+              PQbackendPID (pgconn_handle (conn)));
+    PQclear (PQexec (other, sql));
+    PQfinish (other);
+    assert (pgconn_exec (conn, "SELECT 1") == PGCONN_TRANSIENT);
+    assert (!pgconn_is_up (conn));
+    int64_t deadline = util_mono_ms () + 5000;
+    while (pgconn_ensure (conn) != 0 && util_mono_ms () < deadline)
+        usleep (10000);
+    assert (pgconn_is_up (conn) && arg.calls == 2);
+    assert (pgconn_exec (conn, "SELECT 1") == PGCONN_OK);
+
+    //  A failing setup keeps the connection down
+    pgconn_reset (conn);
+    arg.fail = true;
+    usleep (60000);
+    assert (pgconn_ensure (conn) == -1 && !pgconn_is_up (conn));
+    arg.fail = false;
+    deadline = util_mono_ms () + 5000;
+    while (pgconn_ensure (conn) != 0 && util_mono_ms () < deadline)
+        usleep (10000);
+    assert (pgconn_is_up (conn));
+
+    pgconn_destroy (&conn);
+    pgconn_testdb_drop (dsn);
+    //  Dropped: a new connection to it fails
+    conn = pgconn_new (dsn, error, sizeof error);
+    assert (pgconn_ensure (conn) == -1);
+    pgconn_destroy (&conn);
+    free (dsn);
+}

@@ -1,0 +1,2 @@
+# relationald: the PostgreSQL writer.
+$(eval $(call selftest,relationald-selftest,relationald/selftest.c,))
