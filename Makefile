@@ -24,7 +24,7 @@ CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -g $(OPT) -Icommon -Ipr
 LDFLAGS  += $(filter -fsanitize%,$(OPT))
 CORE_LIBS = $(call pkg_libs,$(CORE_PKGS)) -lpthread -lm
 
-LIBOMNI_SRCS := $(filter-out %/selftest.c %/fuzz_%.c,$(wildcard common/*.c proto/*.c))
+LIBOMNI_SRCS := $(filter-out %/selftest.c $(wildcard proto/fuzz_*.c),$(wildcard common/*.c proto/*.c))
 LIBOMNI      := $(BUILD)/lib/libomni.a
 PROGRAMS     :=
 SELFTESTS    :=
