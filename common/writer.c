@@ -179,6 +179,16 @@ s_put_u32 (uint8_t *out, uint32_t value)
         out[i] = (uint8_t) (value >> (24 - 8 * i));
 }
 
+//  Never blocks: while ingestd is away the socket refuses rather than
+//  queueing stale heartbeats; the next heartbeat says the same thing.
+static void
+s_send (writer_t *self, zmsg_t **msg_p)
+{
+    if (zmsg_send (msg_p, self->dealer))
+        zmsg_destroy (msg_p);
+    self->last_sent_ms = util_mono_ms ();
+}
+
 static void
 s_send_hello (writer_t *self)
 {
@@ -189,8 +199,7 @@ s_send_hello (writer_t *self)
     zmsg_addstr (msg, "HELLO");
     zmsg_addstr (msg, self->name);
     zmsg_addmem (msg, window, 4);
-    zmsg_send (&msg, self->dealer);
-    self->last_sent_ms = util_mono_ms ();
+    s_send (self, &msg);
 }
 
 static void
@@ -204,8 +213,7 @@ s_send_ack (writer_t *self)
     zmsg_addstr (msg, "ACK");
     zmsg_addmem (msg, upto, 8);
     zmsg_addmem (msg, window, 4);
-    zmsg_send (&msg, self->dealer);
-    self->last_sent_ms = util_mono_ms ();
+    s_send (self, &msg);
     s_set (self->m_acked_offset, (double) self->acked_upto);
 }
 
@@ -344,6 +352,8 @@ writer_run (writer_t *self)
     assert (self->dealer);
     zsock_set_linger (self->dealer, 1000);
     zsock_set_rcvhwm (self->dealer, 0);
+    zsock_set_sndhwm (self->dealer, 100);
+    zsock_set_sndtimeo (self->dealer, 0);
     zsock_set_reconnect_ivl (self->dealer, 100);
     zsock_set_reconnect_ivl_max (self->dealer, 2000);
     if (zsock_connect (self->dealer, "%s", self->endpoint) != 0) {
@@ -401,11 +411,15 @@ writer_run (writer_t *self)
                           hex, start);
             }
             else if (zframe_streq (cmd, "RESET")) {
-                log_info ("delivery.reset", "writer=%s", self->name);
+                //  HELLO again on the next heartbeat, not at once: an ingestd
+                //  that refuses this writer would otherwise be flooded.
+                zframe_t *reason = zmsg_next (msg);
+                char *text = reason ? zframe_strdup (reason) : strdup ("");
+                log_info ("delivery.reset", "writer=%s reason=\"%s\"", self->name, text);
+                free (text);
                 self->welcomed = false;
                 atomic_store (&self->connected, false);
                 s_clear_batch (self);
-                s_send_hello (self);
             }
             if (!keep)
                 zmsg_destroy (&msg);

@@ -1,0 +1,108 @@
+#!/usr/bin/env python3
+"""Core pipeline benchmark (`make bench`): records/s journaled by ingestd with
+an fsync per round, records/s through to the archive, end-to-end latency
+percentiles and ingestd's memory. Prints a Markdown table for
+docs/performance.md. Not a test: it asserts nothing, it measures."""
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+from omni import Pipeline, archive_line_count, binary, wait_until  # noqa: E402
+
+
+def vm(pid, field):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) // 1024
+    return 0
+
+
+def histogram_quantile(metrics, name, q):
+    buckets = sorted((float(k.split('le="')[1].split('"')[0]), v)
+                     for k, v in metrics.items() if k.startswith(name + "_bucket") and 'le="+Inf"' not in k)
+    total = metrics.get(next((k for k in metrics if k.startswith(name + "_count")), ""), 0)
+    if not total:
+        return float("nan")
+    for bound, count in buckets:
+        if count >= q * total:
+            return bound
+    return float("inf")
+
+
+def loadgen(p, count, size, seed, extra=()):
+    out = subprocess.run([binary("omni-loadgen"), f"--intake={p.intake}", f"--count={count}",
+                          f"--size={size}", f"--seed={seed}", "--kind=metric", *extra],
+                         capture_output=True, text=True, check=True)
+    return dict(kv.split("=", 1) for kv in out.stdout.split() if "=" in kv)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--records", type=int, default=1_000_000)
+    ap.add_argument("--size", type=int, default=200)
+    ap.add_argument("--senders", type=int, default=2)
+    args = ap.parse_args()
+    work = tempfile.mkdtemp(prefix="omni-bench-")
+    rows = []
+    try:
+        # 1. Journal only: no writer connected, so ingestd only validates and journals.
+        p = Pipeline(work, writers=("archive",), journal_max="8G")
+        p.ingestd.start()
+        per = args.records // args.senders
+        start = time.monotonic()
+        procs = [subprocess.Popen([binary("omni-loadgen"), f"--intake={p.intake}", f"--count={per}",
+                                   f"--size={args.size}", f"--seed={s}", "--kind=metric", "--batch=1000",
+                                   "--window=16"], stdout=subprocess.DEVNULL)
+                 for s in range(args.senders)]
+        peak = 0
+        while any(x.poll() is None for x in procs):
+            peak = max(peak, vm(p.ingestd.proc.pid, "VmRSS"))
+            time.sleep(0.05)
+        elapsed = time.monotonic() - start
+        total = per * args.senders
+        m = p.ingestd.metrics()
+        assert m["omni_ingestd_records_accepted_total"] == total
+        commits = m["omni_ingestd_journal_commits_total"]
+        rows.append(("journaled (validate + LMDB append + fsync per round)",
+                     f"{total / elapsed:,.0f} records/s",
+                     f"{total} × {args.size} B from {args.senders} senders in {elapsed:.2f} s, "
+                     f"{commits:.0f} fsynced commits, ingestd RSS peak {peak} MiB"))
+        # 2. Through to the archive: archiverd drains the journal.
+        start = time.monotonic()
+        archiver = p.archiverd(batch_size=5000).start()
+        wait_until(lambda: archive_line_count(p.archive_dir) >= total, 900, "archive")
+        elapsed = time.monotonic() - start
+        rows.append(("archived (delivery + JSON Lines + fsync + id index)",
+                     f"{total / elapsed:,.0f} records/s",
+                     f"{total} records drained from the journal in {elapsed:.2f} s, "
+                     f"archiverd RSS {vm(archiver.proc.pid, 'VmHWM')} MiB peak"))
+        # 3. Steady state, all together: loadgen -> ingestd -> archiverd, latency.
+        start = time.monotonic()
+        res = loadgen(p, args.records // 2, args.size, 99, ("--batch=1000",))
+        wait_until(lambda: archive_line_count(p.archive_dir) >= total + args.records // 2, 900,
+                   "archive")
+        elapsed = time.monotonic() - start
+        m = p.ingestd.metrics()
+        lat = "end_to_end p50 ≤ {:.4g} s, p99 ≤ {:.4g} s".format(
+            histogram_quantile(m, "omni_ingestd_end_to_end_seconds", 0.5),
+            histogram_quantile(m, "omni_ingestd_end_to_end_seconds", 0.99))
+        rows.append(("steady state loadgen → ingestd → archive",
+                     f"{(args.records // 2) / elapsed:,.0f} records/s",
+                     f"{lat} (per ACK, bucket bounds), ingestd RSS {vm(p.ingestd.proc.pid, 'VmHWM')} MiB peak, "
+                     f"loadgen rate {float(res.get('rate', 0)):,.0f}/s"))
+        p.stop()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print("| measure | rate | details |\n|---|---|---|")
+    for r in rows:
+        print("| " + " | ".join(r) + " |")
+
+
+if __name__ == "__main__":
+    main()
