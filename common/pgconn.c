@@ -34,7 +34,8 @@ struct _pgconn_t {
     bool logged_down;
     pgconn_setup_fn *setup;
     void *setup_arg;
-    char error[1024];
+    char error[1024];       //  one line, for logs
+    char detail[4096];      //  as the server wrote it
     char sqlstate[6];
     pgconn_status_t last_status;
     atomic_llong ping_at_ms;
@@ -206,6 +207,10 @@ s_set_error (pgconn_t *self, pgconn_status_t status, const char *sqlstate, const
     self->last_status = status;
     snprintf (self->sqlstate, sizeof self->sqlstate, "%s", sqlstate ? sqlstate : "");
     snprintf (self->error, sizeof self->error, "%s", text ? text : "");
+    snprintf (self->detail, sizeof self->detail, "%s", text ? text : "");
+    size_t d = strlen (self->detail);
+    while (d && (self->detail[d - 1] == '\n' || self->detail[d - 1] == ' '))
+        self->detail[--d] = 0;
     //  libpq messages end with a newline and may span lines; logs want one
     for (char *p = self->error; *p; p++)
         if (*p == '\n' || *p == '\r' || *p == '"')
@@ -390,6 +395,12 @@ pgconn_error (pgconn_t *self)
 }
 
 const char *
+pgconn_error_detail (pgconn_t *self)
+{
+    return self->detail;
+}
+
+const char *
 pgconn_sqlstate (pgconn_t *self)
 {
     return self->sqlstate;
@@ -415,12 +426,15 @@ pgconn_transaction (pgconn_t *self, pgconn_tx_fn *fn, void *arg)
         if (status == PGCONN_FAILED && !*self->error)
             s_set_error (self, PGCONN_FAILED, "", "transaction function failed");
         //  Keep the first error: the rollback's own result is not news
-        char error[sizeof self->error], sqlstate[sizeof self->sqlstate];
+        char error[sizeof self->error], detail[sizeof self->detail];
+        char sqlstate[sizeof self->sqlstate];
         memcpy (error, self->error, sizeof error);
+        memcpy (detail, self->detail, sizeof detail);
         memcpy (sqlstate, self->sqlstate, sizeof sqlstate);
         if (pgconn_handle (self))
             pgconn_exec (self, "ROLLBACK");
         memcpy (self->error, error, sizeof error);
+        memcpy (self->detail, detail, sizeof detail);
         memcpy (self->sqlstate, sqlstate, sizeof sqlstate);
         self->last_status = status;
         return status;
@@ -496,7 +510,8 @@ pgconn_copy_begin (pgconn_t *self, const char *table, const char *columns,
         return -1;
     }
     char sql[2048];
-    snprintf (sql, sizeof sql, "COPY %s (%s) FROM STDIN%s", table, columns,
+    snprintf (sql, sizeof sql, "COPY %s%s%s%s FROM STDIN%s", table, columns ? " (" : "",
+              columns ? columns : "", columns ? ")" : "",
               format == PGCONN_COPY_BINARY ? " (FORMAT binary)" : "");
     PGresult *result = PQexec (self->conn, sql);
     if (!result || PQresultStatus (result) != PGRES_COPY_IN) {

@@ -78,8 +78,10 @@ pgconn_status_t pgconn_exec (pgconn_t *self, const char *sql);
 PGresult *pgconn_query (pgconn_t *self, const char *sql, int nparams,
                         const char *const *values);
 
-//  The last error, its SQLSTATE ("" if none) and its class.
+//  The last error (one line, for logs), as the server wrote it (with its
+//  DETAIL lines, for storing), its SQLSTATE ("" if none) and its class.
 const char *pgconn_error (pgconn_t *self);
+const char *pgconn_error_detail (pgconn_t *self);
 const char *pgconn_sqlstate (pgconn_t *self);
 pgconn_status_t pgconn_last_status (pgconn_t *self);
 
@@ -99,8 +101,8 @@ pgconn_status_t pgconn_transaction (pgconn_t *self, pgconn_tx_fn *fn, void *arg)
 
 typedef enum { PGCONN_COPY_TEXT, PGCONN_COPY_BINARY } pgconn_copy_format_t;
 
-//  Starts COPY `table` (`columns`) FROM STDIN. `table` and `columns` are
-//  identifiers from the program, never from data.
+//  Starts COPY `table` (`columns`) FROM STDIN; `columns` NULL = all, in
+//  table order. `table` and `columns` come from the program, never from data.
 int pgconn_copy_begin (pgconn_t *self, const char *table, const char *columns,
                        pgconn_copy_format_t format);
 void pgconn_copy_row (pgconn_t *self, int nfields);

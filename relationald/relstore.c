@@ -1,0 +1,963 @@
+/*  relstore: batches of records into PostgreSQL.
+
+    Why staging tables: COPY is the fastest way in, but it cannot resolve
+    conflicts; INSERT ... ON CONFLICT can, and from a staging table it is one
+    statement per table for the whole batch. The staging tables are session
+    temporary tables (ON COMMIT DELETE ROWS, no WAL) with wide column types
+    (int8 for every integer, text for JSON): the narrowing casts happen in
+    the INSERT, so a value out of range for the real column is refused by
+    PostgreSQL with a precise error, like any other content error.
+
+    Each staged row carries `ord`, its record's index in the batch, and every
+    INSERT takes the range of `ord` it applies to. The batch runs with the
+    whole range; when PostgreSQL refuses it for content (SQLSTATE class 22,
+    23, 54), the range is halved under savepoints until each refused record
+    stands alone, and those go to rejected_records. One bad record in a batch
+    of n costs about 2 log2(n) extra statements per table, not n.
+
+    Nothing from a record ever becomes SQL text: values go through COPY and
+    parameters only. U+0000 becomes U+FFFD (pgconn_text_clean).             */
+#include "relstore.h"
+#include "log.h"
+#include "mpjson.h"
+#include "pgconn.h"
+#include "schema.h"
+#include "util.h"
+
+#include <assert.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+//  ---------------------------------------------------------------------------
+//  Staging tables and the statements that move their rows
+
+typedef enum {
+    T_SOURCES,
+    T_RUNS,
+    T_COMMITS,
+    T_FILES,
+    T_BRANCHES,
+    T_TAGS,
+    T_BUILDS,
+    T_TESTS,
+    T_CODE,
+    T_COUNT
+} s_table_t;
+
+static const struct {
+    const char *name;
+    int columns;
+    const char *ddl;
+} s_stage[T_COUNT] = {
+    {"stage_sources", 2, "ord int4, src text"},
+    {"stage_runs", 15,
+     "ord int4, id bytea, src text, run text, col text, is_end bool, collector text, "
+     "target text, status text, started timestamptz, finished timestamptz, duration float8, "
+     "counts text, config text, error text"},
+    {"stage_commits", 19,
+     "ord int4, id bytea, src text, run text, sha text, parents text[], author_name text, "
+     "author_email text, author_time int8, author_tz int8, committer_name text, "
+     "committer_email text, committer_time int8, committer_tz int8, message text, "
+     "files_changed int8, insertions int8, deletions int8, raw text"},
+    {"stage_files", 6,
+     "ord int4, commit_id bytea, path text, insertions int8, deletions int8, is_binary bool"},
+    {"stage_branches", 8,
+     "ord int4, id bytea, src text, run text, ts timestamptz, name text, target text, "
+     "head bool"},
+    {"stage_tags", 12,
+     "ord int4, id bytea, src text, run text, ts timestamptz, name text, target text, "
+     "annotated bool, tagger_name text, tagger_email text, tagger_time int8, message text"},
+    {"stage_builds", 16,
+     "ord int4, id bytea, src text, run text, ts timestamptz, pipeline text, build_id text, "
+     "status text, system text, branch text, sha text, started timestamptz, "
+     "finished timestamptz, duration float8, trigger text, tests text"},
+    {"stage_tests", 16,
+     "ord int4, id bytea, src text, run text, ts timestamptz, suite text, class text, "
+     "name text, status text, duration float8, pipeline text, build_id text, file text, "
+     "failure_type text, failure_message text, flaky bool"},
+    {"stage_code", 12,
+     "ord int4, id bytea, src text, run text, ts timestamptz, rev text, language text, "
+     "path text, files int8, blank int8, comment int8, code int8"},
+};
+
+#define S_RANGE "st.ord BETWEEN $1::int4 AND $2::int4"
+#define S_SOURCE "JOIN sources so ON so.name = st.src"
+
+//  In dependency order: sources first, commits before their files.
+static const struct {
+    const char *name;
+    s_table_t table;
+    const char *sql;
+} s_statements[] = {
+    {"ins_sources", T_SOURCES,
+     "INSERT INTO sources (name) "
+     "SELECT DISTINCT st.src FROM stage_sources st WHERE " S_RANGE
+     " AND NOT EXISTS (SELECT 1 FROM sources s WHERE s.name = st.src) "
+     "ORDER BY st.src ON CONFLICT (name) DO NOTHING"},
+    //  Starts never touch the status an end may already have set
+    {"ins_runs_start", T_RUNS,
+     "INSERT INTO runs AS r (source_id, run_id, collector, instance, target, status, started, "
+     "config, start_record) "
+     "SELECT DISTINCT ON (so.id, st.run, st.collector) so.id, st.run, st.collector, st.col, "
+     "st.target, 'running', st.started, st.config::jsonb, st.id "
+     "FROM stage_runs st " S_SOURCE " WHERE " S_RANGE " AND NOT st.is_end "
+     "ORDER BY so.id, st.run, st.collector, st.ord DESC "
+     "ON CONFLICT (source_id, run_id, collector) DO UPDATE SET instance = excluded.instance, "
+     "target = excluded.target, started = excluded.started, config = excluded.config, "
+     "start_record = excluded.start_record"},
+    {"ins_runs_end", T_RUNS,
+     "INSERT INTO runs AS r (source_id, run_id, collector, instance, target, status, started, "
+     "finished, duration, counts, error, end_record) "
+     "SELECT DISTINCT ON (so.id, st.run, st.collector) so.id, st.run, st.collector, st.col, "
+     "st.target, st.status, st.started, st.finished, st.duration, st.counts::jsonb, st.error, "
+     "st.id "
+     "FROM stage_runs st " S_SOURCE " WHERE " S_RANGE " AND st.is_end "
+     "ORDER BY so.id, st.run, st.collector, st.ord DESC "
+     "ON CONFLICT (source_id, run_id, collector) DO UPDATE SET status = excluded.status, "
+     "started = coalesce (r.started, excluded.started), finished = excluded.finished, "
+     "duration = excluded.duration, counts = excluded.counts, error = excluded.error, "
+     "target = coalesce (r.target, excluded.target), end_record = excluded.end_record"},
+    {"ins_commits", T_COMMITS,
+     "INSERT INTO commits (id, source_id, sha, parents, author_name, author_email, author_time, "
+     "author_tz, committer_name, committer_email, committer_time, committer_tz, message, "
+     "files_changed, insertions, deletions, raw, run_id) "
+     "SELECT st.id, so.id, st.sha, st.parents, st.author_name, st.author_email, "
+     "to_timestamp (st.author_time), st.author_tz, st.committer_name, st.committer_email, "
+     "to_timestamp (st.committer_time), st.committer_tz, st.message, st.files_changed, "
+     "st.insertions, st.deletions, st.raw::jsonb, st.run "
+     "FROM stage_commits st " S_SOURCE " WHERE " S_RANGE
+     " ORDER BY st.id ON CONFLICT DO NOTHING"},
+    {"ins_files", T_FILES,
+     "INSERT INTO commit_files (commit_id, path, insertions, deletions, is_binary) "
+     "SELECT st.commit_id, st.path, st.insertions, st.deletions, st.is_binary "
+     "FROM stage_files st WHERE " S_RANGE
+     " ORDER BY st.commit_id, st.path ON CONFLICT DO NOTHING"},
+    //  Mutable state: the newest observation wins, whatever the order of arrival
+    {"ins_branches", T_BRANCHES,
+     "INSERT INTO branches AS b (id, source_id, name, target, head, observed, run_id) "
+     "SELECT DISTINCT ON (st.id) st.id, so.id, st.name, st.target, st.head, st.ts, st.run "
+     "FROM stage_branches st " S_SOURCE " WHERE " S_RANGE
+     " ORDER BY st.id, st.ts DESC, st.ord DESC "
+     "ON CONFLICT (id) DO UPDATE SET target = excluded.target, head = excluded.head, "
+     "observed = excluded.observed, run_id = excluded.run_id, updated = now () "
+     "WHERE b.observed <= excluded.observed"},
+    {"ins_tags", T_TAGS,
+     "INSERT INTO tags AS t (id, source_id, name, target, annotated, tagger_name, tagger_email, "
+     "tagger_time, message, observed, run_id) "
+     "SELECT DISTINCT ON (st.id) st.id, so.id, st.name, st.target, st.annotated, "
+     "st.tagger_name, st.tagger_email, to_timestamp (st.tagger_time), st.message, st.ts, st.run "
+     "FROM stage_tags st " S_SOURCE " WHERE " S_RANGE
+     " ORDER BY st.id, st.ts DESC, st.ord DESC "
+     "ON CONFLICT (id) DO UPDATE SET target = excluded.target, annotated = excluded.annotated, "
+     "tagger_name = excluded.tagger_name, tagger_email = excluded.tagger_email, "
+     "tagger_time = excluded.tagger_time, message = excluded.message, "
+     "observed = excluded.observed, run_id = excluded.run_id, updated = now () "
+     "WHERE t.observed <= excluded.observed"},
+    {"ins_builds", T_BUILDS,
+     "INSERT INTO ci_builds AS b (id, source_id, pipeline, build_id, status, system, branch, "
+     "sha, started, finished, duration, trigger, tests, observed, run_id) "
+     "SELECT DISTINCT ON (st.id) st.id, so.id, st.pipeline, st.build_id, st.status, st.system, "
+     "st.branch, st.sha, st.started, st.finished, st.duration, st.trigger, st.tests::jsonb, "
+     "st.ts, st.run "
+     "FROM stage_builds st " S_SOURCE " WHERE " S_RANGE
+     " ORDER BY st.id, st.ts DESC, st.ord DESC "
+     "ON CONFLICT (id) DO UPDATE SET status = excluded.status, system = excluded.system, "
+     "branch = excluded.branch, sha = excluded.sha, started = excluded.started, "
+     "finished = excluded.finished, duration = excluded.duration, trigger = excluded.trigger, "
+     "tests = excluded.tests, observed = excluded.observed, run_id = excluded.run_id, "
+     "updated = now () WHERE b.observed <= excluded.observed"},
+    {"ins_tests", T_TESTS,
+     "INSERT INTO ci_tests (id, source_id, suite, class, name, status, duration, pipeline, "
+     "build_id, file, failure_type, failure_message, flaky, observed, run_id) "
+     "SELECT st.id, so.id, st.suite, st.class, st.name, st.status, st.duration, st.pipeline, "
+     "st.build_id, st.file, st.failure_type, st.failure_message, st.flaky, st.ts, st.run "
+     "FROM stage_tests st " S_SOURCE " WHERE " S_RANGE " ORDER BY st.id ON CONFLICT DO NOTHING"},
+    {"ins_code", T_CODE,
+     "INSERT INTO code_stats (id, source_id, rev, language, path, files, blank, comment, code, "
+     "observed, run_id) "
+     "SELECT st.id, so.id, st.rev, st.language, st.path, st.files, st.blank, st.comment, "
+     "st.code, st.ts, st.run "
+     "FROM stage_code st " S_SOURCE " WHERE " S_RANGE " ORDER BY st.id ON CONFLICT DO NOTHING"},
+};
+
+#define S_STATEMENTS (sizeof s_statements / sizeof s_statements[0])
+
+static const char *s_reject_sql =
+    "INSERT INTO rejected_records (record_id, kind, source, error, sqlstate, record) "
+    "VALUES ($1, $2, $3, $4, $5, $6::jsonb) "
+    "ON CONFLICT (record_id) DO UPDATE SET error = excluded.error, "
+    "sqlstate = excluded.sqlstate, record = excluded.record, last_seen = now (), "
+    "attempts = rejected_records.attempts + 1";
+
+//  The kinds relationald stores; others (metric, x.*) are not routed here
+//  and are skipped if they come.
+typedef enum {
+    K_NONE,
+    K_RUN_START,
+    K_RUN_END,
+    K_COMMIT,
+    K_BRANCH,
+    K_TAG,
+    K_BUILD,
+    K_TEST,
+    K_CODE
+} s_kind_t;
+
+static const struct {
+    const char *name;
+    s_kind_t kind;
+    s_table_t table;
+} s_kinds[] = {
+    {"run.start", K_RUN_START, T_RUNS}, {"run.end", K_RUN_END, T_RUNS},
+    {"git.commit", K_COMMIT, T_COMMITS}, {"git.branch", K_BRANCH, T_BRANCHES},
+    {"git.tag", K_TAG, T_TAGS},          {"ci.build", K_BUILD, T_BUILDS},
+    {"ci.test", K_TEST, T_TESTS},        {"code.stats", K_CODE, T_CODE},
+};
+
+#define S_KINDS (sizeof s_kinds / sizeof s_kinds[0])
+
+typedef struct {
+    size_t index;
+    char *error;
+    char sqlstate[6];
+} s_reject_t;
+
+struct _relstore_t {
+    pgconn_t *conn;
+    const kind_spec_t *specs[S_KINDS];
+
+    //  The batch in hand
+    const record_t *records;
+    size_t count;
+    s_kind_t *kinds;
+    size_t kinds_cap;
+    size_t rows[T_COUNT];
+    s_reject_t *rejects;
+    size_t nrejects, rejects_cap;
+    bool isolated;
+
+    //  Scratch space reused across batches
+    char *scratch;
+    size_t scratch_size;
+    mpjson_buf_t json;
+    const char **items;
+    size_t *lens;
+    size_t items_cap;
+
+    metric_t *m_rejected, *m_isolations, *m_up, *m_ignored;
+};
+
+//  ---------------------------------------------------------------------------
+//  Connection setup: schema, staging tables, prepared statements
+
+static int
+s_setup (pgconn_t *conn, void *arg)
+{
+    (void) arg;
+    if (schema_migrate (conn))
+        return -1;
+    char sql[1024];
+    for (int t = 0; t < T_COUNT; t++) {
+        snprintf (sql, sizeof sql, "CREATE TEMP TABLE IF NOT EXISTS %s (%s) ON COMMIT DELETE ROWS",
+                  s_stage[t].name, s_stage[t].ddl);
+        if (pgconn_exec (conn, sql) != PGCONN_OK)
+            return -1;
+    }
+    for (size_t s = 0; s < S_STATEMENTS; s++)
+        if (pgconn_check (conn, PQprepare (pgconn_handle (conn), s_statements[s].name,
+                                           s_statements[s].sql, 2, NULL))
+            != PGCONN_OK)
+            return -1;
+    if (pgconn_check (conn, PQprepare (pgconn_handle (conn), "ins_reject", s_reject_sql, 6, NULL))
+        != PGCONN_OK)
+        return -1;
+    return 0;
+}
+
+relstore_t *
+relstore_new (const char *dsn, metrics_t *metrics, char *error, size_t error_size)
+{
+    pgconn_t *conn = pgconn_new (dsn, error, error_size);
+    if (!conn)
+        return NULL;
+    relstore_t *self = calloc (1, sizeof *self);
+    assert (self);
+    self->conn = conn;
+    pgconn_set_setup (conn, s_setup, self);
+    for (size_t k = 0; k < S_KINDS; k++) {
+        self->specs[k] = kinds_lookup (s_kinds[k].name, strlen (s_kinds[k].name));
+        assert (self->specs[k]);
+    }
+    if (metrics) {
+        self->m_rejected = metrics_counter (metrics, "records_rejected_total",
+                                            "Records PostgreSQL refused, kept in rejected_records",
+                                            NULL);
+        self->m_isolations = metrics_counter (metrics, "batch_isolations_total",
+                                              "Batches split to isolate refused records", NULL);
+        self->m_ignored = metrics_counter (metrics, "records_ignored_total",
+                                           "Delivered records of kinds relationald does not store",
+                                           NULL);
+        self->m_up = metrics_gauge (metrics, "postgres_up",
+                                    "1 while the PostgreSQL connection is up", NULL);
+    }
+    return self;
+}
+
+void
+relstore_destroy (relstore_t **self_p)
+{
+    relstore_t *self = *self_p;
+    if (!self)
+        return;
+    pgconn_destroy (&self->conn);
+    for (size_t i = 0; i < self->nrejects; i++)
+        free (self->rejects[i].error);
+    free (self->rejects);
+    free (self->kinds);
+    free (self->scratch);
+    free (self->items);
+    free (self->lens);
+    mpjson_buf_free (&self->json);
+    free (self);
+    *self_p = NULL;
+}
+
+const char *
+relstore_display (relstore_t *self)
+{
+    return pgconn_display (self->conn);
+}
+
+int
+relstore_connect (relstore_t *self)
+{
+    if (pgconn_ensure (self->conn) == 0)
+        return 0;
+    return pgconn_last_status (self->conn) == PGCONN_TRANSIENT ? 1 : -1;
+}
+
+bool
+relstore_healthy (void *self_, char *text, size_t size)
+{
+    relstore_t *self = self_;
+    bool ok = pgconn_ping (self->conn, 1000);
+    if (ok)
+        snprintf (text, size, "postgresql ok");
+    else
+        snprintf (text, size, "postgresql not reachable (%s)", pgconn_display (self->conn));
+    return ok;
+}
+
+//  ---------------------------------------------------------------------------
+//  Checking what PostgreSQL cannot check: the insides of arrays
+
+static void
+s_reject (relstore_t *self, size_t index, const char *sqlstate, const char *error)
+{
+    if (self->nrejects == self->rejects_cap) {
+        self->rejects_cap = self->rejects_cap ? self->rejects_cap * 2 : 16;
+        self->rejects = realloc (self->rejects, self->rejects_cap * sizeof *self->rejects);
+        assert (self->rejects);
+    }
+    s_reject_t *reject = &self->rejects[self->nrejects++];
+    reject->index = index;
+    reject->error = strdup (error);
+    assert (reject->error);
+    snprintf (reject->sqlstate, sizeof reject->sqlstate, "%s", sqlstate ? sqlstate : "");
+}
+
+static bool
+s_is_int (const msgpack_object *o)
+{
+    return o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER
+           || (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER && o->via.u64 <= INT64_MAX);
+}
+
+//  An optional member: absent, nil, or of the type `ok` accepts.
+static bool
+s_optional (const msgpack_object *map, const char *key, bool (*ok) (const msgpack_object *))
+{
+    const msgpack_object *val = record_field (map, key);
+    return !val || val->type == MSGPACK_OBJECT_NIL || ok (val);
+}
+
+static bool
+s_is_bool (const msgpack_object *o)
+{
+    return o->type == MSGPACK_OBJECT_BOOLEAN;
+}
+
+//  Returns NULL when the record can be staged, else why not.
+static const char *
+s_check (const record_t *record, s_kind_t kind, char *why, size_t size)
+{
+    if (kind != K_COMMIT)
+        return NULL;
+    const msgpack_object *parents = record_field (record->body, "parents");
+    for (uint32_t i = 0; i < parents->via.array.size; i++)
+        if (parents->via.array.ptr[i].type != MSGPACK_OBJECT_STR) {
+            snprintf (why, size, "body.parents[%u]: expected str", i);
+            return why;
+        }
+    const msgpack_object *files = record_field (record->body, "files");
+    if (!files || files->type != MSGPACK_OBJECT_ARRAY)
+        return NULL;
+    for (uint32_t i = 0; i < files->via.array.size; i++) {
+        const msgpack_object *file = &files->via.array.ptr[i];
+        record_str_t path;
+        if (file->type != MSGPACK_OBJECT_MAP || !record_field_str (file, "path", &path))
+            snprintf (why, size, "body.files[%u]: expected a map with a str path", i);
+        else if (!s_optional (file, "insertions", s_is_int)
+                 || !s_optional (file, "deletions", s_is_int))
+            snprintf (why, size, "body.files[%u]: insertions and deletions must be ints", i);
+        else if (!s_optional (file, "binary", s_is_bool))
+            snprintf (why, size, "body.files[%u].binary: expected bool", i);
+        else
+            continue;
+        return why;
+    }
+    return NULL;
+}
+
+static s_kind_t
+s_kind_of (relstore_t *self, const record_t *record)
+{
+    for (size_t k = 0; k < S_KINDS; k++)
+        if (record->spec == self->specs[k])
+            return s_kinds[k].kind;
+    return K_NONE;
+}
+
+static s_table_t
+s_table_of (s_kind_t kind)
+{
+    for (size_t k = 0; k < S_KINDS; k++)
+        if (s_kinds[k].kind == kind)
+            return s_kinds[k].table;
+    return T_COUNT;
+}
+
+//  Sorts the batch by kind and counts the staged rows per table.
+static void
+s_prepare (relstore_t *self, const record_t *records, size_t count)
+{
+    self->records = records;
+    self->count = count;
+    for (size_t i = 0; i < self->nrejects; i++)
+        free (self->rejects[i].error);
+    self->nrejects = 0;
+    self->isolated = false;
+    memset (self->rows, 0, sizeof self->rows);
+    if (count > self->kinds_cap) {
+        self->kinds_cap = count * 2;
+        self->kinds = realloc (self->kinds, self->kinds_cap * sizeof *self->kinds);
+        assert (self->kinds);
+    }
+    size_t ignored = 0;
+    for (size_t i = 0; i < count; i++) {
+        const record_t *record = &records[i];
+        s_kind_t kind = s_kind_of (self, record);
+        char why[128];
+        if (kind == K_NONE)
+            ignored++;
+        else if (s_check (record, kind, why, sizeof why)) {
+            s_reject (self, i, NULL, why);
+            kind = K_NONE;
+        }
+        self->kinds[i] = kind;
+        if (kind == K_NONE)
+            continue;
+        self->rows[T_SOURCES]++;
+        self->rows[s_table_of (kind)]++;
+        const msgpack_object *files = kind == K_COMMIT ? record_field (record->body, "files")
+                                                       : NULL;
+        if (files && files->type == MSGPACK_OBJECT_ARRAY)
+            self->rows[T_FILES] += files->via.array.size;
+    }
+    if (ignored && self->m_ignored)
+        metric_add (self->m_ignored, ignored);
+}
+
+//  ---------------------------------------------------------------------------
+//  Staging: one COPY (binary) per table with rows
+
+static void
+s_text (relstore_t *self, const char *text, size_t len)
+{
+    size_t clean_len;
+    const char *clean = pgconn_text_clean (text, len, &self->scratch, &self->scratch_size,
+                                           &clean_len);
+    pgconn_copy_text (self->conn, clean, clean_len);
+}
+
+static void
+s_str (relstore_t *self, record_str_t s)
+{
+    s_text (self, s.ptr, s.len);
+}
+
+static void
+s_field_str (relstore_t *self, const msgpack_object *body, const char *key)
+{
+    record_str_t s;
+    if (record_field_str (body, key, &s))
+        s_str (self, s);
+    else
+        pgconn_copy_null (self->conn);
+}
+
+static void
+s_field_int (relstore_t *self, const msgpack_object *body, const char *key)
+{
+    int64_t v;
+    if (record_field_int (body, key, &v))
+        pgconn_copy_int8 (self->conn, v);
+    else
+        pgconn_copy_null (self->conn);
+}
+
+static void
+s_field_num (relstore_t *self, const msgpack_object *body, const char *key)
+{
+    double v;
+    if (record_field_num (body, key, &v))
+        pgconn_copy_float8 (self->conn, v);
+    else
+        pgconn_copy_null (self->conn);
+}
+
+static void
+s_field_bool (relstore_t *self, const msgpack_object *body, const char *key)
+{
+    bool v;
+    if (record_field_bool (body, key, &v))
+        pgconn_copy_bool (self->conn, v);
+    else
+        pgconn_copy_null (self->conn);
+}
+
+static void
+s_field_time_ns (relstore_t *self, const msgpack_object *body, const char *key)
+{
+    int64_t v;
+    if (record_field_int (body, key, &v))
+        pgconn_copy_timestamptz_ns (self->conn, v);
+    else
+        pgconn_copy_null (self->conn);
+}
+
+//  Maps and arrays as JSON text (binary as {"$bin": base64}), cast to jsonb
+//  by the INSERT; \u0000 escapes follow the NUL rule.
+static void
+s_field_json (relstore_t *self, const msgpack_object *body, const char *key)
+{
+    const msgpack_object *val = record_field (body, key);
+    if (!val || val->type == MSGPACK_OBJECT_NIL) {
+        pgconn_copy_null (self->conn);
+        return;
+    }
+    mpjson_buf_reset (&self->json);
+    mpjson_value (&self->json, val);
+    pgconn_json_clean (self->json.data, self->json.size);
+    pgconn_copy_text (self->conn, self->json.data, self->json.size);
+}
+
+//  The columns every record row starts with: ord, id, src, run
+static void
+s_head (relstore_t *self, s_table_t table, size_t index)
+{
+    const record_t *record = &self->records[index];
+    pgconn_copy_row (self->conn, s_stage[table].columns);
+    pgconn_copy_int4 (self->conn, (int32_t) index);
+    pgconn_copy_bytea (self->conn, record->id, RECORD_ID_SIZE);
+    s_str (self, record->src);
+    s_str (self, record->run);
+}
+
+static void
+s_stage_commit (relstore_t *self, size_t index)
+{
+    const record_t *record = &self->records[index];
+    const msgpack_object *body = record->body;
+    s_head (self, T_COMMITS, index);
+    s_field_str (self, body, "sha");
+    const msgpack_object *parents = record_field (body, "parents");
+    size_t n = parents->via.array.size;
+    if (n > self->items_cap) {
+        self->items_cap = n * 2;
+        self->items = realloc (self->items, self->items_cap * sizeof *self->items);
+        self->lens = realloc (self->lens, self->items_cap * sizeof *self->lens);
+        assert (self->items && self->lens);
+    }
+    for (size_t i = 0; i < n; i++) {
+        //  Shas are hex, but the rule holds for any text
+        const msgpack_object *p = &parents->via.array.ptr[i];
+        bool nul = memchr (p->via.str.ptr, 0, p->via.str.size) != NULL;
+        self->items[i] = nul ? "\xef\xbf\xbd" : p->via.str.ptr;
+        self->lens[i] = nul ? 3 : p->via.str.size;
+    }
+    pgconn_copy_text_array (self->conn, self->items, self->lens, n);
+    s_field_str (self, body, "author_name");
+    s_field_str (self, body, "author_email");
+    s_field_int (self, body, "author_time");
+    s_field_int (self, body, "author_tz");
+    s_field_str (self, body, "committer_name");
+    s_field_str (self, body, "committer_email");
+    s_field_int (self, body, "committer_time");
+    s_field_int (self, body, "committer_tz");
+    s_field_str (self, body, "message");
+    s_field_int (self, body, "files_changed");
+    s_field_int (self, body, "insertions");
+    s_field_int (self, body, "deletions");
+    s_field_json (self, body, "raw");
+}
+
+static void
+s_stage_files (relstore_t *self, size_t index)
+{
+    const record_t *record = &self->records[index];
+    const msgpack_object *files = record_field (record->body, "files");
+    if (!files || files->type != MSGPACK_OBJECT_ARRAY)
+        return;
+    for (uint32_t i = 0; i < files->via.array.size; i++) {
+        const msgpack_object *file = &files->via.array.ptr[i];
+        pgconn_copy_row (self->conn, s_stage[T_FILES].columns);
+        pgconn_copy_int4 (self->conn, (int32_t) index);
+        pgconn_copy_bytea (self->conn, record->id, RECORD_ID_SIZE);
+        s_field_str (self, file, "path");
+        s_field_int (self, file, "insertions");
+        s_field_int (self, file, "deletions");
+        bool binary = false;
+        record_field_bool (file, "binary", &binary);
+        pgconn_copy_bool (self->conn, binary);
+    }
+}
+
+static void
+s_stage_record (relstore_t *self, s_table_t table, size_t index)
+{
+    const record_t *record = &self->records[index];
+    const msgpack_object *body = record->body;
+    s_kind_t kind = self->kinds[index];
+    switch (table) {
+    case T_SOURCES:
+        pgconn_copy_row (self->conn, s_stage[T_SOURCES].columns);
+        pgconn_copy_int4 (self->conn, (int32_t) index);
+        s_str (self, record->src);
+        break;
+    case T_RUNS:
+        s_head (self, T_RUNS, index);
+        s_str (self, record->col);
+        pgconn_copy_bool (self->conn, kind == K_RUN_END);
+        s_field_str (self, body, "collector");
+        s_field_str (self, body, "source");
+        s_field_str (self, body, "status");
+        s_field_time_ns (self, body, "started");
+        s_field_time_ns (self, body, "finished");
+        s_field_num (self, body, "duration");
+        s_field_json (self, body, "counts");
+        s_field_json (self, body, "config");
+        s_field_str (self, body, "error");
+        break;
+    case T_COMMITS: s_stage_commit (self, index); break;
+    case T_FILES: s_stage_files (self, index); break;
+    case T_BRANCHES:
+        s_head (self, T_BRANCHES, index);
+        pgconn_copy_timestamptz_ns (self->conn, record->ts);
+        s_field_str (self, body, "name");
+        s_field_str (self, body, "target");
+        s_field_bool (self, body, "head");
+        break;
+    case T_TAGS:
+        s_head (self, T_TAGS, index);
+        pgconn_copy_timestamptz_ns (self->conn, record->ts);
+        s_field_str (self, body, "name");
+        s_field_str (self, body, "target");
+        s_field_bool (self, body, "annotated");
+        s_field_str (self, body, "tagger_name");
+        s_field_str (self, body, "tagger_email");
+        s_field_int (self, body, "tagger_time");
+        s_field_str (self, body, "message");
+        break;
+    case T_BUILDS:
+        s_head (self, T_BUILDS, index);
+        pgconn_copy_timestamptz_ns (self->conn, record->ts);
+        s_field_str (self, body, "pipeline");
+        s_field_str (self, body, "build_id");
+        s_field_str (self, body, "status");
+        s_field_str (self, body, "system");
+        s_field_str (self, body, "branch");
+        s_field_str (self, body, "sha");
+        s_field_time_ns (self, body, "started");
+        s_field_time_ns (self, body, "finished");
+        s_field_num (self, body, "duration");
+        s_field_str (self, body, "trigger");
+        s_field_json (self, body, "tests");
+        break;
+    case T_TESTS:
+        s_head (self, T_TESTS, index);
+        pgconn_copy_timestamptz_ns (self->conn, record->ts);
+        s_field_str (self, body, "suite");
+        s_field_str (self, body, "class");
+        s_field_str (self, body, "name");
+        s_field_str (self, body, "status");
+        s_field_num (self, body, "duration");
+        s_field_str (self, body, "pipeline");
+        s_field_str (self, body, "build_id");
+        s_field_str (self, body, "file");
+        s_field_str (self, body, "failure_type");
+        s_field_str (self, body, "failure_message");
+        s_field_bool (self, body, "flaky");
+        break;
+    case T_CODE:
+        s_head (self, T_CODE, index);
+        pgconn_copy_timestamptz_ns (self->conn, record->ts);
+        s_field_str (self, body, "rev");
+        s_field_str (self, body, "language");
+        s_field_str (self, body, "path");
+        s_field_int (self, body, "files");
+        s_field_int (self, body, "blank");
+        s_field_int (self, body, "comment");
+        s_field_int (self, body, "code");
+        break;
+    case T_COUNT: break;
+    }
+}
+
+static bool
+s_in_table (s_kind_t kind, s_table_t table)
+{
+    if (kind == K_NONE)
+        return false;
+    if (table == T_SOURCES)
+        return true;
+    if (table == T_FILES)
+        return kind == K_COMMIT;
+    return s_table_of (kind) == table;
+}
+
+//  Copies the records lo..hi into the staging tables.
+static pgconn_status_t
+s_stage_range (relstore_t *self, size_t lo, size_t hi)
+{
+    for (int t = 0; t < T_COUNT; t++) {
+        if (!self->rows[t])
+            continue;
+        if (pgconn_copy_begin (self->conn, s_stage[t].name, NULL, PGCONN_COPY_BINARY))
+            return pgconn_last_status (self->conn);
+        for (size_t i = lo; i <= hi; i++)
+            if (s_in_table (self->kinds[i], (s_table_t) t))
+                s_stage_record (self, (s_table_t) t, i);
+        pgconn_status_t status = pgconn_copy_end (self->conn);
+        if (status != PGCONN_OK)
+            return status;
+    }
+    return PGCONN_OK;
+}
+
+//  ---------------------------------------------------------------------------
+//  Applying staged rows to the tables
+
+static pgconn_status_t
+s_apply (relstore_t *self, size_t lo, size_t hi)
+{
+    char lo_text[16], hi_text[16];
+    snprintf (lo_text, sizeof lo_text, "%zu", lo);
+    snprintf (hi_text, sizeof hi_text, "%zu", hi);
+    const char *params[] = {lo_text, hi_text};
+    for (size_t s = 0; s < S_STATEMENTS; s++) {
+        if (!self->rows[s_statements[s].table])
+            continue;
+        PGresult *result = PQexecPrepared (pgconn_handle (self->conn), s_statements[s].name, 2,
+                                           params, NULL, NULL, 0);
+        pgconn_status_t status = pgconn_check (self->conn, result);
+        if (status != PGCONN_OK)
+            return status;
+    }
+    return PGCONN_OK;
+}
+
+static bool
+s_any_staged (relstore_t *self, size_t lo, size_t hi)
+{
+    for (size_t i = lo; i <= hi; i++)
+        if (self->kinds[i] != K_NONE)
+            return true;
+    return false;
+}
+
+//  Applies lo..hi under a savepoint; on a content error, halves the range
+//  until each refused record stands alone and is set aside.
+static pgconn_status_t
+s_bisect (relstore_t *self, size_t lo, size_t hi)
+{
+    if (!s_any_staged (self, lo, hi))
+        return PGCONN_OK;
+    pgconn_status_t status = pgconn_exec (self->conn, "SAVEPOINT part");
+    if (status != PGCONN_OK)
+        return status;
+    status = s_apply (self, lo, hi);
+    if (status == PGCONN_OK)
+        return pgconn_exec (self->conn, "RELEASE SAVEPOINT part");
+    if (status != PGCONN_CONTENT)
+        return status;
+    char error[4096], sqlstate[6];
+    snprintf (error, sizeof error, "%s", pgconn_error_detail (self->conn));
+    snprintf (sqlstate, sizeof sqlstate, "%s", pgconn_sqlstate (self->conn));
+    status = pgconn_exec (self->conn, "ROLLBACK TO SAVEPOINT part; RELEASE SAVEPOINT part");
+    if (status != PGCONN_OK)
+        return status;
+    self->isolated = true;
+    if (lo == hi) {
+        s_reject (self, lo, sqlstate, error);
+        self->kinds[lo] = K_NONE;
+        return PGCONN_OK;
+    }
+    size_t mid = lo + (hi - lo) / 2;
+    status = s_bisect (self, lo, mid);
+    return status == PGCONN_OK ? s_bisect (self, mid + 1, hi) : status;
+}
+
+static pgconn_status_t
+s_store_rejects (relstore_t *self)
+{
+    for (size_t i = 0; i < self->nrejects; i++) {
+        s_reject_t *reject = &self->rejects[i];
+        const record_t *record = &self->records[reject->index];
+        mpjson_buf_reset (&self->json);
+        mpjson_record (&self->json, record);
+        pgconn_json_clean (self->json.data, self->json.size);
+        char *kind = record_str_dup (record->kind);
+        size_t src_len;
+        const char *src = pgconn_text_clean (record->src.ptr, record->src.len, &self->scratch,
+                                             &self->scratch_size, &src_len);
+        char *source = malloc (src_len + 1);
+        assert (source);
+        memcpy (source, src, src_len);
+        source[src_len] = 0;
+        //  A source with NUL was cleaned; one cut at a NUL would be wrong,
+        //  so the cleaned copy is what goes in.
+        const char *values[] = {(const char *) record->id, kind, source, reject->error,
+                                *reject->sqlstate ? reject->sqlstate : NULL, self->json.data};
+        int lengths[] = {RECORD_ID_SIZE, 0, 0, 0, 0, 0};
+        int formats[] = {1, 0, 0, 0, 0, 0};
+        PGresult *result = PQexecPrepared (pgconn_handle (self->conn), "ins_reject", 6, values,
+                                           lengths, formats, 0);
+        free (kind);
+        free (source);
+        pgconn_status_t status = pgconn_check (self->conn, result);
+        if (status != PGCONN_OK)
+            return status;
+    }
+    return PGCONN_OK;
+}
+
+//  The body of the batch transaction. `slow` stages and applies record by
+//  record, for the (unexpected) case of a staging COPY refused for content.
+typedef struct {
+    relstore_t *self;
+    bool slow;
+    bool copy_refused;
+} s_tx_t;
+
+static int
+s_transaction (pgconn_t *conn, void *arg)
+{
+    s_tx_t *tx = arg;
+    relstore_t *self = tx->self;
+    (void) conn;
+    if (self->count == 0)
+        return 0;
+    pgconn_status_t status = PGCONN_OK;
+    if (!tx->slow) {
+        status = s_stage_range (self, 0, self->count - 1);
+        if (status == PGCONN_CONTENT)
+            tx->copy_refused = true;
+        if (status == PGCONN_OK)
+            status = s_bisect (self, 0, self->count - 1);
+    }
+    else
+        for (size_t i = 0; i < self->count && status == PGCONN_OK; i++) {
+            if (self->kinds[i] == K_NONE)
+                continue;
+            status = pgconn_exec (self->conn, "SAVEPOINT one");
+            if (status != PGCONN_OK)
+                break;
+            status = s_stage_range (self, i, i);
+            if (status == PGCONN_OK)
+                status = s_apply (self, i, i);
+            if (status == PGCONN_CONTENT) {
+                s_reject (self, i, pgconn_sqlstate (self->conn),
+                          pgconn_error_detail (self->conn));
+                self->kinds[i] = K_NONE;
+                status = pgconn_exec (self->conn, "ROLLBACK TO SAVEPOINT one");
+            }
+            else if (status == PGCONN_OK)
+                status = pgconn_exec (self->conn, "RELEASE SAVEPOINT one");
+        }
+    if (status == PGCONN_OK)
+        status = s_store_rejects (self);
+    return status == PGCONN_OK ? 0 : -1;
+}
+
+int
+relstore_write (void *self_, const record_t *records, size_t count, char *error,
+                size_t error_size)
+{
+    relstore_t *self = self_;
+    if (pgconn_ensure (self->conn)) {
+        if (self->m_up)
+            metric_set (self->m_up, 0);
+        snprintf (error, error_size, "postgresql: %s", pgconn_error (self->conn));
+        return -1;
+    }
+    if (self->m_up)
+        metric_set (self->m_up, 1);
+    s_prepare (self, records, count);
+    s_tx_t tx = {self, false, false};
+    pgconn_status_t status = pgconn_transaction (self->conn, s_transaction, &tx);
+    if (status == PGCONN_CONTENT && tx.copy_refused) {
+        log_warn ("batch.copy_refused", "records=%zu error=\"%s\" detail=\"staging record by "
+                  "record\"", count, pgconn_error (self->conn));
+        s_prepare (self, records, count);
+        tx = (s_tx_t) {self, true, false};
+        status = pgconn_transaction (self->conn, s_transaction, &tx);
+    }
+    if (status != PGCONN_OK) {
+        snprintf (error, error_size, "postgresql: %s%s%s", pgconn_sqlstate (self->conn),
+                  *pgconn_sqlstate (self->conn) ? " " : "", pgconn_error (self->conn));
+        if (status != PGCONN_TRANSIENT) {
+            //  Not the server going away: a schema or statement problem an
+            //  operator must see. A fresh session rebuilds the staging
+            //  tables and statements in case they were the problem.
+            log_error ("batch.failed", "records=%zu sqlstate=%s error=\"%s\"", count,
+                       pgconn_sqlstate (self->conn), pgconn_error (self->conn));
+            pgconn_reset (self->conn);
+        }
+        if (self->m_up)
+            metric_set (self->m_up, pgconn_is_up (self->conn) ? 1 : 0);
+        return -1;
+    }
+    if (self->nrejects) {
+        log_warn ("records.rejected", "count=%zu batch=%zu sqlstate=%s error=\"%s\"",
+                  self->nrejects, count, *self->rejects[0].sqlstate ? self->rejects[0].sqlstate
+                                                                     : "-",
+                  self->rejects[0].error);
+        if (self->m_rejected)
+            metric_add (self->m_rejected, self->nrejects);
+    }
+    if (self->isolated && self->m_isolations)
+        metric_add (self->m_isolations, 1);
+    return 0;
+}
+
+//  ---------------------------------------------------------------------------
+//  Self-test
+
+void
+relstore_test (bool verbose)
+{
+    (void) verbose;
+}
