@@ -954,10 +954,556 @@ relstore_write (void *self_, const record_t *records, size_t count, char *error,
 }
 
 //  ---------------------------------------------------------------------------
-//  Self-test
+//  Self-test: records built with the encoder, stored in a fresh database,
+//  rows read back with plain SQL.
+
+typedef struct {
+    record_encoder_t *enc;
+    record_t *records;
+    void **data;
+    size_t count, capacity;
+    msgpack_zone zone;
+    const char *src;
+    int64_t ts;
+} s_batch_t;
+
+static void
+s_batch_init (s_batch_t *b, const char *src)
+{
+    memset (b, 0, sizeof *b);
+    b->enc = record_encoder_new ();
+    msgpack_zone_init (&b->zone, 65536);
+    b->src = src;
+    b->ts = INT64_C(1700000000000000000);
+}
+
+static void
+s_batch_clear (s_batch_t *b)
+{
+    for (size_t i = 0; i < b->count; i++)
+        free (b->data[i]);
+    b->count = 0;
+    msgpack_zone_clear (&b->zone);
+}
+
+static void
+s_batch_destroy (s_batch_t *b)
+{
+    s_batch_clear (b);
+    free (b->records);
+    free (b->data);
+    msgpack_zone_destroy (&b->zone);
+    record_encoder_destroy (&b->enc);
+}
+
+static msgpack_packer *
+s_begin (s_batch_t *b, const char *kind, int nfields)
+{
+    record_encoder_begin (b->enc, kind, b->src, "test-col", "run-1", b->ts);
+    msgpack_packer *pk = record_encoder_body (b->enc);
+    msgpack_pack_map (pk, (size_t) nfields);
+    return pk;
+}
+
+static void
+s_end (s_batch_t *b)
+{
+    const void *data;
+    size_t size;
+    char detail[256] = "";
+    int rc = record_encoder_end (b->enc, &data, &size, detail, sizeof detail);
+    if (rc)
+        fprintf (stderr, "encoder: %s\n", detail);
+    assert (rc == 0);
+    if (b->count == b->capacity) {
+        b->capacity = b->capacity ? b->capacity * 2 : 64;
+        b->records = realloc (b->records, b->capacity * sizeof *b->records);
+        b->data = realloc (b->data, b->capacity * sizeof *b->data);
+        assert (b->records && b->data);
+    }
+    b->data[b->count] = malloc (size);
+    assert (b->data[b->count]);
+    memcpy (b->data[b->count], data, size);
+    assert (record_decode (&b->records[b->count], &b->zone, b->data[b->count], size, NULL,
+                           detail, sizeof detail)
+            == REJECT_NONE);
+    b->count++;
+}
+
+static void
+s_key (msgpack_packer *pk, const char *key)
+{
+    msgpack_pack_str_with_body (pk, key, strlen (key));
+}
+
+static void
+s_kv_strn (msgpack_packer *pk, const char *key, const char *value, size_t len)
+{
+    s_key (pk, key);
+    msgpack_pack_str_with_body (pk, value, len);
+}
+
+static void
+s_kv_str (msgpack_packer *pk, const char *key, const char *value)
+{
+    s_kv_strn (pk, key, value, strlen (value));
+}
+
+static void
+s_kv_int (msgpack_packer *pk, const char *key, int64_t value)
+{
+    s_key (pk, key);
+    msgpack_pack_int64 (pk, value);
+}
+
+static void
+s_kv_bool (msgpack_packer *pk, const char *key, bool value)
+{
+    s_key (pk, key);
+    if (value)
+        msgpack_pack_true (pk);
+    else
+        msgpack_pack_false (pk);
+}
+
+static void
+s_kv_num (msgpack_packer *pk, const char *key, double value)
+{
+    s_key (pk, key);
+    msgpack_pack_double (pk, value);
+}
+
+typedef struct {
+    const char *sha, *author, *email;
+    const char *message;
+    size_t message_len; //  0 = strlen
+    int64_t time, tz, insertions, deletions;
+    int files;          //  number of file entries
+    bool bad_parent;    //  a parent that is not a string
+} s_commit_t;
+
+static void
+s_commit (s_batch_t *b, const s_commit_t *c)
+{
+    msgpack_packer *pk = s_begin (b, "git.commit", c->files ? 15 : 14);
+    s_kv_str (pk, "sha", c->sha);
+    s_key (pk, "parents");
+    msgpack_pack_array (pk, 1);
+    if (c->bad_parent)
+        msgpack_pack_int (pk, 7);
+    else
+        msgpack_pack_str_with_body (pk, "0123456789abcdef0123456789abcdef01234567", 40);
+    s_kv_str (pk, "author_name", c->author);
+    s_kv_str (pk, "author_email", c->email);
+    s_kv_int (pk, "author_time", c->time);
+    s_kv_int (pk, "author_tz", c->tz);
+    s_kv_str (pk, "committer_name", "Committer");
+    s_kv_str (pk, "committer_email", "committer@example.org");
+    s_kv_int (pk, "committer_time", c->time + 60);
+    s_kv_int (pk, "committer_tz", 0);
+    s_kv_strn (pk, "message", c->message,
+               c->message_len ? c->message_len : strlen (c->message));
+    s_kv_int (pk, "files_changed", c->files);
+    s_kv_int (pk, "insertions", c->insertions);
+    s_kv_int (pk, "deletions", c->deletions);
+    if (c->files) {
+        s_key (pk, "files");
+        msgpack_pack_array (pk, (size_t) c->files);
+        for (int f = 0; f < c->files; f++) {
+            bool binary = f == 1;
+            msgpack_pack_map (pk, binary ? 2 : 4);
+            char path[32];
+            snprintf (path, sizeof path, "src/file%d.c", f);
+            s_kv_str (pk, "path", path);
+            if (binary)
+                s_kv_bool (pk, "binary", true);
+            else {
+                s_kv_int (pk, "insertions", c->insertions);
+                s_kv_int (pk, "deletions", c->deletions);
+                s_kv_bool (pk, "binary", false);
+            }
+        }
+    }
+    s_end (b);
+}
+
+static void
+s_branch (s_batch_t *b, const char *name, const char *target)
+{
+    msgpack_packer *pk = s_begin (b, "git.branch", 3);
+    s_kv_str (pk, "name", name);
+    s_kv_str (pk, "target", target);
+    s_kv_bool (pk, "head", strcmp (name, "main") == 0);
+    s_end (b);
+}
+
+static void
+s_build (s_batch_t *b, const char *pipeline, const char *id, const char *status)
+{
+    msgpack_packer *pk = s_begin (b, "ci.build", 6);
+    s_kv_str (pk, "pipeline", pipeline);
+    s_kv_str (pk, "build_id", id);
+    s_kv_str (pk, "status", status);
+    s_kv_int (pk, "started", b->ts);
+    s_kv_num (pk, "duration", 12.5);
+    s_key (pk, "tests");
+    msgpack_pack_map (pk, 2);
+    s_kv_int (pk, "total", 3);
+    s_kv_int (pk, "failed", 1);
+    s_end (b);
+}
+
+static void
+s_test_case (s_batch_t *b, const char *name, const char *status, double duration)
+{
+    msgpack_packer *pk = s_begin (b, "ci.test", 6);
+    s_kv_str (pk, "suite", "unit");
+    s_kv_str (pk, "name", name);
+    s_kv_str (pk, "status", status);
+    s_kv_num (pk, "duration", duration);
+    s_kv_str (pk, "build_id", "b1");
+    s_kv_str (pk, "pipeline", "ci");
+    s_end (b);
+}
+
+static void
+s_full_batch (s_batch_t *b)
+{
+    msgpack_packer *pk = s_begin (b, "run.start", 3);
+    s_kv_str (pk, "collector", "git");
+    s_kv_str (pk, "source", b->src);
+    s_kv_int (pk, "started", b->ts);
+    s_end (b);
+    s_commit (b, &(s_commit_t) {"c1", "Ann", "ann@example.org", "first", 0, 1600000000, 120, 10,
+                                0, 2, false});
+    s_commit (b, &(s_commit_t) {"c2", "Ann", "ann@example.org", "second", 0, 1600086400, 120, 5,
+                                2, 0, false});
+    s_commit (b, &(s_commit_t) {"c3", "Bob", "bob@example.org", "third", 0, 1600172800, -300, 1,
+                                1, 1, false});
+    s_branch (b, "main", "c3");
+    pk = s_begin (b, "git.tag", 6);
+    s_kv_str (pk, "name", "v1.0");
+    s_kv_str (pk, "target", "c2");
+    s_kv_bool (pk, "annotated", true);
+    s_kv_str (pk, "tagger_name", "Ann");
+    s_kv_int (pk, "tagger_time", 1600090000);
+    s_kv_str (pk, "message", "release");
+    s_end (b);
+    s_build (b, "ci", "b1", "running");
+    s_test_case (b, "t_fast", "passed", 0.01);
+    s_test_case (b, "t_slow", "passed", 3.5);
+    s_test_case (b, "t_bad", "failed", 0.2);
+    pk = s_begin (b, "code.stats", 6);
+    s_kv_str (pk, "rev", "c3");
+    s_kv_str (pk, "language", "C");
+    s_kv_int (pk, "files", 3);
+    s_kv_int (pk, "blank", 10);
+    s_kv_int (pk, "comment", 20);
+    s_kv_int (pk, "code", 300);
+    s_end (b);
+    pk = s_begin (b, "metric", 2); //  not for this writer: skipped
+    s_kv_str (pk, "name", "host.cpu");
+    s_kv_num (pk, "value", 1.5);
+    s_end (b);
+    pk = s_begin (b, "run.end", 7);
+    s_kv_str (pk, "collector", "git");
+    s_kv_str (pk, "source", b->src);
+    s_kv_str (pk, "status", "ok");
+    s_key (pk, "counts");
+    msgpack_pack_map (pk, 1);
+    s_kv_int (pk, "git.commit", 3);
+    s_kv_int (pk, "started", b->ts);
+    s_kv_int (pk, "finished", b->ts + 2000000000);
+    s_kv_num (pk, "duration", 2.0);
+    s_end (b);
+}
+
+static char *
+s_value (PGconn *pg, const char *sql)
+{
+    PGresult *result = PQexec (pg, sql);
+    if (PQresultStatus (result) != PGRES_TUPLES_OK || PQntuples (result) != 1) {
+        fprintf (stderr, "%s: %s", sql, PQerrorMessage (pg));
+        assert (false);
+    }
+    char *value = strdup (PQgetisnull (result, 0, 0) ? "NULL" : PQgetvalue (result, 0, 0));
+    PQclear (result);
+    return value;
+}
+
+static void
+s_expect (PGconn *pg, const char *sql, const char *expected)
+{
+    char *value = s_value (pg, sql);
+    if (strcmp (value, expected)) {
+        fprintf (stderr, "%s\n  got      %s\n  expected %s\n", sql, value, expected);
+        assert (false);
+    }
+    free (value);
+}
+
+static int
+s_write (relstore_t *store, s_batch_t *b)
+{
+    char error[512] = "";
+    int rc = relstore_write (store, b->records, b->count, error, sizeof error);
+    if (rc)
+        fprintf (stderr, "relstore_write: %s\n", error);
+    return rc;
+}
+
+static const char *s_counts_sql =
+    "SELECT (SELECT count (*) FROM sources) || ' ' || (SELECT count (*) FROM runs) || ' ' "
+    "|| (SELECT count (*) FROM commits) || ' ' || (SELECT count (*) FROM commit_files) || ' ' "
+    "|| (SELECT count (*) FROM branches) || ' ' || (SELECT count (*) FROM tags) || ' ' "
+    "|| (SELECT count (*) FROM ci_builds) || ' ' || (SELECT count (*) FROM ci_tests) || ' ' "
+    "|| (SELECT count (*) FROM code_stats) || ' ' || (SELECT count (*) FROM rejected_records)";
+
+static void
+s_test_basic (relstore_t *store, PGconn *pg)
+{
+    s_batch_t b;
+    s_batch_init (&b, "repo-a");
+    s_full_batch (&b);
+    assert (s_write (store, &b) == 0);
+    s_expect (pg, s_counts_sql, "1 1 3 3 1 1 1 3 1 0");
+    s_expect (pg, "SELECT status || ' ' || started || ' ' || finished || ' ' || duration || ' ' "
+                  "|| (counts->>'git.commit') || ' ' || instance FROM runs",
+              "ok 2023-11-14 22:13:20+00 2023-11-14 22:13:22+00 2 3 test-col");
+    s_expect (pg, "SELECT author_time || ' ' || author_tz || ' ' || committer_time || ' ' "
+                  "|| parents[1] || ' ' || insertions || ' ' || (length (id) = 16) "
+                  "FROM commits WHERE sha = 'c3'",
+              "2020-09-15 12:26:40+00 -300 2020-09-15 12:27:40+00 "
+              "0123456789abcdef0123456789abcdef01234567 1 true");
+    s_expect (pg, "SELECT string_agg (path || ':' || coalesce (f.insertions::text, '-') || ':' "
+                  "|| is_binary, ',' ORDER BY path) FROM commit_files f JOIN commits c "
+                  "ON c.id = f.commit_id WHERE c.sha = 'c1'",
+              "src/file0.c:10:false,src/file1.c:-:true");
+    s_expect (pg, "SELECT name || ' ' || target || ' ' || head FROM branches", "main c3 true");
+    s_expect (pg, "SELECT tagger_time || ' ' || annotated || ' ' || message FROM tags",
+              "2020-09-14 13:26:40+00 true release");
+    s_expect (pg, "SELECT status || ' ' || duration || ' ' || (tests->>'total') FROM ci_builds",
+              "running 12.5 3");
+    s_expect (pg, "SELECT code || ' ' || (path IS NULL) FROM code_stats", "300 true");
+    s_expect (pg, "SELECT string_agg (author_name || ':' || commits || ':' || insertions || ':' "
+                  "|| deletions, ',' ORDER BY author_name) FROM contributors",
+              "Ann:2:15:2,Bob:1:1:1");
+    s_expect (pg, "SELECT count (*) FROM commit_activity_daily", "3");
+    s_expect (pg, "SELECT name FROM slowest_tests ORDER BY avg_duration DESC LIMIT 1", "t_slow");
+
+    //  The same batch again, and each record twice in one batch: no new row
+    assert (s_write (store, &b) == 0);
+    s_expect (pg, s_counts_sql, "1 1 3 3 1 1 1 3 1 0");
+    size_t n = b.count;
+    s_full_batch (&b);
+    assert (b.count == 2 * n);
+    assert (s_write (store, &b) == 0);
+    s_expect (pg, s_counts_sql, "1 1 3 3 1 1 1 3 1 0");
+
+    //  State moves: the branch to a new target, the build to success. An
+    //  older observation delivered late changes nothing.
+    s_batch_clear (&b);
+    b.ts += 1000;
+    s_branch (&b, "main", "c4");
+    s_build (&b, "ci", "b1", "success");
+    assert (s_write (store, &b) == 0);
+    s_expect (pg, "SELECT target FROM branches WHERE name = 'main'", "c4");
+    s_expect (pg, "SELECT status FROM ci_builds", "success");
+    s_batch_clear (&b);
+    b.ts -= 1000;
+    s_branch (&b, "main", "c3");
+    s_build (&b, "ci", "b1", "running");
+    assert (s_write (store, &b) == 0);
+    s_expect (pg, "SELECT target || ' ' || count (*) OVER () FROM branches", "c4 1");
+    s_expect (pg, "SELECT status || ' ' || count (*) OVER () FROM ci_builds", "success 1");
+    s_expect (pg, "SELECT succeeded || '/' || builds || ' ' || success_rate "
+                  "FROM build_success_rate",
+              "1/1 1.0000");
+    s_batch_destroy (&b);
+}
+
+static void
+s_test_hostile (relstore_t *store, PGconn *pg)
+{
+    char *before = s_value (pg, "SELECT string_agg (table_name, ',' ORDER BY table_name) "
+                                "FROM information_schema.tables WHERE table_schema = 'public'");
+    s_batch_t b;
+    //  A source with a NUL, quotes and an injection attempt
+    static const char src[] = "repo'); DROP TABLE commits; --\\\"\t\n";
+    s_batch_init (&b, src);
+    static const char name[] = "O'Brien \"Bob\" \\ '); DROP TABLE commits; -- \xe2\x98\x83";
+    //  1 MB message with every ASCII byte, NUL included
+    size_t big = 1024 * 1024;
+    char *message = malloc (big);
+    assert (message);
+    for (size_t i = 0; i < big; i++)
+        message[i] = (char) (i % 128);
+    s_commit (&b, &(s_commit_t) {"h1", name, "x@example.org", message, big, 1600000000, 0, 1, 1,
+                                 0, false});
+    s_branch (&b, "feature/'; DELETE FROM branches; --", "h1");
+    assert (s_write (store, &b) == 0);
+
+    //  Read back with binary results, compare byte for byte (NUL -> U+FFFD)
+    const char *params[] = {"h1"};
+    PGresult *result = PQexecParams (pg, "SELECT message, author_name, s.name FROM commits c "
+                                         "JOIN sources s ON s.id = c.source_id WHERE sha = $1",
+                                     1, NULL, params, NULL, NULL, 0);
+    assert (PQresultStatus (result) == PGRES_TUPLES_OK && PQntuples (result) == 1);
+    char *expected = NULL;
+    size_t expected_size = 0, expected_len;
+    const char *clean = pgconn_text_clean (message, big, &expected, &expected_size,
+                                           &expected_len);
+    assert (expected_len == big + 2 * (big / 128));
+    assert ((size_t) PQgetlength (result, 0, 0) == expected_len);
+    assert (memcmp (PQgetvalue (result, 0, 0), clean, expected_len) == 0);
+    assert (strcmp (PQgetvalue (result, 0, 1), name) == 0);
+    assert (strcmp (PQgetvalue (result, 0, 2), src) == 0);
+    PQclear (result);
+    free (expected);
+    s_expect (pg, "SELECT name FROM branches WHERE name LIKE 'feature/%'",
+              "feature/'; DELETE FROM branches; --");
+
+    //  NUL inside a string: stored as U+FFFD, in text and in jsonb
+    s_batch_clear (&b);
+    msgpack_packer *pk = s_begin (&b, "ci.build", 4);
+    s_kv_str (pk, "pipeline", "nul");
+    s_kv_strn (pk, "build_id", "a\0b", 3);
+    s_kv_str (pk, "status", "success");
+    s_key (pk, "tests");
+    msgpack_pack_map (pk, 1);
+    msgpack_pack_str_with_body (pk, "k\0", 2);
+    msgpack_pack_str_with_body (pk, "v\0\\u0000", 8);
+    s_end (&b);
+    assert (s_write (store, &b) == 0);
+    s_expect (pg, "SELECT build_id = E'a\\uFFFDb' FROM ci_builds WHERE pipeline = 'nul'", "t");
+    s_expect (pg, "SELECT tests->>E'k\\uFFFD' = E'v\\uFFFD\\\\u0000' FROM ci_builds "
+                  "WHERE pipeline = 'nul'",
+              "t");
+
+    char *after = s_value (pg, "SELECT string_agg (table_name, ',' ORDER BY table_name) "
+                               "FROM information_schema.tables WHERE table_schema = 'public'");
+    assert (strcmp (before, after) == 0);
+    free (before);
+    free (after);
+    free (message);
+    s_batch_destroy (&b);
+}
+
+static void
+s_test_rejects (relstore_t *store, PGconn *pg)
+{
+    s_batch_t b;
+    s_batch_init (&b, "repo-r");
+    char sha[16];
+    for (int i = 0; i < 50; i++) {
+        snprintf (sha, sizeof sha, "r%02d", i);
+        s_commit_t c = {sha, "Rae", "rae@example.org", "m", 0, 1600000000 + i, 0, 1, 1, 1, false};
+        if (i == 17)
+            c.insertions = INT64_C(5000000000); //  integer out of range
+        if (i == 33)
+            c.tz = 100000;                       //  smallint out of range
+        if (i == 40)
+            c.time = INT64_C(100000000000000);   //  timestamp out of range
+        if (i == 45)
+            c.bad_parent = true;                 //  refused before PostgreSQL
+        s_commit (&b, &c);
+    }
+    s_branch (&b, "ok-branch", "r00");
+    assert (s_write (store, &b) == 0);
+    s_expect (pg, "SELECT count (*) FROM commits c JOIN sources s ON s.id = c.source_id "
+                  "WHERE s.name = 'repo-r'",
+              "46");
+    s_expect (pg, "SELECT count (*) FROM commit_files f JOIN commits c ON c.id = f.commit_id "
+                  "WHERE c.sha LIKE 'r%'",
+              "46");
+    s_expect (pg, "SELECT count (*) FROM branches WHERE name = 'ok-branch'", "1");
+    s_expect (pg, "SELECT string_agg (record->'body'->>'sha' || ':' || coalesce (sqlstate, '-'), "
+                  "',' ORDER BY record->'body'->>'sha') FROM rejected_records",
+              "r17:22003,r33:22003,r40:22008,r45:-");
+    s_expect (pg, "SELECT count (*) FROM rejected_records WHERE error LIKE '%out of range%' "
+                  "AND kind = 'git.commit' AND source = 'repo-r' AND length (record_id) = 16",
+              "3");
+    //  Delivered again: still one row per refused record, counted
+    assert (s_write (store, &b) == 0);
+    s_expect (pg, "SELECT count (*) || ' ' || sum (attempts) FROM rejected_records", "4 8");
+    s_expect (pg, "SELECT count (*) FROM commits c JOIN sources s ON s.id = c.source_id "
+                  "WHERE s.name = 'repo-r'",
+              "46");
+    s_batch_destroy (&b);
+}
+
+//  The session ends under relstore (server restart, network): the write
+//  fails (the writer retries), and a later one goes through.
+static void
+s_test_outage (relstore_t *store, PGconn *pg, const char *dsn)
+{
+    s_batch_t b;
+    s_batch_init (&b, "repo-o");
+    s_commit (&b, &(s_commit_t) {"o1", "Oz", "oz@example.org", "m", 0, 1600000000, 0, 1, 1, 0,
+                                 false});
+    assert (s_write (store, &b) == 0);
+    char sql[256];
+    snprintf (sql, sizeof sql,
+              "SELECT count (pg_terminate_backend (pid)) FROM pg_stat_activity WHERE "
+              "datname = current_database () AND pid <> pg_backend_pid ()");
+    s_expect (pg, sql, "1");
+    char error[512] = "";
+    int rc = relstore_write (store, b.records, b.count, error, sizeof error);
+    int64_t deadline = util_mono_ms () + 10000;
+    while (rc != 0 && util_mono_ms () < deadline) {
+        assert (strstr (error, "postgresql"));
+        rc = relstore_write (store, b.records, b.count, error, sizeof error);
+    }
+    assert (rc == 0);
+    s_expect (pg, "SELECT count (*) FROM commits WHERE sha = 'o1'", "1");
+
+    //  A server that is not there: -1 and unhealthy
+    relstore_t *away = relstore_new ("host=127.0.0.1 port=1 connect_timeout=1", NULL, error,
+                                     sizeof error);
+    assert (away);
+    assert (relstore_connect (away) == 1);
+    assert (relstore_write (away, b.records, b.count, error, sizeof error) == -1);
+    assert (strstr (error, "postgresql"));
+    char text[256];
+    assert (!relstore_healthy (away, text, sizeof text));
+    relstore_destroy (&away);
+    assert (relstore_healthy (store, text, sizeof text));
+    (void) dsn;
+    s_batch_destroy (&b);
+}
 
 void
 relstore_test (bool verbose)
 {
-    (void) verbose;
+    if (!verbose)
+        log_init ("relstore-test", "error", "kv");
+    char error[256];
+    assert (relstore_new ("port='unterminated", NULL, error, sizeof error) == NULL);
+    char *dsn = pgconn_testdb_new ("relstore");
+    if (!dsn) {
+        fprintf (stderr, "relstore_test: no PostgreSQL server, skipped\n");
+        return;
+    }
+    metrics_t *metrics = metrics_new ("test_");
+    relstore_t *store = relstore_new (dsn, metrics, error, sizeof error);
+    assert (store);
+    assert (relstore_connect (store) == 0);
+    PGconn *pg = PQconnectdb (dsn);
+    assert (PQstatus (pg) == CONNECTION_OK);
+    PQclear (PQexec (pg, "SET TIME ZONE 'UTC'"));
+
+    s_test_basic (store, pg);
+    s_test_hostile (store, pg);
+    s_test_rejects (store, pg);
+    s_test_outage (store, pg, dsn);
+    char *text = metrics_render (metrics);
+    assert (strstr (text, "test_records_rejected_total 8"));
+    free (text);
+
+    PQfinish (pg);
+    relstore_destroy (&store);
+    assert (store == NULL);
+    metrics_destroy (&metrics);
+    pgconn_testdb_drop (dsn);
+    free (dsn);
 }
