@@ -48,6 +48,8 @@ main (int argc, char **argv)
         {"log_level", CONFIG_STRING, "info", "debug | info | warn | error", &log_level},
         {"log_format", CONFIG_STRING, "kv", "kv | json", &log_format},
         {NULL}};
+    //  SIGTERM must drain from the first moment, even while connecting
+    zsys_init ();
     config_t *config = config_new ("relationald", options);
     int rc = config_load (config, argc, argv);
     if (rc) {
