@@ -213,7 +213,7 @@ s_set_error (pgconn_t *self, pgconn_status_t status, const char *sqlstate, const
         self->detail[--d] = 0;
     //  libpq messages end with a newline and may span lines; logs want one
     for (char *p = self->error; *p; p++)
-        if (*p == '\n' || *p == '\r' || *p == '"')
+        if (*p == '\n' || *p == '\r' || *p == '\t' || *p == '"')
             *p = *p == '"' ? '\'' : ' ';
     size_t n = strlen (self->error);
     while (n && self->error[n - 1] == ' ')

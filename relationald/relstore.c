@@ -286,6 +286,9 @@ relstore_new (const char *dsn, metrics_t *metrics, char *error, size_t error_siz
     assert (self);
     self->conn = conn;
     pgconn_set_setup (conn, s_setup, self);
+    //  The writer loop already backs off between batch attempts; a short
+    //  reconnect backoff here keeps the two from adding up after an outage.
+    pgconn_set_backoff (conn, 100, 1000);
     for (size_t k = 0; k < S_KINDS; k++) {
         self->specs[k] = kinds_lookup (s_kinds[k].name, strlen (s_kinds[k].name));
         assert (self->specs[k]);
