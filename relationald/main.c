@@ -61,10 +61,13 @@ main (int argc, char **argv)
         config_destroy (&config);
         return 2;
     }
-    if (batch_size < 1 || batch_size > 1000000 || window < 0 || window > 100000000
-        || flush_ms < 1 || retry_max_ms < 100) {
-        fprintf (stderr, "error: relationald: batch_size must be 1..1000000, window "
-                         "0..100000000, flush_interval >= 1ms, retry_max >= 100ms\n");
+    const char *bad = batch_size < 1 || batch_size > 1000000 ? "batch_size: must be 1..1000000"
+                      : window < 0 || window > 100000000 ? "window: must be 0..100000000"
+                      : flush_ms < 1                     ? "flush_interval: must be at least 1ms"
+                      : retry_max_ms < 100               ? "retry_max: must be at least 100ms"
+                                                         : NULL;
+    if (bad) {
+        fprintf (stderr, "error: relationald.%s\n", bad);
         config_destroy (&config);
         return 2;
     }

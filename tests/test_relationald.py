@@ -400,7 +400,7 @@ def test_git_history_exact_rows_and_no_duplicates(pipeline, workdir, pg_database
     wait_acked(p, 2 * len(frames) + len(frames2))
     after = snapshot()
     assert after == dict(before, runs=2)
-    assert public_tables(pg_database) == sorted(public_tables(pg_database))
+    assert "commits" in public_tables(pg_database)
     assert rel.health()[0] == 200
 
 
