@@ -11,8 +11,8 @@ CC      ?= cc
 PYTHON  ?= /usr/bin/python3
 
 CORE_PKGS := libzmq libczmq msgpack lmdb yaml-0.1 libmicrohttpd libcrypto libpq
-pkg_cflags = $(shell pkg-config --cflags $(1))
-pkg_libs   = $(shell pkg-config --libs $(1))
+pkg_cflags = $(if $(strip $(1)),$(shell pkg-config --cflags $(1)))
+pkg_libs   = $(if $(strip $(1)),$(shell pkg-config --libs $(1)))
 
 OPT      := -O2
 ifeq ($(SAN),1)
@@ -76,15 +76,15 @@ test:
 	@tools/install-deps.sh --test
 	@$(MAKE) --no-print-directory programs
 	@$(MAKE) --no-print-directory BUILD=build-asan SAN=1 programs
-	@$(MAKE) --no-print-directory BUILD=build-asan test-unit
+	@tools/with-test-services.sh $(MAKE) --no-print-directory BUILD=build-asan test-unit
 	@$(MAKE) --no-print-directory fuzz
-	@$(MAKE) --no-print-directory test-integration
+	@tools/with-test-services.sh $(MAKE) --no-print-directory test-integration
 
 asan:
 	@tools/install-deps.sh --test
 	@$(MAKE) --no-print-directory BUILD=build-asan SAN=1 programs
-	@$(MAKE) --no-print-directory BUILD=build-asan test-unit
-	@$(MAKE) --no-print-directory BUILD=build-asan test-integration
+	@tools/with-test-services.sh $(MAKE) --no-print-directory BUILD=build-asan test-unit
+	@tools/with-test-services.sh $(MAKE) --no-print-directory BUILD=build-asan test-integration
 
 test-unit: $(SELFTESTS)
 	@tools/run-selftests.sh $(SELFTESTS)

@@ -4,6 +4,7 @@
 #include "httpd.h"
 #include "log.h"
 #include "metrics.h"
+#include "pgconn.h"
 #include "selftest.h"
 #include "util.h"
 #include "writer.h"
@@ -15,6 +16,7 @@ static const selftest_t s_tests[] = {
     {"metrics", metrics_test},
     {"httpd", httpd_test},
     {"writer", writer_test},
+    {"pgconn", pgconn_test},
     {NULL, NULL}};
 
 int

@@ -6,12 +6,9 @@
 #include "schema.h"
 #include "selftest.h"
 
-int
-main (int argc, char **argv)
+int main (int argc, char **argv)
 {
-    static const selftest_t tests[] = {{"pgconn", pgconn_test},
-                                       {"schema", schema_test},
-                                       {"relstore", relstore_test},
-                                       {NULL, NULL}};
+    static const selftest_t tests[] = {
+        {"schema", schema_test}, {"relstore", relstore_test}, {NULL, NULL}};
     return selftest_run (tests, argc, argv);
 }
