@@ -1,0 +1,1307 @@
+/*  archive: JSON Lines files, exactly once per record id.
+
+    Why a state store. ingestd delivers at least once: a batch whose ACK was
+    lost (archiverd killed after writing, ingestd restarted before reading
+    the ACK) comes again, and collectors re-collect what they sent before.
+    An append-only file cannot tell whether a line is already in it without
+    reading it, so the ids already archived live in LMDB, next to the
+    length each file had when its last batch committed.
+
+    Why this order: write, fsync the files (and their directory when a file
+    is new), then ONE LMDB transaction with the new ids and the new lengths,
+    then return 0 so that the writer loop acknowledges. The transaction is
+    the commit point of the whole batch: until it is durable, nothing says
+    the records are archived and ingestd still holds them. A kill -9
+    anywhere before it leaves bytes past a file's committed length (or a file
+    the state does not know): their records were never acknowledged, will be
+    delivered again, and would be archived twice if those bytes stayed. So at
+    start-up every file is cut back to its committed length and unknown files
+    are removed, before anything is read from ingestd. A kill -9 after the
+    commit and before the ACK only makes ingestd deliver records whose ids
+    are already in the set: they are skipped. Hence no line lost, none twice.
+
+    Why pwrite at the committed length and rewrite everything on a retry: a
+    failed batch (ENOSPC, EIO) may leave part of its bytes in a file, and
+    after a failed fsync Linux may drop the dirty pages and report success
+    to the next fsync. Writing the whole batch again from the committed
+    length (after cutting the file back) re-dirties every byte the next
+    fsync must cover, so a retry never trusts a failed attempt.
+
+    Why the store refuses an archive with .jsonl files and no state: the
+    recovery deletes what the state does not know, and a lost or misplaced
+    .state would otherwise make it delete the whole archive.                 */
+#include "archive.h"
+#include "log.h"
+#include "mpjson.h"
+#include "util.h"
+
+#include <assert.h>
+#include <czmq.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <lmdb.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define STATE_DIR     ".state"
+#define STATE_FORMAT  1
+#define FD_CACHE_MAX  64             //  open files kept; the least recently used is closed
+#define KIND_DIR_MAX  120            //  longer kinds are cut and get a hash suffix
+#define BUF_KEEP_MAX  (8u << 20)     //  a larger batch buffer is freed after the batch
+#define NS_PER_DAY    (86400LL * 1000000000LL)
+#define MAP_RETRIES   8
+
+//  First LMDB map size; it doubles whenever a transaction fills it.
+//  A variable so that the self-test can make the map fill quickly.
+static size_t s_initial_map_size = 1ULL << 30;
+
+typedef struct {
+    char *path;          //  relative to the archive: "<kind dir>/<date>.jsonl"
+    uint64_t committed;  //  length recorded in the state store
+    bool in_state;       //  the state store knows the file, so it exists on disk
+    bool dirty;          //  may hold bytes past `committed` from a failed batch
+    int fd;              //  -1 while closed
+    uint64_t used;       //  LRU tick
+    //  The batch being written
+    size_t first, last;  //  record index + 1 of its first / last line (0 = none)
+    uint64_t pending;    //  bytes written past `committed`
+    bool unsynced;       //  written and not yet fsynced
+    bool created;        //  created by this batch: its directory needs an fsync
+} s_file_t;
+
+struct _archive_t {
+    char *dir;
+    int lock_fd;
+    MDB_env *env;
+    MDB_dbi ids, files, meta;
+    size_t map_size;
+    zhashx_t *by_path; //  path -> s_file_t, every file of the archive
+    s_file_t *open[FD_CACHE_MAX];
+    size_t nopen;
+    uint64_t tick;
+    //  Batch scratch, reused
+    s_file_t **touched;
+    size_t ntouched, touched_cap;
+    size_t *next; //  per record: index + 1 of the next line of the same file
+    size_t next_cap;
+    mpjson_buf_t buf;
+    metric_t *m_archived, *m_skipped, *m_bytes, *m_files;
+};
+
+static void
+s_put_be (uint8_t *out, uint64_t value)
+{
+    for (int i = 0; i < 8; i++)
+        out[i] = (uint8_t) (value >> (56 - 8 * i));
+}
+
+static uint64_t
+s_get_be (const void *in)
+{
+    const uint8_t *p = in;
+    uint64_t value = 0;
+    for (int i = 0; i < 8; i++)
+        value = value << 8 | p[i];
+    return value;
+}
+
+static void
+s_add (metric_t *metric, uint64_t n)
+{
+    if (metric && n)
+        metric_add (metric, n);
+}
+
+static void
+s_file_destroy (void **item_p)
+{
+    s_file_t *file = *item_p;
+    if (file) {
+        if (file->fd >= 0)
+            close (file->fd);
+        free (file->path);
+        free (file);
+        *item_p = NULL;
+    }
+}
+
+static s_file_t *
+s_file_new (archive_t *self, const char *path, uint64_t committed, bool in_state)
+{
+    s_file_t *file = calloc (1, sizeof *file);
+    assert (file);
+    file->path = strdup (path);
+    file->committed = committed;
+    file->in_state = in_state;
+    file->fd = -1;
+    zhashx_insert (self->by_path, path, file);
+    if (self->m_files)
+        metric_set (self->m_files, (double) zhashx_size (self->by_path));
+    return file;
+}
+
+//  snprintf for paths, which must never be used cut short. archive_new
+//  refuses a directory so long that a file's path would not fit.
+static void s_path (char *out, size_t size, const char *format, ...)
+    __attribute__ ((format (printf, 3, 4)));
+
+static void
+s_path (char *out, size_t size, const char *format, ...)
+{
+    va_list args;
+    va_start (args, format);
+    int n = vsnprintf (out, size, format, args);
+    va_end (args);
+    assert (n >= 0 && (size_t) n < size);
+}
+
+static void
+s_full_path (archive_t *self, const char *path, char *out, size_t size)
+{
+    s_path (out, size, "%s/%s", self->dir, path);
+}
+
+//  Error text "<what> <path>: <strerror>" into `error`; returns -1.
+static int
+s_fail (char *error, size_t error_size, const char *what, const char *path, int err)
+{
+    if (error && error_size)
+        snprintf (error, error_size, "%s %s: %s", what, path, strerror (err));
+    return -1;
+}
+
+static int
+s_mdb_fail (char *error, size_t error_size, const char *what, int rc)
+{
+    if (error && error_size)
+        snprintf (error, error_size, "state %s: %s", what, mdb_strerror (rc));
+    return -1;
+}
+
+//  ---------------------------------------------------------------------------
+//  Names
+
+size_t
+archive_kind_dir (const char *kind, size_t len, char *out, size_t size)
+{
+    assert (size > 0);
+    size_t limit = size - 1 < KIND_DIR_MAX ? size - 1 : KIND_DIR_MAX;
+    bool cut = len > limit;
+    //  A cut name keeps room for "-" and 16 hex digits, so that two long
+    //  kinds with the same beginning stay apart.
+    size_t keep = cut ? (limit > 17 ? limit - 17 : 0) : len;
+    size_t n = 0;
+    for (size_t i = 0; i < keep; i++) {
+        char c = kind[i];
+        if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-')
+            out[n++] = c;
+        else if (c >= 'A' && c <= 'Z')
+            out[n++] = (char) (c - 'A' + 'a');
+        else
+            out[n++] = '_';
+    }
+    if (cut && limit > 17) {
+        uint64_t hash = 14695981039346656037ULL; //  FNV-1a
+        for (size_t i = 0; i < len; i++)
+            hash = (hash ^ (uint8_t) kind[i]) * 1099511628211ULL;
+        uint8_t bytes[8];
+        s_put_be (bytes, hash);
+        out[n++] = '-';
+        util_hex (bytes, 8, out + n);
+        n += 16;
+    }
+    //  "", ".", ".." and hidden names (the state lives in ".state") never.
+    if (n == 0 && size > 1)
+        out[n++] = '_';
+    else if (out[0] == '.')
+        out[0] = '_';
+    out[n] = 0;
+    return n;
+}
+
+//  Days since 1970-01-01 (floor, for times before the epoch too).
+static int64_t
+s_day (int64_t ts_ns)
+{
+    int64_t day = ts_ns / NS_PER_DAY;
+    return ts_ns % NS_PER_DAY < 0 ? day - 1 : day;
+}
+
+void
+archive_date (int64_t ts_ns, char out[11])
+{
+    int64_t z = s_day (ts_ns);
+    //  Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    z += 719468;
+    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    int64_t doe = z - era * 146097;
+    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t y = yoe + era * 400;
+    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    int64_t mp = (5 * doy + 2) / 153;
+    int64_t d = doy - (153 * mp + 2) / 5 + 1;
+    int64_t m = mp < 10 ? mp + 3 : mp - 9;
+    y += m <= 2;
+    //  int64 ns span the years 1677..2262: always four digits.
+    out[0] = (char) ('0' + y / 1000 % 10);
+    out[1] = (char) ('0' + y / 100 % 10);
+    out[2] = (char) ('0' + y / 10 % 10);
+    out[3] = (char) ('0' + y % 10);
+    out[4] = '-';
+    out[5] = (char) ('0' + m / 10);
+    out[6] = (char) ('0' + m % 10);
+    out[7] = '-';
+    out[8] = (char) ('0' + d / 10);
+    out[9] = (char) ('0' + d % 10);
+    out[10] = 0;
+}
+
+static void
+s_record_path (const record_t *record, char *out, size_t size)
+{
+    char kind[KIND_DIR_MAX + 1], date[11];
+    archive_kind_dir (record->kind.ptr, record->kind.len, kind, sizeof kind);
+    archive_date (record->ts, date);
+    s_path (out, size, "%s/%s.jsonl", kind, date);
+}
+
+//  ---------------------------------------------------------------------------
+//  Open files
+
+static int
+s_sync (s_file_t *file, char *error, size_t error_size)
+{
+    if (file->unsynced) {
+        if (fdatasync (file->fd))
+            return s_fail (error, error_size, "fsync", file->path, errno);
+        file->unsynced = false;
+    }
+    return 0;
+}
+
+static int
+s_close (archive_t *self, s_file_t *file, char *error, size_t error_size)
+{
+    //  Closing never loses the fsync a written file still owes.
+    int rc = s_sync (file, error, error_size);
+    if (rc == 0) {
+        close (file->fd);
+        file->fd = -1;
+        for (size_t i = 0; i < self->nopen; i++)
+            if (self->open[i] == file) {
+                self->open[i] = self->open[--self->nopen];
+                break;
+            }
+    }
+    return rc;
+}
+
+//  Opens a file for this batch, cut back to its committed length if a
+//  failed batch may have left bytes behind.
+static int
+s_open (archive_t *self, s_file_t *file, char *error, size_t error_size)
+{
+    file->used = ++self->tick;
+    if (file->fd < 0) {
+        if (self->nopen == FD_CACHE_MAX) {
+            s_file_t *lru = self->open[0];
+            for (size_t i = 1; i < self->nopen; i++)
+                if (self->open[i]->used < lru->used)
+                    lru = self->open[i];
+            if (s_close (self, lru, error, error_size))
+                return -1;
+        }
+        char full[PATH_MAX];
+        s_full_path (self, file->path, full, sizeof full);
+        int fd = open (full, O_WRONLY | O_CLOEXEC);
+        if (fd < 0 && errno == ENOENT) {
+            if (file->in_state) {
+                //  Removed behind our back (retention?): what it held is gone
+                //  and its records stay archived; start the file again.
+                log_error ("archive.file_vanished", "path=%s committed=%" PRIu64, file->path,
+                           file->committed);
+                file->in_state = false;
+                file->committed = 0;
+            }
+            char *slash = strrchr (full, '/');
+            *slash = 0;
+            int rc = util_mkdirs (full);
+            *slash = '/';
+            if (rc)
+                return s_fail (error, error_size, "mkdir for", file->path, errno);
+            fd = open (full, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+            file->created = true;
+        }
+        if (fd < 0)
+            return s_fail (error, error_size, "open", file->path, errno);
+        file->fd = fd;
+        self->open[self->nopen++] = file;
+    }
+    //  A file the state does not know yet may only hold a failed batch.
+    if (file->dirty || !file->in_state) {
+        if (ftruncate (file->fd, (off_t) file->committed))
+            return s_fail (error, error_size, "truncate", file->path, errno);
+        file->dirty = false;
+    }
+    return 0;
+}
+
+static int
+s_pwrite_all (int fd, const char *data, size_t size, uint64_t offset)
+{
+    while (size > 0) {
+        ssize_t n = pwrite (fd, data, size, (off_t) offset);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        data += n;
+        size -= (size_t) n;
+        offset += (uint64_t) n;
+    }
+    return 0;
+}
+
+static int
+s_fsync_dir_of (archive_t *self, const char *path, char *error, size_t error_size)
+{
+    char full[PATH_MAX];
+    s_full_path (self, path, full, sizeof full);
+    *strrchr (full, '/') = 0;
+    if (util_fsync_dir (full))
+        return s_fail (error, error_size, "fsync directory of", path, errno);
+    //  The kind directory may be new as well.
+    if (util_fsync_dir (self->dir))
+        return s_fail (error, error_size, "fsync directory", self->dir, errno);
+    return 0;
+}
+
+//  ---------------------------------------------------------------------------
+//  The batch
+
+static s_file_t *
+s_file_for (archive_t *self, const record_t *record)
+{
+    char path[KIND_DIR_MAX + 32];
+    s_record_path (record, path, sizeof path);
+    s_file_t *file = zhashx_lookup (self->by_path, path);
+    return file ? file : s_file_new (self, path, 0, false);
+}
+
+//  Ends the batch; on failure, files go back to their committed length
+//  now if they can, else before their next write.
+static void
+s_end_batch (archive_t *self, bool committed)
+{
+    for (size_t t = 0; t < self->ntouched; t++) {
+        s_file_t *file = self->touched[t];
+        if (committed) {
+            file->committed += file->pending;
+            file->in_state = true;
+        }
+        else if (file->fd >= 0 && ftruncate (file->fd, (off_t) file->committed) == 0)
+            file->dirty = false;
+        else
+            file->dirty = true;
+        file->first = file->last = 0;
+        file->pending = 0;
+        file->created = false;
+    }
+    self->ntouched = 0;
+    if (self->buf.capacity > BUF_KEEP_MAX)
+        mpjson_buf_free (&self->buf);
+}
+
+//  One attempt at a batch. Sets *map_full when LMDB needs a bigger map.
+static int
+s_write_batch (archive_t *self, const record_t *records, size_t count, bool *map_full,
+               char *error, size_t error_size)
+{
+    *map_full = false;
+    MDB_txn *txn;
+    int rc = mdb_txn_begin (self->env, NULL, 0, &txn);
+    if (rc)
+        return s_mdb_fail (error, error_size, "begin", rc);
+    if (count > self->next_cap) {
+        self->next_cap = count * 2;
+        self->next = realloc (self->next, self->next_cap * sizeof *self->next);
+        assert (self->next);
+    }
+    //  The set is checked and filled in the same transaction that commits
+    //  the file lengths, so a duplicate inside the batch is skipped too.
+    uint64_t skipped = 0, archived = 0, bytes = 0;
+    s_file_t *file = NULL;
+    const record_t *previous = NULL;
+    for (size_t i = 0; i < count; i++) {
+        const record_t *record = &records[i];
+        MDB_val k = {RECORD_ID_SIZE, (void *) record->id}, v = {0, NULL};
+        rc = mdb_put (txn, self->ids, &k, &v, MDB_NOOVERWRITE);
+        if (rc == MDB_KEYEXIST) {
+            skipped++;
+            continue;
+        }
+        if (rc)
+            goto mdb_failed;
+        //  Batches are mostly of one kind and day: reuse the last lookup.
+        if (!previous || previous->kind.len != record->kind.len
+            || memcmp (previous->kind.ptr, record->kind.ptr, record->kind.len) != 0
+            || s_day (previous->ts) != s_day (record->ts))
+            file = s_file_for (self, record);
+        previous = record;
+        if (file->first == 0) {
+            if (self->ntouched == self->touched_cap) {
+                self->touched_cap = self->touched_cap ? self->touched_cap * 2 : 16;
+                self->touched = realloc (self->touched,
+                                         self->touched_cap * sizeof *self->touched);
+                assert (self->touched);
+            }
+            self->touched[self->ntouched++] = file;
+            file->first = i + 1;
+        }
+        else
+            self->next[file->last - 1] = i + 1;
+        file->last = i + 1;
+        self->next[i] = 0;
+        archived++;
+    }
+    //  One write per file, then one fsync per file: the kernel can write
+    //  back one file while we fill the next.
+    for (size_t t = 0; t < self->ntouched; t++) {
+        file = self->touched[t];
+        mpjson_buf_reset (&self->buf);
+        for (size_t i = file->first; i; i = self->next[i - 1]) {
+            mpjson_record (&self->buf, &records[i - 1]);
+            mpjson_append (&self->buf, "\n", 1);
+        }
+        if (s_open (self, file, error, error_size))
+            goto failed;
+        if (s_pwrite_all (file->fd, self->buf.data, self->buf.size, file->committed)) {
+            s_fail (error, error_size, "write", file->path, errno);
+            goto failed;
+        }
+        file->pending = self->buf.size;
+        file->unsynced = true;
+        bytes += self->buf.size;
+    }
+    for (size_t t = 0; t < self->ntouched; t++) {
+        file = self->touched[t];
+        if (file->fd >= 0 && s_sync (file, error, error_size))
+            goto failed;
+        if (file->created && s_fsync_dir_of (self, file->path, error, error_size))
+            goto failed;
+        uint8_t length[8];
+        s_put_be (length, file->committed + file->pending);
+        MDB_val k = {strlen (file->path), file->path}, v = {8, length};
+        if ((rc = mdb_put (txn, self->files, &k, &v, 0)))
+            goto mdb_failed;
+    }
+    rc = mdb_txn_commit (txn);
+    txn = NULL;
+    if (rc)
+        goto mdb_failed;
+    s_end_batch (self, true);
+    s_add (self->m_archived, archived);
+    s_add (self->m_skipped, skipped);
+    s_add (self->m_bytes, bytes);
+    if (skipped)
+        log_debug ("archive.skipped", "records=%" PRIu64 " archived=%" PRIu64, skipped,
+                   archived);
+    return 0;
+
+mdb_failed:
+    *map_full = rc == MDB_MAP_FULL;
+    s_mdb_fail (error, error_size, "write", rc);
+failed:
+    if (txn)
+        mdb_txn_abort (txn);
+    s_end_batch (self, false);
+    return -1;
+}
+
+int
+archive_write (void *self_, const record_t *records, size_t count, char *error,
+               size_t error_size)
+{
+    archive_t *self = self_;
+    if (count == 0)
+        return 0;
+    for (int attempt = 0;; attempt++) {
+        bool map_full;
+        if (s_write_batch (self, records, count, &map_full, error, error_size) == 0)
+            return 0;
+        if (!map_full || attempt == MAP_RETRIES)
+            return -1;
+        //  The map is address space, not disk: grow it and try again.
+        size_t size = self->map_size * 2;
+        int rc = mdb_env_set_mapsize (self->env, size);
+        if (rc)
+            return s_mdb_fail (error, error_size, "grow map", rc);
+        log_info ("archive.map_grown", "from=%zu to=%zu", self->map_size, size);
+        self->map_size = size;
+    }
+}
+
+uint64_t
+archive_id_count (archive_t *self)
+{
+    MDB_txn *txn;
+    MDB_stat stat;
+    uint64_t count = 0;
+    if (mdb_txn_begin (self->env, NULL, MDB_RDONLY, &txn) == 0) {
+        if (mdb_stat (txn, self->ids, &stat) == 0)
+            count = stat.ms_entries;
+        mdb_txn_abort (txn);
+    }
+    return count;
+}
+
+//  ---------------------------------------------------------------------------
+//  Start-up recovery
+
+static bool
+s_ends_with (const char *text, const char *suffix)
+{
+    size_t n = strlen (text), m = strlen (suffix);
+    return n >= m && strcmp (text + n - m, suffix) == 0;
+}
+
+//  Calls `visit` for every <dir>/<kind>/<name>.jsonl regular file, with
+//  its relative path and size. Hidden directories (the state) are skipped.
+typedef int (s_visit_fn) (archive_t *self, const char *path, uint64_t size, void *arg);
+
+static int
+s_walk (archive_t *self, s_visit_fn *visit, void *arg, char *error, size_t error_size)
+{
+    DIR *top = opendir (self->dir);
+    if (!top)
+        return s_fail (error, error_size, "open directory", self->dir, errno);
+    int rc = 0;
+    struct dirent *kind;
+    while (rc == 0 && (kind = readdir (top))) {
+        if (kind->d_name[0] == '.')
+            continue;
+        char sub[PATH_MAX];
+        s_path (sub, sizeof sub, "%s/%s", self->dir, kind->d_name);
+        struct stat st;
+        if (stat (sub, &st) || !S_ISDIR (st.st_mode))
+            continue;
+        DIR *dir = opendir (sub);
+        if (!dir) {
+            rc = s_fail (error, error_size, "open directory", sub, errno);
+            break;
+        }
+        struct dirent *entry;
+        while (rc == 0 && (entry = readdir (dir))) {
+            if (entry->d_name[0] == '.' || !s_ends_with (entry->d_name, ".jsonl"))
+                continue;
+            char path[PATH_MAX], full[PATH_MAX];
+            if (strlen (kind->d_name) + strlen (entry->d_name) + 2 > sizeof path)
+                continue;
+            s_path (path, sizeof path, "%s/%s", kind->d_name, entry->d_name);
+            s_full_path (self, path, full, sizeof full);
+            if (lstat (full, &st) || !S_ISREG (st.st_mode))
+                continue;
+            rc = visit (self, path, (uint64_t) st.st_size, arg);
+        }
+        closedir (dir);
+    }
+    closedir (top);
+    return rc;
+}
+
+typedef struct {
+    size_t files, nonempty;
+    char first[PATH_MAX];
+} s_strays_t;
+
+static int
+s_count_stray (archive_t *self, const char *path, uint64_t size, void *arg)
+{
+    s_strays_t *strays = arg;
+    if (!zhashx_lookup (self->by_path, path)) {
+        if (strays->files++ == 0)
+            snprintf (strays->first, sizeof strays->first, "%s", path);
+        if (size > 0)
+            strays->nonempty++;
+    }
+    return 0;
+}
+
+static int
+s_remove_stray (archive_t *self, const char *path, uint64_t size, void *arg)
+{
+    (void) arg;
+    if (zhashx_lookup (self->by_path, path))
+        return 0;
+    char full[PATH_MAX];
+    s_full_path (self, path, full, sizeof full);
+    if (unlink (full) && errno != ENOENT) {
+        log_error ("archive.remove_failed", "path=%s error=\"%s\"", path, strerror (errno));
+        return -1;
+    }
+    *strrchr (full, '/') = 0;
+    util_fsync_dir (full);
+    log_info ("archive.removed_uncommitted", "path=%s bytes=%" PRIu64, path, size);
+    return 0;
+}
+
+//  Offset just past the last '\n' before `size`, 0 if there is none.
+static uint64_t
+s_last_line_end (int fd, uint64_t size)
+{
+    char chunk[65536];
+    uint64_t end = size;
+    while (end > 0) {
+        size_t n = end < sizeof chunk ? (size_t) end : sizeof chunk;
+        if (pread (fd, chunk, n, (off_t) (end - n)) != (ssize_t) n)
+            return 0;
+        for (size_t i = n; i > 0; i--)
+            if (chunk[i - 1] == '\n')
+                return end - n + i;
+        end -= n;
+    }
+    return 0;
+}
+
+//  Cuts one file of the state back to its committed length.
+static int
+s_recover_file (archive_t *self, MDB_txn *txn, s_file_t *file, uint64_t *truncated,
+                char *error, size_t error_size)
+{
+    char full[PATH_MAX];
+    s_full_path (self, file->path, full, sizeof full);
+    int fd = open (full, O_RDWR | O_CLOEXEC);
+    MDB_val k = {strlen (file->path), file->path};
+    if (fd < 0 && errno == ENOENT) {
+        //  Removed by an operator (retention): its records stay archived.
+        log_warn ("archive.file_missing", "path=%s committed=%" PRIu64, file->path,
+                  file->committed);
+        int rc = mdb_del (txn, self->files, &k, NULL);
+        if (rc)
+            return s_mdb_fail (error, error_size, "forget missing file", rc);
+        zhashx_delete (self->by_path, file->path);
+        return 0;
+    }
+    if (fd < 0)
+        return s_fail (error, error_size, "open", full, errno);
+    struct stat st;
+    if (fstat (fd, &st)) {
+        close (fd);
+        return s_fail (error, error_size, "stat", full, errno);
+    }
+    uint64_t size = (uint64_t) st.st_size, keep = file->committed;
+    if (size < keep) {
+        //  Not a crash of ours: the file lost committed bytes. Keep whole
+        //  lines so that the next line starts on a line of its own.
+        keep = s_last_line_end (fd, size);
+        log_error ("archive.file_short", "path=%s committed=%" PRIu64 " size=%" PRIu64
+                   " kept=%" PRIu64,
+                   file->path, file->committed, size, keep);
+        uint8_t length[8];
+        s_put_be (length, keep);
+        MDB_val v = {8, length};
+        int rc = mdb_put (txn, self->files, &k, &v, 0);
+        if (rc) {
+            close (fd);
+            return s_mdb_fail (error, error_size, "fix short file", rc);
+        }
+        file->committed = keep;
+    }
+    if (size != keep) {
+        if (ftruncate (fd, (off_t) keep) || fdatasync (fd)) {
+            int err = errno;
+            close (fd);
+            return s_fail (error, error_size, "truncate", full, err);
+        }
+        if (size > keep) {
+            log_info ("archive.truncated", "path=%s committed=%" PRIu64 " dropped_bytes=%" PRIu64,
+                      file->path, keep, size - keep);
+            (*truncated)++;
+        }
+    }
+    close (fd);
+    return 0;
+}
+
+static int
+s_recover (archive_t *self, char *error, size_t error_size)
+{
+    MDB_txn *txn;
+    int rc = mdb_txn_begin (self->env, NULL, 0, &txn);
+    if (rc)
+        return s_mdb_fail (error, error_size, "begin", rc);
+    if ((rc = mdb_dbi_open (txn, "ids", MDB_CREATE, &self->ids))
+        || (rc = mdb_dbi_open (txn, "files", MDB_CREATE, &self->files))
+        || (rc = mdb_dbi_open (txn, "meta", MDB_CREATE, &self->meta))) {
+        mdb_txn_abort (txn);
+        return s_mdb_fail (error, error_size, "open databases", rc);
+    }
+    MDB_val k = {6, "format"}, v;
+    bool fresh = mdb_get (txn, self->meta, &k, &v) == MDB_NOTFOUND;
+    if (!fresh && (v.mv_size != 8 || s_get_be (v.mv_data) != STATE_FORMAT)) {
+        mdb_txn_abort (txn);
+        snprintf (error, error_size, "state %s/" STATE_DIR ": unknown format", self->dir);
+        return -1;
+    }
+    //  Load the committed length of every file.
+    MDB_cursor *cursor;
+    if ((rc = mdb_cursor_open (txn, self->files, &cursor))) {
+        mdb_txn_abort (txn);
+        return s_mdb_fail (error, error_size, "cursor", rc);
+    }
+    while ((rc = mdb_cursor_get (cursor, &k, &v, MDB_NEXT)) == 0) {
+        char path[PATH_MAX];
+        if (k.mv_size >= sizeof path || v.mv_size != 8)
+            continue;
+        memcpy (path, k.mv_data, k.mv_size);
+        path[k.mv_size] = 0;
+        s_file_new (self, path, s_get_be (v.mv_data), true);
+    }
+    mdb_cursor_close (cursor);
+
+    s_strays_t strays = {0, 0, ""};
+    if (s_walk (self, s_count_stray, &strays, error, error_size)) {
+        mdb_txn_abort (txn);
+        return -1;
+    }
+    if (fresh && strays.nonempty > 0) {
+        mdb_txn_abort (txn);
+        snprintf (error, error_size,
+                  "%s holds %zu .jsonl files (e.g. %s) but no state in %s/" STATE_DIR
+                  ": refusing to start, since recovery would delete them; move them "
+                  "away or restore the state",
+                  self->dir, strays.nonempty, strays.first, self->dir);
+        return -1;
+    }
+    uint64_t truncated = 0;
+    zlistx_t *paths = zhashx_keys (self->by_path);
+    for (const char *path = zlistx_first (paths); path; path = zlistx_next (paths)) {
+        s_file_t *file = zhashx_lookup (self->by_path, path);
+        if (s_recover_file (self, txn, file, &truncated, error, error_size)) {
+            zlistx_destroy (&paths);
+            mdb_txn_abort (txn);
+            return -1;
+        }
+    }
+    zlistx_destroy (&paths);
+    if (strays.files && s_walk (self, s_remove_stray, NULL, error, error_size)) {
+        snprintf (error, error_size, "cannot remove uncommitted files in %s", self->dir);
+        mdb_txn_abort (txn);
+        return -1;
+    }
+    if (fresh) {
+        uint8_t format[8];
+        s_put_be (format, STATE_FORMAT);
+        k = (MDB_val) {6, "format"};
+        v = (MDB_val) {8, format};
+        if ((rc = mdb_put (txn, self->meta, &k, &v, 0))) {
+            mdb_txn_abort (txn);
+            return s_mdb_fail (error, error_size, "write format", rc);
+        }
+    }
+    MDB_stat stat;
+    uint64_t ids = mdb_stat (txn, self->ids, &stat) == 0 ? stat.ms_entries : 0;
+    if ((rc = mdb_txn_commit (txn)))
+        return s_mdb_fail (error, error_size, "commit", rc);
+    log_info ("archive.open",
+              "dir=%s files=%zu ids=%" PRIu64 " truncated=%" PRIu64 " removed=%zu new=%s",
+              self->dir, zhashx_size (self->by_path), ids, truncated, strays.files,
+              fresh ? "yes" : "no");
+    return 0;
+}
+
+//  ---------------------------------------------------------------------------
+
+archive_t *
+archive_new (const char *dir, metrics_t *metrics, char *error, size_t error_size)
+{
+    archive_t *self = calloc (1, sizeof *self);
+    assert (self);
+    self->dir = strdup (dir);
+    size_t len = strlen (self->dir);
+    while (len > 1 && self->dir[len - 1] == '/')
+        self->dir[--len] = 0;
+    self->lock_fd = -1;
+    self->by_path = zhashx_new ();
+    zhashx_set_destructor (self->by_path, s_file_destroy);
+    if (metrics) {
+        self->m_archived = metrics_counter (metrics, "records_archived_total",
+                                            "Records appended to the archive", NULL);
+        self->m_skipped = metrics_counter (
+            metrics, "records_skipped_duplicate_total",
+            "Records not appended because their id was already archived", NULL);
+        self->m_bytes = metrics_counter (metrics, "bytes_written_total",
+                                         "Bytes of JSON lines committed to the archive", NULL);
+        self->m_files = metrics_gauge (metrics, "archive_files", "Files in the archive", NULL);
+    }
+    char state[PATH_MAX], lock[PATH_MAX];
+    int rc;
+    if (len > PATH_MAX - 512) {
+        s_fail (error, error_size, "archive directory", self->dir, ENAMETOOLONG);
+        goto failed;
+    }
+    s_path (state, sizeof state, "%s/" STATE_DIR, self->dir);
+    s_path (lock, sizeof lock, "%s/lock", state);
+    if (util_mkdirs (state)) {
+        s_fail (error, error_size, "mkdir", state, errno);
+        goto failed;
+    }
+    //  Two processes recovering and appending to the same files would each
+    //  cut away the other's lines.
+    self->lock_fd = open (lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (self->lock_fd < 0) {
+        s_fail (error, error_size, "open", lock, errno);
+        goto failed;
+    }
+    if (flock (self->lock_fd, LOCK_EX | LOCK_NB)) {
+        if (errno == EWOULDBLOCK)
+            snprintf (error, error_size, "archive %s is in use by another process", self->dir);
+        else
+            s_fail (error, error_size, "lock", lock, errno);
+        goto failed;
+    }
+    if ((rc = mdb_env_create (&self->env))) {
+        s_mdb_fail (error, error_size, "create", rc);
+        goto failed;
+    }
+    mdb_env_set_maxdbs (self->env, 4);
+    mdb_env_set_mapsize (self->env, s_initial_map_size);
+    if ((rc = mdb_env_open (self->env, state, MDB_NORDAHEAD, 0644))) {
+        snprintf (error, error_size, "state %s: %s", state, mdb_strerror (rc));
+        goto failed;
+    }
+    MDB_envinfo info;
+    mdb_env_info (self->env, &info);
+    self->map_size = info.me_mapsize;
+    if (s_recover (self, error, error_size))
+        goto failed;
+    return self;
+
+failed:
+    archive_destroy (&self);
+    return NULL;
+}
+
+void
+archive_destroy (archive_t **self_p)
+{
+    archive_t *self = *self_p;
+    if (!self)
+        return;
+    zhashx_destroy (&self->by_path);
+    if (self->env)
+        mdb_env_close (self->env);
+    if (self->lock_fd >= 0)
+        close (self->lock_fd);
+    free (self->touched);
+    free (self->next);
+    mpjson_buf_free (&self->buf);
+    free (self->dir);
+    free (self);
+    *self_p = NULL;
+}
+
+//  ---------------------------------------------------------------------------
+//  Self-test
+
+#include "selftest.h"
+
+#define TEST_MAX 2000
+#define TEST_D1  1700000000000000000LL //  2023-11-14T22:13:20Z
+#define TEST_D2  (TEST_D1 + NS_PER_DAY) //  2023-11-15
+
+typedef struct {
+    record_encoder_t *encoder;
+    msgpack_zone zone;
+    record_t *records;
+    void **data;
+    size_t count;
+} s_test_batch_t;
+
+static void
+s_test_batch_init (s_test_batch_t *batch)
+{
+    batch->encoder = record_encoder_new ();
+    msgpack_zone_init (&batch->zone, 4096);
+    batch->records = calloc (TEST_MAX, sizeof *batch->records);
+    batch->data = calloc (TEST_MAX, sizeof *batch->data);
+    batch->count = 0;
+}
+
+static void
+s_test_batch_clear (s_test_batch_t *batch)
+{
+    for (size_t i = 0; i < batch->count; i++)
+        free (batch->data[i]);
+    batch->count = 0;
+    msgpack_zone_clear (&batch->zone);
+}
+
+static void
+s_test_batch_destroy (s_test_batch_t *batch)
+{
+    s_test_batch_clear (batch);
+    msgpack_zone_destroy (&batch->zone);
+    record_encoder_destroy (&batch->encoder);
+    free (batch->records);
+    free (batch->data);
+}
+
+//  Adds a record (metric, or any body for a custom kind) decoded as the
+//  writer loop would hand it over.
+static void
+s_test_add (s_test_batch_t *batch, const char *kind, int64_t ts, const char *name, double value)
+{
+    assert (batch->count < TEST_MAX);
+    record_encoder_begin (batch->encoder, kind, "host-1", "test", "run-1", ts);
+    msgpack_packer *pk = record_encoder_body (batch->encoder);
+    msgpack_pack_map (pk, 2);
+    msgpack_pack_str_with_body (pk, "name", 4);
+    msgpack_pack_str_with_body (pk, name, strlen (name));
+    msgpack_pack_str_with_body (pk, "value", 5);
+    msgpack_pack_double (pk, value);
+    const void *data;
+    size_t size;
+    char detail[256];
+    int rc = record_encoder_end (batch->encoder, &data, &size, detail, sizeof detail);
+    assert (rc == 0);
+    void *copy = malloc (size);
+    memcpy (copy, data, size);
+    batch->data[batch->count] = copy;
+    record_reject_t reason = record_decode (&batch->records[batch->count], &batch->zone, copy,
+                                            size, NULL, detail, sizeof detail);
+    assert (reason == REJECT_NONE);
+    batch->count++;
+}
+
+//  The lines records[from..to) must appear as, appended to `expected`.
+static void
+s_test_expect (mpjson_buf_t *expected, s_test_batch_t *batch, size_t from, size_t to)
+{
+    for (size_t i = from; i < to; i++) {
+        mpjson_record (expected, &batch->records[i]);
+        mpjson_append (expected, "\n", 1);
+    }
+}
+
+static char *
+s_test_read (const char *root, const char *path, size_t *size)
+{
+    char full[PATH_MAX];
+    s_path (full, sizeof full, "%s/%s", root, path);
+    FILE *f = fopen (full, "rb");
+    if (!f)
+        return NULL;
+    fseek (f, 0, SEEK_END);
+    long n = ftell (f);
+    fseek (f, 0, SEEK_SET);
+    char *data = malloc ((size_t) n + 1);
+    assert (fread (data, 1, (size_t) n, f) == (size_t) n);
+    data[n] = 0;
+    fclose (f);
+    *size = (size_t) n;
+    return data;
+}
+
+static bool
+s_test_file_is (const char *root, const char *path, const mpjson_buf_t *expected)
+{
+    size_t size;
+    char *data = s_test_read (root, path, &size);
+    bool same = data && size == expected->size && memcmp (data, expected->data, size) == 0;
+    free (data);
+    return same;
+}
+
+static bool
+s_test_exists (const char *root, const char *path)
+{
+    char full[PATH_MAX];
+    s_path (full, sizeof full, "%s/%s", root, path);
+    return access (full, F_OK) == 0;
+}
+
+static void
+s_test_append (const char *root, const char *path, const char *text)
+{
+    char full[PATH_MAX];
+    s_path (full, sizeof full, "%s/%s", root, path);
+    char dir[PATH_MAX];
+    s_path (dir, sizeof dir, "%s", full);
+    *strrchr (dir, '/') = 0;
+    assert (util_mkdirs (dir) == 0);
+    FILE *f = fopen (full, "ab");
+    assert (f);
+    fputs (text, f);
+    fclose (f);
+}
+
+static int
+s_test_count_file (archive_t *self, const char *path, uint64_t size, void *arg)
+{
+    (void) self;
+    (void) path;
+    (void) size;
+    (*(size_t *) arg)++;
+    return 0;
+}
+
+static size_t
+s_test_file_count (archive_t *self)
+{
+    size_t count = 0;
+    s_walk (self, s_test_count_file, &count, NULL, 0);
+    return count;
+}
+
+static size_t
+s_test_entries (const char *dir)
+{
+    DIR *d = opendir (dir);
+    assert (d);
+    size_t n = 0;
+    struct dirent *e;
+    while ((e = readdir (d)))
+        if (strcmp (e->d_name, ".") && strcmp (e->d_name, ".."))
+            n++;
+    closedir (d);
+    return n;
+}
+
+void
+archive_test (bool verbose)
+{
+    (void) verbose;
+    char error[512], out[KIND_DIR_MAX + 1];
+
+    //  Names
+    archive_date (0, out);
+    assert (streq (out, "1970-01-01"));
+    archive_date (-1, out);
+    assert (streq (out, "1969-12-31"));
+    archive_date (TEST_D1, out);
+    assert (streq (out, "2023-11-14"));
+    archive_date (951782400LL * 1000000000LL, out);
+    assert (streq (out, "2000-02-29"));
+    archive_date (INT64_MAX, out);
+    assert (streq (out, "2262-04-11"));
+    archive_date (INT64_MIN, out);
+    assert (streq (out, "1677-09-21"));
+    assert (archive_kind_dir ("git.commit", 10, out, sizeof out) == 10);
+    assert (streq (out, "git.commit"));
+    archive_kind_dir ("x.Deploy Prod/../..", 19, out, sizeof out);
+    assert (streq (out, "x.deploy_prod_.._.."));
+    archive_kind_dir ("..", 2, out, sizeof out);
+    assert (streq (out, "_."));
+    archive_kind_dir (".state", 6, out, sizeof out);
+    assert (streq (out, "_state"));
+    archive_kind_dir ("", 0, out, sizeof out);
+    assert (streq (out, "_"));
+    archive_kind_dir ("x.\xc3\xa9", 4, out, sizeof out);
+    assert (streq (out, "x.__"));
+    char longer[300], other[KIND_DIR_MAX + 1];
+    memset (longer, 'a', sizeof longer);
+    assert (archive_kind_dir (longer, sizeof longer, out, sizeof out) == KIND_DIR_MAX);
+    longer[299] = 'b';
+    archive_kind_dir (longer, sizeof longer, other, sizeof other);
+    assert (strlen (other) == KIND_DIR_MAX && !streq (out, other));
+    assert (strncmp (out, other, KIND_DIR_MAX - 17) == 0);
+
+    char *tmp = selftest_tmpdir ("archive-test");
+    assert (tmp);
+    char root[PATH_MAX];
+    s_path (root, sizeof root, "%s/archive", tmp);
+    metrics_t *metrics = metrics_new ("omni_archiverd_");
+    archive_t *archive = archive_new (root, metrics, error, sizeof error);
+    assert (archive);
+
+    //  A batch: its lines, byte for byte, in batch order.
+    s_test_batch_t batch;
+    s_test_batch_init (&batch);
+    mpjson_buf_t d1 = {0}, x1 = {0};
+    for (int i = 0; i < 3; i++)
+        s_test_add (&batch, "metric", TEST_D1 + i, "cpu.user", i * 1.5);
+    assert (archive_write (archive, batch.records, batch.count, error, sizeof error) == 0);
+    s_test_expect (&d1, &batch, 0, 3);
+    const char *f_d1 = "metric/2023-11-14.jsonl";
+    assert (s_test_file_is (root, f_d1, &d1));
+    assert (strncmp (d1.data, "{\"v\":1,\"id\":\"", 13) == 0);
+    assert (metric_value (archive->m_archived) == 3);
+    assert (metric_value (archive->m_bytes) == (double) d1.size);
+
+    //  The same batch again (a redelivery): nothing new.
+    assert (archive_write (archive, batch.records, batch.count, error, sizeof error) == 0);
+    assert (s_test_file_is (root, f_d1, &d1));
+    assert (metric_value (archive->m_skipped) == 3);
+    assert (archive_id_count (archive) == 3);
+
+    //  Duplicates inside a batch, and an old record among new ones.
+    s_test_batch_clear (&batch);
+    s_test_add (&batch, "metric", TEST_D1 + 10, "cpu.sys", 1);
+    s_test_add (&batch, "metric", TEST_D1 + 10, "cpu.sys", 1);
+    s_test_add (&batch, "metric", TEST_D1 + 1, "cpu.user", 1.5);
+    s_test_add (&batch, "metric", TEST_D1 + 11, "cpu.sys", 2);
+    assert (archive_write (archive, batch.records, batch.count, error, sizeof error) == 0);
+    s_test_expect (&d1, &batch, 0, 1);
+    s_test_expect (&d1, &batch, 3, 4);
+    assert (s_test_file_is (root, f_d1, &d1));
+    assert (archive_id_count (archive) == 5);
+
+    //  Two kinds and two dates, mixed in one batch: four files.
+    s_test_batch_clear (&batch);
+    s_test_add (&batch, "x.deploy", TEST_D1, "api", 1);
+    s_test_add (&batch, "metric", TEST_D2, "cpu.user", 7);
+    s_test_add (&batch, "metric", TEST_D1 + 20, "cpu.user", 8);
+    s_test_add (&batch, "x.deploy", TEST_D2, "api", 2);
+    s_test_add (&batch, "x.deploy", TEST_D1 + 5, "web", 3);
+    assert (archive_write (archive, batch.records, batch.count, error, sizeof error) == 0);
+    assert (s_test_file_count (archive) == 4);
+    s_test_expect (&d1, &batch, 2, 3);
+    assert (s_test_file_is (root, f_d1, &d1));
+    s_test_expect (&x1, &batch, 0, 1);
+    s_test_expect (&x1, &batch, 4, 5);
+    assert (s_test_file_is (root, "x.deploy/2023-11-14.jsonl", &x1));
+    mpjson_buf_t one = {0};
+    s_test_expect (&one, &batch, 1, 2);
+    assert (s_test_file_is (root, "metric/2023-11-15.jsonl", &one));
+    mpjson_buf_reset (&one);
+    s_test_expect (&one, &batch, 3, 4);
+    assert (s_test_file_is (root, "x.deploy/2023-11-15.jsonl", &one));
+
+    //  A custom kind made to climb out stays inside the archive, and its
+    //  line keeps the kind as it was sent.
+    s_test_batch_clear (&batch);
+    s_test_add (&batch, "x./../../escape", TEST_D1, "evil", 1);
+    s_test_add (&batch, "x.a/b", TEST_D1, "slash", 1);
+    assert (archive_write (archive, batch.records, batch.count, error, sizeof error) == 0);
+    assert (s_test_exists (root, "x._.._.._escape/2023-11-14.jsonl"));
+    assert (s_test_exists (root, "x.a_b/2023-11-14.jsonl"));
+    assert (s_test_entries (tmp) == 1);
+    size_t size;
+    char *text = s_test_read (root, "x.a_b/2023-11-14.jsonl", &size);
+    assert (text && strstr (text, "\"kind\":\"x.a/b\""));
+    free (text);
+    assert (s_test_file_count (archive) == 6);
+
+    //  Another process cannot open the archive while it is in use.
+    archive_t *second = archive_new (root, NULL, error, sizeof error);
+    assert (!second && strstr (error, "in use"));
+
+    //  A crash after a write and before its commit: bytes past the committed
+    //  length, files the state does not know. Re-opening cuts them away.
+    archive_destroy (&archive);
+    s_test_append (root, f_d1, "{\"v\":1,\"id\":\"half a line");
+    s_test_append (root, "metric/2099-01-01.jsonl", "{\"uncommitted\":1}\n");
+    s_test_append (root, "x.new/2023-11-14.jsonl", "{\"uncommitted\":2}\n");
+    s_test_append (root, "README", "not an archive file, left alone\n");
+    archive = archive_new (root, metrics, error, sizeof error);
+    assert (archive);
+    assert (s_test_file_is (root, f_d1, &d1));
+    assert (!s_test_exists (root, "metric/2099-01-01.jsonl"));
+    assert (!s_test_exists (root, "x.new/2023-11-14.jsonl"));
+    assert (s_test_exists (root, "README"));
+    assert (s_test_file_count (archive) == 6);
+    assert (archive_id_count (archive) == 12);
+    //  ...and what is written next follows the last committed line.
+    s_test_batch_clear (&batch);
+    s_test_add (&batch, "metric", TEST_D1 + 30, "cpu.user", 9);
+    assert (archive_write (archive, batch.records, batch.count, error, sizeof error) == 0);
+    s_test_expect (&d1, &batch, 0, 1);
+    assert (s_test_file_is (root, f_d1, &d1));
+
+    //  A failed write (the file size limit stands in for a full disk): -1,
+    //  nothing committed, the file as it was; the retry then succeeds once.
+    signal (SIGXFSZ, SIG_IGN);
+    struct rlimit saved, limit;
+    assert (getrlimit (RLIMIT_FSIZE, &saved) == 0);
+    limit = saved;
+    limit.rlim_cur = d1.size + 10;
+    assert (setrlimit (RLIMIT_FSIZE, &limit) == 0);
+    s_test_batch_clear (&batch);
+    for (int i = 0; i < 50; i++)
+        s_test_add (&batch, "metric", TEST_D1 + 100 + i, "disk.used", i);
+    error[0] = 0;
+    assert (archive_write (archive, batch.records, batch.count, error, sizeof error) == -1);
+    assert (strstr (error, f_d1) && strstr (error, "too large"));
+    assert (s_test_file_is (root, f_d1, &d1));
+    assert (archive_id_count (archive) == 13);
+    assert (archive_write (archive, batch.records, batch.count, error, sizeof error) == -1);
+    assert (setrlimit (RLIMIT_FSIZE, &saved) == 0);
+    assert (archive_write (archive, batch.records, batch.count, error, sizeof error) == 0);
+    s_test_expect (&d1, &batch, 0, batch.count);
+    assert (s_test_file_is (root, f_d1, &d1));
+    assert (archive_id_count (archive) == 63);
+
+    //  More files in one batch than open descriptors are kept.
+    s_test_batch_clear (&batch);
+    for (int i = 0; i < 3 * FD_CACHE_MAX; i++)
+        s_test_add (&batch, "metric", TEST_D1 - (i + 1) * NS_PER_DAY, "daily", i);
+    assert (archive_write (archive, batch.records, batch.count, error, sizeof error) == 0);
+    assert (archive->nopen <= FD_CACHE_MAX);
+    assert (s_test_file_count (archive) == 6 + 3 * FD_CACHE_MAX);
+    for (int i = 0; i < 3 * FD_CACHE_MAX; i++) {
+        char path[64], date[11];
+        archive_date (batch.records[i].ts, date);
+        snprintf (path, sizeof path, "metric/%s.jsonl", date);
+        mpjson_buf_reset (&one);
+        s_test_expect (&one, &batch, (size_t) i, (size_t) i + 1);
+        assert (s_test_file_is (root, path, &one));
+    }
+
+    //  A file removed by an operator (retention) is forgotten; its records
+    //  stay archived.
+    archive_destroy (&archive);
+    char full[PATH_MAX];
+    s_path (full, sizeof full, "%s/x.deploy/2023-11-15.jsonl", root);
+    assert (unlink (full) == 0);
+    archive = archive_new (root, NULL, error, sizeof error);
+    assert (archive);
+    s_test_batch_clear (&batch);
+    s_test_add (&batch, "x.deploy", TEST_D2, "api", 2);
+    assert (archive_write (archive, batch.records, batch.count, error, sizeof error) == 0);
+    assert (!s_test_exists (root, "x.deploy/2023-11-15.jsonl"));
+    archive_destroy (&archive);
+
+    //  Files without a state are never deleted on a guess.
+    char state[PATH_MAX];
+    s_path (state, sizeof state, "%s/" STATE_DIR, root);
+    selftest_rmtree (state);
+    archive = archive_new (root, NULL, error, sizeof error);
+    assert (!archive && strstr (error, "no state"));
+    assert (s_test_file_is (root, f_d1, &d1));
+
+    //  The LMDB map grows when the set of ids fills it.
+    s_path (root, sizeof root, "%s/small", tmp);
+    s_initial_map_size = 64 * 1024;
+    archive = archive_new (root, NULL, error, sizeof error);
+    assert (archive);
+    for (int round = 0; round < 5; round++) {
+        s_test_batch_clear (&batch);
+        for (int i = 0; i < 1000; i++)
+            s_test_add (&batch, "metric", TEST_D1 + round * 1000 + i, "load", i);
+        assert (archive_write (archive, batch.records, batch.count, error, sizeof error) == 0);
+    }
+    assert (archive->map_size > 64 * 1024);
+    assert (archive_id_count (archive) == 5000);
+    archive_destroy (&archive);
+    assert (archive == NULL);
+
+    mpjson_buf_free (&d1);
+    mpjson_buf_free (&x1);
+    mpjson_buf_free (&one);
+    s_test_batch_destroy (&batch);
+    metrics_destroy (&metrics);
+    selftest_rmtree (tmp);
+    free (tmp);
+}
