@@ -370,11 +370,13 @@ progress() {  # one line: what ingestd took in, and each writer's lag
 }
 
 collect() {  # MODE: collectord MODE --once on the repository, with progress
-    local mode=$1 pid rc ticks=0 args
-    args=(--intake="$INTAKE" --once --state-dir="$WORK/collector")
-    # Its own /metrics when it has the option, on a free port (not a default
-    # another deployment may use).
-    if "$BIN/collectord" "$mode" --help 2>/dev/null | grep -q -- '--http'; then
+    local mode=$1 pid rc ticks=0 args help
+    args=(--intake="$INTAKE" --once)
+    help=$("$BIN/collectord" "$mode" --help 2>&1)
+    # Its state (what was sent already) under the work directory, and its own
+    # /metrics on a free port, when it has these options.
+    [[ "$help" == *--state-dir* ]] && args+=(--state-dir="$WORK/collector")
+    if [[ "$help" == *--http* ]]; then
         port COLLECTOR_HTTP 9105
         args+=(--http="127.0.0.1:$COLLECTOR_HTTP")
     fi
