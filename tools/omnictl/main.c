@@ -112,7 +112,8 @@ main (int argc, char **argv)
         return 2;
     }
     if (interval_ms < 100 || sample_ms < 0 || timeout_ms < 1) {
-        fprintf (stderr, "error: omnictl: interval must be >= 100ms, sample >= 0, timeout >= 1ms\n");
+        fprintf (stderr,
+                 "error: omnictl: interval must be >= 100ms, sample >= 0, timeout >= 1ms\n");
         config_destroy (&config);
         return 2;
     }
