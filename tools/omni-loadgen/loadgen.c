@@ -1,0 +1,480 @@
+/*  loadgen: paces synth records into intake_client.
+
+    Pacing is by schedule, not by sleep per record: record k is due at
+    start + k / rate, and the loop sleeps only while it is ahead, so the
+    average rate holds whatever the cost of a record or a blocked send.
+
+    intake_client sends a batch when it is full; at low rates that could
+    hold records for a long time, so when the loop is about to sleep with
+    records waiting in a partial batch older than LINGER_NS, it flushes
+    (which also waits for their ACK: the loop was going to wait anyway).
+    To know whether a partial batch is waiting, the loop mirrors the
+    client's batching rule (records or bytes, whichever first).              */
+#include "loadgen.h"
+#include "intake_client.h"
+#include "log.h"
+#include "selftest.h"
+#include "util.h"
+
+#include <assert.h>
+#include <czmq.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define LINGER_NS    (100 * 1000000LL)
+#define BATCH_BYTES  (1024 * 1024)
+#define MAX_SLEEP_NS (50 * 1000000LL)
+
+struct _loadgen_t {
+    loadgen_config_t config;
+    synth_t *synth;
+    intake_client_t *client;
+    FILE *ids, *dump;
+    uint64_t sent, dumped_bytes;
+    int64_t started_ns, finished_ns;
+};
+
+static volatile sig_atomic_t s_stop;
+
+//  First signal: stop generating, drain. Second: give up (intake_client
+//  watches zsys_interrupted).
+static void
+s_on_signal (int signum)
+{
+    (void) signum;
+    if (s_stop)
+        zsys_interrupted = 1;
+    s_stop = 1;
+}
+
+static int64_t
+s_now_ns (void)
+{
+    struct timespec ts;
+    clock_gettime (CLOCK_MONOTONIC, &ts);
+    return (int64_t) ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+loadgen_t *
+loadgen_new (const loadgen_config_t *config, synth_t *synth, char *error, size_t error_size)
+{
+    loadgen_t *self = calloc (1, sizeof *self);
+    assert (self);
+    self->config = *config;
+    self->synth = synth;
+    if (config->ids_out && !(self->ids = fopen (config->ids_out, "w"))) {
+        snprintf (error, error_size, "ids_out: cannot write %s: %s", config->ids_out,
+                  strerror (errno));
+        loadgen_destroy (&self);
+        return NULL;
+    }
+    if (self->ids)
+        setvbuf (self->ids, NULL, _IOFBF, 1 << 20);
+    if (config->dump) {
+        if (!(self->dump = fopen (config->dump, "wb"))) {
+            snprintf (error, error_size, "dump: cannot write %s: %s", config->dump,
+                      strerror (errno));
+            loadgen_destroy (&self);
+            return NULL;
+        }
+        setvbuf (self->dump, NULL, _IOFBF, 1 << 20);
+        return self;
+    }
+    //  Our own handler instead of czmq's, so that a first signal can drain.
+    zsys_handler_set (NULL);
+    struct sigaction action;
+    memset (&action, 0, sizeof action);
+    action.sa_handler = s_on_signal;
+    sigemptyset (&action.sa_mask);
+    sigaction (SIGINT, &action, NULL);
+    sigaction (SIGTERM, &action, NULL);
+    s_stop = 0;
+
+    intake_config_t intake = {config->intake, config->batch,        BATCH_BYTES,
+                              config->window, config->ack_timeout_ms, config->give_up_ms};
+    for (size_t i = 0; i < config->nbad; i++)
+        if (config->bad[i] == SYNTH_BAD_HUGE && (!intake.window || intake.window > 2)) {
+            //  Every 100 MiB input is held until acknowledged, and copied
+            //  once more on its way out: keep only two in flight.
+            intake.window = 2;
+            log_info ("loadgen.window", "window=2 reason=\"huge inputs\"");
+        }
+    self->client = intake_client_new (&intake);
+    if (!self->client) {
+        snprintf (error, error_size, "intake: cannot connect to \"%s\"", config->intake);
+        loadgen_destroy (&self);
+        return NULL;
+    }
+    return self;
+}
+
+void
+loadgen_destroy (loadgen_t **self_p)
+{
+    loadgen_t *self = *self_p;
+    if (!self)
+        return;
+    intake_client_destroy (&self->client);
+    if (self->ids)
+        fclose (self->ids);
+    if (self->dump)
+        fclose (self->dump);
+    free (self);
+    *self_p = NULL;
+}
+
+static void
+s_sleep_ns (int64_t ns)
+{
+    struct timespec ts = {(time_t) (ns / 1000000000LL), (long) (ns % 1000000000LL)};
+    nanosleep (&ts, NULL); //  a signal cuts it short, the loop checks s_stop
+}
+
+int
+loadgen_run (loadgen_t *self)
+{
+    const loadgen_config_t *c = &self->config;
+    size_t batch = c->batch ? c->batch : 500;
+    size_t pending = 0, pending_bytes = 0;
+    int64_t pending_since = 0;
+    int rc = 0;
+    self->started_ns = s_now_ns ();
+    int64_t now = self->started_ns;
+    int64_t deadline = c->duration_ms ? self->started_ns + c->duration_ms * 1000000LL : 0;
+    log_info ("loadgen.start",
+              "intake=%s count=%" PRIu64 " rate=%.0f start_index=%" PRIu64 " bad=%zu dump=%s",
+              c->dump ? "-" : c->intake, c->count, c->rate, c->start_index, c->nbad,
+              c->dump ? c->dump : "-");
+    for (uint64_t k = 0; !c->count || k < c->count;) {
+        if (s_stop || zsys_interrupted)
+            break;
+        if (deadline || c->rate > 0 || (k & 63) == 0)
+            now = s_now_ns ();
+        if (deadline && now >= deadline)
+            break;
+        if (c->rate > 0) {
+            int64_t due = self->started_ns + (int64_t) ((double) k * 1e9 / c->rate);
+            if (now < due) {
+                if (pending && now - pending_since >= LINGER_NS) {
+                    if (intake_client_flush (self->client)) {
+                        rc = -1;
+                        break;
+                    }
+                    pending = pending_bytes = 0;
+                    continue;
+                }
+                s_sleep_ns (due - now < MAX_SLEEP_NS ? due - now : MAX_SLEEP_NS);
+                continue;
+            }
+        }
+        uint64_t index = c->start_index + k;
+        const void *data;
+        size_t size;
+        bool valid = c->nbad == 0;
+        if (valid)
+            synth_record (self->synth, index, &data, &size);
+        else
+            synth_bad (self->synth, c->bad[k % c->nbad], index, &data, &size);
+        if (self->dump) {
+            if (fwrite (data, 1, size, self->dump) != size) {
+                log_error ("loadgen.dump", "file=%s error=\"%s\"", c->dump, strerror (errno));
+                rc = -1;
+                break;
+            }
+            self->dumped_bytes += size;
+        }
+        else {
+            if (intake_client_send (self->client, data, size)) {
+                rc = -1;
+                break;
+            }
+            if (pending++ == 0)
+                pending_since = now;
+            pending_bytes += size;
+            if (pending >= batch || pending_bytes >= BATCH_BYTES)
+                pending = pending_bytes = 0; //  the client sent the batch
+        }
+        if (self->ids && valid) {
+            char hex[2 * RECORD_ID_SIZE + 2];
+            util_hex (synth_id (self->synth), RECORD_ID_SIZE, hex);
+            hex[2 * RECORD_ID_SIZE] = '\n';
+            fwrite (hex, 1, 2 * RECORD_ID_SIZE + 1, self->ids);
+        }
+        self->sent++;
+        k++;
+    }
+    if (rc == 0 && s_stop)
+        log_info ("loadgen.stopping", "sent=%" PRIu64 " reason=signal", self->sent);
+    if (rc == 0 && self->client && intake_client_flush (self->client))
+        rc = -1;
+    if (self->ids && fflush (self->ids)) {
+        log_error ("loadgen.ids_out", "file=%s error=\"%s\"", c->ids_out, strerror (errno));
+        rc = -1;
+    }
+    if (self->dump && fflush (self->dump)) {
+        log_error ("loadgen.dump", "file=%s error=\"%s\"", c->dump, strerror (errno));
+        rc = -1;
+    }
+    self->finished_ns = s_now_ns ();
+    if (rc && zsys_interrupted)
+        log_error ("loadgen.interrupted", "sent=%" PRIu64 " unacked_batches=%zu", self->sent,
+                   self->client ? intake_client_unacked (self->client) : 0);
+    return rc;
+}
+
+uint64_t
+loadgen_sent (loadgen_t *self)
+{
+    return self->dump ? 0 : self->sent;
+}
+
+uint64_t
+loadgen_accepted (loadgen_t *self)
+{
+    return self->client ? intake_client_accepted (self->client) : 0;
+}
+
+uint64_t
+loadgen_rejected (loadgen_t *self)
+{
+    return self->client ? intake_client_rejected (self->client) : 0;
+}
+
+double
+loadgen_seconds (loadgen_t *self)
+{
+    int64_t end = self->finished_ns ? self->finished_ns : s_now_ns ();
+    return (double) (end - self->started_ns) / 1e9;
+}
+
+void
+loadgen_summary (loadgen_t *self, char *text, size_t size)
+{
+    double seconds = loadgen_seconds (self);
+    double rate = seconds > 0 ? (double) self->sent / seconds : 0;
+    if (self->dump)
+        snprintf (text, size,
+                  "sent=0 dumped=%" PRIu64 " bytes=%" PRIu64 " seconds=%.3f rate=%.0f",
+                  self->sent, self->dumped_bytes, seconds, rate);
+    else
+        snprintf (text, size,
+                  "sent=%" PRIu64 " accepted=%" PRIu64 " rejected=%" PRIu64
+                  " seconds=%.3f rate=%.0f resent=%" PRIu64,
+                  self->sent, loadgen_accepted (self), loadgen_rejected (self), seconds, rate,
+                  intake_client_resent (self->client));
+}
+
+//  ---------------------------------------------------------------------------
+//  Self-test: a fake ingestd that validates every record like the real one
+//  and acknowledges each batch with its counts.
+
+static void
+s_fake_ingestd (zsock_t *pipe, void *args)
+{
+    zsock_t *router = (zsock_t *) args;
+    zsock_signal (pipe, 0);
+    zpoller_t *poller = zpoller_new (pipe, router, NULL);
+    msgpack_zone zone;
+    msgpack_zone_init (&zone, 4096);
+    while (zpoller_wait (poller, -1) == router) {
+        zmsg_t *msg = zmsg_recv (router);
+        zframe_t *peer = zmsg_pop (msg);
+        zframe_t *sig = zmsg_pop (msg), *cmd = zmsg_pop (msg), *seq = zmsg_pop (msg);
+        assert (zframe_streq (sig, "OI/1") && zframe_streq (cmd, "BATCH"));
+        uint32_t accepted = 0, rejected = 0;
+        for (zframe_t *f = zmsg_first (msg); f; f = zmsg_next (msg)) {
+            record_t record;
+            char detail[256];
+            msgpack_zone_clear (&zone);
+            if (record_decode (&record, &zone, zframe_data (f), zframe_size (f), NULL, detail,
+                               sizeof detail)
+                == REJECT_NONE)
+                accepted++;
+            else
+                rejected++;
+        }
+        uint8_t counts[8];
+        for (int i = 0; i < 4; i++) {
+            counts[i] = (uint8_t) (accepted >> (24 - 8 * i));
+            counts[4 + i] = (uint8_t) (rejected >> (24 - 8 * i));
+        }
+        zmsg_t *ack = zmsg_new ();
+        zmsg_append (ack, &peer);
+        zmsg_addstr (ack, "OI/1");
+        zmsg_addstr (ack, "ACK");
+        zmsg_append (ack, &seq);
+        zmsg_addmem (ack, counts, 4);
+        zmsg_addmem (ack, counts + 4, 4);
+        zmsg_send (&ack, router);
+        zframe_destroy (&sig);
+        zframe_destroy (&cmd);
+        zmsg_destroy (&msg);
+    }
+    msgpack_zone_destroy (&zone);
+    zpoller_destroy (&poller);
+}
+
+static size_t
+s_read_lines (const char *path, char ***lines)
+{
+    FILE *f = fopen (path, "r");
+    assert (f);
+    size_t n = 0, cap = 16;
+    *lines = malloc (cap * sizeof **lines);
+    char line[128];
+    while (fgets (line, sizeof line, f)) {
+        if (n == cap)
+            *lines = realloc (*lines, (cap *= 2) * sizeof **lines);
+        line[strcspn (line, "\n")] = 0;
+        (*lines)[n++] = strdup (line);
+    }
+    fclose (f);
+    return n;
+}
+
+static void
+s_free_lines (char **lines, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free (lines[i]);
+    free (lines);
+}
+
+void
+loadgen_test (bool verbose)
+{
+    zsock_t *router = zsock_new (ZMQ_ROUTER);
+    int port = zsock_bind (router, "tcp://127.0.0.1:*");
+    assert (port > 0);
+    zactor_t *fake = zactor_new (s_fake_ingestd, router);
+    char endpoint[64], error[256], summary[256];
+    snprintf (endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", port);
+    char *dir = selftest_tmpdir ("loadgen");
+    char ids_path[512], dump_path[512];
+    snprintf (ids_path, sizeof ids_path, "%s/ids", dir);
+    snprintf (dump_path, sizeof dump_path, "%s/dump", dir);
+
+    synth_config_t sc = {"mix", 9, 200, "test", NULL, NULL};
+    synth_t *synth = synth_new (&sc, error, sizeof error);
+    synth_t *check = synth_new (&sc, error, sizeof error);
+
+    //  As fast as possible: every record acknowledged, one id per record,
+    //  the ids those of the records of that seed from start_index on.
+    loadgen_config_t config = {.intake = endpoint, .count = 1000, .start_index = 50,
+                               .batch = 64, .window = 4, .give_up_ms = 5000,
+                               .ids_out = ids_path};
+    loadgen_t *gen = loadgen_new (&config, synth, error, sizeof error);
+    assert (gen);
+    assert (loadgen_run (gen) == 0);
+    assert (loadgen_sent (gen) == 1000 && loadgen_accepted (gen) == 1000);
+    assert (loadgen_rejected (gen) == 0);
+    loadgen_summary (gen, summary, sizeof summary);
+    if (verbose)
+        printf ("loadgen: %s\n", summary);
+    const char *head = "sent=1000 accepted=1000 rejected=0 seconds=";
+    assert (strncmp (summary, head, strlen (head)) == 0);
+    assert (strstr (summary, " rate="));
+    loadgen_destroy (&gen);
+    assert (gen == NULL);
+    char **lines;
+    size_t n = s_read_lines (ids_path, &lines);
+    assert (n == 1000);
+    for (size_t i = 0; i < n; i++) {
+        const void *data;
+        size_t size;
+        char hex[2 * RECORD_ID_SIZE + 1];
+        synth_record (check, 50 + i, &data, &size);
+        util_hex (synth_id (check), RECORD_ID_SIZE, hex);
+        assert (strcmp (lines[i], hex) == 0);
+    }
+    s_free_lines (lines, n);
+
+    //  At a rate: 200 records at 1000/s take about 0.2 s; at 20/s, records
+    //  do not wait for a full batch (5 records, batch 500).
+    config = (loadgen_config_t) {.intake = endpoint, .count = 200, .rate = 1000,
+                                 .give_up_ms = 5000};
+    gen = loadgen_new (&config, synth, error, sizeof error);
+    assert (loadgen_run (gen) == 0 && loadgen_accepted (gen) == 200);
+    if (verbose)
+        printf ("loadgen: 200 at 1000/s in %.3f s\n", loadgen_seconds (gen));
+    assert (loadgen_seconds (gen) >= 0.19 && loadgen_seconds (gen) < 2.0);
+    loadgen_destroy (&gen);
+    config = (loadgen_config_t) {.intake = endpoint, .count = 5, .rate = 20, .give_up_ms = 5000};
+    gen = loadgen_new (&config, synth, error, sizeof error);
+    int64_t start = util_mono_ms ();
+    assert (loadgen_run (gen) == 0 && loadgen_accepted (gen) == 5);
+    assert (util_mono_ms () - start < 1500);
+    loadgen_destroy (&gen);
+
+    //  For a duration: about rate × duration records.
+    config = (loadgen_config_t) {.intake = endpoint, .duration_ms = 300, .rate = 1000,
+                                 .give_up_ms = 5000};
+    gen = loadgen_new (&config, synth, error, sizeof error);
+    assert (loadgen_run (gen) == 0);
+    if (verbose)
+        printf ("loadgen: %" PRIu64 " records in 300 ms at 1000/s\n", loadgen_sent (gen));
+    assert (loadgen_sent (gen) >= 200 && loadgen_sent (gen) <= 400);
+    assert (loadgen_accepted (gen) == loadgen_sent (gen));
+    loadgen_destroy (&gen);
+
+    //  Bad inputs, modes in turn: all rejected, no ids written.
+    synth_bad_t modes[] = {SYNTH_BAD_GARBAGE, SYNTH_BAD_TRUNCATED, SYNTH_BAD_WRONG_TYPES,
+                           SYNTH_BAD_VERSION, SYNTH_BAD_DEEP};
+    config = (loadgen_config_t) {.intake = endpoint, .count = 50, .give_up_ms = 5000,
+                                 .ids_out = ids_path, .bad = modes, .nbad = 5};
+    gen = loadgen_new (&config, synth, error, sizeof error);
+    assert (loadgen_run (gen) == 0);
+    assert (loadgen_sent (gen) == 50 && loadgen_rejected (gen) == 50);
+    assert (loadgen_accepted (gen) == 0);
+    loadgen_destroy (&gen);
+    n = s_read_lines (ids_path, &lines);
+    assert (n == 0);
+    s_free_lines (lines, n);
+
+    //  Dump: the records themselves, nothing sent.
+    config = (loadgen_config_t) {.intake = "tcp://127.0.0.1:1", .count = 20, .dump = dump_path};
+    gen = loadgen_new (&config, synth, error, sizeof error);
+    assert (loadgen_run (gen) == 0);
+    loadgen_summary (gen, summary, sizeof summary);
+    head = "sent=0 dumped=20 bytes=";
+    assert (strncmp (summary, head, strlen (head)) == 0);
+    loadgen_destroy (&gen);
+    FILE *f = fopen (dump_path, "rb");
+    assert (f);
+    for (uint64_t i = 0; i < 20; i++) {
+        const void *data;
+        size_t size;
+        synth_record (check, i, &data, &size);
+        uint8_t buffer[4096];
+        assert (size <= sizeof buffer && fread (buffer, 1, size, f) == size);
+        assert (memcmp (buffer, data, size) == 0);
+    }
+    assert (fgetc (f) == EOF);
+    fclose (f);
+
+    //  Nobody listening: fails after give_up_ms.
+    zactor_destroy (&fake);
+    zsock_destroy (&router);
+    config = (loadgen_config_t) {.intake = endpoint, .count = 10, .give_up_ms = 300,
+                                 .ack_timeout_ms = 100};
+    gen = loadgen_new (&config, synth, error, sizeof error);
+    start = util_mono_ms ();
+    assert (loadgen_run (gen) == -1);
+    assert (util_mono_ms () - start >= 250);
+    loadgen_destroy (&gen);
+
+    //  A file that cannot be written is refused up front.
+    config = (loadgen_config_t) {.intake = endpoint, .count = 1, .ids_out = "/nonexistent/x"};
+    assert (loadgen_new (&config, synth, error, sizeof error) == NULL);
+    assert (strstr (error, "/nonexistent/x"));
+
+    synth_destroy (&synth);
+    synth_destroy (&check);
+    selftest_rmtree (dir);
+    free (dir);
+}

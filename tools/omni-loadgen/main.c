@@ -1,0 +1,135 @@
+/*  omni-loadgen: synthetic records into ingestd's intake, for tests and
+    benchmarks. Prints one summary line on stdout:
+        sent=N accepted=N rejected=N seconds=X rate=Y resent=N
+    and exits 0 once every batch is acknowledged, 1 when ingestd stayed
+    silent past --give-up (or on a second Ctrl-C), 2 on bad options.       */
+#include "config.h"
+#include "loadgen.h"
+#include "log.h"
+#include "synth.h"
+
+#include <czmq.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int
+s_fail (config_t **config, const char *format, const char *value)
+{
+    fprintf (stderr, "error: omni-loadgen.");
+    fprintf (stderr, format, value);
+    fprintf (stderr, "\n");
+    config_destroy (config);
+    return 2;
+}
+
+int
+main (int argc, char **argv)
+{
+    char *intake, *kind, *src, *col, *run, *ids_out, *dump, *log_level, *log_format;
+    char **bad;
+    int64_t count, rate, seed, start_index, batch, window, duration, give_up, ack_timeout;
+    uint64_t size;
+    const config_option_t options[] = {
+        {"intake", CONFIG_STRING, "tcp://127.0.0.1:5550", "ingestd intake endpoint", &intake},
+        {"count", CONFIG_INT, "0", "records to send; 0 = until --duration or Ctrl-C", &count},
+        {"duration", CONFIG_DURATION, "0", "stop generating after this long; 0 = no limit",
+         &duration},
+        {"rate", CONFIG_INT, "0", "records per second; 0 = as fast as possible", &rate},
+        {"kind", CONFIG_STRING, "metric", "metric | git.commit | ci.test | ci.build | "
+         "code.stats | mix", &kind},
+        {"size", CONFIG_SIZE, "200", "target encoded record size in bytes; 0 = no padding",
+         &size},
+        {"seed", CONFIG_INT, "1", "same seed, kind, source and size: same records", &seed},
+        {"start_index", CONFIG_INT, "0", "index of the first record", &start_index},
+        {"src", CONFIG_STRING, "loadgen", "the records' source", &src},
+        {"col", CONFIG_STRING, "omni-loadgen", "the records' collector", &col},
+        {"run", CONFIG_STRING, NULL, "the records' run id (default loadgen-<seed>)", &run},
+        {"batch", CONFIG_INT, "500", "records per batch", &batch},
+        {"window", CONFIG_INT, "8", "batches in flight, unacknowledged", &window},
+        {"give_up", CONFIG_DURATION, "30s",
+         "fail when ingestd acknowledges nothing for this long; 0 = wait forever", &give_up},
+        {"ack_timeout", CONFIG_DURATION, "10s", "resend a batch unacknowledged this long",
+         &ack_timeout},
+        {"ids_out", CONFIG_STRING, NULL, "write the hex id of every record sent to this file",
+         &ids_out},
+        {"dump", CONFIG_STRING, NULL,
+         "write the records (concatenated msgpack) to this file instead of sending them", &dump},
+        {"bad", CONFIG_LIST, NULL,
+         "send bad inputs instead, these modes in turn: garbage, truncated, wrong-types, "
+         "bad-version, deep, huge (100 MiB), or all",
+         &bad},
+        {"log_level", CONFIG_STRING, "info", "debug | info | warn | error", &log_level},
+        {"log_format", CONFIG_STRING, "kv", "kv | json", &log_format},
+        {NULL}};
+    config_t *config = config_new ("omni-loadgen", options);
+    int rc = config_load (config, argc, argv);
+    if (rc) {
+        config_destroy (&config);
+        return rc < 0 ? 2 : 0;
+    }
+    if (config_argc (config) > 0)
+        return s_fail (&config, "takes no arguments, got \"%s\" (see --help)",
+                       config_arg (config, 0));
+    if (count < 0)
+        return s_fail (&config, "count: %s", "must not be negative");
+    if (rate < 0)
+        return s_fail (&config, "rate: %s", "must not be negative");
+    if (seed < 0 || start_index < 0)
+        return s_fail (&config, "seed / start_index: %s", "must not be negative");
+    if (batch < 1 || batch > 1000000)
+        return s_fail (&config, "batch: %s", "must be 1..1000000");
+    if (window < 1 || window > 10000)
+        return s_fail (&config, "window: %s", "must be 1..10000");
+    if (duration < 0 || give_up < 0 || ack_timeout < 0)
+        return s_fail (&config, "duration / give_up / ack_timeout: %s", "must not be negative");
+    if (size > (64u << 20))
+        return s_fail (&config, "size: %s", "at most 64M");
+    synth_bad_t modes[SYNTH_BAD_COUNT * 4];
+    size_t nbad = 0;
+    for (char **b = bad; *b; b++) {
+        if (strcmp (*b, "all") == 0) {
+            for (int m = 1; m < SYNTH_BAD_COUNT && nbad < sizeof modes / sizeof *modes; m++)
+                modes[nbad++] = (synth_bad_t) m;
+            continue;
+        }
+        synth_bad_t mode = synth_bad_parse (*b);
+        if (mode == SYNTH_BAD_NONE)
+            return s_fail (&config,
+                           "bad: unknown mode \"%s\" (expected garbage, truncated, wrong-types, "
+                           "bad-version, deep, huge or all)",
+                           *b);
+        if (nbad < sizeof modes / sizeof *modes)
+            modes[nbad++] = mode;
+    }
+    if (log_init ("omni-loadgen", log_level, log_format)) {
+        fprintf (stderr, "error: omni-loadgen.log_level / log_format: bad value\n");
+        config_destroy (&config);
+        return 2;
+    }
+    char error[512];
+    synth_config_t synth_config = {kind, (uint64_t) seed, (size_t) size, src, col, run};
+    synth_t *synth = synth_new (&synth_config, error, sizeof error);
+    if (!synth)
+        return s_fail (&config, "kind: %s", error);
+    loadgen_config_t gen_config = {intake,           (uint64_t) count, duration,
+                                   (double) rate,    (uint64_t) start_index,
+                                   (size_t) batch,   (size_t) window, give_up,
+                                   ack_timeout,      ids_out,          dump,
+                                   nbad ? modes : NULL, nbad};
+    loadgen_t *gen = loadgen_new (&gen_config, synth, error, sizeof error);
+    if (!gen) {
+        synth_destroy (&synth);
+        return s_fail (&config, "%s", error);
+    }
+    rc = loadgen_run (gen);
+    char summary[256];
+    loadgen_summary (gen, summary, sizeof summary);
+    printf ("%s\n", summary);
+    fflush (stdout);
+    log_info ("loadgen.done", "%s status=%s", summary, rc ? "failed" : "ok");
+    loadgen_destroy (&gen);
+    synth_destroy (&synth);
+    config_destroy (&config);
+    return rc ? 1 : 0;
+}

@@ -1,0 +1,15 @@
+/*  Self-tests of the tools' classes (omni-tap, omni-loadgen).               */
+#include "loadgen.h"
+#include "selftest.h"
+#include "synth.h"
+#include "tap_printer.h"
+
+int
+main (int argc, char **argv)
+{
+    static const selftest_t tests[] = {{"tap_printer", tap_printer_test},
+                                       {"synth", synth_test},
+                                       {"loadgen", loadgen_test},
+                                       {NULL, NULL}};
+    return selftest_run (tests, argc, argv);
+}
