@@ -465,3 +465,33 @@ def test_make_run_on_a_fresh_clone(workdir, pg_database):
         with open(os.path.join(logs, name)) as f:
             text = f.read()
         assert any("stop" in l for l in text.strip().splitlines()[-3:]), f"{name}:\n{text[-2000:]}"
+
+
+def test_make_run_ctrl_c_stops_everything(workdir, pg_database):
+    for name in ("ingestd", "collectord", "archiverd"):
+        need(name, " (make run needs it)")
+    run_dir = os.path.join(workdir, "run")
+    env = dict(os.environ, OMNI_BIN=BIN, OMNI_PG_DSN=pg_database, OMNI_MONGO_URI="off",
+               OMNI_RUN_DIR=run_dir, OMNI_RUN_HOLD="1")
+    env.pop("OMNI_CONFIG", None)
+    proc = subprocess.Popen([os.path.join(ROOT, "tools", "omni-run.sh")], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    seen = []
+    try:
+        # Every daemon is up once the script prints how to watch them.
+        for line in proc.stdout:
+            seen.append(line)
+            if line.startswith("watch it:"):
+                break
+        assert processes_mentioning(run_dir), "".join(seen)
+        os.killpg(proc.pid, signal.SIGINT)    # what Ctrl-C on a terminal does
+        rest, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    log = "".join(seen) + rest
+    assert proc.returncode in (0, 130), log
+    assert "stopping:" in log, log
+    assert not processes_mentioning(run_dir), f"processes left behind:\n{log}"
