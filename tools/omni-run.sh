@@ -353,7 +353,7 @@ done
 targets="ingestd=127.0.0.1:${HTTP[ingestd]}"
 for w in "${WRITERS[@]}"; do targets+=",$w=127.0.0.1:${HTTP[$w]}"; done
 say "watch it:    $BIN/omnictl status --watch --targets=$targets"
-say "             $BIN/omni-tap --tap=$TAP --kind=git. --format=pretty"
+say "             $BIN/omni-tap --endpoint=$TAP --kind=git. --format=pretty"
 
 # ---------------------------------------------------------------------------
 # Collection
@@ -546,7 +546,7 @@ if [ $MONGO_OK = 1 ] && [[ " ${WRITERS[*]} " == *" documentd "* ]]; then
     say "  MongoDB:    mongosh $MONGO_URI/$MONGO_DB --eval 'db.getCollectionNames()'"
 fi
 say "  live:       OMNI_RUN_HOLD=1 make run   keeps the pipeline up after this summary; meanwhile:"
-say "              $BIN/omni-tap --tap=$TAP --kind=git. --format=pretty"
+say "              $BIN/omni-tap --endpoint=$TAP --kind=git. --format=pretty"
 say "              $BIN/omnictl status --watch --targets=$targets"
 say "  logs:       $LOGS/"
 say "  numbers:    $SUMMARY"
