@@ -1,0 +1,288 @@
+/*  migrate: applies versioned migrations under an advisory lock.          */
+#include "migrate.h"
+#include "log.h"
+#include "util.h"
+
+#include <assert.h>
+#include <openssl/sha.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define S_HEX_SIZE (2 * SHA256_DIGEST_LENGTH + 1)
+
+int
+migrate_version (const migrate_step_t *steps)
+{
+    int version = 0;
+    for (const migrate_step_t *s = steps; s && s->sql; s++)
+        version = s->version;
+    return version;
+}
+
+static void
+s_checksum (const char *sql, char hex[S_HEX_SIZE])
+{
+    uint8_t digest[SHA256_DIGEST_LENGTH];
+    SHA256 ((const unsigned char *) sql, strlen (sql), digest);
+    util_hex (digest, SHA256_DIGEST_LENGTH, hex);
+}
+
+//  The table name goes into SQL text: it comes from the program, and is
+//  checked to be a plain identifier all the same.
+static bool
+s_identifier (const char *name)
+{
+    if (!name || !*name || strlen (name) > 60)
+        return false;
+    for (const char *c = name; *c; c++)
+        if (!((*c >= 'a' && *c <= 'z') || *c == '_' || (*c >= '0' && *c <= '9' && c > name)))
+            return false;
+    return true;
+}
+
+typedef struct {
+    const migrate_config_t *config;
+    int applied;
+} s_run_t;
+
+static int
+s_migrate (pgconn_t *conn, void *arg)
+{
+    s_run_t *run = arg;
+    const migrate_config_t *config = run->config;
+    char sql[512];
+    snprintf (sql, sizeof sql, "SELECT pg_advisory_xact_lock (%lld)", config->lock_key);
+    if (pgconn_exec (conn, sql) != PGCONN_OK)
+        return -1;
+    snprintf (sql, sizeof sql,
+              "CREATE TABLE IF NOT EXISTS %s (version integer PRIMARY KEY, name text NOT NULL, "
+              "checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now ())",
+              config->table);
+    if (pgconn_exec (conn, sql) != PGCONN_OK)
+        return -1;
+    snprintf (sql, sizeof sql, "SELECT version, checksum FROM %s", config->table);
+    PGresult *rows = pgconn_query (conn, sql, 0, NULL);
+    if (!rows)
+        return -1;
+    const migrate_step_t *steps = config->plan (conn, config->arg);
+    if (!steps) {
+        PQclear (rows);
+        return -1;
+    }
+    int newest = 0;
+    for (int r = 0; r < PQntuples (rows); r++) {
+        int version = atoi (PQgetvalue (rows, r, 0));
+        newest = version > newest ? version : newest;
+    }
+    int rc = 0;
+    for (const migrate_step_t *step = steps; step->sql && rc == 0; step++) {
+        char checksum[S_HEX_SIZE];
+        s_checksum (step->sql, checksum);
+        const char *recorded = NULL;
+        for (int r = 0; r < PQntuples (rows); r++)
+            if (atoi (PQgetvalue (rows, r, 0)) == step->version)
+                recorded = PQgetvalue (rows, r, 1);
+        if (recorded) {
+            if (strcmp (recorded, checksum))
+                log_warn ("schema.changed", "component=%s version=%d name=%s detail=\"the "
+                          "embedded migration differs from the one applied\"",
+                          config->component, step->version, step->name);
+            continue;
+        }
+        if (pgconn_exec (conn, step->sql) != PGCONN_OK) {
+            log_error ("schema.migration_failed", "component=%s version=%d name=%s error=\"%s\"",
+                       config->component, step->version, step->name, pgconn_error (conn));
+            rc = -1;
+            break;
+        }
+        char version[16];
+        snprintf (version, sizeof version, "%d", step->version);
+        const char *params[] = {version, step->name, checksum};
+        snprintf (sql, sizeof sql, "INSERT INTO %s (version, name, checksum) VALUES ($1, $2, $3)",
+                  config->table);
+        PGresult *done = pgconn_query (conn, sql, 3, params);
+        if (!done) {
+            rc = -1;
+            break;
+        }
+        PQclear (done);
+        run->applied++;
+        log_info ("schema.applied", "component=%s version=%d name=%s", config->component,
+                  step->version, step->name);
+    }
+    PQclear (rows);
+    if (rc == 0 && newest > migrate_version (steps))
+        log_warn ("schema.newer", "component=%s database=%d embedded=%d detail=\"a newer "
+                  "release migrated this database\"",
+                  config->component, newest, migrate_version (steps));
+    if (rc == 0 && config->after)
+        rc = config->after (conn, config->arg);
+    return rc;
+}
+
+int
+migrate_run (pgconn_t *conn, const migrate_config_t *config, int *applied)
+{
+    assert (config->plan && config->component);
+    assert (s_identifier (config->table));
+    s_run_t run = {config, 0};
+    pgconn_status_t status = pgconn_transaction (conn, s_migrate, &run);
+    if (applied)
+        *applied = status == PGCONN_OK ? run.applied : 0;
+    if (status != PGCONN_OK)
+        return -1;
+    if (run.applied)
+        log_info ("schema.migrated", "component=%s applied=%d", config->component, run.applied);
+    return 0;
+}
+
+//  ---------------------------------------------------------------------------
+//  Self-test: several daemons migrating one fresh database at once
+
+static const migrate_step_t s_steps_v1[] = {
+    {1, "one", "CREATE TABLE t_one (n int); INSERT INTO t_one VALUES (1)"},
+    {0, NULL, NULL}};
+static const migrate_step_t s_steps_v2[] = {
+    {1, "one", "CREATE TABLE t_one (n int); INSERT INTO t_one VALUES (1)"},
+    {2, "two", "INSERT INTO t_one VALUES (2)"},
+    {0, NULL, NULL}};
+static const migrate_step_t s_steps_bad[] = {
+    {1, "one", "CREATE TABLE t_one (n int); INSERT INTO t_one VALUES (1)"},
+    {2, "two", "INSERT INTO t_one VALUES (2)"},
+    {3, "bad", "INSERT INTO t_one VALUES (3); SELECT no_such_function ()"},
+    {0, NULL, NULL}};
+
+typedef struct {
+    const migrate_step_t *steps;
+    int afters;
+} s_test_arg_t;
+
+static const migrate_step_t *
+s_test_plan (pgconn_t *conn, void *arg)
+{
+    (void) conn;
+    return ((s_test_arg_t *) arg)->steps;
+}
+
+static int
+s_test_after (pgconn_t *conn, void *arg)
+{
+    ((s_test_arg_t *) arg)->afters++;
+    return pgconn_exec (conn, "CREATE OR REPLACE VIEW t_view AS SELECT count (*) AS n FROM t_one")
+                   == PGCONN_OK
+               ? 0
+               : -1;
+}
+
+typedef struct {
+    const char *dsn;
+    int rc, applied;
+} s_thread_t;
+
+static void *
+s_thread (void *arg_)
+{
+    s_thread_t *arg = arg_;
+    char error[256];
+    pgconn_t *conn = pgconn_new (arg->dsn, error, sizeof error);
+    assert (conn);
+    s_test_arg_t targ = {s_steps_v2, 0};
+    migrate_config_t config = {"test", "test_migrations", 4242, s_test_plan, s_test_after, &targ};
+    arg->rc = pgconn_ensure (conn) == 0 ? migrate_run (conn, &config, &arg->applied) : -1;
+    pgconn_destroy (&conn);
+    return NULL;
+}
+
+static char *
+s_scalar (pgconn_t *conn, const char *sql)
+{
+    PGresult *result = pgconn_query (conn, sql, 0, NULL);
+    assert (result && PQntuples (result) == 1);
+    char *value = strdup (PQgetvalue (result, 0, 0));
+    PQclear (result);
+    return value;
+}
+
+static void
+s_expect (pgconn_t *conn, const char *sql, const char *expected)
+{
+    char *value = s_scalar (conn, sql);
+    if (strcmp (value, expected))
+        fprintf (stderr, "%s\n  got %s, expected %s\n", sql, value, expected);
+    assert (strcmp (value, expected) == 0);
+    free (value);
+}
+
+void
+migrate_test (bool verbose)
+{
+    if (!verbose)
+        log_init ("migrate-test", "error", "kv");
+    assert (s_identifier ("metricsd_migrations"));
+    assert (!s_identifier ("x; DROP TABLE y"));
+    assert (!s_identifier ("1abc"));
+    assert (migrate_version (s_steps_v2) == 2);
+    char *dsn = pgconn_testdb_new ("migrate");
+    if (!dsn) {
+        fprintf (stderr, "migrate_test: no PostgreSQL server, skipped\n");
+        return;
+    }
+    char error[256];
+    pgconn_t *conn = pgconn_new (dsn, error, sizeof error);
+    assert (conn && pgconn_ensure (conn) == 0);
+
+    //  Version 1, then 2 on top
+    s_test_arg_t arg = {s_steps_v1, 0};
+    migrate_config_t config = {"test", "test_migrations", 4242, s_test_plan, s_test_after, &arg};
+    int applied = -1;
+    assert (migrate_run (conn, &config, &applied) == 0 && applied == 1);
+    s_expect (conn, "SELECT n FROM t_view", "1");
+    arg.steps = s_steps_v2;
+    assert (migrate_run (conn, &config, &applied) == 0 && applied == 1);
+    s_expect (conn, "SELECT n FROM t_view", "2");
+    assert (arg.afters == 2);
+
+    //  A failing step rolls back everything of that run
+    arg.steps = s_steps_bad;
+    assert (migrate_run (conn, &config, &applied) == -1 && applied == 0);
+    s_expect (conn, "SELECT count (*) FROM t_one", "2");
+    s_expect (conn, "SELECT max (version) FROM test_migrations", "2");
+
+    //  A newer database is accepted; another component's table is separate
+    arg.steps = s_steps_v1;
+    assert (migrate_run (conn, &config, &applied) == 0 && applied == 0);
+    s_test_arg_t other_arg = {s_steps_v1, 0};
+    migrate_config_t other = {"other", "other_migrations", 4343, s_test_plan, NULL, &other_arg};
+    //  Its step 1 conflicts with ours (t_one exists): it fails on its own
+    assert (migrate_run (conn, &other, &applied) == -1);
+    s_expect (conn, "SELECT to_regclass ('other_migrations') IS NULL", "t");
+    pgconn_destroy (&conn);
+    pgconn_testdb_drop (dsn);
+    free (dsn);
+
+    //  Four daemons start at the same moment on a fresh database
+    dsn = pgconn_testdb_new ("migrate2");
+    assert (dsn);
+    enum { THREADS = 4 };
+    pthread_t threads[THREADS];
+    s_thread_t args[THREADS];
+    for (int i = 0; i < THREADS; i++) {
+        args[i] = (s_thread_t) {dsn, -2, 0};
+        assert (pthread_create (&threads[i], NULL, s_thread, &args[i]) == 0);
+    }
+    int total = 0;
+    for (int i = 0; i < THREADS; i++) {
+        pthread_join (threads[i], NULL);
+        assert (args[i].rc == 0);
+        total += args[i].applied;
+    }
+    assert (total == 2);
+    conn = pgconn_new (dsn, error, sizeof error);
+    assert (pgconn_ensure (conn) == 0);
+    s_expect (conn, "SELECT count (*) || ' ' || sum (n) FROM t_one", "2 3");
+    pgconn_destroy (&conn);
+    pgconn_testdb_drop (dsn);
+    free (dsn);
+}

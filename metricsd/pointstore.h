@@ -1,0 +1,63 @@
+/*  pointstore: metricsd's store, the writer_store_fn that turns a batch of
+    records into time-series points (derive.h) and writes them into the
+    `points` table (tsschema.h) in one transaction: COPY (binary) into a
+    session temporary staging table, then one INSERT ... SELECT ... ON
+    CONFLICT (name, source, tags, time) DO UPDATE, so a redelivered batch or
+    a re-collected history never doubles a point (the last value delivered
+    wins). The batch is acknowledged only after COMMIT.
+
+    In native mode, every partition a batch needs exists before the batch
+    transaction starts: missing ones (old history, far future) are created
+    on demand, and the current and next period ahead of time.               */
+#ifndef OMNI_METRICSD_POINTSTORE_H
+#define OMNI_METRICSD_POINTSTORE_H
+
+#include "metrics.h"
+#include "record.h"
+#include "tsschema.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    const char *dsn;                //  libpq conninfo or URI; NULL or "" = PG* environment
+    tsschema_mode_t mode;           //  auto | native | timescaledb
+    const char *partition_interval; //  day | week | month | year
+    int64_t compress_after_ms;      //  TimescaleDB (timescale license); 0 = never
+} pointstore_config_t;
+
+typedef struct _pointstore_t pointstore_t;
+
+//  Does not connect. `metrics` may be NULL. Returns NULL when the dsn
+//  cannot be parsed or a setting is invalid (error says why, never with
+//  the password).
+pointstore_t *pointstore_new (const pointstore_config_t *config, metrics_t *metrics, char *error,
+                              size_t error_size);
+void pointstore_destroy (pointstore_t **self_p);
+
+//  Connects now and applies the schema. Returns 0 when ready, 1 when
+//  PostgreSQL cannot be reached (writes retry later), -1 when it answers
+//  but the schema cannot be applied (a start-up error).
+int pointstore_connect (pointstore_t *self);
+
+//  writer_store_fn: 0 once the batch's points are committed, -1 when
+//  PostgreSQL is away or failing (the writer retries the batch).
+int pointstore_write (void *self, const record_t *records, size_t count, char *error,
+                      size_t error_size);
+
+//  health_fn: whether PostgreSQL accepts connections (a fresh connection
+//  attempt, at most once a second); safe from any thread.
+bool pointstore_healthy (void *self, char *text, size_t size);
+
+//  The conninfo for logs, password masked.
+const char *pointstore_display (pointstore_t *self);
+
+//  The schema's mode and features as log fields, e.g. "mode=native
+//  partition_interval=month partitions=4"; "mode=unknown" before the first
+//  connection.
+void pointstore_describe (pointstore_t *self, char *text, size_t size);
+
+void pointstore_test (bool verbose);
+
+#endif

@@ -1,0 +1,13 @@
+/*  sql: metricsd's SQL files (metricsd/sql/), embedded into the binary at
+    build time, each a NUL-terminated string. The daemon needs no file at
+    run time, and the SQL stays in .sql files that psql can run as they are. */
+#ifndef OMNI_METRICSD_SQL_H
+#define OMNI_METRICSD_SQL_H
+
+extern const char sql_points_native[];      //  001_points.native.sql
+extern const char sql_points_timescaledb[]; //  001_points.timescaledb.sql
+extern const char sql_views[];              //  views.sql
+extern const char sql_rollups[];            //  rollups.timescaledb.sql
+extern const char sql_rollup_views[];       //  rollup_views.sql
+
+#endif

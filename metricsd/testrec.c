@@ -1,0 +1,208 @@
+/*  testrec: records for self-tests, through the real encoder and decoder.
+    Decoded records point into their encoded bytes and the zone, so both
+    live as long as the set.                                                 */
+#include "testrec.h"
+
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct _testrec_t {
+    record_encoder_t *enc;
+    msgpack_zone zone;
+    record_t *records;
+    void **data;
+    size_t count, capacity;
+};
+
+testrec_t *
+testrec_new (void)
+{
+    testrec_t *self = calloc (1, sizeof *self);
+    assert (self);
+    self->enc = record_encoder_new ();
+    msgpack_zone_init (&self->zone, 65536);
+    return self;
+}
+
+void
+testrec_clear (testrec_t *self)
+{
+    for (size_t i = 0; i < self->count; i++)
+        free (self->data[i]);
+    self->count = 0;
+    msgpack_zone_clear (&self->zone);
+}
+
+void
+testrec_destroy (testrec_t **self_p)
+{
+    testrec_t *self = *self_p;
+    if (!self)
+        return;
+    testrec_clear (self);
+    free (self->records);
+    free (self->data);
+    msgpack_zone_destroy (&self->zone);
+    record_encoder_destroy (&self->enc);
+    free (self);
+    *self_p = NULL;
+}
+
+size_t
+testrec_count (testrec_t *self)
+{
+    return self->count;
+}
+
+const record_t *
+testrec_records (testrec_t *self)
+{
+    return self->records;
+}
+
+msgpack_packer *
+testrec_begin (testrec_t *self, const char *kind, const char *src, int64_t ts, int nfields)
+{
+    record_encoder_begin (self->enc, kind, src, "test-col", "run-1", ts);
+    msgpack_packer *pk = record_encoder_body (self->enc);
+    msgpack_pack_map (pk, (size_t) nfields);
+    return pk;
+}
+
+void
+testrec_tag (testrec_t *self, const char *key, const char *value)
+{
+    record_encoder_tag (self->enc, key, value);
+}
+
+void
+testrec_end (testrec_t *self)
+{
+    const void *data;
+    size_t size;
+    char detail[256] = "";
+    int rc = record_encoder_end (self->enc, &data, &size, detail, sizeof detail);
+    if (rc)
+        fprintf (stderr, "testrec: %s\n", detail);
+    assert (rc == 0);
+    if (self->count == self->capacity) {
+        self->capacity = self->capacity ? self->capacity * 2 : 64;
+        self->records = realloc (self->records, self->capacity * sizeof *self->records);
+        self->data = realloc (self->data, self->capacity * sizeof *self->data);
+        assert (self->records && self->data);
+    }
+    self->data[self->count] = malloc (size);
+    assert (self->data[self->count]);
+    memcpy (self->data[self->count], data, size);
+    rc = record_decode (&self->records[self->count], &self->zone, self->data[self->count], size,
+                        &record_default_limits, detail, sizeof detail);
+    assert (rc == REJECT_NONE);
+    self->count++;
+}
+
+static void
+s_key (msgpack_packer *pk, const char *key)
+{
+    msgpack_pack_str_with_body (pk, key, strlen (key));
+}
+
+void
+testrec_str (msgpack_packer *pk, const char *key, const char *value)
+{
+    s_key (pk, key);
+    msgpack_pack_str_with_body (pk, value, strlen (value));
+}
+
+void
+testrec_int (msgpack_packer *pk, const char *key, int64_t value)
+{
+    s_key (pk, key);
+    msgpack_pack_int64 (pk, value);
+}
+
+void
+testrec_num (msgpack_packer *pk, const char *key, double value)
+{
+    s_key (pk, key);
+    msgpack_pack_double (pk, value);
+}
+
+void
+testrec_commit (testrec_t *self, const char *src, const char *sha, const char *email,
+                int64_t author_time, int64_t committer_time, int64_t files, int64_t insertions,
+                int64_t deletions)
+{
+    //  The record time is the commit time, when it fits
+    int64_t ts = committer_time > -9000000000 && committer_time < 9000000000
+                     ? committer_time * 1000000000
+                     : 0;
+    msgpack_packer *pk = testrec_begin (self, "git.commit", src, ts, 14);
+    testrec_str (pk, "sha", sha);
+    s_key (pk, "parents");
+    msgpack_pack_array (pk, 0);
+    testrec_str (pk, "author_name", "Someone");
+    testrec_str (pk, "author_email", email);
+    testrec_int (pk, "author_time", author_time);
+    testrec_int (pk, "author_tz", 60);
+    testrec_str (pk, "committer_name", "Committer");
+    testrec_str (pk, "committer_email", "committer@example.org");
+    testrec_int (pk, "committer_time", committer_time);
+    testrec_int (pk, "committer_tz", 0);
+    testrec_str (pk, "message", "change");
+    testrec_int (pk, "files_changed", files);
+    testrec_int (pk, "insertions", insertions);
+    testrec_int (pk, "deletions", deletions);
+    testrec_end (self);
+}
+
+void
+testrec_build (testrec_t *self, const char *src, int64_t ts, const char *pipeline,
+               const char *build_id, const char *status, const char *branch, int64_t started_ns,
+               double duration)
+{
+    int n = 3 + (branch != NULL) + (started_ns != 0) + (duration >= 0);
+    msgpack_packer *pk = testrec_begin (self, "ci.build", src, ts, n);
+    testrec_str (pk, "pipeline", pipeline);
+    testrec_str (pk, "build_id", build_id);
+    testrec_str (pk, "status", status);
+    if (branch)
+        testrec_str (pk, "branch", branch);
+    if (started_ns)
+        testrec_int (pk, "started", started_ns);
+    if (duration >= 0)
+        testrec_num (pk, "duration", duration);
+    testrec_end (self);
+}
+
+void
+testrec_test_case (testrec_t *self, const char *src, int64_t ts, const char *suite,
+                   const char *class_name, const char *name, const char *status,
+                   double duration, const char *build_id)
+{
+    int n = 4 + (class_name != NULL) + (build_id != NULL);
+    msgpack_packer *pk = testrec_begin (self, "ci.test", src, ts, n);
+    testrec_str (pk, "suite", suite);
+    if (class_name)
+        testrec_str (pk, "class", class_name);
+    testrec_str (pk, "name", name);
+    testrec_str (pk, "status", status);
+    testrec_num (pk, "duration", duration);
+    if (build_id)
+        testrec_str (pk, "build_id", build_id);
+    testrec_end (self);
+}
+
+void
+testrec_metric (testrec_t *self, const char *src, int64_t ts, const char *name, double value,
+                const char *host)
+{
+    msgpack_packer *pk = testrec_begin (self, "metric", src, ts, 3);
+    testrec_str (pk, "name", name);
+    testrec_num (pk, "value", value);
+    testrec_str (pk, "unit", "percent");
+    if (host)
+        testrec_tag (self, "host", host);
+    testrec_end (self);
+}
