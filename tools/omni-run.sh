@@ -530,7 +530,18 @@ fi
 
 if [[ " ${WRITERS[*]} " == *" metricsd "* ]]; then
     say ""
-    say "metricsd     $(metric "${HTTP[metricsd]}" omni_metricsd_records_stored_total) points stored (time series in PostgreSQL)"
+    say "time series  $(pg_display)  table points (metricsd), per series of source(s): ${SOURCES[*]:-all}"
+    srcs=$(printf '%s\n' "${SOURCES[@]}" | paste -sd '\t' -)
+    while IFS='|' read -r name n; do
+        [ -n "$name" ] || continue
+        printf '  %-24s %8s points\n' "$name" "$n"
+        record "ts_${name//[^a-zA-Z0-9]/_}" "$n"
+    done < <(psql_q "$PG_DSN" -v srcs="$srcs" 2>/dev/null <<'SQL'
+SELECT name, count(*) FROM points
+    WHERE :'srcs' = '' OR source = ANY (string_to_array(:'srcs', E'\t'))
+    GROUP BY name ORDER BY name;
+SQL
+    )
 fi
 
 say ""
@@ -541,6 +552,9 @@ if [ $PG_OK = 1 ] && [[ " ${WRITERS[*]} " == *" relationald "* ]]; then
     say "      SELECT s.name, count(*) FROM commits c JOIN sources s ON s.id = c.source_id GROUP BY 1;"
     say "      SELECT author_email, count(*) FROM commits GROUP BY 1 ORDER BY 2 DESC LIMIT 10;"
     say "      SELECT * FROM contributors LIMIT 10;   -- and the other views: \\dv"
+fi
+if [[ " ${WRITERS[*]} " == *" metricsd "* ]]; then
+    say "  series:     SELECT name, count(*), min(time), max(time) FROM points GROUP BY name;"
 fi
 if [ $MONGO_OK = 1 ] && [[ " ${WRITERS[*]} " == *" documentd "* ]]; then
     say "  MongoDB:    mongosh $MONGO_URI/$MONGO_DB --eval 'db.getCollectionNames()'"
