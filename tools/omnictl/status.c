@@ -41,8 +41,8 @@ static const struct {
                       {NULL, NULL}};
 
 //  Counters whose names say something went wrong.
-static const char *s_error_words[] = {"reject", "retr", "error", "fail", "undecodable", "drop",
-                                      NULL};
+static const char *s_error_words[] = {"reject", "refus", "retr",        "error",
+                                      "fail",   "drop",  "undecodable", NULL};
 
 //  Counters that measure a daemon's throughput, in order of preference.
 static const char *s_rate_counters[] = {"records_accepted_total", "records_stored_total",
