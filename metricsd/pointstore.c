@@ -580,10 +580,605 @@ pointstore_write (void *self_, const record_t *records, size_t count, char *erro
 }
 
 //  ---------------------------------------------------------------------------
-//  Self-test
+//  Self-test: every answer checked against numbers computed here, from the
+//  same inputs, without the code under test.
+
+#include "sql.h"
+#include "testrec.h"
+
+#include <czmq.h>
+#include <math.h>
+#include <pthread.h>
+#include <time.h>
+
+#define D0 INT64_C(1704067200) //  Monday 2024-01-01 00:00 UTC
+#define NS INT64_C(1000000000)
+
+typedef struct {
+    const char *src, *sha, *email;
+    int64_t time; //  committer time, s
+    int files, ins, del;
+} s_commit_t;
+
+//  Two commits by one author in the same second; days and weeks edges;
+//  author times all on one old day (the committer time must decide).
+static const s_commit_t s_commits[] = {
+    {"repo-a", "a1", "ann@example.org", D0 + 36000, 3, 10, 2},
+    {"repo-a", "a2", "ann@example.org", D0 + 36000, 1, 5, 0},
+    {"repo-a", "a3", "bob@example.org", D0 + 86399, 2, 7, 7},
+    {"repo-a", "a4", "bob@example.org", D0 + 86400, 1, 1, 1},
+    {"repo-a", "a5", "ann@example.org", D0 + 7 * 86400 + 5, 4, 40, 4},
+    {"repo-a", "a6", "cy@example.org", D0 - 1, 1, 2, 3},
+    {"repo-b", "b1", "ann@example.org", D0 + 100, 1, 1, 0},
+};
+#define S_COMMITS (sizeof s_commits / sizeof s_commits[0])
+
+typedef struct {
+    const char *pipeline, *build_id, *status;
+    int64_t started; //  s, 0 = absent (then the record time D0 + 4000)
+    double duration; //  < 0 = absent
+} s_build_t;
+
+static const s_build_t s_builds[] = {
+    {"deploy", "1", "success", D0 + 1000, 30.5},
+    {"deploy", "2", "failure", D0 + 2000, 12.25},
+    {"deploy", "3", "success", D0 + 2000, 20},
+    {"deploy", "4", "cancelled", D0 + 3000, 5},
+    {"deploy", "5", "running", 0, -1},
+    {"nightly", "1", "failure", D0 + 5000, 100},
+    {"deploy", "6", "success", D0 + 7 * 86400, 10},
+};
+#define S_BUILDS (sizeof s_builds / sizeof s_builds[0])
+
+typedef struct {
+    const char *suite, *name, *status;
+    int64_t ts; //  s
+    double duration;
+} s_run_t;
+
+static const s_run_t s_runs[] = {
+    {"unit", "t1", "passed", D0 + 100, 0.5},  {"unit", "t2", "failed", D0 + 100, 1.5},
+    {"unit", "t3", "error", D0 + 100, 2.0},   {"unit", "t4", "passed", D0 + 100, 4.0},
+    {"unit", "t5", "passed", D0 + 100, 10.0}, {"unit", "t6", "skipped", D0 + 100, 0},
+    {"slow", "s1", "passed", D0 + 200, 60.0}, {"unit", "t1", "passed", D0 + 8 * 86400, 3.0},
+};
+#define S_RUNS (sizeof s_runs / sizeof s_runs[0])
+
+//  Points these inputs make: 4 per commit; builds: 5 results and 6
+//  durations; tests: 2 per run that was not skipped; host: 5
+#define S_POINTS (4 * S_COMMITS + 11 + 2 * (S_RUNS - 1) + 5)
+
+static void
+s_date (int64_t seconds, char *text, size_t size)
+{
+    time_t t = (time_t) seconds;
+    struct tm tm;
+    gmtime_r (&t, &tm);
+    strftime (text, size, "%Y-%m-%d", &tm);
+}
+
+static int64_t
+s_day (int64_t t)
+{
+    return (t >= 0 ? t : t - 86399) / 86400 * 86400;
+}
+
+//  1970-01-01 was a Thursday; weeks start on Monday
+static int64_t
+s_week (int64_t t)
+{
+    int64_t day = s_day (t) / 86400;
+    int64_t weekday = ((day + 3) % 7 + 7) % 7;
+    return (day - weekday) * 86400;
+}
+
+static void
+s_batch (testrec_t *recs)
+{
+    for (size_t i = 0; i < S_COMMITS; i++) {
+        const s_commit_t *c = &s_commits[i];
+        testrec_commit (recs, c->src, c->sha, c->email, D0 - 400 * 86400, c->time, c->files,
+                        c->ins, c->del);
+    }
+    for (size_t i = 0; i < S_BUILDS; i++) {
+        const s_build_t *b = &s_builds[i];
+        testrec_build (recs, "ci", (D0 + 4000) * NS, b->pipeline, b->build_id, b->status, "main",
+                       b->started * NS, b->duration);
+    }
+    for (size_t i = 0; i < S_RUNS; i++) {
+        const s_run_t *r = &s_runs[i];
+        testrec_test_case (recs, "ci", r->ts * NS, r->suite, NULL, r->name, r->status,
+                           r->duration, "b1");
+    }
+    int64_t minute = D0 + 600;
+    testrec_metric (recs, "web-1", minute * NS, "host.cpu.user", 10, "web-1");
+    testrec_metric (recs, "web-1", (minute + 20) * NS, "host.cpu.user", 20, "web-1");
+    testrec_metric (recs, "web-1", (minute + 40) * NS + 123456789, "host.cpu.user", 30, "web-1");
+    testrec_metric (recs, "web-1", (minute + 60) * NS, "host.cpu.user", 50, "web-1");
+    msgpack_packer *pk = testrec_begin (recs, "metric", "web-1", minute * NS, 2);
+    testrec_str (pk, "name", "host.mem.used");
+    testrec_num (pk, "value", 1000);
+    testrec_tag (recs, "host", "web-1");
+    testrec_end (recs);
+    //  Not for metricsd: ignored
+    pk = testrec_begin (recs, "git.branch", "repo-a", D0 * NS, 3);
+    testrec_str (pk, "name", "main");
+    testrec_str (pk, "target", "a5");
+    msgpack_pack_str_with_body (pk, "head", 4);
+    msgpack_pack_true (pk);
+    testrec_end (recs);
+}
+
+static void
+s_quiet (void *arg, const char *message)
+{
+    (void) arg;
+    (void) message;
+}
+
+static char *
+s_value (PGconn *pg, const char *sql)
+{
+    PGresult *result = PQexec (pg, sql);
+    if (PQresultStatus (result) != PGRES_TUPLES_OK || PQntuples (result) != 1) {
+        fprintf (stderr, "%s: %s", sql, PQerrorMessage (pg));
+        assert (false);
+    }
+    char *value = strdup (PQgetisnull (result, 0, 0) ? "NULL" : PQgetvalue (result, 0, 0));
+    PQclear (result);
+    return value;
+}
+
+static void
+s_expect (PGconn *pg, const char *sql, const char *expected)
+{
+    char *value = s_value (pg, sql);
+    if (strcmp (value, expected)) {
+        fprintf (stderr, "%s\n  got      %s\n  expected %s\n", sql, value, expected);
+        assert (false);
+    }
+    free (value);
+}
+
+static void
+s_exec (PGconn *pg, const char *sql)
+{
+    PGresult *result = PQexec (pg, sql);
+    if (PQresultStatus (result) != PGRES_COMMAND_OK && PQresultStatus (result) != PGRES_TUPLES_OK)
+        fprintf (stderr, "%s: %s", sql, PQerrorMessage (pg));
+    assert (PQresultStatus (result) == PGRES_COMMAND_OK
+            || PQresultStatus (result) == PGRES_TUPLES_OK);
+    PQclear (result);
+}
+
+static int
+s_write (pointstore_t *store, testrec_t *recs)
+{
+    char error[512] = "";
+    int rc = pointstore_write (store, testrec_records (recs), testrec_count (recs), error,
+                               sizeof error);
+    if (rc)
+        fprintf (stderr, "pointstore_write: %s\n", error);
+    return rc;
+}
+
+static void
+s_append (char *out, size_t size, const char *text)
+{
+    size_t len = strlen (out);
+    snprintf (out + len, size - len, "%s%s", len ? "," : "", text);
+}
+
+//  commits_per_day or _week, as the view's rows joined: "date:repo:commits:
+//  authors:insertions:deletions,..." in date, repo order
+static void
+s_expected_commits (bool weekly, char *out, size_t size)
+{
+    *out = 0;
+    bool done[S_COMMITS] = {false};
+    for (;;) {
+        //  the smallest (bucket, src) not done yet
+        ssize_t first = -1;
+        for (size_t i = 0; i < S_COMMITS; i++) {
+            if (done[i])
+                continue;
+            int64_t bi = weekly ? s_week (s_commits[i].time) : s_day (s_commits[i].time);
+            int64_t bf = first < 0 ? 0
+                         : weekly  ? s_week (s_commits[first].time)
+                                   : s_day (s_commits[first].time);
+            if (first < 0 || bi < bf
+                || (bi == bf && strcmp (s_commits[i].src, s_commits[first].src) < 0))
+                first = (ssize_t) i;
+        }
+        if (first < 0)
+            break;
+        int64_t bucket = weekly ? s_week (s_commits[first].time) : s_day (s_commits[first].time);
+        const char *src = s_commits[first].src;
+        int commits = 0, ins = 0, del = 0, authors = 0;
+        const char *seen[S_COMMITS];
+        for (size_t i = 0; i < S_COMMITS; i++) {
+            const s_commit_t *c = &s_commits[i];
+            int64_t b = weekly ? s_week (c->time) : s_day (c->time);
+            if (done[i] || b != bucket || strcmp (c->src, src))
+                continue;
+            done[i] = true;
+            commits++;
+            ins += c->ins;
+            del += c->del;
+            bool known = false;
+            for (int a = 0; a < authors; a++)
+                known |= strcmp (seen[a], c->email) == 0;
+            if (!known)
+                seen[authors++] = c->email;
+        }
+        char date[16], row[128];
+        s_date (bucket, date, sizeof date);
+        snprintf (row, sizeof row, "%s:%s:%d:%d:%d:%d", date, src, commits, authors, ins, del);
+        s_append (out, size, row);
+    }
+}
+
+//  build_success_weekly: "week:pipeline:builds:succeeded:rate:avg_duration"
+static void
+s_expected_builds (const char *const *override, char *out, size_t size)
+{
+    *out = 0;
+    //  weeks and pipelines in order: W0 deploy, W0 nightly, W1 deploy
+    const int64_t weeks[] = {s_week (D0), s_week (D0), s_week (D0 + 7 * 86400)};
+    const char *pipelines[] = {"deploy", "nightly", "deploy"};
+    for (int k = 0; k < 3; k++) {
+        int builds = 0, succeeded = 0, durations = 0;
+        double total = 0;
+        for (size_t i = 0; i < S_BUILDS; i++) {
+            const s_build_t *b = &s_builds[i];
+            const char *status = override && override[i] ? override[i] : b->status;
+            int64_t t = b->started ? b->started : D0 + 4000;
+            if (s_week (t) != weeks[k] || strcmp (b->pipeline, pipelines[k]))
+                continue;
+            if (strcmp (status, "success") == 0 || strcmp (status, "failure") == 0) {
+                builds++;
+                succeeded += strcmp (status, "success") == 0;
+            }
+            if (b->duration >= 0) {
+                durations++;
+                total += b->duration;
+            }
+        }
+        char date[16], row[128];
+        s_date (weeks[k], date, sizeof date);
+        snprintf (row, sizeof row, "%s:%s:%d:%d:%.4f:%g", date, pipelines[k], builds, succeeded,
+                  (double) succeeded / builds, total / durations);
+        s_append (out, size, row);
+    }
+}
+
+static int
+s_cmp_double (const void *a, const void *b)
+{
+    double x = *(const double *) a, y = *(const double *) b;
+    return x < y ? -1 : x > y;
+}
+
+//  percentile_cont: linear interpolation between the closest ranks
+static double
+s_percentile (double *values, size_t n, double fraction)
+{
+    qsort (values, n, sizeof *values, s_cmp_double);
+    double pos = fraction * (double) (n - 1);
+    size_t lo = (size_t) floor (pos);
+    if (lo + 1 >= n)
+        return values[n - 1];
+    return values[lo] + (pos - (double) lo) * (values[lo + 1] - values[lo]);
+}
+
+static void
+s_check_test_durations (PGconn *pg)
+{
+    const struct {
+        const char *suite;
+        int64_t week;
+    } groups[] = {{"slow", s_week (D0)}, {"unit", s_week (D0)}, {"unit", s_week (D0 + 8 * 86400)}};
+    PGresult *result = PQexec (pg, "SELECT week, suite, runs, failed, p50, p95, max "
+                                   "FROM test_duration_weekly ORDER BY week, suite");
+    assert (PQresultStatus (result) == PGRES_TUPLES_OK && PQntuples (result) == 3);
+    for (int g = 0; g < 3; g++) {
+        double values[S_RUNS];
+        size_t n = 0;
+        int failed = 0;
+        for (size_t i = 0; i < S_RUNS; i++) {
+            const s_run_t *r = &s_runs[i];
+            if (strcmp (r->suite, groups[g].suite) || s_week (r->ts) != groups[g].week
+                || strcmp (r->status, "skipped") == 0)
+                continue;
+            values[n++] = r->duration;
+            failed += strcmp (r->status, "passed") != 0;
+        }
+        char date[16];
+        s_date (groups[g].week, date, sizeof date);
+        assert (strcmp (PQgetvalue (result, g, 0), date) == 0);
+        assert (strcmp (PQgetvalue (result, g, 1), groups[g].suite) == 0);
+        assert (atoi (PQgetvalue (result, g, 2)) == (int) n);
+        assert (atoi (PQgetvalue (result, g, 3)) == failed);
+        double p50 = s_percentile (values, n, 0.5), p95 = s_percentile (values, n, 0.95);
+        assert (fabs (strtod (PQgetvalue (result, g, 4), NULL) - p50) < 1e-9);
+        assert (fabs (strtod (PQgetvalue (result, g, 5), NULL) - p95) < 1e-9);
+        assert (strtod (PQgetvalue (result, g, 6), NULL) == values[n - 1]);
+    }
+    PQclear (result);
+}
+
+static const char *s_commits_sql =
+    "SELECT coalesce (string_agg (day || ':' || repository || ':' || commits || ':' || authors "
+    "|| ':' || insertions || ':' || deletions, ',' ORDER BY day, repository), '') "
+    "FROM commits_per_day WHERE repository LIKE 'repo-%'";
+static const char *s_weekly_sql =
+    "SELECT coalesce (string_agg (week || ':' || repository || ':' || commits || ':' || authors "
+    "|| ':' || insertions || ':' || deletions, ',' ORDER BY week, repository), '') "
+    "FROM commits_per_week WHERE repository LIKE 'repo-%'";
+static const char *s_builds_sql =
+    "SELECT string_agg (week || ':' || pipeline || ':' || builds || ':' || succeeded || ':' "
+    "|| success_rate || ':' || avg_duration, ',' ORDER BY week, pipeline) "
+    "FROM build_success_weekly";
+
+static void
+s_check_views (PGconn *pg, const char *const *build_override)
+{
+    char expected[4096];
+    s_expected_commits (false, expected, sizeof expected);
+    if (log_enabled (LOGL_DEBUG))
+        fprintf (stderr, "commits_per_day: %s\n", expected);
+    s_expect (pg, s_commits_sql, expected);
+    s_expected_commits (true, expected, sizeof expected);
+    s_expect (pg, s_weekly_sql, expected);
+    s_expected_builds (build_override, expected, sizeof expected);
+    if (log_enabled (LOGL_DEBUG))
+        fprintf (stderr, "build_success_weekly: %s\n", expected);
+    s_expect (pg, s_builds_sql, expected);
+    s_check_test_durations (pg);
+    //  Host: the minute of D0 + 600 has three CPU samples and memory, the
+    //  next one a single sample
+    s_expect (pg, "SELECT string_agg (minute || ' ' || host || ' ' || cpu_user || ' ' || "
+                  "coalesce (mem_used::text, '-'), ',' ORDER BY minute) FROM host_per_minute",
+              "2024-01-01 00:10:00+00 web-1 20 1000,2024-01-01 00:11:00+00 web-1 50 -");
+}
+
+//  The rollup views (TimescaleDB, timescale license) read continuous
+//  aggregates. Here the aggregates are emulated by plain tables of the
+//  same shape (date_trunc for time_bucket), in a schema of their own: the
+//  rollup views must answer exactly what the raw views answer.
+static void
+s_check_rollup_views (PGconn *pg)
+{
+    s_exec (pg, "DROP SCHEMA IF EXISTS rollup CASCADE; CREATE SCHEMA rollup");
+    s_exec (pg, "CREATE TABLE rollup.points_daily AS SELECT date_trunc ('day', time, 'UTC') AS "
+                "bucket, name, source, tags, count (*) AS points, sum (value) AS total, "
+                "min (value) AS low, max (value) AS high FROM points GROUP BY 1, 2, 3, 4");
+    s_exec (pg, "CREATE TABLE rollup.points_weekly AS SELECT date_trunc ('week', time, 'UTC') AS "
+                "bucket, name, source, tags, count (*) AS points, sum (value) AS total, "
+                "min (value) AS low, max (value) AS high FROM points GROUP BY 1, 2, 3, 4");
+    s_exec (pg, "SET search_path = rollup, public");
+    s_exec (pg, sql_rollup_views);
+    s_exec (pg, "SET search_path = public");
+    const char *views[] = {"commits_per_day", "commits_per_week", "build_success_weekly", NULL};
+    for (int v = 0; v < 3; v++) {
+        char sql[512];
+        snprintf (sql, sizeof sql,
+                  "SELECT (SELECT count (*) FROM public.%s) || ' ' || (SELECT count (*) FROM "
+                  "(SELECT * FROM public.%s EXCEPT SELECT * FROM rollup.%s) d) || ' ' || "
+                  "(SELECT count (*) FROM (SELECT * FROM rollup.%s EXCEPT SELECT * FROM "
+                  "public.%s) d)",
+                  views[v], views[v], views[v], views[v], views[v]);
+        char *value = s_value (pg, sql);
+        assert (strcmp (strchr (value, ' '), " 0 0") == 0 && atoi (value) > 0);
+        free (value);
+        //  Same columns, same types
+        snprintf (sql, sizeof sql,
+                  "SELECT (SELECT string_agg (column_name || ' ' || data_type, ',' ORDER BY "
+                  "ordinal_position) FROM information_schema.columns WHERE table_schema = "
+                  "'public' AND table_name = '%s') = (SELECT string_agg (column_name || ' ' || "
+                  "data_type, ',' ORDER BY ordinal_position) FROM information_schema.columns "
+                  "WHERE table_schema = 'rollup' AND table_name = '%s')",
+                  views[v], views[v]);
+        s_expect (pg, sql, "t");
+    }
+    s_exec (pg, "DROP SCHEMA rollup CASCADE");
+}
+
+typedef struct {
+    const char *dsn;
+    int base; //  which old months
+    int rc;
+} s_writer_arg_t;
+
+//  A second metricsd writing old points at the same time as another one:
+//  both need the same new partitions.
+static void *
+s_writer_thread (void *arg_)
+{
+    s_writer_arg_t *arg = arg_;
+    char error[256];
+    pointstore_config_t config = {arg->dsn, TSSCHEMA_NATIVE, "month", 0};
+    pointstore_t *store = pointstore_new (&config, NULL, error, sizeof error);
+    assert (store);
+    testrec_t *recs = testrec_new ();
+    for (int m = 0; m < 12; m++) {
+        //  1980-01-15 + m months, roughly; 3 points each, shared by both threads
+        int64_t t = INT64_C(316828800) + (int64_t) m * 30 * 86400 + arg->base;
+        testrec_metric (recs, "old", t * NS, "legacy", m, "h");
+    }
+    arg->rc = s_write (store, recs);
+    testrec_destroy (&recs);
+    pointstore_destroy (&store);
+    return NULL;
+}
 
 void
 pointstore_test (bool verbose)
 {
-    (void) verbose;
+    log_init ("pointstore-test", verbose ? "debug" : "error", "kv");
+    char error[256];
+    pointstore_config_t bad = {"port='unterminated", TSSCHEMA_NATIVE, "month", 0};
+    assert (pointstore_new (&bad, NULL, error, sizeof error) == NULL);
+    bad = (pointstore_config_t) {"", TSSCHEMA_NATIVE, "fortnight", 0};
+    assert (pointstore_new (&bad, NULL, error, sizeof error) == NULL);
+    assert (strstr (error, "partition_interval"));
+    char *dsn = pgconn_testdb_new ("pointstore");
+    if (!dsn) {
+        fprintf (stderr, "pointstore_test: no PostgreSQL server, skipped\n");
+        return;
+    }
+    metrics_t *metrics = metrics_new ("test_");
+    pointstore_config_t config = {dsn, TSSCHEMA_NATIVE, "month", 0};
+    pointstore_t *store = pointstore_new (&config, metrics, error, sizeof error);
+    assert (store);
+    char text[256];
+    pointstore_describe (store, text, sizeof text);
+    assert (strcmp (text, "mode=unknown") == 0);
+    assert (pointstore_connect (store) == 0);
+    pointstore_describe (store, text, sizeof text);
+    //  Made ahead of the data: this month and the next
+    assert (strcmp (text, "mode=native partition_interval=month partitions=2") == 0);
+    PGconn *pg = PQconnectdb (dsn);
+    assert (PQstatus (pg) == CONNECTION_OK);
+    PQsetNoticeProcessor (pg, s_quiet, NULL);
+    s_exec (pg, "SET TIME ZONE 'UTC'; SET DateStyle = 'ISO'");
+
+    //  A batch; the same batch again; every record twice in one batch
+    testrec_t *recs = testrec_new ();
+    s_batch (recs);
+    assert (s_write (store, recs) == 0);
+    char count[32];
+    snprintf (count, sizeof count, "%zu", S_POINTS);
+    s_expect (pg, "SELECT count (*) FROM points", count);
+    s_check_views (pg, NULL);
+    assert (s_write (store, recs) == 0);
+    s_expect (pg, "SELECT count (*) FROM points", count);
+    s_batch (recs);
+    assert (s_write (store, recs) == 0);
+    s_expect (pg, "SELECT count (*) FROM points", count);
+    s_check_views (pg, NULL);
+    s_check_rollup_views (pg);
+    //  The records' source is kept, and tags are jsonb
+    s_expect (pg, "SELECT source || ' ' || (tags->>'author') || ' ' || value FROM points "
+                  "WHERE name = 'git.insertions' AND tags->>'sha' = 'a1'",
+              "repo-a ann@example.org 10");
+
+    //  A build seen again with another outcome: the value moves, no new point
+    testrec_clear (recs);
+    testrec_build (recs, "ci", (D0 + 4000) * NS, "deploy", "2", "success", "main",
+                   (D0 + 2000) * NS, 12.25);
+    assert (s_write (store, recs) == 0);
+    s_expect (pg, "SELECT count (*) FROM points", count);
+    const char *override[S_BUILDS] = {NULL, "success"};
+    s_check_views (pg, override);
+
+    //  Points older than any partition (and beyond the next one): their
+    //  partitions appear, they are stored
+    s_expect (pg, "SELECT count (*) FROM metricsd_partitions ()", "4"); //  + Jan 2024, Dec 2023
+    testrec_clear (recs);
+    testrec_metric (recs, "old-host", INT64_C(636508800) * NS, "legacy.value", 42, "old-host");
+    testrec_commit (recs, "repo-old", "o1", "old@example.org", 0, INT64_C(636595200), 1, 1, 1);
+    testrec_metric (recs, "old-host", INT64_C(-86400) * NS, "legacy.value", 7, "old-host");
+    testrec_metric (recs, "far", INT64_C(9000000000) * NS, "future.value", 1, NULL);
+    assert (s_write (store, recs) == 0);
+    s_expect (pg, "SELECT count (*) FROM metricsd_partitions ()", "7");
+    s_expect (pg, "SELECT value || ' ' || tableoid::regclass FROM points WHERE name = "
+                  "'legacy.value' AND time = '1990-03-04 00:00+00'",
+              "42 points_19900301");
+    s_expect (pg, "SELECT tableoid::regclass || ' ' || value FROM points WHERE name = "
+                  "'legacy.value' AND time < '1970-01-01'",
+              "points_19691201 7");
+    s_expect (pg, "SELECT count (*) FROM points WHERE source = 'repo-old'", "4");
+    s_expect (pg, "SELECT commits FROM commits_per_day WHERE repository = 'repo-old'", "1");
+    pointstore_describe (store, text, sizeof text);
+    assert (strstr (text, "partitions=7"));
+
+    //  Two metricsd needing the same new partitions at once
+    s_writer_arg_t args[2] = {{dsn, 0, -2}, {dsn, 0, -2}};
+    pthread_t threads[2];
+    for (int i = 0; i < 2; i++)
+        assert (pthread_create (&threads[i], NULL, s_writer_thread, &args[i]) == 0);
+    for (int i = 0; i < 2; i++) {
+        pthread_join (threads[i], NULL);
+        assert (args[i].rc == 0);
+    }
+    s_expect (pg, "SELECT count (*) || ' ' || count (DISTINCT tableoid) FROM points "
+                  "WHERE name = 'legacy'",
+              "12 12");
+    s_expect (pg, "SELECT count (*) FROM metricsd_partitions ()", "19");
+
+    //  A partition dropped behind our back: the write fails, then succeeds
+    s_exec (pg, "DROP TABLE points_19900301");
+    testrec_clear (recs);
+    testrec_metric (recs, "old-host", INT64_C(636508800) * NS, "legacy.value", 42, "old-host");
+    assert (pointstore_write (store, testrec_records (recs), 1, error, sizeof error) == -1);
+    assert (strstr (error, "23514"));
+    assert (s_write (store, recs) == 0);
+    s_expect (pg, "SELECT count (*) FROM points_19900301", "1");
+
+    //  Points that cannot be made are counted, the rest stored
+    testrec_clear (recs);
+    char huge[1500];
+    memset (huge, 'x', sizeof huge - 1);
+    huge[sizeof huge - 1] = 0;
+    testrec_metric (recs, "web-2", (D0 + 5) * NS, "m", 1, huge);
+    testrec_metric (recs, "web-2", (D0 + 5) * NS, "m", 2, "web-2");
+    assert (s_write (store, recs) == 0);
+    s_expect (pg, "SELECT count (*) FROM points WHERE source = 'web-2'", "1");
+    //  A batch with nothing for metricsd: acknowledged, nothing written
+    testrec_clear (recs);
+    msgpack_packer *pk = testrec_begin (recs, "git.tag", "repo-a", D0 * NS, 3);
+    testrec_str (pk, "name", "v1");
+    testrec_str (pk, "target", "a1");
+    msgpack_pack_str_with_body (pk, "annotated", 9);
+    msgpack_pack_false (pk);
+    testrec_end (recs);
+    assert (s_write (store, recs) == 0);
+
+    char *rendered = metrics_render (metrics);
+    assert (strstr (rendered, "test_points_skipped_total{reason=\"too_large\"} 1"));
+    assert (strstr (rendered, "test_records_ignored_total 5"));
+    free (rendered);
+
+    //  The session ends under the store (server restart, network): the
+    //  write fails (the writer retries), and a later one goes through
+    s_expect (pg, "SELECT count (pg_terminate_backend (pid)) FROM pg_stat_activity WHERE "
+                  "datname = current_database () AND pid <> pg_backend_pid ()",
+              "1");
+    testrec_clear (recs);
+    testrec_metric (recs, "web-3", (D0 + 5) * NS, "m", 3, NULL);
+    int rc = pointstore_write (store, testrec_records (recs), 1, error, sizeof error);
+    int64_t deadline = util_mono_ms () + 10000;
+    while (rc != 0 && util_mono_ms () < deadline) {
+        assert (strstr (error, "postgresql"));
+        zclock_sleep (20);
+        rc = pointstore_write (store, testrec_records (recs), 1, error, sizeof error);
+    }
+    assert (rc == 0);
+    s_expect (pg, "SELECT count (*) FROM points WHERE source = 'web-3'", "1");
+    assert (pointstore_healthy (store, text, sizeof text));
+
+    //  A server that is not there: -1 and unhealthy
+    pointstore_config_t away_config = {"host=127.0.0.1 port=1 connect_timeout=1",
+                                       TSSCHEMA_AUTO, "month", 0};
+    pointstore_t *away = pointstore_new (&away_config, NULL, error, sizeof error);
+    assert (away);
+    assert (pointstore_connect (away) == 1);
+    assert (pointstore_write (away, testrec_records (recs), 1, error, sizeof error) == -1);
+    assert (strstr (error, "postgresql"));
+    assert (!pointstore_healthy (away, text, sizeof text));
+    pointstore_destroy (&away);
+    //  A database set up natively, metricsd told to use TimescaleDB: refused
+    pointstore_config_t forced = {dsn, TSSCHEMA_TIMESCALEDB, "month", 0};
+    away = pointstore_new (&forced, NULL, error, sizeof error);
+    assert (pointstore_connect (away) == -1);
+    pointstore_destroy (&away);
+
+    testrec_destroy (&recs);
+    PQfinish (pg);
+    pointstore_destroy (&store);
+    assert (store == NULL);
+    metrics_destroy (&metrics);
+    pgconn_testdb_drop (dsn);
+    free (dsn);
 }
