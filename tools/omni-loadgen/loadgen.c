@@ -98,11 +98,11 @@ loadgen_new (const loadgen_config_t *config, synth_t *synth, char *error, size_t
     intake_config_t intake = {config->intake, config->batch,        BATCH_BYTES,
                               config->window, config->ack_timeout_ms, config->give_up_ms};
     for (size_t i = 0; i < config->nbad; i++)
-        if (config->bad[i] == SYNTH_BAD_HUGE && (!intake.window || intake.window > 2)) {
+        if (config->bad[i] == SYNTH_BAD_HUGE && intake.window != 1) {
             //  Every 100 MiB input is held until acknowledged, and copied
-            //  once more on its way out: keep only two in flight.
-            intake.window = 2;
-            log_info ("loadgen.window", "window=2 reason=\"huge inputs\"");
+            //  once more on its way out: one in flight at a time.
+            intake.window = 1;
+            log_info ("loadgen.window", "window=1 reason=\"huge inputs\"");
         }
     self->client = intake_client_new (&intake);
     if (!self->client) {

@@ -166,7 +166,8 @@ main (int argc, char **argv)
             tap_printer_format (printer, frames, sizes, n > TAP_MAX_FRAMES ? 0 : n, &text, &size);
         if (result == TAP_PRINTED) {
             if (fwrite (text, 1, size, stdout) != size || fflush (stdout)) {
-                if (errno != EPIPE) {
+                //  A closed pipe or a signal while stdout is blocked: a normal end.
+                if (errno != EPIPE && !zsys_interrupted) {
                     log_error ("tap.output", "error=\"%s\"", strerror (errno));
                     rc = 1;
                 }
