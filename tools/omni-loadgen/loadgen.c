@@ -402,13 +402,13 @@ loadgen_test (bool verbose)
     assert (loadgen_run (gen) == 0 && loadgen_accepted (gen) == 200);
     if (verbose)
         printf ("loadgen: 200 at 1000/s in %.3f s\n", loadgen_seconds (gen));
-    assert (loadgen_seconds (gen) >= 0.19 && loadgen_seconds (gen) < 2.0);
+    assert (loadgen_seconds (gen) >= 0.19 && loadgen_seconds (gen) < 5.0);
     loadgen_destroy (&gen);
     config = (loadgen_config_t) {.intake = endpoint, .count = 5, .rate = 20, .give_up_ms = 5000};
     gen = loadgen_new (&config, synth, error, sizeof error);
     int64_t start = util_mono_ms ();
     assert (loadgen_run (gen) == 0 && loadgen_accepted (gen) == 5);
-    assert (util_mono_ms () - start < 1500);
+    assert (util_mono_ms () - start < 5000); //  ~0.25 s, not the minutes a full batch would take
     loadgen_destroy (&gen);
 
     //  For a duration: about rate × duration records.
@@ -418,7 +418,8 @@ loadgen_test (bool verbose)
     assert (loadgen_run (gen) == 0);
     if (verbose)
         printf ("loadgen: %" PRIu64 " records in 300 ms at 1000/s\n", loadgen_sent (gen));
-    assert (loadgen_sent (gen) >= 200 && loadgen_sent (gen) <= 400);
+    //  Never ahead of the schedule; behind it only on a starved machine.
+    assert (loadgen_sent (gen) >= 30 && loadgen_sent (gen) <= 301);
     assert (loadgen_accepted (gen) == loadgen_sent (gen));
     loadgen_destroy (&gen);
 

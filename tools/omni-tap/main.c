@@ -5,6 +5,7 @@
 #include "log.h"
 #include "tap_printer.h"
 
+#include <assert.h>
 #include <czmq.h>
 #include <errno.h>
 #include <signal.h>
