@@ -23,6 +23,11 @@ def vm(pid, field):
     return 0
 
 
+def cpu_seconds(pid):
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def histogram_quantile(metrics, name, q):
     buckets = sorted((float(k.split('le="')[1].split('"')[0]), v)
                      for k, v in metrics.items() if k.startswith(name + "_bucket") and 'le="+Inf"' not in k)
@@ -55,6 +60,7 @@ def main():
         p = Pipeline(work, writers=("archive",), journal_max="8G")
         p.ingestd.start()
         per = args.records // args.senders
+        cpu0 = cpu_seconds(p.ingestd.proc.pid)
         start = time.monotonic()
         procs = [subprocess.Popen([binary("omni-loadgen"), f"--intake={p.intake}", f"--count={per}",
                                    f"--size={args.size}", f"--seed={s}", "--kind=metric", "--batch=1000",
@@ -69,24 +75,28 @@ def main():
         m = p.ingestd.metrics()
         assert m["omni_ingestd_records_accepted_total"] == total
         commits = m["omni_ingestd_journal_commits_total"]
+        cpu = cpu_seconds(p.ingestd.proc.pid) - cpu0
         rows.append(("journaled (validate + LMDB append + fsync per round)",
                      f"{total / elapsed:,.0f} records/s",
                      f"{total} × {args.size} B from {args.senders} senders in {elapsed:.2f} s, "
-                     f"{commits:.0f} fsynced commits, ingestd RSS peak {peak} MiB"))
+                     f"{commits:.0f} fsynced commits; ingestd used {cpu:.2f} CPU s = "
+                     f"{total / cpu:,.0f} records per CPU second; RSS peak {peak} MiB"))
         # 2. Through to the archive: archiverd drains the journal.
         start = time.monotonic()
         archiver = p.archiverd(batch_size=5000).start()
-        wait_until(lambda: archive_line_count(p.archive_dir) >= total, 900, "archive")
+        wait_until(lambda: archive_line_count(p.archive_dir) >= total, 900, "archive", interval=0.2)
         elapsed = time.monotonic() - start
+        acpu = cpu_seconds(archiver.proc.pid)
         rows.append(("archived (delivery + JSON Lines + fsync + id index)",
                      f"{total / elapsed:,.0f} records/s",
-                     f"{total} records drained from the journal in {elapsed:.2f} s, "
-                     f"archiverd RSS {vm(archiver.proc.pid, 'VmHWM')} MiB peak"))
+                     f"{total} records drained from the journal in {elapsed:.2f} s; archiverd used "
+                     f"{acpu:.2f} CPU s = {total / acpu:,.0f} records per CPU second; "
+                     f"RSS {vm(archiver.proc.pid, 'VmHWM')} MiB peak"))
         # 3. Steady state, all together: loadgen -> ingestd -> archiverd, latency.
         start = time.monotonic()
         res = loadgen(p, args.records // 2, args.size, 99, ("--batch=1000",))
         wait_until(lambda: archive_line_count(p.archive_dir) >= total + args.records // 2, 900,
-                   "archive")
+                   "archive", interval=0.2)
         elapsed = time.monotonic() - start
         m = p.ingestd.metrics()
         lat = "end_to_end p50 ≤ {:.4g} s, p99 ≤ {:.4g} s".format(

@@ -335,11 +335,12 @@ s_intake_message (server_t *self, zmsg_t *msg, s_reply_t *reply, zlist_t *tap_re
     size_t frames = zmsg_size (msg) - 3;
     journal_count_received (self->journal, frames);
     metric_add (self->m_received, frames);
+    size_t bytes = 0;
     for (zframe_t *frame = zmsg_next (msg); frame; frame = zmsg_next (msg)) {
         record_t record;
         char detail[256];
         msgpack_zone_clear (&self->zone);
-        metric_add (self->m_bytes, zframe_size (frame));
+        bytes += zframe_size (frame);
         record_reject_t reason =
             record_decode (&record, &self->zone, zframe_data (frame), zframe_size (frame),
                            &self->config.limits, detail, sizeof detail);
@@ -366,6 +367,7 @@ s_intake_message (server_t *self, zmsg_t *msg, s_reply_t *reply, zlist_t *tap_re
                        zframe_size (frame));
         }
     }
+    metric_add (self->m_bytes, bytes);
     return 0;
 }
 

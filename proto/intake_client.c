@@ -37,6 +37,8 @@ struct _intake_client_t {
     int64_t last_ack_ms;
     uint64_t accepted, rejected, resent;
     bool connected_once;
+    bool draining;          //  waiting for ACKs after SIGINT/SIGTERM
+    int64_t drain_deadline_ms;
 };
 
 static void
@@ -114,17 +116,25 @@ intake_client_destroy (intake_client_t **self_p)
     *self_p = NULL;
 }
 
+//  Frames are sent with ZFRAME_REUSE: ZeroMQ shares their content by
+//  reference count, so keeping the batch for a resend costs no copy.
 static void
 s_transmit (intake_client_t *self, s_batch_t *batch)
 {
-    zmsg_t *msg = zmsg_dup (batch->frames);
     uint8_t seq[8];
     for (int i = 0; i < 8; i++)
         seq[i] = (uint8_t) (batch->seq >> (56 - 8 * i));
-    zmsg_pushmem (msg, seq, 8);
-    zmsg_pushstr (msg, "BATCH");
-    zmsg_pushstr (msg, SIGNATURE);
-    zmsg_send (&msg, self->dealer);
+    void *sock = zsock_resolve (self->dealer);
+    size_t frames = zmsg_size (batch->frames);
+    zmq_send (sock, SIGNATURE, strlen (SIGNATURE), ZMQ_SNDMORE);
+    zmq_send (sock, "BATCH", 5, ZMQ_SNDMORE);
+    zmq_send (sock, seq, 8, frames ? ZMQ_SNDMORE : 0);
+    size_t sent = 0;
+    for (zframe_t *frame = zmsg_first (batch->frames); frame;
+         frame = zmsg_next (batch->frames)) {
+        sent++;
+        zframe_send (&frame, self->dealer, ZFRAME_REUSE | (sent < frames ? ZFRAME_MORE : 0));
+    }
     batch->sent_ms = util_mono_ms ();
 }
 
@@ -144,6 +154,18 @@ s_handle_ack (intake_client_t *self, zmsg_t *msg)
         char *reason = zframe_strdup (zmsg_next (msg) ? zmsg_last (msg) : seqf);
         log_error ("intake.batch_refused", "seq=%" PRIu64 " reason=\"%s\"", seq, reason);
         free (reason);
+        //  ingestd dead-lettered the whole message: its records count as rejected.
+        for (size_t i = 0; i < self->inflight; i++)
+            if (self->window[i].seq == seq) {
+                self->rejected += self->window[i].records;
+                s_free_batch (&self->window[i]);
+                memmove (&self->window[i], &self->window[i + 1],
+                         (self->inflight - i - 1) * sizeof *self->window);
+                self->inflight--;
+                self->last_ack_ms = util_mono_ms ();
+                break;
+            }
+        return;
     }
     else if (!zframe_streq (cmd, "ACK"))
         return;
@@ -206,8 +228,12 @@ static int
 s_wait (intake_client_t *self, size_t max_inflight)
 {
     while (self->inflight > max_inflight) {
-        if (zsys_interrupted)
+        if (zsys_interrupted && !self->draining)
             return -1;
+        if (self->draining && util_mono_ms () > self->drain_deadline_ms) {
+            log_warn ("intake.drain_timeout", "unacked=%zu", self->inflight);
+            return -1;
+        }
         int64_t now = util_mono_ms ();
         if (self->config.give_up_ms && now - self->last_ack_ms > self->config.give_up_ms) {
             log_error ("intake.unreachable",
@@ -286,6 +312,18 @@ intake_client_flush (intake_client_t *self)
     if (s_dispatch (self))
         return -1;
     return s_wait (self, 0);
+}
+
+int
+intake_client_drain (intake_client_t *self, int64_t timeout_ms)
+{
+    self->draining = true;
+    self->drain_deadline_ms = util_mono_ms () + timeout_ms;
+    int rc = s_dispatch (self);
+    if (rc == 0)
+        rc = s_wait (self, 0);
+    self->draining = false;
+    return rc;
 }
 
 uint64_t

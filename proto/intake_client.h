@@ -34,6 +34,12 @@ int intake_client_send (intake_client_t *self, const void *record, size_t size);
 //  Returns 0, or -1 as above.
 int intake_client_flush (intake_client_t *self);
 
+//  After SIGINT/SIGTERM, when send and flush refuse: sends the partial batch
+//  and waits up to timeout_ms for every ACK, so a stopping collector hands
+//  over what it holds. Returns 0 when all are acknowledged, else -1 (the
+//  unacknowledged records will be collected again on the next run).
+int intake_client_drain (intake_client_t *self, int64_t timeout_ms);
+
 //  Totals since creation, acknowledged by ingestd.
 uint64_t intake_client_accepted (intake_client_t *self);
 uint64_t intake_client_rejected (intake_client_t *self);

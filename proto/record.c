@@ -12,7 +12,9 @@
 
 #include <assert.h>
 #include <math.h>
+#include <openssl/evp.h>
 #include <openssl/sha.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -82,6 +84,19 @@ s_utf8_valid (const uint8_t *s, size_t len)
         i += n + 1;
     }
     return true;
+}
+
+//  Length of the longest prefix of at most `max` bytes that does not cut a
+//  UTF-8 character, so that details quoting input stay valid UTF-8.
+static int
+s_utf8_prefix (const char *text, size_t len, size_t max)
+{
+    if (len <= max)
+        return (int) len;
+    size_t cut = max;
+    while (cut > 0 && ((unsigned char) text[cut] & 0xC0) == 0x80)
+        cut--;
+    return (int) cut;
 }
 
 static uint64_t
@@ -303,6 +318,35 @@ s_envelope_str (const msgpack_object *val, const char *name, record_str_t *out, 
     return REJECT_NONE;
 }
 
+//  Index of an envelope field in the order of `names` in record_decode, or
+//  -1: a switch on the length first, because this runs for every field of
+//  every record ingestd receives.
+static int
+s_envelope_index (const msgpack_object *key)
+{
+    const char *p = key->via.str.ptr;
+    switch (key->via.str.size) {
+    case 1: return *p == 'v' ? 0 : -1;
+    case 2:
+        if (memcmp (p, "id", 2) == 0)
+            return 1;
+        return memcmp (p, "ts", 2) == 0 ? 6 : -1;
+    case 3:
+        if (memcmp (p, "src", 3) == 0)
+            return 3;
+        if (memcmp (p, "col", 3) == 0)
+            return 4;
+        return memcmp (p, "run", 3) == 0 ? 5 : -1;
+    case 4:
+        if (memcmp (p, "kind", 4) == 0)
+            return 2;
+        if (memcmp (p, "body", 4) == 0)
+            return 7;
+        return memcmp (p, "tags", 4) == 0 ? 8 : -1;
+    default: return -1;
+    }
+}
+
 record_reject_t
 record_decode (record_t *record, msgpack_zone *zone, const void *data, size_t size,
                const record_limits_t *limits, char *detail, size_t detail_size)
@@ -339,13 +383,10 @@ record_decode (record_t *record, msgpack_zone *zone, const void *data, size_t si
     for (uint32_t i = 0; i < root.via.map.size; i++) {
         const msgpack_object *key = &root.via.map.ptr[i].key;
         const msgpack_object *val = &root.via.map.ptr[i].val;
-        int which = -1;
-        for (int n = 0; n < 9; n++)
-            if (s_key_is (key, names[n]))
-                which = n;
+        int which = s_envelope_index (key);
         if (which < 0)
             return s_fail (REJECT_BAD_ENVELOPE, detail, detail_size, "unknown field \"%.*s\"",
-                           (int) (key->via.str.size > 64 ? 64 : key->via.str.size),
+                           s_utf8_prefix (key->via.str.ptr, key->via.str.size, 64),
                            key->via.str.ptr);
         if (seen & (1u << which))
             return s_fail (REJECT_BAD_ENVELOPE, detail, detail_size, "duplicate field \"%s\"",
@@ -406,19 +447,47 @@ record_decode (record_t *record, msgpack_zone *zone, const void *data, size_t si
     record->spec = kinds_lookup (record->kind.ptr, record->kind.len);
     if (!record->spec)
         return s_fail (REJECT_UNKNOWN_KIND, detail, detail_size, "kind \"%.*s\" is not declared",
-                       (int) (record->kind.len > 64 ? 64 : record->kind.len), record->kind.ptr);
-    for (const field_spec_t *f = record->spec->fields; f->name; f++) {
-        const msgpack_object *val = record_field (record->body, f->name);
-        if (!val || (val->type == MSGPACK_OBJECT_NIL && !f->required)) {
-            if (f->required)
-                return s_fail (REJECT_BAD_BODY, detail, detail_size, "body.%s: missing", f->name);
-            continue;
+                       s_utf8_prefix (record->kind.ptr, record->kind.len, 64), record->kind.ptr);
+    //  One pass over the body: each key is matched against the spec's
+    //  fields (length first), and required fields are ticked off.
+    const field_spec_t *fields = record->spec->fields;
+    uint64_t present = 0;
+    for (uint32_t i = 0; i < record->body->via.map.size; i++) {
+        const msgpack_object *key = &record->body->via.map.ptr[i].key;
+        const msgpack_object *val = &record->body->via.map.ptr[i].val;
+        for (int n = 0; fields[n].name && n < 64; n++) {
+            const char *name = fields[n].name;
+            if (key->via.str.size == 0 || name[0] != key->via.str.ptr[0]
+                || strlen (name) != key->via.str.size
+                || memcmp (name, key->via.str.ptr, key->via.str.size) != 0)
+                continue;
+            if (val->type == MSGPACK_OBJECT_NIL && !fields[n].required)
+                break;
+            if (!s_type_ok (fields[n].type, val))
+                return s_fail (REJECT_BAD_BODY, detail, detail_size,
+                               "body.%s: expected %s, got %s", name,
+                               field_type_name (fields[n].type), s_type_name (val));
+            present |= 1ULL << n;
+            break;
         }
-        if (!s_type_ok (f->type, val))
-            return s_fail (REJECT_BAD_BODY, detail, detail_size, "body.%s: expected %s, got %s",
-                           f->name, field_type_name (f->type), s_type_name (val));
     }
+    for (int n = 0; fields[n].name && n < 64; n++)
+        if (fields[n].required && !(present & (1ULL << n)))
+            return s_fail (REJECT_BAD_BODY, detail, detail_size, "body.%s: missing",
+                           fields[n].name);
     return REJECT_NONE;
+}
+
+//  OpenSSL 3 looks the algorithm up on every one-shot SHA256() call, which
+//  costs more than hashing a natural key: fetch it once per process.
+static pthread_once_t s_sha256_once = PTHREAD_ONCE_INIT;
+static EVP_MD *s_sha256;
+
+static void
+s_sha256_fetch (void)
+{
+    s_sha256 = EVP_MD_fetch (NULL, "SHA256", NULL);
+    assert (s_sha256);
 }
 
 void
@@ -456,7 +525,8 @@ record_compute_id (const record_t *record, uint8_t id[RECORD_ID_SIZE])
             }
         }
     uint8_t digest[SHA256_DIGEST_LENGTH];
-    SHA256 ((const unsigned char *) sbuf.data, sbuf.size, digest);
+    pthread_once (&s_sha256_once, s_sha256_fetch);
+    EVP_Digest (sbuf.data, sbuf.size, digest, NULL, s_sha256, NULL);
     memcpy (id, digest, RECORD_ID_SIZE);
     msgpack_sbuffer_destroy (&sbuf);
 }
