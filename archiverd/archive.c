@@ -76,7 +76,6 @@ typedef struct {
     size_t first, last;  //  record index + 1 of its first / last line (0 = none)
     uint64_t pending;    //  bytes written past `committed`
     bool unsynced;       //  written and not yet fsynced
-    bool created;        //  created by this batch: its directory needs an fsync
 } s_file_t;
 
 typedef struct {
@@ -296,20 +295,25 @@ s_sync (s_file_t *file, char *error, size_t error_size)
     return 0;
 }
 
+static void
+s_forget_fd (archive_t *self, s_file_t *file)
+{
+    close (file->fd);
+    file->fd = -1;
+    for (size_t i = 0; i < self->nopen; i++)
+        if (self->open[i] == file) {
+            self->open[i] = self->open[--self->nopen];
+            break;
+        }
+}
+
 static int
 s_close (archive_t *self, s_file_t *file, char *error, size_t error_size)
 {
     //  Closing never loses the fsync a written file still owes.
     int rc = s_sync (file, error, error_size);
-    if (rc == 0) {
-        close (file->fd);
-        file->fd = -1;
-        for (size_t i = 0; i < self->nopen; i++)
-            if (self->open[i] == file) {
-                self->open[i] = self->open[--self->nopen];
-                break;
-            }
-    }
+    if (rc == 0)
+        s_forget_fd (self, file);
     return rc;
 }
 
@@ -319,6 +323,12 @@ static int
 s_open (archive_t *self, s_file_t *file, char *error, size_t error_size)
 {
     file->used = ++self->tick;
+    struct stat st;
+    if (file->fd >= 0 && (fstat (file->fd, &st) || st.st_nlink == 0)) {
+        //  Unlinked while open (retention?): lines written to it would be
+        //  lost with it, so open it again by name.
+        s_forget_fd (self, file);
+    }
     if (file->fd < 0) {
         if (self->nopen == FD_CACHE_MAX) {
             s_file_t *lru = self->open[0];
@@ -347,7 +357,6 @@ s_open (archive_t *self, s_file_t *file, char *error, size_t error_size)
             if (rc)
                 return s_fail (error, error_size, "mkdir for", file->path, errno);
             fd = open (full, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
-            file->created = true;
         }
         if (fd < 0)
             return s_fail (error, error_size, "open", file->path, errno);
@@ -423,7 +432,6 @@ s_end_batch (archive_t *self, bool committed)
             file->dirty = true;
         file->first = file->last = 0;
         file->pending = 0;
-        file->created = false;
     }
     self->ntouched = 0;
     if (self->buf.capacity > BUF_KEEP_MAX)
@@ -527,7 +535,9 @@ s_write_batch (archive_t *self, const record_t *records, size_t count, bool *map
         file = self->touched[t];
         if (file->fd >= 0 && s_sync (file, error, error_size))
             goto failed;
-        if (file->created && s_fsync_dir_of (self, file->path, error, error_size))
+        //  A file new to the state may have been created by this batch or by
+        //  a failed one: either way its name is made durable now.
+        if (!file->in_state && s_fsync_dir_of (self, file->path, error, error_size))
             goto failed;
         uint8_t length[8];
         s_put_be (length, file->committed + file->pending);
@@ -1295,10 +1305,24 @@ archive_test (bool verbose)
         assert (s_test_file_is (root, path, &one));
     }
 
+    //  A file unlinked while open is written again under its name, not
+    //  into the unlinked inode.
+    s_test_batch_clear (&batch);
+    s_test_add (&batch, "x.deploy", TEST_D1 + 40, "db", 4);
+    assert (archive_write (archive, batch.records, batch.count, error, sizeof error) == 0);
+    char full[PATH_MAX];
+    s_path (full, sizeof full, "%s/x.deploy/2023-11-14.jsonl", root);
+    assert (unlink (full) == 0);
+    s_test_batch_clear (&batch);
+    s_test_add (&batch, "x.deploy", TEST_D1 + 41, "db", 5);
+    assert (archive_write (archive, batch.records, batch.count, error, sizeof error) == 0);
+    mpjson_buf_reset (&one);
+    s_test_expect (&one, &batch, 0, 1);
+    assert (s_test_file_is (root, "x.deploy/2023-11-14.jsonl", &one));
+
     //  A file removed by an operator (retention) is forgotten; its records
     //  stay archived.
     archive_destroy (&archive);
-    char full[PATH_MAX];
     s_path (full, sizeof full, "%s/x.deploy/2023-11-15.jsonl", root);
     assert (unlink (full) == 0);
     archive = archive_new (root, NULL, error, sizeof error);
