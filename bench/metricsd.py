@@ -1,0 +1,167 @@
+#!/usr/bin/env python3
+"""metricsd benchmark: points/s sustained from ingestd into PostgreSQL, next to
+a plain COPY of the same rows into the same table, in the same run, on the
+same server. Prints a Markdown table for docs/metricsd.md (and
+docs/performance.md).
+
+1. The records are journaled by ingestd first (no writer connected), so the
+   measurement is metricsd draining a backlog: delivery, decoding, deriving
+   points, COPY to the staging table, INSERT ... ON CONFLICT, commit and ack,
+   with nothing waiting on the sender.
+2. The same rows (same values, same partitioned table, same indexes, emptied)
+   are then loaded by one `COPY points FROM STDIN` (text format, psycopg2).
+
+Inputs: `metric` records (one point each: host series, tag host=) and, with
+--commits, `git.commit` records (four points each). PostgreSQL:
+$OMNI_TEST_PG_DSN (any database on the server) or
+postgresql://postgres@127.0.0.1:5432/postgres; a database of its own is
+created and dropped. Not a test: it asserts only that every point came."""
+import argparse
+import io
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg2
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "tests"))
+from omni import Pipeline, wait_until  # noqa: E402
+from test_metricsd import make_record_metric  # noqa: E402
+from test_relationald import send, synthetic_commits  # noqa: E402
+
+SERIES = ["host.cpu.user", "host.cpu.system", "host.cpu.iowait", "host.mem.used",
+          "host.mem.available", "host.load.1", "host.net.rx", "host.net.tx"]
+START = 1_704_067_200  # 2024-01-01: one month partition
+
+
+def metric_inputs(n, hosts=50):
+    """(frames, rows): n metric records, and the point rows they make."""
+    frames, rows = [], []
+    for i in range(n):
+        host = f"web-{i % hosts}"
+        name = SERIES[(i // hosts) % len(SERIES)]
+        ts = (START + i // (hosts * len(SERIES)) * 10) * 10**9
+        value = float(i % 1000) / 10
+        frames.append(make_record_metric(host, ts, name, value))
+        rows.append((ts, name, value, host, json.dumps({"host": host})))
+    return frames, rows
+
+
+def commit_inputs(n):
+    frames, rows = [], []
+    # synthetic_commits: the i-th has committer_time 1_600_000_000 + i * 60 + 5
+    for i, (sha, frame) in enumerate(synthetic_commits(n, src="bench-repo")):
+        frames.append(frame)
+        tags = json.dumps({"repository": "bench-repo", "author": f"a{i % 37}@example.org",
+                           "sha": sha})
+        ts = (1_600_000_000 + i * 60 + 5) * 10**9
+        for name, value in (("git.commits", 1.0), ("git.insertions", float(i % 100)),
+                            ("git.deletions", float(i % 7)), ("git.files_changed", 1.0)):
+            rows.append((ts, name, value, "bench-repo", tags))
+    return frames, rows
+
+
+def copy_text(rows):
+    out = io.StringIO()
+    for ts, name, value, source, tags in rows:
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ts // 10**9))
+        stamp += ".%06d+00" % (ts % 10**9 // 1000)
+        out.write(f"{stamp}\t{name}\t{value!r}\t{source}\t{tags}\n")
+    out.seek(0)
+    return out
+
+
+def run(admin, kind, records, batch_size):
+    name = "omni_bench_" + uuid.uuid4().hex[:8]
+    conn = psycopg2.connect(admin)
+    conn.autocommit = True
+    conn.cursor().execute(f'CREATE DATABASE "{name}"')
+    conn.close()
+    dsn = urlunsplit(urlsplit(admin)._replace(path="/" + name))
+    work = tempfile.mkdtemp(prefix="omni-bench-met-")
+    p = None
+    try:
+        frames, rows = metric_inputs(records) if kind == "metric" else commit_inputs(records)
+        p = Pipeline(work, writers=("metrics",), journal_max="8G")
+        p.ingestd.start()
+        send(p.intake, frames, batch=1000)
+        m = p.writer("metricsd", [f"--dsn={dsn}", f"--batch-size={batch_size}",
+                                  "--log-level=warn"])
+        key = 'omni_ingestd_records_acked_total{writer="metrics"}'
+        m.start()
+        # Sustained rate: from the first acknowledged batch to the last.
+        n0, t0 = wait_until(lambda: (lambda n: (n, time.monotonic()) if n > 0 else None)(
+            p.ingestd.metrics().get(key, 0)), 120, "first batch", interval=0.005)
+        wait_until(lambda: p.ingestd.metrics().get(key, 0) >= len(frames), 1800,
+                   "all acknowledged", interval=0.005)
+        t1 = time.monotonic()
+        points_done = len(rows) * (len(frames) - n0) / len(frames)
+        rate = points_done / (t1 - t0)
+        # The same records again (a re-collection): every point exists, so
+        # every batch goes the staging + upsert way
+        m.stop()
+        send(p.intake, frames, batch=1000)
+        m.start()
+        n = len(frames)
+        n1, t2 = wait_until(lambda: (lambda k: (k, time.monotonic()) if k > n else None)(
+            p.ingestd.metrics().get(key, 0)), 120, "first batch again", interval=0.005)
+        wait_until(lambda: p.ingestd.metrics().get(key, 0) >= 2 * n, 1800,
+                   "all acknowledged again", interval=0.005)
+        again = len(rows) * (2 * n - n1) / n / (time.monotonic() - t2)
+        m.stop()
+        db = psycopg2.connect(dsn)
+        db.autocommit = True
+        cur = db.cursor()
+        cur.execute("SELECT count(*) FROM points")
+        assert cur.fetchone()[0] == len(rows)
+        # Plain COPY of the same rows into the same, emptied table
+        cur.execute("TRUNCATE points")
+        cur.execute("VACUUM ANALYZE points")
+        cur.execute("CHECKPOINT")
+        text = copy_text(rows)
+        t = time.monotonic()
+        cur.copy_expert("COPY points (time, name, value, source, tags) FROM STDIN", text)
+        copy_s = time.monotonic() - t
+        cur.execute("SELECT count(*) FROM points")
+        assert cur.fetchone()[0] == len(rows)
+        db.close()
+        return rate, len(rows) / copy_s, again, t1 - t0, copy_s
+    finally:
+        if p:
+            for d in reversed(p.daemons):
+                if d.running():
+                    d.stop()
+        shutil.rmtree(work, ignore_errors=True)
+        conn = psycopg2.connect(admin)
+        conn.autocommit = True
+        conn.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.close()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--records", type=int, default=200_000, help="metric records")
+    ap.add_argument("--commits", type=int, default=50_000, help="git.commit records, 0 = none")
+    ap.add_argument("--batch-size", type=int, default=1000)
+    args = ap.parse_args()
+    admin = os.environ.get("OMNI_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+    print("| input | metricsd, new points | plain COPY, same rows | ratio | metricsd, "
+          "same records again (upsert) |\n|---|---|---|---|---|")
+    runs = [("metric", args.records)] + ([("commit", args.commits)] if args.commits else [])
+    for kind, n in runs:
+        rate, copy_rate, again, drain_s, copy_s = run(admin, kind, n, args.batch_size)
+        what = (f"{n} `metric` records (1 point each)" if kind == "metric"
+                else f"{n} `git.commit` records (4 points each)")
+        print(f"| {what}, batch {args.batch_size} | {rate:,.0f} points/s ({drain_s:.2f} s) "
+              f"| {copy_rate:,.0f} points/s ({copy_s:.2f} s) | {100 * rate / copy_rate:.0f}% "
+              f"| {again:,.0f} points/s |")
+
+
+if __name__ == "__main__":
+    main()
