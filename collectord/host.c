@@ -411,18 +411,51 @@ s_pack_str (msgpack_packer *pk, const char *text)
     msgpack_pack_str_with_body (pk, text, strlen (text));
 }
 
+const char *
+host_hostname (host_t *self)
+{
+    return self->hostname;
+}
+
+const char *
+host_source (host_t *self)
+{
+    return self->source;
+}
+
+const char *
+host_proc_root (host_t *self)
+{
+    return self->proc_root;
+}
+
+int64_t
+host_interval_ms (host_t *self)
+{
+    return self->interval_ms;
+}
+
 int
-host_sample (host_t *self, int64_t mono_ns, int64_t wall_ns, host_emit_fn *emit, void *arg)
+host_sample_values (host_t *self, int64_t mono_ns, host_value_t *out)
 {
     host_snapshot_t cur;
     if (host_snapshot_read (self->proc_root, &cur))
         return -1;
     cur.mono_ns = mono_ns;
-    host_value_t values[HOST_VALUES_MAX];
-    size_t n = host_values (self->has_prev ? &self->prev : NULL, &cur, values);
+    size_t n = host_values (self->has_prev ? &self->prev : NULL, &cur, out);
     self->prev = cur;
     self->has_prev = true;
-    for (size_t i = 0; i < n; i++) {
+    return (int) n;
+}
+
+int
+host_sample (host_t *self, int64_t mono_ns, int64_t wall_ns, host_emit_fn *emit, void *arg)
+{
+    host_value_t values[HOST_VALUES_MAX];
+    int n = host_sample_values (self, mono_ns, values);
+    if (n < 0)
+        return -1;
+    for (int i = 0; i < n; i++) {
         record_encoder_begin (self->enc, "metric", self->source, self->instance, self->run,
                               wall_ns);
         msgpack_packer *pk = record_encoder_body (self->enc);
@@ -446,7 +479,7 @@ host_sample (host_t *self, int64_t mono_ns, int64_t wall_ns, host_emit_fn *emit,
             return -1;
         self->records++;
     }
-    return (int) n;
+    return n;
 }
 
 static int
@@ -696,6 +729,48 @@ s_test_live (void)
     }
 }
 
+//  A minimal ingestd intake for host_run: acknowledges every batch and
+//  counts the records.
+static void
+s_fake_intake (zsock_t *pipe, void *arg)
+{
+    size_t *records = arg;
+    zsock_t *router = zsock_new_router ("tcp://127.0.0.1:*");
+    assert (router);
+    zsock_signal (pipe, 0);
+    zstr_send (pipe, zsock_endpoint (router));
+    zpoller_t *poller = zpoller_new (pipe, router, NULL);
+    while (true) {
+        void *which = zpoller_wait (poller, -1);
+        if (which != router)
+            break; //  $TERM or interrupted
+        zmsg_t *msg = zmsg_recv (router);
+        assert (msg && zmsg_size (msg) >= 4);
+        zframe_t *identity = zmsg_pop (msg);
+        zframe_t *signature = zmsg_pop (msg);
+        zframe_t *command = zmsg_pop (msg);
+        zframe_t *seq = zmsg_pop (msg);
+        assert (zframe_streq (signature, "OI/1") && zframe_streq (command, "BATCH"));
+        uint32_t n = (uint32_t) zmsg_size (msg);
+        *records += n;
+        uint8_t counts[8] = {(uint8_t) (n >> 24), (uint8_t) (n >> 16), (uint8_t) (n >> 8),
+                             (uint8_t) n, 0, 0, 0, 0};
+        zmsg_t *ack = zmsg_new ();
+        zmsg_append (ack, &identity);
+        zmsg_addstr (ack, "OI/1");
+        zmsg_addstr (ack, "ACK");
+        zmsg_append (ack, &seq);
+        zmsg_addmem (ack, counts, 4);
+        zmsg_addmem (ack, counts + 4, 4);
+        zmsg_send (&ack, router);
+        zframe_destroy (&signature);
+        zframe_destroy (&command);
+        zmsg_destroy (&msg);
+    }
+    zpoller_destroy (&poller);
+    zsock_destroy (&router);
+}
+
 void
 host_test (bool verbose)
 {
@@ -786,10 +861,33 @@ host_test (bool verbose)
     assert (s_near (s_sink_value (&sink, "host.cpu.user"), 100.0 * 150 / 965));
     assert (s_near (s_sink_value (&sink, "host.net.rx"), 125000));
     assert (host_records (host) == 19);
+    //  The values alone (for glue that packs its own records): nothing
+    //  moved since, so no CPU share and zero rates
+    assert (strcmp (host_hostname (host), "web-1") == 0 && host_interval_ms (host) == 1000);
+    assert (host_sample_values (host, INT64_C(9000000000), values) == 10);
+    assert (!s_has (values, 10, "host.cpu.user") && s_find (values, 10, "host.net.rx") == 0);
     s_sink_reset (&sink);
     zlist_destroy (&sink.names);
     host_destroy (&host);
     assert (host == NULL);
+
+    //  host_run: three samples 50 ms apart through a real intake client
+    size_t received = 0;
+    zactor_t *fake = zactor_new (s_fake_intake, &received);
+    char *endpoint = zstr_recv (fake);
+    intake_client_t *client = intake_client_new (&(intake_config_t) {endpoint, 0, 0, 0, 0, 0});
+    assert (client);
+    host = host_new (&(host_config_t) {dir, "web-1", NULL, NULL, NULL, 50, 3});
+    int64_t started = util_mono_ms ();
+    assert (host_run (host, client) == 0);
+    assert (util_mono_ms () - started >= 100);
+    //  6 on the first sample; then nothing moved: no CPU share, 10 each
+    assert (host_records (host) == 26);
+    assert (intake_client_accepted (client) == 26 && received == 26);
+    host_destroy (&host);
+    intake_client_destroy (&client);
+    zactor_destroy (&fake);
+    zstr_free (&endpoint);
     //  No /proc at all: an error, not a crash
     host = host_new (&(host_config_t) {"/nonexistent", NULL, NULL, NULL, NULL, 0, 0});
     assert (host_sample (host, 0, 0, s_sink, &sink) == -1);

@@ -99,6 +99,18 @@ typedef int (host_emit_fn) (void *arg, const void *record, size_t size);
 host_t *host_new (const host_config_t *config);
 void host_destroy (host_t **self_p);
 
+//  Takes one snapshot (at `mono_ns`, monotonic) and gives the values since
+//  the previous one (see host_values). Returns how many, or -1 when no
+//  /proc file could be read. For glue that packs records itself (e.g. a
+//  collectord session); host_sample below packs them here.
+int host_sample_values (host_t *self, int64_t mono_ns, host_value_t *out);
+
+//  The settings in force (defaults applied).
+const char *host_hostname (host_t *self);
+const char *host_source (host_t *self);
+const char *host_proc_root (host_t *self);
+int64_t host_interval_ms (host_t *self);
+
 //  Takes one snapshot (at `mono_ns`, stamped `wall_ns` = record ts) and
 //  emits one record per value. Returns the number of records, or -1 when
 //  no file could be read or `emit` failed.
