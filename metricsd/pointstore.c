@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define S_STAGE_DDL                                                                                \
     "CREATE TEMP TABLE IF NOT EXISTS stage_points (ord int4, time timestamptz, name text, "        \
@@ -160,6 +161,18 @@ s_parts_load (pointstore_t *self)
     return 0;
 }
 
+//  us since the epoch -> "1990-03-01T00:00:00Z", for logs
+static const char *
+s_iso (int64_t us, char text[32])
+{
+    int64_t seconds = us / 1000000 - (us % 1000000 < 0 ? 1 : 0);
+    time_t t = (time_t) seconds;
+    struct tm tm;
+    gmtime_r (&t, &tm);
+    strftime (text, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return text;
+}
+
 typedef struct {
     pointstore_t *self;
     int64_t t, lo, hi;
@@ -209,8 +222,9 @@ s_partition_for (pointstore_t *self, int64_t t, int64_t *hi)
     }
     s_parts_insert (self, ensure.lo, ensure.hi);
     s_add (self->m_partitions, 1);
-    log_info ("partition.ready", "lo_us=%" PRId64 " hi_us=%" PRId64 " partitions=%zu", ensure.lo,
-              ensure.hi, self->nparts);
+    char from[32], to[32];
+    log_info ("partition.ready", "from=%s to=%s partitions=%zu", s_iso (ensure.lo, from),
+              s_iso (ensure.hi, to), self->nparts);
     if (hi)
         *hi = ensure.hi;
     return PGCONN_OK;

@@ -238,6 +238,10 @@ s_timescaledb (pgconn_t *conn, s_ctx_t *ctx)
     PQclear (result);
     if (ctx->config->compress_after_ms <= 0)
         return 0;
+    //  Segments are (name, source), ordered by tags then time: each series
+    //  is one run of rows, which compresses best, and every column of the
+    //  unique key is a segment or order column, as TimescaleDB requires to
+    //  enforce it on compressed chunks.
     if (pgconn_exec (conn,
                      "DO $$ BEGIN "
                      "IF NOT (SELECT compression_enabled FROM timescaledb_information.hypertables "
@@ -245,7 +249,7 @@ s_timescaledb (pgconn_t *conn, s_ctx_t *ctx)
                      "        AND hypertable_schema = current_schema ()) THEN "
                      "  ALTER TABLE points SET (timescaledb.compress, "
                      "    timescaledb.compress_segmentby = 'name, source', "
-                     "    timescaledb.compress_orderby = 'time DESC'); "
+                     "    timescaledb.compress_orderby = 'tags, time DESC'); "
                      "END IF; END $$")
         != PGCONN_OK)
         return -1;
