@@ -1,0 +1,46 @@
+/*  collector: the table of collectord's modes.                             */
+#include "collector.h"
+#include "git_collector.h"
+
+#include <assert.h>
+#include <string.h>
+
+static const collector_t *s_collectors[] = {&git_collector};
+
+#define S_COUNT (sizeof s_collectors / sizeof s_collectors[0])
+
+const collector_t *
+collector_lookup (const char *name)
+{
+    for (size_t i = 0; name && i < S_COUNT; i++)
+        if (strcmp (s_collectors[i]->name, name) == 0)
+            return s_collectors[i];
+    return NULL;
+}
+
+const collector_t *
+collector_at (size_t index)
+{
+    return index < S_COUNT ? s_collectors[index] : NULL;
+}
+
+void
+collector_test (bool verbose)
+{
+    (void) verbose;
+    assert (collector_lookup ("git") == &git_collector);
+    assert (collector_lookup ("nope") == NULL);
+    assert (collector_lookup (NULL) == NULL);
+    //  Every collector is complete, and its keys do not collide with
+    //  another's (they share the config section)
+    for (size_t i = 0; collector_at (i); i++) {
+        const collector_t *c = collector_at (i);
+        assert (c->name && c->usage && c->summary && c->options);
+        assert (c->open && c->close && c->source && c->target && c->collect && c->commit);
+        for (const config_option_t *o = c->options; o->key; o++)
+            for (size_t j = i + 1; collector_at (j); j++)
+                for (const config_option_t *p = collector_at (j)->options; p->key; p++)
+                    assert (strcmp (o->key, p->key) != 0 || o->type == p->type);
+    }
+    assert (collector_at (S_COUNT) == NULL);
+}

@@ -1,0 +1,59 @@
+/*  collector: the interface every collectord mode implements. main.c looks
+    the mode up by name, loads the config (section "collectord": the shared
+    keys plus every collector's own), opens the collector, then for each run:
+
+        session_begin (source, target, pack_config)
+        collect       reads the source, sends records through the session
+        session_end   run.end, wait for every ACK
+        commit        only when everything was acknowledged: remember what
+                      was sent (incremental state)
+
+    A new mode is one file pair with a `const collector_t` and a line in the
+    table of collector.c.                                                   */
+#ifndef OMNI_COLLECTORD_COLLECTOR_H
+#define OMNI_COLLECTORD_COLLECTOR_H
+
+#include "config.h"
+#include "session.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+//  What main hands a collector when it opens it.
+typedef struct {
+    const char *const *args; //  positional arguments after the mode
+    size_t nargs;
+    const char *state_dir;   //  where collectors keep what they sent
+    const char *instance;    //  collector instance name (records' col)
+} collector_env_t;
+
+typedef struct {
+    const char *name;    //  the mode: "git"
+    const char *usage;   //  positional arguments: "REPO_PATH"
+    const char *summary; //  one line for the usage text
+    //  The collector's own config keys (section "collectord"), ending with
+    //  {NULL}; their targets are the collector's static settings.
+    const config_option_t *options;
+    //  Checks the settings and arguments (a bad path fails here, before
+    //  anything is sent). Returns the collector, or NULL with `error` set.
+    void *(*open) (const collector_env_t *env, char *error, size_t error_size);
+    void (*close) (void **self_p);
+    //  The records' src (a stable identity) and what the user named.
+    const char *(*source) (void *self);
+    const char *(*target) (void *self);
+    session_config_fn *pack_config;
+    //  One run. Returns 0, or -1 with `error` set (including when the
+    //  session failed or was interrupted: session_interrupted says which).
+    int (*collect) (void *self, session_t *session, char *error, size_t error_size);
+    //  After session_end succeeded: persist what this run sent.
+    int (*commit) (void *self, char *error, size_t error_size);
+} collector_t;
+
+//  The collector for a mode, or NULL.
+const collector_t *collector_lookup (const char *name);
+//  Iterates the collectors: 0.. until NULL.
+const collector_t *collector_at (size_t index);
+
+void collector_test (bool verbose);
+
+#endif

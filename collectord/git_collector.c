@@ -1,0 +1,1349 @@
+/*  git_collector: git history into records, with libgit2.
+
+    A run: resolve the refs to tips, walk every commit reachable from them
+    (hiding the tips of the last complete run), then for each commit diff it
+    against its first parent and send one git.commit; then one git.branch
+    per local branch and one git.tag per tag.
+
+    Text: git stores bytes. A commit with an `encoding` header other than
+    UTF-8 is converted with iconv, as `git log` does; text that is still not
+    valid UTF-8 has each bad sequence replaced by U+FFFD. Whenever the sent
+    text differs from the stored bytes, the stored bytes go to body.raw
+    (e.g. raw.author_name), so nothing is lost; a file path goes to the
+    file's own `path_raw`.
+
+    Size: a record is at most 4 MiB. A commit touching so many files that
+    its record would not fit keeps exact totals but lists only the files
+    that fit (files_truncated: true); a message over 1 MiB is cut likewise
+    (message_truncated: true).                                              */
+#include "git_collector.h"
+#include "fake_ingestd.h"
+#include "gitdiff.h"
+#include "log.h"
+#include "selftest.h"
+#include "state.h"
+#include "utf8.h"
+#include "util.h"
+
+#include <assert.h>
+#include <ctype.h>
+#include <czmq.h>
+#include <errno.h>
+#include <git2.h>
+#include <iconv.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#define S_BODY_BUDGET   (3 * 1024 * 1024) //  of the 4 MiB record limit
+#define S_MESSAGE_MAX   (1024 * 1024)
+#define S_NO_SINCE      INT64_MIN
+
+//  Settings from the config (section collectord)
+static struct {
+    char **branch;
+    char *since;
+    int64_t max_commits;
+    char *source;
+} s_settings;
+
+static const config_option_t s_options[] = {
+    {"branch", CONFIG_LIST, NULL,
+     "git: branches (or any ref names) to collect; default every ref and HEAD",
+     &s_settings.branch},
+    {"since", CONFIG_STRING, NULL,
+     "git: only commits committed at or after this: 2024-01-31, 2024-01-31T12:00:00+02:00, "
+     "@UNIX_SECONDS, or an age: 90d, 12w, 36h",
+     &s_settings.since},
+    {"max_commits", CONFIG_INT, "0", "git: at most this many commits per run, newest first; 0 = all",
+     &s_settings.max_commits},
+    {"source", CONFIG_STRING, NULL,
+     "git: the records' src; default the repository's absolute git directory",
+     &s_settings.source},
+    {NULL}};
+
+typedef enum { S_BRANCH, S_TAG } s_ref_kind_t;
+
+typedef struct {
+    s_ref_kind_t kind;
+    char *name; //  short name
+    git_oid target;
+    bool head;
+} s_ref_t;
+
+//  Text fields of a commit, in the order of s_text_names
+enum { T_AUTHOR_NAME, T_AUTHOR_EMAIL, T_COMMITTER_NAME, T_COMMITTER_EMAIL, T_MESSAGE, T_COUNT };
+static const char *s_text_names[T_COUNT] = {"author_name", "author_email", "committer_name",
+                                            "committer_email", "message"};
+
+typedef struct {
+    const char *ptr; //  what is sent: the stored bytes or a buffer
+    size_t len;
+    const char *orig;
+    size_t orig_len;
+    bool changed;
+} s_text_t;
+
+typedef struct {
+    char *path;      //  as given
+    char *target;    //  its absolute path
+    char *src;
+    char *state_dir;
+    char **branches;
+    char *since;
+    int64_t max_commits;
+
+    //  One run
+    git_repository *repo;
+    gitdiff_t *diff;
+    utf8_buf_t buf[T_COUNT + 1];
+    char *iconv_name;
+    iconv_t iconv;
+    git_oid *tips;
+    size_t ntips, tips_cap;
+    git_oid *old_tips;
+    size_t nold;
+    s_ref_t *refs;
+    size_t nrefs, refs_cap;
+    int64_t since_used;
+    bool complete;
+} s_git_t;
+
+//  ---------------------------------------------------------------------------
+//  --since
+
+static int
+s_parse_int (const char **p, int digits, int *out)
+{
+    int v = 0;
+    for (int i = 0; i < digits; i++, (*p)++) {
+        if (!isdigit ((unsigned char) **p))
+            return -1;
+        v = v * 10 + (**p - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+//  Seconds since the epoch for `text`, relative to `now` for ages.
+static int
+s_parse_since (const char *text, int64_t now, int64_t *out)
+{
+    if (!text || !*text)
+        return -1;
+    char *end;
+    if (text[0] == '@') {
+        errno = 0;
+        long long v = strtoll (text + 1, &end, 10);
+        if (errno || end == text + 1 || *end)
+            return -1;
+        *out = v;
+        return 0;
+    }
+    if (isdigit ((unsigned char) text[0])) {
+        errno = 0;
+        long long n = strtoll (text, &end, 10);
+        if (!errno && end != text && end[0] && !end[1]) {
+            int64_t unit = end[0] == 's' ? 1 : end[0] == 'm' ? 60 : end[0] == 'h' ? 3600
+                         : end[0] == 'd' ? 86400 : end[0] == 'w' ? 7 * 86400 : 0;
+            if (!unit || n < 0 || n > INT64_MAX / unit / 2)
+                return -1;
+            *out = now - n * unit;
+            return 0;
+        }
+    }
+    //  YYYY-MM-DD[(T| )HH:MM[:SS]][Z|(+|-)HH[:]MM], UTC unless an offset is given
+    const char *p = text;
+    struct tm tm = {0};
+    int year, mon, day, hour = 0, min = 0, sec = 0;
+    if (s_parse_int (&p, 4, &year) || *p++ != '-' || s_parse_int (&p, 2, &mon) || *p++ != '-'
+        || s_parse_int (&p, 2, &day))
+        return -1;
+    if (*p == 'T' || *p == ' ') {
+        p++;
+        if (s_parse_int (&p, 2, &hour) || *p++ != ':' || s_parse_int (&p, 2, &min))
+            return -1;
+        if (*p == ':') {
+            p++;
+            if (s_parse_int (&p, 2, &sec))
+                return -1;
+        }
+    }
+    int offset = 0;
+    if (*p == 'Z')
+        p++;
+    else if (*p == '+' || *p == '-') {
+        int sign = *p++ == '-' ? -1 : 1, oh, om;
+        if (s_parse_int (&p, 2, &oh))
+            return -1;
+        if (*p == ':')
+            p++;
+        if (s_parse_int (&p, 2, &om))
+            return -1;
+        offset = sign * (oh * 60 + om);
+    }
+    if (*p || mon < 1 || mon > 12 || day < 1 || day > 31 || hour > 23 || min > 59 || sec > 60)
+        return -1;
+    tm.tm_year = year - 1900;
+    tm.tm_mon = mon - 1;
+    tm.tm_mday = day;
+    tm.tm_hour = hour;
+    tm.tm_min = min;
+    tm.tm_sec = sec;
+    *out = (int64_t) timegm (&tm) - (int64_t) offset * 60;
+    return 0;
+}
+
+//  ---------------------------------------------------------------------------
+//  Open and close
+
+static const char *
+s_git_error (void)
+{
+    const git_error *e = git_error_last ();
+    return e && e->message ? e->message : "unknown libgit2 error";
+}
+
+//  Opens the repository at `path` itself (no search upwards: a directory
+//  inside a work tree is not taken for its repository).
+static int
+s_open_repo (git_repository **repo, const char *path, char *error, size_t size)
+{
+    int rc = git_repository_open_ext (repo, path, GIT_REPOSITORY_OPEN_NO_SEARCH, NULL);
+    if (rc == GIT_ENOTFOUND)
+        snprintf (error, size, "not a git repository: %s", path);
+    else if (rc)
+        snprintf (error, size, "cannot open repository %s: %s", path, s_git_error ());
+    return rc ? -1 : 0;
+}
+
+//  The ref a --branch name means, as git would read it (main, origin/main,
+//  refs/heads/main, v1.0 ...).
+static int
+s_resolve (git_repository *repo, const char *name, git_reference **ref)
+{
+    if (git_reference_dwim (ref, repo, name) == 0)
+        return 0;
+    return git_reference_lookup (ref, repo, name);
+}
+
+static void s_close (void **self_p);
+
+static void *
+s_open (const collector_env_t *env, char *error, size_t size)
+{
+    if (env->nargs != 1) {
+        snprintf (error, size, "%s", env->nargs ? "one repository path, please"
+                                                : "the repository path is missing");
+        return NULL;
+    }
+    const char *path = env->args[0];
+    struct stat st;
+    if (stat (path, &st) != 0) {
+        snprintf (error, size, "cannot open repository %s: %s", path, strerror (errno));
+        return NULL;
+    }
+    if (!S_ISDIR (st.st_mode)) {
+        snprintf (error, size, "not a git repository: %s (not a directory)", path);
+        return NULL;
+    }
+    git_libgit2_init ();
+    s_git_t *self = calloc (1, sizeof *self);
+    assert (self);
+    self->iconv = (iconv_t) -1;
+    self->path = strdup (path);
+    self->target = realpath (path, NULL);
+    self->state_dir = strdup (env->state_dir);
+    self->max_commits = s_settings.max_commits;
+    self->since = s_settings.since ? strdup (s_settings.since) : NULL;
+    size_t nbranches = 0;
+    while (s_settings.branch && s_settings.branch[nbranches])
+        nbranches++;
+    self->branches = calloc (nbranches + 1, sizeof (char *));
+    for (size_t i = 0; i < nbranches; i++)
+        self->branches[i] = strdup (s_settings.branch[i]);
+    int64_t since;
+    if (self->since && s_parse_since (self->since, time (NULL), &since)) {
+        snprintf (error, size, "collectord.since: bad value \"%s\" (expected 2024-01-31, "
+                               "2024-01-31T12:00:00Z, @1700000000 or an age like 90d)",
+                  self->since);
+        s_close ((void **) &self);
+        return NULL;
+    }
+    if (self->max_commits < 0) {
+        snprintf (error, size, "collectord.max_commits: must be 0 or more");
+        s_close ((void **) &self);
+        return NULL;
+    }
+    git_repository *repo;
+    if (s_open_repo (&repo, path, error, size)) {
+        s_close ((void **) &self);
+        return NULL;
+    }
+    //  The common directory: every linked work tree of a repository is the
+    //  same source
+    char *gitdir = realpath (git_repository_commondir (repo), NULL);
+    if (!gitdir)
+        gitdir = strdup (git_repository_commondir (repo));
+    size_t len = strlen (gitdir);
+    while (len > 1 && gitdir[len - 1] == '/')
+        gitdir[--len] = 0;
+    self->src = s_settings.source && *s_settings.source ? strdup (s_settings.source) : gitdir;
+    if (self->src != gitdir)
+        free (gitdir);
+    for (size_t i = 0; self->branches[i]; i++) {
+        git_reference *ref;
+        if (s_resolve (repo, self->branches[i], &ref)) {
+            snprintf (error, size, "collectord.branch: no branch or ref \"%s\" in %s",
+                      self->branches[i], path);
+            git_repository_free (repo);
+            s_close ((void **) &self);
+            return NULL;
+        }
+        git_reference_free (ref);
+    }
+    git_repository_free (repo);
+    return self;
+}
+
+static void
+s_end_run (s_git_t *self)
+{
+    gitdiff_destroy (&self->diff);
+    git_repository_free (self->repo);
+    self->repo = NULL;
+    for (size_t i = 0; i < self->nrefs; i++)
+        free (self->refs[i].name);
+    self->nrefs = 0;
+}
+
+static void
+s_close (void **self_p)
+{
+    s_git_t *self = (s_git_t *) *self_p;
+    if (!self)
+        return;
+    s_end_run (self);
+    for (int i = 0; i <= T_COUNT; i++)
+        utf8_buf_free (&self->buf[i]);
+    if (self->iconv != (iconv_t) -1)
+        iconv_close (self->iconv);
+    free (self->iconv_name);
+    for (size_t i = 0; self->branches && self->branches[i]; i++)
+        free (self->branches[i]);
+    free (self->branches);
+    free (self->tips);
+    free (self->old_tips);
+    free (self->refs);
+    free (self->path);
+    free (self->target);
+    free (self->src);
+    free (self->state_dir);
+    free (self->since);
+    free (self);
+    *self_p = NULL;
+    git_libgit2_shutdown ();
+}
+
+static const char *
+s_source (void *handle)
+{
+    return ((s_git_t *) handle)->src;
+}
+
+static const char *
+s_target (void *handle)
+{
+    s_git_t *self = (s_git_t *) handle;
+    return self->target ? self->target : self->path;
+}
+
+static void
+s_pack_str (msgpack_packer *pk, const char *s)
+{
+    size_t len = strlen (s);
+    msgpack_pack_str (pk, len);
+    msgpack_pack_str_body (pk, s, len);
+}
+
+static void
+s_pack_strn (msgpack_packer *pk, const char *s, size_t len)
+{
+    msgpack_pack_str (pk, len);
+    msgpack_pack_str_body (pk, s, len);
+}
+
+static void
+s_pack_config (void *handle, msgpack_packer *pk)
+{
+    s_git_t *self = (s_git_t *) handle;
+    size_t nbranches = 0;
+    while (self->branches[nbranches])
+        nbranches++;
+    msgpack_pack_map (pk, 3 + (nbranches > 0) + (self->since != NULL));
+    s_pack_str (pk, "repository");
+    s_pack_str (pk, s_target (self));
+    s_pack_str (pk, "max_commits");
+    msgpack_pack_int64 (pk, self->max_commits);
+    s_pack_str (pk, "state_dir");
+    s_pack_str (pk, self->state_dir);
+    if (nbranches) {
+        s_pack_str (pk, "branch");
+        msgpack_pack_array (pk, nbranches);
+        for (size_t i = 0; i < nbranches; i++)
+            s_pack_str (pk, self->branches[i]);
+    }
+    if (self->since) {
+        s_pack_str (pk, "since");
+        s_pack_str (pk, self->since);
+    }
+}
+
+//  ---------------------------------------------------------------------------
+//  Text
+
+static bool
+s_is_utf8_name (const char *encoding)
+{
+    return !encoding || strcasecmp (encoding, "utf-8") == 0 || strcasecmp (encoding, "utf8") == 0;
+}
+
+//  Converts `s` from `encoding` into `buf`; false when iconv cannot.
+static bool
+s_convert (s_git_t *self, const char *encoding, const char *s, size_t len, utf8_buf_t *buf)
+{
+    if (!self->iconv_name || strcasecmp (self->iconv_name, encoding) != 0) {
+        if (self->iconv != (iconv_t) -1)
+            iconv_close (self->iconv);
+        free (self->iconv_name);
+        self->iconv_name = strdup (encoding);
+        self->iconv = iconv_open ("UTF-8", encoding);
+    }
+    if (self->iconv == (iconv_t) -1)
+        return false;
+    iconv (self->iconv, NULL, NULL, NULL, NULL);
+    buf->size = 0;
+    size_t room = len * 4 + 16;
+    utf8_buf_append (buf, "", 0);
+    if (buf->cap < room + 1) {
+        buf->data = realloc (buf->data, room + 1);
+        assert (buf->data);
+        buf->cap = room + 1;
+    }
+    char *in = (char *) s, *out = buf->data;
+    size_t in_left = len, out_left = room;
+    if (iconv (self->iconv, &in, &in_left, &out, &out_left) == (size_t) -1
+        || iconv (self->iconv, NULL, NULL, &out, &out_left) == (size_t) -1)
+        return false;
+    buf->size = room - out_left;
+    buf->data[buf->size] = 0;
+    return utf8_valid (buf->data, buf->size);
+}
+
+//  What to send for the stored bytes `s`: themselves when valid UTF-8 (and
+//  the commit is UTF-8), else a converted or repaired copy in `buf`.
+static s_text_t
+s_text (s_git_t *self, const char *encoding, const char *s, size_t len, utf8_buf_t *buf)
+{
+    s_text_t t = {s, len, s, len, false};
+    if (s_is_utf8_name (encoding) && utf8_valid (s, len))
+        return t;
+    if (s_is_utf8_name (encoding) || !s_convert (self, encoding, s, len, buf))
+        utf8_repair (s, len, buf);
+    t.ptr = buf->data;
+    t.len = buf->size;
+    t.changed = t.len != len || memcmp (t.ptr, s, len) != 0;
+    return t;
+}
+
+//  ---------------------------------------------------------------------------
+//  Refs
+
+static void
+s_add_tip (s_git_t *self, const git_oid *oid)
+{
+    for (size_t i = 0; i < self->ntips; i++)
+        if (git_oid_equal (&self->tips[i], oid))
+            return;
+    if (self->ntips == self->tips_cap) {
+        self->tips_cap = self->tips_cap ? self->tips_cap * 2 : 16;
+        self->tips = realloc (self->tips, self->tips_cap * sizeof *self->tips);
+        assert (self->tips);
+    }
+    self->tips[self->ntips++] = *oid;
+}
+
+static void
+s_add_ref (s_git_t *self, s_ref_kind_t kind, const char *name, const git_oid *target, bool head)
+{
+    if (self->nrefs == self->refs_cap) {
+        self->refs_cap = self->refs_cap ? self->refs_cap * 2 : 16;
+        self->refs = realloc (self->refs, self->refs_cap * sizeof *self->refs);
+        assert (self->refs);
+    }
+    s_ref_t *ref = &self->refs[self->nrefs++];
+    ref->kind = kind;
+    ref->name = strdup (name);
+    ref->target = *target;
+    ref->head = head;
+}
+
+//  The commit a ref leads to, if any (tags of trees or blobs lead nowhere).
+static bool
+s_ref_commit (git_reference *ref, git_oid *oid)
+{
+    git_object *obj;
+    if (git_reference_peel (&obj, ref, GIT_OBJECT_COMMIT) != 0) {
+        git_error_clear ();
+        return false;
+    }
+    *oid = *git_object_id (obj);
+    git_object_free (obj);
+    return true;
+}
+
+static bool
+s_selected (s_git_t *self, const char *refname)
+{
+    for (size_t i = 0; self->branches[i]; i++) {
+        git_reference *ref;
+        if (s_resolve (self->repo, self->branches[i], &ref) == 0) {
+            bool same = strcmp (git_reference_name (ref), refname) == 0;
+            git_reference_free (ref);
+            if (same)
+                return true;
+        }
+        else
+            git_error_clear ();
+    }
+    return false;
+}
+
+//  Finds the tips to walk and the branches and tags to send.
+static int
+s_read_refs (s_git_t *self, char *error, size_t size)
+{
+    self->ntips = 0;
+    bool all = !self->branches[0];
+    //  HEAD: which branch it is on, or a detached commit to walk
+    char *head_branch = NULL;
+    git_reference *head;
+    if (git_reference_lookup (&head, self->repo, "HEAD") == 0) {
+        if (git_reference_type (head) == GIT_REFERENCE_SYMBOLIC)
+            head_branch = strdup (git_reference_symbolic_target (head));
+        else {
+            git_oid oid;
+            if (all && s_ref_commit (head, &oid))
+                s_add_tip (self, &oid);
+        }
+        git_reference_free (head);
+    }
+    git_error_clear ();
+    git_reference_iterator *iter;
+    if (git_reference_iterator_new (&iter, self->repo)) {
+        snprintf (error, size, "cannot list refs: %s", s_git_error ());
+        free (head_branch);
+        return -1;
+    }
+    git_reference *ref;
+    int rc;
+    while ((rc = git_reference_next (&ref, iter)) == 0) {
+        const char *name = git_reference_name (ref);
+        //  Symbolic refs (refs/remotes/origin/HEAD) lead to refs listed anyway
+        if (git_reference_type (ref) != GIT_REFERENCE_DIRECT) {
+            git_reference_free (ref);
+            continue;
+        }
+        bool branch = strncmp (name, "refs/heads/", 11) == 0;
+        bool tag = strncmp (name, "refs/tags/", 10) == 0;
+        bool selected = all || s_selected (self, name);
+        git_oid oid;
+        if (selected && s_ref_commit (ref, &oid))
+            s_add_tip (self, &oid);
+        if (branch && selected)
+            s_add_ref (self, S_BRANCH, name + 11, git_reference_target (ref),
+                       head_branch && strcmp (head_branch, name) == 0);
+        else if (tag)
+            s_add_ref (self, S_TAG, name + 10, git_reference_target (ref), false);
+        git_reference_free (ref);
+    }
+    git_reference_iterator_free (iter);
+    free (head_branch);
+    if (rc != GIT_ITEROVER) {
+        snprintf (error, size, "cannot list refs: %s", s_git_error ());
+        return -1;
+    }
+    git_error_clear ();
+    return 0;
+}
+
+//  ---------------------------------------------------------------------------
+//  State: "since <seconds|none>" then "tip <sha>" lines
+
+static void
+s_load_state (s_git_t *self)
+{
+    self->nold = 0;
+    state_t *state = state_new (self->state_dir, "git", self->src);
+    char error[512];
+    if (state_load (state, error, sizeof error)) {
+        log_warn ("git.state_unreadable", "error=\"%s\" effect=\"full collection\"", error);
+        state_destroy (&state);
+        return;
+    }
+    bool valid = false;
+    size_t n = state_size (state);
+    free (self->old_tips);
+    self->old_tips = calloc (n + 1, sizeof *self->old_tips);
+    for (size_t i = 0; i < n; i++) {
+        const char *entry = state_entry (state, i);
+        if (strncmp (entry, "since ", 6) == 0) {
+            //  Commits older than the cutoff of that run were not sent:
+            //  its tips stand for their history only from a cutoff as late
+            if (strcmp (entry + 6, "none") == 0)
+                valid = true;
+            else {
+                char *end;
+                long long old = strtoll (entry + 6, &end, 10);
+                valid = !*end && self->since_used != S_NO_SINCE && self->since_used >= old;
+            }
+        }
+        else if (strncmp (entry, "tip ", 4) == 0
+                 && git_oid_fromstr (&self->old_tips[self->nold], entry + 4) == 0)
+            self->nold++;
+    }
+    if (!valid && self->nold) {
+        log_info ("git.state_ignored", "path=%s reason=\"an earlier --since cutoff\"",
+                  state_path (state));
+        self->nold = 0;
+    }
+    state_destroy (&state);
+}
+
+static int
+s_commit (void *handle, char *error, size_t size)
+{
+    s_git_t *self = (s_git_t *) handle;
+    if (!self->complete) {
+        log_info ("git.state_kept", "reason=\"max_commits cut this run short\"");
+        s_end_run (self);
+        return 0;
+    }
+    state_t *state = state_new (self->state_dir, "git", self->src);
+    char line[64];
+    if (self->since_used == S_NO_SINCE)
+        state_add (state, "since none");
+    else {
+        snprintf (line, sizeof line, "since %" PRId64, self->since_used);
+        state_add (state, line);
+    }
+    char hex[GIT_OID_HEXSZ + 1];
+    for (size_t i = 0; i < self->ntips; i++) {
+        snprintf (line, sizeof line, "tip %s", git_oid_tostr (hex, sizeof hex, &self->tips[i]));
+        state_add (state, line);
+    }
+    //  An earlier tip still stands for history the current tips do not
+    //  reach (a branch not walked this time, or deleted); one they reach
+    //  adds nothing
+    for (size_t i = 0; i < self->nold; i++) {
+        bool keep = true;
+        for (size_t t = 0; keep && t < self->ntips; t++)
+            keep = !git_oid_equal (&self->old_tips[i], &self->tips[t]);
+        if (keep && self->repo && self->ntips) {
+            int reached = git_graph_reachable_from_any (self->repo, &self->old_tips[i],
+                                                        self->tips, self->ntips);
+            keep = reached == 0;
+            git_error_clear ();
+        }
+        if (keep) {
+            snprintf (line, sizeof line, "tip %s",
+                      git_oid_tostr (hex, sizeof hex, &self->old_tips[i]));
+            state_add (state, line);
+        }
+    }
+    int rc = state_save (state, error, size);
+    if (rc == 0)
+        log_debug ("git.state_saved", "path=%s tips=%zu", state_path (state),
+                   state_size (state) - 1);
+    state_destroy (&state);
+    s_end_run (self);
+    return rc;
+}
+
+//  ---------------------------------------------------------------------------
+//  Records
+
+static void
+s_pack_raw (msgpack_packer *pk, const s_text_t *texts, const char *const *names, size_t n)
+{
+    size_t changed = 0;
+    for (size_t i = 0; i < n; i++)
+        changed += texts[i].changed;
+    s_pack_str (pk, "raw");
+    msgpack_pack_map (pk, changed);
+    for (size_t i = 0; i < n; i++)
+        if (texts[i].changed) {
+            s_pack_str (pk, names[i]);
+            msgpack_pack_bin (pk, texts[i].orig_len);
+            msgpack_pack_bin_body (pk, texts[i].orig, texts[i].orig_len);
+        }
+}
+
+//  Packs and sends one git.commit; `max_files` and `max_message` bound
+//  what a huge commit lists. Returns what session_send returns.
+static int
+s_send_commit (s_git_t *self, session_t *session, const git_commit *commit, size_t max_files,
+               size_t max_message)
+{
+    const char *encoding = git_commit_message_encoding (commit);
+    const git_signature *author = git_commit_author (commit);
+    const git_signature *committer = git_commit_committer (commit);
+    const char *message = git_commit_message_raw (commit);
+    size_t message_len = strlen (message);
+    bool message_cut = false;
+    if (message_len > max_message) {
+        message_len = max_message;
+        message_cut = true;
+    }
+    s_text_t texts[T_COUNT] = {
+        s_text (self, encoding, author->name, strlen (author->name), &self->buf[0]),
+        s_text (self, encoding, author->email, strlen (author->email), &self->buf[1]),
+        s_text (self, encoding, committer->name, strlen (committer->name), &self->buf[2]),
+        s_text (self, encoding, committer->email, strlen (committer->email), &self->buf[3]),
+        s_text (self, encoding, message, message_len, &self->buf[4])};
+    if (message_cut) {
+        //  Never cut inside a UTF-8 sequence of what is sent
+        size_t len = texts[T_MESSAGE].len;
+        while (len > 0 && ((uint8_t) texts[T_MESSAGE].ptr[len - 1] & 0xC0) == 0x80)
+            len--;
+        if (len > 0 && (uint8_t) texts[T_MESSAGE].ptr[len - 1] >= 0xC0)
+            len--;
+        texts[T_MESSAGE].len = len;
+    }
+    bool any_raw = false;
+    for (int i = 0; i < T_COUNT; i++)
+        any_raw |= texts[i].changed;
+    size_t nfiles = gitdiff_files (self->diff);
+    bool files_cut = nfiles > max_files;
+    if (files_cut)
+        nfiles = max_files;
+    bool shallow = gitdiff_parent_missing (self->diff);
+
+    char hex[GIT_OID_HEXSZ + 1];
+    msgpack_packer *pk = session_record (session, "git.commit",
+                                         (int64_t) committer->when.time * 1000000000LL);
+    msgpack_pack_map (pk, 15 + any_raw + shallow + files_cut + message_cut);
+    s_pack_str (pk, "sha");
+    s_pack_str (pk, git_oid_tostr (hex, sizeof hex, git_commit_id (commit)));
+    s_pack_str (pk, "parents");
+    unsigned nparents = git_commit_parentcount (commit);
+    msgpack_pack_array (pk, nparents);
+    for (unsigned i = 0; i < nparents; i++)
+        s_pack_str (pk, git_oid_tostr (hex, sizeof hex, git_commit_parent_id (commit, i)));
+    s_pack_str (pk, "author_name");
+    s_pack_strn (pk, texts[T_AUTHOR_NAME].ptr, texts[T_AUTHOR_NAME].len);
+    s_pack_str (pk, "author_email");
+    s_pack_strn (pk, texts[T_AUTHOR_EMAIL].ptr, texts[T_AUTHOR_EMAIL].len);
+    s_pack_str (pk, "author_time");
+    msgpack_pack_int64 (pk, author->when.time);
+    s_pack_str (pk, "author_tz");
+    msgpack_pack_int (pk, author->when.offset);
+    s_pack_str (pk, "committer_name");
+    s_pack_strn (pk, texts[T_COMMITTER_NAME].ptr, texts[T_COMMITTER_NAME].len);
+    s_pack_str (pk, "committer_email");
+    s_pack_strn (pk, texts[T_COMMITTER_EMAIL].ptr, texts[T_COMMITTER_EMAIL].len);
+    s_pack_str (pk, "committer_time");
+    msgpack_pack_int64 (pk, committer->when.time);
+    s_pack_str (pk, "committer_tz");
+    msgpack_pack_int (pk, committer->when.offset);
+    s_pack_str (pk, "message");
+    s_pack_strn (pk, texts[T_MESSAGE].ptr, texts[T_MESSAGE].len);
+    s_pack_str (pk, "files_changed");
+    msgpack_pack_uint64 (pk, gitdiff_files (self->diff));
+    s_pack_str (pk, "insertions");
+    msgpack_pack_uint64 (pk, gitdiff_insertions (self->diff));
+    s_pack_str (pk, "deletions");
+    msgpack_pack_uint64 (pk, gitdiff_deletions (self->diff));
+    s_pack_str (pk, "files");
+    msgpack_pack_array (pk, nfiles);
+    utf8_buf_t *pathbuf = &self->buf[T_COUNT];
+    for (size_t i = 0; i < nfiles; i++) {
+        gitdiff_file_t f = gitdiff_file (self->diff, i);
+        s_text_t path = s_text (self, NULL, f.path, f.path_len, pathbuf);
+        msgpack_pack_map (pk, 4 + path.changed);
+        s_pack_str (pk, "path");
+        s_pack_strn (pk, path.ptr, path.len);
+        s_pack_str (pk, "insertions");
+        msgpack_pack_uint64 (pk, f.insertions);
+        s_pack_str (pk, "deletions");
+        msgpack_pack_uint64 (pk, f.deletions);
+        s_pack_str (pk, "binary");
+        if (f.binary)
+            msgpack_pack_true (pk);
+        else
+            msgpack_pack_false (pk);
+        if (path.changed) {
+            s_pack_str (pk, "path_raw");
+            msgpack_pack_bin (pk, f.path_len);
+            msgpack_pack_bin_body (pk, f.path, f.path_len);
+        }
+    }
+    if (any_raw)
+        s_pack_raw (pk, texts, s_text_names, T_COUNT);
+    if (shallow) {
+        //  Numbers are against the empty tree, as git shows them here
+        s_pack_str (pk, "shallow");
+        msgpack_pack_true (pk);
+    }
+    if (files_cut) {
+        s_pack_str (pk, "files_truncated");
+        msgpack_pack_true (pk);
+    }
+    if (message_cut) {
+        s_pack_str (pk, "message_truncated");
+        msgpack_pack_true (pk);
+    }
+    return session_send (session);
+}
+
+//  How many files fit the body budget (SIZE_MAX: all).
+static size_t
+s_files_that_fit (s_git_t *self, const git_commit *commit)
+{
+    size_t used = 1024 + 2 * strlen (git_commit_message_raw (commit));
+    if (used > S_BODY_BUDGET / 2)
+        used = S_BODY_BUDGET / 2;
+    size_t n = gitdiff_files (self->diff);
+    for (size_t i = 0; i < n; i++) {
+        //  path, maybe path_raw, keys and numbers
+        used += 2 * gitdiff_file (self->diff, i).path_len + 64;
+        if (used > S_BODY_BUDGET)
+            return i;
+    }
+    return SIZE_MAX;
+}
+
+static int
+s_send_ref (s_git_t *self, session_t *session, const s_ref_t *ref, int64_t now)
+{
+    char hex[GIT_OID_HEXSZ + 1];
+    s_text_t name = s_text (self, NULL, ref->name, strlen (ref->name), &self->buf[0]);
+    if (ref->kind == S_BRANCH) {
+        msgpack_packer *pk = session_record (session, "git.branch", now);
+        msgpack_pack_map (pk, 3 + name.changed);
+        s_pack_str (pk, "name");
+        s_pack_strn (pk, name.ptr, name.len);
+        s_pack_str (pk, "target");
+        s_pack_str (pk, git_oid_tostr (hex, sizeof hex, &ref->target));
+        s_pack_str (pk, "head");
+        if (ref->head)
+            msgpack_pack_true (pk);
+        else
+            msgpack_pack_false (pk);
+        if (name.changed) {
+            static const char *const names[] = {"name"};
+            s_pack_raw (pk, &name, names, 1);
+        }
+        return session_send (session);
+    }
+    //  A tag: annotated when its ref names a tag object
+    git_object *obj = NULL, *peeled = NULL;
+    git_tag *tag = NULL;
+    git_oid target = ref->target;
+    if (git_object_lookup (&obj, self->repo, &ref->target, GIT_OBJECT_ANY) == 0) {
+        if (git_object_type (obj) == GIT_OBJECT_TAG) {
+            tag = (git_tag *) obj;
+            if (git_tag_peel (&peeled, tag) == 0)
+                target = *git_object_id (peeled);
+        }
+    }
+    git_error_clear ();
+    const git_signature *tagger = tag ? git_tag_tagger (tag) : NULL;
+    const char *message = tag ? git_tag_message (tag) : NULL;
+    s_text_t texts[4] = {name};
+    static const char *const names[] = {"name", "tagger_name", "tagger_email", "message"};
+    size_t ntexts = 1;
+    if (tagger) {
+        texts[1] = s_text (self, NULL, tagger->name, strlen (tagger->name), &self->buf[1]);
+        texts[2] = s_text (self, NULL, tagger->email, strlen (tagger->email), &self->buf[2]);
+        ntexts = 3;
+    }
+    if (message) {
+        texts[3] = s_text (self, NULL, message, strlen (message), &self->buf[3]);
+        ntexts = 4;
+    }
+    bool any_raw = false;
+    for (size_t i = 0; i < ntexts; i++)
+        any_raw |= texts[i].changed;
+    msgpack_packer *pk = session_record (session, "git.tag", now);
+    msgpack_pack_map (pk, 3 + (tagger ? 4 : 0) + (message != NULL) + any_raw);
+    s_pack_str (pk, "name");
+    s_pack_strn (pk, name.ptr, name.len);
+    s_pack_str (pk, "target");
+    s_pack_str (pk, git_oid_tostr (hex, sizeof hex, &target));
+    s_pack_str (pk, "annotated");
+    if (tag)
+        msgpack_pack_true (pk);
+    else
+        msgpack_pack_false (pk);
+    if (tagger) {
+        s_pack_str (pk, "tagger_name");
+        s_pack_strn (pk, texts[1].ptr, texts[1].len);
+        s_pack_str (pk, "tagger_email");
+        s_pack_strn (pk, texts[2].ptr, texts[2].len);
+        s_pack_str (pk, "tagger_time");
+        msgpack_pack_int64 (pk, tagger->when.time);
+        s_pack_str (pk, "tagger_tz");
+        msgpack_pack_int (pk, tagger->when.offset);
+    }
+    if (message) {
+        s_pack_str (pk, "message");
+        s_pack_strn (pk, texts[3].ptr, texts[3].len);
+    }
+    if (any_raw)
+        s_pack_raw (pk, texts, names, ntexts);
+    git_object_free (peeled);
+    git_object_free (obj);
+    return session_send (session);
+}
+
+//  ---------------------------------------------------------------------------
+//  A run
+
+//  Every commit to consider, newest first: reachable from the tips, not
+//  from the tips of the last complete run.
+static int
+s_walk (s_git_t *self, git_oid **oids, size_t *count, char *error, size_t size)
+{
+    *oids = NULL;
+    *count = 0;
+    git_revwalk *walk;
+    if (git_revwalk_new (&walk, self->repo)) {
+        snprintf (error, size, "revwalk: %s", s_git_error ());
+        return -1;
+    }
+    git_revwalk_sorting (walk, GIT_SORT_TIME);
+    char hex[GIT_OID_HEXSZ + 1];
+    for (size_t i = 0; i < self->ntips; i++)
+        if (git_revwalk_push (walk, &self->tips[i])) {
+            snprintf (error, size, "cannot walk from %s: %s",
+                      git_oid_tostr (hex, sizeof hex, &self->tips[i]), s_git_error ());
+            git_revwalk_free (walk);
+            return -1;
+        }
+    size_t hidden = 0;
+    for (size_t i = 0; i < self->nold; i++) {
+        //  A tip that is gone (gc after a forced push) hides nothing
+        if (git_revwalk_hide (walk, &self->old_tips[i]) == 0)
+            hidden++;
+        git_error_clear ();
+    }
+    size_t cap = 1024;
+    git_oid *list = malloc (cap * sizeof *list);
+    assert (list);
+    git_oid oid;
+    int rc;
+    while ((rc = git_revwalk_next (&oid, walk)) == 0) {
+        if (*count == cap) {
+            cap *= 2;
+            list = realloc (list, cap * sizeof *list);
+            assert (list);
+        }
+        list[(*count)++] = oid;
+    }
+    git_revwalk_free (walk);
+    if (rc != GIT_ITEROVER) {
+        snprintf (error, size, "revwalk: %s", s_git_error ());
+        free (list);
+        *count = 0;
+        return -1;
+    }
+    git_error_clear ();
+    *oids = list;
+    log_debug ("git.walk", "tips=%zu hidden=%zu commits=%zu", self->ntips, hidden, *count);
+    return 0;
+}
+
+static int
+s_collect (void *handle, session_t *session, char *error, size_t size)
+{
+    s_git_t *self = (s_git_t *) handle;
+    s_end_run (self);
+    self->complete = false;
+    if (s_open_repo (&self->repo, self->path, error, size))
+        return -1;
+    self->since_used = S_NO_SINCE;
+    if (self->since && s_parse_since (self->since, time (NULL), &self->since_used)) {
+        snprintf (error, size, "bad since value \"%s\"", self->since);
+        return -1;
+    }
+    self->diff = gitdiff_new (self->repo);
+    s_load_state (self);
+    if (s_read_refs (self, error, size))
+        return -1;
+    git_oid *oids;
+    size_t count;
+    if (s_walk (self, &oids, &count, error, size))
+        return -1;
+
+    progress_t *progress = session_progress (session);
+    progress_start (progress, "git commits", count);
+    uint64_t sent = 0, older = 0, skipped = 0;
+    bool truncated = false;
+    int rc = 0;
+    char hex[GIT_OID_HEXSZ + 1];
+    for (size_t i = 0; i < count && rc == 0; i++) {
+        if (session_interrupted (session)) {
+            snprintf (error, size, "interrupted");
+            rc = -1;
+            break;
+        }
+        git_commit *commit;
+        if (git_commit_lookup (&commit, self->repo, &oids[i])) {
+            //  A commit libgit2 cannot parse (e.g. a malformed signature)
+            log_error ("git.commit_unreadable", "sha=%s error=\"%s\"",
+                       git_oid_tostr (hex, sizeof hex, &oids[i]), s_git_error ());
+            git_error_clear ();
+            skipped++;
+            continue;
+        }
+        if (self->since_used != S_NO_SINCE && git_commit_time (commit) < self->since_used) {
+            older++;
+            git_commit_free (commit);
+            progress_update (progress, i + 1);
+            continue;
+        }
+        if (self->max_commits && sent == (uint64_t) self->max_commits) {
+            truncated = true;
+            git_commit_free (commit);
+            break;
+        }
+        if (gitdiff_commit (self->diff, commit)) {
+            snprintf (error, size, "cannot diff commit %s: %s",
+                      git_oid_tostr (hex, sizeof hex, &oids[i]), s_git_error ());
+            git_commit_free (commit);
+            rc = -1;
+            break;
+        }
+        int sent_rc = s_send_commit (self, session, commit, s_files_that_fit (self, commit),
+                                     S_MESSAGE_MAX);
+        if (sent_rc > 0) {
+            log_warn ("git.commit_trimmed", "sha=%s reason=\"%s\"",
+                      git_oid_tostr (hex, sizeof hex, &oids[i]), session_detail (session));
+            sent_rc = s_send_commit (self, session, commit, 1000, 64 * 1024);
+        }
+        if (sent_rc > 0) {
+            log_error ("git.commit_unsendable", "sha=%s reason=\"%s\"",
+                       git_oid_tostr (hex, sizeof hex, &oids[i]), session_detail (session));
+            skipped++;
+        }
+        else if (sent_rc < 0) {
+            snprintf (error, size, "%s", session_interrupted (session)
+                                             ? "interrupted"
+                                             : "ingestd did not acknowledge (give_up)");
+            rc = -1;
+        }
+        else
+            sent++;
+        git_commit_free (commit);
+        progress_update (progress, i + 1);
+    }
+    free (oids);
+    progress_finish (progress);
+    if (rc)
+        return rc;
+
+    int64_t now = util_now_ns ();
+    for (size_t i = 0; i < self->nrefs; i++) {
+        int ref_rc = s_send_ref (self, session, &self->refs[i], now);
+        if (ref_rc > 0)
+            log_error ("git.ref_unsendable", "name=\"%s\" reason=\"%s\"", self->refs[i].name,
+                       session_detail (session));
+        else if (ref_rc < 0) {
+            snprintf (error, size, "%s", session_interrupted (session)
+                                             ? "interrupted"
+                                             : "ingestd did not acknowledge (give_up)");
+            return -1;
+        }
+    }
+    self->complete = !truncated;
+    log_info ("git.collected", "commits=%" PRIu64 " walked=%zu older_than_since=%" PRIu64
+              " skipped=%" PRIu64 " refs=%zu hidden_tips=%zu truncated=%s",
+              sent, count, older, skipped, self->nrefs, self->nold, truncated ? "yes" : "no");
+    return 0;
+}
+
+const collector_t git_collector = {
+    "git",
+    "REPO_PATH",
+    "git history: commits with numstat, branches, tags (libgit2)",
+    s_options,
+    s_open,
+    s_close,
+    s_source,
+    s_target,
+    s_pack_config,
+    s_collect,
+    s_commit,
+};
+
+//  ---------------------------------------------------------------------------
+//  Self-test
+
+static void
+s_sh (const char *dir, const char *script)
+{
+    char *cmd;
+    assert (asprintf (&cmd,
+                      "cd '%s' && export GIT_CONFIG_NOSYSTEM=1 HOME=/nonexistent "
+                      "GIT_AUTHOR_NAME=Ann GIT_AUTHOR_EMAIL=ann@x GIT_COMMITTER_NAME=Cy "
+                      "GIT_COMMITTER_EMAIL=cy@x && (%s) > /dev/null 2>&1",
+                      dir, script)
+            > 0);
+    int rc = system (cmd);
+    if (rc)
+        fprintf (stderr, "failed: %s\n", cmd);
+    assert (rc == 0);
+    free (cmd);
+}
+
+//  The first line `git -C dir <args>` prints.
+static char *
+s_git_line (const char *dir, const char *args)
+{
+    char *cmd, line[4096] = "";
+    assert (asprintf (&cmd, "git -C '%s' %s", dir, args) > 0);
+    FILE *out = popen (cmd, "r");
+    assert (out);
+    if (!fgets (line, sizeof line, out))
+        line[0] = 0;
+    pclose (out);
+    free (cmd);
+    line[strcspn (line, "\n")] = 0;
+    return strdup (line);
+}
+
+//  One run of the collector against the fake ingestd; returns the number
+//  of git.commit records it got.
+static size_t
+s_run (void *handle, session_t *session, fake_ingestd_t *fake)
+{
+    fake_ingestd_clear (fake);
+    char error[512] = "";
+    assert (session_begin (session, s_source (handle), s_target (handle), s_pack_config,
+                           handle)
+            == 0);
+    int rc = s_collect (handle, session, error, sizeof error);
+    if (rc)
+        fprintf (stderr, "collect: %s\n", error);
+    assert (rc == 0);
+    assert (session_end (session, "ok", NULL) == 0);
+    assert (s_commit (handle, error, sizeof error) == 0);
+    return fake_ingestd_count_kind (fake, "git.commit");
+}
+
+//  The body of the git.commit for `sha` among the records received.
+static const msgpack_object *
+s_find_commit (fake_ingestd_t *fake, msgpack_zone *zone, const char *sha)
+{
+    for (size_t i = 0; i < fake_ingestd_count (fake); i++) {
+        record_t rec;
+        fake_ingestd_record (fake, i, &rec, zone);
+        record_str_t s;
+        if (record_str_eq (rec.kind, "git.commit") && record_field_str (rec.body, "sha", &s)
+            && record_str_eq (s, sha))
+            return rec.body;
+    }
+    return NULL;
+}
+
+void
+git_collector_test (bool verbose)
+{
+    (void) verbose;
+    assert (collector_lookup ("git") == &git_collector);
+    //  --since forms
+    int64_t t;
+    assert (s_parse_since ("2024-01-31", 0, &t) == 0 && t == 1706659200);
+    assert (s_parse_since ("2024-01-31T01:00:00+01:00", 0, &t) == 0 && t == 1706659200);
+    assert (s_parse_since ("2024-01-31 00:00Z", 0, &t) == 0 && t == 1706659200);
+    assert (s_parse_since ("@1700000000", 0, &t) == 0 && t == 1700000000);
+    assert (s_parse_since ("2d", 1000000, &t) == 0 && t == 1000000 - 2 * 86400);
+    assert (s_parse_since ("yesterday", 0, &t) == -1);
+    assert (s_parse_since ("2024-13-01", 0, &t) == -1);
+    assert (s_parse_since ("2024-01-31T", 0, &t) == -1);
+
+    char *dir = selftest_tmpdir ("gitcol");
+    char *repo, *state_dir, error[512];
+    assert (asprintf (&repo, "%s/repo", dir) > 0 && asprintf (&state_dir, "%s/state", dir) > 0);
+    char *script;
+    //  `git commit` re-encodes bad bytes as Latin-1: the commit with a
+    //  non-UTF-8 author and message is written by hand
+    assert (asprintf (&script, "mkdir repo && cd repo && git init -q -b main . && "
+                               "echo a > a && git add a && git commit -q -m root && "
+                               "echo b >> a && printf '\\000' > bin && git add -A && "
+                               "git commit -q -m bin && "
+                               "printf 'tree %%s\\nparent %%s\\nauthor J\\374rgen <j@x> "
+                               "1700000000 +0130\\ncommitter Cy <cy@x> 1700000100 -0700\\n\\n"
+                               "caf\\351\\n\\nbody\\n' $(git rev-parse HEAD^{tree} HEAD) "
+                               "| git hash-object -t commit -w --stdin > ../crafted && "
+                               "git reset -q --hard $(cat ../crafted) && "
+                               "git tag light && git tag -a -m 'an annotation' v1 && "
+                               "git checkout -q -b side HEAD~1 && echo s > s && git add s && "
+                               "git commit -q -m side && git checkout -q main && "
+                               "git merge -q --no-ff -m merge side && "
+                               "git -c i18n.commitEncoding=ISO-8859-1 commit -q --allow-empty "
+                               "-m \"$(printf 'na\\357ve')\"")
+            > 0);
+    s_sh (dir, script);
+    free (script);
+
+    //  Not a repository, a missing path: refused at open
+    static char *no_branches[] = {NULL};
+    s_settings.branch = no_branches;
+    s_settings.since = NULL;
+    s_settings.max_commits = 0;
+    s_settings.source = NULL;
+    const char *args[] = {dir};
+    collector_env_t env = {args, 1, state_dir, "test"};
+    assert (s_open (&env, error, sizeof error) == NULL);
+    assert (strstr (error, "not a git repository"));
+    args[0] = "/nonexistent/omni";
+    assert (s_open (&env, error, sizeof error) == NULL);
+    assert (strstr (error, "/nonexistent/omni"));
+    env.nargs = 0;
+    assert (s_open (&env, error, sizeof error) == NULL);
+
+    args[0] = repo;
+    env.nargs = 1;
+    void *handle = s_open (&env, error, sizeof error);
+    assert (handle);
+    char *gitdir;
+    assert (asprintf (&gitdir, "%s/.git", repo) > 0);
+    char *real = realpath (gitdir, NULL);
+    assert (strcmp (s_source (handle), real) == 0);
+    free (real);
+    free (gitdir);
+
+    fake_ingestd_t *fake = fake_ingestd_new ();
+    session_config_t config = {"git", "test", {fake_ingestd_endpoint (fake), 3, 0, 4, 5000, 10000},
+                               PROGRESS_OFF, 1000};
+    session_t *session = session_new (&config);
+    assert (s_run (handle, session, fake) == 6);
+    assert (fake_ingestd_count_kind (fake, "git.branch") == 2);
+    assert (fake_ingestd_count_kind (fake, "git.tag") == 2);
+
+    msgpack_zone zone;
+    msgpack_zone_init (&zone, 8192);
+    //  The commit with a Latin-1 author name: U+FFFD sent, the bytes in raw
+    char *sha = s_git_line (repo, "rev-parse v1^{commit}");
+    const msgpack_object *body = s_find_commit (fake, &zone, sha);
+    assert (body);
+    record_str_t s;
+    assert (record_field_str (body, "author_name", &s) && record_str_eq (s, "J\xEF\xBF\xBDrgen"));
+    assert (record_field_str (body, "message", &s) && record_str_eq (s, "caf\xEF\xBF\xBD\n\nbody\n"));
+    const msgpack_object *raw = record_field (body, "raw");
+    const msgpack_object *orig = raw ? record_field (raw, "author_name") : NULL;
+    assert (orig && orig->type == MSGPACK_OBJECT_BIN && orig->via.bin.size == 6
+            && memcmp (orig->via.bin.ptr, "J\xFCrgen", 6) == 0);
+    orig = record_field (raw, "message");
+    assert (orig && orig->via.bin.size == 11 && memcmp (orig->via.bin.ptr, "caf\351\n\nbody\n", 11) == 0);
+    assert (!record_field (raw, "author_email"));
+    int64_t n;
+    assert (record_field_int (body, "author_time", &n) && n == 1700000000);
+    assert (record_field_int (body, "author_tz", &n) && n == 90);
+    assert (record_field_int (body, "committer_tz", &n) && n == -420);
+    assert (record_field_int (body, "files_changed", &n) && n == 0);
+    free (sha);
+    msgpack_zone_clear (&zone);
+
+    //  The commit before: two files, one binary
+    sha = s_git_line (repo, "rev-parse v1~1");
+    body = s_find_commit (fake, &zone, sha);
+    assert (record_field_int (body, "files_changed", &n) && n == 2);
+    assert (record_field_int (body, "insertions", &n) && n == 1);
+    const msgpack_object *files = record_field (body, "files");
+    assert (files && files->type == MSGPACK_OBJECT_ARRAY && files->via.array.size == 2);
+    bool binary;
+    assert (record_field_str (&files->via.array.ptr[1], "path", &s) && record_str_eq (s, "bin"));
+    assert (record_field_bool (&files->via.array.ptr[1], "binary", &binary) && binary);
+    assert (!record_field (body, "raw"));
+    char *line = s_git_line (repo, "log -1 --format=%at/%ct v1~1");
+    int64_t at, ct;
+    assert (record_field_int (body, "author_time", &at)
+            && record_field_int (body, "committer_time", &ct));
+    char expect[64];
+    snprintf (expect, sizeof expect, "%" PRId64 "/%" PRId64, at, ct);
+    assert (strcmp (line, expect) == 0);
+    free (line);
+    free (sha);
+    msgpack_zone_clear (&zone);
+
+    //  The ISO-8859-1 commit: converted as git log converts it, raw kept
+    sha = s_git_line (repo, "rev-parse main");
+    body = s_find_commit (fake, &zone, sha);
+    assert (body && record_field_str (body, "message", &s));
+    assert (record_str_eq (s, "na\xC3\xAFve\n"));
+    raw = record_field (body, "raw");
+    assert (raw && record_field (raw, "message") && !record_field (raw, "author_name"));
+    const msgpack_object *parents = record_field (body, "parents");
+    assert (parents && parents->via.array.size == 1);
+    free (sha);
+    msgpack_zone_clear (&zone);
+
+    //  Second run: nothing new; then one new commit, exactly one record
+    assert (s_run (handle, session, fake) == 0);
+    assert (fake_ingestd_count_kind (fake, "git.branch") == 2);
+    s_sh (repo, "git commit -q --allow-empty -m next");
+    assert (s_run (handle, session, fake) == 1);
+    assert (s_run (handle, session, fake) == 0);
+    //  Another branch moves: only its new commit
+    s_sh (repo, "git checkout -q side && git commit -q --allow-empty -m more && "
+                "git checkout -q main");
+    assert (s_run (handle, session, fake) == 1);
+    s_close (&handle);
+
+    //  max_commits cuts a run short: the state does not move
+    s_settings.max_commits = 2;
+    s_settings.source = "other-source";
+    handle = s_open (&env, error, sizeof error);
+    assert (handle && strcmp (s_source (handle), "other-source") == 0);
+    assert (s_run (handle, session, fake) == 2);
+    assert (s_run (handle, session, fake) == 2);
+    s_close (&handle);
+
+    //  --branch side: only the commits of side, and the one branch
+    static char *side[] = {"side", NULL};
+    s_settings.branch = side;
+    s_settings.max_commits = 0;
+    s_settings.source = "side-only";
+    handle = s_open (&env, error, sizeof error);
+    assert (handle);
+    assert (s_run (handle, session, fake) == 4);
+    assert (fake_ingestd_count_kind (fake, "git.branch") == 1);
+    s_close (&handle);
+    static char *bogus[] = {"no-such-branch", NULL};
+    s_settings.branch = bogus;
+    assert (s_open (&env, error, sizeof error) == NULL && strstr (error, "no-such-branch"));
+    s_settings.branch = no_branches;
+
+    //  A detached HEAD on a commit no ref reaches is walked too
+    s_settings.source = "detached";
+    s_sh (repo, "git checkout -q --detach && git commit -q --allow-empty -m floating");
+    handle = s_open (&env, error, sizeof error);
+    assert (s_run (handle, session, fake) == 9);
+    s_close (&handle);
+
+    msgpack_zone_destroy (&zone);
+    session_destroy (&session);
+    fake_ingestd_destroy (&fake);
+    selftest_rmtree (dir);
+    free (dir);
+    free (repo);
+    free (state_dir);
+}

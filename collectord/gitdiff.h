@@ -1,0 +1,42 @@
+/*  gitdiff: the numbers of one commit as `git diff --numstat --no-renames
+    <first-parent> <commit>` gives them (the empty tree for a root commit):
+    per file insertions, deletions and the binary flag (binary files count as
+    changed with 0 lines), and the totals. One object is reused for every
+    commit of a run: its options, file table and path storage are allocated
+    once and grow to the largest commit seen.                                 */
+#ifndef OMNI_COLLECTORD_GITDIFF_H
+#define OMNI_COLLECTORD_GITDIFF_H
+
+#include <git2.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    const char *path;   //  valid until the next gitdiff_commit; raw bytes, not UTF-8-checked
+    size_t path_len;
+    uint64_t insertions, deletions;
+    bool binary;
+} gitdiff_file_t;
+
+typedef struct _gitdiff_t gitdiff_t;
+
+gitdiff_t *gitdiff_new (git_repository *repo);
+void gitdiff_destroy (gitdiff_t **self_p);
+
+//  Diffs `commit` against its first parent. Returns 0, or -1 on a libgit2
+//  error (git_error_last () says which). When the first parent is not in
+//  the repository (the boundary of a shallow clone) the commit is diffed
+//  against the empty tree, as git does there, and gitdiff_parent_missing
+//  is true.
+int gitdiff_commit (gitdiff_t *self, const git_commit *commit);
+
+size_t gitdiff_files (gitdiff_t *self);
+gitdiff_file_t gitdiff_file (gitdiff_t *self, size_t index);
+uint64_t gitdiff_insertions (gitdiff_t *self);
+uint64_t gitdiff_deletions (gitdiff_t *self);
+bool gitdiff_parent_missing (gitdiff_t *self);
+
+void gitdiff_test (bool verbose);
+
+#endif

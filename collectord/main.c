@@ -1,0 +1,283 @@
+/*  collectord: one collector per process, `collectord MODE [options] ARGS`.
+    Wires the config, the session (intake, run records, progress) and the
+    collector of MODE, then runs once (--once, or no --interval) or every
+    --interval. Exit codes: 0 done (or drained after SIGTERM), 1 a run
+    failed (ingestd unreachable past give_up, unreadable source), 2 bad
+    usage, config or source path.                                           */
+#include "collector.h"
+#include "config.h"
+#include "httpd.h"
+#include "log.h"
+#include "metrics.h"
+#include "session.h"
+#include "state.h"
+#include "util.h"
+
+#include <czmq.h>
+#include <inttypes.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef struct {
+    metrics_t *metrics;
+    metric_t *runs_ok, *runs_failed, *runs_interrupted, *records, *last_duration, *last_end;
+    atomic_bool last_failed;
+    atomic_uint_fast64_t runs;
+} s_ops_t;
+
+static bool
+s_health (void *arg, char *text, size_t size)
+{
+    s_ops_t *ops = (s_ops_t *) arg;
+    bool failed = atomic_load (&ops->last_failed);
+    snprintf (text, size, "%s runs=%" PRIuFAST64 " last_run=%s", failed ? "failing" : "ok",
+              atomic_load (&ops->runs), failed ? "failed" : "ok");
+    return !failed;
+}
+
+static void
+s_usage (FILE *out)
+{
+    fprintf (out, "usage: collectord MODE [--config FILE] [OPTION...] ARGS\n\nmodes:\n");
+    for (size_t i = 0; collector_at (i); i++)
+        fprintf (out, "  %-6s %-12s %s\n", collector_at (i)->name, collector_at (i)->usage,
+                 collector_at (i)->summary);
+    fprintf (out, "\n`collectord MODE --help` lists the options.\n");
+}
+
+//  One run: run.start, the collection, run.end, every ACK, then the state.
+static int
+s_run (const collector_t *collector, void *handle, session_t *session, s_ops_t *ops)
+{
+    int64_t started = util_mono_ms ();
+    if (session_begin (session, collector->source (handle), collector->target (handle),
+                       collector->pack_config, handle))
+        return -1;
+    char error[1024] = "";
+    int rc = collector->collect (handle, session, error, sizeof error);
+    if (rc)
+        log_error ("collect.failed", "collector=%s error=\"%s\"", collector->name, error);
+    if (session_end (session, rc ? "failed" : "ok", rc ? error : NULL))
+        rc = -1;
+    bool interrupted = session_interrupted (session);
+    if (rc == 0 && !interrupted && collector->commit (handle, error, sizeof error)) {
+        log_error ("state.failed", "collector=%s error=\"%s\"", collector->name, error);
+        rc = -1;
+    }
+    atomic_fetch_add (&ops->runs, 1);
+    metric_add (rc ? ops->runs_failed : interrupted ? ops->runs_interrupted : ops->runs_ok, 1);
+    metric_add (ops->records, session_count (session, NULL));
+    metric_set (ops->last_duration, (double) (util_mono_ms () - started) / 1000.0);
+    metric_set (ops->last_end, (double) util_now_ns () / 1e9);
+    atomic_store (&ops->last_failed, rc != 0);
+    return rc;
+}
+
+//  Sleeps until `deadline_ms` (monotonic); false when a signal came.
+static bool
+s_sleep_until (int64_t deadline_ms)
+{
+    while (!zsys_interrupted) {
+        int64_t left = deadline_ms - util_mono_ms ();
+        if (left <= 0)
+            return true;
+        zclock_sleep ((int) (left > 200 ? 200 : left));
+    }
+    return false;
+}
+
+int
+main (int argc, char **argv)
+{
+    //  Signals set zsys_interrupted from the start: a run stops and drains
+    zsys_init ();
+    zsys_set_logstream (NULL);
+    if (argc < 2 || strcmp (argv[1], "--help") == 0 || strcmp (argv[1], "-h") == 0) {
+        s_usage (argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    const collector_t *collector = collector_lookup (argv[1]);
+    if (!collector) {
+        fprintf (stderr, "error: collectord: unknown mode \"%s\"\n\n", argv[1]);
+        s_usage (stderr);
+        return 2;
+    }
+
+    char *intake, *instance, *state_dir, *progress, *http, *log_level, *log_format;
+    int64_t batch_records, window, ack_timeout, give_up, interval, progress_interval;
+    uint64_t batch_bytes;
+    bool once;
+    const config_option_t shared[] = {
+        {"intake", CONFIG_STRING, "tcp://127.0.0.1:5550", "ingestd intake endpoint", &intake},
+        {"instance", CONFIG_STRING, NULL,
+         "collector instance name, the records' col (default <hostname>-<pid>)", &instance},
+        {"state_dir", CONFIG_STRING, NULL,
+         "what was already sent, per source (default $XDG_STATE_HOME/omniaudit or "
+         "~/.local/state/omniaudit)",
+         &state_dir},
+        {"batch_records", CONFIG_INT, "500", "records per batch", &batch_records},
+        {"batch_bytes", CONFIG_SIZE, "1M", "or bytes per batch, whichever comes first",
+         &batch_bytes},
+        {"window", CONFIG_INT, "8", "batches sent and not yet acknowledged, at most", &window},
+        {"ack_timeout", CONFIG_DURATION, "10s", "send a batch again when unacknowledged this long",
+         &ack_timeout},
+        {"give_up", CONFIG_DURATION, "2m",
+         "a run fails when ingestd acknowledges nothing for this long; 0 = wait forever",
+         &give_up},
+        {"once", CONFIG_BOOL, "false", "collect once, exit when everything is acknowledged",
+         &once},
+        {"interval", CONFIG_DURATION, "0",
+         "collect again this long after each run started; 0 = once", &interval},
+        {"progress", CONFIG_STRING, "auto",
+         "auto (a bar on a terminal, else log lines) | bar | log | off", &progress},
+        {"progress_interval", CONFIG_DURATION, "5s", "between progress log lines",
+         &progress_interval},
+        {"http", CONFIG_STRING, "", "/metrics and /health address (HOST:PORT); empty = off",
+         &http},
+        {"log_level", CONFIG_STRING, "info", "debug | info | warn | error", &log_level},
+        {"log_format", CONFIG_STRING, "kv", "kv | json", &log_format},
+    };
+    //  Every mode's keys are known in every mode: one config file can hold
+    //  the settings of several collectors in its one collectord section
+    size_t nshared = sizeof shared / sizeof shared[0], count = nshared;
+    for (size_t i = 0; collector_at (i); i++)
+        for (const config_option_t *o = collector_at (i)->options; o->key; o++)
+            count++;
+    config_option_t *options = calloc (count + 1, sizeof *options);
+    size_t n = 0;
+    for (const config_option_t *o = collector->options; o->key; o++)
+        options[n++] = *o;
+    for (size_t i = 0; i < nshared; i++)
+        options[n++] = shared[i];
+    for (size_t i = 0; collector_at (i); i++)
+        for (const config_option_t *o = collector_at (i)->options; o->key; o++) {
+            bool dup = false;
+            for (size_t k = 0; k < n && !dup; k++)
+                dup = strcmp (options[k].key, o->key) == 0;
+            if (!dup)
+                options[n++] = *o;
+        }
+
+    //  The mode is not an argument of the collector
+    char program[64];
+    snprintf (program, sizeof program, "collectord %s", collector->name);
+    char **args = calloc ((size_t) argc, sizeof *args);
+    args[0] = program;
+    for (int i = 2; i < argc; i++)
+        args[i - 1] = argv[i];
+    config_t *config = config_new ("collectord", options);
+    int rc = config_load (config, argc - 1, args);
+    free (args);
+    if (rc) {
+        if (rc > 0)
+            printf ("\narguments: %s\n  %s\n", collector->usage, collector->summary);
+        config_destroy (&config);
+        free (options);
+        return rc < 0 ? 2 : 0;
+    }
+    progress_mode_t progress_mode;
+    if (log_init ("collectord", log_level, log_format)) {
+        fprintf (stderr, "error: collectord.log_level / log_format: bad value\n");
+        rc = 2;
+    }
+    else if (progress_parse_mode (progress, &progress_mode)) {
+        fprintf (stderr, "error: collectord.progress: bad value \"%s\" "
+                         "(expected auto, bar, log or off)\n", progress);
+        rc = 2;
+    }
+    else if (batch_records < 1 || batch_records > 1000000 || window < 1 || window > 10000
+             || batch_bytes < 1024 || ack_timeout < 10 || give_up < 0 || interval < 0) {
+        fprintf (stderr, "error: collectord: batch_records must be 1..1000000, window 1..10000, "
+                         "batch_bytes >= 1k, ack_timeout >= 10ms, give_up and interval >= 0\n");
+        rc = 2;
+    }
+    if (rc) {
+        config_destroy (&config);
+        free (options);
+        return rc;
+    }
+
+    char instance_buf[300];
+    if (!instance || !*instance) {
+        char host[256] = "localhost";
+        gethostname (host, sizeof host - 1);
+        snprintf (instance_buf, sizeof instance_buf, "%s-%d", host, (int) getpid ());
+        instance = instance_buf;
+    }
+    char *default_state = state_dir && *state_dir ? NULL : state_default_dir ();
+    size_t nargs = config_argc (config);
+    const char **positional = calloc (nargs + 1, sizeof *positional);
+    for (size_t i = 0; i < nargs; i++)
+        positional[i] = config_arg (config, i);
+    collector_env_t env = {positional, nargs, default_state ? default_state : state_dir,
+                           instance};
+    char error[1024] = "";
+    void *handle = collector->open (&env, error, sizeof error);
+    if (!handle) {
+        fprintf (stderr, "error: collectord %s: %s\n", collector->name, error);
+        fprintf (stderr, "usage: collectord %s [OPTION...] %s (see --help)\n", collector->name,
+                 collector->usage);
+        free (positional);
+        free (default_state);
+        config_destroy (&config);
+        free (options);
+        return 2;
+    }
+    session_config_t session_config = {
+        collector->name,
+        instance,
+        {intake, (size_t) batch_records, (size_t) batch_bytes, (size_t) window, ack_timeout,
+         give_up},
+        progress_mode,
+        progress_interval};
+    session_t *session = session_new (&session_config);
+    s_ops_t ops = {0};
+    ops.metrics = metrics_new ("omni_collectord_");
+    ops.runs_ok = metrics_counter (ops.metrics, "runs_total", "collection runs", "status=\"ok\"");
+    ops.runs_failed =
+        metrics_counter (ops.metrics, "runs_total", "collection runs", "status=\"failed\"");
+    ops.runs_interrupted =
+        metrics_counter (ops.metrics, "runs_total", "collection runs", "status=\"interrupted\"");
+    ops.records = metrics_counter (ops.metrics, "records_sent_total",
+                                   "records collected and queued to ingestd", NULL);
+    ops.last_duration =
+        metrics_gauge (ops.metrics, "last_run_duration_seconds", "of the last run", NULL);
+    ops.last_end = metrics_gauge (ops.metrics, "last_run_end_timestamp_seconds",
+                                  "when the last run ended, seconds since the epoch", NULL);
+    httpd_t *httpd = NULL;
+    if (!session)
+        rc = 2;
+    else if (http && *http && !(httpd = httpd_new (http, ops.metrics, s_health, &ops)))
+        rc = 2;
+    if (rc == 0) {
+        log_info ("collectord.start", "mode=%s instance=%s intake=%s source=\"%s\" state_dir=%s "
+                  "interval_ms=%" PRId64, collector->name, instance, intake,
+                  collector->source (handle), env.state_dir, once ? 0 : interval);
+        while (true) {
+            int64_t started = util_mono_ms ();
+            int run_rc = s_run (collector, handle, session, &ops);
+            if (once || interval == 0) {
+                rc = run_rc ? 1 : 0;
+                if (run_rc)
+                    fprintf (stderr, "error: collectord %s: the run failed (see the log above)\n",
+                             collector->name);
+                break;
+            }
+            //  A failed run is tried again at the next interval
+            if (session_interrupted (session) || !s_sleep_until (started + interval))
+                break;
+        }
+    }
+    httpd_destroy (&httpd);
+    metrics_destroy (&ops.metrics);
+    session_destroy (&session);
+    collector->close (&handle);
+    free (positional);
+    free (default_state);
+    config_destroy (&config);
+    free (options);
+    return rc;
+}

@@ -1,0 +1,23 @@
+/*  collectord-selftest: the self-tests of collectord's classes.            */
+#include "collector.h"
+#include "git_collector.h"
+#include "gitdiff.h"
+#include "progress.h"
+#include "selftest.h"
+#include "session.h"
+#include "state.h"
+#include "utf8.h"
+
+int
+main (int argc, char **argv)
+{
+    static const selftest_t tests[] = {{"utf8", utf8_test},
+                                       {"state", state_test},
+                                       {"progress", progress_test},
+                                       {"session", session_test},
+                                       {"collector", collector_test},
+                                       {"gitdiff", gitdiff_test},
+                                       {"git_collector", git_collector_test},
+                                       {NULL, NULL}};
+    return selftest_run (tests, argc, argv);
+}

@@ -1,0 +1,416 @@
+/*  session: the machinery every collector shares.
+
+    After ingestd stayed silent past give_up the intake client is dropped
+    with whatever it still held: that run has failed and its collector does
+    not record it as sent, so the next run (--interval) starts on a fresh
+    connection and sends it all again; ids make the repeat harmless.        */
+#include "session.h"
+#include "fake_ingestd.h"
+#include "log.h"
+#include "record.h"
+#include "util.h"
+
+#include <assert.h>
+#include <czmq.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#define S_MAX_KINDS 16
+
+struct _session_t {
+    char *collector, *instance;
+    intake_config_t intake_config;
+    char *endpoint;
+    intake_client_t *intake;
+    record_encoder_t *encoder;
+    progress_t *progress;
+    char *src, *target;
+    char run[33];
+    int64_t started_ns;
+    bool interrupted;
+    bool broken;            //  the intake client gave up
+    struct {
+        const char *kind;   //  static strings from the collectors
+        uint64_t count;
+    } counts[S_MAX_KINDS];
+    size_t nkinds;
+    const char *kind;       //  of the record begun
+    uint64_t accepted_before, rejected_before; //  of dropped intake clients
+    char detail[512];
+};
+
+session_t *
+session_new (const session_config_t *config)
+{
+    session_t *self = calloc (1, sizeof *self);
+    assert (self);
+    self->collector = strdup (config->collector);
+    self->instance = strdup (config->instance);
+    self->endpoint = strdup (config->intake.endpoint);
+    self->intake_config = config->intake;
+    self->intake_config.endpoint = self->endpoint;
+    self->intake = intake_client_new (&self->intake_config);
+    if (!self->intake) {
+        session_destroy (&self);
+        return NULL;
+    }
+    self->encoder = record_encoder_new ();
+    self->progress = progress_new (config->progress, config->progress_interval_ms);
+    return self;
+}
+
+void
+session_destroy (session_t **self_p)
+{
+    session_t *self = *self_p;
+    if (!self)
+        return;
+    intake_client_destroy (&self->intake);
+    record_encoder_destroy (&self->encoder);
+    progress_destroy (&self->progress);
+    free (self->collector);
+    free (self->instance);
+    free (self->endpoint);
+    free (self->src);
+    free (self->target);
+    free (self);
+    *self_p = NULL;
+}
+
+static void
+s_new_run_id (char *out)
+{
+    uint8_t bytes[16];
+    if (getrandom (bytes, sizeof bytes, 0) != (ssize_t) sizeof bytes) {
+        //  No entropy source: time and pid still make ids unique enough
+        int64_t now = util_now_ns ();
+        int pid = getpid ();
+        memcpy (bytes, &now, 8);
+        memcpy (bytes + 8, &pid, sizeof pid);
+        memset (bytes + 8 + sizeof pid, 0x5a, 8 - sizeof pid);
+    }
+    util_hex (bytes, sizeof bytes, out);
+}
+
+static void
+s_pack_str (msgpack_packer *pk, const char *s)
+{
+    size_t len = strlen (s);
+    msgpack_pack_str (pk, len);
+    msgpack_pack_str_body (pk, s, len);
+}
+
+static int
+s_intake_failed (session_t *self)
+{
+    if (zsys_interrupted)
+        self->interrupted = true;
+    else
+        self->broken = true;
+    return -1;
+}
+
+int
+session_begin (session_t *self, const char *src, const char *target,
+               session_config_fn *config_fn, void *config_arg)
+{
+    if (self->broken) {
+        self->accepted_before += intake_client_accepted (self->intake);
+        self->rejected_before += intake_client_rejected (self->intake);
+        intake_client_destroy (&self->intake);
+        self->intake = intake_client_new (&self->intake_config);
+        assert (self->intake); //  the endpoint was valid at start-up
+        self->broken = false;
+    }
+    free (self->src);
+    free (self->target);
+    self->src = strdup (src);
+    self->target = strdup (target);
+    s_new_run_id (self->run);
+    self->started_ns = util_now_ns ();
+    self->interrupted = false;
+    self->nkinds = 0;
+    log_info ("run.start", "collector=%s run=%s source=\"%s\" src=\"%s\"", self->collector,
+              self->run, target, src);
+    msgpack_packer *pk = session_record (self, "run.start", self->started_ns);
+    msgpack_pack_map (pk, config_fn ? 4 : 3);
+    s_pack_str (pk, "collector");
+    s_pack_str (pk, self->collector);
+    s_pack_str (pk, "source");
+    s_pack_str (pk, target);
+    s_pack_str (pk, "started");
+    msgpack_pack_int64 (pk, self->started_ns);
+    if (config_fn) {
+        s_pack_str (pk, "config");
+        config_fn (config_arg, pk);
+    }
+    int rc = session_send (self);
+    if (rc > 0)
+        log_error ("run.start_invalid", "detail=\"%s\"", self->detail);
+    return rc ? -1 : 0;
+}
+
+msgpack_packer *
+session_record (session_t *self, const char *kind, int64_t ts)
+{
+    self->kind = kind;
+    record_encoder_begin (self->encoder, kind, self->src, self->instance, self->run, ts);
+    return record_encoder_body (self->encoder);
+}
+
+int
+session_send (session_t *self)
+{
+    const void *data;
+    size_t size;
+    if (record_encoder_end (self->encoder, &data, &size, self->detail, sizeof self->detail))
+        return 1;
+    if (self->broken)
+        return -1;
+    if (intake_client_send (self->intake, data, size))
+        return s_intake_failed (self);
+    if (strncmp (self->kind, "run.", 4) == 0)
+        return 0; //  counts are of what the run collected
+    size_t i = 0;
+    while (i < self->nkinds && strcmp (self->counts[i].kind, self->kind) != 0)
+        i++;
+    if (i == self->nkinds && i < S_MAX_KINDS) {
+        self->counts[i].kind = self->kind;
+        self->counts[i].count = 0;
+        self->nkinds++;
+    }
+    if (i < S_MAX_KINDS)
+        self->counts[i].count++;
+    return 0;
+}
+
+const char *
+session_detail (session_t *self)
+{
+    return self->detail;
+}
+
+int
+session_end (session_t *self, const char *status, const char *error)
+{
+    //  The first SIGINT/SIGTERM of a run stops collecting and is consumed
+    //  here, so that what was collected still drains; a second one stops
+    //  the drain
+    bool consumed = false;
+    if (zsys_interrupted) {
+        self->interrupted = consumed = true;
+        zsys_interrupted = 0;
+    }
+    if (self->interrupted)
+        status = "interrupted";
+    if (self->broken) {
+        log_error ("run.end", "collector=%s run=%s status=failed error=\"ingestd unreachable\"",
+                   self->collector, self->run);
+        return -1;
+    }
+    int64_t finished = util_now_ns ();
+    double duration = (double) (finished - self->started_ns) / 1e9;
+    msgpack_packer *pk = session_record (self, "run.end", finished);
+    msgpack_pack_map (pk, error ? 8 : 7);
+    s_pack_str (pk, "collector");
+    s_pack_str (pk, self->collector);
+    s_pack_str (pk, "source");
+    s_pack_str (pk, self->target);
+    s_pack_str (pk, "status");
+    s_pack_str (pk, status);
+    s_pack_str (pk, "counts");
+    msgpack_pack_map (pk, self->nkinds);
+    char counts[512] = "";
+    size_t used = 0;
+    for (size_t i = 0; i < self->nkinds; i++) {
+        s_pack_str (pk, self->counts[i].kind);
+        msgpack_pack_uint64 (pk, self->counts[i].count);
+        if (used < sizeof counts)
+            used += (size_t) snprintf (counts + used, sizeof counts - used, " %s=%" PRIu64,
+                                       self->counts[i].kind, self->counts[i].count);
+    }
+    s_pack_str (pk, "started");
+    msgpack_pack_int64 (pk, self->started_ns);
+    s_pack_str (pk, "finished");
+    msgpack_pack_int64 (pk, finished);
+    s_pack_str (pk, "duration");
+    msgpack_pack_double (pk, duration);
+    if (error) {
+        s_pack_str (pk, "error");
+        s_pack_str (pk, error);
+    }
+    int rc = session_send (self);
+    while (rc == 0 && intake_client_flush (self->intake) != 0) {
+        if (zsys_interrupted && !consumed) {
+            self->interrupted = consumed = true;
+            zsys_interrupted = 0;
+            log_info ("run.draining", "collector=%s run=%s unacked=%zu", self->collector,
+                      self->run, intake_client_unacked (self->intake));
+            continue;
+        }
+        rc = s_intake_failed (self);
+    }
+    if (rc == 0) {
+        log_info ("run.end", "collector=%s run=%s status=%s duration_s=%.3f%s%s%s%s",
+                  self->collector, self->run, status, duration, counts,
+                  error ? " error=\"" : "", error ? error : "", error ? "\"" : "");
+        if (intake_client_rejected (self->intake))
+            log_warn ("run.rejected", "records=%" PRIu64 " hint=\"see ingestd's dead letters\"",
+                      intake_client_rejected (self->intake));
+        return 0;
+    }
+    log_error ("run.end", "collector=%s run=%s status=%s error=\"%s\"", self->collector,
+               self->run, self->interrupted ? "interrupted" : "failed",
+               rc > 0 ? self->detail
+                      : self->interrupted ? "interrupted again while waiting for ingestd"
+                                          : "ingestd did not acknowledge (give_up)");
+    return -1;
+}
+
+bool
+session_interrupted (session_t *self)
+{
+    return self->interrupted || zsys_interrupted;
+}
+
+uint64_t
+session_count (session_t *self, const char *kind)
+{
+    uint64_t n = 0;
+    for (size_t i = 0; i < self->nkinds; i++)
+        if (!kind || strcmp (self->counts[i].kind, kind) == 0)
+            n += self->counts[i].count;
+    return n;
+}
+
+const char *
+session_run_id (session_t *self)
+{
+    return self->run;
+}
+
+progress_t *
+session_progress (session_t *self)
+{
+    return self->progress;
+}
+
+uint64_t
+session_accepted (session_t *self)
+{
+    return self->accepted_before + intake_client_accepted (self->intake);
+}
+
+uint64_t
+session_rejected (session_t *self)
+{
+    return self->rejected_before + intake_client_rejected (self->intake);
+}
+
+//  ---------------------------------------------------------------------------
+
+static void
+s_test_config (void *arg, msgpack_packer *pk)
+{
+    (void) arg;
+    msgpack_pack_map (pk, 1);
+    s_pack_str (pk, "branch");
+    s_pack_str (pk, "main");
+}
+
+void
+session_test (bool verbose)
+{
+    (void) verbose;
+    fake_ingestd_t *fake = fake_ingestd_new ();
+    char endpoint[64];
+    snprintf (endpoint, sizeof endpoint, "%s", fake_ingestd_endpoint (fake));
+    session_config_t config = {"test", "host-1", {endpoint, 2, 0, 2, 1000, 5000},
+                               PROGRESS_OFF, 1000};
+    session_t *session = session_new (&config);
+    assert (session);
+    assert (session_begin (session, "src-a", "/path/a", s_test_config, NULL) == 0);
+    const char *run = session_run_id (session);
+    assert (strlen (run) == 32);
+    for (int i = 0; i < 5; i++) {
+        msgpack_packer *pk = session_record (session, "metric", 1000 + i);
+        msgpack_pack_map (pk, 2);
+        s_pack_str (pk, "name");
+        s_pack_str (pk, "n");
+        s_pack_str (pk, "value");
+        msgpack_pack_int (pk, i);
+        assert (session_send (session) == 0);
+    }
+    //  A body the kinds table refuses is not sent, and says why
+    msgpack_packer *pk = session_record (session, "metric", 1);
+    msgpack_pack_map (pk, 1);
+    s_pack_str (pk, "name");
+    msgpack_pack_int (pk, 3);
+    assert (session_send (session) == 1);
+    assert (strstr (session_detail (session), "body.name"));
+    assert (session_count (session, "metric") == 5);
+    assert (session_count (session, NULL) == 5);
+    assert (session_end (session, "ok", NULL) == 0);
+    assert (session_accepted (session) == 7);
+
+    //  What ingestd got: run.start, the records, run.end, all of one run
+    assert (fake_ingestd_count (fake) == 7);
+    msgpack_zone zone;
+    msgpack_zone_init (&zone, 4096);
+    for (int index = 0; index < 7; index++) {
+        record_t rec;
+        fake_ingestd_record (fake, (size_t) index, &rec, &zone);
+        assert (record_str_eq (rec.src, "src-a") && record_str_eq (rec.col, "host-1"));
+        assert (record_str_eq (rec.run, run));
+        record_str_t s;
+        if (index == 0) {
+            assert (record_str_eq (rec.kind, "run.start"));
+            assert (record_field_str (rec.body, "source", &s) && record_str_eq (s, "/path/a"));
+            const msgpack_object *cfg = record_field (rec.body, "config");
+            assert (cfg && record_field_str (cfg, "branch", &s) && record_str_eq (s, "main"));
+        }
+        else if (index == 6) {
+            assert (record_str_eq (rec.kind, "run.end"));
+            assert (record_field_str (rec.body, "status", &s) && record_str_eq (s, "ok"));
+            const msgpack_object *counts = record_field (rec.body, "counts");
+            int64_t n;
+            assert (counts && record_field_int (counts, "metric", &n) && n == 5);
+            assert (!record_field (rec.body, "error"));
+        }
+        else
+            assert (record_str_eq (rec.kind, "metric") && rec.ts == 1000 + index - 1);
+        msgpack_zone_clear (&zone);
+    }
+    msgpack_zone_destroy (&zone);
+
+    //  A second run has a new run id and its own counts
+    char first[33];
+    memcpy (first, run, 33);
+    assert (session_begin (session, "src-a", "/path/a", NULL, NULL) == 0);
+    assert (strcmp (first, session_run_id (session)) != 0);
+    assert (session_count (session, "metric") == 0);
+    assert (session_end (session, "failed", "it broke") == 0);
+    session_destroy (&session);
+    assert (session == NULL);
+    fake_ingestd_destroy (&fake);
+
+    //  Nobody answers: the run fails after give_up, and the next run
+    //  starts on a fresh connection
+    config.intake.give_up_ms = 300;
+    config.intake.ack_timeout_ms = 100;
+    session = session_new (&config);
+    assert (session_begin (session, "src-b", "/b", NULL, NULL) == 0);
+    int64_t start = util_mono_ms ();
+    assert (session_end (session, "ok", NULL) == -1);
+    assert (util_mono_ms () - start >= 250);
+    assert (session_begin (session, "src-b", "/b", NULL, NULL) == 0);
+    assert (session_end (session, "ok", NULL) == -1);
+    session_destroy (&session);
+
+    //  A bad endpoint is refused at once
+    config.intake.endpoint = "nonsense://x";
+    assert (session_new (&config) == NULL);
+}

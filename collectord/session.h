@@ -1,0 +1,77 @@
+/*  session: what every collector shares. It owns the connection to ingestd's
+    intake (intake_client_t), the record encoder and the progress display,
+    and frames each collection run with a run.start and a run.end record:
+
+        session_begin       new run id, run.start
+        session_record      start a record, pack its body
+        session_send        encode (validated, deterministic id) and queue it
+        ...
+        session_end         run.end, then wait until ingestd acked every batch
+
+    Records carry src = the source being collected, col = the collector
+    instance, run = the run id (32 random hex digits).                      */
+#ifndef OMNI_COLLECTORD_SESSION_H
+#define OMNI_COLLECTORD_SESSION_H
+
+#include "intake_client.h"
+#include "progress.h"
+
+#include <msgpack.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct {
+    const char *collector;        //  collector type, e.g. "git"
+    const char *instance;         //  `col` of every record
+    intake_config_t intake;
+    progress_mode_t progress;
+    int64_t progress_interval_ms; //  between progress log lines
+} session_config_t;
+
+typedef struct _session_t session_t;
+
+//  Packs the collector's settings as one msgpack map (run.start body.config).
+typedef void (session_config_fn) (void *arg, msgpack_packer *pk);
+
+//  NULL (after logging why) when the intake endpoint is not valid.
+session_t *session_new (const session_config_t *config);
+void session_destroy (session_t **self_p);
+
+//  Starts a run on `src` (the record source) and sends run.start, whose
+//  body.source is `target` (what the user named, e.g. a path). Returns 0, or
+//  -1 when ingestd gave up or the process was interrupted.
+int session_begin (session_t *self, const char *src, const char *target,
+                   session_config_fn *config_fn, void *config_arg);
+
+//  Starts a record of `kind` with event time `ts` (ns); pack exactly one map
+//  into the returned packer, then call session_send.
+msgpack_packer *session_record (session_t *self, const char *kind, int64_t ts);
+
+//  Encodes the record begun and queues it. Returns 0; 1 when the record is
+//  not valid for its kind or too large (nothing sent; session_detail says
+//  why, the collector may retry a smaller one); -1 when ingestd gave up or
+//  the process was interrupted.
+int session_send (session_t *self);
+const char *session_detail (session_t *self);
+
+//  Sends run.end with `status` ("ok", "failed"; "interrupted" is chosen
+//  here when a signal came) and `error` (NULL if none), then waits until
+//  every batch is acknowledged. A SIGINT/SIGTERM that stopped the run is
+//  consumed here so that the drain can proceed; a second one aborts it.
+//  Returns 0 when ingestd acknowledged everything.
+int session_end (session_t *self, const char *status, const char *error);
+
+//  True once SIGINT/SIGTERM arrived during this run.
+bool session_interrupted (session_t *self);
+
+//  Records queued in this run for `kind` (all kinds for NULL).
+uint64_t session_count (session_t *self, const char *kind);
+const char *session_run_id (session_t *self);
+progress_t *session_progress (session_t *self);
+//  Totals over the session's life, acknowledged by ingestd.
+uint64_t session_accepted (session_t *self);
+uint64_t session_rejected (session_t *self);
+
+void session_test (bool verbose);
+
+#endif

@@ -1,0 +1,229 @@
+/*  state: a collector's per-source memory between runs.                     */
+#include "state.h"
+#include "selftest.h"
+#include "util.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/sha.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct _state_t {
+    char *dir;      //  <state_dir>/<collector>
+    char *path;
+    char *source;
+    char **entries;
+    size_t size, cap;
+};
+
+state_t *
+state_new (const char *state_dir, const char *collector, const char *source)
+{
+    state_t *self = calloc (1, sizeof *self);
+    assert (self);
+    uint8_t hash[SHA256_DIGEST_LENGTH];
+    SHA256 ((const uint8_t *) source, strlen (source), hash);
+    char hex[33];
+    util_hex (hash, 16, hex);
+    self->source = strdup (source);
+    if (asprintf (&self->dir, "%s/%s", state_dir, collector) < 0
+        || asprintf (&self->path, "%s/%s.state", self->dir, hex) < 0)
+        assert (false);
+    return self;
+}
+
+void
+state_destroy (state_t **self_p)
+{
+    state_t *self = *self_p;
+    if (!self)
+        return;
+    state_clear (self);
+    free (self->entries);
+    free (self->dir);
+    free (self->path);
+    free (self->source);
+    free (self);
+    *self_p = NULL;
+}
+
+char *
+state_default_dir (void)
+{
+    char *dir = NULL;
+    const char *xdg = getenv ("XDG_STATE_HOME");
+    const char *home = getenv ("HOME");
+    if (xdg && *xdg == '/')
+        assert (asprintf (&dir, "%s/omniaudit", xdg) > 0);
+    else
+        assert (asprintf (&dir, "%s/.local/state/omniaudit", home && *home ? home : ".") > 0);
+    return dir;
+}
+
+int
+state_load (state_t *self, char *error, size_t error_size)
+{
+    state_clear (self);
+    FILE *file = fopen (self->path, "r");
+    if (!file) {
+        if (errno == ENOENT)
+            return 0;
+        snprintf (error, error_size, "cannot read %s: %s", self->path, strerror (errno));
+        return -1;
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    while ((len = getline (&line, &cap, file)) >= 0) {
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+            line[--len] = 0;
+        if (len > 0 && line[0] != '#')
+            state_add (self, line);
+    }
+    bool failed = ferror (file);
+    free (line);
+    fclose (file);
+    if (failed) {
+        snprintf (error, error_size, "cannot read %s", self->path);
+        return -1;
+    }
+    return 0;
+}
+
+size_t
+state_size (state_t *self)
+{
+    return self->size;
+}
+
+const char *
+state_entry (state_t *self, size_t index)
+{
+    return index < self->size ? self->entries[index] : NULL;
+}
+
+void
+state_clear (state_t *self)
+{
+    for (size_t i = 0; i < self->size; i++)
+        free (self->entries[i]);
+    self->size = 0;
+}
+
+void
+state_add (state_t *self, const char *entry)
+{
+    if (self->size == self->cap) {
+        self->cap = self->cap ? self->cap * 2 : 16;
+        self->entries = realloc (self->entries, self->cap * sizeof *self->entries);
+        assert (self->entries);
+    }
+    char *copy = strdup (entry);
+    assert (copy);
+    for (char *c = copy; *c; c++)
+        if (*c == '\n' || *c == '\r')
+            *c = ' ';
+    self->entries[self->size++] = copy;
+}
+
+int
+state_save (state_t *self, char *error, size_t error_size)
+{
+    if (util_mkdirs (self->dir)) {
+        snprintf (error, error_size, "cannot create %s: %s", self->dir, strerror (errno));
+        return -1;
+    }
+    char *temp;
+    assert (asprintf (&temp, "%s.tmp.%d", self->path, (int) getpid ()) > 0);
+    int fd = open (temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    FILE *file = fd >= 0 ? fdopen (fd, "w") : NULL;
+    if (!file) {
+        snprintf (error, error_size, "cannot write %s: %s", temp, strerror (errno));
+        if (fd >= 0)
+            close (fd);
+        free (temp);
+        return -1;
+    }
+    fprintf (file, "# omniaudit collector state, source: ");
+    for (const char *c = self->source; *c; c++)
+        fputc (*c == '\n' || *c == '\r' ? ' ' : *c, file);
+    fputc ('\n', file);
+    for (size_t i = 0; i < self->size; i++)
+        fprintf (file, "%s\n", self->entries[i]);
+    bool failed = fflush (file) != 0 || fsync (fd) != 0;
+    int saved = errno;
+    failed |= fclose (file) != 0;
+    if (!failed && rename (temp, self->path) != 0) {
+        failed = true;
+        saved = errno;
+    }
+    if (failed) {
+        snprintf (error, error_size, "cannot write %s: %s", self->path, strerror (saved));
+        unlink (temp);
+        free (temp);
+        return -1;
+    }
+    free (temp);
+    util_fsync_dir (self->dir);
+    return 0;
+}
+
+const char *
+state_path (state_t *self)
+{
+    return self->path;
+}
+
+void
+state_test (bool verbose)
+{
+    (void) verbose;
+    char *dir = selftest_tmpdir ("state");
+    char error[256];
+    state_t *state = state_new (dir, "git", "/srv/repo.git");
+    assert (strstr (state_path (state), "/git/") && strstr (state_path (state), ".state"));
+    assert (state_load (state, error, sizeof error) == 0); //  no file: empty
+    assert (state_size (state) == 0);
+    state_add (state, "tip abc");
+    state_add (state, "since two\nlines");
+    assert (state_save (state, error, sizeof error) == 0);
+    state_destroy (&state);
+    assert (state == NULL);
+
+    //  Another source has its own file; the same source reads back
+    state_t *other = state_new (dir, "git", "/srv/other.git");
+    assert (state_load (other, error, sizeof error) == 0 && state_size (other) == 0);
+    state_destroy (&other);
+    state = state_new (dir, "git", "/srv/repo.git");
+    assert (state_load (state, error, sizeof error) == 0);
+    assert (state_size (state) == 2);
+    assert (strcmp (state_entry (state, 0), "tip abc") == 0);
+    assert (strcmp (state_entry (state, 1), "since two lines") == 0);
+    assert (state_entry (state, 2) == NULL);
+    //  Saving again replaces, never appends; no temp file is left behind
+    state_clear (state);
+    state_add (state, "tip def");
+    assert (state_save (state, error, sizeof error) == 0);
+    assert (state_load (state, error, sizeof error) == 0 && state_size (state) == 1);
+    char *listing;
+    assert (asprintf (&listing, "ls -a %s/git | grep -c tmp > /dev/null", dir) > 0);
+    assert (system (listing) != 0);
+    free (listing);
+    state_destroy (&state);
+
+    //  An unwritable directory is an error with the path in it
+    state = state_new ("/proc/omni-no-such", "git", "x");
+    assert (state_save (state, error, sizeof error) == -1);
+    assert (strstr (error, "/proc/omni-no-such"));
+    state_destroy (&state);
+
+    char *def = state_default_dir ();
+    assert (strstr (def, "omniaudit"));
+    free (def);
+    selftest_rmtree (dir);
+    free (dir);
+}
