@@ -340,7 +340,7 @@ s_open (archive_t *self, s_file_t *file, char *error, size_t error_size)
         }
         char full[PATH_MAX];
         s_full_path (self, file->path, full, sizeof full);
-        int fd = open (full, O_WRONLY | O_CLOEXEC);
+        int fd = open (full, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
         if (fd < 0 && errno == ENOENT) {
             if (file->in_state) {
                 //  Removed behind our back (retention?): what it held is gone
@@ -356,7 +356,7 @@ s_open (archive_t *self, s_file_t *file, char *error, size_t error_size)
             *slash = '/';
             if (rc)
                 return s_fail (error, error_size, "mkdir for", file->path, errno);
-            fd = open (full, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+            fd = open (full, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
         }
         if (fd < 0)
             return s_fail (error, error_size, "open", file->path, errno);
@@ -725,7 +725,7 @@ s_recover_file (archive_t *self, MDB_txn *txn, s_file_t *file, uint64_t *truncat
 {
     char full[PATH_MAX];
     s_full_path (self, file->path, full, sizeof full);
-    int fd = open (full, O_RDWR | O_CLOEXEC);
+    int fd = open (full, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
     MDB_val k = {strlen (file->path), file->path};
     if (fd < 0 && errno == ENOENT) {
         //  Removed by an operator (retention): its records stay archived.
