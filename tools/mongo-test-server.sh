@@ -3,8 +3,8 @@
 #   tools/mongo-test-server.sh start DIR   prints the URI once the server answers
 #   tools/mongo-test-server.sh stop DIR    stops the server started in DIR
 #   tools/mongo-test-server.sh binary      prints the FerretDB binary (builds it)
-# With OMNI_TEST_MONGO_URI set (e.g. a real mongod), start only prints it and
-# stop does nothing. DIR keeps the data, the log (ferretdb.log), the pid file
+# With OMNI_TEST_MONGO_URI set (e.g. a real mongod), start only prints it;
+# stop stops only a server this script started in DIR (its pid file). DIR keeps the data, the log (ferretdb.log), the pid file
 # and the port: a second start in the same DIR (after a stop or a kill) serves
 # the same data on the same port, so an outage can be staged with one DIR.
 #
@@ -159,8 +159,8 @@ stop() {
 case "${1:-}" in
 start | stop)
     [ $# -eq 2 ] || die "usage: $0 start|stop DIR"
-    if [ -n "${OMNI_TEST_MONGO_URI:-}" ]; then
-        [ "$1" = start ] && echo "$OMNI_TEST_MONGO_URI"
+    if [ "$1" = start ] && [ -n "${OMNI_TEST_MONGO_URI:-}" ]; then
+        echo "$OMNI_TEST_MONGO_URI"
         exit 0
     fi
     "$1" "$2" ;;
