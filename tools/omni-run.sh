@@ -358,13 +358,16 @@ say "             $BIN/omni-tap --endpoint=$TAP --kind=git. --format=pretty"
 # ---------------------------------------------------------------------------
 # Collection
 
-progress() {  # one line: what ingestd took in, and each writer's lag
-    local h line w lag
+progress() {  # one line: what ingestd took in, and what each writer has stored
+    local h m line w n
     h=$(health_text "${HTTP[ingestd]}")
-    line="accepted $(health_field "$h" accepted) rejected $(health_field "$h" rejected) in journal $(health_field "$h" in_journal) |"
+    # Counters, not the lag gauges: those are refreshed on ingestd's 250 ms tick.
+    m=$(http_get "${HTTP[ingestd]}" /metrics)
+    line="accepted $(health_field "$h" accepted) rejected $(health_field "$h" rejected) in journal $(health_field "$h" in_journal) | stored:"
     for w in "${WRITERS[@]}"; do
-        lag=$(metric "${HTTP[ingestd]}" "omni_ingestd_writer_lag_records{writer=\"${WRITER_OF[$w]}\"}")
-        line+=" ${WRITER_OF[$w]} lag ${lag:-?}"
+        n=$(awk -v name="omni_ingestd_records_acked_total{writer=\"${WRITER_OF[$w]}\"}" \
+            '$1 == name { print $2; exit }' <<<"$m")
+        line+=" ${WRITER_OF[$w]} ${n:-?}"
     done
     if [ $TTY = 1 ]; then printf '\r  %s\033[K' "$line"; else printf '  %s\n' "$line"; fi
 }
