@@ -298,9 +298,12 @@ pointstore_new (const pointstore_config_t *config, metrics_t *metrics, char *err
         snprintf (error, error_size, "compress_after: must not be negative");
         return NULL;
     }
-    pgconn_t *conn = pgconn_new (config->dsn, error, error_size);
-    if (!conn)
+    char why[512];
+    pgconn_t *conn = pgconn_new (config->dsn, why, sizeof why);
+    if (!conn) {
+        snprintf (error, error_size, "dsn: %s", why);
         return NULL;
+    }
     pointstore_t *self = calloc (1, sizeof *self);
     assert (self);
     self->conn = conn;

@@ -30,8 +30,8 @@ typedef struct {
 typedef struct _pointstore_t pointstore_t;
 
 //  Does not connect. `metrics` may be NULL. Returns NULL when the dsn
-//  cannot be parsed or a setting is invalid (error says why, never with
-//  the password).
+//  cannot be parsed or a setting is invalid: `error` starts with the key
+//  ("dsn: ...", "partition_interval: ...") and never holds the password.
 pointstore_t *pointstore_new (const pointstore_config_t *config, metrics_t *metrics, char *error,
                               size_t error_size);
 void pointstore_destroy (pointstore_t **self_p);

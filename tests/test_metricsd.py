@@ -344,7 +344,8 @@ def test_health_fails_without_database_and_config_errors_name_the_key(pipeline, 
     for flag, key in (("--mode=hypertable", "metricsd.mode"),
                       ("--partition-interval=fortnight", "partition_interval"),
                       ("--batch-size=0", "batch_size"),
-                      ("--compress-after=soon", "compress_after")):
+                      ("--compress-after=soon", "compress_after"),
+                      ("--dsn=port='unterminated", "metricsd.dsn")):
         out = subprocess.run([binary("metricsd"), flag, f"--http=127.0.0.1:{free_port()}"],
                              capture_output=True, text=True, timeout=30, cwd=workdir)
         assert out.returncode == 2, (flag, out.stderr)
