@@ -238,12 +238,13 @@ MONGO_TOOL=""
 mongo_eval() {  # JS: prints the result, by mongosh or the legacy shell
     "$MONGO_TOOL" --quiet "$MONGO_URI" --eval "$1" 2>/dev/null
 }
-mongo_py() {  # PYTHON: with `db` bound, by pymongo
-    /usr/bin/python3 - "$MONGO_URI" "$MONGO_DB" "$1" <<'PY' 2>/dev/null
+mongo_py() {  # PYTHON [SOURCES]: with `db` and `srcs` (a list) bound, by pymongo
+    /usr/bin/python3 - "$MONGO_URI" "$MONGO_DB" "$1" "${2:-}" <<'PY' 2>/dev/null
 import sys
 from pymongo import MongoClient
 client = MongoClient(sys.argv[1], serverSelectionTimeoutMS=3000)
 db = client[sys.argv[2]]
+srcs = [s for s in sys.argv[4].split("\t") if s]
 exec(sys.argv[3])
 PY
 }
@@ -516,14 +517,21 @@ fi
 
 if [ $MONGO_OK = 1 ] && [[ " ${WRITERS[*]} " == *" documentd "* ]]; then
     say ""
-    say "MongoDB      $MONGO_URI database $MONGO_DB"
+    say "MongoDB      $MONGO_URI database $MONGO_DB  (documents of source(s): ${SOURCES[*]:-all})"
+    srcs=$(printf '%s\n' "${SOURCES[@]}" | paste -sd '\t' -)
     case $MONGO_TOOL in
     pymongo)
-        out=$(mongo_py 'for c in sorted(db.list_collection_names()): print(c, db[c].count_documents({}))') ;;
-    "") out="" ;;
-    *)
-        out=$(mongo_eval "const d = db.getSiblingDB('$MONGO_DB'); d.getCollectionNames().sort().forEach(c => print(c + ' ' + d.getCollection(c).countDocuments({})))") ;;
+        out=$(mongo_py 'q = {"src": {"$in": srcs}} if srcs else {}
+for c in sorted(db.list_collection_names()): print(c, db[c].count_documents(q))' "$srcs") ;;
+    mongosh)
+        out=$(OMNI_SRCS=$srcs mongo_eval "const s = (process.env.OMNI_SRCS || '').split('\t').filter(x => x);
+            const q = s.length ? {src: {\$in: s}} : {}; const d = db.getSiblingDB('$MONGO_DB');
+            d.getCollectionNames().sort().forEach(c => print(c + ' ' + d.getCollection(c).countDocuments(q)))") ;;
+    mongo)
+        out=$(mongo_eval "var d = db.getSiblingDB('$MONGO_DB'); d.getCollectionNames().sort().forEach(function (c) { print(c + ' ' + d.getCollection(c).count()); })") ;;
+    *) out="" ;;
     esac
+    [ -z "$out" ] && say "  (no mongosh or pymongo to count; documentd stored $(metric "${HTTP[documentd]}" omni_documentd_records_stored_total) records)"
     while read -r c n; do
         [ -n "$c" ] || continue
         printf '  %-16s %8s documents\n' "$c" "$n"
@@ -560,7 +568,7 @@ if [[ " ${WRITERS[*]} " == *" metricsd "* ]]; then
     say "  series:     SELECT name, count(*), min(time), max(time) FROM points GROUP BY name;"
 fi
 if [ $MONGO_OK = 1 ] && [[ " ${WRITERS[*]} " == *" documentd "* ]]; then
-    say "  MongoDB:    mongosh $MONGO_URI/$MONGO_DB --eval 'db.getCollectionNames()'"
+    say "  MongoDB:    mongosh '$MONGO_URI' --eval 'db.getSiblingDB(\"$MONGO_DB\").git_commits.findOne()'"
 fi
 say "  live:       OMNI_RUN_HOLD=1 make run   keeps the pipeline up after this summary; meanwhile:"
 say "              $BIN/omni-tap --endpoint=$TAP --kind=git. --format=pretty"
