@@ -17,6 +17,7 @@ import struct
 import subprocess
 import tempfile
 import time
+import uuid
 
 import msgpack
 import pytest
@@ -423,13 +424,26 @@ def test_make_run_on_a_fresh_clone(workdir, pg_database):
         need(name, " (make run needs it)")
     clone = os.path.join(workdir, "clone")
     subprocess.run(["git", "clone", "-q", ROOT, clone], check=True, timeout=120)
+    mongo_uri = os.environ.get("OMNI_TEST_MONGO_URI")
+    mongo_db = "omni_test_run_" + uuid.uuid4().hex[:12]
     env = dict(os.environ, OMNI_BIN=BIN, OMNI_PG_DSN=pg_database,
-               OMNI_MONGO_URI=os.environ.get("OMNI_TEST_MONGO_URI", "off"))
+               OMNI_MONGO_URI=mongo_uri or "off", OMNI_MONGO_DB=mongo_db)
     env.pop("OMNI_RUN_DIR", None)
     env.pop("OMNI_RUN_KEEP", None)
     env.pop("OMNI_CONFIG", None)
-    out = subprocess.run([os.path.join(clone, "tools", "omni-run.sh")], cwd=clone, env=env,
-                         capture_output=True, text=True, timeout=900)
+    try:
+        out = subprocess.run([os.path.join(clone, "tools", "omni-run.sh")], cwd=clone, env=env,
+                             capture_output=True, text=True, timeout=900)
+        check_make_run(clone, out, pg_database, mongo_uri, mongo_db)
+    finally:
+        if mongo_uri:
+            from pymongo import MongoClient
+            client = MongoClient(mongo_uri, serverSelectionTimeoutMS=5000)
+            client.drop_database(mongo_db)
+            client.close()
+
+
+def check_make_run(clone, out, pg_database, mongo_uri, mongo_db):
     log = out.stdout + out.stderr
     assert out.returncode == 0, log[-5000:]
     assert not processes_mentioning(os.path.join(clone, "var")), f"processes left behind:\n{log}"
@@ -457,6 +471,15 @@ def test_make_run_on_a_fresh_clone(workdir, pg_database):
     if built("relationald"):
         assert int(summary["pg_commits"]) == commits, log
         assert count_commits(pg_database) == commits
+    # MongoDB, when the tests have one and documentd was built.
+    if mongo_uri and built("documentd"):
+        from pymongo import MongoClient
+        client = MongoClient(mongo_uri, serverSelectionTimeoutMS=5000)
+        try:
+            assert int(summary["mongo_git_commits"]) == commits, log
+            assert client[mongo_db]["git_commits"].count_documents({}) == commits
+        finally:
+            client.close()
     # Everything was stopped cleanly: every daemon's log ends with its stop line.
     logs = os.path.join(clone, "var", "run", "logs")
     for name in os.listdir(logs):
