@@ -29,6 +29,8 @@
 #define SCAN_LIMIT      20000             //  journal entries scanned per DELIVER
 #define MAX_FRAME       (256ULL << 20)    //  larger intake frames drop the connection
 #define HOUSEKEEP_MS    250
+#define HEARTBEAT_MS    1000
+#define SYNC_MS         50
 
 typedef struct {
     uint64_t upto;
@@ -47,6 +49,7 @@ typedef struct {
     s_inflight_t *inflight;
     size_t ninflight, inflight_cap;
     int64_t last_heard_ms;
+    int64_t last_sent_ms; //  anything sent on this connection
     metric_t *m_delivered, *m_acked, *m_lag_records, *m_lag_seconds, *m_connected, *m_latency;
 } s_session_t;
 
@@ -63,6 +66,7 @@ struct _server_t {
     pthread_mutex_t state_lock;
     bool paused;
     int64_t last_housekeep_ms;
+    int64_t last_sync_ms; //  cursors last persisted
     metrics_t *metrics;
     metric_t *m_received, *m_accepted, *m_batches, *m_bytes, *m_rounds, *m_journal_bytes,
         *m_journal_records, *m_paused, *m_commit_latency, *m_trimmed, *m_tap_subscribers,
@@ -508,7 +512,9 @@ static void
 s_pump (server_t *self, s_session_t *s)
 {
     uint64_t last = journal_next_offset (self->journal) - 1;
-    for (int round = 0; round < 8 && s->peer && s->sent_upto < last; round++) {
+    //  Bounded by the writer's window, not by a message count: a writer with
+    //  a large batch must get it without waiting for the next poll round.
+    while (s->peer && s->sent_upto < last) {
         if (s->inflight_records >= s->window)
             return;
         //  An offset range with nothing for this writer also needs an ACK
@@ -532,6 +538,7 @@ s_pump (server_t *self, s_session_t *s)
         zframe_t *peer = zframe_dup (s->peer);
         zmsg_prepend (fill.msg, &peer);
         zmsg_send (&fill.msg, self->delivery);
+        s->last_sent_ms = util_mono_ms ();
         if (s->ninflight == s->inflight_cap) {
             s->inflight_cap = s->inflight_cap ? s->inflight_cap * 2 : 16;
             s->inflight = realloc (s->inflight, s->inflight_cap * sizeof *s->inflight);
@@ -653,6 +660,18 @@ s_handle_ack (server_t *self, zframe_t *peer, zmsg_t *msg)
 }
 
 static void
+s_sync_cursors (server_t *self)
+{
+    pthread_mutex_lock (&self->state_lock);
+    uint64_t trimmed_before = journal_counters (self->journal).trimmed;
+    journal_sync_cursors (self->journal);
+    uint64_t trimmed = journal_counters (self->journal).trimmed - trimmed_before;
+    pthread_mutex_unlock (&self->state_lock);
+    metric_add (self->m_trimmed, trimmed);
+    self->last_sync_ms = util_mono_ms ();
+}
+
+static void
 s_delivery_round (server_t *self)
 {
     for (int i = 0; i < 256 && (zsock_events (self->delivery) & ZMQ_POLLIN); i++) {
@@ -672,12 +691,11 @@ s_delivery_round (server_t *self)
         zframe_destroy (&peer);
         zmsg_destroy (&msg);
     }
-    pthread_mutex_lock (&self->state_lock);
-    uint64_t trimmed_before = journal_counters (self->journal).trimmed;
-    journal_sync_cursors (self->journal);
-    uint64_t trimmed = journal_counters (self->journal).trimmed - trimmed_before;
-    pthread_mutex_unlock (&self->state_lock);
-    metric_add (self->m_trimmed, trimmed);
+    //  Cursors are persisted (one fsync) at most every SYNC_MS, not per ACK:
+    //  after a crash a writer receives at most that much again, and writers
+    //  are idempotent. A full journal is synced at once so it can drain.
+    if (util_mono_ms () - self->last_sync_ms >= SYNC_MS || journal_full (self->journal))
+        s_sync_cursors (self);
     s_pump_all (self);
 }
 
@@ -685,12 +703,7 @@ static void
 s_housekeep (server_t *self)
 {
     //  Trimming may lag behind ACKs (it is chunked): finish it here.
-    pthread_mutex_lock (&self->state_lock);
-    uint64_t trimmed_before = journal_counters (self->journal).trimmed;
-    journal_sync_cursors (self->journal);
-    uint64_t trimmed = journal_counters (self->journal).trimmed - trimmed_before;
-    pthread_mutex_unlock (&self->state_lock);
-    metric_add (self->m_trimmed, trimmed);
+    s_sync_cursors (self);
     metric_set (self->m_journal_bytes, (double) journal_bytes (self->journal));
     metric_set (self->m_journal_records, (double) journal_records (self->journal));
     int64_t now_ns = util_now_ns (), now_ms = util_mono_ms ();
@@ -702,6 +715,19 @@ s_housekeep (server_t *self)
         int64_t oldest = cursor < next ? journal_received_ns (self->journal, cursor) : 0;
         metric_set (s->m_lag_seconds, oldest ? (double) (now_ns - oldest) / 1e9 : 0);
         bool alive = s->peer && now_ms - s->last_heard_ms < 5000;
+        if (s->peer && now_ms - s->last_sent_ms >= HEARTBEAT_MS) {
+            //  An idle writer hears from us too, so it can tell ingestd is up.
+            uint8_t cursor[8];
+            s_put_be (cursor, journal_cursor (self->journal, s->index), 8);
+            zmsg_t *out = zmsg_new ();
+            zframe_t *to = zframe_dup (s->peer);
+            zmsg_append (out, &to);
+            zmsg_addstr (out, DELIVERY_SIG);
+            zmsg_addstr (out, "HEARTBEAT");
+            zmsg_addmem (out, cursor, 8);
+            zmsg_send (&out, self->delivery);
+            s->last_sent_ms = now_ms;
+        }
         metric_set (s->m_connected, alive ? 1 : 0);
     }
     self->last_housekeep_ms = now_ms;
