@@ -353,8 +353,17 @@ for w in "${WRITERS[@]}"; do
 done
 targets="ingestd=127.0.0.1:${HTTP[ingestd]}"
 for w in "${WRITERS[@]}"; do targets+=",$w=127.0.0.1:${HTTP[$w]}"; done
-say "watch it:    $BIN/omnictl status --watch --targets=$targets"
-say "             $BIN/omni-tap --endpoint=$TAP --kind=git. --format=pretty"
+# The tools that show it at work, when they are built.
+look_live() {  # PREFIX
+    local prefix=$1
+    if [ -x "$BIN/omnictl" ]; then
+        say "${prefix}$BIN/omnictl status --watch --targets=$targets"; prefix=${prefix//?/ }
+    fi
+    if [ -x "$BIN/omni-tap" ]; then
+        say "${prefix}$BIN/omni-tap --endpoint=$TAP --kind=git. --format=pretty"
+    fi
+}
+look_live "watch it:    "
 
 # ---------------------------------------------------------------------------
 # Collection
@@ -571,8 +580,7 @@ if [ $MONGO_OK = 1 ] && [[ " ${WRITERS[*]} " == *" documentd "* ]]; then
     say "  MongoDB:    mongosh '$MONGO_URI' --eval 'db.getSiblingDB(\"$MONGO_DB\").git_commits.findOne()'"
 fi
 say "  live:       OMNI_RUN_HOLD=1 make run   keeps the pipeline up after this summary; meanwhile:"
-say "              $BIN/omni-tap --endpoint=$TAP --kind=git. --format=pretty"
-say "              $BIN/omnictl status --watch --targets=$targets"
+look_live "              "
 say "  logs:       $LOGS/"
 say "  numbers:    $SUMMARY"
 
