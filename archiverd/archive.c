@@ -31,6 +31,8 @@
     recovery deletes what the state does not know, and a lost or misplaced
     .state would otherwise make it delete the whole archive.                 */
 #include "archive.h"
+
+#include <openssl/evp.h>
 #include "log.h"
 #include "mpjson.h"
 #include "util.h"
@@ -79,7 +81,7 @@ typedef struct {
 } s_file_t;
 
 typedef struct {
-    const uint8_t *id;
+    uint8_t id[RECORD_ID_SIZE]; //  the record id, or for a mutable kind its version id
     size_t index;
 } s_key_t;
 
@@ -439,6 +441,29 @@ s_end_batch (archive_t *self, bool committed)
 }
 
 //  Id order, and batch order among equal ids: the first occurrence wins.
+//  The archive is a history: for kinds whose state changes (a branch that
+//  moves, a build that finishes) every distinct state is a line of its own,
+//  so their dedup key is a hash of the id and the body; a state seen again
+//  (re-collection, redelivery) is still skipped.
+static void
+s_archive_key (const record_t *record, uint8_t key[RECORD_ID_SIZE])
+{
+    if (!record->spec || !record->spec->mutable_state) {
+        memcpy (key, record->id, RECORD_ID_SIZE);
+        return;
+    }
+    msgpack_sbuffer sbuf;
+    msgpack_sbuffer_init (&sbuf);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &sbuf, msgpack_sbuffer_write);
+    msgpack_sbuffer_write (&sbuf, (const char *) record->id, RECORD_ID_SIZE);
+    msgpack_pack_object (&pk, *record->body);
+    uint8_t digest[32];
+    EVP_Digest (sbuf.data, sbuf.size, digest, NULL, EVP_sha256 (), NULL);
+    memcpy (key, digest, RECORD_ID_SIZE);
+    msgpack_sbuffer_destroy (&sbuf);
+}
+
 static int
 s_key_cmp (const void *a_, const void *b_)
 {
@@ -470,11 +495,13 @@ s_write_batch (archive_t *self, const record_t *records, size_t count, bool *map
     //  copies are allocated, and written at the commit, in runs.
     uint64_t skipped = 0, archived = 0, bytes = 0;
     int64_t t0 = zclock_usecs (), t1, t2, t3;
-    for (size_t i = 0; i < count; i++)
-        self->keys[i] = (s_key_t) {records[i].id, i};
+    for (size_t i = 0; i < count; i++) {
+        self->keys[i].index = i;
+        s_archive_key (&records[i], self->keys[i].id);
+    }
     qsort (self->keys, count, sizeof *self->keys, s_key_cmp);
     for (size_t i = 0; i < count; i++) {
-        MDB_val k = {RECORD_ID_SIZE, (void *) self->keys[i].id}, v = {0, NULL};
+        MDB_val k = {RECORD_ID_SIZE, self->keys[i].id}, v = {0, NULL};
         rc = mdb_put (txn, self->ids, &k, &v, MDB_NOOVERWRITE);
         self->skip[self->keys[i].index] = rc == MDB_KEYEXIST;
         if (rc == MDB_KEYEXIST)

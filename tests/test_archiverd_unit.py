@@ -139,3 +139,31 @@ def test_refuses_unknown_files_without_state_and_a_second_instance(pipeline, wor
                          capture_output=True, text=True, timeout=30)
     assert out.returncode == 1 and "in use" in out.stderr, out.stderr
     assert first.running()
+
+
+def test_moving_branch_keeps_each_state_once(pipeline):
+    """A branch that moves is one id with changing state: the archive keeps
+    every distinct state once, and a state seen again adds nothing."""
+    p = pipeline(writers=("archive",))
+    p.ingestd.start()
+    p.archiverd().start()
+    intake = IntakeClient(p.intake)
+
+    def branch(target, ts):
+        return record("git.branch", "repo", {"name": "main", "target": target, "head": True},
+                      ts=ts, key="main")
+
+    # One state per delivery: within one writer batch only the newest state
+    # of an id is kept (common/writer.c dedups by id).
+    assert intake.batch([branch("a" * 40, 1)]) == (1, 0)
+    p.wait_archived(1)
+    assert intake.batch([branch("b" * 40, 2)]) == (1, 0)
+    p.wait_archived(2)
+    skipped = "omni_archiverd_records_skipped_duplicate_total"
+    for n, state in enumerate(("b", "a"), 1):
+        assert intake.batch([branch(state * 40, 2 + n)]) == (1, 0)
+        wait_until(lambda: p.daemons[1].metrics().get(skipped, 0) >= n, 20, "state seen again skipped")
+    intake.close()
+    lines = archive_lines(p.archive_dir)
+    assert sorted(line["body"]["target"][0] for line in lines) == ["a", "b"]
+    assert len({line["id"] for line in lines}) == 1
