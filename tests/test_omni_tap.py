@@ -12,9 +12,7 @@ import sys
 
 import msgpack
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests"))
-from omni import binary, wait_until  # noqa: E402
-from conftest import pipeline, workdir  # noqa: E402,F401  (fixtures, when run from tools/)
+from omni import binary, wait_until
 
 
 class Tap:
