@@ -44,10 +44,18 @@ source_context() {
 }
 
 ferretdb_binary() {  # builds FerretDB into var/deploy/ferretdb when missing
-    local bin="$OMNI_VAR/ferretdb/ferretdb"
+    local bin="$OMNI_VAR/ferretdb/ferretdb" candidate
     if [ -x "$bin" ] && "$bin" --version >/dev/null 2>&1; then
         echo "$bin"; return
     fi
+    # One that works already: given, the tests' (tools/mongo-test-server.sh), on PATH.
+    for candidate in "${OMNI_FERRETDB:-}" "$OMNI_ROOT/var/ferretdb/ferretdb" \
+        "$(command -v ferretdb || true)" "$(go env GOPATH 2>/dev/null || echo "$HOME/go")/bin/ferretdb"; do
+        if [ -n "$candidate" ] && [ -x "$candidate" ] &&
+            "$candidate" --version 2>/dev/null | grep -q "^version: $OMNI_FERRETDB_VERSION$"; then
+            cp "$candidate" "$bin"; echo "$bin"; return
+        fi
+    done
     # `go install ...@version` gives a binary that panics at start (no
     # build/version/version.txt in the module); build from the module's source
     # with that file written, as FerretDB's own build does.

@@ -93,3 +93,58 @@ debian_mirror() {
 }
 
 image_exists() { podman image exists "$1"; }
+
+# The folder of the compose run: docker-compose.yml, postgres-init/ and .env
+# (podman-compose reads .env beside the first file, and lets it win over the
+# environment). deploy/ itself by default; the test uses a copy of its own.
+OMNI_COMPOSE_DIR="${OMNI_COMPOSE_DIR:-$OMNI_DEPLOY}"
+
+# podman-compose on the production file and the local override, with this
+# project's name (podman-compose 1.0.3 ignores COMPOSE_PROJECT_NAME: -p).
+compose() {
+    podman-compose --no-ansi -p "$COMPOSE_PROJECT_NAME" \
+        -f "$OMNI_COMPOSE_DIR/docker-compose.yml" \
+        -f "$OMNI_DEPLOY/podman/compose.override.yml" "$@"
+}
+
+# A value of the run's .env (after the environment's: as podman-compose does).
+env_value() {  # NAME DEFAULT
+    local v=""
+    [ -f "$OMNI_COMPOSE_DIR/.env" ] &&
+        v=$(sed -n "s/^$1=//p" "$OMNI_COMPOSE_DIR/.env" | tail -n 1)
+    [ -n "$v" ] || v="${!1:-}"
+    echo "${v:-$2}"
+}
+
+# The containers of the project, running or not (also those of `run`).
+project_containers() {
+    podman ps -a -q --filter "label=io.podman.compose.project=$COMPOSE_PROJECT_NAME"
+}
+
+# /health of a published daemon: until it answers 200 or the time is up.
+wait_health() {  # NAME PORT TIMEOUT_SECONDS
+    local name=$1 port=$2 deadline=$((SECONDS + $3)) body
+    while :; do
+        if body=$(curl -fsS --max-time 2 "http://127.0.0.1:$port/health" 2>/dev/null); then
+            log "$name healthy: $body"
+            return 0
+        fi
+        if [ $SECONDS -ge $deadline ]; then
+            log "$name not healthy after $3s: $(curl -sS --max-time 2 "http://127.0.0.1:$port/health" 2>&1)"
+            return 1
+        fi
+        sleep 0.5
+    done
+}
+
+# Daemon -> its HTTP port variable in the override.
+http_port_of() {
+    case $1 in
+    ingestd) env_value OMNI_LOCAL_HTTP_INGESTD 9100 ;;
+    archiverd) env_value OMNI_LOCAL_HTTP_ARCHIVERD 9101 ;;
+    relationald) env_value OMNI_LOCAL_HTTP_RELATIONALD 9102 ;;
+    documentd) env_value OMNI_LOCAL_HTTP_DOCUMENTD 9103 ;;
+    metricsd) env_value OMNI_LOCAL_HTTP_METRICSD 9104 ;;
+    *) return 1 ;;
+    esac
+}
