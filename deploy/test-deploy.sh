@@ -229,6 +229,14 @@ for s in ingestd "${STORES[@]}"; do
 done
 pass "compose healthchecks pass: ingestd ${STORES[*]}"
 
+# omnictl in the image, inside the network: every daemon by service name.
+declare -A INNER_PORT=([archiverd]=9101 [relationald]=9102 [documentd]=9103 [metricsd]=9104)
+targets="ingestd=ingestd:9100"
+for w in "${WRITER_DAEMONS[@]}"; do targets+=",$w=$w:${INNER_PORT[$w]}"; done
+podman exec "$(cname ingestd)" omnictl status --sample=0 --targets="$targets" >"$RUN/omnictl.txt" 2>&1 ||
+    { cat "$RUN/omnictl.txt" >&2; fail "omnictl status inside the network"; }
+pass "omnictl status inside the network reaches every daemon by service name"
+
 # ---------------------------------------------------------------------------
 phase "tap + 3 collector-git replicas"
 "$BIN/omni-tap" --endpoint="tcp://127.0.0.1:$P_TAP" --kind=git.commit --format=json \
@@ -359,3 +367,22 @@ if ! (until_true "every store holding every commit" all_stored); then
     report_stores; fail "after the restart of $VICTIM the stores do not hold exactly every commit"
 fi
 pass "$VICTIM restarted: nothing lost, nothing duplicated ($(expected_all | wc -l) commits in ${STORE_CHECKS[*]})"
+
+# ---------------------------------------------------------------------------
+phase "backups"
+if has relationald; then
+    podman exec "$(cname timescaledb)" pg_dump -U omniaudit -Fc omniaudit >"$RUN/relational.dump"
+    n=$(podman exec -i "$(cname timescaledb)" pg_restore -f - <"$RUN/relational.dump" |
+        grep -c '^COPY public.commits ')
+    [ "$n" = 1 ] || fail "pg_dump of relationald's database holds no commits table"
+    pass "pg_dump of relationald's database ($(du -h "$RUN/relational.dump" | cut -f1))"
+fi
+podman stop -t 30 "$(cname archiverd)" >/dev/null 2>&1
+podman run --rm -v "${COMPOSE_PROJECT_NAME}_archive:/v:ro" -v "$RUN:/b" --user 0 "$OMNI_IMAGE" \
+    tar -C /v -czf /b/archive.tgz . >/dev/null 2>&1
+podman start "$(cname archiverd)" >/dev/null 2>&1
+n=$(tar -xzOf "$RUN/archive.tgz" --wildcards '*git.commit*.jsonl' | wc -l)
+[ "$n" = "$(expected_all | wc -l)" ] || fail "the archive backup holds $n commits"
+tar -tzf "$RUN/archive.tgz" | grep -q '^\./\.' || fail "the archive backup lacks archiverd's state"
+pass "archive backed up with its state while archiverd was stopped ($n commits)"
+until_true "archiverd ready again" writer_ready archiverd archive
