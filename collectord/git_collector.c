@@ -1,24 +1,15 @@
 /*  git_collector: git history into records, with libgit2.
 
     A run: resolve the refs to tips, walk every commit reachable from them
-    (hiding the tips of the last complete run), then for each commit diff it
-    against its first parent and send one git.commit; then one git.branch
-    per local branch and one git.tag per tag.
-
-    Text: git stores bytes. A commit with an `encoding` header other than
-    UTF-8 is converted with iconv, as `git log` does; text that is still not
-    valid UTF-8 has each bad sequence replaced by U+FFFD. Whenever the sent
-    text differs from the stored bytes, the stored bytes go to body.raw
-    (e.g. raw.author_name), so nothing is lost; a file path goes to the
-    file's own `path_raw`.
-
-    Size: a record is at most 4 MiB. A commit touching so many files that
-    its record would not fit keeps exact totals but lists only the files
-    that fit (files_truncated: true); a message over 1 MiB is cut likewise
-    (message_truncated: true).                                              */
+    (hiding the tips of the last complete run), have the pool (gitpool_t)
+    diff and pack each commit on worker threads, send the bodies in walk
+    order, then one git.branch per local branch and one git.tag per tag.
+    Text that is not valid UTF-8 is sent repaired, its bytes in body.raw
+    (gittext_t).                                                            */
 #include "git_collector.h"
 #include "fake_ingestd.h"
-#include "gitdiff.h"
+#include "gitpool.h"
+#include "gittext.h"
 #include "log.h"
 #include "selftest.h"
 #include "state.h"
@@ -30,7 +21,6 @@
 #include <czmq.h>
 #include <errno.h>
 #include <git2.h>
-#include <iconv.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
@@ -40,9 +30,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#define S_BODY_BUDGET   (3 * 1024 * 1024) //  of the 4 MiB record limit
-#define S_MESSAGE_MAX   (1024 * 1024)
-#define S_NO_SINCE      INT64_MIN
+#define S_NO_SINCE      GITPOOL_NO_SINCE
 
 //  Settings from the config (section collectord)
 static struct {
@@ -50,6 +38,8 @@ static struct {
     char *since;
     int64_t max_commits;
     char *source;
+    uint64_t cache_size;
+    int64_t threads;
 } s_settings;
 
 static const config_option_t s_options[] = {
@@ -65,6 +55,12 @@ static const config_option_t s_options[] = {
     {"source", CONFIG_STRING, NULL,
      "git: the records' src; default the repository's absolute git directory",
      &s_settings.source},
+    {"cache_size", CONFIG_SIZE, "128M",
+     "git: memory for objects read (libgit2's cache: trees and blobs are read again by the "
+     "next commit)",
+     &s_settings.cache_size},
+    {"threads", CONFIG_INT, "0", "git: threads diffing commits; 0 = one per CPU (at most 8)",
+     &s_settings.threads},
     {NULL}};
 
 typedef enum { S_BRANCH, S_TAG } s_ref_kind_t;
@@ -76,19 +72,6 @@ typedef struct {
     bool head;
 } s_ref_t;
 
-//  Text fields of a commit, in the order of s_text_names
-enum { T_AUTHOR_NAME, T_AUTHOR_EMAIL, T_COMMITTER_NAME, T_COMMITTER_EMAIL, T_MESSAGE, T_COUNT };
-static const char *s_text_names[T_COUNT] = {"author_name", "author_email", "committer_name",
-                                            "committer_email", "message"};
-
-typedef struct {
-    const char *ptr; //  what is sent: the stored bytes or a buffer
-    size_t len;
-    const char *orig;
-    size_t orig_len;
-    bool changed;
-} s_text_t;
-
 typedef struct {
     char *path;      //  as given
     char *target;    //  its absolute path
@@ -98,12 +81,11 @@ typedef struct {
     char *since;
     int64_t max_commits;
 
+    size_t threads;
+
     //  One run
     git_repository *repo;
-    gitdiff_t *diff;
-    utf8_buf_t buf[T_COUNT + 1];
-    char *iconv_name;
-    iconv_t iconv;
+    gittext_t *text;
     git_oid *tips;
     size_t ntips, tips_cap;
     git_oid *old_tips;
@@ -253,9 +235,17 @@ s_open (const collector_env_t *env, char *error, size_t size)
         return NULL;
     }
     git_libgit2_init ();
+    //  A commit's old side is its parent's new side: keep what was read.
+    //  And, as git does when it reads, trust the object store rather than
+    //  hash every object again.
+    git_libgit2_opts (GIT_OPT_SET_CACHE_OBJECT_LIMIT, GIT_OBJECT_BLOB, (size_t) 1 << 20);
+    git_libgit2_opts (GIT_OPT_SET_CACHE_OBJECT_LIMIT, GIT_OBJECT_TREE, (size_t) 1 << 20);
+    git_libgit2_opts (GIT_OPT_SET_CACHE_MAX_SIZE, (ssize_t) s_settings.cache_size);
+    git_libgit2_opts (GIT_OPT_ENABLE_STRICT_HASH_VERIFICATION, 0);
     s_git_t *self = calloc (1, sizeof *self);
     assert (self);
-    self->iconv = (iconv_t) -1;
+    self->text = gittext_new ();
+    self->threads = gitpool_threads (s_settings.threads);
     self->path = strdup (path);
     self->target = realpath (path, NULL);
     self->state_dir = strdup (env->state_dir);
@@ -272,6 +262,11 @@ s_open (const collector_env_t *env, char *error, size_t size)
         snprintf (error, size, "collectord.since: bad value \"%s\" (expected 2024-01-31, "
                                "2024-01-31T12:00:00Z, @1700000000 or an age like 90d)",
                   self->since);
+        s_close ((void **) &self);
+        return NULL;
+    }
+    if (s_settings.threads < 0) {
+        snprintf (error, size, "collectord.threads: must be 0 or more");
         s_close ((void **) &self);
         return NULL;
     }
@@ -314,7 +309,6 @@ s_open (const collector_env_t *env, char *error, size_t size)
 static void
 s_end_run (s_git_t *self)
 {
-    gitdiff_destroy (&self->diff);
     git_repository_free (self->repo);
     self->repo = NULL;
     for (size_t i = 0; i < self->nrefs; i++)
@@ -329,11 +323,7 @@ s_close (void **self_p)
     if (!self)
         return;
     s_end_run (self);
-    for (int i = 0; i <= T_COUNT; i++)
-        utf8_buf_free (&self->buf[i]);
-    if (self->iconv != (iconv_t) -1)
-        iconv_close (self->iconv);
-    free (self->iconv_name);
+    gittext_destroy (&self->text);
     for (size_t i = 0; self->branches && self->branches[i]; i++)
         free (self->branches[i]);
     free (self->branches);
@@ -402,63 +392,6 @@ s_pack_config (void *handle, msgpack_packer *pk)
         s_pack_str (pk, "since");
         s_pack_str (pk, self->since);
     }
-}
-
-//  ---------------------------------------------------------------------------
-//  Text
-
-static bool
-s_is_utf8_name (const char *encoding)
-{
-    return !encoding || strcasecmp (encoding, "utf-8") == 0 || strcasecmp (encoding, "utf8") == 0;
-}
-
-//  Converts `s` from `encoding` into `buf`; false when iconv cannot.
-static bool
-s_convert (s_git_t *self, const char *encoding, const char *s, size_t len, utf8_buf_t *buf)
-{
-    if (!self->iconv_name || strcasecmp (self->iconv_name, encoding) != 0) {
-        if (self->iconv != (iconv_t) -1)
-            iconv_close (self->iconv);
-        free (self->iconv_name);
-        self->iconv_name = strdup (encoding);
-        self->iconv = iconv_open ("UTF-8", encoding);
-    }
-    if (self->iconv == (iconv_t) -1)
-        return false;
-    iconv (self->iconv, NULL, NULL, NULL, NULL);
-    buf->size = 0;
-    size_t room = len * 4 + 16;
-    utf8_buf_append (buf, "", 0);
-    if (buf->cap < room + 1) {
-        buf->data = realloc (buf->data, room + 1);
-        assert (buf->data);
-        buf->cap = room + 1;
-    }
-    char *in = (char *) s, *out = buf->data;
-    size_t in_left = len, out_left = room;
-    if (iconv (self->iconv, &in, &in_left, &out, &out_left) == (size_t) -1
-        || iconv (self->iconv, NULL, NULL, &out, &out_left) == (size_t) -1)
-        return false;
-    buf->size = room - out_left;
-    buf->data[buf->size] = 0;
-    return utf8_valid (buf->data, buf->size);
-}
-
-//  What to send for the stored bytes `s`: themselves when valid UTF-8 (and
-//  the commit is UTF-8), else a converted or repaired copy in `buf`.
-static s_text_t
-s_text (s_git_t *self, const char *encoding, const char *s, size_t len, utf8_buf_t *buf)
-{
-    s_text_t t = {s, len, s, len, false};
-    if (s_is_utf8_name (encoding) && utf8_valid (s, len))
-        return t;
-    if (s_is_utf8_name (encoding) || !s_convert (self, encoding, s, len, buf))
-        utf8_repair (s, len, buf);
-    t.ptr = buf->data;
-    t.len = buf->size;
-    t.changed = t.len != len || memcmp (t.ptr, s, len) != 0;
-    return t;
 }
 
 //  ---------------------------------------------------------------------------
@@ -679,7 +612,7 @@ s_commit (void *handle, char *error, size_t size)
 //  Records
 
 static void
-s_pack_raw (msgpack_packer *pk, const s_text_t *texts, const char *const *names, size_t n)
+s_pack_raw (msgpack_packer *pk, const gittext_str_t *texts, const char *const *names, size_t n)
 {
     size_t changed = 0;
     for (size_t i = 0; i < n; i++)
@@ -694,145 +627,11 @@ s_pack_raw (msgpack_packer *pk, const s_text_t *texts, const char *const *names,
         }
 }
 
-//  Packs and sends one git.commit; `max_files` and `max_message` bound
-//  what a huge commit lists. Returns what session_send returns.
-static int
-s_send_commit (s_git_t *self, session_t *session, const git_commit *commit, size_t max_files,
-               size_t max_message)
-{
-    const char *encoding = git_commit_message_encoding (commit);
-    const git_signature *author = git_commit_author (commit);
-    const git_signature *committer = git_commit_committer (commit);
-    const char *message = git_commit_message_raw (commit);
-    size_t message_len = strlen (message);
-    bool message_cut = false;
-    if (message_len > max_message) {
-        message_len = max_message;
-        message_cut = true;
-    }
-    s_text_t texts[T_COUNT] = {
-        s_text (self, encoding, author->name, strlen (author->name), &self->buf[0]),
-        s_text (self, encoding, author->email, strlen (author->email), &self->buf[1]),
-        s_text (self, encoding, committer->name, strlen (committer->name), &self->buf[2]),
-        s_text (self, encoding, committer->email, strlen (committer->email), &self->buf[3]),
-        s_text (self, encoding, message, message_len, &self->buf[4])};
-    if (message_cut) {
-        //  Never cut inside a UTF-8 sequence of what is sent
-        size_t len = texts[T_MESSAGE].len;
-        while (len > 0 && ((uint8_t) texts[T_MESSAGE].ptr[len - 1] & 0xC0) == 0x80)
-            len--;
-        if (len > 0 && (uint8_t) texts[T_MESSAGE].ptr[len - 1] >= 0xC0)
-            len--;
-        texts[T_MESSAGE].len = len;
-    }
-    bool any_raw = false;
-    for (int i = 0; i < T_COUNT; i++)
-        any_raw |= texts[i].changed;
-    size_t nfiles = gitdiff_files (self->diff);
-    bool files_cut = nfiles > max_files;
-    if (files_cut)
-        nfiles = max_files;
-    bool shallow = gitdiff_parent_missing (self->diff);
-
-    char hex[GIT_OID_HEXSZ + 1];
-    msgpack_packer *pk = session_record (session, "git.commit",
-                                         (int64_t) committer->when.time * 1000000000LL);
-    msgpack_pack_map (pk, 15 + any_raw + shallow + files_cut + message_cut);
-    s_pack_str (pk, "sha");
-    s_pack_str (pk, git_oid_tostr (hex, sizeof hex, git_commit_id (commit)));
-    s_pack_str (pk, "parents");
-    unsigned nparents = git_commit_parentcount (commit);
-    msgpack_pack_array (pk, nparents);
-    for (unsigned i = 0; i < nparents; i++)
-        s_pack_str (pk, git_oid_tostr (hex, sizeof hex, git_commit_parent_id (commit, i)));
-    s_pack_str (pk, "author_name");
-    s_pack_strn (pk, texts[T_AUTHOR_NAME].ptr, texts[T_AUTHOR_NAME].len);
-    s_pack_str (pk, "author_email");
-    s_pack_strn (pk, texts[T_AUTHOR_EMAIL].ptr, texts[T_AUTHOR_EMAIL].len);
-    s_pack_str (pk, "author_time");
-    msgpack_pack_int64 (pk, author->when.time);
-    s_pack_str (pk, "author_tz");
-    msgpack_pack_int (pk, author->when.offset);
-    s_pack_str (pk, "committer_name");
-    s_pack_strn (pk, texts[T_COMMITTER_NAME].ptr, texts[T_COMMITTER_NAME].len);
-    s_pack_str (pk, "committer_email");
-    s_pack_strn (pk, texts[T_COMMITTER_EMAIL].ptr, texts[T_COMMITTER_EMAIL].len);
-    s_pack_str (pk, "committer_time");
-    msgpack_pack_int64 (pk, committer->when.time);
-    s_pack_str (pk, "committer_tz");
-    msgpack_pack_int (pk, committer->when.offset);
-    s_pack_str (pk, "message");
-    s_pack_strn (pk, texts[T_MESSAGE].ptr, texts[T_MESSAGE].len);
-    s_pack_str (pk, "files_changed");
-    msgpack_pack_uint64 (pk, gitdiff_files (self->diff));
-    s_pack_str (pk, "insertions");
-    msgpack_pack_uint64 (pk, gitdiff_insertions (self->diff));
-    s_pack_str (pk, "deletions");
-    msgpack_pack_uint64 (pk, gitdiff_deletions (self->diff));
-    s_pack_str (pk, "files");
-    msgpack_pack_array (pk, nfiles);
-    utf8_buf_t *pathbuf = &self->buf[T_COUNT];
-    for (size_t i = 0; i < nfiles; i++) {
-        gitdiff_file_t f = gitdiff_file (self->diff, i);
-        s_text_t path = s_text (self, NULL, f.path, f.path_len, pathbuf);
-        msgpack_pack_map (pk, 4 + path.changed);
-        s_pack_str (pk, "path");
-        s_pack_strn (pk, path.ptr, path.len);
-        s_pack_str (pk, "insertions");
-        msgpack_pack_uint64 (pk, f.insertions);
-        s_pack_str (pk, "deletions");
-        msgpack_pack_uint64 (pk, f.deletions);
-        s_pack_str (pk, "binary");
-        if (f.binary)
-            msgpack_pack_true (pk);
-        else
-            msgpack_pack_false (pk);
-        if (path.changed) {
-            s_pack_str (pk, "path_raw");
-            msgpack_pack_bin (pk, f.path_len);
-            msgpack_pack_bin_body (pk, f.path, f.path_len);
-        }
-    }
-    if (any_raw)
-        s_pack_raw (pk, texts, s_text_names, T_COUNT);
-    if (shallow) {
-        //  Numbers are against the empty tree, as git shows them here
-        s_pack_str (pk, "shallow");
-        msgpack_pack_true (pk);
-    }
-    if (files_cut) {
-        s_pack_str (pk, "files_truncated");
-        msgpack_pack_true (pk);
-    }
-    if (message_cut) {
-        s_pack_str (pk, "message_truncated");
-        msgpack_pack_true (pk);
-    }
-    return session_send (session);
-}
-
-//  How many files fit the body budget (SIZE_MAX: all).
-static size_t
-s_files_that_fit (s_git_t *self, const git_commit *commit)
-{
-    size_t used = 1024 + 2 * strlen (git_commit_message_raw (commit));
-    if (used > S_BODY_BUDGET / 2)
-        used = S_BODY_BUDGET / 2;
-    size_t n = gitdiff_files (self->diff);
-    for (size_t i = 0; i < n; i++) {
-        //  path, maybe path_raw, keys and numbers
-        used += 2 * gitdiff_file (self->diff, i).path_len + 64;
-        if (used > S_BODY_BUDGET)
-            return i;
-    }
-    return SIZE_MAX;
-}
-
 static int
 s_send_ref (s_git_t *self, session_t *session, const s_ref_t *ref, int64_t now)
 {
     char hex[GIT_OID_HEXSZ + 1];
-    s_text_t name = s_text (self, NULL, ref->name, strlen (ref->name), &self->buf[0]);
+    gittext_str_t name = gittext_get (self->text, 0, NULL, ref->name, strlen (ref->name));
     if (ref->kind == S_BRANCH) {
         msgpack_packer *pk = session_record (session, "git.branch", now);
         msgpack_pack_map (pk, 3 + name.changed);
@@ -865,16 +664,16 @@ s_send_ref (s_git_t *self, session_t *session, const s_ref_t *ref, int64_t now)
     git_error_clear ();
     const git_signature *tagger = tag ? git_tag_tagger (tag) : NULL;
     const char *message = tag ? git_tag_message (tag) : NULL;
-    s_text_t texts[4] = {name};
+    gittext_str_t texts[4] = {name};
     static const char *const names[] = {"name", "tagger_name", "tagger_email", "message"};
     size_t ntexts = 1;
     if (tagger) {
-        texts[1] = s_text (self, NULL, tagger->name, strlen (tagger->name), &self->buf[1]);
-        texts[2] = s_text (self, NULL, tagger->email, strlen (tagger->email), &self->buf[2]);
+        texts[1] = gittext_get (self->text, 1, NULL, tagger->name, strlen (tagger->name));
+        texts[2] = gittext_get (self->text, 2, NULL, tagger->email, strlen (tagger->email));
         ntexts = 3;
     }
     if (message) {
-        texts[3] = s_text (self, NULL, message, strlen (message), &self->buf[3]);
+        texts[3] = gittext_get (self->text, 3, NULL, message, strlen (message));
         ntexts = 4;
     }
     bool any_raw = false;
@@ -982,7 +781,6 @@ s_collect (void *handle, session_t *session, char *error, size_t size)
         snprintf (error, size, "bad since value \"%s\"", self->since);
         return -1;
     }
-    self->diff = gitdiff_new (self->repo);
     s_load_state (self);
     if (s_read_refs (self, error, size))
         return -1;
@@ -990,69 +788,67 @@ s_collect (void *handle, session_t *session, char *error, size_t size)
     size_t count;
     if (s_walk (self, &oids, &count, error, size))
         return -1;
+    gitpool_t *pool = gitpool_new (self->path, self->threads, self->since_used, error, size);
+    if (!pool) {
+        free (oids);
+        return -1;
+    }
+    gitpool_start (pool, oids, count);
 
     progress_t *progress = session_progress (session);
     progress_start (progress, "git commits", count);
-    uint64_t sent = 0, older = 0, skipped = 0;
+    uint64_t sent = 0, older = 0, skipped = 0, done = 0;
     bool truncated = false;
     int rc = 0;
     char hex[GIT_OID_HEXSZ + 1];
-    for (size_t i = 0; i < count && rc == 0; i++) {
+    const gitpool_result_t *r;
+    while (rc == 0 && (r = gitpool_next (pool))) {
+        done++;
         if (session_interrupted (session)) {
             snprintf (error, size, "interrupted");
             rc = -1;
-            break;
         }
-        git_commit *commit;
-        if (git_commit_lookup (&commit, self->repo, &oids[i])) {
-            //  A commit libgit2 cannot parse (e.g. a malformed signature)
-            log_error ("git.commit_unreadable", "sha=%s error=\"%s\"",
-                       git_oid_tostr (hex, sizeof hex, &oids[i]), s_git_error ());
-            git_error_clear ();
-            skipped++;
-            continue;
+        else if (r->status == GITPOOL_FAILED) {
+            snprintf (error, size, "%s", r->error);
+            rc = -1;
         }
-        if (self->since_used != S_NO_SINCE && git_commit_time (commit) < self->since_used) {
+        else if (r->status == GITPOOL_OLDER)
             older++;
-            git_commit_free (commit);
-            progress_update (progress, i + 1);
-            continue;
-        }
-        if (self->max_commits && sent == (uint64_t) self->max_commits) {
-            truncated = true;
-            git_commit_free (commit);
-            break;
-        }
-        if (gitdiff_commit (self->diff, commit)) {
-            snprintf (error, size, "cannot diff commit %s: %s",
-                      git_oid_tostr (hex, sizeof hex, &oids[i]), s_git_error ());
-            git_commit_free (commit);
-            rc = -1;
-            break;
-        }
-        int sent_rc = s_send_commit (self, session, commit, s_files_that_fit (self, commit),
-                                     S_MESSAGE_MAX);
-        if (sent_rc > 0) {
-            log_warn ("git.commit_trimmed", "sha=%s reason=\"%s\"",
-                      git_oid_tostr (hex, sizeof hex, &oids[i]), session_detail (session));
-            sent_rc = s_send_commit (self, session, commit, 1000, 64 * 1024);
-        }
-        if (sent_rc > 0) {
-            log_error ("git.commit_unsendable", "sha=%s reason=\"%s\"",
-                       git_oid_tostr (hex, sizeof hex, &oids[i]), session_detail (session));
+        else if (r->status == GITPOOL_UNREADABLE) {
+            //  e.g. a malformed signature libgit2 refuses to parse
+            log_error ("git.commit_unreadable", "sha=%s error=\"%s\"",
+                       git_oid_tostr (hex, sizeof hex, r->oid), r->error);
             skipped++;
         }
-        else if (sent_rc < 0) {
-            snprintf (error, size, "%s", session_interrupted (session)
-                                             ? "interrupted"
-                                             : "ingestd did not acknowledge (give_up)");
-            rc = -1;
+        else if (self->max_commits && sent == (uint64_t) self->max_commits) {
+            truncated = true;
+            break;
         }
-        else
-            sent++;
-        git_commit_free (commit);
-        progress_update (progress, i + 1);
+        else {
+            if (r->trimmed)
+                log_warn ("git.commit_trimmed", "sha=%s reason=\"over the record size limit\"",
+                          git_oid_tostr (hex, sizeof hex, r->oid));
+            msgpack_packer *pk = session_record (session, "git.commit", r->ts);
+            //  The body is packed already: append its bytes
+            pk->callback (pk->data, r->body, r->body_len);
+            int sent_rc = session_send (session);
+            if (sent_rc > 0) {
+                log_error ("git.commit_unsendable", "sha=%s reason=\"%s\"",
+                           git_oid_tostr (hex, sizeof hex, r->oid), session_detail (session));
+                skipped++;
+            }
+            else if (sent_rc < 0) {
+                snprintf (error, size, "%s", session_interrupted (session)
+                                                 ? "interrupted"
+                                                 : "ingestd did not acknowledge (give_up)");
+                rc = -1;
+            }
+            else
+                sent++;
+        }
+        progress_update (progress, done);
     }
+    gitpool_destroy (&pool);
     free (oids);
     progress_finish (progress);
     if (rc)
@@ -1209,6 +1005,7 @@ git_collector_test (bool verbose)
     s_settings.since = NULL;
     s_settings.max_commits = 0;
     s_settings.source = NULL;
+    s_settings.cache_size = 64 << 20;
     const char *args[] = {dir};
     collector_env_t env = {args, 1, state_dir, "test"};
     assert (s_open (&env, error, sizeof error) == NULL);

@@ -2,6 +2,8 @@
 #include "collector.h"
 #include "git_collector.h"
 #include "gitdiff.h"
+#include "gitpool.h"
+#include "gittext.h"
 #include "progress.h"
 #include "selftest.h"
 #include "session.h"
@@ -16,7 +18,9 @@ main (int argc, char **argv)
                                        {"progress", progress_test},
                                        {"session", session_test},
                                        {"collector", collector_test},
+                                       {"gittext", gittext_test},
                                        {"gitdiff", gitdiff_test},
+                                       {"gitpool", gitpool_test},
                                        {"git_collector", git_collector_test},
                                        {NULL, NULL}};
     return selftest_run (tests, argc, argv);

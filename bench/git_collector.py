@@ -1,0 +1,257 @@
+#!/usr/bin/python3
+"""Benchmark of `collectord git`: commits/s on a generated repository against
+`git log --all --numstat --no-renames` on the same repository.
+
+The repository (default 10,000 commits) is made with `git fast-import`:
+a few thousand text files in nested directories, each commit changing 1-6 of
+them (a few lines each, sometimes a new or deleted file, sometimes a binary
+file), a merge of a side branch every 50 commits, then `git gc` so that both
+readers see one pack, as in a real clone.
+
+collectord sends to a fake ingestd (a ZeroMQ ROUTER in this process that
+acknowledges every batch at once and counts the records), so the figure is
+the collector's own cost: walking, diffing, encoding, sending.
+
+    bench/git_collector.py [--commits N] [--runs R] [--keep DIR] [--repo PATH]
+                           [--threads T ...]
+
+Prints one line per round (wall and CPU seconds of each) and the best of
+the rounds as commits/s; exits 1 when collectord takes more than 1.5 x git's
+wall time. On a busy machine, compare the CPU seconds too: they depend less
+on what else runs."""
+import argparse
+import os
+import random
+import resource
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import msgpack
+import zmq
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.environ.get("OMNI_BIN") or os.path.join(ROOT, "build", "bin")
+TARGET = 1.5
+
+
+def make_repo(repo, commits, seed=1):
+    """A repository of `commits` commits made by git fast-import."""
+    rng = random.Random(seed)
+    subprocess.run(["git", "init", "-q", "-b", "main", repo], check=True)
+    words = ("alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi "
+             "omicron pi rho sigma tau upsilon phi chi psi omega").split()
+
+    def line():
+        return " ".join(rng.choice(words) for _ in range(rng.randint(2, 12)))
+
+    dirs = [f"src/mod{i}/sub{j}" for i in range(20) for j in range(5)]
+    files = {}          # path -> list of lines (main's state)
+    for i in range(1500):
+        files[f"{rng.choice(dirs)}/file{i}.c"] = [line() for _ in range(rng.randint(20, 400))]
+
+    out = []
+    mark = [0]
+
+    def emit(s):
+        out.append(s if isinstance(s, bytes) else s.encode())
+
+    def blob_inline(path, data):
+        emit(f"M 100644 inline {path}\ndata {len(data)}\n")
+        emit(data)
+        emit("\n")
+
+    t = 1_600_000_000
+    side_base = None
+    side_files = {}
+    for n in range(commits):
+        t += rng.randint(60, 7200)
+        mark[0] += 1
+        merge = n > 0 and n % 50 == 0 and side_base is not None
+        on_side = not merge and n % 50 >= 40 and n > 0
+        ref = "refs/heads/side" if on_side else "refs/heads/main"
+        if on_side and n % 50 == 40:
+            # side starts from main's tip
+            emit(f"reset refs/heads/side\nfrom :{mark[0] - 1}\n\n")
+            side_base = mark[0] - 1
+            side_files = {}
+        emit(f"commit {ref}\nmark :{mark[0]}\n")
+        emit(f"author Dev{rng.randint(1, 40)} <dev{rng.randint(1, 40)}@example.com> {t} +0100\n")
+        emit(f"committer CI <ci@example.com> {t} +0000\n")
+        msg = f"change {n}: {line()}\n\n{line()}\n"
+        emit(f"data {len(msg.encode())}\n{msg}")
+        if merge:
+            emit(f"merge refs/heads/side\n")
+            for path, lines in side_files.items():
+                files[path] = lines
+                blob_inline(path, ("\n".join(lines) + "\n").encode())
+            side_files = {}
+        elif n > 0:
+            target = side_files if on_side else files
+            for _ in range(rng.randint(1, 6)):
+                r = rng.random()
+                if r < 0.05:
+                    path = f"{rng.choice(dirs)}/new{n}_{rng.randint(0, 999)}.c"
+                    target[path] = [line() for _ in range(rng.randint(5, 200))]
+                elif r < 0.07 and not on_side and len(files) > 100:
+                    path = rng.choice(list(files))
+                    del files[path]
+                    emit(f"D {path}\n")
+                    continue
+                elif r < 0.09:
+                    path = f"assets/img{rng.randint(0, 50)}.bin"
+                    data = bytes(rng.randint(0, 255) for _ in range(rng.randint(100, 3000)))
+                    blob_inline(path, data)
+                    continue
+                else:
+                    path = rng.choice(list(files))
+                    lines = list(target.get(path, files[path]))
+                    for _ in range(rng.randint(1, 8)):
+                        k = rng.randrange(len(lines) + 1)
+                        if rng.random() < 0.3 and lines:
+                            del lines[min(k, len(lines) - 1)]
+                        elif rng.random() < 0.5 and k < len(lines):
+                            lines[k] = line()
+                        else:
+                            lines.insert(k, line())
+                    target[path] = lines
+                blob_inline(path, ("\n".join(target[path]) + "\n").encode())
+        else:
+            for path, lines in files.items():
+                blob_inline(path, ("\n".join(lines) + "\n").encode())
+        emit("\n")
+    emit("tag v1.0\nfrom refs/heads/main\ntagger CI <ci@example.com> %d +0000\ndata 8\nrelease\n\n" % t)
+    subprocess.run(["git", "-C", repo, "fast-import", "--quiet"], input=b"".join(out), check=True)
+    subprocess.run(["git", "-C", repo, "gc", "-q"], check=True)
+    subprocess.run(["git", "-C", repo, "reset", "-q", "--hard", "main"], check=True)
+
+
+class FakeIngestd:
+    """Acknowledges every BATCH at once; counts records by kind."""
+
+    def __init__(self):
+        self.ctx = zmq.Context.instance()
+        self.sock = self.ctx.socket(zmq.ROUTER)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        port = self.sock.bind_to_random_port("tcp://127.0.0.1")
+        self.endpoint = f"tcp://127.0.0.1:{port}"
+        self.records = 0
+        self.commits = 0
+        self.stop = False
+        self.thread = threading.Thread(target=self.loop, daemon=True)
+        self.thread.start()
+
+    def loop(self):
+        while not self.stop:
+            if not self.sock.poll(100):
+                continue
+            frames = self.sock.recv_multipart()
+            peer, sig, cmd, seq, recs = frames[0], frames[1], frames[2], frames[3], frames[4:]
+            self.records += len(recs)
+            for r in recs:
+                # cheap kind check without decoding everything
+                if b"git.commit" in r[:80]:
+                    self.commits += 1
+            self.sock.send_multipart([peer, b"OI/1", b"ACK", seq, struct.pack(">I", len(recs)),
+                                      struct.pack(">I", 0)])
+
+    def close(self):
+        self.stop = True
+        self.thread.join()
+        self.sock.close(0)
+
+
+def _children_cpu():
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def time_git(repo):
+    """(wall seconds, CPU seconds) of git log --all --numstat --no-renames."""
+    cpu, start = _children_cpu(), time.monotonic()
+    subprocess.run(["git", "-C", repo, "log", "--all", "--numstat", "--no-renames"],
+                   stdout=subprocess.DEVNULL, check=True)
+    return time.monotonic() - start, _children_cpu() - cpu
+
+
+def time_collectord(repo, fake, state_dir, extra=()):
+    """(wall seconds, CPU seconds, git.commit records) of one full collection."""
+    shutil.rmtree(state_dir, ignore_errors=True)
+    before = fake.commits
+    cpu, start = _children_cpu(), time.monotonic()
+    out = subprocess.run([os.path.join(BIN, "collectord"), "git", "--once", "--progress=off",
+                          f"--intake={fake.endpoint}", f"--state-dir={state_dir}",
+                          "--log-level=warn", *extra, repo],
+                         capture_output=True, text=True)
+    wall, cpu = time.monotonic() - start, _children_cpu() - cpu
+    if out.returncode != 0:
+        sys.exit(f"collectord failed ({out.returncode}):\n{out.stderr[-3000:]}")
+    return wall, cpu, fake.commits - before
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--commits", type=int, default=10_000)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--keep", help="make (or reuse) the repository in this directory")
+    ap.add_argument("--repo", help="benchmark this existing repository instead")
+    ap.add_argument("--threads", type=int, nargs="*",
+                    help="compare these --threads values (default: collectord's default)")
+    args = ap.parse_args()
+
+    tmp = tempfile.mkdtemp(prefix="bench-gitcol-")
+    try:
+        if args.repo:
+            repo = args.repo
+        else:
+            repo = args.keep or os.path.join(tmp, "repo")
+            if not os.path.isdir(os.path.join(repo, ".git")):
+                t0 = time.monotonic()
+                make_repo(repo, args.commits)
+                print(f"repository: {repo}, made in {time.monotonic() - t0:.1f}s")
+        n = int(subprocess.run(["git", "-C", repo, "rev-list", "--all", "--count"],
+                               capture_output=True, text=True, check=True).stdout)
+        print(f"commits: {n} (git rev-list --all --count)")
+        fake = FakeIngestd()
+        state_dir = os.path.join(tmp, "state")
+        configs = [("collectord", [])]
+        if args.threads:
+            configs = [(f"collectord --threads={t}", [f"--threads={t}"]) for t in args.threads]
+        time_git(repo)  # warm the page cache for both
+        best = {"git": (1e9, 1e9)}
+        for r in range(args.runs):
+            g = time_git(repo)
+            best["git"] = (min(best["git"][0], g[0]), min(best["git"][1], g[1]))
+            line = f"run {r + 1}: git log {g[0]:.2f}s (cpu {g[1]:.2f}s)"
+            for name, extra in configs:
+                wall, cpu, sent = time_collectord(repo, fake, state_dir, extra)
+                assert sent == n, f"collectord sent {sent} git.commit records for {n} commits"
+                b = best.get(name, (1e9, 1e9))
+                best[name] = (min(b[0], wall), min(b[1], cpu))
+                line += f" | {name} {wall:.2f}s (cpu {cpu:.2f}s)"
+            print(line, flush=True)
+        fake.close()
+        g_wall, g_cpu = best["git"]
+        print(f"best of {args.runs}, {n} commits, {os.cpu_count()} CPUs, load average "
+              f"{os.getloadavg()[0]:.1f}:")
+        print(f"  git log --all --numstat --no-renames: {n / g_wall:8,.0f} commits/s "
+              f"(wall {g_wall:.2f}s, cpu {g_cpu:.2f}s)")
+        ok = True
+        for name, _ in configs:
+            wall, cpu = best[name]
+            ratio = wall / g_wall
+            ok &= ratio <= TARGET
+            print(f"  {name + ':':37} {n / wall:8,.0f} commits/s (wall {wall:.2f}s, cpu "
+                  f"{cpu:.2f}s): {ratio:.2f}x git's time, {cpu / g_cpu:.2f}x its cpu "
+                  f"(target <= {TARGET}x) {'PASS' if ratio <= TARGET else 'FAIL'}")
+        return 0 if ok else 1
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

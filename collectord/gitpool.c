@@ -1,0 +1,515 @@
+/*  gitpool: git.commit bodies made on worker threads, taken in order.
+
+    The ring holds GITPOOL_AHEAD results; the result of commit i lives in
+    slot i % GITPOOL_AHEAD. A worker takes a chunk of S_CHUNK consecutive
+    commits only when all of its slots are free, i.e. when the caller is
+    done with the result that used them before.
+
+    A body is at most S_RECORD_ROOM bytes so that the record fits ingestd's
+    4 MiB limit: a commit touching so many files that it would not fit keeps
+    exact totals but lists only the files that fit (files_truncated: true),
+    and a message over 1 MiB is cut (message_truncated: true).              */
+#include "gitpool.h"
+#include "gitdiff.h"
+#include "gittext.h"
+#include "selftest.h"
+
+#include <assert.h>
+#include <msgpack.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define S_CHUNK         32
+#define GITPOOL_AHEAD   512
+#define S_RECORD_ROOM   (4 * 1024 * 1024 - 16 * 1024)
+#define S_BODY_BUDGET   (3 * 1024 * 1024)
+#define S_MESSAGE_MAX   (1024 * 1024)
+
+typedef struct {
+    gitpool_result_t result;
+    msgpack_sbuffer body;
+    char error[512];
+    bool ready;
+} s_slot_t;
+
+typedef struct {
+    gitpool_t *pool;
+    pthread_t thread;
+    bool running;
+    git_repository *repo;
+    gitdiff_t *diff;
+    gittext_t *text;
+} s_worker_t;
+
+struct _gitpool_t {
+    s_worker_t *workers;
+    size_t nworkers;
+    int64_t since;
+    const git_oid *oids;
+    size_t count;
+    s_slot_t *ring;
+    size_t next_chunk;  //  the next chunk to hand out
+    size_t taken;       //  results returned to the caller
+    atomic_bool stop;
+    pthread_mutex_t lock;
+    pthread_cond_t work;    //  slots were freed, or stop
+    pthread_cond_t done;    //  a result is ready
+};
+
+size_t
+gitpool_threads (int64_t configured)
+{
+    if (configured > 0)
+        return configured > 64 ? 64 : (size_t) configured;
+    long cpus = sysconf (_SC_NPROCESSORS_ONLN);
+    return cpus < 1 ? 1 : cpus > 8 ? 8 : (size_t) cpus;
+}
+
+gitpool_t *
+gitpool_new (const char *path, size_t threads, int64_t since, char *error, size_t error_size)
+{
+    gitpool_t *self = calloc (1, sizeof *self);
+    assert (self);
+    self->since = since;
+    self->nworkers = threads ? threads : 1;
+    self->workers = calloc (self->nworkers, sizeof *self->workers);
+    self->ring = calloc (GITPOOL_AHEAD, sizeof *self->ring);
+    assert (self->workers && self->ring);
+    for (size_t i = 0; i < GITPOOL_AHEAD; i++)
+        msgpack_sbuffer_init (&self->ring[i].body);
+    pthread_mutex_init (&self->lock, NULL);
+    pthread_cond_init (&self->work, NULL);
+    pthread_cond_init (&self->done, NULL);
+    for (size_t i = 0; i < self->nworkers; i++) {
+        s_worker_t *w = &self->workers[i];
+        w->pool = self;
+        if (git_repository_open_ext (&w->repo, path, GIT_REPOSITORY_OPEN_NO_SEARCH, NULL)) {
+            const git_error *e = git_error_last ();
+            snprintf (error, error_size, "cannot open repository %s: %s", path,
+                      e && e->message ? e->message : "?");
+            gitpool_destroy (&self);
+            return NULL;
+        }
+        w->diff = gitdiff_new (w->repo);
+        w->text = gittext_new ();
+    }
+    return self;
+}
+
+void
+gitpool_destroy (gitpool_t **self_p)
+{
+    gitpool_t *self = *self_p;
+    if (!self)
+        return;
+    pthread_mutex_lock (&self->lock);
+    atomic_store (&self->stop, true);
+    pthread_cond_broadcast (&self->work);
+    pthread_mutex_unlock (&self->lock);
+    for (size_t i = 0; i < self->nworkers; i++) {
+        s_worker_t *w = &self->workers[i];
+        if (w->running)
+            pthread_join (w->thread, NULL);
+        gitdiff_destroy (&w->diff);
+        gittext_destroy (&w->text);
+        git_repository_free (w->repo);
+    }
+    for (size_t i = 0; i < GITPOOL_AHEAD; i++)
+        msgpack_sbuffer_destroy (&self->ring[i].body);
+    pthread_mutex_destroy (&self->lock);
+    pthread_cond_destroy (&self->work);
+    pthread_cond_destroy (&self->done);
+    free (self->ring);
+    free (self->workers);
+    free (self);
+    *self_p = NULL;
+}
+
+//  ---------------------------------------------------------------------------
+//  One commit
+
+static void
+s_pack_str (msgpack_packer *pk, const char *s)
+{
+    size_t len = strlen (s);
+    msgpack_pack_str (pk, len);
+    msgpack_pack_str_body (pk, s, len);
+}
+
+static void
+s_pack_text (msgpack_packer *pk, gittext_str_t t)
+{
+    msgpack_pack_str (pk, t.len);
+    msgpack_pack_str_body (pk, t.ptr, t.len);
+}
+
+static void
+s_pack_bool (msgpack_packer *pk, bool value)
+{
+    if (value)
+        msgpack_pack_true (pk);
+    else
+        msgpack_pack_false (pk);
+}
+
+enum { T_AUTHOR_NAME, T_AUTHOR_EMAIL, T_COMMITTER_NAME, T_COMMITTER_EMAIL, T_MESSAGE, T_COUNT };
+static const char *s_text_names[T_COUNT] = {"author_name", "author_email", "committer_name",
+                                            "committer_email", "message"};
+#define S_PATH_SLOT T_COUNT
+
+//  Packs the body of the commit just diffed; `max_files` and `max_message`
+//  bound what a huge commit lists. Returns true when something was cut.
+static bool
+s_pack_commit (s_worker_t *w, msgpack_packer *pk, const git_commit *commit, size_t max_files,
+               size_t max_message)
+{
+    gitdiff_t *diff = w->diff;
+    const char *encoding = git_commit_message_encoding (commit);
+    const git_signature *author = git_commit_author (commit);
+    const git_signature *committer = git_commit_committer (commit);
+    const char *message = git_commit_message_raw (commit);
+    size_t message_len = strlen (message);
+    bool message_cut = message_len > max_message;
+    if (message_cut)
+        message_len = max_message;
+    gittext_str_t texts[T_COUNT] = {
+        gittext_get (w->text, 0, encoding, author->name, strlen (author->name)),
+        gittext_get (w->text, 1, encoding, author->email, strlen (author->email)),
+        gittext_get (w->text, 2, encoding, committer->name, strlen (committer->name)),
+        gittext_get (w->text, 3, encoding, committer->email, strlen (committer->email)),
+        gittext_get (w->text, 4, encoding, message, message_len)};
+    if (message_cut) {
+        //  Never cut inside a UTF-8 sequence of what is sent
+        size_t len = texts[T_MESSAGE].len;
+        while (len > 0 && ((uint8_t) texts[T_MESSAGE].ptr[len - 1] & 0xC0) == 0x80)
+            len--;
+        if (len > 0 && (uint8_t) texts[T_MESSAGE].ptr[len - 1] >= 0xC0)
+            len--;
+        texts[T_MESSAGE].len = len;
+    }
+    size_t nraw = 0;
+    for (int i = 0; i < T_COUNT; i++)
+        nraw += texts[i].changed;
+    size_t nfiles = gitdiff_files (diff);
+    bool files_cut = nfiles > max_files;
+    if (files_cut)
+        nfiles = max_files;
+    bool shallow = gitdiff_parent_missing (diff);
+
+    char hex[GIT_OID_HEXSZ + 1];
+    msgpack_pack_map (pk, 15 + (nraw > 0) + shallow + files_cut + message_cut);
+    s_pack_str (pk, "sha");
+    s_pack_str (pk, git_oid_tostr (hex, sizeof hex, git_commit_id (commit)));
+    s_pack_str (pk, "parents");
+    unsigned nparents = git_commit_parentcount (commit);
+    msgpack_pack_array (pk, nparents);
+    for (unsigned i = 0; i < nparents; i++)
+        s_pack_str (pk, git_oid_tostr (hex, sizeof hex, git_commit_parent_id (commit, i)));
+    s_pack_str (pk, "author_name");
+    s_pack_text (pk, texts[T_AUTHOR_NAME]);
+    s_pack_str (pk, "author_email");
+    s_pack_text (pk, texts[T_AUTHOR_EMAIL]);
+    s_pack_str (pk, "author_time");
+    msgpack_pack_int64 (pk, author->when.time);
+    s_pack_str (pk, "author_tz");
+    msgpack_pack_int (pk, author->when.offset);
+    s_pack_str (pk, "committer_name");
+    s_pack_text (pk, texts[T_COMMITTER_NAME]);
+    s_pack_str (pk, "committer_email");
+    s_pack_text (pk, texts[T_COMMITTER_EMAIL]);
+    s_pack_str (pk, "committer_time");
+    msgpack_pack_int64 (pk, committer->when.time);
+    s_pack_str (pk, "committer_tz");
+    msgpack_pack_int (pk, committer->when.offset);
+    s_pack_str (pk, "message");
+    s_pack_text (pk, texts[T_MESSAGE]);
+    s_pack_str (pk, "files_changed");
+    msgpack_pack_uint64 (pk, gitdiff_files (diff));
+    s_pack_str (pk, "insertions");
+    msgpack_pack_uint64 (pk, gitdiff_insertions (diff));
+    s_pack_str (pk, "deletions");
+    msgpack_pack_uint64 (pk, gitdiff_deletions (diff));
+    s_pack_str (pk, "files");
+    msgpack_pack_array (pk, nfiles);
+    for (size_t i = 0; i < nfiles; i++) {
+        gitdiff_file_t f = gitdiff_file (diff, i);
+        gittext_str_t path = gittext_get (w->text, S_PATH_SLOT, NULL, f.path, f.path_len);
+        msgpack_pack_map (pk, 4 + path.changed);
+        s_pack_str (pk, "path");
+        s_pack_text (pk, path);
+        s_pack_str (pk, "insertions");
+        msgpack_pack_uint64 (pk, f.insertions);
+        s_pack_str (pk, "deletions");
+        msgpack_pack_uint64 (pk, f.deletions);
+        s_pack_str (pk, "binary");
+        s_pack_bool (pk, f.binary);
+        if (path.changed) {
+            //  The path's bytes, where they are not UTF-8
+            s_pack_str (pk, "path_raw");
+            msgpack_pack_bin (pk, f.path_len);
+            msgpack_pack_bin_body (pk, f.path, f.path_len);
+        }
+    }
+    if (nraw) {
+        s_pack_str (pk, "raw");
+        msgpack_pack_map (pk, nraw);
+        for (int i = 0; i < T_COUNT; i++)
+            if (texts[i].changed) {
+                s_pack_str (pk, s_text_names[i]);
+                msgpack_pack_bin (pk, texts[i].orig_len);
+                msgpack_pack_bin_body (pk, texts[i].orig, texts[i].orig_len);
+            }
+    }
+    if (shallow) {
+        //  The parent is not in this shallow clone: numbers are against the
+        //  empty tree, as git shows them here
+        s_pack_str (pk, "shallow");
+        msgpack_pack_true (pk);
+    }
+    if (files_cut) {
+        s_pack_str (pk, "files_truncated");
+        msgpack_pack_true (pk);
+    }
+    if (message_cut) {
+        s_pack_str (pk, "message_truncated");
+        msgpack_pack_true (pk);
+    }
+    return files_cut || message_cut;
+}
+
+//  How many files fit the body budget (SIZE_MAX: all).
+static size_t
+s_files_that_fit (gitdiff_t *diff, const git_commit *commit)
+{
+    size_t used = 1024 + 2 * strlen (git_commit_message_raw (commit));
+    if (used > S_BODY_BUDGET / 2)
+        used = S_BODY_BUDGET / 2;
+    size_t n = gitdiff_files (diff);
+    for (size_t i = 0; i < n; i++) {
+        //  path, maybe path_raw, keys and numbers
+        used += 2 * gitdiff_file (diff, i).path_len + 64;
+        if (used > S_BODY_BUDGET)
+            return i;
+    }
+    return SIZE_MAX;
+}
+
+static void
+s_process (s_worker_t *w, size_t index, s_slot_t *slot)
+{
+    gitpool_t *pool = w->pool;
+    gitpool_result_t *r = &slot->result;
+    memset (r, 0, sizeof *r);
+    r->oid = &pool->oids[index];
+    msgpack_sbuffer_clear (&slot->body);
+    char hex[GIT_OID_HEXSZ + 1];
+    git_commit *commit;
+    if (git_commit_lookup (&commit, w->repo, r->oid)) {
+        const git_error *e = git_error_last ();
+        snprintf (slot->error, sizeof slot->error, "%s", e && e->message ? e->message : "?");
+        r->status = GITPOOL_UNREADABLE;
+        r->error = slot->error;
+        git_error_clear ();
+        return;
+    }
+    r->ts = (int64_t) git_commit_committer (commit)->when.time * 1000000000LL;
+    if (pool->since != GITPOOL_NO_SINCE && git_commit_time (commit) < pool->since)
+        r->status = GITPOOL_OLDER;
+    else if (gitdiff_commit (w->diff, commit)) {
+        const git_error *e = git_error_last ();
+        snprintf (slot->error, sizeof slot->error, "cannot diff commit %s: %s",
+                  git_oid_tostr (hex, sizeof hex, r->oid), e && e->message ? e->message : "?");
+        r->status = GITPOOL_FAILED;
+        r->error = slot->error;
+    }
+    else {
+        //  Tighter limits until the record fits
+        static const size_t limits[][2] = {{SIZE_MAX, S_MESSAGE_MAX}, {1000, 64 * 1024},
+                                           {0, 4096}};
+        msgpack_packer pk;
+        msgpack_packer_init (&pk, &slot->body, msgpack_sbuffer_write);
+        for (size_t attempt = 0; attempt < 3; attempt++) {
+            msgpack_sbuffer_clear (&slot->body);
+            size_t max_files = attempt ? limits[attempt][0]
+                                       : s_files_that_fit (w->diff, commit);
+            r->trimmed = s_pack_commit (w, &pk, commit, max_files, limits[attempt][1]);
+            if (slot->body.size <= S_RECORD_ROOM)
+                break;
+        }
+        r->status = GITPOOL_COMMIT;
+        r->body = slot->body.data;
+        r->body_len = slot->body.size;
+    }
+    git_commit_free (commit);
+}
+
+static void *
+s_worker (void *arg)
+{
+    s_worker_t *w = (s_worker_t *) arg;
+    gitpool_t *pool = w->pool;
+    pthread_mutex_lock (&pool->lock);
+    while (!atomic_load (&pool->stop)) {
+        size_t start = pool->next_chunk * S_CHUNK;
+        if (start >= pool->count)
+            break;
+        size_t end = start + S_CHUNK < pool->count ? start + S_CHUNK : pool->count;
+        //  The caller holds its last result until its next call
+        size_t released = pool->taken ? pool->taken - 1 : 0;
+        if (end > released + GITPOOL_AHEAD) {
+            pthread_cond_wait (&pool->work, &pool->lock);
+            continue;
+        }
+        pool->next_chunk++;
+        pthread_mutex_unlock (&pool->lock);
+        for (size_t i = start; i < end && !atomic_load (&pool->stop); i++) {
+            s_slot_t *slot = &pool->ring[i % GITPOOL_AHEAD];
+            s_process (w, i, slot);
+            pthread_mutex_lock (&pool->lock);
+            slot->ready = true;
+            pthread_cond_broadcast (&pool->done);
+            pthread_mutex_unlock (&pool->lock);
+        }
+        pthread_mutex_lock (&pool->lock);
+    }
+    pthread_mutex_unlock (&pool->lock);
+    return NULL;
+}
+
+void
+gitpool_start (gitpool_t *self, const git_oid *oids, size_t count)
+{
+    assert (!self->workers[0].running);
+    self->oids = oids;
+    self->count = count;
+    //  No more threads than chunks
+    size_t chunks = (count + S_CHUNK - 1) / S_CHUNK;
+    for (size_t i = 0; i < self->nworkers && i < chunks; i++) {
+        s_worker_t *w = &self->workers[i];
+        int rc = pthread_create (&w->thread, NULL, s_worker, w);
+        assert (rc == 0);
+        w->running = true;
+    }
+}
+
+const gitpool_result_t *
+gitpool_next (gitpool_t *self)
+{
+    pthread_mutex_lock (&self->lock);
+    if (self->taken > 0) {
+        self->ring[(self->taken - 1) % GITPOOL_AHEAD].ready = false;
+        pthread_cond_broadcast (&self->work);
+    }
+    if (self->taken == self->count) {
+        pthread_mutex_unlock (&self->lock);
+        return NULL;
+    }
+    s_slot_t *slot = &self->ring[self->taken % GITPOOL_AHEAD];
+    while (!slot->ready)
+        pthread_cond_wait (&self->done, &self->lock);
+    self->taken++;
+    pthread_mutex_unlock (&self->lock);
+    return &slot->result;
+}
+
+//  ---------------------------------------------------------------------------
+//  Self-test: a history longer than the ring, through 1 and 3 threads,
+//  gives the same bodies in the same order as git's own list.
+
+static char *
+s_make_repo (size_t commits)
+{
+    char *dir = selftest_tmpdir ("gitpool");
+    char *cmd;
+    //  fast-import: one file changed per commit, a huge commit at the end
+    assert (asprintf (&cmd,
+                      "cd '%s' && git init -q -b main . && "
+                      "for i in $(seq 1 %zu); do "
+                      "printf 'commit refs/heads/main\\ncommitter C <c@x> %%d +0000\\n"
+                      "data 2\\nm\\n' $((1600000000 + i)); "
+                      "printf 'M 100644 inline f%%d\\ndata 2\\n%%d\\n\\n' $((i %% 7)) $((i %% 10)); "
+                      "done | git fast-import --quiet",
+                      dir, commits)
+            > 0);
+    assert (system (cmd) == 0);
+    free (cmd);
+    return dir;
+}
+
+void
+gitpool_test (bool verbose)
+{
+    (void) verbose;
+    git_libgit2_init ();
+    assert (gitpool_threads (3) == 3);
+    assert (gitpool_threads (0) >= 1);
+    char *dir = s_make_repo (GITPOOL_AHEAD + 300);
+    git_repository *repo;
+    assert (git_repository_open (&repo, dir) == 0);
+    git_revwalk *walk;
+    assert (git_revwalk_new (&walk, repo) == 0);
+    git_revwalk_sorting (walk, GIT_SORT_TIME);
+    assert (git_revwalk_push_head (walk) == 0);
+    size_t count = 0;
+    git_oid *oids = calloc (GITPOOL_AHEAD + 300, sizeof *oids);
+    while (git_revwalk_next (&oids[count], walk) == 0)
+        count++;
+    assert (count == GITPOOL_AHEAD + 300);
+    git_revwalk_free (walk);
+
+    char error[256];
+    uint64_t sums[2] = {0, 0};
+    size_t threads[2] = {1, 3};
+    for (int run = 0; run < 2; run++) {
+        gitpool_t *pool = gitpool_new (dir, threads[run], 1600000000 + 100, error, sizeof error);
+        assert (pool);
+        gitpool_start (pool, oids, count);
+        size_t n = 0, older = 0;
+        const gitpool_result_t *r;
+        while ((r = gitpool_next (pool))) {
+            assert (git_oid_equal (r->oid, &oids[n]));
+            n++;
+            if (r->status == GITPOOL_OLDER) {
+                older++;
+                continue;
+            }
+            assert (r->status == GITPOOL_COMMIT && r->body_len > 0);
+            msgpack_unpacked msg;
+            msgpack_unpacked_init (&msg);
+            assert (msgpack_unpack_next (&msg, r->body, r->body_len, NULL)
+                    == MSGPACK_UNPACK_SUCCESS);
+            assert (msg.data.type == MSGPACK_OBJECT_MAP);
+            //  sha first, equal to the commit's
+            char hex[GIT_OID_HEXSZ + 1];
+            git_oid_tostr (hex, sizeof hex, r->oid);
+            msgpack_object_kv *kv = msg.data.via.map.ptr;
+            assert (kv[0].val.via.str.size == 40 && memcmp (kv[0].val.via.str.ptr, hex, 40) == 0);
+            for (size_t k = 0; k < r->body_len; k++)
+                sums[run] = sums[run] * 31 + (uint8_t) r->body[k];
+            msgpack_unpacked_destroy (&msg);
+        }
+        assert (n == count);
+        assert (older == 99); //  commits 1..99 are older than the cutoff
+        gitpool_destroy (&pool);
+        assert (pool == NULL);
+    }
+    assert (sums[0] == sums[1]);
+
+    //  Destroyed early, while workers wait for the caller: no hang
+    gitpool_t *pool = gitpool_new (dir, 2, GITPOOL_NO_SINCE, error, sizeof error);
+    gitpool_start (pool, oids, count);
+    assert (gitpool_next (pool) && gitpool_next (pool));
+    gitpool_destroy (&pool);
+
+    assert (gitpool_new ("/nonexistent", 2, GITPOOL_NO_SINCE, error, sizeof error) == NULL);
+    assert (strstr (error, "/nonexistent"));
+    free (oids);
+    git_repository_free (repo);
+    selftest_rmtree (dir);
+    free (dir);
+    git_libgit2_shutdown ();
+}

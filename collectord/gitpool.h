@@ -1,0 +1,59 @@
+/*  gitpool: the expensive part of the git collector, in parallel. Worker
+    threads, each with its own libgit2 repository handle (libgit2 objects are
+    not shared between threads), diff commits against their first parent
+    (gitdiff_t) and pack each as the msgpack body of a git.commit record.
+    The caller takes the results in the order of the commit list, so runs
+    stay deterministic whatever the number of threads.
+
+    Work is handed out in runs of consecutive commits: a commit's old side
+    is mostly its successor's new side, and the blob cache of one worker
+    sees both. Workers stay at most a bounded number of results ahead of
+    the caller (memory is bounded when ingestd is slow).                     */
+#ifndef OMNI_COLLECTORD_GITPOOL_H
+#define OMNI_COLLECTORD_GITPOOL_H
+
+#include <git2.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define GITPOOL_NO_SINCE INT64_MIN
+
+typedef enum {
+    GITPOOL_COMMIT,     //  body holds the git.commit body
+    GITPOOL_OLDER,      //  committed before `since`: not sent
+    GITPOOL_UNREADABLE, //  libgit2 cannot parse the commit: error says why
+    GITPOOL_FAILED      //  reading or diffing failed: the run fails
+} gitpool_status_t;
+
+typedef struct {
+    gitpool_status_t status;
+    const git_oid *oid;
+    int64_t ts;             //  committer time, ns
+    const char *body;       //  msgpack map
+    size_t body_len;
+    bool trimmed;           //  files or message cut to fit a record
+    const char *error;
+} gitpool_result_t;
+
+typedef struct _gitpool_t gitpool_t;
+
+//  Opens `threads` handles on the repository at `path`. NULL with `error`
+//  when one cannot be opened.
+gitpool_t *gitpool_new (const char *path, size_t threads, int64_t since, char *error,
+                        size_t error_size);
+//  Stops the workers (they finish the commit in hand) and frees everything.
+void gitpool_destroy (gitpool_t **self_p);
+
+//  Starts on `oids` (borrowed until the pool is destroyed).
+void gitpool_start (gitpool_t *self, const git_oid *oids, size_t count);
+//  The result for the next commit of the list, waiting for it if needed;
+//  valid until the next call. NULL after the last.
+const gitpool_result_t *gitpool_next (gitpool_t *self);
+
+//  The number of threads to use for `configured` (0 = one per CPU, at most 8).
+size_t gitpool_threads (int64_t configured);
+
+void gitpool_test (bool verbose);
+
+#endif
