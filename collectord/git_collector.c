@@ -768,6 +768,111 @@ s_walk (s_git_t *self, git_oid **oids, size_t *count, char *error, size_t size)
     return 0;
 }
 
+//  A shallow clone: libgit2 (1.5) cannot walk past commits whose parents
+//  are missing, so commits are walked here, without following the parents
+//  of the boundary commits listed in <gitdir>/shallow (git's own rule) or
+//  any parent that is not there. Shallow histories are short by design:
+//  a set of visited commits and a sort by commit time are enough.
+typedef struct {
+    git_oid oid;
+    int64_t time;
+} s_dated_t;
+
+static int
+s_dated_cmp (const void *a, const void *b)
+{
+    const s_dated_t *x = (const s_dated_t *) a, *y = (const s_dated_t *) b;
+    if (x->time != y->time)
+        return x->time > y->time ? -1 : 1;
+    return git_oid_cmp (&x->oid, &y->oid);
+}
+
+//  Marks every commit reachable from `from` in `seen`; appends the ones not
+//  seen before to `out` when it is not NULL.
+static int
+s_mark (s_git_t *self, zhash_t *seen, zhash_t *boundary, const git_oid *from, s_dated_t **out,
+        size_t *count, size_t *cap)
+{
+    size_t stack_cap = 64, depth = 0;
+    git_oid *stack = malloc (stack_cap * sizeof *stack);
+    assert (stack);
+    stack[depth++] = *from;
+    char hex[GIT_OID_HEXSZ + 1];
+    int rc = 0;
+    while (depth && rc == 0) {
+        git_oid oid = stack[--depth];
+        git_oid_tostr (hex, sizeof hex, &oid);
+        if (zhash_lookup (seen, hex))
+            continue;
+        git_commit *commit;
+        if (git_commit_lookup (&commit, self->repo, &oid)) {
+            git_error_clear ();
+            continue; //  not in this clone
+        }
+        zhash_insert (seen, hex, (void *) 1);
+        if (out) {
+            if (*count == *cap) {
+                *cap = *cap ? *cap * 2 : 256;
+                *out = realloc (*out, *cap * sizeof **out);
+                assert (*out);
+            }
+            (*out)[*count].oid = oid;
+            (*out)[*count].time = git_commit_time (commit);
+            (*count)++;
+        }
+        if (!zhash_lookup (boundary, hex))
+            for (unsigned i = 0; i < git_commit_parentcount (commit); i++) {
+                if (depth == stack_cap) {
+                    stack_cap *= 2;
+                    stack = realloc (stack, stack_cap * sizeof *stack);
+                    assert (stack);
+                }
+                stack[depth++] = *git_commit_parent_id (commit, i);
+            }
+        git_commit_free (commit);
+    }
+    free (stack);
+    return rc;
+}
+
+static int
+s_walk_shallow (s_git_t *self, git_oid **oids, size_t *count, char *error, size_t size)
+{
+    (void) error;
+    (void) size;
+    zhash_t *boundary = zhash_new (), *seen = zhash_new ();
+    char *path;
+    assert (asprintf (&path, "%s/shallow", git_repository_commondir (self->repo)) > 0);
+    FILE *file = fopen (path, "r");
+    free (path);
+    char line[128];
+    while (file && fgets (line, sizeof line, file)) {
+        line[strcspn (line, "\r\n")] = 0;
+        if (*line)
+            zhash_insert (boundary, line, (void *) 1);
+    }
+    if (file)
+        fclose (file);
+    //  What the last complete run covered, then what is new
+    for (size_t i = 0; i < self->nold; i++)
+        s_mark (self, seen, boundary, &self->old_tips[i], NULL, NULL, NULL);
+    s_dated_t *found = NULL;
+    size_t n = 0, cap = 0;
+    for (size_t i = 0; i < self->ntips; i++)
+        s_mark (self, seen, boundary, &self->tips[i], &found, &n, &cap);
+    qsort (found, n, sizeof *found, s_dated_cmp);
+    *oids = malloc ((n ? n : 1) * sizeof **oids);
+    assert (*oids);
+    for (size_t i = 0; i < n; i++)
+        (*oids)[i] = found[i].oid;
+    *count = n;
+    free (found);
+    zhash_destroy (&boundary);
+    zhash_destroy (&seen);
+    log_debug ("git.walk", "shallow=yes tips=%zu commits=%zu", self->ntips, n);
+    return 0;
+}
+
 static int
 s_collect (void *handle, session_t *session, char *error, size_t size)
 {
@@ -786,7 +891,10 @@ s_collect (void *handle, session_t *session, char *error, size_t size)
         return -1;
     git_oid *oids;
     size_t count;
-    if (s_walk (self, &oids, &count, error, size))
+    int walked = git_repository_is_shallow (self->repo)
+                   ? s_walk_shallow (self, &oids, &count, error, size)
+                   : s_walk (self, &oids, &count, error, size);
+    if (walked)
         return -1;
     gitpool_t *pool = gitpool_new (self->path, self->threads, self->since_used, error, size);
     if (!pool) {
