@@ -4,6 +4,7 @@
 #include "httpd.h"
 #include "log.h"
 #include "metrics.h"
+#include "migrate.h"
 #include "pgconn.h"
 #include "selftest.h"
 #include "util.h"
@@ -17,6 +18,7 @@ static const selftest_t s_tests[] = {
     {"httpd", httpd_test},
     {"writer", writer_test},
     {"pgconn", pgconn_test},
+    {"migrate", migrate_test},
     {NULL, NULL}};
 
 int

@@ -3,8 +3,8 @@
 METRICSD_SQL := $(wildcard metricsd/sql/*.sql)
 # testrec.c builds records for the classes' self-tests, which live in the
 # classes' own files (as everywhere): the daemon links it too.
-METRICSD_CLASSES := metricsd/derive.c metricsd/migrate.c metricsd/tsschema.c \
-                    metricsd/pointstore.c metricsd/sql.c metricsd/testrec.c
+METRICSD_CLASSES := metricsd/derive.c metricsd/tsschema.c metricsd/pointstore.c \
+                    metricsd/sql.c metricsd/testrec.c
 # The host collector's class is tested here until collectord's own
 # self-test lists it (collectord/module.mk is not metricsd's).
 METRICSD_TEST_CLASSES := collectord/host.c

@@ -5,7 +5,6 @@
     collectord's self-test lists it).                                        */
 #include "derive.h"
 #include "../collectord/host.h"
-#include "migrate.h"
 #include "pointstore.h"
 #include "selftest.h"
 #include "tsschema.h"
@@ -14,7 +13,6 @@ int
 main (int argc, char **argv)
 {
     static const selftest_t tests[] = {{"derive", derive_test},
-                                       {"migrate", migrate_test},
                                        {"tsschema", tsschema_test},
                                        {"pointstore", pointstore_test},
                                        {"host", host_test},

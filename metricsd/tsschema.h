@@ -10,7 +10,7 @@
     The mode is chosen once, when the schema is first created: timescaledb
     when the extension is installed or can be created, else native (or as
     forced by the `mode` setting), and kept in metricsd_settings: a later
-    start never converts. Migrations go through migrate.h (advisory lock,
+    start never converts. Migrations go through common/migrate.h (advisory lock,
     metricsd_migrations); the views are re-applied when their text changed. */
 #ifndef OMNI_METRICSD_TSSCHEMA_H
 #define OMNI_METRICSD_TSSCHEMA_H

@@ -1,118 +1,40 @@
-/*  schema: applies the embedded migrations.
+/*  schema: relationald's migrations, applied by common/migrate.c.
 
-    Everything happens in one transaction that first takes a transaction-
-    level advisory lock, so a second relationald starting at the same moment
-    waits, then finds the versions recorded and applies nothing. The lock is
-    released by the commit or the rollback, even if the process dies.
-    Each applied migration's SHA-256 is kept: a released migration that was
-    edited afterwards is reported, not silently ignored.                      */
+    The table name and the lock key are what databases migrated by earlier
+    releases know: they never change.                                        */
 #include "schema.h"
 #include "log.h"
-#include "util.h"
 
 #include <assert.h>
-#include <openssl/sha.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-//  "OmniRel1": the advisory lock key of relationald's migrations
-#define SCHEMA_LOCK_KEY "5723297880566770993"
+#define S_TABLE "schema_migrations"
+//  The advisory lock key of relationald's migrations
+#define S_LOCK_KEY 5723297880566770993LL
 
 int
 schema_version (void)
 {
-    int version = 0;
-    for (const schema_migration_t *m = schema_migrations; m->sql; m++)
-        version = m->version;
-    return version;
+    return migrate_version (schema_migrations);
 }
 
-static void
-s_checksum (const schema_migration_t *m, char hex[2 * SHA256_DIGEST_LENGTH + 1])
+//  Always the same steps: relationald has no variants
+static const migrate_step_t *
+s_plan (pgconn_t *conn, void *arg)
 {
-    uint8_t digest[SHA256_DIGEST_LENGTH];
-    SHA256 ((const unsigned char *) m->sql, m->size, digest);
-    util_hex (digest, SHA256_DIGEST_LENGTH, hex);
-}
-
-typedef struct {
-    int applied, current;
-} s_result_t;
-
-static int
-s_migrate (pgconn_t *conn, void *arg)
-{
-    s_result_t *result = arg;
-    if (pgconn_exec (conn, "SELECT pg_advisory_xact_lock (" SCHEMA_LOCK_KEY ")") != PGCONN_OK
-        || pgconn_exec (conn, "CREATE TABLE IF NOT EXISTS schema_migrations ("
-                              " version integer PRIMARY KEY,"
-                              " name text NOT NULL,"
-                              " checksum text NOT NULL,"
-                              " applied_at timestamptz NOT NULL DEFAULT now ())")
-               != PGCONN_OK)
-        return -1;
-    PGresult *rows = pgconn_query (conn, "SELECT version, checksum FROM schema_migrations", 0,
-                                   NULL);
-    if (!rows)
-        return -1;
-    int newest = 0;
-    for (int r = 0; r < PQntuples (rows); r++) {
-        int version = atoi (PQgetvalue (rows, r, 0));
-        newest = version > newest ? version : newest;
-    }
-    int rc = 0;
-    for (const schema_migration_t *m = schema_migrations; m->sql && rc == 0; m++) {
-        char checksum[2 * SHA256_DIGEST_LENGTH + 1];
-        s_checksum (m, checksum);
-        const char *recorded = NULL;
-        for (int r = 0; r < PQntuples (rows); r++)
-            if (atoi (PQgetvalue (rows, r, 0)) == m->version)
-                recorded = PQgetvalue (rows, r, 1);
-        if (recorded) {
-            if (strcmp (recorded, checksum))
-                log_warn ("schema.changed", "version=%d name=%s detail=\"the embedded "
-                          "migration differs from the one applied\"", m->version, m->name);
-            continue;
-        }
-        if (pgconn_exec (conn, m->sql) != PGCONN_OK) {
-            log_error ("schema.migration_failed", "version=%d name=%s error=\"%s\"", m->version,
-                       m->name, pgconn_error (conn));
-            rc = -1;
-            break;
-        }
-        char version[16];
-        snprintf (version, sizeof version, "%d", m->version);
-        const char *params[] = {version, m->name, checksum};
-        PGresult *done = pgconn_query (conn, "INSERT INTO schema_migrations (version, name, "
-                                             "checksum) VALUES ($1, $2, $3)",
-                                       3, params);
-        if (!done) {
-            rc = -1;
-            break;
-        }
-        PQclear (done);
-        result->applied++;
-        log_info ("schema.applied", "version=%d name=%s", m->version, m->name);
-    }
-    PQclear (rows);
-    if (newest > schema_version ())
-        log_warn ("schema.newer", "database=%d embedded=%d detail=\"a newer relationald "
-                  "migrated this database\"", newest, schema_version ());
-    result->current = newest > schema_version () ? newest : schema_version ();
-    return rc;
+    (void) conn;
+    (void) arg;
+    return schema_migrations;
 }
 
 int
 schema_migrate (pgconn_t *conn)
 {
-    s_result_t result = {0, 0};
-    if (pgconn_transaction (conn, s_migrate, &result) != PGCONN_OK)
-        return -1;
-    if (result.applied)
-        log_info ("schema.migrated", "applied=%d version=%d", result.applied, result.current);
-    return 0;
+    const migrate_config_t config = {"relationald", S_TABLE, S_LOCK_KEY, s_plan, NULL, NULL};
+    return migrate_run (conn, &config, NULL);
 }
 
 //  ---------------------------------------------------------------------------
@@ -152,9 +74,9 @@ schema_test (bool verbose)
         log_init ("schema-test", "error", "kv");
     assert (schema_version () >= 1);
     int previous = 0;
-    for (const schema_migration_t *m = schema_migrations; m->sql; m++) {
+    for (const migrate_step_t *m = schema_migrations; m->sql; m++) {
         assert (m->version > previous);
-        assert (strlen (m->sql) == m->size); //  no NUL inside, all bytes embedded
+        assert (strlen (m->sql) > 0); //  a NUL inside is refused by gen_migrations.sh
         previous = m->version;
     }
     char *dsn = pgconn_testdb_new ("schema");
@@ -188,6 +110,19 @@ schema_test (bool verbose)
     //  Again: nothing to apply, still fine
     assert (schema_migrate (conn) == 0);
     assert (s_count (conn, "SELECT count (*) FROM schema_migrations") == schema_version ());
+    //  The checksums are the SHA-256 of the embedded text, as earlier
+    //  releases recorded them: their databases are current, not "changed"
+    for (const migrate_step_t *m = schema_migrations; m->sql; m++) {
+        char version[16];
+        snprintf (version, sizeof version, "%d", m->version);
+        const char *params[] = {version, m->sql};
+        PGresult *result = pgconn_query (conn, "SELECT count (*) FROM schema_migrations WHERE "
+                                               "version = $1::int AND checksum = encode (sha256 "
+                                               "(convert_to ($2, 'UTF8')), 'hex')",
+                                         2, params);
+        assert (result && strcmp (PQgetvalue (result, 0, 0), "1") == 0);
+        PQclear (result);
+    }
     //  A database migrated by a newer relationald is accepted
     assert (pgconn_exec (conn, "INSERT INTO schema_migrations VALUES (9999, 'future', 'x')")
             == PGCONN_OK);

@@ -1,25 +1,19 @@
 /*  schema: relationald's PostgreSQL schema, owned by versioned migrations
-    (relationald/migrations/NNN_name.sql, embedded at build time). Applying
-    them is safe when several relationalds start at once: one transaction
-    under an advisory lock, each version recorded in schema_migrations.      */
+    (relationald/migrations/NNN_name.sql, embedded at build time) that
+    common/migrate.h applies: one transaction under an advisory lock, so
+    several relationalds may start at once, each version recorded in
+    schema_migrations.                                                       */
 #ifndef OMNI_RELATIONALD_SCHEMA_H
 #define OMNI_RELATIONALD_SCHEMA_H
 
+#include "migrate.h"
 #include "pgconn.h"
 
 #include <stdbool.h>
-#include <stddef.h>
 
-typedef struct {
-    int version;
-    const char *name;
-    const char *sql;
-    size_t size;
-} schema_migration_t;
-
-//  The embedded migrations in version order, ending with {0, NULL}
+//  The embedded migrations in version order, ending with {0, NULL, NULL}
 //  (generated from the .sql files by gen_migrations.sh).
-extern const schema_migration_t schema_migrations[];
+extern const migrate_step_t schema_migrations[];
 
 //  The highest embedded version.
 int schema_version (void);

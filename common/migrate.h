@@ -1,6 +1,5 @@
 /*  migrate: versioned schema migrations for any daemon that owns tables in
-    PostgreSQL. Written to be shared (it knows nothing about metricsd; the
-    intent is to move it to common/ and have relationald's schema.c use it).
+    PostgreSQL (relationald's schema, metricsd's tsschema).
 
     Everything happens in one transaction that first takes a transaction-
     level advisory lock (the component's own key), so daemons starting at the

@@ -45,6 +45,7 @@ s_identifier (const char *name)
 typedef struct {
     const migrate_config_t *config;
     int applied;
+    int version; //  the schema's version once migrated
 } s_run_t;
 
 static int
@@ -113,10 +114,12 @@ s_migrate (pgconn_t *conn, void *arg)
                   step->version, step->name);
     }
     PQclear (rows);
-    if (rc == 0 && newest > migrate_version (steps))
+    int embedded = migrate_version (steps);
+    run->version = newest > embedded ? newest : embedded;
+    if (rc == 0 && newest > embedded)
         log_warn ("schema.newer", "component=%s database=%d embedded=%d detail=\"a newer "
                   "release migrated this database\"",
-                  config->component, newest, migrate_version (steps));
+                  config->component, newest, embedded);
     if (rc == 0 && config->after)
         rc = config->after (conn, config->arg);
     return rc;
@@ -127,14 +130,15 @@ migrate_run (pgconn_t *conn, const migrate_config_t *config, int *applied)
 {
     assert (config->plan && config->component);
     assert (s_identifier (config->table));
-    s_run_t run = {config, 0};
+    s_run_t run = {config, 0, 0};
     pgconn_status_t status = pgconn_transaction (conn, s_migrate, &run);
     if (applied)
         *applied = status == PGCONN_OK ? run.applied : 0;
     if (status != PGCONN_OK)
         return -1;
     if (run.applied)
-        log_info ("schema.migrated", "component=%s applied=%d", config->component, run.applied);
+        log_info ("schema.migrated", "component=%s applied=%d version=%d", config->component,
+                  run.applied, run.version);
     return 0;
 }
 
