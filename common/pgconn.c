@@ -689,6 +689,19 @@ pgconn_copy_bytea (pgconn_t *self, const void *data, size_t len)
 }
 
 void
+pgconn_copy_jsonb (pgconn_t *self, const char *json, size_t len)
+{
+    if (self->format == PGCONN_COPY_TEXT) {
+        pgconn_copy_text (self, json, len);
+        return;
+    }
+    //  jsonb's binary form: a version byte (1), then the JSON text
+    s_field (self, (int64_t) len + 1);
+    s_put (self, "\1", 1);
+    s_put (self, json, len);
+}
+
+void
 pgconn_copy_text_array (pgconn_t *self, const char *const *items, const size_t *lens,
                         size_t count)
 {
@@ -1072,6 +1085,34 @@ s_test_copy (pgconn_t *conn, pgconn_copy_format_t format)
     s_check_scalar (conn, "SELECT sum (i8) FROM t_copy WHERE n > 2", "199989997");
 }
 
+//  jsonb: equal to what the server makes of the same text, in both formats
+static void
+s_test_copy_jsonb (pgconn_t *conn, pgconn_copy_format_t format)
+{
+    const char *docs[] = {"{\"b\": [1, 2.5, null], \"a\": \"tab\\t \\\\ \xc3\xa9\\n\"}", "[]",
+                          "\"\\ufffd\"", "{\"k\":\t{\"x\": true}}"};
+    assert (pgconn_exec (conn, "TRUNCATE t_jsonb") == PGCONN_OK);
+    assert (pgconn_copy_begin (conn, "t_jsonb", NULL, format) == 0);
+    for (int i = 0; i < 4; i++) {
+        pgconn_copy_row (conn, 3);
+        pgconn_copy_int4 (conn, i);
+        pgconn_copy_text (conn, docs[i], strlen (docs[i]));
+        pgconn_copy_jsonb (conn, docs[i], strlen (docs[i]));
+    }
+    assert (pgconn_copy_end (conn) == PGCONN_OK);
+    s_check_scalar (conn, "SELECT count (*) FILTER (WHERE j = t::jsonb) || '/' || count (*) "
+                          "FROM t_jsonb",
+                    "4/4");
+    s_check_scalar (conn, "SELECT j->>'a' FROM t_jsonb WHERE n = 0", "tab\t \\ \xc3\xa9\n");
+    //  Not JSON: the COPY is refused as content
+    assert (pgconn_copy_begin (conn, "t_jsonb", NULL, format) == 0);
+    pgconn_copy_row (conn, 3);
+    pgconn_copy_int4 (conn, 9);
+    pgconn_copy_text (conn, "{", 1);
+    pgconn_copy_jsonb (conn, "{", 1);
+    assert (pgconn_copy_end (conn) == PGCONN_CONTENT);
+}
+
 void
 pgconn_test (bool verbose)
 {
@@ -1166,6 +1207,9 @@ pgconn_test (bool verbose)
             == PGCONN_OK);
     s_test_copy (conn, PGCONN_COPY_TEXT);
     s_test_copy (conn, PGCONN_COPY_BINARY);
+    assert (pgconn_exec (conn, "CREATE TABLE t_jsonb (n int, t text, j jsonb)") == PGCONN_OK);
+    s_test_copy_jsonb (conn, PGCONN_COPY_TEXT);
+    s_test_copy_jsonb (conn, PGCONN_COPY_BINARY);
     //  A refused COPY reports its class and leaves the connection usable
     assert (pgconn_copy_begin (conn, "t_tx", "n", PGCONN_COPY_BINARY) == 0);
     pgconn_copy_row (conn, 1);

@@ -97,7 +97,7 @@ pgconn_status_t pgconn_transaction (pgconn_t *self, pgconn_tx_fn *fn, void *arg)
 //  sent in large chunks. Each put encodes its value for the format chosen at
 //  begin, so callers write the same code for text and binary. Binary needs
 //  the staging column types to match exactly: text, int8, int4, int2,
-//  float8, bool, bytea, text[], timestamptz.
+//  float8, bool, bytea, jsonb, text[], timestamptz.
 
 typedef enum { PGCONN_COPY_TEXT, PGCONN_COPY_BINARY } pgconn_copy_format_t;
 
@@ -114,6 +114,9 @@ void pgconn_copy_int4 (pgconn_t *self, int32_t value);
 void pgconn_copy_float8 (pgconn_t *self, double value);
 void pgconn_copy_bool (pgconn_t *self, bool value);
 void pgconn_copy_bytea (pgconn_t *self, const void *data, size_t len);
+//  JSON text into a jsonb column (the server parses it: a bad one fails
+//  the COPY); the same rules as text (see pgconn_json_clean).
+void pgconn_copy_jsonb (pgconn_t *self, const char *json, size_t len);
 //  A one-dimensional text[]; `items[i]` of `lens[i]` bytes.
 void pgconn_copy_text_array (pgconn_t *self, const char *const *items, const size_t *lens,
                              size_t count);

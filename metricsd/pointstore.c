@@ -450,7 +450,6 @@ s_point (void *arg, const derive_point_t *p)
             return;
         }
     }
-    s_text_add (self, "\x01", 1);
     point->tags = s_text_add (self, p->tags, p->tags_len);
     point->tags_len = p->tags_len;
 }
@@ -501,8 +500,7 @@ s_insert (pointstore_t *self, size_t lo, size_t hi)
 //  straight into points (COPY batches its heap and index insertions; an
 //  INSERT ... SELECT ... ON CONFLICT does them row by row, at about half the
 //  rate). A point that exists already makes the COPY fail on the unique key
-//  (23505): then the batch goes the staging way. jsonb goes in binary as
-//  its wire format: a version byte (1) and the JSON text.
+//  (23505): then the batch goes the staging way.
 static pgconn_status_t
 s_copy_direct (pointstore_t *self)
 {
@@ -516,8 +514,7 @@ s_copy_direct (pointstore_t *self)
         pgconn_copy_text (self->conn, self->text + p->name, p->name_len);
         pgconn_copy_float8 (self->conn, p->value);
         pgconn_copy_text (self->conn, self->text + p->source, p->source_len);
-        //  tags are stored after a 0x01 byte in the arena (see s_point)
-        pgconn_copy_bytea (self->conn, self->text + p->tags - 1, p->tags_len + 1);
+        pgconn_copy_jsonb (self->conn, self->text + p->tags, p->tags_len);
     }
     return pgconn_copy_end (self->conn);
 }
