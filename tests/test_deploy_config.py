@@ -117,8 +117,12 @@ def test_a_compose_implementation_accepts_the_file():
                       "-f", os.path.join(d, "docker-compose.yml"), "-f", OVERRIDE, "up", "-d",
                       "--no-build"], cwd=d)
         finally:
-            # the dry run still creates the project's network
+            # the dry run still creates the project's network and volumes
             _run(["podman", "network", "rm", "-f", "omniaudit-config-check_default"])
+            vols = _run(["podman", "volume", "ls", "-q", "--filter",
+                         "label=io.podman.compose.project=omniaudit-config-check"]).stdout.split()
+            if vols:
+                _run(["podman", "volume", "rm", "-f"] + vols)
         assert r.returncode == 0, r.stdout + r.stderr
         for service in DAEMONS:
             assert f"omniaudit-config-check_{service}_1" in r.stdout

@@ -83,8 +83,14 @@ mkdir -p "$OMNI_VAR"
 for w in "${want[@]}"; do
     case $w in
     omniaudit)
-        build "$OMNI_IMAGE" "$OMNI_DEPLOY/Dockerfile" "$(source_context)" \
-            --ignorefile "$OMNI_DEPLOY/Dockerfile.dockerignore" --build-arg JOBS="$(nproc)" ;;
+        context=$(source_context)
+        # The build stage tagged too: it anchors the cache of its layers (the
+        # -dev packages above all) when stale images are pruned below.
+        build "$OMNI_BUILD_IMAGE" "$OMNI_DEPLOY/Dockerfile" "$context" --target build \
+            --ignorefile "$OMNI_DEPLOY/Dockerfile.dockerignore" --build-arg JOBS="$(nproc)"
+        build "$OMNI_IMAGE" "$OMNI_DEPLOY/Dockerfile" "$context" \
+            --ignorefile "$OMNI_DEPLOY/Dockerfile.dockerignore" --build-arg JOBS="$(nproc)"
+        rm -rf "$context" ;;
     postgres)
         build "$OMNI_PG_IMAGE" "$OMNI_DEPLOY/podman/postgres.Containerfile" "$OMNI_DEPLOY/podman" ;;
     ferretdb)
@@ -95,3 +101,5 @@ for w in "${want[@]}"; do
     *) die "unknown image $w (omniaudit, postgres, ferretdb)" ;;
     esac
 done
+# Earlier builds' layers that no tag uses any more: this project's only.
+podman image prune -f --filter label=io.omniaudit.image >/dev/null 2>&1 || true

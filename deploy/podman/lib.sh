@@ -14,6 +14,7 @@ export COMPOSE_PROJECT_NAME="${COMPOSE_PROJECT_NAME:-omniaudit}"
 
 OMNI_BASE_IMAGE="localhost/omniaudit-base:$OMNI_SUITE"
 OMNI_IMAGE="localhost/omniaudit:${OMNI_TAG:-local}"
+OMNI_BUILD_IMAGE="localhost/omniaudit-build:${OMNI_TAG:-local}"
 OMNI_PG_IMAGE="localhost/omniaudit-postgres:15"
 OMNI_FERRETDB_IMAGE="localhost/omniaudit-ferretdb:1.24.0"
 OMNI_FERRETDB_VERSION="v1.24.0"
