@@ -20,20 +20,16 @@ import argparse
 import io
 import json
 import os
-import shutil
 import sys
 import tempfile
 import time
-import uuid
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg2
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests"))
-from omni import Pipeline, wait_until  # noqa: E402
-from test_metricsd import make_record_metric  # noqa: E402
-from test_relationald import send, synthetic_commits  # noqa: E402
+from omni import (Pipeline, make_record_metric, scratch_database, send,  # noqa: E402
+                  synthetic_commits)
 
 SERIES = ["host.cpu.user", "host.cpu.system", "host.cpu.iowait", "host.mem.used",
           "host.mem.available", "host.load.1", "host.net.rx", "host.net.tx"]
@@ -77,43 +73,27 @@ def copy_text(rows):
     return out
 
 
-def run(admin, kind, records, batch_size):
-    name = "omni_bench_" + uuid.uuid4().hex[:8]
-    conn = psycopg2.connect(admin)
-    conn.autocommit = True
-    conn.cursor().execute(f'CREATE DATABASE "{name}"')
-    conn.close()
-    dsn = urlunsplit(urlsplit(admin)._replace(path="/" + name))
-    work = tempfile.mkdtemp(prefix="omni-bench-met-")
-    p = None
-    try:
-        frames, rows = metric_inputs(records) if kind == "metric" else commit_inputs(records)
-        p = Pipeline(work, writers=("metrics",), journal_max="8G")
+def run(kind, records, batch_size):
+    frames, rows = metric_inputs(records) if kind == "metric" else commit_inputs(records)
+    with scratch_database("omni_bench_") as dsn, \
+            tempfile.TemporaryDirectory(prefix="omni-bench-met-") as work, \
+            Pipeline(work, writers=("metrics",), journal_max="8G") as p:
         p.ingestd.start()
         send(p.intake, frames, batch=1000)
         m = p.writer("metricsd", [f"--dsn={dsn}", f"--batch-size={batch_size}",
                                   "--log-level=warn"])
-        key = 'omni_ingestd_records_acked_total{writer="metrics"}'
         m.start()
         # Sustained rate: from the first acknowledged batch to the last.
-        n0, t0 = wait_until(lambda: (lambda n: (n, time.monotonic()) if n > 0 else None)(
-            p.ingestd.metrics().get(key, 0)), 120, "first batch", interval=0.005)
-        wait_until(lambda: p.ingestd.metrics().get(key, 0) >= len(frames), 1800,
-                   "all acknowledged", interval=0.005)
-        t1 = time.monotonic()
-        points_done = len(rows) * (len(frames) - n0) / len(frames)
-        rate = points_done / (t1 - t0)
+        n0, drain_s = p.time_drain("metrics", len(frames))
+        rate = len(rows) * (len(frames) - n0) / len(frames) / drain_s
         # The same records again (a re-collection): every point exists, so
         # every batch goes the staging + upsert way
         m.stop()
         send(p.intake, frames, batch=1000)
         m.start()
         n = len(frames)
-        n1, t2 = wait_until(lambda: (lambda k: (k, time.monotonic()) if k > n else None)(
-            p.ingestd.metrics().get(key, 0)), 120, "first batch again", interval=0.005)
-        wait_until(lambda: p.ingestd.metrics().get(key, 0) >= 2 * n, 1800,
-                   "all acknowledged again", interval=0.005)
-        again = len(rows) * (2 * n - n1) / n / (time.monotonic() - t2)
+        n1, again_s = p.time_drain("metrics", 2 * n, since=n)
+        again = len(rows) * (2 * n - n1) / n / again_s
         m.stop()
         db = psycopg2.connect(dsn)
         db.autocommit = True
@@ -131,17 +111,7 @@ def run(admin, kind, records, batch_size):
         cur.execute("SELECT count(*) FROM points")
         assert cur.fetchone()[0] == len(rows)
         db.close()
-        return rate, len(rows) / copy_s, again, t1 - t0, copy_s
-    finally:
-        if p:
-            for d in reversed(p.daemons):
-                if d.running():
-                    d.stop()
-        shutil.rmtree(work, ignore_errors=True)
-        conn = psycopg2.connect(admin)
-        conn.autocommit = True
-        conn.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.close()
+        return rate, len(rows) / copy_s, again, drain_s, copy_s
 
 
 def main():
@@ -150,12 +120,11 @@ def main():
     ap.add_argument("--commits", type=int, default=50_000, help="git.commit records, 0 = none")
     ap.add_argument("--batch-size", type=int, default=1000)
     args = ap.parse_args()
-    admin = os.environ.get("OMNI_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
     print("| input | metricsd, new points | plain COPY, same rows | ratio | metricsd, "
           "same records again (upsert) |\n|---|---|---|---|---|")
     runs = [("metric", args.records)] + ([("commit", args.commits)] if args.commits else [])
     for kind, n in runs:
-        rate, copy_rate, again, drain_s, copy_s = run(admin, kind, n, args.batch_size)
+        rate, copy_rate, again, drain_s, copy_s = run(kind, n, args.batch_size)
         what = (f"{n} `metric` records (1 point each)" if kind == "metric"
                 else f"{n} `git.commit` records (4 points each)")
         print(f"| {what}, batch {args.batch_size} | {rate:,.0f} points/s ({drain_s:.2f} s) "

@@ -19,17 +19,13 @@ import os
 import sys
 import tempfile
 import time
-import uuid
-import shutil
-from urllib.parse import urlsplit, urlunsplit
 
 import msgpack
 import psycopg2
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests"))
-from omni import Pipeline, wait_until  # noqa: E402
-from test_relationald import send, synthetic_commits  # noqa: E402
+from omni import Pipeline, scratch_database, send, synthetic_commits  # noqa: E402
 
 
 def copy_text(value):
@@ -63,19 +59,15 @@ def main():
     ap.add_argument("--batch-size", type=int, default=1000)
     args = ap.parse_args()
 
-    admin = os.environ.get("OMNI_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
-    name = "omni_bench_" + uuid.uuid4().hex[:8]
-    conn = psycopg2.connect(admin)
-    conn.autocommit = True
-    conn.cursor().execute(f'CREATE DATABASE "{name}"')
-    conn.close()
-    dsn = urlunsplit(urlsplit(admin)._replace(path="/" + name))
-    work = tempfile.mkdtemp(prefix="omni-bench-rel-")
-    p = None
-    try:
-        src = "bench-repo"
-        frames = [f for _, f in synthetic_commits(args.records, src=src)]
-        p = Pipeline(work, writers=("relational",), journal_max="8G")
+    with scratch_database("omni_bench_") as dsn:
+        bench(dsn, args)
+
+
+def bench(dsn, args):
+    src = "bench-repo"
+    frames = [f for _, f in synthetic_commits(args.records, src=src)]
+    with tempfile.TemporaryDirectory(prefix="omni-bench-rel-") as work, \
+            Pipeline(work, writers=("relational",), journal_max="8G") as p:
         p.ingestd.start()
         t = time.monotonic()
         send(p.intake, frames, batch=1000)
@@ -83,16 +75,10 @@ def main():
 
         rel = p.writer("relationald", [f"--dsn={dsn}", f"--batch-size={args.batch_size}",
                                        "--log-level=warn"])
-        key = 'omni_ingestd_records_acked_total{writer="relational"}'
         rel.start()
         # Sustained rate: from the first acknowledged batch to the last.
-        first = wait_until(lambda: (lambda n: (n, time.monotonic()) if n > 0 else None)(
-            p.ingestd.metrics().get(key, 0)), 120, "first batch", interval=0.005)
-        n0, t0 = first
-        wait_until(lambda: p.ingestd.metrics().get(key, 0) >= args.records, 1800,
-                   "all acknowledged", interval=0.005)
-        t1 = time.monotonic()
-        rel_rate = (args.records - n0) / (t1 - t0)
+        n0, drain_s = p.time_drain("relational", args.records)
+        rel_rate = (args.records - n0) / drain_s
         db = psycopg2.connect(dsn)
         db.autocommit = True
         cur = db.cursor()
@@ -120,21 +106,11 @@ def main():
         copy_rate = args.records / copy_s
         print(f"| relationald, git.commit from ingestd's journal to PostgreSQL (batch "
               f"{args.batch_size}) | {rel_rate:,.0f} rows/s | {args.records} records, "
-              f"{(t1 - t0):.2f} s sustained |")
+              f"{drain_s:.2f} s sustained |")
         print(f"| plain `COPY commits FROM STDIN`, same rows, same table | {copy_rate:,.0f} rows/s "
               f"| {copy_s:.2f} s |")
         print(f"| ratio | {100 * rel_rate / copy_rate:.0f}% of plain COPY | target >= 50% |")
         print(f"(journaling the records took {journal_s:.1f} s, not measured above)")
-    finally:
-        if p:
-            for d in reversed(p.daemons):
-                if d.running():
-                    d.stop()
-        shutil.rmtree(work, ignore_errors=True)
-        conn = psycopg2.connect(admin)
-        conn.autocommit = True
-        conn.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.close()
 
 
 def _epoch_to_ts(line):

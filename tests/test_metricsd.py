@@ -15,12 +15,8 @@ import subprocess
 from collections import defaultdict
 from decimal import ROUND_HALF_UP, Decimal
 
-import msgpack
-import pytest
-
-from omni import Pipeline, binary, free_port, wait_until
-from test_relationald import (git, init_repo, make_record, private_pg, query,  # noqa: F401
-                              read_commits, scalar, send)
+from omni import (Pipeline, binary, free_port, git, init_repo, make_record,  # noqa: F401
+                  make_record_metric, private_pg, query, read_commits, scalar, send, wait_until)
 
 DAY = 86400
 MON = 1_704_067_200  # Monday 2024-01-01 00:00 UTC
@@ -128,8 +124,7 @@ def views(dsn):
 
 def wait_acked(p, n, timeout=120):
     """Until metricsd acknowledged n records to ingestd (so they are committed)."""
-    wait_until(lambda: p.ingestd.metrics().get(ACKED, 0) >= n, timeout,
-               f"{n} records acknowledged by metricsd")
+    p.wait_acked("metrics", n, timeout)
 
 
 def start_metricsd(p, dsn, *args, name="metricsd"):
@@ -245,19 +240,6 @@ def test_killed_metricsd_redelivers_and_every_point_stays_single(pipeline, pg_da
     assert rows == [(MON + i, float(i % 100)) for i in range(n)]
     assert query(pg_database, "SELECT cpu_user FROM host_per_minute ORDER BY minute LIMIT 1") == \
         [(sum(i % 100 for i in range(60)) / 60,)]
-
-
-def make_record_metric(host, ts, name, value, unit="percent"):
-    """A metric record as collectord host sends it (tags host=, src = host)."""
-    import hashlib
-    tags = {"host": host}
-    data = b"omni.id/1\0metric\0" + host.encode() + b"\0"
-    for part in (name, ts, tags):
-        data += msgpack.packb(part, use_bin_type=True)
-    rec = {"v": 1, "id": hashlib.sha256(data).digest()[:16], "kind": "metric", "src": host,
-           "col": "host", "run": "run-1", "ts": ts,
-           "body": {"name": name, "value": value, "unit": unit}, "tags": tags}
-    return msgpack.packb(rec, use_bin_type=True)
 
 
 def test_old_and_future_points_get_partitions(pipeline, pg_database):

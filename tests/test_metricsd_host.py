@@ -11,9 +11,8 @@ import subprocess
 
 import pytest
 
-from omni import BIN, wait_until
+from omni import BIN, query, wait_until
 from test_metricsd import start_metricsd
-from test_relationald import query
 
 
 def collectord_has_host():

@@ -9,21 +9,18 @@
   `git rev-list --all` and the rows found in the stores.
 """
 import os
-import pwd
 import re
-import shutil
 import signal
 import struct
 import subprocess
-import tempfile
 import time
 import uuid
 
 import msgpack
 import pytest
 
-from omni import (BIN, ROOT, Daemon, IntakeClient, WriterClient, archive_line_count, binary,
-                  free_port, http_get, record, wait_until)
+from omni import (BIN, ROOT, IntakeClient, WriterClient, archive_line_count, binary,  # noqa: F401
+                  private_pg, record, scalar, wait_until)
 
 
 def built(name):
@@ -145,84 +142,8 @@ def test_counters_equal_what_was_sent_rejected_and_stored(pipeline):
 # (b) /health while a store is down
 
 
-class PrivatePostgres:
-    """A PostgreSQL server of this test's own (initdb in a temporary directory,
-    its own port), so the test can stop and start it. Runs the server tools as
-    the postgres user when the test runs as root (initdb refuses root)."""
-
-    def __init__(self):
-        initdb = shutil.which("initdb")
-        if not initdb:
-            versions = sorted(os.listdir("/usr/lib/postgresql")) if os.path.isdir(
-                "/usr/lib/postgresql") else []
-            if not versions:
-                raise FileNotFoundError("initdb")
-            initdb = f"/usr/lib/postgresql/{versions[-1]}/bin/initdb"
-        self.bindir = os.path.dirname(os.path.realpath(initdb))
-        self.dir = tempfile.mkdtemp(prefix="omni-ops-pg-")
-        os.chmod(self.dir, 0o755)
-        self.data = os.path.join(self.dir, "data")
-        self.port = free_port()
-        self.user = pwd.getpwnam("postgres") if os.geteuid() == 0 else None
-        if self.user:
-            os.chown(self.dir, self.user.pw_uid, self.user.pw_gid)
-        self._run("initdb", "-D", self.data, "-U", "postgres", "--auth=trust", "-E", "UTF8",
-                  "--locale=C", "-N")
-        self.dsn = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
-
-    def _run(self, tool, *args):
-        kwargs = {}
-        if self.user:
-            uid, gid = self.user.pw_uid, self.user.pw_gid
-
-            def demote():
-                os.setgroups([])
-                os.setgid(gid)
-                os.setuid(uid)
-            kwargs["preexec_fn"] = demote
-        out = subprocess.run([os.path.join(self.bindir, tool), *args], capture_output=True,
-                             text=True, cwd=self.dir, timeout=120, **kwargs)
-        assert out.returncode == 0, f"{tool} failed:\n{out.stdout}\n{out.stderr}"
-
-    def start(self):
-        self._run("pg_ctl", "-D", self.data, "-l", os.path.join(self.dir, "server.log"), "-w",
-                  "-t", "60", "-o",
-                  f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.dir} -c fsync=off",
-                  "start")
-
-    def stop(self):
-        self._run("pg_ctl", "-D", self.data, "-m", "fast", "-w", "stop")
-
-    def destroy(self):
-        if os.path.exists(os.path.join(self.data, "postmaster.pid")):
-            self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
-@pytest.fixture
-def private_pg():
-    try:
-        pg = PrivatePostgres()
-    except (FileNotFoundError, KeyError) as e:
-        if os.environ.get("OMNI_REQUIRE_SERVICES"):
-            raise
-        pytest.skip(f"no PostgreSQL server tools to run a private server ({e})")
-    pg.start()
-    try:
-        yield pg
-    finally:
-        pg.destroy()
-
-
 def count_commits(dsn):
-    import psycopg2
-    conn = psycopg2.connect(dsn)
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT count(*) FROM commits")
-            return cur.fetchone()[0]
-    finally:
-        conn.close()
+    return scalar(dsn, "SELECT count(*) FROM commits")
 
 
 def test_health_fails_while_store_is_down_and_recovers(pipeline, private_pg):

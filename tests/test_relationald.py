@@ -7,218 +7,22 @@ so the rows can be checked against git. PostgreSQL is $OMNI_TEST_PG_DSN's or
 127.0.0.1:5432 (a fresh database per test); the outage test runs a private
 server (initdb in a temporary directory, its own port) that it can stop."""
 import datetime
-import hashlib
 import os
-import shutil
 import signal
 import subprocess
-import tempfile
 import threading
 import time
 
 import msgpack
 import psycopg2
-import pytest
 
-from omni import IntakeClient, free_port, wait_until
-
-# ---------------------------------------------------------------------------
-# Records
-
-
-def record_id(kind, src, key_parts):
-    """proto/record.c record_compute_id."""
-    data = b"omni.id/1\0" + kind.encode() + b"\0" + src.encode() + b"\0"
-    for part in key_parts:
-        data += msgpack.packb(part, use_bin_type=True)
-    return hashlib.sha256(data).digest()[:16]
-
-
-KEYS = {"run.start": ("@ts", "collector"), "run.end": ("@ts", "collector"),
-        "git.commit": ("sha",), "git.branch": ("name",), "git.tag": ("name",),
-        "ci.build": ("pipeline", "build_id"), "ci.test": ("build_id", "suite", "class", "name"),
-        "code.stats": ("rev", "language", "path")}
-
-
-def make_record(kind, src, body, ts, run="run-1", col="test"):
-    parts = [ts if k == "@ts" else body.get(k) for k in KEYS[kind]]
-    rec = {"v": 1, "id": record_id(kind, src, parts), "kind": kind, "src": src, "col": col,
-           "run": run, "ts": ts, "body": body}
-    return msgpack.packb(rec, use_bin_type=True)
-
-
-def send(intake_endpoint, frames, batch=500):
-    client = IntakeClient(intake_endpoint)
-    try:
-        for i in range(0, len(frames), batch):
-            accepted, rejected = client.batch(frames[i:i + batch], timeout=120)
-            assert (accepted, rejected) == (len(frames[i:i + batch]), 0)
-    finally:
-        client.close()
-
-
-def synthetic_commits(n, src="bench-repo", start=0, files=0):
-    """n git.commit records with distinct shas (for volume tests and the benchmark)."""
-    out = []
-    for i in range(start, start + n):
-        sha = hashlib.sha1(f"{src}/{i}".encode()).hexdigest()
-        body = {"sha": sha, "parents": [hashlib.sha1(f"{src}/{i - 1}".encode()).hexdigest()],
-                "author_name": f"Author {i % 37}", "author_email": f"a{i % 37}@example.org",
-                "author_time": 1_600_000_000 + i * 60, "author_tz": 120,
-                "committer_name": "CI", "committer_email": "ci@example.org",
-                "committer_time": 1_600_000_000 + i * 60 + 5, "committer_tz": 0,
-                "message": f"Change {i}\n\nA longer explanation of change number {i}.\n",
-                "files_changed": files or 1, "insertions": i % 100, "deletions": i % 7}
-        if files:
-            body["files"] = [{"path": f"src/f{k}.c", "insertions": k, "deletions": 1,
-                              "binary": False} for k in range(files)]
-        out.append((sha, make_record("git.commit", src, body, (1_600_000_000 + i * 60) * 10**9)))
-    return out
-
-
-# ---------------------------------------------------------------------------
-# Git
-
-
-def git(repo, *args, env=None):
-    out = subprocess.run(["git", "-C", repo, *args], check=True, capture_output=True,
-                         env=dict(os.environ, **(env or {})))
-    return out.stdout
-
-
-def commit_to(repo, author, email, when, tz, message, files):
-    """One commit; `files` maps path -> text, bytes (binary) or None (delete)."""
-    for path, content in files.items():
-        full = os.path.join(repo, path)
-        if content is None:
-            git(repo, "rm", "-q", path)
-            continue
-        os.makedirs(os.path.dirname(full), exist_ok=True)
-        with open(full, "wb") as f:
-            f.write(content if isinstance(content, bytes) else content.encode())
-        git(repo, "add", path)
-    stamp = f"{when} {tz}"
-    git(repo, "commit", "-q", "--allow-empty", "-m", message,
-        env={"GIT_AUTHOR_NAME": author, "GIT_AUTHOR_EMAIL": email, "GIT_AUTHOR_DATE": stamp,
-             "GIT_COMMITTER_NAME": "Committer", "GIT_COMMITTER_EMAIL": "committer@example.org",
-             "GIT_COMMITTER_DATE": stamp})
-    return git(repo, "rev-parse", "HEAD").decode().strip()
-
-
-def init_repo(path):
-    os.makedirs(path)
-    git(path, "init", "-q", "-b", "main")
-    git(path, "config", "user.name", "Nobody")
-    git(path, "config", "user.email", "nobody@example.org")
-    return path
-
-
-def _tz_minutes(tz):
-    sign = -1 if tz[0] == "-" else 1
-    return sign * (int(tz[1:3]) * 60 + int(tz[3:5]))
-
-
-def _person(line):
-    # "Name <email> 1700000000 +0100"
-    name, rest = line.split(" <", 1)
-    email, rest = rest.split("> ", 1)
-    when, tz = rest.split(" ")
-    return name, email, int(when), _tz_minutes(tz)
-
-
-def read_commits(repo):
-    """Every commit, from git's own objects: {sha: body} as collectord git sends it."""
-    shas = git(repo, "rev-list", "--all", "--reverse", "--topo-order").decode().split()
-    out = {}
-    for sha in shas:
-        raw = git(repo, "cat-file", "commit", sha).decode()
-        headers, message = raw.split("\n\n", 1)
-        parents, author, committer = [], None, None
-        for line in headers.split("\n"):
-            key, _, value = line.partition(" ")
-            if key == "parent":
-                parents.append(value)
-            elif key == "author":
-                author = _person(value)
-            elif key == "committer":
-                committer = _person(value)
-        if parents:
-            stat = git(repo, "diff", "--numstat", "--no-renames", parents[0], sha)
-        else:
-            stat = git(repo, "diff-tree", "--root", "--numstat", "--no-renames", "-r",
-                       "--no-commit-id", sha)
-        files = []
-        for line in stat.decode().splitlines():
-            ins, dels, path = line.split("\t", 2)
-            if ins == "-":
-                files.append({"path": path, "binary": True})
-            else:
-                files.append({"path": path, "insertions": int(ins), "deletions": int(dels),
-                              "binary": False})
-        out[sha] = {"sha": sha, "parents": parents,
-                    "author_name": author[0], "author_email": author[1],
-                    "author_time": author[2], "author_tz": author[3],
-                    "committer_name": committer[0], "committer_email": committer[1],
-                    "committer_time": committer[2], "committer_tz": committer[3],
-                    "message": message, "files_changed": len(files),
-                    "insertions": sum(f.get("insertions", 0) for f in files),
-                    "deletions": sum(f.get("deletions", 0) for f in files), "files": files}
-    return out
-
-
-def read_refs(repo):
-    head = git(repo, "symbolic-ref", "-q", "--short", "HEAD").decode().strip()
-    branches = {}
-    for line in git(repo, "for-each-ref", "--format=%(refname:short) %(objectname)",
-                    "refs/heads").decode().splitlines():
-        name, target = line.split(" ")
-        branches[name] = {"name": name, "target": target, "head": name == head}
-    tags = {}
-    for line in git(repo, "for-each-ref", "--format=%(refname:short)\t%(objecttype)\t"
-                    "%(objectname)\t%(*objectname)", "refs/tags").decode().splitlines():
-        name, kind, obj, peeled = line.split("\t")
-        tags[name] = {"name": name, "target": peeled or obj, "annotated": kind == "tag"}
-    return branches, tags
-
-
-def collect(repo, src, run="run-1", now_ns=None):
-    """The records of one collection run of `repo`, as collectord git would send them."""
-    now_ns = now_ns or time.time_ns()
-    commits = read_commits(repo)
-    branches, tags = read_refs(repo)
-    frames = [make_record("run.start", src, {"collector": "git", "source": repo,
-                                             "started": now_ns}, now_ns, run)]
-    for body in commits.values():
-        frames.append(make_record("git.commit", src, body, body["committer_time"] * 10**9, run))
-    for body in branches.values():
-        frames.append(make_record("git.branch", src, body, now_ns, run))
-    for body in tags.values():
-        frames.append(make_record("git.tag", src, body, now_ns, run))
-    counts = {"git.commit": len(commits), "git.branch": len(branches), "git.tag": len(tags)}
-    frames.append(make_record("run.end", src, {"collector": "git", "source": repo, "status": "ok",
-                                               "counts": counts, "started": now_ns,
-                                               "finished": now_ns + 1, "duration": 0.001},
-                              now_ns, run))
-    return frames, commits, branches, tags
-
+# private_pg is a fixture; record_id stays importable from here for the modules
+# that still take these helpers from test_relationald (they live in omni.py).
+from omni import (collect, commit_to, free_port, git, init_repo, make_record,  # noqa: F401
+                  private_pg, query, record_id, scalar, send, synthetic_commits, wait_until)
 
 # ---------------------------------------------------------------------------
 # PostgreSQL
-
-
-def query(dsn, sql, params=None):
-    conn = psycopg2.connect(dsn)
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SET TIME ZONE 'UTC'")
-            cur.execute(sql, params)
-            return cur.fetchall()
-    finally:
-        conn.close()
-
-
-def scalar(dsn, sql, params=None):
-    return query(dsn, sql, params)[0][0]
 
 
 def count_rows(dsn, table):
@@ -235,92 +39,12 @@ def public_tables(dsn):
 
 def wait_acked(p, n, timeout=120):
     """Until relationald acknowledged n records to ingestd (so they are committed)."""
-    key = 'omni_ingestd_records_acked_total{writer="relational"}'
-    wait_until(lambda: p.ingestd.metrics().get(key, 0) >= n, timeout,
-               f"{n} records acknowledged by relationald")
+    p.wait_acked("relational", n, timeout)
 
 
 def start_relationald(p, dsn, *args, name="relationald"):
     d = p.writer(name, [f"--dsn={dsn}", *args], binary_name="relationald")
     return d.start()
-
-
-class PrivatePostgres:
-    """A PostgreSQL server of the test's own, in a temporary directory, that the
-    test may stop and start. Runs as the postgres user when the test is root
-    (initdb refuses root)."""
-
-    def __init__(self):
-        self.dir = tempfile.mkdtemp(prefix="omni-pg-")
-        os.chmod(self.dir, 0o755)
-        self.data = os.path.join(self.dir, "data")
-        self.port = free_port()
-        self.log = os.path.join(self.dir, "server.log")
-        self.user = None
-        if os.geteuid() == 0:
-            import pwd
-            self.user = pwd.getpwnam("postgres")
-            os.chown(self.dir, self.user.pw_uid, self.user.pw_gid)
-        self.bindir = self._bindir()
-        self._run("initdb", "-D", self.data, "-U", "postgres", "--auth=trust", "-E", "UTF8",
-                  "--locale=C", "-N")
-        self.dsn = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
-
-    @staticmethod
-    def _bindir():
-        found = shutil.which("pg_ctl")
-        if found:
-            return os.path.dirname(os.path.realpath(found))
-        base = "/usr/lib/postgresql"
-        for root in sorted(os.listdir(base) if os.path.isdir(base) else [], reverse=True):
-            return f"{base}/{root}/bin"
-        raise FileNotFoundError("pg_ctl")
-
-    def _run(self, tool, *args):
-        cmd = [os.path.join(self.bindir, tool), *args]
-        kwargs = {}
-        if self.user:
-            uid, gid = self.user.pw_uid, self.user.pw_gid
-
-            def demote():
-                os.setgroups([])
-                os.setgid(gid)
-                os.setuid(uid)
-            kwargs["preexec_fn"] = demote
-        out = subprocess.run(cmd, capture_output=True, text=True, cwd=self.dir, timeout=120,
-                             **kwargs)
-        assert out.returncode == 0, f"{tool} failed:\n{out.stdout}\n{out.stderr}"
-
-    def start(self):
-        self._run("pg_ctl", "-D", self.data, "-l", self.log, "-w", "-t", "60", "-o",
-                  f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.dir} -c fsync=off",
-                  "start")
-
-    def stop(self):
-        self._run("pg_ctl", "-D", self.data, "-m", "fast", "-w", "stop")
-
-    def running(self):
-        return os.path.exists(os.path.join(self.data, "postmaster.pid"))
-
-    def destroy(self):
-        if self.running():
-            self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
-@pytest.fixture
-def private_pg():
-    try:
-        pg = PrivatePostgres()
-    except FileNotFoundError:
-        if os.environ.get("OMNI_REQUIRE_SERVICES"):
-            raise
-        pytest.skip("no PostgreSQL server binaries (initdb, pg_ctl) to run a private server")
-    pg.start()
-    try:
-        yield pg
-    finally:
-        pg.destroy()
 
 
 # ---------------------------------------------------------------------------
