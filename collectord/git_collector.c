@@ -896,6 +896,14 @@ s_collect (void *handle, session_t *session, char *error, size_t size)
                    : s_walk (self, &oids, &count, error, size);
     if (walked)
         return -1;
+    size_t walked_count = count;
+    bool truncated = false;
+    if (self->max_commits && self->since_used == S_NO_SINCE
+        && count > (size_t) self->max_commits) {
+        //  The newest max_commits, without diffing the others
+        count = (size_t) self->max_commits;
+        truncated = true;
+    }
     gitpool_t *pool = gitpool_new (self->path, self->threads, self->since_used, error, size);
     if (!pool) {
         free (oids);
@@ -906,7 +914,6 @@ s_collect (void *handle, session_t *session, char *error, size_t size)
     progress_t *progress = session_progress (session);
     progress_start (progress, "git commits", count);
     uint64_t sent = 0, older = 0, skipped = 0, done = 0;
-    bool truncated = false;
     int rc = 0;
     char hex[GIT_OID_HEXSZ + 1];
     const gitpool_result_t *r;
@@ -978,7 +985,8 @@ s_collect (void *handle, session_t *session, char *error, size_t size)
     self->complete = !truncated;
     log_info ("git.collected", "commits=%" PRIu64 " walked=%zu older_than_since=%" PRIu64
               " skipped=%" PRIu64 " refs=%zu hidden_tips=%zu truncated=%s",
-              sent, count, older, skipped, self->nrefs, self->nold, truncated ? "yes" : "no");
+              sent, walked_count, older, skipped, self->nrefs, self->nold,
+              truncated ? "yes" : "no");
     return 0;
 }
 

@@ -38,7 +38,8 @@ struct _session_t {
     } counts[S_MAX_KINDS];
     size_t nkinds;
     const char *kind;       //  of the record begun
-    uint64_t accepted_before, rejected_before; //  of dropped intake clients
+    int64_t flushed_ms;     //  when ACKs were last waited for
+    uint64_t accepted_before, rejected_before, resent_before; //  of dropped intake clients
     char detail[512];
 };
 
@@ -120,6 +121,7 @@ session_begin (session_t *self, const char *src, const char *target,
     if (self->broken) {
         self->accepted_before += intake_client_accepted (self->intake);
         self->rejected_before += intake_client_rejected (self->intake);
+        self->resent_before += intake_client_resent (self->intake);
         intake_client_destroy (&self->intake);
         self->intake = intake_client_new (&self->intake_config);
         assert (self->intake); //  the endpoint was valid at start-up
@@ -131,6 +133,7 @@ session_begin (session_t *self, const char *src, const char *target,
     self->target = strdup (target);
     s_new_run_id (self->run);
     self->started_ns = util_now_ns ();
+    self->flushed_ms = util_mono_ms ();
     self->interrupted = false;
     self->nkinds = 0;
     log_info ("run.start", "collector=%s run=%s source=\"%s\" src=\"%s\"", self->collector,
@@ -172,6 +175,16 @@ session_send (session_t *self)
         return -1;
     if (intake_client_send (self->intake, data, size))
         return s_intake_failed (self);
+    //  The intake client reads ACKs only while it waits for room in its
+    //  window: a collector slower than window batches per ack_timeout would
+    //  see every batch time out and go twice. Waiting for the ACKs every
+    //  half timeout reads them in time, at the cost of one round trip.
+    int64_t now = util_mono_ms ();
+    if (now - self->flushed_ms >= self->intake_config.ack_timeout_ms / 2) {
+        if (intake_client_unacked (self->intake) && intake_client_flush (self->intake))
+            return s_intake_failed (self);
+        self->flushed_ms = util_mono_ms ();
+    }
     if (strncmp (self->kind, "run.", 4) == 0)
         return 0; //  counts are of what the run collected
     size_t i = 0;
@@ -254,8 +267,9 @@ session_end (session_t *self, const char *status, const char *error)
         rc = s_intake_failed (self);
     }
     if (rc == 0) {
-        log_info ("run.end", "collector=%s run=%s status=%s duration_s=%.3f%s%s%s%s",
-                  self->collector, self->run, status, duration, counts,
+        log_info ("run.end", "collector=%s run=%s status=%s duration_s=%.3f resent=%" PRIu64
+                  "%s%s%s%s",
+                  self->collector, self->run, status, duration, session_resent (self), counts,
                   error ? " error=\"" : "", error ? error : "", error ? "\"" : "");
         if (intake_client_rejected (self->intake))
             log_warn ("run.rejected", "records=%" PRIu64 " hint=\"see ingestd's dead letters\"",
@@ -308,6 +322,12 @@ uint64_t
 session_rejected (session_t *self)
 {
     return self->rejected_before + intake_client_rejected (self->intake);
+}
+
+uint64_t
+session_resent (session_t *self)
+{
+    return self->resent_before + intake_client_resent (self->intake);
 }
 
 //  ---------------------------------------------------------------------------
@@ -385,6 +405,29 @@ session_test (bool verbose)
         msgpack_zone_clear (&zone);
     }
     msgpack_zone_destroy (&zone);
+
+    //  A producer slower than the ACK timeout: ACKs must be read as they
+    //  come, not only when the window is full, or every batch goes twice
+    session_config_t slow_config = config;
+    slow_config.intake.batch_records = 1;
+    slow_config.intake.window = 8;
+    slow_config.intake.ack_timeout_ms = 300;
+    session_t *slow = session_new (&slow_config);
+    assert (session_begin (slow, "src-s", "/s", NULL, NULL) == 0);
+    for (int i = 0; i < 6; i++) {
+        msgpack_packer *spk = session_record (slow, "metric", i);
+        msgpack_pack_map (spk, 2);
+        s_pack_str (spk, "name");
+        s_pack_str (spk, "n");
+        s_pack_str (spk, "value");
+        msgpack_pack_int (spk, i);
+        assert (session_send (slow) == 0);
+        zclock_sleep (120);
+    }
+    assert (session_end (slow, "ok", NULL) == 0);
+    assert (session_resent (slow) == 0);
+    session_destroy (&slow);
+    fake_ingestd_clear (fake);
 
     //  A second run has a new run id and its own counts
     char first[33];

@@ -71,6 +71,8 @@ progress_t *session_progress (session_t *self);
 //  Totals over the session's life, acknowledged by ingestd.
 uint64_t session_accepted (session_t *self);
 uint64_t session_rejected (session_t *self);
+//  Batches sent again (ACK timeout or reconnect) over the session's life.
+uint64_t session_resent (session_t *self);
 
 void session_test (bool verbose);
 
