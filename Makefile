@@ -92,6 +92,11 @@ test-unit: $(SELFTESTS)
 test-integration:
 	OMNI_BIN=$(abspath $(BUILD))/bin $(PYTHON) -m pytest -q -p no:cacheprovider tests $(PYTEST_ARGS)
 
+.PHONY: test-deploy
+# The production compose stack run for real with podman, no registry (deploy/test-deploy.sh).
+test-deploy: all
+	OMNI_BIN=$(abspath $(BUILD))/bin deploy/test-deploy.sh
+
 FUZZ_SECONDS ?= 60
 fuzz:
 	@mkdir -p build-fuzz
