@@ -841,3 +841,63 @@ def test_pipeline_ingestd_killed_mid_stream(tmp_path, pipeline, workdir):
     assert not [i for i, c in ids.items() if c > 1], "duplicates in the archive"
     assert {line["body"]["sha"] for line in lines} == set(r.text("rev-list", "--all").split())
     assert len(lines) == n
+
+
+def _postgres_answers():
+    try:
+        import psycopg2
+        dsn = os.environ.get("OMNI_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+        psycopg2.connect(dsn, connect_timeout=3).close()
+        return True
+    except Exception:  # noqa: BLE001 - any failure means: no server to test with
+        return False
+
+
+@pytest.mark.skipif(not (PIPELINE and os.path.exists(os.path.join(BIN, "relationald"))
+                         and _postgres_answers()),
+                    reason="ingestd, relationald or PostgreSQL not available")
+def test_pipeline_relational_stores_what_git_says(rich, pipeline, workdir, pg_database):
+    import psycopg2
+    p = pipeline(writers=("relational",))
+    p.ingestd.start()
+    p.writer("relationald", [f"--dsn={pg_database}"], binary_name="relationald").start()
+    collect(rich, p.intake, os.path.join(workdir, "state"))
+    expected = rich.text("rev-list", "--all").split()
+    conn = psycopg2.connect(pg_database)
+    conn.autocommit = True
+    cur = conn.cursor()
+
+    def count():
+        cur.execute("SELECT count(*) FROM commits")
+        return cur.fetchone()[0]
+
+    from omni import wait_until
+    wait_until(lambda: count() == len(expected), 60, "every commit in PostgreSQL")
+    wait_until(lambda: cur.execute("SELECT count(*) FROM runs WHERE status = 'ok'")
+               or cur.fetchone()[0] == 1, 30, "the run row")
+    cur.execute("SELECT sha, insertions, deletions, files_changed, author_name, raw IS NOT NULL "
+                "FROM commits")
+    rows = {r[0]: r[1:] for r in cur.fetchall()}
+    assert set(rows) == set(expected)
+    for sha in expected:
+        f = git_commit(rich, sha)
+        base = f["parents"][0] if f["parents"] else EMPTY_TREE
+        numstat = git_numstat(rich, sha, base)
+        ins, dels, changed, author, has_raw = rows[sha]
+        assert (ins, dels, changed) == (sum(n[1] or 0 for n in numstat),
+                                        sum(n[2] or 0 for n in numstat), len(numstat))
+        assert author == f["author_name"]
+        assert has_raw == (f["author_name"].encode() != f["author_name_bytes"]
+                           or f["message"].encode() != f["message_bytes"])
+        cur.execute("SELECT f.path, f.insertions, f.deletions, f.is_binary FROM commit_files f "
+                    "JOIN commits c ON c.id = f.commit_id WHERE c.sha = %s ORDER BY path", (sha,))
+        stored = sorted(cur.fetchall())
+        want = sorted((path.decode("utf-8", "replace"), i, d, i is None) for path, i, d in numstat)
+        assert [(s[0], s[3]) for s in stored] == [(w[0], w[3]) for w in want], sha
+        assert all((s[1] or 0, s[2] or 0) == (w[1] or 0, w[2] or 0) for s, w in zip(stored, want))
+    cur.execute("SELECT name, target FROM branches")
+    assert dict(cur.fetchall()) == dict(line.split() for line in rich.text(
+        "for-each-ref", "refs/heads", "--format=%(refname:short) %(objectname)").splitlines())
+    cur.execute("SELECT count(*) FROM tags")
+    assert cur.fetchone()[0] == len(rich.text("tag", "-l").split())
+    conn.close()
