@@ -5,7 +5,6 @@
 
 #include <assert.h>
 #include <openssl/sha.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -180,43 +179,13 @@ s_test_after (pgconn_t *conn, void *arg)
                : -1;
 }
 
-typedef struct {
-    const char *dsn;
-    int rc, applied;
-} s_thread_t;
-
-static void *
-s_thread (void *arg_)
+//  One daemon of several starting at once: the steps up to version 2
+static int
+s_test_start (pgconn_t *conn, void *arg, int index)
 {
-    s_thread_t *arg = arg_;
-    char error[256];
-    pgconn_t *conn = pgconn_new (arg->dsn, error, sizeof error);
-    assert (conn);
     s_test_arg_t targ = {s_steps_v2, 0};
     migrate_config_t config = {"test", "test_migrations", 4242, s_test_plan, s_test_after, &targ};
-    arg->rc = pgconn_ensure (conn) == 0 ? migrate_run (conn, &config, &arg->applied) : -1;
-    pgconn_destroy (&conn);
-    return NULL;
-}
-
-static char *
-s_scalar (pgconn_t *conn, const char *sql)
-{
-    PGresult *result = pgconn_query (conn, sql, 0, NULL);
-    assert (result && PQntuples (result) == 1);
-    char *value = strdup (PQgetvalue (result, 0, 0));
-    PQclear (result);
-    return value;
-}
-
-static void
-s_expect (pgconn_t *conn, const char *sql, const char *expected)
-{
-    char *value = s_scalar (conn, sql);
-    if (strcmp (value, expected))
-        fprintf (stderr, "%s\n  got %s, expected %s\n", sql, value, expected);
-    assert (strcmp (value, expected) == 0);
-    free (value);
+    return migrate_run (conn, &config, &((int *) arg)[index]);
 }
 
 void
@@ -242,17 +211,17 @@ migrate_test (bool verbose)
     migrate_config_t config = {"test", "test_migrations", 4242, s_test_plan, s_test_after, &arg};
     int applied = -1;
     assert (migrate_run (conn, &config, &applied) == 0 && applied == 1);
-    s_expect (conn, "SELECT n FROM t_view", "1");
+    pgconn_test_expect (conn, "SELECT n FROM t_view", "1");
     arg.steps = s_steps_v2;
     assert (migrate_run (conn, &config, &applied) == 0 && applied == 1);
-    s_expect (conn, "SELECT n FROM t_view", "2");
+    pgconn_test_expect (conn, "SELECT n FROM t_view", "2");
     assert (arg.afters == 2);
 
     //  A failing step rolls back everything of that run
     arg.steps = s_steps_bad;
     assert (migrate_run (conn, &config, &applied) == -1 && applied == 0);
-    s_expect (conn, "SELECT count (*) FROM t_one", "2");
-    s_expect (conn, "SELECT max (version) FROM test_migrations", "2");
+    pgconn_test_expect (conn, "SELECT count (*) FROM t_one", "2");
+    pgconn_test_expect (conn, "SELECT max (version) FROM test_migrations", "2");
 
     //  A newer database is accepted; another component's table is separate
     arg.steps = s_steps_v1;
@@ -261,7 +230,7 @@ migrate_test (bool verbose)
     migrate_config_t other = {"other", "other_migrations", 4343, s_test_plan, NULL, &other_arg};
     //  Its step 1 conflicts with ours (t_one exists): it fails on its own
     assert (migrate_run (conn, &other, &applied) == -1);
-    s_expect (conn, "SELECT to_regclass ('other_migrations') IS NULL", "t");
+    pgconn_test_expect (conn, "SELECT to_regclass ('other_migrations') IS NULL", "t");
     pgconn_destroy (&conn);
     pgconn_testdb_drop (dsn);
     free (dsn);
@@ -269,23 +238,12 @@ migrate_test (bool verbose)
     //  Four daemons start at the same moment on a fresh database
     dsn = pgconn_testdb_new ("migrate2");
     assert (dsn);
-    enum { THREADS = 4 };
-    pthread_t threads[THREADS];
-    s_thread_t args[THREADS];
-    for (int i = 0; i < THREADS; i++) {
-        args[i] = (s_thread_t) {dsn, -2, 0};
-        assert (pthread_create (&threads[i], NULL, s_thread, &args[i]) == 0);
-    }
-    int total = 0;
-    for (int i = 0; i < THREADS; i++) {
-        pthread_join (threads[i], NULL);
-        assert (args[i].rc == 0);
-        total += args[i].applied;
-    }
-    assert (total == 2);
+    int applied_by[4] = {0};
+    assert (pgconn_test_parallel (dsn, 4, s_test_start, applied_by) == 0);
+    assert (applied_by[0] + applied_by[1] + applied_by[2] + applied_by[3] == 2);
     conn = pgconn_new (dsn, error, sizeof error);
     assert (pgconn_ensure (conn) == 0);
-    s_expect (conn, "SELECT count (*) || ' ' || sum (n) FROM t_one", "2 3");
+    pgconn_test_expect (conn, "SELECT count (*) || ' ' || sum (n) FROM t_one", "2 3");
     pgconn_destroy (&conn);
     pgconn_testdb_drop (dsn);
     free (dsn);

@@ -13,6 +13,7 @@
 #include "util.h"
 
 #include <assert.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -961,6 +962,77 @@ pgconn_testdb_drop (const char *conninfo)
     free (dbname);
 }
 
+char *
+pgconn_test_value (pgconn_t *conn, const char *sql)
+{
+    PGresult *result = pgconn_query (conn, sql, 0, NULL);
+    if (!result || PQntuples (result) != 1) {
+        fprintf (stderr, "%s\n  %s\n", sql, result ? "not one row" : pgconn_error (conn));
+        assert (false);
+    }
+    char *value = s_strdup (PQgetisnull (result, 0, 0) ? "NULL" : PQgetvalue (result, 0, 0));
+    PQclear (result);
+    return value;
+}
+
+void
+pgconn_test_expect (pgconn_t *conn, const char *sql, const char *expected)
+{
+    char *value = pgconn_test_value (conn, sql);
+    if (strcmp (value, expected)) {
+        fprintf (stderr, "%s\n  got      %s\n  expected %s\n", sql, value, expected);
+        assert (false);
+    }
+    free (value);
+}
+
+typedef struct {
+    const char *conninfo;
+    pgconn_test_fn *fn;
+    void *arg;
+    int index;
+    pthread_barrier_t *start;
+    int rc;
+} s_parallel_t;
+
+static void *
+s_parallel (void *arg_)
+{
+    s_parallel_t *run = arg_;
+    char error[256];
+    pgconn_t *conn = pgconn_new (run->conninfo, error, sizeof error);
+    bool up = conn && pgconn_ensure (conn) == 0;
+    pthread_barrier_wait (run->start);
+    run->rc = up ? run->fn (conn, run->arg, run->index) : -1;
+    if (run->rc)
+        fprintf (stderr, "pgconn_test_parallel: thread %d failed: %s\n", run->index,
+                 conn ? pgconn_error (conn) : error);
+    pgconn_destroy (&conn);
+    return NULL;
+}
+
+int
+pgconn_test_parallel (const char *conninfo, int n, pgconn_test_fn *fn, void *arg)
+{
+    enum { MAX = 16 };
+    assert (n > 0 && n <= MAX);
+    pthread_t threads[MAX];
+    s_parallel_t runs[MAX];
+    pthread_barrier_t start;
+    assert (pthread_barrier_init (&start, NULL, (unsigned) n) == 0);
+    for (int i = 0; i < n; i++) {
+        runs[i] = (s_parallel_t) {conninfo, fn, arg, i, &start, -2};
+        assert (pthread_create (&threads[i], NULL, s_parallel, &runs[i]) == 0);
+    }
+    int failed = 0;
+    for (int i = 0; i < n; i++) {
+        pthread_join (threads[i], NULL);
+        failed += runs[i].rc != 0;
+    }
+    pthread_barrier_destroy (&start);
+    return failed;
+}
+
 //  ---------------------------------------------------------------------------
 //  Self-test, against a real server in a database of its own
 
@@ -999,29 +1071,6 @@ s_test_tx_swallow (pgconn_t *conn, void *arg)
     pgconn_exec (conn, "INSERT INTO t_tx VALUES (3)");
     pgconn_exec (conn, "SELECT 1/0");
     return 0; //  pretends all went well: the commit must still refuse
-}
-
-static char *
-s_scalar (pgconn_t *conn, const char *sql)
-{
-    PGresult *result = pgconn_query (conn, sql, 0, NULL);
-    assert (result);
-    assert (PQntuples (result) == 1);
-    char *value = PQgetisnull (result, 0, 0) ? NULL : s_strdup (PQgetvalue (result, 0, 0));
-    PQclear (result);
-    return value;
-}
-
-static void
-s_check_scalar (pgconn_t *conn, const char *sql, const char *expected)
-{
-    char *value = s_scalar (conn, sql);
-    if (!value || strcmp (value, expected)) {
-        fprintf (stderr, "%s\n  got      %s\n  expected %s\n", sql, value ? value : "NULL",
-                 expected);
-        assert (false);
-    }
-    free (value);
 }
 
 static void
@@ -1064,25 +1113,28 @@ s_test_copy (pgconn_t *conn, pgconn_copy_format_t format)
     }
     assert (pgconn_copy_rows (conn) == 19999);
     assert (pgconn_copy_end (conn) == PGCONN_OK);
-    s_check_scalar (conn, "SELECT count(*) FROM t_copy", "19999");
-    char *text = s_scalar (conn, "SELECT t FROM t_copy WHERE n = 1");
+    pgconn_test_expect (conn, "SELECT count(*) FROM t_copy", "19999");
+    char *text = pgconn_test_value (conn, "SELECT t FROM t_copy WHERE n = 1");
     assert (strcmp (text, hostile) == 0);
     free (text);
-    s_check_scalar (conn, "SELECT i8::text || ' ' || i4 || ' ' || f || ' ' || b FROM t_copy "
-                          "WHERE n = 1",
-                    "-9223372036854775808 -7 0.1 true");
-    s_check_scalar (conn, "SELECT encode (by, 'hex') FROM t_copy WHERE n = 1", "00015cff");
-    s_check_scalar (conn, "SELECT array_length (arr, 1) || ':' || arr[2] || ':' || arr[3] "
-                          "FROM t_copy WHERE n = 1",
-                    "3:b,\"c\"\\:");
-    s_check_scalar (conn, "SELECT ts::text FROM t_copy WHERE n = 1",
-                    "2023-11-14 22:13:20.123456+00");
-    s_check_scalar (conn, "SELECT ts::text FROM t_copy WHERE n = 2",
-                    "1969-12-31 23:59:59.999998+00");
-    s_check_scalar (conn, "SELECT coalesce (array_length (arr, 1), 0) || ':' || (t = '') || ':' "
-                          "|| (i8 IS NULL AND by IS NULL) FROM t_copy WHERE n = 2",
-                    "0:true:true");
-    s_check_scalar (conn, "SELECT sum (i8) FROM t_copy WHERE n > 2", "199989997");
+    pgconn_test_expect (conn,
+                        "SELECT i8::text || ' ' || i4 || ' ' || f || ' ' || b FROM t_copy "
+                        "WHERE n = 1",
+                        "-9223372036854775808 -7 0.1 true");
+    pgconn_test_expect (conn, "SELECT encode (by, 'hex') FROM t_copy WHERE n = 1", "00015cff");
+    pgconn_test_expect (conn,
+                        "SELECT array_length (arr, 1) || ':' || arr[2] || ':' || arr[3] "
+                        "FROM t_copy WHERE n = 1",
+                        "3:b,\"c\"\\:");
+    pgconn_test_expect (conn, "SELECT ts::text FROM t_copy WHERE n = 1",
+                        "2023-11-14 22:13:20.123456+00");
+    pgconn_test_expect (conn, "SELECT ts::text FROM t_copy WHERE n = 2",
+                        "1969-12-31 23:59:59.999998+00");
+    pgconn_test_expect (conn,
+                        "SELECT coalesce (array_length (arr, 1), 0) || ':' || (t = '') || ':' "
+                        "|| (i8 IS NULL AND by IS NULL) FROM t_copy WHERE n = 2",
+                        "0:true:true");
+    pgconn_test_expect (conn, "SELECT sum (i8) FROM t_copy WHERE n > 2", "199989997");
 }
 
 //  jsonb: equal to what the server makes of the same text, in both formats
@@ -1100,10 +1152,11 @@ s_test_copy_jsonb (pgconn_t *conn, pgconn_copy_format_t format)
         pgconn_copy_jsonb (conn, docs[i], strlen (docs[i]));
     }
     assert (pgconn_copy_end (conn) == PGCONN_OK);
-    s_check_scalar (conn, "SELECT count (*) FILTER (WHERE j = t::jsonb) || '/' || count (*) "
-                          "FROM t_jsonb",
-                    "4/4");
-    s_check_scalar (conn, "SELECT j->>'a' FROM t_jsonb WHERE n = 0", "tab\t \\ \xc3\xa9\n");
+    pgconn_test_expect (conn,
+                        "SELECT count (*) FILTER (WHERE j = t::jsonb) || '/' || count (*) "
+                        "FROM t_jsonb",
+                        "4/4");
+    pgconn_test_expect (conn, "SELECT j->>'a' FROM t_jsonb WHERE n = 0", "tab\t \\ \xc3\xa9\n");
     //  Not JSON: the COPY is refused as content
     assert (pgconn_copy_begin (conn, "t_jsonb", NULL, format) == 0);
     pgconn_copy_row (conn, 3);
@@ -1173,8 +1226,8 @@ pgconn_test (bool verbose)
     assert (pgconn_ensure (conn) == 0);
     assert (pgconn_is_up (conn) && arg.calls == 1);
     assert (pgconn_ping (conn, 1000));
-    s_check_scalar (conn, "SHOW client_encoding", "UTF8");
-    s_check_scalar (conn, "SHOW TIME ZONE", "UTC");
+    pgconn_test_expect (conn, "SHOW client_encoding", "UTF8");
+    pgconn_test_expect (conn, "SHOW TIME ZONE", "UTC");
 
     //  Parameters carry hostile text verbatim
     const char *params[] = {"'); DROP TABLE x; --", NULL};
@@ -1199,7 +1252,7 @@ pgconn_test (bool verbose)
     assert (pgconn_transaction (conn, s_test_tx_fail, NULL) == PGCONN_CONTENT);
     assert (strcmp (pgconn_sqlstate (conn), "22012") == 0);
     assert (pgconn_transaction (conn, s_test_tx_swallow, NULL) != PGCONN_OK);
-    s_check_scalar (conn, "SELECT string_agg (n::text, ',' ORDER BY n) FROM t_tx", "1");
+    pgconn_test_expect (conn, "SELECT string_agg (n::text, ',' ORDER BY n) FROM t_tx", "1");
 
     //  COPY in both formats, with every type
     assert (pgconn_exec (conn, "CREATE TABLE t_copy (n int, t text, i8 int8, i4 int4, "

@@ -467,20 +467,31 @@ s_derive (pointstore_t *self, const record_t *records, size_t count)
             self->ignored++;
 }
 
+//  The batch's points by one binary COPY, either into the staging table
+//  (with each point's place in the batch, `ord`) or straight into points.
+//  Staged tags are text, cast in the INSERT: a document PostgreSQL refuses
+//  then fails its own point (see the slow way), not the whole COPY.
 static pgconn_status_t
-s_stage (pointstore_t *self)
+s_copy (pointstore_t *self, bool staged)
 {
-    if (pgconn_copy_begin (self->conn, "stage_points", NULL, PGCONN_COPY_BINARY))
+    if (pgconn_copy_begin (self->conn, staged ? "stage_points" : "points",
+                           staged ? "ord, time, name, value, source, tags"
+                                  : "time, name, value, source, tags",
+                           PGCONN_COPY_BINARY))
         return pgconn_last_status (self->conn);
     for (size_t i = 0; i < self->npoints; i++) {
         const s_point_t *p = &self->points[i];
-        pgconn_copy_row (self->conn, 6);
-        pgconn_copy_int4 (self->conn, (int32_t) i);
+        pgconn_copy_row (self->conn, staged ? 6 : 5);
+        if (staged)
+            pgconn_copy_int4 (self->conn, (int32_t) i);
         pgconn_copy_timestamptz_ns (self->conn, p->time_ns);
         pgconn_copy_text (self->conn, self->text + p->name, p->name_len);
         pgconn_copy_float8 (self->conn, p->value);
         pgconn_copy_text (self->conn, self->text + p->source, p->source_len);
-        pgconn_copy_text (self->conn, self->text + p->tags, p->tags_len);
+        if (staged)
+            pgconn_copy_text (self->conn, self->text + p->tags, p->tags_len);
+        else
+            pgconn_copy_jsonb (self->conn, self->text + p->tags, p->tags_len);
     }
     return pgconn_copy_end (self->conn);
 }
@@ -496,35 +507,17 @@ s_insert (pointstore_t *self, size_t lo, size_t hi)
                                                      params, NULL, NULL, 0));
 }
 
-//  The fast way for points that are all new, the common case: one COPY
-//  straight into points (COPY batches its heap and index insertions; an
-//  INSERT ... SELECT ... ON CONFLICT does them row by row, at about half the
-//  rate). A point that exists already makes the COPY fail on the unique key
-//  (23505): then the batch goes the staging way.
-static pgconn_status_t
-s_copy_direct (pointstore_t *self)
-{
-    if (pgconn_copy_begin (self->conn, "points", "time, name, value, source, tags",
-                           PGCONN_COPY_BINARY))
-        return pgconn_last_status (self->conn);
-    for (size_t i = 0; i < self->npoints; i++) {
-        const s_point_t *p = &self->points[i];
-        pgconn_copy_row (self->conn, 5);
-        pgconn_copy_timestamptz_ns (self->conn, p->time_ns);
-        pgconn_copy_text (self->conn, self->text + p->name, p->name_len);
-        pgconn_copy_float8 (self->conn, p->value);
-        pgconn_copy_text (self->conn, self->text + p->source, p->source_len);
-        pgconn_copy_jsonb (self->conn, self->text + p->tags, p->tags_len);
-    }
-    return pgconn_copy_end (self->conn);
-}
-
 typedef struct {
     pointstore_t *self;
     bool direct; //  try the COPY straight into points first
     bool slow;   //  point by point under savepoints, dropping refused points
 } s_tx_t;
 
+//  The fast way for points that are all new, the common case: one COPY
+//  straight into points (COPY batches its heap and index insertions; an
+//  INSERT ... SELECT ... ON CONFLICT does them row by row, at about half the
+//  rate). A point that exists already makes the COPY fail on the unique key
+//  (23505): then the batch goes the staging way.
 static int
 s_batch_tx (pgconn_t *conn, void *arg)
 {
@@ -533,7 +526,7 @@ s_batch_tx (pgconn_t *conn, void *arg)
     if (tx->direct) {
         if (pgconn_exec (conn, "SAVEPOINT direct") != PGCONN_OK)
             return -1;
-        pgconn_status_t status = s_copy_direct (self);
+        pgconn_status_t status = s_copy (self, false);
         if (status == PGCONN_OK)
             return pgconn_exec (conn, "RELEASE SAVEPOINT direct") == PGCONN_OK ? 0 : -1;
         if (strcmp (pgconn_sqlstate (conn), S_UNIQUE_VIOLATION))
@@ -545,7 +538,7 @@ s_batch_tx (pgconn_t *conn, void *arg)
             return -1;
     }
     tx->direct = false;
-    pgconn_status_t status = s_stage (self);
+    pgconn_status_t status = s_copy (self, true);
     if (status != PGCONN_OK)
         return -1;
     if (!tx->slow)
@@ -781,45 +774,11 @@ s_batch (testrec_t *recs)
 }
 
 static void
-s_quiet (void *arg, const char *message)
+s_exec (pgconn_t *pg, const char *sql)
 {
-    (void) arg;
-    (void) message;
-}
-
-static char *
-s_value (PGconn *pg, const char *sql)
-{
-    PGresult *result = PQexec (pg, sql);
-    if (PQresultStatus (result) != PGRES_TUPLES_OK || PQntuples (result) != 1) {
-        fprintf (stderr, "%s: %s", sql, PQerrorMessage (pg));
-        assert (false);
-    }
-    char *value = strdup (PQgetisnull (result, 0, 0) ? "NULL" : PQgetvalue (result, 0, 0));
-    PQclear (result);
-    return value;
-}
-
-static void
-s_expect (PGconn *pg, const char *sql, const char *expected)
-{
-    char *value = s_value (pg, sql);
-    if (strcmp (value, expected)) {
-        fprintf (stderr, "%s\n  got      %s\n  expected %s\n", sql, value, expected);
-        assert (false);
-    }
-    free (value);
-}
-
-static void
-s_exec (PGconn *pg, const char *sql)
-{
-    PGresult *result = PQexec (pg, sql);
-    if (PQresultStatus (result) != PGRES_COMMAND_OK && PQresultStatus (result) != PGRES_TUPLES_OK)
-        fprintf (stderr, "%s: %s", sql, PQerrorMessage (pg));
-    assert (PQresultStatus (result) == PGRES_COMMAND_OK
-            || PQresultStatus (result) == PGRES_TUPLES_OK);
-    PQclear (result);
+    if (pgconn_exec (pg, sql) != PGCONN_OK)
+        fprintf (stderr, "%s: %s\n", sql, pgconn_error (pg));
+    assert (pgconn_last_status (pg) == PGCONN_OK);
 }
 
 static int
@@ -943,15 +902,16 @@ s_percentile (double *values, size_t n, double fraction)
 }
 
 static void
-s_check_test_durations (PGconn *pg)
+s_check_test_durations (pgconn_t *pg)
 {
     const struct {
         const char *suite;
         int64_t week;
     } groups[] = {{"slow", s_week (D0)}, {"unit", s_week (D0)}, {"unit", s_week (D0 + 8 * 86400)}};
-    PGresult *result = PQexec (pg, "SELECT week, suite, runs, failed, p50, p95, max "
-                                   "FROM test_duration_weekly ORDER BY week, suite");
-    assert (PQresultStatus (result) == PGRES_TUPLES_OK && PQntuples (result) == 3);
+    PGresult *result = pgconn_query (pg, "SELECT week, suite, runs, failed, p50, p95, max "
+                                         "FROM test_duration_weekly ORDER BY week, suite",
+                                     0, NULL);
+    assert (result && PQntuples (result) == 3);
     for (int g = 0; g < 3; g++) {
         double values[S_RUNS];
         size_t n = 0;
@@ -992,25 +952,26 @@ static const char *s_builds_sql =
     "FROM build_success_weekly";
 
 static void
-s_check_views (PGconn *pg, const char *const *build_override)
+s_check_views (pgconn_t *pg, const char *const *build_override)
 {
     char expected[4096];
     s_expected_commits (false, expected, sizeof expected);
     if (log_enabled (LOGL_DEBUG))
         fprintf (stderr, "commits_per_day: %s\n", expected);
-    s_expect (pg, s_commits_sql, expected);
+    pgconn_test_expect (pg, s_commits_sql, expected);
     s_expected_commits (true, expected, sizeof expected);
-    s_expect (pg, s_weekly_sql, expected);
+    pgconn_test_expect (pg, s_weekly_sql, expected);
     s_expected_builds (build_override, expected, sizeof expected);
     if (log_enabled (LOGL_DEBUG))
         fprintf (stderr, "build_success_weekly: %s\n", expected);
-    s_expect (pg, s_builds_sql, expected);
+    pgconn_test_expect (pg, s_builds_sql, expected);
     s_check_test_durations (pg);
     //  Host: the minute of D0 + 600 has three CPU samples and memory, the
     //  next one a single sample
-    s_expect (pg, "SELECT string_agg (minute || ' ' || host || ' ' || cpu_user || ' ' || "
-                  "coalesce (mem_used::text, '-'), ',' ORDER BY minute) FROM host_per_minute",
-              "2024-01-01 00:10:00+00 web-1 20 1000,2024-01-01 00:11:00+00 web-1 50 -");
+    pgconn_test_expect (pg,
+                        "SELECT string_agg (minute || ' ' || host || ' ' || cpu_user || ' ' || "
+                        "coalesce (mem_used::text, '-'), ',' ORDER BY minute) FROM host_per_minute",
+                        "2024-01-01 00:10:00+00 web-1 20 1000,2024-01-01 00:11:00+00 web-1 50 -");
 }
 
 //  The rollup views (TimescaleDB, timescale license) read continuous
@@ -1018,7 +979,7 @@ s_check_views (PGconn *pg, const char *const *build_override)
 //  same shape (date_trunc for time_bucket), in a schema of their own: the
 //  rollup views must answer exactly what the raw views answer.
 static void
-s_check_rollup_views (PGconn *pg)
+s_check_rollup_views (pgconn_t *pg)
 {
     s_exec (pg, "DROP SCHEMA IF EXISTS rollup CASCADE; CREATE SCHEMA rollup");
     s_exec (pg, "CREATE TABLE rollup.points_daily AS SELECT date_trunc ('day', time, 'UTC') AS "
@@ -1039,7 +1000,7 @@ s_check_rollup_views (PGconn *pg)
                   "(SELECT count (*) FROM (SELECT * FROM rollup.%s EXCEPT SELECT * FROM "
                   "public.%s) d)",
                   views[v], views[v], views[v], views[v], views[v]);
-        char *value = s_value (pg, sql);
+        char *value = pgconn_test_value (pg, sql);
         assert (strcmp (strchr (value, ' '), " 0 0") == 0 && atoi (value) > 0);
         free (value);
         //  Same columns, same types
@@ -1050,7 +1011,7 @@ s_check_rollup_views (PGconn *pg)
                   "data_type, ',' ORDER BY ordinal_position) FROM information_schema.columns "
                   "WHERE table_schema = 'rollup' AND table_name = '%s')",
                   views[v], views[v]);
-        s_expect (pg, sql, "t");
+        pgconn_test_expect (pg, sql, "t");
     }
     s_exec (pg, "DROP SCHEMA rollup CASCADE");
 }
@@ -1109,9 +1070,8 @@ pointstore_test (bool verbose)
     pointstore_describe (store, text, sizeof text);
     //  Made ahead of the data: this month and the next
     assert (strcmp (text, "mode=native partition_interval=month partitions=2") == 0);
-    PGconn *pg = PQconnectdb (dsn);
-    assert (PQstatus (pg) == CONNECTION_OK);
-    PQsetNoticeProcessor (pg, s_quiet, NULL);
+    pgconn_t *pg = pgconn_new (dsn, error, sizeof error);
+    assert (pg && pgconn_ensure (pg) == 0);
     s_exec (pg, "SET TIME ZONE 'UTC'; SET DateStyle = 'ISO'");
 
     //  A batch; the same batch again; every record twice in one batch
@@ -1120,7 +1080,7 @@ pointstore_test (bool verbose)
     assert (s_write (store, recs) == 0);
     char count[32];
     snprintf (count, sizeof count, "%zu", S_POINTS);
-    s_expect (pg, "SELECT count (*) FROM points", count);
+    pgconn_test_expect (pg, "SELECT count (*) FROM points", count);
     s_check_views (pg, NULL);
     //  New points were copied straight in; the second time they exist, so
     //  the batch is upserted
@@ -1129,47 +1089,52 @@ pointstore_test (bool verbose)
     assert (strstr (rendered, "test_batches_upserted_total 0\n"));
     free (rendered);
     assert (s_write (store, recs) == 0);
-    s_expect (pg, "SELECT count (*) FROM points", count);
+    pgconn_test_expect (pg, "SELECT count (*) FROM points", count);
     rendered = metrics_render (metrics);
     assert (strstr (rendered, "test_batches_upserted_total 1\n"));
     free (rendered);
     s_batch (recs);
     assert (s_write (store, recs) == 0);
-    s_expect (pg, "SELECT count (*) FROM points", count);
+    pgconn_test_expect (pg, "SELECT count (*) FROM points", count);
     s_check_views (pg, NULL);
     s_check_rollup_views (pg);
     //  The records' source is kept, and tags are jsonb
-    s_expect (pg, "SELECT source || ' ' || (tags->>'author') || ' ' || value FROM points "
-                  "WHERE name = 'git.insertions' AND tags->>'sha' = 'a1'",
-              "repo-a ann@example.org 10");
+    pgconn_test_expect (pg,
+                        "SELECT source || ' ' || (tags->>'author') || ' ' || value FROM points "
+                        "WHERE name = 'git.insertions' AND tags->>'sha' = 'a1'",
+                        "repo-a ann@example.org 10");
 
     //  A build seen again with another outcome: the value moves, no new point
     testrec_clear (recs);
     testrec_build (recs, "ci", (D0 + 4000) * NS, "deploy", "2", "success", "main",
                    (D0 + 2000) * NS, 12.25);
     assert (s_write (store, recs) == 0);
-    s_expect (pg, "SELECT count (*) FROM points", count);
+    pgconn_test_expect (pg, "SELECT count (*) FROM points", count);
     const char *override[S_BUILDS] = {NULL, "success"};
     s_check_views (pg, override);
 
     //  Points older than any partition (and beyond the next one): their
     //  partitions appear, they are stored
-    s_expect (pg, "SELECT count (*) FROM metricsd_partitions ()", "4"); //  + Jan 2024, Dec 2023
+    pgconn_test_expect (pg, "SELECT count (*) FROM metricsd_partitions ()",
+                        "4"); //  + Jan 2024, Dec 2023
     testrec_clear (recs);
     testrec_metric (recs, "old-host", INT64_C(636508800) * NS, "legacy.value", 42, "old-host");
     testrec_commit (recs, "repo-old", "o1", "old@example.org", 0, INT64_C(636595200), 1, 1, 1);
     testrec_metric (recs, "old-host", INT64_C(-86400) * NS, "legacy.value", 7, "old-host");
     testrec_metric (recs, "far", INT64_C(9000000000) * NS, "future.value", 1, NULL);
     assert (s_write (store, recs) == 0);
-    s_expect (pg, "SELECT count (*) FROM metricsd_partitions ()", "7");
-    s_expect (pg, "SELECT value || ' ' || tableoid::regclass FROM points WHERE name = "
-                  "'legacy.value' AND time = '1990-03-04 00:00+00'",
-              "42 points_19900301");
-    s_expect (pg, "SELECT tableoid::regclass || ' ' || value FROM points WHERE name = "
-                  "'legacy.value' AND time < '1970-01-01'",
-              "points_19691201 7");
-    s_expect (pg, "SELECT count (*) FROM points WHERE source = 'repo-old'", "4");
-    s_expect (pg, "SELECT commits FROM commits_per_day WHERE repository = 'repo-old'", "1");
+    pgconn_test_expect (pg, "SELECT count (*) FROM metricsd_partitions ()", "7");
+    pgconn_test_expect (pg,
+                        "SELECT value || ' ' || tableoid::regclass FROM points WHERE name = "
+                        "'legacy.value' AND time = '1990-03-04 00:00+00'",
+                        "42 points_19900301");
+    pgconn_test_expect (pg,
+                        "SELECT tableoid::regclass || ' ' || value FROM points WHERE name = "
+                        "'legacy.value' AND time < '1970-01-01'",
+                        "points_19691201 7");
+    pgconn_test_expect (pg, "SELECT count (*) FROM points WHERE source = 'repo-old'", "4");
+    pgconn_test_expect (pg, "SELECT commits FROM commits_per_day WHERE repository = 'repo-old'",
+                        "1");
     pointstore_describe (store, text, sizeof text);
     assert (strstr (text, "partitions=7"));
 
@@ -1182,10 +1147,11 @@ pointstore_test (bool verbose)
         pthread_join (threads[i], NULL);
         assert (args[i].rc == 0);
     }
-    s_expect (pg, "SELECT count (*) || ' ' || count (DISTINCT tableoid) FROM points "
-                  "WHERE name = 'legacy'",
-              "12 12");
-    s_expect (pg, "SELECT count (*) FROM metricsd_partitions ()", "19");
+    pgconn_test_expect (pg,
+                        "SELECT count (*) || ' ' || count (DISTINCT tableoid) FROM points "
+                        "WHERE name = 'legacy'",
+                        "12 12");
+    pgconn_test_expect (pg, "SELECT count (*) FROM metricsd_partitions ()", "19");
 
     //  A partition dropped behind our back: the write fails, then succeeds
     s_exec (pg, "DROP TABLE points_19900301");
@@ -1194,7 +1160,7 @@ pointstore_test (bool verbose)
     assert (pointstore_write (store, testrec_records (recs), 1, error, sizeof error) == -1);
     assert (strstr (error, "23514"));
     assert (s_write (store, recs) == 0);
-    s_expect (pg, "SELECT count (*) FROM points_19900301", "1");
+    pgconn_test_expect (pg, "SELECT count (*) FROM points_19900301", "1");
 
     //  Points that cannot be made are counted, the rest stored
     testrec_clear (recs);
@@ -1204,7 +1170,7 @@ pointstore_test (bool verbose)
     testrec_metric (recs, "web-2", (D0 + 5) * NS, "m", 1, huge);
     testrec_metric (recs, "web-2", (D0 + 5) * NS, "m", 2, "web-2");
     assert (s_write (store, recs) == 0);
-    s_expect (pg, "SELECT count (*) FROM points WHERE source = 'web-2'", "1");
+    pgconn_test_expect (pg, "SELECT count (*) FROM points WHERE source = 'web-2'", "1");
     //  A batch with nothing for metricsd: acknowledged, nothing written
     testrec_clear (recs);
     msgpack_packer *pk = testrec_begin (recs, "git.tag", "repo-a", D0 * NS, 3);
@@ -1222,9 +1188,10 @@ pointstore_test (bool verbose)
 
     //  The session ends under the store (server restart, network): the
     //  write fails (the writer retries), and a later one goes through
-    s_expect (pg, "SELECT count (pg_terminate_backend (pid)) FROM pg_stat_activity WHERE "
-                  "datname = current_database () AND pid <> pg_backend_pid ()",
-              "1");
+    pgconn_test_expect (pg,
+                        "SELECT count (pg_terminate_backend (pid)) FROM pg_stat_activity WHERE "
+                        "datname = current_database () AND pid <> pg_backend_pid ()",
+                        "1");
     testrec_clear (recs);
     testrec_metric (recs, "web-3", (D0 + 5) * NS, "m", 3, NULL);
     int rc = pointstore_write (store, testrec_records (recs), 1, error, sizeof error);
@@ -1235,7 +1202,7 @@ pointstore_test (bool verbose)
         rc = pointstore_write (store, testrec_records (recs), 1, error, sizeof error);
     }
     assert (rc == 0);
-    s_expect (pg, "SELECT count (*) FROM points WHERE source = 'web-3'", "1");
+    pgconn_test_expect (pg, "SELECT count (*) FROM points WHERE source = 'web-3'", "1");
     assert (pointstore_healthy (store, text, sizeof text));
 
     //  A server that is not there: -1 and unhealthy
@@ -1255,7 +1222,7 @@ pointstore_test (bool verbose)
     pointstore_destroy (&away);
 
     testrec_destroy (&recs);
-    PQfinish (pg);
+    pgconn_destroy (&pg);
     pointstore_destroy (&store);
     assert (store == NULL);
     metrics_destroy (&metrics);

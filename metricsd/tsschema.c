@@ -290,54 +290,14 @@ tsschema_migrate (pgconn_t *conn, const tsschema_config_t *config, tsschema_stat
 //  ---------------------------------------------------------------------------
 //  Self-test (native mode; the TimescaleDB variant needs the extension)
 
-#include <pthread.h>
-
-static char *
-s_test_value (pgconn_t *conn, const char *sql)
+//  A metricsd running `arg` (SQL) at the same moment as others
+static int
+s_test_query (pgconn_t *conn, void *arg, int index)
 {
-    PGresult *result = pgconn_query (conn, sql, 0, NULL);
-    if (!result || PQntuples (result) != 1) {
-        fprintf (stderr, "%s: %s\n", sql, pgconn_error (conn));
-        assert (false);
-    }
-    char *value = strdup (PQgetisnull (result, 0, 0) ? "NULL" : PQgetvalue (result, 0, 0));
+    (void) index;
+    PGresult *result = pgconn_query (conn, arg, 0, NULL);
     PQclear (result);
-    return value;
-}
-
-static void
-s_test_expect (pgconn_t *conn, const char *sql, const char *expected)
-{
-    char *value = s_test_value (conn, sql);
-    if (strcmp (value, expected))
-        fprintf (stderr, "%s\n  got      %s\n  expected %s\n", sql, value, expected);
-    assert (strcmp (value, expected) == 0);
-    free (value);
-}
-
-typedef struct {
-    const char *dsn;
-    const char *sql;
-    int rc;
-} s_test_thread_t;
-
-static void *
-s_test_thread (void *arg_)
-{
-    s_test_thread_t *arg = arg_;
-    char error[256];
-    pgconn_t *conn = pgconn_new (arg->dsn, error, sizeof error);
-    assert (conn);
-    arg->rc = -1;
-    if (pgconn_ensure (conn) == 0) {
-        PGresult *result = pgconn_query (conn, arg->sql, 0, NULL);
-        arg->rc = result ? 0 : -1;
-        if (!result)
-            fprintf (stderr, "%s\n", pgconn_error (conn));
-        PQclear (result);
-    }
-    pgconn_destroy (&conn);
-    return NULL;
+    return result ? 0 : -1;
 }
 
 void
@@ -372,12 +332,13 @@ tsschema_test (bool verbose)
     tsschema_state_t state;
     assert (tsschema_migrate (conn, &config, &state) == 0);
     assert (state.mode == TSSCHEMA_NATIVE && state.applied == 1 && !state.rollups);
-    s_test_expect (conn, "SELECT relkind FROM pg_class WHERE relname = 'points'", "p");
-    s_test_expect (conn, "SELECT count (*) FROM information_schema.views WHERE table_name IN "
-                         "('commits_per_day', 'commits_per_week', 'build_success_weekly', "
-                         "'test_duration_weekly', 'host_per_minute')",
-                   "5");
-    s_test_expect (conn, "SELECT value FROM metricsd_settings WHERE key = 'mode'", "native");
+    pgconn_test_expect (conn, "SELECT relkind FROM pg_class WHERE relname = 'points'", "p");
+    pgconn_test_expect (conn,
+                        "SELECT count (*) FROM information_schema.views WHERE table_name IN "
+                        "('commits_per_day', 'commits_per_week', 'build_success_weekly', "
+                        "'test_duration_weekly', 'host_per_minute')",
+                        "5");
+    pgconn_test_expect (conn, "SELECT value FROM metricsd_settings WHERE key = 'mode'", "native");
     //  Again, and in auto mode: nothing to do, the stored mode wins
     config.want = TSSCHEMA_AUTO;
     assert (tsschema_migrate (conn, &config, &state) == 0);
@@ -392,54 +353,47 @@ tsschema_test (bool verbose)
                                "'old' WHERE key = 'views'")
             == PGCONN_OK);
     assert (tsschema_migrate (conn, &config, &state) == 0);
-    s_test_expect (conn, "SELECT count (*) FROM host_per_minute", "0");
-    s_test_expect (conn, "SELECT length (value) FROM metricsd_settings WHERE key = 'views'", "64");
+    pgconn_test_expect (conn, "SELECT count (*) FROM host_per_minute", "0");
+    pgconn_test_expect (conn, "SELECT length (value) FROM metricsd_settings WHERE key = 'views'",
+                        "64");
 
     //  Partitions on demand: bounds in UTC, found again, clipped to neighbours
     static const char *ensure =
         "SELECT lo || ' ' || hi FROM metricsd_ensure_partition (%s, '%s')";
     char sql[256];
     snprintf (sql, sizeof sql, ensure, "'1990-05-17 12:00+02'", "month");
-    s_test_expect (conn, sql, "1990-05-01 00:00:00+00 1990-06-01 00:00:00+00");
-    s_test_expect (conn, sql, "1990-05-01 00:00:00+00 1990-06-01 00:00:00+00");
+    pgconn_test_expect (conn, sql, "1990-05-01 00:00:00+00 1990-06-01 00:00:00+00");
+    pgconn_test_expect (conn, sql, "1990-05-01 00:00:00+00 1990-06-01 00:00:00+00");
     snprintf (sql, sizeof sql, ensure, "'1990-05-31 23:59:59.999999+00'", "day");
-    s_test_expect (conn, sql, "1990-05-01 00:00:00+00 1990-06-01 00:00:00+00");
+    pgconn_test_expect (conn, sql, "1990-05-01 00:00:00+00 1990-06-01 00:00:00+00");
     //  The week of Sunday 1990-06-03 starts on Monday 05-28, inside May's
     snprintf (sql, sizeof sql, ensure, "'1990-06-03 10:00+00'", "week");
-    s_test_expect (conn, sql, "1990-06-01 00:00:00+00 1990-06-04 00:00:00+00");
+    pgconn_test_expect (conn, sql, "1990-06-01 00:00:00+00 1990-06-04 00:00:00+00");
     snprintf (sql, sizeof sql, ensure, "'1990-06-04 00:00+00'", "week");
-    s_test_expect (conn, sql, "1990-06-04 00:00:00+00 1990-06-11 00:00:00+00");
-    s_test_expect (conn, "SELECT string_agg (part, ',' ORDER BY lo) FROM metricsd_partitions ()",
-                   "points_19900501,points_19900601,points_19900604");
+    pgconn_test_expect (conn, sql, "1990-06-04 00:00:00+00 1990-06-11 00:00:00+00");
+    pgconn_test_expect (conn,
+                        "SELECT string_agg (part, ',' ORDER BY lo) FROM metricsd_partitions ()",
+                        "points_19900501,points_19900601,points_19900604");
     //  Before 1970 and far ahead
     snprintf (sql, sizeof sql, ensure, "'1969-12-31 23:59:59+00'", "year");
-    s_test_expect (conn, sql, "1969-01-01 00:00:00+00 1970-01-01 00:00:00+00");
+    pgconn_test_expect (conn, sql, "1969-01-01 00:00:00+00 1970-01-01 00:00:00+00");
     snprintf (sql, sizeof sql, ensure, "'2261-12-31 00:00+00'", "month");
-    s_test_expect (conn, sql, "2261-12-01 00:00:00+00 2262-01-01 00:00:00+00");
+    pgconn_test_expect (conn, sql, "2261-12-01 00:00:00+00 2262-01-01 00:00:00+00");
     assert (pgconn_exec (conn, "INSERT INTO points VALUES ('1990-06-03 10:00+00', 'n', 1, 's', "
                                "'{}'), ('1969-12-31 23:59:59+00', 'n', 2, 's', '{}')")
             == PGCONN_OK);
-    s_test_expect (conn, "SELECT count (*) FROM points_19900601", "1");
+    pgconn_test_expect (conn, "SELECT count (*) FROM points_19900601", "1");
     snprintf (sql, sizeof sql, ensure, "now ()", "fortnight");
     PGresult *result = pgconn_query (conn, sql, 0, NULL);
     assert (!result && strstr (pgconn_error (conn), "unit must be"));
 
     //  Several metricsd wanting the same new partition at once: one is made
-    enum { THREADS = 6 };
-    pthread_t threads[THREADS];
-    s_test_thread_t args[THREADS];
     snprintf (sql, sizeof sql, ensure, "'2001-02-03 04:05:06+00'", "week");
-    for (int i = 0; i < THREADS; i++) {
-        args[i] = (s_test_thread_t) {dsn, sql, -2};
-        assert (pthread_create (&threads[i], NULL, s_test_thread, &args[i]) == 0);
-    }
-    for (int i = 0; i < THREADS; i++) {
-        pthread_join (threads[i], NULL);
-        assert (args[i].rc == 0);
-    }
-    s_test_expect (conn, "SELECT count (*) FROM metricsd_partitions () WHERE lo = "
-                         "'2001-01-29 00:00+00' AND hi = '2001-02-05 00:00+00'",
-                   "1");
+    assert (pgconn_test_parallel (dsn, 6, s_test_query, sql) == 0);
+    pgconn_test_expect (conn,
+                        "SELECT count (*) FROM metricsd_partitions () WHERE lo = "
+                        "'2001-01-29 00:00+00' AND hi = '2001-02-05 00:00+00'",
+                        "1");
     pgconn_destroy (&conn);
     pgconn_testdb_drop (dsn);
     free (dsn);
@@ -450,12 +404,13 @@ tsschema_test (bool verbose)
     assert (dsn);
     conn = pgconn_new (dsn, error, sizeof error);
     assert (pgconn_ensure (conn) == 0);
-    char *available = s_test_value (conn, "SELECT count (*) FROM pg_available_extensions WHERE "
-                                          "name = 'timescaledb'");
+    char *available =
+        pgconn_test_value (conn, "SELECT count (*) FROM pg_available_extensions WHERE "
+                                 "name = 'timescaledb'");
     if (strcmp (available, "0") == 0) {
         config.want = TSSCHEMA_TIMESCALEDB;
         assert (tsschema_migrate (conn, &config, &state) == -1);
-        s_test_expect (conn, "SELECT to_regclass ('points') IS NULL", "t");
+        pgconn_test_expect (conn, "SELECT to_regclass ('points') IS NULL", "t");
         config.want = TSSCHEMA_AUTO;
         assert (tsschema_migrate (conn, &config, &state) == 0);
         assert (state.mode == TSSCHEMA_NATIVE && state.applied == 1);

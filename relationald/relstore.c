@@ -1221,30 +1221,6 @@ s_full_batch (s_batch_t *b)
     s_end (b);
 }
 
-static char *
-s_value (PGconn *pg, const char *sql)
-{
-    PGresult *result = PQexec (pg, sql);
-    if (PQresultStatus (result) != PGRES_TUPLES_OK || PQntuples (result) != 1) {
-        fprintf (stderr, "%s: %s", sql, PQerrorMessage (pg));
-        assert (false);
-    }
-    char *value = strdup (PQgetisnull (result, 0, 0) ? "NULL" : PQgetvalue (result, 0, 0));
-    PQclear (result);
-    return value;
-}
-
-static void
-s_expect (PGconn *pg, const char *sql, const char *expected)
-{
-    char *value = s_value (pg, sql);
-    if (strcmp (value, expected)) {
-        fprintf (stderr, "%s\n  got      %s\n  expected %s\n", sql, value, expected);
-        assert (false);
-    }
-    free (value);
-}
-
 static int
 s_write (relstore_t *store, s_batch_t *b)
 {
@@ -1263,45 +1239,55 @@ static const char *s_counts_sql =
     "|| (SELECT count (*) FROM code_stats) || ' ' || (SELECT count (*) FROM rejected_records)";
 
 static void
-s_test_basic (relstore_t *store, PGconn *pg)
+s_test_basic (relstore_t *store, pgconn_t *pg)
 {
     s_batch_t b;
     s_batch_init (&b, "repo-a");
     s_full_batch (&b);
     assert (s_write (store, &b) == 0);
-    s_expect (pg, s_counts_sql, "1 1 3 3 1 1 1 3 1 0");
-    s_expect (pg, "SELECT status || ' ' || started || ' ' || finished || ' ' || duration || ' ' "
-                  "|| (counts->>'git.commit') || ' ' || instance FROM runs",
-              "ok 2023-11-14 22:13:20+00 2023-11-14 22:13:22+00 2 3 test-col");
-    s_expect (pg, "SELECT author_time || ' ' || author_tz || ' ' || committer_time || ' ' "
-                  "|| parents[1] || ' ' || insertions || ' ' || (length (id) = 16) "
-                  "FROM commits WHERE sha = 'c3'",
-              "2020-09-15 12:26:40+00 -300 2020-09-15 12:27:40+00 "
-              "0123456789abcdef0123456789abcdef01234567 1 true");
-    s_expect (pg, "SELECT string_agg (path || ':' || coalesce (f.insertions::text, '-') || ':' "
-                  "|| is_binary, ',' ORDER BY path) FROM commit_files f JOIN commits c "
-                  "ON c.id = f.commit_id WHERE c.sha = 'c1'",
-              "src/file0.c:10:false,src/file1.c:-:true");
-    s_expect (pg, "SELECT name || ' ' || target || ' ' || head FROM branches", "main c3 true");
-    s_expect (pg, "SELECT tagger_time || ' ' || annotated || ' ' || message FROM tags",
-              "2020-09-14 13:26:40+00 true release");
-    s_expect (pg, "SELECT status || ' ' || duration || ' ' || (tests->>'total') FROM ci_builds",
-              "running 12.5 3");
-    s_expect (pg, "SELECT code || ' ' || (path IS NULL) FROM code_stats", "300 true");
-    s_expect (pg, "SELECT string_agg (author_name || ':' || commits || ':' || insertions || ':' "
-                  "|| deletions, ',' ORDER BY author_name) FROM contributors",
-              "Ann:2:15:2,Bob:1:1:1");
-    s_expect (pg, "SELECT count (*) FROM commit_activity_daily", "3");
-    s_expect (pg, "SELECT name FROM slowest_tests ORDER BY avg_duration DESC LIMIT 1", "t_slow");
+    pgconn_test_expect (pg, s_counts_sql, "1 1 3 3 1 1 1 3 1 0");
+    pgconn_test_expect (
+        pg,
+        "SELECT status || ' ' || started || ' ' || finished || ' ' || duration || ' ' "
+        "|| (counts->>'git.commit') || ' ' || instance FROM runs",
+        "ok 2023-11-14 22:13:20+00 2023-11-14 22:13:22+00 2 3 test-col");
+    pgconn_test_expect (pg,
+                        "SELECT author_time || ' ' || author_tz || ' ' || committer_time || ' ' "
+                        "|| parents[1] || ' ' || insertions || ' ' || (length (id) = 16) "
+                        "FROM commits WHERE sha = 'c3'",
+                        "2020-09-15 12:26:40+00 -300 2020-09-15 12:27:40+00 "
+                        "0123456789abcdef0123456789abcdef01234567 1 true");
+    pgconn_test_expect (
+        pg,
+        "SELECT string_agg (path || ':' || coalesce (f.insertions::text, '-') || ':' "
+        "|| is_binary, ',' ORDER BY path) FROM commit_files f JOIN commits c "
+        "ON c.id = f.commit_id WHERE c.sha = 'c1'",
+        "src/file0.c:10:false,src/file1.c:-:true");
+    pgconn_test_expect (pg, "SELECT name || ' ' || target || ' ' || head FROM branches",
+                        "main c3 true");
+    pgconn_test_expect (pg, "SELECT tagger_time || ' ' || annotated || ' ' || message FROM tags",
+                        "2020-09-14 13:26:40+00 true release");
+    pgconn_test_expect (
+        pg, "SELECT status || ' ' || duration || ' ' || (tests->>'total') FROM ci_builds",
+        "running 12.5 3");
+    pgconn_test_expect (pg, "SELECT code || ' ' || (path IS NULL) FROM code_stats", "300 true");
+    pgconn_test_expect (
+        pg,
+        "SELECT string_agg (author_name || ':' || commits || ':' || insertions || ':' "
+        "|| deletions, ',' ORDER BY author_name) FROM contributors",
+        "Ann:2:15:2,Bob:1:1:1");
+    pgconn_test_expect (pg, "SELECT count (*) FROM commit_activity_daily", "3");
+    pgconn_test_expect (pg, "SELECT name FROM slowest_tests ORDER BY avg_duration DESC LIMIT 1",
+                        "t_slow");
 
     //  The same batch again, and each record twice in one batch: no new row
     assert (s_write (store, &b) == 0);
-    s_expect (pg, s_counts_sql, "1 1 3 3 1 1 1 3 1 0");
+    pgconn_test_expect (pg, s_counts_sql, "1 1 3 3 1 1 1 3 1 0");
     size_t n = b.count;
     s_full_batch (&b);
     assert (b.count == 2 * n);
     assert (s_write (store, &b) == 0);
-    s_expect (pg, s_counts_sql, "1 1 3 3 1 1 1 3 1 0");
+    pgconn_test_expect (pg, s_counts_sql, "1 1 3 3 1 1 1 3 1 0");
 
     //  State moves: the branch to a new target, the build to success. An
     //  older observation delivered late changes nothing.
@@ -1310,26 +1296,29 @@ s_test_basic (relstore_t *store, PGconn *pg)
     s_branch (&b, "main", "c4");
     s_build (&b, "ci", "b1", "success");
     assert (s_write (store, &b) == 0);
-    s_expect (pg, "SELECT target FROM branches WHERE name = 'main'", "c4");
-    s_expect (pg, "SELECT status FROM ci_builds", "success");
+    pgconn_test_expect (pg, "SELECT target FROM branches WHERE name = 'main'", "c4");
+    pgconn_test_expect (pg, "SELECT status FROM ci_builds", "success");
     s_batch_clear (&b);
     b.ts -= 1000;
     s_branch (&b, "main", "c3");
     s_build (&b, "ci", "b1", "running");
     assert (s_write (store, &b) == 0);
-    s_expect (pg, "SELECT target || ' ' || count (*) OVER () FROM branches", "c4 1");
-    s_expect (pg, "SELECT status || ' ' || count (*) OVER () FROM ci_builds", "success 1");
-    s_expect (pg, "SELECT succeeded || '/' || builds || ' ' || success_rate "
-                  "FROM build_success_rate",
-              "1/1 1.0000");
+    pgconn_test_expect (pg, "SELECT target || ' ' || count (*) OVER () FROM branches", "c4 1");
+    pgconn_test_expect (pg, "SELECT status || ' ' || count (*) OVER () FROM ci_builds",
+                        "success 1");
+    pgconn_test_expect (pg,
+                        "SELECT succeeded || '/' || builds || ' ' || success_rate "
+                        "FROM build_success_rate",
+                        "1/1 1.0000");
     s_batch_destroy (&b);
 }
 
 static void
-s_test_hostile (relstore_t *store, PGconn *pg)
+s_test_hostile (relstore_t *store, pgconn_t *pg)
 {
-    char *before = s_value (pg, "SELECT string_agg (table_name, ',' ORDER BY table_name) "
-                                "FROM information_schema.tables WHERE table_schema = 'public'");
+    char *before =
+        pgconn_test_value (pg, "SELECT string_agg (table_name, ',' ORDER BY table_name) "
+                               "FROM information_schema.tables WHERE table_schema = 'public'");
     s_batch_t b;
     //  A source with a NUL, quotes and an injection attempt
     static const char src[] = "repo'); DROP TABLE commits; --\\\"\t\n";
@@ -1348,10 +1337,10 @@ s_test_hostile (relstore_t *store, PGconn *pg)
 
     //  Read back with binary results, compare byte for byte (NUL -> U+FFFD)
     const char *params[] = {"h1"};
-    PGresult *result = PQexecParams (pg, "SELECT message, author_name, s.name FROM commits c "
+    PGresult *result = pgconn_query (pg, "SELECT message, author_name, s.name FROM commits c "
                                          "JOIN sources s ON s.id = c.source_id WHERE sha = $1",
-                                     1, NULL, params, NULL, NULL, 0);
-    assert (PQresultStatus (result) == PGRES_TUPLES_OK && PQntuples (result) == 1);
+                                     1, params);
+    assert (result && PQntuples (result) == 1);
     char *expected = NULL;
     size_t expected_size = 0, expected_len;
     const char *clean = pgconn_text_clean (message, big, &expected, &expected_size,
@@ -1363,8 +1352,8 @@ s_test_hostile (relstore_t *store, PGconn *pg)
     assert (strcmp (PQgetvalue (result, 0, 2), src) == 0);
     PQclear (result);
     free (expected);
-    s_expect (pg, "SELECT name FROM branches WHERE name LIKE 'feature/%'",
-              "feature/'; DELETE FROM branches; --");
+    pgconn_test_expect (pg, "SELECT name FROM branches WHERE name LIKE 'feature/%'",
+                        "feature/'; DELETE FROM branches; --");
 
     //  NUL inside a string: stored as U+FFFD, in text and in jsonb
     s_batch_clear (&b);
@@ -1378,12 +1367,15 @@ s_test_hostile (relstore_t *store, PGconn *pg)
     msgpack_pack_str_with_body (pk, "v\0\\u0000", 8);
     s_end (&b);
     assert (s_write (store, &b) == 0);
-    s_expect (pg, "SELECT build_id = E'a\\uFFFDb' FROM ci_builds WHERE pipeline = 'nul'", "t");
-    s_expect (pg, "SELECT tests->>E'k\\uFFFD' = E'v\\uFFFD\\\\u0000' FROM ci_builds "
-                  "WHERE pipeline = 'nul'",
-              "t");
+    pgconn_test_expect (pg, "SELECT build_id = E'a\\uFFFDb' FROM ci_builds WHERE pipeline = 'nul'",
+                        "t");
+    pgconn_test_expect (pg,
+                        "SELECT tests->>E'k\\uFFFD' = E'v\\uFFFD\\\\u0000' FROM ci_builds "
+                        "WHERE pipeline = 'nul'",
+                        "t");
 
-    char *after = s_value (pg, "SELECT string_agg (table_name, ',' ORDER BY table_name) "
+    char *after =
+        pgconn_test_value (pg, "SELECT string_agg (table_name, ',' ORDER BY table_name) "
                                "FROM information_schema.tables WHERE table_schema = 'public'");
     assert (strcmp (before, after) == 0);
     free (before);
@@ -1393,7 +1385,7 @@ s_test_hostile (relstore_t *store, PGconn *pg)
 }
 
 static void
-s_test_rejects (relstore_t *store, PGconn *pg)
+s_test_rejects (relstore_t *store, pgconn_t *pg)
 {
     s_batch_t b;
     s_batch_init (&b, "repo-r");
@@ -1413,32 +1405,39 @@ s_test_rejects (relstore_t *store, PGconn *pg)
     }
     s_branch (&b, "ok-branch", "r00");
     assert (s_write (store, &b) == 0);
-    s_expect (pg, "SELECT count (*) FROM commits c JOIN sources s ON s.id = c.source_id "
-                  "WHERE s.name = 'repo-r'",
-              "46");
-    s_expect (pg, "SELECT count (*) FROM commit_files f JOIN commits c ON c.id = f.commit_id "
-                  "WHERE c.sha LIKE 'r%'",
-              "46");
-    s_expect (pg, "SELECT count (*) FROM branches WHERE name = 'ok-branch'", "1");
-    s_expect (pg, "SELECT string_agg (record->'body'->>'sha' || ':' || coalesce (sqlstate, '-'), "
-                  "',' ORDER BY record->'body'->>'sha') FROM rejected_records",
-              "r17:22003,r33:22003,r40:22008,r45:-");
-    s_expect (pg, "SELECT count (*) FROM rejected_records WHERE error LIKE '%out of range%' "
-                  "AND kind = 'git.commit' AND source = 'repo-r' AND length (record_id) = 16",
-              "3");
+    pgconn_test_expect (pg,
+                        "SELECT count (*) FROM commits c JOIN sources s ON s.id = c.source_id "
+                        "WHERE s.name = 'repo-r'",
+                        "46");
+    pgconn_test_expect (pg,
+                        "SELECT count (*) FROM commit_files f JOIN commits c ON c.id = f.commit_id "
+                        "WHERE c.sha LIKE 'r%'",
+                        "46");
+    pgconn_test_expect (pg, "SELECT count (*) FROM branches WHERE name = 'ok-branch'", "1");
+    pgconn_test_expect (
+        pg,
+        "SELECT string_agg (record->'body'->>'sha' || ':' || coalesce (sqlstate, '-'), "
+        "',' ORDER BY record->'body'->>'sha') FROM rejected_records",
+        "r17:22003,r33:22003,r40:22008,r45:-");
+    pgconn_test_expect (pg,
+                        "SELECT count (*) FROM rejected_records WHERE error LIKE '%out of range%' "
+                        "AND kind = 'git.commit' AND source = 'repo-r' AND length (record_id) = 16",
+                        "3");
     //  Delivered again: still one row per refused record, counted
     assert (s_write (store, &b) == 0);
-    s_expect (pg, "SELECT count (*) || ' ' || sum (attempts) FROM rejected_records", "4 8");
-    s_expect (pg, "SELECT count (*) FROM commits c JOIN sources s ON s.id = c.source_id "
-                  "WHERE s.name = 'repo-r'",
-              "46");
+    pgconn_test_expect (pg, "SELECT count (*) || ' ' || sum (attempts) FROM rejected_records",
+                        "4 8");
+    pgconn_test_expect (pg,
+                        "SELECT count (*) FROM commits c JOIN sources s ON s.id = c.source_id "
+                        "WHERE s.name = 'repo-r'",
+                        "46");
     s_batch_destroy (&b);
 }
 
 //  The session ends under relstore (server restart, network): the write
 //  fails (the writer retries), and a later one goes through.
 static void
-s_test_outage (relstore_t *store, PGconn *pg, const char *dsn)
+s_test_outage (relstore_t *store, pgconn_t *pg, const char *dsn)
 {
     s_batch_t b;
     s_batch_init (&b, "repo-o");
@@ -1449,7 +1448,7 @@ s_test_outage (relstore_t *store, PGconn *pg, const char *dsn)
     snprintf (sql, sizeof sql,
               "SELECT count (pg_terminate_backend (pid)) FROM pg_stat_activity WHERE "
               "datname = current_database () AND pid <> pg_backend_pid ()");
-    s_expect (pg, sql, "1");
+    pgconn_test_expect (pg, sql, "1");
     char error[512] = "";
     int rc = relstore_write (store, b.records, b.count, error, sizeof error);
     int64_t deadline = util_mono_ms () + 10000;
@@ -1458,7 +1457,7 @@ s_test_outage (relstore_t *store, PGconn *pg, const char *dsn)
         rc = relstore_write (store, b.records, b.count, error, sizeof error);
     }
     assert (rc == 0);
-    s_expect (pg, "SELECT count (*) FROM commits WHERE sha = 'o1'", "1");
+    pgconn_test_expect (pg, "SELECT count (*) FROM commits WHERE sha = 'o1'", "1");
 
     //  A server that is not there: -1 and unhealthy
     relstore_t *away = relstore_new ("host=127.0.0.1 port=1 connect_timeout=1", NULL, error,
@@ -1491,9 +1490,9 @@ relstore_test (bool verbose)
     relstore_t *store = relstore_new (dsn, metrics, error, sizeof error);
     assert (store);
     assert (relstore_connect (store) == 0);
-    PGconn *pg = PQconnectdb (dsn);
-    assert (PQstatus (pg) == CONNECTION_OK);
-    PQclear (PQexec (pg, "SET TIME ZONE 'UTC'"));
+    pgconn_t *pg = pgconn_new (dsn, error, sizeof error);
+    assert (pg && pgconn_ensure (pg) == 0);
+    assert (pgconn_exec (pg, "SET TIME ZONE 'UTC'") == PGCONN_OK);
 
     s_test_basic (store, pg);
     s_test_hostile (store, pg);
@@ -1503,7 +1502,7 @@ relstore_test (bool verbose)
     assert (strstr (text, "test_records_rejected_total 8"));
     free (text);
 
-    PQfinish (pg);
+    pgconn_destroy (&pg);
     relstore_destroy (&store);
     assert (store == NULL);
     metrics_destroy (&metrics);

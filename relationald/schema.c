@@ -6,7 +6,6 @@
 #include "log.h"
 
 #include <assert.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,30 +39,20 @@ schema_migrate (pgconn_t *conn)
 //  ---------------------------------------------------------------------------
 //  Self-test: a fresh database migrated by several connections at once
 
-typedef struct {
-    const char *dsn;
-    int rc;
-} s_thread_arg_t;
-
-static void *
-s_migrate_thread (void *arg_)
+static int
+s_test_start (pgconn_t *conn, void *arg, int index)
 {
-    s_thread_arg_t *arg = arg_;
-    char error[256];
-    pgconn_t *conn = pgconn_new (arg->dsn, error, sizeof error);
-    assert (conn);
-    arg->rc = pgconn_ensure (conn) == 0 ? schema_migrate (conn) : -1;
-    pgconn_destroy (&conn);
-    return NULL;
+    (void) arg;
+    (void) index;
+    return schema_migrate (conn);
 }
 
 static long
 s_count (pgconn_t *conn, const char *sql)
 {
-    PGresult *result = pgconn_query (conn, sql, 0, NULL);
-    assert (result && PQntuples (result) == 1);
-    long n = atol (PQgetvalue (result, 0, 0));
-    PQclear (result);
+    char *value = pgconn_test_value (conn, sql);
+    long n = atol (value);
+    free (value);
     return n;
 }
 
@@ -85,17 +74,7 @@ schema_test (bool verbose)
         return;
     }
     //  Four relationalds start at the same moment
-    enum { THREADS = 4 };
-    pthread_t threads[THREADS];
-    s_thread_arg_t args[THREADS];
-    for (int i = 0; i < THREADS; i++) {
-        args[i] = (s_thread_arg_t) {dsn, -2};
-        assert (pthread_create (&threads[i], NULL, s_migrate_thread, &args[i]) == 0);
-    }
-    for (int i = 0; i < THREADS; i++) {
-        pthread_join (threads[i], NULL);
-        assert (args[i].rc == 0);
-    }
+    assert (pgconn_test_parallel (dsn, 4, s_test_start, NULL) == 0);
     char error[256];
     pgconn_t *conn = pgconn_new (dsn, error, sizeof error);
     assert (pgconn_ensure (conn) == 0);
