@@ -14,6 +14,7 @@ import socket
 import struct
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -432,6 +433,22 @@ def synthetic_commits(n, src="bench-repo", start=0, files=0):
     return out
 
 
+def stream_disrupted(p, n, stored, disrupt, first_timeout=120, timeout=180):
+    """Sends n synthetic commits (two files each) to p's intake in two halves:
+    the first from a thread; once stored() (a count) reaches n/5, calls
+    disrupt(send_rest), which sends the second half during the disruption;
+    then waits until stored() == n. Returns the [(sha, frame)] sent."""
+    records = synthetic_commits(n, src="stream", files=2)
+    frames = [f for _, f in records]
+    sender = threading.Thread(target=send, args=(p.intake, frames[:n // 2]))
+    sender.start()
+    wait_until(lambda: stored() >= n // 5, first_timeout, "first records stored")
+    disrupt(lambda: send(p.intake, frames[n // 2:]))
+    sender.join()
+    wait_until(lambda: stored() == n, timeout, f"{n} commits stored")
+    return records
+
+
 # ---------------------------------------------------------------------------
 # Git histories, built by the tests and read back with git itself
 
@@ -467,6 +484,31 @@ def commit_to(repo, author, email, when, tz, message, files):
              "GIT_COMMITTER_NAME": "Committer", "GIT_COMMITTER_EMAIL": "committer@example.org",
              "GIT_COMMITTER_DATE": stamp})
     return git(repo, "rev-parse", "HEAD").decode().strip()
+
+
+def sample_history(path, hostile):
+    """A repository at `path` that exercises what a store must keep: five
+    commits by three authors in three time zones (one name not ASCII), a
+    binary file, a topic branch merged, a message ending with `hostile`
+    text, a light and an annotated tag. Returns the repository's path."""
+    repo = init_repo(path)
+    base = 1_704_067_200  # 2024-01-01 00:00 UTC
+    commit_to(repo, "Alice", "alice@example.org", base + 3600, "+0100", "Start\n\nWith a body.",
+              {"README": "hello\nworld\n", "src/main.c": "int main;\n" * 20})
+    commit_to(repo, "Bob Ünicode", "bob@example.org", base + 7200, "-0530", "Second",
+              {"src/main.c": "int main;\n" * 18 + "changed\n", "logo.png": b"\x89PNG\0\1\2"})
+    git(repo, "checkout", "-q", "-b", "topic")
+    commit_to(repo, "Carol", "carol@example.org", base + 9000, "+0000", "On topic",
+              {"topic.txt": "t\n" * 7})
+    git(repo, "checkout", "-q", "main")
+    commit_to(repo, "Alice", "alice@example.org", base + 9500, "+0100",
+              "Quotes ' \" and \\ backslash; " + hostile, {"README": "hello\n"})
+    stamp = f"{base + 10000} +0100"
+    git(repo, "merge", "-q", "--no-ff", "-m", "Merge topic", "topic",
+        env={"GIT_AUTHOR_DATE": stamp, "GIT_COMMITTER_DATE": stamp})
+    git(repo, "tag", "v0.1", "HEAD~1")
+    git(repo, "tag", "-a", "-m", "Release 1", "v1.0", env={"GIT_COMMITTER_DATE": stamp})
+    return repo
 
 
 def _tz_minutes(tz):

@@ -10,7 +10,6 @@ import datetime
 import os
 import signal
 import subprocess
-import threading
 import time
 
 import msgpack
@@ -19,7 +18,8 @@ import psycopg2
 # private_pg is a fixture; record_id stays importable from here for the modules
 # that still take these helpers from test_relationald (they live in omni.py).
 from omni import (collect, commit_to, free_port, git, init_repo, make_record,  # noqa: F401
-                  private_pg, query, record_id, scalar, send, synthetic_commits, wait_until)
+                  private_pg, query, record_id, sample_history, scalar, send, stream_disrupted,
+                  synthetic_commits, wait_until)
 
 # ---------------------------------------------------------------------------
 # PostgreSQL
@@ -52,25 +52,7 @@ def start_relationald(p, dsn, *args, name="relationald"):
 
 
 def test_git_history_exact_rows_and_no_duplicates(pipeline, workdir, pg_database):
-    repo = init_repo(os.path.join(workdir, "repo"))
-    base = 1_704_067_200  # 2024-01-01 00:00 UTC
-    commit_to(repo, "Alice", "alice@example.org", base + 3600, "+0100", "Start\n\nWith a body.",
-              {"README": "hello\nworld\n", "src/main.c": "int main;\n" * 20})
-    commit_to(repo, "Bob Ünicode", "bob@example.org", base + 7200, "-0530", "Second",
-              {"src/main.c": "int main;\n" * 18 + "changed\n", "logo.png": b"\x89PNG\0\1\2"})
-    git(repo, "checkout", "-q", "-b", "topic")
-    commit_to(repo, "Carol", "carol@example.org", base + 9000, "+0000", "On topic",
-              {"topic.txt": "t\n" * 7})
-    git(repo, "checkout", "-q", "main")
-    commit_to(repo, "Alice", "alice@example.org", base + 9500, "+0100",
-              "Quotes ' \" and \\ backslash; '); DROP TABLE commits; --",
-              {"README": "hello\n"})
-    stamp = f"{base + 10000} +0100"
-    git(repo, "merge", "-q", "--no-ff", "-m", "Merge topic", "topic",
-        env={"GIT_AUTHOR_DATE": stamp, "GIT_COMMITTER_DATE": stamp})
-    git(repo, "tag", "v0.1", "HEAD~1")
-    git(repo, "tag", "-a", "-m", "Release 1", "v1.0",
-        env={"GIT_COMMITTER_DATE": stamp})
+    repo = sample_history(os.path.join(workdir, "repo"), "'); DROP TABLE commits; --")
     src = "file://" + repo
 
     p = pipeline(writers=("relational",))
@@ -315,14 +297,7 @@ def test_out_of_range_record_rejected_rest_stored(pipeline, pg_database):
 def _stream_and_check(p, dsn, n, disrupt):
     """Sends n commits in two halves, calls disrupt() once about 1/5 are stored,
     sends the rest during the disruption, then checks every record is stored once."""
-    records = synthetic_commits(n, src="stream", files=2)
-    frames = [f for _, f in records]
-    sender = threading.Thread(target=send, args=(p.intake, frames[:n // 2]))
-    sender.start()
-    wait_until(lambda: count_rows(dsn, "commits") >= n // 5, 120, "first records stored")
-    disrupt(lambda: send(p.intake, frames[n // 2:]))
-    sender.join()
-    wait_until(lambda: count_rows(dsn, "commits") == n, 180, f"{n} commits stored")
+    records = stream_disrupted(p, n, lambda: count_rows(dsn, "commits"), disrupt)
     shas = {r[0] for r in query(dsn, "SELECT sha FROM commits")}
     assert shas == {sha for sha, _ in records}
     assert count_rows(dsn, "commit_files") == 2 * n
