@@ -1,11 +1,12 @@
 /*  collector: the table of collectord's modes.                             */
 #include "collector.h"
 #include "git_collector.h"
+#include "host_collector.h"
 
 #include <assert.h>
 #include <string.h>
 
-static const collector_t *s_collectors[] = {&git_collector};
+static const collector_t *s_collectors[] = {&git_collector, &host_collector};
 
 #define S_COUNT (sizeof s_collectors / sizeof s_collectors[0])
 
@@ -29,6 +30,7 @@ collector_test (bool verbose)
 {
     (void) verbose;
     assert (collector_lookup ("git") == &git_collector);
+    assert (collector_lookup ("host") == &host_collector);
     assert (collector_lookup ("nope") == NULL);
     assert (collector_lookup (NULL) == NULL);
     //  Every collector is complete, and its keys do not collide with

@@ -18,6 +18,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 //  What main hands a collector when it opens it.
 typedef struct {
@@ -25,12 +26,17 @@ typedef struct {
     size_t nargs;
     const char *state_dir;   //  where collectors keep what they sent
     const char *instance;    //  collector instance name (records' col)
+    int64_t interval_ms;     //  --interval (0 = none)
+    bool once;               //  --once
 } collector_env_t;
 
 typedef struct {
     const char *name;    //  the mode: "git"
     const char *usage;   //  positional arguments: "REPO_PATH"
     const char *summary; //  one line for the usage text
+    //  The collector paces itself (samples every --interval until done or
+    //  stopped) within one run; otherwise main repeats whole runs.
+    bool self_paced;
     //  The collector's own config keys (section "collectord"), ending with
     //  {NULL}; their targets are the collector's static settings.
     const config_option_t *options;

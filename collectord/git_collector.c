@@ -996,6 +996,7 @@ const collector_t git_collector = {
     "git",
     "REPO_PATH",
     "git history: commits with numstat, branches, tags (libgit2)",
+    false,
     s_options,
     s_open,
     s_close,
@@ -1125,7 +1126,7 @@ git_collector_test (bool verbose)
     s_settings.source = NULL;
     s_settings.cache_size = 64 << 20;
     const char *args[] = {dir};
-    collector_env_t env = {args, 1, state_dir, "test"};
+    collector_env_t env = {args, 1, state_dir, "test", 0, true};
     assert (s_open (&env, error, sizeof error) == NULL);
     assert (strstr (error, "not a git repository"));
     args[0] = "/nonexistent/omni";

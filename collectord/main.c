@@ -58,12 +58,18 @@ s_run (const collector_t *collector, void *handle, session_t *session, s_ops_t *
         return -1;
     char error[1024] = "";
     int rc = collector->collect (handle, session, error, sizeof error);
-    if (rc)
-        log_error ("collect.failed", "collector=%s error=\"%s\"", collector->name, error);
-    if (session_end (session, rc ? "failed" : "ok", rc ? error : NULL))
-        rc = -1;
     bool interrupted = session_interrupted (session);
-    if (rc == 0 && !interrupted && collector->commit (handle, error, sizeof error)) {
+    if (rc && !interrupted)
+        log_error ("collect.failed", "collector=%s error=\"%s\"", collector->name, error);
+    int end_rc = session_end (session, rc ? "failed" : "ok", rc ? error : NULL);
+    interrupted = session_interrupted (session);
+    if (interrupted)
+        //  Stopped by a signal: a success when what was collected drained
+        //  (the state is not saved: the run is incomplete)
+        rc = end_rc;
+    else if (rc == 0 && end_rc)
+        rc = -1;
+    else if (rc == 0 && collector->commit (handle, error, sizeof error)) {
         log_error ("state.failed", "collector=%s error=\"%s\"", collector->name, error);
         rc = -1;
     }
@@ -130,7 +136,9 @@ main (int argc, char **argv)
         {"once", CONFIG_BOOL, "false", "collect once, exit when everything is acknowledged",
          &once},
         {"interval", CONFIG_DURATION, "0",
-         "collect again this long after each run started; 0 = once", &interval},
+         "collect again this long after each run started; 0 = once (host: between samples, "
+         "0 = 10s)",
+         &interval},
         {"progress", CONFIG_STRING, "auto",
          "auto (a bar on a terminal, else log lines) | bar | log | off", &progress},
         {"progress_interval", CONFIG_DURATION, "5s", "between progress log lines",
@@ -213,7 +221,7 @@ main (int argc, char **argv)
     for (size_t i = 0; i < nargs; i++)
         positional[i] = config_arg (config, i);
     collector_env_t env = {positional, nargs, default_state ? default_state : state_dir,
-                           instance};
+                           instance, interval, once};
     char error[1024] = "";
     void *handle = collector->open (&env, error, sizeof error);
     if (!handle) {
@@ -259,7 +267,7 @@ main (int argc, char **argv)
         while (true) {
             int64_t started = util_mono_ms ();
             int run_rc = s_run (collector, handle, session, &ops);
-            if (once || interval == 0) {
+            if (once || interval == 0 || collector->self_paced) {
                 rc = run_rc ? 1 : 0;
                 if (run_rc)
                     fprintf (stderr, "error: collectord %s: the run failed (see the log above)\n",

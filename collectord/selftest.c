@@ -4,6 +4,8 @@
 #include "gitdiff.h"
 #include "gitpool.h"
 #include "gittext.h"
+#include "host.h"
+#include "host_collector.h"
 #include "progress.h"
 #include "selftest.h"
 #include "session.h"
@@ -22,6 +24,8 @@ main (int argc, char **argv)
                                        {"gitdiff", gitdiff_test},
                                        {"gitpool", gitpool_test},
                                        {"git_collector", git_collector_test},
+                                       {"host", host_test},
+                                       {"host_collector", host_collector_test},
                                        {NULL, NULL}};
     return selftest_run (tests, argc, argv);
 }

@@ -164,6 +164,23 @@ session_record (session_t *self, const char *kind, int64_t ts)
     return record_encoder_body (self->encoder);
 }
 
+void
+session_tag (session_t *self, const char *key, const char *value)
+{
+    record_encoder_tag (self->encoder, key, value);
+}
+
+int
+session_flush (session_t *self)
+{
+    if (self->broken)
+        return -1;
+    if (intake_client_flush (self->intake))
+        return s_intake_failed (self);
+    self->flushed_ms = util_mono_ms ();
+    return 0;
+}
+
 int
 session_send (session_t *self)
 {
@@ -355,8 +372,9 @@ session_test (bool verbose)
     assert (session_begin (session, "src-a", "/path/a", s_test_config, NULL) == 0);
     const char *run = session_run_id (session);
     assert (strlen (run) == 32);
+    msgpack_packer *pk;
     for (int i = 0; i < 5; i++) {
-        msgpack_packer *pk = session_record (session, "metric", 1000 + i);
+        pk = session_record (session, "metric", 1000 + i);
         msgpack_pack_map (pk, 2);
         s_pack_str (pk, "name");
         s_pack_str (pk, "n");
@@ -364,23 +382,33 @@ session_test (bool verbose)
         msgpack_pack_int (pk, i);
         assert (session_send (session) == 0);
     }
+    //  Tags, and a flush that waits for the ACKs
+    pk = session_record (session, "metric", 2000);
+    msgpack_pack_map (pk, 2);
+    s_pack_str (pk, "name");
+    s_pack_str (pk, "tagged");
+    s_pack_str (pk, "value");
+    msgpack_pack_int (pk, 1);
+    session_tag (session, "host", "h1");
+    assert (session_send (session) == 0);
+    assert (session_flush (session) == 0);
     //  A body the kinds table refuses is not sent, and says why
-    msgpack_packer *pk = session_record (session, "metric", 1);
+    pk = session_record (session, "metric", 1);
     msgpack_pack_map (pk, 1);
     s_pack_str (pk, "name");
     msgpack_pack_int (pk, 3);
     assert (session_send (session) == 1);
     assert (strstr (session_detail (session), "body.name"));
-    assert (session_count (session, "metric") == 5);
-    assert (session_count (session, NULL) == 5);
+    assert (session_count (session, "metric") == 6);
+    assert (session_count (session, NULL) == 6);
     assert (session_end (session, "ok", NULL) == 0);
-    assert (session_accepted (session) == 7);
+    assert (session_accepted (session) == 8);
 
     //  What ingestd got: run.start, the records, run.end, all of one run
-    assert (fake_ingestd_count (fake) == 7);
+    assert (fake_ingestd_count (fake) == 8);
     msgpack_zone zone;
     msgpack_zone_init (&zone, 4096);
-    for (int index = 0; index < 7; index++) {
+    for (int index = 0; index < 8; index++) {
         record_t rec;
         fake_ingestd_record (fake, (size_t) index, &rec, &zone);
         assert (record_str_eq (rec.src, "src-a") && record_str_eq (rec.col, "host-1"));
@@ -393,11 +421,14 @@ session_test (bool verbose)
             assert (cfg && record_field_str (cfg, "branch", &s) && record_str_eq (s, "main"));
         }
         else if (index == 6) {
+            assert (rec.tags && record_field_str (rec.tags, "host", &s) && record_str_eq (s, "h1"));
+        }
+        else if (index == 7) {
             assert (record_str_eq (rec.kind, "run.end"));
             assert (record_field_str (rec.body, "status", &s) && record_str_eq (s, "ok"));
             const msgpack_object *counts = record_field (rec.body, "counts");
             int64_t n;
-            assert (counts && record_field_int (counts, "metric", &n) && n == 5);
+            assert (counts && record_field_int (counts, "metric", &n) && n == 6);
             assert (!record_field (rec.body, "error"));
         }
         else

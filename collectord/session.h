@@ -47,12 +47,21 @@ int session_begin (session_t *self, const char *src, const char *target,
 //  into the returned packer, then call session_send.
 msgpack_packer *session_record (session_t *self, const char *kind, int64_t ts);
 
+//  Adds a tag to the record begun (kept sorted; part of the id for kinds
+//  keyed on @tags, such as metric).
+void session_tag (session_t *self, const char *key, const char *value);
+
 //  Encodes the record begun and queues it. Returns 0; 1 when the record is
 //  not valid for its kind or too large (nothing sent; session_detail says
 //  why, the collector may retry a smaller one); -1 when ingestd gave up or
 //  the process was interrupted.
 int session_send (session_t *self);
 const char *session_detail (session_t *self);
+
+//  Sends what is queued now and waits until ingestd acknowledged it all (a
+//  collector that samples sends each sample at once). Returns 0, or -1 as
+//  session_send.
+int session_flush (session_t *self);
 
 //  Sends run.end with `status` ("ok", "failed"; "interrupted" is chosen
 //  here when a signal came) and `error` (NULL if none), then waits until

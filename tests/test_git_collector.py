@@ -703,7 +703,7 @@ def test_interval_repeats_and_sigterm_drains(tmp_path):
     slow = FakeIngestd(ack_delay=0.2)
     try:
         proc = subprocess.Popen([COLLECTORD, "git", f"--intake={slow.endpoint}",
-                                 f"--state-dir={tmp_path}/state", "--interval=1h",
+                                 f"--state-dir={tmp_path}/state", "--once",
                                  "--batch-records=10", "--window=2", "--progress=log",
                                  "--progress-interval=100ms", r.path],
                                 stderr=subprocess.PIPE, text=True)
