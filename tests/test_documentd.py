@@ -1,0 +1,455 @@
+"""documentd through the whole pipeline: records sent to ingestd's intake end up
+as documents in a real MongoDB-wire server, exactly once, whatever fails in
+between.
+
+The server is $OMNI_TEST_MONGO_URI's (a real mongod, or the FerretDB that
+`make test` starts), else a FerretDB started here with
+tools/mongo-test-server.sh for the session; every test uses a database of its
+own and drops it. The outage test runs a FerretDB of its own (same tool, its
+own directory) that it kills and restarts on the same data.
+
+Git histories are built by the tests and read back with git itself; the
+records are made from git's own output (helpers shared with
+test_relationald.py), so documents can be checked against git."""
+import datetime
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+
+import msgpack
+import pytest
+
+from omni import ROOT, IntakeClient, free_port, wait_until
+from test_relationald import (collect, commit_to, git, init_repo, make_record, record_id,
+                              send, synthetic_commits)
+
+pymongo = pytest.importorskip("pymongo")
+from bson.binary import Binary  # noqa: E402  (comes with pymongo)
+
+SCRIPT = os.path.join(ROOT, "tools", "mongo-test-server.sh")
+EPOCH = datetime.datetime(1970, 1, 1)
+
+
+# ---------------------------------------------------------------------------
+# Servers
+
+
+class MongoServer:
+    """A FerretDB of our own in a directory, started and stopped with
+    tools/mongo-test-server.sh; kill() and start() again keep data and port."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="omni-mongo-")
+        self.env = {k: v for k, v in os.environ.items() if k != "OMNI_TEST_MONGO_URI"}
+        self.uri = None
+
+    def start(self):
+        out = subprocess.run([SCRIPT, "start", self.dir], capture_output=True, text=True,
+                             env=self.env, timeout=900)
+        assert out.returncode == 0, f"mongo-test-server start failed:\n{out.stderr[-3000:]}"
+        self.uri = out.stdout.strip().splitlines()[-1]
+        return self.uri
+
+    def pid(self):
+        with open(os.path.join(self.dir, "ferretdb.pid")) as f:
+            return int(f.read())
+
+    def kill(self):
+        """The server killed outright (SIGKILL), no shutdown."""
+        pid = self.pid()
+        os.kill(pid, signal.SIGKILL)
+        wait_until(lambda: not os.path.exists(f"/proc/{pid}") or
+                   open(f"/proc/{pid}/stat").read().split()[2] == "Z", 10, "server gone")
+
+    def stop(self):
+        subprocess.run([SCRIPT, "stop", self.dir], env=self.env, timeout=60)
+
+    def destroy(self):
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _server_or_skip(start):
+    try:
+        return start()
+    except (AssertionError, OSError, subprocess.TimeoutExpired) as e:
+        if os.environ.get("OMNI_REQUIRE_SERVICES"):
+            raise
+        pytest.skip(f"no MongoDB-wire server: {e}")
+
+
+@pytest.fixture(scope="session")
+def mongo_uri():
+    uri = os.environ.get("OMNI_TEST_MONGO_URI")
+    if uri:
+        yield uri
+        return
+    server = MongoServer()
+    try:
+        yield _server_or_skip(server.start)
+    finally:
+        server.destroy()
+
+
+@pytest.fixture
+def private_mongo():
+    server = MongoServer()
+    try:
+        _server_or_skip(server.start)
+        yield server
+    finally:
+        server.destroy()
+
+
+def client_of(uri):
+    return pymongo.MongoClient(uri, serverSelectionTimeoutMS=2000, connectTimeoutMS=2000)
+
+
+@pytest.fixture
+def mongo_db(mongo_uri):
+    """(uri, database name, pymongo Database), dropped after the test."""
+    name = "omni_test_" + uuid.uuid4().hex[:12]
+    client = client_of(mongo_uri)
+    yield mongo_uri, name, client[name]
+    client.drop_database(name)
+    client.close()
+
+
+def is_ferretdb(db):
+    return "ferretdbVersion" in db.client.admin.command("buildInfo")
+
+
+def count(db, collection):
+    try:
+        return db[collection].count_documents({})
+    except pymongo.errors.PyMongoError:
+        return -1  # the server is away
+
+
+# ---------------------------------------------------------------------------
+# Pipeline
+
+
+def start_documentd(p, uri, db_name, *args, name="documentd", env=None):
+    d = p.writer(name, [f"--uri={uri}", f"--database={db_name}", *args],
+                 binary_name="documentd", env=env)
+    return d.start()
+
+
+def wait_acked(p, n, timeout=180):
+    """Until documentd acknowledged n records to ingestd (so they are written)."""
+    key = 'omni_ingestd_records_acked_total{writer="document"}'
+    wait_until(lambda: p.ingestd.metrics().get(key, 0) >= n, timeout,
+               f"{n} records acknowledged by documentd")
+
+
+def escape_key(key):
+    """docmap.h: a leading '$' -> U+FF04, '.' -> U+FF0E, NUL -> U+FFFD."""
+    if key.startswith("$"):
+        key = "\uff04" + key[1:]
+    return key.replace(".", "\uff0e").replace("\0", "\ufffd")
+
+
+def as_document(value):
+    """A msgpack value as documentd stores it, as pymongo reads it back."""
+    if isinstance(value, dict):
+        return {escape_key(k): as_document(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [as_document(v) for v in value]
+    if isinstance(value, int) and value > 2**63 - 1:
+        return float(value)
+    return value
+
+
+def expected_doc(frame):
+    """The document documentd makes of a record (docmap.h), as pymongo reads it."""
+    r = msgpack.unpackb(frame, raw=False)
+    doc = {"_id": r["id"], "kind": r["kind"], "src": r["src"], "col": r["col"],
+           "run": r["run"], "ts": EPOCH + datetime.timedelta(milliseconds=r["ts"] // 10**6),
+           "ts_ns": r["ts"], "body": as_document(r["body"])}
+    if "tags" in r:
+        doc["tags"] = as_document(r["tags"])
+    return doc
+
+
+def stored(db, collection, frame):
+    rid = msgpack.unpackb(frame, raw=False)["id"]
+    return db[collection].find_one({"_id": Binary(rid, 0)})
+
+
+def assert_stored_exactly(db, collection, frame):
+    doc = stored(db, collection, frame)
+    assert doc is not None, msgpack.unpackb(frame, raw=False)
+    expect = expected_doc(frame)
+    assert list(doc.keys()) == list(expect.keys())
+    for key, value in expect.items():
+        assert doc[key] == value, (key, doc[key], value)
+        # int64 everywhere (not int32, not double), as documented
+    assert type(doc["ts_ns"]).__name__ == "Int64"
+
+
+# ---------------------------------------------------------------------------
+# Tests
+
+
+def test_git_history_one_document_per_commit_and_no_duplicates(pipeline, workdir, mongo_db):
+    uri, name, db = mongo_db
+    repo = init_repo(os.path.join(workdir, "repo"))
+    base = 1_704_067_200  # 2024-01-01 00:00 UTC
+    commit_to(repo, "Alice", "alice@example.org", base + 3600, "+0100", "Start\n\nWith a body.",
+              {"README": "hello\nworld\n", "src/main.c": "int main;\n" * 20})
+    commit_to(repo, "Bob Ünicode", "bob@example.org", base + 7200, "-0530", "Second",
+              {"src/main.c": "int main;\n" * 18 + "changed\n", "logo.png": b"\x89PNG\0\1\2"})
+    git(repo, "checkout", "-q", "-b", "topic")
+    commit_to(repo, "Carol", "carol@example.org", base + 9000, "+0000", "On topic",
+              {"topic.txt": "t\n" * 7})
+    git(repo, "checkout", "-q", "main")
+    commit_to(repo, "Alice", "alice@example.org", base + 9500, "+0100",
+              "Quotes ' \" and \\ backslash; {\"$where\": \"1\"} a.b",
+              {"README": "hello\n"})
+    stamp = f"{base + 10000} +0100"
+    git(repo, "merge", "-q", "--no-ff", "-m", "Merge topic", "topic",
+        env={"GIT_AUTHOR_DATE": stamp, "GIT_COMMITTER_DATE": stamp})
+    git(repo, "tag", "v0.1", "HEAD~1")
+    git(repo, "tag", "-a", "-m", "Release 1", "v1.0", env={"GIT_COMMITTER_DATE": stamp})
+    src = "file://" + repo
+
+    p = pipeline(writers=("document",))
+    p.ingestd.start()
+    doc_d = start_documentd(p, uri, name, "--batch-size=3")
+    frames, commits, branches, tags = collect(repo, src)
+    assert len(commits) == 5
+    send(p.intake, frames)
+    wait_acked(p, len(frames))
+
+    # Exactly one document per commit, each equal to its record field by field
+    assert count(db, "git_commits") == len(commits)
+    by_kind = {}
+    for f in frames:
+        by_kind.setdefault(msgpack.unpackb(f, raw=False)["kind"], []).append(f)
+    for f in by_kind["git.commit"]:
+        assert_stored_exactly(db, "git_commits", f)
+    docs = {d["body"]["sha"]: d for d in db.git_commits.find()}
+    assert set(docs) == set(commits)
+    for sha, c in commits.items():
+        d = docs[sha]
+        assert d["body"] == c  # nested: parents array, files array of maps
+        assert d["kind"] == "git.commit" and d["src"] == src and d["run"] == "run-1"
+        assert d["ts"] == EPOCH + datetime.timedelta(seconds=c["committer_time"])
+    merge = [d for d in docs.values() if len(d["body"]["parents"]) == 2]
+    assert len(merge) == 1
+    assert any(f["binary"] for d in docs.values() for f in d["body"]["files"])
+    for f in by_kind["git.branch"]:
+        assert_stored_exactly(db, "git_branches", f)
+    for f in by_kind["git.tag"]:
+        assert_stored_exactly(db, "git_tags", f)
+    for f in by_kind["run.start"] + by_kind["run.end"]:
+        assert_stored_exactly(db, "runs", f)
+    assert count(db, "git_branches") == len(branches)
+    assert count(db, "git_tags") == len(tags)
+    assert count(db, "runs") == 2
+    # Indexes made at start on every collection
+    for coll in ("git_commits", "git_branches", "runs", "ci_tests", "metrics", "custom"):
+        names = set(db[coll].index_information())
+        assert {"src_1", "run_1", "ts_1"} <= names, (coll, names)
+    # Queries an analyst would run work on the stored shape
+    assert db.git_commits.count_documents({"body.author_name": "Alice"}) == 2
+    assert db.git_commits.count_documents({"src": src, "ts": {"$gte": EPOCH + datetime.timedelta(
+        seconds=base + 9000)}}) == 3
+
+    # The same records delivered again, and the history collected again in a
+    # new run: no duplicate; the run has two more documents (its own ids).
+    def snapshot():
+        return {c: count(db, c) for c in ("git_commits", "git_branches", "git_tags", "runs",
+                                         "rejected_records")}
+    before = snapshot()
+    send(p.intake, frames)
+    frames2, _, _, _ = collect(repo, src, run="run-2")
+    send(p.intake, frames2)
+    wait_acked(p, 2 * len(frames) + len(frames2))
+    assert snapshot() == dict(before, runs=4)
+    # Commits are immutable: the first run's documents stay
+    assert {d["run"] for d in db.git_commits.find()} == {"run-1"}
+    # Branches are state: the newer observation (run-2) replaced them
+    assert {d["run"] for d in db.git_branches.find()} == {"run-2"}
+    m = doc_d.metrics()
+    assert m["omni_documentd_documents_duplicate_total"] >= 2 * len(commits)
+    assert m["omni_documentd_records_rejected_total"] == 0
+    assert doc_d.health()[0] == 200
+
+
+def test_state_moves_newest_wins(pipeline, workdir, mongo_db):
+    uri, name, db = mongo_db
+    repo = init_repo(os.path.join(workdir, "repo"))
+    first = commit_to(repo, "A", "a@example.org", 1_700_000_000, "+0000", "one", {"a": "1\n"})
+    src = "file://" + repo
+    p = pipeline(writers=("document",))
+    p.ingestd.start()
+    start_documentd(p, uri, name)
+    frames, _, _, _ = collect(repo, src, now_ns=1_700_000_000 * 10**9)
+    send(p.intake, frames)
+    sent = len(frames)
+    wait_acked(p, sent)
+    assert [d["body"]["target"] for d in db.git_branches.find()] == [first]
+    second = commit_to(repo, "A", "a@example.org", 1_700_000_100, "+0000", "two", {"a": "2\n"})
+    frames, _, _, _ = collect(repo, src, run="run-2", now_ns=1_700_000_100 * 10**9)
+    send(p.intake, frames)
+    sent += len(frames)
+    wait_acked(p, sent)
+    assert [d["body"]["target"] for d in db.git_branches.find()] == [second]
+    # The first collection's branch record delivered again: older, no change
+    old, _, _, _ = collect(repo, src, now_ns=1_700_000_000 * 10**9)
+    send(p.intake, [f for f in old if msgpack.unpackb(f)["kind"] == "git.branch"])
+    sent += 1
+    wait_acked(p, sent)
+    assert [d["body"]["target"] for d in db.git_branches.find()] == [second]
+    assert count(db, "git_branches") == 1 and count(db, "git_commits") == 2
+
+    build = {"pipeline": "ci", "build_id": "42", "status": "running"}
+    send(p.intake, [make_record("ci.build", src, build, 1_700_000_200 * 10**9)])
+    done = make_record("ci.build", src, dict(build, status="success", duration=3.5,
+                                             tests={"total": 3, "failed": 0}),
+                       1_700_000_300 * 10**9)
+    send(p.intake, [done])
+    wait_acked(p, sent + 2)
+    assert count(db, "ci_builds") == 1
+    assert_stored_exactly(db, "ci_builds", done)
+
+
+def test_nested_bodies_hostile_keys_and_refused_records(pipeline, mongo_db):
+    uri, name, db = mongo_db
+    p = pipeline(writers=("document",))
+    p.ingestd.start()
+    doc_d = start_documentd(p, uri, name, "--batch-size=100")
+    body = {"deploy": {"env": "prod", "hosts": [{"name": "a", "ports": [80, 443]},
+                                                {"name": "b", "ports": []}],
+                       "meta": {"deep": {"deeper": {"deepest": [True, False, None]}}}},
+            "blob": b"\x00\x01\xfe\xff", "big": 2**64 - 1, "neg": -2**63, "pi": 3.25,
+            "$set": {"a.b": 1, "$inc": 2}, "": "empty key", "nul": "a\x00b"}
+    custom = make_record_custom("x.deploy", "svc", body, 1_700_000_000 * 10**9,
+                                tags={"team": "ops", "dotted.tag": "v"})
+    matrix = make_record_custom("x.matrix", "svc", {"rows": [[1, 2], [3]]}, 1)
+    commits = [f for _, f in synthetic_commits(20, src="r")]
+    frames = commits[:10] + [custom, matrix] + commits[10:]
+    send(p.intake, frames, batch=1000)
+    wait_acked(p, len(frames))
+    assert count(db, "git_commits") == 20
+    doc = stored(db, "custom", custom)
+    assert doc["body"]["deploy"] == body["deploy"]
+    assert doc["body"]["blob"] == body["blob"]
+    assert doc["body"]["big"] == float(2**64 - 1)  # the documented uint64 rule
+    assert doc["body"]["neg"] == -2**63 and doc["body"]["pi"] == 3.25
+    assert doc["body"]["\uff04set"] == {"a\uff0eb": 1, "\uff04inc": 2}  # escaped keys
+    assert doc["body"][""] == "empty key" and doc["body"]["nul"] == "a\x00b"
+    assert doc["tags"] == {"team": "ops", "dotted\uff0etag": "v"}
+    # Arrays directly in arrays: MongoDB stores them; FerretDB 1.x refuses
+    # them, and then the record is kept aside with the reason, the rest goes on.
+    if is_ferretdb(db):
+        assert stored(db, "custom", matrix) is None
+        rejected = stored(db, "rejected_records", matrix)
+        assert rejected["collection"] == "custom" and "nested arrays" in rejected["error"]
+        assert msgpack.unpackb(rejected["record"], raw=False) == msgpack.unpackb(matrix,
+                                                                                 raw=False)
+        assert doc_d.metrics()["omni_documentd_records_rejected_total"] == 1
+    else:
+        assert stored(db, "custom", matrix)["body"] == {"rows": [[1, 2], [3]]}
+    assert doc_d.health()[0] == 200
+
+
+def make_record_custom(kind, src, body, ts, tags=None):
+    rec = {"v": 1, "id": record_id(kind, src, [body]), "kind": kind, "src": src, "col": "test",
+           "run": "run-1", "ts": ts, "body": body}
+    if tags:
+        rec["tags"] = tags
+    return msgpack.packb(rec, use_bin_type=True)
+
+
+def _stream_and_check(p, db, n, disrupt):
+    """Sends n commits in two halves, calls disrupt() once about 1/5 are stored,
+    sends the rest during the disruption, then checks every record is stored once."""
+    records = synthetic_commits(n, src="stream", files=2)
+    frames = [f for _, f in records]
+    sender = threading.Thread(target=send, args=(p.intake, frames[:n // 2]))
+    sender.start()
+    wait_until(lambda: count(db, "git_commits") >= n // 5, 180, "first records stored")
+    disrupt(lambda: send(p.intake, frames[n // 2:]))
+    sender.join()
+    wait_until(lambda: count(db, "git_commits") == n, 300, f"{n} commits stored")
+    shas = [d["body"]["sha"] for d in db.git_commits.find({}, {"body.sha": 1})]
+    assert len(shas) == n and set(shas) == {sha for sha, _ in records}
+    assert count(db, "rejected_records") == 0
+    # And each is the record, field by field (a sample, plus both ends)
+    for i in list(range(0, n, max(1, n // 50))) + [n - 1]:
+        assert_stored_exactly(db, "git_commits", frames[i])
+
+
+def test_mongodb_killed_20s_mid_stream(pipeline, private_mongo):
+    uri = private_mongo.uri
+    client = client_of(uri)
+    db = client["omni_outage"]
+    p = pipeline(writers=("document",))
+    p.ingestd.start()
+    doc_d = start_documentd(p, uri, "omni_outage", "--batch-size=500", "--retry-max=1s")
+    wait_until(lambda: doc_d.health()[0] == 200, 30, "documentd healthy")
+
+    def outage(send_rest):
+        private_mongo.kill()
+        killed = time.monotonic()
+        send_rest()  # ingestd journals them meanwhile
+        wait_until(lambda: doc_d.health()[0] == 503, 30, "/health failing while MongoDB is down")
+        time.sleep(max(0.0, 20 - (time.monotonic() - killed)))  # the outage itself
+        assert private_mongo.start() == uri  # same data, same port
+
+    _stream_and_check(p, db, 10_000, outage)
+    m = doc_d.metrics()
+    assert m["omni_documentd_store_retries_total"] > 0
+    try:
+        wait_until(lambda: doc_d.health()[0] == 200, 30, "/health recovered")
+    except AssertionError:
+        raise AssertionError(f"{doc_d.health()}\n{doc_d.log()[-5000:]}")
+    client.close()
+
+
+def test_documentd_kill9_mid_stream(pipeline, mongo_db):
+    uri, name, db = mongo_db
+    p = pipeline(writers=("document",))
+    p.ingestd.start()
+    doc_d = start_documentd(p, uri, name, "--batch-size=500")
+
+    def crash(send_rest):
+        doc_d.kill9()
+        send_rest()
+        doc_d.start()
+
+    _stream_and_check(p, db, 10_000, crash)
+
+
+def test_config_errors_and_credentials_never_logged(pipeline):
+    p = pipeline(writers=("document",))
+    secret = f"mongodb://omni:hunter2-pw@127.0.0.1:{free_port()}/?authSource=admin"
+    d = p.writer("documentd", [], binary_name="documentd",
+                 env={"OMNI_DOCUMENTD_URI": secret})
+    d.start()
+    wait_until(lambda: "mongodb.unreachable" in d.log(), 30, "unreachable server logged")
+    status, text = d.health()
+    assert status == 503 and "hunter2-pw" not in text
+    d.proc.send_signal(signal.SIGTERM)
+    assert d.proc.wait(30) == 0  # drains even with the server away
+    log = d.log()
+    assert "hunter2-pw" not in log
+    assert "omni:***@127.0.0.1" in log
+    binary = d.args[0]
+    for args, key in ((["--write-concern=0"], "documentd.write_concern"),
+                      (["--uri=http://x"], "documentd.uri"),
+                      (["--database=a.b"], "documentd.database"),
+                      (["--batch-size=0"], "documentd.batch_size"),
+                      (["--no-such-key=1"], "no-such-key")):
+        out = subprocess.run([binary, *args, "--http="], capture_output=True, text=True,
+                             timeout=30)
+        assert out.returncode == 2 and key.replace("-", "_") in out.stderr.replace("-", "_"), \
+            (args, out.returncode, out.stderr)
