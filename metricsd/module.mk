@@ -5,12 +5,9 @@ METRICSD_SQL := $(wildcard metricsd/sql/*.sql)
 # classes' own files (as everywhere): the daemon links it too.
 METRICSD_CLASSES := metricsd/derive.c metricsd/tsschema.c metricsd/pointstore.c \
                     metricsd/sql.c metricsd/testrec.c
-# The host collector's class is tested here until collectord's own
-# self-test lists it (collectord/module.mk is not metricsd's).
-METRICSD_TEST_CLASSES := collectord/host.c
 
 $(call obj,metricsd/sql.c): $(METRICSD_SQL)
 $(call obj,metricsd/sql.c): CFLAGS += -Wa,-I$(CURDIR)
 
 $(eval $(call program,metricsd,metricsd/main.c $(METRICSD_CLASSES),))
-$(eval $(call selftest,metricsd-selftest,metricsd/selftest.c $(METRICSD_CLASSES) $(METRICSD_TEST_CLASSES),))
+$(eval $(call selftest,metricsd-selftest,metricsd/selftest.c $(METRICSD_CLASSES),))

@@ -2,10 +2,10 @@
 checked against /proc read by the test around the same moment.
 
 The host collector's class (collectord/host.c) is tested exactly by
-metricsd-selftest (parsers and arithmetic on fixed /proc texts, a live
+collectord-selftest (parsers and arithmetic on fixed /proc texts, a live
 snapshot bracketed by the test's own readings, host_run through a real intake
-client). This test needs the `host` mode registered in collectord, with the
-keys interval, samples and hostname; it is skipped until then."""
+client). This test needs the `host` mode of collectord, with the keys
+interval, samples and hostname; it is skipped without it."""
 import os
 import subprocess
 
