@@ -1,0 +1,1179 @@
+/*  builds: CI build history (GitHub Actions, GitLab, Jenkins JSON exports)
+    into ci.build records, with jansson.                                    */
+#include "builds.h"
+#include "fake_ingestd.h"
+#include "log.h"
+#include "selftest.h"
+#include "util.h"
+
+#include <assert.h>
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+//  Settings from the config (section collectord)
+static struct {
+    char *pipeline;
+    char *source;
+} s_settings;
+
+static const config_option_t s_options[] = {
+    {"pipeline", CONFIG_STRING, NULL,
+     "builds, junit: the pipeline name (builds: of GitLab pipelines, whose export has none; "
+     "default the project path)",
+     &s_settings.pipeline},
+    {"source", CONFIG_STRING, NULL,
+     "the records' src; builds default: the project of the first build (github.com/O/R ...)",
+     &s_settings.source},
+    {NULL}};
+
+//  ---------------------------------------------------------------------------
+//  Times
+
+static int
+s_digits (const char **p, int n, int *out)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++, (*p)++) {
+        if (!isdigit ((unsigned char) **p))
+            return -1;
+        v = v * 10 + (**p - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+int
+builds_parse_time (const char *text, int64_t *ns)
+{
+    if (!text)
+        return -1;
+    const char *p = text;
+    while (*p == ' ')
+        p++;
+    int year, mon, day, hour = 0, min = 0, sec = 0;
+    if (s_digits (&p, 4, &year) || *p++ != '-' || s_digits (&p, 2, &mon) || *p++ != '-'
+        || s_digits (&p, 2, &day))
+        return -1;
+    int64_t frac_ns = 0;
+    if (*p == 'T' || *p == 't' || *p == ' ') {
+        p++;
+        if (s_digits (&p, 2, &hour) || *p++ != ':' || s_digits (&p, 2, &min))
+            return -1;
+        if (*p == ':') {
+            p++;
+            if (s_digits (&p, 2, &sec))
+                return -1;
+            if (*p == '.' || *p == ',') {
+                p++;
+                int64_t scale = 100000000;
+                if (!isdigit ((unsigned char) *p))
+                    return -1;
+                for (; isdigit ((unsigned char) *p); p++) {
+                    frac_ns += (*p - '0') * scale;
+                    scale /= 10;
+                }
+            }
+        }
+    }
+    int offset = 0;
+    if (*p == 'Z' || *p == 'z')
+        p++;
+    else if (*p == '+' || *p == '-') {
+        int sign = *p++ == '-' ? -1 : 1, oh, om = 0;
+        if (s_digits (&p, 2, &oh))
+            return -1;
+        if (*p == ':')
+            p++;
+        if (isdigit ((unsigned char) *p) && s_digits (&p, 2, &om))
+            return -1;
+        offset = sign * (oh * 60 + om);
+    }
+    while (*p == ' ')
+        p++;
+    if (*p || mon < 1 || mon > 12 || day < 1 || day > 31 || hour > 23 || min > 59 || sec > 60)
+        return -1;
+    struct tm tm = {0};
+    tm.tm_year = year - 1900;
+    tm.tm_mon = mon - 1;
+    tm.tm_mday = day;
+    tm.tm_hour = hour;
+    tm.tm_min = min;
+    tm.tm_sec = sec;
+    *ns = ((int64_t) timegm (&tm) - (int64_t) offset * 60) * 1000000000 + frac_ns;
+    return 0;
+}
+
+//  ---------------------------------------------------------------------------
+//  Packing
+
+static void
+s_pack_str (msgpack_packer *pk, const char *s)
+{
+    size_t len = strlen (s);
+    msgpack_pack_str (pk, len);
+    msgpack_pack_str_body (pk, s, len);
+}
+
+void
+builds_pack (msgpack_packer *pk, const builds_build_t *b)
+{
+    size_t n = 3 + (b->system != NULL) + (b->branch != NULL) + (b->sha != NULL)
+             + (b->trigger != NULL) + (b->started != BUILDS_NO_TIME)
+             + (b->finished != BUILDS_NO_TIME) + (b->duration >= 0) + (b->tests != NULL);
+    msgpack_pack_map (pk, n);
+    s_pack_str (pk, "pipeline");
+    s_pack_str (pk, b->pipeline);
+    s_pack_str (pk, "build_id");
+    s_pack_str (pk, b->build_id);
+    s_pack_str (pk, "status");
+    s_pack_str (pk, b->status);
+    if (b->system) {
+        s_pack_str (pk, "system");
+        s_pack_str (pk, b->system);
+    }
+    if (b->branch) {
+        s_pack_str (pk, "branch");
+        s_pack_str (pk, b->branch);
+    }
+    if (b->sha) {
+        s_pack_str (pk, "sha");
+        s_pack_str (pk, b->sha);
+    }
+    if (b->started != BUILDS_NO_TIME) {
+        s_pack_str (pk, "started");
+        msgpack_pack_int64 (pk, b->started);
+    }
+    if (b->finished != BUILDS_NO_TIME) {
+        s_pack_str (pk, "finished");
+        msgpack_pack_int64 (pk, b->finished);
+    }
+    if (b->duration >= 0) {
+        s_pack_str (pk, "duration");
+        msgpack_pack_double (pk, b->duration);
+    }
+    if (b->trigger) {
+        s_pack_str (pk, "trigger");
+        s_pack_str (pk, b->trigger);
+    }
+    if (b->tests) {
+        s_pack_str (pk, "tests");
+        msgpack_pack_map (pk, 5);
+        s_pack_str (pk, "total");
+        msgpack_pack_uint64 (pk, b->tests->total);
+        s_pack_str (pk, "passed");
+        msgpack_pack_uint64 (pk, b->tests->passed);
+        s_pack_str (pk, "failed");
+        msgpack_pack_uint64 (pk, b->tests->failed);
+        s_pack_str (pk, "error");
+        msgpack_pack_uint64 (pk, b->tests->error);
+        s_pack_str (pk, "skipped");
+        msgpack_pack_uint64 (pk, b->tests->skipped);
+    }
+}
+
+//  ---------------------------------------------------------------------------
+//  JSON helpers
+
+//  A non-empty string member, or NULL.
+static const char *
+s_str (json_t *obj, const char *key)
+{
+    json_t *v = json_object_get (obj, key);
+    const char *s = json_is_string (v) ? json_string_value (v) : NULL;
+    return s && *s ? s : NULL;
+}
+
+//  A string or integer member as text into `buf`; NULL when absent.
+static const char *
+s_id (json_t *obj, const char *key, char *buf, size_t size)
+{
+    json_t *v = json_object_get (obj, key);
+    if (json_is_integer (v)) {
+        snprintf (buf, size, "%" JSON_INTEGER_FORMAT, json_integer_value (v));
+        return buf;
+    }
+    if (json_is_string (v) && *json_string_value (v)) {
+        snprintf (buf, size, "%s", json_string_value (v));
+        return buf;
+    }
+    return NULL;
+}
+
+static int64_t
+s_time (json_t *obj, const char *key)
+{
+    int64_t ns;
+    const char *s = s_str (obj, key);
+    return s && builds_parse_time (s, &ns) == 0 ? ns : BUILDS_NO_TIME;
+}
+
+//  "https://host/a/b/-/pipelines/3" with `cut` "/-/" -> "host/a/b" in buf.
+static const char *
+s_project_from_url (const char *url, const char *cut, char *buf, size_t size)
+{
+    if (!url)
+        return NULL;
+    const char *start = strstr (url, "://");
+    start = start ? start + 3 : url;
+    const char *end = cut ? strstr (start, cut) : NULL;
+    size_t len = end ? (size_t) (end - start) : strlen (start);
+    while (len && start[len - 1] == '/')
+        len--;
+    if (!len)
+        return NULL;
+    snprintf (buf, size, "%.*s", (int) len, start);
+    return buf;
+}
+
+//  ---------------------------------------------------------------------------
+//  GitHub Actions: a workflow run
+
+static const char *
+s_github_status (const char *status, const char *conclusion)
+{
+    if (status && strcmp (status, "completed") != 0)
+        return "other";
+    if (!conclusion)
+        return "other";
+    if (strcmp (conclusion, "success") == 0)
+        return "success";
+    if (strcmp (conclusion, "failure") == 0 || strcmp (conclusion, "timed_out") == 0
+        || strcmp (conclusion, "startup_failure") == 0)
+        return "failure";
+    if (strcmp (conclusion, "cancelled") == 0)
+        return "cancelled";
+    return "other";
+}
+
+static const char *
+s_trigger (const char *word)
+{
+    if (!word)
+        return NULL;
+    static const char *map[][2] = {
+        {"workflow_dispatch", "manual"}, {"web", "manual"},
+        {"pull_request_target", "pull_request"}, {"merge_request_event", "pull_request"},
+        {"external_pull_request_event", "pull_request"}, {NULL, NULL}};
+    for (size_t i = 0; map[i][0]; i++)
+        if (strcmp (word, map[i][0]) == 0)
+            return map[i][1];
+    return word;
+}
+
+static int
+s_github_run (json_t *run, builds_fn *fn, void *arg, int64_t *count)
+{
+    char id[64], path[256], project[512];
+    builds_build_t b = {"github", NULL, NULL, NULL, NULL, NULL, NULL, BUILDS_NO_TIME,
+                        BUILDS_NO_TIME, -1, NULL, BUILDS_NO_TIME, NULL};
+    b.build_id = s_id (run, "id", id, sizeof id);
+    if (!b.build_id) {
+        log_warn ("builds.skipped", "system=github reason=\"a workflow run without an id\"");
+        return 0;
+    }
+    b.pipeline = s_str (run, "name");
+    if (!b.pipeline)
+        b.pipeline = s_str (run, "path");
+    if (!b.pipeline) {
+        char wid[64];
+        if (s_id (run, "workflow_id", wid, sizeof wid))
+            snprintf (path, sizeof path, "workflow-%s", wid);
+        else
+            snprintf (path, sizeof path, "workflow");
+        b.pipeline = path;
+    }
+    const char *status = s_str (run, "status");
+    b.status = s_github_status (status, s_str (run, "conclusion"));
+    b.branch = s_str (run, "head_branch");
+    b.sha = s_str (run, "head_sha");
+    b.trigger = s_trigger (s_str (run, "event"));
+    b.started = s_time (run, "run_started_at");
+    if (b.started == BUILDS_NO_TIME)
+        b.started = s_time (run, "created_at");
+    int64_t updated = s_time (run, "updated_at");
+    if (status && strcmp (status, "completed") == 0)
+        b.finished = updated;
+    if (b.started != BUILDS_NO_TIME && b.finished != BUILDS_NO_TIME && b.finished >= b.started)
+        b.duration = (double) (b.finished - b.started) / 1e9;
+    b.ts = updated != BUILDS_NO_TIME ? updated : b.started;
+    json_t *repo = json_object_get (run, "repository");
+    b.project = s_project_from_url (s_str (repo, "html_url"), NULL, project, sizeof project);
+    if (!b.project)
+        b.project = s_project_from_url (s_str (run, "html_url"), "/actions/", project,
+                                        sizeof project);
+    if (!b.project && s_str (repo, "full_name")) {
+        snprintf (project, sizeof project, "github.com/%s", s_str (repo, "full_name"));
+        b.project = project;
+    }
+    (*count)++;
+    return fn (arg, &b);
+}
+
+//  ---------------------------------------------------------------------------
+//  GitLab: a pipeline
+
+static const char *
+s_gitlab_status (const char *status)
+{
+    if (!status)
+        return "other";
+    if (strcmp (status, "success") == 0)
+        return "success";
+    if (strcmp (status, "failed") == 0)
+        return "failure";
+    if (strcmp (status, "canceled") == 0 || strcmp (status, "canceling") == 0
+        || strcmp (status, "cancelled") == 0)
+        return "cancelled";
+    return "other";
+}
+
+static bool
+s_gitlab_finished (const char *status)
+{
+    return status && (strcmp (status, "success") == 0 || strcmp (status, "failed") == 0
+                      || strcmp (status, "canceled") == 0 || strcmp (status, "skipped") == 0);
+}
+
+static int
+s_gitlab_pipeline (json_t *pl, const char *pipeline, builds_fn *fn, void *arg, int64_t *count)
+{
+    char id[64], name[512], project[512];
+    builds_build_t b = {"gitlab", NULL, NULL, NULL, NULL, NULL, NULL, BUILDS_NO_TIME,
+                        BUILDS_NO_TIME, -1, NULL, BUILDS_NO_TIME, NULL};
+    b.build_id = s_id (pl, "id", id, sizeof id);
+    if (!b.build_id) {
+        log_warn ("builds.skipped", "system=gitlab reason=\"a pipeline without an id\"");
+        return 0;
+    }
+    b.project = s_project_from_url (s_str (pl, "web_url"), "/-/", project, sizeof project);
+    b.pipeline = s_str (pl, "name");
+    if (!b.pipeline)
+        b.pipeline = pipeline;
+    if (!b.pipeline && b.project) {
+        //  The project path: the URL after the host
+        const char *slash = strchr (b.project, '/');
+        b.pipeline = slash ? slash + 1 : b.project;
+    }
+    if (!b.pipeline) {
+        char pid[64];
+        if (s_id (pl, "project_id", pid, sizeof pid))
+            snprintf (name, sizeof name, "project-%s", pid);
+        else
+            snprintf (name, sizeof name, "pipeline");
+        b.pipeline = name;
+    }
+    const char *status = s_str (pl, "status");
+    b.status = s_gitlab_status (status);
+    b.branch = s_str (pl, "ref");
+    b.sha = s_str (pl, "sha");
+    b.trigger = s_trigger (s_str (pl, "source"));
+    b.started = s_time (pl, "started_at");
+    if (b.started == BUILDS_NO_TIME)
+        b.started = s_time (pl, "created_at");
+    int64_t updated = s_time (pl, "updated_at");
+    b.finished = s_time (pl, "finished_at");
+    if (b.finished == BUILDS_NO_TIME && s_gitlab_finished (status))
+        b.finished = updated;
+    json_t *duration = json_object_get (pl, "duration");
+    if (json_is_number (duration))
+        b.duration = json_number_value (duration);
+    else if (b.started != BUILDS_NO_TIME && b.finished != BUILDS_NO_TIME
+             && b.finished >= b.started)
+        b.duration = (double) (b.finished - b.started) / 1e9;
+    b.ts = updated != BUILDS_NO_TIME ? updated : b.started;
+    (*count)++;
+    return fn (arg, &b);
+}
+
+//  ---------------------------------------------------------------------------
+//  Jenkins: a build of a job
+
+static const char *
+s_jenkins_status (json_t *build)
+{
+    if (json_is_true (json_object_get (build, "building")))
+        return "other";
+    const char *result = s_str (build, "result");
+    if (!result)
+        return "other";
+    if (strcmp (result, "SUCCESS") == 0)
+        return "success";
+    if (strcmp (result, "FAILURE") == 0 || strcmp (result, "UNSTABLE") == 0)
+        return "failure";
+    if (strcmp (result, "ABORTED") == 0)
+        return "cancelled";
+    return "other";
+}
+
+//  The job's full name from a build or job URL: /job/a/job/b/12/ -> a/b
+static const char *
+s_jenkins_name_from_url (const char *url, char *buf, size_t size)
+{
+    if (!url || size == 0)
+        return NULL;
+    size_t used = 0;
+    const char *p = url;
+    buf[0] = 0;
+    while ((p = strstr (p, "/job/"))) {
+        p += 5;
+        if (used && used + 1 < size)
+            buf[used++] = '/';
+        for (; *p && *p != '/' && used + 1 < size; p++) {
+            //  Job names are percent-encoded in URLs
+            if (*p == '%' && isxdigit ((unsigned char) p[1]) && isxdigit ((unsigned char) p[2])) {
+                char hex[3] = {p[1], p[2], 0};
+                buf[used++] = (char) strtol (hex, NULL, 16);
+                p += 2;
+            }
+            else
+                buf[used++] = *p;
+        }
+        buf[used] = 0;
+    }
+    return used ? buf : NULL;
+}
+
+static const char *
+s_jenkins_trigger (json_t *build)
+{
+    json_t *actions = json_object_get (build, "actions"), *action;
+    size_t i;
+    json_array_foreach (actions, i, action) {
+        json_t *causes = json_object_get (action, "causes"), *cause;
+        size_t j;
+        json_array_foreach (causes, j, cause) {
+            const char *cls = s_str (cause, "_class");
+            if (!cls)
+                continue;
+            if (strstr (cls, "UserIdCause") || strstr (cls, "UserCause"))
+                return "manual";
+            if (strstr (cls, "TimerTrigger"))
+                return "schedule";
+            if (strstr (cls, "PullRequest") || strstr (cls, "PRCause")
+                || strstr (cls, "ChangeRequest"))
+                return "pull_request";
+            if (strstr (cls, "SCMTrigger") || strstr (cls, "PushCause")
+                || strstr (cls, "BranchEventCause") || strstr (cls, "BranchIndexingCause"))
+                return "push";
+            if (strstr (cls, "UpstreamCause"))
+                return "upstream";
+            if (strstr (cls, "RemoteCause"))
+                return "api";
+        }
+    }
+    return NULL;
+}
+
+//  Branch and sha from the git plugin's BuildData action.
+static void
+s_jenkins_revision (json_t *build, const char **branch, const char **sha)
+{
+    json_t *actions = json_object_get (build, "actions"), *action;
+    size_t i;
+    json_array_foreach (actions, i, action) {
+        json_t *rev = json_object_get (action, "lastBuiltRevision");
+        if (!json_is_object (rev))
+            continue;
+        *sha = s_str (rev, "SHA1");
+        json_t *branches = json_object_get (rev, "branch");
+        const char *name = s_str (json_array_get (branches, 0), "name");
+        if (name) {
+            static const char *prefixes[] = {"refs/remotes/origin/", "refs/heads/",
+                                             "origin/", NULL};
+            for (size_t k = 0; prefixes[k]; k++)
+                if (strncmp (name, prefixes[k], strlen (prefixes[k])) == 0) {
+                    name += strlen (prefixes[k]);
+                    break;
+                }
+            *branch = *name ? name : NULL;
+        }
+        return;
+    }
+}
+
+static int
+s_jenkins_build (json_t *build, json_t *job, const char *pipeline, builds_fn *fn, void *arg,
+                 int64_t *count)
+{
+    char id[64], name[512], project[512];
+    builds_build_t b = {"jenkins", NULL, NULL, NULL, NULL, NULL, NULL, BUILDS_NO_TIME,
+                        BUILDS_NO_TIME, -1, NULL, BUILDS_NO_TIME, NULL};
+    b.build_id = s_id (build, "id", id, sizeof id);
+    if (!b.build_id)
+        b.build_id = s_id (build, "number", id, sizeof id);
+    if (!b.build_id) {
+        log_warn ("builds.skipped", "system=jenkins reason=\"a build without id or number\"");
+        return 0;
+    }
+    b.pipeline = s_str (job, "fullName");
+    if (!b.pipeline)
+        b.pipeline = s_jenkins_name_from_url (s_str (job, "url"), name, sizeof name);
+    if (!b.pipeline)
+        b.pipeline = s_jenkins_name_from_url (s_str (build, "url"), name, sizeof name);
+    if (!b.pipeline)
+        b.pipeline = s_str (job, "name");
+    if (!b.pipeline) {
+        //  "job #12"
+        const char *full = s_str (build, "fullDisplayName");
+        const char *hash = full ? strstr (full, " #") : NULL;
+        if (hash && hash > full) {
+            snprintf (name, sizeof name, "%.*s", (int) (hash - full), full);
+            b.pipeline = name;
+        }
+    }
+    if (!b.pipeline)
+        b.pipeline = pipeline ? pipeline : "jenkins";
+    b.status = s_jenkins_status (build);
+    s_jenkins_revision (build, &b.branch, &b.sha);
+    b.trigger = s_jenkins_trigger (build);
+    json_t *ts = json_object_get (build, "timestamp");
+    if (json_is_integer (ts))
+        b.started = json_integer_value (ts) * 1000000;
+    json_t *duration = json_object_get (build, "duration");
+    if (!json_is_true (json_object_get (build, "building")) && json_is_integer (duration)
+        && b.started != BUILDS_NO_TIME) {
+        b.duration = (double) json_integer_value (duration) / 1000.0;
+        b.finished = b.started + json_integer_value (duration) * 1000000;
+    }
+    b.ts = b.finished != BUILDS_NO_TIME ? b.finished : b.started;
+    //  The job URL: the build's without its number
+    const char *url = s_str (job, "url");
+    if (url)
+        b.project = s_project_from_url (url, NULL, project, sizeof project);
+    else if ((url = s_str (build, "url"))) {
+        s_project_from_url (url, NULL, project, sizeof project);
+        char *slash = strrchr (project, '/');
+        if (slash && slash > project)
+            *slash = 0;
+        b.project = project;
+    }
+    (*count)++;
+    return fn (arg, &b);
+}
+
+static int s_value (json_t *value, const char *pipeline, builds_fn *fn, void *arg,
+                    int64_t *count, int depth);
+
+//  A Jenkins job (or folder) object: its builds, then its jobs.
+static int
+s_jenkins_job (json_t *job, const char *pipeline, builds_fn *fn, void *arg, int64_t *count,
+               int depth)
+{
+    json_t *builds = json_object_get (job, "builds"), *build;
+    size_t i;
+    json_array_foreach (builds, i, build) {
+        int rc = s_jenkins_build (build, job, pipeline, fn, arg, count);
+        if (rc)
+            return rc;
+    }
+    json_t *jobs = json_object_get (job, "jobs"), *sub;
+    json_array_foreach (jobs, i, sub) {
+        int rc = s_value (sub, pipeline, fn, arg, count, depth + 1);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+//  ---------------------------------------------------------------------------
+//  Shapes
+
+typedef enum { S_UNKNOWN, S_GITHUB, S_GITLAB, S_JENKINS_BUILD, S_JENKINS_JOB } s_shape_t;
+
+static s_shape_t
+s_shape (json_t *obj)
+{
+    if (!json_is_object (obj))
+        return S_UNKNOWN;
+    if (json_object_get (obj, "builds") || json_object_get (obj, "jobs"))
+        return S_JENKINS_JOB;
+    if (json_object_get (obj, "conclusion") || json_object_get (obj, "run_number")
+        || json_object_get (obj, "workflow_id") || json_object_get (obj, "head_sha"))
+        return S_GITHUB;
+    if (json_object_get (obj, "result") || json_object_get (obj, "building")
+        || (json_object_get (obj, "number") && json_object_get (obj, "timestamp")))
+        return S_JENKINS_BUILD;
+    if (json_object_get (obj, "ref") && json_object_get (obj, "status")
+        && json_object_get (obj, "id"))
+        return S_GITLAB;
+    return S_UNKNOWN;
+}
+
+static int
+s_value (json_t *value, const char *pipeline, builds_fn *fn, void *arg, int64_t *count,
+         int depth)
+{
+    if (depth > 16)
+        return 0;
+    json_t *runs = json_object_get (value, "workflow_runs"), *item;
+    size_t i;
+    if (json_is_array (runs)) {
+        json_array_foreach (runs, i, item) {
+            int rc = s_github_run (item, fn, arg, count);
+            if (rc)
+                return rc;
+        }
+        return 0;
+    }
+    if (json_is_array (value)) {
+        json_array_foreach (value, i, item) {
+            int rc = s_value (item, pipeline, fn, arg, count, depth + 1);
+            if (rc)
+                return rc;
+        }
+        return 0;
+    }
+    switch (s_shape (value)) {
+        case S_GITHUB:
+            return s_github_run (value, fn, arg, count);
+        case S_GITLAB:
+            return s_gitlab_pipeline (value, pipeline, fn, arg, count);
+        case S_JENKINS_BUILD:
+            return s_jenkins_build (value, NULL, pipeline, fn, arg, count);
+        case S_JENKINS_JOB:
+            return s_jenkins_job (value, pipeline, fn, arg, count, depth);
+        default:
+            log_warn ("builds.unknown", "reason=\"not a GitHub run, GitLab pipeline or Jenkins "
+                                        "build\" depth=%d",
+                      depth);
+            return 0;
+    }
+}
+
+//  Whole files are read: API exports are small (a page of 100 runs is a
+//  few hundred KiB).
+static char *
+s_slurp (const char *path, size_t *size, char *error, size_t error_size)
+{
+    FILE *f = fopen (path, "rb");
+    if (!f) {
+        snprintf (error, error_size, "%s: %s", path, strerror (errno));
+        return NULL;
+    }
+    size_t cap = 1 << 16, len = 0;
+    char *buf = malloc (cap);
+    assert (buf);
+    size_t n;
+    while ((n = fread (buf + len, 1, cap - len, f)) > 0) {
+        len += n;
+        if (len == cap) {
+            cap *= 2;
+            buf = realloc (buf, cap);
+            assert (buf);
+        }
+    }
+    bool failed = ferror (f);
+    fclose (f);
+    if (failed) {
+        snprintf (error, error_size, "%s: read error", path);
+        free (buf);
+        return NULL;
+    }
+    *size = len;
+    return buf;
+}
+
+int64_t
+builds_read_file (const char *path, const char *pipeline, builds_fn *fn, void *arg,
+                  char *error, size_t error_size)
+{
+    size_t size;
+    char *data = s_slurp (path, &size, error, error_size);
+    if (!data)
+        return -1;
+    int64_t count = 0;
+    size_t off = 0;
+    int line = 1, values = 0;
+    int rc = 0;
+    while (rc == 0) {
+        while (off < size && isspace ((unsigned char) data[off])) {
+            if (data[off] == '\n')
+                line++;
+            off++;
+        }
+        if (off == size)
+            break;
+        json_error_t jerr;
+        json_t *value = json_loadb (data + off, size - off,
+                                    JSON_DISABLE_EOF_CHECK | JSON_DECODE_ANY, &jerr);
+        if (!value) {
+            snprintf (error, error_size, "%s:%d: %s", path, line + jerr.line - 1, jerr.text);
+            free (data);
+            return -1;
+        }
+        values++;
+        rc = s_value (value, pipeline, fn, arg, &count, 0);
+        json_decref (value);
+        size_t used = (size_t) jerr.position;
+        if (used == 0 || used > size - off)
+            break;
+        for (size_t i = off; i < off + used; i++)
+            line += data[i] == '\n';
+        off += used;
+    }
+    free (data);
+    if (values == 0) {
+        snprintf (error, error_size, "%s: empty file", path);
+        return -1;
+    }
+    return count;
+}
+
+//  ---------------------------------------------------------------------------
+//  The collector
+
+typedef struct {
+    char **files;
+    size_t nfiles;
+    char *target;    //  the first file's absolute path
+    char *src;
+    char *pipeline;
+} s_builds_t;
+
+static void s_close (void **self_p);
+
+static int
+s_first_project (void *arg, const builds_build_t *b)
+{
+    char **project = (char **) arg;
+    if (b->project) {
+        *project = strdup (b->project);
+        return 1;
+    }
+    return 0;
+}
+
+static void *
+s_open (const collector_env_t *env, char *error, size_t size)
+{
+    if (env->nargs == 0) {
+        snprintf (error, size, "no file: name one or more JSON exports");
+        return NULL;
+    }
+    s_builds_t *self = calloc (1, sizeof *self);
+    assert (self);
+    self->files = calloc (env->nargs, sizeof (char *));
+    for (size_t i = 0; i < env->nargs; i++) {
+        FILE *f = fopen (env->args[i], "rb");
+        if (!f) {
+            snprintf (error, size, "cannot read %s: %s", env->args[i], strerror (errno));
+            s_close ((void **) &self);
+            return NULL;
+        }
+        fclose (f);
+        self->files[self->nfiles++] = strdup (env->args[i]);
+    }
+    self->target = realpath (self->files[0], NULL);
+    if (!self->target)
+        self->target = strdup (self->files[0]);
+    self->pipeline = s_settings.pipeline && *s_settings.pipeline ? strdup (s_settings.pipeline)
+                                                                 : NULL;
+    if (s_settings.source && *s_settings.source)
+        self->src = strdup (s_settings.source);
+    for (size_t i = 0; !self->src && i < self->nfiles; i++) {
+        char ignored[512];
+        builds_read_file (self->files[i], self->pipeline, s_first_project, &self->src, ignored,
+                          sizeof ignored);
+    }
+    if (!self->src)
+        self->src = strdup (self->target);
+    return self;
+}
+
+static void
+s_close (void **self_p)
+{
+    s_builds_t *self = (s_builds_t *) *self_p;
+    if (!self)
+        return;
+    for (size_t i = 0; i < self->nfiles; i++)
+        free (self->files[i]);
+    free (self->files);
+    free (self->target);
+    free (self->src);
+    free (self->pipeline);
+    free (self);
+    *self_p = NULL;
+}
+
+static const char *
+s_source (void *handle)
+{
+    return ((s_builds_t *) handle)->src;
+}
+
+static const char *
+s_target (void *handle)
+{
+    return ((s_builds_t *) handle)->target;
+}
+
+static void
+s_pack_config (void *handle, msgpack_packer *pk)
+{
+    s_builds_t *self = (s_builds_t *) handle;
+    msgpack_pack_map (pk, 1 + (self->pipeline != NULL));
+    s_pack_str (pk, "files");
+    msgpack_pack_array (pk, self->nfiles);
+    for (size_t i = 0; i < self->nfiles; i++)
+        s_pack_str (pk, self->files[i]);
+    if (self->pipeline) {
+        s_pack_str (pk, "pipeline");
+        s_pack_str (pk, self->pipeline);
+    }
+}
+
+typedef struct {
+    session_t *session;
+    uint64_t sent, invalid;
+    bool broken;
+} s_send_t;
+
+static int
+s_send (void *arg, const builds_build_t *b)
+{
+    s_send_t *ctx = (s_send_t *) arg;
+    int64_t ts = b->ts != BUILDS_NO_TIME ? b->ts : util_now_ns ();
+    builds_pack (session_record (ctx->session, "ci.build", ts), b);
+    int rc = session_send (ctx->session);
+    if (rc > 0) {
+        log_error ("builds.unsendable", "pipeline=\"%s\" build_id=\"%s\" reason=\"%s\"",
+                   b->pipeline, b->build_id, session_detail (ctx->session));
+        ctx->invalid++;
+        return 0;
+    }
+    if (rc < 0) {
+        ctx->broken = true;
+        return -1;
+    }
+    ctx->sent++;
+    return 0;
+}
+
+static int
+s_collect (void *handle, session_t *session, char *error, size_t size)
+{
+    s_builds_t *self = (s_builds_t *) handle;
+    s_send_t ctx = {session, 0, 0, false};
+    size_t failed = 0;
+    char first_error[512] = "";
+    progress_t *progress = session_progress (session);
+    progress_start (progress, "build files", self->nfiles);
+    for (size_t i = 0; i < self->nfiles && !ctx.broken; i++) {
+        char err[512];
+        int64_t n = builds_read_file (self->files[i], self->pipeline, s_send, &ctx, err,
+                                      sizeof err);
+        if (n < 0 && !ctx.broken) {
+            log_error ("builds.file_failed", "error=\"%s\"", err);
+            if (!failed++)
+                snprintf (first_error, sizeof first_error, "%s", err);
+        }
+        else if (n == 0)
+            log_warn ("builds.file_empty", "path=\"%s\" reason=\"no GitHub run, GitLab "
+                                           "pipeline or Jenkins build in it\"",
+                      self->files[i]);
+        progress_update (progress, i + 1);
+    }
+    progress_finish (progress);
+    if (ctx.broken) {
+        snprintf (error, size, "%s", session_interrupted (session)
+                                         ? "interrupted"
+                                         : "ingestd did not acknowledge (give_up)");
+        return -1;
+    }
+    log_info ("builds.collected", "files=%zu failed_files=%zu builds=%" PRIu64
+              " invalid=%" PRIu64, self->nfiles, failed, ctx.sent, ctx.invalid);
+    if (failed) {
+        snprintf (error, size, "%zu of %zu files unreadable, first: %s", failed, self->nfiles,
+                  first_error);
+        return -1;
+    }
+    return 0;
+}
+
+static int
+s_commit (void *handle, char *error, size_t size)
+{
+    (void) handle;
+    (void) error;
+    (void) size;
+    return 0;
+}
+
+const collector_t builds_collector = {
+    .name = "builds",
+    .usage = "FILE...",
+    .summary = "CI build history: GitHub Actions runs, GitLab pipelines, Jenkins builds (JSON)",
+    .options = s_options,
+    .open = s_open,
+    .close = s_close,
+    .source = s_source,
+    .target = s_target,
+    .pack_config = s_pack_config,
+    .collect = s_collect,
+    .commit = s_commit,
+};
+
+//  ---------------------------------------------------------------------------
+//  Self-test
+
+//  tests/fixtures/<name> from the source tree: the working directory (make
+//  runs the self-tests from the top), else next to the binary's build dir.
+static char *
+s_fixture (const char *name)
+{
+    char *path;
+    assert (asprintf (&path, "tests/fixtures/%s", name) > 0);
+    if (access (path, R_OK) == 0)
+        return path;
+    free (path);
+    char exe[PATH_MAX];
+    ssize_t n = readlink ("/proc/self/exe", exe, sizeof exe - 1);
+    assert (n > 0);
+    exe[n] = 0;
+    //  <top>/<build>/test/collectord-selftest
+    for (int up = 0; up < 3; up++) {
+        char *slash = strrchr (exe, '/');
+        assert (slash);
+        *slash = 0;
+    }
+    assert (asprintf (&path, "%s/tests/fixtures/%s", exe, name) > 0);
+    return path;
+}
+
+#define S_MAX_SEEN 16
+
+typedef struct {
+    size_t count;
+    struct {
+        char system[16], pipeline[64], build_id[32], status[16], branch[64], sha[48],
+            trigger[32], project[128];
+        int64_t started, finished, ts;
+        double duration;
+    } b[S_MAX_SEEN];
+} s_seen_t;
+
+static void
+s_copy (char *dst, size_t size, const char *src)
+{
+    snprintf (dst, size, "%s", src ? src : "(null)");
+}
+
+static int
+s_remember (void *arg, const builds_build_t *b)
+{
+    s_seen_t *seen = (s_seen_t *) arg;
+    assert (seen->count < S_MAX_SEEN);
+    size_t i = seen->count++;
+    s_copy (seen->b[i].system, sizeof seen->b[i].system, b->system);
+    s_copy (seen->b[i].pipeline, sizeof seen->b[i].pipeline, b->pipeline);
+    s_copy (seen->b[i].build_id, sizeof seen->b[i].build_id, b->build_id);
+    s_copy (seen->b[i].status, sizeof seen->b[i].status, b->status);
+    s_copy (seen->b[i].branch, sizeof seen->b[i].branch, b->branch);
+    s_copy (seen->b[i].sha, sizeof seen->b[i].sha, b->sha);
+    s_copy (seen->b[i].trigger, sizeof seen->b[i].trigger, b->trigger);
+    s_copy (seen->b[i].project, sizeof seen->b[i].project, b->project);
+    seen->b[i].started = b->started;
+    seen->b[i].finished = b->finished;
+    seen->b[i].duration = b->duration;
+    seen->b[i].ts = b->ts;
+    return 0;
+}
+
+static int64_t
+s_read (const char *name, s_seen_t *seen, const char *pipeline)
+{
+    char *path = s_fixture (name), error[512];
+    memset (seen, 0, sizeof *seen);
+    int64_t n = builds_read_file (path, pipeline, s_remember, seen, error, sizeof error);
+    if (n < 0)
+        fprintf (stderr, "%s\n", error);
+    free (path);
+    return n;
+}
+
+#define S_SEC(x) ((int64_t) (x) * 1000000000)
+
+void
+builds_test (bool verbose)
+{
+    (void) verbose;
+    int64_t ns;
+    assert (builds_parse_time ("2024-01-31T10:00:00Z", &ns) == 0 && ns == S_SEC (1706695200));
+    assert (builds_parse_time ("2024-01-31T12:00:00+02:00", &ns) == 0
+            && ns == S_SEC (1706695200));
+    assert (builds_parse_time ("2024-01-31T10:00:00.250Z", &ns) == 0
+            && ns == S_SEC (1706695200) + 250000000);
+    assert (builds_parse_time ("2024-01-31 10:00:00", &ns) == 0 && ns == S_SEC (1706695200));
+    assert (builds_parse_time ("2024-01-31T09:00:00-0100", &ns) == 0
+            && ns == S_SEC (1706695200));
+    assert (builds_parse_time ("2024-01-31", &ns) == 0 && ns == S_SEC (1706659200));
+    assert (builds_parse_time ("2024-13-31T10:00:00Z", &ns) == -1);
+    assert (builds_parse_time ("yesterday", &ns) == -1);
+    assert (builds_parse_time ("2024-01-31T10:00:00Zjunk", &ns) == -1);
+
+    s_seen_t *seen = calloc (1, sizeof *seen);
+    assert (seen);
+
+    //  GitHub: four runs, every conclusion family, in file order
+    assert (s_read ("builds/github_runs.json", seen, NULL) == 4);
+    assert (strcmp (seen->b[0].system, "github") == 0);
+    assert (strcmp (seen->b[0].pipeline, "CI") == 0);
+    assert (strcmp (seen->b[0].build_id, "7001") == 0);
+    assert (strcmp (seen->b[0].status, "success") == 0);
+    assert (strcmp (seen->b[0].branch, "main") == 0);
+    assert (strcmp (seen->b[0].sha, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa") == 0);
+    assert (strcmp (seen->b[0].trigger, "push") == 0);
+    assert (seen->b[0].started == S_SEC (1704103200));         //  2024-01-01T10:00:00Z
+    assert (seen->b[0].finished == S_SEC (1704103200 + 330)); //  10:05:30
+    assert (seen->b[0].duration == 330.0);
+    assert (seen->b[0].ts == seen->b[0].finished);
+    assert (strcmp (seen->b[0].project, "github.com/acme/widget") == 0);
+    assert (strcmp (seen->b[1].status, "failure") == 0);
+    assert (strcmp (seen->b[1].trigger, "pull_request") == 0);
+    assert (strcmp (seen->b[1].branch, "feature/x") == 0);
+    assert (strcmp (seen->b[2].status, "cancelled") == 0);
+    assert (strcmp (seen->b[2].trigger, "manual") == 0);
+    assert (strcmp (seen->b[2].pipeline, "Nightly") == 0);
+    //  In progress: no finish, no duration
+    assert (strcmp (seen->b[3].status, "other") == 0);
+    assert (strcmp (seen->b[3].trigger, "schedule") == 0);
+    assert (seen->b[3].finished == BUILDS_NO_TIME && seen->b[3].duration < 0);
+
+    //  gh api --paginate: two pages one after the other
+    assert (s_read ("builds/github_paginated.json", seen, NULL) == 3);
+    assert (strcmp (seen->b[2].build_id, "8003") == 0);
+    assert (strcmp (seen->b[2].status, "failure") == 0); //  timed_out
+
+    //  GitLab: a list of pipelines; names from --pipeline, else the project path
+    assert (s_read ("builds/gitlab_pipelines.json", seen, NULL) == 4);
+    assert (strcmp (seen->b[0].system, "gitlab") == 0);
+    assert (strcmp (seen->b[0].pipeline, "group/project") == 0);
+    assert (strcmp (seen->b[0].build_id, "501") == 0);
+    assert (strcmp (seen->b[0].status, "success") == 0);
+    assert (strcmp (seen->b[0].branch, "main") == 0);
+    assert (strcmp (seen->b[0].sha, "cccccccccccccccccccccccccccccccccccccccc") == 0);
+    assert (strcmp (seen->b[0].trigger, "push") == 0);
+    assert (seen->b[0].started == S_SEC (1704103200) + 500000000);
+    assert (seen->b[0].finished == S_SEC (1704103200 + 125) + 500000000);
+    assert (seen->b[0].duration == 125.0); //  the pipeline's own figure
+    assert (strcmp (seen->b[0].project, "gitlab.example.com/group/project") == 0);
+    assert (strcmp (seen->b[1].status, "failure") == 0);
+    assert (strcmp (seen->b[1].trigger, "pull_request") == 0);
+    assert (strcmp (seen->b[2].status, "cancelled") == 0);
+    assert (strcmp (seen->b[2].trigger, "manual") == 0);
+    assert (strcmp (seen->b[3].status, "other") == 0); //  running
+    assert (strcmp (seen->b[3].pipeline, "Release pipeline") == 0); //  its own name
+    assert (seen->b[3].finished == BUILDS_NO_TIME);
+    assert (s_read ("builds/gitlab_pipelines.json", seen, "deploy") == 4);
+    assert (strcmp (seen->b[0].pipeline, "deploy") == 0);
+    assert (strcmp (seen->b[3].pipeline, "Release pipeline") == 0);
+
+    //  Jenkins: a job's builds
+    assert (s_read ("builds/jenkins_builds.json", seen, NULL) == 4);
+    assert (strcmp (seen->b[0].system, "jenkins") == 0);
+    assert (strcmp (seen->b[0].pipeline, "team/widget") == 0);
+    assert (strcmp (seen->b[0].build_id, "42") == 0);
+    assert (strcmp (seen->b[0].status, "success") == 0);
+    assert (strcmp (seen->b[0].branch, "main") == 0);
+    assert (strcmp (seen->b[0].sha, "dddddddddddddddddddddddddddddddddddddddd") == 0);
+    assert (strcmp (seen->b[0].trigger, "push") == 0);
+    assert (seen->b[0].started == 1704103200123LL * 1000000);
+    assert (seen->b[0].duration == 61.5);
+    assert (seen->b[0].finished == (1704103200123LL + 61500) * 1000000);
+    assert (strcmp (seen->b[0].project, "jenkins.example.com/job/team/job/widget") == 0);
+    assert (strcmp (seen->b[1].status, "failure") == 0); //  UNSTABLE
+    assert (strcmp (seen->b[1].trigger, "manual") == 0);
+    assert (strcmp (seen->b[2].status, "cancelled") == 0);
+    assert (strcmp (seen->b[2].trigger, "schedule") == 0);
+    assert (strcmp (seen->b[3].status, "other") == 0); //  building
+    assert (seen->b[3].duration < 0 && seen->b[3].finished == BUILDS_NO_TIME);
+    //  Folders: jobs of jobs
+    assert (s_read ("builds/jenkins_folder.json", seen, NULL) == 3);
+    assert (strcmp (seen->b[0].pipeline, "folder/api") == 0);
+    assert (strcmp (seen->b[2].pipeline, "folder/web") == 0);
+    assert (strcmp (seen->b[2].build_id, "7") == 0);
+
+    //  Bad files: the line of a syntax error; an empty file
+    char *path = s_fixture ("builds/broken.json"), error[512];
+    memset (seen, 0, sizeof *seen);
+    assert (builds_read_file (path, NULL, s_remember, seen, error, sizeof error) == -1);
+    assert (strstr (error, "broken.json:4:"));
+    free (path);
+    assert (builds_read_file ("/nonexistent/x.json", NULL, s_remember, seen, error,
+                              sizeof error) == -1);
+    assert (strstr (error, "/nonexistent/x.json"));
+
+    //  The collector against the fake ingestd: every build, one record each,
+    //  the broken file reported, the run failed, the rest still sent
+    char *files[] = {s_fixture ("builds/github_runs.json"),
+                     s_fixture ("builds/gitlab_pipelines.json"),
+                     s_fixture ("builds/broken.json"), s_fixture ("builds/jenkins_builds.json")};
+    const char *args[] = {files[0], files[1], files[2], files[3]};
+    s_settings.pipeline = NULL;
+    s_settings.source = NULL;
+    collector_env_t env = {.args = args, .nargs = 4, .state_dir = "/nonexistent", .instance = "test"};
+    void *handle = s_open (&env, error, sizeof error);
+    assert (handle);
+    assert (strcmp (s_source (handle), "github.com/acme/widget") == 0);
+    fake_ingestd_t *fake = fake_ingestd_new ();
+    session_config_t config = {"builds", "test",
+                               {fake_ingestd_endpoint (fake), 5, 0, 4, 5000, 10000},
+                               PROGRESS_OFF, 1000};
+    session_t *session = session_new (&config);
+    assert (session_begin (session, s_source (handle), s_target (handle), s_pack_config,
+                           handle) == 0);
+    assert (s_collect (handle, session, error, sizeof error) == -1);
+    assert (strstr (error, "broken.json:4:"));
+    assert (session_end (session, "failed", error) == 0);
+    assert (fake_ingestd_count_kind (fake, "ci.build") == 12);
+    msgpack_zone zone;
+    msgpack_zone_init (&zone, 8192);
+    bool found = false;
+    for (size_t i = 0; i < fake_ingestd_count (fake); i++) {
+        record_t rec;
+        fake_ingestd_record (fake, i, &rec, &zone);
+        record_str_t s;
+        if (!record_str_eq (rec.kind, "ci.build")
+            || !record_field_str (rec.body, "build_id", &s) || !record_str_eq (s, "42"))
+            continue;
+        found = true;
+        assert (record_str_eq (rec.src, "github.com/acme/widget"));
+        assert (record_field_str (rec.body, "status", &s) && record_str_eq (s, "success"));
+        assert (record_field_str (rec.body, "system", &s) && record_str_eq (s, "jenkins"));
+        double d;
+        assert (record_field_num (rec.body, "duration", &d) && d == 61.5);
+        int64_t t;
+        assert (record_field_int (rec.body, "started", &t) && t == 1704103200123LL * 1000000);
+        assert (rec.ts == (1704103200123LL + 61500) * 1000000);
+        assert (!record_field (rec.body, "tests"));
+    }
+    assert (found);
+    msgpack_zone_destroy (&zone);
+    s_close (&handle);
+    //  --source wins; a missing file is refused at open
+    s_settings.source = "ci/widget";
+    handle = s_open (&env, error, sizeof error);
+    assert (handle && strcmp (s_source (handle), "ci/widget") == 0);
+    s_close (&handle);
+    s_settings.source = NULL;
+    args[1] = "/nonexistent/runs.json";
+    assert (s_open (&env, error, sizeof error) == NULL && strstr (error, "/nonexistent/runs.json"));
+    env.nargs = 0;
+    assert (s_open (&env, error, sizeof error) == NULL);
+
+    session_destroy (&session);
+    fake_ingestd_destroy (&fake);
+    for (size_t i = 0; i < 4; i++)
+        free (files[i]);
+    free (seen);
+}
