@@ -59,9 +59,9 @@ static const config_option_t s_options[] = {
      "git: memory for objects read (libgit2's cache: trees and blobs are read again by the "
      "next commit)",
      &s_settings.cache_size},
-    {"threads", CONFIG_INT, "1",
-     "git: threads diffing commits, 0 = one per CPU (at most 8); more help on idle many-core "
-     "hosts only (libgit2 shares pack files and their locks between threads)",
+    {"threads", CONFIG_INT, "0",
+     "git: threads diffing commits; 0 = 2, or 1 on a single CPU (each thread costs CPU: "
+     "libgit2 shares pack files and their locks between threads)",
      &s_settings.threads},
     {NULL}};
 

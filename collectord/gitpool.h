@@ -51,7 +51,8 @@ void gitpool_start (gitpool_t *self, const git_oid *oids, size_t count);
 //  valid until the next call. NULL after the last.
 const gitpool_result_t *gitpool_next (gitpool_t *self);
 
-//  The number of threads to use for `configured` (0 = one per CPU, at most 8).
+//  The number of threads to use for `configured` (0 = automatic: 2, or 1
+//  on a single CPU).
 size_t gitpool_threads (int64_t configured);
 
 void gitpool_test (bool verbose);
