@@ -223,10 +223,33 @@ s_handle_monitor (intake_client_t *self)
     zmq_msg_close (&address);
 }
 
+//  Handles every reply and socket event already waiting, without blocking,
+//  so that a slow producer sees its ACKs before their batches time out.
+static void
+s_drain_replies (intake_client_t *self)
+{
+    while (true) {
+        zmq_pollitem_t items[] = {{zsock_resolve (self->dealer), 0, ZMQ_POLLIN, 0},
+                                  {self->monitor, 0, ZMQ_POLLIN, 0}};
+        if (zmq_poll (items, 2, 0) <= 0)
+            return;
+        if (items[1].revents & ZMQ_POLLIN)
+            s_handle_monitor (self);
+        if (items[0].revents & ZMQ_POLLIN) {
+            zmsg_t *msg = zmsg_recv (self->dealer);
+            if (!msg)
+                return;
+            s_handle_ack (self, msg);
+            zmsg_destroy (&msg);
+        }
+    }
+}
+
 //  Waits for replies until at most `max_inflight` batches are unacked.
 static int
 s_wait (intake_client_t *self, size_t max_inflight)
 {
+    s_drain_replies (self);
     while (self->inflight > max_inflight) {
         if (zsys_interrupted && !self->draining)
             return -1;
@@ -247,6 +270,9 @@ s_wait (intake_client_t *self, size_t max_inflight)
             if (self->window[i].sent_ms < oldest)
                 oldest = self->window[i].sent_ms;
         if (now - oldest >= self->config.ack_timeout_ms) {
+            s_drain_replies (self);
+            if (self->inflight <= max_inflight)
+                break;
             for (size_t i = 0; i < self->inflight; i++)
                 if (now - self->window[i].sent_ms >= self->config.ack_timeout_ms) {
                     s_transmit (self, &self->window[i]);
