@@ -9,6 +9,7 @@
 #include "selftest.h"
 #include "util.h"
 #include "writer.h"
+#include "writer_daemon.h"
 
 static const selftest_t s_tests[] = {
     {"util", util_test},
@@ -17,6 +18,7 @@ static const selftest_t s_tests[] = {
     {"metrics", metrics_test},
     {"httpd", httpd_test},
     {"writer", writer_test},
+    {"writer_daemon", writer_daemon_test},
     {"pgconn", pgconn_test},
     {"migrate", migrate_test},
     {NULL, NULL}};

@@ -1,0 +1,154 @@
+/*  writer_daemon: the shared body of the writer daemons' main.              */
+#include "writer_daemon.h"
+#include "log.h"
+
+#include <assert.h>
+#include <czmq.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SHARED_OPTIONS 8
+
+struct _writer_daemon_t {
+    writer_daemon_spec_t spec;
+    config_option_t *options;
+    config_t *config;
+    metrics_t *metrics;
+    char *delivery, *http, *log_level, *log_format;
+    int64_t batch_size, window, flush_ms, retry_max_ms;
+    writer_t *writer;
+    health_fn *store_health;
+    void *store_arg;
+};
+
+writer_daemon_t *
+writer_daemon_new (const writer_daemon_spec_t *spec, int argc, char **argv, int *exit_code)
+{
+    writer_daemon_t *self = calloc (1, sizeof *self);
+    assert (self);
+    self->spec = *spec;
+    size_t own = 0;
+    while (spec->store_options && spec->store_options[own].key)
+        own++;
+    self->options = calloc (SHARED_OPTIONS + own + 1, sizeof *self->options);
+    assert (self->options);
+    config_option_t shared[SHARED_OPTIONS] = {
+        {"delivery", CONFIG_STRING, "tcp://127.0.0.1:5551", "ingestd delivery endpoint",
+         &self->delivery},
+        {"batch_size", CONFIG_INT, spec->default_batch, spec->batch_help, &self->batch_size},
+        {"flush_interval", CONFIG_DURATION, "200ms", "a partial batch waits at most this long",
+         &self->flush_ms},
+        {"window", CONFIG_INT, "0", "records delivered ahead of acks; 0 = 4 * batch_size",
+         &self->window},
+        {"retry_max", CONFIG_DURATION, "5s", "longest wait between retries while the store fails",
+         &self->retry_max_ms},
+        {"http", CONFIG_STRING, spec->default_http, "/metrics and /health address, empty = off",
+         &self->http},
+        {"log_level", CONFIG_STRING, "info", "debug | info | warn | error", &self->log_level},
+        {"log_format", CONFIG_STRING, "kv", "kv | json", &self->log_format}};
+    memcpy (self->options, shared, sizeof shared);
+    if (own)
+        memcpy (self->options + SHARED_OPTIONS, spec->store_options, own * sizeof *self->options);
+    //  SIGTERM must drain from the first moment, even while the store starts.
+    zsys_init ();
+    self->config = config_new (spec->section, self->options);
+    int rc = config_load (self->config, argc, argv);
+    if (rc) {
+        *exit_code = rc < 0 ? 2 : 0;
+        writer_daemon_destroy (&self);
+        return NULL;
+    }
+    const char *bad = self->batch_size < 1 || self->batch_size > 1000000
+                          ? "batch_size: must be 1..1000000"
+                      : self->window < 0 || self->window > 100000000
+                          ? "window: must be 0..100000000"
+                      : self->flush_ms < 1      ? "flush_interval: must be at least 1ms"
+                      : self->retry_max_ms < 100 ? "retry_max: must be at least 100ms"
+                      : log_init (spec->section, self->log_level, self->log_format)
+                          ? "log_level / log_format: bad value"
+                          : NULL;
+    if (bad) {
+        fprintf (stderr, "error: %s.%s\n", spec->section, bad);
+        *exit_code = 2;
+        writer_daemon_destroy (&self);
+        return NULL;
+    }
+    char prefix[64];
+    snprintf (prefix, sizeof prefix, "omni_%s_", spec->section);
+    self->metrics = metrics_new (prefix);
+    *exit_code = 0;
+    return self;
+}
+
+void
+writer_daemon_destroy (writer_daemon_t **self_p)
+{
+    writer_daemon_t *self = *self_p;
+    if (!self)
+        return;
+    writer_destroy (&self->writer);
+    metrics_destroy (&self->metrics);
+    config_destroy (&self->config);
+    free (self->options);
+    free (self);
+    *self_p = NULL;
+}
+
+metrics_t *
+writer_daemon_metrics (writer_daemon_t *self)
+{
+    return self->metrics;
+}
+
+static bool
+s_healthy (void *arg, char *text, size_t size)
+{
+    writer_daemon_t *self = arg;
+    if (self->store_health && !self->store_health (self->store_arg, text, size))
+        return false;
+    return writer_healthy (self->writer, text, size);
+}
+
+int
+writer_daemon_run (writer_daemon_t *self, writer_store_fn *store_fn, void *store,
+                   health_fn *store_health, void *store_arg)
+{
+    writer_config_t config = {self->delivery,       self->spec.writer, (size_t) self->batch_size,
+                              self->flush_ms,       (uint32_t) self->window, 100,
+                              self->retry_max_ms};
+    self->writer = writer_new (&config, store_fn, store, self->metrics);
+    self->store_health = store_health;
+    self->store_arg = store_arg;
+    httpd_t *httpd = NULL;
+    if (self->http && *self->http) {
+        httpd = httpd_new (self->http, self->metrics, s_healthy, self);
+        if (!httpd)
+            return 1;
+    }
+    int rc = writer_run (self->writer);
+    httpd_destroy (&httpd);
+    return rc ? 1 : 0;
+}
+
+void
+writer_daemon_test (bool verbose)
+{
+    (void) verbose;
+    char *path = NULL;
+    const config_option_t own[] = {{"path", CONFIG_STRING, "x", "a store key", &path}, {NULL}};
+    writer_daemon_spec_t spec = {"testd", "archive", "10", "", "records per batch", own};
+    char *good[] = {"testd", "--path=/tmp/y", "--batch-size=5", NULL};
+    int exit_code = -1;
+    writer_daemon_t *daemon = writer_daemon_new (&spec, 3, good, &exit_code);
+    assert (daemon && exit_code == 0);
+    assert (strcmp (path, "/tmp/y") == 0 && daemon->batch_size == 5);
+    assert (strcmp (daemon->delivery, "tcp://127.0.0.1:5551") == 0);
+    assert (writer_daemon_metrics (daemon));
+    writer_daemon_destroy (&daemon);
+    assert (daemon == NULL);
+    char *bad[] = {"testd", "--batch-size=0", NULL};
+    assert (writer_daemon_new (&spec, 2, bad, &exit_code) == NULL && exit_code == 2);
+    char *unknown[] = {"testd", "--nope=1", NULL};
+    assert (writer_daemon_new (&spec, 2, unknown, &exit_code) == NULL && exit_code == 2);
+}
