@@ -205,7 +205,8 @@ static const char *s_extensions[][2] = {
     {"ps1", "PowerShell"}, {"psm1", "PowerShell"}, {"psd1", "PowerShell"},
     {"yaml", "YAML"}, {"yml", "YAML"}, {"toml", "TOML"},
     {"mk", "make"}, {"mak", "make"}, {"am", "make"}, {"cmake", "CMake"},
-    {"cmake.in", "CMake"}, {"dockerfile", "Dockerfile"}, {"awk", "awk"},
+    {"cmake.in", "CMake"}, {"dockerfile", "Dockerfile"}, {"containerfile", "Containerfile"},
+    {"clang-format", "YAML"}, {"clang-tidy", "YAML"}, {"awk", "awk"},
     {"tcl", "Tcl/Tk"}, {"m4", "m4"}, {"ac", "m4"}, {"ini", "INI"},
     {"bat", "DOS Batch"}, {"cmd", "DOS Batch"}, {"vim", "vim script"},
     {"sql", "SQL"}, {"ada", "Ada"}, {"adb", "Ada"}, {"ads", "Ada"}, {"vhd", "VHDL"},
@@ -229,7 +230,7 @@ static const char *s_filenames[][2] = {
     {"Containerfile", "Containerfile"}, {"meson.build", "Meson"},
     {"BUILD", "Bazel"}, {"WORKSPACE", "Bazel"}, {"BUILD.bazel", "Starlark"},
     {"Rakefile", "Ruby"}, {"rakefile", "Ruby"}, {"Gemfile", "Ruby"},
-    {"Vagrantfile", "Ruby"}, {"Jenkinsfile", "Groovy"}, {"pom.xml", "Maven/XML"},
+    {"Vagrantfile", "Ruby"}, {"Jenkinsfile", "Groovy"},
 };
 
 //  By name prefix (Dockerfile.dev)
@@ -327,9 +328,9 @@ lang_detect (const char *path, const char *data, size_t len)
         if (strncmp (s_prefixes[i][0], base, strlen (s_prefixes[i][0])) == 0
             && base[strlen (s_prefixes[i][0])] == '.')
             return lang_lookup (s_prefixes[i][1]);
-    //  Suffixes after each dot, longest first (a leading dot is a hidden
-    //  file, not an extension)
-    for (const char *dot = strchr (base + 1, '.'); dot; dot = strchr (dot + 1, '.')) {
+    //  Suffixes after each dot, longest first (as cloc: .clang-format is
+    //  a file of extension clang-format)
+    for (const char *dot = strchr (base, '.'); dot; dot = strchr (dot + 1, '.')) {
         char ext[32];
         size_t n = strlen (dot + 1);
         if (n == 0 || n >= sizeof ext)
@@ -663,6 +664,8 @@ lang_count_test (bool verbose)
     assert (strcmp (lang_name (lang_detect ("x.sh", bash, strlen (bash))), "Bourne Shell") == 0);
     assert (lang_detect ("README", "hello\n", 6) == NULL);
     assert (lang_detect (".bashrc", "x\n", 2) == NULL);
+    assert (strcmp (lang_name (lang_detect (".clang-format", "a: b\n", 5)), "YAML") == 0);
+    assert (strcmp (lang_name (lang_detect ("db.Containerfile", "", 0)), "Containerfile") == 0);
     assert (lang_detect ("a.c", "int\0x", 5) == NULL);
     assert (lang_binary ("a\0", 2) && !lang_binary ("ab", 2));
     assert (lang_lookup ("Cobol") == NULL);

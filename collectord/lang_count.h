@@ -16,7 +16,11 @@
     comment marker inside a string never starts a comment. Where cloc
     differs: a line inside a string or here-document that looks like a
     comment (cloc: comment; here: code), a Python line holding a C comment
-    marker (cloc: comment), nested comments.
+    marker (cloc: comment), nested comments, Perl POD that does not start
+    with =head1 (cloc: code; here all POD is comment), and a block comment or
+    Python triple-quoted string that starts after code and ends before code
+    on a later line (cloc joins the two lines into one line of code and counts
+    the other as comment; here both are code).
 
     The language: by file name (Makefile, Dockerfile, CMakeLists.txt ...),
     else by extension (the longest known suffix: .gradle.kts before .kts),
