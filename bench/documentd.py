@@ -32,6 +32,13 @@ from omni import Pipeline, wait_until  # noqa: E402
 from test_relationald import send, synthetic_commits  # noqa: E402
 
 
+def cpu_seconds(pid):
+    """user + system CPU time of a process so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def build_plain(work):
     out = os.path.join(work, "documentd_plain")
     pkgs = "libmongoc-1.0 libzmq libczmq msgpack lmdb yaml-0.1 libmicrohttpd libcrypto libpq"
@@ -98,6 +105,7 @@ def main():
                    "all acknowledged", interval=0.005)
         t1 = time.monotonic()
         doc_rate = (args.records - n0) / (t1 - t0)
+        cpu_s = cpu_seconds(doc.proc.pid)
         assert client[db_pipe].git_commits.count_documents({}) == args.records
         doc.stop()
 
@@ -110,7 +118,8 @@ def main():
         size = sum(len(f) for f in frames) / len(frames)
         print(f"| documentd, git.commit from ingestd's journal to {server_name} (batch "
               f"{args.batch_size}, w:{args.write_concern}) | {doc_rate:,.0f} documents/s | "
-              f"{args.records} records of {size:.0f} B msgpack, {(t1 - t0):.2f} s sustained |")
+              f"{args.records} records of {size:.0f} B msgpack, {(t1 - t0):.2f} s sustained, "
+              f"documentd CPU {cpu_s:.1f} s |")
         print(f"| plain mongoc unordered bulk insert, same documents, same server | "
               f"{plain_rate:,.0f} documents/s | {float(res['seconds']):.2f} s |")
         print(f"| ratio | {100 * doc_rate / plain_rate:.0f}% of plain bulk insert | "
