@@ -1,0 +1,493 @@
+"""collectord junit, builds, code and exec through the whole pipeline:
+collectord -> ingestd -> archiverd (JSON Lines) and relationald (PostgreSQL),
+every record counted at both ends.
+
+The JUnit and CI fixtures are under tests/fixtures/ (one report per dialect,
+one export per CI system; their exact contents are checked field by field by
+collectord-selftest); here they go through real processes. Code counts are
+checked exactly on a repository built by the test, and against cloc (Debian
+package) on a clone of this repository: within 2% per language. A JUnit
+report of 100,000 test cases is collected with bounded memory (peak RSS from
+wait4)."""
+import collections
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+
+import pytest
+
+from omni import BIN, ROOT, archive_lines, query, scalar, wait_until
+
+COLLECTORD = os.path.join(BIN, "collectord")
+FIXTURES = os.path.join(ROOT, "tests", "fixtures")
+JUNIT = os.path.join(FIXTURES, "junit")
+BUILDS = os.path.join(FIXTURES, "builds")
+# The JUnit fixtures that are well formed, and what they hold (suites as the
+# self-test checks them): 40 test cases, one gotestsum rerun folded in.
+JUNIT_DIALECTS = ["surefire", "gradle", "pytest", "go", "jest", "ctest", "nested"]
+JUNIT_COUNTS = {"passed": 21, "failed": 8, "error": 2, "skipped": 9}
+# The builds fixtures (broken.json aside): 4 + 3 GitHub, 4 GitLab, 4 + 3 Jenkins
+BUILD_FILES = ["github_runs.json", "github_paginated.json", "gitlab_pipelines.json",
+               "jenkins_builds.json", "jenkins_folder.json"]
+BUILD_STATUSES = {"success": 5, "failure": 5, "cancelled": 3, "other": 5}
+DEFAULT_EXCLUDE = ("vendor,node_modules,third_party,third-party,thirdparty,bower_components,"
+                   "dist,build,.git,.hg,.svn,__pycache__,.venv,venv,.tox")
+
+
+def _modes():
+    if not os.path.exists(COLLECTORD):
+        return set()
+    out = subprocess.run([COLLECTORD, "--help"], capture_output=True, text=True)
+    return {line.split()[0] for line in out.stdout.splitlines() if line.startswith("  ")}
+
+
+MODES = _modes()
+pytestmark = pytest.mark.skipif(
+    not {"junit", "builds", "code", "exec"} <= MODES
+    or not all(os.path.exists(os.path.join(BIN, b)) for b in ("ingestd", "archiverd")),
+    reason=f"collectord with junit, builds, code and exec, ingestd and archiverd in {BIN}")
+
+
+def clean_env(**extra):
+    """The environment without any CI's variables (the tests may run in CI)."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("GITHUB_", "CI_", "GITLAB_", "BUILD_", "JENKINS_", "JOB_",
+                                "GIT_", "OMNI_COLLECTORD_"))
+           and k not in ("BRANCH_NAME", "CI")}
+    env.update(extra)
+    return env
+
+
+def run_collector(p, mode, *args, env=None, rc=0, timeout=600):
+    """collectord MODE --once against the pipeline's intake; returns its output."""
+    cmd = [COLLECTORD, mode, "--once", f"--intake={p.intake}", "--progress=off",
+           "--give-up=60s", "--instance=test", f"--state-dir={p.workdir}/state", *args]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env or clean_env(),
+                         timeout=timeout)
+    assert out.returncode == rc, f"{cmd} exited {out.returncode}:\n{out.stderr[-4000:]}"
+    return out
+
+
+def drained(p, timeout=180):
+    """Until every writer stored every record ingestd accepted."""
+    def done():
+        m = p.ingestd.metrics()
+        return m.get("omni_ingestd_records_accepted_total", 0) > 0 and \
+            m.get("omni_ingestd_records_acked_by_all_total") == \
+            m.get("omni_ingestd_records_accepted_total")
+    wait_until(done, timeout, "every record stored by every writer", interval=0.05)
+
+
+def archived(p, kind=None):
+    lines = archive_lines(p.archive_dir)
+    return [x for x in lines if kind is None or x["kind"] == kind]
+
+
+def start(pipeline, pg_database=None):
+    """ingestd, archiverd and (with a database) relationald."""
+    writers = ("archive", "relational") if pg_database else ("archive",)
+    p = pipeline(writers=writers)
+    p.ingestd.start()
+    p.archiverd().start()
+    if pg_database:
+        p.writer("relationald", [f"--dsn={pg_database}"]).start()
+    return p
+
+
+def rows(dsn, sql):
+    return query(dsn, sql)
+
+
+# ---------------------------------------------------------------------------
+# junit
+
+
+def test_junit_every_dialect_in_archive_and_postgres(pipeline, pg_database):
+    p = start(pipeline, pg_database)
+    paths = [os.path.join(JUNIT, d) for d in JUNIT_DIALECTS]
+    run_collector(p, "junit", "--pipeline=widget-ci", "--build-id=42", "--branch=main",
+                  "--sha=" + "a" * 40, "--source=acme/widget", *paths)
+    drained(p)
+    tests = archived(p, "ci.test")
+    assert len(tests) == sum(JUNIT_COUNTS.values()) == 40
+    assert collections.Counter(t["body"]["status"] for t in tests) == JUNIT_COUNTS
+    assert len({t["id"] for t in tests}) == 40
+    assert all(t["src"] == "acme/widget" and t["body"]["build_id"] == "42" for t in tests)
+    flaky = sorted(t["body"]["name"] for t in tests if t["body"]["flaky"])
+    assert flaky == ["TestFlaky", "testFlaky"]
+    builds = archived(p, "ci.build")
+    assert len(builds) == 1
+    b = builds[0]["body"]
+    assert b["pipeline"] == "widget-ci" and b["status"] == "failure" and b["system"] == "junit"
+    assert b["tests"] == {"total": 40, **JUNIT_COUNTS}
+    # The same in PostgreSQL
+    assert scalar(pg_database, "SELECT count(*) FROM ci_tests") == 40
+    assert dict(rows(pg_database, "SELECT status, count(*) FROM ci_tests GROUP BY 1")) \
+        == JUNIT_COUNTS
+    assert scalar(pg_database, "SELECT count(*) FROM ci_tests WHERE flaky") == 2
+    assert rows(pg_database, "SELECT failure_message FROM ci_tests WHERE name = 'TestB'") \
+        == [("a_test.go:12: boom\n    a_test.go:13: got 2, want 3",)]
+    assert rows(pg_database, "SELECT duration FROM ci_tests WHERE name = 'testSlow'") \
+        == [(1234.5,)]
+    assert rows(pg_database, "SELECT pipeline, build_id, status, (tests->>'total')::int, "
+                             "branch FROM ci_builds") == [("widget-ci", "42", "failure", 40,
+                                                           "main")]
+    assert rows(pg_database, "SELECT collector, status FROM runs") == [("junit", "ok")]
+    # Collected again: nothing new
+    run_collector(p, "junit", "--pipeline=widget-ci", "--build-id=42", "--branch=main",
+                  "--sha=" + "a" * 40, "--source=acme/widget", *paths)
+    drained(p)
+    assert len(archived(p, "ci.test")) == 40
+    assert scalar(pg_database, "SELECT count(*) FROM ci_tests") == 40
+
+
+def test_junit_malformed_report_named_rest_collected(pipeline, workdir):
+    p = start(pipeline)
+    reports = os.path.join(workdir, "reports")
+    shutil.copytree(os.path.join(JUNIT, "gradle"), os.path.join(reports, "gradle"))
+    shutil.copytree(os.path.join(JUNIT, "bad"), os.path.join(reports, "bad"))
+    out = run_collector(p, "junit", reports, rc=1)
+    assert "malformed.xml:5:" in out.stderr, out.stderr
+    drained(p)
+    # pom.xml is not a report: skipped; the Gradle report is all there
+    assert len(archived(p, "ci.test")) == 4
+    end = archived(p, "run.end")[0]["body"]
+    assert end["status"] == "failed" and "malformed.xml:5:" in end["error"]
+    assert archived(p, "ci.build") == []  # no build named
+
+
+def test_junit_build_from_ci_environment(pipeline, workdir):
+    p = start(pipeline)
+    env = clean_env(GITHUB_ACTIONS="true", GITHUB_WORKFLOW="CI", GITHUB_RUN_ID="9001",
+                    GITHUB_REF_NAME="main", GITHUB_SHA="b" * 40, GITHUB_EVENT_NAME="push",
+                    GITHUB_REPOSITORY="acme/widget", GITHUB_SERVER_URL="https://github.com")
+    run_collector(p, "junit", os.path.join(JUNIT, "jest", "junit.xml"), env=env)
+    drained(p)
+    tests = archived(p, "ci.test")
+    assert len(tests) == 5 and {t["src"] for t in tests} == {"github.com/acme/widget"}
+    assert {t["body"]["build_id"] for t in tests} == {"9001"}
+    (build,) = archived(p, "ci.build")
+    assert build["body"]["pipeline"] == "CI" and build["body"]["system"] == "github"
+    assert build["body"]["trigger"] == "push" and build["body"]["branch"] == "main"
+    assert build["body"]["tests"]["total"] == 5
+
+
+def _big_report(path, n):
+    """n test cases in suites of 1000, 1% failing, each with some output."""
+    with open(path, "w") as f:
+        f.write('<?xml version="1.0" encoding="UTF-8"?>\n<testsuites>\n')
+        for s in range(n // 1000):
+            f.write(f'<testsuite name="suite{s}" tests="1000" '
+                    f'timestamp="2024-01-01T00:00:00">\n')
+            for i in range(1000):
+                k = s * 1000 + i
+                f.write(f'  <testcase classname="pkg.Class{s}" name="test_{k}" time="0.00{k % 10}">')
+                if k % 100 == 0:
+                    f.write(f'<failure message="boom {k}" type="AssertionError">'
+                            f'{"trace line " * 50}</failure>')
+                f.write(f'<system-out>{"output " * 20}</system-out></testcase>\n')
+            f.write('</testsuite>\n')
+        f.write('</testsuites>\n')
+
+
+def _peak_rss_kb(cmd, env):
+    """Runs cmd, returns (returncode, stderr, peak RSS in KiB). /usr/bin/time
+    measures the program alone (wait4 in a forked Python would count the
+    interpreter's memory from before the exec)."""
+    if os.path.exists("/usr/bin/time"):
+        out = subprocess.run(["/usr/bin/time", "-v", *cmd], capture_output=True, text=True,
+                             env=env)
+        rss = [int(line.split(":")[1]) for line in out.stderr.splitlines()
+               if "Maximum resident set size" in line]
+        return out.returncode, out.stderr, rss[0]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    stderr = proc.stderr.read().decode(errors="replace")
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return proc.returncode, stderr, usage.ru_maxrss
+
+
+def test_junit_100k_cases_bounded_memory(pipeline, workdir):
+    p = start(pipeline)
+    small, big = os.path.join(workdir, "small.xml"), os.path.join(workdir, "big.xml")
+    _big_report(small, 10_000)
+    _big_report(big, 100_000)
+    assert os.path.getsize(big) > 20 << 20
+    peaks = {}
+    for name, path in (("small", small), ("big", big)):
+        cmd = [COLLECTORD, "junit", "--once", f"--intake={p.intake}", "--progress=off",
+               "--give-up=120s", f"--source={name}", f"--build-id={name}", "--pipeline=load",
+               path]
+        rc, stderr, peaks[name] = _peak_rss_kb(cmd, clean_env())
+        assert rc == 0, stderr[-3000:]
+    drained(p, timeout=600)
+    tests = archived(p, "ci.test")
+    assert collections.Counter(t["src"] for t in tests) == {"small": 10_000, "big": 100_000}
+    big_tests = [t for t in tests if t["src"] == "big"]
+    assert sum(t["body"]["status"] == "failed" for t in big_tests) == 1000
+    # Bounded: ten times the report, about the same memory (the intake window
+    # and libxml2's read buffer: about 20 MiB in all), not the report's size
+    print(f"peak RSS: 10k cases {peaks['small']} KiB, 100k cases {peaks['big']} KiB")
+    assert peaks["big"] < 64 * 1024
+    assert peaks["big"] < peaks["small"] + 8 * 1024
+
+
+# ---------------------------------------------------------------------------
+# builds
+
+
+def test_builds_every_system_in_archive_and_postgres(pipeline, pg_database):
+    p = start(pipeline, pg_database)
+    run_collector(p, "builds", *[os.path.join(BUILDS, f) for f in BUILD_FILES])
+    drained(p)
+    builds = archived(p, "ci.build")
+    assert len(builds) == 18
+    assert {b["src"] for b in builds} == {"github.com/acme/widget"}
+    assert collections.Counter(b["body"]["system"] for b in builds) == \
+        {"github": 7, "gitlab": 4, "jenkins": 7}
+    assert collections.Counter(b["body"]["status"] for b in builds) == BUILD_STATUSES
+    assert scalar(pg_database, "SELECT count(*) FROM ci_builds") == 18
+    assert dict(rows(pg_database, "SELECT status, count(*) FROM ci_builds GROUP BY 1")) \
+        == BUILD_STATUSES
+    assert rows(pg_database,
+                "SELECT pipeline, status, branch, duration, trigger, "
+                "started = '2024-01-01T10:00:00Z', finished = '2024-01-01T10:05:30Z' "
+                "FROM ci_builds WHERE build_id = '7001'") == \
+        [("CI", "success", "main", 330.0, "push", True, True)]
+    assert rows(pg_database, "SELECT pipeline, status, duration, trigger FROM ci_builds "
+                             "WHERE build_id = '42'") == \
+        [("team/widget", "success", 61.5, "push")]
+    assert rows(pg_database, "SELECT pipeline, status, duration FROM ci_builds "
+                             "WHERE build_id = '501'") == [("group/project", "success", 125.0)]
+    # A broken file: reported with its line, the others still collected
+    out = run_collector(p, "builds", os.path.join(BUILDS, "broken.json"),
+                        os.path.join(BUILDS, "jenkins_folder.json"), "--source=other", rc=1)
+    assert "broken.json:4:" in out.stderr
+    drained(p)
+    assert scalar(pg_database, "SELECT count(*) FROM ci_builds b JOIN sources s "
+                               "ON s.id = b.source_id WHERE s.name = 'other'") == 3
+
+
+# ---------------------------------------------------------------------------
+# code
+
+
+def _git(repo, *args):
+    env = clean_env(GIT_CONFIG_NOSYSTEM="1", HOME=repo + ".home", GIT_AUTHOR_NAME="Ann",
+                    GIT_AUTHOR_EMAIL="ann@example.com", GIT_COMMITTER_NAME="Cy",
+                    GIT_COMMITTER_EMAIL="cy@example.com",
+                    GIT_AUTHOR_DATE="@1700000000 +0000", GIT_COMMITTER_DATE="@1700000000 +0000")
+    os.makedirs(repo + ".home", exist_ok=True)
+    return subprocess.run(["git", *args], cwd=repo, env=env, check=True, capture_output=True,
+                          text=True).stdout
+
+
+# path -> (content, language, blank, comment, code)
+CODE_FILES = {
+    "src/app.c": ("/*\n * header\n */\n#include <stdio.h>\n\nint main (void)\n{\n"
+                  "    // comment\n    puts (\"/* no */ // no\");\n  \t\n    return 0; // c\n}\n",
+                  "C", 2, 4, 6),
+    "src/app.h": ("#pragma once\n/** doc */\nint f (void);\n", "C/C++ Header", 0, 1, 2),
+    "tool.py": ("#!/usr/bin/env python3\n\"\"\"Doc.\n\nMore.\n\"\"\"\n# c\n"
+                "s = '# no'  # c\n\ndef f():\n    '''x'''\n    return \"\"\"a\nb\"\"\"\n",
+                "Python", 2, 6, 4),
+    "run.sh": ("#!/bin/sh\n# c\necho \"# no\" # c\ncat <<EOF\n# text\nEOF\n   \n",
+               "Bourne Shell", 1, 1, 5),
+    "db.sql": ("-- c\nSELECT '-- no', /* c */ 1;\n/*\n c\n*/\n", "SQL", 0, 4, 1),
+    "Makefile": ("# c\nall:\n\techo hi # c\n", "make", 0, 1, 2),
+    "page.html": ("<p>\n<!-- c\n -->\n</p>\n", "HTML", 0, 2, 2),
+    "conf.yaml": ("# c\na: 1 # c\nb: \"#\"\n", "YAML", 0, 1, 2),
+    "init.lua": ("--[[ c\n]]\nlocal s = \"--\" -- c\n", "Lua", 0, 2, 1),
+    "lib.rs": ("/* a /* nested */ b */\nfn f() {} // c\n", "Rust", 0, 1, 1),
+    "vendor/dep.c": ("int v;\n", None, 0, 0, 0),
+    "web/node_modules/x.js": ("var x;\n", None, 0, 0, 0),
+    "README": ("hello\n", None, 0, 0, 0),
+}
+
+
+def _code_repo(path):
+    os.makedirs(path)
+    _git(path, "init", "-q", "-b", "main")
+    for name, (text, *_rest) in CODE_FILES.items():
+        full = os.path.join(path, name)
+        os.makedirs(os.path.dirname(full), exist_ok=True)
+        with open(full, "w") as f:
+            f.write(text)
+    with open(os.path.join(path, "ignored.c"), "w") as f:
+        f.write("int ignored;\n")
+    with open(os.path.join(path, ".gitignore"), "w") as f:
+        f.write("ignored.c\n")
+    _git(path, "add", "-A")
+    _git(path, "commit", "-q", "-m", "code")
+    return _git(path, "rev-parse", "HEAD").strip()
+
+
+def test_code_exact_counts_in_archive_and_postgres(pipeline, pg_database, workdir):
+    repo = os.path.join(workdir, "repo")
+    sha = _code_repo(repo)
+    p = start(pipeline, pg_database)
+    run_collector(p, "code", "--per-file", repo)
+    drained(p)
+    expected = {}
+    for name, (_text, lang, blank, comment, code) in CODE_FILES.items():
+        if lang:
+            t = expected.setdefault(lang, [0, 0, 0, 0])
+            for i, v in enumerate((1, blank, comment, code)):
+                t[i] += v
+    stats = archived(p, "code.stats")
+    per_lang = {s["body"]["language"]: [s["body"][k] for k in ("files", "blank", "comment", "code")]
+                for s in stats if "path" not in s["body"]}
+    assert per_lang == expected
+    per_file = {s["body"]["path"] for s in stats if "path" in s["body"]}
+    assert per_file == {n for n, v in CODE_FILES.items() if v[1]}
+    assert {s["body"]["rev"] for s in stats} == {sha}
+    assert {s["ts"] for s in stats} == {1_700_000_000 * 10**9}
+    gitdir = os.path.realpath(os.path.join(repo, ".git"))
+    assert {s["src"] for s in stats} == {gitdir}
+    # PostgreSQL: the same rows
+    got = {r[0]: list(r[1:]) for r in rows(
+        pg_database, "SELECT language, files, blank, comment, code FROM code_stats "
+                     "WHERE path IS NULL")}
+    assert got == expected
+    assert scalar(pg_database, "SELECT count(*) FROM code_stats WHERE path IS NOT NULL") \
+        == len(per_file)
+    assert rows(pg_database, "SELECT blank, comment, code FROM code_stats "
+                             "WHERE path = 'tool.py'") == [(2, 6, 4)]
+    # The same revision again: no new rows; a new commit: a new set
+    run_collector(p, "code", repo)
+    drained(p)
+    assert scalar(pg_database, "SELECT count(*) FROM code_stats") == len(stats)
+    with open(os.path.join(repo, "src/more.c"), "w") as f:
+        f.write("int more;\n")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-q", "-m", "more")
+    run_collector(p, "code", repo)
+    drained(p)
+    assert rows(pg_database, "SELECT files, code FROM code_stats c WHERE language = 'C' "
+                             f"AND path IS NULL AND rev <> '{sha}'") == [(2, 7)]
+
+
+def _cloc(path, exclude=DEFAULT_EXCLUDE):
+    out = subprocess.run(["cloc", "--json", "--quiet", "--vcs=git", "--skip-uniqueness",
+                          f"--exclude-dir={exclude}", "."], cwd=path, capture_output=True,
+                         text=True, check=True)
+    data = json.loads(out.stdout)
+    return {k: v for k, v in data.items() if k not in ("header", "SUM")}
+
+
+def _compare_with_cloc(p, checkout):
+    run_collector(p, "code", f"--source={checkout}", checkout)
+    drained(p, timeout=600)
+    mine = {s["body"]["language"]: s["body"] for s in archived(p, "code.stats")
+            if s["src"] == checkout and "path" not in s["body"]}
+    cloc = _cloc(checkout)
+    both = sorted(set(mine) & set(cloc))
+    report = []
+    for lang in both:
+        m, c = mine[lang], cloc[lang]
+        report.append(f"{lang:22} files {m['files']}/{c['nFiles']} blank {m['blank']}/{c['blank']}"
+                      f" comment {m['comment']}/{c['comment']} code {m['code']}/{c['code']}")
+    print("\n".join(report))
+    assert both, (mine, cloc)
+    for lang in both:
+        m, c = mine[lang], cloc[lang]
+        assert abs(m["code"] - c["code"]) <= 0.02 * c["code"], report
+        assert abs(m["blank"] - c["blank"]) <= 0.02 * max(c["blank"], 50), report
+        assert m["files"] == c["nFiles"], report
+    # Most of the code is in languages both know
+    assert sum(mine[lang]["code"] for lang in both) >= 0.95 * sum(m["code"] for m in mine.values())
+
+
+@pytest.mark.skipif(not shutil.which("cloc"), reason="cloc not installed")
+def test_code_agrees_with_cloc_on_this_checkout(pipeline, workdir):
+    clone = os.path.join(workdir, "clone")
+    subprocess.run(["git", "clone", "-q", ROOT, clone], check=True, env=clean_env())
+    p = start(pipeline)
+    _compare_with_cloc(p, clone)
+
+
+@pytest.mark.skipif(not shutil.which("cloc") or not os.environ.get("OMNI_CLOC_CHECKOUT"),
+                    reason="OMNI_CLOC_CHECKOUT (a larger git checkout) not given")
+def test_code_agrees_with_cloc_on_a_larger_checkout(pipeline, workdir):
+    clone = os.path.join(workdir, "large")
+    subprocess.run(["git", "clone", "-q", os.environ["OMNI_CLOC_CHECKOUT"], clone], check=True,
+                   env=clean_env())
+    p = start(pipeline)
+    _compare_with_cloc(p, clone)
+
+
+# ---------------------------------------------------------------------------
+# exec
+
+
+def test_exec_good_lines_sent_bad_line_reported(pipeline, pg_database):
+    p = start(pipeline, pg_database)
+    script = ("echo '{\"env\":\"prod\",\"n\":1,\"ok\":true}'; "
+              "echo '{\"env\":\"dev\",\"ms\":2.5,\"tags\":[\"a\",\"b\"],\"m\":{\"k\":{\"d\":-1}}}'; "
+              "echo 'not json'; "
+              "echo '{\"env\":\"qa\",\"n\":3}'")
+    out = run_collector(p, "exec", "--kind=x.deploy", "--", "sh", "-c", script)
+    assert "event=exec.bad_line line=3" in out.stderr, out.stderr
+    drained(p)
+    deploys = archived(p, "x.deploy")
+    assert len(deploys) == 3
+    bodies = {d["body"]["env"]: d["body"] for d in deploys}
+    assert bodies["prod"] == {"env": "prod", "n": 1, "ok": True}
+    assert bodies["dev"]["ms"] == 2.5 and bodies["dev"]["tags"] == ["a", "b"]
+    assert bodies["dev"]["m"] == {"k": {"d": -1}}
+    assert isinstance(bodies["qa"]["n"], int)
+    end = archived(p, "run.end")[0]["body"]
+    assert end["status"] == "ok" and end["counts"]["x.deploy"] == 3
+    # Custom kinds go to the archive (and documents), not to PostgreSQL; the
+    # run is there
+    assert rows(pg_database, "SELECT collector, status FROM runs") == [("exec", "ok")]
+    if "bad_lines" not in end["counts"]:
+        pytest.xfail("run.end counts bad lines once the session offers session_count_add")
+    assert end["counts"]["bad_lines"] == 1
+
+
+def test_exec_declared_kind_validated_and_failing_command(pipeline, pg_database):
+    p = start(pipeline, pg_database)
+    # ci.build bodies: the second lacks its status and is refused
+    script = ("echo '{\"pipeline\":\"deploy\",\"build_id\":\"1\",\"status\":\"success\"}'; "
+              "echo '{\"pipeline\":\"deploy\",\"build_id\":\"2\"}'; exit 3")
+    out = run_collector(p, "exec", "--kind=ci.build", "--source=deployer", "--", "sh", "-c",
+                        script, rc=1)
+    assert "line=2" in out.stderr and "status 3" in out.stderr, out.stderr
+    drained(p)
+    assert len(archived(p, "ci.build")) == 1
+    assert rows(pg_database, "SELECT pipeline, build_id, status FROM ci_builds") == \
+        [("deploy", "1", "success")]
+    assert rows(pg_database, "SELECT status FROM runs") == [("failed",)]
+    # Refused before anything runs: a kind that is neither x.* nor declared
+    bad = subprocess.run([COLLECTORD, "exec", "--kind=deploys", f"--intake={p.intake}", "--",
+                          "true"], capture_output=True, text=True, env=clean_env())
+    assert bad.returncode == 2 and "collectord.kind" in bad.stderr
+
+
+def test_exec_every_interval_until_sigterm(pipeline, workdir):
+    p = start(pipeline)
+    counter = os.path.join(workdir, "n")
+    script = f"n=$(cat {counter} 2>/dev/null || echo 0); n=$((n+1)); echo $n > {counter}; " \
+             "echo \"{\\\"tick\\\":$n}\""
+    log = open(os.path.join(workdir, "exec.log"), "w")
+    proc = subprocess.Popen([COLLECTORD, "exec", "--kind=x.tick", f"--intake={p.intake}",
+                             "--interval=300ms", "--progress=off", "--", "sh", "-c", script],
+                            stdout=log, stderr=log, env=clean_env())
+    log.close()
+    try:
+        wait_until(lambda: len(archived(p, "x.tick")) >= 3, 60, "three ticks archived")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    drained(p)
+    ticks = sorted(t["body"]["tick"] for t in archived(p, "x.tick"))
+    assert ticks[:3] == [1, 2, 3]
+    runs = archived(p, "run.start")
+    assert len(runs) == len(ticks) and len({r["run"] for r in runs}) == len(runs)
