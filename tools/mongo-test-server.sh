@@ -24,7 +24,7 @@ die() { echo "mongo-test-server: $*" >&2; exit 1; }
 works() { [ -n "$1" ] && [ -x "$1" ] && "$1" --version >/dev/null 2>&1; }
 
 find_go() {
-    local go
+    local go minor
     go=$(command -v go || true)
     [ -n "$go" ] || { [ -x /usr/local/go/bin/go ] && go=/usr/local/go/bin/go; }
     if [ -z "$go" ]; then
@@ -35,15 +35,41 @@ find_go() {
             golang-go >&2
         go=$(command -v go) || die "no go toolchain"
     fi
+    # FerretDB v1.24 needs Go 1.22. Go >= 1.21 fetches that toolchain by itself
+    # (GOTOOLCHAIN=auto); for an older one (Debian 12 has 1.19) the same
+    # toolchain module (golang.org/toolchain) is fetched from the Go module
+    # proxy and unpacked into var/ferretdb/.
+    minor=$("$go" env GOVERSION | sed -nE 's/^go1\.([0-9]+).*/\1/p')
+    if [ -n "$minor" ] && [ "$minor" -lt 21 ]; then
+        local want="go1.22.6" sdk="$ROOT/var/ferretdb/go1.22.6" dir
+        if ! "$sdk/bin/go" version >/dev/null 2>&1; then
+            echo "mongo-test-server: $("$go" version | cut -d' ' -f3) is too old, getting $want" >&2
+            dir=$(cd /tmp && GOFLAGS=-mod=mod "$go" mod download -json \
+                "golang.org/toolchain@v0.0.1-$want.$("$go" env GOOS)-$("$go" env GOARCH)" |
+                /usr/bin/python3 -c 'import json, sys; print(json.load(sys.stdin).get("Dir", ""))')
+            [ -n "$dir" ] || die "could not fetch the $want toolchain"
+            rm -rf "$sdk"
+            mkdir -p "$(dirname "$sdk")"
+            cp -r "$dir" "$sdk"
+            chmod -R u+w "$sdk"
+            # module zips keep no file modes
+            chmod +x "$sdk"/bin/* "$sdk"/pkg/tool/*/*
+        fi
+        go="$sdk/bin/go"
+    fi
     echo "$go"
 }
 
 build_ferretdb() {  # OUT: builds FerretDB $VERSION into OUT
     local out=$1 go dir src
     go=$(find_go)
+    if [[ $go == "$ROOT/var/ferretdb/"* ]]; then
+        export GOROOT="${go%/bin/go}" GOTOOLCHAIN=local
+    fi
     echo "mongo-test-server: building FerretDB $VERSION with $("$go" version | cut -d' ' -f3)" >&2
     dir=$(cd /tmp && GOFLAGS=-mod=mod "$go" mod download -json "$MODULE@$VERSION" |
-        /usr/bin/python3 -c 'import json, sys; print(json.load(sys.stdin)["Dir"])')
+        /usr/bin/python3 -c 'import json, sys; print(json.load(sys.stdin).get("Dir", ""))')
+    [ -n "$dir" ] || die "could not fetch $MODULE@$VERSION"
     src=$(mktemp -d /tmp/omni-ferretdb-src-XXXXXX)
     cp -r "$dir/." "$src"
     chmod -R u+w "$src"
