@@ -5,6 +5,7 @@
 #include "fake_ingestd.h"
 #include "log.h"
 #include "selftest.h"
+#include "state.h"
 #include "util.h"
 #include "utf8.h"
 
@@ -943,6 +944,11 @@ typedef struct {
     char **patterns;
     char *target, *src;
     char *system, *pipeline, *build_id, *branch, *sha, *trigger;
+    char *state_dir;
+    //  "<size> <mtime ns> <path>" of every report read (or skipped as read
+    //  before) in this run: the state once it is acknowledged
+    char **read;
+    size_t nread, read_cap;
 } s_junit_t;
 
 static char *
@@ -976,6 +982,7 @@ s_open_env (const collector_env_t *env, s_getenv_fn *get, char *error, size_t si
     }
     s_junit_t *self = calloc (1, sizeof *self);
     assert (self);
+    self->state_dir = strdup (env->state_dir ? env->state_dir : "");
     self->args = calloc (env->nargs + 1, sizeof (char *));
     for (size_t i = 0; i < env->nargs; i++)
         self->args[self->nargs++] = strdup (env->args[i]);
@@ -1068,6 +1075,10 @@ s_close (void **self_p)
     free (self->branch);
     free (self->sha);
     free (self->trigger);
+    free (self->state_dir);
+    for (size_t i = 0; i < self->nread; i++)
+        free (self->read[i]);
+    free (self->read);
     free (self);
     *self_p = NULL;
 }
@@ -1179,23 +1190,76 @@ s_send_case (void *arg, const junit_case_t *tc)
     return 0;
 }
 
+//  A report's identity for the state: what changes when it is rewritten
+static char *
+s_report_key (const char *path)
+{
+    struct stat st;
+    if (stat (path, &st) != 0)
+        return NULL;
+    char *key;
+    assert (asprintf (&key, "%lld %lld %s", (long long) st.st_size,
+                      (long long) st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec, path)
+            > 0);
+    return key;
+}
+
+static void
+s_remember (s_junit_t *self, char *key)
+{
+    if (self->nread == self->read_cap) {
+        self->read_cap = self->read_cap ? self->read_cap * 2 : 64;
+        self->read = realloc (self->read, self->read_cap * sizeof (char *));
+        assert (self->read);
+    }
+    self->read[self->nread++] = key;
+}
+
+//  The reports the last acknowledged run read, as a set of keys.
+static zhashx_t *
+s_load_state (s_junit_t *self)
+{
+    zhashx_t *done = zhashx_new ();
+    state_t *state = state_new (self->state_dir, "junit", self->src);
+    char error[512];
+    if (state_load (state, error, sizeof error))
+        log_warn ("junit.state_unreadable", "error=\"%s\" effect=\"every report read\"", error);
+    else
+        for (size_t i = 0; i < state_size (state); i++)
+            zhashx_insert (done, state_entry (state, i), (void *) 1);
+    state_destroy (&state);
+    return done;
+}
+
 static int
 s_collect (void *handle, session_t *session, char *error, size_t size)
 {
     s_junit_t *self = (s_junit_t *) handle;
+    for (size_t i = 0; i < self->nread; i++)
+        free (self->read[i]);
+    self->nread = 0;
     char **files = junit_find_files ((const char *const *) self->args, self->nargs,
                                      self->patterns);
     size_t nfiles = 0;
     while (files[nfiles])
         nfiles++;
+    zhashx_t *done = s_load_state (self);
     s_send_t ctx = {self, session, 0, 0, false};
     junit_t *reader = junit_new (s_send_case, &ctx);
     progress_t *progress = session_progress (session);
     progress_start (progress, "report files", nfiles);
-    size_t failed = 0, reports = 0;
+    size_t failed = 0, reports = 0, unchanged = 0;
     char first_error[600] = "";
     for (size_t i = 0; i < nfiles && !ctx.broken; i++) {
         char err[600];
+        char *key = s_report_key (files[i]);
+        if (key && zhashx_lookup (done, key)) {
+            //  Read by an earlier run, unchanged since
+            unchanged++;
+            s_remember (self, key);
+            progress_update (progress, i + 1);
+            continue;
+        }
         int64_t n = junit_read_file (reader, files[i], err, sizeof err);
         if (n == -1) {
             log_error ("junit.file_failed", "error=\"%s\"", err);
@@ -1206,9 +1270,16 @@ s_collect (void *handle, session_t *session, char *error, size_t size)
             log_debug ("junit.not_a_report", "path=\"%s\"", files[i]);
         else if (n > 0)
             reports++;
+        //  Malformed reports are read again next time: they may be complete by then
+        if (n >= 0 && key) {
+            s_remember (self, key);
+            key = NULL;
+        }
+        free (key);
         progress_update (progress, i + 1);
     }
     progress_finish (progress);
+    zhashx_destroy (&done);
     const junit_totals_t *t = junit_totals (reader);
     int rc = 0;
     if (ctx.broken) {
@@ -1217,7 +1288,7 @@ s_collect (void *handle, session_t *session, char *error, size_t size)
                                          : "ingestd did not acknowledge (give_up)");
         rc = -1;
     }
-    else if (self->pipeline) {
+    else if (self->pipeline && (reports || failed)) {
         //  The summary of the build the reports belong to
         builds_tests_t tests = {t->total, t->passed, t->failed, t->error, t->skipped};
         builds_build_t b = {self->system, self->pipeline, self->build_id,
@@ -1244,20 +1315,19 @@ s_collect (void *handle, session_t *session, char *error, size_t size)
             rc = -1;
         }
     }
-    log_info ("junit.collected", "files=%zu reports=%zu failed_files=%zu tests=%" PRIu64
+    log_info ("junit.collected", "files=%zu reports=%zu unchanged=%zu failed_files=%zu tests=%" PRIu64
               " passed=%" PRIu64 " failed=%" PRIu64 " error=%" PRIu64 " skipped=%" PRIu64
               " flaky=%" PRIu64 " invalid=%" PRIu64,
-              nfiles, reports, failed, t->total, t->passed, t->failed, t->error, t->skipped,
-              t->flaky, ctx.invalid);
+              nfiles, reports, unchanged, failed, t->total, t->passed, t->failed, t->error,
+              t->skipped, t->flaky, ctx.invalid);
     if (rc == 0 && failed) {
         snprintf (error, size, "%zu of %zu report files unreadable, first: %s", failed, nfiles,
                   first_error);
         rc = -1;
     }
-    else if (rc == 0 && nfiles == 0) {
-        snprintf (error, size, "no report file found");
-        rc = -1;
-    }
+    else if (rc == 0 && nfiles == 0)
+        //  A folder watched with --interval may be empty for a while
+        log_warn ("junit.no_reports", "paths=%zu reason=\"no report file found\"", self->nargs);
     junit_destroy (&reader);
     for (size_t i = 0; files[i]; i++)
         free (files[i]);
@@ -1265,13 +1335,18 @@ s_collect (void *handle, session_t *session, char *error, size_t size)
     return rc;
 }
 
+//  After every record was acknowledged: the reports read need not be read
+//  again while they stay as they are.
 static int
 s_commit (void *handle, char *error, size_t size)
 {
-    (void) handle;
-    (void) error;
-    (void) size;
-    return 0;
+    s_junit_t *self = (s_junit_t *) handle;
+    state_t *state = state_new (self->state_dir, "junit", self->src);
+    for (size_t i = 0; i < self->nread; i++)
+        state_add (state, self->read[i]);
+    int rc = state_save (state, error, size);
+    state_destroy (&state);
+    return rc;
 }
 
 const collector_t junit_collector = {
@@ -1728,8 +1803,36 @@ junit_test (bool verbose)
         }
     }
     assert (saw_big && saw_build);
-    msgpack_zone_destroy (&zone);
     s_close ((void **) &handle);
+
+    //  Incremental: a second run reads only what changed since the first
+    char *gradle;
+    assert (asprintf (&gradle, "%s/gradle", dirs_root) > 0);
+    const char *args4[] = {gradle, big};
+    collector_env_t env4 = {.args = args4, .nargs = 2, .state_dir = dir, .instance = "test"};
+    handle = (s_junit_t *) s_open_env (&env4, s_no_env, err, sizeof err);
+    assert (handle);
+    for (int round = 0; round < 3; round++) {
+        if (round == 2) {
+            //  The report rewritten: read again
+            f = fopen (big, "w");
+            assert (f);
+            fprintf (f, "<testsuite name=\"s\"><testcase name=\"t2\"/></testsuite>");
+            fclose (f);
+        }
+        fake_ingestd_clear (fake);
+        assert (session_begin (session, s_source (handle), s_target (handle), s_pack_config,
+                               handle) == 0);
+        assert (s_collect (handle, session, err, sizeof err) == 0);
+        assert (session_end (session, "ok", NULL) == 0);
+        assert (s_commit (handle, err, sizeof err) == 0);
+        size_t want = round == 0 ? 4 + 1 : round == 1 ? 0 : 1;
+        assert (fake_ingestd_count_kind (fake, "ci.test") == want);
+        assert (fake_ingestd_count_kind (fake, "ci.build") == (round == 1 ? 0 : 1));
+    }
+    s_close ((void **) &handle);
+    free (gradle);
+    msgpack_zone_destroy (&zone);
     session_destroy (&session);
     fake_ingestd_destroy (&fake);
     free (dirs_root);

@@ -39,6 +39,11 @@
     - a record's ts: the suite's timestamp attribute, else the report
       file's modification time.
 
+    Incremental: once a run is acknowledged, the reports it read (path,
+    size, modification time) are remembered (state_t); the next run skips
+    those unchanged since. An empty folder is a warning (a folder watched
+    with --interval may be empty for a while), not an error.
+
     Malformed XML: an error naming the file and line; the test cases
     delivered before it are sent (libxml2 parses ahead, so the last ones
     before the error may not be), the other files are still collected, and

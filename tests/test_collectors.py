@@ -136,9 +136,10 @@ def test_junit_every_dialect_in_archive_and_postgres(pipeline, pg_database):
                              "branch FROM ci_builds") == [("widget-ci", "42", "failure", 40,
                                                            "main")]
     assert rows(pg_database, "SELECT collector, status FROM runs") == [("junit", "ok")]
-    # Collected again: nothing new
-    run_collector(p, "junit", "--pipeline=widget-ci", "--build-id=42", "--branch=main",
-                  "--sha=" + "a" * 40, "--source=acme/widget", *paths)
+    # Collected again: the reports are unchanged, none is read
+    out = run_collector(p, "junit", "--pipeline=widget-ci", "--build-id=42", "--branch=main",
+                        "--sha=" + "a" * 40, "--source=acme/widget", *paths)
+    assert "reports=0 unchanged=10 " in out.stderr, out.stderr
     drained(p)
     assert len(archived(p, "ci.test")) == 40
     assert scalar(pg_database, "SELECT count(*) FROM ci_tests") == 40
@@ -229,7 +230,7 @@ def test_junit_100k_cases_bounded_memory(pipeline, workdir):
     for name, path in (("small", small), ("big", big)):
         cmd = [COLLECTORD, "junit", "--once", f"--intake={p.intake}", "--progress=off",
                "--give-up=120s", f"--source={name}", f"--build-id={name}", "--pipeline=load",
-               path]
+               f"--state-dir={workdir}/state", path]
         rc, stderr, peaks[name] = _peak_rss_kb(cmd, env)
         assert rc == 0, stderr[-3000:]
     drained(p, timeout=600)
@@ -418,16 +419,6 @@ def test_code_agrees_with_cloc_on_this_checkout(pipeline, workdir):
     _compare_with_cloc(p, clone)
 
 
-@pytest.mark.skipif(not shutil.which("cloc") or not os.environ.get("OMNI_CLOC_CHECKOUT"),
-                    reason="OMNI_CLOC_CHECKOUT (a larger git checkout) not given")
-def test_code_agrees_with_cloc_on_a_larger_checkout(pipeline, workdir):
-    clone = os.path.join(workdir, "large")
-    subprocess.run(["git", "clone", "-q", os.environ["OMNI_CLOC_CHECKOUT"], clone], check=True,
-                   env=clean_env())
-    p = start(pipeline)
-    _compare_with_cloc(p, clone)
-
-
 # ---------------------------------------------------------------------------
 # exec
 
@@ -453,8 +444,6 @@ def test_exec_good_lines_sent_bad_line_reported(pipeline, pg_database):
     # Custom kinds go to the archive (and documents), not to PostgreSQL; the
     # run is there
     assert rows(pg_database, "SELECT collector, status FROM runs") == [("exec", "ok")]
-    if "bad_lines" not in end["counts"]:
-        pytest.xfail("run.end counts bad lines once the session offers session_count_add")
     assert end["counts"]["bad_lines"] == 1
 
 
