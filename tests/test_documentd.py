@@ -458,3 +458,70 @@ def test_config_errors_and_credentials_never_logged(pipeline):
                              timeout=30)
         assert out.returncode == 2 and key.replace("-", "_") in out.stderr.replace("-", "_"), \
             (args, out.returncode, out.stderr)
+
+
+@pytest.fixture
+def tls_mongo(workdir):
+    """A FerretDB of the test's own serving TLS (a self-signed certificate for
+    127.0.0.1) next to a plain port for checking; (tls_uri_base, ca, plain_uri)."""
+    env = {k: v for k, v in os.environ.items() if k != "OMNI_TEST_MONGO_URI"}
+    try:
+        binary = subprocess.run([SCRIPT, "binary"], capture_output=True, text=True, env=env,
+                                timeout=900, check=True).stdout.strip()
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as e:
+        if os.environ.get("OMNI_REQUIRE_SERVICES"):
+            raise
+        pytest.skip(f"no FerretDB binary: {e}")
+    d = os.path.join(workdir, "tls-mongo")
+    os.makedirs(os.path.join(d, "data"))
+    cert, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", key, "-out", cert], check=True, capture_output=True)
+    plain_port, tls_port = free_port(), free_port()
+    log = open(os.path.join(d, "ferretdb.log"), "a")
+    proc = subprocess.Popen([binary, "--handler=sqlite", f"--sqlite-url=file:{d}/data/",
+                             f"--state-dir={d}", f"--listen-addr=127.0.0.1:{plain_port}",
+                             f"--listen-tls=127.0.0.1:{tls_port}",
+                             f"--listen-tls-cert-file={cert}", f"--listen-tls-key-file={key}",
+                             "--telemetry=disable", "--debug-addr=-", "--log-level=error"],
+                            stdout=log, stderr=log)
+    log.close()
+    plain = f"mongodb://127.0.0.1:{plain_port}/"
+    try:
+        def up():
+            assert proc.poll() is None, "ferretdb exited"
+            try:
+                client_of(plain).admin.command("ping")
+                return True
+            except pymongo.errors.PyMongoError:
+                return False
+        wait_until(up, 30, "TLS FerretDB", interval=0.1)
+        yield f"mongodb://127.0.0.1:{tls_port}/?tls=true", cert, plain
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_tls_options_passed_through_the_uri(pipeline, tls_mongo):
+    tls_uri, ca, plain = tls_mongo
+    p = pipeline(writers=("document",))
+    p.ingestd.start()
+    # The server's certificate is not trusted without its CA: nothing stored, unhealthy
+    untrusted = start_documentd(p, tls_uri, "omni_tls", name="documentd-untrusted")
+    frames = [f for _, f in synthetic_commits(50, src="tls")]
+    send(p.intake, frames)
+    wait_until(lambda: untrusted.health()[0] == 503 and
+               untrusted.metrics().get("omni_documentd_store_retries_total", 0) > 0, 30,
+               "TLS refused without the CA")
+    untrusted.stop()
+    assert "TLS handshake failed" in untrusted.log() or "certificate" in untrusted.log(), \
+        untrusted.log()[-2000:]
+    # With the CA file in the URI: stored over TLS
+    doc_d = start_documentd(p, f"{tls_uri}&tlsCAFile={ca}", "omni_tls")
+    wait_acked(p, len(frames))
+    db = client_of(plain)["omni_tls"]
+    assert count(db, "git_commits") == 50
+    for f in frames[:3]:
+        assert_stored_exactly(db, "git_commits", f)
+    assert doc_d.health()[0] == 200
