@@ -1,12 +1,18 @@
 /*  collector: the table of collectord's modes.                             */
 #include "collector.h"
+#include "builds.h"
+#include "codestats.h"
+#include "exec.h"
 #include "git_collector.h"
 #include "host_collector.h"
+#include "junit.h"
 
 #include <assert.h>
 #include <string.h>
 
-static const collector_t *s_collectors[] = {&git_collector, &host_collector};
+static const collector_t *s_collectors[] = {&git_collector,    &host_collector,
+                                            &junit_collector,  &builds_collector,
+                                            &codestats_collector, &exec_collector};
 
 #define S_COUNT (sizeof s_collectors / sizeof s_collectors[0])
 

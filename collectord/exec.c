@@ -23,7 +23,6 @@ extern char **environ;
 
 //  run.end's counts of what is not a record (bad lines). The session may
 //  not offer it yet: then the count is in the log line only.
-void session_count_add (session_t *self, const char *name, uint64_t n) __attribute__ ((weak));
 
 //  ---------------------------------------------------------------------------
 //  JSON -> msgpack
@@ -441,7 +440,7 @@ s_collect (void *handle, session_t *session, char *error, size_t size)
     char err[512] = "";
     int64_t started = util_mono_ms ();
     int rc = exec_run (self->argv, s_line, s_stop, &run, err, sizeof err);
-    if (session_count_add && run.bad)
+    if (run.bad)
         session_count_add (session, "bad_lines", run.bad);
     //  The program only: a command line is full of quotes
     log_info ("exec.collected", "program=\"%s\" kind=%s records=%" PRIu64 " bad_lines=%" PRIu64

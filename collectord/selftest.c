@@ -7,6 +7,11 @@
 #include "host.h"
 #include "host_collector.h"
 #include "progress.h"
+#include "builds.h"
+#include "codestats.h"
+#include "exec.h"
+#include "junit.h"
+#include "lang_count.h"
 #include "selftest.h"
 #include "session.h"
 #include "state.h"
@@ -26,6 +31,11 @@ main (int argc, char **argv)
                                        {"git_collector", git_collector_test},
                                        {"host", host_test},
                                        {"host_collector", host_collector_test},
+                                       {"junit", junit_test},
+                                       {"builds", builds_test},
+                                       {"exec", exec_test},
+                                       {"lang_count", lang_count_test},
+                                       {"codestats", codestats_test},
                                        {NULL, NULL}};
     return selftest_run (tests, argc, argv);
 }

@@ -204,17 +204,23 @@ session_send (session_t *self)
     }
     if (strncmp (self->kind, "run.", 4) == 0)
         return 0; //  counts are of what the run collected
+    session_count_add (self, self->kind, 1);
+    return 0;
+}
+
+void
+session_count_add (session_t *self, const char *name, uint64_t n)
+{
     size_t i = 0;
-    while (i < self->nkinds && strcmp (self->counts[i].kind, self->kind) != 0)
+    while (i < self->nkinds && strcmp (self->counts[i].kind, name) != 0)
         i++;
     if (i == self->nkinds && i < S_MAX_KINDS) {
-        self->counts[i].kind = self->kind;
+        self->counts[i].kind = name;
         self->counts[i].count = 0;
         self->nkinds++;
     }
     if (i < S_MAX_KINDS)
-        self->counts[i].count++;
-    return 0;
+        self->counts[i].count += n;
 }
 
 const char *

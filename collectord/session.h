@@ -75,6 +75,10 @@ bool session_interrupted (session_t *self);
 
 //  Records queued in this run for `kind` (all kinds for NULL).
 uint64_t session_count (session_t *self, const char *kind);
+
+//  Adds to a count reported in run.end (e.g. "bad_lines"); `name` must be a
+//  static string.
+void session_count_add (session_t *self, const char *name, uint64_t n);
 const char *session_run_id (session_t *self);
 progress_t *session_progress (session_t *self);
 //  Totals over the session's life, acknowledged by ingestd.
