@@ -21,9 +21,6 @@
 
 extern char **environ;
 
-//  run.end's counts of what is not a record (bad lines). The session may
-//  not offer it yet: then the count is in the log line only.
-
 //  ---------------------------------------------------------------------------
 //  JSON -> msgpack
 

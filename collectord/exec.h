@@ -14,11 +14,12 @@
 
     A bad line (not JSON, not an object, a duplicate key, over 4 MiB, a body
     the kind refuses) is logged with its line number and skipped; the run
-    goes on, and run.end counts it (counts.bad_lines). Blank lines are ignored. The command's
-    stderr is collectord's; its stdin is /dev/null; it runs in its own
-    process group, which SIGTERM reaches when collectord is stopped. A
-    command that exits non-zero, or is killed, fails the run (after the
-    lines it printed are sent). src: --source, else the command line.     */
+    goes on, and run.end counts it (counts.bad_lines). Blank lines are
+    ignored. The command's stderr is collectord's; its stdin is /dev/null;
+    it runs in its own process group, which SIGTERM reaches when collectord
+    is stopped. A command that exits non-zero, or is killed, fails the run
+    (after the lines it printed are sent). src: --source, else the command
+    line.                                                                 */
 #ifndef OMNI_COLLECTORD_EXEC_H
 #define OMNI_COLLECTORD_EXEC_H
 
