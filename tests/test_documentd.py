@@ -24,7 +24,7 @@ import uuid
 import msgpack
 import pytest
 
-from omni import ROOT, IntakeClient, free_port, wait_until
+from omni import ROOT, free_port, wait_until
 from test_relationald import (collect, commit_to, git, init_repo, make_record, record_id,
                               send, synthetic_commits)
 
