@@ -468,7 +468,7 @@ s_commit (void *handle, char *error, size_t size)
 
 const collector_t exec_collector = {
     .name = "exec",
-    .usage = "-- COMMAND [ARG...]",
+    .usage = "-- COMMAND",
     .summary = "a command's JSON Lines, one record of --kind each (once or every --interval)",
     .options = s_options,
     .open = s_open,

@@ -837,7 +837,7 @@ static const config_option_t s_options[] = {
     {"build_id", CONFIG_STRING, NULL,
      "junit: the CI's id of that build; with a pipeline, a ci.build summary is sent",
      &s_settings.build_id},
-    {"branch", CONFIG_LIST, NULL, "junit: the branch that build ran on (git: see above)",
+    {"branch", CONFIG_LIST, NULL, "junit: the branch that build ran on (one; git: branches to collect)",
      &s_settings.branch},
     {"sha", CONFIG_STRING, NULL, "junit: the commit that build ran on", &s_settings.sha},
     {"source", CONFIG_STRING, NULL,
