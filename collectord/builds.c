@@ -1121,7 +1121,8 @@ builds_test (bool verbose)
     const char *args[] = {files[0], files[1], files[2], files[3]};
     s_settings.pipeline = NULL;
     s_settings.source = NULL;
-    collector_env_t env = {.args = args, .nargs = 4, .state_dir = "/nonexistent", .instance = "test"};
+    collector_env_t env = {.args = args, .nargs = 4, .state_dir = "/nonexistent",
+                           .instance = "test"};
     void *handle = s_open (&env, error, sizeof error);
     assert (handle);
     assert (strcmp (s_source (handle), "github.com/acme/widget") == 0);

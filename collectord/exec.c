@@ -623,10 +623,9 @@ exec_test (bool verbose)
         record_str_t s;
         if (!record_str_eq (rec.kind, "x.deploy"))
             continue;
-        assert (record_str_eq (rec.src, "sh -c echo '{\"env\":\"prod\",\"n\":1,\"ok\":true}'; "
-                                        "echo '{\"env\":\"dev\",\"ms\":2.5,\"tags\":[\"a\",\"b\"]}'; "
-                                        "echo 'not json'; echo; "
-                                        "echo '{\"env\":\"qa\",\"nested\":{\"deep\":{\"n\":-7}}}'"));
+        //  src: the command line
+        assert (strncmp (rec.src.ptr, "sh -c echo '{", 13) == 0);
+        assert (rec.src.len == 6 + strlen (good_argv[2]));
         assert (record_field_str (rec.body, "env", &s));
         int64_t n;
         double d;
