@@ -1,6 +1,7 @@
 /*  codestats: line counts per language at a revision (git tree via libgit2,
     or a plain directory) into code.stats records.                         */
 #include "codestats.h"
+#include "record.h"
 #include "fake_ingestd.h"
 #include "log.h"
 #include "selftest.h"
@@ -611,35 +612,27 @@ s_target (void *handle)
 }
 
 static void
-s_pack_str (msgpack_packer *pk, const char *s)
-{
-    size_t len = strlen (s);
-    msgpack_pack_str (pk, len);
-    msgpack_pack_str_body (pk, s, len);
-}
-
-static void
 s_pack_config (void *handle, msgpack_packer *pk)
 {
     s_code_t *self = (s_code_t *) handle;
     msgpack_pack_map (pk, 3 + (self->rev != NULL));
-    s_pack_str (pk, "path");
-    s_pack_str (pk, self->target);
-    s_pack_str (pk, "per_file");
+    record_pack_str (pk, "path");
+    record_pack_str (pk, self->target);
+    record_pack_str (pk, "per_file");
     if (self->per_file)
         msgpack_pack_true (pk);
     else
         msgpack_pack_false (pk);
-    s_pack_str (pk, "exclude_dir");
+    record_pack_str (pk, "exclude_dir");
     size_t n = 0;
     while (self->exclude[n])
         n++;
     msgpack_pack_array (pk, n);
     for (size_t i = 0; i < n; i++)
-        s_pack_str (pk, self->exclude[i]);
+        record_pack_str (pk, self->exclude[i]);
     if (self->rev) {
-        s_pack_str (pk, "rev");
-        s_pack_str (pk, self->rev);
+        record_pack_str (pk, "rev");
+        record_pack_str (pk, self->rev);
     }
 }
 
@@ -661,21 +654,21 @@ s_send_stats (session_t *session, const char *rev, int64_t ts, const char *langu
 {
     msgpack_packer *pk = session_record (session, "code.stats", ts);
     msgpack_pack_map (pk, 6 + (path != NULL));
-    s_pack_str (pk, "rev");
-    s_pack_str (pk, rev);
-    s_pack_str (pk, "language");
-    s_pack_str (pk, language);
+    record_pack_str (pk, "rev");
+    record_pack_str (pk, rev);
+    record_pack_str (pk, "language");
+    record_pack_str (pk, language);
     if (path) {
-        s_pack_str (pk, "path");
-        s_pack_str (pk, path);
+        record_pack_str (pk, "path");
+        record_pack_str (pk, path);
     }
-    s_pack_str (pk, "files");
+    record_pack_str (pk, "files");
     msgpack_pack_uint64 (pk, files);
-    s_pack_str (pk, "blank");
+    record_pack_str (pk, "blank");
     msgpack_pack_uint64 (pk, blank);
-    s_pack_str (pk, "comment");
+    record_pack_str (pk, "comment");
     msgpack_pack_uint64 (pk, comment);
-    s_pack_str (pk, "code");
+    record_pack_str (pk, "code");
     msgpack_pack_uint64 (pk, code);
     int rc = session_send (session);
     if (rc > 0)

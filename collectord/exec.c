@@ -1,5 +1,6 @@
 /*  exec: a command's JSON Lines into records of a declared kind.          */
 #include "exec.h"
+#include "record.h"
 #include "fake_ingestd.h"
 #include "kinds.h"
 #include "log.h"
@@ -347,24 +348,16 @@ s_target (void *handle)
 }
 
 static void
-s_pack_str (msgpack_packer *pk, const char *s)
-{
-    size_t len = strlen (s);
-    msgpack_pack_str (pk, len);
-    msgpack_pack_str_body (pk, s, len);
-}
-
-static void
 s_pack_config (void *handle, msgpack_packer *pk)
 {
     s_exec_t *self = (s_exec_t *) handle;
     msgpack_pack_map (pk, 2);
-    s_pack_str (pk, "kind");
-    s_pack_str (pk, self->kind);
-    s_pack_str (pk, "command");
+    record_pack_str (pk, "kind");
+    record_pack_str (pk, self->kind);
+    record_pack_str (pk, "command");
     msgpack_pack_array (pk, self->argc);
     for (size_t i = 0; i < self->argc; i++)
-        s_pack_str (pk, self->argv[i]);
+        record_pack_str (pk, self->argv[i]);
 }
 
 typedef struct {

@@ -7,6 +7,7 @@
     Text that is not valid UTF-8 is sent repaired, its bytes in body.raw
     (gittext_t).                                                            */
 #include "git_collector.h"
+#include "record.h"
 #include "fake_ingestd.h"
 #include "gitpool.h"
 #include "gittext.h"
@@ -356,14 +357,6 @@ s_target (void *handle)
 }
 
 static void
-s_pack_str (msgpack_packer *pk, const char *s)
-{
-    size_t len = strlen (s);
-    msgpack_pack_str (pk, len);
-    msgpack_pack_str_body (pk, s, len);
-}
-
-static void
 s_pack_strn (msgpack_packer *pk, const char *s, size_t len)
 {
     msgpack_pack_str (pk, len);
@@ -378,21 +371,21 @@ s_pack_config (void *handle, msgpack_packer *pk)
     while (self->branches[nbranches])
         nbranches++;
     msgpack_pack_map (pk, 3 + (nbranches > 0) + (self->since != NULL));
-    s_pack_str (pk, "repository");
-    s_pack_str (pk, s_target (self));
-    s_pack_str (pk, "max_commits");
+    record_pack_str (pk, "repository");
+    record_pack_str (pk, s_target (self));
+    record_pack_str (pk, "max_commits");
     msgpack_pack_int64 (pk, self->max_commits);
-    s_pack_str (pk, "state_dir");
-    s_pack_str (pk, self->state_dir);
+    record_pack_str (pk, "state_dir");
+    record_pack_str (pk, self->state_dir);
     if (nbranches) {
-        s_pack_str (pk, "branch");
+        record_pack_str (pk, "branch");
         msgpack_pack_array (pk, nbranches);
         for (size_t i = 0; i < nbranches; i++)
-            s_pack_str (pk, self->branches[i]);
+            record_pack_str (pk, self->branches[i]);
     }
     if (self->since) {
-        s_pack_str (pk, "since");
-        s_pack_str (pk, self->since);
+        record_pack_str (pk, "since");
+        record_pack_str (pk, self->since);
     }
 }
 
@@ -619,11 +612,11 @@ s_pack_raw (msgpack_packer *pk, const gittext_str_t *texts, const char *const *n
     size_t changed = 0;
     for (size_t i = 0; i < n; i++)
         changed += texts[i].changed;
-    s_pack_str (pk, "raw");
+    record_pack_str (pk, "raw");
     msgpack_pack_map (pk, changed);
     for (size_t i = 0; i < n; i++)
         if (texts[i].changed) {
-            s_pack_str (pk, names[i]);
+            record_pack_str (pk, names[i]);
             msgpack_pack_bin (pk, texts[i].orig_len);
             msgpack_pack_bin_body (pk, texts[i].orig, texts[i].orig_len);
         }
@@ -637,11 +630,11 @@ s_send_ref (s_git_t *self, session_t *session, const s_ref_t *ref, int64_t now)
     if (ref->kind == S_BRANCH) {
         msgpack_packer *pk = session_record (session, "git.branch", now);
         msgpack_pack_map (pk, 3 + name.changed);
-        s_pack_str (pk, "name");
+        record_pack_str (pk, "name");
         s_pack_strn (pk, name.ptr, name.len);
-        s_pack_str (pk, "target");
-        s_pack_str (pk, git_oid_tostr (hex, sizeof hex, &ref->target));
-        s_pack_str (pk, "head");
+        record_pack_str (pk, "target");
+        record_pack_str (pk, git_oid_tostr (hex, sizeof hex, &ref->target));
+        record_pack_str (pk, "head");
         if (ref->head)
             msgpack_pack_true (pk);
         else
@@ -683,27 +676,27 @@ s_send_ref (s_git_t *self, session_t *session, const s_ref_t *ref, int64_t now)
         any_raw |= texts[i].changed;
     msgpack_packer *pk = session_record (session, "git.tag", now);
     msgpack_pack_map (pk, 3 + (tagger ? 4 : 0) + (message != NULL) + any_raw);
-    s_pack_str (pk, "name");
+    record_pack_str (pk, "name");
     s_pack_strn (pk, name.ptr, name.len);
-    s_pack_str (pk, "target");
-    s_pack_str (pk, git_oid_tostr (hex, sizeof hex, &target));
-    s_pack_str (pk, "annotated");
+    record_pack_str (pk, "target");
+    record_pack_str (pk, git_oid_tostr (hex, sizeof hex, &target));
+    record_pack_str (pk, "annotated");
     if (tag)
         msgpack_pack_true (pk);
     else
         msgpack_pack_false (pk);
     if (tagger) {
-        s_pack_str (pk, "tagger_name");
+        record_pack_str (pk, "tagger_name");
         s_pack_strn (pk, texts[1].ptr, texts[1].len);
-        s_pack_str (pk, "tagger_email");
+        record_pack_str (pk, "tagger_email");
         s_pack_strn (pk, texts[2].ptr, texts[2].len);
-        s_pack_str (pk, "tagger_time");
+        record_pack_str (pk, "tagger_time");
         msgpack_pack_int64 (pk, tagger->when.time);
-        s_pack_str (pk, "tagger_tz");
+        record_pack_str (pk, "tagger_tz");
         msgpack_pack_int (pk, tagger->when.offset);
     }
     if (message) {
-        s_pack_str (pk, "message");
+        record_pack_str (pk, "message");
         s_pack_strn (pk, texts[3].ptr, texts[3].len);
     }
     if (any_raw)

@@ -10,6 +10,7 @@
     exact totals but lists only the files that fit (files_truncated: true),
     and a message over 1 MiB is cut (message_truncated: true).              */
 #include "gitpool.h"
+#include "record.h"
 #include "gitdiff.h"
 #include "gittext.h"
 #include "selftest.h"
@@ -135,14 +136,6 @@ gitpool_destroy (gitpool_t **self_p)
 //  One commit
 
 static void
-s_pack_str (msgpack_packer *pk, const char *s)
-{
-    size_t len = strlen (s);
-    msgpack_pack_str (pk, len);
-    msgpack_pack_str_body (pk, s, len);
-}
-
-static void
 s_pack_text (msgpack_packer *pk, gittext_str_t t)
 {
     msgpack_pack_str (pk, t.len);
@@ -204,64 +197,64 @@ s_pack_commit (s_worker_t *w, msgpack_packer *pk, const git_commit *commit, size
 
     char hex[GIT_OID_HEXSZ + 1];
     msgpack_pack_map (pk, 15 + (nraw > 0) + shallow + files_cut + message_cut);
-    s_pack_str (pk, "sha");
-    s_pack_str (pk, git_oid_tostr (hex, sizeof hex, git_commit_id (commit)));
-    s_pack_str (pk, "parents");
+    record_pack_str (pk, "sha");
+    record_pack_str (pk, git_oid_tostr (hex, sizeof hex, git_commit_id (commit)));
+    record_pack_str (pk, "parents");
     unsigned nparents = git_commit_parentcount (commit);
     msgpack_pack_array (pk, nparents);
     for (unsigned i = 0; i < nparents; i++)
-        s_pack_str (pk, git_oid_tostr (hex, sizeof hex, git_commit_parent_id (commit, i)));
-    s_pack_str (pk, "author_name");
+        record_pack_str (pk, git_oid_tostr (hex, sizeof hex, git_commit_parent_id (commit, i)));
+    record_pack_str (pk, "author_name");
     s_pack_text (pk, texts[T_AUTHOR_NAME]);
-    s_pack_str (pk, "author_email");
+    record_pack_str (pk, "author_email");
     s_pack_text (pk, texts[T_AUTHOR_EMAIL]);
-    s_pack_str (pk, "author_time");
+    record_pack_str (pk, "author_time");
     msgpack_pack_int64 (pk, author->when.time);
-    s_pack_str (pk, "author_tz");
+    record_pack_str (pk, "author_tz");
     msgpack_pack_int (pk, author->when.offset);
-    s_pack_str (pk, "committer_name");
+    record_pack_str (pk, "committer_name");
     s_pack_text (pk, texts[T_COMMITTER_NAME]);
-    s_pack_str (pk, "committer_email");
+    record_pack_str (pk, "committer_email");
     s_pack_text (pk, texts[T_COMMITTER_EMAIL]);
-    s_pack_str (pk, "committer_time");
+    record_pack_str (pk, "committer_time");
     msgpack_pack_int64 (pk, committer->when.time);
-    s_pack_str (pk, "committer_tz");
+    record_pack_str (pk, "committer_tz");
     msgpack_pack_int (pk, committer->when.offset);
-    s_pack_str (pk, "message");
+    record_pack_str (pk, "message");
     s_pack_text (pk, texts[T_MESSAGE]);
-    s_pack_str (pk, "files_changed");
+    record_pack_str (pk, "files_changed");
     msgpack_pack_uint64 (pk, gitdiff_files (diff));
-    s_pack_str (pk, "insertions");
+    record_pack_str (pk, "insertions");
     msgpack_pack_uint64 (pk, gitdiff_insertions (diff));
-    s_pack_str (pk, "deletions");
+    record_pack_str (pk, "deletions");
     msgpack_pack_uint64 (pk, gitdiff_deletions (diff));
-    s_pack_str (pk, "files");
+    record_pack_str (pk, "files");
     msgpack_pack_array (pk, nfiles);
     for (size_t i = 0; i < nfiles; i++) {
         gitdiff_file_t f = gitdiff_file (diff, i);
         gittext_str_t path = gittext_get (w->text, S_PATH_SLOT, NULL, f.path, f.path_len);
         msgpack_pack_map (pk, 4 + path.changed);
-        s_pack_str (pk, "path");
+        record_pack_str (pk, "path");
         s_pack_text (pk, path);
-        s_pack_str (pk, "insertions");
+        record_pack_str (pk, "insertions");
         msgpack_pack_uint64 (pk, f.insertions);
-        s_pack_str (pk, "deletions");
+        record_pack_str (pk, "deletions");
         msgpack_pack_uint64 (pk, f.deletions);
-        s_pack_str (pk, "binary");
+        record_pack_str (pk, "binary");
         s_pack_bool (pk, f.binary);
         if (path.changed) {
             //  The path's bytes, where they are not UTF-8
-            s_pack_str (pk, "path_raw");
+            record_pack_str (pk, "path_raw");
             msgpack_pack_bin (pk, f.path_len);
             msgpack_pack_bin_body (pk, f.path, f.path_len);
         }
     }
     if (nraw) {
-        s_pack_str (pk, "raw");
+        record_pack_str (pk, "raw");
         msgpack_pack_map (pk, nraw);
         for (int i = 0; i < T_COUNT; i++)
             if (texts[i].changed) {
-                s_pack_str (pk, s_text_names[i]);
+                record_pack_str (pk, s_text_names[i]);
                 msgpack_pack_bin (pk, texts[i].orig_len);
                 msgpack_pack_bin_body (pk, texts[i].orig, texts[i].orig_len);
             }
@@ -269,15 +262,15 @@ s_pack_commit (s_worker_t *w, msgpack_packer *pk, const git_commit *commit, size
     if (shallow) {
         //  The parent is not in this shallow clone: numbers are against the
         //  empty tree, as git shows them here
-        s_pack_str (pk, "shallow");
+        record_pack_str (pk, "shallow");
         msgpack_pack_true (pk);
     }
     if (files_cut) {
-        s_pack_str (pk, "files_truncated");
+        record_pack_str (pk, "files_truncated");
         msgpack_pack_true (pk);
     }
     if (message_cut) {
-        s_pack_str (pk, "message_truncated");
+        record_pack_str (pk, "message_truncated");
         msgpack_pack_true (pk);
     }
     return files_cut || message_cut;

@@ -405,12 +405,6 @@ host_records (host_t *self)
     return self->records;
 }
 
-static void
-s_pack_str (msgpack_packer *pk, const char *text)
-{
-    msgpack_pack_str_with_body (pk, text, strlen (text));
-}
-
 const char *
 host_hostname (host_t *self)
 {
@@ -460,12 +454,12 @@ host_sample (host_t *self, int64_t mono_ns, int64_t wall_ns, host_emit_fn *emit,
                               wall_ns);
         msgpack_packer *pk = record_encoder_body (self->enc);
         msgpack_pack_map (pk, 3);
-        s_pack_str (pk, "name");
-        s_pack_str (pk, values[i].name);
-        s_pack_str (pk, "value");
+        record_pack_str (pk, "name");
+        record_pack_str (pk, values[i].name);
+        record_pack_str (pk, "value");
         msgpack_pack_double (pk, values[i].value);
-        s_pack_str (pk, "unit");
-        s_pack_str (pk, values[i].unit);
+        record_pack_str (pk, "unit");
+        record_pack_str (pk, values[i].unit);
         record_encoder_tag (self->enc, "host", self->hostname);
         const void *data;
         size_t size;

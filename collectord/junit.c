@@ -1,6 +1,7 @@
 /*  junit: JUnit XML test reports into ci.test and ci.build records, read
     with libxml2's streaming xmlTextReader.                                 */
 #include "junit.h"
+#include "record.h"
 #include "builds.h"
 #include "fake_ingestd.h"
 #include "log.h"
@@ -1097,18 +1098,10 @@ s_target (void *handle)
 }
 
 static void
-s_pack_str (msgpack_packer *pk, const char *s)
-{
-    size_t len = strlen (s);
-    msgpack_pack_str (pk, len);
-    msgpack_pack_str_body (pk, s, len);
-}
-
-static void
 s_pack_kv (msgpack_packer *pk, const char *key, const char *value)
 {
-    s_pack_str (pk, key);
-    s_pack_str (pk, value);
+    record_pack_str (pk, key);
+    record_pack_str (pk, value);
 }
 
 static void
@@ -1117,17 +1110,17 @@ s_pack_config (void *handle, msgpack_packer *pk)
     s_junit_t *self = (s_junit_t *) handle;
     msgpack_pack_map (pk, 2 + (self->pipeline != NULL) * 3 + (self->branch != NULL)
                               + (self->sha != NULL));
-    s_pack_str (pk, "paths");
+    record_pack_str (pk, "paths");
     msgpack_pack_array (pk, self->nargs);
     for (size_t i = 0; i < self->nargs; i++)
-        s_pack_str (pk, self->args[i]);
-    s_pack_str (pk, "report_pattern");
+        record_pack_str (pk, self->args[i]);
+    record_pack_str (pk, "report_pattern");
     size_t n = 0;
     while (self->patterns[n])
         n++;
     msgpack_pack_array (pk, n);
     for (size_t i = 0; i < n; i++)
-        s_pack_str (pk, self->patterns[i]);
+        record_pack_str (pk, self->patterns[i]);
     if (self->pipeline) {
         s_pack_kv (pk, "pipeline", self->pipeline);
         s_pack_kv (pk, "build_id", self->build_id);
@@ -1160,7 +1153,7 @@ s_send_case (void *arg, const junit_case_t *tc)
         s_pack_kv (pk, "class", tc->class_name);
     s_pack_kv (pk, "name", tc->name);
     s_pack_kv (pk, "status", tc->status);
-    s_pack_str (pk, "duration");
+    record_pack_str (pk, "duration");
     msgpack_pack_double (pk, tc->duration);
     if (self->pipeline) {
         s_pack_kv (pk, "pipeline", self->pipeline);
@@ -1171,7 +1164,7 @@ s_send_case (void *arg, const junit_case_t *tc)
         s_pack_kv (pk, "failure_type", tc->failure_type);
     if (tc->failure_message)
         s_pack_kv (pk, "failure_message", tc->failure_message);
-    s_pack_str (pk, "flaky");
+    record_pack_str (pk, "flaky");
     if (tc->flaky)
         msgpack_pack_true (pk);
     else

@@ -97,14 +97,6 @@ s_new_run_id (char *out)
     util_hex (bytes, sizeof bytes, out);
 }
 
-static void
-s_pack_str (msgpack_packer *pk, const char *s)
-{
-    size_t len = strlen (s);
-    msgpack_pack_str (pk, len);
-    msgpack_pack_str_body (pk, s, len);
-}
-
 static int
 s_intake_failed (session_t *self)
 {
@@ -141,14 +133,14 @@ session_begin (session_t *self, const char *src, const char *target,
               self->run, target, src);
     msgpack_packer *pk = session_record (self, "run.start", self->started_ns);
     msgpack_pack_map (pk, config_fn ? 4 : 3);
-    s_pack_str (pk, "collector");
-    s_pack_str (pk, self->collector);
-    s_pack_str (pk, "source");
-    s_pack_str (pk, target);
-    s_pack_str (pk, "started");
+    record_pack_str (pk, "collector");
+    record_pack_str (pk, self->collector);
+    record_pack_str (pk, "source");
+    record_pack_str (pk, target);
+    record_pack_str (pk, "started");
     msgpack_pack_int64 (pk, self->started_ns);
     if (config_fn) {
-        s_pack_str (pk, "config");
+        record_pack_str (pk, "config");
         config_fn (config_arg, pk);
     }
     int rc = session_send (self);
@@ -252,32 +244,32 @@ session_end (session_t *self, const char *status, const char *error)
     double duration = (double) (finished - self->started_ns) / 1e9;
     msgpack_packer *pk = session_record (self, "run.end", finished);
     msgpack_pack_map (pk, error ? 8 : 7);
-    s_pack_str (pk, "collector");
-    s_pack_str (pk, self->collector);
-    s_pack_str (pk, "source");
-    s_pack_str (pk, self->target);
-    s_pack_str (pk, "status");
-    s_pack_str (pk, status);
-    s_pack_str (pk, "counts");
+    record_pack_str (pk, "collector");
+    record_pack_str (pk, self->collector);
+    record_pack_str (pk, "source");
+    record_pack_str (pk, self->target);
+    record_pack_str (pk, "status");
+    record_pack_str (pk, status);
+    record_pack_str (pk, "counts");
     msgpack_pack_map (pk, self->nkinds);
     char counts[512] = "";
     size_t used = 0;
     for (size_t i = 0; i < self->nkinds; i++) {
-        s_pack_str (pk, self->counts[i].kind);
+        record_pack_str (pk, self->counts[i].kind);
         msgpack_pack_uint64 (pk, self->counts[i].count);
         if (used < sizeof counts)
             used += (size_t) snprintf (counts + used, sizeof counts - used, " %s=%" PRIu64,
                                        self->counts[i].kind, self->counts[i].count);
     }
-    s_pack_str (pk, "started");
+    record_pack_str (pk, "started");
     msgpack_pack_int64 (pk, self->started_ns);
-    s_pack_str (pk, "finished");
+    record_pack_str (pk, "finished");
     msgpack_pack_int64 (pk, finished);
-    s_pack_str (pk, "duration");
+    record_pack_str (pk, "duration");
     msgpack_pack_double (pk, duration);
     if (error) {
-        s_pack_str (pk, "error");
-        s_pack_str (pk, error);
+        record_pack_str (pk, "error");
+        record_pack_str (pk, error);
     }
     int rc = session_send (self);
     while (rc == 0 && intake_client_flush (self->intake) != 0) {
@@ -363,8 +355,8 @@ s_test_config (void *arg, msgpack_packer *pk)
 {
     (void) arg;
     msgpack_pack_map (pk, 1);
-    s_pack_str (pk, "branch");
-    s_pack_str (pk, "main");
+    record_pack_str (pk, "branch");
+    record_pack_str (pk, "main");
 }
 
 void
@@ -385,18 +377,18 @@ session_test (bool verbose)
     for (int i = 0; i < 5; i++) {
         pk = session_record (session, "metric", 1000 + i);
         msgpack_pack_map (pk, 2);
-        s_pack_str (pk, "name");
-        s_pack_str (pk, "n");
-        s_pack_str (pk, "value");
+        record_pack_str (pk, "name");
+        record_pack_str (pk, "n");
+        record_pack_str (pk, "value");
         msgpack_pack_int (pk, i);
         assert (session_send (session) == 0);
     }
     //  Tags, and a flush that waits for the ACKs
     pk = session_record (session, "metric", 2000);
     msgpack_pack_map (pk, 2);
-    s_pack_str (pk, "name");
-    s_pack_str (pk, "tagged");
-    s_pack_str (pk, "value");
+    record_pack_str (pk, "name");
+    record_pack_str (pk, "tagged");
+    record_pack_str (pk, "value");
     msgpack_pack_int (pk, 1);
     session_tag (session, "host", "h1");
     assert (session_send (session) == 0);
@@ -404,7 +396,7 @@ session_test (bool verbose)
     //  A body the kinds table refuses is not sent, and says why
     pk = session_record (session, "metric", 1);
     msgpack_pack_map (pk, 1);
-    s_pack_str (pk, "name");
+    record_pack_str (pk, "name");
     msgpack_pack_int (pk, 3);
     assert (session_send (session) == 1);
     assert (strstr (session_detail (session), "body.name"));
@@ -457,9 +449,9 @@ session_test (bool verbose)
     for (int i = 0; i < 6; i++) {
         msgpack_packer *spk = session_record (slow, "metric", i);
         msgpack_pack_map (spk, 2);
-        s_pack_str (spk, "name");
-        s_pack_str (spk, "n");
-        s_pack_str (spk, "value");
+        record_pack_str (spk, "name");
+        record_pack_str (spk, "n");
+        record_pack_str (spk, "value");
         msgpack_pack_int (spk, i);
         assert (session_send (slow) == 0);
         zclock_sleep (120);

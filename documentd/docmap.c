@@ -4,6 +4,7 @@
     once; only a map with a key to escape pays for copies, and only a map
     with more than a few keys pays for a sort to find duplicates.           */
 #include "docmap.h"
+#include "record.h"
 
 #include <assert.h>
 #include <stdint.h>
@@ -255,12 +256,6 @@ s_decode (msgpack_zone *zone, record_encoder_t *enc, record_t *record)
     return record->body;
 }
 
-static void
-s_pack_str (msgpack_packer *pk, const char *s)
-{
-    msgpack_pack_str_with_body (pk, s, strlen (s));
-}
-
 static bool
 s_find (const bson_t *doc, const char *path, bson_iter_t *out)
 {
@@ -306,50 +301,50 @@ docmap_test (bool verbose)
     record_encoder_tag (enc, "env", "ci");
     msgpack_packer *pk = record_encoder_body (enc);
     msgpack_pack_map (pk, 16);
-    s_pack_str (pk, "sha");
-    s_pack_str (pk, "0123456789abcdef0123456789abcdef01234567");
-    s_pack_str (pk, "parents");
+    record_pack_str (pk, "sha");
+    record_pack_str (pk, "0123456789abcdef0123456789abcdef01234567");
+    record_pack_str (pk, "parents");
     msgpack_pack_array (pk, 2);
-    s_pack_str (pk, "p1");
-    s_pack_str (pk, "p2");
+    record_pack_str (pk, "p1");
+    record_pack_str (pk, "p2");
     const char *strs[] = {"author_name", "Ann", "author_email", "a@x", "committer_name", "Bob",
                           "committer_email", "b@x", "message", "fix\n"};
     for (size_t i = 0; i < 10; i += 2) {
-        s_pack_str (pk, strs[i]);
-        s_pack_str (pk, strs[i + 1]);
+        record_pack_str (pk, strs[i]);
+        record_pack_str (pk, strs[i + 1]);
     }
     const char *ints[] = {"author_time", "author_tz", "committer_time", "committer_tz",
                           "files_changed", "insertions", "deletions"};
     for (size_t i = 0; i < 7; i++) {
-        s_pack_str (pk, ints[i]);
+        record_pack_str (pk, ints[i]);
         msgpack_pack_int64 (pk, i == 1 ? -120 : (int64_t) i * 1000);
     }
-    s_pack_str (pk, "files");
+    record_pack_str (pk, "files");
     msgpack_pack_array (pk, 1);
     msgpack_pack_map (pk, 4);
-    s_pack_str (pk, "path");
-    s_pack_str (pk, "a/b.c");
-    s_pack_str (pk, "insertions");
+    record_pack_str (pk, "path");
+    record_pack_str (pk, "a/b.c");
+    record_pack_str (pk, "insertions");
     msgpack_pack_uint64 (pk, 3);
-    s_pack_str (pk, "binary");
+    record_pack_str (pk, "binary");
     msgpack_pack_false (pk);
-    s_pack_str (pk, "blob");
+    record_pack_str (pk, "blob");
     msgpack_pack_bin_with_body (pk, "\x00\x01\xff", 3);
-    s_pack_str (pk, "raw");
+    record_pack_str (pk, "raw");
     msgpack_pack_map (pk, 7);
-    s_pack_str (pk, "big");
+    record_pack_str (pk, "big");
     msgpack_pack_uint64 (pk, UINT64_MAX);
-    s_pack_str (pk, "max");
+    record_pack_str (pk, "max");
     msgpack_pack_uint64 (pk, (uint64_t) INT64_MAX);
-    s_pack_str (pk, "f");
+    record_pack_str (pk, "f");
     msgpack_pack_double (pk, 2.5);
-    s_pack_str (pk, "f32");
+    record_pack_str (pk, "f32");
     msgpack_pack_float (pk, 0.25f);
-    s_pack_str (pk, "nil");
+    record_pack_str (pk, "nil");
     msgpack_pack_nil (pk);
-    s_pack_str (pk, "nul");
+    record_pack_str (pk, "nul");
     msgpack_pack_str_with_body (pk, "a\0b", 3);
-    s_pack_str (pk, "empty");
+    record_pack_str (pk, "empty");
     msgpack_pack_map (pk, 0);
     s_decode (&zone, enc, &record);
 
@@ -400,17 +395,17 @@ docmap_test (bool verbose)
     record_encoder_begin (enc, "x.custom", "src", "col", "run", -1500000);
     pk = record_encoder_body (enc);
     msgpack_pack_map (pk, 6);
-    s_pack_str (pk, "$set");
+    record_pack_str (pk, "$set");
     msgpack_pack_int (pk, 1);
-    s_pack_str (pk, "a.b");
+    record_pack_str (pk, "a.b");
     msgpack_pack_int (pk, 2);
-    s_pack_str (pk, "a\xef\xbc\x8e" "b");
+    record_pack_str (pk, "a\xef\xbc\x8e" "b");
     msgpack_pack_int (pk, 3);
-    s_pack_str (pk, "dup");
+    record_pack_str (pk, "dup");
     msgpack_pack_int (pk, 4);
-    s_pack_str (pk, "dup");
+    record_pack_str (pk, "dup");
     msgpack_pack_int (pk, 5);
-    s_pack_str (pk, "");
+    record_pack_str (pk, "");
     msgpack_pack_int (pk, 6);
     s_decode (&zone, enc, &record);
     bson_init (&doc);

@@ -579,6 +579,14 @@ record_field_bool (const msgpack_object *map, const char *key, bool *out)
     return true;
 }
 
+void
+record_pack_str (msgpack_packer *pk, const char *text)
+{
+    size_t len = strlen (text);
+    msgpack_pack_str (pk, len);
+    msgpack_pack_str_body (pk, text, len);
+}
+
 bool
 record_str_eq (record_str_t s, const char *cstr)
 {
@@ -694,14 +702,6 @@ s_tag_cmp (const void *a, const void *b)
     return strcmp (((const s_tag_t *) a)->key, ((const s_tag_t *) b)->key);
 }
 
-static void
-s_pack_cstr (msgpack_packer *pk, const char *s)
-{
-    size_t len = strlen (s);
-    msgpack_pack_str (pk, len);
-    msgpack_pack_str_body (pk, s, len);
-}
-
 int
 record_encoder_end (record_encoder_t *self, const void **data, size_t *size, char *detail,
                     size_t detail_size)
@@ -709,32 +709,32 @@ record_encoder_end (record_encoder_t *self, const void **data, size_t *size, cha
     msgpack_packer *pk = &self->out_pk;
     msgpack_sbuffer_clear (&self->out_buf);
     msgpack_pack_map (pk, self->ntags ? 9 : 8);
-    s_pack_cstr (pk, "v");
+    record_pack_str (pk, "v");
     msgpack_pack_uint64 (pk, RECORD_VERSION);
-    s_pack_cstr (pk, "id");
+    record_pack_str (pk, "id");
     msgpack_pack_bin (pk, RECORD_ID_SIZE);
     size_t id_at = self->out_buf.size;
     static const uint8_t zero_id[RECORD_ID_SIZE] = {0};
     msgpack_pack_bin_body (pk, zero_id, RECORD_ID_SIZE);
-    s_pack_cstr (pk, "kind");
-    s_pack_cstr (pk, self->kind);
-    s_pack_cstr (pk, "src");
-    s_pack_cstr (pk, self->src);
-    s_pack_cstr (pk, "col");
-    s_pack_cstr (pk, self->col);
-    s_pack_cstr (pk, "run");
-    s_pack_cstr (pk, self->run);
-    s_pack_cstr (pk, "ts");
+    record_pack_str (pk, "kind");
+    record_pack_str (pk, self->kind);
+    record_pack_str (pk, "src");
+    record_pack_str (pk, self->src);
+    record_pack_str (pk, "col");
+    record_pack_str (pk, self->col);
+    record_pack_str (pk, "run");
+    record_pack_str (pk, self->run);
+    record_pack_str (pk, "ts");
     msgpack_pack_int64 (pk, self->ts);
-    s_pack_cstr (pk, "body");
+    record_pack_str (pk, "body");
     msgpack_sbuffer_write (&self->out_buf, self->body_buf.data, self->body_buf.size);
     if (self->ntags) {
         qsort (self->tags, self->ntags, sizeof *self->tags, s_tag_cmp);
-        s_pack_cstr (pk, "tags");
+        record_pack_str (pk, "tags");
         msgpack_pack_map (pk, self->ntags);
         for (size_t i = 0; i < self->ntags; i++) {
-            s_pack_cstr (pk, self->tags[i].key);
-            s_pack_cstr (pk, self->tags[i].value);
+            record_pack_str (pk, self->tags[i].key);
+            record_pack_str (pk, self->tags[i].value);
         }
     }
     //  Validate exactly as ingestd will, so a collector never sends what
@@ -788,11 +788,11 @@ record_test (bool verbose)
     record_encoder_begin (enc, "git.branch", "repo-a", "col-1", "run-1", 1700000000000000000LL);
     msgpack_packer *pk = record_encoder_body (enc);
     msgpack_pack_map (pk, 3);
-    s_pack_cstr (pk, "name");
-    s_pack_cstr (pk, "main");
-    s_pack_cstr (pk, "target");
-    s_pack_cstr (pk, "abc");
-    s_pack_cstr (pk, "head");
+    record_pack_str (pk, "name");
+    record_pack_str (pk, "main");
+    record_pack_str (pk, "target");
+    record_pack_str (pk, "abc");
+    record_pack_str (pk, "head");
     msgpack_pack_true (pk);
     record_encoder_tag (enc, "zone", "eu");
     record_encoder_tag (enc, "env", "prod");
@@ -820,11 +820,11 @@ record_test (bool verbose)
     record_encoder_begin (enc, "git.branch", "repo-a", "col-2", "run-2", 1);
     pk = record_encoder_body (enc);
     msgpack_pack_map (pk, 3);
-    s_pack_cstr (pk, "name");
-    s_pack_cstr (pk, "main");
-    s_pack_cstr (pk, "target");
-    s_pack_cstr (pk, "def");
-    s_pack_cstr (pk, "head");
+    record_pack_str (pk, "name");
+    record_pack_str (pk, "main");
+    record_pack_str (pk, "target");
+    record_pack_str (pk, "def");
+    record_pack_str (pk, "head");
     msgpack_pack_false (pk);
     assert (record_encoder_end (enc, &data, &size, detail, sizeof detail) == 0);
     assert (memcmp (record_encoder_id (enc), id1, RECORD_ID_SIZE) == 0);
@@ -833,11 +833,11 @@ record_test (bool verbose)
     record_encoder_begin (enc, "git.branch", "repo-b", "col-2", "run-2", 1);
     pk = record_encoder_body (enc);
     msgpack_pack_map (pk, 3);
-    s_pack_cstr (pk, "name");
-    s_pack_cstr (pk, "main");
-    s_pack_cstr (pk, "target");
-    s_pack_cstr (pk, "def");
-    s_pack_cstr (pk, "head");
+    record_pack_str (pk, "name");
+    record_pack_str (pk, "main");
+    record_pack_str (pk, "target");
+    record_pack_str (pk, "def");
+    record_pack_str (pk, "head");
     msgpack_pack_false (pk);
     assert (record_encoder_end (enc, &data, &size, detail, sizeof detail) == 0);
     assert (memcmp (record_encoder_id (enc), id1, RECORD_ID_SIZE) != 0);
@@ -846,7 +846,7 @@ record_test (bool verbose)
     record_encoder_begin (enc, "git.branch", "repo-a", "c", "r", 1);
     pk = record_encoder_body (enc);
     msgpack_pack_map (pk, 1);
-    s_pack_cstr (pk, "name");
+    record_pack_str (pk, "name");
     msgpack_pack_int (pk, 3);
     assert (record_encoder_end (enc, &data, &size, detail, sizeof detail) == -1);
     assert (strstr (detail, "body.name: expected str, got int"));
@@ -886,9 +886,9 @@ record_test (bool verbose)
     record_encoder_begin (enc, "metric", "host-1", "c", "r", 5);
     pk = record_encoder_body (enc);
     msgpack_pack_map (pk, 2);
-    s_pack_cstr (pk, "name");
-    s_pack_cstr (pk, "host.cpu.user");
-    s_pack_cstr (pk, "value");
+    record_pack_str (pk, "name");
+    record_pack_str (pk, "host.cpu.user");
+    record_pack_str (pk, "value");
     msgpack_pack_double (pk, 12.5);
     assert (record_encoder_end (enc, &data, &size, detail, sizeof detail) == 0);
     for (size_t cut = 0; cut < size; cut++)

@@ -105,6 +105,8 @@ bool record_field_int (const msgpack_object *map, const char *key, int64_t *out)
 bool record_field_num (const msgpack_object *map, const char *key, double *out);
 bool record_field_bool (const msgpack_object *map, const char *key, bool *out);
 bool record_str_eq (record_str_t s, const char *cstr);
+//  Packs a NUL-terminated string (bodies are mostly built from these).
+void record_pack_str (msgpack_packer *pk, const char *text);
 //  A NUL-terminated copy; caller frees.
 char *record_str_dup (record_str_t s);
 
