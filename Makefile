@@ -111,6 +111,7 @@ run: all
 	@tools/omni-run.sh
 
 bench: all
+	@tools/install-deps.sh --test
 	@$(PYTHON) bench/run.py
 
 clean:

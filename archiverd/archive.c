@@ -7,6 +7,18 @@
     reading it, so the ids already archived live in LMDB, next to the
     length each file had when its last batch committed.
 
+    Why the ids live in two levels. Ids are hashes: in one B-tree every new
+    id lands on a random page, so a batch of N ids copies and writes about
+    N pages of 4 KiB, and the commit of the id set cost more than the whole
+    rest of the archive. So a batch only appends its new ids, packed, as
+    one value under the next chunk number of the "recent" table (sequential
+    pages), and they are kept in memory (idset) for lookups. When the
+    recent ids pass a threshold that grows with the archive, they are
+    merged, sorted, into the "ids" B-tree in one transaction that also
+    empties "recent": each page of the tree is then written once for many
+    ids. A lookup asks the memory set, then the tree. The tree is what the
+    format 1 state had; a format 1 state opens as is and is marked 2.
+
     Why this order: write, fsync the files (and their directory when a file
     is new), then ONE LMDB transaction with the new ids and the new lengths,
     then return 0 so that the writer loop acknowledges. The transaction is
@@ -19,6 +31,7 @@
     are removed, before anything is read from ingestd. A kill -9 after the
     commit and before the ACK only makes ingestd deliver records whose ids
     are already in the set: they are skipped. Hence no line lost, none twice.
+    A failed batch takes its ids back out of the memory set.
 
     Why pwrite at the committed length and rewrite everything on a retry: a
     failed batch (ENOSPC, EIO) may leave part of its bytes in a file, and
@@ -31,6 +44,7 @@
     recovery deletes what the state does not know, and a lost or misplaced
     .state would otherwise make it delete the whole archive.                 */
 #include "archive.h"
+#include "idset.h"
 
 #include <openssl/evp.h>
 #include "log.h"
@@ -56,7 +70,7 @@
 #include <unistd.h>
 
 #define STATE_DIR     ".state"
-#define STATE_FORMAT  1
+#define STATE_FORMAT  2             //  1: ids in the tree only; 2: and "recent"
 #define FD_CACHE_MAX  64             //  open files kept; the least recently used is closed
 #define KIND_DIR_MAX  120            //  longer kinds are cut and get a hash suffix
 #define BUF_KEEP_MAX  (8u << 20)     //  a larger batch buffer is freed after the batch
@@ -66,6 +80,13 @@
 //  First LMDB map size; it doubles whenever a transaction fills it.
 //  A variable so that the self-test can make the map fill quickly.
 static size_t s_initial_map_size = 1ULL << 30;
+
+//  The recent ids are merged into the tree when they pass an eighth of the
+//  tree, within these bounds: memory stays under ~16 * 2 * s_merge_max
+//  bytes, and a merge writes each page of the tree for ~8 new ids at least.
+//  Variables so that the self-test can make merges happen.
+static size_t s_merge_min = 1u << 20;
+static size_t s_merge_max = 8u << 20;
 
 typedef struct {
     char *path;          //  relative to the archive: "<kind dir>/<date>.jsonl"
@@ -80,17 +101,16 @@ typedef struct {
     bool unsynced;       //  written and not yet fsynced
 } s_file_t;
 
-typedef struct {
-    uint8_t id[RECORD_ID_SIZE]; //  the record id, or for a mutable kind its version id
-    size_t index;
-} s_key_t;
-
 struct _archive_t {
     char *dir;
     int lock_fd;
     MDB_env *env;
-    MDB_dbi ids, files, meta;
+    MDB_dbi ids, recent, files, meta;
     size_t map_size;
+    idset_t *recent_ids;   //  every id in "recent", for lookups
+    uint64_t tree_ids;     //  entries in "ids"
+    uint64_t next_chunk;   //  key of the next value in "recent"
+    size_t merge_retry_at; //  after a failed merge, the size to try again at
     zhashx_t *by_path; //  path -> s_file_t, every file of the archive
     s_file_t *open[FD_CACHE_MAX];
     size_t nopen;
@@ -100,10 +120,11 @@ struct _archive_t {
     size_t ntouched, touched_cap;
     size_t *next; //  per record: index + 1 of the next line of the same file
     bool *skip;   //  per record: already archived
-    s_key_t *keys;
+    uint8_t *new_ids; //  packed keys this batch adds, in "recent" when it commits
+    size_t nnew;
     size_t next_cap;
     mpjson_buf_t buf;
-    metric_t *m_archived, *m_skipped, *m_bytes, *m_files;
+    metric_t *m_archived, *m_skipped, *m_bytes, *m_files, *m_recent, *m_merges;
 };
 
 static void
@@ -464,12 +485,26 @@ s_archive_key (const record_t *record, uint8_t key[RECORD_ID_SIZE])
     msgpack_sbuffer_destroy (&sbuf);
 }
 
+//  Whether `key` is archived: in memory, else in the tree.
 static int
-s_key_cmp (const void *a_, const void *b_)
+s_archived (archive_t *self, MDB_txn *txn, const uint8_t key[RECORD_ID_SIZE], bool *found)
 {
-    const s_key_t *a = a_, *b = b_;
-    int c = memcmp (a->id, b->id, RECORD_ID_SIZE);
-    return c ? c : (a->index > b->index) - (a->index < b->index);
+    *found = idset_contains (self->recent_ids, key);
+    if (*found || self->tree_ids == 0)
+        return 0;
+    MDB_val k = {RECORD_ID_SIZE, (void *) key}, v;
+    int rc = mdb_get (txn, self->ids, &k, &v);
+    *found = rc == 0;
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+//  Takes the ids of a batch that did not commit back out of memory.
+static void
+s_forget_new_ids (archive_t *self)
+{
+    for (size_t i = 0; i < self->nnew; i++)
+        idset_remove (self->recent_ids, self->new_ids + i * RECORD_ID_SIZE);
+    self->nnew = 0;
 }
 
 //  One attempt at a batch. Sets *map_full when LMDB needs a bigger map.
@@ -486,28 +521,27 @@ s_write_batch (archive_t *self, const record_t *records, size_t count, bool *map
         self->next_cap = count * 2;
         self->next = realloc (self->next, self->next_cap * sizeof *self->next);
         self->skip = realloc (self->skip, self->next_cap * sizeof *self->skip);
-        self->keys = realloc (self->keys, self->next_cap * sizeof *self->keys);
-        assert (self->next && self->skip && self->keys);
+        self->new_ids = realloc (self->new_ids, self->next_cap * RECORD_ID_SIZE);
+        assert (self->next && self->skip && self->new_ids);
     }
-    //  The set is checked and filled in the same transaction that commits
-    //  the file lengths, so a duplicate inside the batch is skipped too.
-    //  In id order: the B-tree is walked left to right and the pages it
-    //  copies are allocated, and written at the commit, in runs.
+    //  Ids go into the memory set as they are seen, so that a duplicate
+    //  inside the batch is skipped too; a failure takes them out again.
     uint64_t skipped = 0, archived = 0, bytes = 0;
     int64_t t0 = zclock_usecs (), t1, t2, t3;
+    self->nnew = 0;
     for (size_t i = 0; i < count; i++) {
-        self->keys[i].index = i;
-        s_archive_key (&records[i], self->keys[i].id);
-    }
-    qsort (self->keys, count, sizeof *self->keys, s_key_cmp);
-    for (size_t i = 0; i < count; i++) {
-        MDB_val k = {RECORD_ID_SIZE, self->keys[i].id}, v = {0, NULL};
-        rc = mdb_put (txn, self->ids, &k, &v, MDB_NOOVERWRITE);
-        self->skip[self->keys[i].index] = rc == MDB_KEYEXIST;
-        if (rc == MDB_KEYEXIST)
-            skipped++;
-        else if (rc)
+        uint8_t *key = self->new_ids + self->nnew * RECORD_ID_SIZE;
+        s_archive_key (&records[i], key);
+        bool found;
+        if ((rc = s_archived (self, txn, key, &found)))
             goto mdb_failed;
+        self->skip[i] = found;
+        if (found)
+            skipped++;
+        else {
+            idset_insert (self->recent_ids, key);
+            self->nnew++;
+        }
     }
     s_file_t *file = NULL;
     const record_t *previous = NULL;
@@ -572,11 +606,21 @@ s_write_batch (archive_t *self, const record_t *records, size_t count, bool *map
         if ((rc = mdb_put (txn, self->files, &k, &v, 0)))
             goto mdb_failed;
     }
+    if (self->nnew) {
+        uint8_t chunk[8];
+        s_put_be (chunk, self->next_chunk);
+        MDB_val k = {8, chunk}, v = {self->nnew * RECORD_ID_SIZE, self->new_ids};
+        if ((rc = mdb_put (txn, self->recent, &k, &v, MDB_APPEND)))
+            goto mdb_failed;
+    }
     t3 = zclock_usecs ();
     rc = mdb_txn_commit (txn);
     txn = NULL;
     if (rc)
         goto mdb_failed;
+    if (self->nnew)
+        self->next_chunk++;
+    self->nnew = 0;
     if (log_enabled (LOGL_DEBUG))
         log_debug ("archive.batch",
                    "records=%zu archived=%" PRIu64 " skipped=%" PRIu64 " files=%zu bytes=%" PRIu64
@@ -588,6 +632,8 @@ s_write_batch (archive_t *self, const record_t *records, size_t count, bool *map
     s_add (self->m_archived, archived);
     s_add (self->m_skipped, skipped);
     s_add (self->m_bytes, bytes);
+    if (self->m_recent)
+        metric_set (self->m_recent, (double) idset_size (self->recent_ids));
     return 0;
 
 mdb_failed:
@@ -596,8 +642,104 @@ mdb_failed:
 failed:
     if (txn)
         mdb_txn_abort (txn);
+    s_forget_new_ids (self);
     s_end_batch (self, false);
     return -1;
+}
+
+//  The map is address space, not disk: doubling it is cheap.
+static int
+s_grow_map (archive_t *self, char *error, size_t error_size)
+{
+    size_t size = self->map_size * 2;
+    int rc = mdb_env_set_mapsize (self->env, size);
+    if (rc)
+        return s_mdb_fail (error, error_size, "grow map", rc);
+    log_info ("archive.map_grown", "from=%zu to=%zu", self->map_size, size);
+    self->map_size = size;
+    return 0;
+}
+
+typedef struct {
+    uint8_t *keys;
+    size_t n;
+} s_keys_t;
+
+static void
+s_collect_key (const uint8_t key[IDSET_KEY_SIZE], void *arg)
+{
+    s_keys_t *keys = arg;
+    memcpy (keys->keys + keys->n++ * RECORD_ID_SIZE, key, RECORD_ID_SIZE);
+}
+
+static int
+s_key_cmp (const void *a, const void *b)
+{
+    return memcmp (a, b, RECORD_ID_SIZE);
+}
+
+//  Moves the recent ids into the tree, in key order, and empties "recent",
+//  in one transaction: a crash leaves either level whole.
+static int
+s_merge (archive_t *self, char *error, size_t error_size)
+{
+    int64_t t0 = zclock_usecs ();
+    size_t n = idset_size (self->recent_ids);
+    s_keys_t keys = {malloc (n * RECORD_ID_SIZE + 1), 0};
+    assert (keys.keys);
+    idset_each (self->recent_ids, s_collect_key, &keys);
+    assert (keys.n == n);
+    qsort (keys.keys, n, RECORD_ID_SIZE, s_key_cmp);
+    int rc;
+    for (int attempt = 0;; attempt++) {
+        MDB_txn *txn;
+        if ((rc = mdb_txn_begin (self->env, NULL, 0, &txn)))
+            break;
+        for (size_t i = 0; rc == 0 && i < n; i++) {
+            MDB_val k = {RECORD_ID_SIZE, keys.keys + i * RECORD_ID_SIZE}, v = {0, NULL};
+            rc = mdb_put (txn, self->ids, &k, &v, MDB_NOOVERWRITE);
+            if (rc == MDB_KEYEXIST)
+                rc = 0; //  never: the levels are disjoint; harmless if not
+        }
+        if (rc == 0)
+            rc = mdb_drop (txn, self->recent, 0);
+        if (rc == 0) {
+            rc = mdb_txn_commit (txn);
+            txn = NULL;
+        }
+        if (txn)
+            mdb_txn_abort (txn);
+        if (rc != MDB_MAP_FULL || attempt == MAP_RETRIES || s_grow_map (self, NULL, 0))
+            break;
+    }
+    free (keys.keys);
+    if (rc)
+        return s_mdb_fail (error, error_size, "merge ids", rc);
+    MDB_txn *txn;
+    MDB_stat stat;
+    if (mdb_txn_begin (self->env, NULL, MDB_RDONLY, &txn) == 0) {
+        if (mdb_stat (txn, self->ids, &stat) == 0)
+            self->tree_ids = stat.ms_entries;
+        mdb_txn_abort (txn);
+    }
+    idset_clear (self->recent_ids);
+    self->next_chunk = 0;
+    s_add (self->m_merges, 1);
+    if (self->m_recent)
+        metric_set (self->m_recent, 0);
+    log_info ("archive.ids_merged", "ids=%zu tree=%" PRIu64 " ms=%" PRId64, n, self->tree_ids,
+              (zclock_usecs () - t0) / 1000);
+    return 0;
+}
+
+static size_t
+s_merge_threshold (archive_t *self)
+{
+    size_t eighth = (size_t) (self->tree_ids / 8);
+    size_t threshold = eighth < s_merge_min ? s_merge_min
+                       : eighth > s_merge_max ? s_merge_max
+                                              : eighth;
+    return threshold > self->merge_retry_at ? threshold : self->merge_retry_at;
 }
 
 int
@@ -610,31 +752,29 @@ archive_write (void *self_, const record_t *records, size_t count, char *error,
     for (int attempt = 0;; attempt++) {
         bool map_full;
         if (s_write_batch (self, records, count, &map_full, error, error_size) == 0)
-            return 0;
-        if (!map_full || attempt == MAP_RETRIES)
+            break;
+        if (!map_full || attempt == MAP_RETRIES || s_grow_map (self, error, error_size))
             return -1;
-        //  The map is address space, not disk: grow it and try again.
-        size_t size = self->map_size * 2;
-        int rc = mdb_env_set_mapsize (self->env, size);
-        if (rc)
-            return s_mdb_fail (error, error_size, "grow map", rc);
-        log_info ("archive.map_grown", "from=%zu to=%zu", self->map_size, size);
-        self->map_size = size;
     }
+    //  The batch is durable whatever the merge does: a failed merge leaves
+    //  the ids in "recent", and is tried again when they have doubled.
+    if (idset_size (self->recent_ids) >= s_merge_threshold (self)) {
+        char merge_error[256];
+        if (s_merge (self, merge_error, sizeof merge_error)) {
+            self->merge_retry_at = 2 * idset_size (self->recent_ids);
+            log_error ("archive.merge_failed", "recent=%zu error=\"%s\"",
+                       idset_size (self->recent_ids), merge_error);
+        }
+        else
+            self->merge_retry_at = 0;
+    }
+    return 0;
 }
 
 uint64_t
 archive_id_count (archive_t *self)
 {
-    MDB_txn *txn;
-    MDB_stat stat;
-    uint64_t count = 0;
-    if (mdb_txn_begin (self->env, NULL, MDB_RDONLY, &txn) == 0) {
-        if (mdb_stat (txn, self->ids, &stat) == 0)
-            count = stat.ms_entries;
-        mdb_txn_abort (txn);
-    }
-    return count;
+    return self->tree_ids + idset_size (self->recent_ids);
 }
 
 //  ---------------------------------------------------------------------------
@@ -813,6 +953,7 @@ s_recover (archive_t *self, char *error, size_t error_size)
     if (rc)
         return s_mdb_fail (error, error_size, "begin", rc);
     if ((rc = mdb_dbi_open (txn, "ids", MDB_CREATE, &self->ids))
+        || (rc = mdb_dbi_open (txn, "recent", MDB_CREATE, &self->recent))
         || (rc = mdb_dbi_open (txn, "files", MDB_CREATE, &self->files))
         || (rc = mdb_dbi_open (txn, "meta", MDB_CREATE, &self->meta))) {
         mdb_txn_abort (txn);
@@ -820,7 +961,8 @@ s_recover (archive_t *self, char *error, size_t error_size)
     }
     MDB_val k = {6, "format"}, v;
     bool fresh = mdb_get (txn, self->meta, &k, &v) == MDB_NOTFOUND;
-    if (!fresh && (v.mv_size != 8 || s_get_be (v.mv_data) != STATE_FORMAT)) {
+    uint64_t format = fresh || v.mv_size != 8 ? 0 : s_get_be (v.mv_data);
+    if (!fresh && format != 1 && format != STATE_FORMAT) {
         mdb_txn_abort (txn);
         snprintf (error, error_size, "state %s/" STATE_DIR ": unknown format", self->dir);
         return -1;
@@ -838,6 +980,18 @@ s_recover (archive_t *self, char *error, size_t error_size)
         memcpy (path, k.mv_data, k.mv_size);
         path[k.mv_size] = 0;
         s_file_new (self, path, s_get_be (v.mv_data), true);
+    }
+    mdb_cursor_close (cursor);
+    //  The recent ids, back into memory.
+    if ((rc = mdb_cursor_open (txn, self->recent, &cursor))) {
+        mdb_txn_abort (txn);
+        return s_mdb_fail (error, error_size, "cursor", rc);
+    }
+    while ((rc = mdb_cursor_get (cursor, &k, &v, MDB_NEXT)) == 0) {
+        if (k.mv_size == 8)
+            self->next_chunk = s_get_be (k.mv_data) + 1;
+        for (size_t at = 0; at + RECORD_ID_SIZE <= v.mv_size; at += RECORD_ID_SIZE)
+            idset_insert (self->recent_ids, (const uint8_t *) v.mv_data + at);
     }
     mdb_cursor_close (cursor);
 
@@ -871,24 +1025,29 @@ s_recover (archive_t *self, char *error, size_t error_size)
         mdb_txn_abort (txn);
         return -1;
     }
-    if (fresh) {
-        uint8_t format[8];
-        s_put_be (format, STATE_FORMAT);
+    if (format != STATE_FORMAT) {
+        //  Format 1 is format 2 with "recent" empty: marking it 2 keeps an
+        //  older archiverd, which would not look there, away from it.
+        uint8_t bytes[8];
+        s_put_be (bytes, STATE_FORMAT);
         k = (MDB_val) {6, "format"};
-        v = (MDB_val) {8, format};
+        v = (MDB_val) {8, bytes};
         if ((rc = mdb_put (txn, self->meta, &k, &v, 0))) {
             mdb_txn_abort (txn);
             return s_mdb_fail (error, error_size, "write format", rc);
         }
     }
     MDB_stat stat;
-    uint64_t ids = mdb_stat (txn, self->ids, &stat) == 0 ? stat.ms_entries : 0;
+    self->tree_ids = mdb_stat (txn, self->ids, &stat) == 0 ? stat.ms_entries : 0;
     if ((rc = mdb_txn_commit (txn)))
         return s_mdb_fail (error, error_size, "commit", rc);
+    if (self->m_recent)
+        metric_set (self->m_recent, (double) idset_size (self->recent_ids));
     log_info ("archive.open",
-              "dir=%s files=%zu ids=%" PRIu64 " truncated=%" PRIu64 " removed=%zu new=%s",
-              self->dir, zhashx_size (self->by_path), ids, truncated, strays.files,
-              fresh ? "yes" : "no");
+              "dir=%s files=%zu ids=%" PRIu64 " recent_ids=%zu truncated=%" PRIu64
+              " removed=%zu new=%s",
+              self->dir, zhashx_size (self->by_path), self->tree_ids,
+              idset_size (self->recent_ids), truncated, strays.files, fresh ? "yes" : "no");
     return 0;
 }
 
@@ -905,6 +1064,7 @@ archive_new (const char *dir, metrics_t *metrics, char *error, size_t error_size
         self->dir[--len] = 0;
     self->lock_fd = -1;
     self->by_path = zhashx_new ();
+    self->recent_ids = idset_new ();
     zhashx_set_destructor (self->by_path, s_file_destroy);
     if (metrics) {
         self->m_archived = metrics_counter (metrics, "records_archived_total",
@@ -915,6 +1075,10 @@ archive_new (const char *dir, metrics_t *metrics, char *error, size_t error_size
         self->m_bytes = metrics_counter (metrics, "bytes_written_total",
                                          "Bytes of JSON lines committed to the archive", NULL);
         self->m_files = metrics_gauge (metrics, "archive_files", "Files in the archive", NULL);
+        self->m_recent = metrics_gauge (metrics, "archive_recent_ids",
+                                        "Archived ids held in memory until the next merge", NULL);
+        self->m_merges = metrics_counter (metrics, "archive_id_merges_total",
+                                          "Merges of the recent ids into the id tree", NULL);
     }
     char state[PATH_MAX], lock[PATH_MAX];
     int rc;
@@ -978,7 +1142,8 @@ archive_destroy (archive_t **self_p)
     free (self->touched);
     free (self->next);
     free (self->skip);
-    free (self->keys);
+    free (self->new_ids);
+    idset_destroy (&self->recent_ids);
     mpjson_buf_free (&self->buf);
     free (self->dir);
     free (self);
@@ -990,7 +1155,7 @@ archive_destroy (archive_t **self_p)
 
 #include "selftest.h"
 
-#define TEST_MAX 2000
+#define TEST_MAX 5000
 #define TEST_D1  1700000000000000000LL //  2023-11-14T22:13:20Z
 #define TEST_D2  (TEST_D1 + NS_PER_DAY) //  2023-11-15
 
@@ -1383,6 +1548,70 @@ archive_test (bool verbose)
     assert (archive_id_count (archive) == 5000);
     archive_destroy (&archive);
     assert (archive == NULL);
+
+    //  Recent ids merge into the tree; a record is skipped wherever its id
+    //  is, before and after a restart, and a format 1 state opens as 2.
+    s_path (root, sizeof root, "%s/merge", tmp);
+    s_merge_min = s_merge_max = 2500;
+    archive = archive_new (root, NULL, error, sizeof error);
+    assert (archive);
+    for (int round = 0; round < 4; round++) {
+        s_test_batch_clear (&batch);
+        for (int i = 0; i < 1000; i++)
+            s_test_add (&batch, "metric", TEST_D1 + round * 1000 + i, "load", i);
+        assert (archive_write (archive, batch.records, batch.count, error, sizeof error) == 0);
+    }
+    assert (archive->tree_ids == 3000 && idset_size (archive->recent_ids) == 1000);
+    assert (archive_id_count (archive) == 4000);
+    archive_destroy (&archive);
+    {
+        //  What an archiverd of format 1 left: no "recent" ids yet.
+        MDB_env *env;
+        MDB_txn *txn;
+        MDB_dbi meta;
+        uint8_t one_be[8];
+        s_put_be (one_be, 1);
+        MDB_val k = {6, "format"}, v = {8, one_be};
+        s_path (state, sizeof state, "%s/" STATE_DIR, root);
+        assert (mdb_env_create (&env) == 0);
+        mdb_env_set_maxdbs (env, 4);
+        assert (mdb_env_open (env, state, 0, 0644) == 0);
+        assert (mdb_txn_begin (env, NULL, 0, &txn) == 0);
+        assert (mdb_dbi_open (txn, "meta", 0, &meta) == 0);
+        assert (mdb_put (txn, meta, &k, &v, 0) == 0);
+        assert (mdb_txn_commit (txn) == 0);
+        mdb_env_close (env);
+    }
+    archive = archive_new (root, NULL, error, sizeof error);
+    assert (archive);
+    assert (archive->tree_ids == 3000 && idset_size (archive->recent_ids) == 1000);
+    //  Every record again, and 500 new ones in the middle of them.
+    s_test_batch_clear (&batch);
+    for (int i = 0; i < 4500; i++)
+        s_test_add (&batch, "metric", TEST_D1 + i, "load", i % 1000);
+    assert (archive_write (archive, batch.records, batch.count, error, sizeof error) == 0);
+    assert (archive_id_count (archive) == 4500);
+    assert (archive->tree_ids == 3000 && idset_size (archive->recent_ids) == 1500);
+    archive_destroy (&archive);
+    archive = archive_new (root, NULL, error, sizeof error);
+    assert (archive && archive_id_count (archive) == 4500);
+    {
+        MDB_txn *txn;
+        MDB_val k = {6, "format"}, v;
+        assert (mdb_txn_begin (archive->env, NULL, MDB_RDONLY, &txn) == 0);
+        assert (mdb_get (txn, archive->meta, &k, &v) == 0);
+        assert (v.mv_size == 8 && s_get_be (v.mv_data) == STATE_FORMAT);
+        mdb_txn_abort (txn);
+    }
+    size_t lines = 0, merged_size;
+    char *merged = s_test_read (root, "metric/2023-11-14.jsonl", &merged_size);
+    for (size_t i = 0; i < merged_size; i++)
+        lines += merged[i] == '\n';
+    free (merged);
+    assert (lines == 4500);
+    archive_destroy (&archive);
+    s_merge_min = 1u << 20;
+    s_merge_max = 8u << 20;
 
     mpjson_buf_free (&d1);
     mpjson_buf_free (&x1);
