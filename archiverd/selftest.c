@@ -1,11 +1,10 @@
 /*  archiverd-selftest: the self-tests of archiverd's classes.               */
 #include "archive.h"
-#include "idset.h"
 #include "selftest.h"
 
 int
 main (int argc, char **argv)
 {
-    static const selftest_t tests[] = {{"idset", idset_test}, {"archive", archive_test}, {NULL, NULL}};
+    static const selftest_t tests[] = {{"archive", archive_test}, {NULL, NULL}};
     return selftest_run (tests, argc, argv);
 }

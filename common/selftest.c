@@ -2,6 +2,7 @@
     process by the selftest runner. `common-selftest -v config` runs one.     */
 #include "config.h"
 #include "httpd.h"
+#include "idset.h"
 #include "log.h"
 #include "metrics.h"
 #include "migrate.h"
@@ -16,6 +17,7 @@ static const selftest_t s_tests[] = {
     {"log", log_test},
     {"config", config_test},
     {"metrics", metrics_test},
+    {"idset", idset_test},
     {"httpd", httpd_test},
     {"writer", writer_test},
     {"writer_daemon", writer_daemon_test},

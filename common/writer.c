@@ -7,6 +7,7 @@
     put the same record twice into the journal, and a store statement such as
     PostgreSQL's INSERT ... ON CONFLICT cannot touch one row twice.         */
 #include "writer.h"
+#include "idset.h"
 #include "log.h"
 #include "util.h"
 
@@ -30,6 +31,7 @@ struct _writer_t {
     record_t *records;    //  the batch
     size_t count, capacity;
     msgpack_zone zone;
+    idset_t *batch_ids; //  for s_dedup, kept between batches
     uint64_t batch_upto;  //  last offset covered by the batch (0 = none)
     int64_t batch_started_ms;
     uint64_t acked_upto;  //  last offset acknowledged to ingestd
@@ -88,6 +90,7 @@ writer_new (const writer_config_t *config, writer_store_fn *store_fn, void *stor
     self->store = store;
     self->messages = zlist_new ();
     msgpack_zone_init (&self->zone, 64 * 1024);
+    self->batch_ids = idset_new ();
     atomic_init (&self->connected, false);
     atomic_init (&self->stopping, false);
     atomic_init (&self->store_ok, true);
@@ -147,6 +150,7 @@ writer_destroy (writer_t **self_p)
     s_clear_batch (self);
     zlist_destroy (&self->messages);
     msgpack_zone_destroy (&self->zone);
+    idset_destroy (&self->batch_ids);
     free (self->records);
     zsock_destroy (&self->dealer);
     free (self->endpoint);
@@ -217,44 +221,25 @@ s_send_ack (writer_t *self)
     s_set (self->m_acked_offset, (double) self->acked_upto);
 }
 
-static int
-s_id_cmp (const void *a, const void *b)
-{
-    const record_t *ra = *(const record_t *const *) a, *rb = *(const record_t *const *) b;
-    int c = memcmp (ra->id, rb->id, RECORD_ID_SIZE);
-    //  Equal ids: later records sort after earlier ones (pointer order is
-    //  batch order), so the last of a run is the newest.
-    return c ? c : (ra < rb ? -1 : ra > rb);
-}
-
-//  Removes all but the last occurrence of each id, keeping batch order.
+//  Removes all but the last occurrence of each id, keeping batch order:
+//  walking backwards, the first time an id is seen is its newest record.
 static void
 s_dedup (writer_t *self)
 {
     if (self->count < 2)
         return;
-    const record_t **sorted = malloc (self->count * sizeof *sorted);
-    assert (sorted);
-    for (size_t i = 0; i < self->count; i++)
-        sorted[i] = &self->records[i];
-    qsort (sorted, self->count, sizeof *sorted, s_id_cmp);
-    bool *drop = calloc (self->count, sizeof *drop);
-    size_t dropped = 0;
-    for (size_t i = 0; i + 1 < self->count; i++)
-        if (memcmp (sorted[i]->id, sorted[i + 1]->id, RECORD_ID_SIZE) == 0) {
-            drop[sorted[i] - self->records] = true;
-            dropped++;
-        }
-    free (sorted);
+    idset_reset (self->batch_ids);
+    size_t kept = self->count;
+    for (size_t i = self->count; i-- > 0;)
+        if (idset_insert (self->batch_ids, self->records[i].id))
+            self->records[--kept] = self->records[i];
+    size_t dropped = kept;
     if (dropped) {
-        size_t kept = 0;
-        for (size_t i = 0; i < self->count; i++)
-            if (!drop[i])
-                self->records[kept++] = self->records[i];
-        self->count = kept;
+        memmove (self->records, self->records + kept,
+                 (self->count - kept) * sizeof *self->records);
+        self->count -= kept;
         s_add (self->m_duplicates, dropped);
     }
-    free (drop);
 }
 
 //  Commits the batch, retrying with backoff while the store is away. Returns

@@ -6,6 +6,7 @@
 
 #include <assert.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,6 +56,19 @@ s_appendc (mpjson_buf_t *buf, char c)
     buf->data[buf->size] = 0;
 }
 
+//  Whether any of the 8 bytes in `word` is a control character, '"' or
+//  '\\' (the classic "has zero byte" tricks): strings are scanned a word
+//  at a time, since most of an archive's bytes are text needing no escape.
+static bool
+s_word_needs_escape (uint64_t word)
+{
+    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    uint64_t quote = word ^ (ones * '"'), backslash = word ^ (ones * '\\');
+    uint64_t control = (word - ones * 0x20) & ~word;
+    uint64_t zero_quote = (quote - ones) & ~quote, zero_backslash = (backslash - ones) & ~backslash;
+    return ((control | zero_quote | zero_backslash) & highs) != 0;
+}
+
 void
 mpjson_string (mpjson_buf_t *buf, const char *text, size_t len)
 {
@@ -63,6 +77,11 @@ mpjson_string (mpjson_buf_t *buf, const char *text, size_t len)
     s_appendc (buf, '"');
     size_t run = 0; //  start of the pending run that needs no escaping
     for (size_t i = 0; i < len; i++) {
+        uint64_t word;
+        while (i + 8 <= len && (memcpy (&word, text + i, 8), !s_word_needs_escape (word)))
+            i += 8;
+        if (i == len)
+            break;
         unsigned char c = (unsigned char) text[i];
         if (c >= 0x20 && c != '"' && c != '\\')
             continue;
@@ -114,12 +133,54 @@ s_base64 (mpjson_buf_t *buf, const uint8_t *data, size_t len)
     buf->data[buf->size] = 0;
 }
 
+//  Decimal digits of `value` into `out` (at least 20 bytes); returns the
+//  length. printf costs more than the rest of a record's JSON together.
+static size_t
+s_u64 (uint64_t value, char *out)
+{
+    char digits[20];
+    size_t n = 0;
+    do {
+        digits[n++] = (char) ('0' + value % 10);
+        value /= 10;
+    } while (value);
+    for (size_t i = 0; i < n; i++)
+        out[i] = digits[n - 1 - i];
+    return n;
+}
+
+static void
+s_int (mpjson_buf_t *buf, int64_t value)
+{
+    char text[24];
+    size_t n = 0;
+    if (value < 0)
+        text[n++] = '-';
+    n += s_u64 (value < 0 ? 0 - (uint64_t) value : (uint64_t) value, text + n);
+    mpjson_append (buf, text, n);
+}
+
+static void
+s_uint (mpjson_buf_t *buf, uint64_t value)
+{
+    char text[24];
+    mpjson_append (buf, text, s_u64 (value, text));
+}
+
 //  Shortest text that reads back as the same double, always with a '.' or
 //  an exponent so that a JSON reader keeps it a float.
 static void
 s_double (mpjson_buf_t *buf, double value)
 {
     char text[40];
+    //  Whole numbers (counts, bytes, seconds) are most metric values: their
+    //  digits are exact below 2^53, no search needed.
+    if (value > -9007199254740992.0 && value < 9007199254740992.0 && value == (double) (int64_t) value
+        && (value != 0 || !signbit (value))) {
+        s_int (buf, (int64_t) value);
+        mpjson_append (buf, ".0", 2);
+        return;
+    }
     for (int precision = 15; precision <= 17; precision++) {
         snprintf (text, sizeof text, "%.*g", precision, value);
         if (strtod (text, NULL) == value)
@@ -133,7 +194,6 @@ s_double (mpjson_buf_t *buf, double value)
 void
 mpjson_value (mpjson_buf_t *buf, const msgpack_object *value)
 {
-    char text[32];
     switch (value->type) {
     case MSGPACK_OBJECT_NIL: mpjson_append (buf, "null", 4); break;
     case MSGPACK_OBJECT_BOOLEAN:
@@ -143,12 +203,10 @@ mpjson_value (mpjson_buf_t *buf, const msgpack_object *value)
             mpjson_append (buf, "false", 5);
         break;
     case MSGPACK_OBJECT_POSITIVE_INTEGER:
-        mpjson_append (buf, text, (size_t) snprintf (text, sizeof text, "%" PRIu64,
-                                                     value->via.u64));
+        s_uint (buf, value->via.u64);
         break;
     case MSGPACK_OBJECT_NEGATIVE_INTEGER:
-        mpjson_append (buf, text, (size_t) snprintf (text, sizeof text, "%" PRId64,
-                                                     value->via.i64));
+        s_int (buf, value->via.i64);
         break;
     case MSGPACK_OBJECT_FLOAT32:
     case MSGPACK_OBJECT_FLOAT64: s_double (buf, value->via.f64); break;
@@ -195,7 +253,7 @@ mpjson_record (mpjson_buf_t *buf, const record_t *record)
 {
     char text[64];
     mpjson_append (buf, "{\"v\":", 5);
-    mpjson_append (buf, text, (size_t) snprintf (text, sizeof text, "%" PRIu64, record->v));
+    s_uint (buf, record->v);
     mpjson_append (buf, ",\"id\":\"", 7);
     util_hex (record->id, RECORD_ID_SIZE, text);
     mpjson_append (buf, text, 2 * RECORD_ID_SIZE);
@@ -208,7 +266,7 @@ mpjson_record (mpjson_buf_t *buf, const record_t *record)
     mpjson_append (buf, ",\"run\":", 7);
     mpjson_string (buf, record->run.ptr, record->run.len);
     mpjson_append (buf, ",\"ts\":", 6);
-    mpjson_append (buf, text, (size_t) snprintf (text, sizeof text, "%" PRId64, record->ts));
+    s_int (buf, record->ts);
     mpjson_append (buf, ",\"body\":", 8);
     mpjson_value (buf, record->body);
     if (record->tags) {
@@ -261,6 +319,61 @@ mpjson_test (bool verbose)
     assert (strcmp (buf.data, expected) == 0);
     mpjson_buf_reset (&buf);
     assert (buf.size == 0);
+
+    //  Numbers printed without printf, against printf.
+    const int64_t ints[] = {0, 1, -1, 9, 10, -10, 1234567890123, INT64_MAX, INT64_MIN};
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
+        char text[32];
+        snprintf (text, sizeof text, "%" PRId64, ints[i]);
+        mpjson_buf_reset (&buf);
+        s_int (&buf, ints[i]);
+        assert (strcmp (buf.data, text) == 0);
+    }
+    const struct {
+        double value;
+        const char *text;
+    } doubles[] = {{0.0, "0.0"},     {-0.0, "-0.0"},   {42.0, "42.0"},  {-7.0, "-7.0"},
+                   {1.5, "1.5"},     {1e300, "1e+300"}, {9007199254740991.0, "9007199254740991.0"},
+                   {9007199254740992.0, "9007199254740992.0"},  {1e16, "1e+16"}};
+    for (size_t i = 0; i < sizeof doubles / sizeof doubles[0]; i++) {
+        mpjson_buf_reset (&buf);
+        s_double (&buf, doubles[i].value);
+        if (strcmp (buf.data, doubles[i].text))
+            fprintf (stderr, "%s != %s\n", buf.data, doubles[i].text);
+        assert (strcmp (buf.data, doubles[i].text) == 0);
+    }
+    //  Strings scanned a word at a time escape exactly what a byte scan
+    //  does, wherever the special bytes fall.
+    const char specials[] = {'"', '\\', '\n', '\x01', '\x1f', 'a', ' ', '\x7f', '\xc3'};
+    uint32_t seed = 12345;
+    for (int round = 0; round < 2000; round++) {
+        char text[40];
+        size_t len = (size_t) round % sizeof text;
+        for (size_t i = 0; i < len; i++) {
+            seed = seed * 1103515245 + 12345;
+            text[i] = (seed >> 16) % 4 ? 'x' : specials[(seed >> 8) % sizeof specials];
+        }
+        mpjson_buf_t expect = {0};
+        s_appendc (&expect, '"');
+        for (size_t i = 0; i < len; i++) {
+            unsigned char c = (unsigned char) text[i];
+            char esc[8];
+            if (c == '"' || c == '\\')
+                snprintf (esc, sizeof esc, "\\%c", c);
+            else if (c == '\n')
+                snprintf (esc, sizeof esc, "\\n");
+            else if (c < 0x20)
+                snprintf (esc, sizeof esc, "\\u%04x", c);
+            else
+                snprintf (esc, sizeof esc, "%c", c);
+            mpjson_append (&expect, esc, strlen (esc));
+        }
+        s_appendc (&expect, '"');
+        mpjson_buf_reset (&buf);
+        mpjson_string (&buf, text, len);
+        assert (buf.size == expect.size && memcmp (buf.data, expect.data, buf.size) == 0);
+        mpjson_buf_free (&expect);
+    }
     mpjson_buf_free (&buf);
     msgpack_zone_destroy (&zone);
     msgpack_sbuffer_destroy (&sbuf);

@@ -180,6 +180,15 @@ idset_clear (idset_t *self)
 }
 
 void
+idset_reset (idset_t *self)
+{
+    if (self->slots)
+        memset (self->slots, 0, self->capacity * sizeof *self->slots);
+    self->count = 0;
+    self->has_zero = false;
+}
+
+void
 idset_each (const idset_t *self, idset_fn *fn, void *arg)
 {
     uint8_t key[IDSET_KEY_SIZE] = {0};
@@ -252,6 +261,12 @@ idset_test (bool verbose)
     assert (idset_memory (set) >= (n - n / 3) * IDSET_KEY_SIZE);
     assert (idset_remove (set, zero) && !idset_contains (set, zero));
 
+    size_t memory = idset_memory (set);
+    idset_reset (set);
+    assert (idset_size (set) == 0 && idset_memory (set) == memory);
+    s_test_key (1, key);
+    assert (!idset_contains (set, key) && !idset_contains (set, zero));
+    assert (idset_insert (set, key));
     idset_clear (set);
     assert (idset_size (set) == 0 && idset_memory (set) == 0);
     s_test_key (7, key);

@@ -1,4 +1,5 @@
-/*  idset: an in-memory set of 16-byte record ids (or dedup keys).
+/*  idset: an in-memory set of 16-byte record ids (or dedup keys), for the
+    archive's recent ids and the writers' duplicates inside a batch.
 
     Why not zhashx: the archive holds millions of these at once; a flat
     open-addressed table costs 16 bytes a slot and no allocation per key,
@@ -6,8 +7,8 @@
     are one or two cache misses. The hash is keyed with a per-process
     random seed, so that ids chosen by a hostile collector cannot be made
     to collide and turn lookups linear.                                      */
-#ifndef OMNI_ARCHIVERD_IDSET_H
-#define OMNI_ARCHIVERD_IDSET_H
+#ifndef OMNI_IDSET_H
+#define OMNI_IDSET_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -35,6 +36,9 @@ size_t idset_memory (const idset_t *self);
 
 //  Empties the set and gives its memory back.
 void idset_clear (idset_t *self);
+
+//  Empties the set and keeps its memory, for a set refilled at once.
+void idset_reset (idset_t *self);
 
 //  Calls `fn` for every key, in no particular order.
 typedef void (idset_fn) (const uint8_t key[IDSET_KEY_SIZE], void *arg);
