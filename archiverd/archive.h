@@ -2,9 +2,11 @@
     as one JSON line (mpjson_record) to <dir>/<kind>/<YYYY-MM-DD>.jsonl, by
     the UTC date of its event time. Exactly once per record id, across
     redeliveries, re-collections and crashes: a state store in LMDB
-    (<dir>/.state) holds the ids already archived and the committed length
-    of every file; at start-up every file is cut back to its committed
-    length and files the state does not know are removed.                    */
+    (<dir>/.state) holds the ids already archived (the recent ones also in
+    memory, merged into a B-tree in bulk) and the committed length of every
+    file; at start-up every file is cut back to its committed length and
+    files the state does not know are removed. Large batches are turned
+    into JSON by two threads.                                                */
 #ifndef OMNI_ARCHIVERD_ARCHIVE_H
 #define OMNI_ARCHIVERD_ARCHIVE_H
 

@@ -14,7 +14,7 @@ main (int argc, char **argv)
         {"archive_dir", CONFIG_STRING, "var/archive",
          "archive directory: <kind>/<YYYY-MM-DD>.jsonl, state in .state/", &archive_dir},
         {NULL}};
-    const writer_daemon_spec_t spec = {"archiverd", "archive", "2000", "127.0.0.1:9101",
+    const writer_daemon_spec_t spec = {"archiverd", "archive", "8000", "127.0.0.1:9101",
                                        "records per fsync and state commit", options};
     int rc;
     writer_daemon_t *daemon = writer_daemon_new (&spec, argc, argv, &rc);
