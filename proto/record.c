@@ -1,13 +1,17 @@
 /*  record: decode, validate, identify and encode audit records.
 
-    Decoding first walks the raw bytes once (s_prescan) before handing them to
-    msgpack-c. The walk is needed because msgpack-c allocates every container
-    from its declared element count before reading the elements: a five-byte
-    frame declaring a 4-billion-element array would make it ask for ~96 GB.
-    The walk checks that every declared count fits the bytes that remain, and
-    on the way enforces the depth limit, UTF-8 strings, string map keys,
-    finite floats and no extension types, so that what msgpack-c then builds
-    is bounded by a small multiple of the frame size and is JSON-clean.        */
+    Validation is one walk over the raw bytes (s_walk) that checks every
+    declared length and count against the bytes that remain, the depth limit,
+    UTF-8 strings, string map keys, finite floats and no extension types, and
+    on the way notes where the envelope fields are; the envelope and the body
+    are then checked against the kinds table from those positions, reading
+    headers only. record_check stops there, without allocating: it is what
+    ingestd runs on every record. record_decode then hands the validated
+    bytes to msgpack-c for callers that read bodies; the walk is what makes
+    that safe, because msgpack-c allocates every container from its declared
+    count before reading the elements (a five-byte frame declaring a
+    4-billion-element array would make it ask for ~96 GB), so what it builds
+    is bounded by a small multiple of the frame size and is JSON-clean.       */
 #include "record.h"
 
 #include <assert.h>
@@ -50,6 +54,15 @@ s_utf8_valid (const uint8_t *s, size_t len)
 {
     size_t i = 0;
     while (i < len) {
+        //  Most strings are ASCII: eight bytes at a time while they are.
+        if (len - i >= 8) {
+            uint64_t word;
+            memcpy (&word, s + i, 8);
+            if (!(word & 0x8080808080808080ULL)) {
+                i += 8;
+                continue;
+            }
+        }
         uint8_t c = s[i];
         if (c < 0x80) {
             i++;
@@ -86,6 +99,23 @@ s_utf8_valid (const uint8_t *s, size_t len)
     return true;
 }
 
+//  Whether a string is all ASCII (most are): checked inline, eight bytes
+//  at a time, before the full UTF-8 check.
+static inline bool
+s_ascii (const uint8_t *s, size_t len)
+{
+    uint64_t high = 0;
+    size_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+        uint64_t word;
+        memcpy (&word, s + i, 8);
+        high |= word;
+    }
+    for (; i < len; i++)
+        high |= s[i];
+    return !(high & 0x8080808080808080ULL);
+}
+
 //  Length of the longest prefix of at most `max` bytes that does not cut a
 //  UTF-8 character, so that details quoting input stay valid UTF-8.
 static int
@@ -115,16 +145,42 @@ typedef struct {
 
 #define S_STACK_MAX 64
 
+//  Root map entries noted by the walk. Only 9 distinct keys are valid, so
+//  by the 10th entry at the latest the envelope check has failed: the
+//  entries after it are never looked at.
+#define S_ENTRIES 10
+
+typedef struct {
+    const char *key;
+    size_t key_len;
+    size_t at;         //  offset of the value
+    bool not_all_str;  //  a map with a value that is not a string (bad tags)
+} s_entry_t;
+
+typedef struct {
+    s_entry_t entry[S_ENTRIES];
+    size_t count; //  root values seen, may exceed S_ENTRIES
+} s_root_t;
+
+//  Structural checks over the whole input, in byte order (the first problem
+//  found is the one reported). With `root`, the top level is a map and its
+//  entries are noted for the envelope checks that follow.
 static record_reject_t
-s_prescan (const uint8_t *p, size_t size, size_t max_depth, char *detail, size_t detail_size)
+s_walk (const uint8_t *p, size_t size, size_t max_depth, s_root_t *root, char *detail,
+        size_t detail_size)
 {
+    //  The innermost open container's state stays in locals, the outer
+    //  ones on the stack: the loop then reads no memory it just wrote. At
+    //  depth 0 the frame is the top level, which holds one value.
     s_frame_t stack[S_STACK_MAX];
     size_t depth = 0, pos = 0;
-    bool done = false;
-    while (!done) {
+    uint64_t remaining = 1;
+    bool in_map = false;
+    while (remaining) {
         if (pos >= size)
             return s_fail (REJECT_NOT_MSGPACK, detail, detail_size, "truncated at byte %zu", pos);
-        bool is_key = depth > 0 && stack[depth - 1].is_map && stack[depth - 1].remaining % 2 == 0;
+        bool is_key = in_map && remaining % 2 == 0;
+        size_t at = pos;
         uint8_t t = p[pos++];
         size_t left = size - pos;
         uint64_t payload = 0; //  bytes following the header
@@ -217,12 +273,27 @@ s_prescan (const uint8_t *p, size_t size, size_t max_depth, char *detail, size_t
             return s_fail (REJECT_NOT_MSGPACK, detail, detail_size,
                            "value at byte %zu declares %llu bytes, %zu remain", pos - 1,
                            (unsigned long long) payload, left);
-        if (is_str && !s_utf8_valid (p + pos, payload))
+        if (is_str && !s_ascii (p + pos, payload) && !s_utf8_valid (p + pos, payload))
             return s_fail (REJECT_BAD_UTF8, detail, detail_size,
                            "string at byte %zu is not valid UTF-8", pos - 1);
+        if (root && depth == 1) {
+            if (root->count < S_ENTRIES) {
+                s_entry_t *entry = &root->entry[root->count];
+                if (is_key) {
+                    entry->key = (const char *) p + pos;
+                    entry->key_len = (size_t) payload;
+                    entry->not_all_str = false;
+                }
+                else
+                    entry->at = at;
+            }
+            if (!is_key)
+                root->count++;
+        }
+        else if (root && depth == 2 && !is_key && !is_str && in_map && root->count <= S_ENTRIES)
+            root->entry[root->count - 1].not_all_str = true;
         pos += payload;
-        if (depth > 0)
-            stack[depth - 1].remaining--;
+        remaining--;
         if (container) {
             if (items > size - pos)
                 return s_fail (REJECT_NOT_MSGPACK, detail, detail_size,
@@ -231,17 +302,143 @@ s_prescan (const uint8_t *p, size_t size, size_t max_depth, char *detail, size_t
             if (depth + 1 > max_depth || depth + 1 > S_STACK_MAX)
                 return s_fail (REJECT_TOO_DEEP, detail, detail_size,
                                "nesting deeper than %zu", max_depth);
-            stack[depth].remaining = items;
-            stack[depth].is_map = is_map;
-            depth++;
+            if (items) {
+                stack[depth].remaining = remaining;
+                stack[depth].is_map = in_map;
+                depth++;
+                remaining = items;
+                in_map = is_map;
+            }
         }
-        while (depth > 0 && stack[depth - 1].remaining == 0)
+        while (remaining == 0 && depth > 0) {
             depth--;
-        done = depth == 0;
+            remaining = stack[depth].remaining;
+            in_map = stack[depth].is_map;
+        }
     }
     if (pos != size)
         return s_fail (REJECT_NOT_MSGPACK, detail, detail_size, "%zu trailing bytes", size - pos);
     return REJECT_NONE;
+}
+
+//  A value's type as the checks name it, msgpack-c's way: a signed
+//  encoding of a value >= 0 is a positive integer.
+typedef enum { S_NIL, S_BOOL, S_POS, S_NEG, S_FLOAT, S_STR, S_BIN, S_ARRAY, S_MAP } s_type_t;
+
+typedef struct {
+    s_type_t type;
+    size_t head;  //  bytes up to the payload (str, bin) or the first item; all of a scalar
+    uint64_t len; //  str, bin: payload bytes; array: items; map: keys + values
+    uint64_t u;   //  S_POS
+    int64_t i;    //  S_NEG
+} s_head_t;
+
+//  Reads the header of a value s_walk has accepted (so no bounds checks).
+static void
+s_head (const uint8_t *p, s_head_t *h)
+{
+    uint8_t t = p[0];
+    h->head = 1;
+    h->len = 0;
+    h->u = 0;
+    h->i = 0;
+    if (t <= 0x7f) {
+        h->type = S_POS;
+        h->u = t;
+    }
+    else if (t >= 0xe0) {
+        h->type = S_NEG;
+        h->i = (int8_t) t;
+    }
+    else if (t <= 0x8f) {
+        h->type = S_MAP;
+        h->len = (uint64_t) (t & 0x0f) * 2;
+    }
+    else if (t <= 0x9f) {
+        h->type = S_ARRAY;
+        h->len = t & 0x0f;
+    }
+    else if (t <= 0xbf) {
+        h->type = S_STR;
+        h->len = t & 0x1f;
+    }
+    else
+        switch (t) {
+        case 0xc2: case 0xc3: h->type = S_BOOL; break;
+        case 0xc4: case 0xc5: case 0xc6: {
+            int n = 1 << (t - 0xc4);
+            h->type = S_BIN;
+            h->len = s_be (p + 1, n);
+            h->head += (size_t) n;
+            break;
+        }
+        case 0xca: h->type = S_FLOAT; h->head = 5; break;
+        case 0xcb: h->type = S_FLOAT; h->head = 9; break;
+        case 0xcc: case 0xcd: case 0xce: case 0xcf: {
+            int n = 1 << (t - 0xcc);
+            h->type = S_POS;
+            h->u = s_be (p + 1, n);
+            h->head += (size_t) n;
+            break;
+        }
+        case 0xd0: case 0xd1: case 0xd2: case 0xd3: {
+            int n = 1 << (t - 0xd0);
+            uint64_t raw = s_be (p + 1, n);
+            int64_t v;
+            if (n == 8)
+                v = (int64_t) raw;
+            else {
+                uint64_t sign = 1ULL << (8 * n - 1);
+                v = (int64_t) (raw ^ sign) - (int64_t) sign; //  sign extension
+            }
+            if (v < 0) {
+                h->type = S_NEG;
+                h->i = v;
+            }
+            else {
+                h->type = S_POS;
+                h->u = (uint64_t) v;
+            }
+            h->head += (size_t) n;
+            break;
+        }
+        case 0xd9: case 0xda: case 0xdb: {
+            int n = 1 << (t - 0xd9);
+            h->type = S_STR;
+            h->len = s_be (p + 1, n);
+            h->head += (size_t) n;
+            break;
+        }
+        case 0xdc: case 0xdd:
+            h->type = S_ARRAY;
+            h->len = s_be (p + 1, t == 0xdc ? 2 : 4);
+            h->head += t == 0xdc ? 2 : 4;
+            break;
+        case 0xde: case 0xdf:
+            h->type = S_MAP;
+            h->len = s_be (p + 1, t == 0xde ? 2 : 4) * 2;
+            h->head += t == 0xde ? 2 : 4;
+            break;
+        default: h->type = S_NIL; break; //  0xc0; s_walk let nothing else through
+        }
+}
+
+//  Offset just past the (accepted) value at `pos`.
+static size_t
+s_skip (const uint8_t *p, size_t pos)
+{
+    uint64_t pending = 1;
+    while (pending) {
+        s_head_t h;
+        s_head (p + pos, &h);
+        pos += h.head;
+        pending--;
+        if (h.type == S_STR || h.type == S_BIN)
+            pos += (size_t) h.len;
+        else if (h.type == S_ARRAY || h.type == S_MAP)
+            pending += h.len;
+    }
+    return pos;
 }
 
 static bool
@@ -271,61 +468,54 @@ s_is_int (const msgpack_object *o)
 }
 
 static const char *
-s_type_name (const msgpack_object *o)
+s_head_type_name (const s_head_t *h)
 {
-    switch (o->type) {
-    case MSGPACK_OBJECT_NIL: return "nil";
-    case MSGPACK_OBJECT_BOOLEAN: return "bool";
-    case MSGPACK_OBJECT_POSITIVE_INTEGER:
-    case MSGPACK_OBJECT_NEGATIVE_INTEGER: return "int";
-    case MSGPACK_OBJECT_FLOAT32:
-    case MSGPACK_OBJECT_FLOAT64: return "float";
-    case MSGPACK_OBJECT_STR: return "str";
-    case MSGPACK_OBJECT_BIN: return "bin";
-    case MSGPACK_OBJECT_ARRAY: return "array";
-    case MSGPACK_OBJECT_MAP: return "map";
-    default: return "ext";
-    }
+    static const char *names[] = {"nil", "bool", "int", "int", "float",
+                                  "str", "bin",  "array", "map"};
+    return names[h->type];
 }
 
 static bool
-s_type_ok (field_type_t type, const msgpack_object *o)
+s_head_is_int (const s_head_t *h)
+{
+    return h->type == S_NEG || (h->type == S_POS && h->u <= INT64_MAX);
+}
+
+static bool
+s_type_ok (field_type_t type, const s_head_t *h)
 {
     switch (type) {
-    case FIELD_STR: return o->type == MSGPACK_OBJECT_STR;
-    case FIELD_INT: return s_is_int (o);
-    case FIELD_NUM:
-        return s_is_int (o) || o->type == MSGPACK_OBJECT_FLOAT32
-               || o->type == MSGPACK_OBJECT_FLOAT64;
-    case FIELD_BOOL: return o->type == MSGPACK_OBJECT_BOOLEAN;
-    case FIELD_BIN: return o->type == MSGPACK_OBJECT_BIN;
-    case FIELD_ARRAY: return o->type == MSGPACK_OBJECT_ARRAY;
-    case FIELD_MAP: return o->type == MSGPACK_OBJECT_MAP;
+    case FIELD_STR: return h->type == S_STR;
+    case FIELD_INT: return s_head_is_int (h);
+    case FIELD_NUM: return s_head_is_int (h) || h->type == S_FLOAT;
+    case FIELD_BOOL: return h->type == S_BOOL;
+    case FIELD_BIN: return h->type == S_BIN;
+    case FIELD_ARRAY: return h->type == S_ARRAY;
+    case FIELD_MAP: return h->type == S_MAP;
     case FIELD_ANY: return true;
     }
     return false;
 }
 
 static record_reject_t
-s_envelope_str (const msgpack_object *val, const char *name, record_str_t *out, char *detail,
-                size_t detail_size)
+s_envelope_str (const uint8_t *value, const s_head_t *h, const char *name, record_str_t *out,
+                char *detail, size_t detail_size)
 {
-    if (val->type != MSGPACK_OBJECT_STR)
+    if (h->type != S_STR)
         return s_fail (REJECT_BAD_ENVELOPE, detail, detail_size, "%s: expected str, got %s",
-                       name, s_type_name (val));
-    out->ptr = val->via.str.ptr;
-    out->len = val->via.str.size;
+                       name, s_head_type_name (h));
+    out->ptr = (const char *) value + h->head;
+    out->len = (size_t) h->len;
     return REJECT_NONE;
 }
 
-//  Index of an envelope field in the order of `names` in record_decode, or
+//  Index of an envelope field in the order of `names` in record_check, or
 //  -1: a switch on the length first, because this runs for every field of
 //  every record ingestd receives.
 static int
-s_envelope_index (const msgpack_object *key)
+s_envelope_index (const char *p, size_t len)
 {
-    const char *p = key->via.str.ptr;
-    switch (key->via.str.size) {
+    switch (len) {
     case 1: return *p == 'v' ? 0 : -1;
     case 2:
         if (memcmp (p, "id", 2) == 0)
@@ -347,9 +537,50 @@ s_envelope_index (const msgpack_object *key)
     }
 }
 
+//  The body map at `at` against the kind's fields, in one pass over its
+//  entries: each key is matched against the spec's fields (length first),
+//  and required fields are ticked off.
+static record_reject_t
+s_check_body (const uint8_t *p, size_t at, const field_spec_t *fields, char *detail,
+              size_t detail_size)
+{
+    s_head_t map;
+    s_head (p + at, &map);
+    size_t pos = at + map.head;
+    uint64_t present = 0;
+    for (uint64_t i = 0; i < map.len / 2; i++) {
+        s_head_t key, val;
+        s_head (p + pos, &key);
+        const char *kp = (const char *) p + pos + key.head;
+        size_t klen = (size_t) key.len;
+        pos += key.head + klen;
+        s_head (p + pos, &val);
+        for (int n = 0; fields[n].name && n < 64; n++) {
+            const char *name = fields[n].name;
+            if (klen == 0 || name[0] != kp[0] || strlen (name) != klen
+                || memcmp (name, kp, klen) != 0)
+                continue;
+            if (val.type == S_NIL && !fields[n].required)
+                break;
+            if (!s_type_ok (fields[n].type, &val))
+                return s_fail (REJECT_BAD_BODY, detail, detail_size,
+                               "body.%s: expected %s, got %s", name,
+                               field_type_name (fields[n].type), s_head_type_name (&val));
+            present |= 1ULL << n;
+            break;
+        }
+        pos = s_skip (p, pos);
+    }
+    for (int n = 0; fields[n].name && n < 64; n++)
+        if (fields[n].required && !(present & (1ULL << n)))
+            return s_fail (REJECT_BAD_BODY, detail, detail_size, "body.%s: missing",
+                           fields[n].name);
+    return REJECT_NONE;
+}
+
 record_reject_t
-record_decode (record_t *record, msgpack_zone *zone, const void *data, size_t size,
-               const record_limits_t *limits, char *detail, size_t detail_size)
+record_check (record_t *record, const void *data, size_t size, const record_limits_t *limits,
+              char *detail, size_t detail_size)
 {
     if (!limits)
         limits = &record_default_limits;
@@ -363,78 +594,88 @@ record_decode (record_t *record, msgpack_zone *zone, const void *data, size_t si
         return s_fail (REJECT_NOT_MSGPACK, detail, detail_size, "empty frame");
     const uint8_t *bytes = data;
     if (!((bytes[0] >= 0x80 && bytes[0] <= 0x8f) || bytes[0] == 0xde || bytes[0] == 0xdf)) {
-        record_reject_t rc = s_prescan (bytes, size, limits->max_depth, detail, detail_size);
+        record_reject_t rc = s_walk (bytes, size, limits->max_depth, NULL, detail, detail_size);
         if (rc != REJECT_NONE)
             return rc;
         return s_fail (REJECT_NOT_MAP, detail, detail_size, "top level is not a map");
     }
-    record_reject_t rc = s_prescan (bytes, size, limits->max_depth, detail, detail_size);
+    s_root_t root;
+    root.count = 0;
+    record_reject_t rc = s_walk (bytes, size, limits->max_depth, &root, detail, detail_size);
     if (rc != REJECT_NONE)
         return rc;
-    msgpack_object root;
-    size_t offset = 0;
-    if (msgpack_unpack (data, size, &offset, zone, &root) != MSGPACK_UNPACK_SUCCESS)
-        return s_fail (REJECT_NOT_MSGPACK, detail, detail_size, "msgpack decoder refused it");
 
     enum { F_V = 1, F_ID = 2, F_KIND = 4, F_SRC = 8, F_COL = 16, F_RUN = 32, F_TS = 64,
            F_BODY = 128, F_TAGS = 256 };
     static const char *names[] = {"v", "id", "kind", "src", "col", "run", "ts", "body", "tags"};
     unsigned seen = 0;
-    for (uint32_t i = 0; i < root.via.map.size; i++) {
-        const msgpack_object *key = &root.via.map.ptr[i].key;
-        const msgpack_object *val = &root.via.map.ptr[i].val;
-        int which = s_envelope_index (key);
+    size_t body_at = 0;
+    size_t entries = root.count < S_ENTRIES ? root.count : S_ENTRIES;
+    for (size_t i = 0; i < entries; i++) {
+        const s_entry_t *entry = &root.entry[i];
+        int which = s_envelope_index (entry->key, entry->key_len);
         if (which < 0)
             return s_fail (REJECT_BAD_ENVELOPE, detail, detail_size, "unknown field \"%.*s\"",
-                           s_utf8_prefix (key->via.str.ptr, key->via.str.size, 64),
-                           key->via.str.ptr);
+                           s_utf8_prefix (entry->key, entry->key_len, 64), entry->key);
         if (seen & (1u << which))
             return s_fail (REJECT_BAD_ENVELOPE, detail, detail_size, "duplicate field \"%s\"",
                            names[which]);
         seen |= 1u << which;
+        const uint8_t *value = bytes + entry->at;
+        s_head_t h;
+        s_head (value, &h);
+        rc = REJECT_NONE;
         switch (1u << which) {
         case F_V:
-            if (val->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+            if (h.type != S_POS)
                 return s_fail (REJECT_BAD_VERSION, detail, detail_size,
-                               "v: expected int, got %s", s_type_name (val));
-            record->v = val->via.u64;
+                               "v: expected int, got %s", s_head_type_name (&h));
+            record->v = h.u;
             break;
         case F_ID:
-            if (val->type != MSGPACK_OBJECT_BIN || val->via.bin.size != RECORD_ID_SIZE)
+            if (h.type != S_BIN || h.len != RECORD_ID_SIZE)
                 return s_fail (REJECT_BAD_ENVELOPE, detail, detail_size,
                                "id: expected %d-byte bin", RECORD_ID_SIZE);
-            memcpy (record->id, val->via.bin.ptr, RECORD_ID_SIZE);
+            memcpy (record->id, value + h.head, RECORD_ID_SIZE);
             break;
-        case F_KIND: rc = s_envelope_str (val, "kind", &record->kind, detail, detail_size); break;
-        case F_SRC: rc = s_envelope_str (val, "src", &record->src, detail, detail_size); break;
-        case F_COL: rc = s_envelope_str (val, "col", &record->col, detail, detail_size); break;
-        case F_RUN: rc = s_envelope_str (val, "run", &record->run, detail, detail_size); break;
+        case F_KIND:
+            rc = s_envelope_str (value, &h, "kind", &record->kind, detail, detail_size);
+            break;
+        case F_SRC:
+            rc = s_envelope_str (value, &h, "src", &record->src, detail, detail_size);
+            break;
+        case F_COL:
+            rc = s_envelope_str (value, &h, "col", &record->col, detail, detail_size);
+            break;
+        case F_RUN:
+            rc = s_envelope_str (value, &h, "run", &record->run, detail, detail_size);
+            break;
         case F_TS:
-            if (!s_is_int (val))
+            if (!s_head_is_int (&h))
                 return s_fail (REJECT_BAD_ENVELOPE, detail, detail_size,
-                               "ts: expected int (ns), got %s", s_type_name (val));
-            record->ts = val->via.i64;
+                               "ts: expected int (ns), got %s", s_head_type_name (&h));
+            record->ts = h.type == S_NEG ? h.i : (int64_t) h.u;
             break;
         case F_BODY:
-            if (val->type != MSGPACK_OBJECT_MAP)
+            if (h.type != S_MAP)
                 return s_fail (REJECT_BAD_ENVELOPE, detail, detail_size,
-                               "body: expected map, got %s", s_type_name (val));
-            record->body = val;
+                               "body: expected map, got %s", s_head_type_name (&h));
+            body_at = entry->at;
             break;
         case F_TAGS:
-            if (val->type != MSGPACK_OBJECT_MAP)
+            if (h.type != S_MAP)
                 return s_fail (REJECT_BAD_ENVELOPE, detail, detail_size,
-                               "tags: expected map, got %s", s_type_name (val));
-            for (uint32_t t = 0; t < val->via.map.size; t++)
-                if (val->via.map.ptr[t].val.type != MSGPACK_OBJECT_STR)
-                    return s_fail (REJECT_BAD_ENVELOPE, detail, detail_size,
-                                   "tags: values must be strings");
-            record->tags = val;
+                               "tags: expected map, got %s", s_head_type_name (&h));
+            if (entry->not_all_str)
+                return s_fail (REJECT_BAD_ENVELOPE, detail, detail_size,
+                               "tags: values must be strings");
             break;
         }
         if (rc != REJECT_NONE)
             return rc;
     }
+    //  Ten entries cannot pass the loop above (see S_ENTRIES).
+    assert (root.count < S_ENTRIES);
     if (!(seen & F_V))
         return s_fail (REJECT_BAD_VERSION, detail, detail_size, "v: missing");
     if (record->v != RECORD_VERSION)
@@ -448,33 +689,23 @@ record_decode (record_t *record, msgpack_zone *zone, const void *data, size_t si
     if (!record->spec)
         return s_fail (REJECT_UNKNOWN_KIND, detail, detail_size, "kind \"%.*s\" is not declared",
                        s_utf8_prefix (record->kind.ptr, record->kind.len, 64), record->kind.ptr);
-    //  One pass over the body: each key is matched against the spec's
-    //  fields (length first), and required fields are ticked off.
-    const field_spec_t *fields = record->spec->fields;
-    uint64_t present = 0;
-    for (uint32_t i = 0; i < record->body->via.map.size; i++) {
-        const msgpack_object *key = &record->body->via.map.ptr[i].key;
-        const msgpack_object *val = &record->body->via.map.ptr[i].val;
-        for (int n = 0; fields[n].name && n < 64; n++) {
-            const char *name = fields[n].name;
-            if (key->via.str.size == 0 || name[0] != key->via.str.ptr[0]
-                || strlen (name) != key->via.str.size
-                || memcmp (name, key->via.str.ptr, key->via.str.size) != 0)
-                continue;
-            if (val->type == MSGPACK_OBJECT_NIL && !fields[n].required)
-                break;
-            if (!s_type_ok (fields[n].type, val))
-                return s_fail (REJECT_BAD_BODY, detail, detail_size,
-                               "body.%s: expected %s, got %s", name,
-                               field_type_name (fields[n].type), s_type_name (val));
-            present |= 1ULL << n;
-            break;
-        }
-    }
-    for (int n = 0; fields[n].name && n < 64; n++)
-        if (fields[n].required && !(present & (1ULL << n)))
-            return s_fail (REJECT_BAD_BODY, detail, detail_size, "body.%s: missing",
-                           fields[n].name);
+    return s_check_body (bytes, body_at, record->spec->fields, detail, detail_size);
+}
+
+record_reject_t
+record_decode (record_t *record, msgpack_zone *zone, const void *data, size_t size,
+               const record_limits_t *limits, char *detail, size_t detail_size)
+{
+    record_reject_t rc = record_check (record, data, size, limits, detail, detail_size);
+    if (rc != REJECT_NONE)
+        return rc;
+    msgpack_object root;
+    size_t offset = 0;
+    if (msgpack_unpack (data, size, &offset, zone, &root) != MSGPACK_UNPACK_SUCCESS
+        || root.type != MSGPACK_OBJECT_MAP)
+        return s_fail (REJECT_NOT_MSGPACK, detail, detail_size, "msgpack decoder refused it");
+    record->body = record_field (&root, "body");
+    record->tags = record_field (&root, "tags");
     return REJECT_NONE;
 }
 

@@ -8,7 +8,8 @@
         ts    event time, ns since epoch
         body  kind-specific map
         tags  optional map of string -> string
-    A decoded record_t points into its msgpack zone and into nothing else.    */
+    A decoded record_t points into its msgpack zone and into the input bytes;
+    a checked one (record_check) only into the input bytes.                   */
 #ifndef OMNI_RECORD_H
 #define OMNI_RECORD_H
 
@@ -70,6 +71,13 @@ const char *record_reject_name (record_reject_t reason);
 record_reject_t record_decode (record_t *record, msgpack_zone *zone, const void *data,
                                size_t size, const record_limits_t *limits, char *detail,
                                size_t detail_size);
+
+//  The same checks and reasons as record_decode, in one pass over `data`
+//  and without allocating, for callers that do not read the body (ingestd):
+//  fills the envelope fields and spec of `record`, pointing into `data`;
+//  body and tags stay NULL.
+record_reject_t record_check (record_t *record, const void *data, size_t size,
+                              const record_limits_t *limits, char *detail, size_t detail_size);
 
 //  Computes the id of a record from its kind's natural key:
 //  sha256 ("omni.id/1" 0 kind 0 src 0 msgpack(part1) msgpack(part2) ...)[0..16]
