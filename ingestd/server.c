@@ -14,6 +14,7 @@
 
 #include <assert.h>
 #include <czmq.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -53,6 +54,22 @@ typedef struct {
     metric_t *m_delivered, *m_acked, *m_lag_records, *m_lag_seconds, *m_connected, *m_latency;
 } s_session_t;
 
+//  The answer owed to one intake message of a round.
+typedef struct {
+    uint8_t peer[256]; //  ROUTER routing ids are at most 255 bytes
+    size_t peer_size;
+    uint8_t seq[8];
+    bool has_seq;
+    uint32_t accepted, rejected;
+    bool malformed;
+} s_reply_t;
+
+//  An accepted record kept for the tap until the round is committed: its
+//  kind and bytes, back to back in one buffer.
+typedef struct {
+    size_t kind_at, kind_len, record_at, record_len;
+} s_tapped_t;
+
 struct _server_t {
     server_config_t config;
     journal_t *journal;
@@ -61,7 +78,12 @@ struct _server_t {
     size_t nsessions;
     unsigned configured_roles;
     long tap_subscriptions;
-    msgpack_zone zone;
+    zmq_msg_t frame, head[3];     //  intake parts being received
+    s_reply_t *replies;           //  one per intake message of a round
+    s_tapped_t *tapped;           //  accepted records of the round, for the tap
+    size_t ntapped, tapped_cap;
+    uint8_t *tap_buf;
+    size_t tap_buf_size, tap_buf_cap;
     atomic_bool stopping;
     pthread_mutex_t state_lock;
     bool paused;
@@ -179,7 +201,11 @@ server_new (const server_config_t *config, metrics_t *metrics, char *error, size
     self->config = *config;
     self->metrics = metrics;
     pthread_mutex_init (&self->state_lock, NULL);
-    msgpack_zone_init (&self->zone, 64 * 1024);
+    zmq_msg_init (&self->frame);
+    for (int i = 0; i < 3; i++)
+        zmq_msg_init (&self->head[i]);
+    self->replies = calloc (ROUND_MESSAGES, sizeof *self->replies);
+    assert (self->replies);
     atomic_init (&self->stopping, false);
     for (const char *const *w = config->writers; w && *w; w++) {
         unsigned role = kinds_writer_role (*w);
@@ -232,7 +258,12 @@ server_destroy (server_t **self_p)
     }
     free (self->sessions);
     journal_destroy (&self->journal);
-    msgpack_zone_destroy (&self->zone);
+    zmq_msg_close (&self->frame);
+    for (int i = 0; i < 3; i++)
+        zmq_msg_close (&self->head[i]);
+    free (self->replies);
+    free (self->tapped);
+    free (self->tap_buf);
     pthread_mutex_destroy (&self->state_lock);
     free (self);
     *self_p = NULL;
@@ -254,29 +285,18 @@ s_stopping (server_t *self)
 //  Tap
 
 static void
-s_tap_send (server_t *self, const void *topic, size_t topic_len, zframe_t **frames, size_t n)
-{
-    void *sock = zsock_resolve (self->tap);
-    if (zmq_send (sock, topic, topic_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
-        return;
-    for (size_t i = 0; i < n; i++)
-        zmq_send (sock, zframe_data (frames[i]), zframe_size (frames[i]),
-                  (i + 1 < n ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT);
-}
-
-static void
 s_tap_reject (server_t *self, const char *reason, const char *detail, const void *raw,
               size_t size)
 {
     if (self->tap_subscriptions <= 0)
         return;
-    zframe_t *frames[3] = {zframe_new (reason, strlen (reason)),
-                           zframe_new (detail, strlen (detail)),
-                           zframe_new (raw, size < JOURNAL_DEAD_RAW_MAX ? size
-                                                                        : JOURNAL_DEAD_RAW_MAX)};
-    s_tap_send (self, REJECT_TOPIC, strlen (REJECT_TOPIC), frames, 3);
-    for (int i = 0; i < 3; i++)
-        zframe_destroy (&frames[i]);
+    void *sock = zsock_resolve (self->tap);
+    if (zmq_send (sock, REJECT_TOPIC, strlen (REJECT_TOPIC), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+        return;
+    zmq_send (sock, reason, strlen (reason), ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    zmq_send (sock, detail, strlen (detail), ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    zmq_send (sock, raw, size < JOURNAL_DEAD_RAW_MAX ? size : JOURNAL_DEAD_RAW_MAX,
+              ZMQ_DONTWAIT);
 }
 
 static void
@@ -295,113 +315,201 @@ s_tap_subscriptions (server_t *self)
 
 //  ---------------------------------------------------------------------------
 //  Intake
+//
+//  Frames are received straight into zmq_msg_t (no czmq frame or list node
+//  per record) and each record frame is validated and appended as soon as it
+//  is received, so a round holds no record in memory beyond the LMDB write
+//  transaction, except copies for the tap while someone subscribes.
 
-typedef struct {
-    zframe_t *peer;
-    zframe_t *seq;
-    uint32_t accepted, rejected;
-    bool malformed;
-} s_reply_t;
 
-//  Journals one intake message; fills the reply. Returns -1 when the journal
-//  failed (the round must abort and nothing is acknowledged).
-static int
-s_intake_message (server_t *self, zmsg_t *msg, s_reply_t *reply, zlist_t *tap_records)
+
+static void
+s_tap_keep (server_t *self, const record_t *record, const void *data, size_t size)
 {
-    int64_t now = util_now_ns ();
-    memset (reply, 0, sizeof *reply);
-    reply->peer = zmsg_pop (msg);
-    zframe_t *sig = zmsg_first (msg), *cmd = zmsg_next (msg), *seq = zmsg_next (msg);
-    if (!sig || !cmd || !seq || !zframe_streq (sig, INTAKE_SIG) || !zframe_streq (cmd, "BATCH")
-        || zframe_size (seq) != 8) {
-        char detail[160];
-        snprintf (detail, sizeof detail,
-                  "expected \"" INTAKE_SIG "\" \"BATCH\" seq:u64 record..., got %zu frames%s",
-                  zmsg_size (msg),
-                  sig && !zframe_streq (sig, INTAKE_SIG) ? " with another signature" : "");
-        zframe_t *first = zmsg_first (msg);
-        const void *raw = first ? (const void *) zframe_data (first) : (const void *) "";
-        size_t size = first ? zframe_size (first) : 0;
-        journal_count_received (self->journal, 1);
-        if (journal_reject (self->journal, "bad_frame", detail, raw, size, now))
-            return -1;
-        metric_add (self->m_received, 1);
-        metric_add (self->m_rejected[REJECT_REASON_COUNT], 1);
-        s_tap_reject (self, "bad_frame", detail, raw, size);
-        log_warn ("intake.bad_frame", "detail=\"%s\"", detail);
-        reply->malformed = true;
-        reply->rejected = 1;
-        if (seq && zframe_size (seq) == 8)
-            reply->seq = zframe_dup (seq);
-        return 0;
+    if (self->ntapped == self->tapped_cap) {
+        self->tapped_cap = self->tapped_cap ? self->tapped_cap * 2 : 1024;
+        self->tapped = realloc (self->tapped, self->tapped_cap * sizeof *self->tapped);
+        assert (self->tapped);
     }
-    reply->seq = zframe_dup (seq);
-    size_t frames = zmsg_size (msg) - 3;
-    journal_count_received (self->journal, frames);
-    metric_add (self->m_received, frames);
-    size_t bytes = 0;
-    for (zframe_t *frame = zmsg_next (msg); frame; frame = zmsg_next (msg)) {
+    if (self->tap_buf_size + record->kind.len + size > self->tap_buf_cap) {
+        while (self->tap_buf_size + record->kind.len + size > self->tap_buf_cap)
+            self->tap_buf_cap = self->tap_buf_cap ? self->tap_buf_cap * 2 : 1 << 20;
+        self->tap_buf = realloc (self->tap_buf, self->tap_buf_cap);
+        assert (self->tap_buf);
+    }
+    s_tapped_t *t = &self->tapped[self->ntapped++];
+    t->kind_at = self->tap_buf_size;
+    t->kind_len = record->kind.len;
+    memcpy (self->tap_buf + t->kind_at, record->kind.ptr, record->kind.len);
+    t->record_at = t->kind_at + t->kind_len;
+    t->record_len = size;
+    memcpy (self->tap_buf + t->record_at, data, size);
+    self->tap_buf_size = t->record_at + size;
+}
+
+static bool
+s_msg_streq (zmq_msg_t *msg, const char *text)
+{
+    size_t len = strlen (text);
+    return zmq_msg_size (msg) == len && memcmp (zmq_msg_data (msg), text, len) == 0;
+}
+
+//  Receives the next part of a multipart message already arriving.
+static int
+s_recv_part (server_t *self, zmq_msg_t *msg)
+{
+    void *sock = zsock_resolve (self->intake);
+    int rc;
+    while ((rc = zmq_msg_recv (msg, sock, 0)) < 0 && zmq_errno () == EINTR)
+        ;
+    return rc < 0 ? -1 : 0;
+}
+
+//  Receives and discards the rest of a message; returns the parts dropped.
+static size_t
+s_drain_parts (server_t *self, bool more)
+{
+    size_t parts = 0;
+    while (more && s_recv_part (self, &self->frame) == 0) {
+        parts++;
+        more = zmq_msg_more (&self->frame);
+    }
+    return parts;
+}
+
+//  Dead-letters a message that is not a well-formed BATCH.
+static int
+s_intake_malformed (server_t *self, zmq_msg_t *head, size_t nhead, bool more,
+                    s_reply_t *reply, int64_t now)
+{
+    size_t frames = nhead + s_drain_parts (self, more);
+    char detail[160];
+    snprintf (detail, sizeof detail,
+              "expected \"" INTAKE_SIG "\" \"BATCH\" seq:u64 record..., got %zu frames%s",
+              frames,
+              nhead >= 1 && !s_msg_streq (&head[0], INTAKE_SIG) ? " with another signature" : "");
+    const void *raw = nhead >= 1 ? zmq_msg_data (&head[0]) : (const void *) "";
+    size_t size = nhead >= 1 ? zmq_msg_size (&head[0]) : 0;
+    journal_count_received (self->journal, 1);
+    if (journal_reject (self->journal, "bad_frame", detail, raw, size, now))
+        return -1;
+    metric_add (self->m_received, 1);
+    metric_add (self->m_rejected[REJECT_REASON_COUNT], 1);
+    s_tap_reject (self, "bad_frame", detail, raw, size);
+    log_warn ("intake.bad_frame", "detail=\"%s\"", detail);
+    reply->malformed = true;
+    reply->rejected = 1;
+    if (nhead == 3 && zmq_msg_size (&head[2]) == 8) {
+        memcpy (reply->seq, zmq_msg_data (&head[2]), 8);
+        reply->has_seq = true;
+    }
+    return 0;
+}
+
+//  Receives and journals one intake message, if one is waiting; fills the
+//  reply. Returns 1 when a message was handled, 0 when none was waiting, -1
+//  when the journal failed (the round must abort, nothing is acknowledged).
+static int
+s_intake_message (server_t *self, s_reply_t *reply, size_t *bytes)
+{
+    void *sock = zsock_resolve (self->intake);
+    if (zmq_msg_recv (&self->frame, sock, ZMQ_DONTWAIT) < 0)
+        return 0;
+    int64_t now = util_now_ns ();
+    reply->peer_size = zmq_msg_size (&self->frame);
+    if (reply->peer_size > sizeof reply->peer)
+        reply->peer_size = sizeof reply->peer;
+    memcpy (reply->peer, zmq_msg_data (&self->frame), reply->peer_size);
+    reply->has_seq = false;
+    reply->accepted = reply->rejected = 0;
+    reply->malformed = false;
+    bool more = zmq_msg_more (&self->frame);
+    size_t nhead = 0;
+    while (more && nhead < 3) {
+        if (s_recv_part (self, &self->head[nhead]))
+            break;
+        more = zmq_msg_more (&self->head[nhead]);
+        *bytes += zmq_msg_size (&self->head[nhead]);
+        nhead++;
+    }
+    if (nhead < 3 || !s_msg_streq (&self->head[0], INTAKE_SIG)
+        || !s_msg_streq (&self->head[1], "BATCH") || zmq_msg_size (&self->head[2]) != 8)
+        return s_intake_malformed (self, self->head, nhead, more, reply, now) ? -1 : 1;
+    memcpy (reply->seq, zmq_msg_data (&self->head[2]), 8);
+    reply->has_seq = true;
+    size_t frames = 0, record_bytes = 0;
+    bool tap = self->tap_subscriptions > 0;
+    int rc = 1;
+    while (more) {
+        if (s_recv_part (self, &self->frame)) {
+            rc = -1;
+            break;
+        }
+        more = zmq_msg_more (&self->frame);
+        const void *data = zmq_msg_data (&self->frame);
+        size_t size = zmq_msg_size (&self->frame);
+        frames++;
+        record_bytes += size;
         record_t record;
         char detail[256];
-        msgpack_zone_clear (&self->zone);
-        bytes += zframe_size (frame);
         record_reject_t reason =
-            record_decode (&record, &self->zone, zframe_data (frame), zframe_size (frame),
-                           &self->config.limits, detail, sizeof detail);
+            record_check (&record, data, size, &self->config.limits, detail, sizeof detail);
         if (reason == REJECT_NONE) {
-            if (!journal_append (self->journal, zframe_data (frame), zframe_size (frame),
-                                 (uint8_t) record.spec->writers, now))
-                return -1;
-            reply->accepted++;
-            if (self->tap_subscriptions > 0) {
-                //  Topic = kind; published after the commit.
-                zlist_append (tap_records, zframe_new (record.kind.ptr, record.kind.len));
-                zlist_append (tap_records, frame);
+            if (!journal_append (self->journal, data, size, (uint8_t) record.spec->writers,
+                                 now)) {
+                rc = -1;
+                break;
             }
+            reply->accepted++;
+            if (tap) //  published after the commit
+                s_tap_keep (self, &record, data, size);
         }
         else {
             const char *name = record_reject_name (reason);
-            if (journal_reject (self->journal, name, detail, zframe_data (frame),
-                                zframe_size (frame), now))
-                return -1;
+            if (journal_reject (self->journal, name, detail, data, size, now)) {
+                rc = -1;
+                break;
+            }
             reply->rejected++;
             metric_add (self->m_rejected[reason], 1);
-            s_tap_reject (self, name, detail, zframe_data (frame), zframe_size (frame));
-            log_debug ("intake.reject", "reason=%s detail=\"%s\" bytes=%zu", name, detail,
-                       zframe_size (frame));
+            s_tap_reject (self, name, detail, data, size);
+            log_debug ("intake.reject", "reason=%s detail=\"%s\" bytes=%zu", name, detail, size);
         }
     }
-    metric_add (self->m_bytes, bytes);
-    return 0;
+    if (rc < 0) {
+        s_drain_parts (self, more);
+        return -1;
+    }
+    journal_count_received (self->journal, frames);
+    metric_add (self->m_received, frames);
+    metric_add (self->m_bytes, record_bytes);
+    *bytes += record_bytes;
+    return 1;
 }
 
 static void
 s_send_intake_reply (server_t *self, s_reply_t *reply)
 {
-    if (!reply->peer)
-        return;
-    zmsg_t *out = zmsg_new ();
-    zmsg_append (out, &reply->peer);
-    zmsg_addstr (out, INTAKE_SIG);
-    uint8_t seq0[8] = {0};
+    void *sock = zsock_resolve (self->intake);
+    static const uint8_t seq0[8] = {0};
+    zmq_send (sock, reply->peer, reply->peer_size, ZMQ_SNDMORE);
+    zmq_send (sock, INTAKE_SIG, strlen (INTAKE_SIG), ZMQ_SNDMORE);
     if (reply->malformed) {
-        zmsg_addstr (out, "ERROR");
-        if (reply->seq)
-            zmsg_append (out, &reply->seq);
-        else
-            zmsg_addmem (out, seq0, 8);
-        zmsg_addstr (out, "bad_frame: malformed intake message, see " INTAKE_SIG " in PROTOCOL.md");
+        static const char text[] =
+            "bad_frame: malformed intake message, see " INTAKE_SIG " in PROTOCOL.md";
+        zmq_send (sock, "ERROR", 5, ZMQ_SNDMORE);
+        zmq_send (sock, reply->has_seq ? reply->seq : seq0, 8, ZMQ_SNDMORE);
+        zmq_send (sock, text, strlen (text), 0);
     }
     else {
         uint8_t counts[8];
         s_put_be (counts, reply->accepted, 4);
         s_put_be (counts + 4, reply->rejected, 4);
-        zmsg_addstr (out, "ACK");
-        zmsg_append (out, &reply->seq);
-        zmsg_addmem (out, counts, 4);
-        zmsg_addmem (out, counts + 4, 4);
+        zmq_send (sock, "ACK", 3, ZMQ_SNDMORE);
+        zmq_send (sock, reply->seq, 8, ZMQ_SNDMORE);
+        zmq_send (sock, counts, 4, ZMQ_SNDMORE);
+        zmq_send (sock, counts + 4, 4, 0);
     }
-    zmsg_send (&out, self->intake);
 }
 
 static void s_pump_all (server_t *self);
@@ -409,71 +517,60 @@ static void s_pump_all (server_t *self);
 static void
 s_intake_round (server_t *self)
 {
-    zmsg_t *messages[ROUND_MESSAGES];
-    s_reply_t replies[ROUND_MESSAGES];
+    s_reply_t *replies = self->replies;
     size_t count = 0, bytes = 0;
-    zlist_t *tap_records = zlist_new ();
     pthread_mutex_lock (&self->state_lock);
     if (journal_begin (self->journal)) {
         pthread_mutex_unlock (&self->state_lock);
-        zlist_destroy (&tap_records);
         return;
     }
     int64_t start = util_mono_ms ();
     bool failed = false;
+    self->ntapped = 0;
+    self->tap_buf_size = 0;
     while (count < ROUND_MESSAGES && bytes < ROUND_BYTES) {
-        zmsg_t *msg = count == 0 ? zmsg_recv (self->intake) : NULL;
-        if (count > 0) {
-            if (!(zsock_events (self->intake) & ZMQ_POLLIN))
-                break;
-            msg = zmsg_recv (self->intake);
-        }
-        if (!msg)
+        int rc = s_intake_message (self, &replies[count], &bytes);
+        if (rc == 0)
             break;
-        messages[count] = msg;
-        bytes += zmsg_content_size (msg);
-        if (s_intake_message (self, msg, &replies[count], tap_records)) {
-            count++;
+        count++;
+        if (rc < 0) {
             failed = true;
             break;
         }
-        count++;
     }
-    int rc = failed ? -1 : journal_commit (self->journal);
-    if (failed)
+    int rc = failed ? -1 : count ? journal_commit (self->journal) : 0;
+    if (failed || !count)
         journal_abort (self->journal);
     pthread_mutex_unlock (&self->state_lock);
-    if (rc == 0) {
+    if (rc == 0 && count) {
         metric_add (self->m_rounds, 1);
         metric_observe (self->m_commit_latency, (double) (util_mono_ms () - start) / 1000.0);
+        uint64_t accepted = 0, batches = 0;
         for (size_t i = 0; i < count; i++) {
-            metric_add (self->m_accepted, replies[i].accepted);
-            if (!replies[i].malformed)
-                metric_add (self->m_batches, 1);
+            accepted += replies[i].accepted;
+            batches += !replies[i].malformed;
             s_send_intake_reply (self, &replies[i]);
         }
-        while (zlist_size (tap_records) >= 2) {
-            zframe_t *topic = zlist_pop (tap_records), *record = zlist_pop (tap_records);
-            s_tap_send (self, zframe_data (topic), zframe_size (topic), &record, 1);
-            zframe_destroy (&topic);
+        metric_add (self->m_accepted, accepted);
+        metric_add (self->m_batches, batches);
+        void *sock = zsock_resolve (self->tap);
+        for (size_t i = 0; i < self->ntapped; i++) {
+            const s_tapped_t *t = &self->tapped[i];
+            if (zmq_send (sock, self->tap_buf + t->kind_at, t->kind_len,
+                          ZMQ_SNDMORE | ZMQ_DONTWAIT)
+                >= 0)
+                zmq_send (sock, self->tap_buf + t->record_at, t->record_len, ZMQ_DONTWAIT);
         }
     }
-    else {
+    else if (rc != 0)
         //  Nothing acknowledged: the collectors resend, nothing is lost.
         log_error ("intake.round_failed", "messages=%zu", count);
-        for (size_t i = 0; i < count; i++) {
-            zframe_destroy (&replies[i].peer);
-            zframe_destroy (&replies[i].seq);
-        }
-        while (zlist_size (tap_records) >= 2) {
-            zframe_t *topic = zlist_pop (tap_records);
-            zlist_pop (tap_records);
-            zframe_destroy (&topic);
-        }
+    //  A burst leaves the tap buffer large; do not keep it.
+    if (self->tap_buf_cap > (8 << 20)) {
+        free (self->tap_buf);
+        self->tap_buf = NULL;
+        self->tap_buf_cap = 0;
     }
-    for (size_t i = 0; i < count; i++)
-        zmsg_destroy (&messages[i]);
-    zlist_destroy (&tap_records);
     s_pump_all (self);
 }
 
