@@ -9,7 +9,12 @@
     records waiting in a partial batch older than LINGER_NS, it flushes
     (which also waits for their ACK: the loop was going to wait anyway).
     To know whether a partial batch is waiting, the loop mirrors the
-    client's batching rule (records or bytes, whichever first).              */
+    client's batching rule (records or bytes, whichever first).
+
+    With preencode every record is built into one buffer before the clock
+    starts (up to PREENCODE_MAX bytes; beyond, records are built as they are
+    sent): building a record costs more CPU than sending it, and a benchmark
+    of ingestd should not share its cores with that.                         */
 #include "loadgen.h"
 #include "intake_client.h"
 #include "log.h"
@@ -29,6 +34,7 @@
 #define LINGER_NS    (100 * 1000000LL)
 #define BATCH_BYTES  (1024 * 1024)
 #define MAX_SLEEP_NS (50 * 1000000LL)
+#define PREENCODE_MAX (4ULL << 30)
 
 struct _loadgen_t {
     loadgen_config_t config;
@@ -37,6 +43,12 @@ struct _loadgen_t {
     FILE *ids, *dump;
     uint64_t sent, dumped_bytes;
     int64_t started_ns, finished_ns;
+    //  Pre-encoded records: record k is arena[ends[k - 1] .. ends[k]),
+    //  its id ids[k] (for valid records).
+    uint8_t *arena;
+    size_t *ends;
+    uint8_t (*ids_pre)[RECORD_ID_SIZE];
+    int64_t encode_ns;
 };
 
 static volatile sig_atomic_t s_stop;
@@ -124,6 +136,9 @@ loadgen_destroy (loadgen_t **self_p)
         fclose (self->ids);
     if (self->dump)
         fclose (self->dump);
+    free (self->arena);
+    free (self->ends);
+    free (self->ids_pre);
     free (self);
     *self_p = NULL;
 }
@@ -135,6 +150,57 @@ s_sleep_ns (int64_t ns)
     nanosleep (&ts, NULL); //  a signal cuts it short, the loop checks s_stop
 }
 
+//  Builds the `count` records into one buffer; false (nothing kept) when
+//  they would take more than PREENCODE_MAX bytes.
+static bool
+s_preencode (loadgen_t *self)
+{
+    const loadgen_config_t *c = &self->config;
+    if (c->count > PREENCODE_MAX / 16)
+        return false;
+    int64_t start = s_now_ns ();
+    size_t cap = 0, used = 0;
+    self->ends = malloc (c->count * sizeof *self->ends);
+    self->ids_pre = c->nbad ? NULL : malloc (c->count * sizeof *self->ids_pre);
+    assert (self->ends && (c->nbad || self->ids_pre));
+    for (uint64_t k = 0; k < c->count; k++) {
+        uint64_t index = c->start_index + k;
+        const void *data;
+        size_t size;
+        if (c->nbad == 0) {
+            synth_record (self->synth, index, &data, &size);
+            memcpy (self->ids_pre[k], synth_id (self->synth), RECORD_ID_SIZE);
+        }
+        else
+            synth_bad (self->synth, c->bad[k % c->nbad], index, &data, &size);
+        if (used + size > PREENCODE_MAX) {
+            log_info ("loadgen.preencode", "skipped=1 reason=\"over %llu bytes\"",
+                      (unsigned long long) PREENCODE_MAX);
+            free (self->arena);
+            free (self->ends);
+            free (self->ids_pre);
+            self->arena = NULL;
+            self->ends = NULL;
+            self->ids_pre = NULL;
+            return false;
+        }
+        if (used + size > cap) {
+            cap = cap ? cap * 2 : (size_t) (c->count < 4096 ? 4096 : c->count) * size;
+            while (used + size > cap)
+                cap *= 2;
+            self->arena = realloc (self->arena, cap);
+            assert (self->arena);
+        }
+        memcpy (self->arena + used, data, size);
+        used += size;
+        self->ends[k] = used;
+    }
+    self->encode_ns = s_now_ns () - start;
+    log_info ("loadgen.preencoded", "records=%" PRIu64 " bytes=%zu seconds=%.3f", c->count, used,
+              (double) self->encode_ns / 1e9);
+    return true;
+}
+
 int
 loadgen_run (loadgen_t *self)
 {
@@ -143,6 +209,7 @@ loadgen_run (loadgen_t *self)
     size_t pending = 0, pending_bytes = 0;
     int64_t pending_since = 0;
     int rc = 0;
+    bool pre = c->preencode && c->count && !self->dump && s_preencode (self);
     self->started_ns = s_now_ns ();
     int64_t now = self->started_ns;
     int64_t deadline = c->duration_ms ? self->started_ns + c->duration_ms * 1000000LL : 0;
@@ -175,9 +242,19 @@ loadgen_run (loadgen_t *self)
         uint64_t index = c->start_index + k;
         const void *data;
         size_t size;
+        const uint8_t *id = NULL;
         bool valid = c->nbad == 0;
-        if (valid)
+        if (pre) {
+            size_t from = k ? self->ends[k - 1] : 0;
+            data = self->arena + from;
+            size = self->ends[k] - from;
+            if (valid)
+                id = self->ids_pre[k];
+        }
+        else if (valid) {
             synth_record (self->synth, index, &data, &size);
+            id = synth_id (self->synth);
+        }
         else
             synth_bad (self->synth, c->bad[k % c->nbad], index, &data, &size);
         if (self->dump) {
@@ -201,7 +278,7 @@ loadgen_run (loadgen_t *self)
         }
         if (self->ids && valid) {
             char hex[2 * RECORD_ID_SIZE + 2];
-            util_hex (synth_id (self->synth), RECORD_ID_SIZE, hex);
+            util_hex (id, RECORD_ID_SIZE, hex);
             hex[2 * RECORD_ID_SIZE] = '\n';
             fwrite (hex, 1, 2 * RECORD_ID_SIZE + 1, self->ids);
         }
@@ -261,12 +338,16 @@ loadgen_summary (loadgen_t *self, char *text, size_t size)
         snprintf (text, size,
                   "sent=0 dumped=%" PRIu64 " bytes=%" PRIu64 " seconds=%.3f rate=%.0f",
                   self->sent, self->dumped_bytes, seconds, rate);
-    else
-        snprintf (text, size,
-                  "sent=%" PRIu64 " accepted=%" PRIu64 " rejected=%" PRIu64
-                  " seconds=%.3f rate=%.0f resent=%" PRIu64,
-                  self->sent, loadgen_accepted (self), loadgen_rejected (self), seconds, rate,
-                  intake_client_resent (self->client));
+    else {
+        int n = snprintf (text, size,
+                          "sent=%" PRIu64 " accepted=%" PRIu64 " rejected=%" PRIu64
+                          " seconds=%.3f rate=%.0f resent=%" PRIu64,
+                          self->sent, loadgen_accepted (self), loadgen_rejected (self), seconds,
+                          rate, intake_client_resent (self->client));
+        if (self->encode_ns && n > 0 && (size_t) n < size)
+            snprintf (text + n, size - (size_t) n, " encode_seconds=%.3f started=%.6f",
+                      (double) self->encode_ns / 1e9, (double) self->started_ns / 1e9);
+    }
 }
 
 //  ---------------------------------------------------------------------------
@@ -364,35 +445,44 @@ loadgen_test (bool verbose)
     synth_t *check = synth_new (&sc, error, sizeof error);
 
     //  As fast as possible: every record acknowledged, one id per record,
-    //  the ids those of the records of that seed from start_index on.
-    loadgen_config_t config = {.intake = endpoint, .count = 1000, .start_index = 50,
-                               .batch = 64, .window = 4, .give_up_ms = 5000,
-                               .ids_out = ids_path};
-    loadgen_t *gen = loadgen_new (&config, synth, error, sizeof error);
-    assert (gen);
-    assert (loadgen_run (gen) == 0);
-    assert (loadgen_sent (gen) == 1000 && loadgen_accepted (gen) == 1000);
-    assert (loadgen_rejected (gen) == 0);
-    loadgen_summary (gen, summary, sizeof summary);
-    if (verbose)
-        printf ("loadgen: %s\n", summary);
-    const char *head = "sent=1000 accepted=1000 rejected=0 seconds=";
-    assert (strncmp (summary, head, strlen (head)) == 0);
-    assert (strstr (summary, " rate="));
-    loadgen_destroy (&gen);
-    assert (gen == NULL);
-    char **lines;
-    size_t n = s_read_lines (ids_path, &lines);
-    assert (n == 1000);
-    for (size_t i = 0; i < n; i++) {
-        const void *data;
-        size_t size;
-        char hex[2 * RECORD_ID_SIZE + 1];
-        synth_record (check, 50 + i, &data, &size);
-        util_hex (synth_id (check), RECORD_ID_SIZE, hex);
-        assert (strcmp (lines[i], hex) == 0);
+    //  the ids those of the records of that seed from start_index on; the
+    //  same built before the clock starts (preencode).
+    for (int pre = 0; pre < 2; pre++) {
+        loadgen_config_t config = {.intake = endpoint, .count = 1000, .start_index = 50,
+                                   .batch = 64, .window = 4, .give_up_ms = 5000,
+                                   .ids_out = ids_path, .preencode = pre};
+        loadgen_t *gen = loadgen_new (&config, synth, error, sizeof error);
+        assert (gen);
+        assert (loadgen_run (gen) == 0);
+        assert (loadgen_sent (gen) == 1000 && loadgen_accepted (gen) == 1000);
+        assert (loadgen_rejected (gen) == 0);
+        loadgen_summary (gen, summary, sizeof summary);
+        if (verbose)
+            printf ("loadgen: %s\n", summary);
+        const char *head = "sent=1000 accepted=1000 rejected=0 seconds=";
+        assert (strncmp (summary, head, strlen (head)) == 0);
+        assert (strstr (summary, " rate="));
+        assert (!strstr (summary, " encode_seconds=") == !pre);
+        loadgen_destroy (&gen);
+        assert (gen == NULL);
+        char **lines;
+        size_t n = s_read_lines (ids_path, &lines);
+        assert (n == 1000);
+        for (size_t i = 0; i < n; i++) {
+            const void *data;
+            size_t size;
+            char hex[2 * RECORD_ID_SIZE + 1];
+            synth_record (check, 50 + i, &data, &size);
+            util_hex (synth_id (check), RECORD_ID_SIZE, hex);
+            assert (strcmp (lines[i], hex) == 0);
+        }
+        s_free_lines (lines, n);
     }
-    s_free_lines (lines, n);
+    loadgen_config_t config;
+    loadgen_t *gen;
+    char **lines;
+    size_t n;
+    const char *head;
 
     //  At a rate: 200 records at 1000/s take about 0.2 s; at 20/s, records
     //  do not wait for a full batch (5 records, batch 500).
@@ -426,16 +516,19 @@ loadgen_test (bool verbose)
     //  Bad inputs, modes in turn: all rejected, no ids written.
     synth_bad_t modes[] = {SYNTH_BAD_GARBAGE, SYNTH_BAD_TRUNCATED, SYNTH_BAD_WRONG_TYPES,
                            SYNTH_BAD_VERSION, SYNTH_BAD_DEEP};
-    config = (loadgen_config_t) {.intake = endpoint, .count = 50, .give_up_ms = 5000,
-                                 .ids_out = ids_path, .bad = modes, .nbad = 5};
-    gen = loadgen_new (&config, synth, error, sizeof error);
-    assert (loadgen_run (gen) == 0);
-    assert (loadgen_sent (gen) == 50 && loadgen_rejected (gen) == 50);
-    assert (loadgen_accepted (gen) == 0);
-    loadgen_destroy (&gen);
-    n = s_read_lines (ids_path, &lines);
-    assert (n == 0);
-    s_free_lines (lines, n);
+    for (int pre = 0; pre < 2; pre++) {
+        config = (loadgen_config_t) {.intake = endpoint, .count = 50, .give_up_ms = 5000,
+                                     .ids_out = ids_path, .bad = modes, .nbad = 5,
+                                     .preencode = pre};
+        gen = loadgen_new (&config, synth, error, sizeof error);
+        assert (loadgen_run (gen) == 0);
+        assert (loadgen_sent (gen) == 50 && loadgen_rejected (gen) == 50);
+        assert (loadgen_accepted (gen) == 0);
+        loadgen_destroy (&gen);
+        n = s_read_lines (ids_path, &lines);
+        assert (n == 0);
+        s_free_lines (lines, n);
+    }
 
     //  Dump: the records themselves, nothing sent.
     config = (loadgen_config_t) {.intake = "tcp://127.0.0.1:1", .count = 20, .dump = dump_path};

@@ -27,6 +27,7 @@ typedef struct {
     const char *dump;        //  write the records to this file instead of sending, or NULL
     const synth_bad_t *bad;  //  send bad inputs of these modes in turn instead of records
     size_t nbad;
+    bool preencode;          //  build every record (count of them) before the clock starts
 } loadgen_config_t;
 
 typedef struct _loadgen_t loadgen_t;
@@ -49,7 +50,11 @@ double loadgen_seconds (loadgen_t *self);
 
 //  The closing line:
 //  sent=N accepted=N rejected=N seconds=X rate=Y resent=N
-//  (with --dump: sent=0 dumped=N bytes=N seconds=X rate=Y).
+//  (with --dump: sent=0 dumped=N bytes=N seconds=X rate=Y). With preencode,
+//  seconds and rate cover the sending only (from the first record sent to
+//  the last acknowledgement), and encode_seconds=X started=T follow, T the
+//  CLOCK_MONOTONIC time in seconds the sending started at, so that a
+//  benchmark can line several senders up.
 void loadgen_summary (loadgen_t *self, char *text, size_t size);
 
 void loadgen_test (bool verbose);

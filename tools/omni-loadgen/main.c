@@ -28,6 +28,7 @@ main (int argc, char **argv)
 {
     char *intake, *kind, *src, *col, *run, *ids_out, *dump, *log_level, *log_format;
     char **bad;
+    bool preencode;
     int64_t count, rate, seed, start_index, batch, window, duration, give_up, ack_timeout;
     uint64_t size;
     const config_option_t options[] = {
@@ -59,6 +60,10 @@ main (int argc, char **argv)
          "send bad inputs instead, these modes in turn: garbage, truncated, wrong-types, "
          "bad-version, deep, huge (100 MiB), or all",
          &bad},
+        {"preencode", CONFIG_BOOL, "false",
+         "build every record before sending (benchmarks: seconds and rate then cover the "
+         "sending only)",
+         &preencode},
         {"log_level", CONFIG_STRING, "info", "debug | info | warn | error", &log_level},
         {"log_format", CONFIG_STRING, "kv", "kv | json", &log_format},
         {NULL}};
@@ -116,7 +121,7 @@ main (int argc, char **argv)
                                    (double) rate,    (uint64_t) start_index,
                                    (size_t) batch,   (size_t) window, give_up,
                                    ack_timeout,      ids_out,          dump,
-                                   nbad ? modes : NULL, nbad};
+                                   nbad ? modes : NULL, nbad, preencode};
     loadgen_t *gen = loadgen_new (&gen_config, synth, error, sizeof error);
     if (!gen) {
         synth_destroy (&synth);
