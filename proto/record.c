@@ -100,19 +100,31 @@ s_utf8_valid (const uint8_t *s, size_t len)
 }
 
 //  Whether a string is all ASCII (most are): checked inline, eight bytes
-//  at a time, before the full UTF-8 check.
+//  at a time, before the full UTF-8 check. Most strings are map keys of a
+//  few bytes, so short ones are read as two overlapping words, not byte by
+//  byte.
 static inline bool
 s_ascii (const uint8_t *s, size_t len)
 {
     uint64_t high = 0;
-    size_t i = 0;
-    for (; i + 8 <= len; i += 8) {
-        uint64_t word;
-        memcpy (&word, s + i, 8);
-        high |= word;
+    if (len >= 8) {
+        for (size_t i = 0; i + 8 <= len; i += 8) {
+            uint64_t word;
+            memcpy (&word, s + i, 8);
+            high |= word;
+        }
+        uint64_t last;
+        memcpy (&last, s + len - 8, 8);
+        high |= last;
     }
-    for (; i < len; i++)
-        high |= s[i];
+    else if (len >= 4) {
+        uint32_t first, last;
+        memcpy (&first, s, 4);
+        memcpy (&last, s + len - 4, 4);
+        high = first | last;
+    }
+    else if (len > 0)
+        high = s[0] | s[len / 2] | s[len - 1];
     return !(high & 0x8080808080808080ULL);
 }
 
