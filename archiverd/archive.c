@@ -44,6 +44,7 @@
     recovery deletes what the state does not know, and a lost or misplaced
     .state would otherwise make it delete the whole archive.                 */
 #include "archive.h"
+#include "bloom.h"
 #include "idset.h"
 
 #include <openssl/evp.h>
@@ -78,6 +79,7 @@
 #define NS_PER_DAY    (86400LL * 1000000000LL)
 #define MAP_RETRIES   8
 #define PARALLEL_MIN_LINES 1024      //  smaller batches are encoded by one thread
+#define FILTER_MIN    (1u << 21)     //  ids the tree's filter has room for at least
 
 //  First LMDB map size; it doubles whenever a transaction fills it.
 //  A variable so that the self-test can make the map fill quickly.
@@ -112,6 +114,7 @@ struct _archive_t {
     size_t map_size;
     idset_t *recent_ids;   //  every id in "recent", for lookups
     uint64_t tree_ids;     //  entries in "ids"
+    bloom_t *tree_filter;  //  every id in "ids", so that new ids rarely ask the tree
     uint64_t next_chunk;   //  key of the next value in "recent"
     size_t merge_retry_at; //  after a failed merge, the size to try again at
     zhashx_t *by_path; //  path -> s_file_t, every file of the archive
@@ -498,7 +501,7 @@ static int
 s_archived (archive_t *self, MDB_txn *txn, const uint8_t key[RECORD_ID_SIZE], bool *found)
 {
     *found = idset_contains (self->recent_ids, key);
-    if (*found || self->tree_ids == 0)
+    if (*found || self->tree_ids == 0 || !bloom_may_contain (self->tree_filter, key))
         return 0;
     MDB_val k = {RECORD_ID_SIZE, (void *) key}, v;
     int rc = mdb_get (txn, self->ids, &k, &v);
@@ -741,6 +744,30 @@ s_key_cmp (const void *a, const void *b)
     return memcmp (a, b, RECORD_ID_SIZE);
 }
 
+//  A filter of every id in the tree, with room for as many again.
+static int
+s_build_filter (archive_t *self, MDB_txn *txn)
+{
+    MDB_cursor *cursor;
+    int rc = mdb_cursor_open (txn, self->ids, &cursor);
+    if (rc)
+        return rc;
+    size_t capacity = (size_t) self->tree_ids * 2;
+    bloom_t *filter = bloom_new (capacity > FILTER_MIN ? capacity : FILTER_MIN);
+    MDB_val k, v;
+    while ((rc = mdb_cursor_get (cursor, &k, &v, MDB_NEXT)) == 0)
+        if (k.mv_size == RECORD_ID_SIZE)
+            bloom_add (filter, k.mv_data);
+    mdb_cursor_close (cursor);
+    if (rc != MDB_NOTFOUND) {
+        bloom_destroy (&filter);
+        return rc;
+    }
+    bloom_destroy (&self->tree_filter);
+    self->tree_filter = filter;
+    return 0;
+}
+
 //  Moves the recent ids into the tree, in key order, and empties "recent",
 //  in one transaction: a crash leaves either level whole.
 static int
@@ -775,23 +802,35 @@ s_merge (archive_t *self, char *error, size_t error_size)
         if (rc != MDB_MAP_FULL || attempt == MAP_RETRIES || s_grow_map (self, NULL, 0))
             break;
     }
-    free (keys.keys);
-    if (rc)
-        return s_mdb_fail (error, error_size, "merge ids", rc);
-    MDB_txn *txn;
+    //  The filter must hold every id of the tree before the memory set
+    //  lets go of them; past its capacity it is built again, twice as big.
+    MDB_txn *txn = NULL;
     MDB_stat stat;
-    if (mdb_txn_begin (self->env, NULL, MDB_RDONLY, &txn) == 0) {
-        if (mdb_stat (txn, self->ids, &stat) == 0)
-            self->tree_ids = stat.ms_entries;
+    if (rc == 0 && (rc = mdb_txn_begin (self->env, NULL, MDB_RDONLY, &txn)) == 0
+        && (rc = mdb_stat (txn, self->ids, &stat)) == 0) {
+        self->tree_ids = stat.ms_entries;
+        if (self->tree_ids > bloom_capacity (self->tree_filter))
+            rc = s_build_filter (self, txn);
+        else
+            for (size_t i = 0; i < n; i++)
+                bloom_add (self->tree_filter, keys.keys + i * RECORD_ID_SIZE);
+    }
+    if (txn)
         mdb_txn_abort (txn);
+    free (keys.keys);
+    if (rc) {
+        //  The memory set keeps every id, so a lookup stays right whether
+        //  or not the merge committed; if it did and the filter missed its
+        //  ids, the next merge gives them to the filter again.
+        return s_mdb_fail (error, error_size, "merge ids", rc);
     }
     idset_clear (self->recent_ids);
     self->next_chunk = 0;
     s_add (self->m_merges, 1);
     if (self->m_recent)
         metric_set (self->m_recent, 0);
-    log_info ("archive.ids_merged", "ids=%zu tree=%" PRIu64 " ms=%" PRId64, n, self->tree_ids,
-              (zclock_usecs () - t0) / 1000);
+    log_info ("archive.ids_merged", "ids=%zu tree=%" PRIu64 " filter_bytes=%zu ms=%" PRId64, n,
+              self->tree_ids, bloom_memory (self->tree_filter), (zclock_usecs () - t0) / 1000);
     return 0;
 }
 
@@ -1102,6 +1141,10 @@ s_recover (archive_t *self, char *error, size_t error_size)
     }
     MDB_stat stat;
     self->tree_ids = mdb_stat (txn, self->ids, &stat) == 0 ? stat.ms_entries : 0;
+    if ((rc = s_build_filter (self, txn))) {
+        mdb_txn_abort (txn);
+        return s_mdb_fail (error, error_size, "read ids", rc);
+    }
     if ((rc = mdb_txn_commit (txn)))
         return s_mdb_fail (error, error_size, "commit", rc);
     if (self->m_recent)
@@ -1210,6 +1253,7 @@ archive_destroy (archive_t **self_p)
     free (self->line_end);
     mpjson_buf_free (&self->head_buf);
     idset_destroy (&self->recent_ids);
+    bloom_destroy (&self->tree_filter);
     mpjson_buf_free (&self->buf);
     free (self->dir);
     free (self);
