@@ -10,14 +10,16 @@
     Why the ids live in two levels. Ids are hashes: in one B-tree every new
     id lands on a random page, so a batch of N ids copies and writes about
     N pages of 4 KiB, and the commit of the id set cost more than the whole
-    rest of the archive. So a batch only appends its new ids, packed, as
-    one value under the next chunk number of the "recent" table (sequential
-    pages), and they are kept in memory (idset) for lookups. When the
-    recent ids pass a threshold that grows with the archive, they are
-    merged, sorted, into the "ids" B-tree in one transaction that also
-    empties "recent": each page of the tree is then written once for many
-    ids. A lookup asks the memory set, then the tree. The tree is what the
-    format 1 state had; a format 1 state opens as is and is marked 2.
+    rest of the archive. So a batch only writes its new ids packed, one
+    value per sixteenth of the key range ("slice") in the "recent" table,
+    and keeps them in memory (idset) for lookups. While the recent ids are
+    over a threshold that grows with the archive, each batch merges one
+    slice, sorted, into the "ids" B-tree, in one transaction that also
+    deletes the slice from "recent": each page of the tree is written once
+    for many ids, and a merge is a sixteenth of the pause a whole one would
+    be. A lookup asks the memory set, then a Bloom filter of the tree, then
+    the tree. The tree is what the format 1 state had; a format 1 state
+    opens as is and is marked 2.
 
     Why this order: write, fsync the files (and their directory when a file
     is new), then ONE LMDB transaction with the new ids and the new lengths,
@@ -80,6 +82,8 @@
 #define MAP_RETRIES   8
 #define PARALLEL_MIN_LINES 1024      //  smaller batches are encoded by one thread
 #define FILTER_MIN    (1u << 21)     //  ids the tree's filter has room for at least
+#define SLICE_BITS    4
+#define SLICES        (1 << SLICE_BITS) //  the recent ids merge a key range at a time
 
 //  First LMDB map size; it doubles whenever a transaction fills it.
 //  A variable so that the self-test can make the map fill quickly.
@@ -117,7 +121,8 @@ struct _archive_t {
     idset_t *recent_ids;   //  every id in "recent", for lookups
     uint64_t tree_ids;     //  entries in "ids"
     bloom_t *tree_filter;  //  every id in "ids", so that new ids rarely ask the tree
-    uint64_t next_chunk;   //  key of the next value in "recent"
+    uint64_t next_chunk;   //  batch number in the next keys of "recent"
+    int next_slice;        //  the slice the next merge takes
     size_t merge_retry_at; //  after a failed merge, the size to try again at
     zhashx_t *by_path; //  path -> s_file_t, every file of the archive
     s_file_t *open[FD_CACHE_MAX];
@@ -129,6 +134,7 @@ struct _archive_t {
     size_t *next; //  per record: index + 1 of the next line of the same file
     bool *skip;   //  per record: already archived
     uint8_t *new_ids; //  packed keys this batch adds, in "recent" when it commits
+    uint8_t *sliced_ids; //  the same, slice after slice
     size_t *order;    //  record index of each line, files one after the other
     size_t *line_end; //  end of each line in the buffer of its half
     mpjson_buf_t head_buf;
@@ -520,6 +526,44 @@ s_forget_new_ids (archive_t *self)
     self->nnew = 0;
 }
 
+static int
+s_slice (const uint8_t *key)
+{
+    return key[0] >> (8 - SLICE_BITS);
+}
+
+//  The batch's new ids into "recent", one value a slice, under the key
+//  <slice><batch number>: a slice can be merged on its own.
+static int
+s_put_recent (archive_t *self, MDB_txn *txn)
+{
+    size_t start[SLICES + 1] = {0};
+    for (size_t i = 0; i < self->nnew; i++)
+        start[s_slice (self->new_ids + i * RECORD_ID_SIZE) + 1]++;
+    for (int s = 0; s < SLICES; s++)
+        start[s + 1] += start[s];
+    size_t at[SLICES];
+    memcpy (at, start, sizeof at);
+    for (size_t i = 0; i < self->nnew; i++) {
+        const uint8_t *key = self->new_ids + i * RECORD_ID_SIZE;
+        memcpy (self->sliced_ids + at[s_slice (key)]++ * RECORD_ID_SIZE, key, RECORD_ID_SIZE);
+    }
+    for (int s = 0; s < SLICES; s++) {
+        if (start[s + 1] == start[s])
+            continue;
+        uint8_t chunk[1 + 8];
+        chunk[0] = (uint8_t) s;
+        s_put_be (chunk + 1, self->next_chunk);
+        MDB_val k = {sizeof chunk, chunk};
+        MDB_val v = {(start[s + 1] - start[s]) * RECORD_ID_SIZE,
+                     self->sliced_ids + start[s] * RECORD_ID_SIZE};
+        int rc = mdb_put (txn, self->recent, &k, &v, 0);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
 //  Lines [begin, end) of a batch as JSON into `buf`, each line's end
 //  offset into line_end. A thread's work: it touches nothing shared.
 typedef struct {
@@ -558,9 +602,11 @@ s_write_batch (archive_t *self, const record_t *records, size_t count, bool *map
         self->next = realloc (self->next, self->next_cap * sizeof *self->next);
         self->skip = realloc (self->skip, self->next_cap * sizeof *self->skip);
         self->new_ids = realloc (self->new_ids, self->next_cap * RECORD_ID_SIZE);
+        self->sliced_ids = realloc (self->sliced_ids, self->next_cap * RECORD_ID_SIZE);
         self->order = realloc (self->order, self->next_cap * sizeof *self->order);
         self->line_end = realloc (self->line_end, self->next_cap * sizeof *self->line_end);
-        assert (self->next && self->skip && self->new_ids && self->order && self->line_end);
+        assert (self->next && self->skip && self->new_ids && self->sliced_ids && self->order
+                && self->line_end);
     }
     //  Ids go into the memory set as they are seen, so that a duplicate
     //  inside the batch is skipped too; a failure takes them out again.
@@ -674,13 +720,8 @@ s_write_batch (archive_t *self, const record_t *records, size_t count, bool *map
         if ((rc = mdb_put (txn, self->files, &k, &v, 0)))
             goto mdb_failed;
     }
-    if (self->nnew) {
-        uint8_t chunk[8];
-        s_put_be (chunk, self->next_chunk);
-        MDB_val k = {8, chunk}, v = {self->nnew * RECORD_ID_SIZE, self->new_ids};
-        if ((rc = mdb_put (txn, self->recent, &k, &v, MDB_APPEND)))
-            goto mdb_failed;
-    }
+    if (self->nnew && (rc = s_put_recent (self, txn)))
+        goto mdb_failed;
     t3 = zclock_usecs ();
     rc = mdb_txn_commit (txn);
     txn = NULL;
@@ -733,13 +774,6 @@ typedef struct {
     size_t n;
 } s_keys_t;
 
-static void
-s_collect_key (const uint8_t key[IDSET_KEY_SIZE], void *arg)
-{
-    s_keys_t *keys = arg;
-    memcpy (keys->keys + keys->n++ * RECORD_ID_SIZE, key, RECORD_ID_SIZE);
-}
-
 static int
 s_key_cmp (const void *a, const void *b)
 {
@@ -770,31 +804,69 @@ s_build_filter (archive_t *self, MDB_txn *txn)
     return 0;
 }
 
-//  Moves the recent ids into the tree, in key order, and empties "recent",
-//  in one transaction: a crash leaves either level whole.
+//  Takes the keys of "recent" that belong to `slice` (their ids into
+//  `ids`) and deletes them.
+static int
+s_take_slice (archive_t *self, MDB_txn *txn, int slice, s_keys_t *ids, size_t *cap)
+{
+    MDB_cursor *cursor;
+    int rc = mdb_cursor_open (txn, self->recent, &cursor);
+    if (rc)
+        return rc;
+    uint8_t first = (uint8_t) slice;
+    MDB_val k = {1, &first}, v;
+    zlistx_t *chunks = zlistx_new ();
+    zlistx_set_destructor (chunks, (zlistx_destructor_fn *) zchunk_destroy);
+    for (rc = mdb_cursor_get (cursor, &k, &v, MDB_SET_RANGE);
+         rc == 0 && k.mv_size > 0 && ((uint8_t *) k.mv_data)[0] == first;
+         rc = mdb_cursor_get (cursor, &k, &v, MDB_NEXT)) {
+        size_t n = v.mv_size / RECORD_ID_SIZE;
+        if (ids->n + n > *cap) {
+            *cap = (ids->n + n) * 2;
+            ids->keys = realloc (ids->keys, *cap * RECORD_ID_SIZE);
+            assert (ids->keys);
+        }
+        memcpy (ids->keys + ids->n * RECORD_ID_SIZE, v.mv_data, n * RECORD_ID_SIZE);
+        ids->n += n;
+        zlistx_add_end (chunks, zchunk_new (k.mv_data, k.mv_size));
+    }
+    mdb_cursor_close (cursor);
+    if (rc == MDB_NOTFOUND || rc == 0)
+        rc = 0;
+    for (zchunk_t *chunk = zlistx_first (chunks); rc == 0 && chunk; chunk = zlistx_next (chunks)) {
+        MDB_val key = {zchunk_size (chunk), zchunk_data (chunk)};
+        rc = mdb_del (txn, self->recent, &key, NULL);
+    }
+    zlistx_destroy (&chunks);
+    return rc;
+}
+
+//  Moves the recent ids of one slice (a sixteenth of the key range) into
+//  the tree, in key order, in one transaction: a crash leaves either level
+//  whole, and a merge holds the writer up for a sixteenth of the time one
+//  of every recent id would.
 static int
 s_merge (archive_t *self, char *error, size_t error_size)
 {
     int64_t t0 = zclock_usecs ();
-    size_t n = idset_size (self->recent_ids);
-    s_keys_t keys = {malloc (n * RECORD_ID_SIZE + 1), 0};
-    assert (keys.keys);
-    idset_each (self->recent_ids, s_collect_key, &keys);
-    assert (keys.n == n);
-    qsort (keys.keys, n, RECORD_ID_SIZE, s_key_cmp);
+    int slice = self->next_slice;
+    s_keys_t ids = {NULL, 0};
+    size_t cap = 0;
     int rc;
     for (int attempt = 0;; attempt++) {
         MDB_txn *txn;
+        ids.n = 0;
         if ((rc = mdb_txn_begin (self->env, NULL, 0, &txn)))
             break;
-        for (size_t i = 0; rc == 0 && i < n; i++) {
-            MDB_val k = {RECORD_ID_SIZE, keys.keys + i * RECORD_ID_SIZE}, v = {0, NULL};
+        rc = s_take_slice (self, txn, slice, &ids, &cap);
+        if (rc == 0 && ids.n > 1)
+            qsort (ids.keys, ids.n, RECORD_ID_SIZE, s_key_cmp);
+        for (size_t i = 0; rc == 0 && i < ids.n; i++) {
+            MDB_val k = {RECORD_ID_SIZE, ids.keys + i * RECORD_ID_SIZE}, v = {0, NULL};
             rc = mdb_put (txn, self->ids, &k, &v, MDB_NOOVERWRITE);
             if (rc == MDB_KEYEXIST)
                 rc = 0; //  never: the levels are disjoint; harmless if not
         }
-        if (rc == 0)
-            rc = mdb_drop (txn, self->recent, 0);
         if (rc == 0) {
             rc = mdb_txn_commit (txn);
             txn = NULL;
@@ -814,25 +886,30 @@ s_merge (archive_t *self, char *error, size_t error_size)
         if (self->tree_ids > bloom_capacity (self->tree_filter))
             rc = s_build_filter (self, txn);
         else
-            for (size_t i = 0; i < n; i++)
-                bloom_add (self->tree_filter, keys.keys + i * RECORD_ID_SIZE);
+            for (size_t i = 0; i < ids.n; i++)
+                bloom_add (self->tree_filter, ids.keys + i * RECORD_ID_SIZE);
     }
     if (txn)
         mdb_txn_abort (txn);
-    free (keys.keys);
+    if (rc == 0)
+        for (size_t i = 0; i < ids.n; i++)
+            idset_remove (self->recent_ids, ids.keys + i * RECORD_ID_SIZE);
+    free (ids.keys);
     if (rc) {
         //  The memory set keeps every id, so a lookup stays right whether
         //  or not the merge committed; if it did and the filter missed its
-        //  ids, the next merge gives them to the filter again.
+        //  ids, a later merge of the slice finds them in neither and the
+        //  memory set keeps them until the process restarts.
         return s_mdb_fail (error, error_size, "merge ids", rc);
     }
-    idset_clear (self->recent_ids);
-    self->next_chunk = 0;
+    self->next_slice = (slice + 1) % SLICES;
     s_add (self->m_merges, 1);
     if (self->m_recent)
-        metric_set (self->m_recent, 0);
-    log_info ("archive.ids_merged", "ids=%zu tree=%" PRIu64 " filter_bytes=%zu ms=%" PRId64, n,
-              self->tree_ids, bloom_memory (self->tree_filter), (zclock_usecs () - t0) / 1000);
+        metric_set (self->m_recent, (double) idset_size (self->recent_ids));
+    log_info ("archive.ids_merged",
+              "slice=%d ids=%zu recent=%zu tree=%" PRIu64 " filter_bytes=%zu ms=%" PRId64, slice,
+              ids.n, idset_size (self->recent_ids), self->tree_ids,
+              bloom_memory (self->tree_filter), (zclock_usecs () - t0) / 1000);
     return 0;
 }
 
@@ -861,7 +938,9 @@ archive_write (void *self_, const record_t *records, size_t count, char *error,
             return -1;
     }
     //  The batch is durable whatever the merge does: a failed merge leaves
-    //  the ids in "recent", and is tried again when they have doubled.
+    //  the ids in "recent", and is tried again when they have doubled. One
+    //  slice a batch: the next batches take the next slices while the
+    //  recent ids stay over the threshold.
     if (idset_size (self->recent_ids) >= s_merge_threshold (self)) {
         char merge_error[256];
         if (s_merge (self, merge_error, sizeof merge_error)) {
@@ -1092,8 +1171,8 @@ s_recover (archive_t *self, char *error, size_t error_size)
         return s_mdb_fail (error, error_size, "cursor", rc);
     }
     while ((rc = mdb_cursor_get (cursor, &k, &v, MDB_NEXT)) == 0) {
-        if (k.mv_size == 8)
-            self->next_chunk = s_get_be (k.mv_data) + 1;
+        if (k.mv_size == 9 && s_get_be ((uint8_t *) k.mv_data + 1) >= self->next_chunk)
+            self->next_chunk = s_get_be ((uint8_t *) k.mv_data + 1) + 1;
         for (size_t at = 0; at + RECORD_ID_SIZE <= v.mv_size; at += RECORD_ID_SIZE)
             idset_insert (self->recent_ids, (const uint8_t *) v.mv_data + at);
     }
@@ -1251,6 +1330,7 @@ archive_destroy (archive_t **self_p)
     free (self->next);
     free (self->skip);
     free (self->new_ids);
+    free (self->sliced_ids);
     free (self->order);
     free (self->line_end);
     mpjson_buf_free (&self->head_buf);
@@ -1673,7 +1753,10 @@ archive_test (bool verbose)
             s_test_add (&batch, "metric", TEST_D1 + round * 1000 + i, "load", i);
         assert (archive_write (archive, batch.records, batch.count, error, sizeof error) == 0);
     }
-    assert (archive->tree_ids == 3000 && idset_size (archive->recent_ids) == 1000);
+    //  Over the threshold after the third batch: one slice merged a batch.
+    uint64_t tree_before = archive->tree_ids;
+    size_t recent_before = idset_size (archive->recent_ids);
+    assert (tree_before > 0 && recent_before > 0 && archive->next_slice == 2);
     assert (archive_id_count (archive) == 4000);
     archive_destroy (&archive);
     {
@@ -1696,14 +1779,18 @@ archive_test (bool verbose)
     }
     archive = archive_new (root, NULL, error, sizeof error);
     assert (archive);
-    assert (archive->tree_ids == 3000 && idset_size (archive->recent_ids) == 1000);
+    assert (archive->tree_ids == tree_before && idset_size (archive->recent_ids) == recent_before);
     //  Every record again, and 500 new ones in the middle of them.
     s_test_batch_clear (&batch);
     for (int i = 0; i < 4500; i++)
         s_test_add (&batch, "metric", TEST_D1 + i, "load", i % 1000);
     assert (archive_write (archive, batch.records, batch.count, error, sizeof error) == 0);
     assert (archive_id_count (archive) == 4500);
-    assert (archive->tree_ids == 3000 && idset_size (archive->recent_ids) == 1500);
+    assert (archive->tree_ids > tree_before);
+    //  Merged slice after slice, the tree ends up with every id.
+    while (idset_size (archive->recent_ids) > 0)
+        assert (s_merge (archive, error, sizeof error) == 0);
+    assert (archive->tree_ids == 4500);
     archive_destroy (&archive);
     archive = archive_new (root, NULL, error, sizeof error);
     assert (archive && archive_id_count (archive) == 4500);
