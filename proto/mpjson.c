@@ -73,8 +73,11 @@ void
 mpjson_string (mpjson_buf_t *buf, const char *text, size_t len)
 {
     static const char hex[] = "0123456789abcdef";
-    s_reserve (buf, len + 2);
-    s_appendc (buf, '"');
+    //  Room for the worst case (every byte \u00XX) up front: one check per
+    //  string instead of one per piece, most strings being short.
+    s_reserve (buf, 6 * len + 2);
+    char *out = buf->data + buf->size;
+    *out++ = '"';
     size_t run = 0; //  start of the pending run that needs no escaping
     for (size_t i = 0; i < len; i++) {
         uint64_t word;
@@ -85,26 +88,30 @@ mpjson_string (mpjson_buf_t *buf, const char *text, size_t len)
         unsigned char c = (unsigned char) text[i];
         if (c >= 0x20 && c != '"' && c != '\\')
             continue;
-        mpjson_append (buf, text + run, i - run);
+        memcpy (out, text + run, i - run);
+        out += i - run;
         run = i + 1;
-        char esc[7] = {'\\', 0};
+        *out++ = '\\';
         switch (c) {
-        case '"': esc[1] = '"'; break;
-        case '\\': esc[1] = '\\'; break;
-        case '\n': esc[1] = 'n'; break;
-        case '\r': esc[1] = 'r'; break;
-        case '\t': esc[1] = 't'; break;
-        case '\b': esc[1] = 'b'; break;
-        case '\f': esc[1] = 'f'; break;
+        case '"': *out++ = '"'; break;
+        case '\\': *out++ = '\\'; break;
+        case '\n': *out++ = 'n'; break;
+        case '\r': *out++ = 'r'; break;
+        case '\t': *out++ = 't'; break;
+        case '\b': *out++ = 'b'; break;
+        case '\f': *out++ = 'f'; break;
         default:
-            memcpy (esc, "\\u00", 4);
-            esc[4] = hex[c >> 4];
-            esc[5] = hex[c & 15];
+            memcpy (out, "u00", 3);
+            out[3] = hex[c >> 4];
+            out[4] = hex[c & 15];
+            out += 5;
         }
-        mpjson_append (buf, esc, strlen (esc));
     }
-    mpjson_append (buf, text + run, len - run);
-    s_appendc (buf, '"');
+    memcpy (out, text + run, len - run);
+    out += len - run;
+    *out++ = '"';
+    buf->size = (size_t) (out - buf->data);
+    buf->data[buf->size] = 0;
 }
 
 static void
