@@ -29,6 +29,7 @@ struct _journal_t {
     MDB_env *env;
     MDB_dbi rec, dead, meta;
     MDB_txn *txn; //  the open write transaction of an intake round
+    MDB_cursor *append; //  on "rec" in txn: one cursor for the round, not one per record
     uint8_t id[JOURNAL_ID_SIZE];
     uint64_t max_bytes, dead_max;
     //  Committed state, and the state of the open round.
@@ -240,6 +241,13 @@ journal_begin (journal_t *self)
         self->txn = NULL;
         return -1;
     }
+    rc = mdb_cursor_open (self->txn, self->rec, &self->append);
+    if (rc) {
+        log_error ("journal.begin", "error=\"%s\"", mdb_strerror (rc));
+        mdb_txn_abort (self->txn);
+        self->txn = NULL;
+        return -1;
+    }
     self->r_next_offset = self->next_offset;
     self->r_bytes = self->bytes;
     self->r_dead_seq = self->dead_seq;
@@ -258,7 +266,7 @@ journal_append (journal_t *self, const void *record, size_t size, uint8_t writer
     s_put_be (key, offset);
     MDB_val k = {8, key}, v = {REC_HEADER + size, NULL};
     //  MDB_RESERVE: LMDB hands out the space and we copy once into it.
-    int rc = mdb_put (self->txn, self->rec, &k, &v, MDB_APPEND | MDB_RESERVE);
+    int rc = mdb_cursor_put (self->append, &k, &v, MDB_APPEND | MDB_RESERVE);
     if (rc) {
         log_error ("journal.append", "offset=%" PRIu64 " error=\"%s\"", offset, mdb_strerror (rc));
         return 0;
@@ -327,9 +335,12 @@ journal_commit (journal_t *self)
     if (rc) {
         mdb_txn_abort (self->txn);
         self->txn = NULL;
+        self->append = NULL;
         log_error ("journal.commit", "error=\"%s\"", mdb_strerror (rc));
         return -1;
     }
+    mdb_cursor_close (self->append);
+    self->append = NULL;
     rc = mdb_txn_commit (self->txn);
     self->txn = NULL;
     if (rc) {
@@ -348,8 +359,9 @@ void
 journal_abort (journal_t *self)
 {
     if (self->txn)
-        mdb_txn_abort (self->txn);
+        mdb_txn_abort (self->txn); //  frees the append cursor too
     self->txn = NULL;
+    self->append = NULL;
 }
 
 int
