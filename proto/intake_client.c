@@ -5,7 +5,11 @@
     (re)connected: after a reconnect every unacknowledged batch is sent
     again at once, because ZeroMQ drops what was queued for the lost peer.
     An ACK timeout covers the remaining case of a peer that accepted the
-    message but never answered.                                              */
+    message but never answered.
+
+    A batch keeps its records back to back in one buffer (no frame, list
+    node or allocation per record), and the buffers of acknowledged batches
+    are reused; each transmission copies the records into ZeroMQ messages.  */
 #include "intake_client.h"
 #include "log.h"
 #include "util.h"
@@ -19,8 +23,9 @@
 
 typedef struct {
     uint64_t seq;
-    zmsg_t *frames; //  the record frames, kept for resending
-    size_t records;
+    uint8_t *data;  //  the records, kept for resending: record i is
+    size_t *ends;   //  data[ends[i - 1] .. ends[i])
+    size_t records, size, data_cap, ends_cap;
     int64_t sent_ms;
 } s_batch_t;
 
@@ -31,8 +36,9 @@ struct _intake_client_t {
     void *monitor;      //  PAIR receiving the DEALER's socket events
     s_batch_t *window;  //  in-flight batches, oldest first
     size_t inflight;
-    zmsg_t *filling;    //  the batch being filled
-    size_t filling_bytes;
+    s_batch_t filling;  //  the batch being filled
+    s_batch_t *spare;   //  buffers of acknowledged batches, for reuse
+    size_t nspare;
     uint64_t next_seq;
     int64_t last_ack_ms;
     uint64_t accepted, rejected, resent;
@@ -42,9 +48,24 @@ struct _intake_client_t {
 };
 
 static void
-s_free_batch (s_batch_t *batch)
+s_destroy_batch (s_batch_t *batch)
 {
-    zmsg_destroy (&batch->frames);
+    free (batch->data);
+    free (batch->ends);
+    memset (batch, 0, sizeof *batch);
+}
+
+//  An acknowledged batch: its buffers are kept for a next one.
+static void
+s_free_batch (intake_client_t *self, s_batch_t *batch)
+{
+    if (self->nspare < self->config.window + 1) {
+        batch->records = batch->size = 0;
+        self->spare[self->nspare++] = *batch;
+        memset (batch, 0, sizeof *batch);
+    }
+    else
+        s_destroy_batch (batch);
 }
 
 intake_client_t *
@@ -64,7 +85,8 @@ intake_client_new (const intake_config_t *config)
     self->endpoint = strdup (config->endpoint);
     self->config.endpoint = self->endpoint;
     self->window = calloc (self->config.window, sizeof *self->window);
-    assert (self->window);
+    self->spare = calloc (self->config.window + 1, sizeof *self->spare);
+    assert (self->window && self->spare);
     self->dealer = zsock_new (ZMQ_DEALER);
     assert (self->dealer);
     zsock_set_linger (self->dealer, 0);
@@ -87,7 +109,6 @@ intake_client_new (const intake_config_t *config)
         intake_client_destroy (&self);
         return NULL;
     }
-    self->filling = zmsg_new ();
     self->next_seq = 1;
     self->last_ack_ms = util_mono_ms ();
     return self;
@@ -100,9 +121,12 @@ intake_client_destroy (intake_client_t **self_p)
     if (!self)
         return;
     for (size_t i = 0; i < self->inflight; i++)
-        s_free_batch (&self->window[i]);
+        s_destroy_batch (&self->window[i]);
     free (self->window);
-    zmsg_destroy (&self->filling);
+    for (size_t i = 0; i < self->nspare; i++)
+        s_destroy_batch (&self->spare[i]);
+    free (self->spare);
+    s_destroy_batch (&self->filling);
     if (self->dealer)
         zmq_socket_monitor (zsock_resolve (self->dealer), NULL, 0);
     if (self->monitor) {
@@ -116,8 +140,9 @@ intake_client_destroy (intake_client_t **self_p)
     *self_p = NULL;
 }
 
-//  Frames are sent with ZFRAME_REUSE: ZeroMQ shares their content by
-//  reference count, so keeping the batch for a resend costs no copy.
+//  Copies, rather than ZeroMQ messages sharing the batch's buffer: a resent
+//  batch may still be queued after its first copy was acknowledged and the
+//  buffer reused.
 static void
 s_transmit (intake_client_t *self, s_batch_t *batch)
 {
@@ -125,15 +150,14 @@ s_transmit (intake_client_t *self, s_batch_t *batch)
     for (int i = 0; i < 8; i++)
         seq[i] = (uint8_t) (batch->seq >> (56 - 8 * i));
     void *sock = zsock_resolve (self->dealer);
-    size_t frames = zmsg_size (batch->frames);
     zmq_send (sock, SIGNATURE, strlen (SIGNATURE), ZMQ_SNDMORE);
     zmq_send (sock, "BATCH", 5, ZMQ_SNDMORE);
-    zmq_send (sock, seq, 8, frames ? ZMQ_SNDMORE : 0);
-    size_t sent = 0;
-    for (zframe_t *frame = zmsg_first (batch->frames); frame;
-         frame = zmsg_next (batch->frames)) {
-        sent++;
-        zframe_send (&frame, self->dealer, ZFRAME_REUSE | (sent < frames ? ZFRAME_MORE : 0));
+    zmq_send (sock, seq, 8, batch->records ? ZMQ_SNDMORE : 0);
+    size_t from = 0;
+    for (size_t i = 0; i < batch->records; i++) {
+        zmq_send (sock, batch->data + from, batch->ends[i] - from,
+                  i + 1 < batch->records ? ZMQ_SNDMORE : 0);
+        from = batch->ends[i];
     }
     batch->sent_ms = util_mono_ms ();
 }
@@ -158,7 +182,7 @@ s_handle_ack (intake_client_t *self, zmsg_t *msg)
         for (size_t i = 0; i < self->inflight; i++)
             if (self->window[i].seq == seq) {
                 self->rejected += self->window[i].records;
-                s_free_batch (&self->window[i]);
+                s_free_batch (self, &self->window[i]);
                 memmove (&self->window[i], &self->window[i + 1],
                          (self->inflight - i - 1) * sizeof *self->window);
                 self->inflight--;
@@ -178,7 +202,7 @@ s_handle_ack (intake_client_t *self, zmsg_t *msg)
             self->accepted += (uint32_t) a[0] << 24 | a[1] << 16 | a[2] << 8 | a[3];
             self->rejected += (uint32_t) r[0] << 24 | r[1] << 16 | r[2] << 8 | r[3];
         }
-        s_free_batch (&self->window[i]);
+        s_free_batch (self, &self->window[i]);
         memmove (&self->window[i], &self->window[i + 1],
                  (self->inflight - i - 1) * sizeof *self->window);
         self->inflight--;
@@ -303,18 +327,19 @@ s_wait (intake_client_t *self, size_t max_inflight)
 static int
 s_dispatch (intake_client_t *self)
 {
-    if (zmsg_size (self->filling) == 0)
+    if (self->filling.records == 0)
         return 0;
     if (s_wait (self, self->config.window - 1))
         return -1;
     if (self->inflight == 0)
         self->last_ack_ms = util_mono_ms (); //  the give-up clock runs while we wait
     s_batch_t *batch = &self->window[self->inflight++];
+    *batch = self->filling;
     batch->seq = self->next_seq++;
-    batch->frames = self->filling;
-    batch->records = zmsg_size (self->filling);
-    self->filling = zmsg_new ();
-    self->filling_bytes = 0;
+    if (self->nspare)
+        self->filling = self->spare[--self->nspare];
+    else
+        memset (&self->filling, 0, sizeof self->filling);
     s_transmit (self, batch);
     return 0;
 }
@@ -324,10 +349,24 @@ intake_client_send (intake_client_t *self, const void *record, size_t size)
 {
     if (zsys_interrupted)
         return -1;
-    zmsg_addmem (self->filling, record, size);
-    self->filling_bytes += size;
-    if (zmsg_size (self->filling) >= self->config.batch_records
-        || self->filling_bytes >= self->config.batch_bytes)
+    s_batch_t *b = &self->filling;
+    if (b->size + size > b->data_cap) {
+        b->data_cap = b->data_cap ? b->data_cap : 64 * 1024;
+        while (b->size + size > b->data_cap)
+            b->data_cap *= 2;
+        b->data = realloc (b->data, b->data_cap);
+        assert (b->data);
+    }
+    if (b->records == b->ends_cap) {
+        b->ends_cap = b->ends_cap ? b->ends_cap * 2 : 512;
+        b->ends = realloc (b->ends, b->ends_cap * sizeof *b->ends);
+        assert (b->ends);
+    }
+    if (size)
+        memcpy (b->data + b->size, record, size);
+    b->size += size;
+    b->ends[b->records++] = b->size;
+    if (b->records >= self->config.batch_records || b->size >= self->config.batch_bytes)
         return s_dispatch (self);
     return 0;
 }
