@@ -135,8 +135,11 @@ kinds_lookup (const char *name, size_t len)
 {
     if (len > 2 && name[0] == 'x' && name[1] == '.')
         return &s_custom;
-    for (size_t i = 0; i < KIND_COUNT; i++)
-        if (strlen (s_kinds[i].name) == len && memcmp (s_kinds[i].name, name, len) == 0)
+    //  ingestd looks up every record's kind: the first letter rules out
+    //  most kinds before any strlen.
+    for (size_t i = 0; len && i < KIND_COUNT; i++)
+        if (s_kinds[i].name[0] == name[0] && strlen (s_kinds[i].name) == len
+            && memcmp (s_kinds[i].name, name, len) == 0)
             return &s_kinds[i];
     return NULL;
 }
