@@ -960,6 +960,12 @@ archive_id_count (archive_t *self)
     return self->tree_ids + idset_size (self->recent_ids);
 }
 
+uint64_t
+archive_recent_id_count (archive_t *self)
+{
+    return idset_size (self->recent_ids);
+}
+
 //  ---------------------------------------------------------------------------
 //  Start-up recovery
 

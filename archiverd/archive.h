@@ -37,6 +37,9 @@ int archive_write (void *self, const record_t *records, size_t count, char *erro
 //  Number of record ids archived, by the state store.
 uint64_t archive_id_count (archive_t *self);
 
+//  Of those, the ids held in memory until their slice is merged.
+uint64_t archive_recent_id_count (archive_t *self);
+
 //  The directory name a kind is stored under: the kind itself when it is
 //  made only of [a-z0-9._-]; otherwise upper case is folded, anything else
 //  becomes '_', and a name that would be hidden or too long is made safe.
