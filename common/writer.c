@@ -5,7 +5,18 @@
     records point into their frames. A batch is deduplicated by id before the
     store sees it (last occurrence wins): a collector that resent a batch can
     put the same record twice into the journal, and a store statement such as
-    PostgreSQL's INSERT ... ON CONFLICT cannot touch one row twice.         */
+    PostgreSQL's INSERT ... ON CONFLICT cannot touch one row twice.
+
+    Why a store thread. Receiving and decoding a batch and committing the
+    previous one use different resources (CPU here, the store's disk or
+    round trips there), so they overlap: the main thread owns the socket and
+    fills one batch while the store thread commits the other, and the main
+    thread acknowledges a batch when the store thread says it is committed.
+    One batch is committed at a time, in delivery order. A batch committed
+    after a RESET or WELCOME belongs to a delivery session that is over: it
+    is not acknowledged, ingestd delivers it again, and the idempotent store
+    skips it. While the store is away the main thread keeps sending
+    heartbeats, and stops reading once the next batch is full.              */
 #include "writer.h"
 #include "idset.h"
 #include "log.h"
@@ -14,11 +25,24 @@
 #include <assert.h>
 #include <czmq.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #define SIGNATURE    "OD/1"
 #define HEARTBEAT_MS 1000
+
+typedef struct {
+    zlist_t *messages; //  DELIVER messages whose records are in the batch
+    record_t *records;
+    size_t count, capacity;
+    msgpack_zone zone;
+    uint64_t upto;     //  last offset covered by the batch (0 = empty)
+    int64_t started_ms;
+    uint64_t session;  //  the delivery session (WELCOME) it came in
+} s_batch_t;
 
 struct _writer_t {
     writer_config_t config;
@@ -27,16 +51,26 @@ struct _writer_t {
     void *store;
     zsock_t *dealer;
 
-    zlist_t *messages;    //  DELIVER messages whose records are in the batch
-    record_t *records;    //  the batch
-    size_t count, capacity;
-    msgpack_zone zone;
-    idset_t *batch_ids; //  for s_dedup, kept between batches
-    uint64_t batch_upto;  //  last offset covered by the batch (0 = none)
-    int64_t batch_started_ms;
-    uint64_t acked_upto;  //  last offset acknowledged to ingestd
+    s_batch_t batches[2];
+    s_batch_t *filling;      //  gathering deliveries (main thread)
+    s_batch_t *storing;      //  with the store thread, or NULL
+    uint64_t session;        //  counts WELCOMEs and RESETs
+    uint64_t delivered_upto; //  last offset taken in this session
+    uint64_t acked_upto;     //  last offset acknowledged to ingestd
     bool welcomed;
     int64_t last_sent_ms, last_heard_ms;
+
+    //  The store thread and what passes between it and the main thread.
+    pthread_t thread;
+    bool thread_started;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    s_batch_t *job;    //  to commit; NULL when the thread is idle
+    bool job_draining; //  one attempt only
+    int job_result;    //  0 committed, -1 not
+    bool quit;
+    int done_fd;       //  eventfd the thread signals when a job is over
+    idset_t *batch_ids; //  for s_dedup (store thread)
 
     atomic_bool connected;
     atomic_bool stopping;
@@ -67,6 +101,8 @@ s_set (metric_t *metric, double value)
         metric_set (metric, value);
 }
 
+static void *s_store_thread (void *arg);
+
 writer_t *
 writer_new (const writer_config_t *config, writer_store_fn *store_fn, void *store,
             metrics_t *metrics)
@@ -88,9 +124,16 @@ writer_new (const writer_config_t *config, writer_store_fn *store_fn, void *stor
     self->name = strdup (config->name);
     self->store_fn = store_fn;
     self->store = store;
-    self->messages = zlist_new ();
-    msgpack_zone_init (&self->zone, 64 * 1024);
+    for (int b = 0; b < 2; b++) {
+        self->batches[b].messages = zlist_new ();
+        msgpack_zone_init (&self->batches[b].zone, 64 * 1024);
+    }
+    self->filling = &self->batches[0];
     self->batch_ids = idset_new ();
+    pthread_mutex_init (&self->lock, NULL);
+    pthread_cond_init (&self->wake, NULL);
+    self->done_fd = eventfd (0, EFD_CLOEXEC | EFD_NONBLOCK);
+    assert (self->done_fd >= 0);
     atomic_init (&self->connected, false);
     atomic_init (&self->stopping, false);
     atomic_init (&self->store_ok, true);
@@ -131,14 +174,14 @@ writer_stop (writer_t *self)
 }
 
 static void
-s_clear_batch (writer_t *self)
+s_clear_batch (s_batch_t *batch)
 {
     zmsg_t *msg;
-    while ((msg = zlist_pop (self->messages)))
+    while ((msg = zlist_pop (batch->messages)))
         zmsg_destroy (&msg);
-    self->count = 0;
-    self->batch_upto = 0;
-    msgpack_zone_clear (&self->zone);
+    batch->count = 0;
+    batch->upto = 0;
+    msgpack_zone_clear (&batch->zone);
 }
 
 void
@@ -147,11 +190,23 @@ writer_destroy (writer_t **self_p)
     writer_t *self = *self_p;
     if (!self)
         return;
-    s_clear_batch (self);
-    zlist_destroy (&self->messages);
-    msgpack_zone_destroy (&self->zone);
+    if (self->thread_started) {
+        pthread_mutex_lock (&self->lock);
+        self->quit = true;
+        pthread_cond_signal (&self->wake);
+        pthread_mutex_unlock (&self->lock);
+        pthread_join (self->thread, NULL);
+    }
+    for (int b = 0; b < 2; b++) {
+        s_clear_batch (&self->batches[b]);
+        zlist_destroy (&self->batches[b].messages);
+        msgpack_zone_destroy (&self->batches[b].zone);
+        free (self->batches[b].records);
+    }
+    pthread_mutex_destroy (&self->lock);
+    pthread_cond_destroy (&self->wake);
+    close (self->done_fd);
     idset_destroy (&self->batch_ids);
-    free (self->records);
     zsock_destroy (&self->dealer);
     free (self->endpoint);
     free (self->name);
@@ -221,41 +276,43 @@ s_send_ack (writer_t *self)
     s_set (self->m_acked_offset, (double) self->acked_upto);
 }
 
+//  ---------------------------------------------------------------------------
+//  Store thread
+
 //  Removes all but the last occurrence of each id, keeping batch order:
 //  walking backwards, the first time an id is seen is its newest record.
 static void
-s_dedup (writer_t *self)
+s_dedup (writer_t *self, s_batch_t *batch)
 {
-    if (self->count < 2)
+    if (batch->count < 2)
         return;
     idset_reset (self->batch_ids);
-    size_t kept = self->count;
-    for (size_t i = self->count; i-- > 0;)
-        if (idset_insert (self->batch_ids, self->records[i].id))
-            self->records[--kept] = self->records[i];
+    size_t kept = batch->count;
+    for (size_t i = batch->count; i-- > 0;)
+        if (idset_insert (self->batch_ids, batch->records[i].id))
+            batch->records[--kept] = batch->records[i];
     size_t dropped = kept;
     if (dropped) {
-        memmove (self->records, self->records + kept,
-                 (self->count - kept) * sizeof *self->records);
-        self->count -= kept;
+        memmove (batch->records, batch->records + kept,
+                 (batch->count - kept) * sizeof *batch->records);
+        batch->count -= kept;
         s_add (self->m_duplicates, dropped);
     }
 }
 
 //  Commits the batch, retrying with backoff while the store is away. Returns
-//  0 when committed and acknowledged, -1 when interrupted before a commit
-//  (the batch stays unacknowledged and ingestd will deliver it again).
+//  0 when committed, -1 when stopped before a commit (the batch stays
+//  unacknowledged and ingestd will deliver it again); a draining batch gets
+//  one attempt.
 static int
-s_flush (writer_t *self, bool draining)
+s_commit (writer_t *self, s_batch_t *batch, bool draining)
 {
-    if (self->batch_upto == 0)
-        return 0;
-    s_dedup (self);
+    s_dedup (self, batch);
     int64_t backoff = self->config.retry_min_ms;
-    while (self->count > 0) {
+    while (batch->count > 0) {
         char error[256] = "";
         int64_t start = util_mono_ms ();
-        if (self->store_fn (self->store, self->records, self->count, error, sizeof error) == 0) {
+        if (self->store_fn (self->store, batch->records, batch->count, error, sizeof error) == 0) {
             if (self->m_latency)
                 metric_observe (self->m_latency, (double) (util_mono_ms () - start) / 1000.0);
             if (!atomic_load (&self->store_ok)) {
@@ -263,36 +320,116 @@ s_flush (writer_t *self, bool draining)
                 atomic_store (&self->store_ok, true);
                 s_set (self->m_store_up, 1);
             }
-            s_add (self->m_stored, self->count);
+            s_add (self->m_stored, batch->count);
             s_add (self->m_batches, 1);
-            break;
+            return 0;
         }
         s_add (self->m_retries, 1);
         if (atomic_load (&self->store_ok))
             log_warn ("store.failed", "writer=%s records=%zu error=\"%s\"", self->name,
-                      self->count, error);
+                      batch->count, error);
         snprintf (self->last_error, sizeof self->last_error, "%s", error);
         atomic_store (&self->store_ok, false);
         s_set (self->m_store_up, 0);
         if (draining || s_stopping (self))
             return -1;
-        //  Keep acknowledging what is already committed (a heartbeat) while
-        //  we wait, so ingestd knows we are alive.
         int64_t until = util_mono_ms () + backoff;
-        while (!s_stopping (self) && util_mono_ms () < until) {
+        while (!s_stopping (self) && util_mono_ms () < until)
             zclock_sleep (50);
-            if (util_mono_ms () - self->last_sent_ms >= HEARTBEAT_MS)
-                s_send_ack (self);
-        }
         if (s_stopping (self))
             return -1;
         backoff = backoff * 2 > self->config.retry_max_ms ? self->config.retry_max_ms
                                                           : backoff * 2;
     }
-    self->acked_upto = self->batch_upto;
-    s_clear_batch (self);
-    s_send_ack (self);
     return 0;
+}
+
+static void *
+s_store_thread (void *arg)
+{
+    writer_t *self = arg;
+    pthread_mutex_lock (&self->lock);
+    while (true) {
+        while (!self->job && !self->quit)
+            pthread_cond_wait (&self->wake, &self->lock);
+        if (!self->job)
+            break;
+        s_batch_t *batch = self->job;
+        bool draining = self->job_draining;
+        pthread_mutex_unlock (&self->lock);
+        int rc = s_commit (self, batch, draining);
+        pthread_mutex_lock (&self->lock);
+        self->job = NULL;
+        self->job_result = rc;
+        uint64_t one = 1;
+        if (write (self->done_fd, &one, sizeof one) != sizeof one)
+            assert (false); //  an eventfd takes 8 bytes until 2^64 - 2
+    }
+    pthread_mutex_unlock (&self->lock);
+    return NULL;
+}
+
+//  ---------------------------------------------------------------------------
+//  Main thread
+
+//  Hands the filling batch to the store thread and starts a new one.
+static void
+s_start_commit (writer_t *self, bool draining)
+{
+    assert (!self->storing && self->filling->upto);
+    if (!self->thread_started) {
+        int rc = pthread_create (&self->thread, NULL, s_store_thread, self);
+        assert (rc == 0);
+        self->thread_started = true;
+    }
+    self->storing = self->filling;
+    self->filling = self->storing == &self->batches[0] ? &self->batches[1] : &self->batches[0];
+    pthread_mutex_lock (&self->lock);
+    self->job = self->storing;
+    self->job_draining = draining;
+    pthread_cond_signal (&self->wake);
+    pthread_mutex_unlock (&self->lock);
+}
+
+//  Takes back the batch the store thread is done with (waiting for it when
+//  `wait`): acknowledges it if it was committed in the current session.
+//  Returns its result, or 1 when it is not done yet.
+static int
+s_finish_commit (writer_t *self, bool wait)
+{
+    if (!self->storing)
+        return 0;
+    uint64_t count;
+    while (read (self->done_fd, &count, sizeof count) != sizeof count) {
+        if (!wait)
+            return 1;
+        zmq_pollitem_t item = {NULL, self->done_fd, ZMQ_POLLIN, 0};
+        zmq_poll (&item, 1, HEARTBEAT_MS);
+    }
+    pthread_mutex_lock (&self->lock);
+    int rc = self->job_result;
+    pthread_mutex_unlock (&self->lock);
+    s_batch_t *batch = self->storing;
+    self->storing = NULL;
+    if (rc == 0 && batch->session == self->session && batch->upto > self->acked_upto) {
+        self->acked_upto = batch->upto;
+        s_send_ack (self);
+    }
+    s_clear_batch (batch);
+    return rc;
+}
+
+//  A batch whose records all failed to decode is done at once.
+static void
+s_flush (writer_t *self, bool draining)
+{
+    if (self->filling->count == 0) {
+        self->acked_upto = self->filling->upto;
+        s_clear_batch (self->filling);
+        s_send_ack (self);
+    }
+    else
+        s_start_commit (self, draining);
 }
 
 static void
@@ -302,19 +439,20 @@ s_handle_deliver (writer_t *self, zmsg_t *msg)
     if (!upto_frame || zframe_size (upto_frame) != 8)
         return;
     uint64_t upto = s_get_u64 (upto_frame);
-    if (upto <= self->acked_upto || upto <= self->batch_upto)
+    if (upto <= self->acked_upto || upto <= self->delivered_upto)
         return; //  stale: from before a RESET
+    s_batch_t *batch = self->filling;
     size_t frames = zmsg_size (msg) - 3;
     s_add (self->m_delivered, frames);
-    if (self->count + frames > self->capacity) {
-        self->capacity = (self->count + frames) * 2;
-        self->records = realloc (self->records, self->capacity * sizeof *self->records);
-        assert (self->records);
+    if (batch->count + frames > batch->capacity) {
+        batch->capacity = (batch->count + frames) * 2;
+        batch->records = realloc (batch->records, batch->capacity * sizeof *batch->records);
+        assert (batch->records);
     }
     for (zframe_t *frame = zmsg_next (msg); frame; frame = zmsg_next (msg)) {
         char detail[256];
-        record_t *record = &self->records[self->count];
-        if (record_decode (record, &self->zone, zframe_data (frame), zframe_size (frame), NULL,
+        record_t *record = &batch->records[batch->count];
+        if (record_decode (record, &batch->zone, zframe_data (frame), zframe_size (frame), NULL,
                            detail, sizeof detail)
             != REJECT_NONE) {
             //  ingestd validated it, so this is a version skew between
@@ -323,11 +461,24 @@ s_handle_deliver (writer_t *self, zmsg_t *msg)
             s_add (self->m_undecodable, 1);
             continue;
         }
-        self->count++;
+        batch->count++;
     }
-    if (self->batch_upto == 0)
-        self->batch_started_ms = util_mono_ms ();
-    self->batch_upto = upto;
+    if (batch->upto == 0) {
+        batch->started_ms = util_mono_ms ();
+        batch->session = self->session;
+    }
+    batch->upto = upto;
+    self->delivered_upto = upto;
+}
+
+//  A new delivery session (WELCOME, RESET): what is in hand is delivered
+//  again, and a commit still running is not acknowledged when it ends.
+static void
+s_new_session (writer_t *self)
+{
+    s_clear_batch (self->filling);
+    self->session++;
+    self->delivered_upto = 0;
 }
 
 int
@@ -355,16 +506,22 @@ writer_run (writer_t *self)
     while (!s_stopping (self)) {
         int64_t now = util_mono_ms ();
         long timeout = HEARTBEAT_MS;
-        if (self->batch_upto) {
-            int64_t due = self->batch_started_ms + self->config.flush_ms - now;
+        if (self->filling->upto && !self->storing) {
+            int64_t due = self->filling->started_ms + self->config.flush_ms - now;
             timeout = due < 0 ? 0 : due < timeout ? (long) due : timeout;
         }
-        zmq_pollitem_t item = {zsock_resolve (self->dealer), 0, ZMQ_POLLIN, 0};
-        int rc = zmq_poll (&item, 1, timeout);
+        //  A full batch waits for the commit in progress; until then
+        //  ingestd's deliveries wait in the socket, within the window.
+        bool full = self->storing && self->filling->count >= self->config.batch_size;
+        zmq_pollitem_t items[] = {{zsock_resolve (self->dealer), 0, full ? 0 : ZMQ_POLLIN, 0},
+                                  {NULL, self->done_fd, ZMQ_POLLIN, 0}};
+        int rc = zmq_poll (items, 2, timeout);
         if (rc < 0)
             continue;
+        if ((items[1].revents & ZMQ_POLLIN) && s_finish_commit (self, false) < 0)
+            break;
         now = util_mono_ms ();
-        if (item.revents & ZMQ_POLLIN) {
+        if (items[0].revents & ZMQ_POLLIN) {
             zmsg_t *msg = zmsg_recv (self->dealer);
             if (!msg)
                 continue;
@@ -376,16 +533,15 @@ writer_run (writer_t *self)
                           zmsg_size (msg));
             else if (zframe_streq (cmd, "DELIVER") && self->welcomed) {
                 s_handle_deliver (self, msg);
-                if (self->count > 0) {
-                    zlist_append (self->messages, msg);
+                if (self->filling->count > 0) {
+                    zlist_append (self->filling->messages, msg);
                     keep = true;
                 }
             }
             else if (zframe_streq (cmd, "WELCOME")) {
                 zframe_t *journal = zmsg_next (msg), *cursor = zmsg_next (msg);
                 uint64_t start = cursor && zframe_size (cursor) == 8 ? s_get_u64 (cursor) : 1;
-                //  Anything uncommitted in hand is delivered again from the cursor.
-                s_clear_batch (self);
+                s_new_session (self);
                 self->acked_upto = start ? start - 1 : 0;
                 self->welcomed = true;
                 atomic_store (&self->connected, true);
@@ -404,18 +560,16 @@ writer_run (writer_t *self)
                 free (text);
                 self->welcomed = false;
                 atomic_store (&self->connected, false);
-                s_clear_batch (self);
+                s_new_session (self);
             }
             if (!keep)
                 zmsg_destroy (&msg);
         }
-        if (self->batch_upto
-            && (self->count >= self->config.batch_size
-                || now - self->batch_started_ms >= self->config.flush_ms
-                || self->count == 0)) {
-            if (s_flush (self, false))
-                break;
-        }
+        if (self->filling->upto && !self->storing
+            && (self->filling->count >= self->config.batch_size
+                || now - self->filling->started_ms >= self->config.flush_ms
+                || self->filling->count == 0))
+            s_flush (self, false);
         if (util_mono_ms () - self->last_sent_ms >= HEARTBEAT_MS) {
             if (self->welcomed)
                 s_send_ack (self);
@@ -427,9 +581,14 @@ writer_run (writer_t *self)
         else if (self->welcomed)
             atomic_store (&self->connected, true);
     }
-    //  Drain: the batch in hand is committed and acknowledged if the store
+    //  Drain: the commit in progress ends (it is not retried once stopping),
+    //  then the batch in hand is committed and acknowledged if the store
     //  takes it now; otherwise it stays unacknowledged for redelivery.
-    int rc = s_flush (self, true);
+    int rc = s_finish_commit (self, true);
+    if (rc == 0 && self->filling->upto) {
+        s_flush (self, true);
+        rc = s_finish_commit (self, true);
+    }
     log_info ("writer.stop", "writer=%s acked_upto=%" PRIu64 " drained=%s", self->name,
               self->acked_upto, rc == 0 ? "yes" : "no");
     return 0;
