@@ -110,9 +110,14 @@ def test_malformed_intake_message(pipeline):
     assert reply[1] == b"ERROR"
     intake.send_raw([b"OI/1", b"BATCH", b"short"])
     assert intake.recv()[1] == b"ERROR"
+    # Another signature with record frames: the whole message is one bad input,
+    # and none of its frames is taken for the next message.
+    intake.send_raw([b"OI/9", b"BATCH", struct.pack(">Q", 7), metric(2), metric(3)])
+    reply = intake.recv()
+    assert reply[1] == b"ERROR" and reply[2] == struct.pack(">Q", 7)
     assert intake.batch([metric(1)]) == (1, 0)
     m = p.ingestd.metrics()
-    assert m['omni_ingestd_records_rejected_total{reason="bad_frame"}'] == 2
-    assert m["omni_ingestd_records_received_total"] == 3
+    assert m['omni_ingestd_records_rejected_total{reason="bad_frame"}'] == 3
+    assert m["omni_ingestd_records_received_total"] == 4
     assert p.ingestd.health()[0] == 200
     intake.close()
