@@ -3,7 +3,8 @@
     ZeroMQ or ingestd, over an archive that grows to --records ids. Built
     and run by bench/archive_store.py; prints one line per window with the
     rate, the ids in the tree and in memory, and the process's RSS, so that
-    what the id set costs as the archive grows can be read off.             */
+    what the id set costs as the archive grows can be read off. LOG_LEVEL=
+    debug prints each batch's phases and each merge on stderr.              */
 #include "archive.h"
 #include "log.h"
 #include "record.h"
@@ -47,7 +48,7 @@ main (int argc, char **argv)
     const char *dir = argv[1];
     size_t total = strtoull (argv[2], NULL, 10), batch = strtoull (argv[3], NULL, 10);
     size_t window = argc > 4 ? strtoull (argv[4], NULL, 10) : 500000;
-    log_init ("archive-store", "warn", "kv");
+    log_init ("archive-store", getenv ("LOG_LEVEL") ? getenv ("LOG_LEVEL") : "warn", "kv");
     char error[512];
     archive_t *archive = archive_new (dir, NULL, error, sizeof error);
     if (!archive) {
