@@ -89,11 +89,12 @@
 //  A variable so that the self-test can make the map fill quickly.
 static size_t s_initial_map_size = 1ULL << 30;
 
-//  The recent ids are merged into the tree when they pass an eighth of the
-//  tree, within these bounds. Up to s_merge_max, each page of the tree a
-//  merge rewrites (~150 ids a page) takes ~19 new ids; past it, fewer, and
-//  memory stays bounded instead: the set costs at most 32 bytes an id (128
-//  MiB at s_merge_max), and a merge sorts a copy (16 bytes an id).
+//  The recent ids are merged into the tree when they pass a quarter of the
+//  tree, within these bounds. The tree is rewritten once per that many new
+//  ids, so each page a merge rewrites (~100-150 ids a page) takes a quarter
+//  as many new ids; past s_merge_max, fewer, and memory stays bounded
+//  instead: the set costs at most 32 bytes an id (128 MiB at s_merge_max),
+//  and a merge sorts a copy of one slice (16 bytes an id).
 //  Variables so that the self-test can make merges happen.
 static size_t s_merge_min = 1u << 20;
 static size_t s_merge_max = 4u << 20;
@@ -916,10 +917,10 @@ s_merge (archive_t *self, char *error, size_t error_size)
 static size_t
 s_merge_threshold (archive_t *self)
 {
-    size_t eighth = (size_t) (self->tree_ids / 8);
-    size_t threshold = eighth < s_merge_min ? s_merge_min
-                       : eighth > s_merge_max ? s_merge_max
-                                              : eighth;
+    size_t quarter = (size_t) (self->tree_ids / 4);
+    size_t threshold = quarter < s_merge_min ? s_merge_min
+                       : quarter > s_merge_max ? s_merge_max
+                                               : quarter;
     return threshold > self->merge_retry_at ? threshold : self->merge_retry_at;
 }
 
