@@ -12,23 +12,7 @@ import shutil
 import subprocess
 import tempfile
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
-
-
-def build(work):
-    out = os.path.join(work, "archive_store")
-    pkgs = "libzmq libczmq msgpack lmdb yaml-0.1 libmicrohttpd libcrypto libpq"
-    flags = subprocess.run(["pkg-config", "--cflags", "--libs", *pkgs.split()],
-                           capture_output=True, text=True, check=True).stdout.split()
-    subprocess.run(["cc", "-std=c11", "-D_GNU_SOURCE", "-O2", "-I" + os.path.join(ROOT, "common"),
-                    "-I" + os.path.join(ROOT, "proto"), "-I" + os.path.join(ROOT, "archiverd"),
-                    "-o", out, os.path.join(HERE, "archive_store.c"),
-                    os.path.join(ROOT, "archiverd", "archive.c"),
-                    os.path.join(ROOT, "archiverd", "bloom.c"),
-                    os.path.join(ROOT, "build", "lib", "libomni.a"), *flags, "-lpthread", "-lm"],
-                   check=True)
-    return out
+from cbuild import build
 
 
 def main():
@@ -39,7 +23,8 @@ def main():
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="omni-archive-store-")
     try:
-        program = build(work)
+        program = build(work, "archive_store", ["archiverd/archive.c", "archiverd/bloom.c"],
+                        ["archiverd"])
         out = subprocess.run([program, os.path.join(work, "archive"), str(args.records),
                               str(args.batch), str(args.window)],
                              capture_output=True, text=True, check=True)

@@ -30,6 +30,7 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 from omni import Pipeline, wait_until  # noqa: E402
 from test_relationald import send, synthetic_commits  # noqa: E402
+from cbuild import build  # noqa: E402
 
 
 def cpu_seconds(pid):
@@ -40,17 +41,8 @@ def cpu_seconds(pid):
 
 
 def build_plain(work):
-    out = os.path.join(work, "documentd_plain")
-    pkgs = "libmongoc-1.0 libzmq libczmq msgpack lmdb yaml-0.1 libmicrohttpd libcrypto libpq"
-    flags = subprocess.run(["pkg-config", "--cflags", "--libs", *pkgs.split()],
-                           capture_output=True, text=True, check=True).stdout.split()
-    subprocess.run(["cc", "-std=c11", "-D_GNU_SOURCE", "-O2", "-I" + os.path.join(ROOT, "common"),
-                    "-I" + os.path.join(ROOT, "proto"), "-I" + os.path.join(ROOT, "documentd"),
-                    "-o", out, os.path.join(HERE, "documentd_plain.c"),
-                    os.path.join(ROOT, "documentd", "docmap.c"),
-                    os.path.join(ROOT, "build", "lib", "libomni.a"), *flags, "-lpthread", "-lm"],
-                   check=True)
-    return out
+    return build(work, "documentd_plain", ["documentd/docmap.c"], ["documentd"],
+                 ["libmongoc-1.0"])
 
 
 def main():
