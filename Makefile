@@ -51,7 +51,7 @@ endef
 
 include $(sort $(wildcard */module.mk))
 
-.PHONY: all deps programs test test-unit test-integration asan fuzz run bench clean format
+.PHONY: all deps programs test test-unit test-integration asan fuzz run bench clean format format-check
 all: deps
 	@$(MAKE) --no-print-directory programs
 
@@ -74,6 +74,7 @@ $(BUILD)/obj/%.o: %.c
 # the decoder fuzzer, then the integration tests on the optimised build.
 test:
 	@tools/install-deps.sh --test
+	@$(MAKE) --no-print-directory format-check
 	@$(MAKE) --no-print-directory programs
 	@$(MAKE) --no-print-directory BUILD=build-asan SAN=1 programs
 	@tools/with-test-services.sh $(MAKE) --no-print-directory BUILD=build-asan test-unit
@@ -119,3 +120,7 @@ clean:
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
+
+# The layout of .clang-format, checked in `make test`; `make format` applies it.
+format-check:
+	@clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h')

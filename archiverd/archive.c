@@ -73,17 +73,17 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define STATE_DIR     ".state"
-#define STATE_FORMAT  2             //  1: ids in the tree only; 2: and "recent"
-#define FD_CACHE_MAX  64             //  open files kept; the least recently used is closed
-#define KIND_DIR_MAX  120            //  longer kinds are cut and get a hash suffix
-#define BUF_KEEP_MAX  (8u << 20)     //  a larger batch buffer is freed after the batch
-#define NS_PER_DAY    (86400LL * 1000000000LL)
-#define MAP_RETRIES   8
-#define PARALLEL_MIN_LINES 1024      //  smaller batches are encoded by one thread
-#define FILTER_MIN    (1u << 21)     //  ids the tree's filter has room for at least
-#define SLICE_BITS    4
-#define SLICES        (1 << SLICE_BITS) //  the recent ids merge a key range at a time
+#define STATE_DIR          ".state"
+#define STATE_FORMAT       2          //  1: ids in the tree only; 2: and "recent"
+#define FD_CACHE_MAX       64         //  open files kept; the least recently used is closed
+#define KIND_DIR_MAX       120        //  longer kinds are cut and get a hash suffix
+#define BUF_KEEP_MAX       (8u << 20) //  a larger batch buffer is freed after the batch
+#define NS_PER_DAY         (86400LL * 1000000000LL)
+#define MAP_RETRIES        8
+#define PARALLEL_MIN_LINES 1024       //  smaller batches are encoded by one thread
+#define FILTER_MIN         (1u << 21) //  ids the tree's filter has room for at least
+#define SLICE_BITS         4
+#define SLICES             (1 << SLICE_BITS) //  the recent ids merge a key range at a time
 
 //  First LMDB map size; it doubles whenever a transaction fills it.
 //  A variable so that the self-test can make the map fill quickly.
@@ -100,17 +100,17 @@ static size_t s_merge_min = 1u << 20;
 static size_t s_merge_max = 4u << 20;
 
 typedef struct {
-    char *path;          //  relative to the archive: "<kind dir>/<date>.jsonl"
-    uint64_t committed;  //  length recorded in the state store
-    bool in_state;       //  the state store knows the file, so it exists on disk
-    bool dirty;          //  may hold bytes past `committed` from a failed batch
-    int fd;              //  -1 while closed
-    uint64_t used;       //  LRU tick
+    char *path;         //  relative to the archive: "<kind dir>/<date>.jsonl"
+    uint64_t committed; //  length recorded in the state store
+    bool in_state;      //  the state store knows the file, so it exists on disk
+    bool dirty;         //  may hold bytes past `committed` from a failed batch
+    int fd;             //  -1 while closed
+    uint64_t used;      //  LRU tick
     //  The batch being written
-    size_t first, last;  //  record index + 1 of its first / last line (0 = none)
+    size_t first, last;          //  record index + 1 of its first / last line (0 = none)
     size_t first_line, end_line; //  its lines in the batch's line order
-    uint64_t pending;    //  bytes written past `committed`
-    bool unsynced;       //  written and not yet fsynced
+    uint64_t pending;            //  bytes written past `committed`
+    bool unsynced;               //  written and not yet fsynced
 } s_file_t;
 
 struct _archive_t {
@@ -125,19 +125,19 @@ struct _archive_t {
     uint64_t next_chunk;   //  batch number in the next keys of "recent"
     int next_slice;        //  the slice the next merge takes
     size_t merge_retry_at; //  after a failed merge, the size to try again at
-    zhashx_t *by_path; //  path -> s_file_t, every file of the archive
+    zhashx_t *by_path;     //  path -> s_file_t, every file of the archive
     s_file_t *open[FD_CACHE_MAX];
     size_t nopen;
     uint64_t tick;
     //  Batch scratch, reused
     s_file_t **touched;
     size_t ntouched, touched_cap;
-    size_t *next; //  per record: index + 1 of the next line of the same file
-    bool *skip;   //  per record: already archived
-    uint8_t *new_ids; //  packed keys this batch adds, in "recent" when it commits
+    size_t *next;        //  per record: index + 1 of the next line of the same file
+    bool *skip;          //  per record: already archived
+    uint8_t *new_ids;    //  packed keys this batch adds, in "recent" when it commits
     uint8_t *sliced_ids; //  the same, slice after slice
-    size_t *order;    //  record index of each line, files one after the other
-    size_t *line_end; //  end of each line in the buffer of its half
+    size_t *order;       //  record index of each line, files one after the other
+    size_t *line_end;    //  end of each line in the buffer of its half
     mpjson_buf_t head_buf;
     size_t nnew;
     size_t next_cap;
@@ -466,8 +466,7 @@ s_end_batch (archive_t *self, bool committed)
         if (committed) {
             file->committed += file->pending;
             file->in_state = true;
-        }
-        else if (file->fd >= 0 && ftruncate (file->fd, (off_t) file->committed) == 0)
+        } else if (file->fd >= 0 && ftruncate (file->fd, (off_t) file->committed) == 0)
             file->dirty = false;
         else
             file->dirty = true;
@@ -590,8 +589,8 @@ s_encode (void *arg)
 
 //  One attempt at a batch. Sets *map_full when LMDB needs a bigger map.
 static int
-s_write_batch (archive_t *self, const record_t *records, size_t count, bool *map_full,
-               char *error, size_t error_size)
+s_write_batch (archive_t *self, const record_t *records, size_t count, bool *map_full, char *error,
+               size_t error_size)
 {
     *map_full = false;
     MDB_txn *txn;
@@ -606,8 +605,8 @@ s_write_batch (archive_t *self, const record_t *records, size_t count, bool *map
         self->sliced_ids = realloc (self->sliced_ids, self->next_cap * RECORD_ID_SIZE);
         self->order = realloc (self->order, self->next_cap * sizeof *self->order);
         self->line_end = realloc (self->line_end, self->next_cap * sizeof *self->line_end);
-        assert (self->next && self->skip && self->new_ids && self->sliced_ids && self->order
-                && self->line_end);
+        assert (self->next && self->skip && self->new_ids && self->sliced_ids && self->order &&
+                self->line_end);
     }
     //  Ids go into the memory set as they are seen, so that a duplicate
     //  inside the batch is skipped too; a failure takes them out again.
@@ -635,22 +634,20 @@ s_write_batch (archive_t *self, const record_t *records, size_t count, bool *map
         if (self->skip[i])
             continue;
         //  Batches are mostly of one kind and day: reuse the last lookup.
-        if (!previous || previous->kind.len != record->kind.len
-            || memcmp (previous->kind.ptr, record->kind.ptr, record->kind.len) != 0
-            || s_day (previous->ts) != s_day (record->ts))
+        if (!previous || previous->kind.len != record->kind.len ||
+            memcmp (previous->kind.ptr, record->kind.ptr, record->kind.len) != 0 ||
+            s_day (previous->ts) != s_day (record->ts))
             file = s_file_for (self, record);
         previous = record;
         if (file->first == 0) {
             if (self->ntouched == self->touched_cap) {
                 self->touched_cap = self->touched_cap ? self->touched_cap * 2 : 16;
-                self->touched = realloc (self->touched,
-                                         self->touched_cap * sizeof *self->touched);
+                self->touched = realloc (self->touched, self->touched_cap * sizeof *self->touched);
                 assert (self->touched);
             }
             self->touched[self->ntouched++] = file;
             file->first = i + 1;
-        }
-        else
+        } else
             self->next[file->last - 1] = i + 1;
         file->last = i + 1;
         self->next[i] = 0;
@@ -881,8 +878,8 @@ s_merge (archive_t *self, char *error, size_t error_size)
     //  lets go of them; past its capacity it is built again, twice as big.
     MDB_txn *txn = NULL;
     MDB_stat stat;
-    if (rc == 0 && (rc = mdb_txn_begin (self->env, NULL, MDB_RDONLY, &txn)) == 0
-        && (rc = mdb_stat (txn, self->ids, &stat)) == 0) {
+    if (rc == 0 && (rc = mdb_txn_begin (self->env, NULL, MDB_RDONLY, &txn)) == 0 &&
+        (rc = mdb_stat (txn, self->ids, &stat)) == 0) {
         self->tree_ids = stat.ms_entries;
         if (self->tree_ids > bloom_capacity (self->tree_filter))
             rc = s_build_filter (self, txn);
@@ -918,15 +915,14 @@ static size_t
 s_merge_threshold (archive_t *self)
 {
     size_t quarter = (size_t) (self->tree_ids / 4);
-    size_t threshold = quarter < s_merge_min ? s_merge_min
+    size_t threshold = quarter < s_merge_min   ? s_merge_min
                        : quarter > s_merge_max ? s_merge_max
                                                : quarter;
     return threshold > self->merge_retry_at ? threshold : self->merge_retry_at;
 }
 
 int
-archive_write (void *self_, const record_t *records, size_t count, char *error,
-               size_t error_size)
+archive_write (void *self_, const record_t *records, size_t count, char *error, size_t error_size)
 {
     archive_t *self = self_;
     if (count == 0)
@@ -948,8 +944,7 @@ archive_write (void *self_, const record_t *records, size_t count, char *error,
             self->merge_retry_at = 2 * idset_size (self->recent_ids);
             log_error ("archive.merge_failed", "recent=%zu error=\"%s\"",
                        idset_size (self->recent_ids), merge_error);
-        }
-        else
+        } else
             self->merge_retry_at = 0;
     }
     return 0;
@@ -1077,8 +1072,8 @@ s_last_line_end (int fd, uint64_t size)
 
 //  Cuts one file of the state back to its committed length.
 static int
-s_recover_file (archive_t *self, MDB_txn *txn, s_file_t *file, uint64_t *truncated,
-                char *error, size_t error_size)
+s_recover_file (archive_t *self, MDB_txn *txn, s_file_t *file, uint64_t *truncated, char *error,
+                size_t error_size)
 {
     char full[PATH_MAX];
     s_full_path (self, file->path, full, sizeof full);
@@ -1106,9 +1101,9 @@ s_recover_file (archive_t *self, MDB_txn *txn, s_file_t *file, uint64_t *truncat
         //  Not a crash of ours: the file lost committed bytes. Keep whole
         //  lines so that the next line starts on a line of its own.
         keep = s_last_line_end (fd, size);
-        log_error ("archive.file_short", "path=%s committed=%" PRIu64 " size=%" PRIu64
-                   " kept=%" PRIu64,
-                   file->path, file->committed, size, keep);
+        log_error ("archive.file_short",
+                   "path=%s committed=%" PRIu64 " size=%" PRIu64 " kept=%" PRIu64, file->path,
+                   file->committed, size, keep);
         uint8_t length[8];
         s_put_be (length, keep);
         MDB_val v = {8, length};
@@ -1142,10 +1137,10 @@ s_recover (archive_t *self, char *error, size_t error_size)
     int rc = mdb_txn_begin (self->env, NULL, 0, &txn);
     if (rc)
         return s_mdb_fail (error, error_size, "begin", rc);
-    if ((rc = mdb_dbi_open (txn, "ids", MDB_CREATE, &self->ids))
-        || (rc = mdb_dbi_open (txn, "recent", MDB_CREATE, &self->recent))
-        || (rc = mdb_dbi_open (txn, "files", MDB_CREATE, &self->files))
-        || (rc = mdb_dbi_open (txn, "meta", MDB_CREATE, &self->meta))) {
+    if ((rc = mdb_dbi_open (txn, "ids", MDB_CREATE, &self->ids)) ||
+        (rc = mdb_dbi_open (txn, "recent", MDB_CREATE, &self->recent)) ||
+        (rc = mdb_dbi_open (txn, "files", MDB_CREATE, &self->files)) ||
+        (rc = mdb_dbi_open (txn, "meta", MDB_CREATE, &self->meta))) {
         mdb_txn_abort (txn);
         return s_mdb_fail (error, error_size, "open databases", rc);
     }
@@ -1220,8 +1215,8 @@ s_recover (archive_t *self, char *error, size_t error_size)
         //  older archiverd, which would not look there, away from it.
         uint8_t bytes[8];
         s_put_be (bytes, STATE_FORMAT);
-        k = (MDB_val) {6, "format"};
-        v = (MDB_val) {8, bytes};
+        k = (MDB_val){6, "format"};
+        v = (MDB_val){8, bytes};
         if ((rc = mdb_put (txn, self->meta, &k, &v, 0))) {
             mdb_txn_abort (txn);
             return s_mdb_fail (error, error_size, "write format", rc);
@@ -1240,8 +1235,8 @@ s_recover (archive_t *self, char *error, size_t error_size)
     log_info ("archive.open",
               "dir=%s files=%zu ids=%" PRIu64 " recent_ids=%zu truncated=%" PRIu64
               " removed=%zu new=%s",
-              self->dir, zhashx_size (self->by_path), self->tree_ids,
-              idset_size (self->recent_ids), truncated, strays.files, fresh ? "yes" : "no");
+              self->dir, zhashx_size (self->by_path), self->tree_ids, idset_size (self->recent_ids),
+              truncated, strays.files, fresh ? "yes" : "no");
     return 0;
 }
 
@@ -1263,9 +1258,9 @@ archive_new (const char *dir, metrics_t *metrics, char *error, size_t error_size
     if (metrics) {
         self->m_archived = metrics_counter (metrics, "records_archived_total",
                                             "Records appended to the archive", NULL);
-        self->m_skipped = metrics_counter (
-            metrics, "records_skipped_duplicate_total",
-            "Records not appended because their id was already archived", NULL);
+        self->m_skipped =
+            metrics_counter (metrics, "records_skipped_duplicate_total",
+                             "Records not appended because their id was already archived", NULL);
         self->m_bytes = metrics_counter (metrics, "bytes_written_total",
                                          "Bytes of JSON lines committed to the archive", NULL);
         self->m_files = metrics_gauge (metrics, "archive_files", "Files in the archive", NULL);
@@ -1355,7 +1350,7 @@ archive_destroy (archive_t **self_p)
 #include "selftest.h"
 
 #define TEST_MAX 5000
-#define TEST_D1  1700000000000000000LL //  2023-11-14T22:13:20Z
+#define TEST_D1  1700000000000000000LL  //  2023-11-14T22:13:20Z
 #define TEST_D2  (TEST_D1 + NS_PER_DAY) //  2023-11-15
 
 typedef struct {
@@ -1416,8 +1411,8 @@ s_test_add (s_test_batch_t *batch, const char *kind, int64_t ts, const char *nam
     void *copy = malloc (size);
     memcpy (copy, data, size);
     batch->data[batch->count] = copy;
-    record_reject_t reason = record_decode (&batch->records[batch->count], &batch->zone, copy,
-                                            size, NULL, detail, sizeof detail);
+    record_reject_t reason = record_decode (&batch->records[batch->count], &batch->zone, copy, size,
+                                            NULL, detail, sizeof detail);
     assert (reason == REJECT_NONE);
     batch->count++;
 }

@@ -8,9 +8,9 @@
 #include <sys/random.h>
 #include <time.h>
 
-#define BITS_PER_ID  10
-#define BLOCK_WORDS  8 //  512 bits, one cache line
-#define PROBES       6 //  bits set per id, 9 bits of hash each
+#define BITS_PER_ID 10
+#define BLOCK_WORDS 8 //  512 bits, one cache line
+#define PROBES      6 //  bits set per id, 9 bits of hash each
 
 typedef struct {
     uint64_t word[BLOCK_WORDS];

@@ -14,8 +14,9 @@ main (int argc, char **argv)
         {"archive_dir", CONFIG_STRING, "var/archive",
          "archive directory: <kind>/<YYYY-MM-DD>.jsonl, state in .state/", &archive_dir},
         {NULL}};
-    const writer_daemon_spec_t spec = {"archiverd", "archive", "8000", "127.0.0.1:9101",
-                                       "records per fsync and state commit", options};
+    const writer_daemon_spec_t spec = {
+        "archiverd", "archive", "8000", "127.0.0.1:9101", "records per fsync and state commit",
+        options};
     int rc;
     writer_daemon_t *daemon = writer_daemon_new (&spec, argc, argv, &rc);
     if (!daemon)
@@ -26,8 +27,8 @@ main (int argc, char **argv)
         return 2;
     }
     char error[1024];
-    archive_t *archive = archive_new (archive_dir, writer_daemon_metrics (daemon), error,
-                                      sizeof error);
+    archive_t *archive =
+        archive_new (archive_dir, writer_daemon_metrics (daemon), error, sizeof error);
     if (!archive) {
         log_error ("archiverd.start_failed", "error=\"%s\"", error);
         writer_daemon_destroy (&daemon);

@@ -6,6 +6,7 @@
 int
 main (int argc, char **argv)
 {
-    static const selftest_t tests[] = {{"bloom", bloom_test}, {"archive", archive_test}, {NULL, NULL}};
+    static const selftest_t tests[] = {
+        {"bloom", bloom_test}, {"archive", archive_test}, {NULL, NULL}};
     return selftest_run (tests, argc, argv);
 }

@@ -42,15 +42,15 @@ main (int argc, char **argv)
     msgpack_zone_init (&zone, 1 << 20);
     uint8_t head[4];
     while (fread (head, 1, 4, in) == 4) {
-        size_t size = (size_t) head[0] << 24 | (size_t) head[1] << 16 | (size_t) head[2] << 8
-                      | head[3];
+        size_t size =
+            (size_t) head[0] << 24 | (size_t) head[1] << 16 | (size_t) head[2] << 8 | head[3];
         char *data = malloc (size);
         if (fread (data, 1, size, in) != size)
             return 2;
         record_t record;
         char detail[256];
-        if (record_decode (&record, &zone, data, size, NULL, detail, sizeof detail)
-            != REJECT_NONE) {
+        if (record_decode (&record, &zone, data, size, NULL, detail, sizeof detail) !=
+            REJECT_NONE) {
             fprintf (stderr, "bad record: %s\n", detail);
             return 2;
         }
@@ -74,11 +74,10 @@ main (int argc, char **argv)
     mongoc_client_set_error_api (client, MONGOC_ERROR_API_VERSION_2);
     mongoc_collection_t *coll = mongoc_client_get_collection (client, argv[2], argv[3]);
     mongoc_database_t *db = mongoc_client_get_database (client, argv[2]);
-    bson_t *cmd = BCON_NEW ("createIndexes", BCON_UTF8 (argv[3]), "indexes", "[",
-                            "{", "key", "{", "src", BCON_INT32 (1), "}", "name", "src_1", "}",
-                            "{", "key", "{", "run", BCON_INT32 (1), "}", "name", "run_1", "}",
-                            "{", "key", "{", "ts", BCON_INT32 (1), "}", "name", "ts_1", "}",
-                            "]");
+    bson_t *cmd = BCON_NEW ("createIndexes", BCON_UTF8 (argv[3]), "indexes", "[", "{", "key", "{",
+                            "src", BCON_INT32 (1), "}", "name", "src_1", "}", "{", "key", "{",
+                            "run", BCON_INT32 (1), "}", "name", "run_1", "}", "{", "key", "{", "ts",
+                            BCON_INT32 (1), "}", "name", "ts_1", "}", "]");
     if (!mongoc_database_write_command_with_opts (db, cmd, NULL, NULL, &error)) {
         fprintf (stderr, "createIndexes: %s\n", error.message);
         return 1;
@@ -95,8 +94,8 @@ main (int argc, char **argv)
 
     double start = s_now ();
     for (size_t i = 0; i < count; i += batch) {
-        mongoc_bulk_operation_t *bulk = mongoc_collection_create_bulk_operation_with_opts (coll,
-                                                                                       &opts);
+        mongoc_bulk_operation_t *bulk =
+            mongoc_collection_create_bulk_operation_with_opts (coll, &opts);
         for (size_t j = i; j < count && j < i + batch; j++)
             mongoc_bulk_operation_insert_with_opts (bulk, docs[j], NULL, NULL);
         bson_t reply;

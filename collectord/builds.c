@@ -60,8 +60,8 @@ builds_parse_time (const char *text, int64_t *ns)
     while (*p == ' ')
         p++;
     int year, mon, day, hour = 0, min = 0, sec = 0;
-    if (s_digits (&p, 4, &year) || *p++ != '-' || s_digits (&p, 2, &mon) || *p++ != '-'
-        || s_digits (&p, 2, &day))
+    if (s_digits (&p, 4, &year) || *p++ != '-' || s_digits (&p, 2, &mon) || *p++ != '-' ||
+        s_digits (&p, 2, &day))
         return -1;
     int64_t frac_ns = 0;
     if (*p == 'T' || *p == 't' || *p == ' ') {
@@ -126,9 +126,9 @@ s_pack_str (msgpack_packer *pk, const char *s)
 void
 builds_pack (msgpack_packer *pk, const builds_build_t *b)
 {
-    size_t n = 3 + (b->system != NULL) + (b->branch != NULL) + (b->sha != NULL)
-             + (b->trigger != NULL) + (b->started != BUILDS_NO_TIME)
-             + (b->finished != BUILDS_NO_TIME) + (b->duration >= 0) + (b->tests != NULL);
+    size_t n = 3 + (b->system != NULL) + (b->branch != NULL) + (b->sha != NULL) +
+               (b->trigger != NULL) + (b->started != BUILDS_NO_TIME) +
+               (b->finished != BUILDS_NO_TIME) + (b->duration >= 0) + (b->tests != NULL);
     msgpack_pack_map (pk, n);
     s_pack_str (pk, "pipeline");
     s_pack_str (pk, b->pipeline);
@@ -246,8 +246,8 @@ s_github_status (const char *status, const char *conclusion)
         return "other";
     if (strcmp (conclusion, "success") == 0)
         return "success";
-    if (strcmp (conclusion, "failure") == 0 || strcmp (conclusion, "timed_out") == 0
-        || strcmp (conclusion, "startup_failure") == 0)
+    if (strcmp (conclusion, "failure") == 0 || strcmp (conclusion, "timed_out") == 0 ||
+        strcmp (conclusion, "startup_failure") == 0)
         return "failure";
     if (strcmp (conclusion, "cancelled") == 0)
         return "cancelled";
@@ -259,10 +259,12 @@ s_trigger (const char *word)
 {
     if (!word)
         return NULL;
-    static const char *map[][2] = {
-        {"workflow_dispatch", "manual"}, {"web", "manual"},
-        {"pull_request_target", "pull_request"}, {"merge_request_event", "pull_request"},
-        {"external_pull_request_event", "pull_request"}, {NULL, NULL}};
+    static const char *map[][2] = {{"workflow_dispatch", "manual"},
+                                   {"web", "manual"},
+                                   {"pull_request_target", "pull_request"},
+                                   {"merge_request_event", "pull_request"},
+                                   {"external_pull_request_event", "pull_request"},
+                                   {NULL, NULL}};
     for (size_t i = 0; map[i][0]; i++)
         if (strcmp (word, map[i][0]) == 0)
             return map[i][1];
@@ -273,8 +275,8 @@ static int
 s_github_run (json_t *run, builds_fn *fn, void *arg, int64_t *count)
 {
     char id[64], path[256], project[512];
-    builds_build_t b = {"github", NULL, NULL, NULL, NULL, NULL, NULL, BUILDS_NO_TIME,
-                        BUILDS_NO_TIME, -1, NULL, BUILDS_NO_TIME, NULL};
+    builds_build_t b = {"github",       NULL,           NULL, NULL, NULL,           NULL, NULL,
+                        BUILDS_NO_TIME, BUILDS_NO_TIME, -1,   NULL, BUILDS_NO_TIME, NULL};
     b.build_id = s_id (run, "id", id, sizeof id);
     if (!b.build_id) {
         log_warn ("builds.skipped", "system=github reason=\"a workflow run without an id\"");
@@ -308,8 +310,8 @@ s_github_run (json_t *run, builds_fn *fn, void *arg, int64_t *count)
     json_t *repo = json_object_get (run, "repository");
     b.project = s_project_from_url (s_str (repo, "html_url"), NULL, project, sizeof project);
     if (!b.project)
-        b.project = s_project_from_url (s_str (run, "html_url"), "/actions/", project,
-                                        sizeof project);
+        b.project =
+            s_project_from_url (s_str (run, "html_url"), "/actions/", project, sizeof project);
     if (!b.project && s_str (repo, "full_name")) {
         snprintf (project, sizeof project, "github.com/%s", s_str (repo, "full_name"));
         b.project = project;
@@ -330,8 +332,8 @@ s_gitlab_status (const char *status)
         return "success";
     if (strcmp (status, "failed") == 0)
         return "failure";
-    if (strcmp (status, "canceled") == 0 || strcmp (status, "canceling") == 0
-        || strcmp (status, "cancelled") == 0)
+    if (strcmp (status, "canceled") == 0 || strcmp (status, "canceling") == 0 ||
+        strcmp (status, "cancelled") == 0)
         return "cancelled";
     return "other";
 }
@@ -339,16 +341,16 @@ s_gitlab_status (const char *status)
 static bool
 s_gitlab_finished (const char *status)
 {
-    return status && (strcmp (status, "success") == 0 || strcmp (status, "failed") == 0
-                      || strcmp (status, "canceled") == 0 || strcmp (status, "skipped") == 0);
+    return status && (strcmp (status, "success") == 0 || strcmp (status, "failed") == 0 ||
+                      strcmp (status, "canceled") == 0 || strcmp (status, "skipped") == 0);
 }
 
 static int
 s_gitlab_pipeline (json_t *pl, const char *pipeline, builds_fn *fn, void *arg, int64_t *count)
 {
     char id[64], name[512], project[512];
-    builds_build_t b = {"gitlab", NULL, NULL, NULL, NULL, NULL, NULL, BUILDS_NO_TIME,
-                        BUILDS_NO_TIME, -1, NULL, BUILDS_NO_TIME, NULL};
+    builds_build_t b = {"gitlab",       NULL,           NULL, NULL, NULL,           NULL, NULL,
+                        BUILDS_NO_TIME, BUILDS_NO_TIME, -1,   NULL, BUILDS_NO_TIME, NULL};
     b.build_id = s_id (pl, "id", id, sizeof id);
     if (!b.build_id) {
         log_warn ("builds.skipped", "system=gitlab reason=\"a pipeline without an id\"");
@@ -386,8 +388,7 @@ s_gitlab_pipeline (json_t *pl, const char *pipeline, builds_fn *fn, void *arg, i
     json_t *duration = json_object_get (pl, "duration");
     if (json_is_number (duration))
         b.duration = json_number_value (duration);
-    else if (b.started != BUILDS_NO_TIME && b.finished != BUILDS_NO_TIME
-             && b.finished >= b.started)
+    else if (b.started != BUILDS_NO_TIME && b.finished != BUILDS_NO_TIME && b.finished >= b.started)
         b.duration = (double) (b.finished - b.started) / 1e9;
     b.ts = updated != BUILDS_NO_TIME ? updated : b.started;
     (*count)++;
@@ -433,8 +434,7 @@ s_jenkins_name_from_url (const char *url, char *buf, size_t size)
                 char hex[3] = {p[1], p[2], 0};
                 buf[used++] = (char) strtol (hex, NULL, 16);
                 p += 2;
-            }
-            else
+            } else
                 buf[used++] = *p;
         }
         buf[used] = 0;
@@ -447,10 +447,12 @@ s_jenkins_trigger (json_t *build)
 {
     json_t *actions = json_object_get (build, "actions"), *action;
     size_t i;
-    json_array_foreach (actions, i, action) {
+    json_array_foreach (actions, i, action)
+    {
         json_t *causes = json_object_get (action, "causes"), *cause;
         size_t j;
-        json_array_foreach (causes, j, cause) {
+        json_array_foreach (causes, j, cause)
+        {
             const char *cls = s_str (cause, "_class");
             if (!cls)
                 continue;
@@ -458,11 +460,11 @@ s_jenkins_trigger (json_t *build)
                 return "manual";
             if (strstr (cls, "TimerTrigger"))
                 return "schedule";
-            if (strstr (cls, "PullRequest") || strstr (cls, "PRCause")
-                || strstr (cls, "ChangeRequest"))
+            if (strstr (cls, "PullRequest") || strstr (cls, "PRCause") ||
+                strstr (cls, "ChangeRequest"))
                 return "pull_request";
-            if (strstr (cls, "SCMTrigger") || strstr (cls, "PushCause")
-                || strstr (cls, "BranchEventCause") || strstr (cls, "BranchIndexingCause"))
+            if (strstr (cls, "SCMTrigger") || strstr (cls, "PushCause") ||
+                strstr (cls, "BranchEventCause") || strstr (cls, "BranchIndexingCause"))
                 return "push";
             if (strstr (cls, "UpstreamCause"))
                 return "upstream";
@@ -479,7 +481,8 @@ s_jenkins_revision (json_t *build, const char **branch, const char **sha)
 {
     json_t *actions = json_object_get (build, "actions"), *action;
     size_t i;
-    json_array_foreach (actions, i, action) {
+    json_array_foreach (actions, i, action)
+    {
         json_t *rev = json_object_get (action, "lastBuiltRevision");
         if (!json_is_object (rev))
             continue;
@@ -487,8 +490,8 @@ s_jenkins_revision (json_t *build, const char **branch, const char **sha)
         json_t *branches = json_object_get (rev, "branch");
         const char *name = s_str (json_array_get (branches, 0), "name");
         if (name) {
-            static const char *prefixes[] = {"refs/remotes/origin/", "refs/heads/",
-                                             "origin/", NULL};
+            static const char *prefixes[] = {"refs/remotes/origin/", "refs/heads/", "origin/",
+                                             NULL};
             for (size_t k = 0; prefixes[k]; k++)
                 if (strncmp (name, prefixes[k], strlen (prefixes[k])) == 0) {
                     name += strlen (prefixes[k]);
@@ -505,8 +508,8 @@ s_jenkins_build (json_t *build, json_t *job, const char *pipeline, builds_fn *fn
                  int64_t *count)
 {
     char id[64], name[512], project[512];
-    builds_build_t b = {"jenkins", NULL, NULL, NULL, NULL, NULL, NULL, BUILDS_NO_TIME,
-                        BUILDS_NO_TIME, -1, NULL, BUILDS_NO_TIME, NULL};
+    builds_build_t b = {"jenkins",      NULL,           NULL, NULL, NULL,           NULL, NULL,
+                        BUILDS_NO_TIME, BUILDS_NO_TIME, -1,   NULL, BUILDS_NO_TIME, NULL};
     b.build_id = s_id (build, "id", id, sizeof id);
     if (!b.build_id)
         b.build_id = s_id (build, "number", id, sizeof id);
@@ -539,8 +542,8 @@ s_jenkins_build (json_t *build, json_t *job, const char *pipeline, builds_fn *fn
     if (json_is_integer (ts))
         b.started = json_integer_value (ts) * 1000000;
     json_t *duration = json_object_get (build, "duration");
-    if (!json_is_true (json_object_get (build, "building")) && json_is_integer (duration)
-        && b.started != BUILDS_NO_TIME) {
+    if (!json_is_true (json_object_get (build, "building")) && json_is_integer (duration) &&
+        b.started != BUILDS_NO_TIME) {
         b.duration = (double) json_integer_value (duration) / 1000.0;
         b.finished = b.started + json_integer_value (duration) * 1000000;
     }
@@ -560,8 +563,8 @@ s_jenkins_build (json_t *build, json_t *job, const char *pipeline, builds_fn *fn
     return fn (arg, &b);
 }
 
-static int s_value (json_t *value, const char *pipeline, builds_fn *fn, void *arg,
-                    int64_t *count, int depth);
+static int s_value (json_t *value, const char *pipeline, builds_fn *fn, void *arg, int64_t *count,
+                    int depth);
 
 //  A Jenkins job (or folder) object: its builds, then its jobs.
 static int
@@ -570,13 +573,15 @@ s_jenkins_job (json_t *job, const char *pipeline, builds_fn *fn, void *arg, int6
 {
     json_t *builds = json_object_get (job, "builds"), *build;
     size_t i;
-    json_array_foreach (builds, i, build) {
+    json_array_foreach (builds, i, build)
+    {
         int rc = s_jenkins_build (build, job, pipeline, fn, arg, count);
         if (rc)
             return rc;
     }
     json_t *jobs = json_object_get (job, "jobs"), *sub;
-    json_array_foreach (jobs, i, sub) {
+    json_array_foreach (jobs, i, sub)
+    {
         int rc = s_value (sub, pipeline, fn, arg, count, depth + 1);
         if (rc)
             return rc;
@@ -596,28 +601,28 @@ s_shape (json_t *obj)
         return S_UNKNOWN;
     if (json_object_get (obj, "builds") || json_object_get (obj, "jobs"))
         return S_JENKINS_JOB;
-    if (json_object_get (obj, "conclusion") || json_object_get (obj, "run_number")
-        || json_object_get (obj, "workflow_id") || json_object_get (obj, "head_sha"))
+    if (json_object_get (obj, "conclusion") || json_object_get (obj, "run_number") ||
+        json_object_get (obj, "workflow_id") || json_object_get (obj, "head_sha"))
         return S_GITHUB;
-    if (json_object_get (obj, "result") || json_object_get (obj, "building")
-        || (json_object_get (obj, "number") && json_object_get (obj, "timestamp")))
+    if (json_object_get (obj, "result") || json_object_get (obj, "building") ||
+        (json_object_get (obj, "number") && json_object_get (obj, "timestamp")))
         return S_JENKINS_BUILD;
-    if (json_object_get (obj, "ref") && json_object_get (obj, "status")
-        && json_object_get (obj, "id"))
+    if (json_object_get (obj, "ref") && json_object_get (obj, "status") &&
+        json_object_get (obj, "id"))
         return S_GITLAB;
     return S_UNKNOWN;
 }
 
 static int
-s_value (json_t *value, const char *pipeline, builds_fn *fn, void *arg, int64_t *count,
-         int depth)
+s_value (json_t *value, const char *pipeline, builds_fn *fn, void *arg, int64_t *count, int depth)
 {
     if (depth > 16)
         return 0;
     json_t *runs = json_object_get (value, "workflow_runs"), *item;
     size_t i;
     if (json_is_array (runs)) {
-        json_array_foreach (runs, i, item) {
+        json_array_foreach (runs, i, item)
+        {
             int rc = s_github_run (item, fn, arg, count);
             if (rc)
                 return rc;
@@ -625,7 +630,8 @@ s_value (json_t *value, const char *pipeline, builds_fn *fn, void *arg, int64_t 
         return 0;
     }
     if (json_is_array (value)) {
-        json_array_foreach (value, i, item) {
+        json_array_foreach (value, i, item)
+        {
             int rc = s_value (item, pipeline, fn, arg, count, depth + 1);
             if (rc)
                 return rc;
@@ -633,19 +639,16 @@ s_value (json_t *value, const char *pipeline, builds_fn *fn, void *arg, int64_t 
         return 0;
     }
     switch (s_shape (value)) {
-        case S_GITHUB:
-            return s_github_run (value, fn, arg, count);
-        case S_GITLAB:
-            return s_gitlab_pipeline (value, pipeline, fn, arg, count);
-        case S_JENKINS_BUILD:
-            return s_jenkins_build (value, NULL, pipeline, fn, arg, count);
-        case S_JENKINS_JOB:
-            return s_jenkins_job (value, pipeline, fn, arg, count, depth);
-        default:
-            log_warn ("builds.unknown", "reason=\"not a GitHub run, GitLab pipeline or Jenkins "
-                                        "build\" depth=%d",
-                      depth);
-            return 0;
+    case S_GITHUB: return s_github_run (value, fn, arg, count);
+    case S_GITLAB: return s_gitlab_pipeline (value, pipeline, fn, arg, count);
+    case S_JENKINS_BUILD: return s_jenkins_build (value, NULL, pipeline, fn, arg, count);
+    case S_JENKINS_JOB: return s_jenkins_job (value, pipeline, fn, arg, count, depth);
+    default:
+        log_warn ("builds.unknown",
+                  "reason=\"not a GitHub run, GitLab pipeline or Jenkins "
+                  "build\" depth=%d",
+                  depth);
+        return 0;
     }
 }
 
@@ -683,8 +686,8 @@ s_slurp (const char *path, size_t *size, char *error, size_t error_size)
 }
 
 int64_t
-builds_read_file (const char *path, const char *pipeline, builds_fn *fn, void *arg,
-                  char *error, size_t error_size)
+builds_read_file (const char *path, const char *pipeline, builds_fn *fn, void *arg, char *error,
+                  size_t error_size)
 {
     size_t size;
     char *data = s_slurp (path, &size, error, error_size);
@@ -703,8 +706,8 @@ builds_read_file (const char *path, const char *pipeline, builds_fn *fn, void *a
         if (off == size)
             break;
         json_error_t jerr;
-        json_t *value = json_loadb (data + off, size - off,
-                                    JSON_DISABLE_EOF_CHECK | JSON_DECODE_ANY, &jerr);
+        json_t *value =
+            json_loadb (data + off, size - off, JSON_DISABLE_EOF_CHECK | JSON_DECODE_ANY, &jerr);
         if (!value) {
             snprintf (error, error_size, "%s:%d: %s", path, line + jerr.line - 1, jerr.text);
             free (data);
@@ -734,7 +737,7 @@ builds_read_file (const char *path, const char *pipeline, builds_fn *fn, void *a
 typedef struct {
     char **files;
     size_t nfiles;
-    char *target;    //  the first file's absolute path
+    char *target; //  the first file's absolute path
     char *src;
     char *pipeline;
 } s_builds_t;
@@ -775,8 +778,8 @@ s_open (const collector_env_t *env, char *error, size_t size)
     self->target = realpath (self->files[0], NULL);
     if (!self->target)
         self->target = strdup (self->files[0]);
-    self->pipeline = s_settings.pipeline && *s_settings.pipeline ? strdup (s_settings.pipeline)
-                                                                 : NULL;
+    self->pipeline =
+        s_settings.pipeline && *s_settings.pipeline ? strdup (s_settings.pipeline) : NULL;
     if (s_settings.source && *s_settings.source)
         self->src = strdup (s_settings.source);
     for (size_t i = 0; !self->src && i < self->nfiles; i++) {
@@ -870,28 +873,28 @@ s_collect (void *handle, session_t *session, char *error, size_t size)
     progress_start (progress, "build files", self->nfiles);
     for (size_t i = 0; i < self->nfiles && !ctx.broken; i++) {
         char err[512];
-        int64_t n = builds_read_file (self->files[i], self->pipeline, s_send, &ctx, err,
-                                      sizeof err);
+        int64_t n =
+            builds_read_file (self->files[i], self->pipeline, s_send, &ctx, err, sizeof err);
         if (n < 0 && !ctx.broken) {
             log_error ("builds.file_failed", "error=\"%s\"", err);
             if (!failed++)
                 snprintf (first_error, sizeof first_error, "%s", err);
-        }
-        else if (n == 0)
-            log_warn ("builds.file_empty", "path=\"%s\" reason=\"no GitHub run, GitLab "
-                                           "pipeline or Jenkins build in it\"",
+        } else if (n == 0)
+            log_warn ("builds.file_empty",
+                      "path=\"%s\" reason=\"no GitHub run, GitLab "
+                      "pipeline or Jenkins build in it\"",
                       self->files[i]);
         progress_update (progress, i + 1);
     }
     progress_finish (progress);
     if (ctx.broken) {
-        snprintf (error, size, "%s", session_interrupted (session)
-                                         ? "interrupted"
-                                         : "ingestd did not acknowledge (give_up)");
+        snprintf (error, size, "%s",
+                  session_interrupted (session) ? "interrupted"
+                                                : "ingestd did not acknowledge (give_up)");
         return -1;
     }
-    log_info ("builds.collected", "files=%zu failed_files=%zu builds=%" PRIu64
-              " invalid=%" PRIu64, self->nfiles, failed, ctx.sent, ctx.invalid);
+    log_info ("builds.collected", "files=%zu failed_files=%zu builds=%" PRIu64 " invalid=%" PRIu64,
+              self->nfiles, failed, ctx.sent, ctx.invalid);
     if (failed) {
         snprintf (error, size, "%zu of %zu files unreadable, first: %s", failed, self->nfiles,
                   first_error);
@@ -955,8 +958,8 @@ s_fixture (const char *name)
 typedef struct {
     size_t count;
     struct {
-        char system[16], pipeline[64], build_id[32], status[16], branch[64], sha[48],
-            trigger[32], project[128];
+        char system[16], pipeline[64], build_id[32], status[16], branch[64], sha[48], trigger[32],
+            project[128];
         int64_t started, finished, ts;
         double duration;
     } b[S_MAX_SEEN];
@@ -1001,7 +1004,7 @@ s_read (const char *name, s_seen_t *seen, const char *pipeline)
     return n;
 }
 
-#define S_SEC(x) ((int64_t) (x) * 1000000000)
+#define S_SEC(x) ((int64_t) (x) *1000000000)
 
 void
 builds_test (bool verbose)
@@ -1009,13 +1012,11 @@ builds_test (bool verbose)
     (void) verbose;
     int64_t ns;
     assert (builds_parse_time ("2024-01-31T10:00:00Z", &ns) == 0 && ns == S_SEC (1706695200));
-    assert (builds_parse_time ("2024-01-31T12:00:00+02:00", &ns) == 0
-            && ns == S_SEC (1706695200));
-    assert (builds_parse_time ("2024-01-31T10:00:00.250Z", &ns) == 0
-            && ns == S_SEC (1706695200) + 250000000);
+    assert (builds_parse_time ("2024-01-31T12:00:00+02:00", &ns) == 0 && ns == S_SEC (1706695200));
+    assert (builds_parse_time ("2024-01-31T10:00:00.250Z", &ns) == 0 &&
+            ns == S_SEC (1706695200) + 250000000);
     assert (builds_parse_time ("2024-01-31 10:00:00", &ns) == 0 && ns == S_SEC (1706695200));
-    assert (builds_parse_time ("2024-01-31T09:00:00-0100", &ns) == 0
-            && ns == S_SEC (1706695200));
+    assert (builds_parse_time ("2024-01-31T09:00:00-0100", &ns) == 0 && ns == S_SEC (1706695200));
     assert (builds_parse_time ("2024-01-31", &ns) == 0 && ns == S_SEC (1706659200));
     assert (builds_parse_time ("2024-13-31T10:00:00Z", &ns) == -1);
     assert (builds_parse_time ("yesterday", &ns) == -1);
@@ -1033,7 +1034,7 @@ builds_test (bool verbose)
     assert (strcmp (seen->b[0].branch, "main") == 0);
     assert (strcmp (seen->b[0].sha, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa") == 0);
     assert (strcmp (seen->b[0].trigger, "push") == 0);
-    assert (seen->b[0].started == S_SEC (1704103200));         //  2024-01-01T10:00:00Z
+    assert (seen->b[0].started == S_SEC (1704103200));        //  2024-01-01T10:00:00Z
     assert (seen->b[0].finished == S_SEC (1704103200 + 330)); //  10:05:30
     assert (seen->b[0].duration == 330.0);
     assert (seen->b[0].ts == seen->b[0].finished);
@@ -1071,7 +1072,7 @@ builds_test (bool verbose)
     assert (strcmp (seen->b[1].trigger, "pull_request") == 0);
     assert (strcmp (seen->b[2].status, "cancelled") == 0);
     assert (strcmp (seen->b[2].trigger, "manual") == 0);
-    assert (strcmp (seen->b[3].status, "other") == 0); //  running
+    assert (strcmp (seen->b[3].status, "other") == 0);              //  running
     assert (strcmp (seen->b[3].pipeline, "Release pipeline") == 0); //  its own name
     assert (seen->b[3].finished == BUILDS_NO_TIME);
     assert (s_read ("builds/gitlab_pipelines.json", seen, "deploy") == 4);
@@ -1109,30 +1110,29 @@ builds_test (bool verbose)
     assert (builds_read_file (path, NULL, s_remember, seen, error, sizeof error) == -1);
     assert (strstr (error, "broken.json:4:"));
     free (path);
-    assert (builds_read_file ("/nonexistent/x.json", NULL, s_remember, seen, error,
-                              sizeof error) == -1);
+    assert (builds_read_file ("/nonexistent/x.json", NULL, s_remember, seen, error, sizeof error) ==
+            -1);
     assert (strstr (error, "/nonexistent/x.json"));
 
     //  The collector against the fake ingestd: every build, one record each,
     //  the broken file reported, the run failed, the rest still sent
     char *files[] = {s_fixture ("builds/github_runs.json"),
-                     s_fixture ("builds/gitlab_pipelines.json"),
-                     s_fixture ("builds/broken.json"), s_fixture ("builds/jenkins_builds.json")};
+                     s_fixture ("builds/gitlab_pipelines.json"), s_fixture ("builds/broken.json"),
+                     s_fixture ("builds/jenkins_builds.json")};
     const char *args[] = {files[0], files[1], files[2], files[3]};
     s_settings.pipeline = NULL;
     s_settings.source = NULL;
-    collector_env_t env = {.args = args, .nargs = 4, .state_dir = "/nonexistent",
-                           .instance = "test"};
+    collector_env_t env = {
+        .args = args, .nargs = 4, .state_dir = "/nonexistent", .instance = "test"};
     void *handle = s_open (&env, error, sizeof error);
     assert (handle);
     assert (strcmp (s_source (handle), "github.com/acme/widget") == 0);
     fake_ingestd_t *fake = fake_ingestd_new ();
-    session_config_t config = {"builds", "test",
-                               {fake_ingestd_endpoint (fake), 5, 0, 4, 5000, 10000},
-                               PROGRESS_OFF, 1000};
+    session_config_t config = {
+        "builds", "test", {fake_ingestd_endpoint (fake), 5, 0, 4, 5000, 10000}, PROGRESS_OFF, 1000};
     session_t *session = session_new (&config);
-    assert (session_begin (session, s_source (handle), s_target (handle), s_pack_config,
-                           handle) == 0);
+    assert (session_begin (session, s_source (handle), s_target (handle), s_pack_config, handle) ==
+            0);
     assert (s_collect (handle, session, error, sizeof error) == -1);
     assert (strstr (error, "broken.json:4:"));
     assert (session_end (session, "failed", error) == 0);
@@ -1144,8 +1144,8 @@ builds_test (bool verbose)
         record_t rec;
         fake_ingestd_record (fake, i, &rec, &zone);
         record_str_t s;
-        if (!record_str_eq (rec.kind, "ci.build")
-            || !record_field_str (rec.body, "build_id", &s) || !record_str_eq (s, "42"))
+        if (!record_str_eq (rec.kind, "ci.build") || !record_field_str (rec.body, "build_id", &s) ||
+            !record_str_eq (s, "42"))
             continue;
         found = true;
         assert (record_str_eq (rec.src, "github.com/acme/widget"));

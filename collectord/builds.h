@@ -49,18 +49,18 @@ typedef struct {
 //  except pipeline, build_id and status; times BUILDS_NO_TIME when unknown,
 //  duration < 0 when unknown, tests NULL when not known.
 typedef struct {
-    const char *system;   //  github | gitlab | jenkins | junit
+    const char *system; //  github | gitlab | jenkins | junit
     const char *pipeline;
     const char *build_id;
-    const char *status;   //  success | failure | cancelled | other
+    const char *status; //  success | failure | cancelled | other
     const char *branch;
     const char *sha;
     const char *trigger;
     int64_t started, finished;
     double duration;
     const builds_tests_t *tests;
-    int64_t ts;           //  record time: when this state was observed
-    const char *project;  //  the project it belongs to (a src), or NULL
+    int64_t ts;          //  record time: when this state was observed
+    const char *project; //  the project it belongs to (a src), or NULL
 } builds_build_t;
 
 //  Called for every build found; returns 0 to go on, non-zero to stop.

@@ -22,8 +22,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define S_DEFAULT_EXCLUDE                                                                  \
-    "vendor,node_modules,third_party,third-party,thirdparty,bower_components,dist,build,"  \
+#define S_DEFAULT_EXCLUDE                                                                          \
+    "vendor,node_modules,third_party,third-party,thirdparty,bower_components,dist,build,"          \
     ".git,.hg,.svn,__pycache__,.venv,venv,.tox"
 
 typedef struct {
@@ -32,21 +32,21 @@ typedef struct {
 } s_entry_t;
 
 struct _codestats_t {
-    char *path;           //  as given
-    char *source;         //  the canonical src
+    char *path;   //  as given
+    char *source; //  the canonical src
     char **exclude;
     git_repository *repo; //  NULL: a plain directory
     git_oid commit;
-    int64_t time;         //  ns
+    int64_t time; //  ns
     char rev[64];
-    s_entry_t *entries;   //  the tree's blobs, before counting
+    s_entry_t *entries; //  the tree's blobs, before counting
     size_t nentries, entries_cap;
     codestats_file_t *files;
     size_t nfiles, files_cap;
     codestats_total_t *totals;
     size_t ntotals, totals_cap;
     utf8_buf_t text;
-    EVP_MD_CTX *hash;     //  a plain directory's rev
+    EVP_MD_CTX *hash; //  a plain directory's rev
     uint64_t done;
     void (*progress) (void *arg, uint64_t done);
     bool (*stop) (void *arg);
@@ -108,8 +108,8 @@ codestats_new (const char *path, const char *rev, char *const *exclude, char *er
     if (rc == 0) {
         git_object *obj = NULL, *commit = NULL;
         const char *spec = rev && *rev ? rev : "HEAD";
-        if (git_revparse_single (&obj, self->repo, spec) != 0
-            || git_object_peel (&commit, obj, GIT_OBJECT_COMMIT) != 0) {
+        if (git_revparse_single (&obj, self->repo, spec) != 0 ||
+            git_object_peel (&commit, obj, GIT_OBJECT_COMMIT) != 0) {
             snprintf (error, error_size, "%s: no commit \"%s\" (%s)", path, spec, s_git_error ());
             git_object_free (obj);
             codestats_destroy (&self);
@@ -121,8 +121,7 @@ codestats_new (const char *path, const char *rev, char *const *exclude, char *er
         git_object_free (commit);
         git_object_free (obj);
         self->source = s_canonical (git_repository_commondir (self->repo));
-    }
-    else if (rc == GIT_ENOTFOUND) {
+    } else if (rc == GIT_ENOTFOUND) {
         git_error_clear ();
         self->repo = NULL;
         if (rev && *rev) {
@@ -131,8 +130,7 @@ codestats_new (const char *path, const char *rev, char *const *exclude, char *er
             return NULL;
         }
         self->source = s_canonical (path);
-    }
-    else {
+    } else {
         snprintf (error, error_size, "cannot open repository %s: %s", path, s_git_error ());
         self->repo = NULL;
         codestats_destroy (&self);
@@ -401,15 +399,13 @@ s_walk_dir (codestats_t *self, const char *dir, const char *rel)
             if (S_ISDIR (st.st_mode)) {
                 if (!s_excluded (self, sub, names[i]))
                     s_walk_dir (self, path, sub);
-            }
-            else if (S_ISREG (st.st_mode)) {
+            } else if (S_ISREG (st.st_mode)) {
                 size_t len;
                 char *data = s_read_file (path, &len);
                 if (data) {
                     s_count (self, sub, data, len);
                     free (data);
-                }
-                else
+                } else
                     log_warn ("code.unreadable", "path=\"%s\" error=\"%s\"", path,
                               strerror (errno));
                 s_tick (self);
@@ -555,21 +551,22 @@ static void *
 s_open (const collector_env_t *env, char *error, size_t size)
 {
     if (env->nargs != 1) {
-        snprintf (error, size, "%s", env->nargs ? "one PATH, please"
-                                                : "the PATH (repository or directory) is missing");
+        snprintf (error, size, "%s",
+                  env->nargs ? "one PATH, please"
+                             : "the PATH (repository or directory) is missing");
         return NULL;
     }
     //  The path and the revision are checked now, and read again each run
-    codestats_t *probe = codestats_new (env->args[0], s_settings.rev, s_settings.exclude_dir,
-                                        error, size);
+    codestats_t *probe =
+        codestats_new (env->args[0], s_settings.rev, s_settings.exclude_dir, error, size);
     if (!probe)
         return NULL;
     s_code_t *self = calloc (1, sizeof *self);
     assert (self);
     self->path = strdup (env->args[0]);
     self->target = s_canonical (env->args[0]);
-    self->src = strdup (s_settings.source && *s_settings.source ? s_settings.source
-                                                                : probe->source);
+    self->src =
+        strdup (s_settings.source && *s_settings.source ? s_settings.source : probe->source);
     self->rev = s_settings.rev && *s_settings.rev ? strdup (s_settings.rev) : NULL;
     size_t n = 0;
     while (s_settings.exclude_dir && s_settings.exclude_dir[n])
@@ -705,13 +702,13 @@ s_collect (void *handle, session_t *session, char *error, size_t size)
             rc = -1;
     }
     if (rc && !*error)
-        snprintf (error, size, "%s", session_interrupted (session)
-                                         ? "interrupted"
-                                         : "ingestd did not acknowledge (give_up)");
+        snprintf (error, size, "%s",
+                  session_interrupted (session) ? "interrupted"
+                                                : "ingestd did not acknowledge (give_up)");
     if (rc == 0)
-        log_info ("code.collected", "rev=%s languages=%zu files=%zu lines=%" PRIu64
-                  " per_file=%s", rev, codestats_ntotals (stats), codestats_nfiles (stats),
-                  lines, self->per_file ? "yes" : "no");
+        log_info ("code.collected", "rev=%s languages=%zu files=%zu lines=%" PRIu64 " per_file=%s",
+                  rev, codestats_ntotals (stats), codestats_nfiles (stats), lines,
+                  self->per_file ? "yes" : "no");
     codestats_destroy (&stats);
     return rc;
 }
@@ -769,8 +766,7 @@ s_sh (const char *dir, const char *script)
                       "GIT_AUTHOR_NAME=Ann GIT_AUTHOR_EMAIL=ann@x GIT_COMMITTER_NAME=Cy "
                       "GIT_COMMITTER_EMAIL=cy@x GIT_AUTHOR_DATE='@1700000000 +0000' "
                       "GIT_COMMITTER_DATE='@1700000000 +0000' && (%s) > /dev/null 2>&1",
-                      dir, script)
-            > 0);
+                      dir, script) > 0);
     int rc = system (cmd);
     if (rc)
         fprintf (stderr, "failed: %s\n", cmd);
@@ -788,11 +784,11 @@ s_expect (codestats_t *stats, const char *language, uint64_t files, uint64_t bla
         if (strcmp (t->language, language) != 0)
             continue;
         if (t->files != files || t->blank != blank || t->comment != comment || t->code != code)
-            fprintf (stderr, "%s: files %" PRIu64 " blank %" PRIu64 " comment %" PRIu64
-                             " code %" PRIu64 "\n",
+            fprintf (stderr,
+                     "%s: files %" PRIu64 " blank %" PRIu64 " comment %" PRIu64 " code %" PRIu64
+                     "\n",
                      language, t->files, t->blank, t->comment, t->code);
-        assert (t->files == files && t->blank == blank && t->comment == comment
-                && t->code == code);
+        assert (t->files == files && t->blank == blank && t->comment == comment && t->code == code);
         return;
     }
     fprintf (stderr, "no %s\n", language);
@@ -866,8 +862,7 @@ codestats_test (bool verbose)
              "    b int\n"
              ");\n");
     S_WRITE (repo, "Makefile", "# build\nall:\n\tcc -o x x.c # compile\n\n");
-    S_WRITE (repo, "docs/index.html",
-             "<html>\n<!-- comment -->\n<body></body>\n</html>\n");
+    S_WRITE (repo, "docs/index.html", "<html>\n<!-- comment -->\n<body></body>\n</html>\n");
     S_WRITE (repo, "config.yaml", "# config\nkey: value # note\nurl: \"http://x/#y\"\n");
     //  Left out: vendored, generated, ignored, binary, unknown, links
     S_WRITE (repo, "vendor/lib.c", "int v;\n");
@@ -910,8 +905,8 @@ codestats_test (bool verbose)
     assert (strcmp (codestats_file (stats, 0)->path, "Makefile") == 0);
     assert (strcmp (codestats_file (stats, 8)->path, "tools/run") == 0);
     const codestats_file_t *f = codestats_file (stats, 5);
-    assert (strcmp (f->path, "src/main.c") == 0 && f->lines.code == 7 && f->lines.comment == 4
-            && f->lines.blank == 2);
+    assert (strcmp (f->path, "src/main.c") == 0 && f->lines.code == 7 && f->lines.comment == 4 &&
+            f->lines.blank == 2);
     codestats_destroy (&stats);
     //  An older revision; a path to exclude
     char *by_path[] = {"vendor", "node_modules", "src/build", "docs", NULL};
@@ -928,8 +923,9 @@ codestats_test (bool verbose)
     //  A plain directory: what is there, ignore files or not
     char *script;
     //  (the archive holds the link link.c -> src/main.c: left out)
-    assert (asprintf (&script, "mkdir '%s' && git archive HEAD | tar -x -C '%s' && "
-                               "cp secret.c '%s/' && test -L '%s/link.c'",
+    assert (asprintf (&script,
+                      "mkdir '%s' && git archive HEAD | tar -x -C '%s' && "
+                      "cp secret.c '%s/' && test -L '%s/link.c'",
                       plain, plain, plain, plain) > 0);
     s_sh (repo, script);
     free (script);
@@ -958,8 +954,8 @@ codestats_test (bool verbose)
     s_settings.rev = NULL;
     s_settings.source = NULL;
     const char *args[] = {repo};
-    collector_env_t env = {.args = args, .nargs = 1, .state_dir = "/nonexistent",
-                           .instance = "test"};
+    collector_env_t env = {
+        .args = args, .nargs = 1, .state_dir = "/nonexistent", .instance = "test"};
     void *handle = s_open (&env, error, sizeof error);
     assert (handle);
     char *gitdir, *real;
@@ -969,12 +965,11 @@ codestats_test (bool verbose)
     free (real);
     free (gitdir);
     fake_ingestd_t *fake = fake_ingestd_new ();
-    session_config_t config = {"code", "test",
-                               {fake_ingestd_endpoint (fake), 4, 0, 4, 5000, 10000},
-                               PROGRESS_OFF, 1000};
+    session_config_t config = {
+        "code", "test", {fake_ingestd_endpoint (fake), 4, 0, 4, 5000, 10000}, PROGRESS_OFF, 1000};
     session_t *session = session_new (&config);
-    assert (session_begin (session, s_source (handle), s_target (handle), s_pack_config,
-                           handle) == 0);
+    assert (session_begin (session, s_source (handle), s_target (handle), s_pack_config, handle) ==
+            0);
     assert (s_collect (handle, session, error, sizeof error) == 0);
     assert (session_end (session, "ok", NULL) == 0);
     assert (fake_ingestd_count_kind (fake, "code.stats") == 8 + 9);
@@ -994,12 +989,10 @@ codestats_test (bool verbose)
             per_file++;
             assert (record_field_int (rec.body, "files", &n) && n == 1);
             if (record_str_eq (path, "tools/deploy.py")) {
-                assert (record_field_str (rec.body, "language", &s)
-                        && record_str_eq (s, "Python"));
+                assert (record_field_str (rec.body, "language", &s) && record_str_eq (s, "Python"));
                 assert (record_field_int (rec.body, "comment", &n) && n == 5);
             }
-        }
-        else if (record_field_str (rec.body, "language", &s) && record_str_eq (s, "SQL")) {
+        } else if (record_field_str (rec.body, "language", &s) && record_str_eq (s, "SQL")) {
             assert (record_field_int (rec.body, "code", &n) && n == 4);
             assert (record_field_int (rec.body, "comment", &n) && n == 2);
             assert (record_field_int (rec.body, "blank", &n) && n == 0);

@@ -37,7 +37,7 @@ typedef struct _codestats_t codestats_t;
 
 //  One file counted.
 typedef struct {
-    const char *path;    //  from the top of the tree, '/'-separated, UTF-8
+    const char *path; //  from the top of the tree, '/'-separated, UTF-8
     const lang_t *lang;
     lang_lines_t lines;
 } codestats_file_t;
@@ -52,8 +52,8 @@ typedef struct {
 //  the directory `path` when it is not a repository (rev must be NULL).
 //  `exclude`: directory names or paths, NULL-terminated. Returns NULL with
 //  `error` set when the path or the revision cannot be read.
-codestats_t *codestats_new (const char *path, const char *rev, char *const *exclude,
-                            char *error, size_t error_size);
+codestats_t *codestats_new (const char *path, const char *rev, char *const *exclude, char *error,
+                            size_t error_size);
 void codestats_destroy (codestats_t **self_p);
 
 //  Reads and counts every file. Calls `progress` (may be NULL) as files are

@@ -10,8 +10,8 @@
 #include <assert.h>
 #include <string.h>
 
-static const collector_t *s_collectors[] = {&git_collector,    &host_collector,
-                                            &junit_collector,  &builds_collector,
+static const collector_t *s_collectors[] = {&git_collector,       &host_collector,
+                                            &junit_collector,     &builds_collector,
                                             &codestats_collector, &exec_collector};
 
 #define S_COUNT (sizeof s_collectors / sizeof s_collectors[0])

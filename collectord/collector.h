@@ -24,10 +24,10 @@
 typedef struct {
     const char *const *args; //  positional arguments after the mode
     size_t nargs;
-    const char *state_dir;   //  where collectors keep what they sent
-    const char *instance;    //  collector instance name (records' col)
-    int64_t interval_ms;     //  --interval (0 = none)
-    bool once;               //  --once
+    const char *state_dir; //  where collectors keep what they sent
+    const char *instance;  //  collector instance name (records' col)
+    int64_t interval_ms;   //  --interval (0 = none)
+    bool once;             //  --once
 } collector_env_t;
 
 typedef struct {

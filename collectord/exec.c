@@ -35,53 +35,42 @@ void
 exec_pack_json (msgpack_packer *pk, json_t *value)
 {
     switch (json_typeof (value)) {
-        case JSON_OBJECT: {
-            size_t n = json_object_size (value), i = 0;
-            const char **keys = malloc ((n ? n : 1) * sizeof *keys);
-            assert (keys);
-            const char *key;
-            json_t *member;
-            json_object_foreach (value, key, member)
-                keys[i++] = key;
-            qsort (keys, n, sizeof *keys, s_keycmp);
-            msgpack_pack_map (pk, n);
-            for (i = 0; i < n; i++) {
-                size_t len = strlen (keys[i]);
-                msgpack_pack_str (pk, len);
-                msgpack_pack_str_body (pk, keys[i], len);
-                exec_pack_json (pk, json_object_get (value, keys[i]));
-            }
-            free (keys);
-            break;
-        }
-        case JSON_ARRAY: {
-            size_t n = json_array_size (value);
-            msgpack_pack_array (pk, n);
-            for (size_t i = 0; i < n; i++)
-                exec_pack_json (pk, json_array_get (value, i));
-            break;
-        }
-        case JSON_STRING: {
-            size_t len = json_string_length (value);
+    case JSON_OBJECT: {
+        size_t n = json_object_size (value), i = 0;
+        const char **keys = malloc ((n ? n : 1) * sizeof *keys);
+        assert (keys);
+        const char *key;
+        json_t *member;
+        json_object_foreach (value, key, member) keys[i++] = key;
+        qsort (keys, n, sizeof *keys, s_keycmp);
+        msgpack_pack_map (pk, n);
+        for (i = 0; i < n; i++) {
+            size_t len = strlen (keys[i]);
             msgpack_pack_str (pk, len);
-            msgpack_pack_str_body (pk, json_string_value (value), len);
-            break;
+            msgpack_pack_str_body (pk, keys[i], len);
+            exec_pack_json (pk, json_object_get (value, keys[i]));
         }
-        case JSON_INTEGER:
-            msgpack_pack_int64 (pk, json_integer_value (value));
-            break;
-        case JSON_REAL:
-            msgpack_pack_double (pk, json_real_value (value));
-            break;
-        case JSON_TRUE:
-            msgpack_pack_true (pk);
-            break;
-        case JSON_FALSE:
-            msgpack_pack_false (pk);
-            break;
-        default:
-            msgpack_pack_nil (pk);
-            break;
+        free (keys);
+        break;
+    }
+    case JSON_ARRAY: {
+        size_t n = json_array_size (value);
+        msgpack_pack_array (pk, n);
+        for (size_t i = 0; i < n; i++)
+            exec_pack_json (pk, json_array_get (value, i));
+        break;
+    }
+    case JSON_STRING: {
+        size_t len = json_string_length (value);
+        msgpack_pack_str (pk, len);
+        msgpack_pack_str_body (pk, json_string_value (value), len);
+        break;
+    }
+    case JSON_INTEGER: msgpack_pack_int64 (pk, json_integer_value (value)); break;
+    case JSON_REAL: msgpack_pack_double (pk, json_real_value (value)); break;
+    case JSON_TRUE: msgpack_pack_true (pk); break;
+    case JSON_FALSE: msgpack_pack_false (pk); break;
+    default: msgpack_pack_nil (pk); break;
     }
 }
 
@@ -130,8 +119,8 @@ exec_run (char *const *argv, exec_line_fn *fn, exec_stop_fn *stop, void *arg, ch
     posix_spawnattr_setsigmask (&attr, &none);
     posix_spawnattr_setsigdefault (&attr, &all);
     posix_spawnattr_setpgroup (&attr, 0);
-    posix_spawnattr_setflags (&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK
-                                         | POSIX_SPAWN_SETSIGDEF);
+    posix_spawnattr_setflags (&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
+                                         POSIX_SPAWN_SETSIGDEF);
     pid_t pid;
     int rc = posix_spawnp (&pid, argv[0], &actions, &attr, argv, environ);
     posix_spawn_file_actions_destroy (&actions);
@@ -217,8 +206,7 @@ exec_run (char *const *argv, exec_line_fn *fn, exec_stop_fn *stop, void *arg, ch
     if (WIFEXITED (status) && WEXITSTATUS (status) == 0)
         return 0;
     if (WIFEXITED (status))
-        snprintf (error, error_size, "%s exited with status %d%s", argv[0],
-                  WEXITSTATUS (status),
+        snprintf (error, error_size, "%s exited with status %d%s", argv[0], WEXITSTATUS (status),
                   WEXITSTATUS (status) == 127 ? " (command not found?)" : "");
     else if (WIFSIGNALED (status))
         snprintf (error, error_size, "%s killed by signal %d", argv[0], WTERMSIG (status));
@@ -314,8 +302,8 @@ s_open (const collector_env_t *env, char *error, size_t size)
         strcat (self->command, self->argv[i]);
     }
     self->kind = strdup (s_settings.kind);
-    self->src = strdup (s_settings.source && *s_settings.source ? s_settings.source
-                                                                : self->command);
+    self->src =
+        strdup (s_settings.source && *s_settings.source ? s_settings.source : self->command);
     return self;
 }
 
@@ -433,14 +421,15 @@ s_collect (void *handle, session_t *session, char *error, size_t size)
     if (run.bad)
         session_count_add (session, "bad_lines", run.bad);
     //  The program only: a command line is full of quotes
-    log_info ("exec.collected", "program=\"%s\" kind=%s records=%" PRIu64 " bad_lines=%" PRIu64
+    log_info ("exec.collected",
+              "program=\"%s\" kind=%s records=%" PRIu64 " bad_lines=%" PRIu64
               " duration_ms=%" PRId64 "%s%s%s",
               self->argv[0], self->kind, run.sent, run.bad, util_mono_ms () - started,
               rc ? " error=\"" : "", rc ? err : "", rc ? "\"" : "");
     if (run.broken || session_interrupted (session)) {
-        snprintf (error, size, "%s", session_interrupted (session)
-                                         ? "interrupted"
-                                         : "ingestd did not acknowledge (give_up)");
+        snprintf (error, size, "%s",
+                  session_interrupted (session) ? "interrupted"
+                                                : "ingestd did not acknowledge (give_up)");
         return -1;
     }
     if (rc) {
@@ -496,8 +485,8 @@ s_count_line (void *arg, const char *line, size_t len, size_t lineno)
 
 //  One run through the session; returns collect's rc.
 static int
-s_run_once (fake_ingestd_t *fake, session_t *session, const char *kind, char **argv,
-            char *error, size_t size)
+s_run_once (fake_ingestd_t *fake, session_t *session, const char *kind, char **argv, char *error,
+            size_t size)
 {
     fake_ingestd_clear (fake);
     s_settings.kind = (char *) kind;
@@ -505,12 +494,14 @@ s_run_once (fake_ingestd_t *fake, session_t *session, const char *kind, char **a
     size_t argc = 0;
     while (argv[argc])
         argc++;
-    collector_env_t env = {.args = (const char *const *) argv, .nargs = argc,
-                           .state_dir = "/nonexistent", .instance = "test"};
+    collector_env_t env = {.args = (const char *const *) argv,
+                           .nargs = argc,
+                           .state_dir = "/nonexistent",
+                           .instance = "test"};
     void *handle = s_open (&env, error, size);
     assert (handle);
-    assert (session_begin (session, s_source (handle), s_target (handle), s_pack_config,
-                           handle) == 0);
+    assert (session_begin (session, s_source (handle), s_target (handle), s_pack_config, handle) ==
+            0);
     int rc = s_collect (handle, session, error, size);
     assert (session_end (session, rc ? "failed" : "ok", rc ? error : NULL) == 0);
     s_close (&handle);
@@ -568,8 +559,7 @@ exec_test (bool verbose)
     assert (exec_run (printf_argv, s_count_line, NULL, &lines, error, sizeof error) == 0);
     assert (lines.lines == 4 && strcmp (lines.last, "last") == 0);
     memset (&lines, 0, sizeof lines);
-    char *long_argv[] = {"sh", "-c", "head -c 4200000 /dev/zero | tr '\\0' a; echo; echo ok",
-                         NULL};
+    char *long_argv[] = {"sh", "-c", "head -c 4200000 /dev/zero | tr '\\0' a; echo; echo ok", NULL};
     assert (exec_run (long_argv, s_count_line, NULL, &lines, error, sizeof error) == 0);
     assert (lines.lines == 2 && lines.too_long == 1 && strcmp (lines.last, "ok") == 0);
     char *fail_argv[] = {"sh", "-c", "echo '{}'; exit 3", NULL};
@@ -580,8 +570,10 @@ exec_test (bool verbose)
     assert (strstr (error, "/nonexistent/omni-cmd"));
 
     //  Open: the kind and the command are checked first
-    collector_env_t env = {.args = (const char *const *) printf_argv, .nargs = 3,
-                           .state_dir = "/nonexistent", .instance = "test"};
+    collector_env_t env = {.args = (const char *const *) printf_argv,
+                           .nargs = 3,
+                           .state_dir = "/nonexistent",
+                           .instance = "test"};
     s_settings.kind = NULL;
     assert (s_open (&env, error, sizeof error) == NULL && strstr (error, "collectord.kind"));
     s_settings.kind = "deploys";
@@ -595,9 +587,8 @@ exec_test (bool verbose)
 
     //  Through the session: 3 good lines, 1 bad, a blank one
     fake_ingestd_t *fake = fake_ingestd_new ();
-    session_config_t config = {"exec", "test",
-                               {fake_ingestd_endpoint (fake), 2, 0, 4, 5000, 10000},
-                               PROGRESS_OFF, 1000};
+    session_config_t config = {
+        "exec", "test", {fake_ingestd_endpoint (fake), 2, 0, 4, 5000, 10000}, PROGRESS_OFF, 1000};
     session_t *session = session_new (&config);
     char *good_argv[] = {"sh", "-c",
                          "echo '{\"env\":\"prod\",\"n\":1,\"ok\":true}'; "
@@ -626,16 +617,14 @@ exec_test (bool verbose)
             const msgpack_object *v = record_field (rec.body, "n");
             assert (v && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER && v->via.u64 == 1);
             found++;
-        }
-        else if (record_str_eq (s, "dev")) {
+        } else if (record_str_eq (s, "dev")) {
             const msgpack_object *v = record_field (rec.body, "ms");
             assert (v && v->type == MSGPACK_OBJECT_FLOAT64);
             assert (record_field_num (rec.body, "ms", &d) && d == 2.5);
             v = record_field (rec.body, "tags");
             assert (v && v->type == MSGPACK_OBJECT_ARRAY && v->via.array.size == 2);
             found++;
-        }
-        else if (record_str_eq (s, "qa")) {
+        } else if (record_str_eq (s, "qa")) {
             const msgpack_object *v = record_field (rec.body, "nested");
             v = v ? record_field (v, "deep") : NULL;
             assert (v && record_field_int (v, "n", &n) && n == -7);

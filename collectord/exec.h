@@ -41,8 +41,8 @@ typedef bool (exec_stop_fn) (void *arg);
 //  Runs argv (PATH searched), calls `fn` per line of its stdout. Returns 0
 //  when the command exited 0; -1 with `error` otherwise (could not start,
 //  exit status, signal, stopped).
-int exec_run (char *const *argv, exec_line_fn *fn, exec_stop_fn *stop, void *arg,
-              char *error, size_t error_size);
+int exec_run (char *const *argv, exec_line_fn *fn, exec_stop_fn *stop, void *arg, char *error,
+              size_t error_size);
 
 //  Packs a JSON value as msgpack (objects with sorted keys).
 void exec_pack_json (msgpack_packer *pk, json_t *value);

@@ -22,8 +22,7 @@ const char *fake_ingestd_endpoint (fake_ingestd_t *self);
 size_t fake_ingestd_count (fake_ingestd_t *self);
 //  Decodes record `index` into `record` (pointing into `zone`); asserts
 //  that it is valid.
-void fake_ingestd_record (fake_ingestd_t *self, size_t index, record_t *record,
-                          msgpack_zone *zone);
+void fake_ingestd_record (fake_ingestd_t *self, size_t index, record_t *record, msgpack_zone *zone);
 //  Records of `kind` received so far.
 size_t fake_ingestd_count_kind (fake_ingestd_t *self, const char *kind);
 void fake_ingestd_clear (fake_ingestd_t *self);

@@ -31,7 +31,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#define S_NO_SINCE      GITPOOL_NO_SINCE
+#define S_NO_SINCE GITPOOL_NO_SINCE
 
 //  Settings from the config (section collectord)
 static struct {
@@ -45,17 +45,15 @@ static struct {
 
 static const config_option_t s_options[] = {
     {"branch", CONFIG_LIST, NULL,
-     "git: branches (or any ref names) to collect; default every ref and HEAD",
-     &s_settings.branch},
+     "git: branches (or any ref names) to collect; default every ref and HEAD", &s_settings.branch},
     {"since", CONFIG_STRING, NULL,
      "git: only commits committed at or after this: 2024-01-31, 2024-01-31T12:00:00+02:00, "
      "@UNIX_SECONDS, or an age: 90d, 12w, 36h",
      &s_settings.since},
-    {"max_commits", CONFIG_INT, "0", "git: at most this many commits per run, newest first; 0 = all",
-     &s_settings.max_commits},
+    {"max_commits", CONFIG_INT, "0",
+     "git: at most this many commits per run, newest first; 0 = all", &s_settings.max_commits},
     {"source", CONFIG_STRING, NULL,
-     "git: the records' src; default the repository's absolute git directory",
-     &s_settings.source},
+     "git: the records' src; default the repository's absolute git directory", &s_settings.source},
     {"cache_size", CONFIG_SIZE, "128M",
      "git: memory for objects read (libgit2's cache: trees and blobs are read again by the "
      "next commit)",
@@ -76,8 +74,8 @@ typedef struct {
 } s_ref_t;
 
 typedef struct {
-    char *path;      //  as given
-    char *target;    //  its absolute path
+    char *path;   //  as given
+    char *target; //  its absolute path
     char *src;
     char *state_dir;
     char **branches;
@@ -134,8 +132,12 @@ s_parse_since (const char *text, int64_t now, int64_t *out)
         errno = 0;
         long long n = strtoll (text, &end, 10);
         if (!errno && end != text && end[0] && !end[1]) {
-            int64_t unit = end[0] == 's' ? 1 : end[0] == 'm' ? 60 : end[0] == 'h' ? 3600
-                         : end[0] == 'd' ? 86400 : end[0] == 'w' ? 7 * 86400 : 0;
+            int64_t unit = end[0] == 's'   ? 1
+                           : end[0] == 'm' ? 60
+                           : end[0] == 'h' ? 3600
+                           : end[0] == 'd' ? 86400
+                           : end[0] == 'w' ? 7 * 86400
+                                           : 0;
             if (!unit || n < 0 || n > INT64_MAX / unit / 2)
                 return -1;
             *out = now - n * unit;
@@ -146,8 +148,8 @@ s_parse_since (const char *text, int64_t now, int64_t *out)
     const char *p = text;
     struct tm tm = {0};
     int year, mon, day, hour = 0, min = 0, sec = 0;
-    if (s_parse_int (&p, 4, &year) || *p++ != '-' || s_parse_int (&p, 2, &mon) || *p++ != '-'
-        || s_parse_int (&p, 2, &day))
+    if (s_parse_int (&p, 4, &year) || *p++ != '-' || s_parse_int (&p, 2, &mon) || *p++ != '-' ||
+        s_parse_int (&p, 2, &day))
         return -1;
     if (*p == 'T' || *p == ' ') {
         p++;
@@ -223,8 +225,8 @@ static void *
 s_open (const collector_env_t *env, char *error, size_t size)
 {
     if (env->nargs != 1) {
-        snprintf (error, size, "%s", env->nargs ? "one repository path, please"
-                                                : "the repository path is missing");
+        snprintf (error, size, "%s",
+                  env->nargs ? "one repository path, please" : "the repository path is missing");
         return NULL;
     }
     const char *path = env->args[0];
@@ -262,8 +264,9 @@ s_open (const collector_env_t *env, char *error, size_t size)
         self->branches[i] = strdup (s_settings.branch[i]);
     int64_t since;
     if (self->since && s_parse_since (self->since, time (NULL), &since)) {
-        snprintf (error, size, "collectord.since: bad value \"%s\" (expected 2024-01-31, "
-                               "2024-01-31T12:00:00Z, @1700000000 or an age like 90d)",
+        snprintf (error, size,
+                  "collectord.since: bad value \"%s\" (expected 2024-01-31, "
+                  "2024-01-31T12:00:00Z, @1700000000 or an age like 90d)",
                   self->since);
         s_close ((void **) &self);
         return NULL;
@@ -445,8 +448,7 @@ s_selected (s_git_t *self, const char *refname)
             git_reference_free (ref);
             if (same)
                 return true;
-        }
-        else
+        } else
             git_error_clear ();
     }
     return false;
@@ -540,9 +542,8 @@ s_load_state (s_git_t *self)
                 long long old = strtoll (entry + 6, &end, 10);
                 valid = !*end && self->since_used != S_NO_SINCE && self->since_used >= old;
             }
-        }
-        else if (strncmp (entry, "tip ", 4) == 0
-                 && git_oid_fromstr (&self->old_tips[self->nold], entry + 4) == 0)
+        } else if (strncmp (entry, "tip ", 4) == 0 &&
+                   git_oid_fromstr (&self->old_tips[self->nold], entry + 4) == 0)
             self->nold++;
     }
     if (!valid && self->nold) {
@@ -583,8 +584,8 @@ s_commit (void *handle, char *error, size_t size)
         for (size_t t = 0; keep && t < self->ntips; t++)
             keep = !git_oid_equal (&self->old_tips[i], &self->tips[t]);
         if (keep && self->repo && self->ntips) {
-            int reached = git_graph_reachable_from_any (self->repo, &self->old_tips[i],
-                                                        self->tips, self->ntips);
+            int reached = git_graph_reachable_from_any (self->repo, &self->old_tips[i], self->tips,
+                                                        self->ntips);
             keep = reached == 0;
             git_error_clear ();
         }
@@ -887,14 +888,13 @@ s_collect (void *handle, session_t *session, char *error, size_t size)
     git_oid *oids;
     size_t count;
     int walked = git_repository_is_shallow (self->repo)
-                   ? s_walk_shallow (self, &oids, &count, error, size)
-                   : s_walk (self, &oids, &count, error, size);
+                     ? s_walk_shallow (self, &oids, &count, error, size)
+                     : s_walk (self, &oids, &count, error, size);
     if (walked)
         return -1;
     size_t walked_count = count;
     bool truncated = false;
-    if (self->max_commits && self->since_used == S_NO_SINCE
-        && count > (size_t) self->max_commits) {
+    if (self->max_commits && self->since_used == S_NO_SINCE && count > (size_t) self->max_commits) {
         //  The newest max_commits, without diffing the others
         count = (size_t) self->max_commits;
         truncated = true;
@@ -917,24 +917,20 @@ s_collect (void *handle, session_t *session, char *error, size_t size)
         if (session_interrupted (session)) {
             snprintf (error, size, "interrupted");
             rc = -1;
-        }
-        else if (r->status == GITPOOL_FAILED) {
+        } else if (r->status == GITPOOL_FAILED) {
             snprintf (error, size, "%s", r->error);
             rc = -1;
-        }
-        else if (r->status == GITPOOL_OLDER)
+        } else if (r->status == GITPOOL_OLDER)
             older++;
         else if (r->status == GITPOOL_UNREADABLE) {
             //  e.g. a malformed signature libgit2 refuses to parse
             log_error ("git.commit_unreadable", "sha=%s error=\"%s\"",
                        git_oid_tostr (hex, sizeof hex, r->oid), r->error);
             skipped++;
-        }
-        else if (self->max_commits && sent == (uint64_t) self->max_commits) {
+        } else if (self->max_commits && sent == (uint64_t) self->max_commits) {
             truncated = true;
             break;
-        }
-        else {
+        } else {
             if (r->trimmed)
                 log_warn ("git.commit_trimmed", "sha=%s reason=\"over the record size limit\"",
                           git_oid_tostr (hex, sizeof hex, r->oid));
@@ -946,14 +942,12 @@ s_collect (void *handle, session_t *session, char *error, size_t size)
                 log_error ("git.commit_unsendable", "sha=%s reason=\"%s\"",
                            git_oid_tostr (hex, sizeof hex, r->oid), session_detail (session));
                 skipped++;
-            }
-            else if (sent_rc < 0) {
-                snprintf (error, size, "%s", session_interrupted (session)
-                                                 ? "interrupted"
-                                                 : "ingestd did not acknowledge (give_up)");
+            } else if (sent_rc < 0) {
+                snprintf (error, size, "%s",
+                          session_interrupted (session) ? "interrupted"
+                                                        : "ingestd did not acknowledge (give_up)");
                 rc = -1;
-            }
-            else
+            } else
                 sent++;
         }
         progress_update (progress, done);
@@ -971,33 +965,26 @@ s_collect (void *handle, session_t *session, char *error, size_t size)
             log_error ("git.ref_unsendable", "name=\"%s\" reason=\"%s\"", self->refs[i].name,
                        session_detail (session));
         else if (ref_rc < 0) {
-            snprintf (error, size, "%s", session_interrupted (session)
-                                             ? "interrupted"
-                                             : "ingestd did not acknowledge (give_up)");
+            snprintf (error, size, "%s",
+                      session_interrupted (session) ? "interrupted"
+                                                    : "ingestd did not acknowledge (give_up)");
             return -1;
         }
     }
     self->complete = !truncated;
-    log_info ("git.collected", "commits=%" PRIu64 " walked=%zu older_than_since=%" PRIu64
-              " skipped=%" PRIu64 " refs=%zu hidden_tips=%zu truncated=%s",
+    log_info ("git.collected",
+              "commits=%" PRIu64 " walked=%zu older_than_since=%" PRIu64 " skipped=%" PRIu64
+              " refs=%zu hidden_tips=%zu truncated=%s",
               sent, walked_count, older, skipped, self->nrefs, self->nold,
               truncated ? "yes" : "no");
     return 0;
 }
 
 const collector_t git_collector = {
-    "git",
-    "REPO_PATH",
-    "git history: commits with numstat, branches, tags (libgit2)",
-    false,
-    s_options,
-    s_open,
-    s_close,
-    s_source,
-    s_target,
-    s_pack_config,
-    s_collect,
-    s_commit,
+    "git",         "REPO_PATH", "git history: commits with numstat, branches, tags (libgit2)",
+    false,         s_options,   s_open,
+    s_close,       s_source,    s_target,
+    s_pack_config, s_collect,   s_commit,
 };
 
 //  ---------------------------------------------------------------------------
@@ -1011,8 +998,7 @@ s_sh (const char *dir, const char *script)
                       "cd '%s' && export GIT_CONFIG_NOSYSTEM=1 HOME=/nonexistent "
                       "GIT_AUTHOR_NAME=Ann GIT_AUTHOR_EMAIL=ann@x GIT_COMMITTER_NAME=Cy "
                       "GIT_COMMITTER_EMAIL=cy@x && (%s) > /dev/null 2>&1",
-                      dir, script)
-            > 0);
+                      dir, script) > 0);
     int rc = system (cmd);
     if (rc)
         fprintf (stderr, "failed: %s\n", cmd);
@@ -1043,9 +1029,8 @@ s_run (void *handle, session_t *session, fake_ingestd_t *fake)
 {
     fake_ingestd_clear (fake);
     char error[512] = "";
-    assert (session_begin (session, s_source (handle), s_target (handle), s_pack_config,
-                           handle)
-            == 0);
+    assert (session_begin (session, s_source (handle), s_target (handle), s_pack_config, handle) ==
+            0);
     int rc = s_collect (handle, session, error, sizeof error);
     if (rc)
         fprintf (stderr, "collect: %s\n", error);
@@ -1063,8 +1048,8 @@ s_find_commit (fake_ingestd_t *fake, msgpack_zone *zone, const char *sha)
         record_t rec;
         fake_ingestd_record (fake, i, &rec, zone);
         record_str_t s;
-        if (record_str_eq (rec.kind, "git.commit") && record_field_str (rec.body, "sha", &s)
-            && record_str_eq (s, sha))
+        if (record_str_eq (rec.kind, "git.commit") && record_field_str (rec.body, "sha", &s) &&
+            record_str_eq (s, sha))
             return rec.body;
     }
     return NULL;
@@ -1106,8 +1091,7 @@ git_collector_test (bool verbose)
                                "git commit -q -m side && git checkout -q main && "
                                "git merge -q --no-ff -m merge side && "
                                "git -c i18n.commitEncoding=ISO-8859-1 commit -q --allow-empty "
-                               "-m \"$(printf 'na\\357ve')\"")
-            > 0);
+                               "-m \"$(printf 'na\\357ve')\"") > 0);
     s_sh (dir, script);
     free (script);
 
@@ -1140,8 +1124,8 @@ git_collector_test (bool verbose)
     free (gitdir);
 
     fake_ingestd_t *fake = fake_ingestd_new ();
-    session_config_t config = {"git", "test", {fake_ingestd_endpoint (fake), 3, 0, 4, 5000, 10000},
-                               PROGRESS_OFF, 1000};
+    session_config_t config = {
+        "git", "test", {fake_ingestd_endpoint (fake), 3, 0, 4, 5000, 10000}, PROGRESS_OFF, 1000};
     session_t *session = session_new (&config);
     assert (s_run (handle, session, fake) == 6);
     assert (fake_ingestd_count_kind (fake, "git.branch") == 2);
@@ -1155,13 +1139,15 @@ git_collector_test (bool verbose)
     assert (body);
     record_str_t s;
     assert (record_field_str (body, "author_name", &s) && record_str_eq (s, "J\xEF\xBF\xBDrgen"));
-    assert (record_field_str (body, "message", &s) && record_str_eq (s, "caf\xEF\xBF\xBD\n\nbody\n"));
+    assert (record_field_str (body, "message", &s) &&
+            record_str_eq (s, "caf\xEF\xBF\xBD\n\nbody\n"));
     const msgpack_object *raw = record_field (body, "raw");
     const msgpack_object *orig = raw ? record_field (raw, "author_name") : NULL;
-    assert (orig && orig->type == MSGPACK_OBJECT_BIN && orig->via.bin.size == 6
-            && memcmp (orig->via.bin.ptr, "J\xFCrgen", 6) == 0);
+    assert (orig && orig->type == MSGPACK_OBJECT_BIN && orig->via.bin.size == 6 &&
+            memcmp (orig->via.bin.ptr, "J\xFCrgen", 6) == 0);
     orig = record_field (raw, "message");
-    assert (orig && orig->via.bin.size == 11 && memcmp (orig->via.bin.ptr, "caf\351\n\nbody\n", 11) == 0);
+    assert (orig && orig->via.bin.size == 11 &&
+            memcmp (orig->via.bin.ptr, "caf\351\n\nbody\n", 11) == 0);
     assert (!record_field (raw, "author_email"));
     int64_t n;
     assert (record_field_int (body, "author_time", &n) && n == 1700000000);
@@ -1184,8 +1170,8 @@ git_collector_test (bool verbose)
     assert (!record_field (body, "raw"));
     char *line = s_git_line (repo, "log -1 --format=%at/%ct v1~1");
     int64_t at, ct;
-    assert (record_field_int (body, "author_time", &at)
-            && record_field_int (body, "committer_time", &ct));
+    assert (record_field_int (body, "author_time", &at) &&
+            record_field_int (body, "committer_time", &ct));
     char expect[64];
     snprintf (expect, sizeof expect, "%" PRId64 "/%" PRId64, at, ct);
     assert (strcmp (line, expect) == 0);

@@ -51,13 +51,13 @@ struct _gitdiff_t {
     size_t nfiles, cap;
     char *arena;
     size_t arena_size, arena_cap;
-    char *path;             //  the directory being walked, then a file's path
+    char *path; //  the directory being walked, then a file's path
     size_t path_cap;
     uint64_t insertions, deletions;
     bool parent_missing;
-    int64_t big_file;       //  core.bigFileThreshold
-    zhash_t *attrs;         //  path -> s_attr_t (as a pointer-sized integer)
-    int error;              //  first libgit2 error of the walk
+    int64_t big_file; //  core.bigFileThreshold
+    zhash_t *attrs;   //  path -> s_attr_t (as a pointer-sized integer)
+    int error;        //  first libgit2 error of the walk
 };
 
 gitdiff_t *
@@ -125,10 +125,12 @@ s_entry_cmp (const git_tree_entry *a, const git_tree_entry *b)
     int c = memcmp (na, nb, len);
     if (c)
         return c;
-    int ca = la > len ? (unsigned char) na[len]
-                      : git_tree_entry_type (a) == GIT_OBJECT_TREE ? '/' : 0;
-    int cb = lb > len ? (unsigned char) nb[len]
-                      : git_tree_entry_type (b) == GIT_OBJECT_TREE ? '/' : 0;
+    int ca = la > len                                     ? (unsigned char) na[len]
+             : git_tree_entry_type (a) == GIT_OBJECT_TREE ? '/'
+                                                          : 0;
+    int cb = lb > len                                     ? (unsigned char) nb[len]
+             : git_tree_entry_type (b) == GIT_OBJECT_TREE ? '/'
+                                                          : 0;
     return ca - cb;
 }
 
@@ -224,8 +226,8 @@ s_load (gitdiff_t *self, const git_tree_entry *entry, s_side_t *side)
 static bool
 s_sniff_binary (const s_side_t *side)
 {
-    return side->big
-        || memchr (side->data, 0, side->len < S_FIRST_FEW_BYTES ? side->len : S_FIRST_FEW_BYTES);
+    return side->big ||
+           memchr (side->data, 0, side->len < S_FIRST_FEW_BYTES ? side->len : S_FIRST_FEW_BYTES);
 }
 
 static int
@@ -251,7 +253,7 @@ s_file (gitdiff_t *self, size_t path_len, const git_tree_entry *old, const git_t
         return;
     }
     s_side_t a, b;
-    bool same = old && new && git_oid_equal (git_tree_entry_id (old), git_tree_entry_id (new));
+    bool same = old && new &&git_oid_equal (git_tree_entry_id (old), git_tree_entry_id (new));
     if (s_load (self, old, &a) || (!same && s_load (self, new, &b))) {
         if (!self->error)
             self->error = -1;
@@ -327,16 +329,14 @@ s_walk (gitdiff_t *self, size_t dir_len, const git_tree *old, const git_tree *ne
         if (c < 0) {
             s_one_side (self, dir_len, a, false);
             i++;
-        }
-        else if (c > 0) {
+        } else if (c > 0) {
             s_one_side (self, dir_len, b, true);
             j++;
-        }
-        else {
+        } else {
             i++;
             j++;
-            if (git_oid_equal (git_tree_entry_id (a), git_tree_entry_id (b))
-                && git_tree_entry_filemode (a) == git_tree_entry_filemode (b))
+            if (git_oid_equal (git_tree_entry_id (a), git_tree_entry_id (b)) &&
+                git_tree_entry_filemode (a) == git_tree_entry_filemode (b))
                 continue;
             size_t len = s_path_push (self, dir_len, a);
             if (git_tree_entry_type (a) != GIT_OBJECT_TREE) {
@@ -378,8 +378,7 @@ gitdiff_commit (gitdiff_t *self, const git_commit *commit)
             self->parent_missing = true;
             git_error_clear ();
             rc = 0;
-        }
-        else if (rc == 0)
+        } else if (rc == 0)
             rc = git_commit_tree (&old_tree, parent);
         git_commit_free (parent);
     }
@@ -444,8 +443,7 @@ s_git (const char *repo, const char *script)
                       "cd '%s' && export GIT_AUTHOR_NAME=A GIT_AUTHOR_EMAIL=a@x "
                       "GIT_COMMITTER_NAME=C GIT_COMMITTER_EMAIL=c@x GIT_CONFIG_NOSYSTEM=1 "
                       "HOME=/nonexistent && (%s) > /dev/null 2>&1",
-                      repo, script)
-            > 0);
+                      repo, script) > 0);
     int rc = system (cmd);
     if (rc != 0)
         fprintf (stderr, "failed: %s\n", cmd);
@@ -464,11 +462,12 @@ s_check_commit (gitdiff_t *diff, git_repository *repo, const char *dir, const ch
     assert (git_commit_lookup (&commit, repo, &oid) == 0);
     assert (gitdiff_commit (diff, commit) == 0);
     char *cmd;
-    const char *base = git_commit_parentcount (commit) ? "%s^" : "4b825dc642cb6eb9a060e54bf8d69288fbee4904";
+    const char *base =
+        git_commit_parentcount (commit) ? "%s^" : "4b825dc642cb6eb9a060e54bf8d69288fbee4904";
     char from[64];
     snprintf (from, sizeof from, base, sha);
-    assert (asprintf (&cmd, "git -C '%s' diff --numstat -z --no-renames %s %s", dir, from, sha)
-            > 0);
+    assert (asprintf (&cmd, "git -C '%s' diff --numstat -z --no-renames %s %s", dir, from, sha) >
+            0);
     FILE *out = popen (cmd, "r");
     assert (out);
     char buf[65536];
@@ -485,14 +484,14 @@ s_check_commit (gitdiff_t *diff, git_repository *repo, const char *dir, const ch
         assert (tab2);
         gitdiff_file_t f = gitdiff_file (diff, index);
         if (verbose)
-            fprintf (stderr, "  %s: git %.*s ours %llu %llu %s%s\n", sha, (int) (tab2 - field), field,
-                    (unsigned long long) f.insertions, (unsigned long long) f.deletions,
-                    f.binary ? "binary " : "", f.path);
-        assert (f.path_len == (size_t) (nul - tab2 - 1) && memcmp (f.path, tab2 + 1, f.path_len) == 0);
+            fprintf (stderr, "  %s: git %.*s ours %llu %llu %s%s\n", sha, (int) (tab2 - field),
+                     field, (unsigned long long) f.insertions, (unsigned long long) f.deletions,
+                     f.binary ? "binary " : "", f.path);
+        assert (f.path_len == (size_t) (nul - tab2 - 1) &&
+                memcmp (f.path, tab2 + 1, f.path_len) == 0);
         if (field[0] == '-') {
             assert (f.binary && f.insertions == 0 && f.deletions == 0);
-        }
-        else {
+        } else {
             assert (!f.binary);
             assert (f.insertions == strtoull (field, NULL, 10));
             assert (f.deletions == strtoull (tab1 + 1, NULL, 10));
@@ -520,9 +519,10 @@ gitdiff_test (bool verbose)
     s_git (dir, "printf 'a\\nB\\nc\\nd\\n' > t.txt && printf '\\000\\002bin' > b.bin && "
                 "printf 'y' > d/e/noeol && git mv a.txt renamed.txt && chmod +x empty && "
                 "git add -A && git commit -q -m change");
-    s_git (dir, "rm t.txt && ln -s renamed.txt empty2 && rm empty && ln -s t empty && "
-                "printf '1\\n2\\n' > \"$(printf 'sp ace\\303\\244')\" && printf 'text\\n' > b.bin && "
-                "git add -A && git commit -q -m typechange");
+    s_git (dir,
+           "rm t.txt && ln -s renamed.txt empty2 && rm empty && ln -s t empty && "
+           "printf '1\\n2\\n' > \"$(printf 'sp ace\\303\\244')\" && printf 'text\\n' > b.bin && "
+           "git add -A && git commit -q -m typechange");
     s_git (dir, "git checkout -q -b side HEAD~1 && printf 'side\\n' > side.txt && "
                 "git add -A && git commit -q -m side && git checkout -q main && "
                 "git merge -q --no-ff -m merge side");

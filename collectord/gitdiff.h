@@ -13,7 +13,7 @@
 #include <stdint.h>
 
 typedef struct {
-    const char *path;   //  valid until the next gitdiff_commit; raw bytes, not UTF-8-checked
+    const char *path; //  valid until the next gitdiff_commit; raw bytes, not UTF-8-checked
     size_t path_len;
     uint64_t insertions, deletions;
     bool binary;

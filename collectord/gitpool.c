@@ -24,11 +24,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#define S_CHUNK         32
-#define GITPOOL_AHEAD   512
-#define S_RECORD_ROOM   (4 * 1024 * 1024 - 16 * 1024)
-#define S_BODY_BUDGET   (3 * 1024 * 1024)
-#define S_MESSAGE_MAX   (1024 * 1024)
+#define S_CHUNK       32
+#define GITPOOL_AHEAD 512
+#define S_RECORD_ROOM (4 * 1024 * 1024 - 16 * 1024)
+#define S_BODY_BUDGET (3 * 1024 * 1024)
+#define S_MESSAGE_MAX (1024 * 1024)
 
 typedef struct {
     gitpool_result_t result;
@@ -53,12 +53,12 @@ struct _gitpool_t {
     const git_oid *oids;
     size_t count;
     s_slot_t *ring;
-    size_t next_chunk;  //  the next chunk to hand out
-    size_t taken;       //  results returned to the caller
+    size_t next_chunk; //  the next chunk to hand out
+    size_t taken;      //  results returned to the caller
     atomic_bool stop;
     pthread_mutex_t lock;
-    pthread_cond_t work;    //  slots were freed, or stop
-    pthread_cond_t done;    //  a result is ready
+    pthread_cond_t work; //  slots were freed, or stop
+    pthread_cond_t done; //  a result is ready
 };
 
 size_t
@@ -320,17 +320,14 @@ s_process (s_worker_t *w, size_t index, s_slot_t *slot)
                   git_oid_tostr (hex, sizeof hex, r->oid), e && e->message ? e->message : "?");
         r->status = GITPOOL_FAILED;
         r->error = slot->error;
-    }
-    else {
+    } else {
         //  Tighter limits until the record fits
-        static const size_t limits[][2] = {{SIZE_MAX, S_MESSAGE_MAX}, {1000, 64 * 1024},
-                                           {0, 4096}};
+        static const size_t limits[][2] = {{SIZE_MAX, S_MESSAGE_MAX}, {1000, 64 * 1024}, {0, 4096}};
         msgpack_packer pk;
         msgpack_packer_init (&pk, &slot->body, msgpack_sbuffer_write);
         for (size_t attempt = 0; attempt < 3; attempt++) {
             msgpack_sbuffer_clear (&slot->body);
-            size_t max_files = attempt ? limits[attempt][0]
-                                       : s_files_that_fit (w->diff, commit);
+            size_t max_files = attempt ? limits[attempt][0] : s_files_that_fit (w->diff, commit);
             r->trimmed = s_pack_commit (w, &pk, commit, max_files, limits[attempt][1]);
             if (slot->body.size <= S_RECORD_ROOM)
                 break;
@@ -421,15 +418,15 @@ s_make_repo (size_t commits)
     char *dir = selftest_tmpdir ("gitpool");
     char *cmd;
     //  fast-import: one file changed per commit, a huge commit at the end
-    assert (asprintf (&cmd,
-                      "cd '%s' && git init -q -b main . && "
-                      "for i in $(seq 1 %zu); do "
-                      "printf 'commit refs/heads/main\\ncommitter C <c@x> %%d +0000\\n"
-                      "data 2\\nm\\n' $((1600000000 + i)); "
-                      "printf 'M 100644 inline f%%d\\ndata 2\\n%%d\\n\\n' $((i %% 7)) $((i %% 10)); "
-                      "done | git fast-import --quiet",
-                      dir, commits)
-            > 0);
+    assert (
+        asprintf (&cmd,
+                  "cd '%s' && git init -q -b main . && "
+                  "for i in $(seq 1 %zu); do "
+                  "printf 'commit refs/heads/main\\ncommitter C <c@x> %%d +0000\\n"
+                  "data 2\\nm\\n' $((1600000000 + i)); "
+                  "printf 'M 100644 inline f%%d\\ndata 2\\n%%d\\n\\n' $((i %% 7)) $((i %% 10)); "
+                  "done | git fast-import --quiet",
+                  dir, commits) > 0);
     assert (system (cmd) == 0);
     free (cmd);
     return dir;
@@ -475,8 +472,8 @@ gitpool_test (bool verbose)
             assert (r->status == GITPOOL_COMMIT && r->body_len > 0);
             msgpack_unpacked msg;
             msgpack_unpacked_init (&msg);
-            assert (msgpack_unpack_next (&msg, r->body, r->body_len, NULL)
-                    == MSGPACK_UNPACK_SUCCESS);
+            assert (msgpack_unpack_next (&msg, r->body, r->body_len, NULL) ==
+                    MSGPACK_UNPACK_SUCCESS);
             assert (msg.data.type == MSGPACK_OBJECT_MAP);
             //  sha first, equal to the commit's
             char hex[GIT_OID_HEXSZ + 1];

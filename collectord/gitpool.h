@@ -29,10 +29,10 @@ typedef enum {
 typedef struct {
     gitpool_status_t status;
     const git_oid *oid;
-    int64_t ts;             //  committer time, ns
-    const char *body;       //  msgpack map
+    int64_t ts;       //  committer time, ns
+    const char *body; //  msgpack map
     size_t body_len;
-    bool trimmed;           //  files or message cut to fit a record
+    bool trimmed; //  files or message cut to fit a record
     const char *error;
 } gitpool_result_t;
 

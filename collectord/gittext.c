@@ -69,8 +69,8 @@ s_convert (gittext_t *self, const char *encoding, const char *s, size_t len, utf
     }
     char *in = (char *) s, *out = buf->data;
     size_t in_left = len, out_left = room;
-    if (iconv (self->iconv, &in, &in_left, &out, &out_left) == (size_t) -1
-        || iconv (self->iconv, NULL, NULL, &out, &out_left) == (size_t) -1)
+    if (iconv (self->iconv, &in, &in_left, &out, &out_left) == (size_t) -1 ||
+        iconv (self->iconv, NULL, NULL, &out, &out_left) == (size_t) -1)
         return false;
     buf->size = room - out_left;
     buf->data[buf->size] = 0;

@@ -12,7 +12,7 @@
 #define GITTEXT_SLOTS 8
 
 typedef struct {
-    const char *ptr;  //  what to send: the bytes given, or a slot's buffer
+    const char *ptr; //  what to send: the bytes given, or a slot's buffer
     size_t len;
     const char *orig; //  the bytes given
     size_t orig_len;

@@ -47,8 +47,8 @@ host_parse_stat (const char *text, host_snapshot_t *snap)
     if (!line)
         return -1;
     unsigned long long v[8] = {0};
-    int n = sscanf (line + 4, "%llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2],
-                    &v[3], &v[4], &v[5], &v[6], &v[7]);
+    int n = sscanf (line + 4, "%llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
+                    &v[4], &v[5], &v[6], &v[7]);
     if (n < 4)
         return -1;
     //  guest and guest_nice are already counted in user and nice
@@ -157,8 +157,7 @@ host_parse_diskstats (const char *text, host_snapshot_t *snap)
         s_disk_t d;
         unsigned long long reads, rmerged, ms, writes, wmerged;
         if (sscanf (line, " %u %u %63s %llu %llu %llu %llu %llu %llu %llu", &major, &minor, d.name,
-                    &reads, &rmerged, &d.read, &ms, &writes, &wmerged, &d.written)
-            == 10) {
+                    &reads, &rmerged, &d.read, &ms, &writes, &wmerged, &d.written) == 10) {
             if (count == cap) {
                 cap = cap ? cap * 2 : 32;
                 disks = realloc (disks, cap * sizeof *disks);
@@ -203,8 +202,7 @@ host_parse_netdev (const char *text, host_snapshot_t *snap)
                 name++;
             unsigned long long v[9];
             if (sscanf (colon + 1, "%llu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1],
-                        &v[2], &v[3], &v[4], &v[5], &v[6], &v[7], &v[8])
-                == 9) {
+                        &v[2], &v[3], &v[4], &v[5], &v[6], &v[7], &v[8]) == 9) {
                 interfaces++;
                 if (!(colon - name == 2 && strncmp (name, "lo", 2) == 0)) {
                     snap->net_rx += v[0];
@@ -275,7 +273,7 @@ static void
 s_value (host_value_t *out, size_t *n, const char *name, double value, const char *unit)
 {
     assert (*n < HOST_VALUES_MAX);
-    out[(*n)++] = (host_value_t) {name, value, unit};
+    out[(*n)++] = (host_value_t){name, value, unit};
 }
 
 //  A counter's increase per second; false when it went backwards
@@ -299,8 +297,8 @@ host_values (const host_snapshot_t *prev, const host_snapshot_t *cur, host_value
         uint64_t c_sys = cur->system + cur->irq + cur->softirq;
         uint64_t p_total = p_user + p_sys + prev->idle + prev->iowait + prev->steal;
         uint64_t c_total = c_user + c_sys + cur->idle + cur->iowait + cur->steal;
-        if (c_total > p_total && c_user >= p_user && c_sys >= p_sys
-            && cur->iowait >= prev->iowait) {
+        if (c_total > p_total && c_user >= p_user && c_sys >= p_sys &&
+            cur->iowait >= prev->iowait) {
             double total = (double) (c_total - p_total);
             s_value (out, &n, "host.cpu.user", 100.0 * (double) (c_user - p_user) / total,
                      "percent");
@@ -499,8 +497,10 @@ host_run (host_t *self, intake_client_t *client)
             next = now + self->interval_ms;
         int n = host_sample (self, now * 1000000, util_now_ns (), s_send, client);
         if (n < 0) {
-            log_error ("host.sample_failed", "proc=%s detail=\"no /proc file could be read, or "
-                       "ingestd did not acknowledge\"", self->proc_root);
+            log_error ("host.sample_failed",
+                       "proc=%s detail=\"no /proc file could be read, or "
+                       "ingestd did not acknowledge\"",
+                       self->proc_root);
             return -1;
         }
         //  A sample is a handful of records: send it now rather than wait
@@ -516,13 +516,11 @@ host_run (host_t *self, intake_client_t *client)
 //  ---------------------------------------------------------------------------
 //  Self-test
 
-static const char s_stat_a[] =
-    "cpu  1000 50 300 8000 100 10 20 5 7 0\n"
-    "cpu0 500 25 150 4000 50 5 10 2 0 0\n"
-    "intr 12345\nctxt 999\n";
-static const char s_stat_b[] =
-    "cpu  1130 70 360 8700 140 15 25 10 9 0\n"
-    "cpu0 565 35 180 4350 70 7 12 5 0 0\n";
+static const char s_stat_a[] = "cpu  1000 50 300 8000 100 10 20 5 7 0\n"
+                               "cpu0 500 25 150 4000 50 5 10 2 0 0\n"
+                               "intr 12345\nctxt 999\n";
+static const char s_stat_b[] = "cpu  1130 70 360 8700 140 15 25 10 9 0\n"
+                               "cpu0 565 35 180 4350 70 7 12 5 0 0\n";
 static const char s_meminfo[] = "MemTotal:       16318360 kB\n"
                                 "MemFree:         1000000 kB\n"
                                 "MemAvailable:    8159180 kB\n"
@@ -629,8 +627,7 @@ s_sink (void *arg, const void *data, size_t size)
     msgpack_zone_init (&zone, 4096);
     char detail[256];
     assert (record_decode (&record, &zone, data, size, &record_default_limits, detail,
-                           sizeof detail)
-            == REJECT_NONE);
+                           sizeof detail) == REJECT_NONE);
     assert (record_str_eq (record.kind, "metric"));
     record_str_t name, unit;
     assert (record_field_str (record.body, "name", &name));
@@ -747,8 +744,8 @@ s_fake_intake (zsock_t *pipe, void *arg)
         assert (zframe_streq (signature, "OI/1") && zframe_streq (command, "BATCH"));
         uint32_t n = (uint32_t) zmsg_size (msg);
         *records += n;
-        uint8_t counts[8] = {(uint8_t) (n >> 24), (uint8_t) (n >> 16), (uint8_t) (n >> 8),
-                             (uint8_t) n, 0, 0, 0, 0};
+        uint8_t counts[8] = {
+            (uint8_t) (n >> 24), (uint8_t) (n >> 16), (uint8_t) (n >> 8), (uint8_t) n, 0, 0, 0, 0};
         zmsg_t *ack = zmsg_new ();
         zmsg_append (ack, &identity);
         zmsg_addstr (ack, "OI/1");
@@ -773,8 +770,8 @@ host_test (bool verbose)
     //  Parsers
     host_snapshot_t a = {0}, b = {0};
     assert (host_parse_stat (s_stat_a, &a) == 0);
-    assert (a.user == 1000 && a.nice == 50 && a.system == 300 && a.idle == 8000 && a.iowait == 100
-            && a.irq == 10 && a.softirq == 20 && a.steal == 5);
+    assert (a.user == 1000 && a.nice == 50 && a.system == 300 && a.idle == 8000 &&
+            a.iowait == 100 && a.irq == 10 && a.softirq == 20 && a.steal == 5);
     assert (host_parse_meminfo (s_meminfo, &a) == 0);
     assert (a.mem_total == 16318360ull * 1024 && a.mem_available == 8159180ull * 1024);
     host_snapshot_t old = {0};
@@ -788,8 +785,8 @@ host_test (bool verbose)
     assert (a.disk_write == (30000ull + 2000 + 100 + 60) * 512);
     assert (host_parse_netdev (s_netdev_a, &a) == 0);
     assert (a.net_rx == 1002000 && a.net_tx == 304000);
-    assert (a.have == (HOST_HAVE_STAT | HOST_HAVE_MEM | HOST_HAVE_LOAD | HOST_HAVE_DISK
-                       | HOST_HAVE_NET));
+    assert (a.have ==
+            (HOST_HAVE_STAT | HOST_HAVE_MEM | HOST_HAVE_LOAD | HOST_HAVE_DISK | HOST_HAVE_NET));
     host_snapshot_t bad = {0};
     assert (host_parse_stat ("intr 1\n", &bad) == -1);
     assert (host_parse_meminfo ("nothing\n", &bad) == -1);
@@ -802,7 +799,7 @@ host_test (bool verbose)
     assert (s_is_partition_of ("mmcblk0p1", "mmcblk0") && !s_is_partition_of ("sda", "sda"));
 
     //  Values: first sample (gauges only), then deltas over 2 s
-    a.mono_ns = INT64_C(5000000000);
+    a.mono_ns = INT64_C (5000000000);
     host_value_t values[HOST_VALUES_MAX];
     size_t n = host_values (NULL, &a, values);
     assert (n == 6 && !s_has (values, n, "host.cpu.user") && !s_has (values, n, "host.net.rx"));
@@ -812,7 +809,7 @@ host_test (bool verbose)
     assert (host_parse_stat (s_stat_b, &b) == 0);
     assert (host_parse_diskstats (s_diskstats_b, &b) == 0);
     assert (host_parse_netdev (s_netdev_b, &b) == 0);
-    b.mono_ns = a.mono_ns + INT64_C(2000000000);
+    b.mono_ns = a.mono_ns + INT64_C (2000000000);
     n = host_values (&a, &b, values);
     assert (n == 13);
     //  ticks: user+nice 1050 -> 1200 (150), system+irq+softirq 330 -> 400
@@ -828,7 +825,7 @@ host_test (bool verbose)
     assert (s_near (s_find (values, n, "host.net.tx"), 25000));
     //  A counter that went backwards gives no value
     host_snapshot_t c = b;
-    c.mono_ns += INT64_C(1000000000);
+    c.mono_ns += INT64_C (1000000000);
     c.net_rx = 10;
     c.user = 0;
     n = host_values (&b, &c, values);
@@ -841,24 +838,24 @@ host_test (bool verbose)
     snprintf (net, sizeof net, "%s/net", dir);
     assert (util_mkdirs (net) == 0);
     s_fake_proc (dir, s_stat_a, s_diskstats_a, s_netdev_a);
-    host_t *host = host_new (&(host_config_t) {dir, "web-1", NULL, NULL, NULL, 1000, 2});
+    host_t *host = host_new (&(host_config_t){dir, "web-1", NULL, NULL, NULL, 1000, 2});
     s_sink_t sink = {zlist_new (), {0}, {{0}}, {0}, 0};
-    assert (host_sample (host, INT64_C(5000000000), INT64_C(1700000000000000000), s_sink, &sink)
-            == 6);
+    assert (host_sample (host, INT64_C (5000000000), INT64_C (1700000000000000000), s_sink,
+                         &sink) == 6);
     assert (s_sink_value (&sink, "host.mem.total") == 16318360.0 * 1024);
     assert (strcmp (sink.hosts[0], "web-1") == 0);
-    assert (sink.ts[0] == INT64_C(1700000000000000000));
+    assert (sink.ts[0] == INT64_C (1700000000000000000));
     s_sink_reset (&sink);
     s_fake_proc (dir, s_stat_b, s_diskstats_b, s_netdev_b);
-    assert (host_sample (host, INT64_C(7000000000), INT64_C(1700000002000000000), s_sink, &sink)
-            == 13);
+    assert (host_sample (host, INT64_C (7000000000), INT64_C (1700000002000000000), s_sink,
+                         &sink) == 13);
     assert (s_near (s_sink_value (&sink, "host.cpu.user"), 100.0 * 150 / 965));
     assert (s_near (s_sink_value (&sink, "host.net.rx"), 125000));
     assert (host_records (host) == 19);
     //  The values alone (for glue that packs its own records): nothing
     //  moved since, so no CPU share and zero rates
     assert (strcmp (host_hostname (host), "web-1") == 0 && host_interval_ms (host) == 1000);
-    assert (host_sample_values (host, INT64_C(9000000000), values) == 10);
+    assert (host_sample_values (host, INT64_C (9000000000), values) == 10);
     assert (!s_has (values, 10, "host.cpu.user") && s_find (values, 10, "host.net.rx") == 0);
     s_sink_reset (&sink);
     zlist_destroy (&sink.names);
@@ -869,9 +866,9 @@ host_test (bool verbose)
     size_t received = 0;
     zactor_t *fake = zactor_new (s_fake_intake, &received);
     char *endpoint = zstr_recv (fake);
-    intake_client_t *client = intake_client_new (&(intake_config_t) {endpoint, 0, 0, 0, 0, 0});
+    intake_client_t *client = intake_client_new (&(intake_config_t){endpoint, 0, 0, 0, 0, 0});
     assert (client);
-    host = host_new (&(host_config_t) {dir, "web-1", NULL, NULL, NULL, 50, 3});
+    host = host_new (&(host_config_t){dir, "web-1", NULL, NULL, NULL, 50, 3});
     int64_t started = util_mono_ms ();
     assert (host_run (host, client) == 0);
     assert (util_mono_ms () - started >= 100);
@@ -883,7 +880,7 @@ host_test (bool verbose)
     zactor_destroy (&fake);
     zstr_free (&endpoint);
     //  No /proc at all: an error, not a crash
-    host = host_new (&(host_config_t) {"/nonexistent", NULL, NULL, NULL, NULL, 0, 0});
+    host = host_new (&(host_config_t){"/nonexistent", NULL, NULL, NULL, NULL, 0, 0});
     assert (host_sample (host, 0, 0, s_sink, &sink) == -1);
     host_destroy (&host);
     selftest_rmtree (dir);

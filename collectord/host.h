@@ -32,11 +32,11 @@
 #include <stdint.h>
 
 //  What each file gave (host_snapshot_t.have)
-#define HOST_HAVE_STAT  1u
-#define HOST_HAVE_MEM   2u
-#define HOST_HAVE_LOAD  4u
-#define HOST_HAVE_DISK  8u
-#define HOST_HAVE_NET   16u
+#define HOST_HAVE_STAT 1u
+#define HOST_HAVE_MEM  2u
+#define HOST_HAVE_LOAD 4u
+#define HOST_HAVE_DISK 8u
+#define HOST_HAVE_NET  16u
 
 typedef struct {
     unsigned have;
@@ -82,13 +82,13 @@ size_t host_values (const host_snapshot_t *prev, const host_snapshot_t *cur, hos
 //  The collector
 
 typedef struct {
-    const char *proc_root;   //  default "/proc"
-    const char *hostname;    //  tag host= and default source; default gethostname ()
-    const char *source;      //  record src; default the hostname
-    const char *instance;    //  record col, e.g. "host@web-1"; default "host"
-    const char *run;         //  record run id; default "host-<pid>-<start time>"
-    int64_t interval_ms;     //  between samples; default 10000
-    int64_t samples;         //  samples to take, 0 = until interrupted
+    const char *proc_root; //  default "/proc"
+    const char *hostname;  //  tag host= and default source; default gethostname ()
+    const char *source;    //  record src; default the hostname
+    const char *instance;  //  record col, e.g. "host@web-1"; default "host"
+    const char *run;       //  record run id; default "host-<pid>-<start time>"
+    int64_t interval_ms;   //  between samples; default 10000
+    int64_t samples;       //  samples to take, 0 = until interrupted
 } host_config_t;
 
 typedef struct _host_t host_t;

@@ -26,8 +26,10 @@ static const config_option_t s_options[] = {
      &s_settings.samples},
     {"hostname", CONFIG_STRING, NULL, "host: the host= tag of the records (default the hostname)",
      &s_settings.hostname},
-    {"proc_root", CONFIG_STRING, "/proc", "host: where to read stat, meminfo, loadavg, diskstats "
-     "and net/dev", &s_settings.proc_root},
+    {"proc_root", CONFIG_STRING, "/proc",
+     "host: where to read stat, meminfo, loadavg, diskstats "
+     "and net/dev",
+     &s_settings.proc_root},
     {"source", CONFIG_STRING, NULL, "the records' src (host: default the hostname)",
      &s_settings.source},
     {NULL}};
@@ -51,18 +53,17 @@ s_open (const collector_env_t *env, char *error, size_t size)
         return NULL;
     }
     host_snapshot_t probe;
-    const char *proc = s_settings.proc_root && *s_settings.proc_root ? s_settings.proc_root
-                                                                      : "/proc";
+    const char *proc =
+        s_settings.proc_root && *s_settings.proc_root ? s_settings.proc_root : "/proc";
     if (host_snapshot_read (proc, &probe)) {
-        snprintf (error, size, "cannot read %s/stat, meminfo, loadavg, diskstats or net/dev",
-                  proc);
+        snprintf (error, size, "cannot read %s/stat, meminfo, loadavg, diskstats or net/dev", proc);
         return NULL;
     }
     s_host_t *self = calloc (1, sizeof *self);
     assert (self);
     self->samples = env->once && !s_settings.samples ? 1 : s_settings.samples;
     host_config_t config = {proc, s_settings.hostname, s_settings.source, env->instance,
-                            NULL, env->interval_ms, self->samples};
+                            NULL, env->interval_ms,    self->samples};
     self->host = host_new (&config);
     return self;
 }
@@ -173,18 +174,10 @@ s_commit (void *handle, char *error, size_t size)
 }
 
 const collector_t host_collector = {
-    "host",
-    "(none)",
-    "host metrics from /proc: cpu, memory, load, disk and network rates",
-    true,
-    s_options,
-    s_open,
-    s_close,
-    s_source,
-    s_target,
-    s_pack_config,
-    s_collect,
-    s_commit,
+    "host",        "(none)",  "host metrics from /proc: cpu, memory, load, disk and network rates",
+    true,          s_options, s_open,
+    s_close,       s_source,  s_target,
+    s_pack_config, s_collect, s_commit,
 };
 
 void
@@ -192,9 +185,8 @@ host_collector_test (bool verbose)
 {
     (void) verbose;
     fake_ingestd_t *fake = fake_ingestd_new ();
-    session_config_t config = {"host", "test", {fake_ingestd_endpoint (fake), 500, 0, 4, 5000,
-                                                10000},
-                               PROGRESS_OFF, 1000};
+    session_config_t config = {
+        "host", "test", {fake_ingestd_endpoint (fake), 500, 0, 4, 5000, 10000}, PROGRESS_OFF, 1000};
     session_t *session = session_new (&config);
     s_settings.samples = 2;
     s_settings.hostname = "test-host";
@@ -205,8 +197,8 @@ host_collector_test (bool verbose)
     void *handle = s_open (&env, error, sizeof error);
     assert (handle);
     assert (strcmp (s_source (handle), "test-host") == 0);
-    assert (session_begin (session, s_source (handle), s_target (handle), s_pack_config, handle)
-            == 0);
+    assert (session_begin (session, s_source (handle), s_target (handle), s_pack_config, handle) ==
+            0);
     int64_t start = util_mono_ms ();
     assert (s_collect (handle, session, error, sizeof error) == 0);
     assert (util_mono_ms () - start >= 45); //  two samples, one interval apart
@@ -222,8 +214,8 @@ host_collector_test (bool verbose)
         fake_ingestd_record (fake, i, &rec, &zone);
         record_str_t s;
         if (record_str_eq (rec.kind, "metric")) {
-            assert (rec.tags && record_field_str (rec.tags, "host", &s)
-                    && record_str_eq (s, "test-host"));
+            assert (rec.tags && record_field_str (rec.tags, "host", &s) &&
+                    record_str_eq (s, "test-host"));
             assert (record_str_eq (rec.src, "test-host"));
             assert (record_field_str (rec.body, "name", &s));
             saw_mem |= record_str_eq (s, "host.mem.total");

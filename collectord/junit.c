@@ -64,8 +64,7 @@ s_seconds (const char *text)
         if (*p == ',') {
             if (!grouping)
                 buf[n++] = '.';
-        }
-        else if (!isspace ((unsigned char) *p))
+        } else if (!isspace ((unsigned char) *p))
             buf[n++] = *p;
     }
     buf[n] = 0;
@@ -93,8 +92,7 @@ s_generic (const char *message)
 {
     if (!message || !*message)
         return true;
-    static const char *words[] = {"Failed", "failed", "Error", "error", "Skipped", "skipped",
-                                  NULL};
+    static const char *words[] = {"Failed", "failed", "Error", "error", "Skipped", "skipped", NULL};
     for (size_t i = 0; words[i]; i++)
         if (strcmp (message, words[i]) == 0)
             return true;
@@ -142,12 +140,12 @@ typedef struct {
 //  Text being gathered for a message
 typedef struct {
     bool on;
-    int depth;           //  of the element whose text it is
+    int depth; //  of the element whose text it is
     char *buf;
     size_t len;
-    bool use;            //  the text is the message (the attribute said nothing)
-    char *attr_message;  //  kept in case the text is empty
-    bool flaky;          //  it belongs to a flakyFailure/flakyError
+    bool use;           //  the text is the message (the attribute said nothing)
+    char *attr_message; //  kept in case the text is empty
+    bool flaky;         //  it belongs to a flakyFailure/flakyError
 } s_text_t;
 
 struct _junit_t {
@@ -156,7 +154,7 @@ struct _junit_t {
     junit_totals_t totals;
     //  One report
     const char *path;
-    char *basename;      //  file name without extension: the suite of last resort
+    char *basename; //  file name without extension: the suite of last resort
     int64_t mtime;
     s_frame_t *frames;
     size_t nframes, frames_cap;
@@ -272,8 +270,8 @@ s_emit (junit_t *self, const s_case_t *c)
 {
     if (self->stopped)
         return;
-    junit_case_t tc = {self->path, c->suite, c->class_name, c->name, s_status_names[c->status],
-                       c->duration, c->type, c->message, c->flaky, c->ts};
+    junit_case_t tc = {self->path,  c->suite, c->class_name, c->name,  s_status_names[c->status],
+                       c->duration, c->type,  c->message,    c->flaky, c->ts};
     junit_totals_t *t = &self->totals;
     t->total++;
     t->passed += c->status == S_PASSED;
@@ -292,8 +290,7 @@ s_key (const s_case_t *c)
 {
     char *key;
     assert (asprintf (&key, "%s\x1f%s\x1f%s", c->suite, c->class_name ? c->class_name : "",
-                      c->name)
-            > 0);
+                      c->name) > 0);
     return key;
 }
 
@@ -324,8 +321,7 @@ s_case_done (junit_t *self)
         }
         //  A rerun that failed again adds nothing to the first failure
         s_case_free (c);
-    }
-    else if ((c->status == S_FAILED || c->status == S_ERROR) && self->npending < S_PENDING_MAX) {
+    } else if ((c->status == S_FAILED || c->status == S_ERROR) && self->npending < S_PENDING_MAX) {
         if (self->npending == self->pending_cap) {
             self->pending_cap = self->pending_cap ? self->pending_cap * 2 : 64;
             self->pending = realloc (self->pending, self->pending_cap * sizeof *self->pending);
@@ -334,8 +330,7 @@ s_case_done (junit_t *self)
         self->pending[self->npending++] = *c;
         memset (c, 0, sizeof *c);
         zhashx_insert (self->pending_index, key, (void *) (uintptr_t) self->npending);
-    }
-    else {
+    } else {
         s_emit (self, c);
         s_case_free (c);
     }
@@ -441,8 +436,7 @@ s_outcome (junit_t *self, xmlTextReaderPtr reader, const char *name, int depth, 
     else if (strcmp (name, "flakyFailure") == 0 || strcmp (name, "flakyError") == 0) {
         status = S_PASSED;
         flaky = true;
-    }
-    else
+    } else
         return; //  rerunFailure, rerunError: the <failure> beside them says it
     char *type = s_attr (reader, "type");
     if (type && !*type) {
@@ -458,8 +452,7 @@ s_outcome (junit_t *self, xmlTextReaderPtr reader, const char *name, int depth, 
             return;
         }
         self->flaky_type = type;
-    }
-    else {
+    } else {
         //  The first outcome decides; a skip never hides a failure
         if (c->status != S_PASSED || (c->message && status == S_SKIPPED)) {
             free (type);
@@ -523,12 +516,10 @@ s_text_end (junit_t *self)
     free (*target);
     if (*text) {
         *target = text;
-    }
-    else {
+    } else {
         free (text);
         *target = t->attr_message && *t->attr_message
-                      ? s_trimmed_dup (t->attr_message, strlen (t->attr_message),
-                                       JUNIT_MESSAGE_MAX)
+                      ? s_trimmed_dup (t->attr_message, strlen (t->attr_message), JUNIT_MESSAGE_MAX)
                       : NULL;
     }
     free (t->attr_message);
@@ -587,27 +578,23 @@ junit_read_file (junit_t *self, const char *path, char *error, size_t error_size
                 s_push_frame (self, reader, depth);
                 if (empty)
                     s_pop_frame (self);
-            }
-            else if (strcmp (name, "testcase") == 0 && !self->in_case) {
+            } else if (strcmp (name, "testcase") == 0 && !self->in_case) {
                 s_start_case (self, reader, depth);
                 if (empty)
                     s_case_done (self);
             }
-            if (!self->text.on
-                && (strcmp (name, "system-out") == 0 || strcmp (name, "system-err") == 0
-                    || strcmp (name, "properties") == 0))
+            if (!self->text.on &&
+                (strcmp (name, "system-out") == 0 || strcmp (name, "system-err") == 0 ||
+                 strcmp (name, "properties") == 0))
                 skip = true;
-        }
-        else if (type == XML_READER_TYPE_END_ELEMENT) {
+        } else if (type == XML_READER_TYPE_END_ELEMENT) {
             if (self->text.on && depth == self->text.depth)
                 s_text_end (self);
             else if (self->in_case && depth == self->case_depth)
                 s_case_done (self);
             else if (self->nframes && depth == self->frames[self->nframes - 1].depth)
                 s_pop_frame (self);
-        }
-        else if ((type == XML_READER_TYPE_TEXT || type == XML_READER_TYPE_CDATA)
-                 && self->text.on)
+        } else if ((type == XML_READER_TYPE_TEXT || type == XML_READER_TYPE_CDATA) && self->text.on)
             s_text_append (self, (const char *) xmlTextReaderConstValue (reader));
         ret = skip ? xmlTextReaderNext (reader) : xmlTextReaderRead (reader);
     }
@@ -621,8 +608,7 @@ junit_read_file (junit_t *self, const char *path, char *error, size_t error_size
         snprintf (error, error_size, "%s:%d: %s", path, self->error_line,
                   self->errored ? self->error : "malformed XML");
         rc = self->stopped ? -2 : -1;
-    }
-    else if (!junit)
+    } else if (!junit)
         rc = 0;
     else {
         s_flush_pending (self);
@@ -688,8 +674,8 @@ s_split (char *s, char **out, size_t max)
 
 typedef struct {
     s_list_t *out;
-    char *const *patterns;      //  directory mode: names to take
-    char *pat[S_MAX_SEGMENTS];  //  glob mode: segments after the root
+    char *const *patterns;     //  directory mode: names to take
+    char *pat[S_MAX_SEGMENTS]; //  glob mode: segments after the root
     size_t npat;
     bool glob;
     size_t max_depth;
@@ -715,8 +701,8 @@ s_walk (s_walk_t *w, const char *dir, const char *rel, size_t depth)
         if (lstat (path, &st) == 0) {
             is_dir = S_ISDIR (st.st_mode);
             //  Symbolic links to files are followed, to directories not (loops)
-            is_file = S_ISREG (st.st_mode)
-                   || (S_ISLNK (st.st_mode) && stat (path, &st) == 0 && S_ISREG (st.st_mode));
+            is_file = S_ISREG (st.st_mode) ||
+                      (S_ISLNK (st.st_mode) && stat (path, &st) == 0 && S_ISREG (st.st_mode));
         }
         if (is_dir && depth + 1 < w->max_depth)
             s_walk (w, path, sub, depth + 1);
@@ -727,8 +713,7 @@ s_walk (s_walk_t *w, const char *dir, const char *rel, size_t depth)
                 size_t ns = s_split (copy, seg, S_MAX_SEGMENTS);
                 take = s_match_segments (w->pat, w->npat, seg, ns);
                 free (copy);
-            }
-            else
+            } else
                 for (size_t i = 0; w->patterns && w->patterns[i] && !take; i++)
                     take = fnmatch (w->patterns[i], e->d_name, 0) == 0;
             if (take) {
@@ -768,8 +753,7 @@ junit_find_files (const char *const *args, size_t nargs, char *const *patterns)
                 dir[--len] = 0;
             s_walk (&w, dir, "", 0);
             free (dir);
-        }
-        else if (s_has_glob (arg)) {
+        } else if (s_has_glob (arg)) {
             //  The root: the leading segments without wildcards
             char *copy = strdup (arg), *seg[S_MAX_SEGMENTS];
             size_t ns = s_split (copy, seg, S_MAX_SEGMENTS), k = 0;
@@ -795,8 +779,7 @@ junit_find_files (const char *const *args, size_t nargs, char *const *patterns)
             if (w.npat)
                 s_walk (&w, root, "", 0);
             //  "./x" from a relative glob reads better as "x"
-            for (size_t j = before; arg[0] != '.' && strcmp (root, ".") == 0 && j < list.count;
-                 j++)
+            for (size_t j = before; arg[0] != '.' && strcmp (root, ".") == 0 && j < list.count; j++)
                 if (strncmp (list.items[j], "./", 2) == 0)
                     memmove (list.items[j], list.items[j] + 2, strlen (list.items[j]) - 1);
             free (copy);
@@ -839,8 +822,7 @@ static const config_option_t s_options[] = {
      "junit: the CI's id of that build; with a pipeline, a ci.build summary is sent",
      &s_settings.build_id},
     {"branch", CONFIG_LIST, NULL,
-     "junit: the branch that build ran on (one; git: the branches to collect)",
-     &s_settings.branch},
+     "junit: the branch that build ran on (one; git: the branches to collect)", &s_settings.branch},
     {"sha", CONFIG_STRING, NULL, "junit: the commit that build ran on", &s_settings.sha},
     {"source", CONFIG_STRING, NULL,
      "the records' src; junit default: the CI project, else the first PATH", &s_settings.source},
@@ -907,8 +889,7 @@ s_ci_detect (s_getenv_fn *get, s_ci_t *ci)
                             server, sizeof server);
             snprintf (ci->project, sizeof ci->project, "%s/%s", server, repo);
         }
-    }
-    else if (s_env (get, "GITLAB_CI") || s_env (get, "CI_PIPELINE_ID")) {
+    } else if (s_env (get, "GITLAB_CI") || s_env (get, "CI_PIPELINE_ID")) {
         ci->system = "gitlab";
         ci->pipeline = s_env (get, "CI_PIPELINE_NAME");
         if (!ci->pipeline)
@@ -921,18 +902,17 @@ s_ci_detect (s_getenv_fn *get, s_ci_t *ci)
         ci->trigger = s_ci_trigger (s_env (get, "CI_PIPELINE_SOURCE"));
         if (s_env (get, "CI_PROJECT_URL"))
             s_strip_scheme (s_env (get, "CI_PROJECT_URL"), ci->project, sizeof ci->project);
-    }
-    else if (s_env (get, "JENKINS_URL")
-             || (s_env (get, "JOB_NAME") && (s_env (get, "BUILD_NUMBER")
-                                             || s_env (get, "BUILD_ID")))) {
+    } else if (s_env (get, "JENKINS_URL") ||
+               (s_env (get, "JOB_NAME") &&
+                (s_env (get, "BUILD_NUMBER") || s_env (get, "BUILD_ID")))) {
         ci->system = "jenkins";
         ci->pipeline = s_env (get, "JOB_NAME");
         ci->build_id = s_env (get, "BUILD_NUMBER");
         if (!ci->build_id)
             ci->build_id = s_env (get, "BUILD_ID");
         ci->branch = s_env (get, "BRANCH_NAME");
-        if (!ci->branch && (ci->branch = s_env (get, "GIT_BRANCH"))
-            && strncmp (ci->branch, "origin/", 7) == 0)
+        if (!ci->branch && (ci->branch = s_env (get, "GIT_BRANCH")) &&
+            strncmp (ci->branch, "origin/", 7) == 0)
             ci->branch += 7;
         ci->sha = s_env (get, "GIT_COMMIT");
         if (s_env (get, "JOB_URL"))
@@ -1000,13 +980,13 @@ s_open_env (const collector_env_t *env, s_getenv_fn *get, char *error, size_t si
     s_ci_t ci;
     s_ci_detect (get, &ci);
     //  Flags win over the environment
-    const char *pipeline = s_settings.pipeline && *s_settings.pipeline ? s_settings.pipeline
-                                                                       : ci.pipeline;
-    const char *build_id = s_settings.build_id && *s_settings.build_id ? s_settings.build_id
-                                                                       : ci.build_id;
-    if ((pipeline != NULL) != (build_id != NULL)
-        && ((s_settings.pipeline && *s_settings.pipeline)
-            || (s_settings.build_id && *s_settings.build_id))) {
+    const char *pipeline =
+        s_settings.pipeline && *s_settings.pipeline ? s_settings.pipeline : ci.pipeline;
+    const char *build_id =
+        s_settings.build_id && *s_settings.build_id ? s_settings.build_id : ci.build_id;
+    if ((pipeline != NULL) != (build_id != NULL) &&
+        ((s_settings.pipeline && *s_settings.pipeline) ||
+         (s_settings.build_id && *s_settings.build_id))) {
         snprintf (error, size, "collectord.%s: needed with --%s (a build is named by both)",
                   pipeline ? "build_id" : "pipeline", pipeline ? "pipeline" : "build-id");
         s_close ((void **) &self);
@@ -1015,8 +995,8 @@ s_open_env (const collector_env_t *env, s_getenv_fn *get, char *error, size_t si
     if (pipeline && build_id) {
         self->pipeline = strdup (pipeline);
         self->build_id = strdup (build_id);
-        bool from_flags = s_settings.pipeline && *s_settings.pipeline && s_settings.build_id
-                       && *s_settings.build_id;
+        bool from_flags = s_settings.pipeline && *s_settings.pipeline && s_settings.build_id &&
+                          *s_settings.build_id;
         self->system = strdup (ci.system && !from_flags ? ci.system : "junit");
         self->trigger = from_flags ? NULL : s_dup (ci.trigger);
     }
@@ -1108,8 +1088,8 @@ static void
 s_pack_config (void *handle, msgpack_packer *pk)
 {
     s_junit_t *self = (s_junit_t *) handle;
-    msgpack_pack_map (pk, 2 + (self->pipeline != NULL) * 3 + (self->branch != NULL)
-                              + (self->sha != NULL));
+    msgpack_pack_map (pk, 2 + (self->pipeline != NULL) * 3 + (self->branch != NULL) +
+                              (self->sha != NULL));
     record_pack_str (pk, "paths");
     msgpack_pack_array (pk, self->nargs);
     for (size_t i = 0; i < self->nargs; i++)
@@ -1145,8 +1125,8 @@ s_send_case (void *arg, const junit_case_t *tc)
     s_send_t *ctx = (s_send_t *) arg;
     s_junit_t *self = ctx->self;
     msgpack_packer *pk = session_record (ctx->session, "ci.test", tc->ts);
-    size_t n = 6 + (tc->class_name != NULL) + (self->pipeline != NULL) * 2
-             + (tc->failure_type != NULL) + (tc->failure_message != NULL);
+    size_t n = 6 + (tc->class_name != NULL) + (self->pipeline != NULL) * 2 +
+               (tc->failure_type != NULL) + (tc->failure_message != NULL);
     msgpack_pack_map (pk, n);
     s_pack_kv (pk, "suite", tc->suite);
     if (tc->class_name)
@@ -1171,8 +1151,8 @@ s_send_case (void *arg, const junit_case_t *tc)
         msgpack_pack_false (pk);
     int rc = session_send (ctx->session);
     if (rc > 0) {
-        log_error ("junit.unsendable", "file=\"%s\" name=\"%s\" reason=\"%s\"", tc->file,
-                   tc->name, session_detail (ctx->session));
+        log_error ("junit.unsendable", "file=\"%s\" name=\"%s\" reason=\"%s\"", tc->file, tc->name,
+                   session_detail (ctx->session));
         ctx->invalid++;
         return 0;
     }
@@ -1193,8 +1173,7 @@ s_report_key (const char *path)
         return NULL;
     char *key;
     assert (asprintf (&key, "%lld %lld %s", (long long) st.st_size,
-                      (long long) st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec, path)
-            > 0);
+                      (long long) st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec, path) > 0);
     return key;
 }
 
@@ -1232,8 +1211,7 @@ s_collect (void *handle, session_t *session, char *error, size_t size)
     for (size_t i = 0; i < self->nread; i++)
         free (self->read[i]);
     self->nread = 0;
-    char **files = junit_find_files ((const char *const *) self->args, self->nargs,
-                                     self->patterns);
+    char **files = junit_find_files ((const char *const *) self->args, self->nargs, self->patterns);
     size_t nfiles = 0;
     while (files[nfiles])
         nfiles++;
@@ -1259,8 +1237,7 @@ s_collect (void *handle, session_t *session, char *error, size_t size)
             log_error ("junit.file_failed", "error=\"%s\"", err);
             if (!failed++)
                 snprintf (first_error, sizeof first_error, "%s", err);
-        }
-        else if (n == 0)
+        } else if (n == 0)
             log_debug ("junit.not_a_report", "path=\"%s\"", files[i]);
         else if (n > 0)
             reports++;
@@ -1277,39 +1254,50 @@ s_collect (void *handle, session_t *session, char *error, size_t size)
     const junit_totals_t *t = junit_totals (reader);
     int rc = 0;
     if (ctx.broken) {
-        snprintf (error, size, "%s", session_interrupted (session)
-                                         ? "interrupted"
-                                         : "ingestd did not acknowledge (give_up)");
+        snprintf (error, size, "%s",
+                  session_interrupted (session) ? "interrupted"
+                                                : "ingestd did not acknowledge (give_up)");
         rc = -1;
-    }
-    else if (self->pipeline && (reports || failed)) {
+    } else if (self->pipeline && (reports || failed)) {
         //  The summary of the build the reports belong to
         builds_tests_t tests = {t->total, t->passed, t->failed, t->error, t->skipped};
-        builds_build_t b = {self->system, self->pipeline, self->build_id,
-                            t->failed || t->error ? "failure" : t->total ? "success" : "other",
-                            self->branch, self->sha, self->trigger, t->started, t->finished,
-                            -1, &tests, S_NO_TIME, NULL};
+        builds_build_t b = {self->system,
+                            self->pipeline,
+                            self->build_id,
+                            t->failed || t->error ? "failure"
+                            : t->total            ? "success"
+                                                  : "other",
+                            self->branch,
+                            self->sha,
+                            self->trigger,
+                            t->started,
+                            t->finished,
+                            -1,
+                            &tests,
+                            S_NO_TIME,
+                            NULL};
         if (t->started != S_NO_TIME && t->finished != S_NO_TIME)
             b.duration = (double) (t->finished - t->started) / 1e9;
         else
             b.duration = t->duration;
         //  The time of the reports: the CI's own record of the build (builds
         //  collector), written when it ended, is the later state
-        b.ts = t->finished != S_NO_TIME ? t->finished
-             : t->newest_file != S_NO_TIME ? t->newest_file : util_now_ns ();
+        b.ts = t->finished != S_NO_TIME      ? t->finished
+               : t->newest_file != S_NO_TIME ? t->newest_file
+                                             : util_now_ns ();
         builds_pack (session_record (session, "ci.build", b.ts), &b);
         int send_rc = session_send (session);
         if (send_rc > 0)
-            log_error ("junit.unsendable", "kind=ci.build reason=\"%s\"",
-                       session_detail (session));
+            log_error ("junit.unsendable", "kind=ci.build reason=\"%s\"", session_detail (session));
         else if (send_rc < 0) {
-            snprintf (error, size, "%s", session_interrupted (session)
-                                             ? "interrupted"
-                                             : "ingestd did not acknowledge (give_up)");
+            snprintf (error, size, "%s",
+                      session_interrupted (session) ? "interrupted"
+                                                    : "ingestd did not acknowledge (give_up)");
             rc = -1;
         }
     }
-    log_info ("junit.collected", "files=%zu reports=%zu unchanged=%zu failed_files=%zu"
+    log_info ("junit.collected",
+              "files=%zu reports=%zu unchanged=%zu failed_files=%zu"
               " tests=%" PRIu64 " passed=%" PRIu64 " failed=%" PRIu64 " error=%" PRIu64
               " skipped=%" PRIu64 " flaky=%" PRIu64 " invalid=%" PRIu64,
               nfiles, reports, unchanged, failed, t->total, t->passed, t->failed, t->error,
@@ -1318,8 +1306,7 @@ s_collect (void *handle, session_t *session, char *error, size_t size)
         snprintf (error, size, "%zu of %zu report files unreadable, first: %s", failed, nfiles,
                   first_error);
         rc = -1;
-    }
-    else if (rc == 0 && nfiles == 0)
+    } else if (rc == 0 && nfiles == 0)
         //  A folder watched with --interval may be empty for a while
         log_warn ("junit.no_reports", "paths=%zu reason=\"no report file found\"", self->nargs);
     junit_destroy (&reader);
@@ -1430,10 +1417,11 @@ s_expect (const char *name, s_seen_t *seen, uint64_t passed, uint64_t failed, ui
     if (n < 0)
         fprintf (stderr, "%s\n", err);
     const junit_totals_t *t = junit_totals (reader);
-    if (t->passed != passed || t->failed != failed || t->error != error || t->skipped != skipped
-        || t->flaky != flaky || fabs (t->duration - duration) > 1e-9)
-        fprintf (stderr, "%s: passed %" PRIu64 " failed %" PRIu64 " error %" PRIu64
-                         " skipped %" PRIu64 " flaky %" PRIu64 " duration %.9f\n",
+    if (t->passed != passed || t->failed != failed || t->error != error || t->skipped != skipped ||
+        t->flaky != flaky || fabs (t->duration - duration) > 1e-9)
+        fprintf (stderr,
+                 "%s: passed %" PRIu64 " failed %" PRIu64 " error %" PRIu64 " skipped %" PRIu64
+                 " flaky %" PRIu64 " duration %.9f\n",
                  name, t->passed, t->failed, t->error, t->skipped, t->flaky, t->duration);
     assert (n == (int64_t) (passed + failed + error + skipped));
     assert (t->total == (uint64_t) n && seen->count == (size_t) n);
@@ -1455,12 +1443,15 @@ s_find (s_seen_t *seen, const char *name)
     return 0;
 }
 
-static const char *s_fake_env[][2] = {
-    {"GITHUB_ACTIONS", "true"},      {"GITHUB_WORKFLOW", "CI"},
-    {"GITHUB_RUN_ID", "7001"},       {"GITHUB_REF_NAME", "main"},
-    {"GITHUB_SHA", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"},
-    {"GITHUB_EVENT_NAME", "push"},   {"GITHUB_REPOSITORY", "acme/widget"},
-    {"GITHUB_SERVER_URL", "https://github.com"}, {NULL, NULL}};
+static const char *s_fake_env[][2] = {{"GITHUB_ACTIONS", "true"},
+                                      {"GITHUB_WORKFLOW", "CI"},
+                                      {"GITHUB_RUN_ID", "7001"},
+                                      {"GITHUB_REF_NAME", "main"},
+                                      {"GITHUB_SHA", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"},
+                                      {"GITHUB_EVENT_NAME", "push"},
+                                      {"GITHUB_REPOSITORY", "acme/widget"},
+                                      {"GITHUB_SERVER_URL", "https://github.com"},
+                                      {NULL, NULL}};
 
 static const char *
 s_fake_getenv (const char *name)
@@ -1478,10 +1469,12 @@ s_no_env (const char *name)
     return NULL;
 }
 
-static const char *s_jenkins_env[][2] = {
-    {"JENKINS_URL", "https://ci.example.com/"}, {"JOB_NAME", "team/widget"},
-    {"BUILD_NUMBER", "42"}, {"GIT_BRANCH", "origin/dev"},
-    {"JOB_URL", "https://ci.example.com/job/team/job/widget/"}, {NULL, NULL}};
+static const char *s_jenkins_env[][2] = {{"JENKINS_URL", "https://ci.example.com/"},
+                                         {"JOB_NAME", "team/widget"},
+                                         {"BUILD_NUMBER", "42"},
+                                         {"GIT_BRANCH", "origin/dev"},
+                                         {"JOB_URL", "https://ci.example.com/job/team/job/widget/"},
+                                         {NULL, NULL}};
 
 static const char *
 s_jenkins_getenv (const char *name)
@@ -1550,8 +1543,8 @@ junit_test (bool verbose)
     assert (strcmp (seen->c[i].message, "java.lang.IllegalStateException: nope") == 0);
     assert (seen->c[i].ts == INT64_C (1709294400) * 1000000000); //  2024-03-01T12:00:00
     i = s_find (seen, "later()");
-    assert (strcmp (seen->c[i].status, "skipped") == 0
-            && strcmp (seen->c[i].message, "(null)") == 0);
+    assert (strcmp (seen->c[i].status, "skipped") == 0 &&
+            strcmp (seen->c[i].message, "(null)") == 0);
 
     //  pytest --junitxml: xfail is a skip, testcase properties skipped over
     s_expect ("junit/pytest/junit.xml", seen, 2, 1, 1, 2, 0, 1.5);
@@ -1574,8 +1567,8 @@ junit_test (bool verbose)
     //  go-junit-report: "Failed" says nothing, the text does
     s_expect ("junit/go/go-junit-report.xml", seen, 2, 1, 0, 1, 0, 1.53);
     i = s_find (seen, "TestB");
-    assert (strcmp (seen->c[i].message, "a_test.go:12: boom\n    a_test.go:13: got 2, want 3")
-            == 0);
+    assert (strcmp (seen->c[i].message, "a_test.go:12: boom\n    a_test.go:13: got 2, want 3") ==
+            0);
     assert (strcmp (seen->c[i].suite, "example.com/widget/a") == 0);
     i = s_find (seen, "TestC");
     assert (strcmp (seen->c[i].message, "a_test.go:20: later") == 0);
@@ -1589,8 +1582,8 @@ junit_test (bool verbose)
     assert (strcmp (seen->c[i].status, "passed") == 0 && seen->c[i].flaky);
     assert (seen->c[i].duration == 0.3);
     assert (strcmp (seen->c[i].message,
-                    "=== RUN   TestFlaky\n    c_test.go:9: timing\n--- FAIL: TestFlaky (0.20s)")
-            == 0);
+                    "=== RUN   TestFlaky\n    c_test.go:9: timing\n--- FAIL: TestFlaky (0.20s)") ==
+            0);
     i = s_find (seen, "TestBroken");
     assert (strcmp (seen->c[i].status, "failed") == 0 && !seen->c[i].flaky);
     i = s_find (seen, "TestSkip");
@@ -1708,8 +1701,8 @@ junit_test (bool verbose)
     static char *patterns[] = {"*.xml", NULL};
     s_settings.report_pattern = patterns;
     const char *args3[] = {dirs_root, big};
-    collector_env_t env = {.args = args3, .nargs = 2, .state_dir = "/nonexistent",
-                           .instance = "test"};
+    collector_env_t env = {
+        .args = args3, .nargs = 2, .state_dir = "/nonexistent", .instance = "test"};
     s_junit_t *handle = (s_junit_t *) s_open_env (&env, s_fake_getenv, err, sizeof err);
     assert (handle);
     assert (strcmp (handle->src, "github.com/acme/widget") == 0);
@@ -1746,12 +1739,11 @@ junit_test (bool verbose)
     //  fixtures plus the big one; the malformed file fails the run, the rest
     //  is sent, and one ci.build sums it up
     fake_ingestd_t *fake = fake_ingestd_new ();
-    session_config_t config = {"junit", "test",
-                               {fake_ingestd_endpoint (fake), 7, 0, 4, 5000, 10000},
-                               PROGRESS_OFF, 1000};
+    session_config_t config = {
+        "junit", "test", {fake_ingestd_endpoint (fake), 7, 0, 4, 5000, 10000}, PROGRESS_OFF, 1000};
     session_t *session = session_new (&config);
-    assert (session_begin (session, s_source (handle), s_target (handle), s_pack_config,
-                           handle) == 0);
+    assert (session_begin (session, s_source (handle), s_target (handle), s_pack_config, handle) ==
+            0);
     assert (s_collect (handle, session, err, sizeof err) == -1);
     assert (strstr (err, "1 of 13 report files unreadable") && strstr (err, "malformed.xml:5:"));
     assert (session_end (session, "failed", err) == 0);
@@ -1776,10 +1768,10 @@ junit_test (bool verbose)
             int64_t v;
             assert (tests && record_field_int (tests, "total", &v) && v == (int64_t) expect);
             //  Per report, as in the order of the counts above
-            assert (record_field_int (tests, "passed", &v)
-                    && v == 4 + 1 + 2 + 2 + 2 + 2 + 3 + 1 + 4);
-            assert (record_field_int (tests, "failed", &v)
-                    && v == 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1);
+            assert (record_field_int (tests, "passed", &v) &&
+                    v == 4 + 1 + 2 + 2 + 2 + 2 + 3 + 1 + 4);
+            assert (record_field_int (tests, "failed", &v) &&
+                    v == 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1);
             assert (record_field_int (tests, "error", &v) && v == 1 + 1);
             assert (record_field_int (tests, "skipped", &v) && v == 1 + 1 + 2 + 1 + 1 + 1 + 2);
             continue;

@@ -62,24 +62,24 @@
 
 //  One test case as read; strings valid until the callback returns.
 typedef struct {
-    const char *file;            //  the report
+    const char *file; //  the report
     const char *suite;
-    const char *class_name;      //  NULL when absent
+    const char *class_name; //  NULL when absent
     const char *name;
     const char *status;          //  passed | failed | error | skipped
     double duration;             //  seconds
     const char *failure_type;    //  NULL when absent
     const char *failure_message; //  NULL when absent; at most JUNIT_MESSAGE_MAX bytes
     bool flaky;
-    int64_t ts;                  //  ns since the epoch
+    int64_t ts; //  ns since the epoch
 } junit_case_t;
 
 //  Totals over the reports read since junit_new.
 typedef struct {
     uint64_t total, passed, failed, error, skipped, flaky;
-    double duration;             //  sum of the test cases' durations
-    int64_t started, finished;   //  from suite timestamps; INT64_MIN when none
-    int64_t newest_file;         //  newest report mtime, ns
+    double duration;           //  sum of the test cases' durations
+    int64_t started, finished; //  from suite timestamps; INT64_MIN when none
+    int64_t newest_file;       //  newest report mtime, ns
 } junit_totals_t;
 
 //  Returns 0 to go on, non-zero to stop reading.

@@ -9,9 +9,9 @@
 #include <strings.h>
 
 //  A string delimiter
-#define Q_ESC     1u  //  a backslash escapes the next character
-#define Q_MULTI   2u  //  may span lines (else it ends at the end of the line)
-#define Q_COMMENT 4u  //  its lines count as comment (Python's triple quotes, as cloc)
+#define Q_ESC     1u //  a backslash escapes the next character
+#define Q_MULTI   2u //  may span lines (else it ends at the end of the line)
+#define Q_COMMENT 4u //  its lines count as comment (Python's triple quotes, as cloc)
 
 typedef struct {
     const char *open, *close;
@@ -39,33 +39,91 @@ struct _lang_t {
 };
 
 //  Quote sets
-#define QS_C                                                                               \
-    {{"\"", "\"", Q_ESC}, {"'", "'", Q_ESC}}
-#define QS_JS                                                                              \
-    {{"\"", "\"", Q_ESC}, {"'", "'", Q_ESC}, {"`", "`", Q_ESC | Q_MULTI}}
-#define QS_TRIPLE                                                                          \
-    {{"\"\"\"", "\"\"\"", Q_ESC | Q_MULTI}, {"'''", "'''", Q_ESC | Q_MULTI},               \
-     {"\"", "\"", Q_ESC}, {"'", "'", Q_ESC}}
-#define QS_PYTHON                                                                          \
-    {{"\"\"\"", "\"\"\"", Q_ESC | Q_MULTI | Q_COMMENT},                                    \
-     {"'''", "'''", Q_ESC | Q_MULTI | Q_COMMENT}, {"\"", "\"", Q_ESC}, {"'", "'", Q_ESC}}
-#define QS_SHELL                                                                           \
-    {{"\"", "\"", Q_ESC | Q_MULTI}, {"'", "'", Q_MULTI}, {"`", "`", Q_ESC | Q_MULTI}}
-#define QS_MULTI                                                                           \
-    {{"\"", "\"", Q_ESC | Q_MULTI}, {"'", "'", Q_ESC | Q_MULTI}}
-#define QS_DQ                                                                              \
-    {{"\"", "\"", Q_ESC}}
-#define QS_DQ_MULTI                                                                        \
-    {{"\"", "\"", Q_ESC | Q_MULTI}}
-#define QS_NONE                                                                            \
-    {{NULL, NULL, 0}}
+#define QS_C                                                                                       \
+    {                                                                                              \
+        {"\"", "\"", Q_ESC},                                                                       \
+        {                                                                                          \
+            "'", "'", Q_ESC                                                                        \
+        }                                                                                          \
+    }
+#define QS_JS                                                                                      \
+    {                                                                                              \
+        {"\"", "\"", Q_ESC}, {"'", "'", Q_ESC},                                                    \
+        {                                                                                          \
+            "`", "`", Q_ESC | Q_MULTI                                                              \
+        }                                                                                          \
+    }
+#define QS_TRIPLE                                                                                  \
+    {                                                                                              \
+        {"\"\"\"", "\"\"\"", Q_ESC | Q_MULTI}, {"'''", "'''", Q_ESC | Q_MULTI},                    \
+            {"\"", "\"", Q_ESC},                                                                   \
+        {                                                                                          \
+            "'", "'", Q_ESC                                                                        \
+        }                                                                                          \
+    }
+#define QS_PYTHON                                                                                  \
+    {                                                                                              \
+        {"\"\"\"", "\"\"\"", Q_ESC | Q_MULTI | Q_COMMENT},                                         \
+            {"'''", "'''", Q_ESC | Q_MULTI | Q_COMMENT}, {"\"", "\"", Q_ESC},                      \
+        {                                                                                          \
+            "'", "'", Q_ESC                                                                        \
+        }                                                                                          \
+    }
+#define QS_SHELL                                                                                   \
+    {                                                                                              \
+        {"\"", "\"", Q_ESC | Q_MULTI}, {"'", "'", Q_MULTI},                                        \
+        {                                                                                          \
+            "`", "`", Q_ESC | Q_MULTI                                                              \
+        }                                                                                          \
+    }
+#define QS_MULTI                                                                                   \
+    {                                                                                              \
+        {"\"", "\"", Q_ESC | Q_MULTI},                                                             \
+        {                                                                                          \
+            "'", "'", Q_ESC | Q_MULTI                                                              \
+        }                                                                                          \
+    }
+#define QS_DQ                                                                                      \
+    {                                                                                              \
+        {                                                                                          \
+            "\"", "\"", Q_ESC                                                                      \
+        }                                                                                          \
+    }
+#define QS_DQ_MULTI                                                                                \
+    {                                                                                              \
+        {                                                                                          \
+            "\"", "\"", Q_ESC | Q_MULTI                                                            \
+        }                                                                                          \
+    }
+#define QS_NONE                                                                                    \
+    {                                                                                              \
+        {                                                                                          \
+            NULL, NULL, 0                                                                          \
+        }                                                                                          \
+    }
 
-#define C_BLOCK {{"/*", "*/"}}
-#define NO_BLOCK {{NULL, NULL}}
+#define C_BLOCK                                                                                    \
+    {                                                                                              \
+        {                                                                                          \
+            "/*", "*/"                                                                             \
+        }                                                                                          \
+    }
+#define NO_BLOCK                                                                                   \
+    {                                                                                              \
+        {                                                                                          \
+            NULL, NULL                                                                             \
+        }                                                                                          \
+    }
 
 //  C-like: // and /* */, strings "..." '...'
-#define C_LANG(name) {name, {"//"}, C_BLOCK, QS_C, 0}
-#define HASH_LANG(name) {name, {"#"}, NO_BLOCK, QS_MULTI, 0}
+#define C_LANG(name)                                                                               \
+    {                                                                                              \
+        name, {"//"}, C_BLOCK, QS_C, 0                                                             \
+    }
+#define HASH_LANG(name)                                                                            \
+    {                                                                                              \
+        name, {"#"}, NO_BLOCK, QS_MULTI, 0                                                         \
+    }
 
 static const lang_t s_langs[] = {
     C_LANG ("C"),
@@ -83,8 +141,11 @@ static const lang_t s_langs[] = {
     C_LANG ("Arduino Sketch"),
     C_LANG ("Verilog-SystemVerilog"),
     {"Thrift", {"//", "#"}, C_BLOCK, QS_C, 0},
-    {"Java", {"//"}, C_BLOCK, {{"\"\"\"", "\"\"\"", Q_ESC | Q_MULTI}, {"\"", "\"", Q_ESC},
-                               {"'", "'", Q_ESC}}, 0},
+    {"Java",
+     {"//"},
+     C_BLOCK,
+     {{"\"\"\"", "\"\"\"", Q_ESC | Q_MULTI}, {"\"", "\"", Q_ESC}, {"'", "'", Q_ESC}},
+     0},
     {"JavaScript", {"//"}, C_BLOCK, QS_JS, 0},
     {"JSX", {"//"}, C_BLOCK, QS_JS, 0},
     {"TypeScript", {"//"}, C_BLOCK, QS_JS, 0},
@@ -121,17 +182,29 @@ static const lang_t s_langs[] = {
     {"Perl", {"#"}, NO_BLOCK, QS_C, L_POD | L_CODE_ESC | L_SCRIPT},
     {"Ruby", {"#"}, NO_BLOCK, QS_MULTI, L_RDOC | L_SCRIPT},
     {"Crystal", {"#"}, NO_BLOCK, QS_MULTI, L_SCRIPT},
-    {"Elixir", {"#"}, NO_BLOCK, {{"\"\"\"", "\"\"\"", Q_ESC | Q_MULTI},
-                                 {"\"", "\"", Q_ESC | Q_MULTI}}, 0},
-    {"Julia", {"#"}, {{"#=", "=#"}}, {{"\"\"\"", "\"\"\"", Q_ESC | Q_MULTI},
-                                       {"\"", "\"", Q_ESC | Q_MULTI}}, L_NEST},
+    {"Elixir",
+     {"#"},
+     NO_BLOCK,
+     {{"\"\"\"", "\"\"\"", Q_ESC | Q_MULTI}, {"\"", "\"", Q_ESC | Q_MULTI}},
+     0},
+    {"Julia",
+     {"#"},
+     {{"#=", "=#"}},
+     {{"\"\"\"", "\"\"\"", Q_ESC | Q_MULTI}, {"\"", "\"", Q_ESC | Q_MULTI}},
+     L_NEST},
     {"Nim", {"#"}, {{"#[", "]#"}}, QS_TRIPLE, L_NEST},
     HASH_LANG ("R"),
     HASH_LANG ("CoffeeScript"),
     {"PowerShell", {"#"}, {{"<#", "#>"}}, {{"\"", "\"", Q_MULTI}, {"'", "'", Q_MULTI}}, 0},
     {"YAML", {"#"}, NO_BLOCK, {{"\"", "\"", Q_ESC}, {"'", "'", 0}}, L_WORD},
-    {"TOML", {"#"}, NO_BLOCK, {{"\"\"\"", "\"\"\"", Q_ESC | Q_MULTI},
-                               {"'''", "'''", Q_MULTI}, {"\"", "\"", Q_ESC}, {"'", "'", 0}}, 0},
+    {"TOML",
+     {"#"},
+     NO_BLOCK,
+     {{"\"\"\"", "\"\"\"", Q_ESC | Q_MULTI},
+      {"'''", "'''", Q_MULTI},
+      {"\"", "\"", Q_ESC},
+      {"'", "'", 0}},
+     0},
     {"make", {"#"}, NO_BLOCK, QS_NONE, L_CODE_ESC | L_SCRIPT},
     {"CMake", {"#"}, {{"#[[", "]]"}}, QS_DQ_MULTI, 0},
     {"Meson", {"#"}, NO_BLOCK, {{"'''", "'''", Q_MULTI}, {"'", "'", Q_ESC}}, 0},
@@ -146,8 +219,11 @@ static const lang_t s_langs[] = {
     {"SQL", {"--"}, C_BLOCK, {{"'", "'", Q_MULTI}, {"\"", "\"", Q_MULTI}}, 0},
     {"Ada", {"--"}, NO_BLOCK, QS_DQ, 0},
     {"VHDL", {"--"}, C_BLOCK, QS_DQ, 0},
-    {"Lua", {"--"}, {{"--[[", "]]"}}, {{"[[", "]]", Q_MULTI}, {"\"", "\"", Q_ESC},
-                                        {"'", "'", Q_ESC}}, L_SCRIPT},
+    {"Lua",
+     {"--"},
+     {{"--[[", "]]"}},
+     {{"[[", "]]", Q_MULTI}, {"\"", "\"", Q_ESC}, {"'", "'", Q_ESC}},
+     L_SCRIPT},
     {"Haskell", {"--"}, {{"{-", "-}"}}, QS_DQ, L_NEST},
     {"Lisp", {";"}, {{"#|", "|#"}}, QS_DQ_MULTI, 0},
     {"Scheme", {";"}, {{"#|", "|#"}}, QS_DQ_MULTI, 0},
@@ -176,79 +252,201 @@ static const lang_t s_langs[] = {
 
 //  By extension (lower case; the longest known suffix of the name wins)
 static const char *s_extensions[][2] = {
-    {"c", "C"}, {"ec", "C"}, {"pgc", "C"},
-    {"cc", "C++"}, {"cpp", "C++"}, {"cxx", "C++"}, {"c++", "C++"}, {"inl", "C++"},
-    {"ipp", "C++"}, {"tpp", "C++"}, {"tcc", "C++"},
-    {"h", "C/C++ Header"}, {"hh", "C/C++ Header"}, {"hpp", "C/C++ Header"},
-    {"hxx", "C/C++ Header"}, {"h++", "C++"},
-    {"cs", "C#"}, {"m", "Objective-C"}, {"mm", "Objective-C++"},
-    {"cu", "CUDA"}, {"cuh", "CUDA"}, {"glsl", "GLSL"}, {"frag", "GLSL"}, {"vert", "GLSL"},
-    {"hlsl", "HLSL"}, {"metal", "Metal"}, {"proto", "Protocol Buffers"},
-    {"sol", "Solidity"}, {"ino", "Arduino Sketch"}, {"sv", "Verilog-SystemVerilog"},
+    {"c", "C"},
+    {"ec", "C"},
+    {"pgc", "C"},
+    {"cc", "C++"},
+    {"cpp", "C++"},
+    {"cxx", "C++"},
+    {"c++", "C++"},
+    {"inl", "C++"},
+    {"ipp", "C++"},
+    {"tpp", "C++"},
+    {"tcc", "C++"},
+    {"h", "C/C++ Header"},
+    {"hh", "C/C++ Header"},
+    {"hpp", "C/C++ Header"},
+    {"hxx", "C/C++ Header"},
+    {"h++", "C++"},
+    {"cs", "C#"},
+    {"m", "Objective-C"},
+    {"mm", "Objective-C++"},
+    {"cu", "CUDA"},
+    {"cuh", "CUDA"},
+    {"glsl", "GLSL"},
+    {"frag", "GLSL"},
+    {"vert", "GLSL"},
+    {"hlsl", "HLSL"},
+    {"metal", "Metal"},
+    {"proto", "Protocol Buffers"},
+    {"sol", "Solidity"},
+    {"ino", "Arduino Sketch"},
+    {"sv", "Verilog-SystemVerilog"},
     {"thrift", "Thrift"},
-    {"java", "Java"}, {"js", "JavaScript"}, {"mjs", "JavaScript"}, {"cjs", "JavaScript"},
-    {"jsx", "JSX"}, {"ts", "TypeScript"}, {"tsx", "TypeScript"}, {"mts", "TypeScript"},
-    {"cts", "TypeScript"}, {"go", "Go"}, {"rs", "Rust"}, {"swift", "Swift"},
-    {"kt", "Kotlin"}, {"kts", "Kotlin"}, {"scala", "Scala"}, {"groovy", "Groovy"},
-    {"gradle", "Gradle"}, {"gradle.kts", "Gradle"}, {"dart", "Dart"}, {"zig", "Zig"},
-    {"css", "CSS"}, {"scss", "SCSS"}, {"sass", "Sass"}, {"less", "LESS"},
-    {"php", "PHP"}, {"hcl", "HCL"}, {"tf", "HCL"}, {"nix", "Nix"},
-    {"fs", "F#"}, {"fsi", "F#"}, {"ml", "OCaml"}, {"mli", "OCaml"}, {"pas", "Pascal"},
-    {"py", "Python"}, {"pyi", "Python"}, {"pyw", "Python"}, {"pyx", "Cython"},
-    {"pxd", "Cython"}, {"bzl", "Starlark"}, {"bazel", "Starlark"}, {"star", "Starlark"},
-    {"graphql", "GraphQL"}, {"gql", "GraphQL"},
-    {"sh", "Bourne Shell"}, {"bash", "Bourne Again Shell"}, {"zsh", "zsh"},
-    {"ksh", "Korn Shell"}, {"csh", "C Shell"}, {"tcsh", "C Shell"}, {"fish", "Fish Shell"},
-    {"pl", "Perl"}, {"pm", "Perl"}, {"t", "Perl"}, {"rb", "Ruby"}, {"rake", "Ruby"},
-    {"gemspec", "Ruby"}, {"cr", "Crystal"}, {"ex", "Elixir"}, {"exs", "Elixir"},
-    {"jl", "Julia"}, {"nim", "Nim"}, {"r", "R"}, {"coffee", "CoffeeScript"},
-    {"ps1", "PowerShell"}, {"psm1", "PowerShell"}, {"psd1", "PowerShell"},
-    {"yaml", "YAML"}, {"yml", "YAML"}, {"toml", "TOML"},
-    {"mk", "make"}, {"mak", "make"}, {"am", "make"}, {"cmake", "CMake"},
-    {"cmake.in", "CMake"}, {"dockerfile", "Dockerfile"}, {"containerfile", "Containerfile"},
-    {"clang-format", "YAML"}, {"clang-tidy", "YAML"}, {"awk", "awk"},
-    {"tcl", "Tcl/Tk"}, {"m4", "m4"}, {"ac", "m4"}, {"ini", "INI"},
-    {"bat", "DOS Batch"}, {"cmd", "DOS Batch"}, {"vim", "vim script"},
-    {"sql", "SQL"}, {"ada", "Ada"}, {"adb", "Ada"}, {"ads", "Ada"}, {"vhd", "VHDL"},
-    {"vhdl", "VHDL"}, {"lua", "Lua"}, {"hs", "Haskell"},
-    {"lisp", "Lisp"}, {"lsp", "Lisp"}, {"el", "Lisp"}, {"scm", "Scheme"}, {"ss", "Scheme"},
-    {"clj", "Clojure"}, {"cljs", "ClojureScript"}, {"cljc", "ClojureC"},
-    {"erl", "Erlang"}, {"hrl", "Erlang"}, {"tex", "TeX"}, {"sty", "TeX"},
-    {"f90", "Fortran 90"}, {"f95", "Fortran 95"},
-    {"html", "HTML"}, {"htm", "HTML"}, {"xhtml", "HTML"}, {"xml", "XML"}, {"xsd", "XSD"},
-    {"xsl", "XSLT"}, {"xslt", "XSLT"}, {"svg", "SVG"}, {"svelte", "Svelte"},
-    {"vue", "Vuejs Component"}, {"md", "Markdown"}, {"markdown", "Markdown"},
-    {"json", "JSON"}, {"avsc", "JSON"}, {"txt", "Text"}, {"csv", "CSV"},
+    {"java", "Java"},
+    {"js", "JavaScript"},
+    {"mjs", "JavaScript"},
+    {"cjs", "JavaScript"},
+    {"jsx", "JSX"},
+    {"ts", "TypeScript"},
+    {"tsx", "TypeScript"},
+    {"mts", "TypeScript"},
+    {"cts", "TypeScript"},
+    {"go", "Go"},
+    {"rs", "Rust"},
+    {"swift", "Swift"},
+    {"kt", "Kotlin"},
+    {"kts", "Kotlin"},
+    {"scala", "Scala"},
+    {"groovy", "Groovy"},
+    {"gradle", "Gradle"},
+    {"gradle.kts", "Gradle"},
+    {"dart", "Dart"},
+    {"zig", "Zig"},
+    {"css", "CSS"},
+    {"scss", "SCSS"},
+    {"sass", "Sass"},
+    {"less", "LESS"},
+    {"php", "PHP"},
+    {"hcl", "HCL"},
+    {"tf", "HCL"},
+    {"nix", "Nix"},
+    {"fs", "F#"},
+    {"fsi", "F#"},
+    {"ml", "OCaml"},
+    {"mli", "OCaml"},
+    {"pas", "Pascal"},
+    {"py", "Python"},
+    {"pyi", "Python"},
+    {"pyw", "Python"},
+    {"pyx", "Cython"},
+    {"pxd", "Cython"},
+    {"bzl", "Starlark"},
+    {"bazel", "Starlark"},
+    {"star", "Starlark"},
+    {"graphql", "GraphQL"},
+    {"gql", "GraphQL"},
+    {"sh", "Bourne Shell"},
+    {"bash", "Bourne Again Shell"},
+    {"zsh", "zsh"},
+    {"ksh", "Korn Shell"},
+    {"csh", "C Shell"},
+    {"tcsh", "C Shell"},
+    {"fish", "Fish Shell"},
+    {"pl", "Perl"},
+    {"pm", "Perl"},
+    {"t", "Perl"},
+    {"rb", "Ruby"},
+    {"rake", "Ruby"},
+    {"gemspec", "Ruby"},
+    {"cr", "Crystal"},
+    {"ex", "Elixir"},
+    {"exs", "Elixir"},
+    {"jl", "Julia"},
+    {"nim", "Nim"},
+    {"r", "R"},
+    {"coffee", "CoffeeScript"},
+    {"ps1", "PowerShell"},
+    {"psm1", "PowerShell"},
+    {"psd1", "PowerShell"},
+    {"yaml", "YAML"},
+    {"yml", "YAML"},
+    {"toml", "TOML"},
+    {"mk", "make"},
+    {"mak", "make"},
+    {"am", "make"},
+    {"cmake", "CMake"},
+    {"cmake.in", "CMake"},
+    {"dockerfile", "Dockerfile"},
+    {"containerfile", "Containerfile"},
+    {"clang-format", "YAML"},
+    {"clang-tidy", "YAML"},
+    {"awk", "awk"},
+    {"tcl", "Tcl/Tk"},
+    {"m4", "m4"},
+    {"ac", "m4"},
+    {"ini", "INI"},
+    {"bat", "DOS Batch"},
+    {"cmd", "DOS Batch"},
+    {"vim", "vim script"},
+    {"sql", "SQL"},
+    {"ada", "Ada"},
+    {"adb", "Ada"},
+    {"ads", "Ada"},
+    {"vhd", "VHDL"},
+    {"vhdl", "VHDL"},
+    {"lua", "Lua"},
+    {"hs", "Haskell"},
+    {"lisp", "Lisp"},
+    {"lsp", "Lisp"},
+    {"el", "Lisp"},
+    {"scm", "Scheme"},
+    {"ss", "Scheme"},
+    {"clj", "Clojure"},
+    {"cljs", "ClojureScript"},
+    {"cljc", "ClojureC"},
+    {"erl", "Erlang"},
+    {"hrl", "Erlang"},
+    {"tex", "TeX"},
+    {"sty", "TeX"},
+    {"f90", "Fortran 90"},
+    {"f95", "Fortran 95"},
+    {"html", "HTML"},
+    {"htm", "HTML"},
+    {"xhtml", "HTML"},
+    {"xml", "XML"},
+    {"xsd", "XSD"},
+    {"xsl", "XSLT"},
+    {"xslt", "XSLT"},
+    {"svg", "SVG"},
+    {"svelte", "Svelte"},
+    {"vue", "Vuejs Component"},
+    {"md", "Markdown"},
+    {"markdown", "Markdown"},
+    {"json", "JSON"},
+    {"avsc", "JSON"},
+    {"txt", "Text"},
+    {"csv", "CSV"},
 };
 
 //  By file name
 static const char *s_filenames[][2] = {
-    {"Makefile", "make"}, {"makefile", "make"}, {"GNUmakefile", "make"},
-    {"Gnumakefile", "make"}, {"gnumakefile", "make"},
-    {"CMakeLists.txt", "CMake"}, {"cmakelists.txt", "CMake"},
-    {"Dockerfile", "Dockerfile"}, {"dockerfile", "Dockerfile"},
-    {"Containerfile", "Containerfile"}, {"meson.build", "Meson"},
-    {"BUILD", "Bazel"}, {"WORKSPACE", "Bazel"}, {"BUILD.bazel", "Starlark"},
-    {"Rakefile", "Ruby"}, {"rakefile", "Ruby"}, {"Gemfile", "Ruby"},
-    {"Vagrantfile", "Ruby"}, {"Jenkinsfile", "Groovy"},
+    {"Makefile", "make"},         {"makefile", "make"},
+    {"GNUmakefile", "make"},      {"Gnumakefile", "make"},
+    {"gnumakefile", "make"},      {"CMakeLists.txt", "CMake"},
+    {"cmakelists.txt", "CMake"},  {"Dockerfile", "Dockerfile"},
+    {"dockerfile", "Dockerfile"}, {"Containerfile", "Containerfile"},
+    {"meson.build", "Meson"},     {"BUILD", "Bazel"},
+    {"WORKSPACE", "Bazel"},       {"BUILD.bazel", "Starlark"},
+    {"Rakefile", "Ruby"},         {"rakefile", "Ruby"},
+    {"Gemfile", "Ruby"},          {"Vagrantfile", "Ruby"},
+    {"Jenkinsfile", "Groovy"},
 };
 
 //  By name prefix (Dockerfile.dev)
 static const char *s_prefixes[][2] = {
-    {"Dockerfile", "Dockerfile"}, {"Containerfile", "Containerfile"},
+    {"Dockerfile", "Dockerfile"},
+    {"Containerfile", "Containerfile"},
 };
 
 //  By #! interpreter, version numbers removed
 static const char *s_interpreters[][2] = {
-    {"sh", "Bourne Shell"}, {"dash", "Bourne Shell"}, {"ash", "Bourne Shell"},
-    {"bash", "Bourne Again Shell"}, {"zsh", "zsh"}, {"ksh", "Korn Shell"},
-    {"mksh", "Korn Shell"}, {"csh", "C Shell"}, {"tcsh", "C Shell"},
-    {"fish", "Fish Shell"}, {"python", "Python"}, {"pypy", "Python"}, {"perl", "Perl"},
-    {"miniperl", "Perl"}, {"ruby", "Ruby"}, {"node", "JavaScript"}, {"nodejs", "JavaScript"},
-    {"php", "PHP"}, {"lua", "Lua"}, {"tclsh", "Tcl/Tk"}, {"wish", "Tcl/Tk"},
-    {"awk", "awk"}, {"gawk", "awk"}, {"mawk", "awk"}, {"nawk", "awk"}, {"make", "make"},
-    {"Rscript", "R"}, {"groovy", "Groovy"}, {"escript", "Erlang"}, {"crystal", "Crystal"},
-    {"julia", "Julia"}, {"elixir", "Elixir"},
+    {"sh", "Bourne Shell"},   {"dash", "Bourne Shell"},
+    {"ash", "Bourne Shell"},  {"bash", "Bourne Again Shell"},
+    {"zsh", "zsh"},           {"ksh", "Korn Shell"},
+    {"mksh", "Korn Shell"},   {"csh", "C Shell"},
+    {"tcsh", "C Shell"},      {"fish", "Fish Shell"},
+    {"python", "Python"},     {"pypy", "Python"},
+    {"perl", "Perl"},         {"miniperl", "Perl"},
+    {"ruby", "Ruby"},         {"node", "JavaScript"},
+    {"nodejs", "JavaScript"}, {"php", "PHP"},
+    {"lua", "Lua"},           {"tclsh", "Tcl/Tk"},
+    {"wish", "Tcl/Tk"},       {"awk", "awk"},
+    {"gawk", "awk"},          {"mawk", "awk"},
+    {"nawk", "awk"},          {"make", "make"},
+    {"Rscript", "R"},         {"groovy", "Groovy"},
+    {"escript", "Erlang"},    {"crystal", "Crystal"},
+    {"julia", "Julia"},       {"elixir", "Elixir"},
 };
 
 #define S_COUNT(a) (sizeof (a) / sizeof ((a)[0]))
@@ -294,8 +492,7 @@ s_shebang (const char *data, size_t len)
     base = base ? base + 1 : word;
     if (strcmp (base, "env") == 0) {
         //  Options (-S, -i) and VAR=value come before the program
-        while ((word = strtok_r (NULL, " \t\r", &save))
-               && (word[0] == '-' || strchr (word, '=')))
+        while ((word = strtok_r (NULL, " \t\r", &save)) && (word[0] == '-' || strchr (word, '=')))
             ;
         if (!word)
             return NULL;
@@ -325,8 +522,8 @@ lang_detect (const char *path, const char *data, size_t len)
         if (strcmp (s_filenames[i][0], base) == 0)
             return lang_lookup (s_filenames[i][1]);
     for (size_t i = 0; i < S_COUNT (s_prefixes); i++)
-        if (strncmp (s_prefixes[i][0], base, strlen (s_prefixes[i][0])) == 0
-            && base[strlen (s_prefixes[i][0])] == '.')
+        if (strncmp (s_prefixes[i][0], base, strlen (s_prefixes[i][0])) == 0 &&
+            base[strlen (s_prefixes[i][0])] == '.')
             return lang_lookup (s_prefixes[i][1]);
     //  Suffixes after each dot, longest first (as cloc: .clang-format is
     //  a file of extension clang-format)
@@ -347,8 +544,16 @@ lang_detect (const char *path, const char *data, size_t len)
 //  ---------------------------------------------------------------------------
 //  Counting
 
-typedef enum { M_CODE, M_LINE_COMMENT, M_BLOCK, M_STRING, M_HEREDOC, M_POD, M_RDOC, M_END }
-    s_mode_t;
+typedef enum {
+    M_CODE,
+    M_LINE_COMMENT,
+    M_BLOCK,
+    M_STRING,
+    M_HEREDOC,
+    M_POD,
+    M_RDOC,
+    M_END
+} s_mode_t;
 
 static bool
 s_space (char c)
@@ -436,8 +641,7 @@ lang_count (const lang_t *lang, const char *data, size_t len, lang_lines_t *line
         if (line == data && (lang->flags & L_SCRIPT) && s_at (line, eol, "#!")) {
             code = true;
             p = eol;
-        }
-        else if (mode == M_HEREDOC) {
+        } else if (mode == M_HEREDOC) {
             const char *s = line;
             if (strip)
                 while (s < eol && *s == '\t')
@@ -449,31 +653,26 @@ lang_count (const lang_t *lang, const char *data, size_t len, lang_lines_t *line
                 mode = M_CODE;
             code = !blank;
             p = eol;
-        }
-        else if (mode == M_END) {
+        } else if (mode == M_END) {
             comment = !blank;
             p = eol;
-        }
-        else if (mode == M_POD || mode == M_RDOC) {
+        } else if (mode == M_POD || mode == M_RDOC) {
             comment = !blank;
-            if ((mode == M_POD && s_at (line, eol, "=cut"))
-                || (mode == M_RDOC && s_at (line, eol, "=end")))
+            if ((mode == M_POD && s_at (line, eol, "=cut")) ||
+                (mode == M_RDOC && s_at (line, eol, "=end")))
                 mode = M_CODE;
             p = eol;
-        }
-        else if (mode == M_CODE && (lang->flags & L_POD) && line < eol && *line == '='
-                 && line + 1 < eol && isalpha ((unsigned char) line[1])) {
+        } else if (mode == M_CODE && (lang->flags & L_POD) && line < eol && *line == '=' &&
+                   line + 1 < eol && isalpha ((unsigned char) line[1])) {
             mode = s_at (line, eol, "=cut") ? M_CODE : M_POD;
             comment = true;
             p = eol;
-        }
-        else if (mode == M_CODE && (lang->flags & L_POD)
-                 && (s_at (line, eol, "__END__") || s_at (line, eol, "__DATA__"))) {
+        } else if (mode == M_CODE && (lang->flags & L_POD) &&
+                   (s_at (line, eol, "__END__") || s_at (line, eol, "__DATA__"))) {
             mode = M_END;
             comment = true;
             p = eol;
-        }
-        else if (mode == M_CODE && (lang->flags & L_RDOC) && s_at (line, eol, "=begin")) {
+        } else if (mode == M_CODE && (lang->flags & L_RDOC) && s_at (line, eol, "=begin")) {
             mode = M_RDOC;
             comment = true;
             p = eol;
@@ -498,12 +697,10 @@ lang_count (const lang_t *lang, const char *data, size_t len, lang_lines_t *line
                     p += strlen (close);
                     if (--depth == 0)
                         mode = M_CODE;
-                }
-                else if ((lang->flags & L_NEST) && s_at (p, eol, open)) {
+                } else if ((lang->flags & L_NEST) && s_at (p, eol, open)) {
                     p += strlen (open);
                     depth++;
-                }
-                else
+                } else
                     p++;
                 continue;
             }
@@ -516,15 +713,12 @@ lang_count (const lang_t *lang, const char *data, size_t len, lang_lines_t *line
                     if (p + 1 == eol) {
                         escaped_eol = true;
                         p++;
-                    }
-                    else
+                    } else
                         p += 2;
-                }
-                else if (s_at (p, eol, quote->close)) {
+                } else if (s_at (p, eol, quote->close)) {
                     p += strlen (quote->close);
                     mode = M_CODE;
-                }
-                else
+                } else
                     p++;
                 continue;
             }
@@ -550,8 +744,8 @@ lang_count (const lang_t *lang, const char *data, size_t len, lang_lines_t *line
                     continue;
                 if ((lang->flags & L_FIRST) && !first)
                     continue;
-                if ((lang->flags & L_WORD) && p > line && !s_space (p[-1])
-                    && !strchr (";|&(){}", p[-1]))
+                if ((lang->flags & L_WORD) && p > line && !s_space (p[-1]) &&
+                    !strchr (";|&(){}", p[-1]))
                     continue;
                 mode = M_LINE_COMMENT;
                 comment = true;
@@ -578,8 +772,8 @@ lang_count (const lang_t *lang, const char *data, size_t len, lang_lines_t *line
             }
             code = true;
             first = false;
-            if ((lang->flags & L_HEREDOC) && c == '<' && s_at (p, eol, "<<")
-                && !s_at (p, eol, "<<<") && (p == line || s_space (p[-1]))) {
+            if ((lang->flags & L_HEREDOC) && c == '<' && s_at (p, eol, "<<") &&
+                !s_at (p, eol, "<<<") && (p == line || s_space (p[-1]))) {
                 if (s_heredoc_tag (&p, eol, pending, sizeof pending, &pending_strip))
                     continue;
                 p += 2;
@@ -623,8 +817,7 @@ lang_count (const lang_t *lang, const char *data, size_t len, lang_lines_t *line
 //  Self-test
 
 static void
-s_check (const char *lang_name_, const char *text, uint64_t blank, uint64_t comment,
-         uint64_t code)
+s_check (const char *lang_name_, const char *text, uint64_t blank, uint64_t comment, uint64_t code)
 {
     const lang_t *lang = lang_lookup (lang_name_);
     assert (lang);
@@ -656,8 +849,8 @@ lang_count_test (bool verbose)
     const char *py = "#!/usr/bin/env -S python3.11 -u\nprint(1)\n";
     assert (strcmp (lang_name (lang_detect ("tools/run", py, strlen (py))), "Python") == 0);
     const char *bash = "#!/bin/bash -e\necho\n";
-    assert (strcmp (lang_name (lang_detect ("run", bash, strlen (bash))), "Bourne Again Shell")
-            == 0);
+    assert (strcmp (lang_name (lang_detect ("run", bash, strlen (bash))), "Bourne Again Shell") ==
+            0);
     const char *sh = "#! /bin/sh\n";
     assert (strcmp (lang_name (lang_detect ("run", sh, strlen (sh))), "Bourne Shell") == 0);
     //  A known extension wins over the #! line, as with cloc
@@ -749,8 +942,7 @@ lang_count_test (bool verbose)
     //  Dockerfile: # only first on the line
     s_check ("Dockerfile", "# c\nFROM x\nRUN echo a # not a comment\n", 0, 1, 2);
     //  Perl POD and __END__, Ruby =begin
-    s_check ("Perl", "print 1;\n=head1 NAME\n\nx\n=cut\nprint 2; # c\n__END__\nstuff\n", 1, 5,
-             2);
+    s_check ("Perl", "print 1;\n=head1 NAME\n\nx\n=cut\nprint 2; # c\n__END__\nstuff\n", 1, 5, 2);
     s_check ("Ruby", "=begin\nx\n=end\nputs 1 # c\n# c\n", 0, 4, 1);
     //  YAML: # starts a word
     s_check ("YAML", "a: b#c\n# c\nd: \"#\"\n", 0, 1, 2);

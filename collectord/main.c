@@ -131,10 +131,8 @@ main (int argc, char **argv)
         {"ack_timeout", CONFIG_DURATION, "10s", "send a batch again when unacknowledged this long",
          &ack_timeout},
         {"give_up", CONFIG_DURATION, "2m",
-         "a run fails when ingestd acknowledges nothing for this long; 0 = wait forever",
-         &give_up},
-        {"once", CONFIG_BOOL, "false", "collect once, exit when everything is acknowledged",
-         &once},
+         "a run fails when ingestd acknowledges nothing for this long; 0 = wait forever", &give_up},
+        {"once", CONFIG_BOOL, "false", "collect once, exit when everything is acknowledged", &once},
         {"interval", CONFIG_DURATION, "0",
          "collect again this long after each run started; 0 = once (host: between samples, "
          "0 = 10s)",
@@ -143,8 +141,7 @@ main (int argc, char **argv)
          "auto (a bar on a terminal, else log lines) | bar | log | off", &progress},
         {"progress_interval", CONFIG_DURATION, "5s", "between progress log lines",
          &progress_interval},
-        {"http", CONFIG_STRING, "", "/metrics and /health address (HOST:PORT); empty = off",
-         &http},
+        {"http", CONFIG_STRING, "", "/metrics and /health address (HOST:PORT); empty = off", &http},
         {"log_level", CONFIG_STRING, "info", "debug | info | warn | error", &log_level},
         {"log_format", CONFIG_STRING, "kv", "kv | json", &log_format},
     };
@@ -190,14 +187,14 @@ main (int argc, char **argv)
     if (log_init ("collectord", log_level, log_format)) {
         fprintf (stderr, "error: collectord.log_level / log_format: bad value\n");
         rc = 2;
-    }
-    else if (progress_parse_mode (progress, &progress_mode)) {
-        fprintf (stderr, "error: collectord.progress: bad value \"%s\" "
-                         "(expected auto, bar, log or off)\n", progress);
+    } else if (progress_parse_mode (progress, &progress_mode)) {
+        fprintf (stderr,
+                 "error: collectord.progress: bad value \"%s\" "
+                 "(expected auto, bar, log or off)\n",
+                 progress);
         rc = 2;
-    }
-    else if (batch_records < 1 || batch_records > 1000000 || window < 1 || window > 10000
-             || batch_bytes < 1024 || ack_timeout < 10 || give_up < 0 || interval < 0) {
+    } else if (batch_records < 1 || batch_records > 1000000 || window < 1 || window > 10000 ||
+               batch_bytes < 1024 || ack_timeout < 10 || give_up < 0 || interval < 0) {
         fprintf (stderr, "error: collectord: batch_records must be 1..1000000, window 1..10000, "
                          "batch_bytes >= 1k, ack_timeout >= 10ms, give_up and interval >= 0\n");
         rc = 2;
@@ -220,8 +217,8 @@ main (int argc, char **argv)
     const char **positional = calloc (nargs + 1, sizeof *positional);
     for (size_t i = 0; i < nargs; i++)
         positional[i] = config_arg (config, i);
-    collector_env_t env = {positional, nargs, default_state ? default_state : state_dir,
-                           instance, interval, once};
+    collector_env_t env = {positional, nargs,    default_state ? default_state : state_dir,
+                           instance,   interval, once};
     char error[1024] = "";
     void *handle = collector->open (&env, error, sizeof error);
     if (!handle) {
@@ -234,13 +231,12 @@ main (int argc, char **argv)
         free (options);
         return 2;
     }
-    session_config_t session_config = {
-        collector->name,
-        instance,
-        {intake, (size_t) batch_records, (size_t) batch_bytes, (size_t) window, ack_timeout,
-         give_up},
-        progress_mode,
-        progress_interval};
+    session_config_t session_config = {collector->name,
+                                       instance,
+                                       {intake, (size_t) batch_records, (size_t) batch_bytes,
+                                        (size_t) window, ack_timeout, give_up},
+                                       progress_mode,
+                                       progress_interval};
     session_t *session = session_new (&session_config);
     s_ops_t ops = {0};
     ops.metrics = metrics_new ("omni_collectord_");
@@ -261,9 +257,11 @@ main (int argc, char **argv)
     else if (http && *http && !(httpd = httpd_new (http, ops.metrics, s_health, &ops)))
         rc = 2;
     if (rc == 0) {
-        log_info ("collectord.start", "mode=%s instance=%s intake=%s source=\"%s\" state_dir=%s "
-                  "interval_ms=%" PRId64, collector->name, instance, intake,
-                  collector->source (handle), env.state_dir, once ? 0 : interval);
+        log_info ("collectord.start",
+                  "mode=%s instance=%s intake=%s source=\"%s\" state_dir=%s "
+                  "interval_ms=%" PRId64,
+                  collector->name, instance, intake, collector->source (handle), env.state_dir,
+                  once ? 0 : interval);
         while (true) {
             int64_t started = util_mono_ms ();
             int run_rc = s_run (collector, handle, session, &ops);

@@ -14,7 +14,7 @@
 #define S_BAR_REDRAW_MS 100
 
 struct _progress_t {
-    bool bar;           //  else log lines
+    bool bar; //  else log lines
     bool off;
     int64_t interval_ms;
     char what[64];
@@ -77,8 +77,7 @@ s_format_duration (char *out, size_t size, double seconds)
 {
     uint64_t s = seconds < 0 ? 0 : (uint64_t) (seconds + 0.5);
     if (s >= 3600)
-        snprintf (out, size, "%" PRIu64 ":%02" PRIu64 ":%02" PRIu64, s / 3600, s / 60 % 60,
-                  s % 60);
+        snprintf (out, size, "%" PRIu64 ":%02" PRIu64 ":%02" PRIu64, s / 3600, s / 60 % 60, s % 60);
     else
         snprintf (out, size, "%" PRIu64 ":%02" PRIu64, s / 60, s % 60);
 }
@@ -95,8 +94,8 @@ s_render (progress_t *self, int64_t now, int width)
         s_format_duration (eta, sizeof eta, (double) (self->total - self->done) / rate);
     if (self->total)
         snprintf (tail, sizeof tail, " %5.1f%% %" PRIu64 "/%" PRIu64 " %.0f/s ETA %s",
-                  100.0 * (double) self->done / (double) self->total, self->done, self->total,
-                  rate, self->done >= self->total ? "0:00" : eta);
+                  100.0 * (double) self->done / (double) self->total, self->done, self->total, rate,
+                  self->done >= self->total ? "0:00" : eta);
     else
         snprintf (tail, sizeof tail, " %" PRIu64 " %.0f/s", self->done, rate);
     int head = snprintf (self->line, sizeof self->line, "%s ", self->what);
@@ -112,8 +111,7 @@ s_render (progress_t *self, int64_t now, int width)
         memset (bar + filled, '-', (size_t) (room - filled));
         bar[room] = 0;
         snprintf (self->line + head, sizeof self->line - (size_t) head, "[%s]%s", bar, tail);
-    }
-    else
+    } else
         snprintf (self->line + head, sizeof self->line - (size_t) head, "%s", tail + 1);
 }
 
@@ -134,14 +132,14 @@ s_show (progress_t *self, int64_t now, bool final)
         s_render (self, now, s_columns ());
         fprintf (stderr, "\r%s\033[K%s", self->line, final ? "\n" : "");
         fflush (stderr);
-    }
-    else {
+    } else {
         s_render (self, now, 0);
         double elapsed = (double) (now - self->started_ms) / 1000.0;
         double rate = elapsed > 0 ? (double) self->done / elapsed : 0;
         double eta = self->total && rate > 0 ? (double) (self->total - self->done) / rate : -1;
-        log_info (final ? "progress.done" : "progress", "what=\"%s\" done=%" PRIu64
-                  " total=%" PRIu64 " rate=%.0f elapsed_s=%.1f eta_s=%.0f",
+        log_info (final ? "progress.done" : "progress",
+                  "what=\"%s\" done=%" PRIu64 " total=%" PRIu64
+                  " rate=%.0f elapsed_s=%.1f eta_s=%.0f",
                   self->what, self->done, self->total, rate, elapsed, eta);
     }
 }

@@ -32,14 +32,14 @@ struct _session_t {
     char run[33];
     int64_t started_ns;
     bool interrupted;
-    bool broken;            //  the intake client gave up
+    bool broken; //  the intake client gave up
     struct {
-        const char *kind;   //  static strings from the collectors
+        const char *kind; //  static strings from the collectors
         uint64_t count;
     } counts[S_MAX_KINDS];
     size_t nkinds;
-    const char *kind;       //  of the record begun
-    int64_t flushed_ms;     //  when ACKs were last waited for
+    const char *kind;                                         //  of the record begun
+    int64_t flushed_ms;                                       //  when ACKs were last waited for
     uint64_t accepted_before, rejected_before, resent_before; //  of dropped intake clients
     char detail[512];
 };
@@ -108,8 +108,8 @@ s_intake_failed (session_t *self)
 }
 
 int
-session_begin (session_t *self, const char *src, const char *target,
-               session_config_fn *config_fn, void *config_arg)
+session_begin (session_t *self, const char *src, const char *target, session_config_fn *config_fn,
+               void *config_arg)
 {
     if (self->broken) {
         self->accepted_before += intake_client_accepted (self->intake);
@@ -276,15 +276,15 @@ session_end (session_t *self, const char *status, const char *error)
         if (zsys_interrupted && !consumed) {
             self->interrupted = consumed = true;
             zsys_interrupted = 0;
-            log_info ("run.draining", "collector=%s run=%s unacked=%zu", self->collector,
-                      self->run, intake_client_unacked (self->intake));
+            log_info ("run.draining", "collector=%s run=%s unacked=%zu", self->collector, self->run,
+                      intake_client_unacked (self->intake));
             continue;
         }
         rc = s_intake_failed (self);
     }
     if (rc == 0) {
-        log_info ("run.end", "collector=%s run=%s status=%s duration_s=%.3f resent=%" PRIu64
-                  "%s%s%s%s",
+        log_info ("run.end",
+                  "collector=%s run=%s status=%s duration_s=%.3f resent=%" PRIu64 "%s%s%s%s",
                   self->collector, self->run, status, duration, session_resent (self), counts,
                   error ? " error=\"" : "", error ? error : "", error ? "\"" : "");
         if (intake_client_rejected (self->intake))
@@ -292,11 +292,11 @@ session_end (session_t *self, const char *status, const char *error)
                       intake_client_rejected (self->intake));
         return 0;
     }
-    log_error ("run.end", "collector=%s run=%s status=%s error=\"%s\"", self->collector,
-               self->run, self->interrupted ? "interrupted" : "failed",
-               rc > 0 ? self->detail
-                      : self->interrupted ? "interrupted again while waiting for ingestd"
-                                          : "ingestd did not acknowledge (give_up)");
+    log_error ("run.end", "collector=%s run=%s status=%s error=\"%s\"", self->collector, self->run,
+               self->interrupted ? "interrupted" : "failed",
+               rc > 0              ? self->detail
+               : self->interrupted ? "interrupted again while waiting for ingestd"
+                                   : "ingestd did not acknowledge (give_up)");
     return -1;
 }
 
@@ -366,8 +366,8 @@ session_test (bool verbose)
     fake_ingestd_t *fake = fake_ingestd_new ();
     char endpoint[64];
     snprintf (endpoint, sizeof endpoint, "%s", fake_ingestd_endpoint (fake));
-    session_config_t config = {"test", "host-1", {endpoint, 2, 0, 2, 1000, 5000},
-                               PROGRESS_OFF, 1000};
+    session_config_t config = {
+        "test", "host-1", {endpoint, 2, 0, 2, 1000, 5000}, PROGRESS_OFF, 1000};
     session_t *session = session_new (&config);
     assert (session);
     assert (session_begin (session, "src-a", "/path/a", s_test_config, NULL) == 0);
@@ -420,19 +420,16 @@ session_test (bool verbose)
             assert (record_field_str (rec.body, "source", &s) && record_str_eq (s, "/path/a"));
             const msgpack_object *cfg = record_field (rec.body, "config");
             assert (cfg && record_field_str (cfg, "branch", &s) && record_str_eq (s, "main"));
-        }
-        else if (index == 6) {
+        } else if (index == 6) {
             assert (rec.tags && record_field_str (rec.tags, "host", &s) && record_str_eq (s, "h1"));
-        }
-        else if (index == 7) {
+        } else if (index == 7) {
             assert (record_str_eq (rec.kind, "run.end"));
             assert (record_field_str (rec.body, "status", &s) && record_str_eq (s, "ok"));
             const msgpack_object *counts = record_field (rec.body, "counts");
             int64_t n;
             assert (counts && record_field_int (counts, "metric", &n) && n == 6);
             assert (!record_field (rec.body, "error"));
-        }
-        else
+        } else
             assert (record_str_eq (rec.kind, "metric") && rec.ts == 1000 + index - 1);
         msgpack_zone_clear (&zone);
     }

@@ -21,8 +21,8 @@
 #include <stdint.h>
 
 typedef struct {
-    const char *collector;        //  collector type, e.g. "git"
-    const char *instance;         //  `col` of every record
+    const char *collector; //  collector type, e.g. "git"
+    const char *instance;  //  `col` of every record
     intake_config_t intake;
     progress_mode_t progress;
     int64_t progress_interval_ms; //  between progress log lines

@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 struct _state_t {
-    char *dir;      //  <state_dir>/<collector>
+    char *dir; //  <state_dir>/<collector>
     char *path;
     char *source;
     char **entries;
@@ -30,8 +30,8 @@ state_new (const char *state_dir, const char *collector, const char *source)
     char hex[33];
     util_hex (hash, 16, hex);
     self->source = strdup (source);
-    if (asprintf (&self->dir, "%s/%s", state_dir, collector) < 0
-        || asprintf (&self->path, "%s/%s.state", self->dir, hex) < 0)
+    if (asprintf (&self->dir, "%s/%s", state_dir, collector) < 0 ||
+        asprintf (&self->path, "%s/%s.state", self->dir, hex) < 0)
         assert (false);
     return self;
 }

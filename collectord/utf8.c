@@ -50,15 +50,13 @@ s_sequence (const uint8_t *s, size_t left, size_t *bad)
             lo = 0xA0;
         else if (c == 0xED)
             hi = 0x9F;
-    }
-    else if (c >= 0xF0 && c <= 0xF4) {
+    } else if (c >= 0xF0 && c <= 0xF4) {
         n = 4;
         if (c == 0xF0)
             lo = 0x90;
         else if (c == 0xF4)
             hi = 0x8F;
-    }
-    else {
+    } else {
         *bad = 1;
         return 0;
     }
@@ -124,11 +122,11 @@ utf8_test (bool verbose)
     assert (utf8_valid ("", 0));
     assert (utf8_valid ("plain", 5));
     assert (utf8_valid ("J\xC3\xBCrgen \xE2\x82\xAC \xF0\x9F\x98\x80", 16));
-    assert (!utf8_valid ("J\xFCrgen", 6));          //  Latin-1
-    assert (!utf8_valid ("\xC0\xAF", 2));           //  overlong
-    assert (!utf8_valid ("\xED\xA0\x80", 3));       //  surrogate
-    assert (!utf8_valid ("\xF4\x90\x80\x80", 4));   //  past U+10FFFF
-    assert (!utf8_valid ("\xE2\x82", 2));           //  truncated
+    assert (!utf8_valid ("J\xFCrgen", 6));        //  Latin-1
+    assert (!utf8_valid ("\xC0\xAF", 2));         //  overlong
+    assert (!utf8_valid ("\xED\xA0\x80", 3));     //  surrogate
+    assert (!utf8_valid ("\xF4\x90\x80\x80", 4)); //  past U+10FFFF
+    assert (!utf8_valid ("\xE2\x82", 2));         //  truncated
 
     utf8_buf_t buf = {0};
     assert (utf8_repair ("ok \xC3\xA4", 5, &buf) == 0);
@@ -136,11 +134,11 @@ utf8_test (bool verbose)
     //  One U+FFFD per maximal subpart: what Python's decode(errors="replace") gives
     assert (utf8_repair ("J\xFCrgen", 6, &buf) == 1);
     assert (strcmp (buf.data, "J\xEF\xBF\xBDrgen") == 0);
-    assert (utf8_repair ("a\xE2\x82z", 4, &buf) == 1);  //  truncated 3-byte: one
+    assert (utf8_repair ("a\xE2\x82z", 4, &buf) == 1); //  truncated 3-byte: one
     assert (strcmp (buf.data, "a\xEF\xBF\xBDz") == 0);
-    assert (utf8_repair ("\xC0\xAF", 2, &buf) == 2);    //  overlong: two
-    assert (utf8_repair ("\xED\xA0\x80", 3, &buf) == 3);//  surrogate: three
-    assert (utf8_repair ("\xF0\x9F\x98", 3, &buf) == 1);//  truncated 4-byte at end
+    assert (utf8_repair ("\xC0\xAF", 2, &buf) == 2);     //  overlong: two
+    assert (utf8_repair ("\xED\xA0\x80", 3, &buf) == 3); //  surrogate: three
+    assert (utf8_repair ("\xF0\x9F\x98", 3, &buf) == 1); //  truncated 4-byte at end
     assert (strcmp (buf.data, "\xEF\xBF\xBD") == 0);
     assert (utf8_repair ("x\0y", 3, &buf) == 0 && buf.size == 3);
     assert (utf8_valid (buf.data, buf.size));

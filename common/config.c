@@ -27,9 +27,9 @@
 #include <yaml.h>
 
 typedef struct {
-    const char *origin;     //  "default", "file", "env" or "flag"
-    char *string;           //  CONFIG_STRING value, owned
-    char **list;            //  CONFIG_LIST value, owned, NULL-terminated
+    const char *origin; //  "default", "file", "env" or "flag"
+    char *string;       //  CONFIG_STRING value, owned
+    char **list;        //  CONFIG_LIST value, owned, NULL-terminated
 } s_state_t;
 
 struct _config_t {
@@ -37,16 +37,16 @@ struct _config_t {
     const config_option_t *options;
     size_t noptions;
     s_state_t *state;
-    char **args;            //  positional arguments, owned
+    char **args; //  positional arguments, owned
     size_t nargs;
 };
 
 //  Where a value comes from, for error messages and config_origin.
 typedef struct {
-    const char *origin;     //  "default", "file", "env" or "flag"
-    const char *section;    //  "common" or the daemon's section
-    const char *where;      //  file path, variable name or flag as given
-    size_t line;            //  file only, 1-based
+    const char *origin;  //  "default", "file", "env" or "flag"
+    const char *section; //  "common" or the daemon's section
+    const char *where;   //  file path, variable name or flag as given
+    size_t line;         //  file only, 1-based
 } s_source_t;
 
 static void
@@ -54,8 +54,7 @@ s_print_source (const s_source_t *source)
 {
     if (strcmp (source->origin, "file") == 0)
         fprintf (stderr, " [from file %s:%zu]\n", source->where, source->line);
-    else
-    if (source->where)
+    else if (source->where)
         fprintf (stderr, " [from %s %s]\n", source->origin, source->where);
     else
         fprintf (stderr, " [from %s]\n", source->origin);
@@ -208,17 +207,13 @@ s_parse_duration (const char *text, int64_t *value)
     uint64_t scale;
     if (*unit == 0 || strcmp (unit, "ms") == 0)
         scale = 1;
-    else
-    if (strcmp (unit, "s") == 0)
+    else if (strcmp (unit, "s") == 0)
         scale = 1000;
-    else
-    if (strcmp (unit, "m") == 0)
+    else if (strcmp (unit, "m") == 0)
         scale = 60 * 1000;
-    else
-    if (strcmp (unit, "h") == 0)
+    else if (strcmp (unit, "h") == 0)
         scale = 3600 * 1000;
-    else
-    if (strcmp (unit, "d") == 0)
+    else if (strcmp (unit, "d") == 0)
         scale = 24 * 3600 * 1000;
     else
         return false;
@@ -298,48 +293,44 @@ s_apply (config_t *self, size_t index, const char *text, const s_source_t *sourc
     const config_option_t *option = &self->options[index];
     void *target = option->target;
     switch (option->type) {
-        case CONFIG_STRING:
-            s_set_string (self, index, s_strdup (text), source->origin);
-            return 0;
-        case CONFIG_LIST:
-            s_set_list (self, index, s_split (text), source->origin);
-            return 0;
-        case CONFIG_INT: {
-            int64_t value;
-            if (!s_parse_int (text, &value))
-                return s_bad_value (self, index, text, "expected an integer", source);
-            if (target)
-                *(int64_t *) target = value;
-            break;
-        }
-        case CONFIG_BOOL: {
-            bool value;
-            if (!s_parse_bool (text, &value))
-                return s_bad_value (self, index, text, "expected true or false", source);
-            if (target)
-                *(bool *) target = value;
-            break;
-        }
-        case CONFIG_SIZE: {
-            uint64_t value;
-            if (!s_parse_size (text, &value))
-                return s_bad_value (self, index, text, "expected size like 64M", source);
-            if (target)
-                *(uint64_t *) target = value;
-            break;
-        }
-        case CONFIG_DURATION: {
-            int64_t value;
-            if (!s_parse_duration (text, &value))
-                return s_bad_value (self, index, text, "expected duration like 5s", source);
-            if (target)
-                *(int64_t *) target = value;
-            break;
-        }
-        default:
-            fprintf (stderr, "error: %s.%s: unknown option type %d\n", source->section,
-                     option->key, (int) option->type);
-            return -1;
+    case CONFIG_STRING: s_set_string (self, index, s_strdup (text), source->origin); return 0;
+    case CONFIG_LIST: s_set_list (self, index, s_split (text), source->origin); return 0;
+    case CONFIG_INT: {
+        int64_t value;
+        if (!s_parse_int (text, &value))
+            return s_bad_value (self, index, text, "expected an integer", source);
+        if (target)
+            *(int64_t *) target = value;
+        break;
+    }
+    case CONFIG_BOOL: {
+        bool value;
+        if (!s_parse_bool (text, &value))
+            return s_bad_value (self, index, text, "expected true or false", source);
+        if (target)
+            *(bool *) target = value;
+        break;
+    }
+    case CONFIG_SIZE: {
+        uint64_t value;
+        if (!s_parse_size (text, &value))
+            return s_bad_value (self, index, text, "expected size like 64M", source);
+        if (target)
+            *(uint64_t *) target = value;
+        break;
+    }
+    case CONFIG_DURATION: {
+        int64_t value;
+        if (!s_parse_duration (text, &value))
+            return s_bad_value (self, index, text, "expected duration like 5s", source);
+        if (target)
+            *(int64_t *) target = value;
+        break;
+    }
+    default:
+        fprintf (stderr, "error: %s.%s: unknown option type %d\n", source->section, option->key,
+                 (int) option->type);
+        return -1;
     }
     self->state[index].origin = source->origin;
     return 0;
@@ -361,8 +352,8 @@ s_is_null (yaml_node_t *node)
     if (node->type != YAML_SCALAR_NODE || node->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
         return false;
     const char *text = s_scalar (node);
-    return !*text || strcmp (text, "~") == 0 || strcmp (text, "null") == 0
-           || strcmp (text, "Null") == 0 || strcmp (text, "NULL") == 0;
+    return !*text || strcmp (text, "~") == 0 || strcmp (text, "null") == 0 ||
+           strcmp (text, "Null") == 0 || strcmp (text, "NULL") == 0;
 }
 
 static int
@@ -403,9 +394,8 @@ s_load_value (config_t *self, size_t index, yaml_document_t *doc, yaml_node_t *n
         s_set_list (self, index, list, source->origin);
         return 0;
     }
-    fprintf (stderr, "error: %s.%s: expected a single value, not a %s",
-             source->section, option->key,
-             node->type == YAML_SEQUENCE_NODE ? "list" : "mapping");
+    fprintf (stderr, "error: %s.%s: expected a single value, not a %s", source->section,
+             option->key, node->type == YAML_SEQUENCE_NODE ? "list" : "mapping");
     s_print_source (source);
     return -1;
 }
@@ -466,8 +456,8 @@ s_load_file (config_t *self, const char *path)
     yaml_parser_set_input_file (&parser, file);
     if (!yaml_parser_load (&parser, &doc)) {
         fprintf (stderr, "error: %s:%zu: %s%s%s\n", path, parser.problem_mark.line + 1,
-                 parser.problem ? parser.problem : "cannot parse YAML",
-                 parser.context ? " " : "", parser.context ? parser.context : "");
+                 parser.problem ? parser.problem : "cannot parse YAML", parser.context ? " " : "",
+                 parser.context ? parser.context : "");
         yaml_parser_delete (&parser);
         fclose (file);
         return -1;
@@ -476,8 +466,8 @@ s_load_file (config_t *self, const char *path)
     yaml_node_t *root = yaml_document_get_root_node (&doc);
     if (root && !s_is_null (root)) {
         if (root->type != YAML_MAPPING_NODE) {
-            fprintf (stderr, "error: %s:%zu: the top level must be a mapping of sections\n",
-                     path, root->start_mark.line + 1);
+            fprintf (stderr, "error: %s:%zu: the top level must be a mapping of sections\n", path,
+                     root->start_mark.line + 1);
             rc = -1;
         }
         //  `common` first, then the daemon's own section, whatever their
@@ -489,8 +479,8 @@ s_load_file (config_t *self, const char *path)
                  rc == 0 && pair < root->data.mapping.pairs.top; pair++) {
                 yaml_node_t *key = yaml_document_get_node (&doc, pair->key);
                 yaml_node_t *value = yaml_document_get_node (&doc, pair->value);
-                if (key && value && key->type == YAML_SCALAR_NODE
-                    && strcmp (s_scalar (key), passes[pass]) == 0)
+                if (key && value && key->type == YAML_SCALAR_NODE &&
+                    strcmp (s_scalar (key), passes[pass]) == 0)
                     rc = s_load_section (self, &doc, value, passes[pass], path,
                                          strcmp (passes[pass], self->section) == 0);
             }
@@ -591,7 +581,7 @@ config_destroy (config_t **self_p)
 typedef struct {
     size_t index;
     const char *value;
-    const char *flag;       //  as given, for messages
+    const char *flag; //  as given, for messages
 } s_flag_t;
 
 int
@@ -624,8 +614,7 @@ config_load (config_t *self, int argc, char **argv)
             break;
         }
         if (arg[1] != '-') {
-            fprintf (stderr, "error: unknown flag %s (options are --key=value; see --help)\n",
-                     arg);
+            fprintf (stderr, "error: unknown flag %s (options are --key=value; see --help)\n", arg);
             rc = -1;
             break;
         }
@@ -644,8 +633,8 @@ config_load (config_t *self, int argc, char **argv)
             continue;
         }
         int index = s_find (self, name, name_len);
-        if (index < 0 && name_len > 3 && !value
-            && (strncmp (name, "no-", 3) == 0 || strncmp (name, "no_", 3) == 0)) {
+        if (index < 0 && name_len > 3 && !value &&
+            (strncmp (name, "no-", 3) == 0 || strncmp (name, "no_", 3) == 0)) {
             //  --no-key for a boolean
             index = s_find (self, name + 3, name_len - 3);
             if (index >= 0 && self->options[index].type == CONFIG_BOOL)
@@ -661,8 +650,7 @@ config_load (config_t *self, int argc, char **argv)
         if (!value) {
             if (self->options[index].type == CONFIG_BOOL)
                 value = "true";
-            else
-            if (i + 1 < argc)
+            else if (i + 1 < argc)
                 value = argv[++i];
             else {
                 fprintf (stderr, "error: flag --%.*s needs a value\n", (int) name_len, name);
@@ -670,7 +658,7 @@ config_load (config_t *self, int argc, char **argv)
                 break;
             }
         }
-        flags[nflags++] = (s_flag_t) {(size_t) index, value, arg};
+        flags[nflags++] = (s_flag_t){(size_t) index, value, arg};
     }
 
     //  Defaults
@@ -679,11 +667,9 @@ config_load (config_t *self, int argc, char **argv)
         s_source_t source = {"default", self->section, NULL, 0};
         if (option->default_value)
             rc = s_apply (self, i, option->default_value, &source);
-        else
-        if (option->type == CONFIG_STRING)
+        else if (option->type == CONFIG_STRING)
             s_set_string (self, i, NULL, "default");
-        else
-        if (option->type == CONFIG_LIST)
+        else if (option->type == CONFIG_LIST)
             s_set_list (self, i, s_alloc (sizeof (char *)), "default");
         else
             self->state[i].origin = "default";
@@ -919,21 +905,21 @@ config_test (bool verbose)
     snprintf (other_path, sizeof other_path, "%s/other.yaml", dir);
     s_write_file (path,
                   "# the test configuration\n"
-                  "testd:\n"                          //  2: before common on purpose
-                  "  name: from-section\n"            //  3
-                  "  port: 9100\n"                    //  4
-                  "  journal-dir: /var/journal\n"     //  5
-                  "  peers:\n"                        //  6
-                  "    - tcp://a:1\n"                 //  7
-                  "    - \"tcp://b:2, still b\"\n"    //  8
-                  "  verbose: yes\n"                  //  9
-                  "common:\n"                         //  10
-                  "  name: from-common\n"             //  11
-                  "  log_level: warn\n"               //  12
-                  "  max_size: 1M\n"                  //  13
-                  "  shared_only: other daemons\n"    //  14: unknown here, ignored
-                  "other:\n"                          //  15
-                  "  bogus: [1, 2]\n");               //  16: other sections ignored
+                  "testd:\n"                       //  2: before common on purpose
+                  "  name: from-section\n"         //  3
+                  "  port: 9100\n"                 //  4
+                  "  journal-dir: /var/journal\n"  //  5
+                  "  peers:\n"                     //  6
+                  "    - tcp://a:1\n"              //  7
+                  "    - \"tcp://b:2, still b\"\n" //  8
+                  "  verbose: yes\n"               //  9
+                  "common:\n"                      //  10
+                  "  name: from-common\n"          //  11
+                  "  log_level: warn\n"            //  12
+                  "  max_size: 1M\n"               //  13
+                  "  shared_only: other daemons\n" //  14: unknown here, ignored
+                  "other:\n"                       //  15
+                  "  bogus: [1, 2]\n");            //  16: other sections ignored
 
     //  Defaults only
     memset (&s_cfg, 0, sizeof s_cfg);
@@ -978,8 +964,7 @@ config_test (bool verbose)
     setenv ("OMNI_TESTD_TAGS", "red, green", 1);
     setenv ("OMNI_TESTD_NAME", "from-env", 1);
     assert (s_load (config, NULL, 8, "--port=9300", "--name", "from-flag", "--max-size", "2G",
-                    "--no-verbose", "--journal_dir=/flag")
-            == 0);
+                    "--no-verbose", "--journal_dir=/flag") == 0);
     assert (s_cfg.port == 9300);
     assert (strcmp (s_cfg.name, "from-flag") == 0);
     assert (s_cfg.timeout == 5000);
@@ -1000,8 +985,7 @@ config_test (bool verbose)
 
     //  Booleans, later flags win, positional arguments, "--" and "-"
     assert (s_load (config, NULL, 11, "first", "--verbose", "-", "--port", "1", "--port=2",
-                    "second", "--", "--port=3", "--verbose")
-            == 0);
+                    "second", "--", "--port=3", "--verbose") == 0);
     assert (s_cfg.verbose && s_cfg.port == 2);
     assert (config_argc (config) == 5);
     assert (strcmp (config_arg (config, 0), "first") == 0);
@@ -1032,8 +1016,7 @@ config_test (bool verbose)
     free (out);
     assert (s_load (config, &out, 2, "--port=abc") == -1);
     assert (strcmp (out, "error: testd.port: bad value \"abc\" (expected an integer) "
-                         "[from flag --port=abc]\n")
-            == 0);
+                         "[from flag --port=abc]\n") == 0);
     free (out);
     assert (s_load (config, &out, 2, "--verbose=maybe") == -1);
     assert (strstr (out, "error: testd.verbose: bad value \"maybe\" (expected true or false)"));
@@ -1044,8 +1027,7 @@ config_test (bool verbose)
     setenv ("OMNI_TESTD_MAX_SIZE", "12x", 1);
     assert (s_load (config, &out, 1) == -1);
     assert (strcmp (out, "error: testd.max_size: bad value \"12x\" (expected size like 64M) "
-                         "[from env OMNI_TESTD_MAX_SIZE]\n")
-            == 0);
+                         "[from env OMNI_TESTD_MAX_SIZE]\n") == 0);
     free (out);
     unsetenv ("OMNI_TESTD_MAX_SIZE");
     assert (s_load (config, &out, 2, "--config") == -1);
@@ -1065,12 +1047,15 @@ config_test (bool verbose)
     free (out);
     //  Bad values in the file, in common too
     s_write_file (bad_path, "testd:\n  verbose: maybe\n");
-    assert (s_load (config, &out, 2, "--config=" "/nonexistent/x.yaml") == -1);
+    assert (s_load (config, &out, 2,
+                    "--config="
+                    "/nonexistent/x.yaml") == -1);
     free (out);
     assert (s_load (config, &out, 3, "--config", bad_path) == -1);
     snprintf (expected, sizeof expected,
               "error: testd.verbose: bad value \"maybe\" (expected true or false) "
-              "[from file %s:2]\n", bad_path);
+              "[from file %s:2]\n",
+              bad_path);
     assert (strcmp (out, expected) == 0);
     free (out);
     s_write_file (bad_path, "common:\n  max_size: 12x\n");
@@ -1132,9 +1117,8 @@ config_test (bool verbose)
 
     //  Section names with '-' map to '_' in variable names
     static char *tap_name;
-    static const config_option_t tap_options[] = {
-        {"key", CONFIG_STRING, NULL, "a key", &tap_name},
-        {NULL, CONFIG_STRING, NULL, NULL, NULL}};
+    static const config_option_t tap_options[] = {{"key", CONFIG_STRING, NULL, "a key", &tap_name},
+                                                  {NULL, CONFIG_STRING, NULL, NULL, NULL}};
     config = config_new ("omni-tap", tap_options);
     setenv ("OMNI_OMNI_TAP_KEY", "from-env", 1);
     assert (s_load (config, NULL, 1) == 0);

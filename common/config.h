@@ -21,7 +21,7 @@ typedef enum {
 } config_type_t;
 
 typedef struct {
-    const char *key;           //  "journal_dir"
+    const char *key; //  "journal_dir"
     config_type_t type;
     const char *default_value; //  text, parsed like a flag value; NULL = unset (string NULL)
     const char *help;

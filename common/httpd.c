@@ -37,7 +37,7 @@ typedef int s_result_t;
 #endif
 
 #define HTTPD_CONNECTION_LIMIT   64
-#define HTTPD_CONNECTION_TIMEOUT 10     //  seconds: a stuck scraper is dropped
+#define HTTPD_CONNECTION_TIMEOUT 10 //  seconds: a stuck scraper is dropped
 
 #define METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
 
@@ -51,8 +51,8 @@ struct _httpd_t {
 };
 
 static s_result_t
-s_reply (struct MHD_Connection *connection, unsigned status, const char *content_type,
-         char *body, size_t size, enum MHD_ResponseMemoryMode mode)
+s_reply (struct MHD_Connection *connection, unsigned status, const char *content_type, char *body,
+         size_t size, enum MHD_ResponseMemoryMode mode)
 {
     struct MHD_Response *response = MHD_create_response_from_buffer (size, body, mode);
     if (!response) {
@@ -73,14 +73,13 @@ s_reply (struct MHD_Connection *connection, unsigned status, const char *content
 static s_result_t
 s_reply_text (struct MHD_Connection *connection, unsigned status, const char *text)
 {
-    return s_reply (connection, status, "text/plain; charset=utf-8", (char *) text,
-                    strlen (text), MHD_RESPMEM_PERSISTENT);
+    return s_reply (connection, status, "text/plain; charset=utf-8", (char *) text, strlen (text),
+                    MHD_RESPMEM_PERSISTENT);
 }
 
 static s_result_t
 s_handle (void *cls, struct MHD_Connection *connection, const char *url, const char *method,
-          const char *version, const char *upload_data, size_t *upload_data_size,
-          void **con_cls)
+          const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls)
 {
     (void) version;
     (void) upload_data;
@@ -140,8 +139,8 @@ s_mhd_log (void *cls, const char *format, va_list args)
 //  Splits "HOST:PORT" or "[V6]:PORT"; an empty host or "*" means every
 //  IPv4 address. A bracketed host must be numeric (no name lookup).
 static bool
-s_parse_address (const char *address, char *host, size_t host_size, char *port,
-                 size_t port_size, bool *numeric)
+s_parse_address (const char *address, char *host, size_t host_size, char *port, size_t port_size,
+                 bool *numeric)
 {
     *numeric = *address == '[';
     const char *colon;
@@ -154,8 +153,7 @@ s_parse_address (const char *address, char *host, size_t host_size, char *port,
         host_start = address + 1;
         host_len = (size_t) (close - host_start);
         colon = close + 1;
-    }
-    else {
+    } else {
         colon = strrchr (address, ':');
         if (!colon || memchr (address, ':', (size_t) (colon - address)))
             return false;
@@ -237,9 +235,9 @@ httpd_new (const char *address, metrics_t *metrics, health_fn *health, void *arg
     //  The logger first, or MHD prints messages about the options before it
     self->daemon = MHD_start_daemon (
         flags, 0, NULL, NULL, s_handle, self, MHD_OPTION_EXTERNAL_LOGGER, s_mhd_log, NULL,
-        MHD_OPTION_SOCK_ADDR, found->ai_addr,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned) HTTPD_CONNECTION_LIMIT,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned) HTTPD_CONNECTION_TIMEOUT, MHD_OPTION_END);
+        MHD_OPTION_SOCK_ADDR, found->ai_addr, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned) HTTPD_CONNECTION_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned) HTTPD_CONNECTION_TIMEOUT, MHD_OPTION_END);
     freeaddrinfo (found);
     if (!self->daemon) {
         log_error ("httpd.start", "address=\"%s\" error=\"cannot listen (address in use?)\"",
@@ -313,8 +311,7 @@ s_fetch (int family, int port, const char *request, char **reply)
         in6->sin6_port = htons ((uint16_t) port);
         in6->sin6_addr = in6addr_loopback;
         len = sizeof *in6;
-    }
-    else {
+    } else {
         struct sockaddr_in *in = (struct sockaddr_in *) &addr;
         in->sin_family = AF_INET;
         in->sin_port = htons ((uint16_t) port);
@@ -459,8 +456,7 @@ httpd_test (bool verbose)
     assert (strstr (reply, "\r\nContent-Type: text/plain; version=0.0.4"));
     assert (strcmp (s_body (reply), "# HELP omni_test_requests_total Requests.\n"
                                     "# TYPE omni_test_requests_total counter\n"
-                                    "omni_test_requests_total 3\n")
-            == 0);
+                                    "omni_test_requests_total 3\n") == 0);
     free (reply);
     assert (s_get (port_number, "/metrics?name=x", NULL) == 200);
 
@@ -479,15 +475,14 @@ httpd_test (bool verbose)
     assert (s_fetch (AF_INET, port_number, "HEAD /metrics HTTP/1.0\r\n\r\n", &reply) == 200);
     assert (strcmp (s_body (reply), "") == 0);
     free (reply);
-    assert (s_fetch (AF_INET, port_number,
-                     "POST /metrics HTTP/1.0\r\nContent-Length: 2\r\n\r\nhi", &reply) == 405);
+    assert (s_fetch (AF_INET, port_number, "POST /metrics HTTP/1.0\r\nContent-Length: 2\r\n\r\nhi",
+                     &reply) == 405);
     assert (strstr (reply, "\r\nAllow: GET, HEAD\r\n"));
     free (reply);
     //  HTTP/1.1 with keep-alive is answered too (the server then closes on
     //  Connection: close)
     assert (s_fetch (AF_INET, port_number,
-                     "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", NULL)
-            == 503);
+                     "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", NULL) == 503);
 
     //  Scrapes from several threads while the counter moves
     pthread_t clients[HTTPD_TEST_CLIENTS];
@@ -528,12 +523,10 @@ httpd_test (bool verbose)
     //  IPv6 when the machine has it
     httpd = s_new_quietly (verbose, "[::1]:0");
     if (httpd) {
-        assert (s_fetch (AF_INET6, httpd_port (httpd), "GET /health HTTP/1.0\r\n\r\n", NULL)
-                == 200);
+        assert (s_fetch (AF_INET6, httpd_port (httpd), "GET /health HTTP/1.0\r\n\r\n", NULL) ==
+                200);
         httpd_destroy (&httpd);
-    }
-    else
-    if (verbose)
+    } else if (verbose)
         printf ("httpd_test: no IPv6 loopback, skipped\n");
 
     metrics_destroy (&metrics);

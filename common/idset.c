@@ -56,8 +56,8 @@ s_find (const idset_t *self, const s_slot_t *slot)
 {
     size_t mask = self->capacity - 1;
     size_t i = s_home (self, slot);
-    while (!s_empty (&self->slots[i])
-           && (self->slots[i].lo != slot->lo || self->slots[i].hi != slot->hi))
+    while (!s_empty (&self->slots[i]) &&
+           (self->slots[i].lo != slot->lo || self->slots[i].hi != slot->hi))
         i = (i + 1) & mask;
     return i;
 }
@@ -153,7 +153,7 @@ idset_remove (idset_t *self, const uint8_t key[IDSET_KEY_SIZE])
             hole = j;
         }
     }
-    self->slots[hole] = (s_slot_t) {0, 0};
+    self->slots[hole] = (s_slot_t){0, 0};
     self->count--;
     return true;
 }

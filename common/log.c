@@ -92,22 +92,16 @@ s_utf8_len (const unsigned char *p, size_t len)
     uint32_t cp;
     if (p[0] < 0x80)
         return 1;
-    else
-    if ((p[0] & 0xE0) == 0xC0) {
+    else if ((p[0] & 0xE0) == 0xC0) {
         need = 2;
         cp = p[0] & 0x1F;
-    }
-    else
-    if ((p[0] & 0xF0) == 0xE0) {
+    } else if ((p[0] & 0xF0) == 0xE0) {
         need = 3;
         cp = p[0] & 0x0F;
-    }
-    else
-    if ((p[0] & 0xF8) == 0xF0) {
+    } else if ((p[0] & 0xF8) == 0xF0) {
         need = 4;
         cp = p[0] & 0x07;
-    }
-    else
+    } else
         return 0;
     if (need > len)
         return 0;
@@ -118,8 +112,8 @@ s_utf8_len (const unsigned char *p, size_t len)
     }
     //  Overlong forms, surrogates and out-of-range code points are invalid
     //  and some JSON parsers reject them
-    if ((need == 2 && cp < 0x80) || (need == 3 && cp < 0x800) || (need == 4 && cp < 0x10000)
-        || (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF)
+    if ((need == 2 && cp < 0x80) || (need == 3 && cp < 0x800) || (need == 4 && cp < 0x10000) ||
+        (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF)
         return 0;
     return need;
 }
@@ -138,30 +132,24 @@ s_json_escape (s_buf_t *buf, const char *text, size_t len)
             s_buf_putc (buf, '\\');
             s_buf_putc (buf, (char) c);
             i++;
-        }
-        else
-        if (c < 0x20 || c == 0x7F) {
+        } else if (c < 0x20 || c == 0x7F) {
             char esc[8];
             if (c == '\n')
                 strcpy (esc, "\\n");
-            else
-            if (c == '\r')
+            else if (c == '\r')
                 strcpy (esc, "\\r");
-            else
-            if (c == '\t')
+            else if (c == '\t')
                 strcpy (esc, "\\t");
             else
                 snprintf (esc, sizeof esc, "\\u%04x", c);
             s_buf_puts (buf, esc);
             i++;
-        }
-        else {
+        } else {
             size_t n = s_utf8_len (p + i, len - i);
             if (n == 0) {
                 s_buf_puts (buf, "\\ufffd");
                 i++;
-            }
-            else {
+            } else {
                 s_buf_putn (buf, text + i, n);
                 i += n;
             }
@@ -252,8 +240,7 @@ s_fields_to_json (s_buf_t *buf, const char *fields)
                 p++;
             s_json_string (buf, value.data, value.size);
             s_buf_free (&value);
-        }
-        else {
+        } else {
             const char *start = p;
             while (*p && !s_is_space (*p))
                 p++;
@@ -274,8 +261,7 @@ s_kv_append (s_buf_t *buf, const char *text)
     for (const char *p = text; *p; p++) {
         if (*p == '\n')
             s_buf_puts (buf, "\\n");
-        else
-        if (*p == '\r')
+        else if (*p == '\r')
             s_buf_puts (buf, "\\r");
         else
             s_buf_putc (buf, *p);
@@ -312,8 +298,7 @@ log_init (const char *daemon, const char *level, const char *format)
     if (format) {
         if (strcmp (format, "json") == 0)
             new_format = FORMAT_JSON;
-        else
-        if (strcmp (format, "kv") != 0)
+        else if (strcmp (format, "kv") != 0)
             return -1;
     }
     pthread_mutex_lock (&s_lock);
@@ -348,8 +333,7 @@ log_event (log_level_t level, const char *event, const char *fields, ...)
         va_end (args);
         if (len < 0)
             small[0] = 0;
-        else
-        if ((size_t) len >= sizeof small) {
+        else if ((size_t) len >= sizeof small) {
             char *big = malloc ((size_t) len + 1);
             if (big) {
                 va_start (args, fields);
@@ -358,8 +342,7 @@ log_event (log_level_t level, const char *event, const char *fields, ...)
                 text = big;
             }
         }
-    }
-    else
+    } else
         small[0] = 0;
 
     char ts[40];
@@ -389,8 +372,7 @@ log_event (log_level_t level, const char *event, const char *fields, ...)
         s_json_string (&line, event, strlen (event));
         s_fields_to_json (&line, text);
         s_buf_puts (&line, "}\n");
-    }
-    else {
+    } else {
         s_buf_puts (&line, ts);
         s_buf_puts (&line, " level=");
         s_buf_puts (&line, s_level_names[level]);
@@ -547,19 +529,18 @@ log_test (bool verbose)
     char *line = strtok (out, "\n");
     assert (line && strlen (line) > 24);
     s_check_ts (line);
-    assert (strcmp (line + 24, " level=info daemon=ingestd event=journal.open path=/x records=3")
-            == 0);
+    assert (strcmp (line + 24, " level=info daemon=ingestd event=journal.open path=/x records=3") ==
+            0);
     line = strtok (NULL, "\n");
     assert (line);
     s_check_ts (line);
-    assert (strcmp (line + 24, " level=warn daemon=ingestd event=with.spaces path=\"a b\" n=-7")
-            == 0);
+    assert (strcmp (line + 24, " level=warn daemon=ingestd event=with.spaces path=\"a b\" n=-7") ==
+            0);
     line = strtok (NULL, "\n");
     assert (line && strcmp (line + 24, " level=error daemon=ingestd event=bare") == 0);
     line = strtok (NULL, "\n");
-    assert (line
-            && strcmp (line + 24, " level=info daemon=ingestd event=newline msg=\"two\\nlines\"")
-                   == 0);
+    assert (line && strcmp (line + 24,
+                            " level=info daemon=ingestd event=newline msg=\"two\\nlines\"") == 0);
     assert (strtok (NULL, "\n") == NULL);
     free (out);
 
@@ -573,25 +554,21 @@ log_test (bool verbose)
     assert (line && strncmp (line, "{\"ts\":\"", 7) == 0);
     s_check_ts (line + 7);
     assert (strcmp (line + 31, "\",\"level\":\"info\",\"daemon\":\"ingestd\","
-                               "\"event\":\"journal.open\",\"path\":\"/x\",\"records\":3}")
-            == 0);
+                               "\"event\":\"journal.open\",\"path\":\"/x\",\"records\":3}") == 0);
     line = strtok (NULL, "\n");
     assert (line);
     assert (strcmp (line + 31, "\",\"level\":\"warn\",\"daemon\":\"ingestd\",\"event\":\"quoted\","
                                "\"path\":\"a b\",\"say\":\"he said \\\"hi\\\"\","
-                               "\"bs\":\"c:\\\\d\",\"n\":\"007\",\"f\":2.5,\"neg\":-1}")
-            == 0);
+                               "\"bs\":\"c:\\\\d\",\"n\":\"007\",\"f\":2.5,\"neg\":-1}") == 0);
     line = strtok (NULL, "\n");
     assert (line);
     assert (strcmp (line + 31, "\",\"level\":\"info\",\"daemon\":\"ingestd\",\"event\":\"ctl\","
-                               "\"tab\":\"a\\tb\",\"bad\":\"\\ufffd\\ufffd\",\"flag\":\"\"}")
-            == 0);
+                               "\"tab\":\"a\\tb\",\"bad\":\"\\ufffd\\ufffd\",\"flag\":\"\"}") == 0);
     line = strtok (NULL, "\n");
     assert (line);
     assert (strcmp (line + 31, "\",\"level\":\"info\",\"daemon\":\"ingestd\",\"event\":\"big\","
                                "\"n\":\"1234567890123456789\",\"hex\":\"1e5\",\"dot\":\"1.\","
-                               "\"exp\":\"1e+5\"}")
-            == 0);
+                               "\"exp\":\"1e+5\"}") == 0);
     line = strtok (NULL, "\n");
     assert (line && strstr (line, "\"level\":\"debug\"") && strstr (line, "\"event\":\"shown\""));
     assert (strtok (NULL, "\n") == NULL);
@@ -608,8 +585,8 @@ log_test (bool verbose)
     //  Lines longer than the stack buffers are complete
     assert (log_init ("ingestd", "info", "kv") == 0);
     out = s_capture (s_log_long, NULL);
-    assert (strlen (out) == 24 + strlen (" level=info daemon=ingestd event=long v= end=1\n")
-                                + 10000);
+    assert (strlen (out) ==
+            24 + strlen (" level=info daemon=ingestd event=long v= end=1\n") + 10000);
     assert (strstr (out, "yyyy end=1\n"));
     free (out);
 

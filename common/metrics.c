@@ -29,14 +29,14 @@ static const char *s_type_names[] = {"counter", "gauge", "histogram"};
 typedef struct _family_t family_t;
 
 struct _metric_t {
-    metric_t *next;             //  next series of the same family
+    metric_t *next; //  next series of the same family
     family_t *family;
-    char *labels;               //  never NULL, "" when unlabelled
-    _Atomic uint64_t value;     //  counter count, or gauge double bits
-    double *bounds;             //  histogram only
+    char *labels;           //  never NULL, "" when unlabelled
+    _Atomic uint64_t value; //  counter count, or gauge double bits
+    double *bounds;         //  histogram only
     size_t nbounds;
-    _Atomic uint64_t *buckets;  //  nbounds + 1, not cumulative, last is +Inf
-    _Atomic uint64_t sum;       //  histogram sum, double bits
+    _Atomic uint64_t *buckets; //  nbounds + 1, not cumulative, last is +Inf
+    _Atomic uint64_t sum;      //  histogram sum, double bits
 };
 
 struct _family_t {
@@ -56,8 +56,8 @@ struct _metrics_t {
 const double metrics_latency_bounds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
                                          0.01,   0.025,   0.05,   0.1,   0.25,   0.5,
                                          1,      2.5,     5,      10,    30,     60};
-const size_t metrics_latency_nbounds
-    = sizeof metrics_latency_bounds / sizeof metrics_latency_bounds[0];
+const size_t metrics_latency_nbounds =
+    sizeof metrics_latency_bounds / sizeof metrics_latency_bounds[0];
 
 static uint64_t
 s_bits (double value)
@@ -272,8 +272,7 @@ metric_add (metric_t *self, uint64_t n)
         return;
     if (self->family->type == METRIC_COUNTER)
         atomic_fetch_add_explicit (&self->value, n, memory_order_relaxed);
-    else
-    if (self->family->type == METRIC_GAUGE)
+    else if (self->family->type == METRIC_GAUGE)
         s_atomic_add_double (&self->value, (double) n);
 }
 
@@ -284,8 +283,7 @@ metric_set (metric_t *self, double value)
         return;
     if (self->family->type == METRIC_GAUGE)
         atomic_store_explicit (&self->value, s_bits (value), memory_order_relaxed);
-    else
-    if (self->family->type == METRIC_COUNTER)
+    else if (self->family->type == METRIC_COUNTER)
         //  For counters mirrored from elsewhere (e.g. totals kept on disk)
         atomic_store_explicit (&self->value,
                                value > 0 && value < 18446744073709551616.0 ? (uint64_t) value : 0,
@@ -329,8 +327,8 @@ typedef struct {
     bool failed;
 } s_text_t;
 
-static void
-s_printf (s_text_t *text, const char *format, ...) __attribute__ ((format (printf, 2, 3)));
+static void s_printf (s_text_t *text, const char *format, ...)
+    __attribute__ ((format (printf, 2, 3)));
 
 static void
 s_printf (s_text_t *text, const char *format, ...)
@@ -371,8 +369,7 @@ s_format_double (double value, char *out, size_t size)
 {
     if (isnan (value))
         snprintf (out, size, "NaN");
-    else
-    if (isinf (value))
+    else if (isinf (value))
         snprintf (out, size, value > 0 ? "+Inf" : "-Inf");
     else {
         snprintf (out, size, "%.15g", value);
@@ -388,8 +385,7 @@ s_print_help (s_text_t *text, const char *help)
     for (const char *p = help; *p; p++) {
         if (*p == '\\')
             s_printf (text, "\\\\");
-        else
-        if (*p == '\n')
+        else if (*p == '\n')
             s_printf (text, "\\n");
         else
             s_printf (text, "%c", *p);
@@ -405,13 +401,11 @@ s_render_series (s_text_t *text, const char *prefix, family_t *family, metric_t 
     if (family->type == METRIC_COUNTER)
         s_printf (text, "%s%s%s%s%s %" PRIu64 "\n", prefix, family->name, open, labels, close,
                   atomic_load_explicit (&series->value, memory_order_relaxed));
-    else
-    if (family->type == METRIC_GAUGE) {
+    else if (family->type == METRIC_GAUGE) {
         s_format_double (s_double (atomic_load_explicit (&series->value, memory_order_relaxed)),
                          number, sizeof number);
         s_printf (text, "%s%s%s%s%s %s\n", prefix, family->name, open, labels, close, number);
-    }
-    else {
+    } else {
         //  _count is the +Inf bucket as rendered, so the two always agree
         //  even while other threads observe
         uint64_t cumulative = 0;
@@ -427,8 +421,8 @@ s_render_series (s_text_t *text, const char *prefix, family_t *family, metric_t 
         s_format_double (s_double (atomic_load_explicit (&series->sum, memory_order_relaxed)),
                          number, sizeof number);
         s_printf (text, "%s%s_sum%s%s%s %s\n", prefix, family->name, open, labels, close, number);
-        s_printf (text, "%s%s_count%s%s%s %" PRIu64 "\n", prefix, family->name, open, labels,
-                  close, cumulative);
+        s_printf (text, "%s%s_count%s%s%s %" PRIu64 "\n", prefix, family->name, open, labels, close,
+                  cumulative);
     }
 }
 
@@ -495,18 +489,18 @@ metrics_test (bool verbose)
     metric_t *records = metrics_counter (metrics, "records_total", "Records read.", NULL);
     assert (records);
     assert (metrics_counter (metrics, "records_total", "Records read.", NULL) == records);
-    metric_t *archive = metrics_counter (metrics, "writes_total", "Writes by writer.",
-                                         "writer=\"archive\"");
+    metric_t *archive =
+        metrics_counter (metrics, "writes_total", "Writes by writer.", "writer=\"archive\"");
     metric_t *lag = metrics_gauge (metrics, "lag_seconds", "Lag behind the journal.", NULL);
     metric_t *latency = metrics_histogram (metrics, "write_seconds", "Write latency.", NULL,
-                                           (const double[]) {0.1, 1, 2.5}, 3);
+                                           (const double[]){0.1, 1, 2.5}, 3);
     //  A labelled series created later still renders under its family
-    metric_t *index = metrics_counter (metrics, "writes_total", "Writes by writer.",
-                                       "writer=\"index\"");
+    metric_t *index =
+        metrics_counter (metrics, "writes_total", "Writes by writer.", "writer=\"index\"");
     assert (archive && lag && latency && index && archive != index);
-    metric_t *by_kind = metrics_histogram (metrics, "batch_seconds", "Batch latency\nin s \\.",
-                                           "kind=\"a\"", metrics_latency_bounds,
-                                           metrics_latency_nbounds);
+    metric_t *by_kind =
+        metrics_histogram (metrics, "batch_seconds", "Batch latency\nin s \\.", "kind=\"a\"",
+                           metrics_latency_bounds, metrics_latency_nbounds);
     assert (by_kind);
 
     //  Misuse is refused (and logged: quiet unless verbose), and updates of
@@ -520,7 +514,7 @@ metrics_test (bool verbose)
     assert (metrics_gauge (metrics, "records_total", "x", NULL) == NULL);
     assert (metrics_counter (metrics, "bad name", "x", NULL) == NULL);
     assert (metrics_counter (metrics, "9lives", "x", NULL) == NULL);
-    assert (metrics_histogram (metrics, "h", "x", NULL, (const double[]) {2, 1}, 2) == NULL);
+    assert (metrics_histogram (metrics, "h", "x", NULL, (const double[]){2, 1}, 2) == NULL);
     metric_add (NULL, 1);
     metric_set (NULL, 1);
     metric_observe (NULL, 1);
@@ -538,7 +532,7 @@ metrics_test (bool verbose)
     metric_add (lag, 1);
     assert (metric_value (lag) == 0.75);
     metric_observe (latency, 0.05);
-    metric_observe (latency, 0.1);  //  le is inclusive
+    metric_observe (latency, 0.1); //  le is inclusive
     metric_observe (latency, 2);
     metric_observe (latency, 100);
     assert (metric_value (latency) == 4);
@@ -548,48 +542,47 @@ metrics_test (bool verbose)
     assert (text);
     if (verbose)
         printf ("%s", text);
-    const char *expected
-        = "# HELP omni_test_records_total Records read.\n"
-          "# TYPE omni_test_records_total counter\n"
-          "omni_test_records_total 5\n"
-          "# HELP omni_test_writes_total Writes by writer.\n"
-          "# TYPE omni_test_writes_total counter\n"
-          "omni_test_writes_total{writer=\"archive\"} 7\n"
-          "omni_test_writes_total{writer=\"index\"} 0\n"
-          "# HELP omni_test_lag_seconds Lag behind the journal.\n"
-          "# TYPE omni_test_lag_seconds gauge\n"
-          "omni_test_lag_seconds 0.75\n"
-          "# HELP omni_test_write_seconds Write latency.\n"
-          "# TYPE omni_test_write_seconds histogram\n"
-          "omni_test_write_seconds_bucket{le=\"0.1\"} 2\n"
-          "omni_test_write_seconds_bucket{le=\"1\"} 2\n"
-          "omni_test_write_seconds_bucket{le=\"2.5\"} 3\n"
-          "omni_test_write_seconds_bucket{le=\"+Inf\"} 4\n"
-          "omni_test_write_seconds_sum 102.15\n"
-          "omni_test_write_seconds_count 4\n"
-          "# HELP omni_test_batch_seconds Batch latency\\nin s \\\\.\n"
-          "# TYPE omni_test_batch_seconds histogram\n"
-          "omni_test_batch_seconds_bucket{kind=\"a\",le=\"0.0001\"} 0\n"
-          "omni_test_batch_seconds_bucket{kind=\"a\",le=\"0.00025\"} 0\n"
-          "omni_test_batch_seconds_bucket{kind=\"a\",le=\"0.0005\"} 0\n"
-          "omni_test_batch_seconds_bucket{kind=\"a\",le=\"0.001\"} 0\n"
-          "omni_test_batch_seconds_bucket{kind=\"a\",le=\"0.0025\"} 0\n"
-          "omni_test_batch_seconds_bucket{kind=\"a\",le=\"0.005\"} 1\n"
-          "omni_test_batch_seconds_bucket{kind=\"a\",le=\"0.01\"} 1\n"
-          "omni_test_batch_seconds_bucket{kind=\"a\",le=\"0.025\"} 1\n"
-          "omni_test_batch_seconds_bucket{kind=\"a\",le=\"0.05\"} 1\n"
-          "omni_test_batch_seconds_bucket{kind=\"a\",le=\"0.1\"} 1\n"
-          "omni_test_batch_seconds_bucket{kind=\"a\",le=\"0.25\"} 1\n"
-          "omni_test_batch_seconds_bucket{kind=\"a\",le=\"0.5\"} 1\n"
-          "omni_test_batch_seconds_bucket{kind=\"a\",le=\"1\"} 1\n"
-          "omni_test_batch_seconds_bucket{kind=\"a\",le=\"2.5\"} 1\n"
-          "omni_test_batch_seconds_bucket{kind=\"a\",le=\"5\"} 1\n"
-          "omni_test_batch_seconds_bucket{kind=\"a\",le=\"10\"} 1\n"
-          "omni_test_batch_seconds_bucket{kind=\"a\",le=\"30\"} 1\n"
-          "omni_test_batch_seconds_bucket{kind=\"a\",le=\"60\"} 1\n"
-          "omni_test_batch_seconds_bucket{kind=\"a\",le=\"+Inf\"} 1\n"
-          "omni_test_batch_seconds_sum{kind=\"a\"} 0.003\n"
-          "omni_test_batch_seconds_count{kind=\"a\"} 1\n";
+    const char *expected = "# HELP omni_test_records_total Records read.\n"
+                           "# TYPE omni_test_records_total counter\n"
+                           "omni_test_records_total 5\n"
+                           "# HELP omni_test_writes_total Writes by writer.\n"
+                           "# TYPE omni_test_writes_total counter\n"
+                           "omni_test_writes_total{writer=\"archive\"} 7\n"
+                           "omni_test_writes_total{writer=\"index\"} 0\n"
+                           "# HELP omni_test_lag_seconds Lag behind the journal.\n"
+                           "# TYPE omni_test_lag_seconds gauge\n"
+                           "omni_test_lag_seconds 0.75\n"
+                           "# HELP omni_test_write_seconds Write latency.\n"
+                           "# TYPE omni_test_write_seconds histogram\n"
+                           "omni_test_write_seconds_bucket{le=\"0.1\"} 2\n"
+                           "omni_test_write_seconds_bucket{le=\"1\"} 2\n"
+                           "omni_test_write_seconds_bucket{le=\"2.5\"} 3\n"
+                           "omni_test_write_seconds_bucket{le=\"+Inf\"} 4\n"
+                           "omni_test_write_seconds_sum 102.15\n"
+                           "omni_test_write_seconds_count 4\n"
+                           "# HELP omni_test_batch_seconds Batch latency\\nin s \\\\.\n"
+                           "# TYPE omni_test_batch_seconds histogram\n"
+                           "omni_test_batch_seconds_bucket{kind=\"a\",le=\"0.0001\"} 0\n"
+                           "omni_test_batch_seconds_bucket{kind=\"a\",le=\"0.00025\"} 0\n"
+                           "omni_test_batch_seconds_bucket{kind=\"a\",le=\"0.0005\"} 0\n"
+                           "omni_test_batch_seconds_bucket{kind=\"a\",le=\"0.001\"} 0\n"
+                           "omni_test_batch_seconds_bucket{kind=\"a\",le=\"0.0025\"} 0\n"
+                           "omni_test_batch_seconds_bucket{kind=\"a\",le=\"0.005\"} 1\n"
+                           "omni_test_batch_seconds_bucket{kind=\"a\",le=\"0.01\"} 1\n"
+                           "omni_test_batch_seconds_bucket{kind=\"a\",le=\"0.025\"} 1\n"
+                           "omni_test_batch_seconds_bucket{kind=\"a\",le=\"0.05\"} 1\n"
+                           "omni_test_batch_seconds_bucket{kind=\"a\",le=\"0.1\"} 1\n"
+                           "omni_test_batch_seconds_bucket{kind=\"a\",le=\"0.25\"} 1\n"
+                           "omni_test_batch_seconds_bucket{kind=\"a\",le=\"0.5\"} 1\n"
+                           "omni_test_batch_seconds_bucket{kind=\"a\",le=\"1\"} 1\n"
+                           "omni_test_batch_seconds_bucket{kind=\"a\",le=\"2.5\"} 1\n"
+                           "omni_test_batch_seconds_bucket{kind=\"a\",le=\"5\"} 1\n"
+                           "omni_test_batch_seconds_bucket{kind=\"a\",le=\"10\"} 1\n"
+                           "omni_test_batch_seconds_bucket{kind=\"a\",le=\"30\"} 1\n"
+                           "omni_test_batch_seconds_bucket{kind=\"a\",le=\"60\"} 1\n"
+                           "omni_test_batch_seconds_bucket{kind=\"a\",le=\"+Inf\"} 1\n"
+                           "omni_test_batch_seconds_sum{kind=\"a\"} 0.003\n"
+                           "omni_test_batch_seconds_count{kind=\"a\"} 1\n";
     if (strcmp (text, expected) != 0)
         fprintf (stderr, "metrics_test: rendered\n%s", text);
     assert (strcmp (text, expected) == 0);
@@ -636,8 +629,10 @@ metrics_test (bool verbose)
     char line[128];
     snprintf (line, sizeof line, "\nomni_test_shared_seconds_sum %.15g\n", total * 0.5);
     assert (strstr (text, line));
-    snprintf (line, sizeof line, "\nomni_test_shared_seconds_bucket{le=\"0.25\"} 0\n"
-                                 "omni_test_shared_seconds_bucket{le=\"0.5\"} %.0f\n", total);
+    snprintf (line, sizeof line,
+              "\nomni_test_shared_seconds_bucket{le=\"0.25\"} 0\n"
+              "omni_test_shared_seconds_bucket{le=\"0.5\"} %.0f\n",
+              total);
     assert (strstr (text, line));
     free (text);
 

@@ -19,10 +19,8 @@ void metrics_destroy (metrics_t **self_p);
 //  `labels` is the Prometheus label text without braces, e.g.
 //  "writer=\"archive\"", or NULL. Registering the same name and labels twice
 //  returns the same series.
-metric_t *metrics_counter (metrics_t *self, const char *name, const char *help,
-                           const char *labels);
-metric_t *metrics_gauge (metrics_t *self, const char *name, const char *help,
-                         const char *labels);
+metric_t *metrics_counter (metrics_t *self, const char *name, const char *help, const char *labels);
+metric_t *metrics_gauge (metrics_t *self, const char *name, const char *help, const char *labels);
 //  Bucket upper bounds in ascending order (seconds for latencies); +Inf is implied.
 metric_t *metrics_histogram (metrics_t *self, const char *name, const char *help,
                              const char *labels, const double *bounds, size_t nbounds);

@@ -86,7 +86,8 @@ s_migrate (pgconn_t *conn, void *arg)
                 recorded = PQgetvalue (rows, r, 1);
         if (recorded) {
             if (strcmp (recorded, checksum))
-                log_warn ("schema.changed", "component=%s version=%d name=%s detail=\"the "
+                log_warn ("schema.changed",
+                          "component=%s version=%d name=%s detail=\"the "
                           "embedded migration differs from the one applied\"",
                           config->component, step->version, step->name);
             continue;
@@ -116,7 +117,8 @@ s_migrate (pgconn_t *conn, void *arg)
     int embedded = migrate_version (steps);
     run->version = newest > embedded ? newest : embedded;
     if (rc == 0 && newest > embedded)
-        log_warn ("schema.newer", "component=%s database=%d embedded=%d detail=\"a newer "
+        log_warn ("schema.newer",
+                  "component=%s database=%d embedded=%d detail=\"a newer "
                   "release migrated this database\"",
                   config->component, newest, embedded);
     if (rc == 0 && config->after)
@@ -145,8 +147,7 @@ migrate_run (pgconn_t *conn, const migrate_config_t *config, int *applied)
 //  Self-test: several daemons migrating one fresh database at once
 
 static const migrate_step_t s_steps_v1[] = {
-    {1, "one", "CREATE TABLE t_one (n int); INSERT INTO t_one VALUES (1)"},
-    {0, NULL, NULL}};
+    {1, "one", "CREATE TABLE t_one (n int); INSERT INTO t_one VALUES (1)"}, {0, NULL, NULL}};
 static const migrate_step_t s_steps_v2[] = {
     {1, "one", "CREATE TABLE t_one (n int); INSERT INTO t_one VALUES (1)"},
     {2, "two", "INSERT INTO t_one VALUES (2)"},
@@ -173,8 +174,9 @@ static int
 s_test_after (pgconn_t *conn, void *arg)
 {
     ((s_test_arg_t *) arg)->afters++;
-    return pgconn_exec (conn, "CREATE OR REPLACE VIEW t_view AS SELECT count (*) AS n FROM t_one")
-                   == PGCONN_OK
+    return pgconn_exec (conn,
+                        "CREATE OR REPLACE VIEW t_view AS SELECT count (*) AS n FROM t_one") ==
+                   PGCONN_OK
                ? 0
                : -1;
 }

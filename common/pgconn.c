@@ -23,8 +23,8 @@
 
 #define PGCONN_COPY_CHUNK (256 * 1024)
 //  Seconds between 1970-01-01 and 2000-01-01, PostgreSQL's timestamp epoch.
-#define PG_EPOCH_OFFSET_US INT64_C(946684800000000)
-#define PG_TEXT_OID 25
+#define PG_EPOCH_OFFSET_US INT64_C (946684800000000)
+#define PG_TEXT_OID        25
 
 struct _pgconn_t {
     const char **keywords, **values; //  for PQconnectdbParams and PQpingParams
@@ -35,8 +35,8 @@ struct _pgconn_t {
     bool logged_down;
     pgconn_setup_fn *setup;
     void *setup_arg;
-    char error[1024];       //  one line, for logs
-    char detail[4096];      //  as the server wrote it
+    char error[1024];  //  one line, for logs
+    char detail[4096]; //  as the server wrote it
     char sqlstate[6];
     pgconn_status_t last_status;
     atomic_llong ping_at_ms;
@@ -90,8 +90,7 @@ pgconn_new (const char *conninfo, char *error, size_t error_size)
     char *errmsg = NULL;
     PQconninfoOption *options = PQconninfoParse (conninfo ? conninfo : "", &errmsg);
     if (!options) {
-        snprintf (error, error_size, "bad conninfo: %s",
-                  errmsg ? errmsg : "out of memory");
+        snprintf (error, error_size, "bad conninfo: %s", errmsg ? errmsg : "out of memory");
         //  The message never quotes the string, so it cannot leak a password
         size_t n = strlen (error);
         while (n && (error[n - 1] == '\n' || error[n - 1] == ' '))
@@ -231,8 +230,8 @@ s_mark_down (pgconn_t *self)
     self->copying = false;
     atomic_store (&self->up, false);
     self->next_attempt_ms = util_mono_ms () + self->backoff_ms;
-    self->backoff_ms = self->backoff_ms * 2 > self->backoff_max_ms ? self->backoff_max_ms
-                                                                   : self->backoff_ms * 2;
+    self->backoff_ms =
+        self->backoff_ms * 2 > self->backoff_max_ms ? self->backoff_max_ms : self->backoff_ms * 2;
     if (!self->logged_down) {
         log_warn ("pg.down", "conninfo=\"%s\" error=\"%s\"", self->display, self->error);
         self->logged_down = true;
@@ -279,8 +278,7 @@ pgconn_ensure (pgconn_t *self)
     if (self->setup && self->setup (self, self->setup_arg) != 0) {
         if (self->last_status == PGCONN_OK)
             s_set_error (self, PGCONN_FAILED, "", "connection setup failed");
-        log_error ("pg.setup_failed", "conninfo=\"%s\" error=\"%s\"", self->display,
-                   self->error);
+        log_error ("pg.setup_failed", "conninfo=\"%s\" error=\"%s\"", self->display, self->error);
         s_mark_down (self);
         return -1;
     }
@@ -339,8 +337,8 @@ pgconn_status_t
 pgconn_check (pgconn_t *self, PGresult *result)
 {
     ExecStatusType status = result ? PQresultStatus (result) : PGRES_FATAL_ERROR;
-    if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK || status == PGRES_COPY_IN
-        || status == PGRES_EMPTY_QUERY) {
+    if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK || status == PGRES_COPY_IN ||
+        status == PGRES_EMPTY_QUERY) {
         PQclear (result);
         self->last_status = PGCONN_OK;
         return PGCONN_OK;
@@ -442,8 +440,8 @@ pgconn_transaction (pgconn_t *self, pgconn_tx_fn *fn, void *arg)
     }
     PGresult *result = PQexec (self->conn, "COMMIT");
     //  COMMIT of a transaction that already failed answers "ROLLBACK"
-    bool committed = result && PQresultStatus (result) == PGRES_COMMAND_OK
-                     && strcmp (PQcmdStatus (result), "COMMIT") == 0;
+    bool committed = result && PQresultStatus (result) == PGRES_COMMAND_OK &&
+                     strcmp (PQcmdStatus (result), "COMMIT") == 0;
     if (committed) {
         PQclear (result);
         return PGCONN_OK;
@@ -566,8 +564,7 @@ s_field (pgconn_t *self, int64_t binary_len)
     if (self->format == PGCONN_COPY_TEXT) {
         if (self->field_index)
             s_put (self, "\t", 1);
-    }
-    else
+    } else
         s_put_be (self, (uint64_t) (uint32_t) (int32_t) binary_len, 4);
     self->field_index++;
 }
@@ -589,10 +586,22 @@ s_put_escaped (pgconn_t *self, const char *text, size_t len)
     for (size_t i = 0; i < len; i++) {
         char c = text[i];
         switch (c) {
-        case '\\': *out++ = '\\'; *out++ = '\\'; break;
-        case '\t': *out++ = '\\'; *out++ = 't'; break;
-        case '\n': *out++ = '\\'; *out++ = 'n'; break;
-        case '\r': *out++ = '\\'; *out++ = 'r'; break;
+        case '\\':
+            *out++ = '\\';
+            *out++ = '\\';
+            break;
+        case '\t':
+            *out++ = '\\';
+            *out++ = 't';
+            break;
+        case '\n':
+            *out++ = '\\';
+            *out++ = 'n';
+            break;
+        case '\r':
+            *out++ = '\\';
+            *out++ = 'r';
+            break;
         default: *out++ = c;
         }
     }
@@ -616,8 +625,7 @@ pgconn_copy_int8 (pgconn_t *self, int64_t value)
     if (self->format == PGCONN_COPY_TEXT) {
         char text[24];
         s_put (self, text, (size_t) snprintf (text, sizeof text, "%lld", (long long) value));
-    }
-    else
+    } else
         s_put_be (self, (uint64_t) value, 8);
 }
 
@@ -628,8 +636,7 @@ pgconn_copy_int4 (pgconn_t *self, int32_t value)
     if (self->format == PGCONN_COPY_TEXT) {
         char text[16];
         s_put (self, text, (size_t) snprintf (text, sizeof text, "%d", value));
-    }
-    else
+    } else
         s_put_be (self, (uint64_t) (uint32_t) value, 4);
 }
 
@@ -648,8 +655,7 @@ pgconn_copy_float8 (pgconn_t *self, double value)
         else
             snprintf (text, sizeof text, "%.17g", value);
         s_put (self, text, strlen (text));
-    }
-    else {
+    } else {
         uint64_t bits;
         memcpy (&bits, &value, 8);
         s_put_be (self, bits, 8);
@@ -703,8 +709,7 @@ pgconn_copy_jsonb (pgconn_t *self, const char *json, size_t len)
 }
 
 void
-pgconn_copy_text_array (pgconn_t *self, const char *const *items, const size_t *lens,
-                        size_t count)
+pgconn_copy_text_array (pgconn_t *self, const char *const *items, const size_t *lens, size_t count)
 {
     if (self->format == PGCONN_COPY_BINARY) {
         size_t len = count ? 20 : 12;
@@ -1021,7 +1026,7 @@ pgconn_test_parallel (const char *conninfo, int n, pgconn_test_fn *fn, void *arg
     pthread_barrier_t start;
     assert (pthread_barrier_init (&start, NULL, (unsigned) n) == 0);
     for (int i = 0; i < n; i++) {
-        runs[i] = (s_parallel_t) {conninfo, fn, arg, i, &start, -2};
+        runs[i] = (s_parallel_t){conninfo, fn, arg, i, &start, -2};
         assert (pthread_create (&threads[i], NULL, s_parallel, &runs[i]) == 0);
     }
     int failed = 0;
@@ -1090,7 +1095,7 @@ s_test_copy (pgconn_t *conn, pgconn_copy_format_t format)
     pgconn_copy_bool (conn, true);
     pgconn_copy_bytea (conn, "\0\1\\\xff", 4);
     pgconn_copy_text_array (conn, items, lens, 3);
-    pgconn_copy_timestamptz_ns (conn, INT64_C(1700000000123456789));
+    pgconn_copy_timestamptz_ns (conn, INT64_C (1700000000123456789));
     pgconn_copy_row (conn, 9);
     pgconn_copy_int4 (conn, 2);
     pgconn_copy_text (conn, "", 0);
@@ -1195,7 +1200,10 @@ pgconn_test (bool verbose)
     const char *clean = pgconn_text_clean ("abc", 3, &scratch, &scratch_size, &len);
     assert (len == 3 && scratch == NULL && memcmp (clean, "abc", 3) == 0);
     clean = pgconn_text_clean ("a\0b\0", 4, &scratch, &scratch_size, &len);
-    assert (len == 8 && memcmp (clean, "a\xef\xbf\xbd" "b\xef\xbf\xbd", 8) == 0);
+    assert (len == 8 && memcmp (clean,
+                                "a\xef\xbf\xbd"
+                                "b\xef\xbf\xbd",
+                                8) == 0);
     free (scratch);
     char json[] = "{\"a\\u0000\":\"\\\\u0000\",\"b\":\"x\\u0000\"}";
     pgconn_json_clean (json, strlen (json));
@@ -1242,8 +1250,8 @@ pgconn_test (bool verbose)
     assert (pgconn_exec (conn, "SELEKT") == PGCONN_FAILED);
     assert (strstr (pgconn_error (conn), "syntax"));
     assert (pgconn_exec (conn, "CREATE TABLE t_tx (n int PRIMARY KEY)") == PGCONN_OK);
-    assert (pgconn_exec (conn, "INSERT INTO t_tx VALUES (0); INSERT INTO t_tx VALUES (0)")
-            == PGCONN_CONTENT);
+    assert (pgconn_exec (conn, "INSERT INTO t_tx VALUES (0); INSERT INTO t_tx VALUES (0)") ==
+            PGCONN_CONTENT);
     assert (strcmp (pgconn_sqlstate (conn), "23505") == 0);
 
     //  Transactions: committed, rolled back on failure, and a swallowed
@@ -1255,9 +1263,9 @@ pgconn_test (bool verbose)
     pgconn_test_expect (conn, "SELECT string_agg (n::text, ',' ORDER BY n) FROM t_tx", "1");
 
     //  COPY in both formats, with every type
-    assert (pgconn_exec (conn, "CREATE TABLE t_copy (n int, t text, i8 int8, i4 int4, "
-                               "f float8, b bool, by bytea, arr text[], ts timestamptz)")
-            == PGCONN_OK);
+    assert (pgconn_exec (conn,
+                         "CREATE TABLE t_copy (n int, t text, i8 int8, i4 int4, "
+                         "f float8, b bool, by bytea, arr text[], ts timestamptz)") == PGCONN_OK);
     s_test_copy (conn, PGCONN_COPY_TEXT);
     s_test_copy (conn, PGCONN_COPY_BINARY);
     assert (pgconn_exec (conn, "CREATE TABLE t_jsonb (n int, t text, j jsonb)") == PGCONN_OK);

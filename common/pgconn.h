@@ -75,8 +75,7 @@ pgconn_status_t pgconn_check (pgconn_t *self, PGresult *result);
 pgconn_status_t pgconn_exec (pgconn_t *self, const char *sql);
 //  Runs one command with text parameters (NULL value = SQL NULL) and
 //  returns its result (caller PQclears), or NULL after an error.
-PGresult *pgconn_query (pgconn_t *self, const char *sql, int nparams,
-                        const char *const *values);
+PGresult *pgconn_query (pgconn_t *self, const char *sql, int nparams, const char *const *values);
 
 //  The last error (one line, for logs), as the server wrote it (with its
 //  DETAIL lines, for storing), its SQLSTATE ("" if none) and its class.
@@ -132,8 +131,8 @@ uint64_t pgconn_copy_rows (pgconn_t *self);
 //  byte becomes U+FFFD (EF BF BD), so the loss is visible. Returns `text`
 //  itself when it has no NUL (nothing copied), else a cleaned copy in
 //  `*scratch` (grown as needed, caller frees) with its length in `*out_len`.
-const char *pgconn_text_clean (const char *text, size_t len, char **scratch,
-                               size_t *scratch_size, size_t *out_len);
+const char *pgconn_text_clean (const char *text, size_t len, char **scratch, size_t *scratch_size,
+                               size_t *out_len);
 //  The same rule for JSON text: each \u0000 escape becomes \ufffd (jsonb
 //  refuses \u0000). Edits `json` in place.
 void pgconn_json_clean (char *json, size_t len);

@@ -75,8 +75,7 @@ s_run_one (const selftest_t *test, bool verbose, char *why, size_t size)
         int sig = WTERMSIG (status);
         snprintf (why, size, "signal %d: %s%s", sig, strsignal (sig),
                   sig == SIGALRM ? ", timed out" : "");
-    }
-    else
+    } else
         snprintf (why, size, "exit code %d", WEXITSTATUS (status));
     return false;
 }
@@ -99,21 +98,17 @@ selftest_run (const selftest_t *tests, int argc, char **argv)
         const char *arg = argv[i];
         if (strcmp (arg, "-v") == 0 || strcmp (arg, "--verbose") == 0)
             verbose = true;
-        else
-        if (strcmp (arg, "-h") == 0 || strcmp (arg, "--help") == 0) {
+        else if (strcmp (arg, "-h") == 0 || strcmp (arg, "--help") == 0) {
             printf ("usage: %s [-v] [TEST...]\ntests:", argv[0]);
             for (size_t t = 0; t < ntests; t++)
                 printf (" %s", tests[t].name);
             printf ("\n");
             free (selected);
             return 0;
-        }
-        else
-        if (arg[0] == '-') {
+        } else if (arg[0] == '-') {
             fprintf (stderr, "%s: unknown option %s\n", argv[0], arg);
             rc = 2;
-        }
-        else {
+        } else {
             bool found = false;
             for (size_t t = 0; t < ntests; t++)
                 if (strcmp (tests[t].name, arg) == 0) {
@@ -145,8 +140,7 @@ selftest_run (const selftest_t *tests, int argc, char **argv)
                 printf ("ok %s (%.3fs)\n", tests[t].name, elapsed / 1e6);
             else
                 printf ("ok %s\n", tests[t].name);
-        }
-        else {
+        } else {
             failed++;
             printf ("FAIL %s (%s)\n", tests[t].name, why);
         }

@@ -39,9 +39,9 @@ typedef struct {
     record_t *records;
     size_t count, capacity;
     msgpack_zone zone;
-    uint64_t upto;     //  last offset covered by the batch (0 = empty)
+    uint64_t upto; //  last offset covered by the batch (0 = empty)
     int64_t started_ms;
-    uint64_t session;  //  the delivery session (WELCOME) it came in
+    uint64_t session; //  the delivery session (WELCOME) it came in
 } s_batch_t;
 
 struct _writer_t {
@@ -69,7 +69,7 @@ struct _writer_t {
     bool job_draining; //  one attempt only
     int job_result;    //  0 committed, -1 not
     bool quit;
-    int done_fd;       //  eventfd the thread signals when a job is over
+    int done_fd;        //  eventfd the thread signals when a job is over
     idset_t *batch_ids; //  for s_dedup (store thread)
 
     atomic_bool connected;
@@ -137,8 +137,8 @@ writer_new (const writer_config_t *config, writer_store_fn *store_fn, void *stor
     atomic_init (&self->connected, false);
     atomic_init (&self->stopping, false);
     atomic_init (&self->store_ok, true);
-    self->m_delivered = s_counter (metrics, "records_delivered_total",
-                                   "Records received from ingestd");
+    self->m_delivered =
+        s_counter (metrics, "records_delivered_total", "Records received from ingestd");
     self->m_stored = s_counter (metrics, "records_stored_total",
                                 "Records committed to the store and acknowledged");
     self->m_batches = s_counter (metrics, "batches_total", "Store batches committed");
@@ -149,10 +149,10 @@ writer_new (const writer_config_t *config, writer_store_fn *store_fn, void *stor
     self->m_undecodable = s_counter (metrics, "records_undecodable_total",
                                      "Delivered records that failed to decode (skipped)");
     if (metrics) {
-        self->m_store_up = metrics_gauge (metrics, "store_up", "1 when the store accepts writes",
-                                          NULL);
-        self->m_acked_offset = metrics_gauge (metrics, "acked_offset",
-                                              "Last journal offset acknowledged", NULL);
+        self->m_store_up =
+            metrics_gauge (metrics, "store_up", "1 when the store accepts writes", NULL);
+        self->m_acked_offset =
+            metrics_gauge (metrics, "acked_offset", "Last journal offset acknowledged", NULL);
         self->m_latency = metrics_histogram (metrics, "batch_write_seconds",
                                              "Time to commit one batch to the store", NULL,
                                              metrics_latency_bounds, metrics_latency_nbounds);
@@ -338,8 +338,7 @@ s_commit (writer_t *self, s_batch_t *batch, bool draining)
             zclock_sleep (50);
         if (s_stopping (self))
             return -1;
-        backoff = backoff * 2 > self->config.retry_max_ms ? self->config.retry_max_ms
-                                                          : backoff * 2;
+        backoff = backoff * 2 > self->config.retry_max_ms ? self->config.retry_max_ms : backoff * 2;
     }
     return 0;
 }
@@ -427,8 +426,7 @@ s_flush (writer_t *self, bool draining)
         self->acked_upto = self->filling->upto;
         s_clear_batch (self->filling);
         s_send_ack (self);
-    }
-    else
+    } else
         s_start_commit (self, draining);
 }
 
@@ -453,8 +451,7 @@ s_handle_deliver (writer_t *self, zmsg_t *msg)
         char detail[256];
         record_t *record = &batch->records[batch->count];
         if (record_decode (record, &batch->zone, zframe_data (frame), zframe_size (frame), NULL,
-                           detail, sizeof detail)
-            != REJECT_NONE) {
+                           detail, sizeof detail) != REJECT_NONE) {
             //  ingestd validated it, so this is a version skew between
             //  ingestd and this writer: say so loudly, do not block.
             log_error ("record.undecodable", "writer=%s detail=\"%s\"", self->name, detail);
@@ -497,8 +494,7 @@ writer_run (writer_t *self)
                    zmq_strerror (zmq_errno ()));
         return -1;
     }
-    log_info ("writer.start", "writer=%s delivery=%s batch_size=%zu flush_ms=%" PRId64
-                              " window=%u",
+    log_info ("writer.start", "writer=%s delivery=%s batch_size=%zu flush_ms=%" PRId64 " window=%u",
               self->name, self->endpoint, self->config.batch_size, self->config.flush_ms,
               self->config.window);
     s_send_hello (self);
@@ -537,8 +533,7 @@ writer_run (writer_t *self)
                     zlist_append (self->filling->messages, msg);
                     keep = true;
                 }
-            }
-            else if (zframe_streq (cmd, "WELCOME")) {
+            } else if (zframe_streq (cmd, "WELCOME")) {
                 zframe_t *journal = zmsg_next (msg), *cursor = zmsg_next (msg);
                 uint64_t start = cursor && zframe_size (cursor) == 8 ? s_get_u64 (cursor) : 1;
                 s_new_session (self);
@@ -550,8 +545,7 @@ writer_run (writer_t *self)
                     util_hex (zframe_data (journal), 16, hex);
                 log_info ("delivery.welcome", "writer=%s journal=%s cursor=%" PRIu64, self->name,
                           hex, start);
-            }
-            else if (zframe_streq (cmd, "RESET")) {
+            } else if (zframe_streq (cmd, "RESET")) {
                 //  HELLO again on the next heartbeat, not at once: an ingestd
                 //  that refuses this writer would otherwise be flooded.
                 zframe_t *reason = zmsg_next (msg);
@@ -565,10 +559,9 @@ writer_run (writer_t *self)
             if (!keep)
                 zmsg_destroy (&msg);
         }
-        if (self->filling->upto && !self->storing
-            && (self->filling->count >= self->config.batch_size
-                || now - self->filling->started_ms >= self->config.flush_ms
-                || self->filling->count == 0))
+        if (self->filling->upto && !self->storing &&
+            (self->filling->count >= self->config.batch_size ||
+             now - self->filling->started_ms >= self->config.flush_ms || self->filling->count == 0))
             s_flush (self, false);
         if (util_mono_ms () - self->last_sent_ms >= HEARTBEAT_MS) {
             if (self->welcomed)
@@ -620,8 +613,7 @@ typedef struct {
 } s_test_store_t;
 
 static int
-s_test_store (void *store, const record_t *records, size_t count, char *error,
-              size_t error_size)
+s_test_store (void *store, const record_t *records, size_t count, char *error, size_t error_size)
 {
     s_test_store_t *self = store;
     (void) records;
@@ -667,7 +659,7 @@ writer_test (bool verbose)
 
     uint8_t u64[8];
     msg = zmsg_new ();
-    zmsg_append (msg, &(zframe_t *) {zframe_dup (peer)});
+    zmsg_append (msg, &(zframe_t *){zframe_dup (peer)});
     zmsg_addstr (msg, SIGNATURE);
     zmsg_addstr (msg, "WELCOME");
     zmsg_addmem (msg, "0123456789abcdef", 16);
@@ -678,7 +670,7 @@ writer_test (bool verbose)
     //  Two records with the same id and one other, covering offsets 1..5.
     record_encoder_t *enc = record_encoder_new ();
     msg = zmsg_new ();
-    zmsg_append (msg, &(zframe_t *) {zframe_dup (peer)});
+    zmsg_append (msg, &(zframe_t *){zframe_dup (peer)});
     zmsg_addstr (msg, SIGNATURE);
     zmsg_addstr (msg, "DELIVER");
     s_put_u64 (u64, 5);

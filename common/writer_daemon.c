@@ -59,15 +59,14 @@ writer_daemon_new (const writer_daemon_spec_t *spec, int argc, char **argv, int 
         writer_daemon_destroy (&self);
         return NULL;
     }
-    const char *bad = self->batch_size < 1 || self->batch_size > 1000000
-                          ? "batch_size: must be 1..1000000"
-                      : self->window < 0 || self->window > 100000000
-                          ? "window: must be 0..100000000"
-                      : self->flush_ms < 1      ? "flush_interval: must be at least 1ms"
-                      : self->retry_max_ms < 100 ? "retry_max: must be at least 100ms"
-                      : log_init (spec->section, self->log_level, self->log_format)
-                          ? "log_level / log_format: bad value"
-                          : NULL;
+    const char *bad =
+        self->batch_size < 1 || self->batch_size > 1000000 ? "batch_size: must be 1..1000000"
+        : self->window < 0 || self->window > 100000000     ? "window: must be 0..100000000"
+        : self->flush_ms < 1                               ? "flush_interval: must be at least 1ms"
+        : self->retry_max_ms < 100                         ? "retry_max: must be at least 100ms"
+        : log_init (spec->section, self->log_level, self->log_format)
+            ? "log_level / log_format: bad value"
+            : NULL;
     if (bad) {
         fprintf (stderr, "error: %s.%s\n", spec->section, bad);
         *exit_code = 2;
@@ -114,8 +113,8 @@ int
 writer_daemon_run (writer_daemon_t *self, writer_store_fn *store_fn, void *store,
                    health_fn *store_health, void *store_arg)
 {
-    writer_config_t config = {self->delivery,       self->spec.writer, (size_t) self->batch_size,
-                              self->flush_ms,       (uint32_t) self->window, 100,
+    writer_config_t config = {self->delivery,    self->spec.writer,       (size_t) self->batch_size,
+                              self->flush_ms,    (uint32_t) self->window, 100,
                               self->retry_max_ms};
     self->writer = writer_new (&config, store_fn, store, self->metrics);
     self->store_health = store_health;

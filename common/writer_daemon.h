@@ -11,11 +11,11 @@
 #include "writer.h"
 
 typedef struct {
-    const char *section;       //  config section and daemon name, e.g. "archiverd"
-    const char *writer;        //  writer role, e.g. "archive"
-    const char *default_batch; //  default batch_size
-    const char *default_http;  //  default /metrics /health address
-    const char *batch_help;    //  what one batch is for this store
+    const char *section;                  //  config section and daemon name, e.g. "archiverd"
+    const char *writer;                   //  writer role, e.g. "archive"
+    const char *default_batch;            //  default batch_size
+    const char *default_http;             //  default /metrics /health address
+    const char *batch_help;               //  what one batch is for this store
     const config_option_t *store_options; //  the store's own keys, ends with {NULL}
 } writer_daemon_spec_t;
 

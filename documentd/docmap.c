@@ -35,16 +35,13 @@ docmap_key_escape (const char *key, size_t len, char *out)
         if (i == 0 && key[i] == '$') {
             memcpy (out + o, "\xef\xbc\x84", 3); //  U+FF04 FULLWIDTH DOLLAR SIGN
             o += 3;
-        }
-        else if (key[i] == '.') {
+        } else if (key[i] == '.') {
             memcpy (out + o, "\xef\xbc\x8e", 3); //  U+FF0E FULLWIDTH FULL STOP
             o += 3;
-        }
-        else if (key[i] == '\0') {
+        } else if (key[i] == '\0') {
             memcpy (out + o, "\xef\xbf\xbd", 3); //  U+FFFD REPLACEMENT CHARACTER
             o += 3;
-        }
-        else
+        } else
             out[o++] = key[i];
     }
     out[o] = 0;
@@ -92,19 +89,15 @@ docmap_value (bson_t *doc, const char *key, size_t key_len, const msgpack_object
 {
     int klen = (int) key_len;
     switch (value->type) {
-    case MSGPACK_OBJECT_NIL:
-        return bson_append_null (doc, key, klen);
-    case MSGPACK_OBJECT_BOOLEAN:
-        return bson_append_bool (doc, key, klen, value->via.boolean);
+    case MSGPACK_OBJECT_NIL: return bson_append_null (doc, key, klen);
+    case MSGPACK_OBJECT_BOOLEAN: return bson_append_bool (doc, key, klen, value->via.boolean);
     case MSGPACK_OBJECT_POSITIVE_INTEGER:
         if (value->via.u64 > (uint64_t) INT64_MAX)
             return bson_append_double (doc, key, klen, (double) value->via.u64);
         return bson_append_int64 (doc, key, klen, (int64_t) value->via.u64);
-    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
-        return bson_append_int64 (doc, key, klen, value->via.i64);
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER: return bson_append_int64 (doc, key, klen, value->via.i64);
     case MSGPACK_OBJECT_FLOAT32:
-    case MSGPACK_OBJECT_FLOAT64:
-        return bson_append_double (doc, key, klen, value->via.f64);
+    case MSGPACK_OBJECT_FLOAT64: return bson_append_double (doc, key, klen, value->via.f64);
     case MSGPACK_OBJECT_STR:
         return bson_append_utf8 (doc, key, klen, value->via.str.ptr, (int) value->via.str.size);
     case MSGPACK_OBJECT_BIN:
@@ -154,14 +147,12 @@ s_map_members (bson_t *doc, const msgpack_object *map)
         bool dup = false;
         for (uint32_t i = 0; i < n && !dup; i++)
             for (uint32_t j = i + 1; j < n && !dup; j++)
-                dup = kv[i].key.via.str.size == kv[j].key.via.str.size
-                      && memcmp (kv[i].key.via.str.ptr, kv[j].key.via.str.ptr,
-                                 kv[i].key.via.str.size)
-                             == 0;
+                dup = kv[i].key.via.str.size == kv[j].key.via.str.size &&
+                      memcmp (kv[i].key.via.str.ptr, kv[j].key.via.str.ptr,
+                              kv[i].key.via.str.size) == 0;
         if (!dup) {
             for (uint32_t i = 0; i < n; i++)
-                if (!docmap_value (doc, kv[i].key.via.str.ptr, kv[i].key.via.str.size,
-                                   &kv[i].val))
+                if (!docmap_value (doc, kv[i].key.via.str.ptr, kv[i].key.via.str.size, &kv[i].val))
                     return false;
             return true;
         }
@@ -188,13 +179,11 @@ s_map_members (bson_t *doc, const msgpack_object *map)
             drop[i] = true;
             keys[i].ptr = "";
             keys[i].len = 0;
-        }
-        else if (docmap_key_needs_escape (k->via.str.ptr, k->via.str.size)) {
+        } else if (docmap_key_needs_escape (k->via.str.ptr, k->via.str.size)) {
             keys[i].ptr = escaped + used;
             keys[i].len = docmap_key_escape (k->via.str.ptr, k->via.str.size, escaped + used);
             used += keys[i].len + 1;
-        }
-        else {
+        } else {
             keys[i].ptr = k->via.str.ptr;
             keys[i].len = k->via.str.size;
         }
@@ -203,8 +192,8 @@ s_map_members (bson_t *doc, const msgpack_object *map)
     memcpy (sorted, keys, n * sizeof *sorted);
     qsort (sorted, n, sizeof *sorted, s_key_cmp);
     for (uint32_t i = 0; i + 1 < n; i++)
-        if (sorted[i].len == sorted[i + 1].len
-            && memcmp (sorted[i].ptr, sorted[i + 1].ptr, sorted[i].len) == 0)
+        if (sorted[i].len == sorted[i + 1].len &&
+            memcmp (sorted[i].ptr, sorted[i + 1].ptr, sorted[i].len) == 0)
             drop[sorted[i].index] = true;
     bool ok = true;
     for (uint32_t i = 0; i < n && ok; i++)
@@ -222,13 +211,13 @@ s_map_members (bson_t *doc, const msgpack_object *map)
 bool
 docmap_record (bson_t *doc, const record_t *record)
 {
-    bool ok = bson_append_binary (doc, "_id", 3, BSON_SUBTYPE_BINARY, record->id, RECORD_ID_SIZE)
-              && bson_append_utf8 (doc, "kind", 4, record->kind.ptr, (int) record->kind.len)
-              && bson_append_utf8 (doc, "src", 3, record->src.ptr, (int) record->src.len)
-              && bson_append_utf8 (doc, "col", 3, record->col.ptr, (int) record->col.len)
-              && bson_append_utf8 (doc, "run", 3, record->run.ptr, (int) record->run.len)
-              && bson_append_date_time (doc, "ts", 2, docmap_ns_to_ms (record->ts))
-              && bson_append_int64 (doc, "ts_ns", 5, record->ts);
+    bool ok = bson_append_binary (doc, "_id", 3, BSON_SUBTYPE_BINARY, record->id, RECORD_ID_SIZE) &&
+              bson_append_utf8 (doc, "kind", 4, record->kind.ptr, (int) record->kind.len) &&
+              bson_append_utf8 (doc, "src", 3, record->src.ptr, (int) record->src.len) &&
+              bson_append_utf8 (doc, "col", 3, record->col.ptr, (int) record->col.len) &&
+              bson_append_utf8 (doc, "run", 3, record->run.ptr, (int) record->run.len) &&
+              bson_append_date_time (doc, "ts", 2, docmap_ns_to_ms (record->ts)) &&
+              bson_append_int64 (doc, "ts_ns", 5, record->ts);
     if (ok && record->body)
         ok = docmap_value (doc, "body", 4, record->body);
     if (ok && record->tags)
@@ -276,7 +265,10 @@ s_check_keys (bool verbose)
     assert (docmap_key_escape ("$x.y$", 5, out) == 3 + 1 + 3 + 2);
     assert (strcmp (out, "\xef\xbc\x84x\xef\xbc\x8ey$") == 0);
     assert (docmap_key_escape ("a\0b", 3, out) == 5);
-    assert (memcmp (out, "a\xef\xbf\xbd" "b", 6) == 0);
+    assert (memcmp (out,
+                    "a\xef\xbf\xbd"
+                    "b",
+                    6) == 0);
     assert (docmap_ns_to_ms (1999999) == 1);
     assert (docmap_ns_to_ms (0) == 0);
     assert (docmap_ns_to_ms (-1) == -1);
@@ -307,13 +299,13 @@ docmap_test (bool verbose)
     msgpack_pack_array (pk, 2);
     record_pack_str (pk, "p1");
     record_pack_str (pk, "p2");
-    const char *strs[] = {"author_name", "Ann", "author_email", "a@x", "committer_name", "Bob",
-                          "committer_email", "b@x", "message", "fix\n"};
+    const char *strs[] = {"author_name",     "Ann", "author_email", "a@x",  "committer_name", "Bob",
+                          "committer_email", "b@x", "message",      "fix\n"};
     for (size_t i = 0; i < 10; i += 2) {
         record_pack_str (pk, strs[i]);
         record_pack_str (pk, strs[i + 1]);
     }
-    const char *ints[] = {"author_time", "author_tz", "committer_time", "committer_tz",
+    const char *ints[] = {"author_time",   "author_tz",  "committer_time", "committer_tz",
                           "files_changed", "insertions", "deletions"};
     for (size_t i = 0; i < 7; i++) {
         record_pack_str (pk, ints[i]);
@@ -366,21 +358,21 @@ docmap_test (bool verbose)
     assert (s_find (&doc, "ts_ns", &it) && bson_iter_int64 (&it) == ts);
     assert (s_find (&doc, "tags.env", &it) && strcmp (bson_iter_utf8 (&it, NULL), "ci") == 0);
     assert (s_find (&doc, "body.parents.1", &it) && strcmp (bson_iter_utf8 (&it, NULL), "p2") == 0);
-    assert (s_find (&doc, "body.author_tz", &it) && BSON_ITER_HOLDS_INT64 (&it)
-            && bson_iter_int64 (&it) == -120);
-    assert (s_find (&doc, "body.files.0.path", &it)
-            && strcmp (bson_iter_utf8 (&it, NULL), "a/b.c") == 0);
-    assert (s_find (&doc, "body.files.0.insertions", &it) && BSON_ITER_HOLDS_INT64 (&it)
-            && bson_iter_int64 (&it) == 3);
-    assert (s_find (&doc, "body.files.0.binary", &it) && BSON_ITER_HOLDS_BOOL (&it)
-            && !bson_iter_bool (&it));
+    assert (s_find (&doc, "body.author_tz", &it) && BSON_ITER_HOLDS_INT64 (&it) &&
+            bson_iter_int64 (&it) == -120);
+    assert (s_find (&doc, "body.files.0.path", &it) &&
+            strcmp (bson_iter_utf8 (&it, NULL), "a/b.c") == 0);
+    assert (s_find (&doc, "body.files.0.insertions", &it) && BSON_ITER_HOLDS_INT64 (&it) &&
+            bson_iter_int64 (&it) == 3);
+    assert (s_find (&doc, "body.files.0.binary", &it) && BSON_ITER_HOLDS_BOOL (&it) &&
+            !bson_iter_bool (&it));
     assert (s_find (&doc, "body.files.0.blob", &it) && BSON_ITER_HOLDS_BINARY (&it));
     bson_iter_binary (&it, &subtype, &len, &bin);
     assert (subtype == BSON_SUBTYPE_BINARY && len == 3 && memcmp (bin, "\x00\x01\xff", 3) == 0);
-    assert (s_find (&doc, "body.raw.big", &it) && BSON_ITER_HOLDS_DOUBLE (&it)
-            && bson_iter_double (&it) == 18446744073709551615.0);
-    assert (s_find (&doc, "body.raw.max", &it) && BSON_ITER_HOLDS_INT64 (&it)
-            && bson_iter_int64 (&it) == INT64_MAX);
+    assert (s_find (&doc, "body.raw.big", &it) && BSON_ITER_HOLDS_DOUBLE (&it) &&
+            bson_iter_double (&it) == 18446744073709551615.0);
+    assert (s_find (&doc, "body.raw.max", &it) && BSON_ITER_HOLDS_INT64 (&it) &&
+            bson_iter_int64 (&it) == INT64_MAX);
     assert (s_find (&doc, "body.raw.f", &it) && bson_iter_double (&it) == 2.5);
     assert (s_find (&doc, "body.raw.f32", &it) && bson_iter_double (&it) == 0.25);
     assert (s_find (&doc, "body.raw.nil", &it) && BSON_ITER_HOLDS_NULL (&it));
@@ -399,7 +391,8 @@ docmap_test (bool verbose)
     msgpack_pack_int (pk, 1);
     record_pack_str (pk, "a.b");
     msgpack_pack_int (pk, 2);
-    record_pack_str (pk, "a\xef\xbc\x8e" "b");
+    record_pack_str (pk, "a\xef\xbc\x8e"
+                         "b");
     msgpack_pack_int (pk, 3);
     record_pack_str (pk, "dup");
     msgpack_pack_int (pk, 4);
@@ -418,7 +411,10 @@ docmap_test (bool verbose)
     assert (bson_init_static (&body, data, len));
     assert (bson_count_keys (&body) == 4);
     assert (bson_iter_init_find (&it, &body, "\xef\xbc\x84set") && bson_iter_int64 (&it) == 1);
-    assert (bson_iter_init_find (&it, &body, "a\xef\xbc\x8e" "b") && bson_iter_int64 (&it) == 3);
+    assert (bson_iter_init_find (&it, &body,
+                                 "a\xef\xbc\x8e"
+                                 "b") &&
+            bson_iter_int64 (&it) == 3);
     assert (bson_iter_init_find (&it, &body, "dup") && bson_iter_int64 (&it) == 5);
     assert (bson_iter_init_find (&it, &body, "") && bson_iter_int64 (&it) == 6);
     assert (bson_validate (&doc, BSON_VALIDATE_DOT_KEYS | BSON_VALIDATE_DOLLAR_KEYS, NULL));

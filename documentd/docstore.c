@@ -36,7 +36,7 @@
 #include <strings.h>
 
 //  MongoDB's document limit, the same on every version from 5 to 8
-#define S_MAX_DOCUMENT      (16 * 1024 * 1024)
+#define S_MAX_DOCUMENT (16 * 1024 * 1024)
 //  A rejected record keeps its bytes up to this size (leaves room for the rest)
 #define S_MAX_REJECT_RECORD (15 * 1024 * 1024)
 #define S_REJECTED          "rejected_records"
@@ -91,8 +91,8 @@ s_secret_option (const char *key, size_t len)
     for (size_t i = 0; i < len; i++)
         lower[i] = (char) tolower ((unsigned char) key[i]);
     lower[len] = 0;
-    return strstr (lower, "password") || strstr (lower, "secret") || strstr (lower, "token")
-           || strcmp (lower, "authmechanismproperties") == 0;
+    return strstr (lower, "password") || strstr (lower, "secret") || strstr (lower, "token") ||
+           strcmp (lower, "authmechanismproperties") == 0;
 }
 
 char *
@@ -139,8 +139,7 @@ docstore_mask_uri (const char *uri)
             o += (size_t) (eq - p) + 1;
             memcpy (out + o, "***", 3);
             o += 3;
-        }
-        else {
+        } else {
             memcpy (out + o, p, item);
             o += item;
         }
@@ -194,13 +193,14 @@ s_write_concern (docstore_t *self, const char *text, int64_t timeout_ms, char *e
             //  w:0 is fire and forget: an ack to ingestd would then promise
             //  nothing, so it is refused.
             if (w < 1 || w > 1000) {
-                snprintf (error, error_size, "write_concern: %s: must be majority, a number of "
-                          "nodes from 1, or a tag set name", text);
+                snprintf (error, error_size,
+                          "write_concern: %s: must be majority, a number of "
+                          "nodes from 1, or a tag set name",
+                          text);
                 return -1;
             }
             mongoc_write_concern_set_w (self->wc, (int32_t) w);
-        }
-        else
+        } else
             mongoc_write_concern_set_wtag (self->wc, text);
         if (timeout_ms)
             mongoc_write_concern_set_wtimeout_int64 (self->wc, timeout_ms);
@@ -249,8 +249,8 @@ docstore_new (const docstore_config_t *config, metrics_t *metrics, char *error, 
     bson_init (&self->doc);
     const char *uri = config->uri && *config->uri ? config->uri : "mongodb://127.0.0.1:27017";
     self->display = docstore_mask_uri (uri);
-    self->database = strdup (config->database && *config->database ? config->database
-                                                                   : "omniaudit");
+    self->database =
+        strdup (config->database && *config->database ? config->database : "omniaudit");
     if (strpbrk (self->database, "/\\. \"$") || strlen (self->database) > 63) {
         snprintf (error, error_size, "database: \"%s\" is not a valid database name",
                   self->database);
@@ -303,15 +303,15 @@ docstore_new (const docstore_config_t *config, metrics_t *metrics, char *error, 
                                             "documents inserted (new records)", NULL);
         self->m_replaced = metrics_counter (metrics, "documents_replaced_total",
                                             "mutable-state documents replaced by a record not "
-                                            "older", NULL);
+                                            "older",
+                                            NULL);
         self->m_duplicates = metrics_counter (metrics, "documents_duplicate_total",
                                               "records already stored (duplicate _id)", NULL);
         self->m_stale = metrics_counter (metrics, "documents_stale_total",
-                                         "mutable-state records older than the stored state",
-                                         NULL);
-        self->m_rejected = metrics_counter (metrics, "records_rejected_total",
-                                            "records refused for their content, kept in "
-                                            S_REJECTED, NULL);
+                                         "mutable-state records older than the stored state", NULL);
+        self->m_rejected =
+            metrics_counter (metrics, "records_rejected_total",
+                             "records refused for their content, kept in " S_REJECTED, NULL);
         self->m_up = metrics_gauge (metrics, "mongodb_up",
                                     "1 while the last MongoDB operation reached the server", NULL);
     }
@@ -393,8 +393,7 @@ s_transient (const bson_error_t *error)
     case 13435: //  NotPrimaryNoSecondaryOk
     case 13436: //  NotPrimaryOrSecondary
         return true;
-    default:
-        return false;
+    default: return false;
     }
 }
 
@@ -455,8 +454,8 @@ s_ensure_indexes (docstore_t *self, char *error, size_t error_size)
                     s_set_up (self, berr.domain == MONGOC_ERROR_SERVER);
                     return -1;
                 }
-                log_warn ("indexes.refused", "collection=%s index=%s code=%u error=\"%s\"",
-                          name, idx_name, berr.code, error);
+                log_warn ("indexes.refused", "collection=%s index=%s code=%u error=\"%s\"", name,
+                          idx_name, berr.code, error);
             }
         }
     }
@@ -489,13 +488,12 @@ docstore_healthy (void *self_, char *text, size_t size)
         mongoc_server_description_t **sds = mongoc_client_get_server_descriptions (client, &n);
         for (size_t i = 0; i < n && !up; i++) {
             const char *type = mongoc_server_description_type (sds[i]);
-            up = strcmp (type, "Standalone") == 0 || strcmp (type, "RSPrimary") == 0
-                 || strcmp (type, "Mongos") == 0 || strcmp (type, "LoadBalancer") == 0;
+            up = strcmp (type, "Standalone") == 0 || strcmp (type, "RSPrimary") == 0 ||
+                 strcmp (type, "Mongos") == 0 || strcmp (type, "LoadBalancer") == 0;
         }
         mongoc_server_descriptions_destroy_all (sds, n);
         mongoc_client_pool_push (self->pool, client);
-    }
-    else
+    } else
         up = atomic_load (&self->up); //  every client busy: the last write tells
     if (up)
         snprintf (text, size, "mongodb ok");
@@ -559,8 +557,7 @@ s_content_code (int32_t code)
     case 17280: //  KeyTooLong
     case 17419: //  document too large after update
         return true;
-    default:
-        return false;
+    default: return false;
     }
 }
 
@@ -570,8 +567,8 @@ static bool
 s_duplicate_on_id (const bson_t *write_error)
 {
     bson_iter_t it, key;
-    if (bson_iter_init_find (&it, write_error, "keyPattern") && BSON_ITER_HOLDS_DOCUMENT (&it)
-        && bson_iter_recurse (&it, &key) && bson_iter_next (&key))
+    if (bson_iter_init_find (&it, write_error, "keyPattern") && BSON_ITER_HOLDS_DOCUMENT (&it) &&
+        bson_iter_recurse (&it, &key) && bson_iter_next (&key))
         return strcmp (bson_iter_key (&key), "_id") == 0 && !bson_iter_next (&key);
     if (bson_iter_init_find (&it, write_error, "errmsg") && BSON_ITER_HOLDS_UTF8 (&it)) {
         const char *index = strstr (bson_iter_utf8 (&it, NULL), " index: ");
@@ -598,8 +595,8 @@ typedef enum {
 //  Reads the reply of one bulk write. 0 when every operation is accounted
 //  for, -1 (error set) when the batch must be retried.
 static int
-s_account (docstore_t *self, s_phase_t phase, const record_t *records, const bson_t *reply,
-           bool ok, const bson_error_t *berr, size_t nops, const char *collection, char *error,
+s_account (docstore_t *self, s_phase_t phase, const record_t *records, const bson_t *reply, bool ok,
+           const bson_error_t *berr, size_t nops, const char *collection, char *error,
            size_t error_size)
 {
     int64_t inserted = s_reply_count (reply, "nInserted");
@@ -608,14 +605,14 @@ s_account (docstore_t *self, s_phase_t phase, const record_t *records, const bso
     bool failed = false;
     *error = 0;
     bson_iter_t it, list;
-    if (bson_iter_init_find (&it, reply, "writeConcernErrors") && BSON_ITER_HOLDS_ARRAY (&it)
-        && bson_iter_recurse (&it, &list) && bson_iter_next (&list)) {
+    if (bson_iter_init_find (&it, reply, "writeConcernErrors") && BSON_ITER_HOLDS_ARRAY (&it) &&
+        bson_iter_recurse (&it, &list) && bson_iter_next (&list)) {
         failed = true;
         snprintf (error, error_size, "%s: write concern not satisfied: %s", collection,
                   berr->message);
     }
-    if (bson_iter_init_find (&it, reply, "writeErrors") && BSON_ITER_HOLDS_ARRAY (&it)
-        && bson_iter_recurse (&it, &list))
+    if (bson_iter_init_find (&it, reply, "writeErrors") && BSON_ITER_HOLDS_ARRAY (&it) &&
+        bson_iter_recurse (&it, &list))
         while (bson_iter_next (&list)) {
             if (!BSON_ITER_HOLDS_DOCUMENT (&list))
                 continue;
@@ -628,10 +625,10 @@ s_account (docstore_t *self, s_phase_t phase, const record_t *records, const bso
             int64_t index = s_reply_count (&we, "index");
             int32_t code = (int32_t) s_reply_count (&we, "code");
             bson_iter_t msg;
-            const char *errmsg = bson_iter_init_find (&msg, &we, "errmsg")
-                                         && BSON_ITER_HOLDS_UTF8 (&msg)
-                                     ? bson_iter_utf8 (&msg, NULL)
-                                     : "";
+            const char *errmsg =
+                bson_iter_init_find (&msg, &we, "errmsg") && BSON_ITER_HOLDS_UTF8 (&msg)
+                    ? bson_iter_utf8 (&msg, NULL)
+                    : "";
             if (index < 0 || (size_t) index >= nops) {
                 failed = true;
                 continue;
@@ -644,15 +641,13 @@ s_account (docstore_t *self, s_phase_t phase, const record_t *records, const bso
                     self->moved[self->nmoved++] = r; //  replaced if not older, next
                 else
                     self->duplicates++;
-            }
-            else if (code == 11000 || s_content_code (code)) {
+            } else if (code == 11000 || s_content_code (code)) {
                 char text[S_ERROR_MAX];
                 snprintf (text, sizeof text, "%s refused the document: %s",
                           code == 11000 ? "a unique index" : "the server", errmsg);
                 s_reject (self, r, code, text);
                 self->rejects[self->nrejects - 1].collection = collection;
-            }
-            else {
+            } else {
                 if (!failed)
                     snprintf (error, error_size, "%s: write error %d: %s", collection, code,
                               errmsg);
@@ -666,8 +661,8 @@ s_account (docstore_t *self, s_phase_t phase, const record_t *records, const bso
     }
     //  Replaces: no per-operation count to check, so only write errors
     //  from the server itself (not a transport failure) may stand
-    if (!failed && phase == S_REPLACES && !ok
-        && (write_errors == 0 || berr->domain != MONGOC_ERROR_SERVER)) {
+    if (!failed && phase == S_REPLACES && !ok &&
+        (write_errors == 0 || berr->domain != MONGOC_ERROR_SERVER)) {
         failed = true;
         snprintf (error, error_size, "%s: %s", collection, berr->message);
     }
@@ -733,8 +728,7 @@ s_store_rejects (docstore_t *self, const record_t *records, char *error, size_t 
         const s_reject_t *reject = &self->rejects[i];
         const record_t *record = &records[reject->index];
         bson_t doc = BSON_INITIALIZER, selector = BSON_INITIALIZER;
-        bson_append_binary (&selector, "_id", 3, BSON_SUBTYPE_BINARY, record->id,
-                            RECORD_ID_SIZE);
+        bson_append_binary (&selector, "_id", 3, BSON_SUBTYPE_BINARY, record->id, RECORD_ID_SIZE);
         bson_append_binary (&doc, "_id", 3, BSON_SUBTYPE_BINARY, record->id, RECORD_ID_SIZE);
         bson_append_utf8 (&doc, "kind", 4, record->kind.ptr, (int) record->kind.len);
         bson_append_utf8 (&doc, "src", 3, record->src.ptr, (int) record->src.len);
@@ -798,8 +792,8 @@ s_reset_batch (docstore_t *self, size_t count)
 //  whose _id exists, a replace of a state not newer than its own. False
 //  when the record is rejected before it reaches the server.
 static bool
-s_queue (docstore_t *self, s_phase_t phase, mongoc_bulk_operation_t *bulk,
-         const record_t *records, size_t r, const char *collection)
+s_queue (docstore_t *self, s_phase_t phase, mongoc_bulk_operation_t *bulk, const record_t *records,
+         size_t r, const char *collection)
 {
     const record_t *record = &records[r];
     bson_reinit (&self->doc);
@@ -815,16 +809,14 @@ s_queue (docstore_t *self, s_phase_t phase, mongoc_bulk_operation_t *bulk,
     bool ok;
     if (phase == S_REPLACES) {
         bson_t selector = BSON_INITIALIZER, cond;
-        bson_append_binary (&selector, "_id", 3, BSON_SUBTYPE_BINARY, record->id,
-                            RECORD_ID_SIZE);
+        bson_append_binary (&selector, "_id", 3, BSON_SUBTYPE_BINARY, record->id, RECORD_ID_SIZE);
         BSON_APPEND_DOCUMENT_BEGIN (&selector, "ts_ns", &cond);
         BSON_APPEND_INT64 (&cond, "$lte", record->ts);
         bson_append_document_end (&selector, &cond);
         ok = mongoc_bulk_operation_replace_one_with_opts (bulk, &selector, &self->doc,
                                                           &self->replace_opts, &berr);
         bson_destroy (&selector);
-    }
-    else
+    } else
         ok = mongoc_bulk_operation_insert_with_opts (bulk, &self->doc, &self->insert_opts, &berr);
     if (!ok) {
         snprintf (text, sizeof text, "the driver refused the document: %s", berr.message);
@@ -837,8 +829,8 @@ s_queue (docstore_t *self, s_phase_t phase, mongoc_bulk_operation_t *bulk,
 //  One unordered bulk write into collection `c` of the records listed in
 //  `list`; 0 when all are accounted for.
 static int
-s_bulk (docstore_t *self, s_phase_t phase, size_t c, const record_t *records,
-        const size_t *list, size_t count, char *error, size_t error_size)
+s_bulk (docstore_t *self, s_phase_t phase, size_t c, const record_t *records, const size_t *list,
+        size_t count, char *error, size_t error_size)
 {
     mongoc_bulk_operation_t *bulk =
         mongoc_collection_create_bulk_operation_with_opts (self->colls[c].coll, &self->bulk_opts);
@@ -856,16 +848,15 @@ s_bulk (docstore_t *self, s_phase_t phase, size_t c, const record_t *records,
         bson_destroy (&reply);
         if (rc)
             //  A server error reply means it is up; no reply means it is away
-            s_set_up (self, ok || berr.domain == MONGOC_ERROR_SERVER
-                                || berr.domain == MONGOC_ERROR_WRITE_CONCERN);
+            s_set_up (self, ok || berr.domain == MONGOC_ERROR_SERVER ||
+                                berr.domain == MONGOC_ERROR_WRITE_CONCERN);
     }
     mongoc_bulk_operation_destroy (bulk);
     return rc;
 }
 
 int
-docstore_write (void *self_, const record_t *records, size_t count, char *error,
-                size_t error_size)
+docstore_write (void *self_, const record_t *records, size_t count, char *error, size_t error_size)
 {
     docstore_t *self = self_;
     *error = 0;
@@ -886,10 +877,10 @@ docstore_write (void *self_, const record_t *records, size_t count, char *error,
                 list[n++] = r;
         if (n == 0)
             continue;
-        if (s_bulk (self, S_INSERTS, c, records, list, n, error, error_size)
-            || (self->nmoved > moved_before
-                && s_bulk (self, S_REPLACES, c, records, self->moved + moved_before,
-                           self->nmoved - moved_before, error, error_size))) {
+        if (s_bulk (self, S_INSERTS, c, records, list, n, error, error_size) ||
+            (self->nmoved > moved_before &&
+             s_bulk (self, S_REPLACES, c, records, self->moved + moved_before,
+                     self->nmoved - moved_before, error, error_size))) {
             s_scrub (self, error);
             return -1;
         }
@@ -946,8 +937,7 @@ s_add (s_batch_t *b)
     record_limits_t limits = record_default_limits;
     limits.max_size = 64 * 1024 * 1024;
     assert (record_decode (&b->records[b->count++], &b->zone, copy, size, &limits, detail,
-                           sizeof detail)
-            == REJECT_NONE);
+                           sizeof detail) == REJECT_NONE);
 }
 
 static void
@@ -1078,8 +1068,8 @@ static const char *
 s_utf8_at (const bson_t *doc, const char *path)
 {
     bson_iter_t it, found;
-    if (bson_iter_init (&it, doc) && bson_iter_find_descendant (&it, path, &found)
-        && BSON_ITER_HOLDS_UTF8 (&found))
+    if (bson_iter_init (&it, doc) && bson_iter_find_descendant (&it, path, &found) &&
+        BSON_ITER_HOLDS_UTF8 (&found))
         return bson_iter_utf8 (&found, NULL);
     return NULL;
 }
@@ -1088,8 +1078,8 @@ static bool
 s_int64_at (const bson_t *doc, const char *path, int64_t *value)
 {
     bson_iter_t it, found;
-    if (bson_iter_init (&it, doc) && bson_iter_find_descendant (&it, path, &found)
-        && BSON_ITER_HOLDS_INT64 (&found)) {
+    if (bson_iter_init (&it, doc) && bson_iter_find_descendant (&it, path, &found) &&
+        BSON_ITER_HOLDS_INT64 (&found)) {
         *value = bson_iter_int64 (&found);
         return true;
     }
@@ -1202,8 +1192,7 @@ s_test_config (void)
     docstore_t *store = docstore_new (&config, NULL, error, sizeof error);
     assert (store);
     assert (strcmp (docstore_display (store),
-                    "mongodb://u:***@127.0.0.1:1/?serverSelectionTimeoutMS=200")
-            == 0);
+                    "mongodb://u:***@127.0.0.1:1/?serverSelectionTimeoutMS=200") == 0);
     docstore_destroy (&store);
     assert (!store);
 }
@@ -1214,8 +1203,8 @@ s_test_away (s_batch_t *b)
 {
     char error[512], text[256];
     docstore_config_t config = {
-        "mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=300&connectTimeoutMS=300", "omni",
-        NULL, 0};
+        "mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=300&connectTimeoutMS=300", "omni", NULL,
+        0};
     docstore_t *store = docstore_new (&config, NULL, error, sizeof error);
     assert (store);
     assert (docstore_connect (store) == 1);
@@ -1367,14 +1356,17 @@ docstore_test (bool verbose)
     assert (s_int64_at (doc, "body.insertions", &value) && value == 14);
     assert (s_int64_at (doc, "ts_ns", &value) && value == ts + INT64_C (4) * 1000000001);
     bson_iter_t it, found;
-    assert (bson_iter_init (&it, doc) && bson_iter_find_descendant (&it, "ts", &found)
-            && BSON_ITER_HOLDS_DATE_TIME (&found)
-            && bson_iter_date_time (&found) == (ts + INT64_C (4) * 1000000001) / 1000000);
+    assert (bson_iter_init (&it, doc) && bson_iter_find_descendant (&it, "ts", &found) &&
+            BSON_ITER_HOLDS_DATE_TIME (&found) &&
+            bson_iter_date_time (&found) == (ts + INT64_C (4) * 1000000001) / 1000000);
     bson_destroy (doc);
     doc = s_fetch (client, db, "custom", &b.records[first - 1]);
-    assert (bson_iter_init (&it, doc)
-            && bson_iter_find_descendant (&it, "body.a\xef\xbc\x8e" "b.\xef\xbc\x84in.1", &found)
-            && BSON_ITER_HOLDS_DOUBLE (&found));
+    assert (bson_iter_init (&it, doc) &&
+            bson_iter_find_descendant (&it,
+                                       "body.a\xef\xbc\x8e"
+                                       "b.\xef\xbc\x84in.1",
+                                       &found) &&
+            BSON_ITER_HOLDS_DOUBLE (&found));
     assert (s_int64_at (doc, "body.dup", &value) && value == 2);
     assert (s_int64_at (doc, "body.nested.0.deep", &value) && value == -7);
     assert (strcmp (s_utf8_at (doc, "body.nested.0.list.1.x"), "y") == 0);
@@ -1406,24 +1398,24 @@ docstore_test (bool verbose)
     s_write_ok (store, &b);
     assert (s_count (client, db, "git_branches") == 1);
     doc = s_fetch (client, db, "git_branches", &b.records[0]);
-    assert (strcmp (s_utf8_at (doc, "body.target"), "1111111111111111111111111111111111111111")
-            == 0);
+    assert (strcmp (s_utf8_at (doc, "body.target"), "1111111111111111111111111111111111111111") ==
+            0);
     assert (s_int64_at (doc, "ts_ns", &value) && value == ts + 10);
     bson_destroy (doc);
     b.count = 0;
     s_branch (&b, "main", "3333333333333333333333333333333333333333", ts + 7);
     s_write_ok (store, &b);
     doc = s_fetch (client, db, "git_branches", &b.records[0]);
-    assert (strcmp (s_utf8_at (doc, "body.target"), "1111111111111111111111111111111111111111")
-            == 0);
+    assert (strcmp (s_utf8_at (doc, "body.target"), "1111111111111111111111111111111111111111") ==
+            0);
     bson_destroy (doc);
     s_branch (&b, "dev", "4444444444444444444444444444444444444444", ts);
     s_branch (&b, "main", "5555555555555555555555555555555555555555", ts + 20);
     s_write_ok (store, &b);
     assert (s_count (client, db, "git_branches") == 2);
     doc = s_fetch (client, db, "git_branches", &b.records[0]);
-    assert (strcmp (s_utf8_at (doc, "body.target"), "5555555555555555555555555555555555555555")
-            == 0);
+    assert (strcmp (s_utf8_at (doc, "body.target"), "5555555555555555555555555555555555555555") ==
+            0);
     bson_destroy (doc);
 
     //  4. A record too large for a document is kept aside; the others of
@@ -1448,8 +1440,8 @@ docstore_test (bool verbose)
     assert (strcmp (s_utf8_at (doc, "kind"), "x.huge") == 0);
     assert (strcmp (s_utf8_at (doc, "collection"), "custom") == 0);
     assert (strstr (s_utf8_at (doc, "error"), "limit"));
-    assert (bson_iter_init (&it, doc) && bson_iter_find_descendant (&it, "record", &found)
-            && BSON_ITER_HOLDS_BINARY (&found));
+    assert (bson_iter_init (&it, doc) && bson_iter_find_descendant (&it, "record", &found) &&
+            BSON_ITER_HOLDS_BINARY (&found));
     uint32_t len;
     const uint8_t *bytes;
     bson_iter_binary (&found, NULL, &len, &bytes);
@@ -1460,8 +1452,8 @@ docstore_test (bool verbose)
     record_limits_t limits = record_default_limits;
     limits.max_size = 64 * 1024 * 1024;
     char detail[256];
-    assert (record_decode (&again, &zone, bytes, len, &limits, detail, sizeof detail)
-            == REJECT_NONE);
+    assert (record_decode (&again, &zone, bytes, len, &limits, detail, sizeof detail) ==
+            REJECT_NONE);
     assert (memcmp (again.id, b.records[1].id, RECORD_ID_SIZE) == 0);
     assert (again.body->via.map.ptr[0].val.via.array.size == 1200000);
     msgpack_zone_destroy (&zone);

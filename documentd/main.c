@@ -15,17 +15,15 @@ s_main (int argc, char **argv)
     int64_t write_timeout_ms;
     const config_option_t options[] = {
         {"uri", CONFIG_STRING, "mongodb://127.0.0.1:27017",
-         "MongoDB URI (credentials and TLS options included; the password is never logged)",
-         &uri},
-        {"database", CONFIG_STRING, "omniaudit", "database of the document collections",
-         &database},
+         "MongoDB URI (credentials and TLS options included; the password is never logged)", &uri},
+        {"database", CONFIG_STRING, "omniaudit", "database of the document collections", &database},
         {"write_concern", CONFIG_STRING, "majority",
          "majority | a number of nodes >= 1 | a tag set name; acks wait for it", &write_concern},
         {"write_timeout", CONFIG_DURATION, "10s",
          "how long the write concern may wait (wtimeout), 0 = forever", &write_timeout_ms},
         {NULL}};
-    const writer_daemon_spec_t spec = {"documentd", "document", "1000", "127.0.0.1:9103",
-                                       "records per bulk write", options};
+    const writer_daemon_spec_t spec = {
+        "documentd", "document", "1000", "127.0.0.1:9103", "records per bulk write", options};
     int rc;
     writer_daemon_t *daemon = writer_daemon_new (&spec, argc, argv, &rc);
     if (!daemon)
@@ -37,8 +35,8 @@ s_main (int argc, char **argv)
     }
     char error[512];
     docstore_config_t store_config = {uri, database, write_concern, write_timeout_ms};
-    docstore_t *store = docstore_new (&store_config, writer_daemon_metrics (daemon), error,
-                                      sizeof error);
+    docstore_t *store =
+        docstore_new (&store_config, writer_daemon_metrics (daemon), error, sizeof error);
     if (!store) {
         fprintf (stderr, "error: documentd.%s\n", error);
         writer_daemon_destroy (&daemon);

@@ -21,8 +21,10 @@ s_start_server (void)
         return NULL;
     const char *script = "tools/mongo-test-server.sh";
     if (access (script, X_OK) != 0) {
-        fprintf (stderr, "documentd-selftest: %s not found (run from the repository root); "
-                 "docstore needs OMNI_TEST_MONGO_URI\n", script);
+        fprintf (stderr,
+                 "documentd-selftest: %s not found (run from the repository root); "
+                 "docstore needs OMNI_TEST_MONGO_URI\n",
+                 script);
         return NULL;
     }
     char *dir = selftest_tmpdir ("omni-mongo");

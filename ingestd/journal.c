@@ -22,13 +22,13 @@
 #include <sys/random.h>
 #include <unistd.h>
 
-#define REC_HEADER  9      //  received_ns (8) + writers mask (1)
-#define TRIM_CHUNK  65536  //  records removed per transaction, to keep them short
+#define REC_HEADER 9     //  received_ns (8) + writers mask (1)
+#define TRIM_CHUNK 65536 //  records removed per transaction, to keep them short
 
 struct _journal_t {
     MDB_env *env;
     MDB_dbi rec, dead, meta;
-    MDB_txn *txn; //  the open write transaction of an intake round
+    MDB_txn *txn;       //  the open write transaction of an intake round
     MDB_cursor *append; //  on "rec" in txn: one cursor for the round, not one per record
     uint8_t id[JOURNAL_ID_SIZE];
     uint64_t max_bytes, dead_max;
@@ -79,8 +79,8 @@ s_meta_put (journal_t *self, MDB_txn *txn, const char *key, uint64_t value)
 }
 
 static int
-s_put_state (journal_t *self, MDB_txn *txn, uint64_t next_offset, uint64_t bytes,
-             uint64_t dead_seq, uint64_t dead_first, const journal_counters_t *c)
+s_put_state (journal_t *self, MDB_txn *txn, uint64_t next_offset, uint64_t bytes, uint64_t dead_seq,
+             uint64_t dead_first, const journal_counters_t *c)
 {
     int rc = 0;
     rc = rc ? rc : s_meta_put (self, txn, "next_offset", next_offset);
@@ -137,9 +137,9 @@ journal_new (const char *dir, uint64_t max_bytes, uint64_t dead_max, const char 
     step = "open databases";
     if ((rc = mdb_txn_begin (self->env, NULL, 0, &txn)))
         goto failed;
-    if ((rc = mdb_dbi_open (txn, "rec", MDB_CREATE, &self->rec))
-        || (rc = mdb_dbi_open (txn, "dead", MDB_CREATE, &self->dead))
-        || (rc = mdb_dbi_open (txn, "meta", MDB_CREATE, &self->meta)))
+    if ((rc = mdb_dbi_open (txn, "rec", MDB_CREATE, &self->rec)) ||
+        (rc = mdb_dbi_open (txn, "dead", MDB_CREATE, &self->dead)) ||
+        (rc = mdb_dbi_open (txn, "meta", MDB_CREATE, &self->meta)))
         goto failed;
     MDB_val k = {2, "id"}, v;
     if (mdb_get (txn, self->meta, &k, &v) == 0 && v.mv_size == JOURNAL_ID_SIZE)
@@ -382,9 +382,8 @@ journal_scan (journal_t *self, uint64_t from, journal_visit_fn *visit, void *arg
     rc = mdb_cursor_get (cursor, &k, &v, MDB_SET_RANGE);
     while (rc == 0) {
         const uint8_t *p = v.mv_data;
-        if (v.mv_size < REC_HEADER
-            || !visit (arg, s_get_be (k.mv_data), p + REC_HEADER, v.mv_size - REC_HEADER, p[8],
-                       (int64_t) s_get_be (p)))
+        if (v.mv_size < REC_HEADER || !visit (arg, s_get_be (k.mv_data), p + REC_HEADER,
+                                              v.mv_size - REC_HEADER, p[8], (int64_t) s_get_be (p)))
             break;
         rc = mdb_cursor_get (cursor, &k, &v, MDB_NEXT);
     }
@@ -465,8 +464,8 @@ journal_sync_cursors (journal_t *self)
         goto failed;
     MDB_val k, v;
     int get;
-    while ((get = mdb_cursor_get (cursor, &k, &v, MDB_FIRST)) == 0 && trimmed < TRIM_CHUNK
-           && s_get_be (k.mv_data) < low) {
+    while ((get = mdb_cursor_get (cursor, &k, &v, MDB_FIRST)) == 0 && trimmed < TRIM_CHUNK &&
+           s_get_be (k.mv_data) < low) {
         bytes -= v.mv_size - REC_HEADER;
         if ((rc = mdb_cursor_del (cursor, 0))) {
             mdb_cursor_close (cursor);

@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define JOURNAL_ID_SIZE 16
+#define JOURNAL_ID_SIZE      16
 #define JOURNAL_DEAD_RAW_MAX 4096 //  bytes of a rejected input kept for inspection
 
 typedef struct {

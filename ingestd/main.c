@@ -53,9 +53,14 @@ main (int argc, char **argv)
         return 2;
     }
     metrics_t *metrics = metrics_new ("omni_ingestd_");
-    server_config_t server_config = {
-        intake,      delivery, tap, journal_dir, journal_max, dead_max, (const char *const *) writers,
-        {max_record, (size_t) max_depth}};
+    server_config_t server_config = {intake,
+                                     delivery,
+                                     tap,
+                                     journal_dir,
+                                     journal_max,
+                                     dead_max,
+                                     (const char *const *) writers,
+                                     {max_record, (size_t) max_depth}};
     char error[512];
     server_t *server = server_new (&server_config, metrics, error, sizeof error);
     if (!server) {

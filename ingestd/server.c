@@ -23,12 +23,12 @@
 #define INTAKE_SIG      "OI/1"
 #define DELIVERY_SIG    "OD/1"
 #define REJECT_TOPIC    "!reject"
-#define ROUND_MESSAGES  256               //  intake messages per journal round
-#define ROUND_BYTES     (64 << 20)        //  or bytes per round
-#define DELIVER_RECORDS 1000              //  records per DELIVER message
-#define DELIVER_BYTES   (4 << 20)         //  or bytes per DELIVER message
-#define SCAN_LIMIT      20000             //  journal entries scanned per DELIVER
-#define MAX_FRAME       (256ULL << 20)    //  larger intake frames drop the connection
+#define ROUND_MESSAGES  256            //  intake messages per journal round
+#define ROUND_BYTES     (64 << 20)     //  or bytes per round
+#define DELIVER_RECORDS 1000           //  records per DELIVER message
+#define DELIVER_BYTES   (4 << 20)      //  or bytes per DELIVER message
+#define SCAN_LIMIT      20000          //  journal entries scanned per DELIVER
+#define MAX_FRAME       (256ULL << 20) //  larger intake frames drop the connection
 #define HOUSEKEEP_MS    250
 #define HEARTBEAT_MS    1000
 #define SYNC_MS         50
@@ -41,11 +41,11 @@ typedef struct {
 //  One configured writer and its connection, if any.
 typedef struct {
     char *name;
-    size_t index;         //  in the journal's writer list
-    unsigned role;        //  writer_role_t bit
-    zframe_t *peer;       //  routing id of its connection, NULL when none
-    uint64_t sent_upto;   //  last offset covered by a DELIVER on this connection
-    uint32_t window;      //  credit granted in its last HELLO / ACK
+    size_t index;       //  in the journal's writer list
+    unsigned role;      //  writer_role_t bit
+    zframe_t *peer;     //  routing id of its connection, NULL when none
+    uint64_t sent_upto; //  last offset covered by a DELIVER on this connection
+    uint32_t window;    //  credit granted in its last HELLO / ACK
     uint32_t inflight_records;
     s_inflight_t *inflight;
     size_t ninflight, inflight_cap;
@@ -78,9 +78,9 @@ struct _server_t {
     size_t nsessions;
     unsigned configured_roles;
     long tap_subscriptions;
-    zmq_msg_t frame, head[3];     //  intake parts being received
-    s_reply_t *replies;           //  one per intake message of a round
-    s_tapped_t *tapped;           //  accepted records of the round, for the tap
+    zmq_msg_t frame, head[3]; //  intake parts being received
+    s_reply_t *replies;       //  one per intake message of a round
+    s_tapped_t *tapped;       //  accepted records of the round, for the tap
     size_t ntapped, tapped_cap;
     uint8_t *tap_buf;
     size_t tap_buf_size, tap_buf_cap;
@@ -121,16 +121,16 @@ static void
 s_register_metrics (server_t *self)
 {
     metrics_t *m = self->metrics;
-    self->m_received = metrics_counter (m, "records_received_total",
-                                        "Inputs received on intake (record frames and malformed messages)",
-                                        NULL);
-    self->m_accepted = metrics_counter (m, "records_accepted_total",
-                                        "Records validated and journaled", NULL);
+    self->m_received =
+        metrics_counter (m, "records_received_total",
+                         "Inputs received on intake (record frames and malformed messages)", NULL);
+    self->m_accepted =
+        metrics_counter (m, "records_accepted_total", "Records validated and journaled", NULL);
     for (int r = 1; r <= REJECT_REASON_COUNT; r++) {
         char labels[64];
         snprintf (labels, sizeof labels, "reason=\"%s\"", s_reject_label (r));
-        self->m_rejected[r] = metrics_counter (m, "records_rejected_total",
-                                               "Inputs rejected, by reason", labels);
+        self->m_rejected[r] =
+            metrics_counter (m, "records_rejected_total", "Inputs rejected, by reason", labels);
     }
     self->m_batches = metrics_counter (m, "batches_total", "Intake batches acknowledged", NULL);
     self->m_bytes = metrics_counter (m, "bytes_received_total", "Record bytes received", NULL);
@@ -138,38 +138,34 @@ s_register_metrics (server_t *self)
                                       "Journal transactions committed (fsync)", NULL);
     self->m_trimmed = metrics_counter (m, "records_acked_by_all_total",
                                        "Records every writer acknowledged (trimmed)", NULL);
-    self->m_journal_bytes = metrics_gauge (m, "journal_bytes", "Bytes of records in the journal",
-                                           NULL);
+    self->m_journal_bytes =
+        metrics_gauge (m, "journal_bytes", "Bytes of records in the journal", NULL);
     self->m_journal_records = metrics_gauge (m, "journal_records", "Records in the journal", NULL);
-    self->m_paused = metrics_gauge (m, "intake_paused",
-                                    "1 while the journal is full and intake is not acknowledged",
-                                    NULL);
-    self->m_tap_subscribers = metrics_gauge (m, "tap_subscriptions", "Tap topics subscribed",
-                                             NULL);
-    self->m_commit_latency = metrics_histogram (m, "journal_commit_seconds",
-                                                "Time of one journal round commit", NULL,
-                                                metrics_latency_bounds, metrics_latency_nbounds);
+    self->m_paused = metrics_gauge (
+        m, "intake_paused", "1 while the journal is full and intake is not acknowledged", NULL);
+    self->m_tap_subscribers = metrics_gauge (m, "tap_subscriptions", "Tap topics subscribed", NULL);
+    self->m_commit_latency =
+        metrics_histogram (m, "journal_commit_seconds", "Time of one journal round commit", NULL,
+                           metrics_latency_bounds, metrics_latency_nbounds);
     for (size_t i = 0; i < self->nsessions; i++) {
         s_session_t *s = &self->sessions[i];
         char labels[96];
         snprintf (labels, sizeof labels, "writer=\"%s\"", s->name);
-        s->m_delivered = metrics_counter (m, "records_delivered_total",
-                                          "Records sent to a writer (redeliveries included)",
-                                          labels);
+        s->m_delivered =
+            metrics_counter (m, "records_delivered_total",
+                             "Records sent to a writer (redeliveries included)", labels);
         s->m_acked = metrics_counter (m, "records_acked_total",
                                       "Records a writer acknowledged as stored", labels);
-        s->m_lag_records = metrics_gauge (m, "writer_lag_records",
-                                          "Journal offsets not yet acknowledged by a writer",
-                                          labels);
-        s->m_lag_seconds = metrics_gauge (m, "writer_lag_seconds",
-                                          "Age of the oldest record a writer has not acknowledged",
-                                          labels);
-        s->m_connected = metrics_gauge (m, "writer_connected", "1 while a writer is connected",
-                                        labels);
+        s->m_lag_records = metrics_gauge (
+            m, "writer_lag_records", "Journal offsets not yet acknowledged by a writer", labels);
+        s->m_lag_seconds =
+            metrics_gauge (m, "writer_lag_seconds",
+                           "Age of the oldest record a writer has not acknowledged", labels);
+        s->m_connected =
+            metrics_gauge (m, "writer_connected", "1 while a writer is connected", labels);
         s->m_latency = metrics_histogram (m, "end_to_end_seconds",
-                                          "Received by ingestd to acknowledged by a writer",
-                                          labels, metrics_latency_bounds,
-                                          metrics_latency_nbounds);
+                                          "Received by ingestd to acknowledged by a writer", labels,
+                                          metrics_latency_bounds, metrics_latency_nbounds);
     }
 }
 
@@ -183,8 +179,7 @@ s_bind (int type, const char *endpoint, char *error, size_t error_size)
         zsock_set_sndhwm (sock, 0); //  credit bounds what we send
         zsock_set_rcvhwm (sock, 64);
         zsock_set_maxmsgsize (sock, (int64_t) MAX_FRAME);
-    }
-    else
+    } else
         zsock_set_sndhwm (sock, 10000);
     if (zsock_bind (sock, "%s", endpoint) < 0) {
         snprintf (error, error_size, "cannot bind %s: %s", endpoint, zmq_strerror (zmq_errno ()));
@@ -233,9 +228,9 @@ server_new (const server_config_t *config, metrics_t *metrics, char *error, size
         self->sessions[i].role = kinds_writer_role (config->writers[i]);
     }
     s_register_metrics (self);
-    if (!(self->intake = s_bind (ZMQ_ROUTER, config->intake, error, error_size))
-        || !(self->delivery = s_bind (ZMQ_ROUTER, config->delivery, error, error_size))
-        || !(self->tap = s_bind (ZMQ_XPUB, config->tap, error, error_size))) {
+    if (!(self->intake = s_bind (ZMQ_ROUTER, config->intake, error, error_size)) ||
+        !(self->delivery = s_bind (ZMQ_ROUTER, config->delivery, error, error_size)) ||
+        !(self->tap = s_bind (ZMQ_XPUB, config->tap, error, error_size))) {
         server_destroy (&self);
         return NULL;
     }
@@ -285,8 +280,7 @@ s_stopping (server_t *self)
 //  Tap
 
 static void
-s_tap_reject (server_t *self, const char *reason, const char *detail, const void *raw,
-              size_t size)
+s_tap_reject (server_t *self, const char *reason, const char *detail, const void *raw, size_t size)
 {
     if (self->tap_subscriptions <= 0)
         return;
@@ -295,8 +289,7 @@ s_tap_reject (server_t *self, const char *reason, const char *detail, const void
         return;
     zmq_send (sock, reason, strlen (reason), ZMQ_SNDMORE | ZMQ_DONTWAIT);
     zmq_send (sock, detail, strlen (detail), ZMQ_SNDMORE | ZMQ_DONTWAIT);
-    zmq_send (sock, raw, size < JOURNAL_DEAD_RAW_MAX ? size : JOURNAL_DEAD_RAW_MAX,
-              ZMQ_DONTWAIT);
+    zmq_send (sock, raw, size < JOURNAL_DEAD_RAW_MAX ? size : JOURNAL_DEAD_RAW_MAX, ZMQ_DONTWAIT);
 }
 
 static void
@@ -320,8 +313,6 @@ s_tap_subscriptions (server_t *self)
 //  per record) and each record frame is validated and appended as soon as it
 //  is received, so a round holds no record in memory beyond the LMDB write
 //  transaction, except copies for the tap while someone subscribes.
-
-
 
 static void
 s_tap_keep (server_t *self, const record_t *record, const void *data, size_t size)
@@ -379,14 +370,13 @@ s_drain_parts (server_t *self, bool more)
 
 //  Dead-letters a message that is not a well-formed BATCH.
 static int
-s_intake_malformed (server_t *self, zmq_msg_t *head, size_t nhead, bool more,
-                    s_reply_t *reply, int64_t now)
+s_intake_malformed (server_t *self, zmq_msg_t *head, size_t nhead, bool more, s_reply_t *reply,
+                    int64_t now)
 {
     size_t frames = nhead + s_drain_parts (self, more);
     char detail[160];
     snprintf (detail, sizeof detail,
-              "expected \"" INTAKE_SIG "\" \"BATCH\" seq:u64 record..., got %zu frames%s",
-              frames,
+              "expected \"" INTAKE_SIG "\" \"BATCH\" seq:u64 record..., got %zu frames%s", frames,
               nhead >= 1 && !s_msg_streq (&head[0], INTAKE_SIG) ? " with another signature" : "");
     const void *raw = nhead >= 1 ? zmq_msg_data (&head[0]) : (const void *) "";
     size_t size = nhead >= 1 ? zmq_msg_size (&head[0]) : 0;
@@ -432,8 +422,8 @@ s_intake_message (server_t *self, s_reply_t *reply, size_t *bytes)
         *bytes += zmq_msg_size (&self->head[nhead]);
         nhead++;
     }
-    if (nhead < 3 || !s_msg_streq (&self->head[0], INTAKE_SIG)
-        || !s_msg_streq (&self->head[1], "BATCH") || zmq_msg_size (&self->head[2]) != 8)
+    if (nhead < 3 || !s_msg_streq (&self->head[0], INTAKE_SIG) ||
+        !s_msg_streq (&self->head[1], "BATCH") || zmq_msg_size (&self->head[2]) != 8)
         return s_intake_malformed (self, self->head, nhead, more, reply, now) ? -1 : 1;
     memcpy (reply->seq, zmq_msg_data (&self->head[2]), 8);
     reply->has_seq = true;
@@ -455,16 +445,14 @@ s_intake_message (server_t *self, s_reply_t *reply, size_t *bytes)
         record_reject_t reason =
             record_check (&record, data, size, &self->config.limits, detail, sizeof detail);
         if (reason == REJECT_NONE) {
-            if (!journal_append (self->journal, data, size, (uint8_t) record.spec->writers,
-                                 now)) {
+            if (!journal_append (self->journal, data, size, (uint8_t) record.spec->writers, now)) {
                 rc = -1;
                 break;
             }
             reply->accepted++;
             if (tap) //  published after the commit
                 s_tap_keep (self, &record, data, size);
-        }
-        else {
+        } else {
             const char *name = record_reject_name (reason);
             if (journal_reject (self->journal, name, detail, data, size, now)) {
                 rc = -1;
@@ -500,8 +488,7 @@ s_send_intake_reply (server_t *self, s_reply_t *reply)
         zmq_send (sock, "ERROR", 5, ZMQ_SNDMORE);
         zmq_send (sock, reply->has_seq ? reply->seq : seq0, 8, ZMQ_SNDMORE);
         zmq_send (sock, text, strlen (text), 0);
-    }
-    else {
+    } else {
         uint8_t counts[8];
         s_put_be (counts, reply->accepted, 4);
         s_put_be (counts + 4, reply->rejected, 4);
@@ -557,12 +544,10 @@ s_intake_round (server_t *self)
         for (size_t i = 0; i < self->ntapped; i++) {
             const s_tapped_t *t = &self->tapped[i];
             if (zmq_send (sock, self->tap_buf + t->kind_at, t->kind_len,
-                          ZMQ_SNDMORE | ZMQ_DONTWAIT)
-                >= 0)
+                          ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0)
                 zmq_send (sock, self->tap_buf + t->record_at, t->record_len, ZMQ_DONTWAIT);
         }
-    }
-    else if (rc != 0)
+    } else if (rc != 0)
         //  Nothing acknowledged: the collectors resend, nothing is lost.
         log_error ("intake.round_failed", "messages=%zu", count);
     //  A burst leaves the tap buffer large; do not keep it.
@@ -592,8 +577,8 @@ s_fill (void *arg, uint64_t offset, const void *record, size_t size, uint8_t wri
     s_fill_t *fill = arg;
     (void) received_ns;
     if (writers & fill->session->role) {
-        if (fill->records >= fill->credit || fill->records >= DELIVER_RECORDS
-            || (fill->records > 0 && fill->bytes + size > DELIVER_BYTES))
+        if (fill->records >= fill->credit || fill->records >= DELIVER_RECORDS ||
+            (fill->records > 0 && fill->bytes + size > DELIVER_BYTES))
             return false;
         zmsg_addmem (fill->msg, record, size);
         fill->records++;
@@ -641,7 +626,7 @@ s_pump (server_t *self, s_session_t *s)
             s->inflight = realloc (s->inflight, s->inflight_cap * sizeof *s->inflight);
             assert (s->inflight);
         }
-        s->inflight[s->ninflight++] = (s_inflight_t) {fill.upto, (uint32_t) fill.records};
+        s->inflight[s->ninflight++] = (s_inflight_t){fill.upto, (uint32_t) fill.records};
         s->inflight_records += (uint32_t) fill.records;
         s->sent_upto = fill.upto;
         metric_add (s->m_delivered, fill.records);
@@ -691,8 +676,7 @@ s_handle_hello (server_t *self, zframe_t *peer, zmsg_t *msg)
             s = &self->sessions[i];
     if (!s) {
         char text[256];
-        snprintf (text, sizeof text, "writer \"%.64s\" is not configured in ingestd.writers",
-                  name);
+        snprintf (text, sizeof text, "writer \"%.64s\" is not configured in ingestd.writers", name);
         log_warn ("delivery.unknown_writer", "writer=%s", name);
         s_delivery_reply (self, peer, "RESET", text);
         free (name);
@@ -732,8 +716,8 @@ s_handle_ack (server_t *self, zframe_t *peer, zmsg_t *msg)
         return;
     }
     zframe_t *upto_frame = zmsg_next (msg), *window_frame = zmsg_next (msg);
-    if (!upto_frame || zframe_size (upto_frame) != 8 || !window_frame
-        || zframe_size (window_frame) != 4)
+    if (!upto_frame || zframe_size (upto_frame) != 8 || !window_frame ||
+        zframe_size (window_frame) != 4)
         return;
     uint64_t upto = s_get_be (zframe_data (upto_frame), 8);
     s->window = (uint32_t) s_get_be (zframe_data (window_frame), 4);
@@ -865,8 +849,8 @@ server_run (server_t *self)
     }
     journal_counters_t c = journal_counters (self->journal);
     log_info ("ingestd.stop",
-              "received=%" PRIu64 " accepted=%" PRIu64 " rejected=%" PRIu64
-              " acked_by_all=%" PRIu64 " in_journal=%" PRIu64,
+              "received=%" PRIu64 " accepted=%" PRIu64 " rejected=%" PRIu64 " acked_by_all=%" PRIu64
+              " in_journal=%" PRIu64,
               c.received, c.accepted, c.rejected, c.trimmed, journal_records (self->journal));
     return 0;
 }
@@ -910,8 +894,13 @@ server_test (bool verbose)
     //  daemon as its own process); here, the start-up checks.
     char error[256];
     const char *bad[] = {"archive", "nonsense", NULL};
-    server_config_t config = {"tcp://127.0.0.1:*", "tcp://127.0.0.1:*", "tcp://127.0.0.1:*",
-                              "/nonexistent-dir-for-test", 1 << 20, 10, bad,
+    server_config_t config = {"tcp://127.0.0.1:*",
+                              "tcp://127.0.0.1:*",
+                              "tcp://127.0.0.1:*",
+                              "/nonexistent-dir-for-test",
+                              1 << 20,
+                              10,
+                              bad,
                               record_default_limits};
     assert (server_new (&config, NULL, error, sizeof error) == NULL);
     assert (strstr (error, "nonsense"));

@@ -14,12 +14,12 @@
 #include <stdint.h>
 
 typedef struct {
-    const char *intake;      //  ROUTER bind endpoint
-    const char *delivery;    //  ROUTER bind endpoint
-    const char *tap;         //  XPUB bind endpoint
+    const char *intake;   //  ROUTER bind endpoint
+    const char *delivery; //  ROUTER bind endpoint
+    const char *tap;      //  XPUB bind endpoint
     const char *journal_dir;
-    uint64_t journal_max;    //  bytes of records held before intake pauses
-    uint64_t dead_max;       //  dead letters kept
+    uint64_t journal_max;       //  bytes of records held before intake pauses
+    uint64_t dead_max;          //  dead letters kept
     const char *const *writers; //  configured writer names, NULL-terminated
     record_limits_t limits;
 } server_config_t;

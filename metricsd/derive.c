@@ -46,17 +46,17 @@ typedef struct {
 
 typedef struct {
     const char *kind;
-    const char *series;          //  "@name": the body's name field
+    const char *series; //  "@name": the body's name field
     s_value_t value;
-    const char *field;           //  V_FIELD: the number; V_STATUS: the status
+    const char *field; //  V_FIELD: the number; V_STATUS: the status
     const char *const *ones, *const *zeros;
-    const char *when_field;      //  only when this field is one of `when`
+    const char *when_field; //  only when this field is one of `when`
     const char *const *when;
     const s_time_t *time;
     const s_tag_t *tags;
 } s_rule_t;
 
-#define S_NS_PER_S INT64_C(1000000000)
+#define S_NS_PER_S INT64_C (1000000000)
 
 static const s_time_t s_at_ts[] = {{"@ts", 1}, {NULL, 0}};
 static const s_time_t s_commit_time[] = {{"committer_time", S_NS_PER_S}, {NULL, 0}};
@@ -83,8 +83,8 @@ static const s_rule_t s_rules[] = {
     {"metric", "@name", V_FIELD, "value", NULL, NULL, NULL, NULL, s_at_ts, s_metric_tags},
     {"git.commit", "git.commits", V_ONE, NULL, NULL, NULL, NULL, NULL, s_commit_time,
      s_commit_tags},
-    {"git.commit", "git.insertions", V_FIELD, "insertions", NULL, NULL, NULL, NULL,
-     s_commit_time, s_commit_tags},
+    {"git.commit", "git.insertions", V_FIELD, "insertions", NULL, NULL, NULL, NULL, s_commit_time,
+     s_commit_tags},
     {"git.commit", "git.deletions", V_FIELD, "deletions", NULL, NULL, NULL, NULL, s_commit_time,
      s_commit_tags},
     {"git.commit", "git.files_changed", V_FIELD, "files_changed", NULL, NULL, NULL, NULL,
@@ -93,8 +93,8 @@ static const s_rule_t s_rules[] = {
      s_build_time, s_build_tags},
     {"ci.build", "ci.build.duration", V_FIELD, "duration", NULL, NULL, NULL, NULL, s_build_time,
      s_build_tags},
-    {"ci.test", "ci.test.duration", V_FIELD, "duration", NULL, NULL, "status", s_test_ran,
-     s_at_ts, s_test_tags},
+    {"ci.test", "ci.test.duration", V_FIELD, "duration", NULL, NULL, "status", s_test_ran, s_at_ts,
+     s_test_tags},
     {"ci.test", "ci.test.failed", V_STATUS, "status", s_test_failed, s_test_passed, NULL, NULL,
      s_at_ts, s_test_tags},
 };
@@ -104,7 +104,7 @@ static const s_rule_t s_rules[] = {
 struct _derive_t {
     const kind_spec_t *specs[S_RULES]; //  each rule's kind, resolved once
     mpjson_buf_t tags;
-    char *scratch;                      //  a source with NUL bytes, cleaned
+    char *scratch; //  a source with NUL bytes, cleaned
     size_t scratch_size;
     uint64_t skipped[DERIVE_SKIP_COUNT];
 };
@@ -290,8 +290,8 @@ derive_record (derive_t *self, const record_t *record, derive_point_fn *emit, vo
         }
         //  Series names never hold NUL: a name with one is refused with
         //  the oversized ones rather than silently renamed.
-        if (name.len == 0 || name.len > DERIVE_MAX_NAME || memchr (name.ptr, 0, name.len)
-            || point.source_len > DERIVE_MAX_SOURCE || self->tags.size > DERIVE_MAX_TAGS) {
+        if (name.len == 0 || name.len > DERIVE_MAX_NAME || memchr (name.ptr, 0, name.len) ||
+            point.source_len > DERIVE_MAX_SOURCE || self->tags.size > DERIVE_MAX_TAGS) {
             self->skipped[DERIVE_SKIP_TOO_LARGE]++;
             continue;
         }
@@ -321,9 +321,9 @@ s_collect (void *arg, const derive_point_t *p)
 {
     s_seen_t *seen = arg;
     assert (seen->count < 64);
-    snprintf (seen->text[seen->count++], 512, "%.*s %g %lld %.*s %.*s", (int) p->name_len,
-              p->name, p->value, (long long) p->time_ns, (int) p->source_len, p->source,
-              (int) p->tags_len, p->tags);
+    snprintf (seen->text[seen->count++], 512, "%.*s %g %lld %.*s %.*s", (int) p->name_len, p->name,
+              p->value, (long long) p->time_ns, (int) p->source_len, p->source, (int) p->tags_len,
+              p->tags);
 }
 
 static void
@@ -352,15 +352,15 @@ derive_test (bool verbose)
     (void) verbose;
     derive_t *derive = derive_new ();
     testrec_t *recs = testrec_new ();
-    const int64_t ts = INT64_C(1700000000123456789);
+    const int64_t ts = INT64_C (1700000000123456789);
 
     //  metric: name, value, record ts, record tags
     testrec_metric (recs, "web-1", ts, "host.cpu.user", 12.5, "web-1");
     s_expect (derive, recs,
-              (const char *[]) {"host.cpu.user 12.5 1700000000123456789 web-1 {\"host\":\"web-1\"}",
-                                NULL});
+              (const char *[]){"host.cpu.user 12.5 1700000000123456789 web-1 {\"host\":\"web-1\"}",
+                               NULL});
     testrec_metric (recs, "web-1", ts, "queue.depth", 3, NULL);
-    s_expect (derive, recs, (const char *[]) {"queue.depth 3 1700000000123456789 web-1 {}", NULL});
+    s_expect (derive, recs, (const char *[]){"queue.depth 3 1700000000123456789 web-1 {}", NULL});
 
     //  git.commit: four series at the committer time (not the author time)
     testrec_commit (recs, "repo", "abc", "ann@example.org", 1500000000, 1600000000, 3, 10, 2);
@@ -373,7 +373,7 @@ derive_test (bool verbose)
         snprintf (expected[i], sizeof expected[i], "%s 1600000000000000000 repo %s", names[i],
                   tags);
     s_expect (derive, recs,
-              (const char *[]) {expected[0], expected[1], expected[2], expected[3], NULL});
+              (const char *[]){expected[0], expected[1], expected[2], expected[3], NULL});
 
     //  ci.build: success 1 / failure 0 / none for cancelled and running;
     //  the time is started, else the record time; branch only when present
@@ -382,23 +382,22 @@ derive_test (bool verbose)
     testrec_build (recs, "ci", ts, "deploy", "9", "cancelled", "main", 0, 4);
     testrec_build (recs, "ci", ts, "deploy", "10", "running", "main", 0, -1);
     s_expect (derive, recs,
-              (const char *[]) {
-                  "ci.build.success 1 1600000000000000000 ci "
-                  "{\"pipeline\":\"deploy\",\"branch\":\"main\",\"build_id\":\"7\"}",
-                  "ci.build.duration 30.5 1600000000000000000 ci "
-                  "{\"pipeline\":\"deploy\",\"branch\":\"main\",\"build_id\":\"7\"}",
-                  "ci.build.success 0 1700000000123456789 ci "
-                  "{\"pipeline\":\"deploy\",\"build_id\":\"8\"}",
-                  "ci.build.duration 4 1700000000123456789 ci "
-                  "{\"pipeline\":\"deploy\",\"branch\":\"main\",\"build_id\":\"9\"}",
-                  NULL});
+              (const char *[]){"ci.build.success 1 1600000000000000000 ci "
+                               "{\"pipeline\":\"deploy\",\"branch\":\"main\",\"build_id\":\"7\"}",
+                               "ci.build.duration 30.5 1600000000000000000 ci "
+                               "{\"pipeline\":\"deploy\",\"branch\":\"main\",\"build_id\":\"7\"}",
+                               "ci.build.success 0 1700000000123456789 ci "
+                               "{\"pipeline\":\"deploy\",\"build_id\":\"8\"}",
+                               "ci.build.duration 4 1700000000123456789 ci "
+                               "{\"pipeline\":\"deploy\",\"branch\":\"main\",\"build_id\":\"9\"}",
+                               NULL});
 
     //  ci.test: duration and failed; skipped gives nothing
     testrec_test_case (recs, "ci", ts, "unit", "Parser", "t_ok", "passed", 0.25, "7");
     testrec_test_case (recs, "ci", ts, "unit", NULL, "t_bad", "error", 1.5, NULL);
     testrec_test_case (recs, "ci", ts, "unit", NULL, "t_skip", "skipped", 0, NULL);
     s_expect (derive, recs,
-              (const char *[]) {
+              (const char *[]){
                   "ci.test.duration 0.25 1700000000123456789 ci "
                   "{\"suite\":\"unit\",\"class\":\"Parser\",\"name\":\"t_ok\",\"build_id\":\"7\"}",
                   "ci.test.failed 0 1700000000123456789 ci "
@@ -415,7 +414,7 @@ derive_test (bool verbose)
     msgpack_pack_str_with_body (pk, "head", 4);
     msgpack_pack_true (pk);
     testrec_end (recs);
-    s_expect (derive, recs, (const char *[]) {NULL});
+    s_expect (derive, recs, (const char *[]){NULL});
     assert (derive_wants (kinds_lookup ("ci.test", 7)));
     assert (!derive_wants (kinds_lookup ("git.branch", 10)));
 
@@ -425,9 +424,9 @@ derive_test (bool verbose)
     testrec_num (pk, "value", -1);
     testrec_tag (recs, "k\"\\", "v\n\x01");
     testrec_end (recs);
-    s_expect (derive, recs,
-              (const char *[]) {"m -1 1700000000123456789 s\"rc {\"k\\\"\\\\\":\"v\\n\\u0001\"}",
-                                NULL});
+    s_expect (
+        derive, recs,
+        (const char *[]){"m -1 1700000000123456789 s\"rc {\"k\\\"\\\\\":\"v\\n\\u0001\"}", NULL});
     //  a tag value with NUL (the encoder takes C strings: patch the map)
     s_seen_t seen = {.count = 0};
     {
@@ -448,13 +447,13 @@ derive_test (bool verbose)
     testrec_clear (recs);
 
     //  Out of range: a commit time that overflows ns; oversized tags
-    testrec_commit (recs, "repo", "big", "x@example.org", 0, INT64_C(100000000000000), 1, 1, 1);
+    testrec_commit (recs, "repo", "big", "x@example.org", 0, INT64_C (100000000000000), 1, 1, 1);
     char huge[2000];
     memset (huge, 'h', sizeof huge - 1);
     huge[sizeof huge - 1] = 0;
     testrec_metric (recs, "src", ts, "m", 1, huge);
     testrec_metric (recs, huge, ts, "m", 1, NULL);
-    s_expect (derive, recs, (const char *[]) {NULL});
+    s_expect (derive, recs, (const char *[]){NULL});
     assert (derive_skipped (derive, DERIVE_SKIP_TIME_RANGE) == 4);
     assert (derive_skipped (derive, DERIVE_SKIP_TOO_LARGE) == 2);
     assert (strcmp (derive_skip_name (DERIVE_SKIP_TOO_LARGE), "too_large") == 0);

@@ -22,13 +22,13 @@
 #define DERIVE_MAX_TAGS   1024 //  bytes of the tags' JSON text
 
 typedef struct {
-    int64_t time_ns;    //  event time, ns since the epoch
-    const char *name;   //  series name, not NUL-terminated
+    int64_t time_ns;  //  event time, ns since the epoch
+    const char *name; //  series name, not NUL-terminated
     size_t name_len;
     double value;
     const char *source; //  the record's src
     size_t source_len;
-    const char *tags;   //  a JSON object, e.g. {"host":"a"}; no \u0000 in it
+    const char *tags; //  a JSON object, e.g. {"host":"a"}; no \u0000 in it
     size_t tags_len;
 } derive_point_t;
 

@@ -26,22 +26,21 @@ main (int argc, char **argv)
          "TimescaleDB (timescale license): compress chunks older than this; 0 = never",
          &compress_after_ms},
         {NULL}};
-    const writer_daemon_spec_t spec = {"metricsd", "metrics", "1000", "127.0.0.1:9104",
-                                       "records per transaction", options};
+    const writer_daemon_spec_t spec = {
+        "metricsd", "metrics", "1000", "127.0.0.1:9104", "records per transaction", options};
     int rc;
     writer_daemon_t *daemon = writer_daemon_new (&spec, argc, argv, &rc);
     if (!daemon)
         return rc;
-    pointstore_config_t store_config = {dsn, TSSCHEMA_AUTO, partition_interval,
-                                        compress_after_ms};
+    pointstore_config_t store_config = {dsn, TSSCHEMA_AUTO, partition_interval, compress_after_ms};
     if (tsschema_parse_mode (mode, &store_config.mode)) {
         fprintf (stderr, "error: metricsd.mode: '%s' is not auto, native or timescaledb\n", mode);
         writer_daemon_destroy (&daemon);
         return 2;
     }
     char error[512];
-    pointstore_t *store = pointstore_new (&store_config, writer_daemon_metrics (daemon), error,
-                                          sizeof error);
+    pointstore_t *store =
+        pointstore_new (&store_config, writer_daemon_metrics (daemon), error, sizeof error);
     if (!store) {
         //  The dsn or a schema setting; the message says which
         fprintf (stderr, "error: metricsd.%s\n", error);

@@ -56,7 +56,7 @@
     "FROM metricsd_partitions () ORDER BY lo"
 
 //  PostgreSQL's "no partition of relation found for row"
-#define S_NO_PARTITION "23514"
+#define S_NO_PARTITION     "23514"
 #define S_UNIQUE_VIOLATION "23505"
 //  After a batch that met existing points, the next ones go straight to
 //  the upsert (a re-collection sends many such batches in a row)
@@ -143,7 +143,7 @@ s_parts_insert (pointstore_t *self, int64_t lo, int64_t hi)
     while (at > 0 && self->parts[at - 1].lo > lo)
         at--;
     memmove (&self->parts[at + 1], &self->parts[at], (self->nparts - at) * sizeof *self->parts);
-    self->parts[at] = (s_range_t) {lo, hi};
+    self->parts[at] = (s_range_t){lo, hi};
     self->nparts++;
 }
 
@@ -270,13 +270,12 @@ s_setup (pgconn_t *conn, void *arg)
     if (tsschema_migrate (conn, &self->schema, &self->state))
         return -1;
     self->ready = true;
-    if (pgconn_exec (conn, S_STAGE_DDL) != PGCONN_OK
-        || pgconn_check (conn, PQprepare (pgconn_handle (conn), "ins_points", S_INSERT_SQL, 2,
-                                          NULL))
-               != PGCONN_OK)
+    if (pgconn_exec (conn, S_STAGE_DDL) != PGCONN_OK ||
+        pgconn_check (conn, PQprepare (pgconn_handle (conn), "ins_points", S_INSERT_SQL, 2,
+                                       NULL)) != PGCONN_OK)
         return -1;
-    if (self->state.mode == TSSCHEMA_NATIVE
-        && (s_parts_load (self) || s_partitions_ahead (self) != PGCONN_OK))
+    if (self->state.mode == TSSCHEMA_NATIVE &&
+        (s_parts_load (self) || s_partitions_ahead (self) != PGCONN_OK))
         return -1;
     char text[256];
     pointstore_describe (self, text, sizeof text);
@@ -309,37 +308,37 @@ pointstore_new (const pointstore_config_t *config, metrics_t *metrics, char *err
     self->conn = conn;
     self->partition_interval = strdup (interval);
     assert (self->partition_interval);
-    self->schema = (tsschema_config_t) {config->mode, self->partition_interval,
-                                        config->compress_after_ms};
+    self->schema =
+        (tsschema_config_t){config->mode, self->partition_interval, config->compress_after_ms};
     self->derive = derive_new ();
     //  Under the writer's own retry backoff, so a server back up is seen
     //  at the writer's next attempt
     pgconn_set_backoff (conn, 50, 1000);
     pgconn_set_setup (conn, s_setup, self);
     if (metrics) {
-        self->m_points = metrics_counter (metrics, "points_written_total",
-                                          "Points written in committed batches (new or updated)",
-                                          NULL);
-        self->m_refused = metrics_counter (metrics, "points_refused_total",
-                                           "Points PostgreSQL refused for their content (dropped)",
-                                           NULL);
-        self->m_partitions = metrics_counter (metrics, "partitions_ensured_total",
-                                              "Partitions created or found on demand (native mode)",
-                                              NULL);
-        self->m_copied = metrics_counter (metrics, "batches_copied_total",
-                                          "Batches of new points copied straight into points",
-                                          NULL);
-        self->m_upserted = metrics_counter (metrics, "batches_upserted_total",
-                                            "Batches staged and upserted (some points existed)",
-                                            NULL);
+        self->m_points =
+            metrics_counter (metrics, "points_written_total",
+                             "Points written in committed batches (new or updated)", NULL);
+        self->m_refused =
+            metrics_counter (metrics, "points_refused_total",
+                             "Points PostgreSQL refused for their content (dropped)", NULL);
+        self->m_partitions =
+            metrics_counter (metrics, "partitions_ensured_total",
+                             "Partitions created or found on demand (native mode)", NULL);
+        self->m_copied =
+            metrics_counter (metrics, "batches_copied_total",
+                             "Batches of new points copied straight into points", NULL);
+        self->m_upserted =
+            metrics_counter (metrics, "batches_upserted_total",
+                             "Batches staged and upserted (some points existed)", NULL);
         self->m_ignored = metrics_counter (metrics, "records_ignored_total",
                                            "Records of kinds without derivation rules", NULL);
         for (int r = 0; r < DERIVE_SKIP_COUNT; r++) {
             char labels[64];
             snprintf (labels, sizeof labels, "reason=\"%s\"", derive_skip_name ((derive_skip_t) r));
-            self->m_skipped[r] = metrics_counter (metrics, "points_skipped_total",
-                                                  "Points not made from a record, by reason",
-                                                  labels);
+            self->m_skipped[r] =
+                metrics_counter (metrics, "points_skipped_total",
+                                 "Points not made from a record, by reason", labels);
         }
     }
     return self;
@@ -443,8 +442,8 @@ s_point (void *arg, const derive_point_t *p)
     //  Commits give four points with the same tags: store them once
     if (self->npoints > 1) {
         s_point_t *prev = point - 1;
-        if (prev->tags_len == p->tags_len
-            && memcmp (self->text + prev->tags, p->tags, p->tags_len) == 0) {
+        if (prev->tags_len == p->tags_len &&
+            memcmp (self->text + prev->tags, p->tags, p->tags_len) == 0) {
             point->tags = prev->tags;
             point->tags_len = prev->tags_len;
             return;
@@ -462,8 +461,8 @@ s_derive (pointstore_t *self, const record_t *records, size_t count)
     self->ignored = 0;
     self->refused = 0;
     for (size_t i = 0; i < count; i++)
-        if (derive_record (self->derive, &records[i], s_point, self) == 0
-            && !derive_wants (records[i].spec))
+        if (derive_record (self->derive, &records[i], s_point, self) == 0 &&
+            !derive_wants (records[i].spec))
             self->ignored++;
 }
 
@@ -533,8 +532,8 @@ s_batch_tx (pgconn_t *conn, void *arg)
             return -1;
         //  Some points exist (a redelivery, a re-collection): upsert
         self->upserts_ahead = S_UPSERTS_AHEAD;
-        if (pgconn_exec (conn, "ROLLBACK TO SAVEPOINT direct; RELEASE SAVEPOINT direct")
-            != PGCONN_OK)
+        if (pgconn_exec (conn, "ROLLBACK TO SAVEPOINT direct; RELEASE SAVEPOINT direct") !=
+            PGCONN_OK)
             return -1;
     }
     tx->direct = false;
@@ -553,8 +552,7 @@ s_batch_tx (pgconn_t *conn, void *arg)
                           pgconn_sqlstate (conn), pgconn_error (conn));
             if (pgconn_exec (conn, "ROLLBACK TO SAVEPOINT one") != PGCONN_OK)
                 return -1;
-        }
-        else if (status != PGCONN_OK || pgconn_exec (conn, "RELEASE SAVEPOINT one") != PGCONN_OK)
+        } else if (status != PGCONN_OK || pgconn_exec (conn, "RELEASE SAVEPOINT one") != PGCONN_OK)
             return -1;
     }
     return 0;
@@ -575,8 +573,7 @@ s_count_skipped (pointstore_t *self)
 }
 
 static int
-s_failed (pointstore_t *self, pgconn_status_t status, size_t count, char *error,
-          size_t error_size)
+s_failed (pointstore_t *self, pgconn_status_t status, size_t count, char *error, size_t error_size)
 {
     const char *sqlstate = pgconn_sqlstate (self->conn);
     snprintf (error, error_size, "postgresql: %s%s%s", sqlstate, *sqlstate ? " " : "",
@@ -587,8 +584,7 @@ s_failed (pointstore_t *self, pgconn_status_t status, size_t count, char *error,
                   pgconn_error (self->conn));
         if (s_parts_load (self))
             pgconn_reset (self->conn);
-    }
-    else if (status != PGCONN_TRANSIENT) {
+    } else if (status != PGCONN_TRANSIENT) {
         //  Not the server going away: a schema or statement problem an
         //  operator must see. A fresh session rebuilds the staging table
         //  and statement in case they were the problem.
@@ -624,10 +620,11 @@ pointstore_write (void *self_, const record_t *records, size_t count, char *erro
     if (status == PGCONN_CONTENT && strcmp (pgconn_sqlstate (self->conn), S_NO_PARTITION)) {
         //  Not expected (derive bounds what could be refused): find the
         //  points PostgreSQL refuses, drop them, keep the rest
-        log_warn ("batch.content_refused", "points=%zu sqlstate=%s error=\"%s\" detail=\"storing "
+        log_warn ("batch.content_refused",
+                  "points=%zu sqlstate=%s error=\"%s\" detail=\"storing "
                   "point by point\"",
                   self->npoints, pgconn_sqlstate (self->conn), pgconn_error (self->conn));
-        tx = (s_tx_t) {self, false, true};
+        tx = (s_tx_t){self, false, true};
         self->refused = 0;
         status = pgconn_transaction (self->conn, s_batch_tx, &tx);
     }
@@ -655,8 +652,8 @@ pointstore_write (void *self_, const record_t *records, size_t count, char *erro
 #include <pthread.h>
 #include <time.h>
 
-#define D0 INT64_C(1704067200) //  Monday 2024-01-01 00:00 UTC
-#define NS INT64_C(1000000000)
+#define D0 INT64_C (1704067200) //  Monday 2024-01-01 00:00 UTC
+#define NS INT64_C (1000000000)
 
 typedef struct {
     const char *src, *sha, *email;
@@ -741,8 +738,8 @@ s_batch (testrec_t *recs)
 {
     for (size_t i = 0; i < S_COMMITS; i++) {
         const s_commit_t *c = &s_commits[i];
-        testrec_commit (recs, c->src, c->sha, c->email, D0 - 400 * 86400, c->time, c->files,
-                        c->ins, c->del);
+        testrec_commit (recs, c->src, c->sha, c->email, D0 - 400 * 86400, c->time, c->files, c->ins,
+                        c->del);
     }
     for (size_t i = 0; i < S_BUILDS; i++) {
         const s_build_t *b = &s_builds[i];
@@ -751,8 +748,8 @@ s_batch (testrec_t *recs)
     }
     for (size_t i = 0; i < S_RUNS; i++) {
         const s_run_t *r = &s_runs[i];
-        testrec_test_case (recs, "ci", r->ts * NS, r->suite, NULL, r->name, r->status,
-                           r->duration, "b1");
+        testrec_test_case (recs, "ci", r->ts * NS, r->suite, NULL, r->name, r->status, r->duration,
+                           "b1");
     }
     int64_t minute = D0 + 600;
     testrec_metric (recs, "web-1", minute * NS, "host.cpu.user", 10, "web-1");
@@ -785,8 +782,8 @@ static int
 s_write (pointstore_t *store, testrec_t *recs)
 {
     char error[512] = "";
-    int rc = pointstore_write (store, testrec_records (recs), testrec_count (recs), error,
-                               sizeof error);
+    int rc =
+        pointstore_write (store, testrec_records (recs), testrec_count (recs), error, sizeof error);
     if (rc)
         fprintf (stderr, "pointstore_write: %s\n", error);
     return rc;
@@ -816,8 +813,8 @@ s_expected_commits (bool weekly, char *out, size_t size)
             int64_t bf = first < 0 ? 0
                          : weekly  ? s_week (s_commits[first].time)
                                    : s_day (s_commits[first].time);
-            if (first < 0 || bi < bf
-                || (bi == bf && strcmp (s_commits[i].src, s_commits[first].src) < 0))
+            if (first < 0 || bi < bf ||
+                (bi == bf && strcmp (s_commits[i].src, s_commits[first].src) < 0))
                 first = (ssize_t) i;
         }
         if (first < 0)
@@ -908,8 +905,9 @@ s_check_test_durations (pgconn_t *pg)
         const char *suite;
         int64_t week;
     } groups[] = {{"slow", s_week (D0)}, {"unit", s_week (D0)}, {"unit", s_week (D0 + 8 * 86400)}};
-    PGresult *result = pgconn_query (pg, "SELECT week, suite, runs, failed, p50, p95, max "
-                                         "FROM test_duration_weekly ORDER BY week, suite",
+    PGresult *result = pgconn_query (pg,
+                                     "SELECT week, suite, runs, failed, p50, p95, max "
+                                     "FROM test_duration_weekly ORDER BY week, suite",
                                      0, NULL);
     assert (result && PQntuples (result) == 3);
     for (int g = 0; g < 3; g++) {
@@ -918,8 +916,8 @@ s_check_test_durations (pgconn_t *pg)
         int failed = 0;
         for (size_t i = 0; i < S_RUNS; i++) {
             const s_run_t *r = &s_runs[i];
-            if (strcmp (r->suite, groups[g].suite) || s_week (r->ts) != groups[g].week
-                || strcmp (r->status, "skipped") == 0)
+            if (strcmp (r->suite, groups[g].suite) || s_week (r->ts) != groups[g].week ||
+                strcmp (r->status, "skipped") == 0)
                 continue;
             values[n++] = r->duration;
             failed += strcmp (r->status, "passed") != 0;
@@ -1035,7 +1033,7 @@ s_writer_thread (void *arg_)
     testrec_t *recs = testrec_new ();
     for (int m = 0; m < 12; m++) {
         //  1980-01-15 + m months, roughly; 3 points each, shared by both threads
-        int64_t t = INT64_C(316828800) + (int64_t) m * 30 * 86400 + arg->base;
+        int64_t t = INT64_C (316828800) + (int64_t) m * 30 * 86400 + arg->base;
         testrec_metric (recs, "old", t * NS, "legacy", m, "h");
     }
     arg->rc = s_write (store, recs);
@@ -1051,7 +1049,7 @@ pointstore_test (bool verbose)
     char error[256];
     pointstore_config_t bad = {"port='unterminated", TSSCHEMA_NATIVE, "month", 0};
     assert (pointstore_new (&bad, NULL, error, sizeof error) == NULL);
-    bad = (pointstore_config_t) {"", TSSCHEMA_NATIVE, "fortnight", 0};
+    bad = (pointstore_config_t){"", TSSCHEMA_NATIVE, "fortnight", 0};
     assert (pointstore_new (&bad, NULL, error, sizeof error) == NULL);
     assert (strstr (error, "partition_interval"));
     char *dsn = pgconn_testdb_new ("pointstore");
@@ -1106,8 +1104,8 @@ pointstore_test (bool verbose)
 
     //  A build seen again with another outcome: the value moves, no new point
     testrec_clear (recs);
-    testrec_build (recs, "ci", (D0 + 4000) * NS, "deploy", "2", "success", "main",
-                   (D0 + 2000) * NS, 12.25);
+    testrec_build (recs, "ci", (D0 + 4000) * NS, "deploy", "2", "success", "main", (D0 + 2000) * NS,
+                   12.25);
     assert (s_write (store, recs) == 0);
     pgconn_test_expect (pg, "SELECT count (*) FROM points", count);
     const char *override[S_BUILDS] = {NULL, "success"};
@@ -1118,10 +1116,10 @@ pointstore_test (bool verbose)
     pgconn_test_expect (pg, "SELECT count (*) FROM metricsd_partitions ()",
                         "4"); //  + Jan 2024, Dec 2023
     testrec_clear (recs);
-    testrec_metric (recs, "old-host", INT64_C(636508800) * NS, "legacy.value", 42, "old-host");
-    testrec_commit (recs, "repo-old", "o1", "old@example.org", 0, INT64_C(636595200), 1, 1, 1);
-    testrec_metric (recs, "old-host", INT64_C(-86400) * NS, "legacy.value", 7, "old-host");
-    testrec_metric (recs, "far", INT64_C(9000000000) * NS, "future.value", 1, NULL);
+    testrec_metric (recs, "old-host", INT64_C (636508800) * NS, "legacy.value", 42, "old-host");
+    testrec_commit (recs, "repo-old", "o1", "old@example.org", 0, INT64_C (636595200), 1, 1, 1);
+    testrec_metric (recs, "old-host", INT64_C (-86400) * NS, "legacy.value", 7, "old-host");
+    testrec_metric (recs, "far", INT64_C (9000000000) * NS, "future.value", 1, NULL);
     assert (s_write (store, recs) == 0);
     pgconn_test_expect (pg, "SELECT count (*) FROM metricsd_partitions ()", "7");
     pgconn_test_expect (pg,
@@ -1156,7 +1154,7 @@ pointstore_test (bool verbose)
     //  A partition dropped behind our back: the write fails, then succeeds
     s_exec (pg, "DROP TABLE points_19900301");
     testrec_clear (recs);
-    testrec_metric (recs, "old-host", INT64_C(636508800) * NS, "legacy.value", 42, "old-host");
+    testrec_metric (recs, "old-host", INT64_C (636508800) * NS, "legacy.value", 42, "old-host");
     assert (pointstore_write (store, testrec_records (recs), 1, error, sizeof error) == -1);
     assert (strstr (error, "23514"));
     assert (s_write (store, recs) == 0);
@@ -1206,8 +1204,8 @@ pointstore_test (bool verbose)
     assert (pointstore_healthy (store, text, sizeof text));
 
     //  A server that is not there: -1 and unhealthy
-    pointstore_config_t away_config = {"host=127.0.0.1 port=1 connect_timeout=1",
-                                       TSSCHEMA_AUTO, "month", 0};
+    pointstore_config_t away_config = {"host=127.0.0.1 port=1 connect_timeout=1", TSSCHEMA_AUTO,
+                                       "month", 0};
     pointstore_t *away = pointstore_new (&away_config, NULL, error, sizeof error);
     assert (away);
     assert (pointstore_connect (away) == 1);

@@ -5,14 +5,14 @@
 #include "sql.h"
 
 #define S_EMBED(symbol, path)                                                                      \
-    __asm__ (".pushsection .rodata\n"                                                              \
-             ".global " #symbol "\n"                                                               \
-             ".type " #symbol ", @object\n"                                                        \
-             ".balign 16\n" #symbol ":\n"                                                          \
-             ".incbin \"" path "\"\n"                                                              \
-             ".byte 0\n"                                                                           \
-             ".size " #symbol ", . - " #symbol "\n"                                                \
-             ".popsection\n");
+    __asm__(".pushsection .rodata\n"                                                               \
+            ".global " #symbol "\n"                                                                \
+            ".type " #symbol ", @object\n"                                                         \
+            ".balign 16\n" #symbol ":\n"                                                           \
+            ".incbin \"" path "\"\n"                                                               \
+            ".byte 0\n"                                                                            \
+            ".size " #symbol ", . - " #symbol "\n"                                                 \
+            ".popsection\n");
 
 S_EMBED (sql_points_native, "metricsd/sql/001_points.native.sql")
 S_EMBED (sql_points_timescaledb, "metricsd/sql/001_points.timescaledb.sql")

@@ -178,8 +178,8 @@ testrec_build (testrec_t *self, const char *src, int64_t ts, const char *pipelin
 
 void
 testrec_test_case (testrec_t *self, const char *src, int64_t ts, const char *suite,
-                   const char *class_name, const char *name, const char *status,
-                   double duration, const char *build_id)
+                   const char *class_name, const char *name, const char *status, double duration,
+                   const char *build_id)
 {
     int n = 4 + (class_name != NULL) + (build_id != NULL);
     msgpack_packer *pk = testrec_begin (self, "ci.test", src, ts, n);

@@ -18,7 +18,7 @@
 
 static const migrate_step_t s_steps_native[] = {{1, "points", sql_points_native}, {0, NULL, NULL}};
 static const migrate_step_t s_steps_timescaledb[] = {{1, "points", sql_points_timescaledb},
-                                               {0, NULL, NULL}};
+                                                     {0, NULL, NULL}};
 
 int
 tsschema_parse_mode (const char *text, tsschema_mode_t *mode)
@@ -35,16 +35,16 @@ tsschema_parse_mode (const char *text, tsschema_mode_t *mode)
 const char *
 tsschema_mode_name (tsschema_mode_t mode)
 {
-    return mode == TSSCHEMA_NATIVE ? "native" : mode == TSSCHEMA_TIMESCALEDB ? "timescaledb"
-                                                                               : "auto";
+    return mode == TSSCHEMA_NATIVE        ? "native"
+           : mode == TSSCHEMA_TIMESCALEDB ? "timescaledb"
+                                          : "auto";
 }
 
 bool
 tsschema_valid_interval (const char *unit)
 {
-    return unit
-           && (strcmp (unit, "day") == 0 || strcmp (unit, "week") == 0
-               || strcmp (unit, "month") == 0 || strcmp (unit, "year") == 0);
+    return unit && (strcmp (unit, "day") == 0 || strcmp (unit, "week") == 0 ||
+                    strcmp (unit, "month") == 0 || strcmp (unit, "year") == 0);
 }
 
 typedef struct {
@@ -63,7 +63,7 @@ s_scalar (pgconn_t *conn, const char *sql, int nparams, const char *const *param
         return -1;
     snprintf (out, size, "%s",
               PQntuples (result) > 0 && !PQgetisnull (result, 0, 0) ? PQgetvalue (result, 0, 0)
-                                                                     : "");
+                                                                    : "");
     PQclear (result);
     return 0;
 }
@@ -96,27 +96,30 @@ s_plan_mode (pgconn_t *conn, void *arg)
         return NULL;
     if (*stored) {
         if (tsschema_parse_mode (stored, &state->mode) || state->mode == TSSCHEMA_AUTO) {
-            log_error ("schema.bad_mode", "stored=\"%s\" detail=\"metricsd_settings.mode is "
-                       "neither native nor timescaledb\"", stored);
+            log_error ("schema.bad_mode",
+                       "stored=\"%s\" detail=\"metricsd_settings.mode is "
+                       "neither native nor timescaledb\"",
+                       stored);
             return NULL;
         }
         if (want != TSSCHEMA_AUTO && want != state->mode) {
-            log_error ("schema.mode_conflict", "wanted=%s database=%s detail=\"the database was "
+            log_error ("schema.mode_conflict",
+                       "wanted=%s database=%s detail=\"the database was "
                        "set up in the other mode; metricsd does not convert it (set mode=auto "
                        "or use another database)\"",
                        tsschema_mode_name (want), stored);
             return NULL;
         }
-    }
-    else if (want == TSSCHEMA_NATIVE)
+    } else if (want == TSSCHEMA_NATIVE)
         state->mode = TSSCHEMA_NATIVE;
     else {
         if (s_scalar (conn, "SELECT count (*) > 0 FROM pg_extension WHERE extname = 'timescaledb'",
                       0, NULL, yes, sizeof yes))
             return NULL;
         bool installed = strcmp (yes, "t") == 0;
-        if (s_scalar (conn, "SELECT count (*) > 0 FROM pg_available_extensions "
-                            "WHERE name = 'timescaledb'",
+        if (s_scalar (conn,
+                      "SELECT count (*) > 0 FROM pg_available_extensions "
+                      "WHERE name = 'timescaledb'",
                       0, NULL, yes, sizeof yes))
             return NULL;
         bool available = strcmp (yes, "t") == 0;
@@ -133,17 +136,20 @@ s_plan_mode (pgconn_t *conn, void *arg)
                 state->mode = TSSCHEMA_TIMESCALEDB;
                 if (pgconn_exec (conn, "RELEASE SAVEPOINT ext") != PGCONN_OK)
                     return NULL;
-            }
-            else {
-                log_warn ("schema.timescaledb_refused", "error=\"%s\" detail=\"the extension is "
-                          "packaged but CREATE EXTENSION failed\"", pgconn_error (conn));
+            } else {
+                log_warn ("schema.timescaledb_refused",
+                          "error=\"%s\" detail=\"the extension is "
+                          "packaged but CREATE EXTENSION failed\"",
+                          pgconn_error (conn));
                 if (pgconn_exec (conn, "ROLLBACK TO SAVEPOINT ext") != PGCONN_OK)
                     return NULL;
             }
         }
         if (want == TSSCHEMA_TIMESCALEDB && state->mode != TSSCHEMA_TIMESCALEDB) {
-            log_error ("schema.no_timescaledb", "detail=\"mode=timescaledb but the extension "
-                       "is %s\"", available ? "not creatable here" : "not available");
+            log_error ("schema.no_timescaledb",
+                       "detail=\"mode=timescaledb but the extension "
+                       "is %s\"",
+                       available ? "not creatable here" : "not available");
             return NULL;
         }
     }
@@ -211,13 +217,13 @@ s_timescaledb (pgconn_t *conn, s_ctx_t *ctx)
 {
     tsschema_state_t *state = ctx->state;
     if (s_scalar (conn, "SELECT current_setting ('timescaledb.license', true)", 0, NULL,
-                  state->license, sizeof state->license)
-        || s_scalar (conn, "SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'", 0,
-                     NULL, state->version, sizeof state->version))
+                  state->license, sizeof state->license) ||
+        s_scalar (conn, "SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'", 0,
+                  NULL, state->version, sizeof state->version))
         return -1;
     const char *interval[] = {s_chunk_interval (ctx->config->partition_interval)};
-    PGresult *result = pgconn_query (conn, "SELECT set_chunk_time_interval ('points', $1::interval)",
-                                     1, interval);
+    PGresult *result =
+        pgconn_query (conn, "SELECT set_chunk_time_interval ('points', $1::interval)", 1, interval);
     if (!result)
         return -1;
     PQclear (result);
@@ -250,14 +256,14 @@ s_timescaledb (pgconn_t *conn, s_ctx_t *ctx)
                      "  ALTER TABLE points SET (timescaledb.compress, "
                      "    timescaledb.compress_segmentby = 'name, source', "
                      "    timescaledb.compress_orderby = 'tags, time DESC'); "
-                     "END IF; END $$")
-        != PGCONN_OK)
+                     "END IF; END $$") != PGCONN_OK)
         return -1;
     char after[64];
     snprintf (after, sizeof after, "%lld milliseconds", (long long) ctx->config->compress_after_ms);
     const char *params[] = {after};
-    result = pgconn_query (conn, "SELECT add_compression_policy ('points', "
-                                 "compress_after => $1::interval)",
+    result = pgconn_query (conn,
+                           "SELECT add_compression_policy ('points', "
+                           "compress_after => $1::interval)",
                            1, params);
     if (!result)
         return -1;
@@ -282,8 +288,8 @@ tsschema_migrate (pgconn_t *conn, const tsschema_config_t *config, tsschema_stat
     assert (tsschema_valid_interval (config->partition_interval));
     memset (state, 0, sizeof *state);
     s_ctx_t ctx = {config, state};
-    migrate_config_t migrate = {"metricsd", "metricsd_migrations", S_LOCK_KEY, s_plan_mode,
-                                s_after, &ctx};
+    migrate_config_t migrate = {"metricsd", "metricsd_migrations", S_LOCK_KEY, s_plan_mode, s_after,
+                                &ctx};
     return migrate_run (conn, &migrate, &state->applied);
 }
 
@@ -350,16 +356,14 @@ tsschema_test (bool verbose)
 
     //  Views re-applied when their text changed (here: the stored checksum)
     assert (pgconn_exec (conn, "DROP VIEW host_per_minute; UPDATE metricsd_settings SET value = "
-                               "'old' WHERE key = 'views'")
-            == PGCONN_OK);
+                               "'old' WHERE key = 'views'") == PGCONN_OK);
     assert (tsschema_migrate (conn, &config, &state) == 0);
     pgconn_test_expect (conn, "SELECT count (*) FROM host_per_minute", "0");
     pgconn_test_expect (conn, "SELECT length (value) FROM metricsd_settings WHERE key = 'views'",
                         "64");
 
     //  Partitions on demand: bounds in UTC, found again, clipped to neighbours
-    static const char *ensure =
-        "SELECT lo || ' ' || hi FROM metricsd_ensure_partition (%s, '%s')";
+    static const char *ensure = "SELECT lo || ' ' || hi FROM metricsd_ensure_partition (%s, '%s')";
     char sql[256];
     snprintf (sql, sizeof sql, ensure, "'1990-05-17 12:00+02'", "month");
     pgconn_test_expect (conn, sql, "1990-05-01 00:00:00+00 1990-06-01 00:00:00+00");
@@ -379,9 +383,9 @@ tsschema_test (bool verbose)
     pgconn_test_expect (conn, sql, "1969-01-01 00:00:00+00 1970-01-01 00:00:00+00");
     snprintf (sql, sizeof sql, ensure, "'2261-12-31 00:00+00'", "month");
     pgconn_test_expect (conn, sql, "2261-12-01 00:00:00+00 2262-01-01 00:00:00+00");
-    assert (pgconn_exec (conn, "INSERT INTO points VALUES ('1990-06-03 10:00+00', 'n', 1, 's', "
-                               "'{}'), ('1969-12-31 23:59:59+00', 'n', 2, 's', '{}')")
-            == PGCONN_OK);
+    assert (pgconn_exec (conn,
+                         "INSERT INTO points VALUES ('1990-06-03 10:00+00', 'n', 1, 's', "
+                         "'{}'), ('1969-12-31 23:59:59+00', 'n', 2, 's', '{}')") == PGCONN_OK);
     pgconn_test_expect (conn, "SELECT count (*) FROM points_19900601", "1");
     snprintf (sql, sizeof sql, ensure, "now ()", "fortnight");
     PGresult *result = pgconn_query (conn, sql, 0, NULL);
@@ -414,8 +418,7 @@ tsschema_test (bool verbose)
         config.want = TSSCHEMA_AUTO;
         assert (tsschema_migrate (conn, &config, &state) == 0);
         assert (state.mode == TSSCHEMA_NATIVE && state.applied == 1);
-    }
-    else
+    } else
         fprintf (stderr, "tsschema_test: timescaledb is available here; its path is tested by "
                          "the pointstore test in auto mode\n");
     free (available);

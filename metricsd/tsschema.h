@@ -30,12 +30,12 @@ typedef struct {
 } tsschema_config_t;
 
 typedef struct {
-    tsschema_mode_t mode;  //  what the database uses
-    char license[16];      //  timescaledb.license ("" in native mode)
-    char version[32];      //  the timescaledb extension version
-    bool rollups;          //  continuous aggregates answer the rollup views
-    bool compression;      //  a compression policy is set
-    int applied;           //  migrations applied by this call
+    tsschema_mode_t mode; //  what the database uses
+    char license[16];     //  timescaledb.license ("" in native mode)
+    char version[32];     //  the timescaledb extension version
+    bool rollups;         //  continuous aggregates answer the rollup views
+    bool compression;     //  a compression policy is set
+    int applied;          //  migrations applied by this call
 } tsschema_state_t;
 
 //  Parses "auto" | "native" | "timescaledb"; -1 on anything else.

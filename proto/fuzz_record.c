@@ -47,16 +47,13 @@ s_utf8_valid (const uint8_t *s, size_t len)
         if (c >= 0xC2 && c <= 0xDF) {
             n = 1;
             cp = c & 0x1F;
-        }
-        else if (c >= 0xE0 && c <= 0xEF) {
+        } else if (c >= 0xE0 && c <= 0xEF) {
             n = 2;
             cp = c & 0x0F;
-        }
-        else if (c >= 0xF0 && c <= 0xF4) {
+        } else if (c >= 0xF0 && c <= 0xF4) {
             n = 3;
             cp = c & 0x07;
-        }
-        else
+        } else
             return false;
         if (len - i <= n)
             return false;
@@ -65,8 +62,8 @@ s_utf8_valid (const uint8_t *s, size_t len)
                 return false;
             cp = cp << 6 | (s[i + k] & 0x3F);
         }
-        if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10FFFF
-            || (cp >= 0xD800 && cp <= 0xDFFF))
+        if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10FFFF ||
+            (cp >= 0xD800 && cp <= 0xDFFF))
             return false;
         i += n + 1;
     }
@@ -123,21 +120,22 @@ s_prescan (const uint8_t *p, size_t size, size_t max_depth, char *detail, size_t
         else if (t >= 0xa0 && t <= 0xbf) {
             payload = t & 0x1f;
             is_str = true;
-        }
-        else if (t >= 0x90 && t <= 0x9f) {
+        } else if (t >= 0x90 && t <= 0x9f) {
             items = t & 0x0f;
             container = true;
-        }
-        else if (t >= 0x80 && t <= 0x8f) {
+        } else if (t >= 0x80 && t <= 0x8f) {
             items = (uint64_t) (t & 0x0f) * 2;
             container = is_map = true;
-        }
-        else
+        } else
             switch (t) {
-            case 0xcc: case 0xd0: hdr = 1; break;
-            case 0xcd: case 0xd1: hdr = 2; break;
-            case 0xce: case 0xd2: hdr = 4; break;
-            case 0xcf: case 0xd3: hdr = 8; break;
+            case 0xcc:
+            case 0xd0: hdr = 1; break;
+            case 0xcd:
+            case 0xd1: hdr = 2; break;
+            case 0xce:
+            case 0xd2: hdr = 4; break;
+            case 0xcf:
+            case 0xd3: hdr = 8; break;
             case 0xca:
             case 0xcb: {
                 int n = t == 0xca ? 4 : 8;
@@ -149,8 +147,7 @@ s_prescan (const uint8_t *p, size_t size, size_t max_depth, char *detail, size_t
                     float f;
                     memcpy (&f, &bits, 4);
                     d = f;
-                }
-                else {
+                } else {
                     uint64_t bits = s_be (p + pos, 8);
                     memcpy (&d, &bits, 8);
                 }
@@ -160,8 +157,12 @@ s_prescan (const uint8_t *p, size_t size, size_t max_depth, char *detail, size_t
                 payload = (uint64_t) n;
                 break;
             }
-            case 0xd9: case 0xda: case 0xdb:
-            case 0xc4: case 0xc5: case 0xc6: {
+            case 0xd9:
+            case 0xda:
+            case 0xdb:
+            case 0xc4:
+            case 0xc5:
+            case 0xc6: {
                 int n = (t == 0xd9 || t == 0xc4) ? 1 : (t == 0xda || t == 0xc5) ? 2 : 4;
                 if (left < (size_t) n)
                     return s_fail (REJECT_NOT_MSGPACK, detail, detail_size, "truncated length");
@@ -171,7 +172,10 @@ s_prescan (const uint8_t *p, size_t size, size_t max_depth, char *detail, size_t
                 is_str = t >= 0xd9;
                 break;
             }
-            case 0xdc: case 0xdd: case 0xde: case 0xdf: {
+            case 0xdc:
+            case 0xdd:
+            case 0xde:
+            case 0xdf: {
                 int n = (t == 0xdc || t == 0xde) ? 2 : 4;
                 if (left < (size_t) n)
                     return s_fail (REJECT_NOT_MSGPACK, detail, detail_size, "truncated count");
@@ -216,8 +220,8 @@ s_prescan (const uint8_t *p, size_t size, size_t max_depth, char *detail, size_t
                                "container declares %llu items, %zu bytes remain",
                                (unsigned long long) items, size - pos);
             if (depth + 1 > max_depth || depth + 1 > S_STACK_MAX)
-                return s_fail (REJECT_TOO_DEEP, detail, detail_size,
-                               "nesting deeper than %zu", max_depth);
+                return s_fail (REJECT_TOO_DEEP, detail, detail_size, "nesting deeper than %zu",
+                               max_depth);
             stack[depth].remaining = items;
             stack[depth].is_map = is_map;
             depth++;
@@ -234,8 +238,8 @@ s_prescan (const uint8_t *p, size_t size, size_t max_depth, char *detail, size_t
 static bool
 s_is_int (const msgpack_object *o)
 {
-    return o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER
-           || (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER && o->via.u64 <= INT64_MAX);
+    return o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER ||
+           (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER && o->via.u64 <= INT64_MAX);
 }
 
 static const char *
@@ -263,8 +267,8 @@ s_type_ok (field_type_t type, const msgpack_object *o)
     case FIELD_STR: return o->type == MSGPACK_OBJECT_STR;
     case FIELD_INT: return s_is_int (o);
     case FIELD_NUM:
-        return s_is_int (o) || o->type == MSGPACK_OBJECT_FLOAT32
-               || o->type == MSGPACK_OBJECT_FLOAT64;
+        return s_is_int (o) || o->type == MSGPACK_OBJECT_FLOAT32 ||
+               o->type == MSGPACK_OBJECT_FLOAT64;
     case FIELD_BOOL: return o->type == MSGPACK_OBJECT_BOOLEAN;
     case FIELD_BIN: return o->type == MSGPACK_OBJECT_BIN;
     case FIELD_ARRAY: return o->type == MSGPACK_OBJECT_ARRAY;
@@ -279,8 +283,8 @@ s_envelope_str (const msgpack_object *val, const char *name, record_str_t *out, 
                 size_t detail_size)
 {
     if (val->type != MSGPACK_OBJECT_STR)
-        return s_fail (REJECT_BAD_ENVELOPE, detail, detail_size, "%s: expected str, got %s",
-                       name, s_type_name (val));
+        return s_fail (REJECT_BAD_ENVELOPE, detail, detail_size, "%s: expected str, got %s", name,
+                       s_type_name (val));
     out->ptr = val->via.str.ptr;
     out->len = val->via.str.size;
     return REJECT_NONE;
@@ -317,7 +321,7 @@ s_envelope_index (const msgpack_object *key)
 
 record_reject_t
 s_reference_decode (record_t *record, msgpack_zone *zone, const void *data, size_t size,
-               const record_limits_t *limits, char *detail, size_t detail_size)
+                    const record_limits_t *limits, char *detail, size_t detail_size)
 {
     if (!limits)
         limits = &record_default_limits;
@@ -344,8 +348,17 @@ s_reference_decode (record_t *record, msgpack_zone *zone, const void *data, size
     if (msgpack_unpack (data, size, &offset, zone, &root) != MSGPACK_UNPACK_SUCCESS)
         return s_fail (REJECT_NOT_MSGPACK, detail, detail_size, "msgpack decoder refused it");
 
-    enum { F_V = 1, F_ID = 2, F_KIND = 4, F_SRC = 8, F_COL = 16, F_RUN = 32, F_TS = 64,
-           F_BODY = 128, F_TAGS = 256 };
+    enum {
+        F_V = 1,
+        F_ID = 2,
+        F_KIND = 4,
+        F_SRC = 8,
+        F_COL = 16,
+        F_RUN = 32,
+        F_TS = 64,
+        F_BODY = 128,
+        F_TAGS = 256
+    };
     static const char *names[] = {"v", "id", "kind", "src", "col", "run", "ts", "body", "tags"};
     unsigned seen = 0;
     for (uint32_t i = 0; i < root.via.map.size; i++) {
@@ -363,14 +376,14 @@ s_reference_decode (record_t *record, msgpack_zone *zone, const void *data, size
         switch (1u << which) {
         case F_V:
             if (val->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
-                return s_fail (REJECT_BAD_VERSION, detail, detail_size,
-                               "v: expected int, got %s", s_type_name (val));
+                return s_fail (REJECT_BAD_VERSION, detail, detail_size, "v: expected int, got %s",
+                               s_type_name (val));
             record->v = val->via.u64;
             break;
         case F_ID:
             if (val->type != MSGPACK_OBJECT_BIN || val->via.bin.size != RECORD_ID_SIZE)
-                return s_fail (REJECT_BAD_ENVELOPE, detail, detail_size,
-                               "id: expected %d-byte bin", RECORD_ID_SIZE);
+                return s_fail (REJECT_BAD_ENVELOPE, detail, detail_size, "id: expected %d-byte bin",
+                               RECORD_ID_SIZE);
             memcpy (record->id, val->via.bin.ptr, RECORD_ID_SIZE);
             break;
         case F_KIND: rc = s_envelope_str (val, "kind", &record->kind, detail, detail_size); break;
@@ -425,16 +438,15 @@ s_reference_decode (record_t *record, msgpack_zone *zone, const void *data, size
         const msgpack_object *val = &record->body->via.map.ptr[i].val;
         for (int n = 0; fields[n].name && n < 64; n++) {
             const char *name = fields[n].name;
-            if (key->via.str.size == 0 || name[0] != key->via.str.ptr[0]
-                || strlen (name) != key->via.str.size
-                || memcmp (name, key->via.str.ptr, key->via.str.size) != 0)
+            if (key->via.str.size == 0 || name[0] != key->via.str.ptr[0] ||
+                strlen (name) != key->via.str.size ||
+                memcmp (name, key->via.str.ptr, key->via.str.size) != 0)
                 continue;
             if (val->type == MSGPACK_OBJECT_NIL && !fields[n].required)
                 break;
             if (!s_type_ok (fields[n].type, val))
-                return s_fail (REJECT_BAD_BODY, detail, detail_size,
-                               "body.%s: expected %s, got %s", name,
-                               field_type_name (fields[n].type), s_type_name (val));
+                return s_fail (REJECT_BAD_BODY, detail, detail_size, "body.%s: expected %s, got %s",
+                               name, field_type_name (fields[n].type), s_type_name (val));
             present |= 1ULL << n;
             break;
         }
@@ -486,8 +498,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
         mpjson_buf_free (&json);
         uint8_t id[RECORD_ID_SIZE];
         record_compute_id (&record, id);
-    }
-    else
+    } else
         assert (strlen (detail) > 0);
     msgpack_zone_destroy (&zone);
     msgpack_zone_destroy (&ref_zone);

@@ -23,8 +23,8 @@
 
 typedef struct {
     uint64_t seq;
-    uint8_t *data;  //  the records, kept for resending: record i is
-    size_t *ends;   //  data[ends[i - 1] .. ends[i])
+    uint8_t *data; //  the records, kept for resending: record i is
+    size_t *ends;  //  data[ends[i - 1] .. ends[i])
     size_t records, size, data_cap, ends_cap;
     int64_t sent_ms;
 } s_batch_t;
@@ -33,17 +33,17 @@ struct _intake_client_t {
     intake_config_t config;
     char *endpoint;
     zsock_t *dealer;
-    void *monitor;      //  PAIR receiving the DEALER's socket events
-    s_batch_t *window;  //  in-flight batches, oldest first
+    void *monitor;     //  PAIR receiving the DEALER's socket events
+    s_batch_t *window; //  in-flight batches, oldest first
     size_t inflight;
-    s_batch_t filling;  //  the batch being filled
-    s_batch_t *spare;   //  buffers of acknowledged batches, for reuse
+    s_batch_t filling; //  the batch being filled
+    s_batch_t *spare;  //  buffers of acknowledged batches, for reuse
     size_t nspare;
     uint64_t next_seq;
     int64_t last_ack_ms;
     uint64_t accepted, rejected, resent;
     bool connected_once;
-    bool draining;          //  waiting for ACKs after SIGINT/SIGTERM
+    bool draining; //  waiting for ACKs after SIGINT/SIGTERM
     int64_t drain_deadline_ms;
 };
 
@@ -63,8 +63,7 @@ s_free_batch (intake_client_t *self, s_batch_t *batch)
         batch->records = batch->size = 0;
         self->spare[self->nspare++] = *batch;
         memset (batch, 0, sizeof *batch);
-    }
-    else
+    } else
         s_destroy_batch (batch);
 }
 
@@ -190,8 +189,7 @@ s_handle_ack (intake_client_t *self, zmsg_t *msg)
                 break;
             }
         return;
-    }
-    else if (!zframe_streq (cmd, "ACK"))
+    } else if (!zframe_streq (cmd, "ACK"))
         return;
     for (size_t i = 0; i < self->inflight; i++) {
         if (self->window[i].seq != seq)
@@ -239,10 +237,8 @@ s_handle_monitor (intake_client_t *self)
             s_resend_all (self, "reconnected");
         self->connected_once = true;
         log_debug ("intake.connected", "endpoint=%s", self->endpoint);
-    }
-    else if (id == ZMQ_EVENT_DISCONNECTED)
-        log_warn ("intake.disconnected", "endpoint=%s unacked=%zu", self->endpoint,
-                  self->inflight);
+    } else if (id == ZMQ_EVENT_DISCONNECTED)
+        log_warn ("intake.disconnected", "endpoint=%s unacked=%zu", self->endpoint, self->inflight);
     zmq_msg_close (&event);
     zmq_msg_close (&address);
 }

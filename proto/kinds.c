@@ -13,16 +13,15 @@ static const field_spec_t s_run_start[] = {
     {"started", FIELD_INT, true, "ns since epoch"},
     {NULL}};
 
-static const field_spec_t s_run_end[] = {
-    {"collector", FIELD_STR, true, "collector type"},
-    {"source", FIELD_STR, true, "what was collected"},
-    {"status", FIELD_STR, true, "ok | failed | interrupted"},
-    {"counts", FIELD_MAP, true, "records sent per kind"},
-    {"started", FIELD_INT, true, "ns since epoch"},
-    {"finished", FIELD_INT, true, "ns since epoch"},
-    {"duration", FIELD_NUM, true, "seconds"},
-    {"error", FIELD_STR, false, "why the run failed"},
-    {NULL}};
+static const field_spec_t s_run_end[] = {{"collector", FIELD_STR, true, "collector type"},
+                                         {"source", FIELD_STR, true, "what was collected"},
+                                         {"status", FIELD_STR, true, "ok | failed | interrupted"},
+                                         {"counts", FIELD_MAP, true, "records sent per kind"},
+                                         {"started", FIELD_INT, true, "ns since epoch"},
+                                         {"finished", FIELD_INT, true, "ns since epoch"},
+                                         {"duration", FIELD_NUM, true, "seconds"},
+                                         {"error", FIELD_STR, false, "why the run failed"},
+                                         {NULL}};
 
 static const field_spec_t s_git_commit[] = {
     {"sha", FIELD_STR, true, "full hex object id"},
@@ -106,26 +105,65 @@ static const field_spec_t s_metric[] = {
 static const field_spec_t s_any[] = {{NULL}};
 
 static const kind_spec_t s_kinds[] = {
-    {"run.start", "runs", ALL_BUT_METRICS, false, {"@ts", "collector"}, s_run_start,
+    {"run.start",
+     "runs",
+     ALL_BUT_METRICS,
+     false,
+     {"@ts", "collector"},
+     s_run_start,
      "a collection run began"},
-    {"run.end", "runs", ALL_BUT_METRICS, false, {"@ts", "collector"}, s_run_end,
+    {"run.end",
+     "runs",
+     ALL_BUT_METRICS,
+     false,
+     {"@ts", "collector"},
+     s_run_end,
      "a collection run ended"},
     {"git.commit", "git_commits", WRITER_ALL, false, {"sha"}, s_git_commit, "one commit"},
-    {"git.branch", "git_branches", ALL_BUT_METRICS, true, {"name"}, s_git_branch,
+    {"git.branch",
+     "git_branches",
+     ALL_BUT_METRICS,
+     true,
+     {"name"},
+     s_git_branch,
      "a branch and where it points now"},
     {"git.tag", "git_tags", ALL_BUT_METRICS, true, {"name"}, s_git_tag, "a tag"},
-    {"ci.build", "ci_builds", WRITER_ALL, true, {"pipeline", "build_id"}, s_ci_build,
+    {"ci.build",
+     "ci_builds",
+     WRITER_ALL,
+     true,
+     {"pipeline", "build_id"},
+     s_ci_build,
      "one CI build or pipeline run"},
-    {"ci.test", "ci_tests", WRITER_ALL, false, {"build_id", "suite", "class", "name"}, s_ci_test,
+    {"ci.test",
+     "ci_tests",
+     WRITER_ALL,
+     false,
+     {"build_id", "suite", "class", "name"},
+     s_ci_test,
      "one test case result"},
-    {"code.stats", "code_stats", ALL_BUT_METRICS, false, {"rev", "language", "path"},
-     s_code_stats, "line counts per language (or per file) at a revision"},
-    {"metric", "metrics", WRITER_ARCHIVE | WRITER_DOCUMENT | WRITER_METRICS, false,
-     {"name", "@ts", "@tags"}, s_metric, "one point of a time series"},
+    {"code.stats",
+     "code_stats",
+     ALL_BUT_METRICS,
+     false,
+     {"rev", "language", "path"},
+     s_code_stats,
+     "line counts per language (or per file) at a revision"},
+    {"metric",
+     "metrics",
+     WRITER_ARCHIVE | WRITER_DOCUMENT | WRITER_METRICS,
+     false,
+     {"name", "@ts", "@tags"},
+     s_metric,
+     "one point of a time series"},
 };
 
-static const kind_spec_t s_custom = {"x.*", "custom", WRITER_ARCHIVE | WRITER_DOCUMENT,
-                                     false, {NULL}, s_any,
+static const kind_spec_t s_custom = {"x.*",
+                                     "custom",
+                                     WRITER_ARCHIVE | WRITER_DOCUMENT,
+                                     false,
+                                     {NULL},
+                                     s_any,
                                      "user-declared kind (collectord exec), keyed on its body"};
 
 #define KIND_COUNT (sizeof s_kinds / sizeof s_kinds[0])
@@ -138,8 +176,8 @@ kinds_lookup (const char *name, size_t len)
     //  ingestd looks up every record's kind: the first letter rules out
     //  most kinds before any strlen.
     for (size_t i = 0; len && i < KIND_COUNT; i++)
-        if (s_kinds[i].name[0] == name[0] && strlen (s_kinds[i].name) == len
-            && memcmp (s_kinds[i].name, name, len) == 0)
+        if (s_kinds[i].name[0] == name[0] && strlen (s_kinds[i].name) == len &&
+            memcmp (s_kinds[i].name, name, len) == 0)
             return &s_kinds[i];
     return NULL;
 }

@@ -16,13 +16,13 @@ typedef enum {
     WRITER_DOCUMENT = 1 << 2,   //  documentd
     WRITER_METRICS = 1 << 3,    //  metricsd
 } writer_role_t;
-#define WRITER_ALL  (WRITER_ARCHIVE | WRITER_RELATIONAL | WRITER_DOCUMENT | WRITER_METRICS)
-#define WRITER_MAX  4
+#define WRITER_ALL (WRITER_ARCHIVE | WRITER_RELATIONAL | WRITER_DOCUMENT | WRITER_METRICS)
+#define WRITER_MAX 4
 
 typedef enum {
-    FIELD_STR,   //  UTF-8 string
-    FIELD_INT,   //  signed or unsigned integer
-    FIELD_NUM,   //  integer or float (finite)
+    FIELD_STR, //  UTF-8 string
+    FIELD_INT, //  signed or unsigned integer
+    FIELD_NUM, //  integer or float (finite)
     FIELD_BOOL,
     FIELD_BIN,
     FIELD_ARRAY,

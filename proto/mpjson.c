@@ -182,8 +182,8 @@ s_double (mpjson_buf_t *buf, double value)
     char text[40];
     //  Whole numbers (counts, bytes, seconds) are most metric values: their
     //  digits are exact below 2^53, no search needed.
-    if (value > -9007199254740992.0 && value < 9007199254740992.0 && value == (double) (int64_t) value
-        && (value != 0 || !signbit (value))) {
+    if (value > -9007199254740992.0 && value < 9007199254740992.0 &&
+        value == (double) (int64_t) value && (value != 0 || !signbit (value))) {
         s_int (buf, (int64_t) value);
         mpjson_append (buf, ".0", 2);
         return;
@@ -209,12 +209,8 @@ mpjson_value (mpjson_buf_t *buf, const msgpack_object *value)
         else
             mpjson_append (buf, "false", 5);
         break;
-    case MSGPACK_OBJECT_POSITIVE_INTEGER:
-        s_uint (buf, value->via.u64);
-        break;
-    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
-        s_int (buf, value->via.i64);
-        break;
+    case MSGPACK_OBJECT_POSITIVE_INTEGER: s_uint (buf, value->via.u64); break;
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER: s_int (buf, value->via.i64); break;
     case MSGPACK_OBJECT_FLOAT32:
     case MSGPACK_OBJECT_FLOAT64: s_double (buf, value->via.f64); break;
     case MSGPACK_OBJECT_STR: mpjson_string (buf, value->via.str.ptr, value->via.str.size); break;
@@ -339,9 +335,15 @@ mpjson_test (bool verbose)
     const struct {
         double value;
         const char *text;
-    } doubles[] = {{0.0, "0.0"},     {-0.0, "-0.0"},   {42.0, "42.0"},  {-7.0, "-7.0"},
-                   {1.5, "1.5"},     {1e300, "1e+300"}, {9007199254740991.0, "9007199254740991.0"},
-                   {9007199254740992.0, "9007199254740992.0"},  {1e16, "1e+16"}};
+    } doubles[] = {{0.0, "0.0"},
+                   {-0.0, "-0.0"},
+                   {42.0, "42.0"},
+                   {-7.0, "-7.0"},
+                   {1.5, "1.5"},
+                   {1e300, "1e+300"},
+                   {9007199254740991.0, "9007199254740991.0"},
+                   {9007199254740992.0, "9007199254740992.0"},
+                   {1e16, "1e+16"}};
     for (size_t i = 0; i < sizeof doubles / sizeof doubles[0]; i++) {
         mpjson_buf_reset (&buf);
         s_double (&buf, doubles[i].value);

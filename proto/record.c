@@ -27,8 +27,8 @@
 const record_limits_t record_default_limits = {4 * 1024 * 1024, 16};
 
 static const char *s_reject_names[REJECT_REASON_COUNT] = {
-    "none",        "too_large",    "not_msgpack", "too_deep",     "not_map",
-    "bad_version", "bad_envelope", "unknown_kind", "bad_body",    "bad_utf8"};
+    "none",        "too_large",    "not_msgpack",  "too_deep", "not_map",
+    "bad_version", "bad_envelope", "unknown_kind", "bad_body", "bad_utf8"};
 
 const char *
 record_reject_name (record_reject_t reason)
@@ -73,16 +73,13 @@ s_utf8_valid (const uint8_t *s, size_t len)
         if (c >= 0xC2 && c <= 0xDF) {
             n = 1;
             cp = c & 0x1F;
-        }
-        else if (c >= 0xE0 && c <= 0xEF) {
+        } else if (c >= 0xE0 && c <= 0xEF) {
             n = 2;
             cp = c & 0x0F;
-        }
-        else if (c >= 0xF0 && c <= 0xF4) {
+        } else if (c >= 0xF0 && c <= 0xF4) {
             n = 3;
             cp = c & 0x07;
-        }
-        else
+        } else
             return false;
         if (len - i <= n)
             return false;
@@ -91,8 +88,8 @@ s_utf8_valid (const uint8_t *s, size_t len)
                 return false;
             cp = cp << 6 | (s[i + k] & 0x3F);
         }
-        if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10FFFF
-            || (cp >= 0xD800 && cp <= 0xDFFF))
+        if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10FFFF ||
+            (cp >= 0xD800 && cp <= 0xDFFF))
             return false;
         i += n + 1;
     }
@@ -116,14 +113,12 @@ s_ascii (const uint8_t *s, size_t len)
         uint64_t last;
         memcpy (&last, s + len - 8, 8);
         high |= last;
-    }
-    else if (len >= 4) {
+    } else if (len >= 4) {
         uint32_t first, last;
         memcpy (&first, s, 4);
         memcpy (&last, s + len - 4, 4);
         high = first | last;
-    }
-    else if (len > 0)
+    } else if (len > 0)
         high = s[0] | s[len / 2] | s[len - 1];
     return !(high & 0x8080808080808080ULL);
 }
@@ -165,8 +160,8 @@ typedef struct {
 typedef struct {
     const char *key;
     size_t key_len;
-    size_t at;         //  offset of the value
-    bool not_all_str;  //  a map with a value that is not a string (bad tags)
+    size_t at;        //  offset of the value
+    bool not_all_str; //  a map with a value that is not a string (bad tags)
 } s_entry_t;
 
 typedef struct {
@@ -204,21 +199,22 @@ s_walk (const uint8_t *p, size_t size, size_t max_depth, s_root_t *root, char *d
         else if (t >= 0xa0 && t <= 0xbf) {
             payload = t & 0x1f;
             is_str = true;
-        }
-        else if (t >= 0x90 && t <= 0x9f) {
+        } else if (t >= 0x90 && t <= 0x9f) {
             items = t & 0x0f;
             container = true;
-        }
-        else if (t >= 0x80 && t <= 0x8f) {
+        } else if (t >= 0x80 && t <= 0x8f) {
             items = (uint64_t) (t & 0x0f) * 2;
             container = is_map = true;
-        }
-        else
+        } else
             switch (t) {
-            case 0xcc: case 0xd0: hdr = 1; break;
-            case 0xcd: case 0xd1: hdr = 2; break;
-            case 0xce: case 0xd2: hdr = 4; break;
-            case 0xcf: case 0xd3: hdr = 8; break;
+            case 0xcc:
+            case 0xd0: hdr = 1; break;
+            case 0xcd:
+            case 0xd1: hdr = 2; break;
+            case 0xce:
+            case 0xd2: hdr = 4; break;
+            case 0xcf:
+            case 0xd3: hdr = 8; break;
             case 0xca:
             case 0xcb: {
                 int n = t == 0xca ? 4 : 8;
@@ -230,8 +226,7 @@ s_walk (const uint8_t *p, size_t size, size_t max_depth, s_root_t *root, char *d
                     float f;
                     memcpy (&f, &bits, 4);
                     d = f;
-                }
-                else {
+                } else {
                     uint64_t bits = s_be (p + pos, 8);
                     memcpy (&d, &bits, 8);
                 }
@@ -241,8 +236,12 @@ s_walk (const uint8_t *p, size_t size, size_t max_depth, s_root_t *root, char *d
                 payload = (uint64_t) n;
                 break;
             }
-            case 0xd9: case 0xda: case 0xdb:
-            case 0xc4: case 0xc5: case 0xc6: {
+            case 0xd9:
+            case 0xda:
+            case 0xdb:
+            case 0xc4:
+            case 0xc5:
+            case 0xc6: {
                 int n = (t == 0xd9 || t == 0xc4) ? 1 : (t == 0xda || t == 0xc5) ? 2 : 4;
                 if (left < (size_t) n)
                     return s_fail (REJECT_NOT_MSGPACK, detail, detail_size, "truncated length");
@@ -252,7 +251,10 @@ s_walk (const uint8_t *p, size_t size, size_t max_depth, s_root_t *root, char *d
                 is_str = t >= 0xd9;
                 break;
             }
-            case 0xdc: case 0xdd: case 0xde: case 0xdf: {
+            case 0xdc:
+            case 0xdd:
+            case 0xde:
+            case 0xdf: {
                 int n = (t == 0xdc || t == 0xde) ? 2 : 4;
                 if (left < (size_t) n)
                     return s_fail (REJECT_NOT_MSGPACK, detail, detail_size, "truncated count");
@@ -295,14 +297,12 @@ s_walk (const uint8_t *p, size_t size, size_t max_depth, s_root_t *root, char *d
                     entry->key = (const char *) p + pos;
                     entry->key_len = (size_t) payload;
                     entry->not_all_str = false;
-                }
-                else
+                } else
                     entry->at = at;
             }
             if (!is_key)
                 root->count++;
-        }
-        else if (root && depth == 2 && !is_key && !is_str && in_map && root->count <= S_ENTRIES)
+        } else if (root && depth == 2 && !is_key && !is_str && in_map && root->count <= S_ENTRIES)
             root->entry[root->count - 1].not_all_str = true;
         pos += payload;
         remaining--;
@@ -312,8 +312,8 @@ s_walk (const uint8_t *p, size_t size, size_t max_depth, s_root_t *root, char *d
                                "container declares %llu items, %zu bytes remain",
                                (unsigned long long) items, size - pos);
             if (depth + 1 > max_depth || depth + 1 > S_STACK_MAX)
-                return s_fail (REJECT_TOO_DEEP, detail, detail_size,
-                               "nesting deeper than %zu", max_depth);
+                return s_fail (REJECT_TOO_DEEP, detail, detail_size, "nesting deeper than %zu",
+                               max_depth);
             if (items) {
                 stack[depth].remaining = remaining;
                 stack[depth].is_map = in_map;
@@ -357,43 +357,53 @@ s_head (const uint8_t *p, s_head_t *h)
     if (t <= 0x7f) {
         h->type = S_POS;
         h->u = t;
-    }
-    else if (t >= 0xe0) {
+    } else if (t >= 0xe0) {
         h->type = S_NEG;
         h->i = (int8_t) t;
-    }
-    else if (t <= 0x8f) {
+    } else if (t <= 0x8f) {
         h->type = S_MAP;
         h->len = (uint64_t) (t & 0x0f) * 2;
-    }
-    else if (t <= 0x9f) {
+    } else if (t <= 0x9f) {
         h->type = S_ARRAY;
         h->len = t & 0x0f;
-    }
-    else if (t <= 0xbf) {
+    } else if (t <= 0xbf) {
         h->type = S_STR;
         h->len = t & 0x1f;
-    }
-    else
+    } else
         switch (t) {
-        case 0xc2: case 0xc3: h->type = S_BOOL; break;
-        case 0xc4: case 0xc5: case 0xc6: {
+        case 0xc2:
+        case 0xc3: h->type = S_BOOL; break;
+        case 0xc4:
+        case 0xc5:
+        case 0xc6: {
             int n = 1 << (t - 0xc4);
             h->type = S_BIN;
             h->len = s_be (p + 1, n);
             h->head += (size_t) n;
             break;
         }
-        case 0xca: h->type = S_FLOAT; h->head = 5; break;
-        case 0xcb: h->type = S_FLOAT; h->head = 9; break;
-        case 0xcc: case 0xcd: case 0xce: case 0xcf: {
+        case 0xca:
+            h->type = S_FLOAT;
+            h->head = 5;
+            break;
+        case 0xcb:
+            h->type = S_FLOAT;
+            h->head = 9;
+            break;
+        case 0xcc:
+        case 0xcd:
+        case 0xce:
+        case 0xcf: {
             int n = 1 << (t - 0xcc);
             h->type = S_POS;
             h->u = s_be (p + 1, n);
             h->head += (size_t) n;
             break;
         }
-        case 0xd0: case 0xd1: case 0xd2: case 0xd3: {
+        case 0xd0:
+        case 0xd1:
+        case 0xd2:
+        case 0xd3: {
             int n = 1 << (t - 0xd0);
             uint64_t raw = s_be (p + 1, n);
             int64_t v;
@@ -406,27 +416,30 @@ s_head (const uint8_t *p, s_head_t *h)
             if (v < 0) {
                 h->type = S_NEG;
                 h->i = v;
-            }
-            else {
+            } else {
                 h->type = S_POS;
                 h->u = (uint64_t) v;
             }
             h->head += (size_t) n;
             break;
         }
-        case 0xd9: case 0xda: case 0xdb: {
+        case 0xd9:
+        case 0xda:
+        case 0xdb: {
             int n = 1 << (t - 0xd9);
             h->type = S_STR;
             h->len = s_be (p + 1, n);
             h->head += (size_t) n;
             break;
         }
-        case 0xdc: case 0xdd:
+        case 0xdc:
+        case 0xdd:
             h->type = S_ARRAY;
             h->len = s_be (p + 1, t == 0xdc ? 2 : 4);
             h->head += t == 0xdc ? 2 : 4;
             break;
-        case 0xde: case 0xdf:
+        case 0xde:
+        case 0xdf:
             h->type = S_MAP;
             h->len = s_be (p + 1, t == 0xde ? 2 : 4) * 2;
             h->head += t == 0xde ? 2 : 4;
@@ -457,8 +470,8 @@ static bool
 s_key_is (const msgpack_object *key, const char *name)
 {
     size_t len = strlen (name);
-    return key->type == MSGPACK_OBJECT_STR && key->via.str.size == len
-           && memcmp (key->via.str.ptr, name, len) == 0;
+    return key->type == MSGPACK_OBJECT_STR && key->via.str.size == len &&
+           memcmp (key->via.str.ptr, name, len) == 0;
 }
 
 const msgpack_object *
@@ -475,14 +488,14 @@ record_field (const msgpack_object *map, const char *key)
 static bool
 s_is_int (const msgpack_object *o)
 {
-    return o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER
-           || (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER && o->via.u64 <= INT64_MAX);
+    return o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER ||
+           (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER && o->via.u64 <= INT64_MAX);
 }
 
 static const char *
 s_head_type_name (const s_head_t *h)
 {
-    static const char *names[] = {"nil", "bool", "int", "int", "float",
+    static const char *names[] = {"nil", "bool", "int",   "int", "float",
                                   "str", "bin",  "array", "map"};
     return names[h->type];
 }
@@ -514,8 +527,8 @@ s_envelope_str (const uint8_t *value, const s_head_t *h, const char *name, recor
                 char *detail, size_t detail_size)
 {
     if (h->type != S_STR)
-        return s_fail (REJECT_BAD_ENVELOPE, detail, detail_size, "%s: expected str, got %s",
-                       name, s_head_type_name (h));
+        return s_fail (REJECT_BAD_ENVELOPE, detail, detail_size, "%s: expected str, got %s", name,
+                       s_head_type_name (h));
     out->ptr = (const char *) value + h->head;
     out->len = (size_t) h->len;
     return REJECT_NONE;
@@ -569,15 +582,14 @@ s_check_body (const uint8_t *p, size_t at, const field_spec_t *fields, char *det
         s_head (p + pos, &val);
         for (int n = 0; fields[n].name && n < 64; n++) {
             const char *name = fields[n].name;
-            if (klen == 0 || name[0] != kp[0] || strlen (name) != klen
-                || memcmp (name, kp, klen) != 0)
+            if (klen == 0 || name[0] != kp[0] || strlen (name) != klen ||
+                memcmp (name, kp, klen) != 0)
                 continue;
             if (val.type == S_NIL && !fields[n].required)
                 break;
             if (!s_type_ok (fields[n].type, &val))
-                return s_fail (REJECT_BAD_BODY, detail, detail_size,
-                               "body.%s: expected %s, got %s", name,
-                               field_type_name (fields[n].type), s_head_type_name (&val));
+                return s_fail (REJECT_BAD_BODY, detail, detail_size, "body.%s: expected %s, got %s",
+                               name, field_type_name (fields[n].type), s_head_type_name (&val));
             present |= 1ULL << n;
             break;
         }
@@ -601,7 +613,7 @@ record_check (record_t *record, const void *data, size_t size, const record_limi
     //  Field by field: a memset of the whole struct costs more, per record.
     record->v = 0;
     memset (record->id, 0, RECORD_ID_SIZE);
-    record->kind = record->src = record->col = record->run = (record_str_t) {NULL, 0};
+    record->kind = record->src = record->col = record->run = (record_str_t){NULL, 0};
     record->ts = 0;
     record->body = record->tags = NULL;
     record->spec = NULL;
@@ -623,8 +635,17 @@ record_check (record_t *record, const void *data, size_t size, const record_limi
     if (rc != REJECT_NONE)
         return rc;
 
-    enum { F_V = 1, F_ID = 2, F_KIND = 4, F_SRC = 8, F_COL = 16, F_RUN = 32, F_TS = 64,
-           F_BODY = 128, F_TAGS = 256 };
+    enum {
+        F_V = 1,
+        F_ID = 2,
+        F_KIND = 4,
+        F_SRC = 8,
+        F_COL = 16,
+        F_RUN = 32,
+        F_TS = 64,
+        F_BODY = 128,
+        F_TAGS = 256
+    };
     static const char *names[] = {"v", "id", "kind", "src", "col", "run", "ts", "body", "tags"};
     unsigned seen = 0;
     size_t body_at = 0;
@@ -646,14 +667,14 @@ record_check (record_t *record, const void *data, size_t size, const record_limi
         switch (1u << which) {
         case F_V:
             if (h.type != S_POS)
-                return s_fail (REJECT_BAD_VERSION, detail, detail_size,
-                               "v: expected int, got %s", s_head_type_name (&h));
+                return s_fail (REJECT_BAD_VERSION, detail, detail_size, "v: expected int, got %s",
+                               s_head_type_name (&h));
             record->v = h.u;
             break;
         case F_ID:
             if (h.type != S_BIN || h.len != RECORD_ID_SIZE)
-                return s_fail (REJECT_BAD_ENVELOPE, detail, detail_size,
-                               "id: expected %d-byte bin", RECORD_ID_SIZE);
+                return s_fail (REJECT_BAD_ENVELOPE, detail, detail_size, "id: expected %d-byte bin",
+                               RECORD_ID_SIZE);
             memcpy (record->id, value + h.head, RECORD_ID_SIZE);
             break;
         case F_KIND:
@@ -719,8 +740,8 @@ record_decode (record_t *record, msgpack_zone *zone, const void *data, size_t si
         return rc;
     msgpack_object root;
     size_t offset = 0;
-    if (msgpack_unpack (data, size, &offset, zone, &root) != MSGPACK_UNPACK_SUCCESS
-        || root.type != MSGPACK_OBJECT_MAP)
+    if (msgpack_unpack (data, size, &offset, zone, &root) != MSGPACK_UNPACK_SUCCESS ||
+        root.type != MSGPACK_OBJECT_MAP)
         return s_fail (REJECT_NOT_MSGPACK, detail, detail_size, "msgpack decoder refused it");
     record->body = record_field (&root, "body");
     record->tags = record_field (&root, "tags");
@@ -764,8 +785,7 @@ record_compute_id (const record_t *record, uint8_t id[RECORD_ID_SIZE])
                     msgpack_pack_object (&pk, *record->tags);
                 else
                     msgpack_pack_nil (&pk);
-            }
-            else {
+            } else {
                 const msgpack_object *val = record_field (record->body, part);
                 if (val)
                     msgpack_pack_object (&pk, *val);
@@ -914,8 +934,8 @@ record_encoder_destroy (record_encoder_t **self_p)
 }
 
 void
-record_encoder_begin (record_encoder_t *self, const char *kind, const char *src,
-                      const char *col, const char *run, int64_t ts)
+record_encoder_begin (record_encoder_t *self, const char *kind, const char *src, const char *col,
+                      const char *run, int64_t ts)
 {
     s_encoder_clear (self);
     self->kind = strdup (kind);
@@ -995,9 +1015,8 @@ record_encoder_end (record_encoder_t *self, const void **data, size_t *size, cha
         detail = local;
         detail_size = sizeof local;
     }
-    if (record_decode (&record, &self->zone, self->out_buf.data, self->out_buf.size, NULL,
-                       detail, detail_size)
-        != REJECT_NONE)
+    if (record_decode (&record, &self->zone, self->out_buf.data, self->out_buf.size, NULL, detail,
+                       detail_size) != REJECT_NONE)
         return -1;
     record_compute_id (&record, self->id);
     memcpy (self->out_buf.data + id_at, self->id, RECORD_ID_SIZE);
@@ -1106,7 +1125,7 @@ record_test (bool verbose)
     assert (s_decode_bytes ("\x81\xa1", 2, detail) == REJECT_NOT_MSGPACK);
     assert (s_decode_bytes ("\xdd\xff\xff\xff\xff", 5, detail) == REJECT_NOT_MSGPACK);
     assert (s_decode_bytes ("\xdf\xff\xff\xff\xff\x00", 6, detail) == REJECT_NOT_MSGPACK);
-    assert (s_decode_bytes ("\x80\x00", 2, detail) == REJECT_NOT_MSGPACK); //  trailing
+    assert (s_decode_bytes ("\x80\x00", 2, detail) == REJECT_NOT_MSGPACK);  //  trailing
     assert (s_decode_bytes ("\x81\x01\x02", 3, detail) == REJECT_BAD_BODY); //  int key
     assert (s_decode_bytes ("\x81\xa1v\xa2\xff\xfe", 6, detail) == REJECT_BAD_UTF8);
     assert (s_decode_bytes ("\x81\xa1v\xc7\x01\x05\x00", 7, detail) == REJECT_BAD_BODY); //  ext
@@ -1127,8 +1146,7 @@ record_test (bool verbose)
     record_limits_t small = {8, 16};
     msgpack_zone_init (&zone, 1024);
     assert (record_decode (&rec, &zone, "\x81\xa1v\xa8........", 12, &small, detail,
-                           sizeof detail)
-            == REJECT_TOO_LARGE);
+                           sizeof detail) == REJECT_TOO_LARGE);
     msgpack_zone_destroy (&zone);
 
     //  Every truncation of a valid record is refused, none crashes.
@@ -1145,9 +1163,9 @@ record_test (bool verbose)
     assert (s_decode_bytes (data, size, detail) == REJECT_NONE);
 
     assert (s_utf8_valid ((const uint8_t *) "h\xc3\xa9llo", 6));
-    assert (!s_utf8_valid ((const uint8_t *) "\xc0\xaf", 2));         //  overlong
-    assert (!s_utf8_valid ((const uint8_t *) "\xed\xa0\x80", 3));     //  surrogate
-    assert (!s_utf8_valid ((const uint8_t *) "\xe2\x82", 2));         //  truncated
+    assert (!s_utf8_valid ((const uint8_t *) "\xc0\xaf", 2));        //  overlong
+    assert (!s_utf8_valid ((const uint8_t *) "\xed\xa0\x80", 3));    //  surrogate
+    assert (!s_utf8_valid ((const uint8_t *) "\xe2\x82", 2));        //  truncated
     assert (s_utf8_valid ((const uint8_t *) "\xf0\x9f\x98\x80", 4)); //  emoji
     if (verbose)
         printf ("record: %zu-byte metric record ok\n", size);

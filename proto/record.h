@@ -41,23 +41,23 @@ typedef struct {
     uint8_t id[RECORD_ID_SIZE];
     record_str_t kind, src, col, run;
     int64_t ts;
-    const msgpack_object *body;     //  a map
-    const msgpack_object *tags;     //  a map of str -> str, or NULL
+    const msgpack_object *body; //  a map
+    const msgpack_object *tags; //  a map of str -> str, or NULL
     const kind_spec_t *spec;
 } record_t;
 
 //  Reasons a record is refused; stable names for counters and the tap.
 typedef enum {
     REJECT_NONE = 0,
-    REJECT_TOO_LARGE,     //  over max_size
-    REJECT_NOT_MSGPACK,   //  malformed or truncated msgpack, trailing bytes
-    REJECT_TOO_DEEP,      //  over max_depth
-    REJECT_NOT_MAP,       //  top level is not a map
-    REJECT_BAD_VERSION,   //  missing or unknown v
-    REJECT_BAD_ENVELOPE,  //  a missing or mistyped envelope field
+    REJECT_TOO_LARGE,    //  over max_size
+    REJECT_NOT_MSGPACK,  //  malformed or truncated msgpack, trailing bytes
+    REJECT_TOO_DEEP,     //  over max_depth
+    REJECT_NOT_MAP,      //  top level is not a map
+    REJECT_BAD_VERSION,  //  missing or unknown v
+    REJECT_BAD_ENVELOPE, //  a missing or mistyped envelope field
     REJECT_UNKNOWN_KIND,
-    REJECT_BAD_BODY,      //  a missing or mistyped body field
-    REJECT_BAD_UTF8,      //  a string that is not valid UTF-8
+    REJECT_BAD_BODY, //  a missing or mistyped body field
+    REJECT_BAD_UTF8, //  a string that is not valid UTF-8
     REJECT_REASON_COUNT
 } record_reject_t;
 
@@ -68,9 +68,8 @@ const char *record_reject_name (record_reject_t reason);
 //  On failure returns the reason and writes a human-readable detail into
 //  `detail` (e.g. "body.sha: expected str, got int"). Never reads past
 //  `size`, never allocates more than a small multiple of `size`.
-record_reject_t record_decode (record_t *record, msgpack_zone *zone, const void *data,
-                               size_t size, const record_limits_t *limits, char *detail,
-                               size_t detail_size);
+record_reject_t record_decode (record_t *record, msgpack_zone *zone, const void *data, size_t size,
+                               const record_limits_t *limits, char *detail, size_t detail_size);
 
 //  The same checks and reasons as record_decode, in one pass over `data`
 //  and without allocating, for callers that do not read the body (ingestd):
@@ -101,8 +100,8 @@ void record_encoder_tag (record_encoder_t *self, const char *key, const char *va
 //  Finishes the record: returns 0 and sets *data/*size to the encoded
 //  record (valid until the next begin), or -1 if the body is not a valid
 //  map for the kind (detail says why).
-int record_encoder_end (record_encoder_t *self, const void **data, size_t *size,
-                        char *detail, size_t detail_size);
+int record_encoder_end (record_encoder_t *self, const void **data, size_t *size, char *detail,
+                        size_t detail_size);
 //  The id of the record just finished.
 const uint8_t *record_encoder_id (record_encoder_t *self);
 

@@ -14,8 +14,8 @@ main (int argc, char **argv)
         {"dsn", CONFIG_STRING, "",
          "PostgreSQL conninfo or postgresql:// URI; empty = the PG* environment", &dsn},
         {NULL}};
-    const writer_daemon_spec_t spec = {"relationald", "relational", "1000", "127.0.0.1:9102",
-                                       "records per transaction", options};
+    const writer_daemon_spec_t spec = {
+        "relationald", "relational", "1000", "127.0.0.1:9102", "records per transaction", options};
     int rc;
     writer_daemon_t *daemon = writer_daemon_new (&spec, argc, argv, &rc);
     if (!daemon)
@@ -31,8 +31,7 @@ main (int argc, char **argv)
     //  not up yet is not: writes wait for it.
     rc = relstore_connect (store);
     if (rc < 0) {
-        log_error ("relationald.start_failed",
-                   "postgres=\"%s\" detail=\"schema migration failed\"",
+        log_error ("relationald.start_failed", "postgres=\"%s\" detail=\"schema migration failed\"",
                    relstore_display (store));
         relstore_destroy (&store);
         writer_daemon_destroy (&daemon);

@@ -82,7 +82,7 @@ static const struct {
      "path text, files int8, blank int8, comment int8, code int8"},
 };
 
-#define S_RANGE "st.ord BETWEEN $1::int4 AND $2::int4"
+#define S_RANGE  "st.ord BETWEEN $1::int4 AND $2::int4"
 #define S_SOURCE "JOIN sources so ON so.name = st.src"
 
 //  In dependency order: sources first, commits before their files.
@@ -127,13 +127,11 @@ static const struct {
      "to_timestamp (st.author_time), st.author_tz, st.committer_name, st.committer_email, "
      "to_timestamp (st.committer_time), st.committer_tz, st.message, st.files_changed, "
      "st.insertions, st.deletions, st.raw::jsonb, st.run "
-     "FROM stage_commits st " S_SOURCE " WHERE " S_RANGE
-     " ORDER BY st.id ON CONFLICT DO NOTHING"},
+     "FROM stage_commits st " S_SOURCE " WHERE " S_RANGE " ORDER BY st.id ON CONFLICT DO NOTHING"},
     {"ins_files", T_FILES,
      "INSERT INTO commit_files (commit_id, path, insertions, deletions, is_binary) "
      "SELECT st.commit_id, st.path, st.insertions, st.deletions, st.is_binary "
-     "FROM stage_files st WHERE " S_RANGE
-     " ORDER BY st.commit_id, st.path ON CONFLICT DO NOTHING"},
+     "FROM stage_files st WHERE " S_RANGE " ORDER BY st.commit_id, st.path ON CONFLICT DO NOTHING"},
     //  Mutable state: the newest observation wins, whatever the order of arrival
     {"ins_branches", T_BRANCHES,
      "INSERT INTO branches AS b (id, source_id, name, target, head, observed, run_id) "
@@ -148,8 +146,7 @@ static const struct {
      "tagger_time, message, observed, run_id) "
      "SELECT DISTINCT ON (st.id) st.id, so.id, st.name, st.target, st.annotated, "
      "st.tagger_name, st.tagger_email, to_timestamp (st.tagger_time), st.message, st.ts, st.run "
-     "FROM stage_tags st " S_SOURCE " WHERE " S_RANGE
-     " ORDER BY st.id, st.ts DESC, st.ord DESC "
+     "FROM stage_tags st " S_SOURCE " WHERE " S_RANGE " ORDER BY st.id, st.ts DESC, st.ord DESC "
      "ON CONFLICT (id) DO UPDATE SET target = excluded.target, annotated = excluded.annotated, "
      "tagger_name = excluded.tagger_name, tagger_email = excluded.tagger_email, "
      "tagger_time = excluded.tagger_time, message = excluded.message, "
@@ -161,8 +158,7 @@ static const struct {
      "SELECT DISTINCT ON (st.id) st.id, so.id, st.pipeline, st.build_id, st.status, st.system, "
      "st.branch, st.sha, st.started, st.finished, st.duration, st.trigger, st.tests::jsonb, "
      "st.ts, st.run "
-     "FROM stage_builds st " S_SOURCE " WHERE " S_RANGE
-     " ORDER BY st.id, st.ts DESC, st.ord DESC "
+     "FROM stage_builds st " S_SOURCE " WHERE " S_RANGE " ORDER BY st.id, st.ts DESC, st.ord DESC "
      "ON CONFLICT (id) DO UPDATE SET status = excluded.status, system = excluded.system, "
      "branch = excluded.branch, sha = excluded.sha, started = excluded.started, "
      "finished = excluded.finished, duration = excluded.duration, trigger = excluded.trigger, "
@@ -210,7 +206,7 @@ static const struct {
     s_kind_t kind;
     s_table_t table;
 } s_kinds[] = {
-    {"run.start", K_RUN_START, T_RUNS}, {"run.end", K_RUN_END, T_RUNS},
+    {"run.start", K_RUN_START, T_RUNS},  {"run.end", K_RUN_END, T_RUNS},
     {"git.commit", K_COMMIT, T_COMMITS}, {"git.branch", K_BRANCH, T_BRANCHES},
     {"git.tag", K_TAG, T_TAGS},          {"ci.build", K_BUILD, T_BUILDS},
     {"ci.test", K_TEST, T_TESTS},        {"code.stats", K_CODE, T_CODE},
@@ -267,11 +263,10 @@ s_setup (pgconn_t *conn, void *arg)
     }
     for (size_t s = 0; s < S_STATEMENTS; s++)
         if (pgconn_check (conn, PQprepare (pgconn_handle (conn), s_statements[s].name,
-                                           s_statements[s].sql, 2, NULL))
-            != PGCONN_OK)
+                                           s_statements[s].sql, 2, NULL)) != PGCONN_OK)
             return -1;
-    if (pgconn_check (conn, PQprepare (pgconn_handle (conn), "ins_reject", s_reject_sql, 6, NULL))
-        != PGCONN_OK)
+    if (pgconn_check (conn, PQprepare (pgconn_handle (conn), "ins_reject", s_reject_sql, 6,
+                                       NULL)) != PGCONN_OK)
         return -1;
     return 0;
 }
@@ -294,16 +289,16 @@ relstore_new (const char *dsn, metrics_t *metrics, char *error, size_t error_siz
         assert (self->specs[k]);
     }
     if (metrics) {
-        self->m_rejected = metrics_counter (metrics, "records_rejected_total",
-                                            "Records PostgreSQL refused, kept in rejected_records",
-                                            NULL);
+        self->m_rejected =
+            metrics_counter (metrics, "records_rejected_total",
+                             "Records PostgreSQL refused, kept in rejected_records", NULL);
         self->m_isolations = metrics_counter (metrics, "batch_isolations_total",
                                               "Batches split to isolate refused records", NULL);
-        self->m_ignored = metrics_counter (metrics, "records_ignored_total",
-                                           "Delivered records of kinds relationald does not store",
-                                           NULL);
-        self->m_up = metrics_gauge (metrics, "postgres_up",
-                                    "1 while the PostgreSQL connection is up", NULL);
+        self->m_ignored =
+            metrics_counter (metrics, "records_ignored_total",
+                             "Delivered records of kinds relationald does not store", NULL);
+        self->m_up =
+            metrics_gauge (metrics, "postgres_up", "1 while the PostgreSQL connection is up", NULL);
     }
     return self;
 }
@@ -374,8 +369,8 @@ s_reject (relstore_t *self, size_t index, const char *sqlstate, const char *erro
 static bool
 s_is_int (const msgpack_object *o)
 {
-    return o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER
-           || (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER && o->via.u64 <= INT64_MAX);
+    return o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER ||
+           (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER && o->via.u64 <= INT64_MAX);
 }
 
 //  An optional member: absent, nil, or of the type `ok` accepts.
@@ -412,8 +407,8 @@ s_check (const record_t *record, s_kind_t kind, char *why, size_t size)
         record_str_t path;
         if (file->type != MSGPACK_OBJECT_MAP || !record_field_str (file, "path", &path))
             snprintf (why, size, "body.files[%u]: expected a map with a str path", i);
-        else if (!s_optional (file, "insertions", s_is_int)
-                 || !s_optional (file, "deletions", s_is_int))
+        else if (!s_optional (file, "insertions", s_is_int) ||
+                 !s_optional (file, "deletions", s_is_int))
             snprintf (why, size, "body.files[%u]: insertions and deletions must be ints", i);
         else if (!s_optional (file, "binary", s_is_bool))
             snprintf (why, size, "body.files[%u].binary: expected bool", i);
@@ -474,8 +469,8 @@ s_prepare (relstore_t *self, const record_t *records, size_t count)
             continue;
         self->rows[T_SOURCES]++;
         self->rows[s_table_of (kind)]++;
-        const msgpack_object *files = kind == K_COMMIT ? record_field (record->body, "files")
-                                                       : NULL;
+        const msgpack_object *files =
+            kind == K_COMMIT ? record_field (record->body, "files") : NULL;
         if (files && files->type == MSGPACK_OBJECT_ARRAY)
             self->rows[T_FILES] += files->via.array.size;
     }
@@ -490,8 +485,8 @@ static void
 s_text (relstore_t *self, const char *text, size_t len)
 {
     size_t clean_len;
-    const char *clean = pgconn_text_clean (text, len, &self->scratch, &self->scratch_size,
-                                           &clean_len);
+    const char *clean =
+        pgconn_text_clean (text, len, &self->scratch, &self->scratch_size, &clean_len);
     pgconn_copy_text (self->conn, clean, clean_len);
 }
 
@@ -842,8 +837,12 @@ s_store_rejects (relstore_t *self)
         source[src_len] = 0;
         //  A source with NUL was cleaned; one cut at a NUL would be wrong,
         //  so the cleaned copy is what goes in.
-        const char *values[] = {(const char *) record->id, kind, source, reject->error,
-                                *reject->sqlstate ? reject->sqlstate : NULL, self->json.data};
+        const char *values[] = {(const char *) record->id,
+                                kind,
+                                source,
+                                reject->error,
+                                *reject->sqlstate ? reject->sqlstate : NULL,
+                                self->json.data};
         int lengths[] = {RECORD_ID_SIZE, 0, 0, 0, 0, 0};
         int formats[] = {1, 0, 0, 0, 0, 0};
         PGresult *result = PQexecPrepared (pgconn_handle (self->conn), "ins_reject", 6, values,
@@ -880,8 +879,7 @@ s_transaction (pgconn_t *conn, void *arg)
             tx->copy_refused = true;
         if (status == PGCONN_OK)
             status = s_bisect (self, 0, self->count - 1);
-    }
-    else
+    } else
         for (size_t i = 0; i < self->count && status == PGCONN_OK; i++) {
             if (self->kinds[i] == K_NONE)
                 continue;
@@ -892,12 +890,10 @@ s_transaction (pgconn_t *conn, void *arg)
             if (status == PGCONN_OK)
                 status = s_apply (self, i, i);
             if (status == PGCONN_CONTENT) {
-                s_reject (self, i, pgconn_sqlstate (self->conn),
-                          pgconn_error_detail (self->conn));
+                s_reject (self, i, pgconn_sqlstate (self->conn), pgconn_error_detail (self->conn));
                 self->kinds[i] = K_NONE;
                 status = pgconn_exec (self->conn, "ROLLBACK TO SAVEPOINT one");
-            }
-            else if (status == PGCONN_OK)
+            } else if (status == PGCONN_OK)
                 status = pgconn_exec (self->conn, "RELEASE SAVEPOINT one");
         }
     if (status == PGCONN_OK)
@@ -906,8 +902,7 @@ s_transaction (pgconn_t *conn, void *arg)
 }
 
 int
-relstore_write (void *self_, const record_t *records, size_t count, char *error,
-                size_t error_size)
+relstore_write (void *self_, const record_t *records, size_t count, char *error, size_t error_size)
 {
     relstore_t *self = self_;
     if (pgconn_ensure (self->conn)) {
@@ -922,10 +917,12 @@ relstore_write (void *self_, const record_t *records, size_t count, char *error,
     s_tx_t tx = {self, false, false};
     pgconn_status_t status = pgconn_transaction (self->conn, s_transaction, &tx);
     if (status == PGCONN_CONTENT && tx.copy_refused) {
-        log_warn ("batch.copy_refused", "records=%zu error=\"%s\" detail=\"staging record by "
-                  "record\"", count, pgconn_error (self->conn));
+        log_warn ("batch.copy_refused",
+                  "records=%zu error=\"%s\" detail=\"staging record by "
+                  "record\"",
+                  count, pgconn_error (self->conn));
         s_prepare (self, records, count);
-        tx = (s_tx_t) {self, true, false};
+        tx = (s_tx_t){self, true, false};
         status = pgconn_transaction (self->conn, s_transaction, &tx);
     }
     if (status != PGCONN_OK) {
@@ -945,8 +942,8 @@ relstore_write (void *self_, const record_t *records, size_t count, char *error,
     }
     if (self->nrejects) {
         log_warn ("records.rejected", "count=%zu batch=%zu sqlstate=%s error=\"%s\"",
-                  self->nrejects, count, *self->rejects[0].sqlstate ? self->rejects[0].sqlstate
-                                                                     : "-",
+                  self->nrejects, count,
+                  *self->rejects[0].sqlstate ? self->rejects[0].sqlstate : "-",
                   self->rejects[0].error);
         if (self->m_rejected)
             metric_add (self->m_rejected, self->nrejects);
@@ -977,7 +974,7 @@ s_batch_init (s_batch_t *b, const char *src)
     b->enc = record_encoder_new ();
     msgpack_zone_init (&b->zone, 65536);
     b->src = src;
-    b->ts = INT64_C(1700000000000000000);
+    b->ts = INT64_C (1700000000000000000);
 }
 
 static void
@@ -1027,9 +1024,8 @@ s_end (s_batch_t *b)
     b->data[b->count] = malloc (size);
     assert (b->data[b->count]);
     memcpy (b->data[b->count], data, size);
-    assert (record_decode (&b->records[b->count], &b->zone, b->data[b->count], size, NULL,
-                           detail, sizeof detail)
-            == REJECT_NONE);
+    assert (record_decode (&b->records[b->count], &b->zone, b->data[b->count], size, NULL, detail,
+                           sizeof detail) == REJECT_NONE);
     b->count++;
 }
 
@@ -1081,8 +1077,8 @@ typedef struct {
     const char *message;
     size_t message_len; //  0 = strlen
     int64_t time, tz, insertions, deletions;
-    int files;          //  number of file entries
-    bool bad_parent;    //  a parent that is not a string
+    int files;       //  number of file entries
+    bool bad_parent; //  a parent that is not a string
 } s_commit_t;
 
 static void
@@ -1104,8 +1100,7 @@ s_commit (s_batch_t *b, const s_commit_t *c)
     s_kv_str (pk, "committer_email", "committer@example.org");
     s_kv_int (pk, "committer_time", c->time + 60);
     s_kv_int (pk, "committer_tz", 0);
-    s_kv_strn (pk, "message", c->message,
-               c->message_len ? c->message_len : strlen (c->message));
+    s_kv_strn (pk, "message", c->message, c->message_len ? c->message_len : strlen (c->message));
     s_kv_int (pk, "files_changed", c->files);
     s_kv_int (pk, "insertions", c->insertions);
     s_kv_int (pk, "deletions", c->deletions);
@@ -1177,12 +1172,12 @@ s_full_batch (s_batch_t *b)
     s_kv_str (pk, "source", b->src);
     s_kv_int (pk, "started", b->ts);
     s_end (b);
-    s_commit (b, &(s_commit_t) {"c1", "Ann", "ann@example.org", "first", 0, 1600000000, 120, 10,
-                                0, 2, false});
-    s_commit (b, &(s_commit_t) {"c2", "Ann", "ann@example.org", "second", 0, 1600086400, 120, 5,
-                                2, 0, false});
-    s_commit (b, &(s_commit_t) {"c3", "Bob", "bob@example.org", "third", 0, 1600172800, -300, 1,
-                                1, 1, false});
+    s_commit (b, &(s_commit_t){"c1", "Ann", "ann@example.org", "first", 0, 1600000000, 120, 10, 0,
+                               2, false});
+    s_commit (b, &(s_commit_t){"c2", "Ann", "ann@example.org", "second", 0, 1600086400, 120, 5, 2,
+                               0, false});
+    s_commit (b, &(s_commit_t){"c3", "Bob", "bob@example.org", "third", 0, 1600172800, -300, 1, 1,
+                               1, false});
     s_branch (b, "main", "c3");
     pk = s_begin (b, "git.tag", 6);
     s_kv_str (pk, "name", "v1.0");
@@ -1330,21 +1325,21 @@ s_test_hostile (relstore_t *store, pgconn_t *pg)
     assert (message);
     for (size_t i = 0; i < big; i++)
         message[i] = (char) (i % 128);
-    s_commit (&b, &(s_commit_t) {"h1", name, "x@example.org", message, big, 1600000000, 0, 1, 1,
-                                 0, false});
+    s_commit (&b, &(s_commit_t){"h1", name, "x@example.org", message, big, 1600000000, 0, 1, 1, 0,
+                                false});
     s_branch (&b, "feature/'; DELETE FROM branches; --", "h1");
     assert (s_write (store, &b) == 0);
 
     //  Read back with binary results, compare byte for byte (NUL -> U+FFFD)
     const char *params[] = {"h1"};
-    PGresult *result = pgconn_query (pg, "SELECT message, author_name, s.name FROM commits c "
-                                         "JOIN sources s ON s.id = c.source_id WHERE sha = $1",
+    PGresult *result = pgconn_query (pg,
+                                     "SELECT message, author_name, s.name FROM commits c "
+                                     "JOIN sources s ON s.id = c.source_id WHERE sha = $1",
                                      1, params);
     assert (result && PQntuples (result) == 1);
     char *expected = NULL;
     size_t expected_size = 0, expected_len;
-    const char *clean = pgconn_text_clean (message, big, &expected, &expected_size,
-                                           &expected_len);
+    const char *clean = pgconn_text_clean (message, big, &expected, &expected_size, &expected_len);
     assert (expected_len == big + 2 * (big / 128));
     assert ((size_t) PQgetlength (result, 0, 0) == expected_len);
     assert (memcmp (PQgetvalue (result, 0, 0), clean, expected_len) == 0);
@@ -1394,13 +1389,13 @@ s_test_rejects (relstore_t *store, pgconn_t *pg)
         snprintf (sha, sizeof sha, "r%02d", i);
         s_commit_t c = {sha, "Rae", "rae@example.org", "m", 0, 1600000000 + i, 0, 1, 1, 1, false};
         if (i == 17)
-            c.insertions = INT64_C(5000000000); //  integer out of range
+            c.insertions = INT64_C (5000000000); //  integer out of range
         if (i == 33)
-            c.tz = 100000;                       //  smallint out of range
+            c.tz = 100000; //  smallint out of range
         if (i == 40)
-            c.time = INT64_C(100000000000000);   //  timestamp out of range
+            c.time = INT64_C (100000000000000); //  timestamp out of range
         if (i == 45)
-            c.bad_parent = true;                 //  refused before PostgreSQL
+            c.bad_parent = true; //  refused before PostgreSQL
         s_commit (&b, &c);
     }
     s_branch (&b, "ok-branch", "r00");
@@ -1441,8 +1436,8 @@ s_test_outage (relstore_t *store, pgconn_t *pg, const char *dsn)
 {
     s_batch_t b;
     s_batch_init (&b, "repo-o");
-    s_commit (&b, &(s_commit_t) {"o1", "Oz", "oz@example.org", "m", 0, 1600000000, 0, 1, 1, 0,
-                                 false});
+    s_commit (&b,
+              &(s_commit_t){"o1", "Oz", "oz@example.org", "m", 0, 1600000000, 0, 1, 1, 0, false});
     assert (s_write (store, &b) == 0);
     char sql[256];
     snprintf (sql, sizeof sql,
@@ -1460,8 +1455,8 @@ s_test_outage (relstore_t *store, pgconn_t *pg, const char *dsn)
     pgconn_test_expect (pg, "SELECT count (*) FROM commits WHERE sha = 'o1'", "1");
 
     //  A server that is not there: -1 and unhealthy
-    relstore_t *away = relstore_new ("host=127.0.0.1 port=1 connect_timeout=1", NULL, error,
-                                     sizeof error);
+    relstore_t *away =
+        relstore_new ("host=127.0.0.1 port=1 connect_timeout=1", NULL, error, sizeof error);
     assert (away);
     assert (relstore_connect (away) == 1);
     assert (relstore_write (away, b.records, b.count, error, sizeof error) == -1);

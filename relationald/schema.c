@@ -84,8 +84,7 @@ schema_test (bool verbose)
     assert (s_count (conn, sql) == schema_version ());
     assert (s_count (conn, "SELECT count (*) FROM information_schema.views WHERE table_name IN "
                            "('contributors', 'commit_activity_daily', 'commit_activity_weekly', "
-                           "'build_success_rate', 'slowest_tests', 'flakiest_tests')")
-            == 6);
+                           "'build_success_rate', 'slowest_tests', 'flakiest_tests')") == 6);
     //  Again: nothing to apply, still fine
     assert (schema_migrate (conn) == 0);
     assert (s_count (conn, "SELECT count (*) FROM schema_migrations") == schema_version ());
@@ -95,16 +94,17 @@ schema_test (bool verbose)
         char version[16];
         snprintf (version, sizeof version, "%d", m->version);
         const char *params[] = {version, m->sql};
-        PGresult *result = pgconn_query (conn, "SELECT count (*) FROM schema_migrations WHERE "
-                                               "version = $1::int AND checksum = encode (sha256 "
-                                               "(convert_to ($2, 'UTF8')), 'hex')",
+        PGresult *result = pgconn_query (conn,
+                                         "SELECT count (*) FROM schema_migrations WHERE "
+                                         "version = $1::int AND checksum = encode (sha256 "
+                                         "(convert_to ($2, 'UTF8')), 'hex')",
                                          2, params);
         assert (result && strcmp (PQgetvalue (result, 0, 0), "1") == 0);
         PQclear (result);
     }
     //  A database migrated by a newer relationald is accepted
-    assert (pgconn_exec (conn, "INSERT INTO schema_migrations VALUES (9999, 'future', 'x')")
-            == PGCONN_OK);
+    assert (pgconn_exec (conn, "INSERT INTO schema_migrations VALUES (9999, 'future', 'x')") ==
+            PGCONN_OK);
     assert (schema_migrate (conn) == 0);
     pgconn_destroy (&conn);
     pgconn_testdb_drop (dsn);

@@ -6,7 +6,8 @@
 #include "schema.h"
 #include "selftest.h"
 
-int main (int argc, char **argv)
+int
+main (int argc, char **argv)
 {
     static const selftest_t tests[] = {
         {"schema", schema_test}, {"relstore", relstore_test}, {NULL, NULL}};

@@ -31,9 +31,9 @@
 #include <string.h>
 #include <time.h>
 
-#define LINGER_NS    (100 * 1000000LL)
-#define BATCH_BYTES  (1024 * 1024)
-#define MAX_SLEEP_NS (50 * 1000000LL)
+#define LINGER_NS     (100 * 1000000LL)
+#define BATCH_BYTES   (1024 * 1024)
+#define MAX_SLEEP_NS  (50 * 1000000LL)
 #define PREENCODE_MAX (4ULL << 30)
 
 struct _loadgen_t {
@@ -107,7 +107,7 @@ loadgen_new (const loadgen_config_t *config, synth_t *synth, char *error, size_t
     sigaction (SIGTERM, &action, NULL);
     s_stop = 0;
 
-    intake_config_t intake = {config->intake, config->batch,        BATCH_BYTES,
+    intake_config_t intake = {config->intake, config->batch,          BATCH_BYTES,
                               config->window, config->ack_timeout_ms, config->give_up_ms};
     for (size_t i = 0; i < config->nbad; i++)
         if (config->bad[i] == SYNTH_BAD_HUGE && intake.window != 1) {
@@ -170,8 +170,7 @@ s_preencode (loadgen_t *self)
         if (c->nbad == 0) {
             synth_record (self->synth, index, &data, &size);
             memcpy (self->ids_pre[k], synth_id (self->synth), RECORD_ID_SIZE);
-        }
-        else
+        } else
             synth_bad (self->synth, c->bad[k % c->nbad], index, &data, &size);
         if (used + size > PREENCODE_MAX) {
             log_info ("loadgen.preencode", "skipped=1 reason=\"over %llu bytes\"",
@@ -250,12 +249,10 @@ loadgen_run (loadgen_t *self)
             size = self->ends[k] - from;
             if (valid)
                 id = self->ids_pre[k];
-        }
-        else if (valid) {
+        } else if (valid) {
             synth_record (self->synth, index, &data, &size);
             id = synth_id (self->synth);
-        }
-        else
+        } else
             synth_bad (self->synth, c->bad[k % c->nbad], index, &data, &size);
         if (self->dump) {
             if (fwrite (data, 1, size, self->dump) != size) {
@@ -264,8 +261,7 @@ loadgen_run (loadgen_t *self)
                 break;
             }
             self->dumped_bytes += size;
-        }
-        else {
+        } else {
             if (intake_client_send (self->client, data, size)) {
                 rc = -1;
                 break;
@@ -335,8 +331,7 @@ loadgen_summary (loadgen_t *self, char *text, size_t size)
     double seconds = loadgen_seconds (self);
     double rate = seconds > 0 ? (double) self->sent / seconds : 0;
     if (self->dump)
-        snprintf (text, size,
-                  "sent=0 dumped=%" PRIu64 " bytes=%" PRIu64 " seconds=%.3f rate=%.0f",
+        snprintf (text, size, "sent=0 dumped=%" PRIu64 " bytes=%" PRIu64 " seconds=%.3f rate=%.0f",
                   self->sent, self->dumped_bytes, seconds, rate);
     else {
         int n = snprintf (text, size,
@@ -373,8 +368,7 @@ s_fake_ingestd (zsock_t *pipe, void *args)
             char detail[256];
             msgpack_zone_clear (&zone);
             if (record_decode (&record, &zone, zframe_data (f), zframe_size (f), NULL, detail,
-                               sizeof detail)
-                == REJECT_NONE)
+                               sizeof detail) == REJECT_NONE)
                 accepted++;
             else
                 rejected++;
@@ -448,9 +442,14 @@ loadgen_test (bool verbose)
     //  the ids those of the records of that seed from start_index on; the
     //  same built before the clock starts (preencode).
     for (int pre = 0; pre < 2; pre++) {
-        loadgen_config_t config = {.intake = endpoint, .count = 1000, .start_index = 50,
-                                   .batch = 64, .window = 4, .give_up_ms = 5000,
-                                   .ids_out = ids_path, .preencode = pre};
+        loadgen_config_t config = {.intake = endpoint,
+                                   .count = 1000,
+                                   .start_index = 50,
+                                   .batch = 64,
+                                   .window = 4,
+                                   .give_up_ms = 5000,
+                                   .ids_out = ids_path,
+                                   .preencode = pre};
         loadgen_t *gen = loadgen_new (&config, synth, error, sizeof error);
         assert (gen);
         assert (loadgen_run (gen) == 0);
@@ -486,15 +485,14 @@ loadgen_test (bool verbose)
 
     //  At a rate: 200 records at 1000/s take about 0.2 s; at 20/s, records
     //  do not wait for a full batch (5 records, batch 500).
-    config = (loadgen_config_t) {.intake = endpoint, .count = 200, .rate = 1000,
-                                 .give_up_ms = 5000};
+    config = (loadgen_config_t){.intake = endpoint, .count = 200, .rate = 1000, .give_up_ms = 5000};
     gen = loadgen_new (&config, synth, error, sizeof error);
     assert (loadgen_run (gen) == 0 && loadgen_accepted (gen) == 200);
     if (verbose)
         printf ("loadgen: 200 at 1000/s in %.3f s\n", loadgen_seconds (gen));
     assert (loadgen_seconds (gen) >= 0.19 && loadgen_seconds (gen) < 5.0);
     loadgen_destroy (&gen);
-    config = (loadgen_config_t) {.intake = endpoint, .count = 5, .rate = 20, .give_up_ms = 5000};
+    config = (loadgen_config_t){.intake = endpoint, .count = 5, .rate = 20, .give_up_ms = 5000};
     gen = loadgen_new (&config, synth, error, sizeof error);
     int64_t start = util_mono_ms ();
     assert (loadgen_run (gen) == 0 && loadgen_accepted (gen) == 5);
@@ -502,8 +500,8 @@ loadgen_test (bool verbose)
     loadgen_destroy (&gen);
 
     //  For a duration: about rate × duration records.
-    config = (loadgen_config_t) {.intake = endpoint, .duration_ms = 300, .rate = 1000,
-                                 .give_up_ms = 5000};
+    config = (loadgen_config_t){
+        .intake = endpoint, .duration_ms = 300, .rate = 1000, .give_up_ms = 5000};
     gen = loadgen_new (&config, synth, error, sizeof error);
     assert (loadgen_run (gen) == 0);
     if (verbose)
@@ -517,9 +515,13 @@ loadgen_test (bool verbose)
     synth_bad_t modes[] = {SYNTH_BAD_GARBAGE, SYNTH_BAD_TRUNCATED, SYNTH_BAD_WRONG_TYPES,
                            SYNTH_BAD_VERSION, SYNTH_BAD_DEEP};
     for (int pre = 0; pre < 2; pre++) {
-        config = (loadgen_config_t) {.intake = endpoint, .count = 50, .give_up_ms = 5000,
-                                     .ids_out = ids_path, .bad = modes, .nbad = 5,
-                                     .preencode = pre};
+        config = (loadgen_config_t){.intake = endpoint,
+                                    .count = 50,
+                                    .give_up_ms = 5000,
+                                    .ids_out = ids_path,
+                                    .bad = modes,
+                                    .nbad = 5,
+                                    .preencode = pre};
         gen = loadgen_new (&config, synth, error, sizeof error);
         assert (loadgen_run (gen) == 0);
         assert (loadgen_sent (gen) == 50 && loadgen_rejected (gen) == 50);
@@ -531,7 +533,7 @@ loadgen_test (bool verbose)
     }
 
     //  Dump: the records themselves, nothing sent.
-    config = (loadgen_config_t) {.intake = "tcp://127.0.0.1:1", .count = 20, .dump = dump_path};
+    config = (loadgen_config_t){.intake = "tcp://127.0.0.1:1", .count = 20, .dump = dump_path};
     gen = loadgen_new (&config, synth, error, sizeof error);
     assert (loadgen_run (gen) == 0);
     loadgen_summary (gen, summary, sizeof summary);
@@ -554,8 +556,8 @@ loadgen_test (bool verbose)
     //  Nobody listening: fails after give_up_ms.
     zactor_destroy (&fake);
     zsock_destroy (&router);
-    config = (loadgen_config_t) {.intake = endpoint, .count = 10, .give_up_ms = 300,
-                                 .ack_timeout_ms = 100};
+    config = (loadgen_config_t){
+        .intake = endpoint, .count = 10, .give_up_ms = 300, .ack_timeout_ms = 100};
     gen = loadgen_new (&config, synth, error, sizeof error);
     start = util_mono_ms ();
     assert (loadgen_run (gen) == -1);
@@ -563,7 +565,7 @@ loadgen_test (bool verbose)
     loadgen_destroy (&gen);
 
     //  A file that cannot be written is refused up front.
-    config = (loadgen_config_t) {.intake = endpoint, .count = 1, .ids_out = "/nonexistent/x"};
+    config = (loadgen_config_t){.intake = endpoint, .count = 1, .ids_out = "/nonexistent/x"};
     assert (loadgen_new (&config, synth, error, sizeof error) == NULL);
     assert (strstr (error, "/nonexistent/x"));
 

@@ -14,20 +14,20 @@
 #include <stdint.h>
 
 typedef struct {
-    const char *intake;      //  ingestd intake endpoint
-    uint64_t count;          //  records to send; 0 = no limit (see duration)
-    int64_t duration_ms;     //  stop generating after this long; 0 = no limit
-    double rate;             //  records per second; 0 = as fast as possible
-    uint64_t start_index;    //  index of the first record
-    size_t batch;            //  records per batch (0 = intake_client's default)
-    size_t window;           //  unacknowledged batches (0 = intake_client's default)
-    int64_t give_up_ms;      //  fail when ingestd acknowledges nothing this long; 0 = never
-    int64_t ack_timeout_ms;  //  resend a batch unacknowledged this long (0 = default)
-    const char *ids_out;     //  file to write the hex id of every valid record sent, or NULL
-    const char *dump;        //  write the records to this file instead of sending, or NULL
-    const synth_bad_t *bad;  //  send bad inputs of these modes in turn instead of records
+    const char *intake;     //  ingestd intake endpoint
+    uint64_t count;         //  records to send; 0 = no limit (see duration)
+    int64_t duration_ms;    //  stop generating after this long; 0 = no limit
+    double rate;            //  records per second; 0 = as fast as possible
+    uint64_t start_index;   //  index of the first record
+    size_t batch;           //  records per batch (0 = intake_client's default)
+    size_t window;          //  unacknowledged batches (0 = intake_client's default)
+    int64_t give_up_ms;     //  fail when ingestd acknowledges nothing this long; 0 = never
+    int64_t ack_timeout_ms; //  resend a batch unacknowledged this long (0 = default)
+    const char *ids_out;    //  file to write the hex id of every valid record sent, or NULL
+    const char *dump;       //  write the records to this file instead of sending, or NULL
+    const synth_bad_t *bad; //  send bad inputs of these modes in turn instead of records
     size_t nbad;
-    bool preencode;          //  build every record (count of them) before the clock starts
+    bool preencode; //  build every record (count of them) before the clock starts
 } loadgen_config_t;
 
 typedef struct _loadgen_t loadgen_t;

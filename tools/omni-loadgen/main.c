@@ -37,10 +37,11 @@ main (int argc, char **argv)
         {"duration", CONFIG_DURATION, "0", "stop generating after this long; 0 = no limit",
          &duration},
         {"rate", CONFIG_INT, "0", "records per second; 0 = as fast as possible", &rate},
-        {"kind", CONFIG_STRING, "metric", "metric | git.commit | ci.test | ci.build | "
-         "code.stats | mix", &kind},
-        {"size", CONFIG_SIZE, "200", "target encoded record size in bytes; 0 = no padding",
-         &size},
+        {"kind", CONFIG_STRING, "metric",
+         "metric | git.commit | ci.test | ci.build | "
+         "code.stats | mix",
+         &kind},
+        {"size", CONFIG_SIZE, "200", "target encoded record size in bytes; 0 = no padding", &size},
         {"seed", CONFIG_INT, "1", "same seed, kind, source and size: same records", &seed},
         {"start_index", CONFIG_INT, "0", "index of the first record", &start_index},
         {"src", CONFIG_STRING, "loadgen", "the records' source", &src},
@@ -117,11 +118,10 @@ main (int argc, char **argv)
     synth_t *synth = synth_new (&synth_config, error, sizeof error);
     if (!synth)
         return s_fail (&config, "kind: %s", error);
-    loadgen_config_t gen_config = {intake,           (uint64_t) count, duration,
-                                   (double) rate,    (uint64_t) start_index,
-                                   (size_t) batch,   (size_t) window, give_up,
-                                   ack_timeout,      ids_out,          dump,
-                                   nbad ? modes : NULL, nbad, preencode};
+    loadgen_config_t gen_config = {
+        intake,         (uint64_t) count,    duration, (double) rate, (uint64_t) start_index,
+        (size_t) batch, (size_t) window,     give_up,  ack_timeout,   ids_out,
+        dump,           nbad ? modes : NULL, nbad,     preencode};
     loadgen_t *gen = loadgen_new (&gen_config, synth, error, sizeof error);
     if (!gen) {
         synth_destroy (&synth);

@@ -32,9 +32,8 @@ typedef enum { K_METRIC, K_COMMIT, K_TEST, K_BUILD, K_STATS, K_COUNT, K_MIX = K_
 static const char *s_kind_names[K_COUNT] = {"metric", "git.commit", "ci.test", "ci.build",
                                             "code.stats"};
 
-static const char *s_bad_names[SYNTH_BAD_COUNT] = {"none",        "garbage", "truncated",
-                                                   "wrong-types", "bad-version", "deep",
-                                                   "huge"};
+static const char *s_bad_names[SYNTH_BAD_COUNT] = {
+    "none", "garbage", "truncated", "wrong-types", "bad-version", "deep", "huge"};
 
 static const char s_filler_text[] =
     "lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor "
@@ -49,17 +48,17 @@ struct _synth_t {
     const kind_spec_t *specs[K_COUNT];
     msgpack_sbuffer body, tags, out; //  the record being assembled, and its parts
     msgpack_packer body_pk, tags_pk, out_pk;
-    msgpack_zone zone;               //  body and tags unpacked, for the id
-    uint64_t sha_index[2];           //  the last commit shas computed (bodies
-    char sha_hex[2][41];             //  use index and index - 1, twice each)
+    msgpack_zone zone;     //  body and tags unpacked, for the id
+    uint64_t sha_index[2]; //  the last commit shas computed (bodies
+    char sha_hex[2][41];   //  use index and index - 1, twice each)
     bool sha_valid[2];
-    char *filler;              //  padding text, filler_size bytes
+    char *filler; //  padding text, filler_size bytes
     size_t filler_size;
     s_kind_t last_kind;
     uint8_t last_id[RECORD_ID_SIZE];
-    msgpack_sbuffer bad;       //  the last bad input
+    msgpack_sbuffer bad; //  the last bad input
     msgpack_packer bad_pk;
-    msgpack_sbuffer huge;      //  the 100 MiB input, built once
+    msgpack_sbuffer huge; //  the 100 MiB input, built once
     msgpack_packer huge_pk;
 };
 
@@ -296,16 +295,18 @@ static const struct {
 } s_people[] = {{"Ada Lovelace", "ada@example.org"},
                 {"Jos\xc3\xa9 M\xc3\xbcller", "jose.mueller@example.org"},
                 {"Grace Hopper", "grace@example.com"},
-                {"Zo\xc3\xab \xc3\x87" "elik", "zoe.celik@example.net"},
+                {"Zo\xc3\xab \xc3\x87"
+                 "elik",
+                 "zoe.celik@example.net"},
                 {"\xe6\x9d\x8e\xe9\x9b\xb7", "lilei@example.cn"},
                 {"Margaret Hamilton", "margaret@example.org"},
                 {"Ken Thompson", "ken@example.com"},
                 {"Barbara Liskov", "barbara@example.edu"}};
 
-static const char *s_subjects[] = {"Fix race in journal trim",    "Add retry to intake client",
-                                   "Refactor config loader",      "Update dependencies",
-                                   "Improve error messages",      "Speed up JSON encoding",
-                                   "Document the tap protocol",   "Handle empty batches"};
+static const char *s_subjects[] = {"Fix race in journal trim",  "Add retry to intake client",
+                                   "Refactor config loader",    "Update dependencies",
+                                   "Improve error messages",    "Speed up JSON encoding",
+                                   "Document the tap protocol", "Handle empty batches"};
 
 static const int s_timezones[] = {0, 60, 120, -300, -480, 330, 540};
 
@@ -318,16 +319,15 @@ s_body_commit (synth_t *self, msgpack_packer *pk, s_rng_t *rng, uint64_t index, 
     int64_t author_time = s_ts (self, index) / 1000000000 - (int64_t) s_below (rng, 30 * 86400);
     int64_t committer_time = author_time + (int64_t) s_below (rng, 3600);
     int tz = s_timezones[s_below (rng, sizeof s_timezones / sizeof s_timezones[0])];
-    int base_len = snprintf (base, sizeof base, "%s (#%" PRIu64 ")\n\n",
-                             s_subjects[s_below (rng, 8)], index);
+    int base_len =
+        snprintf (base, sizeof base, "%s (#%" PRIu64 ")\n\n", s_subjects[s_below (rng, 8)], index);
     msgpack_pack_map (pk, 14);
     s_kv_str (pk, "sha", s_commit_sha (self, index));
     s_str (pk, "parents");
     if (index > 0) {
         msgpack_pack_array (pk, 1);
         s_str (pk, s_commit_sha (self, index - 1));
-    }
-    else
+    } else
         msgpack_pack_array (pk, 0);
     s_kv_str (pk, "author_name", s_people[author].name);
     s_kv_str (pk, "author_email", s_people[author].email);
@@ -405,8 +405,8 @@ s_body_stats (synth_t *self, msgpack_packer *pk, s_rng_t *rng, uint64_t index, s
     (void) pad;
     static const struct {
         const char *language, *ext;
-    } languages[] = {{"C", "c"},         {"Python", "py"}, {"Go", "go"},     {"Rust", "rs"},
-                     {"JavaScript", "js"}, {"Shell", "sh"}, {"Markdown", "md"}, {"YAML", "yaml"}};
+    } languages[] = {{"C", "c"},           {"Python", "py"}, {"Go", "go"},       {"Rust", "rs"},
+                     {"JavaScript", "js"}, {"Shell", "sh"},  {"Markdown", "md"}, {"YAML", "yaml"}};
     char path[96];
     size_t language = s_below (rng, 8);
     snprintf (path, sizeof path, "src/mod%02" PRIu64 "/file_%" PRIu64 ".%s", s_below (rng, 30),
@@ -426,7 +426,7 @@ s_body_stats (synth_t *self, msgpack_packer *pk, s_rng_t *rng, uint64_t index, s
 typedef size_t (s_body_fn) (synth_t *, msgpack_packer *, s_rng_t *, uint64_t, size_t);
 
 static s_body_fn *s_bodies[K_COUNT] = {s_body_metric, s_body_commit, s_body_test, s_body_build,
-                                      s_body_stats};
+                                       s_body_stats};
 
 //  Whether the kind pads its body (else a "pad" tag).
 static bool
@@ -541,13 +541,11 @@ synth_record (synth_t *self, uint64_t index, const void **data, size_t *size)
             size_t pad = self->size > size0 ? s_solve_pad (self, size0, base_len) : 0;
             if (pad)
                 s_pack_body (self, kind, index, pad);
-        }
-        else if (self->size < size0) {
+        } else if (self->size < size0) {
             //  Even an empty pad tag would overshoot: no pad tag.
             ntags = s_pack_tags (self, kind, index, SIZE_MAX);
             self->out.data[0] = (char) (ntags ? 0x89 : 0x88); //  the fixmap's field count
-        }
-        else
+        } else
             s_pack_tags (self, kind, index, s_solve_pad (self, size0, 0));
     }
     msgpack_sbuffer_write (&self->out, self->body.data, self->body.size);
@@ -631,8 +629,7 @@ synth_bad_reason (synth_bad_t mode)
 //  The envelope of a metric-like record, all but body (and tags): the map
 //  header and seven fields.
 static void
-s_pack_envelope (synth_t *self, msgpack_packer *pk, uint32_t fields, uint64_t v,
-                 uint64_t index)
+s_pack_envelope (synth_t *self, msgpack_packer *pk, uint32_t fields, uint64_t v, uint64_t index)
 {
     uint8_t id[RECORD_ID_SIZE];
     s_rng_t rng = s_rng (self->seed, index, 0x626164ULL);
@@ -740,17 +737,16 @@ s_reference (synth_t *self, record_encoder_t *enc, const void **data, size_t *si
     record_t rec;
     char detail[256];
     assert (record_decode (&rec, &zone, self->out.data, self->out.size, NULL, detail,
-                           sizeof detail)
-            == REJECT_NONE);
+                           sizeof detail) == REJECT_NONE);
     char *kind = record_str_dup (rec.kind), *src = record_str_dup (rec.src);
     char *col = record_str_dup (rec.col), *run = record_str_dup (rec.run);
     record_encoder_begin (enc, kind, src, col, run, rec.ts);
     msgpack_pack_object (record_encoder_body (enc), *rec.body);
     for (uint32_t i = 0; rec.tags && i < rec.tags->via.map.size; i++) {
-        char *key = record_str_dup ((record_str_t) {rec.tags->via.map.ptr[i].key.via.str.ptr,
-                                                    rec.tags->via.map.ptr[i].key.via.str.size});
-        char *value = record_str_dup ((record_str_t) {rec.tags->via.map.ptr[i].val.via.str.ptr,
-                                                      rec.tags->via.map.ptr[i].val.via.str.size});
+        char *key = record_str_dup ((record_str_t){rec.tags->via.map.ptr[i].key.via.str.ptr,
+                                                   rec.tags->via.map.ptr[i].key.via.str.size});
+        char *value = record_str_dup ((record_str_t){rec.tags->via.map.ptr[i].val.via.str.ptr,
+                                                     rec.tags->via.map.ptr[i].val.via.str.size});
         record_encoder_tag (enc, key, value);
         free (key);
         free (value);
@@ -774,8 +770,8 @@ void
 synth_test (bool verbose)
 {
     char error[256], detail[256];
-    assert (synth_new (&(synth_config_t) {"nope", 1, 0, NULL, NULL, NULL}, error, sizeof error)
-            == NULL);
+    assert (synth_new (&(synth_config_t){"nope", 1, 0, NULL, NULL, NULL}, error, sizeof error) ==
+            NULL);
     assert (strstr (error, "nope"));
 
     msgpack_zone zone;
@@ -789,7 +785,7 @@ synth_test (bool verbose)
     const size_t sizes[] = {0, 200, 300, 70000};
     for (int k = 0; k < 5; k++)
         for (int z = 0; z < 4; z++) {
-            synth_t *s = synth_new (&(synth_config_t) {all[k], 77, sizes[z], "r", "c", "u"}, error,
+            synth_t *s = synth_new (&(synth_config_t){all[k], 77, sizes[z], "r", "c", "u"}, error,
                                     sizeof error);
             for (uint64_t i = 0; i < 100; i++) {
                 const void *data, *want;
@@ -860,10 +856,10 @@ synth_test (bool verbose)
     //  Sizes across header boundaries come out exact, or at most 2 bytes
     //  under where the padded string's header grows; a record larger
     //  than the target unpadded keeps its natural size.
-    synth_t *natural = synth_new (&(synth_config_t) {"git.commit", 1, 0, NULL, NULL, NULL},
-                                  error, sizeof error);
+    synth_t *natural =
+        synth_new (&(synth_config_t){"git.commit", 1, 0, NULL, NULL, NULL}, error, sizeof error);
     synth_t *natural_metric =
-        synth_new (&(synth_config_t) {"metric", 1, 0, NULL, NULL, NULL}, error, sizeof error);
+        synth_new (&(synth_config_t){"metric", 1, 0, NULL, NULL, NULL}, error, sizeof error);
     for (size_t size = 150; size < 70000; size += size < 600 ? 1 : 997) {
         synth_config_t config = {"git.commit", 1, size, NULL, NULL, NULL};
         synth_t *s = synth_new (&config, error, sizeof error);
@@ -896,8 +892,8 @@ synth_test (bool verbose)
     }
     synth_destroy (&natural);
     synth_destroy (&natural_metric);
-    synth_t *plain = synth_new (&(synth_config_t) {"metric", 5, 0, NULL, NULL, NULL}, error,
-                                sizeof error);
+    synth_t *plain =
+        synth_new (&(synth_config_t){"metric", 5, 0, NULL, NULL, NULL}, error, sizeof error);
     const void *data;
     size_t size;
     synth_record (plain, 0, &data, &size);
@@ -907,7 +903,8 @@ synth_test (bool verbose)
     //  The metric body is {name, value, unit}.
     record_str_t name, unit;
     double value;
-    assert (record_field_str (rec.body, "name", &name) && record_field_str (rec.body, "unit", &unit));
+    assert (record_field_str (rec.body, "name", &name) &&
+            record_field_str (rec.body, "unit", &unit));
     assert (record_field_num (rec.body, "value", &value));
     assert (rec.body->via.map.size == 3);
 
@@ -930,8 +927,8 @@ synth_test (bool verbose)
                 //  Only its size is wrong: with no size limit it is a valid record.
                 record_limits_t unlimited = {SIZE_MAX, 16};
                 msgpack_zone_clear (&zone);
-                assert (record_decode (&rec, &zone, data, size, &unlimited, detail, sizeof detail)
-                        == REJECT_NONE);
+                assert (record_decode (&rec, &zone, data, size, &unlimited, detail,
+                                       sizeof detail) == REJECT_NONE);
             }
         }
     }

@@ -23,16 +23,16 @@
 #include <stdint.h>
 
 //  Event time of record index i: SYNTH_T0 + i ms + (seed mod 10^6) ns.
-#define SYNTH_T0       1700000000000000000LL
+#define SYNTH_T0        1700000000000000000LL
 #define SYNTH_HUGE_SIZE (100u << 20)
 
 typedef struct {
     const char *kind; //  metric | git.commit | ci.test | ci.build | code.stats | mix
     uint64_t seed;
-    size_t size;      //  target encoded size in bytes; 0 = no padding
-    const char *src;  //  default "loadgen"
-    const char *col;  //  default "omni-loadgen"
-    const char *run;  //  default "loadgen-<seed>"
+    size_t size;     //  target encoded size in bytes; 0 = no padding
+    const char *src; //  default "loadgen"
+    const char *col; //  default "omni-loadgen"
+    const char *run; //  default "loadgen-<seed>"
 } synth_config_t;
 
 typedef enum {
@@ -59,8 +59,7 @@ const uint8_t *synth_id (synth_t *self);
 const char *synth_kind (synth_t *self);
 
 //  Bad input `index` of a mode. *data / *size valid until the next call.
-void synth_bad (synth_t *self, synth_bad_t mode, uint64_t index, const void **data,
-                size_t *size);
+void synth_bad (synth_t *self, synth_bad_t mode, uint64_t index, const void **data, size_t *size);
 
 //  "garbage", "truncated", "wrong-types", "bad-version", "deep", "huge";
 //  SYNTH_BAD_NONE for anything else.

@@ -46,8 +46,7 @@ s_merge_kind_flags (int argc, char **argv, int *new_argc, char **merged)
         if (first < 0) {
             first = n;
             out[n++] = list;
-        }
-        else
+        } else
             strcat (list, ",");
         strcat (list, value);
     }
@@ -68,8 +67,7 @@ main (int argc, char **argv)
         {"endpoint", CONFIG_STRING, "tcp://127.0.0.1:5552", "ingestd tap (XPUB) to connect to",
          &endpoint},
         {"kind", CONFIG_LIST, NULL,
-         "kind prefixes to show, e.g. git. or metric (repeatable); none = every kind",
-         &kinds},
+         "kind prefixes to show, e.g. git. or metric (repeatable); none = every kind", &kinds},
         {"rejects", CONFIG_BOOL, "false", "show rejected inputs (alone: only them)", &rejects},
         {"count", CONFIG_INT, "0", "exit after printing this many messages; 0 = run until stopped",
          &count},
@@ -139,8 +137,8 @@ main (int argc, char **argv)
                   "%s\"%s\"", i ? "," : "", topics[i]);
     //  Publishers drop what they send before a subscription reaches them; the
     //  line tells a caller from when on messages will be seen.
-    log_info ("tap.subscribed", "endpoint=%s topics=%s format=%s count=%lld", endpoint,
-              topic_list, format_name, (long long) count);
+    log_info ("tap.subscribed", "endpoint=%s topics=%s format=%s count=%lld", endpoint, topic_list,
+              format_name, (long long) count);
     free (topics);
 
     tap_printer_t *printer = tap_printer_new (format, show_rejects);
@@ -175,8 +173,7 @@ main (int argc, char **argv)
                 zmsg_destroy (&msg);
                 break;
             }
-        }
-        else if (result == TAP_BAD) {
+        } else if (result == TAP_BAD) {
             log_warn ("tap.bad_message", "frames=%zu reason=\"%s\"", n, text);
         }
         zmsg_destroy (&msg);

@@ -59,8 +59,8 @@ tap_topics (const char *const *kinds, bool rejects, bool *show_rejects)
     for (size_t i = 0; i < nkinds; i++) {
         topics[n++] = kinds[i];
         size_t len = strlen (kinds[i]);
-        if (len && strncmp (kinds[i], TAP_REJECT_TOPIC, len) == 0
-            && len <= strlen (TAP_REJECT_TOPIC))
+        if (len && strncmp (kinds[i], TAP_REJECT_TOPIC, len) == 0 &&
+            len <= strlen (TAP_REJECT_TOPIC))
             covered = true;
     }
     if (rejects && !covered)
@@ -108,16 +108,13 @@ s_utf8_len (const uint8_t *p, size_t len)
     if (c >= 0xC2 && c <= 0xDF) {
         n = 2;
         cp = c & 0x1F;
-    }
-    else if (c >= 0xE0 && c <= 0xEF) {
+    } else if (c >= 0xE0 && c <= 0xEF) {
         n = 3;
         cp = c & 0x0F;
-    }
-    else if (c >= 0xF0 && c <= 0xF4) {
+    } else if (c >= 0xF0 && c <= 0xF4) {
         n = 4;
         cp = c & 0x07;
-    }
-    else
+    } else
         return 0;
     if (n > len)
         return 0;
@@ -126,8 +123,8 @@ s_utf8_len (const uint8_t *p, size_t len)
             return 0;
         cp = cp << 6 | (p[k] & 0x3F);
     }
-    if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10FFFF
-        || (cp >= 0xD800 && cp <= 0xDFFF))
+    if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10FFFF ||
+        (cp >= 0xD800 && cp <= 0xDFFF))
         return 0;
     return n;
 }
@@ -249,20 +246,16 @@ s_pretty_json (mpjson_buf_t *buf, const char *json, size_t len, int level)
         if ((c == '{' || c == '[') && i + 1 < len && (json[i + 1] == '}' || json[i + 1] == ']')) {
             mpjson_append (buf, json + i, 2);
             run = ++i + 1;
-        }
-        else if (c == '{' || c == '[') {
+        } else if (c == '{' || c == '[') {
             mpjson_append (buf, &c, 1);
             s_indent (buf, ++level);
-        }
-        else if (c == '}' || c == ']') {
+        } else if (c == '}' || c == ']') {
             s_indent (buf, --level);
             mpjson_append (buf, &c, 1);
-        }
-        else if (c == ',') {
+        } else if (c == ',') {
             mpjson_append (buf, ",", 1);
             s_indent (buf, level);
-        }
-        else
+        } else
             mpjson_append (buf, ": ", 2);
     }
     mpjson_append (buf, json + run, len - run);
@@ -325,7 +318,8 @@ tap_printer_format (tap_printer_t *self, const void *const *frames, const size_t
     *text = self->out.data;
     *size = 0;
     const size_t topic_len = strlen (TAP_REJECT_TOPIC);
-    if (count >= 1 && sizes[0] == topic_len && memcmp (frames[0], TAP_REJECT_TOPIC, topic_len) == 0) {
+    if (count >= 1 && sizes[0] == topic_len &&
+        memcmp (frames[0], TAP_REJECT_TOPIC, topic_len) == 0) {
         if (count != 4)
             return s_bad (self, "reject message without 4 frames", size);
         if (!self->show_rejects)
@@ -342,8 +336,7 @@ tap_printer_format (tap_printer_t *self, const void *const *frames, const size_t
             mpjson_append (out, ",\"raw_hex\":\"", 12);
             s_hex (out, frames[3], sizes[3]);
             mpjson_append (out, "\"}\n", 3);
-        }
-        else {
+        } else {
             mpjson_append (out, "!reject  ", 9);
             s_json_chars (out, frames[1], sizes[1]);
             mpjson_append (out, number,
@@ -370,15 +363,13 @@ tap_printer_format (tap_printer_t *self, const void *const *frames, const size_t
                                             &s_tap_limits, detail, sizeof detail);
     if (reason != REJECT_NONE) {
         char why[320];
-        snprintf (why, sizeof why, "record refused: %s: %s", record_reject_name (reason),
-                  detail);
+        snprintf (why, sizeof why, "record refused: %s: %s", record_reject_name (reason), detail);
         return s_bad (self, why, size);
     }
     if (self->format == TAP_FORMAT_JSON) {
         mpjson_record (&self->out, &record);
         mpjson_append (&self->out, "\n", 1);
-    }
-    else
+    } else
         s_record_pretty (self, &record);
     *text = self->out.data;
     *size = self->out.size;

@@ -20,8 +20,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#define DEFAULT_TARGETS                                                                      \
-    "ingestd=127.0.0.1:9100,archiverd=127.0.0.1:9101,relationald=127.0.0.1:9102,"            \
+#define DEFAULT_TARGETS                                                                            \
+    "ingestd=127.0.0.1:9100,archiverd=127.0.0.1:9101,relationald=127.0.0.1:9102,"                  \
     "documentd=127.0.0.1:9103,metricsd=127.0.0.1:9104"
 
 static volatile sig_atomic_t s_interrupted = 0;
@@ -60,8 +60,7 @@ s_print_frame (status_t *status, bool tty, int64_t interval_ms)
         }
         printf ("%s, every %.1fs, Ctrl-C to quit\033[K\n\033[J", stamp,
                 (double) interval_ms / 1000.0);
-    }
-    else
+    } else
         printf ("%s\n%s\n", stamp, text);
     fflush (stdout);
     free (text);
@@ -148,8 +147,7 @@ main (int argc, char **argv)
             s_print_frame (status, tty, interval_ms);
         }
         rc = 0;
-    }
-    else {
+    } else {
         status_sample (status);
         if (sample_ms > 0 && !s_interrupted) {
             s_sleep_ms (sample_ms);

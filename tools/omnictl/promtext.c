@@ -79,8 +79,7 @@ s_parse_quoted (const char **p, const char *end)
         if (*s == '\\' && s + 1 < end) {
             s++;
             out[n++] = *s == 'n' ? '\n' : *s;
-        }
-        else
+        } else
             out[n++] = *s;
         s++;
     }
@@ -138,15 +137,14 @@ s_parse_line (const char *line, const char *end, s_sample_t *sample)
                 goto bad;
             sample->labels = realloc (sample->labels, (sample->nlabels + 1) * sizeof (s_label_t));
             assert (sample->labels);
-            sample->labels[sample->nlabels++] = (s_label_t) {s_strndup (key, key_len), value};
+            sample->labels[sample->nlabels++] = (s_label_t){s_strndup (key, key_len), value};
             s_skip_blanks (&p, end);
             if (p < end && *p == ',')
                 p++;
             else if (p < end && *p == '}') {
                 p++;
                 break;
-            }
-            else
+            } else
                 goto bad;
         }
     }
@@ -195,8 +193,7 @@ promtext_new (const char *text)
                     assert (self->samples);
                 }
                 self->samples[self->nsamples++] = sample;
-            }
-            else
+            } else
                 self->skipped++;
         }
         p = eol ? eol + 1 : end;
@@ -327,13 +324,14 @@ promtext_test (bool verbose)
     assert (strcmp (promtext_daemon (self), "ingestd") == 0);
     double v;
     assert (promtext_get (self, "omni_ingestd_records_received_total", NULL, NULL, &v) && v == 42);
-    assert (promtext_get (self, "omni_ingestd_records_rejected_total", "reason", "bad_body", &v)
-            && v == 1);
+    assert (promtext_get (self, "omni_ingestd_records_rejected_total", "reason", "bad_body", &v) &&
+            v == 1);
     assert (!promtext_get (self, "omni_ingestd_records_rejected_total", "reason", "nope", &v));
-    assert (promtext_get (self, "omni_ingestd_writer_lag_records", "writer", "rel\"a\\tional", &v)
-            && v == 17);
-    assert (promtext_get (self, "omni_ingestd_end_to_end_seconds_bucket", "le", "+Inf", &v)
-            && v == 5);
+    assert (
+        promtext_get (self, "omni_ingestd_writer_lag_records", "writer", "rel\"a\\tional", &v) &&
+        v == 17);
+    assert (promtext_get (self, "omni_ingestd_end_to_end_seconds_bucket", "le", "+Inf", &v) &&
+            v == 5);
     assert (promtext_get (self, "omni_ingestd_nan", NULL, NULL, &v) && isnan (v));
     assert (promtext_get (self, "omni_ingestd_inf", NULL, NULL, &v) && isinf (v) && v < 0);
     assert (promtext_get (self, "last_line_without_newline", NULL, NULL, &v) && v == 7);

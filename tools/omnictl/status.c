@@ -56,8 +56,8 @@ typedef struct {
     size_t size, cap;
 } s_text_t;
 
-static void
-s_printf (s_text_t *text, const char *format, ...) __attribute__ ((format (printf, 2, 3)));
+static void s_printf (s_text_t *text, const char *format, ...)
+    __attribute__ ((format (printf, 2, 3)));
 
 static void
 s_printf (s_text_t *text, const char *format, ...)
@@ -299,8 +299,8 @@ s_lag_cell (status_t *self, target_t *target, char *out, size_t size)
             found = true;
             records += value;
             if (promtext_get (ingest, "omni_ingestd_writer_lag_seconds", "writer", writer,
-                              &value)
-                && value > seconds)
+                              &value) &&
+                value > seconds)
                 seconds = value;
         }
     }
@@ -308,8 +308,7 @@ s_lag_cell (status_t *self, target_t *target, char *out, size_t size)
         char number[32];
         s_number (number, sizeof number, records);
         snprintf (out, size, "%s (%.1fs)", number, seconds);
-    }
-    else
+    } else
         snprintf (out, size, "?");
 }
 
@@ -328,8 +327,8 @@ s_errors_cell (target_t *target, char *out, size_t size)
     for (size_t i = 0; i < promtext_size (page); i++) {
         const char *name = promtext_name (page, i);
         size_t len = strlen (name);
-        if (strncmp (name, prefix, prefix_len) != 0 || len < prefix_len + 6
-            || strcmp (name + len - 6, "_total") != 0)
+        if (strncmp (name, prefix, prefix_len) != 0 || len < prefix_len + 6 ||
+            strcmp (name + len - 6, "_total") != 0)
             continue;
         bool first = true;
         for (size_t j = 0; j < i && first; j++)
@@ -386,8 +385,7 @@ s_render_writers (target_t *target, s_text_t *out)
     if (table.nrows > 1) {
         s_printf (out, "\nwriters of %s (%s)\n", target_name (target), target_address (target));
         s_table_render (&table, out);
-    }
-    else
+    } else
         s_table_free (&table);
 }
 

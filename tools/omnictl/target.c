@@ -18,12 +18,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#define TARGET_BODY_MAX (64u << 20)  //  a larger /metrics page is cut off, not a reason to die
+#define TARGET_BODY_MAX (64u << 20) //  a larger /metrics page is cut off, not a reason to die
 
 struct _target_t {
     char *name;
     char *address;
-    char *base_url;        //  "http://HOST:PORT", no trailing slash
+    char *base_url; //  "http://HOST:PORT", no trailing slash
     bool reached, healthy;
     char health[512];
     promtext_t *metrics, *previous;
@@ -43,7 +43,7 @@ s_write (char *data, size_t size, size_t nmemb, void *arg)
     size_t n = size * nmemb;
     if (body->size + n > TARGET_BODY_MAX) {
         body->truncated = true;
-        return 0;    //  curl stops with CURLE_WRITE_ERROR
+        return 0; //  curl stops with CURLE_WRITE_ERROR
     }
     if (body->size + n + 1 > body->cap) {
         size_t cap = body->cap ? body->cap : 16384;
@@ -74,11 +74,11 @@ target_new (const char *spec, char *error, size_t error_size)
         host += 8;
     const char *colon = strrchr (host, ':');
     const char *close = strrchr (host, ']');
-    bool has_port = colon && colon > host && (!close || colon > close) && colon[1]
-                    && strspn (colon + 1, "0123456789/") == strlen (colon + 1);
+    bool has_port = colon && colon > host && (!close || colon > close) && colon[1] &&
+                    strspn (colon + 1, "0123456789/") == strlen (colon + 1);
     if (name_len == 0 || !*address || !has_port || strchr (spec, ' ')) {
-        snprintf (error, error_size,
-                  "omnictl.targets: \"%s\" is not NAME=HOST:PORT (or HOST:PORT)", spec);
+        snprintf (error, error_size, "omnictl.targets: \"%s\" is not NAME=HOST:PORT (or HOST:PORT)",
+                  spec);
         return NULL;
     }
     target_t *self = calloc (1, sizeof *self);
@@ -89,8 +89,7 @@ target_new (const char *spec, char *error, size_t error_size)
         self->base_url = malloc (strlen (address) + 8);
         assert (self->base_url);
         sprintf (self->base_url, "http://%s", address);
-    }
-    else
+    } else
         self->base_url = strdup (address);
     size_t len = strlen (self->base_url);
     while (len && self->base_url[len - 1] == '/')
@@ -184,8 +183,7 @@ s_request_finish (s_request_t *request, int64_t now_ms)
         else
             snprintf (self->health, sizeof self->health, "unreachable: %s",
                       curl_easy_strerror (request->result));
-    }
-    else {
+    } else {
         promtext_destroy (&self->previous);
         self->previous = self->metrics;
         self->previous_at_ms = self->at_ms;
@@ -260,8 +258,7 @@ target_metrics (target_t *self)
 }
 
 static bool
-s_counter (promtext_t *page, const char *name, const char *label, const char *value,
-           double *result)
+s_counter (promtext_t *page, const char *name, const char *label, const char *value, double *result)
 {
     if (!page)
         return false;
@@ -271,12 +268,11 @@ s_counter (promtext_t *page, const char *name, const char *label, const char *va
 }
 
 bool
-target_rate (target_t *self, const char *name, const char *label, const char *value,
-             double *rate)
+target_rate (target_t *self, const char *name, const char *label, const char *value, double *rate)
 {
     double now, before;
-    if (!s_counter (self->metrics, name, label, value, &now)
-        || !s_counter (self->previous, name, label, value, &before))
+    if (!s_counter (self->metrics, name, label, value, &now) ||
+        !s_counter (self->previous, name, label, value, &before))
         return false;
     int64_t elapsed_ms = self->at_ms - self->previous_at_ms;
     //  A counter that went down belongs to a restarted daemon: no rate.
@@ -320,8 +316,8 @@ target_test (bool verbose)
 
     metrics_t *metrics = metrics_new ("omni_testd_");
     metric_t *counter = metrics_counter (metrics, "records_stored_total", "stored", NULL);
-    metric_t *labelled = metrics_counter (metrics, "records_acked_total", "acked",
-                                          "writer=\"archive\"");
+    metric_t *labelled =
+        metrics_counter (metrics, "records_acked_total", "acked", "writer=\"archive\"");
     bool ok = true;
     httpd_t *httpd = httpd_new ("127.0.0.1:0", metrics, s_test_health, &ok);
     assert (httpd);
@@ -357,8 +353,8 @@ target_test (bool verbose)
     assert (strcmp (target_health (up), "store down: test") == 0);
     assert (target_rate (up, "omni_testd_records_stored_total", NULL, NULL, &rate));
     assert (rate > 0 && rate <= 50 / 0.1);
-    assert (target_rate (up, "omni_testd_records_acked_total", "writer", "archive", &rate)
-            && rate > 0);
+    assert (target_rate (up, "omni_testd_records_acked_total", "writer", "archive", &rate) &&
+            rate > 0);
     assert (!target_rate (up, "omni_testd_records_acked_total", "writer", "other", &rate));
     assert (!target_rate (down, "omni_testd_records_stored_total", NULL, NULL, &rate));
 
