@@ -929,30 +929,6 @@ const collector_t builds_collector = {
 //  ---------------------------------------------------------------------------
 //  Self-test
 
-//  tests/fixtures/<name> from the source tree: the working directory (make
-//  runs the self-tests from the top), else next to the binary's build dir.
-static char *
-s_fixture (const char *name)
-{
-    char *path;
-    assert (asprintf (&path, "tests/fixtures/%s", name) > 0);
-    if (access (path, R_OK) == 0)
-        return path;
-    free (path);
-    char exe[PATH_MAX];
-    ssize_t n = readlink ("/proc/self/exe", exe, sizeof exe - 1);
-    assert (n > 0);
-    exe[n] = 0;
-    //  <top>/<build>/test/collectord-selftest
-    for (int up = 0; up < 3; up++) {
-        char *slash = strrchr (exe, '/');
-        assert (slash);
-        *slash = 0;
-    }
-    assert (asprintf (&path, "%s/tests/fixtures/%s", exe, name) > 0);
-    return path;
-}
-
 #define S_MAX_SEEN 16
 
 typedef struct {
@@ -995,7 +971,7 @@ s_remember (void *arg, const builds_build_t *b)
 static int64_t
 s_read (const char *name, s_seen_t *seen, const char *pipeline)
 {
-    char *path = s_fixture (name), error[512];
+    char *path = selftest_fixture (name), error[512];
     memset (seen, 0, sizeof *seen);
     int64_t n = builds_read_file (path, pipeline, s_remember, seen, error, sizeof error);
     if (n < 0)
@@ -1105,7 +1081,7 @@ builds_test (bool verbose)
     assert (strcmp (seen->b[2].build_id, "7") == 0);
 
     //  Bad files: the line of a syntax error; an empty file
-    char *path = s_fixture ("builds/broken.json"), error[512];
+    char *path = selftest_fixture ("builds/broken.json"), error[512];
     memset (seen, 0, sizeof *seen);
     assert (builds_read_file (path, NULL, s_remember, seen, error, sizeof error) == -1);
     assert (strstr (error, "broken.json:4:"));
@@ -1116,9 +1092,10 @@ builds_test (bool verbose)
 
     //  The collector against the fake ingestd: every build, one record each,
     //  the broken file reported, the run failed, the rest still sent
-    char *files[] = {s_fixture ("builds/github_runs.json"),
-                     s_fixture ("builds/gitlab_pipelines.json"), s_fixture ("builds/broken.json"),
-                     s_fixture ("builds/jenkins_builds.json")};
+    char *files[] = {selftest_fixture ("builds/github_runs.json"),
+                     selftest_fixture ("builds/gitlab_pipelines.json"),
+                     selftest_fixture ("builds/broken.json"),
+                     selftest_fixture ("builds/jenkins_builds.json")};
     const char *args[] = {files[0], files[1], files[2], files[3]};
     s_settings.pipeline = NULL;
     s_settings.source = NULL;

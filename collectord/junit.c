@@ -1347,29 +1347,6 @@ const collector_t junit_collector = {
 //  ---------------------------------------------------------------------------
 //  Self-test
 
-//  tests/fixtures/<name> from the source tree: the working directory (make
-//  runs the self-tests from the top), else above the binary's build dir.
-static char *
-s_fixture (const char *name)
-{
-    char *path;
-    assert (asprintf (&path, "tests/fixtures/%s", name) > 0);
-    if (access (path, R_OK) == 0)
-        return path;
-    free (path);
-    char exe[PATH_MAX];
-    ssize_t n = readlink ("/proc/self/exe", exe, sizeof exe - 1);
-    assert (n > 0);
-    exe[n] = 0;
-    for (int up = 0; up < 3; up++) {
-        char *slash = strrchr (exe, '/');
-        assert (slash);
-        *slash = 0;
-    }
-    assert (asprintf (&path, "%s/tests/fixtures/%s", exe, name) > 0);
-    return path;
-}
-
 #define S_KEEP 16
 
 typedef struct {
@@ -1412,7 +1389,7 @@ s_expect (const char *name, s_seen_t *seen, uint64_t passed, uint64_t failed, ui
 {
     memset (seen, 0, sizeof *seen);
     junit_t *reader = junit_new (s_keep, seen);
-    char *path = s_fixture (name), err[600];
+    char *path = selftest_fixture (name), err[600];
     int64_t n = junit_read_file (reader, path, err, sizeof err);
     if (n < 0)
         fprintf (stderr, "%s\n", err);
@@ -1529,7 +1506,7 @@ junit_test (bool verbose)
     assert (strcmp (seen->c[i].status, "passed") == 0 && !seen->c[i].flaky);
     assert (strcmp (seen->c[i].message, "(null)") == 0);
     //  No timestamp in Surefire reports: the file's time
-    char *path = s_fixture ("junit/surefire/TEST-com.acme.CalcTest.xml");
+    char *path = selftest_fixture ("junit/surefire/TEST-com.acme.CalcTest.xml");
     struct stat st;
     assert (stat (path, &st) == 0);
     assert (seen->c[i].ts == (int64_t) st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec);
@@ -1619,7 +1596,7 @@ junit_test (bool verbose)
     memset (seen, 0, sizeof *seen);
     junit_t *reader = junit_new (s_keep, seen);
     char err[600];
-    path = s_fixture ("junit/bad/malformed.xml");
+    path = selftest_fixture ("junit/bad/malformed.xml");
     assert (junit_read_file (reader, path, err, sizeof err) == -1);
     assert (strstr (err, "malformed.xml:5: "));
     //  (libxml2 parses ahead of what it delivers: in so small a file the
@@ -1627,7 +1604,7 @@ junit_test (bool verbose)
     assert (seen->count <= 1);
     free (path);
     //  Not a report: nothing, no error
-    path = s_fixture ("junit/bad/pom.xml");
+    path = selftest_fixture ("junit/bad/pom.xml");
     assert (junit_read_file (reader, path, err, sizeof err) == 0);
     free (path);
     assert (junit_read_file (reader, "/nonexistent/r.xml", err, sizeof err) == -1);
@@ -1653,7 +1630,7 @@ junit_test (bool verbose)
     //  (the kept copy is short; the length is checked through the collector below)
 
     //  Finding files: a directory (recursive, by pattern), a glob with **
-    char *dirs_root = s_fixture ("junit");
+    char *dirs_root = selftest_fixture ("junit");
     const char *args1[] = {dirs_root};
     char *xml[] = {"*.xml", NULL};
     char **files = junit_find_files (args1, 1, xml);

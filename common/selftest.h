@@ -20,4 +20,9 @@ char *selftest_tmpdir (const char *prefix);
 //  Removes a directory tree made by selftest_tmpdir.
 void selftest_rmtree (const char *path);
 
+//  The path of tests/fixtures/<name> in the source tree: from the working
+//  directory (make runs the self-tests from the top), else from above the
+//  binary's build directory (<top>/<build>/test/x-selftest). Caller frees.
+char *selftest_fixture (const char *name);
+
 #endif

@@ -188,3 +188,24 @@ selftest_rmtree (const char *path)
     //  symlink out of the tree
     nftw (path, s_remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
+
+char *
+selftest_fixture (const char *name)
+{
+    char *path;
+    assert (asprintf (&path, "tests/fixtures/%s", name) > 0);
+    if (access (path, R_OK) == 0)
+        return path;
+    free (path);
+    char exe[PATH_MAX];
+    ssize_t n = readlink ("/proc/self/exe", exe, sizeof exe - 1);
+    assert (n > 0);
+    exe[n] = 0;
+    for (int up = 0; up < 3; up++) {
+        char *slash = strrchr (exe, '/');
+        assert (slash);
+        *slash = 0;
+    }
+    assert (asprintf (&path, "%s/tests/fixtures/%s", exe, name) > 0);
+    return path;
+}
