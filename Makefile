@@ -5,6 +5,10 @@
 # Each directory adds its programs in its own module.mk with the templates below,
 # so that work on one daemon never touches this file.
 
+# The module.mk files define rules before `all` does: without this, a bare
+# `make` would build only the first of them.
+.DEFAULT_GOAL := all
+
 BUILD   ?= build
 SAN     ?=
 CC      ?= cc
