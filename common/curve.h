@@ -1,0 +1,62 @@
+/*  curve: CURVE security on the pipeline's ZeroMQ sockets. ingestd is the
+    server: it holds its own certificate and accepts only clients whose
+    public certificate is in a directory (zauth, ZAP). Collectors, writers
+    and omni-tap are clients: they hold their own certificate and ingestd's
+    public one. Certificates are czmq zcert files: `<path>` holds the public
+    key, `<path>_secret` the secret one (omnictl keygen writes both).
+    Nothing is configured = no security, the sockets are left as they are.  */
+#ifndef OMNI_CURVE_H
+#define OMNI_CURVE_H
+
+#include <czmq.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef struct _curve_server_t curve_server_t;
+typedef struct _curve_client_t curve_client_t;
+
+//  Loads the server certificate (with its secret) and starts authentication
+//  against the public certificates in clients_dir, which zauth reads again
+//  when the directory changes. Returns NULL with an error naming the file.
+curve_server_t *curve_server_new (const char *cert_path, const char *clients_dir, char *error,
+                                  size_t error_size);
+void curve_server_destroy (curve_server_t **self_p);
+
+//  Makes `sock` a CURVE server checked by zauth; before it binds.
+void curve_server_apply (curve_server_t *self, zsock_t *sock);
+
+//  A client's keys from its config: both paths empty (or NULL) = no CURVE,
+//  *client_p stays NULL; both set = CURVE; one without the other is an
+//  error naming the missing key (`curve_key`, `curve_server_key`).
+//  Returns 0, or -1 with an error naming the key or file.
+int curve_client_load (const char *cert_path, const char *server_cert_path,
+                       curve_client_t **client_p, char *error, size_t error_size);
+void curve_client_destroy (curve_client_t **self_p);
+
+//  Makes `sock` a CURVE client of the server; before it connects.
+void curve_client_apply (const curve_client_t *self, zsock_t *sock);
+
+//  The socket events that tell a refused key: monitor them on a client
+//  socket and pass each event to curve_refusal_event.
+#define CURVE_MONITOR_EVENTS                                                                       \
+    (ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |                             \
+     ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL)
+
+//  Logs a refusal by the server at `endpoint` once per streak of refusals
+//  (`*refused` remembers the streak; a successful handshake ends it).
+//  Returns true when the event was a refusal.
+bool curve_refusal_event (uint16_t event, const char *endpoint, bool *refused);
+
+//  Watches a client socket from a thread of its own and logs refusals, for
+//  loops that do not read a monitor themselves. Create it from the thread
+//  that owns the socket, and destroy it before the socket.
+typedef struct _curve_watch_t curve_watch_t;
+curve_watch_t *curve_watch_new (zsock_t *sock, const char *endpoint);
+void curve_watch_destroy (curve_watch_t **self_p);
+
+//  Writes a new certificate: `path` (public) and `path`_secret (mode 0600).
+int curve_keygen (const char *path, char *error, size_t error_size);
+
+void curve_test (bool verbose);
+
+#endif
