@@ -1,13 +1,18 @@
 /*  omnictl: the operator's view of a deployment.
 
     omnictl status [--targets=NAME=HOST:PORT,...] [--watch] [--interval=2s]
+    omnictl keygen PATH
+
 
     Prints one table of every daemon (up, health, records/s, lag, errors)
     from their /metrics and /health. Without --watch it exits 0 when every
     daemon is up and healthy, 1 otherwise (for scripts), 2 on a usage error.
     With --watch it redraws the table in place every interval until Ctrl-C,
-    then exits 0.                                                             */
+    then exits 0.
+    keygen writes a CURVE certificate: PATH (public) and PATH_secret (0600),
+    for ingestd's curve_key and the clients' curve_key (docs/operations.md). */
 #include "config.h"
+#include "curve.h"
 #include "log.h"
 #include "status.h"
 
@@ -71,6 +76,7 @@ s_usage (FILE *out)
 {
     fprintf (out, "usage: omnictl status [--targets=NAME=HOST:PORT,...] [--watch] "
                   "[--interval=2s] [--sample=1s] [--timeout=1s]\n"
+                  "       omnictl keygen PATH   (CURVE certificate: PATH and PATH_secret)\n"
                   "       omnictl --help   (every option, its default and environment name)\n");
 }
 
@@ -101,6 +107,23 @@ main (int argc, char **argv)
     }
     log_init ("omnictl", "warn", "kv");
     const char *command = config_argc (config) > 0 ? config_arg (config, 0) : NULL;
+    if (command && strcmp (command, "keygen") == 0) {
+        if (config_argc (config) != 2) {
+            s_usage (stderr);
+            config_destroy (&config);
+            return 2;
+        }
+        char error[512];
+        rc = curve_keygen (config_arg (config, 1), error, sizeof error);
+        if (rc)
+            fprintf (stderr, "error: omnictl keygen: %s\n", error);
+        else
+            printf ("wrote %s (public: give it to the other side) and %s_secret (keep it "
+                    "private)\n",
+                    config_arg (config, 1), config_arg (config, 1));
+        config_destroy (&config);
+        return rc ? 1 : 0;
+    }
     if (!command || strcmp (command, "status") != 0 || config_argc (config) > 1) {
         if (command && strcmp (command, "status") != 0)
             fprintf (stderr, "error: unknown command \"%s\"\n", command);
