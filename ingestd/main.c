@@ -13,6 +13,7 @@ int
 main (int argc, char **argv)
 {
     char *intake, *delivery, *tap, *journal_dir, *http, *log_level, *log_format;
+    char *curve_key, *curve_clients;
     char **writers;
     uint64_t journal_max, max_record, dead_max;
     int64_t max_depth;
@@ -32,6 +33,14 @@ main (int argc, char **argv)
          &dead_max},
         {"http", CONFIG_STRING, "127.0.0.1:9100", "/metrics and /health address, empty = off",
          &http},
+        {"curve_key", CONFIG_STRING, "",
+         "CURVE: ingestd's certificate (PATH and PATH_secret, omnictl keygen); empty = no "
+         "security",
+         &curve_key},
+        {"curve_clients", CONFIG_STRING, "",
+         "CURVE: directory of the public certificates of the clients allowed in (intake, "
+         "delivery, tap); required with curve_key",
+         &curve_clients},
         {"log_level", CONFIG_STRING, "info", "debug | info | warn | error", &log_level},
         {"log_format", CONFIG_STRING, "kv", "kv | json", &log_format},
         {NULL}};
@@ -52,6 +61,21 @@ main (int argc, char **argv)
         config_destroy (&config);
         return 2;
     }
+    curve_server_t *curve = NULL;
+    char error[512];
+    if (*curve_key) {
+        curve = curve_server_new (curve_key, curve_clients, error, sizeof error);
+        if (!curve) {
+            fprintf (stderr, "error: ingestd: %s\n", error);
+            config_destroy (&config);
+            return 2;
+        }
+        log_info ("ingestd.curve", "key=%s clients=%s", curve_key, curve_clients);
+    } else if (*curve_clients) {
+        fprintf (stderr, "error: ingestd.curve_key is required when curve_clients is set\n");
+        config_destroy (&config);
+        return 2;
+    }
     metrics_t *metrics = metrics_new ("omni_ingestd_");
     server_config_t server_config = {intake,
                                      delivery,
@@ -60,12 +84,13 @@ main (int argc, char **argv)
                                      journal_max,
                                      dead_max,
                                      (const char *const *) writers,
-                                     {max_record, (size_t) max_depth}};
-    char error[512];
+                                     {max_record, (size_t) max_depth},
+                                     curve};
     server_t *server = server_new (&server_config, metrics, error, sizeof error);
     if (!server) {
         log_error ("ingestd.start_failed", "error=\"%s\"", error);
         metrics_destroy (&metrics);
+        curve_server_destroy (&curve);
         config_destroy (&config);
         return 1;
     }
@@ -75,6 +100,7 @@ main (int argc, char **argv)
         if (!httpd) {
             server_destroy (&server);
             metrics_destroy (&metrics);
+            curve_server_destroy (&curve);
             config_destroy (&config);
             return 1;
         }
@@ -83,6 +109,7 @@ main (int argc, char **argv)
     httpd_destroy (&httpd);
     server_destroy (&server);
     metrics_destroy (&metrics);
+    curve_server_destroy (&curve);
     config_destroy (&config);
     return rc;
 }

@@ -170,11 +170,13 @@ s_register_metrics (server_t *self)
 }
 
 static zsock_t *
-s_bind (int type, const char *endpoint, char *error, size_t error_size)
+s_bind (int type, const char *endpoint, curve_server_t *curve, char *error, size_t error_size)
 {
     zsock_t *sock = zsock_new (type);
     assert (sock);
     zsock_set_linger (sock, 0);
+    if (curve)
+        curve_server_apply (curve, sock);
     if (type == ZMQ_ROUTER) {
         zsock_set_sndhwm (sock, 0); //  credit bounds what we send
         zsock_set_rcvhwm (sock, 64);
@@ -228,9 +230,10 @@ server_new (const server_config_t *config, metrics_t *metrics, char *error, size
         self->sessions[i].role = kinds_writer_role (config->writers[i]);
     }
     s_register_metrics (self);
-    if (!(self->intake = s_bind (ZMQ_ROUTER, config->intake, error, error_size)) ||
-        !(self->delivery = s_bind (ZMQ_ROUTER, config->delivery, error, error_size)) ||
-        !(self->tap = s_bind (ZMQ_XPUB, config->tap, error, error_size))) {
+    curve_server_t *curve = config->curve;
+    if (!(self->intake = s_bind (ZMQ_ROUTER, config->intake, curve, error, error_size)) ||
+        !(self->delivery = s_bind (ZMQ_ROUTER, config->delivery, curve, error, error_size)) ||
+        !(self->tap = s_bind (ZMQ_XPUB, config->tap, curve, error, error_size))) {
         server_destroy (&self);
         return NULL;
     }
@@ -901,7 +904,8 @@ server_test (bool verbose)
                               1 << 20,
                               10,
                               bad,
-                              record_default_limits};
+                              record_default_limits,
+                              NULL};
     assert (server_new (&config, NULL, error, sizeof error) == NULL);
     assert (strstr (error, "nonsense"));
 }

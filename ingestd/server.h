@@ -6,6 +6,7 @@
 #ifndef OMNI_SERVER_H
 #define OMNI_SERVER_H
 
+#include "curve.h"
 #include "metrics.h"
 #include "record.h"
 
@@ -22,6 +23,7 @@ typedef struct {
     uint64_t dead_max;          //  dead letters kept
     const char *const *writers; //  configured writer names, NULL-terminated
     record_limits_t limits;
+    curve_server_t *curve; //  NULL = no security; else all three sockets are CURVE servers
 } server_config_t;
 
 typedef struct _server_t server_t;
