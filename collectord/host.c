@@ -866,7 +866,7 @@ host_test (bool verbose)
     size_t received = 0;
     zactor_t *fake = zactor_new (s_fake_intake, &received);
     char *endpoint = zstr_recv (fake);
-    intake_client_t *client = intake_client_new (&(intake_config_t){endpoint, 0, 0, 0, 0, 0});
+    intake_client_t *client = intake_client_new (&(intake_config_t){endpoint, 0, 0, 0, 0, 0, NULL});
     assert (client);
     host = host_new (&(host_config_t){dir, "web-1", NULL, NULL, NULL, 50, 3});
     int64_t started = util_mono_ms ();

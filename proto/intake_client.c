@@ -43,6 +43,7 @@ struct _intake_client_t {
     int64_t last_ack_ms;
     uint64_t accepted, rejected, resent;
     bool connected_once;
+    bool refused;  //  in a streak of handshakes refused by ingestd
     bool draining; //  waiting for ACKs after SIGINT/SIGTERM
     int64_t drain_deadline_ms;
 };
@@ -93,10 +94,13 @@ intake_client_new (const intake_config_t *config)
     zsock_set_rcvhwm (self->dealer, 0);
     zsock_set_reconnect_ivl (self->dealer, 100);
     zsock_set_reconnect_ivl_max (self->dealer, 2000);
+    if (config->curve)
+        curve_client_apply (config->curve, self->dealer);
     char monitor_ep[64];
     snprintf (monitor_ep, sizeof monitor_ep, "inproc://intake-monitor-%p", (void *) self);
-    int rc = zmq_socket_monitor (zsock_resolve (self->dealer), monitor_ep,
-                                 ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED);
+    int rc =
+        zmq_socket_monitor (zsock_resolve (self->dealer), monitor_ep,
+                            ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED | CURVE_MONITOR_EVENTS);
     assert (rc == 0);
     self->monitor = zmq_socket (zsys_init (), ZMQ_PAIR);
     assert (self->monitor);
@@ -233,12 +237,20 @@ s_handle_monitor (intake_client_t *self)
     uint16_t id;
     memcpy (&id, zmq_msg_data (&event), sizeof id);
     if (id == ZMQ_EVENT_CONNECTED) {
-        if (self->connected_once)
+        //  While ingestd refuses our key, the batches wait in ZeroMQ's
+        //  queue for a handshake that succeeds: sending them again at every
+        //  retry would only pile up copies
+        if (self->connected_once && !self->refused)
             s_resend_all (self, "reconnected");
         self->connected_once = true;
         log_debug ("intake.connected", "endpoint=%s", self->endpoint);
-    } else if (id == ZMQ_EVENT_DISCONNECTED)
-        log_warn ("intake.disconnected", "endpoint=%s unacked=%zu", self->endpoint, self->inflight);
+    } else if (id == ZMQ_EVENT_DISCONNECTED) {
+        //  A refused handshake disconnects too: said once by curve.refused
+        if (!self->refused)
+            log_warn ("intake.disconnected", "endpoint=%s unacked=%zu", self->endpoint,
+                      self->inflight);
+    } else
+        curve_refusal_event (id, self->endpoint, &self->refused);
     zmq_msg_close (&event);
     zmq_msg_close (&address);
 }
@@ -459,7 +471,7 @@ intake_client_test (bool verbose)
     zactor_t *fake = zactor_new (s_fake_ingestd, router);
     char endpoint[64];
     snprintf (endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", port);
-    intake_config_t config = {endpoint, 3, 0, 2, 300, 5000};
+    intake_config_t config = {endpoint, 3, 0, 2, 300, 5000, NULL};
     intake_client_t *client = intake_client_new (&config);
     assert (client);
     for (int i = 0; i < 10; i++)
@@ -475,7 +487,7 @@ intake_client_test (bool verbose)
 
     //  Nobody answers: the client gives up after give_up_ms with an error.
     zsock_destroy (&router);
-    intake_config_t lonely = {endpoint, 1, 0, 1, 100, 400};
+    intake_config_t lonely = {endpoint, 1, 0, 1, 100, 400, NULL};
     client = intake_client_new (&lonely);
     assert (intake_client_send (client, "\x80", 1) == 0);
     int64_t start = util_mono_ms ();

@@ -7,17 +7,20 @@
 #ifndef OMNI_INTAKE_CLIENT_H
 #define OMNI_INTAKE_CLIENT_H
 
+#include "curve.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 typedef struct {
-    const char *endpoint;   //  ingestd intake, e.g. tcp://127.0.0.1:5550
-    size_t batch_records;   //  records per batch (default 500)
-    size_t batch_bytes;     //  or bytes per batch (default 1 MiB), whichever first
-    size_t window;          //  unacked batches in flight (default 8)
-    int64_t ack_timeout_ms; //  resend a batch unacked this long (default 10000)
-    int64_t give_up_ms;     //  fail if no ACK at all for this long; 0 = wait forever
+    const char *endpoint;        //  ingestd intake, e.g. tcp://127.0.0.1:5550
+    size_t batch_records;        //  records per batch (default 500)
+    size_t batch_bytes;          //  or bytes per batch (default 1 MiB), whichever first
+    size_t window;               //  unacked batches in flight (default 8)
+    int64_t ack_timeout_ms;      //  resend a batch unacked this long (default 10000)
+    int64_t give_up_ms;          //  fail if no ACK at all for this long; 0 = wait forever
+    const curve_client_t *curve; //  NULL = no security; kept by the caller, outlives the client
 } intake_config_t;
 
 typedef struct _intake_client_t intake_client_t;

@@ -108,7 +108,8 @@ loadgen_new (const loadgen_config_t *config, synth_t *synth, char *error, size_t
     s_stop = 0;
 
     intake_config_t intake = {config->intake, config->batch,          BATCH_BYTES,
-                              config->window, config->ack_timeout_ms, config->give_up_ms};
+                              config->window, config->ack_timeout_ms, config->give_up_ms,
+                              config->curve};
     for (size_t i = 0; i < config->nbad; i++)
         if (config->bad[i] == SYNTH_BAD_HUGE && intake.window != 1) {
             //  Every 100 MiB input is held until acknowledged, and copied

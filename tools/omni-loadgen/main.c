@@ -28,6 +28,7 @@ main (int argc, char **argv)
 {
     char *intake, *kind, *src, *col, *run, *ids_out, *dump, *log_level, *log_format;
     char **bad;
+    char *curve_key, *curve_server_key;
     bool preencode;
     int64_t count, rate, seed, start_index, batch, window, duration, give_up, ack_timeout;
     uint64_t size;
@@ -65,6 +66,12 @@ main (int argc, char **argv)
          "build every record before sending (benchmarks: seconds and rate then cover the "
          "sending only)",
          &preencode},
+        {"curve_key", CONFIG_STRING, "",
+         "CURVE: this client's certificate (PATH and PATH_secret); with curve_server_key",
+         &curve_key},
+        {"curve_server_key", CONFIG_STRING, "",
+         "CURVE: ingestd's public certificate; empty with curve_key = no security",
+         &curve_server_key},
         {"log_level", CONFIG_STRING, "info", "debug | info | warn | error", &log_level},
         {"log_format", CONFIG_STRING, "kv", "kv | json", &log_format},
         {NULL}};
@@ -114,17 +121,23 @@ main (int argc, char **argv)
         return 2;
     }
     char error[512];
+    curve_client_t *curve = NULL;
+    if (curve_client_load (curve_key, curve_server_key, &curve, error, sizeof error))
+        return s_fail (&config, "%s", error);
     synth_config_t synth_config = {kind, (uint64_t) seed, (size_t) size, src, col, run};
     synth_t *synth = synth_new (&synth_config, error, sizeof error);
-    if (!synth)
+    if (!synth) {
+        curve_client_destroy (&curve);
         return s_fail (&config, "kind: %s", error);
+    }
     loadgen_config_t gen_config = {
         intake,         (uint64_t) count,    duration, (double) rate, (uint64_t) start_index,
         (size_t) batch, (size_t) window,     give_up,  ack_timeout,   ids_out,
-        dump,           nbad ? modes : NULL, nbad,     preencode};
+        dump,           nbad ? modes : NULL, nbad,     preencode,     curve};
     loadgen_t *gen = loadgen_new (&gen_config, synth, error, sizeof error);
     if (!gen) {
         synth_destroy (&synth);
+        curve_client_destroy (&curve);
         return s_fail (&config, "%s", error);
     }
     rc = loadgen_run (gen);
@@ -135,6 +148,7 @@ main (int argc, char **argv)
     log_info ("loadgen.done", "%s status=%s", summary, rc ? "failed" : "ok");
     loadgen_destroy (&gen);
     synth_destroy (&synth);
+    curve_client_destroy (&curve);
     config_destroy (&config);
     return rc ? 1 : 0;
 }
