@@ -1105,8 +1105,11 @@ builds_test (bool verbose)
     assert (handle);
     assert (strcmp (s_source (handle), "github.com/acme/widget") == 0);
     fake_ingestd_t *fake = fake_ingestd_new ();
-    session_config_t config = {
-        "builds", "test", {fake_ingestd_endpoint (fake), 5, 0, 4, 5000, 10000}, PROGRESS_OFF, 1000};
+    session_config_t config = {"builds",
+                               "test",
+                               {fake_ingestd_endpoint (fake), 5, 0, 4, 5000, 10000, NULL},
+                               PROGRESS_OFF,
+                               1000};
     session_t *session = session_new (&config);
     assert (session_begin (session, s_source (handle), s_target (handle), s_pack_config, handle) ==
             0);

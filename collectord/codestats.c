@@ -965,8 +965,11 @@ codestats_test (bool verbose)
     free (real);
     free (gitdir);
     fake_ingestd_t *fake = fake_ingestd_new ();
-    session_config_t config = {
-        "code", "test", {fake_ingestd_endpoint (fake), 4, 0, 4, 5000, 10000}, PROGRESS_OFF, 1000};
+    session_config_t config = {"code",
+                               "test",
+                               {fake_ingestd_endpoint (fake), 4, 0, 4, 5000, 10000, NULL},
+                               PROGRESS_OFF,
+                               1000};
     session_t *session = session_new (&config);
     assert (session_begin (session, s_source (handle), s_target (handle), s_pack_config, handle) ==
             0);

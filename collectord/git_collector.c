@@ -1124,8 +1124,11 @@ git_collector_test (bool verbose)
     free (gitdir);
 
     fake_ingestd_t *fake = fake_ingestd_new ();
-    session_config_t config = {
-        "git", "test", {fake_ingestd_endpoint (fake), 3, 0, 4, 5000, 10000}, PROGRESS_OFF, 1000};
+    session_config_t config = {"git",
+                               "test",
+                               {fake_ingestd_endpoint (fake), 3, 0, 4, 5000, 10000, NULL},
+                               PROGRESS_OFF,
+                               1000};
     session_t *session = session_new (&config);
     assert (s_run (handle, session, fake) == 6);
     assert (fake_ingestd_count_kind (fake, "git.branch") == 2);

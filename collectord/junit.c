@@ -1716,8 +1716,11 @@ junit_test (bool verbose)
     //  fixtures plus the big one; the malformed file fails the run, the rest
     //  is sent, and one ci.build sums it up
     fake_ingestd_t *fake = fake_ingestd_new ();
-    session_config_t config = {
-        "junit", "test", {fake_ingestd_endpoint (fake), 7, 0, 4, 5000, 10000}, PROGRESS_OFF, 1000};
+    session_config_t config = {"junit",
+                               "test",
+                               {fake_ingestd_endpoint (fake), 7, 0, 4, 5000, 10000, NULL},
+                               PROGRESS_OFF,
+                               1000};
     session_t *session = session_new (&config);
     assert (session_begin (session, s_source (handle), s_target (handle), s_pack_config, handle) ==
             0);

@@ -113,6 +113,7 @@ main (int argc, char **argv)
     }
 
     char *intake, *instance, *state_dir, *progress, *http, *log_level, *log_format;
+    char *curve_key, *curve_server_key;
     int64_t batch_records, window, ack_timeout, give_up, interval, progress_interval;
     uint64_t batch_bytes;
     bool once;
@@ -142,6 +143,12 @@ main (int argc, char **argv)
         {"progress_interval", CONFIG_DURATION, "5s", "between progress log lines",
          &progress_interval},
         {"http", CONFIG_STRING, "", "/metrics and /health address (HOST:PORT); empty = off", &http},
+        {"curve_key", CONFIG_STRING, "",
+         "CURVE: this collector's certificate (PATH and PATH_secret); with curve_server_key",
+         &curve_key},
+        {"curve_server_key", CONFIG_STRING, "",
+         "CURVE: ingestd's public certificate; empty with curve_key = no security",
+         &curve_server_key},
         {"log_level", CONFIG_STRING, "info", "debug | info | warn | error", &log_level},
         {"log_format", CONFIG_STRING, "kv", "kv | json", &log_format},
     };
@@ -199,6 +206,15 @@ main (int argc, char **argv)
                          "batch_bytes >= 1k, ack_timeout >= 10ms, give_up and interval >= 0\n");
         rc = 2;
     }
+    curve_client_t *curve = NULL;
+    if (!rc) {
+        char curve_error[512];
+        if (curve_client_load (curve_key, curve_server_key, &curve, curve_error,
+                               sizeof curve_error)) {
+            fprintf (stderr, "error: collectord.%s\n", curve_error);
+            rc = 2;
+        }
+    }
     if (rc) {
         config_destroy (&config);
         free (options);
@@ -227,6 +243,7 @@ main (int argc, char **argv)
                  collector->usage);
         free (positional);
         free (default_state);
+        curve_client_destroy (&curve);
         config_destroy (&config);
         free (options);
         return 2;
@@ -234,7 +251,7 @@ main (int argc, char **argv)
     session_config_t session_config = {collector->name,
                                        instance,
                                        {intake, (size_t) batch_records, (size_t) batch_bytes,
-                                        (size_t) window, ack_timeout, give_up},
+                                        (size_t) window, ack_timeout, give_up, curve},
                                        progress_mode,
                                        progress_interval};
     session_t *session = session_new (&session_config);
@@ -283,6 +300,7 @@ main (int argc, char **argv)
     collector->close (&handle);
     free (positional);
     free (default_state);
+    curve_client_destroy (&curve);
     config_destroy (&config);
     free (options);
     return rc;

@@ -367,7 +367,7 @@ session_test (bool verbose)
     char endpoint[64];
     snprintf (endpoint, sizeof endpoint, "%s", fake_ingestd_endpoint (fake));
     session_config_t config = {
-        "test", "host-1", {endpoint, 2, 0, 2, 1000, 5000}, PROGRESS_OFF, 1000};
+        "test", "host-1", {endpoint, 2, 0, 2, 1000, 5000, NULL}, PROGRESS_OFF, 1000};
     session_t *session = session_new (&config);
     assert (session);
     assert (session_begin (session, "src-a", "/path/a", s_test_config, NULL) == 0);
