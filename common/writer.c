@@ -50,6 +50,7 @@ struct _writer_t {
     writer_store_fn *store_fn;
     void *store;
     zsock_t *dealer;
+    curve_watch_t *curve_watch; //  logs a key ingestd refuses
 
     s_batch_t batches[2];
     s_batch_t *filling;      //  gathering deliveries (main thread)
@@ -207,6 +208,7 @@ writer_destroy (writer_t **self_p)
     pthread_cond_destroy (&self->wake);
     close (self->done_fd);
     idset_destroy (&self->batch_ids);
+    curve_watch_destroy (&self->curve_watch);
     zsock_destroy (&self->dealer);
     free (self->endpoint);
     free (self->name);
@@ -489,6 +491,10 @@ writer_run (writer_t *self)
     zsock_set_sndtimeo (self->dealer, 0);
     zsock_set_reconnect_ivl (self->dealer, 100);
     zsock_set_reconnect_ivl_max (self->dealer, 2000);
+    if (self->config.curve) {
+        curve_client_apply (self->config.curve, self->dealer);
+        self->curve_watch = curve_watch_new (self->dealer, self->endpoint);
+    }
     if (zsock_connect (self->dealer, "%s", self->endpoint) != 0) {
         log_error ("delivery.endpoint", "endpoint=%s error=\"%s\"", self->endpoint,
                    zmq_strerror (zmq_errno ()));
@@ -646,7 +652,7 @@ writer_test (bool verbose)
     char endpoint[64];
     snprintf (endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", port);
     s_test_store_t store = {0, 1, 0};
-    writer_config_t config = {endpoint, "archive", 10, 50, 100, 20, 100};
+    writer_config_t config = {endpoint, "archive", 10, 50, 100, 20, 100, NULL};
     writer_t *writer = writer_new (&config, s_test_store, &store, NULL);
     zactor_t *actor = zactor_new (s_writer_actor, writer);
 

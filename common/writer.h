@@ -8,6 +8,7 @@
 #ifndef OMNI_WRITER_H
 #define OMNI_WRITER_H
 
+#include "curve.h"
 #include "metrics.h"
 #include "record.h"
 
@@ -16,13 +17,14 @@
 #include <stdint.h>
 
 typedef struct {
-    const char *endpoint; //  ingestd delivery, e.g. tcp://127.0.0.1:5551
-    const char *name;     //  writer role: archive | relational | document | metrics
-    size_t batch_size;    //  records per store write (default 1000)
-    int64_t flush_ms;     //  a partial batch waits at most this long (default 200)
-    uint32_t window;      //  credit given to ingestd (default 4 * batch_size)
-    int64_t retry_min_ms; //  first backoff after a store failure (default 100)
-    int64_t retry_max_ms; //  backoff ceiling (default 5000)
+    const char *endpoint;        //  ingestd delivery, e.g. tcp://127.0.0.1:5551
+    const char *name;            //  writer role: archive | relational | document | metrics
+    size_t batch_size;           //  records per store write (default 1000)
+    int64_t flush_ms;            //  a partial batch waits at most this long (default 200)
+    uint32_t window;             //  credit given to ingestd (default 4 * batch_size)
+    int64_t retry_min_ms;        //  first backoff after a store failure (default 100)
+    int64_t retry_max_ms;        //  backoff ceiling (default 5000)
+    const curve_client_t *curve; //  CURVE keys for delivery, or NULL; outlives the writer
 } writer_config_t;
 
 //  Stores `count` decoded records in one transaction. Returns 0 once they

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SHARED_OPTIONS 8
+#define SHARED_OPTIONS 10
 
 struct _writer_daemon_t {
     writer_daemon_spec_t spec;
@@ -16,6 +16,8 @@ struct _writer_daemon_t {
     config_t *config;
     metrics_t *metrics;
     char *delivery, *http, *log_level, *log_format;
+    char *curve_key, *curve_server_key;
+    curve_client_t *curve;
     int64_t batch_size, window, flush_ms, retry_max_ms;
     writer_t *writer;
     health_fn *store_health;
@@ -46,7 +48,13 @@ writer_daemon_new (const writer_daemon_spec_t *spec, int argc, char **argv, int 
         {"http", CONFIG_STRING, spec->default_http, "/metrics and /health address, empty = off",
          &self->http},
         {"log_level", CONFIG_STRING, "info", "debug | info | warn | error", &self->log_level},
-        {"log_format", CONFIG_STRING, "kv", "kv | json", &self->log_format}};
+        {"log_format", CONFIG_STRING, "kv", "kv | json", &self->log_format},
+        {"curve_key", CONFIG_STRING, "",
+         "CURVE: this writer's certificate (PATH and PATH_secret); with curve_server_key",
+         &self->curve_key},
+        {"curve_server_key", CONFIG_STRING, "",
+         "CURVE: ingestd's public certificate; empty with curve_key = no security",
+         &self->curve_server_key}};
     memcpy (self->options, shared, sizeof shared);
     if (own)
         memcpy (self->options + SHARED_OPTIONS, spec->store_options, own * sizeof *self->options);
@@ -67,6 +75,10 @@ writer_daemon_new (const writer_daemon_spec_t *spec, int argc, char **argv, int 
         : log_init (spec->section, self->log_level, self->log_format)
             ? "log_level / log_format: bad value"
             : NULL;
+    char curve_error[512];
+    if (!bad && curve_client_load (self->curve_key, self->curve_server_key, &self->curve,
+                                   curve_error, sizeof curve_error))
+        bad = curve_error;
     if (bad) {
         fprintf (stderr, "error: %s.%s\n", spec->section, bad);
         *exit_code = 2;
@@ -87,6 +99,7 @@ writer_daemon_destroy (writer_daemon_t **self_p)
     if (!self)
         return;
     writer_destroy (&self->writer);
+    curve_client_destroy (&self->curve);
     metrics_destroy (&self->metrics);
     config_destroy (&self->config);
     free (self->options);
@@ -113,9 +126,14 @@ int
 writer_daemon_run (writer_daemon_t *self, writer_store_fn *store_fn, void *store,
                    health_fn *store_health, void *store_arg)
 {
-    writer_config_t config = {self->delivery,    self->spec.writer,       (size_t) self->batch_size,
-                              self->flush_ms,    (uint32_t) self->window, 100,
-                              self->retry_max_ms};
+    writer_config_t config = {self->delivery,
+                              self->spec.writer,
+                              (size_t) self->batch_size,
+                              self->flush_ms,
+                              (uint32_t) self->window,
+                              100,
+                              self->retry_max_ms,
+                              self->curve};
     self->writer = writer_new (&config, store_fn, store, self->metrics);
     self->store_health = store_health;
     self->store_arg = store_arg;
