@@ -2,6 +2,7 @@
     that ingestd publishes on its tap, live, one JSON line each or in a
     readable form. Exits 0 on Ctrl-C / SIGTERM or after --count messages.   */
 #include "config.h"
+#include "curve.h"
 #include "log.h"
 #include "tap_printer.h"
 
@@ -60,6 +61,7 @@ int
 main (int argc, char **argv)
 {
     char *endpoint, *format_name, *log_level, *log_format;
+    char *curve_key, *curve_server_key;
     char **kinds;
     bool rejects;
     int64_t count;
@@ -72,6 +74,12 @@ main (int argc, char **argv)
         {"count", CONFIG_INT, "0", "exit after printing this many messages; 0 = run until stopped",
          &count},
         {"format", CONFIG_STRING, "json", "json (one line each) | pretty", &format_name},
+        {"curve_key", CONFIG_STRING, "",
+         "CURVE: this subscriber's certificate (PATH and PATH_secret); with curve_server_key",
+         &curve_key},
+        {"curve_server_key", CONFIG_STRING, "",
+         "CURVE: ingestd's public certificate; empty with curve_key = no security",
+         &curve_server_key},
         {"log_level", CONFIG_STRING, "info", "debug | info | warn | error", &log_level},
         {"log_format", CONFIG_STRING, "kv", "kv | json", &log_format},
         {NULL}};
@@ -109,6 +117,13 @@ main (int argc, char **argv)
         config_destroy (&config);
         return 2;
     }
+    curve_client_t *curve = NULL;
+    char curve_error[512];
+    if (curve_client_load (curve_key, curve_server_key, &curve, curve_error, sizeof curve_error)) {
+        fprintf (stderr, "error: omni-tap.%s\n", curve_error);
+        config_destroy (&config);
+        return 2;
+    }
     //  A closed pipe (omni-tap | head) ends the tap quietly, not with SIGPIPE.
     signal (SIGPIPE, SIG_IGN);
     setvbuf (stdout, NULL, _IOFBF, 1 << 16);
@@ -123,11 +138,18 @@ main (int argc, char **argv)
     size_t ntopics = 0;
     for (; topics[ntopics]; ntopics++)
         zsock_set_subscribe (sub, topics[ntopics]);
+    curve_watch_t *watch = NULL;
+    if (curve) {
+        curve_client_apply (curve, sub);
+        watch = curve_watch_new (sub, endpoint);
+    }
     if (zsock_connect (sub, "%s", endpoint)) {
         log_error ("tap.endpoint", "endpoint=%s error=\"%s\"", endpoint,
                    zmq_strerror (zmq_errno ()));
         free (topics);
+        curve_watch_destroy (&watch);
         zsock_destroy (&sub);
+        curve_client_destroy (&curve);
         config_destroy (&config);
         return 2;
     }
@@ -137,8 +159,8 @@ main (int argc, char **argv)
                   "%s\"%s\"", i ? "," : "", topics[i]);
     //  Publishers drop what they send before a subscription reaches them; the
     //  line tells a caller from when on messages will be seen.
-    log_info ("tap.subscribed", "endpoint=%s topics=%s format=%s count=%lld", endpoint, topic_list,
-              format_name, (long long) count);
+    log_info ("tap.subscribed", "endpoint=%s topics=%s format=%s count=%lld curve=%s", endpoint,
+              topic_list, format_name, (long long) count, curve ? "on" : "off");
     free (topics);
 
     tap_printer_t *printer = tap_printer_new (format, show_rejects);
@@ -181,7 +203,9 @@ main (int argc, char **argv)
     log_info ("tap.stop", "printed=%zu bad=%zu", tap_printer_printed (printer),
               tap_printer_bad (printer));
     tap_printer_destroy (&printer);
+    curve_watch_destroy (&watch);
     zsock_destroy (&sub);
+    curve_client_destroy (&curve);
     config_destroy (&config);
     return rc;
 }
