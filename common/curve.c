@@ -9,9 +9,11 @@
 #include "curve.h"
 #include "log.h"
 #include "selftest.h"
+#include "util.h"
 
 #include <assert.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -33,6 +35,7 @@ struct _curve_watch_t {
     zactor_t *actor;
     char *endpoint;
     char monitor_ep[64];
+    atomic_int_least64_t refused_ms; //  when the server last refused us; 0 = not refused
 };
 
 //  One certificate; with its secret key when `secret`. NULL with an error
@@ -235,7 +238,8 @@ s_watch_actor (zsock_t *pipe, void *args)
             if (head && zframe_size (head) >= 2) {
                 uint16_t event;
                 memcpy (&event, zframe_data (head), sizeof event);
-                curve_refusal_event (event, self->endpoint, &refused);
+                if (curve_refusal_event (event, self->endpoint, &refused))
+                    atomic_store (&self->refused_ms, util_mono_ms ());
             }
             zmsg_destroy (&msg);
         } else {
@@ -258,6 +262,7 @@ curve_watch_new (zsock_t *sock, const char *endpoint)
     assert (self);
     self->sock = sock;
     self->endpoint = strdup (endpoint);
+    atomic_init (&self->refused_ms, 0);
     snprintf (self->monitor_ep, sizeof self->monitor_ep, "inproc://curve-watch-%p", (void *) self);
     int rc = zmq_socket_monitor (zsock_resolve (sock), self->monitor_ep, CURVE_MONITOR_EVENTS);
     assert (rc == 0);
@@ -277,6 +282,29 @@ curve_watch_destroy (curve_watch_t **self_p)
     free (self->endpoint);
     free (self);
     *self_p = NULL;
+}
+
+void
+curve_watch_poll (curve_watch_t *self)
+{
+    if (!self)
+        return;
+    int64_t refused = atomic_load (&self->refused_ms);
+    if (refused && util_mono_ms () - refused >= CURVE_RETRY_MS) {
+        atomic_store (&self->refused_ms, 0);
+        curve_reconnect (self->sock, self->endpoint);
+    }
+}
+
+void
+curve_reconnect (zsock_t *sock, const char *endpoint)
+{
+    //  The refused connection may still be listed: without it the
+    //  disconnect fails harmlessly
+    zsock_disconnect (sock, "%s", endpoint);
+    if (zsock_connect (sock, "%s", endpoint))
+        log_error ("curve.reconnect", "endpoint=%s error=\"%s\"", endpoint,
+                   zmq_strerror (zmq_errno ()));
 }
 
 int

@@ -47,12 +47,25 @@ void curve_client_apply (const curve_client_t *self, zsock_t *sock);
 //  Returns true when the event was a refusal.
 bool curve_refusal_event (uint16_t event, const char *endpoint, bool *refused);
 
+//  libzmq ends a connection whose handshake the server refused and never
+//  tries it again (a protocol error, unlike a lost connection); clients try
+//  again themselves this long after a refusal, as the key may be allowed
+//  in the meantime.
+#define CURVE_RETRY_MS 2000
+
+//  Connects `sock` to `endpoint` again after a refusal (owner thread).
+void curve_reconnect (zsock_t *sock, const char *endpoint);
+
 //  Watches a client socket from a thread of its own and logs refusals, for
 //  loops that do not read a monitor themselves. Create it from the thread
 //  that owns the socket, and destroy it before the socket.
 typedef struct _curve_watch_t curve_watch_t;
 curve_watch_t *curve_watch_new (zsock_t *sock, const char *endpoint);
 void curve_watch_destroy (curve_watch_t **self_p);
+
+//  Called by the socket's owner at least every CURVE_RETRY_MS: reconnects
+//  once a refusal is CURVE_RETRY_MS old. NULL does nothing.
+void curve_watch_poll (curve_watch_t *self);
 
 //  Writes a new certificate: `path` (public) and `path`_secret (mode 0600).
 int curve_keygen (const char *path, char *error, size_t error_size);

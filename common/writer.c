@@ -575,6 +575,7 @@ writer_run (writer_t *self)
             else
                 s_send_hello (self);
         }
+        curve_watch_poll (self->curve_watch);
         if (util_mono_ms () - self->last_heard_ms > 3 * HEARTBEAT_MS)
             atomic_store (&self->connected, false);
         else if (self->welcomed)

@@ -43,8 +43,9 @@ struct _intake_client_t {
     int64_t last_ack_ms;
     uint64_t accepted, rejected, resent;
     bool connected_once;
-    bool refused;  //  in a streak of handshakes refused by ingestd
-    bool draining; //  waiting for ACKs after SIGINT/SIGTERM
+    bool refused;       //  in a streak of handshakes refused by ingestd
+    int64_t refused_ms; //  the last refusal, not yet retried; 0 = none
+    bool draining;      //  waiting for ACKs after SIGINT/SIGTERM
     int64_t drain_deadline_ms;
 };
 
@@ -249,8 +250,14 @@ s_handle_monitor (intake_client_t *self)
         if (!self->refused)
             log_warn ("intake.disconnected", "endpoint=%s unacked=%zu", self->endpoint,
                       self->inflight);
-    } else
-        curve_refusal_event (id, self->endpoint, &self->refused);
+    } else {
+        bool was_refused = self->refused;
+        if (curve_refusal_event (id, self->endpoint, &self->refused))
+            self->refused_ms = util_mono_ms ();
+        //  The refused connection took what was queued with it
+        else if (was_refused && !self->refused)
+            s_resend_all (self, "accepted");
+    }
     zmq_msg_close (&event);
     zmq_msg_close (&address);
 }
@@ -321,6 +328,10 @@ s_wait (intake_client_t *self, size_t max_inflight)
             continue; //  EINTR: the loop head checks zsys_interrupted
         if (items[1].revents & ZMQ_POLLIN)
             s_handle_monitor (self);
+        if (self->refused_ms && util_mono_ms () - self->refused_ms >= CURVE_RETRY_MS) {
+            self->refused_ms = 0;
+            curve_reconnect (self->dealer, self->endpoint);
+        }
         if (items[0].revents & ZMQ_POLLIN) {
             zmsg_t *msg = zmsg_recv (self->dealer);
             if (msg) {

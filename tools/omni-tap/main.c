@@ -168,6 +168,7 @@ main (int argc, char **argv)
     size_t sizes[TAP_MAX_FRAMES];
     rc = 0;
     while (!zsys_interrupted && (count == 0 || tap_printer_printed (printer) < (size_t) count)) {
+        curve_watch_poll (watch);
         zmq_pollitem_t item = {zsock_resolve (sub), 0, ZMQ_POLLIN, 0};
         if (zmq_poll (&item, 1, 500) <= 0)
             continue; //  timeout or EINTR: the loop head checks zsys_interrupted
