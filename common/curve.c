@@ -218,6 +218,10 @@ curve_refusal_event (uint16_t event, const char *endpoint, bool *refused)
     return true;
 }
 
+//  Monitor endpoints are unique for the process: a closed monitor's inproc
+//  name is released asynchronously, so an address could still be taken
+static atomic_uint s_monitors;
+
 //  The watch's thread: reads the socket's monitor and logs refusals.
 static void
 s_watch_actor (zsock_t *pipe, void *args)
@@ -263,7 +267,8 @@ curve_watch_new (zsock_t *sock, const char *endpoint)
     self->sock = sock;
     self->endpoint = strdup (endpoint);
     atomic_init (&self->refused_ms, 0);
-    snprintf (self->monitor_ep, sizeof self->monitor_ep, "inproc://curve-watch-%p", (void *) self);
+    snprintf (self->monitor_ep, sizeof self->monitor_ep, "inproc://curve-watch-%u",
+              atomic_fetch_add (&s_monitors, 1));
     int rc = zmq_socket_monitor (zsock_resolve (sock), self->monitor_ep, CURVE_MONITOR_EVENTS);
     assert (rc == 0);
     self->actor = zactor_new (s_watch_actor, self);
@@ -361,7 +366,8 @@ s_dealer (const curve_client_t *client, const char *endpoint, zsock_t **monitor_
     if (client)
         curve_client_apply (client, dealer);
     char monitor_ep[64];
-    snprintf (monitor_ep, sizeof monitor_ep, "inproc://curve-test-%p", (void *) dealer);
+    snprintf (monitor_ep, sizeof monitor_ep, "inproc://curve-test-%u",
+              atomic_fetch_add (&s_monitors, 1));
     int rc = zmq_socket_monitor (zsock_resolve (dealer), monitor_ep, CURVE_MONITOR_EVENTS);
     assert (rc == 0);
     *monitor_p = zsock_new (ZMQ_PAIR);
