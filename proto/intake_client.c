@@ -238,9 +238,8 @@ s_handle_monitor (intake_client_t *self)
     uint16_t id;
     memcpy (&id, zmq_msg_data (&event), sizeof id);
     if (id == ZMQ_EVENT_CONNECTED) {
-        //  While ingestd refuses our key, the batches wait in ZeroMQ's
-        //  queue for a handshake that succeeds: sending them again at every
-        //  retry would only pile up copies
+        //  While ingestd refuses our key nothing gets through: the batches
+        //  are sent again once a handshake succeeds, not at every retry
         if (self->connected_once && !self->refused)
             s_resend_all (self, "reconnected");
         self->connected_once = true;
