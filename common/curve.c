@@ -38,6 +38,21 @@ struct _curve_watch_t {
     atomic_int_least64_t refused_ms; //  when the server last refused us; 0 = not refused
 };
 
+//  Whether the file holds a 40-character Z85 key at `key_path`. Parsed from
+//  a chunk here because zconfig_load, under zcert_load, leaks its file
+//  object on a syntax error (czmq 4.2.1).
+static bool
+s_has_key (const char *path, const char *key_path)
+{
+    zchunk_t *chunk = zchunk_slurp (path, 0);
+    zconfig_t *root = chunk ? zconfig_chunk_load (chunk) : NULL;
+    zchunk_destroy (&chunk);
+    const char *key = root ? zconfig_get (root, key_path, NULL) : NULL;
+    bool found = key && strlen (key) == 40;
+    zconfig_destroy (&root);
+    return found;
+}
+
 //  One certificate; with its secret key when `secret`. NULL with an error
 //  naming the file that is missing or malformed.
 static zcert_t *
@@ -52,22 +67,25 @@ s_load (const char *path, bool secret, char *error, size_t error_size)
                   errno ? strerror (errno) : "not a file");
         return NULL;
     }
-    zcert_t *cert = zcert_load (path);
-    if (!cert || streq (zcert_public_txt (cert), ZERO_KEY)) {
+    if (!s_has_key (path, "curve/public-key")) {
         snprintf (error, error_size, "%s is not a CURVE certificate (no curve/public-key)", path);
-        zcert_destroy (&cert);
         return NULL;
     }
     errno = 0;
     if (secret && (stat (secret_path, &st) || !S_ISREG (st.st_mode))) {
         snprintf (error, error_size, "cannot read secret certificate %s: %s", secret_path,
                   errno ? strerror (errno) : "not a file");
-        zcert_destroy (&cert);
         return NULL;
     }
-    if (secret && streq (zcert_secret_txt (cert), ZERO_KEY)) {
+    if (secret && !s_has_key (secret_path, "curve/secret-key")) {
         snprintf (error, error_size, "%s is not a CURVE secret certificate (no curve/secret-key)",
                   secret_path);
+        return NULL;
+    }
+    zcert_t *cert = zcert_load (path);
+    if (!cert || streq (zcert_public_txt (cert), ZERO_KEY) ||
+        (secret && streq (zcert_secret_txt (cert), ZERO_KEY))) {
+        snprintf (error, error_size, "%s: not a valid CURVE key pair", path);
         zcert_destroy (&cert);
         return NULL;
     }
@@ -415,6 +433,15 @@ curve_test (bool verbose)
     assert (curve_server_new (bad_path, clients_dir, error, sizeof error) == NULL);
     assert (strstr (error, bad_path) && strstr (error, "not a CURVE certificate"));
     snprintf (path, sizeof path, "%s/ingestd_secret", dir);
+    char saved[700];
+    snprintf (saved, sizeof saved, "%s.saved", path);
+    rename (path, saved);
+    file = fopen (path, "w");
+    fputs ("curve\n    public-key = \"short\"\n", file);
+    fclose (file);
+    assert (curve_server_new (server_path, clients_dir, error, sizeof error) == NULL);
+    assert (strstr (error, path) && strstr (error, "secret"));
+    rename (saved, path);
     rename (path, bad_path);
     assert (curve_server_new (server_path, clients_dir, error, sizeof error) == NULL);
     assert (strstr (error, path));
