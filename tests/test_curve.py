@@ -152,3 +152,43 @@ def test_curve_keys_must_come_in_pairs(workdir):
     shutil.copy(server, public_only)
     assert public_only + "_secret" in start_error(
         "omni-loadgen", f"--curve-key={public_only}", f"--curve-server-key={server}")
+
+
+def test_curve_unknown_writer_and_tap_are_refused_until_allowed(pipeline, workdir):
+    keys = os.path.join(workdir, "keys")
+    clients = os.path.join(workdir, "clients")
+    os.makedirs(keys)
+    os.makedirs(clients)
+    server = keygen(keys, "ingestd")
+    loadgen_key, writer_key, tap_key = (keygen(keys, n) for n in ("loadgen", "writer", "tap"))
+    allow(clients, loadgen_key)
+
+    p = pipeline(writers=("archive",),
+                 extra=(f"--curve-key={server}", f"--curve-clients={clients}"))
+    p.ingestd.start()
+    archiverd = p.writer("archiverd", [f"--archive-dir={p.archive_dir}",
+                                       *client_args(writer_key, server)])
+    archiverd.start()
+    tap = Tap(workdir, "unknown", p.tap, *client_args(tap_key, server))
+    try:
+        wait_until(lambda: "event=curve.refused" in archiverd.log(), 20, "the writer's refusal")
+        wait_until(lambda: "event=curve.refused" in open(tap.err_path).read(), 20,
+                   "the tap's refusal")
+        assert f"endpoint={p.delivery}" in archiverd.log()
+        gen, ids, _ = loadgen(p, workdir, "gen", *client_args(loadgen_key, server))
+        assert gen.wait(30) == 0
+        metrics = p.ingestd.metrics()
+        assert metrics['omni_ingestd_writer_connected{writer="archive"}'] == 0
+        assert metrics.get("omni_ingestd_tap_subscriptions", 0) == 0
+        assert metrics['omni_ingestd_records_acked_total{writer="archive"}'] == 0
+
+        # Allowed at run time: the writer's and the tap's next attempts get in
+        allow(clients, writer_key)
+        allow(clients, tap_key)
+        p.wait_archived(COUNT, timeout=30)
+        assert {line["id"] for line in archive_lines(p.archive_dir)} == ids_in(ids)
+        wait_until(lambda: p.ingestd.metrics().get("omni_ingestd_tap_subscriptions", 0) >= 1,
+                   20, "the tap's subscription once allowed")
+        assert archiverd.log().count("event=curve.refused") == 1
+    finally:
+        tap.stop()
