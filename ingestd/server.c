@@ -292,7 +292,14 @@ s_tap_reject (server_t *self, const char *reason, const char *detail, const void
         return;
     zmq_send (sock, reason, strlen (reason), ZMQ_SNDMORE | ZMQ_DONTWAIT);
     zmq_send (sock, detail, strlen (detail), ZMQ_SNDMORE | ZMQ_DONTWAIT);
-    zmq_send (sock, raw, size < JOURNAL_DEAD_RAW_MAX ? size : JOURNAL_DEAD_RAW_MAX, ZMQ_DONTWAIT);
+    zmq_send (sock, raw, size < JOURNAL_DEAD_RAW_MAX ? size : JOURNAL_DEAD_RAW_MAX,
+              ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    //  The raw frame is cut at JOURNAL_DEAD_RAW_MAX: the whole size says how
+    //  much was refused (a 100 MiB frame is not a 4 KiB one).
+    uint8_t whole[8];
+    for (int i = 0; i < 8; i++)
+        whole[i] = (uint8_t) ((uint64_t) size >> (56 - 8 * i));
+    zmq_send (sock, whole, sizeof whole, ZMQ_DONTWAIT);
 }
 
 static void

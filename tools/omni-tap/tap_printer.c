@@ -11,8 +11,8 @@
 #include "util.h"
 
 #include <assert.h>
-#include <stdarg.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -320,10 +320,19 @@ tap_printer_format (tap_printer_t *self, const void *const *frames, const size_t
     const size_t topic_len = strlen (TAP_REJECT_TOPIC);
     if (count >= 1 && sizes[0] == topic_len &&
         memcmp (frames[0], TAP_REJECT_TOPIC, topic_len) == 0) {
-        if (count != 4)
-            return s_bad (self, "reject message without 4 frames", size);
+        if (count != 4 && count != 5)
+            return s_bad (self, "reject message without 4 or 5 frames", size);
         if (!self->show_rejects)
             return TAP_SKIPPED;
+        //  The fifth frame, the input's whole size, came with the raw bytes
+        //  being cut at 4 KiB; without it the raw bytes are the whole input.
+        uint64_t whole = sizes[3];
+        if (count == 5 && sizes[4] == 8) {
+            const uint8_t *be = frames[4];
+            whole = 0;
+            for (int i = 0; i < 8; i++)
+                whole = whole << 8 | be[i];
+        }
         mpjson_buf_t *out = &self->out;
         char number[32];
         if (self->format == TAP_FORMAT_JSON) {
@@ -332,7 +341,7 @@ tap_printer_format (tap_printer_t *self, const void *const *frames, const size_t
             mpjson_append (out, ",\"detail\":", 10);
             s_json_text (out, frames[2], sizes[2]);
             mpjson_append (out, number,
-                           (size_t) snprintf (number, sizeof number, ",\"size\":%zu", sizes[3]));
+                           (size_t) snprintf (number, sizeof number, ",\"size\":%" PRIu64, whole));
             mpjson_append (out, ",\"raw_hex\":\"", 12);
             s_hex (out, frames[3], sizes[3]);
             mpjson_append (out, "\"}\n", 3);
@@ -340,7 +349,7 @@ tap_printer_format (tap_printer_t *self, const void *const *frames, const size_t
             mpjson_append (out, "!reject  ", 9);
             s_json_chars (out, frames[1], sizes[1]);
             mpjson_append (out, number,
-                           (size_t) snprintf (number, sizeof number, "  size=%zu", sizes[3]));
+                           (size_t) snprintf (number, sizeof number, "  size=%" PRIu64, whole));
             mpjson_append (out, "\n  detail ", 10);
             s_json_text (out, frames[2], sizes[2]);
             mpjson_append (out, "\n  raw ", 7);
@@ -548,6 +557,16 @@ tap_printer_test (bool verbose)
     tap_printer_t *pretty_rejects = tap_printer_new (TAP_FORMAT_PRETTY, true);
     assert (tap_printer_format (pretty_rejects, frames, sizes, 4, &text, &size) == TAP_PRINTED);
     want = "!reject  bad_body  size=2\n  detail \"\xc3\xa9t\\ufffd\xf0\x9f\x98\x80\"\n  raw 0001\n";
+    if (verbose || strcmp (text, want))
+        printf ("%s%s", text, want);
+    assert (strcmp (text, want) == 0);
+
+    //  The whole size of an input cut to its first bytes, from the fifth frame.
+    const void *cut[5] = {"!reject", "too_large", "104857600 bytes", raw,
+                          "\x00\x00\x00\x00\x06\x40\x00\x00"};
+    size_t cut_sizes[5] = {7, 9, 15, 2, 8};
+    assert (tap_printer_format (pretty_rejects, cut, cut_sizes, 5, &text, &size) == TAP_PRINTED);
+    want = "!reject  too_large  size=104857600\n  detail \"104857600 bytes\"\n  raw 0001\n";
     if (verbose || strcmp (text, want))
         printf ("%s%s", text, want);
     assert (strcmp (text, want) == 0);
