@@ -146,23 +146,6 @@ struct _archive_t {
 };
 
 static void
-s_put_be (uint8_t *out, uint64_t value)
-{
-    for (int i = 0; i < 8; i++)
-        out[i] = (uint8_t) (value >> (56 - 8 * i));
-}
-
-static uint64_t
-s_get_be (const void *in)
-{
-    const uint8_t *p = in;
-    uint64_t value = 0;
-    for (int i = 0; i < 8; i++)
-        value = value << 8 | p[i];
-    return value;
-}
-
-static void
 s_add (metric_t *metric, uint64_t n)
 {
     if (metric && n)
@@ -262,7 +245,7 @@ archive_kind_dir (const char *kind, size_t len, char *out, size_t size)
         for (size_t i = 0; i < len; i++)
             hash = (hash ^ (uint8_t) kind[i]) * 1099511628211ULL;
         uint8_t bytes[8];
-        s_put_be (bytes, hash);
+        util_put_be (bytes, hash, 8);
         out[n++] = '-';
         util_hex (bytes, 8, out + n);
         n += 16;
@@ -553,7 +536,7 @@ s_put_recent (archive_t *self, MDB_txn *txn)
             continue;
         uint8_t chunk[1 + 8];
         chunk[0] = (uint8_t) s;
-        s_put_be (chunk + 1, self->next_chunk);
+        util_put_be (chunk + 1, self->next_chunk, 8);
         MDB_val k = {sizeof chunk, chunk};
         MDB_val v = {(start[s + 1] - start[s]) * RECORD_ID_SIZE,
                      self->sliced_ids + start[s] * RECORD_ID_SIZE};
@@ -713,7 +696,7 @@ s_write_batch (archive_t *self, const record_t *records, size_t count, bool *map
         if (!file->in_state && s_fsync_dir_of (self, file->path, error, error_size))
             goto failed;
         uint8_t length[8];
-        s_put_be (length, file->committed + file->pending);
+        util_put_be (length, file->committed + file->pending, 8);
         MDB_val k = {strlen (file->path), file->path}, v = {8, length};
         if ((rc = mdb_put (txn, self->files, &k, &v, 0)))
             goto mdb_failed;
@@ -778,15 +761,16 @@ s_key_cmp (const void *a, const void *b)
     return memcmp (a, b, RECORD_ID_SIZE);
 }
 
-//  A filter of every id in the tree, with room for as many again.
+//  A filter of every id in the tree (`entries` of them), with room for as
+//  many again.
 static int
-s_build_filter (archive_t *self, MDB_txn *txn)
+s_build_filter (archive_t *self, MDB_txn *txn, uint64_t entries)
 {
     MDB_cursor *cursor;
     int rc = mdb_cursor_open (txn, self->ids, &cursor);
     if (rc)
         return rc;
-    size_t capacity = (size_t) self->tree_ids * 2;
+    size_t capacity = (size_t) entries * 2;
     bloom_t *filter = bloom_new (capacity > FILTER_MIN ? capacity : FILTER_MIN);
     MDB_val k, v;
     while ((rc = mdb_cursor_get (cursor, &k, &v, MDB_NEXT)) == 0)
@@ -802,7 +786,7 @@ s_build_filter (archive_t *self, MDB_txn *txn)
     return 0;
 }
 
-//  Takes the keys of "recent" that belong to `slice` (their ids into
+//  Takes the values of "recent" that belong to `slice` (their ids into
 //  `ids`) and deletes them.
 static int
 s_take_slice (archive_t *self, MDB_txn *txn, int slice, s_keys_t *ids, size_t *cap)
@@ -813,8 +797,8 @@ s_take_slice (archive_t *self, MDB_txn *txn, int slice, s_keys_t *ids, size_t *c
         return rc;
     uint8_t first = (uint8_t) slice;
     MDB_val k = {1, &first}, v;
-    zlistx_t *chunks = zlistx_new ();
-    zlistx_set_destructor (chunks, (zlistx_destructor_fn *) zchunk_destroy);
+    //  After mdb_cursor_del the cursor stands on the next entry, which
+    //  MDB_NEXT then returns.
     for (rc = mdb_cursor_get (cursor, &k, &v, MDB_SET_RANGE);
          rc == 0 && k.mv_size > 0 && ((uint8_t *) k.mv_data)[0] == first;
          rc = mdb_cursor_get (cursor, &k, &v, MDB_NEXT)) {
@@ -826,17 +810,11 @@ s_take_slice (archive_t *self, MDB_txn *txn, int slice, s_keys_t *ids, size_t *c
         }
         memcpy (ids->keys + ids->n * RECORD_ID_SIZE, v.mv_data, n * RECORD_ID_SIZE);
         ids->n += n;
-        zlistx_add_end (chunks, zchunk_new (k.mv_data, k.mv_size));
+        if ((rc = mdb_cursor_del (cursor, 0)))
+            break;
     }
     mdb_cursor_close (cursor);
-    if (rc == MDB_NOTFOUND || rc == 0)
-        rc = 0;
-    for (zchunk_t *chunk = zlistx_first (chunks); rc == 0 && chunk; chunk = zlistx_next (chunks)) {
-        MDB_val key = {zchunk_size (chunk), zchunk_data (chunk)};
-        rc = mdb_del (txn, self->recent, &key, NULL);
-    }
-    zlistx_destroy (&chunks);
-    return rc;
+    return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
 //  Moves the recent ids of one slice (a sixteenth of the key range) into
@@ -865,41 +843,33 @@ s_merge (archive_t *self, char *error, size_t error_size)
             if (rc == MDB_KEYEXIST)
                 rc = 0; //  never: the levels are disjoint; harmless if not
         }
+        //  The filter takes the ids before the commit makes them the tree's
+        //  alone: if the commit fails, it only errs on "maybe" for them.
+        MDB_stat stat;
+        if (rc == 0 && (rc = mdb_stat (txn, self->ids, &stat)) == 0) {
+            if (stat.ms_entries > bloom_capacity (self->tree_filter))
+                rc = s_build_filter (self, txn, stat.ms_entries);
+            else
+                for (size_t i = 0; i < ids.n; i++)
+                    bloom_add (self->tree_filter, ids.keys + i * RECORD_ID_SIZE);
+        }
         if (rc == 0) {
             rc = mdb_txn_commit (txn);
             txn = NULL;
+            if (rc == 0)
+                self->tree_ids = stat.ms_entries;
         }
         if (txn)
             mdb_txn_abort (txn);
         if (rc != MDB_MAP_FULL || attempt == MAP_RETRIES || s_grow_map (self, NULL, 0))
             break;
     }
-    //  The filter must hold every id of the tree before the memory set
-    //  lets go of them; past its capacity it is built again, twice as big.
-    MDB_txn *txn = NULL;
-    MDB_stat stat;
-    if (rc == 0 && (rc = mdb_txn_begin (self->env, NULL, MDB_RDONLY, &txn)) == 0 &&
-        (rc = mdb_stat (txn, self->ids, &stat)) == 0) {
-        self->tree_ids = stat.ms_entries;
-        if (self->tree_ids > bloom_capacity (self->tree_filter))
-            rc = s_build_filter (self, txn);
-        else
-            for (size_t i = 0; i < ids.n; i++)
-                bloom_add (self->tree_filter, ids.keys + i * RECORD_ID_SIZE);
-    }
-    if (txn)
-        mdb_txn_abort (txn);
     if (rc == 0)
         for (size_t i = 0; i < ids.n; i++)
             idset_remove (self->recent_ids, ids.keys + i * RECORD_ID_SIZE);
     free (ids.keys);
-    if (rc) {
-        //  The memory set keeps every id, so a lookup stays right whether
-        //  or not the merge committed; if it did and the filter missed its
-        //  ids, a later merge of the slice finds them in neither and the
-        //  memory set keeps them until the process restarts.
+    if (rc) //  nothing moved: the ids stay in "recent" and in memory
         return s_mdb_fail (error, error_size, "merge ids", rc);
-    }
     self->next_slice = (slice + 1) % SLICES;
     s_add (self->m_merges, 1);
     if (self->m_recent)
@@ -1105,7 +1075,7 @@ s_recover_file (archive_t *self, MDB_txn *txn, s_file_t *file, uint64_t *truncat
                    "path=%s committed=%" PRIu64 " size=%" PRIu64 " kept=%" PRIu64, file->path,
                    file->committed, size, keep);
         uint8_t length[8];
-        s_put_be (length, keep);
+        util_put_be (length, keep, 8);
         MDB_val v = {8, length};
         int rc = mdb_put (txn, self->files, &k, &v, 0);
         if (rc) {
@@ -1146,7 +1116,7 @@ s_recover (archive_t *self, char *error, size_t error_size)
     }
     MDB_val k = {6, "format"}, v;
     bool fresh = mdb_get (txn, self->meta, &k, &v) == MDB_NOTFOUND;
-    uint64_t format = fresh || v.mv_size != 8 ? 0 : s_get_be (v.mv_data);
+    uint64_t format = fresh || v.mv_size != 8 ? 0 : util_get_be (v.mv_data, 8);
     if (!fresh && format != 1 && format != STATE_FORMAT) {
         mdb_txn_abort (txn);
         snprintf (error, error_size, "state %s/" STATE_DIR ": unknown format", self->dir);
@@ -1164,7 +1134,7 @@ s_recover (archive_t *self, char *error, size_t error_size)
             continue;
         memcpy (path, k.mv_data, k.mv_size);
         path[k.mv_size] = 0;
-        s_file_new (self, path, s_get_be (v.mv_data), true);
+        s_file_new (self, path, util_get_be (v.mv_data, 8), true);
     }
     mdb_cursor_close (cursor);
     //  The recent ids, back into memory.
@@ -1173,8 +1143,8 @@ s_recover (archive_t *self, char *error, size_t error_size)
         return s_mdb_fail (error, error_size, "cursor", rc);
     }
     while ((rc = mdb_cursor_get (cursor, &k, &v, MDB_NEXT)) == 0) {
-        if (k.mv_size == 9 && s_get_be ((uint8_t *) k.mv_data + 1) >= self->next_chunk)
-            self->next_chunk = s_get_be ((uint8_t *) k.mv_data + 1) + 1;
+        if (k.mv_size == 9 && util_get_be ((uint8_t *) k.mv_data + 1, 8) >= self->next_chunk)
+            self->next_chunk = util_get_be ((uint8_t *) k.mv_data + 1, 8) + 1;
         for (size_t at = 0; at + RECORD_ID_SIZE <= v.mv_size; at += RECORD_ID_SIZE)
             idset_insert (self->recent_ids, (const uint8_t *) v.mv_data + at);
     }
@@ -1214,7 +1184,7 @@ s_recover (archive_t *self, char *error, size_t error_size)
         //  Format 1 is format 2 with "recent" empty: marking it 2 keeps an
         //  older archiverd, which would not look there, away from it.
         uint8_t bytes[8];
-        s_put_be (bytes, STATE_FORMAT);
+        util_put_be (bytes, STATE_FORMAT, 8);
         k = (MDB_val){6, "format"};
         v = (MDB_val){8, bytes};
         if ((rc = mdb_put (txn, self->meta, &k, &v, 0))) {
@@ -1224,7 +1194,7 @@ s_recover (archive_t *self, char *error, size_t error_size)
     }
     MDB_stat stat;
     self->tree_ids = mdb_stat (txn, self->ids, &stat) == 0 ? stat.ms_entries : 0;
-    if ((rc = s_build_filter (self, txn))) {
+    if ((rc = s_build_filter (self, txn, self->tree_ids))) {
         mdb_txn_abort (txn);
         return s_mdb_fail (error, error_size, "read ids", rc);
     }
@@ -1767,7 +1737,7 @@ archive_test (bool verbose)
         MDB_txn *txn;
         MDB_dbi meta;
         uint8_t one_be[8];
-        s_put_be (one_be, 1);
+        util_put_be (one_be, 1, 8);
         MDB_val k = {6, "format"}, v = {8, one_be};
         s_path (state, sizeof state, "%s/" STATE_DIR, root);
         assert (mdb_env_create (&env) == 0);
@@ -1801,7 +1771,7 @@ archive_test (bool verbose)
         MDB_val k = {6, "format"}, v;
         assert (mdb_txn_begin (archive->env, NULL, MDB_RDONLY, &txn) == 0);
         assert (mdb_get (txn, archive->meta, &k, &v) == 0);
-        assert (v.mv_size == 8 && s_get_be (v.mv_data) == STATE_FORMAT);
+        assert (v.mv_size == 8 && util_get_be (v.mv_data, 8) == STATE_FORMAT);
         mdb_txn_abort (txn);
     }
     size_t lines = 0, merged_size;

@@ -31,18 +31,8 @@ bool idset_remove (idset_t *self, const uint8_t key[IDSET_KEY_SIZE]);
 
 size_t idset_size (const idset_t *self);
 
-//  Bytes held by the table.
-size_t idset_memory (const idset_t *self);
-
-//  Empties the set and gives its memory back.
-void idset_clear (idset_t *self);
-
 //  Empties the set and keeps its memory, for a set refilled at once.
 void idset_reset (idset_t *self);
-
-//  Calls `fn` for every key, in no particular order.
-typedef void (idset_fn) (const uint8_t key[IDSET_KEY_SIZE], void *arg);
-void idset_each (const idset_t *self, idset_fn *fn, void *arg);
 
 void idset_test (bool verbose);
 

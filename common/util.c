@@ -29,6 +29,23 @@ util_mono_ms (void)
 }
 
 void
+util_put_be (uint8_t *out, uint64_t value, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        out[i] = (uint8_t) (value >> (8 * (n - 1 - i)));
+}
+
+uint64_t
+util_get_be (const void *in, size_t n)
+{
+    const uint8_t *p = in;
+    uint64_t value = 0;
+    for (size_t i = 0; i < n; i++)
+        value = value << 8 | p[i];
+    return value;
+}
+
+void
 util_hex (const uint8_t *bytes, size_t size, char *out)
 {
     static const char digits[] = "0123456789abcdef";
@@ -108,6 +125,11 @@ util_test (bool verbose)
     assert (strcmp (hex, "00ab10ff") == 0);
     assert (util_unhex (hex, out, 4) == 0 && memcmp (in, out, 4) == 0);
     assert (util_unhex ("00ab10f", out, 4) == -1);
+    uint8_t be[8];
+    util_put_be (be, 0x0102030405060708ULL, 8);
+    assert (be[0] == 1 && be[7] == 8 && util_get_be (be, 8) == 0x0102030405060708ULL);
+    util_put_be (be, 0xA1B2C3D4, 4);
+    assert (be[0] == 0xA1 && be[3] == 0xD4 && util_get_be (be, 4) == 0xA1B2C3D4);
     assert (util_unhex ("00ab10fg", out, 4) == -1);
     int64_t a = util_mono_ms ();
     assert (util_mono_ms () >= a);

@@ -16,6 +16,12 @@ void util_hex (const uint8_t *bytes, size_t size, char *out);
 //  Parses exactly 2*size hex digits; returns -1 on any other input.
 int util_unhex (const char *hex, uint8_t *bytes, size_t size);
 
+//  The `n` low bytes of `value`, most significant first (the byte order of
+//  every integer on the wire and in the stores' keys, so that they sort).
+void util_put_be (uint8_t *out, uint64_t value, size_t n);
+//  The integer of `n` bytes at `in`, most significant first.
+uint64_t util_get_be (const void *in, size_t n);
+
 //  mkdir -p; returns -1 with errno set.
 int util_mkdirs (const char *path);
 //  fsync the directory holding entries just created or renamed.

@@ -216,30 +216,6 @@ writer_destroy (writer_t **self_p)
     *self_p = NULL;
 }
 
-static void
-s_put_u64 (uint8_t *out, uint64_t value)
-{
-    for (int i = 0; i < 8; i++)
-        out[i] = (uint8_t) (value >> (56 - 8 * i));
-}
-
-static uint64_t
-s_get_u64 (zframe_t *frame)
-{
-    const uint8_t *p = zframe_data (frame);
-    uint64_t value = 0;
-    for (int i = 0; i < 8; i++)
-        value = value << 8 | p[i];
-    return value;
-}
-
-static void
-s_put_u32 (uint8_t *out, uint32_t value)
-{
-    for (int i = 0; i < 4; i++)
-        out[i] = (uint8_t) (value >> (24 - 8 * i));
-}
-
 //  Never blocks: while ingestd is away the socket refuses rather than
 //  queueing stale heartbeats; the next heartbeat says the same thing.
 static void
@@ -254,7 +230,7 @@ static void
 s_send_hello (writer_t *self)
 {
     uint8_t window[4];
-    s_put_u32 (window, self->config.window);
+    util_put_be (window, self->config.window, 4);
     zmsg_t *msg = zmsg_new ();
     zmsg_addstr (msg, SIGNATURE);
     zmsg_addstr (msg, "HELLO");
@@ -267,8 +243,8 @@ static void
 s_send_ack (writer_t *self)
 {
     uint8_t upto[8], window[4];
-    s_put_u64 (upto, self->acked_upto);
-    s_put_u32 (window, self->config.window);
+    util_put_be (upto, self->acked_upto, 8);
+    util_put_be (window, self->config.window, 4);
     zmsg_t *msg = zmsg_new ();
     zmsg_addstr (msg, SIGNATURE);
     zmsg_addstr (msg, "ACK");
@@ -438,7 +414,7 @@ s_handle_deliver (writer_t *self, zmsg_t *msg)
     zframe_t *upto_frame = zmsg_next (msg);
     if (!upto_frame || zframe_size (upto_frame) != 8)
         return;
-    uint64_t upto = s_get_u64 (upto_frame);
+    uint64_t upto = util_get_be (zframe_data (upto_frame), 8);
     if (upto <= self->acked_upto || upto <= self->delivered_upto)
         return; //  stale: from before a RESET
     s_batch_t *batch = self->filling;
@@ -541,7 +517,8 @@ writer_run (writer_t *self)
                 }
             } else if (zframe_streq (cmd, "WELCOME")) {
                 zframe_t *journal = zmsg_next (msg), *cursor = zmsg_next (msg);
-                uint64_t start = cursor && zframe_size (cursor) == 8 ? s_get_u64 (cursor) : 1;
+                uint64_t start =
+                    cursor && zframe_size (cursor) == 8 ? util_get_be (zframe_data (cursor), 8) : 1;
                 s_new_session (self);
                 self->acked_upto = start ? start - 1 : 0;
                 self->welcomed = true;
@@ -670,7 +647,7 @@ writer_test (bool verbose)
     zmsg_addstr (msg, SIGNATURE);
     zmsg_addstr (msg, "WELCOME");
     zmsg_addmem (msg, "0123456789abcdef", 16);
-    s_put_u64 (u64, 1);
+    util_put_be (u64, 1, 8);
     zmsg_addmem (msg, u64, 8);
     zmsg_send (&msg, router);
 
@@ -680,7 +657,7 @@ writer_test (bool verbose)
     zmsg_append (msg, &(zframe_t *){zframe_dup (peer)});
     zmsg_addstr (msg, SIGNATURE);
     zmsg_addstr (msg, "DELIVER");
-    s_put_u64 (u64, 5);
+    util_put_be (u64, 5, 8);
     zmsg_addmem (msg, u64, 8);
     const char *names[] = {"a", "b", "a"};
     for (int i = 0; i < 3; i++) {
@@ -707,7 +684,7 @@ writer_test (bool verbose)
         zframe_destroy (&from);
         assert (zframe_streq (zmsg_first (msg), SIGNATURE));
         if (zframe_streq (zmsg_next (msg), "ACK"))
-            acked = s_get_u64 (zmsg_next (msg));
+            acked = util_get_be (zframe_data (zmsg_next (msg)), 8);
         zmsg_destroy (&msg);
     }
     assert (store.calls == 2);  //  one failure, one commit

@@ -42,30 +42,13 @@ struct _journal_t {
     uint64_t *cursors, *synced_cursors;
 };
 
-static void
-s_put_be (uint8_t *out, uint64_t value)
-{
-    for (int i = 0; i < 8; i++)
-        out[i] = (uint8_t) (value >> (56 - 8 * i));
-}
-
-static uint64_t
-s_get_be (const void *in)
-{
-    const uint8_t *p = in;
-    uint64_t value = 0;
-    for (int i = 0; i < 8; i++)
-        value = value << 8 | p[i];
-    return value;
-}
-
 static int
 s_meta_get (journal_t *self, MDB_txn *txn, const char *key, uint64_t *value)
 {
     MDB_val k = {strlen (key), (void *) key}, v;
     int rc = mdb_get (txn, self->meta, &k, &v);
     if (rc == 0 && v.mv_size == 8)
-        *value = s_get_be (v.mv_data);
+        *value = util_get_be (v.mv_data, 8);
     return rc;
 }
 
@@ -73,7 +56,7 @@ static int
 s_meta_put (journal_t *self, MDB_txn *txn, const char *key, uint64_t value)
 {
     uint8_t buf[8];
-    s_put_be (buf, value);
+    util_put_be (buf, value, 8);
     MDB_val k = {strlen (key), (void *) key}, v = {8, buf};
     return mdb_put (txn, self->meta, &k, &v, 0);
 }
@@ -103,7 +86,7 @@ s_first_offset (journal_t *self, MDB_txn *txn)
     uint64_t first = self->next_offset;
     if (mdb_cursor_open (txn, self->rec, &cursor) == 0) {
         if (mdb_cursor_get (cursor, &k, &v, MDB_FIRST) == 0)
-            first = s_get_be (k.mv_data);
+            first = util_get_be (k.mv_data, 8);
         mdb_cursor_close (cursor);
     }
     return first;
@@ -263,7 +246,7 @@ journal_append (journal_t *self, const void *record, size_t size, uint8_t writer
     assert (self->txn);
     uint8_t key[8];
     uint64_t offset = self->r_next_offset;
-    s_put_be (key, offset);
+    util_put_be (key, offset, 8);
     MDB_val k = {8, key}, v = {REC_HEADER + size, NULL};
     //  MDB_RESERVE: LMDB hands out the space and we copy once into it.
     int rc = mdb_cursor_put (self->append, &k, &v, MDB_APPEND | MDB_RESERVE);
@@ -272,7 +255,7 @@ journal_append (journal_t *self, const void *record, size_t size, uint8_t writer
         return 0;
     }
     uint8_t *out = v.mv_data;
-    s_put_be (out, (uint64_t) received_ns);
+    util_put_be (out, (uint64_t) received_ns, 8);
     out[8] = writers;
     memcpy (out + REC_HEADER, record, size);
     self->r_next_offset++;
@@ -291,7 +274,7 @@ journal_reject (journal_t *self, const char *reason, const char *detail, const v
     //  reason NUL detail NUL received_ns(8) original_size(8) raw
     size_t total = reason_len + 1 + detail_len + 1 + 16 + keep;
     uint8_t key[8];
-    s_put_be (key, self->r_dead_seq);
+    util_put_be (key, self->r_dead_seq, 8);
     MDB_val k = {8, key}, v = {total, NULL};
     int rc = mdb_put (self->txn, self->dead, &k, &v, MDB_APPEND | MDB_RESERVE);
     if (rc) {
@@ -303,15 +286,15 @@ journal_reject (journal_t *self, const char *reason, const char *detail, const v
     out += reason_len + 1;
     memcpy (out, detail, detail_len + 1);
     out += detail_len + 1;
-    s_put_be (out, (uint64_t) received_ns);
-    s_put_be (out + 8, size);
+    util_put_be (out, (uint64_t) received_ns, 8);
+    util_put_be (out + 8, size, 8);
     if (keep)
         memcpy (out + 16, raw, keep);
     self->r_dead_seq++;
     self->r_counters.rejected++;
     //  The dead-letter area keeps the newest dead_max entries.
     while (self->r_dead_seq - self->r_dead_first > self->dead_max) {
-        s_put_be (key, self->r_dead_first);
+        util_put_be (key, self->r_dead_first, 8);
         MDB_val old = {8, key};
         mdb_del (self->txn, self->dead, &old, NULL);
         self->r_dead_first++;
@@ -377,13 +360,14 @@ journal_scan (journal_t *self, uint64_t from, journal_visit_fn *visit, void *arg
         return -1;
     }
     uint8_t key[8];
-    s_put_be (key, from);
+    util_put_be (key, from, 8);
     MDB_val k = {8, key}, v;
     rc = mdb_cursor_get (cursor, &k, &v, MDB_SET_RANGE);
     while (rc == 0) {
         const uint8_t *p = v.mv_data;
-        if (v.mv_size < REC_HEADER || !visit (arg, s_get_be (k.mv_data), p + REC_HEADER,
-                                              v.mv_size - REC_HEADER, p[8], (int64_t) s_get_be (p)))
+        if (v.mv_size < REC_HEADER ||
+            !visit (arg, util_get_be (k.mv_data, 8), p + REC_HEADER, v.mv_size - REC_HEADER, p[8],
+                    (int64_t) util_get_be (p, 8)))
             break;
         rc = mdb_cursor_get (cursor, &k, &v, MDB_NEXT);
     }
@@ -399,11 +383,11 @@ journal_received_ns (journal_t *self, uint64_t offset)
     if (mdb_txn_begin (self->env, NULL, MDB_RDONLY, &txn))
         return 0;
     uint8_t key[8];
-    s_put_be (key, offset);
+    util_put_be (key, offset, 8);
     MDB_val k = {8, key}, v;
     int64_t received = 0;
     if (mdb_get (txn, self->rec, &k, &v) == 0 && v.mv_size >= REC_HEADER)
-        received = (int64_t) s_get_be (v.mv_data);
+        received = (int64_t) util_get_be (v.mv_data, 8);
     mdb_txn_abort (txn);
     return received;
 }
@@ -465,7 +449,7 @@ journal_sync_cursors (journal_t *self)
     MDB_val k, v;
     int get;
     while ((get = mdb_cursor_get (cursor, &k, &v, MDB_FIRST)) == 0 && trimmed < TRIM_CHUNK &&
-           s_get_be (k.mv_data) < low) {
+           util_get_be (k.mv_data, 8) < low) {
         bytes -= v.mv_size - REC_HEADER;
         if ((rc = mdb_cursor_del (cursor, 0))) {
             mdb_cursor_close (cursor);
@@ -473,7 +457,7 @@ journal_sync_cursors (journal_t *self)
         }
         trimmed++;
     }
-    first = get == 0 ? s_get_be (k.mv_data) : self->next_offset;
+    first = get == 0 ? util_get_be (k.mv_data, 8) : self->next_offset;
     mdb_cursor_close (cursor);
     journal_counters_t counters = self->counters;
     counters.trimmed += trimmed;

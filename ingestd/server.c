@@ -102,22 +102,6 @@ s_reject_label (int reason)
 }
 
 static void
-s_put_be (uint8_t *out, uint64_t value, int n)
-{
-    for (int i = 0; i < n; i++)
-        out[i] = (uint8_t) (value >> (8 * (n - 1 - i)));
-}
-
-static uint64_t
-s_get_be (const uint8_t *in, int n)
-{
-    uint64_t value = 0;
-    for (int i = 0; i < n; i++)
-        value = value << 8 | in[i];
-    return value;
-}
-
-static void
 s_register_metrics (server_t *self)
 {
     metrics_t *m = self->metrics;
@@ -297,8 +281,7 @@ s_tap_reject (server_t *self, const char *reason, const char *detail, const void
     //  The raw frame is cut at JOURNAL_DEAD_RAW_MAX: the whole size says how
     //  much was refused (a 100 MiB frame is not a 4 KiB one).
     uint8_t whole[8];
-    for (int i = 0; i < 8; i++)
-        whole[i] = (uint8_t) ((uint64_t) size >> (56 - 8 * i));
+    util_put_be (whole, size, 8);
     zmq_send (sock, whole, sizeof whole, ZMQ_DONTWAIT);
 }
 
@@ -500,8 +483,8 @@ s_send_intake_reply (server_t *self, s_reply_t *reply)
         zmq_send (sock, text, strlen (text), 0);
     } else {
         uint8_t counts[8];
-        s_put_be (counts, reply->accepted, 4);
-        s_put_be (counts + 4, reply->rejected, 4);
+        util_put_be (counts, reply->accepted, 4);
+        util_put_be (counts + 4, reply->rejected, 4);
         zmq_send (sock, "ACK", 3, ZMQ_SNDMORE);
         zmq_send (sock, reply->seq, 8, ZMQ_SNDMORE);
         zmq_send (sock, counts, 4, ZMQ_SNDMORE);
@@ -623,7 +606,7 @@ s_pump (server_t *self, s_session_t *s)
             return;
         }
         uint8_t upto[8];
-        s_put_be (upto, fill.upto, 8);
+        util_put_be (upto, fill.upto, 8);
         zmsg_pushmem (fill.msg, upto, 8);
         zmsg_pushstr (fill.msg, "DELIVER");
         zmsg_pushstr (fill.msg, DELIVERY_SIG);
@@ -696,7 +679,7 @@ s_handle_hello (server_t *self, zframe_t *peer, zmsg_t *msg)
     //  is delivered again from the durable cursor.
     zframe_destroy (&s->peer);
     s->peer = zframe_dup (peer);
-    s->window = (uint32_t) s_get_be (zframe_data (window_frame), 4);
+    s->window = (uint32_t) util_get_be (zframe_data (window_frame), 4);
     s->sent_upto = journal_cursor (self->journal, s->index) - 1;
     s->ninflight = 0;
     s->inflight_records = 0;
@@ -708,7 +691,7 @@ s_handle_hello (server_t *self, zframe_t *peer, zmsg_t *msg)
     zmsg_addstr (out, "WELCOME");
     zmsg_addmem (out, journal_id (self->journal), JOURNAL_ID_SIZE);
     uint8_t cursor[8];
-    s_put_be (cursor, s->sent_upto + 1, 8);
+    util_put_be (cursor, s->sent_upto + 1, 8);
     zmsg_addmem (out, cursor, 8);
     zmsg_send (&out, self->delivery);
     metric_set (s->m_connected, 1);
@@ -729,8 +712,8 @@ s_handle_ack (server_t *self, zframe_t *peer, zmsg_t *msg)
     if (!upto_frame || zframe_size (upto_frame) != 8 || !window_frame ||
         zframe_size (window_frame) != 4)
         return;
-    uint64_t upto = s_get_be (zframe_data (upto_frame), 8);
-    s->window = (uint32_t) s_get_be (zframe_data (window_frame), 4);
+    uint64_t upto = util_get_be (zframe_data (upto_frame), 8);
+    s->window = (uint32_t) util_get_be (zframe_data (window_frame), 4);
     s->last_heard_ms = util_mono_ms ();
     if (upto > s->sent_upto)
         upto = s->sent_upto; //  cannot acknowledge what it was not sent
@@ -809,7 +792,7 @@ s_housekeep (server_t *self)
         if (s->peer && now_ms - s->last_sent_ms >= HEARTBEAT_MS) {
             //  An idle writer hears from us too, so it can tell ingestd is up.
             uint8_t cursor[8];
-            s_put_be (cursor, journal_cursor (self->journal, s->index), 8);
+            util_put_be (cursor, journal_cursor (self->journal, s->index), 8);
             zmsg_t *out = zmsg_new ();
             zframe_t *to = zframe_dup (s->peer);
             zmsg_append (out, &to);

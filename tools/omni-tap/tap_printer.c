@@ -327,12 +327,8 @@ tap_printer_format (tap_printer_t *self, const void *const *frames, const size_t
         //  The fifth frame, the input's whole size, came with the raw bytes
         //  being cut at 4 KiB; without it the raw bytes are the whole input.
         uint64_t whole = sizes[3];
-        if (count == 5 && sizes[4] == 8) {
-            const uint8_t *be = frames[4];
-            whole = 0;
-            for (int i = 0; i < 8; i++)
-                whole = whole << 8 | be[i];
-        }
+        if (count == 5 && sizes[4] == 8)
+            whole = util_get_be (frames[4], 8);
         mpjson_buf_t *out = &self->out;
         char number[32];
         if (self->format == TAP_FORMAT_JSON) {
