@@ -6,11 +6,15 @@
 - the journal's accounting invariant, broken by hand, is reported by /health;
 - omnictl status: up, down, exit codes, --watch;
 - `make run` (tools/omni-run.sh) on a fresh clone: its summary equals
-  `git rev-list --all` and the rows found in the stores.
+  `git rev-list --all` and the rows found in the stores; as on a newcomer's
+  machine (no pymongo, no mongosh, no MongoDB, no PostgreSQL answering) it
+  still completes: a store that cannot be had is skipped in one line, or a
+  private server is started for the run and stopped with it.
 """
 import os
 import re
 import signal
+import socket
 import struct
 import subprocess
 import time
@@ -362,6 +366,130 @@ def test_make_run_on_a_fresh_clone(workdir, pg_database):
             client = MongoClient(mongo_uri, serverSelectionTimeoutMS=5000)
             client.drop_database(mongo_db)
             client.close()
+
+
+def no_pymongo_python(workdir):
+    """A python3 that cannot import pymongo (no site packages), as on a machine
+    where the test packages are not installed yet."""
+    path = os.path.join(workdir, "python-no-pymongo")
+    with open(path, "w") as f:
+        f.write('#!/bin/sh\nexec /usr/bin/python3 -S "$@"\n')
+    os.chmod(path, 0o755)
+    assert subprocess.run([path, "-c", "import pymongo"], capture_output=True).returncode != 0
+    return path
+
+
+def path_without(*tools):
+    """PATH less the directories that hold any of `tools`."""
+    dirs = [d for d in os.environ.get("PATH", "").split(os.pathsep)
+            if not any(os.path.exists(os.path.join(d, t)) for t in tools)]
+    return os.pathsep.join(dirs)
+
+
+def closed_port():
+    """A port nothing listens on (bound, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def free_port_run(count):
+    """A base port with `count` consecutive free ports after it."""
+    for _ in range(200):
+        base = 20000 + int.from_bytes(os.urandom(2), "big") % 40000
+        socks = []
+        try:
+            for p in range(base, base + count):
+                s = socket.socket()
+                socks.append(s)
+                s.bind(("127.0.0.1", p))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise AssertionError("no run of free ports")
+
+
+def newcomer_env(workdir, **extra):
+    env = dict(os.environ, OMNI_BIN=BIN, OMNI_PYTHON=no_pymongo_python(workdir),
+               PATH=path_without("mongosh", "mongo"), **extra)
+    for k in ("OMNI_RUN_DIR", "OMNI_RUN_KEEP", "OMNI_CONFIG", "OMNI_TEST_MONGO_URI"):
+        env.pop(k, None)
+    return env
+
+
+def summary_of(clone):
+    summary = {}
+    with open(os.path.join(clone, "var", "run", "summary.env")) as f:
+        for line in f:
+            key, _, value = line.rstrip("\n").partition("=")
+            summary[key] = value
+    return summary
+
+
+def test_make_run_without_mongodb_or_pymongo(workdir, pg_database):
+    """The first-run bug: with nothing on the MongoDB port and no client to ask,
+    the store is skipped in one line; archive and PostgreSQL are complete."""
+    for name in ("ingestd", "collectord", "archiverd"):
+        need(name, " (make run needs it)")
+    clone = os.path.join(workdir, "clone")
+    subprocess.run(["git", "clone", "-q", ROOT, clone], check=True, timeout=120)
+    uri = f"mongodb://127.0.0.1:{closed_port()}"
+    env = newcomer_env(workdir, OMNI_PG_DSN=pg_database, OMNI_MONGO_URI=uri)
+    out = subprocess.run([os.path.join(clone, "tools", "omni-run.sh")], cwd=clone, env=env,
+                         capture_output=True, text=True, timeout=900)
+    log = out.stdout + out.stderr
+    assert [l for l in log.splitlines() if "skipped" in l] == \
+        [f"MongoDB: {uri} does not answer: skipped (set OMNI_MONGO_URI to use one)"], log
+    check_make_run(clone, out, pg_database, None, None)
+    assert "documentd_stored" not in summary_of(clone), log
+
+
+def test_make_run_with_private_servers(workdir):
+    """No PostgreSQL and no MongoDB of the user's: the run starts its own
+    (initdb under var/run, the tests' FerretDB), on the ports of
+    OMNI_RUN_PORT_BASE, and stops them with the pipeline."""
+    for name in ("ingestd", "collectord", "archiverd", "relationald", "documentd"):
+        need(name, " (make run needs it)")
+    clone = os.path.join(workdir, "clone")
+    subprocess.run(["git", "clone", "-q", ROOT, clone], check=True, timeout=120)
+    ferretdb = subprocess.run([os.path.join(ROOT, "tools", "mongo-test-server.sh"), "binary"],
+                              capture_output=True, text=True, check=True, timeout=900).stdout.strip()
+    base = free_port_run(11)
+    env = newcomer_env(workdir, OMNI_PG_DSN="private", OMNI_MONGO_URI="private",
+                       OMNI_FERRETDB=ferretdb, OMNI_RUN_PORT_BASE=str(base))
+    out = subprocess.run([os.path.join(clone, "tools", "omni-run.sh")], cwd=clone, env=env,
+                         capture_output=True, text=True, timeout=900)
+    log = out.stdout + out.stderr
+    assert out.returncode == 0, log[-5000:]
+    assert re.search(rf"^PostgreSQL: a private cluster for this run, \S+ \(port {base + 9}\)$",
+                     log, re.M), log
+    assert f"MongoDB: a private FerretDB for this run, mongodb://127.0.0.1:{base + 10}" in log, log
+    assert f"intake tcp://127.0.0.1:{base}  delivery tcp://127.0.0.1:{base + 1}" in log, log
+    assert "skipped" not in log, log
+    summary = summary_of(clone)
+    commits = int(subprocess.run(["git", "-C", clone, "rev-list", "--all"], capture_output=True,
+                                 text=True, check=True).stdout.count("\n"))
+    assert int(summary["pg_commits"]) == commits, log
+    # documentd stored every record ingestd accepted, as the archive did.
+    assert int(summary["documentd_stored"]) == int(summary["ingestd_accepted"]) \
+        == int(summary["archiverd_stored"]), log
+    # Both private servers were stopped with the pipeline.
+    assert not processes_mentioning(os.path.join(clone, "var")), log
+    assert not listening_ports() & set(range(base, base + 11)), log
+
+
+def listening_ports():
+    ports = set()
+    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(name) as f:
+            for line in f.readlines()[1:]:
+                fields = line.split()
+                if fields[3] == "0A":
+                    ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
 
 
 def check_make_run(clone, out, pg_database, mongo_uri, mongo_db):

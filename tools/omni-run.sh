@@ -16,10 +16,25 @@
 #   OMNI_RUN_HOLD=1   keep the pipeline up after the summary until Ctrl-C (to
 #                     look with omni-tap, omnictl, psql while it runs)
 #   OMNI_RUN_TIMEOUT  seconds to wait for the writers to catch up (600)
+#   OMNI_RUN_PORT_BASE  first of 11 consecutive ports to use (intake, delivery,
+#                     tap, the HTTP ports of ingestd, archiverd, relationald,
+#                     documentd, metricsd and the collector, a private
+#                     PostgreSQL, a private MongoDB-wire server); each must be
+#                     free. Default: 5550-5552 and 9100-9105 when free, else free ones
 #   OMNI_PG_DSN       PostgreSQL (postgresql://postgres@127.0.0.1:5432/omniaudit);
-#                     the database is created when missing; "off" = do not use
-#   OMNI_MONGO_URI    MongoDB (mongodb://127.0.0.1:27017); "off" = do not use
+#                     the database is created when missing; "off" = do not use;
+#                     "private" = a cluster of the run's own (initdb under
+#                     OMNI_RUN_DIR), which is also what happens when the default
+#                     server does not answer and PostgreSQL's server programs
+#                     are installed
+#   OMNI_MONGO_URI    MongoDB (mongodb://127.0.0.1:27017); "off" = do not use;
+#                     "private" = a FerretDB of the run's own (tools/
+#                     mongo-test-server.sh: built once when Go is there), which
+#                     is also what happens when nothing answers at the default
 #   OMNI_MONGO_DB     MongoDB database (omniaudit)
+#   OMNI_PYTHON       the python3 used to count MongoDB documents with pymongo
+#                     (/usr/bin/python3); without pymongo or mongosh, documentd's
+#                     own count is shown
 # The numbers of the summary are also written to $OMNI_RUN_DIR/summary.env.
 set -uo pipefail
 
@@ -30,8 +45,12 @@ WORK=${OMNI_RUN_DIR:-$ROOT/var/run}
 KEEP=${OMNI_RUN_KEEP:-0}
 HOLD=${OMNI_RUN_HOLD:-0}
 TIMEOUT=${OMNI_RUN_TIMEOUT:-600}
-PG_DSN=${OMNI_PG_DSN:-postgresql://postgres@127.0.0.1:5432/omniaudit}
-MONGO_URI=${OMNI_MONGO_URI:-mongodb://127.0.0.1:27017}
+PG_DEFAULT=postgresql://postgres@127.0.0.1:5432/omniaudit
+MONGO_DEFAULT=mongodb://127.0.0.1:27017
+PG_DSN=${OMNI_PG_DSN:-$PG_DEFAULT}
+MONGO_URI=${OMNI_MONGO_URI:-$MONGO_DEFAULT}
+PYTHON=${OMNI_PYTHON:-/usr/bin/python3}
+PORT_BASE=${OMNI_RUN_PORT_BASE:-}
 MONGO_DB=${OMNI_MONGO_DB:-omniaudit}
 export PGCONNECT_TIMEOUT=${PGCONNECT_TIMEOUT:-3}
 
@@ -63,9 +82,19 @@ stop_pid() {  # NAME PID: SIGTERM, wait for the drain, SIGKILL as a last resort
     return 0
 }
 
+# Private servers (started for this run): stopped after the daemons that use them.
+PRIVATE_STOPS=()
+
 stop_all() {
     [ $STOPPING -eq 1 ] && return
     STOPPING=1
+    stop_daemons
+    local s
+    for s in "${PRIVATE_STOPS[@]}"; do $s; done
+    PRIVATE_STOPS=()
+}
+
+stop_daemons() {
     [ ${#PIDS[@]} -eq 0 ] && return
     say ""
     say "stopping: ${NAMES[*]}"
@@ -163,19 +192,36 @@ wait_healthy() {  # NAME PORT: until /health answers 200; fails when the daemon 
 }
 
 # ---------------------------------------------------------------------------
-# Ports: the defaults when free, else free ones. Listening sockets are read
-# from /proc/net/tcp{,6} (state 0A), so nothing is bound to find out.
+# Ports: with OMNI_RUN_PORT_BASE, base + a fixed offset each, which must be
+# free; otherwise the defaults when free, else free ones. Listening sockets are
+# read from /proc/net/tcp{,6} (state 0A), so nothing is bound to find out.
 
-TAKEN=" "
+LISTENING=" "
 for f in /proc/net/tcp /proc/net/tcp6; do
     [ -r "$f" ] || continue
     while read -r _ local _ state _; do
-        [ "$state" = 0A ] && TAKEN+="$((16#${local##*:})) "
+        [ "$state" = 0A ] && LISTENING+="$((16#${local##*:})) "
     done < <(tail -n +2 "$f")
 done
+TAKEN=$LISTENING
 
-port() {  # VAR DEFAULT: sets VAR to the default port when it is free, else to a free one
+if [ -n "$PORT_BASE" ]; then
+    [[ "$PORT_BASE" =~ ^[0-9]+$ ]] && [ "$PORT_BASE" -ge 1024 ] && [ "$PORT_BASE" -le 65524 ] ||
+        { warn "OMNI_RUN_PORT_BASE=$PORT_BASE: give a port from 1024 to 65524 (11 ports from it are used)"; exit 2; }
+fi
+
+port() {  # VAR DEFAULT OFFSET: sets VAR to its port (see above); DEFAULT 0 = any free one
     local p=$2
+    if [ -n "$PORT_BASE" ]; then
+        p=$((PORT_BASE + $3))
+        if [[ "$LISTENING" == *" $p "* ]]; then
+            warn "port $p (OMNI_RUN_PORT_BASE=$PORT_BASE + $3) is in use: choose another base"
+            exit 2
+        fi
+        printf -v "$1" '%s' "$p"
+        return
+    fi
+    [ "$p" = 0 ] && p=$((20000 + RANDOM % 30000))
     while [[ "$TAKEN" == *" $p "* ]]; do p=$((20000 + RANDOM % 30000)); done
     TAKEN+="$p "
     printf -v "$1" '%s' "$p"
@@ -208,24 +254,91 @@ pg_dbname() {
     esac
 }
 
+pg_create_db() {  # the database of PG_DSN, created on its server when only it is missing
+    local admin db
+    admin=$(pg_admin_dsn "$PG_DSN"); db=$(pg_dbname "$PG_DSN")
+    [ -n "$db" ] && psql_q "$admin" -c 'SELECT 1' >/dev/null 2>&1 || return 2
+    psql_q "$admin" -v db="$db" >/dev/null 2>&1 <<'SQL'
+SELECT format('CREATE DATABASE %I', :'db') WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'db') \gexec
+SQL
+}
+
+# A PostgreSQL cluster of the run's own, from the installed server programs:
+# initdb under the work directory (as the postgres user when root: initdb
+# refuses root), its own port, stopped with the pipeline. Sets PG_DSN.
+PRIVATE_PG_DIR=""; PRIVATE_PG_AS=(); PRIVATE_PG_BIN=""
+private_pg() {
+    local d
+    for d in "$(dirname "$(command -v pg_ctl 2>/dev/null || echo /nonexistent/x)")" \
+        $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -rV); do
+        if [ -x "$d/initdb" ] && [ -x "$d/pg_ctl" ]; then PRIVATE_PG_BIN=$d; break; fi
+    done
+    [ -n "$PRIVATE_PG_BIN" ] || { PG_WHY="PostgreSQL's server programs (initdb, pg_ctl) are not installed"; return 1; }
+    PRIVATE_PG_DIR=$WORK/pg
+    mkdir -p "$PRIVATE_PG_DIR"
+    if [ "$(id -u)" = 0 ]; then
+        id postgres >/dev/null 2>&1 || { PG_WHY="running as root and there is no postgres user to run initdb as"; return 1; }
+        PRIVATE_PG_AS=(runuser -u postgres --)
+        chown postgres: "$PRIVATE_PG_DIR"
+        # The work directory may sit where that user cannot reach (under /root).
+        if ! runuser -u postgres -- test -w "$PRIVATE_PG_DIR"; then
+            rm -rf "$PRIVATE_PG_DIR"
+            PRIVATE_PG_DIR=$(mktemp -d /tmp/omni-run-pg-XXXXXX)
+            chmod 755 "$PRIVATE_PG_DIR"; chown postgres: "$PRIVATE_PG_DIR"
+        fi
+    fi
+    if [ ! -f "$PRIVATE_PG_DIR/data/PG_VERSION" ]; then
+        "${PRIVATE_PG_AS[@]}" "$PRIVATE_PG_BIN/initdb" -D "$PRIVATE_PG_DIR/data" -U postgres \
+            --auth=trust -E UTF8 --locale=C -N >"$PRIVATE_PG_DIR/initdb.log" 2>&1 ||
+            { PG_WHY="initdb failed (see $PRIVATE_PG_DIR/initdb.log)"; return 1; }
+    fi
+    "${PRIVATE_PG_AS[@]}" "$PRIVATE_PG_BIN/pg_ctl" -D "$PRIVATE_PG_DIR/data" \
+        -l "$PRIVATE_PG_DIR/server.log" -w -t 60 \
+        -o "-p $PRIVATE_PG_PORT -c listen_addresses=127.0.0.1 -k $PRIVATE_PG_DIR" start >/dev/null 2>&1 ||
+        { PG_WHY="it did not start (see $PRIVATE_PG_DIR/server.log)"; return 1; }
+    PRIVATE_STOPS+=(stop_private_pg)
+    PG_DSN=postgresql://postgres@127.0.0.1:$PRIVATE_PG_PORT/omniaudit
+    pg_create_db || { PG_WHY="its database could not be created"; return 1; }
+}
+
+stop_private_pg() {
+    "${PRIVATE_PG_AS[@]}" "$PRIVATE_PG_BIN/pg_ctl" -D "$PRIVATE_PG_DIR/data" -m fast -w stop >/dev/null 2>&1 ||
+        warn "the private PostgreSQL did not stop (see $PRIVATE_PG_DIR/server.log)"
+    case $PRIVATE_PG_DIR in /tmp/omni-run-pg-*) rm -rf "$PRIVATE_PG_DIR" ;; esac
+}
+
 pg_ready() {  # answers, creating the database when only it is missing
     [ "$PG_DSN" = off ] && { say "PostgreSQL: off (OMNI_PG_DSN=off)"; return 1; }
-    command -v psql >/dev/null || { say "PostgreSQL: skipped (no psql client)"; return 1; }
+    command -v psql >/dev/null || { say "PostgreSQL: skipped (no psql client; install postgresql-client)"; return 1; }
+    PG_WHY=""
+    if [ "$PG_DSN" = private ]; then
+        if private_pg; then
+            say "PostgreSQL: a private cluster for this run, $PRIVATE_PG_DIR (port $PRIVATE_PG_PORT)"
+            return 0
+        fi
+        say "PostgreSQL: no private cluster ($PG_WHY): skipped"
+        return 1
+    fi
     if psql_q "$PG_DSN" -c 'SELECT 1' >/dev/null 2>&1; then
         say "PostgreSQL: $(pg_display) answers"
         return 0
     fi
-    local admin db
-    admin=$(pg_admin_dsn "$PG_DSN"); db=$(pg_dbname "$PG_DSN")
-    if [ -n "$db" ] && psql_q "$admin" -c 'SELECT 1' >/dev/null 2>&1; then
-        if psql_q "$admin" -v db="$db" >/dev/null 2>&1 <<'SQL'
-SELECT format('CREATE DATABASE %I', :'db') \gexec
-SQL
-        then
-            say "PostgreSQL: $(pg_display) answers (database $db created)"
+    local rc=0
+    pg_create_db || rc=$?
+    if [ $rc = 0 ]; then
+        say "PostgreSQL: $(pg_display) answers (database $(pg_dbname "$PG_DSN") created)"
+        return 0
+    elif [ $rc = 1 ]; then
+        say "PostgreSQL: the server answers but database $(pg_dbname "$PG_DSN") cannot be created: skipped"
+        return 1
+    fi
+    # Nothing answers at the default: a cluster of our own, when possible.
+    if [ -z "${OMNI_PG_DSN:-}" ]; then
+        if private_pg; then
+            say "PostgreSQL: nothing answers at $PG_DEFAULT: a private cluster for this run, $PRIVATE_PG_DIR (port $PRIVATE_PG_PORT)"
             return 0
         fi
-        say "PostgreSQL: the server answers but database $db cannot be created: skipped"
+        say "PostgreSQL: nothing answers at $PG_DEFAULT and no private cluster ($PG_WHY): skipped (set OMNI_PG_DSN to use one)"
         return 1
     fi
     say "PostgreSQL: $(pg_display) does not answer: skipped (set OMNI_PG_DSN to use one)"
@@ -239,7 +352,7 @@ mongo_eval() {  # JS: prints the result, by mongosh or the legacy shell
     "$MONGO_TOOL" --quiet "$MONGO_URI" --eval "$1" 2>/dev/null
 }
 mongo_py() {  # PYTHON [SOURCES]: with `db` and `srcs` (a list) bound, by pymongo
-    /usr/bin/python3 - "$MONGO_URI" "$MONGO_DB" "$1" "${2:-}" <<'PY' 2>/dev/null
+    "$PYTHON" - "$MONGO_URI" "$MONGO_DB" "$1" "${2:-}" <<'PY' 2>/dev/null
 import sys
 from pymongo import MongoClient
 client = MongoClient(sys.argv[1], serverSelectionTimeoutMS=3000)
@@ -249,8 +362,53 @@ exec(sys.argv[3])
 PY
 }
 
+# Whether a TCP port accepts connections. The redirection runs in a subshell
+# of its own: on a `{ ...; }` group a failed /dev/tcp redirection does not
+# make the command fail, and a closed port read as an open one.
+port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
+
+# A MongoDB-wire server of the run's own: the FerretDB the tests use
+# (tools/mongo-test-server.sh), when a binary is there or Go can build one.
+# Sets MONGO_URI.
+PRIVATE_MONGO_DIR=""
+private_mongo() {
+    local have=0 c
+    for c in "${OMNI_FERRETDB:-}" "$(command -v ferretdb 2>/dev/null)" "${GOPATH:-$HOME/go}/bin/ferretdb" \
+        "$ROOT/var/deploy/ferretdb/ferretdb" "$ROOT/var/ferretdb/ferretdb"; do
+        [ -n "$c" ] && [ -x "$c" ] && have=1
+    done
+    if [ $have = 0 ]; then
+        if ! command -v go >/dev/null && [ ! -x /usr/local/go/bin/go ]; then
+            MONGO_WHY="no FerretDB binary and no Go to build one"
+            return 1
+        fi
+        say "MongoDB: building FerretDB once for a private server (var/ferretdb; a few minutes; OMNI_MONGO_URI=off skips MongoDB)"
+    fi
+    PRIVATE_MONGO_DIR=$WORK/mongo
+    mkdir -p "$PRIVATE_MONGO_DIR"
+    echo "$PRIVATE_MONGO_PORT" >"$PRIVATE_MONGO_DIR/port"
+    if ! MONGO_URI=$(OMNI_TEST_MONGO_URI="" "$ROOT/tools/mongo-test-server.sh" start "$PRIVATE_MONGO_DIR" \
+        2>"$PRIVATE_MONGO_DIR/start.log"); then
+        "$ROOT/tools/mongo-test-server.sh" stop "$PRIVATE_MONGO_DIR" >/dev/null 2>&1
+        MONGO_WHY="FerretDB did not start (see $PRIVATE_MONGO_DIR/start.log)"
+        return 1
+    fi
+    MONGO_URI=${MONGO_URI%/}
+    PRIVATE_STOPS+=(stop_private_mongo)
+}
+
+stop_private_mongo() { "$ROOT/tools/mongo-test-server.sh" stop "$PRIVATE_MONGO_DIR" >/dev/null 2>&1; }
+
 mongo_ready() {
     [ "$MONGO_URI" = off ] && { say "MongoDB: off (OMNI_MONGO_URI=off)"; return 1; }
+    MONGO_WHY=""
+    if [ "$MONGO_URI" = private ]; then
+        if ! private_mongo; then
+            say "MongoDB: no private server ($MONGO_WHY): skipped"
+            return 1
+        fi
+        say "MongoDB: a private FerretDB for this run, $MONGO_URI ($PRIVATE_MONGO_DIR)"
+    fi
     # On this machine a refused connection says it at once, where the clients
     # would wait for their server selection timeout. (Remote hosts are left to
     # the clients: bash's connect has no timeout.)
@@ -260,12 +418,22 @@ mongo_ready() {
         host=${hostport%:*}; mport=${hostport##*:}
         [ "$host" = "$hostport" ] && mport=27017
         host=${host#[}; host=${host%]}
-        if [[ "$host" =~ ^(127\.0\.0\.1|localhost|::1)$ ]] && ! { : ; } 2>/dev/null 3<>"/dev/tcp/$host/$mport"; then
-            say "MongoDB: $MONGO_URI does not answer: skipped (set OMNI_MONGO_URI to use one)"
-            return 1
+        if [[ "$host" =~ ^(127\.0\.0\.1|localhost|::1)$ ]]; then
+            if ! port_open "$host" "$mport"; then
+                if [ -n "${OMNI_MONGO_URI:-}" ]; then
+                    say "MongoDB: $MONGO_URI does not answer: skipped (set OMNI_MONGO_URI to use one)"
+                    return 1
+                fi
+                if ! private_mongo; then
+                    say "MongoDB: nothing answers at $MONGO_DEFAULT and no private server ($MONGO_WHY): skipped (set OMNI_MONGO_URI to use one)"
+                    return 1
+                fi
+                say "MongoDB: nothing answers at $MONGO_DEFAULT: a private FerretDB for this run, $MONGO_URI ($PRIVATE_MONGO_DIR)"
+            fi
+            port_answers=1
         fi
-        [[ "$host" =~ ^(127\.0\.0\.1|localhost|::1)$ ]] && port_answers=1
     fi
+    local tool
     for tool in mongosh mongo; do
         if command -v $tool >/dev/null; then
             MONGO_TOOL=$tool
@@ -273,14 +441,13 @@ mongo_ready() {
         fi
     done
     MONGO_TOOL=""
-    if [ -x /usr/bin/python3 ] && [ "$(mongo_py 'print(int(client.admin.command("ping")["ok"]))')" = 1 ]; then
+    if [ -x "$PYTHON" ] && [ "$(mongo_py 'print(int(client.admin.command("ping")["ok"]))')" = 1 ]; then
         MONGO_TOOL=pymongo
         say "MongoDB: $MONGO_URI answers"
         return 0
     fi
     if [ $port_answers = 1 ] && ! command -v mongosh >/dev/null && ! command -v mongo >/dev/null \
-        && ! /usr/bin/python3 -c "import pymongo" 2>/dev/null; then
-        MONGO_TOOL=""
+        && ! "$PYTHON" -c "import pymongo" 2>/dev/null; then
         say "MongoDB: $MONGO_URI answers (no mongosh or pymongo here to count its documents)"
         return 0
     fi
@@ -300,18 +467,20 @@ mkdir -p "$WORK"
 exec 9>"$WORK/.lock"
 flock -n 9 || die "another omni-run uses $WORK (set OMNI_RUN_DIR for a second one)"
 if [ "$KEEP" != 1 ]; then
-    rm -rf "$WORK/journal" "$WORK/archive" "$WORK/collector" "$WORK/logs" "$WORK/summary.env"
+    rm -rf "$WORK/journal" "$WORK/archive" "$WORK/collector" "$WORK/logs" "$WORK/summary.env" \
+        "$WORK/pg" "$WORK/mongo"
 fi
 LOGS=$WORK/logs
 mkdir -p "$LOGS"
 
-port INTAKE_PORT 5550; port DELIVERY_PORT 5551; port TAP_PORT 5552
+port INTAKE_PORT 5550 0; port DELIVERY_PORT 5551 1; port TAP_PORT 5552 2
 INTAKE=tcp://127.0.0.1:$INTAKE_PORT
 DELIVERY=tcp://127.0.0.1:$DELIVERY_PORT
 TAP=tcp://127.0.0.1:$TAP_PORT
 declare -A HTTP
-port 'HTTP[ingestd]' 9100; port 'HTTP[archiverd]' 9101; port 'HTTP[relationald]' 9102
-port 'HTTP[documentd]' 9103; port 'HTTP[metricsd]' 9104
+port 'HTTP[ingestd]' 9100 3; port 'HTTP[archiverd]' 9101 4; port 'HTTP[relationald]' 9102 5
+port 'HTTP[documentd]' 9103 6; port 'HTTP[metricsd]' 9104 7; port COLLECTOR_HTTP 9105 8
+port PRIVATE_PG_PORT 0 9; port PRIVATE_MONGO_PORT 0 10
 declare -A WRITER_OF=([archiverd]=archive [relationald]=relational [documentd]=document
                       [metricsd]=metrics)
 
@@ -389,10 +558,7 @@ collect() {  # MODE: collectord MODE --once on the repository, with progress
     # Its state (what was sent already) under the work directory, and its own
     # /metrics on a free port, when it has these options.
     [[ "$help" == *--state-dir* ]] && args+=(--state-dir="$WORK/collector")
-    if [[ "$help" == *--http* ]]; then
-        port COLLECTOR_HTTP 9105
-        args+=(--http="127.0.0.1:$COLLECTOR_HTTP")
-    fi
+    [[ "$help" == *--http* ]] && args+=(--http="127.0.0.1:$COLLECTOR_HTTP")
     say "collectord $mode --once $REPO"
     start "collectord:$mode" "$mode" "${args[@]}" "$REPO"
     pid=$(pid_of "collectord:$mode")
@@ -568,7 +734,7 @@ say ""
 say "how to look"
 [ -d "$WORK/archive" ] && say "  archive:    ls $WORK/archive/*/ ; head -n 3 $WORK/archive/git.commit/*.jsonl"
 if [ $PG_OK = 1 ] && [[ " ${WRITERS[*]} " == *" relationald "* ]]; then
-    say "  PostgreSQL: psql '$(pg_display)'"
+    say "  PostgreSQL: psql '$(pg_display)'${PRIVATE_PG_DIR:+   (private: up only while the pipeline is, see OMNI_RUN_HOLD)}"
     say "      SELECT s.name, count(*) FROM commits c JOIN sources s ON s.id = c.source_id GROUP BY 1;"
     say "      SELECT author_email, count(*) FROM commits GROUP BY 1 ORDER BY 2 DESC LIMIT 10;"
     say "      SELECT * FROM contributors LIMIT 10;   -- and the other views: \\dv"
@@ -577,7 +743,7 @@ if [[ " ${WRITERS[*]} " == *" metricsd "* ]]; then
     say "  series:     SELECT name, count(*), min(time), max(time) FROM points GROUP BY name;"
 fi
 if [ $MONGO_OK = 1 ] && [[ " ${WRITERS[*]} " == *" documentd "* ]]; then
-    say "  MongoDB:    mongosh '$MONGO_URI' --eval 'db.getSiblingDB(\"$MONGO_DB\").git_commits.findOne()'"
+    say "  MongoDB:    mongosh '$MONGO_URI' --eval 'db.getSiblingDB(\"$MONGO_DB\").git_commits.findOne()'${PRIVATE_MONGO_DIR:+   (private: up only while the pipeline is)}"
 fi
 say "  live:       OMNI_RUN_HOLD=1 make run   keeps the pipeline up after this summary; meanwhile:"
 look_live "              "
