@@ -53,6 +53,18 @@ $(BUILD)/test/$(1): $(call obj,$(2)) $(LIBOMNI)
 $(call obj,$(2)): CFLAGS += $$(call pkg_cflags,$(3))
 endef
 
+# What every program prints for --version: the release and the commit built
+# from. The stamp changes only with the version, so config.o is rebuilt then.
+OMNI_RELEASE := 0.1.0
+OMNI_GIT     := $(shell git rev-parse --short=12 HEAD 2>/dev/null)
+OMNI_VERSION := $(OMNI_RELEASE)$(if $(OMNI_GIT),+git.$(OMNI_GIT))
+$(call obj,common/config.c): CFLAGS += -DOMNI_VERSION='"$(OMNI_VERSION)"'
+$(call obj,common/config.c): $(BUILD)/gen/version.stamp
+$(BUILD)/gen/version.stamp: FORCE
+	@mkdir -p $(@D)
+	@[ "$$(cat $@ 2>/dev/null)" = "$(OMNI_VERSION)" ] || echo "$(OMNI_VERSION)" >$@
+.PHONY: FORCE
+
 include $(sort $(wildcard */module.mk))
 
 .PHONY: all deps programs test test-unit test-integration asan fuzz run bench clean format format-check

@@ -73,7 +73,7 @@ def histogram_quantile(metrics, name, q, before=None):
 
 def loadgen(p, count, size, seed, extra=()):
     out = subprocess.run([binary("omni-loadgen"), f"--intake={p.intake}", f"--count={count}",
-                          f"--size={size}", f"--seed={seed}", "--kind=metric", *extra],
+                          f"--size={size}B", f"--seed={seed}", "--kind=metric", *extra],
                          capture_output=True, text=True, check=True)
     return dict(kv.split("=", 1) for kv in out.stdout.split() if "=" in kv)
 
@@ -101,7 +101,7 @@ def main():
         cpu0 = cpu_seconds(p.ingestd.proc.pid)
         start = time.monotonic()
         procs = [subprocess.Popen([binary("omni-loadgen"), f"--intake={p.intake}", f"--count={per}",
-                                   f"--size={args.size}", f"--seed={s}", "--kind=metric", "--batch=1000",
+                                   f"--size={args.size}B", f"--seed={s}", "--kind=metric", "--batch=1000",
                                    "--window=16", "--preencode"], stdout=subprocess.PIPE, text=True)
                  for s in range(args.senders)]
         peak = 0

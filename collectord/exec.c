@@ -436,6 +436,15 @@ s_collect (void *handle, session_t *session, char *error, size_t size)
         snprintf (error, size, "%s", err);
         return -1;
     }
+    //  The good lines are sent and stored; the run still fails, so that a
+    //  script running it (and run.end) says that some of the output was lost
+    if (run.bad) {
+        snprintf (error, size,
+                  "%" PRIu64 " of %" PRIu64 " lines were not %s records and were not sent "
+                  "(each logged as exec.bad_line); the other %" PRIu64 " were",
+                  run.bad, run.bad + run.sent, self->kind, run.sent);
+        return -1;
+    }
     return 0;
 }
 

@@ -101,6 +101,10 @@ main (int argc, char **argv)
     //  Signals set zsys_interrupted from the start: a run stops and drains
     zsys_init ();
     zsys_set_logstream (NULL);
+    if (argc == 2 && strcmp (argv[1], "--version") == 0) {
+        printf ("collectord %s\n", config_version ());
+        return 0;
+    }
     if (argc < 2 || strcmp (argv[1], "--help") == 0 || strcmp (argv[1], "-h") == 0) {
         s_usage (argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
@@ -118,7 +122,7 @@ main (int argc, char **argv)
     uint64_t batch_bytes;
     bool once;
     const config_option_t shared[] = {
-        {"intake", CONFIG_STRING, "tcp://127.0.0.1:5550", "ingestd intake endpoint", &intake},
+        {"intake", CONFIG_ENDPOINT, "tcp://127.0.0.1:5550", "ingestd intake endpoint", &intake},
         {"instance", CONFIG_STRING, NULL,
          "collector instance name, the records' col (default <hostname>-<pid>)", &instance},
         {"state_dir", CONFIG_STRING, NULL,
@@ -162,6 +166,7 @@ main (int argc, char **argv)
     size_t n = 0;
     for (const config_option_t *o = collector->options; o->key; o++)
         options[n++] = *o;
+    size_t nmode = n;
     for (size_t i = 0; i < nshared; i++)
         options[n++] = shared[i];
     for (size_t i = 0; collector_at (i); i++)
@@ -181,10 +186,12 @@ main (int argc, char **argv)
     for (int i = 2; i < argc; i++)
         args[i - 1] = argv[i];
     config_t *config = config_new ("collectord", options);
+    //  --help shows this mode's keys and the shared ones
+    config_set_help_count (config, nmode + nshared);
     int rc = config_load (config, argc - 1, args);
     free (args);
     if (rc) {
-        if (rc > 0)
+        if (rc == 1)
             printf ("\narguments: %s\n  %s\n", collector->usage, collector->summary);
         config_destroy (&config);
         free (options);

@@ -6,8 +6,13 @@
 
     Keys unknown in the daemon's own section are errors (a typo there would
     otherwise silently keep a default); in `common` they are ignored because
-    that section also holds keys for the other daemons. Other sections are
-    not looked at.
+    that section also holds keys for the other daemons. The other sections'
+    keys are not looked at, but their names are: one file serves every
+    program, so a top-level name that no program reads is a typo (`ingestdd:`)
+    whose settings would silently not apply.
+
+    Durations and sizes carry their unit: `--flush-interval 5` once meant
+    5 ms to the program and 5 s to the person who wrote it. Only 0 needs none.
 
     STRING and LIST values are owned by the object: a target points into it
     and is valid until the value is replaced or the object destroyed. A LIST
@@ -26,6 +31,15 @@
 #include <unistd.h>
 #include <yaml.h>
 
+#ifndef OMNI_VERSION
+#define OMNI_VERSION "unknown"
+#endif
+
+//  Every program's section: a new program adds its own here.
+static const char *s_sections[] = {"common",       "ingestd",   "collectord", "archiverd",
+                                   "relationald",  "documentd", "metricsd",   "omni-tap",
+                                   "omni-loadgen", "omnictl",   NULL};
+
 typedef struct {
     const char *origin; //  "default", "file", "env" or "flag"
     char *string;       //  CONFIG_STRING value, owned
@@ -39,6 +53,7 @@ struct _config_t {
     s_state_t *state;
     char **args; //  positional arguments, owned
     size_t nargs;
+    size_t help_count; //  options shown by --help (the first ones)
 };
 
 //  Where a value comes from, for error messages and config_origin.
@@ -185,7 +200,8 @@ s_parse_size (const char *text, uint64_t *value)
         unit++;
         if (strcasecmp (unit, "ib") == 0)
             unit += 2;
-    }
+    } else if (*unit == 0 && number != 0)
+        return false; //  bytes are written 512B: a bare 512 may mean anything
     if (strcasecmp (unit, "b") == 0)
         unit++;
     if (*unit)
@@ -196,7 +212,7 @@ s_parse_size (const char *text, uint64_t *value)
     return true;
 }
 
-//  250ms, 5s, 2m, 1h, 1d; a bare number is milliseconds.
+//  250ms, 5s, 2m, 1h, 1d; a bare number only for 0.
 static bool
 s_parse_duration (const char *text, int64_t *value)
 {
@@ -205,7 +221,9 @@ s_parse_duration (const char *text, int64_t *value)
     if (!unit)
         return false;
     uint64_t scale;
-    if (*unit == 0 || strcmp (unit, "ms") == 0)
+    if (*unit == 0 && number == 0)
+        scale = 1;
+    else if (strcmp (unit, "ms") == 0)
         scale = 1;
     else if (strcmp (unit, "s") == 0)
         scale = 1000;
@@ -221,6 +239,30 @@ s_parse_duration (const char *text, int64_t *value)
         return false;
     *value = (int64_t) (number * scale);
     return true;
+}
+
+//  What libzmq would refuse with a bare "Invalid argument" at bind or
+//  connect time, said at start-up with the key: the transport and, for tcp,
+//  a host and a numeric port (or * to bind any).
+static bool
+s_valid_endpoint (const char *text)
+{
+    if (strncmp (text, "ipc://", 6) == 0)
+        return text[6] != 0;
+    if (strncmp (text, "inproc://", 9) == 0)
+        return text[9] != 0;
+    if (strncmp (text, "tcp://", 6) != 0)
+        return false;
+    const char *host = text + 6;
+    const char *colon = strrchr (host, ':');
+    if (!colon || colon == host)
+        return false;
+    const char *port = colon + 1;
+    if (strcmp (port, "*") == 0)
+        return true;
+    uint64_t number;
+    const char *rest = s_parse_digits (port, &number);
+    return rest && *rest == 0 && number <= 65535;
 }
 
 //  "a, b,,c" -> {"a", "b", "c", NULL}: items are trimmed, empty ones dropped.
@@ -294,6 +336,13 @@ s_apply (config_t *self, size_t index, const char *text, const s_source_t *sourc
     void *target = option->target;
     switch (option->type) {
     case CONFIG_STRING: s_set_string (self, index, s_strdup (text), source->origin); return 0;
+    case CONFIG_ENDPOINT:
+        if (!s_valid_endpoint (text))
+            return s_bad_value (
+                self, index, text,
+                "expected an endpoint: tcp://HOST:PORT, ipc://PATH or inproc://NAME", source);
+        s_set_string (self, index, s_strdup (text), source->origin);
+        return 0;
     case CONFIG_LIST: s_set_list (self, index, s_split (text), source->origin); return 0;
     case CONFIG_INT: {
         int64_t value;
@@ -314,7 +363,8 @@ s_apply (config_t *self, size_t index, const char *text, const s_source_t *sourc
     case CONFIG_SIZE: {
         uint64_t value;
         if (!s_parse_size (text, &value))
-            return s_bad_value (self, index, text, "expected size like 64M", source);
+            return s_bad_value (self, index, text,
+                                "expected a size with its unit: 512B, 64k, 16M, 2G", source);
         if (target)
             *(uint64_t *) target = value;
         break;
@@ -322,7 +372,8 @@ s_apply (config_t *self, size_t index, const char *text, const s_source_t *sourc
     case CONFIG_DURATION: {
         int64_t value;
         if (!s_parse_duration (text, &value))
-            return s_bad_value (self, index, text, "expected duration like 5s", source);
+            return s_bad_value (self, index, text,
+                                "expected a duration with its unit: 250ms, 5s, 2m, 1h, 1d", source);
         if (target)
             *(int64_t *) target = value;
         break;
@@ -438,6 +489,60 @@ s_load_section (config_t *self, yaml_document_t *doc, yaml_node_t *node, const c
     return 0;
 }
 
+static bool
+s_known_section (config_t *self, const char *name)
+{
+    if (strcmp (name, self->section) == 0)
+        return true;
+    for (size_t i = 0; s_sections[i]; i++)
+        if (strcmp (name, s_sections[i]) == 0)
+            return true;
+    return false;
+}
+
+//  Levenshtein distance, for "did you mean": sections are short.
+static size_t
+s_distance (const char *a, const char *b)
+{
+    size_t la = strlen (a), lb = strlen (b);
+    if (la > 63 || lb > 63)
+        return SIZE_MAX;
+    size_t row[64];
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        size_t diagonal = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t above = row[j];
+            size_t best = diagonal + (a[i - 1] != b[j - 1]);
+            if (above + 1 < best)
+                best = above + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            row[j] = best;
+            diagonal = above;
+        }
+    }
+    return row[lb];
+}
+
+static const char *
+s_nearest_section (config_t *self, const char *name)
+{
+    const char *best = NULL;
+    size_t best_distance = 3; //  further than two edits is not a typo
+    for (size_t i = 0; s_sections[i]; i++) {
+        size_t d = s_distance (name, s_sections[i]);
+        if (d < best_distance) {
+            best = s_sections[i];
+            best_distance = d;
+        }
+    }
+    size_t own = s_distance (name, self->section);
+    return own < best_distance ? self->section : best;
+}
+
 static int
 s_load_file (config_t *self, const char *path)
 {
@@ -470,6 +575,21 @@ s_load_file (config_t *self, const char *path)
                      root->start_mark.line + 1);
             rc = -1;
         }
+        for (yaml_node_pair_t *pair = root->data.mapping.pairs.start;
+             rc == 0 && root->type == YAML_MAPPING_NODE && pair < root->data.mapping.pairs.top;
+             pair++) {
+            yaml_node_t *key = yaml_document_get_node (&doc, pair->key);
+            if (key && key->type == YAML_SCALAR_NODE && !s_known_section (self, s_scalar (key))) {
+                const char *near = s_nearest_section (self, s_scalar (key));
+                fprintf (stderr, "error: %s:%zu: unknown section \"%s\"%s%s%s (sections: ", path,
+                         key->start_mark.line + 1, s_scalar (key), near ? " (did you mean \"" : "",
+                         near ? near : "", near ? "\"?)" : "");
+                for (size_t i = 0; s_sections[i]; i++)
+                    fprintf (stderr, "%s%s", i ? ", " : "", s_sections[i]);
+                fprintf (stderr, ")\n");
+                rc = -1;
+            }
+        }
         //  `common` first, then the daemon's own section, whatever their
         //  order in the file
         const char *passes[] = {"common", self->section};
@@ -494,27 +614,37 @@ s_load_file (config_t *self, const char *path)
 
 //  --------------------------------------------------------------------------
 
-//  OMNI_<SECTION>_<KEY>: upper case, anything not alphanumeric as '_'.
+//  OMNI_<SECTION>_<KEY>: upper case, anything not alphanumeric as '_'; a
+//  section named omni-x is OMNI_X_ (not OMNI_OMNI_X_).
 static void
 s_env_name (config_t *self, const char *key, char *name, size_t size)
 {
-    snprintf (name, size, "OMNI_%s_%s", self->section, key);
+    const char *section = self->section;
+    if (strncmp (section, "omni-", 5) == 0)
+        section += 5;
+    snprintf (name, size, "OMNI_%s_%s", section, key);
     for (char *p = name; *p; p++)
         *p = isalnum ((unsigned char) *p) ? (char) toupper ((unsigned char) *p) : '_';
 }
 
-static const char *s_type_hints[] = {"TEXT", "INT", "BOOL", "SIZE", "DURATION", "LIST"};
+static const char *s_type_hints[] = {"TEXT", "INT", "BOOL", "SIZE", "DURATION", "LIST", "ENDPOINT"};
+
+static const char *
+s_program (config_t *self, const char *program)
+{
+    const char *base = program ? strrchr (program, '/') : NULL;
+    return base ? base + 1 : program ? program : self->section;
+}
 
 static void
 s_print_help (config_t *self, const char *program)
 {
-    const char *base = program ? strrchr (program, '/') : NULL;
-    base = base ? base + 1 : program ? program : self->section;
+    const char *base = s_program (self, program);
     printf ("usage: %s [--config FILE] [OPTION...] [ARG...]\n\n", base);
     printf ("Options are read from section \"%s\" (after \"common\") of the YAML file given\n"
             "by --config or $OMNI_CONFIG, then from the environment, then from flags.\n\n",
             self->section);
-    for (size_t i = 0; i < self->noptions; i++) {
+    for (size_t i = 0; i < self->help_count; i++) {
         const config_option_t *option = &self->options[i];
         char flag[128];
         snprintf (flag, sizeof flag, "--%s%s%s", option->key,
@@ -531,6 +661,7 @@ s_print_help (config_t *self, const char *program)
     }
     printf ("  %-30s %s\n", "--config FILE", "the configuration file");
     printf ("  %-30s %s\n", "--help", "this text");
+    printf ("  %-30s %s\n", "--version", "the version of OmniAudit");
 }
 
 config_t *
@@ -543,6 +674,7 @@ config_new (const char *section, const config_option_t *options)
     self->options = options;
     while (options[self->noptions].key)
         self->noptions++;
+    self->help_count = self->noptions;
     self->state = s_alloc (self->noptions * sizeof (s_state_t));
     for (size_t i = 0; i < self->noptions; i++)
         self->state[i].origin = "default";
@@ -613,6 +745,11 @@ config_load (config_t *self, int argc, char **argv)
             rc = 1;
             break;
         }
+        if (strcmp (arg, "--version") == 0) {
+            printf ("%s %s\n", s_program (self, argc > 0 ? argv[0] : NULL), OMNI_VERSION);
+            rc = 2;
+            break;
+        }
         if (arg[1] != '-') {
             fprintf (stderr, "error: unknown flag %s (options are --key=value; see --help)\n", arg);
             rc = -1;
@@ -667,7 +804,7 @@ config_load (config_t *self, int argc, char **argv)
         s_source_t source = {"default", self->section, NULL, 0};
         if (option->default_value)
             rc = s_apply (self, i, option->default_value, &source);
-        else if (option->type == CONFIG_STRING)
+        else if (option->type == CONFIG_STRING || option->type == CONFIG_ENDPOINT)
             s_set_string (self, i, NULL, "default");
         else if (option->type == CONFIG_LIST)
             s_set_list (self, i, s_alloc (sizeof (char *)), "default");
@@ -702,6 +839,19 @@ config_load (config_t *self, int argc, char **argv)
     }
     free (flags);
     return rc;
+}
+
+void
+config_set_help_count (config_t *self, size_t count)
+{
+    assert (self);
+    self->help_count = count < self->noptions ? count : self->noptions;
+}
+
+const char *
+config_version (void)
+{
+    return OMNI_VERSION;
 }
 
 size_t
@@ -826,7 +976,8 @@ static void
 s_test_parsers (void)
 {
     uint64_t size;
-    assert (s_parse_size ("512", &size) && size == 512);
+    assert (!s_parse_size ("512", &size));
+    assert (s_parse_size ("512B", &size) && size == 512);
     assert (s_parse_size ("64k", &size) && size == 64 * 1024);
     assert (s_parse_size ("64K", &size) && size == 64 * 1024);
     assert (s_parse_size ("16M", &size) && size == 16ULL << 20);
@@ -848,7 +999,8 @@ s_test_parsers (void)
 
     int64_t ms;
     assert (s_parse_duration ("250ms", &ms) && ms == 250);
-    assert (s_parse_duration ("250", &ms) && ms == 250);
+    assert (!s_parse_duration ("250", &ms));
+    assert (s_parse_duration ("0", &ms) && ms == 0);
     assert (s_parse_duration ("5s", &ms) && ms == 5000);
     assert (s_parse_duration ("2m", &ms) && ms == 120000);
     assert (s_parse_duration ("1h", &ms) && ms == 3600000);
@@ -918,7 +1070,7 @@ config_test (bool verbose)
                   "  log_level: warn\n"            //  12
                   "  max_size: 1M\n"               //  13
                   "  shared_only: other daemons\n" //  14: unknown here, ignored
-                  "other:\n"                       //  15
+                  "omni-tap:\n"                    //  15
                   "  bogus: [1, 2]\n");            //  16: other sections ignored
 
     //  Defaults only
@@ -1022,11 +1174,13 @@ config_test (bool verbose)
     assert (strstr (out, "error: testd.verbose: bad value \"maybe\" (expected true or false)"));
     free (out);
     assert (s_load (config, &out, 3, "--timeout", "soon") == -1);
-    assert (strstr (out, "bad value \"soon\" (expected duration like 5s) [from flag --timeout]"));
+    assert (strstr (out, "bad value \"soon\" (expected a duration with its unit: 250ms, 5s, 2m, "
+                         "1h, 1d) [from flag --timeout]"));
     free (out);
     setenv ("OMNI_TESTD_MAX_SIZE", "12x", 1);
     assert (s_load (config, &out, 1) == -1);
-    assert (strcmp (out, "error: testd.max_size: bad value \"12x\" (expected size like 64M) "
+    assert (strcmp (out, "error: testd.max_size: bad value \"12x\" (expected a size with its unit: "
+                         "512B, 64k, 16M, 2G) "
                          "[from env OMNI_TESTD_MAX_SIZE]\n") == 0);
     free (out);
     unsetenv ("OMNI_TESTD_MAX_SIZE");
@@ -1060,7 +1214,8 @@ config_test (bool verbose)
     free (out);
     s_write_file (bad_path, "common:\n  max_size: 12x\n");
     assert (s_load (config, &out, 3, "--config", bad_path) == -1);
-    assert (strstr (out, "error: common.max_size: bad value \"12x\" (expected size like 64M)"));
+    assert (strstr (out, "error: common.max_size: bad value \"12x\" (expected a size with its "
+                         "unit: 512B, 64k, 16M, 2G)"));
     free (out);
     //  A list where one value is expected, and a mapping as a value
     s_write_file (bad_path, "testd:\n  port: [1, 2]\n");
@@ -1103,6 +1258,62 @@ config_test (bool verbose)
     assert (strstr (out, "testd.port: bad value \"~\""));
     free (out);
 
+    //  Durations and sizes carry their unit; only 0 needs none
+    assert (s_load (config, &out, 2, "--timeout=5") == -1);
+    assert (strstr (out, "error: testd.timeout: bad value \"5\" (expected a duration with its "
+                         "unit: 250ms, 5s, 2m, 1h, 1d) [from flag --timeout=5]"));
+    free (out);
+    assert (s_load (config, NULL, 2, "--timeout=0") == 0 && s_cfg.timeout == 0);
+    assert (s_load (config, NULL, 2, "--timeout=5s") == 0 && s_cfg.timeout == 5000);
+    assert (s_load (config, &out, 2, "--max-size=512") == -1);
+    assert (strstr (out, "testd.max_size: bad value \"512\""));
+    free (out);
+    assert (s_load (config, NULL, 2, "--max-size=512B") == 0 && s_cfg.max_size == 512);
+    assert (s_load (config, NULL, 2, "--max-size=0") == 0 && s_cfg.max_size == 0);
+
+    //  A top-level section no program reads is a typo, said with file and line
+    s_write_file (bad_path, "common:\n  x: 1\ningestdd:\n  journal_dir: /x\n");
+    assert (s_load (config, &out, 3, "--config", bad_path) == -1);
+    snprintf (expected, sizeof expected,
+              "error: %s:3: unknown section \"ingestdd\" (did you mean \"ingestd\"?)", bad_path);
+    assert (strstr (out, expected));
+    free (out);
+    s_write_file (bad_path, "zzz:\n  x: 1\n");
+    assert (s_load (config, &out, 3, "--config", bad_path) == -1);
+    assert (strstr (out, "unknown section \"zzz\" (sections: common, ingestd"));
+    free (out);
+    s_write_file (bad_path, "ingestd:\n  x: 1\nomni-tap:\n  y: 2\ntestd:\n  port: 3\n");
+    assert (s_load (config, NULL, 3, "--config", bad_path) == 0);
+
+    //  Endpoints are checked when given
+    static char *endpoint;
+    static const config_option_t endpoint_options[] = {
+        {"at", CONFIG_ENDPOINT, "tcp://127.0.0.1:5550", "an endpoint", &endpoint},
+        {NULL, CONFIG_STRING, NULL, NULL, NULL}};
+    config_t *with_endpoint = config_new ("testd", endpoint_options);
+    assert (s_load (with_endpoint, NULL, 1) == 0 && strcmp (endpoint, "tcp://127.0.0.1:5550") == 0);
+    const char *good[] = {"tcp://*:5", "tcp://[::1]:65535", "ipc:///tmp/x", "inproc://y"};
+    for (size_t i = 0; i < 4; i++) {
+        char flag[64];
+        snprintf (flag, sizeof flag, "--at=%s", good[i]);
+        assert (s_load (with_endpoint, NULL, 2, flag) == 0 && strcmp (endpoint, good[i]) == 0);
+    }
+    const char *bad[] = {"127.0.0.1:5550", "tcp://127.0.0.1", "tcp://:5", "tcp://h:70000",
+                         "tcp://h:x",      "ipc://",          "udp://h:1"};
+    for (size_t i = 0; i < 7; i++) {
+        char flag[64];
+        snprintf (flag, sizeof flag, "--at=%s", bad[i]);
+        assert (s_load (with_endpoint, &out, 2, flag) == -1);
+        assert (strstr (out, "testd.at: bad value") && strstr (out, "tcp://HOST:PORT"));
+        free (out);
+    }
+    config_destroy (&with_endpoint);
+
+    //  --version
+    assert (s_load (config, &out, 2, "--version") == 2);
+    assert (strstr (out, config_version ()));
+    free (out);
+
     //  --help prints every option and its variable, and returns 1
     assert (s_load (config, &out, 2, "--help") == 1);
     if (verbose)
@@ -1110,7 +1321,14 @@ config_test (bool verbose)
     assert (strstr (out, "--journal-dir TEXT"));
     assert (strstr (out, "--verbose[=BOOL]"));
     assert (strstr (out, "OMNI_TESTD_MAX_SIZE"));
+    assert (strstr (out, "--version"));
     free (out);
+    //  ... or only the first ones
+    config_set_help_count (config, 1);
+    assert (s_load (config, &out, 2, "--help") == 1);
+    assert (strstr (out, "--name TEXT") && !strstr (out, "--journal-dir"));
+    free (out);
+    assert (s_load (config, NULL, 2, "--journal-dir=/x") == 0);
     config_destroy (&config);
     assert (config == NULL);
     config_destroy (&config);
@@ -1120,10 +1338,10 @@ config_test (bool verbose)
     static const config_option_t tap_options[] = {{"key", CONFIG_STRING, NULL, "a key", &tap_name},
                                                   {NULL, CONFIG_STRING, NULL, NULL, NULL}};
     config = config_new ("omni-tap", tap_options);
-    setenv ("OMNI_OMNI_TAP_KEY", "from-env", 1);
+    setenv ("OMNI_TAP_KEY", "from-env", 1);
     assert (s_load (config, NULL, 1) == 0);
     assert (strcmp (tap_name, "from-env") == 0);
-    unsetenv ("OMNI_OMNI_TAP_KEY");
+    unsetenv ("OMNI_TAP_KEY");
     s_write_file (bad_path, "omni-tap:\n  key: from-file\n  other: 1\n");
     assert (s_load (config, &out, 3, "--config", bad_path) == -1);
     assert (strstr (out, "omni-tap.other: unknown key"));

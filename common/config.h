@@ -15,9 +15,10 @@ typedef enum {
     CONFIG_STRING,   //  char **target (strdup'ed, freed by config_destroy)
     CONFIG_INT,      //  int64_t *target
     CONFIG_BOOL,     //  bool *target: true/false/yes/no/on/off/1/0
-    CONFIG_SIZE,     //  uint64_t *target, bytes: 512, 64k, 16M, 2G (powers of 1024)
-    CONFIG_DURATION, //  int64_t *target, milliseconds: 250ms, 5s, 2m, 1h; bare number = ms
-    CONFIG_LIST      //  char ***target, NULL-terminated; YAML sequence or comma-separated text
+    CONFIG_SIZE,     //  uint64_t *target, bytes: 512B, 64k, 16M, 2G (powers of 1024); 0
+    CONFIG_DURATION, //  int64_t *target, milliseconds: 250ms, 5s, 2m, 1h, 1d; 0
+    CONFIG_LIST,     //  char ***target, NULL-terminated; YAML sequence or comma-separated text
+    CONFIG_ENDPOINT //  char **target: a ZeroMQ endpoint, tcp://HOST:PORT, ipc://PATH, inproc://NAME
 } config_type_t;
 
 typedef struct {
@@ -37,9 +38,16 @@ void config_destroy (config_t **self_p);
 //  Loads defaults, the file (--config FILE, else $OMNI_CONFIG, else none),
 //  environment and flags. Arguments that are not flags are kept as
 //  positional arguments ("--" ends flags). --help prints the options and
-//  returns 1. Returns 0 on success, -1 after printing an error naming the
-//  key, file and line where known.
+//  returns 1; --version prints the version and returns 2. Returns 0 on success, -1 after
+//  printing an error naming the key, file and line where known.
 int config_load (config_t *self, int argc, char **argv);
+
+//  --help shows only the first COUNT options (the others are still
+//  accepted): collectord knows every mode's keys but shows one mode's.
+void config_set_help_count (config_t *self, size_t count);
+
+//  OmniAudit's version, as built.
+const char *config_version (void);
 
 size_t config_argc (config_t *self);
 const char *config_arg (config_t *self, size_t index);

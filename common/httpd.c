@@ -229,19 +229,41 @@ httpd_new (const char *address, metrics_t *metrics, health_fn *health, void *arg
     self->health = health;
     self->arg = arg;
     self->address = strdup (address);
+    //  The socket is bound here, not by MHD: MHD says "Failed to bind to port
+    //  0" for an address given whole, where the operator needs the address
+    //  and the reason.
+    int fd = socket (found->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1;
+    if (fd >= 0)
+        setsockopt (fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (fd < 0 || bind (fd, found->ai_addr, found->ai_addrlen) || listen (fd, 64)) {
+        int error = errno;
+        log_error ("httpd.start", "address=\"%s\" error=\"cannot listen on %s: %s\" hint=\"%s\"",
+                   address, address, strerror (error),
+                   error == EADDRINUSE ? "another process has this port: give another with "
+                                         "--http=HOST:PORT (or --http= for none)"
+                                       : "check the address given with --http=HOST:PORT");
+        if (fd >= 0)
+            close (fd);
+        freeaddrinfo (found);
+        free (self->address);
+        free (self);
+        return NULL;
+    }
     unsigned flags = S_THREAD_FLAGS | MHD_USE_ERROR_LOG;
     if (found->ai_family == AF_INET6)
         flags |= MHD_USE_IPv6;
+    freeaddrinfo (found);
     //  The logger first, or MHD prints messages about the options before it
     self->daemon = MHD_start_daemon (
         flags, 0, NULL, NULL, s_handle, self, MHD_OPTION_EXTERNAL_LOGGER, s_mhd_log, NULL,
-        MHD_OPTION_SOCK_ADDR, found->ai_addr, MHD_OPTION_CONNECTION_LIMIT,
+        MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT,
         (unsigned) HTTPD_CONNECTION_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned) HTTPD_CONNECTION_TIMEOUT, MHD_OPTION_END);
-    freeaddrinfo (found);
     if (!self->daemon) {
-        log_error ("httpd.start", "address=\"%s\" error=\"cannot listen (address in use?)\"",
+        log_error ("httpd.start", "address=\"%s\" error=\"the HTTP server did not start\"",
                    address);
+        close (fd);
         free (self->address);
         free (self);
         return NULL;

@@ -36,7 +36,7 @@ writer_daemon_new (const writer_daemon_spec_t *spec, int argc, char **argv, int 
     self->options = calloc (SHARED_OPTIONS + own + 1, sizeof *self->options);
     assert (self->options);
     config_option_t shared[SHARED_OPTIONS] = {
-        {"delivery", CONFIG_STRING, "tcp://127.0.0.1:5551", "ingestd delivery endpoint",
+        {"delivery", CONFIG_ENDPOINT, "tcp://127.0.0.1:5551", "ingestd delivery endpoint",
          &self->delivery},
         {"batch_size", CONFIG_INT, spec->default_batch, spec->batch_help, &self->batch_size},
         {"flush_interval", CONFIG_DURATION, "200ms", "a partial batch waits at most this long",

@@ -15,13 +15,14 @@ main (int argc, char **argv)
     char *intake, *delivery, *tap, *journal_dir, *http, *log_level, *log_format;
     char *curve_key, *curve_clients;
     char **writers;
-    uint64_t journal_max, max_record, dead_max;
+    uint64_t journal_max, max_record;
+    int64_t dead_max;
     int64_t max_depth;
     const config_option_t options[] = {
-        {"intake", CONFIG_STRING, "tcp://127.0.0.1:5550", "intake ROUTER bind endpoint", &intake},
-        {"delivery", CONFIG_STRING, "tcp://127.0.0.1:5551", "delivery ROUTER bind endpoint",
+        {"intake", CONFIG_ENDPOINT, "tcp://127.0.0.1:5550", "intake ROUTER bind endpoint", &intake},
+        {"delivery", CONFIG_ENDPOINT, "tcp://127.0.0.1:5551", "delivery ROUTER bind endpoint",
          &delivery},
-        {"tap", CONFIG_STRING, "tcp://127.0.0.1:5552", "tap XPUB bind endpoint", &tap},
+        {"tap", CONFIG_ENDPOINT, "tcp://127.0.0.1:5552", "tap XPUB bind endpoint", &tap},
         {"journal_dir", CONFIG_STRING, "var/journal", "journal directory (LMDB)", &journal_dir},
         {"journal_max", CONFIG_SIZE, "1G", "journal size that pauses intake (backpressure)",
          &journal_max},
@@ -29,7 +30,7 @@ main (int argc, char **argv)
          "writers that must acknowledge a record before it leaves the journal", &writers},
         {"max_record_size", CONFIG_SIZE, "4M", "larger records are rejected", &max_record},
         {"max_depth", CONFIG_INT, "16", "deeper nesting is rejected", &max_depth},
-        {"dead_letter_max", CONFIG_SIZE, "100000", "rejected inputs kept for inspection",
+        {"dead_letter_max", CONFIG_INT, "100000", "rejected inputs kept for inspection (a count)",
          &dead_max},
         {"http", CONFIG_STRING, "127.0.0.1:9100", "/metrics and /health address, empty = off",
          &http},
@@ -52,6 +53,12 @@ main (int argc, char **argv)
     }
     if (log_init ("ingestd", log_level, log_format)) {
         fprintf (stderr, "error: ingestd.log_level / log_format: bad value\n");
+        config_destroy (&config);
+        return 2;
+    }
+    if (dead_max < 0) {
+        fprintf (stderr, "error: ingestd.dead_letter_max: %lld is negative\n",
+                 (long long) dead_max);
         config_destroy (&config);
         return 2;
     }
@@ -82,7 +89,7 @@ main (int argc, char **argv)
                                      tap,
                                      journal_dir,
                                      journal_max,
-                                     dead_max,
+                                     (uint64_t) dead_max,
                                      (const char *const *) writers,
                                      {max_record, (size_t) max_depth},
                                      curve};

@@ -441,8 +441,10 @@ def test_exec_good_lines_sent_bad_line_reported(pipeline, pg_database):
               "echo '{\"env\":\"dev\",\"ms\":2.5,\"tags\":[\"a\",\"b\"],\"m\":{\"k\":{\"d\":-1}}}'; "
               "echo 'not json'; "
               "echo '{\"env\":\"qa\",\"n\":3}'")
-    out = run_collector(p, "exec", "--kind=x.deploy", "--", "sh", "-c", script)
+    # The good lines are sent, the run fails (exit 1) saying how many were not
+    out = run_collector(p, "exec", "--kind=x.deploy", "--", "sh", "-c", script, rc=1)
     assert "event=exec.bad_line line=3" in out.stderr, out.stderr
+    assert "1 of 4 lines were not x.deploy records and were not sent" in out.stderr, out.stderr
     drained(p)
     deploys = archived(p, "x.deploy")
     assert len(deploys) == 3
@@ -452,10 +454,11 @@ def test_exec_good_lines_sent_bad_line_reported(pipeline, pg_database):
     assert bodies["dev"]["m"] == {"k": {"d": -1}}
     assert isinstance(bodies["qa"]["n"], int)
     end = archived(p, "run.end")[0]["body"]
-    assert end["status"] == "ok" and end["counts"]["x.deploy"] == 3
+    assert end["status"] == "failed" and end["counts"]["x.deploy"] == 3
+    assert "1 of 4 lines" in end["error"], end
     # Custom kinds go to the archive (and documents), not to PostgreSQL; the
     # run is there
-    assert rows(pg_database, "SELECT collector, status FROM runs") == [("exec", "ok")]
+    assert rows(pg_database, "SELECT collector, status FROM runs") == [("exec", "failed")]
     assert end["counts"]["bad_lines"] == 1
 
 

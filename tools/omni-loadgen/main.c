@@ -33,7 +33,7 @@ main (int argc, char **argv)
     int64_t count, rate, seed, start_index, batch, window, duration, give_up, ack_timeout;
     uint64_t size;
     const config_option_t options[] = {
-        {"intake", CONFIG_STRING, "tcp://127.0.0.1:5550", "ingestd intake endpoint", &intake},
+        {"intake", CONFIG_ENDPOINT, "tcp://127.0.0.1:5550", "ingestd intake endpoint", &intake},
         {"count", CONFIG_INT, "0", "records to send; 0 = until --duration or Ctrl-C", &count},
         {"duration", CONFIG_DURATION, "0", "stop generating after this long; 0 = no limit",
          &duration},
@@ -42,7 +42,7 @@ main (int argc, char **argv)
          "metric | git.commit | ci.test | ci.build | "
          "code.stats | mix",
          &kind},
-        {"size", CONFIG_SIZE, "200", "target encoded record size in bytes; 0 = no padding", &size},
+        {"size", CONFIG_SIZE, "200B", "target encoded record size in bytes; 0 = no padding", &size},
         {"seed", CONFIG_INT, "1", "same seed, kind, source and size: same records", &seed},
         {"start_index", CONFIG_INT, "0", "index of the first record", &start_index},
         {"src", CONFIG_STRING, "loadgen", "the records' source", &src},

@@ -66,7 +66,7 @@ main (int argc, char **argv)
     bool rejects;
     int64_t count;
     const config_option_t options[] = {
-        {"endpoint", CONFIG_STRING, "tcp://127.0.0.1:5552", "ingestd tap (XPUB) to connect to",
+        {"endpoint", CONFIG_ENDPOINT, "tcp://127.0.0.1:5552", "ingestd tap (XPUB) to connect to",
          &endpoint},
         {"kind", CONFIG_LIST, NULL,
          "kind prefixes to show, e.g. git. or metric (repeatable); none = every kind", &kinds},

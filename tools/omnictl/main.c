@@ -100,7 +100,7 @@ main (int argc, char **argv)
     config_t *config = config_new ("omnictl", options);
     int rc = config_load (config, argc, argv);
     if (rc) {
-        if (rc > 0)
+        if (rc == 1)
             s_usage (stdout);
         config_destroy (&config);
         return rc < 0 ? 2 : 0;
