@@ -2,6 +2,7 @@
 #include "migrate.h"
 #include "log.h"
 #include "util.h"
+#include "selftest.h"
 
 #include <assert.h>
 #include <openssl/sha.h>
@@ -201,8 +202,7 @@ migrate_test (bool verbose)
     assert (migrate_version (s_steps_v2) == 2);
     char *dsn = pgconn_testdb_new ("migrate");
     if (!dsn) {
-        fprintf (stderr, "migrate_test: no PostgreSQL server, skipped\n");
-        return;
+        selftest_skip ("no PostgreSQL server ($OMNI_TEST_PG_DSN, else 127.0.0.1:5432)");
     }
     char error[256];
     pgconn_t *conn = pgconn_new (dsn, error, sizeof error);

@@ -11,6 +11,7 @@
 #include "pgconn.h"
 #include "log.h"
 #include "util.h"
+#include "selftest.h"
 
 #include <assert.h>
 #include <pthread.h>
@@ -1223,8 +1224,7 @@ pgconn_test (bool verbose)
 
     char *dsn = pgconn_testdb_new ("pgconn");
     if (!dsn) {
-        fprintf (stderr, "pgconn_test: no PostgreSQL server, server tests skipped\n");
-        return;
+        selftest_skip ("no PostgreSQL server ($OMNI_TEST_PG_DSN, else 127.0.0.1:5432)");
     }
     conn = pgconn_new (dsn, error, sizeof error);
     assert (conn);

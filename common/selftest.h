@@ -1,6 +1,7 @@
 /*  selftest: runs a table of class self-tests, each in its own child process,
     so that one failing assert is reported and the others still run.
-    Prints "ok NAME" / "FAIL NAME" per test, exits non-zero if any failed.     */
+    Prints "ok NAME" / "FAIL NAME" / "skip NAME" per test, exits non-zero if
+    any failed.                                                                */
 #ifndef OMNI_SELFTEST_H
 #define OMNI_SELFTEST_H
 
@@ -13,6 +14,12 @@ typedef struct {
 
 //  Runs the tests named on the command line (all when none), -v for verbose.
 int selftest_run (const selftest_t *tests, int argc, char **argv);
+
+//  A test that cannot run here (no server to test against) says why and
+//  ends as "skip NAME", never as "ok NAME". Where the services are required
+//  ($OMNI_REQUIRE_SERVICES, set by `make test`), it fails instead: a
+//  missing capability in CI is a broken CI, not a pass. Does not return.
+_Noreturn void selftest_skip (const char *why);
 
 //  A fresh temporary directory for a test; caller frees the string.
 char *selftest_tmpdir (const char *prefix);

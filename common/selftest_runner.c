@@ -21,6 +21,24 @@
 //  same tests run under valgrind. OMNI_SELFTEST_TIMEOUT overrides, 0 = none.
 #define SELFTEST_TIMEOUT_DEFAULT 600
 
+//  The child's exit code for a skipped test (automake's)
+#define SELFTEST_SKIPPED 77
+
+void
+selftest_skip (const char *why)
+{
+    const char *required = getenv ("OMNI_REQUIRE_SERVICES");
+    if (required && *required && strcmp (required, "0") != 0) {
+        fprintf (stderr, "cannot run: %s (OMNI_REQUIRE_SERVICES is set)\n", why);
+        abort ();
+    }
+    fprintf (stderr, "skipped: %s\n", why);
+    fflush (stdout);
+    fflush (stderr);
+    //  _exit: what the test allocated before is not a leak to report
+    _exit (SELFTEST_SKIPPED);
+}
+
 static unsigned
 s_timeout (void)
 {
@@ -42,8 +60,10 @@ s_mono_us (void)
     return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-//  Runs one test in a child; returns true when it passed, else fills `why`.
-static bool
+typedef enum { S_PASSED, S_FAILED, S_SKIPPED } s_outcome_t;
+
+//  Runs one test in a child; fills `why` when it failed.
+static s_outcome_t
 s_run_one (const selftest_t *test, bool verbose, char *why, size_t size)
 {
     //  Anything buffered would otherwise be printed twice, by parent and child
@@ -52,7 +72,7 @@ s_run_one (const selftest_t *test, bool verbose, char *why, size_t size)
     pid_t pid = fork ();
     if (pid < 0) {
         snprintf (why, size, "fork: %s", strerror (errno));
-        return false;
+        return S_FAILED;
     }
     if (pid == 0) {
         unsigned timeout = s_timeout ();
@@ -66,18 +86,20 @@ s_run_one (const selftest_t *test, bool verbose, char *why, size_t size)
     while (waitpid (pid, &status, 0) < 0) {
         if (errno != EINTR) {
             snprintf (why, size, "waitpid: %s", strerror (errno));
-            return false;
+            return S_FAILED;
         }
     }
     if (WIFEXITED (status) && WEXITSTATUS (status) == 0)
-        return true;
+        return S_PASSED;
+    if (WIFEXITED (status) && WEXITSTATUS (status) == SELFTEST_SKIPPED)
+        return S_SKIPPED;
     if (WIFSIGNALED (status)) {
         int sig = WTERMSIG (status);
         snprintf (why, size, "signal %d: %s%s", sig, strsignal (sig),
                   sig == SIGALRM ? ", timed out" : "");
     } else
         snprintf (why, size, "exit code %d", WEXITSTATUS (status));
-    return false;
+    return S_FAILED;
 }
 
 int
@@ -126,15 +148,18 @@ selftest_run (const selftest_t *tests, int argc, char **argv)
         free (selected);
         return rc;
     }
-    size_t passed = 0, failed = 0;
+    size_t passed = 0, failed = 0, skipped = 0;
     for (size_t t = 0; t < ntests; t++) {
         if (any_named && !selected[t])
             continue;
         char why[128] = "";
         int64_t started = s_mono_us ();
-        bool ok = s_run_one (&tests[t], verbose, why, sizeof why);
+        s_outcome_t outcome = s_run_one (&tests[t], verbose, why, sizeof why);
         int64_t elapsed = s_mono_us () - started;
-        if (ok) {
+        if (outcome == S_SKIPPED) {
+            skipped++;
+            printf ("skip %s\n", tests[t].name);
+        } else if (outcome == S_PASSED) {
             passed++;
             if (verbose)
                 printf ("ok %s (%.3fs)\n", tests[t].name, elapsed / 1e6);
@@ -147,7 +172,7 @@ selftest_run (const selftest_t *tests, int argc, char **argv)
         fflush (stdout);
     }
     if (verbose)
-        printf ("%zu passed, %zu failed\n", passed, failed);
+        printf ("%zu passed, %zu failed, %zu skipped\n", passed, failed, skipped);
     free (selected);
     return failed ? 1 : 0;
 }

@@ -24,6 +24,7 @@
 #include "docstore.h"
 #include "docmap.h"
 #include "log.h"
+#include "selftest.h"
 
 #include <assert.h>
 #include <ctype.h>
@@ -1228,17 +1229,8 @@ docstore_test (bool verbose)
     s_commit (&b, "repo-a", 0, INT64_C (1700000000000000000));
     s_test_away (&b);
     b.count = 0;
-    if (!uri || !*uri) {
-        const char *required = getenv ("OMNI_REQUIRE_SERVICES");
-        if (required && *required && strcmp (required, "0") != 0) {
-            fprintf (stderr, "docstore: OMNI_TEST_MONGO_URI is not set\n");
-            assert (false);
-        }
-        printf ("  docstore: no MongoDB-wire server (OMNI_TEST_MONGO_URI), server tests skipped\n");
-        record_encoder_destroy (&b.enc);
-        msgpack_zone_destroy (&b.zone);
-        return;
-    }
+    if (!uri || !*uri)
+        selftest_skip ("no MongoDB-wire server (OMNI_TEST_MONGO_URI)");
     char db[64];
     srand ((unsigned) time (NULL) ^ (unsigned) getpid ());
     snprintf (db, sizeof db, "omni_selftest_%d_%d", (int) getpid (), rand () % 100000);

@@ -646,6 +646,7 @@ pointstore_write (void *self_, const record_t *records, size_t count, char *erro
 
 #include "sql.h"
 #include "testrec.h"
+#include "selftest.h"
 
 #include <czmq.h>
 #include <math.h>
@@ -1054,8 +1055,7 @@ pointstore_test (bool verbose)
     assert (strstr (error, "partition_interval"));
     char *dsn = pgconn_testdb_new ("pointstore");
     if (!dsn) {
-        fprintf (stderr, "pointstore_test: no PostgreSQL server, skipped\n");
-        return;
+        selftest_skip ("no PostgreSQL server ($OMNI_TEST_PG_DSN, else 127.0.0.1:5432)");
     }
     metrics_t *metrics = metrics_new ("test_");
     pointstore_config_t config = {dsn, TSSCHEMA_NATIVE, "month", 0};

@@ -6,6 +6,7 @@
 #include "migrate.h"
 #include "sql.h"
 #include "util.h"
+#include "selftest.h"
 
 #include <assert.h>
 #include <openssl/sha.h>
@@ -327,8 +328,7 @@ tsschema_test (bool verbose)
 
     char *dsn = pgconn_testdb_new ("tsschema");
     if (!dsn) {
-        fprintf (stderr, "tsschema_test: no PostgreSQL server, skipped\n");
-        return;
+        selftest_skip ("no PostgreSQL server ($OMNI_TEST_PG_DSN, else 127.0.0.1:5432)");
     }
     char error[256];
     pgconn_t *conn = pgconn_new (dsn, error, sizeof error);

@@ -23,6 +23,7 @@
 #include "pgconn.h"
 #include "schema.h"
 #include "util.h"
+#include "selftest.h"
 
 #include <assert.h>
 #include <inttypes.h>
@@ -1478,8 +1479,7 @@ relstore_test (bool verbose)
     assert (relstore_new ("port='unterminated", NULL, error, sizeof error) == NULL);
     char *dsn = pgconn_testdb_new ("relstore");
     if (!dsn) {
-        fprintf (stderr, "relstore_test: no PostgreSQL server, skipped\n");
-        return;
+        selftest_skip ("no PostgreSQL server ($OMNI_TEST_PG_DSN, else 127.0.0.1:5432)");
     }
     metrics_t *metrics = metrics_new ("test_");
     relstore_t *store = relstore_new (dsn, metrics, error, sizeof error);

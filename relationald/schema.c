@@ -4,6 +4,7 @@
     releases know: they never change.                                        */
 #include "schema.h"
 #include "log.h"
+#include "selftest.h"
 
 #include <assert.h>
 #include <stdio.h>
@@ -70,8 +71,7 @@ schema_test (bool verbose)
     }
     char *dsn = pgconn_testdb_new ("schema");
     if (!dsn) {
-        fprintf (stderr, "schema_test: no PostgreSQL server, skipped\n");
-        return;
+        selftest_skip ("no PostgreSQL server ($OMNI_TEST_PG_DSN, else 127.0.0.1:5432)");
     }
     //  Four relationalds start at the same moment
     assert (pgconn_test_parallel (dsn, 4, s_test_start, NULL) == 0);
