@@ -608,7 +608,9 @@ exec_test (bool verbose)
                          "echo 'not json'; echo; "
                          "echo '{\"env\":\"qa\",\"nested\":{\"deep\":{\"n\":-7}}}'",
                          NULL};
-    assert (s_run_once (fake, session, "x.deploy", good_argv, error, sizeof error) == 0);
+    //  The good lines are sent, and the run fails saying how many were not
+    assert (s_run_once (fake, session, "x.deploy", good_argv, error, sizeof error) == -1);
+    assert (strstr (error, "1 of 4 lines were not x.deploy records"));
     assert (fake_ingestd_count_kind (fake, "x.deploy") == 3);
     msgpack_zone zone;
     msgpack_zone_init (&zone, 8192);
@@ -652,7 +654,8 @@ exec_test (bool verbose)
                            "echo '{\"name\":\"deploy.time\"}'; "
                            "echo '[1,2]'; echo '{\"a\":1,\"a\":2}'",
                            NULL};
-    assert (s_run_once (fake, session, "metric", metric_argv, error, sizeof error) == 0);
+    assert (s_run_once (fake, session, "metric", metric_argv, error, sizeof error) == -1);
+    assert (strstr (error, "3 of 4 lines were not metric records"));
     assert (fake_ingestd_count_kind (fake, "metric") == 1);
     //  A failing command fails the run, after its lines were sent
     assert (s_run_once (fake, session, "x.deploy", fail_argv, error, sizeof error) == -1);

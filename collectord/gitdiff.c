@@ -462,10 +462,11 @@ s_check_commit (gitdiff_t *diff, git_repository *repo, const char *dir, const ch
     assert (git_commit_lookup (&commit, repo, &oid) == 0);
     assert (gitdiff_commit (diff, commit) == 0);
     char *cmd;
-    const char *base =
-        git_commit_parentcount (commit) ? "%s^" : "4b825dc642cb6eb9a060e54bf8d69288fbee4904";
     char from[64];
-    snprintf (from, sizeof from, base, sha);
+    if (git_commit_parentcount (commit))
+        snprintf (from, sizeof from, "%s^", sha);
+    else //  the empty tree
+        snprintf (from, sizeof from, "4b825dc642cb6eb9a060e54bf8d69288fbee4904");
     assert (asprintf (&cmd, "git -C '%s' diff --numstat -z --no-renames %s %s", dir, from, sha) >
             0);
     FILE *out = popen (cmd, "r");

@@ -9,15 +9,22 @@
 #include "synth.h"
 
 #include <czmq.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+static int s_fail (config_t **config, const char *format, ...)
+    __attribute__ ((format (printf, 2, 3)));
+
 static int
-s_fail (config_t **config, const char *format, const char *value)
+s_fail (config_t **config, const char *format, ...)
 {
     fprintf (stderr, "error: omni-loadgen.");
-    fprintf (stderr, format, value);
+    va_list args;
+    va_start (args, format);
+    vfprintf (stderr, format, args);
+    va_end (args);
     fprintf (stderr, "\n");
     config_destroy (config);
     return 2;
