@@ -71,7 +71,7 @@ $(BUILD)/gen/version.stamp: FORCE
 include $(sort $(wildcard */module.mk))
 
 .PHONY: all deps programs test test-unit test-integration asan fuzz run bench clean format format-check \
-        install uninstall
+        install uninstall chaos
 all: deps
 	@$(MAKE) --no-print-directory programs
 
@@ -134,6 +134,12 @@ run: all
 bench: all
 	@tools/install-deps.sh --test
 	@$(PYTHON) bench/run.py
+
+# 1,000,000 records through every writer while processes are killed and the
+# stores stopped (bench/chaos.py; results in docs/reliability.md).
+chaos: all
+	@tools/install-deps.sh --test
+	OMNI_BIN=$(abspath $(BUILD))/bin $(PYTHON) bench/chaos.py $(CHAOS_ARGS)
 
 # `make install PREFIX=/usr DESTDIR=/tmp/pkg`: the programs (not the self-tests).
 PREFIX  ?= /usr/local

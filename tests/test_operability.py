@@ -352,7 +352,8 @@ def test_make_run_on_a_fresh_clone(workdir, pg_database):
     mongo_uri = os.environ.get("OMNI_TEST_MONGO_URI")
     mongo_db = "omni_test_run_" + uuid.uuid4().hex[:12]
     env = dict(os.environ, OMNI_BIN=BIN, OMNI_PG_DSN=pg_database,
-               OMNI_MONGO_URI=mongo_uri or "off", OMNI_MONGO_DB=mongo_db)
+               OMNI_MONGO_URI=mongo_uri or "off", OMNI_MONGO_DB=mongo_db,
+               OMNI_RUN_PORT_BASE=str(free_port_run(11)))
     env.pop("OMNI_RUN_DIR", None)
     env.pop("OMNI_RUN_KEEP", None)
     env.pop("OMNI_CONFIG", None)
@@ -394,9 +395,10 @@ def closed_port():
 
 
 def free_port_run(count):
-    """A base port with `count` consecutive free ports after it."""
+    """A base port with `count` consecutive free ports after it, below the
+    kernel's ephemeral range (where outgoing connections take their ports)."""
     for _ in range(200):
-        base = 20000 + int.from_bytes(os.urandom(2), "big") % 40000
+        base = 20000 + int.from_bytes(os.urandom(2), "big") % 12000
         socks = []
         try:
             for p in range(base, base + count):
@@ -437,7 +439,8 @@ def test_make_run_without_mongodb_or_pymongo(workdir, pg_database):
     clone = os.path.join(workdir, "clone")
     subprocess.run(["git", "clone", "-q", ROOT, clone], check=True, timeout=120)
     uri = f"mongodb://127.0.0.1:{closed_port()}"
-    env = newcomer_env(workdir, OMNI_PG_DSN=pg_database, OMNI_MONGO_URI=uri)
+    env = newcomer_env(workdir, OMNI_PG_DSN=pg_database, OMNI_MONGO_URI=uri,
+                       OMNI_RUN_PORT_BASE=str(free_port_run(11)))
     out = subprocess.run([os.path.join(clone, "tools", "omni-run.sh")], cwd=clone, env=env,
                          capture_output=True, text=True, timeout=900)
     log = out.stdout + out.stderr
@@ -543,8 +546,10 @@ def test_make_run_ctrl_c_stops_everything(workdir, pg_database):
     for name in ("ingestd", "collectord", "archiverd"):
         need(name, " (make run needs it)")
     run_dir = os.path.join(workdir, "run")
+    # Never the default ports: another pipeline may be running
     env = dict(os.environ, OMNI_BIN=BIN, OMNI_PG_DSN=pg_database, OMNI_MONGO_URI="off",
-               OMNI_RUN_DIR=run_dir, OMNI_RUN_HOLD="1")
+               OMNI_RUN_DIR=run_dir, OMNI_RUN_HOLD="1",
+               OMNI_RUN_PORT_BASE=str(free_port_run(11)))
     env.pop("OMNI_CONFIG", None)
     proc = subprocess.Popen([os.path.join(ROOT, "tools", "omni-run.sh")], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
