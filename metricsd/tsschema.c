@@ -648,7 +648,7 @@ tsschema_test (bool verbose)
                                      " pg_stat_statements ,\"timescaledb\" ",
                                      "timescaledb-2.14.2",
                                      "$libdir/timescaledb.so",
-                                     "/usr/lib/postgresql/15/lib/timescaledb-2.14.2.so",
+                                     "/opt/pgsql/lib/timescaledb-2.14.2.so",
                                      "'pg_stat_statements,timescaledb'",
                                      "TimescaleDB",
                                      "auto_explain,\"odd, name\",timescaledb",
