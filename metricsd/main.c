@@ -17,7 +17,7 @@ main (int argc, char **argv)
          "PostgreSQL conninfo or postgresql:// URI; empty = the PG* environment", &dsn},
         {"mode", CONFIG_STRING, "auto",
          "auto | native | timescaledb: how a new database is set up (auto = TimescaleDB when "
-         "CREATE EXTENSION works)",
+         "the server offers it: packaged, preloaded, creatable; timescaledb = exit 1 if not)",
          &mode},
         {"partition_interval", CONFIG_STRING, "month",
          "day | week | month | year: native partitions (TimescaleDB: chunk interval)",

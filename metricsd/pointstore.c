@@ -27,6 +27,7 @@
 
 #include <assert.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,6 +79,10 @@ struct _pointstore_t {
     tsschema_config_t schema;
     tsschema_state_t state;
     bool ready; //  state describes the database
+    //  A permanent problem the schema check found (tsschema_state_t.problem),
+    //  read by /health from the HTTP thread
+    pthread_mutex_t problem_lock;
+    char problem[sizeof ((tsschema_state_t *) 0)->problem];
     derive_t *derive;
     uint64_t skipped_counted[DERIVE_SKIP_COUNT];
 
@@ -267,7 +272,21 @@ static int
 s_setup (pgconn_t *conn, void *arg)
 {
     pointstore_t *self = arg;
-    if (tsschema_migrate (conn, &self->schema, &self->state))
+    int rc = tsschema_migrate (conn, &self->schema, &self->state);
+    //  Never try CREATE EXTENSION again in this process: the next session
+    //  decides from the catalog alone (native in auto mode)
+    if (self->state.create_ended_session)
+        self->schema.skip_create = true;
+    pthread_mutex_lock (&self->problem_lock);
+    //  A refusal was logged by tsschema; a problem of a usable schema (the
+    //  license) is logged here once, not at every reconnect of a retry
+    if (rc == 0 && *self->state.problem && strcmp (self->problem, self->state.problem))
+        log_error ("schema.license_problem", "permanent=yes detail=\"%s\"", self->state.problem);
+    if (rc == 0 && !*self->state.problem && *self->problem)
+        log_info ("schema.problem_cleared", "was=\"%s\"", self->problem);
+    snprintf (self->problem, sizeof self->problem, "%s", self->state.problem);
+    pthread_mutex_unlock (&self->problem_lock);
+    if (rc)
         return -1;
     self->ready = true;
     if (pgconn_exec (conn, S_STAGE_DDL) != PGCONN_OK ||
@@ -308,8 +327,9 @@ pointstore_new (const pointstore_config_t *config, metrics_t *metrics, char *err
     self->conn = conn;
     self->partition_interval = strdup (interval);
     assert (self->partition_interval);
-    self->schema =
-        (tsschema_config_t){config->mode, self->partition_interval, config->compress_after_ms};
+    self->schema = (tsschema_config_t){config->mode, self->partition_interval,
+                                       config->compress_after_ms, false};
+    pthread_mutex_init (&self->problem_lock, NULL);
     self->derive = derive_new ();
     //  Under the writer's own retry backoff, so a server back up is seen
     //  at the writer's next attempt
@@ -351,6 +371,7 @@ pointstore_destroy (pointstore_t **self_p)
     if (!self)
         return;
     pgconn_destroy (&self->conn);
+    pthread_mutex_destroy (&self->problem_lock);
     derive_destroy (&self->derive);
     free (self->partition_interval);
     free (self->points);
@@ -389,7 +410,19 @@ pointstore_describe (pointstore_t *self, char *text, size_t size)
 int
 pointstore_connect (pointstore_t *self)
 {
-    if (pgconn_ensure (self->conn) == 0)
+    bool skipped = self->schema.skip_create;
+    int rc = pgconn_ensure (self->conn);
+    if (rc && !skipped && self->schema.skip_create) {
+        //  CREATE EXTENSION ended the session: decide again now, without
+        //  it, so start-up ends native (auto) or exits (mode=timescaledb)
+        //  instead of reporting a server that is merely away. The wait is
+        //  pgconn's reconnect backoff (50 ms here).
+        int64_t until = util_mono_ms () + 2000;
+        while ((rc = pgconn_ensure (self->conn)) != 0 &&
+               pgconn_last_status (self->conn) == PGCONN_TRANSIENT && util_mono_ms () < until)
+            nanosleep (&(struct timespec){0, 20 * 1000 * 1000}, NULL);
+    }
+    if (rc == 0)
         return 0;
     return pgconn_last_status (self->conn) == PGCONN_TRANSIENT ? 1 : -1;
 }
@@ -398,6 +431,13 @@ bool
 pointstore_healthy (void *self_, char *text, size_t size)
 {
     pointstore_t *self = self_;
+    pthread_mutex_lock (&self->problem_lock);
+    bool problem = *self->problem != 0;
+    if (problem)
+        snprintf (text, size, "permanent: %s", self->problem);
+    pthread_mutex_unlock (&self->problem_lock);
+    if (problem)
+        return false;
     bool ok = pgconn_ping (self->conn, 1000);
     if (ok)
         snprintf (text, size, "postgresql ok");
@@ -576,8 +616,13 @@ static int
 s_failed (pointstore_t *self, pgconn_status_t status, size_t count, char *error, size_t error_size)
 {
     const char *sqlstate = pgconn_sqlstate (self->conn);
-    snprintf (error, error_size, "postgresql: %s%s%s", sqlstate, *sqlstate ? " " : "",
-              pgconn_error (self->conn));
+    pthread_mutex_lock (&self->problem_lock);
+    bool problem = *self->problem != 0;
+    pthread_mutex_unlock (&self->problem_lock);
+    //  The cause first: the writer's line has room for little more
+    snprintf (error, error_size, "%spostgresql: %s%s%s",
+              problem ? "permanent problem, see /health and schema.license_problem; " : "",
+              sqlstate, *sqlstate ? " " : "", pgconn_error (self->conn));
     if (strcmp (sqlstate, S_NO_PARTITION) == 0) {
         //  A partition we knew of is gone: learn the truth, then retry
         log_warn ("partition.missing", "error=\"%s\" detail=\"reloading partitions\"",
@@ -1201,6 +1246,18 @@ pointstore_test (bool verbose)
     }
     assert (rc == 0);
     pgconn_test_expect (pg, "SELECT count (*) FROM points WHERE source = 'web-3'", "1");
+    assert (pointstore_healthy (store, text, sizeof text));
+    //  A permanent problem found by the schema check (here set by hand: the
+    //  license case needs TimescaleDB) fails /health naming it, and a failed
+    //  batch says so first; the next clean check clears it
+    snprintf (store->problem, sizeof store->problem, "license=apache but 3 chunks ...");
+    assert (!pointstore_healthy (store, text, sizeof text));
+    assert (strcmp (text, "permanent: license=apache but 3 chunks ...") == 0);
+    char failed[256];
+    assert (pgconn_exec (store->conn, "SELECT no_such_function ()") == PGCONN_FAILED);
+    assert (s_failed (store, PGCONN_FAILED, 1, failed, sizeof failed) == -1);
+    assert (strncmp (failed, "permanent problem, see /health", 30) == 0);
+    assert (pointstore_connect (store) == 0); //  s_failed reset the session
     assert (pointstore_healthy (store, text, sizeof text));
 
     //  A server that is not there: -1 and unhealthy

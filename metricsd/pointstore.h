@@ -47,7 +47,9 @@ int pointstore_write (void *self, const record_t *records, size_t count, char *e
                       size_t error_size);
 
 //  health_fn: whether PostgreSQL accepts connections (a fresh connection
-//  attempt, at most once a second); safe from any thread.
+//  attempt, at most once a second) and the schema check found no permanent
+//  problem (e.g. compressed chunks under TimescaleDB's apache license: the
+//  text names it and what to do); safe from any thread.
 bool pointstore_healthy (void *self, char *text, size_t size);
 
 //  The conninfo for logs, password masked.

@@ -15,6 +15,8 @@ import subprocess
 from collections import defaultdict
 from decimal import ROUND_HALF_UP, Decimal
 
+import pytest
+
 from omni import (Pipeline, binary, free_port, git, init_repo, make_record,  # noqa: F401
                   make_record_metric, private_pg, query, read_commits, scalar, send, wait_until)
 
@@ -332,3 +334,55 @@ def test_health_fails_without_database_and_config_errors_name_the_key(pipeline, 
                              capture_output=True, text=True, timeout=30, cwd=workdir)
         assert out.returncode == 2, (flag, out.stderr)
         assert key in out.stderr, (flag, out.stderr)
+
+
+def run_metricsd_once(workdir, dsn, *args, timeout=30):
+    """metricsd expected to stop at start-up: its exit code and log. The
+    timeout is the assertion that it does not keep running."""
+    return subprocess.run([binary("metricsd"), f"--dsn={dsn}",
+                           f"--delivery=tcp://127.0.0.1:{free_port()}",
+                           f"--http=127.0.0.1:{free_port()}", *args],
+                          capture_output=True, text=True, timeout=timeout, cwd=workdir)
+
+
+def test_timescaledb_mode_without_timescaledb_exits_1_saying_why(pipeline, workdir, pg_database):
+    """No TimescaleDB on this server: mode=timescaledb is a permanent start-up
+    error naming the cause and the cure; auto goes native and says why at
+    info level (plain PostgreSQL is a supported set-up, not a warning)."""
+    if scalar(pg_database, "SELECT count(*) FROM pg_available_extensions "
+                           "WHERE name = 'timescaledb'"):
+        pytest.skip("this server has TimescaleDB")
+    out = run_metricsd_once(workdir, pg_database, "--mode=timescaledb")
+    assert out.returncode == 1, out.stderr
+    assert "event=schema.no_timescaledb" in out.stderr and "permanent=yes" in out.stderr
+    assert "not packaged" in out.stderr and "shared_preload_libraries" in out.stderr
+    assert scalar(pg_database, "SELECT to_regclass('points') IS NULL")
+
+    p = pipeline(writers=("metrics",))
+    p.ingestd.start()
+    m = start_metricsd(p, pg_database)
+    assert "mode=native" in m.log()
+    line = [x for x in m.log().splitlines() if "event=schema.timescaledb_unavailable" in x]
+    assert len(line) == 1 and "level=info" in line[0] and "using=native" in line[0], line
+    assert m.health()[0] == 200
+    m.stop()
+    # Once native, always native: mode=timescaledb now conflicts with the database
+    out = run_metricsd_once(workdir, pg_database, "--mode=timescaledb")
+    assert out.returncode == 1 and "event=schema.mode_conflict" in out.stderr, out.stderr
+
+
+def test_database_set_up_with_timescaledb_is_refused_here(workdir, pg_database):
+    """A database whose metricsd_settings say timescaledb (restored onto a
+    server without it, or a server no longer preloading it) is never
+    converted: every mode stops at start-up with exit 1, nothing created."""
+    import psycopg2
+    conn = psycopg2.connect(pg_database)
+    with conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE metricsd_settings (key text PRIMARY KEY, value text NOT NULL);"
+                    "INSERT INTO metricsd_settings VALUES ('mode', 'timescaledb')")
+    conn.close()
+    for mode in ("auto", "timescaledb"):
+        out = run_metricsd_once(workdir, pg_database, f"--mode={mode}")
+        assert out.returncode == 1, (mode, out.stderr)
+        assert "set up with TimescaleDB" in out.stderr and "permanent=yes" in out.stderr, out.stderr
+    assert scalar(pg_database, "SELECT to_regclass('points') IS NULL")
