@@ -302,14 +302,10 @@ static bool
 s_role_fits (const char *role, curve_socket_t sock)
 {
     switch (sock) {
-        case CURVE_INTAKE:
-            return streq (role, "collector");
-        case CURVE_TAP:
-            return streq (role, "tap");
-        case CURVE_DELIVERY:
-            return strncmp (role, "writer:", 7) == 0;
-        default:
-            return false;
+    case CURVE_INTAKE: return streq (role, "collector");
+    case CURVE_TAP: return streq (role, "tap");
+    case CURVE_DELIVERY: return strncmp (role, "writer:", 7) == 0;
+    default: return false;
     }
 }
 
@@ -377,17 +373,33 @@ curve_roles_writer_listed (const char *writers, const char *name)
     return false;
 }
 
+//  The directory of `role` under the clients directory; false when unknown.
+static bool
+s_role_dir (const char *role, char *rel, size_t size)
+{
+    if (streq (role, "collector") || streq (role, "tap"))
+        snprintf (rel, size, "%s", role);
+    else if (strncmp (role, "writer:", 7) == 0 && kinds_writer_role (role + 7) &&
+             strlen (role) < 64)
+        snprintf (rel, size, "writer/%s", role + 7);
+    else
+        return false;
+    return true;
+}
+
+bool
+curve_roles_known (const char *role)
+{
+    char rel[128];
+    return s_role_dir (role, rel, sizeof rel);
+}
+
 int
 curve_roles_allow (const char *clients_dir, const char *role, const char *cert_path, char *path,
                    size_t path_size, char *error, size_t error_size)
 {
     char rel[128];
-    if (streq (role, "collector") || streq (role, "tap"))
-        snprintf (rel, sizeof rel, "%s", role);
-    else if (strncmp (role, "writer:", 7) == 0 && kinds_writer_role (role + 7) &&
-             strlen (role) < 64)
-        snprintf (rel, sizeof rel, "writer/%s", role + 7);
-    else {
+    if (!s_role_dir (role, rel, sizeof rel)) {
         snprintf (error, error_size,
                   "unknown role \"%s\" (expected collector, tap or writer:NAME with NAME archive, "
                   "relational, document or metrics)",
@@ -479,6 +491,8 @@ curve_roles_test (bool verbose)
     assert (curve_roles_allow (clients, "writer:bogus", writer, path, sizeof path, error,
                                sizeof error) == -1);
     assert (strstr (error, "unknown role") && strstr (error, "writer:bogus"));
+    assert (curve_roles_known ("writer:metrics") && curve_roles_known ("tap"));
+    assert (!curve_roles_known ("writer:") && !curve_roles_known ("writer"));
     assert (curve_roles_allow (clients, "admin", writer, path, sizeof path, error, sizeof error) ==
             -1);
     //  A key may hold several roles

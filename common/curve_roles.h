@@ -50,11 +50,15 @@ size_t curve_roles_size (curve_roles_t *self);
 //  Whether `writers` (as curve_roles_admit gives it) holds `name`.
 bool curve_roles_writer_listed (const char *writers, const char *name);
 
+//  Whether `role` is one: "collector", "tap", "writer:NAME" (a writer of
+//  the kinds table).
+bool curve_roles_known (const char *role);
+
 //  Puts the public half of the certificate at `cert_path` where `role`
 //  ("collector", "tap", "writer:NAME") belongs under `clients_dir`,
 //  creating the directories; `path` gets where. Never overwrites.
-int curve_roles_allow (const char *clients_dir, const char *role, const char *cert_path,
-                       char *path, size_t path_size, char *error, size_t error_size);
+int curve_roles_allow (const char *clients_dir, const char *role, const char *cert_path, char *path,
+                       size_t path_size, char *error, size_t error_size);
 
 void curve_roles_test (bool verbose);
 
