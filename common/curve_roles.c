@@ -186,7 +186,7 @@ s_load_writers (s_load_t *load)
                             "unknown writer (expected archive, relational, document or metrics)");
         else {
             snprintf (rel, sizeof rel, "writer/%s", e->d_name);
-            snprintf (role, sizeof role, "writer:%s", e->d_name);
+            snprintf (role, sizeof role, "writer:%.64s", e->d_name);
             rc = s_load_role (load, rel, role);
         }
     }
