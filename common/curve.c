@@ -32,6 +32,7 @@ struct _curve_server_t {
     zhashx_t *refusals_logged; //  "socket key" -> when last logged (ZAP thread)
     zhashx_t *hellos_logged;   //  "key writer" -> when last logged (delivery's thread)
     metric_t *m_refused[CURVE_SOCKETS][3];
+    atomic_bool zap_bound; //  set by the ZAP thread before it signals
 };
 
 struct _curve_client_t {
@@ -261,6 +262,8 @@ s_zap_actor (zsock_t *pipe, void *args)
     //  libzmq sends every ZAP request of the context to this endpoint; it
     //  can be bound once per process
     int rc = zsock_bind (handler, "inproc://zeromq.zap.01");
+    //  zactor_new ignores the signal's status: the flag tells the failure
+    atomic_store (&self->zap_bound, rc == 0);
     zsock_signal (pipe, rc == 0 ? 0 : 1);
     if (rc) {
         zsock_destroy (&handler);
@@ -312,6 +315,7 @@ curve_server_new (const char *cert_path, const char *clients_dir, metrics_t *met
     assert (self);
     self->cert = cert;
     self->roles = roles;
+    atomic_init (&self->zap_bound, false);
     self->refusals_logged = zhashx_new ();
     assert (self->refusals_logged);
     zhashx_set_destructor (self->refusals_logged, s_free_item);
@@ -334,7 +338,7 @@ curve_server_new (const char *cert_path, const char *clients_dir, metrics_t *met
     //  Bound once the actor signals: clients that connect after this are
     //  checked by it
     self->zap = zactor_new (s_zap_actor, self);
-    if (!self->zap) {
+    if (!self->zap || !atomic_load (&self->zap_bound)) {
         snprintf (error, error_size,
                   "cannot start the ZAP handler (inproc://zeromq.zap.01 is taken: one CURVE "
                   "server per process)");
@@ -732,6 +736,9 @@ curve_test (bool verbose)
     curve_server_t *server =
         curve_server_new (server_path, clients_dir, metrics, error, sizeof error);
     assert (server);
+    //  One ZAP handler per process: a second server says why it cannot be
+    curve_server_t *second = curve_server_new (server_path, clients_dir, NULL, error, sizeof error);
+    assert (!second && strstr (error, "zeromq.zap.01"));
     zsock_t *router = zsock_new (ZMQ_ROUTER);
     assert (router);
     zsock_set_linger (router, 0);
