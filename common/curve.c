@@ -2,10 +2,10 @@
 
     zcert_load is lenient: a missing `_secret` file leaves a zero secret key
     and a file without a public key fails without saying why, so each file
-    is checked here first and every error names it. zauth keeps the clients
-    directory as a zcertstore, which reloads it on a lookup when the
-    directory has changed: a client certificate added at run time is
-    accepted without restarting the server.                                 */
+    is checked here first and every error names it. The server's ZAP
+    handler reads the clients' roles again (curve_roles_refresh) at a
+    handshake when the directory has changed: a client certificate added at
+    run time is accepted without restarting the server.                     */
 #include "curve.h"
 #include "log.h"
 #include "selftest.h"
@@ -17,12 +17,22 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define ZERO_KEY "0000000000000000000000000000000000000000"
 
+//  The metadata property of a delivery connection: the writer names its
+//  key may HELLO as, comma-separated
+#define WRITERS_PROPERTY "X-Omni-Writers"
+
 struct _curve_server_t {
     zcert_t *cert;
-    zactor_t *auth;
+    zactor_t *zap;
+    curve_roles_t *roles;      //  only the ZAP thread reads it once started
+    zhashx_t *refusals_logged; //  "socket key" -> when last logged (ZAP thread)
+    zhashx_t *hellos_logged;   //  "key writer" -> when last logged (delivery's thread)
+    metric_t *m_refused[CURVE_SOCKETS][3];
+    atomic_bool zap_bound; //  set by the ZAP thread before it signals
 };
 
 struct _curve_client_t {
@@ -53,10 +63,8 @@ s_has_key (const char *path, const char *key_path)
     return found;
 }
 
-//  One certificate; with its secret key when `secret`. NULL with an error
-//  naming the file that is missing or malformed.
-static zcert_t *
-s_load (const char *path, bool secret, char *error, size_t error_size)
+zcert_t *
+curve_cert_load (const char *path, bool secret, char *error, size_t error_size)
 {
     char secret_path[4096];
     snprintf (secret_path, sizeof secret_path, "%s_secret", path);
@@ -101,8 +109,186 @@ s_curve_available (char *error, size_t error_size)
     return false;
 }
 
+//  The ZAP domain of each socket: how the one handler tells them apart
+static const char *s_domains[CURVE_SOCKETS] = {"omniaudit.intake", "omniaudit.delivery",
+                                               "omniaudit.tap"};
+
+//  A refused key is logged at most this often per socket: a refused client
+//  tries again every CURVE_RETRY_MS, and its first refusal says it all
+#define REFUSAL_LOG_MS 60000
+
+typedef enum { WHY_UNKNOWN_KEY = 0, WHY_WRONG_ROLE, WHY_WRONG_WRITER, WHY_COUNT } s_why_t;
+static const char *s_whys[WHY_COUNT] = {"unknown_key", "wrong_role", "wrong_writer"};
+
+//  Where a refused client's certificate would go, for the hint.
+static const char *s_role_dirs[CURVE_SOCKETS] = {"collector/", "writer/<name>/", "tap/"};
+
+static void
+s_free_item (void **item)
+{
+    free (*item);
+    *item = NULL;
+}
+
+static void
+s_count_refusal (curve_server_t *self, curve_socket_t sock, s_why_t why)
+{
+    metric_add (self->m_refused[sock][why], 1);
+}
+
+//  Whether a refusal `id` is to be logged now (rate limit); `logged` is
+//  when each was last logged.
+static bool
+s_refusal_loggable (zhashx_t *logged, const char *id)
+{
+    int64_t now = util_mono_ms ();
+    int64_t *at = zhashx_lookup (logged, id);
+    if (at && now - *at < REFUSAL_LOG_MS)
+        return false;
+    //  Bounded: many distinct refused keys only make the limit forget
+    if (!at && zhashx_size (logged) >= 1024)
+        zhashx_purge (logged);
+    if (!at) {
+        at = malloc (sizeof *at);
+        assert (at);
+        zhashx_insert (logged, id, at);
+    }
+    *at = now;
+    return true;
+}
+
+//  One ZAP request (RFC 27): version, request id, domain, address, routing
+//  id, mechanism, credentials; answered 200 with the key's name as User-Id
+//  (and, on delivery, the writers it may be as metadata) or 400.
+static void
+s_zap_handle (curve_server_t *self, zsock_t *handler)
+{
+    zmsg_t *request = zmsg_recv (handler);
+    if (!request)
+        return;
+    char *version = zmsg_popstr (request);
+    zframe_t *request_id = zmsg_pop (request);
+    char *domain = zmsg_popstr (request), *address = zmsg_popstr (request);
+    zframe_t *identity = zmsg_pop (request);
+    char *mechanism = zmsg_popstr (request);
+    zframe_t *credentials = zmsg_pop (request);
+    zframe_destroy (&identity);
+    zmsg_destroy (&request);
+
+    int sock = CURVE_SOCKETS;
+    for (int i = 0; domain && i < CURVE_SOCKETS; i++)
+        if (streq (domain, s_domains[i]))
+            sock = i;
+    char key[41] = "", writers[256] = "", roles[256] = "";
+    const char *name = NULL, *status = "400", *text = "not allowed";
+    if (sock == CURVE_SOCKETS || !mechanism || !streq (mechanism, "CURVE") || !credentials ||
+        zframe_size (credentials) != 32)
+        //  Only our three CURVE sockets use this handler: anything else is
+        //  a configuration error, and refusing is the safe answer
+        log_error ("curve.zap_unexpected", "domain=%s mechanism=%s", domain ? domain : "",
+                   mechanism ? mechanism : "");
+    else {
+        zmq_z85_encode (key, zframe_data (credentials), 32);
+        curve_roles_refresh (self->roles);
+        name = curve_roles_admit (self->roles, key, sock, writers, sizeof writers);
+        if (name) {
+            status = "200";
+            text = "OK";
+        } else {
+            const char *held = curve_roles_describe (self->roles, key, roles, sizeof roles);
+            s_count_refusal (self, sock, held ? WHY_WRONG_ROLE : WHY_UNKNOWN_KEY);
+            char id[64];
+            snprintf (id, sizeof id, "%d %s", sock, key);
+            if (!s_refusal_loggable (self->refusals_logged, id))
+                ;
+            else if (held)
+                log_warn ("curve.refused",
+                          "socket=%s key=%s roles=%s address=%s why=\"this key's role does not "
+                          "allow the %s socket\" hint=\"a key used outside its role; give this "
+                          "client a key in curve_clients/%s if it needs the %s socket\"",
+                          curve_socket_name (sock), held, roles, address ? address : "",
+                          curve_socket_name (sock), s_role_dirs[sock], curve_socket_name (sock));
+            else
+                log_warn ("curve.refused",
+                          "socket=%s public_key=\"%s\" address=%s why=\"no certificate in "
+                          "curve_clients holds this key\" hint=\"to let it in, put the client's "
+                          "public certificate in curve_clients/%s\"",
+                          curve_socket_name (sock), key, address ? address : "", s_role_dirs[sock]);
+        }
+    }
+    zmsg_t *reply = zmsg_new ();
+    zmsg_addstr (reply, "1.0");
+    if (request_id)
+        zmsg_append (reply, &request_id);
+    else
+        zmsg_addstr (reply, "");
+    zmsg_addstr (reply, status);
+    zmsg_addstr (reply, text);
+    zmsg_addstr (reply, name ? name : "");
+    //  ZMTP metadata: name length (1 byte), name, value length (4 bytes
+    //  big-endian), value; libzmq hands it to the socket's owner with each
+    //  message of the connection (zframe_meta)
+    uint8_t meta[300];
+    size_t meta_size = 0;
+    if (name && sock == CURVE_DELIVERY) {
+        size_t name_len = strlen (WRITERS_PROPERTY), value_len = strlen (writers);
+        meta[meta_size++] = (uint8_t) name_len;
+        memcpy (meta + meta_size, WRITERS_PROPERTY, name_len);
+        meta_size += name_len;
+        util_put_be (meta + meta_size, value_len, 4);
+        meta_size += 4;
+        memcpy (meta + meta_size, writers, value_len);
+        meta_size += value_len;
+    }
+    zmsg_addmem (reply, meta, meta_size);
+    zmsg_send (&reply, handler);
+    zstr_free (&version);
+    zstr_free (&domain);
+    zstr_free (&address);
+    zstr_free (&mechanism);
+    zframe_destroy (&request_id);
+    zframe_destroy (&credentials);
+}
+
+//  The ZAP handler's thread. Our own rather than zauth: zauth's CURVE check
+//  has one set of keys for every domain, and cannot say which role a key
+//  holds or pass it on to the socket's owner.
+static void
+s_zap_actor (zsock_t *pipe, void *args)
+{
+    curve_server_t *self = (curve_server_t *) args;
+    zsock_t *handler = zsock_new (ZMQ_REP);
+    assert (handler);
+    //  libzmq sends every ZAP request of the context to this endpoint; it
+    //  can be bound once per process
+    int rc = zsock_bind (handler, "inproc://zeromq.zap.01");
+    //  zactor_new ignores the signal's status: the flag tells the failure
+    atomic_store (&self->zap_bound, rc == 0);
+    zsock_signal (pipe, rc == 0 ? 0 : 1);
+    if (rc) {
+        zsock_destroy (&handler);
+        return;
+    }
+    zpoller_t *poller = zpoller_new (pipe, handler, NULL);
+    while (true) {
+        void *which = zpoller_wait (poller, -1);
+        if (which == handler)
+            s_zap_handle (self, handler);
+        else {
+            char *command = which == pipe ? zstr_recv (pipe) : NULL;
+            bool term = !command || streq (command, "$TERM");
+            zstr_free (&command);
+            if (term)
+                break;
+        }
+    }
+    zpoller_destroy (&poller);
+    zsock_destroy (&handler);
+}
+
 curve_server_t *
-curve_server_new (const char *cert_path, const char *clients_dir, char *error, size_t error_size)
+curve_server_new (const char *cert_path, const char *clients_dir, metrics_t *metrics, char *error,
+                  size_t error_size)
 {
     if (!s_curve_available (error, error_size))
         return NULL;
@@ -117,18 +303,49 @@ curve_server_new (const char *cert_path, const char *clients_dir, char *error, s
                   errno ? strerror (errno) : "not a directory");
         return NULL;
     }
-    zcert_t *cert = s_load (cert_path, true, error, error_size);
+    zcert_t *cert = curve_cert_load (cert_path, true, error, error_size);
     if (!cert)
         return NULL;
+    curve_roles_t *roles = curve_roles_new (clients_dir, error, error_size);
+    if (!roles) {
+        zcert_destroy (&cert);
+        return NULL;
+    }
     curve_server_t *self = calloc (1, sizeof *self);
     assert (self);
     self->cert = cert;
-    self->auth = zactor_new (zauth, NULL);
-    assert (self->auth);
-    //  zauth answers each command with a signal once it applies: clients
-    //  that connect after this are checked against the directory
-    zstr_sendx (self->auth, "CURVE", clients_dir, NULL);
-    zsock_wait (self->auth);
+    self->roles = roles;
+    atomic_init (&self->zap_bound, false);
+    self->refusals_logged = zhashx_new ();
+    assert (self->refusals_logged);
+    zhashx_set_destructor (self->refusals_logged, s_free_item);
+    self->hellos_logged = zhashx_new ();
+    assert (self->hellos_logged);
+    zhashx_set_destructor (self->hellos_logged, s_free_item);
+    for (int sock = 0; metrics && sock < CURVE_SOCKETS; sock++)
+        for (int why = 0; why < WHY_COUNT; why++) {
+            if (why == WHY_WRONG_WRITER && sock != CURVE_DELIVERY)
+                continue;
+            char labels[96];
+            snprintf (labels, sizeof labels, "socket=\"%s\",why=\"%s\"", curve_socket_name (sock),
+                      s_whys[why]);
+            self->m_refused[sock][why] = metrics_counter (
+                metrics, "curve_refused_total",
+                "CURVE clients refused: unknown key, key outside its role, writer name outside "
+                "its key's",
+                labels);
+        }
+    //  Bound once the actor signals: clients that connect after this are
+    //  checked by it
+    self->zap = zactor_new (s_zap_actor, self);
+    if (!self->zap || !atomic_load (&self->zap_bound)) {
+        snprintf (error, error_size,
+                  "cannot start the ZAP handler (inproc://zeromq.zap.01 is taken: one CURVE "
+                  "server per process)");
+        curve_server_destroy (&self);
+        return NULL;
+    }
+    log_info ("curve.clients", "dir=%s certificates=%zu", clients_dir, curve_roles_size (roles));
     return self;
 }
 
@@ -138,19 +355,50 @@ curve_server_destroy (curve_server_t **self_p)
     curve_server_t *self = *self_p;
     if (!self)
         return;
-    zactor_destroy (&self->auth);
+    zactor_destroy (&self->zap);
+    zhashx_destroy (&self->refusals_logged);
+    zhashx_destroy (&self->hellos_logged);
+    curve_roles_destroy (&self->roles);
     zcert_destroy (&self->cert);
     free (self);
     *self_p = NULL;
 }
 
 void
-curve_server_apply (curve_server_t *self, zsock_t *sock)
+curve_server_apply (curve_server_t *self, zsock_t *sock, curve_socket_t which)
 {
     zcert_apply (self->cert, sock);
     zsock_set_curve_server (sock, 1);
-    //  A ZAP domain makes libzmq ask zauth about every connection
-    zsock_set_zap_domain (sock, "omniaudit");
+    //  A ZAP domain makes libzmq ask our handler about every connection,
+    //  and tells it which socket asks
+    zsock_set_zap_domain (sock, s_domains[which]);
+}
+
+bool
+curve_server_writer_allowed (curve_server_t *self, zframe_t *frame, const char *name, char *reason,
+                             size_t reason_size)
+{
+    if (!self)
+        return true;
+    //  Set by our ZAP handler at the connection's handshake
+    const char *key = zframe_meta (frame, "User-Id");
+    const char *writers = zframe_meta (frame, WRITERS_PROPERTY);
+    if (key && curve_roles_writer_listed (writers, name))
+        return true;
+    s_count_refusal (self, CURVE_DELIVERY, WHY_WRONG_WRITER);
+    snprintf (reason, reason_size,
+              "this key (%s) may deliver to writer %s only, not \"%.64s\": give this writer a key "
+              "in curve_clients/writer/%.64s/",
+              key && *key ? key : "?", writers && *writers ? writers : "(none)", name, name);
+    //  The writer says HELLO again every second: its first refusal says it
+    char id[400];
+    snprintf (id, sizeof id, "%.300s %.64s", key ? key : "", name);
+    if (s_refusal_loggable (self->hellos_logged, id))
+        log_warn ("delivery.refused",
+                  "writer=%.64s key=%s allowed=%s why=\"a writer key used for another writer\" "
+                  "hint=\"give this writer a key in curve_clients/writer/%.64s/\"",
+                  name, key && *key ? key : "?", writers && *writers ? writers : "", name);
+    return false;
 }
 
 int
@@ -172,10 +420,10 @@ curve_client_load (const char *cert_path, const char *server_cert_path, curve_cl
     }
     if (!s_curve_available (error, error_size))
         return -1;
-    zcert_t *cert = s_load (cert_path, true, error, error_size);
+    zcert_t *cert = curve_cert_load (cert_path, true, error, error_size);
     if (!cert)
         return -1;
-    zcert_t *server = s_load (server_cert_path, false, error, error_size);
+    zcert_t *server = curve_cert_load (server_cert_path, false, error, error_size);
     if (!server) {
         zcert_destroy (&cert);
         return -1;
@@ -223,8 +471,10 @@ curve_refusal_event (uint16_t event, const char *endpoint, bool *refused)
     if (!*refused) {
         if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
             log_error ("curve.refused",
-                       "endpoint=%s why=\"the server does not accept this curve_key; add its "
-                       "public certificate to the server's curve_clients\"",
+                       "endpoint=%s why=\"the server does not accept this curve_key on this "
+                       "socket; add its public certificate to the server's curve_clients, in "
+                       "the directory of this client's role (collector/, tap/ or "
+                       "writer/<name>/)\"",
                        endpoint);
         else
             log_error ("curve.handshake_failed",
@@ -419,18 +669,18 @@ curve_test (bool verbose)
     assert (stat (path, &st) == 0 && (st.st_mode & 0777) == 0600);
 
     //  Errors name the key or the file
-    assert (curve_server_new (server_path, clients_dir, error, sizeof error) == NULL);
+    assert (curve_server_new (server_path, clients_dir, NULL, error, sizeof error) == NULL);
     assert (strstr (error, clients_dir));
-    assert (curve_server_new (server_path, "", error, sizeof error) == NULL);
+    assert (curve_server_new (server_path, "", NULL, error, sizeof error) == NULL);
     assert (strstr (error, "curve_clients"));
     int rc = mkdir (clients_dir, 0700);
     assert (rc == 0);
-    assert (curve_server_new (bad_path, clients_dir, error, sizeof error) == NULL);
+    assert (curve_server_new (bad_path, clients_dir, NULL, error, sizeof error) == NULL);
     assert (strstr (error, bad_path));
     FILE *file = fopen (bad_path, "w");
     fputs ("not a certificate\n", file);
     fclose (file);
-    assert (curve_server_new (bad_path, clients_dir, error, sizeof error) == NULL);
+    assert (curve_server_new (bad_path, clients_dir, NULL, error, sizeof error) == NULL);
     assert (strstr (error, bad_path) && strstr (error, "not a CURVE certificate"));
     snprintf (path, sizeof path, "%s/ingestd_secret", dir);
     char saved[700];
@@ -439,11 +689,11 @@ curve_test (bool verbose)
     file = fopen (path, "w");
     fputs ("curve\n    public-key = \"short\"\n", file);
     fclose (file);
-    assert (curve_server_new (server_path, clients_dir, error, sizeof error) == NULL);
+    assert (curve_server_new (server_path, clients_dir, NULL, error, sizeof error) == NULL);
     assert (strstr (error, path) && strstr (error, "secret"));
     rename (saved, path);
     rename (path, bad_path);
-    assert (curve_server_new (server_path, clients_dir, error, sizeof error) == NULL);
+    assert (curve_server_new (server_path, clients_dir, NULL, error, sizeof error) == NULL);
     assert (strstr (error, path));
     rename (bad_path, path);
 
@@ -454,27 +704,57 @@ curve_test (bool verbose)
     assert (curve_client_load (NULL, server_path, &client, error, sizeof error) == -1);
     assert (strstr (error, "curve_key is required"));
     //  A client needs its own secret
-    snprintf (path, sizeof path, "%s/clients/collector", dir);
+    snprintf (path, sizeof path, "%s/clients/collector/collector", dir);
     assert (curve_client_load (path, server_path, &client, error, sizeof error) == -1);
     assert (strstr (error, path));
 
-    //  The allowed client's public certificate only goes to the directory
+    //  The layout before roles (a certificate directly in the directory)
+    //  stops the server, saying how to migrate
+    snprintf (path, sizeof path, "%s/clients/collector", dir);
     zcert_t *cert = zcert_load (client_path);
     assert (cert);
     rc = zcert_save_public (cert, path);
     assert (rc == 0);
-    zcert_destroy (&cert);
+    assert (curve_server_new (server_path, clients_dir, NULL, error, sizeof error) == NULL);
+    assert (strstr (error, path) && strstr (error, "has no role") && strstr (error, "collector/"));
+    unlink (path);
 
-    curve_server_t *server = curve_server_new (server_path, clients_dir, error, sizeof error);
+    //  The allowed client's public certificate goes where its role belongs
+    rc = curve_roles_allow (clients_dir, "collector", client_path, path, sizeof path, error,
+                            sizeof error);
+    assert (rc == 0);
+    zcert_destroy (&cert);
+    //  A writer key for "archive"
+    char writer_path[512];
+    snprintf (writer_path, sizeof writer_path, "%s/archiverd", dir);
+    assert (curve_keygen (writer_path, error, sizeof error) == 0);
+    rc = curve_roles_allow (clients_dir, "writer:archive", writer_path, path, sizeof path, error,
+                            sizeof error);
+    assert (rc == 0);
+
+    metrics_t *metrics = metrics_new ("omni_test_");
+    curve_server_t *server =
+        curve_server_new (server_path, clients_dir, metrics, error, sizeof error);
     assert (server);
+    //  One ZAP handler per process: a second server says why it cannot be
+    curve_server_t *second = curve_server_new (server_path, clients_dir, NULL, error, sizeof error);
+    assert (!second && strstr (error, "zeromq.zap.01"));
     zsock_t *router = zsock_new (ZMQ_ROUTER);
     assert (router);
     zsock_set_linger (router, 0);
-    curve_server_apply (server, router);
+    curve_server_apply (server, router, CURVE_INTAKE);
     int port = zsock_bind (router, "tcp://127.0.0.1:*");
     assert (port > 0);
     char endpoint[64];
     snprintf (endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", port);
+    zsock_t *delivery = zsock_new (ZMQ_ROUTER);
+    assert (delivery);
+    zsock_set_linger (delivery, 0);
+    curve_server_apply (server, delivery, CURVE_DELIVERY);
+    port = zsock_bind (delivery, "tcp://127.0.0.1:*");
+    assert (port > 0);
+    char delivery_ep[64];
+    snprintf (delivery_ep, sizeof delivery_ep, "tcp://127.0.0.1:%d", port);
 
     //  An allowed client: its handshake succeeds and its message arrives
     rc = curve_client_load (client_path, server_path, &client, error, sizeof error);
@@ -490,9 +770,56 @@ curve_test (bool verbose)
     char *text = zframe_strdup (zmsg_last (msg));
     assert (streq (text, "hello"));
     zstr_free (&text);
+    //  The ZAP handler named the key for the socket's owner
+    const char *user = zframe_meta (zmsg_last (msg), "User-Id");
+    assert (user && streq (user, "collector/collector"));
     zmsg_destroy (&msg);
     zsock_destroy (&dealer);
     zsock_destroy (&monitor);
+
+    //  The collector's key is refused on delivery: outside its role
+    dealer = s_dealer (client, delivery_ep, &monitor);
+    zstr_send (dealer, "not a writer");
+    assert (s_wait_event (monitor) == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH);
+    zsock_destroy (&dealer);
+    zsock_destroy (&monitor);
+    assert (metric_value (server->m_refused[CURVE_DELIVERY][WHY_WRONG_ROLE]) == 1);
+
+    //  The writer's key: in on delivery, as "archive" only; not on intake
+    curve_client_t *writer = NULL;
+    rc = curve_client_load (writer_path, server_path, &writer, error, sizeof error);
+    assert (rc == 0 && writer);
+    dealer = s_dealer (writer, endpoint, &monitor);
+    assert (s_wait_event (monitor) == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH);
+    zsock_destroy (&dealer);
+    zsock_destroy (&monitor);
+    assert (metric_value (server->m_refused[CURVE_INTAKE][WHY_WRONG_ROLE]) == 1);
+    dealer = s_dealer (writer, delivery_ep, &monitor);
+    assert (s_wait_event (monitor) == ZMQ_EVENT_HANDSHAKE_SUCCEEDED);
+    zstr_send (dealer, "HELLO");
+    zpoller_t *delivery_poller = zpoller_new (delivery, NULL);
+    assert (zpoller_wait (delivery_poller, 5000) == delivery);
+    msg = zmsg_recv (delivery);
+    assert (msg && zmsg_size (msg) == 2);
+    char reason[256];
+    assert (
+        curve_server_writer_allowed (server, zmsg_last (msg), "archive", reason, sizeof reason));
+    assert (!curve_server_writer_allowed (server, zmsg_last (msg), "relational", reason,
+                                          sizeof reason));
+    assert (strstr (reason, "writer/archive/archiverd") && strstr (reason, "relational"));
+    assert (metric_value (server->m_refused[CURVE_DELIVERY][WHY_WRONG_WRITER]) == 1);
+    //  Without CURVE there is no key to check
+    assert (
+        curve_server_writer_allowed (NULL, zmsg_last (msg), "relational", reason, sizeof reason));
+    //  A frame from a connection without our metadata is refused
+    zframe_t *bare = zframe_new ("x", 1);
+    assert (!curve_server_writer_allowed (server, bare, "archive", reason, sizeof reason));
+    zframe_destroy (&bare);
+    zmsg_destroy (&msg);
+    zpoller_destroy (&delivery_poller);
+    zsock_destroy (&dealer);
+    zsock_destroy (&monitor);
+    curve_client_destroy (&writer);
 
     //  A client with an unknown key: the server's ZAP handler refuses it,
     //  and its message never arrives
@@ -503,6 +830,7 @@ curve_test (bool verbose)
     zstr_send (dealer, "intruder");
     uint16_t event = s_wait_event (monitor);
     assert (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH);
+    assert (metric_value (server->m_refused[CURVE_INTAKE][WHY_UNKNOWN_KEY]) == 1);
     bool refused = false;
     assert (curve_refusal_event (event, endpoint, &refused) && refused);
     assert (curve_refusal_event (event, endpoint, &refused) && refused);
@@ -518,11 +846,9 @@ curve_test (bool verbose)
     zsock_destroy (&monitor);
 
     //  Adding the stranger's certificate lets it in without a restart
-    cert = zcert_load (stranger_path);
-    snprintf (path, sizeof path, "%s/clients/stranger", dir);
-    rc = zcert_save_public (cert, path);
+    rc = curve_roles_allow (clients_dir, "collector", stranger_path, path, sizeof path, error,
+                            sizeof error);
     assert (rc == 0);
-    zcert_destroy (&cert);
     dealer = s_dealer (stranger, endpoint, &monitor);
     curve_watch_t *watch = NULL;
     assert (s_wait_event (monitor) == ZMQ_EVENT_HANDSHAKE_SUCCEEDED);
@@ -538,6 +864,13 @@ curve_test (bool verbose)
     zsock_destroy (&monitor);
     zsock_destroy (&dealer);
 
+    //  Removing it keeps it out of new connections
+    assert (unlink (path) == 0);
+    dealer = s_dealer (stranger, endpoint, &monitor);
+    assert (s_wait_event (monitor) == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH);
+    zsock_destroy (&monitor);
+    zsock_destroy (&dealer);
+
     //  The watch replaces a monitor and goes away cleanly
     dealer = zsock_new (ZMQ_DEALER);
     curve_client_apply (client, dealer);
@@ -549,10 +882,12 @@ curve_test (bool verbose)
 
     zpoller_destroy (&poller);
     zsock_destroy (&router);
+    zsock_destroy (&delivery);
     curve_client_destroy (&stranger);
     curve_client_destroy (&client);
     curve_server_destroy (&server);
     assert (!server && !client);
+    metrics_destroy (&metrics);
     selftest_rmtree (dir);
     free (dir);
     if (verbose)

@@ -1,12 +1,17 @@
 /*  curve: CURVE security on the pipeline's ZeroMQ sockets. ingestd is the
-    server: it holds its own certificate and accepts only clients whose
-    public certificate is in a directory (zauth, ZAP). Collectors, writers
-    and omni-tap are clients: they hold their own certificate and ingestd's
-    public one. Certificates are czmq zcert files: `<path>` holds the public
-    key, `<path>_secret` the secret one (omnictl keygen writes both).
-    Nothing is configured = no security, the sockets are left as they are.  */
+    server: it holds its own certificate and accepts a client only on the
+    sockets its role allows (curve_roles.h: a directory of public
+    certificates per role), checked by a ZAP handler of its own. Collectors,
+    writers and omni-tap are clients: they hold their own certificate and
+    ingestd's public one. Certificates are czmq zcert files: `<path>` holds
+    the public key, `<path>_secret` the secret one (omnictl keygen writes
+    both). Nothing is configured = no security, the sockets are left as
+    they are.                                                               */
 #ifndef OMNI_CURVE_H
 #define OMNI_CURVE_H
+
+#include "curve_roles.h"
+#include "metrics.h"
 
 #include <czmq.h>
 #include <stdbool.h>
@@ -15,15 +20,30 @@
 typedef struct _curve_server_t curve_server_t;
 typedef struct _curve_client_t curve_client_t;
 
-//  Loads the server certificate (with its secret) and starts authentication
-//  against the public certificates in clients_dir, which zauth reads again
-//  when the directory changes. Returns NULL with an error naming the file.
-curve_server_t *curve_server_new (const char *cert_path, const char *clients_dir, char *error,
-                                  size_t error_size);
+//  One certificate file, checked (zcert_load alone is lenient); with its
+//  secret key (`path`_secret) when `secret`. NULL with an error naming the
+//  file that is missing or malformed.
+zcert_t *curve_cert_load (const char *path, bool secret, char *error, size_t error_size);
+
+//  Loads the server certificate (with its secret) and the clients' roles
+//  from clients_dir (curve_roles_new: strict, an error names the file and
+//  the fix), and starts the ZAP handler that admits a key on a socket only
+//  in its role. clients_dir is read again when it changes. `metrics` (may
+//  be NULL) gets curve_refused_total{socket,why}. NULL with an error.
+curve_server_t *curve_server_new (const char *cert_path, const char *clients_dir,
+                                  metrics_t *metrics, char *error, size_t error_size);
 void curve_server_destroy (curve_server_t **self_p);
 
-//  Makes `sock` a CURVE server checked by zauth; before it binds.
-void curve_server_apply (curve_server_t *self, zsock_t *sock);
+//  Makes `sock` the CURVE server for `which` of ingestd's sockets; before
+//  it binds.
+void curve_server_apply (curve_server_t *self, zsock_t *sock, curve_socket_t which);
+
+//  Whether the delivery connection that `frame` came on (any frame of its
+//  message) may HELLO as writer `name`: its key is in writer/<name>/. A
+//  refusal is logged with the key's name and counted, and `reason` gets
+//  the text for the writer's RESET. A NULL server (no CURVE) allows all.
+bool curve_server_writer_allowed (curve_server_t *self, zframe_t *frame, const char *name,
+                                  char *reason, size_t reason_size);
 
 //  A client's keys from its config: both paths empty (or NULL) = no CURVE,
 //  *client_p stays NULL; both set = CURVE; one without the other is an

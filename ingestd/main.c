@@ -39,8 +39,9 @@ main (int argc, char **argv)
          "security",
          &curve_key},
         {"curve_clients", CONFIG_STRING, "",
-         "CURVE: directory of the public certificates of the clients allowed in (intake, "
-         "delivery, tap); required with curve_key",
+         "CURVE: directory of the clients' public certificates, one subdirectory per role: "
+         "collector/ (intake), tap/, writer/NAME/ (delivery as writer NAME); required with "
+         "curve_key",
          &curve_clients},
         {"log_level", CONFIG_STRING, "info", "debug | info | warn | error", &log_level},
         {"log_format", CONFIG_STRING, "kv", "kv | json", &log_format},
@@ -68,22 +69,24 @@ main (int argc, char **argv)
         config_destroy (&config);
         return 2;
     }
+    metrics_t *metrics = metrics_new ("omni_ingestd_");
     curve_server_t *curve = NULL;
-    char error[512];
+    char error[1024];
     if (*curve_key) {
-        curve = curve_server_new (curve_key, curve_clients, error, sizeof error);
+        curve = curve_server_new (curve_key, curve_clients, metrics, error, sizeof error);
         if (!curve) {
             fprintf (stderr, "error: ingestd: %s\n", error);
+            metrics_destroy (&metrics);
             config_destroy (&config);
             return 2;
         }
         log_info ("ingestd.curve", "key=%s clients=%s", curve_key, curve_clients);
     } else if (*curve_clients) {
         fprintf (stderr, "error: ingestd.curve_key is required when curve_clients is set\n");
+        metrics_destroy (&metrics);
         config_destroy (&config);
         return 2;
     }
-    metrics_t *metrics = metrics_new ("omni_ingestd_");
     server_config_t server_config = {intake,
                                      delivery,
                                      tap,

@@ -154,13 +154,14 @@ s_register_metrics (server_t *self)
 }
 
 static zsock_t *
-s_bind (int type, const char *endpoint, curve_server_t *curve, char *error, size_t error_size)
+s_bind (int type, const char *endpoint, curve_server_t *curve, curve_socket_t which, char *error,
+        size_t error_size)
 {
     zsock_t *sock = zsock_new (type);
     assert (sock);
     zsock_set_linger (sock, 0);
     if (curve)
-        curve_server_apply (curve, sock);
+        curve_server_apply (curve, sock, which);
     if (type == ZMQ_ROUTER) {
         zsock_set_sndhwm (sock, 0); //  credit bounds what we send
         zsock_set_rcvhwm (sock, 64);
@@ -215,9 +216,11 @@ server_new (const server_config_t *config, metrics_t *metrics, char *error, size
     }
     s_register_metrics (self);
     curve_server_t *curve = config->curve;
-    if (!(self->intake = s_bind (ZMQ_ROUTER, config->intake, curve, error, error_size)) ||
-        !(self->delivery = s_bind (ZMQ_ROUTER, config->delivery, curve, error, error_size)) ||
-        !(self->tap = s_bind (ZMQ_XPUB, config->tap, curve, error, error_size))) {
+    if (!(self->intake =
+              s_bind (ZMQ_ROUTER, config->intake, curve, CURVE_INTAKE, error, error_size)) ||
+        !(self->delivery =
+              s_bind (ZMQ_ROUTER, config->delivery, curve, CURVE_DELIVERY, error, error_size)) ||
+        !(self->tap = s_bind (ZMQ_XPUB, config->tap, curve, CURVE_TAP, error, error_size))) {
         server_destroy (&self);
         return NULL;
     }
@@ -663,6 +666,14 @@ s_handle_hello (server_t *self, zframe_t *peer, zmsg_t *msg)
         return;
     }
     char *name = zframe_strdup (name_frame);
+    //  CURVE lets any writer key in on delivery: the name must be its own
+    char refusal[256];
+    if (!curve_server_writer_allowed (self->config.curve, zmsg_first (msg), name, refusal,
+                                      sizeof refusal)) {
+        s_delivery_reply (self, peer, "RESET", refusal);
+        free (name);
+        return;
+    }
     s_session_t *s = NULL;
     for (size_t i = 0; i < self->nsessions; i++)
         if (strcmp (self->sessions[i].name, name) == 0)

@@ -154,7 +154,17 @@ s_transmit (intake_client_t *self, s_batch_t *batch)
     for (int i = 0; i < 8; i++)
         seq[i] = (uint8_t) (batch->seq >> (56 - 8 * i));
     void *sock = zsock_resolve (self->dealer);
-    zmq_send (sock, SIGNATURE, strlen (SIGNATURE), ZMQ_SNDMORE);
+    batch->sent_ms = util_mono_ms ();
+    //  A handshake refused before the first send leaves the socket with no
+    //  connection at all (libzmq does not retry it), and a blocking send
+    //  would then never return to retry it: the batch stays in the window
+    //  and goes again once accepted or at its ACK timeout. The other frames
+    //  of a message whose first frame went through never block.
+    if (zmq_send (sock, SIGNATURE, strlen (SIGNATURE), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
+        log_debug ("intake.not_sent", "seq=%" PRIu64 " error=\"%s\"", batch->seq,
+                   zmq_strerror (zmq_errno ()));
+        return;
+    }
     zmq_send (sock, "BATCH", 5, ZMQ_SNDMORE);
     zmq_send (sock, seq, 8, batch->records ? ZMQ_SNDMORE : 0);
     size_t from = 0;
@@ -163,7 +173,6 @@ s_transmit (intake_client_t *self, s_batch_t *batch)
                   i + 1 < batch->records ? ZMQ_SNDMORE : 0);
         from = batch->ends[i];
     }
-    batch->sent_ms = util_mono_ms ();
 }
 
 static void

@@ -1,7 +1,7 @@
 /*  omnictl: the operator's view of a deployment.
 
     omnictl status [--targets=NAME=HOST:PORT,...] [--watch] [--interval=2s]
-    omnictl keygen PATH
+    omnictl keygen PATH [--role=ROLE --clients=DIR]
 
 
     Prints one table of every daemon (up, health, records/s, lag, errors)
@@ -10,7 +10,9 @@
     With --watch it redraws the table in place every interval until Ctrl-C,
     then exits 0.
     keygen writes a CURVE certificate: PATH (public) and PATH_secret (0600),
-    for ingestd's curve_key and the clients' curve_key (docs/operations.md). */
+    for ingestd's curve_key and the clients' curve_key (docs/operations.md);
+    with --role and --clients it also puts the public half in ingestd's
+    clients directory, under the role (collector, tap, writer:NAME).        */
 #include "config.h"
 #include "curve.h"
 #include "log.h"
@@ -74,10 +76,13 @@ s_print_frame (status_t *status, bool tty, int64_t interval_ms)
 static void
 s_usage (FILE *out)
 {
-    fprintf (out, "usage: omnictl status [--targets=NAME=HOST:PORT,...] [--watch] "
-                  "[--interval=2s] [--sample=1s] [--timeout=1s]\n"
-                  "       omnictl keygen PATH   (CURVE certificate: PATH and PATH_secret)\n"
-                  "       omnictl --help   (every option, its default and environment name)\n");
+    fprintf (out,
+             "usage: omnictl status [--targets=NAME=HOST:PORT,...] [--watch] "
+             "[--interval=2s] [--sample=1s] [--timeout=1s]\n"
+             "       omnictl keygen PATH [--role=collector|tap|writer:NAME --clients=DIR]\n"
+             "              (CURVE certificate: PATH and PATH_secret; with --role, its public\n"
+             "              half also goes to DIR/<role directory>/, ingestd's curve_clients)\n"
+             "       omnictl --help   (every option, its default and environment name)\n");
 }
 
 int
@@ -86,6 +91,7 @@ main (int argc, char **argv)
     char **targets;
     bool watch;
     int64_t interval_ms, sample_ms, timeout_ms;
+    char *role, *clients;
     const config_option_t options[] = {
         {"targets", CONFIG_LIST, DEFAULT_TARGETS,
          "daemons to show, NAME=HOST:PORT of their /metrics and /health", &targets},
@@ -96,6 +102,11 @@ main (int argc, char **argv)
          "rates",
          &sample_ms},
         {"timeout", CONFIG_DURATION, "1s", "HTTP timeout per request", &timeout_ms},
+        {"role", CONFIG_STRING, "",
+         "keygen: the client's role, collector | tap | writer:NAME (with --clients)", &role},
+        {"clients", CONFIG_STRING, "",
+         "keygen: ingestd's curve_clients directory, where --role puts the public certificate",
+         &clients},
         {NULL}};
     config_t *config = config_new ("omnictl", options);
     int rc = config_load (config, argc, argv);
@@ -113,14 +124,36 @@ main (int argc, char **argv)
             config_destroy (&config);
             return 2;
         }
-        char error[512];
-        rc = curve_keygen (config_arg (config, 1), error, sizeof error);
+        char error[1024], placed[4096];
+        const char *path = config_arg (config, 1);
+        if (!*role != !*clients) {
+            fprintf (stderr, "error: omnictl keygen: --role and --clients go together (the "
+                             "role says where under the clients directory the key goes)\n");
+            config_destroy (&config);
+            return 2;
+        }
+        //  A typo in the role must not leave a key pair behind
+        if (*role && !curve_roles_known (role)) {
+            fprintf (stderr,
+                     "error: omnictl keygen: unknown role \"%s\" (expected collector, tap or "
+                     "writer:NAME with NAME archive, relational, document or metrics)\n",
+                     role);
+            config_destroy (&config);
+            return 2;
+        }
+        rc = curve_keygen (path, error, sizeof error);
+        if (rc == 0 && *role &&
+            curve_roles_allow (clients, role, path, placed, sizeof placed, error, sizeof error))
+            rc = -1;
         if (rc)
             fprintf (stderr, "error: omnictl keygen: %s\n", error);
-        else
+        else {
             printf ("wrote %s (public: give it to the other side) and %s_secret (keep it "
                     "private)\n",
-                    config_arg (config, 1), config_arg (config, 1));
+                    path, path);
+            if (*role)
+                printf ("allowed %s as %s: %s\n", path, role, placed);
+        }
         config_destroy (&config);
         return rc ? 1 : 0;
     }
