@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #define S_PATTERN_MAX 1024
-#define S_ROLE_MAX 63 //  NAMEDATALEN - 1
+#define S_ROLE_MAX    63 //  NAMEDATALEN - 1
 
 struct _access_t {
     pgconn_t *conn;
@@ -117,8 +117,7 @@ access_new (const char *dsn, char *error, size_t error_size)
         access_destroy (&self);
         return NULL;
     }
-    snprintf (self->database, sizeof self->database, "%s",
-              PQdb (pgconn_handle (self->conn)));
+    snprintf (self->database, sizeof self->database, "%s", PQdb (pgconn_handle (self->conn)));
     char present[8];
     if (s_scalar (self->conn,
                   "SELECT to_regclass ('omni_access_grants') IS NOT NULL AND "
@@ -170,8 +169,7 @@ s_grant (pgconn_t *conn, void *arg)
         return -1;
     grant->added = PQntuples (result) == 1;
     PQclear (result);
-    char *quoted =
-        PQescapeIdentifier (pgconn_handle (conn), grant->role, strlen (grant->role));
+    char *quoted = PQescapeIdentifier (pgconn_handle (conn), grant->role, strlen (grant->role));
     if (!quoted)
         return -1;
     char sql[256];
@@ -200,13 +198,12 @@ s_matching (access_t *self, const char *pattern, char *out, size_t size)
 }
 
 int
-access_grant (access_t *self, const char *role, const char *pattern, char *out,
-              size_t out_size)
+access_grant (access_t *self, const char *role, const char *pattern, char *out, size_t out_size)
 {
     const char *params[] = {role};
     char found[8];
-    if (s_scalar (self->conn, "SELECT count (*) FROM pg_roles WHERE rolname = $1", 1, params,
-                  found, sizeof found)) {
+    if (s_scalar (self->conn, "SELECT count (*) FROM pg_roles WHERE rolname = $1", 1, params, found,
+                  sizeof found)) {
         s_error (self, "cannot read pg_roles", out, out_size);
         return -1;
     }
@@ -231,8 +228,7 @@ access_grant (access_t *self, const char *role, const char *pattern, char *out,
 }
 
 int
-access_revoke (access_t *self, const char *role, const char *pattern, char *out,
-               size_t out_size)
+access_revoke (access_t *self, const char *role, const char *pattern, char *out, size_t out_size)
 {
     const char *params[] = {role, pattern};
     PGresult *result = pgconn_query (self->conn,
@@ -256,21 +252,22 @@ access_revoke (access_t *self, const char *role, const char *pattern, char *out,
                   role, pattern, self->database);
         return -1;
     }
-    snprintf (out, out_size, "revoked %s the sources LIKE '%s' in database \"%s\"; %ld grant%s left",
-              role, pattern, self->database, left, left == 1 ? "" : "s");
+    snprintf (out, out_size,
+              "revoked %s the sources LIKE '%s' in database \"%s\"; %ld grant%s left", role,
+              pattern, self->database, left, left == 1 ? "" : "s");
     return 0;
 }
 
 char *
 access_list (access_t *self, char *error, size_t error_size)
 {
-    PGresult *result = pgconn_query (
-        self->conn,
-        "SELECT g.role, g.pattern, to_char (g.granted AT TIME ZONE 'UTC', "
-        "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), r.rolname IS NULL "
-        "FROM omni_access_grants g LEFT JOIN pg_roles r ON r.rolname = g.role "
-        "ORDER BY g.role, g.pattern",
-        0, NULL);
+    PGresult *result =
+        pgconn_query (self->conn,
+                      "SELECT g.role, g.pattern, to_char (g.granted AT TIME ZONE 'UTC', "
+                      "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), r.rolname IS NULL "
+                      "FROM omni_access_grants g LEFT JOIN pg_roles r ON r.rolname = g.role "
+                      "ORDER BY g.role, g.pattern",
+                      0, NULL);
     if (!result) {
         s_error (self, "cannot read omni_access_grants", error, error_size);
         return NULL;
@@ -290,15 +287,13 @@ access_list (access_t *self, char *error, size_t error_size)
     if (rows == 0)
         at += (size_t) snprintf (text, cap, "no grants in database \"%s\"\n", self->database);
     else
-        at += (size_t) snprintf (text, cap, "%-*s  %-*s  %s\n", wrole, "ROLE", wpattern,
-                                 "PATTERN", "GRANTED");
+        at += (size_t) snprintf (text, cap, "%-*s  %-*s  %s\n", wrole, "ROLE", wpattern, "PATTERN",
+                                 "GRANTED");
     for (int r = 0; r < rows; r++)
-        at += (size_t) snprintf (text + at, cap - at, "%-*s  %-*s  %s%s\n", wrole,
-                                 PQgetvalue (result, r, 0), wpattern, PQgetvalue (result, r, 1),
-                                 PQgetvalue (result, r, 2),
-                                 strcmp (PQgetvalue (result, r, 3), "t") == 0
-                                     ? "  (no such role: dropped?)"
-                                     : "");
+        at += (size_t) snprintf (
+            text + at, cap - at, "%-*s  %-*s  %s%s\n", wrole, PQgetvalue (result, r, 0), wpattern,
+            PQgetvalue (result, r, 1), PQgetvalue (result, r, 2),
+            strcmp (PQgetvalue (result, r, 3), "t") == 0 ? "  (no such role: dropped?)" : "");
     PQclear (result);
     return text;
 }
@@ -361,8 +356,7 @@ access_test (bool verbose)
     //  The grant is a row, and membership of omni_viewer
     snprintf (sql, sizeof sql, "SELECT pg_has_role ('%s', 'omni_viewer', 'MEMBER')", role);
     pgconn_test_expect (admin, sql, "t");
-    snprintf (sql, sizeof sql, "SELECT array_to_string (omni_visible_patterns ('%s'), ',')",
-              role);
+    snprintf (sql, sizeof sql, "SELECT array_to_string (omni_visible_patterns ('%s'), ',')", role);
     pgconn_test_expect (admin, sql, "github.com/acme/%");
     char *list = access_list (access, error, sizeof error);
     assert (list && strstr (list, "ROLE") && strstr (list, role) &&
