@@ -1,21 +1,13 @@
-/*  sql: the .sql files as read-only data, by the assembler's .incbin (no
-    generator script, no escaping: the bytes are the file's), each followed
-    by a NUL. Paths are relative to the repository root, where make runs;
-    module.mk makes this object depend on the files.                          */
+/*  sql: the .sql files as read-only data (embed.h). Paths are relative to
+    the repository root, where make runs; module.mk makes this object depend
+    on the files.                                                             */
 #include "sql.h"
+#include "embed.h"
 
-#define S_EMBED(symbol, path)                                                                      \
-    __asm__(".pushsection .rodata\n"                                                               \
-            ".global " #symbol "\n"                                                                \
-            ".type " #symbol ", @object\n"                                                         \
-            ".balign 16\n" #symbol ":\n"                                                           \
-            ".incbin \"" path "\"\n"                                                               \
-            ".byte 0\n"                                                                            \
-            ".size " #symbol ", . - " #symbol "\n"                                                 \
-            ".popsection\n");
-
-S_EMBED (sql_points_native, "metricsd/sql/001_points.native.sql")
-S_EMBED (sql_points_timescaledb, "metricsd/sql/001_points.timescaledb.sql")
-S_EMBED (sql_views, "metricsd/sql/views.sql")
-S_EMBED (sql_rollups, "metricsd/sql/rollups.timescaledb.sql")
-S_EMBED (sql_rollup_views, "metricsd/sql/rollup_views.sql")
+EMBED_FILE (sql_points_native, "metricsd/sql/001_points.native.sql")
+EMBED_FILE (sql_points_timescaledb, "metricsd/sql/001_points.timescaledb.sql")
+EMBED_FILE (sql_access_native, "metricsd/sql/003_access.native.sql")
+EMBED_FILE (sql_access_timescaledb, "metricsd/sql/003_access.timescaledb.sql")
+EMBED_FILE (sql_views, "metricsd/sql/views.sql")
+EMBED_FILE (sql_rollups, "metricsd/sql/rollups.timescaledb.sql")
+EMBED_FILE (sql_rollup_views, "metricsd/sql/rollup_views.sql")

@@ -4,6 +4,7 @@
 #include "tsschema.h"
 #include "log.h"
 #include "migrate.h"
+#include "shared_sql.h"
 #include "sql.h"
 #include "util.h"
 #include "selftest.h"
@@ -19,8 +20,15 @@
 //  "OmniMet1": the advisory lock key of metricsd's migrations
 #define S_LOCK_KEY 5723352100006884401LL
 
-static const migrate_step_t s_steps_native[] = {{1, "points", sql_points_native}, {0, NULL, NULL}};
+//  Version 2 is shared with relationald (common/sql/access.sql): the two may
+//  migrate one database or two, and either way it is there once.
+static const migrate_step_t s_steps_native[] = {{1, "points", sql_points_native},
+                                                {2, "access", shared_sql_access},
+                                                {3, "points_access", sql_access_native},
+                                                {0, NULL, NULL}};
 static const migrate_step_t s_steps_timescaledb[] = {{1, "points", sql_points_timescaledb},
+                                                     {2, "access", shared_sql_access},
+                                                     {3, "points_access", sql_access_timescaledb},
                                                      {0, NULL, NULL}};
 
 int
@@ -771,7 +779,7 @@ tsschema_test (bool verbose)
     tsschema_config_t config = {TSSCHEMA_NATIVE, "month", 0, false};
     tsschema_state_t state;
     assert (tsschema_migrate (conn, &config, &state) == 0);
-    assert (state.mode == TSSCHEMA_NATIVE && state.applied == 1 && !state.rollups);
+    assert (state.mode == TSSCHEMA_NATIVE && state.applied == 3 && !state.rollups);
     pgconn_test_expect (conn, "SELECT relkind FROM pg_class WHERE relname = 'points'", "p");
     pgconn_test_expect (conn,
                         "SELECT count (*) FROM information_schema.views WHERE table_name IN "
@@ -876,7 +884,7 @@ tsschema_test (bool verbose)
         pgconn_test_expect (conn, "SELECT to_regclass ('points') IS NULL", "t");
         config.want = TSSCHEMA_AUTO;
         assert (tsschema_migrate (conn, &config, &state) == 0);
-        assert (state.mode == TSSCHEMA_NATIVE && state.applied == 1 && !*state.problem);
+        assert (state.mode == TSSCHEMA_NATIVE && state.applied == 3 && !*state.problem);
         pgconn_destroy (&conn);
         pgconn_testdb_drop (dsn);
         free (dsn);

@@ -3,8 +3,11 @@
 -- rollups.timescaledb.sql) with exactly the same columns and types, so a
 -- dashboard never knows which it reads. Buckets are UTC (time_bucket on
 -- timestamptz), weeks start on Monday, as date_trunc's.
+-- They filter on the caller's sources as views.sql does: continuous
+-- aggregates cannot have row-level security, and viewers get no right on
+-- them.
 
-CREATE OR REPLACE VIEW commits_per_day AS
+CREATE OR REPLACE VIEW commits_per_day WITH (security_barrier = true) AS
 SELECT (r.bucket AT TIME ZONE 'UTC')::date AS day,
        r.source AS repository,
        coalesce (sum (r.total) FILTER (WHERE r.name = 'git.commits'), 0)::bigint AS commits,
@@ -14,9 +17,10 @@ SELECT (r.bucket AT TIME ZONE 'UTC')::date AS day,
        coalesce (sum (r.total) FILTER (WHERE r.name = 'git.deletions'), 0)::bigint AS deletions
 FROM points_daily r
 WHERE r.name IN ('git.commits', 'git.insertions', 'git.deletions')
+  AND r.source LIKE ANY ((SELECT omni_visible_patterns (current_user))::text[])
 GROUP BY 1, 2;
 
-CREATE OR REPLACE VIEW commits_per_week AS
+CREATE OR REPLACE VIEW commits_per_week WITH (security_barrier = true) AS
 SELECT (r.bucket AT TIME ZONE 'UTC')::date AS week,
        r.source AS repository,
        coalesce (sum (r.total) FILTER (WHERE r.name = 'git.commits'), 0)::bigint AS commits,
@@ -26,9 +30,10 @@ SELECT (r.bucket AT TIME ZONE 'UTC')::date AS week,
        coalesce (sum (r.total) FILTER (WHERE r.name = 'git.deletions'), 0)::bigint AS deletions
 FROM points_weekly r
 WHERE r.name IN ('git.commits', 'git.insertions', 'git.deletions')
+  AND r.source LIKE ANY ((SELECT omni_visible_patterns (current_user))::text[])
 GROUP BY 1, 2;
 
-CREATE OR REPLACE VIEW build_success_weekly AS
+CREATE OR REPLACE VIEW build_success_weekly WITH (security_barrier = true) AS
 SELECT (r.bucket AT TIME ZONE 'UTC')::date AS week,
        r.source,
        r.tags->>'pipeline' AS pipeline,
@@ -44,4 +49,5 @@ SELECT (r.bucket AT TIME ZONE 'UTC')::date AS week,
               ::double precision)::double precision AS avg_duration
 FROM points_weekly r
 WHERE r.name IN ('ci.build.success', 'ci.build.duration')
+  AND r.source LIKE ANY ((SELECT omni_visible_patterns (current_user))::text[])
 GROUP BY 1, 2, 3;

@@ -2,7 +2,9 @@
 
     omnictl status [--targets=NAME=HOST:PORT,...] [--watch] [--interval=2s]
     omnictl keygen PATH [--role=ROLE --clients=DIR]
-
+    omnictl grant ROLE PATTERN [--dsn=...]
+    omnictl revoke ROLE PATTERN [--dsn=...]
+    omnictl grants [--dsn=...]
 
     Prints one table of every daemon (up, health, records/s, lag, errors)
     from their /metrics and /health. Without --watch it exits 0 when every
@@ -12,7 +14,12 @@
     keygen writes a CURVE certificate: PATH (public) and PATH_secret (0600),
     for ingestd's curve_key and the clients' curve_key (docs/operations.md);
     with --role and --clients it also puts the public half in ingestd's
-    clients directory, under the role (collector, tap, writer:NAME).        */
+    clients directory, under the role (collector, tap, writer:NAME).
+    grant, revoke and grants manage per-project access in a PostgreSQL
+    database of relationald or metricsd (access.h, docs/operations.md):
+    0 when done, 1 when PostgreSQL refused or the role or grant is not
+    there, 2 on a usage error (a bad pattern or role name).                   */
+#include "access.h"
 #include "config.h"
 #include "curve.h"
 #include "log.h"
@@ -73,6 +80,59 @@ s_print_frame (status_t *status, bool tty, int64_t interval_ms)
     free (text);
 }
 
+//  grant, revoke, grants: `argc` words from config_arg (0) on
+static int
+s_access (config_t *config, const char *dsn)
+{
+    const char *command = config_arg (config, 0);
+    bool list = strcmp (command, "grants") == 0;
+    if (config_argc (config) != (list ? 1u : 3u)) {
+        fprintf (stderr, "error: omnictl %s takes %s\n", command,
+                 list ? "no argument" : "two arguments: ROLE PATTERN");
+        return 2;
+    }
+    char error[1024];
+    const char *role = list ? NULL : config_arg (config, 1);
+    const char *pattern = list ? NULL : config_arg (config, 2);
+    if (!list && !access_valid_role (role, error, sizeof error)) {
+        fprintf (stderr, "error: omnictl %s: bad role: %s\n", command, error);
+        return 2;
+    }
+    //  A revoke takes the pattern as granted, whatever it is
+    if (strcmp (command, "grant") == 0 && !access_valid_pattern (pattern, error, sizeof error)) {
+        fprintf (stderr, "error: omnictl grant: bad pattern: %s\n", error);
+        return 2;
+    }
+    //  The errors are reported here, with their hint: not twice by pgconn
+    log_init ("omnictl", "error", "kv");
+    access_t *access = access_new (dsn, error, sizeof error);
+    if (!access) {
+        fprintf (stderr, "error: omnictl %s: %s\n", command, error);
+        return 1;
+    }
+    int rc = 0;
+    if (list) {
+        char *text = access_list (access, error, sizeof error);
+        if (text)
+            fputs (text, stdout);
+        else
+            fprintf (stderr, "error: omnictl grants: %s\n", error);
+        rc = text ? 0 : 1;
+        free (text);
+    } else {
+        rc = strcmp (command, "grant") == 0
+                 ? access_grant (access, role, pattern, error, sizeof error)
+                 : access_revoke (access, role, pattern, error, sizeof error);
+        if (rc == 0)
+            printf ("%s\n", error);
+        else
+            fprintf (stderr, "error: omnictl %s: %s\n", command, error);
+        rc = rc ? 1 : 0;
+    }
+    access_destroy (&access);
+    return rc;
+}
+
 static void
 s_usage (FILE *out)
 {
@@ -82,6 +142,10 @@ s_usage (FILE *out)
              "       omnictl keygen PATH [--role=collector|tap|writer:NAME --clients=DIR]\n"
              "              (CURVE certificate: PATH and PATH_secret; with --role, its public\n"
              "              half also goes to DIR/<role directory>/, ingestd's curve_clients)\n"
+             "       omnictl grant ROLE PATTERN [--dsn=...]   (ROLE reads the sources LIKE "
+             "PATTERN)\n"
+             "       omnictl revoke ROLE PATTERN [--dsn=...]\n"
+             "       omnictl grants [--dsn=...]\n"
              "       omnictl --help   (every option, its default and environment name)\n");
 }
 
@@ -89,6 +153,7 @@ int
 main (int argc, char **argv)
 {
     char **targets;
+    char *dsn;
     bool watch;
     int64_t interval_ms, sample_ms, timeout_ms;
     char *role, *clients;
@@ -107,6 +172,10 @@ main (int argc, char **argv)
         {"clients", CONFIG_STRING, "",
          "keygen: ingestd's curve_clients directory, where --role puts the public certificate",
          &clients},
+        {"dsn", CONFIG_STRING, "",
+         "grant, revoke, grants: the PostgreSQL database of relationald or metricsd, conninfo "
+         "or postgresql:// URI (as the writers take it); empty = the PG* environment",
+         &dsn},
         {NULL}};
     config_t *config = config_new ("omnictl", options);
     int rc = config_load (config, argc, argv);
@@ -156,6 +225,12 @@ main (int argc, char **argv)
         }
         config_destroy (&config);
         return rc ? 1 : 0;
+    }
+    if (command && (strcmp (command, "grant") == 0 || strcmp (command, "revoke") == 0 ||
+                    strcmp (command, "grants") == 0)) {
+        rc = s_access (config, dsn);
+        config_destroy (&config);
+        return rc;
     }
     if (!command || strcmp (command, "status") != 0 || config_argc (config) > 1) {
         if (command && strcmp (command, "status") != 0)

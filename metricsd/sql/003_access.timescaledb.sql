@@ -1,0 +1,14 @@
+-- metricsd schema, version 3, TimescaleDB: per-project access
+-- (docs/operations.md, "Per-project access"). Version 2 is the shared
+-- common/sql/access.sql.
+--
+-- No row-level security on the points hypertable, and no grant of it to
+-- omni_viewer, because in TimescaleDB:
+-- - chunks take the hypertable's grants but not its policies, so a viewer
+--   could read every row from _timescaledb_internal's chunks directly;
+-- - row-level security cannot be enabled on a compressed hypertable
+--   (compress_after) nor on continuous aggregates (points_daily, _weekly).
+-- Viewers read the dashboard views instead, which filter on
+-- omni_visible_patterns () themselves (views.sql, rollup_views.sql).
+-- omni_reader sees everything anyway: it may read the raw points.
+GRANT SELECT ON points TO omni_reader;
