@@ -90,7 +90,11 @@ s_step (double max, int ticks)
     double raw = max / ticks;
     double power = pow (10, floor (log10 (raw)));
     double fraction = raw / power;
-    double nice = fraction <= 1 ? 1 : fraction <= 2 ? 2 : fraction <= 2.5 ? 2.5 : fraction <= 5 ? 5 : 10;
+    double nice = fraction <= 1     ? 1
+                  : fraction <= 2   ? 2
+                  : fraction <= 2.5 ? 2.5
+                  : fraction <= 5   ? 5
+                                    : 10;
     return nice * power;
 }
 
@@ -147,8 +151,7 @@ s_hbars (cairo_t *cr, const model_chart_data_t *data, double x, double y, double
         if (isnan (value))
             continue;
         s_colour (cr, 0);
-        cairo_rectangle (cr, plot_x, top + row * 0.15, fmax (plot_w * value / max, 1),
-                         row * 0.7);
+        cairo_rectangle (cr, plot_x, top + row * 0.15, fmax (plot_w * value / max, 1), row * 0.7);
         cairo_fill (cr);
         char text[32];
         s_format (value, text, sizeof text);
@@ -159,8 +162,8 @@ s_hbars (cairo_t *cr, const model_chart_data_t *data, double x, double y, double
 
 //  Vertical bars or lines over the labels, with a y axis.
 static void
-s_plot (cairo_t *cr, const model_chart_t *chart, const model_chart_data_t *data, double x,
-        double y, double w, double h, double max)
+s_plot (cairo_t *cr, const model_chart_t *chart, const model_chart_data_t *data, double x, double y,
+        double w, double h, double max)
 {
     double axis_width = 44, label_height = 18;
     double plot_x = x + axis_width, plot_w = w - axis_width - 8;
@@ -193,8 +196,7 @@ s_plot (cairo_t *cr, const model_chart_t *chart, const model_chart_data_t *data,
     every = every ? every : 1;
     cairo_set_source_rgb (cr, 0.35, 0.35, 0.35);
     for (size_t i = 0; i < n; i += every)
-        s_text (cr, data->labels[i], plot_x + slot * ((double) i + 0.5), plot_y + plot_h + 13,
-                0.5);
+        s_text (cr, data->labels[i], plot_x + slot * ((double) i + 0.5), plot_y + plot_h + 13, 0.5);
     if (chart->kind == MODEL_BARS) {
         double group = slot * 0.8, bar = group / (double) data->nseries;
         for (size_t s = 0; s < data->nseries; s++) {

@@ -39,13 +39,13 @@
 #define S_SNAPSHOTS                                                                                \
     "snaps AS (SELECT cs.source_id, cs.rev, max (cs.observed) AS at FROM code_stats cs "           \
     "JOIN sources s ON s.id = cs.source_id WHERE s.name LIKE $1 AND cs.path IS NULL AND "          \
-    "" S_RANGE ("cs.observed") " GROUP BY 1, 2), "                                                 \
-    "latest AS (SELECT DISTINCT ON (source_id) source_id, rev FROM snaps "                         \
-    "ORDER BY source_id, at DESC, rev) "
+    "" S_RANGE (                                                                                   \
+        "cs.observed") " GROUP BY 1, 2), "                                                         \
+                       "latest AS (SELECT DISTINCT ON (source_id) source_id, rev FROM snaps "      \
+                       "ORDER BY source_id, at DESC, rev) "
 
-static const char *s_summary_sql =
-    S_COMMITS ", " S_BUILDS ", " S_TESTS ", " S_SNAPSHOTS
-    "SELECT (SELECT count(*) FROM c) AS commits, "
+static const char *s_summary_sql = S_COMMITS
+    ", " S_BUILDS ", " S_TESTS ", " S_SNAPSHOTS "SELECT (SELECT count(*) FROM c) AS commits, "
     "(SELECT count(DISTINCT author_email) FROM c) AS authors, "
     "(SELECT count(DISTINCT f.path) FROM commit_files f JOIN c ON c.id = f.commit_id) AS files, "
     "(SELECT min (author_time) FROM c) AS first_commit, "
@@ -63,15 +63,21 @@ static const char *s_outcomes_sql =
     "WITH " S_BUILDS "SELECT status, count(*) AS builds FROM b GROUP BY status "
     "ORDER BY builds DESC, status";
 
-static const char *s_weekly_sql =
-    S_COMMITS ", r AS (SELECT date_trunc ('week', min (author_time AT TIME ZONE 'UTC')) AS lo, "
-              "date_trunc ('week', max (author_time AT TIME ZONE 'UTC')) AS hi FROM c), "
-              "w AS (SELECT g::date AS week FROM r, generate_series (r.lo, r.hi, '1 week') g) "
-              "SELECT w.week, count(c.id) AS commits, count(DISTINCT c.author_email) AS authors, "
-              "coalesce (sum (c.insertions), 0) AS insertions, "
-              "coalesce (sum (c.deletions), 0) AS deletions "
-              "FROM w LEFT JOIN c ON date_trunc ('week', c.author_time AT TIME ZONE 'UTC')::date "
-              "= w.week GROUP BY w.week ORDER BY w.week";
+#define S_WEEKLY                                                                                   \
+    S_COMMITS ", r AS (SELECT date_trunc ('week', min (author_time AT TIME ZONE 'UTC')) AS lo, "   \
+              "date_trunc ('week', max (author_time AT TIME ZONE 'UTC')) AS hi FROM c), "          \
+              "w AS (SELECT g::date AS week FROM r, generate_series (r.lo, r.hi, '1 week') g) "    \
+              "SELECT w.week, count(c.id) AS commits, count(DISTINCT c.author_email) AS authors, " \
+              "coalesce (sum (c.insertions), 0) AS insertions, "                                   \
+              "coalesce (sum (c.deletions), 0) AS deletions "                                      \
+              "FROM w LEFT JOIN c ON date_trunc ('week', c.author_time AT TIME ZONE 'UTC')::date " \
+              "= w.week GROUP BY w.week ORDER BY w.week"
+
+static const char *s_weekly_sql = S_WEEKLY;
+
+//  Churn has its own section: activity keeps the commits and authors.
+static const char *s_activity_sql =
+    "SELECT week, commits, authors FROM (" S_WEEKLY ") x ORDER BY week";
 
 static const char *s_contributors_sql =
     S_COMMITS "SELECT (array_agg (author_name ORDER BY author_time DESC, sha))[1] AS author_name, "
@@ -100,7 +106,8 @@ static const char *s_builds_weekly_sql =
     "WITH " S_BUILDS ", r AS (SELECT date_trunc ('week', min (at AT TIME ZONE 'UTC')) AS lo, "
     "date_trunc ('week', max (at AT TIME ZONE 'UTC')) AS hi FROM b), "
     "w AS (SELECT g::date AS week FROM r, generate_series (r.lo, r.hi, '1 week') g) "
-    "SELECT w.week, count(b.id) AS builds, count(*) FILTER (WHERE b.status = 'success') AS succeeded, "
+    "SELECT w.week, count(b.id) AS builds, count(*) FILTER (WHERE b.status = 'success') AS "
+    "succeeded, "
     "count(*) FILTER (WHERE b.status = 'failure') AS failed, "
     "count(*) FILTER (WHERE b.status = 'cancelled') AS cancelled, "
     "round (count(*) FILTER (WHERE b.status = 'success')::numeric "
@@ -140,7 +147,8 @@ static const char *s_languages_sql =
     "GROUP BY cs.language ORDER BY code DESC, cs.language";
 
 static const char *s_trend_sql =
-    "WITH " S_SNAPSHOTS "SELECT to_char (sn.at, 'YYYY-MM-DD') || ' ' || left (sn.rev, 8) AS snapshot, "
+    "WITH " S_SNAPSHOTS
+    "SELECT to_char (sn.at, 'YYYY-MM-DD') || ' ' || left (sn.rev, 8) AS snapshot, "
     "cs.language, sum (cs.code) AS code FROM snaps sn "
     "JOIN code_stats cs ON cs.source_id = sn.source_id AND cs.rev = sn.rev AND cs.path IS NULL "
     "GROUP BY sn.at, sn.rev, cs.language ORDER BY sn.at, sn.rev, code DESC, cs.language";
@@ -150,25 +158,32 @@ static const char *s_trend_sql =
 static const char *s_host_sql =
     "WITH p AS (SELECT time, source, tags->>'host' AS host, name, value FROM points "
     "WHERE name IN ('host.cpu.user', 'host.cpu.system', 'host.mem.used', 'host.load.1') "
-    "AND source LIKE $1 AND " S_RANGE ("time") "), "
-    "s AS (SELECT time, 'cpu' AS m, sum (value) AS v FROM p "
-    "WHERE name IN ('host.cpu.user', 'host.cpu.system') GROUP BY time, source, host "
-    "UNION ALL SELECT time, 'mem', value FROM p WHERE name = 'host.mem.used' "
-    "UNION ALL SELECT time, 'load', value FROM p WHERE name = 'host.load.1') "
-    "SELECT (time AT TIME ZONE 'UTC')::date AS day, "
-    "round ((percentile_cont (0.5) WITHIN GROUP (ORDER BY v) FILTER (WHERE m = 'cpu'))::numeric, 4) "
-    "  AS cpu_p50, "
-    "round ((percentile_cont (0.95) WITHIN GROUP (ORDER BY v) FILTER (WHERE m = 'cpu'))::numeric, 4) "
-    "  AS cpu_p95, "
-    "round ((percentile_cont (0.5) WITHIN GROUP (ORDER BY v) FILTER (WHERE m = 'mem'))::numeric) "
-    "  AS mem_p50, "
-    "round ((percentile_cont (0.95) WITHIN GROUP (ORDER BY v) FILTER (WHERE m = 'mem'))::numeric) "
-    "  AS mem_p95, "
-    "round ((percentile_cont (0.5) WITHIN GROUP (ORDER BY v) FILTER (WHERE m = 'load'))::numeric, "
-    "  4) AS load_p50, "
-    "round ((percentile_cont (0.95) WITHIN GROUP (ORDER BY v) FILTER (WHERE m = 'load'))::numeric, "
-    "  4) AS load_p95 "
-    "FROM s GROUP BY 1 ORDER BY 1";
+    "AND source LIKE $1 AND " S_RANGE (
+        "time") "), "
+                "s AS (SELECT time, 'cpu' AS m, sum (value) AS v FROM p "
+                "WHERE name IN ('host.cpu.user', 'host.cpu.system') GROUP BY time, source, host "
+                "UNION ALL SELECT time, 'mem', value FROM p WHERE name = 'host.mem.used' "
+                "UNION ALL SELECT time, 'load', value FROM p WHERE name = 'host.load.1') "
+                "SELECT (time AT TIME ZONE 'UTC')::date AS day, "
+                "round ((percentile_cont (0.5) WITHIN GROUP (ORDER BY v) FILTER (WHERE m = "
+                "'cpu'))::numeric, 4) "
+                "  AS cpu_p50, "
+                "round ((percentile_cont (0.95) WITHIN GROUP (ORDER BY v) FILTER (WHERE m = "
+                "'cpu'))::numeric, 4) "
+                "  AS cpu_p95, "
+                "round ((percentile_cont (0.5) WITHIN GROUP (ORDER BY v) FILTER (WHERE m = "
+                "'mem'))::numeric) "
+                "  AS mem_p50, "
+                "round ((percentile_cont (0.95) WITHIN GROUP (ORDER BY v) FILTER (WHERE m = "
+                "'mem'))::numeric) "
+                "  AS mem_p95, "
+                "round ((percentile_cont (0.5) WITHIN GROUP (ORDER BY v) FILTER (WHERE m = "
+                "'load'))::numeric, "
+                "  4) AS load_p50, "
+                "round ((percentile_cont (0.95) WITHIN GROUP (ORDER BY v) FILTER (WHERE m = "
+                "'load'))::numeric, "
+                "  4) AS load_p95 "
+                "FROM s GROUP BY 1 ORDER BY 1";
 
 typedef struct {
     pgconn_t *conn;
@@ -199,8 +214,8 @@ gather_connect (const char *dsn, int64_t statement_timeout_ms, int64_t connect_t
               "SET statement_timeout = %lld",
               (long long) statement_timeout_ms);
     if (pgconn_ensure (conn) != 0 || pgconn_exec (conn, sql) != PGCONN_OK) {
-        snprintf (error, error_size, "PostgreSQL (%s) is not available: %s",
-                  pgconn_display (conn), pgconn_error (conn));
+        snprintf (error, error_size, "PostgreSQL (%s) is not available: %s", pgconn_display (conn),
+                  pgconn_error (conn));
         pgconn_destroy (&conn);
         return NULL;
     }
@@ -249,8 +264,7 @@ s_type (Oid oid)
     case 1114: //  timestamp
     case 1184: //  timestamptz
         return MODEL_TIME;
-    default:
-        return MODEL_TEXT;
+    default: return MODEL_TEXT;
     }
 }
 
@@ -347,19 +361,17 @@ s_activity (s_gather_t *self, model_t *model)
         model_section_empty (section, S_NO_RELATIONAL);
         return;
     }
-    PGresult *result = s_query (self, section, s_weekly_sql, 3);
+    PGresult *result = s_query (self, section, s_activity_sql, 3);
     if (!result)
         return;
     if (PQntuples (result) == 0)
         model_section_empty (section, "no commits in this period");
     else {
-        const char *titles[] = {"Week", "Commits", "Authors", NULL, NULL};
-        model_table_t *table = s_table (section, "weekly", "Commits per week", result, titles);
-        //  Churn has its own section: the activity table keeps two columns.
-        (void) table;
+        const char *titles[] = {"Week", "Commits", "Authors"};
+        s_table (section, "weekly", "Commits per week", result, titles);
         const char *values[] = {"commits", NULL};
-        model_chart_add (section, "commits", "Commits per week (UTC, Monday)", MODEL_BARS,
-                         "weekly", "week", NULL, values, "commits");
+        model_chart_add (section, "commits", "Commits per week (UTC, Monday)", MODEL_BARS, "weekly",
+                         "week", NULL, values, "commits");
     }
     PQclear (result);
 }
@@ -462,9 +474,8 @@ s_ci (s_gather_t *self, model_t *model)
     result = s_query (self, section, s_flakiest_sql, 4);
     if (!result)
         return;
-    const char *flaky_titles[] = {"Suite",   "Class",   "Test",
-                                  "Runs",    "Failures", "Commits",
-                                  "Commits with both outcomes"};
+    const char *flaky_titles[] = {
+        "Suite", "Class", "Test", "Runs", "Failures", "Commits", "Commits with both outcomes"};
     if (tests)
         s_table (section, "flakiest", "Flakiest tests (passed and failed on the same commit)",
                  result, flaky_titles);
@@ -521,8 +532,8 @@ s_host (s_gather_t *self, model_t *model)
         model_section_empty (section, "no host metrics (collectord host) in this period");
         return;
     }
-    const char *titles[] = {"Day",          "CPU % p50",    "CPU % p95", "Memory used p50",
-                            "Memory p95", "Load p50", "Load p95"};
+    const char *titles[] = {"Day",        "CPU % p50", "CPU % p95", "Memory used p50",
+                            "Memory p95", "Load p50",  "Load p95"};
     s_table (section, "daily", "Host per day", result, titles);
     PQclear (result);
     const char *cpu[] = {"cpu_p50", "cpu_p95", NULL};
@@ -568,10 +579,10 @@ gather_report (pgconn_t *conn, const gather_options_t *options, char *error, siz
     self.relational = strcmp (PQgetvalue (result, 0, 0), "t") == 0;
     self.points = strcmp (PQgetvalue (result, 0, 1), "t") == 0;
     //  The range as PostgreSQL read it, so the report says what it covers.
-    model_t *model = model_new (options->project ? options->project : self.params[0],
-                                self.params[0],
-                                PQgetisnull (result, 0, 2) ? NULL : PQgetvalue (result, 0, 2),
-                                PQgetisnull (result, 0, 3) ? NULL : PQgetvalue (result, 0, 3));
+    model_t *model =
+        model_new (options->project ? options->project : self.params[0], self.params[0],
+                   PQgetisnull (result, 0, 2) ? NULL : PQgetvalue (result, 0, 2),
+                   PQgetisnull (result, 0, 3) ? NULL : PQgetvalue (result, 0, 3));
     PQclear (result);
     s_summary (&self, model);
     s_activity (&self, model);
@@ -600,8 +611,8 @@ gather_projects (pgconn_t *conn, char *error, size_t error_size)
     //  Point sources: a DISTINCT over the table (no index leads with
     //  source), bounded like every statement by the statement timeout.
     PGresult *result = pgconn_query (
-        conn,
-        "SELECT to_regclass ('sources') IS NOT NULL, to_regclass ('points') IS NOT NULL", 0, NULL);
+        conn, "SELECT to_regclass ('sources') IS NOT NULL, to_regclass ('points') IS NOT NULL", 0,
+        NULL);
     if (!result) {
         snprintf (error, error_size, "PostgreSQL (%s): %s", pgconn_display (conn),
                   pgconn_error (conn));
@@ -670,8 +681,8 @@ gather_test (bool verbose)
 
     char error[512];
     //  A closed port: a clear error naming the server, at once.
-    pgconn_t *conn = gather_connect ("host=127.0.0.1 port=1 dbname=x", 1000, 2000, error,
-                                     sizeof error);
+    pgconn_t *conn =
+        gather_connect ("host=127.0.0.1 port=1 dbname=x", 1000, 2000, error, sizeof error);
     assert (!conn && strstr (error, "port=1") && strstr (error, "not available"));
 
     char *dsn = pgconn_testdb_new ("report");

@@ -29,8 +29,8 @@ typedef struct {
 //  A connection for reports: times shown in UTC, every statement bounded
 //  by `statement_timeout_ms` (0 = none), connecting bounded by
 //  `connect_timeout_ms`. NULL with `error` saying which server and why.
-pgconn_t *gather_connect (const char *dsn, int64_t statement_timeout_ms,
-                          int64_t connect_timeout_ms, char *error, size_t error_size);
+pgconn_t *gather_connect (const char *dsn, int64_t statement_timeout_ms, int64_t connect_timeout_ms,
+                          char *error, size_t error_size);
 
 //  The report, or NULL with `error` when the store could not be read at all
 //  (connection lost); sections that failed alone say so in the model.

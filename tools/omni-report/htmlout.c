@@ -48,21 +48,11 @@ htmlout_escape (mpjson_buf_t *buf, const char *text)
     for (const char *p = text; *p; p++) {
         const char *ref = NULL;
         switch (*p) {
-        case '&':
-            ref = "&amp;";
-            break;
-        case '<':
-            ref = "&lt;";
-            break;
-        case '>':
-            ref = "&gt;";
-            break;
-        case '"':
-            ref = "&quot;";
-            break;
-        case '\'':
-            ref = "&#39;";
-            break;
+        case '&': ref = "&amp;"; break;
+        case '<': ref = "&lt;"; break;
+        case '>': ref = "&gt;"; break;
+        case '"': ref = "&quot;"; break;
+        case '\'': ref = "&#39;"; break;
         }
         if (ref) {
             mpjson_append (buf, run, (size_t) (p - run));
@@ -186,8 +176,8 @@ htmlout_render (model_t *model, mpjson_buf_t *buf, const char *index_href, const
                 s_text (buf, "</dt><dd data-id=\"");
                 htmlout_escape (buf, section->figures[f].id);
                 s_text (buf, "\">");
-                htmlout_escape (buf,
-                                section->figures[f].value ? section->figures[f].value : "\xE2\x80\x93");
+                htmlout_escape (buf, section->figures[f].value ? section->figures[f].value
+                                                               : "\xE2\x80\x93");
                 s_text (buf, "</dd></div>");
             }
             s_text (buf, "</dl>\n");
@@ -203,11 +193,12 @@ htmlout_render (model_t *model, mpjson_buf_t *buf, const char *index_href, const
                 continue;
             char prefix[48];
             snprintf (prefix, sizeof prefix, "s%zu-c%zu-", i, c);
-            char *svg = chart_svg (section->charts[c], data, S_CHART_WIDTH,
-                                   section->charts[c]->kind == MODEL_HBARS && data->npoints > 10
-                                       ? 60 + 22.0 * (double) (data->npoints < 30 ? data->npoints : 30)
-                                       : S_CHART_HEIGHT,
-                                   prefix);
+            char *svg =
+                chart_svg (section->charts[c], data, S_CHART_WIDTH,
+                           section->charts[c]->kind == MODEL_HBARS && data->npoints > 10
+                               ? 60 + 22.0 * (double) (data->npoints < 30 ? data->npoints : 30)
+                               : S_CHART_HEIGHT,
+                           prefix);
             s_text (buf, "<figure class=\"chart\" data-chart=\"");
             htmlout_escape (buf, section->charts[c]->id);
             s_text (buf, "\">");

@@ -208,9 +208,8 @@ jsonout_test (bool verbose)
     model_section_empty (model_section_add (model, "host", "Host"), "no points");
     mpjson_buf_t buf = {0};
     jsonout_render (model, &buf);
-    const char *expected =
-        "{\"project\":\"a\\\"b</script>\",\"pattern\":\"%\",\"since\":null,"
-        "\"until\":\"2024-01-01 00:00:00+00\",\"generated\":\"";
+    const char *expected = "{\"project\":\"a\\\"b</script>\",\"pattern\":\"%\",\"since\":null,"
+                           "\"until\":\"2024-01-01 00:00:00+00\",\"generated\":\"";
     assert (strncmp (buf.data, expected, strlen (expected)) == 0);
     assert (strstr (buf.data, "\"figures\":{\"commits\":12,\"rate\":null,\"odd\":\"NaN\"}"));
     assert (strstr (buf.data, "\"rows\":[\n{\"name\":\"\xd7\xa9\xd7\x9c\xd7\x95\xd7\x9d "

@@ -41,11 +41,10 @@ s_on_signal (int signum)
 static void
 s_usage (FILE *out)
 {
-    fprintf (out,
-             "usage: omni-report html|pdf|json [--source=PATTERN] [--since=TIME] "
-             "[--until=TIME] [-o FILE | --out-dir=DIR] [--dsn=CONNINFO] [--top=N]\n"
-             "       omni-report serve --http=HOST:PORT [--dsn=CONNINFO]\n"
-             "       omni-report --help   (every option, its default and environment name)\n");
+    fprintf (out, "usage: omni-report html|pdf|json [--source=PATTERN] [--since=TIME] "
+                  "[--until=TIME] [-o FILE | --out-dir=DIR] [--dsn=CONNINFO] [--top=N]\n"
+                  "       omni-report serve --http=HOST:PORT [--dsn=CONNINFO]\n"
+                  "       omni-report --help   (every option, its default and environment name)\n");
 }
 
 //  The file name's project part: the last path segment of a source (a
@@ -246,7 +245,9 @@ main (int argc, char **argv)
         gmtime_r (&now, &tm);
         strftime (day, sizeof day, "%Y-%m-%d", &tm);
         snprintf (path, sizeof path, "%s/%s-%s.%s", dir, slug, day,
-                  html ? "html" : pdf ? "pdf" : "json");
+                  html  ? "html"
+                  : pdf ? "pdf"
+                        : "json");
     }
     rc = 0;
     if (pdf) {

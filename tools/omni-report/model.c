@@ -227,7 +227,7 @@ model_column_add (model_table_t *table, const char *id, const char *title, model
 {
     assert (table->nrows == 0); //  columns come first
     table->cols = s_push (table->cols, &table->ncols, sizeof *table->cols);
-    table->cols[table->ncols - 1] = (model_column_t) {s_dup (id), s_dup (title), type};
+    table->cols[table->ncols - 1] = (model_column_t){s_dup (id), s_dup (title), type};
 }
 
 int
@@ -439,8 +439,8 @@ model_test (bool verbose)
     assert (strcmp (data->names[1], "Code") == 0);
     model_chart_data_destroy (&data);
     const char *missing[] = {"nope", NULL};
-    chart = model_chart_add (section, "bad", "Bad", MODEL_BARS, "trend", "language", NULL,
-                             missing, NULL);
+    chart = model_chart_add (section, "bad", "Bad", MODEL_BARS, "trend", "language", NULL, missing,
+                             NULL);
     assert (!model_chart_data (section, chart));
     model_section_empty (section, "nothing");
     assert (strcmp (model_section (model, 0)->empty, "nothing") == 0 && !model_section (model, 1));

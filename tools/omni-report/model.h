@@ -71,8 +71,7 @@ typedef struct _model_t model_t;
 
 //  `project` names what the report covers; `pattern` the LIKE pattern of
 //  sources it was built from; since/until may be NULL.
-model_t *model_new (const char *project, const char *pattern, const char *since,
-                    const char *until);
+model_t *model_new (const char *project, const char *pattern, const char *since, const char *until);
 void model_destroy (model_t **self_p);
 
 const char *model_project (model_t *self);
@@ -94,8 +93,7 @@ const model_figure_t *model_figure (model_section_t *section, const char *id);
 
 model_table_t *model_table_add (model_section_t *section, const char *id, const char *title);
 model_table_t *model_table_find (model_section_t *section, const char *id);
-void model_column_add (model_table_t *table, const char *id, const char *title,
-                       model_type_t type);
+void model_column_add (model_table_t *table, const char *id, const char *title, model_type_t type);
 int model_column_find (model_table_t *table, const char *id);
 //  Appends a row of ncols values (NULL = SQL NULL), copied.
 void model_row_add (model_table_t *table, const char *const *values);

@@ -102,9 +102,26 @@ s_table_header (s_pdf_t *self, model_table_t *table, const double *widths)
     self->y += PDFOUT_ROW;
 }
 
+//  A cell as printed: times to the minute (the JSON keeps them whole), so
+//  that a table of eight columns fits the width of a page.
+static const char *
+s_display (model_table_t *table, size_t row, size_t col, char *scratch, size_t size)
+{
+    const char *cell = model_cell (table, row, col);
+    if (!cell)
+        return "\xE2\x80\x93";
+    if (table->cols[col].type == MODEL_TIME && strlen (cell) == 22 &&
+        strcmp (cell + 19, "+00") == 0) {
+        snprintf (scratch, size, "%.16s", cell);
+        return scratch;
+    }
+    return cell;
+}
+
 static void
 s_table (s_pdf_t *self, model_table_t *table)
 {
+    char scratch[32];
     cairo_t *cr = self->cr;
     //  Column widths from the widest text, scaled to the page.
     double *widths = calloc (table->ncols, sizeof (double));
@@ -114,15 +131,21 @@ s_table (s_pdf_t *self, model_table_t *table)
         s_font (cr, S_TABLE_FONT, true);
         double w = s_width (cr, table->cols[c].title);
         s_font (cr, S_TABLE_FONT, false);
-        for (size_t r = 0; r < table->nrows && r < 500; r++) {
-            const char *cell = model_cell (table, r, c);
-            w = fmax (w, cell ? s_width (cr, cell) : 0);
-        }
+        for (size_t r = 0; r < table->nrows && r < 500; r++)
+            w = fmax (w, s_width (cr, s_display (table, r, c, scratch, sizeof scratch)));
         widths[c] = fmin (w + 8, 200);
         total += widths[c];
     }
+    //  Spare width goes to every column; a lack of it is taken from text
+    //  columns only (names, paths), which can be cut: numbers cannot.
+    double fixed = 0;
     for (size_t c = 0; c < table->ncols; c++)
-        widths[c] *= S_CONTENT_WIDTH / total;
+        fixed += table->cols[c].type == MODEL_TEXT ? 0 : widths[c];
+    for (size_t c = 0; c < table->ncols; c++)
+        if (total <= S_CONTENT_WIDTH || fixed >= S_CONTENT_WIDTH)
+            widths[c] *= S_CONTENT_WIDTH / total;
+        else if (table->cols[c].type == MODEL_TEXT)
+            widths[c] *= (S_CONTENT_WIDTH - fixed) / (total - fixed);
 
     s_need (self, 16 + 2 * PDFOUT_ROW);
     s_font (cr, 10, true);
@@ -149,8 +172,7 @@ s_table (s_pdf_t *self, model_table_t *table)
         cairo_set_source_rgb (cr, 0.1, 0.1, 0.1);
         double x = PDFOUT_MARGIN;
         for (size_t c = 0; c < table->ncols; c++) {
-            const char *cell = model_cell (table, r, c);
-            cell = cell ? cell : "\xE2\x80\x93";
+            const char *cell = s_display (table, r, c, scratch, sizeof scratch);
             if (table->cols[c].type == MODEL_NUM) {
                 char *fit = chart_fit (cr, cell, widths[c] - 4);
                 cairo_move_to (cr, x + widths[c] - 2 - s_width (cr, fit), self->y + 9.5);
@@ -185,8 +207,8 @@ s_section (s_pdf_t *self, model_section_t *section)
         s_show (cr, figure->title, x, self->y + 11, 150);
         cairo_set_source_rgb (cr, 0.05, 0.05, 0.05);
         s_font (cr, 10, true);
-        s_show (cr, figure->value ? figure->value : "\xE2\x80\x93", x + 110,
-                self->y + 11, S_CONTENT_WIDTH / 2 - 115);
+        s_show (cr, figure->value ? figure->value : "\xE2\x80\x93", x + 110, self->y + 11,
+                S_CONTENT_WIDTH / 2 - 115);
         s_font (cr, 10, false);
         if (f % 2 || f + 1 == section->nfigures)
             self->y += 16;

@@ -35,7 +35,8 @@ static s_result_t
 s_send (struct MHD_Connection *connection, unsigned status, const char *type, mpjson_buf_t *buf)
 {
     struct MHD_Response *response = MHD_create_response_from_buffer (
-        buf->size, buf->data ? buf->data : (char *) "", buf->data ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+        buf->size, buf->data ? buf->data : (char *) "",
+        buf->data ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
     if (!response) {
         mpjson_buf_free (buf);
         return MHD_NO;
@@ -253,10 +254,9 @@ server_new (const char *address, const server_options_t *options, char *error, s
     assert (self);
     self->options = *options;
     self->dsn = strdup (options->dsn ? options->dsn : "");
-    self->daemon = MHD_start_daemon (flags, 0, NULL, NULL, s_handle, self,
-                                     MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT,
-                                     (unsigned) 64, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned) 60,
-                                     MHD_OPTION_END);
+    self->daemon = MHD_start_daemon (flags, 0, NULL, NULL, s_handle, self, MHD_OPTION_LISTEN_SOCKET,
+                                     fd, MHD_OPTION_CONNECTION_LIMIT, (unsigned) 64,
+                                     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned) 60, MHD_OPTION_END);
     if (!self->daemon) {
         snprintf (error, error_size, "the HTTP server on %s did not start", address);
         close (fd);
