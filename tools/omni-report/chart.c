@@ -7,6 +7,7 @@
 
 #include <assert.h>
 #include <cairo-svg.h>
+#include <fontconfig/fontconfig.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -367,6 +368,13 @@ chart_svg (const model_chart_t *chart, const model_chart_data_t *data, double w,
 }
 
 void
+chart_shutdown (void)
+{
+    cairo_debug_reset_static_data ();
+    FcFini ();
+}
+
+void
 chart_test (bool verbose)
 {
     (void) verbose;
@@ -432,4 +440,5 @@ chart_test (bool verbose)
         model_chart_data_destroy (&data);
     }
     model_destroy (&model);
+    chart_shutdown ();
 }

@@ -35,6 +35,10 @@ char *chart_ellipsize (const char *text, size_t max_bytes);
 //  `cr`, "…" ended when cut. Caller frees.
 char *chart_fit (cairo_t *cr, const char *text, double max_width);
 
+//  Lets cairo's font caches and fontconfig's configuration go, at exit:
+//  they live as long as the process, and leak checkers count them.
+void chart_shutdown (void);
+
 void chart_test (bool verbose);
 
 #endif

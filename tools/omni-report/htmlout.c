@@ -195,7 +195,7 @@ htmlout_render (model_t *model, mpjson_buf_t *buf, const char *index_href, const
             snprintf (prefix, sizeof prefix, "s%zu-c%zu-", i, c);
             char *svg =
                 chart_svg (section->charts[c], data, S_CHART_WIDTH,
-                           section->charts[c]->kind == MODEL_HBARS && data->npoints > 10
+                           section->charts[c]->kind == MODEL_HBARS //  as tall as its bars
                                ? 60 + 22.0 * (double) (data->npoints < 30 ? data->npoints : 30)
                                : S_CHART_HEIGHT,
                            prefix);
@@ -253,4 +253,5 @@ htmlout_test (bool verbose)
     assert (!strstr (buf.data, "src="));
     mpjson_buf_free (&buf);
     model_destroy (&model);
+    chart_shutdown ();
 }

@@ -11,6 +11,7 @@
     path is printed. `-o -` writes to standard output (html and json).
     Exit 0 when written, 1 when the store could not be read or the file
     written, 2 on a usage error.                                              */
+#include "chart.h"
 #include "config.h"
 #include "gather.h"
 #include "htmlout.h"
@@ -55,6 +56,11 @@ s_slug (const char *project, char *out, size_t size)
 {
     const char *base = project;
     size_t len = strlen (project);
+    while (len > 1 && project[len - 1] == '/')
+        len--;
+    //  A repository's git directory is named after its work tree.
+    if (len > 4 && strncmp (project + len - 4, ".git", 4) == 0)
+        len -= 4;
     while (len > 1 && project[len - 1] == '/')
         len--;
     for (size_t i = 0; i < len; i++)
@@ -282,5 +288,6 @@ main (int argc, char **argv)
         printf ("%s\n", path);
     model_destroy (&model);
     config_destroy (&config);
+    chart_shutdown ();
     return rc;
 }

@@ -309,4 +309,5 @@ pdfout_test (bool verbose)
     unlink (path);
     selftest_rmtree (dir);
     free (dir);
+    chart_shutdown ();
 }
