@@ -36,9 +36,9 @@
 #endif
 
 //  Every program's section: a new program adds its own here.
-static const char *s_sections[] = {"common",       "ingestd",   "collectord", "archiverd",
-                                   "relationald",  "documentd", "metricsd",   "omni-tap",
-                                   "omni-loadgen", "omnictl",   NULL};
+static const char *s_sections[] = {"common",       "ingestd",   "collectord",  "archiverd",
+                                   "relationald",  "documentd", "metricsd",    "omni-tap",
+                                   "omni-loadgen", "omnictl",   "omni-report", NULL};
 
 typedef struct {
     const char *origin; //  "default", "file", "env" or "flag"

@@ -7,3 +7,4 @@ $(eval $(call program,omni-loadgen,tools/omni-loadgen/main.c $(LOADGEN_CLASSES),
 $(eval $(call selftest,tools-selftest,tools/selftest.c $(TAP_CLASSES) $(LOADGEN_CLASSES),))
 $(call obj,tools/selftest.c tools/omni-tap/main.c $(TAP_CLASSES) tools/omni-loadgen/main.c $(LOADGEN_CLASSES)): CFLAGS += $(TOOLS_INCLUDES)
 include tools/omnictl/module.mk
+include tools/omni-report/module.mk

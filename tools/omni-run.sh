@@ -5,7 +5,9 @@
 #   metrics when PostgreSQL answers; document when MongoDB answers), then
 #   `collectord git --once` (and `collectord code --once` when built), waits
 #   until every writer has stored everything, prints what was stored where and
-#   how to look at it, and stops everything. Ctrl-C stops everything too.
+#   how to look at it, writes an HTML and a PDF report of the repository
+#   (omni-report, when relationald ran; reports/ beside the archive), and stops
+#   everything. Ctrl-C stops everything too.
 #
 # Settings (environment; `make run VAR=value` works as well):
 #   OMNI_BIN          binaries (default: build/bin of this tree)
@@ -749,6 +751,30 @@ say "  live:       OMNI_RUN_HOLD=1 make run   keeps the pipeline up after this s
 look_live "              "
 say "  logs:       $LOGS/"
 say "  numbers:    $SUMMARY"
+
+# Reports of the audited repository (omni-report), written while the stores
+# are up: reports/ beside the archive, one HTML and one PDF.
+if [ $PG_OK = 1 ] && [[ " ${WRITERS[*]} " == *" relationald "* ]] && [ -x "$BIN/omni-report" ]; then
+    step "reports"
+    src=""
+    for s in "${SOURCES[@]}"; do case $s in *"$REPO"*) src=$s; break ;; esac; done
+    [ -n "$src" ] || src=${SOURCES[0]:-}
+    # The name as a LIKE pattern that matches it alone (a path may hold _ or %).
+    pattern=$(printf '%s' "${src:-%}" | sed 's/[\\%_]/\\&/g')
+    [ -n "$src" ] || pattern=%
+    for kind in html pdf; do
+        if out=$("$BIN/omni-report" "$kind" --dsn="$PG_DSN" --source="$pattern" \
+            --project="${src:-all sources}" --archive-dir="$WORK/archive" \
+            2>"$LOGS/omni-report-$kind.log"); then
+            printf '%-12s %s\n' "$kind report" "$out"
+            record "report_$kind" "$out"
+        else
+            warn "omni-report $kind failed (see $LOGS/omni-report-$kind.log):"
+            tail -n 5 "$LOGS/omni-report-$kind.log" >&2
+        fi
+    done
+    say "dashboard    $BIN/omni-report serve --dsn='$(pg_display)' --http=127.0.0.1:8180"
+fi
 
 DONE=1
 if [ "$HOLD" = 1 ]; then

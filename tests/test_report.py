@@ -1,0 +1,732 @@
+"""omni-report against the real pipeline: a generated history with known answers
+(commits per week with gaps, authors with hostile names, builds with known
+outcomes, a flaky test, code snapshots, host points) goes through ingestd,
+relationald and metricsd into a real PostgreSQL; the report's JSON must hold
+exactly the expected numbers, and the same as direct SQL over relationald's
+views; the HTML is opened by a real headless Chromium (DevTools protocol over
+a small stdlib WebSocket client): no console error, no network request,
+charts that are not blank, hostile names verbatim and inert; the PDF is read
+back with pdftotext and pdfinfo. The dashboard serves the same JSON, and a
+store that is down gives a clear error (CLI) or a 503 page (dashboard)."""
+import base64
+import datetime
+import json
+import os
+import re
+import shutil
+import socket
+import struct
+import subprocess
+import tempfile
+import time
+import urllib.request
+import zlib
+from collections import Counter, defaultdict
+from decimal import ROUND_HALF_UP, Decimal
+
+import pytest
+
+from omni import binary, free_port, http_get, make_record, make_record_metric, query, send
+
+DAY = 86400
+MON = 1_704_067_200  # Monday 2024-01-01 00:00 UTC
+REPO = "file:///srv/repos/sample"
+HOST = "sample-host"
+CI_ONLY = "ci-only"
+CROWD = "file:///srv/repos/crowd"
+CROWD_AUTHORS = 130
+
+HOSTILE = '<script>document.title="pwned"</script>'
+AUTHORS = [("Alice", "alice@example.org"), (HOSTILE, "mallory@example.org"),
+           ("O'Brien \"Bob\" & co", "bob@example.org"), ("שלום עולם", "shalom@example.org"),
+           ("Zoë 😀", "zoe@example.org")]
+# author index per commit, per week; weeks 1 and 3 have none
+PLAN = {0: [0, 1, 0], 2: [0, 2, 3, 1, 4, 0], 4: [2, 0]}
+FILES = ["src/main.c", "src/util.c", "README.md", "docs/guide.md"]
+
+
+def ts(seconds):
+    return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc)
+
+
+def pgtime(seconds):
+    """PostgreSQL's text of a timestamptz in a UTC session."""
+    return ts(seconds).strftime("%Y-%m-%d %H:%M:%S+00")
+
+
+def rate(num, den):
+    if not den:
+        return None
+    return float((Decimal(num) / Decimal(den)).quantize(Decimal("0.0001"), ROUND_HALF_UP))
+
+
+def percentile(values, q):
+    """percentile_cont."""
+    v = sorted(values)
+    pos = (len(v) - 1) * q
+    lo = int(pos)
+    hi = min(lo + 1, len(v) - 1)
+    return v[lo] + (v[hi] - v[lo]) * (pos - lo)
+
+
+def sha_of(n, src=REPO):
+    import hashlib
+    return hashlib.sha1(f"{src}/{n}".encode()).hexdigest()
+
+
+# ---------------------------------------------------------------------------
+# The history
+
+
+def history():
+    commits, n = [], 0
+    for week, authors in PLAN.items():
+        for i, a in enumerate(authors):
+            when = MON + week * 7 * DAY + i * 3600 * 7 + 600
+            files = []
+            for k in range(1 + n % 3):
+                path = FILES[(n + k) % len(FILES)]
+                files.append({"path": path, "insertions": 10 * (n + 1) + k, "deletions": n + k,
+                              "binary": False})
+            name, email = AUTHORS[a]
+            commits.append({
+                "sha": sha_of(n), "parents": [sha_of(n - 1)] if n else [],
+                "author_name": name, "author_email": email, "author_time": when, "author_tz": 60,
+                "committer_name": name, "committer_email": email, "committer_time": when,
+                "committer_tz": 60, "message": f"change {n}", "files_changed": len(files),
+                "insertions": sum(f["insertions"] for f in files),
+                "deletions": sum(f["deletions"] for f in files), "files": files})
+            n += 1
+    # builds: (week, status, sha index); two builds of commit 1 (the flaky one)
+    plan = [(0, "success", 0), (0, "failure", 1), (0, "success", 1), (1, "success", 2),
+            (1, "cancelled", 2), (3, "failure", 3), (3, "success", 4)]
+    builds = []
+    for i, (week, status, c) in enumerate(plan):
+        started = MON + week * 7 * DAY + DAY + i * 3600
+        builds.append({"pipeline": "ci", "build_id": str(i + 1), "status": status,
+                       "sha": sha_of(c), "branch": "main", "started": started * 10**9,
+                       "duration": 60.0 + i})
+    tests = []
+    for b in builds:
+        if b["status"] == "cancelled":
+            continue
+        i = int(b["build_id"])
+        start = b["started"]
+        net_failed = b["build_id"] == "2"  # fails on commit 1, passes on its rerun (build 3)
+        for name, cls, duration, status in (
+                ("test_net", "net", 2.5 + i, "failed" if net_failed else "passed"),
+                ("test_math", "math", 0.25 * i, "passed"),
+                ("test_slow", "io", 10.0 + i, "passed"),
+                ("test_skip", "io", 0.0, "skipped")):
+            tests.append(({"suite": "unit", "class": cls, "name": name, "status": status,
+                           "duration": duration, "pipeline": "ci", "build_id": b["build_id"]},
+                          start + 10**9))
+    snapshots = [("a" * 40, MON + 2 * DAY, {"C": (4, 1000), "Python": (2, 500)}),
+                 ("b" * 40, MON + 20 * DAY, {"C": (5, 1200), "Python": (2, 400), "Shell": (1, 50)})]
+    host = []
+    for day in range(2):
+        for k in range(6):
+            t = (MON + 30 * DAY + day * DAY + k * 600) * 10**9
+            host.append((t, {"host.cpu.user": 10.0 + day * 20 + k * 3, "host.cpu.system": 2.0 + k,
+                             "host.mem.used": float((1 + day) * 2**30 + k * 2**20),
+                             "host.load.1": 0.5 + 0.25 * k + day}))
+    return commits, builds, tests, snapshots, host
+
+
+def frames_of(commits, builds, tests, snapshots, host):
+    frames = [make_record("git.commit", REPO, c, c["committer_time"] * 10**9) for c in commits]
+    frames += [make_record("ci.build", REPO, b, b["started"]) for b in builds]
+    frames += [make_record("ci.test", REPO, t, when) for t, when in tests]
+    for rev, when, langs in snapshots:
+        for lang, (files, code) in langs.items():
+            body = {"rev": rev, "language": lang, "files": files, "blank": code // 10,
+                    "comment": code // 5, "code": code}
+            frames.append(make_record("code.stats", REPO, body, when * 10**9))
+        body = {"rev": rev, "language": "C", "path": "src/main.c", "files": 1, "blank": 1,
+                "comment": 1, "code": 7}
+        frames.append(make_record("code.stats", REPO, body, when * 10**9))
+    for t, values in host:
+        frames += [make_record_metric(HOST, t, name, v) for name, v in values.items()]
+    # a CI-only project, and a crowd of one-commit authors
+    for i in range(3):
+        b = {"pipeline": "nightly", "build_id": str(i), "status": "success" if i else "failure",
+             "sha": "c" * 40, "started": (MON + i * DAY) * 10**9}
+        frames.append(make_record("ci.build", CI_ONLY, b, b["started"]))
+        t = {"suite": "smoke", "name": "boot", "status": "passed", "duration": 1.0 + i,
+             "pipeline": "nightly", "build_id": str(i)}
+        frames.append(make_record("ci.test", CI_ONLY, t, b["started"] + 1))
+    for i in range(CROWD_AUTHORS):
+        when = MON + i * 3600
+        body = {"sha": sha_of(i, CROWD), "parents": [], "author_name": f"Crowd Member {i:03d}",
+                "author_email": f"m{i:03d}@crowd.example", "author_time": when, "author_tz": 0,
+                "committer_name": "x", "committer_email": "x@x", "committer_time": when,
+                "committer_tz": 0, "message": "m", "files_changed": 0, "insertions": 0,
+                "deletions": 0}
+        frames.append(make_record("git.commit", CROWD, body, when * 10**9))
+    return frames
+
+
+@pytest.fixture(scope="module")
+def store():
+    """The history stored once for the module by the real pipeline."""
+    import psycopg2
+    from omni import Pipeline, pg_admin_dsn
+    import uuid
+    admin = pg_admin_dsn()
+    name = "omni_test_report_" + uuid.uuid4().hex[:8]
+    conn = psycopg2.connect(admin)
+    conn.autocommit = True
+    conn.cursor().execute(f'CREATE DATABASE "{name}"')
+    conn.close()
+    from urllib.parse import urlsplit, urlunsplit
+    dsn = urlunsplit(urlsplit(admin)._replace(path="/" + name))
+    workdir = tempfile.mkdtemp(prefix="omni-report-")
+    p = None
+    try:
+        p = Pipeline(workdir, writers=("relational", "metrics"))
+        p.ingestd.start()
+        p.writer("relationald", [f"--dsn={dsn}"]).start()
+        p.writer("metricsd", [f"--dsn={dsn}"]).start()
+        data = history()
+        frames = frames_of(*data)
+        send(p.intake, frames)
+        rel = sum(1 for f in frames if b"\xa4kind\xa6metric" not in f)
+        met = sum(1 for f in frames if b"code.stats" not in f)
+        p.wait_acked("relational", rel)
+        p.wait_acked("metrics", met)
+        yield {"dsn": dsn, "workdir": workdir, "data": data}
+    finally:
+        for d in p.daemons if p else ():
+            if d.running():
+                d.stop()
+        conn = psycopg2.connect(admin)
+        conn.autocommit = True
+        conn.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.close()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def report(dsn, kind, *args, check=True):
+    out = subprocess.run([binary("omni-report"), kind, f"--dsn={dsn}", *args],
+                         capture_output=True, text=True, timeout=60)
+    if check:
+        assert out.returncode == 0, out.stderr
+    return out
+
+
+def json_report(dsn, *args):
+    out = report(dsn, "json", "-o", "-", *args)
+    return json.loads(out.stdout)
+
+
+def rows(doc, section, table):
+    return doc["sections"][section]["tables"][table]["rows"]
+
+
+# ---------------------------------------------------------------------------
+# Expected answers, computed here from the inputs
+
+
+def expected(data):
+    commits, builds, tests, snapshots, host = data
+    e = {}
+    emails = Counter(c["author_email"] for c in commits)
+    latest = snapshots[-1][2]
+    ran = [t for t, _ in tests]
+    builds_ok = [b for b in builds if b["status"] != "cancelled"]
+    e["summary"] = {
+        "commits": len(commits), "authors": len(emails),
+        "files": len({f["path"] for c in commits for f in c["files"]}),
+        "first_commit": pgtime(min(c["author_time"] for c in commits)),
+        "last_commit": pgtime(max(c["author_time"] for c in commits)),
+        "builds": len(builds),
+        "success_rate": rate(sum(b["status"] == "success" for b in builds), len(builds_ok)),
+        "test_runs": len(ran), "tests": len({(t["suite"], t["class"], t["name"]) for t in ran}),
+        "code_lines": sum(code for _, code in latest.values())}
+    weeks = []
+    last = max(PLAN)
+    for w in range(last + 1):
+        cs = [c for c in commits if (c["author_time"] - MON) // (7 * DAY) == w]
+        weeks.append({"week": str(ts(MON + w * 7 * DAY).date()), "commits": len(cs),
+                      "authors": len({c["author_email"] for c in cs}),
+                      "insertions": sum(c["insertions"] for c in cs),
+                      "deletions": sum(c["deletions"] for c in cs)})
+    e["weeks"] = weeks
+    order = sorted(emails, key=lambda m: (-emails[m], m))
+    total, cum, bus = len(commits), 0, None
+    for k, m in enumerate(order, 1):
+        cum += emails[m]
+        if bus is None and 2 * cum >= total:
+            bus = k
+    e["bus_factor"] = bus
+    e["contributors"] = [(m, emails[m], rate(emails[m], total)) for m in order]
+    files = defaultdict(lambda: [0, 0, 0])
+    for c in commits:
+        for f in c["files"]:
+            files[f["path"]][0] += 1
+            files[f["path"]][1] += f["insertions"]
+            files[f["path"]][2] += f["deletions"]
+    e["files"] = sorted(((p, n, i, d, i + d) for p, (n, i, d) in files.items()),
+                        key=lambda r: (-r[4], r[0]))
+    bweeks = []
+    for w in range(4):
+        bs = [b for b in builds if (b["started"] // 10**9 - MON) // (7 * DAY) == w]
+        ok = [b for b in bs if b["status"] != "cancelled"]
+        bweeks.append({"week": str(ts(MON + w * 7 * DAY).date()), "builds": len(bs),
+                       "succeeded": sum(b["status"] == "success" for b in bs),
+                       "failed": sum(b["status"] == "failure" for b in bs),
+                       "cancelled": sum(b["status"] == "cancelled" for b in bs),
+                       "success_rate": rate(sum(b["status"] == "success" for b in bs), len(ok))})
+    e["build_weeks"] = bweeks
+    durations = defaultdict(list)
+    for t in ran:
+        if t["status"] != "skipped":
+            durations[t["name"]].append(t["duration"])
+    e["slowest"] = sorted(((n, len(d), round(sum(d) / len(d), 6), max(d))
+                           for n, d in durations.items()), key=lambda r: (-r[2], r[0]))
+    e["flaky"] = [("test_net", 1)]
+    e["languages"] = sorted(((lang, files, code, rate(code, e["summary"]["code_lines"]))
+                             for lang, (files, code) in latest.items()), key=lambda r: -r[2])
+    days = defaultdict(lambda: defaultdict(list))
+    for t, values in host:
+        d = str(ts(t // 10**9).date())
+        days[d]["cpu"].append(values["host.cpu.user"] + values["host.cpu.system"])
+        days[d]["mem"].append(values["host.mem.used"])
+        days[d]["load"].append(values["host.load.1"])
+    e["host"] = {d: v for d, v in days.items()}
+    return e
+
+
+# ---------------------------------------------------------------------------
+# Tests
+
+
+def test_json_numbers_equal_expected_and_sql(store):
+    dsn, data = store["dsn"], store["data"]
+    e = expected(data)
+    doc = json_report(dsn, "--source=%sample%", "--project=sample")
+    assert doc["project"] == "sample" and doc["pattern"] == "%sample%"
+    s = doc["sections"]
+    assert list(s) == ["summary", "activity", "contributors", "churn", "ci", "code", "host"]
+    assert all(sec["empty"] is None for sec in s.values()), {k: v["empty"] for k, v in s.items()}
+    assert s["summary"]["figures"] == e["summary"]
+    assert rows(doc, "summary", "build_outcomes") == [
+        {"status": st, "builds": n} for st, n in
+        sorted(Counter(b["status"] for b in data[1]).items(), key=lambda x: (-x[1], x[0]))]
+
+    # commits per week, gaps as zero, and the same as relationald's view
+    assert rows(doc, "activity", "weekly") == [
+        {k: w[k] for k in ("week", "commits", "authors")} for w in e["weeks"]]
+    assert [w["commits"] for w in e["weeks"]] == [3, 0, 6, 0, 2]
+    view = dict(query(dsn, "SELECT week::text, commits FROM commit_activity_weekly "
+                           "WHERE source = %s", (REPO,)))
+    assert {w["week"]: w["commits"] for w in rows(doc, "activity", "weekly")
+            if w["commits"]} == view
+    assert rows(doc, "churn", "weekly") == e["weeks"]
+
+    # contributors: top, share, bus factor; names verbatim
+    c = s["contributors"]
+    assert c["figures"]["bus_factor"] == e["bus_factor"] == 2
+    top = rows(doc, "contributors", "top")
+    assert [(r["author_email"], r["commits"], r["share"]) for r in top] == e["contributors"]
+    assert {r["author_name"] for r in top} == {a[0] for a in AUTHORS}
+    view = {r[0]: (r[1], r[2], r[3], r[4]) for r in query(dsn, """
+        SELECT author_email, author_name, commits, insertions, deletions FROM contributors
+        WHERE source = %s""", (REPO,))}
+    assert {r["author_email"]: (r["author_name"], r["commits"], r["insertions"], r["deletions"])
+            for r in top} == view
+    assert [tuple(r.values()) for r in rows(doc, "churn", "files")] == e["files"]
+
+    # CI: weekly success rate (a week without builds is a zero row), slowest, flaky
+    assert rows(doc, "ci", "weekly") == e["build_weeks"]
+    view = {(r[0], r[1]): float(r[2]) for r in query(dsn, """
+        SELECT week::text, builds, success_rate FROM build_success_rate WHERE source = %s""",
+        (REPO,))}
+    assert {(w["week"], w["builds"]): w["success_rate"] for w in rows(doc, "ci", "weekly")
+            if w["builds"]} == view
+    slow = rows(doc, "ci", "slowest")
+    assert [(r["name"], r["runs"], r["avg_duration"], r["max_duration"]) for r in slow] == \
+        e["slowest"]
+    view = {r[0]: (r[1], round(r[2], 6), r[3], round(r[4], 6)) for r in query(dsn, """
+        SELECT name, runs, avg_duration, max_duration, p95_duration FROM slowest_tests
+        WHERE source = %s""", (REPO,))}
+    assert {r["name"]: (r["runs"], r["avg_duration"], r["max_duration"], r["p95_duration"])
+            for r in slow} == view
+    flaky = rows(doc, "ci", "flakiest")
+    assert [(r["name"], r["flaky_commits"]) for r in flaky] == e["flaky"]
+    assert flaky[0]["runs"] == 6 and flaky[0]["failures"] == 1
+
+    # code: the latest snapshot (per-file records left out) and the trend
+    assert [(r["language"], r["files"], r["code"], r["share"])
+            for r in rows(doc, "code", "languages")] == e["languages"]
+    trend = rows(doc, "code", "trend")
+    assert [(r["snapshot"][11:], r["language"], r["code"]) for r in trend] == [
+        ("a" * 8, "C", 1000), ("a" * 8, "Python", 500), ("b" * 8, "C", 1200),
+        ("b" * 8, "Python", 400), ("b" * 8, "Shell", 50)]
+
+    # host: per-day p50 / p95, equal to a percentile over metricsd's own view
+    host = rows(doc, "host", "daily")
+    assert [r["day"] for r in host] == sorted(e["host"])
+    for r in host:
+        v = e["host"][r["day"]]
+        assert r["cpu_p50"] == round(percentile(v["cpu"], 0.5), 4)
+        assert r["cpu_p95"] == round(percentile(v["cpu"], 0.95), 4)
+        assert r["mem_p95"] == round(percentile(v["mem"], 0.95))
+        assert r["load_p50"] == round(percentile(v["load"], 0.5), 4)
+    view = {str(r[0]): (round(r[1], 4), round(r[2], 4)) for r in query(dsn, """
+        SELECT minute::date, percentile_cont(0.5) WITHIN GROUP (ORDER BY cpu_user + cpu_system),
+               percentile_cont(0.95) WITHIN GROUP (ORDER BY load_1)
+        FROM host_per_minute WHERE host = %s GROUP BY 1""", (HOST,))}
+    assert {r["day"]: (r["cpu_p50"], r["load_p95"]) for r in host} == view
+
+    # every chart draws columns of a table of its section
+    for sec in s.values():
+        for chart in sec["charts"].values():
+            cols = {c["id"] for c in sec["tables"][chart["table"]]["columns"]}
+            assert {chart["label"], *chart["values"]} <= cols
+
+    # a period: only weeks 2..3 of commits
+    doc = json_report(dsn, "--source=%sample%", "--since=2024-01-15", "--until=2024-01-29")
+    assert doc["sections"]["summary"]["figures"]["commits"] == 6
+    assert [w["week"] for w in rows(doc, "activity", "weekly")] == ["2024-01-15"]
+
+
+def test_empty_ci_only_and_store_down(store, workdir):
+    dsn = store["dsn"]
+    doc = json_report(dsn, "--source=nothing-matches")
+    for sec in doc["sections"].values():
+        assert sec["empty"] and not sec["charts"], sec
+    assert doc["sections"]["summary"]["figures"]["commits"] == 0
+
+    doc = json_report(dsn, f"--source={CI_ONLY}")
+    s = doc["sections"]
+    assert s["activity"]["empty"] == "no commits in this period"
+    assert s["ci"]["empty"] is None
+    assert [(w["builds"], w["succeeded"]) for w in rows(doc, "ci", "weekly")] == [(3, 2)]
+    assert s["summary"]["figures"]["success_rate"] == rate(2, 3)
+    html = os.path.join(workdir, "ci.html")
+    report(dsn, "html", f"--source={CI_ONLY}", "-o", html)
+    assert "no commits in this period" in open(html, encoding="utf-8").read()
+
+    # PostgreSQL on a closed port: a clear error naming it, exit 1, no file
+    port = free_port()
+    for kind in ("json", "html", "pdf"):
+        out = report(f"postgresql://postgres@127.0.0.1:{port}/x", kind, "-o",
+                     os.path.join(workdir, "down." + kind), check=False)
+        assert out.returncode == 1, out
+        assert f"port={port}" in out.stderr and "not available" in out.stderr
+        assert not os.path.exists(os.path.join(workdir, "down." + kind))
+
+
+def test_default_path_beside_archive(store, workdir):
+    archive = os.path.join(workdir, "var", "archive")
+    out = report(store["dsn"], "json", f"--source={REPO}", f"--archive-dir={archive}")
+    path = out.stdout.strip()
+    day = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
+    assert path == os.path.join(workdir, "var", "reports", f"sample-{day}.json")
+    assert json.load(open(path))["project"] == REPO
+
+
+# ---------------------------------------------------------------------------
+# Chromium over the DevTools protocol (stdlib WebSocket client)
+
+
+class WebSocket:
+    def __init__(self, url):
+        m = re.match(r"ws://([^:/]+):(\d+)(/.*)", url)
+        self.sock = socket.create_connection((m.group(1), int(m.group(2))), timeout=30)
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.sock.sendall((f"GET {m.group(3)} HTTP/1.1\r\nHost: {m.group(1)}:{m.group(2)}\r\n"
+                           f"Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                           f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n")
+                          .encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += self.sock.recv(1)
+        assert head.startswith(b"HTTP/1.1 101"), head
+
+    def _read(self, n):
+        data = b""
+        while len(data) < n:
+            chunk = self.sock.recv(n - len(data))
+            assert chunk, "DevTools closed the connection"
+            data += chunk
+        return data
+
+    def send(self, text):
+        payload = text.encode()
+        mask = os.urandom(4)
+        n = len(payload)
+        head = b"\x81" + (bytes([0x80 | n]) if n < 126 else
+                          bytes([0x80 | 126]) + struct.pack(">H", n) if n < 65536 else
+                          bytes([0x80 | 127]) + struct.pack(">Q", n))
+        self.sock.sendall(head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+
+    def recv(self):
+        message = b""
+        while True:
+            b0, b1 = self._read(2)
+            n = b1 & 0x7F
+            if n == 126:
+                n = struct.unpack(">H", self._read(2))[0]
+            elif n == 127:
+                n = struct.unpack(">Q", self._read(8))[0]
+            message += self._read(n)
+            if b0 & 0x80:
+                return message.decode()
+
+
+class Browser:
+    """A headless Chromium of its own (profile in a temporary directory)."""
+
+    def __init__(self, tmp):
+        self.profile = tempfile.mkdtemp(prefix="chromium-", dir=tmp)
+        self.proc = subprocess.Popen(
+            [shutil.which("chromium"), "--headless", "--no-sandbox", "--disable-gpu",
+             "--no-first-run", "--disable-background-networking", "--disable-component-update",
+             "--disable-sync", "--remote-debugging-port=0", f"--user-data-dir={self.profile}",
+             "about:blank"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        port = None
+        for line in self.proc.stderr:
+            m = re.search(r"DevTools listening on ws://127\.0\.0\.1:(\d+)/", line)
+            if m:
+                port = int(m.group(1))
+                break
+        assert port, "chromium did not start"
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/json/new?about:blank",
+                                     method="PUT")
+        target = json.load(urllib.request.urlopen(req, timeout=30))
+        self.ws = WebSocket(target["webSocketDebuggerUrl"])
+        self.next_id = 0
+        self.events = []
+
+    def call(self, method, **params):
+        self.next_id += 1
+        self.ws.send(json.dumps({"id": self.next_id, "method": method, "params": params}))
+        while True:
+            msg = json.loads(self.ws.recv())
+            if msg.get("id") == self.next_id:
+                assert "error" not in msg, msg
+                return msg["result"]
+            self.events.append(msg)
+
+    def wait_event(self, method, since=0):
+        """The first `method` event from events[since] on (waits for it)."""
+        for e in self.events[since:]:
+            if e["method"] == method:
+                return e
+        while True:
+            msg = json.loads(self.ws.recv())
+            if "method" in msg:
+                self.events.append(msg)
+                if msg["method"] == method:
+                    return msg
+
+    def eval(self, expression):
+        r = self.call("Runtime.evaluate", expression=expression, returnByValue=True)
+        assert "exceptionDetails" not in r, r
+        return r["result"].get("value")
+
+    def close(self):
+        self.proc.kill()
+        self.proc.wait()
+        self.proc.stderr.close()
+
+
+def png_pixels(png):
+    """RGB(A) rows of a PNG (8-bit truecolour), decoded with zlib."""
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, idat = 8, b""
+    while pos < len(png):
+        n, kind = struct.unpack(">I4s", png[pos:pos + 8])
+        body = png[pos + 8:pos + 8 + n]
+        if kind == b"IHDR":
+            width, height, depth, colour = struct.unpack(">IIBB", body[:10])
+        elif kind == b"IDAT":
+            idat += body
+        pos += 12 + n
+    assert depth == 8 and colour in (2, 6)
+    bpp = 3 if colour == 2 else 4
+    raw = zlib.decompress(idat)
+    stride = width * bpp
+    rows, prev = [], bytearray(stride)
+    for y in range(height):
+        f = raw[y * (stride + 1)]
+        line = bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        for i in range(stride):
+            a = line[i - bpp] if i >= bpp else 0
+            b = prev[i]
+            c = prev[i - bpp] if i >= bpp else 0
+            if f == 1:
+                line[i] = (line[i] + a) & 255
+            elif f == 2:
+                line[i] = (line[i] + b) & 255
+            elif f == 3:
+                line[i] = (line[i] + (a + b) // 2) & 255
+            elif f == 4:
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
+        rows.append(line)
+        prev = line
+    return width, height, bpp, rows
+
+
+def coloured_pixels(png):
+    """Pixels that are neither grey nor white: bars and lines of a series."""
+    width, height, bpp, rows = png_pixels(png)
+    n = 0
+    for line in rows:
+        for x in range(0, width * bpp, bpp):
+            r, g, b = line[x], line[x + 1], line[x + 2]
+            n += max(r, g, b) - min(r, g, b) > 40
+    return n
+
+
+def test_html_in_chromium(store, workdir):
+    path = os.path.join(workdir, "sample.html")
+    report(store["dsn"], "html", "--source=%sample%", "-o", path)
+    text = open(path, encoding="utf-8").read()
+    assert "<script" not in text and "src=" not in text
+    browser = Browser(workdir)
+    try:
+        for domain in ("Page", "Runtime", "Log", "Network"):
+            browser.call(f"{domain}.enable")
+        browser.call("Emulation.setDeviceMetricsOverride", width=1280, height=900,
+                     deviceScaleFactor=1, mobile=False)
+        url = "file://" + path
+        browser.call("Page.navigate", url=url)
+        browser.wait_event("Page.loadEventFired")
+        assert browser.eval("document.title") == "OmniAudit report: %sample%"
+        assert browser.eval("document.scripts.length") == 0
+        names = browser.eval("Array.from(document.querySelectorAll("
+                             "'#contributors td bdi')).map(e => e.textContent)")
+        for name, _ in AUTHORS:
+            assert name in names
+        charts = browser.eval("""Array.from(document.querySelectorAll('figure svg')).map(s => {
+            const r = s.getBoundingClientRect();
+            return {id: s.parentNode.dataset.chart, x: r.x + scrollX, y: r.y + scrollY,
+                    w: r.width, h: r.height}; })""")
+        assert len(charts) == 11, charts
+        for c in charts:
+            assert c["w"] > 300 and c["h"] > 100, c
+            shot = browser.call("Page.captureScreenshot", format="png", captureBeyondViewport=True,
+                                clip={"x": c["x"], "y": c["y"], "width": c["w"],
+                                      "height": c["h"], "scale": 0.5})
+            assert coloured_pixels(base64.b64decode(shot["data"])) > 60, c
+        # a phone: the page does not scroll sideways (wide tables scroll in their box)
+        browser.call("Emulation.setDeviceMetricsOverride", width=390, height=800,
+                     deviceScaleFactor=1, mobile=True)
+        mark = len(browser.events)
+        browser.call("Page.reload")
+        browser.wait_event("Page.loadEventFired", mark)
+        assert browser.eval("document.documentElement.scrollWidth") <= 391
+        requests = [e["params"]["request"]["url"] for e in browser.events
+                    if e["method"] == "Network.requestWillBeSent"]
+        assert set(requests) == {url}, requests
+        errors = [e for e in browser.events
+                  if e["method"] == "Runtime.exceptionThrown"
+                  or (e["method"] == "Runtime.consoleAPICalled" and e["params"]["type"] == "error")
+                  or (e["method"] == "Log.entryAdded" and e["params"]["entry"]["level"] == "error")]
+        assert not errors, errors
+    finally:
+        browser.close()
+
+
+def pdf_pages(path):
+    info = subprocess.run(["pdfinfo", path], capture_output=True, text=True, check=True).stdout
+    return int(re.search(r"Pages:\s+(\d+)", info).group(1))
+
+
+def test_pdf_text_and_pages(store, workdir):
+    dsn = store["dsn"]
+    e = expected(store["data"])
+    path = os.path.join(workdir, "sample.pdf")
+    report(dsn, "pdf", "--source=%sample%", "-o", path)
+    pages = pdf_pages(path)
+    assert pages >= 7  # each section starts a page
+    text = subprocess.run(["pdftotext", "-layout", path, "-"], capture_output=True, text=True,
+                          check=True).stdout
+    for label, key in (("Commits", "commits"), ("Authors", "authors"),
+                       ("Files touched", "files"), ("Builds", "builds"),
+                       ("Lines of code", "code_lines")):
+        assert re.search(rf"{label}\s+{e['summary'][key]}\b", text), label
+    assert str(e["summary"]["success_rate"]) in text
+    assert HOSTILE[:20] in text  # the author column may cut the name
+    fonts = subprocess.run(["pdffonts", path], capture_output=True, text=True, check=True).stdout
+    assert "DejaVu" in fonts and all(" yes " in line for line in fonts.splitlines()[2:])
+
+    for n in range(1, pages + 1):
+        assert f"page {n}" in text
+    for title in ("Summary", "Commit activity per week", "Contributors", "Churn",
+                  "Continuous integration", "Code composition", "Host performance"):
+        assert title in text
+
+    # a long contributor table goes on over pages, header repeated: the
+    # layout of pdfout.h (PDFOUT_*): the section's first page holds its
+    # title (28), one figure row (22), the chart (228), the table's title
+    # (16) and header (13); a next page its "(continued)" title (24) and
+    # the header again.
+    short = os.path.join(workdir, "crowd1.pdf")
+    report(dsn, "pdf", f"--source={CROWD}", "--top=1", "-o", short)
+    path = os.path.join(workdir, "crowd.pdf")
+    report(dsn, "pdf", f"--source={CROWD}", f"--top={CROWD_AUTHORS}", "-o", path)
+    bottom, top, row = 841.89 - 50, 60, 13
+    first = int((bottom - top - 28 - 22 - 228 - 16 - row) // row)
+    more = int((bottom - top - 24 - row) // row)
+    continued = -(-(CROWD_AUTHORS - first) // more)
+    assert pdf_pages(path) == pdf_pages(short) + continued
+    text = subprocess.run(["pdftotext", path, "-"], capture_output=True, text=True,
+                          check=True).stdout
+    for i in range(CROWD_AUTHORS):
+        assert text.count(f"m{i:03d}@crowd.example") == 1, (i, text[:3000])
+    assert text.count("Contributors (continued)") == continued
+
+
+def test_dashboard(store, workdir):
+    dsn = store["dsn"]
+    proc = subprocess.Popen([binary("omni-report"), "serve", "--http=127.0.0.1:0",
+                             f"--dsn={dsn}", "--statement-timeout=5s"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        base = re.match(r"listening on (http://127\.0\.0\.1:\d+)/", line).group(1)
+        status, body = http_get(base + "/json/")
+        assert status == 200
+        assert json.loads(body)["projects"] == sorted([REPO, HOST, CI_ONLY, CROWD])
+        status, body = http_get(base + "/")
+        assert status == 200 and "/p/file%3A%2F%2F%2Fsrv%2Frepos%2Fsample" in body
+        started = time.monotonic()
+        status, page = http_get(base + "/p/file%3A%2F%2F%2Fsrv%2Frepos%2Fsample")
+        assert status == 200 and time.monotonic() - started < 1.0
+        assert "<script" not in page and "&lt;script&gt;" in page
+        status, body = http_get(base + "/json/file%3A%2F%2F%2Fsrv%2Frepos%2Fsample")
+        served = json.loads(body)
+        cli = json_report(dsn, f"--source={REPO}")
+        served.pop("generated"), cli.pop("generated")
+        cli["project"] = REPO
+        assert served == cli
+        # a name with LIKE wildcards matches itself only
+        status, body = http_get(base + "/json/%25sample%25")
+        assert json.loads(body)["sections"]["summary"]["figures"]["commits"] == 0
+        assert http_get(base + "/nope")[0] == 404
+    finally:
+        proc.terminate()
+        assert proc.wait(10) == 0
+
+    # PostgreSQL down: 503 pages that say which and why, at once
+    port = free_port()
+    proc = subprocess.Popen([binary("omni-report"), "serve", "--http=127.0.0.1:0",
+                             f"--dsn=postgresql://postgres@127.0.0.1:{port}/x"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        base = re.match(r"listening on (http://[^/]+)/", proc.stdout.readline()).group(1)
+        started = time.monotonic()
+        status, body = http_get(base + "/p/anything")
+        assert status == 503 and f"port={port}" in body and "Store unavailable" in body
+        status, body = http_get(base + "/json/anything")
+        assert status == 503 and "not available" in json.loads(body)["error"]
+        assert time.monotonic() - started < 5
+    finally:
+        proc.terminate()
+        assert proc.wait(10) == 0

@@ -1,0 +1,730 @@
+/*  gather: one report's numbers from PostgreSQL (see gather.h).
+
+    Every query takes the same parameters, $1 the LIKE pattern of sources,
+    $2 and $3 the time range (NULL = open), $4 the top N, so the SQL below
+    is constant text: nothing from the command line or the data is ever
+    pasted into it. Weeks and days are UTC, weeks start on Monday, as in
+    relationald's and metricsd's views; weeks without commits or builds
+    come from generate_series, so a gap shows as zero, not as nothing.       */
+#include "gather.h"
+#include "log.h"
+
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+//  The time range on a column, with the parameters of every query.
+#define S_RANGE(col)                                                                               \
+    "($2::timestamptz IS NULL OR " col " >= $2::timestamptz) AND ($3::timestamptz IS NULL OR " col \
+    " < $3::timestamptz)"
+
+#define S_COMMITS                                                                                  \
+    "WITH c AS (SELECT c.* FROM commits c JOIN sources s ON s.id = c.source_id "                   \
+    "WHERE s.name LIKE $1 AND " S_RANGE ("c.author_time") ") "
+
+//  A build's time is its start, else its end, else when it was observed,
+//  as in build_success_rate and metricsd's derivation.
+#define S_BUILDS                                                                                   \
+    "b AS (SELECT b.*, coalesce (b.started, b.finished, b.observed) AS at FROM ci_builds b "       \
+    "JOIN sources s ON s.id = b.source_id WHERE s.name LIKE $1 AND "                               \
+    "" S_RANGE ("coalesce (b.started, b.finished, b.observed)") ") "
+
+#define S_TESTS                                                                                    \
+    "t AS (SELECT t.* FROM ci_tests t JOIN sources s ON s.id = t.source_id "                       \
+    "WHERE s.name LIKE $1 AND " S_RANGE ("t.observed") ") "
+
+//  Code counts per snapshot (a revision of a source); the language totals
+//  are the records without a path.
+#define S_SNAPSHOTS                                                                                \
+    "snaps AS (SELECT cs.source_id, cs.rev, max (cs.observed) AS at FROM code_stats cs "           \
+    "JOIN sources s ON s.id = cs.source_id WHERE s.name LIKE $1 AND cs.path IS NULL AND "          \
+    "" S_RANGE (                                                                                   \
+        "cs.observed") " GROUP BY 1, 2), "                                                         \
+                       "latest AS (SELECT DISTINCT ON (source_id) source_id, rev FROM snaps "      \
+                       "ORDER BY source_id, at DESC, rev) "
+
+static const char *s_summary_sql = S_COMMITS
+    ", " S_BUILDS ", " S_TESTS ", " S_SNAPSHOTS "SELECT (SELECT count(*) FROM c) AS commits, "
+    "(SELECT count(DISTINCT author_email) FROM c) AS authors, "
+    "(SELECT count(DISTINCT f.path) FROM commit_files f JOIN c ON c.id = f.commit_id) AS files, "
+    "(SELECT min (author_time) FROM c) AS first_commit, "
+    "(SELECT max (author_time) FROM c) AS last_commit, "
+    "(SELECT count(*) FROM b) AS builds, "
+    "(SELECT round (count(*) FILTER (WHERE status = 'success')::numeric "
+    "  / nullif (count(*) FILTER (WHERE status <> 'cancelled'), 0), 4) FROM b) AS success_rate, "
+    "(SELECT count(*) FROM t) AS test_runs, "
+    "(SELECT count(DISTINCT suite || E'\\x01' || coalesce (class, '') || E'\\x01' || name) "
+    "  FROM t) AS tests, "
+    "(SELECT sum (cs.code) FROM code_stats cs JOIN latest USING (source_id, rev) "
+    "  WHERE cs.path IS NULL) AS code_lines";
+
+static const char *s_outcomes_sql =
+    "WITH " S_BUILDS "SELECT status, count(*) AS builds FROM b GROUP BY status "
+    "ORDER BY builds DESC, status";
+
+#define S_WEEKLY                                                                                   \
+    S_COMMITS ", r AS (SELECT date_trunc ('week', min (author_time AT TIME ZONE 'UTC')) AS lo, "   \
+              "date_trunc ('week', max (author_time AT TIME ZONE 'UTC')) AS hi FROM c), "          \
+              "w AS (SELECT g::date AS week FROM r, generate_series (r.lo, r.hi, '1 week') g) "    \
+              "SELECT w.week, count(c.id) AS commits, count(DISTINCT c.author_email) AS authors, " \
+              "coalesce (sum (c.insertions), 0) AS insertions, "                                   \
+              "coalesce (sum (c.deletions), 0) AS deletions "                                      \
+              "FROM w LEFT JOIN c ON date_trunc ('week', c.author_time AT TIME ZONE 'UTC')::date " \
+              "= w.week GROUP BY w.week ORDER BY w.week"
+
+static const char *s_weekly_sql = S_WEEKLY;
+
+//  Churn has its own section: activity keeps the commits and authors.
+static const char *s_activity_sql =
+    "SELECT week, commits, authors FROM (" S_WEEKLY ") x ORDER BY week";
+
+static const char *s_contributors_sql =
+    S_COMMITS "SELECT (array_agg (author_name ORDER BY author_time DESC, sha))[1] AS author_name, "
+              "author_email, count(*) AS commits, "
+              "round (count(*)::numeric / sum (count(*)) OVER (), 4) AS share, "
+              "sum (insertions) AS insertions, sum (deletions) AS deletions, "
+              "min (author_time) AS first_commit, max (author_time) AS last_commit "
+              "FROM c GROUP BY author_email ORDER BY commits DESC, author_email LIMIT $4";
+
+//  The bus factor: the fewest authors whose commits make at least half.
+static const char *s_bus_factor_sql =
+    S_COMMITS ", a AS (SELECT count(*) AS n FROM c GROUP BY author_email), "
+              "r AS (SELECT row_number () OVER (ORDER BY n DESC) AS k, "
+              "sum (n) OVER (ORDER BY n DESC ROWS UNBOUNDED PRECEDING) AS cum, "
+              "sum (n) OVER () AS total FROM a) "
+              "SELECT min (k) AS bus_factor FROM r WHERE 2 * cum >= total";
+
+static const char *s_files_sql =
+    S_COMMITS "SELECT f.path, count(*) AS commits, coalesce (sum (f.insertions), 0) AS insertions, "
+              "coalesce (sum (f.deletions), 0) AS deletions, "
+              "coalesce (sum (f.insertions), 0) + coalesce (sum (f.deletions), 0) AS churn "
+              "FROM commit_files f JOIN c ON c.id = f.commit_id GROUP BY f.path "
+              "ORDER BY churn DESC, f.path LIMIT $4";
+
+static const char *s_builds_weekly_sql =
+    "WITH " S_BUILDS ", r AS (SELECT date_trunc ('week', min (at AT TIME ZONE 'UTC')) AS lo, "
+    "date_trunc ('week', max (at AT TIME ZONE 'UTC')) AS hi FROM b), "
+    "w AS (SELECT g::date AS week FROM r, generate_series (r.lo, r.hi, '1 week') g) "
+    "SELECT w.week, count(b.id) AS builds, count(*) FILTER (WHERE b.status = 'success') AS "
+    "succeeded, "
+    "count(*) FILTER (WHERE b.status = 'failure') AS failed, "
+    "count(*) FILTER (WHERE b.status = 'cancelled') AS cancelled, "
+    "round (count(*) FILTER (WHERE b.status = 'success')::numeric "
+    "  / nullif (count(*) FILTER (WHERE b.status <> 'cancelled'), 0), 4) AS success_rate "
+    "FROM w LEFT JOIN b ON date_trunc ('week', b.at AT TIME ZONE 'UTC')::date = w.week "
+    "GROUP BY w.week ORDER BY w.week";
+
+//  Averages rounded: a float sum depends on the order rows come in (a
+//  parallel plan), and the report must equal a query made another day.
+static const char *s_slowest_sql =
+    "WITH " S_TESTS "SELECT suite, class, name, count(*) AS runs, "
+    "round (avg (duration)::numeric, 6) AS avg_duration, max (duration) AS max_duration, "
+    "round ((percentile_cont (0.95) WITHIN GROUP (ORDER BY duration))::numeric, 6) AS p95_duration "
+    "FROM t WHERE status <> 'skipped' GROUP BY suite, class, name "
+    "ORDER BY avg_duration DESC, suite, class, name LIMIT $4";
+
+//  Flaky: both passed and failed (or errored) on the same commit, the
+//  commit being the sha of the test's build.
+static const char *s_flakiest_sql =
+    "WITH " S_TESTS ", tb AS (SELECT t.suite, t.class, t.name, t.status, b.sha FROM t "
+    "JOIN ci_builds b ON b.source_id = t.source_id AND b.pipeline = t.pipeline "
+    "AND b.build_id = t.build_id WHERE b.sha IS NOT NULL "
+    "AND t.status IN ('passed', 'failed', 'error')), "
+    "per AS (SELECT suite, class, name, sha, count(*) AS runs, "
+    "bool_or (status = 'passed') AS passed, bool_or (status <> 'passed') AS failed, "
+    "count(*) FILTER (WHERE status <> 'passed') AS failures FROM tb GROUP BY 1, 2, 3, 4) "
+    "SELECT suite, class, name, sum (runs) AS runs, sum (failures) AS failures, "
+    "count(*) AS commits, count(*) FILTER (WHERE passed AND failed) AS flaky_commits "
+    "FROM per GROUP BY suite, class, name HAVING count(*) FILTER (WHERE passed AND failed) > 0 "
+    "ORDER BY flaky_commits DESC, suite, class, name LIMIT $4";
+
+static const char *s_languages_sql =
+    "WITH " S_SNAPSHOTS "SELECT cs.language, sum (cs.files) AS files, sum (cs.code) AS code, "
+    "sum (cs.comment) AS comment, sum (cs.blank) AS blank, "
+    "round (sum (cs.code)::numeric / nullif (sum (sum (cs.code)) OVER (), 0), 4) AS share "
+    "FROM code_stats cs JOIN latest USING (source_id, rev) WHERE cs.path IS NULL "
+    "GROUP BY cs.language ORDER BY code DESC, cs.language";
+
+static const char *s_trend_sql =
+    "WITH " S_SNAPSHOTS
+    "SELECT to_char (sn.at, 'YYYY-MM-DD') || ' ' || left (sn.rev, 8) AS snapshot, "
+    "cs.language, sum (cs.code) AS code FROM snaps sn "
+    "JOIN code_stats cs ON cs.source_id = sn.source_id AND cs.rev = sn.rev AND cs.path IS NULL "
+    "GROUP BY sn.at, sn.rev, cs.language ORDER BY sn.at, sn.rev, code DESC, cs.language";
+
+//  CPU busy = user + system of one sample (one host, one time); memory
+//  used in bytes; load over one minute. Percentiles per UTC day.
+static const char *s_host_sql =
+    "WITH p AS (SELECT time, source, tags->>'host' AS host, name, value FROM points "
+    "WHERE name IN ('host.cpu.user', 'host.cpu.system', 'host.mem.used', 'host.load.1') "
+    "AND source LIKE $1 AND " S_RANGE (
+        "time") "), "
+                "s AS (SELECT time, 'cpu' AS m, sum (value) AS v FROM p "
+                "WHERE name IN ('host.cpu.user', 'host.cpu.system') GROUP BY time, source, host "
+                "UNION ALL SELECT time, 'mem', value FROM p WHERE name = 'host.mem.used' "
+                "UNION ALL SELECT time, 'load', value FROM p WHERE name = 'host.load.1') "
+                "SELECT (time AT TIME ZONE 'UTC')::date AS day, "
+                "round ((percentile_cont (0.5) WITHIN GROUP (ORDER BY v) FILTER (WHERE m = "
+                "'cpu'))::numeric, 4) "
+                "  AS cpu_p50, "
+                "round ((percentile_cont (0.95) WITHIN GROUP (ORDER BY v) FILTER (WHERE m = "
+                "'cpu'))::numeric, 4) "
+                "  AS cpu_p95, "
+                "round ((percentile_cont (0.5) WITHIN GROUP (ORDER BY v) FILTER (WHERE m = "
+                "'mem'))::numeric) "
+                "  AS mem_p50, "
+                "round ((percentile_cont (0.95) WITHIN GROUP (ORDER BY v) FILTER (WHERE m = "
+                "'mem'))::numeric) "
+                "  AS mem_p95, "
+                "round ((percentile_cont (0.5) WITHIN GROUP (ORDER BY v) FILTER (WHERE m = "
+                "'load'))::numeric, "
+                "  4) AS load_p50, "
+                "round ((percentile_cont (0.95) WITHIN GROUP (ORDER BY v) FILTER (WHERE m = "
+                "'load'))::numeric, "
+                "  4) AS load_p95 "
+                "FROM s GROUP BY 1 ORDER BY 1";
+
+typedef struct {
+    pgconn_t *conn;
+    const char *params[4];
+    char top[16];
+    bool lost; //  the connection is gone: nothing more can be read
+    bool relational, points;
+} s_gather_t;
+
+pgconn_t *
+gather_connect (const char *dsn, int64_t statement_timeout_ms, int64_t connect_timeout_ms,
+                char *error, size_t error_size)
+{
+    //  libpq takes connect_timeout from the environment when the conninfo
+    //  has none; whole seconds, at least 2 (libpq's own minimum).
+    char seconds[32];
+    snprintf (seconds, sizeof seconds, "%lld",
+              (long long) (connect_timeout_ms < 2000 ? 2 : (connect_timeout_ms + 999) / 1000));
+    setenv ("PGCONNECT_TIMEOUT", seconds, 0);
+    pgconn_t *conn = pgconn_new (dsn, error, error_size);
+    if (!conn)
+        return NULL;
+    //  The settings hold for this session only: a report never reconnects
+    //  (gather_report fails instead), so they cannot be lost on the way.
+    char sql[160];
+    snprintf (sql, sizeof sql,
+              "SET TimeZone = 'UTC'; SET application_name = 'omni-report'; "
+              "SET statement_timeout = %lld",
+              (long long) statement_timeout_ms);
+    if (pgconn_ensure (conn) != 0 || pgconn_exec (conn, sql) != PGCONN_OK) {
+        snprintf (error, error_size, "PostgreSQL (%s) is not available: %s", pgconn_display (conn),
+                  pgconn_error (conn));
+        pgconn_destroy (&conn);
+        return NULL;
+    }
+    return conn;
+}
+
+//  Runs one query of the report. NULL after an error: the error goes into
+//  the section (which then says why it is empty) and the transaction is
+//  brought back to the savepoint taken before, so the next section runs.
+static PGresult *
+s_query (s_gather_t *self, model_section_t *section, const char *sql, int nparams)
+{
+    if (self->lost)
+        return NULL;
+    if (pgconn_exec (self->conn, "SAVEPOINT section") != PGCONN_OK) {
+        self->lost = true;
+        return NULL;
+    }
+    PGresult *result = pgconn_query (self->conn, sql, nparams, self->params);
+    if (!result) {
+        char why[600];
+        snprintf (why, sizeof why, "could not be read: %s", pgconn_error (self->conn));
+        log_warn ("report.section_failed", "section=%s error=\"%s\"", section->id,
+                  pgconn_error (self->conn));
+        model_section_empty (section, why);
+        if (pgconn_exec (self->conn, "ROLLBACK TO SAVEPOINT section") != PGCONN_OK)
+            self->lost = true;
+        return NULL;
+    }
+    pgconn_exec (self->conn, "RELEASE SAVEPOINT section");
+    return result;
+}
+
+static model_type_t
+s_type (Oid oid)
+{
+    switch (oid) {
+    case 20:   //  int8
+    case 21:   //  int2
+    case 23:   //  int4
+    case 700:  //  float4
+    case 701:  //  float8
+    case 1700: //  numeric
+        return MODEL_NUM;
+    case 1082: //  date
+    case 1114: //  timestamp
+    case 1184: //  timestamptz
+        return MODEL_TIME;
+    default: return MODEL_TEXT;
+    }
+}
+
+//  A table of the section from a result: column ids are the SQL names,
+//  titles given in the same order.
+static model_table_t *
+s_table (model_section_t *section, const char *id, const char *title, PGresult *result,
+         const char *const *titles)
+{
+    model_table_t *table = model_table_add (section, id, title);
+    int ncols = PQnfields (result);
+    for (int i = 0; i < ncols; i++)
+        model_column_add (table, PQfname (result, i), titles[i] ? titles[i] : PQfname (result, i),
+                          s_type (PQftype (result, i)));
+    const char *row[32];
+    assert (ncols <= 32);
+    for (int r = 0; r < PQntuples (result); r++) {
+        for (int i = 0; i < ncols; i++)
+            row[i] = PQgetisnull (result, r, i) ? NULL : PQgetvalue (result, r, i);
+        model_row_add (table, row);
+    }
+    return table;
+}
+
+static const char *
+s_value (PGresult *result, const char *column)
+{
+    int col = PQfnumber (result, column);
+    if (col < 0 || PQntuples (result) < 1 || PQgetisnull (result, 0, col))
+        return NULL;
+    return PQgetvalue (result, 0, col);
+}
+
+static bool
+s_zero (const char *value)
+{
+    return !value || strcmp (value, "0") == 0;
+}
+
+#define S_NO_RELATIONAL "no relationald tables in this database"
+
+static void
+s_summary (s_gather_t *self, model_t *model)
+{
+    model_section_t *section = model_section_add (model, "summary", "Summary");
+    if (!self->relational) {
+        model_section_empty (section, S_NO_RELATIONAL);
+        return;
+    }
+    PGresult *result = s_query (self, section, s_summary_sql, 3);
+    if (!result)
+        return;
+    static const struct {
+        const char *id, *title;
+        model_type_t type;
+    } figures[] = {{"commits", "Commits", MODEL_NUM},
+                   {"authors", "Authors", MODEL_NUM},
+                   {"files", "Files touched", MODEL_NUM},
+                   {"first_commit", "First commit", MODEL_TIME},
+                   {"last_commit", "Last commit", MODEL_TIME},
+                   {"builds", "Builds", MODEL_NUM},
+                   {"success_rate", "Build success rate", MODEL_NUM},
+                   {"test_runs", "Test runs", MODEL_NUM},
+                   {"tests", "Tests", MODEL_NUM},
+                   {"code_lines", "Lines of code", MODEL_NUM}};
+    for (size_t i = 0; i < sizeof figures / sizeof figures[0]; i++)
+        model_figure_add (section, figures[i].id, figures[i].title, figures[i].type,
+                          s_value (result, figures[i].id));
+    bool empty = s_zero (s_value (result, "commits")) && s_zero (s_value (result, "builds")) &&
+                 s_zero (s_value (result, "test_runs")) && !s_value (result, "code_lines");
+    PQclear (result);
+    if (empty) {
+        model_section_empty (section, "no commits, builds, tests or code counts for this project");
+        return;
+    }
+    result = s_query (self, section, s_outcomes_sql, 3);
+    if (!result)
+        return;
+    const char *titles[] = {"Build outcome", "Builds"};
+    s_table (section, "build_outcomes", "Builds by outcome", result, titles);
+    if (PQntuples (result) > 0) {
+        const char *values[] = {"builds", NULL};
+        model_chart_add (section, "build_outcomes", "Builds by outcome", MODEL_HBARS,
+                         "build_outcomes", "status", NULL, values, "builds");
+    }
+    PQclear (result);
+}
+
+static void
+s_activity (s_gather_t *self, model_t *model)
+{
+    model_section_t *section = model_section_add (model, "activity", "Commit activity per week");
+    if (!self->relational) {
+        model_section_empty (section, S_NO_RELATIONAL);
+        return;
+    }
+    PGresult *result = s_query (self, section, s_activity_sql, 3);
+    if (!result)
+        return;
+    if (PQntuples (result) == 0)
+        model_section_empty (section, "no commits in this period");
+    else {
+        const char *titles[] = {"Week", "Commits", "Authors"};
+        s_table (section, "weekly", "Commits per week", result, titles);
+        const char *values[] = {"commits", NULL};
+        model_chart_add (section, "commits", "Commits per week (UTC, Monday)", MODEL_BARS, "weekly",
+                         "week", NULL, values, "commits");
+    }
+    PQclear (result);
+}
+
+static void
+s_contributors (s_gather_t *self, model_t *model)
+{
+    model_section_t *section = model_section_add (model, "contributors", "Contributors");
+    if (!self->relational) {
+        model_section_empty (section, S_NO_RELATIONAL);
+        return;
+    }
+    PGresult *result = s_query (self, section, s_bus_factor_sql, 3);
+    if (!result)
+        return;
+    const char *bus = s_value (result, "bus_factor");
+    if (!bus) {
+        PQclear (result);
+        model_section_empty (section, "no commits in this period");
+        return;
+    }
+    model_figure_add (section, "bus_factor", "Bus factor (fewest authors with half the commits)",
+                      MODEL_NUM, bus);
+    PQclear (result);
+    result = s_query (self, section, s_contributors_sql, 4);
+    if (!result)
+        return;
+    const char *titles[] = {"Author",     "E-mail",    "Commits",      "Share",
+                            "Insertions", "Deletions", "First commit", "Last commit"};
+    s_table (section, "top", "Top contributors", result, titles);
+    const char *values[] = {"commits", NULL};
+    model_chart_add (section, "top", "Commits per author", MODEL_HBARS, "top", "author_name", NULL,
+                     values, "commits");
+    PQclear (result);
+}
+
+static void
+s_churn (s_gather_t *self, model_t *model)
+{
+    model_section_t *section = model_section_add (model, "churn", "Churn");
+    if (!self->relational) {
+        model_section_empty (section, S_NO_RELATIONAL);
+        return;
+    }
+    PGresult *result = s_query (self, section, s_weekly_sql, 3);
+    if (!result)
+        return;
+    if (PQntuples (result) == 0) {
+        PQclear (result);
+        model_section_empty (section, "no commits in this period");
+        return;
+    }
+    const char *titles[] = {"Week", "Commits", "Authors", "Insertions", "Deletions"};
+    s_table (section, "weekly", "Lines changed per week", result, titles);
+    PQclear (result);
+    const char *values[] = {"insertions", "deletions", NULL};
+    model_chart_add (section, "weekly", "Insertions and deletions per week", MODEL_BARS, "weekly",
+                     "week", NULL, values, "lines");
+    result = s_query (self, section, s_files_sql, 4);
+    if (!result)
+        return;
+    const char *file_titles[] = {"File", "Commits", "Insertions", "Deletions", "Churn"};
+    s_table (section, "files", "Most changed files", result, file_titles);
+    PQclear (result);
+}
+
+static void
+s_ci (s_gather_t *self, model_t *model)
+{
+    model_section_t *section = model_section_add (model, "ci", "Continuous integration");
+    if (!self->relational) {
+        model_section_empty (section, S_NO_RELATIONAL);
+        return;
+    }
+    PGresult *result = s_query (self, section, s_builds_weekly_sql, 3);
+    if (!result)
+        return;
+    bool builds = PQntuples (result) > 0;
+    if (builds) {
+        const char *titles[] = {"Week",   "Builds",    "Succeeded",
+                                "Failed", "Cancelled", "Success rate"};
+        s_table (section, "weekly", "Builds per week", result, titles);
+        const char *values[] = {"success_rate", NULL};
+        model_chart_add (section, "success", "Build success rate per week", MODEL_LINES, "weekly",
+                         "week", NULL, values, "rate");
+    }
+    PQclear (result);
+    result = s_query (self, section, s_slowest_sql, 4);
+    if (!result)
+        return;
+    bool tests = PQntuples (result) > 0;
+    const char *slow_titles[] = {"Suite", "Class", "Test", "Runs", "Average s", "Max s", "p95 s"};
+    if (tests) {
+        s_table (section, "slowest", "Slowest tests", result, slow_titles);
+        const char *values[] = {"avg_duration", NULL};
+        model_chart_add (section, "slowest", "Slowest tests (average seconds)", MODEL_HBARS,
+                         "slowest", "name", NULL, values, "s");
+    }
+    PQclear (result);
+    result = s_query (self, section, s_flakiest_sql, 4);
+    if (!result)
+        return;
+    const char *flaky_titles[] = {
+        "Suite", "Class", "Test", "Runs", "Failures", "Commits", "Commits with both outcomes"};
+    if (tests)
+        s_table (section, "flakiest", "Flakiest tests (passed and failed on the same commit)",
+                 result, flaky_titles);
+    PQclear (result);
+    if (!builds && !tests)
+        model_section_empty (section, "no builds or tests in this period");
+}
+
+static void
+s_code (s_gather_t *self, model_t *model)
+{
+    model_section_t *section = model_section_add (model, "code", "Code composition");
+    if (!self->relational) {
+        model_section_empty (section, S_NO_RELATIONAL);
+        return;
+    }
+    PGresult *result = s_query (self, section, s_languages_sql, 3);
+    if (!result)
+        return;
+    if (PQntuples (result) == 0) {
+        PQclear (result);
+        model_section_empty (section, "no code counts (collectord code) in this period");
+        return;
+    }
+    const char *titles[] = {"Language", "Files", "Code", "Comments", "Blank", "Share of code"};
+    s_table (section, "languages", "Languages at the latest snapshot", result, titles);
+    PQclear (result);
+    const char *values[] = {"code", NULL};
+    model_chart_add (section, "languages", "Lines of code per language", MODEL_HBARS, "languages",
+                     "language", NULL, values, "lines");
+    result = s_query (self, section, s_trend_sql, 3);
+    if (!result)
+        return;
+    const char *trend_titles[] = {"Snapshot", "Language", "Code"};
+    s_table (section, "trend", "Lines of code per snapshot", result, trend_titles);
+    PQclear (result);
+    model_chart_add (section, "trend", "Lines of code across snapshots", MODEL_LINES, "trend",
+                     "snapshot", "language", values, "lines");
+}
+
+static void
+s_host (s_gather_t *self, model_t *model)
+{
+    model_section_t *section = model_section_add (model, "host", "Host performance");
+    if (!self->points) {
+        model_section_empty (section, "no metricsd points table in this database");
+        return;
+    }
+    PGresult *result = s_query (self, section, s_host_sql, 3);
+    if (!result)
+        return;
+    if (PQntuples (result) == 0) {
+        PQclear (result);
+        model_section_empty (section, "no host metrics (collectord host) in this period");
+        return;
+    }
+    const char *titles[] = {"Day",        "CPU % p50", "CPU % p95", "Memory used p50",
+                            "Memory p95", "Load p50",  "Load p95"};
+    s_table (section, "daily", "Host per day", result, titles);
+    PQclear (result);
+    const char *cpu[] = {"cpu_p50", "cpu_p95", NULL};
+    const char *mem[] = {"mem_p50", "mem_p95", NULL};
+    const char *load[] = {"load_p50", "load_p95", NULL};
+    model_chart_add (section, "cpu", "CPU busy (user + system) per day", MODEL_LINES, "daily",
+                     "day", NULL, cpu, "%");
+    model_chart_add (section, "memory", "Memory used per day", MODEL_LINES, "daily", "day", NULL,
+                     mem, "bytes");
+    model_chart_add (section, "load", "Load (1 min) per day", MODEL_LINES, "daily", "day", NULL,
+                     load, NULL);
+}
+
+model_t *
+gather_report (pgconn_t *conn, const gather_options_t *options, char *error, size_t error_size)
+{
+    s_gather_t self = {.conn = conn};
+    snprintf (self.top, sizeof self.top, "%d", options->top > 0 ? options->top : 10);
+    self.params[0] = options->pattern ? options->pattern : "%";
+    self.params[1] = options->since;
+    self.params[2] = options->until;
+    self.params[3] = self.top;
+    //  One snapshot for every section, so the figures agree with each other.
+    if (!pgconn_handle (conn) ||
+        pgconn_exec (conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY") != PGCONN_OK) {
+        snprintf (error, error_size, "PostgreSQL (%s): %s", pgconn_display (conn),
+                  pgconn_error (conn));
+        return NULL;
+    }
+    PGresult *result = pgconn_query (conn,
+                                     "SELECT to_regclass ('commits') IS NOT NULL "
+                                     "AND to_regclass ('ci_builds') IS NOT NULL "
+                                     "AND to_regclass ('code_stats') IS NOT NULL, "
+                                     "to_regclass ('points') IS NOT NULL, "
+                                     "$2::timestamptz, $3::timestamptz, $1::text",
+                                     3, self.params);
+    if (!result) {
+        snprintf (error, error_size, "PostgreSQL (%s): %s", pgconn_display (conn),
+                  pgconn_error (conn));
+        pgconn_exec (conn, "ROLLBACK");
+        return NULL;
+    }
+    self.relational = strcmp (PQgetvalue (result, 0, 0), "t") == 0;
+    self.points = strcmp (PQgetvalue (result, 0, 1), "t") == 0;
+    //  The range as PostgreSQL read it, so the report says what it covers.
+    model_t *model =
+        model_new (options->project ? options->project : self.params[0], self.params[0],
+                   PQgetisnull (result, 0, 2) ? NULL : PQgetvalue (result, 0, 2),
+                   PQgetisnull (result, 0, 3) ? NULL : PQgetvalue (result, 0, 3));
+    PQclear (result);
+    s_summary (&self, model);
+    s_activity (&self, model);
+    s_contributors (&self, model);
+    s_churn (&self, model);
+    s_ci (&self, model);
+    s_code (&self, model);
+    s_host (&self, model);
+    if (self.lost) {
+        snprintf (error, error_size, "PostgreSQL (%s) went away during the report: %s",
+                  pgconn_display (conn), pgconn_error (conn));
+        model_destroy (&model);
+        return NULL;
+    }
+    pgconn_exec (conn, "COMMIT");
+    return model;
+}
+
+char **
+gather_projects (pgconn_t *conn, char *error, size_t error_size)
+{
+    if (!pgconn_handle (conn)) {
+        snprintf (error, error_size, "PostgreSQL (%s): not connected", pgconn_display (conn));
+        return NULL;
+    }
+    //  Point sources: a DISTINCT over the table (no index leads with
+    //  source), bounded like every statement by the statement timeout.
+    PGresult *result = pgconn_query (
+        conn, "SELECT to_regclass ('sources') IS NOT NULL, to_regclass ('points') IS NOT NULL", 0,
+        NULL);
+    if (!result) {
+        snprintf (error, error_size, "PostgreSQL (%s): %s", pgconn_display (conn),
+                  pgconn_error (conn));
+        return NULL;
+    }
+    bool sources = strcmp (PQgetvalue (result, 0, 0), "t") == 0;
+    bool points = strcmp (PQgetvalue (result, 0, 1), "t") == 0;
+    PQclear (result);
+    char sql[300] = "SELECT NULL::text WHERE false";
+    if (sources)
+        strcat (sql, " UNION SELECT name FROM sources");
+    if (points)
+        strcat (sql, " UNION SELECT DISTINCT source FROM points");
+    strcat (sql, " ORDER BY 1");
+    result = pgconn_query (conn, sql, 0, NULL);
+    if (!result) {
+        snprintf (error, error_size, "PostgreSQL (%s): %s", pgconn_display (conn),
+                  pgconn_error (conn));
+        return NULL;
+    }
+    int n = PQntuples (result);
+    char **names = calloc ((size_t) n + 1, sizeof (char *));
+    assert (names);
+    for (int i = 0; i < n; i++) {
+        names[i] = strdup (PQgetvalue (result, i, 0));
+        assert (names[i]);
+    }
+    PQclear (result);
+    return names;
+}
+
+void
+gather_names_free (char ***names_p)
+{
+    char **names = *names_p;
+    if (!names)
+        return;
+    for (size_t i = 0; names[i]; i++)
+        free (names[i]);
+    free (names);
+    *names_p = NULL;
+}
+
+char *
+gather_like_literal (const char *name)
+{
+    char *out = malloc (2 * strlen (name) + 1);
+    assert (out);
+    char *p = out;
+    for (; *name; name++) {
+        if (*name == '\\' || *name == '%' || *name == '_')
+            *p++ = '\\';
+        *p++ = *name;
+    }
+    *p = 0;
+    return out;
+}
+
+void
+gather_test (bool verbose)
+{
+    (void) verbose;
+    char *like = gather_like_literal ("a_b%c\\d");
+    assert (strcmp (like, "a\\_b\\%c\\\\d") == 0);
+    free (like);
+
+    char error[512];
+    //  A closed port: a clear error naming the server, at once.
+    pgconn_t *conn =
+        gather_connect ("host=127.0.0.1 port=1 dbname=x", 1000, 2000, error, sizeof error);
+    assert (!conn && strstr (error, "port=1") && strstr (error, "not available"));
+
+    char *dsn = pgconn_testdb_new ("report");
+    if (!dsn) {
+        fprintf (stderr, "gather: no PostgreSQL, database part skipped\n");
+        return;
+    }
+    conn = gather_connect (dsn, 5000, 2000, error, sizeof error);
+    assert (conn);
+    //  A database without any OmniAudit table: every section says why.
+    gather_options_t options = {.pattern = "%", .top = 5};
+    model_t *model = gather_report (conn, &options, error, sizeof error);
+    if (!model)
+        fprintf (stderr, "gather: %s\n", error);
+    assert (model && model_sections (model) == 7);
+    for (size_t i = 0; i < model_sections (model); i++)
+        assert (model_section (model, i)->empty);
+    assert (strstr (model_section (model, 0)->empty, "relationald"));
+    assert (strstr (model_section (model, 6)->empty, "points"));
+    model_destroy (&model);
+
+    //  A section whose query fails (here: a points table of the wrong
+    //  shape) says why, and the report goes on in the same transaction.
+    assert (pgconn_exec (conn, "CREATE TABLE points (x int)") == PGCONN_OK);
+    options.since = "2024-01-01";
+    model = gather_report (conn, &options, error, sizeof error);
+    assert (model && strstr (model_section (model, 6)->empty, "could not be read"));
+    assert (strncmp (model_since (model), "2024-01-01 00:00:00", 19) == 0);
+    model_destroy (&model);
+    char **names = gather_projects (conn, error, sizeof error);
+    assert (!names && *error);
+    assert (pgconn_exec (conn, "DROP TABLE points") == PGCONN_OK);
+    names = gather_projects (conn, error, sizeof error);
+    assert (names && !names[0]);
+    gather_names_free (&names);
+    assert (!names);
+
+    //  A bad time is PostgreSQL's to refuse, and the report fails cleanly.
+    options.since = "not a time";
+    model = gather_report (conn, &options, error, sizeof error);
+    assert (!model && strstr (error, "not a time"));
+    pgconn_destroy (&conn);
+    pgconn_testdb_drop (dsn);
+    free (dsn);
+}

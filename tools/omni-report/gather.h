@@ -1,0 +1,51 @@
+/*  gather: reads one report's numbers from PostgreSQL into a model_t:
+    relationald's tables and metricsd's points, for the sources whose name
+    matches a LIKE pattern, within an optional time range.
+
+    It reads the tables, not the views: a view runs with its owner's rights,
+    so row-level security on the tables would not apply to the role the
+    report connects with. Reading the tables, every number is what that
+    role may see. All sections read one snapshot (a REPEATABLE READ, READ
+    ONLY transaction); a section whose query fails (no right to a table, a
+    statement timeout) says why and the others are still made.               */
+#ifndef OMNI_REPORT_GATHER_H
+#define OMNI_REPORT_GATHER_H
+
+#include "model.h"
+#include "pgconn.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    const char *pattern; //  LIKE pattern of source names ("%" = all)
+    const char *project; //  what the report is called; NULL = the pattern
+    const char *since;   //  timestamptz text, inclusive, or NULL
+    const char *until;   //  timestamptz text, exclusive, or NULL
+    int top;             //  rows of the top-N tables (contributors, files, tests)
+} gather_options_t;
+
+//  A connection for reports: times shown in UTC, every statement bounded
+//  by `statement_timeout_ms` (0 = none), connecting bounded by
+//  `connect_timeout_ms`. NULL with `error` saying which server and why.
+pgconn_t *gather_connect (const char *dsn, int64_t statement_timeout_ms, int64_t connect_timeout_ms,
+                          char *error, size_t error_size);
+
+//  The report, or NULL with `error` when the store could not be read at all
+//  (connection lost); sections that failed alone say so in the model.
+model_t *gather_report (pgconn_t *conn, const gather_options_t *options, char *error,
+                        size_t error_size);
+
+//  The source names the role can see (relationald's sources and metricsd's
+//  point sources), sorted, NULL-terminated (free with gather_names_free).
+//  NULL with `error` on failure.
+char **gather_projects (pgconn_t *conn, char *error, size_t error_size);
+void gather_names_free (char ***names_p);
+
+//  `name` as a LIKE pattern that matches it alone (\ % _ escaped). Caller frees.
+char *gather_like_literal (const char *name);
+
+void gather_test (bool verbose);
+
+#endif

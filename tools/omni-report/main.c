@@ -1,0 +1,293 @@
+/*  omni-report: audit reports and the live dashboard.
+
+    omni-report html|pdf|json [--source=PATTERN] [--since=TIME] [--until=TIME]
+                              [-o FILE | --out-dir=DIR] [--dsn=CONNINFO]
+    omni-report serve --http=HOST:PORT [--dsn=CONNINFO]
+
+    Reads relationald's tables and metricsd's points as the role of the DSN
+    and writes one report for the sources whose name matches the LIKE
+    pattern. Without -o, the file goes to --out-dir, else to reports/ beside
+    the archive (--archive-dir), named after the project and the day; its
+    path is printed. `-o -` writes to standard output (html and json).
+    Exit 0 when written, 1 when the store could not be read or the file
+    written, 2 on a usage error.                                              */
+#include "chart.h"
+#include "config.h"
+#include "gather.h"
+#include "htmlout.h"
+#include "jsonout.h"
+#include "log.h"
+#include "pdfout.h"
+#include "server.h"
+#include "util.h"
+
+#include <errno.h>
+#include <libgen.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static volatile sig_atomic_t s_interrupted = 0;
+
+static void
+s_on_signal (int signum)
+{
+    (void) signum;
+    s_interrupted = 1;
+}
+
+static void
+s_usage (FILE *out)
+{
+    fprintf (out, "usage: omni-report html|pdf|json [--source=PATTERN] [--since=TIME] "
+                  "[--until=TIME] [-o FILE | --out-dir=DIR] [--dsn=CONNINFO] [--top=N]\n"
+                  "       omni-report serve --http=HOST:PORT [--dsn=CONNINFO]\n"
+                  "       omni-report --help   (every option, its default and environment name)\n");
+}
+
+//  The file name's project part: the last path segment of a source (a
+//  repository path or URL), or "all" for a pattern of everything; only
+//  characters safe in any file system.
+static void
+s_slug (const char *project, char *out, size_t size)
+{
+    const char *base = project;
+    size_t len = strlen (project);
+    while (len > 1 && project[len - 1] == '/')
+        len--;
+    //  A repository's git directory is named after its work tree.
+    if (len > 4 && strncmp (project + len - 4, ".git", 4) == 0)
+        len -= 4;
+    while (len > 1 && project[len - 1] == '/')
+        len--;
+    for (size_t i = 0; i < len; i++)
+        if (project[i] == '/' && i + 1 < len)
+            base = project + i + 1;
+    size_t n = 0;
+    for (const char *p = base; p < project + len && n + 1 < size && n < 60; p++) {
+        char c = *p;
+        bool safe = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '.' || c == '-' || c == '_';
+        if (safe || (n && out[n - 1] != '-'))
+            out[n++] = safe ? c : '-';
+    }
+    while (n && (out[n - 1] == '-' || out[n - 1] == '.'))
+        n--;
+    out[n] = 0;
+    if (!n || strcmp (project, "%") == 0)
+        snprintf (out, size, "all");
+}
+
+//  Writes `data` to `path` through a temporary file and a rename, so that a
+//  reader never sees half a report.
+static int
+s_write_file (const char *path, const char *data, size_t size)
+{
+    char tmp[4200];
+    snprintf (tmp, sizeof tmp, "%s.tmp.%d", path, (int) getpid ());
+    FILE *file = fopen (tmp, "wb");
+    if (!file)
+        return -1;
+    bool ok = fwrite (data, 1, size, file) == size;
+    ok = (fclose (file) == 0) && ok;
+    if (!ok || rename (tmp, path) != 0) {
+        int saved = errno;
+        unlink (tmp);
+        errno = saved;
+        return -1;
+    }
+    return 0;
+}
+
+static int
+s_serve (const char *http, const server_options_t *options)
+{
+    char error[512];
+    server_t *server = server_new (http, options, error, sizeof error);
+    if (!server) {
+        fprintf (stderr, "error: omni-report serve: %s\n", error);
+        return 1;
+    }
+    struct sigaction action;
+    memset (&action, 0, sizeof action);
+    action.sa_handler = s_on_signal;
+    sigemptyset (&action.sa_mask);
+    sigaction (SIGINT, &action, NULL);
+    sigaction (SIGTERM, &action, NULL);
+    //  The port on stdout, for whoever started us with port 0.
+    printf ("listening on http://%.*s:%d/\n", (int) (strrchr (http, ':') - http), http,
+            server_port (server));
+    fflush (stdout);
+    log_info ("report.serve", "http=%s port=%d", http, server_port (server));
+    while (!s_interrupted)
+        pause ();
+    server_destroy (&server);
+    return 0;
+}
+
+int
+main (int argc, char **argv)
+{
+    char *source, *since, *until, *output, *out_dir, *archive_dir, *dsn, *http, *project;
+    int64_t top, statement_timeout_ms, connect_timeout_ms;
+    const config_option_t options[] = {
+        {"source", CONFIG_STRING, "%",
+         "sources to report on: a LIKE pattern of their names (% = any text, _ = one "
+         "character), or one name",
+         &source},
+        {"project", CONFIG_STRING, NULL, "what the report calls the project (default: --source)",
+         &project},
+        {"since", CONFIG_STRING, NULL, "start of the period (a PostgreSQL time, inclusive)",
+         &since},
+        {"until", CONFIG_STRING, NULL, "end of the period (exclusive)", &until},
+        {"output", CONFIG_STRING, NULL, "file to write (-o); - = standard output", &output},
+        {"out_dir", CONFIG_STRING, NULL,
+         "directory of reports named after project and day (default: reports/ beside the "
+         "archive)",
+         &out_dir},
+        {"archive_dir", CONFIG_STRING, "var/archive", "archiverd's archive_dir", &archive_dir},
+        {"dsn", CONFIG_STRING, "",
+         "PostgreSQL conninfo or URI; empty = the PG* environment. The report shows what this "
+         "role may see",
+         &dsn},
+        {"top", CONFIG_INT, "10", "rows of the top-N tables (contributors, files, tests)", &top},
+        {"statement_timeout", CONFIG_DURATION, "60s", "longest time of one query; 0 = none",
+         &statement_timeout_ms},
+        {"connect_timeout", CONFIG_DURATION, "5s", "longest wait for PostgreSQL to answer",
+         &connect_timeout_ms},
+        {"http", CONFIG_STRING, "127.0.0.1:8180", "serve: HOST:PORT of the dashboard", &http},
+        {NULL}};
+    //  -o FILE is the one short flag, as in every tool that writes a file.
+    char **args = calloc ((size_t) argc + 1, sizeof (char *));
+    for (int i = 0; i < argc; i++)
+        args[i] = strcmp (argv[i], "-o") == 0 ? "--output" : argv[i];
+    config_t *config = config_new ("omni-report", options);
+    int rc = config_load (config, argc, args);
+    free (args);
+    if (rc) {
+        if (rc == 1)
+            s_usage (stdout);
+        config_destroy (&config);
+        return rc < 0 ? 2 : 0;
+    }
+    log_init ("omni-report", "warn", "kv");
+    const char *command = config_argc (config) == 1 ? config_arg (config, 0) : NULL;
+    bool html = command && strcmp (command, "html") == 0;
+    bool pdf = command && strcmp (command, "pdf") == 0;
+    bool json = command && strcmp (command, "json") == 0;
+    bool serve = command && strcmp (command, "serve") == 0;
+    if (!html && !pdf && !json && !serve) {
+        if (command)
+            fprintf (stderr, "error: omni-report: unknown command \"%s\"\n", command);
+        s_usage (stderr);
+        config_destroy (&config);
+        return 2;
+    }
+    if (top < 1 || top > 100000 || statement_timeout_ms < 0 || connect_timeout_ms < 0) {
+        fprintf (stderr, "error: omni-report: top must be 1..100000, timeouts >= 0\n");
+        config_destroy (&config);
+        return 2;
+    }
+    if (serve) {
+        server_options_t server_options = {.dsn = dsn,
+                                           .statement_timeout_ms = statement_timeout_ms,
+                                           .connect_timeout_ms = connect_timeout_ms,
+                                           .top = (int) top};
+        rc = s_serve (http, &server_options);
+        config_destroy (&config);
+        return rc;
+    }
+    if (pdf && output && strcmp (output, "-") == 0) {
+        fprintf (stderr, "error: omni-report: a PDF needs a file (-o FILE)\n");
+        config_destroy (&config);
+        return 2;
+    }
+
+    char error[8192];
+    pgconn_t *conn =
+        gather_connect (dsn, statement_timeout_ms, connect_timeout_ms, error, sizeof error);
+    model_t *model = NULL;
+    if (conn) {
+        gather_options_t gather_options = {.pattern = source,
+                                           .project = project,
+                                           .since = since,
+                                           .until = until,
+                                           .top = (int) top};
+        model = gather_report (conn, &gather_options, error, sizeof error);
+        pgconn_destroy (&conn);
+    }
+    if (!model) {
+        fprintf (stderr, "error: omni-report: %s\n", error);
+        config_destroy (&config);
+        return 1;
+    }
+
+    //  Where it goes: -o, else DIR/PROJECT-DAY.EXT.
+    char path[4096];
+    if (output)
+        snprintf (path, sizeof path, "%s", output);
+    else {
+        char dir[2048];
+        if (out_dir)
+            snprintf (dir, sizeof dir, "%s", out_dir);
+        else {
+            char *copy = strdup (archive_dir);
+            snprintf (dir, sizeof dir, "%s/reports", dirname (copy));
+            free (copy);
+        }
+        if (util_mkdirs (dir) != 0) {
+            fprintf (stderr, "error: omni-report: cannot make %s: %s\n", dir, strerror (errno));
+            model_destroy (&model);
+            config_destroy (&config);
+            return 1;
+        }
+        char slug[80], day[16];
+        s_slug (model_project (model), slug, sizeof slug);
+        time_t now = time (NULL);
+        struct tm tm;
+        gmtime_r (&now, &tm);
+        strftime (day, sizeof day, "%Y-%m-%d", &tm);
+        snprintf (path, sizeof path, "%s/%s-%s.%s", dir, slug, day,
+                  html  ? "html"
+                  : pdf ? "pdf"
+                        : "json");
+    }
+    rc = 0;
+    if (pdf) {
+        char tmp[4200];
+        snprintf (tmp, sizeof tmp, "%s.tmp.%d", path, (int) getpid ());
+        if (pdfout_render (model, tmp, error, sizeof error) < 0 || rename (tmp, path) != 0) {
+            if (!*error)
+                snprintf (error, sizeof error, "cannot write %s: %s", path, strerror (errno));
+            unlink (tmp);
+            rc = 1;
+        }
+    } else {
+        mpjson_buf_t buf = {0};
+        if (html)
+            htmlout_render (model, &buf, NULL, NULL);
+        else
+            jsonout_render (model, &buf);
+        if (strcmp (path, "-") == 0) {
+            if (fwrite (buf.data, 1, buf.size, stdout) != buf.size || fflush (stdout) != 0) {
+                snprintf (error, sizeof error, "cannot write to standard output");
+                rc = 1;
+            }
+        } else if (s_write_file (path, buf.data, buf.size) != 0) {
+            snprintf (error, sizeof error, "cannot write %s: %s", path, strerror (errno));
+            rc = 1;
+        }
+        mpjson_buf_free (&buf);
+    }
+    if (rc)
+        fprintf (stderr, "error: omni-report: %s\n", error);
+    else if (strcmp (path, "-") != 0)
+        printf ("%s\n", path);
+    model_destroy (&model);
+    config_destroy (&config);
+    chart_shutdown ();
+    return rc;
+}

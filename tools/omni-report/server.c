@@ -1,0 +1,344 @@
+/*  server: the live dashboard (see server.h). It shares the report code
+    with the command line: gather_report, then htmlout or jsonout, into a
+    buffer libmicrohttpd sends and frees.                                    */
+#include "server.h"
+#include "gather.h"
+#include "htmlout.h"
+#include "jsonout.h"
+#include "log.h"
+
+#include <arpa/inet.h>
+#include <assert.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#if MHD_VERSION >= 0x00097002
+typedef enum MHD_Result s_result_t;
+#else
+typedef int s_result_t;
+#endif
+
+struct _server_t {
+    struct MHD_Daemon *daemon;
+    server_options_t options;
+    char *dsn;
+    int port;
+};
+
+static s_result_t
+s_send (struct MHD_Connection *connection, unsigned status, const char *type, mpjson_buf_t *buf)
+{
+    struct MHD_Response *response = MHD_create_response_from_buffer (
+        buf->size, buf->data ? buf->data : (char *) "",
+        buf->data ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+    if (!response) {
+        mpjson_buf_free (buf);
+        return MHD_NO;
+    }
+    memset (buf, 0, sizeof *buf); //  MHD frees it
+    MHD_add_response_header (response, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    MHD_add_response_header (response, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    MHD_add_response_header (response, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header (response, "Content-Security-Policy",
+                             "default-src 'none'; style-src 'unsafe-inline'");
+    s_result_t rc = MHD_queue_response (connection, status, response);
+    MHD_destroy_response (response);
+    return rc;
+}
+
+#define S_HTML "text/html; charset=utf-8"
+#define S_JSON "application/json"
+
+//  A page that says which store failed and why (503), in the form asked.
+static s_result_t
+s_unavailable (struct MHD_Connection *connection, bool json, const char *why)
+{
+    mpjson_buf_t buf = {0};
+    if (json) {
+        mpjson_append (&buf, "{\"error\":", 9);
+        mpjson_string (&buf, why, strlen (why));
+        mpjson_append (&buf, "}\n", 2);
+    } else {
+        htmlout_begin (&buf, "OmniAudit: store unavailable");
+        mpjson_append (&buf, "<h1>Store unavailable</h1><p class=\"empty\">", 43);
+        htmlout_escape (&buf, why);
+        mpjson_append (&buf, "</p><p><a href=\"/\">All projects</a></p>", 39);
+        htmlout_end (&buf);
+    }
+    return s_send (connection, MHD_HTTP_SERVICE_UNAVAILABLE, json ? S_JSON : S_HTML, &buf);
+}
+
+static s_result_t
+s_not_found (struct MHD_Connection *connection)
+{
+    mpjson_buf_t buf = {0};
+    htmlout_begin (&buf, "OmniAudit: not found");
+    mpjson_append (&buf, "<h1>Not found</h1><p><a href=\"/\">All projects</a></p>", 53);
+    htmlout_end (&buf);
+    return s_send (connection, MHD_HTTP_NOT_FOUND, S_HTML, &buf);
+}
+
+//  Percent-encoding of a source name for a path segment.
+static void
+s_url_encode (mpjson_buf_t *buf, const char *text)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    for (const unsigned char *p = (const unsigned char *) text; *p; p++) {
+        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+            strchr ("-._~", *p))
+            mpjson_append (buf, (const char *) p, 1);
+        else {
+            char escape[3] = {'%', hex[*p >> 4], hex[*p & 15]};
+            mpjson_append (buf, escape, 3);
+        }
+    }
+}
+
+static s_result_t
+s_index (server_t *self, struct MHD_Connection *connection, bool json)
+{
+    char error[600];
+    pgconn_t *conn = gather_connect (self->dsn, self->options.statement_timeout_ms,
+                                     self->options.connect_timeout_ms, error, sizeof error);
+    char **names = conn ? gather_projects (conn, error, sizeof error) : NULL;
+    pgconn_destroy (&conn);
+    if (!names)
+        return s_unavailable (connection, json, error);
+    mpjson_buf_t buf = {0};
+    if (json) {
+        mpjson_append (&buf, "{\"projects\":[", 13);
+        for (size_t i = 0; names[i]; i++) {
+            if (i)
+                mpjson_append (&buf, ",", 1);
+            mpjson_string (&buf, names[i], strlen (names[i]));
+        }
+        mpjson_append (&buf, "]}\n", 3);
+    } else {
+        htmlout_begin (&buf, "OmniAudit: projects");
+        const char *head = "<header><h1>OmniAudit projects</h1><nav><a href=\"/json/\">JSON</a>"
+                           "</nav></header><section><ul>";
+        mpjson_append (&buf, head, strlen (head));
+        for (size_t i = 0; names[i]; i++) {
+            mpjson_append (&buf, "<li><a href=\"/p/", 16);
+            mpjson_buf_t link = {0};
+            s_url_encode (&link, names[i]);
+            htmlout_escape (&buf, link.data ? link.data : "");
+            mpjson_buf_free (&link);
+            mpjson_append (&buf, "\"><bdi>", 7);
+            htmlout_escape (&buf, names[i]);
+            mpjson_append (&buf, "</bdi></a></li>\n", 16);
+        }
+        if (!names[0])
+            mpjson_append (&buf, "<li class=\"empty\">no project yet</li>", 37);
+        mpjson_append (&buf, "</ul></section>", 15);
+        htmlout_end (&buf);
+    }
+    gather_names_free (&names);
+    return s_send (connection, MHD_HTTP_OK, json ? S_JSON : S_HTML, &buf);
+}
+
+static s_result_t
+s_report (server_t *self, struct MHD_Connection *connection, const char *name, bool json)
+{
+    char error[600];
+    pgconn_t *conn = gather_connect (self->dsn, self->options.statement_timeout_ms,
+                                     self->options.connect_timeout_ms, error, sizeof error);
+    if (!conn)
+        return s_unavailable (connection, json, error);
+    char *pattern = gather_like_literal (name);
+    const char *since = MHD_lookup_connection_value (connection, MHD_GET_ARGUMENT_KIND, "since");
+    const char *until = MHD_lookup_connection_value (connection, MHD_GET_ARGUMENT_KIND, "until");
+    gather_options_t options = {.pattern = pattern,
+                                .project = name,
+                                .since = since && *since ? since : NULL,
+                                .until = until && *until ? until : NULL,
+                                .top = self->options.top};
+    model_t *model = gather_report (conn, &options, error, sizeof error);
+    pgconn_destroy (&conn);
+    free (pattern);
+    if (!model)
+        return s_unavailable (connection, json, error);
+    mpjson_buf_t buf = {0};
+    if (json)
+        jsonout_render (model, &buf);
+    else {
+        mpjson_buf_t href = {0};
+        mpjson_append (&href, "/json/", 6);
+        s_url_encode (&href, name);
+        htmlout_render (model, &buf, "/", href.data);
+        mpjson_buf_free (&href);
+    }
+    model_destroy (&model);
+    return s_send (connection, MHD_HTTP_OK, json ? S_JSON : S_HTML, &buf);
+}
+
+static s_result_t
+s_handle (void *cls, struct MHD_Connection *connection, const char *url, const char *method,
+          const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls)
+{
+    (void) version;
+    (void) upload_data;
+    (void) upload_data_size;
+    (void) con_cls;
+    server_t *self = cls;
+    if (strcmp (method, MHD_HTTP_METHOD_GET) != 0 && strcmp (method, MHD_HTTP_METHOD_HEAD) != 0) {
+        mpjson_buf_t buf = {0};
+        mpjson_append (&buf, "method not allowed\n", 19);
+        return s_send (connection, MHD_HTTP_METHOD_NOT_ALLOWED, "text/plain", &buf);
+    }
+    //  MHD has already percent-decoded the path.
+    if (strcmp (url, "/") == 0)
+        return s_index (self, connection, false);
+    if (strcmp (url, "/json/") == 0 || strcmp (url, "/json") == 0)
+        return s_index (self, connection, true);
+    if (strcmp (url, "/health") == 0) {
+        mpjson_buf_t buf = {0};
+        mpjson_append (&buf, "ok\n", 3);
+        return s_send (connection, MHD_HTTP_OK, "text/plain", &buf);
+    }
+    if (strncmp (url, "/p/", 3) == 0 && url[3])
+        return s_report (self, connection, url + 3, false);
+    if (strncmp (url, "/json/", 6) == 0 && url[6])
+        return s_report (self, connection, url + 6, true);
+    return s_not_found (connection);
+}
+
+server_t *
+server_new (const char *address, const server_options_t *options, char *error, size_t error_size)
+{
+    const char *colon = address ? strrchr (address, ':') : NULL;
+    if (!colon || colon == address || !colon[1]) {
+        snprintf (error, error_size, "--http \"%s\" is not HOST:PORT", address ? address : "");
+        return NULL;
+    }
+    char host[256];
+    snprintf (host, sizeof host, "%.*s", (int) (colon - address), address);
+    if (host[0] == '[') { //  [::1]:8080
+        memmove (host, host + 1, strlen (host));
+        char *close = strchr (host, ']');
+        if (close)
+            *close = 0;
+    }
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *found = NULL;
+    int gai = getaddrinfo (host, colon + 1, &hints, &found);
+    if (gai || !found) {
+        snprintf (error, error_size, "cannot listen on %s: %s", address,
+                  gai ? gai_strerror (gai) : "no address");
+        return NULL;
+    }
+    //  Bound here, not by MHD, so that the error names the address and why.
+    int fd = socket (found->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1;
+    if (fd >= 0)
+        setsockopt (fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (fd < 0 || bind (fd, found->ai_addr, found->ai_addrlen) || listen (fd, 64)) {
+        snprintf (error, error_size, "cannot listen on %s: %s", address, strerror (errno));
+        if (fd >= 0)
+            close (fd);
+        freeaddrinfo (found);
+        return NULL;
+    }
+    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+                     (found->ai_family == AF_INET6 ? MHD_USE_IPv6 : 0);
+    freeaddrinfo (found);
+    server_t *self = calloc (1, sizeof *self);
+    assert (self);
+    self->options = *options;
+    self->dsn = strdup (options->dsn ? options->dsn : "");
+    self->daemon = MHD_start_daemon (flags, 0, NULL, NULL, s_handle, self, MHD_OPTION_LISTEN_SOCKET,
+                                     fd, MHD_OPTION_CONNECTION_LIMIT, (unsigned) 64,
+                                     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned) 60, MHD_OPTION_END);
+    if (!self->daemon) {
+        snprintf (error, error_size, "the HTTP server on %s did not start", address);
+        close (fd);
+        free (self->dsn);
+        free (self);
+        return NULL;
+    }
+    struct sockaddr_storage bound;
+    socklen_t len = sizeof bound;
+    getsockname (fd, (struct sockaddr *) &bound, &len);
+    self->port = ntohs (bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *) &bound)->sin6_port
+                                                    : ((struct sockaddr_in *) &bound)->sin_port);
+    return self;
+}
+
+void
+server_destroy (server_t **self_p)
+{
+    server_t *self = *self_p;
+    if (!self)
+        return;
+    MHD_stop_daemon (self->daemon);
+    free (self->dsn);
+    free (self);
+    *self_p = NULL;
+}
+
+int
+server_port (server_t *self)
+{
+    return self->port;
+}
+
+//  GET `path` over plain HTTP/1.0; the status, the body in `body`.
+static int
+s_get (int port, const char *path, char *body, size_t size)
+{
+    int fd = socket (AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons ((uint16_t) port)};
+    addr.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+    assert (connect (fd, (struct sockaddr *) &addr, sizeof addr) == 0);
+    char request[512];
+    snprintf (request, sizeof request, "GET %s HTTP/1.0\r\n\r\n", path);
+    assert (write (fd, request, strlen (request)) == (ssize_t) strlen (request));
+    size_t got = 0;
+    ssize_t n;
+    while (got + 1 < size && (n = read (fd, body + got, size - 1 - got)) > 0)
+        got += (size_t) n;
+    body[got] = 0;
+    close (fd);
+    int status = 0;
+    sscanf (body, "HTTP/1.%*d %d", &status);
+    return status;
+}
+
+void
+server_test (bool verbose)
+{
+    (void) verbose;
+    char error[256];
+    server_options_t options = {.dsn = "host=127.0.0.1 port=1 dbname=none",
+                                .statement_timeout_ms = 1000,
+                                .connect_timeout_ms = 2000,
+                                .top = 5};
+    assert (!server_new ("nonsense", &options, error, sizeof error));
+    server_t *server = server_new ("127.0.0.1:0", &options, error, sizeof error);
+    assert (server && server_port (server) > 0);
+    static char body[65536];
+    //  The store is down: every page says which and why, with a 503.
+    assert (s_get (server_port (server), "/", body, sizeof body) == 503);
+    assert (strstr (body, "port=1") && strstr (body, "Store unavailable"));
+    assert (s_get (server_port (server), "/json/x%3Cy", body, sizeof body) == 503);
+    assert (strstr (body, "{\"error\":\"PostgreSQL"));
+    assert (s_get (server_port (server), "/health", body, sizeof body) == 200);
+    assert (s_get (server_port (server), "/nothing", body, sizeof body) == 404);
+    char taken[32];
+    snprintf (taken, sizeof taken, "127.0.0.1:%d", server_port (server));
+    assert (!server_new (taken, &options, error, sizeof error) && strstr (error, taken));
+    server_destroy (&server);
+    assert (!server);
+    mpjson_buf_t buf = {0};
+    s_url_encode (&buf, "file:///a b/é");
+    assert (strcmp (buf.data, "file%3A%2F%2F%2Fa%20b%2F%C3%A9") == 0);
+    mpjson_buf_free (&buf);
+}
