@@ -8,6 +8,7 @@
     validated into one LMDB transaction, one fsync, then all their ACKs go
     out. Under load that turns one fsync per batch into one per round.     */
 #include "server.h"
+#include "dirlock.h"
 #include "journal.h"
 #include "log.h"
 #include "util.h"
@@ -72,6 +73,7 @@ typedef struct {
 
 struct _server_t {
     server_config_t config;
+    dirlock_t *lock; //  one ingestd per journal directory
     journal_t *journal;
     zsock_t *intake, *delivery, *tap;
     s_session_t *sessions;
@@ -201,6 +203,12 @@ server_new (const server_config_t *config, metrics_t *metrics, char *error, size
         self->configured_roles |= role;
         self->nsessions++;
     }
+    //  A second ingestd on a journal in use would register writers in it
+    //  and deliver its records twice over.
+    if (!(self->lock = dirlock_new (config->journal_dir, "ingestd.lock", error, error_size))) {
+        server_destroy (&self);
+        return NULL;
+    }
     self->journal = journal_new (config->journal_dir, config->journal_max, config->dead_max,
                                  config->writers, error, error_size);
     if (!self->journal) {
@@ -240,6 +248,7 @@ server_destroy (server_t **self_p)
     }
     free (self->sessions);
     journal_destroy (&self->journal);
+    dirlock_destroy (&self->lock);
     zmq_msg_close (&self->frame);
     for (int i = 0; i < 3; i++)
         zmq_msg_close (&self->head[i]);
