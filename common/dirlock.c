@@ -60,8 +60,7 @@ dirlock_new (const char *dir, const char *name, char *error, size_t error_size)
     self->path = s_join (dir, name);
     self->fd = open (self->path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (self->fd < 0) {
-        snprintf (error, error_size, "cannot open lock file %s: %s", self->path,
-                  strerror (errno));
+        snprintf (error, error_size, "cannot open lock file %s: %s", self->path, strerror (errno));
         dirlock_destroy (&self);
         return NULL;
     }
@@ -86,8 +85,7 @@ dirlock_new (const char *dir, const char *name, char *error, size_t error_size)
     char text[32];
     int len = snprintf (text, sizeof text, "%d\n", (int) getpid ());
     if (ftruncate (self->fd, 0) || pwrite (self->fd, text, (size_t) len, 0) != len) {
-        snprintf (error, error_size, "cannot write lock file %s: %s", self->path,
-                  strerror (errno));
+        snprintf (error, error_size, "cannot write lock file %s: %s", self->path, strerror (errno));
         dirlock_destroy (&self);
         return NULL;
     }

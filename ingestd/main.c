@@ -16,7 +16,7 @@ main (int argc, char **argv)
     char *curve_key, *curve_clients;
     char **writers;
     uint64_t journal_max, max_record, dead_max;
-    int64_t max_depth;
+    int64_t max_depth, session_timeout;
     const config_option_t options[] = {
         {"intake", CONFIG_STRING, "tcp://127.0.0.1:5550", "intake ROUTER bind endpoint", &intake},
         {"delivery", CONFIG_STRING, "tcp://127.0.0.1:5551", "delivery ROUTER bind endpoint",
@@ -31,6 +31,10 @@ main (int argc, char **argv)
         {"max_depth", CONFIG_INT, "16", "deeper nesting is rejected", &max_depth},
         {"dead_letter_max", CONFIG_SIZE, "100000", "rejected inputs kept for inspection",
          &dead_max},
+        {"writer_session_timeout", CONFIG_DURATION, "5s",
+         "a writer name is held by the instance heard from within this long; another instance's "
+         "HELLO is refused while it is, and takes over after",
+         &session_timeout},
         {"http", CONFIG_STRING, "127.0.0.1:9100", "/metrics and /health address, empty = off",
          &http},
         {"curve_key", CONFIG_STRING, "",
@@ -52,6 +56,12 @@ main (int argc, char **argv)
     }
     if (log_init ("ingestd", log_level, log_format)) {
         fprintf (stderr, "error: ingestd.log_level / log_format: bad value\n");
+        config_destroy (&config);
+        return 2;
+    }
+    if (session_timeout < 2000) {
+        //  Writers ACK every second: less would hand a live writer's name away.
+        fprintf (stderr, "error: ingestd.writer_session_timeout: must be at least 2s\n");
         config_destroy (&config);
         return 2;
     }
@@ -85,7 +95,8 @@ main (int argc, char **argv)
                                      dead_max,
                                      (const char *const *) writers,
                                      {max_record, (size_t) max_depth},
-                                     curve};
+                                     curve,
+                                     session_timeout};
     server_t *server = server_new (&server_config, metrics, error, sizeof error);
     if (!server) {
         log_error ("ingestd.start_failed", "error=\"%s\"", error);

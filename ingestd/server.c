@@ -21,18 +21,20 @@
 #include <stdatomic.h>
 #include <string.h>
 
-#define INTAKE_SIG      "OI/1"
-#define DELIVERY_SIG    "OD/1"
-#define REJECT_TOPIC    "!reject"
-#define ROUND_MESSAGES  256            //  intake messages per journal round
-#define ROUND_BYTES     (64 << 20)     //  or bytes per round
-#define DELIVER_RECORDS 1000           //  records per DELIVER message
-#define DELIVER_BYTES   (4 << 20)      //  or bytes per DELIVER message
-#define SCAN_LIMIT      20000          //  journal entries scanned per DELIVER
-#define MAX_FRAME       (256ULL << 20) //  larger intake frames drop the connection
-#define HOUSEKEEP_MS    250
-#define HEARTBEAT_MS    1000
-#define SYNC_MS         50
+#define INTAKE_SIG         "OI/1"
+#define DELIVERY_SIG       "OD/1"
+#define REJECT_TOPIC       "!reject"
+#define ROUND_MESSAGES     256            //  intake messages per journal round
+#define ROUND_BYTES        (64 << 20)     //  or bytes per round
+#define DELIVER_RECORDS    1000           //  records per DELIVER message
+#define DELIVER_BYTES      (4 << 20)      //  or bytes per DELIVER message
+#define SCAN_LIMIT         20000          //  journal entries scanned per DELIVER
+#define MAX_FRAME          (256ULL << 20) //  larger intake frames drop the connection
+#define HOUSEKEEP_MS       250
+#define HEARTBEAT_MS       1000
+#define SYNC_MS            50
+#define SESSION_TIMEOUT_MS 5000 //  default: writers ACK at least every second
+#define INSTANCE_MAX       128  //  bytes of a writer instance id kept
 
 typedef struct {
     uint64_t upto;
@@ -50,8 +52,17 @@ typedef struct {
     uint32_t inflight_records;
     s_inflight_t *inflight;
     size_t ninflight, inflight_cap;
-    int64_t last_heard_ms;
-    int64_t last_sent_ms; //  anything sent on this connection
+    _Atomic int64_t last_heard_ms; //  read by /health
+    int64_t last_sent_ms;          //  anything sent on this connection
+    char instance[INSTANCE_MAX];   //  of the holder; under state_lock for /health
+    //  A HELLO of another instance while the holder lives: it waits until
+    //  the holder is heard from again (refused) or the holder's session
+    //  times out (takes over). No answer proves a holder dead sooner.
+    zframe_t *pending_peer;
+    char pending_instance[INSTANCE_MAX];
+    uint32_t pending_window;
+    int64_t pending_since_ms;
+    metric_t *m_refused;
     metric_t *m_delivered, *m_acked, *m_lag_records, *m_lag_seconds, *m_connected, *m_latency;
 } s_session_t;
 
@@ -149,6 +160,9 @@ s_register_metrics (server_t *self)
                            "Age of the oldest record a writer has not acknowledged", labels);
         s->m_connected =
             metrics_gauge (m, "writer_connected", "1 while a writer is connected", labels);
+        s->m_refused = metrics_counter (
+            m, "writer_refused_total",
+            "HELLOs refused because another live instance holds the writer name", labels);
         s->m_latency = metrics_histogram (m, "end_to_end_seconds",
                                           "Received by ingestd to acknowledged by a writer", labels,
                                           metrics_latency_bounds, metrics_latency_nbounds);
@@ -182,6 +196,8 @@ server_new (const server_config_t *config, metrics_t *metrics, char *error, size
     server_t *self = calloc (1, sizeof *self);
     assert (self);
     self->config = *config;
+    if (self->config.session_timeout_ms <= 0)
+        self->config.session_timeout_ms = SESSION_TIMEOUT_MS;
     self->metrics = metrics;
     pthread_mutex_init (&self->state_lock, NULL);
     zmq_msg_init (&self->frame);
@@ -243,6 +259,7 @@ server_destroy (server_t **self_p)
     zsock_destroy (&self->tap);
     for (size_t i = 0; self->sessions && i < self->nsessions; i++) {
         zframe_destroy (&self->sessions[i].peer);
+        zframe_destroy (&self->sessions[i].pending_peer);
         free (self->sessions[i].inflight);
         free (self->sessions[i].name);
     }
@@ -663,32 +680,64 @@ s_session_by_peer (server_t *self, zframe_t *peer)
     return NULL;
 }
 
+//  The instance id of a HELLO (its optional fourth frame), cut to printable
+//  characters without blanks or quotes so that logs and /health show it as is.
 static void
-s_handle_hello (server_t *self, zframe_t *peer, zmsg_t *msg)
+s_instance (zframe_t *frame, char *out, size_t size)
 {
-    zframe_t *name_frame = zmsg_next (msg), *window_frame = zmsg_next (msg);
-    if (!name_frame || !window_frame || zframe_size (window_frame) != 4) {
-        s_delivery_reply (self, peer, "RESET", "malformed HELLO");
-        return;
-    }
-    char *name = zframe_strdup (name_frame);
-    s_session_t *s = NULL;
-    for (size_t i = 0; i < self->nsessions; i++)
-        if (strcmp (self->sessions[i].name, name) == 0)
-            s = &self->sessions[i];
-    if (!s) {
-        char text[256];
-        snprintf (text, sizeof text, "writer \"%.64s\" is not configured in ingestd.writers", name);
-        log_warn ("delivery.unknown_writer", "writer=%s", name);
-        s_delivery_reply (self, peer, "RESET", text);
-        free (name);
-        return;
-    }
+    size_t n = 0;
+    const uint8_t *data = frame ? zframe_data (frame) : NULL;
+    for (size_t i = 0; frame && i < zframe_size (frame) && n + 1 < size; i++)
+        out[n++] = data[i] > 0x20 && data[i] < 0x7f && data[i] != '"' && data[i] != '\\'
+                       ? (char) data[i]
+                       : '_';
+    out[n] = 0;
+}
+
+static const char *
+s_shown (const char *instance)
+{
+    return *instance ? instance : "(unnamed: a writer without instance id)";
+}
+
+//  Refuses the waiting HELLO: the holder was heard from after it came.
+static void
+s_refuse_pending (server_t *self, s_session_t *s)
+{
+    int64_t heard_ms = util_mono_ms () - s->last_heard_ms;
+    char text[512];
+    snprintf (text, sizeof text,
+              "writer name \"%s\" is held by live instance %s (heard from %.1fs ago, after this "
+              "HELLO); one writer per name: stop one of them",
+              s->name, s_shown (s->instance), (double) heard_ms / 1000.0);
+    s_delivery_reply (self, s->pending_peer, "ERROR", text);
+    metric_add (s->m_refused, 1);
+    log_error ("delivery.writer_refused",
+               "writer=%s instance=%s holder=%s holder_heard_ms=%" PRId64 " waited_ms=%" PRId64,
+               s->name, s_shown (s->pending_instance), s_shown (s->instance), heard_ms,
+               util_mono_ms () - s->pending_since_ms);
+    zframe_destroy (&s->pending_peer);
+}
+
+//  `peer` holds the writer name from now on.
+static void
+s_welcome (server_t *self, s_session_t *s, zframe_t *peer, const char *instance, uint32_t window)
+{
+    bool same_peer = s->peer && zframe_eq (s->peer, peer);
+    if (s->peer && !same_peer)
+        log_warn ("delivery.writer_replaced",
+                  "writer=%s instance=%s previous=%s previous_silent_ms=%" PRId64, s->name,
+                  s_shown (instance), s_shown (s->instance), util_mono_ms () - s->last_heard_ms);
+    if (s->pending_peer && zframe_eq (s->pending_peer, peer))
+        zframe_destroy (&s->pending_peer);
     //  A new connection for this name: whatever the old one had in flight
     //  is delivered again from the durable cursor.
     zframe_destroy (&s->peer);
     s->peer = zframe_dup (peer);
-    s->window = (uint32_t) util_get_be (zframe_data (window_frame), 4);
+    pthread_mutex_lock (&self->state_lock);
+    snprintf (s->instance, sizeof s->instance, "%s", instance);
+    pthread_mutex_unlock (&self->state_lock);
+    s->window = window;
     s->sent_upto = journal_cursor (self->journal, s->index) - 1;
     s->ninflight = 0;
     s->inflight_records = 0;
@@ -704,9 +753,79 @@ s_handle_hello (server_t *self, zframe_t *peer, zmsg_t *msg)
     zmsg_addmem (out, cursor, 8);
     zmsg_send (&out, self->delivery);
     metric_set (s->m_connected, 1);
-    log_info ("delivery.hello", "writer=%s cursor=%" PRIu64 " window=%u", name, s->sent_upto + 1,
-              s->window);
+    log_info ("delivery.hello", "writer=%s instance=%s cursor=%" PRIu64 " window=%u", s->name,
+              s_shown (instance), s->sent_upto + 1, s->window);
+    //  The holder just spoke: a HELLO waiting for the name is refused.
+    if (s->pending_peer)
+        s_refuse_pending (self, s);
+}
+
+//  The holder of a name with a HELLO waiting was silent for the session
+//  timeout: the waiting writer takes over.
+static void
+s_expire_holder (server_t *self, s_session_t *s)
+{
+    if (!s->pending_peer || util_mono_ms () - s->last_heard_ms < self->config.session_timeout_ms)
+        return;
+    zframe_t *peer = s->pending_peer;
+    s->pending_peer = NULL;
+    char instance[INSTANCE_MAX];
+    snprintf (instance, sizeof instance, "%s", s->pending_instance);
+    s_welcome (self, s, peer, instance, s->pending_window);
+    zframe_destroy (&peer);
+}
+
+static void
+s_handle_hello (server_t *self, zframe_t *peer, zmsg_t *msg)
+{
+    zframe_t *name_frame = zmsg_next (msg), *window_frame = zmsg_next (msg);
+    if (!name_frame || !window_frame || zframe_size (window_frame) != 4) {
+        s_delivery_reply (self, peer, "RESET", "malformed HELLO");
+        return;
+    }
+    //  Optional: a writer of before instance ids sends three frames.
+    char instance[INSTANCE_MAX];
+    s_instance (zmsg_next (msg), instance, sizeof instance);
+    uint32_t window = (uint32_t) util_get_be (zframe_data (window_frame), 4);
+    char *name = zframe_strdup (name_frame);
+    s_session_t *s = NULL;
+    for (size_t i = 0; i < self->nsessions; i++)
+        if (strcmp (self->sessions[i].name, name) == 0)
+            s = &self->sessions[i];
+    if (!s) {
+        char text[256];
+        snprintf (text, sizeof text, "writer \"%.64s\" is not configured in ingestd.writers", name);
+        log_warn ("delivery.unknown_writer", "writer=%s", name);
+        s_delivery_reply (self, peer, "RESET", text);
+        free (name);
+        return;
+    }
     free (name);
+    //  The same connection (HELLO after RESET), the same instance on a new
+    //  connection (reconnected), or a holder silent for the timeout (crashed,
+    //  killed, partitioned): the name is this writer's.
+    if (!s->peer || zframe_eq (s->peer, peer) ||
+        (*instance && strcmp (instance, s->instance) == 0) ||
+        util_mono_ms () - s->last_heard_ms >= self->config.session_timeout_ms) {
+        s_welcome (self, s, peer, instance, window);
+        return;
+    }
+    //  Another instance while the holder lives. Refusing at once would lock
+    //  out a writer restarted right after a kill -9 (its old session looks
+    //  alive until the timeout): it waits for proof either way. A writer
+    //  repeats its HELLO every second until answered.
+    if (!s->pending_peer || !zframe_eq (s->pending_peer, peer)) {
+        if (!s->pending_peer)
+            log_info ("delivery.hello_waiting",
+                      "writer=%s instance=%s holder=%s holder_heard_ms=%" PRId64, s->name,
+                      s_shown (instance), s_shown (s->instance),
+                      util_mono_ms () - s->last_heard_ms);
+        zframe_destroy (&s->pending_peer);
+        s->pending_peer = zframe_dup (peer);
+        s->pending_since_ms = util_mono_ms ();
+    }
+    snprintf (s->pending_instance, sizeof s->pending_instance, "%s", instance);
+    s->pending_window = window;
 }
 
 static void
@@ -724,6 +843,9 @@ s_handle_ack (server_t *self, zframe_t *peer, zmsg_t *msg)
     uint64_t upto = util_get_be (zframe_data (upto_frame), 8);
     s->window = (uint32_t) util_get_be (zframe_data (window_frame), 4);
     s->last_heard_ms = util_mono_ms ();
+    if (s->pending_peer)
+        s_refuse_pending (self, s); //  the holder is alive
+
     if (upto > s->sent_upto)
         upto = s->sent_upto; //  cannot acknowledge what it was not sent
     if (upto + 1 <= journal_cursor (self->journal, s->index))
@@ -797,7 +919,8 @@ s_housekeep (server_t *self)
         metric_set (s->m_lag_records, (double) (next - cursor));
         int64_t oldest = cursor < next ? journal_received_ns (self->journal, cursor) : 0;
         metric_set (s->m_lag_seconds, oldest ? (double) (now_ns - oldest) / 1e9 : 0);
-        bool alive = s->peer && now_ms - s->last_heard_ms < 5000;
+        s_expire_holder (self, s);
+        bool alive = s->peer && now_ms - s->last_heard_ms < self->config.session_timeout_ms;
         if (s->peer && now_ms - s->last_sent_ms >= HEARTBEAT_MS) {
             //  An idle writer hears from us too, so it can tell ingestd is up.
             uint8_t cursor[8];
@@ -880,11 +1003,27 @@ server_healthy (void *self_, char *text, size_t size)
                   c.received, c.accepted, c.rejected);
         return false;
     }
-    snprintf (text, size,
-              "ok received=%" PRIu64 " accepted=%" PRIu64 " rejected=%" PRIu64
-              " acked_by_all=%" PRIu64 " in_journal=%" PRIu64 "%s",
-              c.received, c.accepted, c.rejected, c.trimmed, held,
-              full ? " intake=paused(journal full)" : "");
+    int len = snprintf (text, size,
+                        "ok received=%" PRIu64 " accepted=%" PRIu64 " rejected=%" PRIu64
+                        " acked_by_all=%" PRIu64 " in_journal=%" PRIu64 "%s",
+                        c.received, c.accepted, c.rejected, c.trimmed, held,
+                        full ? " intake=paused(journal full)" : "");
+    //  Which instance holds each writer name (omnictl status shows it): the
+    //  first place to look when a writer is refused.
+    int64_t now = util_mono_ms ();
+    for (size_t i = 0; i < self->nsessions && len >= 0 && (size_t) len < size; i++) {
+        s_session_t *s = &self->sessions[i];
+        int64_t heard = s->last_heard_ms;
+        pthread_mutex_lock (&self->state_lock);
+        if (!*s->instance && heard == 0)
+            len += snprintf (text + len, size - (size_t) len, "\nwriter=%s holder=none", s->name);
+        else
+            len += snprintf (text + len, size - (size_t) len, "\nwriter=%s holder=%s heard=%.1fs%s",
+                             s->name, *s->instance ? s->instance : "unnamed",
+                             (double) (now - heard) / 1000.0,
+                             now - heard < self->config.session_timeout_ms ? "" : " (expired)");
+        pthread_mutex_unlock (&self->state_lock);
+    }
     return true;
 }
 
@@ -904,7 +1043,8 @@ server_test (bool verbose)
                               10,
                               bad,
                               record_default_limits,
-                              NULL};
+                              NULL,
+                              0};
     assert (server_new (&config, NULL, error, sizeof error) == NULL);
     assert (strstr (error, "nonsense"));
 }
