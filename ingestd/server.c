@@ -47,6 +47,7 @@ typedef struct {
     size_t index;       //  in the journal's writer list
     unsigned role;      //  writer_role_t bit
     zframe_t *peer;     //  routing id of its connection, NULL when none
+    int peer_fd;        //  its TCP socket in libzmq, -1 when unknown
     uint64_t sent_upto; //  last offset covered by a DELIVER on this connection
     uint32_t window;    //  credit granted in its last HELLO / ACK
     uint32_t inflight_records;
@@ -59,6 +60,7 @@ typedef struct {
     //  the holder is heard from again (refused) or the holder's session
     //  times out (takes over). No answer proves a holder dead sooner.
     zframe_t *pending_peer;
+    int pending_fd;
     char pending_instance[INSTANCE_MAX];
     uint32_t pending_window;
     int64_t pending_since_ms;
@@ -87,6 +89,7 @@ struct _server_t {
     dirlock_t *lock; //  one ingestd per journal directory
     journal_t *journal;
     zsock_t *intake, *delivery, *tap;
+    zsock_t *monitor; //  delivery's disconnections
     s_session_t *sessions;
     size_t nsessions;
     unsigned configured_roles;
@@ -236,6 +239,7 @@ server_new (const server_config_t *config, metrics_t *metrics, char *error, size
         self->sessions[i].name = strdup (config->writers[i]);
         self->sessions[i].index = i;
         self->sessions[i].role = kinds_writer_role (config->writers[i]);
+        self->sessions[i].peer_fd = self->sessions[i].pending_fd = -1;
     }
     s_register_metrics (self);
     curve_server_t *curve = config->curve;
@@ -245,6 +249,15 @@ server_new (const server_config_t *config, metrics_t *metrics, char *error, size
         server_destroy (&self);
         return NULL;
     }
+    //  A writer killed -9 closes its TCP connection at once: its session
+    //  ends then, not at the timeout, so a restarted writer goes on at once.
+    char monitor[64];
+    snprintf (monitor, sizeof monitor, "inproc://ingestd-delivery-%p", (void *) self);
+    int rc = zmq_socket_monitor (zsock_resolve (self->delivery), monitor, ZMQ_EVENT_DISCONNECTED);
+    assert (rc == 0);
+    self->monitor = zsock_new_pair (monitor);
+    assert (self->monitor);
+    zsock_connect (self->monitor, "%s", monitor);
     return self;
 }
 
@@ -255,6 +268,9 @@ server_destroy (server_t **self_p)
     if (!self)
         return;
     zsock_destroy (&self->intake);
+    if (self->monitor && self->delivery)
+        zmq_socket_monitor (zsock_resolve (self->delivery), NULL, 0);
+    zsock_destroy (&self->monitor);
     zsock_destroy (&self->delivery);
     zsock_destroy (&self->tap);
     for (size_t i = 0; self->sessions && i < self->nsessions; i++) {
@@ -721,7 +737,8 @@ s_refuse_pending (server_t *self, s_session_t *s)
 
 //  `peer` holds the writer name from now on.
 static void
-s_welcome (server_t *self, s_session_t *s, zframe_t *peer, const char *instance, uint32_t window)
+s_welcome (server_t *self, s_session_t *s, zframe_t *peer, int fd, const char *instance,
+           uint32_t window)
 {
     bool same_peer = s->peer && zframe_eq (s->peer, peer);
     if (s->peer && !same_peer)
@@ -734,6 +751,7 @@ s_welcome (server_t *self, s_session_t *s, zframe_t *peer, const char *instance,
     //  is delivered again from the durable cursor.
     zframe_destroy (&s->peer);
     s->peer = zframe_dup (peer);
+    s->peer_fd = fd;
     pthread_mutex_lock (&self->state_lock);
     snprintf (s->instance, sizeof s->instance, "%s", instance);
     pthread_mutex_unlock (&self->state_lock);
@@ -771,12 +789,12 @@ s_expire_holder (server_t *self, s_session_t *s)
     s->pending_peer = NULL;
     char instance[INSTANCE_MAX];
     snprintf (instance, sizeof instance, "%s", s->pending_instance);
-    s_welcome (self, s, peer, instance, s->pending_window);
+    s_welcome (self, s, peer, s->pending_fd, instance, s->pending_window);
     zframe_destroy (&peer);
 }
 
 static void
-s_handle_hello (server_t *self, zframe_t *peer, zmsg_t *msg)
+s_handle_hello (server_t *self, zframe_t *peer, int fd, zmsg_t *msg)
 {
     zframe_t *name_frame = zmsg_next (msg), *window_frame = zmsg_next (msg);
     if (!name_frame || !window_frame || zframe_size (window_frame) != 4) {
@@ -807,7 +825,7 @@ s_handle_hello (server_t *self, zframe_t *peer, zmsg_t *msg)
     if (!s->peer || zframe_eq (s->peer, peer) ||
         (*instance && strcmp (instance, s->instance) == 0) ||
         util_mono_ms () - s->last_heard_ms >= self->config.session_timeout_ms) {
-        s_welcome (self, s, peer, instance, window);
+        s_welcome (self, s, peer, fd, instance, window);
         return;
     }
     //  Another instance while the holder lives. Refusing at once would lock
@@ -824,6 +842,7 @@ s_handle_hello (server_t *self, zframe_t *peer, zmsg_t *msg)
         s->pending_peer = zframe_dup (peer);
         s->pending_since_ms = util_mono_ms ();
     }
+    s->pending_fd = fd;
     snprintf (s->pending_instance, sizeof s->pending_instance, "%s", instance);
     s->pending_window = window;
 }
@@ -876,11 +895,70 @@ s_sync_cursors (server_t *self)
     self->last_sync_ms = util_mono_ms ();
 }
 
+//  A delivery message, and the socket its body came in on (ZMQ_SRCFD: the
+//  routing id frame is made by the ROUTER and carries none), which the
+//  monitor's DISCONNECTED events name.
+static zmsg_t *
+s_recv_delivery (server_t *self, int *fd)
+{
+    void *sock = zsock_resolve (self->delivery);
+    zmsg_t *msg = zmsg_new ();
+    zmq_msg_t part;
+    zmq_msg_init (&part);
+    bool more = true;
+    while (more) {
+        int rc;
+        while ((rc = zmq_msg_recv (&part, sock, 0)) < 0 && zmq_errno () == EINTR)
+            ;
+        if (rc < 0) {
+            zmsg_destroy (&msg);
+            break;
+        }
+        if (zmsg_size (msg) == 1)
+            *fd = zmq_msg_get (&part, ZMQ_SRCFD);
+        zmsg_addmem (msg, zmq_msg_data (&part), zmq_msg_size (&part));
+        more = zmq_msg_more (&part);
+    }
+    zmq_msg_close (&part);
+    return msg;
+}
+
+//  A delivery connection closed: if it held a writer name, the session is
+//  over (a HELLO waiting takes over now); a waiting HELLO on it is dropped.
+static void
+s_delivery_disconnected (server_t *self)
+{
+    zmsg_t *event = zmsg_recv (self->monitor);
+    zframe_t *head = event ? zmsg_first (event) : NULL;
+    if (head && zframe_size (head) == 6) {
+        uint16_t id;
+        uint32_t value;
+        memcpy (&id, zframe_data (head), 2);
+        memcpy (&value, zframe_data (head) + 2, 4);
+        for (size_t i = 0; id == ZMQ_EVENT_DISCONNECTED && i < self->nsessions; i++) {
+            s_session_t *s = &self->sessions[i];
+            //  The kernel reuses descriptors: when the holder and a waiting
+            //  HELLO share this one, the closed connection is the older, the
+            //  holder's. A stale event costs a writer one HELLO more.
+            if (s->peer && s->peer_fd == (int) value) {
+                log_info ("delivery.writer_disconnected", "writer=%s instance=%s", s->name,
+                          s_shown (s->instance));
+                s->peer_fd = -1;
+                s->last_heard_ms = util_mono_ms () - self->config.session_timeout_ms;
+                s_expire_holder (self, s);
+            } else if (s->pending_peer && s->pending_fd == (int) value)
+                zframe_destroy (&s->pending_peer);
+        }
+    }
+    zmsg_destroy (&event);
+}
+
 static void
 s_delivery_round (server_t *self)
 {
     for (int i = 0; i < 256 && (zsock_events (self->delivery) & ZMQ_POLLIN); i++) {
-        zmsg_t *msg = zmsg_recv (self->delivery);
+        int fd = -1;
+        zmsg_t *msg = s_recv_delivery (self, &fd);
         if (!msg)
             break;
         zframe_t *peer = zmsg_pop (msg);
@@ -888,7 +966,7 @@ s_delivery_round (server_t *self)
         if (!peer || !sig || !cmd || !zframe_streq (sig, DELIVERY_SIG))
             log_warn ("delivery.bad_message", "frames=%zu", zmsg_size (msg));
         else if (zframe_streq (cmd, "HELLO"))
-            s_handle_hello (self, peer, msg);
+            s_handle_hello (self, peer, fd, msg);
         else if (zframe_streq (cmd, "ACK"))
             s_handle_ack (self, peer, msg);
         else
@@ -955,17 +1033,20 @@ server_run (server_t *self)
         }
         zmq_pollitem_t items[] = {{zsock_resolve (self->delivery), 0, ZMQ_POLLIN, 0},
                                   {zsock_resolve (self->tap), 0, ZMQ_POLLIN, 0},
+                                  {zsock_resolve (self->monitor), 0, ZMQ_POLLIN, 0},
                                   {zsock_resolve (self->intake), 0, ZMQ_POLLIN, 0}};
         //  While the journal is full intake is not read: no ACKs go out and
         //  the collectors wait (backpressure).
-        int rc = zmq_poll (items, full ? 2 : 3, HOUSEKEEP_MS);
+        int rc = zmq_poll (items, full ? 3 : 4, HOUSEKEEP_MS);
         if (rc < 0)
             continue;
+        if (items[2].revents & ZMQ_POLLIN)
+            s_delivery_disconnected (self);
         if (items[1].revents & ZMQ_POLLIN)
             s_tap_subscriptions (self);
         if (items[0].revents & ZMQ_POLLIN)
             s_delivery_round (self);
-        if (!full && (items[2].revents & ZMQ_POLLIN))
+        if (!full && (items[3].revents & ZMQ_POLLIN))
             s_intake_round (self);
         if (util_mono_ms () - self->last_housekeep_ms >= HOUSEKEEP_MS) {
             s_housekeep (self);
