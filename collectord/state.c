@@ -190,10 +190,12 @@ dirlock_t *
 state_lock (const char *state_dir, const char *collector, const char *source, char *error,
             size_t error_size)
 {
-    char hex[33], *dir, name[40];
+    //  Apart from the states: <collector>/ holds a state only once a run
+    //  saved one, and a lock there would say otherwise.
+    char hex[33], *dir, name[128];
     s_source_hex (source, hex);
-    snprintf (name, sizeof name, "%s.lock", hex);
-    if (asprintf (&dir, "%s/%s", state_dir, collector) < 0)
+    snprintf (name, sizeof name, "%.64s-%s.lock", collector, hex);
+    if (asprintf (&dir, "%s/.locks", state_dir) < 0)
         assert (false);
     char reason[1024];
     dirlock_t *lock = dirlock_new (dir, name, reason, sizeof reason);

@@ -40,7 +40,7 @@ int state_save (state_t *self, char *error, size_t error_size);
 const char *state_path (state_t *self);
 
 //  Locks the state of one source against other processes:
-//  <state_dir>/<collector>/<hash>.lock, next to its state file. Returns
+//  <state_dir>/.locks/<collector>-<hash>.lock (the hash of its state file). Returns
 //  NULL with `error` naming the source and "in use by pid N" when another
 //  process holds it.
 dirlock_t *state_lock (const char *state_dir, const char *collector, const char *source,
