@@ -58,7 +58,7 @@ typedef struct {
     char instance[INSTANCE_MAX];   //  of the holder; under state_lock for /health
     //  A HELLO of another instance while the holder lives: it waits until
     //  the holder is heard from again (refused) or the holder's session
-    //  times out (takes over). No answer proves a holder dead sooner.
+    //  times out or its connection closes (takes over).
     zframe_t *pending_peer;
     int pending_fd;
     char pending_instance[INSTANCE_MAX];
@@ -713,7 +713,7 @@ s_instance (zframe_t *frame, char *out, size_t size)
 static const char *
 s_shown (const char *instance)
 {
-    return *instance ? instance : "(unnamed: a writer without instance id)";
+    return *instance ? instance : "unnamed"; //  a writer without instance ids
 }
 
 //  Refuses the waiting HELLO: the holder was heard from after it came.
@@ -741,7 +741,9 @@ s_welcome (server_t *self, s_session_t *s, zframe_t *peer, int fd, const char *i
            uint32_t window)
 {
     bool same_peer = s->peer && zframe_eq (s->peer, peer);
-    if (s->peer && !same_peer)
+    if (s->peer && !same_peer && *instance && strcmp (instance, s->instance) == 0)
+        log_info ("delivery.writer_reconnected", "writer=%s instance=%s", s->name, instance);
+    else if (s->peer && !same_peer)
         log_warn ("delivery.writer_replaced",
                   "writer=%s instance=%s previous=%s previous_silent_ms=%" PRId64, s->name,
                   s_shown (instance), s_shown (s->instance), util_mono_ms () - s->last_heard_ms);
