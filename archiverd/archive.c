@@ -47,6 +47,7 @@
     .state would otherwise make it delete the whole archive.                 */
 #include "archive.h"
 #include "bloom.h"
+#include "dirlock.h"
 #include "idset.h"
 
 #include <openssl/evp.h>
@@ -68,7 +69,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -115,7 +115,7 @@ typedef struct {
 
 struct _archive_t {
     char *dir;
-    int lock_fd;
+    dirlock_t *lock; //  one process per archive
     MDB_env *env;
     MDB_dbi ids, recent, files, meta;
     size_t map_size;
@@ -1221,7 +1221,6 @@ archive_new (const char *dir, metrics_t *metrics, char *error, size_t error_size
     size_t len = strlen (self->dir);
     while (len > 1 && self->dir[len - 1] == '/')
         self->dir[--len] = 0;
-    self->lock_fd = -1;
     self->by_path = zhashx_new ();
     self->recent_ids = idset_new ();
     zhashx_set_destructor (self->by_path, s_file_destroy);
@@ -1239,30 +1238,18 @@ archive_new (const char *dir, metrics_t *metrics, char *error, size_t error_size
         self->m_merges = metrics_counter (metrics, "archive_id_merges_total",
                                           "Merges of the recent ids into the id tree", NULL);
     }
-    char state[PATH_MAX], lock[PATH_MAX];
+    char state[PATH_MAX];
     int rc;
     if (len > PATH_MAX - 512) {
         s_fail (error, error_size, "archive directory", self->dir, ENAMETOOLONG);
         goto failed;
     }
     s_path (state, sizeof state, "%s/" STATE_DIR, self->dir);
-    s_path (lock, sizeof lock, "%s/lock", state);
-    if (util_mkdirs (state)) {
-        s_fail (error, error_size, "mkdir", state, errno);
-        goto failed;
-    }
     //  Two processes recovering and appending to the same files would each
     //  cut away the other's lines.
-    self->lock_fd = open (lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (self->lock_fd < 0) {
-        s_fail (error, error_size, "open", lock, errno);
-        goto failed;
-    }
-    if (flock (self->lock_fd, LOCK_EX | LOCK_NB)) {
-        if (errno == EWOULDBLOCK)
-            snprintf (error, error_size, "archive %s is in use by another process", self->dir);
-        else
-            s_fail (error, error_size, "lock", lock, errno);
+    char lock_error[PATH_MAX + 128];
+    if (!(self->lock = dirlock_new (state, "lock", lock_error, sizeof lock_error))) {
+        snprintf (error, error_size, "archive %s: %s", self->dir, lock_error);
         goto failed;
     }
     if ((rc = mdb_env_create (&self->env))) {
@@ -1296,8 +1283,7 @@ archive_destroy (archive_t **self_p)
     zhashx_destroy (&self->by_path);
     if (self->env)
         mdb_env_close (self->env);
-    if (self->lock_fd >= 0)
-        close (self->lock_fd);
+    dirlock_destroy (&self->lock);
     free (self->touched);
     free (self->next);
     free (self->skip);

@@ -53,6 +53,10 @@ typedef struct {
     int (*collect) (void *self, session_t *session, char *error, size_t error_size);
     //  After session_end succeeded: persist what this run sent.
     int (*commit) (void *self, char *error, size_t error_size);
+    //  The collector keeps state per source (state.h): main holds the
+    //  source's state lock for the whole process, so that two collectors of
+    //  one source never interleave their loads and saves.
+    bool keeps_state;
 } collector_t;
 
 //  The collector for a mode, or NULL.

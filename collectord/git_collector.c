@@ -985,6 +985,7 @@ const collector_t git_collector = {
     false,         s_options,   s_open,
     s_close,       s_source,    s_target,
     s_pack_config, s_collect,   s_commit,
+    true,
 };
 
 //  ---------------------------------------------------------------------------

@@ -178,6 +178,7 @@ const collector_t host_collector = {
     true,          s_options, s_open,
     s_close,       s_source,  s_target,
     s_pack_config, s_collect, s_commit,
+    false,
 };
 
 void

@@ -1342,6 +1342,7 @@ const collector_t junit_collector = {
     .pack_config = s_pack_config,
     .collect = s_collect,
     .commit = s_commit,
+    .keeps_state = true,
 };
 
 //  ---------------------------------------------------------------------------

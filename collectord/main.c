@@ -255,6 +255,20 @@ main (int argc, char **argv)
         free (options);
         return 2;
     }
+    dirlock_t *state_lock_held = NULL;
+    if (collector->keeps_state &&
+        !(state_lock_held = state_lock (env.state_dir, collector->name, collector->source (handle),
+                                        error, sizeof error))) {
+        //  Not a usage error: the same command works once the other ends.
+        fprintf (stderr, "error: collectord %s: %s\n", collector->name, error);
+        collector->close (&handle);
+        free (positional);
+        free (default_state);
+        curve_client_destroy (&curve);
+        config_destroy (&config);
+        free (options);
+        return 1;
+    }
     session_config_t session_config = {collector->name,
                                        instance,
                                        {intake, (size_t) batch_records, (size_t) batch_bytes,
@@ -305,6 +319,7 @@ main (int argc, char **argv)
     metrics_destroy (&ops.metrics);
     session_destroy (&session);
     collector->close (&handle);
+    dirlock_destroy (&state_lock_held);
     free (positional);
     free (default_state);
     curve_client_destroy (&curve);

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 struct _state_t {
@@ -20,15 +21,22 @@ struct _state_t {
     size_t size, cap;
 };
 
+//  The file name of a source's state, without its extension.
+static void
+s_source_hex (const char *source, char hex[33])
+{
+    uint8_t hash[SHA256_DIGEST_LENGTH];
+    SHA256 ((const uint8_t *) source, strlen (source), hash);
+    util_hex (hash, 16, hex);
+}
+
 state_t *
 state_new (const char *state_dir, const char *collector, const char *source)
 {
     state_t *self = calloc (1, sizeof *self);
     assert (self);
-    uint8_t hash[SHA256_DIGEST_LENGTH];
-    SHA256 ((const uint8_t *) source, strlen (source), hash);
     char hex[33];
-    util_hex (hash, 16, hex);
+    s_source_hex (source, hex);
     self->source = strdup (source);
     if (asprintf (&self->dir, "%s/%s", state_dir, collector) < 0 ||
         asprintf (&self->path, "%s/%s.state", self->dir, hex) < 0)
@@ -178,6 +186,25 @@ state_path (state_t *self)
     return self->path;
 }
 
+dirlock_t *
+state_lock (const char *state_dir, const char *collector, const char *source, char *error,
+            size_t error_size)
+{
+    //  Apart from the states: <collector>/ holds a state only once a run
+    //  saved one, and a lock there would say otherwise.
+    char hex[33], *dir, name[128];
+    s_source_hex (source, hex);
+    snprintf (name, sizeof name, "%.64s-%s.lock", collector, hex);
+    if (asprintf (&dir, "%s/.locks", state_dir) < 0)
+        assert (false);
+    char reason[1024];
+    dirlock_t *lock = dirlock_new (dir, name, reason, sizeof reason);
+    if (!lock)
+        snprintf (error, error_size, "state of source \"%s\": %s", source, reason);
+    free (dir);
+    return lock;
+}
+
 void
 state_test (bool verbose)
 {
@@ -220,6 +247,25 @@ state_test (bool verbose)
     assert (state_save (state, error, sizeof error) == -1);
     assert (strstr (error, "/proc/omni-no-such"));
     state_destroy (&state);
+
+    //  One process per source: the same source is refused while locked,
+    //  another source is not.
+    dirlock_t *lock = state_lock (dir, "git", "/srv/repo.git", error, sizeof error);
+    assert (lock);
+    dirlock_t *other_lock = state_lock (dir, "git", "/srv/other.git", error, sizeof error);
+    assert (other_lock);
+    dirlock_destroy (&other_lock);
+    pid_t child = fork ();
+    assert (child >= 0);
+    if (child == 0)
+        _exit (!state_lock (dir, "git", "/srv/repo.git", error, sizeof error) &&
+                       strstr (error, "/srv/repo.git") && strstr (error, "in use by pid")
+                   ? 0
+                   : 1);
+    int status;
+    assert (waitpid (child, &status, 0) == child && WIFEXITED (status) &&
+            WEXITSTATUS (status) == 0);
+    dirlock_destroy (&lock);
 
     char *def = state_default_dir ();
     assert (strstr (def, "omniaudit"));

@@ -8,6 +8,8 @@
 #ifndef OMNI_COLLECTORD_STATE_H
 #define OMNI_COLLECTORD_STATE_H
 
+#include "dirlock.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -36,6 +38,13 @@ void state_add (state_t *self, const char *entry);
 int state_save (state_t *self, char *error, size_t error_size);
 
 const char *state_path (state_t *self);
+
+//  Locks the state of one source against other processes:
+//  <state_dir>/.locks/<collector>-<hash>.lock (the hash of its state file). Returns
+//  NULL with `error` naming the source and "in use by pid N" when another
+//  process holds it.
+dirlock_t *state_lock (const char *state_dir, const char *collector, const char *source,
+                       char *error, size_t error_size);
 
 void state_test (bool verbose);
 

@@ -23,7 +23,7 @@
 
 //  The metadata property of a delivery connection: the writer names its
 //  key may HELLO as, comma-separated
-#define WRITERS_PROPERTY "X-Omni-Writers"
+#define WRITERS_PROPERTY CURVE_WRITERS_PROPERTY
 
 struct _curve_server_t {
     zcert_t *cert;
@@ -381,9 +381,18 @@ curve_server_writer_allowed (curve_server_t *self, zframe_t *frame, const char *
     if (!self)
         return true;
     //  Set by our ZAP handler at the connection's handshake
-    const char *key = zframe_meta (frame, "User-Id");
-    const char *writers = zframe_meta (frame, WRITERS_PROPERTY);
-    if (key && curve_roles_writer_listed (writers, name))
+    return curve_server_writer_allowed_meta (self, zframe_meta (frame, "User-Id"),
+                                             zframe_meta (frame, WRITERS_PROPERTY), name, reason,
+                                             reason_size);
+}
+
+bool
+curve_server_writer_allowed_meta (curve_server_t *self, const char *key, const char *writers,
+                                  const char *name, char *reason, size_t reason_size)
+{
+    if (!self)
+        return true;
+    if (key && *key && curve_roles_writer_listed (writers, name))
         return true;
     s_count_refusal (self, CURVE_DELIVERY, WHY_WRONG_WRITER);
     snprintf (reason, reason_size,

@@ -42,6 +42,15 @@ void curve_server_apply (curve_server_t *self, zsock_t *sock, curve_socket_t whi
 //  message) may HELLO as writer `name`: its key is in writer/<name>/. A
 //  refusal is logged with the key's name and counted, and `reason` gets
 //  the text for the writer's RESET. A NULL server (no CURVE) allows all.
+//  The connection metadata our ZAP handler sets: the key's name (ZMQ's
+//  "User-Id") and the writer names it may use (this property).
+#define CURVE_WRITERS_PROPERTY "X-Omni-Writers"
+
+//  The same from that metadata as read by zmq_msg_gets on any part of the
+//  message (NULL when absent), for a loop that receives zmq_msg_t.
+bool curve_server_writer_allowed_meta (curve_server_t *self, const char *key, const char *writers,
+                                       const char *name, char *reason, size_t reason_size);
+
 bool curve_server_writer_allowed (curve_server_t *self, zframe_t *frame, const char *name,
                                   char *reason, size_t reason_size);
 

@@ -102,7 +102,7 @@ s_handle (void *cls, struct MHD_Connection *connection, const char *url, const c
         return s_reply (connection, MHD_HTTP_OK, METRICS_CONTENT_TYPE, text, strlen (text),
                         MHD_RESPMEM_MUST_FREE);
     }
-    char text[512] = "ok";
+    char text[2048] = "ok";
     bool healthy = true;
     if (self->health) {
         text[0] = 0;

@@ -3,6 +3,7 @@
 #include "config.h"
 #include "curve.h"
 #include "curve_roles.h"
+#include "dirlock.h"
 #include "httpd.h"
 #include "idset.h"
 #include "log.h"
@@ -14,19 +15,14 @@
 #include "writer.h"
 #include "writer_daemon.h"
 
-static const selftest_t s_tests[] = {{"util", util_test},
-                                     {"log", log_test},
-                                     {"config", config_test},
-                                     {"metrics", metrics_test},
-                                     {"idset", idset_test},
-                                     {"httpd", httpd_test},
-                                     {"curve", curve_test},
-                                     {"curve_roles", curve_roles_test},
-                                     {"writer", writer_test},
-                                     {"writer_daemon", writer_daemon_test},
-                                     {"pgconn", pgconn_test},
-                                     {"migrate", migrate_test},
-                                     {NULL, NULL}};
+static const selftest_t s_tests[] = {
+    {"util", util_test},       {"log", log_test},
+    {"config", config_test},   {"metrics", metrics_test},
+    {"idset", idset_test},     {"httpd", httpd_test},
+    {"curve", curve_test},     {"curve_roles", curve_roles_test},
+    {"writer", writer_test},   {"writer_daemon", writer_daemon_test},
+    {"pgconn", pgconn_test},   {"migrate", migrate_test},
+    {"dirlock", dirlock_test}, {NULL, NULL}};
 
 int
 main (int argc, char **argv)

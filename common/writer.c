@@ -28,6 +28,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <time.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -47,6 +48,8 @@ typedef struct {
 struct _writer_t {
     writer_config_t config;
     char *endpoint, *name;
+    char instance[160]; //  host:pid@start, sent in HELLO
+    char *refusal;      //  why ingestd refused this writer's name, or NULL
     writer_store_fn *store_fn;
     void *store;
     zsock_t *dealer;
@@ -123,6 +126,14 @@ writer_new (const writer_config_t *config, writer_store_fn *store_fn, void *stor
         self->config.retry_max_ms = 5000;
     self->endpoint = strdup (config->endpoint);
     self->name = strdup (config->name);
+    //  Host, pid and start time: another process, even with the same pid
+    //  after a reboot or in another container, is another instance.
+    char host[64] = "localhost", started[32];
+    gethostname (host, sizeof host - 1);
+    time_t now = time (NULL);
+    struct tm tm;
+    strftime (started, sizeof started, "%Y-%m-%dT%H:%M:%SZ", gmtime_r (&now, &tm));
+    snprintf (self->instance, sizeof self->instance, "%s:%d@%s", host, (int) getpid (), started);
     self->store_fn = store_fn;
     self->store = store;
     for (int b = 0; b < 2; b++) {
@@ -212,6 +223,7 @@ writer_destroy (writer_t **self_p)
     zsock_destroy (&self->dealer);
     free (self->endpoint);
     free (self->name);
+    free (self->refusal);
     free (self);
     *self_p = NULL;
 }
@@ -236,6 +248,7 @@ s_send_hello (writer_t *self)
     zmsg_addstr (msg, "HELLO");
     zmsg_addstr (msg, self->name);
     zmsg_addmem (msg, window, 4);
+    zmsg_addstr (msg, self->instance);
     s_send (self, &msg);
 }
 
@@ -476,9 +489,10 @@ writer_run (writer_t *self)
                    zmq_strerror (zmq_errno ()));
         return -1;
     }
-    log_info ("writer.start", "writer=%s delivery=%s batch_size=%zu flush_ms=%" PRId64 " window=%u",
-              self->name, self->endpoint, self->config.batch_size, self->config.flush_ms,
-              self->config.window);
+    log_info ("writer.start",
+              "writer=%s instance=%s delivery=%s batch_size=%zu flush_ms=%" PRId64 " window=%u",
+              self->name, self->instance, self->endpoint, self->config.batch_size,
+              self->config.flush_ms, self->config.window);
     s_send_hello (self);
     self->last_heard_ms = util_mono_ms ();
     while (!s_stopping (self)) {
@@ -528,6 +542,16 @@ writer_run (writer_t *self)
                     util_hex (zframe_data (journal), 16, hex);
                 log_info ("delivery.welcome", "writer=%s journal=%s cursor=%" PRIu64, self->name,
                           hex, start);
+            } else if (zframe_streq (cmd, "ERROR") && !self->welcomed) {
+                //  Another live instance holds the name. Exit, not retry: two
+                //  writers under one name is a deployment mistake to fix,
+                //  and a supervisor restarting this one tries again anyway.
+                zframe_t *reason = zmsg_next (msg);
+                self->refusal = reason ? zframe_strdup (reason) : strdup ("no reason given");
+                log_error ("delivery.refused", "writer=%s instance=%s delivery=%s reason=\"%s\"",
+                           self->name, self->instance, self->endpoint, self->refusal);
+                zmsg_destroy (&msg);
+                break;
             } else if (zframe_streq (cmd, "RESET")) {
                 //  HELLO again on the next heartbeat, not at once: an ingestd
                 //  that refuses this writer would otherwise be flooded.
@@ -568,7 +592,19 @@ writer_run (writer_t *self)
     }
     log_info ("writer.stop", "writer=%s acked_upto=%" PRIu64 " drained=%s", self->name,
               self->acked_upto, rc == 0 ? "yes" : "no");
-    return 0;
+    return self->refusal ? -1 : 0;
+}
+
+const char *
+writer_instance (writer_t *self)
+{
+    return self->instance;
+}
+
+const char *
+writer_refusal (writer_t *self)
+{
+    return self->refusal;
 }
 
 bool
@@ -582,7 +618,8 @@ writer_healthy (void *self_, char *text, size_t size)
     else if (!connected)
         snprintf (text, size, "not connected to ingestd at %s", self->endpoint);
     else
-        snprintf (text, size, "ok writer=%s acked_upto=%" PRIu64, self->name, self->acked_upto);
+        snprintf (text, size, "ok writer=%s acked_upto=%" PRIu64 " instance=%s", self->name,
+                  self->acked_upto, self->instance);
     return connected && store_ok;
 }
 
@@ -639,6 +676,13 @@ writer_test (bool verbose)
     assert (zframe_streq (zmsg_first (msg), SIGNATURE));
     assert (zframe_streq (zmsg_next (msg), "HELLO"));
     assert (zframe_streq (zmsg_next (msg), "archive"));
+    zmsg_next (msg); //  window
+    //  The instance id: this host and pid.
+    char *instance = zframe_strdup (zmsg_next (msg));
+    char pid[32];
+    snprintf (pid, sizeof pid, ":%d@", (int) getpid ());
+    assert (strstr (instance, pid) && strcmp (instance, writer_instance (writer)) == 0);
+    free (instance);
     zmsg_destroy (&msg);
 
     uint8_t u64[8];
@@ -693,8 +737,37 @@ writer_test (bool verbose)
     zactor_destroy (&actor); //  waits for the drain
     char text[128];
     assert (writer_healthy (writer, text, sizeof text) || strstr (text, "ingestd"));
+    assert (!writer_refusal (writer));
     writer_destroy (&writer);
     assert (writer == NULL);
+    zframe_destroy (&peer);
+
+    //  ingestd refuses the name (another live instance holds it): the
+    //  writer stops with the reason instead of trying again.
+    store = (s_test_store_t){0, 0, 0};
+    writer = writer_new (&config, s_test_store, &store, NULL);
+    actor = zactor_new (s_writer_actor, writer);
+    //  The first writer's last messages may still be queued.
+    while (true) {
+        msg = zmsg_recv (router);
+        peer = zmsg_pop (msg);
+        zmsg_first (msg);
+        bool hello = zframe_streq (zmsg_next (msg), "HELLO");
+        zmsg_destroy (&msg);
+        if (hello)
+            break;
+        zframe_destroy (&peer);
+    }
+    msg = zmsg_new ();
+    zmsg_append (msg, &(zframe_t *){zframe_dup (peer)});
+    zmsg_addstr (msg, SIGNATURE);
+    zmsg_addstr (msg, "ERROR");
+    zmsg_addstr (msg, "writer name \"archive\" is held by live instance h:1@t");
+    zmsg_send (&msg, router);
+    zsock_wait (actor); //  writer_run returned by itself
+    assert (writer_refusal (writer) && strstr (writer_refusal (writer), "h:1@t"));
+    zactor_destroy (&actor);
+    writer_destroy (&writer);
     zframe_destroy (&peer);
     zsock_destroy (&router);
 }

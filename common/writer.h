@@ -43,8 +43,16 @@ writer_t *writer_new (const writer_config_t *config, writer_store_fn *store_fn, 
                       metrics_t *metrics);
 void writer_destroy (writer_t **self_p);
 
-//  Runs until interrupted; returns 0 after a clean drain.
+//  Runs until interrupted; returns 0 after a clean drain, -1 when ingestd
+//  refused the writer name (another live instance holds it: writer_refusal
+//  says why) or the endpoint is invalid.
 int writer_run (writer_t *self);
+
+//  This process's instance id, "host:pid@start", sent in HELLO.
+const char *writer_instance (writer_t *self);
+
+//  ingestd's reason for refusing this writer, or NULL.
+const char *writer_refusal (writer_t *self);
 
 //  Makes writer_run drain and return, from another thread.
 void writer_stop (writer_t *self);

@@ -144,6 +144,10 @@ writer_daemon_run (writer_daemon_t *self, writer_store_fn *store_fn, void *store
             return 1;
     }
     int rc = writer_run (self->writer);
+    if (writer_refusal (self->writer))
+        fprintf (stderr, "error: %s: ingestd at %s refused writer \"%s\" (this instance %s): %s\n",
+                 self->spec.section, self->delivery, self->spec.writer,
+                 writer_instance (self->writer), writer_refusal (self->writer));
     httpd_destroy (&httpd);
     return rc ? 1 : 0;
 }

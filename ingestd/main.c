@@ -17,7 +17,7 @@ main (int argc, char **argv)
     char **writers;
     uint64_t journal_max, max_record;
     int64_t dead_max;
-    int64_t max_depth;
+    int64_t max_depth, session_timeout;
     const config_option_t options[] = {
         {"intake", CONFIG_ENDPOINT, "tcp://127.0.0.1:5550", "intake ROUTER bind endpoint", &intake},
         {"delivery", CONFIG_ENDPOINT, "tcp://127.0.0.1:5551", "delivery ROUTER bind endpoint",
@@ -32,6 +32,10 @@ main (int argc, char **argv)
         {"max_depth", CONFIG_INT, "16", "deeper nesting is rejected", &max_depth},
         {"dead_letter_max", CONFIG_INT, "100000", "rejected inputs kept for inspection (a count)",
          &dead_max},
+        {"writer_session_timeout", CONFIG_DURATION, "5s",
+         "a writer name is held by the instance heard from within this long; another instance's "
+         "HELLO is refused while it is, and takes over after",
+         &session_timeout},
         {"http", CONFIG_STRING, "127.0.0.1:9100", "/metrics and /health address, empty = off",
          &http},
         {"curve_key", CONFIG_STRING, "",
@@ -60,6 +64,12 @@ main (int argc, char **argv)
     if (dead_max < 0) {
         fprintf (stderr, "error: ingestd.dead_letter_max: %lld is negative\n",
                  (long long) dead_max);
+        config_destroy (&config);
+        return 2;
+    }
+    if (session_timeout < 2000) {
+        //  Writers ACK every second: less would hand a live writer's name away.
+        fprintf (stderr, "error: ingestd.writer_session_timeout: must be at least 2s\n");
         config_destroy (&config);
         return 2;
     }
@@ -95,7 +105,8 @@ main (int argc, char **argv)
                                      (uint64_t) dead_max,
                                      (const char *const *) writers,
                                      {max_record, (size_t) max_depth},
-                                     curve};
+                                     curve,
+                                     session_timeout};
     server_t *server = server_new (&server_config, metrics, error, sizeof error);
     if (!server) {
         log_error ("ingestd.start_failed", "error=\"%s\"", error);

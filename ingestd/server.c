@@ -8,6 +8,7 @@
     validated into one LMDB transaction, one fsync, then all their ACKs go
     out. Under load that turns one fsync per batch into one per round.     */
 #include "server.h"
+#include "dirlock.h"
 #include "journal.h"
 #include "log.h"
 #include "util.h"
@@ -20,18 +21,20 @@
 #include <stdatomic.h>
 #include <string.h>
 
-#define INTAKE_SIG      "OI/1"
-#define DELIVERY_SIG    "OD/1"
-#define REJECT_TOPIC    "!reject"
-#define ROUND_MESSAGES  256            //  intake messages per journal round
-#define ROUND_BYTES     (64 << 20)     //  or bytes per round
-#define DELIVER_RECORDS 1000           //  records per DELIVER message
-#define DELIVER_BYTES   (4 << 20)      //  or bytes per DELIVER message
-#define SCAN_LIMIT      20000          //  journal entries scanned per DELIVER
-#define MAX_FRAME       (256ULL << 20) //  larger intake frames drop the connection
-#define HOUSEKEEP_MS    250
-#define HEARTBEAT_MS    1000
-#define SYNC_MS         50
+#define INTAKE_SIG         "OI/1"
+#define DELIVERY_SIG       "OD/1"
+#define REJECT_TOPIC       "!reject"
+#define ROUND_MESSAGES     256            //  intake messages per journal round
+#define ROUND_BYTES        (64 << 20)     //  or bytes per round
+#define DELIVER_RECORDS    1000           //  records per DELIVER message
+#define DELIVER_BYTES      (4 << 20)      //  or bytes per DELIVER message
+#define SCAN_LIMIT         20000          //  journal entries scanned per DELIVER
+#define MAX_FRAME          (256ULL << 20) //  larger intake frames drop the connection
+#define HOUSEKEEP_MS       250
+#define HEARTBEAT_MS       1000
+#define SYNC_MS            50
+#define SESSION_TIMEOUT_MS 5000 //  default: writers ACK at least every second
+#define INSTANCE_MAX       128  //  bytes of a writer instance id kept
 
 typedef struct {
     uint64_t upto;
@@ -44,13 +47,24 @@ typedef struct {
     size_t index;       //  in the journal's writer list
     unsigned role;      //  writer_role_t bit
     zframe_t *peer;     //  routing id of its connection, NULL when none
+    int peer_fd;        //  its TCP socket in libzmq, -1 when unknown
     uint64_t sent_upto; //  last offset covered by a DELIVER on this connection
     uint32_t window;    //  credit granted in its last HELLO / ACK
     uint32_t inflight_records;
     s_inflight_t *inflight;
     size_t ninflight, inflight_cap;
-    int64_t last_heard_ms;
-    int64_t last_sent_ms; //  anything sent on this connection
+    _Atomic int64_t last_heard_ms; //  read by /health
+    int64_t last_sent_ms;          //  anything sent on this connection
+    char instance[INSTANCE_MAX];   //  of the holder; under state_lock for /health
+    //  A HELLO of another instance while the holder lives: it waits until
+    //  the holder is heard from again (refused) or the holder's session
+    //  times out or its connection closes (takes over).
+    zframe_t *pending_peer;
+    int pending_fd;
+    char pending_instance[INSTANCE_MAX];
+    uint32_t pending_window;
+    int64_t pending_since_ms;
+    metric_t *m_refused;
     metric_t *m_delivered, *m_acked, *m_lag_records, *m_lag_seconds, *m_connected, *m_latency;
 } s_session_t;
 
@@ -72,8 +86,11 @@ typedef struct {
 
 struct _server_t {
     server_config_t config;
+    char peer_key[512], peer_writers[512]; //  CURVE metadata of the delivery message in hand
+    dirlock_t *lock;                       //  one ingestd per journal directory
     journal_t *journal;
     zsock_t *intake, *delivery, *tap;
+    zsock_t *monitor; //  delivery's disconnections
     s_session_t *sessions;
     size_t nsessions;
     unsigned configured_roles;
@@ -147,6 +164,9 @@ s_register_metrics (server_t *self)
                            "Age of the oldest record a writer has not acknowledged", labels);
         s->m_connected =
             metrics_gauge (m, "writer_connected", "1 while a writer is connected", labels);
+        s->m_refused = metrics_counter (
+            m, "writer_refused_total",
+            "HELLOs refused because another live instance holds the writer name", labels);
         s->m_latency = metrics_histogram (m, "end_to_end_seconds",
                                           "Received by ingestd to acknowledged by a writer", labels,
                                           metrics_latency_bounds, metrics_latency_nbounds);
@@ -181,6 +201,8 @@ server_new (const server_config_t *config, metrics_t *metrics, char *error, size
     server_t *self = calloc (1, sizeof *self);
     assert (self);
     self->config = *config;
+    if (self->config.session_timeout_ms <= 0)
+        self->config.session_timeout_ms = SESSION_TIMEOUT_MS;
     self->metrics = metrics;
     pthread_mutex_init (&self->state_lock, NULL);
     zmq_msg_init (&self->frame);
@@ -202,6 +224,12 @@ server_new (const server_config_t *config, metrics_t *metrics, char *error, size
         self->configured_roles |= role;
         self->nsessions++;
     }
+    //  A second ingestd on a journal in use would register writers in it
+    //  and deliver its records twice over.
+    if (!(self->lock = dirlock_new (config->journal_dir, "ingestd.lock", error, error_size))) {
+        server_destroy (&self);
+        return NULL;
+    }
     self->journal = journal_new (config->journal_dir, config->journal_max, config->dead_max,
                                  config->writers, error, error_size);
     if (!self->journal) {
@@ -213,6 +241,7 @@ server_new (const server_config_t *config, metrics_t *metrics, char *error, size
         self->sessions[i].name = strdup (config->writers[i]);
         self->sessions[i].index = i;
         self->sessions[i].role = kinds_writer_role (config->writers[i]);
+        self->sessions[i].peer_fd = self->sessions[i].pending_fd = -1;
     }
     s_register_metrics (self);
     curve_server_t *curve = config->curve;
@@ -224,6 +253,15 @@ server_new (const server_config_t *config, metrics_t *metrics, char *error, size
         server_destroy (&self);
         return NULL;
     }
+    //  A writer killed -9 closes its TCP connection at once: its session
+    //  ends then, not at the timeout, so a restarted writer goes on at once.
+    char monitor[64];
+    snprintf (monitor, sizeof monitor, "inproc://ingestd-delivery-%p", (void *) self);
+    int rc = zmq_socket_monitor (zsock_resolve (self->delivery), monitor, ZMQ_EVENT_DISCONNECTED);
+    assert (rc == 0);
+    self->monitor = zsock_new_pair (monitor);
+    assert (self->monitor);
+    zsock_connect (self->monitor, "%s", monitor);
     return self;
 }
 
@@ -234,15 +272,20 @@ server_destroy (server_t **self_p)
     if (!self)
         return;
     zsock_destroy (&self->intake);
+    if (self->monitor && self->delivery)
+        zmq_socket_monitor (zsock_resolve (self->delivery), NULL, 0);
+    zsock_destroy (&self->monitor);
     zsock_destroy (&self->delivery);
     zsock_destroy (&self->tap);
     for (size_t i = 0; self->sessions && i < self->nsessions; i++) {
         zframe_destroy (&self->sessions[i].peer);
+        zframe_destroy (&self->sessions[i].pending_peer);
         free (self->sessions[i].inflight);
         free (self->sessions[i].name);
     }
     free (self->sessions);
     journal_destroy (&self->journal);
+    dirlock_destroy (&self->lock);
     zmq_msg_close (&self->frame);
     for (int i = 0; i < 3; i++)
         zmq_msg_close (&self->head[i]);
@@ -657,19 +700,122 @@ s_session_by_peer (server_t *self, zframe_t *peer)
     return NULL;
 }
 
+//  The instance id of a HELLO (its optional fourth frame), cut to printable
+//  characters without blanks or quotes so that logs and /health show it as is.
 static void
-s_handle_hello (server_t *self, zframe_t *peer, zmsg_t *msg)
+s_instance (zframe_t *frame, char *out, size_t size)
+{
+    size_t n = 0;
+    const uint8_t *data = frame ? zframe_data (frame) : NULL;
+    for (size_t i = 0; frame && i < zframe_size (frame) && n + 1 < size; i++)
+        out[n++] = data[i] > 0x20 && data[i] < 0x7f && data[i] != '"' && data[i] != '\\'
+                       ? (char) data[i]
+                       : '_';
+    out[n] = 0;
+}
+
+static const char *
+s_shown (const char *instance)
+{
+    return *instance ? instance : "unnamed"; //  a writer without instance ids
+}
+
+//  Refuses the waiting HELLO: the holder was heard from after it came.
+static void
+s_refuse_pending (server_t *self, s_session_t *s)
+{
+    int64_t heard_ms = util_mono_ms () - s->last_heard_ms;
+    char text[512];
+    snprintf (text, sizeof text,
+              "writer name \"%s\" is held by live instance %s (heard from %.1fs ago, after this "
+              "HELLO); one writer per name: stop one of them",
+              s->name, s_shown (s->instance), (double) heard_ms / 1000.0);
+    s_delivery_reply (self, s->pending_peer, "ERROR", text);
+    metric_add (s->m_refused, 1);
+    log_error ("delivery.writer_refused",
+               "writer=%s instance=%s holder=%s holder_heard_ms=%" PRId64 " waited_ms=%" PRId64,
+               s->name, s_shown (s->pending_instance), s_shown (s->instance), heard_ms,
+               util_mono_ms () - s->pending_since_ms);
+    zframe_destroy (&s->pending_peer);
+}
+
+//  `peer` holds the writer name from now on.
+static void
+s_welcome (server_t *self, s_session_t *s, zframe_t *peer, int fd, const char *instance,
+           uint32_t window)
+{
+    bool same_peer = s->peer && zframe_eq (s->peer, peer);
+    if (s->peer && !same_peer && *instance && strcmp (instance, s->instance) == 0)
+        log_info ("delivery.writer_reconnected", "writer=%s instance=%s", s->name, instance);
+    else if (s->peer && !same_peer)
+        log_warn ("delivery.writer_replaced",
+                  "writer=%s instance=%s previous=%s previous_silent_ms=%" PRId64, s->name,
+                  s_shown (instance), s_shown (s->instance), util_mono_ms () - s->last_heard_ms);
+    if (s->pending_peer && zframe_eq (s->pending_peer, peer))
+        zframe_destroy (&s->pending_peer);
+    //  A new connection for this name: whatever the old one had in flight
+    //  is delivered again from the durable cursor.
+    zframe_destroy (&s->peer);
+    s->peer = zframe_dup (peer);
+    s->peer_fd = fd;
+    pthread_mutex_lock (&self->state_lock);
+    snprintf (s->instance, sizeof s->instance, "%s", instance);
+    pthread_mutex_unlock (&self->state_lock);
+    s->window = window;
+    s->sent_upto = journal_cursor (self->journal, s->index) - 1;
+    s->ninflight = 0;
+    s->inflight_records = 0;
+    s->last_heard_ms = util_mono_ms ();
+    zmsg_t *out = zmsg_new ();
+    zframe_t *to = zframe_dup (peer);
+    zmsg_append (out, &to);
+    zmsg_addstr (out, DELIVERY_SIG);
+    zmsg_addstr (out, "WELCOME");
+    zmsg_addmem (out, journal_id (self->journal), JOURNAL_ID_SIZE);
+    uint8_t cursor[8];
+    util_put_be (cursor, s->sent_upto + 1, 8);
+    zmsg_addmem (out, cursor, 8);
+    zmsg_send (&out, self->delivery);
+    metric_set (s->m_connected, 1);
+    log_info ("delivery.hello", "writer=%s instance=%s cursor=%" PRIu64 " window=%u", s->name,
+              s_shown (instance), s->sent_upto + 1, s->window);
+    //  The holder just spoke: a HELLO waiting for the name is refused.
+    if (s->pending_peer)
+        s_refuse_pending (self, s);
+}
+
+//  The holder of a name with a HELLO waiting was silent for the session
+//  timeout: the waiting writer takes over.
+static void
+s_expire_holder (server_t *self, s_session_t *s)
+{
+    if (!s->pending_peer || util_mono_ms () - s->last_heard_ms < self->config.session_timeout_ms)
+        return;
+    zframe_t *peer = s->pending_peer;
+    s->pending_peer = NULL;
+    char instance[INSTANCE_MAX];
+    snprintf (instance, sizeof instance, "%s", s->pending_instance);
+    s_welcome (self, s, peer, s->pending_fd, instance, s->pending_window);
+    zframe_destroy (&peer);
+}
+
+static void
+s_handle_hello (server_t *self, zframe_t *peer, int fd, zmsg_t *msg)
 {
     zframe_t *name_frame = zmsg_next (msg), *window_frame = zmsg_next (msg);
     if (!name_frame || !window_frame || zframe_size (window_frame) != 4) {
         s_delivery_reply (self, peer, "RESET", "malformed HELLO");
         return;
     }
+    //  Optional: a writer of before instance ids sends three frames.
+    char instance[INSTANCE_MAX];
+    s_instance (zmsg_next (msg), instance, sizeof instance);
+    uint32_t window = (uint32_t) util_get_be (zframe_data (window_frame), 4);
     char *name = zframe_strdup (name_frame);
     //  CURVE lets any writer key in on delivery: the name must be its own
     char refusal[256];
-    if (!curve_server_writer_allowed (self->config.curve, zmsg_first (msg), name, refusal,
-                                      sizeof refusal)) {
+    if (!curve_server_writer_allowed_meta (self->config.curve, self->peer_key, self->peer_writers,
+                                           name, refusal, sizeof refusal)) {
         s_delivery_reply (self, peer, "RESET", refusal);
         free (name);
         return;
@@ -686,29 +832,33 @@ s_handle_hello (server_t *self, zframe_t *peer, zmsg_t *msg)
         free (name);
         return;
     }
-    //  A new connection for this name: whatever the old one had in flight
-    //  is delivered again from the durable cursor.
-    zframe_destroy (&s->peer);
-    s->peer = zframe_dup (peer);
-    s->window = (uint32_t) util_get_be (zframe_data (window_frame), 4);
-    s->sent_upto = journal_cursor (self->journal, s->index) - 1;
-    s->ninflight = 0;
-    s->inflight_records = 0;
-    s->last_heard_ms = util_mono_ms ();
-    zmsg_t *out = zmsg_new ();
-    zframe_t *to = zframe_dup (peer);
-    zmsg_append (out, &to);
-    zmsg_addstr (out, DELIVERY_SIG);
-    zmsg_addstr (out, "WELCOME");
-    zmsg_addmem (out, journal_id (self->journal), JOURNAL_ID_SIZE);
-    uint8_t cursor[8];
-    util_put_be (cursor, s->sent_upto + 1, 8);
-    zmsg_addmem (out, cursor, 8);
-    zmsg_send (&out, self->delivery);
-    metric_set (s->m_connected, 1);
-    log_info ("delivery.hello", "writer=%s cursor=%" PRIu64 " window=%u", name, s->sent_upto + 1,
-              s->window);
     free (name);
+    //  The same connection (HELLO after RESET), the same instance on a new
+    //  connection (reconnected), or a holder silent for the timeout (crashed,
+    //  killed, partitioned): the name is this writer's.
+    if (!s->peer || zframe_eq (s->peer, peer) ||
+        (*instance && strcmp (instance, s->instance) == 0) ||
+        util_mono_ms () - s->last_heard_ms >= self->config.session_timeout_ms) {
+        s_welcome (self, s, peer, fd, instance, window);
+        return;
+    }
+    //  Another instance while the holder lives. Refusing at once would lock
+    //  out a writer restarted right after a kill -9 (its old session looks
+    //  alive until the timeout): it waits for proof either way. A writer
+    //  repeats its HELLO every second until answered.
+    if (!s->pending_peer || !zframe_eq (s->pending_peer, peer)) {
+        if (!s->pending_peer)
+            log_info ("delivery.hello_waiting",
+                      "writer=%s instance=%s holder=%s holder_heard_ms=%" PRId64, s->name,
+                      s_shown (instance), s_shown (s->instance),
+                      util_mono_ms () - s->last_heard_ms);
+        zframe_destroy (&s->pending_peer);
+        s->pending_peer = zframe_dup (peer);
+        s->pending_since_ms = util_mono_ms ();
+    }
+    s->pending_fd = fd;
+    snprintf (s->pending_instance, sizeof s->pending_instance, "%s", instance);
+    s->pending_window = window;
 }
 
 static void
@@ -726,6 +876,9 @@ s_handle_ack (server_t *self, zframe_t *peer, zmsg_t *msg)
     uint64_t upto = util_get_be (zframe_data (upto_frame), 8);
     s->window = (uint32_t) util_get_be (zframe_data (window_frame), 4);
     s->last_heard_ms = util_mono_ms ();
+    if (s->pending_peer)
+        s_refuse_pending (self, s); //  the holder is alive
+
     if (upto > s->sent_upto)
         upto = s->sent_upto; //  cannot acknowledge what it was not sent
     if (upto + 1 <= journal_cursor (self->journal, s->index))
@@ -756,11 +909,78 @@ s_sync_cursors (server_t *self)
     self->last_sync_ms = util_mono_ms ();
 }
 
+//  A delivery message, and the socket its body came in on (ZMQ_SRCFD: the
+//  routing id frame is made by the ROUTER and carries none), which the
+//  monitor's DISCONNECTED events name.
+static zmsg_t *
+s_recv_delivery (server_t *self, int *fd)
+{
+    void *sock = zsock_resolve (self->delivery);
+    zmsg_t *msg = zmsg_new ();
+    zmq_msg_t part;
+    zmq_msg_init (&part);
+    bool more = true;
+    while (more) {
+        int rc;
+        while ((rc = zmq_msg_recv (&part, sock, 0)) < 0 && zmq_errno () == EINTR)
+            ;
+        if (rc < 0) {
+            zmsg_destroy (&msg);
+            break;
+        }
+        if (zmsg_size (msg) == 1) {
+            *fd = zmq_msg_get (&part, ZMQ_SRCFD);
+            //  Copied into the zmsg the frames lose it: the CURVE metadata of
+            //  the connection, for the writer-name check of a HELLO
+            const char *key = self->config.curve ? zmq_msg_gets (&part, "User-Id") : NULL;
+            const char *writers =
+                self->config.curve ? zmq_msg_gets (&part, CURVE_WRITERS_PROPERTY) : NULL;
+            snprintf (self->peer_key, sizeof self->peer_key, "%s", key ? key : "");
+            snprintf (self->peer_writers, sizeof self->peer_writers, "%s", writers ? writers : "");
+        }
+        zmsg_addmem (msg, zmq_msg_data (&part), zmq_msg_size (&part));
+        more = zmq_msg_more (&part);
+    }
+    zmq_msg_close (&part);
+    return msg;
+}
+
+//  A delivery connection closed: if it held a writer name, the session is
+//  over (a HELLO waiting takes over now); a waiting HELLO on it is dropped.
+static void
+s_delivery_disconnected (server_t *self)
+{
+    zmsg_t *event = zmsg_recv (self->monitor);
+    zframe_t *head = event ? zmsg_first (event) : NULL;
+    if (head && zframe_size (head) == 6) {
+        uint16_t id;
+        uint32_t value;
+        memcpy (&id, zframe_data (head), 2);
+        memcpy (&value, zframe_data (head) + 2, 4);
+        for (size_t i = 0; id == ZMQ_EVENT_DISCONNECTED && i < self->nsessions; i++) {
+            s_session_t *s = &self->sessions[i];
+            //  The kernel reuses descriptors: when the holder and a waiting
+            //  HELLO share this one, the closed connection is the older, the
+            //  holder's. A stale event costs a writer one HELLO more.
+            if (s->peer && s->peer_fd == (int) value) {
+                log_info ("delivery.writer_disconnected", "writer=%s instance=%s", s->name,
+                          s_shown (s->instance));
+                s->peer_fd = -1;
+                s->last_heard_ms = util_mono_ms () - self->config.session_timeout_ms;
+                s_expire_holder (self, s);
+            } else if (s->pending_peer && s->pending_fd == (int) value)
+                zframe_destroy (&s->pending_peer);
+        }
+    }
+    zmsg_destroy (&event);
+}
+
 static void
 s_delivery_round (server_t *self)
 {
     for (int i = 0; i < 256 && (zsock_events (self->delivery) & ZMQ_POLLIN); i++) {
-        zmsg_t *msg = zmsg_recv (self->delivery);
+        int fd = -1;
+        zmsg_t *msg = s_recv_delivery (self, &fd);
         if (!msg)
             break;
         zframe_t *peer = zmsg_pop (msg);
@@ -768,7 +988,7 @@ s_delivery_round (server_t *self)
         if (!peer || !sig || !cmd || !zframe_streq (sig, DELIVERY_SIG))
             log_warn ("delivery.bad_message", "frames=%zu", zmsg_size (msg));
         else if (zframe_streq (cmd, "HELLO"))
-            s_handle_hello (self, peer, msg);
+            s_handle_hello (self, peer, fd, msg);
         else if (zframe_streq (cmd, "ACK"))
             s_handle_ack (self, peer, msg);
         else
@@ -799,7 +1019,8 @@ s_housekeep (server_t *self)
         metric_set (s->m_lag_records, (double) (next - cursor));
         int64_t oldest = cursor < next ? journal_received_ns (self->journal, cursor) : 0;
         metric_set (s->m_lag_seconds, oldest ? (double) (now_ns - oldest) / 1e9 : 0);
-        bool alive = s->peer && now_ms - s->last_heard_ms < 5000;
+        s_expire_holder (self, s);
+        bool alive = s->peer && now_ms - s->last_heard_ms < self->config.session_timeout_ms;
         if (s->peer && now_ms - s->last_sent_ms >= HEARTBEAT_MS) {
             //  An idle writer hears from us too, so it can tell ingestd is up.
             uint8_t cursor[8];
@@ -834,17 +1055,20 @@ server_run (server_t *self)
         }
         zmq_pollitem_t items[] = {{zsock_resolve (self->delivery), 0, ZMQ_POLLIN, 0},
                                   {zsock_resolve (self->tap), 0, ZMQ_POLLIN, 0},
+                                  {zsock_resolve (self->monitor), 0, ZMQ_POLLIN, 0},
                                   {zsock_resolve (self->intake), 0, ZMQ_POLLIN, 0}};
         //  While the journal is full intake is not read: no ACKs go out and
         //  the collectors wait (backpressure).
-        int rc = zmq_poll (items, full ? 2 : 3, HOUSEKEEP_MS);
+        int rc = zmq_poll (items, full ? 3 : 4, HOUSEKEEP_MS);
         if (rc < 0)
             continue;
+        if (items[2].revents & ZMQ_POLLIN)
+            s_delivery_disconnected (self);
         if (items[1].revents & ZMQ_POLLIN)
             s_tap_subscriptions (self);
         if (items[0].revents & ZMQ_POLLIN)
             s_delivery_round (self);
-        if (!full && (items[2].revents & ZMQ_POLLIN))
+        if (!full && (items[3].revents & ZMQ_POLLIN))
             s_intake_round (self);
         if (util_mono_ms () - self->last_housekeep_ms >= HOUSEKEEP_MS) {
             s_housekeep (self);
@@ -882,11 +1106,27 @@ server_healthy (void *self_, char *text, size_t size)
                   c.received, c.accepted, c.rejected);
         return false;
     }
-    snprintf (text, size,
-              "ok received=%" PRIu64 " accepted=%" PRIu64 " rejected=%" PRIu64
-              " acked_by_all=%" PRIu64 " in_journal=%" PRIu64 "%s",
-              c.received, c.accepted, c.rejected, c.trimmed, held,
-              full ? " intake=paused(journal full)" : "");
+    int len = snprintf (text, size,
+                        "ok received=%" PRIu64 " accepted=%" PRIu64 " rejected=%" PRIu64
+                        " acked_by_all=%" PRIu64 " in_journal=%" PRIu64 "%s",
+                        c.received, c.accepted, c.rejected, c.trimmed, held,
+                        full ? " intake=paused(journal full)" : "");
+    //  Which instance holds each writer name (omnictl status shows it): the
+    //  first place to look when a writer is refused.
+    int64_t now = util_mono_ms ();
+    for (size_t i = 0; i < self->nsessions && len >= 0 && (size_t) len < size; i++) {
+        s_session_t *s = &self->sessions[i];
+        int64_t heard = s->last_heard_ms;
+        pthread_mutex_lock (&self->state_lock);
+        if (!*s->instance && heard == 0)
+            len += snprintf (text + len, size - (size_t) len, "\nwriter=%s holder=none", s->name);
+        else
+            len += snprintf (text + len, size - (size_t) len, "\nwriter=%s holder=%s heard=%.1fs%s",
+                             s->name, *s->instance ? s->instance : "unnamed",
+                             (double) (now - heard) / 1000.0,
+                             now - heard < self->config.session_timeout_ms ? "" : " (expired)");
+        pthread_mutex_unlock (&self->state_lock);
+    }
     return true;
 }
 
@@ -906,7 +1146,8 @@ server_test (bool verbose)
                               10,
                               bad,
                               record_default_limits,
-                              NULL};
+                              NULL,
+                              0};
     assert (server_new (&config, NULL, error, sizeof error) == NULL);
     assert (strstr (error, "nonsense"));
 }

@@ -24,6 +24,10 @@ typedef struct {
     const char *const *writers; //  configured writer names, NULL-terminated
     record_limits_t limits;
     curve_server_t *curve; //  NULL = no security; else all three sockets are CURVE servers
+    //  A writer name is held by one connection while it was heard from within
+    //  this long; HELLOs of other instances wait, then are refused or take
+    //  over (0 = 5 s).
+    int64_t session_timeout_ms;
 } server_config_t;
 
 typedef struct _server_t server_t;
@@ -36,7 +40,8 @@ void server_destroy (server_t **self_p);
 int server_run (server_t *self);
 void server_stop (server_t *self);
 
-//  /health: the accounting invariants, checked against the journal.
+//  /health: the accounting invariants, checked against the journal, then a
+//  line per writer with the instance holding its name.
 bool server_healthy (void *self, char *text, size_t size);
 
 void server_test (bool verbose);

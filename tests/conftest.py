@@ -39,7 +39,9 @@ def pytest_make_collect_report(collector):
 def workdir():
     path = tempfile.mkdtemp(prefix="omni-test-")
     yield path
-    shutil.rmtree(path, ignore_errors=True)
+    # OMNI_KEEP_WORKDIR=1 keeps the daemons' logs and stores for a look
+    if not os.environ.get("OMNI_KEEP_WORKDIR"):
+        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture

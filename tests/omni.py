@@ -314,7 +314,8 @@ class IntakeClient:
 class WriterClient:
     """The writer side of delivery, in Python, for tests of ingestd alone."""
 
-    def __init__(self, endpoint, name, window=100000):
+    def __init__(self, endpoint, name, window=100000, instance=None):
+        self.instance = instance  # None: the 3-frame HELLO of writers before instance ids
         self.ctx = zmq.Context.instance()
         self.sock = self.ctx.socket(zmq.DEALER)
         self.sock.setsockopt(zmq.LINGER, 0)
@@ -324,17 +325,30 @@ class WriterClient:
         self.cursor = None
         self.upto = 0
 
+    def send_hello(self):
+        frames = [b"OD/1", b"HELLO", self.name.encode(), struct.pack(">I", self.window)]
+        if self.instance is not None:
+            frames.append(self.instance.encode())
+        self.sock.send_multipart(frames)
+
     def hello(self, timeout=30):
-        self.sock.send_multipart([b"OD/1", b"HELLO", self.name.encode(),
-                                  struct.pack(">I", self.window)])
+        """HELLO, repeated every second as writers do, until WELCOME (returns
+        the cursor); RESET or ERROR raise with ingestd's reason."""
+        self.send_hello()
+        deadline = time.monotonic() + timeout
         while True:
-            msg = self.recv(timeout)
+            if not self.sock.poll(1000):
+                if time.monotonic() > deadline:
+                    raise AssertionError("no WELCOME from ingestd delivery")
+                self.send_hello()
+                continue
+            msg = self.sock.recv_multipart()
             if msg[1] == b"WELCOME":
                 self.cursor = struct.unpack(">Q", msg[3])[0]
                 self.upto = self.cursor - 1
                 return self.cursor
-            if msg[1] == b"RESET":
-                raise AssertionError(f"RESET: {msg[2].decode()}")
+            if msg[1] in (b"RESET", b"ERROR"):
+                raise AssertionError(f"{msg[1].decode()}: {msg[2].decode()}")
 
     def recv(self, timeout=30):
         if not self.sock.poll(timeout * 1000):

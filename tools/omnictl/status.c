@@ -356,14 +356,30 @@ s_errors_cell (target_t *target, char *out, size_t size)
     free (text.data);
 }
 
+//  The instance holding `writer`, from ingestd's /health line
+//  "writer=NAME holder=INSTANCE ...", into `out`; "-" when not there.
+static void
+s_holder (target_t *target, const char *writer, char *out, size_t size)
+{
+    snprintf (out, size, "-");
+    char key[96];
+    snprintf (key, sizeof key, "\nwriter=%s holder=", writer);
+    const char *found = strstr (target_health_text (target), key);
+    if (found) {
+        found += strlen (key);
+        snprintf (out, size, "%.*s", (int) strcspn (found, " \r\n"), found);
+    }
+}
+
 //  Per ingestd: every writer it delivers to, from its labelled gauges.
 static void
 s_render_writers (target_t *target, s_text_t *out)
 {
     promtext_t *page = target_metrics (target);
-    static const bool right[] = {false, false, true, true, true};
-    s_table_t table = {5, right, NULL, 0, 0};
-    s_table_row (&table, "WRITER", "CONNECTED", "ACKED/S", "LAG RECORDS", "LAG SECONDS");
+    static const bool right[] = {false, false, true, true, true, false};
+    s_table_t table = {6, right, NULL, 0, 0};
+    s_table_row (&table, "WRITER", "CONNECTED", "ACKED/S", "LAG RECORDS", "LAG SECONDS",
+                 "INSTANCE");
     for (size_t i = 0; i < promtext_size (page); i++) {
         if (strcmp (promtext_name (page, i), "omni_ingestd_writer_lag_records") != 0)
             continue;
@@ -373,14 +389,15 @@ s_render_writers (target_t *target, s_text_t *out)
         double connected = 0, seconds = 0, rate;
         promtext_get (page, "omni_ingestd_writer_connected", "writer", writer, &connected);
         promtext_get (page, "omni_ingestd_writer_lag_seconds", "writer", writer, &seconds);
-        char rate_text[32], lag[32], age[32];
+        char rate_text[32], lag[32], age[32], holder[160];
+        s_holder (target, writer, holder, sizeof holder);
         if (target_rate (target, "omni_ingestd_records_acked_total", "writer", writer, &rate))
             snprintf (rate_text, sizeof rate_text, "%.1f", rate);
         else
             snprintf (rate_text, sizeof rate_text, "-");
         s_number (lag, sizeof lag, promtext_value (page, i));
         snprintf (age, sizeof age, "%.1f", seconds);
-        s_table_row (&table, writer, connected == 1 ? "yes" : "no", rate_text, lag, age);
+        s_table_row (&table, writer, connected == 1 ? "yes" : "no", rate_text, lag, age, holder);
     }
     if (table.nrows > 1) {
         s_printf (out, "\nwriters of %s (%s)\n", target_name (target), target_address (target));
@@ -434,7 +451,9 @@ static bool
 s_test_ingestd_health (void *arg, char *text, size_t size)
 {
     (void) arg;
-    snprintf (text, size, "ok received=12 accepted=10");
+    snprintf (text, size,
+              "ok received=12 accepted=10\nwriter=archive holder=h1:42@2026-01-01T00:00:00Z "
+              "heard=0.2s\nwriter=relational holder=none");
     return true;
 }
 
@@ -508,6 +527,8 @@ status_test (bool verbose)
     assert (strstr (text, "writers of ingestd"));
     line = strstr (text, "\narchive ");
     assert (line && strstr (line, " yes "));
+    //  Which instance holds the writer name, from ingestd's /health.
+    assert (strstr (line, " h1:42@2026-01-01T00:00:00Z\n"));
     line = strstr (text, "\nrelational ");
     assert (line && strstr (line, " no "));
     assert (strstr (text, "2 of 3 daemons up and healthy"));

@@ -26,6 +26,7 @@ struct _target_t {
     char *base_url; //  "http://HOST:PORT", no trailing slash
     bool reached, healthy;
     char health[512];
+    char health_text[4096];
     promtext_t *metrics, *previous;
     int64_t at_ms, previous_at_ms;
 };
@@ -176,6 +177,8 @@ s_request_finish (s_request_t *request, int64_t now_ms)
     if (request->is_health) {
         self->reached = answered;
         self->healthy = answered && request->status == 200;
+        snprintf (self->health_text, sizeof self->health_text, "%s",
+                  answered && request->body.data ? request->body.data : "");
         if (answered && request->body.data && *request->body.data)
             s_first_line (request->body.data, self->health, sizeof self->health);
         else if (answered)
@@ -249,6 +252,12 @@ const char *
 target_health (target_t *self)
 {
     return self->health;
+}
+
+const char *
+target_health_text (target_t *self)
+{
+    return self->health_text;
 }
 
 promtext_t *

@@ -32,6 +32,8 @@ bool target_reached (target_t *self);
 bool target_healthy (target_t *self);
 //  The first line of /health, or why the daemon could not be reached.
 const char *target_health (target_t *self);
+//  The whole /health answer ("" when none): ingestd adds a line per writer.
+const char *target_health_text (target_t *self);
 //  The last /metrics page, NULL when it could not be fetched.
 promtext_t *target_metrics (target_t *self);
 
