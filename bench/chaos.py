@@ -286,6 +286,7 @@ def run(args):
             if args.outage > 0 else []
         outage_end = None
         current = None
+        order = []
         next_kill = started + rng.uniform(args.kill_min, args.kill_max)
         while True:
             now = time.monotonic()
@@ -308,8 +309,15 @@ def run(args):
                 log(f"outage: {current[0]} back")
                 current = None
             if now >= next_kill:
-                victims = list(daemons) + [s.name for s in senders if s.running()]
-                victim = rng.choice(victims)
+                # In shuffled rounds, so that every process is killed as
+                # often as the others (plain random choices can miss one)
+                if not order:
+                    order = list(daemons) + [s.name for s in senders]
+                    rng.shuffle(order)
+                victim = order.pop()
+                if victim not in daemons and not next(s for s in senders
+                                                      if s.name == victim).running():
+                    continue
                 result["kills"][victim] += 1
                 if victim in daemons:
                     daemons[victim].kill9()

@@ -413,6 +413,63 @@ log_event (log_level_t level, const char *event, const char *fields, ...)
     errno = saved_errno;
 }
 
+#define S_ALLOW_SLOTS 64
+
+typedef struct {
+    uint64_t hash;
+    int64_t last_ms; //  0: free
+    uint64_t suppressed;
+} s_allow_t;
+
+static s_allow_t s_allow[S_ALLOW_SLOTS];
+
+static int64_t
+s_mono_ms (void)
+{
+    struct timespec ts;
+    clock_gettime (CLOCK_MONOTONIC, &ts);
+    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+bool
+log_allow (const char *event, const char *key, int64_t interval_ms, uint64_t *suppressed)
+{
+    //  FNV-1a over event, a separator and key
+    uint64_t hash = 1469598103934665603ULL;
+    for (const char *p = event ? event : ""; *p; p++)
+        hash = (hash ^ (uint8_t) *p) * 1099511628211ULL;
+    hash = (hash ^ 0xff) * 1099511628211ULL;
+    for (const char *p = key ? key : ""; *p; p++)
+        hash = (hash ^ (uint8_t) *p) * 1099511628211ULL;
+    int64_t now = s_mono_ms () + 1; //  never 0
+    pthread_mutex_lock (&s_lock);
+    s_allow_t *slot = NULL, *oldest = &s_allow[0];
+    for (size_t i = 0; i < S_ALLOW_SLOTS && !slot; i++) {
+        if (s_allow[i].last_ms && s_allow[i].hash == hash)
+            slot = &s_allow[i];
+        else if (s_allow[i].last_ms < oldest->last_ms)
+            oldest = &s_allow[i];
+    }
+    bool allow;
+    if (!slot) {
+        *oldest = (s_allow_t){hash, now, 0};
+        allow = true;
+        if (suppressed)
+            *suppressed = 0;
+    } else if (now - slot->last_ms >= interval_ms) {
+        if (suppressed)
+            *suppressed = slot->suppressed;
+        slot->last_ms = now;
+        slot->suppressed = 0;
+        allow = true;
+    } else {
+        slot->suppressed++;
+        allow = false;
+    }
+    pthread_mutex_unlock (&s_lock);
+    return allow;
+}
+
 //  --------------------------------------------------------------------------
 //  Self test
 
@@ -517,6 +574,18 @@ s_log_long (void *arg)
 void
 log_test (bool verbose)
 {
+    //  log_allow: the first line, then one per interval with the count held back
+    uint64_t held = 99;
+    assert (log_allow ("test.allow", "a", 60000, &held) && held == 0);
+    assert (!log_allow ("test.allow", "a", 60000, &held));
+    assert (!log_allow ("test.allow", "a", 60000, NULL));
+    assert (log_allow ("test.allow", "b", 60000, &held) && held == 0);
+    assert (log_allow ("test.other", "a", 60000, &held));
+    struct timespec pause = {0, 20 * 1000000};
+    nanosleep (&pause, NULL);
+    assert (log_allow ("test.allow", "a", 10, &held) && held == 2);
+    assert (!log_allow ("test.allow", "a", 60000, &held));
+
     assert (log_init ("ingestd", "loud", "kv") == -1);
     assert (log_init ("ingestd", "info", "xml") == -1);
     assert (log_init ("ingestd", "info", "kv") == 0);

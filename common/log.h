@@ -4,6 +4,7 @@
 #define OMNI_LOG_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 //  LOGL_: syslog.h (pulled in by czmq.h) owns the LOG_ names.
 typedef enum { LOGL_DEBUG = 0, LOGL_INFO, LOGL_WARN, LOGL_ERROR } log_level_t;
@@ -19,6 +20,15 @@ void log_event (log_level_t level, const char *event, const char *fields, ...)
     __attribute__ ((format (printf, 3, 4)));
 
 bool log_enabled (log_level_t level);
+
+//  Whether a line for (event, key) may be logged now: the first at once,
+//  then at most one per `interval_ms`. `*suppressed` (may be NULL) gets the
+//  number held back since the last one, for that line to say so. For lines
+//  that would repeat as long as a condition lasts (a peer that retries every
+//  second, a store that is away): the operator needs the first and a
+//  reminder, not one per attempt. A bounded table: a key pushed out of it
+//  is logged again at once.
+bool log_allow (const char *event, const char *key, int64_t interval_ms, uint64_t *suppressed);
 
 #define log_debug(...) log_event (LOGL_DEBUG, __VA_ARGS__)
 #define log_info(...)  log_event (LOGL_INFO, __VA_ARGS__)

@@ -39,6 +39,10 @@ struct _pgconn_t {
     char error[1024];  //  one line, for logs
     char detail[4096]; //  as the server wrote it
     char sqlstate[6];
+    bool create_database; //  pgconn_set_create_database
+    //  The last permanent refusal, for /health from another thread
+    pthread_mutex_t refused_lock;
+    char refused[768];
     pgconn_status_t last_status;
     atomic_llong ping_at_ms;
     atomic_bool ping_ok;
@@ -153,6 +157,7 @@ pgconn_new (const char *conninfo, char *error, size_t error_size)
     self->backoff_max_ms = 5000;
     self->backoff_ms = self->backoff_min_ms;
     atomic_init (&self->up, false);
+    pthread_mutex_init (&self->refused_lock, NULL);
     atomic_init (&self->ping_at_ms, 0);
     atomic_init (&self->ping_ok, false);
     return self;
@@ -174,6 +179,7 @@ pgconn_destroy (pgconn_t **self_p)
     free (self->values);
     free (self->display);
     free (self->buf);
+    pthread_mutex_destroy (&self->refused_lock);
     free (self);
     *self_p = NULL;
 }
@@ -184,6 +190,12 @@ pgconn_set_backoff (pgconn_t *self, int64_t min_ms, int64_t max_ms)
     self->backoff_min_ms = min_ms > 0 ? min_ms : 1;
     self->backoff_max_ms = max_ms >= self->backoff_min_ms ? max_ms : self->backoff_min_ms;
     self->backoff_ms = self->backoff_min_ms;
+}
+
+void
+pgconn_set_create_database (pgconn_t *self, bool create)
+{
+    self->create_database = create;
 }
 
 void
@@ -206,6 +218,12 @@ static void
 s_set_error (pgconn_t *self, pgconn_status_t status, const char *sqlstate, const char *text)
 {
     self->last_status = status;
+    if (status == PGCONN_PERMANENT || status == PGCONN_OK) {
+        pthread_mutex_lock (&self->refused_lock);
+        snprintf (self->refused, sizeof self->refused, "%s",
+                  status == PGCONN_PERMANENT && text ? text : "");
+        pthread_mutex_unlock (&self->refused_lock);
+    }
     snprintf (self->sqlstate, sizeof self->sqlstate, "%s", sqlstate ? sqlstate : "");
     snprintf (self->error, sizeof self->error, "%s", text ? text : "");
     snprintf (self->detail, sizeof self->detail, "%s", text ? text : "");
@@ -234,7 +252,14 @@ s_mark_down (pgconn_t *self)
     self->backoff_ms =
         self->backoff_ms * 2 > self->backoff_max_ms ? self->backoff_max_ms : self->backoff_ms * 2;
     if (!self->logged_down) {
-        log_warn ("pg.down", "conninfo=\"%s\" error=\"%s\"", self->display, self->error);
+        if (self->last_status == PGCONN_PERMANENT)
+            log_error ("pg.refused",
+                       "conninfo=\"%s\" sqlstate=%s error=\"%s\" detail=\"permanent: retried "
+                       "every %lld ms until an operator fixes it\"",
+                       self->display, self->sqlstate, self->error,
+                       (long long) self->backoff_max_ms);
+        else
+            log_warn ("pg.down", "conninfo=\"%s\" error=\"%s\"", self->display, self->error);
         self->logged_down = true;
     }
 }
@@ -248,6 +273,109 @@ pgconn_reset (pgconn_t *self)
     }
     self->copying = false;
     atomic_store (&self->up, false);
+}
+
+//  A connection refused for a reason that will not pass by itself. libpq
+//  gives no SQLSTATE for a failed connection, only the server's message
+//  (FATAL text, English unless the server's lc_messages says otherwise) or
+//  its own: matched here, and told apart from a server that is away.
+typedef struct {
+    const char *match, *also; //  both in the message (`also` may be NULL)
+    const char *sqlstate;
+    const char *hint;
+} s_refusal_t;
+
+static const s_refusal_t s_refusals[] = {
+    {"database \"", "does not exist", "3D000",
+     "create the database (createdb NAME), fix dbname in the dsn, or set create_database: true"},
+    {"role \"", "does not exist", "28000", "create the role or fix the user in the dsn"},
+    {"password authentication failed", NULL, "28P01",
+     "check the password: the dsn, PGPASSWORD or ~/.pgpass"},
+    {"no password supplied", NULL, "28P01",
+     "the server wants a password: put it in the dsn, PGPASSWORD or ~/.pgpass"},
+    {"no pg_hba.conf entry", NULL, "28000",
+     "allow this host, user and database in the server's pg_hba.conf and reload it"},
+    {"authentication failed", NULL, "28000", "check the user and its credentials in the dsn"},
+    {"permission denied for database", NULL, "42501",
+     "GRANT CONNECT ON DATABASE to the writer's role"},
+    {NULL, NULL, NULL, NULL}};
+
+static const s_refusal_t *
+s_connect_refusal (const char *message)
+{
+    for (const s_refusal_t *r = s_refusals; r->match; r++)
+        if (strstr (message, r->match) && (!r->also || strstr (message, r->also)))
+            return r;
+    return NULL;
+}
+
+static bool
+s_missing_database (const char *message)
+{
+    return strstr (message, "database \"") && strstr (message, "does not exist");
+}
+
+//  libpq's messages end with a newline; logs and /health want one line.
+static const char *
+s_trim (const char *message)
+{
+    static __thread char line[512];
+    snprintf (line, sizeof line, "%s", message);
+    for (char *p = line; *p; p++)
+        if (*p == '\n' || *p == '\r')
+            *p = ' ';
+    size_t len = strlen (line);
+    while (len && line[len - 1] == ' ')
+        line[--len] = 0;
+    return line;
+}
+
+//  CREATE DATABASE on the same server, through its maintenance database,
+//  with the same credentials. Returns 0 when it exists now.
+static int
+s_create_database (pgconn_t *self)
+{
+    size_t n = 0;
+    while (self->keywords[n])
+        n++;
+    const char **values = calloc (n + 1, sizeof *values);
+    const char *dbname = NULL;
+    for (size_t i = 0; i < n; i++) {
+        values[i] = self->values[i];
+        if (strcmp (self->keywords[i], "dbname") == 0) {
+            dbname = self->values[i];
+            values[i] = "postgres";
+        }
+    }
+    int rc = -1;
+    if (dbname && *dbname) {
+        PGconn *admin = PQconnectdbParams (self->keywords, values, 0);
+        if (PQstatus (admin) == CONNECTION_OK) {
+            char *quoted = PQescapeIdentifier (admin, dbname, strlen (dbname));
+            char sql[600];
+            snprintf (sql, sizeof sql, "CREATE DATABASE %s", quoted ? quoted : "\"\"");
+            PQfreemem (quoted);
+            PGresult *result = PQexec (admin, sql);
+            const char *state = PQresultErrorField (result, PG_DIAG_SQLSTATE);
+            //  42P04: created meanwhile by someone else, as good
+            if (PQresultStatus (result) == PGRES_COMMAND_OK ||
+                (state && !strcmp (state, "42P04"))) {
+                log_info ("pg.database_created", "dbname=%s conninfo=\"%s\"", dbname,
+                          self->display);
+                rc = 0;
+            } else
+                log_error ("pg.create_database_failed",
+                           "dbname=%s error=\"%s\" hint=\"create it by hand, or give the "
+                           "writer's role CREATEDB\"",
+                           dbname, s_trim (PQresultErrorMessage (result)));
+            PQclear (result);
+        } else
+            log_error ("pg.create_database_failed", "dbname=%s error=\"%s\"", dbname,
+                       s_trim (PQerrorMessage (admin)));
+        PQfinish (admin);
+    }
+    free (values);
+    return rc;
 }
 
 int
@@ -266,9 +394,20 @@ pgconn_ensure (pgconn_t *self)
         return -1;
     }
     self->conn = PQconnectdbParams (self->keywords, self->values, 0);
+    if (self->conn && PQstatus (self->conn) != CONNECTION_OK && self->create_database &&
+        s_missing_database (PQerrorMessage (self->conn)) && s_create_database (self) == 0) {
+        PQfinish (self->conn);
+        self->conn = PQconnectdbParams (self->keywords, self->values, 0);
+    }
     if (!self->conn || PQstatus (self->conn) != CONNECTION_OK) {
-        s_set_error (self, PGCONN_TRANSIENT, "08006",
-                     self->conn ? PQerrorMessage (self->conn) : "out of memory");
+        const char *message = self->conn ? PQerrorMessage (self->conn) : "out of memory";
+        const s_refusal_t *refusal = s_connect_refusal (message);
+        if (refusal) {
+            char text[768];
+            snprintf (text, sizeof text, "%s (hint: %s)", s_trim (message), refusal->hint);
+            s_set_error (self, PGCONN_PERMANENT, refusal->sqlstate, text);
+        } else
+            s_set_error (self, PGCONN_TRANSIENT, "08006", message);
         s_mark_down (self);
         return -1;
     }
@@ -295,6 +434,17 @@ bool
 pgconn_is_up (pgconn_t *self)
 {
     return atomic_load (&self->up);
+}
+
+bool
+pgconn_refused (pgconn_t *self, char *text, size_t size)
+{
+    pthread_mutex_lock (&self->refused_lock);
+    bool refused = *self->refused != 0;
+    if (refused)
+        snprintf (text, size, "%s", self->refused);
+    pthread_mutex_unlock (&self->refused_lock);
+    return refused;
 }
 
 bool
@@ -325,6 +475,10 @@ s_classify (const char *sqlstate)
     static const char *content[] = {"22", "23", "54", NULL};
     if (strcmp (sqlstate, "55P03") == 0) //  lock_not_available
         return PGCONN_TRANSIENT;
+    //  insufficient_privilege, invalid_catalog_name, class 28 (authorization)
+    if (strcmp (sqlstate, "42501") == 0 || strcmp (sqlstate, "3D000") == 0 ||
+        strncmp (sqlstate, "28", 2) == 0)
+        return PGCONN_PERMANENT;
     for (int i = 0; transient[i]; i++)
         if (strncmp (sqlstate, transient[i], 2) == 0)
             return PGCONN_TRANSIENT;

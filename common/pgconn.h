@@ -26,7 +26,10 @@ typedef enum {
     PGCONN_OK = 0,
     PGCONN_TRANSIENT, //  server away, connection lost, deadlock: retry later
     PGCONN_CONTENT,   //  the data was refused (SQLSTATE class 22, 23, 54)
-    PGCONN_FAILED     //  anything else (SQL or schema error): a bug or an operator's problem
+    PGCONN_FAILED,    //  anything else (SQL or schema error): a bug or an operator's problem
+    PGCONN_PERMANENT  //  refused until an operator acts: no such database or role, wrong
+                      //  password, no pg_hba.conf entry, permission denied (class 28, 3D000,
+                      //  42501); pgconn_error ends with a hint
 } pgconn_status_t;
 
 //  Called after every successful (re)connect, e.g. to apply migrations and
@@ -45,6 +48,12 @@ void pgconn_destroy (pgconn_t **self_p);
 void pgconn_set_backoff (pgconn_t *self, int64_t min_ms, int64_t max_ms);
 void pgconn_set_setup (pgconn_t *self, pgconn_setup_fn *setup, void *arg);
 
+//  When the database does not exist, create it (connected to the same
+//  server's `postgres` database with the same credentials) instead of
+//  reporting it as a permanent error. Off by default: a typo in a database
+//  name should say so, not make a new empty database.
+void pgconn_set_create_database (pgconn_t *self, bool create);
+
 //  The conninfo for logs, password masked, e.g. "host=db user=omni password=***".
 const char *pgconn_display (pgconn_t *self);
 
@@ -56,6 +65,10 @@ void pgconn_reset (pgconn_t *self);
 
 //  Whether the connection is up; safe from any thread.
 bool pgconn_is_up (pgconn_t *self);
+
+//  Whether the last attempt was refused for good (PGCONN_PERMANENT), with
+//  the error and its hint in `text`; safe from any thread, e.g. /health.
+bool pgconn_refused (pgconn_t *self, char *text, size_t size);
 //  Asks the server whether it accepts connections, on a fresh connection
 //  attempt (PQping), so it is safe from any thread, e.g. /health. Results
 //  are cached for `cache_ms`.

@@ -79,7 +79,9 @@ struct _writer_t {
     atomic_bool connected;
     atomic_bool stopping;
     atomic_bool store_ok;
-    char last_error[256];
+    char last_error[256];        //  under lock
+    atomic_bool store_permanent; //  the last failure was WRITER_STORE_PERMANENT
+    char last_reset[256];        //  why ingestd last sent RESET, until WELCOME (under lock)
 
     metric_t *m_delivered, *m_stored, *m_batches, *m_retries, *m_duplicates, *m_undecodable,
         *m_store_up, *m_latency, *m_acked_offset;
@@ -303,7 +305,8 @@ s_commit (writer_t *self, s_batch_t *batch, bool draining)
     while (batch->count > 0) {
         char error[256] = "";
         int64_t start = util_mono_ms ();
-        if (self->store_fn (self->store, batch->records, batch->count, error, sizeof error) == 0) {
+        int rc = self->store_fn (self->store, batch->records, batch->count, error, sizeof error);
+        if (rc == 0) {
             if (self->m_latency)
                 metric_observe (self->m_latency, (double) (util_mono_ms () - start) / 1000.0);
             if (!atomic_load (&self->store_ok)) {
@@ -316,14 +319,28 @@ s_commit (writer_t *self, s_batch_t *batch, bool draining)
             return 0;
         }
         s_add (self->m_retries, 1);
-        if (atomic_load (&self->store_ok))
-            log_warn ("store.failed", "writer=%s records=%zu error=\"%s\"", self->name,
-                      batch->count, error);
+        bool permanent = rc == WRITER_STORE_PERMANENT;
+        if (atomic_load (&self->store_ok) || permanent != atomic_load (&self->store_permanent)) {
+            if (permanent)
+                log_error ("store.refused",
+                           "writer=%s records=%zu error=\"%s\" detail=\"permanent: an operator "
+                           "must act; retried every %lld ms, nothing is acknowledged meanwhile\"",
+                           self->name, batch->count, error, (long long) self->config.retry_max_ms);
+            else
+                log_warn ("store.failed", "writer=%s records=%zu error=\"%s\"", self->name,
+                          batch->count, error);
+        }
+        atomic_store (&self->store_permanent, permanent);
+        pthread_mutex_lock (&self->lock);
         snprintf (self->last_error, sizeof self->last_error, "%s", error);
+        pthread_mutex_unlock (&self->lock);
         atomic_store (&self->store_ok, false);
         s_set (self->m_store_up, 0);
         if (draining || s_stopping (self))
             return -1;
+        //  Nothing will change by itself: ask again at the ceiling only
+        if (permanent)
+            backoff = self->config.retry_max_ms;
         int64_t until = util_mono_ms () + backoff;
         while (!s_stopping (self) && util_mono_ms () < until)
             zclock_sleep (50);
@@ -536,6 +553,9 @@ writer_run (writer_t *self)
                 s_new_session (self);
                 self->acked_upto = start ? start - 1 : 0;
                 self->welcomed = true;
+                pthread_mutex_lock (&self->lock);
+                self->last_reset[0] = 0;
+                pthread_mutex_unlock (&self->lock);
                 atomic_store (&self->connected, true);
                 char hex[33] = "";
                 if (journal && zframe_size (journal) == 16)
@@ -557,7 +577,15 @@ writer_run (writer_t *self)
                 //  that refuses this writer would otherwise be flooded.
                 zframe_t *reason = zmsg_next (msg);
                 char *text = reason ? zframe_strdup (reason) : strdup ("");
-                log_info ("delivery.reset", "writer=%s reason=\"%s\"", self->name, text);
+                //  Refused again every second while ingestd does not know
+                //  this writer: said once a minute, with /health telling it
+                uint64_t held;
+                if (log_allow ("delivery.reset", text, 60000, &held))
+                    log_info ("delivery.reset", "writer=%s reason=\"%s\" repeated=%" PRIu64,
+                              self->name, text, held);
+                pthread_mutex_lock (&self->lock);
+                snprintf (self->last_reset, sizeof self->last_reset, "%s", text);
+                pthread_mutex_unlock (&self->lock);
                 free (text);
                 self->welcomed = false;
                 atomic_store (&self->connected, false);
@@ -613,11 +641,18 @@ writer_healthy (void *self_, char *text, size_t size)
     writer_t *self = self_;
     bool connected = atomic_load (&self->connected);
     bool store_ok = atomic_load (&self->store_ok);
-    if (!store_ok)
-        snprintf (text, size, "store down: %s", self->last_error);
-    else if (!connected)
-        snprintf (text, size, "not connected to ingestd at %s", self->endpoint);
-    else
+    if (!store_ok) {
+        pthread_mutex_lock (&self->lock);
+        snprintf (text, size, "store %s: %s",
+                  atomic_load (&self->store_permanent) ? "refuses this writer (permanent)" : "down",
+                  self->last_error);
+        pthread_mutex_unlock (&self->lock);
+    } else if (!connected) {
+        pthread_mutex_lock (&self->lock);
+        snprintf (text, size, "not connected to ingestd at %s%s%s", self->endpoint,
+                  *self->last_reset ? ": " : "", self->last_reset);
+        pthread_mutex_unlock (&self->lock);
+    } else
         snprintf (text, size, "ok writer=%s acked_upto=%" PRIu64 " instance=%s", self->name,
                   self->acked_upto, self->instance);
     return connected && store_ok;

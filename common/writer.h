@@ -35,6 +35,12 @@ typedef struct {
 typedef int (writer_store_fn) (void *store, const record_t *records, size_t count, char *error,
                                size_t error_size);
 
+//  A store function's answer when the store refuses the writer until an
+//  operator acts (no such database or role, authentication, permission):
+//  retried all the same (at the backoff ceiling), but logged at error and
+//  said as such in /health.
+#define WRITER_STORE_PERMANENT (-2)
+
 typedef struct _writer_t writer_t;
 
 //  Registers the writer's metrics (delivered, stored, batches, retries,

@@ -87,6 +87,7 @@ typedef struct {
 struct _server_t {
     server_config_t config;
     char peer_key[512], peer_writers[512]; //  CURVE metadata of the delivery message in hand
+    char writers_text[256];                //  the configured writer names, for messages
     dirlock_t *lock;                       //  one ingestd per journal directory
     journal_t *journal;
     zsock_t *intake, *delivery, *tap;
@@ -242,6 +243,9 @@ server_new (const server_config_t *config, metrics_t *metrics, char *error, size
         self->sessions[i].index = i;
         self->sessions[i].role = kinds_writer_role (config->writers[i]);
         self->sessions[i].peer_fd = self->sessions[i].pending_fd = -1;
+        size_t used = strlen (self->writers_text);
+        snprintf (self->writers_text + used, sizeof self->writers_text - used, "%s%s",
+                  used ? "," : "", config->writers[i]);
     }
     s_register_metrics (self);
     curve_server_t *curve = config->curve;
@@ -827,7 +831,14 @@ s_handle_hello (server_t *self, zframe_t *peer, int fd, zmsg_t *msg)
     if (!s) {
         char text[256];
         snprintf (text, sizeof text, "writer \"%.64s\" is not configured in ingestd.writers", name);
-        log_warn ("delivery.unknown_writer", "writer=%s", name);
+        //  The writer says HELLO every second until it is configured here
+        uint64_t held;
+        if (log_allow ("delivery.unknown_writer", name, 60000, &held))
+            log_warn ("delivery.unknown_writer",
+                      "writer=%.64s configured=%s repeated=%" PRIu64
+                      " hint=\"add it to ingestd.writers (and restart ingestd), or stop that "
+                      "writer\"",
+                      name, self->writers_text, held);
         s_delivery_reply (self, peer, "RESET", text);
         free (name);
         return;

@@ -12,6 +12,7 @@ main (int argc, char **argv)
 {
     char *dsn, *mode, *partition_interval;
     int64_t compress_after_ms;
+    bool create_database;
     const config_option_t options[] = {
         {"dsn", CONFIG_STRING, "",
          "PostgreSQL conninfo or postgresql:// URI; empty = the PG* environment", &dsn},
@@ -25,6 +26,9 @@ main (int argc, char **argv)
         {"compress_after", CONFIG_DURATION, "30d",
          "TimescaleDB (timescale license): compress chunks older than this; 0 = never",
          &compress_after_ms},
+        {"create_database", CONFIG_BOOL, "false",
+         "create the dsn's database when it does not exist (the role needs CREATEDB)",
+         &create_database},
         {NULL}};
     const writer_daemon_spec_t spec = {
         "metricsd", "metrics", "1000", "127.0.0.1:9104", "records per transaction", options};
@@ -32,7 +36,8 @@ main (int argc, char **argv)
     writer_daemon_t *daemon = writer_daemon_new (&spec, argc, argv, &rc);
     if (!daemon)
         return rc;
-    pointstore_config_t store_config = {dsn, TSSCHEMA_AUTO, partition_interval, compress_after_ms};
+    pointstore_config_t store_config = {dsn, TSSCHEMA_AUTO, partition_interval, compress_after_ms,
+                                        create_database};
     if (tsschema_parse_mode (mode, &store_config.mode)) {
         fprintf (stderr, "error: metricsd.mode: '%s' is not auto, native or timescaledb\n", mode);
         writer_daemon_destroy (&daemon);

@@ -24,6 +24,7 @@
 #include "log.h"
 #include "pgconn.h"
 #include "util.h"
+#include "writer.h"
 
 #include <assert.h>
 #include <inttypes.h>
@@ -335,6 +336,7 @@ pointstore_new (const pointstore_config_t *config, metrics_t *metrics, char *err
     //  at the writer's next attempt
     pgconn_set_backoff (conn, 50, 1000);
     pgconn_set_setup (conn, s_setup, self);
+    pgconn_set_create_database (conn, config->create_database);
     if (metrics) {
         self->m_points =
             metrics_counter (metrics, "points_written_total",
@@ -424,7 +426,10 @@ pointstore_connect (pointstore_t *self)
     }
     if (rc == 0)
         return 0;
-    return pgconn_last_status (self->conn) == PGCONN_TRANSIENT ? 1 : -1;
+    //  Refused for good (no database yet, say): logged at error by pgconn,
+    //  said by /health; the writer keeps asking, as for a server not up yet
+    pgconn_status_t status = pgconn_last_status (self->conn);
+    return status == PGCONN_TRANSIENT || status == PGCONN_PERMANENT ? 1 : -1;
 }
 
 bool
@@ -437,6 +442,8 @@ pointstore_healthy (void *self_, char *text, size_t size)
         snprintf (text, size, "permanent: %s", self->problem);
     pthread_mutex_unlock (&self->problem_lock);
     if (problem)
+        return false;
+    if (pgconn_refused (self->conn, text, size))
         return false;
     bool ok = pgconn_ping (self->conn, 1000);
     if (ok)
@@ -637,7 +644,7 @@ s_failed (pointstore_t *self, pgconn_status_t status, size_t count, char *error,
                    self->npoints, sqlstate, pgconn_error (self->conn));
         pgconn_reset (self->conn);
     }
-    return -1;
+    return status == PGCONN_PERMANENT ? WRITER_STORE_PERMANENT : -1;
 }
 
 int
@@ -647,7 +654,7 @@ pointstore_write (void *self_, const record_t *records, size_t count, char *erro
     pointstore_t *self = self_;
     if (pgconn_ensure (self->conn)) {
         snprintf (error, error_size, "postgresql: %s", pgconn_error (self->conn));
-        return -1;
+        return pgconn_last_status (self->conn) == PGCONN_PERMANENT ? WRITER_STORE_PERMANENT : -1;
     }
     s_derive (self, records, count);
     s_count_skipped (self);
@@ -1073,7 +1080,7 @@ s_writer_thread (void *arg_)
 {
     s_writer_arg_t *arg = arg_;
     char error[256];
-    pointstore_config_t config = {arg->dsn, TSSCHEMA_NATIVE, "month", 0};
+    pointstore_config_t config = {arg->dsn, TSSCHEMA_NATIVE, "month", 0, false};
     pointstore_t *store = pointstore_new (&config, NULL, error, sizeof error);
     assert (store);
     testrec_t *recs = testrec_new ();
@@ -1093,9 +1100,9 @@ pointstore_test (bool verbose)
 {
     log_init ("pointstore-test", verbose ? "debug" : "error", "kv");
     char error[256];
-    pointstore_config_t bad = {"port='unterminated", TSSCHEMA_NATIVE, "month", 0};
+    pointstore_config_t bad = {"port='unterminated", TSSCHEMA_NATIVE, "month", 0, false};
     assert (pointstore_new (&bad, NULL, error, sizeof error) == NULL);
-    bad = (pointstore_config_t){"", TSSCHEMA_NATIVE, "fortnight", 0};
+    bad = (pointstore_config_t){"", TSSCHEMA_NATIVE, "fortnight", 0, false};
     assert (pointstore_new (&bad, NULL, error, sizeof error) == NULL);
     assert (strstr (error, "partition_interval"));
     char *dsn = pgconn_testdb_new ("pointstore");
@@ -1103,7 +1110,7 @@ pointstore_test (bool verbose)
         selftest_skip ("no PostgreSQL server ($OMNI_TEST_PG_DSN, else 127.0.0.1:5432)");
     }
     metrics_t *metrics = metrics_new ("test_");
-    pointstore_config_t config = {dsn, TSSCHEMA_NATIVE, "month", 0};
+    pointstore_config_t config = {dsn, TSSCHEMA_NATIVE, "month", 0, false};
     pointstore_t *store = pointstore_new (&config, metrics, error, sizeof error);
     assert (store);
     char text[256];
@@ -1262,7 +1269,7 @@ pointstore_test (bool verbose)
 
     //  A server that is not there: -1 and unhealthy
     pointstore_config_t away_config = {"host=127.0.0.1 port=1 connect_timeout=1", TSSCHEMA_AUTO,
-                                       "month", 0};
+                                       "month", 0, false};
     pointstore_t *away = pointstore_new (&away_config, NULL, error, sizeof error);
     assert (away);
     assert (pointstore_connect (away) == 1);
@@ -1271,7 +1278,7 @@ pointstore_test (bool verbose)
     assert (!pointstore_healthy (away, text, sizeof text));
     pointstore_destroy (&away);
     //  A database set up natively, metricsd told to use TimescaleDB: refused
-    pointstore_config_t forced = {dsn, TSSCHEMA_TIMESCALEDB, "month", 0};
+    pointstore_config_t forced = {dsn, TSSCHEMA_TIMESCALEDB, "month", 0, false};
     away = pointstore_new (&forced, NULL, error, sizeof error);
     assert (pointstore_connect (away) == -1);
     pointstore_destroy (&away);

@@ -25,6 +25,7 @@ typedef struct {
     tsschema_mode_t mode;           //  auto | native | timescaledb
     const char *partition_interval; //  day | week | month | year
     int64_t compress_after_ms;      //  TimescaleDB (timescale license); 0 = never
+    bool create_database;           //  create the dsn's database when it does not exist
 } pointstore_config_t;
 
 typedef struct _pointstore_t pointstore_t;
@@ -37,12 +38,14 @@ pointstore_t *pointstore_new (const pointstore_config_t *config, metrics_t *metr
 void pointstore_destroy (pointstore_t **self_p);
 
 //  Connects now and applies the schema. Returns 0 when ready, 1 when
-//  PostgreSQL cannot be reached (writes retry later), -1 when it answers
-//  but the schema cannot be applied (a start-up error).
+//  PostgreSQL cannot be reached or refuses for now (no such database or
+//  role, authentication: /health says which; writes retry later), -1 when
+//  it answers but the schema cannot be applied (a start-up error).
 int pointstore_connect (pointstore_t *self);
 
 //  writer_store_fn: 0 once the batch's points are committed, -1 when
-//  PostgreSQL is away or failing (the writer retries the batch).
+//  PostgreSQL is away or failing (the writer retries the batch),
+//  WRITER_STORE_PERMANENT when it refuses this writer until an operator acts.
 int pointstore_write (void *self, const record_t *records, size_t count, char *error,
                       size_t error_size);
 

@@ -10,9 +10,13 @@ int
 main (int argc, char **argv)
 {
     char *dsn;
+    bool create_database;
     const config_option_t options[] = {
         {"dsn", CONFIG_STRING, "",
          "PostgreSQL conninfo or postgresql:// URI; empty = the PG* environment", &dsn},
+        {"create_database", CONFIG_BOOL, "false",
+         "create the dsn's database when it does not exist (the role needs CREATEDB)",
+         &create_database},
         {NULL}};
     const writer_daemon_spec_t spec = {
         "relationald", "relational", "1000", "127.0.0.1:9102", "records per transaction", options};
@@ -27,6 +31,7 @@ main (int argc, char **argv)
         writer_daemon_destroy (&daemon);
         return 2;
     }
+    relstore_set_create_database (store, create_database);
     //  A schema that cannot be applied is a start-up error; a server that is
     //  not up yet is not: writes wait for it.
     rc = relstore_connect (store);

@@ -24,6 +24,7 @@
 #include "schema.h"
 #include "util.h"
 #include "selftest.h"
+#include "writer.h"
 
 #include <assert.h>
 #include <inttypes.h>
@@ -329,18 +330,29 @@ relstore_display (relstore_t *self)
     return pgconn_display (self->conn);
 }
 
+void
+relstore_set_create_database (relstore_t *self, bool create)
+{
+    pgconn_set_create_database (self->conn, create);
+}
+
 int
 relstore_connect (relstore_t *self)
 {
     if (pgconn_ensure (self->conn) == 0)
         return 0;
-    return pgconn_last_status (self->conn) == PGCONN_TRANSIENT ? 1 : -1;
+    //  Refused for good (no database yet, say): logged at error by pgconn,
+    //  said by /health; the writer keeps asking, as for a server not up yet
+    pgconn_status_t status = pgconn_last_status (self->conn);
+    return status == PGCONN_TRANSIENT || status == PGCONN_PERMANENT ? 1 : -1;
 }
 
 bool
 relstore_healthy (void *self_, char *text, size_t size)
 {
     relstore_t *self = self_;
+    if (pgconn_refused (self->conn, text, size))
+        return false;
     bool ok = pgconn_ping (self->conn, 1000);
     if (ok)
         snprintf (text, size, "postgresql ok");
@@ -910,7 +922,7 @@ relstore_write (void *self_, const record_t *records, size_t count, char *error,
         if (self->m_up)
             metric_set (self->m_up, 0);
         snprintf (error, error_size, "postgresql: %s", pgconn_error (self->conn));
-        return -1;
+        return pgconn_last_status (self->conn) == PGCONN_PERMANENT ? WRITER_STORE_PERMANENT : -1;
     }
     if (self->m_up)
         metric_set (self->m_up, 1);
@@ -939,7 +951,7 @@ relstore_write (void *self_, const record_t *records, size_t count, char *error,
         }
         if (self->m_up)
             metric_set (self->m_up, pgconn_is_up (self->conn) ? 1 : 0);
-        return -1;
+        return status == PGCONN_PERMANENT ? WRITER_STORE_PERMANENT : -1;
     }
     if (self->nrejects) {
         log_warn ("records.rejected", "count=%zu batch=%zu sqlstate=%s error=\"%s\"",

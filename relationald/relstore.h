@@ -23,13 +23,18 @@ typedef struct _relstore_t relstore_t;
 relstore_t *relstore_new (const char *dsn, metrics_t *metrics, char *error, size_t error_size);
 void relstore_destroy (relstore_t **self_p);
 
+//  Create the dsn's database when it does not exist (config create_database).
+void relstore_set_create_database (relstore_t *self, bool create);
+
 //  Connects now and applies the migrations. Returns 0 when ready, 1 when
-//  PostgreSQL cannot be reached (writes retry later), -1 when it answers
-//  but the schema cannot be applied (a start-up error).
+//  PostgreSQL cannot be reached or refuses for now (no such database or
+//  role, authentication: /health says which; writes retry later), -1 when
+//  it answers but the schema cannot be applied (a start-up error).
 int relstore_connect (relstore_t *self);
 
 //  writer_store_fn: 0 once the batch is committed (refused records are in
-//  rejected_records), -1 when PostgreSQL is away or failing (retry later).
+//  rejected_records), -1 when PostgreSQL is away or failing (retry later),
+//  WRITER_STORE_PERMANENT when it refuses this writer until an operator acts.
 int relstore_write (void *self, const record_t *records, size_t count, char *error,
                     size_t error_size);
 
