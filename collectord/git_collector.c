@@ -13,6 +13,7 @@
 #include "gittext.h"
 #include "log.h"
 #include "selftest.h"
+#include "srcname.h"
 #include "state.h"
 #include "utf8.h"
 #include "util.h"
@@ -53,7 +54,9 @@ static const config_option_t s_options[] = {
     {"max_commits", CONFIG_INT, "0",
      "git: at most this many commits per run, newest first; 0 = all", &s_settings.max_commits},
     {"source", CONFIG_STRING, NULL,
-     "git: the records' src; default the repository's absolute git directory", &s_settings.source},
+     "git: the records' src; default the origin remote's URL normalized (github.com/acme/widget), "
+     "else the repository directory's name",
+     &s_settings.source},
     {"cache_size", CONFIG_SIZE, "128M",
      "git: memory for objects read (libgit2's cache: trees and blobs are read again by the "
      "next commit)",
@@ -286,17 +289,19 @@ s_open (const collector_env_t *env, char *error, size_t size)
         s_close ((void **) &self);
         return NULL;
     }
-    //  The common directory: every linked work tree of a repository is the
-    //  same source
-    char *gitdir = realpath (git_repository_commondir (repo), NULL);
-    if (!gitdir)
-        gitdir = strdup (git_repository_commondir (repo));
-    size_t len = strlen (gitdir);
-    while (len > 1 && gitdir[len - 1] == '/')
-        gitdir[--len] = 0;
-    self->src = s_settings.source && *s_settings.source ? strdup (s_settings.source) : gitdir;
-    if (self->src != gitdir)
-        free (gitdir);
+    //  The origin's URL names the project wherever it is cloned; the
+    //  directory's name is a guess, said so
+    if (s_settings.source && *s_settings.source)
+        self->src = strdup (s_settings.source);
+    else {
+        bool from_remote;
+        self->src = srcname_from_repo (repo, &from_remote);
+        if (!from_remote)
+            log_info ("git.source_fallback",
+                      "repository=%s source=\"%s\" reason=\"no origin remote: the directory's "
+                      "name is the source; --source names it\"",
+                      path, self->src);
+    }
     for (size_t i = 0; self->branches[i]; i++) {
         git_reference *ref;
         if (s_resolve (repo, self->branches[i], &ref)) {
@@ -1116,19 +1121,13 @@ git_collector_test (bool verbose)
     env.nargs = 1;
     void *handle = s_open (&env, error, sizeof error);
     assert (handle);
-    char *gitdir;
-    assert (asprintf (&gitdir, "%s/.git", repo) > 0);
-    char *real = realpath (gitdir, NULL);
-    assert (strcmp (s_source (handle), real) == 0);
-    free (real);
-    free (gitdir);
+    //  No origin: the directory's name
+    assert (strcmp (s_source (handle), "repo") == 0);
 
     fake_ingestd_t *fake = fake_ingestd_new ();
-    session_config_t config = {"git",
-                               "test",
-                               {fake_ingestd_endpoint (fake), 3, 0, 4, 5000, 10000, NULL},
-                               PROGRESS_OFF,
-                               1000};
+    session_config_t config = {
+        "git",        "test", {fake_ingestd_endpoint (fake), 3, 0, 4, 5000, 10000, NULL},
+        PROGRESS_OFF, 1000,   NULL};
     session_t *session = session_new (&config);
     assert (s_run (handle, session, fake) == 6);
     assert (fake_ingestd_count_kind (fake, "git.branch") == 2);
