@@ -27,23 +27,21 @@ s_append (char *buf, size_t size, size_t *at, const char *s, size_t len, bool lo
 static void
 s_append_path (char *buf, size_t size, size_t *at, const char *path, size_t len)
 {
-    while (len && (path[len - 1] == '/' ||
-                   (len >= 4 && memcmp (path + len - 4, ".git", 4) == 0))) {
+    while (len && (path[len - 1] == '/' || (len >= 4 && memcmp (path + len - 4, ".git", 4) == 0))) {
         if (path[len - 1] == '/')
             len--;
         else
             len -= 4;
     }
-    bool slash = *at > 0;
+    bool slash = *at > 0; //  a separator is due before the next name
     for (size_t i = 0; i < len; i++) {
         if (path[i] == '/') {
-            slash = *at > 0;
+            slash = true;
             continue;
         }
-        if (slash) {
+        if (slash && *at > 0 && buf[*at - 1] != '/')
             s_append (buf, size, at, "/", 1, false);
-            slash = false;
-        }
+        slash = false;
         s_append (buf, size, at, path + i, 1, false);
     }
 }
