@@ -1,6 +1,7 @@
 /*  builds: CI build history (GitHub Actions, GitLab, Jenkins JSON exports)
     into ci.build records, with jansson.                                    */
 #include "builds.h"
+#include "srcname.h"
 #include "fake_ingestd.h"
 #include "log.h"
 #include "selftest.h"
@@ -216,7 +217,9 @@ s_time (json_t *obj, const char *key)
     return s && builds_parse_time (s, &ns) == 0 ? ns : BUILDS_NO_TIME;
 }
 
-//  "https://host/a/b/-/pipelines/3" with `cut` "/-/" -> "host/a/b" in buf.
+//  "https://host/a/b/-/pipelines/3" with `cut` "/-/" -> "host/a/b" in buf,
+//  normalized as the git collector names a repository (srcname_t), so a
+//  build names the source its repository's commits have.
 static const char *
 s_project_from_url (const char *url, const char *cut, char *buf, size_t size)
 {
@@ -225,13 +228,12 @@ s_project_from_url (const char *url, const char *cut, char *buf, size_t size)
     const char *start = strstr (url, "://");
     start = start ? start + 3 : url;
     const char *end = cut ? strstr (start, cut) : NULL;
-    size_t len = end ? (size_t) (end - start) : strlen (start);
-    while (len && start[len - 1] == '/')
-        len--;
-    if (!len)
-        return NULL;
-    snprintf (buf, size, "%.*s", (int) len, start);
-    return buf;
+    size_t len = end ? (size_t) (end - url) : strlen (url);
+    char *head = strndup (url, len);
+    assert (head);
+    const char *name = srcname_from_url (head, buf, size);
+    free (head);
+    return name;
 }
 
 //  ---------------------------------------------------------------------------
@@ -548,11 +550,21 @@ s_jenkins_build (json_t *build, json_t *job, const char *pipeline, builds_fn *fn
         b.finished = b.started + json_integer_value (duration) * 1000000;
     }
     b.ts = b.finished != BUILDS_NO_TIME ? b.finished : b.started;
-    //  The job URL: the build's without its number
+    //  The repository the git plugin checked out, else the job URL (the
+    //  build's without its number)
     const char *url = s_str (job, "url");
-    if (url)
+    json_t *actions = json_object_get (build, "actions"), *action;
+    size_t i;
+    json_array_foreach (actions, i, action)
+    {
+        json_t *remote = json_array_get (json_object_get (action, "remoteUrls"), 0);
+        if (!b.project && json_is_string (remote))
+            b.project =
+                s_project_from_url (json_string_value (remote), NULL, project, sizeof project);
+    }
+    if (!b.project && url)
         b.project = s_project_from_url (url, NULL, project, sizeof project);
-    else if ((url = s_str (build, "url"))) {
+    else if (!b.project && (url = s_str (build, "url"))) {
         s_project_from_url (url, NULL, project, sizeof project);
         char *slash = strrchr (project, '/');
         if (slash && slash > project)
@@ -1105,11 +1117,9 @@ builds_test (bool verbose)
     assert (handle);
     assert (strcmp (s_source (handle), "github.com/acme/widget") == 0);
     fake_ingestd_t *fake = fake_ingestd_new ();
-    session_config_t config = {"builds",
-                               "test",
-                               {fake_ingestd_endpoint (fake), 5, 0, 4, 5000, 10000, NULL},
-                               PROGRESS_OFF,
-                               1000};
+    session_config_t config = {
+        "builds",     "test", {fake_ingestd_endpoint (fake), 5, 0, 4, 5000, 10000, NULL},
+        PROGRESS_OFF, 1000,   NULL};
     session_t *session = session_new (&config);
     assert (session_begin (session, s_source (handle), s_target (handle), s_pack_config, handle) ==
             0);

@@ -1,6 +1,7 @@
 /*  codestats: line counts per language at a revision (git tree via libgit2,
     or a plain directory) into code.stats records.                         */
 #include "codestats.h"
+#include "srcname.h"
 #include "record.h"
 #include "fake_ingestd.h"
 #include "log.h"
@@ -34,6 +35,7 @@ typedef struct {
 struct _codestats_t {
     char *path;   //  as given
     char *source; //  the canonical src
+    bool guessed; //  a repository without origin: named by its directory
     char **exclude;
     git_repository *repo; //  NULL: a plain directory
     git_oid commit;
@@ -120,7 +122,11 @@ codestats_new (const char *path, const char *rev, char *const *exclude, char *er
         self->time = (int64_t) git_commit_time ((git_commit *) commit) * 1000000000;
         git_object_free (commit);
         git_object_free (obj);
-        self->source = s_canonical (git_repository_commondir (self->repo));
+        //  Named as the git collector names it: by its origin, else its
+        //  directory
+        bool from_remote;
+        self->source = srcname_from_repo (self->repo, &from_remote);
+        self->guessed = !from_remote;
     } else if (rc == GIT_ENOTFOUND) {
         git_error_clear ();
         self->repo = NULL;
@@ -535,7 +541,8 @@ static const config_option_t s_options[] = {
      "code: directories left out, by name (or by path from the top when it holds a /)",
      &s_settings.exclude_dir},
     {"source", CONFIG_STRING, NULL,
-     "the records' src; code default: the repository's git directory, else the directory",
+     "the records' src; code default: the repository's origin URL normalized (as git's), else "
+     "its directory's name; a plain directory: its path",
      &s_settings.source},
     {NULL}};
 
@@ -567,6 +574,11 @@ s_open (const collector_env_t *env, char *error, size_t size)
     self->target = s_canonical (env->args[0]);
     self->src =
         strdup (s_settings.source && *s_settings.source ? s_settings.source : probe->source);
+    if (!(s_settings.source && *s_settings.source) && probe->guessed)
+        log_info ("code.source_fallback",
+                  "path=%s source=\"%s\" reason=\"no origin remote: the directory's name is "
+                  "the source; --source names it\"",
+                  env->args[0], self->src);
     self->rev = s_settings.rev && *s_settings.rev ? strdup (s_settings.rev) : NULL;
     size_t n = 0;
     while (s_settings.exclude_dir && s_settings.exclude_dir[n])
@@ -958,18 +970,11 @@ codestats_test (bool verbose)
         .args = args, .nargs = 1, .state_dir = "/nonexistent", .instance = "test"};
     void *handle = s_open (&env, error, sizeof error);
     assert (handle);
-    char *gitdir, *real;
-    assert (asprintf (&gitdir, "%s/.git", repo) > 0);
-    real = realpath (gitdir, NULL);
-    assert (strcmp (s_source (handle), real) == 0);
-    free (real);
-    free (gitdir);
+    assert (strcmp (s_source (handle), "repo") == 0);
     fake_ingestd_t *fake = fake_ingestd_new ();
-    session_config_t config = {"code",
-                               "test",
-                               {fake_ingestd_endpoint (fake), 4, 0, 4, 5000, 10000, NULL},
-                               PROGRESS_OFF,
-                               1000};
+    session_config_t config = {
+        "code",       "test", {fake_ingestd_endpoint (fake), 4, 0, 4, 5000, 10000, NULL},
+        PROGRESS_OFF, 1000,   NULL};
     session_t *session = session_new (&config);
     assert (session_begin (session, s_source (handle), s_target (handle), s_pack_config, handle) ==
             0);

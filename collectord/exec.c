@@ -596,11 +596,9 @@ exec_test (bool verbose)
 
     //  Through the session: 3 good lines, 1 bad, a blank one
     fake_ingestd_t *fake = fake_ingestd_new ();
-    session_config_t config = {"exec",
-                               "test",
-                               {fake_ingestd_endpoint (fake), 2, 0, 4, 5000, 10000, NULL},
-                               PROGRESS_OFF,
-                               1000};
+    session_config_t config = {
+        "exec",       "test", {fake_ingestd_endpoint (fake), 2, 0, 4, 5000, 10000, NULL},
+        PROGRESS_OFF, 1000,   NULL};
     session_t *session = session_new (&config);
     char *good_argv[] = {"sh", "-c",
                          "echo '{\"env\":\"prod\",\"n\":1,\"ok\":true}'; "

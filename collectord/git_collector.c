@@ -13,6 +13,7 @@
 #include "gittext.h"
 #include "log.h"
 #include "selftest.h"
+#include "srcname.h"
 #include "state.h"
 #include "utf8.h"
 #include "util.h"
@@ -53,7 +54,9 @@ static const config_option_t s_options[] = {
     {"max_commits", CONFIG_INT, "0",
      "git: at most this many commits per run, newest first; 0 = all", &s_settings.max_commits},
     {"source", CONFIG_STRING, NULL,
-     "git: the records' src; default the repository's absolute git directory", &s_settings.source},
+     "git: the records' src; default the origin remote's URL normalized (github.com/acme/widget), "
+     "else the repository directory's name",
+     &s_settings.source},
     {"cache_size", CONFIG_SIZE, "128M",
      "git: memory for objects read (libgit2's cache: trees and blobs are read again by the "
      "next commit)",
@@ -95,6 +98,7 @@ typedef struct {
     size_t nrefs, refs_cap;
     int64_t since_used;
     bool complete;
+    bool flagged; //  this run sent git.unreachable for what old tips alone reach
 } s_git_t;
 
 //  ---------------------------------------------------------------------------
@@ -286,17 +290,19 @@ s_open (const collector_env_t *env, char *error, size_t size)
         s_close ((void **) &self);
         return NULL;
     }
-    //  The common directory: every linked work tree of a repository is the
-    //  same source
-    char *gitdir = realpath (git_repository_commondir (repo), NULL);
-    if (!gitdir)
-        gitdir = strdup (git_repository_commondir (repo));
-    size_t len = strlen (gitdir);
-    while (len > 1 && gitdir[len - 1] == '/')
-        gitdir[--len] = 0;
-    self->src = s_settings.source && *s_settings.source ? strdup (s_settings.source) : gitdir;
-    if (self->src != gitdir)
-        free (gitdir);
+    //  The origin's URL names the project wherever it is cloned; the
+    //  directory's name is a guess, said so
+    if (s_settings.source && *s_settings.source)
+        self->src = strdup (s_settings.source);
+    else {
+        bool from_remote;
+        self->src = srcname_from_repo (repo, &from_remote);
+        if (!from_remote)
+            log_info ("git.source_fallback",
+                      "repository=%s source=\"%s\" reason=\"no origin remote: the directory's "
+                      "name is the source; --source names it\"",
+                      path, self->src);
+    }
     for (size_t i = 0; self->branches[i]; i++) {
         git_reference *ref;
         if (s_resolve (repo, self->branches[i], &ref)) {
@@ -583,6 +589,10 @@ s_commit (void *handle, char *error, size_t size)
         bool keep = true;
         for (size_t t = 0; keep && t < self->ntips; t++)
             keep = !git_oid_equal (&self->old_tips[i], &self->tips[t]);
+        //  Every ref was walked and what this tip alone reached was flagged
+        //  unreachable: it stands for nothing any more
+        if (keep && self->flagged)
+            keep = false;
         if (keep && self->repo && self->ntips) {
             int reached = git_graph_reachable_from_any (self->repo, &self->old_tips[i], self->tips,
                                                         self->ntips);
@@ -709,6 +719,64 @@ s_send_ref (s_git_t *self, session_t *session, const s_ref_t *ref, int64_t now)
 
 //  ---------------------------------------------------------------------------
 //  A run
+
+//  Commits the last complete run reached and no ref reaches now (amended,
+//  rebased, a branch force-moved or deleted): walked from the old tips,
+//  hiding the current ones, so the cost is the abandoned history only. Only
+//  when every ref is walked (with --branch, a branch left out is not gone)
+//  and the repository is not shallow. An old tip that was garbage collected
+//  cannot be walked: what it alone reached stays as it was.
+static int
+s_send_unreachable (s_git_t *self, session_t *session, int64_t now, uint64_t *count, char *error,
+                    size_t size)
+{
+    *count = 0;
+    self->flagged = false;
+    if (self->branches[0] || !self->nold || git_repository_is_shallow (self->repo))
+        return 0;
+    git_revwalk *walk;
+    if (git_revwalk_new (&walk, self->repo)) {
+        snprintf (error, size, "revwalk: %s", s_git_error ());
+        return -1;
+    }
+    size_t pushed = 0;
+    for (size_t i = 0; i < self->nold; i++)
+        if (git_revwalk_push (walk, &self->old_tips[i]) == 0)
+            pushed++;
+    git_error_clear ();
+    for (size_t i = 0; i < self->ntips; i++)
+        git_revwalk_hide (walk, &self->tips[i]);
+    git_error_clear ();
+    git_oid oid;
+    char hex[GIT_OID_HEXSZ + 1];
+    int rc = 0;
+    while (pushed && rc == 0 && git_revwalk_next (&oid, walk) == 0) {
+        git_commit *commit;
+        //  Older than --since: never sent
+        if (self->since_used != S_NO_SINCE && git_commit_lookup (&commit, self->repo, &oid) == 0) {
+            bool older = git_commit_time (commit) < self->since_used;
+            git_commit_free (commit);
+            if (older)
+                continue;
+        }
+        msgpack_packer *pk = session_record (session, "git.unreachable", now);
+        msgpack_pack_map (pk, 1);
+        record_pack_str (pk, "sha");
+        record_pack_str (pk, git_oid_tostr (hex, sizeof hex, &oid));
+        rc = session_send (session);
+        if (rc < 0)
+            snprintf (error, size, "%s",
+                      session_interrupted (session) ? "interrupted"
+                                                    : "ingestd did not acknowledge (give_up)");
+        else if (rc == 0)
+            (*count)++;
+        rc = rc < 0 ? -1 : 0;
+    }
+    git_error_clear ();
+    git_revwalk_free (walk);
+    self->flagged = rc == 0 && pushed == self->nold;
+    return rc;
+}
 
 //  Every commit to consider, newest first: reachable from the tips, not
 //  from the tips of the last complete run.
@@ -875,6 +943,7 @@ s_collect (void *handle, session_t *session, char *error, size_t size)
     s_git_t *self = (s_git_t *) handle;
     s_end_run (self);
     self->complete = false;
+    self->flagged = false;
     if (s_open_repo (&self->repo, self->path, error, size))
         return -1;
     self->since_used = S_NO_SINCE;
@@ -971,11 +1040,14 @@ s_collect (void *handle, session_t *session, char *error, size_t size)
             return -1;
         }
     }
+    uint64_t unreachable;
+    if (s_send_unreachable (self, session, now, &unreachable, error, size))
+        return -1;
     self->complete = !truncated;
     log_info ("git.collected",
               "commits=%" PRIu64 " walked=%zu older_than_since=%" PRIu64 " skipped=%" PRIu64
-              " refs=%zu hidden_tips=%zu truncated=%s",
-              sent, walked_count, older, skipped, self->nrefs, self->nold,
+              " refs=%zu hidden_tips=%zu unreachable=%" PRIu64 " truncated=%s",
+              sent, walked_count, older, skipped, self->nrefs, self->nold, unreachable,
               truncated ? "yes" : "no");
     return 0;
 }
@@ -1117,19 +1189,13 @@ git_collector_test (bool verbose)
     env.nargs = 1;
     void *handle = s_open (&env, error, sizeof error);
     assert (handle);
-    char *gitdir;
-    assert (asprintf (&gitdir, "%s/.git", repo) > 0);
-    char *real = realpath (gitdir, NULL);
-    assert (strcmp (s_source (handle), real) == 0);
-    free (real);
-    free (gitdir);
+    //  No origin: the directory's name
+    assert (strcmp (s_source (handle), "repo") == 0);
 
     fake_ingestd_t *fake = fake_ingestd_new ();
-    session_config_t config = {"git",
-                               "test",
-                               {fake_ingestd_endpoint (fake), 3, 0, 4, 5000, 10000, NULL},
-                               PROGRESS_OFF,
-                               1000};
+    session_config_t config = {
+        "git",        "test", {fake_ingestd_endpoint (fake), 3, 0, 4, 5000, 10000, NULL},
+        PROGRESS_OFF, 1000,   NULL};
     session_t *session = session_new (&config);
     assert (s_run (handle, session, fake) == 6);
     assert (fake_ingestd_count_kind (fake, "git.branch") == 2);
@@ -1205,6 +1271,24 @@ git_collector_test (bool verbose)
     s_sh (repo, "git checkout -q side && git commit -q --allow-empty -m more && "
                 "git checkout -q main");
     assert (s_run (handle, session, fake) == 1);
+    assert (fake_ingestd_count_kind (fake, "git.unreachable") == 0);
+    //  Amended: the new commit, and the old one flagged unreachable, once
+    char *before = s_git_line (repo, "rev-parse side");
+    s_sh (repo, "git checkout -q side && git commit -q --amend --allow-empty -m amended && "
+                "git checkout -q main");
+    assert (s_run (handle, session, fake) == 1);
+    assert (fake_ingestd_count_kind (fake, "git.unreachable") == 1);
+    for (size_t i = 0; i < fake_ingestd_count (fake); i++) {
+        record_t rec;
+        fake_ingestd_record (fake, i, &rec, &zone);
+        record_str_t s;
+        if (record_str_eq (rec.kind, "git.unreachable"))
+            assert (record_field_str (rec.body, "sha", &s) && record_str_eq (s, before));
+    }
+    msgpack_zone_clear (&zone);
+    free (before);
+    assert (s_run (handle, session, fake) == 0);
+    assert (fake_ingestd_count_kind (fake, "git.unreachable") == 0);
     s_close (&handle);
 
     //  max_commits cuts a run short: the state does not move

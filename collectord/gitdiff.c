@@ -36,8 +36,10 @@
 
 typedef struct {
     size_t path_at, path_len; //  in the arena, which may move while it grows
+    size_t old_at, old_len;   //  the path it was renamed from; old_len 0: none
     uint64_t insertions, deletions;
     bool binary;
+    bool added, deleted; //  present on one side only
 } s_file_t;
 
 //  What the `diff` attribute says about a path
@@ -157,8 +159,29 @@ s_add_file (gitdiff_t *self, size_t path_len)
     file->path_len = path_len;
     file->insertions = file->deletions = 0;
     file->binary = false;
+    file->added = file->deleted = false;
+    file->old_at = file->old_len = 0;
     self->arena_size += path_len + 1;
     return file;
+}
+
+//  Copies `len` bytes into the arena; returns their offset.
+static size_t
+s_arena_add (gitdiff_t *self, const char *s, size_t len)
+{
+    if (self->arena_size + len + 1 > self->arena_cap) {
+        size_t cap = self->arena_cap ? self->arena_cap : 4096;
+        while (cap < self->arena_size + len + 1)
+            cap *= 2;
+        self->arena = realloc (self->arena, cap);
+        assert (self->arena);
+        self->arena_cap = cap;
+    }
+    size_t at = self->arena_size;
+    memcpy (self->arena + at, s, len);
+    self->arena[at + len] = 0;
+    self->arena_size += len + 1;
+    return at;
 }
 
 static s_attr_t
@@ -247,6 +270,8 @@ static void
 s_file (gitdiff_t *self, size_t path_len, const git_tree_entry *old, const git_tree_entry *new)
 {
     s_file_t *file = s_add_file (self, path_len);
+    file->added = !old;
+    file->deleted = !new;
     s_attr_t attr = s_attr (self, self->arena + file->path_at);
     if (attr == S_ATTR_BINARY) {
         file->binary = true;
@@ -361,6 +386,60 @@ s_walk (gitdiff_t *self, size_t dir_len, const git_tree *old, const git_tree *ne
     }
 }
 
+//  Pairs added files with deleted ones as `git diff` does by default
+//  (similarity 50 %, rename limit 1000). Only commits that add and delete
+//  files pay for it, and libgit2 diffs only those paths (an exact pathspec),
+//  never the whole trees.
+static int
+s_renames (gitdiff_t *self, const git_tree *old_tree, const git_tree *new_tree)
+{
+    size_t added = 0, deleted = 0;
+    for (size_t i = 0; i < self->nfiles; i++) {
+        added += self->files[i].added;
+        deleted += self->files[i].deleted;
+    }
+    if (!added || !deleted)
+        return 0;
+    char **paths = malloc ((added + deleted) * sizeof (char *));
+    assert (paths);
+    size_t n = 0;
+    for (size_t i = 0; i < self->nfiles; i++)
+        if (self->files[i].added || self->files[i].deleted)
+            paths[n++] = self->arena + self->files[i].path_at;
+    git_diff_options opts;
+    git_diff_options_init (&opts, GIT_DIFF_OPTIONS_VERSION);
+    opts.flags |= GIT_DIFF_DISABLE_PATHSPEC_MATCH;
+    opts.pathspec.strings = paths;
+    opts.pathspec.count = n;
+    git_diff *diff = NULL;
+    int rc = git_diff_tree_to_tree (&diff, self->repo, (git_tree *) old_tree, (git_tree *) new_tree,
+                                    &opts);
+    free (paths); //  the diff keeps its own copy of the pathspec
+    git_diff_find_options find;
+    git_diff_find_options_init (&find, GIT_DIFF_FIND_OPTIONS_VERSION);
+    find.flags = GIT_DIFF_FIND_RENAMES;
+    find.rename_threshold = 50;
+    find.rename_limit = 1000;
+    if (rc == 0)
+        rc = git_diff_find_similar (diff, &find);
+    for (size_t d = 0; rc == 0 && d < git_diff_num_deltas (diff); d++) {
+        const git_diff_delta *delta = git_diff_get_delta (diff, d);
+        if (delta->status != GIT_DELTA_RENAMED)
+            continue;
+        for (size_t i = 0; i < self->nfiles; i++) {
+            s_file_t *f = &self->files[i];
+            if (f->added && strcmp (self->arena + f->path_at, delta->new_file.path) == 0) {
+                size_t len = strlen (delta->old_file.path);
+                f->old_at = s_arena_add (self, delta->old_file.path, len);
+                f->old_len = len;
+                break;
+            }
+        }
+    }
+    git_diff_free (diff);
+    return rc;
+}
+
 int
 gitdiff_commit (gitdiff_t *self, const git_commit *commit)
 {
@@ -386,6 +465,8 @@ gitdiff_commit (gitdiff_t *self, const git_commit *commit)
         s_walk (self, 0, old_tree, new_tree);
         rc = self->error;
     }
+    if (rc == 0)
+        rc = s_renames (self, old_tree, new_tree);
     git_tree_free (old_tree);
     git_tree_free (new_tree);
     if (rc)
@@ -408,8 +489,13 @@ gitdiff_file (gitdiff_t *self, size_t index)
 {
     assert (index < self->nfiles);
     const s_file_t *f = &self->files[index];
-    gitdiff_file_t out = {self->arena + f->path_at, f->path_len, f->insertions, f->deletions,
-                          f->binary};
+    gitdiff_file_t out = {self->arena + f->path_at,
+                          f->path_len,
+                          f->insertions,
+                          f->deletions,
+                          f->binary,
+                          f->old_len ? self->arena + f->old_at : NULL,
+                          f->old_len};
     return out;
 }
 

@@ -17,6 +17,10 @@ typedef struct {
     size_t path_len;
     uint64_t insertions, deletions;
     bool binary;
+    //  The deleted path git's default rename detection (50 % similarity)
+    //  pairs this added file with, else NULL; the numbers stay --no-renames'
+    const char *old_path;
+    size_t old_path_len;
 } gitdiff_file_t;
 
 typedef struct _gitdiff_t gitdiff_t;

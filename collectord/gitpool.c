@@ -44,6 +44,7 @@ typedef struct {
     git_repository *repo;
     gitdiff_t *diff;
     gittext_t *text;
+    git_mailmap *mailmap; //  the repository's .mailmap (empty without one)
 } s_worker_t;
 
 struct _gitpool_t {
@@ -99,6 +100,12 @@ gitpool_new (const char *path, size_t threads, int64_t since, char *error, size_
         }
         w->diff = gitdiff_new (w->repo);
         w->text = gittext_new ();
+        //  Read where git reads it: .mailmap in the work tree (HEAD's in a
+        //  bare repository), mailmap.file, mailmap.blob
+        if (git_mailmap_from_repository (&w->mailmap, w->repo)) {
+            git_error_clear ();
+            w->mailmap = NULL;
+        }
     }
     return self;
 }
@@ -118,6 +125,7 @@ gitpool_destroy (gitpool_t **self_p)
         if (w->running)
             pthread_join (w->thread, NULL);
         gitdiff_destroy (&w->diff);
+        git_mailmap_free (w->mailmap);
         gittext_destroy (&w->text);
         git_repository_free (w->repo);
     }
@@ -154,7 +162,37 @@ s_pack_bool (msgpack_packer *pk, bool value)
 enum { T_AUTHOR_NAME, T_AUTHOR_EMAIL, T_COMMITTER_NAME, T_COMMITTER_EMAIL, T_MESSAGE, T_COUNT };
 static const char *s_text_names[T_COUNT] = {"author_name", "author_email", "committer_name",
                                             "committer_email", "message"};
-#define S_PATH_SLOT T_COUNT
+#define S_PATH_SLOT    T_COUNT
+#define S_OLD_SLOT     (T_COUNT + 1)
+#define S_MAILMAP_SLOT (T_COUNT + 2) //  four of them
+
+static const char *s_mailmap_names[4] = {"author_name_mailmap", "author_email_mailmap",
+                                         "committer_name_mailmap", "committer_email_mailmap"};
+
+//  The mailmap's canonical name and e-mail of `who`, where they differ from
+//  what git stores (count returned; the rest of `out` is unset).
+static size_t
+s_mailmap (s_worker_t *w, const git_signature *who, size_t first, gittext_str_t *out, bool *present)
+{
+    present[0] = present[1] = false;
+    const char *name = NULL, *email = NULL;
+    if (!w->mailmap || git_mailmap_resolve (&name, &email, w->mailmap, who->name, who->email)) {
+        git_error_clear ();
+        return 0;
+    }
+    size_t n = 0;
+    if (name && strcmp (name, who->name) != 0) {
+        out[0] = gittext_get (w->text, S_MAILMAP_SLOT + first, NULL, name, strlen (name));
+        present[0] = true;
+        n++;
+    }
+    if (email && strcmp (email, who->email) != 0) {
+        out[1] = gittext_get (w->text, S_MAILMAP_SLOT + first + 1, NULL, email, strlen (email));
+        present[1] = true;
+        n++;
+    }
+    return n;
+}
 
 //  Packs the body of the commit just diffed; `max_files` and `max_message`
 //  bound what a huge commit lists. Returns true when something was cut.
@@ -194,9 +232,13 @@ s_pack_commit (s_worker_t *w, msgpack_packer *pk, const git_commit *commit, size
     if (files_cut)
         nfiles = max_files;
     bool shallow = gitdiff_parent_missing (diff);
+    gittext_str_t mapped[4];
+    bool present[4];
+    size_t nmapped = s_mailmap (w, author, 0, mapped, present) +
+                     s_mailmap (w, committer, 2, mapped + 2, present + 2);
 
     char hex[GIT_OID_HEXSZ + 1];
-    msgpack_pack_map (pk, 15 + (nraw > 0) + shallow + files_cut + message_cut);
+    msgpack_pack_map (pk, 15 + (nraw > 0) + shallow + files_cut + message_cut + nmapped);
     record_pack_str (pk, "sha");
     record_pack_str (pk, git_oid_tostr (hex, sizeof hex, git_commit_id (commit)));
     record_pack_str (pk, "parents");
@@ -233,7 +275,7 @@ s_pack_commit (s_worker_t *w, msgpack_packer *pk, const git_commit *commit, size
     for (size_t i = 0; i < nfiles; i++) {
         gitdiff_file_t f = gitdiff_file (diff, i);
         gittext_str_t path = gittext_get (w->text, S_PATH_SLOT, NULL, f.path, f.path_len);
-        msgpack_pack_map (pk, 4 + path.changed);
+        msgpack_pack_map (pk, 4 + path.changed + (f.old_path != NULL));
         record_pack_str (pk, "path");
         s_pack_text (pk, path);
         record_pack_str (pk, "insertions");
@@ -248,7 +290,16 @@ s_pack_commit (s_worker_t *w, msgpack_packer *pk, const git_commit *commit, size
             msgpack_pack_bin (pk, f.path_len);
             msgpack_pack_bin_body (pk, f.path, f.path_len);
         }
+        if (f.old_path) {
+            record_pack_str (pk, "old_path");
+            s_pack_text (pk, gittext_get (w->text, S_OLD_SLOT, NULL, f.old_path, f.old_path_len));
+        }
     }
+    for (int i = 0; i < 4; i++)
+        if (present[i]) {
+            record_pack_str (pk, s_mailmap_names[i]);
+            s_pack_text (pk, mapped[i]);
+        }
     if (nraw) {
         record_pack_str (pk, "raw");
         msgpack_pack_map (pk, nraw);
@@ -286,7 +337,8 @@ s_files_that_fit (gitdiff_t *diff, const git_commit *commit)
     size_t n = gitdiff_files (diff);
     for (size_t i = 0; i < n; i++) {
         //  path, maybe path_raw, keys and numbers
-        used += 2 * gitdiff_file (diff, i).path_len + 64;
+        gitdiff_file_t f = gitdiff_file (diff, i);
+        used += 2 * f.path_len + 2 * f.old_path_len + 64;
         if (used > S_BODY_BUDGET)
             return i;
     }

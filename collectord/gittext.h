@@ -9,7 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define GITTEXT_SLOTS 8
+#define GITTEXT_SLOTS 12
 
 typedef struct {
     const char *ptr; //  what to send: the bytes given, or a slot's buffer

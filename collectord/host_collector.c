@@ -186,11 +186,9 @@ host_collector_test (bool verbose)
 {
     (void) verbose;
     fake_ingestd_t *fake = fake_ingestd_new ();
-    session_config_t config = {"host",
-                               "test",
-                               {fake_ingestd_endpoint (fake), 500, 0, 4, 5000, 10000, NULL},
-                               PROGRESS_OFF,
-                               1000};
+    session_config_t config = {
+        "host",       "test", {fake_ingestd_endpoint (fake), 500, 0, 4, 5000, 10000, NULL},
+        PROGRESS_OFF, 1000,   NULL};
     session_t *session = session_new (&config);
     s_settings.samples = 2;
     s_settings.hostname = "test-host";

@@ -1,6 +1,7 @@
 /*  junit: JUnit XML test reports into ci.test and ci.build records, read
     with libxml2's streaming xmlTextReader.                                 */
 #include "junit.h"
+#include "srcname.h"
 #include "record.h"
 #include "builds.h"
 #include "fake_ingestd.h"
@@ -846,14 +847,12 @@ s_env (s_getenv_fn *get, const char *name)
     return v && *v ? v : NULL;
 }
 
+//  A project URL as the git collector names the repository (srcname_t)
 static void
 s_strip_scheme (const char *url, char *out, size_t size)
 {
-    const char *p = strstr (url, "://");
-    snprintf (out, size, "%s", p ? p + 3 : url);
-    size_t len = strlen (out);
-    while (len && out[len - 1] == '/')
-        out[--len] = 0;
+    if (!srcname_from_url (url, out, size))
+        out[0] = 0;
 }
 
 static const char *
@@ -887,7 +886,9 @@ s_ci_detect (s_getenv_fn *get, s_ci_t *ci)
             s_strip_scheme (s_env (get, "GITHUB_SERVER_URL") ? s_env (get, "GITHUB_SERVER_URL")
                                                              : "https://github.com",
                             server, sizeof server);
-            snprintf (ci->project, sizeof ci->project, "%s/%s", server, repo);
+            char url[sizeof ci->project];
+            snprintf (url, sizeof url, "%s/%s", server, repo);
+            s_strip_scheme (url, ci->project, sizeof ci->project);
         }
     } else if (s_env (get, "GITLAB_CI") || s_env (get, "CI_PIPELINE_ID")) {
         ci->system = "gitlab";
@@ -915,7 +916,10 @@ s_ci_detect (s_getenv_fn *get, s_ci_t *ci)
             strncmp (ci->branch, "origin/", 7) == 0)
             ci->branch += 7;
         ci->sha = s_env (get, "GIT_COMMIT");
-        if (s_env (get, "JOB_URL"))
+        //  The git plugin's repository names the project as its commits do
+        if (s_env (get, "GIT_URL"))
+            s_strip_scheme (s_env (get, "GIT_URL"), ci->project, sizeof ci->project);
+        else if (s_env (get, "JOB_URL"))
             s_strip_scheme (s_env (get, "JOB_URL"), ci->project, sizeof ci->project);
     }
 }
@@ -1717,11 +1721,9 @@ junit_test (bool verbose)
     //  fixtures plus the big one; the malformed file fails the run, the rest
     //  is sent, and one ci.build sums it up
     fake_ingestd_t *fake = fake_ingestd_new ();
-    session_config_t config = {"junit",
-                               "test",
-                               {fake_ingestd_endpoint (fake), 7, 0, 4, 5000, 10000, NULL},
-                               PROGRESS_OFF,
-                               1000};
+    session_config_t config = {
+        "junit",      "test", {fake_ingestd_endpoint (fake), 7, 0, 4, 5000, 10000, NULL},
+        PROGRESS_OFF, 1000,   NULL};
     session_t *session = session_new (&config);
     assert (session_begin (session, s_source (handle), s_target (handle), s_pack_config, handle) ==
             0);

@@ -116,7 +116,7 @@ main (int argc, char **argv)
         return 2;
     }
 
-    char *intake, *instance, *state_dir, *progress, *http, *log_level, *log_format;
+    char *intake, *instance, *state_dir, *progress, *http, *log_level, *log_format, *project;
     char *curve_key, *curve_server_key;
     int64_t batch_records, window, ack_timeout, give_up, interval, progress_interval;
     uint64_t batch_bytes;
@@ -129,6 +129,10 @@ main (int argc, char **argv)
          "what was already sent, per source (default $XDG_STATE_HOME/omniaudit or "
          "~/.local/state/omniaudit)",
          &state_dir},
+        {"project", CONFIG_STRING, NULL,
+         "the project this source belongs to (sent in run.start; relationald's projects "
+         "table); default: the source is its own project",
+         &project},
         {"batch_records", CONFIG_INT, "500", "records per batch", &batch_records},
         {"batch_bytes", CONFIG_SIZE, "1M", "or bytes per batch, whichever comes first",
          &batch_bytes},
@@ -274,7 +278,8 @@ main (int argc, char **argv)
                                        {intake, (size_t) batch_records, (size_t) batch_bytes,
                                         (size_t) window, ack_timeout, give_up, curve},
                                        progress_mode,
-                                       progress_interval};
+                                       progress_interval,
+                                       project};
     session_t *session = session_new (&session_config);
     s_ops_t ops = {0};
     ops.metrics = metrics_new ("omni_collectord_");

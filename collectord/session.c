@@ -23,6 +23,7 @@
 
 struct _session_t {
     char *collector, *instance;
+    char *project; //  NULL: none named
     intake_config_t intake_config;
     char *endpoint;
     intake_client_t *intake;
@@ -51,6 +52,7 @@ session_new (const session_config_t *config)
     assert (self);
     self->collector = strdup (config->collector);
     self->instance = strdup (config->instance);
+    self->project = config->project && *config->project ? strdup (config->project) : NULL;
     self->endpoint = strdup (config->intake.endpoint);
     self->intake_config = config->intake;
     self->intake_config.endpoint = self->endpoint;
@@ -75,6 +77,7 @@ session_destroy (session_t **self_p)
     progress_destroy (&self->progress);
     free (self->collector);
     free (self->instance);
+    free (self->project);
     free (self->endpoint);
     free (self->src);
     free (self->target);
@@ -132,9 +135,13 @@ session_begin (session_t *self, const char *src, const char *target, session_con
     log_info ("run.start", "collector=%s run=%s source=\"%s\" src=\"%s\"", self->collector,
               self->run, target, src);
     msgpack_packer *pk = session_record (self, "run.start", self->started_ns);
-    msgpack_pack_map (pk, config_fn ? 4 : 3);
+    msgpack_pack_map (pk, 3 + (config_fn != NULL) + (self->project != NULL));
     record_pack_str (pk, "collector");
     record_pack_str (pk, self->collector);
+    if (self->project) {
+        record_pack_str (pk, "project");
+        record_pack_str (pk, self->project);
+    }
     record_pack_str (pk, "source");
     record_pack_str (pk, target);
     record_pack_str (pk, "started");
@@ -366,8 +373,8 @@ session_test (bool verbose)
     fake_ingestd_t *fake = fake_ingestd_new ();
     char endpoint[64];
     snprintf (endpoint, sizeof endpoint, "%s", fake_ingestd_endpoint (fake));
-    session_config_t config = {
-        "test", "host-1", {endpoint, 2, 0, 2, 1000, 5000, NULL}, PROGRESS_OFF, 1000};
+    session_config_t config = {"test",       "host-1", {endpoint, 2, 0, 2, 1000, 5000, NULL},
+                               PROGRESS_OFF, 1000,     "widget"};
     session_t *session = session_new (&config);
     assert (session);
     assert (session_begin (session, "src-a", "/path/a", s_test_config, NULL) == 0);
@@ -420,6 +427,7 @@ session_test (bool verbose)
             assert (record_field_str (rec.body, "source", &s) && record_str_eq (s, "/path/a"));
             const msgpack_object *cfg = record_field (rec.body, "config");
             assert (cfg && record_field_str (cfg, "branch", &s) && record_str_eq (s, "main"));
+            assert (record_field_str (rec.body, "project", &s) && record_str_eq (s, "widget"));
         } else if (index == 6) {
             assert (rec.tags && record_field_str (rec.tags, "host", &s) && record_str_eq (s, "h1"));
         } else if (index == 7) {

@@ -26,6 +26,10 @@ typedef struct {
     intake_config_t intake;
     progress_mode_t progress;
     int64_t progress_interval_ms; //  between progress log lines
+    //  The project the source belongs to (config key `project`), sent in
+    //  run.start; NULL or empty: none named (relationald then takes the
+    //  source for its own project)
+    const char *project;
 } session_config_t;
 
 typedef struct _session_t session_t;

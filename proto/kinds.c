@@ -11,6 +11,7 @@ static const field_spec_t s_run_start[] = {
     {"source", FIELD_STR, true, "what is collected, e.g. the repository path or URL"},
     {"config", FIELD_MAP, false, "collector settings in force"},
     {"started", FIELD_INT, true, "ns since epoch"},
+    {"project", FIELD_STR, false, "the project the source belongs to (config key project)"},
     {NULL}};
 
 static const field_spec_t s_run_end[] = {{"collector", FIELD_STR, true, "collector type"},
@@ -38,9 +39,17 @@ static const field_spec_t s_git_commit[] = {
     {"files_changed", FIELD_INT, true, "as git diff --numstat --no-renames first-parent"},
     {"insertions", FIELD_INT, true, ""},
     {"deletions", FIELD_INT, true, ""},
-    {"files", FIELD_ARRAY, false, "maps {path, insertions, deletions, binary}"},
+    {"files", FIELD_ARRAY, false,
+     "maps {path, insertions, deletions, binary, old_path (renamed from, 50% similarity)}"},
     {"raw", FIELD_MAP, false, "original bytes of fields that were not valid UTF-8"},
+    {"author_name_mailmap", FIELD_STR, false, ".mailmap's canonical name, when it differs"},
+    {"author_email_mailmap", FIELD_STR, false, ".mailmap's canonical e-mail, when it differs"},
+    {"committer_name_mailmap", FIELD_STR, false, ""},
+    {"committer_email_mailmap", FIELD_STR, false, ""},
     {NULL}};
+
+static const field_spec_t s_git_unreachable[] = {
+    {"sha", FIELD_STR, true, "a commit sent before that no ref reaches any more"}, {NULL}};
 
 static const field_spec_t s_git_branch[] = {
     {"name", FIELD_STR, true, "short name, e.g. main"},
@@ -55,6 +64,7 @@ static const field_spec_t s_git_tag[] = {
     {"tagger_name", FIELD_STR, false, ""},
     {"tagger_email", FIELD_STR, false, ""},
     {"tagger_time", FIELD_INT, false, "seconds since epoch"},
+    {"tagger_tz", FIELD_INT, false, "UTC offset in minutes"},
     {"message", FIELD_STR, false, ""},
     {NULL}};
 
@@ -128,6 +138,14 @@ static const kind_spec_t s_kinds[] = {
      s_git_branch,
      "a branch and where it points now"},
     {"git.tag", "git_tags", ALL_BUT_METRICS, true, {"name"}, s_git_tag, "a tag"},
+    //  Keyed on the time too: a commit restored then dropped again is a new fact
+    {"git.unreachable",
+     "git_unreachable",
+     WRITER_ARCHIVE | WRITER_RELATIONAL,
+     false,
+     {"sha", "@ts"},
+     s_git_unreachable,
+     "a commit sent earlier is no longer reachable from the refs (amended, rebased away)"},
     {"ci.build",
      "ci_builds",
      WRITER_ALL,

@@ -45,6 +45,7 @@ typedef enum {
     T_BUILDS,
     T_TESTS,
     T_CODE,
+    T_UNREACH,
     T_COUNT
 } s_table_t;
 
@@ -54,23 +55,26 @@ static const struct {
     const char *ddl;
 } s_stage[T_COUNT] = {
     {"stage_sources", 2, "ord int4, src text"},
-    {"stage_runs", 15,
+    {"stage_runs", 16,
      "ord int4, id bytea, src text, run text, col text, is_end bool, collector text, "
      "target text, status text, started timestamptz, finished timestamptz, duration float8, "
-     "counts text, config text, error text"},
-    {"stage_commits", 19,
+     "counts text, config text, error text, project text"},
+    {"stage_commits", 23,
      "ord int4, id bytea, src text, run text, sha text, parents text[], author_name text, "
      "author_email text, author_time int8, author_tz int8, committer_name text, "
      "committer_email text, committer_time int8, committer_tz int8, message text, "
-     "files_changed int8, insertions int8, deletions int8, raw text"},
-    {"stage_files", 6,
-     "ord int4, commit_id bytea, path text, insertions int8, deletions int8, is_binary bool"},
+     "files_changed int8, insertions int8, deletions int8, raw text, author_name_mailmap text, "
+     "author_email_mailmap text, committer_name_mailmap text, committer_email_mailmap text"},
+    {"stage_files", 7,
+     "ord int4, commit_id bytea, path text, insertions int8, deletions int8, is_binary bool, "
+     "old_path text"},
     {"stage_branches", 8,
      "ord int4, id bytea, src text, run text, ts timestamptz, name text, target text, "
      "head bool"},
-    {"stage_tags", 12,
+    {"stage_tags", 13,
      "ord int4, id bytea, src text, run text, ts timestamptz, name text, target text, "
-     "annotated bool, tagger_name text, tagger_email text, tagger_time int8, message text"},
+     "annotated bool, tagger_name text, tagger_email text, tagger_time int8, message text, "
+     "tagger_tz int8"},
     {"stage_builds", 16,
      "ord int4, id bytea, src text, run text, ts timestamptz, pipeline text, build_id text, "
      "status text, system text, branch text, sha text, started timestamptz, "
@@ -82,6 +86,7 @@ static const struct {
     {"stage_code", 12,
      "ord int4, id bytea, src text, run text, ts timestamptz, rev text, language text, "
      "path text, files int8, blank int8, comment int8, code int8"},
+    {"stage_unreach", 6, "ord int4, id bytea, src text, run text, ts timestamptz, sha text"},
 };
 
 #define S_RANGE  "st.ord BETWEEN $1::int4 AND $2::int4"
@@ -121,19 +126,47 @@ static const struct {
      "started = coalesce (r.started, excluded.started), finished = excluded.finished, "
      "duration = excluded.duration, counts = excluded.counts, error = excluded.error, "
      "target = coalesce (r.target, excluded.target), end_record = excluded.end_record"},
+    //  A run that names its project maps its source to it; the newest naming wins
+    {"ins_projects", T_RUNS,
+     "INSERT INTO projects AS p (source_id, project, observed, run_id) "
+     "SELECT DISTINCT ON (so.id) so.id, st.project, coalesce (st.started, now ()), st.run "
+     "FROM stage_runs st " S_SOURCE " WHERE " S_RANGE
+     " AND NOT st.is_end AND st.project IS NOT NULL AND st.project <> '' "
+     "ORDER BY so.id, st.started DESC NULLS LAST, st.ord DESC "
+     "ON CONFLICT (source_id) DO UPDATE SET project = excluded.project, "
+     "observed = excluded.observed, run_id = excluded.run_id "
+     "WHERE p.observed <= excluded.observed"},
+    //  A commit sent again is reachable again (a branch restored: the
+    //  collector walks it anew)
     {"ins_commits", T_COMMITS,
-     "INSERT INTO commits (id, source_id, sha, parents, author_name, author_email, author_time, "
-     "author_tz, committer_name, committer_email, committer_time, committer_tz, message, "
-     "files_changed, insertions, deletions, raw, run_id) "
-     "SELECT st.id, so.id, st.sha, st.parents, st.author_name, st.author_email, "
-     "to_timestamp (st.author_time), st.author_tz, st.committer_name, st.committer_email, "
-     "to_timestamp (st.committer_time), st.committer_tz, st.message, st.files_changed, "
-     "st.insertions, st.deletions, st.raw::jsonb, st.run "
-     "FROM stage_commits st " S_SOURCE " WHERE " S_RANGE " ORDER BY st.id ON CONFLICT DO NOTHING"},
+     "INSERT INTO commits AS c (id, source_id, sha, parents, author_name, author_email, "
+     "author_time, author_tz, committer_name, committer_email, committer_time, committer_tz, "
+     "message, files_changed, insertions, deletions, raw, run_id, author_name_mailmap, "
+     "author_email_mailmap, committer_name_mailmap, committer_email_mailmap) "
+     "SELECT DISTINCT ON (st.id) st.id, so.id, st.sha, st.parents, st.author_name, "
+     "st.author_email, to_timestamp (st.author_time), st.author_tz, st.committer_name, "
+     "st.committer_email, to_timestamp (st.committer_time), st.committer_tz, st.message, "
+     "st.files_changed, st.insertions, st.deletions, st.raw::jsonb, st.run, "
+     "st.author_name_mailmap, st.author_email_mailmap, st.committer_name_mailmap, "
+     "st.committer_email_mailmap "
+     "FROM stage_commits st " S_SOURCE " WHERE " S_RANGE " ORDER BY st.id "
+     "ON CONFLICT (id) DO UPDATE SET reachable = true, unreachable_since = NULL "
+     "WHERE NOT c.reachable"},
+    //  Binary files have no line counts (NULL), whatever the record says
     {"ins_files", T_FILES,
-     "INSERT INTO commit_files (commit_id, path, insertions, deletions, is_binary) "
-     "SELECT st.commit_id, st.path, st.insertions, st.deletions, st.is_binary "
+     "INSERT INTO commit_files (commit_id, path, insertions, deletions, is_binary, old_path) "
+     "SELECT st.commit_id, st.path, CASE WHEN st.is_binary THEN NULL ELSE st.insertions END, "
+     "CASE WHEN st.is_binary THEN NULL ELSE st.deletions END, st.is_binary, st.old_path "
      "FROM stage_files st WHERE " S_RANGE " ORDER BY st.commit_id, st.path ON CONFLICT DO NOTHING"},
+    //  Flagged unless the same batch sends the commit again after the flag
+    {"upd_unreachable", T_UNREACH,
+     "UPDATE commits c SET reachable = false, unreachable_since = u.ts "
+     "FROM (SELECT DISTINCT ON (so.id, st.sha) so.id AS source_id, st.sha, st.ts, st.ord, st.src "
+     "      FROM stage_unreach st " S_SOURCE " WHERE " S_RANGE
+     "      ORDER BY so.id, st.sha, st.ord DESC) u "
+     "WHERE c.source_id = u.source_id AND c.sha = u.sha AND c.reachable "
+     "AND NOT EXISTS (SELECT 1 FROM stage_commits sc WHERE sc.src = u.src AND sc.sha = u.sha "
+     "                AND sc.ord > u.ord)"},
     //  Mutable state: the newest observation wins, whatever the order of arrival
     {"ins_branches", T_BRANCHES,
      "INSERT INTO branches AS b (id, source_id, name, target, head, observed, run_id) "
@@ -145,13 +178,15 @@ static const struct {
      "WHERE b.observed <= excluded.observed"},
     {"ins_tags", T_TAGS,
      "INSERT INTO tags AS t (id, source_id, name, target, annotated, tagger_name, tagger_email, "
-     "tagger_time, message, observed, run_id) "
+     "tagger_time, message, observed, run_id, tagger_tz) "
      "SELECT DISTINCT ON (st.id) st.id, so.id, st.name, st.target, st.annotated, "
-     "st.tagger_name, st.tagger_email, to_timestamp (st.tagger_time), st.message, st.ts, st.run "
+     "st.tagger_name, st.tagger_email, to_timestamp (st.tagger_time), st.message, st.ts, st.run, "
+     "st.tagger_tz "
      "FROM stage_tags st " S_SOURCE " WHERE " S_RANGE " ORDER BY st.id, st.ts DESC, st.ord DESC "
      "ON CONFLICT (id) DO UPDATE SET target = excluded.target, annotated = excluded.annotated, "
      "tagger_name = excluded.tagger_name, tagger_email = excluded.tagger_email, "
-     "tagger_time = excluded.tagger_time, message = excluded.message, "
+     "tagger_time = excluded.tagger_time, tagger_tz = excluded.tagger_tz, "
+     "message = excluded.message, "
      "observed = excluded.observed, run_id = excluded.run_id, updated = now () "
      "WHERE t.observed <= excluded.observed"},
     {"ins_builds", T_BUILDS,
@@ -200,7 +235,8 @@ typedef enum {
     K_TAG,
     K_BUILD,
     K_TEST,
-    K_CODE
+    K_CODE,
+    K_UNREACH
 } s_kind_t;
 
 static const struct {
@@ -208,10 +244,15 @@ static const struct {
     s_kind_t kind;
     s_table_t table;
 } s_kinds[] = {
-    {"run.start", K_RUN_START, T_RUNS},  {"run.end", K_RUN_END, T_RUNS},
-    {"git.commit", K_COMMIT, T_COMMITS}, {"git.branch", K_BRANCH, T_BRANCHES},
-    {"git.tag", K_TAG, T_TAGS},          {"ci.build", K_BUILD, T_BUILDS},
-    {"ci.test", K_TEST, T_TESTS},        {"code.stats", K_CODE, T_CODE},
+    {"run.start", K_RUN_START, T_RUNS},
+    {"run.end", K_RUN_END, T_RUNS},
+    {"git.commit", K_COMMIT, T_COMMITS},
+    {"git.branch", K_BRANCH, T_BRANCHES},
+    {"git.tag", K_TAG, T_TAGS},
+    {"ci.build", K_BUILD, T_BUILDS},
+    {"ci.test", K_TEST, T_TESTS},
+    {"code.stats", K_CODE, T_CODE},
+    {"git.unreachable", K_UNREACH, T_UNREACH},
 };
 
 #define S_KINDS (sizeof s_kinds / sizeof s_kinds[0])
@@ -623,6 +664,10 @@ s_stage_commit (relstore_t *self, size_t index)
     s_field_int (self, body, "insertions");
     s_field_int (self, body, "deletions");
     s_field_json (self, body, "raw");
+    s_field_str (self, body, "author_name_mailmap");
+    s_field_str (self, body, "author_email_mailmap");
+    s_field_str (self, body, "committer_name_mailmap");
+    s_field_str (self, body, "committer_email_mailmap");
 }
 
 static void
@@ -643,6 +688,7 @@ s_stage_files (relstore_t *self, size_t index)
         bool binary = false;
         record_field_bool (file, "binary", &binary);
         pgconn_copy_bool (self->conn, binary);
+        s_field_str (self, file, "old_path");
     }
 }
 
@@ -671,6 +717,7 @@ s_stage_record (relstore_t *self, s_table_t table, size_t index)
         s_field_json (self, body, "counts");
         s_field_json (self, body, "config");
         s_field_str (self, body, "error");
+        s_field_str (self, body, "project");
         break;
     case T_COMMITS: s_stage_commit (self, index); break;
     case T_FILES: s_stage_files (self, index); break;
@@ -691,6 +738,7 @@ s_stage_record (relstore_t *self, s_table_t table, size_t index)
         s_field_str (self, body, "tagger_email");
         s_field_int (self, body, "tagger_time");
         s_field_str (self, body, "message");
+        s_field_int (self, body, "tagger_tz");
         break;
     case T_BUILDS:
         s_head (self, T_BUILDS, index);
@@ -732,6 +780,11 @@ s_stage_record (relstore_t *self, s_table_t table, size_t index)
         s_field_int (self, body, "blank");
         s_field_int (self, body, "comment");
         s_field_int (self, body, "code");
+        break;
+    case T_UNREACH:
+        s_head (self, T_UNREACH, index);
+        pgconn_copy_timestamptz_ns (self->conn, record->ts);
+        s_field_str (self, body, "sha");
         break;
     case T_COUNT: break;
     }

@@ -42,6 +42,10 @@ RELATIONS = {
     "contributors": "x.source LIKE %(p)s", "commit_activity_daily": "x.source LIKE %(p)s",
     "commit_activity_weekly": "x.source LIKE %(p)s", "build_success_rate": "x.source LIKE %(p)s",
     "slowest_tests": "x.source LIKE %(p)s", "flakiest_tests": "x.source LIKE %(p)s",
+    # relationald 003: projects
+    "projects": BY_ID, "source_projects": "x.source LIKE %(p)s",
+    "commits_canonical": "x.source LIKE %(p)s", "project_contributors": "x.project LIKE %(p)s",
+    "file_churn": "x.source LIKE %(p)s", "code_size": "x.source LIKE %(p)s",
     # metricsd: the points and its views
     "points": "x.source LIKE %(p)s",
     "commits_per_day": "x.repository LIKE %(p)s", "commits_per_week": "x.repository LIKE %(p)s",
@@ -109,7 +113,10 @@ def roles(pg_database):
 def source_frames(src, index):
     """Every kind relationald and metricsd store, for one source."""
     run_ts = (MON + 30 * DAY) * 10**9 + index
+    # the project is named after the source, so a pattern on sources
+    # picks the same projects
     frames = [make_record("run.start", src, {"collector": "git", "source": src,
+                                             "project": f"{src}-project",
                                              "started": run_ts}, run_ts)]
     frames += [f for _, f in synthetic_commits(COMMITS_PER_SOURCE, src=src, files=2)]
     # PostgreSQL refuses a time zone that does not fit its smallint column

@@ -338,6 +338,9 @@ def _code_repo(path):
 def test_code_exact_counts_in_archive_and_postgres(pipeline, pg_database, workdir):
     repo = os.path.join(workdir, "repo")
     sha = _code_repo(repo)
+    # named by its origin, as the git collector names it
+    subprocess.run(["git", "-C", repo, "remote", "add", "origin",
+                    "https://bot@Example.ORG:8443/acme/code.git"], check=True)
     p = start(pipeline, pg_database)
     run_collector(p, "code", "--per-file", repo)
     drained(p)
@@ -355,8 +358,7 @@ def test_code_exact_counts_in_archive_and_postgres(pipeline, pg_database, workdi
     assert per_file == {n for n, v in CODE_FILES.items() if v[1]}
     assert {s["body"]["rev"] for s in stats} == {sha}
     assert {s["ts"] for s in stats} == {1_700_000_000 * 10**9}
-    gitdir = os.path.realpath(os.path.join(repo, ".git"))
-    assert {s["src"] for s in stats} == {gitdir}
+    assert {s["src"] for s in stats} == {"example.org/acme/code"}
     # PostgreSQL: the same rows
     got = {r[0]: list(r[1:]) for r in rows(
         pg_database, "SELECT language, files, blank, comment, code FROM code_stats "
