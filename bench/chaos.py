@@ -63,11 +63,13 @@ class Sender:
     start of its range when killed: the records are the same bytes, and
     ingestd and the writers are idempotent on their ids."""
 
-    def __init__(self, p, workdir, index, start, count, seed):
+    def __init__(self, p, workdir, index, start, count, seed, rate):
         self.name = f"sender-{index}"
         self.args = [binary("omni-loadgen"), f"--intake={p.intake}", "--kind=mix",
                      f"--seed={seed}", f"--start-index={start}", f"--count={count}",
                      "--give-up=0", "--ack-timeout=5s", "--log-level=warn"]
+        # Paced, so that the senders live through the chaos and are killed too
+        self.pace = [f"--rate={rate}"] if rate else []
         self.log_path = os.path.join(workdir, f"{self.name}.log")
         self.proc = None
         self.done = False
@@ -80,7 +82,7 @@ class Sender:
     def start(self):
         self.starts += 1
         with open(self.log_path, "a") as log_file:
-            self.proc = subprocess.Popen(self.args, stdout=log_file, stderr=log_file)
+            self.proc = subprocess.Popen(self.args + self.pace, stdout=log_file, stderr=log_file)
 
     def poll(self):
         if self.proc and not self.done and self.proc.poll() is not None:
@@ -272,7 +274,7 @@ def run(args):
         per = args.records // args.senders
         for i in range(args.senders):
             count = per if i < args.senders - 1 else args.records - per * i
-            senders.append(Sender(p, workdir, i, i * per, count, args.seed))
+            senders.append(Sender(p, workdir, i, i * per, count, args.seed, args.sender_rate))
         log(f"computing the expected records ({args.records}, {args.senders} senders)")
         expected, points = expected_records(senders, workdir)
         log("expected: " + ", ".join(f"{k} {len(v)}" for k, v in sorted(expected.items())))
@@ -387,6 +389,8 @@ def main():
                     help="PostgreSQL goes down this long after the start, MongoDB 2.5 times that")
     ap.add_argument("--chaos-min", type=float, default=0.0,
                     help="keep killing at least this long, even when the senders are done")
+    ap.add_argument("--sender-rate", type=int, default=10000,
+                    help="records/s per sender (0 = as fast as possible)")
     ap.add_argument("--journal-max", default="1G")
     ap.add_argument("--timeout", type=float, default=3600)
     ap.add_argument("--drain-timeout", type=float, default=1800)
