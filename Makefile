@@ -31,7 +31,7 @@ CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -g $(OPT) $(HARDEN) -Ic
 LDFLAGS  += $(filter -fsanitize%,$(OPT)) -pie -Wl,-z,relro,-z,now
 CORE_LIBS = $(call pkg_libs,$(CORE_PKGS)) -lpthread -lm
 
-LIBOMNI_SRCS := $(filter-out %/selftest.c $(wildcard proto/fuzz_*.c),$(wildcard common/*.c proto/*.c))
+LIBOMNI_SRCS := $(filter-out %/selftest.c $(wildcard proto/fuzz_*.c common/fuzz_*.c),$(wildcard common/*.c proto/*.c))
 LIBOMNI      := $(BUILD)/lib/libomni.a
 PROGRAMS     :=
 SELFTESTS    :=
@@ -71,7 +71,7 @@ $(BUILD)/gen/version.stamp: FORCE
 include $(sort $(wildcard */module.mk))
 
 .PHONY: all deps programs test test-unit test-integration asan fuzz run bench clean format format-check \
-        install uninstall chaos
+        install uninstall chaos fuzz-build
 all: deps
 	@$(MAKE) --no-print-directory programs
 
@@ -118,15 +118,30 @@ test-integration:
 test-deploy: all
 	OMNI_BIN=$(abspath $(BUILD))/bin deploy/test-deploy.sh
 
+# libFuzzer targets, each FUZZ_SECONDS in `make test`: the record decoder,
+# ingestd's handling of an intake message (fuzz_intake, the whole round:
+# frames, records, journal, reply) and a writer's handling of what ingestd
+# sends it (fuzz_delivery). The last two include the file they test, so it
+# is left out of the library they link.
 FUZZ_SECONDS ?= 60
-fuzz:
-	@mkdir -p build-fuzz
-	clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Icommon -Iproto \
-	    $(call pkg_cflags,$(CORE_PKGS)) -o build-fuzz/fuzz_record proto/fuzz_record.c \
-	    proto/record.c proto/kinds.c proto/mpjson.c common/util.c common/log.c $(CORE_LIBS)
-	@mkdir -p build-fuzz/corpus
+FUZZ_CC      = clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Icommon \
+               -Iproto -Iingestd $(call pkg_cflags,$(CORE_PKGS))
+fuzz: fuzz-build
 	build-fuzz/fuzz_record -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -print_final_stats=1 \
 	    build-fuzz/corpus proto/fuzz_seeds 2>&1 | tail -n 15
+	build-fuzz/fuzz_intake -max_total_time=$(FUZZ_SECONDS) -max_len=16384 -print_final_stats=1 \
+	    build-fuzz/corpus-intake proto/fuzz_seeds 2>&1 | tail -n 8
+	build-fuzz/fuzz_delivery -max_total_time=$(FUZZ_SECONDS) -max_len=16384 -print_final_stats=1 \
+	    build-fuzz/corpus-delivery proto/fuzz_seeds 2>&1 | tail -n 8
+
+fuzz-build:
+	@mkdir -p build-fuzz/corpus build-fuzz/corpus-intake build-fuzz/corpus-delivery
+	$(FUZZ_CC) -o build-fuzz/fuzz_record proto/fuzz_record.c \
+	    proto/record.c proto/kinds.c proto/mpjson.c common/util.c common/log.c $(CORE_LIBS)
+	$(FUZZ_CC) -o build-fuzz/fuzz_intake ingestd/fuzz_intake.c ingestd/journal.c \
+	    $(LIBOMNI_SRCS) $(CORE_LIBS)
+	$(FUZZ_CC) -o build-fuzz/fuzz_delivery common/fuzz_delivery.c \
+	    $(filter-out common/writer.c,$(LIBOMNI_SRCS)) $(CORE_LIBS)
 
 run: all
 	@tools/omni-run.sh

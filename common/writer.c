@@ -486,6 +486,72 @@ s_new_session (writer_t *self)
     self->delivered_upto = 0;
 }
 
+//  One message from ingestd; takes `msg`. Returns false when the writer
+//  must stop (ingestd refused its name). Apart from the loop so that the
+//  delivery fuzzer drives exactly what the loop does.
+static bool
+s_handle_message (writer_t *self, zmsg_t *msg)
+{
+    zframe_t *sig = zmsg_first (msg), *cmd = zmsg_next (msg);
+    bool keep = false;
+    if (!sig || !zframe_streq (sig, SIGNATURE) || !cmd)
+        log_warn ("delivery.bad_message", "writer=%s frames=%zu", self->name, zmsg_size (msg));
+    else if (zframe_streq (cmd, "DELIVER") && self->welcomed) {
+        s_handle_deliver (self, msg);
+        if (self->filling->count > 0) {
+            zlist_append (self->filling->messages, msg);
+            keep = true;
+        }
+    } else if (zframe_streq (cmd, "WELCOME")) {
+        zframe_t *journal = zmsg_next (msg), *cursor = zmsg_next (msg);
+        uint64_t start =
+            cursor && zframe_size (cursor) == 8 ? util_get_be (zframe_data (cursor), 8) : 1;
+        s_new_session (self);
+        self->acked_upto = start ? start - 1 : 0;
+        self->welcomed = true;
+        pthread_mutex_lock (&self->lock);
+        self->last_reset[0] = 0;
+        pthread_mutex_unlock (&self->lock);
+        atomic_store (&self->connected, true);
+        char hex[33] = "";
+        if (journal && zframe_size (journal) == 16)
+            util_hex (zframe_data (journal), 16, hex);
+        log_info ("delivery.welcome", "writer=%s journal=%s cursor=%" PRIu64, self->name, hex,
+                  start);
+    } else if (zframe_streq (cmd, "ERROR") && !self->welcomed) {
+        //  Another live instance holds the name. Exit, not retry: two
+        //  writers under one name is a deployment mistake to fix,
+        //  and a supervisor restarting this one tries again anyway.
+        zframe_t *reason = zmsg_next (msg);
+        self->refusal = reason ? zframe_strdup (reason) : strdup ("no reason given");
+        log_error ("delivery.refused", "writer=%s instance=%s delivery=%s reason=\"%s\"",
+                   self->name, self->instance, self->endpoint, self->refusal);
+        zmsg_destroy (&msg);
+        return false;
+    } else if (zframe_streq (cmd, "RESET")) {
+        //  HELLO again on the next heartbeat, not at once: an ingestd
+        //  that refuses this writer would otherwise be flooded.
+        zframe_t *reason = zmsg_next (msg);
+        char *text = reason ? zframe_strdup (reason) : strdup ("");
+        //  Refused again every second while ingestd does not know
+        //  this writer: said once a minute, with /health telling it
+        uint64_t held;
+        if (log_allow ("delivery.reset", text, 60000, &held))
+            log_info ("delivery.reset", "writer=%s reason=\"%s\" repeated=%" PRIu64, self->name,
+                      text, held);
+        pthread_mutex_lock (&self->lock);
+        snprintf (self->last_reset, sizeof self->last_reset, "%s", text);
+        pthread_mutex_unlock (&self->lock);
+        free (text);
+        self->welcomed = false;
+        atomic_store (&self->connected, false);
+        s_new_session (self);
+    }
+    if (!keep)
+        zmsg_destroy (&msg);
+    return true;
+}
+
 int
 writer_run (writer_t *self)
 {
@@ -535,64 +601,8 @@ writer_run (writer_t *self)
             if (!msg)
                 continue;
             self->last_heard_ms = now;
-            zframe_t *sig = zmsg_first (msg), *cmd = zmsg_next (msg);
-            bool keep = false;
-            if (!sig || !zframe_streq (sig, SIGNATURE) || !cmd)
-                log_warn ("delivery.bad_message", "writer=%s frames=%zu", self->name,
-                          zmsg_size (msg));
-            else if (zframe_streq (cmd, "DELIVER") && self->welcomed) {
-                s_handle_deliver (self, msg);
-                if (self->filling->count > 0) {
-                    zlist_append (self->filling->messages, msg);
-                    keep = true;
-                }
-            } else if (zframe_streq (cmd, "WELCOME")) {
-                zframe_t *journal = zmsg_next (msg), *cursor = zmsg_next (msg);
-                uint64_t start =
-                    cursor && zframe_size (cursor) == 8 ? util_get_be (zframe_data (cursor), 8) : 1;
-                s_new_session (self);
-                self->acked_upto = start ? start - 1 : 0;
-                self->welcomed = true;
-                pthread_mutex_lock (&self->lock);
-                self->last_reset[0] = 0;
-                pthread_mutex_unlock (&self->lock);
-                atomic_store (&self->connected, true);
-                char hex[33] = "";
-                if (journal && zframe_size (journal) == 16)
-                    util_hex (zframe_data (journal), 16, hex);
-                log_info ("delivery.welcome", "writer=%s journal=%s cursor=%" PRIu64, self->name,
-                          hex, start);
-            } else if (zframe_streq (cmd, "ERROR") && !self->welcomed) {
-                //  Another live instance holds the name. Exit, not retry: two
-                //  writers under one name is a deployment mistake to fix,
-                //  and a supervisor restarting this one tries again anyway.
-                zframe_t *reason = zmsg_next (msg);
-                self->refusal = reason ? zframe_strdup (reason) : strdup ("no reason given");
-                log_error ("delivery.refused", "writer=%s instance=%s delivery=%s reason=\"%s\"",
-                           self->name, self->instance, self->endpoint, self->refusal);
-                zmsg_destroy (&msg);
+            if (!s_handle_message (self, msg))
                 break;
-            } else if (zframe_streq (cmd, "RESET")) {
-                //  HELLO again on the next heartbeat, not at once: an ingestd
-                //  that refuses this writer would otherwise be flooded.
-                zframe_t *reason = zmsg_next (msg);
-                char *text = reason ? zframe_strdup (reason) : strdup ("");
-                //  Refused again every second while ingestd does not know
-                //  this writer: said once a minute, with /health telling it
-                uint64_t held;
-                if (log_allow ("delivery.reset", text, 60000, &held))
-                    log_info ("delivery.reset", "writer=%s reason=\"%s\" repeated=%" PRIu64,
-                              self->name, text, held);
-                pthread_mutex_lock (&self->lock);
-                snprintf (self->last_reset, sizeof self->last_reset, "%s", text);
-                pthread_mutex_unlock (&self->lock);
-                free (text);
-                self->welcomed = false;
-                atomic_store (&self->connected, false);
-                s_new_session (self);
-            }
-            if (!keep)
-                zmsg_destroy (&msg);
         }
         if (self->filling->upto && !self->storing &&
             (self->filling->count >= self->config.batch_size ||

@@ -1,0 +1,124 @@
+/*  fuzz_delivery: libFuzzer target for a writer's handling of what ingestd
+    sends it (WELCOME, DELIVER, RESET, HEARTBEAT, ERROR, and anything else).
+
+    It includes writer.c to drive s_handle_message exactly as the writer's
+    loop does, then the loop's flush and the commit, synchronously: each
+    input is one message, its effects finish before the next input, so a
+    crash or a sanitizer report points at the input that caused it. The
+    store checks what a store may rely on (every record decoded, its kind
+    routed to this writer) and fails now and then, as stores do.
+
+    Input: the first byte chooses the shape. Odd: a well-formed head
+    ("OD/1", a command chosen by the second byte, and for DELIVER an 8-byte
+    `upto`) followed by frames; even: raw frames only. Frames are cut by a
+    2-byte big-endian length before each one; the rest is the last frame.
+    Records in the seeds (proto/fuzz_seeds) are reached through the
+    length-prefixed frames.                                                  */
+#include "writer.c"
+
+static writer_t *s_writer;
+static zsock_t *s_ingestd;
+static unsigned s_store_calls;
+
+static int
+s_store (void *store, const record_t *records, size_t count, char *error, size_t error_size)
+{
+    (void) store;
+    for (size_t i = 0; i < count; i++) {
+        //  What the writer promises its store: decoded records of its kinds
+        assert (records[i].spec);
+        assert (records[i].spec->writers & WRITER_ARCHIVE);
+    }
+    //  One commit in seven fails: the retry and RESET paths are exercised
+    if (++s_store_calls % 7 == 0) {
+        snprintf (error, error_size, "the fuzzer's store fails now and then");
+        return s_store_calls % 2 ? -1 : WRITER_STORE_PERMANENT;
+    }
+    return 0;
+}
+
+int LLVMFuzzerInitialize (int *argc, char ***argv);
+int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
+
+int
+LLVMFuzzerInitialize (int *argc, char ***argv)
+{
+    (void) argc;
+    (void) argv;
+    zsys_init ();
+    zsys_set_logstream (NULL);
+    log_init ("fuzz-delivery", "error", "kv");
+    s_ingestd = zsock_new_router ("inproc://fuzz-delivery");
+    assert (s_ingestd);
+    //  retry_max 1 ms: a failing store must not slow the fuzzer down
+    writer_config_t config = {"inproc://fuzz-delivery", "archive", 50, 1, 200, 1, 1, NULL};
+    s_writer = writer_new (&config, s_store, NULL, NULL);
+    assert (s_writer);
+    s_writer->dealer = zsock_new_dealer (">inproc://fuzz-delivery");
+    assert (s_writer->dealer);
+    zsock_set_sndtimeo (s_writer->dealer, 0);
+    return 0;
+}
+
+//  The next length-prefixed frame, or the rest as the last one.
+static bool
+s_next_frame (const uint8_t **data, size_t *size, zmsg_t *msg)
+{
+    if (*size == 0)
+        return false;
+    size_t len = *size;
+    if (*size >= 2) {
+        size_t want = (size_t) (*data)[0] << 8 | (*data)[1];
+        if (want <= *size - 2) {
+            *data += 2;
+            *size -= 2;
+            len = want;
+        }
+    }
+    zmsg_addmem (msg, *data, len);
+    *data += len;
+    *size -= len;
+    return true;
+}
+
+int
+LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
+{
+    static const char *commands[] = {"DELIVER", "WELCOME", "RESET", "HEARTBEAT", "ERROR", "ACK"};
+    zmsg_t *msg = zmsg_new ();
+    if (size >= 2 && (data[0] & 1)) {
+        const char *command = commands[data[1] % 6];
+        zmsg_addstr (msg, SIGNATURE);
+        zmsg_addstr (msg, command);
+        data += 2;
+        size -= 2;
+        if (strcmp (command, "DELIVER") == 0 && size >= 8) {
+            zmsg_addmem (msg, data, 8);
+            data += 8;
+            size -= 8;
+        }
+    } else if (size >= 1) {
+        data++;
+        size--;
+    }
+    for (int frames = 0; frames < 2000 && s_next_frame (&data, &size, msg); frames++)
+        ;
+    if (!s_handle_message (s_writer, msg)) {
+        //  ERROR before a WELCOME: the writer would exit; the next input
+        //  starts as a writer that was not refused
+        free (s_writer->refusal);
+        s_writer->refusal = NULL;
+    }
+    //  The loop's next steps, done at once: flush what is in hand, wait for
+    //  its commit (a failed one is retried by s_commit until it passes or
+    //  until the session changes), acknowledge
+    if (s_writer->filling->upto && !s_writer->storing)
+        s_flush (s_writer, false);
+    s_finish_commit (s_writer, true);
+    //  What the writer sent (ACK, HELLO) is read and dropped
+    while (zsock_events (s_ingestd) & ZMQ_POLLIN) {
+        zmsg_t *out = zmsg_recv (s_ingestd);
+        zmsg_destroy (&out);
+    }
+    return 0;
+}
