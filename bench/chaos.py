@@ -81,8 +81,11 @@ class Sender:
 
     def start(self):
         self.starts += 1
+        # A restarted sender has no state: it sends its whole range again, at
+        # full speed (else, killed every round, a paced one never finishes)
+        pace = self.pace if self.starts == 1 else []
         with open(self.log_path, "a") as log_file:
-            self.proc = subprocess.Popen(self.args + self.pace, stdout=log_file, stderr=log_file)
+            self.proc = subprocess.Popen(self.args + pace, stdout=log_file, stderr=log_file)
 
     def poll(self):
         if self.proc and not self.done and self.proc.poll() is not None:
@@ -378,6 +381,8 @@ def run(args):
 
 
 def main():
+    # SIGTERM (a CI timeout, kill) stops everything started here, as Ctrl-C does
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--records", type=int, default=1_000_000)
     ap.add_argument("--senders", type=int, default=2)
