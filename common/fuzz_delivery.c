@@ -15,6 +15,7 @@
     Records in the seeds (proto/fuzz_seeds) are reached through the
     length-prefixed frames.                                                  */
 #include "writer.c"
+#include "fuzz_frames.h"
 
 static writer_t *s_writer;
 static zsock_t *s_ingestd;
@@ -61,25 +62,6 @@ LLVMFuzzerInitialize (int *argc, char ***argv)
 }
 
 //  The next length-prefixed frame, or the rest as the last one.
-static bool
-s_next_frame (const uint8_t **data, size_t *size, zmsg_t *msg)
-{
-    if (*size == 0)
-        return false;
-    size_t len = *size;
-    if (*size >= 2) {
-        size_t want = (size_t) (*data)[0] << 8 | (*data)[1];
-        if (want <= *size - 2) {
-            *data += 2;
-            *size -= 2;
-            len = want;
-        }
-    }
-    zmsg_addmem (msg, *data, len);
-    *data += len;
-    *size -= len;
-    return true;
-}
 
 int
 LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
@@ -101,7 +83,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
         data++;
         size--;
     }
-    for (int frames = 0; frames < 2000 && s_next_frame (&data, &size, msg); frames++)
+    for (int frames = 0; frames < 2000 && fuzz_next_frame (&data, &size, msg); frames++)
         ;
     if (!s_handle_message (s_writer, msg)) {
         //  ERROR before a WELCOME: the writer would exit; the next input

@@ -199,15 +199,14 @@ s_bound_port (struct MHD_Daemon *daemon)
     return -1;
 }
 
-httpd_t *
-httpd_new (const char *address, metrics_t *metrics, health_fn *health, void *arg)
+int
+httpd_listen (const char *address, bool *ipv6, char *error, size_t error_size)
 {
     char host[256], port[8];
     bool numeric;
     if (!address || !s_parse_address (address, host, sizeof host, port, sizeof port, &numeric)) {
-        log_error ("httpd.start", "address=\"%s\" error=\"expected HOST:PORT\"",
-                   address ? address : "");
-        return NULL;
+        snprintf (error, error_size, "\"%s\" is not HOST:PORT", address ? address : "");
+        return -1;
     }
     struct addrinfo hints, *found = NULL;
     memset (&hints, 0, sizeof hints);
@@ -216,44 +215,50 @@ httpd_new (const char *address, metrics_t *metrics, health_fn *health, void *arg
     hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV | (numeric ? AI_NUMERICHOST : 0);
     int gai = getaddrinfo (host, port, &hints, &found);
     if (gai || !found) {
-        log_error ("httpd.start", "address=\"%s\" error=\"%s\"", address,
-                   gai ? gai_strerror (gai) : "no address");
+        snprintf (error, error_size, "cannot listen on %s: %s", address,
+                  gai ? gai_strerror (gai) : "no address");
+        return -1;
+    }
+    int fd = socket (found->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1;
+    if (fd >= 0)
+        setsockopt (fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (fd < 0 || bind (fd, found->ai_addr, found->ai_addrlen) || listen (fd, 64)) {
+        int code = errno;
+        snprintf (error, error_size, "cannot listen on %s: %s (%s)", address, strerror (code),
+                  code == EADDRINUSE ? "another process has this port: give another with "
+                                       "--http=HOST:PORT, or --http= for none"
+                                     : "check the address given with --http=HOST:PORT");
+        if (fd >= 0)
+            close (fd);
+        freeaddrinfo (found);
+        return -1;
+    }
+    *ipv6 = found->ai_family == AF_INET6;
+    freeaddrinfo (found);
+    return fd;
+}
+
+httpd_t *
+httpd_new (const char *address, metrics_t *metrics, health_fn *health, void *arg)
+{
+    char error[512];
+    bool ipv6;
+    int fd = httpd_listen (address, &ipv6, error, sizeof error);
+    if (fd < 0) {
+        log_error ("httpd.start", "address=\"%s\" error=\"%s\"", address ? address : "", error);
         return NULL;
     }
     httpd_t *self = calloc (1, sizeof *self);
     if (!self) {
-        freeaddrinfo (found);
+        close (fd);
         return NULL;
     }
     self->metrics = metrics;
     self->health = health;
     self->arg = arg;
     self->address = strdup (address);
-    //  The socket is bound here, not by MHD: MHD says "Failed to bind to port
-    //  0" for an address given whole, where the operator needs the address
-    //  and the reason.
-    int fd = socket (found->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    int one = 1;
-    if (fd >= 0)
-        setsockopt (fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (fd < 0 || bind (fd, found->ai_addr, found->ai_addrlen) || listen (fd, 64)) {
-        int error = errno;
-        log_error ("httpd.start", "address=\"%s\" error=\"cannot listen on %s: %s\" hint=\"%s\"",
-                   address, address, strerror (error),
-                   error == EADDRINUSE ? "another process has this port: give another with "
-                                         "--http=HOST:PORT (or --http= for none)"
-                                       : "check the address given with --http=HOST:PORT");
-        if (fd >= 0)
-            close (fd);
-        freeaddrinfo (found);
-        free (self->address);
-        free (self);
-        return NULL;
-    }
-    unsigned flags = S_THREAD_FLAGS | MHD_USE_ERROR_LOG;
-    if (found->ai_family == AF_INET6)
-        flags |= MHD_USE_IPv6;
-    freeaddrinfo (found);
+    unsigned flags = S_THREAD_FLAGS | MHD_USE_ERROR_LOG | (ipv6 ? MHD_USE_IPv6 : 0);
     //  The logger first, or MHD prints messages about the options before it
     self->daemon = MHD_start_daemon (
         flags, 0, NULL, NULL, s_handle, self, MHD_OPTION_EXTERNAL_LOGGER, s_mhd_log, NULL,

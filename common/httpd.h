@@ -18,6 +18,13 @@ typedef struct _httpd_t httpd_t;
 //  Returns NULL after logging why (bad address, port in use).
 httpd_t *httpd_new (const char *address, metrics_t *metrics, health_fn *health, void *arg);
 void httpd_destroy (httpd_t **self_p);
+
+//  A listening socket on HOST:PORT ([::1]:PORT for IPv6; port 0 = any), for
+//  a libmicrohttpd daemon given it with MHD_OPTION_LISTEN_SOCKET. Bound here,
+//  not by MHD, which says "Failed to bind to port 0" for an address given
+//  whole: `error` names the address, the reason and what to do. Returns the
+//  descriptor, or -1.
+int httpd_listen (const char *address, bool *ipv6, char *error, size_t error_size);
 int httpd_port (httpd_t *self);
 
 void httpd_test (bool verbose);

@@ -19,6 +19,7 @@
     temporary directory and is started afresh every few thousand inputs so
     that a long run stays within its disk.                                   */
 #include "server.c"
+#include "fuzz_frames.h"
 
 #include <ftw.h>
 
@@ -60,16 +61,8 @@ s_start (void)
     snprintf (intake, sizeof intake, "inproc://fuzz-intake-%u", generation);
     snprintf (delivery, sizeof delivery, "inproc://fuzz-delivery-%u", generation);
     snprintf (tap, sizeof tap, "inproc://fuzz-tap-%u", generation);
-    server_config_t config = {intake,
-                              delivery,
-                              tap,
-                              s_dir,
-                              1ULL << 30,
-                              1000,
-                              s_writers,
-                              {4 << 20, 16},
-                              NULL,
-                              0};
+    server_config_t config = {intake, delivery,  tap,           s_dir, 1ULL << 30,
+                              1000,   s_writers, {4 << 20, 16}, NULL,  0};
     char error[512];
     s_metrics = metrics_new ("fuzz_");
     s_server = server_new (&config, s_metrics, error, sizeof error);
@@ -100,26 +93,6 @@ LLVMFuzzerInitialize (int *argc, char ***argv)
     return 0;
 }
 
-static bool
-s_next_frame (const uint8_t **data, size_t *size, zmsg_t *msg)
-{
-    if (*size == 0)
-        return false;
-    size_t len = *size;
-    if (*size >= 2) {
-        size_t want = (size_t) (*data)[0] << 8 | (*data)[1];
-        if (want <= *size - 2) {
-            *data += 2;
-            *size -= 2;
-            len = want;
-        }
-    }
-    zmsg_addmem (msg, *data, len);
-    *data += len;
-    *size -= len;
-    return true;
-}
-
 int
 LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
 {
@@ -136,14 +109,14 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
         data++;
         size--;
     }
-    for (int frames = 0; frames < 2000 && s_next_frame (&data, &size, msg); frames++)
+    for (int frames = 0; frames < 2000 && fuzz_next_frame (&data, &size, msg); frames++)
         ;
     if (zmsg_size (msg) == 0)
         zmsg_addmem (msg, "", 0); //  a DEALER message has at least one frame
     //  What ingestd must answer: ACK to a BATCH head, whatever its records
     zframe_t *f0 = zmsg_first (msg), *f1 = zmsg_next (msg), *f2 = zmsg_next (msg);
-    bool batch = f2 && zframe_streq (f0, INTAKE_SIG) && zframe_streq (f1, "BATCH") &&
-                 zframe_size (f2) == 8;
+    bool batch =
+        f2 && zframe_streq (f0, INTAKE_SIG) && zframe_streq (f1, "BATCH") && zframe_size (f2) == 8;
     uint8_t seq[8] = {0};
     if (batch)
         memcpy (seq, zframe_data (f2), 8);

@@ -2,6 +2,7 @@
     with the command line: gather_report, then htmlout or jsonout, into a
     buffer libmicrohttpd sends and frees.                                    */
 #include "server.h"
+#include "httpd.h"
 #include "gather.h"
 #include "htmlout.h"
 #include "jsonout.h"
@@ -212,44 +213,12 @@ s_handle (void *cls, struct MHD_Connection *connection, const char *url, const c
 server_t *
 server_new (const char *address, const server_options_t *options, char *error, size_t error_size)
 {
-    const char *colon = address ? strrchr (address, ':') : NULL;
-    if (!colon || colon == address || !colon[1]) {
-        snprintf (error, error_size, "--http \"%s\" is not HOST:PORT", address ? address : "");
+    bool ipv6;
+    int fd = httpd_listen (address, &ipv6, error, error_size);
+    if (fd < 0)
         return NULL;
-    }
-    char host[256];
-    snprintf (host, sizeof host, "%.*s", (int) (colon - address), address);
-    if (host[0] == '[') { //  [::1]:8080
-        memmove (host, host + 1, strlen (host));
-        char *close = strchr (host, ']');
-        if (close)
-            *close = 0;
-    }
-    struct addrinfo hints = {.ai_family = AF_UNSPEC,
-                             .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
-    struct addrinfo *found = NULL;
-    int gai = getaddrinfo (host, colon + 1, &hints, &found);
-    if (gai || !found) {
-        snprintf (error, error_size, "cannot listen on %s: %s", address,
-                  gai ? gai_strerror (gai) : "no address");
-        return NULL;
-    }
-    //  Bound here, not by MHD, so that the error names the address and why.
-    int fd = socket (found->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    int one = 1;
-    if (fd >= 0)
-        setsockopt (fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (fd < 0 || bind (fd, found->ai_addr, found->ai_addrlen) || listen (fd, 64)) {
-        snprintf (error, error_size, "cannot listen on %s: %s", address, strerror (errno));
-        if (fd >= 0)
-            close (fd);
-        freeaddrinfo (found);
-        return NULL;
-    }
-    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-                     (found->ai_family == AF_INET6 ? MHD_USE_IPv6 : 0);
-    freeaddrinfo (found);
+    unsigned flags =
+        MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | (ipv6 ? MHD_USE_IPv6 : 0);
     server_t *self = calloc (1, sizeof *self);
     assert (self);
     self->options = *options;
