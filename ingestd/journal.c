@@ -42,9 +42,12 @@ struct _journal_t {
     char **writer_names;
     uint64_t *cursors, *synced_cursors;
     char *dir;
-    uint64_t map_size; //  0: from max_bytes
-    int error;         //  of the last failed write, 0 after a commit
-    uint64_t reopens;  //  of a fatal environment
+    uint64_t map_size;  //  0: from max_bytes
+    int error;          //  of the last failed write, 0 after a commit
+    uint64_t reopens;   //  of a fatal environment
+    uint64_t map_extra; //  reserve granted to full maps, on top of map_size
+    bool grow_map;      //  the map filled up: grant the reserve before the next write
+    bool reserve_used;  //  granted during this fault (cleared by an intake commit)
 };
 
 static int
@@ -102,7 +105,8 @@ s_first_offset (journal_t *self, MDB_txn *txn)
 static size_t
 s_map_size (journal_t *self)
 {
-    return (size_t) (self->map_size ? self->map_size : self->max_bytes * 2 + (1ULL << 30));
+    return (size_t) (self->map_size ? self->map_size : self->max_bytes * 2 + (1ULL << 30)) +
+           self->map_extra;
 }
 
 //  Opens LMDB's environment and its databases (created when `create`).
@@ -211,9 +215,20 @@ s_reopen (journal_t *self)
 
 //  A write failed: keep its error, and if LMDB's environment became fatal
 //  (a failed meta write), reopen it now, before any reader trips on it.
+//  A full map cannot drain by itself: LMDB reuses only pages freed before
+//  the last commit, so once a round took them all, even the transaction
+//  that trims acknowledged records finds no page to copy on write into.
+//  The first time a fault hits the map, it grows by this reserve, which
+//  lets trims and probes commit; intake resumes only when a round fits.
+#define MAP_RESERVE (1ULL << 20)
+
 static void
 s_failed (journal_t *self, int rc)
 {
+    if (rc == MDB_MAP_FULL && !self->reserve_used) {
+        self->grow_map = true;
+        self->reserve_used = true;
+    }
     //  A panic or a poisoned transaction is the consequence: keep the cause.
     if (!((rc == MDB_PANIC || rc == MDB_BAD_TXN) && self->error))
         self->error = rc;
@@ -231,6 +246,18 @@ static int
 s_write_begin (journal_t *self, MDB_txn **txn)
 {
     *txn = NULL;
+    if (self->grow_map && self->env) {
+        //  No transaction is open in this process here (the caller holds the
+        //  journal's only writer, and readers are serialized with it).
+        self->map_extra += MAP_RESERVE;
+        int rc = mdb_env_set_mapsize (self->env, s_map_size (self));
+        if (rc)
+            self->map_extra -= MAP_RESERVE;
+        else
+            log_info ("journal.map_reserve", "path=%s map_size=%zu reserve=%llu", self->dir,
+                      s_map_size (self), MAP_RESERVE);
+        self->grow_map = false;
+    }
     int rc = self->env ? mdb_txn_begin (self->env, NULL, 0, txn) : MDB_PANIC;
     if (rc == MDB_PANIC && s_reopen (self) == 0)
         rc = mdb_txn_begin (self->env, NULL, 0, txn);
@@ -468,6 +495,7 @@ journal_commit (journal_t *self)
         return -1;
     }
     self->error = 0;
+    self->reserve_used = false;
     self->next_offset = self->r_next_offset;
     self->bytes = self->r_bytes;
     self->dead_seq = self->r_dead_seq;
@@ -933,7 +961,11 @@ s_test_faults (const char *dir)
     assert (strstr (text, "journal map full under ") && strstr (text, "journal_max"));
     assert (journal_next_offset (journal) == committed + 1);
     assert (journal_stat_records (journal) == committed);
-    assert (journal_probe (journal, 64 << 10) == -1);
+    //  The map grows by its reserve once in a fault, not at every failure.
+    assert (journal_probe (journal, 4 << 20) == -1);
+    assert (journal_probe (journal, 4 << 20) == -1);
+    assert (journal->map_extra == MAP_RESERVE);
+    assert (journal_fault (journal) == JOURNAL_MAP_FULL);
     //  The writer acknowledges: trimming frees pages, the probe fits again.
     journal_set_cursor (journal, 0, committed + 1);
     assert (journal_cursors_pending (journal));

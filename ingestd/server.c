@@ -576,7 +576,8 @@ s_journal_failed (server_t *self, const char *op, size_t bytes)
     journal_fault_text (self->journal, fault, text, sizeof text);
     const char *error = mdb_strerror (journal_error (self->journal));
     int64_t now = util_mono_ms ();
-    if (self->fault == JOURNAL_OK) {
+    bool starting = self->fault == JOURNAL_OK;
+    if (starting) {
         self->fault_since_ms = now;
         log_error ("journal.fault", "cause=%s op=%s error=\"%s\" dir=%s detail=\"%s\"",
                    journal_fault_name (fault), op, error, journal_dir (self->journal), text);
@@ -593,7 +594,9 @@ s_journal_failed (server_t *self, const char *op, size_t bytes)
     self->fault = fault;
     snprintf (self->fault_text, sizeof self->fault_text, "%s", text);
     pthread_mutex_unlock (&self->state_lock);
-    self->last_probe_ms = now;
+    //  Probes keep their own pace: failed syncs between them do not delay them.
+    if (starting)
+        self->last_probe_ms = now;
     if (bytes) {
         //  The probe writes what the failed round needed, with room for
         //  LMDB's pages: a success means the next such round fits.
