@@ -21,10 +21,23 @@ typedef struct {
 
 typedef struct _journal_t journal_t;
 
+//  Why the journal takes no writes: the cause of its last failed write
+//  transaction. The names are the `cause` label of ingestd's fault metric.
+typedef enum {
+    JOURNAL_OK = 0,
+    JOURNAL_NO_SPACE, //  ENOSPC, or EIO from a short write on a full file system
+    JOURNAL_QUOTA,    //  EDQUOT
+    JOURNAL_MAP_FULL, //  MDB_MAP_FULL: the LMDB map, not the disk
+    JOURNAL_IO_ERROR, //  EIO with space left: the device
+    JOURNAL_ERROR,    //  anything else (EROFS, EBADF, ...)
+    JOURNAL_FAULT_COUNT
+} journal_fault_t;
+
 //  Opens or creates the journal in `dir`. `writers` are the configured
 //  writer names (NULL-terminated); a name not seen before gets a cursor at
-//  the oldest record still held. Returns NULL with `error` filled on failure.
-journal_t *journal_new (const char *dir, uint64_t max_bytes, uint64_t dead_max,
+//  the oldest record still held. `map_size` is LMDB's map (0: 2 x max_bytes
+//  + 1 GiB). Returns NULL with `error` filled on failure.
+journal_t *journal_new (const char *dir, uint64_t max_bytes, uint64_t dead_max, uint64_t map_size,
                         const char *const *writers, char *error, size_t error_size);
 void journal_destroy (journal_t **self_p);
 
@@ -56,6 +69,28 @@ const char *journal_writer_name (journal_t *self, size_t writer);
 //  persists all moved cursors and trims what every writer is past.
 void journal_set_cursor (journal_t *self, size_t writer, uint64_t cursor);
 int journal_sync_cursors (journal_t *self);
+//  True while a cursor moved in memory is not yet persisted.
+bool journal_cursors_pending (journal_t *self);
+
+//  Write failures. Every write (begin, append, reject, commit, sync,
+//  probe) that fails keeps its error code (errno or MDB_*) until the next
+//  write transaction commits. A commit whose meta page write failed leaves
+//  LMDB's environment unusable (MDB_PANIC): the journal reopens it at once,
+//  its committed data intact, and reloads its state from it.
+int journal_error (journal_t *self);
+//  The fault of the last failed write, JOURNAL_OK when none.
+journal_fault_t journal_fault (journal_t *self);
+journal_fault_t journal_classify (int error, uint64_t free_bytes);
+const char *journal_fault_name (journal_fault_t fault);
+//  One line for /health: the cause, where, and what to do about it.
+void journal_fault_text (journal_t *self, journal_fault_t fault, char *text, size_t size);
+//  Writes `size` bytes of scratch entries and removes them again, in two
+//  transactions: whether a round of that size would commit now. The pages
+//  freed stay in the file for the next round. Returns 0 or -1.
+int journal_probe (journal_t *self, size_t size);
+//  Bytes free for ingestd on the journal's file system (statvfs).
+uint64_t journal_free_bytes (journal_t *self);
+const char *journal_dir (journal_t *self);
 
 uint64_t journal_next_offset (journal_t *self);  //  offset the next record gets
 uint64_t journal_first_offset (journal_t *self); //  oldest record held (= next when empty)

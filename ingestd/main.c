@@ -15,7 +15,7 @@ main (int argc, char **argv)
     char *intake, *delivery, *tap, *journal_dir, *http, *log_level, *log_format;
     char *curve_key, *curve_clients;
     char **writers;
-    uint64_t journal_max, max_record;
+    uint64_t journal_max, journal_map_size, max_record;
     int64_t dead_max;
     int64_t max_depth, session_timeout;
     const config_option_t options[] = {
@@ -26,6 +26,10 @@ main (int argc, char **argv)
         {"journal_dir", CONFIG_STRING, "var/journal", "journal directory (LMDB)", &journal_dir},
         {"journal_max", CONFIG_SIZE, "1G", "journal size that pauses intake (backpressure)",
          &journal_max},
+        {"journal_map_size", CONFIG_SIZE, "0",
+         "LMDB map size of the journal; 0 = 2 x journal_max + 1G (set small only to test a "
+         "full map)",
+         &journal_map_size},
         {"writers", CONFIG_LIST, "archive,relational,document,metrics",
          "writers that must acknowledge a record before it leaves the journal", &writers},
         {"max_record_size", CONFIG_SIZE, "4M", "larger records are rejected", &max_record},
@@ -106,7 +110,8 @@ main (int argc, char **argv)
                                      (const char *const *) writers,
                                      {max_record, (size_t) max_depth},
                                      curve,
-                                     session_timeout};
+                                     session_timeout,
+                                     journal_map_size};
     server_t *server = server_new (&server_config, metrics, error, sizeof error);
     if (!server) {
         log_error ("ingestd.start_failed", "error=\"%s\"", error);

@@ -15,6 +15,7 @@
 
 #include <assert.h>
 #include <czmq.h>
+#include <lmdb.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -33,6 +34,9 @@
 #define HOUSEKEEP_MS       250
 #define HEARTBEAT_MS       1000
 #define SYNC_MS            50
+#define PROBE_MS           1000      //  a journal that failed a write is tried again this often
+#define PROBE_MIN          (1 << 20) //  bytes a probe writes at least
+#define PROBE_MAX          (64 << 20)
 #define SESSION_TIMEOUT_MS 5000 //  default: writers ACK at least every second
 #define INSTANCE_MAX       128  //  bytes of a writer instance id kept
 
@@ -105,12 +109,20 @@ struct _server_t {
     atomic_bool stopping;
     pthread_mutex_t state_lock;
     bool paused;
+    //  A journal that failed a write: intake is not read, and every PROBE_MS
+    //  a probe write (then a real round, if one waits) tells whether it
+    //  takes writes again. One error line when it starts, one info line when
+    //  it ends, debug lines between.
+    journal_fault_t fault;
+    int64_t fault_since_ms, last_probe_ms;
+    size_t probe_bytes;   //  what the failed round needed, for the probe
+    char fault_text[768]; //  for /health, under state_lock
     int64_t last_housekeep_ms;
     int64_t last_sync_ms; //  cursors last persisted
     metrics_t *metrics;
     metric_t *m_received, *m_accepted, *m_batches, *m_bytes, *m_rounds, *m_journal_bytes,
         *m_journal_records, *m_paused, *m_commit_latency, *m_trimmed, *m_tap_subscribers,
-        *m_rejected[REJECT_REASON_COUNT + 1];
+        *m_rejected[REJECT_REASON_COUNT + 1], *m_fault[JOURNAL_FAULT_COUNT], *m_write_errors;
 };
 
 static const char *
@@ -144,7 +156,18 @@ s_register_metrics (server_t *self)
         metrics_gauge (m, "journal_bytes", "Bytes of records in the journal", NULL);
     self->m_journal_records = metrics_gauge (m, "journal_records", "Records in the journal", NULL);
     self->m_paused = metrics_gauge (
-        m, "intake_paused", "1 while the journal is full and intake is not acknowledged", NULL);
+        m, "intake_paused", "1 while the journal is full or faulted and intake is not acknowledged",
+        NULL);
+    for (int f = JOURNAL_OK + 1; f < JOURNAL_FAULT_COUNT; f++) {
+        char labels[64];
+        snprintf (labels, sizeof labels, "cause=\"%s\"", journal_fault_name (f));
+        self->m_fault[f] =
+            metrics_gauge (m, "journal_fault",
+                           "1 while the journal takes no writes, by cause (intake paused)", labels);
+    }
+    self->m_write_errors = metrics_counter (
+        m, "journal_write_errors_total",
+        "Journal write transactions that failed (intake rounds, cursor syncs, probes)", NULL);
     self->m_tap_subscribers = metrics_gauge (m, "tap_subscriptions", "Tap topics subscribed", NULL);
     self->m_commit_latency =
         metrics_histogram (m, "journal_commit_seconds", "Time of one journal round commit", NULL,
@@ -232,7 +255,7 @@ server_new (const server_config_t *config, metrics_t *metrics, char *error, size
         return NULL;
     }
     self->journal = journal_new (config->journal_dir, config->journal_max, config->dead_max,
-                                 config->writers, error, error_size);
+                                 config->journal_map_size, config->writers, error, error_size);
     if (!self->journal) {
         server_destroy (&self);
         return NULL;
@@ -544,7 +567,70 @@ s_send_intake_reply (server_t *self, s_reply_t *reply)
 
 static void s_pump_all (server_t *self);
 
+//  A journal write failed (`op`, of a round of `bytes`): the journal is
+//  faulted until a probe succeeds. Nothing was acknowledged for it.
 static void
+s_journal_failed (server_t *self, const char *op, size_t bytes)
+{
+    journal_fault_t fault = journal_fault (self->journal);
+    if (fault == JOURNAL_OK)
+        fault = JOURNAL_ERROR; //  failed without an LMDB error: still not written
+    metric_add (self->m_write_errors, 1);
+    char text[sizeof self->fault_text];
+    journal_fault_text (self->journal, fault, text, sizeof text);
+    const char *error = mdb_strerror (journal_error (self->journal));
+    int64_t now = util_mono_ms ();
+    bool starting = self->fault == JOURNAL_OK;
+    if (starting) {
+        self->fault_since_ms = now;
+        log_error ("journal.fault", "cause=%s op=%s error=\"%s\" dir=%s detail=\"%s\"",
+                   journal_fault_name (fault), op, error, journal_dir (self->journal), text);
+    } else if (fault != self->fault)
+        log_warn ("journal.fault", "cause=%s previous=%s op=%s error=\"%s\" detail=\"%s\"",
+                  journal_fault_name (fault), journal_fault_name (self->fault), op, error, text);
+    else
+        log_debug ("journal.fault", "cause=%s op=%s error=\"%s\"", journal_fault_name (fault), op,
+                   error);
+    if (self->fault != JOURNAL_OK)
+        metric_set (self->m_fault[self->fault], 0);
+    metric_set (self->m_fault[fault], 1);
+    pthread_mutex_lock (&self->state_lock);
+    self->fault = fault;
+    snprintf (self->fault_text, sizeof self->fault_text, "%s", text);
+    pthread_mutex_unlock (&self->state_lock);
+    //  Probes keep their own pace: failed syncs between them do not delay them.
+    if (starting)
+        self->last_probe_ms = now;
+    if (bytes) {
+        //  The probe writes what the failed round needed, with room for
+        //  LMDB's pages: a success means the next such round fits.
+        size_t probe = bytes * 2;
+        self->probe_bytes = probe < PROBE_MIN ? PROBE_MIN : probe > PROBE_MAX ? PROBE_MAX : probe;
+    } else if (!self->probe_bytes)
+        self->probe_bytes = PROBE_MIN;
+}
+
+//  The journal took a write of every kind that had failed: the fault is over.
+static void
+s_journal_ok (server_t *self)
+{
+    if (self->fault == JOURNAL_OK)
+        return;
+    log_info ("journal.fault_cleared", "cause=%s lasted_ms=%" PRId64 " dir=%s",
+              journal_fault_name (self->fault), util_mono_ms () - self->fault_since_ms,
+              journal_dir (self->journal));
+    metric_set (self->m_fault[self->fault], 0);
+    pthread_mutex_lock (&self->state_lock);
+    self->fault = JOURNAL_OK;
+    self->fault_text[0] = 0;
+    pthread_mutex_unlock (&self->state_lock);
+    self->probe_bytes = 0;
+}
+
+//  One intake round: every message waiting, journaled in one transaction,
+//  then acknowledged. Returns 0, or -1 when the journal failed (nothing of
+//  the round is acknowledged: the collectors resend it).
+static int
 s_intake_round (server_t *self)
 {
     s_reply_t *replies = self->replies;
@@ -552,7 +638,8 @@ s_intake_round (server_t *self)
     pthread_mutex_lock (&self->state_lock);
     if (journal_begin (self->journal)) {
         pthread_mutex_unlock (&self->state_lock);
-        return;
+        s_journal_failed (self, "intake_begin", 0);
+        return -1;
     }
     int64_t start = util_mono_ms ();
     bool failed = false;
@@ -573,6 +660,7 @@ s_intake_round (server_t *self)
         journal_abort (self->journal);
     pthread_mutex_unlock (&self->state_lock);
     if (rc == 0 && count) {
+        s_journal_ok (self);
         metric_add (self->m_rounds, 1);
         metric_observe (self->m_commit_latency, (double) (util_mono_ms () - start) / 1000.0);
         uint64_t accepted = 0, batches = 0;
@@ -592,7 +680,7 @@ s_intake_round (server_t *self)
         }
     } else if (rc != 0)
         //  Nothing acknowledged: the collectors resend, nothing is lost.
-        log_error ("intake.round_failed", "messages=%zu", count);
+        s_journal_failed (self, "intake", bytes);
     //  A burst leaves the tap buffer large; do not keep it.
     if (self->tap_buf_cap > (8 << 20)) {
         free (self->tap_buf);
@@ -600,6 +688,7 @@ s_intake_round (server_t *self)
         self->tap_buf_cap = 0;
     }
     s_pump_all (self);
+    return rc;
 }
 
 //  ---------------------------------------------------------------------------
@@ -908,16 +997,43 @@ s_handle_ack (server_t *self, zframe_t *peer, zmsg_t *msg)
     journal_set_cursor (self->journal, s->index, upto + 1);
 }
 
-static void
+//  Persists moved cursors and trims. A failure is part of the journal's
+//  fault; the cursors stay moved in memory and are synced when possible.
+static int
 s_sync_cursors (server_t *self)
 {
     pthread_mutex_lock (&self->state_lock);
     uint64_t trimmed_before = journal_counters (self->journal).trimmed;
-    journal_sync_cursors (self->journal);
+    int rc = journal_sync_cursors (self->journal);
     uint64_t trimmed = journal_counters (self->journal).trimmed - trimmed_before;
     pthread_mutex_unlock (&self->state_lock);
     metric_add (self->m_trimmed, trimmed);
     self->last_sync_ms = util_mono_ms ();
+    if (rc)
+        s_journal_failed (self, "sync_cursors", 0);
+    return rc;
+}
+
+//  Every PROBE_MS while faulted: a probe write of what the failed round
+//  needed, then the cursors, then a real round if collectors wait. Only
+//  when all of that is written is the fault over.
+static void
+s_probe (server_t *self)
+{
+    self->last_probe_ms = util_mono_ms ();
+    pthread_mutex_lock (&self->state_lock);
+    int rc = journal_probe (self->journal, self->probe_bytes);
+    pthread_mutex_unlock (&self->state_lock);
+    if (rc) {
+        s_journal_failed (self, "probe", 0);
+        return;
+    }
+    if (journal_cursors_pending (self->journal) && s_sync_cursors (self))
+        return;
+    if (!journal_full (self->journal) && (zsock_events (self->intake) & ZMQ_POLLIN))
+        s_intake_round (self); //  ends the fault if it commits
+    else
+        s_journal_ok (self);
 }
 
 //  A delivery message, and the socket its body came in on (ZMQ_SRCFD: the
@@ -1009,8 +1125,10 @@ s_delivery_round (server_t *self)
     }
     //  Cursors are persisted (one fsync) at most every SYNC_MS, not per ACK:
     //  after a crash a writer receives at most that much again, and writers
-    //  are idempotent. A full journal is synced at once so it can drain.
-    if (util_mono_ms () - self->last_sync_ms >= SYNC_MS || journal_full (self->journal))
+    //  are idempotent. A full journal is synced at once so it can drain
+    //  (but a faulted one no faster than SYNC_MS: it is failing).
+    if (util_mono_ms () - self->last_sync_ms >= SYNC_MS ||
+        (journal_full (self->journal) && self->fault == JOURNAL_OK))
         s_sync_cursors (self);
     s_pump_all (self);
 }
@@ -1057,20 +1175,31 @@ server_run (server_t *self)
               self->config.delivery, self->config.tap, self->nsessions);
     while (!s_stopping (self)) {
         bool full = journal_full (self->journal);
-        if (full != self->paused) {
-            self->paused = full;
-            metric_set (self->m_paused, full);
-            log_info (full ? "intake.paused" : "intake.resumed",
-                      "journal_bytes=%" PRIu64 " limit=%" PRIu64, journal_bytes (self->journal),
-                      self->config.journal_max);
+        bool faulted = self->fault != JOURNAL_OK;
+        bool hold = full || faulted;
+        if (hold != self->paused) {
+            self->paused = hold;
+            metric_set (self->m_paused, hold);
+            if (hold)
+                log_info ("intake.paused", "reason=%s journal_bytes=%" PRIu64 " limit=%" PRIu64,
+                          faulted ? journal_fault_name (self->fault) : "journal_full",
+                          journal_bytes (self->journal), self->config.journal_max);
+            else
+                log_info ("intake.resumed", "journal_bytes=%" PRIu64 " limit=%" PRIu64,
+                          journal_bytes (self->journal), self->config.journal_max);
         }
         zmq_pollitem_t items[] = {{zsock_resolve (self->delivery), 0, ZMQ_POLLIN, 0},
                                   {zsock_resolve (self->tap), 0, ZMQ_POLLIN, 0},
                                   {zsock_resolve (self->monitor), 0, ZMQ_POLLIN, 0},
                                   {zsock_resolve (self->intake), 0, ZMQ_POLLIN, 0}};
-        //  While the journal is full intake is not read: no ACKs go out and
-        //  the collectors wait (backpressure).
-        int rc = zmq_poll (items, full ? 3 : 4, HOUSEKEEP_MS);
+        //  While the journal is full or faulted intake is not read: no ACKs
+        //  go out and the collectors wait (backpressure).
+        long timeout = HOUSEKEEP_MS;
+        if (faulted) {
+            int64_t probe_in = self->last_probe_ms + PROBE_MS - util_mono_ms ();
+            timeout = probe_in < 0 ? 0 : probe_in < timeout ? (long) probe_in : timeout;
+        }
+        int rc = zmq_poll (items, hold ? 3 : 4, timeout);
         if (rc < 0)
             continue;
         if (items[2].revents & ZMQ_POLLIN)
@@ -1079,8 +1208,10 @@ server_run (server_t *self)
             s_tap_subscriptions (self);
         if (items[0].revents & ZMQ_POLLIN)
             s_delivery_round (self);
-        if (!full && (items[3].revents & ZMQ_POLLIN))
+        if (!hold && (items[3].revents & ZMQ_POLLIN))
             s_intake_round (self);
+        if (self->fault != JOURNAL_OK && util_mono_ms () - self->last_probe_ms >= PROBE_MS)
+            s_probe (self);
         if (util_mono_ms () - self->last_housekeep_ms >= HOUSEKEEP_MS) {
             s_housekeep (self);
             s_pump_all (self);
@@ -1102,7 +1233,17 @@ server_healthy (void *self_, char *text, size_t size)
     journal_counters_t c = journal_counters (self->journal);
     uint64_t held = journal_stat_records (self->journal);
     bool full = journal_full (self->journal);
+    char fault[sizeof self->fault_text];
+    snprintf (fault, sizeof fault, "%s", self->fault != JOURNAL_OK ? self->fault_text : "");
     pthread_mutex_unlock (&self->state_lock);
+    if (*fault) {
+        //  The cause first: a collector that gave up points here.
+        snprintf (text, size,
+                  "%s\nreceived=%" PRIu64 " accepted=%" PRIu64 " rejected=%" PRIu64
+                  " acked_by_all=%" PRIu64 " in_journal=%" PRIu64,
+                  fault, c.received, c.accepted, c.rejected, c.trimmed, held);
+        return false;
+    }
     if (c.accepted != c.trimmed + held) {
         snprintf (text, size,
                   "invariant violated: accepted %" PRIu64 " != acked_by_all %" PRIu64
@@ -1158,6 +1299,7 @@ server_test (bool verbose)
                               bad,
                               record_default_limits,
                               NULL,
+                              0,
                               0};
     assert (server_new (&config, NULL, error, sizeof error) == NULL);
     assert (strstr (error, "nonsense"));

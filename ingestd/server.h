@@ -2,7 +2,9 @@
     in group-committed rounds and acknowledged once durable; delivery sends
     each writer the records routed to it as far as its credit allows and
     moves its durable cursor on ACK; the tap publishes what was accepted and
-    what was rejected. While the journal is full, intake is not read.       */
+    what was rejected. While the journal is full, or cannot be written (disk
+    full, quota, map full, I/O error), intake is not read; a fault is probed
+    every second and intake resumes by itself once writes succeed again.   */
 #ifndef OMNI_SERVER_H
 #define OMNI_SERVER_H
 
@@ -28,6 +30,7 @@ typedef struct {
     //  this long; HELLOs of other instances wait, then are refused or take
     //  over (0 = 5 s).
     int64_t session_timeout_ms;
+    uint64_t journal_map_size; //  LMDB map; 0 = 2 x journal_max + 1 GiB
 } server_config_t;
 
 typedef struct _server_t server_t;
@@ -40,8 +43,9 @@ void server_destroy (server_t **self_p);
 int server_run (server_t *self);
 void server_stop (server_t *self);
 
-//  /health: the accounting invariants, checked against the journal, then a
-//  line per writer with the instance holding its name.
+//  /health: a journal fault (503 with its cause), else the accounting
+//  invariants, checked against the journal, then a line per writer with the
+//  instance holding its name.
 bool server_healthy (void *self, char *text, size_t size);
 
 void server_test (bool verbose);

@@ -306,9 +306,13 @@ s_wait (intake_client_t *self, size_t max_inflight)
         }
         int64_t now = util_mono_ms ();
         if (self->config.give_up_ms && now - self->last_ack_ms > self->config.give_up_ms) {
+            //  ingestd holds back ACKs on purpose while its journal is full
+            //  or cannot be written: its /health says which.
             log_error ("intake.unreachable",
                        "endpoint=%s unacked=%zu waited_ms=%" PRId64
-                       " reason=\"no acknowledgement from ingestd\"",
+                       " reason=\"no acknowledgement from ingestd: ingestd stopped "
+                       "acknowledging or is not reachable; ingestd's /health tells why (e.g. "
+                       "journal full, disk full)\"",
                        self->endpoint, self->inflight, now - self->last_ack_ms);
             return -1;
         }
