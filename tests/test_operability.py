@@ -532,10 +532,18 @@ def check_make_run(clone, out, pg_database, mongo_uri, mongo_db):
             assert client[mongo_db]["git_commits"].count_documents({}) == commits
         finally:
             client.close()
+    # The audit as reports: an HTML and a PDF of this repository, when they can be made
+    if built("relationald") and built("omni-report"):
+        for kind in ("html", "pdf"):
+            path = summary.get(f"report_{kind}", "")
+            assert path.endswith("." + kind) and os.path.getsize(path) > 1000, (kind, log[-3000:])
+            assert f"{kind} report" in log
     # Everything was stopped cleanly: every daemon's log ends with its stop line.
     logs = os.path.join(clone, "var", "run", "logs")
     for name in os.listdir(logs):
-        if name.startswith("collectord"):
+        # Tools that ran once and exited (their exit status is checked by
+        # the script), not daemons that were stopped
+        if name.startswith("collectord") or name.startswith("omni-report"):
             continue
         with open(os.path.join(logs, name)) as f:
             text = f.read()
