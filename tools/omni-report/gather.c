@@ -19,45 +19,91 @@
     "($2::timestamptz IS NULL OR " col " >= $2::timestamptz) AND ($3::timestamptz IS NULL OR " col \
     " < $3::timestamptz)"
 
+//  The commits the views count (docs/queries.md, "Which commits count"):
+//  reachable ones, with the .mailmap's canonical author (`author`, `email`)
+//  and the source's name (`source`); a security_invoker view, so the role's
+//  row-level security applies through it.
 #define S_COMMITS                                                                                  \
-    "WITH c AS (SELECT c.* FROM commits c JOIN sources s ON s.id = c.source_id "                   \
-    "WHERE s.name LIKE $1 AND " S_RANGE ("c.author_time") ") "
+    "WITH c AS (SELECT c.* FROM commits_canonical c "                                              \
+    "WHERE c.source LIKE $1 AND " S_RANGE ("c.author_time") ") "
 
 //  A build's time is its start, else its end, else when it was observed,
 //  as in build_success_rate and metricsd's derivation.
 #define S_BUILDS                                                                                   \
-    "b AS (SELECT b.*, coalesce (b.started, b.finished, b.observed) AS at FROM ci_builds b "       \
-    "JOIN sources s ON s.id = b.source_id WHERE s.name LIKE $1 AND "                               \
+    "b AS (SELECT b.*, s.name AS source, coalesce (b.started, b.finished, b.observed) AS at "      \
+    "FROM ci_builds b JOIN sources s ON s.id = b.source_id WHERE s.name LIKE $1 AND "              \
     "" S_RANGE ("coalesce (b.started, b.finished, b.observed)") ") "
 
 #define S_TESTS                                                                                    \
-    "t AS (SELECT t.* FROM ci_tests t JOIN sources s ON s.id = t.source_id "                       \
+    "t AS (SELECT t.*, s.name AS source FROM ci_tests t JOIN sources s ON s.id = t.source_id "     \
     "WHERE s.name LIKE $1 AND " S_RANGE ("t.observed") ") "
 
 //  Code counts per snapshot (a revision of a source); the language totals
 //  are the records without a path.
 #define S_SNAPSHOTS                                                                                \
-    "snaps AS (SELECT cs.source_id, cs.rev, max (cs.observed) AS at FROM code_stats cs "           \
-    "JOIN sources s ON s.id = cs.source_id WHERE s.name LIKE $1 AND cs.path IS NULL AND "          \
-    "" S_RANGE (                                                                                   \
-        "cs.observed") " GROUP BY 1, 2), "                                                         \
-                       "latest AS (SELECT DISTINCT ON (source_id) source_id, rev FROM snaps "      \
+    "snaps AS (SELECT cs.source_id, s.name AS source, cs.rev, max (cs.observed) AS at "            \
+    "FROM code_stats cs JOIN sources s ON s.id = cs.source_id "                                    \
+    "WHERE s.name LIKE $1 AND cs.path IS NULL AND " S_RANGE (                                      \
+        "cs.observed") " GROUP BY 1, 2, 3), "                                                      \
+                       "latest AS (SELECT DISTINCT ON (source_id) source_id, source, rev FROM "    \
+                       "snaps "                                                                    \
                        "ORDER BY source_id, at DESC, rev) "
 
-static const char *s_summary_sql = S_COMMITS
-    ", " S_BUILDS ", " S_TESTS ", " S_SNAPSHOTS "SELECT (SELECT count(*) FROM c) AS commits, "
-    "(SELECT count(DISTINCT author_email) FROM c) AS authors, "
-    "(SELECT count(DISTINCT f.path) FROM commit_files f JOIN c ON c.id = f.commit_id) AS files, "
-    "(SELECT min (author_time) FROM c) AS first_commit, "
-    "(SELECT max (author_time) FROM c) AS last_commit, "
-    "(SELECT count(*) FROM b) AS builds, "
-    "(SELECT round (count(*) FILTER (WHERE status = 'success')::numeric "
-    "  / nullif (count(*) FILTER (WHERE status <> 'cancelled'), 0), 4) FROM b) AS success_rate, "
-    "(SELECT count(*) FROM t) AS test_runs, "
-    "(SELECT count(DISTINCT suite || E'\\x01' || coalesce (class, '') || E'\\x01' || name) "
-    "  FROM t) AS tests, "
-    "(SELECT sum (cs.code) FROM code_stats cs JOIN latest USING (source_id, rev) "
-    "  WHERE cs.path IS NULL) AS code_lines";
+//  success_rate = succeeded / (succeeded + failed): cancelled builds and
+//  builds without a result (status other) are left out, as in relationald's
+//  build_success_rate and metricsd's build_success_weekly.
+#define S_SUCCESS_RATE                                                                             \
+    "round (count(*) FILTER (WHERE status = 'success')::numeric "                                  \
+    "  / nullif (count(*) FILTER (WHERE status IN ('success', 'failure')), 0), 4)"
+
+//  The bus factor per key K: the fewest authors whose commits make at least
+//  half (authors by canonical e-mail). Ties in the order do not change it.
+#define S_BUS(K)                                                                                   \
+    "bf AS (SELECT k, min (r) AS bus_factor FROM (SELECT k, "                                      \
+    "row_number () OVER (PARTITION BY k ORDER BY n DESC) AS r, "                                   \
+    "sum (n) OVER (PARTITION BY k ORDER BY n DESC ROWS UNBOUNDED PRECEDING) AS cum, "              \
+    "sum (n) OVER (PARTITION BY k) AS total "                                                      \
+    "FROM (SELECT " K " AS k, email, count(*) AS n FROM c GROUP BY 1, 2) a) r "                    \
+    "WHERE 2 * cum >= total GROUP BY k) "
+
+//  The headline figures per key: K is an expression over each CTE's
+//  `source` column, KEYS the relation of keys `k` to report. The summary
+//  uses one constant key (the whole pattern), the per-source table the
+//  source, so the two cannot count differently. They end in `fig`.
+#define S_FIGURES(KEYS, K)                                                                         \
+    S_COMMITS                                                                                      \
+        ", " S_BUILDS ", " S_TESTS ", " S_SNAPSHOTS ", "                                           \
+        "cc AS (SELECT " K " AS k, count(*) AS commits, count(DISTINCT email) AS authors, "        \
+        "min (author_time) AS first_commit, max (author_time) AS last_commit FROM c GROUP BY 1), " \
+        "ff AS (SELECT " K " AS k, count(DISTINCT f.path) AS files FROM commit_files f "           \
+        "JOIN c ON c.id = f.commit_id GROUP BY 1), "                                               \
+        "bb AS (SELECT " K " AS k, count(*) AS builds, " S_SUCCESS_RATE " AS success_rate "        \
+        "FROM b GROUP BY 1), "                                                                     \
+        "tt AS (SELECT " K " AS k, count(*) AS test_runs, "                                        \
+        "count(DISTINCT suite || E'\\x01' || coalesce (class, '') || E'\\x01' || name) AS tests "  \
+        "FROM t GROUP BY 1), "                                                                     \
+        "kk AS (SELECT " K " AS k, sum (cs.code) AS code_lines FROM code_stats cs "                \
+        "JOIN latest USING (source_id, rev) WHERE cs.path IS NULL GROUP BY 1), " S_BUS (           \
+            K) ", "                                                                                \
+               "fig AS (SELECT keys.k AS source, coalesce (cc.commits, 0) AS commits, "            \
+               "coalesce (cc.authors, 0) AS authors, coalesce (ff.files, 0) AS files, "            \
+               "cc.first_commit, cc.last_commit, coalesce (bb.builds, 0) AS builds, "              \
+               "bb.success_rate, "                                                                 \
+               "coalesce (tt.test_runs, 0) AS test_runs, coalesce (tt.tests, 0) AS tests, "        \
+               "kk.code_lines, "                                                                   \
+               "bf.bus_factor FROM " KEYS " LEFT JOIN cc USING (k) LEFT JOIN ff USING (k) "        \
+               "LEFT JOIN bb USING (k) LEFT JOIN tt USING (k) LEFT JOIN kk USING (k) "             \
+               "LEFT JOIN bf USING (k)) "
+
+static const char *s_summary_sql =
+    S_FIGURES ("(VALUES (''::text)) keys (k)", "''::text") "SELECT * FROM fig";
+
+//  The same figures per source: what `--intake` stores as analysis.summary.
+static const char *s_sources_sql =
+    S_FIGURES ("(SELECT source AS k FROM c UNION SELECT source FROM b UNION SELECT source FROM t "
+               "UNION SELECT source FROM latest) keys",
+               "source") "SELECT source, commits, authors, files, builds, success_rate, "
+                         "test_runs, tests, code_lines, bus_factor FROM fig ORDER BY source";
 
 static const char *s_outcomes_sql =
     "WITH " S_BUILDS "SELECT status, count(*) AS builds FROM b GROUP BY status "
@@ -67,7 +113,7 @@ static const char *s_outcomes_sql =
     S_COMMITS ", r AS (SELECT date_trunc ('week', min (author_time AT TIME ZONE 'UTC')) AS lo, "   \
               "date_trunc ('week', max (author_time AT TIME ZONE 'UTC')) AS hi FROM c), "          \
               "w AS (SELECT g::date AS week FROM r, generate_series (r.lo, r.hi, '1 week') g) "    \
-              "SELECT w.week, count(c.id) AS commits, count(DISTINCT c.author_email) AS authors, " \
+              "SELECT w.week, count(c.id) AS commits, count(DISTINCT c.email) AS authors, "        \
               "coalesce (sum (c.insertions), 0) AS insertions, "                                   \
               "coalesce (sum (c.deletions), 0) AS deletions "                                      \
               "FROM w LEFT JOIN c ON date_trunc ('week', c.author_time AT TIME ZONE 'UTC')::date " \
@@ -80,20 +126,14 @@ static const char *s_activity_sql =
     "SELECT week, commits, authors FROM (" S_WEEKLY ") x ORDER BY week";
 
 static const char *s_contributors_sql =
-    S_COMMITS "SELECT (array_agg (author_name ORDER BY author_time DESC, sha))[1] AS author_name, "
-              "author_email, count(*) AS commits, "
+    S_COMMITS "SELECT (array_agg (author ORDER BY author_time DESC, sha))[1] AS author_name, "
+              "email AS author_email, count(*) AS commits, "
               "round (count(*)::numeric / sum (count(*)) OVER (), 4) AS share, "
               "sum (insertions) AS insertions, sum (deletions) AS deletions, "
               "min (author_time) AS first_commit, max (author_time) AS last_commit "
-              "FROM c GROUP BY author_email ORDER BY commits DESC, author_email LIMIT $4";
+              "FROM c GROUP BY email ORDER BY commits DESC, email LIMIT $4";
 
-//  The bus factor: the fewest authors whose commits make at least half.
-static const char *s_bus_factor_sql =
-    S_COMMITS ", a AS (SELECT count(*) AS n FROM c GROUP BY author_email), "
-              "r AS (SELECT row_number () OVER (ORDER BY n DESC) AS k, "
-              "sum (n) OVER (ORDER BY n DESC ROWS UNBOUNDED PRECEDING) AS cum, "
-              "sum (n) OVER () AS total FROM a) "
-              "SELECT min (k) AS bus_factor FROM r WHERE 2 * cum >= total";
+static const char *s_bus_factor_sql = S_COMMITS ", " S_BUS ("''::text") "SELECT bus_factor FROM bf";
 
 static const char *s_files_sql =
     S_COMMITS "SELECT f.path, count(*) AS commits, coalesce (sum (f.insertions), 0) AS insertions, "
@@ -111,8 +151,9 @@ static const char *s_builds_weekly_sql =
     "count(*) FILTER (WHERE b.status = 'failure') AS failed, "
     "count(*) FILTER (WHERE b.status = 'cancelled') AS cancelled, "
     "round (count(*) FILTER (WHERE b.status = 'success')::numeric "
-    "  / nullif (count(*) FILTER (WHERE b.status <> 'cancelled'), 0), 4) AS success_rate "
-    "FROM w LEFT JOIN b ON date_trunc ('week', b.at AT TIME ZONE 'UTC')::date = w.week "
+    "  / nullif (count(*) FILTER (WHERE b.status IN ('success', 'failure')), 0), 4) "
+    "AS success_rate FROM w LEFT JOIN b ON date_trunc ('week', b.at AT TIME ZONE 'UTC')::date = "
+    "w.week "
     "GROUP BY w.week ORDER BY w.week";
 
 //  Averages rounded: a float sum depends on the order rows come in (a
@@ -191,6 +232,8 @@ typedef struct {
     char top[16];
     bool lost; //  the connection is gone: nothing more can be read
     bool relational, points;
+    //  There, but this role has no SELECT on them
+    bool relational_denied, points_denied;
 } s_gather_t;
 
 pgconn_t *
@@ -305,15 +348,32 @@ s_zero (const char *value)
 }
 
 #define S_NO_RELATIONAL "no relationald tables in this database"
+#define S_DENIED                                                                                   \
+    "this role may not read relationald's tables (no grant: see omnictl grant in "                 \
+    "docs/operations.md)"
+
+//  has_table_privilege on a relation that may not exist (NULL then).
+#define S_READABLE(rel) "has_table_privilege (to_regclass ('" rel "'), 'SELECT')"
+
+//  Whether a relational section can be read; if not, says why in it.
+static bool
+s_relational (s_gather_t *self, model_section_t *section)
+{
+    if (!self->relational)
+        model_section_empty (section, S_NO_RELATIONAL);
+    else if (self->relational_denied)
+        model_section_empty (section, S_DENIED);
+    else
+        return true;
+    return false;
+}
 
 static void
 s_summary (s_gather_t *self, model_t *model)
 {
     model_section_t *section = model_section_add (model, "summary", "Summary");
-    if (!self->relational) {
-        model_section_empty (section, S_NO_RELATIONAL);
+    if (!s_relational (self, section))
         return;
-    }
     PGresult *result = s_query (self, section, s_summary_sql, 3);
     if (!result)
         return;
@@ -351,16 +411,24 @@ s_summary (s_gather_t *self, model_t *model)
                          "build_outcomes", "status", NULL, values, "builds");
     }
     PQclear (result);
+    //  The same figures per source: a pattern's report shows which source
+    //  holds what, and --intake stores these rows (analysis.summary).
+    result = s_query (self, section, s_sources_sql, 3);
+    if (!result)
+        return;
+    const char *source_titles[] = {"Source",        "Commits",      "Authors",   "Files",
+                                   "Builds",        "Success rate", "Test runs", "Tests",
+                                   "Lines of code", "Bus factor"};
+    s_table (section, "sources", "Per source", result, source_titles);
+    PQclear (result);
 }
 
 static void
 s_activity (s_gather_t *self, model_t *model)
 {
     model_section_t *section = model_section_add (model, "activity", "Commit activity per week");
-    if (!self->relational) {
-        model_section_empty (section, S_NO_RELATIONAL);
+    if (!s_relational (self, section))
         return;
-    }
     PGresult *result = s_query (self, section, s_activity_sql, 3);
     if (!result)
         return;
@@ -380,10 +448,8 @@ static void
 s_contributors (s_gather_t *self, model_t *model)
 {
     model_section_t *section = model_section_add (model, "contributors", "Contributors");
-    if (!self->relational) {
-        model_section_empty (section, S_NO_RELATIONAL);
+    if (!s_relational (self, section))
         return;
-    }
     PGresult *result = s_query (self, section, s_bus_factor_sql, 3);
     if (!result)
         return;
@@ -412,10 +478,8 @@ static void
 s_churn (s_gather_t *self, model_t *model)
 {
     model_section_t *section = model_section_add (model, "churn", "Churn");
-    if (!self->relational) {
-        model_section_empty (section, S_NO_RELATIONAL);
+    if (!s_relational (self, section))
         return;
-    }
     PGresult *result = s_query (self, section, s_weekly_sql, 3);
     if (!result)
         return;
@@ -442,10 +506,8 @@ static void
 s_ci (s_gather_t *self, model_t *model)
 {
     model_section_t *section = model_section_add (model, "ci", "Continuous integration");
-    if (!self->relational) {
-        model_section_empty (section, S_NO_RELATIONAL);
+    if (!s_relational (self, section))
         return;
-    }
     PGresult *result = s_query (self, section, s_builds_weekly_sql, 3);
     if (!result)
         return;
@@ -488,10 +550,8 @@ static void
 s_code (s_gather_t *self, model_t *model)
 {
     model_section_t *section = model_section_add (model, "code", "Code composition");
-    if (!self->relational) {
-        model_section_empty (section, S_NO_RELATIONAL);
+    if (!s_relational (self, section))
         return;
-    }
     PGresult *result = s_query (self, section, s_languages_sql, 3);
     if (!result)
         return;
@@ -520,8 +580,9 @@ static void
 s_host (s_gather_t *self, model_t *model)
 {
     model_section_t *section = model_section_add (model, "host", "Host performance");
-    if (!self->points) {
-        model_section_empty (section, "no metricsd points table in this database");
+    if (!self->points || self->points_denied) {
+        model_section_empty (section, self->points ? "this role may not read metricsd's points"
+                                                   : "no metricsd points table in this database");
         return;
     }
     PGresult *result = s_query (self, section, s_host_sql, 3);
@@ -563,13 +624,35 @@ gather_report (pgconn_t *conn, const gather_options_t *options, char *error, siz
                   pgconn_error (conn));
         return NULL;
     }
-    PGresult *result = pgconn_query (conn,
-                                     "SELECT to_regclass ('commits') IS NOT NULL "
-                                     "AND to_regclass ('ci_builds') IS NOT NULL "
-                                     "AND to_regclass ('code_stats') IS NOT NULL, "
-                                     "to_regclass ('points') IS NOT NULL, "
-                                     "$2::timestamptz, $3::timestamptz, $1::text",
-                                     3, self.params);
+    //  Present, and readable by this role: a role never granted anything
+    //  (not even omni_viewer) gets a report that says so, not an error.
+    PGresult *result =
+        pgconn_query (
+            conn,
+            "SELECT to_regclass ('commits_canonical') IS NOT NULL "
+            "AND to_regclass ('ci_builds') IS NOT NULL "
+            "AND to_regclass ('code_stats') IS NOT NULL, "
+            "to_regclass ('points') IS NOT NULL, "
+            "$2::timestamptz, $3::timestamptz, $1::text, "
+            "coalesce (" S_READABLE (
+                "commits_canonical") " AND "
+                                     "" S_READABLE ("commit_files") " AND " S_READABLE ("ci_builds") " AND " S_READABLE (
+                                         "ci_tests") " AND "
+                                                     "" S_READABLE (
+                                                         "code_stats") " AND " S_READABLE ("source"
+                                                                                           "s") ", "
+                                                                                                "fa"
+                                                                                                "ls"
+                                                                                                "e)"
+                                                                                                ", "
+                                                                                                "co"
+                                                                                                "al"
+                                                                                                "es"
+                                                                                                "ce"
+                                                                                                " "
+                                                                                                "(" S_READABLE (
+                                                                                                    "points") ", false)",
+            3, self.params);
     if (!result) {
         snprintf (error, error_size, "PostgreSQL (%s): %s", pgconn_display (conn),
                   pgconn_error (conn));
@@ -578,6 +661,8 @@ gather_report (pgconn_t *conn, const gather_options_t *options, char *error, siz
     }
     self.relational = strcmp (PQgetvalue (result, 0, 0), "t") == 0;
     self.points = strcmp (PQgetvalue (result, 0, 1), "t") == 0;
+    self.relational_denied = self.relational && strcmp (PQgetvalue (result, 0, 5), "t") != 0;
+    self.points_denied = self.points && strcmp (PQgetvalue (result, 0, 6), "t") != 0;
     //  The range as PostgreSQL read it, so the report says what it covers.
     model_t *model =
         model_new (options->project ? options->project : self.params[0], self.params[0],
@@ -610,9 +695,13 @@ gather_projects (pgconn_t *conn, char *error, size_t error_size)
     }
     //  Point sources: a DISTINCT over the table (no index leads with
     //  source), bounded like every statement by the statement timeout.
+    //  A relation this role may not read lists nothing (a role with no
+    //  grant sees no project), rather than failing the index.
     PGresult *result = pgconn_query (
-        conn, "SELECT to_regclass ('sources') IS NOT NULL, to_regclass ('points') IS NOT NULL", 0,
-        NULL);
+        conn,
+        "SELECT coalesce (" S_READABLE ("sources") ", false), "
+                                                   "coalesce (" S_READABLE ("points") ", false)",
+        0, NULL);
     if (!result) {
         snprintf (error, error_size, "PostgreSQL (%s): %s", pgconn_display (conn),
                   pgconn_error (conn));

@@ -2,10 +2,10 @@
     relationald's tables and metricsd's points, for the sources whose name
     matches a LIKE pattern, within an optional time range.
 
-    It reads the tables, not the views: a view runs with its owner's rights,
-    so row-level security on the tables would not apply to the role the
-    report connects with. Reading the tables, every number is what that
-    role may see. All sections read one snapshot (a REPEATABLE READ, READ
+    It reads tables under row-level security and relationald's views that
+    are security_invoker (commits_canonical: reachable commits, canonical
+    authors, as every view counts them), so every number is what the role
+    of the connection may see. All sections read one snapshot (a REPEATABLE READ, READ
     ONLY transaction); a section whose query fails (no right to a table, a
     statement timeout) says why and the others are still made.               */
 #ifndef OMNI_REPORT_GATHER_H
