@@ -28,8 +28,9 @@ from decimal import ROUND_HALF_UP, Decimal
 import msgpack
 import pytest
 
-from omni import (binary, free_port, http_get, make_record, make_record_metric, query,
-                  record_id, send)
+from omni import (archive_lines, binary, free_port, http_get, make_record, make_record_metric,
+                  query, record_id, send)
+from test_documentd import mongo_db, mongo_uri  # noqa: F401 (fixtures)
 
 DAY = 86400
 MON = 1_704_067_200  # Monday 2024-01-01 00:00 UTC
@@ -891,3 +892,92 @@ def test_roles_see_only_their_projects(store, workdir):
     finally:
         # the grants table is dropped with the database; the roles are the cluster's
         roles.drop()
+
+
+# ---------------------------------------------------------------------------
+# Stored analysis results: --intake through the real pipeline
+
+
+def test_figures_stored_through_the_pipeline(pipeline, pg_database, mongo_db):
+    """omni-report --intake sends each source's figures as an analysis.summary
+    record through ingestd: a row of analysis_summaries in PostgreSQL (and of
+    the analysis_trend view), a document in MongoDB, a line in the archive.
+    A second report of the same day and period replaces the first in every
+    store; another period is a record of its own."""
+    mongo_uri, mongo_name, mongo = mongo_db
+    p = pipeline(writers=("archive", "relational", "document"))
+    p.ingestd.start()
+    p.archiverd().start()
+    p.writer("relationald", [f"--dsn={pg_database}"]).start()
+    p.writer("documentd", [f"--uri={mongo_uri}", f"--database={mongo_name}"],
+             binary_name="documentd").start()
+    src = "github.com/acme/api"
+    commits = [plain_commit(src, i, MON + i * DAY, f"Dev {i % 2}", f"dev{i % 2}@acme.example")
+               for i in range(3)]
+    build = {"pipeline": "ci", "build_id": "1", "status": "success", "started": MON * 10**9}
+    frames = [make_record("git.commit", src, c, c["author_time"] * 10**9) for c in commits]
+    frames.append(make_record("ci.build", src, build, build["started"]))
+    send(p.intake, frames)
+    sent = len(frames)
+    for writer in ("archive", "relational", "document"):
+        p.wait_acked(writer, sent)
+
+    def report_and_store(*args):
+        nonlocal sent
+        out = report(pg_database, "json", "-o", "-", f"--source={src}",
+                     f"--intake={p.intake}", *args)
+        assert "1 analysis.summary records accepted" in out.stderr, out.stderr
+        sent += 1
+        for writer in ("archive", "relational", "document"):
+            p.wait_acked(writer, sent)
+        return json.loads(out.stdout)
+
+    doc = report_and_store()
+    shown = rows(doc, "summary", "sources")
+    assert shown == [{"source": src, "commits": 3, "authors": 2, "files": 0, "builds": 1,
+                      "success_rate": 1.0, "test_runs": 0, "tests": 0, "code_lines": None,
+                      "bus_factor": 1}]
+    columns = ["commits", "authors", "files", "builds", "success_rate", "test_runs", "tests",
+               "code_lines", "bus_factor"]
+    today = datetime.datetime.now(datetime.timezone.utc).date()
+
+    def stored():
+        return query(pg_database, f"""SELECT source, day, since, {", ".join(columns)}, project
+                                     FROM analysis_trend ORDER BY since NULLS FIRST""")
+    assert stored() == [(src, today, None, *[shown[0][c] for c in columns], src)]
+    lines = [line for line in archive_lines(p.archive_dir) if line["kind"] == "analysis.summary"]
+    assert len(lines) == 1 and lines[0]["src"] == src
+    assert lines[0]["body"] == {"day": str(today), **{c: shown[0][c] for c in columns
+                                                      if shown[0][c] is not None}}
+    docs = list(mongo["analysis_summaries"].find({}))
+    assert len(docs) == 1 and docs[0]["src"] == src and docs[0]["body"]["commits"] == 3
+
+    # A fourth commit, reported again the same day: replaced, not added
+    late = plain_commit(src, 3, MON + 3 * DAY, "Dev 2", "dev2@acme.example")
+    send(p.intake, [make_record("git.commit", src, late, late["author_time"] * 10**9)])
+    sent += 1
+    for writer in ("archive", "relational", "document"):
+        p.wait_acked(writer, sent)
+    report_and_store()
+    assert [(r[0], r[3], r[4]) for r in stored()] == [(src, 4, 3)]
+    assert [d["body"]["commits"] for d in mongo["analysis_summaries"].find({})] == [4]
+    lines = [line for line in archive_lines(p.archive_dir) if line["kind"] == "analysis.summary"]
+    assert [line["body"]["commits"] for line in lines] == [3, 4]  # the archive keeps both
+    assert lines[0]["id"] == lines[1]["id"]
+
+    # Another period: a row of its own, its start stored
+    report_and_store("--since=2024-01-02")
+    rows_now = stored()
+    assert [(r[2], r[3]) for r in rows_now] == [
+        (None, 4), (datetime.datetime(2024, 1, 2, tzinfo=datetime.timezone.utc), 3)]
+    assert mongo["analysis_summaries"].count_documents({}) == 2
+    # the record's key is (source, day, since, until): ids differ
+    assert len({line["id"] for line in archive_lines(p.archive_dir)
+                if line["kind"] == "analysis.summary"}) == 2
+
+    # ingestd away: the report is written, the figures are not, exit 1
+    port = free_port()
+    out = report(pg_database, "json", "-o", os.path.join(p.workdir, "r.json"), f"--source={src}",
+                 f"--intake=tcp://127.0.0.1:{port}", "--give-up=300ms", check=False)
+    assert out.returncode == 1 and "figures not stored" in out.stderr, out.stderr
+    assert os.path.exists(os.path.join(p.workdir, "r.json"))

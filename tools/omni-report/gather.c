@@ -72,28 +72,28 @@
 //  source, so the two cannot count differently. They end in `fig`.
 #define S_FIGURES(KEYS, K)                                                                         \
     S_COMMITS                                                                                      \
-        ", " S_BUILDS ", " S_TESTS ", " S_SNAPSHOTS ", "                                           \
-        "cc AS (SELECT " K " AS k, count(*) AS commits, count(DISTINCT email) AS authors, "        \
-        "min (author_time) AS first_commit, max (author_time) AS last_commit FROM c GROUP BY 1), " \
-        "ff AS (SELECT " K " AS k, count(DISTINCT f.path) AS files FROM commit_files f "           \
-        "JOIN c ON c.id = f.commit_id GROUP BY 1), "                                               \
-        "bb AS (SELECT " K " AS k, count(*) AS builds, " S_SUCCESS_RATE " AS success_rate "        \
-        "FROM b GROUP BY 1), "                                                                     \
-        "tt AS (SELECT " K " AS k, count(*) AS test_runs, "                                        \
-        "count(DISTINCT suite || E'\\x01' || coalesce (class, '') || E'\\x01' || name) AS tests "  \
-        "FROM t GROUP BY 1), "                                                                     \
-        "kk AS (SELECT " K " AS k, sum (cs.code) AS code_lines FROM code_stats cs "                \
-        "JOIN latest USING (source_id, rev) WHERE cs.path IS NULL GROUP BY 1), " S_BUS (           \
-            K) ", "                                                                                \
-               "fig AS (SELECT keys.k AS source, coalesce (cc.commits, 0) AS commits, "            \
-               "coalesce (cc.authors, 0) AS authors, coalesce (ff.files, 0) AS files, "            \
-               "cc.first_commit, cc.last_commit, coalesce (bb.builds, 0) AS builds, "              \
-               "bb.success_rate, "                                                                 \
-               "coalesce (tt.test_runs, 0) AS test_runs, coalesce (tt.tests, 0) AS tests, "        \
-               "kk.code_lines, "                                                                   \
-               "bf.bus_factor FROM " KEYS " LEFT JOIN cc USING (k) LEFT JOIN ff USING (k) "        \
-               "LEFT JOIN bb USING (k) LEFT JOIN tt USING (k) LEFT JOIN kk USING (k) "             \
-               "LEFT JOIN bf USING (k)) "
+    ", " S_BUILDS ", " S_TESTS ", " S_SNAPSHOTS ", "                                               \
+    "cc AS (SELECT " K " AS k, count(*) AS commits, count(DISTINCT email) AS authors, "            \
+    "min (author_time) AS first_commit, max (author_time) AS last_commit FROM c GROUP BY 1), "     \
+    "ff AS (SELECT " K " AS k, count(DISTINCT f.path) AS files FROM commit_files f "               \
+    "JOIN c ON c.id = f.commit_id GROUP BY 1), "                                                   \
+    "bb AS (SELECT " K " AS k, count(*) AS builds, " S_SUCCESS_RATE " AS success_rate "            \
+    "FROM b GROUP BY 1), "                                                                         \
+    "tt AS (SELECT " K " AS k, count(*) AS test_runs, "                                            \
+    "count(DISTINCT suite || E'\\x01' || coalesce (class, '') || E'\\x01' || name) AS tests "      \
+    "FROM t GROUP BY 1), "                                                                         \
+    "kk AS (SELECT " K " AS k, sum (cs.code) AS code_lines FROM code_stats cs "                    \
+    "JOIN latest USING (source_id, rev) WHERE cs.path IS NULL GROUP BY 1), " S_BUS (               \
+        K) ", "                                                                                    \
+           "fig AS (SELECT keys.k AS source, coalesce (cc.commits, 0) AS commits, "                \
+           "coalesce (cc.authors, 0) AS authors, coalesce (ff.files, 0) AS files, "                \
+           "cc.first_commit, cc.last_commit, coalesce (bb.builds, 0) AS builds, "                  \
+           "bb.success_rate, "                                                                     \
+           "coalesce (tt.test_runs, 0) AS test_runs, coalesce (tt.tests, 0) AS tests, "            \
+           "kk.code_lines, "                                                                       \
+           "bf.bus_factor FROM " KEYS " LEFT JOIN cc USING (k) LEFT JOIN ff USING (k) "            \
+           "LEFT JOIN bb USING (k) LEFT JOIN tt USING (k) LEFT JOIN kk USING (k) "                 \
+           "LEFT JOIN bf USING (k)) "
 
 static const char *s_summary_sql =
     S_FIGURES ("(VALUES (''::text)) keys (k)", "''::text") "SELECT * FROM fig";
@@ -639,19 +639,23 @@ gather_report (pgconn_t *conn, const gather_options_t *options, char *error, siz
                                      "" S_READABLE ("commit_files") " AND " S_READABLE ("ci_builds") " AND " S_READABLE (
                                          "ci_tests") " AND "
                                                      "" S_READABLE (
-                                                         "code_stats") " AND " S_READABLE ("source"
-                                                                                           "s") ", "
-                                                                                                "fa"
-                                                                                                "ls"
-                                                                                                "e)"
-                                                                                                ", "
-                                                                                                "co"
-                                                                                                "al"
-                                                                                                "es"
-                                                                                                "ce"
-                                                                                                " "
-                                                                                                "(" S_READABLE (
-                                                                                                    "points") ", false)",
+                                                         "code_stats") " AND"
+                                                                       " " S_READABLE (
+                                                                           "source"
+                                                                           "s") ", "
+                                                                                "fa"
+                                                                                "ls"
+                                                                                "e)"
+                                                                                ", "
+                                                                                "co"
+                                                                                "al"
+                                                                                "es"
+                                                                                "ce"
+                                                                                " "
+                                                                                "(" S_READABLE (
+                                                                                    "poi"
+                                                                                    "nt"
+                                                                                    "s") ", false)",
             3, self.params);
     if (!result) {
         snprintf (error, error_size, "PostgreSQL (%s): %s", pgconn_display (conn),
