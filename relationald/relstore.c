@@ -157,12 +157,16 @@ static const struct {
      "FROM stage_commits st " S_SOURCE " WHERE " S_RANGE " ORDER BY st.id "
      "ON CONFLICT (id) DO UPDATE SET reachable = true, unreachable_since = NULL "
      "WHERE NOT c.reachable"},
-    //  Binary files have no line counts (NULL), whatever the record says
+    //  Binary files have no line counts (NULL), whatever the record says.
+    //  A file row carries its commit's source (for row-level security and
+    //  per-source reads without a look-up of every commit)
     {"ins_files", T_FILES,
-     "INSERT INTO commit_files (commit_id, path, insertions, deletions, is_binary, old_path) "
+     "INSERT INTO commit_files (commit_id, path, insertions, deletions, is_binary, old_path, "
+     "source_id) "
      "SELECT st.commit_id, st.path, CASE WHEN st.is_binary THEN NULL ELSE st.insertions END, "
-     "CASE WHEN st.is_binary THEN NULL ELSE st.deletions END, st.is_binary, st.old_path "
-     "FROM stage_files st WHERE " S_RANGE " ORDER BY st.commit_id, st.path ON CONFLICT DO NOTHING"},
+     "CASE WHEN st.is_binary THEN NULL ELSE st.deletions END, st.is_binary, st.old_path, "
+     "c.source_id FROM stage_files st JOIN commits c ON c.id = st.commit_id WHERE " S_RANGE
+     " ORDER BY st.commit_id, st.path ON CONFLICT DO NOTHING"},
     //  Flagged unless the same batch sends the commit again after the flag
     {"upd_unreachable", T_UNREACH,
      "UPDATE commits c SET reachable = false, unreachable_since = u.ts "

@@ -1,4 +1,4 @@
--- Stored analysis results: the figures of each report per source
+-- 1. Stored analysis results: the figures of each report per source
 -- (`omni-report --intake`, kind analysis.summary), so trends of the figures
 -- themselves can be queried: how the bus factor or the success rate of a
 -- source moved from one report to the next.
@@ -8,6 +8,13 @@
 -- second report of the same source, day and period replaces the row when
 -- it is newer (record ts), as branches and builds are updated; an older
 -- one delivered late changes nothing.
+--
+-- 2. commit_files carries its commit's source_id, and its row-level
+-- security policy asks sources like every other table's (a hashed sub-plan
+-- over the few visible source ids, once per query) instead of looking each
+-- row's commit up by primary key: at 300,000 files that look-up was most of
+-- a report's time as a granted role (docs/performance.md, "Reports"). The
+-- existing rows get theirs from their commit, once, here.
 
 CREATE TABLE analysis_summaries (
     id            bytea PRIMARY KEY CHECK (length (id) = 16),
@@ -57,3 +64,12 @@ JOIN source_projects sp ON sp.source_id = a.source_id;
 ALTER VIEW analysis_trend SET (security_invoker = true);
 
 GRANT SELECT ON analysis_summaries, analysis_trend TO omni_reader, omni_viewer;
+
+ALTER TABLE commit_files ADD COLUMN source_id bigint REFERENCES sources (id);
+UPDATE commit_files f SET source_id = c.source_id FROM commits c WHERE c.id = f.commit_id;
+ALTER TABLE commit_files ALTER COLUMN source_id SET NOT NULL;
+CREATE INDEX commit_files_source ON commit_files (source_id);
+
+DROP POLICY omni_source ON commit_files;
+CREATE POLICY omni_source ON commit_files FOR SELECT
+    USING (source_id IN (SELECT s.id FROM sources s));

@@ -115,8 +115,8 @@ analysis_records (model_t *model, int64_t ts, analysis_fn *fn, void *arg, char *
             else
                 msgpack_pack_int64 (pk, strtoll (cell, &end, 10));
             if (*end || errno) {
-                snprintf (error, error_size, "%s of %s: \"%s\" is not a number",
-                          table->cols[c].id, model_cell (table, r, (size_t) source_col), cell);
+                snprintf (error, error_size, "%s of %s: \"%s\" is not a number", table->cols[c].id,
+                          model_cell (table, r, (size_t) source_col), cell);
                 record_encoder_destroy (&enc);
                 return -1;
             }
@@ -151,9 +151,8 @@ int
 analysis_send (model_t *model, int64_t ts, const analysis_config_t *config, char *error,
                size_t error_size)
 {
-    intake_config_t intake = {.endpoint = config->endpoint,
-                              .give_up_ms = config->give_up_ms,
-                              .curve = config->curve};
+    intake_config_t intake = {
+        .endpoint = config->endpoint, .give_up_ms = config->give_up_ms, .curve = config->curve};
     intake_client_t *client = intake_client_new (&intake);
     int count = analysis_records (model, ts, s_send, client, error, error_size);
     if (count >= 0 && intake_client_flush (client) != 0) {
@@ -219,12 +218,12 @@ analysis_test (bool verbose)
     model_section_t *section = model_section_add (model, "summary", "Summary");
     model_table_t *table = model_table_add (section, "sources", "Per source");
     //  The columns of gather's per-source table
-    const char *cols[] = {"source",    "commits", "authors",    "files",     "builds",
-                          "success_rate", "test_runs", "tests", "code_lines", "bus_factor"};
+    const char *cols[] = {"source",       "commits",   "authors", "files",      "builds",
+                          "success_rate", "test_runs", "tests",   "code_lines", "bus_factor"};
     for (size_t c = 0; c < 10; c++)
         model_column_add (table, cols[c], cols[c], c ? MODEL_NUM : MODEL_TEXT);
-    const char *row1[] = {"github.com/acme/api", "11", "5", "4", "8", "0.6667", "30", "3",
-                          NULL,                  "2"};
+    const char *row1[] = {
+        "github.com/acme/api", "11", "5", "4", "8", "0.6667", "30", "3", NULL, "2"};
     const char *row2[] = {"github.com/acme/web", "0", "0", "0", "0", NULL, "0", "0", "2650", NULL};
     model_row_add (table, row1);
     model_row_add (table, row2);

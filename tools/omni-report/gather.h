@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 typedef struct {
     const char *pattern; //  LIKE pattern of source names ("%" = all)
@@ -24,6 +25,7 @@ typedef struct {
     const char *since;   //  timestamptz text, inclusive, or NULL
     const char *until;   //  timestamptz text, exclusive, or NULL
     int top;             //  rows of the top-N tables (contributors, files, tests)
+    FILE *explain;       //  non-NULL: every query's plan (EXPLAIN ANALYZE) is written here
 } gather_options_t;
 
 //  A connection for reports: times shown in UTC, every statement bounded

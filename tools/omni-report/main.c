@@ -50,6 +50,8 @@ s_usage (FILE *out)
                   "[--until=TIME] [-o FILE | --out-dir=DIR] [--dsn=CONNINFO] [--top=N] "
                   "[--intake=ENDPOINT]\n"
                   "       omni-report serve --http=HOST:PORT [--dsn=CONNINFO]\n"
+                  "       omni-report explain [--source=PATTERN] ...   (each query's plan, "
+                  "EXPLAIN ANALYZE)\n"
                   "       omni-report --help   (every option, its default and environment name)\n");
 }
 
@@ -197,7 +199,10 @@ main (int argc, char **argv)
     bool pdf = command && strcmp (command, "pdf") == 0;
     bool json = command && strcmp (command, "json") == 0;
     bool serve = command && strcmp (command, "serve") == 0;
-    if (!html && !pdf && !json && !serve) {
+    //  For an operator whose report or dashboard is slow: what each
+    //  section's query does with this database's data
+    bool explain = command && strcmp (command, "explain") == 0;
+    if (!html && !pdf && !json && !serve && !explain) {
         if (command)
             fprintf (stderr, "error: omni-report: unknown command \"%s\"\n", command);
         s_usage (stderr);
@@ -241,9 +246,16 @@ main (int argc, char **argv)
                                            .project = project,
                                            .since = since,
                                            .until = until,
-                                           .top = (int) top};
+                                           .top = (int) top,
+                                           .explain = explain ? stdout : NULL};
         model = gather_report (conn, &gather_options, error, sizeof error);
         pgconn_destroy (&conn);
+    }
+    if (explain && model) {
+        model_destroy (&model);
+        curve_client_destroy (&curve);
+        config_destroy (&config);
+        return fflush (stdout) == 0 ? 0 : 1;
     }
     if (!model) {
         fprintf (stderr, "error: omni-report: %s\n", error);
