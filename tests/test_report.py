@@ -801,10 +801,10 @@ def test_dashboard(store, workdir):
 # Per-project access: the report and the dashboard as login roles
 
 
-def serve(dsn):
+def serve(dsn, *args):
     """A dashboard as the role of dsn; its base URL and process."""
     proc = subprocess.Popen([binary("omni-report"), "serve", "--http=127.0.0.1:0",
-                             f"--dsn={dsn}", "--statement-timeout=10s"],
+                             f"--dsn={dsn}", "--statement-timeout=10s", *args],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     line = proc.stdout.readline()
     m = re.match(r"listening on (http://127\.0\.0\.1:\d+)/", line)
@@ -981,3 +981,46 @@ def test_figures_stored_through_the_pipeline(pipeline, pg_database, mongo_db):
                  f"--intake=tcp://127.0.0.1:{port}", "--give-up=300ms", check=False)
     assert out.returncode == 1 and "figures not stored" in out.stderr, out.stderr
     assert os.path.exists(os.path.join(p.workdir, "r.json"))
+
+
+def execute(dsn, sql, params=None):
+    import psycopg2
+    conn = psycopg2.connect(dsn)
+    try:
+        conn.autocommit = True
+        conn.cursor().execute(sql, params)
+    finally:
+        conn.close()
+
+
+def test_dashboard_cache(store):
+    """serve --cache: a report page built once is served again from memory
+    until it is that old; without it, every request reads the store."""
+    dsn = store["dsn"]
+    path = "/json/" + urllib.parse.quote(REPO, safe="")
+    cached, cached_proc = serve(dsn, "--cache=1h")
+    live, live_proc = serve(dsn)
+    try:
+        def builds(base):
+            status, body = http_get(base + path)
+            assert status == 200
+            doc = json.loads(body)
+            return doc["sections"]["summary"]["figures"]["builds"], doc["generated"]
+
+        before, stamp = builds(cached)
+        assert builds(live)[0] == before
+        execute(dsn, """INSERT INTO ci_builds (id, source_id, pipeline, build_id, status, observed,
+                                             run_id)
+                      SELECT '\\x00112233445566778899aabbccddeeff', id, 'probe', '1', 'success',
+                             now (), 'probe' FROM sources WHERE name = %s""", (REPO,))
+        try:
+            assert builds(cached) == (before, stamp)  # the same page, as it was built
+            assert builds(live)[0] == before + 1
+            # another period is another page
+            status, body = http_get(cached + path + "?since=2000-01-01")
+            assert json.loads(body)["sections"]["summary"]["figures"]["builds"] == before + 1
+        finally:
+            execute(dsn, "DELETE FROM ci_builds WHERE pipeline = 'probe'")
+    finally:
+        stop(cached_proc)
+        stop(live_proc)

@@ -266,8 +266,10 @@ typedef struct {
     bool relational, points;
     //  There, but this role has no SELECT on them
     bool relational_denied, points_denied;
-    FILE *explain;    //  where query plans go, or NULL
-    PGresult *weekly; //  activity's result, which churn shows too
+    FILE *explain;       //  where query plans go, or NULL
+    PGresult *weekly;    //  activity's result, which churn shows too
+    bool figures_read;   //  the summary's figures were read, and in them
+    char bus_factor[32]; //  the bus factor ("" = no commits)
 } s_gather_t;
 
 pgconn_t *
@@ -476,6 +478,9 @@ s_summary (s_gather_t *self, model_t *model)
     for (size_t i = 0; i < sizeof figures / sizeof figures[0]; i++)
         model_figure_add (section, figures[i].id, figures[i].title, figures[i].type,
                           s_value (result, figures[i].id));
+    self->figures_read = true;
+    const char *bus = s_value (result, "bus_factor");
+    snprintf (self->bus_factor, sizeof self->bus_factor, "%s", bus ? bus : "");
     bool empty = s_zero (s_value (result, "commits")) && s_zero (s_value (result, "builds")) &&
                  s_zero (s_value (result, "test_runs")) && !s_value (result, "code_lines");
     if (empty) {
@@ -531,10 +536,13 @@ s_contributors (s_gather_t *self, model_t *model)
     model_section_t *section = model_section_add (model, "contributors", "Contributors");
     if (!s_relational (self, section))
         return;
-    PGresult *result = s_query (self, section, s_bus_factor_sql, 3);
-    if (!result)
+    //  The summary's figures have it; its own statement only when they failed
+    PGresult *result = NULL;
+    if (!self->figures_read && !(result = s_query (self, section, s_bus_factor_sql, 3)))
         return;
-    const char *bus = s_value (result, "bus_factor");
+    const char *bus = result              ? s_value (result, "bus_factor")
+                      : *self->bus_factor ? self->bus_factor
+                                          : NULL;
     if (!bus) {
         PQclear (result);
         model_section_empty (section, "no commits in this period");

@@ -140,7 +140,7 @@ main (int argc, char **argv)
 {
     char *source, *since, *until, *output, *out_dir, *archive_dir, *dsn, *http, *project;
     char *intake, *curve_key, *curve_server_key;
-    int64_t top, statement_timeout_ms, connect_timeout_ms, give_up_ms;
+    int64_t top, statement_timeout_ms, connect_timeout_ms, give_up_ms, cache_ms;
     const config_option_t options[] = {
         {"source", CONFIG_STRING, "%",
          "sources to report on: a LIKE pattern of their names (% = any text, _ = one "
@@ -167,6 +167,10 @@ main (int argc, char **argv)
         {"connect_timeout", CONFIG_DURATION, "5s", "longest wait for PostgreSQL to answer",
          &connect_timeout_ms},
         {"http", CONFIG_STRING, "127.0.0.1:8180", "serve: HOST:PORT of the dashboard", &http},
+        {"cache", CONFIG_DURATION, "0",
+         "serve: a report page is served again from memory for this long after it was built "
+         "(its generated time says when); 0 = built at every request",
+         &cache_ms},
         {"intake", CONFIG_ENDPOINT, NULL,
          "ingestd intake endpoint: also send the figures per source as analysis.summary "
          "records; unset = do not send",
@@ -210,7 +214,7 @@ main (int argc, char **argv)
         return 2;
     }
     if (top < 1 || top > 100000 || statement_timeout_ms < 0 || connect_timeout_ms < 0 ||
-        give_up_ms < 0) {
+        give_up_ms < 0 || cache_ms < 0) {
         fprintf (stderr, "error: omni-report: top must be 1..100000, timeouts >= 0\n");
         config_destroy (&config);
         return 2;
@@ -219,7 +223,8 @@ main (int argc, char **argv)
         server_options_t server_options = {.dsn = dsn,
                                            .statement_timeout_ms = statement_timeout_ms,
                                            .connect_timeout_ms = connect_timeout_ms,
-                                           .top = (int) top};
+                                           .top = (int) top,
+                                           .cache_ms = cache_ms};
         rc = s_serve (http, &server_options);
         config_destroy (&config);
         return rc;
