@@ -43,6 +43,9 @@ CROWD_AUTHORS = 130
 ACME = "github.com/acme/%"
 ACME_SOURCES = {"github.com/acme/api": 4, "github.com/acme/web": 2}  # commits each
 OTHER = "github.com/other/tool"
+# stored figures of earlier reports: (day, since, bus factor, success rate)
+HISTORY = [("2024-02-01", None, 3, 0.5), ("2024-02-08", None, 2, 0.6667),
+           ("2024-02-08", MON * 10**9, 1, 1.0)]
 
 HOSTILE = '<script>document.title="pwned"</script>'
 AUTHORS = [("Alice", "alice@example.org"), (HOSTILE, "mallory@example.org"),
@@ -186,6 +189,18 @@ def frames_of(commits, builds, tests, snapshots, host):
         frames.append(make_record("code.stats", REPO, body, when * 10**9))
     for t, values in host:
         frames += [make_record_metric(HOST, t, name, v) for name, v in values.items()]
+    # Figures stored by two earlier reports of the whole history (omni-report
+    # --intake), and one of a period, which the history leaves out
+    for day, since, bus, success in HISTORY:
+        body = {"day": day, "commits": 10, "authors": 5, "files": 4, "builds": 6,
+                "success_rate": success, "test_runs": 20, "tests": 3, "bus_factor": bus}
+        if since:
+            body["since"] = since
+        at = (MON + 40 * DAY) * 10**9
+        frames.append(msgpack.packb({
+            "v": 1, "id": record_id("analysis.summary", REPO, (day, since, None)),
+            "kind": "analysis.summary", "src": REPO, "col": "omni-report", "run": "r", "ts": at,
+            "body": body}, use_bin_type=True))
     # a CI-only project, and a crowd of one-commit authors
     for i in range(3):
         b = {"pipeline": "nightly", "build_id": str(i), "status": "success" if i else "failure",
@@ -357,7 +372,8 @@ def test_json_numbers_equal_expected_and_sql(store):
     doc = json_report(dsn, "--source=%sample%", "--project=sample")
     assert doc["project"] == "sample" and doc["pattern"] == "%sample%"
     s = doc["sections"]
-    assert list(s) == ["summary", "activity", "contributors", "churn", "ci", "code", "host"]
+    assert list(s) == ["summary", "activity", "contributors", "churn", "ci", "code", "host",
+                       "history"]
     assert all(sec["empty"] is None for sec in s.values()), {k: v["empty"] for k, v in s.items()}
     assert s["summary"]["figures"] == e["summary"]
     # the per-source table: the same figures, here for the one source
@@ -442,6 +458,11 @@ def test_json_numbers_equal_expected_and_sql(store):
                percentile_cont(0.95) WITHIN GROUP (ORDER BY load_1)
         FROM host_per_minute WHERE host = %s GROUP BY 1""", (HOST,))}
     assert {r["day"]: (r["cpu_p50"], r["load_p95"]) for r in host} == view
+
+    # the figures of earlier reports (whole history only), as stored
+    assert [(r["day"], r["source"], r["bus_factor"], r["success_rate"])
+            for r in rows(doc, "history", "reports")] == [
+        (day, REPO, bus, success) for day, since, bus, success in HISTORY if since is None]
 
     # every chart draws columns of a table of its section
     for sec in s.values():
@@ -671,7 +692,7 @@ def test_html_in_chromium(store, workdir):
             const r = s.getBoundingClientRect();
             return {id: s.parentNode.dataset.chart, x: r.x + scrollX, y: r.y + scrollY,
                     w: r.width, h: r.height}; })""")
-        assert len(charts) == 11, charts
+        assert len(charts) == 13, charts
         for c in charts:
             assert c["w"] > 300 and c["h"] > 100, c
             shot = browser.call("Page.captureScreenshot", format="png", captureBeyondViewport=True,
@@ -708,7 +729,7 @@ def test_pdf_text_and_pages(store, workdir):
     path = os.path.join(workdir, "sample.pdf")
     report(dsn, "pdf", "--source=%sample%", "-o", path)
     pages = pdf_pages(path)
-    assert pages >= 7  # each section starts a page
+    assert pages >= 8  # each section starts a page
     text = subprocess.run(["pdftotext", "-layout", path, "-"], capture_output=True, text=True,
                           check=True).stdout
     for label, key in (("Commits", "commits"), ("Authors", "authors"),
@@ -723,7 +744,8 @@ def test_pdf_text_and_pages(store, workdir):
     for n in range(1, pages + 1):
         assert f"page {n}" in text
     for title in ("Summary", "Commit activity per week", "Contributors", "Churn",
-                  "Continuous integration", "Code composition", "Host performance"):
+                  "Continuous integration", "Code composition", "Host performance",
+                  "Figures across reports"):
         assert title in text
 
     # a long contributor table goes on over pages, header repeated: the

@@ -258,6 +258,37 @@ static const char *s_host_sql =
                     "load", ", 4") " "
                                    "FROM d ORDER BY day";
 
+//  has_table_privilege on a relation that may not exist (NULL then).
+#define S_READABLE(rel) "has_table_privilege (to_regclass ('" rel "'), 'SELECT')"
+
+//  The figures of earlier reports of the whole history (omni-report
+//  --intake, relationald's analysis_trend), per source and report day in
+//  the period: how the headline figures themselves moved.
+static const char *s_history_sql =
+    "SELECT a.day, a.source, a.commits, a.authors, a.builds, "
+    "round (a.success_rate::numeric, 4) AS success_rate, a.code_lines, a.bus_factor "
+    "FROM analysis_trend a WHERE a.source LIKE $1 AND a.since IS NULL AND a.until IS NULL "
+    "AND " S_RANGE ("a.day::timestamptz") " ORDER BY a.day, a.source";
+
+//  What the database has and this role may read; the range as PostgreSQL
+//  reads it.
+static const char *s_probe_sql =
+    "SELECT to_regclass ('commits_canonical') IS NOT NULL AND to_regclass ('ci_builds') IS NOT "
+    "NULL "
+    "AND to_regclass ('code_stats') IS NOT NULL, to_regclass ('points') IS NOT NULL, "
+    "$2::timestamptz, $3::timestamptz, $1::text, "
+    "coalesce (" S_READABLE ("commits_canonical") " AND " S_READABLE (
+        "commit_files") " AND "
+                        "" S_READABLE ("ci_builds") " AND " S_READABLE (
+                            "ci_tests") " AND "
+                                        "" S_READABLE ("code_stats") " AND " S_READABLE (
+                                            "sources") ", false), "
+                                                       "coalesce (" S_READABLE (
+                                                           "points") ", false), "
+                                                                     "coalesce (" S_READABLE (
+                                                                         "analysis_trend") ", "
+                                                                                           "false)";
+
 typedef struct {
     pgconn_t *conn;
     const char *params[4];
@@ -266,6 +297,7 @@ typedef struct {
     bool relational, points;
     //  There, but this role has no SELECT on them
     bool relational_denied, points_denied;
+    bool trend;          //  analysis_trend (relationald 4) is there and readable
     FILE *explain;       //  where query plans go, or NULL
     PGresult *weekly;    //  activity's result, which churn shows too
     bool figures_read;   //  the summary's figures were read, and in them
@@ -436,9 +468,6 @@ s_zero (const char *value)
 #define S_DENIED                                                                                   \
     "this role may not read relationald's tables (no grant: see omnictl grant in "                 \
     "docs/operations.md)"
-
-//  has_table_privilege on a relation that may not exist (NULL then).
-#define S_READABLE(rel) "has_table_privilege (to_regclass ('" rel "'), 'SELECT')"
 
 //  Whether a relational section can be read; if not, says why in it.
 static bool
@@ -698,6 +727,38 @@ s_host (s_gather_t *self, model_t *model)
                      load, NULL);
 }
 
+static void
+s_history (s_gather_t *self, model_t *model)
+{
+    model_section_t *section = model_section_add (model, "history", "Figures across reports");
+    if (!s_relational (self, section))
+        return;
+    if (!self->trend) {
+        model_section_empty (section, "no stored figures in this database (relationald of an "
+                                      "older release, or no right to analysis_trend)");
+        return;
+    }
+    PGresult *result = s_query (self, section, s_history_sql, 3);
+    if (!result)
+        return;
+    if (PQntuples (result) == 0) {
+        PQclear (result);
+        model_section_empty (section, "no stored figures yet: omni-report --intake stores each "
+                                      "report's, one row per source and day");
+        return;
+    }
+    const char *titles[] = {"Report day", "Source",       "Commits",       "Authors",
+                            "Builds",     "Success rate", "Lines of code", "Bus factor"};
+    s_table (section, "reports", "Figures of each report (whole history)", result, titles);
+    PQclear (result);
+    const char *bus[] = {"bus_factor", NULL};
+    const char *rate[] = {"success_rate", NULL};
+    model_chart_add (section, "bus_factor", "Bus factor, report after report", MODEL_LINES,
+                     "reports", "day", "source", bus, "authors");
+    model_chart_add (section, "success_rate", "Build success rate, report after report",
+                     MODEL_LINES, "reports", "day", "source", rate, "rate");
+}
+
 model_t *
 gather_report (pgconn_t *conn, const gather_options_t *options, char *error, size_t error_size)
 {
@@ -716,37 +777,7 @@ gather_report (pgconn_t *conn, const gather_options_t *options, char *error, siz
     }
     //  Present, and readable by this role: a role never granted anything
     //  (not even omni_viewer) gets a report that says so, not an error.
-    PGresult *result =
-        pgconn_query (
-            conn,
-            "SELECT to_regclass ('commits_canonical') IS NOT NULL "
-            "AND to_regclass ('ci_builds') IS NOT NULL "
-            "AND to_regclass ('code_stats') IS NOT NULL, "
-            "to_regclass ('points') IS NOT NULL, "
-            "$2::timestamptz, $3::timestamptz, $1::text, "
-            "coalesce (" S_READABLE (
-                "commits_canonical") " AND "
-                                     "" S_READABLE ("commit_files") " AND " S_READABLE ("ci_builds") " AND " S_READABLE (
-                                         "ci_tests") " AND "
-                                                     "" S_READABLE (
-                                                         "code_stats") " AND"
-                                                                       " " S_READABLE (
-                                                                           "source"
-                                                                           "s") ", "
-                                                                                "fa"
-                                                                                "ls"
-                                                                                "e)"
-                                                                                ", "
-                                                                                "co"
-                                                                                "al"
-                                                                                "es"
-                                                                                "ce"
-                                                                                " "
-                                                                                "(" S_READABLE (
-                                                                                    "poi"
-                                                                                    "nt"
-                                                                                    "s") ", false)",
-            3, self.params);
+    PGresult *result = pgconn_query (conn, s_probe_sql, 3, self.params);
     if (!result) {
         snprintf (error, error_size, "PostgreSQL (%s): %s", pgconn_display (conn),
                   pgconn_error (conn));
@@ -757,6 +788,7 @@ gather_report (pgconn_t *conn, const gather_options_t *options, char *error, siz
     self.points = strcmp (PQgetvalue (result, 0, 1), "t") == 0;
     self.relational_denied = self.relational && strcmp (PQgetvalue (result, 0, 5), "t") != 0;
     self.points_denied = self.points && strcmp (PQgetvalue (result, 0, 6), "t") != 0;
+    self.trend = strcmp (PQgetvalue (result, 0, 7), "t") == 0;
     //  The range as PostgreSQL read it, so the report says what it covers.
     model_t *model =
         model_new (options->project ? options->project : self.params[0], self.params[0],
@@ -770,6 +802,7 @@ gather_report (pgconn_t *conn, const gather_options_t *options, char *error, siz
     s_ci (&self, model);
     s_code (&self, model);
     s_host (&self, model);
+    s_history (&self, model);
     PQclear (self.weekly);
     if (self.lost) {
         snprintf (error, error_size, "PostgreSQL (%s) went away during the report: %s",
@@ -881,7 +914,7 @@ gather_test (bool verbose)
     model_t *model = gather_report (conn, &options, error, sizeof error);
     if (!model)
         fprintf (stderr, "gather: %s\n", error);
-    assert (model && model_sections (model) == 7);
+    assert (model && model_sections (model) == 8);
     for (size_t i = 0; i < model_sections (model); i++)
         assert (model_section (model, i)->empty);
     assert (strstr (model_section (model, 0)->empty, "relationald"));
