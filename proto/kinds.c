@@ -112,6 +112,21 @@ static const field_spec_t s_metric[] = {
     {"unit", FIELD_STR, false, "e.g. percent, bytes, bytes/s"},
     {NULL}};
 
+static const field_spec_t s_analysis_summary[] = {
+    {"day", FIELD_STR, true, "the report's date, UTC, YYYY-MM-DD"},
+    {"since", FIELD_INT, false, "start of the period, ns since epoch; absent = open"},
+    {"until", FIELD_INT, false, "end of the period (exclusive), ns since epoch; absent = open"},
+    {"commits", FIELD_INT, true, "reachable commits (author time in the period)"},
+    {"authors", FIELD_INT, true, "distinct canonical author e-mails"},
+    {"files", FIELD_INT, true, "distinct paths the commits touched"},
+    {"builds", FIELD_INT, true, "CI builds in the period, every status"},
+    {"success_rate", FIELD_NUM, false, "succeeded / (succeeded + failed); absent = none"},
+    {"test_runs", FIELD_INT, true, "test case results"},
+    {"tests", FIELD_INT, true, "distinct test cases"},
+    {"code_lines", FIELD_INT, false, "lines of code at the latest snapshot"},
+    {"bus_factor", FIELD_INT, false, "fewest authors with half the commits"},
+    {NULL}};
+
 static const field_spec_t s_any[] = {{NULL}};
 
 static const kind_spec_t s_kinds[] = {
@@ -167,6 +182,15 @@ static const kind_spec_t s_kinds[] = {
      {"rev", "language", "path"},
      s_code_stats,
      "line counts per language (or per file) at a revision"},
+    //  One source's figures in one report (omni-report --intake); a later
+    //  report of the same day and period replaces it
+    {"analysis.summary",
+     "analysis_summaries",
+     ALL_BUT_METRICS,
+     true,
+     {"day", "since", "until"},
+     s_analysis_summary,
+     "the headline figures of a report, per source (omni-report --intake)"},
     {"metric",
      "metrics",
      WRITER_ARCHIVE | WRITER_DOCUMENT | WRITER_METRICS,
@@ -249,6 +273,8 @@ kinds_test (bool verbose)
     assert (kinds_lookup ("git.commi", 9) == NULL);
     assert (kinds_lookup ("x.deploy", 8) == kinds_custom ());
     assert (kinds_lookup ("x.", 2) == NULL);
+    spec = kinds_lookup ("analysis.summary", 16);
+    assert (spec && spec->mutable_state && !(spec->writers & WRITER_METRICS));
     assert (kinds_writer_role ("archive") == WRITER_ARCHIVE);
     assert (kinds_writer_role ("metrics") == WRITER_METRICS);
     assert (kinds_writer_role ("nope") == 0);

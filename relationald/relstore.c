@@ -46,6 +46,7 @@ typedef enum {
     T_TESTS,
     T_CODE,
     T_UNREACH,
+    T_ANALYSIS,
     T_COUNT
 } s_table_t;
 
@@ -87,6 +88,10 @@ static const struct {
      "ord int4, id bytea, src text, run text, ts timestamptz, rev text, language text, "
      "path text, files int8, blank int8, comment int8, code int8"},
     {"stage_unreach", 6, "ord int4, id bytea, src text, run text, ts timestamptz, sha text"},
+    {"stage_analysis", 17,
+     "ord int4, id bytea, src text, run text, ts timestamptz, day text, since timestamptz, "
+     "until timestamptz, commits int8, authors int8, files int8, builds int8, "
+     "success_rate float8, test_runs int8, tests int8, code_lines int8, bus_factor int8"},
 };
 
 #define S_RANGE  "st.ord BETWEEN $1::int4 AND $2::int4"
@@ -152,12 +157,16 @@ static const struct {
      "FROM stage_commits st " S_SOURCE " WHERE " S_RANGE " ORDER BY st.id "
      "ON CONFLICT (id) DO UPDATE SET reachable = true, unreachable_since = NULL "
      "WHERE NOT c.reachable"},
-    //  Binary files have no line counts (NULL), whatever the record says
+    //  Binary files have no line counts (NULL), whatever the record says.
+    //  A file row carries its commit's source (for row-level security and
+    //  per-source reads without a look-up of every commit)
     {"ins_files", T_FILES,
-     "INSERT INTO commit_files (commit_id, path, insertions, deletions, is_binary, old_path) "
+     "INSERT INTO commit_files (commit_id, path, insertions, deletions, is_binary, old_path, "
+     "source_id) "
      "SELECT st.commit_id, st.path, CASE WHEN st.is_binary THEN NULL ELSE st.insertions END, "
-     "CASE WHEN st.is_binary THEN NULL ELSE st.deletions END, st.is_binary, st.old_path "
-     "FROM stage_files st WHERE " S_RANGE " ORDER BY st.commit_id, st.path ON CONFLICT DO NOTHING"},
+     "CASE WHEN st.is_binary THEN NULL ELSE st.deletions END, st.is_binary, st.old_path, "
+     "c.source_id FROM stage_files st JOIN commits c ON c.id = st.commit_id WHERE " S_RANGE
+     " ORDER BY st.commit_id, st.path ON CONFLICT DO NOTHING"},
     //  Flagged unless the same batch sends the commit again after the flag
     {"upd_unreachable", T_UNREACH,
      "UPDATE commits c SET reachable = false, unreachable_since = u.ts "
@@ -213,6 +222,20 @@ static const struct {
      "SELECT st.id, so.id, st.rev, st.language, st.path, st.files, st.blank, st.comment, "
      "st.code, st.ts, st.run "
      "FROM stage_code st " S_SOURCE " WHERE " S_RANGE " ORDER BY st.id ON CONFLICT DO NOTHING"},
+    //  A report's figures: mutable, the newest report of the key wins
+    {"ins_analysis", T_ANALYSIS,
+     "INSERT INTO analysis_summaries AS a (id, source_id, day, since, until, commits, authors, "
+     "files, builds, success_rate, test_runs, tests, code_lines, bus_factor, observed, run_id) "
+     "SELECT DISTINCT ON (st.id) st.id, so.id, st.day::date, st.since, st.until, st.commits, "
+     "st.authors, st.files, st.builds, st.success_rate, st.test_runs, st.tests, st.code_lines, "
+     "st.bus_factor, st.ts, st.run "
+     "FROM stage_analysis st " S_SOURCE " WHERE " S_RANGE
+     " ORDER BY st.id, st.ts DESC, st.ord DESC "
+     "ON CONFLICT (id) DO UPDATE SET commits = excluded.commits, authors = excluded.authors, "
+     "files = excluded.files, builds = excluded.builds, success_rate = excluded.success_rate, "
+     "test_runs = excluded.test_runs, tests = excluded.tests, code_lines = excluded.code_lines, "
+     "bus_factor = excluded.bus_factor, observed = excluded.observed, run_id = excluded.run_id, "
+     "updated = now () WHERE a.observed <= excluded.observed"},
 };
 
 #define S_STATEMENTS (sizeof s_statements / sizeof s_statements[0])
@@ -236,7 +259,8 @@ typedef enum {
     K_BUILD,
     K_TEST,
     K_CODE,
-    K_UNREACH
+    K_UNREACH,
+    K_ANALYSIS
 } s_kind_t;
 
 static const struct {
@@ -253,6 +277,7 @@ static const struct {
     {"ci.test", K_TEST, T_TESTS},
     {"code.stats", K_CODE, T_CODE},
     {"git.unreachable", K_UNREACH, T_UNREACH},
+    {"analysis.summary", K_ANALYSIS, T_ANALYSIS},
 };
 
 #define S_KINDS (sizeof s_kinds / sizeof s_kinds[0])
@@ -786,6 +811,22 @@ s_stage_record (relstore_t *self, s_table_t table, size_t index)
         pgconn_copy_timestamptz_ns (self->conn, record->ts);
         s_field_str (self, body, "sha");
         break;
+    case T_ANALYSIS:
+        s_head (self, T_ANALYSIS, index);
+        pgconn_copy_timestamptz_ns (self->conn, record->ts);
+        s_field_str (self, body, "day");
+        s_field_time_ns (self, body, "since");
+        s_field_time_ns (self, body, "until");
+        s_field_int (self, body, "commits");
+        s_field_int (self, body, "authors");
+        s_field_int (self, body, "files");
+        s_field_int (self, body, "builds");
+        s_field_num (self, body, "success_rate");
+        s_field_int (self, body, "test_runs");
+        s_field_int (self, body, "tests");
+        s_field_int (self, body, "code_lines");
+        s_field_int (self, body, "bus_factor");
+        break;
     case T_COUNT: break;
     }
 }
@@ -1231,6 +1272,24 @@ s_test_case (s_batch_t *b, const char *name, const char *status, double duration
 }
 
 static void
+s_analysis (s_batch_t *b, const char *day, int64_t since, int64_t commits)
+{
+    msgpack_packer *pk = s_begin (b, "analysis.summary", since ? 10 : 9);
+    s_kv_str (pk, "day", day);
+    if (since)
+        s_kv_int (pk, "since", since);
+    s_kv_int (pk, "commits", commits);
+    s_kv_int (pk, "authors", 2);
+    s_kv_int (pk, "files", 3);
+    s_kv_int (pk, "builds", 4);
+    s_kv_num (pk, "success_rate", 0.5);
+    s_kv_int (pk, "test_runs", 5);
+    s_kv_int (pk, "tests", 2);
+    s_kv_int (pk, "bus_factor", 1);
+    s_end (b);
+}
+
+static void
 s_full_batch (s_batch_t *b)
 {
     msgpack_packer *pk = s_begin (b, "run.start", 3);
@@ -1371,6 +1430,29 @@ s_test_basic (relstore_t *store, pgconn_t *pg)
                         "SELECT succeeded || '/' || builds || ' ' || success_rate "
                         "FROM build_success_rate",
                         "1/1 1.0000");
+
+    //  A report's figures: a second report of the same day and period
+    //  replaces the row, an older one delivered late does not; another
+    //  period is a row of its own
+    s_batch_clear (&b);
+    b.ts += 5000;
+    s_analysis (&b, "2024-03-01", 0, 7);
+    s_analysis (&b, "2024-03-01", 1700000000000000000, 8);
+    assert (s_write (store, &b) == 0);
+    s_batch_clear (&b);
+    b.ts += 1000;
+    s_analysis (&b, "2024-03-01", 0, 9);
+    assert (s_write (store, &b) == 0);
+    s_batch_clear (&b);
+    b.ts -= 3000;
+    s_analysis (&b, "2024-03-01", 0, 1);
+    assert (s_write (store, &b) == 0);
+    pgconn_test_expect (pg,
+                        "SELECT string_agg (day || ' ' || coalesce (since::text, '-') || ' ' "
+                        "|| commits || ' ' || success_rate || ' ' || coalesce (code_lines, -1) "
+                        "|| ' ' || source, ',' ORDER BY since NULLS FIRST) FROM analysis_trend",
+                        "2024-03-01 - 9 0.5 -1 repo-a,"
+                        "2024-03-01 2023-11-14 22:13:20+00 8 0.5 -1 repo-a");
     s_batch_destroy (&b);
 }
 

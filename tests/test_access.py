@@ -19,7 +19,7 @@ import psycopg2
 import pytest
 
 from omni import (ROOT, binary, make_record, make_record_metric, private_pg,  # noqa: F401
-                  query, scalar, send, synthetic_commits)
+                  query, record_id, scalar, send, synthetic_commits)
 
 ACME = "github.com/acme/%"
 SOURCES = ["github.com/acme/api", "github.com/acme/web", "github.com/other/tool"]
@@ -46,6 +46,8 @@ RELATIONS = {
     "projects": BY_ID, "source_projects": "x.source LIKE %(p)s",
     "commits_canonical": "x.source LIKE %(p)s", "project_contributors": "x.project LIKE %(p)s",
     "file_churn": "x.source LIKE %(p)s", "code_size": "x.source LIKE %(p)s",
+    # relationald 004: stored analysis results (omni-report --intake)
+    "analysis_summaries": BY_ID, "analysis_trend": "x.source LIKE %(p)s",
     # metricsd: the points and its views
     "points": "x.source LIKE %(p)s",
     "commits_per_day": "x.repository LIKE %(p)s", "commits_per_week": "x.repository LIKE %(p)s",
@@ -143,6 +145,13 @@ def source_frames(src, index):
             frames.append(make_record("ci.test", src, body, started + 1))
     frames.append(make_record("code.stats", src, {"rev": "a" * 40, "language": "C", "files": 3,
                                                   "blank": 1, "comment": 2, "code": 30}, run_ts))
+    # a report's figures for the source (omni-report --intake)
+    figures = {"day": "2024-02-01", "commits": COMMITS_PER_SOURCE, "authors": 1, "files": 2,
+               "builds": 4, "success_rate": 0.5, "test_runs": 12, "tests": 3, "bus_factor": 1}
+    frames.append(msgpack.packb({
+        "v": 1, "id": record_id("analysis.summary", src, ("2024-02-01", None, None)),
+        "kind": "analysis.summary", "src": src, "col": "omni-report", "run": "report-1",
+        "ts": run_ts, "body": figures}, use_bin_type=True))
     for k, name in enumerate(("host.cpu.user", "host.mem.used", "host.load.1")):
         frames.append(make_record_metric(src, (MON + 60 * k) * 10**9, name, float(k + index)))
     frames.append(make_record("run.end", src, {"collector": "git", "source": src, "status": "ok",

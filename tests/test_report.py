@@ -19,14 +19,18 @@ import struct
 import subprocess
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 import zlib
 from collections import Counter, defaultdict
 from decimal import ROUND_HALF_UP, Decimal
 
+import msgpack
 import pytest
 
-from omni import binary, free_port, http_get, make_record, make_record_metric, query, send
+from omni import (archive_lines, binary, free_port, http_get, make_record, make_record_metric,
+                  query, record_id, send)
+from test_documentd import mongo_db, mongo_uri  # noqa: F401 (fixtures)
 
 DAY = 86400
 MON = 1_704_067_200  # Monday 2024-01-01 00:00 UTC
@@ -35,6 +39,13 @@ HOST = "sample-host"
 CI_ONLY = "ci-only"
 CROWD = "file:///srv/repos/crowd"
 CROWD_AUTHORS = 130
+# Per-project access: two sources of one team and one of another
+ACME = "github.com/acme/%"
+ACME_SOURCES = {"github.com/acme/api": 4, "github.com/acme/web": 2}  # commits each
+OTHER = "github.com/other/tool"
+# stored figures of earlier reports: (day, since, bus factor, success rate)
+HISTORY = [("2024-02-01", None, 3, 0.5), ("2024-02-08", None, 2, 0.6667),
+           ("2024-02-08", MON * 10**9, 1, 1.0)]
 
 HOSTILE = '<script>document.title="pwned"</script>'
 AUTHORS = [("Alice", "alice@example.org"), (HOSTILE, "mallory@example.org"),
@@ -97,9 +108,15 @@ def history():
                 "insertions": sum(f["insertions"] for f in files),
                 "deletions": sum(f["deletions"] for f in files), "files": files})
             n += 1
-    # builds: (week, status, sha index); two builds of commit 1 (the flaky one)
+    # The first commit's author under an old name and e-mail that the
+    # .mailmap maps to Alice: counted as Alice, as the views count her
+    commits[0].update({"author_name": "A. Old", "author_email": "alice@old.example",
+                       "author_name_mailmap": "Alice",
+                       "author_email_mailmap": "alice@example.org"})
+    # builds: (week, status, sha index); two builds of commit 1 (the flaky one);
+    # one still running (status other: no result, out of the success rate)
     plan = [(0, "success", 0), (0, "failure", 1), (0, "success", 1), (1, "success", 2),
-            (1, "cancelled", 2), (3, "failure", 3), (3, "success", 4)]
+            (1, "cancelled", 2), (3, "failure", 3), (3, "success", 4), (3, "other", 4)]
     builds = []
     for i, (week, status, c) in enumerate(plan):
         started = MON + week * 7 * DAY + DAY + i * 3600
@@ -108,7 +125,7 @@ def history():
                        "duration": 60.0 + i})
     tests = []
     for b in builds:
-        if b["status"] == "cancelled":
+        if b["status"] in ("cancelled", "other"):
             continue
         i = int(b["build_id"])
         start = b["started"]
@@ -133,8 +150,33 @@ def history():
     return commits, builds, tests, snapshots, host
 
 
+def email(c):
+    """The canonical e-mail (the .mailmap's when it has one)."""
+    return c.get("author_email_mailmap", c["author_email"])
+
+
+def plain_commit(src, n, when, author, address, files=()):
+    return {"sha": sha_of(n, src), "parents": [], "author_name": author,
+            "author_email": address, "author_time": when, "author_tz": 0,
+            "committer_name": "x", "committer_email": "x@x", "committer_time": when,
+            "committer_tz": 0, "message": "m", "files_changed": len(files),
+            "insertions": sum(f["insertions"] for f in files),
+            "deletions": sum(f["deletions"] for f in files), "files": list(files)}
+
+
 def frames_of(commits, builds, tests, snapshots, host):
     frames = [make_record("git.commit", REPO, c, c["committer_time"] * 10**9) for c in commits]
+    # A commit amended away: sent, then no longer reachable. The views (and
+    # so the report) leave it out; it sits in week 1, which stays empty.
+    ghost = plain_commit(REPO, 999, MON + 8 * DAY, "Ghost", "ghost@example.org",
+                         [{"path": "src/ghost.c", "insertions": 5, "deletions": 0,
+                           "binary": False}])
+    frames.append(make_record("git.commit", REPO, ghost, ghost["committer_time"] * 10**9))
+    at = (MON + 9 * DAY) * 10**9
+    frames.append(msgpack.packb({
+        "v": 1, "id": record_id("git.unreachable", REPO, (ghost["sha"], at)),
+        "kind": "git.unreachable", "src": REPO, "col": "git", "run": "run-2", "ts": at,
+        "body": {"sha": ghost["sha"]}}, use_bin_type=True))
     frames += [make_record("ci.build", REPO, b, b["started"]) for b in builds]
     frames += [make_record("ci.test", REPO, t, when) for t, when in tests]
     for rev, when, langs in snapshots:
@@ -147,6 +189,18 @@ def frames_of(commits, builds, tests, snapshots, host):
         frames.append(make_record("code.stats", REPO, body, when * 10**9))
     for t, values in host:
         frames += [make_record_metric(HOST, t, name, v) for name, v in values.items()]
+    # Figures stored by two earlier reports of the whole history (omni-report
+    # --intake), and one of a period, which the history leaves out
+    for day, since, bus, success in HISTORY:
+        body = {"day": day, "commits": 10, "authors": 5, "files": 4, "builds": 6,
+                "success_rate": success, "test_runs": 20, "tests": 3, "bus_factor": bus}
+        if since:
+            body["since"] = since
+        at = (MON + 40 * DAY) * 10**9
+        frames.append(msgpack.packb({
+            "v": 1, "id": record_id("analysis.summary", REPO, (day, since, None)),
+            "kind": "analysis.summary", "src": REPO, "col": "omni-report", "run": "r", "ts": at,
+            "body": body}, use_bin_type=True))
     # a CI-only project, and a crowd of one-commit authors
     for i in range(3):
         b = {"pipeline": "nightly", "build_id": str(i), "status": "success" if i else "failure",
@@ -157,12 +211,20 @@ def frames_of(commits, builds, tests, snapshots, host):
         frames.append(make_record("ci.test", CI_ONLY, t, b["started"] + 1))
     for i in range(CROWD_AUTHORS):
         when = MON + i * 3600
-        body = {"sha": sha_of(i, CROWD), "parents": [], "author_name": f"Crowd Member {i:03d}",
-                "author_email": f"m{i:03d}@crowd.example", "author_time": when, "author_tz": 0,
-                "committer_name": "x", "committer_email": "x@x", "committer_time": when,
-                "committer_tz": 0, "message": "m", "files_changed": 0, "insertions": 0,
-                "deletions": 0}
+        body = plain_commit(CROWD, i, when, f"Crowd Member {i:03d}", f"m{i:03d}@crowd.example")
         frames.append(make_record("git.commit", CROWD, body, when * 10**9))
+    # The teams' sources: commits, a build and host points each
+    for k, (src, n) in enumerate([*ACME_SOURCES.items(), (OTHER, 3)]):
+        for i in range(n):
+            when = MON + k * DAY + i * 3600
+            body = plain_commit(src, i, when, f"Dev {k}{i}", f"dev{k}{i}@{src.split('/')[1]}.example",
+                                [{"path": f"f{i}.c", "insertions": i + 1, "deletions": 0,
+                                  "binary": False}])
+            frames.append(make_record("git.commit", src, body, when * 10**9))
+        b = {"pipeline": "ci", "build_id": "1", "status": "success", "sha": sha_of(0, src),
+             "started": (MON + k * DAY) * 10**9}
+        frames.append(make_record("ci.build", src, b, b["started"]))
+        frames.append(make_record_metric(src, (MON + k * DAY) * 10**9, "host.load.1", 1.0 + k))
     return frames
 
 
@@ -190,8 +252,10 @@ def store():
         data = history()
         frames = frames_of(*data)
         send(p.intake, frames)
-        rel = sum(1 for f in frames if b"\xa4kind\xa6metric" not in f)
-        met = sum(1 for f in frames if b"code.stats" not in f)
+        # ingestd routes each kind to the writers that store it (proto/kinds.c)
+        kinds = [msgpack.unpackb(f)["kind"] for f in frames]
+        rel = sum(k != "metric" for k in kinds)
+        met = sum(k in ("metric", "git.commit", "ci.build", "ci.test") for k in kinds)
         p.wait_acked("relational", rel)
         p.wait_acked("metrics", met)
         yield {"dsn": dsn, "workdir": workdir, "data": data}
@@ -230,10 +294,11 @@ def rows(doc, section, table):
 def expected(data):
     commits, builds, tests, snapshots, host = data
     e = {}
-    emails = Counter(c["author_email"] for c in commits)
+    emails = Counter(email(c) for c in commits)
     latest = snapshots[-1][2]
     ran = [t for t, _ in tests]
-    builds_ok = [b for b in builds if b["status"] != "cancelled"]
+    # success rate = succeeded / (succeeded + failed), as build_success_rate
+    builds_ok = [b for b in builds if b["status"] in ("success", "failure")]
     e["summary"] = {
         "commits": len(commits), "authors": len(emails),
         "files": len({f["path"] for c in commits for f in c["files"]}),
@@ -248,7 +313,7 @@ def expected(data):
     for w in range(last + 1):
         cs = [c for c in commits if (c["author_time"] - MON) // (7 * DAY) == w]
         weeks.append({"week": str(ts(MON + w * 7 * DAY).date()), "commits": len(cs),
-                      "authors": len({c["author_email"] for c in cs}),
+                      "authors": len({email(c) for c in cs}),
                       "insertions": sum(c["insertions"] for c in cs),
                       "deletions": sum(c["deletions"] for c in cs)})
     e["weeks"] = weeks
@@ -271,7 +336,7 @@ def expected(data):
     bweeks = []
     for w in range(4):
         bs = [b for b in builds if (b["started"] // 10**9 - MON) // (7 * DAY) == w]
-        ok = [b for b in bs if b["status"] != "cancelled"]
+        ok = [b for b in bs if b["status"] in ("success", "failure")]
         bweeks.append({"week": str(ts(MON + w * 7 * DAY).date()), "builds": len(bs),
                        "succeeded": sum(b["status"] == "success" for b in bs),
                        "failed": sum(b["status"] == "failure" for b in bs),
@@ -307,9 +372,15 @@ def test_json_numbers_equal_expected_and_sql(store):
     doc = json_report(dsn, "--source=%sample%", "--project=sample")
     assert doc["project"] == "sample" and doc["pattern"] == "%sample%"
     s = doc["sections"]
-    assert list(s) == ["summary", "activity", "contributors", "churn", "ci", "code", "host"]
+    assert list(s) == ["summary", "activity", "contributors", "churn", "ci", "code", "host",
+                       "history"]
     assert all(sec["empty"] is None for sec in s.values()), {k: v["empty"] for k, v in s.items()}
     assert s["summary"]["figures"] == e["summary"]
+    # the per-source table: the same figures, here for the one source
+    assert rows(doc, "summary", "sources") == [
+        {"source": REPO, **{k: e["summary"][k] for k in (
+            "commits", "authors", "files", "builds", "success_rate", "test_runs", "tests",
+            "code_lines")}, "bus_factor": e["bus_factor"]}]
     assert rows(doc, "summary", "build_outcomes") == [
         {"status": st, "builds": n} for st, n in
         sorted(Counter(b["status"] for b in data[1]).items(), key=lambda x: (-x[1], x[0]))]
@@ -344,6 +415,15 @@ def test_json_numbers_equal_expected_and_sql(store):
         (REPO,))}
     assert {(w["week"], w["builds"]): w["success_rate"] for w in rows(doc, "ci", "weekly")
             if w["builds"]} == view
+    assert [w["success_rate"] for w in rows(doc, "ci", "weekly")] == [
+        rate(2, 3), 1.0, None, rate(1, 2)]  # the running build is left out
+    # and metricsd's build_success_weekly agrees (it has no point for a
+    # build without a result)
+    view = {r[0]: round(float(r[1]), 4) for r in query(dsn, """
+        SELECT week::date::text, success_rate FROM build_success_weekly WHERE source = %s""",
+        (REPO,))}
+    assert {w["week"]: w["success_rate"] for w in rows(doc, "ci", "weekly")
+            if w["success_rate"] is not None} == view
     slow = rows(doc, "ci", "slowest")
     assert [(r["name"], r["runs"], r["avg_duration"], r["max_duration"]) for r in slow] == \
         e["slowest"]
@@ -378,6 +458,11 @@ def test_json_numbers_equal_expected_and_sql(store):
                percentile_cont(0.95) WITHIN GROUP (ORDER BY load_1)
         FROM host_per_minute WHERE host = %s GROUP BY 1""", (HOST,))}
     assert {r["day"]: (r["cpu_p50"], r["load_p95"]) for r in host} == view
+
+    # the figures of earlier reports (whole history only), as stored
+    assert [(r["day"], r["source"], r["bus_factor"], r["success_rate"])
+            for r in rows(doc, "history", "reports")] == [
+        (day, REPO, bus, success) for day, since, bus, success in HISTORY if since is None]
 
     # every chart draws columns of a table of its section
     for sec in s.values():
@@ -607,7 +692,7 @@ def test_html_in_chromium(store, workdir):
             const r = s.getBoundingClientRect();
             return {id: s.parentNode.dataset.chart, x: r.x + scrollX, y: r.y + scrollY,
                     w: r.width, h: r.height}; })""")
-        assert len(charts) == 11, charts
+        assert len(charts) == 13, charts
         for c in charts:
             assert c["w"] > 300 and c["h"] > 100, c
             shot = browser.call("Page.captureScreenshot", format="png", captureBeyondViewport=True,
@@ -644,7 +729,7 @@ def test_pdf_text_and_pages(store, workdir):
     path = os.path.join(workdir, "sample.pdf")
     report(dsn, "pdf", "--source=%sample%", "-o", path)
     pages = pdf_pages(path)
-    assert pages >= 7  # each section starts a page
+    assert pages >= 8  # each section starts a page
     text = subprocess.run(["pdftotext", "-layout", path, "-"], capture_output=True, text=True,
                           check=True).stdout
     for label, key in (("Commits", "commits"), ("Authors", "authors"),
@@ -659,7 +744,8 @@ def test_pdf_text_and_pages(store, workdir):
     for n in range(1, pages + 1):
         assert f"page {n}" in text
     for title in ("Summary", "Commit activity per week", "Contributors", "Churn",
-                  "Continuous integration", "Code composition", "Host performance"):
+                  "Continuous integration", "Code composition", "Host performance",
+                  "Figures across reports"):
         assert title in text
 
     # a long contributor table goes on over pages, header repeated: the
@@ -693,7 +779,8 @@ def test_dashboard(store, workdir):
         base = re.match(r"listening on (http://127\.0\.0\.1:\d+)/", line).group(1)
         status, body = http_get(base + "/json/")
         assert status == 200
-        assert json.loads(body)["projects"] == sorted([REPO, HOST, CI_ONLY, CROWD])
+        assert json.loads(body)["projects"] == sorted([REPO, HOST, CI_ONLY, CROWD, OTHER,
+                                                       *ACME_SOURCES])
         status, body = http_get(base + "/")
         assert status == 200 and "/p/file%3A%2F%2F%2Fsrv%2Frepos%2Fsample" in body
         started = time.monotonic()
@@ -730,3 +817,232 @@ def test_dashboard(store, workdir):
     finally:
         proc.terminate()
         assert proc.wait(10) == 0
+
+
+# ---------------------------------------------------------------------------
+# Per-project access: the report and the dashboard as login roles
+
+
+def serve(dsn, *args):
+    """A dashboard as the role of dsn; its base URL and process."""
+    proc = subprocess.Popen([binary("omni-report"), "serve", "--http=127.0.0.1:0",
+                             f"--dsn={dsn}", "--statement-timeout=10s", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()
+    m = re.match(r"listening on (http://127\.0\.0\.1:\d+)/", line)
+    if not m:
+        proc.kill()
+        proc.wait()
+        raise AssertionError(f"omni-report serve did not start: {line!r} {proc.stderr.read()}")
+    return m.group(1), proc
+
+
+def stop(proc):
+    proc.terminate()
+    assert proc.wait(10) == 0
+    proc.stdout.close()
+    proc.stderr.close()
+
+
+def test_roles_see_only_their_projects(store, workdir):
+    """A role granted github.com/acme/% (omnictl grant) gets, for --source=%,
+    exactly the report the owner gets for the acme pattern, and a dashboard
+    that lists the acme sources only; a role whose grant was revoked gets an
+    empty report and index, and a role never granted anything too (its
+    sections say it may not read the tables): exit 0, not an error."""
+    from test_access import Roles, as_role, omnictl
+    dsn = store["dsn"]
+    roles = Roles(dsn)
+    try:
+        team = roles.make("acme")
+        rc, out, err = omnictl("grant", team, ACME, f"--dsn={dsn}")
+        assert rc == 0 and "2 of" in out, err
+        revoked = roles.make("revoked")
+        assert omnictl("grant", revoked, ACME, f"--dsn={dsn}")[0] == 0
+        assert omnictl("revoke", revoked, ACME, f"--dsn={dsn}")[0] == 0
+        nobody = roles.make("nobody")
+
+        def same(doc):
+            return {k: v for k, v in doc.items() if k not in ("generated", "pattern", "project")}
+
+        mine = json_report(as_role(dsn, team), "--source=%")
+        owner = json_report(dsn, f"--source={ACME}")
+        assert same(mine) == same(owner)
+        figures = mine["sections"]["summary"]["figures"]
+        assert figures["commits"] == sum(ACME_SOURCES.values()) and figures["builds"] == 2
+        assert [r["source"] for r in rows(mine, "summary", "sources")] == sorted(ACME_SOURCES)
+        assert {r["author_email"].split("@")[1] for r in rows(mine, "contributors", "top")} == \
+            {"acme.example"}
+        assert [r["load_p50"] for r in rows(mine, "host", "daily")] == [1.0, 2.0]
+        # the HTML of everything, as the team: not a trace of the others
+        path = os.path.join(workdir, "team.html")
+        report(as_role(dsn, team), "html", "--source=%", "-o", path)
+        html = open(path, encoding="utf-8").read()
+        assert "github.com/acme/api" in html and "dev00@acme.example" in html
+        for theirs in (OTHER, "other.example", "alice@example.org", "m000@crowd.example", HOST):
+            assert theirs not in html, theirs
+
+        for role, why in ((revoked, "no commits"), (nobody, "may not read")):
+            doc = json_report(as_role(dsn, role), "--source=%")
+            # zeros where it may read the tables, no figure where it may not
+            assert doc["sections"]["summary"]["figures"].get("commits", 0) == 0, role
+            for sec in doc["sections"].values():
+                assert sec["empty"] and not sec["tables"], (role, sec)
+            assert why in doc["sections"]["activity"]["empty"]
+
+        base, proc = serve(as_role(dsn, team))
+        try:
+            status, body = http_get(base + "/json/")
+            assert status == 200 and json.loads(body)["projects"] == sorted(ACME_SOURCES)
+            status, body = http_get(base + "/")
+            assert status == 200 and "github.com%2Facme%2Fapi" in body and "other" not in body
+            # a source of another team: a page of zeros, nothing of it
+            status, body = http_get(base + "/json/" + urllib.parse.quote(OTHER, safe=""))
+            assert status == 200
+            assert json.loads(body)["sections"]["summary"]["figures"]["commits"] == 0
+        finally:
+            stop(proc)
+        for role in (revoked, nobody):
+            base, proc = serve(as_role(dsn, role))
+            try:
+                status, body = http_get(base + "/json/")
+                assert status == 200 and json.loads(body)["projects"] == [], body
+                status, body = http_get(base + "/")
+                assert status == 200 and "no project yet" in body
+            finally:
+                stop(proc)
+    finally:
+        # the grants table is dropped with the database; the roles are the cluster's
+        roles.drop()
+
+
+# ---------------------------------------------------------------------------
+# Stored analysis results: --intake through the real pipeline
+
+
+def test_figures_stored_through_the_pipeline(pipeline, pg_database, mongo_db):
+    """omni-report --intake sends each source's figures as an analysis.summary
+    record through ingestd: a row of analysis_summaries in PostgreSQL (and of
+    the analysis_trend view), a document in MongoDB, a line in the archive.
+    A second report of the same day and period replaces the first in every
+    store; another period is a record of its own."""
+    mongo_uri, mongo_name, mongo = mongo_db
+    p = pipeline(writers=("archive", "relational", "document"))
+    p.ingestd.start()
+    p.archiverd().start()
+    p.writer("relationald", [f"--dsn={pg_database}"]).start()
+    p.writer("documentd", [f"--uri={mongo_uri}", f"--database={mongo_name}"],
+             binary_name="documentd").start()
+    src = "github.com/acme/api"
+    commits = [plain_commit(src, i, MON + i * DAY, f"Dev {i % 2}", f"dev{i % 2}@acme.example")
+               for i in range(3)]
+    build = {"pipeline": "ci", "build_id": "1", "status": "success", "started": MON * 10**9}
+    frames = [make_record("git.commit", src, c, c["author_time"] * 10**9) for c in commits]
+    frames.append(make_record("ci.build", src, build, build["started"]))
+    send(p.intake, frames)
+    sent = len(frames)
+    for writer in ("archive", "relational", "document"):
+        p.wait_acked(writer, sent)
+
+    def report_and_store(*args):
+        nonlocal sent
+        out = report(pg_database, "json", "-o", "-", f"--source={src}",
+                     f"--intake={p.intake}", *args)
+        assert "1 analysis.summary records accepted" in out.stderr, out.stderr
+        sent += 1
+        for writer in ("archive", "relational", "document"):
+            p.wait_acked(writer, sent)
+        return json.loads(out.stdout)
+
+    doc = report_and_store()
+    shown = rows(doc, "summary", "sources")
+    assert shown == [{"source": src, "commits": 3, "authors": 2, "files": 0, "builds": 1,
+                      "success_rate": 1.0, "test_runs": 0, "tests": 0, "code_lines": None,
+                      "bus_factor": 1}]
+    columns = ["commits", "authors", "files", "builds", "success_rate", "test_runs", "tests",
+               "code_lines", "bus_factor"]
+    today = datetime.datetime.now(datetime.timezone.utc).date()
+
+    def stored():
+        return query(pg_database, f"""SELECT source, day, since, {", ".join(columns)}, project
+                                     FROM analysis_trend ORDER BY since NULLS FIRST""")
+    assert stored() == [(src, today, None, *[shown[0][c] for c in columns], src)]
+    lines = [line for line in archive_lines(p.archive_dir) if line["kind"] == "analysis.summary"]
+    assert len(lines) == 1 and lines[0]["src"] == src
+    assert lines[0]["body"] == {"day": str(today), **{c: shown[0][c] for c in columns
+                                                      if shown[0][c] is not None}}
+    docs = list(mongo["analysis_summaries"].find({}))
+    assert len(docs) == 1 and docs[0]["src"] == src and docs[0]["body"]["commits"] == 3
+
+    # A fourth commit, reported again the same day: replaced, not added
+    late = plain_commit(src, 3, MON + 3 * DAY, "Dev 2", "dev2@acme.example")
+    send(p.intake, [make_record("git.commit", src, late, late["author_time"] * 10**9)])
+    sent += 1
+    for writer in ("archive", "relational", "document"):
+        p.wait_acked(writer, sent)
+    report_and_store()
+    assert [(r[0], r[3], r[4]) for r in stored()] == [(src, 4, 3)]
+    assert [d["body"]["commits"] for d in mongo["analysis_summaries"].find({})] == [4]
+    lines = [line for line in archive_lines(p.archive_dir) if line["kind"] == "analysis.summary"]
+    assert [line["body"]["commits"] for line in lines] == [3, 4]  # the archive keeps both
+    assert lines[0]["id"] == lines[1]["id"]
+
+    # Another period: a row of its own, its start stored
+    report_and_store("--since=2024-01-02")
+    rows_now = stored()
+    assert [(r[2], r[3]) for r in rows_now] == [
+        (None, 4), (datetime.datetime(2024, 1, 2, tzinfo=datetime.timezone.utc), 3)]
+    assert mongo["analysis_summaries"].count_documents({}) == 2
+    # the record's key is (source, day, since, until): ids differ
+    assert len({line["id"] for line in archive_lines(p.archive_dir)
+                if line["kind"] == "analysis.summary"}) == 2
+
+    # ingestd away: the report is written, the figures are not, exit 1
+    port = free_port()
+    out = report(pg_database, "json", "-o", os.path.join(p.workdir, "r.json"), f"--source={src}",
+                 f"--intake=tcp://127.0.0.1:{port}", "--give-up=300ms", check=False)
+    assert out.returncode == 1 and "figures not stored" in out.stderr, out.stderr
+    assert os.path.exists(os.path.join(p.workdir, "r.json"))
+
+
+def execute(dsn, sql, params=None):
+    import psycopg2
+    conn = psycopg2.connect(dsn)
+    try:
+        conn.autocommit = True
+        conn.cursor().execute(sql, params)
+    finally:
+        conn.close()
+
+
+def test_dashboard_cache(store):
+    """serve --cache: a report page built once is served again from memory
+    until it is that old; without it, every request reads the store."""
+    dsn = store["dsn"]
+    path = "/json/" + urllib.parse.quote(REPO, safe="")
+    cached, cached_proc = serve(dsn, "--cache=1h")
+    live, live_proc = serve(dsn)
+    try:
+        def builds(base):
+            status, body = http_get(base + path)
+            assert status == 200
+            doc = json.loads(body)
+            return doc["sections"]["summary"]["figures"]["builds"], doc["generated"]
+
+        before, stamp = builds(cached)
+        assert builds(live)[0] == before
+        execute(dsn, """INSERT INTO ci_builds (id, source_id, pipeline, build_id, status, observed,
+                                             run_id)
+                      SELECT '\\x00112233445566778899aabbccddeeff', id, 'probe', '1', 'success',
+                             now (), 'probe' FROM sources WHERE name = %s""", (REPO,))
+        try:
+            assert builds(cached) == (before, stamp)  # the same page, as it was built
+            assert builds(live)[0] == before + 1
+            # another period is another page
+            status, body = http_get(cached + path + "?since=2000-01-01")
+            assert json.loads(body)["sections"]["summary"]["figures"]["builds"] == before + 1
+        finally:
+            execute(dsn, "DELETE FROM ci_builds WHERE pipeline = 'probe'")
+    finally:
+        stop(cached_proc)
+        stop(live_proc)

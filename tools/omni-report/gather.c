@@ -19,45 +19,128 @@
     "($2::timestamptz IS NULL OR " col " >= $2::timestamptz) AND ($3::timestamptz IS NULL OR " col \
     " < $3::timestamptz)"
 
+//  The commits the views count (docs/queries.md, "Which commits count"):
+//  reachable ones, with the .mailmap's canonical author (`author`, `email`)
+//  and the source's name (`source`); a security_invoker view, so the role's
+//  row-level security applies through it. Only the columns the report
+//  uses: the CTE is materialized, and messages and parents would make it
+//  several times wider.
 #define S_COMMITS                                                                                  \
-    "WITH c AS (SELECT c.* FROM commits c JOIN sources s ON s.id = c.source_id "                   \
-    "WHERE s.name LIKE $1 AND " S_RANGE ("c.author_time") ") "
+    "WITH c AS (SELECT c.id, c.source_id, c.source, c.sha, c.author, c.email, c.author_time, "     \
+    "c.insertions, c.deletions FROM commits_canonical c "                                          \
+    "WHERE c.source LIKE $1 AND " S_RANGE ("c.author_time") ") "
+
+//  The changed files of those commits: commit_files carries its commit's
+//  source (migration 4), so the files of other sources are left out by a
+//  hashed look-up of a few source ids before the join.
+#define S_FILES                                                                                    \
+    "commit_files f JOIN c ON c.id = f.commit_id "                                                 \
+    "WHERE f.source_id IN (SELECT s.id FROM sources s WHERE s.name LIKE $1)"
 
 //  A build's time is its start, else its end, else when it was observed,
 //  as in build_success_rate and metricsd's derivation.
 #define S_BUILDS                                                                                   \
-    "b AS (SELECT b.*, coalesce (b.started, b.finished, b.observed) AS at FROM ci_builds b "       \
-    "JOIN sources s ON s.id = b.source_id WHERE s.name LIKE $1 AND "                               \
+    "b AS (SELECT b.*, s.name AS source, coalesce (b.started, b.finished, b.observed) AS at "      \
+    "FROM ci_builds b JOIN sources s ON s.id = b.source_id WHERE s.name LIKE $1 AND "              \
     "" S_RANGE ("coalesce (b.started, b.finished, b.observed)") ") "
 
+//  The columns the report uses (failure messages would make it wide)
 #define S_TESTS                                                                                    \
-    "t AS (SELECT t.* FROM ci_tests t JOIN sources s ON s.id = t.source_id "                       \
+    "t AS (SELECT t.source_id, t.suite, t.class, t.name, t.status, t.duration, t.pipeline, "       \
+    "t.build_id, s.name AS source FROM ci_tests t JOIN sources s ON s.id = t.source_id "           \
     "WHERE s.name LIKE $1 AND " S_RANGE ("t.observed") ") "
 
 //  Code counts per snapshot (a revision of a source); the language totals
 //  are the records without a path.
 #define S_SNAPSHOTS                                                                                \
-    "snaps AS (SELECT cs.source_id, cs.rev, max (cs.observed) AS at FROM code_stats cs "           \
-    "JOIN sources s ON s.id = cs.source_id WHERE s.name LIKE $1 AND cs.path IS NULL AND "          \
-    "" S_RANGE (                                                                                   \
-        "cs.observed") " GROUP BY 1, 2), "                                                         \
-                       "latest AS (SELECT DISTINCT ON (source_id) source_id, rev FROM snaps "      \
+    "snaps AS (SELECT cs.source_id, s.name AS source, cs.rev, max (cs.observed) AS at "            \
+    "FROM code_stats cs JOIN sources s ON s.id = cs.source_id "                                    \
+    "WHERE s.name LIKE $1 AND cs.path IS NULL AND " S_RANGE (                                      \
+        "cs.observed") " GROUP BY 1, 2, 3), "                                                      \
+                       "latest AS (SELECT DISTINCT ON (source_id) source_id, source, rev FROM "    \
+                       "snaps "                                                                    \
                        "ORDER BY source_id, at DESC, rev) "
 
-static const char *s_summary_sql = S_COMMITS
-    ", " S_BUILDS ", " S_TESTS ", " S_SNAPSHOTS "SELECT (SELECT count(*) FROM c) AS commits, "
-    "(SELECT count(DISTINCT author_email) FROM c) AS authors, "
-    "(SELECT count(DISTINCT f.path) FROM commit_files f JOIN c ON c.id = f.commit_id) AS files, "
-    "(SELECT min (author_time) FROM c) AS first_commit, "
-    "(SELECT max (author_time) FROM c) AS last_commit, "
-    "(SELECT count(*) FROM b) AS builds, "
-    "(SELECT round (count(*) FILTER (WHERE status = 'success')::numeric "
-    "  / nullif (count(*) FILTER (WHERE status <> 'cancelled'), 0), 4) FROM b) AS success_rate, "
-    "(SELECT count(*) FROM t) AS test_runs, "
-    "(SELECT count(DISTINCT suite || E'\\x01' || coalesce (class, '') || E'\\x01' || name) "
-    "  FROM t) AS tests, "
-    "(SELECT sum (cs.code) FROM code_stats cs JOIN latest USING (source_id, rev) "
-    "  WHERE cs.path IS NULL) AS code_lines";
+//  success_rate = succeeded / (succeeded + failed): cancelled builds and
+//  builds without a result (status other) are left out, as in relationald's
+//  build_success_rate and metricsd's build_success_weekly.
+#define S_SUCCESS_RATE                                                                             \
+    "round (count(*) FILTER (WHERE status = 'success')::numeric "                                  \
+    "  / nullif (count(*) FILTER (WHERE status IN ('success', 'failure')), 0), 4)"
+
+//  The bus factor: the fewest authors whose commits make at least half
+//  (authors by canonical e-mail), per key k of the counts `a (k, n)`. Ties
+//  in the order do not change it.
+#define S_BUS(A)                                                                                   \
+    "bf AS (SELECT k, min (r) AS bus_factor FROM (SELECT k, "                                      \
+    "row_number () OVER (PARTITION BY k ORDER BY n DESC) AS r, "                                   \
+    "sum (n) OVER (PARTITION BY k ORDER BY n DESC ROWS UNBOUNDED PRECEDING) AS cum, "              \
+    "sum (n) OVER (PARTITION BY k) AS total FROM (" A ") a) r "                                    \
+    "WHERE 2 * cum >= total GROUP BY k) "
+
+//  The key of a row of GROUPING SETS ((), (source)): NULL for the whole
+//  pattern, else the source.
+#define S_K "CASE WHEN grouping (source) = 0 THEN source END"
+
+//  The headline figures, for the whole pattern (the first row, source
+//  NULL) and for each source (the next rows, by name), from one statement:
+//  the summary and its per-source table cannot count differently. Distinct
+//  counts go through small pre-aggregates per source (authors, paths, test
+//  cases), not through sorts of every commit, file or test run.
+static const char *s_figures_sql = S_COMMITS
+    ", " S_BUILDS ", " S_TESTS ", " S_SNAPSHOTS ", "
+    "ae AS (SELECT source, email, count(*) AS n, min (author_time) AS lo, "
+    "max (author_time) AS hi FROM c GROUP BY source, email), "
+    "cc AS (SELECT " S_K " AS k, sum (n) AS commits, count(DISTINCT email) AS authors, "
+    "min (lo) AS first_commit, max (hi) AS last_commit FROM ae "
+    "GROUP BY GROUPING SETS ((), (source))), "
+    "fp AS (SELECT DISTINCT c.source, f.path FROM " S_FILES "), "
+    "ff AS (SELECT " S_K " AS k, count(DISTINCT path) AS files FROM fp "
+    "GROUP BY GROUPING SETS ((), (source))), "
+    "bb AS (SELECT " S_K " AS k, count(*) AS builds, " S_SUCCESS_RATE " AS success_rate "
+    "FROM b GROUP BY GROUPING SETS ((), (source))), "
+    "tc AS (SELECT source, suite, class, name, count(*) AS n FROM t "
+    "GROUP BY source, suite, class, name), "
+    "tt AS (SELECT " S_K " AS k, sum (n) AS test_runs, "
+    "count(DISTINCT suite || E'\\x01' || coalesce (class, '') || E'\\x01' || name) AS tests "
+    "FROM tc GROUP BY GROUPING SETS ((), (source))), "
+    "kk AS (SELECT " S_K " AS k, sum (cs.code) AS code_lines FROM code_stats cs "
+    "JOIN latest USING (source_id, rev) WHERE cs.path IS NULL "
+    "GROUP BY GROUPING SETS ((), (source))), " S_BUS (
+        "SELECT " S_K " AS k, email, sum (n) AS n FROM ae "
+        "GROUP BY GROUPING SETS ((email), (source, email))") ", "
+                                                             "keys AS (SELECT NULL::text AS k "
+                                                             "UNION SELECT k FROM cc UNION SELECT "
+                                                             "k FROM bb "
+                                                             "UNION SELECT k FROM tt UNION SELECT "
+                                                             "k FROM kk) "
+                                                             "SELECT keys.k AS source, coalesce "
+                                                             "(cc.commits, 0) AS commits, "
+                                                             "coalesce (cc.authors, 0) AS authors, "
+                                                             "coalesce (ff.files, 0) AS files, "
+                                                             "coalesce (bb.builds, 0) AS builds, "
+                                                             "bb.success_rate, "
+                                                             "coalesce (tt.test_runs, 0) AS "
+                                                             "test_runs, coalesce (tt.tests, 0) AS "
+                                                             "tests, kk.code_lines, "
+                                                             "bf.bus_factor, cc.first_commit, "
+                                                             "cc.last_commit FROM keys "
+                                                             "LEFT JOIN cc ON cc.k IS NOT DISTINCT "
+                                                             "FROM keys.k "
+                                                             "LEFT JOIN ff ON ff.k IS NOT DISTINCT "
+                                                             "FROM keys.k "
+                                                             "LEFT JOIN bb ON bb.k IS NOT DISTINCT "
+                                                             "FROM keys.k "
+                                                             "LEFT JOIN tt ON tt.k IS NOT DISTINCT "
+                                                             "FROM keys.k "
+                                                             "LEFT JOIN kk ON kk.k IS NOT DISTINCT "
+                                                             "FROM keys.k "
+                                                             "LEFT JOIN bf ON bf.k IS NOT DISTINCT "
+                                                             "FROM keys.k ORDER BY keys.k NULLS "
+                                                             "FIRST";
+
+//  The columns of the per-source table: the first ones of s_figures_sql
+#define S_SOURCE_COLUMNS 10
 
 static const char *s_outcomes_sql =
     "WITH " S_BUILDS "SELECT status, count(*) AS builds FROM b GROUP BY status "
@@ -67,39 +150,32 @@ static const char *s_outcomes_sql =
     S_COMMITS ", r AS (SELECT date_trunc ('week', min (author_time AT TIME ZONE 'UTC')) AS lo, "   \
               "date_trunc ('week', max (author_time AT TIME ZONE 'UTC')) AS hi FROM c), "          \
               "w AS (SELECT g::date AS week FROM r, generate_series (r.lo, r.hi, '1 week') g) "    \
-              "SELECT w.week, count(c.id) AS commits, count(DISTINCT c.author_email) AS authors, " \
+              "SELECT w.week, count(c.id) AS commits, count(DISTINCT c.email) AS authors, "        \
               "coalesce (sum (c.insertions), 0) AS insertions, "                                   \
               "coalesce (sum (c.deletions), 0) AS deletions "                                      \
               "FROM w LEFT JOIN c ON date_trunc ('week', c.author_time AT TIME ZONE 'UTC')::date " \
               "= w.week GROUP BY w.week ORDER BY w.week"
 
+//  One statement for two sections: activity shows its first three columns
+//  (commits and authors), churn all of them.
 static const char *s_weekly_sql = S_WEEKLY;
 
-//  Churn has its own section: activity keeps the commits and authors.
-static const char *s_activity_sql =
-    "SELECT week, commits, authors FROM (" S_WEEKLY ") x ORDER BY week";
-
 static const char *s_contributors_sql =
-    S_COMMITS "SELECT (array_agg (author_name ORDER BY author_time DESC, sha))[1] AS author_name, "
-              "author_email, count(*) AS commits, "
+    S_COMMITS "SELECT (array_agg (author ORDER BY author_time DESC, sha))[1] AS author_name, "
+              "email AS author_email, count(*) AS commits, "
               "round (count(*)::numeric / sum (count(*)) OVER (), 4) AS share, "
               "sum (insertions) AS insertions, sum (deletions) AS deletions, "
               "min (author_time) AS first_commit, max (author_time) AS last_commit "
-              "FROM c GROUP BY author_email ORDER BY commits DESC, author_email LIMIT $4";
+              "FROM c GROUP BY email ORDER BY commits DESC, email LIMIT $4";
 
-//  The bus factor: the fewest authors whose commits make at least half.
-static const char *s_bus_factor_sql =
-    S_COMMITS ", a AS (SELECT count(*) AS n FROM c GROUP BY author_email), "
-              "r AS (SELECT row_number () OVER (ORDER BY n DESC) AS k, "
-              "sum (n) OVER (ORDER BY n DESC ROWS UNBOUNDED PRECEDING) AS cum, "
-              "sum (n) OVER () AS total FROM a) "
-              "SELECT min (k) AS bus_factor FROM r WHERE 2 * cum >= total";
+static const char *s_bus_factor_sql = S_COMMITS ", " S_BUS (
+    "SELECT 0 AS k, email, count(*) AS n FROM c GROUP BY email") "SELECT bus_factor FROM bf";
 
 static const char *s_files_sql =
     S_COMMITS "SELECT f.path, count(*) AS commits, coalesce (sum (f.insertions), 0) AS insertions, "
               "coalesce (sum (f.deletions), 0) AS deletions, "
               "coalesce (sum (f.insertions), 0) + coalesce (sum (f.deletions), 0) AS churn "
-              "FROM commit_files f JOIN c ON c.id = f.commit_id GROUP BY f.path "
+              "FROM " S_FILES " GROUP BY f.path "
               "ORDER BY churn DESC, f.path LIMIT $4";
 
 static const char *s_builds_weekly_sql =
@@ -111,8 +187,9 @@ static const char *s_builds_weekly_sql =
     "count(*) FILTER (WHERE b.status = 'failure') AS failed, "
     "count(*) FILTER (WHERE b.status = 'cancelled') AS cancelled, "
     "round (count(*) FILTER (WHERE b.status = 'success')::numeric "
-    "  / nullif (count(*) FILTER (WHERE b.status <> 'cancelled'), 0), 4) AS success_rate "
-    "FROM w LEFT JOIN b ON date_trunc ('week', b.at AT TIME ZONE 'UTC')::date = w.week "
+    "  / nullif (count(*) FILTER (WHERE b.status IN ('success', 'failure')), 0), 4) "
+    "AS success_rate FROM w LEFT JOIN b ON date_trunc ('week', b.at AT TIME ZONE 'UTC')::date = "
+    "w.week "
     "GROUP BY w.week ORDER BY w.week";
 
 //  Averages rounded: a float sum depends on the order rows come in (a
@@ -155,35 +232,62 @@ static const char *s_trend_sql =
 
 //  CPU busy = user + system of one sample (one host, one time); memory
 //  used in bytes; load over one minute. Percentiles per UTC day.
+//
+//  One pass: the points of a sample pivoted into one row (cpu, mem, load),
+//  then one sort per measure and day for both percentiles (an array of
+//  fractions); percentile_cont leaves out the NULL of a sample without
+//  that measure. At 1,000,000 points this halves the work of a row per
+//  point and a sort per percentile.
+#define S_PCT(col, digits)                                                                         \
+    "round ((" col ")[1]::numeric" digits ") AS " col "_p50, "                                     \
+    "round ((" col ")[2]::numeric" digits ") AS " col "_p95"
 static const char *s_host_sql =
-    "WITH p AS (SELECT time, source, tags->>'host' AS host, name, value FROM points "
+    "WITH s AS (SELECT time, "
+    "sum (value) FILTER (WHERE name IN ('host.cpu.user', 'host.cpu.system')) AS cpu, "
+    "max (value) FILTER (WHERE name = 'host.mem.used') AS mem, "
+    "max (value) FILTER (WHERE name = 'host.load.1') AS load FROM points "
     "WHERE name IN ('host.cpu.user', 'host.cpu.system', 'host.mem.used', 'host.load.1') "
     "AND source LIKE $1 AND " S_RANGE (
-        "time") "), "
-                "s AS (SELECT time, 'cpu' AS m, sum (value) AS v FROM p "
-                "WHERE name IN ('host.cpu.user', 'host.cpu.system') GROUP BY time, source, host "
-                "UNION ALL SELECT time, 'mem', value FROM p WHERE name = 'host.mem.used' "
-                "UNION ALL SELECT time, 'load', value FROM p WHERE name = 'host.load.1') "
-                "SELECT (time AT TIME ZONE 'UTC')::date AS day, "
-                "round ((percentile_cont (0.5) WITHIN GROUP (ORDER BY v) FILTER (WHERE m = "
-                "'cpu'))::numeric, 4) "
-                "  AS cpu_p50, "
-                "round ((percentile_cont (0.95) WITHIN GROUP (ORDER BY v) FILTER (WHERE m = "
-                "'cpu'))::numeric, 4) "
-                "  AS cpu_p95, "
-                "round ((percentile_cont (0.5) WITHIN GROUP (ORDER BY v) FILTER (WHERE m = "
-                "'mem'))::numeric) "
-                "  AS mem_p50, "
-                "round ((percentile_cont (0.95) WITHIN GROUP (ORDER BY v) FILTER (WHERE m = "
-                "'mem'))::numeric) "
-                "  AS mem_p95, "
-                "round ((percentile_cont (0.5) WITHIN GROUP (ORDER BY v) FILTER (WHERE m = "
-                "'load'))::numeric, "
-                "  4) AS load_p50, "
-                "round ((percentile_cont (0.95) WITHIN GROUP (ORDER BY v) FILTER (WHERE m = "
-                "'load'))::numeric, "
-                "  4) AS load_p95 "
-                "FROM s GROUP BY 1 ORDER BY 1";
+        "time") " GROUP BY time, source, tags->>'host'), "
+                "d AS (SELECT (time AT TIME ZONE 'UTC')::date AS day, "
+                "percentile_cont (ARRAY[0.5, 0.95]) WITHIN GROUP (ORDER BY cpu) AS cpu, "
+                "percentile_cont (ARRAY[0.5, 0.95]) WITHIN GROUP (ORDER BY mem) AS mem, "
+                "percentile_cont (ARRAY[0.5, 0.95]) WITHIN GROUP (ORDER BY load) AS load "
+                "FROM s GROUP BY 1) "
+                "SELECT day, " S_PCT ("cpu", ", 4") ", " S_PCT ("mem", "") ", " S_PCT (
+                    "load", ", 4") " "
+                                   "FROM d ORDER BY day";
+
+//  has_table_privilege on a relation that may not exist (NULL then).
+#define S_READABLE(rel) "has_table_privilege (to_regclass ('" rel "'), 'SELECT')"
+
+//  The figures of earlier reports of the whole history (omni-report
+//  --intake, relationald's analysis_trend), per source and report day in
+//  the period: how the headline figures themselves moved.
+static const char *s_history_sql =
+    "SELECT a.day, a.source, a.commits, a.authors, a.builds, "
+    "round (a.success_rate::numeric, 4) AS success_rate, a.code_lines, a.bus_factor "
+    "FROM analysis_trend a WHERE a.source LIKE $1 AND a.since IS NULL AND a.until IS NULL "
+    "AND " S_RANGE ("a.day::timestamptz") " ORDER BY a.day, a.source";
+
+//  What the database has and this role may read; the range as PostgreSQL
+//  reads it.
+static const char *s_probe_sql =
+    "SELECT to_regclass ('commits_canonical') IS NOT NULL AND to_regclass ('ci_builds') IS NOT "
+    "NULL "
+    "AND to_regclass ('code_stats') IS NOT NULL, to_regclass ('points') IS NOT NULL, "
+    "$2::timestamptz, $3::timestamptz, $1::text, "
+    "coalesce (" S_READABLE ("commits_canonical") " AND " S_READABLE (
+        "commit_files") " AND "
+                        "" S_READABLE ("ci_builds") " AND " S_READABLE (
+                            "ci_tests") " AND "
+                                        "" S_READABLE ("code_stats") " AND " S_READABLE (
+                                            "sources") ", false), "
+                                                       "coalesce (" S_READABLE (
+                                                           "points") ", false), "
+                                                                     "coalesce (" S_READABLE (
+                                                                         "analysis_trend") ", "
+                                                                                           "false)";
 
 typedef struct {
     pgconn_t *conn;
@@ -191,6 +295,13 @@ typedef struct {
     char top[16];
     bool lost; //  the connection is gone: nothing more can be read
     bool relational, points;
+    //  There, but this role has no SELECT on them
+    bool relational_denied, points_denied;
+    bool trend;          //  analysis_trend (relationald 4) is there and readable
+    FILE *explain;       //  where query plans go, or NULL
+    PGresult *weekly;    //  activity's result, which churn shows too
+    bool figures_read;   //  the summary's figures were read, and in them
+    char bus_factor[32]; //  the bus factor ("" = no commits)
 } s_gather_t;
 
 pgconn_t *
@@ -208,10 +319,15 @@ gather_connect (const char *dsn, int64_t statement_timeout_ms, int64_t connect_t
         return NULL;
     //  The settings hold for this session only: a report never reconnects
     //  (gather_report fails instead), so they cannot be lost on the way.
-    char sql[160];
+    //  No JIT: the report's statements are big (many CTEs, aggregates) and
+    //  run once each, so JIT compiling them cost more than it saved, 2 s
+    //  of a 2.5 s query at 100,000 commits. work_mem: the distinct counts
+    //  and percentiles sort a project's rows (300,000 file paths at 100,000
+    //  commits), on disk at the default 4 MB (docs/performance.md, "Reports").
+    char sql[256];
     snprintf (sql, sizeof sql,
-              "SET TimeZone = 'UTC'; SET application_name = 'omni-report'; "
-              "SET statement_timeout = %lld",
+              "SET TimeZone = 'UTC'; SET application_name = 'omni-report'; SET jit = off; "
+              "SET work_mem = '64MB'; SET statement_timeout = %lld",
               (long long) statement_timeout_ms);
     if (pgconn_ensure (conn) != 0 || pgconn_exec (conn, sql) != PGCONN_OK) {
         snprintf (error, error_size, "PostgreSQL (%s) is not available: %s", pgconn_display (conn),
@@ -222,14 +338,50 @@ gather_connect (const char *dsn, int64_t statement_timeout_ms, int64_t connect_t
     return conn;
 }
 
+//  With `explain`: the plan of a query as it runs (EXPLAIN ANALYZE, so it
+//  runs twice), under a header naming the section and the statement.
+static void
+s_explain (s_gather_t *self, model_section_t *section, const char *sql, const char *name,
+           int nparams)
+{
+    size_t len = strlen (sql);
+    char *text = malloc (len + 64);
+    assert (text);
+    snprintf (text, len + 64, "EXPLAIN (ANALYZE, BUFFERS) %s", sql);
+    //  The variable's name without s_ and _sql
+    size_t n = strlen (name);
+    if (n > 6 && strncmp (name, "s_", 2) == 0 && strcmp (name + n - 4, "_sql") == 0)
+        name += 2, n -= 6;
+    fprintf (self->explain, "-- %s: %.*s\n", section->id, (int) n, name);
+    if (pgconn_exec (self->conn, "SAVEPOINT plan") != PGCONN_OK) {
+        self->lost = true;
+        free (text);
+        return;
+    }
+    PGresult *result = pgconn_query (self->conn, text, nparams, self->params);
+    free (text);
+    if (!result)
+        fprintf (self->explain, "(no plan: %s)\n", pgconn_error (self->conn));
+    for (int r = 0; result && r < PQntuples (result); r++)
+        fprintf (self->explain, "%s\n", PQgetvalue (result, r, 0));
+    fprintf (self->explain, "\n");
+    PQclear (result);
+    if (pgconn_exec (self->conn,
+                     result ? "RELEASE SAVEPOINT plan" : "ROLLBACK TO SAVEPOINT plan") != PGCONN_OK)
+        self->lost = true;
+}
+
 //  Runs one query of the report. NULL after an error: the error goes into
 //  the section (which then says why it is empty) and the transaction is
 //  brought back to the savepoint taken before, so the next section runs.
 static PGresult *
-s_query (s_gather_t *self, model_section_t *section, const char *sql, int nparams)
+s_query_named (s_gather_t *self, model_section_t *section, const char *sql, const char *name,
+               int nparams)
 {
     if (self->lost)
         return NULL;
+    if (self->explain)
+        s_explain (self, section, sql, name, nparams);
     if (pgconn_exec (self->conn, "SAVEPOINT section") != PGCONN_OK) {
         self->lost = true;
         return NULL;
@@ -248,6 +400,8 @@ s_query (s_gather_t *self, model_section_t *section, const char *sql, int nparam
     pgconn_exec (self->conn, "RELEASE SAVEPOINT section");
     return result;
 }
+
+#define s_query(self, section, sql, nparams) s_query_named (self, section, sql, #sql, nparams)
 
 static model_type_t
 s_type (Oid oid)
@@ -271,22 +425,28 @@ s_type (Oid oid)
 //  A table of the section from a result: column ids are the SQL names,
 //  titles given in the same order.
 static model_table_t *
-s_table (model_section_t *section, const char *id, const char *title, PGresult *result,
-         const char *const *titles)
+s_table_part (model_section_t *section, const char *id, const char *title, PGresult *result,
+              const char *const *titles, int first_row, int ncols)
 {
     model_table_t *table = model_table_add (section, id, title);
-    int ncols = PQnfields (result);
     for (int i = 0; i < ncols; i++)
         model_column_add (table, PQfname (result, i), titles[i] ? titles[i] : PQfname (result, i),
                           s_type (PQftype (result, i)));
     const char *row[32];
     assert (ncols <= 32);
-    for (int r = 0; r < PQntuples (result); r++) {
+    for (int r = first_row; r < PQntuples (result); r++) {
         for (int i = 0; i < ncols; i++)
             row[i] = PQgetisnull (result, r, i) ? NULL : PQgetvalue (result, r, i);
         model_row_add (table, row);
     }
     return table;
+}
+
+static model_table_t *
+s_table (model_section_t *section, const char *id, const char *title, PGresult *result,
+         const char *const *titles)
+{
+    return s_table_part (section, id, title, result, titles, 0, PQnfields (result));
 }
 
 static const char *
@@ -305,16 +465,30 @@ s_zero (const char *value)
 }
 
 #define S_NO_RELATIONAL "no relationald tables in this database"
+#define S_DENIED                                                                                   \
+    "this role may not read relationald's tables (no grant: see omnictl grant in "                 \
+    "docs/operations.md)"
+
+//  Whether a relational section can be read; if not, says why in it.
+static bool
+s_relational (s_gather_t *self, model_section_t *section)
+{
+    if (!self->relational)
+        model_section_empty (section, S_NO_RELATIONAL);
+    else if (self->relational_denied)
+        model_section_empty (section, S_DENIED);
+    else
+        return true;
+    return false;
+}
 
 static void
 s_summary (s_gather_t *self, model_t *model)
 {
     model_section_t *section = model_section_add (model, "summary", "Summary");
-    if (!self->relational) {
-        model_section_empty (section, S_NO_RELATIONAL);
+    if (!s_relational (self, section))
         return;
-    }
-    PGresult *result = s_query (self, section, s_summary_sql, 3);
+    PGresult *result = s_query (self, section, s_figures_sql, 3);
     if (!result)
         return;
     static const struct {
@@ -333,13 +507,24 @@ s_summary (s_gather_t *self, model_t *model)
     for (size_t i = 0; i < sizeof figures / sizeof figures[0]; i++)
         model_figure_add (section, figures[i].id, figures[i].title, figures[i].type,
                           s_value (result, figures[i].id));
+    self->figures_read = true;
+    const char *bus = s_value (result, "bus_factor");
+    snprintf (self->bus_factor, sizeof self->bus_factor, "%s", bus ? bus : "");
     bool empty = s_zero (s_value (result, "commits")) && s_zero (s_value (result, "builds")) &&
                  s_zero (s_value (result, "test_runs")) && !s_value (result, "code_lines");
-    PQclear (result);
     if (empty) {
+        PQclear (result);
         model_section_empty (section, "no commits, builds, tests or code counts for this project");
         return;
     }
+    //  The same figures per source (the rows after the first): a pattern's
+    //  report shows which source holds what, and --intake stores these
+    //  rows (analysis.summary).
+    const char *source_titles[] = {"Source",        "Commits",      "Authors",   "Files",
+                                   "Builds",        "Success rate", "Test runs", "Tests",
+                                   "Lines of code", "Bus factor"};
+    s_table_part (section, "sources", "Per source", result, source_titles, 1, S_SOURCE_COLUMNS);
+    PQclear (result);
     result = s_query (self, section, s_outcomes_sql, 3);
     if (!result)
         return;
@@ -357,37 +542,36 @@ static void
 s_activity (s_gather_t *self, model_t *model)
 {
     model_section_t *section = model_section_add (model, "activity", "Commit activity per week");
-    if (!self->relational) {
-        model_section_empty (section, S_NO_RELATIONAL);
+    if (!s_relational (self, section))
         return;
-    }
-    PGresult *result = s_query (self, section, s_activity_sql, 3);
+    PGresult *result = s_query (self, section, s_weekly_sql, 3);
     if (!result)
         return;
     if (PQntuples (result) == 0)
         model_section_empty (section, "no commits in this period");
     else {
         const char *titles[] = {"Week", "Commits", "Authors"};
-        s_table (section, "weekly", "Commits per week", result, titles);
+        s_table_part (section, "weekly", "Commits per week", result, titles, 0, 3);
         const char *values[] = {"commits", NULL};
         model_chart_add (section, "commits", "Commits per week (UTC, Monday)", MODEL_BARS, "weekly",
                          "week", NULL, values, "commits");
     }
-    PQclear (result);
+    self->weekly = result; //  for churn
 }
 
 static void
 s_contributors (s_gather_t *self, model_t *model)
 {
     model_section_t *section = model_section_add (model, "contributors", "Contributors");
-    if (!self->relational) {
-        model_section_empty (section, S_NO_RELATIONAL);
+    if (!s_relational (self, section))
         return;
-    }
-    PGresult *result = s_query (self, section, s_bus_factor_sql, 3);
-    if (!result)
+    //  The summary's figures have it; its own statement only when they failed
+    PGresult *result = NULL;
+    if (!self->figures_read && !(result = s_query (self, section, s_bus_factor_sql, 3)))
         return;
-    const char *bus = s_value (result, "bus_factor");
+    const char *bus = result              ? s_value (result, "bus_factor")
+                      : *self->bus_factor ? self->bus_factor
+                                          : NULL;
     if (!bus) {
         PQclear (result);
         model_section_empty (section, "no commits in this period");
@@ -412,11 +596,10 @@ static void
 s_churn (s_gather_t *self, model_t *model)
 {
     model_section_t *section = model_section_add (model, "churn", "Churn");
-    if (!self->relational) {
-        model_section_empty (section, S_NO_RELATIONAL);
+    if (!s_relational (self, section))
         return;
-    }
-    PGresult *result = s_query (self, section, s_weekly_sql, 3);
+    PGresult *result = self->weekly ? self->weekly : s_query (self, section, s_weekly_sql, 3);
+    self->weekly = NULL;
     if (!result)
         return;
     if (PQntuples (result) == 0) {
@@ -442,10 +625,8 @@ static void
 s_ci (s_gather_t *self, model_t *model)
 {
     model_section_t *section = model_section_add (model, "ci", "Continuous integration");
-    if (!self->relational) {
-        model_section_empty (section, S_NO_RELATIONAL);
+    if (!s_relational (self, section))
         return;
-    }
     PGresult *result = s_query (self, section, s_builds_weekly_sql, 3);
     if (!result)
         return;
@@ -488,10 +669,8 @@ static void
 s_code (s_gather_t *self, model_t *model)
 {
     model_section_t *section = model_section_add (model, "code", "Code composition");
-    if (!self->relational) {
-        model_section_empty (section, S_NO_RELATIONAL);
+    if (!s_relational (self, section))
         return;
-    }
     PGresult *result = s_query (self, section, s_languages_sql, 3);
     if (!result)
         return;
@@ -520,8 +699,9 @@ static void
 s_host (s_gather_t *self, model_t *model)
 {
     model_section_t *section = model_section_add (model, "host", "Host performance");
-    if (!self->points) {
-        model_section_empty (section, "no metricsd points table in this database");
+    if (!self->points || self->points_denied) {
+        model_section_empty (section, self->points ? "this role may not read metricsd's points"
+                                                   : "no metricsd points table in this database");
         return;
     }
     PGresult *result = s_query (self, section, s_host_sql, 3);
@@ -547,10 +727,42 @@ s_host (s_gather_t *self, model_t *model)
                      load, NULL);
 }
 
+static void
+s_history (s_gather_t *self, model_t *model)
+{
+    model_section_t *section = model_section_add (model, "history", "Figures across reports");
+    if (!s_relational (self, section))
+        return;
+    if (!self->trend) {
+        model_section_empty (section, "no stored figures in this database (relationald of an "
+                                      "older release, or no right to analysis_trend)");
+        return;
+    }
+    PGresult *result = s_query (self, section, s_history_sql, 3);
+    if (!result)
+        return;
+    if (PQntuples (result) == 0) {
+        PQclear (result);
+        model_section_empty (section, "no stored figures yet: omni-report --intake stores each "
+                                      "report's, one row per source and day");
+        return;
+    }
+    const char *titles[] = {"Report day", "Source",       "Commits",       "Authors",
+                            "Builds",     "Success rate", "Lines of code", "Bus factor"};
+    s_table (section, "reports", "Figures of each report (whole history)", result, titles);
+    PQclear (result);
+    const char *bus[] = {"bus_factor", NULL};
+    const char *rate[] = {"success_rate", NULL};
+    model_chart_add (section, "bus_factor", "Bus factor, report after report", MODEL_LINES,
+                     "reports", "day", "source", bus, "authors");
+    model_chart_add (section, "success_rate", "Build success rate, report after report",
+                     MODEL_LINES, "reports", "day", "source", rate, "rate");
+}
+
 model_t *
 gather_report (pgconn_t *conn, const gather_options_t *options, char *error, size_t error_size)
 {
-    s_gather_t self = {.conn = conn};
+    s_gather_t self = {.conn = conn, .explain = options->explain};
     snprintf (self.top, sizeof self.top, "%d", options->top > 0 ? options->top : 10);
     self.params[0] = options->pattern ? options->pattern : "%";
     self.params[1] = options->since;
@@ -563,13 +775,9 @@ gather_report (pgconn_t *conn, const gather_options_t *options, char *error, siz
                   pgconn_error (conn));
         return NULL;
     }
-    PGresult *result = pgconn_query (conn,
-                                     "SELECT to_regclass ('commits') IS NOT NULL "
-                                     "AND to_regclass ('ci_builds') IS NOT NULL "
-                                     "AND to_regclass ('code_stats') IS NOT NULL, "
-                                     "to_regclass ('points') IS NOT NULL, "
-                                     "$2::timestamptz, $3::timestamptz, $1::text",
-                                     3, self.params);
+    //  Present, and readable by this role: a role never granted anything
+    //  (not even omni_viewer) gets a report that says so, not an error.
+    PGresult *result = pgconn_query (conn, s_probe_sql, 3, self.params);
     if (!result) {
         snprintf (error, error_size, "PostgreSQL (%s): %s", pgconn_display (conn),
                   pgconn_error (conn));
@@ -578,6 +786,9 @@ gather_report (pgconn_t *conn, const gather_options_t *options, char *error, siz
     }
     self.relational = strcmp (PQgetvalue (result, 0, 0), "t") == 0;
     self.points = strcmp (PQgetvalue (result, 0, 1), "t") == 0;
+    self.relational_denied = self.relational && strcmp (PQgetvalue (result, 0, 5), "t") != 0;
+    self.points_denied = self.points && strcmp (PQgetvalue (result, 0, 6), "t") != 0;
+    self.trend = strcmp (PQgetvalue (result, 0, 7), "t") == 0;
     //  The range as PostgreSQL read it, so the report says what it covers.
     model_t *model =
         model_new (options->project ? options->project : self.params[0], self.params[0],
@@ -591,6 +802,8 @@ gather_report (pgconn_t *conn, const gather_options_t *options, char *error, siz
     s_ci (&self, model);
     s_code (&self, model);
     s_host (&self, model);
+    s_history (&self, model);
+    PQclear (self.weekly);
     if (self.lost) {
         snprintf (error, error_size, "PostgreSQL (%s) went away during the report: %s",
                   pgconn_display (conn), pgconn_error (conn));
@@ -610,9 +823,13 @@ gather_projects (pgconn_t *conn, char *error, size_t error_size)
     }
     //  Point sources: a DISTINCT over the table (no index leads with
     //  source), bounded like every statement by the statement timeout.
+    //  A relation this role may not read lists nothing (a role with no
+    //  grant sees no project), rather than failing the index.
     PGresult *result = pgconn_query (
-        conn, "SELECT to_regclass ('sources') IS NOT NULL, to_regclass ('points') IS NOT NULL", 0,
-        NULL);
+        conn,
+        "SELECT coalesce (" S_READABLE ("sources") ", false), "
+                                                   "coalesce (" S_READABLE ("points") ", false)",
+        0, NULL);
     if (!result) {
         snprintf (error, error_size, "PostgreSQL (%s): %s", pgconn_display (conn),
                   pgconn_error (conn));
@@ -697,7 +914,7 @@ gather_test (bool verbose)
     model_t *model = gather_report (conn, &options, error, sizeof error);
     if (!model)
         fprintf (stderr, "gather: %s\n", error);
-    assert (model && model_sections (model) == 7);
+    assert (model && model_sections (model) == 8);
     for (size_t i = 0; i < model_sections (model); i++)
         assert (model_section (model, i)->empty);
     assert (strstr (model_section (model, 0)->empty, "relationald"));

@@ -2,10 +2,10 @@
     relationald's tables and metricsd's points, for the sources whose name
     matches a LIKE pattern, within an optional time range.
 
-    It reads the tables, not the views: a view runs with its owner's rights,
-    so row-level security on the tables would not apply to the role the
-    report connects with. Reading the tables, every number is what that
-    role may see. All sections read one snapshot (a REPEATABLE READ, READ
+    It reads tables under row-level security and relationald's views that
+    are security_invoker (commits_canonical: reachable commits, canonical
+    authors, as every view counts them), so every number is what the role
+    of the connection may see. All sections read one snapshot (a REPEATABLE READ, READ
     ONLY transaction); a section whose query fails (no right to a table, a
     statement timeout) says why and the others are still made.               */
 #ifndef OMNI_REPORT_GATHER_H
@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 typedef struct {
     const char *pattern; //  LIKE pattern of source names ("%" = all)
@@ -24,6 +25,7 @@ typedef struct {
     const char *since;   //  timestamptz text, inclusive, or NULL
     const char *until;   //  timestamptz text, exclusive, or NULL
     int top;             //  rows of the top-N tables (contributors, files, tests)
+    FILE *explain;       //  non-NULL: every query's plan (EXPLAIN ANALYZE) is written here
 } gather_options_t;
 
 //  A connection for reports: times shown in UTC, every statement bounded

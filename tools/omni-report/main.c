@@ -2,6 +2,7 @@
 
     omni-report html|pdf|json [--source=PATTERN] [--since=TIME] [--until=TIME]
                               [-o FILE | --out-dir=DIR] [--dsn=CONNINFO]
+                              [--intake=ENDPOINT]
     omni-report serve --http=HOST:PORT [--dsn=CONNINFO]
 
     Reads relationald's tables and metricsd's points as the role of the DSN
@@ -9,8 +10,11 @@
     pattern. Without -o, the file goes to --out-dir, else to reports/ beside
     the archive (--archive-dir), named after the project and the day; its
     path is printed. `-o -` writes to standard output (html and json).
-    Exit 0 when written, 1 when the store could not be read or the file
-    written, 2 on a usage error.                                              */
+    With --intake, the report's figures per source also go to ingestd as
+    analysis.summary records (analysis.h), after the file is written.
+    Exit 0 when written (and sent), 1 when the store could not be read, the
+    file written or the records sent, 2 on a usage error. */
+#include "analysis.h"
 #include "chart.h"
 #include "config.h"
 #include "gather.h"
@@ -43,8 +47,11 @@ static void
 s_usage (FILE *out)
 {
     fprintf (out, "usage: omni-report html|pdf|json [--source=PATTERN] [--since=TIME] "
-                  "[--until=TIME] [-o FILE | --out-dir=DIR] [--dsn=CONNINFO] [--top=N]\n"
+                  "[--until=TIME] [-o FILE | --out-dir=DIR] [--dsn=CONNINFO] [--top=N] "
+                  "[--intake=ENDPOINT]\n"
                   "       omni-report serve --http=HOST:PORT [--dsn=CONNINFO]\n"
+                  "       omni-report explain [--source=PATTERN] ...   (each query's plan, "
+                  "EXPLAIN ANALYZE)\n"
                   "       omni-report --help   (every option, its default and environment name)\n");
 }
 
@@ -132,7 +139,8 @@ int
 main (int argc, char **argv)
 {
     char *source, *since, *until, *output, *out_dir, *archive_dir, *dsn, *http, *project;
-    int64_t top, statement_timeout_ms, connect_timeout_ms;
+    char *intake, *curve_key, *curve_server_key;
+    int64_t top, statement_timeout_ms, connect_timeout_ms, give_up_ms, cache_ms;
     const config_option_t options[] = {
         {"source", CONFIG_STRING, "%",
          "sources to report on: a LIKE pattern of their names (% = any text, _ = one "
@@ -159,6 +167,22 @@ main (int argc, char **argv)
         {"connect_timeout", CONFIG_DURATION, "5s", "longest wait for PostgreSQL to answer",
          &connect_timeout_ms},
         {"http", CONFIG_STRING, "127.0.0.1:8180", "serve: HOST:PORT of the dashboard", &http},
+        {"cache", CONFIG_DURATION, "0",
+         "serve: a report page is served again from memory for this long after it was built "
+         "(its generated time says when); 0 = built at every request",
+         &cache_ms},
+        {"intake", CONFIG_ENDPOINT, NULL,
+         "ingestd intake endpoint: also send the figures per source as analysis.summary "
+         "records; unset = do not send",
+         &intake},
+        {"give_up", CONFIG_DURATION, "30s",
+         "fail when ingestd acknowledges nothing for this long (--intake)", &give_up_ms},
+        {"curve_key", CONFIG_STRING, "",
+         "CURVE: this client's certificate (its _secret file beside it), as collectord's",
+         &curve_key},
+        {"curve_server_key", CONFIG_STRING, "",
+         "CURVE: ingestd's public certificate; empty with curve_key = no security",
+         &curve_server_key},
         {NULL}};
     //  -o FILE is the one short flag, as in every tool that writes a file.
     char **args = calloc ((size_t) argc + 1, sizeof (char *));
@@ -179,14 +203,18 @@ main (int argc, char **argv)
     bool pdf = command && strcmp (command, "pdf") == 0;
     bool json = command && strcmp (command, "json") == 0;
     bool serve = command && strcmp (command, "serve") == 0;
-    if (!html && !pdf && !json && !serve) {
+    //  For an operator whose report or dashboard is slow: what each
+    //  section's query does with this database's data
+    bool explain = command && strcmp (command, "explain") == 0;
+    if (!html && !pdf && !json && !serve && !explain) {
         if (command)
             fprintf (stderr, "error: omni-report: unknown command \"%s\"\n", command);
         s_usage (stderr);
         config_destroy (&config);
         return 2;
     }
-    if (top < 1 || top > 100000 || statement_timeout_ms < 0 || connect_timeout_ms < 0) {
+    if (top < 1 || top > 100000 || statement_timeout_ms < 0 || connect_timeout_ms < 0 ||
+        give_up_ms < 0 || cache_ms < 0) {
         fprintf (stderr, "error: omni-report: top must be 1..100000, timeouts >= 0\n");
         config_destroy (&config);
         return 2;
@@ -195,9 +223,13 @@ main (int argc, char **argv)
         server_options_t server_options = {.dsn = dsn,
                                            .statement_timeout_ms = statement_timeout_ms,
                                            .connect_timeout_ms = connect_timeout_ms,
-                                           .top = (int) top};
+                                           .top = (int) top,
+                                           .cache_ms = cache_ms};
         rc = s_serve (http, &server_options);
         config_destroy (&config);
+        //  The pages drew charts: release cairo's and fontconfig's caches
+        //  as the one-shot commands do, so a sanitizer sees no leak
+        chart_shutdown ();
         return rc;
     }
     if (pdf && output && strcmp (output, "-") == 0) {
@@ -206,7 +238,14 @@ main (int argc, char **argv)
         return 2;
     }
 
+    //  CURVE keys are checked before any work, as a usage error
+    curve_client_t *curve = NULL;
     char error[8192];
+    if (intake && curve_client_load (curve_key, curve_server_key, &curve, error, sizeof error)) {
+        fprintf (stderr, "error: omni-report: %s\n", error);
+        config_destroy (&config);
+        return 2;
+    }
     pgconn_t *conn =
         gather_connect (dsn, statement_timeout_ms, connect_timeout_ms, error, sizeof error);
     model_t *model = NULL;
@@ -215,12 +254,20 @@ main (int argc, char **argv)
                                            .project = project,
                                            .since = since,
                                            .until = until,
-                                           .top = (int) top};
+                                           .top = (int) top,
+                                           .explain = explain ? stdout : NULL};
         model = gather_report (conn, &gather_options, error, sizeof error);
         pgconn_destroy (&conn);
     }
+    if (explain && model) {
+        model_destroy (&model);
+        curve_client_destroy (&curve);
+        config_destroy (&config);
+        return fflush (stdout) == 0 ? 0 : 1;
+    }
     if (!model) {
         fprintf (stderr, "error: omni-report: %s\n", error);
+        curve_client_destroy (&curve);
         config_destroy (&config);
         return 1;
     }
@@ -241,6 +288,7 @@ main (int argc, char **argv)
         if (util_mkdirs (dir) != 0) {
             fprintf (stderr, "error: omni-report: cannot make %s: %s\n", dir, strerror (errno));
             model_destroy (&model);
+            curve_client_destroy (&curve);
             config_destroy (&config);
             return 1;
         }
@@ -286,6 +334,21 @@ main (int argc, char **argv)
         fprintf (stderr, "error: omni-report: %s\n", error);
     else if (strcmp (path, "-") != 0)
         printf ("%s\n", path);
+    //  The report is written either way; its figures are stored when asked
+    if (!rc && intake) {
+        struct timespec now;
+        clock_gettime (CLOCK_REALTIME, &now);
+        analysis_config_t analysis = {intake, curve, give_up_ms};
+        int sent = analysis_send (model, (int64_t) now.tv_sec * 1000000000 + now.tv_nsec, &analysis,
+                                  error, sizeof error);
+        if (sent < 0) {
+            fprintf (stderr, "error: omni-report: figures not stored: %s\n", error);
+            rc = 1;
+        } else
+            fprintf (stderr, "omni-report: %d analysis.summary records accepted by %s\n", sent,
+                     intake);
+    }
+    curve_client_destroy (&curve);
     model_destroy (&model);
     config_destroy (&config);
     chart_shutdown ();

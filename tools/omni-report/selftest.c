@@ -1,4 +1,5 @@
 /*  Self-tests of omni-report's classes.                                      */
+#include "analysis.h"
 #include "chart.h"
 #include "gather.h"
 #include "htmlout.h"
@@ -11,9 +12,9 @@
 int
 main (int argc, char **argv)
 {
-    static const selftest_t tests[] = {{"model", model_test},     {"chart", chart_test},
-                                       {"jsonout", jsonout_test}, {"htmlout", htmlout_test},
-                                       {"pdfout", pdfout_test},   {"gather", gather_test},
-                                       {"server", server_test},   {NULL, NULL}};
+    static const selftest_t tests[] = {
+        {"model", model_test},     {"chart", chart_test},       {"jsonout", jsonout_test},
+        {"htmlout", htmlout_test}, {"pdfout", pdfout_test},     {"gather", gather_test},
+        {"server", server_test},   {"analysis", analysis_test}, {NULL, NULL}};
     return selftest_run (tests, argc, argv);
 }

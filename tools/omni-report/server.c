@@ -13,10 +13,12 @@
 #include <errno.h>
 #include <microhttpd.h>
 #include <netdb.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #if MHD_VERSION >= 0x00097002
@@ -25,12 +27,80 @@ typedef enum MHD_Result s_result_t;
 typedef int s_result_t;
 #endif
 
+//  A built report page, kept for options.cache_ms
+typedef struct {
+    char *key; //  json flag, name, since, until
+    char *body;
+    size_t size;
+    int64_t built_ms;
+} s_cached_t;
+
+#define S_CACHE_SLOTS 32
+
 struct _server_t {
     struct MHD_Daemon *daemon;
     server_options_t options;
     char *dsn;
     int port;
+    pthread_mutex_t lock; //  the cache: handlers run one thread each
+    s_cached_t cache[S_CACHE_SLOTS];
 };
+
+static int64_t
+s_now_ms (void)
+{
+    struct timespec ts;
+    clock_gettime (CLOCK_MONOTONIC, &ts);
+    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+//  The page cached under `key` and still fresh, copied into `buf`.
+static bool
+s_cache_get (server_t *self, const char *key, mpjson_buf_t *buf)
+{
+    if (!self->options.cache_ms)
+        return false;
+    bool hit = false;
+    pthread_mutex_lock (&self->lock);
+    for (size_t i = 0; i < S_CACHE_SLOTS && !hit; i++) {
+        s_cached_t *slot = &self->cache[i];
+        if (slot->key && strcmp (slot->key, key) == 0 &&
+            s_now_ms () - slot->built_ms < self->options.cache_ms) {
+            mpjson_append (buf, slot->body, slot->size);
+            hit = true;
+        }
+    }
+    pthread_mutex_unlock (&self->lock);
+    return hit;
+}
+
+//  Keeps a copy of a page, in place of the same key's or the oldest.
+static void
+s_cache_put (server_t *self, const char *key, const mpjson_buf_t *buf)
+{
+    if (!self->options.cache_ms || !buf->data)
+        return;
+    pthread_mutex_lock (&self->lock);
+    s_cached_t *slot = &self->cache[0];
+    for (size_t i = 0; i < S_CACHE_SLOTS; i++) {
+        s_cached_t *at = &self->cache[i];
+        if (at->key && strcmp (at->key, key) == 0) {
+            slot = at;
+            break;
+        }
+        if (!at->key || at->built_ms < slot->built_ms)
+            slot = at;
+    }
+    free (slot->key);
+    free (slot->body);
+    slot->key = strdup (key);
+    slot->body = malloc (buf->size);
+    assert (slot->key && slot->body);
+    memcpy (slot->body, buf->data, buf->size);
+    slot->size = buf->size;
+    slot->built_ms = s_now_ms ();
+    pthread_mutex_unlock (&self->lock);
+}
 
 static s_result_t
 s_send (struct MHD_Connection *connection, unsigned status, const char *type, mpjson_buf_t *buf)
@@ -148,13 +218,30 @@ static s_result_t
 s_report (server_t *self, struct MHD_Connection *connection, const char *name, bool json)
 {
     char error[600];
-    pgconn_t *conn = gather_connect (self->dsn, self->options.statement_timeout_ms,
-                                     self->options.connect_timeout_ms, error, sizeof error);
-    if (!conn)
-        return s_unavailable (connection, json, error);
-    char *pattern = gather_like_literal (name);
     const char *since = MHD_lookup_connection_value (connection, MHD_GET_ARGUMENT_KIND, "since");
     const char *until = MHD_lookup_connection_value (connection, MHD_GET_ARGUMENT_KIND, "until");
+    //  Fields apart by a byte no URL argument holds once decoded by MHD
+    //  (it cuts at NUL), so two requests cannot share a key by accident.
+    mpjson_buf_t key = {0};
+    mpjson_append (&key, json ? "j\x01" : "h\x01", 2);
+    mpjson_append (&key, name, strlen (name));
+    mpjson_append (&key, "\x01", 1);
+    mpjson_append (&key, since ? since : "", since ? strlen (since) : 0);
+    mpjson_append (&key, "\x01", 1);
+    mpjson_append (&key, until ? until : "", until ? strlen (until) : 0);
+    mpjson_append (&key, "", 1);
+    mpjson_buf_t cached = {0};
+    if (s_cache_get (self, key.data, &cached)) {
+        mpjson_buf_free (&key);
+        return s_send (connection, MHD_HTTP_OK, json ? S_JSON : S_HTML, &cached);
+    }
+    pgconn_t *conn = gather_connect (self->dsn, self->options.statement_timeout_ms,
+                                     self->options.connect_timeout_ms, error, sizeof error);
+    if (!conn) {
+        mpjson_buf_free (&key);
+        return s_unavailable (connection, json, error);
+    }
+    char *pattern = gather_like_literal (name);
     gather_options_t options = {.pattern = pattern,
                                 .project = name,
                                 .since = since && *since ? since : NULL,
@@ -163,8 +250,10 @@ s_report (server_t *self, struct MHD_Connection *connection, const char *name, b
     model_t *model = gather_report (conn, &options, error, sizeof error);
     pgconn_destroy (&conn);
     free (pattern);
-    if (!model)
+    if (!model) {
+        mpjson_buf_free (&key);
         return s_unavailable (connection, json, error);
+    }
     mpjson_buf_t buf = {0};
     if (json)
         jsonout_render (model, &buf);
@@ -176,6 +265,8 @@ s_report (server_t *self, struct MHD_Connection *connection, const char *name, b
         mpjson_buf_free (&href);
     }
     model_destroy (&model);
+    s_cache_put (self, key.data, &buf);
+    mpjson_buf_free (&key);
     return s_send (connection, MHD_HTTP_OK, json ? S_JSON : S_HTML, &buf);
 }
 
@@ -223,12 +314,14 @@ server_new (const char *address, const server_options_t *options, char *error, s
     assert (self);
     self->options = *options;
     self->dsn = strdup (options->dsn ? options->dsn : "");
+    pthread_mutex_init (&self->lock, NULL);
     self->daemon = MHD_start_daemon (flags, 0, NULL, NULL, s_handle, self, MHD_OPTION_LISTEN_SOCKET,
                                      fd, MHD_OPTION_CONNECTION_LIMIT, (unsigned) 64,
                                      MHD_OPTION_CONNECTION_TIMEOUT, (unsigned) 60, MHD_OPTION_END);
     if (!self->daemon) {
         snprintf (error, error_size, "the HTTP server on %s did not start", address);
         close (fd);
+        pthread_mutex_destroy (&self->lock);
         free (self->dsn);
         free (self);
         return NULL;
@@ -248,6 +341,11 @@ server_destroy (server_t **self_p)
     if (!self)
         return;
     MHD_stop_daemon (self->daemon);
+    for (size_t i = 0; i < S_CACHE_SLOTS; i++) {
+        free (self->cache[i].key);
+        free (self->cache[i].body);
+    }
+    pthread_mutex_destroy (&self->lock);
     free (self->dsn);
     free (self);
     *self_p = NULL;

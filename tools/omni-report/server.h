@@ -17,6 +17,10 @@ typedef struct {
     int64_t statement_timeout_ms;
     int64_t connect_timeout_ms;
     int top;
+    //  A report page is served again from memory for this long after it
+    //  was built (its "generated" time says when); 0 = built at every
+    //  request. The dashboard serves one role, so one cache fits all.
+    int64_t cache_ms;
 } server_options_t;
 
 typedef struct _server_t server_t;
