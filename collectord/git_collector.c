@@ -57,9 +57,9 @@ static const config_option_t s_options[] = {
      "git: the records' src; default the origin remote's URL normalized (github.com/acme/widget), "
      "else the repository directory's name",
      &s_settings.source},
-    {"cache_size", CONFIG_SIZE, "128M",
-     "git: memory for objects read (libgit2's cache: trees and blobs are read again by the "
-     "next commit)",
+    {"cache_size", CONFIG_SIZE, "16M",
+     "git: libgit2's cache of trees and blobs (a commit's old side is mostly the next "
+     "commit's new side); it counts object sizes, the memory it holds is 2-3 times that",
      &s_settings.cache_size},
     {"threads", CONFIG_INT, "0",
      "git: threads diffing commits; 0 = 2, or 1 on a single CPU (each thread costs CPU: "
@@ -247,8 +247,13 @@ s_open (const collector_env_t *env, char *error, size_t size)
     //  A commit's old side is its parent's new side: keep what was read.
     //  And, as git does when it reads, trust the object store rather than
     //  hash every object again.
+    //  What the next commits read is what matters: a cache larger than that
+    //  made collectord slower (libgit2 evicts by scanning its hash table)
+    //  and its memory grew with the history, commits included, which are
+    //  read once each.
     git_libgit2_opts (GIT_OPT_SET_CACHE_OBJECT_LIMIT, GIT_OBJECT_BLOB, (size_t) 1 << 20);
     git_libgit2_opts (GIT_OPT_SET_CACHE_OBJECT_LIMIT, GIT_OBJECT_TREE, (size_t) 1 << 20);
+    git_libgit2_opts (GIT_OPT_SET_CACHE_OBJECT_LIMIT, GIT_OBJECT_COMMIT, (size_t) 0);
     git_libgit2_opts (GIT_OPT_SET_CACHE_MAX_SIZE, (ssize_t) s_settings.cache_size);
     git_libgit2_opts (GIT_OPT_ENABLE_STRICT_HASH_VERIFICATION, 0);
     s_git_t *self = calloc (1, sizeof *self);

@@ -29,6 +29,9 @@
 #define S_RECORD_ROOM (4 * 1024 * 1024 - 16 * 1024)
 #define S_BODY_BUDGET (3 * 1024 * 1024)
 #define S_MESSAGE_MAX (1024 * 1024)
+//  A slot's buffer over this is freed when the slot is used again: one
+//  large commit per slot would otherwise keep GITPOOL_AHEAD large buffers
+#define S_BODY_KEEP (64 * 1024)
 
 typedef struct {
     gitpool_result_t result;
@@ -352,7 +355,11 @@ s_process (s_worker_t *w, size_t index, s_slot_t *slot)
     gitpool_result_t *r = &slot->result;
     memset (r, 0, sizeof *r);
     r->oid = &pool->oids[index];
-    msgpack_sbuffer_clear (&slot->body);
+    if (slot->body.alloc > S_BODY_KEEP) {
+        msgpack_sbuffer_destroy (&slot->body);
+        msgpack_sbuffer_init (&slot->body);
+    } else
+        msgpack_sbuffer_clear (&slot->body);
     char hex[GIT_OID_HEXSZ + 1];
     git_commit *commit;
     if (git_commit_lookup (&commit, w->repo, r->oid)) {
