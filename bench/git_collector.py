@@ -13,16 +13,18 @@ acknowledges every batch at once and counts the records), so the figure is
 the collector's own cost: walking, diffing, encoding, sending.
 
     bench/git_collector.py [--commits N] [--runs R] [--keep DIR] [--repo PATH]
-                           [--threads T ...]
+                           [--small] [--no-gc] [--bin NAME=DIR ...] [--threads T ...]
 
-Prints one line per round (wall and CPU seconds of each) and the best of
-the rounds as commits/s; exits 1 when collectord takes more than 1.5 x git's
-wall time. On a busy machine, compare the CPU seconds too: they depend less
-on what else runs."""
+--small makes files of 5-40 lines (200,000 commits in ~4 minutes), --no-gc
+keeps fast-import's pack, --bin also runs another build (e.g. the one before
+a change) in the same rounds. Prints one line per round (wall and CPU
+seconds, peak RSS and peak RssAnon of each process) and the best of the
+rounds; exits 1 when collectord takes more than 1.5 x git's wall time or
+its peak RSS passes git's. On a busy machine, compare the CPU seconds too:
+they depend less on what else runs."""
 import argparse
 import os
 import random
-import resource
 import shutil
 import struct
 import subprocess
@@ -39,10 +41,15 @@ BIN = os.environ.get("OMNI_BIN") or os.path.join(ROOT, "build", "bin")
 TARGET = 1.5
 
 
-def make_repo(repo, commits, seed=1):
-    """A repository of `commits` commits made by git fast-import."""
+def make_repo(repo, commits, seed=1, small=False, gc=True):
+    """A repository of `commits` commits made by git fast-import, streamed
+    to it as made. `small`: files of 5-40 lines instead of 20-400, so that a
+    history of 200,000 commits is made in minutes (the cost measured is per
+    commit and per changed file, not per line)."""
     rng = random.Random(seed)
     subprocess.run(["git", "init", "-q", "-b", "main", repo], check=True)
+    fi = subprocess.Popen(["git", "-C", repo, "fast-import", "--quiet"], stdin=subprocess.PIPE)
+    lo, hi = (5, 40) if small else (20, 400)
     words = ("alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi "
              "omicron pi rho sigma tau upsilon phi chi psi omega").split()
 
@@ -52,13 +59,16 @@ def make_repo(repo, commits, seed=1):
     dirs = [f"src/mod{i}/sub{j}" for i in range(20) for j in range(5)]
     files = {}          # path -> list of lines (main's state)
     for i in range(1500):
-        files[f"{rng.choice(dirs)}/file{i}.c"] = [line() for _ in range(rng.randint(20, 400))]
+        files[f"{rng.choice(dirs)}/file{i}.c"] = [line() for _ in range(rng.randint(lo, hi))]
 
     out = []
     mark = [0]
 
     def emit(s):
         out.append(s if isinstance(s, bytes) else s.encode())
+        if len(out) > 4096:
+            fi.stdin.write(b"".join(out))
+            out.clear()
 
     def blob_inline(path, data):
         emit(f"M 100644 inline {path}\ndata {len(data)}\n")
@@ -96,7 +106,7 @@ def make_repo(repo, commits, seed=1):
                 r = rng.random()
                 if r < 0.05:
                     path = f"{rng.choice(dirs)}/new{n}_{rng.randint(0, 999)}.c"
-                    target[path] = [line() for _ in range(rng.randint(5, 200))]
+                    target[path] = [line() for _ in range(rng.randint(5, hi // 2))]
                 elif r < 0.07 and not on_side and len(files) > 100:
                     path = rng.choice(list(files))
                     del files[path]
@@ -125,8 +135,15 @@ def make_repo(repo, commits, seed=1):
                 blob_inline(path, ("\n".join(lines) + "\n").encode())
         emit("\n")
     emit("tag v1.0\nfrom refs/heads/main\ntagger CI <ci@example.com> %d +0000\ndata 8\nrelease\n\n" % t)
-    subprocess.run(["git", "-C", repo, "fast-import", "--quiet"], input=b"".join(out), check=True)
-    subprocess.run(["git", "-C", repo, "gc", "-q"], check=True)
+    fi.stdin.write(b"".join(out))
+    fi.stdin.close()
+    if fi.wait() != 0:
+        sys.exit("git fast-import failed")
+    if gc:
+        subprocess.run(["git", "-C", repo, "gc", "-q"], check=True)
+    else:
+        # fast-import's packs as they are; the commit-graph git gc would write
+        subprocess.run(["git", "-C", repo, "commit-graph", "write", "--reachable"], check=True)
     subprocess.run(["git", "-C", repo, "reset", "-q", "--hard", "main"], check=True)
 
 
@@ -165,32 +182,67 @@ class FakeIngestd:
         self.sock.close(0)
 
 
-def _children_cpu():
-    r = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return r.ru_utime + r.ru_stime
+def run_measured(cmd, **kw):
+    """Runs `cmd`: (wall s, CPU s, peak RSS MiB, peak RssAnon MiB, returncode).
+    Peak RSS is the kernel's VmHWM (ru_maxrss from wait4): it counts the pack
+    files' mapped pages that were touched. RssAnon, the process's own heap
+    and stacks, is sampled from /proc/PID/status every 10 ms."""
+    start = time.monotonic()
+    proc = subprocess.Popen(cmd, **kw)
+    anon = [0]
+    done = threading.Event()
+
+    def sample():
+        path = f"/proc/{proc.pid}/status"
+        while not done.is_set():
+            try:
+                with open(path) as f:
+                    for line in f:
+                        if line.startswith("RssAnon:"):
+                            anon[0] = max(anon[0], int(line.split()[1]))
+                            break
+            except (OSError, ValueError):
+                pass
+            done.wait(0.01)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    # Popen's own wait would reap without the rusage
+    _, status, ru = os.wait4(proc.pid, 0)
+    wall = time.monotonic() - start
+    done.set()
+    sampler.join()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.stdout:
+        proc.stdout.close()
+    return (wall, ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024, anon[0] / 1024,
+            proc.returncode)
 
 
 def time_git(repo):
-    """(wall seconds, CPU seconds) of git log --all --numstat --no-renames."""
-    cpu, start = _children_cpu(), time.monotonic()
-    subprocess.run(["git", "-C", repo, "log", "--all", "--numstat", "--no-renames"],
-                   stdout=subprocess.DEVNULL, check=True)
-    return time.monotonic() - start, _children_cpu() - cpu
+    """(wall, CPU, peak RSS, peak RssAnon) of git log --all --numstat --no-renames."""
+    wall, cpu, rss, anon, rc = run_measured(
+        ["git", "-C", repo, "log", "--all", "--numstat", "--no-renames"],
+        stdout=subprocess.DEVNULL)
+    if rc != 0:
+        sys.exit(f"git log failed ({rc})")
+    return wall, cpu, rss, anon
 
 
 def time_collectord(repo, fake, state_dir, extra=()):
-    """(wall seconds, CPU seconds, git.commit records) of one full collection."""
+    """(wall, CPU, peak RSS, peak RssAnon, git.commit records) of one full
+    collection."""
     shutil.rmtree(state_dir, ignore_errors=True)
     before = fake.commits
-    cpu, start = _children_cpu(), time.monotonic()
-    out = subprocess.run([os.path.join(BIN, "collectord"), "git", "--once", "--progress=off",
-                          f"--intake={fake.endpoint}", f"--state-dir={state_dir}",
-                          "--log-level=warn", *extra, repo],
-                         capture_output=True, text=True)
-    wall, cpu = time.monotonic() - start, _children_cpu() - cpu
-    if out.returncode != 0:
-        sys.exit(f"collectord failed ({out.returncode}):\n{out.stderr[-3000:]}")
-    return wall, cpu, fake.commits - before
+    with tempfile.TemporaryFile() as err:
+        wall, cpu, rss, anon, rc = run_measured(
+            [os.path.join(BIN, "collectord"), "git", "--once", "--progress=off",
+             f"--intake={fake.endpoint}", f"--state-dir={state_dir}", "--log-level=warn",
+             *extra, repo], stdout=subprocess.DEVNULL, stderr=err)
+        if rc != 0:
+            err.seek(0)
+            sys.exit(f"collectord failed ({rc}):\n{err.read().decode()[-3000:]}")
+    return wall, cpu, rss, anon, fake.commits - before
 
 
 def main():
@@ -199,9 +251,16 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--keep", help="make (or reuse) the repository in this directory")
     ap.add_argument("--repo", help="benchmark this existing repository instead")
+    ap.add_argument("--small", action="store_true",
+                    help="small files (5-40 lines): for histories of 100,000+ commits")
+    ap.add_argument("--no-gc", action="store_true",
+                    help="keep fast-import's packs (git gc of 200,000 commits takes long)")
+    ap.add_argument("--bin", action="append", default=[],
+                    help="NAME=DIR: also run DIR/collectord as NAME (e.g. an older build)")
     ap.add_argument("--threads", type=int, nargs="*",
                     help="compare these --threads values (default: collectord's default)")
     args = ap.parse_args()
+    global BIN
 
     tmp = tempfile.mkdtemp(prefix="bench-gitcol-")
     try:
@@ -211,43 +270,56 @@ def main():
             repo = args.keep or os.path.join(tmp, "repo")
             if not os.path.isdir(os.path.join(repo, ".git")):
                 t0 = time.monotonic()
-                make_repo(repo, args.commits)
+                make_repo(repo, args.commits, small=args.small, gc=not args.no_gc)
                 print(f"repository: {repo}, made in {time.monotonic() - t0:.1f}s")
         n = int(subprocess.run(["git", "-C", repo, "rev-list", "--all", "--count"],
                                capture_output=True, text=True, check=True).stdout)
         print(f"commits: {n} (git rev-list --all --count)")
         fake = FakeIngestd()
         state_dir = os.path.join(tmp, "state")
-        configs = [("collectord", [])]
-        if args.threads:
-            configs = [(f"collectord --threads={t}", [f"--threads={t}"]) for t in args.threads]
+        builds = [("", BIN)] + [tuple(b.split("=", 1)) for b in args.bin]
+        configs = []
+        for label, bindir in builds:
+            tag = f" [{label}]" if label else ""
+            if args.threads:
+                configs += [(f"collectord --threads={t}{tag}", bindir, [f"--threads={t}"])
+                            for t in args.threads]
+            else:
+                configs.append((f"collectord{tag}", bindir, []))
         time_git(repo)  # warm the page cache for both
-        best = {"git": (1e9, 1e9)}
+        inf = (1e9,) * 4
+        best = {"git": inf}
+        # wall and CPU: the best of the runs; memory: the highest (it varies little)
+        merge = (lambda b, m: (min(b[0], m[0]), min(b[1], m[1]),
+                               m[2] if b[2] == 1e9 else max(b[2], m[2]),
+                               m[3] if b[3] == 1e9 else max(b[3], m[3])))
         for r in range(args.runs):
             g = time_git(repo)
-            best["git"] = (min(best["git"][0], g[0]), min(best["git"][1], g[1]))
-            line = f"run {r + 1}: git log {g[0]:.2f}s (cpu {g[1]:.2f}s)"
-            for name, extra in configs:
-                wall, cpu, sent = time_collectord(repo, fake, state_dir, extra)
+            best["git"] = merge(best["git"], g)
+            line = f"run {r + 1}: git log {g[0]:.2f}s (cpu {g[1]:.2f}s, {g[2]:.0f}/{g[3]:.0f} MiB)"
+            for name, bindir, extra in configs:
+                BIN = bindir
+                wall, cpu, rss, anon, sent = time_collectord(repo, fake, state_dir, extra)
                 assert sent == n, f"collectord sent {sent} git.commit records for {n} commits"
-                b = best.get(name, (1e9, 1e9))
-                best[name] = (min(b[0], wall), min(b[1], cpu))
-                line += f" | {name} {wall:.2f}s (cpu {cpu:.2f}s)"
+                best[name] = merge(best.get(name, inf), (wall, cpu, rss, anon))
+                line += f" | {name} {wall:.2f}s (cpu {cpu:.2f}s, {rss:.0f}/{anon:.0f} MiB)"
             print(line, flush=True)
         fake.close()
-        g_wall, g_cpu = best["git"]
+        g_wall, g_cpu, g_rss, g_anon = best["git"]
         print(f"best of {args.runs}, {n} commits, {os.cpu_count()} CPUs, load average "
-              f"{os.getloadavg()[0]:.1f}:")
+              f"{os.getloadavg()[0]:.1f}; memory: peak RSS (VmHWM) / peak RssAnon, MiB:")
         print(f"  git log --all --numstat --no-renames: {n / g_wall:8,.0f} commits/s "
-              f"(wall {g_wall:.2f}s, cpu {g_cpu:.2f}s)")
+              f"(wall {g_wall:.2f}s, cpu {g_cpu:.2f}s), memory {g_rss:.0f} / {g_anon:.0f}")
         ok = True
-        for name, _ in configs:
-            wall, cpu = best[name]
+        for name, _, _ in configs:
+            wall, cpu, rss, anon = best[name]
             ratio = wall / g_wall
-            ok &= ratio <= TARGET
+            good = ratio <= TARGET and rss <= g_rss
+            ok &= good
             print(f"  {name + ':':37} {n / wall:8,.0f} commits/s (wall {wall:.2f}s, cpu "
                   f"{cpu:.2f}s): {ratio:.2f}x git's time, {cpu / g_cpu:.2f}x its cpu "
-                  f"(target <= {TARGET}x) {'PASS' if ratio <= TARGET else 'FAIL'}")
+                  f"(target <= {TARGET}x); memory {rss:.0f} / {anon:.0f} "
+                  f"= {rss / g_rss:.2f}x git's peak (target <= 1x) {'PASS' if good else 'FAIL'}")
         return 0 if ok else 1
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

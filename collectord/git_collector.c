@@ -57,9 +57,9 @@ static const config_option_t s_options[] = {
      "git: the records' src; default the origin remote's URL normalized (github.com/acme/widget), "
      "else the repository directory's name",
      &s_settings.source},
-    {"cache_size", CONFIG_SIZE, "128M",
-     "git: memory for objects read (libgit2's cache: trees and blobs are read again by the "
-     "next commit)",
+    {"cache_size", CONFIG_SIZE, "16M",
+     "git: libgit2's cache of trees and blobs (a commit's old side is mostly the next "
+     "commit's new side); it counts object sizes, the memory it holds is 2-3 times that",
      &s_settings.cache_size},
     {"threads", CONFIG_INT, "0",
      "git: threads diffing commits; 0 = 2, or 1 on a single CPU (each thread costs CPU: "
@@ -247,8 +247,13 @@ s_open (const collector_env_t *env, char *error, size_t size)
     //  A commit's old side is its parent's new side: keep what was read.
     //  And, as git does when it reads, trust the object store rather than
     //  hash every object again.
+    //  What the next commits read is what matters: a cache larger than that
+    //  made collectord slower (libgit2 evicts by scanning its hash table)
+    //  and its memory grew with the history, commits included, which are
+    //  read once each.
     git_libgit2_opts (GIT_OPT_SET_CACHE_OBJECT_LIMIT, GIT_OBJECT_BLOB, (size_t) 1 << 20);
     git_libgit2_opts (GIT_OPT_SET_CACHE_OBJECT_LIMIT, GIT_OBJECT_TREE, (size_t) 1 << 20);
+    git_libgit2_opts (GIT_OPT_SET_CACHE_OBJECT_LIMIT, GIT_OBJECT_COMMIT, (size_t) 0);
     git_libgit2_opts (GIT_OPT_SET_CACHE_MAX_SIZE, (ssize_t) s_settings.cache_size);
     git_libgit2_opts (GIT_OPT_ENABLE_STRICT_HASH_VERIFICATION, 0);
     s_git_t *self = calloc (1, sizeof *self);
@@ -778,13 +783,56 @@ s_send_unreachable (s_git_t *self, session_t *session, int64_t now, uint64_t *co
     return rc;
 }
 
+//  Where the pool takes the commits to send from, newest first: libgit2's
+//  revwalk, read as the pool needs them (a list of the whole history
+//  would grow with it), or a list made beforehand for a shallow clone.
+typedef struct {
+    git_revwalk *walk;
+    git_oid *oids; //  shallow clone
+    size_t count, next;
+    size_t limit;  //  max_commits without --since; 0 = none
+    size_t walked; //  given to the pool
+    bool truncated;
+    char error[256]; //  a revwalk error, empty if none
+} s_source_t;
+
+static bool
+s_source_pull (s_source_t *source, git_oid *oid)
+{
+    if (!source->walk) {
+        if (source->next == source->count)
+            return false;
+        *oid = source->oids[source->next++];
+        return true;
+    }
+    int rc = git_revwalk_next (oid, source->walk);
+    if (rc && rc != GIT_ITEROVER)
+        snprintf (source->error, sizeof source->error, "revwalk: %s", s_git_error ());
+    git_error_clear ();
+    return rc == 0;
+}
+
+static bool
+s_source_next (void *arg, git_oid *oid)
+{
+    s_source_t *source = (s_source_t *) arg;
+    if (source->limit && source->walked == source->limit) {
+        //  The newest `limit`; one more says whether any was left out
+        git_oid more;
+        source->truncated = s_source_pull (source, &more);
+        return false;
+    }
+    if (!s_source_pull (source, oid))
+        return false;
+    source->walked++;
+    return true;
+}
+
 //  Every commit to consider, newest first: reachable from the tips, not
 //  from the tips of the last complete run.
 static int
-s_walk (s_git_t *self, git_oid **oids, size_t *count, char *error, size_t size)
+s_walk (s_git_t *self, s_source_t *source, char *error, size_t size)
 {
-    *oids = NULL;
-    *count = 0;
     git_revwalk *walk;
     if (git_revwalk_new (&walk, self->repo)) {
         snprintf (error, size, "revwalk: %s", s_git_error ());
@@ -806,29 +854,8 @@ s_walk (s_git_t *self, git_oid **oids, size_t *count, char *error, size_t size)
             hidden++;
         git_error_clear ();
     }
-    size_t cap = 1024;
-    git_oid *list = malloc (cap * sizeof *list);
-    assert (list);
-    git_oid oid;
-    int rc;
-    while ((rc = git_revwalk_next (&oid, walk)) == 0) {
-        if (*count == cap) {
-            cap *= 2;
-            list = realloc (list, cap * sizeof *list);
-            assert (list);
-        }
-        list[(*count)++] = oid;
-    }
-    git_revwalk_free (walk);
-    if (rc != GIT_ITEROVER) {
-        snprintf (error, size, "revwalk: %s", s_git_error ());
-        free (list);
-        *count = 0;
-        return -1;
-    }
-    git_error_clear ();
-    *oids = list;
-    log_debug ("git.walk", "tips=%zu hidden=%zu commits=%zu", self->ntips, hidden, *count);
+    source->walk = walk;
+    log_debug ("git.walk", "tips=%zu hidden=%zu", self->ntips, hidden);
     return 0;
 }
 
@@ -900,7 +927,7 @@ s_mark (s_git_t *self, zhash_t *seen, zhash_t *boundary, const git_oid *from, s_
 }
 
 static int
-s_walk_shallow (s_git_t *self, git_oid **oids, size_t *count, char *error, size_t size)
+s_walk_shallow (s_git_t *self, s_source_t *source, char *error, size_t size)
 {
     (void) error;
     (void) size;
@@ -925,11 +952,11 @@ s_walk_shallow (s_git_t *self, git_oid **oids, size_t *count, char *error, size_
     for (size_t i = 0; i < self->ntips; i++)
         s_mark (self, seen, boundary, &self->tips[i], &found, &n, &cap);
     qsort (found, n, sizeof *found, s_dated_cmp);
-    *oids = malloc ((n ? n : 1) * sizeof **oids);
-    assert (*oids);
+    source->oids = malloc ((n ? n : 1) * sizeof *source->oids);
+    assert (source->oids);
     for (size_t i = 0; i < n; i++)
-        (*oids)[i] = found[i].oid;
-    *count = n;
+        source->oids[i] = found[i].oid;
+    source->count = n;
     free (found);
     zhash_destroy (&boundary);
     zhash_destroy (&seen);
@@ -954,29 +981,27 @@ s_collect (void *handle, session_t *session, char *error, size_t size)
     s_load_state (self);
     if (s_read_refs (self, error, size))
         return -1;
-    git_oid *oids;
-    size_t count;
-    int walked = git_repository_is_shallow (self->repo)
-                     ? s_walk_shallow (self, &oids, &count, error, size)
-                     : s_walk (self, &oids, &count, error, size);
-    if (walked)
+    s_source_t source = {0};
+    bool shallow = git_repository_is_shallow (self->repo);
+    if (shallow ? s_walk_shallow (self, &source, error, size) : s_walk (self, &source, error, size))
         return -1;
-    size_t walked_count = count;
+    //  The newest max_commits, without diffing the others (with --since,
+    //  the older ones do not count: cut below, as they are sent)
+    if (self->max_commits && self->since_used == S_NO_SINCE)
+        source.limit = (size_t) self->max_commits;
     bool truncated = false;
-    if (self->max_commits && self->since_used == S_NO_SINCE && count > (size_t) self->max_commits) {
-        //  The newest max_commits, without diffing the others
-        count = (size_t) self->max_commits;
-        truncated = true;
-    }
     gitpool_t *pool = gitpool_new (self->path, self->threads, self->since_used, error, size);
     if (!pool) {
-        free (oids);
+        git_revwalk_free (source.walk);
+        free (source.oids);
         return -1;
     }
-    gitpool_start (pool, oids, count);
+    gitpool_start (pool, s_source_next, &source);
 
     progress_t *progress = session_progress (session);
-    progress_start (progress, "git commits", count);
+    //  The walk is read as commits are sent: the total is known beforehand
+    //  only for a shallow clone (counting would walk the history twice)
+    progress_start (progress, "git commits", shallow ? source.count : 0);
     uint64_t sent = 0, older = 0, skipped = 0, done = 0;
     int rc = 0;
     char hex[GIT_OID_HEXSZ + 1];
@@ -1021,11 +1046,18 @@ s_collect (void *handle, session_t *session, char *error, size_t size)
         }
         progress_update (progress, done);
     }
+    //  The workers are joined: the walk is the main thread's again
     gitpool_destroy (&pool);
-    free (oids);
+    git_revwalk_free (source.walk);
+    free (source.oids);
     progress_finish (progress);
+    if (rc == 0 && source.error[0]) {
+        snprintf (error, size, "%s", source.error);
+        rc = -1;
+    }
     if (rc)
         return rc;
+    truncated |= source.truncated;
 
     int64_t now = util_now_ns ();
     for (size_t i = 0; i < self->nrefs; i++) {
@@ -1047,7 +1079,7 @@ s_collect (void *handle, session_t *session, char *error, size_t size)
     log_info ("git.collected",
               "commits=%" PRIu64 " walked=%zu older_than_since=%" PRIu64 " skipped=%" PRIu64
               " refs=%zu hidden_tips=%zu unreachable=%" PRIu64 " truncated=%s",
-              sent, walked_count, older, skipped, self->nrefs, self->nold, unreachable,
+              sent, source.walked, older, skipped, self->nrefs, self->nold, unreachable,
               truncated ? "yes" : "no");
     return 0;
 }

@@ -33,6 +33,9 @@
 #include <string.h>
 
 #define S_FIRST_FEW_BYTES 8000 //  git's binary sniffing window
+//  Paths whose attribute is remembered: every path a long history ever
+//  touched would otherwise stay here, so the map starts over when full
+#define S_ATTRS_MAX 65536
 
 typedef struct {
     size_t path_at, path_len; //  in the arena, which may move while it grows
@@ -47,6 +50,13 @@ typedef enum { S_ATTR_AUTO = 1, S_ATTR_BINARY, S_ATTR_TEXT } s_attr_t;
 
 struct _gitdiff_t {
     git_repository *repo;
+    //  The same repository opened bare, for the blobs given to
+    //  git_diff_blobs: libgit2 looks up the `diff` attribute of a blob
+    //  diffed without a path as if its path were "file", in the blob's
+    //  repository, statting the attribute files of the work tree and the
+    //  system each time (a dozen system calls per file, 10-20 % of the CPU).
+    //  Attributes are looked up here (s_attr), once per path.
+    git_repository *bare;
     git_odb *odb;
     git_diff_options opts;
     s_file_t *files;
@@ -70,6 +80,11 @@ gitdiff_new (git_repository *repo)
     self->repo = repo;
     int rc = git_repository_odb (&self->odb, repo);
     assert (rc == 0);
+    if (git_repository_open_ext (&self->bare, git_repository_path (repo),
+                                 GIT_REPOSITORY_OPEN_NO_SEARCH | GIT_REPOSITORY_OPEN_BARE, NULL)) {
+        git_error_clear ();
+        self->bare = NULL; //  diffs go through `repo`, slower
+    }
     git_diff_options_init (&self->opts, GIT_DIFF_OPTIONS_VERSION);
     self->opts.context_lines = 0;
     self->opts.interhunk_lines = 0;
@@ -98,6 +113,7 @@ gitdiff_destroy (gitdiff_t **self_p)
     if (!self)
         return;
     git_odb_free (self->odb);
+    git_repository_free (self->bare);
     zhash_destroy (&self->attrs);
     free (self->files);
     free (self->arena);
@@ -199,6 +215,10 @@ s_attr (gitdiff_t *self, const char *path)
             attr = S_ATTR_TEXT;
     }
     git_error_clear ();
+    if (zhash_size (self->attrs) >= S_ATTRS_MAX) {
+        zhash_destroy (&self->attrs);
+        self->attrs = zhash_new ();
+    }
     zhash_insert (self->attrs, path, (void *) (uintptr_t) attr);
     return attr;
 }
@@ -239,7 +259,7 @@ s_load (gitdiff_t *self, const git_tree_entry *entry, s_side_t *side)
         side->big = true;
         return 0;
     }
-    if (git_blob_lookup (&side->blob, self->repo, id))
+    if (git_blob_lookup (&side->blob, self->bare ? self->bare : self->repo, id))
         return -1;
     side->data = (const char *) git_blob_rawcontent (side->blob);
     side->len = (size_t) git_blob_rawsize (side->blob);
@@ -293,7 +313,7 @@ s_file (gitdiff_t *self, size_t path_len, const git_tree_entry *old, const git_t
         file->binary = true; //  too big to diff even when declared text
     else if (!same) {
         //  git_diff_blobs knows the ids; git_diff_buffers would hash both
-        //  contents again. No paths: no attribute lookups in libgit2.
+        //  contents again. The blobs come from the bare handle (see `bare`).
         int rc;
         if (a.gitlink || b.gitlink)
             rc = git_diff_buffers (a.data, a.len, NULL, b.data, b.len, NULL, &self->opts, NULL,

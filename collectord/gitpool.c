@@ -3,7 +3,9 @@
     The ring holds GITPOOL_AHEAD results; the result of commit i lives in
     slot i % GITPOOL_AHEAD. A worker takes a chunk of S_CHUNK consecutive
     commits only when all of its slots are free, i.e. when the caller is
-    done with the result that used them before.
+    done with the result that used them before. It draws the chunk's
+    commits from the source then, under the lock: the history is never
+    listed whole, so memory does not grow with it.
 
     A body is at most S_RECORD_ROOM bytes so that the record fits ingestd's
     4 MiB limit: a commit touching so many files that it would not fit keeps
@@ -29,9 +31,13 @@
 #define S_RECORD_ROOM (4 * 1024 * 1024 - 16 * 1024)
 #define S_BODY_BUDGET (3 * 1024 * 1024)
 #define S_MESSAGE_MAX (1024 * 1024)
+//  A slot's buffer over this is freed when the slot is used again: one
+//  large commit per slot would otherwise keep GITPOOL_AHEAD large buffers
+#define S_BODY_KEEP (64 * 1024)
 
 typedef struct {
     gitpool_result_t result;
+    git_oid oid;
     msgpack_sbuffer body;
     char error[512];
     bool ready;
@@ -51,8 +57,9 @@ struct _gitpool_t {
     s_worker_t *workers;
     size_t nworkers;
     int64_t since;
-    const git_oid *oids;
-    size_t count;
+    gitpool_source_fn *source;
+    void *source_arg;
+    size_t count; //  SIZE_MAX until the source ended
     s_slot_t *ring;
     size_t next_chunk; //  the next chunk to hand out
     size_t taken;      //  results returned to the caller
@@ -346,13 +353,17 @@ s_files_that_fit (gitdiff_t *diff, const git_commit *commit)
 }
 
 static void
-s_process (s_worker_t *w, size_t index, s_slot_t *slot)
+s_process (s_worker_t *w, s_slot_t *slot)
 {
     gitpool_t *pool = w->pool;
     gitpool_result_t *r = &slot->result;
     memset (r, 0, sizeof *r);
-    r->oid = &pool->oids[index];
-    msgpack_sbuffer_clear (&slot->body);
+    r->oid = &slot->oid;
+    if (slot->body.alloc > S_BODY_KEEP) {
+        msgpack_sbuffer_destroy (&slot->body);
+        msgpack_sbuffer_init (&slot->body);
+    } else
+        msgpack_sbuffer_clear (&slot->body);
     char hex[GIT_OID_HEXSZ + 1];
     git_commit *commit;
     if (git_commit_lookup (&commit, w->repo, r->oid)) {
@@ -401,18 +412,26 @@ s_worker (void *arg)
         size_t start = pool->next_chunk * S_CHUNK;
         if (start >= pool->count)
             break;
-        size_t end = start + S_CHUNK < pool->count ? start + S_CHUNK : pool->count;
         //  The caller holds its last result until its next call
         size_t released = pool->taken ? pool->taken - 1 : 0;
-        if (end > released + GITPOOL_AHEAD) {
+        if (start + S_CHUNK > released + GITPOOL_AHEAD) {
             pthread_cond_wait (&pool->work, &pool->lock);
             continue;
+        }
+        size_t end = start;
+        while (end < start + S_CHUNK &&
+               pool->source (pool->source_arg, &pool->ring[end % GITPOOL_AHEAD].oid))
+            end++;
+        if (end < start + S_CHUNK) {
+            //  The caller may be waiting for a result that will not come
+            pool->count = end;
+            pthread_cond_broadcast (&pool->done);
         }
         pool->next_chunk++;
         pthread_mutex_unlock (&pool->lock);
         for (size_t i = start; i < end && !atomic_load (&pool->stop); i++) {
             s_slot_t *slot = &pool->ring[i % GITPOOL_AHEAD];
-            s_process (w, i, slot);
+            s_process (w, slot);
             pthread_mutex_lock (&pool->lock);
             slot->ready = true;
             pthread_cond_broadcast (&pool->done);
@@ -425,14 +444,13 @@ s_worker (void *arg)
 }
 
 void
-gitpool_start (gitpool_t *self, const git_oid *oids, size_t count)
+gitpool_start (gitpool_t *self, gitpool_source_fn *source, void *arg)
 {
     assert (!self->workers[0].running);
-    self->oids = oids;
-    self->count = count;
-    //  No more threads than chunks
-    size_t chunks = (count + S_CHUNK - 1) / S_CHUNK;
-    for (size_t i = 0; i < self->nworkers && i < chunks; i++) {
+    self->source = source;
+    self->source_arg = arg;
+    self->count = SIZE_MAX;
+    for (size_t i = 0; i < self->nworkers; i++) {
         s_worker_t *w = &self->workers[i];
         int rc = pthread_create (&w->thread, NULL, s_worker, w);
         assert (rc == 0);
@@ -448,13 +466,13 @@ gitpool_next (gitpool_t *self)
         self->ring[(self->taken - 1) % GITPOOL_AHEAD].ready = false;
         pthread_cond_broadcast (&self->work);
     }
+    s_slot_t *slot = &self->ring[self->taken % GITPOOL_AHEAD];
+    while (!slot->ready && self->taken < self->count)
+        pthread_cond_wait (&self->done, &self->lock);
     if (self->taken == self->count) {
         pthread_mutex_unlock (&self->lock);
         return NULL;
     }
-    s_slot_t *slot = &self->ring[self->taken % GITPOOL_AHEAD];
-    while (!slot->ready)
-        pthread_cond_wait (&self->done, &self->lock);
     self->taken++;
     pthread_mutex_unlock (&self->lock);
     return &slot->result;
@@ -484,6 +502,21 @@ s_make_repo (size_t commits)
     return dir;
 }
 
+typedef struct {
+    const git_oid *oids;
+    size_t count, next;
+} s_array_t;
+
+static bool
+s_array_next (void *arg, git_oid *oid)
+{
+    s_array_t *a = (s_array_t *) arg;
+    if (a->next == a->count)
+        return false;
+    *oid = a->oids[a->next++];
+    return true;
+}
+
 void
 gitpool_test (bool verbose)
 {
@@ -506,12 +539,14 @@ gitpool_test (bool verbose)
     git_revwalk_free (walk);
 
     char error[256];
+    s_array_t array = {oids, count, 0};
     uint64_t sums[2] = {0, 0};
     size_t threads[2] = {1, 3};
     for (int run = 0; run < 2; run++) {
         gitpool_t *pool = gitpool_new (dir, threads[run], 1600000000 + 100, error, sizeof error);
         assert (pool);
-        gitpool_start (pool, oids, count);
+        array.next = 0;
+        gitpool_start (pool, s_array_next, &array);
         size_t n = 0, older = 0;
         const gitpool_result_t *r;
         while ((r = gitpool_next (pool))) {
@@ -545,7 +580,8 @@ gitpool_test (bool verbose)
 
     //  Destroyed early, while workers wait for the caller: no hang
     gitpool_t *pool = gitpool_new (dir, 2, GITPOOL_NO_SINCE, error, sizeof error);
-    gitpool_start (pool, oids, count);
+    array.next = 0;
+    gitpool_start (pool, s_array_next, &array);
     assert (gitpool_next (pool) && gitpool_next (pool));
     gitpool_destroy (&pool);
 

@@ -45,8 +45,14 @@ gitpool_t *gitpool_new (const char *path, size_t threads, int64_t since, char *e
 //  Stops the workers (they finish the commit in hand) and frees everything.
 void gitpool_destroy (gitpool_t **self_p);
 
-//  Starts on `oids` (borrowed until the pool is destroyed).
-void gitpool_start (gitpool_t *self, const git_oid *oids, size_t count);
+//  Sets `oid` to the next commit to make a body for; false at the end (and
+//  not called again). Called by the worker threads, one at a time, with
+//  the pool's lock held: a source that walks the history with libgit2 owns
+//  that repository handle until the pool is destroyed.
+typedef bool (gitpool_source_fn) (void *arg, git_oid *oid);
+
+//  Starts on the commits `source` gives, in that order.
+void gitpool_start (gitpool_t *self, gitpool_source_fn *source, void *arg);
 //  The result for the next commit of the list, waiting for it if needed;
 //  valid until the next call. NULL after the last.
 const gitpool_result_t *gitpool_next (gitpool_t *self);
