@@ -130,8 +130,10 @@ fuzz: fuzz-build
 	build-fuzz/fuzz_record -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -print_final_stats=1 \
 	    build-fuzz/corpus proto/fuzz_seeds 2>&1 | tail -n 15
 	build-fuzz/fuzz_intake -max_total_time=$(FUZZ_SECONDS) -max_len=16384 -print_final_stats=1 \
+	    -close_fd_mask=2 \
 	    build-fuzz/corpus-intake proto/fuzz_seeds 2>&1 | tail -n 8
 	build-fuzz/fuzz_delivery -max_total_time=$(FUZZ_SECONDS) -max_len=16384 -print_final_stats=1 \
+	    -close_fd_mask=2 \
 	    build-fuzz/corpus-delivery proto/fuzz_seeds 2>&1 | tail -n 8
 
 fuzz-build:

@@ -114,9 +114,11 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     if (zmsg_size (msg) == 0)
         zmsg_addmem (msg, "", 0); //  a DEALER message has at least one frame
     //  What ingestd must answer: ACK to a BATCH head, whatever its records
+    //  (czmq's zmsg_next starts over at the head once past the end)
+    size_t nframes = zmsg_size (msg);
     zframe_t *f0 = zmsg_first (msg), *f1 = zmsg_next (msg), *f2 = zmsg_next (msg);
-    bool batch =
-        f2 && zframe_streq (f0, INTAKE_SIG) && zframe_streq (f1, "BATCH") && zframe_size (f2) == 8;
+    bool batch = nframes >= 3 && zframe_streq (f0, INTAKE_SIG) && zframe_streq (f1, "BATCH") &&
+                 zframe_size (f2) == 8;
     uint8_t seq[8] = {0};
     if (batch)
         memcpy (seq, zframe_data (f2), 8);
