@@ -40,6 +40,7 @@ struct _journal_t {
     size_t nwriters;
     char **writer_names;
     uint64_t *cursors, *synced_cursors;
+    bool *added; //  per writer: new to a journal that had records (journal_writer_added)
 };
 
 static int
@@ -156,6 +157,7 @@ journal_new (const char *dir, uint64_t max_bytes, uint64_t dead_max, const char 
     self->writer_names = calloc (self->nwriters + 1, sizeof (char *));
     self->cursors = calloc (self->nwriters + 1, sizeof (uint64_t));
     self->synced_cursors = calloc (self->nwriters + 1, sizeof (uint64_t));
+    self->added = calloc (self->nwriters + 1, sizeof (bool));
     for (size_t i = 0; i < self->nwriters; i++) {
         self->writer_names[i] = strdup (writers[i]);
         char key[128];
@@ -165,6 +167,8 @@ journal_new (const char *dir, uint64_t max_bytes, uint64_t dead_max, const char 
             if ((rc = s_meta_put (self, txn, key, cursor)))
                 goto failed;
             log_info ("journal.writer_added", "writer=%s cursor=%" PRIu64, writers[i], cursor);
+            //  Records the journal no longer holds never reach it
+            self->added[i] = self->counters.accepted > 0;
         }
         self->cursors[i] = self->synced_cursors[i] = cursor;
     }
@@ -204,6 +208,7 @@ journal_destroy (journal_t **self_p)
     free (self->writer_names);
     free (self->cursors);
     free (self->synced_cursors);
+    free (self->added);
     free (self);
     *self_p = NULL;
 }
@@ -396,6 +401,12 @@ uint64_t
 journal_cursor (journal_t *self, size_t writer)
 {
     return writer < self->nwriters ? self->cursors[writer] : 0;
+}
+
+bool
+journal_writer_added (journal_t *self, size_t writer)
+{
+    return writer < self->nwriters && self->added[writer];
 }
 
 size_t
