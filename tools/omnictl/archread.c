@@ -18,7 +18,7 @@
 #define READ_CHUNK (1 << 20)
 
 typedef struct {
-    char *path;   //  "<kind dir>/<file>"
+    char *path; //  "<kind dir>/<file>"
     char date[11];
     long segment; //  0.. for .zst segments, LONG_MAX for the live .jsonl
     bool zst;
@@ -31,14 +31,14 @@ struct _archread_t {
     size_t nfiles, cap, current; //  current: index + 1 of the file being read
     FILE *in;
     ZSTD_DStream *zds;
-    bool zst_mid_frame;           //  the last decompression left a frame unfinished
-    uint8_t *raw;                 //  bytes read from the file
+    bool zst_mid_frame; //  the last decompression left a frame unfinished
+    uint8_t *raw;       //  bytes read from the file
     size_t raw_size, raw_at;
-    char *text;                   //  decompressed (or plain) bytes not yet split
+    char *text; //  decompressed (or plain) bytes not yet split
     size_t text_size, text_at, text_cap;
-    char *line;                   //  a line that crossed a chunk boundary
+    char *line; //  a line that crossed a chunk boundary
     size_t line_size, line_cap;
-    uint64_t line_no, skip_to;    //  skip_to: first line to return in the current file
+    uint64_t line_no, skip_to; //  skip_to: first line to return in the current file
     uint64_t total, consumed, bad;
     bool eof;
 };
@@ -48,9 +48,9 @@ s_file_cmp (const void *a_, const void *b_)
 {
     const s_file_t *a = a_, *b = b_;
     const char *sa = strchr (a->path, '/'), *sb = strchr (b->path, '/');
-    int c = strncmp (a->path, b->path, (size_t) (sa - a->path) > (size_t) (sb - b->path)
-                                           ? (size_t) (sa - a->path)
-                                           : (size_t) (sb - b->path));
+    int c = strncmp (a->path, b->path,
+                     (size_t) (sa - a->path) > (size_t) (sb - b->path) ? (size_t) (sa - a->path)
+                                                                       : (size_t) (sb - b->path));
     if (c)
         return c;
     c = strcmp (a->date, b->date);
@@ -259,7 +259,8 @@ s_fill (archread_t *self)
         self->text_size = out.pos;
         if (ZSTD_isError (rc)) {
             char why[160];
-            snprintf (why, sizeof why, "zstd data damaged after this line (%s): rest of the file skipped",
+            snprintf (why, sizeof why,
+                      "zstd data damaged after this line (%s): rest of the file skipped",
                       ZSTD_getErrorName (rc));
             self->text_size = 0;
             s_report (self, self->line_no, why);
@@ -271,7 +272,8 @@ s_fill (archread_t *self)
         self->zst_mid_frame = rc != 0;
     }
     if (self->text_size == 0 && file->zst && self->zst_mid_frame) {
-        s_report (self, self->line_no, "zstd data cut short after this line: rest of the file lost");
+        s_report (self, self->line_no,
+                  "zstd data cut short after this line: rest of the file lost");
         self->zst_mid_frame = false;
     }
     return self->text_size > 0;
@@ -526,7 +528,8 @@ archread_test (bool verbose)
     archread_filter_t filter = {kinds, NULL, 1699920000LL * 1000000000LL, INT64_MAX};
     int64_t ns;
     assert (archread_parse_time ("2023-11-14", &ns) == 0 && ns == filter.since_ns);
-    assert (archread_parse_time ("2023-11-14T00:00:01Z", &ns) == 0 && ns == filter.since_ns + 1000000000LL);
+    assert (archread_parse_time ("2023-11-14T00:00:01Z", &ns) == 0 &&
+            ns == filter.since_ns + 1000000000LL);
     assert (archread_parse_time ("yesterday", &ns) == -1);
     assert (archread_match (&filter, "metric", "s", filter.since_ns));
     assert (!archread_match (&filter, "metric", "s", filter.since_ns - 1));

@@ -79,8 +79,8 @@ s_unbase64 (jsonrec_t *self, const char *text, size_t len)
             } else if (pad || (v[j] = s_b64_value (text[i + j])) < 0)
                 return -1;
         }
-        uint32_t word = (uint32_t) v[0] << 18 | (uint32_t) v[1] << 12 | (uint32_t) v[2] << 6 |
-                        (uint32_t) v[3];
+        uint32_t word =
+            (uint32_t) v[0] << 18 | (uint32_t) v[1] << 12 | (uint32_t) v[2] << 6 | (uint32_t) v[3];
         self->bin[n++] = (uint8_t) (word >> 16);
         if (pad < 2)
             self->bin[n++] = (uint8_t) (word >> 8);
@@ -235,8 +235,7 @@ s_test_round_trip (jsonrec_t *self, record_encoder_t *enc)
     msgpack_zone zone;
     msgpack_zone_init (&zone, 4096);
     record_t record;
-    assert (record_decode (&record, &zone, data, size, NULL, detail, sizeof detail) ==
-            REJECT_NONE);
+    assert (record_decode (&record, &zone, data, size, NULL, detail, sizeof detail) == REJECT_NONE);
     mpjson_buf_t line = {0};
     mpjson_record (&line, &record);
     int rc = jsonrec_pack (self, line.data, line.size, &back, &back_size, detail, sizeof detail);
@@ -344,7 +343,9 @@ jsonrec_test (bool verbose)
     const char *bad[] = {"{\"v\":1,\"kind\":\"metric\",\"ts\":1,\"id\":\"00\"}",
                          "{\"v\":1,\"kind\":\"metric\",\"ts\":1,\"body\":{\"$bin\":\"###\"}}",
                          "{\"v\":1,\"kind\":\"metric\",\"ts\":1,\"body\":{\"x\":nan}}",
-                         "{\"v\":1,\"kind\":\"met", "[1,2]", ""};
+                         "{\"v\":1,\"kind\":\"met",
+                         "[1,2]",
+                         ""};
     const char *why[] = {"hex", "base64", "not JSON", "not JSON", "not an archived", "not JSON"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         error[0] = 0;

@@ -166,13 +166,17 @@ s_filter (const char *command, char **kinds, char **sources, const char *since, 
 static int
 s_replay (size_t argc, const char *archive_dir, const char *intake, char **writer, char **kinds,
           char **sources, const char *since, const char *until, const char *state, int64_t give_up,
-          const char *curve_key, const char *curve_server_key)
+          int64_t rate, const char *curve_key, const char *curve_server_key)
 {
     if (argc != 1 || !*archive_dir) {
         fprintf (stderr, "error: omnictl replay takes --archive-dir=DIR and no argument\n");
         return 2;
     }
-    replay_config_t config = {archive_dir, intake, "", {0}, state, NULL, give_up};
+    if (rate < 0 || give_up < 0) {
+        fprintf (stderr, "error: omnictl replay: --rate and --give-up must be >= 0\n");
+        return 2;
+    }
+    replay_config_t config = {archive_dir, intake, "", {0}, state, NULL, give_up, rate};
     if (s_filter ("replay", kinds, sources, since, until, &config.filter))
         return 2;
     char writers[256] = "";
@@ -250,7 +254,7 @@ main (int argc, char **argv)
     char *role, *clients;
     char *archive_dir, *intake, *since, *until, *state, *curve_key, *curve_server_key;
     char **writer, **kinds, **sources;
-    int64_t give_up;
+    int64_t give_up, rate;
     const config_option_t options[] = {
         {"targets", CONFIG_LIST, DEFAULT_TARGETS,
          "daemons to show, NAME=HOST:PORT of their /metrics and /health", &targets},
@@ -289,6 +293,10 @@ main (int argc, char **argv)
         {"give_up", CONFIG_DURATION, "2m",
          "replay: stop when ingestd acknowledges nothing for this long; 0 = wait forever",
          &give_up},
+        {"rate", CONFIG_INT, "0",
+         "replay: records per second at most (room for live collection during a rebuild); 0 = "
+         "no limit",
+         &rate},
         {"curve_key", CONFIG_STRING, "", "replay: CURVE certificate (role collector)", &curve_key},
         {"curve_server_key", CONFIG_STRING, "", "replay: ingestd's public CURVE certificate",
          &curve_server_key},
@@ -354,7 +362,7 @@ main (int argc, char **argv)
     }
     if (command && strcmp (command, "replay") == 0) {
         rc = s_replay (config_argc (config), archive_dir, intake, writer, kinds, sources, since,
-                       until, state, give_up, curve_key, curve_server_key);
+                       until, state, give_up, rate, curve_key, curve_server_key);
         config_destroy (&config);
         return rc;
     }

@@ -24,10 +24,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#define MARK_EVERY     1000
-#define SAVE_EVERY_MS  1000
-#define SHOW_EVERY_MS  250   //  progress on a terminal
-#define LOG_EVERY_MS   10000 //  progress in a log
+#define MARK_EVERY    1000
+#define SAVE_EVERY_MS 1000
+#define SHOW_EVERY_MS 250   //  progress on a terminal
+#define LOG_EVERY_MS  10000 //  progress in a log
 
 typedef struct {
     uint64_t index; //  records sent before this position
@@ -150,7 +150,8 @@ s_checkpoint (s_replay_t *self, intake_client_t *client, uint64_t base)
         done++;
     if (done == 0)
         return;
-    s_save (self, &self->marks[done - 1], base);
+    if (self->marks[done - 1].index > 0) //  nothing acknowledged yet: nothing to say
+        s_save (self, &self->marks[done - 1], base);
     for (size_t i = 0; i < done; i++)
         free (self->marks[i].path);
     memmove (self->marks, self->marks + done, (self->nmarks - done) * sizeof *self->marks);
@@ -202,10 +203,10 @@ replay_run (const replay_config_t *config)
          name = strtok_r (NULL, ",", &save)) {
         unsigned role = kinds_writer_role (name);
         if (!role || role == WRITER_ARCHIVE) {
-            fprintf (stderr,
-                     "error: omnictl replay: --writer %s: %s (relational, document, metrics)\n",
-                     name, role ? "replay reads the archive, it never writes back to it"
-                                : "no such writer");
+            fprintf (
+                stderr, "error: omnictl replay: --writer %s: %s (relational, document, metrics)\n",
+                name,
+                role ? "replay reads the archive, it never writes back to it" : "no such writer");
             return 2;
         }
         writers |= role;
@@ -279,6 +280,11 @@ replay_run (const replay_config_t *config)
             break;
         }
         sent++;
+        if (config->rate > 0) {
+            int64_t due = started + (int64_t) (sent * 1000 / (uint64_t) config->rate);
+            if (due - util_mono_ms () >= 10)
+                zclock_sleep ((int) (due - util_mono_ms ()));
+        }
         if (intake_client_error (client)) {
             rc = 1;
             break;
@@ -326,8 +332,8 @@ replay_run (const replay_config_t *config)
               " seconds=%.1f status=%d",
               sent, accepted, rejected, filtered, unrouted, bad, base,
               (double) (util_mono_ms () - started) / 1000.0, rc);
-    printf ("replayed %" PRIu64 " records (%" PRIu64 " accepted, %" PRIu64
-            " rejected), %" PRIu64 " damaged lines skipped%s\n",
+    printf ("replayed %" PRIu64 " records (%" PRIu64 " accepted, %" PRIu64 " rejected), %" PRIu64
+            " damaged lines skipped%s\n",
             sent, accepted, rejected, bad, base ? " (resumed)" : "");
     for (size_t i = 0; i < self.nmarks; i++)
         free (self.marks[i].path);
@@ -345,8 +351,14 @@ replay_test (bool verbose)
     (void) verbose;
     //  Replay is a conversation with a real ingestd: tests/test_archive.py.
     //  Here, the refusals before any connection.
-    replay_config_t config = {"/nonexistent", "tcp://127.0.0.1:1", "archive",
-                              {NULL, NULL, INT64_MIN, INT64_MAX}, "/nonexistent/state", NULL, 1000};
+    replay_config_t config = {"/nonexistent",
+                              "tcp://127.0.0.1:1",
+                              "archive",
+                              {NULL, NULL, INT64_MIN, INT64_MAX},
+                              "/nonexistent/state",
+                              NULL,
+                              1000,
+                              0};
     assert (replay_run (&config) == 2);
     config.writers = "nonsense";
     assert (replay_run (&config) == 2);

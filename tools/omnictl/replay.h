@@ -27,6 +27,8 @@ typedef struct {
     const char *state_path;   //  the resume file
     const curve_client_t *curve;
     int64_t give_up_ms; //  stop when ingestd acknowledges nothing for this long
+    int64_t rate;       //  records per second at most, so a rebuild leaves room for live
+                        //  collection; 0 = as fast as ingestd takes them
 } replay_config_t;
 
 //  Exit status: 0 every record read was acknowledged and accepted; 1 not

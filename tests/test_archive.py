@@ -1,0 +1,399 @@
+"""The archive as the source of truth: every store rebuilt from it.
+
+Four stores are filled from a known input (a git repository made here,
+JUnit reports, metric points from omni-loadgen) by the real pipeline; a
+checksum of every table, collection and series is taken (ordered by key,
+without the columns a store stamps at ingest time, surrogate source ids
+replaced by the source's name); the stores are dropped; `omnictl replay`
+sends the archive back through ingestd; the checksums must be equal, and the
+archive's files must not have changed. Also: a second replay changes
+nothing, a replay killed -9 midway resumes from its state file, a writer
+added to a journal with history is said to start empty and is filled by
+`replay --writer`, and damaged archive lines are reported and skipped."""
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import time
+import uuid
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+from omni import (Daemon, Pipeline, binary, free_port, http_get, pg_admin_dsn, sample_history,
+                  wait_until, git)
+from test_documentd import client_of, mongo_uri, start_documentd  # noqa: F401 (fixture)
+
+psycopg2 = pytest.importorskip("psycopg2")
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+JUNIT = os.path.join(ROOT, "tests", "fixtures", "junit")
+STAMPED = {"first_seen", "updated", "last_seen", "applied_at", "granted"}
+SKIP_TABLES = {"schema_migrations", "omni_access_grants"}
+
+
+# ---------------------------------------------------------------------------
+# Stores
+
+
+def pg_create(name):
+    conn = psycopg2.connect(pg_admin_dsn())
+    conn.autocommit = True
+    conn.cursor().execute(f'CREATE DATABASE "{name}"')
+    conn.close()
+    return urlunsplit(urlsplit(pg_admin_dsn())._replace(path="/" + name))
+
+
+def pg_drop(name):
+    conn = psycopg2.connect(pg_admin_dsn())
+    conn.autocommit = True
+    conn.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    conn.close()
+
+
+def pg_checksums(dsn):
+    """table -> (rows, md5 of its rows in order), every table of the public schema."""
+    conn = psycopg2.connect(dsn)
+    cur = conn.cursor()
+    cur.execute("SELECT table_name FROM information_schema.tables "
+                "WHERE table_schema = 'public' AND table_type = 'BASE TABLE' ORDER BY 1")
+    tables = [t for (t,) in cur.fetchall() if t not in SKIP_TABLES]
+    out = {}
+    for table in tables:
+        cur.execute("SELECT column_name FROM information_schema.columns WHERE table_schema = "
+                    "'public' AND table_name = %s ORDER BY ordinal_position", (table,))
+        cols = []
+        for (c,) in cur.fetchall():
+            if c in STAMPED or (table == "sources" and c == "id"):
+                continue
+            # Identity ids of sources depend on arrival order: the name is the key
+            cols.append(f'(SELECT s.name FROM sources s WHERE s.id = t."{c}")'
+                        if c == "source_id" else f't."{c}"')
+        cur.execute(f"SELECT count(*), md5(coalesce(string_agg(r, E'\\n' ORDER BY r), '')) "
+                    f"FROM (SELECT ROW({', '.join(cols)})::text AS r FROM \"{table}\" t) x")
+        out[table] = cur.fetchone()
+    conn.close()
+    return out
+
+
+def mongo_checksums(uri, name):
+    client = client_of(uri)
+    db = client[name]
+    out = {}
+    for coll in sorted(db.list_collection_names()):
+        docs = sorted(db[coll].find({}), key=lambda d: bytes(d["_id"]))
+        text = json.dumps(docs, sort_keys=True, default=repr)
+        out[coll] = (len(docs), hashlib.md5(text.encode()).hexdigest())
+    client.close()
+    return out
+
+
+def archive_files(archive_dir):
+    """path -> sha256 of every archive file (the state directory aside)."""
+    out = {}
+    for root, dirs, files in os.walk(archive_dir):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        for f in files:
+            with open(os.path.join(root, f), "rb") as fh:
+                out[os.path.relpath(os.path.join(root, f), archive_dir)] = \
+                    hashlib.sha256(fh.read()).hexdigest()
+    return out
+
+
+# ---------------------------------------------------------------------------
+# Pipeline
+
+
+def drained(p, timeout=300):
+    """Until every configured writer acknowledged everything the journal got."""
+    def done():
+        # counters, not gauges: those are updated every 250 ms only
+        m = p.ingestd.metrics()
+        return m.get("omni_ingestd_records_accepted_total", 0) > 0 and \
+            m.get("omni_ingestd_records_acked_by_all_total") == \
+            m.get("omni_ingestd_records_accepted_total")
+    wait_until(done, timeout, "every writer caught up", 0.1)
+
+
+def collect(p, mode, *args):
+    cmd = [binary("collectord"), mode, "--once", f"--intake={p.intake}", "--progress=off",
+           "--give-up=60s", "--instance=test", f"--state-dir={p.workdir}/state", *args]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OMNI_COLLECTORD_", "CI",
+                                                                      "GITHUB_", "GIT_"))}
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, f"{cmd} exited {out.returncode}:\n{out.stderr[-3000:]}"
+    return out
+
+
+def fill(p, workdir, metrics=2000):
+    """The known input: a git history, JUnit reports, metric points."""
+    repo = sample_history(os.path.join(workdir, "repo"), "end")
+    collect(p, "git", repo)
+    collect(p, "junit", "--pipeline=widget-ci", "--build-id=42", "--branch=main",
+            "--sha=" + "a" * 40, "--source=acme/widget",
+            os.path.join(JUNIT, "surefire"), os.path.join(JUNIT, "pytest"))
+    p.loadgen("--kind=metric", f"--count={metrics}", "--seed=5", "--src=host-1")
+    return repo
+
+
+def replay(p, *args, state=None, check=True, timeout=300):
+    cmd = [binary("omnictl"), "replay", f"--archive-dir={p.archive_dir}", f"--intake={p.intake}",
+           f"--state={state or os.path.join(p.workdir, 'replay.state')}", *args]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    if check:
+        assert out.returncode == 0, f"{cmd} exited {out.returncode}:\n{out.stderr[-3000:]}"
+    return out
+
+
+class Stores:
+    """relationald, documentd and metricsd on databases that can be dropped
+    and made again under the same names."""
+
+    def __init__(self, p, mongo):
+        self.p, self.mongo = p, mongo
+        tag = uuid.uuid4().hex[:10]
+        self.rel_name, self.met_name, self.doc_name = (f"omni_test_rel_{tag}",
+                                                       f"omni_test_met_{tag}",
+                                                       f"omni_test_doc_{tag}")
+        self.rel_dsn = pg_create(self.rel_name)
+        self.met_dsn = pg_create(self.met_name)
+        self.daemons = []
+
+    def start(self):
+        p = self.p
+        self.daemons = [
+            p.writer("relationald", [f"--dsn={self.rel_dsn}"]).start(),
+            p.writer("metricsd", [f"--dsn={self.met_dsn}"]).start(),
+            start_documentd(p, self.mongo, self.doc_name),
+        ]
+
+    def stop(self):
+        for d in self.daemons:
+            d.stop()
+            self.p.daemons.remove(d)
+        self.daemons = []
+
+    def drop(self):
+        """Every store lost: the databases dropped, made again empty."""
+        self.stop()
+        pg_drop(self.rel_name)
+        pg_drop(self.met_name)
+        client = client_of(self.mongo)
+        client.drop_database(self.doc_name)
+        client.close()
+        pg_create(self.rel_name)
+        pg_create(self.met_name)
+        self.start()
+
+    def checksums(self):
+        return {"relational": pg_checksums(self.rel_dsn), "metrics": pg_checksums(self.met_dsn),
+                "document": mongo_checksums(self.mongo, self.doc_name)}
+
+    def destroy(self):
+        pg_drop(self.rel_name)
+        pg_drop(self.met_name)
+        client = client_of(self.mongo)
+        client.drop_database(self.doc_name)
+        client.close()
+
+
+@pytest.fixture
+def stores(pipeline, mongo_uri):  # noqa: F811 (the fixture imported above)
+    made = []
+
+    def make(p):
+        s = Stores(p, mongo_uri)
+        made.append(s)
+        return s
+    yield make
+    for s in made:
+        s.destroy()
+
+
+def state_sent(path):
+    """Records a replay's state file says are acknowledged (0 without one)."""
+    try:
+        with open(path) as f:
+            return int(f.read().split("\nsent ")[1].split()[0])
+    except (OSError, IndexError):
+        return 0
+
+
+def all_writers(pipeline):
+    return pipeline(writers=("archive", "relational", "document", "metrics"))
+
+
+def test_every_store_rebuilt_from_the_archive_equal(pipeline, stores, workdir):
+    p = all_writers(pipeline)
+    p.ingestd.start()
+    p.archiverd().start()
+    s = stores(p)
+    s.start()
+    fill(p, workdir, metrics=20000)
+    drained(p)
+    before = s.checksums()
+    files = archive_files(p.archive_dir)
+    assert before["relational"]["commits"][0] == 5 and before["relational"]["ci_tests"][0] > 0
+    assert before["metrics"] and before["document"]["metrics"][0] == 20000
+    assert before["document"]["git_commits"][0] == 5
+
+    # Every store lost; the archive brings them back, equal.
+    s.drop()
+    assert s.checksums()["relational"]["commits"][0] == 0
+    out = replay(p)
+    assert "replayed" in out.stdout
+    drained(p)
+    assert s.checksums() == before
+    assert archive_files(p.archive_dir) == files, "replay wrote to the archive"
+    m = p.ingestd.metrics()
+    assert m["omni_ingestd_records_replayed_total"] > 20000
+
+    # Again: nothing changes.
+    replay(p)
+    drained(p)
+    assert s.checksums() == before
+    assert archive_files(p.archive_dir) == files
+
+    # Killed -9 in the middle, then run again: it resumes, and ends equal.
+    s.drop()
+    state = os.path.join(workdir, "killed.state")
+    # paced, so that it is still running when its first state file is there
+    cmd = [binary("omnictl"), "replay", f"--archive-dir={p.archive_dir}", f"--intake={p.intake}",
+           f"--state={state}", "--rate=5000"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        wait_until(lambda: state_sent(state) > 0 or proc.poll() is not None, 120,
+                   "a first state file")
+        assert proc.poll() is None, "replay ended before a state file: too little to replay"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    sent = state_sent(state)
+    assert 0 < sent < 20000, sent
+    out = replay(p, state=state)
+    assert "(resumed)" in out.stdout
+    assert not os.path.exists(state)
+    drained(p)
+    assert s.checksums() == before
+    assert archive_files(p.archive_dir) == files
+
+
+def test_writer_added_later_is_told_and_filled_by_replay(pipeline, workdir, pg_database):
+    p = pipeline(writers=("archive",))
+    p.ingestd.start()
+    p.archiverd().start()
+    repo = fill(p, workdir, metrics=500)
+    drained(p)
+    files = archive_files(p.archive_dir)
+    commits = len(git(repo, "rev-list", "--all").split())
+
+    # ingestd again, with a writer its journal has not seen.
+    p.ingestd.stop()
+    http = free_port()
+    ingestd = Daemon("ingestd2", [
+        f"--intake={p.intake}", f"--delivery={p.delivery}", f"--tap={p.tap}",
+        f"--journal-dir={p.journal_dir}", "--writers=archive,relational"], workdir, http,
+        binary_name="ingestd")
+    p.daemons.remove(p.ingestd)
+    p.ingestd = ingestd
+    p.daemons.insert(0, ingestd)
+    ingestd.start()
+    status, text = ingestd.health()
+    assert status == 200 and "writer=relational" in text and "starts_empty=" in text, text
+    assert f"omnictl replay --archive-dir=ARCHIVE_DIR --intake={p.intake} --writer=relational" \
+        in text
+    assert "journal.writer_starts_empty" in ingestd.log()
+    out = subprocess.run([binary("omnictl"), "status", f"--targets=ingestd=127.0.0.1:{http}",
+                          "--sample=0"], capture_output=True, text=True, timeout=30)
+    assert "note: writer relational was added to a journal that already had records" \
+        in out.stdout, out.stdout
+    assert "--writer=relational" in out.stdout
+
+    rel = p.writer("relationald", [f"--dsn={pg_database}"]).start()
+    wait_until(lambda: p.ingestd.metrics().get('omni_ingestd_writer_connected{writer="relational"}')
+               == 1, 30, "relationald connected")
+    conn = psycopg2.connect(pg_database)
+    conn.autocommit = True
+    cur = conn.cursor()
+    cur.execute("SELECT count(*) FROM commits")
+    assert cur.fetchone()[0] == 0, "the new writer starts empty"
+
+    # archive is refused: replay never writes back into the archive
+    bad = replay(p, "--writer=archive", check=False)
+    assert bad.returncode == 2 and "never writes back" in bad.stderr
+    out = replay(p, "--writer=relational")
+    assert "rejected" in out.stdout
+    drained(p)
+    cur.execute("SELECT count(*) FROM commits")
+    assert cur.fetchone()[0] == commits
+    cur.execute("SELECT count(*) FROM ci_tests")
+    assert cur.fetchone()[0] > 0
+    cur.execute("SELECT count(*) FROM tags")
+    assert cur.fetchone()[0] == 2
+    assert archive_files(p.archive_dir) == files, "the archive's files grew"
+    status, text = ingestd.health()
+    assert "replay=seen" in text
+    conn.close()
+    rel.stop()
+
+    # A writer ingestd does not have: refused by ingestd, said, exit 1.
+    out = replay(p, "--writer=document", check=False)
+    assert out.returncode == 1 and "not in ingestd.writers" in out.stderr, out.stderr
+
+
+def test_damaged_lines_reported_skipped_and_the_rest_replayed(pipeline, workdir):
+    # metricsd is never started: replayed records wait in the journal for it
+    p = pipeline(writers=("archive", "metrics"))
+    p.ingestd.start()
+    p.archiverd().start()
+    p.loadgen("--kind=metric", "--count=300", "--seed=9", "--src=host-2")
+    p.wait_archived(300)
+    p.daemons[-1].stop()
+    [path] = [os.path.join(r, f) for r, _, fs in os.walk(p.archive_dir) if ".state" not in r
+              for f in fs]
+    with open(path, "rb") as f:
+        lines = f.read().split(b"\n")
+    # line 3 mangled, the last one cut short
+    lines[2] = b'{"v":1,"id":"zz' + lines[2][15:]
+    with open(path, "wb") as f:
+        f.write(b"\n".join(lines[:-2]) + b"\n" + lines[-2][:40])
+    out = replay(p, check=False)
+    assert out.returncode == 3, out.stderr
+    rel = os.path.relpath(path, p.archive_dir)
+    assert f"{rel}:3: \"id\" is not 32 hex digits" in out.stderr, out.stderr
+    assert f"{rel}:300: last line cut short" in out.stderr
+    assert "replayed 298 records" in out.stdout, out.stdout
+
+
+def test_collectord_full_sends_everything_again(pipeline, workdir):
+    p = pipeline(writers=("archive",))
+    p.ingestd.start()
+    p.archiverd().start()
+    repo = sample_history(os.path.join(workdir, "repo"), "end")
+    collect(p, "git", repo)
+    drained(p)
+
+    def accepted():
+        return p.ingestd.metrics()["omni_ingestd_records_accepted_total"]
+    first = accepted()
+    commits = sum(1 for _ in open_lines(p.archive_dir, "git.commit"))
+    assert commits == 5
+    # incremental: no commit again, only refs and the run's own records
+    collect(p, "git", repo)
+    again = accepted()
+    assert again - first == first - commits
+    collect(p, "git", "--full", repo)
+    drained(p)
+    assert accepted() - again == first  # everything again
+    assert sum(1 for _ in open_lines(p.archive_dir, "git.commit")) == commits
+
+
+def open_lines(archive_dir, kind):
+    base = os.path.join(archive_dir, kind)
+    for f in sorted(os.listdir(base)):
+        with open(os.path.join(base, f), "rb") as fh:
+            yield from fh
