@@ -93,10 +93,11 @@ s_load (s_replay_t *self, char *error, size_t error_size)
     }
     fclose (f);
     if (strcmp (options, self->options) != 0) {
-        snprintf (error, error_size,
-                  "%s is the state of a replay with other options (%s); run that one again to "
-                  "finish it, or remove the file to start this one",
-                  self->config->state_path, options);
+        snprintf (
+            error, error_size,
+            "%.300s is the state of a replay with other options (%.500s); run that one again to "
+            "finish it, or remove the file to start this one",
+            self->config->state_path, options);
         return -1;
     }
     if (*path) {
