@@ -41,6 +41,7 @@ struct _archread_t {
     uint64_t line_no, skip_to; //  skip_to: first line to return in the current file
     uint64_t total, consumed, bad;
     bool eof;
+    bool quiet;
 };
 
 static int
@@ -186,7 +187,8 @@ archread_destroy (archread_t **self_p)
 static void
 s_report (archread_t *self, uint64_t line, const char *why)
 {
-    fprintf (stderr, "%s/%s:%" PRIu64 ": %s\n", self->dir, archread_path (self), line, why);
+    if (!self->quiet)
+        fprintf (stderr, "%s/%s:%" PRIu64 ": %s\n", self->dir, archread_path (self), line, why);
     self->bad++;
 }
 
@@ -380,6 +382,12 @@ uint64_t
 archread_bad_count (archread_t *self)
 {
     return self->bad;
+}
+
+void
+archread_quiet (archread_t *self, bool quiet)
+{
+    self->quiet = quiet;
 }
 
 uint64_t

@@ -56,6 +56,9 @@ void archread_seek (archread_t *self, const char *path, uint64_t line);
 void archread_bad (archread_t *self, const char *why);
 uint64_t archread_bad_count (archread_t *self);
 
+//  Counts damage without saying it (a first pass that a second one reports).
+void archread_quiet (archread_t *self, bool quiet);
+
 //  Progress: bytes of the files (as stored), in total and consumed.
 uint64_t archread_total_bytes (archread_t *self);
 uint64_t archread_read_bytes (archread_t *self);

@@ -24,6 +24,7 @@
 #include "config.h"
 #include "curve.h"
 #include "log.h"
+#include "export.h"
 #include "replay.h"
 #include "status.h"
 
@@ -223,6 +224,25 @@ s_replay (size_t argc, const char *archive_dir, const char *intake, char **write
     return rc;
 }
 
+static int
+s_export (size_t argc, const char *archive_dir, const char *format, const char *output,
+          char **kinds, char **sources, const char *since, const char *until)
+{
+    if (argc != 1 || !*archive_dir) {
+        fprintf (stderr, "error: omnictl export takes --archive-dir=DIR and no argument\n");
+        return 2;
+    }
+    export_config_t config = {archive_dir, {0}, EXPORT_JSON, output};
+    if (export_format_parse (format, &config.format)) {
+        fprintf (stderr, "error: omnictl export: --format=%s: expected json, yaml or csv\n",
+                 format);
+        return 2;
+    }
+    if (s_filter ("export", kinds, sources, since, until, &config.filter))
+        return 2;
+    return export_run (&config);
+}
+
 static void
 s_usage (FILE *out)
 {
@@ -241,6 +261,9 @@ s_usage (FILE *out)
              "[--source=S,...]\n"
              "              [--since=2024-01-01] [--until=2024-02-01T00:00:00Z] [--state=FILE]\n"
              "              (the archive's records back to the stores, never to the archive)\n"
+             "       omnictl export --archive-dir=DIR [--format=json|yaml|csv] [-o FILE|DIR/]\n"
+             "              [--kind=K,...] [--source=S,...] [--since=...] [--until=...]\n"
+             "              (csv: one kind to FILE or stdout, or a file a kind into DIR/)\n"
              "       omnictl --help   (every option, its default and environment name)\n");
 }
 
@@ -254,6 +277,7 @@ main (int argc, char **argv)
     char *role, *clients;
     char *archive_dir, *intake, *since, *until, *state, *curve_key, *curve_server_key;
     char **writer, **kinds, **sources;
+    char *format, *output;
     int64_t give_up, rate;
     const config_option_t options[] = {
         {"targets", CONFIG_LIST, DEFAULT_TARGETS,
@@ -300,13 +324,33 @@ main (int argc, char **argv)
         {"curve_key", CONFIG_STRING, "", "replay: CURVE certificate (role collector)", &curve_key},
         {"curve_server_key", CONFIG_STRING, "", "replay: ingestd's public CURVE certificate",
          &curve_server_key},
+        {"format", CONFIG_STRING, "json", "export: json (the archived lines), yaml or csv",
+         &format},
+        {"output", CONFIG_STRING, "",
+         "export: the file to write (-o FILE); csv: a directory (-o DIR/) for a file a kind; "
+         "empty or - = stdout",
+         &output},
         {"dsn", CONFIG_STRING, "",
          "grant, revoke, grants: the PostgreSQL database of relationald or metricsd, conninfo "
          "or postgresql:// URI (as the writers take it); empty = the PG* environment",
          &dsn},
         {NULL}};
+    //  -o FILE, the one short flag, as --output=FILE
+    static char output_flag[PATH_MAX + 16];
+    char **args = calloc ((size_t) argc + 1, sizeof *args);
+    if (!args)
+        return 2;
+    int nargs = 0;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp (argv[i], "-o") == 0 && i + 1 < argc) {
+            snprintf (output_flag, sizeof output_flag, "--output=%s", argv[++i]);
+            args[nargs++] = output_flag;
+        } else
+            args[nargs++] = argv[i];
+    }
     config_t *config = config_new ("omnictl", options);
-    int rc = config_load (config, argc, argv);
+    int rc = config_load (config, nargs, args);
+    free (args);
     if (rc) {
         if (rc == 1)
             s_usage (stdout);
@@ -357,6 +401,12 @@ main (int argc, char **argv)
     if (command && (strcmp (command, "grant") == 0 || strcmp (command, "revoke") == 0 ||
                     strcmp (command, "grants") == 0)) {
         rc = s_access (config, dsn);
+        config_destroy (&config);
+        return rc;
+    }
+    if (command && strcmp (command, "export") == 0) {
+        rc = s_export (config_argc (config), archive_dir, format, output, kinds, sources, since,
+                       until);
         config_destroy (&config);
         return rc;
     }
