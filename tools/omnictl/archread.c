@@ -201,6 +201,61 @@ s_close_file (archread_t *self)
     }
 }
 
+//  The live file at `at` was compressed after the listing: archiverd made
+//  it the date's newest segment, which the listing does not have. Those
+//  segments are inserted next, so that its lines are read all the same.
+static void
+s_add_new_segments (archread_t *self, size_t at)
+{
+    const s_file_t *gone = &self->files[at];
+    const char *slash = strchr (gone->path, '/');
+    long last = -1;
+    for (size_t i = 0; i < self->nfiles; i++)
+        if (self->files[i].zst && strcmp (self->files[i].date, gone->date) == 0 &&
+            strncmp (self->files[i].path, gone->path, (size_t) (slash - gone->path) + 1) == 0 &&
+            self->files[i].segment > last)
+            last = self->files[i].segment;
+    char sub[PATH_MAX * 2];
+    snprintf (sub, sizeof sub, "%s/%.*s", self->dir, (int) (slash - gone->path), gone->path);
+    DIR *d = opendir (sub);
+    if (!d)
+        return;
+    struct dirent *entry;
+    while ((entry = readdir (d))) {
+        s_file_t file = {0};
+        if (!s_parse_name (entry->d_name, &file) || !file.zst || file.segment <= last ||
+            strcmp (file.date, self->files[at].date) != 0)
+            continue;
+        char full[PATH_MAX * 3];
+        snprintf (full, sizeof full, "%s/%s", sub, entry->d_name);
+        struct stat st;
+        if (stat (full, &st) || !S_ISREG (st.st_mode))
+            continue;
+        file.size = (uint64_t) st.st_size;
+        size_t len = (size_t) (slash - self->files[at].path) + strlen (entry->d_name) + 2;
+        file.path = malloc (len);
+        assert (file.path);
+        snprintf (file.path, len, "%.*s/%s", (int) (slash - self->files[at].path),
+                  self->files[at].path, entry->d_name);
+        if (self->nfiles == self->cap) {
+            self->cap *= 2;
+            self->files = realloc (self->files, self->cap * sizeof *self->files);
+            assert (self->files);
+        }
+        //  In segment order, right after the file that is gone
+        size_t i = at + 1;
+        while (i < self->nfiles && self->files[i].zst &&
+               strcmp (self->files[i].date, file.date) == 0 &&
+               self->files[i].segment < file.segment && s_file_cmp (&self->files[i], &file) < 0)
+            i++;
+        memmove (self->files + i + 1, self->files + i, (self->nfiles - i) * sizeof *self->files);
+        self->files[i] = file;
+        self->nfiles++;
+        self->total += file.size;
+    }
+    closedir (d);
+}
+
 //  Opens the next file; false at the end of the archive.
 static bool
 s_open_next (archread_t *self)
@@ -221,10 +276,12 @@ s_open_next (archread_t *self)
             ZSTD_initDStream (self->zds);
         if (self->in)
             return true;
-        //  Compressed or dropped since the listing: its lines are elsewhere or gone
-        if (errno != ENOENT)
-            s_report (self, 0, strerror (errno));
+        int err = errno;
         self->consumed += file->size;
+        if (err == ENOENT && !file->zst)
+            s_add_new_segments (self, self->current - 1);
+        else if (err != ENOENT) //  dropped since the listing: gone
+            s_report (self, 0, strerror (err));
     }
     return false;
 }
@@ -555,6 +612,19 @@ archread_test (bool verbose)
     assert (strcmp (out, "metric/2023-11-14.2.jsonl.zst:1:w|metric/2023-11-14.jsonl:1:a|"
                          "metric/2023-11-14.jsonl:2:b|") == 0);
     archread_destroy (&r);
+
+    //  The live file compressed after the listing (archiverd's next
+    //  segment): its lines are read from the segment.
+    r = archread_new (tmp, &filter, error, sizeof error);
+    s_test_write (tmp, "metric/2023-11-14.3.jsonl.zst", "a\nb\n", 4, true);
+    snprintf (full, sizeof full, "%s/metric/2023-11-14.jsonl", tmp);
+    assert (unlink (full) == 0);
+    s_test_all (r, out, sizeof out);
+    assert (strcmp (out,
+                    "metric/2023-11-14.jsonl.zst:1:y|metric/2023-11-14.2.jsonl.zst:1:w|"
+                    "metric/2023-11-14.3.jsonl.zst:1:a|metric/2023-11-14.3.jsonl.zst:2:b|") == 0);
+    archread_destroy (&r);
+    snprintf (full, sizeof full, "%s/x.a/2023-01-01.jsonl.zst", tmp);
 
     //  Corrupt bytes inside a zstd frame: reported, the rest of the file skipped.
     s_test_write (tmp, "x.a/2023-01-01.jsonl.zst", big, big_size, true);
