@@ -69,6 +69,7 @@ s_start (void)
                               s_writers,
                               {4 << 20, 16},
                               NULL,
+                              0,
                               0};
     char error[512];
     s_metrics = metrics_new ("fuzz_");

@@ -69,6 +69,9 @@ journal_counters_t journal_counters (journal_t *self);
 //  Records actually present, counted by LMDB; callable from another thread.
 uint64_t journal_stat_records (journal_t *self);
 uint64_t journal_dead_count (journal_t *self);
+//  Removes the dead letters received before `older_than_ns` (outside a
+//  round); returns how many.
+uint64_t journal_expire_dead (journal_t *self, int64_t older_than_ns);
 //  Received time of the record at `offset`, 0 if not held.
 int64_t journal_received_ns (journal_t *self, uint64_t offset);
 

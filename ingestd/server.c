@@ -115,7 +115,8 @@ struct _server_t {
     metrics_t *metrics;
     metric_t *m_received, *m_accepted, *m_batches, *m_bytes, *m_rounds, *m_journal_bytes,
         *m_journal_records, *m_paused, *m_commit_latency, *m_trimmed, *m_tap_subscribers,
-        *m_replayed, *m_rejected[REJECT_REASON_COUNT + 1];
+        *m_replayed, *m_rejected[REJECT_REASON_COUNT + 1], *m_dead_expired;
+    int64_t last_dead_expire_ms;
 };
 
 static const char *
@@ -133,6 +134,8 @@ s_register_metrics (server_t *self)
                          "Inputs received on intake (record frames and malformed messages)", NULL);
     self->m_accepted =
         metrics_counter (m, "records_accepted_total", "Records validated and journaled", NULL);
+    self->m_dead_expired = metrics_counter (m, "dead_letters_expired_total",
+                                            "Dead letters removed by dead_letter_retain", NULL);
     for (int r = 1; r <= REJECT_REASON_COUNT; r++) {
         char labels[64];
         snprintf (labels, sizeof labels, "reason=\"%s\"", s_reject_label (r));
@@ -1137,6 +1140,17 @@ s_housekeep (server_t *self)
         }
         metric_set (s->m_connected, alive ? 1 : 0);
     }
+    if (self->config.dead_retain_ms > 0 && now_ms - self->last_dead_expire_ms >= 1000) {
+        uint64_t expired =
+            journal_expire_dead (self->journal, now_ns - self->config.dead_retain_ms * 1000000);
+        if (expired) {
+            metric_add (self->m_dead_expired, expired);
+            log_info ("journal.dead_letters_expired",
+                      "count=%" PRIu64 " retain_ms=%" PRId64 " kept=%" PRIu64, expired,
+                      self->config.dead_retain_ms, journal_dead_count (self->journal));
+        }
+        self->last_dead_expire_ms = now_ms;
+    }
     self->last_housekeep_ms = now_ms;
 }
 
@@ -1254,6 +1268,7 @@ server_test (bool verbose)
                               bad,
                               record_default_limits,
                               NULL,
+                              0,
                               0};
     assert (server_new (&config, NULL, error, sizeof error) == NULL);
     assert (strstr (error, "nonsense"));

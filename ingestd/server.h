@@ -28,6 +28,7 @@ typedef struct {
     //  this long; HELLOs of other instances wait, then are refused or take
     //  over (0 = 5 s).
     int64_t session_timeout_ms;
+    int64_t dead_retain_ms; //  dead letters older than this go; 0 = kept
 } server_config_t;
 
 typedef struct _server_t server_t;

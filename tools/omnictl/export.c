@@ -741,7 +741,7 @@ export_test (bool verbose)
     got = s_test_run (archive, out, EXPORT_CSV, NULL, 2);
     free (got);
     snprintf (out, sizeof out, "%s/tables/", tmp);
-    s_test_run (archive, out, EXPORT_CSV, NULL, 3);
+    free (s_test_run (archive, out, EXPORT_CSV, NULL, 3));
     snprintf (out, sizeof out, "%s/tables/x.a.csv", tmp);
     got = s_test_run (archive, out, EXPORT_CSV, "x.a", 0);
     assert (streq (got, "id,kind,src,col,run,ts,n,ok,none\r\n"
