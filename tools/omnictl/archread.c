@@ -427,6 +427,16 @@ archread_seek (archread_t *self, const char *path, uint64_t line)
         self->consumed += self->files[i++].size;
     self->current = i;
     self->skip_to = i < self->nfiles && strcmp (self->files[i].path, path) == 0 ? line : 0;
+    const s_file_t *before = i > 0 ? &self->files[i - 1] : NULL;
+    size_t kind_len = (size_t) (slash - path) + 1;
+    if (!self->skip_to && key.segment == LONG_MAX && before && before->zst &&
+        strcmp (before->date, key.date) == 0 && strncmp (before->path, path, kind_len) == 0) {
+        //  The live file was compressed since: archiverd made it the date's
+        //  newest segment, the same lines in the same order
+        self->current = i - 1;
+        self->consumed -= before->size;
+        self->skip_to = line;
+    }
 }
 
 void
@@ -604,7 +614,7 @@ archread_test (bool verbose)
     archread_seek (r, "metric/2023-11-14.jsonl", 2);
     s_test_all (r, out, sizeof out);
     assert (strcmp (out, "metric/2023-11-14.jsonl:2:b|") == 0);
-    //  A file gone since (compressed): the next one, whole.
+    //  A segment gone since: the next one, whole.
     archread_destroy (&r);
     r = archread_new (tmp, &filter, error, sizeof error);
     archread_seek (r, "metric/2023-11-14.1.jsonl.zst", 5);
@@ -623,6 +633,13 @@ archread_test (bool verbose)
     assert (strcmp (out,
                     "metric/2023-11-14.jsonl.zst:1:y|metric/2023-11-14.2.jsonl.zst:1:w|"
                     "metric/2023-11-14.3.jsonl.zst:1:a|metric/2023-11-14.3.jsonl.zst:2:b|") == 0);
+    archread_destroy (&r);
+    //  A resume point in a live file compressed since: the same line of the
+    //  segment it became.
+    r = archread_new (tmp, &filter, error, sizeof error);
+    archread_seek (r, "metric/2023-11-14.jsonl", 2);
+    s_test_all (r, out, sizeof out);
+    assert (strcmp (out, "metric/2023-11-14.3.jsonl.zst:2:b|") == 0);
     archread_destroy (&r);
     snprintf (full, sizeof full, "%s/x.a/2023-01-01.jsonl.zst", tmp);
 

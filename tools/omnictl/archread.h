@@ -48,8 +48,9 @@ const char *archread_path (archread_t *self);
 uint64_t archread_line (archread_t *self);
 
 //  Starts reading at line `line` of file `path` (lines before it and files
-//  before it are skipped). A file that is no longer there (compressed
-//  meanwhile) starts at the first file after where it would be, whole.
+//  before it are skipped). A live <date>.jsonl that is no longer there was
+//  compressed meanwhile into the date's newest segment: reading starts at
+//  that line of it. A segment no longer there: the next file, whole.
 void archread_seek (archread_t *self, const char *path, uint64_t line);
 
 //  The caller refuses the line just returned: reported and counted.
