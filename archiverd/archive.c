@@ -47,6 +47,8 @@
     .state would otherwise make it delete the whole archive.                 */
 #include "archive.h"
 #include "bloom.h"
+#include "coldfile.h"
+#include "config.h"
 #include "dirlock.h"
 #include "idset.h"
 
@@ -71,6 +73,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define STATE_DIR          ".state"
@@ -143,6 +146,18 @@ struct _archive_t {
     size_t next_cap;
     mpjson_buf_t buf;
     metric_t *m_archived, *m_skipped, *m_bytes, *m_files, *m_recent, *m_merges;
+    //  Cold storage and retention (archive_set_policy), by a thread of
+    //  their own; `mutex` keeps them and a batch apart
+    pthread_mutex_t mutex;
+    int64_t compress_after_ns; //  <= 0: never
+    int compress_level;
+    zhashx_t *retain; //  kind directory ("*": any other) -> int64_t ns, absent: forever
+    pthread_t maintainer;
+    bool maintaining, stopping;
+    int64_t interval_ms;
+    pthread_mutex_t wake_mutex;
+    pthread_cond_t wake;
+    metric_t *m_compressed, *m_compressed_in, *m_compressed_out, *m_dropped, *m_dropped_bytes;
 };
 
 static void
@@ -897,12 +912,15 @@ archive_write (void *self_, const record_t *records, size_t count, char *error, 
     archive_t *self = self_;
     if (count == 0)
         return 0;
+    pthread_mutex_lock (&self->mutex);
     for (int attempt = 0;; attempt++) {
         bool map_full;
         if (s_write_batch (self, records, count, &map_full, error, error_size) == 0)
             break;
-        if (!map_full || attempt == MAP_RETRIES || s_grow_map (self, error, error_size))
+        if (!map_full || attempt == MAP_RETRIES || s_grow_map (self, error, error_size)) {
+            pthread_mutex_unlock (&self->mutex);
             return -1;
+        }
     }
     //  The batch is durable whatever the merge does: a failed merge leaves
     //  the ids in "recent", and is tried again when they have doubled. One
@@ -917,6 +935,7 @@ archive_write (void *self_, const record_t *records, size_t count, char *error, 
         } else
             self->merge_retry_at = 0;
     }
+    pthread_mutex_unlock (&self->mutex);
     return 0;
 }
 
@@ -942,12 +961,13 @@ s_ends_with (const char *text, const char *suffix)
     return n >= m && strcmp (text + n - m, suffix) == 0;
 }
 
-//  Calls `visit` for every <dir>/<kind>/<name>.jsonl regular file, with
+//  Calls `visit` for every <dir>/<kind>/<name><suffix> regular file, with
 //  its relative path and size. Hidden directories (the state) are skipped.
 typedef int (s_visit_fn) (archive_t *self, const char *path, uint64_t size, void *arg);
 
 static int
-s_walk (archive_t *self, s_visit_fn *visit, void *arg, char *error, size_t error_size)
+s_walk_suffix (archive_t *self, const char *suffix, s_visit_fn *visit, void *arg, char *error,
+               size_t error_size)
 {
     DIR *top = opendir (self->dir);
     if (!top)
@@ -969,7 +989,7 @@ s_walk (archive_t *self, s_visit_fn *visit, void *arg, char *error, size_t error
         }
         struct dirent *entry;
         while (rc == 0 && (entry = readdir (dir))) {
-            if (entry->d_name[0] == '.' || !s_ends_with (entry->d_name, ".jsonl"))
+            if (entry->d_name[0] == '.' || !s_ends_with (entry->d_name, suffix))
                 continue;
             char path[PATH_MAX], full[PATH_MAX];
             if (strlen (kind->d_name) + strlen (entry->d_name) + 2 > sizeof path)
@@ -984,6 +1004,12 @@ s_walk (archive_t *self, s_visit_fn *visit, void *arg, char *error, size_t error
     }
     closedir (top);
     return rc;
+}
+
+static int
+s_walk (archive_t *self, s_visit_fn *visit, void *arg, char *error, size_t error_size)
+{
+    return s_walk_suffix (self, ".jsonl", visit, arg, error, error_size);
 }
 
 typedef struct {
@@ -1100,6 +1126,90 @@ s_recover_file (archive_t *self, MDB_txn *txn, s_file_t *file, uint64_t *truncat
     return 0;
 }
 
+//  Segment number of a compressed file name: "<date>.jsonl.zst" 0,
+//  "<date>.N.jsonl.zst" N; -1 for anything else.
+static long
+s_segment (const char *name)
+{
+    if (strlen (name) < 11 || name[10] != '.')
+        return -1;
+    const char *rest = name + 11;
+    if (strcmp (rest, "jsonl.zst") == 0)
+        return 0;
+    char *end;
+    long n = strtol (rest, &end, 10);
+    return end != rest && n >= 1 && strcmp (end, ".jsonl.zst") == 0 ? n : -1;
+}
+
+//  The highest segment of `date` in a kind directory; -1 when it has none.
+static long
+s_last_segment (archive_t *self, const char *kind_dir, const char *date)
+{
+    char full[PATH_MAX];
+    s_path (full, sizeof full, "%s/%s", self->dir, kind_dir);
+    DIR *dir = opendir (full);
+    if (!dir)
+        return -1;
+    long last = -1;
+    struct dirent *entry;
+    while ((entry = readdir (dir)))
+        if (strncmp (entry->d_name, date, 10) == 0) {
+            long n = s_segment (entry->d_name);
+            if (n > last)
+                last = n;
+        }
+    closedir (dir);
+    return last;
+}
+
+//  "<kind dir>/<date>.jsonl" into its two parts; false for other names.
+static bool
+s_split_path (const char *path, char *kind_dir, size_t size, char date[11])
+{
+    const char *slash = strchr (path, '/');
+    if (!slash || (size_t) (slash - path) >= size || strlen (slash + 1) < 11)
+        return false;
+    memcpy (kind_dir, path, (size_t) (slash - path));
+    kind_dir[slash - path] = 0;
+    memcpy (date, slash + 1, 10);
+    date[10] = 0;
+    return true;
+}
+
+//  Whether the newest compressed segment of a plain file's date holds
+//  exactly its committed bytes: then a compression had renamed its .zst
+//  into place and was killed before it removed the plain file.
+static bool
+s_compressed_already (archive_t *self, s_file_t *file)
+{
+    char kind_dir[PATH_MAX], date[11], zst[PATH_MAX], plain[PATH_MAX];
+    if (!s_split_path (file->path, kind_dir, sizeof kind_dir, date))
+        return false;
+    long last = s_last_segment (self, kind_dir, date);
+    if (last < 0)
+        return false;
+    if (last == 0)
+        s_path (zst, sizeof zst, "%s/%s/%s.jsonl.zst", self->dir, kind_dir, date);
+    else
+        s_path (zst, sizeof zst, "%s/%s/%s.%ld.jsonl.zst", self->dir, kind_dir, date, last);
+    s_full_path (self, file->path, plain, sizeof plain);
+    return coldfile_same (zst, plain, file->committed) == 1;
+}
+
+//  A compression killed before its rename leaves <name>.zst.tmp: its plain
+//  file is whole and still in the state.
+static int
+s_remove_partial (archive_t *self, const char *path, uint64_t size, void *arg)
+{
+    (void) arg;
+    char full[PATH_MAX];
+    s_full_path (self, path, full, sizeof full);
+    if (unlink (full) && errno != ENOENT)
+        return s_fail (NULL, 0, "remove", path, errno);
+    log_info ("archive.removed_partial_compression", "path=%s bytes=%" PRIu64, path, size);
+    return 0;
+}
+
 static int
 s_recover (archive_t *self, char *error, size_t error_size)
 {
@@ -1164,10 +1274,28 @@ s_recover (archive_t *self, char *error, size_t error_size)
                   self->dir, strays.nonempty, strays.first, self->dir);
         return -1;
     }
+    if (s_walk_suffix (self, ".jsonl.zst.tmp", s_remove_partial, NULL, error, error_size)) {
+        mdb_txn_abort (txn);
+        return -1;
+    }
     uint64_t truncated = 0;
     zlistx_t *paths = zhashx_keys (self->by_path);
     for (const char *path = zlistx_first (paths); path; path = zlistx_next (paths)) {
         s_file_t *file = zhashx_lookup (self->by_path, path);
+        if (s_compressed_already (self, file)) {
+            //  Finish it: the state forgets the plain file, the strays'
+            //  removal below deletes it
+            MDB_val key = {strlen (path), (void *) path};
+            if ((rc = mdb_del (txn, self->files, &key, NULL))) {
+                zlistx_destroy (&paths);
+                mdb_txn_abort (txn);
+                return s_mdb_fail (error, error_size, "forget compressed file", rc);
+            }
+            log_info ("archive.compression_finished", "path=%s", path);
+            zhashx_delete (self->by_path, path);
+            strays.files++;
+            continue;
+        }
         if (s_recover_file (self, txn, file, &truncated, error, error_size)) {
             zlistx_destroy (&paths);
             mdb_txn_abort (txn);
@@ -1211,6 +1339,326 @@ s_recover (archive_t *self, char *error, size_t error_size)
 }
 
 //  ---------------------------------------------------------------------------
+//  Cold storage and retention
+//
+//  Why this order for a compression: the .zst is written whole under a
+//  name of its own (.tmp) and fsynced, renamed into place, its directory
+//  fsynced; then the state forgets the plain file, which is removed last.
+//  A kill -9 at any point leaves one whole copy at least: before the
+//  rename, a .tmp that start-up removes; after it, a .zst and a plain file
+//  the state still has, with the same bytes, which start-up sees (content
+//  size, then every byte) and finishes; after the state's commit, a plain
+//  file the state does not know, which start-up removes as ever. The ids
+//  do not depend on files or offsets: nothing else changes. A record that
+//  comes late for a compressed date starts a new plain <date>.jsonl, which
+//  is compressed in its turn as the next segment, <date>.N.jsonl.zst.
+
+static int s_kill_after = 0; //  test hook: SIGKILL after step N of a compression
+
+static void
+s_kill_point (int step)
+{
+    if (s_kill_after == step)
+        raise (SIGKILL);
+}
+
+//  Days since the epoch of the "YYYY-MM-DD" a file name begins with.
+static bool
+s_name_day (const char *name, int64_t *day)
+{
+    if (strlen (name) < 11 || name[4] != '-' || name[7] != '-' || name[10] != '.')
+        return false;
+    char date[11];
+    memcpy (date, name, 10);
+    date[10] = 0;
+    struct tm tm = {0};
+    const char *end = strptime (date, "%Y-%m-%d", &tm);
+    if (!end || *end)
+        return false;
+    *day = (int64_t) timegm (&tm) / 86400;
+    return true;
+}
+
+static void
+s_fsync_parent (archive_t *self, const char *path)
+{
+    char full[PATH_MAX];
+    s_full_path (self, path, full, sizeof full);
+    *strrchr (full, '/') = 0;
+    util_fsync_dir (full);
+}
+
+static void
+s_compress (archive_t *self, const char *path)
+{
+    int64_t t0 = zclock_usecs ();
+    char kind_dir[PATH_MAX], date[11], target[PATH_MAX], tmp[PATH_MAX + 8], full[PATH_MAX],
+        full_target[PATH_MAX], full_tmp[PATH_MAX + 8], error[PATH_MAX + 256];
+    if (!s_split_path (path, kind_dir, sizeof kind_dir, date))
+        return;
+    pthread_mutex_lock (&self->mutex);
+    s_file_t *file = zhashx_lookup (self->by_path, path);
+    uint64_t length = file && file->in_state && !file->dirty ? file->committed : 0;
+    pthread_mutex_unlock (&self->mutex);
+    if (!file || length == 0)
+        return; //  not in the state: a stray start-up removes, or in its first batch
+    long segment = s_last_segment (self, kind_dir, date) + 1;
+    if (segment == 0)
+        s_path (target, sizeof target, "%s/%s.jsonl.zst", kind_dir, date);
+    else
+        s_path (target, sizeof target, "%s/%s.%ld.jsonl.zst", kind_dir, date, segment);
+    s_path (tmp, sizeof tmp, "%s.tmp", target);
+    s_full_path (self, path, full, sizeof full);
+    s_full_path (self, target, full_target, sizeof full_target);
+    s_full_path (self, tmp, full_tmp, sizeof full_tmp);
+    uint64_t packed;
+    if (coldfile_compress (full, length, full_tmp, self->compress_level, &packed, error,
+                           sizeof error)) {
+        log_error ("archive.compress_failed", "path=%s error=\"%s\"", path, error);
+        return;
+    }
+    s_kill_point (1);
+    pthread_mutex_lock (&self->mutex);
+    file = zhashx_lookup (self->by_path, path);
+    if (!file || file->committed != length || file->dirty) {
+        //  A late record was appended meanwhile: next time
+        unlink (full_tmp);
+        pthread_mutex_unlock (&self->mutex);
+        log_info ("archive.compress_deferred", "path=%s reason=written_meanwhile", path);
+        return;
+    }
+    if (rename (full_tmp, full_target)) {
+        log_error ("archive.compress_failed", "path=%s error=\"rename %s: %s\"", path, tmp,
+                   strerror (errno));
+        unlink (full_tmp);
+        pthread_mutex_unlock (&self->mutex);
+        return;
+    }
+    s_fsync_parent (self, target);
+    s_kill_point (2);
+    MDB_txn *txn;
+    MDB_val key = {strlen (path), (void *) path};
+    int rc = mdb_txn_begin (self->env, NULL, 0, &txn);
+    if (rc == 0) {
+        rc = mdb_del (txn, self->files, &key, NULL);
+        rc = rc ? (mdb_txn_abort (txn), rc) : mdb_txn_commit (txn);
+    }
+    if (rc) {
+        //  The plain file stays the archive's: the copy goes
+        log_error ("archive.compress_failed", "path=%s error=\"state: %s\"", path,
+                   mdb_strerror (rc));
+        unlink (full_target);
+        s_fsync_parent (self, target);
+        pthread_mutex_unlock (&self->mutex);
+        return;
+    }
+    s_kill_point (3);
+    if (file->fd >= 0)
+        s_forget_fd (self, file);
+    zhashx_delete (self->by_path, path);
+    if (self->m_files)
+        metric_set (self->m_files, (double) zhashx_size (self->by_path));
+    if (unlink (full) && errno != ENOENT)
+        log_error ("archive.remove_failed", "path=%s error=\"%s\"", path, strerror (errno));
+    s_fsync_parent (self, path);
+    pthread_mutex_unlock (&self->mutex);
+    s_add (self->m_compressed, 1);
+    s_add (self->m_compressed_in, length);
+    s_add (self->m_compressed_out, packed);
+    log_info ("archive.compressed",
+              "path=%s to=%s bytes=%" PRIu64 " compressed=%" PRIu64 " ratio=%.2f ms=%" PRId64, path,
+              target, length, packed, packed ? (double) length / (double) packed : 0.0,
+              (zclock_usecs () - t0) / 1000);
+}
+
+//  A file past its kind's retention: gone, plain or compressed. Its
+//  records' ids stay archived, so that a re-collection does not bring
+//  them back one by one.
+static void
+s_drop (archive_t *self, const char *path, int64_t age_ns, int64_t retain_ns)
+{
+    char full[PATH_MAX];
+    s_full_path (self, path, full, sizeof full);
+    pthread_mutex_lock (&self->mutex);
+    s_file_t *file = zhashx_lookup (self->by_path, path);
+    if (file) {
+        MDB_txn *txn;
+        MDB_val key = {strlen (path), (void *) path};
+        int rc = mdb_txn_begin (self->env, NULL, 0, &txn);
+        if (rc == 0) {
+            rc = mdb_del (txn, self->files, &key, NULL);
+            rc = rc == MDB_NOTFOUND ? (mdb_txn_abort (txn), 0)
+                 : rc               ? (mdb_txn_abort (txn), rc)
+                                    : mdb_txn_commit (txn);
+        }
+        if (rc) {
+            pthread_mutex_unlock (&self->mutex);
+            log_error ("archive.drop_failed", "path=%s error=\"state: %s\"", path,
+                       mdb_strerror (rc));
+            return;
+        }
+        if (file->fd >= 0)
+            s_forget_fd (self, file);
+        zhashx_delete (self->by_path, path);
+        if (self->m_files)
+            metric_set (self->m_files, (double) zhashx_size (self->by_path));
+    }
+    struct stat st;
+    uint64_t bytes = stat (full, &st) == 0 ? (uint64_t) st.st_size : 0;
+    int rc = unlink (full);
+    int err = errno;
+    s_fsync_parent (self, path);
+    pthread_mutex_unlock (&self->mutex);
+    if (rc && err != ENOENT) {
+        log_error ("archive.drop_failed", "path=%s error=\"%s\"", path, strerror (err));
+        return;
+    }
+    s_add (self->m_dropped, 1);
+    s_add (self->m_dropped_bytes, bytes);
+    log_info ("archive.dropped",
+              "path=%s bytes=%" PRIu64 " age_days=%" PRId64 " retain_days=%" PRId64, path, bytes,
+              (int64_t) (age_ns / NS_PER_DAY), (int64_t) (retain_ns / NS_PER_DAY));
+}
+
+int
+archive_set_policy (archive_t *self, const archive_policy_t *policy, char *error, size_t error_size)
+{
+    zhashx_t *retain = zhashx_new ();
+    zhashx_set_destructor (retain, (zhashx_destructor_fn *) zstr_free);
+    for (const char *const *spec = policy->retain; spec && *spec; spec++) {
+        const char *equals = strrchr (*spec, '=');
+        int64_t ms = 0;
+        bool forever = equals && strcmp (equals + 1, "forever") == 0;
+        if (!equals || equals == *spec ||
+            (!forever && (!config_parse_duration (equals + 1, &ms) || ms <= 0))) {
+            snprintf (error, error_size,
+                      "retain: \"%s\": expected KIND=DURATION or KIND=forever (metric=90d, "
+                      "git.commit=forever, *=365d for every other kind)",
+                      *spec);
+            zhashx_destroy (&retain);
+            return -1;
+        }
+        char dir[KIND_DIR_MAX + 1];
+        size_t len = (size_t) (equals - *spec);
+        if (len == 1 && **spec == '*')
+            strcpy (dir, "*");
+        else
+            archive_kind_dir (*spec, len, dir, sizeof dir);
+        if (!forever) {
+            //  ns as text: zhashx's values are pointers; a string frees itself
+            char text[32];
+            snprintf (text, sizeof text, "%" PRId64, ms * 1000000);
+            zhashx_update (retain, dir, strdup (text));
+        } else
+            zhashx_update (retain, dir, strdup ("-1"));
+    }
+    pthread_mutex_lock (&self->mutex);
+    zhashx_destroy (&self->retain);
+    self->retain = retain;
+    self->compress_after_ns = policy->compress_after_ms * 1000000;
+    self->compress_level = policy->compress_level ? policy->compress_level : 3;
+    pthread_mutex_unlock (&self->mutex);
+    return 0;
+}
+
+//  The retention of a kind directory in ns; -1 forever.
+static int64_t
+s_retain_ns (archive_t *self, const char *kind_dir)
+{
+    const char *text = self->retain ? zhashx_lookup (self->retain, kind_dir) : NULL;
+    if (!text && self->retain)
+        text = zhashx_lookup (self->retain, "*");
+    return text ? strtoll (text, NULL, 10) : -1;
+}
+
+void
+archive_maintain (archive_t *self, int64_t now_ns)
+{
+    DIR *top = opendir (self->dir);
+    if (!top)
+        return;
+    //  Names first: the passes rename and remove in these directories
+    zlistx_t *paths = zlistx_new ();
+    zlistx_set_destructor (paths, (zlistx_destructor_fn *) zstr_free);
+    struct dirent *kind;
+    while ((kind = readdir (top))) {
+        if (kind->d_name[0] == '.')
+            continue;
+        char sub[PATH_MAX];
+        s_path (sub, sizeof sub, "%s/%s", self->dir, kind->d_name);
+        DIR *dir = opendir (sub);
+        if (!dir)
+            continue;
+        struct dirent *entry;
+        while ((entry = readdir (dir))) {
+            int64_t day;
+            if (entry->d_name[0] == '.' || !s_name_day (entry->d_name, &day) ||
+                (strcmp (entry->d_name + 10, ".jsonl") != 0 && s_segment (entry->d_name) < 0))
+                continue;
+            char path[PATH_MAX];
+            if (strlen (kind->d_name) + strlen (entry->d_name) + 2 > sizeof path)
+                continue;
+            s_path (path, sizeof path, "%s/%s", kind->d_name, entry->d_name);
+            zlistx_add_end (paths, strdup (path));
+        }
+        closedir (dir);
+    }
+    closedir (top);
+    for (char *path = zlistx_first (paths); path && !self->stopping; path = zlistx_next (paths)) {
+        char kind_dir[PATH_MAX], date[11];
+        int64_t day;
+        if (!s_split_path (path, kind_dir, sizeof kind_dir, date) ||
+            !s_name_day (strchr (path, '/') + 1, &day))
+            continue;
+        //  Ages count from the end of the event date: a day is closed then
+        int64_t age = now_ns - (day + 1) * NS_PER_DAY;
+        int64_t retain = s_retain_ns (self, kind_dir);
+        if (retain >= 0 && age > retain)
+            s_drop (self, path, age, retain);
+        else if (s_ends_with (path, ".jsonl") && self->compress_after_ns > 0 &&
+                 age >= self->compress_after_ns)
+            s_compress (self, path);
+    }
+    zlistx_destroy (&paths);
+}
+
+static void *
+s_maintainer (void *arg)
+{
+    archive_t *self = arg;
+    pthread_mutex_lock (&self->wake_mutex);
+    while (!self->stopping) {
+        pthread_mutex_unlock (&self->wake_mutex);
+        archive_maintain (self, util_now_ns ());
+        pthread_mutex_lock (&self->wake_mutex);
+        if (self->stopping)
+            break;
+        struct timespec deadline;
+        clock_gettime (CLOCK_REALTIME, &deadline);
+        deadline.tv_sec += self->interval_ms / 1000;
+        deadline.tv_nsec += (self->interval_ms % 1000) * 1000000;
+        if (deadline.tv_nsec >= 1000000000) {
+            deadline.tv_sec++;
+            deadline.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait (&self->wake, &self->wake_mutex, &deadline);
+    }
+    pthread_mutex_unlock (&self->wake_mutex);
+    return NULL;
+}
+
+int
+archive_start_maintenance (archive_t *self, int64_t interval_ms)
+{
+    assert (!self->maintaining && interval_ms > 0);
+    self->interval_ms = interval_ms;
+    if (pthread_create (&self->maintainer, NULL, s_maintainer, self))
+        return -1;
+    self->maintaining = true;
+    return 0;
+}
+
+//  ---------------------------------------------------------------------------
 
 archive_t *
 archive_new (const char *dir, metrics_t *metrics, char *error, size_t error_size)
@@ -1223,6 +1671,13 @@ archive_new (const char *dir, metrics_t *metrics, char *error, size_t error_size
         self->dir[--len] = 0;
     self->by_path = zhashx_new ();
     self->recent_ids = idset_new ();
+    pthread_mutex_init (&self->mutex, NULL);
+    pthread_mutex_init (&self->wake_mutex, NULL);
+    pthread_cond_init (&self->wake, NULL);
+    self->compress_level = 3;
+    const char *kill_after = getenv ("OMNI_ARCHIVE_TEST_KILL_COMPRESS");
+    if (kill_after)
+        s_kill_after = atoi (kill_after);
     zhashx_set_destructor (self->by_path, s_file_destroy);
     if (metrics) {
         self->m_archived = metrics_counter (metrics, "records_archived_total",
@@ -1237,6 +1692,16 @@ archive_new (const char *dir, metrics_t *metrics, char *error, size_t error_size
                                         "Archived ids held in memory until the next merge", NULL);
         self->m_merges = metrics_counter (metrics, "archive_id_merges_total",
                                           "Merges of the recent ids into the id tree", NULL);
+        self->m_compressed = metrics_counter (metrics, "archive_files_compressed_total",
+                                              "Closed files compressed to zstd", NULL);
+        self->m_compressed_in = metrics_counter (metrics, "archive_compressed_bytes_in_total",
+                                                 "Plain bytes compressed", NULL);
+        self->m_compressed_out = metrics_counter (metrics, "archive_compressed_bytes_out_total",
+                                                  "Bytes of zstd they became", NULL);
+        self->m_dropped = metrics_counter (metrics, "archive_files_dropped_total",
+                                           "Files removed by retention", NULL);
+        self->m_dropped_bytes = metrics_counter (metrics, "archive_dropped_bytes_total",
+                                                 "Bytes removed by retention", NULL);
     }
     char state[PATH_MAX];
     int rc;
@@ -1280,6 +1745,17 @@ archive_destroy (archive_t **self_p)
     archive_t *self = *self_p;
     if (!self)
         return;
+    if (self->maintaining) {
+        pthread_mutex_lock (&self->wake_mutex);
+        self->stopping = true;
+        pthread_cond_signal (&self->wake);
+        pthread_mutex_unlock (&self->wake_mutex);
+        pthread_join (self->maintainer, NULL);
+    }
+    zhashx_destroy (&self->retain);
+    pthread_mutex_destroy (&self->mutex);
+    pthread_mutex_destroy (&self->wake_mutex);
+    pthread_cond_destroy (&self->wake);
     zhashx_destroy (&self->by_path);
     if (self->env)
         mdb_env_close (self->env);
@@ -1784,6 +2260,44 @@ archive_test (bool verbose)
     archive_destroy (&archive);
     s_merge_min = 1u << 20;
     s_merge_max = 4u << 20;
+
+    //  Cold storage: a closed date is compressed; a late record for it
+    //  starts a plain file again, which becomes the next segment; retention
+    //  then drops both. The ids stay: the records are not archived again.
+    s_path (root, sizeof root, "%s/cold", tmp);
+    archive = archive_new (root, NULL, error, sizeof error);
+    assert (archive);
+    s_test_batch_clear (&batch);
+    for (int i = 0; i < 100; i++)
+        s_test_add (&batch, "metric", TEST_D1 + i, "cold", i);
+    assert (archive_write (archive, batch.records, batch.count, error, sizeof error) == 0);
+    const char *retain[] = {"metric=30d", "*=forever", NULL};
+    archive_policy_t policy = {7 * 86400000LL, 0, retain};
+    assert (archive_set_policy (archive, &policy, error, sizeof error) == 0);
+    archive_maintain (archive, TEST_D1 + 2 * NS_PER_DAY);
+    assert (s_test_exists (root, f_d1) && !s_test_exists (root, "metric/2023-11-14.jsonl.zst"));
+    archive_maintain (archive, TEST_D1 + 9 * NS_PER_DAY);
+    assert (!s_test_exists (root, f_d1) && s_test_exists (root, "metric/2023-11-14.jsonl.zst"));
+    assert (archive_write (archive, batch.records, batch.count, error, sizeof error) == 0);
+    assert (!s_test_exists (root, f_d1));
+    s_test_batch_clear (&batch);
+    s_test_add (&batch, "metric", TEST_D1 + 500, "late", 1);
+    assert (archive_write (archive, batch.records, batch.count, error, sizeof error) == 0);
+    mpjson_buf_reset (&one);
+    s_test_expect (&one, &batch, 0, 1);
+    assert (s_test_file_is (root, f_d1, &one));
+    archive_maintain (archive, TEST_D1 + 9 * NS_PER_DAY);
+    assert (!s_test_exists (root, f_d1) && s_test_exists (root, "metric/2023-11-14.1.jsonl.zst"));
+    archive_maintain (archive, TEST_D1 + 40 * NS_PER_DAY);
+    assert (!s_test_exists (root, "metric/2023-11-14.jsonl.zst") &&
+            !s_test_exists (root, "metric/2023-11-14.1.jsonl.zst"));
+    assert (archive_write (archive, batch.records, batch.count, error, sizeof error) == 0);
+    assert (!s_test_exists (root, f_d1));
+    const char *bad[] = {"metric=soon", NULL};
+    policy.retain = bad;
+    assert (archive_set_policy (archive, &policy, error, sizeof error) == -1);
+    assert (strstr (error, "metric=soon"));
+    archive_destroy (&archive);
 
     mpjson_buf_free (&d1);
     mpjson_buf_free (&x1);

@@ -34,6 +34,29 @@ void archive_destroy (archive_t **self_p);
 int archive_write (void *self, const record_t *records, size_t count, char *error,
                    size_t error_size);
 
+//  Cold storage and retention. Files of event dates that ended
+//  compress_after ago or more are compressed (<date>[.N].jsonl.zst, zstd at
+//  compress_level, with a checksum); files older than their kind's
+//  retention are removed. `retain`: "KIND=DURATION" or "KIND=forever",
+//  "*=DURATION" for every kind not named; a kind not named is kept forever.
+typedef struct {
+    int64_t compress_after_ms; //  0: never
+    int compress_level;        //  0: 3
+    const char *const *retain; //  NULL-terminated, or NULL
+} archive_policy_t;
+
+//  -1 with `error` on a bad retain entry (nothing changed).
+int archive_set_policy (archive_t *self, const archive_policy_t *policy, char *error,
+                        size_t error_size);
+
+//  One pass of cold storage and retention, as of `now_ns`. Safe next to
+//  archive_write from another thread; each file is one step.
+void archive_maintain (archive_t *self, int64_t now_ns);
+
+//  A thread that runs archive_maintain now and then every `interval_ms`,
+//  until archive_destroy. -1 if it cannot start.
+int archive_start_maintenance (archive_t *self, int64_t interval_ms);
+
 //  Number of record ids archived, by the state store.
 uint64_t archive_id_count (archive_t *self);
 

@@ -1,12 +1,15 @@
 /*  archiverd-selftest: the self-tests of archiverd's classes.               */
 #include "archive.h"
 #include "bloom.h"
+#include "coldfile.h"
 #include "selftest.h"
 
 int
 main (int argc, char **argv)
 {
-    static const selftest_t tests[] = {
-        {"bloom", bloom_test}, {"archive", archive_test}, {NULL, NULL}};
+    static const selftest_t tests[] = {{"bloom", bloom_test},
+                                       {"coldfile", coldfile_test},
+                                       {"archive", archive_test},
+                                       {NULL, NULL}};
     return selftest_run (tests, argc, argv);
 }

@@ -120,7 +120,7 @@ main (int argc, char **argv)
     char *curve_key, *curve_server_key;
     int64_t batch_records, window, ack_timeout, give_up, interval, progress_interval;
     uint64_t batch_bytes;
-    bool once;
+    bool once, full;
     const config_option_t shared[] = {
         {"intake", CONFIG_ENDPOINT, "tcp://127.0.0.1:5550", "ingestd intake endpoint", &intake},
         {"instance", CONFIG_STRING, NULL,
@@ -142,6 +142,10 @@ main (int argc, char **argv)
         {"give_up", CONFIG_DURATION, "2m",
          "a run fails when ingestd acknowledges nothing for this long; 0 = wait forever", &give_up},
         {"once", CONFIG_BOOL, "false", "collect once, exit when everything is acknowledged", &once},
+        {"full", CONFIG_BOOL, "false",
+         "ignore what the state says was sent (this run sends everything again; the stores "
+         "deduplicate by id); the state is saved as usual after it",
+         &full},
         {"interval", CONFIG_DURATION, "0",
          "collect again this long after each run started; 0 = once (host: between samples, "
          "0 = 10s)",
@@ -244,6 +248,7 @@ main (int argc, char **argv)
     const char **positional = calloc (nargs + 1, sizeof *positional);
     for (size_t i = 0; i < nargs; i++)
         positional[i] = config_arg (config, i);
+    state_set_full (full);
     collector_env_t env = {positional, nargs,    default_state ? default_state : state_dir,
                            instance,   interval, once};
     char error[1024] = "";

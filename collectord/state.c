@@ -72,10 +72,20 @@ state_default_dir (void)
     return dir;
 }
 
+static bool s_full = false;
+
+void
+state_set_full (bool full)
+{
+    s_full = full;
+}
+
 int
 state_load (state_t *self, char *error, size_t error_size)
 {
     state_clear (self);
+    if (s_full)
+        return 0;
     FILE *file = fopen (self->path, "r");
     if (!file) {
         if (errno == ENOENT)
@@ -231,6 +241,11 @@ state_test (bool verbose)
     assert (strcmp (state_entry (state, 0), "tip abc") == 0);
     assert (strcmp (state_entry (state, 1), "since two lines") == 0);
     assert (state_entry (state, 2) == NULL);
+    //  --full: read as empty, the file untouched until saved
+    state_set_full (true);
+    assert (state_load (state, error, sizeof error) == 0 && state_size (state) == 0);
+    state_set_full (false);
+    assert (state_load (state, error, sizeof error) == 0 && state_size (state) == 2);
     //  Saving again replaces, never appends; no temp file is left behind
     state_clear (state);
     state_add (state, "tip def");

@@ -22,6 +22,11 @@ void state_destroy (state_t **self_p);
 //  $XDG_STATE_HOME/omniaudit, else $HOME/.local/state/omniaudit. Caller frees.
 char *state_default_dir (void);
 
+//  --full: every state_load of this process reads an empty state (the file
+//  is left as is until the run saves its new state), so that everything is
+//  sent again; the stores deduplicate by id.
+void state_set_full (bool full);
+
 //  Reads the file; a missing file is an empty state. Returns 0, or -1 with
 //  `error` filled when the file exists but cannot be read.
 int state_load (state_t *self, char *error, size_t error_size);

@@ -854,6 +854,12 @@ config_version (void)
     return OMNI_VERSION;
 }
 
+bool
+config_parse_duration (const char *text, int64_t *ms)
+{
+    return s_parse_duration (text, ms);
+}
+
 size_t
 config_argc (config_t *self)
 {

@@ -56,6 +56,11 @@ const char *config_arg (config_t *self, size_t index);
 //  "env" or "flag".
 const char *config_origin (config_t *self, const char *key);
 
+//  A duration as a CONFIG_DURATION value is written (250ms, 5s, 2m, 1h,
+//  7d; 0) into milliseconds, for keys whose values hold durations inside
+//  other text (retain: metric=90d). false on anything else.
+bool config_parse_duration (const char *text, int64_t *ms);
+
 void config_test (bool verbose);
 
 #endif

@@ -48,6 +48,7 @@ struct _journal_t {
     uint64_t map_extra; //  reserve granted to full maps, on top of map_size
     bool grow_map;      //  the map filled up: grant the reserve before the next write
     bool reserve_used;  //  granted during this fault (cleared by an intake commit)
+    bool *added;        //  per writer: new to a journal that had records (journal_writer_added)
 };
 
 static int
@@ -311,6 +312,7 @@ journal_new (const char *dir, uint64_t max_bytes, uint64_t dead_max, uint64_t ma
     self->writer_names = calloc (self->nwriters + 1, sizeof (char *));
     self->cursors = calloc (self->nwriters + 1, sizeof (uint64_t));
     self->synced_cursors = calloc (self->nwriters + 1, sizeof (uint64_t));
+    self->added = calloc (self->nwriters + 1, sizeof (bool));
     for (size_t i = 0; i < self->nwriters; i++) {
         self->writer_names[i] = strdup (writers[i]);
         char key[128];
@@ -320,6 +322,8 @@ journal_new (const char *dir, uint64_t max_bytes, uint64_t dead_max, uint64_t ma
             if ((rc = s_meta_put (self, txn, key, cursor)))
                 goto failed;
             log_info ("journal.writer_added", "writer=%s cursor=%" PRIu64, writers[i], cursor);
+            //  Records the journal no longer holds never reach it
+            self->added[i] = self->counters.accepted > 0;
         }
         self->cursors[i] = self->synced_cursors[i] = cursor;
     }
@@ -361,6 +365,7 @@ journal_destroy (journal_t **self_p)
     free (self->cursors);
     free (self->synced_cursors);
     free (self->dir);
+    free (self->added);
     free (self);
     *self_p = NULL;
 }
@@ -562,6 +567,12 @@ uint64_t
 journal_cursor (journal_t *self, size_t writer)
 {
     return writer < self->nwriters ? self->cursors[writer] : 0;
+}
+
+bool
+journal_writer_added (journal_t *self, size_t writer)
+{
+    return writer < self->nwriters && self->added[writer];
 }
 
 size_t
@@ -869,6 +880,54 @@ journal_dead_count (journal_t *self)
     return self->dead_seq - self->dead_first;
 }
 
+//  Dead letters are in sequence order, which is the order they were
+//  received in: the expired ones are the first ones, up to the first that
+//  is not.
+uint64_t
+journal_expire_dead (journal_t *self, int64_t older_than_ns)
+{
+    assert (!self->txn);
+    if (self->dead_first == self->dead_seq)
+        return 0;
+    MDB_txn *txn;
+    if (mdb_txn_begin (self->env, NULL, 0, &txn))
+        return 0;
+    uint64_t first = self->dead_first;
+    while (first < self->dead_seq) {
+        uint8_t key[8];
+        util_put_be (key, first, 8);
+        MDB_val k = {8, key}, v;
+        int rc = mdb_get (txn, self->dead, &k, &v);
+        if (rc == 0) {
+            //  reason NUL detail NUL received_ns(8) ...
+            const uint8_t *p = v.mv_data, *end = p + v.mv_size;
+            const uint8_t *reason_end = memchr (p, 0, v.mv_size);
+            const uint8_t *detail_end =
+                reason_end ? memchr (reason_end + 1, 0, (size_t) (end - reason_end - 1)) : NULL;
+            if (detail_end && end - detail_end - 1 >= 8 &&
+                (int64_t) util_get_be (detail_end + 1, 8) >= older_than_ns)
+                break;
+            if (mdb_del (txn, self->dead, &k, NULL)) {
+                mdb_txn_abort (txn);
+                return 0;
+            }
+        } else if (rc != MDB_NOTFOUND) {
+            mdb_txn_abort (txn);
+            return 0;
+        }
+        first++;
+    }
+    if (first == self->dead_first || s_meta_put (self, txn, "dead_first", first)) {
+        mdb_txn_abort (txn);
+        return 0;
+    }
+    if (mdb_txn_commit (txn))
+        return 0;
+    uint64_t expired = first - self->dead_first;
+    self->dead_first = first;
+    return expired;
+}
+
 //  ---------------------------------------------------------------------------
 
 typedef struct {
@@ -1077,6 +1136,20 @@ journal_test (bool verbose)
     assert (journal_cursor (journal, 2) == 3);
     c = journal_counters (journal);
     assert (c.accepted == 4 && c.trimmed == 2 && c.rejected == 4 && c.received == 4);
+
+    //  Dead letters by age: those received before the cut go, newer ones
+    //  stay, and the count holds across a reopening.
+    assert (journal_dead_count (journal) == 2);
+    assert (journal_begin (journal) == 0);
+    assert (journal_reject (journal, "bad_body", "x", "y", 1, 40) == 0);
+    assert (journal_commit (journal) == 0);
+    assert (journal_expire_dead (journal, 30) == 0);
+    assert (journal_expire_dead (journal, 31) == 1);
+    assert (journal_dead_count (journal) == 1 && journal_expire_dead (journal, 31) == 0);
+    journal_destroy (&journal);
+    journal = journal_new (dir, 100, 2, 0, more, error, sizeof error);
+    assert (journal && journal_dead_count (journal) == 1);
+    assert (journal_expire_dead (journal, 41) == 1 && journal_dead_count (journal) == 0);
     journal_destroy (&journal);
 
     char faults[sizeof dir + 16];

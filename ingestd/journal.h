@@ -64,6 +64,9 @@ int journal_scan (journal_t *self, uint64_t from, journal_visit_fn *visit, void 
 //  Cursor of a writer by index in the `writers` list given to journal_new.
 uint64_t journal_cursor (journal_t *self, size_t writer);
 size_t journal_writer_count (journal_t *self);
+//  Whether this writer was new to a journal that had accepted records
+//  before (at this opening): what was trimmed before never reaches it.
+bool journal_writer_added (journal_t *self, size_t writer);
 const char *journal_writer_name (journal_t *self, size_t writer);
 //  Moves a writer's cursor (only forward) in memory; journal_sync_cursors
 //  persists all moved cursors and trims what every writer is past.
@@ -101,6 +104,9 @@ journal_counters_t journal_counters (journal_t *self);
 //  Records actually present, counted by LMDB; callable from another thread.
 uint64_t journal_stat_records (journal_t *self);
 uint64_t journal_dead_count (journal_t *self);
+//  Removes the dead letters received before `older_than_ns` (outside a
+//  round); returns how many.
+uint64_t journal_expire_dead (journal_t *self, int64_t older_than_ns);
 //  Received time of the record at `offset`, 0 if not held.
 int64_t journal_received_ns (journal_t *self, uint64_t offset);
 

@@ -16,7 +16,7 @@ main (int argc, char **argv)
     char *curve_key, *curve_clients;
     char **writers;
     uint64_t journal_max, journal_map_size, max_record;
-    int64_t dead_max;
+    int64_t dead_max, dead_retain;
     int64_t max_depth, session_timeout;
     const config_option_t options[] = {
         {"intake", CONFIG_ENDPOINT, "tcp://127.0.0.1:5550", "intake ROUTER bind endpoint", &intake},
@@ -36,6 +36,10 @@ main (int argc, char **argv)
         {"max_depth", CONFIG_INT, "16", "deeper nesting is rejected", &max_depth},
         {"dead_letter_max", CONFIG_INT, "100000", "rejected inputs kept for inspection (a count)",
          &dead_max},
+        {"dead_letter_retain", CONFIG_DURATION, "0",
+         "dead letters older than this are removed (log and counter); 0 = kept (still bounded "
+         "by dead_letter_max)",
+         &dead_retain},
         {"writer_session_timeout", CONFIG_DURATION, "5s",
          "a writer name is held by the instance heard from within this long; another instance's "
          "HELLO is refused while it is, and takes over after",
@@ -111,7 +115,8 @@ main (int argc, char **argv)
                                      {max_record, (size_t) max_depth},
                                      curve,
                                      session_timeout,
-                                     journal_map_size};
+                                     journal_map_size,
+                                     dead_retain};
     server_t *server = server_new (&server_config, metrics, error, sizeof error);
     if (!server) {
         log_error ("ingestd.start_failed", "error=\"%s\"", error);

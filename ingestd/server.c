@@ -69,6 +69,10 @@ typedef struct {
     uint32_t pending_window;
     int64_t pending_since_ms;
     metric_t *m_refused;
+    //  Added to a journal that had records: it starts empty from this offset
+    //  (0 = not so), and whether a REPLAY to it came since (under state_lock)
+    uint64_t starts_empty;
+    bool replay_seen;
     metric_t *m_delivered, *m_acked, *m_lag_records, *m_lag_seconds, *m_connected, *m_latency;
 } s_session_t;
 
@@ -80,6 +84,7 @@ typedef struct {
     bool has_seq;
     uint32_t accepted, rejected;
     bool malformed;
+    char reason[200]; //  of an ERROR, when more can be said than bad_frame
 } s_reply_t;
 
 //  An accepted record kept for the tap until the round is committed: its
@@ -122,7 +127,9 @@ struct _server_t {
     metrics_t *metrics;
     metric_t *m_received, *m_accepted, *m_batches, *m_bytes, *m_rounds, *m_journal_bytes,
         *m_journal_records, *m_paused, *m_commit_latency, *m_trimmed, *m_tap_subscribers,
-        *m_rejected[REJECT_REASON_COUNT + 1], *m_fault[JOURNAL_FAULT_COUNT], *m_write_errors;
+        *m_replayed, *m_rejected[REJECT_REASON_COUNT + 1], *m_dead_expired,
+        *m_fault[JOURNAL_FAULT_COUNT], *m_write_errors;
+    int64_t last_dead_expire_ms;
 };
 
 static const char *
@@ -140,6 +147,8 @@ s_register_metrics (server_t *self)
                          "Inputs received on intake (record frames and malformed messages)", NULL);
     self->m_accepted =
         metrics_counter (m, "records_accepted_total", "Records validated and journaled", NULL);
+    self->m_dead_expired = metrics_counter (m, "dead_letters_expired_total",
+                                            "Dead letters removed by dead_letter_retain", NULL);
     for (int r = 1; r <= REJECT_REASON_COUNT; r++) {
         char labels[64];
         snprintf (labels, sizeof labels, "reason=\"%s\"", s_reject_label (r));
@@ -147,6 +156,10 @@ s_register_metrics (server_t *self)
             metrics_counter (m, "records_rejected_total", "Inputs rejected, by reason", labels);
     }
     self->m_batches = metrics_counter (m, "batches_total", "Intake batches acknowledged", NULL);
+    self->m_replayed = metrics_counter (
+        m, "records_replayed_total",
+        "Records accepted from REPLAY messages (omnictl replay), routed to the writers named",
+        NULL);
     self->m_bytes = metrics_counter (m, "bytes_received_total", "Record bytes received", NULL);
     self->m_rounds = metrics_counter (m, "journal_commits_total",
                                       "Journal transactions committed (fsync)", NULL);
@@ -271,6 +284,20 @@ server_new (const server_config_t *config, metrics_t *metrics, char *error, size
                   used ? "," : "", config->writers[i]);
     }
     s_register_metrics (self);
+    for (size_t i = 0; i < self->nsessions; i++) {
+        s_session_t *s = &self->sessions[i];
+        if (!journal_writer_added (self->journal, s->index))
+            continue;
+        //  ingestd cannot fill it: what the journal trimmed is only in the
+        //  archive, which ingestd does not read (docs/backup.md says why).
+        s->starts_empty = journal_cursor (self->journal, s->index);
+        log_warn ("journal.writer_starts_empty",
+                  "writer=%s from_offset=%" PRIu64
+                  " why=\"added to a journal that already had records: it gets only what comes "
+                  "from now on\" hint=\"fill it from the archive: omnictl replay "
+                  "--archive-dir=ARCHIVE_DIR --intake=%s --writer=%s\"",
+                  s->name, s->starts_empty, config->intake, s->name);
+    }
     curve_server_t *curve = config->curve;
     if (!(self->intake =
               s_bind (ZMQ_ROUTER, config->intake, curve, CURVE_INTAKE, error, error_size)) ||
@@ -437,13 +464,17 @@ s_drain_parts (server_t *self, bool more)
 //  Dead-letters a message that is not a well-formed BATCH.
 static int
 s_intake_malformed (server_t *self, zmq_msg_t *head, size_t nhead, bool more, s_reply_t *reply,
-                    int64_t now)
+                    int64_t now, const char *why)
 {
     size_t frames = nhead + s_drain_parts (self, more);
     char detail[160];
-    snprintf (detail, sizeof detail,
-              "expected \"" INTAKE_SIG "\" \"BATCH\" seq:u64 record..., got %zu frames%s", frames,
-              nhead >= 1 && !s_msg_streq (&head[0], INTAKE_SIG) ? " with another signature" : "");
+    if (why)
+        snprintf (detail, sizeof detail, "%s", why);
+    else
+        snprintf (
+            detail, sizeof detail,
+            "expected \"" INTAKE_SIG "\" \"BATCH\" seq:u64 record..., got %zu frames%s", frames,
+            nhead >= 1 && !s_msg_streq (&head[0], INTAKE_SIG) ? " with another signature" : "");
     const void *raw = nhead >= 1 ? zmq_msg_data (&head[0]) : (const void *) "";
     size_t size = nhead >= 1 ? zmq_msg_size (&head[0]) : 0;
     journal_count_received (self->journal, 1);
@@ -455,10 +486,53 @@ s_intake_malformed (server_t *self, zmq_msg_t *head, size_t nhead, bool more, s_
     log_warn ("intake.bad_frame", "detail=\"%s\"", detail);
     reply->malformed = true;
     reply->rejected = 1;
+    snprintf (reply->reason, sizeof reply->reason, "%s", why ? why : "");
     if (nhead == 3 && zmq_msg_size (&head[2]) == 8) {
         memcpy (reply->seq, zmq_msg_data (&head[2]), 8);
         reply->has_seq = true;
     }
+    return 0;
+}
+
+//  The writers a REPLAY message is routed to, from its writers frame: names
+//  separated by commas, each a configured writer; empty = every configured
+//  writer. Never the archive: replay reads the archive, and a record sent
+//  back into it would only be skipped there, at the cost of a lookup.
+//  Returns 0, or -1 with `why` filled.
+static int
+s_replay_route (server_t *self, zmq_msg_t *frame, uint8_t *route, char *why, size_t why_size)
+{
+    const char *data = zmq_msg_data (frame);
+    size_t size = zmq_msg_size (frame);
+    unsigned mask = 0;
+    for (size_t at = 0; at < size;) {
+        const char *comma = memchr (data + at, ',', size - at);
+        size_t len = comma ? (size_t) (comma - (data + at)) : size - at;
+        char name[32];
+        snprintf (name, sizeof name, "%.*s", (int) (len < 31 ? len : 31), data + at);
+        unsigned role = len < 31 ? kinds_writer_role (name) : 0;
+        if (role == WRITER_ARCHIVE) {
+            snprintf (why, why_size,
+                      "REPLAY never routes to the archive (it is what replay reads)");
+            return -1;
+        }
+        if (!role || !(self->configured_roles & role)) {
+            snprintf (why, why_size, "REPLAY to writer \"%.31s\", not in ingestd.writers (%.80s)",
+                      name, self->writers_text);
+            return -1;
+        }
+        mask |= role;
+        at += len + 1;
+    }
+    if (size == 0)
+        mask = self->configured_roles;
+    mask &= ~(unsigned) WRITER_ARCHIVE;
+    if (!mask) {
+        snprintf (why, why_size, "REPLAY with no writer to route to but the archive (%.80s)",
+                  self->writers_text);
+        return -1;
+    }
+    *route = (uint8_t) mask;
     return 0;
 }
 
@@ -479,6 +553,7 @@ s_intake_message (server_t *self, s_reply_t *reply, size_t *bytes)
     reply->has_seq = false;
     reply->accepted = reply->rejected = 0;
     reply->malformed = false;
+    reply->reason[0] = 0;
     bool more = zmq_msg_more (&self->frame);
     size_t nhead = 0;
     while (more && nhead < 3) {
@@ -488,11 +563,26 @@ s_intake_message (server_t *self, s_reply_t *reply, size_t *bytes)
         *bytes += zmq_msg_size (&self->head[nhead]);
         nhead++;
     }
+    bool replay = nhead == 3 && s_msg_streq (&self->head[1], "REPLAY");
     if (nhead < 3 || !s_msg_streq (&self->head[0], INTAKE_SIG) ||
-        !s_msg_streq (&self->head[1], "BATCH") || zmq_msg_size (&self->head[2]) != 8)
-        return s_intake_malformed (self, self->head, nhead, more, reply, now) ? -1 : 1;
+        !(replay || s_msg_streq (&self->head[1], "BATCH")) || zmq_msg_size (&self->head[2]) != 8)
+        return s_intake_malformed (self, self->head, nhead, more, reply, now, NULL) ? -1 : 1;
     memcpy (reply->seq, zmq_msg_data (&self->head[2]), 8);
     reply->has_seq = true;
+    uint8_t route = 0xff; //  a BATCH goes wherever its kind goes
+    if (replay) {
+        char why[160] = "REPLAY without its writers frame";
+        if (!more || s_recv_part (self, &self->frame) ||
+            s_replay_route (self, &self->frame, &route, why, sizeof why)) {
+            more = more && zmq_msg_more (&self->frame);
+            return s_intake_malformed (self, self->head, nhead, more, reply, now, why) ? -1 : 1;
+        }
+        more = zmq_msg_more (&self->frame);
+        *bytes += zmq_msg_size (&self->frame);
+        for (size_t i = 0; i < self->nsessions; i++)
+            if (self->sessions[i].role & route)
+                self->sessions[i].replay_seen = true; //  under state_lock (the round's)
+    }
     size_t frames = 0, record_bytes = 0;
     bool tap = self->tap_subscriptions > 0;
     int rc = 1;
@@ -511,7 +601,8 @@ s_intake_message (server_t *self, s_reply_t *reply, size_t *bytes)
         record_reject_t reason =
             record_check (&record, data, size, &self->config.limits, detail, sizeof detail);
         if (reason == REJECT_NONE) {
-            if (!journal_append (self->journal, data, size, (uint8_t) record.spec->writers, now)) {
+            if (!journal_append (self->journal, data, size,
+                                 (uint8_t) (record.spec->writers & route), now)) {
                 rc = -1;
                 break;
             }
@@ -535,6 +626,8 @@ s_intake_message (server_t *self, s_reply_t *reply, size_t *bytes)
         return -1;
     }
     journal_count_received (self->journal, frames);
+    if (replay)
+        metric_add (self->m_replayed, reply->accepted);
     metric_add (self->m_received, frames);
     metric_add (self->m_bytes, record_bytes);
     *bytes += record_bytes;
@@ -549,8 +642,9 @@ s_send_intake_reply (server_t *self, s_reply_t *reply)
     zmq_send (sock, reply->peer, reply->peer_size, ZMQ_SNDMORE);
     zmq_send (sock, INTAKE_SIG, strlen (INTAKE_SIG), ZMQ_SNDMORE);
     if (reply->malformed) {
-        static const char text[] =
-            "bad_frame: malformed intake message, see " INTAKE_SIG " in PROTOCOL.md";
+        char text[320] = "bad_frame: malformed intake message, see " INTAKE_SIG " in PROTOCOL.md";
+        if (*reply->reason)
+            snprintf (text, sizeof text, "bad_frame: %s", reply->reason);
         zmq_send (sock, "ERROR", 5, ZMQ_SNDMORE);
         zmq_send (sock, reply->has_seq ? reply->seq : seq0, 8, ZMQ_SNDMORE);
         zmq_send (sock, text, strlen (text), 0);
@@ -1165,6 +1259,17 @@ s_housekeep (server_t *self)
         }
         metric_set (s->m_connected, alive ? 1 : 0);
     }
+    if (self->config.dead_retain_ms > 0 && now_ms - self->last_dead_expire_ms >= 1000) {
+        uint64_t expired =
+            journal_expire_dead (self->journal, now_ns - self->config.dead_retain_ms * 1000000);
+        if (expired) {
+            metric_add (self->m_dead_expired, expired);
+            log_info ("journal.dead_letters_expired",
+                      "count=%" PRIu64 " retain_ms=%" PRId64 " kept=%" PRIu64, expired,
+                      self->config.dead_retain_ms, journal_dead_count (self->journal));
+        }
+        self->last_dead_expire_ms = now_ms;
+    }
     self->last_housekeep_ms = now_ms;
 }
 
@@ -1277,6 +1382,12 @@ server_healthy (void *self_, char *text, size_t size)
                              s->name, *s->instance ? s->instance : "unnamed",
                              (double) (now - heard) / 1000.0,
                              now - heard < self->config.session_timeout_ms ? "" : " (expired)");
+        if (s->starts_empty && len >= 0 && (size_t) len < size)
+            len += snprintf (text + len, size - (size_t) len,
+                             " starts_empty=%" PRIu64 " replay=%s fill=\"omnictl replay "
+                             "--archive-dir=ARCHIVE_DIR --intake=%s --writer=%s\"",
+                             s->starts_empty, s->replay_seen ? "seen" : "none", self->config.intake,
+                             s->name);
         pthread_mutex_unlock (&self->state_lock);
     }
     return true;
@@ -1299,6 +1410,7 @@ server_test (bool verbose)
                               bad,
                               record_default_limits,
                               NULL,
+                              0,
                               0,
                               0};
     assert (server_new (&config, NULL, error, sizeof error) == NULL);

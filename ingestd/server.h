@@ -31,6 +31,7 @@ typedef struct {
     //  over (0 = 5 s).
     int64_t session_timeout_ms;
     uint64_t journal_map_size; //  LMDB map; 0 = 2 x journal_max + 1 GiB
+    int64_t dead_retain_ms;    //  dead letters older than this go; 0 = kept
 } server_config_t;
 
 typedef struct _server_t server_t;

@@ -11,7 +11,7 @@ int
 main (int argc, char **argv)
 {
     char *dsn, *mode, *partition_interval;
-    int64_t compress_after_ms;
+    int64_t compress_after_ms, retain_ms;
     bool create_database;
     const config_option_t options[] = {
         {"dsn", CONFIG_STRING, "",
@@ -26,6 +26,11 @@ main (int argc, char **argv)
         {"compress_after", CONFIG_DURATION, "30d",
          "TimescaleDB (timescale license): compress chunks older than this; 0 = never",
          &compress_after_ms},
+        {"retain", CONFIG_DURATION, "0",
+         "points older than this go, checked at the first batch and then hourly: native "
+         "partitions wholly older are dropped, TimescaleDB chunks by drop_chunks; older points "
+         "delivered are not written; 0 = kept forever",
+         &retain_ms},
         {"create_database", CONFIG_BOOL, "false",
          "create the dsn's database when it does not exist (the role needs CREATEDB)",
          &create_database},
@@ -36,8 +41,8 @@ main (int argc, char **argv)
     writer_daemon_t *daemon = writer_daemon_new (&spec, argc, argv, &rc);
     if (!daemon)
         return rc;
-    pointstore_config_t store_config = {dsn, TSSCHEMA_AUTO, partition_interval, compress_after_ms,
-                                        create_database};
+    pointstore_config_t store_config = {
+        dsn, TSSCHEMA_AUTO, partition_interval, compress_after_ms, create_database, retain_ms};
     if (tsschema_parse_mode (mode, &store_config.mode)) {
         fprintf (stderr, "error: metricsd.mode: '%s' is not auto, native or timescaledb\n", mode);
         writer_daemon_destroy (&daemon);

@@ -101,7 +101,9 @@ struct _pointstore_t {
     size_t nparts, parts_cap;
 
     metric_t *m_points, *m_refused, *m_partitions, *m_ignored, *m_skipped[DERIVE_SKIP_COUNT],
-        *m_copied, *m_upserted;
+        *m_copied, *m_upserted, *m_dropped, *m_expired;
+    int64_t retain_ms;
+    int64_t retention_done_ms; //  monotonic time of the last retention pass, 0 = none yet
 };
 
 static void
@@ -317,6 +319,10 @@ pointstore_new (const pointstore_config_t *config, metrics_t *metrics, char *err
         snprintf (error, error_size, "compress_after: must not be negative");
         return NULL;
     }
+    if (config->retain_ms < 0) {
+        snprintf (error, error_size, "retain: must not be negative");
+        return NULL;
+    }
     char why[512];
     pgconn_t *conn = pgconn_new (config->dsn, why, sizeof why);
     if (!conn) {
@@ -328,6 +334,7 @@ pointstore_new (const pointstore_config_t *config, metrics_t *metrics, char *err
     self->conn = conn;
     self->partition_interval = strdup (interval);
     assert (self->partition_interval);
+    self->retain_ms = config->retain_ms;
     self->schema = (tsschema_config_t){config->mode, self->partition_interval,
                                        config->compress_after_ms, false};
     pthread_mutex_init (&self->problem_lock, NULL);
@@ -355,6 +362,11 @@ pointstore_new (const pointstore_config_t *config, metrics_t *metrics, char *err
                              "Batches staged and upserted (some points existed)", NULL);
         self->m_ignored = metrics_counter (metrics, "records_ignored_total",
                                            "Records of kinds without derivation rules", NULL);
+        self->m_dropped =
+            metrics_counter (metrics, "partitions_dropped_total",
+                             "Partitions (TimescaleDB: chunks) dropped by retain", NULL);
+        self->m_expired = metrics_counter (metrics, "points_expired_total",
+                                           "Points older than retain, not written", NULL);
         for (int r = 0; r < DERIVE_SKIP_COUNT; r++) {
             char labels[64];
             snprintf (labels, sizeof labels, "reason=\"%s\"", derive_skip_name ((derive_skip_t) r));
@@ -647,6 +659,100 @@ s_failed (pointstore_t *self, pgconn_status_t status, size_t count, char *error,
     return status == PGCONN_PERMANENT ? WRITER_STORE_PERMANENT : -1;
 }
 
+//  ---------------------------------------------------------------------------
+//  Retention
+
+#define S_RETENTION_EVERY_MS (3600 * 1000)
+
+//  $1: the cut, us since the epoch
+#define S_CUT_SQL                                                                                  \
+    "(timestamptz 'epoch' + ($1::int8 / 1000000) * interval '1 second' + ($1::int8 % 1000000) * "  \
+    "interval '1 microsecond')"
+//  Native: the partitions whose whole range is before the cut
+#define S_OLD_PARTS_SQL                                                                            \
+    "SELECT format ('DROP TABLE %I', part), part, lo::text, hi::text FROM metricsd_partitions () " \
+    "WHERE hi <= " S_CUT_SQL " ORDER BY lo"
+//  TimescaleDB: chunks whose whole range is before the cut (drop_chunks
+//  never drops a chunk that holds newer rows); returns their names
+#define S_DROP_CHUNKS_SQL "SELECT drop_chunks ('points', older_than => " S_CUT_SQL ")::text"
+
+typedef struct {
+    pointstore_t *self;
+    int64_t cut_us;
+    PGresult *dropped; //  what went, for the log after the commit
+} s_retention_t;
+
+static int
+s_retention_tx (pgconn_t *conn, void *arg)
+{
+    s_retention_t *r = arg;
+    //  DROP TABLE takes an ACCESS EXCLUSIVE lock on points: as for a new
+    //  partition, give up rather than queue every writer behind a long query
+    if (pgconn_exec (conn, "SET LOCAL lock_timeout = '5s'") != PGCONN_OK)
+        return -1;
+    char cut[32];
+    snprintf (cut, sizeof cut, "%" PRId64, r->cut_us);
+    const char *params[] = {cut};
+    bool native = r->self->state.mode == TSSCHEMA_NATIVE;
+    r->dropped = pgconn_query (conn, native ? S_OLD_PARTS_SQL : S_DROP_CHUNKS_SQL, 1, params);
+    if (!r->dropped)
+        return -1;
+    for (int i = 0; native && i < PQntuples (r->dropped); i++)
+        if (pgconn_exec (conn, PQgetvalue (r->dropped, i, 0)) != PGCONN_OK)
+            return -1;
+    return 0;
+}
+
+//  One retention pass; a failure is logged and tried again at the next batch.
+static void
+s_retention (pointstore_t *self)
+{
+    char text[32];
+    s_retention_t r = {self, s_floor_us (util_now_ns ()) - self->retain_ms * 1000, NULL};
+    pgconn_status_t status = pgconn_transaction (self->conn, s_retention_tx, &r);
+    if (status != PGCONN_OK) {
+        log_error ("retention.failed", "cut=%s sqlstate=%s error=\"%s\"", s_iso (r.cut_us, text),
+                   pgconn_sqlstate (self->conn), pgconn_error (self->conn));
+        if (r.dropped)
+            PQclear (r.dropped);
+        return;
+    }
+    bool native = self->state.mode == TSSCHEMA_NATIVE;
+    int n = PQntuples (r.dropped);
+    for (int i = 0; i < n; i++) {
+        if (native)
+            log_info ("partition.dropped", "partition=%s from=\"%s\" to=\"%s\" cut=%s",
+                      PQgetvalue (r.dropped, i, 1), PQgetvalue (r.dropped, i, 2),
+                      PQgetvalue (r.dropped, i, 3), s_iso (r.cut_us, text));
+        else
+            log_info ("chunk.dropped", "chunk=%s cut=%s", PQgetvalue (r.dropped, i, 0),
+                      s_iso (r.cut_us, text));
+    }
+    PQclear (r.dropped);
+    s_add (self->m_dropped, (uint64_t) n);
+    if (native && n > 0 && s_parts_load (self))
+        pgconn_reset (self->conn);
+    self->retention_done_ms = util_mono_ms ();
+}
+
+//  Points older than the retention are not written: they would make a
+//  partition the next pass drops again.
+static void
+s_drop_expired (pointstore_t *self)
+{
+    int64_t cut_ns = util_now_ns () - self->retain_ms * 1000000;
+    size_t kept = 0;
+    for (size_t i = 0; i < self->npoints; i++)
+        if (self->points[i].time_ns >= cut_ns)
+            self->points[kept++] = self->points[i];
+    if (kept < self->npoints) {
+        log_info ("points.expired", "count=%zu retain_ms=%" PRId64, self->npoints - kept,
+                  self->retain_ms);
+        s_add (self->m_expired, self->npoints - kept);
+        self->npoints = kept;
+    }
+}
+
 int
 pointstore_write (void *self_, const record_t *records, size_t count, char *error,
                   size_t error_size)
@@ -656,9 +762,14 @@ pointstore_write (void *self_, const record_t *records, size_t count, char *erro
         snprintf (error, error_size, "postgresql: %s", pgconn_error (self->conn));
         return pgconn_last_status (self->conn) == PGCONN_PERMANENT ? WRITER_STORE_PERMANENT : -1;
     }
+    if (self->retain_ms > 0 && (self->retention_done_ms == 0 ||
+                                util_mono_ms () - self->retention_done_ms >= S_RETENTION_EVERY_MS))
+        s_retention (self);
     s_derive (self, records, count);
     s_count_skipped (self);
     s_add (self->m_ignored, self->ignored);
+    if (self->retain_ms > 0)
+        s_drop_expired (self);
     if (self->npoints == 0)
         return 0;
     pgconn_status_t status = PGCONN_OK;
@@ -1080,7 +1191,7 @@ s_writer_thread (void *arg_)
 {
     s_writer_arg_t *arg = arg_;
     char error[256];
-    pointstore_config_t config = {arg->dsn, TSSCHEMA_NATIVE, "month", 0, false};
+    pointstore_config_t config = {arg->dsn, TSSCHEMA_NATIVE, "month", 0, false, 0};
     pointstore_t *store = pointstore_new (&config, NULL, error, sizeof error);
     assert (store);
     testrec_t *recs = testrec_new ();
@@ -1100,9 +1211,9 @@ pointstore_test (bool verbose)
 {
     log_init ("pointstore-test", verbose ? "debug" : "error", "kv");
     char error[256];
-    pointstore_config_t bad = {"port='unterminated", TSSCHEMA_NATIVE, "month", 0, false};
+    pointstore_config_t bad = {"port='unterminated", TSSCHEMA_NATIVE, "month", 0, false, 0};
     assert (pointstore_new (&bad, NULL, error, sizeof error) == NULL);
-    bad = (pointstore_config_t){"", TSSCHEMA_NATIVE, "fortnight", 0, false};
+    bad = (pointstore_config_t){"", TSSCHEMA_NATIVE, "fortnight", 0, false, 0};
     assert (pointstore_new (&bad, NULL, error, sizeof error) == NULL);
     assert (strstr (error, "partition_interval"));
     char *dsn = pgconn_testdb_new ("pointstore");
@@ -1110,7 +1221,7 @@ pointstore_test (bool verbose)
         selftest_skip ("no PostgreSQL server ($OMNI_TEST_PG_DSN, else 127.0.0.1:5432)");
     }
     metrics_t *metrics = metrics_new ("test_");
-    pointstore_config_t config = {dsn, TSSCHEMA_NATIVE, "month", 0, false};
+    pointstore_config_t config = {dsn, TSSCHEMA_NATIVE, "month", 0, false, 0};
     pointstore_t *store = pointstore_new (&config, metrics, error, sizeof error);
     assert (store);
     char text[256];
@@ -1268,8 +1379,8 @@ pointstore_test (bool verbose)
     assert (pointstore_healthy (store, text, sizeof text));
 
     //  A server that is not there: -1 and unhealthy
-    pointstore_config_t away_config = {"host=127.0.0.1 port=1 connect_timeout=1", TSSCHEMA_AUTO,
-                                       "month", 0, false};
+    pointstore_config_t away_config = {
+        "host=127.0.0.1 port=1 connect_timeout=1", TSSCHEMA_AUTO, "month", 0, false, 0};
     pointstore_t *away = pointstore_new (&away_config, NULL, error, sizeof error);
     assert (away);
     assert (pointstore_connect (away) == 1);
@@ -1278,7 +1389,7 @@ pointstore_test (bool verbose)
     assert (!pointstore_healthy (away, text, sizeof text));
     pointstore_destroy (&away);
     //  A database set up natively, metricsd told to use TimescaleDB: refused
-    pointstore_config_t forced = {dsn, TSSCHEMA_TIMESCALEDB, "month", 0, false};
+    pointstore_config_t forced = {dsn, TSSCHEMA_TIMESCALEDB, "month", 0, false, 0};
     away = pointstore_new (&forced, NULL, error, sizeof error);
     assert (pointstore_connect (away) == -1);
     pointstore_destroy (&away);

@@ -26,6 +26,10 @@ typedef struct {
     const char *partition_interval; //  day | week | month | year
     int64_t compress_after_ms;      //  TimescaleDB (timescale license); 0 = never
     bool create_database;           //  create the dsn's database when it does not exist
+    //  Points older than this go (0 = never): before a batch, at most hourly,
+    //  native partitions whose whole range is older are dropped (TimescaleDB:
+    //  drop_chunks); points delivered older than this are not written.
+    int64_t retain_ms;
 } pointstore_config_t;
 
 typedef struct _pointstore_t pointstore_t;

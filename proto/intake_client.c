@@ -23,8 +23,9 @@
 
 typedef struct {
     uint64_t seq;
-    uint8_t *data; //  the records, kept for resending: record i is
-    size_t *ends;  //  data[ends[i - 1] .. ends[i])
+    uint64_t first; //  index of its first record among all records sent
+    uint8_t *data;  //  the records, kept for resending: record i is
+    size_t *ends;   //  data[ends[i - 1] .. ends[i])
     size_t records, size, data_cap, ends_cap;
     int64_t sent_ms;
 } s_batch_t;
@@ -40,6 +41,9 @@ struct _intake_client_t {
     s_batch_t *spare;  //  buffers of acknowledged batches, for reuse
     size_t nspare;
     uint64_t next_seq;
+    uint64_t queued; //  records given to intake_client_send
+    char *replay_writers;
+    char *error; //  the last ERROR's reason
     int64_t last_ack_ms;
     uint64_t accepted, rejected, resent;
     bool connected_once;
@@ -140,6 +144,8 @@ intake_client_destroy (intake_client_t **self_p)
     }
     zsock_destroy (&self->dealer);
     free (self->endpoint);
+    free (self->replay_writers);
+    free (self->error);
     free (self);
     *self_p = NULL;
 }
@@ -165,8 +171,15 @@ s_transmit (intake_client_t *self, s_batch_t *batch)
                    zmq_strerror (zmq_errno ()));
         return;
     }
-    zmq_send (sock, "BATCH", 5, ZMQ_SNDMORE);
-    zmq_send (sock, seq, 8, batch->records ? ZMQ_SNDMORE : 0);
+    if (self->replay_writers) {
+        zmq_send (sock, "REPLAY", 6, ZMQ_SNDMORE);
+        zmq_send (sock, seq, 8, ZMQ_SNDMORE);
+        zmq_send (sock, self->replay_writers, strlen (self->replay_writers),
+                  batch->records ? ZMQ_SNDMORE : 0);
+    } else {
+        zmq_send (sock, "BATCH", 5, ZMQ_SNDMORE);
+        zmq_send (sock, seq, 8, batch->records ? ZMQ_SNDMORE : 0);
+    }
     size_t from = 0;
     for (size_t i = 0; i < batch->records; i++) {
         zmq_send (sock, batch->data + from, batch->ends[i] - from,
@@ -190,7 +203,8 @@ s_handle_ack (intake_client_t *self, zmsg_t *msg)
     if (zframe_streq (cmd, "ERROR")) {
         char *reason = zframe_strdup (zmsg_next (msg) ? zmsg_last (msg) : seqf);
         log_error ("intake.batch_refused", "seq=%" PRIu64 " reason=\"%s\"", seq, reason);
-        free (reason);
+        free (self->error);
+        self->error = reason;
         //  ingestd dead-lettered the whole message: its records count as rejected.
         for (size_t i = 0; i < self->inflight; i++)
             if (self->window[i].seq == seq) {
@@ -367,6 +381,7 @@ s_dispatch (intake_client_t *self)
     s_batch_t *batch = &self->window[self->inflight++];
     *batch = self->filling;
     batch->seq = self->next_seq++;
+    batch->first = self->queued - batch->records;
     if (self->nspare)
         self->filling = self->spare[--self->nspare];
     else
@@ -397,6 +412,7 @@ intake_client_send (intake_client_t *self, const void *record, size_t size)
         memcpy (b->data + b->size, record, size);
     b->size += size;
     b->ends[b->records++] = b->size;
+    self->queued++;
     if (b->records >= self->config.batch_records || b->size >= self->config.batch_bytes)
         return s_dispatch (self);
     return 0;
@@ -446,6 +462,28 @@ intake_client_resent (intake_client_t *self)
     return self->resent;
 }
 
+void
+intake_client_set_replay (intake_client_t *self, const char *writers)
+{
+    free (self->replay_writers);
+    self->replay_writers = writers ? strdup (writers) : NULL;
+}
+
+uint64_t
+intake_client_acked_prefix (intake_client_t *self)
+{
+    //  The window is oldest first: its first batch bounds the prefix.
+    if (self->inflight)
+        return self->window[0].first;
+    return self->queued - self->filling.records;
+}
+
+const char *
+intake_client_error (intake_client_t *self)
+{
+    return self->error;
+}
+
 //  A fake ingestd on its own thread: drops the first batch it sees (so the
 //  client must resend it after its ACK timeout) and acknowledges the rest.
 static void
@@ -462,7 +500,14 @@ s_fake_ingestd (zsock_t *pipe, void *args)
         zmsg_t *msg = zmsg_recv (router);
         zframe_t *peer = zmsg_pop (msg);
         zframe_t *sig = zmsg_pop (msg), *cmd = zmsg_pop (msg), *seq = zmsg_pop (msg);
-        assert (zframe_streq (sig, SIGNATURE) && zframe_streq (cmd, "BATCH"));
+        assert (zframe_streq (sig, SIGNATURE) &&
+                (zframe_streq (cmd, "BATCH") || zframe_streq (cmd, "REPLAY")));
+        if (zframe_streq (cmd, "REPLAY")) {
+            //  The routing frame follows the seq
+            zframe_t *writers = zmsg_pop (msg);
+            assert (writers && zframe_streq (writers, "relational"));
+            zframe_destroy (&writers);
+        }
         uint8_t count[4] = {0, 0, 0, (uint8_t) zmsg_size (msg)};
         if (dropped) {
             zmsg_t *ack = zmsg_new ();
@@ -503,9 +548,21 @@ intake_client_test (bool verbose)
     assert (intake_client_flush (client) == 0);
     assert (intake_client_unacked (client) == 0);
     assert (intake_client_accepted (client) == 10);
+    assert (intake_client_acked_prefix (client) == 10);
     assert (intake_client_resent (client) >= 1);
     intake_client_destroy (&client);
     assert (client == NULL);
+
+    //  REPLAY messages carry their routing frame; the prefix follows ACKs.
+    client = intake_client_new (&config);
+    intake_client_set_replay (client, "relational");
+    for (int i = 0; i < 7; i++)
+        assert (intake_client_send (client, "\x80", 1) == 0);
+    assert (intake_client_acked_prefix (client) <= 6);
+    assert (intake_client_flush (client) == 0);
+    assert (intake_client_acked_prefix (client) == 7 && intake_client_accepted (client) == 7);
+    assert (intake_client_error (client) == NULL);
+    intake_client_destroy (&client);
     zactor_destroy (&fake);
 
     //  Nobody answers: the client gives up after give_up_ms with an error.

@@ -28,6 +28,11 @@ typedef struct _intake_client_t intake_client_t;
 intake_client_t *intake_client_new (const intake_config_t *config);
 void intake_client_destroy (intake_client_t **self_p);
 
+//  From now on batches go as REPLAY messages routed to these writers only
+//  ("relational,document"; "" = every configured writer but the archive)
+//  instead of BATCH (omnictl replay; PROTOCOL.md). Call before any send.
+void intake_client_set_replay (intake_client_t *self, const char *writers);
+
 //  Queues one encoded record (copied). May block while the window is full.
 //  Returns 0, or -1 when ingestd gave no ACK for give_up_ms or the process
 //  was interrupted (SIGINT/SIGTERM).
@@ -50,6 +55,13 @@ uint64_t intake_client_rejected (intake_client_t *self);
 size_t intake_client_unacked (intake_client_t *self);
 //  Batches sent again after a timeout or reconnect.
 uint64_t intake_client_resent (intake_client_t *self);
+//  Records, counted from the first one given to intake_client_send, of
+//  which every one is acknowledged (accepted or rejected): what a resumable
+//  sender may record as done.
+uint64_t intake_client_acked_prefix (intake_client_t *self);
+//  The reason of the last ERROR ingestd answered (a message it refused
+//  whole), or NULL; the batch counts as rejected.
+const char *intake_client_error (intake_client_t *self);
 
 void intake_client_test (bool verbose);
 

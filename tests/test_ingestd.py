@@ -123,3 +123,19 @@ def test_malformed_intake_message(pipeline):
     assert m["omni_ingestd_records_received_total"] == 4
     assert p.ingestd.health()[0] == 200
     intake.close()
+
+
+def test_dead_letters_expire_after_dead_letter_retain(workdir):
+    from omni import IntakeClient, Pipeline, record, wait_until
+    p = Pipeline(workdir, writers=("archive",), extra=("--dead-letter-retain=1s",))
+    with p:
+        p.ingestd.start()
+        client = IntakeClient(p.intake)
+        assert client.batch([b"\xc1 not msgpack", b"\x93\x01\x02\x03",
+                             record("metric", "h", {"name": "ok", "value": 1.0})]) == (1, 2)
+        client.close()
+        wait_until(lambda: p.ingestd.metrics().get(
+            "omni_ingestd_dead_letters_expired_total", 0) == 2, 30, "dead letters expired")
+        assert "event=journal.dead_letters_expired count=2" in p.ingestd.log()
+        # the accepted record is not touched
+        assert p.ingestd.metrics()["omni_ingestd_journal_records"] == 1

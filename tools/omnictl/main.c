@@ -5,6 +5,7 @@
     omnictl grant ROLE PATTERN [--dsn=...]
     omnictl revoke ROLE PATTERN [--dsn=...]
     omnictl grants [--dsn=...]
+    omnictl replay --archive-dir=DIR [--intake=ENDPOINT] [--writer=NAME,...] [filters]
 
     Prints one table of every daemon (up, health, records/s, lag, errors)
     from their /metrics and /health. Without --watch it exits 0 when every
@@ -23,9 +24,15 @@
 #include "config.h"
 #include "curve.h"
 #include "log.h"
+#include "export.h"
+#include "replay.h"
 #include "status.h"
 
+#include "util.h"
+
 #include <curl/curl.h>
+#include <limits.h>
+#include <stdint.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -133,6 +140,109 @@ s_access (config_t *config, const char *dsn)
     return rc;
 }
 
+//  The filters replay and export share; 0, or 2 after saying what is wrong.
+static int
+s_filter (const char *command, char **kinds, char **sources, const char *since, const char *until,
+          archread_filter_t *filter)
+{
+    filter->kinds = (const char *const *) kinds;
+    filter->sources = (const char *const *) sources;
+    filter->since_ns = INT64_MIN;
+    filter->until_ns = INT64_MAX;
+    if (*since && archread_parse_time (since, &filter->since_ns)) {
+        fprintf (stderr,
+                 "error: omnictl %s: --since=%s: expected 2024-01-31 or 2024-01-31T12:00:00Z\n",
+                 command, since);
+        return 2;
+    }
+    if (*until && archread_parse_time (until, &filter->until_ns)) {
+        fprintf (stderr,
+                 "error: omnictl %s: --until=%s: expected 2024-01-31 or 2024-01-31T12:00:00Z\n",
+                 command, until);
+        return 2;
+    }
+    return 0;
+}
+
+static int
+s_replay (size_t argc, const char *archive_dir, const char *intake, char **writer, char **kinds,
+          char **sources, const char *since, const char *until, const char *state, int64_t give_up,
+          int64_t rate, const char *curve_key, const char *curve_server_key)
+{
+    if (argc != 1 || !*archive_dir) {
+        fprintf (stderr, "error: omnictl replay takes --archive-dir=DIR and no argument\n");
+        return 2;
+    }
+    if (rate < 0 || give_up < 0) {
+        fprintf (stderr, "error: omnictl replay: --rate and --give-up must be >= 0\n");
+        return 2;
+    }
+    replay_config_t config = {archive_dir, intake, "", {0}, state, NULL, give_up, rate};
+    if (s_filter ("replay", kinds, sources, since, until, &config.filter))
+        return 2;
+    char writers[256] = "";
+    for (size_t i = 0, used = 0; writer && writer[i]; i++)
+        used += (size_t) snprintf (writers + used, sizeof writers - used, "%s%s", used ? "," : "",
+                                   writer[i]);
+    config.writers = writers;
+    char error[1024];
+    curve_client_t *curve = NULL;
+    if (curve_client_load (curve_key, curve_server_key, &curve, error, sizeof error)) {
+        fprintf (stderr, "error: omnictl replay: %s\n", error);
+        return 2;
+    }
+    config.curve = curve;
+    //  One state file per archive and options: two replays never share one
+    char *default_state = NULL;
+    if (!*state) {
+        char real[PATH_MAX], key[PATH_MAX + 2048], hex[17];
+        const char *xdg = getenv ("XDG_STATE_HOME"), *home = getenv ("HOME");
+        snprintf (key, sizeof key, "%s|%s|%s|%s|%s",
+                  realpath (archive_dir, real) ? real : archive_dir, writers, since, until,
+                  kinds && kinds[0] ? kinds[0] : "");
+        uint64_t hash = 14695981039346656037ULL; //  FNV-1a
+        for (const char *p = key; *p; p++)
+            hash = (hash ^ (uint8_t) *p) * 1099511628211ULL;
+        for (const char *const *s = (const char *const *) sources; s && *s; s++)
+            for (const char *p = *s; *p; p++)
+                hash = (hash ^ (uint8_t) *p) * 1099511628211ULL;
+        snprintf (hex, sizeof hex, "%016llx", (unsigned long long) hash);
+        char dir[PATH_MAX];
+        if (xdg && *xdg == '/')
+            snprintf (dir, sizeof dir, "%s/omniaudit", xdg);
+        else
+            snprintf (dir, sizeof dir, "%s/.local/state/omniaudit", home && *home ? home : ".");
+        util_mkdirs (dir);
+        if (asprintf (&default_state, "%s/replay-%s.state", dir, hex) < 0)
+            default_state = NULL;
+        config.state_path = default_state;
+    }
+    log_init ("omnictl", "info", "kv");
+    int rc = replay_run (&config);
+    free (default_state);
+    curve_client_destroy (&curve);
+    return rc;
+}
+
+static int
+s_export (size_t argc, const char *archive_dir, const char *format, const char *output,
+          char **kinds, char **sources, const char *since, const char *until)
+{
+    if (argc != 1 || !*archive_dir) {
+        fprintf (stderr, "error: omnictl export takes --archive-dir=DIR and no argument\n");
+        return 2;
+    }
+    export_config_t config = {archive_dir, {0}, EXPORT_JSON, output};
+    if (export_format_parse (format, &config.format)) {
+        fprintf (stderr, "error: omnictl export: --format=%s: expected json, yaml or csv\n",
+                 format);
+        return 2;
+    }
+    if (s_filter ("export", kinds, sources, since, until, &config.filter))
+        return 2;
+    return export_run (&config);
+}
+
 static void
 s_usage (FILE *out)
 {
@@ -146,6 +256,14 @@ s_usage (FILE *out)
              "PATTERN)\n"
              "       omnictl revoke ROLE PATTERN [--dsn=...]\n"
              "       omnictl grants [--dsn=...]\n"
+             "       omnictl replay --archive-dir=DIR [--intake=tcp://127.0.0.1:5550]\n"
+             "              [--writer=relational,document,metrics] [--kind=K,...] "
+             "[--source=S,...]\n"
+             "              [--since=2024-01-01] [--until=2024-02-01T00:00:00Z] [--state=FILE]\n"
+             "              (the archive's records back to the stores, never to the archive)\n"
+             "       omnictl export --archive-dir=DIR [--format=json|yaml|csv] [-o FILE|DIR/]\n"
+             "              [--kind=K,...] [--source=S,...] [--since=...] [--until=...]\n"
+             "              (csv: one kind to FILE or stdout, or a file a kind into DIR/)\n"
              "       omnictl --help   (every option, its default and environment name)\n");
 }
 
@@ -157,6 +275,10 @@ main (int argc, char **argv)
     bool watch;
     int64_t interval_ms, sample_ms, timeout_ms;
     char *role, *clients;
+    char *archive_dir, *intake, *since, *until, *state, *curve_key, *curve_server_key;
+    char **writer, **kinds, **sources;
+    char *format, *output;
+    int64_t give_up, rate;
     const config_option_t options[] = {
         {"targets", CONFIG_LIST, DEFAULT_TARGETS,
          "daemons to show, NAME=HOST:PORT of their /metrics and /health", &targets},
@@ -172,13 +294,63 @@ main (int argc, char **argv)
         {"clients", CONFIG_STRING, "",
          "keygen: ingestd's curve_clients directory, where --role puts the public certificate",
          &clients},
+        {"archive_dir", CONFIG_STRING, "", "replay, export: archiverd's archive directory",
+         &archive_dir},
+        {"intake", CONFIG_ENDPOINT, "tcp://127.0.0.1:5550", "replay: ingestd's intake endpoint",
+         &intake},
+        {"writer", CONFIG_LIST, "",
+         "replay: the writers to fill (relational, document, metrics); empty = every writer "
+         "ingestd has but the archive",
+         &writer},
+        {"kind", CONFIG_LIST, "", "replay, export: only these kinds (empty = all)", &kinds},
+        {"source", CONFIG_LIST, "", "replay, export: only these sources (src; empty = all)",
+         &sources},
+        {"since", CONFIG_STRING, "",
+         "replay, export: only records with ts at or after this (2024-01-01 or "
+         "2024-01-01T12:00:00Z, UTC)",
+         &since},
+        {"until", CONFIG_STRING, "", "replay, export: only records with ts before this", &until},
+        {"state", CONFIG_STRING, "",
+         "replay: the resume file; empty = $XDG_STATE_HOME/omniaudit/replay-<hash of the "
+         "archive directory and options>.state",
+         &state},
+        {"give_up", CONFIG_DURATION, "2m",
+         "replay: stop when ingestd acknowledges nothing for this long; 0 = wait forever",
+         &give_up},
+        {"rate", CONFIG_INT, "0",
+         "replay: records per second at most (room for live collection during a rebuild); 0 = "
+         "no limit",
+         &rate},
+        {"curve_key", CONFIG_STRING, "", "replay: CURVE certificate (role collector)", &curve_key},
+        {"curve_server_key", CONFIG_STRING, "", "replay: ingestd's public CURVE certificate",
+         &curve_server_key},
+        {"format", CONFIG_STRING, "json", "export: json (the archived lines), yaml or csv",
+         &format},
+        {"output", CONFIG_STRING, "",
+         "export: the file to write (-o FILE); csv: a directory (-o DIR/) for a file a kind; "
+         "empty or - = stdout",
+         &output},
         {"dsn", CONFIG_STRING, "",
          "grant, revoke, grants: the PostgreSQL database of relationald or metricsd, conninfo "
          "or postgresql:// URI (as the writers take it); empty = the PG* environment",
          &dsn},
         {NULL}};
+    //  -o FILE, the one short flag, as --output=FILE
+    static char output_flag[PATH_MAX + 16];
+    char **args = calloc ((size_t) argc + 1, sizeof *args);
+    if (!args)
+        return 2;
+    int nargs = 0;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp (argv[i], "-o") == 0 && i + 1 < argc) {
+            snprintf (output_flag, sizeof output_flag, "--output=%s", argv[++i]);
+            args[nargs++] = output_flag;
+        } else
+            args[nargs++] = argv[i];
+    }
     config_t *config = config_new ("omnictl", options);
-    int rc = config_load (config, argc, argv);
+    int rc = config_load (config, nargs, args);
+    free (args);
     if (rc) {
         if (rc == 1)
             s_usage (stdout);
@@ -229,6 +401,18 @@ main (int argc, char **argv)
     if (command && (strcmp (command, "grant") == 0 || strcmp (command, "revoke") == 0 ||
                     strcmp (command, "grants") == 0)) {
         rc = s_access (config, dsn);
+        config_destroy (&config);
+        return rc;
+    }
+    if (command && strcmp (command, "export") == 0) {
+        rc = s_export (config_argc (config), archive_dir, format, output, kinds, sources, since,
+                       until);
+        config_destroy (&config);
+        return rc;
+    }
+    if (command && strcmp (command, "replay") == 0) {
+        rc = s_replay (config_argc (config), archive_dir, intake, writer, kinds, sources, since,
+                       until, state, give_up, rate, curve_key, curve_server_key);
         config_destroy (&config);
         return rc;
     }

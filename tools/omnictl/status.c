@@ -404,6 +404,24 @@ s_render_writers (target_t *target, s_text_t *out)
         s_table_render (&table, out);
     } else
         s_table_free (&table);
+    //  A writer added to a journal with history: its store misses what came
+    //  before, and only a replay from the archive fills it.
+    for (const char *line = strstr (target_health_text (target), "\nwriter="); line;
+         line = strstr (line + 1, "\nwriter=")) {
+        size_t len = strcspn (line + 1, "\n");
+        const char *empty = strstr (line, " starts_empty=");
+        const char *fill = strstr (line, " fill=\"");
+        if (!empty || !fill || empty > line + 1 + len || fill > line + 1 + len)
+            continue;
+        int name_len = (int) strcspn (line + 8, " \n");
+        bool seen = strstr (line, " replay=seen") && strstr (line, " replay=seen") < fill;
+        fill += 7;
+        s_printf (out,
+                  "note: writer %.*s was added to a journal that already had records: its store "
+                  "starts empty from offset %.*s%s; fill it from the archive:\n  %.*s\n",
+                  name_len, line + 8, (int) strcspn (empty + 14, " \n"), empty + 14,
+                  seen ? " (a replay to it was seen)" : "", (int) strcspn (fill, "\"\n"), fill);
+    }
 }
 
 char *
@@ -453,7 +471,9 @@ s_test_ingestd_health (void *arg, char *text, size_t size)
     (void) arg;
     snprintf (text, size,
               "ok received=12 accepted=10\nwriter=archive holder=h1:42@2026-01-01T00:00:00Z "
-              "heard=0.2s\nwriter=relational holder=none");
+              "heard=0.2s\nwriter=relational holder=none starts_empty=7 replay=none "
+              "fill=\"omnictl replay --archive-dir=ARCHIVE_DIR --intake=tcp://x:1 "
+              "--writer=relational\"");
     return true;
 }
 
@@ -532,6 +552,10 @@ status_test (bool verbose)
     line = strstr (text, "\nrelational ");
     assert (line && strstr (line, " no "));
     assert (strstr (text, "2 of 3 daemons up and healthy"));
+    assert (strstr (text, "note: writer relational was added to a journal that already had "
+                          "records: its store starts empty from offset 7; fill it"));
+    assert (strstr (text, "\n  omnictl replay --archive-dir=ARCHIVE_DIR --intake=tcp://x:1 "
+                          "--writer=relational\n"));
     free (text);
 
     //  The writer's store goes down: unhealthy, store_down in its errors.
