@@ -228,28 +228,28 @@ class Pipeline:
             raise AssertionError("\n".join(errors))
 
 
-def archive_lines(archive_dir):
-    """Every JSON line in the archive, parsed."""
-    out = []
+def _archive_files(archive_dir):
+    """The archive's files, plain and compressed (`.jsonl.zst`, read with
+    zstdcat), each as a list of raw lines; temporary files left out."""
     for root, dirs, files in os.walk(archive_dir):
         dirs[:] = [d for d in dirs if not d.startswith(".")]
         for f in sorted(files):
+            path = os.path.join(root, f)
             if f.endswith(".jsonl"):
-                with open(os.path.join(root, f), "rb") as fh:
-                    for line in fh:
-                        out.append(json.loads(line))
-    return out
+                with open(path, "rb") as fh:
+                    yield fh.read().splitlines()
+            elif f.endswith(".jsonl.zst"):
+                out = subprocess.run(["zstdcat", path], capture_output=True, check=True)
+                yield out.stdout.splitlines()
+
+
+def archive_lines(archive_dir):
+    """Every JSON line in the archive, parsed."""
+    return [json.loads(line) for lines in _archive_files(archive_dir) for line in lines]
 
 
 def archive_line_count(archive_dir):
-    n = 0
-    for root, dirs, files in os.walk(archive_dir):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
-        for f in files:
-            if f.endswith(".jsonl"):
-                with open(os.path.join(root, f), "rb") as fh:
-                    n += sum(1 for _ in fh)
-    return n
+    return sum(len(lines) for lines in _archive_files(archive_dir))
 
 
 def json_to_msgpack_value(value):
