@@ -171,8 +171,11 @@ class Pipeline:
         self.daemons.append(d)
         return d
 
-    def archiverd(self, batch_size=None):
-        args = [f"--archive-dir={self.archive_dir}"]
+    def archiverd(self, batch_size=None, compress_after="0"):
+        # The tests' records are dated 2023: archiverd would compress their
+        # files (older than compress_after) at every start, under the
+        # tests' feet; the tests of compression ask for it themselves
+        args = [f"--archive-dir={self.archive_dir}", f"--compress-after={compress_after}"]
         if batch_size:
             args.append(f"--batch-size={batch_size}")
         return self.writer("archiverd", args)
