@@ -581,7 +581,8 @@ s_index_thread (void *arg)
         }
         snprintf (self->index_state, sizeof self->index_state, "pending (%s)", error);
         if (!warned)
-            log_warn ("indexes.pending", "uri=\"%s\" error=\"%s\"", self->display, error);
+            log_warn ("mongodb.unreachable", "uri=\"%s\" indexes=pending error=\"%s\"",
+                      self->display, error);
         warned = true;
         struct timespec until;
         clock_gettime (CLOCK_REALTIME, &until);
