@@ -94,9 +94,18 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     //  The loop's next steps, done at once: flush what is in hand, wait for
     //  its commit (a failed one is retried by s_commit until it passes or
     //  until the session changes), acknowledge
-    if (s_writer->filling->upto && !s_writer->storing)
-        s_flush (s_writer, false);
-    s_finish_commit (s_writer, true);
+    do {
+        //  DELIVERs held while the next batch was full go in as the loop
+        //  takes them, batch after batch
+        bool full = s_writer->storing && s_writer->filling->count >= s_writer->config.batch_size;
+        while (!full && zlist_size (s_writer->held)) {
+            s_take_deliver (s_writer, zlist_pop (s_writer->held));
+            full = s_writer->storing && s_writer->filling->count >= s_writer->config.batch_size;
+        }
+        if (s_writer->filling->upto && !s_writer->storing)
+            s_flush (s_writer, false);
+        s_finish_commit (s_writer, true);
+    } while (zlist_size (s_writer->held));
     //  What the writer sent (ACK, HELLO) is read and dropped
     while (zsock_events (s_ingestd) & ZMQ_POLLIN) {
         zmsg_t *out = zmsg_recv (s_ingestd);

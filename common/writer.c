@@ -15,8 +15,11 @@
     One batch is committed at a time, in delivery order. A batch committed
     after a RESET or WELCOME belongs to a delivery session that is over: it
     is not acknowledged, ingestd delivers it again, and the idempotent store
-    skips it. While the store is away the main thread keeps sending
-    heartbeats, and stops reading once the next batch is full.              */
+    skips it. While the store is away or slow the main thread keeps
+    sending heartbeats and keeps reading: once the next batch is full, the
+    DELIVERs that come are held (no more than the window ingestd may send)
+    and taken up when the batch is free, so heartbeats from ingestd are
+    still heard and a busy store is never mistaken for ingestd gone.        */
 #include "writer.h"
 #include "idset.h"
 #include "log.h"
@@ -63,6 +66,7 @@ struct _writer_t {
     uint64_t acked_upto;     //  last offset acknowledged to ingestd
     bool welcomed;
     int64_t last_sent_ms, last_heard_ms;
+    zlist_t *held; //  DELIVERs received while the next batch was full
 
     //  The store thread and what passes between it and the main thread.
     pthread_t thread;
@@ -79,6 +83,9 @@ struct _writer_t {
     atomic_bool connected;
     atomic_bool stopping;
     atomic_bool store_ok;
+    atomic_int_fast64_t busy_since_ms; //  commit in progress since, 0 = idle
+    atomic_int_fast64_t heard_ms;      //  last message from ingestd (for /health)
+    atomic_size_t busy_records;
     char last_error[256];        //  under lock
     atomic_bool store_permanent; //  the last failure was WRITER_STORE_PERMANENT
     char last_reset[256];        //  why ingestd last sent RESET, until WELCOME (under lock)
@@ -143,6 +150,7 @@ writer_new (const writer_config_t *config, writer_store_fn *store_fn, void *stor
         msgpack_zone_init (&self->batches[b].zone, 64 * 1024);
     }
     self->filling = &self->batches[0];
+    self->held = zlist_new ();
     self->batch_ids = idset_new ();
     pthread_mutex_init (&self->lock, NULL);
     pthread_cond_init (&self->wake, NULL);
@@ -151,6 +159,9 @@ writer_new (const writer_config_t *config, writer_store_fn *store_fn, void *stor
     atomic_init (&self->connected, false);
     atomic_init (&self->stopping, false);
     atomic_init (&self->store_ok, true);
+    atomic_init (&self->busy_since_ms, 0);
+    atomic_init (&self->heard_ms, 0);
+    atomic_init (&self->busy_records, 0);
     self->m_delivered =
         s_counter (metrics, "records_delivered_total", "Records received from ingestd");
     self->m_stored = s_counter (metrics, "records_stored_total",
@@ -217,6 +228,10 @@ writer_destroy (writer_t **self_p)
         msgpack_zone_destroy (&self->batches[b].zone);
         free (self->batches[b].records);
     }
+    zmsg_t *held;
+    while ((held = zlist_pop (self->held)))
+        zmsg_destroy (&held);
+    zlist_destroy (&self->held);
     pthread_mutex_destroy (&self->lock);
     pthread_cond_destroy (&self->wake);
     close (self->done_fd);
@@ -297,10 +312,22 @@ s_dedup (writer_t *self, s_batch_t *batch)
 //  0 when committed, -1 when stopped before a commit (the batch stays
 //  unacknowledged and ingestd will deliver it again); a draining batch gets
 //  one attempt.
+static int s_commit_attempts (writer_t *self, s_batch_t *batch, bool draining);
+
 static int
 s_commit (writer_t *self, s_batch_t *batch, bool draining)
 {
     s_dedup (self, batch);
+    atomic_store (&self->busy_records, batch->count);
+    atomic_store (&self->busy_since_ms, util_mono_ms ());
+    int rc = s_commit_attempts (self, batch, draining);
+    atomic_store (&self->busy_since_ms, 0);
+    return rc;
+}
+
+static int
+s_commit_attempts (writer_t *self, s_batch_t *batch, bool draining)
+{
     int64_t backoff = self->config.retry_min_ms;
     while (batch->count > 0) {
         char error[256] = "";
@@ -481,9 +508,26 @@ s_handle_deliver (writer_t *self, zmsg_t *msg)
 static void
 s_new_session (writer_t *self)
 {
+    zmsg_t *held;
+    while ((held = zlist_pop (self->held)))
+        zmsg_destroy (&held);
     s_clear_batch (self->filling);
     self->session++;
     self->delivered_upto = 0;
+}
+
+//  Takes a DELIVER (its signature and command frames read) into the
+//  filling batch, which keeps the message while its records are in use.
+static void
+s_take_deliver (writer_t *self, zmsg_t *msg)
+{
+    zmsg_first (msg);
+    zmsg_next (msg);
+    s_handle_deliver (self, msg);
+    if (self->filling->count > 0)
+        zlist_append (self->filling->messages, msg);
+    else
+        zmsg_destroy (&msg);
 }
 
 //  One message from ingestd; takes `msg`. Returns false when the writer
@@ -497,11 +541,14 @@ s_handle_message (writer_t *self, zmsg_t *msg)
     if (!sig || !zframe_streq (sig, SIGNATURE) || !cmd)
         log_warn ("delivery.bad_message", "writer=%s frames=%zu", self->name, zmsg_size (msg));
     else if (zframe_streq (cmd, "DELIVER") && self->welcomed) {
-        s_handle_deliver (self, msg);
-        if (self->filling->count > 0) {
-            zlist_append (self->filling->messages, msg);
-            keep = true;
-        }
+        //  A full batch waits for the commit in progress: deliveries are
+        //  held meanwhile (within the window), so heartbeats are heard
+        bool busy = self->storing && self->filling->count >= self->config.batch_size;
+        if (busy || zlist_size (self->held))
+            zlist_append (self->held, msg); //  in order, after those held
+        else
+            s_take_deliver (self, msg);
+        keep = true;
     } else if (zframe_streq (cmd, "WELCOME")) {
         zframe_t *journal = zmsg_next (msg), *cursor = zmsg_next (msg);
         uint64_t start =
@@ -586,9 +633,14 @@ writer_run (writer_t *self)
             timeout = due < 0 ? 0 : due < timeout ? (long) due : timeout;
         }
         //  A full batch waits for the commit in progress; until then
-        //  ingestd's deliveries wait in the socket, within the window.
+        //  ingestd's deliveries are held, within the window.
         bool full = self->storing && self->filling->count >= self->config.batch_size;
-        zmq_pollitem_t items[] = {{zsock_resolve (self->dealer), 0, full ? 0 : ZMQ_POLLIN, 0},
+        while (!full && zlist_size (self->held)) {
+            zmsg_t *held = zlist_pop (self->held);
+            s_take_deliver (self, held);
+            full = self->storing && self->filling->count >= self->config.batch_size;
+        }
+        zmq_pollitem_t items[] = {{zsock_resolve (self->dealer), 0, ZMQ_POLLIN, 0},
                                   {NULL, self->done_fd, ZMQ_POLLIN, 0}};
         int rc = zmq_poll (items, 2, timeout);
         if (rc < 0)
@@ -601,6 +653,7 @@ writer_run (writer_t *self)
             if (!msg)
                 continue;
             self->last_heard_ms = now;
+            atomic_store (&self->heard_ms, now);
             if (!s_handle_message (self, msg))
                 break;
         }
@@ -651,20 +704,32 @@ writer_healthy (void *self_, char *text, size_t size)
     writer_t *self = self_;
     bool connected = atomic_load (&self->connected);
     bool store_ok = atomic_load (&self->store_ok);
-    if (!store_ok) {
-        pthread_mutex_lock (&self->lock);
-        snprintf (text, size, "store %s: %s",
+    int64_t now = util_mono_ms ();
+    int64_t busy_since = atomic_load (&self->busy_since_ms);
+    int64_t heard = atomic_load (&self->heard_ms);
+    //  A commit that takes longer than a heartbeat is worth telling apart
+    //  from ingestd being gone: both stop the acks.
+    char busy[96] = "";
+    if (busy_since && now - busy_since >= HEARTBEAT_MS)
+        snprintf (busy, sizeof busy, " store_busy=%.1fs records=%zu",
+                  (double) (now - busy_since) / 1000.0, atomic_load (&self->busy_records));
+    pthread_mutex_lock (&self->lock);
+    if (!store_ok)
+        snprintf (text, size, "store %s: %s%s",
                   atomic_load (&self->store_permanent) ? "refuses this writer (permanent)" : "down",
-                  self->last_error);
-        pthread_mutex_unlock (&self->lock);
-    } else if (!connected) {
-        pthread_mutex_lock (&self->lock);
-        snprintf (text, size, "not connected to ingestd at %s%s%s", self->endpoint,
-                  *self->last_reset ? ": " : "", self->last_reset);
-        pthread_mutex_unlock (&self->lock);
-    } else
-        snprintf (text, size, "ok writer=%s acked_upto=%" PRIu64 " instance=%s", self->name,
-                  self->acked_upto, self->instance);
+                  self->last_error, busy);
+    else if (!connected && *self->last_reset)
+        snprintf (text, size, "not connected to ingestd at %s: %s", self->endpoint,
+                  self->last_reset);
+    else if (!connected && heard)
+        snprintf (text, size, "ingestd gone: nothing heard from %s for %.1fs%s", self->endpoint,
+                  (double) (now - heard) / 1000.0, busy);
+    else if (!connected)
+        snprintf (text, size, "not connected to ingestd at %s", self->endpoint);
+    else
+        snprintf (text, size, "ok writer=%s acked_upto=%" PRIu64 " instance=%s%s", self->name,
+                  self->acked_upto, self->instance, busy);
+    pthread_mutex_unlock (&self->lock);
     return connected && store_ok;
 }
 
@@ -676,6 +741,7 @@ writer_healthy (void *self_, char *text, size_t size)
 typedef struct {
     int calls, failures_left;
     size_t stored;
+    atomic_bool hold; //  the store is slow: a commit waits while set
 } s_test_store_t;
 
 static int
@@ -683,6 +749,8 @@ s_test_store (void *store, const record_t *records, size_t count, char *error, s
 {
     s_test_store_t *self = store;
     (void) records;
+    while (atomic_load (&self->hold))
+        zclock_sleep (10);
     self->calls++;
     if (self->failures_left > 0) {
         self->failures_left--;
@@ -691,6 +759,50 @@ s_test_store (void *store, const record_t *records, size_t count, char *error, s
     }
     self->stored += count;
     return 0;
+}
+
+//  A DELIVER of metric records named `names`, covering offsets up to `upto`
+static void
+s_test_deliver (zsock_t *router, zframe_t *peer, record_encoder_t *enc, uint64_t upto,
+                const char **names, int count)
+{
+    uint8_t u64[8];
+    zmsg_t *msg = zmsg_new ();
+    zmsg_append (msg, &(zframe_t *){zframe_dup (peer)});
+    zmsg_addstr (msg, SIGNATURE);
+    zmsg_addstr (msg, "DELIVER");
+    util_put_be (u64, upto, 8);
+    zmsg_addmem (msg, u64, 8);
+    for (int i = 0; i < count; i++) {
+        record_encoder_begin (enc, "metric", "h", "c", "r", 7);
+        msgpack_packer *pk = record_encoder_body (enc);
+        msgpack_pack_map (pk, 2);
+        msgpack_pack_str_with_body (pk, "name", 4);
+        msgpack_pack_str_with_body (pk, names[i], strlen (names[i]));
+        msgpack_pack_str_with_body (pk, "value", 5);
+        msgpack_pack_double (pk, i);
+        const void *data;
+        size_t size;
+        assert (record_encoder_end (enc, &data, &size, NULL, 0) == 0);
+        zmsg_addmem (msg, data, size);
+    }
+    zmsg_send (&msg, router);
+}
+
+static void
+s_test_wait_ack (zsock_t *router, uint64_t upto)
+{
+    uint64_t acked = 0;
+    while (acked < upto) {
+        zmsg_t *msg = zmsg_recv (router);
+        assert (msg);
+        zframe_t *from = zmsg_pop (msg);
+        zframe_destroy (&from);
+        assert (zframe_streq (zmsg_first (msg), SIGNATURE));
+        if (zframe_streq (zmsg_next (msg), "ACK"))
+            acked = util_get_be (zframe_data (zmsg_next (msg)), 8);
+        zmsg_destroy (&msg);
+    }
 }
 
 static void
@@ -711,7 +823,7 @@ writer_test (bool verbose)
     assert (port > 0);
     char endpoint[64];
     snprintf (endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", port);
-    s_test_store_t store = {0, 1, 0};
+    s_test_store_t store = {0, 1, 0, false};
     writer_config_t config = {endpoint, "archive", 10, 50, 100, 20, 100, NULL};
     writer_t *writer = writer_new (&config, s_test_store, &store, NULL);
     zactor_t *actor = zactor_new (s_writer_actor, writer);
@@ -742,45 +854,44 @@ writer_test (bool verbose)
 
     //  Two records with the same id and one other, covering offsets 1..5.
     record_encoder_t *enc = record_encoder_new ();
-    msg = zmsg_new ();
-    zmsg_append (msg, &(zframe_t *){zframe_dup (peer)});
-    zmsg_addstr (msg, SIGNATURE);
-    zmsg_addstr (msg, "DELIVER");
-    util_put_be (u64, 5, 8);
-    zmsg_addmem (msg, u64, 8);
     const char *names[] = {"a", "b", "a"};
-    for (int i = 0; i < 3; i++) {
-        record_encoder_begin (enc, "metric", "h", "c", "r", 7);
-        msgpack_packer *pk = record_encoder_body (enc);
-        msgpack_pack_map (pk, 2);
-        msgpack_pack_str_with_body (pk, "name", 4);
-        msgpack_pack_str_with_body (pk, names[i], 1);
-        msgpack_pack_str_with_body (pk, "value", 5);
-        msgpack_pack_double (pk, i);
-        const void *data;
-        size_t size;
-        assert (record_encoder_end (enc, &data, &size, NULL, 0) == 0);
-        zmsg_addmem (msg, data, size);
-    }
-    zmsg_send (&msg, router);
-    record_encoder_destroy (&enc);
+    s_test_deliver (router, peer, enc, 5, names, 3);
 
     //  Heartbeats may come first; wait for the ACK that moves to 5.
-    uint64_t acked = 0;
-    while (acked < 5) {
-        msg = zmsg_recv (router);
-        zframe_t *from = zmsg_pop (msg);
-        zframe_destroy (&from);
-        assert (zframe_streq (zmsg_first (msg), SIGNATURE));
-        if (zframe_streq (zmsg_next (msg), "ACK"))
-            acked = util_get_be (zframe_data (zmsg_next (msg)), 8);
-        zmsg_destroy (&msg);
-    }
+    s_test_wait_ack (router, 5);
     assert (store.calls == 2);  //  one failure, one commit
     assert (store.stored == 2); //  the duplicate id was dropped
+
+    //  A slow store: one batch committing, the next full, a third held.
+    //  ingestd's heartbeats are still heard, so /health stays "ok" and
+    //  says the store is busy; then everything is acknowledged.
+    atomic_store (&store.hold, true);
+    const char *many[] = {"c", "d", "e", "f", "g", "h", "i", "j", "k", "l"};
+    for (uint64_t upto = 15; upto <= 35; upto += 10)
+        s_test_deliver (router, peer, enc, upto, many, 10);
+    int64_t until = util_mono_ms () + 3500;
+    char text[256];
+    while (util_mono_ms () < until) {
+        msg = zmsg_new ();
+        zmsg_append (msg, &(zframe_t *){zframe_dup (peer)});
+        zmsg_addstr (msg, SIGNATURE);
+        zmsg_addstr (msg, "HEARTBEAT");
+        zmsg_send (&msg, router);
+        zsock_set_rcvtimeo (router, 500);
+        msg = zmsg_recv (router); //  the writer's own heartbeats, drained
+        zmsg_destroy (&msg);
+    }
+    zsock_set_rcvtimeo (router, -1);
+    bool healthy = writer_healthy (writer, text, sizeof text);
+    if (verbose || !healthy)
+        printf ("  busy: %s\n", text);
+    assert (healthy && strstr (text, "store_busy="));
+    atomic_store (&store.hold, false);
+    s_test_wait_ack (router, 35);
+    assert (store.stored == 2 + 3 * 10);
+    record_encoder_destroy (&enc);
     writer_stop (writer);
     zactor_destroy (&actor); //  waits for the drain
-    char text[128];
     assert (writer_healthy (writer, text, sizeof text) || strstr (text, "ingestd"));
     assert (!writer_refusal (writer));
     writer_destroy (&writer);
@@ -789,7 +900,7 @@ writer_test (bool verbose)
 
     //  ingestd refuses the name (another live instance holds it): the
     //  writer stops with the reason instead of trying again.
-    store = (s_test_store_t){0, 0, 0};
+    store = (s_test_store_t){0, 0, 0, false};
     writer = writer_new (&config, s_test_store, &store, NULL);
     actor = zactor_new (s_writer_actor, writer);
     //  The first writer's last messages may still be queued.

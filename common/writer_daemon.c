@@ -113,13 +113,31 @@ writer_daemon_metrics (writer_daemon_t *self)
     return self->metrics;
 }
 
+size_t
+writer_daemon_batch_size (writer_daemon_t *self)
+{
+    return (size_t) self->batch_size;
+}
+
+//  The writer's state first (its "ok" or why not), then the store's own
+//  words, so that "store busy" and "ingestd gone" read apart.
 static bool
 s_healthy (void *arg, char *text, size_t size)
 {
     writer_daemon_t *self = arg;
-    if (self->store_health && !self->store_health (self->store_arg, text, size))
+    char store[512] = "";
+    bool store_ok =
+        !self->store_health || self->store_health (self->store_arg, store, sizeof store);
+    if (!store_ok) {
+        snprintf (text, size, "%s", store);
         return false;
-    return writer_healthy (self->writer, text, size);
+    }
+    bool ok = writer_healthy (self->writer, text, size);
+    if (*store) {
+        size_t used = strlen (text);
+        snprintf (text + used, size - used, "; %s", store);
+    }
+    return ok;
 }
 
 int

@@ -30,6 +30,9 @@ void writer_daemon_destroy (writer_daemon_t **self_p);
 
 metrics_t *writer_daemon_metrics (writer_daemon_t *self);
 
+//  The configured records per batch (a store may size its timeouts by it).
+size_t writer_daemon_batch_size (writer_daemon_t *self);
+
 //  Runs the writer loop over the store until SIGTERM/SIGINT, with /health
 //  failing when the writer or (if given) the store is unhealthy. Returns the
 //  process exit code.

@@ -13,28 +13,59 @@
     document). Anything short of that is retried whole; inserts of what was
     already written then count as duplicates.
 
-    Why mutable state is inserted first and replaced second, rather than
-    upserted: an upsert filtered on the event time answers "older than what
-    is stored" with a duplicate-key error, and not every MongoDB-wire server
-    places such errors right within a multi-statement update (FerretDB 1.24
-    reports them at the wrong index and drops the count). Inserts are placed
-    right everywhere; the replaces that follow (only for records whose _id
-    existed) produce no error when the stored state is newer: they simply
-    match nothing.                                                          */
+    Why every batch is inserted first, and only what was already there is
+    read. A bulk insert is checked against the unique _id index on every
+    MongoDB-wire server. A query by _id is not: FerretDB 1.24 on SQLite
+    uses its _id index for a query only when the filter is `{_id: <string
+    or ObjectId>}`; our _id is BinData, so any find, update or replace by
+    _id ($in included) scans the collection, up to the first match. Asking
+    first which ids exist would put a scan in front of every batch; an
+    insert costs no scan, and a redelivered batch, all duplicates, costs
+    rolled-back inserts. On MongoDB both are index lookups.
+
+    Why mutable state is read, compared here, and replaced only when newer,
+    rather than upserted or replaced with a filter on the event time: an
+    upsert filtered on ts_ns answers "older" with a duplicate-key error that
+    FerretDB 1.24 places at the wrong index of a multi-statement update; a
+    replace filtered on ts_ns that matches nothing (an older or the same
+    observation, which is what a redelivery is) scans the whole collection
+    on FerretDB, one scan per record: 5 s each at 29,000 builds. So the
+    records whose insert met an existing _id are read back in one $in query
+    (one scan per batch and collection on FerretDB, index lookups on
+    MongoDB), and only those newer than what is stored, or as new but
+    different, are replaced. The replace keeps `ts_ns <= the record's` in
+    its filter: it costs nothing more (it matches), and should another
+    writer have stored a newer state since the read, it is not overwritten.
+
+    Why the timeouts are sized and a timed-out operation is waited for: a
+    server keeps running a command whose client gave up (FerretDB does not
+    even notice the closed connection until the command ends). Retrying at
+    once adds a second scan to the first, and so on. The socket timeout
+    grows with the batch size, the read gives the server a maxTimeMS below
+    it (the server then stops by itself), replaces go in small commands, and
+    after a socket timeout no new operation is sent for as long again.
+    The driver reconnects by itself: a timed-out connection is closed.
+
+    Why the indexes are made by a thread of their own: creating them on a
+    slow server takes a minute, and documentd must answer /health and take
+    deliveries meanwhile; queries need them, writes do not.                 */
 #include "docstore.h"
 #include "docmap.h"
 #include "log.h"
 #include "selftest.h"
+#include "util.h"
 
 #include <assert.h>
 #include <ctype.h>
 #include <inttypes.h>
 #include <mongoc/mongoc.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 //  MongoDB's document limit, the same on every version from 5 to 8
 #define S_MAX_DOCUMENT (16 * 1024 * 1024)
@@ -42,6 +73,9 @@
 #define S_MAX_REJECT_RECORD (15 * 1024 * 1024)
 #define S_REJECTED          "rejected_records"
 #define S_ERROR_MAX         1024
+//  Replaces per command: on FerretDB each one scans until its document, so
+//  a command stays short and a timeout abandons little work
+#define S_REPLACE_CHUNK 16
 
 typedef struct {
     char *name;
@@ -64,12 +98,25 @@ struct _docstore_t {
     mongoc_write_concern_t *wc;
     bson_t bulk_opts, insert_opts, replace_opts, upsert_opts;
     bool indexes_ready;
+    int32_t socket_timeout_ms;      //  the pool's, sized to the batch unless the URI sets it
+    int64_t hold_until_ms;          //  after a timeout: no operation before this
+    atomic_int_fast64_t hold_until; //  the same, for /health
+
+    //  Index thread
+    pthread_t index_thread;
+    bool index_started;
+    pthread_mutex_t index_lock;
+    pthread_cond_t index_wake;
+    bool index_quit;
+    char index_state[S_ERROR_MAX]; //  "pending", "ready", or the last error
 
     s_coll_t *colls;
     size_t ncolls;
 
     //  Per batch
     size_t *slot, *ops, *moved; //  collection of each record, bulk op -> record, _id existed
+    size_t *newer;              //  moved records to replace (newer than stored)
+    bson_t **stored;            //  per moved record: the document read back, or NULL
     size_t capacity, nmoved;
     s_reject_t *rejects;
     size_t nrejects, rejects_cap;
@@ -77,7 +124,8 @@ struct _docstore_t {
     uint64_t inserted, replaced, duplicates, stale;
 
     atomic_bool up;
-    metric_t *m_inserted, *m_replaced, *m_duplicates, *m_stale, *m_rejected, *m_up;
+    metric_t *m_inserted, *m_replaced, *m_duplicates, *m_stale, *m_rejected, *m_up, *m_timeouts,
+        *m_read;
 };
 
 //  ---------------------------------------------------------------------------
@@ -248,6 +296,10 @@ docstore_new (const docstore_config_t *config, metrics_t *metrics, char *error, 
     bson_init (&self->replace_opts);
     bson_init (&self->upsert_opts);
     bson_init (&self->doc);
+    pthread_mutex_init (&self->index_lock, NULL);
+    pthread_cond_init (&self->index_wake, NULL);
+    snprintf (self->index_state, sizeof self->index_state, "pending");
+    atomic_init (&self->hold_until, 0);
     const char *uri = config->uri && *config->uri ? config->uri : "mongodb://127.0.0.1:27017";
     self->display = docstore_mask_uri (uri);
     self->database =
@@ -269,7 +321,15 @@ docstore_new (const docstore_config_t *config, metrics_t *metrics, char *error, 
         self->password = strdup (mongoc_uri_get_password (self->uri));
     s_default_option (self->uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS, 5000);
     s_default_option (self->uri, MONGOC_URI_CONNECTTIMEOUTMS, 5000);
-    s_default_option (self->uri, MONGOC_URI_SOCKETTIMEOUTMS, 60000);
+    //  A bulk of batch_size documents, or a read of as many, must fit in
+    //  it with room to spare on a slow server; a hung one is given up on
+    //  within it rather than a fixed minute.
+    size_t batch = config->batch_size ? config->batch_size : 1000;
+    int64_t sized = 10000 + 20 * (int64_t) batch;
+    s_default_option (self->uri, MONGOC_URI_SOCKETTIMEOUTMS,
+                      (int32_t) (sized > 600000 ? 600000 : sized));
+    self->socket_timeout_ms =
+        mongoc_uri_get_option_as_int32 (self->uri, MONGOC_URI_SOCKETTIMEOUTMS, 0);
     //  The monitor notices a server that went away (or came back) within
     //  this, which is what /health reports.
     s_default_option (self->uri, MONGOC_URI_HEARTBEATFREQUENCYMS, 2000);
@@ -315,6 +375,13 @@ docstore_new (const docstore_config_t *config, metrics_t *metrics, char *error, 
                              "records refused for their content, kept in " S_REJECTED, NULL);
         self->m_up = metrics_gauge (metrics, "mongodb_up",
                                     "1 while the last MongoDB operation reached the server", NULL);
+        self->m_timeouts = metrics_counter (
+            metrics, "mongodb_timeouts_total",
+            "operations given up after the socket timeout (then waited for)", NULL);
+        self->m_read = metrics_counter (metrics, "documents_read_total",
+                                        "stored mutable-state documents read back to compare "
+                                        "event times",
+                                        NULL);
     }
     atomic_store (&self->up, false);
     return self;
@@ -326,6 +393,15 @@ docstore_destroy (docstore_t **self_p)
     docstore_t *self = *self_p;
     if (!self)
         return;
+    if (self->index_started) {
+        pthread_mutex_lock (&self->index_lock);
+        self->index_quit = true;
+        pthread_cond_signal (&self->index_wake);
+        pthread_mutex_unlock (&self->index_lock);
+        pthread_join (self->index_thread, NULL);
+    }
+    pthread_mutex_destroy (&self->index_lock);
+    pthread_cond_destroy (&self->index_wake);
     for (size_t i = 0; i < self->ncolls; i++) {
         mongoc_collection_destroy (self->colls[i].coll);
         free (self->colls[i].name);
@@ -347,6 +423,8 @@ docstore_destroy (docstore_t **self_p)
     free (self->slot);
     free (self->ops);
     free (self->moved);
+    free (self->newer);
+    free (self->stored);
     bson_destroy (&self->doc);
     bson_destroy (&self->bulk_opts);
     bson_destroy (&self->insert_opts);
@@ -416,7 +494,7 @@ s_collection_at (size_t index)
 //  0 done, -1 server away (error set); a refusal is logged and not retried,
 //  as a missing index slows queries but loses nothing.
 static int
-s_ensure_indexes (docstore_t *self, char *error, size_t error_size)
+s_ensure_indexes (docstore_t *self, mongoc_database_t *db, char *error, size_t error_size)
 {
     static const char *fields[] = {"src", "run", "ts"};
     for (size_t i = 0; s_collection_at (i); i++) {
@@ -442,8 +520,7 @@ s_ensure_indexes (docstore_t *self, char *error, size_t error_size)
             bson_t opts = BSON_INITIALIZER, reply;
             mongoc_write_concern_append (self->wc, &opts);
             bson_error_t berr;
-            bool ok =
-                mongoc_database_write_command_with_opts (self->db, &cmd, &opts, &reply, &berr);
+            bool ok = mongoc_database_write_command_with_opts (db, &cmd, &opts, &reply, &berr);
             bson_destroy (&cmd);
             bson_destroy (&opts);
             bson_destroy (&reply);
@@ -461,7 +538,6 @@ s_ensure_indexes (docstore_t *self, char *error, size_t error_size)
         }
     }
     s_set_up (self, true);
-    self->indexes_ready = true;
     log_info ("indexes.ready", "database=%s fields=src,run,ts", self->database);
     return 0;
 }
@@ -472,10 +548,64 @@ docstore_connect (docstore_t *self)
     char error[S_ERROR_MAX];
     if (self->indexes_ready)
         return 0;
-    if (s_ensure_indexes (self, error, sizeof error) == 0)
+    if (s_ensure_indexes (self, self->db, error, sizeof error) == 0) {
+        self->indexes_ready = true;
+        pthread_mutex_lock (&self->index_lock);
+        snprintf (self->index_state, sizeof self->index_state, "ready");
+        pthread_mutex_unlock (&self->index_lock);
         return 0;
+    }
     log_warn ("mongodb.unreachable", "uri=\"%s\" error=\"%s\"", self->display, error);
     return 1;
+}
+
+//  Tries until the indexes exist (or the store is destroyed), with its own
+//  client: the writer's is not thread-safe.
+static void *
+s_index_thread (void *arg)
+{
+    docstore_t *self = arg;
+    mongoc_client_t *client = mongoc_client_pool_pop (self->pool);
+    mongoc_database_t *db = mongoc_client_get_database (client, self->database);
+    int64_t wait_ms = 1000;
+    bool warned = false;
+    pthread_mutex_lock (&self->index_lock);
+    while (!self->index_quit) {
+        pthread_mutex_unlock (&self->index_lock);
+        char error[S_ERROR_MAX / 2];
+        int rc = s_ensure_indexes (self, db, error, sizeof error);
+        pthread_mutex_lock (&self->index_lock);
+        if (rc == 0) {
+            snprintf (self->index_state, sizeof self->index_state, "ready");
+            break;
+        }
+        snprintf (self->index_state, sizeof self->index_state, "pending (%s)", error);
+        if (!warned)
+            log_warn ("mongodb.unreachable", "uri=\"%s\" indexes=pending error=\"%s\"",
+                      self->display, error);
+        warned = true;
+        struct timespec until;
+        clock_gettime (CLOCK_REALTIME, &until);
+        until.tv_sec += wait_ms / 1000;
+        while (!self->index_quit &&
+               pthread_cond_timedwait (&self->index_wake, &self->index_lock, &until) == 0)
+            ;
+        wait_ms = wait_ms * 2 > 30000 ? 30000 : wait_ms * 2;
+    }
+    pthread_mutex_unlock (&self->index_lock);
+    mongoc_database_destroy (db);
+    mongoc_client_pool_push (self->pool, client);
+    return NULL;
+}
+
+void
+docstore_start (docstore_t *self)
+{
+    if (self->index_started || self->indexes_ready)
+        return;
+    int rc = pthread_create (&self->index_thread, NULL, s_index_thread, self);
+    assert (rc == 0);
+    self->index_started = true;
 }
 
 bool
@@ -496,10 +626,23 @@ docstore_healthy (void *self_, char *text, size_t size)
         mongoc_client_pool_push (self->pool, client);
     } else
         up = atomic_load (&self->up); //  every client busy: the last write tells
+    char indexes[S_ERROR_MAX];
+    pthread_mutex_lock (&self->index_lock);
+    snprintf (indexes, sizeof indexes, "%s", self->index_state);
+    pthread_mutex_unlock (&self->index_lock);
+    int64_t hold = atomic_load (&self->hold_until) - util_mono_ms ();
+    if (up && hold > 0) {
+        snprintf (text, size,
+                  "mongodb slow: an operation timed out after %.1fs, the next waits %.1fs; "
+                  "indexes %s",
+                  self->socket_timeout_ms / 1000.0, hold / 1000.0, indexes);
+        return false;
+    }
     if (up)
-        snprintf (text, size, "mongodb ok");
+        snprintf (text, size, "mongodb ok; indexes %s", indexes);
     else
-        snprintf (text, size, "mongodb: no writable server reachable at %s", self->display);
+        snprintf (text, size, "mongodb: no writable server reachable at %s; indexes %s",
+                  self->display, indexes);
     return up;
 }
 
@@ -590,7 +733,7 @@ s_reply_count (const bson_t *reply, const char *key)
 
 typedef enum {
     S_INSERTS, //  every operation must be answered (inserted or a write error)
-    S_REPLACES //  a replace that matches nothing (stored state newer) is no error
+    S_REPLACES //  a replace that matches nothing (a newer state written since the read) is no error
 } s_phase_t;
 
 //  Reads the reply of one bulk write. 0 when every operation is accounted
@@ -780,13 +923,34 @@ s_reset_batch (docstore_t *self, size_t count)
         self->slot = realloc (self->slot, count * sizeof *self->slot);
         self->ops = realloc (self->ops, count * sizeof *self->ops);
         self->moved = realloc (self->moved, count * sizeof *self->moved);
-        assert (self->slot && self->ops && self->moved);
+        self->newer = realloc (self->newer, count * sizeof *self->newer);
+        self->stored = realloc (self->stored, count * sizeof *self->stored);
+        assert (self->slot && self->ops && self->moved && self->newer && self->stored);
     }
     for (size_t i = 0; i < self->nrejects; i++)
         free (self->rejects[i].error);
     self->nrejects = 0;
     self->nmoved = 0;
     self->inserted = self->replaced = self->duplicates = self->stale = 0;
+}
+
+//  After an operation given up on at the socket timeout, the server may
+//  still be running it: nothing more is sent for as long again.
+static void
+s_timed_out (docstore_t *self, const bson_error_t *berr, int64_t start)
+{
+    int64_t now = util_mono_ms ();
+    if (berr->domain == MONGOC_ERROR_SERVER || berr->domain == MONGOC_ERROR_WRITE_CONCERN ||
+        now - start < self->socket_timeout_ms - 250)
+        return;
+    self->hold_until_ms = now + self->socket_timeout_ms;
+    atomic_store (&self->hold_until, self->hold_until_ms);
+    if (self->m_timeouts)
+        metric_add (self->m_timeouts, 1);
+    log_warn ("mongodb.timeout",
+              "elapsed_ms=%" PRId64 " hold_ms=%d error=\"%s\" (the server may still be working on "
+              "it; nothing is sent until then)",
+              now - start, self->socket_timeout_ms, berr->message);
 }
 
 //  Queues the record's operation on `bulk`: an insert, or for a record
@@ -843,16 +1007,156 @@ s_bulk (docstore_t *self, s_phase_t phase, size_t c, const record_t *records, co
     if (nops > 0) {
         bson_t reply;
         bson_error_t berr = {0};
+        int64_t start = util_mono_ms ();
         bool ok = mongoc_bulk_operation_execute (bulk, &reply, &berr) != 0;
         rc = s_account (self, phase, records, &reply, ok, &berr, nops, self->colls[c].name, error,
                         error_size);
         bson_destroy (&reply);
-        if (rc)
+        if (rc) {
             //  A server error reply means it is up; no reply means it is away
             s_set_up (self, ok || berr.domain == MONGOC_ERROR_SERVER ||
                                 berr.domain == MONGOC_ERROR_WRITE_CONCERN);
+            if (!ok)
+                s_timed_out (self, &berr, start);
+        }
     }
     mongoc_bulk_operation_destroy (bulk);
+    return rc;
+}
+
+static const record_t *s_sort_records; //  for s_cmp_by_id (the store thread only)
+
+//  By id, then batch order: a record twice in a batch (possible when the
+//  store is called directly; the writer dedups) keeps its order
+static int
+s_cmp_by_id (const void *a, const void *b)
+{
+    size_t x = *(const size_t *) a, y = *(const size_t *) b;
+    int rc = memcmp (s_sort_records[x].id, s_sort_records[y].id, RECORD_ID_SIZE);
+    return rc ? rc : x < y ? -1 : x > y;
+}
+
+static int
+s_cmp_id_key (const void *key, const void *elem)
+{
+    return memcmp (key, s_sort_records[*(const size_t *) elem].id, RECORD_ID_SIZE);
+}
+
+//  Reads back the stored documents of the `n` records in `list` (their
+//  insert met an existing _id) in one $in query; list is sorted by id and
+//  self->stored[i] is the document of list[i], or NULL. 0, or -1 (error set).
+static int
+s_read_stored (docstore_t *self, size_t c, const record_t *records, size_t *list, size_t n,
+               char *error, size_t error_size)
+{
+    s_sort_records = records;
+    qsort (list, n, sizeof *list, s_cmp_by_id);
+    bson_t filter = BSON_INITIALIZER, id, in;
+    BSON_APPEND_DOCUMENT_BEGIN (&filter, "_id", &id);
+    BSON_APPEND_ARRAY_BEGIN (&id, "$in", &in);
+    for (size_t i = 0; i < n; i++) {
+        char key[16];
+        const char *k;
+        size_t len = bson_uint32_to_string ((uint32_t) i, &k, key, sizeof key);
+        bson_append_binary (&in, k, (int) len, BSON_SUBTYPE_BINARY, records[list[i]].id,
+                            RECORD_ID_SIZE);
+        self->stored[i] = NULL;
+    }
+    bson_append_array_end (&id, &in);
+    bson_append_document_end (&filter, &id);
+    //  The server stops the query itself before the socket gives up, so an
+    //  answer that takes too long leaves no work behind.
+    bson_t opts = BSON_INITIALIZER;
+    BSON_APPEND_INT64 (&opts, "maxTimeMS", self->socket_timeout_ms / 2);
+    BSON_APPEND_INT64 (&opts, "batchSize", (int64_t) n);
+    mongoc_read_prefs_t *prefs = mongoc_read_prefs_new (MONGOC_READ_PRIMARY);
+    int64_t start = util_mono_ms ();
+    mongoc_cursor_t *cursor =
+        mongoc_collection_find_with_opts (self->colls[c].coll, &filter, &opts, prefs);
+    const bson_t *doc;
+    while (mongoc_cursor_next (cursor, &doc)) {
+        bson_iter_t it;
+        const uint8_t *bytes;
+        uint32_t len;
+        bson_subtype_t subtype;
+        if (!bson_iter_init_find (&it, doc, "_id") || !BSON_ITER_HOLDS_BINARY (&it))
+            continue;
+        bson_iter_binary (&it, &subtype, &len, &bytes);
+        if (len != RECORD_ID_SIZE)
+            continue;
+        size_t *hit = bsearch (bytes, list, n, sizeof *list, s_cmp_id_key);
+        if (!hit)
+            continue;
+        while (hit > list && memcmp (records[hit[-1]].id, bytes, RECORD_ID_SIZE) == 0)
+            hit--;
+        for (; hit < list + n && memcmp (records[*hit].id, bytes, RECORD_ID_SIZE) == 0; hit++)
+            if (!self->stored[hit - list])
+                self->stored[hit - list] = bson_copy (doc);
+    }
+    bson_error_t berr;
+    int rc = 0;
+    if (mongoc_cursor_error (cursor, &berr)) {
+        snprintf (error, error_size, "%s: reading %zu stored documents: %s", self->colls[c].name, n,
+                  berr.message);
+        s_set_up (self, berr.domain == MONGOC_ERROR_SERVER);
+        s_timed_out (self, &berr, start);
+        for (size_t i = 0; i < n; i++)
+            if (self->stored[i]) {
+                bson_destroy (self->stored[i]);
+                self->stored[i] = NULL;
+            }
+        rc = -1;
+    }
+    mongoc_cursor_destroy (cursor);
+    mongoc_read_prefs_destroy (prefs);
+    bson_destroy (&opts);
+    bson_destroy (&filter);
+    return rc;
+}
+
+//  The records of `list` whose _id existed: newer ones (or as new but
+//  different) go to self->newer; the rest are counted as stored.
+static int
+s_resolve_moved (docstore_t *self, size_t c, const record_t *records, size_t *list, size_t n,
+                 size_t *nnewer, char *error, size_t error_size)
+{
+    *nnewer = 0;
+    if (s_read_stored (self, c, records, list, n, error, error_size))
+        return -1;
+    if (self->m_read)
+        metric_add (self->m_read, n);
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        const record_t *record = &records[list[i]];
+        bson_t *stored = self->stored[i];
+        if (!stored) {
+            //  Deleted between our insert and the read: insert it again
+            //  with the whole batch, which is retried.
+            if (rc == 0)
+                snprintf (error, error_size, "%s: a document vanished between insert and read",
+                          self->colls[c].name);
+            rc = -1;
+            continue;
+        }
+        bson_iter_t it;
+        int64_t stored_ts =
+            bson_iter_init_find (&it, stored, "ts_ns") && BSON_ITER_HOLDS_INT64 (&it)
+                ? bson_iter_int64 (&it)
+                : INT64_MIN;
+        bool same = false;
+        if (stored_ts == record->ts) {
+            bson_reinit (&self->doc);
+            same = docmap_record (&self->doc, record) && bson_equal (stored, &self->doc);
+        }
+        if (stored_ts > record->ts)
+            self->stale++;
+        else if (same)
+            self->duplicates++; //  this very observation is stored
+        else
+            self->newer[(*nnewer)++] = list[i];
+        bson_destroy (stored);
+        self->stored[i] = NULL;
+    }
     return rc;
 }
 
@@ -861,27 +1165,40 @@ docstore_write (void *self_, const record_t *records, size_t count, char *error,
 {
     docstore_t *self = self_;
     *error = 0;
-    if (!self->indexes_ready && s_ensure_indexes (self, error, error_size))
+    int64_t hold = self->hold_until_ms - util_mono_ms ();
+    if (hold > 0) {
+        snprintf (error, error_size,
+                  "waiting %.1fs more for the server to end the operation that timed out",
+                  hold / 1000.0);
         return -1;
+    }
     s_reset_batch (self, count);
     for (size_t r = 0; r < count; r++)
         s_collection (self, s_collection_of (&records[r]), &self->slot[r]);
-    //  Per collection present in the batch: every record inserted; then the
-    //  mutable-state records whose _id was there replace what is not newer.
-    //  `slot` is reused as the list of one collection's records.
+    //  Per collection present in the batch: every record inserted; the
+    //  mutable-state records whose _id was there are read back in one
+    //  query, and those newer than what is stored replace it.
+    //  `ops` holds the list of one collection's records (s_bulk rewrites
+    //  it in place, in order).
     size_t ncolls = self->ncolls;
     for (size_t c = 0; c < ncolls; c++) {
-        size_t n = 0, *list = self->ops; //  s_bulk rewrites ops in place, in order
+        size_t n = 0, *list = self->ops;
         size_t moved_before = self->nmoved;
         for (size_t r = 0; r < count; r++)
             if (self->slot[r] == c)
                 list[n++] = r;
         if (n == 0)
             continue;
-        if (s_bulk (self, S_INSERTS, c, records, list, n, error, error_size) ||
-            (self->nmoved > moved_before &&
-             s_bulk (self, S_REPLACES, c, records, self->moved + moved_before,
-                     self->nmoved - moved_before, error, error_size))) {
+        size_t nnewer = 0;
+        int rc = s_bulk (self, S_INSERTS, c, records, list, n, error, error_size);
+        if (rc == 0 && self->nmoved > moved_before)
+            rc = s_resolve_moved (self, c, records, self->moved + moved_before,
+                                  self->nmoved - moved_before, &nnewer, error, error_size);
+        for (size_t k = 0; rc == 0 && k < nnewer; k += S_REPLACE_CHUNK)
+            rc = s_bulk (self, S_REPLACES, c, records, self->newer + k,
+                         nnewer - k < S_REPLACE_CHUNK ? nnewer - k : S_REPLACE_CHUNK, error,
+                         error_size);
+        if (rc) {
             s_scrub (self, error);
             return -1;
         }
@@ -1108,6 +1425,20 @@ s_check_doc (mongoc_client_t *client, const char *db, const char *name, const re
     bson_destroy (doc);
 }
 
+//  The value of an unlabelled metric in rendered text, or -1
+static int64_t
+s_metric (const char *rendered, const char *name)
+{
+    size_t len = strlen (name);
+    for (const char *line = rendered; line && *line; line = strchr (line, '\n') + 1) {
+        if (strncmp (line, name, len) == 0 && line[len] == ' ')
+            return strtoll (line + len + 1, NULL, 10);
+        if (!strchr (line, '\n'))
+            break;
+    }
+    return -1;
+}
+
 static bool
 s_has_index (mongoc_client_t *client, const char *db, const char *name, const char *index)
 {
@@ -1177,7 +1508,7 @@ static void
 s_test_config (void)
 {
     char error[512];
-    docstore_config_t config = {"mongodb://u:hunter22@127.0.0.1:1/", "omni", "0", 0};
+    docstore_config_t config = {"mongodb://u:hunter22@127.0.0.1:1/", "omni", "0", 0, 0};
     assert (!docstore_new (&config, NULL, error, sizeof error));
     assert (strstr (error, "write_concern") && !strstr (error, "hunter22"));
     config.write_concern = "majority";
@@ -1204,7 +1535,7 @@ s_test_away (s_batch_t *b)
 {
     char error[512], text[256];
     docstore_config_t config = {
-        "mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=300&connectTimeoutMS=300", "omni", NULL,
+        "mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=300&connectTimeoutMS=300", "omni", NULL, 0,
         0};
     docstore_t *store = docstore_new (&config, NULL, error, sizeof error);
     assert (store);
@@ -1236,7 +1567,7 @@ docstore_test (bool verbose)
     snprintf (db, sizeof db, "omni_selftest_%d_%d", (int) getpid (), rand () % 100000);
     metrics_t *metrics = metrics_new ("test_");
     char error[512], text[256];
-    docstore_config_t config = {uri, db, "majority", 10000};
+    docstore_config_t config = {uri, db, "majority", 10000, 0};
     docstore_t *store = docstore_new (&config, metrics, error, sizeof error);
     assert (store);
     assert (docstore_connect (store) == 0);
@@ -1252,6 +1583,24 @@ docstore_test (bool verbose)
     docstore_t *restarted = docstore_new (&config, NULL, error, sizeof error);
     assert (restarted && docstore_connect (restarted) == 0);
     docstore_destroy (&restarted);
+    //  In the background: /health says pending, then ready
+    char db2[80];
+    snprintf (db2, sizeof db2, "%s_bg", db);
+    docstore_config_t config2 = {uri, db2, "majority", 10000, 0};
+    docstore_t *background = docstore_new (&config2, NULL, error, sizeof error);
+    assert (background);
+    docstore_start (background);
+    text[0] = 0;
+    for (int i = 0; i < 600 && !strstr (text, "indexes ready"); i++) {
+        docstore_healthy (background, text, sizeof text);
+        if (!strstr (text, "indexes ready"))
+            usleep (50000);
+    }
+    assert (strstr (text, "indexes ready"));
+    assert (s_has_index (client, db2, "ci_builds", "ts_1"));
+    docstore_destroy (&background);
+    s_drop (client, db2);
+    text[0] = 0;
     //  The pool's monitor has seen the server by now, or soon
     bool healthy = false;
     for (int i = 0; i < 100 && !healthy; i++) {
@@ -1374,12 +1723,15 @@ docstore_test (bool verbose)
     assert (s_count (client, db, "git_commits") == 5);
     assert (s_count (client, db, "git_branches") == 1);
     assert (s_count (client, db, "custom") == custom);
+    //  The branch, the same observation again, is read back and left as it
+    //  is: a redelivery replaces nothing
     char *rendered = metrics_render (metrics);
     assert (strstr (rendered, ferret ? "test_documents_inserted_total 9\n"
                                      : "test_documents_inserted_total 10\n"));
-    assert (strstr (rendered, ferret ? "test_documents_duplicate_total 8\n"
-                                     : "test_documents_duplicate_total 9\n"));
-    assert (strstr (rendered, "test_documents_replaced_total 1\n"));
+    assert (strstr (rendered, ferret ? "test_documents_duplicate_total 9\n"
+                                     : "test_documents_duplicate_total 10\n"));
+    assert (strstr (rendered, "test_documents_replaced_total 0\n"));
+    assert (strstr (rendered, "test_documents_read_total 1\n"));
     free (rendered);
 
     //  3. The branch moves: updated, not duplicated; an older observation
@@ -1409,6 +1761,54 @@ docstore_test (bool verbose)
     assert (strcmp (s_utf8_at (doc, "body.target"), "5555555555555555555555555555555555555555") ==
             0);
     bson_destroy (doc);
+
+    //  The same event time with other content: the last arrival wins, as
+    //  with an equal time before
+    b.count = 0;
+    s_branch (&b, "main", "6666666666666666666666666666666666666666", ts + 20);
+    s_write_ok (store, &b);
+    doc = s_fetch (client, db, "git_branches", &b.records[0]);
+    assert (strcmp (s_utf8_at (doc, "body.target"), "6666666666666666666666666666666666666666") ==
+            0);
+    bson_destroy (doc);
+    //  Forty branches stored, then the same batch again with a few moved:
+    //  only those are replaced (in commands of S_REPLACE_CHUNK), the rest
+    //  count as stored
+    b.count = 0;
+    for (int i = 0; i < 40; i++) {
+        char name[16];
+        snprintf (name, sizeof name, "b%02d", i);
+        s_branch (&b, name, "7777777777777777777777777777777777777777", ts);
+    }
+    s_write_ok (store, &b);
+    rendered = metrics_render (metrics);
+    int64_t replaced_before = s_metric (rendered, "test_documents_replaced_total");
+    int64_t stale_before = s_metric (rendered, "test_documents_stale_total");
+    free (rendered);
+    b.count = 0;
+    for (int i = 0; i < 40; i++) {
+        char name[16];
+        snprintf (name, sizeof name, "b%02d", i);
+        s_branch (&b, name,
+                  i % 2 ? "7777777777777777777777777777777777777777"
+                        : "8888888888888888888888888888888888888888",
+                  i % 2   ? ts
+                  : i % 4 ? ts - 1
+                          : ts + 1);
+    }
+    s_write_ok (store, &b);
+    assert (s_count (client, db, "git_branches") == 42);
+    rendered = metrics_render (metrics);
+    assert (s_metric (rendered, "test_documents_replaced_total") == replaced_before + 10);
+    assert (s_metric (rendered, "test_documents_stale_total") == stale_before + 10);
+    free (rendered);
+    for (int i = 0; i < 40; i++) {
+        doc = s_fetch (client, db, "git_branches", &b.records[i]);
+        assert (strcmp (s_utf8_at (doc, "body.target"),
+                        i % 4 == 0 ? "8888888888888888888888888888888888888888"
+                                   : "7777777777777777777777777777777777777777") == 0);
+        bson_destroy (doc);
+    }
 
     //  4. A record too large for a document is kept aside; the others of
     //  its batch are stored.

@@ -34,7 +34,8 @@ s_main (int argc, char **argv)
         return 2;
     }
     char error[512];
-    docstore_config_t store_config = {uri, database, write_concern, write_timeout_ms};
+    docstore_config_t store_config = {uri, database, write_concern, write_timeout_ms,
+                                      writer_daemon_batch_size (daemon)};
     docstore_t *store =
         docstore_new (&store_config, writer_daemon_metrics (daemon), error, sizeof error);
     if (!store) {
@@ -42,11 +43,12 @@ s_main (int argc, char **argv)
         writer_daemon_destroy (&daemon);
         return 2;
     }
-    //  A server that is not up yet is not a start-up error: the indexes and
-    //  the writes wait for it.
-    rc = docstore_connect (store);
-    log_info ("documentd.start", "mongodb=\"%s\" database=%s write_concern=%s connected=%s",
-              docstore_display (store), database, write_concern, rc == 0 ? "yes" : "no");
+    //  A server that is not up yet, or slow, is not a start-up error: the
+    //  indexes are made in the background, the writes retry, and /health
+    //  answers from the start.
+    docstore_start (store);
+    log_info ("documentd.start", "mongodb=\"%s\" database=%s write_concern=%s",
+              docstore_display (store), database, write_concern);
     rc = writer_daemon_run (daemon, docstore_write, store, docstore_healthy, store);
     writer_daemon_destroy (&daemon);
     docstore_destroy (&store);

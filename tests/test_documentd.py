@@ -27,6 +27,7 @@ import pytest
 from omni import ROOT, free_port, wait_until
 from test_relationald import (collect, commit_to, git, init_repo, make_record, record_id,
                               send, synthetic_commits)
+from omni import IntakeClient
 
 pymongo = pytest.importorskip("pymongo")
 from bson.binary import Binary  # noqa: E402  (comes with pymongo)
@@ -432,6 +433,121 @@ def test_documentd_kill9_mid_stream(pipeline, mongo_db):
         doc_d.start()
 
     _stream_and_check(p, db, 10_000, crash)
+
+
+def mixed_records(n_commits, n_builds, observations=1, src="mixed"):
+    """Commits (two files each), ci.builds seen `observations` times (the last one,
+    later, a success), and one ci.test per build: {collection: {id: frame}} of what
+    must be stored, and the frames to send, builds' observations in time order."""
+    expect = {"git_commits": {}, "ci_builds": {}, "ci_tests": {}}
+    frames = []
+    for sha, f in synthetic_commits(n_commits, src=src, files=2):
+        expect["git_commits"][msgpack.unpackb(f)["id"]] = f
+        frames.append(f)
+    t0 = 1_700_000_000 * 10**9
+    for k in range(observations):
+        for b in range(n_builds):
+            body = {"pipeline": "ci", "build_id": str(b),
+                    "status": "success" if k == observations - 1 else "running",
+                    "branch": "main", "started": t0 + b * 10**9}
+            f = make_record("ci.build", src, body, t0 + b * 10**9 + k * 10**6)
+            expect["ci_builds"][msgpack.unpackb(f)["id"]] = f
+            frames.append(f)
+    for b in range(n_builds):
+        body = {"build_id": str(b), "suite": "core", "class": "T", "name": f"test_{b}",
+                "status": "passed", "duration": 0.5}
+        f = make_record("ci.test", src, body, t0 + b * 10**9)
+        expect["ci_tests"][msgpack.unpackb(f)["id"]] = f
+        frames.append(f)
+    return expect, frames
+
+
+def assert_exactly(db, expect):
+    """Every expected document there once, as the last frame of its id, and nothing else."""
+    for collection, by_id in expect.items():
+        docs = list(db[collection].find())
+        ids = [bytes(d["_id"]) for d in docs]
+        assert len(ids) == len(set(ids)) == len(by_id), (collection, len(ids), len(by_id))
+        for d in docs:
+            assert d == expected_doc(by_id[bytes(d["_id"])]), collection
+
+
+def test_redelivered_stored_batch_acknowledged_in_under_5s(pipeline, mongo_db):
+    """5,000 records already stored (commits, ci.builds, ci.tests) come again, as after
+    a crash: each batch costs its inserts (all duplicates) and one read of the builds,
+    no replace, no scan per record."""
+    uri, name, db = mongo_db
+    expect, frames = mixed_records(3000, 1000)
+    assert len(frames) == 5000
+    p = pipeline(writers=("document",))
+    p.ingestd.start()
+    doc_d = start_documentd(p, uri, name)
+    send(p.intake, frames)
+    p.wait_acked("document", 5000, timeout=180)
+    doc_d.stop()
+    # The same records journaled again while documentd is away: delivered again
+    send(p.intake, frames)
+    started = time.monotonic()
+    doc_d = start_documentd(p, uri, name)
+    p.wait_acked("document", 10_000, timeout=120)
+    elapsed = time.monotonic() - started
+    m = doc_d.metrics()
+    print(f"redelivery of 5,000 stored records: {elapsed:.2f} s")
+    assert elapsed < 5.0, (elapsed, m)
+    assert m["omni_documentd_documents_duplicate_total"] == 5000
+    assert m.get("omni_documentd_documents_inserted_total", 0) == 0
+    assert m.get("omni_documentd_documents_replaced_total", 0) == 0
+    assert m["omni_documentd_documents_read_total"] == 1000
+    assert_exactly(db, expect)
+
+
+def test_documentd_kill9_every_3s_during_100k_stream(pipeline, mongo_db):
+    """kill -9 of documentd every 3 s while 100,000 records stream in (500 builds seen
+    twice, running then success), then quiet: drained within 60 s, every document
+    once, the newest build states. Few builds: on FerretDB every real replace scans
+    the collection up to its document (no query on a BinData _id uses the index),
+    which is the cost of a state change there, not what this test measures."""
+    uri, name, db = mongo_db
+    expect, frames = mixed_records(90_000, 500, observations=2)
+    assert len(frames) == 91_500 and sum(map(len, expect.values())) == 91_000
+    frames += [f for _, f in synthetic_commits(8_500, src="tail", files=2)]
+    for f in frames[-8_500:]:
+        expect["git_commits"][msgpack.unpackb(f)["id"]] = f
+    p = pipeline(writers=("document",))
+    p.ingestd.start()
+    doc_d = start_documentd(p, uri, name)
+    # The stream: paced over ~30 s, so the kills fall all along it
+    done = threading.Event()
+
+    def stream():
+        client = IntakeClient(p.intake)
+        try:
+            for i in range(0, len(frames), 500):
+                assert client.batch(frames[i:i + 500], timeout=120) == (500, 0)
+                done.wait(0.15)
+        finally:
+            client.close()
+            done.set()
+
+    sender = threading.Thread(target=stream)
+    sender.start()
+    kills = 0
+    while not done.wait(3.0):  # the cadence of the kills, not a synchronisation
+        doc_d.kill9()
+        kills += 1
+        doc_d.start(wait=False)
+    sender.join()
+    quiet = time.monotonic()
+    try:
+        p.wait_acked("document", len(frames), timeout=120)
+    except AssertionError:
+        raise AssertionError(f"acked {p.acked('document')} of {len(frames)} after {kills} "
+                             f"kills; health {doc_d.health()}\n{doc_d.log()[-4000:]}")
+    drained = time.monotonic() - quiet
+    assert kills >= 8, kills
+    assert drained < 60, drained
+    assert_exactly(db, expect)
+    assert count(db, "rejected_records") == 0
 
 
 def test_config_errors_and_credentials_never_logged(pipeline):
