@@ -54,6 +54,7 @@
 #include "log.h"
 #include "selftest.h"
 #include "util.h"
+#include "writer.h"
 
 #include <assert.h>
 #include <ctype.h>
@@ -90,6 +91,7 @@ typedef struct {
 } s_reject_t;
 
 struct _docstore_t {
+    const char *refused; //  the hint of the last failure when it was for good, else NULL
     mongoc_uri_t *uri;
     mongoc_client_pool_t *pool;
     mongoc_client_t *client; //  the writer thread's
@@ -449,6 +451,22 @@ s_set_up (docstore_t *self, bool up)
     atomic_store (&self->up, up);
     if (self->m_up)
         metric_set (self->m_up, up ? 1 : 0);
+}
+
+//  A failure that will not pass by itself (the credentials, the rights), as
+//  the hint to put after it; NULL for any other.
+static const char *
+s_refusal_hint (const bson_error_t *error)
+{
+    bool client = error->domain == MONGOC_ERROR_CLIENT;
+    bool server = error->domain == MONGOC_ERROR_SERVER || error->domain == MONGOC_ERROR_QUERY ||
+                  error->domain == MONGOC_ERROR_WRITE_CONCERN;
+    if ((client && error->code == MONGOC_ERROR_CLIENT_AUTHENTICATE) ||
+        (server && error->code == 18)) //  AuthenticationFailed
+        return "check the user, the password and authSource in the uri";
+    if (server && error->code == 13) //  Unauthorized
+        return "the user may not do this here: grant it readWrite on the database";
+    return NULL;
 }
 
 //  Whether an error means the server did not get or did not finish the
@@ -813,6 +831,10 @@ s_account (docstore_t *self, s_phase_t phase, const record_t *records, const bso
     if (failed) {
         if (!*error)
             snprintf (error, error_size, "%s: %s", collection, berr->message);
+        if (!ok && (self->refused = s_refusal_hint (berr))) {
+            size_t len = strlen (error);
+            snprintf (error + len, error_size - len, " (permanent: %s)", self->refused);
+        }
         return -1;
     }
     if (phase == S_INSERTS)
@@ -1165,6 +1187,7 @@ docstore_write (void *self_, const record_t *records, size_t count, char *error,
 {
     docstore_t *self = self_;
     *error = 0;
+    self->refused = NULL;
     int64_t hold = self->hold_until_ms - util_mono_ms ();
     if (hold > 0) {
         snprintf (error, error_size,
@@ -1200,7 +1223,9 @@ docstore_write (void *self_, const record_t *records, size_t count, char *error,
                          error_size);
         if (rc) {
             s_scrub (self, error);
-            return -1;
+            //  Refused for good (credentials, rights): said once at error
+            //  by the writer, asked again at its backoff ceiling
+            return self->refused ? WRITER_STORE_PERMANENT : -1;
         }
     }
     if (self->nrejects && s_store_rejects (self, records, error, error_size)) {
@@ -1550,6 +1575,18 @@ s_test_away (s_batch_t *b)
 void
 docstore_test (bool verbose)
 {
+    //  Refusals for good are told from the rest
+    bson_error_t e = {MONGOC_ERROR_CLIENT, MONGOC_ERROR_CLIENT_AUTHENTICATE, "auth"};
+    assert (s_refusal_hint (&e) && strstr (s_refusal_hint (&e), "password"));
+    e = (bson_error_t){MONGOC_ERROR_SERVER, 18, "AuthenticationFailed"};
+    assert (s_refusal_hint (&e));
+    e = (bson_error_t){MONGOC_ERROR_SERVER, 13, "not authorized"};
+    assert (s_refusal_hint (&e) && strstr (s_refusal_hint (&e), "readWrite"));
+    e = (bson_error_t){MONGOC_ERROR_STREAM, MONGOC_ERROR_STREAM_SOCKET, "socket"};
+    assert (!s_refusal_hint (&e));
+    e = (bson_error_t){MONGOC_ERROR_SERVER, 11000, "duplicate"};
+    assert (!s_refusal_hint (&e));
+
     s_test_masking ();
     s_test_config ();
     const char *uri = getenv ("OMNI_TEST_MONGO_URI");
