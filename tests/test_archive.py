@@ -685,7 +685,10 @@ def test_archive_retention_per_kind(pipeline, workdir):
     a.stop()
     # nothing is dropped by default; with retain, at start: metric past 20 days
     a = archiverd(p, "--retain=metric=20d,x.keep=forever", "--compress-after=0").start()
-    wait_until(lambda: f"{date}.jsonl" not in kind_files(p.archive_dir), 30, "dropped")
+    # (the file goes first, then the counters: wait for both)
+    wait_until(lambda: f"{date}.jsonl" not in kind_files(p.archive_dir)
+               and a.metrics().get("omni_archiverd_archive_files_dropped_total", 0) >= 1, 30,
+               "dropped")
     assert kind_files(p.archive_dir) == [f"{recent_date}.jsonl"]
     assert kind_files(p.archive_dir, "x.keep") == [f"{date}.jsonl"]
     m = a.metrics()
