@@ -525,6 +525,20 @@ pgconn_exec (pgconn_t *self, const char *sql)
     return pgconn_check (self, PQexec (self->conn, sql));
 }
 
+int
+pgconn_scalar (pgconn_t *self, const char *sql, int nparams, const char *const *params, char *out,
+               size_t size)
+{
+    PGresult *result = pgconn_query (self, sql, nparams, params);
+    if (!result)
+        return -1;
+    snprintf (out, size, "%s",
+              PQntuples (result) > 0 && !PQgetisnull (result, 0, 0) ? PQgetvalue (result, 0, 0)
+                                                                    : "");
+    PQclear (result);
+    return 0;
+}
+
 PGresult *
 pgconn_query (pgconn_t *self, const char *sql, int nparams, const char *const *values)
 {

@@ -90,6 +90,11 @@ pgconn_status_t pgconn_exec (pgconn_t *self, const char *sql);
 //  returns its result (caller PQclears), or NULL after an error.
 PGresult *pgconn_query (pgconn_t *self, const char *sql, int nparams, const char *const *values);
 
+//  The first value of a one-row query into `out` ("" for no row or NULL).
+//  Returns -1 after an error (pgconn_error says which), else 0.
+int pgconn_scalar (pgconn_t *self, const char *sql, int nparams, const char *const *params,
+                   char *out, size_t size);
+
 //  The last error (one line, for logs), as the server wrote it (with its
 //  DETAIL lines, for storing), its SQLSTATE ("" if none) and its class.
 const char *pgconn_error (pgconn_t *self);

@@ -63,36 +63,20 @@ typedef struct {
     tsschema_state_t *state;
 } s_ctx_t;
 
-//  The first value of a one-row query, copied into `out` ("" when no row
-//  or NULL). Returns -1 after an error.
-static int
-s_scalar (pgconn_t *conn, const char *sql, int nparams, const char *const *params, char *out,
-          size_t size)
-{
-    PGresult *result = pgconn_query (conn, sql, nparams, params);
-    if (!result)
-        return -1;
-    snprintf (out, size, "%s",
-              PQntuples (result) > 0 && !PQgetisnull (result, 0, 0) ? PQgetvalue (result, 0, 0)
-                                                                    : "");
-    PQclear (result);
-    return 0;
-}
-
 //  metricsd_settings may not exist yet: ask the catalog first, so no
 //  statement fails (a failed statement would end the transaction).
 static int
 s_stored_mode (pgconn_t *conn, char *mode, size_t size)
 {
     char exists[8];
-    if (s_scalar (conn, "SELECT to_regclass ('metricsd_settings') IS NOT NULL", 0, NULL, exists,
-                  sizeof exists))
+    if (pgconn_scalar (conn, "SELECT to_regclass ('metricsd_settings') IS NOT NULL", 0, NULL,
+                       exists, sizeof exists))
         return -1;
     *mode = 0;
     if (strcmp (exists, "t"))
         return 0;
-    return s_scalar (conn, "SELECT value FROM metricsd_settings WHERE key = 'mode'", 0, NULL, mode,
-                     size);
+    return pgconn_scalar (conn, "SELECT value FROM metricsd_settings WHERE key = 'mode'", 0, NULL,
+                          mode, size);
 }
 
 //  ---------------------------------------------------------------------------
@@ -388,8 +372,8 @@ s_apply_repeatable (pgconn_t *conn, const char *key, const char *const *sqls)
     char hex[2 * SHA256_DIGEST_LENGTH + 1], stored[2 * SHA256_DIGEST_LENGTH + 1];
     util_hex (digest, SHA256_DIGEST_LENGTH, hex);
     const char *params[] = {key, hex};
-    if (s_scalar (conn, "SELECT value FROM metricsd_settings WHERE key = $1", 1, params, stored,
-                  sizeof stored))
+    if (pgconn_scalar (conn, "SELECT value FROM metricsd_settings WHERE key = $1", 1, params,
+                       stored, sizeof stored))
         return -1;
     if (strcmp (stored, hex) == 0)
         return 0;
@@ -552,10 +536,10 @@ static int
 s_timescaledb (pgconn_t *conn, s_ctx_t *ctx)
 {
     tsschema_state_t *state = ctx->state;
-    if (s_scalar (conn, "SELECT current_setting ('timescaledb.license', true)", 0, NULL,
-                  state->license, sizeof state->license) ||
-        s_scalar (conn, "SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'", 0,
-                  NULL, state->version, sizeof state->version))
+    if (pgconn_scalar (conn, "SELECT current_setting ('timescaledb.license', true)", 0, NULL,
+                       state->license, sizeof state->license) ||
+        pgconn_scalar (conn, "SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'", 0,
+                       NULL, state->version, sizeof state->version))
         return -1;
     const char *interval[] = {s_chunk_interval (ctx->config->partition_interval)};
     PGresult *result =

@@ -72,22 +72,6 @@ access_valid_role (const char *role, char *error, size_t error_size)
     return true;
 }
 
-//  The first value of a one-row query into `out` ("" for no row or NULL);
-//  -1 after an error.
-static int
-s_scalar (pgconn_t *conn, const char *sql, int nparams, const char *const *params, char *out,
-          size_t size)
-{
-    PGresult *result = pgconn_query (conn, sql, nparams, params);
-    if (!result)
-        return -1;
-    snprintf (out, size, "%s",
-              PQntuples (result) > 0 && !PQgetisnull (result, 0, 0) ? PQgetvalue (result, 0, 0)
-                                                                    : "");
-    PQclear (result);
-    return 0;
-}
-
 //  The server's error and, for the failures an operator meets, what to do
 static void
 s_error (access_t *self, const char *what, char *out, size_t size)
@@ -119,10 +103,10 @@ access_new (const char *dsn, char *error, size_t error_size)
     }
     snprintf (self->database, sizeof self->database, "%s", PQdb (pgconn_handle (self->conn)));
     char present[8];
-    if (s_scalar (self->conn,
-                  "SELECT to_regclass ('omni_access_grants') IS NOT NULL AND "
-                  "to_regprocedure ('omni_visible_patterns(name)') IS NOT NULL",
-                  0, NULL, present, sizeof present)) {
+    if (pgconn_scalar (self->conn,
+                       "SELECT to_regclass ('omni_access_grants') IS NOT NULL AND "
+                       "to_regprocedure ('omni_visible_patterns(name)') IS NOT NULL",
+                       0, NULL, present, sizeof present)) {
         s_error (self, "cannot read the catalog", error, error_size);
         access_destroy (&self);
         return NULL;
@@ -185,15 +169,15 @@ s_matching (access_t *self, const char *pattern, char *out, size_t size)
 {
     *out = 0;
     char present[8], count[64];
-    if (s_scalar (self->conn, "SELECT to_regclass ('sources') IS NOT NULL", 0, NULL, present,
-                  sizeof present) ||
+    if (pgconn_scalar (self->conn, "SELECT to_regclass ('sources') IS NOT NULL", 0, NULL, present,
+                       sizeof present) ||
         strcmp (present, "t"))
         return;
     const char *params[] = {pattern};
-    if (s_scalar (self->conn,
-                  "SELECT count (*) FILTER (WHERE name LIKE $1) || ' of ' || count (*) "
-                  "FROM sources",
-                  1, params, count, sizeof count) == 0)
+    if (pgconn_scalar (self->conn,
+                       "SELECT count (*) FILTER (WHERE name LIKE $1) || ' of ' || count (*) "
+                       "FROM sources",
+                       1, params, count, sizeof count) == 0)
         snprintf (out, size, " (%s sources here match now)", count);
 }
 
@@ -202,8 +186,8 @@ access_grant (access_t *self, const char *role, const char *pattern, char *out, 
 {
     const char *params[] = {role};
     char found[8];
-    if (s_scalar (self->conn, "SELECT count (*) FROM pg_roles WHERE rolname = $1", 1, params, found,
-                  sizeof found)) {
+    if (pgconn_scalar (self->conn, "SELECT count (*) FROM pg_roles WHERE rolname = $1", 1, params,
+                       found, sizeof found)) {
         s_error (self, "cannot read pg_roles", out, out_size);
         return -1;
     }
