@@ -46,9 +46,7 @@ LLVMFuzzerInitialize (int *argc, char ***argv)
 {
     (void) argc;
     (void) argv;
-    zsys_init ();
-    zsys_set_logstream (NULL);
-    log_init ("fuzz-delivery", "error", "kv");
+    fuzz_init ("fuzz-delivery");
     s_ingestd = zsock_new_router ("inproc://fuzz-delivery");
     assert (s_ingestd);
     //  retry_max 1 ms: a failing store must not slow the fuzzer down

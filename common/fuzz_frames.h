@@ -1,14 +1,25 @@
-/*  fuzz_frames: how the fuzz targets cut one input into message frames: a
+/*  fuzz_frames: what the fuzz targets share. How they cut one input into message frames: a
     2-byte big-endian length before each frame, the rest as the last one.
     A length that does not fit is taken as part of the last frame, so every
     input is some message and the mutator can grow and shrink frames.     */
 #ifndef OMNI_FUZZ_FRAMES_H
 #define OMNI_FUZZ_FRAMES_H
 
+#include "log.h"
+
 #include <czmq.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+//  What both targets do first: czmq set up without its log, ours at error.
+static inline void
+fuzz_init (const char *name)
+{
+    zsys_init ();
+    zsys_set_logstream (NULL);
+    log_init (name, "error", "kv");
+}
 
 //  Appends the next frame of `*data` to `msg`; false when nothing is left.
 static inline bool

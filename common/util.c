@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,6 +114,32 @@ util_fsync_dir (const char *path)
     int rc = fsync (fd);
     close (fd);
     return rc;
+}
+
+static volatile sig_atomic_t s_stop_requested = 0;
+
+static void
+s_on_stop_signal (int signum)
+{
+    (void) signum;
+    s_stop_requested = 1;
+}
+
+void
+util_catch_stop_signals (void)
+{
+    struct sigaction action;
+    memset (&action, 0, sizeof action);
+    action.sa_handler = s_on_stop_signal;
+    sigemptyset (&action.sa_mask);
+    sigaction (SIGINT, &action, NULL);
+    sigaction (SIGTERM, &action, NULL);
+}
+
+bool
+util_stop_requested (void)
+{
+    return s_stop_requested != 0;
 }
 
 void

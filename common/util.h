@@ -27,6 +27,12 @@ int util_mkdirs (const char *path);
 //  fsync the directory holding entries just created or renamed.
 int util_fsync_dir (const char *path);
 
+//  For the tools that run until Ctrl-C (not the daemons, which use czmq's
+//  handler): SIGINT and SIGTERM set a flag, without SA_RESTART, so that a
+//  sleep or a blocking wait returns early; util_stop_requested reads it.
+void util_catch_stop_signals (void);
+bool util_stop_requested (void);
+
 void util_test (bool verbose);
 
 #endif

@@ -81,9 +81,7 @@ LLVMFuzzerInitialize (int *argc, char ***argv)
 {
     (void) argc;
     (void) argv;
-    zsys_init ();
-    zsys_set_logstream (NULL);
-    log_init ("fuzz-intake", "error", "kv");
+    fuzz_init ("fuzz-intake");
     //  /dev/shm when there is one: a journal commit per input is an fsync
     const char *base = access ("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
     snprintf (s_dir, sizeof s_dir, "%s/omni-fuzz-intake-XXXXXX", base);

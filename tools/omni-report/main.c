@@ -34,15 +34,6 @@
 #include <time.h>
 #include <unistd.h>
 
-static volatile sig_atomic_t s_interrupted = 0;
-
-static void
-s_on_signal (int signum)
-{
-    (void) signum;
-    s_interrupted = 1;
-}
-
 static void
 s_usage (FILE *out)
 {
@@ -118,18 +109,13 @@ s_serve (const char *http, const server_options_t *options)
         fprintf (stderr, "error: omni-report serve: %s\n", error);
         return 1;
     }
-    struct sigaction action;
-    memset (&action, 0, sizeof action);
-    action.sa_handler = s_on_signal;
-    sigemptyset (&action.sa_mask);
-    sigaction (SIGINT, &action, NULL);
-    sigaction (SIGTERM, &action, NULL);
+    util_catch_stop_signals ();
     //  The port on stdout, for whoever started us with port 0.
     printf ("listening on http://%.*s:%d/\n", (int) (strrchr (http, ':') - http), http,
             server_port (server));
     fflush (stdout);
     log_info ("report.serve", "http=%s port=%d", http, server_port (server));
-    while (!s_interrupted)
+    while (!util_stop_requested ())
         pause ();
     server_destroy (&server);
     return 0;

@@ -45,21 +45,12 @@
     "ingestd=127.0.0.1:9100,archiverd=127.0.0.1:9101,relationald=127.0.0.1:9102,"                  \
     "documentd=127.0.0.1:9103,metricsd=127.0.0.1:9104"
 
-static volatile sig_atomic_t s_interrupted = 0;
-
-static void
-s_on_signal (int signum)
-{
-    (void) signum;
-    s_interrupted = 1;
-}
-
 //  Sleeps `ms`, returning early when a signal arrives.
 static void
 s_sleep_ms (int64_t ms)
 {
     struct timespec left = {ms / 1000, (long) (ms % 1000) * 1000000L};
-    while (!s_interrupted && nanosleep (&left, &left) < 0 && errno == EINTR)
+    while (!util_stop_requested () && nanosleep (&left, &left) < 0 && errno == EINTR)
         ;
 }
 
@@ -441,22 +432,17 @@ main (int argc, char **argv)
         return 2;
     }
     //  No SA_RESTART: Ctrl-C cuts the sleep between two tables short.
-    struct sigaction action;
-    memset (&action, 0, sizeof action);
-    action.sa_handler = s_on_signal;
-    sigemptyset (&action.sa_mask);
-    sigaction (SIGINT, &action, NULL);
-    sigaction (SIGTERM, &action, NULL);
+    util_catch_stop_signals ();
 
     if (watch) {
         bool tty = isatty (STDOUT_FILENO);
         if (tty)
             printf ("\033[2J");
         //  The first table at once (its rates need the next sample).
-        for (bool first = true; !s_interrupted; first = false) {
+        for (bool first = true; !util_stop_requested (); first = false) {
             if (!first)
                 s_sleep_ms (interval_ms);
-            if (s_interrupted)
+            if (util_stop_requested ())
                 break;
             status_sample (status);
             s_print_frame (status, tty, interval_ms);
@@ -464,14 +450,14 @@ main (int argc, char **argv)
         rc = 0;
     } else {
         status_sample (status);
-        if (sample_ms > 0 && !s_interrupted) {
+        if (sample_ms > 0 && !util_stop_requested ()) {
             s_sleep_ms (sample_ms);
             status_sample (status);
         }
         char *text = status_render (status);
         fputs (text, stdout);
         free (text);
-        rc = s_interrupted ? 130 : status_ok (status) ? 0 : 1;
+        rc = util_stop_requested () ? 130 : status_ok (status) ? 0 : 1;
     }
     status_destroy (&status);
     curl_global_cleanup ();
