@@ -26,13 +26,22 @@ ifeq ($(SAN),1)
 OPT      := -O1 -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 endif
 CFLAGS   ?=
+# Each function and object in its own section, so that a program's link
+# drops the classes' self-tests (nothing in a program calls them) and,
+# with them, every reference to the test-support library it does not link.
 CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -g $(OPT) $(HARDEN) -Icommon -Iproto \
-            -MMD -MP $(call pkg_cflags,$(CORE_PKGS))
+            -Itestsupport -ffunction-sections -fdata-sections -MMD -MP $(call pkg_cflags,$(CORE_PKGS))
 LDFLAGS  += $(filter -fsanitize%,$(OPT)) -pie -Wl,-z,relro,-z,now
 CORE_LIBS = $(call pkg_libs,$(CORE_PKGS)) -lpthread -lm
 
 LIBOMNI_SRCS := $(filter-out %/selftest.c $(wildcard proto/fuzz_*.c common/fuzz_*.c),$(wildcard common/*.c proto/*.c))
 LIBOMNI      := $(BUILD)/lib/libomni.a
+# Test support (the test peer, the self-test runner): linked into the
+# self-test runners only, never into a program (tools/check-binaries.sh).
+# The two libraries refer to each other (the classes' self-tests use the
+# test peer, which uses the classes): they are linked as a group.
+TESTSUP_SRCS := $(filter-out %/selftest.c,$(wildcard testsupport/*.c))
+LIBOMNITEST  := $(BUILD)/lib/libomnitest.a
 PROGRAMS     :=
 SELFTESTS    :=
 
@@ -43,16 +52,18 @@ define program
 PROGRAMS += $(BUILD)/bin/$(1)
 $(BUILD)/bin/$(1): $(call obj,$(2)) $(LIBOMNI)
 	@mkdir -p $$(@D)
-	$$(CC) $$(LDFLAGS) -o $$@ $(call obj,$(2)) $(LIBOMNI) $$(call pkg_libs,$(3)) $$(CORE_LIBS)
+	$$(CC) $$(LDFLAGS) -Wl,--gc-sections -o $$@ $(call obj,$(2)) $(LIBOMNI) $$(call pkg_libs,$(3)) \
+	    $$(CORE_LIBS)
 $(call obj,$(2)): CFLAGS += $$(call pkg_cflags,$(3))
 endef
 
 # $(call selftest,NAME,SOURCES,PKGS): a self-test runner in $(BUILD)/test.
 define selftest
 SELFTESTS += $(BUILD)/test/$(1)
-$(BUILD)/test/$(1): $(call obj,$(2)) $(LIBOMNI)
+$(BUILD)/test/$(1): $(call obj,$(2)) $(LIBOMNITEST) $(LIBOMNI)
 	@mkdir -p $$(@D)
-	$$(CC) $$(LDFLAGS) -o $$@ $(call obj,$(2)) $(LIBOMNI) $$(call pkg_libs,$(3)) $$(CORE_LIBS)
+	$$(CC) $$(LDFLAGS) -o $$@ $(call obj,$(2)) -Wl,--start-group $(LIBOMNITEST) $(LIBOMNI) \
+	    -Wl,--end-group $$(call pkg_libs,$(3)) $$(CORE_LIBS)
 $(call obj,$(2)): CFLAGS += $$(call pkg_cflags,$(3))
 endef
 
@@ -79,8 +90,13 @@ deps:
 	@tools/install-deps.sh
 
 programs: $(PROGRAMS) $(SELFTESTS)
+	@tools/check-binaries.sh $(PROGRAMS)
 
 $(LIBOMNI): $(call obj,$(LIBOMNI_SRCS))
+	@mkdir -p $(@D)
+	$(AR) rcs $@ $^
+
+$(LIBOMNITEST): $(call obj,$(TESTSUP_SRCS))
 	@mkdir -p $(@D)
 	$(AR) rcs $@ $^
 
@@ -125,7 +141,7 @@ test-deploy: all
 # is left out of the library they link.
 FUZZ_SECONDS ?= 60
 FUZZ_CC      = clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Icommon \
-               -Iproto -Iingestd $(call pkg_cflags,$(CORE_PKGS))
+               -Iproto -Iingestd -Itestsupport $(call pkg_cflags,$(CORE_PKGS))
 fuzz: fuzz-build
 	build-fuzz/fuzz_record -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -print_final_stats=1 \
 	    build-fuzz/corpus proto/fuzz_seeds 2>&1 | tail -n 15
@@ -141,9 +157,9 @@ fuzz-build:
 	$(FUZZ_CC) -o build-fuzz/fuzz_record proto/fuzz_record.c \
 	    proto/record.c proto/kinds.c proto/mpjson.c common/util.c common/log.c $(CORE_LIBS)
 	$(FUZZ_CC) -o build-fuzz/fuzz_intake ingestd/fuzz_intake.c ingestd/journal.c \
-	    $(LIBOMNI_SRCS) $(CORE_LIBS)
+	    $(LIBOMNI_SRCS) $(TESTSUP_SRCS) $(CORE_LIBS)
 	$(FUZZ_CC) -o build-fuzz/fuzz_delivery common/fuzz_delivery.c \
-	    $(filter-out common/writer.c,$(LIBOMNI_SRCS)) $(CORE_LIBS)
+	    $(filter-out common/writer.c,$(LIBOMNI_SRCS)) $(TESTSUP_SRCS) $(CORE_LIBS)
 
 run: all
 	@tools/omni-run.sh

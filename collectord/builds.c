@@ -2,7 +2,7 @@
     into ci.build records, with jansson.                                    */
 #include "builds.h"
 #include "srcname.h"
-#include "fake_ingestd.h"
+#include "testpeer.h"
 #include "log.h"
 #include "selftest.h"
 #include "util.h"
@@ -1116,9 +1116,9 @@ builds_test (bool verbose)
     void *handle = s_open (&env, error, sizeof error);
     assert (handle);
     assert (strcmp (s_source (handle), "github.com/acme/widget") == 0);
-    fake_ingestd_t *fake = fake_ingestd_new ();
+    testpeer_t *fake = testpeer_new ();
     session_config_t config = {
-        "builds",     "test", {fake_ingestd_endpoint (fake), 5, 0, 4, 5000, 10000, NULL},
+        "builds",     "test", {testpeer_endpoint (fake), 5, 0, 4, 5000, 10000, NULL},
         PROGRESS_OFF, 1000,   NULL};
     session_t *session = session_new (&config);
     assert (session_begin (session, s_source (handle), s_target (handle), s_pack_config, handle) ==
@@ -1126,13 +1126,13 @@ builds_test (bool verbose)
     assert (s_collect (handle, session, error, sizeof error) == -1);
     assert (strstr (error, "broken.json:4:"));
     assert (session_end (session, "failed", error) == 0);
-    assert (fake_ingestd_count_kind (fake, "ci.build") == 12);
+    assert (testpeer_count_kind (fake, "ci.build") == 12);
     msgpack_zone zone;
     msgpack_zone_init (&zone, 8192);
     bool found = false;
-    for (size_t i = 0; i < fake_ingestd_count (fake); i++) {
+    for (size_t i = 0; i < testpeer_count (fake); i++) {
         record_t rec;
-        fake_ingestd_record (fake, i, &rec, &zone);
+        testpeer_record (fake, i, &rec, &zone);
         record_str_t s;
         if (!record_str_eq (rec.kind, "ci.build") || !record_field_str (rec.body, "build_id", &s) ||
             !record_str_eq (s, "42"))
@@ -1163,7 +1163,7 @@ builds_test (bool verbose)
     assert (s_open (&env, error, sizeof error) == NULL);
 
     session_destroy (&session);
-    fake_ingestd_destroy (&fake);
+    testpeer_destroy (&fake);
     for (size_t i = 0; i < 4; i++)
         free (files[i]);
     free (seen);

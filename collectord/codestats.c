@@ -3,7 +3,7 @@
 #include "codestats.h"
 #include "srcname.h"
 #include "record.h"
-#include "fake_ingestd.h"
+#include "testpeer.h"
 #include "log.h"
 #include "selftest.h"
 #include "utf8.h"
@@ -971,22 +971,22 @@ codestats_test (bool verbose)
     void *handle = s_open (&env, error, sizeof error);
     assert (handle);
     assert (strcmp (s_source (handle), "repo") == 0);
-    fake_ingestd_t *fake = fake_ingestd_new ();
+    testpeer_t *fake = testpeer_new ();
     session_config_t config = {
-        "code",       "test", {fake_ingestd_endpoint (fake), 4, 0, 4, 5000, 10000, NULL},
+        "code",       "test", {testpeer_endpoint (fake), 4, 0, 4, 5000, 10000, NULL},
         PROGRESS_OFF, 1000,   NULL};
     session_t *session = session_new (&config);
     assert (session_begin (session, s_source (handle), s_target (handle), s_pack_config, handle) ==
             0);
     assert (s_collect (handle, session, error, sizeof error) == 0);
     assert (session_end (session, "ok", NULL) == 0);
-    assert (fake_ingestd_count_kind (fake, "code.stats") == 8 + 9);
+    assert (testpeer_count_kind (fake, "code.stats") == 8 + 9);
     msgpack_zone zone;
     msgpack_zone_init (&zone, 8192);
     size_t per_file = 0;
-    for (size_t i = 0; i < fake_ingestd_count (fake); i++) {
+    for (size_t i = 0; i < testpeer_count (fake); i++) {
         record_t rec;
-        fake_ingestd_record (fake, i, &rec, &zone);
+        testpeer_record (fake, i, &rec, &zone);
         if (!record_str_eq (rec.kind, "code.stats"))
             continue;
         record_str_t s, path;
@@ -1019,7 +1019,7 @@ codestats_test (bool verbose)
     s_settings.exclude_dir = NULL;
 
     session_destroy (&session);
-    fake_ingestd_destroy (&fake);
+    testpeer_destroy (&fake);
     selftest_rmtree (dir);
     free (dir);
     free (repo);

@@ -1,7 +1,7 @@
 /*  exec: a command's JSON Lines into records of a declared kind.          */
 #include "exec.h"
 #include "record.h"
-#include "fake_ingestd.h"
+#include "testpeer.h"
 #include "kinds.h"
 #include "log.h"
 #include "util.h"
@@ -494,10 +494,10 @@ s_count_line (void *arg, const char *line, size_t len, size_t lineno)
 
 //  One run through the session; returns collect's rc.
 static int
-s_run_once (fake_ingestd_t *fake, session_t *session, const char *kind, char **argv, char *error,
+s_run_once (testpeer_t *fake, session_t *session, const char *kind, char **argv, char *error,
             size_t size)
 {
-    fake_ingestd_clear (fake);
+    testpeer_clear (fake);
     s_settings.kind = (char *) kind;
     s_settings.source = NULL;
     size_t argc = 0;
@@ -595,9 +595,9 @@ exec_test (bool verbose)
     assert (s_open (&env, error, sizeof error) == NULL);
 
     //  Through the session: 3 good lines, 1 bad, a blank one
-    fake_ingestd_t *fake = fake_ingestd_new ();
+    testpeer_t *fake = testpeer_new ();
     session_config_t config = {
-        "exec",       "test", {fake_ingestd_endpoint (fake), 2, 0, 4, 5000, 10000, NULL},
+        "exec",       "test", {testpeer_endpoint (fake), 2, 0, 4, 5000, 10000, NULL},
         PROGRESS_OFF, 1000,   NULL};
     session_t *session = session_new (&config);
     char *good_argv[] = {"sh", "-c",
@@ -609,13 +609,13 @@ exec_test (bool verbose)
     //  The good lines are sent, and the run fails saying how many were not
     assert (s_run_once (fake, session, "x.deploy", good_argv, error, sizeof error) == -1);
     assert (strstr (error, "1 of 4 lines were not x.deploy records"));
-    assert (fake_ingestd_count_kind (fake, "x.deploy") == 3);
+    assert (testpeer_count_kind (fake, "x.deploy") == 3);
     msgpack_zone zone;
     msgpack_zone_init (&zone, 8192);
     int found = 0;
-    for (size_t i = 0; i < fake_ingestd_count (fake); i++) {
+    for (size_t i = 0; i < testpeer_count (fake); i++) {
         record_t rec;
-        fake_ingestd_record (fake, i, &rec, &zone);
+        testpeer_record (fake, i, &rec, &zone);
         record_str_t s;
         if (!record_str_eq (rec.kind, "x.deploy"))
             continue;
@@ -654,14 +654,14 @@ exec_test (bool verbose)
                            NULL};
     assert (s_run_once (fake, session, "metric", metric_argv, error, sizeof error) == -1);
     assert (strstr (error, "3 of 4 lines were not metric records"));
-    assert (fake_ingestd_count_kind (fake, "metric") == 1);
+    assert (testpeer_count_kind (fake, "metric") == 1);
     //  A failing command fails the run, after its lines were sent
     assert (s_run_once (fake, session, "x.deploy", fail_argv, error, sizeof error) == -1);
     assert (strstr (error, "status 3"));
-    assert (fake_ingestd_count_kind (fake, "x.deploy") == 1);
+    assert (testpeer_count_kind (fake, "x.deploy") == 1);
 
     msgpack_zone_destroy (&zone);
     session_destroy (&session);
-    fake_ingestd_destroy (&fake);
+    testpeer_destroy (&fake);
     s_settings.kind = NULL;
 }

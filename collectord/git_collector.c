@@ -8,7 +8,7 @@
     (gittext_t).                                                            */
 #include "git_collector.h"
 #include "record.h"
-#include "fake_ingestd.h"
+#include "testpeer.h"
 #include "gitpool.h"
 #include "gittext.h"
 #include "log.h"
@@ -1130,9 +1130,9 @@ s_git_line (const char *dir, const char *args)
 //  One run of the collector against the fake ingestd; returns the number
 //  of git.commit records it got.
 static size_t
-s_run (void *handle, session_t *session, fake_ingestd_t *fake)
+s_run (void *handle, session_t *session, testpeer_t *fake)
 {
-    fake_ingestd_clear (fake);
+    testpeer_clear (fake);
     char error[512] = "";
     assert (session_begin (session, s_source (handle), s_target (handle), s_pack_config, handle) ==
             0);
@@ -1142,16 +1142,16 @@ s_run (void *handle, session_t *session, fake_ingestd_t *fake)
     assert (rc == 0);
     assert (session_end (session, "ok", NULL) == 0);
     assert (s_commit (handle, error, sizeof error) == 0);
-    return fake_ingestd_count_kind (fake, "git.commit");
+    return testpeer_count_kind (fake, "git.commit");
 }
 
 //  The body of the git.commit for `sha` among the records received.
 static const msgpack_object *
-s_find_commit (fake_ingestd_t *fake, msgpack_zone *zone, const char *sha)
+s_find_commit (testpeer_t *fake, msgpack_zone *zone, const char *sha)
 {
-    for (size_t i = 0; i < fake_ingestd_count (fake); i++) {
+    for (size_t i = 0; i < testpeer_count (fake); i++) {
         record_t rec;
-        fake_ingestd_record (fake, i, &rec, zone);
+        testpeer_record (fake, i, &rec, zone);
         record_str_t s;
         if (record_str_eq (rec.kind, "git.commit") && record_field_str (rec.body, "sha", &s) &&
             record_str_eq (s, sha))
@@ -1224,14 +1224,14 @@ git_collector_test (bool verbose)
     //  No origin: the directory's name
     assert (strcmp (s_source (handle), "repo") == 0);
 
-    fake_ingestd_t *fake = fake_ingestd_new ();
+    testpeer_t *fake = testpeer_new ();
     session_config_t config = {
-        "git",        "test", {fake_ingestd_endpoint (fake), 3, 0, 4, 5000, 10000, NULL},
+        "git",        "test", {testpeer_endpoint (fake), 3, 0, 4, 5000, 10000, NULL},
         PROGRESS_OFF, 1000,   NULL};
     session_t *session = session_new (&config);
     assert (s_run (handle, session, fake) == 6);
-    assert (fake_ingestd_count_kind (fake, "git.branch") == 2);
-    assert (fake_ingestd_count_kind (fake, "git.tag") == 2);
+    assert (testpeer_count_kind (fake, "git.branch") == 2);
+    assert (testpeer_count_kind (fake, "git.tag") == 2);
 
     msgpack_zone zone;
     msgpack_zone_init (&zone, 8192);
@@ -1295,7 +1295,7 @@ git_collector_test (bool verbose)
 
     //  Second run: nothing new; then one new commit, exactly one record
     assert (s_run (handle, session, fake) == 0);
-    assert (fake_ingestd_count_kind (fake, "git.branch") == 2);
+    assert (testpeer_count_kind (fake, "git.branch") == 2);
     s_sh (repo, "git commit -q --allow-empty -m next");
     assert (s_run (handle, session, fake) == 1);
     assert (s_run (handle, session, fake) == 0);
@@ -1303,16 +1303,16 @@ git_collector_test (bool verbose)
     s_sh (repo, "git checkout -q side && git commit -q --allow-empty -m more && "
                 "git checkout -q main");
     assert (s_run (handle, session, fake) == 1);
-    assert (fake_ingestd_count_kind (fake, "git.unreachable") == 0);
+    assert (testpeer_count_kind (fake, "git.unreachable") == 0);
     //  Amended: the new commit, and the old one flagged unreachable, once
     char *before = s_git_line (repo, "rev-parse side");
     s_sh (repo, "git checkout -q side && git commit -q --amend --allow-empty -m amended && "
                 "git checkout -q main");
     assert (s_run (handle, session, fake) == 1);
-    assert (fake_ingestd_count_kind (fake, "git.unreachable") == 1);
-    for (size_t i = 0; i < fake_ingestd_count (fake); i++) {
+    assert (testpeer_count_kind (fake, "git.unreachable") == 1);
+    for (size_t i = 0; i < testpeer_count (fake); i++) {
         record_t rec;
-        fake_ingestd_record (fake, i, &rec, &zone);
+        testpeer_record (fake, i, &rec, &zone);
         record_str_t s;
         if (record_str_eq (rec.kind, "git.unreachable"))
             assert (record_field_str (rec.body, "sha", &s) && record_str_eq (s, before));
@@ -1320,7 +1320,7 @@ git_collector_test (bool verbose)
     msgpack_zone_clear (&zone);
     free (before);
     assert (s_run (handle, session, fake) == 0);
-    assert (fake_ingestd_count_kind (fake, "git.unreachable") == 0);
+    assert (testpeer_count_kind (fake, "git.unreachable") == 0);
     s_close (&handle);
 
     //  max_commits cuts a run short: the state does not move
@@ -1340,7 +1340,7 @@ git_collector_test (bool verbose)
     handle = s_open (&env, error, sizeof error);
     assert (handle);
     assert (s_run (handle, session, fake) == 4);
-    assert (fake_ingestd_count_kind (fake, "git.branch") == 1);
+    assert (testpeer_count_kind (fake, "git.branch") == 1);
     s_close (&handle);
     static char *bogus[] = {"no-such-branch", NULL};
     s_settings.branch = bogus;
@@ -1356,7 +1356,7 @@ git_collector_test (bool verbose)
 
     msgpack_zone_destroy (&zone);
     session_destroy (&session);
-    fake_ingestd_destroy (&fake);
+    testpeer_destroy (&fake);
     selftest_rmtree (dir);
     free (dir);
     free (repo);

@@ -9,6 +9,7 @@
 #include "log.h"
 #include "record.h"
 #include "selftest.h"
+#include "testpeer.h"
 #include "util.h"
 
 #include <assert.h>
@@ -720,48 +721,6 @@ s_test_live (void)
     }
 }
 
-//  A minimal ingestd intake for host_run: acknowledges every batch and
-//  counts the records.
-static void
-s_fake_intake (zsock_t *pipe, void *arg)
-{
-    size_t *records = arg;
-    zsock_t *router = zsock_new_router ("tcp://127.0.0.1:*");
-    assert (router);
-    zsock_signal (pipe, 0);
-    zstr_send (pipe, zsock_endpoint (router));
-    zpoller_t *poller = zpoller_new (pipe, router, NULL);
-    while (true) {
-        void *which = zpoller_wait (poller, -1);
-        if (which != router)
-            break; //  $TERM or interrupted
-        zmsg_t *msg = zmsg_recv (router);
-        assert (msg && zmsg_size (msg) >= 4);
-        zframe_t *identity = zmsg_pop (msg);
-        zframe_t *signature = zmsg_pop (msg);
-        zframe_t *command = zmsg_pop (msg);
-        zframe_t *seq = zmsg_pop (msg);
-        assert (zframe_streq (signature, "OI/1") && zframe_streq (command, "BATCH"));
-        uint32_t n = (uint32_t) zmsg_size (msg);
-        *records += n;
-        uint8_t counts[8] = {
-            (uint8_t) (n >> 24), (uint8_t) (n >> 16), (uint8_t) (n >> 8), (uint8_t) n, 0, 0, 0, 0};
-        zmsg_t *ack = zmsg_new ();
-        zmsg_append (ack, &identity);
-        zmsg_addstr (ack, "OI/1");
-        zmsg_addstr (ack, "ACK");
-        zmsg_append (ack, &seq);
-        zmsg_addmem (ack, counts, 4);
-        zmsg_addmem (ack, counts + 4, 4);
-        zmsg_send (&ack, router);
-        zframe_destroy (&signature);
-        zframe_destroy (&command);
-        zmsg_destroy (&msg);
-    }
-    zpoller_destroy (&poller);
-    zsock_destroy (&router);
-}
-
 void
 host_test (bool verbose)
 {
@@ -863,10 +822,9 @@ host_test (bool verbose)
     assert (host == NULL);
 
     //  host_run: three samples 50 ms apart through a real intake client
-    size_t received = 0;
-    zactor_t *fake = zactor_new (s_fake_intake, &received);
-    char *endpoint = zstr_recv (fake);
-    intake_client_t *client = intake_client_new (&(intake_config_t){endpoint, 0, 0, 0, 0, 0, NULL});
+    testpeer_t *peer = testpeer_new ();
+    intake_client_t *client =
+        intake_client_new (&(intake_config_t){testpeer_endpoint (peer), 0, 0, 0, 0, 0, NULL});
     assert (client);
     host = host_new (&(host_config_t){dir, "web-1", NULL, NULL, NULL, 50, 3});
     int64_t started = util_mono_ms ();
@@ -874,11 +832,10 @@ host_test (bool verbose)
     assert (util_mono_ms () - started >= 100);
     //  6 on the first sample; then nothing moved: no CPU share, 10 each
     assert (host_records (host) == 26);
-    assert (intake_client_accepted (client) == 26 && received == 26);
+    assert (intake_client_accepted (client) == 26 && testpeer_accepted (peer) == 26);
     host_destroy (&host);
     intake_client_destroy (&client);
-    zactor_destroy (&fake);
-    zstr_free (&endpoint);
+    testpeer_destroy (&peer);
     //  No /proc at all: an error, not a crash
     host = host_new (&(host_config_t){"/nonexistent", NULL, NULL, NULL, NULL, 0, 0});
     assert (host_sample (host, 0, 0, s_sink, &sink) == -1);

@@ -1,6 +1,6 @@
 /*  host_collector: host_t wired to the session.                            */
 #include "host_collector.h"
-#include "fake_ingestd.h"
+#include "testpeer.h"
 #include "host.h"
 #include "log.h"
 #include "util.h"
@@ -185,9 +185,9 @@ void
 host_collector_test (bool verbose)
 {
     (void) verbose;
-    fake_ingestd_t *fake = fake_ingestd_new ();
+    testpeer_t *fake = testpeer_new ();
     session_config_t config = {
-        "host",       "test", {fake_ingestd_endpoint (fake), 500, 0, 4, 5000, 10000, NULL},
+        "host",       "test", {testpeer_endpoint (fake), 500, 0, 4, 5000, 10000, NULL},
         PROGRESS_OFF, 1000,   NULL};
     session_t *session = session_new (&config);
     s_settings.samples = 2;
@@ -205,15 +205,15 @@ host_collector_test (bool verbose)
     assert (s_collect (handle, session, error, sizeof error) == 0);
     assert (util_mono_ms () - start >= 45); //  two samples, one interval apart
     //  Each sample was acknowledged as it was taken
-    size_t metrics = fake_ingestd_count_kind (fake, "metric");
+    size_t metrics = testpeer_count_kind (fake, "metric");
     assert (metrics > 0 && metrics == session_count (session, "metric"));
     assert (session_end (session, "ok", NULL) == 0);
     msgpack_zone zone;
     msgpack_zone_init (&zone, 4096);
     bool saw_mem = false;
-    for (size_t i = 0; i < fake_ingestd_count (fake); i++) {
+    for (size_t i = 0; i < testpeer_count (fake); i++) {
         record_t rec;
-        fake_ingestd_record (fake, i, &rec, &zone);
+        testpeer_record (fake, i, &rec, &zone);
         record_str_t s;
         if (record_str_eq (rec.kind, "metric")) {
             assert (rec.tags && record_field_str (rec.tags, "host", &s) &&
@@ -236,5 +236,5 @@ host_collector_test (bool verbose)
     s_settings.proc_root = "/nonexistent";
     assert (s_open (&env, error, sizeof error) == NULL && strstr (error, "/nonexistent"));
     session_destroy (&session);
-    fake_ingestd_destroy (&fake);
+    testpeer_destroy (&fake);
 }

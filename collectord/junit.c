@@ -4,7 +4,7 @@
 #include "srcname.h"
 #include "record.h"
 #include "builds.h"
-#include "fake_ingestd.h"
+#include "testpeer.h"
 #include "log.h"
 #include "selftest.h"
 #include "state.h"
@@ -1720,9 +1720,9 @@ junit_test (bool verbose)
     //  The collector against the fake ingestd: every report under the
     //  fixtures plus the big one; the malformed file fails the run, the rest
     //  is sent, and one ci.build sums it up
-    fake_ingestd_t *fake = fake_ingestd_new ();
+    testpeer_t *fake = testpeer_new ();
     session_config_t config = {
-        "junit",      "test", {fake_ingestd_endpoint (fake), 7, 0, 4, 5000, 10000, NULL},
+        "junit",      "test", {testpeer_endpoint (fake), 7, 0, 4, 5000, 10000, NULL},
         PROGRESS_OFF, 1000,   NULL};
     session_t *session = session_new (&config);
     assert (session_begin (session, s_source (handle), s_target (handle), s_pack_config, handle) ==
@@ -1732,14 +1732,14 @@ junit_test (bool verbose)
     assert (session_end (session, "failed", err) == 0);
     //  7 + 2 + 4 + 6 + 4 + 4 + 5 + 4 + 4 + 1 (big)
     size_t expect = 7 + 2 + 4 + 6 + 4 + 4 + 5 + 4 + 4 + 1;
-    assert (fake_ingestd_count_kind (fake, "ci.test") == expect);
-    assert (fake_ingestd_count_kind (fake, "ci.build") == 1);
+    assert (testpeer_count_kind (fake, "ci.test") == expect);
+    assert (testpeer_count_kind (fake, "ci.build") == 1);
     msgpack_zone zone;
     msgpack_zone_init (&zone, 1 << 16);
     bool saw_big = false, saw_build = false;
-    for (size_t k = 0; k < fake_ingestd_count (fake); k++) {
+    for (size_t k = 0; k < testpeer_count (fake); k++) {
         record_t rec;
-        fake_ingestd_record (fake, k, &rec, &zone);
+        testpeer_record (fake, k, &rec, &zone);
         record_str_t s;
         if (record_str_eq (rec.kind, "ci.build")) {
             saw_build = true;
@@ -1792,21 +1792,21 @@ junit_test (bool verbose)
             fprintf (f, "<testsuite name=\"s\"><testcase name=\"t2\"/></testsuite>");
             fclose (f);
         }
-        fake_ingestd_clear (fake);
+        testpeer_clear (fake);
         assert (session_begin (session, s_source (handle), s_target (handle), s_pack_config,
                                handle) == 0);
         assert (s_collect (handle, session, err, sizeof err) == 0);
         assert (session_end (session, "ok", NULL) == 0);
         assert (s_commit (handle, err, sizeof err) == 0);
         size_t want = round == 0 ? 4 + 1 : round == 1 ? 0 : 1;
-        assert (fake_ingestd_count_kind (fake, "ci.test") == want);
-        assert (fake_ingestd_count_kind (fake, "ci.build") == (round == 1 ? 0 : 1));
+        assert (testpeer_count_kind (fake, "ci.test") == want);
+        assert (testpeer_count_kind (fake, "ci.build") == (round == 1 ? 0 : 1));
     }
     s_close ((void **) &handle);
     free (gradle);
     msgpack_zone_destroy (&zone);
     session_destroy (&session);
-    fake_ingestd_destroy (&fake);
+    testpeer_destroy (&fake);
     free (dirs_root);
     free (big);
     selftest_rmtree (dir);

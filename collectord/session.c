@@ -6,7 +6,7 @@
     connection and sends it all again; ids make the repeat harmless.        */
 #include "session.h"
 #include "kinds.h"
-#include "fake_ingestd.h"
+#include "testpeer.h"
 #include "log.h"
 #include "record.h"
 #include "util.h"
@@ -370,9 +370,9 @@ void
 session_test (bool verbose)
 {
     (void) verbose;
-    fake_ingestd_t *fake = fake_ingestd_new ();
+    testpeer_t *fake = testpeer_new ();
     char endpoint[64];
-    snprintf (endpoint, sizeof endpoint, "%s", fake_ingestd_endpoint (fake));
+    snprintf (endpoint, sizeof endpoint, "%s", testpeer_endpoint (fake));
     session_config_t config = {"test",       "host-1", {endpoint, 2, 0, 2, 1000, 5000, NULL},
                                PROGRESS_OFF, 1000,     "widget"};
     session_t *session = session_new (&config);
@@ -413,12 +413,12 @@ session_test (bool verbose)
     assert (session_accepted (session) == 8);
 
     //  What ingestd got: run.start, the records, run.end, all of one run
-    assert (fake_ingestd_count (fake) == 8);
+    assert (testpeer_count (fake) == 8);
     msgpack_zone zone;
     msgpack_zone_init (&zone, 4096);
     for (int index = 0; index < 8; index++) {
         record_t rec;
-        fake_ingestd_record (fake, (size_t) index, &rec, &zone);
+        testpeer_record (fake, (size_t) index, &rec, &zone);
         assert (record_str_eq (rec.src, "src-a") && record_str_eq (rec.col, "host-1"));
         assert (record_str_eq (rec.run, run));
         record_str_t s;
@@ -464,7 +464,7 @@ session_test (bool verbose)
     assert (session_end (slow, "ok", NULL) == 0);
     assert (session_resent (slow) == 0);
     session_destroy (&slow);
-    fake_ingestd_clear (fake);
+    testpeer_clear (fake);
 
     //  A second run has a new run id and its own counts
     char first[33];
@@ -475,7 +475,7 @@ session_test (bool verbose)
     assert (session_end (session, "failed", "it broke") == 0);
     session_destroy (&session);
     assert (session == NULL);
-    fake_ingestd_destroy (&fake);
+    testpeer_destroy (&fake);
 
     //  Nobody answers: the run fails after give_up, and the next run
     //  starts on a fresh connection

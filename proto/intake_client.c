@@ -12,14 +12,14 @@
     are reused; each transmission copies the records into ZeroMQ messages.  */
 #include "intake_client.h"
 #include "log.h"
+#include "testpeer.h"
 #include "util.h"
+#include "wire.h"
 
 #include <assert.h>
 #include <czmq.h>
 #include <inttypes.h>
 #include <string.h>
-
-#define SIGNATURE "OI/1"
 
 typedef struct {
     uint64_t seq;
@@ -156,86 +156,78 @@ intake_client_destroy (intake_client_t **self_p)
 static void
 s_transmit (intake_client_t *self, s_batch_t *batch)
 {
-    uint8_t seq[8];
-    for (int i = 0; i < 8; i++)
-        seq[i] = (uint8_t) (batch->seq >> (56 - 8 * i));
     void *sock = zsock_resolve (self->dealer);
     batch->sent_ms = util_mono_ms ();
+    wire_head_t head = {.command = self->replay_writers ? WIRE_REPLAY : WIRE_BATCH,
+                        .seq = batch->seq,
+                        .text = self->replay_writers,
+                        .text_size = self->replay_writers ? strlen (self->replay_writers) : 0};
     //  A handshake refused before the first send leaves the socket with no
     //  connection at all (libzmq does not retry it), and a blocking send
     //  would then never return to retry it: the batch stays in the window
     //  and goes again once accepted or at its ACK timeout. The other frames
     //  of a message whose first frame went through never block.
-    if (zmq_send (sock, SIGNATURE, strlen (SIGNATURE), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
+    if (wire_send_head (sock, NULL, 0, &head, batch->records > 0, ZMQ_DONTWAIT) < 0) {
         log_debug ("intake.not_sent", "seq=%" PRIu64 " error=\"%s\"", batch->seq,
                    zmq_strerror (zmq_errno ()));
         return;
     }
-    if (self->replay_writers) {
-        zmq_send (sock, "REPLAY", 6, ZMQ_SNDMORE);
-        zmq_send (sock, seq, 8, ZMQ_SNDMORE);
-        zmq_send (sock, self->replay_writers, strlen (self->replay_writers),
-                  batch->records ? ZMQ_SNDMORE : 0);
-    } else {
-        zmq_send (sock, "BATCH", 5, ZMQ_SNDMORE);
-        zmq_send (sock, seq, 8, batch->records ? ZMQ_SNDMORE : 0);
-    }
     size_t from = 0;
     for (size_t i = 0; i < batch->records; i++) {
-        zmq_send (sock, batch->data + from, batch->ends[i] - from,
-                  i + 1 < batch->records ? ZMQ_SNDMORE : 0);
+        wire_send_record (sock, batch->data + from, batch->ends[i] - from, i + 1 == batch->records);
         from = batch->ends[i];
     }
+}
+
+//  Takes the batch `seq` out of the window, if it is there (an ACK for a
+//  batch sent twice arrives twice; the first one counted).
+static s_batch_t *
+s_find_batch (intake_client_t *self, uint64_t seq)
+{
+    for (size_t i = 0; i < self->inflight; i++)
+        if (self->window[i].seq == seq)
+            return &self->window[i];
+    return NULL;
+}
+
+static void
+s_retire_batch (intake_client_t *self, s_batch_t *batch)
+{
+    size_t i = (size_t) (batch - self->window);
+    s_free_batch (self, batch);
+    memmove (&self->window[i], &self->window[i + 1],
+             (self->inflight - i - 1) * sizeof *self->window);
+    self->inflight--;
+    self->last_ack_ms = util_mono_ms ();
 }
 
 static void
 s_handle_ack (intake_client_t *self, zmsg_t *msg)
 {
-    zframe_t *sig = zmsg_first (msg), *cmd = zmsg_next (msg), *seqf = zmsg_next (msg);
-    if (!sig || !zframe_streq (sig, SIGNATURE) || !cmd || !seqf || zframe_size (seqf) != 8) {
-        log_warn ("intake.bad_reply", "endpoint=%s frames=%zu", self->endpoint, zmsg_size (msg));
+    wire_head_t head;
+    char why[128];
+    if (wire_decode (WIRE_INTAKE, msg, &head, why, sizeof why) != 0 ||
+        (head.command != WIRE_INTAKE_ACK && head.command != WIRE_INTAKE_ERROR)) {
+        log_warn ("intake.bad_reply", "endpoint=%s frames=%zu why=\"%s\"", self->endpoint,
+                  zmsg_size (msg), head.command == WIRE_NONE ? why : "not a reply");
         return;
     }
-    const uint8_t *s = zframe_data (seqf);
-    uint64_t seq = 0;
-    for (int i = 0; i < 8; i++)
-        seq = seq << 8 | s[i];
-    if (zframe_streq (cmd, "ERROR")) {
-        char *reason = zframe_strdup (zmsg_next (msg) ? zmsg_last (msg) : seqf);
-        log_error ("intake.batch_refused", "seq=%" PRIu64 " reason=\"%s\"", seq, reason);
+    s_batch_t *batch = s_find_batch (self, head.seq);
+    if (head.command == WIRE_INTAKE_ERROR) {
+        char *reason = strndup (head.text, head.text_size);
+        log_error ("intake.batch_refused", "seq=%" PRIu64 " reason=\"%s\"", head.seq, reason);
         free (self->error);
         self->error = reason;
         //  ingestd dead-lettered the whole message: its records count as rejected.
-        for (size_t i = 0; i < self->inflight; i++)
-            if (self->window[i].seq == seq) {
-                self->rejected += self->window[i].records;
-                s_free_batch (self, &self->window[i]);
-                memmove (&self->window[i], &self->window[i + 1],
-                         (self->inflight - i - 1) * sizeof *self->window);
-                self->inflight--;
-                self->last_ack_ms = util_mono_ms ();
-                break;
-            }
-        return;
-    } else if (!zframe_streq (cmd, "ACK"))
-        return;
-    for (size_t i = 0; i < self->inflight; i++) {
-        if (self->window[i].seq != seq)
-            continue;
-        zframe_t *acc = zmsg_next (msg), *rej = zmsg_next (msg);
-        if (acc && rej && zframe_size (acc) == 4 && zframe_size (rej) == 4) {
-            const uint8_t *a = zframe_data (acc), *r = zframe_data (rej);
-            self->accepted += (uint32_t) a[0] << 24 | a[1] << 16 | a[2] << 8 | a[3];
-            self->rejected += (uint32_t) r[0] << 24 | r[1] << 16 | r[2] << 8 | r[3];
+        if (batch) {
+            self->rejected += batch->records;
+            s_retire_batch (self, batch);
         }
-        s_free_batch (self, &self->window[i]);
-        memmove (&self->window[i], &self->window[i + 1],
-                 (self->inflight - i - 1) * sizeof *self->window);
-        self->inflight--;
-        self->last_ack_ms = util_mono_ms ();
-        return;
+    } else if (batch) {
+        self->accepted += head.accepted;
+        self->rejected += head.rejected;
+        s_retire_batch (self, batch);
     }
-    //  An ACK for a batch sent twice arrives twice; the first one counted.
 }
 
 static void
@@ -484,61 +476,16 @@ intake_client_error (intake_client_t *self)
     return self->error;
 }
 
-//  A fake ingestd on its own thread: drops the first batch it sees (so the
-//  client must resend it after its ACK timeout) and acknowledges the rest.
-static void
-s_fake_ingestd (zsock_t *pipe, void *args)
-{
-    zsock_t *router = (zsock_t *) args;
-    zsock_signal (pipe, 0);
-    zpoller_t *poller = zpoller_new (pipe, router, NULL);
-    bool dropped = false;
-    while (true) {
-        zsock_t *which = zpoller_wait (poller, -1);
-        if (which != router)
-            break;
-        zmsg_t *msg = zmsg_recv (router);
-        zframe_t *peer = zmsg_pop (msg);
-        zframe_t *sig = zmsg_pop (msg), *cmd = zmsg_pop (msg), *seq = zmsg_pop (msg);
-        assert (zframe_streq (sig, SIGNATURE) &&
-                (zframe_streq (cmd, "BATCH") || zframe_streq (cmd, "REPLAY")));
-        if (zframe_streq (cmd, "REPLAY")) {
-            //  The routing frame follows the seq
-            zframe_t *writers = zmsg_pop (msg);
-            assert (writers && zframe_streq (writers, "relational"));
-            zframe_destroy (&writers);
-        }
-        uint8_t count[4] = {0, 0, 0, (uint8_t) zmsg_size (msg)};
-        if (dropped) {
-            zmsg_t *ack = zmsg_new ();
-            zmsg_append (ack, &peer);
-            zmsg_addstr (ack, SIGNATURE);
-            zmsg_addstr (ack, "ACK");
-            zmsg_append (ack, &seq);
-            zmsg_addmem (ack, count, 4);
-            zmsg_addmem (ack, "\0\0\0\0", 4);
-            zmsg_send (&ack, router);
-        }
-        dropped = true;
-        zframe_destroy (&peer);
-        zframe_destroy (&seq);
-        zframe_destroy (&sig);
-        zframe_destroy (&cmd);
-        zmsg_destroy (&msg);
-    }
-    zpoller_destroy (&poller);
-}
-
 void
 intake_client_test (bool verbose)
 {
     (void) verbose;
-    zsock_t *router = zsock_new (ZMQ_ROUTER);
-    int port = zsock_bind (router, "tcp://127.0.0.1:*");
-    assert (port > 0);
-    zactor_t *fake = zactor_new (s_fake_ingestd, router);
+    //  The first batch is lost unanswered: the client resends it at its
+    //  ACK timeout. "\x80" is not a record: counted as rejected, not lost.
+    testpeer_t *peer = testpeer_new ();
+    testpeer_drop (peer, 1);
     char endpoint[64];
-    snprintf (endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", port);
+    snprintf (endpoint, sizeof endpoint, "%s", testpeer_endpoint (peer));
     intake_config_t config = {endpoint, 3, 0, 2, 300, 5000, NULL};
     intake_client_t *client = intake_client_new (&config);
     assert (client);
@@ -547,7 +494,7 @@ intake_client_test (bool verbose)
     assert (intake_client_unacked (client) <= 2);
     assert (intake_client_flush (client) == 0);
     assert (intake_client_unacked (client) == 0);
-    assert (intake_client_accepted (client) == 10);
+    assert (intake_client_rejected (client) == 10 && testpeer_rejected (peer) == 10);
     assert (intake_client_acked_prefix (client) == 10);
     assert (intake_client_resent (client) >= 1);
     intake_client_destroy (&client);
@@ -560,13 +507,15 @@ intake_client_test (bool verbose)
         assert (intake_client_send (client, "\x80", 1) == 0);
     assert (intake_client_acked_prefix (client) <= 6);
     assert (intake_client_flush (client) == 0);
-    assert (intake_client_acked_prefix (client) == 7 && intake_client_accepted (client) == 7);
+    assert (intake_client_acked_prefix (client) == 7 && intake_client_rejected (client) == 7);
     assert (intake_client_error (client) == NULL);
+    char *writers = testpeer_replay_writers (peer);
+    assert (writers && streq (writers, "relational"));
+    free (writers);
     intake_client_destroy (&client);
-    zactor_destroy (&fake);
+    testpeer_destroy (&peer);
 
     //  Nobody answers: the client gives up after give_up_ms with an error.
-    zsock_destroy (&router);
     intake_config_t lonely = {endpoint, 1, 0, 1, 100, 400, NULL};
     client = intake_client_new (&lonely);
     assert (intake_client_send (client, "\x80", 1) == 0);

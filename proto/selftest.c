@@ -1,6 +1,7 @@
 #include "intake_client.h"
 #include "kinds.h"
 #include "mpjson.h"
+#include "wire.h"
 #include "record.h"
 #include "selftest.h"
 
@@ -10,6 +11,7 @@ main (int argc, char **argv)
     static const selftest_t tests[] = {{"kinds", kinds_test},
                                        {"record", record_test},
                                        {"mpjson", mpjson_test},
+                                       {"wire", wire_test},
                                        {"intake_client", intake_client_test},
                                        {NULL, NULL}};
     return selftest_run (tests, argc, argv);

@@ -19,6 +19,7 @@
 #include "intake_client.h"
 #include "log.h"
 #include "selftest.h"
+#include "testpeer.h"
 #include "util.h"
 
 #include <assert.h>
@@ -347,53 +348,6 @@ loadgen_summary (loadgen_t *self, char *text, size_t size)
 }
 
 //  ---------------------------------------------------------------------------
-//  Self-test: a fake ingestd that validates every record like the real one
-//  and acknowledges each batch with its counts.
-
-static void
-s_fake_ingestd (zsock_t *pipe, void *args)
-{
-    zsock_t *router = (zsock_t *) args;
-    zsock_signal (pipe, 0);
-    zpoller_t *poller = zpoller_new (pipe, router, NULL);
-    msgpack_zone zone;
-    msgpack_zone_init (&zone, 4096);
-    while (zpoller_wait (poller, -1) == router) {
-        zmsg_t *msg = zmsg_recv (router);
-        zframe_t *peer = zmsg_pop (msg);
-        zframe_t *sig = zmsg_pop (msg), *cmd = zmsg_pop (msg), *seq = zmsg_pop (msg);
-        assert (zframe_streq (sig, "OI/1") && zframe_streq (cmd, "BATCH"));
-        uint32_t accepted = 0, rejected = 0;
-        for (zframe_t *f = zmsg_first (msg); f; f = zmsg_next (msg)) {
-            record_t record;
-            char detail[256];
-            msgpack_zone_clear (&zone);
-            if (record_decode (&record, &zone, zframe_data (f), zframe_size (f), NULL, detail,
-                               sizeof detail) == REJECT_NONE)
-                accepted++;
-            else
-                rejected++;
-        }
-        uint8_t counts[8];
-        for (int i = 0; i < 4; i++) {
-            counts[i] = (uint8_t) (accepted >> (24 - 8 * i));
-            counts[4 + i] = (uint8_t) (rejected >> (24 - 8 * i));
-        }
-        zmsg_t *ack = zmsg_new ();
-        zmsg_append (ack, &peer);
-        zmsg_addstr (ack, "OI/1");
-        zmsg_addstr (ack, "ACK");
-        zmsg_append (ack, &seq);
-        zmsg_addmem (ack, counts, 4);
-        zmsg_addmem (ack, counts + 4, 4);
-        zmsg_send (&ack, router);
-        zframe_destroy (&sig);
-        zframe_destroy (&cmd);
-        zmsg_destroy (&msg);
-    }
-    msgpack_zone_destroy (&zone);
-    zpoller_destroy (&poller);
-}
 
 static size_t
 s_read_lines (const char *path, char ***lines)
@@ -424,12 +378,9 @@ s_free_lines (char **lines, size_t n)
 void
 loadgen_test (bool verbose)
 {
-    zsock_t *router = zsock_new (ZMQ_ROUTER);
-    int port = zsock_bind (router, "tcp://127.0.0.1:*");
-    assert (port > 0);
-    zactor_t *fake = zactor_new (s_fake_ingestd, router);
+    testpeer_t *peer = testpeer_new ();
     char endpoint[64], error[256], summary[256];
-    snprintf (endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", port);
+    snprintf (endpoint, sizeof endpoint, "%s", testpeer_endpoint (peer));
     char *dir = selftest_tmpdir ("loadgen");
     char ids_path[512], dump_path[512];
     snprintf (ids_path, sizeof ids_path, "%s/ids", dir);
@@ -555,8 +506,7 @@ loadgen_test (bool verbose)
     fclose (f);
 
     //  Nobody listening: fails after give_up_ms.
-    zactor_destroy (&fake);
-    zsock_destroy (&router);
+    testpeer_destroy (&peer);
     config = (loadgen_config_t){
         .intake = endpoint, .count = 10, .give_up_ms = 300, .ack_timeout_ms = 100};
     gen = loadgen_new (&config, synth, error, sizeof error);

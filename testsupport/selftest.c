@@ -1,0 +1,9 @@
+#include "selftest.h"
+#include "testpeer.h"
+
+int
+main (int argc, char **argv)
+{
+    static const selftest_t tests[] = {{"testpeer", testpeer_test}, {NULL, NULL}};
+    return selftest_run (tests, argc, argv);
+}
