@@ -389,22 +389,27 @@ class WriterClient:
 # Records as the collectors make them (ids as proto/record.c computes them)
 
 
+OPTIONAL = object()  # an absent "?field" key part: packs nothing
+
+
 def record_id(kind, src, key_parts):
     """proto/record.c record_compute_id."""
     data = b"omni.id/1\0" + kind.encode() + b"\0" + src.encode() + b"\0"
     for part in key_parts:
-        data += msgpack.packb(part, use_bin_type=True)
+        if part is not OPTIONAL:
+            data += msgpack.packb(part, use_bin_type=True)
     return hashlib.sha256(data).digest()[:16]
 
 
 KEYS = {"run.start": ("@ts", "collector"), "run.end": ("@ts", "collector"),
         "git.commit": ("sha",), "git.branch": ("name",), "git.tag": ("name",),
-        "ci.build": ("pipeline", "build_id"), "ci.test": ("build_id", "suite", "class", "name"),
+        "ci.build": ("pipeline", "build_id"), "ci.test": ("build_id", "suite", "class", "name", "?occurrence"),
         "code.stats": ("rev", "language", "path")}
 
 
 def make_record(kind, src, body, ts, run="run-1", col="test"):
-    parts = [ts if k == "@ts" else body.get(k) for k in KEYS[kind]]
+    parts = [ts if k == "@ts" else body.get(k[1:], OPTIONAL) if k[0] == "?" else body.get(k)
+             for k in KEYS[kind]]
     rec = {"v": 1, "id": record_id(kind, src, parts), "kind": kind, "src": src, "col": col,
            "run": run, "ts": ts, "body": body}
     return msgpack.packb(rec, use_bin_type=True)
