@@ -224,8 +224,9 @@ s_explain_end (const char *path, char *out, size_t size, int *end_line)
     int line = 1, zone_line = 1, quote = 0, brackets = 0;
     bool any = false, rooted = false;
     char tail[3] = {0, 0, 0}; //  the last bytes, for "-->", "]]>", "?>"
-    int c;
+    int c, last = 0;
     while ((c = fgetc (f)) != EOF) {
+        last = c;
         if (c == '\n')
             line++;
         if (!isspace (c))
@@ -343,8 +344,9 @@ s_explain_end (const char *path, char *out, size_t size, int *end_line)
                   top->label, top->line);
     }
     free (stack);
+    //  A file ends on its last line, not on the empty one after its newline
     if (explained)
-        *end_line = line;
+        *end_line = last == '\n' && line > 1 ? line - 1 : line;
     return explained;
 }
 
