@@ -183,7 +183,7 @@ junit_find_files (const char *const *args, size_t nargs, char *const *patterns)
         if (list.count == before)
             log_warn ("junit.no_reports", "path=\"%s\" reason=\"%s\"", arg,
                       stat (arg, &st) == 0 || junit_is_glob (arg) ? "no report file in it"
-                                                               : strerror (errno));
+                                                                  : strerror (errno));
     }
     qsort (list.items, list.count, sizeof (char *), s_strcmp);
     size_t n = 0;

@@ -41,7 +41,7 @@
 #define S_PENDING_MAX 10000
 
 static const char *s_status_names[JUNIT_STATUSES] = {"passed", "skipped", "disabled", "failed",
-                                                      "error"};
+                                                     "error"};
 
 const char *
 junit_status_name (junit_status_t status)
@@ -320,7 +320,7 @@ s_explain_end (const char *path, char *out, size_t size, int *end_line)
     for (size_t i = depth; i-- > 0 && !tc;)
         if (strcmp (stack[i].name, "testcase") == 0)
             tc = &stack[i];
-    char where[400] = "";
+    char where[200] = "";
     if (tc && tc != top)
         snprintf (where, sizeof where, " of <testcase%s> opened at line %d", tc->label, tc->line);
     if (!any)
@@ -340,8 +340,8 @@ s_explain_end (const char *path, char *out, size_t size, int *end_line)
         explained = false;
     if (explained && (zone == Z_TAG || zone == Z_PI || zone == Z_DECL) && top) {
         size_t len = strlen (out);
-        snprintf (out + len, size - len, ", inside <%s%s> opened at line %d", top->name,
-                  top->label, top->line);
+        snprintf (out + len, size - len, ", inside <%s%s> opened at line %d", top->name, top->label,
+                  top->line);
     }
     free (stack);
     //  A file ends on its last line, not on the empty one after its newline
@@ -404,7 +404,7 @@ struct _junit_parse_t {
     s_case_t cur;
     char *flaky_type, *flaky_message;
     s_text_t text;
-    bool root_timed;     //  the root declared its time
+    bool root_timed;      //  the root declared its time
     double children_time; //  else its suites' declared times
     bool children_timed;
     //  Failed cases waiting for a rerun: order kept in `pending`, found by key
@@ -513,9 +513,9 @@ s_emit (junit_parse_t *self, const s_case_t *c)
     self->report->case_time += c->duration;
     if (!self->fn)
         return;
-    junit_case_t tc = {self->path,  c->suite, c->class_name, c->name,     c->status,
-                       c->duration, c->type,  c->message,    c->flaky,    c->retried,
-                       c->occurrence, c->ts};
+    junit_case_t tc = {self->path, c->suite,    c->class_name, c->name,
+                       c->status,  c->duration, c->type,       c->message,
+                       c->flaky,   c->retried,  c->occurrence, c->ts};
     if (self->fn (self->arg, &tc))
         self->stopped = true;
 }
@@ -966,8 +966,7 @@ s_parse (junit_parse_t *self, const char *path, junit_report_t *report, junit_ca
                 s_text_end (self);
             if (self->in_case && depth == self->case_depth)
                 s_case_done (self);
-            else if (!text_ended && self->nframes &&
-                     depth == self->frames[self->nframes - 1].depth)
+            else if (!text_ended && self->nframes && depth == self->frames[self->nframes - 1].depth)
                 s_pop_frame (self);
         } else if ((type == XML_READER_TYPE_TEXT || type == XML_READER_TYPE_CDATA) && self->text.on)
             s_text_append (self, (const char *) xmlTextReaderConstValue (reader));
@@ -1081,7 +1080,8 @@ s_expect_counts (const char *name, s_seen_t *seen, const int want[JUNIT_STATUSES
         got_retried += seen->c[i].retried;
         got_duration += seen->c[i].duration;
     }
-    bool same = got_flaky == flaky && got_retried == retried && fabs (got_duration - duration) < 1e-9;
+    bool same =
+        got_flaky == flaky && got_retried == retried && fabs (got_duration - duration) < 1e-9;
     for (int s = 0; s < JUNIT_STATUSES; s++)
         same &= got[s] == want[s];
     if (!same)
@@ -1332,7 +1332,8 @@ junit_parse_test (bool verbose)
         assert (strcmp (seen->c[s_find (seen, "same", k)].status, "passed") == 0);
     assert (strcmp (seen->c[s_find (seen, "call", 0)].status, "failed") == 0);
     assert (strcmp (seen->c[s_find (seen, "call", 1)].status, "error") == 0);
-    assert (!seen->c[s_find (seen, "call", 0)].retried && !seen->c[s_find (seen, "call", 1)].retried);
+    assert (!seen->c[s_find (seen, "call", 0)].retried &&
+            !seen->c[s_find (seen, "call", 1)].retried);
     i = s_find (seen, "x", 0);
     assert (seen->c[i].retried && strcmp (seen->c[i].message, "f1") == 0);
     i = s_find (seen, "x", 1);

@@ -54,7 +54,7 @@
 #include <stdint.h>
 
 #define JUNIT_MESSAGE_MAX 4096
-#define JUNIT_NO_TIME INT64_MIN
+#define JUNIT_NO_TIME     INT64_MIN
 
 //  By rank: a higher one wins when a case holds several outcomes
 typedef enum {
@@ -87,15 +87,15 @@ typedef struct {
 
 //  What one report holds beyond its results.
 typedef struct {
-    bool junit;        //  the root is <testsuite> or <testsuites>
-    char root[64];     //  the root element's name
-    uint64_t cases;    //  results
-    double case_time;  //  sum of the results' durations
-    double root_time;  //  the root's declared time; < 0 when it declares none
-    int64_t started;   //  earliest suite timestamp; JUNIT_NO_TIME when none
-    int64_t finished;  //  latest suite timestamp + its time; JUNIT_NO_TIME when none
-    int64_t mtime;     //  the file's modification time, ns
-    uint64_t bad_time; //  timestamps refused (out of 1970-2200)
+    bool junit;         //  the root is <testsuite> or <testsuites>
+    char root[64];      //  the root element's name
+    uint64_t cases;     //  results
+    double case_time;   //  sum of the results' durations
+    double root_time;   //  the root's declared time; < 0 when it declares none
+    int64_t started;    //  earliest suite timestamp; JUNIT_NO_TIME when none
+    int64_t finished;   //  latest suite timestamp + its time; JUNIT_NO_TIME when none
+    int64_t mtime;      //  the file's modification time, ns
+    uint64_t bad_time;  //  timestamps refused (out of 1970-2200)
     uint8_t digest[32]; //  SHA-256 of the file's bytes
 } junit_report_t;
 
@@ -110,8 +110,8 @@ void junit_parse_destroy (junit_parse_t **self_p);
 //  Reads a report whole, giving no results. Returns 0 when it parses whole
 //  (`report` says whether it is a JUnit report and what it holds), -1 with
 //  `error` ("path:line: what is wrong") when it is unreadable or malformed.
-int junit_parse_check (junit_parse_t *self, const char *path, junit_report_t *report,
-                       char *error, size_t error_size);
+int junit_parse_check (junit_parse_t *self, const char *path, junit_report_t *report, char *error,
+                       size_t error_size);
 
 //  Reads a report and gives each result to `fn` (failed attempts are held
 //  until the report shows whether they were run again). Returns 0, -1 with
