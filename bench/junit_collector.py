@@ -4,7 +4,8 @@ report, for this build and, with --bin, another (the one before a change) in
 the same rounds, so that a busy machine slows both alike.
 
 The report (default 100,000 test cases in suites of 1,000, 1 % failing with a
-trace, every case with some output, a rerun every 500 cases) is written once.
+trace, every case with some output, one failure in five run again and
+passing) is written once (tests/omni.py junit_big_report).
 collectord sends to a fake ingestd (bench/git_collector.py's: a ZeroMQ ROUTER
 in this process that acknowledges every batch at once), so the figure is the
 collector's own cost: reading, encoding, sending.
@@ -19,27 +20,11 @@ import shutil
 import sys
 import tempfile
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "..", "tests"))
 from git_collector import BIN, FakeIngestd, run_measured  # noqa: E402
-
-
-def make_report(path, cases):
-    with open(path, "w") as f:
-        f.write('<?xml version="1.0" encoding="UTF-8"?>\n<testsuites>\n')
-        for s in range(max(cases // 1000, 1)):
-            f.write(f'<testsuite name="suite{s}" timestamp="2024-01-01T00:00:00" time="9.5">\n')
-            for i in range(min(cases, 1000)):
-                k = s * 1000 + i
-                f.write(f'<testcase classname="pkg.Class{s}" name="test_{k}" time="0.00{k % 10}">')
-                if k % 100 == 0:
-                    f.write(f'<failure message="boom {k}" type="AssertionError">'
-                            f'{"trace line " * 50}</failure>')
-                f.write(f'<system-out>{"output " * 20}</system-out></testcase>\n')
-                if k % 500 == 0:
-                    # gotestsum's rerun of the failure just written
-                    f.write(f'<testcase classname="pkg.Class{s}" name="test_{k}" time="0.001"/>\n')
-            f.write('</testsuite>\n')
-        f.write('</testsuites>\n')
+from omni import junit_big_report  # noqa: E402
 
 
 def main():
@@ -53,7 +38,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix="omni-bench-junit-")
     try:
         report = os.path.join(tmp, "report.xml")
-        make_report(report, args.cases)
+        junit_big_report(report, args.cases, rerun_every=500)
         print(f"report: {args.cases} cases, {os.path.getsize(report) / 2**20:.1f} MiB")
         fake = FakeIngestd()
         best = {}

@@ -1032,6 +1032,7 @@ typedef struct {
     size_t count;
     struct {
         char suite[64], class_name[64], name[64], status[16], type[64], message[256];
+        size_t message_len;
         double duration;
         bool flaky, retried;
         uint32_t occurrence;
@@ -1055,6 +1056,7 @@ s_keep (void *arg, const junit_case_t *tc)
                   tc->failure_type ? tc->failure_type : "(null)");
         snprintf (seen->c[i].message, sizeof seen->c[i].message, "%s",
                   tc->failure_message ? tc->failure_message : "(null)");
+        seen->c[i].message_len = tc->failure_message ? strlen (tc->failure_message) : 0;
         seen->c[i].duration = tc->duration;
         seen->c[i].flaky = tc->flaky;
         seen->c[i].retried = tc->retried;
@@ -1129,25 +1131,12 @@ s_find (s_seen_t *seen, const char *name, uint32_t occurrence)
     return 0;
 }
 
-//  Writes `text` to dir/name; returns the path (caller frees)
-static char *
-s_write (const char *dir, const char *name, const char *text)
-{
-    char *path;
-    assert (asprintf (&path, "%s/%s", dir, name) > 0);
-    FILE *f = fopen (path, "w");
-    assert (f);
-    fputs (text, f);
-    fclose (f);
-    return path;
-}
-
 //  Reads an inline report; returns its check rc, `err` its error
 static int
 s_inline (const char *dir, const char *text, s_seen_t *seen, char *err, size_t size)
 {
     memset (seen, 0, sizeof *seen);
-    char *path = s_write (dir, "inline.xml", text);
+    char *path = selftest_write (dir, "inline.xml", text);
     junit_parse_t *parser = junit_parse_new ();
     junit_report_t report;
     int rc = junit_parse_check (parser, path, &report, err, size);
@@ -1357,10 +1346,10 @@ junit_parse_test (bool verbose)
     //  The root's declared time; timestamps out of range are not used
     junit_parse_t *parser = junit_parse_new ();
     junit_report_t report;
-    path = s_write (dir, "timed.xml",
-                    "<testsuites time=\"4.5\"><testsuite name=\"s\" "
-                    "timestamp=\"0001-01-01T00:00:00Z\"><testcase name=\"a\"/>"
-                    "</testsuite></testsuites>");
+    path = selftest_write (dir, "timed.xml",
+                           "<testsuites time=\"4.5\"><testsuite name=\"s\" "
+                           "timestamp=\"0001-01-01T00:00:00Z\"><testcase name=\"a\"/>"
+                           "</testsuite></testsuites>");
     assert (junit_parse_check (parser, path, &report, err, sizeof err) == 0);
     assert (report.junit && report.cases == 1 && report.root_time == 4.5);
     assert (report.case_time == 0 && report.bad_time == 1 && report.started == JUNIT_NO_TIME);
@@ -1368,10 +1357,10 @@ junit_parse_test (bool verbose)
     assert (junit_parse_file (parser, path, &report, s_keep, seen, err, sizeof err) == 0);
     assert (seen->c[0].ts == report.mtime);
     free (path);
-    path = s_write (dir, "children.xml",
-                    "<testsuites><testsuite name=\"a\" time=\"1.5\"/>"
-                    "<testsuite name=\"b\" time=\"2\"><testcase name=\"x\"/></testsuite>"
-                    "</testsuites>");
+    path = selftest_write (dir, "children.xml",
+                           "<testsuites><testsuite name=\"a\" time=\"1.5\"/>"
+                           "<testsuite name=\"b\" time=\"2\"><testcase name=\"x\"/></testsuite>"
+                           "</testsuites>");
     assert (junit_parse_check (parser, path, &report, err, sizeof err) == 0);
     assert (report.root_time == 3.5 && report.cases == 1);
     free (path);
@@ -1380,14 +1369,14 @@ junit_parse_test (bool verbose)
     assert (junit_parse_check (parser, path, &report, err, sizeof err) == 0);
     assert (!report.junit && strcmp (report.root, "project") == 0);
     free (path);
-    path = s_write (dir, "none.xml", "<testsuites/>");
+    path = selftest_write (dir, "none.xml", "<testsuites/>");
     assert (junit_parse_check (parser, path, &report, err, sizeof err) == 0);
     assert (report.junit && report.cases == 0);
     free (path);
     //  The same file changed between the readings
-    path = s_write (dir, "moving.xml", "<testsuite><testcase name=\"a\"/></testsuite>");
+    path = selftest_write (dir, "moving.xml", "<testsuite><testcase name=\"a\"/></testsuite>");
     assert (junit_parse_check (parser, path, &report, err, sizeof err) == 0);
-    free (s_write (dir, "moving.xml", "<testsuite><testcase name=\"b\"/></testsuite>"));
+    free (selftest_write (dir, "moving.xml", "<testsuite><testcase name=\"b\"/></testsuite>"));
     assert (junit_parse_file (parser, path, &report, s_keep, seen, err, sizeof err) == -1);
     assert (strstr (err, "changed while it was read"));
     free (path);
@@ -1439,6 +1428,8 @@ junit_parse_test (bool verbose)
     assert (junit_parse_file (parser, big, NULL, s_keep, seen, err, sizeof err) == 0);
     junit_parse_destroy (&parser);
     assert (seen->count == 1 && strcmp (seen->c[0].status, "failed") == 0);
+    //  "x" + 2047 whole "é" = 4095 bytes: the 2048th would pass 4096
+    assert (seen->c[0].message_len == 4095 && seen->c[0].message[0] == 'x');
     free (big);
 
     //  Occurrence counting: two keys, many times, across a table resize

@@ -475,6 +475,28 @@ def stream_disrupted(p, n, stored, disrupt, first_timeout=120, timeout=180):
 # Git histories, built by the tests and read back with git itself
 
 
+def junit_big_report(path, n, rerun_every=0):
+    """A JUnit report of n test cases in suites of 1000, 1% failing with a
+    trace, each with some output; with rerun_every, every such case that
+    failed is run again and passes (gotestsum --rerun-fails)."""
+    with open(path, "w") as f:
+        f.write('<?xml version="1.0" encoding="UTF-8"?>\n<testsuites>\n')
+        for s in range(max(n // 1000, 1)):
+            f.write(f'<testsuite name="suite{s}" tests="1000" '
+                    f'timestamp="2024-01-01T00:00:00">\n')
+            for i in range(min(n, 1000)):
+                k = s * 1000 + i
+                f.write(f'  <testcase classname="pkg.Class{s}" name="test_{k}" time="0.00{k % 10}">')
+                if k % 100 == 0:
+                    f.write(f'<failure message="boom {k}" type="AssertionError">'
+                            f'{"trace line " * 50}</failure>')
+                f.write(f'<system-out>{"output " * 20}</system-out></testcase>\n')
+                if rerun_every and k % rerun_every == 0:
+                    f.write(f'  <testcase classname="pkg.Class{s}" name="test_{k}" time="0.001"/>\n')
+            f.write('</testsuite>\n')
+        f.write('</testsuites>\n')
+
+
 def git(repo, *args, env=None):
     out = subprocess.run(["git", "-C", repo, *args], check=True, capture_output=True,
                          env=dict(os.environ, **(env or {})))

@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from omni import BIN, ROOT, archive_lines, query, scalar, wait_until
+from omni import BIN, ROOT, archive_lines, junit_big_report, query, scalar, wait_until
 
 COLLECTORD = os.path.join(BIN, "collectord")
 FIXTURES = os.path.join(ROOT, "tests", "fixtures")
@@ -187,24 +187,6 @@ def test_junit_build_from_ci_environment(pipeline, workdir):
     assert build["body"]["tests"]["total"] == 5
 
 
-def _big_report(path, n):
-    """n test cases in suites of 1000, 1% failing, each with some output."""
-    with open(path, "w") as f:
-        f.write('<?xml version="1.0" encoding="UTF-8"?>\n<testsuites>\n')
-        for s in range(n // 1000):
-            f.write(f'<testsuite name="suite{s}" tests="1000" '
-                    f'timestamp="2024-01-01T00:00:00">\n')
-            for i in range(1000):
-                k = s * 1000 + i
-                f.write(f'  <testcase classname="pkg.Class{s}" name="test_{k}" time="0.00{k % 10}">')
-                if k % 100 == 0:
-                    f.write(f'<failure message="boom {k}" type="AssertionError">'
-                            f'{"trace line " * 50}</failure>')
-                f.write(f'<system-out>{"output " * 20}</system-out></testcase>\n')
-            f.write('</testsuite>\n')
-        f.write('</testsuites>\n')
-
-
 def _peak_rss_kb(cmd, env):
     """Runs cmd, returns (returncode, stderr, peak RSS in KiB). /usr/bin/time
     measures the program alone (wait4 in a forked Python would count the
@@ -234,8 +216,8 @@ def test_junit_100k_cases_bounded_memory(pipeline, workdir):
     env = clean_env(ASAN_OPTIONS="quarantine_size_mb=1:thread_local_quarantine_size_kb=64")
     p = start(pipeline)
     small, big = os.path.join(workdir, "small.xml"), os.path.join(workdir, "big.xml")
-    _big_report(small, 10_000)
-    _big_report(big, 100_000)
+    junit_big_report(small, 10_000)
+    junit_big_report(big, 100_000)
     assert os.path.getsize(big) > 20 << 20
     peaks = {}
     for name, path in (("small", small), ("big", big)):
