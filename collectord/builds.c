@@ -102,6 +102,10 @@ builds_parse_time (const char *text, int64_t *ns)
         p++;
     if (*p || mon < 1 || mon > 12 || day < 1 || day > 31 || hour > 23 || min > 59 || sec > 60)
         return -1;
+    //  Outside it the ns would not fit in 64 bits (1677-2262) and wrap, or
+    //  name no time a build or test ran (gotestsum writes 0001-01-01)
+    if (year < 1969 || year > 2200)
+        return -2;
     struct tm tm = {0};
     tm.tm_year = year - 1900;
     tm.tm_mon = mon - 1;
@@ -109,7 +113,10 @@ builds_parse_time (const char *text, int64_t *ns)
     tm.tm_hour = hour;
     tm.tm_min = min;
     tm.tm_sec = sec;
-    *ns = ((int64_t) timegm (&tm) - (int64_t) offset * 60) * 1000000000 + frac_ns;
+    int64_t t = ((int64_t) timegm (&tm) - (int64_t) offset * 60) * 1000000000 + frac_ns;
+    if (t < 0 || t >= BUILDS_TIME_MAX)
+        return -2;
+    *ns = t;
     return 0;
 }
 
@@ -167,7 +174,7 @@ builds_pack (msgpack_packer *pk, const builds_build_t *b)
     }
     if (b->tests) {
         s_pack_str (pk, "tests");
-        msgpack_pack_map (pk, 5);
+        msgpack_pack_map (pk, 7 + (b->tests->unreadable > 0));
         s_pack_str (pk, "total");
         msgpack_pack_uint64 (pk, b->tests->total);
         s_pack_str (pk, "passed");
@@ -178,6 +185,14 @@ builds_pack (msgpack_packer *pk, const builds_build_t *b)
         msgpack_pack_uint64 (pk, b->tests->error);
         s_pack_str (pk, "skipped");
         msgpack_pack_uint64 (pk, b->tests->skipped);
+        s_pack_str (pk, "disabled");
+        msgpack_pack_uint64 (pk, b->tests->disabled);
+        s_pack_str (pk, "retried");
+        msgpack_pack_uint64 (pk, b->tests->retried);
+        if (b->tests->unreadable) {
+            s_pack_str (pk, "unreadable");
+            msgpack_pack_uint64 (pk, b->tests->unreadable);
+        }
     }
 }
 
@@ -1008,6 +1023,15 @@ builds_test (bool verbose)
     assert (builds_parse_time ("2024-01-31", &ns) == 0 && ns == S_SEC (1706659200));
     assert (builds_parse_time ("2024-13-31T10:00:00Z", &ns) == -1);
     assert (builds_parse_time ("yesterday", &ns) == -1);
+    //  Out of range is refused, never wrapped
+    assert (builds_parse_time ("0001-01-01T00:00:00Z", &ns) == -2);
+    assert (builds_parse_time ("1969-12-31T23:59:59Z", &ns) == -2);
+    assert (builds_parse_time ("1970-01-01T01:00:00+02:00", &ns) == -2);
+    assert (builds_parse_time ("2200-01-01T00:00:00Z", &ns) == -2);
+    assert (builds_parse_time ("9999-12-31T23:59:59Z", &ns) == -2);
+    assert (builds_parse_time ("1970-01-01T00:00:00Z", &ns) == 0 && ns == 0);
+    assert (builds_parse_time ("2199-12-31T23:59:59Z", &ns) == 0 &&
+            ns == BUILDS_TIME_MAX - S_SEC (1));
     assert (builds_parse_time ("2024-01-31T10:00:00Zjunk", &ns) == -1);
 
     s_seen_t *seen = calloc (1, sizeof *seen);

@@ -39,10 +39,15 @@
 #include <stdint.h>
 
 #define BUILDS_NO_TIME INT64_MIN
+//  2200-01-01T00:00:00Z in ns: times from then on are refused
+#define BUILDS_TIME_MAX INT64_C (7258118400000000000)
 
-//  Counts of the test cases of a build (ci.build body.tests).
+//  Counts of the test results of a build (ci.build body.tests): total =
+//  passed + failed + error + skipped + disabled + retried (attempts run
+//  again, whose outcome a later result holds); unreadable: report files
+//  that did not parse (packed only when some did not).
 typedef struct {
-    uint64_t total, passed, failed, error, skipped;
+    uint64_t total, passed, failed, error, skipped, disabled, retried, unreadable;
 } builds_tests_t;
 
 //  One build, as packed into a ci.build body. Strings may be NULL (absent)
@@ -80,7 +85,9 @@ void builds_pack (msgpack_packer *pk, const builds_build_t *build);
 
 //  Parses an ISO 8601 / RFC 3339 time, "2024-01-31T10:00:00Z",
 //  "2024-01-31 10:00:00.123+02:00", "2024-01-31T10:00:00" (no offset: UTC),
-//  into ns since the epoch. Returns 0, or -1 when `text` is not one.
+//  into ns since the epoch. Returns 0, -1 when `text` is not one, -2 when
+//  it is before 1970 or from 2200 on (BUILDS_TIME_MAX) and so no time a build
+//  ran (gotestsum writes 0001-01-01).
 int builds_parse_time (const char *text, int64_t *ns);
 
 extern const collector_t builds_collector;

@@ -1,6 +1,14 @@
-/*  junit: JUnit XML test reports into ci.test and ci.build records, read
-    with libxml2's streaming xmlTextReader.                                 */
+/*  junit: JUnit XML test reports into ci.test and ci.build records.
+
+    Why the reports are read twice (junit_parse_check, then
+    junit_parse_file): a report that does not parse whole must give nothing,
+    the build id made from the reports must be known before their first
+    result is sent, and memory must not grow with a report. The first
+    reading checks every report and hashes it; the second sends. The build's
+    counts are taken from what was sent, so they equal its stored rows.    */
 #include "junit.h"
+#include "junit_files.h"
+#include "junit_parse.h"
 #include "srcname.h"
 #include "record.h"
 #include "builds.h"
@@ -9,798 +17,23 @@
 #include "selftest.h"
 #include "state.h"
 #include "util.h"
-#include "utf8.h"
 
 #include <assert.h>
-#include <ctype.h>
 #include <czmq.h>
-#include <dirent.h>
 #include <errno.h>
-#include <fnmatch.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <math.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
-#include <libxml/xmlreader.h>
-
-#define S_NO_TIME INT64_MIN
-//  Failed cases held back per report, waiting for a passing rerun; past
-//  this they are sent at once (a rerun then gives a second record).
-#define S_PENDING_MAX 10000
-
-//  ---------------------------------------------------------------------------
-//  Small helpers
-
-size_t
-junit_utf8_cut (const char *s, size_t len, size_t max)
-{
-    if (len <= max)
-        return len;
-    size_t cut = max;
-    //  Back to the first byte of the character that would be cut
-    while (cut > 0 && ((unsigned char) s[cut] & 0xC0) == 0x80)
-        cut--;
-    return cut;
-}
-
-//  Seconds from a time attribute: "0.25", "1,234.5" (grouping), "0,25"
-//  (decimal comma). 0 when missing or not a number.
-static double
-s_seconds (const char *text)
-{
-    if (!text)
-        return 0;
-    char buf[64];
-    size_t n = 0;
-    bool dot = strchr (text, '.') != NULL;
-    const char *comma = strrchr (text, ',');
-    //  A lone comma followed by exactly three digits groups thousands
-    bool grouping = dot || (comma && strlen (comma + 1) == 3);
-    for (const char *p = text; *p && n + 1 < sizeof buf; p++) {
-        if (*p == ',') {
-            if (!grouping)
-                buf[n++] = '.';
-        } else if (!isspace ((unsigned char) *p))
-            buf[n++] = *p;
-    }
-    buf[n] = 0;
-    char *end;
-    double v = strtod (buf, &end);
-    if (end == buf || *end || !isfinite (v) || v < 0)
-        return 0;
-    return v;
-}
-
-static char *
-s_attr (xmlTextReaderPtr reader, const char *name)
-{
-    xmlChar *v = xmlTextReaderGetAttribute (reader, BAD_CAST name);
-    if (!v)
-        return NULL;
-    char *copy = strdup ((const char *) v);
-    xmlFree (v);
-    return copy;
-}
-
-//  A message attribute that says nothing ("Failed", Go's reports; ctest)
-static bool
-s_generic (const char *message)
-{
-    if (!message || !*message)
-        return true;
-    static const char *words[] = {"Failed", "failed", "Error", "error", "Skipped", "skipped", NULL};
-    for (size_t i = 0; words[i]; i++)
-        if (strcmp (message, words[i]) == 0)
-            return true;
-    return false;
-}
-
-static char *
-s_trimmed_dup (const char *s, size_t len, size_t max)
-{
-    while (len && isspace ((unsigned char) *s))
-        s++, len--;
-    while (len && isspace ((unsigned char) s[len - 1]))
-        len--;
-    len = junit_utf8_cut (s, len, max);
-    char *out = malloc (len + 1);
-    assert (out);
-    memcpy (out, s, len);
-    out[len] = 0;
-    return out;
-}
-
-//  ---------------------------------------------------------------------------
-//  The report reader
-
-typedef enum { S_PASSED = 0, S_SKIPPED, S_FAILED, S_ERROR } s_status_t;
-
-static const char *s_status_names[] = {"passed", "skipped", "failed", "error"};
-
-typedef struct {
-    char *name;
-    int64_t ts;
-    double time;
-    int depth;
-} s_frame_t;
-
-typedef struct {
-    char *suite, *class_name, *name, *type, *message;
-    s_status_t status;
-    double duration;
-    bool flaky;
-    int64_t ts;
-    bool done; //  pending: sent already
-} s_case_t;
-
-//  Text being gathered for a message
-typedef struct {
-    bool on;
-    int depth; //  of the element whose text it is
-    char *buf;
-    size_t len;
-    bool use;           //  the text is the message (the attribute said nothing)
-    char *attr_message; //  kept in case the text is empty
-    bool flaky;         //  it belongs to a flakyFailure/flakyError
-} s_text_t;
-
-struct _junit_t {
-    junit_case_fn *fn;
-    void *arg;
-    junit_totals_t totals;
-    //  One report
-    const char *path;
-    char *basename; //  file name without extension: the suite of last resort
-    int64_t mtime;
-    s_frame_t *frames;
-    size_t nframes, frames_cap;
-    bool in_case;
-    int case_depth;
-    s_case_t cur;
-    char *flaky_type, *flaky_message;
-    s_text_t text;
-    //  Failed cases waiting for a rerun: order kept in `pending`, found by key
-    s_case_t *pending;
-    size_t npending, pending_cap;
-    zhashx_t *pending_index; //  key -> index + 1
-    int64_t count;
-    bool stopped;
-    //  The first error the parser reported
-    bool errored;
-    int error_line;
-    char error[512];
-};
-
-junit_t *
-junit_new (junit_case_fn *fn, void *arg)
-{
-    xmlInitParser ();
-    junit_t *self = calloc (1, sizeof *self);
-    assert (self);
-    self->fn = fn;
-    self->arg = arg;
-    self->totals.started = self->totals.finished = S_NO_TIME;
-    self->totals.newest_file = S_NO_TIME;
-    self->text.buf = malloc (JUNIT_MESSAGE_MAX + 8);
-    assert (self->text.buf);
-    self->pending_index = zhashx_new ();
-    return self;
-}
-
-static void
-s_case_free (s_case_t *c)
-{
-    free (c->suite);
-    free (c->class_name);
-    free (c->name);
-    free (c->type);
-    free (c->message);
-    memset (c, 0, sizeof *c);
-}
-
-static void
-s_reset_file (junit_t *self)
-{
-    for (size_t i = 0; i < self->nframes; i++)
-        free (self->frames[i].name);
-    self->nframes = 0;
-    s_case_free (&self->cur);
-    self->in_case = false;
-    free (self->flaky_type);
-    free (self->flaky_message);
-    self->flaky_type = self->flaky_message = NULL;
-    free (self->text.attr_message);
-    self->text.attr_message = NULL;
-    self->text.on = false;
-    for (size_t i = 0; i < self->npending; i++)
-        s_case_free (&self->pending[i]);
-    self->npending = 0;
-    zhashx_purge (self->pending_index);
-    free (self->basename);
-    self->basename = NULL;
-}
-
-void
-junit_destroy (junit_t **self_p)
-{
-    junit_t *self = *self_p;
-    if (!self)
-        return;
-    s_reset_file (self);
-    free (self->frames);
-    free (self->pending);
-    free (self->text.buf);
-    zhashx_destroy (&self->pending_index);
-    free (self);
-    *self_p = NULL;
-}
-
-const junit_totals_t *
-junit_totals (junit_t *self)
-{
-    return &self->totals;
-}
-
-#if LIBXML_VERSION >= 21200
-static void
-s_on_error (void *arg, const xmlError *err)
-#else
-static void
-s_on_error (void *arg, xmlErrorPtr err)
-#endif
-{
-    junit_t *self = (junit_t *) arg;
-    if (self->errored || !err || err->level < XML_ERR_ERROR)
-        return;
-    self->errored = true;
-    self->error_line = err->line;
-    snprintf (self->error, sizeof self->error, "%s", err->message ? err->message : "malformed");
-    size_t len = strlen (self->error);
-    while (len && isspace ((unsigned char) self->error[len - 1]))
-        self->error[--len] = 0;
-}
-
-//  Sends a finished case to the callback and counts it.
-static void
-s_emit (junit_t *self, const s_case_t *c)
-{
-    if (self->stopped)
-        return;
-    junit_case_t tc = {self->path,  c->suite, c->class_name, c->name,  s_status_names[c->status],
-                       c->duration, c->type,  c->message,    c->flaky, c->ts};
-    junit_totals_t *t = &self->totals;
-    t->total++;
-    t->passed += c->status == S_PASSED;
-    t->failed += c->status == S_FAILED;
-    t->error += c->status == S_ERROR;
-    t->skipped += c->status == S_SKIPPED;
-    t->flaky += c->flaky;
-    t->duration += c->duration;
-    self->count++;
-    if (self->fn (self->arg, &tc))
-        self->stopped = true;
-}
-
-static char *
-s_key (const s_case_t *c)
-{
-    char *key;
-    assert (asprintf (&key, "%s\x1f%s\x1f%s", c->suite, c->class_name ? c->class_name : "",
-                      c->name) > 0);
-    return key;
-}
-
-//  The case just read: a rerun of a pending failure settles it, a failure
-//  waits for a possible rerun, anything else goes out now.
-static void
-s_case_done (junit_t *self)
-{
-    s_case_t *c = &self->cur;
-    if (c->status == S_PASSED && !c->message && (self->flaky_type || self->flaky_message)) {
-        c->flaky = true;
-        c->type = self->flaky_type;
-        c->message = self->flaky_message;
-        self->flaky_type = self->flaky_message = NULL;
-    }
-    char *key = s_key (c);
-    size_t index = (size_t) (uintptr_t) zhashx_lookup (self->pending_index, key);
-    if (index) {
-        s_case_t *p = &self->pending[index - 1];
-        if (c->status == S_PASSED) {
-            //  Failed, then passed on a rerun: flaky, with the failure retried
-            p->status = S_PASSED;
-            p->flaky = true;
-            p->duration = c->duration;
-            p->done = true;
-            s_emit (self, p);
-            zhashx_delete (self->pending_index, key);
-        }
-        //  A rerun that failed again adds nothing to the first failure
-        s_case_free (c);
-    } else if ((c->status == S_FAILED || c->status == S_ERROR) && self->npending < S_PENDING_MAX) {
-        if (self->npending == self->pending_cap) {
-            self->pending_cap = self->pending_cap ? self->pending_cap * 2 : 64;
-            self->pending = realloc (self->pending, self->pending_cap * sizeof *self->pending);
-            assert (self->pending);
-        }
-        self->pending[self->npending++] = *c;
-        memset (c, 0, sizeof *c);
-        zhashx_insert (self->pending_index, key, (void *) (uintptr_t) self->npending);
-    } else {
-        s_emit (self, c);
-        s_case_free (c);
-    }
-    free (key);
-    free (self->flaky_type);
-    free (self->flaky_message);
-    self->flaky_type = self->flaky_message = NULL;
-    self->in_case = false;
-}
-
-static void
-s_flush_pending (junit_t *self)
-{
-    for (size_t i = 0; i < self->npending; i++)
-        if (!self->pending[i].done)
-            s_emit (self, &self->pending[i]);
-}
-
-static void
-s_push_frame (junit_t *self, xmlTextReaderPtr reader, int depth)
-{
-    if (self->nframes == self->frames_cap) {
-        self->frames_cap = self->frames_cap ? self->frames_cap * 2 : 8;
-        self->frames = realloc (self->frames, self->frames_cap * sizeof *self->frames);
-        assert (self->frames);
-    }
-    s_frame_t *f = &self->frames[self->nframes++];
-    f->name = s_attr (reader, "name");
-    if (f->name && !*f->name) {
-        free (f->name);
-        f->name = NULL;
-    }
-    char *stamp = s_attr (reader, "timestamp");
-    f->ts = S_NO_TIME;
-    if (stamp && builds_parse_time (stamp, &f->ts))
-        f->ts = S_NO_TIME;
-    free (stamp);
-    char *time = s_attr (reader, "time");
-    f->time = s_seconds (time);
-    free (time);
-    f->depth = depth;
-    if (f->ts != S_NO_TIME) {
-        junit_totals_t *t = &self->totals;
-        if (t->started == S_NO_TIME || f->ts < t->started)
-            t->started = f->ts;
-        int64_t end = f->ts + (int64_t) (f->time * 1e9);
-        if (t->finished == S_NO_TIME || end > t->finished)
-            t->finished = end;
-    }
-}
-
-static void
-s_pop_frame (junit_t *self)
-{
-    if (self->nframes) {
-        self->nframes--;
-        free (self->frames[self->nframes].name);
-    }
-}
-
-static void
-s_start_case (junit_t *self, xmlTextReaderPtr reader, int depth)
-{
-    s_case_free (&self->cur);
-    s_case_t *c = &self->cur;
-    c->name = s_attr (reader, "name");
-    if (!c->name)
-        c->name = strdup ("");
-    c->class_name = s_attr (reader, "classname");
-    if (c->class_name && !*c->class_name) {
-        free (c->class_name);
-        c->class_name = NULL;
-    }
-    char *time = s_attr (reader, "time");
-    c->duration = s_seconds (time);
-    free (time);
-    c->ts = self->mtime;
-    const char *suite = NULL;
-    for (size_t i = self->nframes; i-- > 0;) {
-        if (!suite && self->frames[i].name)
-            suite = self->frames[i].name;
-        if (c->ts == self->mtime && self->frames[i].ts != S_NO_TIME)
-            c->ts = self->frames[i].ts;
-    }
-    c->suite = strdup (suite ? suite : self->basename);
-    self->in_case = true;
-    self->case_depth = depth;
-}
-
-//  <failure>, <error>, <skipped>, <flakyFailure>... inside a test case
-static void
-s_outcome (junit_t *self, xmlTextReaderPtr reader, const char *name, int depth, bool empty)
-{
-    s_case_t *c = &self->cur;
-    s_status_t status;
-    bool flaky = false;
-    if (strcmp (name, "failure") == 0)
-        status = S_FAILED;
-    else if (strcmp (name, "error") == 0)
-        status = S_ERROR;
-    else if (strcmp (name, "skipped") == 0)
-        status = S_SKIPPED;
-    else if (strcmp (name, "flakyFailure") == 0 || strcmp (name, "flakyError") == 0) {
-        status = S_PASSED;
-        flaky = true;
-    } else
-        return; //  rerunFailure, rerunError: the <failure> beside them says it
-    char *type = s_attr (reader, "type");
-    if (type && !*type) {
-        free (type);
-        type = NULL;
-    }
-    char *message = s_attr (reader, "message");
-    if (flaky) {
-        if (self->flaky_type || self->flaky_message) {
-            //  The first retried failure is the one reported
-            free (type);
-            free (message);
-            return;
-        }
-        self->flaky_type = type;
-    } else {
-        //  The first outcome decides; a skip never hides a failure
-        if (c->status != S_PASSED || (c->message && status == S_SKIPPED)) {
-            free (type);
-            free (message);
-            return;
-        }
-        c->status = status;
-        free (c->type);
-        c->type = type;
-    }
-    bool use_text = s_generic (message);
-    char **target = flaky ? &self->flaky_message : &c->message;
-    free (*target);
-    *target = NULL;
-    if (!use_text) {
-        *target = s_trimmed_dup (message, strlen (message), JUNIT_MESSAGE_MAX);
-        free (message);
-        return;
-    }
-    if (empty) {
-        if (message && *message)
-            *target = s_trimmed_dup (message, strlen (message), JUNIT_MESSAGE_MAX);
-        free (message);
-        return;
-    }
-    //  Gather the element's text; decided at its end
-    s_text_t *t = &self->text;
-    t->on = true;
-    t->depth = depth;
-    t->len = 0;
-    t->use = true;
-    t->flaky = flaky;
-    free (t->attr_message);
-    t->attr_message = message;
-}
-
-static void
-s_text_append (junit_t *self, const char *s)
-{
-    s_text_t *t = &self->text;
-    size_t room = JUNIT_MESSAGE_MAX + 4 - t->len;
-    if (!s || room == 0)
-        return;
-    if (t->len == 0)
-        while (isspace ((unsigned char) *s))
-            s++;
-    size_t len = strlen (s);
-    if (len > room)
-        len = room;
-    memcpy (t->buf + t->len, s, len);
-    t->len += len;
-}
-
-static void
-s_text_end (junit_t *self)
-{
-    s_text_t *t = &self->text;
-    t->on = false;
-    char **target = t->flaky ? &self->flaky_message : &self->cur.message;
-    char *text = s_trimmed_dup (t->buf, t->len, JUNIT_MESSAGE_MAX);
-    free (*target);
-    if (*text) {
-        *target = text;
-    } else {
-        free (text);
-        *target = t->attr_message && *t->attr_message
-                      ? s_trimmed_dup (t->attr_message, strlen (t->attr_message), JUNIT_MESSAGE_MAX)
-                      : NULL;
-    }
-    free (t->attr_message);
-    t->attr_message = NULL;
-}
-
-int64_t
-junit_read_file (junit_t *self, const char *path, char *error, size_t error_size)
-{
-    struct stat st;
-    if (stat (path, &st) != 0) {
-        snprintf (error, error_size, "%s: %s", path, strerror (errno));
-        return -1;
-    }
-    self->path = path;
-    self->mtime = (int64_t) st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
-    if (self->totals.newest_file == S_NO_TIME || self->mtime > self->totals.newest_file)
-        self->totals.newest_file = self->mtime;
-    const char *base = strrchr (path, '/');
-    base = base ? base + 1 : path;
-    const char *dot = strrchr (base, '.');
-    self->basename = strndup (base, dot && dot > base ? (size_t) (dot - base) : strlen (base));
-    self->count = 0;
-    self->stopped = false;
-    self->errored = false;
-    self->error[0] = 0;
-    //  No network, no entity expansion (no XXE); huge text nodes (a long
-    //  system-out) are read, then skipped
-    xmlTextReaderPtr reader = xmlReaderForFile (path, NULL, XML_PARSE_NONET | XML_PARSE_HUGE);
-    if (!reader) {
-        snprintf (error, error_size, "%s: cannot open", path);
-        s_reset_file (self);
-        return -1;
-    }
-    xmlTextReaderSetStructuredErrorHandler (reader, s_on_error, self);
-    bool root_seen = false, junit = true;
-    int ret = xmlTextReaderRead (reader);
-    while (ret == 1 && !self->stopped) {
-        int type = xmlTextReaderNodeType (reader);
-        int depth = xmlTextReaderDepth (reader);
-        const char *name = (const char *) xmlTextReaderConstLocalName (reader);
-        bool skip = false;
-        if (type == XML_READER_TYPE_ELEMENT) {
-            bool empty = xmlTextReaderIsEmptyElement (reader) == 1;
-            bool suite = strcmp (name, "testsuite") == 0 || strcmp (name, "testsuites") == 0;
-            if (!root_seen) {
-                root_seen = true;
-                if (!suite) {
-                    junit = false;
-                    break;
-                }
-            }
-            if (self->in_case && depth == self->case_depth + 1 && !self->text.on)
-                s_outcome (self, reader, name, depth, empty);
-            else if (suite && !self->in_case) {
-                s_push_frame (self, reader, depth);
-                if (empty)
-                    s_pop_frame (self);
-            } else if (strcmp (name, "testcase") == 0 && !self->in_case) {
-                s_start_case (self, reader, depth);
-                if (empty)
-                    s_case_done (self);
-            }
-            if (!self->text.on &&
-                (strcmp (name, "system-out") == 0 || strcmp (name, "system-err") == 0 ||
-                 strcmp (name, "properties") == 0))
-                skip = true;
-        } else if (type == XML_READER_TYPE_END_ELEMENT) {
-            if (self->text.on && depth == self->text.depth)
-                s_text_end (self);
-            else if (self->in_case && depth == self->case_depth)
-                s_case_done (self);
-            else if (self->nframes && depth == self->frames[self->nframes - 1].depth)
-                s_pop_frame (self);
-        } else if ((type == XML_READER_TYPE_TEXT || type == XML_READER_TYPE_CDATA) && self->text.on)
-            s_text_append (self, (const char *) xmlTextReaderConstValue (reader));
-        ret = skip ? xmlTextReaderNext (reader) : xmlTextReaderRead (reader);
-    }
-    xmlFreeTextReader (reader);
-    int64_t rc = self->count;
-    if (self->stopped)
-        rc = -2;
-    else if (ret == -1 || self->errored) {
-        //  What was read before the error still counts
-        s_flush_pending (self);
-        snprintf (error, error_size, "%s:%d: %s", path, self->error_line,
-                  self->errored ? self->error : "malformed XML");
-        rc = self->stopped ? -2 : -1;
-    } else if (!junit)
-        rc = 0;
-    else {
-        s_flush_pending (self);
-        rc = self->stopped ? -2 : self->count;
-    }
-    s_reset_file (self);
-    return rc;
-}
-
-//  ---------------------------------------------------------------------------
-//  Finding the reports
-
-typedef struct {
-    char **items;
-    size_t count, cap;
-} s_list_t;
-
-static void
-s_list_add (s_list_t *list, char *item)
-{
-    if (list->count + 1 >= list->cap) {
-        list->cap = list->cap ? list->cap * 2 : 32;
-        list->items = realloc (list->items, list->cap * sizeof (char *));
-        assert (list->items);
-    }
-    list->items[list->count++] = item;
-    list->items[list->count] = NULL;
-}
-
-static bool
-s_has_glob (const char *s)
-{
-    return strpbrk (s, "*?[") != NULL;
-}
-
-//  Path segments against pattern segments; "**" is any number of them.
-static bool
-s_match_segments (char **pat, size_t np, char **seg, size_t ns)
-{
-    if (np == 0)
-        return ns == 0;
-    if (strcmp (pat[0], "**") == 0) {
-        for (size_t k = 0; k <= ns; k++)
-            if (s_match_segments (pat + 1, np - 1, seg + k, ns - k))
-                return true;
-        return false;
-    }
-    if (ns == 0 || fnmatch (pat[0], seg[0], FNM_PERIOD) != 0)
-        return false;
-    return s_match_segments (pat + 1, np - 1, seg + 1, ns - 1);
-}
-
-static size_t
-s_split (char *s, char **out, size_t max)
-{
-    size_t n = 0;
-    for (char *tok = strtok (s, "/"); tok && n < max; tok = strtok (NULL, "/"))
-        out[n++] = tok;
-    return n;
-}
-
-#define S_MAX_SEGMENTS 64
-
-typedef struct {
-    s_list_t *out;
-    char *const *patterns;     //  directory mode: names to take
-    char *pat[S_MAX_SEGMENTS]; //  glob mode: segments after the root
-    size_t npat;
-    bool glob;
-    size_t max_depth;
-} s_walk_t;
-
-static void
-s_walk (s_walk_t *w, const char *dir, const char *rel, size_t depth)
-{
-    DIR *d = opendir (dir);
-    if (!d) {
-        log_warn ("junit.unreadable", "path=\"%s\" error=\"%s\"", dir, strerror (errno));
-        return;
-    }
-    struct dirent *e;
-    while ((e = readdir (d))) {
-        if (strcmp (e->d_name, ".") == 0 || strcmp (e->d_name, "..") == 0)
-            continue;
-        char *path, *sub;
-        assert (asprintf (&path, "%s/%s", dir, e->d_name) > 0);
-        assert (asprintf (&sub, "%s%s%s", rel, *rel ? "/" : "", e->d_name) > 0);
-        struct stat st;
-        bool is_dir = false, is_file = false;
-        if (lstat (path, &st) == 0) {
-            is_dir = S_ISDIR (st.st_mode);
-            //  Symbolic links to files are followed, to directories not (loops)
-            is_file = S_ISREG (st.st_mode) ||
-                      (S_ISLNK (st.st_mode) && stat (path, &st) == 0 && S_ISREG (st.st_mode));
-        }
-        if (is_dir && depth + 1 < w->max_depth)
-            s_walk (w, path, sub, depth + 1);
-        else if (is_file) {
-            bool take = false;
-            if (w->glob) {
-                char *copy = strdup (sub), *seg[S_MAX_SEGMENTS];
-                size_t ns = s_split (copy, seg, S_MAX_SEGMENTS);
-                take = s_match_segments (w->pat, w->npat, seg, ns);
-                free (copy);
-            } else
-                for (size_t i = 0; w->patterns && w->patterns[i] && !take; i++)
-                    take = fnmatch (w->patterns[i], e->d_name, 0) == 0;
-            if (take) {
-                s_list_add (w->out, path);
-                path = NULL;
-            }
-        }
-        free (path);
-        free (sub);
-    }
-    closedir (d);
-}
-
-static int
-s_strcmp (const void *a, const void *b)
-{
-    return strcmp (*(char *const *) a, *(char *const *) b);
-}
-
-char **
-junit_find_files (const char *const *args, size_t nargs, char *const *patterns)
-{
-    s_list_t list = {0};
-    s_list_add (&list, NULL);
-    list.count = 0;
-    for (size_t i = 0; i < nargs; i++) {
-        const char *arg = args[i];
-        size_t before = list.count;
-        struct stat st;
-        if (stat (arg, &st) == 0 && S_ISREG (st.st_mode))
-            s_list_add (&list, strdup (arg));
-        else if (stat (arg, &st) == 0 && S_ISDIR (st.st_mode)) {
-            s_walk_t w = {&list, patterns, {0}, 0, false, SIZE_MAX};
-            char *dir = strdup (arg);
-            size_t len = strlen (dir);
-            while (len > 1 && dir[len - 1] == '/')
-                dir[--len] = 0;
-            s_walk (&w, dir, "", 0);
-            free (dir);
-        } else if (s_has_glob (arg)) {
-            //  The root: the leading segments without wildcards
-            char *copy = strdup (arg), *seg[S_MAX_SEGMENTS];
-            size_t ns = s_split (copy, seg, S_MAX_SEGMENTS), k = 0;
-            while (k < ns && !s_has_glob (seg[k]))
-                k++;
-            char root[PATH_MAX] = "";
-            size_t used = 0;
-            if (arg[0] == '/')
-                used = (size_t) snprintf (root, sizeof root, "/");
-            for (size_t j = 0; j < k && used < sizeof root; j++)
-                used += (size_t) snprintf (root + used, sizeof root - used, "%s%s", seg[j],
-                                           j + 1 < k ? "/" : "");
-            if (!*root)
-                snprintf (root, sizeof root, ".");
-            s_walk_t w = {&list, NULL, {0}, 0, true, SIZE_MAX};
-            bool deep = false;
-            for (size_t j = k; j < ns; j++) {
-                w.pat[w.npat++] = seg[j];
-                deep |= strcmp (seg[j], "**") == 0;
-            }
-            if (!deep)
-                w.max_depth = w.npat;
-            if (w.npat)
-                s_walk (&w, root, "", 0);
-            //  "./x" from a relative glob reads better as "x"
-            for (size_t j = before; arg[0] != '.' && strcmp (root, ".") == 0 && j < list.count; j++)
-                if (strncmp (list.items[j], "./", 2) == 0)
-                    memmove (list.items[j], list.items[j] + 2, strlen (list.items[j]) - 1);
-            free (copy);
-        }
-        if (list.count == before)
-            log_warn ("junit.no_reports", "path=\"%s\" reason=\"%s\"", arg,
-                      stat (arg, &st) == 0 || s_has_glob (arg) ? "no report file in it"
-                                                               : strerror (errno));
-    }
-    qsort (list.items, list.count, sizeof (char *), s_strcmp);
-    size_t n = 0;
-    for (size_t i = 0; i < list.count; i++) {
-        if (n && strcmp (list.items[n - 1], list.items[i]) == 0)
-            free (list.items[i]);
-        else
-            list.items[n++] = list.items[i];
-    }
-    list.items[n] = NULL;
-    return list.items;
-}
+//  The pipeline of reports no CI and no flag names
+#define S_PIPELINE "junit"
 
 //  ---------------------------------------------------------------------------
 //  The collector
@@ -817,10 +50,11 @@ static struct {
 static const config_option_t s_options[] = {
     {"pipeline", CONFIG_STRING, NULL,
      "junit: the pipeline (workflow, job) of the build the reports belong to; default from "
-     "the CI's environment",
+     "the CI's environment, else \"junit\"",
      &s_settings.pipeline},
     {"build_id", CONFIG_STRING, NULL,
-     "junit: the CI's id of that build; with a pipeline, a ci.build summary is sent",
+     "junit: the CI's id of that build; default from the CI's environment, else made from "
+     "the reports (earliest timestamp and a hash of their contents)",
      &s_settings.build_id},
     {"branch", CONFIG_LIST, NULL,
      "junit: the branch that build ran on (one; git: the branches to collect)", &s_settings.branch},
@@ -929,6 +163,7 @@ typedef struct {
     size_t nargs;
     char **patterns;
     char *target, *src;
+    //  build_id NULL: made from the reports of each run
     char *system, *pipeline, *build_id, *branch, *sha, *trigger;
     char *state_dir;
     //  "<size> <mtime ns> <path>" of every report read (or skipped as read
@@ -943,7 +178,11 @@ s_dup (const char *s)
     return s ? strdup (s) : NULL;
 }
 
-static void s_close (void **self_p);
+static const char *
+s_flag (const char *value)
+{
+    return value && *value ? value : NULL;
+}
 
 static void *
 s_open_env (const collector_env_t *env, s_getenv_fn *get, char *error, size_t size)
@@ -961,7 +200,7 @@ s_open_env (const collector_env_t *env, s_getenv_fn *get, char *error, size_t si
     }
     for (size_t i = 0; i < env->nargs; i++) {
         struct stat st;
-        if (stat (env->args[i], &st) != 0 && !s_has_glob (env->args[i])) {
+        if (stat (env->args[i], &st) != 0 && !junit_is_glob (env->args[i])) {
             snprintf (error, size, "cannot read %s: %s", env->args[i], strerror (errno));
             return NULL;
         }
@@ -983,33 +222,23 @@ s_open_env (const collector_env_t *env, s_getenv_fn *get, char *error, size_t si
 
     s_ci_t ci;
     s_ci_detect (get, &ci);
-    //  Flags win over the environment
-    const char *pipeline =
-        s_settings.pipeline && *s_settings.pipeline ? s_settings.pipeline : ci.pipeline;
-    const char *build_id =
-        s_settings.build_id && *s_settings.build_id ? s_settings.build_id : ci.build_id;
-    if ((pipeline != NULL) != (build_id != NULL) &&
-        ((s_settings.pipeline && *s_settings.pipeline) ||
-         (s_settings.build_id && *s_settings.build_id))) {
-        snprintf (error, size, "collectord.%s: needed with --%s (a build is named by both)",
-                  pipeline ? "build_id" : "pipeline", pipeline ? "pipeline" : "build-id");
-        s_close ((void **) &self);
-        return NULL;
-    }
-    if (pipeline && build_id) {
-        self->pipeline = strdup (pipeline);
-        self->build_id = strdup (build_id);
-        bool from_flags = s_settings.pipeline && *s_settings.pipeline && s_settings.build_id &&
-                          *s_settings.build_id;
-        self->system = strdup (ci.system && !from_flags ? ci.system : "junit");
-        self->trigger = from_flags ? NULL : s_dup (ci.trigger);
-    }
+    //  Flags win over the environment; what the CI says is its own only
+    //  when no flag names the build
+    const char *flag_pipeline = s_flag (s_settings.pipeline);
+    const char *flag_build = s_flag (s_settings.build_id);
+    bool from_ci = ci.system && !flag_pipeline && !flag_build;
+    self->pipeline = strdup (flag_pipeline ? flag_pipeline
+                             : ci.pipeline ? ci.pipeline
+                                           : S_PIPELINE);
+    self->build_id = s_dup (flag_build ? flag_build : ci.build_id);
+    self->system = strdup (from_ci ? ci.system : "junit");
+    self->trigger = from_ci ? s_dup (ci.trigger) : NULL;
     self->branch = s_dup (nbranches ? s_settings.branch[0] : ci.branch);
-    self->sha = s_dup (s_settings.sha && *s_settings.sha ? s_settings.sha : ci.sha);
+    self->sha = s_dup (s_flag (s_settings.sha) ? s_settings.sha : ci.sha);
 
     //  target: the first PATH (the root of a glob)
     char *first = strdup (self->args[0]);
-    if (s_has_glob (first)) {
+    if (junit_is_glob (first)) {
         char *wild = strpbrk (first, "*?[");
         *wild = 0;
         char *slash = strrchr (first, '/');
@@ -1026,7 +255,7 @@ s_open_env (const collector_env_t *env, s_getenv_fn *get, char *error, size_t si
     if (!self->target)
         self->target = strdup (first);
     free (first);
-    if (s_settings.source && *s_settings.source)
+    if (s_flag (s_settings.source))
         self->src = strdup (s_settings.source);
     else if (*ci.project)
         self->src = strdup (ci.project);
@@ -1092,8 +321,8 @@ static void
 s_pack_config (void *handle, msgpack_packer *pk)
 {
     s_junit_t *self = (s_junit_t *) handle;
-    msgpack_pack_map (pk, 2 + (self->pipeline != NULL) * 3 + (self->branch != NULL) +
-                              (self->sha != NULL));
+    msgpack_pack_map (pk,
+                      4 + (self->build_id != NULL) + (self->branch != NULL) + (self->sha != NULL));
     record_pack_str (pk, "paths");
     msgpack_pack_array (pk, self->nargs);
     for (size_t i = 0; i < self->nargs; i++)
@@ -1105,21 +334,39 @@ s_pack_config (void *handle, msgpack_packer *pk)
     msgpack_pack_array (pk, n);
     for (size_t i = 0; i < n; i++)
         record_pack_str (pk, self->patterns[i]);
-    if (self->pipeline) {
-        s_pack_kv (pk, "pipeline", self->pipeline);
+    s_pack_kv (pk, "pipeline", self->pipeline);
+    s_pack_kv (pk, "system", self->system);
+    if (self->build_id)
         s_pack_kv (pk, "build_id", self->build_id);
-        s_pack_kv (pk, "system", self->system);
-    }
     if (self->branch)
         s_pack_kv (pk, "branch", self->branch);
     if (self->sha)
         s_pack_kv (pk, "sha", self->sha);
 }
 
+//  One report file of a run, as the first reading found it
+typedef enum { R_UNCHANGED, R_READ, R_OTHER, R_BROKEN } s_state_t;
+
+typedef struct {
+    char *path;
+    char *key; //  for the state; NULL when it cannot be stat'ed
+    s_state_t state;
+    bool named; //  given as a PATH itself, not found in a directory or glob
+    junit_report_t report;
+} s_file_t;
+
+//  Counts of what was sent, per status
+typedef struct {
+    uint64_t status[JUNIT_STATUSES];
+    uint64_t retried, flaky, total;
+} s_counts_t;
+
 typedef struct {
     s_junit_t *self;
     session_t *session;
-    uint64_t sent, invalid;
+    const char *build_id;
+    s_counts_t sent;
+    uint64_t invalid;
     bool broken;
 } s_send_t;
 
@@ -1129,20 +376,24 @@ s_send_case (void *arg, const junit_case_t *tc)
     s_send_t *ctx = (s_send_t *) arg;
     s_junit_t *self = ctx->self;
     msgpack_packer *pk = session_record (ctx->session, "ci.test", tc->ts);
-    size_t n = 6 + (tc->class_name != NULL) + (self->pipeline != NULL) * 2 +
-               (tc->failure_type != NULL) + (tc->failure_message != NULL);
+    size_t n = 8 + (tc->class_name != NULL) + (tc->failure_type != NULL) +
+               (tc->failure_message != NULL) + (tc->occurrence > 0) + tc->retried;
     msgpack_pack_map (pk, n);
     s_pack_kv (pk, "suite", tc->suite);
     if (tc->class_name)
         s_pack_kv (pk, "class", tc->class_name);
     s_pack_kv (pk, "name", tc->name);
-    s_pack_kv (pk, "status", tc->status);
+    //  Absent for the first: ids of results stored before occurrences were
+    //  counted stay the same
+    if (tc->occurrence > 0) {
+        record_pack_str (pk, "occurrence");
+        msgpack_pack_uint32 (pk, tc->occurrence);
+    }
+    s_pack_kv (pk, "status", junit_status_name (tc->status));
     record_pack_str (pk, "duration");
     msgpack_pack_double (pk, tc->duration);
-    if (self->pipeline) {
-        s_pack_kv (pk, "pipeline", self->pipeline);
-        s_pack_kv (pk, "build_id", self->build_id);
-    }
+    s_pack_kv (pk, "pipeline", self->pipeline);
+    s_pack_kv (pk, "build_id", ctx->build_id);
     s_pack_kv (pk, "file", tc->file);
     if (tc->failure_type)
         s_pack_kv (pk, "failure_type", tc->failure_type);
@@ -1153,6 +404,10 @@ s_send_case (void *arg, const junit_case_t *tc)
         msgpack_pack_true (pk);
     else
         msgpack_pack_false (pk);
+    if (tc->retried) {
+        record_pack_str (pk, "retried");
+        msgpack_pack_true (pk);
+    }
     int rc = session_send (ctx->session);
     if (rc > 0) {
         log_error ("junit.unsendable", "file=\"%s\" name=\"%s\" reason=\"%s\"", tc->file, tc->name,
@@ -1164,7 +419,13 @@ s_send_case (void *arg, const junit_case_t *tc)
         ctx->broken = true;
         return -1;
     }
-    ctx->sent++;
+    s_counts_t *c = &ctx->sent;
+    c->total++;
+    if (tc->retried)
+        c->retried++;
+    else
+        c->status[tc->status]++;
+    c->flaky += tc->flaky;
     return 0;
 }
 
@@ -1209,114 +470,248 @@ s_load_state (s_junit_t *self)
 }
 
 static int
+s_digest_cmp (const void *a, const void *b)
+{
+    return memcmp (a, b, 32);
+}
+
+//  A build id from the reports read: earliest timestamp and content hash
+static char *
+s_derive_build_id (const s_file_t *files, size_t nfiles)
+{
+    uint8_t (*digests)[32] = calloc (nfiles ? nfiles : 1, 32);
+    assert (digests);
+    size_t n = 0;
+    int64_t started = JUNIT_NO_TIME;
+    for (size_t i = 0; i < nfiles; i++) {
+        if (files[i].state != R_READ)
+            continue;
+        memcpy (digests[n++], files[i].report.digest, 32);
+        int64_t t = files[i].report.started;
+        if (t != JUNIT_NO_TIME && (started == JUNIT_NO_TIME || t < started))
+            started = t;
+    }
+    qsort (digests, n, 32, s_digest_cmp);
+    uint8_t sum[32];
+    unsigned int len = 0;
+    EVP_Digest (digests, n * 32, sum, &len, EVP_sha256 (), NULL);
+    free (digests);
+    char hex[17];
+    for (size_t i = 0; i < 8; i++)
+        snprintf (hex + 2 * i, 3, "%02x", sum[i]);
+    char *id;
+    if (started != JUNIT_NO_TIME) {
+        time_t secs = (time_t) (started / 1000000000);
+        struct tm tm;
+        gmtime_r (&secs, &tm);
+        char stamp[32];
+        strftime (stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm);
+        assert (asprintf (&id, "%s-%s", stamp, hex) > 0);
+    } else
+        id = strdup (hex);
+    return id;
+}
+
+//  Was `path` named as a PATH argument itself?
+static bool
+s_named (s_junit_t *self, const char *path)
+{
+    for (size_t i = 0; i < self->nargs; i++)
+        if (strcmp (self->args[i], path) == 0)
+            return true;
+    return false;
+}
+
+static void
+s_send_build (s_junit_t *self, session_t *session, const char *build_id, const s_file_t *files,
+              size_t nfiles, const s_counts_t *sent, uint64_t broken, int *rc, char *error,
+              size_t size)
+{
+    int64_t started = JUNIT_NO_TIME, finished = JUNIT_NO_TIME, newest = JUNIT_NO_TIME;
+    double declared = 0;
+    for (size_t i = 0; i < nfiles; i++) {
+        const junit_report_t *r = &files[i].report;
+        if (files[i].state != R_READ)
+            continue;
+        if (r->started != JUNIT_NO_TIME && (started == JUNIT_NO_TIME || r->started < started))
+            started = r->started;
+        if (r->finished != JUNIT_NO_TIME && (finished == JUNIT_NO_TIME || r->finished > finished))
+            finished = r->finished;
+        if (newest == JUNIT_NO_TIME || r->mtime > newest)
+            newest = r->mtime;
+        declared += r->root_time >= 0 ? r->root_time : r->case_time;
+    }
+    builds_tests_t tests = {sent->total,
+                            sent->status[JUNIT_PASSED],
+                            sent->status[JUNIT_FAILED],
+                            sent->status[JUNIT_ERROR],
+                            sent->status[JUNIT_SKIPPED],
+                            sent->status[JUNIT_DISABLED],
+                            sent->retried,
+                            broken};
+    bool failing = tests.failed || tests.error || broken;
+    builds_build_t b = {self->system,  self->pipeline,
+                        build_id,      failing ? "failure" : tests.total ? "success" : "other",
+                        self->branch,  self->sha,
+                        self->trigger, started,
+                        finished,      declared,
+                        &tests,        JUNIT_NO_TIME,
+                        NULL};
+    if (started != JUNIT_NO_TIME && finished != JUNIT_NO_TIME)
+        b.duration = (double) (finished - started) / 1e9;
+    //  The time of the reports: the CI's own record of the build (builds
+    //  collector), written when it ended, is the later state
+    b.ts = finished != JUNIT_NO_TIME ? finished : newest != JUNIT_NO_TIME ? newest : util_now_ns ();
+    builds_pack (session_record (session, "ci.build", b.ts), &b);
+    int send_rc = session_send (session);
+    if (send_rc > 0)
+        log_error ("junit.unsendable", "kind=ci.build reason=\"%s\"", session_detail (session));
+    else if (send_rc < 0) {
+        snprintf (error, size, "%s",
+                  session_interrupted (session) ? "interrupted"
+                                                : "ingestd did not acknowledge (give_up)");
+        *rc = -1;
+    }
+}
+
+static int
 s_collect (void *handle, session_t *session, char *error, size_t size)
 {
     s_junit_t *self = (s_junit_t *) handle;
     for (size_t i = 0; i < self->nread; i++)
         free (self->read[i]);
     self->nread = 0;
-    char **files = junit_find_files ((const char *const *) self->args, self->nargs, self->patterns);
+    char **paths = junit_find_files ((const char *const *) self->args, self->nargs, self->patterns);
     size_t nfiles = 0;
-    while (files[nfiles])
+    while (paths[nfiles])
         nfiles++;
+    s_file_t *files = calloc (nfiles ? nfiles : 1, sizeof *files);
+    assert (files);
     zhashx_t *done = s_load_state (self);
-    s_send_t ctx = {self, session, 0, 0, false};
-    junit_t *reader = junit_new (s_send_case, &ctx);
-    progress_t *progress = session_progress (session);
-    progress_start (progress, "report files", nfiles);
-    size_t failed = 0, reports = 0, unchanged = 0;
-    char first_error[600] = "";
-    for (size_t i = 0; i < nfiles && !ctx.broken; i++) {
-        char err[600];
-        char *key = s_report_key (files[i]);
-        if (key && zhashx_lookup (done, key)) {
+    junit_parse_t *parser = junit_parse_new ();
+    //  First reading: what parses whole, what it holds
+    //  broken: did not parse whole; refused: named, and not JUnit
+    size_t broken = 0, refused = 0, reports = 0, unchanged = 0, other = 0, empty = 0;
+    uint64_t cases = 0;
+    char first_error[700] = "", first_refused[700] = "";
+    for (size_t i = 0; i < nfiles; i++) {
+        s_file_t *f = &files[i];
+        f->path = paths[i];
+        f->key = s_report_key (f->path);
+        f->named = s_named (self, f->path);
+        if (f->key && zhashx_lookup (done, f->key)) {
             //  Read by an earlier run, unchanged since
+            f->state = R_UNCHANGED;
             unchanged++;
-            s_remember (self, key);
-            progress_update (progress, i + 1);
             continue;
         }
-        int64_t n = junit_read_file (reader, files[i], err, sizeof err);
-        if (n == -1) {
-            log_error ("junit.file_failed", "error=\"%s\"", err);
-            if (!failed++)
+        char err[700];
+        if (junit_parse_check (parser, f->path, &f->report, err, sizeof err)) {
+            f->state = R_BROKEN;
+            log_error ("junit.report_unreadable", "error=\"%s\" effect=\"nothing of it sent\"",
+                       err);
+            if (!broken++)
                 snprintf (first_error, sizeof first_error, "%s", err);
-        } else if (n == 0)
-            log_debug ("junit.not_a_report", "path=\"%s\"", files[i]);
-        else if (n > 0)
+        } else if (!f->report.junit) {
+            f->state = R_OTHER;
+            other++;
+            if (f->named) {
+                snprintf (err, sizeof err,
+                          "%s: not a JUnit report (root element <%s>, expected <testsuite> or "
+                          "<testsuites>)",
+                          f->path, f->report.root);
+                log_error ("junit.not_a_report", "error=\"%s\"", err);
+                if (!refused++)
+                    snprintf (first_refused, sizeof first_refused, "%s", err);
+            } else
+                log_warn ("junit.not_a_report", "path=\"%s\" root=\"%s\" effect=\"skipped\"",
+                          f->path, f->report.root);
+        } else {
+            f->state = R_READ;
             reports++;
-        //  Malformed reports are read again next time: they may be complete by then
-        if (n >= 0 && key) {
-            s_remember (self, key);
-            key = NULL;
+            cases += f->report.cases;
+            if (f->report.cases == 0) {
+                empty++;
+                log_warn ("junit.empty_report", "path=\"%s\" reason=\"no test case in it\"",
+                          f->path);
+            }
         }
-        free (key);
+    }
+    zhashx_destroy (&done);
+    junit_parse_destroy (&parser);
+
+    //  The build, then the second reading: the results
+    char *build_id = self->build_id ? strdup (self->build_id) : s_derive_build_id (files, nfiles);
+    s_send_t ctx = {self, session, build_id, {{0}, 0, 0, 0}, 0, false};
+    progress_t *progress = session_progress (session);
+    progress_start (progress, "report files", nfiles);
+    parser = junit_parse_new ();
+    for (size_t i = 0; i < nfiles && !ctx.broken; i++) {
+        s_file_t *f = &files[i];
+        if (f->state == R_READ && f->report.cases) {
+            char err[700];
+            int rc =
+                junit_parse_file (parser, f->path, &f->report, s_send_case, &ctx, err, sizeof err);
+            if (rc == -1) {
+                f->state = R_BROKEN;
+                log_error ("junit.report_unreadable", "error=\"%s\"", err);
+                if (!broken++)
+                    snprintf (first_error, sizeof first_error, "%s", err);
+            }
+        }
+        //  Broken reports are read again next time: they may be complete by then
+        if (f->state != R_BROKEN && f->key) {
+            s_remember (self, f->key);
+            f->key = NULL;
+        }
         progress_update (progress, i + 1);
     }
     progress_finish (progress);
-    zhashx_destroy (&done);
-    const junit_totals_t *t = junit_totals (reader);
+    junit_parse_destroy (&parser);
+
     int rc = 0;
     if (ctx.broken) {
         snprintf (error, size, "%s",
                   session_interrupted (session) ? "interrupted"
                                                 : "ingestd did not acknowledge (give_up)");
         rc = -1;
-    } else if (self->pipeline && (reports || failed)) {
-        //  The summary of the build the reports belong to
-        builds_tests_t tests = {t->total, t->passed, t->failed, t->error, t->skipped};
-        builds_build_t b = {self->system,
-                            self->pipeline,
-                            self->build_id,
-                            t->failed || t->error ? "failure"
-                            : t->total            ? "success"
-                                                  : "other",
-                            self->branch,
-                            self->sha,
-                            self->trigger,
-                            t->started,
-                            t->finished,
-                            -1,
-                            &tests,
-                            S_NO_TIME,
-                            NULL};
-        if (t->started != S_NO_TIME && t->finished != S_NO_TIME)
-            b.duration = (double) (t->finished - t->started) / 1e9;
-        else
-            b.duration = t->duration;
-        //  The time of the reports: the CI's own record of the build (builds
-        //  collector), written when it ended, is the later state
-        b.ts = t->finished != S_NO_TIME      ? t->finished
-               : t->newest_file != S_NO_TIME ? t->newest_file
-                                             : util_now_ns ();
-        builds_pack (session_record (session, "ci.build", b.ts), &b);
-        int send_rc = session_send (session);
-        if (send_rc > 0)
-            log_error ("junit.unsendable", "kind=ci.build reason=\"%s\"", session_detail (session));
-        else if (send_rc < 0) {
-            snprintf (error, size, "%s",
-                      session_interrupted (session) ? "interrupted"
-                                                    : "ingestd did not acknowledge (give_up)");
-            rc = -1;
-        }
-    }
+    } else if (ctx.sent.total || broken)
+        s_send_build (self, session, build_id, files, nfiles, &ctx.sent, broken, &rc, error, size);
+    const s_counts_t *t = &ctx.sent;
     log_info ("junit.collected",
-              "files=%zu reports=%zu unchanged=%zu failed_files=%zu"
-              " tests=%" PRIu64 " passed=%" PRIu64 " failed=%" PRIu64 " error=%" PRIu64
-              " skipped=%" PRIu64 " flaky=%" PRIu64 " invalid=%" PRIu64,
-              nfiles, reports, unchanged, failed, t->total, t->passed, t->failed, t->error,
-              t->skipped, t->flaky, ctx.invalid);
-    if (rc == 0 && failed) {
-        snprintf (error, size, "%zu of %zu report files unreadable, first: %s", failed, nfiles,
+              "files=%zu reports=%zu unchanged=%zu failed_files=%zu other_xml=%zu"
+              " empty_reports=%zu build_id=\"%s\" tests=%" PRIu64 " passed=%" PRIu64
+              " failed=%" PRIu64 " error=%" PRIu64 " skipped=%" PRIu64 " disabled=%" PRIu64
+              " retried=%" PRIu64 " flaky=%" PRIu64 " invalid=%" PRIu64,
+              nfiles, reports, unchanged, broken, other, empty, build_id, t->total,
+              t->status[JUNIT_PASSED], t->status[JUNIT_FAILED], t->status[JUNIT_ERROR],
+              t->status[JUNIT_SKIPPED], t->status[JUNIT_DISABLED], t->retried, t->flaky,
+              ctx.invalid);
+    if (rc == 0 && broken) {
+        snprintf (error, size, "%zu of %zu report files unreadable, first: %s", broken, nfiles,
                   first_error);
+        rc = -1;
+    } else if (rc == 0 && refused) {
+        snprintf (error, size, "%s", first_refused);
         rc = -1;
     } else if (rc == 0 && nfiles == 0)
         //  A folder watched with --interval may be empty for a while
         log_warn ("junit.no_reports", "paths=%zu reason=\"no report file found\"", self->nargs);
-    junit_destroy (&reader);
-    for (size_t i = 0; files[i]; i++)
-        free (files[i]);
+    else if (rc == 0 && cases == 0 && (reports || other)) {
+        //  Nothing to trust: as Jenkins, a run of no results fails
+        snprintf (error, size,
+                  "no test case in the %zu report files read (%zu JUnit reports without test "
+                  "cases, %zu other XML files): were the tests run?",
+                  reports + other, reports, other);
+        rc = -1;
+    }
+    free (build_id);
+    for (size_t i = 0; i < nfiles; i++) {
+        free (files[i].path);
+        free (files[i].key);
+    }
     free (files);
+    free (paths);
     return rc;
 }
 
@@ -1351,79 +746,6 @@ const collector_t junit_collector = {
 
 //  ---------------------------------------------------------------------------
 //  Self-test
-
-#define S_KEEP 16
-
-typedef struct {
-    size_t count;
-    struct {
-        char suite[64], class_name[64], name[64], status[16], type[64], message[256];
-        double duration;
-        bool flaky;
-        int64_t ts;
-    } c[S_KEEP];
-} s_seen_t;
-
-static int
-s_keep (void *arg, const junit_case_t *tc)
-{
-    s_seen_t *seen = (s_seen_t *) arg;
-    if (seen->count < S_KEEP) {
-        size_t i = seen->count;
-        snprintf (seen->c[i].suite, sizeof seen->c[i].suite, "%s", tc->suite);
-        snprintf (seen->c[i].class_name, sizeof seen->c[i].class_name, "%s",
-                  tc->class_name ? tc->class_name : "(null)");
-        snprintf (seen->c[i].name, sizeof seen->c[i].name, "%s", tc->name);
-        snprintf (seen->c[i].status, sizeof seen->c[i].status, "%s", tc->status);
-        snprintf (seen->c[i].type, sizeof seen->c[i].type, "%s",
-                  tc->failure_type ? tc->failure_type : "(null)");
-        snprintf (seen->c[i].message, sizeof seen->c[i].message, "%s",
-                  tc->failure_message ? tc->failure_message : "(null)");
-        seen->c[i].duration = tc->duration;
-        seen->c[i].flaky = tc->flaky;
-        seen->c[i].ts = tc->ts;
-    }
-    seen->count++;
-    return 0;
-}
-
-//  Reads one fixture with a fresh reader; checks the totals.
-static void
-s_expect (const char *name, s_seen_t *seen, uint64_t passed, uint64_t failed, uint64_t error,
-          uint64_t skipped, uint64_t flaky, double duration)
-{
-    memset (seen, 0, sizeof *seen);
-    junit_t *reader = junit_new (s_keep, seen);
-    char *path = selftest_fixture (name), err[600];
-    int64_t n = junit_read_file (reader, path, err, sizeof err);
-    if (n < 0)
-        fprintf (stderr, "%s\n", err);
-    const junit_totals_t *t = junit_totals (reader);
-    if (t->passed != passed || t->failed != failed || t->error != error || t->skipped != skipped ||
-        t->flaky != flaky || fabs (t->duration - duration) > 1e-9)
-        fprintf (stderr,
-                 "%s: passed %" PRIu64 " failed %" PRIu64 " error %" PRIu64 " skipped %" PRIu64
-                 " flaky %" PRIu64 " duration %.9f\n",
-                 name, t->passed, t->failed, t->error, t->skipped, t->flaky, t->duration);
-    assert (n == (int64_t) (passed + failed + error + skipped));
-    assert (t->total == (uint64_t) n && seen->count == (size_t) n);
-    assert (t->passed == passed && t->failed == failed && t->error == error);
-    assert (t->skipped == skipped && t->flaky == flaky);
-    assert (fabs (t->duration - duration) < 1e-9);
-    junit_destroy (&reader);
-    free (path);
-}
-
-static size_t
-s_find (s_seen_t *seen, const char *name)
-{
-    for (size_t i = 0; i < seen->count && i < S_KEEP; i++)
-        if (strcmp (seen->c[i].name, name) == 0)
-            return i;
-    fprintf (stderr, "no test case %s\n", name);
-    assert (false);
-    return 0;
-}
 
 static const char *s_fake_env[][2] = {{"GITHUB_ACTIONS", "true"},
                                       {"GITHUB_WORKFLOW", "CI"},
@@ -1467,215 +789,69 @@ s_jenkins_getenv (const char *name)
     return NULL;
 }
 
+//  What the fake ingestd holds: ci.test per status, the ci.build's counts
+typedef struct {
+    int64_t tests, build[8]; //  build: total passed failed error skipped disabled retried
+    size_t builds;
+    char build_id[128], status[32];
+    double duration;
+} s_got_t;
+
+static void
+s_got (testpeer_t *fake, s_got_t *got)
+{
+    memset (got, 0, sizeof *got);
+    msgpack_zone zone;
+    msgpack_zone_init (&zone, 1 << 16);
+    static const char *counts[] = {"total",   "passed",   "failed", "error",
+                                   "skipped", "disabled", "retried"};
+    for (size_t k = 0; k < testpeer_count (fake); k++) {
+        record_t rec;
+        testpeer_record (fake, k, &rec, &zone);
+        record_str_t s;
+        if (record_str_eq (rec.kind, "ci.build")) {
+            got->builds++;
+            assert (record_field_str (rec.body, "build_id", &s));
+            snprintf (got->build_id, sizeof got->build_id, "%.*s", (int) s.len, s.ptr);
+            assert (record_field_str (rec.body, "status", &s));
+            snprintf (got->status, sizeof got->status, "%.*s", (int) s.len, s.ptr);
+            assert (record_field_num (rec.body, "duration", &got->duration));
+            const msgpack_object *tests = record_field (rec.body, "tests");
+            for (size_t c = 0; c < 7; c++)
+                assert (tests && record_field_int (tests, counts[c], &got->build[c]));
+        } else if (record_str_eq (rec.kind, "ci.test")) {
+            got->tests++;
+            assert (record_field_str (rec.body, "build_id", &s));
+        }
+    }
+    msgpack_zone_destroy (&zone);
+}
+
+//  One run of the collector on `handle` against the fake ingestd
+static int
+s_run (s_junit_t *handle, session_t *session, testpeer_t *fake, bool commit, char *err,
+       size_t size)
+{
+    testpeer_clear (fake);
+    assert (session_begin (session, s_source (handle), s_target (handle), s_pack_config, handle) ==
+            0);
+    int rc = s_collect (handle, session, err, size);
+    assert (session_end (session, rc ? "failed" : "ok", rc ? err : NULL) == 0);
+    if (rc == 0 && commit)
+        assert (s_commit (handle, err, size) == 0);
+    return rc;
+}
+
 void
 junit_test (bool verbose)
 {
     (void) verbose;
-    //  Cuts on character boundaries: "é" is 2 bytes, "€" 3
-    assert (junit_utf8_cut ("abc", 3, 4096) == 3);
-    assert (junit_utf8_cut ("a\xC3\xA9", 3, 2) == 1);
-    assert (junit_utf8_cut ("a\xC3\xA9", 3, 3) == 3);
-    assert (junit_utf8_cut ("\xE2\x82\xAC\xE2\x82\xAC", 6, 5) == 3);
-    assert (junit_utf8_cut ("\xE2\x82\xAC\xE2\x82\xAC", 6, 2) == 0);
-    assert (s_seconds ("0.25") == 0.25 && s_seconds ("1,234.5") == 1234.5);
-    assert (s_seconds ("0,5") == 0.5 && s_seconds ("1,234") == 1234);
-    assert (s_seconds (NULL) == 0 && s_seconds ("fast") == 0 && s_seconds ("-1") == 0);
-    assert (s_seconds ("nan") == 0 && s_seconds ("") == 0);
-
-    s_seen_t *seen = calloc (1, sizeof *seen);
-    assert (seen);
-    size_t i;
-
-    //  Maven Surefire: flakyFailure passes, rerunFailure beside a failure fails
-    s_expect ("junit/surefire/TEST-com.acme.CalcTest.xml", seen, 4, 1, 1, 1, 1, 1235.106);
-    i = s_find (seen, "testFlaky");
-    assert (strcmp (seen->c[i].status, "passed") == 0 && seen->c[i].flaky);
-    assert (strcmp (seen->c[i].type, "org.opentest4j.AssertionFailedError") == 0);
-    assert (strcmp (seen->c[i].message, "expected: <1> but was: <2>") == 0);
-    i = s_find (seen, "testMul");
-    assert (strcmp (seen->c[i].status, "failed") == 0 && !seen->c[i].flaky);
-    assert (strcmp (seen->c[i].message, "expected: <6> but was: <5>") == 0);
-    assert (strcmp (seen->c[i].suite, "com.acme.CalcTest") == 0);
-    assert (strcmp (seen->c[i].class_name, "com.acme.CalcTest") == 0);
-    assert (seen->c[i].duration == 0.2);
-    i = s_find (seen, "testDiv");
-    assert (strcmp (seen->c[i].status, "error") == 0);
-    assert (strcmp (seen->c[i].type, "java.lang.ArithmeticException") == 0);
-    assert (strcmp (seen->c[i].message, "/ by zero") == 0);
-    i = s_find (seen, "testSkip");
-    assert (strcmp (seen->c[i].status, "skipped") == 0);
-    assert (strcmp (seen->c[i].message, "not ready") == 0);
-    i = s_find (seen, "testSlow");
-    assert (seen->c[i].duration == 1234.5);
-    i = s_find (seen, "testOut");
-    assert (strcmp (seen->c[i].status, "passed") == 0 && !seen->c[i].flaky);
-    assert (strcmp (seen->c[i].message, "(null)") == 0);
-    //  No timestamp in Surefire reports: the file's time
-    char *path = selftest_fixture ("junit/surefire/TEST-com.acme.CalcTest.xml");
-    struct stat st;
-    assert (stat (path, &st) == 0);
-    assert (seen->c[i].ts == (int64_t) st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec);
-    free (path);
-    s_expect ("junit/surefire/TEST-com.acme.DbIT.xml", seen, 1, 1, 0, 0, 0, 3.5);
-    assert (strcmp (seen->c[1].message, "relation \"users\" does not exist") == 0);
-
-    //  Gradle
-    s_expect ("junit/gradle/TEST-com.acme.GradleTest.xml", seen, 2, 1, 0, 1, 0, 0.75);
-    i = s_find (seen, "rejects()");
-    assert (strcmp (seen->c[i].message, "java.lang.IllegalStateException: nope") == 0);
-    assert (seen->c[i].ts == INT64_C (1709294400) * 1000000000); //  2024-03-01T12:00:00
-    i = s_find (seen, "later()");
-    assert (strcmp (seen->c[i].status, "skipped") == 0 &&
-            strcmp (seen->c[i].message, "(null)") == 0);
-
-    //  pytest --junitxml: xfail is a skip, testcase properties skipped over
-    s_expect ("junit/pytest/junit.xml", seen, 2, 1, 1, 2, 0, 1.5);
-    i = s_find (seen, "test_sub");
-    assert (strcmp (seen->c[i].message, "assert 1 == 2\n +  where 1 = sub(3, 2)") == 0);
-    assert (strcmp (seen->c[i].suite, "pytest") == 0);
-    assert (strcmp (seen->c[i].class_name, "tests.test_calc") == 0);
-    assert (seen->c[i].ts == INT64_C (1709287200) * 1000000000 + 250000000);
-    i = s_find (seen, "test_query");
-    assert (strcmp (seen->c[i].status, "error") == 0);
-    assert (strcmp (seen->c[i].class_name, "tests.test_calc.TestDb") == 0);
-    i = s_find (seen, "test_skip");
-    assert (strcmp (seen->c[i].type, "pytest.skip") == 0);
-    assert (strcmp (seen->c[i].message, "no database") == 0);
-    i = s_find (seen, "test_xfail");
-    assert (strcmp (seen->c[i].status, "skipped") == 0);
-    assert (strcmp (seen->c[i].type, "pytest.xfail") == 0);
-    assert (strcmp (seen->c[i].message, "(null)") == 0);
-
-    //  go-junit-report: "Failed" says nothing, the text does
-    s_expect ("junit/go/go-junit-report.xml", seen, 2, 1, 0, 1, 0, 1.53);
-    i = s_find (seen, "TestB");
-    assert (strcmp (seen->c[i].message, "a_test.go:12: boom\n    a_test.go:13: got 2, want 3") ==
-            0);
-    assert (strcmp (seen->c[i].suite, "example.com/widget/a") == 0);
-    i = s_find (seen, "TestC");
-    assert (strcmp (seen->c[i].message, "a_test.go:20: later") == 0);
-    i = s_find (seen, "TestD/sub_case");
-    assert (strcmp (seen->c[i].suite, "example.com/widget/b") == 0);
-    assert (seen->c[i].ts == INT64_C (1709366401) * 1000000000);
-
-    //  gotestsum --rerun-fails: failed then passed is one flaky pass
-    s_expect ("junit/go/gotestsum.xml", seen, 2, 1, 0, 1, 1, 0.7);
-    i = s_find (seen, "TestFlaky");
-    assert (strcmp (seen->c[i].status, "passed") == 0 && seen->c[i].flaky);
-    assert (seen->c[i].duration == 0.3);
-    assert (strcmp (seen->c[i].message,
-                    "=== RUN   TestFlaky\n    c_test.go:9: timing\n--- FAIL: TestFlaky (0.20s)") ==
-            0);
-    i = s_find (seen, "TestBroken");
-    assert (strcmp (seen->c[i].status, "failed") == 0 && !seen->c[i].flaky);
-    i = s_find (seen, "TestSkip");
-    assert (strstr (seen->c[i].message, "needs network"));
-    assert (seen->c[i].ts == INT64_C (1709452800) * 1000000000); //  09:00+01:00
-
-    //  jest-junit: the message is the failure's text
-    s_expect ("junit/jest/junit.xml", seen, 3, 1, 0, 1, 0, 1.26);
-    i = s_find (seen, "Calculator divides");
-    assert (strcmp (seen->c[i].type, "(null)") == 0);
-    assert (strncmp (seen->c[i].message, "Error: expect(received).toBe(expected) // Object.is",
-                     51) == 0);
-    assert (strcmp (seen->c[i].suite, "Calculator") == 0);
-    i = s_find (seen, "Parser parses");
-    assert (strcmp (seen->c[i].suite, "Parser") == 0);
-
-    //  ctest --output-junit
-    s_expect ("junit/ctest/ctest.xml", seen, 1, 1, 0, 2, 0, 0.75);
-    i = s_find (seen, "fails");
-    assert (strcmp (seen->c[i].message, "Assertion `x == 3' failed.") == 0);
-    i = s_find (seen, "notrun");
-    assert (strcmp (seen->c[i].message, "Unable to find executable: /build/notrun") == 0);
-
-    //  Nested suites: the innermost named one; none: the file's name
-    s_expect ("junit/nested/phpunit.xml", seen, 4, 0, 0, 0, 0, 0.6);
-    assert (strcmp (seen->c[s_find (seen, "testOne")].suite, "Acme\\MathTest") == 0);
-    assert (strcmp (seen->c[s_find (seen, "topLevel")].suite, "All") == 0);
-    i = s_find (seen, "orphan");
-    assert (strcmp (seen->c[i].suite, "phpunit") == 0);
-    assert (strcmp (seen->c[i].class_name, "(null)") == 0);
-
-    //  Malformed: file and line; the case before the error was read
-    memset (seen, 0, sizeof *seen);
-    junit_t *reader = junit_new (s_keep, seen);
-    char err[600];
-    path = selftest_fixture ("junit/bad/malformed.xml");
-    assert (junit_read_file (reader, path, err, sizeof err) == -1);
-    assert (strstr (err, "malformed.xml:5: "));
-    //  (libxml2 parses ahead of what it delivers: in so small a file the
-    //  error comes before the first case is delivered)
-    assert (seen->count <= 1);
-    free (path);
-    //  Not a report: nothing, no error
-    path = selftest_fixture ("junit/bad/pom.xml");
-    assert (junit_read_file (reader, path, err, sizeof err) == 0);
-    free (path);
-    assert (junit_read_file (reader, "/nonexistent/r.xml", err, sizeof err) == -1);
-    assert (strstr (err, "/nonexistent/r.xml"));
-    junit_destroy (&reader);
-
-    //  A message over the limit is cut on a character boundary
     char *dir = selftest_tmpdir ("junit");
-    char *big;
-    assert (asprintf (&big, "%s/big.xml", dir) > 0);
-    FILE *f = fopen (big, "w");
-    assert (f);
-    fprintf (f, "<testsuite name=\"s\"><testcase name=\"t\"><failure>x");
-    for (int k = 0; k < 3000; k++)
-        fputs ("\xC3\xA9", f); //  é, 2 bytes: 6001 bytes of text
-    fprintf (f, "</failure></testcase></testsuite>");
-    fclose (f);
-    memset (seen, 0, sizeof *seen);
-    reader = junit_new (s_keep, seen);
-    assert (junit_read_file (reader, big, err, sizeof err) == 1);
-    junit_destroy (&reader);
-    assert (strcmp (seen->c[0].status, "failed") == 0);
-    //  (the kept copy is short; the length is checked through the collector below)
-
-    //  Finding files: a directory (recursive, by pattern), a glob with **
     char *dirs_root = selftest_fixture ("junit");
-    const char *args1[] = {dirs_root};
-    char *xml[] = {"*.xml", NULL};
-    char **files = junit_find_files (args1, 1, xml);
-    size_t n = 0;
-    while (files[n])
-        n++;
-    assert (n == 12);
-    for (size_t k = 0; k + 1 < n; k++)
-        assert (strcmp (files[k], files[k + 1]) < 0);
-    for (size_t k = 0; k < n; k++)
-        free (files[k]);
-    free (files);
-    char *glob;
-    assert (asprintf (&glob, "%s/**/TEST-*.xml", dirs_root) > 0);
-    const char *args2[] = {glob, dirs_root, "/nonexistent/omni"};
-    files = junit_find_files (args2, 3, xml);
-    n = 0;
-    while (files[n])
-        n++;
-    assert (n == 12); //  no duplicates
-    for (size_t k = 0; k < n; k++)
-        free (files[k]);
-    free (files);
-    files = junit_find_files (args2, 1, xml);
-    n = 0;
-    while (files[n]) {
-        assert (strstr (files[n], "/TEST-"));
-        free (files[n++]);
-    }
-    free (files);
-    assert (n == 3);
-    free (glob);
-    assert (asprintf (&glob, "%s/go/*.xml", dirs_root) > 0);
-    args2[0] = glob;
-    files = junit_find_files (args2, 1, xml);
-    assert (files[0] && files[1] && !files[2]);
-    for (size_t k = 0; files[k]; k++)
-        free (files[k]);
-    free (files);
-    free (glob);
+    char err[800];
+    char *big = selftest_write (dir, "big.xml",
+                                "<testsuite name=\"s\"><testcase name=\"t\"><failure>x</failure>"
+                                "</testcase></testsuite>");
 
     //  Build metadata from the environment: GitHub, Jenkins; flags win
     s_settings.pipeline = s_settings.build_id = s_settings.sha = s_settings.source = NULL;
@@ -1697,12 +873,15 @@ junit_test (bool verbose)
     assert (strcmp (handle->pipeline, "team/widget") == 0);
     assert (strcmp (handle->build_id, "42") == 0 && strcmp (handle->branch, "dev") == 0);
     s_close ((void **) &handle);
+    //  No CI, no flags: pipeline "junit", the build id made from the reports
     handle = (s_junit_t *) s_open_env (&env, s_no_env, err, sizeof err);
-    assert (handle && !handle->pipeline && strcmp (handle->src, handle->target) == 0);
+    assert (handle && strcmp (handle->pipeline, "junit") == 0 && !handle->build_id);
+    assert (strcmp (handle->src, handle->target) == 0 && strcmp (handle->system, "junit") == 0);
     s_close ((void **) &handle);
     s_settings.pipeline = "release";
-    assert (s_open_env (&env, s_no_env, err, sizeof err) == NULL);
-    assert (strstr (err, "build_id"));
+    handle = (s_junit_t *) s_open_env (&env, s_no_env, err, sizeof err);
+    assert (handle && strcmp (handle->pipeline, "release") == 0 && !handle->build_id);
+    s_close ((void **) &handle);
     s_settings.build_id = "r-9";
     static char *branch[] = {"rel", NULL};
     s_settings.branch = branch;
@@ -1712,106 +891,116 @@ junit_test (bool verbose)
     assert (strcmp (handle->system, "junit") == 0 && !handle->trigger);
     assert (strcmp (handle->branch, "rel") == 0 && strcmp (handle->src, "acme/widget") == 0);
     const char *missing[] = {"/nonexistent/reports"};
-    env.args = missing;
-    env.nargs = 1;
-    assert (s_open_env (&env, s_no_env, err, sizeof err) == NULL);
+    collector_env_t env_missing = {
+        .args = missing, .nargs = 1, .state_dir = "/nonexistent", .instance = "test"};
+    assert (s_open_env (&env_missing, s_no_env, err, sizeof err) == NULL);
     assert (strstr (err, "/nonexistent/reports"));
 
     //  The collector against the fake ingestd: every report under the
-    //  fixtures plus the big one; the malformed file fails the run, the rest
-    //  is sent, and one ci.build sums it up
+    //  fixtures plus the big one; the malformed file fails the run and gives
+    //  nothing, the rest is sent, and one ci.build sums up what was sent
     testpeer_t *fake = testpeer_new ();
     session_config_t config = {
         "junit",      "test", {testpeer_endpoint (fake), 7, 0, 4, 5000, 10000, NULL},
         PROGRESS_OFF, 1000,   NULL};
     session_t *session = session_new (&config);
-    assert (session_begin (session, s_source (handle), s_target (handle), s_pack_config, handle) ==
-            0);
-    assert (s_collect (handle, session, err, sizeof err) == -1);
+    assert (s_run (handle, session, fake, false, err, sizeof err) == -1);
     assert (strstr (err, "1 of 13 report files unreadable") && strstr (err, "malformed.xml:5:"));
-    assert (session_end (session, "failed", err) == 0);
-    //  7 + 2 + 4 + 6 + 4 + 4 + 5 + 4 + 4 + 1 (big)
-    size_t expect = 7 + 2 + 4 + 6 + 4 + 4 + 5 + 4 + 4 + 1;
-    assert (testpeer_count_kind (fake, "ci.test") == expect);
-    assert (testpeer_count_kind (fake, "ci.build") == 1);
-    msgpack_zone zone;
-    msgpack_zone_init (&zone, 1 << 16);
-    bool saw_big = false, saw_build = false;
-    for (size_t k = 0; k < testpeer_count (fake); k++) {
-        record_t rec;
-        testpeer_record (fake, k, &rec, &zone);
-        record_str_t s;
-        if (record_str_eq (rec.kind, "ci.build")) {
-            saw_build = true;
-            assert (record_field_str (rec.body, "pipeline", &s) && record_str_eq (s, "release"));
-            assert (record_field_str (rec.body, "build_id", &s) && record_str_eq (s, "r-9"));
-            assert (record_field_str (rec.body, "status", &s) && record_str_eq (s, "failure"));
-            assert (record_field_str (rec.body, "branch", &s) && record_str_eq (s, "rel"));
-            const msgpack_object *tests = record_field (rec.body, "tests");
-            int64_t v;
-            assert (tests && record_field_int (tests, "total", &v) && v == (int64_t) expect);
-            //  Per report, as in the order of the counts above
-            assert (record_field_int (tests, "passed", &v) &&
-                    v == 4 + 1 + 2 + 2 + 2 + 2 + 3 + 1 + 4);
-            assert (record_field_int (tests, "failed", &v) &&
-                    v == 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1);
-            assert (record_field_int (tests, "error", &v) && v == 1 + 1);
-            assert (record_field_int (tests, "skipped", &v) && v == 1 + 1 + 2 + 1 + 1 + 1 + 2);
-            continue;
-        }
-        assert (record_str_eq (rec.kind, "ci.test") || strncmp (rec.kind.ptr, "run.", 4) == 0);
-        if (!record_str_eq (rec.kind, "ci.test"))
-            continue;
-        assert (record_str_eq (rec.src, "acme/widget"));
-        assert (record_field_str (rec.body, "build_id", &s) && record_str_eq (s, "r-9"));
-        bool flaky;
-        assert (record_field_bool (rec.body, "flaky", &flaky));
-        if (record_field_str (rec.body, "suite", &s) && record_str_eq (s, "s")) {
-            saw_big = true;
-            assert (record_field_str (rec.body, "failure_message", &s));
-            //  "x" + 2047 whole "é" = 4095 bytes: the 2048th would pass 4096
-            assert (s.len == 4095 && s.ptr[0] == 'x');
-            assert (utf8_valid (s.ptr, s.len));
-        }
-    }
-    assert (saw_big && saw_build);
+    s_got_t got;
+    s_got (fake, &got);
+    //  7 + 2 + 4 + 6 + 4 + 5 + 5 + 4 + 4 + 1 (big): gotestsum's rerun is a result
+    int64_t expect = 7 + 2 + 4 + 6 + 4 + 5 + 5 + 4 + 4 + 1;
+    assert (got.tests == expect && got.builds == 1);
+    assert (strcmp (got.build_id, "r-9") == 0 && strcmp (got.status, "failure") == 0);
+    assert (got.build[0] == expect);
+    //  Per report, as in the order of the counts above
+    assert (got.build[1] == 4 + 1 + 2 + 2 + 2 + 2 + 3 + 1 + 4);
+    assert (got.build[2] == 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1);
+    assert (got.build[3] == 1 + 1);
+    assert (got.build[4] == 1 + 1 + 2 + 1 + 1 + 1 + 1);
+    assert (got.build[5] == 1 && got.build[6] == 1);
+    assert (got.build[0] == got.build[1] + got.build[2] + got.build[3] + got.build[4] +
+                                got.build[5] + got.build[6]);
     s_close ((void **) &handle);
+    s_settings.pipeline = s_settings.build_id = s_settings.source = NULL;
+    s_settings.branch = NULL;
 
-    //  Incremental: a second run reads only what changed since the first
+    //  A build id made from the reports: the same reports, the same build;
+    //  incremental: a second run reads only what changed since the first
     char *gradle;
     assert (asprintf (&gradle, "%s/gradle", dirs_root) > 0);
     const char *args4[] = {gradle, big};
     collector_env_t env4 = {.args = args4, .nargs = 2, .state_dir = dir, .instance = "test"};
     handle = (s_junit_t *) s_open_env (&env4, s_no_env, err, sizeof err);
     assert (handle);
+    char first_id[128] = "";
     for (int round = 0; round < 3; round++) {
         if (round == 2) {
-            //  The report rewritten: read again
-            f = fopen (big, "w");
-            assert (f);
-            fprintf (f, "<testsuite name=\"s\"><testcase name=\"t2\"/></testsuite>");
-            fclose (f);
+            //  The report rewritten: read again, another build
+            free (selftest_write (dir, "big.xml",
+                                  "<testsuite name=\"s\"><testcase name=\"t2\"/></testsuite>"));
         }
-        testpeer_clear (fake);
-        assert (session_begin (session, s_source (handle), s_target (handle), s_pack_config,
-                               handle) == 0);
-        assert (s_collect (handle, session, err, sizeof err) == 0);
-        assert (session_end (session, "ok", NULL) == 0);
-        assert (s_commit (handle, err, sizeof err) == 0);
-        size_t want = round == 0 ? 4 + 1 : round == 1 ? 0 : 1;
-        assert (testpeer_count_kind (fake, "ci.test") == want);
-        assert (testpeer_count_kind (fake, "ci.build") == (round == 1 ? 0 : 1));
+        assert (s_run (handle, session, fake, true, err, sizeof err) == 0);
+        s_got (fake, &got);
+        assert (got.tests == (round == 0 ? 4 + 1 : round == 1 ? 0 : 1));
+        assert (got.builds == (round == 1 ? 0u : 1u));
+        if (round == 0) {
+            //  Gradle's timestamp 2024-03-01T12:00:00 and a digest
+            assert (strncmp (got.build_id, "20240301T120000Z-", 17) == 0);
+            assert (strlen (got.build_id) == 17 + 16);
+            snprintf (first_id, sizeof first_id, "%s", got.build_id);
+            //  Without timestamps the root's declared time (0.75 s for Gradle)
+        }
+        if (round == 2)
+            assert (strlen (got.build_id) == 16 && strcmp (got.build_id, first_id) != 0);
     }
     s_close ((void **) &handle);
-    free (gradle);
-    msgpack_zone_destroy (&zone);
+    state_set_full (true);
+    handle = (s_junit_t *) s_open_env (&env4, s_no_env, err, sizeof err);
+    free (selftest_write (dir, "big.xml",
+                          "<testsuite name=\"s\"><testcase name=\"t\"/></testsuite>"));
+    assert (s_run (handle, session, fake, false, err, sizeof err) == 0);
+    s_got (fake, &got);
+    char again[128];
+    snprintf (again, sizeof again, "%s", got.build_id);
+    assert (s_run (handle, session, fake, false, err, sizeof err) == 0);
+    s_got (fake, &got);
+    assert (strcmp (got.build_id, again) == 0);
+    state_set_full (false);
+    s_close ((void **) &handle);
+
+    //  Root-only time: the build's duration is the root's declared time
+    char *timed =
+        selftest_write (dir, "timed.xml",
+                        "<testsuites time=\"4.5\"><testsuite name=\"t\">"
+                        "<testcase name=\"a\"/><testcase name=\"b\"/></testsuite></testsuites>");
+    const char *args5[] = {timed};
+    collector_env_t env5 = {.args = args5, .nargs = 1, .state_dir = dir, .instance = "test"};
+    handle = (s_junit_t *) s_open_env (&env5, s_no_env, err, sizeof err);
+    assert (s_run (handle, session, fake, false, err, sizeof err) == 0);
+    s_got (fake, &got);
+    assert (got.tests == 2 && got.duration == 4.5 && strcmp (got.status, "success") == 0);
+    s_close ((void **) &handle);
+    //  No test case at all, or a named file that is not JUnit: the run fails
+    free (selftest_write (dir, "timed.xml",
+                          "<testsuites><testsuite name=\"t\" tests=\"0\"/></testsuites>"));
+    handle = (s_junit_t *) s_open_env (&env5, s_no_env, err, sizeof err);
+    assert (s_run (handle, session, fake, false, err, sizeof err) == -1);
+    assert (strstr (err, "no test case in the 1 report files read"));
+    s_got (fake, &got);
+    assert (got.tests == 0 && got.builds == 0);
+    free (
+        selftest_write (dir, "timed.xml", "<project><modelVersion>4.0.0</modelVersion></project>"));
+    assert (s_run (handle, session, fake, false, err, sizeof err) == -1);
+    assert (strstr (err, "timed.xml: not a JUnit report (root element <project>"));
+    s_close ((void **) &handle);
+    free (timed);
+
     session_destroy (&session);
     testpeer_destroy (&fake);
+    free (gradle);
     free (dirs_root);
     free (big);
     selftest_rmtree (dir);
     free (dir);
-    free (seen);
-    s_settings.pipeline = s_settings.build_id = s_settings.source = NULL;
-    s_settings.branch = NULL;
 }

@@ -11,6 +11,8 @@
 #include "codestats.h"
 #include "exec.h"
 #include "junit.h"
+#include "junit_files.h"
+#include "junit_parse.h"
 #include "lang_count.h"
 #include "selftest.h"
 #include "session.h"
@@ -21,15 +23,25 @@
 int
 main (int argc, char **argv)
 {
-    static const selftest_t tests[] = {
-        {"utf8", utf8_test},           {"state", state_test},
-        {"progress", progress_test},   {"session", session_test},
-        {"collector", collector_test}, {"srcname", srcname_test},
-        {"gittext", gittext_test},     {"gitdiff", gitdiff_test},
-        {"gitpool", gitpool_test},     {"git_collector", git_collector_test},
-        {"host", host_test},           {"host_collector", host_collector_test},
-        {"junit", junit_test},         {"builds", builds_test},
-        {"exec", exec_test},           {"lang_count", lang_count_test},
-        {"codestats", codestats_test}, {NULL, NULL}};
+    static const selftest_t tests[] = {{"utf8", utf8_test},
+                                       {"state", state_test},
+                                       {"progress", progress_test},
+                                       {"session", session_test},
+                                       {"collector", collector_test},
+                                       {"srcname", srcname_test},
+                                       {"gittext", gittext_test},
+                                       {"gitdiff", gitdiff_test},
+                                       {"gitpool", gitpool_test},
+                                       {"git_collector", git_collector_test},
+                                       {"host", host_test},
+                                       {"host_collector", host_collector_test},
+                                       {"junit_parse", junit_parse_test},
+                                       {"junit_files", junit_files_test},
+                                       {"junit", junit_test},
+                                       {"builds", builds_test},
+                                       {"exec", exec_test},
+                                       {"lang_count", lang_count_test},
+                                       {"codestats", codestats_test},
+                                       {NULL, NULL}};
     return selftest_run (tests, argc, argv);
 }

@@ -79,21 +79,28 @@ static const field_spec_t s_ci_build[] = {
     {"finished", FIELD_INT, false, "ns since epoch"},
     {"duration", FIELD_NUM, false, "seconds"},
     {"trigger", FIELD_STR, false, "push | pull_request | schedule | manual | ..."},
-    {"tests", FIELD_MAP, false, "counts {total, passed, failed, error, skipped}"},
+    {"tests", FIELD_MAP, false,
+     "counts {total, passed, failed, error, skipped, disabled, retried}: total is the sum, and "
+     "the build's ci.test records (junit)"},
     {NULL}};
 
 static const field_spec_t s_ci_test[] = {
     {"suite", FIELD_STR, true, ""},
     {"class", FIELD_STR, false, ""},
     {"name", FIELD_STR, true, ""},
-    {"status", FIELD_STR, true, "passed | failed | error | skipped"},
+    {"status", FIELD_STR, true, "passed | failed | error | skipped | disabled"},
     {"duration", FIELD_NUM, true, "seconds"},
+    {"occurrence", FIELD_INT, false,
+     "the n-th result of this suite, class and name in the build's reports; absent for the "
+     "first (0)"},
     {"pipeline", FIELD_STR, false, ""},
     {"build_id", FIELD_STR, false, ""},
     {"file", FIELD_STR, false, "report file"},
     {"failure_type", FIELD_STR, false, ""},
     {"failure_message", FIELD_STR, false, "truncated to 4096 bytes"},
     {"flaky", FIELD_BOOL, false, "passed on a rerun"},
+    {"retried", FIELD_BOOL, false,
+     "an attempt run again: a later result of the same case holds the outcome"},
     {NULL}};
 
 static const field_spec_t s_code_stats[] = {
@@ -172,7 +179,7 @@ static const kind_spec_t s_kinds[] = {
      "ci_tests",
      WRITER_ALL,
      false,
-     {"build_id", "suite", "class", "name"},
+     {"build_id", "suite", "class", "name", "?occurrence"},
      s_ci_test,
      "one test case result"},
     {"code.stats",
@@ -287,9 +294,10 @@ kinds_test (bool verbose)
         for (int i = 0; i < KIND_KEY_MAX && k->key[i]; i++) {
             if (k->key[i][0] == '@')
                 continue;
+            const char *name = k->key[i] + (k->key[i][0] == '?');
             bool found = false;
             for (const field_spec_t *f = k->fields; f->name; f++)
-                found |= strcmp (f->name, k->key[i]) == 0;
+                found |= strcmp (f->name, name) == 0;
             assert (found);
         }
     }

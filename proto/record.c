@@ -786,10 +786,11 @@ record_compute_id (const record_t *record, uint8_t id[RECORD_ID_SIZE])
                 else
                     msgpack_pack_nil (&pk);
             } else {
-                const msgpack_object *val = record_field (record->body, part);
+                bool optional = part[0] == '?';
+                const msgpack_object *val = record_field (record->body, part + optional);
                 if (val)
                     msgpack_pack_object (&pk, *val);
-                else
+                else if (!optional)
                     msgpack_pack_nil (&pk);
             }
         }
@@ -1109,6 +1110,40 @@ record_test (bool verbose)
     msgpack_pack_false (pk);
     assert (record_encoder_end (enc, &data, &size, detail, sizeof detail) == 0);
     assert (memcmp (record_encoder_id (enc), id1, RECORD_ID_SIZE) != 0);
+
+    //  An optional key part ("?occurrence" of ci.test) adds nothing when
+    //  absent: the id is the one of the four parts before it was added
+    uint8_t ids[2][RECORD_ID_SIZE];
+    for (int k = 0; k < 2; k++) {
+        record_encoder_begin (enc, "ci.test", "repo-a", "c", "r", 1);
+        pk = record_encoder_body (enc);
+        msgpack_pack_map (pk, 5 + k);
+        record_pack_str (pk, "suite");
+        record_pack_str (pk, "s");
+        record_pack_str (pk, "name");
+        record_pack_str (pk, "t");
+        record_pack_str (pk, "status");
+        record_pack_str (pk, "passed");
+        record_pack_str (pk, "duration");
+        msgpack_pack_double (pk, 0.5);
+        record_pack_str (pk, "build_id");
+        record_pack_str (pk, "42");
+        if (k) {
+            record_pack_str (pk, "occurrence");
+            msgpack_pack_int (pk, 1);
+        }
+        assert (record_encoder_end (enc, &data, &size, detail, sizeof detail) == 0);
+        memcpy (ids[k], record_encoder_id (enc), RECORD_ID_SIZE);
+    }
+    {
+        //  sha256 ("omni.id/1" 0 "ci.test" 0 "repo-a" 0 "42" "s" nil "t")
+        static const char key[] = "omni.id/1\0ci.test\0repo-a\0\xa2"
+                                  "42\xa1s\xc0\xa1t";
+        uint8_t digest[32];
+        EVP_Digest (key, sizeof key - 1, digest, NULL, EVP_sha256 (), NULL);
+        assert (memcmp (ids[0], digest, RECORD_ID_SIZE) == 0);
+        assert (memcmp (ids[1], ids[0], RECORD_ID_SIZE) != 0);
+    }
 
     //  A missing required field is refused by the encoder with a reason.
     record_encoder_begin (enc, "git.branch", "repo-a", "c", "r", 1);

@@ -80,7 +80,8 @@ record_reject_t record_check (record_t *record, const void *data, size_t size,
 
 //  Computes the id of a record from its kind's natural key:
 //  sha256 ("omni.id/1" 0 kind 0 src 0 msgpack(part1) msgpack(part2) ...)[0..16]
-//  where each part is the msgpack encoding of the key field (nil if absent).
+//  where each part is the msgpack encoding of the key field (nil if absent;
+//  nothing for an absent "?field" part).
 void record_compute_id (const record_t *record, uint8_t id[RECORD_ID_SIZE]);
 
 //  Encoder for collectors and tools: pack the body with the msgpack packer,

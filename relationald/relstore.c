@@ -80,10 +80,10 @@ static const struct {
      "ord int4, id bytea, src text, run text, ts timestamptz, pipeline text, build_id text, "
      "status text, system text, branch text, sha text, started timestamptz, "
      "finished timestamptz, duration float8, trigger text, tests text"},
-    {"stage_tests", 16,
+    {"stage_tests", 18,
      "ord int4, id bytea, src text, run text, ts timestamptz, suite text, class text, "
      "name text, status text, duration float8, pipeline text, build_id text, file text, "
-     "failure_type text, failure_message text, flaky bool"},
+     "failure_type text, failure_message text, flaky bool, occurrence int8, retried bool"},
     {"stage_code", 12,
      "ord int4, id bytea, src text, run text, ts timestamptz, rev text, language text, "
      "path text, files int8, blank int8, comment int8, code int8"},
@@ -212,9 +212,11 @@ static const struct {
      "updated = now () WHERE b.observed <= excluded.observed"},
     {"ins_tests", T_TESTS,
      "INSERT INTO ci_tests (id, source_id, suite, class, name, status, duration, pipeline, "
-     "build_id, file, failure_type, failure_message, flaky, observed, run_id) "
+     "build_id, file, failure_type, failure_message, flaky, occurrence, retried, observed, "
+     "run_id) "
      "SELECT st.id, so.id, st.suite, st.class, st.name, st.status, st.duration, st.pipeline, "
-     "st.build_id, st.file, st.failure_type, st.failure_message, st.flaky, st.ts, st.run "
+     "st.build_id, st.file, st.failure_type, st.failure_message, st.flaky, "
+     "coalesce (st.occurrence, 0), coalesce (st.retried, false), st.ts, st.run "
      "FROM stage_tests st " S_SOURCE " WHERE " S_RANGE " ORDER BY st.id ON CONFLICT DO NOTHING"},
     {"ins_code", T_CODE,
      "INSERT INTO code_stats (id, source_id, rev, language, path, files, blank, comment, code, "
@@ -794,6 +796,8 @@ s_stage_record (relstore_t *self, s_table_t table, size_t index)
         s_field_str (self, body, "failure_type");
         s_field_str (self, body, "failure_message");
         s_field_bool (self, body, "flaky");
+        s_field_int (self, body, "occurrence");
+        s_field_bool (self, body, "retried");
         break;
     case T_CODE:
         s_head (self, T_CODE, index);
@@ -1516,6 +1520,48 @@ s_test_hostile (relstore_t *store, pgconn_t *pg)
                         "SELECT tests->>E'k\\uFFFD' = E'v\\uFFFD\\\\u0000' FROM ci_builds "
                         "WHERE pipeline = 'nul'",
                         "t");
+
+    //  Repeated cases, a rerun and a disabled case (collectord junit): every
+    //  result a row; the views leave out what did not run and retried attempts
+    s_batch_clear (&b);
+    static const struct {
+        const char *name, *status;
+        int occurrence;
+        bool retried, flaky;
+        double duration;
+    } results[] = {{"t_rep", "passed", 0, false, false, 0.5},
+                   {"t_rep", "passed", 1, false, false, 0.7},
+                   {"t_rerun", "failed", 0, true, false, 9.0},
+                   {"t_rerun", "passed", 1, false, true, 1.0},
+                   {"t_off", "disabled", 0, false, false, 99.0}};
+    for (size_t i = 0; i < sizeof results / sizeof results[0]; i++) {
+        pk = s_begin (&b, "ci.test", 7 + (results[i].occurrence > 0) + results[i].retried);
+        s_kv_str (pk, "suite", "rep");
+        s_kv_str (pk, "name", results[i].name);
+        s_kv_str (pk, "status", results[i].status);
+        s_kv_num (pk, "duration", results[i].duration);
+        s_kv_str (pk, "build_id", "b9");
+        s_kv_str (pk, "pipeline", "ci");
+        s_kv_bool (pk, "flaky", results[i].flaky);
+        if (results[i].occurrence)
+            s_kv_int (pk, "occurrence", results[i].occurrence);
+        if (results[i].retried)
+            s_kv_bool (pk, "retried", true);
+        s_end (&b);
+    }
+    assert (s_write (store, &b) == 0);
+    pgconn_test_expect (pg,
+                        "SELECT string_agg (name || occurrence || retried::text, ',' ORDER BY "
+                        "name, occurrence) FROM ci_tests WHERE suite = 'rep'",
+                        "t_off0false,t_rep0false,t_rep1false,t_rerun0true,t_rerun1false");
+    pgconn_test_expect (pg,
+                        "SELECT string_agg (name || ':' || runs || ':' || max_duration, ',' "
+                        "ORDER BY name) FROM slowest_tests WHERE suite = 'rep'",
+                        "t_rep:2:0.7,t_rerun:1:1");
+    pgconn_test_expect (pg,
+                        "SELECT string_agg (name || ':' || runs || ':' || flaky_runs || ':' || "
+                        "flips, ',') FROM flakiest_tests WHERE suite = 'rep'",
+                        "t_rerun:1:1:0");
 
     char *after =
         pgconn_test_value (pg, "SELECT string_agg (table_name, ',' ORDER BY table_name) "

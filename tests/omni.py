@@ -389,22 +389,27 @@ class WriterClient:
 # Records as the collectors make them (ids as proto/record.c computes them)
 
 
+OPTIONAL = object()  # an absent "?field" key part: packs nothing
+
+
 def record_id(kind, src, key_parts):
     """proto/record.c record_compute_id."""
     data = b"omni.id/1\0" + kind.encode() + b"\0" + src.encode() + b"\0"
     for part in key_parts:
-        data += msgpack.packb(part, use_bin_type=True)
+        if part is not OPTIONAL:
+            data += msgpack.packb(part, use_bin_type=True)
     return hashlib.sha256(data).digest()[:16]
 
 
 KEYS = {"run.start": ("@ts", "collector"), "run.end": ("@ts", "collector"),
         "git.commit": ("sha",), "git.branch": ("name",), "git.tag": ("name",),
-        "ci.build": ("pipeline", "build_id"), "ci.test": ("build_id", "suite", "class", "name"),
+        "ci.build": ("pipeline", "build_id"), "ci.test": ("build_id", "suite", "class", "name", "?occurrence"),
         "code.stats": ("rev", "language", "path")}
 
 
 def make_record(kind, src, body, ts, run="run-1", col="test"):
-    parts = [ts if k == "@ts" else body.get(k) for k in KEYS[kind]]
+    parts = [ts if k == "@ts" else body.get(k[1:], OPTIONAL) if k[0] == "?" else body.get(k)
+             for k in KEYS[kind]]
     rec = {"v": 1, "id": record_id(kind, src, parts), "kind": kind, "src": src, "col": col,
            "run": run, "ts": ts, "body": body}
     return msgpack.packb(rec, use_bin_type=True)
@@ -468,6 +473,28 @@ def stream_disrupted(p, n, stored, disrupt, first_timeout=120, timeout=180):
 
 # ---------------------------------------------------------------------------
 # Git histories, built by the tests and read back with git itself
+
+
+def junit_big_report(path, n, rerun_every=0):
+    """A JUnit report of n test cases in suites of 1000, 1% failing with a
+    trace, each with some output; with rerun_every, every such case that
+    failed is run again and passes (gotestsum --rerun-fails)."""
+    with open(path, "w") as f:
+        f.write('<?xml version="1.0" encoding="UTF-8"?>\n<testsuites>\n')
+        for s in range(max(n // 1000, 1)):
+            f.write(f'<testsuite name="suite{s}" tests="1000" '
+                    f'timestamp="2024-01-01T00:00:00">\n')
+            for i in range(min(n, 1000)):
+                k = s * 1000 + i
+                f.write(f'  <testcase classname="pkg.Class{s}" name="test_{k}" time="0.00{k % 10}">')
+                if k % 100 == 0:
+                    f.write(f'<failure message="boom {k}" type="AssertionError">'
+                            f'{"trace line " * 50}</failure>')
+                f.write(f'<system-out>{"output " * 20}</system-out></testcase>\n')
+                if rerun_every and k % rerun_every == 0:
+                    f.write(f'  <testcase classname="pkg.Class{s}" name="test_{k}" time="0.001"/>\n')
+            f.write('</testsuite>\n')
+        f.write('</testsuites>\n')
 
 
 def git(repo, *args, env=None):

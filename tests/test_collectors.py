@@ -19,16 +19,20 @@ import time
 
 import pytest
 
-from omni import BIN, ROOT, archive_lines, query, scalar, wait_until
+from omni import BIN, ROOT, archive_lines, junit_big_report, query, scalar, wait_until
 
 COLLECTORD = os.path.join(BIN, "collectord")
 FIXTURES = os.path.join(ROOT, "tests", "fixtures")
 JUNIT = os.path.join(FIXTURES, "junit")
 BUILDS = os.path.join(FIXTURES, "builds")
 # The JUnit fixtures that are well formed, and what they hold (suites as the
-# self-test checks them): 40 test cases, one gotestsum rerun folded in.
+# self-test checks them): 41 results, a gotestsum rerun's failed attempt (its
+# status failed, retried) among them; tests/test_junit_exact.py checks more.
 JUNIT_DIALECTS = ["surefire", "gradle", "pytest", "go", "jest", "ctest", "nested"]
-JUNIT_COUNTS = {"passed": 21, "failed": 8, "error": 2, "skipped": 9}
+JUNIT_COUNTS = {"passed": 21, "failed": 9, "error": 2, "skipped": 8, "disabled": 1}
+# The build's counts: the retried attempt is counted as retried, not failed
+JUNIT_BUILD = {"total": 41, "passed": 21, "failed": 8, "error": 2, "skipped": 8, "disabled": 1,
+               "retried": 1}
 # The builds fixtures (broken.json aside): 4 + 3 GitHub, 4 GitLab, 4 + 3 Jenkins
 BUILD_FILES = ["github_runs.json", "github_paginated.json", "gitlab_pipelines.json",
                "jenkins_builds.json", "jenkins_folder.json"]
@@ -112,9 +116,10 @@ def test_junit_every_dialect_in_archive_and_postgres(pipeline, pg_database):
                   "--sha=" + "a" * 40, "--source=acme/widget", *paths)
     drained(p)
     tests = archived(p, "ci.test")
-    assert len(tests) == sum(JUNIT_COUNTS.values()) == 40
+    assert len(tests) == sum(JUNIT_COUNTS.values()) == 41
     assert collections.Counter(t["body"]["status"] for t in tests) == JUNIT_COUNTS
-    assert len({t["id"] for t in tests}) == 40
+    assert len({t["id"] for t in tests}) == 41
+    assert [t["body"]["name"] for t in tests if t["body"].get("retried")] == ["TestFlaky"]
     assert all(t["src"] == "acme/widget" and t["body"]["build_id"] == "42" for t in tests)
     flaky = sorted(t["body"]["name"] for t in tests if t["body"]["flaky"])
     assert flaky == ["TestFlaky", "testFlaky"]
@@ -122,9 +127,9 @@ def test_junit_every_dialect_in_archive_and_postgres(pipeline, pg_database):
     assert len(builds) == 1
     b = builds[0]["body"]
     assert b["pipeline"] == "widget-ci" and b["status"] == "failure" and b["system"] == "junit"
-    assert b["tests"] == {"total": 40, **JUNIT_COUNTS}
+    assert b["tests"] == JUNIT_BUILD
     # The same in PostgreSQL
-    assert scalar(pg_database, "SELECT count(*) FROM ci_tests") == 40
+    assert scalar(pg_database, "SELECT count(*) FROM ci_tests") == 41
     assert dict(rows(pg_database, "SELECT status, count(*) FROM ci_tests GROUP BY 1")) \
         == JUNIT_COUNTS
     assert scalar(pg_database, "SELECT count(*) FROM ci_tests WHERE flaky") == 2
@@ -133,7 +138,7 @@ def test_junit_every_dialect_in_archive_and_postgres(pipeline, pg_database):
     assert rows(pg_database, "SELECT duration FROM ci_tests WHERE name = 'testSlow'") \
         == [(1234.5,)]
     assert rows(pg_database, "SELECT pipeline, build_id, status, (tests->>'total')::int, "
-                             "branch FROM ci_builds") == [("widget-ci", "42", "failure", 40,
+                             "branch FROM ci_builds") == [("widget-ci", "42", "failure", 41,
                                                            "main")]
     assert rows(pg_database, "SELECT collector, status FROM runs") == [("junit", "ok")]
     # Collected again: the reports are unchanged, none is read
@@ -141,8 +146,8 @@ def test_junit_every_dialect_in_archive_and_postgres(pipeline, pg_database):
                         "--sha=" + "a" * 40, "--source=acme/widget", *paths)
     assert "reports=0 unchanged=10 " in out.stderr, out.stderr
     drained(p)
-    assert len(archived(p, "ci.test")) == 40
-    assert scalar(pg_database, "SELECT count(*) FROM ci_tests") == 40
+    assert len(archived(p, "ci.test")) == 41
+    assert scalar(pg_database, "SELECT count(*) FROM ci_tests") == 41
 
 
 def test_junit_malformed_report_named_rest_collected(pipeline, workdir):
@@ -153,11 +158,17 @@ def test_junit_malformed_report_named_rest_collected(pipeline, workdir):
     out = run_collector(p, "junit", reports, rc=1)
     assert "malformed.xml:5:" in out.stderr, out.stderr
     drained(p)
-    # pom.xml is not a report: skipped; the Gradle report is all there
+    # pom.xml is not a report: skipped; the Gradle report is all there,
+    # nothing of the malformed one
     assert len(archived(p, "ci.test")) == 4
     end = archived(p, "run.end")[0]["body"]
     assert end["status"] == "failed" and "malformed.xml:5:" in end["error"]
-    assert archived(p, "ci.build") == []  # no build named
+    # No build named: one made from the reports, failed for the unreadable one
+    (build,) = archived(p, "ci.build")
+    b = build["body"]
+    assert b["pipeline"] == "junit" and b["build_id"].startswith("20240301T120000Z-")
+    assert b["status"] == "failure" and b["tests"]["total"] == 4
+    assert b["tests"]["unreadable"] == 1
 
 
 def test_junit_build_from_ci_environment(pipeline, workdir):
@@ -174,24 +185,6 @@ def test_junit_build_from_ci_environment(pipeline, workdir):
     assert build["body"]["pipeline"] == "CI" and build["body"]["system"] == "github"
     assert build["body"]["trigger"] == "push" and build["body"]["branch"] == "main"
     assert build["body"]["tests"]["total"] == 5
-
-
-def _big_report(path, n):
-    """n test cases in suites of 1000, 1% failing, each with some output."""
-    with open(path, "w") as f:
-        f.write('<?xml version="1.0" encoding="UTF-8"?>\n<testsuites>\n')
-        for s in range(n // 1000):
-            f.write(f'<testsuite name="suite{s}" tests="1000" '
-                    f'timestamp="2024-01-01T00:00:00">\n')
-            for i in range(1000):
-                k = s * 1000 + i
-                f.write(f'  <testcase classname="pkg.Class{s}" name="test_{k}" time="0.00{k % 10}">')
-                if k % 100 == 0:
-                    f.write(f'<failure message="boom {k}" type="AssertionError">'
-                            f'{"trace line " * 50}</failure>')
-                f.write(f'<system-out>{"output " * 20}</system-out></testcase>\n')
-            f.write('</testsuite>\n')
-        f.write('</testsuites>\n')
 
 
 def _peak_rss_kb(cmd, env):
@@ -223,8 +216,8 @@ def test_junit_100k_cases_bounded_memory(pipeline, workdir):
     env = clean_env(ASAN_OPTIONS="quarantine_size_mb=1:thread_local_quarantine_size_kb=64")
     p = start(pipeline)
     small, big = os.path.join(workdir, "small.xml"), os.path.join(workdir, "big.xml")
-    _big_report(small, 10_000)
-    _big_report(big, 100_000)
+    junit_big_report(small, 10_000)
+    junit_big_report(big, 100_000)
     assert os.path.getsize(big) > 20 << 20
     peaks = {}
     for name, path in (("small", small), ("big", big)):

@@ -27,6 +27,10 @@ char *selftest_tmpdir (const char *prefix);
 //  Removes a directory tree made by selftest_tmpdir.
 void selftest_rmtree (const char *path);
 
+//  Writes `text` to <dir>/<name> (replacing it); returns the path, which the
+//  caller frees. Asserts on failure: a test cannot go on without its file.
+char *selftest_write (const char *dir, const char *name, const char *text);
+
 //  The path of tests/fixtures/<name> in the source tree: from the working
 //  directory (make runs the self-tests from the top), else from above the
 //  binary's build directory (<top>/<build>/test/x-selftest). Caller frees.

@@ -192,6 +192,17 @@ selftest_tmpdir (const char *prefix)
     return strdup (path);
 }
 
+char *
+selftest_write (const char *dir, const char *name, const char *text)
+{
+    char *path;
+    assert (asprintf (&path, "%s/%s", dir, name) > 0);
+    FILE *file = fopen (path, "w");
+    assert (file);
+    assert (fputs (text, file) >= 0 && fclose (file) == 0);
+    return path;
+}
+
 static int
 s_remove_entry (const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {

@@ -198,7 +198,7 @@ static const char *s_slowest_sql =
     "WITH " S_TESTS "SELECT suite, class, name, count(*) AS runs, "
     "round (avg (duration)::numeric, 6) AS avg_duration, max (duration) AS max_duration, "
     "round ((percentile_cont (0.95) WITHIN GROUP (ORDER BY duration))::numeric, 6) AS p95_duration "
-    "FROM t WHERE status <> 'skipped' GROUP BY suite, class, name "
+    "FROM t WHERE status NOT IN ('skipped', 'disabled') GROUP BY suite, class, name "
     "ORDER BY avg_duration DESC, suite, class, name LIMIT $4";
 
 //  Flaky: both passed and failed (or errored) on the same commit, the
