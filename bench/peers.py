@@ -250,6 +250,7 @@ def telegraf_side(args, exe, lines, n, keyed, work):
                     if proc.poll() is not None or time.monotonic() > deadline:
                         raise SystemExit(f"telegraf did not listen: see {log.name}")
                     time.sleep(0.05)
+            sock.settimeout(None)  # sendall waits for Telegraf to read
             side.procs["telegraf"] = proc.pid
             side.start()
             sender = {}
