@@ -94,6 +94,9 @@
 //  200 bytes each; the slots are a power of two over twice that
 #define S_SERIES_MAX   100000
 #define S_SERIES_SLOTS (1u << 18)
+//  Store connections at most, and the fewest points worth sharing out
+#define S_CONNECTIONS_MAX 8
+#define S_SHARE_MIN       1000
 
 typedef struct {
     int64_t time_ns;
@@ -117,6 +120,9 @@ typedef struct {
 
 struct _pointstore_t {
     pgconn_t *conn;
+    //  The other connections of a shared COPY (connections - 1 of them)
+    pgconn_t *extra[S_CONNECTIONS_MAX - 1];
+    int nextra;
     char *partition_interval;
     tsschema_config_t schema;
     tsschema_state_t state;
@@ -481,6 +487,12 @@ pointstore_new (const pointstore_config_t *config, metrics_t *metrics, char *err
         snprintf (error, error_size, "retain: must not be negative");
         return NULL;
     }
+    int connections = config->connections ? config->connections : 1;
+    if (connections < 1 || connections > S_CONNECTIONS_MAX) {
+        snprintf (error, error_size, "connections: %d is not 1 to %d", connections,
+                  S_CONNECTIONS_MAX);
+        return NULL;
+    }
     char why[512];
     pgconn_t *conn = pgconn_new (config->dsn, why, sizeof why);
     if (!conn) {
@@ -502,6 +514,13 @@ pointstore_new (const pointstore_config_t *config, metrics_t *metrics, char *err
     pgconn_set_backoff (conn, 50, 1000);
     pgconn_set_setup (conn, s_setup, self);
     pgconn_set_create_database (conn, config->create_database);
+    //  Plain sessions: they only COPY into points_data, which the main
+    //  connection's setup made
+    for (self->nextra = 0; self->nextra < connections - 1; self->nextra++) {
+        self->extra[self->nextra] = pgconn_new (config->dsn, why, sizeof why);
+        assert (self->extra[self->nextra]); //  the same dsn parsed above
+        pgconn_set_backoff (self->extra[self->nextra], 50, 1000);
+    }
     if (metrics) {
         self->m_points =
             metrics_counter (metrics, "points_written_total",
@@ -546,6 +565,8 @@ pointstore_destroy (pointstore_t **self_p)
     if (!self)
         return;
     pgconn_destroy (&self->conn);
+    for (int i = 0; i < self->nextra; i++)
+        pgconn_destroy (&self->extra[i]);
     pthread_mutex_destroy (&self->problem_lock);
     derive_destroy (&self->derive);
     free (self->partition_interval);
@@ -842,26 +863,54 @@ s_drop_refused (pointstore_t *self)
     self->npoints = kept;
 }
 
-//  The batch's points by one binary COPY, either into the staging table
-//  (with each point's place in the batch, `ord`) or straight into
-//  points_data.
+//  The batch's points by one binary COPY on `conn`, either into the
+//  staging table (with each point's place in the batch, `ord`) or straight
+//  into points_data; with `shares` > 1, only the points whose series id is
+//  `share` modulo `shares`.
 static pgconn_status_t
-s_copy (pointstore_t *self, bool staged)
+s_copy (pointstore_t *self, pgconn_t *conn, bool staged, int share, int shares)
 {
-    if (pgconn_copy_begin (self->conn, staged ? "stage_points" : "points_data",
+    if (pgconn_copy_begin (conn, staged ? "stage_points" : "points_data",
                            staged ? "ord, series_id, time, value" : "series_id, time, value",
                            PGCONN_COPY_BINARY))
-        return pgconn_last_status (self->conn);
+        return pgconn_last_status (conn);
     for (size_t i = 0; i < self->npoints; i++) {
         const s_point_t *p = &self->points[i];
-        pgconn_copy_row (self->conn, staged ? 4 : 3);
+        int64_t id = self->series[p->series].id;
+        if (shares > 1 && id % shares != share)
+            continue;
+        pgconn_copy_row (conn, staged ? 4 : 3);
         if (staged)
-            pgconn_copy_int4 (self->conn, (int32_t) i);
-        pgconn_copy_int8 (self->conn, self->series[p->series].id);
-        pgconn_copy_timestamptz_ns (self->conn, p->time_ns);
-        pgconn_copy_float8 (self->conn, p->value);
+            pgconn_copy_int4 (conn, (int32_t) i);
+        pgconn_copy_int8 (conn, id);
+        pgconn_copy_timestamptz_ns (conn, p->time_ns);
+        pgconn_copy_float8 (conn, p->value);
     }
-    return pgconn_copy_end (self->conn);
+    return pgconn_copy_end (conn);
+}
+
+//  One share of a shared COPY, on an extra connection: BEGIN and COPY,
+//  the transaction left open for the batch to commit or roll back
+typedef struct {
+    pointstore_t *self;
+    pgconn_t *conn;
+    int share, shares;
+    pgconn_status_t status;
+    bool open; //  a transaction is open
+} s_share_t;
+
+static void *
+s_share_run (void *arg)
+{
+    s_share_t *share = arg;
+    share->open = false;
+    share->status = pgconn_ensure (share->conn) ? pgconn_last_status (share->conn)
+                                                : pgconn_exec (share->conn, "BEGIN");
+    if (share->status == PGCONN_OK) {
+        share->open = true;
+        share->status = s_copy (share->self, share->conn, false, share->share, share->shares);
+    }
+    return NULL;
 }
 
 typedef struct {
@@ -869,34 +918,79 @@ typedef struct {
     bool direct;   //  try the COPY straight into points_data first
     bool slow;     //  point by point under savepoints, marking refused ones
     bool *refused; //  per point (slow)
+    //  A share on an extra connection failed: its SQLSTATE and error
+    char sqlstate[6];
+    char error[256];
 } s_tx_t;
 
-//  The fast way for points that are all new, the common case: one COPY
-//  straight into points_data (COPY batches its heap and index insertions;
-//  an INSERT ... SELECT ... ON CONFLICT does them row by row, at about half
-//  the rate). A point that exists already makes the COPY fail on the
-//  unique key (23505): then the batch goes the staging way.
+//  The direct COPY dealt over every connection by series (so that no two
+//  connections ever insert the same key, which would make one wait for
+//  the other's commit, and this thread for both: a deadlock PostgreSQL
+//  cannot see). The extra connections commit first, once every COPY went
+//  through; the batch transaction last. A crash between those commits
+//  leaves part of the batch stored and unacknowledged: delivered again, it
+//  meets its own points and is upserted, so each point is still stored
+//  once.
+static int
+s_shared_copy (s_tx_t *tx)
+{
+    pointstore_t *self = tx->self;
+    int shares = self->nextra + 1;
+    s_share_t share[S_CONNECTIONS_MAX];
+    pthread_t threads[S_CONNECTIONS_MAX];
+    for (int i = 0; i < self->nextra; i++) {
+        share[i] = (s_share_t){self, self->extra[i], i + 1, shares, PGCONN_OK, false};
+        int rc = pthread_create (&threads[i], NULL, s_share_run, &share[i]);
+        assert (rc == 0);
+    }
+    pgconn_status_t status = s_copy (self, self->conn, false, 0, shares);
+    for (int i = 0; i < self->nextra; i++)
+        pthread_join (threads[i], NULL);
+    for (int i = 0; i < self->nextra && status == PGCONN_OK; i++)
+        if (share[i].status != PGCONN_OK) {
+            snprintf (tx->sqlstate, sizeof tx->sqlstate, "%s", pgconn_sqlstate (share[i].conn));
+            snprintf (tx->error, sizeof tx->error, "%s", pgconn_error (share[i].conn));
+            status = share[i].status;
+        }
+    for (int i = 0; i < self->nextra; i++) {
+        if (!share[i].open)
+            continue;
+        if (status == PGCONN_OK) {
+            PGresult *result = PQexec (pgconn_handle (share[i].conn), "COMMIT");
+            bool committed = result && PQresultStatus (result) == PGRES_COMMAND_OK &&
+                             strcmp (PQcmdStatus (result), "COMMIT") == 0;
+            pgconn_status_t commit = pgconn_check (share[i].conn, result);
+            if (!committed) {
+                snprintf (tx->sqlstate, sizeof tx->sqlstate, "%s",
+                          pgconn_sqlstate (share[i].conn));
+                snprintf (tx->error, sizeof tx->error, "commit of a share: %s",
+                          pgconn_error (share[i].conn));
+                status = commit != PGCONN_OK ? commit : PGCONN_FAILED;
+            }
+        } else if (pgconn_exec (share[i].conn, "ROLLBACK") != PGCONN_OK)
+            pgconn_reset (share[i].conn);
+    }
+    return status == PGCONN_OK ? 0 : -1;
+}
+
+//  The fast way for points that are all new, the common case: the batch
+//  transaction is one COPY straight into points_data (COPY batches its heap
+//  and index insertions; an INSERT ... SELECT ... ON CONFLICT does them row
+//  by row, at about half the rate), without a savepoint (a subtransaction
+//  per batch, and two more round trips). A point that exists already fails
+//  it on the unique key (23505): the transaction is rolled back and the
+//  batch goes the staging way in a new one (pointstore_write).
 static int
 s_batch_tx (pgconn_t *conn, void *arg)
 {
+    (void) conn;
     s_tx_t *tx = arg;
     pointstore_t *self = tx->self;
-    if (tx->direct) {
-        if (pgconn_exec (conn, "SAVEPOINT direct") != PGCONN_OK)
-            return -1;
-        pgconn_status_t status = s_copy (self, false);
-        if (status == PGCONN_OK)
-            return pgconn_exec (conn, "RELEASE SAVEPOINT direct") == PGCONN_OK ? 0 : -1;
-        if (strcmp (pgconn_sqlstate (conn), S_UNIQUE_VIOLATION))
-            return -1;
-        //  Some points exist (a redelivery, a re-collection): upsert
-        self->upserts_ahead = S_UPSERTS_AHEAD;
-        if (pgconn_exec (conn, "ROLLBACK TO SAVEPOINT direct; RELEASE SAVEPOINT direct") !=
-            PGCONN_OK)
-            return -1;
-    }
-    tx->direct = false;
-    if (s_copy (self, true) != PGCONN_OK)
+    if (tx->direct && self->nextra > 0 && self->npoints >= S_SHARE_MIN)
+        return s_shared_copy (tx);
+    if (tx->direct)
+        return s_copy (self, self->conn, false, 0, 1) == PGCONN_OK ? 0 : -1;
+    if (s_copy (self, self->conn, true, 0, 1) != PGCONN_OK)
         return -1;
     return s_exec_rows (self, "ins_points", self->npoints, tx->slow, tx->refused);
 }
@@ -1063,12 +1157,21 @@ pointstore_write (void *self_, const record_t *records, size_t count, char *erro
         s_drop_refused (self);
     if (status == PGCONN_OK && self->npoints > 0 && self->state.mode == TSSCHEMA_NATIVE)
         status = s_partitions_for_batch (self);
-    s_tx_t tx = {self, self->upserts_ahead == 0, false, NULL};
+    s_tx_t tx = {self, self->upserts_ahead == 0, false, NULL, "", ""};
     size_t dropped = 0; //  points refused in the batch itself
     if (self->upserts_ahead > 0)
         self->upserts_ahead--;
     if (status == PGCONN_OK && self->npoints > 0)
         status = pgconn_transaction (self->conn, s_batch_tx, &tx);
+    if (tx.direct && (strcmp (tx.sqlstate, S_UNIQUE_VIOLATION) == 0 ||
+                      (status == PGCONN_CONTENT &&
+                       strcmp (pgconn_sqlstate (self->conn), S_UNIQUE_VIOLATION) == 0))) {
+        //  Some points exist (a redelivery, a re-collection): upsert, and
+        //  the next batches too
+        self->upserts_ahead = S_UPSERTS_AHEAD;
+        tx.direct = false;
+        status = pgconn_transaction (self->conn, s_batch_tx, &tx);
+    }
     if (status == PGCONN_CONTENT && strcmp (pgconn_sqlstate (self->conn), S_NO_PARTITION)) {
         //  Not expected (points are numbers, derive bounds times and
         //  values): find the points PostgreSQL refuses, drop them, keep the
@@ -1079,7 +1182,7 @@ pointstore_write (void *self_, const record_t *records, size_t count, char *erro
                   self->npoints, pgconn_sqlstate (self->conn), pgconn_error (self->conn));
         bool *refused = calloc (self->npoints, sizeof *refused);
         assert (refused);
-        tx = (s_tx_t){self, false, true, refused};
+        tx = (s_tx_t){self, false, true, refused, "", ""};
         status = pgconn_transaction (self->conn, s_batch_tx, &tx);
         for (size_t i = 0; status == PGCONN_OK && i < self->npoints; i++)
             dropped += refused[i];
@@ -1089,6 +1192,15 @@ pointstore_write (void *self_, const record_t *records, size_t count, char *erro
     if (status == PGCONN_OK && generation != self->generation) {
         snprintf (error, error_size, "postgresql: session changed during the batch, again");
         return -1;
+    }
+    if (status != PGCONN_OK && *tx.error) {
+        //  A share on another connection failed (the batch was rolled back)
+        snprintf (error, error_size, "postgresql: %s%s%s", tx.sqlstate, *tx.sqlstate ? " " : "",
+                  tx.error);
+        log_warn ("batch.share_failed", "sqlstate=%s error=\"%s\"", tx.sqlstate, tx.error);
+        if (strcmp (tx.sqlstate, S_NO_PARTITION) == 0 && s_parts_load (self))
+            pgconn_reset (self->conn);
+        return status == PGCONN_PERMANENT ? WRITER_STORE_PERMANENT : -1;
     }
     if (status != PGCONN_OK)
         return s_failed (self, status, count, error, error_size);
@@ -1493,7 +1605,7 @@ s_writer_thread (void *arg_)
 {
     s_writer_arg_t *arg = arg_;
     char error[256];
-    pointstore_config_t config = {arg->dsn, TSSCHEMA_NATIVE, "month", 0, false, 0};
+    pointstore_config_t config = {arg->dsn, TSSCHEMA_NATIVE, "month", 0, false, 0, 1};
     pointstore_t *store = pointstore_new (&config, NULL, error, sizeof error);
     assert (store);
     testrec_t *recs = testrec_new ();
@@ -1513,9 +1625,9 @@ pointstore_test (bool verbose)
 {
     log_init ("pointstore-test", verbose ? "debug" : "error", "kv");
     char error[256];
-    pointstore_config_t bad = {"port='unterminated", TSSCHEMA_NATIVE, "month", 0, false, 0};
+    pointstore_config_t bad = {"port='unterminated", TSSCHEMA_NATIVE, "month", 0, false, 0, 1};
     assert (pointstore_new (&bad, NULL, error, sizeof error) == NULL);
-    bad = (pointstore_config_t){"", TSSCHEMA_NATIVE, "fortnight", 0, false, 0};
+    bad = (pointstore_config_t){"", TSSCHEMA_NATIVE, "fortnight", 0, false, 0, 1};
     assert (pointstore_new (&bad, NULL, error, sizeof error) == NULL);
     assert (strstr (error, "partition_interval"));
     char *dsn = pgconn_testdb_new ("pointstore");
@@ -1523,7 +1635,7 @@ pointstore_test (bool verbose)
         selftest_skip ("no PostgreSQL server ($OMNI_TEST_PG_DSN, else 127.0.0.1:5432)");
     }
     metrics_t *metrics = metrics_new ("test_");
-    pointstore_config_t config = {dsn, TSSCHEMA_NATIVE, "month", 0, false, 0};
+    pointstore_config_t config = {dsn, TSSCHEMA_NATIVE, "month", 0, false, 0, 1};
     pointstore_t *store = pointstore_new (&config, metrics, error, sizeof error);
     assert (store);
     char text[256];
@@ -1624,6 +1736,32 @@ pointstore_test (bool verbose)
                         "12 12");
     pgconn_test_expect (pg, "SELECT count (*) FROM metricsd_partitions ()", "19");
 
+    //  A batch of new points shared over three connections, then the same
+    //  batch again (a share meets its points: the batch is upserted), and
+    //  with a value changed; a store with too many connections is refused
+    bad = (pointstore_config_t){dsn, TSSCHEMA_NATIVE, "month", 0, false, 0, 9};
+    assert (!pointstore_new (&bad, NULL, error, sizeof error) && strstr (error, "connections"));
+    pointstore_config_t shared_config = {dsn, TSSCHEMA_NATIVE, "month", 0, false, 0, 3};
+    pointstore_t *shared = pointstore_new (&shared_config, metrics, error, sizeof error);
+    assert (shared && pointstore_connect (shared) == 0);
+    testrec_clear (recs);
+    for (int i = 0; i < 3000; i++) {
+        char host[16];
+        snprintf (host, sizeof host, "s%d", i % 7);
+        testrec_metric (recs, host, (D0 + 100000 + i / 7) * NS, "shared", i, host);
+    }
+    assert (s_write (shared, recs) == 0);
+    static const char *shared_sql =
+        "SELECT count (*) || ' ' || sum (value) FROM points WHERE name = 'shared'";
+    pgconn_test_expect (pg, shared_sql, "3000 4498500");
+    assert (s_write (shared, recs) == 0);
+    pgconn_test_expect (pg, shared_sql, "3000 4498500");
+    testrec_clear (recs);
+    testrec_metric (recs, "s0", (D0 + 100000) * NS, "shared", 1000000, "s0");
+    assert (s_write (shared, recs) == 0);
+    pgconn_test_expect (pg, shared_sql, "3000 5498500");
+    pointstore_destroy (&shared);
+
     //  A partition dropped behind our back: the write fails, then succeeds
     s_exec (pg, "DROP TABLE points_data_19900301");
     testrec_clear (recs);
@@ -1690,7 +1828,7 @@ pointstore_test (bool verbose)
 
     //  A server that is not there: -1 and unhealthy
     pointstore_config_t away_config = {
-        "host=127.0.0.1 port=1 connect_timeout=1", TSSCHEMA_AUTO, "month", 0, false, 0};
+        "host=127.0.0.1 port=1 connect_timeout=1", TSSCHEMA_AUTO, "month", 0, false, 0, 1};
     pointstore_t *away = pointstore_new (&away_config, NULL, error, sizeof error);
     assert (away);
     assert (pointstore_connect (away) == 1);
@@ -1699,7 +1837,7 @@ pointstore_test (bool verbose)
     assert (!pointstore_healthy (away, text, sizeof text));
     pointstore_destroy (&away);
     //  A database set up natively, metricsd told to use TimescaleDB: refused
-    pointstore_config_t forced = {dsn, TSSCHEMA_TIMESCALEDB, "month", 0, false, 0};
+    pointstore_config_t forced = {dsn, TSSCHEMA_TIMESCALEDB, "month", 0, false, 0, 1};
     away = pointstore_new (&forced, NULL, error, sizeof error);
     assert (pointstore_connect (away) == -1);
     pointstore_destroy (&away);
