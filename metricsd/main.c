@@ -46,7 +46,7 @@ main (int argc, char **argv)
     if (!daemon)
         return rc;
     pointstore_config_t store_config = {
-        dsn,       TSSCHEMA_AUTO, partition_interval, compress_after_ms, create_database,
+        dsn,       TSSCHEMA_AUTO,    partition_interval, compress_after_ms, create_database,
         retain_ms, (int) connections};
     if (tsschema_parse_mode (mode, &store_config.mode)) {
         fprintf (stderr, "error: metricsd.mode: '%s' is not auto, native or timescaledb\n", mode);

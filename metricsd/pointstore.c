@@ -961,8 +961,7 @@ s_shared_copy (s_tx_t *tx)
                              strcmp (PQcmdStatus (result), "COMMIT") == 0;
             pgconn_status_t commit = pgconn_check (share[i].conn, result);
             if (!committed) {
-                snprintf (tx->sqlstate, sizeof tx->sqlstate, "%s",
-                          pgconn_sqlstate (share[i].conn));
+                snprintf (tx->sqlstate, sizeof tx->sqlstate, "%s", pgconn_sqlstate (share[i].conn));
                 snprintf (tx->error, sizeof tx->error, "commit of a share: %s",
                           pgconn_error (share[i].conn));
                 status = commit != PGCONN_OK ? commit : PGCONN_FAILED;

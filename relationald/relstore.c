@@ -758,6 +758,24 @@ s_stage_files (relstore_t *self, size_t index)
     }
 }
 
+//  A ci.test body, from suite to flaky: staged, and copied straight into
+//  ci_tests by the direct way, in the same order
+static void
+s_test_fields (relstore_t *self, const msgpack_object *body)
+{
+    s_field_str (self, body, "suite");
+    s_field_str (self, body, "class");
+    s_field_str (self, body, "name");
+    s_field_str (self, body, "status");
+    s_field_num (self, body, "duration");
+    s_field_str (self, body, "pipeline");
+    s_field_str (self, body, "build_id");
+    s_field_str (self, body, "file");
+    s_field_str (self, body, "failure_type");
+    s_field_str (self, body, "failure_message");
+    s_field_bool (self, body, "flaky");
+}
+
 static void
 s_stage_record (relstore_t *self, s_table_t table, size_t index)
 {
@@ -824,17 +842,7 @@ s_stage_record (relstore_t *self, s_table_t table, size_t index)
     case T_TESTS:
         s_head (self, T_TESTS, index);
         pgconn_copy_timestamptz_ns (self->conn, record->ts);
-        s_field_str (self, body, "suite");
-        s_field_str (self, body, "class");
-        s_field_str (self, body, "name");
-        s_field_str (self, body, "status");
-        s_field_num (self, body, "duration");
-        s_field_str (self, body, "pipeline");
-        s_field_str (self, body, "build_id");
-        s_field_str (self, body, "file");
-        s_field_str (self, body, "failure_type");
-        s_field_str (self, body, "failure_message");
-        s_field_bool (self, body, "flaky");
+        s_test_fields (self, body);
         break;
     case T_CODE:
         s_head (self, T_CODE, index);
@@ -995,17 +1003,7 @@ s_direct_tx (pgconn_t *conn, void *arg)
         pgconn_copy_row (conn, 15);
         pgconn_copy_bytea (conn, record->id, RECORD_ID_SIZE);
         pgconn_copy_int8 (conn, self->source_ids[i]);
-        s_field_str (self, body, "suite");
-        s_field_str (self, body, "class");
-        s_field_str (self, body, "name");
-        s_field_str (self, body, "status");
-        s_field_num (self, body, "duration");
-        s_field_str (self, body, "pipeline");
-        s_field_str (self, body, "build_id");
-        s_field_str (self, body, "file");
-        s_field_str (self, body, "failure_type");
-        s_field_str (self, body, "failure_message");
-        s_field_bool (self, body, "flaky");
+        s_test_fields (self, body);
         pgconn_copy_timestamptz_ns (conn, record->ts);
         s_str (self, record->run);
     }

@@ -9,11 +9,11 @@
 -- has. This is the tags-as-foreign-key layout of TimescaleDB's and
 -- Telegraf's schemas. metricsd caches the series ids it has seen.
 --
--- `points` stays what readers read: a view with the old columns (time,
--- name, value, source, tags), filtering on the caller's sources as the
--- dashboard views do. The dashboard views read it unchanged (views.sql);
--- they are dropped with the old table here and made again right after the
--- migrations, because the 'views' checksum is cleared.
+-- `points` stays what readers read: a view with the old columns, made by
+-- version 5 (005_points_view.sql, both modes) right after this one. The
+-- dashboard views read it unchanged (views.sql); they are dropped with the
+-- old table here and made again after the migrations, because the 'views'
+-- checksum is cleared.
 --
 -- No foreign key from points_data to points_series: checking it would cost
 -- an index probe per point, and metricsd writes only ids it read from
@@ -78,18 +78,6 @@ FROM points p JOIN points_series s ON s.name = p.name AND s.source = p.source AN
 -- The dashboard views and the row-level policy go with the old table
 DROP TABLE points CASCADE;
 DELETE FROM metricsd_settings WHERE key = 'views';
-
-CREATE VIEW points WITH (security_barrier = true) AS
-SELECT d.time, s.name, d.value, s.source, s.tags
-FROM points_data d
-JOIN points_series s ON s.id = d.series_id
-WHERE s.source LIKE ANY ((SELECT omni_visible_patterns (current_user))::text[]);
-
--- Viewers read through the view (their sources only); the tables are for
--- omni_reader, who sees everything anyway. Partitions made later get no
--- grant: reads go through points_data.
-GRANT SELECT ON points TO omni_reader, omni_viewer;
-GRANT SELECT ON points_data, points_series TO omni_reader;
 
 -- As version 1's, for points_data: partitions named points_data_YYYYMMDD.
 CREATE OR REPLACE FUNCTION metricsd_ensure_partition (t timestamptz, unit text)
