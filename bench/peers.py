@@ -47,6 +47,7 @@ import psycopg2
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests"))
+import omni  # noqa: E402
 from omni import Pipeline, binary, free_port, scratch_database  # noqa: E402
 
 TELEGRAF_MODULE = "github.com/influxdata/telegraf/cmd/telegraf"
@@ -151,7 +152,7 @@ class Side:
 
 def loadgen(args, kind, count, dump=None, intake=None):
     """omni-loadgen, the one generator; returns its CPU seconds."""
-    cmd = [binary("omni-loadgen"), f"--kind={kind}", f"--count={count}", "--seed=1",
+    cmd = [args.loadgen_bin, f"--kind={kind}", f"--count={count}", "--seed=1",
            "--src=bench", "--log-level=warn", f"--batch={args.loadgen_batch}"]
     cmd += [f"--size={args.size}"] if kind == "metric" else []
     cmd += [f"--dump={dump}"] if dump else [f"--intake={intake}"]
@@ -277,7 +278,14 @@ def telegraf_side(args, exe, lines, n, keyed, work):
 # OmniAudit
 
 
-def omni_side(args, name, writer, daemon, daemon_args, kind, n, table_sql, work):
+def omni_side(args, name, writer, daemon, daemon_args, kind, n, table_sql, work, bindir=None):
+    """bindir: the daemons of another build (--before), the generator stays."""
+    if bindir:
+        gen, omni.BIN = omni.BIN, bindir
+        try:
+            return omni_side(args, name, writer, daemon, daemon_args, kind, n, table_sql, work)
+        finally:
+            omni.BIN = gen
     with scratch_database("omni_peer_om_") as dsn, \
             Pipeline(os.path.join(work, writer), writers=(writer,), journal_max="16G") as p:
         os.makedirs(p.workdir, exist_ok=True)
@@ -290,6 +298,7 @@ def omni_side(args, name, writer, daemon, daemon_args, kind, n, table_sql, work)
             done = {}
             thread = threading.Thread(
                 target=lambda: done.update(cpu=loadgen(args, kind, n, intake=p.intake)))
+            thread.daemon = True
             thread.start()
             side.wait_rows(n, args.timeout, alive=lambda: w.proc.poll() is None)
             thread.join()
@@ -377,7 +386,11 @@ def main():
     ap.add_argument("--skip", action="append", default=[],
                     choices=["telegraf", "metricsd", "relationald", "jsonb"])
     ap.add_argument("--timeout", type=float, default=1800)
+    ap.add_argument("--before", metavar="DIR",
+                    help="also run the metricsd and relationald sides with the daemons of "
+                    "another build (e.g. the previous commit's build/bin)")
     args = ap.parse_args()
+    args.loadgen_bin = binary("omni-loadgen")  # this build's, for every side
     n = args.points
     nt = args.tests if args.tests is not None else n
     exe = telegraf_binary(args) if "telegraf" not in args.skip else None
@@ -397,6 +410,11 @@ def main():
                 "metrics", "metricsd",
                 [f"--batch-size={args.metricsd_batch}", f"--connections={k}", "--mode=native"],
                 "metric", n, "SELECT count (*) FROM points", work))
+        if args.before and "metricsd" not in args.skip:
+            point_sides.append(omni_side(
+                args, f"before: ingestd -> metricsd (batch {args.metricsd_batch})", "metrics",
+                "metricsd", [f"--batch-size={args.metricsd_batch}", "--mode=native"],
+                "metric", n, "SELECT count (*) FROM points", work + "/before", args.before))
         test_sides = []
         if "jsonb" not in args.skip:
             test_dump = os.path.join(work, "test.mp")
@@ -410,6 +428,11 @@ def main():
                 args, f"ingestd -> relationald (batch {args.relationald_batch})", "relational",
                 "relationald", [f"--batch-size={args.relationald_batch}"], "ci.test", nt,
                 "SELECT count (*) FROM ci_tests", work))
+        if args.before and "relationald" not in args.skip:
+            test_sides.append(omni_side(
+                args, f"before: ingestd -> relationald (batch {args.relationald_batch})",
+                "relational", "relationald", [f"--batch-size={args.relationald_batch}"],
+                "ci.test", nt, "SELECT count (*) FROM ci_tests", work + "/before", args.before))
     print(f"\nload average at the start: {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}, "
           f"at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())} ({os.cpu_count()} cores)")
     if point_sides:
