@@ -107,12 +107,15 @@ CROSS JOIN LATERAL (SELECT NULL::int AS f UNION ALL SELECT generate_series (1, 8
 SELECT metricsd_ensure_partition (t, 'month')
 FROM generate_series (timestamptz '{START}', timestamptz '{START}' + interval '13 months',
                       interval '1 month') t;
-INSERT INTO points (time, name, value, source, tags)
-SELECT timestamptz '{START}' + j * interval '2 minutes', n,
-       CASE n WHEN 'host.mem.used' THEN 2e9 + (j % 1000) * 1e6 ELSE (j * 37 % 1000) / 10.0 END,
-       '{SRC}', '{{"host": "bench-host"}}'::jsonb
+INSERT INTO points_series (name, source, tags)
+SELECT n, '{SRC}', '{{"host": "bench-host"}}'::jsonb
+FROM unnest (ARRAY['host.cpu.user', 'host.cpu.system', 'host.mem.used', 'host.load.1']) n;
+INSERT INTO points_data (series_id, time, value)
+SELECT s.id, timestamptz '{START}' + j * interval '2 minutes',
+       CASE s.name WHEN 'host.mem.used' THEN 2e9 + (j % 1000) * 1e6
+                   ELSE (j * 37 % 1000) / 10.0 END
 FROM generate_series (0, __POINTS__ / 4 - 1) j
-CROSS JOIN unnest (ARRAY['host.cpu.user', 'host.cpu.system', 'host.mem.used', 'host.load.1']) n;
+CROSS JOIN points_series s WHERE s.source = '{SRC}';
 """
 
 

@@ -829,8 +829,7 @@ s_got (testpeer_t *fake, s_got_t *got)
 
 //  One run of the collector on `handle` against the fake ingestd
 static int
-s_run (s_junit_t *handle, session_t *session, testpeer_t *fake, bool commit, char *err,
-       size_t size)
+s_run (s_junit_t *handle, session_t *session, testpeer_t *fake, bool commit, char *err, size_t size)
 {
     testpeer_clear (fake);
     assert (session_begin (session, s_source (handle), s_target (handle), s_pack_config, handle) ==

@@ -11,7 +11,7 @@ int
 main (int argc, char **argv)
 {
     char *dsn, *mode, *partition_interval;
-    int64_t compress_after_ms, retain_ms;
+    int64_t compress_after_ms, retain_ms, connections;
     bool create_database;
     const config_option_t options[] = {
         {"dsn", CONFIG_STRING, "",
@@ -31,6 +31,10 @@ main (int argc, char **argv)
          "partitions wholly older are dropped, TimescaleDB chunks by drop_chunks; older points "
          "delivered are not written; 0 = kept forever",
          &retain_ms},
+        {"connections", CONFIG_INT, "1",
+         "PostgreSQL connections a batch of new points is copied over at once (1 to 8), dealt "
+         "by series; committed together once every copy went through",
+         &connections},
         {"create_database", CONFIG_BOOL, "false",
          "create the dsn's database when it does not exist (the role needs CREATEDB)",
          &create_database},
@@ -42,7 +46,8 @@ main (int argc, char **argv)
     if (!daemon)
         return rc;
     pointstore_config_t store_config = {
-        dsn, TSSCHEMA_AUTO, partition_interval, compress_after_ms, create_database, retain_ms};
+        dsn,       TSSCHEMA_AUTO,    partition_interval, compress_after_ms, create_database,
+        retain_ms, (int) connections};
     if (tsschema_parse_mode (mode, &store_config.mode)) {
         fprintf (stderr, "error: metricsd.mode: '%s' is not auto, native or timescaledb\n", mode);
         writer_daemon_destroy (&daemon);

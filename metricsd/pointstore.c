@@ -1,22 +1,36 @@
 /*  pointstore: batches of records -> points in PostgreSQL.
 
-    Why stage: COPY is the fastest way in but cannot resolve conflicts;
-    INSERT ... ON CONFLICT can, and from a staging table it is one statement
-    for the whole batch. The staging table is a session temporary table
-    (ON COMMIT DELETE ROWS, no WAL). Tags travel as JSON text and become
-    jsonb in the INSERT, whose equality ignores key order and spacing; the
-    batch is deduplicated on the jsonb key first (DISTINCT ON, last point
-    wins), since ON CONFLICT cannot touch one row twice in a statement.
+    Why series: a point's identity is its series (name, source, tags) and
+    its time. Stored whole in every point, that identity made two wide
+    indexes PostgreSQL maintained per point, most of its work. A series is
+    now a row of points_series, made once, and a point a 24-byte row of
+    points_data keyed by (series_id, time). The ids of the series seen are
+    cached here, so a batch of known series is one COPY; new series are
+    resolved first, in a short transaction of their own (INSERT ... ON
+    CONFLICT DO NOTHING, then read back), so an id in the cache is always
+    committed whatever becomes of the batch. The cache is bounded (events
+    carry a sha or build_id in their tags: those series are seldom seen
+    twice) and emptied at every new session (the database may be another).
+
+    Why the direct COPY, then staging: COPY is the fastest way in but
+    cannot resolve conflicts. Most batches hold only new points, so the
+    batch is first copied straight into points_data under a savepoint; a
+    point that exists fails it on the unique key, and only then is the batch
+    staged in a session temporary table (ON COMMIT DELETE ROWS, no WAL) and
+    upserted by one INSERT ... SELECT ... ON CONFLICT (series_id, time), so a
+    redelivered batch or a re-collected history never doubles a point (the
+    last value delivered wins; the batch is deduplicated first, since ON
+    CONFLICT cannot touch one row twice in a statement).
 
     Why partitions are made outside the batch transaction: CREATE TABLE ...
-    PARTITION OF locks the whole points table (ACCESS EXCLUSIVE) until its
-    transaction ends; inside a batch that would stall every other writer for
-    the batch's duration, and two metricsd doing it could deadlock. So each
-    missing partition is made in a short transaction of its own first (see
-    metricsd_ensure_partition), and the batch then finds them all. A cache
-    of partition bounds keeps this to a lookup per point; it is reloaded on
-    reconnect and whenever PostgreSQL says a row has no partition (someone
-    dropped one), which fails the batch for a retry.
+    PARTITION OF locks the whole points_data table (ACCESS EXCLUSIVE) until
+    its transaction ends; inside a batch that would stall every other writer
+    for the batch's duration, and two metricsd doing it could deadlock. So
+    each missing partition is made in a short transaction of its own first
+    (see metricsd_ensure_partition), and the batch then finds them all. A
+    cache of partition bounds keeps this to a lookup per point; it is
+    reloaded on reconnect and whenever PostgreSQL says a row has no
+    partition (someone dropped one), which fails the batch for a retry.
 
     Nothing from a record ever becomes SQL text: COPY and parameters only. */
 #include "pointstore.h"
@@ -35,18 +49,31 @@
 #include <time.h>
 
 #define S_STAGE_DDL                                                                                \
-    "CREATE TEMP TABLE IF NOT EXISTS stage_points (ord int4, time timestamptz, name text, "        \
-    "value float8, source text, tags text) ON COMMIT DELETE ROWS"
+    "CREATE TEMP TABLE IF NOT EXISTS stage_points (ord int4, series_id int8, time timestamptz, "   \
+    "value float8) ON COMMIT DELETE ROWS; "                                                        \
+    "CREATE TEMP TABLE IF NOT EXISTS stage_series (ord int4, name text, source text, tags text) "  \
+    "ON COMMIT DELETE ROWS"
 
 //  $1..$2: the range of staged points (ord) this statement applies to
 #define S_INSERT_SQL                                                                               \
-    "INSERT INTO points AS p (time, name, value, source, tags) "                                   \
-    "SELECT DISTINCT ON (s.name, s.source, s.tags, s.time) s.time, s.name, s.value, s.source, "    \
-    "s.tags FROM (SELECT ord, time, name, value, source, tags::jsonb AS tags FROM stage_points "   \
-    "WHERE ord BETWEEN $1::int4 AND $2::int4) s "                                                  \
-    "ORDER BY s.name, s.source, s.tags, s.time, s.ord DESC "                                       \
-    "ON CONFLICT (name, source, tags, time) DO UPDATE SET value = excluded.value "                 \
+    "INSERT INTO points_data AS p (series_id, time, value) "                                       \
+    "SELECT DISTINCT ON (s.series_id, s.time) s.series_id, s.time, s.value FROM stage_points s "   \
+    "WHERE s.ord BETWEEN $1::int4 AND $2::int4 ORDER BY s.series_id, s.time, s.ord DESC "          \
+    "ON CONFLICT (series_id, time) DO UPDATE SET value = excluded.value "                          \
     "WHERE p.value IS DISTINCT FROM excluded.value"
+
+//  New series, $1..$2 a range of staged ones (ord). In key order, so two
+//  metricsd making overlapping sets wait for each other, never deadlock.
+//  Tags are cast here: a document PostgreSQL refuses fails its own series
+//  (see the slow way), not the whole COPY.
+#define S_SERIES_INSERT_SQL                                                                        \
+    "INSERT INTO points_series (name, source, tags) SELECT DISTINCT name, source, tags::jsonb "    \
+    "FROM stage_series WHERE ord BETWEEN $1::int4 AND $2::int4 ORDER BY 1, 2, 3 "                  \
+    "ON CONFLICT (name, source, tags) DO NOTHING"
+//  Every staged series' id, whoever made it
+#define S_SERIES_SELECT_SQL                                                                        \
+    "SELECT st.ord, s.id FROM stage_series st JOIN points_series s ON s.name = st.name "           \
+    "AND s.source = st.source AND s.tags = st.tags::jsonb"
 
 #define S_ENSURE_SQL                                                                               \
     "SELECT (extract (epoch FROM lo) * 1000000)::int8, (extract (epoch FROM hi) * 1000000)::int8 " \
@@ -63,12 +90,29 @@
 //  After a batch that met existing points, the next ones go straight to
 //  the upsert (a re-collection sends many such batches in a row)
 #define S_UPSERTS_AHEAD 16
+//  Series ids cached at most (then the cache starts again empty): about
+//  200 bytes each; the slots are a power of two over twice that
+#define S_SERIES_MAX   100000
+#define S_SERIES_SLOTS (1u << 18)
+//  Store connections at most, and the fewest points worth sharing out
+#define S_CONNECTIONS_MAX 8
+#define S_SHARE_MIN       1000
 
 typedef struct {
     int64_t time_ns;
     double value;
     size_t name, name_len, source, source_len, tags, tags_len; //  offsets into `text`
+    uint32_t series;                                           //  index into the series cache
 } s_point_t;
+
+//  A cached series: its key (name, source and tags text, each length-
+//  prefixed) in `keys`, and its id (0 until resolved)
+typedef struct {
+    uint64_t hash;
+    int64_t id; //  -1: PostgreSQL refused the series (its tags)
+    size_t key, key_len;
+    uint64_t stamp; //  the last batch that listed it as pending
+} s_series_t;
 
 typedef struct {
     int64_t lo, hi; //  [lo, hi) in us since the epoch
@@ -76,6 +120,9 @@ typedef struct {
 
 struct _pointstore_t {
     pgconn_t *conn;
+    //  The other connections of a shared COPY (connections - 1 of them)
+    pgconn_t *extra[S_CONNECTIONS_MAX - 1];
+    int nextra;
     char *partition_interval;
     tsschema_config_t schema;
     tsschema_state_t state;
@@ -96,12 +143,24 @@ struct _pointstore_t {
     char refused_error[256];
     int upserts_ahead; //  batches to upsert before trying the direct COPY again
 
+    //  Series ids (open addressing: slot = index + 1, 0 = empty), and the
+    //  series of the batch in hand that are not resolved yet
+    s_series_t *series;
+    size_t nseries;
+    uint32_t *slots;
+    char *keys;
+    size_t keys_len, keys_cap;
+    uint32_t *pending;
+    size_t npending, pending_cap;
+    uint64_t stamp;      //  batches looked up
+    uint64_t generation; //  times the cache was emptied
+
     //  Native mode: the partitions known to exist, sorted by lo
     s_range_t *parts;
     size_t nparts, parts_cap;
 
     metric_t *m_points, *m_refused, *m_partitions, *m_ignored, *m_skipped[DERIVE_SKIP_COUNT],
-        *m_copied, *m_upserted, *m_dropped, *m_expired;
+        *m_copied, *m_upserted, *m_dropped, *m_expired, *m_series;
     int64_t retain_ms;
     int64_t retention_done_ms; //  monotonic time of the last retention pass, 0 = none yet
 };
@@ -269,6 +328,107 @@ s_partitions_for_batch (pointstore_t *self)
 }
 
 //  ---------------------------------------------------------------------------
+//  Series cache: (name, source, tags text) -> id
+
+static void
+s_series_clear (pointstore_t *self)
+{
+    self->nseries = 0;
+    self->keys_len = 0;
+    self->generation++;
+    if (self->slots)
+        memset (self->slots, 0, S_SERIES_SLOTS * sizeof *self->slots);
+}
+
+static void
+s_key_add (pointstore_t *self, const char *data, size_t len)
+{
+    if (self->keys_len + len > self->keys_cap) {
+        self->keys_cap = (self->keys_len + len) * 2 + 65536;
+        self->keys = realloc (self->keys, self->keys_cap);
+        assert (self->keys);
+    }
+    memcpy (self->keys + self->keys_len, data, len);
+    self->keys_len += len;
+}
+
+static void
+s_key_part (pointstore_t *self, const char *text, size_t len)
+{
+    uint32_t n = (uint32_t) len;
+    s_key_add (self, (const char *) &n, sizeof n);
+    s_key_add (self, text, len);
+}
+
+static uint64_t
+s_hash (const char *data, size_t len, uint64_t hash)
+{
+    //  FNV-1a: keys are short and made by derive, not chosen to collide
+    for (size_t i = 0; i < len; i++)
+        hash = (hash ^ (uint8_t) data[i]) * UINT64_C (0x100000001b3);
+    return hash;
+}
+
+//  The cache entry of a point's series, added (id 0, pending) when new.
+//  The key is built at the end of `keys` and kept only when new.
+static uint32_t
+s_series_of (pointstore_t *self, const s_point_t *p)
+{
+    size_t start = self->keys_len;
+    s_key_part (self, self->text + p->name, p->name_len);
+    s_key_part (self, self->text + p->source, p->source_len);
+    s_key_add (self, self->text + p->tags, p->tags_len);
+    size_t len = self->keys_len - start;
+    uint64_t hash = s_hash (self->keys + start, len, UINT64_C (0xcbf29ce484222325));
+    uint32_t slot = (uint32_t) hash & (S_SERIES_SLOTS - 1);
+    while (self->slots[slot]) {
+        s_series_t *entry = &self->series[self->slots[slot] - 1];
+        if (entry->hash == hash && entry->key_len == len &&
+            memcmp (self->keys + entry->key, self->keys + start, len) == 0) {
+            self->keys_len = start;
+            return self->slots[slot] - 1;
+        }
+        slot = (slot + 1) & (S_SERIES_SLOTS - 1);
+    }
+    uint32_t at = (uint32_t) self->nseries++;
+    self->series[at] = (s_series_t){hash, 0, start, len, 0};
+    self->slots[slot] = at + 1;
+    return at;
+}
+
+//  Every point's series entry; the unresolved ones listed in `pending`
+static void
+s_series_lookup (pointstore_t *self)
+{
+    if (!self->slots) {
+        self->slots = calloc (S_SERIES_SLOTS, sizeof *self->slots);
+        self->series = malloc (S_SERIES_MAX * sizeof *self->series);
+        assert (self->slots && self->series);
+    }
+    //  Room for every point of the batch as a new series
+    if (self->nseries + self->npoints > S_SERIES_MAX)
+        s_series_clear (self);
+    assert (self->npoints <= S_SERIES_MAX);
+    if (self->pending_cap < self->npoints) {
+        self->pending_cap = self->npoints;
+        self->pending = realloc (self->pending, self->pending_cap * sizeof *self->pending);
+        assert (self->pending);
+    }
+    self->npending = 0;
+    self->stamp++;
+    for (size_t i = 0; i < self->npoints; i++) {
+        s_point_t *p = &self->points[i];
+        p->series = s_series_of (self, p);
+        //  New, or left unresolved by a batch that failed
+        s_series_t *entry = &self->series[p->series];
+        if (entry->id == 0 && entry->stamp != self->stamp) {
+            entry->stamp = self->stamp;
+            self->pending[self->npending++] = p->series;
+        }
+    }
+}
+
+//  ---------------------------------------------------------------------------
 //  Connection setup: schema, staging table, statement, partitions
 
 static int
@@ -292,9 +452,13 @@ s_setup (pgconn_t *conn, void *arg)
     if (rc)
         return -1;
     self->ready = true;
+    //  Another session may be another database (or the same one restored)
+    s_series_clear (self);
+    PGconn *handle = pgconn_handle (conn);
     if (pgconn_exec (conn, S_STAGE_DDL) != PGCONN_OK ||
-        pgconn_check (conn, PQprepare (pgconn_handle (conn), "ins_points", S_INSERT_SQL, 2,
-                                       NULL)) != PGCONN_OK)
+        pgconn_check (conn, PQprepare (handle, "ins_points", S_INSERT_SQL, 2, NULL)) != PGCONN_OK ||
+        pgconn_check (conn, PQprepare (handle, "ins_series", S_SERIES_INSERT_SQL, 2, NULL)) !=
+            PGCONN_OK)
         return -1;
     if (self->state.mode == TSSCHEMA_NATIVE &&
         (s_parts_load (self) || s_partitions_ahead (self) != PGCONN_OK))
@@ -323,6 +487,12 @@ pointstore_new (const pointstore_config_t *config, metrics_t *metrics, char *err
         snprintf (error, error_size, "retain: must not be negative");
         return NULL;
     }
+    int connections = config->connections ? config->connections : 1;
+    if (connections < 1 || connections > S_CONNECTIONS_MAX) {
+        snprintf (error, error_size, "connections: %d is not 1 to %d", connections,
+                  S_CONNECTIONS_MAX);
+        return NULL;
+    }
     char why[512];
     pgconn_t *conn = pgconn_new (config->dsn, why, sizeof why);
     if (!conn) {
@@ -344,6 +514,13 @@ pointstore_new (const pointstore_config_t *config, metrics_t *metrics, char *err
     pgconn_set_backoff (conn, 50, 1000);
     pgconn_set_setup (conn, s_setup, self);
     pgconn_set_create_database (conn, config->create_database);
+    //  Plain sessions: they only COPY into points_data, which the main
+    //  connection's setup made
+    for (self->nextra = 0; self->nextra < connections - 1; self->nextra++) {
+        self->extra[self->nextra] = pgconn_new (config->dsn, why, sizeof why);
+        assert (self->extra[self->nextra]); //  the same dsn parsed above
+        pgconn_set_backoff (self->extra[self->nextra], 50, 1000);
+    }
     if (metrics) {
         self->m_points =
             metrics_counter (metrics, "points_written_total",
@@ -360,6 +537,9 @@ pointstore_new (const pointstore_config_t *config, metrics_t *metrics, char *err
         self->m_upserted =
             metrics_counter (metrics, "batches_upserted_total",
                              "Batches staged and upserted (some points existed)", NULL);
+        self->m_series = metrics_counter (
+            metrics, "series_resolved_total",
+            "Series ids read or made in PostgreSQL (not found in the cache)", NULL);
         self->m_ignored = metrics_counter (metrics, "records_ignored_total",
                                            "Records of kinds without derivation rules", NULL);
         self->m_dropped =
@@ -385,12 +565,18 @@ pointstore_destroy (pointstore_t **self_p)
     if (!self)
         return;
     pgconn_destroy (&self->conn);
+    for (int i = 0; i < self->nextra; i++)
+        pgconn_destroy (&self->extra[i]);
     pthread_mutex_destroy (&self->problem_lock);
     derive_destroy (&self->derive);
     free (self->partition_interval);
     free (self->points);
     free (self->text);
     free (self->parts);
+    free (self->series);
+    free (self->slots);
+    free (self->keys);
+    free (self->pending);
     free (self);
     *self_p = NULL;
 }
@@ -519,94 +705,44 @@ s_derive (pointstore_t *self, const record_t *records, size_t count)
     self->text_len = 0;
     self->ignored = 0;
     self->refused = 0;
+    self->refused_error[0] = 0;
     for (size_t i = 0; i < count; i++)
         if (derive_record (self->derive, &records[i], s_point, self) == 0 &&
             !derive_wants (records[i].spec))
             self->ignored++;
 }
 
-//  The batch's points by one binary COPY, either into the staging table
-//  (with each point's place in the batch, `ord`) or straight into points.
-//  Staged tags are text, cast in the INSERT: a document PostgreSQL refuses
-//  then fails its own point (see the slow way), not the whole COPY.
+//  One prepared statement over a range of staged rows (ord lo..hi)
 static pgconn_status_t
-s_copy (pointstore_t *self, bool staged)
-{
-    if (pgconn_copy_begin (self->conn, staged ? "stage_points" : "points",
-                           staged ? "ord, time, name, value, source, tags"
-                                  : "time, name, value, source, tags",
-                           PGCONN_COPY_BINARY))
-        return pgconn_last_status (self->conn);
-    for (size_t i = 0; i < self->npoints; i++) {
-        const s_point_t *p = &self->points[i];
-        pgconn_copy_row (self->conn, staged ? 6 : 5);
-        if (staged)
-            pgconn_copy_int4 (self->conn, (int32_t) i);
-        pgconn_copy_timestamptz_ns (self->conn, p->time_ns);
-        pgconn_copy_text (self->conn, self->text + p->name, p->name_len);
-        pgconn_copy_float8 (self->conn, p->value);
-        pgconn_copy_text (self->conn, self->text + p->source, p->source_len);
-        if (staged)
-            pgconn_copy_text (self->conn, self->text + p->tags, p->tags_len);
-        else
-            pgconn_copy_jsonb (self->conn, self->text + p->tags, p->tags_len);
-    }
-    return pgconn_copy_end (self->conn);
-}
-
-static pgconn_status_t
-s_insert (pointstore_t *self, size_t lo, size_t hi)
+s_exec_range (pgconn_t *conn, const char *statement, size_t lo, size_t hi)
 {
     char lo_text[24], hi_text[24];
     snprintf (lo_text, sizeof lo_text, "%zu", lo);
     snprintf (hi_text, sizeof hi_text, "%zu", hi);
     const char *params[] = {lo_text, hi_text};
-    return pgconn_check (self->conn, PQexecPrepared (pgconn_handle (self->conn), "ins_points", 2,
-                                                     params, NULL, NULL, 0));
+    return pgconn_check (
+        conn, PQexecPrepared (pgconn_handle (conn), statement, 2, params, NULL, NULL, 0));
 }
 
-typedef struct {
-    pointstore_t *self;
-    bool direct; //  try the COPY straight into points first
-    bool slow;   //  point by point under savepoints, dropping refused points
-} s_tx_t;
-
-//  The fast way for points that are all new, the common case: one COPY
-//  straight into points (COPY batches its heap and index insertions; an
-//  INSERT ... SELECT ... ON CONFLICT does them row by row, at about half the
-//  rate). A point that exists already makes the COPY fail on the unique key
-//  (23505): then the batch goes the staging way.
+//  Runs `statement` over the staged rows 0..n-1, or, slow, row by row under
+//  savepoints: a row PostgreSQL refuses for its content is marked in
+//  `refused` (and the first error kept), the others go on. Fails on any
+//  other error.
 static int
-s_batch_tx (pgconn_t *conn, void *arg)
+s_exec_rows (pointstore_t *self, const char *statement, size_t n, bool slow, bool *refused)
 {
-    s_tx_t *tx = arg;
-    pointstore_t *self = tx->self;
-    if (tx->direct) {
-        if (pgconn_exec (conn, "SAVEPOINT direct") != PGCONN_OK)
-            return -1;
-        pgconn_status_t status = s_copy (self, false);
-        if (status == PGCONN_OK)
-            return pgconn_exec (conn, "RELEASE SAVEPOINT direct") == PGCONN_OK ? 0 : -1;
-        if (strcmp (pgconn_sqlstate (conn), S_UNIQUE_VIOLATION))
-            return -1;
-        //  Some points exist (a redelivery, a re-collection): upsert
-        self->upserts_ahead = S_UPSERTS_AHEAD;
-        if (pgconn_exec (conn, "ROLLBACK TO SAVEPOINT direct; RELEASE SAVEPOINT direct") !=
-            PGCONN_OK)
-            return -1;
-    }
-    tx->direct = false;
-    pgconn_status_t status = s_copy (self, true);
-    if (status != PGCONN_OK)
-        return -1;
-    if (!tx->slow)
-        return s_insert (self, 0, self->npoints - 1) == PGCONN_OK ? 0 : -1;
-    for (size_t i = 0; i < self->npoints; i++) {
+    pgconn_t *conn = self->conn;
+    if (!slow)
+        return s_exec_range (conn, statement, 0, n - 1) == PGCONN_OK ? 0 : -1;
+    for (size_t i = 0; i < n; i++) {
+        if (refused[i])
+            continue;
         if (pgconn_exec (conn, "SAVEPOINT one") != PGCONN_OK)
             return -1;
-        status = s_insert (self, i, i);
+        pgconn_status_t status = s_exec_range (conn, statement, i, i);
         if (status == PGCONN_CONTENT && strcmp (pgconn_sqlstate (conn), S_NO_PARTITION)) {
-            if (!self->refused++)
+            refused[i] = true;
+            if (!self->refused_error[0])
                 snprintf (self->refused_error, sizeof self->refused_error, "%s %s",
                           pgconn_sqlstate (conn), pgconn_error (conn));
             if (pgconn_exec (conn, "ROLLBACK TO SAVEPOINT one") != PGCONN_OK)
@@ -615,6 +751,247 @@ s_batch_tx (pgconn_t *conn, void *arg)
             return -1;
     }
     return 0;
+}
+
+typedef struct {
+    pointstore_t *self;
+    bool slow;     //  series by series under savepoints, marking refused ones
+    bool *refused; //  per pending series (slow)
+    int64_t *ids;  //  per pending series, filled by the transaction
+} s_series_tx_t;
+
+//  The pending series: staged by one binary COPY (tags as text), made when
+//  missing, then every one's id read back.
+static int
+s_series_tx (pgconn_t *conn, void *arg)
+{
+    s_series_tx_t *tx = arg;
+    pointstore_t *self = tx->self;
+    if (pgconn_copy_begin (conn, "stage_series", "ord, name, source, tags", PGCONN_COPY_BINARY))
+        return -1;
+    for (size_t i = 0; i < self->npending; i++) {
+        const s_series_t *entry = &self->series[self->pending[i]];
+        const char *key = self->keys + entry->key, *end = key + entry->key_len;
+        pgconn_copy_row (conn, 4);
+        pgconn_copy_int4 (conn, (int32_t) i);
+        for (int part = 0; part < 2; part++) { //  name, source: length-prefixed
+            uint32_t len;
+            memcpy (&len, key, sizeof len);
+            pgconn_copy_text (conn, key + sizeof len, len);
+            key += sizeof len + len;
+        }
+        pgconn_copy_text (conn, key, (size_t) (end - key));
+    }
+    if (pgconn_copy_end (conn) != PGCONN_OK)
+        return -1;
+    if (s_exec_rows (self, "ins_series", self->npending, tx->slow, tx->refused))
+        return -1;
+    for (size_t i = 0; tx->slow && i < self->npending; i++) {
+        //  Out of the way of the read below, which casts the tags again
+        char ord[24];
+        snprintf (ord, sizeof ord, "%zu", i);
+        const char *params[] = {ord};
+        PGresult *result =
+            tx->refused[i]
+                ? pgconn_query (conn, "DELETE FROM stage_series WHERE ord = $1::int4", 1, params)
+                : NULL;
+        if (tx->refused[i] && !result)
+            return -1;
+        if (result)
+            PQclear (result);
+    }
+    PGresult *result = pgconn_query (conn, S_SERIES_SELECT_SQL, 0, NULL);
+    if (!result)
+        return -1;
+    for (int r = 0; r < PQntuples (result); r++) {
+        size_t ord = (size_t) strtoul (PQgetvalue (result, r, 0), NULL, 10);
+        if (ord < self->npending)
+            tx->ids[ord] = strtoll (PQgetvalue (result, r, 1), NULL, 10);
+    }
+    PQclear (result);
+    return 0;
+}
+
+//  Gives every point's series an id (or -1: refused by PostgreSQL). The
+//  ids enter the cache only once their transaction committed.
+static pgconn_status_t
+s_series_resolve (pointstore_t *self)
+{
+    if (self->npending == 0)
+        return PGCONN_OK;
+    uint64_t generation = self->generation;
+    int64_t *ids = calloc (self->npending, sizeof *ids);
+    bool *refused = calloc (self->npending, sizeof *refused);
+    assert (ids && refused);
+    s_series_tx_t tx = {self, false, refused, ids};
+    pgconn_status_t status = pgconn_transaction (self->conn, s_series_tx, &tx);
+    if (status == PGCONN_CONTENT && strcmp (pgconn_sqlstate (self->conn), S_NO_PARTITION)) {
+        log_warn ("series.content_refused",
+                  "series=%zu sqlstate=%s error=\"%s\" detail=\"storing series by series\"",
+                  self->npending, pgconn_sqlstate (self->conn), pgconn_error (self->conn));
+        memset (ids, 0, self->npending * sizeof *ids);
+        tx.slow = true;
+        status = pgconn_transaction (self->conn, s_series_tx, &tx);
+    }
+    //  A new session (a reconnect) emptied the cache under this batch: the
+    //  points' entries are gone, the batch is tried again
+    if (generation != self->generation)
+        status = PGCONN_TRANSIENT;
+    else if (status == PGCONN_OK) {
+        for (size_t i = 0; i < self->npending; i++) {
+            s_series_t *entry = &self->series[self->pending[i]];
+            entry->id = refused[i] ? -1 : ids[i];
+            //  Every staged series that was not refused was read back
+            assert (entry->id != 0);
+        }
+        s_add (self->m_series, self->npending);
+    }
+    free (ids);
+    free (refused);
+    return status;
+}
+
+//  Points whose series PostgreSQL refused are dropped (counted as refused)
+static void
+s_drop_refused (pointstore_t *self)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < self->npoints; i++)
+        if (self->series[self->points[i].series].id > 0)
+            self->points[kept++] = self->points[i];
+    self->refused += self->npoints - kept;
+    self->npoints = kept;
+}
+
+//  The batch's points by one binary COPY on `conn`, either into the
+//  staging table (with each point's place in the batch, `ord`) or straight
+//  into points_data; with `shares` > 1, only the points whose series id is
+//  `share` modulo `shares`.
+static pgconn_status_t
+s_copy (pointstore_t *self, pgconn_t *conn, bool staged, int share, int shares)
+{
+    if (pgconn_copy_begin (conn, staged ? "stage_points" : "points_data",
+                           staged ? "ord, series_id, time, value" : "series_id, time, value",
+                           PGCONN_COPY_BINARY))
+        return pgconn_last_status (conn);
+    for (size_t i = 0; i < self->npoints; i++) {
+        const s_point_t *p = &self->points[i];
+        int64_t id = self->series[p->series].id;
+        if (shares > 1 && id % shares != share)
+            continue;
+        pgconn_copy_row (conn, staged ? 4 : 3);
+        if (staged)
+            pgconn_copy_int4 (conn, (int32_t) i);
+        pgconn_copy_int8 (conn, id);
+        pgconn_copy_timestamptz_ns (conn, p->time_ns);
+        pgconn_copy_float8 (conn, p->value);
+    }
+    return pgconn_copy_end (conn);
+}
+
+//  One share of a shared COPY, on an extra connection: BEGIN and COPY,
+//  the transaction left open for the batch to commit or roll back
+typedef struct {
+    pointstore_t *self;
+    pgconn_t *conn;
+    int share, shares;
+    pgconn_status_t status;
+    bool open; //  a transaction is open
+} s_share_t;
+
+static void *
+s_share_run (void *arg)
+{
+    s_share_t *share = arg;
+    share->open = false;
+    share->status = pgconn_ensure (share->conn) ? pgconn_last_status (share->conn)
+                                                : pgconn_exec (share->conn, "BEGIN");
+    if (share->status == PGCONN_OK) {
+        share->open = true;
+        share->status = s_copy (share->self, share->conn, false, share->share, share->shares);
+    }
+    return NULL;
+}
+
+typedef struct {
+    pointstore_t *self;
+    bool direct;   //  try the COPY straight into points_data first
+    bool slow;     //  point by point under savepoints, marking refused ones
+    bool *refused; //  per point (slow)
+    //  A share on an extra connection failed: its SQLSTATE and error
+    char sqlstate[6];
+    char error[256];
+} s_tx_t;
+
+//  The direct COPY dealt over every connection by series (so that no two
+//  connections ever insert the same key, which would make one wait for
+//  the other's commit, and this thread for both: a deadlock PostgreSQL
+//  cannot see). The extra connections commit first, once every COPY went
+//  through; the batch transaction last. A crash between those commits
+//  leaves part of the batch stored and unacknowledged: delivered again, it
+//  meets its own points and is upserted, so each point is still stored
+//  once.
+static int
+s_shared_copy (s_tx_t *tx)
+{
+    pointstore_t *self = tx->self;
+    int shares = self->nextra + 1;
+    s_share_t share[S_CONNECTIONS_MAX];
+    pthread_t threads[S_CONNECTIONS_MAX];
+    for (int i = 0; i < self->nextra; i++) {
+        share[i] = (s_share_t){self, self->extra[i], i + 1, shares, PGCONN_OK, false};
+        int rc = pthread_create (&threads[i], NULL, s_share_run, &share[i]);
+        assert (rc == 0);
+    }
+    pgconn_status_t status = s_copy (self, self->conn, false, 0, shares);
+    for (int i = 0; i < self->nextra; i++)
+        pthread_join (threads[i], NULL);
+    for (int i = 0; i < self->nextra && status == PGCONN_OK; i++)
+        if (share[i].status != PGCONN_OK) {
+            snprintf (tx->sqlstate, sizeof tx->sqlstate, "%s", pgconn_sqlstate (share[i].conn));
+            snprintf (tx->error, sizeof tx->error, "%s", pgconn_error (share[i].conn));
+            status = share[i].status;
+        }
+    for (int i = 0; i < self->nextra; i++) {
+        if (!share[i].open)
+            continue;
+        if (status == PGCONN_OK) {
+            PGresult *result = PQexec (pgconn_handle (share[i].conn), "COMMIT");
+            bool committed = result && PQresultStatus (result) == PGRES_COMMAND_OK &&
+                             strcmp (PQcmdStatus (result), "COMMIT") == 0;
+            pgconn_status_t commit = pgconn_check (share[i].conn, result);
+            if (!committed) {
+                snprintf (tx->sqlstate, sizeof tx->sqlstate, "%s", pgconn_sqlstate (share[i].conn));
+                snprintf (tx->error, sizeof tx->error, "commit of a share: %s",
+                          pgconn_error (share[i].conn));
+                status = commit != PGCONN_OK ? commit : PGCONN_FAILED;
+            }
+        } else if (pgconn_exec (share[i].conn, "ROLLBACK") != PGCONN_OK)
+            pgconn_reset (share[i].conn);
+    }
+    return status == PGCONN_OK ? 0 : -1;
+}
+
+//  The fast way for points that are all new, the common case: the batch
+//  transaction is one COPY straight into points_data (COPY batches its heap
+//  and index insertions; an INSERT ... SELECT ... ON CONFLICT does them row
+//  by row, at about half the rate), without a savepoint (a subtransaction
+//  per batch, and two more round trips). A point that exists already fails
+//  it on the unique key (23505): the transaction is rolled back and the
+//  batch goes the staging way in a new one (pointstore_write).
+static int
+s_batch_tx (pgconn_t *conn, void *arg)
+{
+    (void) conn;
+    s_tx_t *tx = arg;
+    pointstore_t *self = tx->self;
+    if (tx->direct && self->nextra > 0 && self->npoints >= S_SHARE_MIN)
+        return s_shared_copy (tx);
+    if (tx->direct)
+        return s_copy (self, self->conn, false, 0, 1) == PGCONN_OK ? 0 : -1;
+    if (s_copy (self, self->conn, true, 0, 1) != PGCONN_OK)
+        return -1;
+    return s_exec_rows (self, "ins_points", self->npoints, tx->slow, tx->refused);
 }
 
 static void
@@ -674,7 +1051,7 @@ s_failed (pointstore_t *self, pgconn_status_t status, size_t count, char *error,
     "WHERE hi <= " S_CUT_SQL " ORDER BY lo"
 //  TimescaleDB: chunks whose whole range is before the cut (drop_chunks
 //  never drops a chunk that holds newer rows); returns their names
-#define S_DROP_CHUNKS_SQL "SELECT drop_chunks ('points', older_than => " S_CUT_SQL ")::text"
+#define S_DROP_CHUNKS_SQL "SELECT drop_chunks ('points_data', older_than => " S_CUT_SQL ")::text"
 
 typedef struct {
     pointstore_t *self;
@@ -772,33 +1149,67 @@ pointstore_write (void *self_, const record_t *records, size_t count, char *erro
         s_drop_expired (self);
     if (self->npoints == 0)
         return 0;
-    pgconn_status_t status = PGCONN_OK;
-    if (self->state.mode == TSSCHEMA_NATIVE)
+    s_series_lookup (self);
+    uint64_t generation = self->generation;
+    pgconn_status_t status = s_series_resolve (self);
+    if (status == PGCONN_OK)
+        s_drop_refused (self);
+    if (status == PGCONN_OK && self->npoints > 0 && self->state.mode == TSSCHEMA_NATIVE)
         status = s_partitions_for_batch (self);
-    s_tx_t tx = {self, self->upserts_ahead == 0, false};
+    s_tx_t tx = {self, self->upserts_ahead == 0, false, NULL, "", ""};
+    size_t dropped = 0; //  points refused in the batch itself
     if (self->upserts_ahead > 0)
         self->upserts_ahead--;
-    if (status == PGCONN_OK)
+    if (status == PGCONN_OK && self->npoints > 0)
         status = pgconn_transaction (self->conn, s_batch_tx, &tx);
+    if (tx.direct && (strcmp (tx.sqlstate, S_UNIQUE_VIOLATION) == 0 ||
+                      (status == PGCONN_CONTENT &&
+                       strcmp (pgconn_sqlstate (self->conn), S_UNIQUE_VIOLATION) == 0))) {
+        //  Some points exist (a redelivery, a re-collection): upsert, and
+        //  the next batches too
+        self->upserts_ahead = S_UPSERTS_AHEAD;
+        tx.direct = false;
+        status = pgconn_transaction (self->conn, s_batch_tx, &tx);
+    }
     if (status == PGCONN_CONTENT && strcmp (pgconn_sqlstate (self->conn), S_NO_PARTITION)) {
-        //  Not expected (derive bounds what could be refused): find the
-        //  points PostgreSQL refuses, drop them, keep the rest
+        //  Not expected (points are numbers, derive bounds times and
+        //  values): find the points PostgreSQL refuses, drop them, keep the
+        //  rest
         log_warn ("batch.content_refused",
                   "points=%zu sqlstate=%s error=\"%s\" detail=\"storing "
                   "point by point\"",
                   self->npoints, pgconn_sqlstate (self->conn), pgconn_error (self->conn));
-        tx = (s_tx_t){self, false, true};
-        self->refused = 0;
+        bool *refused = calloc (self->npoints, sizeof *refused);
+        assert (refused);
+        tx = (s_tx_t){self, false, true, refused, "", ""};
         status = pgconn_transaction (self->conn, s_batch_tx, &tx);
+        for (size_t i = 0; status == PGCONN_OK && i < self->npoints; i++)
+            dropped += refused[i];
+        free (refused);
+    }
+    //  A reconnect inside emptied the series cache: ids may be stale
+    if (status == PGCONN_OK && generation != self->generation) {
+        snprintf (error, error_size, "postgresql: session changed during the batch, again");
+        return -1;
+    }
+    if (status != PGCONN_OK && *tx.error) {
+        //  A share on another connection failed (the batch was rolled back)
+        snprintf (error, error_size, "postgresql: %s%s%s", tx.sqlstate, *tx.sqlstate ? " " : "",
+                  tx.error);
+        log_warn ("batch.share_failed", "sqlstate=%s error=\"%s\"", tx.sqlstate, tx.error);
+        if (strcmp (tx.sqlstate, S_NO_PARTITION) == 0 && s_parts_load (self))
+            pgconn_reset (self->conn);
+        return status == PGCONN_PERMANENT ? WRITER_STORE_PERMANENT : -1;
     }
     if (status != PGCONN_OK)
         return s_failed (self, status, count, error, error_size);
+    self->refused += dropped;
     if (self->refused) {
         log_warn ("points.refused", "count=%zu batch=%zu error=\"%s\"", self->refused,
                   self->npoints, self->refused_error);
         s_add (self->m_refused, self->refused);
     }
-    s_add (self->m_points, self->npoints - self->refused);
+    s_add (self->m_points, self->npoints - dropped);
     s_add (tx.direct ? self->m_copied : self->m_upserted, 1);
     return 0;
 }
@@ -817,7 +1228,9 @@ pointstore_write (void *self_, const record_t *records, size_t count, char *erro
 #include <time.h>
 
 #define D0 INT64_C (1704067200) //  Monday 2024-01-01 00:00 UTC
-#define NS INT64_C (1000000000)
+//  The stored points with their series, where partitions are asked about
+#define S_DATA_OF "points_data d JOIN points_series s ON s.id = d.series_id"
+#define NS        INT64_C (1000000000)
 
 typedef struct {
     const char *src, *sha, *email;
@@ -1145,11 +1558,11 @@ s_check_rollup_views (pgconn_t *pg)
 {
     s_exec (pg, "DROP SCHEMA IF EXISTS rollup CASCADE; CREATE SCHEMA rollup");
     s_exec (pg, "CREATE TABLE rollup.points_daily AS SELECT date_trunc ('day', time, 'UTC') AS "
-                "bucket, name, source, tags, count (*) AS points, sum (value) AS total, "
-                "min (value) AS low, max (value) AS high FROM points GROUP BY 1, 2, 3, 4");
+                "bucket, series_id, count (*) AS points, sum (value) AS total, "
+                "min (value) AS low, max (value) AS high FROM points_data GROUP BY 1, 2");
     s_exec (pg, "CREATE TABLE rollup.points_weekly AS SELECT date_trunc ('week', time, 'UTC') AS "
-                "bucket, name, source, tags, count (*) AS points, sum (value) AS total, "
-                "min (value) AS low, max (value) AS high FROM points GROUP BY 1, 2, 3, 4");
+                "bucket, series_id, count (*) AS points, sum (value) AS total, "
+                "min (value) AS low, max (value) AS high FROM points_data GROUP BY 1, 2");
     s_exec (pg, "SET search_path = rollup, public");
     s_exec (pg, sql_rollup_views);
     s_exec (pg, "SET search_path = public");
@@ -1191,7 +1604,7 @@ s_writer_thread (void *arg_)
 {
     s_writer_arg_t *arg = arg_;
     char error[256];
-    pointstore_config_t config = {arg->dsn, TSSCHEMA_NATIVE, "month", 0, false, 0};
+    pointstore_config_t config = {arg->dsn, TSSCHEMA_NATIVE, "month", 0, false, 0, 1};
     pointstore_t *store = pointstore_new (&config, NULL, error, sizeof error);
     assert (store);
     testrec_t *recs = testrec_new ();
@@ -1211,9 +1624,9 @@ pointstore_test (bool verbose)
 {
     log_init ("pointstore-test", verbose ? "debug" : "error", "kv");
     char error[256];
-    pointstore_config_t bad = {"port='unterminated", TSSCHEMA_NATIVE, "month", 0, false, 0};
+    pointstore_config_t bad = {"port='unterminated", TSSCHEMA_NATIVE, "month", 0, false, 0, 1};
     assert (pointstore_new (&bad, NULL, error, sizeof error) == NULL);
-    bad = (pointstore_config_t){"", TSSCHEMA_NATIVE, "fortnight", 0, false, 0};
+    bad = (pointstore_config_t){"", TSSCHEMA_NATIVE, "fortnight", 0, false, 0, 1};
     assert (pointstore_new (&bad, NULL, error, sizeof error) == NULL);
     assert (strstr (error, "partition_interval"));
     char *dsn = pgconn_testdb_new ("pointstore");
@@ -1221,7 +1634,7 @@ pointstore_test (bool verbose)
         selftest_skip ("no PostgreSQL server ($OMNI_TEST_PG_DSN, else 127.0.0.1:5432)");
     }
     metrics_t *metrics = metrics_new ("test_");
-    pointstore_config_t config = {dsn, TSSCHEMA_NATIVE, "month", 0, false, 0};
+    pointstore_config_t config = {dsn, TSSCHEMA_NATIVE, "month", 0, false, 0, 1};
     pointstore_t *store = pointstore_new (&config, metrics, error, sizeof error);
     assert (store);
     char text[256];
@@ -1245,14 +1658,22 @@ pointstore_test (bool verbose)
     s_check_views (pg, NULL);
     //  New points were copied straight in; the second time they exist, so
     //  the batch is upserted
+    //  Every series was resolved once, and made once
+    char *series = pgconn_test_value (pg, "SELECT count (*) FROM points_series");
+    char resolved[64];
+    snprintf (resolved, sizeof resolved, "test_series_resolved_total %s\n", series);
+    free (series);
     char *rendered = metrics_render (metrics);
     assert (strstr (rendered, "test_batches_copied_total 1\n"));
     assert (strstr (rendered, "test_batches_upserted_total 0\n"));
+    assert (strstr (rendered, resolved));
     free (rendered);
+    //  Again: the series ids come from the cache
     assert (s_write (store, recs) == 0);
     pgconn_test_expect (pg, "SELECT count (*) FROM points", count);
     rendered = metrics_render (metrics);
     assert (strstr (rendered, "test_batches_upserted_total 1\n"));
+    assert (strstr (rendered, resolved));
     free (rendered);
     s_batch (recs);
     assert (s_write (store, recs) == 0);
@@ -1286,13 +1707,13 @@ pointstore_test (bool verbose)
     assert (s_write (store, recs) == 0);
     pgconn_test_expect (pg, "SELECT count (*) FROM metricsd_partitions ()", "7");
     pgconn_test_expect (pg,
-                        "SELECT value || ' ' || tableoid::regclass FROM points WHERE name = "
-                        "'legacy.value' AND time = '1990-03-04 00:00+00'",
-                        "42 points_19900301");
+                        "SELECT d.value || ' ' || d.tableoid::regclass FROM " S_DATA_OF
+                        " WHERE s.name = 'legacy.value' AND d.time = '1990-03-04 00:00+00'",
+                        "42 points_data_19900301");
     pgconn_test_expect (pg,
-                        "SELECT tableoid::regclass || ' ' || value FROM points WHERE name = "
-                        "'legacy.value' AND time < '1970-01-01'",
-                        "points_19691201 7");
+                        "SELECT d.tableoid::regclass || ' ' || d.value FROM " S_DATA_OF
+                        " WHERE s.name = 'legacy.value' AND d.time < '1970-01-01'",
+                        "points_data_19691201 7");
     pgconn_test_expect (pg, "SELECT count (*) FROM points WHERE source = 'repo-old'", "4");
     pgconn_test_expect (pg, "SELECT commits FROM commits_per_day WHERE repository = 'repo-old'",
                         "1");
@@ -1309,19 +1730,45 @@ pointstore_test (bool verbose)
         assert (args[i].rc == 0);
     }
     pgconn_test_expect (pg,
-                        "SELECT count (*) || ' ' || count (DISTINCT tableoid) FROM points "
-                        "WHERE name = 'legacy'",
+                        "SELECT count (*) || ' ' || count (DISTINCT d.tableoid) FROM " S_DATA_OF
+                        " WHERE s.name = 'legacy'",
                         "12 12");
     pgconn_test_expect (pg, "SELECT count (*) FROM metricsd_partitions ()", "19");
 
+    //  A batch of new points shared over three connections, then the same
+    //  batch again (a share meets its points: the batch is upserted), and
+    //  with a value changed; a store with too many connections is refused
+    bad = (pointstore_config_t){dsn, TSSCHEMA_NATIVE, "month", 0, false, 0, 9};
+    assert (!pointstore_new (&bad, NULL, error, sizeof error) && strstr (error, "connections"));
+    pointstore_config_t shared_config = {dsn, TSSCHEMA_NATIVE, "month", 0, false, 0, 3};
+    pointstore_t *shared = pointstore_new (&shared_config, metrics, error, sizeof error);
+    assert (shared && pointstore_connect (shared) == 0);
+    testrec_clear (recs);
+    for (int i = 0; i < 3000; i++) {
+        char host[16];
+        snprintf (host, sizeof host, "s%d", i % 7);
+        testrec_metric (recs, host, (D0 + 100000 + i / 7) * NS, "shared", i, host);
+    }
+    assert (s_write (shared, recs) == 0);
+    static const char *shared_sql =
+        "SELECT count (*) || ' ' || sum (value) FROM points WHERE name = 'shared'";
+    pgconn_test_expect (pg, shared_sql, "3000 4498500");
+    assert (s_write (shared, recs) == 0);
+    pgconn_test_expect (pg, shared_sql, "3000 4498500");
+    testrec_clear (recs);
+    testrec_metric (recs, "s0", (D0 + 100000) * NS, "shared", 1000000, "s0");
+    assert (s_write (shared, recs) == 0);
+    pgconn_test_expect (pg, shared_sql, "3000 5498500");
+    pointstore_destroy (&shared);
+
     //  A partition dropped behind our back: the write fails, then succeeds
-    s_exec (pg, "DROP TABLE points_19900301");
+    s_exec (pg, "DROP TABLE points_data_19900301");
     testrec_clear (recs);
     testrec_metric (recs, "old-host", INT64_C (636508800) * NS, "legacy.value", 42, "old-host");
     assert (pointstore_write (store, testrec_records (recs), 1, error, sizeof error) == -1);
     assert (strstr (error, "23514"));
     assert (s_write (store, recs) == 0);
-    pgconn_test_expect (pg, "SELECT count (*) FROM points_19900301", "1");
+    pgconn_test_expect (pg, "SELECT count (*) FROM points_data_19900301", "1");
 
     //  Points that cannot be made are counted, the rest stored
     testrec_clear (recs);
@@ -1380,7 +1827,7 @@ pointstore_test (bool verbose)
 
     //  A server that is not there: -1 and unhealthy
     pointstore_config_t away_config = {
-        "host=127.0.0.1 port=1 connect_timeout=1", TSSCHEMA_AUTO, "month", 0, false, 0};
+        "host=127.0.0.1 port=1 connect_timeout=1", TSSCHEMA_AUTO, "month", 0, false, 0, 1};
     pointstore_t *away = pointstore_new (&away_config, NULL, error, sizeof error);
     assert (away);
     assert (pointstore_connect (away) == 1);
@@ -1389,7 +1836,7 @@ pointstore_test (bool verbose)
     assert (!pointstore_healthy (away, text, sizeof text));
     pointstore_destroy (&away);
     //  A database set up natively, metricsd told to use TimescaleDB: refused
-    pointstore_config_t forced = {dsn, TSSCHEMA_TIMESCALEDB, "month", 0, false, 0};
+    pointstore_config_t forced = {dsn, TSSCHEMA_TIMESCALEDB, "month", 0, false, 0, 1};
     away = pointstore_new (&forced, NULL, error, sizeof error);
     assert (pointstore_connect (away) == -1);
     pointstore_destroy (&away);

@@ -30,6 +30,11 @@ typedef struct {
     //  native partitions whose whole range is older are dropped (TimescaleDB:
     //  drop_chunks); points delivered older than this are not written.
     int64_t retain_ms;
+    //  Connections a batch of new points is copied over at once (1..8):
+    //  the points are dealt by series, each share copied in a transaction
+    //  of its own, and all committed only once every COPY went through.
+    //  0 = 1.
+    int connections;
 } pointstore_config_t;
 
 typedef struct _pointstore_t pointstore_t;

@@ -22,14 +22,14 @@
 
 //  Version 2 is shared with relationald (common/sql/access.sql): the two may
 //  migrate one database or two, and either way it is there once.
-static const migrate_step_t s_steps_native[] = {{1, "points", sql_points_native},
-                                                {2, "access", shared_sql_access},
-                                                {3, "points_access", sql_access_native},
-                                                {0, NULL, NULL}};
-static const migrate_step_t s_steps_timescaledb[] = {{1, "points", sql_points_timescaledb},
-                                                     {2, "access", shared_sql_access},
-                                                     {3, "points_access", sql_access_timescaledb},
-                                                     {0, NULL, NULL}};
+static const migrate_step_t s_steps_native[] = {
+    {1, "points", sql_points_native},        {2, "access", shared_sql_access},
+    {3, "points_access", sql_access_native}, {4, "series", sql_series_native},
+    {5, "points_view", sql_points_view},     {0, NULL, NULL}};
+static const migrate_step_t s_steps_timescaledb[] = {
+    {1, "points", sql_points_timescaledb},        {2, "access", shared_sql_access},
+    {3, "points_access", sql_access_timescaledb}, {4, "series", sql_series_timescaledb},
+    {5, "points_view", sql_points_view},          {0, NULL, NULL}};
 
 int
 tsschema_parse_mode (const char *text, tsschema_mode_t *mode)
@@ -414,8 +414,8 @@ s_chunk_interval (const char *unit)
 //  for the self-test; writes the problem into `out` ("" when none).
 
 #define S_DECOMPRESS_SQL                                                                           \
-    "SELECT remove_compression_policy ('points', if_exists => true); SELECT decompress_chunk "     \
-    "(c, if_compressed => true) FROM show_chunks ('points') c;"
+    "SELECT remove_compression_policy ('points_data', if_exists => true); SELECT "                 \
+    "decompress_chunk (c, if_compressed => true) FROM show_chunks ('points_data') c;"
 
 static void
 s_license_problem (const char *license, long compressed, long aggregates, char *out, size_t size)
@@ -425,13 +425,13 @@ s_license_problem (const char *license, long compressed, long aggregates, char *
         return;
     if (compressed > 0)
         snprintf (out, size,
-                  "license=%s but %ld chunks of points are compressed: writes into them fail "
+                  "license=%s but %ld chunks of points_data are compressed: writes into them fail "
                   "(permanent). Set timescaledb.license = 'timescale' and restart PostgreSQL, "
                   "or under the timescale license run: " S_DECOMPRESS_SQL,
                   *license ? license : "unknown", compressed);
     else
         snprintf (out, size,
-                  "license=%s but points has %ld continuous aggregates, whose invalidation "
+                  "license=%s but points_data has %ld continuous aggregates, whose invalidation "
                   "trigger needs the timescale license: every write fails (permanent). Set "
                   "timescaledb.license = 'timescale' and restart PostgreSQL, or drop them: DROP "
                   "MATERIALIZED VIEW points_daily, points_weekly;",
@@ -472,7 +472,7 @@ s_compression_policy (pgconn_t *conn, s_ctx_t *ctx)
         "= 'string' THEN round (extract (epoch FROM (config->>'compress_after')::interval) * "
         "1000)::int8 END) FROM timescaledb_information.jobs WHERE proc_name = "
         "'policy_compression' AND hypertable_schema = current_schema () AND hypertable_name = "
-        "'points'",
+        "'points_data'",
         0, NULL);
     if (!result)
         return -1;
@@ -493,7 +493,7 @@ s_compression_policy (pgconn_t *conn, s_ctx_t *ctx)
     }
     if (plan == S_POLICY_REMOVE || plan == S_POLICY_REPLACE) {
         result = pgconn_query (
-            conn, "SELECT remove_compression_policy ('points', if_exists => true)", 0, NULL);
+            conn, "SELECT remove_compression_policy ('points_data', if_exists => true)", 0, NULL);
         if (!result)
             return -1;
         PQclear (result);
@@ -502,25 +502,25 @@ s_compression_policy (pgconn_t *conn, s_ctx_t *ctx)
         if (plan == S_POLICY_REMOVE)
             return 0;
     }
-    //  Segments are (name, source), ordered by tags then time: each series
-    //  is one run of rows, which compresses best, and every column of the
-    //  unique key is a segment or order column, as TimescaleDB requires to
-    //  enforce it on compressed chunks.
+    //  Segments are series (series_id), ordered by time: each series is one
+    //  run of rows, which compresses best, and both columns of the unique
+    //  key are a segment or order column, as TimescaleDB requires to enforce
+    //  it on compressed chunks.
     if (pgconn_exec (conn,
                      "DO $$ BEGIN "
                      "IF NOT (SELECT compression_enabled FROM timescaledb_information.hypertables "
-                     "        WHERE hypertable_name = 'points' "
+                     "        WHERE hypertable_name = 'points_data' "
                      "        AND hypertable_schema = current_schema ()) THEN "
-                     "  ALTER TABLE points SET (timescaledb.compress, "
-                     "    timescaledb.compress_segmentby = 'name, source', "
-                     "    timescaledb.compress_orderby = 'tags, time DESC'); "
+                     "  ALTER TABLE points_data SET (timescaledb.compress, "
+                     "    timescaledb.compress_segmentby = 'series_id', "
+                     "    timescaledb.compress_orderby = 'time DESC'); "
                      "END IF; END $$") != PGCONN_OK)
         return -1;
     char after[64];
     snprintf (after, sizeof after, "%lld milliseconds", (long long) want_ms);
     const char *params[] = {after};
     result = pgconn_query (conn,
-                           "SELECT add_compression_policy ('points', "
+                           "SELECT add_compression_policy ('points_data', "
                            "compress_after => $1::interval)",
                            1, params);
     if (!result)
@@ -542,8 +542,8 @@ s_timescaledb (pgconn_t *conn, s_ctx_t *ctx)
                        NULL, state->version, sizeof state->version))
         return -1;
     const char *interval[] = {s_chunk_interval (ctx->config->partition_interval)};
-    PGresult *result =
-        pgconn_query (conn, "SELECT set_chunk_time_interval ('points', $1::interval)", 1, interval);
+    PGresult *result = pgconn_query (
+        conn, "SELECT set_chunk_time_interval ('points_data', $1::interval)", 1, interval);
     if (!result)
         return -1;
     PQclear (result);
@@ -553,9 +553,9 @@ s_timescaledb (pgconn_t *conn, s_ctx_t *ctx)
         result = pgconn_query (
             conn,
             "SELECT (SELECT count (*) FROM timescaledb_information.chunks WHERE "
-            "hypertable_schema = current_schema () AND hypertable_name = 'points' AND "
+            "hypertable_schema = current_schema () AND hypertable_name = 'points_data' AND "
             "is_compressed), (SELECT count (*) FROM timescaledb_information.continuous_aggregates "
-            "WHERE hypertable_schema = current_schema () AND hypertable_name = 'points')",
+            "WHERE hypertable_schema = current_schema () AND hypertable_name = 'points_data')",
             0, NULL);
         if (!result)
             return -1;
@@ -611,6 +611,65 @@ s_test_query (pgconn_t *conn, void *arg, int index)
     PGresult *result = pgconn_query (conn, arg, 0, NULL);
     PQclear (result);
     return result ? 0 : -1;
+}
+
+//  A database of version 3 (one wide points table) with points in two
+//  partitions: version 4 moves them into series and points_data, and the
+//  views answer as before.
+static const migrate_step_t *
+s_test_plan_v3 (pgconn_t *conn, void *arg)
+{
+    (void) conn;
+    (void) arg;
+    static migrate_step_t steps[4];
+    memcpy (steps, s_steps_native, 3 * sizeof *steps);
+    steps[3] = (migrate_step_t){0, NULL, NULL};
+    return steps;
+}
+
+static void
+s_test_series_migration (void)
+{
+    char *dsn = pgconn_testdb_new ("tsschema_v3");
+    assert (dsn);
+    char error[256];
+    pgconn_t *conn = pgconn_new (dsn, error, sizeof error);
+    assert (conn && pgconn_ensure (conn) == 0);
+    assert (pgconn_exec (conn, "SET TIME ZONE 'UTC'") == PGCONN_OK);
+    tsschema_config_t config = {TSSCHEMA_NATIVE, "month", 0, false};
+    tsschema_state_t state = {0};
+    s_ctx_t ctx = {&config, &state};
+    migrate_config_t v3 = {"metricsd", "metricsd_migrations", S_LOCK_KEY, s_test_plan_v3, s_after,
+                           &ctx};
+    int applied = 0;
+    assert (migrate_run (conn, &v3, &applied) == 0 && applied == 3);
+    assert (
+        pgconn_exec (conn,
+                     "SELECT metricsd_ensure_partition ('2024-01-01', 'month'); "
+                     "SELECT metricsd_ensure_partition ('1990-03-04', 'month'); "
+                     "INSERT INTO points SELECT '2024-01-01'::timestamptz + i * interval '1 hour', "
+                     "'git.commits', 1, 'repo-' || i % 2, jsonb_build_object ('author', "
+                     "'a' || i % 3, 'sha', 's' || i) FROM generate_series (0, 99) i; "
+                     "INSERT INTO points VALUES ('1990-03-04', 'legacy', 42, 'h', '{}'), "
+                     "('1990-03-04 00:01', 'legacy', 43, 'h', '{}')") == PGCONN_OK);
+    static const char *answers =
+        "SELECT (SELECT string_agg (day || ' ' || repository || ' ' || commits || ' ' || authors, "
+        "',' ORDER BY day, repository) FROM commits_per_day) || ' ' || (SELECT string_agg "
+        "(time || ' ' || name || ' ' || value || ' ' || source || ' ' || tags, ',' ORDER BY time) "
+        "FROM points WHERE name = 'legacy')";
+    char *before = pgconn_test_value (conn, answers);
+    assert (tsschema_migrate (conn, &config, &state) == 0 && state.applied == 2);
+    pgconn_test_expect (conn, answers, before);
+    free (before);
+    pgconn_test_expect (conn,
+                        "SELECT (SELECT count (*) FROM points_data) || ' ' || (SELECT count (*) "
+                        "FROM points_series) || ' ' || (SELECT string_agg (part, ',' ORDER BY "
+                        "lo) FROM metricsd_partitions ())",
+                        "102 101 points_data_19900301,points_data_20240101");
+    pgconn_test_expect (conn, "SELECT to_regclass ('points_19900301') IS NULL", "t");
+    pgconn_destroy (&conn);
+    pgconn_testdb_drop (dsn);
+    free (dsn);
 }
 
 void
@@ -734,7 +793,7 @@ tsschema_test (bool verbose)
     s_license_problem ("apache", 0, 0, problem, sizeof problem);
     assert (*problem == 0);
     s_license_problem ("apache", 3, 2, problem, sizeof problem);
-    assert (strstr (problem, "license=apache but 3 chunks of points are compressed"));
+    assert (strstr (problem, "license=apache but 3 chunks of points_data are compressed"));
     assert (strstr (problem, "timescaledb.license = 'timescale'"));
     assert (strstr (problem, S_DECOMPRESS_SQL)); //  whole, not truncated
     s_license_problem ("apache", 0, 2, problem, sizeof problem);
@@ -763,8 +822,12 @@ tsschema_test (bool verbose)
     tsschema_config_t config = {TSSCHEMA_NATIVE, "month", 0, false};
     tsschema_state_t state;
     assert (tsschema_migrate (conn, &config, &state) == 0);
-    assert (state.mode == TSSCHEMA_NATIVE && state.applied == 3 && !state.rollups);
-    pgconn_test_expect (conn, "SELECT relkind FROM pg_class WHERE relname = 'points'", "p");
+    assert (state.mode == TSSCHEMA_NATIVE && state.applied == 5 && !state.rollups);
+    pgconn_test_expect (
+        conn,
+        "SELECT string_agg (relname || ':' || relkind::text, ',' ORDER BY relname) FROM "
+        "pg_class WHERE relname IN ('points', 'points_data', 'points_series')",
+        "points:v,points_data:p,points_series:r");
     pgconn_test_expect (conn,
                         "SELECT count (*) FROM information_schema.views WHERE table_name IN "
                         "('commits_per_day', 'commits_per_week', 'build_success_weekly', "
@@ -803,16 +866,15 @@ tsschema_test (bool verbose)
     pgconn_test_expect (conn, sql, "1990-06-04 00:00:00+00 1990-06-11 00:00:00+00");
     pgconn_test_expect (conn,
                         "SELECT string_agg (part, ',' ORDER BY lo) FROM metricsd_partitions ()",
-                        "points_19900501,points_19900601,points_19900604");
+                        "points_data_19900501,points_data_19900601,points_data_19900604");
     //  Before 1970 and far ahead
     snprintf (sql, sizeof sql, ensure, "'1969-12-31 23:59:59+00'", "year");
     pgconn_test_expect (conn, sql, "1969-01-01 00:00:00+00 1970-01-01 00:00:00+00");
     snprintf (sql, sizeof sql, ensure, "'2261-12-31 00:00+00'", "month");
     pgconn_test_expect (conn, sql, "2261-12-01 00:00:00+00 2262-01-01 00:00:00+00");
-    assert (pgconn_exec (conn,
-                         "INSERT INTO points VALUES ('1990-06-03 10:00+00', 'n', 1, 's', "
-                         "'{}'), ('1969-12-31 23:59:59+00', 'n', 2, 's', '{}')") == PGCONN_OK);
-    pgconn_test_expect (conn, "SELECT count (*) FROM points_19900601", "1");
+    assert (pgconn_exec (conn, "INSERT INTO points_data VALUES (1, '1990-06-03 10:00+00', 1), "
+                               "(1, '1969-12-31 23:59:59+00', 2)") == PGCONN_OK);
+    pgconn_test_expect (conn, "SELECT count (*) FROM points_data_19900601", "1");
     snprintf (sql, sizeof sql, ensure, "now ()", "fortnight");
     PGresult *result = pgconn_query (conn, sql, 0, NULL);
     assert (!result && strstr (pgconn_error (conn), "unit must be"));
@@ -826,6 +888,7 @@ tsschema_test (bool verbose)
                         "1");
     pgconn_destroy (&conn);
     pgconn_testdb_drop (dsn);
+    s_test_series_migration ();
     free (dsn);
 
     //  A fresh database in auto mode: TimescaleDB when the server has it,
@@ -868,7 +931,7 @@ tsschema_test (bool verbose)
         pgconn_test_expect (conn, "SELECT to_regclass ('points') IS NULL", "t");
         config.want = TSSCHEMA_AUTO;
         assert (tsschema_migrate (conn, &config, &state) == 0);
-        assert (state.mode == TSSCHEMA_NATIVE && state.applied == 3 && !*state.problem);
+        assert (state.mode == TSSCHEMA_NATIVE && state.applied == 5 && !*state.problem);
         pgconn_destroy (&conn);
         pgconn_testdb_drop (dsn);
         free (dsn);

@@ -57,16 +57,12 @@ s_width (s_field_t field)
     switch (field) {
     case F_SEQ:
     case F_UPTO:
-    case F_CURSOR:
-        return 8;
+    case F_CURSOR: return 8;
     case F_U32_ACC:
     case F_U32_REJ:
-    case F_WINDOW:
-        return 4;
-    case F_JOURNAL:
-        return WIRE_JOURNAL_ID;
-    default:
-        return 0; //  any length
+    case F_WINDOW: return 4;
+    case F_JOURNAL: return WIRE_JOURNAL_ID;
+    default: return 0; //  any length
     }
 }
 
@@ -88,32 +84,15 @@ s_field_bytes (const wire_head_t *head, s_field_t field, uint8_t buf[8], size_t 
 {
     *size = s_width (field);
     switch (field) {
-    case F_SEQ:
-        util_put_be (buf, head->seq, 8);
-        return buf;
-    case F_UPTO:
-        util_put_be (buf, head->upto, 8);
-        return buf;
-    case F_CURSOR:
-        util_put_be (buf, head->cursor, 8);
-        return buf;
-    case F_U32_ACC:
-        util_put_be (buf, head->accepted, 4);
-        return buf;
-    case F_U32_REJ:
-        util_put_be (buf, head->rejected, 4);
-        return buf;
-    case F_WINDOW:
-        util_put_be (buf, head->window, 4);
-        return buf;
-    case F_JOURNAL:
-        return head->journal;
-    case F_TEXT:
-        *size = head->text ? head->text_size : 0;
-        return head->text ? head->text : "";
-    case F_INSTANCE:
-        *size = head->instance_size;
-        return head->instance;
+    case F_SEQ: util_put_be (buf, head->seq, 8); return buf;
+    case F_UPTO: util_put_be (buf, head->upto, 8); return buf;
+    case F_CURSOR: util_put_be (buf, head->cursor, 8); return buf;
+    case F_U32_ACC: util_put_be (buf, head->accepted, 4); return buf;
+    case F_U32_REJ: util_put_be (buf, head->rejected, 4); return buf;
+    case F_WINDOW: util_put_be (buf, head->window, 4); return buf;
+    case F_JOURNAL: return head->journal;
+    case F_TEXT: *size = head->text ? head->text_size : 0; return head->text ? head->text : "";
+    case F_INSTANCE: *size = head->instance_size; return head->instance;
     }
     return NULL;
 }
@@ -129,8 +108,8 @@ s_fields_sent (const s_head_spec_t *spec, const wire_head_t *head)
 }
 
 int
-wire_send_head (void *sock, const void *peer, size_t peer_size, const wire_head_t *head,
-                bool more, int flags)
+wire_send_head (void *sock, const void *peer, size_t peer_size, const wire_head_t *head, bool more,
+                int flags)
 {
     assert (head->command > WIRE_NONE && head->command < WIRE_COMMANDS);
     const s_head_spec_t *spec = &s_heads[head->command];
@@ -169,27 +148,13 @@ static void
 s_store_field (wire_head_t *head, s_field_t field, const void *data, size_t size)
 {
     switch (field) {
-    case F_SEQ:
-        head->seq = util_get_be (data, 8);
-        break;
-    case F_UPTO:
-        head->upto = util_get_be (data, 8);
-        break;
-    case F_CURSOR:
-        head->cursor = util_get_be (data, 8);
-        break;
-    case F_U32_ACC:
-        head->accepted = (uint32_t) util_get_be (data, 4);
-        break;
-    case F_U32_REJ:
-        head->rejected = (uint32_t) util_get_be (data, 4);
-        break;
-    case F_WINDOW:
-        head->window = (uint32_t) util_get_be (data, 4);
-        break;
-    case F_JOURNAL:
-        memcpy (head->journal, data, WIRE_JOURNAL_ID);
-        break;
+    case F_SEQ: head->seq = util_get_be (data, 8); break;
+    case F_UPTO: head->upto = util_get_be (data, 8); break;
+    case F_CURSOR: head->cursor = util_get_be (data, 8); break;
+    case F_U32_ACC: head->accepted = (uint32_t) util_get_be (data, 4); break;
+    case F_U32_REJ: head->rejected = (uint32_t) util_get_be (data, 4); break;
+    case F_WINDOW: head->window = (uint32_t) util_get_be (data, 4); break;
+    case F_JOURNAL: memcpy (head->journal, data, WIRE_JOURNAL_ID); break;
     case F_TEXT:
         head->text = data;
         head->text_size = size;
@@ -244,8 +209,7 @@ wire_head_feed (wire_protocol_t protocol, wire_head_t *head, size_t index, const
         required--;
     if (fields < required) {
         if (!more) {
-            snprintf (why, why_size, "%s with %zu of its %zu fields", spec->name, fields,
-                      required);
+            snprintf (why, why_size, "%s with %zu of its %zu fields", spec->name, fields, required);
             return -1;
         }
         return 0;
@@ -260,8 +224,7 @@ wire_head_feed (wire_protocol_t protocol, wire_head_t *head, size_t index, const
 }
 
 int
-wire_decode (wire_protocol_t protocol, zmsg_t *msg, wire_head_t *head, char *why,
-             size_t why_size)
+wire_decode (wire_protocol_t protocol, zmsg_t *msg, wire_head_t *head, char *why, size_t why_size)
 {
     size_t total = zmsg_size (msg), index = 0;
     for (zframe_t *frame = zmsg_first (msg); frame; frame = zmsg_next (msg), index++) {
@@ -339,8 +302,8 @@ s_roundtrip (wire_protocol_t protocol, const wire_head_t *in, size_t records)
 }
 
 static int
-s_decode_frames (wire_protocol_t protocol, const char *const *frames, const size_t *sizes,
-                 size_t n, char *why, size_t why_size)
+s_decode_frames (wire_protocol_t protocol, const char *const *frames, const size_t *sizes, size_t n,
+                 char *why, size_t why_size)
 {
     zmsg_t *msg = zmsg_new ();
     for (size_t i = 0; i < n; i++)

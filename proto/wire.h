@@ -48,13 +48,13 @@ typedef enum {
 //  they were decoded from and live as long as those.
 typedef struct {
     wire_command_t command;
-    uint64_t seq;                //  BATCH REPLAY INTAKE_ACK INTAKE_ERROR
-    uint32_t accepted, rejected; //  INTAKE_ACK
-    uint64_t upto;               //  DELIVER DELIVERY_ACK
-    uint32_t window;             //  HELLO DELIVERY_ACK
-    uint64_t cursor;             //  WELCOME HEARTBEAT
+    uint64_t seq;                     //  BATCH REPLAY INTAKE_ACK INTAKE_ERROR
+    uint32_t accepted, rejected;      //  INTAKE_ACK
+    uint64_t upto;                    //  DELIVER DELIVERY_ACK
+    uint32_t window;                  //  HELLO DELIVERY_ACK
+    uint64_t cursor;                  //  WELCOME HEARTBEAT
     uint8_t journal[WIRE_JOURNAL_ID]; //  WELCOME
-    const char *text;            //  REPLAY's writers, a reason, HELLO's name
+    const char *text;                 //  REPLAY's writers, a reason, HELLO's name
     size_t text_size;
     const char *instance; //  HELLO's optional instance; NULL when absent
     size_t instance_size;

@@ -15,6 +15,17 @@
     stands alone, and those go to rejected_records. One bad record in a batch
     of n costs about 2 log2(n) extra statements per table, not n.
 
+    Why a direct way for test results: a batch of ci.test records alone
+    (test reports come in such runs) is all inserts into one table. It is
+    copied straight into ci_tests, with the source ids from a cache (new
+    sources made first, committed on their own), skipping the staging copy
+    and the INSERT ... SELECT that joins sources and checks each row for a
+    conflict. When PostgreSQL refuses that COPY for content (a record seen
+    before: 23505; a value out of range), the transaction is rolled back and
+    the batch takes the staging way above, which resolves conflicts and
+    isolates bad records; after a conflict the next batches go that way
+    directly for a while (a re-collection sends many such batches).
+
     Nothing from a record ever becomes SQL text: values go through COPY and
     parameters only. U+0000 becomes U+FFFD (pgconn_text_clean).             */
 #include "relstore.h"
@@ -290,6 +301,18 @@ typedef struct {
     char sqlstate[6];
 } s_reject_t;
 
+//  A source's id, by its src as records carry it
+typedef struct {
+    char *src;
+    size_t len;
+    int64_t id;
+} s_source_t;
+
+//  Sources cached at most (then the cache starts again empty)
+#define S_SOURCES_MAX 4096
+//  After a direct COPY met a record stored before, batches staged first
+#define S_STAGED_AHEAD 16
+
 struct _relstore_t {
     pgconn_t *conn;
     const kind_spec_t *specs[S_KINDS];
@@ -312,7 +335,14 @@ struct _relstore_t {
     size_t *lens;
     size_t items_cap;
 
-    metric_t *m_rejected, *m_isolations, *m_up, *m_ignored;
+    //  The direct way (ci.test batches): source ids cached, and per record
+    s_source_t *sources;
+    size_t nsources, last_source;
+    int64_t *source_ids;
+    size_t source_ids_cap;
+    int staged_ahead;
+
+    metric_t *m_rejected, *m_isolations, *m_up, *m_ignored, *m_direct;
 };
 
 //  ---------------------------------------------------------------------------
@@ -321,9 +351,13 @@ struct _relstore_t {
 static int
 s_setup (pgconn_t *conn, void *arg)
 {
-    (void) arg;
+    relstore_t *self = arg;
     if (schema_migrate (conn))
         return -1;
+    //  Another session may be another database (or the same one restored)
+    for (size_t i = 0; i < self->nsources; i++)
+        free (self->sources[i].src);
+    self->nsources = 0;
     char sql[1024];
     for (int t = 0; t < T_COUNT; t++) {
         snprintf (sql, sizeof sql, "CREATE TEMP TABLE IF NOT EXISTS %s (%s) ON COMMIT DELETE ROWS",
@@ -369,6 +403,9 @@ relstore_new (const char *dsn, metrics_t *metrics, char *error, size_t error_siz
                              "Delivered records of kinds relationald does not store", NULL);
         self->m_up =
             metrics_gauge (metrics, "postgres_up", "1 while the PostgreSQL connection is up", NULL);
+        self->m_direct = metrics_counter (
+            metrics, "batches_direct_total",
+            "Batches of ci.test records copied straight into ci_tests (no staging)", NULL);
     }
     return self;
 }
@@ -387,6 +424,10 @@ relstore_destroy (relstore_t **self_p)
     free (self->scratch);
     free (self->items);
     free (self->lens);
+    for (size_t i = 0; i < self->nsources; i++)
+        free (self->sources[i].src);
+    free (self->sources);
+    free (self->source_ids);
     mpjson_buf_free (&self->json);
     free (self);
     *self_p = NULL;
@@ -719,6 +760,24 @@ s_stage_files (relstore_t *self, size_t index)
     }
 }
 
+//  A ci.test body, from suite to flaky: staged, and copied straight into
+//  ci_tests by the direct way, in the same order
+static void
+s_test_fields (relstore_t *self, const msgpack_object *body)
+{
+    s_field_str (self, body, "suite");
+    s_field_str (self, body, "class");
+    s_field_str (self, body, "name");
+    s_field_str (self, body, "status");
+    s_field_num (self, body, "duration");
+    s_field_str (self, body, "pipeline");
+    s_field_str (self, body, "build_id");
+    s_field_str (self, body, "file");
+    s_field_str (self, body, "failure_type");
+    s_field_str (self, body, "failure_message");
+    s_field_bool (self, body, "flaky");
+}
+
 static void
 s_stage_record (relstore_t *self, s_table_t table, size_t index)
 {
@@ -785,17 +844,7 @@ s_stage_record (relstore_t *self, s_table_t table, size_t index)
     case T_TESTS:
         s_head (self, T_TESTS, index);
         pgconn_copy_timestamptz_ns (self->conn, record->ts);
-        s_field_str (self, body, "suite");
-        s_field_str (self, body, "class");
-        s_field_str (self, body, "name");
-        s_field_str (self, body, "status");
-        s_field_num (self, body, "duration");
-        s_field_str (self, body, "pipeline");
-        s_field_str (self, body, "build_id");
-        s_field_str (self, body, "file");
-        s_field_str (self, body, "failure_type");
-        s_field_str (self, body, "failure_message");
-        s_field_bool (self, body, "flaky");
+        s_test_fields (self, body);
         s_field_int (self, body, "occurrence");
         s_field_bool (self, body, "retried");
         break;
@@ -864,6 +913,139 @@ s_stage_range (relstore_t *self, size_t lo, size_t hi)
             return status;
     }
     return PGCONN_OK;
+}
+
+//  ---------------------------------------------------------------------------
+//  The direct way: a batch of ci.test records straight into ci_tests
+
+static bool
+s_direct_wanted (relstore_t *self)
+{
+    if (self->staged_ahead > 0) {
+        self->staged_ahead--;
+        return false;
+    }
+    if (self->count == 0 || self->nrejects)
+        return false;
+    for (size_t i = 0; i < self->count; i++)
+        if (self->kinds[i] != K_TEST)
+            return false;
+    return true;
+}
+
+#define S_SOURCE_SQL                                                                               \
+    "WITH made AS (INSERT INTO sources (name) VALUES ($1) ON CONFLICT (name) DO NOTHING "          \
+    "RETURNING id) SELECT id FROM made UNION ALL SELECT id FROM sources WHERE name = $1"
+
+//  The id of a record's source: cached, else read or made in PostgreSQL
+//  (outside the batch transaction: a cached id is always committed).
+//  0 after an error.
+static int64_t
+s_source_id (relstore_t *self, record_str_t src)
+{
+    s_source_t *last =
+        self->last_source < self->nsources ? &self->sources[self->last_source] : NULL;
+    if (last && last->len == src.len && memcmp (last->src, src.ptr, src.len) == 0)
+        return last->id;
+    for (size_t i = 0; i < self->nsources; i++)
+        if (self->sources[i].len == src.len &&
+            memcmp (self->sources[i].src, src.ptr, src.len) == 0) {
+            self->last_source = i;
+            return self->sources[i].id;
+        }
+    size_t clean_len;
+    const char *clean =
+        pgconn_text_clean (src.ptr, src.len, &self->scratch, &self->scratch_size, &clean_len);
+    char *name = strndup (clean, clean_len);
+    assert (name);
+    const char *params[] = {name};
+    int64_t id = 0;
+    //  A source made meanwhile by another session, committed after this
+    //  statement's snapshot, is neither made nor seen: read it again
+    for (int attempt = 0; attempt < 2 && id == 0; attempt++) {
+        PGresult *result = pgconn_query (self->conn, S_SOURCE_SQL, 1, params);
+        if (!result)
+            break;
+        if (PQntuples (result) > 0)
+            id = strtoll (PQgetvalue (result, 0, 0), NULL, 10);
+        PQclear (result);
+    }
+    free (name);
+    if (id == 0)
+        return 0;
+    if (self->nsources == S_SOURCES_MAX) {
+        for (size_t i = 0; i < self->nsources; i++)
+            free (self->sources[i].src);
+        self->nsources = 0;
+    }
+    if (!self->sources) {
+        self->sources = malloc (S_SOURCES_MAX * sizeof *self->sources);
+        assert (self->sources);
+    }
+    s_source_t *entry = &self->sources[self->nsources];
+    entry->src = malloc (src.len ? src.len : 1);
+    assert (entry->src);
+    memcpy (entry->src, src.ptr, src.len);
+    entry->len = src.len;
+    entry->id = id;
+    self->last_source = self->nsources++;
+    return id;
+}
+
+static int
+s_direct_tx (pgconn_t *conn, void *arg)
+{
+    relstore_t *self = arg;
+    if (pgconn_copy_begin (conn, "ci_tests",
+                           "id, source_id, suite, class, name, status, duration, pipeline, "
+                           "build_id, file, failure_type, failure_message, flaky, occurrence, "
+                           "retried, observed, run_id",
+                           PGCONN_COPY_BINARY))
+        return -1;
+    for (size_t i = 0; i < self->count; i++) {
+        const record_t *record = &self->records[i];
+        const msgpack_object *body = record->body;
+        pgconn_copy_row (conn, 17);
+        pgconn_copy_bytea (conn, record->id, RECORD_ID_SIZE);
+        pgconn_copy_int8 (conn, self->source_ids[i]);
+        s_test_fields (self, body);
+        //  ci_tests' own types and defaults (the staging way casts them)
+        int64_t occurrence = 0;
+        bool retried = false;
+        record_field_int (body, "occurrence", &occurrence);
+        record_field_bool (body, "retried", &retried);
+        pgconn_copy_int4 (conn, (int32_t) occurrence);
+        pgconn_copy_bool (conn, retried);
+        pgconn_copy_timestamptz_ns (conn, record->ts);
+        s_str (self, record->run);
+    }
+    return pgconn_copy_end (conn) == PGCONN_OK ? 0 : -1;
+}
+
+//  PGCONN_OK once stored; PGCONN_CONTENT when PostgreSQL refused the COPY
+//  for content (the caller stages the batch); another status on failure.
+static pgconn_status_t
+s_direct (relstore_t *self)
+{
+    if (self->source_ids_cap < self->count) {
+        self->source_ids_cap = self->count * 2;
+        self->source_ids =
+            realloc (self->source_ids, self->source_ids_cap * sizeof *self->source_ids);
+        assert (self->source_ids);
+    }
+    for (size_t i = 0; i < self->count; i++)
+        if ((self->source_ids[i] = s_source_id (self, self->records[i].src)) == 0)
+            return pgconn_last_status (self->conn) == PGCONN_OK ? PGCONN_FAILED
+                                                                : pgconn_last_status (self->conn);
+    pgconn_status_t status = pgconn_transaction (self->conn, s_direct_tx, self);
+    if (status == PGCONN_CONTENT && strcmp (pgconn_sqlstate (self->conn), "23505") == 0)
+        self->staged_ahead = S_STAGED_AHEAD;
+    if (status == PGCONN_OK && self->m_direct)
+        metric_add (self->m_direct, 1);
+    else
+        log_debug ("relstore.direct_refused", "sqlstate=%s error=\"%s\"",
+                   pgconn_sqlstate (self->conn), pgconn_error (self->conn));
+    return status;
 }
 
 //  ---------------------------------------------------------------------------
@@ -1026,7 +1208,9 @@ relstore_write (void *self_, const record_t *records, size_t count, char *error,
         metric_set (self->m_up, 1);
     s_prepare (self, records, count);
     s_tx_t tx = {self, false, false};
-    pgconn_status_t status = pgconn_transaction (self->conn, s_transaction, &tx);
+    pgconn_status_t status = s_direct_wanted (self) ? s_direct (self) : PGCONN_CONTENT;
+    if (status == PGCONN_CONTENT)
+        status = pgconn_transaction (self->conn, s_transaction, &tx);
     if (status == PGCONN_CONTENT && tx.copy_refused) {
         log_warn ("batch.copy_refused",
                   "records=%zu error=\"%s\" detail=\"staging record by "
@@ -1362,6 +1546,54 @@ static const char *s_counts_sql =
     "|| (SELECT count (*) FROM ci_builds) || ' ' || (SELECT count (*) FROM ci_tests) || ' ' "
     "|| (SELECT count (*) FROM code_stats) || ' ' || (SELECT count (*) FROM rejected_records)";
 
+//  ci.test records alone go straight into ci_tests; mixed with records
+//  stored before, they take the staging way and are stored once; a source
+//  seen first here is made and cached.
+//  The batches_direct_total counter's value.
+static long
+s_direct_total (metrics_t *metrics)
+{
+    char *text = metrics_render (metrics);
+    const char *at = strstr (text, "\ntest_batches_direct_total ");
+    assert (at);
+    long value = strtol (at + strlen ("\ntest_batches_direct_total "), NULL, 10);
+    free (text);
+    return value;
+}
+
+static void
+s_test_direct (relstore_t *store, pgconn_t *pg, metrics_t *metrics)
+{
+    s_batch_t b;
+    s_batch_init (&b, "repo-direct");
+    store->staged_ahead = 0; //  an earlier test's re-collection met stored rows
+    s_test_case (&b, "d1", "passed", 1.5);
+    s_test_case (&b, "d2", "failed", 2.5);
+    assert (s_write (store, &b) == 0);
+    static const char *sql =
+        "SELECT string_agg (so.name || ':' || t.name || ':' || t.status || ':' || t.duration, ',' "
+        "ORDER BY t.name) FROM ci_tests t JOIN sources so ON so.id = t.source_id WHERE so.name = "
+        "'repo-direct'";
+    pgconn_test_expect (pg, sql, "repo-direct:d1:passed:1.5,repo-direct:d2:failed:2.5");
+    //  Counted from here: the tests before may have gone straight in too
+    long before = s_direct_total (metrics) - 1;
+    assert (before >= 0);
+    //  Again, with a new one: the COPY meets d1 and d2, the batch is staged
+    s_test_case (&b, "d3", "passed", 3.5);
+    assert (s_write (store, &b) == 0);
+    pgconn_test_expect (pg, sql,
+                        "repo-direct:d1:passed:1.5,repo-direct:d2:failed:2.5,"
+                        "repo-direct:d3:passed:3.5");
+    assert (s_direct_total (metrics) == before + 1);
+    //  Once the staged batches ahead are done, straight in again
+    s_batch_clear (&b);
+    s_test_case (&b, "d4", "passed", 4.5);
+    store->staged_ahead = 0;
+    assert (s_write (store, &b) == 0);
+    assert (s_direct_total (metrics) == before + 2);
+    s_batch_destroy (&b);
+}
+
 static void
 s_test_basic (relstore_t *store, pgconn_t *pg)
 {
@@ -1686,6 +1918,7 @@ relstore_test (bool verbose)
     s_test_hostile (store, pg);
     s_test_rejects (store, pg);
     s_test_outage (store, pg, dsn);
+    s_test_direct (store, pg, metrics);
     char *text = metrics_render (metrics);
     assert (strstr (text, "test_records_rejected_total 8"));
     free (text);

@@ -198,7 +198,7 @@ def test_git_history_and_builds_give_exact_answers_once(pipeline, workdir, pg_da
     after = partitions(pg_database)
     old = [(part, lo, hi) for part, lo, hi in after if lo <= utc(636_508_800) < hi]
     assert len(old) == 1 and old[0] not in before
-    assert query(pg_database, "SELECT count(*), min(tableoid::regclass::text) FROM points "
+    assert query(pg_database, "SELECT count(*), min(tableoid::regclass::text) FROM points_data "
                               "WHERE time = %s", (utc(636_508_800),)) == [(4, old[0][0])]
 
     # Delivered again, then the history collected again in a new run (same
@@ -256,7 +256,7 @@ def test_old_and_future_points_get_partitions(pipeline, pg_database):
     for i, t in enumerate(times):
         holding = [part for part, lo, hi in parts if lo <= utc(t) < hi]
         assert len(holding) == 1, t
-        assert query(pg_database, "SELECT value, tableoid::regclass::text FROM points "
+        assert query(pg_database, "SELECT value, tableoid::regclass::text FROM points_data "
                                   "WHERE time = %s", (utc(t),)) == [(float(i), holding[0])]
         lo = [lo for part, lo, hi in parts if part == holding[0]][0]
         assert (lo.month, lo.day, lo.hour) == (1, 1, 0)  # whole UTC years
@@ -285,7 +285,8 @@ def test_two_metricsd_start_together_on_one_database(workdir, pg_database):
         assert point_count(pg_database) == len(frames)
         # points, the shared access SQL, points' access: each applied once
         assert query(pg_database, "SELECT version, name FROM metricsd_migrations ORDER BY 1") == \
-            [(1, "points"), (2, "access"), (3, "points_access")]
+            [(1, "points"), (2, "access"), (3, "points_access"), (4, "series"),
+             (5, "points_view")]
         parts = partitions(pg_database)
         assert len({part for part, _, _ in parts}) == len(parts)
         assert all(sum(lo <= utc(315_532_800 + k * 40 * DAY) < hi for _, lo, hi in parts) == 1

@@ -4,8 +4,10 @@
 -- views.sql that they can answer, with the same columns. Applied after
 -- views.sql whenever this text changed; only in TimescaleDB mode.
 --
--- The aggregates keep name, source and tags, so any view can be rebuilt
--- from them (count, sum, min, max per bucket). Real-time aggregation is on
+-- The aggregates keep the series (points_series: name, source, tags), so
+-- any view can be rebuilt from them (count, sum, min, max per bucket); they
+-- read points_data alone, as continuous aggregates must read a hypertable,
+-- and rollup_views.sql joins the series. Real-time aggregation is on
 -- (materialized_only = false): recent points not yet materialized are
 -- read from the hypertable. Points written into an already materialized
 -- range (an old history collected late) are picked up by the next refresh
@@ -15,18 +17,18 @@
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS points_daily
 WITH (timescaledb.continuous, timescaledb.materialized_only = false) AS
-SELECT time_bucket (INTERVAL '1 day', time) AS bucket, name, source, tags,
+SELECT time_bucket (INTERVAL '1 day', time) AS bucket, series_id,
        count (*) AS points, sum (value) AS total, min (value) AS low, max (value) AS high
-FROM points
-GROUP BY time_bucket (INTERVAL '1 day', time), name, source, tags
+FROM points_data
+GROUP BY time_bucket (INTERVAL '1 day', time), series_id
 WITH NO DATA;
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS points_weekly
 WITH (timescaledb.continuous, timescaledb.materialized_only = false) AS
-SELECT time_bucket (INTERVAL '1 week', time) AS bucket, name, source, tags,
+SELECT time_bucket (INTERVAL '1 week', time) AS bucket, series_id,
        count (*) AS points, sum (value) AS total, min (value) AS low, max (value) AS high
-FROM points
-GROUP BY time_bucket (INTERVAL '1 week', time), name, source, tags
+FROM points_data
+GROUP BY time_bucket (INTERVAL '1 week', time), series_id
 WITH NO DATA;
 
 -- start_offset NULL: refresh from the beginning of time, so late history
