@@ -94,7 +94,7 @@ static const char *s_figures_sql = S_COMMITS
     "cc AS (SELECT " S_K " AS k, sum (n) AS commits, count(DISTINCT email) AS authors, "
     "min (lo) AS first_commit, max (hi) AS last_commit FROM ae "
     "GROUP BY GROUPING SETS ((), (source))), "
-    "fp AS (SELECT DISTINCT c.source, f.path FROM " S_FILES "), "
+    "fp AS MATERIALIZED (SELECT c.source, f.path FROM " S_FILES " GROUP BY 1, 2), "
     "ff AS (SELECT " S_K " AS k, count(DISTINCT path) AS files FROM fp "
     "GROUP BY GROUPING SETS ((), (source))), "
     "bb AS (SELECT " S_K " AS k, count(*) AS builds, " S_SUCCESS_RATE " AS success_rate "
@@ -299,10 +299,22 @@ typedef struct {
     bool relational_denied, points_denied;
     bool trend;          //  analysis_trend (relationald 4) is there and readable
     FILE *explain;       //  where query plans go, or NULL
+    PGconn *side;        //  the host section's statement, running meanwhile, or NULL
     PGresult *weekly;    //  activity's result, which churn shows too
     bool figures_read;   //  the summary's figures were read, and in them
     char bus_factor[32]; //  the bus factor ("" = no commits)
 } s_gather_t;
+
+//  A report's session, followed by its statement timeout in ms. The
+//  settings hold for this session only: a report never reconnects
+//  (gather_report fails instead), so they cannot be lost on the way. No
+//  JIT: the report's statements are big (many CTEs, aggregates) and run
+//  once each, so JIT compiling them cost more than it saved, 2 s of a
+//  2.5 s query at 100,000 commits. work_mem: the distinct counts and
+//  percentiles sort a project's rows (300,000 file paths at 100,000
+//  commits), on disk at the default 4 MB (docs/performance.md, "Reports").
+static const char *s_session_sql = "SET TimeZone = 'UTC'; SET application_name = 'omni-report'; "
+                                   "SET jit = off; SET work_mem = '64MB'; SET statement_timeout = ";
 
 pgconn_t *
 gather_connect (const char *dsn, int64_t statement_timeout_ms, int64_t connect_timeout_ms,
@@ -317,18 +329,8 @@ gather_connect (const char *dsn, int64_t statement_timeout_ms, int64_t connect_t
     pgconn_t *conn = pgconn_new (dsn, error, error_size);
     if (!conn)
         return NULL;
-    //  The settings hold for this session only: a report never reconnects
-    //  (gather_report fails instead), so they cannot be lost on the way.
-    //  No JIT: the report's statements are big (many CTEs, aggregates) and
-    //  run once each, so JIT compiling them cost more than it saved, 2 s
-    //  of a 2.5 s query at 100,000 commits. work_mem: the distinct counts
-    //  and percentiles sort a project's rows (300,000 file paths at 100,000
-    //  commits), on disk at the default 4 MB (docs/performance.md, "Reports").
     char sql[256];
-    snprintf (sql, sizeof sql,
-              "SET TimeZone = 'UTC'; SET application_name = 'omni-report'; SET jit = off; "
-              "SET work_mem = '64MB'; SET statement_timeout = %lld",
-              (long long) statement_timeout_ms);
+    snprintf (sql, sizeof sql, "%s%lld", s_session_sql, (long long) statement_timeout_ms);
     if (pgconn_ensure (conn) != 0 || pgconn_exec (conn, sql) != PGCONN_OK) {
         snprintf (error, error_size, "PostgreSQL (%s) is not available: %s", pgconn_display (conn),
                   pgconn_error (conn));
@@ -402,6 +404,89 @@ s_query_named (s_gather_t *self, model_section_t *section, const char *sql, cons
 }
 
 #define s_query(self, section, sql, nparams) s_query_named (self, section, sql, #sql, nparams)
+
+//  The host section reads metricsd's points (1,000,000 at a year of
+//  samples every 2 minutes: the report's longest statement) and nothing
+//  the relational sections read, so it runs on a second connection of the
+//  same role while they run on the first, in the same snapshot (exported
+//  by the first transaction, imported by the second): the figures still
+//  agree, and the page takes the longer of the two instead of their sum.
+//  Called at the transaction's top level (a snapshot cannot be exported
+//  from a section's savepoint). Anything that fails here leaves the
+//  section to the first connection, as before.
+static void
+s_side_start (s_gather_t *self)
+{
+    PGconn *main = pgconn_handle (self->conn);
+    PGresult *result =
+        PQexec (main, "SELECT pg_export_snapshot (), current_setting ('statement_timeout', true)");
+    bool exported = PQresultStatus (result) == PGRES_TUPLES_OK && PQntuples (result) == 1;
+    if (!exported) {
+        log_debug ("report.side_not_used", "why=\"%s\"", PQerrorMessage (main));
+        PQclear (result);
+        //  The transaction is aborted: start it again, without a side
+        PQclear (PQexec (main, "ROLLBACK"));
+        PQclear (PQexec (main, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"));
+        return;
+    }
+    //  The same server, database, role and options as the first
+    PQconninfoOption *options = PQconninfo (main);
+    const char *keys[64], *values[64];
+    int n = 0;
+    for (PQconninfoOption *o = options; o && o->keyword && n < 63; o++)
+        if (o->val && *o->val)
+            keys[n] = o->keyword, values[n++] = o->val;
+    keys[n] = values[n] = NULL;
+    PGconn *side = PQconnectdbParams (keys, values, 0);
+    PQconninfoFree (options);
+    char *snapshot =
+        PQescapeLiteral (main, PQgetvalue (result, 0, 0), strlen (PQgetvalue (result, 0, 0)));
+    char sql[512];
+    snprintf (sql, sizeof sql,
+              "%s'%s'; BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; "
+              "SET TRANSACTION SNAPSHOT %s",
+              s_session_sql, PQgetvalue (result, 0, 1), snapshot ? snapshot : "''");
+    PQfreemem (snapshot);
+    PQclear (result);
+    PGresult *set = PQstatus (side) == CONNECTION_OK ? PQexec (side, sql) : NULL;
+    bool ready = set && PQresultStatus (set) == PGRES_COMMAND_OK &&
+                 PQsendQueryParams (side, s_host_sql, 3, NULL, self->params, NULL, NULL, 0);
+    PQclear (set);
+    if (!ready) {
+        log_debug ("report.side_not_used", "why=\"%s\"", PQerrorMessage (side));
+        PQfinish (side);
+        return;
+    }
+    self->side = side;
+}
+
+//  The side's result: as s_query's (NULL after an error, said in the
+//  section). The side connection is closed either way.
+static PGresult *
+s_side_result (s_gather_t *self, model_section_t *section)
+{
+    PGresult *result = NULL, *next;
+    while ((next = PQgetResult (self->side))) {
+        if (!result)
+            result = next;
+        else
+            PQclear (next);
+    }
+    if (!result || PQresultStatus (result) != PGRES_TUPLES_OK) {
+        char why[600];
+        const char *message = result ? PQresultErrorMessage (result) : PQerrorMessage (self->side);
+        size_t len = strcspn (message, "\n");
+        snprintf (why, sizeof why, "could not be read: %.*s", (int) len, message);
+        log_warn ("report.section_failed", "section=%s error=\"%.*s\"", section->id, (int) len,
+                  message);
+        model_section_empty (section, why);
+        PQclear (result);
+        result = NULL;
+    }
+    PQfinish (self->side);
+    self->side = NULL;
+    return result;
+}
 
 static model_type_t
 s_type (Oid oid)
@@ -704,7 +789,8 @@ s_host (s_gather_t *self, model_t *model)
                                                    : "no metricsd points table in this database");
         return;
     }
-    PGresult *result = s_query (self, section, s_host_sql, 3);
+    PGresult *result =
+        self->side ? s_side_result (self, section) : s_query (self, section, s_host_sql, 3);
     if (!result)
         return;
     if (PQntuples (result) == 0) {
@@ -795,6 +881,8 @@ gather_report (pgconn_t *conn, const gather_options_t *options, char *error, siz
                    PQgetisnull (result, 0, 2) ? NULL : PQgetvalue (result, 0, 2),
                    PQgetisnull (result, 0, 3) ? NULL : PQgetvalue (result, 0, 3));
     PQclear (result);
+    if (self.points && !self.points_denied && !self.explain)
+        s_side_start (&self);
     s_summary (&self, model);
     s_activity (&self, model);
     s_contributors (&self, model);
@@ -804,6 +892,8 @@ gather_report (pgconn_t *conn, const gather_options_t *options, char *error, siz
     s_host (&self, model);
     s_history (&self, model);
     PQclear (self.weekly);
+    if (self.side)
+        PQfinish (self.side);
     if (self.lost) {
         snprintf (error, error_size, "PostgreSQL (%s) went away during the report: %s",
                   pgconn_display (conn), pgconn_error (conn));
