@@ -405,6 +405,17 @@ s_query_named (s_gather_t *self, model_section_t *section, const char *sql, cons
 
 #define s_query(self, section, sql, nparams) s_query_named (self, section, sql, #sql, nparams)
 
+//  The snapshot, the session's statement timeout, and whether points are
+//  many enough for a second connection to pay for itself (the planner's
+//  row estimates of the table and its partitions or chunks; 0 before
+//  their first ANALYZE, so a young table stays on one connection).
+#define S_SIDE_MIN_POINTS "100000"
+static const char *s_side_sql =
+    "SELECT pg_export_snapshot (), current_setting ('statement_timeout', true), "
+    "(SELECT coalesce (sum (greatest (c.reltuples, 0)), 0) FROM pg_class c "
+    "WHERE c.oid = to_regclass ('points') OR c.oid IN (SELECT i.inhrelid FROM pg_inherits i "
+    "WHERE i.inhparent = to_regclass ('points'))) >= " S_SIDE_MIN_POINTS;
+
 //  The host section reads metricsd's points (1,000,000 at a year of
 //  samples every 2 minutes: the report's longest statement) and nothing
 //  the relational sections read, so it runs on a second connection of the
@@ -418,9 +429,12 @@ static void
 s_side_start (s_gather_t *self)
 {
     PGconn *main = pgconn_handle (self->conn);
-    PGresult *result =
-        PQexec (main, "SELECT pg_export_snapshot (), current_setting ('statement_timeout', true)");
+    PGresult *result = PQexec (main, s_side_sql);
     bool exported = PQresultStatus (result) == PGRES_TUPLES_OK && PQntuples (result) == 1;
+    if (exported && strcmp (PQgetvalue (result, 0, 2), "t") != 0) {
+        PQclear (result); //  few points: a second connection would cost more than it saves
+        return;
+    }
     if (!exported) {
         log_debug ("report.side_not_used", "why=\"%s\"", PQerrorMessage (main));
         PQclear (result);
