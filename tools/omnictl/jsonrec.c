@@ -430,6 +430,17 @@ s_number (s_scan_t *sc, s_kind_t *type, int64_t *integer)
 
 static int s_value (s_scan_t *sc, s_kind_t *type, int64_t *integer);
 
+//  After an array's item or an object's member: 1 after a ',' (another
+//  follows), 0 after the closing bracket, -1 on anything else.
+static int
+s_after_item (s_scan_t *sc, char close)
+{
+    s_ws (sc);
+    if (sc->p < sc->end && (*sc->p == ',' || *sc->p == close))
+        return *sc->p++ == ',';
+    return s_fail (sc, close == ']' ? "']' expected" : "'}' expected");
+}
+
 static int
 s_array (s_scan_t *sc)
 {
@@ -447,16 +458,11 @@ s_array (s_scan_t *sc)
             if (s_value (sc, &type, &integer))
                 return -1;
             n++;
-            s_ws (sc);
-            if (sc->p < sc->end && *sc->p == ',') {
-                sc->p++;
-                continue;
-            }
-            if (sc->p < sc->end && *sc->p == ']') {
-                sc->p++;
+            int more = s_after_item (sc, ']');
+            if (more < 0)
+                return -1;
+            if (!more)
                 break;
-            }
-            return s_fail (sc, "']' expected");
         }
     s_header (self, at, n, 0x90, 0xdc, 0xdd);
     return 0;
@@ -574,17 +580,12 @@ s_object (s_scan_t *sc, bool top)
             }
         }
         n++;
-        s_ws (sc);
-        if (sc->p < sc->end && *sc->p == ',') {
-            sc->p++;
-            s_ws (sc);
-            continue;
-        }
-        if (sc->p < sc->end && *sc->p == '}') {
-            sc->p++;
+        int more = s_after_item (sc, '}');
+        if (more < 0)
+            return -1;
+        if (!more)
             break;
-        }
-        return s_fail (sc, "'}' expected");
+        s_ws (sc);
     }
     s_header (self, at, n, 0x80, 0xde, 0xdf);
     return 0;
