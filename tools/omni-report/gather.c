@@ -297,12 +297,13 @@ typedef struct {
     bool relational, points;
     //  There, but this role has no SELECT on them
     bool relational_denied, points_denied;
-    bool trend;          //  analysis_trend (relationald 4) is there and readable
-    FILE *explain;       //  where query plans go, or NULL
-    PGconn *side;        //  the host section's statement, running meanwhile, or NULL
-    PGresult *weekly;    //  activity's result, which churn shows too
-    bool figures_read;   //  the summary's figures were read, and in them
-    char bus_factor[32]; //  the bus factor ("" = no commits)
+    bool trend;              //  analysis_trend (relationald 4) is there and readable
+    FILE *explain;           //  where query plans go, or NULL
+    PGconn *side;            //  the host section's statement, running meanwhile, or NULL
+    int64_t side_min_points; //  gather_options_t's
+    PGresult *weekly;        //  activity's result, which churn shows too
+    bool figures_read;       //  the summary's figures were read, and in them
+    char bus_factor[32];     //  the bus factor ("" = no commits)
 } s_gather_t;
 
 //  A report's session, followed by its statement timeout in ms. The
@@ -409,12 +410,12 @@ s_query_named (s_gather_t *self, model_section_t *section, const char *sql, cons
 //  many enough for a second connection to pay for itself (the planner's
 //  row estimates of the table and its partitions or chunks; 0 before
 //  their first ANALYZE, so a young table stays on one connection).
-#define S_SIDE_MIN_POINTS "100000"
+#define S_SIDE_MIN_POINTS 100000
 static const char *s_side_sql =
     "SELECT pg_export_snapshot (), current_setting ('statement_timeout', true), "
-    "(SELECT coalesce (sum (greatest (c.reltuples, 0)), 0) FROM pg_class c "
+    "(SELECT coalesce (sum (greatest (c.reltuples, 0)), 0)::int8 FROM pg_class c "
     "WHERE c.oid = to_regclass ('points') OR c.oid IN (SELECT i.inhrelid FROM pg_inherits i "
-    "WHERE i.inhparent = to_regclass ('points'))) >= " S_SIDE_MIN_POINTS;
+    "WHERE i.inhparent = to_regclass ('points')))";
 
 //  The host section reads metricsd's points (1,000,000 at a year of
 //  samples every 2 minutes: the report's longest statement) and nothing
@@ -431,7 +432,9 @@ s_side_start (s_gather_t *self)
     PGconn *main = pgconn_handle (self->conn);
     PGresult *result = PQexec (main, s_side_sql);
     bool exported = PQresultStatus (result) == PGRES_TUPLES_OK && PQntuples (result) == 1;
-    if (exported && strcmp (PQgetvalue (result, 0, 2), "t") != 0) {
+    if (exported && self->side_min_points >= 0 &&
+        strtoll (PQgetvalue (result, 0, 2), NULL, 10) <
+            (self->side_min_points ? self->side_min_points : S_SIDE_MIN_POINTS)) {
         PQclear (result); //  few points: a second connection would cost more than it saves
         return;
     }
@@ -862,7 +865,8 @@ s_history (s_gather_t *self, model_t *model)
 model_t *
 gather_report (pgconn_t *conn, const gather_options_t *options, char *error, size_t error_size)
 {
-    s_gather_t self = {.conn = conn, .explain = options->explain};
+    s_gather_t self = {
+        .conn = conn, .explain = options->explain, .side_min_points = options->side_min_points};
     snprintf (self.top, sizeof self.top, "%d", options->top > 0 ? options->top : 10);
     self.params[0] = options->pattern ? options->pattern : "%";
     self.params[1] = options->since;
@@ -1033,8 +1037,44 @@ gather_test (bool verbose)
     assert (model && strstr (model_section (model, 6)->empty, "could not be read"));
     assert (strncmp (model_since (model), "2024-01-01 00:00:00", 19) == 0);
     model_destroy (&model);
+    //  The same through the second connection (forced: the table is small)
+    options.side_min_points = -1;
+    model = gather_report (conn, &options, error, sizeof error);
+    assert (model && strstr (model_section (model, 6)->empty, "could not be read"));
+    model_destroy (&model);
     char **names = gather_projects (conn, error, sizeof error);
     assert (!names && *error);
+    assert (pgconn_exec (conn, "DROP TABLE points") == PGCONN_OK);
+
+    //  Host points read on the second connection: the day's figures are
+    //  the ones one connection reads.
+    assert (pgconn_exec (conn,
+                         "CREATE TABLE points (time timestamptz, name text, value float8, "
+                         "source text, tags jsonb); INSERT INTO points VALUES "
+                         "('2024-01-02 10:00Z', 'host.cpu.user', 10, 's', '{\"host\": \"h\"}'), "
+                         "('2024-01-02 10:00Z', 'host.cpu.system', 5, 's', '{\"host\": \"h\"}'), "
+                         "('2024-01-02 10:00Z', 'host.load.1', 0.5, 's', '{\"host\": \"h\"}'), "
+                         "('2024-01-02 10:02Z', 'host.cpu.user', 20, 's', '{\"host\": \"h\"}')") ==
+            PGCONN_OK);
+    options.since = NULL;
+    const char *cells[2][7];
+    for (int side = 0; side < 2; side++) {
+        options.side_min_points = side ? -1 : INT64_MAX;
+        model = gather_report (conn, &options, error, sizeof error);
+        assert (model);
+        model_section_t *host = model_section (model, 6);
+        assert (!host->empty && host->ntables == 1 && host->tables[0]->nrows == 1);
+        for (int i = 0; i < 7; i++)
+            cells[side][i] = host->tables[0]->cells[i] ? strdup (host->tables[0]->cells[i]) : NULL;
+        model_destroy (&model);
+    }
+    assert (strcmp (cells[0][0], "2024-01-02") == 0 && strcmp (cells[0][1], "17.5000") == 0);
+    for (int i = 0; i < 7; i++) {
+        assert ((cells[0][i] == NULL) == (cells[1][i] == NULL));
+        assert (!cells[0][i] || strcmp (cells[0][i], cells[1][i]) == 0);
+        free ((char *) cells[0][i]);
+        free ((char *) cells[1][i]);
+    }
     assert (pgconn_exec (conn, "DROP TABLE points") == PGCONN_OK);
     names = gather_projects (conn, error, sizeof error);
     assert (names && !names[0]);

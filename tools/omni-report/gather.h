@@ -26,6 +26,9 @@ typedef struct {
     const char *until;   //  timestamptz text, exclusive, or NULL
     int top;             //  rows of the top-N tables (contributors, files, tests)
     FILE *explain;       //  non-NULL: every query's plan (EXPLAIN ANALYZE) is written here
+    //  Points (the planner's estimate) from which the host section runs on a
+    //  second connection: 0 = 100,000, negative = always
+    int64_t side_min_points;
 } gather_options_t;
 
 //  A connection for reports: times shown in UTC, every statement bounded
