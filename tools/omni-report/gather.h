@@ -5,9 +5,11 @@
     It reads tables under row-level security and relationald's views that
     are security_invoker (commits_canonical: reachable commits, canonical
     authors, as every view counts them), so every number is what the role
-    of the connection may see. All sections read one snapshot (a REPEATABLE READ, READ
-    ONLY transaction); a section whose query fails (no right to a table, a
-    statement timeout) says why and the others are still made.               */
+    of the connection may see. All sections read one snapshot (a REPEATABLE
+    READ, READ ONLY transaction; with many points the host section's
+    statement runs meanwhile on a second connection of the same role that
+    imports that snapshot); a section whose query fails (no right to a
+    table, a statement timeout) says why and the others are still made.    */
 #ifndef OMNI_REPORT_GATHER_H
 #define OMNI_REPORT_GATHER_H
 
