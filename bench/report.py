@@ -119,13 +119,18 @@ CROSS JOIN points_series s WHERE s.source = '{SRC}';
 """
 
 
-def timed(fn, runs):
-    fn()  # warm-up: caches, plans
-    times = []
+def timed(fns, runs):
+    """Times of each function of `fns` (a dict), run in turn `runs` times
+    after one warm-up each: on a shared machine, builds compare only when
+    measured side by side."""
+    for fn in fns.values():
+        fn()  # warm-up: caches, plans
+    times = {name: [] for name in fns}
     for _ in range(runs):
-        t = time.monotonic()
-        fn()
-        times.append(time.monotonic() - t)
+        for name, fn in fns.items():
+            t = time.monotonic()
+            fn()
+            times[name].append(time.monotonic() - t)
     return times
 
 
@@ -146,6 +151,8 @@ def main():
     ap.add_argument("--points", type=int, default=1_000_000)
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--plans", default="report-plans.txt", help="where the plans go")
+    ap.add_argument("--bin", action="append", default=[],
+                    help="NAME=DIR: also time DIR/omni-report as NAME, in turn with this build")
     ap.add_argument("--keep", metavar="DSN",
                     help="use this database and keep it (loaded when it has no sources): for "
                          "trying a change of the queries again without loading again")
@@ -196,14 +203,17 @@ def bench(dsn, args):
 
 def measure(dsn, team_dsn, work, args, load_s, counts):
     out = os.path.join(work, "big.html")
+    builds = {"": binary("omni-report")}
+    builds.update({b.split("=", 1)[0]: os.path.join(b.split("=", 1)[1], "omni-report")
+                   for b in args.bin})
 
-    def report(who):
-        r = subprocess.run([binary("omni-report"), "html", f"--dsn={who}", f"--source={SRC}",
+    def report(exe, who):
+        r = subprocess.run([exe, "html", f"--dsn={who}", f"--source={SRC}",
                             "-o", out], capture_output=True, text=True, timeout=600)
         assert r.returncode == 0, r.stderr
 
-    owner = timed(lambda: report(dsn), args.runs)
-    team = timed(lambda: report(team_dsn), args.runs)
+    owner = timed({b: (lambda e=e: report(e, dsn)) for b, e in builds.items()}, args.runs)
+    team = timed({b: (lambda e=e: report(e, team_dsn)) for b, e in builds.items()}, args.runs)
     doc = json.loads(subprocess.run(
         [binary("omni-report"), "json", f"--dsn={dsn}", f"--source={SRC}", "-o", "-"],
         capture_output=True, text=True, check=True).stdout)
@@ -215,19 +225,24 @@ def measure(dsn, team_dsn, work, args, load_s, counts):
         assert status == 200
 
     def dashboard(*flags):
-        server = subprocess.Popen([binary("omni-report"), "serve", "--http=127.0.0.1:0",
-                                   f"--dsn={team_dsn}", *flags], stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True)
+        servers, pages, indexes = [], {}, {}
         try:
-            base = server.stdout.readline().split()[-1].rstrip("/")
-            page = base + "/p/" + urllib.parse.quote(SRC, safe="")
-            return (timed(lambda: get(page), args.runs),
-                    timed(lambda: get(base + "/"), args.runs))
+            for b, exe in builds.items():
+                server = subprocess.Popen([exe, "serve", "--http=127.0.0.1:0",
+                                           f"--dsn={team_dsn}", *flags], stdout=subprocess.PIPE,
+                                          stderr=subprocess.PIPE, text=True)
+                servers.append(server)
+                base = server.stdout.readline().split()[-1].rstrip("/")
+                page = base + "/p/" + urllib.parse.quote(SRC, safe="")
+                pages[b] = lambda page=page: get(page)
+                indexes[b] = lambda base=base: get(base + "/")
+            return timed(pages, args.runs), timed(indexes, args.runs)
         finally:
-            server.terminate()
-            server.wait(10)
-            server.stdout.close()
-            server.stderr.close()
+            for server in servers:
+                server.terminate()
+                server.wait(10)
+                server.stdout.close()
+                server.stderr.close()
 
     dash_page, dash_index = dashboard()
     cached_page, _ = dashboard("--cache=10m")
@@ -246,14 +261,18 @@ def measure(dsn, team_dsn, work, args, load_s, counts):
 
     print(f"Data: {', '.join(f'{n:,} {t}' for t, n in counts.items())} "
           f"(two sources; loaded in {load_s:.1f} s)\n")
-    print("| measure | time | target |")
-    print("|---|---|---|")
-    print(f"| `omni-report html --source={SRC}` as the owner | {fmt(owner)} | < 5 s |")
-    print(f"| the same as a role granted `{SRC}` (row-level security) | {fmt(team)} | < 5 s |")
-    print(f"| dashboard page `/p/{SRC}` (that role) | {fmt(dash_page)} | < 1 s |")
-    print(f"| dashboard index `/` (that role) | {fmt(dash_index)} | < 1 s |")
-    print(f"| dashboard page, `serve --cache=10m`, after its first view | {fmt(cached_page)} "
-          "| < 1 s |")
+    names = list(builds)
+    label = (lambda b: b or "this build")
+    print("| measure | " + " | ".join(label(b) for b in names) + " | target |")
+    print("|---|" + "---|" * len(names) + "---|")
+    for title, times, target in (
+            (f"`omni-report html --source={SRC}` as the owner", owner, "< 5 s"),
+            (f"the same as a role granted `{SRC}` (row-level security)", team, "< 5 s"),
+            (f"dashboard page `/p/{SRC}` (that role)", dash_page, "< 1 s"),
+            ("dashboard index `/` (that role)", dash_index, "< 1 s"),
+            ("dashboard page, `serve --cache=10m`, after its first view", cached_page, "< 1 s")):
+        print(f"| {title} | " + " | ".join(fmt(times[b]) for b in names) + f" | {target} |")
+    print(f"load average at the end: {os.getloadavg()[0]:.1f}")
     print("\n| section: query | execution time (EXPLAIN ANALYZE, that role) |")
     print("|---|---|")
     for n, ms in query_ms:

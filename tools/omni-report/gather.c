@@ -94,7 +94,7 @@ static const char *s_figures_sql = S_COMMITS
     "cc AS (SELECT " S_K " AS k, sum (n) AS commits, count(DISTINCT email) AS authors, "
     "min (lo) AS first_commit, max (hi) AS last_commit FROM ae "
     "GROUP BY GROUPING SETS ((), (source))), "
-    "fp AS (SELECT DISTINCT c.source, f.path FROM " S_FILES "), "
+    "fp AS MATERIALIZED (SELECT c.source, f.path FROM " S_FILES " GROUP BY 1, 2), "
     "ff AS (SELECT " S_K " AS k, count(DISTINCT path) AS files FROM fp "
     "GROUP BY GROUPING SETS ((), (source))), "
     "bb AS (SELECT " S_K " AS k, count(*) AS builds, " S_SUCCESS_RATE " AS success_rate "
@@ -297,12 +297,25 @@ typedef struct {
     bool relational, points;
     //  There, but this role has no SELECT on them
     bool relational_denied, points_denied;
-    bool trend;          //  analysis_trend (relationald 4) is there and readable
-    FILE *explain;       //  where query plans go, or NULL
-    PGresult *weekly;    //  activity's result, which churn shows too
-    bool figures_read;   //  the summary's figures were read, and in them
-    char bus_factor[32]; //  the bus factor ("" = no commits)
+    bool trend;              //  analysis_trend (relationald 4) is there and readable
+    FILE *explain;           //  where query plans go, or NULL
+    PGconn *side;            //  the host section's statement, running meanwhile, or NULL
+    int64_t side_min_points; //  gather_options_t's
+    PGresult *weekly;        //  activity's result, which churn shows too
+    bool figures_read;       //  the summary's figures were read, and in them
+    char bus_factor[32];     //  the bus factor ("" = no commits)
 } s_gather_t;
+
+//  A report's session, followed by its statement timeout in ms. The
+//  settings hold for this session only: a report never reconnects
+//  (gather_report fails instead), so they cannot be lost on the way. No
+//  JIT: the report's statements are big (many CTEs, aggregates) and run
+//  once each, so JIT compiling them cost more than it saved, 2 s of a
+//  2.5 s query at 100,000 commits. work_mem: the distinct counts and
+//  percentiles sort a project's rows (300,000 file paths at 100,000
+//  commits), on disk at the default 4 MB (docs/performance.md, "Reports").
+static const char *s_session_sql = "SET TimeZone = 'UTC'; SET application_name = 'omni-report'; "
+                                   "SET jit = off; SET work_mem = '64MB'; SET statement_timeout = ";
 
 pgconn_t *
 gather_connect (const char *dsn, int64_t statement_timeout_ms, int64_t connect_timeout_ms,
@@ -317,18 +330,8 @@ gather_connect (const char *dsn, int64_t statement_timeout_ms, int64_t connect_t
     pgconn_t *conn = pgconn_new (dsn, error, error_size);
     if (!conn)
         return NULL;
-    //  The settings hold for this session only: a report never reconnects
-    //  (gather_report fails instead), so they cannot be lost on the way.
-    //  No JIT: the report's statements are big (many CTEs, aggregates) and
-    //  run once each, so JIT compiling them cost more than it saved, 2 s
-    //  of a 2.5 s query at 100,000 commits. work_mem: the distinct counts
-    //  and percentiles sort a project's rows (300,000 file paths at 100,000
-    //  commits), on disk at the default 4 MB (docs/performance.md, "Reports").
     char sql[256];
-    snprintf (sql, sizeof sql,
-              "SET TimeZone = 'UTC'; SET application_name = 'omni-report'; SET jit = off; "
-              "SET work_mem = '64MB'; SET statement_timeout = %lld",
-              (long long) statement_timeout_ms);
+    snprintf (sql, sizeof sql, "%s%lld", s_session_sql, (long long) statement_timeout_ms);
     if (pgconn_ensure (conn) != 0 || pgconn_exec (conn, sql) != PGCONN_OK) {
         snprintf (error, error_size, "PostgreSQL (%s) is not available: %s", pgconn_display (conn),
                   pgconn_error (conn));
@@ -402,6 +405,105 @@ s_query_named (s_gather_t *self, model_section_t *section, const char *sql, cons
 }
 
 #define s_query(self, section, sql, nparams) s_query_named (self, section, sql, #sql, nparams)
+
+//  The snapshot, the session's statement timeout, and whether points are
+//  many enough for a second connection to pay for itself (the planner's
+//  row estimates of the table and its partitions or chunks; 0 before
+//  their first ANALYZE, so a young table stays on one connection).
+#define S_SIDE_MIN_POINTS 100000
+static const char *s_side_sql =
+    "SELECT pg_export_snapshot (), current_setting ('statement_timeout', true), "
+    "(SELECT coalesce (sum (greatest (c.reltuples, 0)), 0)::int8 FROM pg_class c "
+    "WHERE c.oid = to_regclass ('points') OR c.oid IN (SELECT i.inhrelid FROM pg_inherits i "
+    "WHERE i.inhparent = to_regclass ('points')))";
+
+//  The host section reads metricsd's points (1,000,000 at a year of
+//  samples every 2 minutes: the report's longest statement) and nothing
+//  the relational sections read, so it runs on a second connection of the
+//  same role while they run on the first, in the same snapshot (exported
+//  by the first transaction, imported by the second): the figures still
+//  agree, and the page takes the longer of the two instead of their sum.
+//  Called at the transaction's top level (a snapshot cannot be exported
+//  from a section's savepoint). Anything that fails here leaves the
+//  section to the first connection, as before.
+static void
+s_side_start (s_gather_t *self)
+{
+    PGconn *main = pgconn_handle (self->conn);
+    PGresult *result = PQexec (main, s_side_sql);
+    bool exported = PQresultStatus (result) == PGRES_TUPLES_OK && PQntuples (result) == 1;
+    if (exported && self->side_min_points >= 0 &&
+        strtoll (PQgetvalue (result, 0, 2), NULL, 10) <
+            (self->side_min_points ? self->side_min_points : S_SIDE_MIN_POINTS)) {
+        PQclear (result); //  few points: a second connection would cost more than it saves
+        return;
+    }
+    if (!exported) {
+        log_debug ("report.side_not_used", "why=\"%s\"", PQerrorMessage (main));
+        PQclear (result);
+        //  The transaction is aborted: start it again, without a side
+        PQclear (PQexec (main, "ROLLBACK"));
+        PQclear (PQexec (main, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"));
+        return;
+    }
+    //  The same server, database, role and options as the first
+    PQconninfoOption *options = PQconninfo (main);
+    const char *keys[64], *values[64];
+    int n = 0;
+    for (PQconninfoOption *o = options; o && o->keyword && n < 63; o++)
+        if (o->val && *o->val)
+            keys[n] = o->keyword, values[n++] = o->val;
+    keys[n] = values[n] = NULL;
+    PGconn *side = PQconnectdbParams (keys, values, 0);
+    PQconninfoFree (options);
+    char *snapshot =
+        PQescapeLiteral (main, PQgetvalue (result, 0, 0), strlen (PQgetvalue (result, 0, 0)));
+    char sql[512];
+    snprintf (sql, sizeof sql,
+              "%s'%s'; BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; "
+              "SET TRANSACTION SNAPSHOT %s",
+              s_session_sql, PQgetvalue (result, 0, 1), snapshot ? snapshot : "''");
+    PQfreemem (snapshot);
+    PQclear (result);
+    PGresult *set = PQstatus (side) == CONNECTION_OK ? PQexec (side, sql) : NULL;
+    bool ready = set && PQresultStatus (set) == PGRES_COMMAND_OK &&
+                 PQsendQueryParams (side, s_host_sql, 3, NULL, self->params, NULL, NULL, 0);
+    PQclear (set);
+    if (!ready) {
+        log_debug ("report.side_not_used", "why=\"%s\"", PQerrorMessage (side));
+        PQfinish (side);
+        return;
+    }
+    self->side = side;
+}
+
+//  The side's result: as s_query's (NULL after an error, said in the
+//  section). The side connection is closed either way.
+static PGresult *
+s_side_result (s_gather_t *self, model_section_t *section)
+{
+    PGresult *result = NULL, *next;
+    while ((next = PQgetResult (self->side))) {
+        if (!result)
+            result = next;
+        else
+            PQclear (next);
+    }
+    if (!result || PQresultStatus (result) != PGRES_TUPLES_OK) {
+        char why[600];
+        const char *message = result ? PQresultErrorMessage (result) : PQerrorMessage (self->side);
+        size_t len = strcspn (message, "\n");
+        snprintf (why, sizeof why, "could not be read: %.*s", (int) len, message);
+        log_warn ("report.section_failed", "section=%s error=\"%.*s\"", section->id, (int) len,
+                  message);
+        model_section_empty (section, why);
+        PQclear (result);
+        result = NULL;
+    }
+    PQfinish (self->side);
+    self->side = NULL;
+    return result;
+}
 
 static model_type_t
 s_type (Oid oid)
@@ -704,7 +806,8 @@ s_host (s_gather_t *self, model_t *model)
                                                    : "no metricsd points table in this database");
         return;
     }
-    PGresult *result = s_query (self, section, s_host_sql, 3);
+    PGresult *result =
+        self->side ? s_side_result (self, section) : s_query (self, section, s_host_sql, 3);
     if (!result)
         return;
     if (PQntuples (result) == 0) {
@@ -762,7 +865,8 @@ s_history (s_gather_t *self, model_t *model)
 model_t *
 gather_report (pgconn_t *conn, const gather_options_t *options, char *error, size_t error_size)
 {
-    s_gather_t self = {.conn = conn, .explain = options->explain};
+    s_gather_t self = {
+        .conn = conn, .explain = options->explain, .side_min_points = options->side_min_points};
     snprintf (self.top, sizeof self.top, "%d", options->top > 0 ? options->top : 10);
     self.params[0] = options->pattern ? options->pattern : "%";
     self.params[1] = options->since;
@@ -795,6 +899,8 @@ gather_report (pgconn_t *conn, const gather_options_t *options, char *error, siz
                    PQgetisnull (result, 0, 2) ? NULL : PQgetvalue (result, 0, 2),
                    PQgetisnull (result, 0, 3) ? NULL : PQgetvalue (result, 0, 3));
     PQclear (result);
+    if (self.points && !self.points_denied && !self.explain)
+        s_side_start (&self);
     s_summary (&self, model);
     s_activity (&self, model);
     s_contributors (&self, model);
@@ -804,6 +910,8 @@ gather_report (pgconn_t *conn, const gather_options_t *options, char *error, siz
     s_host (&self, model);
     s_history (&self, model);
     PQclear (self.weekly);
+    if (self.side)
+        PQfinish (self.side);
     if (self.lost) {
         snprintf (error, error_size, "PostgreSQL (%s) went away during the report: %s",
                   pgconn_display (conn), pgconn_error (conn));
@@ -929,8 +1037,44 @@ gather_test (bool verbose)
     assert (model && strstr (model_section (model, 6)->empty, "could not be read"));
     assert (strncmp (model_since (model), "2024-01-01 00:00:00", 19) == 0);
     model_destroy (&model);
+    //  The same through the second connection (forced: the table is small)
+    options.side_min_points = -1;
+    model = gather_report (conn, &options, error, sizeof error);
+    assert (model && strstr (model_section (model, 6)->empty, "could not be read"));
+    model_destroy (&model);
     char **names = gather_projects (conn, error, sizeof error);
     assert (!names && *error);
+    assert (pgconn_exec (conn, "DROP TABLE points") == PGCONN_OK);
+
+    //  Host points read on the second connection: the day's figures are
+    //  the ones one connection reads.
+    assert (pgconn_exec (conn,
+                         "CREATE TABLE points (time timestamptz, name text, value float8, "
+                         "source text, tags jsonb); INSERT INTO points VALUES "
+                         "('2024-01-02 10:00Z', 'host.cpu.user', 10, 's', '{\"host\": \"h\"}'), "
+                         "('2024-01-02 10:00Z', 'host.cpu.system', 5, 's', '{\"host\": \"h\"}'), "
+                         "('2024-01-02 10:00Z', 'host.load.1', 0.5, 's', '{\"host\": \"h\"}'), "
+                         "('2024-01-02 10:02Z', 'host.cpu.user', 20, 's', '{\"host\": \"h\"}')") ==
+            PGCONN_OK);
+    options.since = NULL;
+    const char *cells[2][7];
+    for (int side = 0; side < 2; side++) {
+        options.side_min_points = side ? -1 : INT64_MAX;
+        model = gather_report (conn, &options, error, sizeof error);
+        assert (model);
+        model_section_t *host = model_section (model, 6);
+        assert (!host->empty && host->ntables == 1 && host->tables[0]->nrows == 1);
+        for (int i = 0; i < 7; i++)
+            cells[side][i] = host->tables[0]->cells[i] ? strdup (host->tables[0]->cells[i]) : NULL;
+        model_destroy (&model);
+    }
+    assert (strcmp (cells[0][0], "2024-01-02") == 0 && strcmp (cells[0][1], "17.5000") == 0);
+    for (int i = 0; i < 7; i++) {
+        assert ((cells[0][i] == NULL) == (cells[1][i] == NULL));
+        assert (!cells[0][i] || strcmp (cells[0][i], cells[1][i]) == 0);
+        free ((char *) cells[0][i]);
+        free ((char *) cells[1][i]);
+    }
     assert (pgconn_exec (conn, "DROP TABLE points") == PGCONN_OK);
     names = gather_projects (conn, error, sizeof error);
     assert (names && !names[0]);

@@ -5,9 +5,11 @@
     It reads tables under row-level security and relationald's views that
     are security_invoker (commits_canonical: reachable commits, canonical
     authors, as every view counts them), so every number is what the role
-    of the connection may see. All sections read one snapshot (a REPEATABLE READ, READ
-    ONLY transaction); a section whose query fails (no right to a table, a
-    statement timeout) says why and the others are still made.               */
+    of the connection may see. All sections read one snapshot (a REPEATABLE
+    READ, READ ONLY transaction; with many points the host section's
+    statement runs meanwhile on a second connection of the same role that
+    imports that snapshot); a section whose query fails (no right to a
+    table, a statement timeout) says why and the others are still made.    */
 #ifndef OMNI_REPORT_GATHER_H
 #define OMNI_REPORT_GATHER_H
 
@@ -26,6 +28,9 @@ typedef struct {
     const char *until;   //  timestamptz text, exclusive, or NULL
     int top;             //  rows of the top-N tables (contributors, files, tests)
     FILE *explain;       //  non-NULL: every query's plan (EXPLAIN ANALYZE) is written here
+    //  Points (the planner's estimate) from which the host section runs on a
+    //  second connection: 0 = 100,000, negative = always
+    int64_t side_min_points;
 } gather_options_t;
 
 //  A connection for reports: times shown in UTC, every statement bounded

@@ -482,23 +482,27 @@ s_reader (s_export_t *self)
     return reader;
 }
 
-//  The next record the filters keep: its line and parsed object; NULL at
-//  the end. Damaged lines are reported (counted) and skipped.
-static json_t *
-s_next (s_export_t *self, archread_t *reader, const char **line, size_t *len)
+//  The next record the filters keep: true with its line and, for YAML and
+//  CSV, its parsed object (JSON writes the line as it is: it is checked,
+//  not parsed into a tree); false at the end. Damaged lines are reported
+//  (counted) and skipped.
+static bool
+s_next (s_export_t *self, archread_t *reader, const char **line, size_t *len, json_t **record)
 {
     char error[512];
+    bool tree = self->config->format != EXPORT_JSON;
     while (archread_next (reader, line, len) == 1) {
-        json_t *record = jsonrec_parse (self->parser, *line, *len, error, sizeof error);
-        if (!record) {
+        *record = NULL;
+        if (tree ? !(*record = jsonrec_parse (self->parser, *line, *len, error, sizeof error))
+                 : jsonrec_check (self->parser, *line, *len, error, sizeof error) != 0) {
             archread_bad (reader, error);
             continue;
         }
         if (archread_match (&self->config->filter, jsonrec_kind (self->parser),
                             jsonrec_src (self->parser), jsonrec_ts (self->parser)))
-            return record;
+            return true;
     }
-    return NULL;
+    return false;
 }
 
 //  CSV's first pass: the columns of every kind. 0, or 2 when several kinds
@@ -513,7 +517,7 @@ s_csv_learn (s_export_t *self)
     const char *line;
     size_t len;
     json_t *record;
-    while ((record = s_next (self, reader, &line, &len))) {
+    while (s_next (self, reader, &line, &len, &record)) {
         self->table = s_table (self, jsonrec_kind (self->parser));
         s_columns (self, record, s_learn_column);
     }
@@ -598,7 +602,7 @@ export_run (const export_config_t *config)
     size_t len;
     json_t *record;
     uint64_t records = 0;
-    while (!self.failed && (record = s_next (&self, reader, &line, &len))) {
+    while (!self.failed && s_next (&self, reader, &line, &len, &record)) {
         bool ok = true;
         switch (config->format) {
         case EXPORT_JSON:

@@ -26,7 +26,12 @@ void jsonrec_destroy (jsonrec_t **self_p);
 int jsonrec_pack (jsonrec_t *self, const char *line, size_t len, const void **data, size_t *size,
                   char *error, size_t error_size);
 
-//  Parses one line only (export needs no msgpack). Returns the object
+//  Checks one line and reads its envelope (export json, which writes the
+//  line as it is): 0, or -1 with `error` saying why. The "id" is not
+//  checked (as jsonrec_parse).
+int jsonrec_check (jsonrec_t *self, const char *line, size_t len, char *error, size_t error_size);
+
+//  Parses one line into a tree (export yaml and csv). Returns the object
 //  (owned by self, valid until the next call) or NULL with `error`.
 json_t *jsonrec_parse (jsonrec_t *self, const char *line, size_t len, char *error,
                        size_t error_size);
