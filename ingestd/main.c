@@ -69,9 +69,9 @@ main (int argc, char **argv)
          "memory budget (anonymous, not the journal's map): over it, connections that sent no "
          "whole message lately are closed, then every intake connection",
          &memory_max},
-        {"tap_budget", CONFIG_SIZE, "64M",
-         "bytes queued at most for one tap subscriber that does not read: records larger than "
-         "tap_budget/1024 are not published on the tap (counted)",
+        {"tap_budget", CONFIG_SIZE, "256M",
+         "bytes queued at most for one tap subscriber that does not read (it holds 10000 "
+         "messages): records larger than tap_budget/10000 are not published on the tap (counted)",
          &tap_budget},
         {"http", CONFIG_STRING, "127.0.0.1:9100", "/metrics and /health address, empty = off",
          &http},
@@ -115,7 +115,7 @@ main (int argc, char **argv)
         : batch_records < 1 || batch_records > 10000000 ? "max_batch_records: must be 1..10000000"
         : batch_bytes < max_record ? "max_batch_bytes: must be at least max_record_size"
         : max_connections < 0      ? "max_connections: must not be negative"
-        : idle_timeout < 10000     ? "idle_timeout: must be at least 10s"
+        : idle_timeout < 1000      ? "idle_timeout: must be at least 1s"
         : memory_max < (64 << 20)  ? "memory_max: must be at least 64M"
         : tap_budget < (1 << 20)   ? "tap_budget: must be at least 1M"
                                    : NULL;

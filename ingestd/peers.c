@@ -17,6 +17,7 @@ typedef struct {
     int fd;
     peers_socket_t socket;
     bool dropped; //  shut down, waiting for libzmq to close it
+    bool heard;   //  a whole message came on it
     int64_t active_ms;
 } s_peer_t;
 
@@ -31,8 +32,8 @@ struct _peers_t {
 };
 
 static const char *s_socket_names[] = {"intake", "delivery", "tap"};
-static const char *s_reason_names[] = {"over_limit", "idle",      "unread",       "memory",
-                                       "too_big",    "tap_topics", "fd_shortage"};
+static const char *s_reason_names[] = {"over_limit", "idle",       "unread",
+                                       "memory",     "tap_topics", "fd_shortage"};
 
 peers_t *
 peers_new (size_t max_connections)
@@ -88,13 +89,21 @@ s_drop (peers_t *self, s_peer_t *peer, peers_reason_t reason)
     self->dropped[reason]++;
 }
 
+//  The connection to give up first: one that never sent a whole message
+//  (the oldest of them), else the one silent longest. A writer ACKs every
+//  second and a collector sends soon after it connects: an attacker's idle
+//  connections go before them. Tap subscribers only read, so silence says
+//  nothing about them: they are bounded by PEERS_TAP_MAX instead.
 static s_peer_t *
 s_idlest (peers_t *self)
 {
     s_peer_t *idlest = NULL;
     for (size_t i = 0; i < self->npeers; i++) {
         s_peer_t *peer = &self->peers[i];
-        if (!peer->dropped && (!idlest || peer->active_ms < idlest->active_ms))
+        if (peer->dropped || peer->socket == PEERS_TAP)
+            continue;
+        if (!idlest || (!peer->heard && idlest->heard) ||
+            (peer->heard == idlest->heard && peer->active_ms < idlest->active_ms))
             idlest = peer;
     }
     return idlest;
@@ -115,8 +124,7 @@ peers_accepted (peers_t *self, peers_socket_t socket, int fd, int64_t now_ms)
             size *= 2;
         self->index = realloc (self->index, size * sizeof *self->index);
         assert (self->index);
-        memset (self->index + self->index_size, 0,
-                (size - self->index_size) * sizeof *self->index);
+        memset (self->index + self->index_size, 0, (size - self->index_size) * sizeof *self->index);
         self->index_size = size;
     }
     if (self->npeers == self->cap) {
@@ -124,16 +132,23 @@ peers_accepted (peers_t *self, peers_socket_t socket, int fd, int64_t now_ms)
         self->peers = realloc (self->peers, self->cap * sizeof *self->peers);
         assert (self->peers);
     }
-    self->peers[self->npeers] = (s_peer_t){fd, socket, false, now_ms};
+    self->peers[self->npeers] = (s_peer_t){fd, socket, false, false, now_ms};
     self->index[fd] = (uint32_t) ++self->npeers;
     self->live[socket]++;
+    s_peer_t *added = &self->peers[self->npeers - 1];
     size_t live = self->live[PEERS_INTAKE] + self->live[PEERS_DELIVERY] + self->live[PEERS_TAP];
+    if (socket == PEERS_TAP && self->live[PEERS_TAP] > PEERS_TAP_MAX) {
+        s_drop (self, added, PEERS_OVER_LIMIT); //  the subscribers there first keep their view
+        return fd;
+    }
     if (live <= self->max)
         return -1;
     //  At the limit the idlest goes, not the newcomer: a collector that
     //  connects to send gets in, a connection that only holds a descriptor
     //  does not keep it. Ties go to the older one.
     s_peer_t *idlest = s_idlest (self);
+    if (!idlest)
+        idlest = added;
     int dropped = idlest->fd;
     s_drop (self, idlest, PEERS_OVER_LIMIT);
     return dropped;
@@ -160,8 +175,10 @@ void
 peers_touch (peers_t *self, int fd, int64_t now_ms)
 {
     s_peer_t *peer = s_find (self, fd);
-    if (peer)
+    if (peer) {
         peer->active_ms = now_ms;
+        peer->heard = true;
+    }
 }
 
 bool
@@ -181,13 +198,14 @@ peers_drop (peers_t *self, peers_socket_t socket, int fd, peers_reason_t reason)
 }
 
 size_t
-peers_drop_silent (peers_t *self, peers_socket_t socket, int64_t before_ms,
+peers_drop_silent (peers_t *self, peers_socket_t socket, int64_t before_ms, bool unheard,
                    peers_reason_t reason)
 {
     size_t dropped = 0;
     for (size_t i = 0; i < self->npeers; i++) {
         s_peer_t *peer = &self->peers[i];
-        if (!peer->dropped && peer->socket == socket && peer->active_ms < before_ms) {
+        if (!peer->dropped && peer->socket == socket &&
+            (peer->active_ms < before_ms || (unheard && !peer->heard))) {
             s_drop (self, peer, reason);
             dropped++;
         }
@@ -248,12 +266,14 @@ peers_test (bool verbose)
     assert (peers_accepted (peers, PEERS_INTAKE, pairs[1][0], 200) == -1);
     assert (peers_accepted (peers, PEERS_TAP, pairs[2][0], 300) == -1);
     assert (peers_count (peers, PEERS_INTAKE) == 2 && peers_count (peers, PEERS_TAP) == 1);
-    //  The first spoke since: at the limit the second, now the idlest, goes
+    //  The first spoke since, the second never did: at the limit the
+    //  second goes (not the tap subscriber, older and silent as it is)
     peers_touch (peers, pairs[0][0], 400);
     assert (peers_accepted (peers, PEERS_DELIVERY, pairs[3][0], 500) == pairs[1][0]);
     assert (s_was_shut (pairs[1][1]) && !s_was_shut (pairs[0][1]));
     assert (peers_dropped (peers, PEERS_OVER_LIMIT) == 1);
-    assert (peers_count (peers, PEERS_INTAKE) == 1 && !peers_known (peers, PEERS_INTAKE, pairs[1][0]));
+    assert (peers_count (peers, PEERS_INTAKE) == 1 &&
+            !peers_known (peers, PEERS_INTAKE, pairs[1][0]));
     //  Dropped but not yet closed: dropping again does nothing
     assert (!peers_drop (peers, PEERS_INTAKE, pairs[1][0], PEERS_UNREAD));
     peers_closed (peers, pairs[1][0]);
@@ -264,15 +284,29 @@ peers_test (bool verbose)
     assert (peers_drop (peers, PEERS_INTAKE, pairs[0][0], PEERS_UNREAD));
     assert (s_was_shut (pairs[0][1]) && peers_dropped (peers, PEERS_UNREAD) == 1);
     peers_closed (peers, pairs[0][0]);
-    //  Silent since before 400: the tap (300), not delivery (500)
-    assert (peers_drop_silent (peers, PEERS_TAP, 400, PEERS_IDLE) == 1);
-    assert (peers_drop_silent (peers, PEERS_DELIVERY, 400, PEERS_IDLE) == 0);
+    //  Silent since before 400: the tap (300), not delivery (500); with no
+    //  intake or delivery connection left, there is no idlest to drop
+    peers_touch (peers, pairs[3][0], 500);
+    assert (peers_drop_silent (peers, PEERS_TAP, 400, false, PEERS_IDLE) == 1);
+    assert (peers_drop_silent (peers, PEERS_DELIVERY, 400, false, PEERS_IDLE) == 0);
     assert (peers_drop_idlest (peers, PEERS_FD_SHORTAGE));
     assert (s_was_shut (pairs[3][1]));
+    //  Tap subscribers beyond PEERS_TAP_MAX: the newcomer goes
+    peers_t *taps = peers_new (1000);
+    for (int i = 0; i < PEERS_TAP_MAX; i++)
+        assert (peers_accepted (taps, PEERS_TAP, 1000 + i, i) == -1);
+    assert (peers_accepted (taps, PEERS_TAP, 2000, 99) == 2000);
+    assert (peers_count (taps, PEERS_TAP) == PEERS_TAP_MAX);
+    peers_destroy (&taps);
     assert (!peers_drop_idlest (peers, PEERS_FD_SHORTAGE));
     assert (peers_count (peers, PEERS_DELIVERY) == 0 && peers_count (peers, PEERS_TAP) == 0);
     for (int i = 0; i < N; i++)
         peers_closed (peers, pairs[i][0]);
+    //  Never heard from, however young: dropped when asked for
+    assert (peers_accepted (peers, PEERS_INTAKE, pairs[0][0], 900) == -1);
+    assert (peers_drop_silent (peers, PEERS_INTAKE, 0, false, PEERS_MEMORY) == 0);
+    assert (peers_drop_silent (peers, PEERS_INTAKE, 0, true, PEERS_MEMORY) == 1);
+    peers_closed (peers, pairs[0][0]);
     //  A descriptor reused: the old entry goes
     assert (peers_accepted (peers, PEERS_TAP, pairs[2][0], 600) == -1);
     assert (peers_accepted (peers, PEERS_INTAKE, pairs[2][0], 700) == -1);

@@ -18,13 +18,15 @@
 
 typedef enum { PEERS_INTAKE = 0, PEERS_DELIVERY, PEERS_TAP, PEERS_SOCKETS } peers_socket_t;
 
+//  Tap subscribers at most (a debug view), whatever the connection limit.
+#define PEERS_TAP_MAX 64
+
 //  Why a connection was dropped (metrics label, log value).
 typedef enum {
     PEERS_OVER_LIMIT = 0, //  the idlest, for a new connection at the limit
     PEERS_IDLE,           //  no message within the idle timeout
     PEERS_UNREAD,         //  replies not read: its send queue is full
     PEERS_MEMORY,         //  ingestd over its memory budget
-    PEERS_TOO_BIG,        //  a message over the batch limits
     PEERS_TAP_TOPICS,     //  the tap's subscriptions over their bound
     PEERS_FD_SHORTAGE,    //  an accept failed for want of descriptors
     PEERS_REASONS
@@ -39,8 +41,9 @@ void peers_destroy (peers_t **self_p);
 const char *peers_socket_name (peers_socket_t socket);
 const char *peers_reason_name (peers_reason_t reason);
 
-//  A connection accepted at `now_ms`. At the limit the idlest connection is
-//  dropped for it (or the new one, when none is idler); returns the
+//  A connection accepted at `now_ms`. At the limit the idlest intake or
+//  delivery connection is dropped for it (one never heard from first); a
+//  tap subscriber over PEERS_TAP_MAX is dropped itself. Returns the
 //  descriptor dropped, or -1.
 int peers_accepted (peers_t *self, peers_socket_t socket, int fd, int64_t now_ms);
 //  Its connection ended (the descriptor may be reused from now on).
@@ -52,8 +55,9 @@ bool peers_known (peers_t *self, peers_socket_t socket, int fd);
 //  Drops one connection of `socket`; false when `fd` is not one.
 bool peers_drop (peers_t *self, peers_socket_t socket, int fd, peers_reason_t reason);
 //  Drops the connections of `socket` without a message since `before_ms`
-//  (every one with INT64_MAX); returns how many.
-size_t peers_drop_silent (peers_t *self, peers_socket_t socket, int64_t before_ms,
+//  (every one with INT64_MAX), and with `unheard` those that never sent a
+//  whole message, however young; returns how many.
+size_t peers_drop_silent (peers_t *self, peers_socket_t socket, int64_t before_ms, bool unheard,
                           peers_reason_t reason);
 //  Drops the idlest connection of any socket; false when there is none.
 bool peers_drop_idlest (peers_t *self, peers_reason_t reason);

@@ -50,17 +50,17 @@
 #define DELIVERY_FRAME_MAX 4096       //  writers send HELLO and ACK, all small frames
 #define DELIVERY_FRAMES    8          //  frames of a delivery message kept; the rest are read past
 #define INFLIGHT_BYTES     (64 << 20) //  record bytes delivered and unacknowledged, per writer
-#define TAP_HWM            1024       //  messages queued to one tap subscriber
-#define TAP_TOPIC_MAX      256        //  a subscription message (longer: connection dropped)
-#define TAP_SUBSCRIBES_MAX 1024       //  subscriptions held before the tap's peers are dropped
-#define HANDSHAKE_MS       10000      //  a connection not through its handshake by then is closed
-#define ZMTP_PING_MS       10000      //  ZMTP heartbeats: a peer that does not answer...
-#define ZMTP_TIMEOUT_MS    30000      //  ...within this is disconnected
-#define FD_RESERVE         64         //  descriptors kept for the journal, /health, logs
-#define CONNECTIONS_MAX    4096       //  default limit on connections (each costs libzmq memory)
-#define MEMORY_CHECK_MS    50         //  how often the process's memory is read
-#define MEMORY_QUIET_MS    1000       //  over budget, connections without a message this long go
-#define MEMORY_ALL_MS      2000       //  still over budget this long: every intake connection goes
+#define TAP_HWM            10000      //  messages queued to one tap subscriber (a round is a burst)
+#define TAP_FRAME_MAX      1024  //  a subscription (longer: connection dropped); fits a handshake
+#define TAP_SUBSCRIBES_MAX 1024  //  subscriptions held before the tap's peers are dropped
+#define HANDSHAKE_MS       10000 //  a connection not through its handshake by then is closed
+#define ZMTP_PING_MS       10000 //  ZMTP heartbeats: a peer that does not answer...
+#define ZMTP_TIMEOUT_MS    30000 //  ...within this is disconnected
+#define FD_RESERVE         64    //  descriptors kept for the journal, /health, logs
+#define CONNECTIONS_MAX    4096  //  default limit on connections (each costs libzmq memory)
+#define MEMORY_CHECK_MS    50    //  how often the process's memory is read
+#define MEMORY_QUIET_MS    1000  //  over budget, connections without a message this long go
+#define MEMORY_ALL_MS      500   //  still over budget this long: every intake connection goes
 #define HOUSEKEEP_MS       250
 #define HEARTBEAT_MS       1000
 #define SYNC_MS            50
@@ -112,8 +112,7 @@ typedef struct {
 typedef struct {
     uint8_t peer[256]; //  ROUTER routing ids are at most 255 bytes
     size_t peer_size;
-    int fd;    //  its connection (ZMQ_SRCFD), -1 when unknown
-    bool drop; //  over the batch limits: answered, then disconnected
+    int fd; //  its connection (ZMQ_SRCFD), -1 when unknown
     uint8_t seq[8];
     bool has_seq;
     uint32_t accepted, rejected;
@@ -233,7 +232,7 @@ s_register_metrics (server_t *self)
     self->m_tap_skipped =
         metrics_counter (m, "tap_records_skipped_total",
                          "Accepted records not published on the tap: larger than its budget "
-                         "allows (tap_budget / 1024)",
+                         "allows (tap_budget / 10000)",
                          NULL);
     self->m_memory = metrics_gauge (
         m, "memory_bytes", "Anonymous memory of the process (not the journal's map)", NULL);
@@ -473,7 +472,7 @@ server_new (const server_config_t *config, metrics_t *metrics, char *error, size
                                  intake_frame, error, error_size)) ||
         !(self->delivery = s_bind (ZMQ_ROUTER, config->delivery, curve, CURVE_DELIVERY, REPLY_HWM,
                                    64, DELIVERY_FRAME_MAX, error, error_size)) ||
-        !(self->tap = s_bind (ZMQ_XPUB, config->tap, curve, CURVE_TAP, TAP_HWM, 64, TAP_TOPIC_MAX,
+        !(self->tap = s_bind (ZMQ_XPUB, config->tap, curve, CURVE_TAP, TAP_HWM, 64, TAP_FRAME_MAX,
                               error, error_size))) {
         server_destroy (&self);
         return NULL;
@@ -600,10 +599,10 @@ s_memory_used (void)
     return (uint64_t) (resident - shared) * (uint64_t) sysconf (_SC_PAGESIZE);
 }
 
-//  Over memory_max: the connections that sent no whole message lately go
-//  (one building a giant multi-part message never completes one, and what
-//  libzmq holds for it goes with the connection); still over a while
-//  later, every intake connection goes. Collectors reconnect and resend
+//  Over memory_max: the connections that sent no whole message lately, or
+//  never, go (one building a giant multi-part message never completes one,
+//  and what libzmq holds for it goes with the connection); still over a
+//  moment later, every intake connection goes. Collectors reconnect and resend
 //  what was not acknowledged; nothing is lost, the attack's memory is.
 static void
 s_check_memory (server_t *self)
@@ -627,7 +626,7 @@ s_check_memory (server_t *self)
     for (int k = 0; k < PEERS_SOCKETS; k++)
         dropped += peers_drop_silent (self->peers, (peers_socket_t) k,
                                       all && k == PEERS_INTAKE ? INT64_MAX : now - MEMORY_QUIET_MS,
-                                      PEERS_MEMORY);
+                                      true, PEERS_MEMORY);
     malloc_trim (0); //  what the dropped connections held, back to the system
     uint64_t held;
     if ((dropped || all) && log_allow ("ingestd.memory_over", "", 10000, &held))
@@ -683,7 +682,8 @@ s_tap_subscriptions (server_t *self)
         zframe_destroy (&frame);
     }
     if (self->tap_subscribes > TAP_SUBSCRIBES_MAX) {
-        size_t dropped = peers_drop_silent (self->peers, PEERS_TAP, INT64_MAX, PEERS_TAP_TOPICS);
+        size_t dropped =
+            peers_drop_silent (self->peers, PEERS_TAP, INT64_MAX, false, PEERS_TAP_TOPICS);
         uint64_t held;
         if (log_allow ("tap.too_many_subscriptions", "", 60000, &held))
             log_warn ("tap.too_many_subscriptions",
@@ -857,7 +857,6 @@ s_intake_message (server_t *self, s_reply_t *reply, size_t *bytes)
     reply->has_seq = false;
     reply->accepted = reply->rejected = 0;
     reply->malformed = false;
-    reply->drop = false;
     reply->reason[0] = 0;
     reply->fd = -1;
     bool more = zmq_msg_more (&self->frame);
@@ -909,8 +908,7 @@ s_intake_message (server_t *self, s_reply_t *reply, size_t *bytes)
         if (frames >= self->config.max_batch_records ||
             record_bytes + size > self->config.max_batch_bytes) {
             //  libzmq held the whole message already; what ingestd does
-            //  with it stays bounded: the rest is one bad input, and the
-            //  peer is disconnected after its answer.
+            //  with it stays bounded: the rest is one bad input.
             over = true;
             s_drain_parts (self, more);
             more = false;
@@ -959,7 +957,6 @@ s_intake_message (server_t *self, s_reply_t *reply, size_t *bytes)
             return -1;
         reply->accepted = accepted;
         reply->rejected += rejected;
-        reply->drop = true;
     }
     if (replay)
         metric_add (self->m_replayed, reply->accepted);
@@ -992,8 +989,6 @@ s_send_intake_reply (server_t *self, s_reply_t *reply)
         zmsg_addmem (out, counts + 4, 4);
     }
     s_route (self, PEERS_INTAKE, reply->peer, reply->peer_size, reply->fd, &out);
-    if (reply->drop)
-        peers_drop (self->peers, PEERS_INTAKE, reply->fd, PEERS_TOO_BIG);
 }
 
 static void s_pump_all (server_t *self);
@@ -1737,8 +1732,8 @@ s_housekeep (server_t *self)
     //  (a collector reconnects when it has something to send); tap
     //  subscribers only read, and are bounded by the connection limit.
     int64_t quiet_since = now_ms - self->config.idle_timeout_ms;
-    peers_drop_silent (self->peers, PEERS_INTAKE, quiet_since, PEERS_IDLE);
-    peers_drop_silent (self->peers, PEERS_DELIVERY, quiet_since, PEERS_IDLE);
+    peers_drop_silent (self->peers, PEERS_INTAKE, quiet_since, false, PEERS_IDLE);
+    peers_drop_silent (self->peers, PEERS_DELIVERY, quiet_since, false, PEERS_IDLE);
     for (int k = 0; k < PEERS_SOCKETS; k++)
         metric_set (self->m_connections[k], (double) peers_count (self->peers, k));
     for (int r = 0; r < PEERS_REASONS; r++) {

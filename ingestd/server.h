@@ -46,7 +46,7 @@ typedef struct {
 #define SERVER_BATCH_RECORDS   100000
 #define SERVER_BATCH_BYTES     (64ULL << 20)
 #define SERVER_MEMORY_MAX      (1ULL << 30)
-#define SERVER_TAP_BUDGET      (64ULL << 20)
+#define SERVER_TAP_BUDGET      (256ULL << 20)
 #define SERVER_IDLE_TIMEOUT_MS (10 * 60 * 1000)
 
 typedef struct _server_t server_t;

@@ -88,6 +88,7 @@ class Daemon:
         self.env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0:exitcode=86")
         self.proc = None
         self.starts = 0
+        self.preexec = None  # run in the child before exec (e.g. a lower rlimit)
 
     def start(self, wait=True):
         self.starts += 1
@@ -95,7 +96,7 @@ class Daemon:
         log.write(f"---- start {self.starts}: {' '.join(self.args)}\n")
         log.flush()
         self.proc = subprocess.Popen(self.args, stdout=log, stderr=log, env=self.env,
-                                     cwd=os.path.dirname(self.log_path))
+                                     cwd=os.path.dirname(self.log_path), preexec_fn=self.preexec)
         log.close()
         if wait:
             self.wait_ready()
