@@ -62,6 +62,7 @@ class Attacks:
 
     def _loop(self, name, body, pause):
         ctx = zmq.Context()
+        ctx.max_sockets = 8192
         n = 0
         try:
             while not self.stop.is_set():
@@ -101,10 +102,13 @@ class Attacks:
                 state["intake"] = [self.sock(ctx, zmq.DEALER, p.intake, **deaf) for _ in range(2)]
                 state["delivery"] = self.sock(ctx, zmq.DEALER, p.delivery, **deaf)
             for _ in range(500):
-                for s in state["intake"]:
-                    s.send_multipart([b"OI/1", b"BATCH"], zmq.NOBLOCK)
-                state["delivery"].send_multipart(
-                    [b"OD/1", b"HELLO", b"nosuch", struct.pack(">I", 10)], zmq.NOBLOCK)
+                for s in state["intake"] + [state["delivery"]]:
+                    try:
+                        s.send_multipart([b"OD/1", b"HELLO", b"nosuch", struct.pack(">I", 10)]
+                                         if s is state["delivery"] else [b"OI/1", b"BATCH"],
+                                         zmq.NOBLOCK)
+                    except zmq.Again:
+                        pass
         self.start("1_unread", unread, 0.1)
 
         # 2: a fake writer
@@ -156,11 +160,12 @@ class Attacks:
         big, frame = bytes(64 * MB), bytes(4 * MB)
 
         def multi_frame(ctx):
-            socks = [self.sock(ctx, zmq.DEALER, p.intake, SNDHWM=1) for _ in range(3)]
+            socks = [self.sock(ctx, zmq.DEALER, p.intake, SNDHWM=1, SNDTIMEO=5000)
+                     for _ in range(3)]
             head = [b"OI/1", b"BATCH", struct.pack(">Q", 1)]
-            socks[0].send_multipart(head + [big] * 6, copy=False, flags=zmq.NOBLOCK)
-            socks[1].send_multipart(head + [frame] * 400, copy=False, flags=zmq.NOBLOCK)
-            socks[2].send_multipart(head + [b"\xc0"] * 60000, flags=zmq.NOBLOCK)
+            socks[0].send_multipart(head + [big] * 6, copy=False)
+            socks[1].send_multipart(head + [frame] * 400, copy=False)
+            socks[2].send_multipart(head + [b"\xc0"] * 60000)
             self.stop.wait(10)
             for s in socks:
                 s.close(0)
@@ -168,10 +173,14 @@ class Attacks:
 
         # 6: descriptors
         def descriptors(ctx):
-            socks = [self.sock(ctx, zmq.DEALER, p.intake) for _ in range(self.fd_limit + 100)]
-            self.stop.wait(20)
-            for s in socks:
-                s.close(0)
+            socks = []
+            try:
+                for _ in range(self.fd_limit + 100):
+                    socks.append(self.sock(ctx, zmq.DEALER, p.intake))
+                self.stop.wait(20)
+            finally:
+                for s in socks:
+                    s.close(0)
         self.start("6_descriptors", descriptors, 1)
 
         # 9: names and log fields

@@ -479,6 +479,9 @@ server_new (const server_config_t *config, metrics_t *metrics, char *error, size
     }
     //  Also: a writer killed -9 closes its TCP connection at once: its
     //  session ends then, not at the timeout, so a restarted writer goes on.
+    //  Intake sends only small replies: a small kernel buffer, so that a
+    //  peer that does not read fills its queue soon, not after megabytes
+    zsock_set_sndbuf (self->intake, 128 << 10);
     self->monitors[PEERS_INTAKE] = s_monitor (self, self->intake, PEERS_INTAKE);
     self->monitors[PEERS_DELIVERY] = s_monitor (self, self->delivery, PEERS_DELIVERY);
     self->monitors[PEERS_TAP] = s_monitor (self, self->tap, PEERS_TAP);
