@@ -132,7 +132,7 @@ class Attacks:
             "sys.stdin.read()\n"), p.tap], stdin=subprocess.PIPE))
 
         def tap_topics(ctx):
-            s = self.sock(ctx, zmq.XSUB, p.tap)
+            s = self.sock(ctx, zmq.XSUB, p.tap, SNDHWM=0)
             for i in range(2000):
                 s.send(b"\x01" + f"t-{i:06d}-".encode() + b"y" * 200, zmq.NOBLOCK)
             self.stop.wait(5)

@@ -201,7 +201,7 @@ def test_3_the_tap_bounds_topics_and_subscribers_that_do_not_read(scene):
         "sys.stdin.read()\n"), s.p.tap], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     s.procs.append(huge_topic)
     assert huge_topic.stdout.readline() == b"subscribed\n"
-    many = s.socket(zmq.XSUB, s.p.tap)
+    many = s.socket(zmq.XSUB, s.p.tap, SNDHWM=0)  # not dropped at its own queue
     for i in range(3000):
         many.send(b"\x01" + f"topic-{i:06d}-".encode() + b"y" * 200)
     wait_until(lambda: s.metric('connections_dropped_total{reason="tap_topics"}') > 0, 20,
@@ -291,9 +291,11 @@ def test_6_idle_connections_cannot_take_every_descriptor(scene):
     busy = (cpu_seconds(s.pid) - cpu0) / (time.monotonic() - t0)
     assert busy < 1.0, f"ingestd at {busy:.0%} CPU"
     assert limit is not None
-    log = s.p.ingestd.log()
-    assert log.count("\n") < 300, "no log line per accept"
+    # No line per accept (the finding: 570,000 in 15 s); a writer the churn
+    # disconnects says so when it comes back, which is not per accept
+    assert s.p.ingestd.log().count("\n") < 2000
     assert len(s.log_lines("ingestd.accept_failed")) <= 2
+    assert len(s.log_lines("ingestd.connection_limit")) <= 2
     for sock in idle:
         sock.close(0)
     # Quiet peers give their descriptors back after idle_timeout
