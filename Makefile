@@ -156,7 +156,7 @@ fuzz-build:
 	@mkdir -p build-fuzz/corpus build-fuzz/corpus-intake build-fuzz/corpus-delivery
 	$(FUZZ_CC) -o build-fuzz/fuzz_record proto/fuzz_record.c \
 	    proto/record.c proto/kinds.c proto/mpjson.c common/util.c common/log.c $(CORE_LIBS)
-	$(FUZZ_CC) -o build-fuzz/fuzz_intake ingestd/fuzz_intake.c ingestd/journal.c \
+	$(FUZZ_CC) -o build-fuzz/fuzz_intake ingestd/fuzz_intake.c ingestd/journal.c ingestd/peers.c \
 	    $(LIBOMNI_SRCS) $(TESTSUP_SRCS) $(CORE_LIBS)
 	$(FUZZ_CC) -o build-fuzz/fuzz_delivery common/fuzz_delivery.c \
 	    $(filter-out common/writer.c,$(LIBOMNI_SRCS)) $(TESTSUP_SRCS) $(CORE_LIBS)

@@ -421,11 +421,18 @@ s_collect (void *handle, session_t *session, char *error, size_t size)
     if (run.bad)
         session_count_add (session, "bad_lines", run.bad);
     //  The program only: a command line is full of quotes
-    log_info ("exec.collected",
-              "program=\"%s\" kind=%s records=%" PRIu64 " bad_lines=%" PRIu64
-              " duration_ms=%" PRId64 "%s%s%s",
-              self->argv[0], self->kind, run.sent, run.bad, util_mono_ms () - started,
-              rc ? " error=\"" : "", rc ? err : "", rc ? "\"" : "");
+    //  The error as a value of its own, so that the log escapes it
+    int64_t duration_ms = util_mono_ms () - started;
+    if (rc)
+        log_info ("exec.collected",
+                  "program=\"%s\" kind=%s records=%" PRIu64 " bad_lines=%" PRIu64
+                  " duration_ms=%" PRId64 " error=\"%s\"",
+                  self->argv[0], self->kind, run.sent, run.bad, duration_ms, err);
+    else
+        log_info ("exec.collected",
+                  "program=\"%s\" kind=%s records=%" PRIu64 " bad_lines=%" PRIu64
+                  " duration_ms=%" PRId64,
+                  self->argv[0], self->kind, run.sent, run.bad, duration_ms);
     if (run.broken || session_interrupted (session)) {
         snprintf (error, size, "%s",
                   session_interrupted (session) ? "interrupted"

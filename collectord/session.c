@@ -290,10 +290,16 @@ session_end (session_t *self, const char *status, const char *error)
         rc = s_intake_failed (self);
     }
     if (rc == 0) {
-        log_info ("run.end",
-                  "collector=%s run=%s status=%s duration_s=%.3f resent=%" PRIu64 "%s%s%s%s",
-                  self->collector, self->run, status, duration, session_resent (self), counts,
-                  error ? " error=\"" : "", error ? error : "", error ? "\"" : "");
+        //  `counts` is fields of our own; the error a value the log escapes
+        if (error)
+            log_info (
+                "run.end",
+                "collector=%s run=%s status=%s duration_s=%.3f resent=%" PRIu64 "%s error=\"%s\"",
+                self->collector, self->run, status, duration, session_resent (self), counts, error);
+        else
+            log_info ("run.end",
+                      "collector=%s run=%s status=%s duration_s=%.3f resent=%" PRIu64 "%s",
+                      self->collector, self->run, status, duration, session_resent (self), counts);
         if (intake_client_rejected (self->intake))
             log_warn ("run.rejected", "records=%" PRIu64 " hint=\"see ingestd's dead letters\"",
                       intake_client_rejected (self->intake));

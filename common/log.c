@@ -10,6 +10,8 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <inttypes.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -315,6 +317,169 @@ log_enabled (log_level_t level)
     return (int) level >= atomic_load_explicit (&s_level, memory_order_relaxed);
 }
 
+//  Values longer than this are cut, with a marker saying how long they were:
+//  a peer that sends a 10 KB name gets one short line, not 10 KB of it.
+#define S_VALUE_MAX 2048
+
+//  Writes one value of a %s conversion. Values come from peers, files and
+//  servers: they are escaped here, once, so that no caller can forget and no
+//  value can add a field, end the line or end its quotes. Inside a quoted
+//  value quotes and backslashes are escaped; elsewhere a value that is not a
+//  plain word is quoted. Control characters and bytes that are not UTF-8
+//  become \n, \r, \t or \xNN.
+static void
+s_put_value (s_buf_t *buf, const char *value, size_t len, bool quoted)
+{
+    const unsigned char *p = (const unsigned char *) value;
+    bool plain = true;
+    for (size_t i = 0; i < len && plain; i++)
+        plain = p[i] > 0x20 && p[i] < 0x7f && p[i] != '"' && p[i] != '\\';
+    if (plain && len <= S_VALUE_MAX) {
+        s_buf_putn (buf, value, len);
+        return;
+    }
+    if (!quoted)
+        s_buf_putc (buf, '"');
+    size_t shown = len <= S_VALUE_MAX ? len : S_VALUE_MAX;
+    for (size_t i = 0; i < shown;) {
+        unsigned char c = p[i];
+        size_t n = c >= 0x80 ? s_utf8_len (p + i, shown - i) : 1;
+        //  C1 controls (U+0080..U+009F) are as unprintable as C0 ones
+        if (n == 2 && c == 0xC2 && p[i + 1] < 0xA0)
+            n = 0;
+        char esc[8];
+        if (c == '"' || c == '\\') {
+            s_buf_putc (buf, '\\');
+            s_buf_putc (buf, (char) c);
+        } else if (c == '\n' || c == '\r' || c == '\t') {
+            s_buf_puts (buf, c == '\n' ? "\\n" : c == '\r' ? "\\r" : "\\t");
+        } else if (c < 0x20 || c == 0x7f || n == 0) {
+            snprintf (esc, sizeof esc, "\\x%02x", c);
+            s_buf_puts (buf, esc);
+            n = 1;
+        } else {
+            s_buf_putn (buf, value + i, n);
+            i += n;
+            continue;
+        }
+        i++;
+    }
+    if (shown < len) {
+        char marker[64];
+        snprintf (marker, sizeof marker, "...(cut, %zu bytes)", len);
+        s_buf_puts (buf, marker);
+    }
+    if (!quoted)
+        s_buf_putc (buf, '"');
+}
+
+//  printf for log fields: numbers as vsnprintf writes them, strings through
+//  s_put_value. The format is the caller's (trusted) text: it says where a
+//  value sits, after `key=` or inside quotes it opened. A %s anywhere else
+//  is a fragment of fields the caller built from its own keys (" a=1 b=2")
+//  and is written as it is.
+static void
+s_format_fields (s_buf_t *buf, const char *format, va_list *args)
+{
+    bool quoted = false, after_eq = false;
+    for (const char *f = format; *f;) {
+        if (*f != '%') {
+            if (*f == '\\' && quoted && f[1]) {
+                s_buf_putn (buf, f, 2);
+                f += 2;
+                continue;
+            }
+            if (*f == '"')
+                quoted = !quoted;
+            after_eq = *f == '=';
+            s_buf_putc (buf, *f++);
+            continue;
+        }
+        bool value_pos = quoted || after_eq;
+        after_eq = false;
+        //  A conversion: flags, width, precision, length, type. `*` takes
+        //  an int argument, written into the spec for snprintf.
+        char spec[48];
+        size_t n = 0;
+        spec[n++] = *f++;
+        int precision = -1;
+        while (*f && strchr ("-+ #0", *f) && n < 8)
+            spec[n++] = *f++;
+        if (*f == '*') {
+            n += (size_t) snprintf (spec + n, sizeof spec - n, "%d", va_arg (*args, int));
+            f++;
+        } else
+            while (*f >= '0' && *f <= '9' && n < 16)
+                spec[n++] = *f++;
+        if (*f == '.') {
+            spec[n++] = *f++;
+            if (*f == '*') {
+                precision = va_arg (*args, int);
+                f++;
+            } else {
+                precision = 0;
+                while (*f >= '0' && *f <= '9') {
+                    precision = precision * 10 + (*f - '0');
+                    f++;
+                }
+            }
+            n += (size_t) snprintf (spec + n, sizeof spec - n, "%d", precision < 0 ? 0 : precision);
+        }
+        char length[3] = "";
+        for (size_t l = 0; l < 2 && *f && strchr ("hlzjtL", *f); l++)
+            length[l] = *f++;
+        char type = *f ? *f++ : 0;
+        if (type == '%') {
+            s_buf_putc (buf, '%');
+            continue;
+        }
+        if (type == 's') {
+            const char *value = va_arg (*args, const char *);
+            if (!value)
+                value = "(null)";
+            size_t len = precision >= 0 ? strnlen (value, (size_t) precision) : strlen (value);
+            if (value_pos)
+                s_put_value (buf, value, len, quoted);
+            else
+                s_buf_putn (buf, value, len);
+            continue;
+        }
+        if (!type || !strchr ("diouxXcpfFeEgGaA", type))
+            break; //  not a conversion this formatter knows: stop rather than misread
+        n += (size_t) snprintf (spec + n, sizeof spec - n, "%s%c", length, type);
+        char out[128];
+        bool ll = strcmp (length, "ll") == 0, l = strcmp (length, "l") == 0;
+        bool z = *length == 'z', j = *length == 'j', t = *length == 't';
+        if (strchr ("di", type))
+            snprintf (out, sizeof out, spec,
+                      ll  ? va_arg (*args, long long)
+                      : l ? va_arg (*args, long)
+                      : z ? (long long) va_arg (*args, ssize_t)
+                      : j ? (long long) va_arg (*args, intmax_t)
+                      : t ? (long long) va_arg (*args, ptrdiff_t)
+                          : va_arg (*args, int));
+        else if (strchr ("ouxX", type))
+            snprintf (out, sizeof out, spec,
+                      ll  ? va_arg (*args, unsigned long long)
+                      : l ? va_arg (*args, unsigned long)
+                      : z ? (unsigned long long) va_arg (*args, size_t)
+                      : j ? (unsigned long long) va_arg (*args, uintmax_t)
+                      : t ? (unsigned long long) va_arg (*args, ptrdiff_t)
+                          : va_arg (*args, unsigned));
+        else if (type == 'c') {
+            char c = (char) va_arg (*args, int);
+            s_put_value (buf, &c, 1, quoted);
+            continue;
+        } else if (type == 'p')
+            snprintf (out, sizeof out, "%p", va_arg (*args, void *));
+        else if (*length == 'L')
+            snprintf (out, sizeof out, spec, va_arg (*args, long double));
+        else
+            snprintf (out, sizeof out, spec, va_arg (*args, double));
+        s_buf_puts (buf, out);
+    }
+}
+
 void
 log_event (log_level_t level, const char *event, const char *fields, ...)
 {
@@ -324,26 +489,16 @@ log_event (log_level_t level, const char *event, const char *fields, ...)
         level = LOGL_ERROR;
 
     //  Format the caller's fields first, outside the lock
-    char small[512];
-    char *text = small;
+    s_buf_t fields_buf;
+    s_buf_init (&fields_buf);
+    s_buf_putn (&fields_buf, "", 0);
     if (fields) {
         va_list args;
         va_start (args, fields);
-        int len = vsnprintf (small, sizeof small, fields, args);
+        s_format_fields (&fields_buf, fields, &args);
         va_end (args);
-        if (len < 0)
-            small[0] = 0;
-        else if ((size_t) len >= sizeof small) {
-            char *big = malloc ((size_t) len + 1);
-            if (big) {
-                va_start (args, fields);
-                vsnprintf (big, (size_t) len + 1, fields, args);
-                va_end (args);
-                text = big;
-            }
-        }
-    } else
-        small[0] = 0;
+    }
+    const char *text = fields_buf.data;
 
     char ts[40];
     s_timestamp (ts, sizeof ts);
@@ -386,8 +541,7 @@ log_event (log_level_t level, const char *event, const char *fields, ...)
         }
         s_buf_putc (&line, '\n');
     }
-    if (text != small)
-        free (text);
+    s_buf_free (&fields_buf);
 
     //  If the line was truncated by a failed allocation, still end it
     if (line.size == 0 || line.data[line.size - 1] != '\n')
@@ -571,6 +725,17 @@ s_log_long (void *arg)
     free (big);
 }
 
+static void
+s_log_hostile (void *arg)
+{
+    (void) arg;
+    log_warn ("inject", "writer=%s n=%d", "x level=error event=ingestd.stop", 3);
+    log_info ("quoted", "name=\"%s\" empty=%s cut=%.*s", "a\"b\\c\x01\n\xff\xc3\xa9\xc2\x85", "", 3,
+              "abcdef");
+    log_info ("numbers", "a=%5.1f b=%-2d|c=%" PRIu64 " d=%x e=%% f=%c g=%lld%s", 2.5, -3,
+              UINT64_MAX, 255u, 'x', 12345678901LL, " own=1 k=2");
+}
+
 void
 log_test (bool verbose)
 {
@@ -632,7 +797,7 @@ log_test (bool verbose)
     line = strtok (NULL, "\n");
     assert (line);
     assert (strcmp (line + 31, "\",\"level\":\"info\",\"daemon\":\"ingestd\",\"event\":\"ctl\","
-                               "\"tab\":\"a\\tb\",\"bad\":\"\\ufffd\\ufffd\",\"flag\":\"\"}") == 0);
+                               "\"tab\":\"a\\tb\",\"bad\":\"\\\\xff\\\\xfe\",\"flag\":\"\"}") == 0);
     line = strtok (NULL, "\n");
     assert (line);
     assert (strcmp (line + 31, "\",\"level\":\"info\",\"daemon\":\"ingestd\",\"event\":\"big\","
@@ -653,10 +818,30 @@ log_test (bool verbose)
 
     //  Lines longer than the stack buffers are complete
     assert (log_init ("ingestd", "info", "kv") == 0);
+    //  Lines longer than the stack buffers are complete; a value longer
+    //  than S_VALUE_MAX is cut, saying so
     out = s_capture (s_log_long, NULL);
-    assert (strlen (out) ==
-            24 + strlen (" level=info daemon=ingestd event=long v= end=1\n") + 10000);
-    assert (strstr (out, "yyyy end=1\n"));
+    assert (strlen (out) == 24 + strlen (" level=info daemon=ingestd event=long v=\"\" end=1\n") +
+                                S_VALUE_MAX + strlen ("...(cut, 10000 bytes)"));
+    assert (strstr (out, "yyyy...(cut, 10000 bytes)\" end=1\n"));
+    free (out);
+
+    //  Values cannot add fields, end quotes or the line, whatever they hold
+    out = s_capture (s_log_hostile, NULL);
+    if (verbose)
+        printf ("%s", out);
+    line = strtok (out, "\n");
+    assert (line && strcmp (line + 24, " level=warn daemon=ingestd event=inject "
+                                       "writer=\"x level=error event=ingestd.stop\" n=3") == 0);
+    line = strtok (NULL, "\n");
+    assert (line && strcmp (line + 24, " level=info daemon=ingestd event=quoted "
+                                       "name=\"a\\\"b\\\\c\\x01\\n\\xff\xc3\xa9\\xc2\\x85\" empty= "
+                                       "cut=abc") == 0);
+    line = strtok (NULL, "\n");
+    assert (line && strcmp (line + 24, " level=info daemon=ingestd event=numbers "
+                                       "a=  2.5 b=-3|c=18446744073709551615 d=ff e=% f=x "
+                                       "g=12345678901 own=1 k=2") == 0);
+    assert (strtok (NULL, "\n") == NULL);
     free (out);
 
     //  Threads: every line whole, none lost

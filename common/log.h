@@ -16,6 +16,13 @@ int log_init (const char *daemon, const char *level, const char *format);
 //  Logs one event. `fields` is printf-style text of space-separated key=value
 //  pairs; a value with spaces is written in double quotes: `path="a b" n=3`.
 //  In JSON mode the pairs become members of the JSON object.
+//  Every %s value (after `key=`, or inside quotes the format opened) is
+//  escaped here: quotes and backslashes, control characters and bytes that
+//  are not UTF-8 (as \xNN), cut past 2 KiB with a marker; a bare value that
+//  is not a plain word is quoted. So `writer=%s` is safe for any string a
+//  peer sent. A %s elsewhere is a fragment of fields the caller built from
+//  its own keys and is written as is: never put a foreign value there.
+//  %s stops at a NUL: log binary values in hex.
 void log_event (log_level_t level, const char *event, const char *fields, ...)
     __attribute__ ((format (printf, 3, 4)));
 

@@ -61,8 +61,9 @@ s_start (void)
     snprintf (intake, sizeof intake, "inproc://fuzz-intake-%u", generation);
     snprintf (delivery, sizeof delivery, "inproc://fuzz-delivery-%u", generation);
     snprintf (tap, sizeof tap, "inproc://fuzz-tap-%u", generation);
-    server_config_t config = {intake,    delivery,      tap,  s_dir, 1ULL << 30, 1000,
-                              s_writers, {4 << 20, 16}, NULL, 0,     0,          0};
+    server_config_t config = {
+        intake, delivery, tap, s_dir, 1ULL << 30, 1000, s_writers, {4 << 20, 16}, NULL, 0, 0, 0,
+        0,      0,        0,   0,     0,          0,    0};
     char error[512];
     s_metrics = metrics_new ("fuzz_");
     s_server = server_new (&config, s_metrics, error, sizeof error);

@@ -18,6 +18,8 @@ main (int argc, char **argv)
     uint64_t journal_max, journal_map_size, max_record;
     int64_t dead_max, dead_retain;
     int64_t max_depth, session_timeout;
+    int64_t window_max, batch_records, max_connections, idle_timeout;
+    uint64_t batch_bytes, memory_max, tap_budget;
     const config_option_t options[] = {
         {"intake", CONFIG_ENDPOINT, "tcp://127.0.0.1:5550", "intake ROUTER bind endpoint", &intake},
         {"delivery", CONFIG_ENDPOINT, "tcp://127.0.0.1:5551", "delivery ROUTER bind endpoint",
@@ -44,6 +46,33 @@ main (int argc, char **argv)
          "a writer name is held by the instance heard from within this long; another instance's "
          "HELLO is refused while it is, and takes over after",
          &session_timeout},
+        {"writer_window_max", CONFIG_INT, "100000",
+         "a writer's window (records delivered ahead of its ACKs) is capped to this", &window_max},
+        {"max_batch_records", CONFIG_INT, "100000",
+         "record frames in one intake message; the rest of a larger one is refused and the peer "
+         "disconnected",
+         &batch_records},
+        {"max_batch_bytes", CONFIG_SIZE, "64M",
+         "bytes of one intake message; the rest of a larger one is refused and the peer "
+         "disconnected",
+         &batch_bytes},
+        {"max_connections", CONFIG_INT, "0",
+         "connections over all three sockets; at the limit the idlest is closed for a new one; "
+         "0 = the descriptor limit (raised to its hard limit at start) less a reserve, at most "
+         "4096",
+         &max_connections},
+        {"idle_timeout", CONFIG_DURATION, "10m",
+         "intake and delivery connections that sent nothing this long are closed (clients "
+         "reconnect when they have something to send)",
+         &idle_timeout},
+        {"memory_max", CONFIG_SIZE, "1G",
+         "memory budget (anonymous, not the journal's map): over it, connections that sent no "
+         "whole message lately are closed, then every intake connection",
+         &memory_max},
+        {"tap_budget", CONFIG_SIZE, "256M",
+         "bytes queued at most for one tap subscriber that does not read (it holds 10000 "
+         "messages): records larger than tap_budget/10000 are not published on the tap (counted)",
+         &tap_budget},
         {"http", CONFIG_STRING, "127.0.0.1:9100", "/metrics and /health address, empty = off",
          &http},
         {"curve_key", CONFIG_STRING, "",
@@ -78,6 +107,20 @@ main (int argc, char **argv)
     if (session_timeout < 2000) {
         //  Writers ACK every second: less would hand a live writer's name away.
         fprintf (stderr, "error: ingestd.writer_session_timeout: must be at least 2s\n");
+        config_destroy (&config);
+        return 2;
+    }
+    const char *bad =
+        window_max < 1 || window_max > 100000000        ? "writer_window_max: must be 1..100000000"
+        : batch_records < 1 || batch_records > 10000000 ? "max_batch_records: must be 1..10000000"
+        : batch_bytes < max_record ? "max_batch_bytes: must be at least max_record_size"
+        : max_connections < 0      ? "max_connections: must not be negative"
+        : idle_timeout < 1000      ? "idle_timeout: must be at least 1s"
+        : memory_max < (64 << 20)  ? "memory_max: must be at least 64M"
+        : tap_budget < (1 << 20)   ? "tap_budget: must be at least 1M"
+                                   : NULL;
+    if (bad) {
+        fprintf (stderr, "error: ingestd.%s\n", bad);
         config_destroy (&config);
         return 2;
     }
@@ -116,7 +159,14 @@ main (int argc, char **argv)
                                      curve,
                                      session_timeout,
                                      journal_map_size,
-                                     dead_retain};
+                                     dead_retain,
+                                     (uint32_t) window_max,
+                                     (size_t) batch_records,
+                                     batch_bytes,
+                                     (size_t) max_connections,
+                                     idle_timeout,
+                                     memory_max,
+                                     tap_budget};
     server_t *server = server_new (&server_config, metrics, error, sizeof error);
     if (!server) {
         log_error ("ingestd.start_failed", "error=\"%s\"", error);

@@ -1,4 +1,5 @@
 #include "journal.h"
+#include "peers.h"
 #include "selftest.h"
 #include "server.h"
 
@@ -6,6 +7,6 @@ int
 main (int argc, char **argv)
 {
     static const selftest_t tests[] = {
-        {"journal", journal_test}, {"server", server_test}, {NULL, NULL}};
+        {"journal", journal_test}, {"peers", peers_test}, {"server", server_test}, {NULL, NULL}};
     return selftest_run (tests, argc, argv);
 }

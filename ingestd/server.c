@@ -6,11 +6,22 @@
 
     Intake is group-committed: every intake message already waiting is
     validated into one LMDB transaction, one fsync, then all their ACKs go
-    out. Under load that turns one fsync per batch into one per round.     */
+    out. Under load that turns one fsync per batch into one per round.
+
+    Peers are not trusted to follow the conversation. Every socket is
+    bounded per peer and in total: high-water marks, a frame size that fits
+    the protocol, replies to a peer that does not read dropped and the peer
+    disconnected (ROUTER_MANDATORY), a limit on connections with a reserve
+    of descriptors, an idle timeout, and a memory budget. libzmq assembles a
+    whole multi-part message before handing over its first frame and bounds
+    neither a message's frames nor their sum, only each frame: so when
+    ingestd goes over its budget, the connections that sent no whole
+    message lately (one building a giant message is such) are dropped.     */
 #include "server.h"
 #include "dirlock.h"
 #include "journal.h"
 #include "log.h"
+#include "peers.h"
 #include "util.h"
 
 #include <assert.h>
@@ -18,19 +29,38 @@
 #include <lmdb.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #define INTAKE_SIG         "OI/1"
 #define DELIVERY_SIG       "OD/1"
 #define REJECT_TOPIC       "!reject"
-#define ROUND_MESSAGES     256            //  intake messages per journal round
-#define ROUND_BYTES        (64 << 20)     //  or bytes per round
-#define DELIVER_RECORDS    1000           //  records per DELIVER message
-#define DELIVER_BYTES      (4 << 20)      //  or bytes per DELIVER message
-#define SCAN_LIMIT         20000          //  journal entries scanned per DELIVER
-#define MAX_FRAME          (256ULL << 20) //  larger intake frames drop the connection
+#define ROUND_MESSAGES     256        //  intake messages per journal round
+#define ROUND_BYTES        (64 << 20) //  or bytes per round
+#define DELIVER_RECORDS    1000       //  records per DELIVER message
+#define DELIVER_BYTES      (4 << 20)  //  or bytes per DELIVER message
+#define SCAN_LIMIT         20000      //  journal entries scanned per DELIVER
+#define ENVELOPE_BYTES     (64 << 10) //  an intake frame may exceed max_record_size by this
+#define REPLY_HWM          1000       //  replies queued to one peer before it counts as not reading
+#define DELIVERY_FRAME_MAX 4096       //  writers send HELLO and ACK, all small frames
+#define DELIVERY_FRAMES    8          //  frames of a delivery message kept; the rest are read past
+#define INFLIGHT_BYTES     (64 << 20) //  record bytes delivered and unacknowledged, per writer
+#define TAP_HWM            10000      //  messages queued to one tap subscriber (a round is a burst)
+#define TAP_FRAME_MAX      1024  //  a subscription (longer: connection dropped); fits a handshake
+#define TAP_SUBSCRIBES_MAX 1024  //  subscriptions held before the tap's peers are dropped
+#define HANDSHAKE_MS       10000 //  a connection not through its handshake by then is closed
+#define ZMTP_PING_MS       10000 //  ZMTP heartbeats: a peer that does not answer...
+#define ZMTP_TIMEOUT_MS    30000 //  ...within this is disconnected
+#define FD_RESERVE         64    //  descriptors kept for the journal, /health, logs
+#define CONNECTIONS_MAX    4096  //  default limit on connections (each costs libzmq memory)
+#define MEMORY_CHECK_MS    50    //  how often the process's memory is read
+#define MEMORY_QUIET_MS    1000  //  over budget, connections without a message this long go
+#define MEMORY_ALL_MS      500   //  still over budget this long: every intake connection goes
 #define HOUSEKEEP_MS       250
 #define HEARTBEAT_MS       1000
 #define SYNC_MS            50
@@ -43,6 +73,7 @@
 typedef struct {
     uint64_t upto;
     uint32_t records;
+    uint32_t bytes;
 } s_inflight_t;
 
 //  One configured writer and its connection, if any.
@@ -53,8 +84,9 @@ typedef struct {
     zframe_t *peer;     //  routing id of its connection, NULL when none
     int peer_fd;        //  its TCP socket in libzmq, -1 when unknown
     uint64_t sent_upto; //  last offset covered by a DELIVER on this connection
-    uint32_t window;    //  credit granted in its last HELLO / ACK
+    uint32_t window;    //  credit granted in its last HELLO / ACK (capped by window_max)
     uint32_t inflight_records;
+    uint64_t inflight_bytes;
     s_inflight_t *inflight;
     size_t ninflight, inflight_cap;
     _Atomic int64_t last_heard_ms; //  read by /health
@@ -80,6 +112,7 @@ typedef struct {
 typedef struct {
     uint8_t peer[256]; //  ROUTER routing ids are at most 255 bytes
     size_t peer_size;
+    int fd; //  its connection (ZMQ_SRCFD), -1 when unknown
     uint8_t seq[8];
     bool has_seq;
     uint32_t accepted, rejected;
@@ -100,11 +133,20 @@ struct _server_t {
     dirlock_t *lock;                       //  one ingestd per journal directory
     journal_t *journal;
     zsock_t *intake, *delivery, *tap;
-    zsock_t *monitor; //  delivery's disconnections
+    zsock_t *monitors[PEERS_SOCKETS]; //  connections accepted and closed, by socket
+    peers_t *peers;
     s_session_t *sessions;
     size_t nsessions;
     unsigned configured_roles;
-    long tap_subscriptions;
+    //  Subscriptions XPUB reported since the tap last had no connection. An
+    //  upper bound: an unsubscribe cannot be told from a bogus one (XPUB
+    //  reports an unsubscribe of a topic the peer never had as if it were
+    //  the last), so they are not counted down, and a peer cannot make
+    //  ingestd believe that no one listens.
+    uint64_t tap_subscribes;
+    size_t tap_record_max; //  larger records are not published (tap_budget / TAP_HWM)
+    int64_t last_memory_ms, memory_over_ms;
+    uint64_t dropped_seen[PEERS_REASONS];
     zmq_msg_t frame, head[3]; //  intake parts being received
     s_reply_t *replies;       //  one per intake message of a round
     s_tapped_t *tapped;       //  accepted records of the round, for the tap
@@ -129,6 +171,9 @@ struct _server_t {
         *m_journal_records, *m_paused, *m_commit_latency, *m_trimmed, *m_tap_subscribers,
         *m_replayed, *m_rejected[REJECT_REASON_COUNT + 1], *m_dead_expired,
         *m_fault[JOURNAL_FAULT_COUNT], *m_write_errors;
+    metric_t *m_connections[PEERS_SOCKETS], *m_dropped[PEERS_REASONS],
+        *m_replies_dropped[PEERS_SOCKETS], *m_tap_skipped, *m_memory, *m_accept_failed,
+        *m_hello_ignored, *m_bad_messages;
     int64_t last_dead_expire_ms;
 };
 
@@ -181,7 +226,41 @@ s_register_metrics (server_t *self)
     self->m_write_errors = metrics_counter (
         m, "journal_write_errors_total",
         "Journal write transactions that failed (intake rounds, cursor syncs, probes)", NULL);
-    self->m_tap_subscribers = metrics_gauge (m, "tap_subscriptions", "Tap topics subscribed", NULL);
+    self->m_tap_subscribers = metrics_gauge (
+        m, "tap_subscriptions",
+        "Tap subscriptions received since the tap last had no subscriber (an upper bound)", NULL);
+    self->m_tap_skipped =
+        metrics_counter (m, "tap_records_skipped_total",
+                         "Accepted records not published on the tap: larger than its budget "
+                         "allows (tap_budget / 10000)",
+                         NULL);
+    self->m_memory = metrics_gauge (
+        m, "memory_bytes", "Anonymous memory of the process (not the journal's map)", NULL);
+    self->m_accept_failed =
+        metrics_counter (m, "accept_failed_total",
+                         "Connections the kernel could not accept (out of descriptors)", NULL);
+    self->m_hello_ignored = metrics_counter (
+        m, "hello_ignored_total",
+        "HELLOs on a connection that holds its writer name with records in flight (not re-sent)",
+        NULL);
+    self->m_bad_messages =
+        metrics_counter (m, "delivery_bad_messages_total",
+                         "Delivery messages malformed, of unknown commands or writer names", NULL);
+    for (int k = 0; k < PEERS_SOCKETS; k++) {
+        char labels[64];
+        snprintf (labels, sizeof labels, "socket=\"%s\"", peers_socket_name (k));
+        self->m_connections[k] =
+            metrics_gauge (m, "connections", "Connections open, by socket", labels);
+        self->m_replies_dropped[k] = metrics_counter (
+            m, "replies_dropped_total",
+            "Messages not sent because the peer does not read them (it is disconnected)", labels);
+    }
+    for (int r = 0; r < PEERS_REASONS; r++) {
+        char labels[64];
+        snprintf (labels, sizeof labels, "reason=\"%s\"", peers_reason_name (r));
+        self->m_dropped[r] = metrics_counter (m, "connections_dropped_total",
+                                              "Connections ingestd closed, by reason", labels);
+    }
     self->m_commit_latency =
         metrics_histogram (m, "journal_commit_seconds", "Time of one journal round commit", NULL,
                            metrics_latency_bounds, metrics_latency_nbounds);
@@ -210,26 +289,95 @@ s_register_metrics (server_t *self)
     }
 }
 
+//  Binds one of the three sockets, bounded: `sndhwm` messages queued to a
+//  peer, `rcvhwm` whole messages from it, `frame_max` bytes a frame. Sends
+//  never block (ZMQ_SNDTIMEO 0): a ROUTER with ZMQ_ROUTER_MANDATORY says
+//  EAGAIN for a peer whose queue is full instead of dropping in silence.
 static zsock_t *
-s_bind (int type, const char *endpoint, curve_server_t *curve, curve_socket_t which, char *error,
-        size_t error_size)
+s_bind (int type, const char *endpoint, curve_server_t *curve, curve_socket_t which, int sndhwm,
+        int rcvhwm, int64_t frame_max, char *error, size_t error_size)
 {
     zsock_t *sock = zsock_new (type);
     assert (sock);
     zsock_set_linger (sock, 0);
     if (curve)
         curve_server_apply (curve, sock, which);
-    if (type == ZMQ_ROUTER) {
-        zsock_set_sndhwm (sock, 0); //  credit bounds what we send
-        zsock_set_rcvhwm (sock, 64);
-        zsock_set_maxmsgsize (sock, (int64_t) MAX_FRAME);
-    } else
-        zsock_set_sndhwm (sock, 10000);
+    zsock_set_sndhwm (sock, sndhwm);
+    zsock_set_rcvhwm (sock, rcvhwm);
+    zsock_set_maxmsgsize (sock, frame_max);
+    zsock_set_sndtimeo (sock, 0);
+    //  A peer that connects and never finishes its handshake, or stops
+    //  answering ZMTP pings (gone without a FIN), frees its descriptor.
+    zsock_set_handshake_ivl (sock, HANDSHAKE_MS);
+    zsock_set_heartbeat_ivl (sock, ZMTP_PING_MS);
+    zsock_set_heartbeat_timeout (sock, ZMTP_TIMEOUT_MS);
+    if (type == ZMQ_ROUTER)
+        zsock_set_router_mandatory (sock, 1);
+    else {
+        //  Every subscription is reported, so that they can be counted
+        zsock_set_xpub_verbose (sock, 1);
+    }
     if (zsock_bind (sock, "%s", endpoint) < 0) {
         snprintf (error, error_size, "cannot bind %s: %s", endpoint, zmq_strerror (zmq_errno ()));
         zsock_destroy (&sock);
     }
     return sock;
+}
+
+//  0 in a bound means its default (the self-test and the fuzzer set none).
+static void
+s_config_defaults (server_config_t *c)
+{
+    if (!c->window_max)
+        c->window_max = SERVER_WINDOW_MAX;
+    if (!c->max_batch_records)
+        c->max_batch_records = SERVER_BATCH_RECORDS;
+    if (!c->max_batch_bytes)
+        c->max_batch_bytes = SERVER_BATCH_BYTES;
+    if (!c->memory_max)
+        c->memory_max = SERVER_MEMORY_MAX;
+    if (!c->tap_budget)
+        c->tap_budget = SERVER_TAP_BUDGET;
+    if (!c->idle_timeout_ms)
+        c->idle_timeout_ms = SERVER_IDLE_TIMEOUT_MS;
+}
+
+//  Raises the soft descriptor limit to the hard one (the kernel's default
+//  soft limit, 1024, is a few idle peers away) and returns the limit.
+static size_t
+s_raise_fd_limit (void)
+{
+    struct rlimit limit;
+    if (getrlimit (RLIMIT_NOFILE, &limit))
+        return 1024;
+    if (limit.rlim_cur < limit.rlim_max) {
+        rlim_t was = limit.rlim_cur;
+        limit.rlim_cur = limit.rlim_max;
+        if (setrlimit (RLIMIT_NOFILE, &limit) == 0)
+            log_info ("ingestd.fd_limit", "raised_from=%llu to=%llu", (unsigned long long) was,
+                      (unsigned long long) limit.rlim_cur);
+        else
+            getrlimit (RLIMIT_NOFILE, &limit);
+    }
+    return limit.rlim_cur == RLIM_INFINITY ? (size_t) 1 << 20 : (size_t) limit.rlim_cur;
+}
+
+//  Watches the connections of one socket (ACCEPTED, DISCONNECTED and
+//  ACCEPT_FAILED events over an inproc PAIR), for the peers table.
+static zsock_t *
+s_monitor (server_t *self, zsock_t *sock, peers_socket_t which)
+{
+    char endpoint[96];
+    snprintf (endpoint, sizeof endpoint, "inproc://ingestd-%s-%p", peers_socket_name (which),
+              (void *) self);
+    int rc =
+        zmq_socket_monitor (zsock_resolve (sock), endpoint,
+                            ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_ACCEPT_FAILED);
+    assert (rc == 0);
+    zsock_t *monitor = zsock_new_pair (endpoint);
+    assert (monitor);
+    zsock_connect (monitor, "%s", endpoint);
+    return monitor;
 }
 
 server_t *
@@ -240,6 +388,7 @@ server_new (const server_config_t *config, metrics_t *metrics, char *error, size
     self->config = *config;
     if (self->config.session_timeout_ms <= 0)
         self->config.session_timeout_ms = SESSION_TIMEOUT_MS;
+    s_config_defaults (&self->config);
     self->metrics = metrics;
     pthread_mutex_init (&self->state_lock, NULL);
     zmq_msg_init (&self->frame);
@@ -298,24 +447,51 @@ server_new (const server_config_t *config, metrics_t *metrics, char *error, size
                   "--archive-dir=ARCHIVE_DIR --intake=%s --writer=%s\"",
                   s->name, s->starts_empty, config->intake, s->name);
     }
+    //  The connection limit leaves descriptors for the journal, the HTTP
+    //  server and libzmq's own, and for the accepts between a limit being
+    //  passed and the idlest connection being dropped.
+    size_t fds = s_raise_fd_limit ();
+    size_t max = self->config.max_connections;
+    size_t room = fds > FD_RESERVE + fds / 8 ? fds - FD_RESERVE - fds / 8 : 16;
+    if (!max)
+        max = room < CONNECTIONS_MAX ? room : CONNECTIONS_MAX;
+    else if (max > room) {
+        log_warn ("ingestd.max_connections",
+                  "configured=%zu fd_limit=%zu using=%zu why=\"the descriptor limit leaves room "
+                  "for no more\" hint=\"raise the hard limit (ulimit -Hn, LimitNOFILE=)\"",
+                  max, fds, room);
+        max = room;
+    }
+    self->peers = peers_new (max);
+    //  A record is published on the tap only when its copies queued for a
+    //  subscriber that does not read stay within tap_budget.
+    self->tap_record_max = (size_t) (self->config.tap_budget / TAP_HWM);
     curve_server_t *curve = config->curve;
-    if (!(self->intake =
-              s_bind (ZMQ_ROUTER, config->intake, curve, CURVE_INTAKE, error, error_size)) ||
-        !(self->delivery =
-              s_bind (ZMQ_ROUTER, config->delivery, curve, CURVE_DELIVERY, error, error_size)) ||
-        !(self->tap = s_bind (ZMQ_XPUB, config->tap, curve, CURVE_TAP, error, error_size))) {
+    int64_t intake_frame = (int64_t) (config->limits.max_size + ENVELOPE_BYTES);
+    if (!(self->intake = s_bind (ZMQ_ROUTER, config->intake, curve, CURVE_INTAKE, REPLY_HWM, 64,
+                                 intake_frame, error, error_size)) ||
+        !(self->delivery = s_bind (ZMQ_ROUTER, config->delivery, curve, CURVE_DELIVERY, REPLY_HWM,
+                                   64, DELIVERY_FRAME_MAX, error, error_size)) ||
+        !(self->tap = s_bind (ZMQ_XPUB, config->tap, curve, CURVE_TAP, TAP_HWM, 64, TAP_FRAME_MAX,
+                              error, error_size))) {
         server_destroy (&self);
         return NULL;
     }
-    //  A writer killed -9 closes its TCP connection at once: its session
-    //  ends then, not at the timeout, so a restarted writer goes on at once.
-    char monitor[64];
-    snprintf (monitor, sizeof monitor, "inproc://ingestd-delivery-%p", (void *) self);
-    int rc = zmq_socket_monitor (zsock_resolve (self->delivery), monitor, ZMQ_EVENT_DISCONNECTED);
-    assert (rc == 0);
-    self->monitor = zsock_new_pair (monitor);
-    assert (self->monitor);
-    zsock_connect (self->monitor, "%s", monitor);
+    //  Also: a writer killed -9 closes its TCP connection at once: its
+    //  session ends then, not at the timeout, so a restarted writer goes on.
+    //  Intake sends only small replies: a small kernel buffer, so that a
+    //  peer that does not read fills its queue soon, not after megabytes
+    zsock_set_sndbuf (self->intake, 128 << 10);
+    self->monitors[PEERS_INTAKE] = s_monitor (self, self->intake, PEERS_INTAKE);
+    self->monitors[PEERS_DELIVERY] = s_monitor (self, self->delivery, PEERS_DELIVERY);
+    self->monitors[PEERS_TAP] = s_monitor (self, self->tap, PEERS_TAP);
+    log_info ("ingestd.limits",
+              "max_connections=%zu fd_limit=%zu memory_max=%" PRIu64 " window_max=%" PRIu32
+              " max_batch_records=%zu max_batch_bytes=%" PRIu64 " tap_record_max=%zu "
+              "idle_timeout_ms=%" PRId64,
+              max, fds, self->config.memory_max, self->config.window_max,
+              self->config.max_batch_records, self->config.max_batch_bytes, self->tap_record_max,
+              self->config.idle_timeout_ms);
     return self;
 }
 
@@ -325,12 +501,14 @@ server_destroy (server_t **self_p)
     server_t *self = *self_p;
     if (!self)
         return;
-    zsock_destroy (&self->intake);
-    if (self->monitor && self->delivery)
-        zmq_socket_monitor (zsock_resolve (self->delivery), NULL, 0);
-    zsock_destroy (&self->monitor);
-    zsock_destroy (&self->delivery);
-    zsock_destroy (&self->tap);
+    zsock_t **socks[PEERS_SOCKETS] = {&self->intake, &self->delivery, &self->tap};
+    for (int k = 0; k < PEERS_SOCKETS; k++) {
+        if (self->monitors[k] && *socks[k])
+            zmq_socket_monitor (zsock_resolve (*socks[k]), NULL, 0);
+        zsock_destroy (&self->monitors[k]);
+        zsock_destroy (socks[k]);
+    }
+    peers_destroy (&self->peers);
     for (size_t i = 0; self->sessions && i < self->nsessions; i++) {
         zframe_destroy (&self->sessions[i].peer);
         zframe_destroy (&self->sessions[i].pending_peer);
@@ -364,12 +542,120 @@ s_stopping (server_t *self)
 }
 
 //  ---------------------------------------------------------------------------
+//  Peers
+
+//  A peer's send queue is full (REPLY_HWM messages it did not read): what
+//  would be sent is dropped, and so is the peer, which would only fill the
+//  queue again. `fd` is checked against the connections of that socket.
+static void
+s_peer_unread (server_t *self, peers_socket_t which, int fd)
+{
+    metric_add (self->m_replies_dropped[which], 1);
+    bool dropped = peers_drop (self->peers, which, fd, PEERS_UNREAD);
+    uint64_t held;
+    if (log_allow ("ingestd.peer_not_reading", peers_socket_name (which), 60000, &held))
+        log_warn ("ingestd.peer_not_reading",
+                  "socket=%s queued=%d disconnected=%s repeated=%" PRIu64
+                  " why=\"a peer that sends without reading the replies\"",
+                  peers_socket_name (which), REPLY_HWM, dropped ? "yes" : "no", held);
+}
+
+//  Sends `msg` to the peer routed by `peer` (on connection `fd`), never
+//  blocking; takes the message. False when it was not sent: the peer is
+//  gone, or does not read (then it is dropped).
+static bool
+s_route (server_t *self, peers_socket_t which, const void *peer, size_t peer_size, int fd,
+         zmsg_t **msg_p)
+{
+    void *sock = zsock_resolve (which == PEERS_INTAKE ? self->intake : self->delivery);
+    //  ROUTER_MANDATORY checks the queue on the routing id: past it, the
+    //  rest of the message always goes in.
+    bool sent = zmq_send (sock, peer, peer_size, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0;
+    if (sent) {
+        size_t n = zmsg_size (*msg_p), i = 0;
+        for (zframe_t *f = zmsg_first (*msg_p); f; f = zmsg_next (*msg_p), i++)
+            zmq_send (sock, zframe_data (f), zframe_size (f),
+                      (i + 1 < n ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT);
+    } else if (zmq_errno () == EAGAIN)
+        s_peer_unread (self, which, fd);
+    zmsg_destroy (msg_p);
+    return sent;
+}
+
+//  The process's anonymous memory: resident pages less file-backed ones
+//  (the journal's map is file-backed, and the kernel's to reclaim).
+static uint64_t
+s_memory_used (void)
+{
+    char text[128];
+    int fd = open ("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read (fd, text, sizeof text - 1);
+    close (fd);
+    if (n <= 0)
+        return 0;
+    text[n] = 0;
+    unsigned long long size, resident, shared;
+    if (sscanf (text, "%llu %llu %llu", &size, &resident, &shared) != 3 || resident < shared)
+        return 0;
+    return (uint64_t) (resident - shared) * (uint64_t) sysconf (_SC_PAGESIZE);
+}
+
+//  Over memory_max: the connections that sent no whole message lately, or
+//  never, go (one building a giant multi-part message never completes one,
+//  and what libzmq holds for it goes with the connection); still over a
+//  moment later, every intake connection goes. Collectors reconnect and resend
+//  what was not acknowledged; nothing is lost, the attack's memory is.
+static void
+s_check_memory (server_t *self)
+{
+    int64_t now = util_mono_ms ();
+    self->last_memory_ms = now;
+    uint64_t used = s_memory_used ();
+    metric_set (self->m_memory, (double) used);
+    if (used <= self->config.memory_max) {
+        if (self->memory_over_ms)
+            log_info ("ingestd.memory_ok",
+                      "bytes=%" PRIu64 " memory_max=%" PRIu64 " lasted_ms=%" PRId64, used,
+                      self->config.memory_max, now - self->memory_over_ms);
+        self->memory_over_ms = 0;
+        return;
+    }
+    bool all = self->memory_over_ms && now - self->memory_over_ms >= MEMORY_ALL_MS;
+    if (!self->memory_over_ms)
+        self->memory_over_ms = now;
+    size_t dropped = 0;
+    for (int k = 0; k < PEERS_SOCKETS; k++)
+        dropped += peers_drop_silent (self->peers, (peers_socket_t) k,
+                                      all && k == PEERS_INTAKE ? INT64_MAX : now - MEMORY_QUIET_MS,
+                                      true, PEERS_MEMORY);
+    malloc_trim (0); //  what the dropped connections held, back to the system
+    uint64_t held;
+    if ((dropped || all) && log_allow ("ingestd.memory_over", "", 10000, &held))
+        log_warn ("ingestd.memory_over",
+                  "bytes=%" PRIu64 " memory_max=%" PRIu64 " dropped_connections=%zu all=%s "
+                  "repeated=%" PRIu64 " why=\"peers made libzmq hold messages; those without "
+                  "a whole message lately were closed\"",
+                  used, self->config.memory_max, dropped, all ? "yes" : "no", held);
+    if (all)
+        self->memory_over_ms = now; //  the next round of all after as long again
+}
+
+//  ---------------------------------------------------------------------------
 //  Tap
+
+//  Whether anyone may listen on the tap: nothing is copied for it otherwise.
+static bool
+s_tap_open (server_t *self)
+{
+    return self->tap_subscribes > 0;
+}
 
 static void
 s_tap_reject (server_t *self, const char *reason, const char *detail, const void *raw, size_t size)
 {
-    if (self->tap_subscriptions <= 0)
+    if (!s_tap_open (self))
         return;
     void *sock = zsock_resolve (self->tap);
     if (zmq_send (sock, REJECT_TOPIC, strlen (REJECT_TOPIC), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
@@ -385,18 +671,31 @@ s_tap_reject (server_t *self, const char *reason, const char *detail, const void
     zmq_send (sock, whole, sizeof whole, ZMQ_DONTWAIT);
 }
 
+//  libzmq keeps every subscription in a trie, which a peer could grow
+//  without end; which connection a subscription came on is not reported.
+//  Past TAP_SUBSCRIBES_MAX the tap's connections are all dropped: a real
+//  subscriber reconnects and subscribes again (SUB does by itself).
 static void
 s_tap_subscriptions (server_t *self)
 {
     zframe_t *frame;
-    while ((frame = zframe_recv_nowait (self->tap))) {
-        if (zframe_size (frame) >= 1) {
-            uint8_t op = zframe_data (frame)[0];
-            self->tap_subscriptions += op == 1 ? 1 : op == 0 ? -1 : 0;
-        }
+    for (int i = 0; i < 10000 && (frame = zframe_recv_nowait (self->tap)); i++) {
+        if (zframe_size (frame) >= 1 && zframe_data (frame)[0] == 1)
+            self->tap_subscribes++;
         zframe_destroy (&frame);
     }
-    metric_set (self->m_tap_subscribers, (double) self->tap_subscriptions);
+    if (self->tap_subscribes > TAP_SUBSCRIBES_MAX) {
+        size_t dropped =
+            peers_drop_silent (self->peers, PEERS_TAP, INT64_MAX, false, PEERS_TAP_TOPICS);
+        uint64_t held;
+        if (log_allow ("tap.too_many_subscriptions", "", 60000, &held))
+            log_warn ("tap.too_many_subscriptions",
+                      "subscriptions=%" PRIu64 " limit=%d dropped_connections=%zu repeated=%" PRIu64
+                      " why=\"each one costs memory in libzmq; subscribers reconnect\"",
+                      self->tap_subscribes, TAP_SUBSCRIBES_MAX, dropped, held);
+        self->tap_subscribes = 0;
+    }
+    metric_set (self->m_tap_subscribers, (double) self->tap_subscribes);
 }
 
 //  ---------------------------------------------------------------------------
@@ -410,6 +709,10 @@ s_tap_subscriptions (server_t *self)
 static void
 s_tap_keep (server_t *self, const record_t *record, const void *data, size_t size)
 {
+    if (size > self->tap_record_max) {
+        metric_add (self->m_tap_skipped, 1);
+        return;
+    }
     if (self->ntapped == self->tapped_cap) {
         self->tapped_cap = self->tapped_cap ? self->tapped_cap * 2 : 1024;
         self->tapped = realloc (self->tapped, self->tapped_cap * sizeof *self->tapped);
@@ -483,7 +786,11 @@ s_intake_malformed (server_t *self, zmq_msg_t *head, size_t nhead, bool more, s_
     metric_add (self->m_received, 1);
     metric_add (self->m_rejected[REJECT_REASON_COUNT], 1);
     s_tap_reject (self, "bad_frame", detail, raw, size);
-    log_warn ("intake.bad_frame", "detail=\"%s\"", detail);
+    //  A peer can send these as fast as it likes: the first, then one a
+    //  minute (the counter and the dead letters have them all)
+    uint64_t held;
+    if (log_allow ("intake.bad_frame", "", 60000, &held))
+        log_warn ("intake.bad_frame", "detail=\"%s\" repeated=%" PRIu64, detail, held);
     reply->malformed = true;
     reply->rejected = 1;
     snprintf (reply->reason, sizeof reply->reason, "%s", why ? why : "");
@@ -554,6 +861,7 @@ s_intake_message (server_t *self, s_reply_t *reply, size_t *bytes)
     reply->accepted = reply->rejected = 0;
     reply->malformed = false;
     reply->reason[0] = 0;
+    reply->fd = -1;
     bool more = zmq_msg_more (&self->frame);
     size_t nhead = 0;
     while (more && nhead < 3) {
@@ -561,6 +869,12 @@ s_intake_message (server_t *self, s_reply_t *reply, size_t *bytes)
             break;
         more = zmq_msg_more (&self->head[nhead]);
         *bytes += zmq_msg_size (&self->head[nhead]);
+        if (nhead == 0) {
+            //  The routing id frame is the ROUTER's own: the first frame
+            //  of the body carries the connection
+            reply->fd = zmq_msg_get (&self->head[0], ZMQ_SRCFD);
+            peers_touch (self->peers, reply->fd, util_mono_ms ());
+        }
         nhead++;
     }
     bool replay = nhead == 3 && s_msg_streq (&self->head[1], "REPLAY");
@@ -584,7 +898,7 @@ s_intake_message (server_t *self, s_reply_t *reply, size_t *bytes)
                 self->sessions[i].replay_seen = true; //  under state_lock (the round's)
     }
     size_t frames = 0, record_bytes = 0;
-    bool tap = self->tap_subscriptions > 0;
+    bool tap = s_tap_open (self), over = false;
     int rc = 1;
     while (more) {
         if (s_recv_part (self, &self->frame)) {
@@ -594,6 +908,15 @@ s_intake_message (server_t *self, s_reply_t *reply, size_t *bytes)
         more = zmq_msg_more (&self->frame);
         const void *data = zmq_msg_data (&self->frame);
         size_t size = zmq_msg_size (&self->frame);
+        if (frames >= self->config.max_batch_records ||
+            record_bytes + size > self->config.max_batch_bytes) {
+            //  libzmq held the whole message already; what ingestd does
+            //  with it stays bounded: the rest is one bad input.
+            over = true;
+            s_drain_parts (self, more);
+            more = false;
+            break;
+        }
         frames++;
         record_bytes += size;
         record_t record;
@@ -626,6 +949,18 @@ s_intake_message (server_t *self, s_reply_t *reply, size_t *bytes)
         return -1;
     }
     journal_count_received (self->journal, frames);
+    if (over) {
+        char why[160];
+        snprintf (why, sizeof why,
+                  "batch over max_batch_records (%zu) or max_batch_bytes (%" PRIu64
+                  "): the rest of it is refused",
+                  self->config.max_batch_records, self->config.max_batch_bytes);
+        uint32_t accepted = reply->accepted, rejected = reply->rejected;
+        if (s_intake_malformed (self, self->head, 0, false, reply, now, why))
+            return -1;
+        reply->accepted = accepted;
+        reply->rejected += rejected;
+    }
     if (replay)
         metric_add (self->m_replayed, reply->accepted);
     metric_add (self->m_received, frames);
@@ -637,26 +972,26 @@ s_intake_message (server_t *self, s_reply_t *reply, size_t *bytes)
 static void
 s_send_intake_reply (server_t *self, s_reply_t *reply)
 {
-    void *sock = zsock_resolve (self->intake);
     static const uint8_t seq0[8] = {0};
-    zmq_send (sock, reply->peer, reply->peer_size, ZMQ_SNDMORE);
-    zmq_send (sock, INTAKE_SIG, strlen (INTAKE_SIG), ZMQ_SNDMORE);
+    zmsg_t *out = zmsg_new ();
+    zmsg_addstr (out, INTAKE_SIG);
     if (reply->malformed) {
         char text[320] = "bad_frame: malformed intake message, see " INTAKE_SIG " in PROTOCOL.md";
         if (*reply->reason)
             snprintf (text, sizeof text, "bad_frame: %s", reply->reason);
-        zmq_send (sock, "ERROR", 5, ZMQ_SNDMORE);
-        zmq_send (sock, reply->has_seq ? reply->seq : seq0, 8, ZMQ_SNDMORE);
-        zmq_send (sock, text, strlen (text), 0);
+        zmsg_addstr (out, "ERROR");
+        zmsg_addmem (out, reply->has_seq ? reply->seq : seq0, 8);
+        zmsg_addstr (out, text);
     } else {
         uint8_t counts[8];
         util_put_be (counts, reply->accepted, 4);
         util_put_be (counts + 4, reply->rejected, 4);
-        zmq_send (sock, "ACK", 3, ZMQ_SNDMORE);
-        zmq_send (sock, reply->seq, 8, ZMQ_SNDMORE);
-        zmq_send (sock, counts, 4, ZMQ_SNDMORE);
-        zmq_send (sock, counts + 4, 4, 0);
+        zmsg_addstr (out, "ACK");
+        zmsg_addmem (out, reply->seq, 8);
+        zmsg_addmem (out, counts, 4);
+        zmsg_addmem (out, counts + 4, 4);
     }
+    s_route (self, PEERS_INTAKE, reply->peer, reply->peer_size, reply->fd, &out);
 }
 
 static void s_pump_all (server_t *self);
@@ -823,7 +1158,9 @@ s_pump (server_t *self, s_session_t *s)
     //  Bounded by the writer's window, not by a message count: a writer with
     //  a large batch must get it without waiting for the next poll round.
     while (s->peer && s->sent_upto < last) {
-        if (s->inflight_records >= s->window)
+        //  Credit in records, and in bytes: a window of small records is
+        //  not a window of 4 MiB ones
+        if (s->inflight_records >= s->window || s->inflight_bytes >= INFLIGHT_BYTES)
             return;
         //  An offset range with nothing for this writer also needs an ACK
         //  before it can be trimmed, but it costs no credit; still, do not
@@ -843,17 +1180,21 @@ s_pump (server_t *self, s_session_t *s)
         zmsg_pushmem (fill.msg, upto, 8);
         zmsg_pushstr (fill.msg, "DELIVER");
         zmsg_pushstr (fill.msg, DELIVERY_SIG);
-        zframe_t *peer = zframe_dup (s->peer);
-        zmsg_prepend (fill.msg, &peer);
-        zmsg_send (&fill.msg, self->delivery);
+        //  Not sent: the writer is gone or does not read (then it is
+        //  dropped); its session ends with its connection
+        if (!s_route (self, PEERS_DELIVERY, zframe_data (s->peer), zframe_size (s->peer),
+                      s->peer_fd, &fill.msg))
+            return;
         s->last_sent_ms = util_mono_ms ();
         if (s->ninflight == s->inflight_cap) {
             s->inflight_cap = s->inflight_cap ? s->inflight_cap * 2 : 16;
             s->inflight = realloc (s->inflight, s->inflight_cap * sizeof *s->inflight);
             assert (s->inflight);
         }
-        s->inflight[s->ninflight++] = (s_inflight_t){fill.upto, (uint32_t) fill.records};
+        s->inflight[s->ninflight++] =
+            (s_inflight_t){fill.upto, (uint32_t) fill.records, (uint32_t) fill.bytes};
         s->inflight_records += (uint32_t) fill.records;
+        s->inflight_bytes += fill.bytes;
         s->sent_upto = fill.upto;
         metric_add (s->m_delivered, fill.records);
     }
@@ -867,15 +1208,13 @@ s_pump_all (server_t *self)
 }
 
 static void
-s_delivery_reply (server_t *self, zframe_t *peer, const char *command, const char *text)
+s_delivery_reply (server_t *self, zframe_t *peer, int fd, const char *command, const char *text)
 {
     zmsg_t *out = zmsg_new ();
-    zframe_t *to = zframe_dup (peer);
-    zmsg_append (out, &to);
     zmsg_addstr (out, DELIVERY_SIG);
     zmsg_addstr (out, command);
     zmsg_addstr (out, text);
-    zmsg_send (&out, self->delivery);
+    s_route (self, PEERS_DELIVERY, zframe_data (peer), zframe_size (peer), fd, &out);
 }
 
 static s_session_t *
@@ -917,7 +1256,7 @@ s_refuse_pending (server_t *self, s_session_t *s)
               "writer name \"%s\" is held by live instance %s (heard from %.1fs ago, after this "
               "HELLO); one writer per name: stop one of them",
               s->name, s_shown (s->instance), (double) heard_ms / 1000.0);
-    s_delivery_reply (self, s->pending_peer, "ERROR", text);
+    s_delivery_reply (self, s->pending_peer, s->pending_fd, "ERROR", text);
     metric_add (s->m_refused, 1);
     log_error ("delivery.writer_refused",
                "writer=%s instance=%s holder=%s holder_heard_ms=%" PRId64 " waited_ms=%" PRId64,
@@ -952,17 +1291,16 @@ s_welcome (server_t *self, s_session_t *s, zframe_t *peer, int fd, const char *i
     s->sent_upto = journal_cursor (self->journal, s->index) - 1;
     s->ninflight = 0;
     s->inflight_records = 0;
+    s->inflight_bytes = 0;
     s->last_heard_ms = util_mono_ms ();
     zmsg_t *out = zmsg_new ();
-    zframe_t *to = zframe_dup (peer);
-    zmsg_append (out, &to);
     zmsg_addstr (out, DELIVERY_SIG);
     zmsg_addstr (out, "WELCOME");
     zmsg_addmem (out, journal_id (self->journal), JOURNAL_ID_SIZE);
     uint8_t cursor[8];
     util_put_be (cursor, s->sent_upto + 1, 8);
     zmsg_addmem (out, cursor, 8);
-    zmsg_send (&out, self->delivery);
+    s_route (self, PEERS_DELIVERY, zframe_data (peer), zframe_size (peer), fd, &out);
     metric_set (s->m_connected, 1);
     log_info ("delivery.hello", "writer=%s instance=%s cursor=%" PRIu64 " window=%u", s->name,
               s_shown (instance), s->sent_upto + 1, s->window);
@@ -986,24 +1324,73 @@ s_expire_holder (server_t *self, s_session_t *s)
     zframe_destroy (&peer);
 }
 
+//  A malformed delivery message or a HELLO for no configured writer: the
+//  first is logged, then one a minute (a peer decides how many come).
+static void
+s_delivery_bad (server_t *self, zframe_t *peer, int fd, const char *what, const char *detail)
+{
+    metric_add (self->m_bad_messages, 1);
+    uint64_t held;
+    if (log_allow ("delivery.bad_message", "", 60000, &held))
+        log_warn ("delivery.bad_message", "what=%s detail=\"%s\" repeated=%" PRIu64, what, detail,
+                  held);
+    if (peer)
+        s_delivery_reply (self, peer, fd, "RESET", detail);
+}
+
+//  A writer name as it must be on the wire: 1..WRITER_NAME_MAX printable
+//  characters, no blanks, quotes, backslashes or NULs ("archive\0evil" is
+//  not "archive"). Whether it is configured is asked after.
+#define WRITER_NAME_MAX 32
+static bool
+s_writer_name_ok (zframe_t *frame)
+{
+    size_t size = zframe_size (frame);
+    const uint8_t *data = zframe_data (frame);
+    if (size == 0 || size > WRITER_NAME_MAX)
+        return false;
+    for (size_t i = 0; i < size; i++)
+        if (data[i] <= 0x20 || data[i] >= 0x7f || data[i] == '"' || data[i] == '\\')
+            return false;
+    return true;
+}
+
 static void
 s_handle_hello (server_t *self, zframe_t *peer, int fd, zmsg_t *msg)
 {
     zframe_t *name_frame = zmsg_next (msg), *window_frame = zmsg_next (msg);
     if (!name_frame || !window_frame || zframe_size (window_frame) != 4) {
-        s_delivery_reply (self, peer, "RESET", "malformed HELLO");
+        s_delivery_bad (self, peer, fd, "hello", "malformed HELLO");
+        return;
+    }
+    if (!s_writer_name_ok (name_frame)) {
+        //  In hex: the name may hold a NUL, which no %s shows
+        char hex[2 * WRITER_NAME_MAX + 1];
+        size_t shown =
+            zframe_size (name_frame) < WRITER_NAME_MAX ? zframe_size (name_frame) : WRITER_NAME_MAX;
+        util_hex (zframe_data (name_frame), shown, hex);
+        char detail[256];
+        snprintf (detail, sizeof detail,
+                  "malformed HELLO: a writer name is 1..%d printable characters without blanks "
+                  "(got %zu bytes, hex %s%s)",
+                  WRITER_NAME_MAX, zframe_size (name_frame), hex,
+                  shown < zframe_size (name_frame) ? "..." : "");
+        s_delivery_bad (self, peer, fd, "writer_name", detail);
         return;
     }
     //  Optional: a writer of before instance ids sends three frames.
     char instance[INSTANCE_MAX];
     s_instance (zmsg_next (msg), instance, sizeof instance);
     uint32_t window = (uint32_t) util_get_be (zframe_data (window_frame), 4);
+    //  A window is what ingestd agrees to hold for the writer
+    if (window > self->config.window_max)
+        window = self->config.window_max;
     char *name = zframe_strdup (name_frame);
     //  CURVE lets any writer key in on delivery: the name must be its own
     char refusal[256];
     if (!curve_server_writer_allowed_meta (self->config.curve, self->peer_key, self->peer_writers,
                                            name, refusal, sizeof refusal)) {
-        s_delivery_reply (self, peer, "RESET", refusal);
+        s_delivery_reply (self, peer, fd, "RESET", refusal);
         free (name);
         return;
     }
@@ -1014,19 +1401,37 @@ s_handle_hello (server_t *self, zframe_t *peer, int fd, zmsg_t *msg)
     if (!s) {
         char text[256];
         snprintf (text, sizeof text, "writer \"%.64s\" is not configured in ingestd.writers", name);
-        //  The writer says HELLO every second until it is configured here
+        //  The writer says HELLO every second until it is configured here;
+        //  one key for every name, so that a peer inventing names gets no
+        //  more lines than one that repeats one
+        metric_add (self->m_bad_messages, 1);
         uint64_t held;
-        if (log_allow ("delivery.unknown_writer", name, 60000, &held))
+        if (log_allow ("delivery.unknown_writer", "", 60000, &held))
             log_warn ("delivery.unknown_writer",
                       "writer=%.64s configured=%s repeated=%" PRIu64
                       " hint=\"add it to ingestd.writers (and restart ingestd), or stop that "
                       "writer\"",
                       name, self->writers_text, held);
-        s_delivery_reply (self, peer, "RESET", text);
+        s_delivery_reply (self, peer, fd, "RESET", text);
         free (name);
         return;
     }
     free (name);
+    //  A HELLO again on the connection that holds the name, with records in
+    //  flight to it: the WELCOME it waits for is on its way. Welcoming it
+    //  again would send everything in flight once more, per HELLO.
+    if (s->peer && zframe_eq (s->peer, peer) && s->ninflight > 0) {
+        metric_add (self->m_hello_ignored, 1);
+        s->window = window;
+        s->last_heard_ms = util_mono_ms ();
+        uint64_t held;
+        if (log_allow ("delivery.hello_again", s->name, 60000, &held))
+            log_info ("delivery.hello_again",
+                      "writer=%s instance=%s inflight=%zu repeated=%" PRIu64
+                      " why=\"a HELLO on a welcomed connection; nothing is sent again\"",
+                      s->name, s_shown (instance), s->ninflight, held);
+        return;
+    }
     //  The same connection (HELLO after RESET), the same instance on a new
     //  connection (reconnected), or a holder silent for the timeout (crashed,
     //  killed, partitioned): the name is this writer's.
@@ -1056,19 +1461,23 @@ s_handle_hello (server_t *self, zframe_t *peer, int fd, zmsg_t *msg)
 }
 
 static void
-s_handle_ack (server_t *self, zframe_t *peer, zmsg_t *msg)
+s_handle_ack (server_t *self, zframe_t *peer, int fd, zmsg_t *msg)
 {
     s_session_t *s = s_session_by_peer (self, peer);
     if (!s) {
-        s_delivery_reply (self, peer, "RESET", "unknown connection, send HELLO");
+        s_delivery_reply (self, peer, fd, "RESET", "unknown connection, send HELLO");
         return;
     }
     zframe_t *upto_frame = zmsg_next (msg), *window_frame = zmsg_next (msg);
     if (!upto_frame || zframe_size (upto_frame) != 8 || !window_frame ||
-        zframe_size (window_frame) != 4)
+        zframe_size (window_frame) != 4) {
+        s_delivery_bad (self, NULL, fd, "ack", "malformed ACK");
         return;
+    }
     uint64_t upto = util_get_be (zframe_data (upto_frame), 8);
     s->window = (uint32_t) util_get_be (zframe_data (window_frame), 4);
+    if (s->window > self->config.window_max)
+        s->window = self->config.window_max;
     s->last_heard_ms = util_mono_ms ();
     if (s->pending_peer)
         s_refuse_pending (self, s); //  the holder is alive
@@ -1078,9 +1487,12 @@ s_handle_ack (server_t *self, zframe_t *peer, zmsg_t *msg)
     if (upto + 1 <= journal_cursor (self->journal, s->index))
         return;
     size_t done = 0;
-    uint64_t records = 0;
-    while (done < s->ninflight && s->inflight[done].upto <= upto)
+    uint64_t records = 0, bytes = 0;
+    while (done < s->ninflight && s->inflight[done].upto <= upto) {
+        bytes += s->inflight[done].bytes;
         records += s->inflight[done++].records;
+    }
+    s->inflight_bytes -= bytes;
     memmove (s->inflight, s->inflight + done, (s->ninflight - done) * sizeof *s->inflight);
     s->ninflight -= done;
     s->inflight_records -= (uint32_t) records;
@@ -1141,6 +1553,7 @@ s_recv_delivery (server_t *self, int *fd)
     zmq_msg_t part;
     zmq_msg_init (&part);
     bool more = true;
+    size_t parts = 0;
     while (more) {
         int rc;
         while ((rc = zmq_msg_recv (&part, sock, 0)) < 0 && zmq_errno () == EINTR)
@@ -1158,8 +1571,12 @@ s_recv_delivery (server_t *self, int *fd)
                 self->config.curve ? zmq_msg_gets (&part, CURVE_WRITERS_PROPERTY) : NULL;
             snprintf (self->peer_key, sizeof self->peer_key, "%s", key ? key : "");
             snprintf (self->peer_writers, sizeof self->peer_writers, "%s", writers ? writers : "");
+            peers_touch (self->peers, *fd, util_mono_ms ());
         }
-        zmsg_addmem (msg, zmq_msg_data (&part), zmq_msg_size (&part));
+        //  Frames past what any command has are read past, not kept: a
+        //  message of many frames costs no more than a short one here.
+        if (++parts <= DELIVERY_FRAMES)
+            zmsg_addmem (msg, zmq_msg_data (&part), zmq_msg_size (&part));
         more = zmq_msg_more (&part);
     }
     zmq_msg_close (&part);
@@ -1169,16 +1586,10 @@ s_recv_delivery (server_t *self, int *fd)
 //  A delivery connection closed: if it held a writer name, the session is
 //  over (a HELLO waiting takes over now); a waiting HELLO on it is dropped.
 static void
-s_delivery_disconnected (server_t *self)
+s_delivery_disconnected (server_t *self, uint32_t value)
 {
-    zmsg_t *event = zmsg_recv (self->monitor);
-    zframe_t *head = event ? zmsg_first (event) : NULL;
-    if (head && zframe_size (head) == 6) {
-        uint16_t id;
-        uint32_t value;
-        memcpy (&id, zframe_data (head), 2);
-        memcpy (&value, zframe_data (head) + 2, 4);
-        for (size_t i = 0; id == ZMQ_EVENT_DISCONNECTED && i < self->nsessions; i++) {
+    {
+        for (size_t i = 0; i < self->nsessions; i++) {
             s_session_t *s = &self->sessions[i];
             //  The kernel reuses descriptors: when the holder and a waiting
             //  HELLO share this one, the closed connection is the older, the
@@ -1193,7 +1604,58 @@ s_delivery_disconnected (server_t *self)
                 zframe_destroy (&s->pending_peer);
         }
     }
+}
+
+//  A connection of socket `which` accepted, closed, or not accepted.
+static void
+s_monitor_event (server_t *self, peers_socket_t which)
+{
+    zmsg_t *event = zmsg_recv_nowait (self->monitors[which]);
+    zframe_t *head = event ? zmsg_first (event) : NULL;
+    if (!head || zframe_size (head) != 6) {
+        zmsg_destroy (&event);
+        return;
+    }
+    uint16_t id;
+    uint32_t value;
+    memcpy (&id, zframe_data (head), 2);
+    memcpy (&value, zframe_data (head) + 2, 4);
     zmsg_destroy (&event);
+    uint64_t held;
+    if (id == ZMQ_EVENT_ACCEPTED) {
+        int dropped = peers_accepted (self->peers, which, (int) value, util_mono_ms ());
+        if (dropped >= 0 && log_allow ("ingestd.connection_limit", "", 60000, &held))
+            log_warn ("ingestd.connection_limit",
+                      "socket=%s limit=%zu repeated=%" PRIu64
+                      " why=\"the idlest connection was closed for a new one\" "
+                      "hint=\"many idle peers: a client leaking connections, or an attack; "
+                      "max_connections\"",
+                      peers_socket_name (which), peers_limit (self->peers), held);
+    } else if (id == ZMQ_EVENT_DISCONNECTED) {
+        peers_closed (self->peers, (int) value);
+        if (which == PEERS_DELIVERY)
+            s_delivery_disconnected (self, value);
+        else if (which == PEERS_TAP && peers_count (self->peers, PEERS_TAP) == 0) {
+            self->tap_subscribes = 0; //  no one left: their subscriptions are gone
+            metric_set (self->m_tap_subscribers, 0);
+        }
+    } else if (id == ZMQ_EVENT_ACCEPT_FAILED) {
+        //  libzmq retries a failed accept at once, and again, while the
+        //  listening socket has a connection waiting: out of descriptors
+        //  that spins. Closing the idlest connection ends it.
+        metric_add (self->m_accept_failed, 1);
+        bool freed = (value == EMFILE || value == ENFILE) &&
+                     peers_drop_idlest (self->peers, PEERS_FD_SHORTAGE);
+        if (log_allow ("ingestd.accept_failed", "", 60000, &held))
+            log_error ("ingestd.accept_failed",
+                       "socket=%s error=\"%s\" connections=%zu freed=%s repeated=%" PRIu64
+                       " hint=\"raise the descriptor limit or lower max_connections\"",
+                       peers_socket_name (which), strerror ((int) value),
+                       peers_count (self->peers, PEERS_INTAKE) +
+                           peers_count (self->peers, PEERS_DELIVERY) +
+                           peers_count (self->peers, PEERS_TAP),
+                       freed ? "yes" : "no", held);
+    }
 }
 
 static void
@@ -1207,13 +1669,13 @@ s_delivery_round (server_t *self)
         zframe_t *peer = zmsg_pop (msg);
         zframe_t *sig = zmsg_first (msg), *cmd = zmsg_next (msg);
         if (!peer || !sig || !cmd || !zframe_streq (sig, DELIVERY_SIG))
-            log_warn ("delivery.bad_message", "frames=%zu", zmsg_size (msg));
+            s_delivery_bad (self, NULL, fd, "signature", "not an " DELIVERY_SIG " message");
         else if (zframe_streq (cmd, "HELLO"))
             s_handle_hello (self, peer, fd, msg);
         else if (zframe_streq (cmd, "ACK"))
-            s_handle_ack (self, peer, msg);
+            s_handle_ack (self, peer, fd, msg);
         else
-            log_warn ("delivery.unknown_command", "frames=%zu", zmsg_size (msg));
+            s_delivery_bad (self, NULL, fd, "command", "unknown command");
         zframe_destroy (&peer);
         zmsg_destroy (&msg);
     }
@@ -1249,12 +1711,11 @@ s_housekeep (server_t *self)
             uint8_t cursor[8];
             util_put_be (cursor, journal_cursor (self->journal, s->index), 8);
             zmsg_t *out = zmsg_new ();
-            zframe_t *to = zframe_dup (s->peer);
-            zmsg_append (out, &to);
             zmsg_addstr (out, DELIVERY_SIG);
             zmsg_addstr (out, "HEARTBEAT");
             zmsg_addmem (out, cursor, 8);
-            zmsg_send (&out, self->delivery);
+            s_route (self, PEERS_DELIVERY, zframe_data (s->peer), zframe_size (s->peer), s->peer_fd,
+                     &out);
             s->last_sent_ms = now_ms;
         }
         metric_set (s->m_connected, alive ? 1 : 0);
@@ -1269,6 +1730,19 @@ s_housekeep (server_t *self)
                       self->config.dead_retain_ms, journal_dead_count (self->journal));
         }
         self->last_dead_expire_ms = now_ms;
+    }
+    //  Collectors and writers that went quiet give their descriptors back
+    //  (a collector reconnects when it has something to send); tap
+    //  subscribers only read, and are bounded by the connection limit.
+    int64_t quiet_since = now_ms - self->config.idle_timeout_ms;
+    peers_drop_silent (self->peers, PEERS_INTAKE, quiet_since, false, PEERS_IDLE);
+    peers_drop_silent (self->peers, PEERS_DELIVERY, quiet_since, false, PEERS_IDLE);
+    for (int k = 0; k < PEERS_SOCKETS; k++)
+        metric_set (self->m_connections[k], (double) peers_count (self->peers, k));
+    for (int r = 0; r < PEERS_REASONS; r++) {
+        uint64_t dropped = peers_dropped (self->peers, r);
+        metric_add (self->m_dropped[r], dropped - self->dropped_seen[r]);
+        self->dropped_seen[r] = dropped;
     }
     self->last_housekeep_ms = now_ms;
 }
@@ -1293,10 +1767,13 @@ server_run (server_t *self)
                 log_info ("intake.resumed", "journal_bytes=%" PRIu64 " limit=%" PRIu64,
                           journal_bytes (self->journal), self->config.journal_max);
         }
-        zmq_pollitem_t items[] = {{zsock_resolve (self->delivery), 0, ZMQ_POLLIN, 0},
-                                  {zsock_resolve (self->tap), 0, ZMQ_POLLIN, 0},
-                                  {zsock_resolve (self->monitor), 0, ZMQ_POLLIN, 0},
-                                  {zsock_resolve (self->intake), 0, ZMQ_POLLIN, 0}};
+        zmq_pollitem_t items[] = {
+            {zsock_resolve (self->delivery), 0, ZMQ_POLLIN, 0},
+            {zsock_resolve (self->tap), 0, ZMQ_POLLIN, 0},
+            {zsock_resolve (self->monitors[PEERS_INTAKE]), 0, ZMQ_POLLIN, 0},
+            {zsock_resolve (self->monitors[PEERS_DELIVERY]), 0, ZMQ_POLLIN, 0},
+            {zsock_resolve (self->monitors[PEERS_TAP]), 0, ZMQ_POLLIN, 0},
+            {zsock_resolve (self->intake), 0, ZMQ_POLLIN, 0}};
         //  While the journal is full or faulted intake is not read: no ACKs
         //  go out and the collectors wait (backpressure).
         long timeout = HOUSEKEEP_MS;
@@ -1304,17 +1781,25 @@ server_run (server_t *self)
             int64_t probe_in = self->last_probe_ms + PROBE_MS - util_mono_ms ();
             timeout = probe_in < 0 ? 0 : probe_in < timeout ? (long) probe_in : timeout;
         }
-        int rc = zmq_poll (items, hold ? 3 : 4, timeout);
+        if (timeout > MEMORY_CHECK_MS)
+            timeout = MEMORY_CHECK_MS;
+        int rc = zmq_poll (items, hold ? 5 : 6, timeout);
         if (rc < 0)
             continue;
-        if (items[2].revents & ZMQ_POLLIN)
-            s_delivery_disconnected (self);
+        //  Connections first: a drop decided below must know them
+        for (int k = 0; k < PEERS_SOCKETS; k++)
+            for (int n = 0; n < 1000 && (items[2 + k].revents & ZMQ_POLLIN) &&
+                            (zsock_events (self->monitors[k]) & ZMQ_POLLIN);
+                 n++)
+                s_monitor_event (self, (peers_socket_t) k);
         if (items[1].revents & ZMQ_POLLIN)
             s_tap_subscriptions (self);
         if (items[0].revents & ZMQ_POLLIN)
             s_delivery_round (self);
-        if (!hold && (items[3].revents & ZMQ_POLLIN))
+        if (!hold && (items[5].revents & ZMQ_POLLIN))
             s_intake_round (self);
+        if (util_mono_ms () - self->last_memory_ms >= MEMORY_CHECK_MS)
+            s_check_memory (self);
         if (self->fault != JOURNAL_OK && util_mono_ms () - self->last_probe_ms >= PROBE_MS)
             s_probe (self);
         if (util_mono_ms () - self->last_housekeep_ms >= HOUSEKEEP_MS) {
@@ -1410,6 +1895,13 @@ server_test (bool verbose)
                               bad,
                               record_default_limits,
                               NULL,
+                              0,
+                              0,
+                              0,
+                              0,
+                              0,
+                              0,
+                              0,
                               0,
                               0,
                               0};

@@ -32,7 +32,22 @@ typedef struct {
     int64_t session_timeout_ms;
     uint64_t journal_map_size; //  LMDB map; 0 = 2 x journal_max + 1 GiB
     int64_t dead_retain_ms;    //  dead letters older than this go; 0 = kept
+    //  Bounds on what peers may make ingestd hold (0 = the default below)
+    uint32_t window_max;      //  a writer's credit is capped to this many records
+    size_t max_batch_records; //  record frames of one intake message
+    uint64_t max_batch_bytes; //  bytes of one intake message
+    size_t max_connections;   //  over all sockets; 0 = the fd limit less a reserve, at most 4096
+    int64_t idle_timeout_ms;  //  intake and delivery connections silent this long are closed
+    uint64_t memory_max;      //  over this, connections without a recent whole message go
+    uint64_t tap_budget;      //  bytes queued to one tap subscriber at most
 } server_config_t;
+
+#define SERVER_WINDOW_MAX      100000
+#define SERVER_BATCH_RECORDS   100000
+#define SERVER_BATCH_BYTES     (64ULL << 20)
+#define SERVER_MEMORY_MAX      (1ULL << 30)
+#define SERVER_TAP_BUDGET      (256ULL << 20)
+#define SERVER_IDLE_TIMEOUT_MS (10 * 60 * 1000)
 
 typedef struct _server_t server_t;
 

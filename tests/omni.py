@@ -36,10 +36,20 @@ def binary(name):
     return path
 
 
+_ports_given = set()
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free port, never one given before in this process: the kernel may
+    hand the same ephemeral port to two calls in a row (a Pipeline takes
+    four), and then two daemons' binds collide."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _ports_given:
+            _ports_given.add(port)
+            return port
 
 
 def http_get(url, timeout=5):
@@ -88,6 +98,7 @@ class Daemon:
         self.env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0:exitcode=86")
         self.proc = None
         self.starts = 0
+        self.preexec = None  # run in the child before exec (e.g. a lower rlimit)
 
     def start(self, wait=True):
         self.starts += 1
@@ -95,7 +106,7 @@ class Daemon:
         log.write(f"---- start {self.starts}: {' '.join(self.args)}\n")
         log.flush()
         self.proc = subprocess.Popen(self.args, stdout=log, stderr=log, env=self.env,
-                                     cwd=os.path.dirname(self.log_path))
+                                     cwd=os.path.dirname(self.log_path), preexec_fn=self.preexec)
         log.close()
         if wait:
             self.wait_ready()
@@ -312,6 +323,33 @@ class IntakeClient:
 
     def close(self):
         self.sock.close(0)
+
+
+class Tap:
+    """A real omni-tap process; what it prints goes to a file."""
+
+    def __init__(self, workdir, name, endpoint, *args):
+        self.out_path = os.path.join(workdir, f"tap-{name}.out")
+        self.err_path = os.path.join(workdir, f"tap-{name}.err")
+        with open(self.out_path, "w") as out, open(self.err_path, "w") as err:
+            self.proc = subprocess.Popen([binary("omni-tap"), f"--endpoint={endpoint}", *args],
+                                         stdout=out, stderr=err)
+
+    def subscribed(self):
+        with open(self.err_path) as f:
+            return "event=tap.subscribed" in f.read()
+
+    def text(self):
+        with open(self.out_path) as f:
+            return f.read()
+
+    def lines(self):
+        return [json.loads(line) for line in self.text().splitlines() if line.strip()]
+
+    def stop(self, sig=signal.SIGINT):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        return self.proc.wait(10)
 
 
 class WriterClient:

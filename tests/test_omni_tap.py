@@ -12,32 +12,7 @@ import sys
 
 import msgpack
 
-from omni import binary, wait_until
-
-
-class Tap:
-    def __init__(self, workdir, name, endpoint, *args):
-        self.out_path = os.path.join(workdir, f"tap-{name}.out")
-        self.err_path = os.path.join(workdir, f"tap-{name}.err")
-        with open(self.out_path, "w") as out, open(self.err_path, "w") as err:
-            self.proc = subprocess.Popen([binary("omni-tap"), f"--endpoint={endpoint}", *args],
-                                         stdout=out, stderr=err)
-
-    def subscribed(self):
-        with open(self.err_path) as f:
-            return "event=tap.subscribed" in f.read()
-
-    def text(self):
-        with open(self.out_path) as f:
-            return f.read()
-
-    def lines(self):
-        return [json.loads(line) for line in self.text().splitlines() if line.strip()]
-
-    def stop(self, sig=signal.SIGINT):
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        return self.proc.wait(10)
+from omni import Tap, binary, wait_until
 
 
 def loadgen(p, *args):

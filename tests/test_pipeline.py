@@ -150,7 +150,8 @@ def test_bad_input_rejected_good_input_arrives(pipeline, workdir):
         "not_msgpack": [b"\xc1" + os.urandom(64), rec()[:-5]],  # garbage, truncated
         "bad_body": [rec(body={"name": 3, "value": 1.0})],
         "bad_version": [rec(v=99)],
-        "too_large": [b"\xc6" + (100 << 20).to_bytes(4, "big") + b"\0" * (100 << 20)],
+        # over max_record_size, under the frame limit (max_record_size + 64 KiB)
+        "too_large": [b"\xc6" + ((4 << 20) + 1024).to_bytes(4, "big") + b"\0" * ((4 << 20) + 1024)],
         "too_deep": [b"\x81\xa4body" + deep],
         "unknown_kind": [rec(kind="no.such.kind")],
     }

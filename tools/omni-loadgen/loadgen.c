@@ -113,7 +113,7 @@ loadgen_new (const loadgen_config_t *config, synth_t *synth, char *error, size_t
                               config->curve};
     for (size_t i = 0; i < config->nbad; i++)
         if (config->bad[i] == SYNTH_BAD_HUGE && intake.window != 1) {
-            //  Every 100 MiB input is held until acknowledged, and copied
+            //  Every huge input is held until acknowledged, and copied
             //  once more on its way out: one in flight at a time.
             intake.window = 1;
             log_info ("loadgen.window", "window=1 reason=\"huge inputs\"");

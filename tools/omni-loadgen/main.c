@@ -67,7 +67,7 @@ main (int argc, char **argv)
          "write the records (concatenated msgpack) to this file instead of sending them", &dump},
         {"bad", CONFIG_LIST, NULL,
          "send bad inputs instead, these modes in turn: garbage, truncated, wrong-types, "
-         "bad-version, deep, huge (100 MiB), or all",
+         "bad-version, deep, huge (4 MiB + 16 KiB), or all",
          &bad},
         {"preencode", CONFIG_BOOL, "false",
          "build every record before sending (benchmarks: seconds and rate then cover the "

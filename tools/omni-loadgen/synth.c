@@ -58,7 +58,7 @@ struct _synth_t {
     uint8_t last_id[RECORD_ID_SIZE];
     msgpack_sbuffer bad; //  the last bad input
     msgpack_packer bad_pk;
-    msgpack_sbuffer huge; //  the 100 MiB input, built once
+    msgpack_sbuffer huge; //  the too large input, built once
     msgpack_packer huge_pk;
 };
 

@@ -24,7 +24,7 @@
 
 //  Event time of record index i: SYNTH_T0 + i ms + (seed mod 10^6) ns.
 #define SYNTH_T0        1700000000000000000LL
-#define SYNTH_HUGE_SIZE (100u << 20)
+#define SYNTH_HUGE_SIZE ((4u << 20) + (16u << 10)) //  over max_record_size, under its frame limit
 
 typedef struct {
     const char *kind; //  metric | git.commit | ci.test | ci.build | code.stats | mix
@@ -42,7 +42,7 @@ typedef enum {
     SYNTH_BAD_WRONG_TYPES, //  a metric with body.value a string       -> bad_body
     SYNTH_BAD_VERSION,     //  a metric with v = 99                    -> bad_version
     SYNTH_BAD_DEEP,        //  a body nested 100 levels                -> too_deep
-    SYNTH_BAD_HUGE,        //  a 100 MiB record                        -> too_large
+    SYNTH_BAD_HUGE,        //  a record of 4 MiB + 16 KiB              -> too_large
     SYNTH_BAD_COUNT
 } synth_bad_t;
 
