@@ -19,7 +19,7 @@
     a '/') is in --exclude-dir (default vendor, node_modules, third_party,
     third-party, thirdparty, bower_components, dist, build, .git, .hg, .svn,
     __pycache__, .venv, venv, .tox); symbolic links, submodules, binary
-    files and files of no known language. Identical files count each time
+    files, empty files and files of no known language. Identical files count each time
     (cloc counts them once unless --skip-uniqueness).
 
     src: --source, else as the git collector's (the repository's absolute
