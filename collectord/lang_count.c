@@ -117,10 +117,50 @@ s_search (const regex_t *re, const char *s, size_t n, size_t from, size_t *so, s
     return true;
 }
 
+//  Whether a pattern can match the newline itself (a negated bracket or
+//  \s): cloc's lines carry theirs, so "x {" matches Pascal's \{[^$] and a
+//  lone "#" gettext's ^\s*#[^,]
 static bool
-s_match (int index, const char *s, size_t n)
+s_newline_matters (const char *pattern)
 {
-    return s_search (s_re (index), s, n, 0, NULL, NULL);
+    return strstr (pattern, "[^") || strstr (pattern, "[[:space:]]");
+}
+
+//  s_search on a line as cloc sees it: with its newline when `nl` (the
+//  match clipped to the line)
+static bool
+s_search_line (const regex_t *re, const char *pattern, const char *s, size_t n, bool nl,
+               size_t from, size_t *so, size_t *eo)
+{
+    size_t a = 0, b = 0;
+    if (s_search (re, s, n, from, &a, &b)) {
+        if (so)
+            *so = a;
+        if (eo)
+            *eo = b;
+        return true;
+    }
+    if (!nl || !s_newline_matters (pattern))
+        return false;
+    char small[512];
+    char *buf = n + 1 <= sizeof small ? small : malloc (n + 1);
+    assert (buf);
+    memcpy (buf, s, n);
+    buf[n] = '\n';
+    bool hit = s_search (re, buf, n + 1, from, &a, &b);
+    if (buf != small)
+        free (buf);
+    if (hit && so)
+        *so = a < n ? a : n;
+    if (hit && eo)
+        *eo = b < n ? b : n;
+    return hit;
+}
+
+static bool
+s_match (int index, const char *s, size_t n, bool nl)
+{
+    return s_search_line (s_re (index), s_regex_src[index], s, n, nl, 0, NULL, NULL);
 }
 
 //  ---------------------------------------------------------------------------
@@ -312,6 +352,12 @@ static const char *const s_decide_src[] = {
     "xmlns:artifact=\"antlib:org.apache.maven.artifact.ant\"",
 #define D_XML_FIRST 54
     "<[?]xml[[:space:]]",
+#define D_PAS_CONST 55
+    "\\bconstant[[:space:]]+",
+#define D_PAS_ENDDOT 56
+    "end[.][[:space:]]*$",
+#define D_PAS_UNIT 57
+    "^[[:space:]]*(interface|implementation)[[:space:]]+",
 };
 
 static regex_t s_decide[S_COUNT (s_decide_src)];
@@ -321,7 +367,8 @@ static bool s_decide_ready[S_COUNT (s_decide_src)];
 static bool
 s_decide_icase (int index)
 {
-    return (index >= D_PAS_WORDS && index <= D_PAS_END) || index == D_PHP_SCRIPT;
+    return (index >= D_PAS_WORDS && index <= D_PAS_END) || index >= D_PAS_CONST ||
+           index == D_PHP_SCRIPT;
 }
 
 static bool
@@ -334,7 +381,8 @@ s_d (int index, const s_iter_t *it)
         (void) rc;
         s_decide_ready[index] = true;
     }
-    return s_search (&s_decide[index], it->s, it->n, 0, NULL, NULL);
+    return s_search_line (&s_decide[index], s_decide_src[index], it->s, it->n,
+                          it->s + it->n < it->end, 0, NULL, NULL);
 }
 
 static bool
@@ -442,7 +490,7 @@ s_decide_lang (const char *which, const char *data, size_t len)
             asp |= s_has (&it, "<%") ? 1 : 0;
             asp |= s_has (&it, "%>") && (asp & 1) ? 2 : 0;
             pascal |= s_d (D_PAS_WORDS, &it) || s_d (D_PAS_PROC, &it) || s_d (D_PAS_FUNC, &it) ||
-                      s_d (D_PAS_IFACE, &it);
+                      s_d (D_PAS_UNIT, &it) || s_d (D_PAS_CONST, &it) || s_d (D_PAS_ENDDOT, &it);
         }
         return normal == 3 || script == 3 || asp == 3 ? "PHP" : pascal ? "Pascal" : NULL;
     }
@@ -687,12 +735,12 @@ s_add (s_buf_t *b, const char *s, size_t n)
 }
 
 static bool
-s_cont (const lang_t *lang, const s_line_t *line)
+s_cont (const lang_t *lang, const s_line_t *line, bool nl)
 {
     if (lang->cont == CONT_BACKSLASH)
         return line->n && line->s[line->n - 1] == '\\';
     if (lang->cont == CONT_REGEX)
-        return s_match (lang->cont_re, line->s, line->n);
+        return s_match (lang->cont_re, line->s, line->n, nl);
     return false;
 }
 
@@ -705,7 +753,7 @@ s_drop_blank (const lang_t *lang, s_lines_t *l)
     s_line_t prev = {NULL, 0};
     for (size_t i = 0; i < l->n; i++) {
         s_line_t line = l->v[i];
-        if (!(s_blank (line.s, line.n) && !(i && s_cont (lang, &prev))))
+        if (!(s_blank (line.s, line.n) && !(i && s_cont (lang, &prev, l->nl))))
             l->v[k++] = line;
         prev = line;
     }
@@ -817,7 +865,7 @@ typedef struct {
 } s_marks_t;
 
 static bool
-s_mark (const s_marks_t *m, int which, const char *s, size_t n, size_t from, size_t *so,
+s_mark (const s_marks_t *m, int which, const char *s, size_t n, bool nl, size_t from, size_t *so,
         size_t *eo)
 {
     if (m->lit[which]) {
@@ -828,7 +876,8 @@ s_mark (const s_marks_t *m, int which, const char *s, size_t n, size_t from, siz
         *eo = *so + strlen (m->lit[which]);
         return true;
     }
-    return s_search (s_re (m->re[which]), s, n, from, so, eo);
+    int re = m->re[which];
+    return s_search_line (s_re (re), s_regex_src[re], s, n, nl, from, so, eo);
 }
 
 static void
@@ -845,8 +894,8 @@ s_between (s_lines_t *in, s_lines_t *out, const s_marks_t *m)
         b.size = 0;
         size_t at = 0, so, eo, so2, eo2;
         bool changed = false;
-        while (s_mark (m, 0, s, n, at, &so, &eo)) {
-            if (s_mark (m, 1, s, n, eo, &so2, &eo2)) {
+        while (s_mark (m, 0, s, n, in->nl, at, &so, &eo)) {
+            if (s_mark (m, 1, s, n, in->nl, eo, &so2, &eo2)) {
                 s_add (&b, s + at, so - at);
                 at = eo2;
                 changed = true;
@@ -863,7 +912,7 @@ s_between (s_lines_t *in, s_lines_t *out, const s_marks_t *m)
         if (s_blank (s, n))
             continue;
         if (in_comment) {
-            if (s_mark (m, 1, s, n, 0, &so, &eo)) {
+            if (s_mark (m, 1, s, n, in->nl, 0, &so, &eo)) {
                 s += eo;
                 n -= eo;
                 in_comment = false;
@@ -872,7 +921,7 @@ s_between (s_lines_t *in, s_lines_t *out, const s_marks_t *m)
         }
         if (s_blank (s, n))
             continue;
-        if (s_mark (m, 0, s, n, 0, &so, &eo)) {
+        if (s_mark (m, 0, s, n, in->nl, 0, &so, &eo)) {
             in_comment = true;
             if (s_blank (s, so))
                 continue;
@@ -1101,7 +1150,7 @@ s_replace (s_lines_t *in, s_lines_t *out, const lang_filter_t *f)
         b.size = 0;
         size_t at = 0, so, eo;
         bool changed = false;
-        while (s_search (re, s, n, at, &so, &eo)) {
+        while (at <= n && s_search_line (re, s_regex_src[f->re1], s, n, in->nl, at, &so, &eo)) {
             s_add (&b, s + at, so - at);
             s_add (&b, f->a, strlen (f->a));
             changed = true;
@@ -1245,7 +1294,7 @@ s_apply (const lang_t *lang, const lang_filter_t *f, s_lines_t *l)
             if (f->op == F_PREFIX)
                 drop = s_prefix_icase (line, f->a);
             else if (f->op == F_MATCH)
-                drop = s_match (f->re1, line->s, line->n);
+                drop = s_match (f->re1, line->s, line->n, l->nl);
             else if (f->op == F_F77)
                 drop = (line->n && strchr ("*cC", line->s[0])) || s_prefix_icase (line, "!");
             else
@@ -1276,9 +1325,9 @@ s_apply (const lang_t *lang, const lang_filter_t *f, s_lines_t *l)
         bool between = false;
         for (size_t i = 0; i < l->n; i++) {
             const s_line_t *line = &l->v[i];
-            if (!between && s_match (f->re1, line->s, line->n))
+            if (!between && s_match (f->re1, line->s, line->n, l->nl))
                 between = true;
-            else if (between && s_match (f->re2, line->s, line->n))
+            else if (between && s_match (f->re2, line->s, line->n, l->nl))
                 between = false;
             else if (!between)
                 s_push (&out, line->s, line->n);
@@ -1286,12 +1335,12 @@ s_apply (const lang_t *lang, const lang_filter_t *f, s_lines_t *l)
         break;
     }
     case F_BELOW:
-        for (size_t i = 0; i < l->n && !s_match (f->re1, l->v[i].s, l->v[i].n); i++)
+        for (size_t i = 0; i < l->n && !s_match (f->re1, l->v[i].s, l->v[i].n, l->nl); i++)
             s_push (&out, l->v[i].s, l->v[i].n);
         break;
     case F_ABOVE: {
         size_t from = 0;
-        while (from < l->n && !s_match (f->re1, l->v[from].s, l->v[from].n))
+        while (from < l->n && !s_match (f->re1, l->v[from].s, l->v[from].n, l->nl))
             from++;
         if (from == l->n)
             from = 0;

@@ -219,6 +219,10 @@ sub filters_of {
     return (\@out, undef);
 }
 
+# As cloc does before it looks: what its extension table names (a key or,
+# by a quirk of iterating a hash as a list, a value) is code after all
+delete @notext{%ext};
+
 my %script_lang = map { $_ => 1 } values %script;
 my (@langs, %lang_ok, @left_out);
 for my $lang (sort keys %filters) {
