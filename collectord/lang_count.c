@@ -52,9 +52,9 @@ typedef enum { CONT_NONE, CONT_BACKSLASH, CONT_REGEX } s_cont_t;
 
 typedef struct {
     s_op_t op;
-    int re1, re2;        //  regular expressions (s_regex_src), -1 none
-    const char *a, *b;   //  literal arguments
-    char variant;        //  F_COMMON: 'C' '+' (C++) 'H' 'P' 'L' (PL/SQL) 'S'
+    int re1, re2;      //  regular expressions (s_regex_src), -1 none
+    const char *a, *b; //  literal arguments
+    char variant;      //  F_COMMON: 'C' '+' (C++) 'H' 'P' 'L' (PL/SQL) 'S'
 } lang_filter_t;
 
 //  lang_table.inc's limit on filters per language, checked there
@@ -64,18 +64,18 @@ struct _lang_t {
     const char *name;
     s_cont_t cont; //  a line continued on the next keeps a blank line after it
     int cont_re;
-    bool script;   //  a #! first line is code
+    bool script; //  a #! first line is code
     int nfilters;
     lang_filter_t filter[S_FILTERS];
 };
 
 #include "lang_table.inc"
 
-_Static_assert (S_MAX_FILTERS <= S_FILTERS, "a language of lang_table.inc has too many filters");
+_Static_assert(S_MAX_FILTERS <= S_FILTERS, "a language of lang_table.inc has too many filters");
 
-#define S_COUNT(a)  (sizeof (a) / sizeof ((a)[0]))
-#define S_NLANGS    S_COUNT (s_langs)
-#define S_NREGEX    S_COUNT (s_regex_src)
+#define S_COUNT(a) (sizeof (a) / sizeof ((a)[0]))
+#define S_NLANGS   S_COUNT (s_langs)
+#define S_NREGEX   S_COUNT (s_regex_src)
 
 //  ---------------------------------------------------------------------------
 //  Regular expressions: cloc's, translated to POSIX by the generator,
@@ -486,7 +486,8 @@ s_decide_lang (const char *which, const char *data, size_t len)
             normal |= s_has (&it, "<?") ? 1 : 0;
             normal |= s_has (&it, "?>") && (normal & 1) ? 2 : 0;
             script |= s_d (D_PHP_SCRIPT, &it) ? 1 : 0;
-            script |= (s_has (&it, "</script>") || s_has (&it, "</SCRIPT>")) && (script & 1) ? 2 : 0;
+            script |=
+                (s_has (&it, "</script>") || s_has (&it, "</SCRIPT>")) && (script & 1) ? 2 : 0;
             asp |= s_has (&it, "<%") ? 1 : 0;
             asp |= s_has (&it, "%>") && (asp & 1) ? 2 : 0;
             pascal |= s_d (D_PAS_WORDS, &it) || s_d (D_PAS_PROC, &it) || s_d (D_PAS_FUNC, &it) ||
@@ -809,7 +810,8 @@ s_common (s_lines_t *in, s_lines_t *out, char variant)
             end = memchr (s + i + 2, '\n', n - i - 2);
             if (end)
                 end++;
-        } else if (variant == 'P' && (s[i] == '{' || (s[i] == '(' && i + 1 < n && s[i + 1] == '*'))) {
+        } else if (variant == 'P' &&
+                   (s[i] == '{' || (s[i] == '(' && i + 1 < n && s[i + 1] == '*'))) {
             for (size_t j = i + (s[i] == '{' ? 1 : 2); j < n && !end; j++)
                 if (s[j] == '}')
                     end = s + j + 1;
@@ -1304,23 +1306,17 @@ s_apply (const lang_t *lang, const lang_filter_t *f, s_lines_t *l)
                 s_push (&out, line->s, line->n);
         }
         break;
-    case F_COMMON:
-        s_common (l, &out, f->variant);
-        break;
+    case F_COMMON: s_common (l, &out, f->variant); break;
     case F_BETWEEN:
     case F_BETWEEN_RE: {
         s_marks_t m = {{f->a, f->b}, {f->re1, f->re2}};
         s_between (l, &out, &m);
         break;
     }
-    case F_HTML:
-        s_html (l, &out);
-        break;
+    case F_HTML: s_html (l, &out); break;
     case F_DOCSTRING:
     case F_POWERSHELL:
-    case F_ELIXIR:
-        s_docstring (l, f->op);
-        return;
+    case F_ELIXIR: s_docstring (l, f->op); return;
     case F_BELOW_ABOVE: {
         bool between = false;
         for (size_t i = 0; i < l->n; i++) {
@@ -1348,19 +1344,11 @@ s_apply (const lang_t *lang, const lang_filter_t *f, s_lines_t *l)
             s_push (&out, l->v[i].s, l->v[i].n);
         break;
     }
-    case F_REPLACE:
-        s_replace (l, &out, f);
-        break;
+    case F_REPLACE: s_replace (l, &out, f); break;
     case F_QUOTED_XX:
-    case F_QUOTED_SPLIT:
-        s_quoted (l, &out, f);
-        break;
-    case F_HASKELL:
-        s_haskell (lang, l, &out);
-        break;
-    case F_OCAML:
-        s_ocaml (l, &out);
-        break;
+    case F_QUOTED_SPLIT: s_quoted (l, &out, f); break;
+    case F_HASKELL: s_haskell (lang, l, &out); break;
+    case F_OCAML: s_ocaml (l, &out); break;
     }
     free (l->v);
     *l = out;
@@ -1371,9 +1359,9 @@ static void
 s_read (const char *data, size_t len, s_lines_t *l)
 {
     static const char *const boms[] = {
-        "\xfe\xff",         "\xff\xfe",         "\xef\xbb\xbf",     "\xf7\x64\x4c",
-        "\x0e\xfe\xff",     "\xfb\xee\x28",     "\x00\x00\xfe\xff", "\xff\xfe\x00\x00",
-        "\x2b\x2f\x76\x38", "\x2b\x2f\x76\x39", "\x2b\x2f\x76\x2b", "\x2b\x2f\x76\x2f",
+        "\xfe\xff",         "\xff\xfe",         "\xef\xbb\xbf",        "\xf7\x64\x4c",
+        "\x0e\xfe\xff",     "\xfb\xee\x28",     "\x00\x00\xfe\xff",    "\xff\xfe\x00\x00",
+        "\x2b\x2f\x76\x38", "\x2b\x2f\x76\x39", "\x2b\x2f\x76\x2b",    "\x2b\x2f\x76\x2f",
         "\xdd\x73\x66\x73", "\x84\x31\x95\x33", "\x2b\x2f\x76\x38\x2d"};
     static const size_t bom_len[] = {2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 4, 4, 4, 4, 5};
     const char *p = data, *end = data + len;
