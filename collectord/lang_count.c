@@ -735,6 +735,17 @@ s_add (s_buf_t *b, const char *s, size_t n)
     b->size += n;
 }
 
+//  A line a filter rewrote into `b` up to `at`: the rest of it appended,
+//  the whole owned by `out`, in place of *s, *n
+static void
+s_rewritten (s_lines_t *out, s_buf_t *b, const char **s, size_t *n, size_t at)
+{
+    if (at < *n)
+        s_add (b, *s + at, *n - at);
+    *s = s_own (out, b->data ? b->data : "", b->size);
+    *n = b->size;
+}
+
 static bool
 s_cont (const lang_t *lang, const s_line_t *line, bool nl)
 {
@@ -798,6 +809,11 @@ s_common (s_lines_t *in, s_lines_t *out, char variant)
     s_buf_t kept = {NULL, 0, 0};
     const char *s = all.data ? all.data : "";
     size_t n = all.size, i = 0;
+    const char *opens = variant == 'L'   ? "/-"
+                        : variant == 'P' ? "{("
+                        : variant == 'S' ? "\""
+                        : variant == 'H' ? "<"
+                                         : "/";
     while (i < n) {
         const char *end = NULL; //  the end of a comment starting at i
         if ((variant == 'C' || variant == '+' || variant == 'L') && s[i] == '/' && i + 1 < n &&
@@ -843,8 +859,12 @@ s_common (s_lines_t *in, s_lines_t *out, char variant)
             i = (size_t) (end - s);
             continue;
         }
-        s_add (&kept, s + i, 1);
-        i++;
+        //  Up to the next character that may open a comment, in one copy
+        size_t j = i + 1;
+        while (j < n && !strchr (opens, s[j]))
+            j++;
+        s_add (&kept, s + i, j - i);
+        i = j;
     }
     char *text = s_own (out, kept.data ? kept.data : "", kept.size);
     free (all.data);
@@ -906,11 +926,8 @@ s_between (s_lines_t *in, s_lines_t *out, const s_marks_t *m)
                 at = so + 1;
             }
         }
-        if (changed) {
-            s_add (&b, s + at, n - at);
-            s = s_own (out, b.data, b.size);
-            n = b.size;
-        }
+        if (changed)
+            s_rewritten (out, &b, &s, &n, at);
         if (s_blank (s, n))
             continue;
         if (in_comment) {
@@ -958,11 +975,8 @@ s_html (s_lines_t *in, s_lines_t *out)
             at = (size_t) (close - s) + 3;
             changed = true;
         }
-        if (changed) {
-            s_add (&b, s + at, n - at);
-            s = s_own (out, b.data, b.size);
-            n = b.size;
-        }
+        if (changed)
+            s_rewritten (out, &b, &s, &n, at);
         if (s_blank (s, n))
             continue;
         if (in_comment) {
@@ -1127,11 +1141,8 @@ s_quoted (s_lines_t *in, s_lines_t *out, const lang_filter_t *f)
             k = at - 1;
             changed = true;
         }
-        if (changed) {
-            s_add (&b, s + at, n - at);
-            s = s_own (out, b.data, b.size);
-            n = b.size;
-        }
+        if (changed)
+            s_rewritten (out, &b, &s, &n, at);
         if (!s_blank (s, n))
             s_push (out, s, n);
     }
@@ -1165,12 +1176,8 @@ s_replace (s_lines_t *in, s_lines_t *out, const lang_filter_t *f)
             if (at > n)
                 break;
         }
-        if (changed) {
-            if (at < n)
-                s_add (&b, s + at, n - at);
-            s = s_own (out, b.data, b.size);
-            n = b.size;
-        }
+        if (changed)
+            s_rewritten (out, &b, &s, &n, at);
         if (!s_blank (s, n))
             s_push (out, s, n);
     }
