@@ -20,6 +20,7 @@
 #include <assert.h>
 #include <ctype.h>
 #include <regex.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1093,10 +1094,14 @@ s_docstring (s_lines_t *l, s_op_t op)
     free (b.data);
 }
 
-//  Java's and Groovy's replace_between_regex: a quoted string holding a
-//  comment marker is rewritten so that the C++ filter after leaves it
+//  A filter that rewrites each line on its own: `rewrite` puts the line's
+//  new text up to the offset it returns into `b` (SIZE_MAX: unchanged);
+//  lines blank before or after go
+typedef size_t (*s_rewrite_fn) (const char *s, size_t n, bool nl, s_buf_t *b,
+                                const lang_filter_t *f);
+
 static void
-s_quoted (s_lines_t *in, s_lines_t *out, const lang_filter_t *f)
+s_per_line (s_lines_t *in, s_lines_t *out, const lang_filter_t *f, s_rewrite_fn rewrite)
 {
     s_buf_t b = {NULL, 0, 0};
     for (size_t i = 0; i < in->n; i++) {
@@ -1105,43 +1110,8 @@ s_quoted (s_lines_t *in, s_lines_t *out, const lang_filter_t *f)
         if (s_blank (s, n))
             continue;
         b.size = 0;
-        size_t at = 0;
-        bool changed = false;
-        for (size_t k = 0; k < n; k++) {
-            if (s[k] != '"' && s[k] != '\'')
-                continue;
-            char q = s[k];
-            if (f->op == F_QUOTED_XX) {
-                //  (["'])(.*?MARK)\1 -> xx
-                char want[4] = {f->a[0], f->a[1], q, 0};
-                const char *hit = s_find (s, n, k + 1, want);
-                if (!hit)
-                    continue;
-                s_add (&b, s + at, k - at);
-                s_add (&b, "xx", 2);
-                at = (size_t) (hit - s) + 3;
-            } else {
-                //  (["'])(.*?/)(\*.*?)\1 -> q$2q + q$3q
-                const char *mark = s_find (s, n, k + 1, "/*");
-                if (!mark)
-                    continue;
-                const char *close = memchr (mark + 2, q, n - (size_t) (mark + 2 - s));
-                if (!close)
-                    continue;
-                s_add (&b, s + at, k - at);
-                s_add (&b, &q, 1);
-                s_add (&b, s + k + 1, (size_t) (mark - s) - k);
-                s_add (&b, &q, 1);
-                s_add (&b, " + ", 3);
-                s_add (&b, &q, 1);
-                s_add (&b, mark + 1, (size_t) (close - mark) - 1);
-                s_add (&b, &q, 1);
-                at = (size_t) (close - s) + 1;
-            }
-            k = at - 1;
-            changed = true;
-        }
-        if (changed)
+        size_t at = rewrite (s, n, in->nl, &b, f);
+        if (at != SIZE_MAX)
             s_rewritten (out, &b, &s, &n, at);
         if (!s_blank (s, n))
             s_push (out, s, n);
@@ -1149,39 +1119,70 @@ s_quoted (s_lines_t *in, s_lines_t *out, const lang_filter_t *f)
     free (b.data);
 }
 
+//  Java's and Groovy's replace_between_regex: a quoted string holding a
+//  comment marker is rewritten so that the C++ filter after leaves it
+static size_t
+s_quoted (const char *s, size_t n, bool nl, s_buf_t *b, const lang_filter_t *f)
+{
+    (void) nl;
+    size_t at = 0;
+    bool changed = false;
+    for (size_t k = 0; k < n; k++) {
+        if (s[k] != '"' && s[k] != '\'')
+            continue;
+        char q = s[k];
+        if (f->op == F_QUOTED_XX) {
+            //  (["'])(.*?MARK)\1 -> xx
+            char want[4] = {f->a[0], f->a[1], q, 0};
+            const char *hit = s_find (s, n, k + 1, want);
+            if (!hit)
+                continue;
+            s_add (b, s + at, k - at);
+            s_add (b, "xx", 2);
+            at = (size_t) (hit - s) + 3;
+        } else {
+            //  (["'])(.*?/)(\*.*?)\1 -> q$2q + q$3q
+            const char *mark = s_find (s, n, k + 1, "/*");
+            if (!mark)
+                continue;
+            const char *close = memchr (mark + 2, q, n - (size_t) (mark + 2 - s));
+            if (!close)
+                continue;
+            s_add (b, s + at, k - at);
+            s_add (b, &q, 1);
+            s_add (b, s + k + 1, (size_t) (mark - s) - k);
+            s_add (b, &q, 1);
+            s_add (b, " + ", 3);
+            s_add (b, &q, 1);
+            s_add (b, mark + 1, (size_t) (close - mark) - 1);
+            s_add (b, &q, 1);
+            at = (size_t) (close - s) + 1;
+        }
+        k = at - 1;
+        changed = true;
+    }
+    return changed ? at : SIZE_MAX;
+}
+
 //  replace_regex: s/RE/WITH/g
-static void
-s_replace (s_lines_t *in, s_lines_t *out, const lang_filter_t *f)
+static size_t
+s_replace (const char *s, size_t n, bool nl, s_buf_t *b, const lang_filter_t *f)
 {
     const regex_t *re = s_re (f->re1);
-    s_buf_t b = {NULL, 0, 0};
-    for (size_t i = 0; i < in->n; i++) {
-        const char *s = in->v[i].s;
-        size_t n = in->v[i].n;
-        if (s_blank (s, n))
-            continue;
-        b.size = 0;
-        size_t at = 0, so, eo;
-        bool changed = false;
-        while (at <= n && s_search_line (re, s_regex_src[f->re1], s, n, in->nl, at, &so, &eo)) {
-            s_add (&b, s + at, so - at);
-            s_add (&b, f->a, strlen (f->a));
-            changed = true;
-            if (eo == so) {
-                if (so < n)
-                    s_add (&b, s + so, 1);
-                at = so + 1;
-            } else
-                at = eo;
-            if (at > n)
-                break;
-        }
-        if (changed)
-            s_rewritten (out, &b, &s, &n, at);
-        if (!s_blank (s, n))
-            s_push (out, s, n);
+    size_t at = 0, so, eo;
+    bool changed = false;
+    while (at <= n && s_search_line (re, s_regex_src[f->re1], s, n, nl, at, &so, &eo)) {
+        s_add (b, s + at, so - at);
+        s_add (b, f->a, strlen (f->a));
+        changed = true;
+        if (eo == so) {
+            if (so < n)
+                s_add (b, s + so, 1);
+            at = so + 1;
+        } else
+            at = eo;
     }
-    free (b.data);
+    return changed ? at : SIZE_MAX;
 }
 
 //  remove_haskell_comments (SLOCCount's): {- -} and --; {-# pragmas #-}
@@ -1351,9 +1352,9 @@ s_apply (const lang_t *lang, const lang_filter_t *f, s_lines_t *l)
             s_push (&out, l->v[i].s, l->v[i].n);
         break;
     }
-    case F_REPLACE: s_replace (l, &out, f); break;
+    case F_REPLACE: s_per_line (l, &out, f, s_replace); break;
     case F_QUOTED_XX:
-    case F_QUOTED_SPLIT: s_quoted (l, &out, f); break;
+    case F_QUOTED_SPLIT: s_per_line (l, &out, f, s_quoted); break;
     case F_HASKELL: s_haskell (lang, l, &out); break;
     case F_OCAML: s_ocaml (l, &out); break;
     }
