@@ -156,18 +156,40 @@ EDGE_CASES = {
 }
 
 
+# Languages cloc reaches only through an extension several share, by its
+# rules on the content: a file name and a first line that decide it
+DECIDED = {
+    "C#": ("sample.cs", "using System;"),
+    "Objective-C": ("sample.m", "#import <Foundation/Foundation.h>"),
+    "MATLAB": ("matlab.m", "function y = f(x)\n% a MATLAB comment"),
+    "Julia": ("sample.jl", "function f()\nend"),
+    "D": ("sample.d", "import std.stdio;"),
+    "Coq": ("sample.v", "Theorem t : True.\nProof.\nQed."),
+    "Puppet": ("sample.pp", "class foo {\n  package { 'x': ensure => present }\n}"),
+    "Qt Linguist": ("sample.ts", "<TS>\n<message>\n<source>a</source>\n</message>"),
+    "Prolog": ("prolog.pl", "f(X) :- g(X).\ng(1)."),
+    "Perl": ("perl.pl", "use strict;\nsub f { return 1; }"),
+    "Maven": ("pom.xml", "<project xmlns=\"http://maven.apache.org/POM/4.0.0\">\n</project>"),
+}
+
+
 def write_tree(root, size=1, copies=1, only=None):
     """Writes a sample of every language (`copies` files of each, `size`
-    blocks each) and EDGE_CASES under `root`; returns {language: files}."""
+    blocks each; DECIDED's by their deciding name and first line) and
+    EDGE_CASES under `root`; returns {language: files}."""
     langs = languages()
     written = {}
     for i, (lang, info) in enumerate(sorted(langs.items())):
         if only and lang not in only:
             continue
-        if not info["names"]:
-            continue
-        name = info["names"][0]
         text = sample(lang, info, size)
+        if lang in DECIDED:
+            name, first = DECIDED[lang]
+            text = first + "\n" + text
+        elif info["names"]:
+            name = info["names"][0]
+        else:
+            continue
         for c in range(copies):
             path = os.path.join(root, f"l{i:03d}", f"c{c}", name)
             os.makedirs(os.path.dirname(path), exist_ok=True)
