@@ -359,6 +359,20 @@ static const char *const s_decide_src[] = {
     "end[.][[:space:]]*$",
 #define D_PAS_UNIT 57
     "^[[:space:]]*(interface|implementation)[[:space:]]+",
+#define D_FORTRAN 58
+    "^([c*][^a-z]|[[:space:]]{6,}(subroutine|program|end|implicit)[[:space:]]|[[:space:]]*!)",
+#define D_IDL_PLOT 59
+    "plot[(]",
+#define D_QT_KEY 60
+    "^[[:space:]]*(qt|configs|sources|template|target|targetpath|subdirs)\\b",
+#define D_QT_MODULE 61
+    "qthavemodule",
+#define D_PG_HASH 62
+    "^[[:space:]]*#",
+#define D_PG_OPTION 63
+    "^-(keep|(dont)?obfuscate)",
+#define D_OPENCL 64
+    "^[[:space:]]*(int|float|const|[{])",
 };
 
 static regex_t s_decide[S_COUNT (s_decide_src)];
@@ -368,8 +382,8 @@ static bool s_decide_ready[S_COUNT (s_decide_src)];
 static bool
 s_decide_icase (int index)
 {
-    return (index >= D_PAS_WORDS && index <= D_PAS_END) || index >= D_PAS_CONST ||
-           index == D_PHP_SCRIPT;
+    return (index >= D_PAS_WORDS && index <= D_PAS_END) ||
+           (index >= D_PAS_CONST && index <= D_QT_MODULE) || index == D_PHP_SCRIPT;
 }
 
 static bool
@@ -472,6 +486,34 @@ s_decide_lang (const char *which, const char *data, size_t len)
         while (s_next (&it))
             verilog += s_d (D_VERILOG, &it), coq += s_d (D_COQ, &it);
         return coq > verilog ? "Coq" : "Verilog-SystemVerilog";
+    }
+    if (strcmp (which, "Fortran 77/Forth") == 0) {
+        int forth = 0, fortran = 0;
+        while (s_next (&it))
+            forth += s_d (D_FORTH, &it), fortran += s_d (D_FORTRAN, &it);
+        return forth > fortran ? NULL : "Fortran 77"; //  Forth: not counted
+    }
+    if (strcmp (which, "IDL/Qt Project/Prolog/ProGuard") == 0) {
+        //  The most points; a tie to the first name (cloc's order)
+        const char *names[] = {"IDL", "ProGuard", "Prolog", "Qt Project"};
+        int points[4] = {0, 0, 0, 0};
+        while (s_next (&it)) {
+            points[0] += s_d (D_LISP_SEMI, &it) + s_d (D_IDL_PLOT, &it);
+            points[1] += s_d (D_PG_HASH, &it) + s_d (D_PG_OPTION, &it);
+            points[2] += s_d (D_PROLOG_DOT, &it) + s_has (&it, ":-");
+            points[3] += s_d (D_QT_KEY, &it) + s_d (D_QT_MODULE, &it);
+        }
+        size_t best = 0;
+        for (size_t i = 1; i < 4; i++)
+            if (points[i] > points[best])
+                best = i;
+        return names[best];
+    }
+    if (strcmp (which, "Lisp/OpenCL") == 0) {
+        int lisp = 0, opencl = 0;
+        while (s_next (&it))
+            lisp += s_d (D_LISP_SEMI, &it) + s_d (D_LISP_FORM, &it), opencl += s_d (D_OPENCL, &it);
+        return lisp > opencl ? "Lisp" : "OpenCL";
     }
     if (strcmp (which, "Lisp/Julia") == 0) {
         int lisp = 0, julia = 0;

@@ -169,6 +169,10 @@ DECIDED = {
     "Qt Linguist": ("sample.ts", "<TS>\n<message>\n<source>a</source>\n</message>"),
     "Prolog": ("prolog.pl", "f(X) :- g(X).\ng(1)."),
     "Perl": ("perl.pl", "use strict;\nsub f { return 1; }"),
+    "Fortran 77": ("sample.f", "      program main"),
+    "Qt Project": ("sample.pro", "TEMPLATE = app\nTARGET = app\nQT += core\nCONFIG += c++17\n"
+                   + "".join(f"SOURCES += f{i}.cpp\n" for i in range(12)) + "QT += gui"),
+    "OpenCL": ("sample.cl", "int f(int x);"),
     "Maven": ("pom.xml", "<project xmlns=\"http://maven.apache.org/POM/4.0.0\">\n</project>"),
 }
 
