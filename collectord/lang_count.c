@@ -99,22 +99,35 @@ s_re (int index)
     return &s_regex[index];
 }
 
-//  The first match of `re` in s[from, n) (a line without its newline; ^
-//  only at 0): its offsets from s.
+//  The first match of `re` in s[from, n), and with a newline after the
+//  line when `newline`: its offsets from s. regexec wants a C string (and
+//  sanitizers read it to its NUL), so the line is copied into one.
 static bool
-s_search (const regex_t *re, const char *s, size_t n, size_t from, size_t *so, size_t *eo)
+s_search (const regex_t *re, const char *s, size_t n, bool newline, size_t from, size_t *so,
+          size_t *eo)
 {
+    static char *text;
+    static size_t cap;
     if (from > n)
         return false;
+    if (cap < n + 2) {
+        cap = (n + 2) * 2;
+        text = realloc (text, cap);
+        assert (text);
+    }
+    memcpy (text, s, n);
+    size_t len = n;
+    if (newline)
+        text[len++] = '\n';
+    text[len] = 0;
     regmatch_t m[1];
-    m[0].rm_so = (regoff_t) from;
-    m[0].rm_eo = (regoff_t) n;
-    if (regexec (re, s, 1, m, REG_STARTEND | (from ? REG_NOTBOL : 0)) != 0)
+    //  ^ only at the line's start
+    if (regexec (re, text + from, 1, m, from ? REG_NOTBOL : 0) != 0)
         return false;
     if (so)
-        *so = (size_t) m[0].rm_so;
+        *so = from + (size_t) m[0].rm_so;
     if (eo)
-        *eo = (size_t) m[0].rm_eo;
+        *eo = from + (size_t) m[0].rm_eo;
     return true;
 }
 
@@ -134,23 +147,8 @@ s_search_line (const regex_t *re, const char *pattern, const char *s, size_t n, 
                size_t from, size_t *so, size_t *eo)
 {
     size_t a = 0, b = 0;
-    if (s_search (re, s, n, from, &a, &b)) {
-        if (so)
-            *so = a;
-        if (eo)
-            *eo = b;
-        return true;
-    }
-    if (!nl || !s_newline_matters (pattern))
-        return false;
-    char small[512];
-    char *buf = n + 1 <= sizeof small ? small : malloc (n + 1);
-    assert (buf);
-    memcpy (buf, s, n);
-    buf[n] = '\n';
-    bool hit = s_search (re, buf, n + 1, from, &a, &b);
-    if (buf != small)
-        free (buf);
+    bool hit = s_search (re, s, n, false, from, &a, &b) ||
+               (nl && s_newline_matters (pattern) && s_search (re, s, n, true, from, &a, &b));
     if (hit && so)
         *so = a < n ? a : n;
     if (hit && eo)
@@ -1506,8 +1504,12 @@ lang_count_test (bool verbose)
     size_t so, eo;
     regex_t re;
     assert (regcomp (&re, "^a", REG_EXTENDED) == 0);
-    assert (!s_search (&re, "ba", 2, 1, &so, &eo));
-    assert (s_search (&re, "ab", 2, 0, &so, &eo) && so == 0 && eo == 1);
+    assert (!s_search (&re, "ba", 2, false, 1, &so, &eo));
+    assert (s_search (&re, "ab", 2, false, 0, &so, &eo) && so == 0 && eo == 1);
+    assert (s_search (&re, "xab", 2, false, 1, &so, &eo) == false); //  not past n
+    regfree (&re);
+    assert (regcomp (&re, "b$", REG_EXTENDED) == 0);
+    assert (s_search (&re, "abc", 2, false, 0, &so, &eo) && so == 1 && eo == 2);
     regfree (&re);
 
     //  Detection: cloc's names, extensions (the triple, double then single
