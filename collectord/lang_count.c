@@ -943,6 +943,27 @@ s_mark (const s_marks_t *m, int which, const char *s, size_t n, bool nl, size_t 
     return s_search_line (s_re (re), s_regex_src[re], s, n, nl, from, so, eo);
 }
 
+//  s/START.*?END//g: the comments that open and close on the line
+static void
+s_strip_pairs (s_lines_t *out, s_buf_t *b, const s_marks_t *m, bool nl, const char **s, size_t *n)
+{
+    b->size = 0;
+    size_t at = 0, so, eo, so2, eo2;
+    bool changed = false;
+    while (s_mark (m, 0, *s, *n, nl, at, &so, &eo)) {
+        if (s_mark (m, 1, *s, *n, nl, eo, &so2, &eo2)) {
+            s_add (b, *s + at, so - at);
+            at = eo2;
+            changed = true;
+        } else {
+            s_add (b, *s + at, so + 1 - at);
+            at = so + 1;
+        }
+    }
+    if (changed)
+        s_rewritten (out, b, s, n, at);
+}
+
 static void
 s_between (s_lines_t *in, s_lines_t *out, const s_marks_t *m)
 {
@@ -953,24 +974,10 @@ s_between (s_lines_t *in, s_lines_t *out, const s_marks_t *m)
         size_t n = in->v[i].n;
         if (s_blank (s, n))
             continue;
-        //  s/START.*?END//g: one-line comments
-        b.size = 0;
-        size_t at = 0, so, eo, so2, eo2;
-        bool changed = false;
-        while (s_mark (m, 0, s, n, in->nl, at, &so, &eo)) {
-            if (s_mark (m, 1, s, n, in->nl, eo, &so2, &eo2)) {
-                s_add (&b, s + at, so - at);
-                at = eo2;
-                changed = true;
-            } else {
-                s_add (&b, s + at, so + 1 - at);
-                at = so + 1;
-            }
-        }
-        if (changed)
-            s_rewritten (out, &b, &s, &n, at);
+        s_strip_pairs (out, &b, m, in->nl, &s, &n);
         if (s_blank (s, n))
             continue;
+        size_t so, eo;
         if (in_comment) {
             if (s_mark (m, 1, s, n, in->nl, 0, &so, &eo)) {
                 s += eo;
@@ -995,6 +1002,7 @@ s_between (s_lines_t *in, s_lines_t *out, const s_marks_t *m)
 static void
 s_html (s_lines_t *in, s_lines_t *out)
 {
+    static const s_marks_t marks = {{"<!--", "-->"}, {-1, -1}};
     bool in_comment = false;
     s_buf_t b = {NULL, 0, 0};
     for (size_t i = 0; i < in->n; i++) {
@@ -1002,22 +1010,7 @@ s_html (s_lines_t *in, s_lines_t *out)
         size_t n = in->v[i].n;
         if (s_blank (s, n))
             continue;
-        b.size = 0;
-        size_t at = 0;
-        bool changed = false;
-        for (const char *open; (open = s_find (s, n, at, "<!--"));) {
-            const char *close = s_find (s, n, (size_t) (open - s) + 4, "-->");
-            if (!close) {
-                s_add (&b, s + at, (size_t) (open - s) + 1 - at);
-                at = (size_t) (open - s) + 1;
-                continue;
-            }
-            s_add (&b, s + at, (size_t) (open - s) - at);
-            at = (size_t) (close - s) + 3;
-            changed = true;
-        }
-        if (changed)
-            s_rewritten (out, &b, &s, &n, at);
+        s_strip_pairs (out, &b, &marks, in->nl, &s, &n);
         if (s_blank (s, n))
             continue;
         if (in_comment) {

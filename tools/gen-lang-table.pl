@@ -152,13 +152,21 @@ sub regex_id {
 my %common = ('C' => "'C'", 'C++' => "'+'", 'HTML' => "'H'", 'Pascal' => "'P'",
               'PL/SQL' => "'L'", 'Smalltalk' => "'S'");
 
+# cloc's routines without arguments, and lang_count.c's filter for each
+my %plain = (remove_html_comments => 'F_HTML', docstring_to_C => 'F_DOCSTRING',
+             powershell_to_C => 'F_POWERSHELL', elixir_doc_to_C => 'F_ELIXIR',
+             remove_haskell_comments => 'F_HASKELL', remove_OCaml_comments => 'F_OCAML',
+             remove_f77_comments => 'F_F77', remove_f90_comments => 'F_F90');
+
 # One language's filters as C initialisers, or (undef, why)
 sub filters_of {
     my ($lang) = @_;
     my @out;
     for my $f (@{$filters{$lang}}) {
         my ($op, @a) = @$f;
-        if ($op eq 'remove_inline' || $op eq 'rm_comments_in_strings') {
+        if ($plain{$op}) {
+            push @out, "{$plain{$op}, -1, -1, NULL, NULL, 0}";
+        } elsif ($op eq 'remove_inline' || $op eq 'rm_comments_in_strings') {
             next;    # no effect on counts without --inline / --strip-str-comments
         } elsif ($op eq 'remove_matches') {
             if ($a[0] =~ /^\^\\s\*((?:\\[^A-Za-z0-9]|[^\\.*+?()\[\]{}|^\$])+)$/) {
@@ -181,14 +189,6 @@ sub filters_of {
             my $r1 = regex_id ($s, 0) // return (undef, "regex $a[0]");
             my $r2 = regex_id ($e, 0) // return (undef, "regex $a[1]");
             push @out, "{F_BETWEEN_RE, $r1, $r2, NULL, NULL, 0}";
-        } elsif ($op eq 'remove_html_comments') {
-            push @out, "{F_HTML, -1, -1, NULL, NULL, 0}";
-        } elsif ($op eq 'docstring_to_C') {
-            push @out, "{F_DOCSTRING, -1, -1, NULL, NULL, 0}";
-        } elsif ($op eq 'powershell_to_C') {
-            push @out, "{F_POWERSHELL, -1, -1, NULL, NULL, 0}";
-        } elsif ($op eq 'elixir_doc_to_C') {
-            push @out, "{F_ELIXIR, -1, -1, NULL, NULL, 0}";
         } elsif ($op eq 'remove_below_above') {
             my $r1 = regex_id ($a[0], 0) // return (undef, "regex $a[0]");
             my $r2 = regex_id ($a[1], 0) // return (undef, "regex $a[1]");
@@ -205,14 +205,6 @@ sub filters_of {
             push @out, "{F_QUOTED_XX, -1, -1, \"*/\", NULL, 0}";
         } elsif ($op eq 'replace_between_regex' && $a[0] eq q{(["'])(.*?/)(\*.*?)\g1}) {
             push @out, "{F_QUOTED_SPLIT, -1, -1, NULL, NULL, 0}";
-        } elsif ($op eq 'remove_haskell_comments') {
-            push @out, "{F_HASKELL, -1, -1, NULL, NULL, 0}";
-        } elsif ($op eq 'remove_OCaml_comments') {
-            push @out, "{F_OCAML, -1, -1, NULL, NULL, 0}";
-        } elsif ($op eq 'remove_f77_comments') {
-            push @out, "{F_F77, -1, -1, NULL, NULL, 0}";
-        } elsif ($op eq 'remove_f90_comments') {
-            push @out, "{F_F90, -1, -1, NULL, NULL, 0}";
         } else {
             return (undef, $op);
         }
@@ -281,28 +273,18 @@ for my $l (@langs) {
     printf "    {%s, %s, %s, %d, {%s}},\n", cstr ($name), $cont, $scr, scalar @$f, $list;
 }
 print "};\n\n";
-print "//  extension (cloc's case) -> language, sorted\n";
-print "static const char *const s_extensions[][2] = {\n";
-for my $e (sort keys %ext) {
-    next unless known ($ext{$e});
-    printf "    {%s, %s},\n", cstr ($e), cstr ($ext{$e});
+# A sorted table of name -> language, the languages counted only
+sub pairs {
+    my ($comment, $name, $map) = @_;
+    print "//  $comment\n";
+    print "static const char *const ${name}[][2] = {\n";
+    printf "    {%s, %s},\n", cstr ($_), cstr ($map->{$_}) for grep { known ($map->{$_}) } sort keys %$map;
+    print "};\n\n";
 }
-print "};\n\n";
-print "//  file name -> language, sorted\n";
-print "static const char *const s_filenames[][2] = {\n";
-for my $e (sort keys %file) {
-    next unless known ($file{$e});
-    printf "    {%s, %s},\n", cstr ($e), cstr ($file{$e});
-}
-print "};\n\n";
-print "//  name before the first dot, when the extension is unknown\n";
-print "static const char *const s_prefixes[][2] = {\n";
-printf "    {%s, %s},\n", cstr ($_), cstr ($prefix{$_}) for grep { known ($prefix{$_}) } sort keys %prefix;
-print "};\n\n";
-print "//  #! interpreter -> language, sorted\n";
-print "static const char *const s_interpreters[][2] = {\n";
-printf "    {%s, %s},\n", cstr ($_), cstr ($script{$_}) for grep { known ($script{$_}) } sort keys %script;
-print "};\n\n";
+pairs ("extension (cloc's case) -> language, sorted", "s_extensions", \%ext);
+pairs ("file name -> language, sorted", "s_filenames", \%file);
+pairs ("name before the first dot, when the extension is unknown", "s_prefixes", \%prefix);
+pairs ("#! interpreter -> language, sorted", "s_interpreters", \%script);
 print "//  extensions and file names cloc never counts, sorted\n";
 print "static const char *const s_not_code_ext[] = {\n";
 printf "    %s,\n", cstr ($_) for sort keys %notext;
