@@ -206,7 +206,8 @@ typedef struct {
     const char *p, *end;
     const char *s; //  the current line, without its newline
     size_t n;
-    size_t number; //  1-based
+    size_t number;    //  1-based
+    const char *text; //  the line and its newline, NUL-terminated
 } s_iter_t;
 
 static bool
@@ -214,11 +215,24 @@ s_next (s_iter_t *it)
 {
     if (!it->p || it->p >= it->end)
         return false;
+    static char *text;
+    static size_t cap;
     const char *nl = memchr (it->p, '\n', (size_t) (it->end - it->p));
     it->s = it->p;
     it->n = (size_t) ((nl ? nl : it->end) - it->p);
     it->p = nl ? nl + 1 : it->end;
     it->number++;
+    //  The line as a C string with its newline, as cloc's rules see it,
+    //  for the deciders' regular expressions
+    size_t len = it->n + (nl ? 1 : 0);
+    if (cap < len + 1) {
+        cap = (len + 1) * 2;
+        text = realloc (text, cap);
+        assert (text);
+    }
+    memcpy (text, it->s, len);
+    text[len] = 0;
+    it->text = text;
     return true;
 }
 
@@ -394,8 +408,7 @@ s_d (int index, const s_iter_t *it)
         (void) rc;
         s_decide_ready[index] = true;
     }
-    return s_search_line (&s_decide[index], s_decide_src[index], it->s, it->n,
-                          it->s + it->n < it->end, 0, NULL, NULL);
+    return regexec (&s_decide[index], it->text, 0, NULL, 0) == 0;
 }
 
 static bool
@@ -410,7 +423,7 @@ static const lang_t *s_shebang (const char *data, size_t len);
 static const char *
 s_decide_lang (const char *which, const char *data, size_t len)
 {
-    s_iter_t it = {data, data + len, NULL, 0, 0};
+    s_iter_t it = {data, data + len, NULL, 0, 0, NULL};
     if (!data)
         return NULL;
     if (strcmp (which, "Ant/XML") == 0 || strcmp (which, "Maven/XML") == 0) {
@@ -606,7 +619,7 @@ s_decide_lang (const char *which, const char *data, size_t len)
 static const lang_t *
 s_shebang (const char *data, size_t len)
 {
-    s_iter_t it = {data, data + len, NULL, 0, 0};
+    s_iter_t it = {data, data + len, NULL, 0, 0, NULL};
     if (!s_next (&it) || it.n < 3 || it.s[0] != '#' || it.s[1] != '!')
         return NULL;
     char line[256];
@@ -705,7 +718,7 @@ lang_detect (const char *path, const char *data, size_t len)
     const lang_t *lang = s_shebang (data, len);
     if (lang)
         return lang;
-    s_iter_t it = {data, data + len, NULL, 0, 0};
+    s_iter_t it = {data, data + len, NULL, 0, 0, NULL};
     if (s_next (&it) && s_d (D_XML_FIRST, &it))
         return lang_lookup ("XML");
     return NULL;
@@ -1484,7 +1497,7 @@ lang_count_test (bool verbose)
     for (size_t i = 0; i < S_NREGEX; i++)
         s_re ((int) i);
     for (size_t i = 0; i < S_COUNT (s_decide_src); i++) {
-        s_iter_t it = {"", "", "", 0, 1};
+        s_iter_t it = {"", "", "", 0, 1, ""};
         s_d ((int) i, &it);
     }
     for (size_t i = 1; i < S_NLANGS; i++)
