@@ -229,14 +229,15 @@ def time_git(repo):
     return wall, cpu, rss, anon
 
 
-def time_collectord(repo, fake, state_dir, extra=()):
+def time_collectord(repo, fake, state_dir, extra=(), mode="git"):
     """(wall, CPU, peak RSS, peak RssAnon, git.commit records) of one full
-    collection."""
+    collection (`collectord MODE`: any mode that reads a repository;
+    fake.records counts what it sent)."""
     shutil.rmtree(state_dir, ignore_errors=True)
     before = fake.commits
     with tempfile.TemporaryFile() as err:
         wall, cpu, rss, anon, rc = run_measured(
-            [os.path.join(BIN, "collectord"), "git", "--once", "--progress=off",
+            [os.path.join(BIN, "collectord"), mode, "--once", "--progress=off",
              f"--intake={fake.endpoint}", f"--state-dir={state_dir}", "--log-level=warn",
              *extra, repo], stdout=subprocess.DEVNULL, stderr=err)
         if rc != 0:

@@ -1,5 +1,5 @@
 /*  codestats: `collectord code [options] PATH`. Lines of code at a revision,
-    per language (lang_count_t: cloc's languages and conventions):
+    per language (lang_count.h: cloc's languages and counts):
 
         code.stats  one per language: rev, language, files, blank, comment,
                     code; with --per-file also one per file (path, files 1)
@@ -19,8 +19,8 @@
     a '/') is in --exclude-dir (default vendor, node_modules, third_party,
     third-party, thirdparty, bower_components, dist, build, .git, .hg, .svn,
     __pycache__, .venv, venv, .tox); symbolic links, submodules, binary
-    files and files of no known language. Identical files count each time
-    (cloc counts them once unless --skip-uniqueness).
+    files, empty files (as cloc) and files of no known language. Identical
+    files count each time (cloc counts them once unless --skip-uniqueness).
 
     src: --source, else as the git collector's (the repository's absolute
     git directory), else the directory's absolute path.                  */

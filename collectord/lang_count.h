@@ -1,32 +1,31 @@
 /*  lang_count: which language a file is in, and its blank, comment and code
-    lines, by cloc's conventions (the names are cloc's too, so that counts
-    compare language by language):
+    lines, as cloc (1.96, Debian's) counts them, so that counts compare
+    language by language and the names are cloc's:
 
-        blank    only whitespace
-        comment  only comment (and whitespace): a line comment, a line inside
-                 or holding a block comment, a line inside a Python
-                 triple-quoted string (cloc counts those as comments)
-        code     anything else: a line with code and a comment is code; the
-                 #! first line of a script (Python, shells, Perl, Ruby ...)
+        blank    only whitespace (cloc: and not after a line continued with \)
+        comment  a line cloc's comment filters for the language remove whole
+        code     what is left, and the #! first line of a script
 
-    Unlike cloc's regular expressions, a scanner per language follows
-    strings (with their escapes, on one line or across lines as the language
-    allows), shell here-documents, Perl POD and __END__, Ruby =begin/=end,
-    nested block comments (Rust, Swift, Haskell, OCaml, Julia...), so a
-    comment marker inside a string never starts a comment. Where cloc
-    differs: a line inside a string or here-document that looks like a
-    comment (cloc: comment; here: code), a Python line holding a C comment
-    marker (cloc: comment), nested comments, Perl POD that does not start
-    with =head1 (cloc: code; here all POD is comment), and a block comment or
-    Python triple-quoted string that starts after code and ends before code
-    on a later line (cloc joins the two lines into one line of code and counts
-    the other as comment; here both are code).
+    cloc's filters are regular expressions over lines, not parsers: a line
+    starting with # is a shell or Tcl comment even inside a quoted string or
+    here-document, a Python line holding a C comment marker is a comment, a block
+    comment that starts after code on one line and ends before code on a
+    later one leaves one line of code, and strings are not looked at (cloc's
+    --strip-str-comments is off by default). lang_count does the same, on
+    purpose: the figure is meant to be cloc's.
 
-    The language: by file name (Makefile, Dockerfile, CMakeLists.txt ...),
-    else by extension (the longest known suffix: .gradle.kts before .kts),
-    else by the interpreter of a #! line (env and version numbers allowed:
-    #!/usr/bin/env python3.11). Files with a NUL byte in their first 8000
-    bytes are binary and have none.                                       */
+    The language: cloc's rules in cloc's order. A name cloc never counts
+    (README, ChangeLog ...) or ending in ~: none. A file name (Makefile,
+    CMakeLists.txt ...); else the triple, double then single extension, as
+    cloc spells it (case matters; an extension cloc ignores, like .in,
+    means none), an extension several languages share decided by cloc's
+    point rules (.m, .pl, .ts, .cs, .v, .d, .jl, .pp, .inc, pom.xml,
+    build.xml); else the name before the first dot (Dockerfile.dev); else
+    the #! line's interpreter (cloc's list: python3, not python3.11), or
+    XML for a first line <?xml. Files with a NUL byte in their first 8000
+    bytes are binary and have none. The languages and extensions are
+    cloc's tables (lang_table.inc), less those whose filters lang_count.c
+    does not implement (listed there).                                    */
 #ifndef OMNI_COLLECTORD_LANG_COUNT_H
 #define OMNI_COLLECTORD_LANG_COUNT_H
 

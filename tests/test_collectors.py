@@ -4,13 +4,10 @@ every record counted at both ends.
 
 The JUnit and CI fixtures are under tests/fixtures/ (one report per dialect,
 one export per CI system; their exact contents are checked field by field by
-collectord-selftest); here they go through real processes. Code counts are
-checked exactly on a repository built by the test, and against cloc (Debian
-package) on a clone of this repository: within 2% per language. A JUnit
-report of 100,000 test cases is collected with bounded memory (peak RSS from
-wait4)."""
+collectord-selftest); here they go through real processes (code counts:
+test_code_stats.py). A JUnit report of 100,000 test cases is collected with
+bounded memory (peak RSS from wait4)."""
 import collections
-import json
 import os
 import shutil
 import signal
@@ -37,8 +34,6 @@ JUNIT_BUILD = {"total": 41, "passed": 21, "failed": 8, "error": 2, "skipped": 8,
 BUILD_FILES = ["github_runs.json", "github_paginated.json", "gitlab_pipelines.json",
                "jenkins_builds.json", "jenkins_folder.json"]
 BUILD_STATUSES = {"success": 5, "failure": 5, "cancelled": 3, "other": 5}
-DEFAULT_EXCLUDE = ("vendor,node_modules,third_party,third-party,thirdparty,bower_components,"
-                   "dist,build,.git,.hg,.svn,__pycache__,.venv,venv,.tox")
 
 
 def _modes():
@@ -272,158 +267,6 @@ def test_builds_every_system_in_archive_and_postgres(pipeline, pg_database):
     drained(p)
     assert scalar(pg_database, "SELECT count(*) FROM ci_builds b JOIN sources s "
                                "ON s.id = b.source_id WHERE s.name = 'other'") == 3
-
-
-# ---------------------------------------------------------------------------
-# code
-
-
-def _git(repo, *args):
-    env = clean_env(GIT_CONFIG_NOSYSTEM="1", HOME=repo + ".home", GIT_AUTHOR_NAME="Ann",
-                    GIT_AUTHOR_EMAIL="ann@example.com", GIT_COMMITTER_NAME="Cy",
-                    GIT_COMMITTER_EMAIL="cy@example.com",
-                    GIT_AUTHOR_DATE="@1700000000 +0000", GIT_COMMITTER_DATE="@1700000000 +0000")
-    os.makedirs(repo + ".home", exist_ok=True)
-    return subprocess.run(["git", *args], cwd=repo, env=env, check=True, capture_output=True,
-                          text=True).stdout
-
-
-# path -> (content, language, blank, comment, code)
-CODE_FILES = {
-    "src/app.c": ("/*\n * header\n */\n#include <stdio.h>\n\nint main (void)\n{\n"
-                  "    // comment\n    puts (\"/* no */ // no\");\n  \t\n    return 0; // c\n}\n",
-                  "C", 2, 4, 6),
-    "src/app.h": ("#pragma once\n/** doc */\nint f (void);\n", "C/C++ Header", 0, 1, 2),
-    "tool.py": ("#!/usr/bin/env python3\n\"\"\"Doc.\n\nMore.\n\"\"\"\n# c\n"
-                "s = '# no'  # c\n\ndef f():\n    '''x'''\n    return \"\"\"a\nb\"\"\"\n",
-                "Python", 2, 6, 4),
-    "run.sh": ("#!/bin/sh\n# c\necho \"# no\" # c\ncat <<EOF\n# text\nEOF\n   \n",
-               "Bourne Shell", 1, 1, 5),
-    "db.sql": ("-- c\nSELECT '-- no', /* c */ 1;\n/*\n c\n*/\n", "SQL", 0, 4, 1),
-    "Makefile": ("# c\nall:\n\techo hi # c\n", "make", 0, 1, 2),
-    "page.html": ("<p>\n<!-- c\n -->\n</p>\n", "HTML", 0, 2, 2),
-    "conf.yaml": ("# c\na: 1 # c\nb: \"#\"\n", "YAML", 0, 1, 2),
-    "init.lua": ("--[[ c\n]]\nlocal s = \"--\" -- c\n", "Lua", 0, 2, 1),
-    "lib.rs": ("/* a /* nested */ b */\nfn f() {} // c\n", "Rust", 0, 1, 1),
-    "vendor/dep.c": ("int v;\n", None, 0, 0, 0),
-    "web/node_modules/x.js": ("var x;\n", None, 0, 0, 0),
-    "README": ("hello\n", None, 0, 0, 0),
-}
-
-
-def _code_repo(path):
-    os.makedirs(path)
-    _git(path, "init", "-q", "-b", "main")
-    for name, (text, *_rest) in CODE_FILES.items():
-        full = os.path.join(path, name)
-        os.makedirs(os.path.dirname(full), exist_ok=True)
-        with open(full, "w") as f:
-            f.write(text)
-    with open(os.path.join(path, "ignored.c"), "w") as f:
-        f.write("int ignored;\n")
-    with open(os.path.join(path, ".gitignore"), "w") as f:
-        f.write("ignored.c\n")
-    _git(path, "add", "-A")
-    _git(path, "commit", "-q", "-m", "code")
-    return _git(path, "rev-parse", "HEAD").strip()
-
-
-def test_code_exact_counts_in_archive_and_postgres(pipeline, pg_database, workdir):
-    repo = os.path.join(workdir, "repo")
-    sha = _code_repo(repo)
-    # named by its origin, as the git collector names it
-    subprocess.run(["git", "-C", repo, "remote", "add", "origin",
-                    "https://bot@Example.ORG:8443/acme/code.git"], check=True)
-    p = start(pipeline, pg_database)
-    run_collector(p, "code", "--per-file", repo)
-    drained(p)
-    expected = {}
-    for name, (_text, lang, blank, comment, code) in CODE_FILES.items():
-        if lang:
-            t = expected.setdefault(lang, [0, 0, 0, 0])
-            for i, v in enumerate((1, blank, comment, code)):
-                t[i] += v
-    stats = archived(p, "code.stats")
-    per_lang = {s["body"]["language"]: [s["body"][k] for k in ("files", "blank", "comment", "code")]
-                for s in stats if "path" not in s["body"]}
-    assert per_lang == expected
-    per_file = {s["body"]["path"] for s in stats if "path" in s["body"]}
-    assert per_file == {n for n, v in CODE_FILES.items() if v[1]}
-    assert {s["body"]["rev"] for s in stats} == {sha}
-    assert {s["ts"] for s in stats} == {1_700_000_000 * 10**9}
-    assert {s["src"] for s in stats} == {"example.org/acme/code"}
-    # PostgreSQL: the same rows
-    got = {r[0]: list(r[1:]) for r in rows(
-        pg_database, "SELECT language, files, blank, comment, code FROM code_stats "
-                     "WHERE path IS NULL")}
-    assert got == expected
-    assert scalar(pg_database, "SELECT count(*) FROM code_stats WHERE path IS NOT NULL") \
-        == len(per_file)
-    assert rows(pg_database, "SELECT blank, comment, code FROM code_stats "
-                             "WHERE path = 'tool.py'") == [(2, 6, 4)]
-    # The same revision again: no new rows; a new commit: a new set
-    run_collector(p, "code", repo)
-    drained(p)
-    assert scalar(pg_database, "SELECT count(*) FROM code_stats") == len(stats)
-    with open(os.path.join(repo, "src/more.c"), "w") as f:
-        f.write("int more;\n")
-    _git(repo, "add", "-A")
-    _git(repo, "commit", "-q", "-m", "more")
-    run_collector(p, "code", repo)
-    drained(p)
-    assert rows(pg_database, "SELECT files, code FROM code_stats c WHERE language = 'C' "
-                             f"AND path IS NULL AND rev <> '{sha}'") == [(2, 7)]
-
-
-def _cloc(path, repo, exclude=DEFAULT_EXCLUDE):
-    out = subprocess.run(["cloc", "--json", "--quiet", *(["--vcs=git"] if repo else []),
-                          "--skip-uniqueness", f"--exclude-dir={exclude}", "."], cwd=path,
-                         capture_output=True, text=True, check=True)
-    data = json.loads(out.stdout)
-    return {k: v for k, v in data.items() if k not in ("header", "SUM")}
-
-
-def _compare_with_cloc(p, checkout, repo=True):
-    """Per language, code and blank lines within 2% of cloc's; in a git
-    checkout the same files too (a plain directory's symbolic links to files
-    cloc follows, collectord leaves out)."""
-    run_collector(p, "code", f"--source={checkout}", checkout)
-    drained(p, timeout=600)
-    mine = {s["body"]["language"]: s["body"] for s in archived(p, "code.stats")
-            if s["src"] == checkout and "path" not in s["body"]}
-    cloc = _cloc(checkout, repo)
-    both = sorted(set(mine) & set(cloc))
-    report = []
-    for lang in both:
-        m, c = mine[lang], cloc[lang]
-        report.append(f"{lang:22} files {m['files']}/{c['nFiles']} blank {m['blank']}/{c['blank']}"
-                      f" comment {m['comment']}/{c['comment']} code {m['code']}/{c['code']}")
-    print("\n".join(report))
-    assert both, (mine, cloc)
-    for lang in both:
-        m, c = mine[lang], cloc[lang]
-        assert abs(m["code"] - c["code"]) <= 0.02 * c["code"], report
-        assert abs(m["blank"] - c["blank"]) <= 0.02 * max(c["blank"], 50), report
-        assert m["files"] == c["nFiles"] or not repo, report
-    # Most of the code is in languages both know
-    assert sum(mine[lang]["code"] for lang in both) >= 0.95 * sum(m["code"] for m in mine.values())
-
-
-@pytest.mark.skipif(not shutil.which("cloc"), reason="cloc not installed")
-def test_code_agrees_with_cloc_on_this_checkout(pipeline, workdir):
-    clone = os.path.join(workdir, "clone")
-    subprocess.run(["git", "clone", "-q", ROOT, clone], check=True, env=clean_env())
-    p = start(pipeline)
-    _compare_with_cloc(p, clone)
-
-
-@pytest.mark.skipif(not shutil.which("cloc"), reason="cloc not installed")
-def test_code_agrees_with_cloc_on_a_large_tree(pipeline):
-    # A larger real tree every build host has: the system's C and C++
-    # headers (some 20,000 files, millions of lines), as a plain directory
-    assert os.path.isdir("/usr/include")
-    p = start(pipeline)
-    _compare_with_cloc(p, "/usr/include", repo=False)
 
 
 # ---------------------------------------------------------------------------
