@@ -600,6 +600,8 @@ s_intake_message (server_t *self, s_reply_t *reply, size_t *bytes)
         char detail[256];
         record_reject_t reason =
             record_check (&record, data, size, &self->config.limits, detail, sizeof detail);
+        if (reason == REJECT_NONE)
+            reason = record_check_id (&record, detail, sizeof detail);
         if (reason == REJECT_NONE) {
             if (!journal_append (self->journal, data, size,
                                  (uint8_t) (record.spec->writers & route), now)) {
