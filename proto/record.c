@@ -27,8 +27,8 @@
 const record_limits_t record_default_limits = {4 * 1024 * 1024, 16};
 
 static const char *s_reject_names[REJECT_REASON_COUNT] = {
-    "none",        "too_large",    "not_msgpack",  "too_deep", "not_map",
-    "bad_version", "bad_envelope", "unknown_kind", "bad_body", "bad_utf8",    "bad_id"};
+    "none",         "too_large",    "not_msgpack", "too_deep", "not_map", "bad_version",
+    "bad_envelope", "unknown_kind", "bad_body",    "bad_utf8", "bad_id"};
 
 const char *
 record_reject_name (record_reject_t reason)
@@ -1265,7 +1265,10 @@ s_test_ids (record_encoder_t *enc)
     record_pack_str (&out, "body");
     msgpack_pack_map (&out, 2);
     record_pack_str (&out, "name");
-    msgpack_sbuffer_write (&sbuf, "\xd9\x03" "cpu", 5);
+    msgpack_sbuffer_write (&sbuf,
+                           "\xd9\x03"
+                           "cpu",
+                           5);
     record_pack_str (&out, "value");
     msgpack_sbuffer_write (&sbuf, "\xd1\xff\xfd", 3);
     record_pack_str (&out, "tags");

@@ -49,7 +49,7 @@ typedef struct {
     //  objects, so that ingestd needs no decoding to check an id.
     const uint8_t *raw;
     size_t raw_size;
-    size_t body_at, tags_at;      //  offsets of the body and tags maps (tags_at 0: none)
+    size_t body_at, tags_at;     //  offsets of the body and tags maps (tags_at 0: none)
     size_t key_at[KIND_KEY_MAX]; //  offsets of the kind's body key fields (0: absent)
 } record_t;
 
