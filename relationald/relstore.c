@@ -16,7 +16,15 @@
     of n costs about 2 log2(n) extra statements per table, not n.
 
     Nothing from a record ever becomes SQL text: values go through COPY and
-    parameters only. U+0000 becomes U+FFFD (pgconn_text_clean).             */
+    parameters only. U+0000 becomes U+FFFD (pgconn_text_clean).
+
+    Why commits, tests and code statistics carry a content hash: their rows
+    are never updated by a later record, so another record under a stored
+    id with other content would be dropped by ON CONFLICT unseen. The hash
+    is staged with the row; after the inserts, one join per such table
+    (inside the batch's transaction, the staged rows are gone at commit)
+    finds the staged records whose stored row has another hash: conflicts,
+    which the writer loop files. The inserts leave those rows as they are.  */
 #include "relstore.h"
 #include "log.h"
 #include "mpjson.h"
@@ -60,12 +68,13 @@ static const struct {
      "ord int4, id bytea, src text, run text, col text, is_end bool, collector text, "
      "target text, status text, started timestamptz, finished timestamptz, duration float8, "
      "counts text, config text, error text, project text"},
-    {"stage_commits", 23,
+    {"stage_commits", 24,
      "ord int4, id bytea, src text, run text, sha text, parents text[], author_name text, "
      "author_email text, author_time int8, author_tz int8, committer_name text, "
      "committer_email text, committer_time int8, committer_tz int8, message text, "
      "files_changed int8, insertions int8, deletions int8, raw text, author_name_mailmap text, "
-     "author_email_mailmap text, committer_name_mailmap text, committer_email_mailmap text"},
+     "author_email_mailmap text, committer_name_mailmap text, committer_email_mailmap text, "
+     "content bytea"},
     {"stage_files", 7,
      "ord int4, commit_id bytea, path text, insertions int8, deletions int8, is_binary bool, "
      "old_path text"},
@@ -80,13 +89,13 @@ static const struct {
      "ord int4, id bytea, src text, run text, ts timestamptz, pipeline text, build_id text, "
      "status text, system text, branch text, sha text, started timestamptz, "
      "finished timestamptz, duration float8, trigger text, tests text"},
-    {"stage_tests", 16,
+    {"stage_tests", 17,
      "ord int4, id bytea, src text, run text, ts timestamptz, suite text, class text, "
      "name text, status text, duration float8, pipeline text, build_id text, file text, "
-     "failure_type text, failure_message text, flaky bool"},
-    {"stage_code", 12,
+     "failure_type text, failure_message text, flaky bool, content bytea"},
+    {"stage_code", 13,
      "ord int4, id bytea, src text, run text, ts timestamptz, rev text, language text, "
-     "path text, files int8, blank int8, comment int8, code int8"},
+     "path text, files int8, blank int8, comment int8, code int8, content bytea"},
     {"stage_unreach", 6, "ord int4, id bytea, src text, run text, ts timestamptz, sha text"},
     {"stage_analysis", 17,
      "ord int4, id bytea, src text, run text, ts timestamptz, day text, since timestamptz, "
@@ -147,16 +156,18 @@ static const struct {
      "INSERT INTO commits AS c (id, source_id, sha, parents, author_name, author_email, "
      "author_time, author_tz, committer_name, committer_email, committer_time, committer_tz, "
      "message, files_changed, insertions, deletions, raw, run_id, author_name_mailmap, "
-     "author_email_mailmap, committer_name_mailmap, committer_email_mailmap) "
+     "author_email_mailmap, committer_name_mailmap, committer_email_mailmap, content) "
      "SELECT DISTINCT ON (st.id) st.id, so.id, st.sha, st.parents, st.author_name, "
      "st.author_email, to_timestamp (st.author_time), st.author_tz, st.committer_name, "
      "st.committer_email, to_timestamp (st.committer_time), st.committer_tz, st.message, "
      "st.files_changed, st.insertions, st.deletions, st.raw::jsonb, st.run, "
      "st.author_name_mailmap, st.author_email_mailmap, st.committer_name_mailmap, "
-     "st.committer_email_mailmap "
+     "st.committer_email_mailmap, st.content "
      "FROM stage_commits st " S_SOURCE " WHERE " S_RANGE " ORDER BY st.id "
-     "ON CONFLICT (id) DO UPDATE SET reachable = true, unreachable_since = NULL "
-     "WHERE NOT c.reachable"},
+     "ON CONFLICT (id) DO UPDATE SET reachable = true, unreachable_since = NULL, "
+     "content = coalesce (c.content, excluded.content) "
+     "WHERE (NOT c.reachable OR c.content IS NULL) "
+     "AND (c.content IS NULL OR c.content = excluded.content)"},
     //  Binary files have no line counts (NULL), whatever the record says.
     //  A file row carries its commit's source (for row-level security and
     //  per-source reads without a look-up of every commit)
@@ -211,17 +222,20 @@ static const struct {
      "tests = excluded.tests, observed = excluded.observed, run_id = excluded.run_id, "
      "updated = now () WHERE b.observed <= excluded.observed"},
     {"ins_tests", T_TESTS,
-     "INSERT INTO ci_tests (id, source_id, suite, class, name, status, duration, pipeline, "
-     "build_id, file, failure_type, failure_message, flaky, observed, run_id) "
+     "INSERT INTO ci_tests AS t (id, source_id, suite, class, name, status, duration, pipeline, "
+     "build_id, file, failure_type, failure_message, flaky, observed, run_id, content) "
      "SELECT st.id, so.id, st.suite, st.class, st.name, st.status, st.duration, st.pipeline, "
-     "st.build_id, st.file, st.failure_type, st.failure_message, st.flaky, st.ts, st.run "
-     "FROM stage_tests st " S_SOURCE " WHERE " S_RANGE " ORDER BY st.id ON CONFLICT DO NOTHING"},
+     "st.build_id, st.file, st.failure_type, st.failure_message, st.flaky, st.ts, st.run, "
+     "st.content "
+     "FROM stage_tests st " S_SOURCE " WHERE " S_RANGE " ORDER BY st.id "
+     "ON CONFLICT (id) DO UPDATE SET content = excluded.content WHERE t.content IS NULL"},
     {"ins_code", T_CODE,
-     "INSERT INTO code_stats (id, source_id, rev, language, path, files, blank, comment, code, "
-     "observed, run_id) "
+     "INSERT INTO code_stats AS t (id, source_id, rev, language, path, files, blank, comment, "
+     "code, observed, run_id, content) "
      "SELECT st.id, so.id, st.rev, st.language, st.path, st.files, st.blank, st.comment, "
-     "st.code, st.ts, st.run "
-     "FROM stage_code st " S_SOURCE " WHERE " S_RANGE " ORDER BY st.id ON CONFLICT DO NOTHING"},
+     "st.code, st.ts, st.run, st.content "
+     "FROM stage_code st " S_SOURCE " WHERE " S_RANGE " ORDER BY st.id "
+     "ON CONFLICT (id) DO UPDATE SET content = excluded.content WHERE t.content IS NULL"},
     //  A report's figures: mutable, the newest report of the key wins
     {"ins_analysis", T_ANALYSIS,
      "INSERT INTO analysis_summaries AS a (id, source_id, day, since, until, commits, authors, "
@@ -239,6 +253,20 @@ static const struct {
 };
 
 #define S_STATEMENTS (sizeof s_statements / sizeof s_statements[0])
+
+//  The staged records of the tables with content hashes whose stored row
+//  holds another: conflicts (after the inserts, in the same transaction)
+static const struct {
+    s_table_t table;
+    const char *sql;
+} s_conflict_queries[] = {
+    {T_COMMITS, "SELECT st.ord FROM stage_commits st JOIN commits c ON c.id = st.id "
+                "WHERE c.content <> st.content"},
+    {T_TESTS, "SELECT st.ord FROM stage_tests st JOIN ci_tests t ON t.id = st.id "
+              "WHERE t.content <> st.content"},
+    {T_CODE, "SELECT st.ord FROM stage_code st JOIN code_stats t ON t.id = st.id "
+             "WHERE t.content <> st.content"},
+};
 
 static const char *s_reject_sql =
     "INSERT INTO rejected_records (record_id, kind, source, error, sqlstate, record) "
@@ -301,6 +329,8 @@ struct _relstore_t {
     s_reject_t *rejects;
     size_t nrejects, rejects_cap;
     bool isolated;
+    uint8_t *conflicts; //  the writer's flags for the batch in hand, or NULL
+    size_t nconflicts;
 
     //  Scratch space reused across batches
     char *scratch;
@@ -829,6 +859,11 @@ s_stage_record (relstore_t *self, s_table_t table, size_t index)
         break;
     case T_COUNT: break;
     }
+    if (table == T_COMMITS || table == T_TESTS || table == T_CODE) {
+        uint8_t content[RECORD_CONTENT_SIZE];
+        record_content_hash (record, content);
+        pgconn_copy_bytea (self->conn, content, sizeof content);
+    }
 }
 
 static bool
@@ -971,6 +1006,30 @@ typedef struct {
     bool copy_refused;
 } s_tx_t;
 
+//  Flags the staged records whose stored row has other content
+static pgconn_status_t
+s_find_conflicts (relstore_t *self)
+{
+    self->nconflicts = 0;
+    for (size_t q = 0; q < sizeof s_conflict_queries / sizeof s_conflict_queries[0]; q++) {
+        if (!self->rows[s_conflict_queries[q].table])
+            continue;
+        PGresult *result = pgconn_query (self->conn, s_conflict_queries[q].sql, 0, NULL);
+        if (!result)
+            return pgconn_last_status (self->conn);
+        for (int row = 0; row < PQntuples (result); row++) {
+            long ord = strtol (PQgetvalue (result, row, 0), NULL, 10);
+            if (ord < 0 || (size_t) ord >= self->count || self->kinds[ord] == K_NONE)
+                continue; //  refused by PostgreSQL: in rejected_records
+            self->nconflicts++;
+            if (self->conflicts)
+                self->conflicts[ord] = 1;
+        }
+        PQclear (result);
+    }
+    return PGCONN_OK;
+}
+
 static int
 s_transaction (pgconn_t *conn, void *arg)
 {
@@ -1005,13 +1064,17 @@ s_transaction (pgconn_t *conn, void *arg)
         }
     if (status == PGCONN_OK)
         status = s_store_rejects (self);
+    if (status == PGCONN_OK)
+        status = s_find_conflicts (self);
     return status == PGCONN_OK ? 0 : -1;
 }
 
 int
-relstore_write (void *self_, const record_t *records, size_t count, char *error, size_t error_size)
+relstore_write (void *self_, const record_t *records, size_t count, uint8_t *conflicts, char *error,
+                size_t error_size)
 {
     relstore_t *self = self_;
+    self->conflicts = conflicts;
     if (pgconn_ensure (self->conn)) {
         if (self->m_up)
             metric_set (self->m_up, 0);
@@ -1345,7 +1408,7 @@ static int
 s_write (relstore_t *store, s_batch_t *b)
 {
     char error[512] = "";
-    int rc = relstore_write (store, b->records, b->count, error, sizeof error);
+    int rc = relstore_write (store, b->records, b->count, NULL, error, sizeof error);
     if (rc)
         fprintf (stderr, "relstore_write: %s\n", error);
     return rc;
@@ -1593,11 +1656,11 @@ s_test_outage (relstore_t *store, pgconn_t *pg, const char *dsn)
               "datname = current_database () AND pid <> pg_backend_pid ()");
     pgconn_test_expect (pg, sql, "1");
     char error[512] = "";
-    int rc = relstore_write (store, b.records, b.count, error, sizeof error);
+    int rc = relstore_write (store, b.records, b.count, NULL, error, sizeof error);
     int64_t deadline = util_mono_ms () + 10000;
     while (rc != 0 && util_mono_ms () < deadline) {
         assert (strstr (error, "postgresql"));
-        rc = relstore_write (store, b.records, b.count, error, sizeof error);
+        rc = relstore_write (store, b.records, b.count, NULL, error, sizeof error);
     }
     assert (rc == 0);
     pgconn_test_expect (pg, "SELECT count (*) FROM commits WHERE sha = 'o1'", "1");
@@ -1607,7 +1670,7 @@ s_test_outage (relstore_t *store, pgconn_t *pg, const char *dsn)
         relstore_new ("host=127.0.0.1 port=1 connect_timeout=1", NULL, error, sizeof error);
     assert (away);
     assert (relstore_connect (away) == 1);
-    assert (relstore_write (away, b.records, b.count, error, sizeof error) == -1);
+    assert (relstore_write (away, b.records, b.count, NULL, error, sizeof error) == -1);
     assert (strstr (error, "postgresql"));
     char text[256];
     assert (!relstore_healthy (away, text, sizeof text));
