@@ -990,6 +990,8 @@ s_test_deliver (zsock_t *router, zframe_t *peer, record_encoder_t *enc, uint64_t
     zmsg_send (&msg, router);
 }
 
+static size_t s_test_conflicts_heard; //  records in CONFLICT messages
+
 static void
 s_test_wait_ack (zsock_t *router, uint64_t upto)
 {
@@ -1000,8 +1002,13 @@ s_test_wait_ack (zsock_t *router, uint64_t upto)
         zframe_t *from = zmsg_pop (msg);
         zframe_destroy (&from);
         assert (zframe_streq (zmsg_first (msg), SIGNATURE));
-        if (zframe_streq (zmsg_next (msg), "ACK"))
+        zframe_t *cmd = zmsg_next (msg);
+        if (zframe_streq (cmd, "ACK"))
             acked = util_get_be (zframe_data (zmsg_next (msg)), 8);
+        else if (zframe_streq (cmd, "CONFLICT")) {
+            assert (acked < upto); //  reported before the batch's ACK
+            s_test_conflicts_heard += zmsg_size (msg) - 2;
+        }
         zmsg_destroy (&msg);
     }
 }
@@ -1064,6 +1071,19 @@ writer_test (bool verbose)
     s_test_wait_ack (router, 5);
     assert (store.calls == 2);  //  one failure, one commit
     assert (store.stored == 2); //  the duplicate id was dropped
+    //  ...with other content (value 2, not 0), so it is a conflict: filed,
+    //  reported to ingestd and said in /health; the first "a" was stored
+    assert (s_test_conflicts_heard == 1);
+    char path[128], text[256];
+    snprintf (path, sizeof path, "%s/archive.jsonl", conflicts_dir);
+    FILE *file = fopen (path, "r");
+    assert (file && fgets (text, sizeof text, file));
+    assert (strncmp (text, "{\"writer\":\"archive\",\"detected_ns\":", 34) == 0);
+    assert (strstr (text, "\"kind\":\"metric\"") && strstr (text, "\"value\":2"));
+    assert (!fgets (text, sizeof text, file)); //  one line
+    fclose (file);
+    writer_healthy (writer, text, sizeof text);
+    assert (strstr (text, " conflicts=1 last=metric/"));
 
     //  A slow store: one batch committing, the next full, a third held.
     //  ingestd's heartbeats are still heard, so /health stays "ok" and
@@ -1073,7 +1093,6 @@ writer_test (bool verbose)
     for (uint64_t upto = 15; upto <= 35; upto += 10)
         s_test_deliver (router, peer, enc, upto, many, 10);
     int64_t until = util_mono_ms () + 3500;
-    char text[256];
     while (util_mono_ms () < until) {
         msg = zmsg_new ();
         zmsg_append (msg, &(zframe_t *){zframe_dup (peer)});
@@ -1129,4 +1148,6 @@ writer_test (bool verbose)
     writer_destroy (&writer);
     zframe_destroy (&peer);
     zsock_destroy (&router);
+    unlink (path);
+    rmdir (conflicts_dir);
 }

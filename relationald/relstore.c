@@ -1414,6 +1414,35 @@ s_write (relstore_t *store, s_batch_t *b)
     return rc;
 }
 
+//  The same batch again changes nothing and flags nothing; a test case and
+//  a commit with other content under stored ids are flagged as conflicts
+//  and leave their rows as they were.
+static void
+s_test_conflicts (relstore_t *store, pgconn_t *pg)
+{
+    s_batch_t b;
+    s_batch_init (&b, "repo-a");
+    s_full_batch (&b);
+    uint8_t *flags = calloc (b.count, 1);
+    char error[512];
+    assert (relstore_write (store, b.records, b.count, flags, error, sizeof error) == 0);
+    for (size_t i = 0; i < b.count; i++)
+        assert (!flags[i]);
+    s_batch_clear (&b);
+    s_test_case (&b, "t_fast", "failed", 0.01);
+    s_commit (&b, &(s_commit_t){"c2", "Eve", "eve@example.org", "forged", 0, 1600086400, 120, 5,
+                                2, 0, false});
+    s_test_case (&b, "t_new", "passed", 0.5);
+    memset (flags, 0, 3);
+    assert (relstore_write (store, b.records, b.count, flags, error, sizeof error) == 0);
+    assert (flags[0] == 1 && flags[1] == 1 && flags[2] == 0);
+    pgconn_test_expect (pg, "SELECT status FROM ci_tests WHERE name = 't_fast'", "passed");
+    pgconn_test_expect (pg, "SELECT author_name FROM commits WHERE sha = 'c2'", "Ann");
+    pgconn_test_expect (pg, "SELECT count (*) FROM ci_tests WHERE name = 't_new'", "1");
+    free (flags);
+    s_batch_destroy (&b);
+}
+
 static const char *s_counts_sql =
     "SELECT (SELECT count (*) FROM sources) || ' ' || (SELECT count (*) FROM runs) || ' ' "
     "|| (SELECT count (*) FROM commits) || ' ' || (SELECT count (*) FROM commit_files) || ' ' "
@@ -1700,6 +1729,7 @@ relstore_test (bool verbose)
     assert (pgconn_exec (pg, "SET TIME ZONE 'UTC'") == PGCONN_OK);
 
     s_test_basic (store, pg);
+    s_test_conflicts (store, pg);
     s_test_hostile (store, pg);
     s_test_rejects (store, pg);
     s_test_outage (store, pg, dsn);
