@@ -67,7 +67,11 @@ typedef struct {
     uint8_t *flags;      //  per record: the store found a conflict (capacity entries)
     record_t *conflicts; //  records kept out as conflicts, filed with the commit
     size_t nconflicts, conflicts_cap;
-    size_t dedup_conflicts; //  of them, found inside the batch (before the store)
+    //  Records of an immutable kind whose id came earlier in the batch with
+    //  other content: stored after the batch (s_store_later), so that the
+    //  store compares them with what it holds, whichever came first
+    record_t *later, *round;
+    size_t nlater, later_cap;
 } s_batch_t;
 
 struct _writer_t {
@@ -244,7 +248,7 @@ s_clear_batch (s_batch_t *batch)
         zmsg_destroy (&msg);
     batch->count = 0;
     batch->upto = 0;
-    batch->nconflicts = batch->dedup_conflicts = 0;
+    batch->nconflicts = batch->nlater = 0;
     msgpack_zone_clear (&batch->zone);
 }
 
@@ -268,6 +272,8 @@ writer_destroy (writer_t **self_p)
         free (self->batches[b].records);
         free (self->batches[b].flags);
         free (self->batches[b].conflicts);
+        free (self->batches[b].later);
+        free (self->batches[b].round);
     }
     zmsg_t *held;
     while ((held = zlist_pop (self->held)))
@@ -355,8 +361,8 @@ s_by_id (const void *a, const void *b, void *arg)
 //  One record per id, keeping batch order. A batch rarely holds an id twice
 //  (a collector resent a batch), so one pass over a set says whether it
 //  does; only then are the records grouped by id: for a mutable kind the
-//  last state wins, for the others the first stays and a later one with
-//  other content is a conflict.
+//  last state wins; for the others the first stays, the same content again
+//  is dropped, and other content is kept aside for s_store_later.
 static void
 s_dedup (writer_t *self, s_batch_t *batch)
 {
@@ -391,10 +397,18 @@ s_dedup (writer_t *self, s_batch_t *batch)
         record_content_hash (first, content);
         for (size_t k = g + 1; k < e; k++) {
             record_content_hash (&records[order[k]], other);
-            if (memcmp (content, other, RECORD_CONTENT_SIZE) != 0)
-                s_add_conflict (batch, &records[order[k]]);
-            else
+            if (memcmp (content, other, RECORD_CONTENT_SIZE) == 0) {
                 dropped++;
+                continue;
+            }
+            if (batch->nlater == batch->later_cap) {
+                batch->later_cap = batch->later_cap ? batch->later_cap * 2 : 16;
+                batch->later = realloc (batch->later, batch->later_cap * sizeof *batch->later);
+                //  Room for a round and what remains after it (s_store_all)
+                batch->round = realloc (batch->round, 2 * batch->later_cap * sizeof *batch->round);
+                assert (batch->later && batch->round);
+            }
+            batch->later[batch->nlater++] = records[order[k]];
         }
     }
     size_t kept = 0;
@@ -402,7 +416,6 @@ s_dedup (writer_t *self, s_batch_t *batch)
         if (keep[i])
             records[kept++] = records[i];
     batch->count = kept;
-    batch->dedup_conflicts = batch->nconflicts;
     s_add (self->m_duplicates, dropped);
     free (order);
     free (keep);
@@ -506,21 +519,55 @@ s_commit (writer_t *self, s_batch_t *batch, bool draining)
     return rc;
 }
 
+//  One store call; the records it flags join the batch's conflicts
+static int
+s_store_round (writer_t *self, s_batch_t *batch, const record_t *records, size_t count, char *error,
+               size_t error_size)
+{
+    memset (batch->flags, 0, count);
+    int rc = self->store_fn (self->store, records, count, batch->flags, error, error_size);
+    for (size_t i = 0; rc == 0 && i < count; i++)
+        if (batch->flags[i])
+            s_add_conflict (batch, &records[i]);
+    return rc;
+}
+
+//  The batch, then what s_dedup kept aside, in rounds of distinct ids: the
+//  store compares each with what it holds by then (the batch's first
+//  occurrence, or an earlier record), so the one flagged is the one that
+//  came second, wherever the first was. Rare, so a round is a store call.
+static int
+s_store_all (writer_t *self, s_batch_t *batch, char *error, size_t error_size)
+{
+    batch->nconflicts = 0;
+    int rc = s_store_round (self, batch, batch->records, batch->count, error, error_size);
+    size_t left = batch->nlater;
+    record_t *rest = batch->round + batch->later_cap;
+    if (left)
+        memcpy (rest, batch->later, left * sizeof *rest);
+    while (rc == 0 && left) {
+        idset_reset (self->batch_ids);
+        size_t n = 0, kept = 0;
+        for (size_t i = 0; i < left; i++)
+            if (idset_insert (self->batch_ids, rest[i].id))
+                batch->round[n++] = rest[i];
+            else
+                rest[kept++] = rest[i];
+        rc = s_store_round (self, batch, batch->round, n, error, error_size);
+        left = kept;
+    }
+    return rc;
+}
+
 static int
 s_commit_attempts (writer_t *self, s_batch_t *batch, bool draining)
 {
     int64_t backoff = self->config.retry_min_ms;
-    while (batch->count > 0 || batch->nconflicts > 0) {
+    size_t records = batch->count + batch->nlater;
+    while (batch->count > 0) {
         char error[256] = "";
         int64_t start = util_mono_ms ();
-        batch->nconflicts = batch->dedup_conflicts;
-        memset (batch->flags, 0, batch->count);
-        int rc = batch->count ? self->store_fn (self->store, batch->records, batch->count,
-                                                batch->flags, error, sizeof error)
-                              : 0;
-        for (size_t i = 0; rc == 0 && i < batch->count; i++)
-            if (batch->flags[i])
-                s_add_conflict (batch, &batch->records[i]);
+        int rc = s_store_all (self, batch, error, sizeof error);
         if (rc == 0 && batch->nconflicts)
             rc = s_file_conflicts (self, batch, error, sizeof error);
         if (rc == 0) {
@@ -531,7 +578,7 @@ s_commit_attempts (writer_t *self, s_batch_t *batch, bool draining)
                 atomic_store (&self->store_ok, true);
                 s_set (self->m_store_up, 1);
             }
-            s_add (self->m_stored, batch->count - (batch->nconflicts - batch->dedup_conflicts));
+            s_add (self->m_stored, records - batch->nconflicts);
             s_add (self->m_batches, 1);
             return 0;
         }
@@ -941,6 +988,9 @@ typedef struct {
     int calls, failures_left;
     size_t stored;
     atomic_bool hold; //  the store is slow: a commit waits while set
+    //  What it holds: ids and content hashes, to flag conflicts as a store does
+    uint8_t ids[64][RECORD_ID_SIZE], contents[64][RECORD_CONTENT_SIZE];
+    size_t held;
 } s_test_store_t;
 
 static int
@@ -948,8 +998,6 @@ s_test_store (void *store, const record_t *records, size_t count, uint8_t *confl
               size_t error_size)
 {
     s_test_store_t *self = store;
-    (void) records;
-    (void) conflicts;
     while (atomic_load (&self->hold))
         zclock_sleep (10);
     self->calls++;
@@ -958,7 +1006,23 @@ s_test_store (void *store, const record_t *records, size_t count, uint8_t *confl
         snprintf (error, error_size, "simulated outage");
         return -1;
     }
-    self->stored += count;
+    for (size_t i = 0; i < count; i++) {
+        uint8_t content[RECORD_CONTENT_SIZE];
+        record_content_hash (&records[i], content);
+        size_t at = 0;
+        while (at < self->held && memcmp (self->ids[at], records[i].id, RECORD_ID_SIZE) != 0)
+            at++;
+        if (at < self->held && memcmp (self->contents[at], content, RECORD_CONTENT_SIZE) != 0) {
+            conflicts[i] = 1;
+            continue;
+        }
+        if (at == self->held && self->held < 64) {
+            memcpy (self->ids[at], records[i].id, RECORD_ID_SIZE);
+            memcpy (self->contents[at], content, RECORD_CONTENT_SIZE);
+            self->held++;
+        }
+        self->stored++;
+    }
     return 0;
 }
 
@@ -1031,7 +1095,7 @@ writer_test (bool verbose)
     assert (port > 0);
     char endpoint[64];
     snprintf (endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", port);
-    s_test_store_t store = {0, 1, 0, false};
+    s_test_store_t store = {.failures_left = 1};
     char conflicts_dir[64];
     snprintf (conflicts_dir, sizeof conflicts_dir, "/tmp/writer-test-%d", (int) getpid ());
     writer_config_t config = {endpoint, "archive", 10, 50, 100, 20, 100, NULL, conflicts_dir};
@@ -1069,10 +1133,12 @@ writer_test (bool verbose)
 
     //  Heartbeats may come first; wait for the ACK that moves to 5.
     s_test_wait_ack (router, 5);
-    assert (store.calls == 2);  //  one failure, one commit
-    assert (store.stored == 2); //  the duplicate id was dropped
-    //  ...with other content (value 2, not 0), so it is a conflict: filed,
-    //  reported to ingestd and said in /health; the first "a" was stored
+    //  One failure, then the batch and, in a store call of its own, the
+    //  second "a": other content (value 2, not 0) under the id of the first,
+    //  which the store then holds: a conflict, filed, reported to ingestd
+    //  and said in /health
+    assert (store.calls == 3);
+    assert (store.stored == 2);
     assert (s_test_conflicts_heard == 1);
     char path[128], text[256];
     snprintf (path, sizeof path, "%s/archive.jsonl", conflicts_dir);
@@ -1122,7 +1188,7 @@ writer_test (bool verbose)
 
     //  ingestd refuses the name (another live instance holds it): the
     //  writer stops with the reason instead of trying again.
-    store = (s_test_store_t){0, 0, 0, false};
+    store = (s_test_store_t){.failures_left = 0};
     writer = writer_new (&config, s_test_store, &store, NULL);
     actor = zactor_new (s_writer_actor, writer);
     //  The first writer's last messages may still be queued.

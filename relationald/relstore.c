@@ -1430,8 +1430,8 @@ s_test_conflicts (relstore_t *store, pgconn_t *pg)
         assert (!flags[i]);
     s_batch_clear (&b);
     s_test_case (&b, "t_fast", "failed", 0.01);
-    s_commit (&b, &(s_commit_t){"c2", "Eve", "eve@example.org", "forged", 0, 1600086400, 120, 5,
-                                2, 0, false});
+    s_commit (&b, &(s_commit_t){"c2", "Eve", "eve@example.org", "forged", 0, 1600086400, 120, 5, 2,
+                                0, false});
     s_test_case (&b, "t_new", "passed", 0.5);
     memset (flags, 0, 3);
     assert (relstore_write (store, b.records, b.count, flags, error, sizeof error) == 0);
