@@ -87,6 +87,9 @@ def main():
     ap.add_argument("--senders", type=int, default=2)
     ap.add_argument("--latency-rate", type=int, default=100_000,
                     help="records/s for the latency phase")
+    ap.add_argument("--journal-only", action="store_true",
+                    help="phase 1 only (intake: validation, id check, journal), e.g. to compare "
+                         "two ingestd builds side by side with OMNI_BIN")
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="omni-bench-")
     rows = []

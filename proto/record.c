@@ -16,9 +16,9 @@
 
 #include <assert.h>
 #include <math.h>
-#include <openssl/evp.h>
+//  For SHA256_Init and friends (see s_hash_t)
+#define OPENSSL_SUPPRESS_DEPRECATED
 #include <openssl/sha.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -760,40 +760,32 @@ record_decode (record_t *record, msgpack_zone *zone, const void *data, size_t si
     return REJECT_NONE;
 }
 
-//  OpenSSL 3 looks the algorithm up on every one-shot SHA256() call, which
-//  costs more than hashing a natural key: fetch it once per process.
-static pthread_once_t s_sha256_once = PTHREAD_ONCE_INIT;
-static EVP_MD *s_sha256;
+//  The hash input gathers in a buffer on the stack and goes to SHA-256 in
+//  few calls: ingestd hashes every record's key. The low-level SHA256_*
+//  calls, deprecated in OpenSSL 3 but not removed, take a context on the
+//  stack and no provider dispatch; per record they cost less than EVP's
+//  context allocation and look-ups, for the same digest.
+typedef struct {
+    uint8_t buf[512];
+    size_t n;
+    SHA256_CTX ctx;
+} s_hash_t;
 
 static void
-s_sha256_fetch (void)
+s_hash_begin (s_hash_t *self)
 {
-    s_sha256 = EVP_MD_fetch (NULL, "SHA256", NULL);
-    assert (s_sha256);
+    self->n = 0;
+    SHA256_Init (&self->ctx);
 }
-
-//  Hash input in a buffer on the stack; only a key larger than the buffer
-//  (a custom kind's whole body) streams through a digest context.
-typedef struct {
-    uint8_t buf[1024];
-    size_t n;
-    EVP_MD_CTX *ctx;
-} s_hash_t;
 
 static void
 s_hash_put (s_hash_t *self, const void *data, size_t len)
 {
     if (self->n + len > sizeof self->buf) {
-        if (!self->ctx) {
-            self->ctx = EVP_MD_CTX_new ();
-            assert (self->ctx);
-            pthread_once (&s_sha256_once, s_sha256_fetch);
-            EVP_DigestInit_ex (self->ctx, s_sha256, NULL);
-        }
-        EVP_DigestUpdate (self->ctx, self->buf, self->n);
+        SHA256_Update (&self->ctx, self->buf, self->n);
         self->n = 0;
         if (len > sizeof self->buf) {
-            EVP_DigestUpdate (self->ctx, data, len);
+            SHA256_Update (&self->ctx, data, len);
             return;
         }
     }
@@ -805,13 +797,8 @@ static void
 s_hash_end (s_hash_t *self, uint8_t *out, size_t size)
 {
     uint8_t digest[SHA256_DIGEST_LENGTH];
-    pthread_once (&s_sha256_once, s_sha256_fetch);
-    if (self->ctx) {
-        EVP_DigestUpdate (self->ctx, self->buf, self->n);
-        EVP_DigestFinal_ex (self->ctx, digest, NULL);
-        EVP_MD_CTX_free (self->ctx);
-    } else
-        EVP_Digest (self->buf, self->n, digest, NULL, s_sha256, NULL);
+    SHA256_Update (&self->ctx, self->buf, self->n);
+    SHA256_Final (digest, &self->ctx);
     memcpy (out, digest, size);
 }
 
@@ -921,8 +908,7 @@ record_compute_id (const record_t *record, uint8_t id[RECORD_ID_SIZE])
 {
     assert (record->raw && record->body_at);
     s_hash_t hash;
-    hash.n = 0;
-    hash.ctx = NULL;
+    s_hash_begin (&hash);
     s_hash_put (&hash, "omni.id/1", 10);
     s_hash_put (&hash, record->kind.ptr, record->kind.len);
     s_hash_put (&hash, "", 1);
@@ -971,8 +957,7 @@ record_content_hash (const record_t *record, uint8_t hash[RECORD_CONTENT_SIZE])
 {
     assert (record->raw && record->body_at);
     s_hash_t sink;
-    sink.n = 0;
-    sink.ctx = NULL;
+    s_hash_begin (&sink);
     s_hash_put (&sink, record->id, RECORD_ID_SIZE);
     s_hash_value (&sink, record->raw, record->body_at);
     s_hash_end (&sink, hash, RECORD_CONTENT_SIZE);
