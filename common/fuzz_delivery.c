@@ -33,7 +33,7 @@ s_store (void *store, const record_t *records, size_t count, uint8_t *conflicts,
     }
     //  One record in eleven meets other content: the conflict path too
     for (size_t i = 0; i < count; i++)
-        conflicts[i] = records[i].id[0] % 11 == 0;
+        conflicts[i] = (s_store_calls + i) % 11 == 0;
     if (s_store_calls % 1000 == 0)
         (void) !truncate (s_writer->conflicts_path, 0);
     //  One commit in seven fails: the retry and RESET paths are exercised
@@ -56,11 +56,10 @@ LLVMFuzzerInitialize (int *argc, char ***argv)
     s_ingestd = zsock_new_router ("inproc://fuzz-delivery");
     assert (s_ingestd);
     //  retry_max 1 ms: a failing store must not slow the fuzzer down
-    //  Conflicts are filed in a directory of the fuzzer's own, cut short
-    //  now and then (s_store)
-    static char dir[] = "/tmp/omni-fuzz-conflicts-XXXXXX";
-    assert (mkdtemp (dir));
-    writer_config_t config = {"inproc://fuzz-delivery", "archive", 50, 1, 200, 1, 1, NULL, dir};
+    //  Conflicts are filed next to the fuzzer's corpora, cut short now and
+    //  then (s_store)
+    writer_config_t config = {"inproc://fuzz-delivery", "archive", 50, 1, 200, 1, 1, NULL,
+                              "build-fuzz/conflicts"};
     s_writer = writer_new (&config, s_store, NULL, NULL);
     assert (s_writer);
     s_writer->dealer = zsock_new_dealer (">inproc://fuzz-delivery");
