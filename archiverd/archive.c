@@ -42,6 +42,17 @@
     length (after cutting the file back) re-dirties every byte the next
     fsync must cover, so a retry never trusts a failed attempt.
 
+    Why two keys for a record of an immutable kind: its id, and its
+    content key (record_content_hash: the id and the body). An id found
+    with its content key is the same record again, skipped; an id found
+    without it is other content under an id already archived: a conflict,
+    kept out of the archive and handed to the writer loop, which files it
+    (the first stays). Keys are hashes, so both live in the same id set and
+    tree at the cost of one more key a record. Custom kinds are keyed on
+    their whole body, so their id says all: one key. A state from before
+    format 3 holds ids without content keys: there, an id found without one
+    gets it (the first content seen since is the one compared with).
+
     Why the store refuses an archive with .jsonl files and no state: the
     recovery deletes what the state does not know, and a lost or misplaced
     .state would otherwise make it delete the whole archive.                 */
@@ -77,9 +88,9 @@
 #include <unistd.h>
 
 #define STATE_DIR          ".state"
-#define STATE_FORMAT       2          //  1: ids in the tree only; 2: and "recent"
-#define FD_CACHE_MAX       64         //  open files kept; the least recently used is closed
-#define KIND_DIR_MAX       120        //  longer kinds are cut and get a hash suffix
+#define STATE_FORMAT       3   //  1: ids in the tree only; 2: and "recent"; 3: and content keys
+#define FD_CACHE_MAX       64  //  open files kept; the least recently used is closed
+#define KIND_DIR_MAX       120 //  longer kinds are cut and get a hash suffix
 #define BUF_KEEP_MAX       (8u << 20) //  a larger batch buffer is freed after the batch
 #define NS_PER_DAY         (86400LL * 1000000000LL)
 #define MAP_RETRIES        8
@@ -124,6 +135,7 @@ struct _archive_t {
     size_t map_size;
     idset_t *recent_ids;   //  every id in "recent", for lookups
     uint64_t tree_ids;     //  entries in "ids"
+    bool legacy_ids;       //  ids from before content keys (format < 3) may be in the set
     bloom_t *tree_filter;  //  every id in "ids", so that new ids rarely ask the tree
     uint64_t next_chunk;   //  batch number in the next keys of "recent"
     int next_slice;        //  the slice the next merge takes
@@ -136,7 +148,7 @@ struct _archive_t {
     s_file_t **touched;
     size_t ntouched, touched_cap;
     size_t *next;        //  per record: index + 1 of the next line of the same file
-    bool *skip;          //  per record: already archived
+    bool *skip;          //  per record: already archived, or a conflict
     uint8_t *new_ids;    //  packed keys this batch adds, in "recent" when it commits
     uint8_t *sliced_ids; //  the same, slice after slice
     size_t *order;       //  record index of each line, files one after the other
@@ -145,7 +157,7 @@ struct _archive_t {
     size_t nnew;
     size_t next_cap;
     mpjson_buf_t buf;
-    metric_t *m_archived, *m_skipped, *m_bytes, *m_files, *m_recent, *m_merges;
+    metric_t *m_archived, *m_skipped, *m_bytes, *m_files, *m_recent, *m_merges, *m_learned;
     //  Cold storage and retention (archive_set_policy), by a thread of
     //  their own; `mutex` keeps them and a batch apart
     pthread_mutex_t mutex;
@@ -486,20 +498,18 @@ s_end_batch (archive_t *self, bool committed)
 static void
 s_archive_key (const record_t *record, uint8_t key[RECORD_ID_SIZE])
 {
-    if (!record->spec || !record->spec->mutable_state) {
+    if (!record->spec || !record->spec->mutable_state)
         memcpy (key, record->id, RECORD_ID_SIZE);
-        return;
-    }
-    msgpack_sbuffer sbuf;
-    msgpack_sbuffer_init (&sbuf);
-    msgpack_packer pk;
-    msgpack_packer_init (&pk, &sbuf, msgpack_sbuffer_write);
-    msgpack_sbuffer_write (&sbuf, (const char *) record->id, RECORD_ID_SIZE);
-    msgpack_pack_object (&pk, *record->body);
-    uint8_t digest[32];
-    EVP_Digest (sbuf.data, sbuf.size, digest, NULL, EVP_sha256 (), NULL);
-    memcpy (key, digest, RECORD_ID_SIZE);
-    msgpack_sbuffer_destroy (&sbuf);
+    else
+        record_content_hash (record, key);
+}
+
+//  Whether the content of a record of this kind is checked against what an
+//  id already archived holds: immutable kinds with a natural key.
+static bool
+s_checks_content (const record_t *record)
+{
+    return record->spec && !record->spec->mutable_state && record->spec->key[0];
 }
 
 //  Whether `key` is archived: in memory, else in the tree.
@@ -587,8 +597,8 @@ s_encode (void *arg)
 
 //  One attempt at a batch. Sets *map_full when LMDB needs a bigger map.
 static int
-s_write_batch (archive_t *self, const record_t *records, size_t count, bool *map_full, char *error,
-               size_t error_size)
+s_write_batch (archive_t *self, const record_t *records, size_t count, uint8_t *conflicts,
+               bool *map_full, char *error, size_t error_size)
 {
     *map_full = false;
     MDB_txn *txn;
@@ -599,8 +609,9 @@ s_write_batch (archive_t *self, const record_t *records, size_t count, bool *map
         self->next_cap = count * 2;
         self->next = realloc (self->next, self->next_cap * sizeof *self->next);
         self->skip = realloc (self->skip, self->next_cap * sizeof *self->skip);
-        self->new_ids = realloc (self->new_ids, self->next_cap * RECORD_ID_SIZE);
-        self->sliced_ids = realloc (self->sliced_ids, self->next_cap * RECORD_ID_SIZE);
+        //  Two keys a record at most: id and content key
+        self->new_ids = realloc (self->new_ids, 2 * self->next_cap * RECORD_ID_SIZE);
+        self->sliced_ids = realloc (self->sliced_ids, 2 * self->next_cap * RECORD_ID_SIZE);
         self->order = realloc (self->order, self->next_cap * sizeof *self->order);
         self->line_end = realloc (self->line_end, self->next_cap * sizeof *self->line_end);
         assert (self->next && self->skip && self->new_ids && self->sliced_ids && self->order &&
@@ -608,7 +619,7 @@ s_write_batch (archive_t *self, const record_t *records, size_t count, bool *map
     }
     //  Ids go into the memory set as they are seen, so that a duplicate
     //  inside the batch is skipped too; a failure takes them out again.
-    uint64_t skipped = 0, archived = 0, bytes = 0;
+    uint64_t skipped = 0, archived = 0, bytes = 0, learned = 0;
     int64_t t0 = zclock_usecs (), t1, t2, t3;
     self->nnew = 0;
     for (size_t i = 0; i < count; i++) {
@@ -618,12 +629,32 @@ s_write_batch (archive_t *self, const record_t *records, size_t count, bool *map
         if ((rc = s_archived (self, txn, key, &found)))
             goto mdb_failed;
         self->skip[i] = found;
-        if (found)
-            skipped++;
-        else {
-            idset_insert (self->recent_ids, key);
-            self->nnew++;
+        if (!s_checks_content (&records[i])) {
+            if (found)
+                skipped++;
+            else {
+                idset_insert (self->recent_ids, key);
+                self->nnew++;
+            }
+            continue;
         }
+        uint8_t *content = found ? key : key + RECORD_ID_SIZE;
+        record_content_hash (&records[i], content);
+        bool same = false;
+        if (found && (rc = s_archived (self, txn, content, &same)))
+            goto mdb_failed;
+        if (!found) { //  a new record: its id and its content key
+            idset_insert (self->recent_ids, key);
+            idset_insert (self->recent_ids, content);
+            self->nnew += 2;
+        } else if (same)
+            skipped++;
+        else if (self->legacy_ids) { //  archived before content keys: learn it
+            idset_insert (self->recent_ids, content);
+            self->nnew++;
+            learned++;
+        } else if (conflicts)
+            conflicts[i] = 1;
     }
     s_file_t *file = NULL;
     const record_t *previous = NULL;
@@ -736,6 +767,7 @@ s_write_batch (archive_t *self, const record_t *records, size_t count, bool *map
     s_end_batch (self, true);
     s_add (self->m_archived, archived);
     s_add (self->m_skipped, skipped);
+    s_add (self->m_learned, learned);
     s_add (self->m_bytes, bytes);
     if (self->m_recent)
         metric_set (self->m_recent, (double) idset_size (self->recent_ids));
@@ -907,7 +939,8 @@ s_merge_threshold (archive_t *self)
 }
 
 int
-archive_write (void *self_, const record_t *records, size_t count, char *error, size_t error_size)
+archive_write (void *self_, const record_t *records, size_t count, uint8_t *conflicts, char *error,
+               size_t error_size)
 {
     archive_t *self = self_;
     if (count == 0)
@@ -915,7 +948,9 @@ archive_write (void *self_, const record_t *records, size_t count, char *error, 
     pthread_mutex_lock (&self->mutex);
     for (int attempt = 0;; attempt++) {
         bool map_full;
-        if (s_write_batch (self, records, count, &map_full, error, error_size) == 0)
+        if (conflicts)
+            memset (conflicts, 0, count);
+        if (s_write_batch (self, records, count, conflicts, &map_full, error, error_size) == 0)
             break;
         if (!map_full || attempt == MAP_RETRIES || s_grow_map (self, error, error_size)) {
             pthread_mutex_unlock (&self->mutex);
@@ -1227,7 +1262,7 @@ s_recover (archive_t *self, char *error, size_t error_size)
     MDB_val k = {6, "format"}, v;
     bool fresh = mdb_get (txn, self->meta, &k, &v) == MDB_NOTFOUND;
     uint64_t format = fresh || v.mv_size != 8 ? 0 : util_get_be (v.mv_data, 8);
-    if (!fresh && format != 1 && format != STATE_FORMAT) {
+    if (!fresh && (format < 1 || format > STATE_FORMAT)) {
         mdb_txn_abort (txn);
         snprintf (error, error_size, "state %s/" STATE_DIR ": unknown format", self->dir);
         return -1;
@@ -1308,14 +1343,20 @@ s_recover (archive_t *self, char *error, size_t error_size)
         mdb_txn_abort (txn);
         return -1;
     }
+    //  Ids archived before content keys stay so for good
+    k = (MDB_val){6, "legacy"};
+    self->legacy_ids = (!fresh && format < 3) || mdb_get (txn, self->meta, &k, &v) == 0;
     if (format != STATE_FORMAT) {
-        //  Format 1 is format 2 with "recent" empty: marking it 2 keeps an
-        //  older archiverd, which would not look there, away from it.
+        //  Format 1 is format 2 with "recent" empty, and 2 is 3 without
+        //  content keys: marking it 3 keeps an older archiverd, which would
+        //  not look for them, away from it.
         uint8_t bytes[8];
         util_put_be (bytes, STATE_FORMAT, 8);
         k = (MDB_val){6, "format"};
         v = (MDB_val){8, bytes};
-        if ((rc = mdb_put (txn, self->meta, &k, &v, 0))) {
+        if ((rc = mdb_put (txn, self->meta, &k, &v, 0)) ||
+            (self->legacy_ids &&
+             (rc = mdb_put (txn, self->meta, &(MDB_val){6, "legacy"}, &(MDB_val){1, "1"}, 0)))) {
             mdb_txn_abort (txn);
             return s_mdb_fail (error, error_size, "write format", rc);
         }
@@ -1692,6 +1733,9 @@ archive_new (const char *dir, metrics_t *metrics, char *error, size_t error_size
                                         "Archived ids held in memory until the next merge", NULL);
         self->m_merges = metrics_counter (metrics, "archive_id_merges_total",
                                           "Merges of the recent ids into the id tree", NULL);
+        self->m_learned = metrics_counter (
+            metrics, "archive_content_keys_learned_total",
+            "Content keys added for ids archived before content keys (state format < 3)", NULL);
         self->m_compressed = metrics_counter (metrics, "archive_files_compressed_total",
                                               "Closed files compressed to zstd", NULL);
         self->m_compressed_in = metrics_counter (metrics, "archive_compressed_bytes_in_total",
@@ -1996,7 +2040,7 @@ archive_test (bool verbose)
     mpjson_buf_t d1 = {0}, x1 = {0};
     for (int i = 0; i < 3; i++)
         s_test_add (&batch, "metric", TEST_D1 + i, "cpu.user", i * 1.5);
-    assert (archive_write (archive, batch.records, batch.count, error, sizeof error) == 0);
+    assert (archive_write (archive, batch.records, batch.count, NULL, error, sizeof error) == 0);
     s_test_expect (&d1, &batch, 0, 3);
     const char *f_d1 = "metric/2023-11-14.jsonl";
     assert (s_test_file_is (root, f_d1, &d1));
@@ -2005,10 +2049,10 @@ archive_test (bool verbose)
     assert (metric_value (archive->m_bytes) == (double) d1.size);
 
     //  The same batch again (a redelivery): nothing new.
-    assert (archive_write (archive, batch.records, batch.count, error, sizeof error) == 0);
+    assert (archive_write (archive, batch.records, batch.count, NULL, error, sizeof error) == 0);
     assert (s_test_file_is (root, f_d1, &d1));
     assert (metric_value (archive->m_skipped) == 3);
-    assert (archive_id_count (archive) == 3);
+    assert (archive_id_count (archive) == 6); //  id and content key a metric
 
     //  Duplicates inside a batch, and an old record among new ones.
     s_test_batch_clear (&batch);
@@ -2016,11 +2060,29 @@ archive_test (bool verbose)
     s_test_add (&batch, "metric", TEST_D1 + 10, "cpu.sys", 1);
     s_test_add (&batch, "metric", TEST_D1 + 1, "cpu.user", 1.5);
     s_test_add (&batch, "metric", TEST_D1 + 11, "cpu.sys", 2);
-    assert (archive_write (archive, batch.records, batch.count, error, sizeof error) == 0);
+    assert (archive_write (archive, batch.records, batch.count, NULL, error, sizeof error) == 0);
     s_test_expect (&d1, &batch, 0, 1);
     s_test_expect (&d1, &batch, 3, 4);
     assert (s_test_file_is (root, f_d1, &d1));
-    assert (archive_id_count (archive) == 5);
+    assert (archive_id_count (archive) == 10);
+
+    //  Other content under an archived id, and under an id new in the
+    //  batch: conflicts, flagged and not archived; the first stays.
+    s_test_batch_clear (&batch);
+    s_test_add (&batch, "metric", TEST_D1 + 1, "cpu.user", 99);
+    s_test_add (&batch, "metric", TEST_D1 + 12, "cpu.sys", 3);
+    s_test_add (&batch, "metric", TEST_D1 + 12, "cpu.sys", 4);
+    uint8_t flags[3] = {1, 1, 1};
+    assert (archive_write (archive, batch.records, batch.count, flags, error, sizeof error) == 0);
+    assert (flags[0] == 1 && flags[1] == 0 && flags[2] == 1);
+    s_test_expect (&d1, &batch, 1, 2);
+    assert (s_test_file_is (root, f_d1, &d1));
+    assert (archive_id_count (archive) == 12);
+    //  The same again: the same records flagged, nothing written
+    memset (flags, 0, sizeof flags);
+    assert (archive_write (archive, batch.records, batch.count, flags, error, sizeof error) == 0);
+    assert (flags[0] == 1 && flags[1] == 0 && flags[2] == 1);
+    assert (s_test_file_is (root, f_d1, &d1));
 
     //  Two kinds and two dates, mixed in one batch: four files.
     s_test_batch_clear (&batch);
@@ -2029,7 +2091,7 @@ archive_test (bool verbose)
     s_test_add (&batch, "metric", TEST_D1 + 20, "cpu.user", 8);
     s_test_add (&batch, "x.deploy", TEST_D2, "api", 2);
     s_test_add (&batch, "x.deploy", TEST_D1 + 5, "web", 3);
-    assert (archive_write (archive, batch.records, batch.count, error, sizeof error) == 0);
+    assert (archive_write (archive, batch.records, batch.count, NULL, error, sizeof error) == 0);
     assert (s_test_file_count (archive) == 4);
     s_test_expect (&d1, &batch, 2, 3);
     assert (s_test_file_is (root, f_d1, &d1));
@@ -2048,7 +2110,7 @@ archive_test (bool verbose)
     s_test_batch_clear (&batch);
     s_test_add (&batch, "x./../../escape", TEST_D1, "evil", 1);
     s_test_add (&batch, "x.a/b", TEST_D1, "slash", 1);
-    assert (archive_write (archive, batch.records, batch.count, error, sizeof error) == 0);
+    assert (archive_write (archive, batch.records, batch.count, NULL, error, sizeof error) == 0);
     assert (s_test_exists (root, "x._.._.._escape/2023-11-14.jsonl"));
     assert (s_test_exists (root, "x.a_b/2023-11-14.jsonl"));
     assert (s_test_entries (tmp) == 1);
@@ -2076,11 +2138,11 @@ archive_test (bool verbose)
     assert (!s_test_exists (root, "x.new/2023-11-14.jsonl"));
     assert (s_test_exists (root, "README"));
     assert (s_test_file_count (archive) == 6);
-    assert (archive_id_count (archive) == 12);
+    assert (archive_id_count (archive) == 21); //  one key a custom kind
     //  ...and what is written next follows the last committed line.
     s_test_batch_clear (&batch);
     s_test_add (&batch, "metric", TEST_D1 + 30, "cpu.user", 9);
-    assert (archive_write (archive, batch.records, batch.count, error, sizeof error) == 0);
+    assert (archive_write (archive, batch.records, batch.count, NULL, error, sizeof error) == 0);
     s_test_expect (&d1, &batch, 0, 1);
     assert (s_test_file_is (root, f_d1, &d1));
 
@@ -2096,22 +2158,22 @@ archive_test (bool verbose)
     for (int i = 0; i < 50; i++)
         s_test_add (&batch, "metric", TEST_D1 + 100 + i, "disk.used", i);
     error[0] = 0;
-    assert (archive_write (archive, batch.records, batch.count, error, sizeof error) == -1);
+    assert (archive_write (archive, batch.records, batch.count, NULL, error, sizeof error) == -1);
     assert (strstr (error, f_d1) && strstr (error, "too large"));
     assert (s_test_file_is (root, f_d1, &d1));
-    assert (archive_id_count (archive) == 13);
-    assert (archive_write (archive, batch.records, batch.count, error, sizeof error) == -1);
+    assert (archive_id_count (archive) == 23);
+    assert (archive_write (archive, batch.records, batch.count, NULL, error, sizeof error) == -1);
     assert (setrlimit (RLIMIT_FSIZE, &saved) == 0);
-    assert (archive_write (archive, batch.records, batch.count, error, sizeof error) == 0);
+    assert (archive_write (archive, batch.records, batch.count, NULL, error, sizeof error) == 0);
     s_test_expect (&d1, &batch, 0, batch.count);
     assert (s_test_file_is (root, f_d1, &d1));
-    assert (archive_id_count (archive) == 63);
+    assert (archive_id_count (archive) == 123);
 
     //  More files in one batch than open descriptors are kept.
     s_test_batch_clear (&batch);
     for (int i = 0; i < 3 * FD_CACHE_MAX; i++)
         s_test_add (&batch, "metric", TEST_D1 - (i + 1) * NS_PER_DAY, "daily", i);
-    assert (archive_write (archive, batch.records, batch.count, error, sizeof error) == 0);
+    assert (archive_write (archive, batch.records, batch.count, NULL, error, sizeof error) == 0);
     assert (archive->nopen <= FD_CACHE_MAX);
     assert (s_test_file_count (archive) == 6 + 3 * FD_CACHE_MAX);
     for (int i = 0; i < 3 * FD_CACHE_MAX; i++) {
@@ -2127,13 +2189,13 @@ archive_test (bool verbose)
     //  into the unlinked inode.
     s_test_batch_clear (&batch);
     s_test_add (&batch, "x.deploy", TEST_D1 + 40, "db", 4);
-    assert (archive_write (archive, batch.records, batch.count, error, sizeof error) == 0);
+    assert (archive_write (archive, batch.records, batch.count, NULL, error, sizeof error) == 0);
     char full[PATH_MAX];
     s_path (full, sizeof full, "%s/x.deploy/2023-11-14.jsonl", root);
     assert (unlink (full) == 0);
     s_test_batch_clear (&batch);
     s_test_add (&batch, "x.deploy", TEST_D1 + 41, "db", 5);
-    assert (archive_write (archive, batch.records, batch.count, error, sizeof error) == 0);
+    assert (archive_write (archive, batch.records, batch.count, NULL, error, sizeof error) == 0);
     mpjson_buf_reset (&one);
     s_test_expect (&one, &batch, 0, 1);
     assert (s_test_file_is (root, "x.deploy/2023-11-14.jsonl", &one));
@@ -2147,7 +2209,7 @@ archive_test (bool verbose)
     assert (archive);
     s_test_batch_clear (&batch);
     s_test_add (&batch, "x.deploy", TEST_D2, "api", 2);
-    assert (archive_write (archive, batch.records, batch.count, error, sizeof error) == 0);
+    assert (archive_write (archive, batch.records, batch.count, NULL, error, sizeof error) == 0);
     assert (!s_test_exists (root, "x.deploy/2023-11-15.jsonl"));
     archive_destroy (&archive);
 
@@ -2168,30 +2230,32 @@ archive_test (bool verbose)
         s_test_batch_clear (&batch);
         for (int i = 0; i < 1000; i++)
             s_test_add (&batch, "metric", TEST_D1 + round * 1000 + i, "load", i);
-        assert (archive_write (archive, batch.records, batch.count, error, sizeof error) == 0);
+        assert (archive_write (archive, batch.records, batch.count, NULL, error, sizeof error) ==
+                0);
     }
     assert (archive->map_size > 64 * 1024);
-    assert (archive_id_count (archive) == 5000);
+    assert (archive_id_count (archive) == 10000);
     archive_destroy (&archive);
     assert (archive == NULL);
 
     //  Recent ids merge into the tree; a record is skipped wherever its id
     //  is, before and after a restart, and a format 1 state opens as 2.
     s_path (root, sizeof root, "%s/merge", tmp);
-    s_merge_min = s_merge_max = 2500;
+    s_merge_min = s_merge_max = 5000; //  two keys a record
     archive = archive_new (root, NULL, error, sizeof error);
     assert (archive);
     for (int round = 0; round < 4; round++) {
         s_test_batch_clear (&batch);
         for (int i = 0; i < 1000; i++)
             s_test_add (&batch, "metric", TEST_D1 + round * 1000 + i, "load", i);
-        assert (archive_write (archive, batch.records, batch.count, error, sizeof error) == 0);
+        assert (archive_write (archive, batch.records, batch.count, NULL, error, sizeof error) ==
+                0);
     }
     //  Over the threshold after the third batch: one slice merged a batch.
     uint64_t tree_before = archive->tree_ids;
     size_t recent_before = idset_size (archive->recent_ids);
     assert (tree_before > 0 && recent_before > 0 && archive->next_slice == 2);
-    assert (archive_id_count (archive) == 4000);
+    assert (archive_id_count (archive) == 8000);
     archive_destroy (&archive);
     {
         //  What an archiverd of format 1 left: no "recent" ids yet.
@@ -2218,16 +2282,16 @@ archive_test (bool verbose)
     s_test_batch_clear (&batch);
     for (int i = 0; i < 4500; i++)
         s_test_add (&batch, "metric", TEST_D1 + i, "load", i % 1000);
-    assert (archive_write (archive, batch.records, batch.count, error, sizeof error) == 0);
-    assert (archive_id_count (archive) == 4500);
+    assert (archive_write (archive, batch.records, batch.count, NULL, error, sizeof error) == 0);
+    assert (archive_id_count (archive) == 9000);
     assert (archive->tree_ids > tree_before);
     //  Merged slice after slice, the tree ends up with every id.
     while (idset_size (archive->recent_ids) > 0)
         assert (s_merge (archive, error, sizeof error) == 0);
-    assert (archive->tree_ids == 4500);
+    assert (archive->tree_ids == 9000);
     archive_destroy (&archive);
     archive = archive_new (root, NULL, error, sizeof error);
-    assert (archive && archive_id_count (archive) == 4500);
+    assert (archive && archive_id_count (archive) == 9000);
     {
         MDB_txn *txn;
         MDB_val k = {6, "format"}, v;
@@ -2251,7 +2315,7 @@ archive_test (bool verbose)
         s_test_add (&batch, "metric", TEST_D2 + (i % 3) * NS_PER_DAY + i, "split", i);
     for (size_t i = 0; i < batch.count; i++)
         s_test_expect (&days[i % 3], &batch, i, i + 1);
-    assert (archive_write (archive, batch.records, batch.count, error, sizeof error) == 0);
+    assert (archive_write (archive, batch.records, batch.count, NULL, error, sizeof error) == 0);
     assert (s_test_file_is (root, "metric/2023-11-15.jsonl", &days[0]));
     assert (s_test_file_is (root, "metric/2023-11-16.jsonl", &days[1]));
     assert (s_test_file_is (root, "metric/2023-11-17.jsonl", &days[2]));
@@ -2270,7 +2334,7 @@ archive_test (bool verbose)
     s_test_batch_clear (&batch);
     for (int i = 0; i < 100; i++)
         s_test_add (&batch, "metric", TEST_D1 + i, "cold", i);
-    assert (archive_write (archive, batch.records, batch.count, error, sizeof error) == 0);
+    assert (archive_write (archive, batch.records, batch.count, NULL, error, sizeof error) == 0);
     const char *retain[] = {"metric=30d", "*=forever", NULL};
     archive_policy_t policy = {7 * 86400000LL, 0, retain};
     assert (archive_set_policy (archive, &policy, error, sizeof error) == 0);
@@ -2278,11 +2342,11 @@ archive_test (bool verbose)
     assert (s_test_exists (root, f_d1) && !s_test_exists (root, "metric/2023-11-14.jsonl.zst"));
     archive_maintain (archive, TEST_D1 + 9 * NS_PER_DAY);
     assert (!s_test_exists (root, f_d1) && s_test_exists (root, "metric/2023-11-14.jsonl.zst"));
-    assert (archive_write (archive, batch.records, batch.count, error, sizeof error) == 0);
+    assert (archive_write (archive, batch.records, batch.count, NULL, error, sizeof error) == 0);
     assert (!s_test_exists (root, f_d1));
     s_test_batch_clear (&batch);
     s_test_add (&batch, "metric", TEST_D1 + 500, "late", 1);
-    assert (archive_write (archive, batch.records, batch.count, error, sizeof error) == 0);
+    assert (archive_write (archive, batch.records, batch.count, NULL, error, sizeof error) == 0);
     mpjson_buf_reset (&one);
     s_test_expect (&one, &batch, 0, 1);
     assert (s_test_file_is (root, f_d1, &one));
@@ -2291,7 +2355,7 @@ archive_test (bool verbose)
     archive_maintain (archive, TEST_D1 + 40 * NS_PER_DAY);
     assert (!s_test_exists (root, "metric/2023-11-14.jsonl.zst") &&
             !s_test_exists (root, "metric/2023-11-14.1.jsonl.zst"));
-    assert (archive_write (archive, batch.records, batch.count, error, sizeof error) == 0);
+    assert (archive_write (archive, batch.records, batch.count, NULL, error, sizeof error) == 0);
     assert (!s_test_exists (root, f_d1));
     const char *bad[] = {"metric=soon", NULL};
     policy.retain = bad;

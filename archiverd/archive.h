@@ -31,8 +31,8 @@ void archive_destroy (archive_t **self_p);
 //  fsyncs the files, commits their ids and the new file lengths. Returns 0
 //  once durable, -1 (nothing committed, `error` says why) on a failure
 //  such as a full disk; the same batch can then be given again.
-int archive_write (void *self, const record_t *records, size_t count, char *error,
-                   size_t error_size);
+int archive_write (void *self, const record_t *records, size_t count, uint8_t *conflicts,
+                   char *error, size_t error_size);
 
 //  Cold storage and retention. Files of event dates that ended
 //  compress_after ago or more are compressed (<date>[.N].jsonl.zst, zstd at

@@ -93,7 +93,7 @@ main (int argc, char **argv)
             assert (rc == REJECT_NONE);
         }
         double t0 = s_now ();
-        if (archive_write (archive, records, n, error, sizeof error)) {
+        if (archive_write (archive, records, n, NULL, error, sizeof error)) {
             fprintf (stderr, "archive_write: %s\n", error);
             return 1;
         }

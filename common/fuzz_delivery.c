@@ -22,7 +22,8 @@ static zsock_t *s_ingestd;
 static unsigned s_store_calls;
 
 static int
-s_store (void *store, const record_t *records, size_t count, char *error, size_t error_size)
+s_store (void *store, const record_t *records, size_t count, uint8_t *conflicts, char *error,
+         size_t error_size)
 {
     (void) store;
     for (size_t i = 0; i < count; i++) {
@@ -30,6 +31,11 @@ s_store (void *store, const record_t *records, size_t count, char *error, size_t
         assert (records[i].spec);
         assert (records[i].spec->writers & WRITER_ARCHIVE);
     }
+    //  One record in eleven meets other content: the conflict path too
+    for (size_t i = 0; i < count; i++)
+        conflicts[i] = (s_store_calls + i) % 11 == 0;
+    if (s_store_calls % 1000 == 0)
+        (void) !truncate (s_writer->conflicts_path, 0);
     //  One commit in seven fails: the retry and RESET paths are exercised
     if (++s_store_calls % 7 == 0) {
         snprintf (error, error_size, "the fuzzer's store fails now and then");
@@ -50,7 +56,10 @@ LLVMFuzzerInitialize (int *argc, char ***argv)
     s_ingestd = zsock_new_router ("inproc://fuzz-delivery");
     assert (s_ingestd);
     //  retry_max 1 ms: a failing store must not slow the fuzzer down
-    writer_config_t config = {"inproc://fuzz-delivery", "archive", 50, 1, 200, 1, 1, NULL};
+    //  Conflicts are filed next to the fuzzer's corpora, cut short now and
+    //  then (s_store)
+    writer_config_t config = {"inproc://fuzz-delivery", "archive", 50, 1, 200, 1, 1, NULL,
+                              "build-fuzz/conflicts"};
     s_writer = writer_new (&config, s_store, NULL, NULL);
     assert (s_writer);
     s_writer->dealer = zsock_new_dealer (">inproc://fuzz-delivery");

@@ -1,6 +1,20 @@
 /*  httpd: the operational HTTP endpoint of a daemon, on libmicrohttpd's own
     thread: GET /metrics (Prometheus text) and GET /health (200 "ok ..." or
-    503 with the failing check), so monitoring never waits on the main loop.  */
+    503 with the failing check), so monitoring never waits on the main loop.
+
+    Why a deadline of our own. MHD's connection timeout is an idle timeout:
+    it restarts on every byte, so a peer that sends a header byte every few
+    seconds holds a connection for ever, and 64 of them took /health down
+    for good (slowloris). So every connection also has a deadline that no
+    traffic moves: its request must be answered within HTTPD_DEADLINE_MS of
+    its start (or of its previous answer, for keep-alive). MHD has no hook
+    that runs while a request is still coming in, so a watchdog thread
+    shuts down the socket of a connection past its deadline, and MHD then
+    closes it as a peer that went away. The descriptor stays in the table
+    until MHD says the connection is closed, which it says before it closes
+    the descriptor, under the table's lock, so the watchdog never shuts down
+    a descriptor number that was reused. One address may hold
+    HTTPD_PER_IP_LIMIT connections, so that one peer cannot take them all. */
 #include "httpd.h"
 #include "log.h"
 
@@ -8,6 +22,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -19,6 +34,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 //  The handler returns enum MHD_Result since 0.9.71, int before
@@ -37,9 +53,22 @@ typedef int s_result_t;
 #endif
 
 #define HTTPD_CONNECTION_LIMIT   64
-#define HTTPD_CONNECTION_TIMEOUT 10 //  seconds: a stuck scraper is dropped
+#define HTTPD_CONNECTION_TIMEOUT 10   //  seconds of silence: a stuck scraper is dropped
+#define HTTPD_PER_IP_LIMIT       8    //  a scraper needs one or two
+#define HTTPD_DEADLINE_MS        5000 //  a request's whole life, whatever it sends
+#define HTTPD_WATCH_MS           200  //  how often deadlines are checked
+
+//  A variable so that the self-test need not wait HTTPD_DEADLINE_MS
+static int64_t s_deadline_ms = HTTPD_DEADLINE_MS;
 
 #define METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
+
+//  A connection MHD has open, for the watchdog
+typedef struct {
+    int fd;           //  -1: a free slot
+    int64_t epoch_ms; //  start, or the end of its last answer; INT64_MAX once shut down
+    char peer[48];
+} s_conn_t;
 
 struct _httpd_t {
     struct MHD_Daemon *daemon;
@@ -48,6 +77,13 @@ struct _httpd_t {
     void *arg;
     int port;
     char *address;
+    pthread_mutex_t lock; //  conns, stopping
+    pthread_cond_t wake;
+    s_conn_t conns[HTTPD_CONNECTION_LIMIT];
+    bool stopping;
+    pthread_t watchdog;
+    atomic_uint_fast64_t expired; //  connections shut down at their deadline
+    metric_t *m_expired;
 };
 
 static s_result_t
@@ -120,6 +156,105 @@ s_handle (void *cls, struct MHD_Connection *connection, const char *url, const c
                     "text/plain; charset=utf-8", text, len, MHD_RESPMEM_MUST_COPY);
 }
 
+static int64_t
+s_now_ms (void)
+{
+    struct timespec ts;
+    clock_gettime (CLOCK_MONOTONIC, &ts);
+    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+//  MHD opened or closed a connection: the watchdog's table follows.
+static void
+s_notify_connection (void *cls, struct MHD_Connection *connection, void **socket_context,
+                     enum MHD_ConnectionNotificationCode code)
+{
+    httpd_t *self = cls;
+    pthread_mutex_lock (&self->lock);
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *fd_info =
+            MHD_get_connection_info (connection, MHD_CONNECTION_INFO_CONNECTION_FD);
+        const union MHD_ConnectionInfo *addr_info =
+            MHD_get_connection_info (connection, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        for (int i = 0; fd_info && i < HTTPD_CONNECTION_LIMIT; i++) {
+            s_conn_t *conn = &self->conns[i];
+            if (conn->fd >= 0)
+                continue;
+            conn->fd = fd_info->connect_fd;
+            conn->epoch_ms = s_now_ms ();
+            strcpy (conn->peer, "?");
+            const struct sockaddr *sa = addr_info ? addr_info->client_addr : NULL;
+            if (sa && sa->sa_family == AF_INET)
+                inet_ntop (AF_INET, &((const struct sockaddr_in *) sa)->sin_addr, conn->peer,
+                           sizeof conn->peer);
+            else if (sa && sa->sa_family == AF_INET6)
+                inet_ntop (AF_INET6, &((const struct sockaddr_in6 *) sa)->sin6_addr, conn->peer,
+                           sizeof conn->peer);
+            *socket_context = conn;
+            break;
+        }
+    } else if (code == MHD_CONNECTION_NOTIFY_CLOSED && *socket_context) {
+        s_conn_t *conn = *socket_context;
+        conn->fd = -1;
+        *socket_context = NULL;
+    }
+    pthread_mutex_unlock (&self->lock);
+}
+
+//  An answer went out (or the request ended otherwise): a kept-alive
+//  connection's next request has a deadline of its own.
+static void
+s_request_completed (void *cls, struct MHD_Connection *connection, void **con_cls,
+                     enum MHD_RequestTerminationCode code)
+{
+    (void) con_cls;
+    (void) code;
+    httpd_t *self = cls;
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info (connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    pthread_mutex_lock (&self->lock);
+    s_conn_t *conn = info ? info->socket_context : NULL;
+    if (conn && conn->fd >= 0 && conn->epoch_ms != INT64_MAX)
+        conn->epoch_ms = s_now_ms ();
+    pthread_mutex_unlock (&self->lock);
+}
+
+static void *
+s_watchdog (void *arg)
+{
+    httpd_t *self = arg;
+    pthread_mutex_lock (&self->lock);
+    while (!self->stopping) {
+        struct timespec until;
+        clock_gettime (CLOCK_MONOTONIC, &until);
+        until.tv_nsec += HTTPD_WATCH_MS * 1000000L;
+        until.tv_sec += until.tv_nsec / 1000000000L;
+        until.tv_nsec %= 1000000000L;
+        pthread_cond_timedwait (&self->wake, &self->lock, &until);
+        int64_t now = s_now_ms ();
+        for (int i = 0; i < HTTPD_CONNECTION_LIMIT; i++) {
+            s_conn_t *conn = &self->conns[i];
+            if (conn->fd < 0 || conn->epoch_ms == INT64_MAX || now - conn->epoch_ms < s_deadline_ms)
+                continue;
+            //  MHD sees end of file and closes it; the slot is freed then
+            shutdown (conn->fd, SHUT_RDWR);
+            conn->epoch_ms = INT64_MAX;
+            atomic_fetch_add (&self->expired, 1);
+            if (self->m_expired)
+                metric_add (self->m_expired, 1);
+            uint64_t held;
+            if (log_allow ("httpd.deadline", conn->peer, 60000, &held))
+                log_warn ("httpd.deadline",
+                          "peer=%s deadline_ms=%" PRId64 " repeated=%" PRIu64
+                          " detail=\"no answer within the deadline (a slow or stalled client); "
+                          "connection closed\"",
+                          conn->peer, s_deadline_ms, held);
+        }
+    }
+    pthread_mutex_unlock (&self->lock);
+    return NULL;
+}
+
 //  libmicrohttpd's own messages go to our log, one line each.
 static void
 s_mhd_log (void *cls, const char *format, va_list args)
@@ -133,7 +268,10 @@ s_mhd_log (void *cls, const char *format, va_list args)
     for (char *p = text; *p; p++)
         if (*p == '"')
             *p = '\'';
-    log_warn ("httpd.mhd", "message=\"%s\"", text);
+    //  A peer over its limit makes the same message per connection it opens
+    uint64_t held;
+    if (log_allow ("httpd.mhd", text, 60000, &held))
+        log_warn ("httpd.mhd", "message=\"%s\" repeated=%" PRIu64, text, held);
 }
 
 //  Splits "HOST:PORT" or "[V6]:PORT"; an empty host or "*" means every
@@ -258,17 +396,37 @@ httpd_new (const char *address, metrics_t *metrics, health_fn *health, void *arg
     self->health = health;
     self->arg = arg;
     self->address = strdup (address);
+    pthread_mutex_init (&self->lock, NULL);
+    pthread_condattr_t attr;
+    pthread_condattr_init (&attr);
+    pthread_condattr_setclock (&attr, CLOCK_MONOTONIC);
+    pthread_cond_init (&self->wake, &attr);
+    pthread_condattr_destroy (&attr);
+    for (int i = 0; i < HTTPD_CONNECTION_LIMIT; i++)
+        self->conns[i].fd = -1;
+    atomic_init (&self->expired, 0);
+    if (metrics)
+        self->m_expired = metrics_counter (
+            metrics, "http_deadline_closed_total",
+            "HTTP connections closed because their request was not answered in time", NULL);
     unsigned flags = S_THREAD_FLAGS | MHD_USE_ERROR_LOG | (ipv6 ? MHD_USE_IPv6 : 0);
     //  The logger first, or MHD prints messages about the options before it
     self->daemon = MHD_start_daemon (
         flags, 0, NULL, NULL, s_handle, self, MHD_OPTION_EXTERNAL_LOGGER, s_mhd_log, NULL,
         MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned) HTTPD_CONNECTION_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned) HTTPD_CONNECTION_TIMEOUT, MHD_OPTION_END);
-    if (!self->daemon) {
+        (unsigned) HTTPD_CONNECTION_LIMIT, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        (unsigned) HTTPD_PER_IP_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned) HTTPD_CONNECTION_TIMEOUT, MHD_OPTION_NOTIFY_CONNECTION, s_notify_connection,
+        self, MHD_OPTION_NOTIFY_COMPLETED, s_request_completed, self, MHD_OPTION_END);
+    if (!self->daemon || pthread_create (&self->watchdog, NULL, s_watchdog, self) != 0) {
         log_error ("httpd.start", "address=\"%s\" error=\"the HTTP server did not start\"",
                    address);
-        close (fd);
+        if (self->daemon)
+            MHD_stop_daemon (self->daemon);
+        else
+            close (fd);
+        pthread_mutex_destroy (&self->lock);
+        pthread_cond_destroy (&self->wake);
         free (self->address);
         free (self);
         return NULL;
@@ -285,8 +443,15 @@ httpd_destroy (httpd_t **self_p)
     httpd_t *self = *self_p;
     if (!self)
         return;
+    pthread_mutex_lock (&self->lock);
+    self->stopping = true;
+    pthread_cond_signal (&self->wake);
+    pthread_mutex_unlock (&self->lock);
+    pthread_join (self->watchdog, NULL);
     //  Joins the HTTP thread: no handler runs after this returns
     MHD_stop_daemon (self->daemon);
+    pthread_mutex_destroy (&self->lock);
+    pthread_cond_destroy (&self->wake);
     free (self->address);
     free (self);
     *self_p = NULL;
@@ -443,6 +608,66 @@ s_parses (const char *address, char host[64], char port[8], bool *numeric)
     return s_parse_address (address, host, 64, port, 8, numeric);
 }
 
+//  A connection from 127.0.0.2 (all of 127/8 is loopback on Linux) that
+//  sends the start of a request and nothing more yet
+static int
+s_test_slow_connect (int port)
+{
+    int fd = socket (AF_INET, SOCK_STREAM, 0);
+    assert (fd >= 0);
+    struct sockaddr_in from = {.sin_family = AF_INET};
+    inet_pton (AF_INET, "127.0.0.2", &from.sin_addr);
+    assert (bind (fd, (struct sockaddr *) &from, sizeof from) == 0);
+    struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons ((uint16_t) port)};
+    to.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+    assert (connect (fd, (struct sockaddr *) &to, sizeof to) == 0);
+    struct timeval timeout = {0, 10000};
+    setsockopt (fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+    assert (send (fd, "G", 1, MSG_NOSIGNAL) == 1);
+    return fd;
+}
+
+//  Slowloris: connections from one address that send a byte every 100 ms
+//  are held to the per-address limit and closed at their deadline, which
+//  the bytes do not move, while /health answers other addresses at once.
+static void
+s_test_slowloris (httpd_t *httpd, int port)
+{
+    s_deadline_ms = 1000;
+    enum { SLOW = 12 };
+    int fds[SLOW];
+    for (int i = 0; i < SLOW; i++)
+        fds[i] = s_test_slow_connect (port);
+    int64_t start = s_now_ms ();
+    bool closed[SLOW] = {false};
+    int open_ = SLOW;
+    while (open_ > 0 && s_now_ms () - start < 5000) {
+        int64_t asked = s_now_ms ();
+        assert (s_get (port, "/health", NULL) == 503); //  answered: unhealthy, as set above
+        assert (s_now_ms () - asked < 1000);
+        for (int i = 0; i < SLOW; i++) {
+            if (closed[i])
+                continue;
+            char byte;
+            ssize_t n = recv (fds[i], &byte, 1, 0);
+            if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) ||
+                send (fds[i], "E", 1, MSG_NOSIGNAL) != 1) {
+                closed[i] = true;
+                open_--;
+                //  Refused at once (over the address's limit) or at the deadline
+                int64_t age = s_now_ms () - start;
+                assert (age < 300 || age >= 900);
+            }
+        }
+        usleep (100 * 1000);
+    }
+    assert (open_ == 0);
+    assert (atomic_load (&httpd->expired) >= HTTPD_PER_IP_LIMIT - 1);
+    for (int i = 0; i < SLOW; i++)
+        close (fds[i]);
+    s_deadline_ms = HTTPD_DEADLINE_MS;
+}
+
 void
 httpd_test (bool verbose)
 {
@@ -481,9 +706,11 @@ httpd_test (bool verbose)
     char *reply;
     assert (s_get (port_number, "/metrics", &reply) == 200);
     assert (strstr (reply, "\r\nContent-Type: text/plain; version=0.0.4"));
-    assert (strcmp (s_body (reply), "# HELP omni_test_requests_total Requests.\n"
-                                    "# TYPE omni_test_requests_total counter\n"
-                                    "omni_test_requests_total 3\n") == 0);
+    const char *expected = "# HELP omni_test_requests_total Requests.\n"
+                           "# TYPE omni_test_requests_total counter\n"
+                           "omni_test_requests_total 3\n";
+    assert (strncmp (s_body (reply), expected, strlen (expected)) == 0);
+    assert (strstr (reply, "\nomni_test_http_deadline_closed_total 0\n"));
     free (reply);
     assert (s_get (port_number, "/metrics?name=x", NULL) == 200);
 
@@ -530,6 +757,7 @@ httpd_test (bool verbose)
     assert (s_new_quietly (verbose, "[::1:0") == NULL);
     assert (s_new_quietly (verbose, NULL) == NULL);
 
+    s_test_slowloris (httpd, port_number);
     httpd_destroy (&httpd);
     assert (httpd == NULL);
     httpd_destroy (&httpd);

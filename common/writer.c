@@ -19,14 +19,31 @@
     sending heartbeats and keeps reading: once the next batch is full, the
     DELIVERs that come are held (no more than the window ingestd may send)
     and taken up when the batch is free, so heartbeats from ingestd are
-    still heard and a busy store is never mistaken for ingestd gone.        */
+    still heard and a busy store is never mistaken for ingestd gone.
+
+    Why conflicts are handled here. A record of an immutable kind under an
+    id already stored, with other content, is either a forgery or a
+    collector bug: the first stays, and the second is evidence that must
+    not vanish. Each store only says which records met such an id (it alone
+    can compare with what it holds); the counting, the log line, the
+    conflicts file and the report to ingestd's tap are the same for every
+    writer, so they live here once. The file is written and fsynced by the
+    store thread before the batch counts as committed: a failure to file
+    them is a failed commit, retried like one (the store flags the same
+    records again), so nothing is acknowledged before the evidence is
+    durable. Inside one batch the same applies: the first occurrence of an
+    immutable kind's id stays, a later one with other content is a
+    conflict, where for mutable kinds the last state wins as before.        */
 #include "writer.h"
 #include "idset.h"
 #include "log.h"
+#include "mpjson.h"
 #include "util.h"
 
 #include <assert.h>
 #include <czmq.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -35,8 +52,9 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#define SIGNATURE    "OD/1"
-#define HEARTBEAT_MS 1000
+#define SIGNATURE       "OD/1"
+#define HEARTBEAT_MS    1000
+#define CONFLICT_FRAMES 64 //  records per CONFLICT message to ingestd
 
 typedef struct {
     zlist_t *messages; //  DELIVER messages whose records are in the batch
@@ -45,7 +63,15 @@ typedef struct {
     msgpack_zone zone;
     uint64_t upto; //  last offset covered by the batch (0 = empty)
     int64_t started_ms;
-    uint64_t session; //  the delivery session (WELCOME) it came in
+    uint64_t session;    //  the delivery session (WELCOME) it came in
+    uint8_t *flags;      //  per record: the store found a conflict (capacity entries)
+    record_t *conflicts; //  records kept out as conflicts, filed with the commit
+    size_t nconflicts, conflicts_cap;
+    //  Records of an immutable kind whose id came earlier in the batch with
+    //  other content: stored after the batch (s_store_later), so that the
+    //  store compares them with what it holds, whichever came first
+    record_t *later, *round;
+    size_t nlater, later_cap;
 } s_batch_t;
 
 struct _writer_t {
@@ -89,9 +115,13 @@ struct _writer_t {
     char last_error[256];        //  under lock
     atomic_bool store_permanent; //  the last failure was WRITER_STORE_PERMANENT
     char last_reset[256];        //  why ingestd last sent RESET, until WELCOME (under lock)
+    char *conflicts_path;        //  the conflicts file
+    mpjson_buf_t conflict_buf;   //  its lines (store thread)
+    atomic_uint_fast64_t conflicts_total;
+    char last_conflict[192]; //  kind and id of the last one (under lock)
 
     metric_t *m_delivered, *m_stored, *m_batches, *m_retries, *m_duplicates, *m_undecodable,
-        *m_store_up, *m_latency, *m_acked_offset;
+        *m_store_up, *m_latency, *m_acked_offset, *m_conflicts;
 };
 
 static metric_t *
@@ -135,6 +165,14 @@ writer_new (const writer_config_t *config, writer_store_fn *store_fn, void *stor
         self->config.retry_max_ms = 5000;
     self->endpoint = strdup (config->endpoint);
     self->name = strdup (config->name);
+    const char *dir =
+        config->conflicts_dir && *config->conflicts_dir ? config->conflicts_dir : "var/conflicts";
+    self->config.conflicts_dir = NULL; //  the caller's string need not outlive this
+    size_t path_size = strlen (dir) + strlen (self->name) + 8;
+    self->conflicts_path = malloc (path_size);
+    assert (self->conflicts_path);
+    snprintf (self->conflicts_path, path_size, "%s/%s.jsonl", dir, self->name);
+    atomic_init (&self->conflicts_total, 0);
     //  Host, pid and start time: another process, even with the same pid
     //  after a reboot or in another container, is another instance.
     char host[64] = "localhost", started[32];
@@ -173,6 +211,10 @@ writer_new (const writer_config_t *config, writer_store_fn *store_fn, void *stor
                                     "Records dropped because the same id was later in the batch");
     self->m_undecodable = s_counter (metrics, "records_undecodable_total",
                                      "Delivered records that failed to decode (skipped)");
+    self->m_conflicts =
+        s_counter (metrics, "conflicts_total",
+                   "Records under an id already stored with other content (immutable kinds): "
+                   "the first kept, these filed in the conflicts area");
     if (metrics) {
         self->m_store_up =
             metrics_gauge (metrics, "store_up", "1 when the store accepts writes", NULL);
@@ -206,6 +248,7 @@ s_clear_batch (s_batch_t *batch)
         zmsg_destroy (&msg);
     batch->count = 0;
     batch->upto = 0;
+    batch->nconflicts = batch->nlater = 0;
     msgpack_zone_clear (&batch->zone);
 }
 
@@ -227,6 +270,10 @@ writer_destroy (writer_t **self_p)
         zlist_destroy (&self->batches[b].messages);
         msgpack_zone_destroy (&self->batches[b].zone);
         free (self->batches[b].records);
+        free (self->batches[b].flags);
+        free (self->batches[b].conflicts);
+        free (self->batches[b].later);
+        free (self->batches[b].round);
     }
     zmsg_t *held;
     while ((held = zlist_pop (self->held)))
@@ -241,6 +288,8 @@ writer_destroy (writer_t **self_p)
     free (self->endpoint);
     free (self->name);
     free (self->refusal);
+    free (self->conflicts_path);
+    mpjson_buf_free (&self->conflict_buf);
     free (self);
     *self_p = NULL;
 }
@@ -287,25 +336,170 @@ s_send_ack (writer_t *self)
 //  ---------------------------------------------------------------------------
 //  Store thread
 
-//  Removes all but the last occurrence of each id, keeping batch order:
-//  walking backwards, the first time an id is seen is its newest record.
+static void
+s_add_conflict (s_batch_t *batch, const record_t *record)
+{
+    if (batch->nconflicts == batch->conflicts_cap) {
+        batch->conflicts_cap = batch->conflicts_cap ? batch->conflicts_cap * 2 : 16;
+        batch->conflicts =
+            realloc (batch->conflicts, batch->conflicts_cap * sizeof *batch->conflicts);
+        assert (batch->conflicts);
+    }
+    batch->conflicts[batch->nconflicts++] = *record;
+}
+
+//  Batch positions in id order, then batch order
+static int
+s_by_id (const void *a, const void *b, void *arg)
+{
+    const record_t *records = arg;
+    size_t i = *(const size_t *) a, j = *(const size_t *) b;
+    int c = memcmp (records[i].id, records[j].id, RECORD_ID_SIZE);
+    return c ? c : i < j ? -1 : i > j;
+}
+
+//  One record per id, keeping batch order. A batch rarely holds an id twice
+//  (a collector resent a batch), so one pass over a set says whether it
+//  does; only then are the records grouped by id: for a mutable kind the
+//  last state wins; for the others the first stays, the same content again
+//  is dropped, and other content is kept aside for s_store_later.
 static void
 s_dedup (writer_t *self, s_batch_t *batch)
 {
     if (batch->count < 2)
         return;
     idset_reset (self->batch_ids);
-    size_t kept = batch->count;
-    for (size_t i = batch->count; i-- > 0;)
-        if (idset_insert (self->batch_ids, batch->records[i].id))
-            batch->records[--kept] = batch->records[i];
-    size_t dropped = kept;
-    if (dropped) {
-        memmove (batch->records, batch->records + kept,
-                 (batch->count - kept) * sizeof *batch->records);
-        batch->count -= kept;
-        s_add (self->m_duplicates, dropped);
+    bool twice = false;
+    for (size_t i = 0; i < batch->count && !twice; i++)
+        twice = !idset_insert (self->batch_ids, batch->records[i].id);
+    if (!twice)
+        return;
+    record_t *records = batch->records;
+    size_t n = batch->count, dropped = 0;
+    size_t *order = malloc (n * sizeof *order);
+    uint8_t *keep = calloc (n, 1);
+    assert (order && keep);
+    for (size_t i = 0; i < n; i++)
+        order[i] = i;
+    qsort_r (order, n, sizeof *order, s_by_id, records);
+    for (size_t g = 0, e; g < n; g = e) {
+        for (e = g + 1;
+             e < n && memcmp (records[order[e]].id, records[order[g]].id, RECORD_ID_SIZE) == 0; e++)
+            ;
+        const record_t *first = &records[order[g]];
+        if (e - g == 1 || (first->spec && first->spec->mutable_state)) {
+            keep[order[e - 1]] = 1;
+            dropped += e - g - 1;
+            continue;
+        }
+        keep[order[g]] = 1;
+        uint8_t content[RECORD_CONTENT_SIZE], other[RECORD_CONTENT_SIZE];
+        record_content_hash (first, content);
+        for (size_t k = g + 1; k < e; k++) {
+            record_content_hash (&records[order[k]], other);
+            if (memcmp (content, other, RECORD_CONTENT_SIZE) == 0) {
+                dropped++;
+                continue;
+            }
+            if (batch->nlater == batch->later_cap) {
+                batch->later_cap = batch->later_cap ? batch->later_cap * 2 : 16;
+                batch->later = realloc (batch->later, batch->later_cap * sizeof *batch->later);
+                //  Room for a round and what remains after it (s_store_all)
+                batch->round = realloc (batch->round, 2 * batch->later_cap * sizeof *batch->round);
+                assert (batch->later && batch->round);
+            }
+            batch->later[batch->nlater++] = records[order[k]];
+        }
     }
+    size_t kept = 0;
+    for (size_t i = 0; i < n; i++)
+        if (keep[i])
+            records[kept++] = records[i];
+    batch->count = kept;
+    s_add (self->m_duplicates, dropped);
+    free (order);
+    free (keep);
+}
+
+//  Appends the batch's conflicts to the conflicts file, one JSON line each,
+//  and fsyncs it. Returns -1 with `error` set when that fails.
+static int
+s_file_conflicts (writer_t *self, s_batch_t *batch, char *error, size_t error_size)
+{
+    mpjson_buf_t *buf = &self->conflict_buf;
+    mpjson_buf_reset (buf);
+    char head[160];
+    int64_t now = util_now_ns ();
+    for (size_t i = 0; i < batch->nconflicts; i++) {
+        snprintf (head, sizeof head,
+                  "{\"writer\":\"%s\",\"detected_ns\":%" PRId64 ",\"record\":", self->name, now);
+        mpjson_append (buf, head, strlen (head));
+        mpjson_record (buf, &batch->conflicts[i]);
+        mpjson_append (buf, "}\n", 2);
+    }
+    char *dir = strdup (self->conflicts_path);
+    assert (dir);
+    *strrchr (dir, '/') = 0;
+    int fd = util_mkdirs (dir)
+                 ? -1
+                 : open (self->conflicts_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+    int err = errno;
+    free (dir);
+    bool ok = fd >= 0;
+    for (size_t done = 0; ok && done < buf->size;) {
+        ssize_t n = write (fd, buf->data + done, buf->size - done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        ok = n > 0;
+        err = errno;
+        done += ok ? (size_t) n : 0;
+    }
+    if (ok && fsync (fd) != 0) {
+        ok = false;
+        err = errno;
+    }
+    if (fd >= 0)
+        close (fd);
+    if (!ok)
+        snprintf (error, error_size,
+                  "conflicts file %s: %s (conflicts are filed before their batch is acknowledged)",
+                  self->conflicts_path, strerror (err));
+    return ok ? 0 : -1;
+}
+
+//  The conflicts of a committed batch: counted, logged, shown in /health
+//  and sent to ingestd for its tap (best effort: the file has them).
+static void
+s_report_conflicts (writer_t *self, s_batch_t *batch)
+{
+    zmsg_t *msg = NULL;
+    for (size_t i = 0; i < batch->nconflicts; i++) {
+        const record_t *record = &batch->conflicts[i];
+        char id[2 * RECORD_ID_SIZE + 1], kind[64];
+        util_hex (record->id, RECORD_ID_SIZE, id);
+        snprintf (kind, sizeof kind, "%.*s", (int) (record->kind.len < 63 ? record->kind.len : 63),
+                  record->kind.ptr);
+        uint64_t held;
+        if (log_allow ("writer.conflict", kind, 10000, &held))
+            log_warn ("writer.conflict",
+                      "writer=%s kind=%s id=%s file=%s repeated=%" PRIu64
+                      " detail=\"other content under an id already stored: the first is kept, "
+                      "this one filed\"",
+                      self->name, kind, id, self->conflicts_path, held);
+        pthread_mutex_lock (&self->lock);
+        snprintf (self->last_conflict, sizeof self->last_conflict, "%s/%s", kind, id);
+        pthread_mutex_unlock (&self->lock);
+        if (!msg) {
+            msg = zmsg_new ();
+            zmsg_addstr (msg, SIGNATURE);
+            zmsg_addstr (msg, "CONFLICT");
+        }
+        zmsg_addmem (msg, record->raw, record->raw_size);
+        if (zmsg_size (msg) == 2 + CONFLICT_FRAMES || i + 1 == batch->nconflicts)
+            s_send (self, &msg);
+    }
+    atomic_fetch_add (&self->conflicts_total, batch->nconflicts);
+    s_add (self->m_conflicts, batch->nconflicts);
 }
 
 //  Commits the batch, retrying with backoff while the store is away. Returns
@@ -325,14 +519,57 @@ s_commit (writer_t *self, s_batch_t *batch, bool draining)
     return rc;
 }
 
+//  One store call; the records it flags join the batch's conflicts
+static int
+s_store_round (writer_t *self, s_batch_t *batch, const record_t *records, size_t count, char *error,
+               size_t error_size)
+{
+    memset (batch->flags, 0, count);
+    int rc = self->store_fn (self->store, records, count, batch->flags, error, error_size);
+    for (size_t i = 0; rc == 0 && i < count; i++)
+        if (batch->flags[i])
+            s_add_conflict (batch, &records[i]);
+    return rc;
+}
+
+//  The batch, then what s_dedup kept aside, in rounds of distinct ids: the
+//  store compares each with what it holds by then (the batch's first
+//  occurrence, or an earlier record), so the one flagged is the one that
+//  came second, wherever the first was. Rare, so a round is a store call.
+static int
+s_store_all (writer_t *self, s_batch_t *batch, char *error, size_t error_size)
+{
+    batch->nconflicts = 0;
+    int rc = s_store_round (self, batch, batch->records, batch->count, error, error_size);
+    size_t left = batch->nlater;
+    record_t *rest = batch->round + batch->later_cap;
+    if (left)
+        memcpy (rest, batch->later, left * sizeof *rest);
+    while (rc == 0 && left) {
+        idset_reset (self->batch_ids);
+        size_t n = 0, kept = 0;
+        for (size_t i = 0; i < left; i++)
+            if (idset_insert (self->batch_ids, rest[i].id))
+                batch->round[n++] = rest[i];
+            else
+                rest[kept++] = rest[i];
+        rc = s_store_round (self, batch, batch->round, n, error, error_size);
+        left = kept;
+    }
+    return rc;
+}
+
 static int
 s_commit_attempts (writer_t *self, s_batch_t *batch, bool draining)
 {
     int64_t backoff = self->config.retry_min_ms;
+    size_t records = batch->count + batch->nlater;
     while (batch->count > 0) {
         char error[256] = "";
         int64_t start = util_mono_ms ();
-        int rc = self->store_fn (self->store, batch->records, batch->count, error, sizeof error);
+        int rc = s_store_all (self, batch, error, sizeof error);
+        if (rc == 0 && batch->nconflicts)
+            rc = s_file_conflicts (self, batch, error, sizeof error);
         if (rc == 0) {
             if (self->m_latency)
                 metric_observe (self->m_latency, (double) (util_mono_ms () - start) / 1000.0);
@@ -341,7 +578,7 @@ s_commit_attempts (writer_t *self, s_batch_t *batch, bool draining)
                 atomic_store (&self->store_ok, true);
                 s_set (self->m_store_up, 1);
             }
-            s_add (self->m_stored, batch->count);
+            s_add (self->m_stored, records - batch->nconflicts);
             s_add (self->m_batches, 1);
             return 0;
         }
@@ -445,6 +682,8 @@ s_finish_commit (writer_t *self, bool wait)
     pthread_mutex_unlock (&self->lock);
     s_batch_t *batch = self->storing;
     self->storing = NULL;
+    if (rc == 0 && batch->nconflicts)
+        s_report_conflicts (self, batch);
     if (rc == 0 && batch->session == self->session && batch->upto > self->acked_upto) {
         self->acked_upto = batch->upto;
         s_send_ack (self);
@@ -480,7 +719,8 @@ s_handle_deliver (writer_t *self, zmsg_t *msg)
     if (batch->count + frames > batch->capacity) {
         batch->capacity = (batch->count + frames) * 2;
         batch->records = realloc (batch->records, batch->capacity * sizeof *batch->records);
-        assert (batch->records);
+        batch->flags = realloc (batch->flags, batch->capacity);
+        assert (batch->records && batch->flags);
     }
     for (zframe_t *frame = zmsg_next (msg); frame; frame = zmsg_next (msg)) {
         char detail[256];
@@ -729,6 +969,12 @@ writer_healthy (void *self_, char *text, size_t size)
     else
         snprintf (text, size, "ok writer=%s acked_upto=%" PRIu64 " instance=%s%s", self->name,
                   self->acked_upto, self->instance, busy);
+    //  Evidence of forgery or a collector bug: said while healthy too
+    uint64_t conflicts = atomic_load (&self->conflicts_total);
+    size_t len = strlen (text);
+    if (conflicts && len + 1 < size)
+        snprintf (text + len, size - len, " conflicts=%" PRIu64 " last=%s file=%s", conflicts,
+                  self->last_conflict, self->conflicts_path);
     pthread_mutex_unlock (&self->lock);
     return connected && store_ok;
 }
@@ -742,13 +988,16 @@ typedef struct {
     int calls, failures_left;
     size_t stored;
     atomic_bool hold; //  the store is slow: a commit waits while set
+    //  What it holds: ids and content hashes, to flag conflicts as a store does
+    uint8_t ids[64][RECORD_ID_SIZE], contents[64][RECORD_CONTENT_SIZE];
+    size_t held;
 } s_test_store_t;
 
 static int
-s_test_store (void *store, const record_t *records, size_t count, char *error, size_t error_size)
+s_test_store (void *store, const record_t *records, size_t count, uint8_t *conflicts, char *error,
+              size_t error_size)
 {
     s_test_store_t *self = store;
-    (void) records;
     while (atomic_load (&self->hold))
         zclock_sleep (10);
     self->calls++;
@@ -757,7 +1006,23 @@ s_test_store (void *store, const record_t *records, size_t count, char *error, s
         snprintf (error, error_size, "simulated outage");
         return -1;
     }
-    self->stored += count;
+    for (size_t i = 0; i < count; i++) {
+        uint8_t content[RECORD_CONTENT_SIZE];
+        record_content_hash (&records[i], content);
+        size_t at = 0;
+        while (at < self->held && memcmp (self->ids[at], records[i].id, RECORD_ID_SIZE) != 0)
+            at++;
+        if (at < self->held && memcmp (self->contents[at], content, RECORD_CONTENT_SIZE) != 0) {
+            conflicts[i] = 1;
+            continue;
+        }
+        if (at == self->held && self->held < 64) {
+            memcpy (self->ids[at], records[i].id, RECORD_ID_SIZE);
+            memcpy (self->contents[at], content, RECORD_CONTENT_SIZE);
+            self->held++;
+        }
+        self->stored++;
+    }
     return 0;
 }
 
@@ -789,6 +1054,8 @@ s_test_deliver (zsock_t *router, zframe_t *peer, record_encoder_t *enc, uint64_t
     zmsg_send (&msg, router);
 }
 
+static size_t s_test_conflicts_heard; //  records in CONFLICT messages
+
 static void
 s_test_wait_ack (zsock_t *router, uint64_t upto)
 {
@@ -799,8 +1066,13 @@ s_test_wait_ack (zsock_t *router, uint64_t upto)
         zframe_t *from = zmsg_pop (msg);
         zframe_destroy (&from);
         assert (zframe_streq (zmsg_first (msg), SIGNATURE));
-        if (zframe_streq (zmsg_next (msg), "ACK"))
+        zframe_t *cmd = zmsg_next (msg);
+        if (zframe_streq (cmd, "ACK"))
             acked = util_get_be (zframe_data (zmsg_next (msg)), 8);
+        else if (zframe_streq (cmd, "CONFLICT")) {
+            assert (acked < upto); //  reported before the batch's ACK
+            s_test_conflicts_heard += zmsg_size (msg) - 2;
+        }
         zmsg_destroy (&msg);
     }
 }
@@ -823,8 +1095,10 @@ writer_test (bool verbose)
     assert (port > 0);
     char endpoint[64];
     snprintf (endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", port);
-    s_test_store_t store = {0, 1, 0, false};
-    writer_config_t config = {endpoint, "archive", 10, 50, 100, 20, 100, NULL};
+    s_test_store_t store = {.failures_left = 1};
+    char conflicts_dir[64];
+    snprintf (conflicts_dir, sizeof conflicts_dir, "/tmp/writer-test-%d", (int) getpid ());
+    writer_config_t config = {endpoint, "archive", 10, 50, 100, 20, 100, NULL, conflicts_dir};
     writer_t *writer = writer_new (&config, s_test_store, &store, NULL);
     zactor_t *actor = zactor_new (s_writer_actor, writer);
 
@@ -859,8 +1133,23 @@ writer_test (bool verbose)
 
     //  Heartbeats may come first; wait for the ACK that moves to 5.
     s_test_wait_ack (router, 5);
-    assert (store.calls == 2);  //  one failure, one commit
-    assert (store.stored == 2); //  the duplicate id was dropped
+    //  One failure, then the batch and, in a store call of its own, the
+    //  second "a": other content (value 2, not 0) under the id of the first,
+    //  which the store then holds: a conflict, filed, reported to ingestd
+    //  and said in /health
+    assert (store.calls == 3);
+    assert (store.stored == 2);
+    assert (s_test_conflicts_heard == 1);
+    char path[128], text[256];
+    snprintf (path, sizeof path, "%s/archive.jsonl", conflicts_dir);
+    FILE *file = fopen (path, "r");
+    assert (file && fgets (text, sizeof text, file));
+    assert (strncmp (text, "{\"writer\":\"archive\",\"detected_ns\":", 34) == 0);
+    assert (strstr (text, "\"kind\":\"metric\"") && strstr (text, "\"value\":2"));
+    assert (!fgets (text, sizeof text, file)); //  one line
+    fclose (file);
+    writer_healthy (writer, text, sizeof text);
+    assert (strstr (text, " conflicts=1 last=metric/"));
 
     //  A slow store: one batch committing, the next full, a third held.
     //  ingestd's heartbeats are still heard, so /health stays "ok" and
@@ -870,7 +1159,6 @@ writer_test (bool verbose)
     for (uint64_t upto = 15; upto <= 35; upto += 10)
         s_test_deliver (router, peer, enc, upto, many, 10);
     int64_t until = util_mono_ms () + 3500;
-    char text[256];
     while (util_mono_ms () < until) {
         msg = zmsg_new ();
         zmsg_append (msg, &(zframe_t *){zframe_dup (peer)});
@@ -900,7 +1188,7 @@ writer_test (bool verbose)
 
     //  ingestd refuses the name (another live instance holds it): the
     //  writer stops with the reason instead of trying again.
-    store = (s_test_store_t){0, 0, 0, false};
+    store = (s_test_store_t){.failures_left = 0};
     writer = writer_new (&config, s_test_store, &store, NULL);
     actor = zactor_new (s_writer_actor, writer);
     //  The first writer's last messages may still be queued.
@@ -926,4 +1214,6 @@ writer_test (bool verbose)
     writer_destroy (&writer);
     zframe_destroy (&peer);
     zsock_destroy (&router);
+    unlink (path);
+    rmdir (conflicts_dir);
 }

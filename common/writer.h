@@ -25,6 +25,7 @@ typedef struct {
     int64_t retry_min_ms;        //  first backoff after a store failure (default 100)
     int64_t retry_max_ms;        //  backoff ceiling (default 5000)
     const curve_client_t *curve; //  CURVE keys for delivery, or NULL; outlives the writer
+    const char *conflicts_dir;   //  where conflicts are filed (default var/conflicts)
 } writer_config_t;
 
 //  Stores `count` decoded records in one transaction. Returns 0 once they
@@ -32,8 +33,15 @@ typedef struct {
 //  as stored: the store keeps them in its own rejected area), or -1 on a
 //  transient failure (store away): the whole batch is retried later. Writes
 //  a reason into `error` on failure.
-typedef int (writer_store_fn) (void *store, const record_t *records, size_t count, char *error,
-                               size_t error_size);
+//  A record of an immutable kind whose id the store already holds with other
+//  content (record_content_hash) is a conflict: the store keeps what it has,
+//  does not store the record, and sets conflicts[i] to 1 (`conflicts` has
+//  `count` zeroed entries, or is NULL when the caller does not ask). The
+//  writer loop then counts it, logs it, files it in the conflicts area and
+//  reports it to ingestd (the tap's conflict.<kind>): an audit never drops
+//  evidence silently. The same batch again must flag the same records.
+typedef int (writer_store_fn) (void *store, const record_t *records, size_t count,
+                               uint8_t *conflicts, char *error, size_t error_size);
 
 //  A store function's answer when the store refuses the writer until an
 //  operator acts (no such database or role, authentication, permission):

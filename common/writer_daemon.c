@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SHARED_OPTIONS 10
+#define SHARED_OPTIONS 11
 
 struct _writer_daemon_t {
     writer_daemon_spec_t spec;
@@ -16,7 +16,7 @@ struct _writer_daemon_t {
     config_t *config;
     metrics_t *metrics;
     char *delivery, *http, *log_level, *log_format;
-    char *curve_key, *curve_server_key;
+    char *curve_key, *curve_server_key, *conflicts_dir;
     curve_client_t *curve;
     int64_t batch_size, window, flush_ms, retry_max_ms;
     writer_t *writer;
@@ -54,7 +54,11 @@ writer_daemon_new (const writer_daemon_spec_t *spec, int argc, char **argv, int 
          &self->curve_key},
         {"curve_server_key", CONFIG_STRING, "",
          "CURVE: ingestd's public certificate; empty with curve_key = no security",
-         &self->curve_server_key}};
+         &self->curve_server_key},
+        {"conflicts_dir", CONFIG_STRING, "var/conflicts",
+         "where records under an id already stored with other content are filed "
+         "(<dir>/<writer>.jsonl)",
+         &self->conflicts_dir}};
     memcpy (self->options, shared, sizeof shared);
     if (own)
         memcpy (self->options + SHARED_OPTIONS, spec->store_options, own * sizeof *self->options);
@@ -151,7 +155,8 @@ writer_daemon_run (writer_daemon_t *self, writer_store_fn *store_fn, void *store
                               (uint32_t) self->window,
                               100,
                               self->retry_max_ms,
-                              self->curve};
+                              self->curve,
+                              self->conflicts_dir};
     self->writer = writer_new (&config, store_fn, store, self->metrics);
     self->store_health = store_health;
     self->store_arg = store_arg;

@@ -60,8 +60,8 @@ void docstore_start (docstore_t *self);
 
 //  writer_store_fn: stores the batch; 0 when every record is stored (or
 //  already was, or is rejected), -1 on a failure to retry.
-int docstore_write (void *self, const record_t *records, size_t count, char *error,
-                    size_t error_size);
+int docstore_write (void *self, const record_t *records, size_t count, uint8_t *conflicts,
+                    char *error, size_t error_size);
 
 //  health_fn: whether a writable server is known to be up. Never blocks on
 //  the network (it reads the driver's view kept by its monitor threads).

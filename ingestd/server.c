@@ -105,7 +105,8 @@ typedef struct {
     //  (0 = not so), and whether a REPLAY to it came since (under state_lock)
     uint64_t starts_empty;
     bool replay_seen;
-    metric_t *m_delivered, *m_acked, *m_lag_records, *m_lag_seconds, *m_connected, *m_latency;
+    metric_t *m_delivered, *m_acked, *m_lag_records, *m_lag_seconds, *m_connected, *m_latency,
+        *m_conflicts;
 } s_session_t;
 
 //  The answer owed to one intake message of a round.
@@ -283,6 +284,10 @@ s_register_metrics (server_t *self)
         s->m_refused = metrics_counter (
             m, "writer_refused_total",
             "HELLOs refused because another live instance holds the writer name", labels);
+        s->m_conflicts = metrics_counter (
+            m, "conflicts_reported_total",
+            "Records a writer met under an id it holds with other content (kept out, filed)",
+            labels);
         s->m_latency = metrics_histogram (m, "end_to_end_seconds",
                                           "Received by ingestd to acknowledged by a writer", labels,
                                           metrics_latency_bounds, metrics_latency_nbounds);
@@ -923,6 +928,8 @@ s_intake_message (server_t *self, s_reply_t *reply, size_t *bytes)
         char detail[256];
         record_reject_t reason =
             record_check (&record, data, size, &self->config.limits, detail, sizeof detail);
+        if (reason == REJECT_NONE)
+            reason = record_check_id (&record, detail, sizeof detail);
         if (reason == REJECT_NONE) {
             if (!journal_append (self->journal, data, size,
                                  (uint8_t) (record.spec->writers & route), now)) {
@@ -1505,6 +1512,36 @@ s_handle_ack (server_t *self, zframe_t *peer, int fd, zmsg_t *msg)
 
 //  Persists moved cursors and trims. A failure is part of the journal's
 //  fault; the cursors stay moved in memory and are synced when possible.
+//  A writer met records under ids it holds with other content and kept
+//  them out of its store (it filed them): they are counted and published
+//  on the tap as "conflict.<kind>" (writer name, record), so that an
+//  operator watching sees the evidence. Only from a writer's session.
+static void
+s_handle_conflict (server_t *self, zframe_t *peer, zmsg_t *msg)
+{
+    s_session_t *s = s_session_by_peer (self, peer);
+    if (!s)
+        return;
+    for (zframe_t *frame = zmsg_next (msg); frame; frame = zmsg_next (msg)) {
+        record_t record;
+        if (record_check (&record, zframe_data (frame), zframe_size (frame), &self->config.limits,
+                          NULL, 0) != REJECT_NONE)
+            continue;
+        metric_add (s->m_conflicts, 1);
+        if (!s_tap_open (self))
+            continue;
+        char topic[128];
+        int len =
+            snprintf (topic, sizeof topic, "conflict.%.*s", (int) record.kind.len, record.kind.ptr);
+        void *sock = zsock_resolve (self->tap);
+        if (zmq_send (sock, topic, (size_t) len < sizeof topic ? (size_t) len : sizeof topic - 1,
+                      ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+            continue;
+        zmq_send (sock, s->name, strlen (s->name), ZMQ_SNDMORE | ZMQ_DONTWAIT);
+        zmq_send (sock, zframe_data (frame), zframe_size (frame), ZMQ_DONTWAIT);
+    }
+}
+
 static int
 s_sync_cursors (server_t *self)
 {
@@ -1674,6 +1711,8 @@ s_delivery_round (server_t *self)
             s_handle_hello (self, peer, fd, msg);
         else if (zframe_streq (cmd, "ACK"))
             s_handle_ack (self, peer, fd, msg);
+        else if (zframe_streq (cmd, "CONFLICT"))
+            s_handle_conflict (self, peer, msg);
         else
             s_delivery_bad (self, NULL, fd, "command", "unknown command");
         zframe_destroy (&peer);

@@ -1131,10 +1131,11 @@ s_drop_expired (pointstore_t *self)
 }
 
 int
-pointstore_write (void *self_, const record_t *records, size_t count, char *error,
-                  size_t error_size)
+pointstore_write (void *self_, const record_t *records, size_t count, uint8_t *conflicts,
+                  char *error, size_t error_size)
 {
     pointstore_t *self = self_;
+    (void) conflicts; //  points are keyed on series and time: see docs/metricsd.md
     if (pgconn_ensure (self->conn)) {
         snprintf (error, error_size, "postgresql: %s", pgconn_error (self->conn));
         return pgconn_last_status (self->conn) == PGCONN_PERMANENT ? WRITER_STORE_PERMANENT : -1;
@@ -1359,8 +1360,8 @@ static int
 s_write (pointstore_t *store, testrec_t *recs)
 {
     char error[512] = "";
-    int rc =
-        pointstore_write (store, testrec_records (recs), testrec_count (recs), error, sizeof error);
+    int rc = pointstore_write (store, testrec_records (recs), testrec_count (recs), NULL, error,
+                               sizeof error);
     if (rc)
         fprintf (stderr, "pointstore_write: %s\n", error);
     return rc;
@@ -1765,7 +1766,7 @@ pointstore_test (bool verbose)
     s_exec (pg, "DROP TABLE points_data_19900301");
     testrec_clear (recs);
     testrec_metric (recs, "old-host", INT64_C (636508800) * NS, "legacy.value", 42, "old-host");
-    assert (pointstore_write (store, testrec_records (recs), 1, error, sizeof error) == -1);
+    assert (pointstore_write (store, testrec_records (recs), 1, NULL, error, sizeof error) == -1);
     assert (strstr (error, "23514"));
     assert (s_write (store, recs) == 0);
     pgconn_test_expect (pg, "SELECT count (*) FROM points_data_19900301", "1");
@@ -1802,12 +1803,12 @@ pointstore_test (bool verbose)
                         "1");
     testrec_clear (recs);
     testrec_metric (recs, "web-3", (D0 + 5) * NS, "m", 3, NULL);
-    int rc = pointstore_write (store, testrec_records (recs), 1, error, sizeof error);
+    int rc = pointstore_write (store, testrec_records (recs), 1, NULL, error, sizeof error);
     int64_t deadline = util_mono_ms () + 10000;
     while (rc != 0 && util_mono_ms () < deadline) {
         assert (strstr (error, "postgresql"));
         zclock_sleep (20);
-        rc = pointstore_write (store, testrec_records (recs), 1, error, sizeof error);
+        rc = pointstore_write (store, testrec_records (recs), 1, NULL, error, sizeof error);
     }
     assert (rc == 0);
     pgconn_test_expect (pg, "SELECT count (*) FROM points WHERE source = 'web-3'", "1");
@@ -1831,7 +1832,7 @@ pointstore_test (bool verbose)
     pointstore_t *away = pointstore_new (&away_config, NULL, error, sizeof error);
     assert (away);
     assert (pointstore_connect (away) == 1);
-    assert (pointstore_write (away, testrec_records (recs), 1, error, sizeof error) == -1);
+    assert (pointstore_write (away, testrec_records (recs), 1, NULL, error, sizeof error) == -1);
     assert (strstr (error, "postgresql"));
     assert (!pointstore_healthy (away, text, sizeof text));
     pointstore_destroy (&away);

@@ -55,8 +55,8 @@ int pointstore_connect (pointstore_t *self);
 //  writer_store_fn: 0 once the batch's points are committed, -1 when
 //  PostgreSQL is away or failing (the writer retries the batch),
 //  WRITER_STORE_PERMANENT when it refuses this writer until an operator acts.
-int pointstore_write (void *self, const record_t *records, size_t count, char *error,
-                      size_t error_size);
+int pointstore_write (void *self, const record_t *records, size_t count, uint8_t *conflicts,
+                      char *error, size_t error_size);
 
 //  health_fn: whether PostgreSQL accepts connections (a fresh connection
 //  attempt, at most once a second) and the schema check found no permanent

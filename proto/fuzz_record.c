@@ -10,6 +10,8 @@
 #include "mpjson.h"
 #include "record.h"
 
+#include <openssl/evp.h>
+
 #include <assert.h>
 #include <math.h>
 #include <stdarg.h>
@@ -471,6 +473,40 @@ s_same_envelope (const record_t *a, const record_t *b)
     assert (a->run.ptr == b->run.ptr && a->run.len == b->run.len);
 }
 
+//  The id as record_compute_id computed it before it read the bytes: the
+//  key values decoded by msgpack-c and packed again by its packer.
+static void
+s_reference_id (const record_t *record, uint8_t id[RECORD_ID_SIZE])
+{
+    msgpack_sbuffer sbuf;
+    msgpack_sbuffer_init (&sbuf);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &sbuf, msgpack_sbuffer_write);
+    msgpack_sbuffer_write (&sbuf, "omni.id/1", 10);
+    msgpack_sbuffer_write (&sbuf, record->kind.ptr, record->kind.len);
+    msgpack_sbuffer_write (&sbuf, "", 1);
+    msgpack_sbuffer_write (&sbuf, record->src.ptr, record->src.len);
+    msgpack_sbuffer_write (&sbuf, "", 1);
+    const kind_spec_t *spec = record->spec;
+    if (!spec->key[0])
+        msgpack_pack_object (&pk, *record->body);
+    for (int i = 0; i < KIND_KEY_MAX && spec->key[i]; i++) {
+        const msgpack_object *val = strcmp (spec->key[i], "@tags") == 0
+                                        ? record->tags
+                                        : record_field (record->body, spec->key[i]);
+        if (strcmp (spec->key[i], "@ts") == 0)
+            msgpack_pack_int64 (&pk, record->ts);
+        else if (val)
+            msgpack_pack_object (&pk, *val);
+        else
+            msgpack_pack_nil (&pk);
+    }
+    uint8_t digest[32];
+    EVP_Digest (sbuf.data, sbuf.size, digest, NULL, EVP_sha256 (), NULL);
+    memcpy (id, digest, RECORD_ID_SIZE);
+    msgpack_sbuffer_destroy (&sbuf);
+}
+
 int
 LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
 {
@@ -496,8 +532,14 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
         mpjson_record (&json, &record);
         assert (json.size > 0 && json.data[0] == '{' && json.data[json.size - 1] == '}');
         mpjson_buf_free (&json);
-        uint8_t id[RECORD_ID_SIZE];
+        //  The id from the bytes (shortest encodings) is what msgpack-c's
+        //  packer makes of the decoded values, whatever the input's encoding
+        uint8_t id[RECORD_ID_SIZE], expected[RECORD_ID_SIZE];
         record_compute_id (&record, id);
+        record_compute_id (&checked, expected);
+        assert (memcmp (id, expected, RECORD_ID_SIZE) == 0);
+        s_reference_id (&reference, expected);
+        assert (memcmp (id, expected, RECORD_ID_SIZE) == 0);
     } else
         assert (strlen (detail) > 0);
     msgpack_zone_destroy (&zone);

@@ -2,6 +2,7 @@
 #include "kinds.h"
 
 #include <assert.h>
+#include <pthread.h>
 #include <string.h>
 
 #define ALL_BUT_METRICS (WRITER_ARCHIVE | WRITER_RELATIONAL | WRITER_DOCUMENT)
@@ -231,6 +232,34 @@ kinds_lookup (const char *name, size_t len)
     return NULL;
 }
 
+static uint64_t s_key_masks[KIND_COUNT];
+
+const char *
+kinds_key_field (const char *part)
+{
+    return part[0] == '?' ? part + 1 : part;
+}
+static pthread_once_t s_key_masks_once = PTHREAD_ONCE_INIT;
+
+static void
+s_build_key_masks (void)
+{
+    for (size_t k = 0; k < KIND_COUNT; k++)
+        for (int n = 0; s_kinds[k].fields[n].name && n < 64; n++)
+            for (int i = 0; i < KIND_KEY_MAX && s_kinds[k].key[i]; i++)
+                if (strcmp (kinds_key_field (s_kinds[k].key[i]), s_kinds[k].fields[n].name) == 0)
+                    s_key_masks[k] |= 1ULL << n;
+}
+
+uint64_t
+kinds_key_mask (const kind_spec_t *spec)
+{
+    if (spec < s_kinds || spec >= s_kinds + KIND_COUNT)
+        return 0; //  the custom kinds: keyed on the whole body
+    pthread_once (&s_key_masks_once, s_build_key_masks);
+    return s_key_masks[spec - s_kinds];
+}
+
 const kind_spec_t *
 kinds_at (size_t index)
 {
@@ -302,4 +331,10 @@ kinds_test (bool verbose)
         }
     }
     assert (n == KIND_COUNT);
+    //  git.commit is keyed on sha, its first field; ci.test on four and an optional fifth
+    spec = kinds_lookup ("git.commit", 10);
+    assert (kinds_key_mask (spec) == 1);
+    assert (__builtin_popcountll (kinds_key_mask (kinds_lookup ("ci.test", 7))) == 5);
+    assert (kinds_key_mask (kinds_lookup ("metric", 6)) == 1); //  name; @ts and @tags are no field
+    assert (kinds_key_mask (kinds_custom ()) == 0);
 }

@@ -58,6 +58,14 @@ typedef struct {
 //  document writers; they share one spec returned for all of them.
 const kind_spec_t *kinds_lookup (const char *name, size_t len);
 
+//  Bit n set when the kind's field n is part of its natural key (fields
+//  past the 64th are never key parts): what record_check notes while it
+//  walks a body, so that ids are computed without a second pass.
+uint64_t kinds_key_mask (const kind_spec_t *spec);
+//  The body field a key part names: "?field" (optional: absent adds
+//  nothing to the id) names "field".
+const char *kinds_key_field (const char *part);
+
 //  Iterates the declared kinds (not the custom one): index 0.. until NULL.
 const kind_spec_t *kinds_at (size_t index);
 

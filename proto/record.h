@@ -44,6 +44,13 @@ typedef struct {
     const msgpack_object *body; //  a map
     const msgpack_object *tags; //  a map of str -> str, or NULL
     const kind_spec_t *spec;
+    //  Where record_check found things in the encoded record: the id and
+    //  the content hash are computed from these bytes, not from msgpack-c
+    //  objects, so that ingestd needs no decoding to check an id.
+    const uint8_t *raw;
+    size_t raw_size;
+    size_t body_at, tags_at;     //  offsets of the body and tags maps (tags_at 0: none)
+    size_t key_at[KIND_KEY_MAX]; //  offsets of the kind's body key fields (0: absent)
 } record_t;
 
 //  Reasons a record is refused; stable names for counters and the tap.
@@ -58,6 +65,7 @@ typedef enum {
     REJECT_UNKNOWN_KIND,
     REJECT_BAD_BODY, //  a missing or mistyped body field
     REJECT_BAD_UTF8, //  a string that is not valid UTF-8
+    REJECT_BAD_ID,   //  the id is not the hash of kind, src and natural key
     REJECT_REASON_COUNT
 } record_reject_t;
 
@@ -80,9 +88,24 @@ record_reject_t record_check (record_t *record, const void *data, size_t size,
 
 //  Computes the id of a record from its kind's natural key:
 //  sha256 ("omni.id/1" 0 kind 0 src 0 msgpack(part1) msgpack(part2) ...)[0..16]
-//  where each part is the msgpack encoding of the key field (nil if absent;
-//  nothing for an absent "?field" part).
+//  where each part is the shortest msgpack encoding of the key field (nil if
+//  absent, nothing for an absent "?field" part; "@ts" the event time, "@tags" the tags map), as
+//  msgpack-c packs it: an id does not depend on how a sender encoded its values. The record must
+//  come from record_check or record_decode. The one derivation of ids: collectors (record_encoder),
+//  ingestd (record_check_id), tools.
 void record_compute_id (const record_t *record, uint8_t id[RECORD_ID_SIZE]);
+
+//  REJECT_BAD_ID unless the record's id is record_compute_id's (detail
+//  names the expected id): a peer cannot file content under another
+//  record's id. For a record record_check accepted.
+record_reject_t record_check_id (const record_t *record, char *detail, size_t detail_size);
+
+//  A hash of what a record says, for stores to tell "the same record again"
+//  (redelivery, re-collection) from "other content under an existing id":
+//  sha256 (id, shortest msgpack of the body)[0..16]. The envelope (col, run,
+//  ts) says who sent it when, and the tags that matter are in the id.
+#define RECORD_CONTENT_SIZE 16
+void record_content_hash (const record_t *record, uint8_t hash[RECORD_CONTENT_SIZE]);
 
 //  Encoder for collectors and tools: pack the body with the msgpack packer,
 //  then finish; the id is computed from the kind's natural key.

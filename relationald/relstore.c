@@ -27,7 +27,15 @@
     directly for a while (a re-collection sends many such batches).
 
     Nothing from a record ever becomes SQL text: values go through COPY and
-    parameters only. U+0000 becomes U+FFFD (pgconn_text_clean).             */
+    parameters only. U+0000 becomes U+FFFD (pgconn_text_clean).
+
+    Why commits, tests and code statistics carry a content hash: their rows
+    are never updated by a later record, so another record under a stored
+    id with other content would be dropped by ON CONFLICT unseen. The hash
+    is staged with the row; after the inserts, one join per such table
+    (inside the batch's transaction, the staged rows are gone at commit)
+    finds the staged records whose stored row has another hash: conflicts,
+    which the writer loop files. The inserts leave those rows as they are.  */
 #include "relstore.h"
 #include "log.h"
 #include "mpjson.h"
@@ -71,12 +79,13 @@ static const struct {
      "ord int4, id bytea, src text, run text, col text, is_end bool, collector text, "
      "target text, status text, started timestamptz, finished timestamptz, duration float8, "
      "counts text, config text, error text, project text"},
-    {"stage_commits", 23,
+    {"stage_commits", 24,
      "ord int4, id bytea, src text, run text, sha text, parents text[], author_name text, "
      "author_email text, author_time int8, author_tz int8, committer_name text, "
      "committer_email text, committer_time int8, committer_tz int8, message text, "
      "files_changed int8, insertions int8, deletions int8, raw text, author_name_mailmap text, "
-     "author_email_mailmap text, committer_name_mailmap text, committer_email_mailmap text"},
+     "author_email_mailmap text, committer_name_mailmap text, committer_email_mailmap text, "
+     "content bytea"},
     {"stage_files", 7,
      "ord int4, commit_id bytea, path text, insertions int8, deletions int8, is_binary bool, "
      "old_path text"},
@@ -91,13 +100,14 @@ static const struct {
      "ord int4, id bytea, src text, run text, ts timestamptz, pipeline text, build_id text, "
      "status text, system text, branch text, sha text, started timestamptz, "
      "finished timestamptz, duration float8, trigger text, tests text"},
-    {"stage_tests", 18,
+    {"stage_tests", 19,
      "ord int4, id bytea, src text, run text, ts timestamptz, suite text, class text, "
      "name text, status text, duration float8, pipeline text, build_id text, file text, "
-     "failure_type text, failure_message text, flaky bool, occurrence int8, retried bool"},
-    {"stage_code", 12,
+     "failure_type text, failure_message text, flaky bool, occurrence int8, retried bool, "
+     "content bytea"},
+    {"stage_code", 13,
      "ord int4, id bytea, src text, run text, ts timestamptz, rev text, language text, "
-     "path text, files int8, blank int8, comment int8, code int8"},
+     "path text, files int8, blank int8, comment int8, code int8, content bytea"},
     {"stage_unreach", 6, "ord int4, id bytea, src text, run text, ts timestamptz, sha text"},
     {"stage_analysis", 17,
      "ord int4, id bytea, src text, run text, ts timestamptz, day text, since timestamptz, "
@@ -158,16 +168,18 @@ static const struct {
      "INSERT INTO commits AS c (id, source_id, sha, parents, author_name, author_email, "
      "author_time, author_tz, committer_name, committer_email, committer_time, committer_tz, "
      "message, files_changed, insertions, deletions, raw, run_id, author_name_mailmap, "
-     "author_email_mailmap, committer_name_mailmap, committer_email_mailmap) "
+     "author_email_mailmap, committer_name_mailmap, committer_email_mailmap, content) "
      "SELECT DISTINCT ON (st.id) st.id, so.id, st.sha, st.parents, st.author_name, "
      "st.author_email, to_timestamp (st.author_time), st.author_tz, st.committer_name, "
      "st.committer_email, to_timestamp (st.committer_time), st.committer_tz, st.message, "
      "st.files_changed, st.insertions, st.deletions, st.raw::jsonb, st.run, "
      "st.author_name_mailmap, st.author_email_mailmap, st.committer_name_mailmap, "
-     "st.committer_email_mailmap "
+     "st.committer_email_mailmap, st.content "
      "FROM stage_commits st " S_SOURCE " WHERE " S_RANGE " ORDER BY st.id "
-     "ON CONFLICT (id) DO UPDATE SET reachable = true, unreachable_since = NULL "
-     "WHERE NOT c.reachable"},
+     "ON CONFLICT (id) DO UPDATE SET reachable = true, unreachable_since = NULL, "
+     "content = coalesce (c.content, excluded.content) "
+     "WHERE (NOT c.reachable OR c.content IS NULL) "
+     "AND (c.content IS NULL OR c.content = excluded.content)"},
     //  Binary files have no line counts (NULL), whatever the record says.
     //  A file row carries its commit's source (for row-level security and
     //  per-source reads without a look-up of every commit)
@@ -222,19 +234,21 @@ static const struct {
      "tests = excluded.tests, observed = excluded.observed, run_id = excluded.run_id, "
      "updated = now () WHERE b.observed <= excluded.observed"},
     {"ins_tests", T_TESTS,
-     "INSERT INTO ci_tests (id, source_id, suite, class, name, status, duration, pipeline, "
+     "INSERT INTO ci_tests AS t (id, source_id, suite, class, name, status, duration, pipeline, "
      "build_id, file, failure_type, failure_message, flaky, occurrence, retried, observed, "
-     "run_id) "
+     "run_id, content) "
      "SELECT st.id, so.id, st.suite, st.class, st.name, st.status, st.duration, st.pipeline, "
      "st.build_id, st.file, st.failure_type, st.failure_message, st.flaky, "
-     "coalesce (st.occurrence, 0), coalesce (st.retried, false), st.ts, st.run "
-     "FROM stage_tests st " S_SOURCE " WHERE " S_RANGE " ORDER BY st.id ON CONFLICT DO NOTHING"},
+     "coalesce (st.occurrence, 0), coalesce (st.retried, false), st.ts, st.run, st.content "
+     "FROM stage_tests st " S_SOURCE " WHERE " S_RANGE " ORDER BY st.id "
+     "ON CONFLICT (id) DO UPDATE SET content = excluded.content WHERE t.content IS NULL"},
     {"ins_code", T_CODE,
-     "INSERT INTO code_stats (id, source_id, rev, language, path, files, blank, comment, code, "
-     "observed, run_id) "
+     "INSERT INTO code_stats AS t (id, source_id, rev, language, path, files, blank, comment, "
+     "code, observed, run_id, content) "
      "SELECT st.id, so.id, st.rev, st.language, st.path, st.files, st.blank, st.comment, "
-     "st.code, st.ts, st.run "
-     "FROM stage_code st " S_SOURCE " WHERE " S_RANGE " ORDER BY st.id ON CONFLICT DO NOTHING"},
+     "st.code, st.ts, st.run, st.content "
+     "FROM stage_code st " S_SOURCE " WHERE " S_RANGE " ORDER BY st.id "
+     "ON CONFLICT (id) DO UPDATE SET content = excluded.content WHERE t.content IS NULL"},
     //  A report's figures: mutable, the newest report of the key wins
     {"ins_analysis", T_ANALYSIS,
      "INSERT INTO analysis_summaries AS a (id, source_id, day, since, until, commits, authors, "
@@ -252,6 +266,20 @@ static const struct {
 };
 
 #define S_STATEMENTS (sizeof s_statements / sizeof s_statements[0])
+
+//  The staged records of the tables with content hashes whose stored row
+//  holds another: conflicts (after the inserts, in the same transaction)
+static const struct {
+    s_table_t table;
+    const char *sql;
+} s_conflict_queries[] = {
+    {T_COMMITS, "SELECT st.ord FROM stage_commits st JOIN commits c ON c.id = st.id "
+                "WHERE c.content <> st.content"},
+    {T_TESTS, "SELECT st.ord FROM stage_tests st JOIN ci_tests t ON t.id = st.id "
+              "WHERE t.content <> st.content"},
+    {T_CODE, "SELECT st.ord FROM stage_code st JOIN code_stats t ON t.id = st.id "
+             "WHERE t.content <> st.content"},
+};
 
 static const char *s_reject_sql =
     "INSERT INTO rejected_records (record_id, kind, source, error, sqlstate, record) "
@@ -326,6 +354,8 @@ struct _relstore_t {
     s_reject_t *rejects;
     size_t nrejects, rejects_cap;
     bool isolated;
+    uint8_t *conflicts; //  the writer's flags for the batch in hand, or NULL
+    size_t nconflicts;
 
     //  Scratch space reused across batches
     char *scratch;
@@ -882,6 +912,11 @@ s_stage_record (relstore_t *self, s_table_t table, size_t index)
         break;
     case T_COUNT: break;
     }
+    if (table == T_COMMITS || table == T_TESTS || table == T_CODE) {
+        uint8_t content[RECORD_CONTENT_SIZE];
+        record_content_hash (record, content);
+        pgconn_copy_bytea (self->conn, content, sizeof content);
+    }
 }
 
 static bool
@@ -999,13 +1034,13 @@ s_direct_tx (pgconn_t *conn, void *arg)
     if (pgconn_copy_begin (conn, "ci_tests",
                            "id, source_id, suite, class, name, status, duration, pipeline, "
                            "build_id, file, failure_type, failure_message, flaky, occurrence, "
-                           "retried, observed, run_id",
+                           "retried, observed, run_id, content",
                            PGCONN_COPY_BINARY))
         return -1;
     for (size_t i = 0; i < self->count; i++) {
         const record_t *record = &self->records[i];
         const msgpack_object *body = record->body;
-        pgconn_copy_row (conn, 17);
+        pgconn_copy_row (conn, 18);
         pgconn_copy_bytea (conn, record->id, RECORD_ID_SIZE);
         pgconn_copy_int8 (conn, self->source_ids[i]);
         s_test_fields (self, body);
@@ -1018,6 +1053,9 @@ s_direct_tx (pgconn_t *conn, void *arg)
         pgconn_copy_bool (conn, retried);
         pgconn_copy_timestamptz_ns (conn, record->ts);
         s_str (self, record->run);
+        uint8_t content[RECORD_CONTENT_SIZE];
+        record_content_hash (record, content);
+        pgconn_copy_bytea (conn, content, sizeof content);
     }
     return pgconn_copy_end (conn) == PGCONN_OK ? 0 : -1;
 }
@@ -1157,6 +1195,30 @@ typedef struct {
     bool copy_refused;
 } s_tx_t;
 
+//  Flags the staged records whose stored row has other content
+static pgconn_status_t
+s_find_conflicts (relstore_t *self)
+{
+    self->nconflicts = 0;
+    for (size_t q = 0; q < sizeof s_conflict_queries / sizeof s_conflict_queries[0]; q++) {
+        if (!self->rows[s_conflict_queries[q].table])
+            continue;
+        PGresult *result = pgconn_query (self->conn, s_conflict_queries[q].sql, 0, NULL);
+        if (!result)
+            return pgconn_last_status (self->conn);
+        for (int row = 0; row < PQntuples (result); row++) {
+            long ord = strtol (PQgetvalue (result, row, 0), NULL, 10);
+            if (ord < 0 || (size_t) ord >= self->count || self->kinds[ord] == K_NONE)
+                continue; //  refused by PostgreSQL: in rejected_records
+            self->nconflicts++;
+            if (self->conflicts)
+                self->conflicts[ord] = 1;
+        }
+        PQclear (result);
+    }
+    return PGCONN_OK;
+}
+
 static int
 s_transaction (pgconn_t *conn, void *arg)
 {
@@ -1191,13 +1253,17 @@ s_transaction (pgconn_t *conn, void *arg)
         }
     if (status == PGCONN_OK)
         status = s_store_rejects (self);
+    if (status == PGCONN_OK)
+        status = s_find_conflicts (self);
     return status == PGCONN_OK ? 0 : -1;
 }
 
 int
-relstore_write (void *self_, const record_t *records, size_t count, char *error, size_t error_size)
+relstore_write (void *self_, const record_t *records, size_t count, uint8_t *conflicts, char *error,
+                size_t error_size)
 {
     relstore_t *self = self_;
+    self->conflicts = conflicts;
     if (pgconn_ensure (self->conn)) {
         if (self->m_up)
             metric_set (self->m_up, 0);
@@ -1533,10 +1599,39 @@ static int
 s_write (relstore_t *store, s_batch_t *b)
 {
     char error[512] = "";
-    int rc = relstore_write (store, b->records, b->count, error, sizeof error);
+    int rc = relstore_write (store, b->records, b->count, NULL, error, sizeof error);
     if (rc)
         fprintf (stderr, "relstore_write: %s\n", error);
     return rc;
+}
+
+//  The same batch again changes nothing and flags nothing; a test case and
+//  a commit with other content under stored ids are flagged as conflicts
+//  and leave their rows as they were.
+static void
+s_test_conflicts (relstore_t *store, pgconn_t *pg)
+{
+    s_batch_t b;
+    s_batch_init (&b, "repo-a");
+    s_full_batch (&b);
+    uint8_t *flags = calloc (b.count, 1);
+    char error[512];
+    assert (relstore_write (store, b.records, b.count, flags, error, sizeof error) == 0);
+    for (size_t i = 0; i < b.count; i++)
+        assert (!flags[i]);
+    s_batch_clear (&b);
+    s_test_case (&b, "t_fast", "failed", 0.01);
+    s_commit (&b, &(s_commit_t){"c2", "Eve", "eve@example.org", "forged", 0, 1600086400, 120, 5, 2,
+                                0, false});
+    s_test_case (&b, "t_new", "passed", 0.5);
+    memset (flags, 0, 3);
+    assert (relstore_write (store, b.records, b.count, flags, error, sizeof error) == 0);
+    assert (flags[0] == 1 && flags[1] == 1 && flags[2] == 0);
+    pgconn_test_expect (pg, "SELECT status FROM ci_tests WHERE name = 't_fast'", "passed");
+    pgconn_test_expect (pg, "SELECT author_name FROM commits WHERE sha = 'c2'", "Ann");
+    pgconn_test_expect (pg, "SELECT count (*) FROM ci_tests WHERE name = 't_new'", "1");
+    free (flags);
+    s_batch_destroy (&b);
 }
 
 static const char *s_counts_sql =
@@ -1871,11 +1966,11 @@ s_test_outage (relstore_t *store, pgconn_t *pg, const char *dsn)
               "datname = current_database () AND pid <> pg_backend_pid ()");
     pgconn_test_expect (pg, sql, "1");
     char error[512] = "";
-    int rc = relstore_write (store, b.records, b.count, error, sizeof error);
+    int rc = relstore_write (store, b.records, b.count, NULL, error, sizeof error);
     int64_t deadline = util_mono_ms () + 10000;
     while (rc != 0 && util_mono_ms () < deadline) {
         assert (strstr (error, "postgresql"));
-        rc = relstore_write (store, b.records, b.count, error, sizeof error);
+        rc = relstore_write (store, b.records, b.count, NULL, error, sizeof error);
     }
     assert (rc == 0);
     pgconn_test_expect (pg, "SELECT count (*) FROM commits WHERE sha = 'o1'", "1");
@@ -1885,7 +1980,7 @@ s_test_outage (relstore_t *store, pgconn_t *pg, const char *dsn)
         relstore_new ("host=127.0.0.1 port=1 connect_timeout=1", NULL, error, sizeof error);
     assert (away);
     assert (relstore_connect (away) == 1);
-    assert (relstore_write (away, b.records, b.count, error, sizeof error) == -1);
+    assert (relstore_write (away, b.records, b.count, NULL, error, sizeof error) == -1);
     assert (strstr (error, "postgresql"));
     char text[256];
     assert (!relstore_healthy (away, text, sizeof text));
@@ -1915,6 +2010,7 @@ relstore_test (bool verbose)
     assert (pgconn_exec (pg, "SET TIME ZONE 'UTC'") == PGCONN_OK);
 
     s_test_basic (store, pg);
+    s_test_conflicts (store, pg);
     s_test_hostile (store, pg);
     s_test_rejects (store, pg);
     s_test_outage (store, pg, dsn);

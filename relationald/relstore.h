@@ -35,8 +35,8 @@ int relstore_connect (relstore_t *self);
 //  writer_store_fn: 0 once the batch is committed (refused records are in
 //  rejected_records), -1 when PostgreSQL is away or failing (retry later),
 //  WRITER_STORE_PERMANENT when it refuses this writer until an operator acts.
-int relstore_write (void *self, const record_t *records, size_t count, char *error,
-                    size_t error_size);
+int relstore_write (void *self, const record_t *records, size_t count, uint8_t *conflicts,
+                    char *error, size_t error_size);
 
 //  health_fn: whether PostgreSQL accepts connections (checked on a fresh
 //  connection attempt, at most once a second); safe from any thread.

@@ -278,13 +278,11 @@ def json_to_msgpack_value(value):
     return value
 
 
-def record(kind, src, body, ts=None, run="run-test", col="test", tags=None, key=None):
-    """One valid record; its id hashes kind + src + key (default: the body)."""
+def record(kind, src, body, ts=None, run="run-test", col="test", tags=None):
+    """One valid record, with the id ingestd computes from its natural key."""
     ts = ts if ts is not None else time.time_ns()
-    key_bytes = msgpack.packb(key if key is not None else body, use_bin_type=True)
-    rid = hashlib.sha256(b"test/" + kind.encode() + b"\0" + src.encode() + b"\0" + key_bytes).digest()[:16]
-    rec = {"v": 1, "id": rid, "kind": kind, "src": src, "col": col, "run": run, "ts": ts,
-           "body": body}
+    rec = {"v": 1, "id": natural_id(kind, src, body, ts, tags), "kind": kind, "src": src,
+           "col": col, "run": run, "ts": ts, "body": body}
     if tags:
         rec["tags"] = tags
     return msgpack.packb(rec, use_bin_type=True)
@@ -441,14 +439,26 @@ def record_id(kind, src, key_parts):
 
 KEYS = {"run.start": ("@ts", "collector"), "run.end": ("@ts", "collector"),
         "git.commit": ("sha",), "git.branch": ("name",), "git.tag": ("name",),
-        "ci.build": ("pipeline", "build_id"), "ci.test": ("build_id", "suite", "class", "name", "?occurrence"),
-        "code.stats": ("rev", "language", "path")}
+        "git.unreachable": ("sha", "@ts"),
+        "ci.build": ("pipeline", "build_id"),
+        "ci.test": ("build_id", "suite", "class", "name", "?occurrence"),
+        "code.stats": ("rev", "language", "path"),
+        "analysis.summary": ("day", "since", "until"), "metric": ("name", "@ts", "@tags")}
+
+
+def natural_id(kind, src, body, ts, tags=None):
+    """The id of a record of `kind` (proto/kinds.c keys; custom kinds and
+    kinds not declared: the whole body)."""
+    if kind not in KEYS:
+        return record_id(kind, src, [body])
+    parts = [ts if k == "@ts" else (tags or None) if k == "@tags"
+             else body.get(k[1:], OPTIONAL) if k[0] == "?" else body.get(k)
+             for k in KEYS[kind]]
+    return record_id(kind, src, parts)
 
 
 def make_record(kind, src, body, ts, run="run-1", col="test"):
-    parts = [ts if k == "@ts" else body.get(k[1:], OPTIONAL) if k[0] == "?" else body.get(k)
-             for k in KEYS[kind]]
-    rec = {"v": 1, "id": record_id(kind, src, parts), "kind": kind, "src": src, "col": col,
+    rec = {"v": 1, "id": natural_id(kind, src, body, ts), "kind": kind, "src": src, "col": col,
            "run": run, "ts": ts, "body": body}
     return msgpack.packb(rec, use_bin_type=True)
 

@@ -65,11 +65,17 @@ def pg_checksums(dsn):
                     "'public' AND table_name = %s ORDER BY ordinal_position", (table,))
         cols = []
         for (c,) in cur.fetchall():
-            if c in STAMPED or (table == "sources" and c == "id"):
+            if c in STAMPED or (table in ("sources", "points_series") and c == "id"):
                 continue
-            # Identity ids of sources depend on arrival order: the name is the key
-            cols.append(f'(SELECT s.name FROM sources s WHERE s.id = t."{c}")'
-                        if c == "source_id" else f't."{c}"')
+            # Identity ids of sources and series depend on arrival order: their
+            # natural keys stand in for them
+            if c == "source_id":
+                cols.append(f'(SELECT s.name FROM sources s WHERE s.id = t."{c}")')
+            elif c == "series_id":
+                cols.append(f'(SELECT ROW(ps.name, ps.source, ps.tags)::text FROM points_series ps '
+                            f'WHERE ps.id = t."{c}")')
+            else:
+                cols.append(f't."{c}"')
         cur.execute(f"SELECT count(*), md5(coalesce(string_agg(r, E'\\n' ORDER BY r), '')) "
                     f"FROM (SELECT ROW({', '.join(cols)})::text AS r FROM \"{table}\" t) x")
         out[table] = cur.fetchone()

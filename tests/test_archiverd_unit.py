@@ -151,7 +151,7 @@ def test_moving_branch_keeps_each_state_once(pipeline):
 
     def branch(target, ts):
         return record("git.branch", "repo", {"name": "main", "target": target, "head": True},
-                      ts=ts, key="main")
+                      ts=ts)
 
     # One state per delivery: within one writer batch only the newest state
     # of an id is kept (common/writer.c dedups by id).

@@ -46,7 +46,7 @@ def commit_record(i, src="repo-ops"):
             "author_time": 1700000000 + i, "author_tz": 0, "committer_name": "A",
             "committer_email": "a@x", "committer_time": 1700000000 + i, "committer_tz": 0,
             "message": f"commit {i}", "files_changed": 0, "insertions": 0, "deletions": 0}
-    return record("git.commit", src, body, ts=(1700000000 + i) * 10**9, key=body["sha"])
+    return record("git.commit", src, body, ts=(1700000000 + i) * 10**9)
 
 
 def health_numbers(text):

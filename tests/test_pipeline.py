@@ -7,7 +7,8 @@ import time
 
 import msgpack
 
-from omni import (IntakeClient, archive_lines, binary, json_to_msgpack_value, wait_until)
+from omni import (IntakeClient, archive_lines, binary, json_to_msgpack_value, record,
+                  wait_until)
 
 N = 100_000
 
@@ -154,6 +155,7 @@ def test_bad_input_rejected_good_input_arrives(pipeline, workdir):
         "too_large": [b"\xc6" + ((4 << 20) + 1024).to_bytes(4, "big") + b"\0" * ((4 << 20) + 1024)],
         "too_deep": [b"\x81\xa4body" + deep],
         "unknown_kind": [rec(kind="no.such.kind")],
+        "bad_id": [rec()],  # a valid record under an id that is not its own
     }
     # Subscriptions take a moment to reach the publisher: send until the
     # first reject is seen on the tap (a readiness signal, not a sleep).
@@ -166,7 +168,7 @@ def test_bad_input_rejected_good_input_arrives(pipeline, workdir):
 
     goods, frames, expected = [], [], collections.Counter()
     for i in range(200):
-        goods.append(rec(id=i.to_bytes(16, "big"), body={"name": "ok", "value": float(i)}))
+        goods.append(record("metric", "h", {"name": f"ok.{i}", "value": float(i)}, ts=1))
     for reason, inputs in bad.items():
         for raw in inputs:
             frames.append(raw)

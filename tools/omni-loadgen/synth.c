@@ -48,7 +48,6 @@ struct _synth_t {
     const kind_spec_t *specs[K_COUNT];
     msgpack_sbuffer body, tags, out; //  the record being assembled, and its parts
     msgpack_packer body_pk, tags_pk, out_pk;
-    msgpack_zone zone;     //  body and tags unpacked, for the id
     uint64_t sha_index[2]; //  the last commit shas computed (bodies
     char sha_hex[2][41];   //  use index and index - 1, twice each)
     bool sha_valid[2];
@@ -141,7 +140,6 @@ synth_new (const synth_config_t *config, char *error, size_t error_size)
     msgpack_packer_init (&self->tags_pk, &self->tags, msgpack_sbuffer_write);
     msgpack_sbuffer_init (&self->out);
     msgpack_packer_init (&self->out_pk, &self->out, msgpack_sbuffer_write);
-    msgpack_zone_init (&self->zone, 4096);
     msgpack_sbuffer_init (&self->bad);
     msgpack_packer_init (&self->bad_pk, &self->bad, msgpack_sbuffer_write);
     msgpack_sbuffer_init (&self->huge);
@@ -162,7 +160,6 @@ synth_destroy (synth_t **self_p)
     msgpack_sbuffer_destroy (&self->body);
     msgpack_sbuffer_destroy (&self->tags);
     msgpack_sbuffer_destroy (&self->out);
-    msgpack_zone_destroy (&self->zone);
     msgpack_sbuffer_destroy (&self->bad);
     msgpack_sbuffer_destroy (&self->huge);
     free (self);
@@ -554,27 +551,10 @@ synth_record (synth_t *self, uint64_t index, const void **data, size_t *size)
         msgpack_sbuffer_write (&self->out, self->tags.data, self->tags.size);
     }
 
-    //  The id, as record_encoder computes it from the decoded record.
-    msgpack_zone_clear (&self->zone);
-    msgpack_object body, tags;
-    size_t offset = 0;
-    int rc = msgpack_unpack (self->body.data, self->body.size, &offset, &self->zone, &body);
-    assert (rc == MSGPACK_UNPACK_SUCCESS);
-    offset = 0;
-    if (ntags) {
-        rc = msgpack_unpack (self->tags.data, self->tags.size, &offset, &self->zone, &tags);
-        assert (rc == MSGPACK_UNPACK_SUCCESS);
-    }
-    const char *name = s_kind_names[kind];
-    record_t record = {.v = RECORD_VERSION,
-                       .kind = {name, strlen (name)},
-                       .src = {self->src, strlen (self->src)},
-                       .col = {self->col, strlen (self->col)},
-                       .run = {self->run, strlen (self->run)},
-                       .ts = s_ts (self, index),
-                       .body = &body,
-                       .tags = ntags ? &tags : NULL,
-                       .spec = self->specs[kind]};
+    //  The id, as record_encoder computes it from the checked record.
+    record_t record;
+    int rc = record_check (&record, self->out.data, self->out.size, NULL, NULL, 0);
+    assert (rc == REJECT_NONE);
     record_compute_id (&record, self->last_id);
     memcpy (self->out.data + id_at, self->last_id, RECORD_ID_SIZE);
     self->last_kind = kind;
