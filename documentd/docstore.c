@@ -1087,16 +1087,25 @@ s_read_stored (docstore_t *self, size_t c, const record_t *records, size_t *list
     bson_append_array_end (&id, &in);
     bson_append_document_end (&filter, &id);
     //  The server stops the query itself before the socket gives up, so an
-    //  answer that takes too long leaves no work behind.
+    //  answer that takes too long leaves no work behind. One document a
+    //  reply, and no more replies once every id is found: where the query
+    //  scans (FerretDB), each command then scans only from one match to the
+    //  next, and nothing past the last one. As one command, a read at 100,000
+    //  builds ran over its time limit on a busy server at every retry, and
+    //  the writer stood still; on MongoDB it costs a round trip per document.
     bson_t opts = BSON_INITIALIZER;
     BSON_APPEND_INT64 (&opts, "maxTimeMS", self->socket_timeout_ms / 2);
-    BSON_APPEND_INT64 (&opts, "batchSize", (int64_t) n);
+    BSON_APPEND_INT64 (&opts, "batchSize", 1);
+    size_t distinct = 0, found = 0;
+    for (size_t i = 0; i < n; i++)
+        distinct +=
+            i == 0 || memcmp (records[list[i - 1]].id, records[list[i]].id, RECORD_ID_SIZE) != 0;
     mongoc_read_prefs_t *prefs = mongoc_read_prefs_new (MONGOC_READ_PRIMARY);
     int64_t start = util_mono_ms ();
     mongoc_cursor_t *cursor =
         mongoc_collection_find_with_opts (self->colls[c].coll, &filter, &opts, prefs);
     const bson_t *doc;
-    while (mongoc_cursor_next (cursor, &doc)) {
+    while (found < distinct && mongoc_cursor_next (cursor, &doc)) {
         bson_iter_t it;
         const uint8_t *bytes;
         uint32_t len;
@@ -1111,6 +1120,7 @@ s_read_stored (docstore_t *self, size_t c, const record_t *records, size_t *list
             continue;
         while (hit > list && memcmp (records[hit[-1]].id, bytes, RECORD_ID_SIZE) == 0)
             hit--;
+        found += !self->stored[hit - list];
         for (; hit < list + n && memcmp (records[*hit].id, bytes, RECORD_ID_SIZE) == 0; hit++)
             if (!self->stored[hit - list])
                 self->stored[hit - list] = bson_copy (doc);
