@@ -88,6 +88,7 @@
 typedef struct {
     char *name;
     mongoc_collection_t *coll;
+    bool read_slowly; //  a read of it ran past its time limit: small replies since
 } s_coll_t;
 
 typedef struct {
@@ -687,6 +688,7 @@ s_collection (docstore_t *self, const char *name, size_t *slot)
     assert (self->colls);
     self->colls[self->ncolls].name = strdup (name);
     self->colls[self->ncolls].coll = mongoc_database_get_collection (self->db, name);
+    self->colls[self->ncolls].read_slowly = false;
     *slot = self->ncolls;
     return self->colls[self->ncolls++].coll;
 }
@@ -1096,16 +1098,44 @@ s_read_stored (docstore_t *self, size_t c, const record_t *records, size_t *list
     bson_append_array_end (&id, &in);
     bson_append_document_end (&filter, &id);
     //  The server stops the query itself before the socket gives up, so an
-    //  answer that takes too long leaves no work behind.
+    //  answer that takes too long leaves no work behind. One reply holds
+    //  every document, unless a read of this collection once ran past its
+    //  time limit: then replies start at one document and double while they
+    //  come fast (a quarter when one took long), and none is asked for once
+    //  every id is found. Where the query scans (FerretDB), a command then
+    //  scans from one match to the next few, never the whole collection: as
+    //  one command, the read at 100,000 builds ran past its limit at every
+    //  retry on a busy server and the writer stood still. Not always so:
+    //  1,000 builds took 10 replies instead of one, which a busy FerretDB
+    //  makes cost.
     bson_t opts = BSON_INITIALIZER;
     BSON_APPEND_INT64 (&opts, "maxTimeMS", self->socket_timeout_ms / 2);
-    BSON_APPEND_INT64 (&opts, "batchSize", (int64_t) n);
+    uint32_t batch = self->colls[c].read_slowly ? 1 : (uint32_t) n;
+    BSON_APPEND_INT64 (&opts, "batchSize", batch);
+    size_t distinct = 0, found = 0;
+    for (size_t i = 0; i < n; i++)
+        distinct +=
+            i == 0 || memcmp (records[list[i - 1]].id, records[list[i]].id, RECORD_ID_SIZE) != 0;
     mongoc_read_prefs_t *prefs = mongoc_read_prefs_new (MONGOC_READ_PRIMARY);
     int64_t start = util_mono_ms ();
     mongoc_cursor_t *cursor =
         mongoc_collection_find_with_opts (self->colls[c].coll, &filter, &opts, prefs);
     const bson_t *doc;
-    while (mongoc_cursor_next (cursor, &doc)) {
+    uint32_t left = 0; //  documents of the last reply not read yet
+    while (found < distinct) {
+        int64_t asked = util_mono_ms ();
+        if (!mongoc_cursor_next (cursor, &doc))
+            break;
+        if (left == 0) { //  this document came with a new reply
+            int64_t took = util_mono_ms () - asked;
+            left = batch;
+            if (took < self->socket_timeout_ms / 8)
+                batch = batch * 2 > n ? (uint32_t) n : batch * 2;
+            else if (took > self->socket_timeout_ms / 4)
+                batch = batch > 4 ? batch / 4 : 1;
+            mongoc_cursor_set_batch_size (cursor, batch);
+        }
+        left--;
         bson_iter_t it;
         const uint8_t *bytes;
         uint32_t len;
@@ -1120,6 +1150,7 @@ s_read_stored (docstore_t *self, size_t c, const record_t *records, size_t *list
             continue;
         while (hit > list && memcmp (records[hit[-1]].id, bytes, RECORD_ID_SIZE) == 0)
             hit--;
+        found += !self->stored[hit - list];
         for (; hit < list + n && memcmp (records[*hit].id, bytes, RECORD_ID_SIZE) == 0; hit++)
             if (!self->stored[hit - list])
                 self->stored[hit - list] = bson_copy (doc);
@@ -1131,6 +1162,8 @@ s_read_stored (docstore_t *self, size_t c, const record_t *records, size_t *list
                   berr.message);
         s_set_up (self, berr.domain == MONGOC_ERROR_SERVER);
         s_timed_out (self, &berr, start);
+        if (berr.domain == MONGOC_ERROR_SERVER && berr.code == 50) //  MaxTimeMSExpired
+            self->colls[c].read_slowly = true;
         for (size_t i = 0; i < n; i++)
             if (self->stored[i]) {
                 bson_destroy (self->stored[i]);

@@ -421,6 +421,78 @@ def test_mongodb_killed_20s_mid_stream(pipeline, private_mongo):
     client.close()
 
 
+def test_server_hang_timed_out_waited_for_and_carried_on(pipeline, private_mongo):
+    """The server stops answering (SIGSTOP: connections are accepted, nothing is
+    answered), as FerretDB 1.24 did under load. While its write hangs documentd still
+    hears ingestd and says its store is busy; the write is given up on at the socket
+    timeout sized to the batch (10 s + 20 ms x 100) and nothing more is sent for as
+    long again; started anew against the hung server, its /health answers at once with
+    the indexes pending; the server back, it reconnects by itself and stores every
+    record once."""
+    uri = private_mongo.uri
+    client = client_of(uri)
+    db = client["omni_hang"]
+    p = pipeline(writers=("document",))
+    p.ingestd.start()
+    doc_d = start_documentd(p, uri, "omni_hang", "--batch-size=100", "--retry-max=1s")
+    frames = [f for _, f in synthetic_commits(3000, src="hang", files=2)]
+    send(p.intake, frames[:1000])
+    wait_acked(p, 1000)
+    wait_until(lambda: "indexes ready" in doc_d.health()[1], 60, "indexes made")
+    pid = private_mongo.pid()
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        hung = time.monotonic()
+        send(p.intake, frames[1000:2000])
+        # ingestd is heard all along the hang: /health says the store is busy, or once
+        # the driver's monitor gave up on the server, that MongoDB is away; never that
+        # ingestd is gone (the writer loop keeps reading its heartbeats)
+        seen = []
+
+        def timed_out():
+            seen.append(doc_d.health()[1])
+            return doc_d.metrics().get("omni_documentd_mongodb_timeouts_total", 0) >= 1
+        wait_until(timed_out, 40, "the hung write given up on", interval=0.2)
+        assert time.monotonic() - hung >= 10  # not before the socket timeout
+        assert any("store_busy=" in t for t in seen), seen
+        assert not [t for t in seen if "ingestd gone" in t or "not connected" in t], seen
+        connected = 'omni_ingestd_writer_connected{writer="document"}'
+        assert p.ingestd.metrics()[connected] == 1
+        # Held back for a socket timeout's length (12 s) after it: the retries (every
+        # second) send nothing, else the first of them would time out in turn 13 s on
+        retries = doc_d.metrics()["omni_documentd_store_retries_total"]
+        given_up = time.monotonic()
+        while time.monotonic() - given_up < 14:  # an absence, watched for its length
+            assert doc_d.metrics()["omni_documentd_mongodb_timeouts_total"] == 1
+            time.sleep(0.5)
+        assert doc_d.metrics()["omni_documentd_store_retries_total"] >= retries + 5
+        # Started again against the hung server: HTTP first, indexes in the background
+        doc_d.kill9()
+        started = time.monotonic()
+        doc_d.start(wait=False)
+        doc_d.wait_ready(timeout=10)
+        assert time.monotonic() - started < 5
+        status, text = doc_d.health()
+        assert status == 503 and "indexes pending" in text, text
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    send(p.intake, frames[2000:])
+    try:
+        wait_acked(p, 3000, timeout=180)
+        wait_until(lambda: (lambda h: h[0] == 200 and "indexes ready" in h[1])(
+            doc_d.health()), 60, "/health recovered")
+    except AssertionError:
+        raise AssertionError(f"{doc_d.health()}\n{doc_d.log()[-5000:]}")
+    docs = list(db.git_commits.find())
+    assert len(docs) == 3000
+    by_id = {bytes(d["_id"]): d for d in docs}
+    assert len(by_id) == 3000
+    for f in frames:
+        expect = expected_doc(f)
+        assert by_id[expect["_id"]] == expect
+    client.close()
+
+
 def test_documentd_kill9_mid_stream(pipeline, mongo_db):
     uri, name, db = mongo_db
     p = pipeline(writers=("document",))
