@@ -352,9 +352,10 @@ def test_broken_reports_store_nothing_and_fail(pipeline, pg_database, workdir):
           '<testcase classname="c" name="y"><failure><![CDATA[trace\n'
           '</failure></testcase>\n</testsuite>\n')
     out = collect(p, "--source=acme/widget", "--pipeline=nightly", "--build-id=7", reports, rc=1)
+    # (the log escapes the quotes of a quoted value)
     assert "b-truncated.xml:8: file ends inside <failure> opened at line 8 of " \
-           '<testcase name="t4"> opened at line 7' in out.stderr, out.stderr
-    assert 'c-cdata.xml:5: unclosed CDATA section opened at line 3 of <testcase name="y">' \
+           '<testcase name=\\"t4\\"> opened at line 7' in out.stderr, out.stderr
+    assert 'c-cdata.xml:5: unclosed CDATA section opened at line 3 of <testcase name=\\"y\\">' \
            in out.stderr, out.stderr
     assert "Extra content" not in out.stderr
     drained(p)
