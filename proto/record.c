@@ -13,6 +13,7 @@
     4-billion-element array would make it ask for ~96 GB), so what it builds
     is bounded by a small multiple of the frame size and is JSON-clean.       */
 #include "record.h"
+#include "util.h"
 
 #include <assert.h>
 #include <math.h>
@@ -941,13 +942,8 @@ record_check_id (const record_t *record, char *detail, size_t detail_size)
     record_compute_id (record, id);
     if (memcmp (id, record->id, RECORD_ID_SIZE) == 0)
         return REJECT_NONE;
-    static const char hexdigits[] = "0123456789abcdef";
     char hex[2 * RECORD_ID_SIZE + 1];
-    for (int i = 0; i < RECORD_ID_SIZE; i++) {
-        hex[2 * i] = hexdigits[id[i] >> 4];
-        hex[2 * i + 1] = hexdigits[id[i] & 15];
-    }
-    hex[2 * RECORD_ID_SIZE] = 0;
+    util_hex (id, RECORD_ID_SIZE, hex);
     return s_fail (REJECT_BAD_ID, detail, detail_size,
                    "id is not the hash of kind, src and natural key (expected %s)", hex);
 }
