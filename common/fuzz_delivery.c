@@ -73,15 +73,16 @@ LLVMFuzzerInitialize (int *argc, char ***argv)
 int
 LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
 {
-    static const char *commands[] = {"DELIVER", "WELCOME", "RESET", "HEARTBEAT", "ERROR", "ACK"};
+    static const wire_command_t commands[] = {WIRE_DELIVER,   WIRE_WELCOME, WIRE_RESET,
+                                              WIRE_HEARTBEAT, WIRE_REFUSED, WIRE_DELIVERY_ACK};
     zmsg_t *msg = zmsg_new ();
     if (size >= 2 && (data[0] & 1)) {
-        const char *command = commands[data[1] % 6];
-        zmsg_addstr (msg, SIGNATURE);
-        zmsg_addstr (msg, command);
+        wire_command_t command = commands[data[1] % 6];
+        zmsg_addstr (msg, WIRE_DELIVERY_SIGNATURE);
+        zmsg_addstr (msg, wire_command_name (command));
         data += 2;
         size -= 2;
-        if (strcmp (command, "DELIVER") == 0 && size >= 8) {
+        if (command == WIRE_DELIVER && size >= 8) {
             zmsg_addmem (msg, data, 8);
             data += 8;
             size -= 8;

@@ -39,6 +39,8 @@
 #include "log.h"
 #include "mpjson.h"
 #include "util.h"
+#include "wire.h"
+#include "testpeer.h"
 
 #include <assert.h>
 #include <czmq.h>
@@ -52,7 +54,6 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#define SIGNATURE       "OD/1"
 #define HEARTBEAT_MS    1000
 #define CONFLICT_FRAMES 64 //  records per CONFLICT message to ingestd
 
@@ -296,40 +297,32 @@ writer_destroy (writer_t **self_p)
 
 //  Never blocks: while ingestd is away the socket refuses rather than
 //  queueing stale heartbeats; the next heartbeat says the same thing.
-static void
-s_send (writer_t *self, zmsg_t **msg_p)
+//  Returns whether the head went (record frames, if `more`, follow).
+static bool
+s_send (writer_t *self, const wire_head_t *head, bool more)
 {
-    if (zmsg_send (msg_p, self->dealer))
-        zmsg_destroy (msg_p);
     self->last_sent_ms = util_mono_ms ();
+    return wire_send_head (zsock_resolve (self->dealer), NULL, 0, head, more, ZMQ_DONTWAIT) == 0;
 }
 
 static void
 s_send_hello (writer_t *self)
 {
-    uint8_t window[4];
-    util_put_be (window, self->config.window, 4);
-    zmsg_t *msg = zmsg_new ();
-    zmsg_addstr (msg, SIGNATURE);
-    zmsg_addstr (msg, "HELLO");
-    zmsg_addstr (msg, self->name);
-    zmsg_addmem (msg, window, 4);
-    zmsg_addstr (msg, self->instance);
-    s_send (self, &msg);
+    wire_head_t head = {.command = WIRE_HELLO,
+                        .text = self->name,
+                        .text_size = strlen (self->name),
+                        .window = self->config.window,
+                        .instance = self->instance,
+                        .instance_size = strlen (self->instance)};
+    s_send (self, &head, false);
 }
 
 static void
 s_send_ack (writer_t *self)
 {
-    uint8_t upto[8], window[4];
-    util_put_be (upto, self->acked_upto, 8);
-    util_put_be (window, self->config.window, 4);
-    zmsg_t *msg = zmsg_new ();
-    zmsg_addstr (msg, SIGNATURE);
-    zmsg_addstr (msg, "ACK");
-    zmsg_addmem (msg, upto, 8);
-    zmsg_addmem (msg, window, 4);
-    s_send (self, &msg);
+    wire_head_t head = {
+        .command = WIRE_DELIVERY_ACK, .upto = self->acked_upto, .window = self->config.window};
+    s_send (self, &head, false);
     s_set (self->m_acked_offset, (double) self->acked_upto);
 }
 
@@ -472,7 +465,7 @@ s_file_conflicts (writer_t *self, s_batch_t *batch, char *error, size_t error_si
 static void
 s_report_conflicts (writer_t *self, s_batch_t *batch)
 {
-    zmsg_t *msg = NULL;
+    bool sent = false;
     for (size_t i = 0; i < batch->nconflicts; i++) {
         const record_t *record = &batch->conflicts[i];
         char id[2 * RECORD_ID_SIZE + 1], kind[64];
@@ -489,14 +482,16 @@ s_report_conflicts (writer_t *self, s_batch_t *batch)
         pthread_mutex_lock (&self->lock);
         snprintf (self->last_conflict, sizeof self->last_conflict, "%s/%s", kind, id);
         pthread_mutex_unlock (&self->lock);
-        if (!msg) {
-            msg = zmsg_new ();
-            zmsg_addstr (msg, SIGNATURE);
-            zmsg_addstr (msg, "CONFLICT");
+        //  CONFLICT_FRAMES records a message; the rest of a message whose
+        //  head went never blocks
+        size_t at = i % CONFLICT_FRAMES;
+        if (at == 0) {
+            wire_head_t head = {.command = WIRE_CONFLICT};
+            sent = s_send (self, &head, true);
         }
-        zmsg_addmem (msg, record->raw, record->raw_size);
-        if (zmsg_size (msg) == 2 + CONFLICT_FRAMES || i + 1 == batch->nconflicts)
-            s_send (self, &msg);
+        bool last = at + 1 == CONFLICT_FRAMES || i + 1 == batch->nconflicts;
+        if (sent)
+            wire_send_record (zsock_resolve (self->dealer), record->raw, record->raw_size, last);
     }
     atomic_fetch_add (&self->conflicts_total, batch->nconflicts);
     s_add (self->m_conflicts, batch->nconflicts);
@@ -704,13 +699,11 @@ s_flush (writer_t *self, bool draining)
         s_start_commit (self, draining);
 }
 
+//  Takes a DELIVER's records into the filling batch; the message's cursor
+//  is on its head's last frame (wire_decode).
 static void
-s_handle_deliver (writer_t *self, zmsg_t *msg)
+s_handle_deliver (writer_t *self, zmsg_t *msg, uint64_t upto)
 {
-    zframe_t *upto_frame = zmsg_next (msg);
-    if (!upto_frame || zframe_size (upto_frame) != 8)
-        return;
-    uint64_t upto = util_get_be (zframe_data (upto_frame), 8);
     if (upto <= self->acked_upto || upto <= self->delivered_upto)
         return; //  stale: from before a RESET
     s_batch_t *batch = self->filling;
@@ -756,18 +749,28 @@ s_new_session (writer_t *self)
     self->delivered_upto = 0;
 }
 
-//  Takes a DELIVER (its signature and command frames read) into the
+//  Takes a DELIVER (decoded once already: s_handle_message) into the
 //  filling batch, which keeps the message while its records are in use.
 static void
 s_take_deliver (writer_t *self, zmsg_t *msg)
 {
-    zmsg_first (msg);
-    zmsg_next (msg);
-    s_handle_deliver (self, msg);
+    wire_head_t head;
+    char why[128];
+    if (wire_decode (WIRE_DELIVERY, msg, &head, why, sizeof why) == 0)
+        s_handle_deliver (self, msg, head.upto);
     if (self->filling->count > 0)
         zlist_append (self->filling->messages, msg);
     else
         zmsg_destroy (&msg);
+}
+
+//  A reason ingestd sent (RESET, ERROR), as a string
+static char *
+s_reason (const wire_head_t *head)
+{
+    char *text = head->text_size ? strndup (head->text, head->text_size) : strdup ("");
+    assert (text);
+    return text;
 }
 
 //  One message from ingestd; takes `msg`. Returns false when the writer
@@ -776,11 +779,16 @@ s_take_deliver (writer_t *self, zmsg_t *msg)
 static bool
 s_handle_message (writer_t *self, zmsg_t *msg)
 {
-    zframe_t *sig = zmsg_first (msg), *cmd = zmsg_next (msg);
+    wire_head_t head;
+    char why[128];
     bool keep = false;
-    if (!sig || !zframe_streq (sig, SIGNATURE) || !cmd)
-        log_warn ("delivery.bad_message", "writer=%s frames=%zu", self->name, zmsg_size (msg));
-    else if (zframe_streq (cmd, "DELIVER") && self->welcomed) {
+    if (wire_decode (WIRE_DELIVERY, msg, &head, why, sizeof why) != 0) {
+        //  A peer decides how many come: once, then once a minute
+        uint64_t held;
+        if (log_allow ("delivery.bad_message", "", 60000, &held))
+            log_warn ("delivery.bad_message", "writer=%s frames=%zu why=\"%s\" repeated=%" PRIu64,
+                      self->name, zmsg_size (msg), why, held);
+    } else if (head.command == WIRE_DELIVER && self->welcomed) {
         //  A full batch waits for the commit in progress: deliveries are
         //  held meanwhile (within the window), so heartbeats are heard
         bool busy = self->storing && self->filling->count >= self->config.batch_size;
@@ -789,10 +797,8 @@ s_handle_message (writer_t *self, zmsg_t *msg)
         else
             s_take_deliver (self, msg);
         keep = true;
-    } else if (zframe_streq (cmd, "WELCOME")) {
-        zframe_t *journal = zmsg_next (msg), *cursor = zmsg_next (msg);
-        uint64_t start =
-            cursor && zframe_size (cursor) == 8 ? util_get_be (zframe_data (cursor), 8) : 1;
+    } else if (head.command == WIRE_WELCOME) {
+        uint64_t start = head.cursor;
         s_new_session (self);
         self->acked_upto = start ? start - 1 : 0;
         self->welcomed = true;
@@ -800,26 +806,23 @@ s_handle_message (writer_t *self, zmsg_t *msg)
         self->last_reset[0] = 0;
         pthread_mutex_unlock (&self->lock);
         atomic_store (&self->connected, true);
-        char hex[33] = "";
-        if (journal && zframe_size (journal) == 16)
-            util_hex (zframe_data (journal), 16, hex);
+        char hex[2 * WIRE_JOURNAL_ID + 1];
+        util_hex (head.journal, WIRE_JOURNAL_ID, hex);
         log_info ("delivery.welcome", "writer=%s journal=%s cursor=%" PRIu64, self->name, hex,
                   start);
-    } else if (zframe_streq (cmd, "ERROR") && !self->welcomed) {
+    } else if (head.command == WIRE_REFUSED && !self->welcomed) {
         //  Another live instance holds the name. Exit, not retry: two
         //  writers under one name is a deployment mistake to fix,
         //  and a supervisor restarting this one tries again anyway.
-        zframe_t *reason = zmsg_next (msg);
-        self->refusal = reason ? zframe_strdup (reason) : strdup ("no reason given");
+        self->refusal = head.text_size ? s_reason (&head) : strdup ("no reason given");
         log_error ("delivery.refused", "writer=%s instance=%s delivery=%s reason=\"%s\"",
                    self->name, self->instance, self->endpoint, self->refusal);
         zmsg_destroy (&msg);
         return false;
-    } else if (zframe_streq (cmd, "RESET")) {
+    } else if (head.command == WIRE_RESET) {
         //  HELLO again on the next heartbeat, not at once: an ingestd
         //  that refuses this writer would otherwise be flooded.
-        zframe_t *reason = zmsg_next (msg);
-        char *text = reason ? zframe_strdup (reason) : strdup ("");
+        char *text = s_reason (&head);
         //  Refused again every second while ingestd does not know
         //  this writer: said once a minute, with /health telling it
         uint64_t held;
@@ -980,8 +983,8 @@ writer_healthy (void *self_, char *text, size_t size)
 }
 
 //  ---------------------------------------------------------------------------
-//  Self-test: a fake ingestd (ROUTER) delivers records; a fake store fails
-//  once, then commits. The ACK must come only after the commit and must
+//  Self-test: the test peer's delivery side delivers records; a fake store
+//  fails once, then commits. The ACK must come only after the commit and must
 //  cover the last offset.
 
 typedef struct {
@@ -1028,16 +1031,10 @@ s_test_store (void *store, const record_t *records, size_t count, uint8_t *confl
 
 //  A DELIVER of metric records named `names`, covering offsets up to `upto`
 static void
-s_test_deliver (zsock_t *router, zframe_t *peer, record_encoder_t *enc, uint64_t upto,
-                const char **names, int count)
+s_test_deliver (testpeer_t *ingestd, record_encoder_t *enc, uint64_t upto, const char **names,
+                int count)
 {
-    uint8_t u64[8];
-    zmsg_t *msg = zmsg_new ();
-    zmsg_append (msg, &(zframe_t *){zframe_dup (peer)});
-    zmsg_addstr (msg, SIGNATURE);
-    zmsg_addstr (msg, "DELIVER");
-    util_put_be (u64, upto, 8);
-    zmsg_addmem (msg, u64, 8);
+    zmsg_t *records = zmsg_new ();
     for (int i = 0; i < count; i++) {
         record_encoder_begin (enc, "metric", "h", "c", "r", 7);
         msgpack_packer *pk = record_encoder_body (enc);
@@ -1049,32 +1046,9 @@ s_test_deliver (zsock_t *router, zframe_t *peer, record_encoder_t *enc, uint64_t
         const void *data;
         size_t size;
         assert (record_encoder_end (enc, &data, &size, NULL, 0) == 0);
-        zmsg_addmem (msg, data, size);
+        zmsg_addmem (records, data, size);
     }
-    zmsg_send (&msg, router);
-}
-
-static size_t s_test_conflicts_heard; //  records in CONFLICT messages
-
-static void
-s_test_wait_ack (zsock_t *router, uint64_t upto)
-{
-    uint64_t acked = 0;
-    while (acked < upto) {
-        zmsg_t *msg = zmsg_recv (router);
-        assert (msg);
-        zframe_t *from = zmsg_pop (msg);
-        zframe_destroy (&from);
-        assert (zframe_streq (zmsg_first (msg), SIGNATURE));
-        zframe_t *cmd = zmsg_next (msg);
-        if (zframe_streq (cmd, "ACK"))
-            acked = util_get_be (zframe_data (zmsg_next (msg)), 8);
-        else if (zframe_streq (cmd, "CONFLICT")) {
-            assert (acked < upto); //  reported before the batch's ACK
-            s_test_conflicts_heard += zmsg_size (msg) - 2;
-        }
-        zmsg_destroy (&msg);
-    }
+    testpeer_deliver (ingestd, upto, &records);
 }
 
 static void
@@ -1090,56 +1064,39 @@ void
 writer_test (bool verbose)
 {
     (void) verbose;
-    zsock_t *router = zsock_new (ZMQ_ROUTER);
-    int port = zsock_bind (router, "tcp://127.0.0.1:*");
-    assert (port > 0);
-    char endpoint[64];
-    snprintf (endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", port);
+    testpeer_t *ingestd = testpeer_new ();
     s_test_store_t store = {.failures_left = 1};
     char conflicts_dir[64];
     snprintf (conflicts_dir, sizeof conflicts_dir, "/tmp/writer-test-%d", (int) getpid ());
-    writer_config_t config = {endpoint, "archive", 10, 50, 100, 20, 100, NULL, conflicts_dir};
+    writer_config_t config = {
+        testpeer_delivery_endpoint (ingestd), "archive", 10, 50, 100, 20, 100, NULL, conflicts_dir};
     writer_t *writer = writer_new (&config, s_test_store, &store, NULL);
     zactor_t *actor = zactor_new (s_writer_actor, writer);
 
-    zmsg_t *msg = zmsg_recv (router);
-    zframe_t *peer = zmsg_pop (msg);
-    assert (zframe_streq (zmsg_first (msg), SIGNATURE));
-    assert (zframe_streq (zmsg_next (msg), "HELLO"));
-    assert (zframe_streq (zmsg_next (msg), "archive"));
-    zmsg_next (msg); //  window
     //  The instance id: this host and pid.
-    char *instance = zframe_strdup (zmsg_next (msg));
+    char name[32], instance[160];
+    assert (testpeer_hello (ingestd, name, sizeof name, instance, sizeof instance) == 100);
+    assert (streq (name, "archive"));
     char pid[32];
     snprintf (pid, sizeof pid, ":%d@", (int) getpid ());
     assert (strstr (instance, pid) && strcmp (instance, writer_instance (writer)) == 0);
-    free (instance);
-    zmsg_destroy (&msg);
-
-    uint8_t u64[8];
-    msg = zmsg_new ();
-    zmsg_append (msg, &(zframe_t *){zframe_dup (peer)});
-    zmsg_addstr (msg, SIGNATURE);
-    zmsg_addstr (msg, "WELCOME");
-    zmsg_addmem (msg, "0123456789abcdef", 16);
-    util_put_be (u64, 1, 8);
-    zmsg_addmem (msg, u64, 8);
-    zmsg_send (&msg, router);
+    testpeer_welcome (ingestd, 1);
 
     //  Two records with the same id and one other, covering offsets 1..5.
     record_encoder_t *enc = record_encoder_new ();
     const char *names[] = {"a", "b", "a"};
-    s_test_deliver (router, peer, enc, 5, names, 3);
+    s_test_deliver (ingestd, enc, 5, names, 3);
 
     //  Heartbeats may come first; wait for the ACK that moves to 5.
-    s_test_wait_ack (router, 5);
+    assert (testpeer_await_ack (ingestd, 5, -1) == 5);
     //  One failure, then the batch and, in a store call of its own, the
     //  second "a": other content (value 2, not 0) under the id of the first,
     //  which the store then holds: a conflict, filed, reported to ingestd
-    //  and said in /health
+    //  before the batch's ACK and said in /health
     assert (store.calls == 3);
     assert (store.stored == 2);
-    assert (s_test_conflicts_heard == 1);
+    uint64_t acked_before;
+    assert (testpeer_conflicts (ingestd, &acked_before) == 1 && acked_before < 5);
     char path[128], text[256];
     snprintf (path, sizeof path, "%s/archive.jsonl", conflicts_dir);
     FILE *file = fopen (path, "r");
@@ -1157,25 +1114,19 @@ writer_test (bool verbose)
     atomic_store (&store.hold, true);
     const char *many[] = {"c", "d", "e", "f", "g", "h", "i", "j", "k", "l"};
     for (uint64_t upto = 15; upto <= 35; upto += 10)
-        s_test_deliver (router, peer, enc, upto, many, 10);
+        s_test_deliver (ingestd, enc, upto, many, 10);
     int64_t until = util_mono_ms () + 3500;
     while (util_mono_ms () < until) {
-        msg = zmsg_new ();
-        zmsg_append (msg, &(zframe_t *){zframe_dup (peer)});
-        zmsg_addstr (msg, SIGNATURE);
-        zmsg_addstr (msg, "HEARTBEAT");
-        zmsg_send (&msg, router);
-        zsock_set_rcvtimeo (router, 500);
-        msg = zmsg_recv (router); //  the writer's own heartbeats, drained
-        zmsg_destroy (&msg);
+        testpeer_heartbeat (ingestd, 6);
+        //  The writer's own heartbeats (ACKs of 5) read meanwhile
+        assert (testpeer_await_ack (ingestd, 6, 500) == 5);
     }
-    zsock_set_rcvtimeo (router, -1);
     bool healthy = writer_healthy (writer, text, sizeof text);
     if (verbose || !healthy)
         printf ("  busy: %s\n", text);
     assert (healthy && strstr (text, "store_busy="));
     atomic_store (&store.hold, false);
-    s_test_wait_ack (router, 35);
+    assert (testpeer_await_ack (ingestd, 35, -1) == 35);
     assert (store.stored == 2 + 3 * 10);
     record_encoder_destroy (&enc);
     writer_stop (writer);
@@ -1184,36 +1135,20 @@ writer_test (bool verbose)
     assert (!writer_refusal (writer));
     writer_destroy (&writer);
     assert (writer == NULL);
-    zframe_destroy (&peer);
 
     //  ingestd refuses the name (another live instance holds it): the
-    //  writer stops with the reason instead of trying again.
+    //  writer stops with the reason instead of trying again. The first
+    //  writer's last messages may still be queued: read past.
     store = (s_test_store_t){.failures_left = 0};
     writer = writer_new (&config, s_test_store, &store, NULL);
     actor = zactor_new (s_writer_actor, writer);
-    //  The first writer's last messages may still be queued.
-    while (true) {
-        msg = zmsg_recv (router);
-        peer = zmsg_pop (msg);
-        zmsg_first (msg);
-        bool hello = zframe_streq (zmsg_next (msg), "HELLO");
-        zmsg_destroy (&msg);
-        if (hello)
-            break;
-        zframe_destroy (&peer);
-    }
-    msg = zmsg_new ();
-    zmsg_append (msg, &(zframe_t *){zframe_dup (peer)});
-    zmsg_addstr (msg, SIGNATURE);
-    zmsg_addstr (msg, "ERROR");
-    zmsg_addstr (msg, "writer name \"archive\" is held by live instance h:1@t");
-    zmsg_send (&msg, router);
+    testpeer_hello (ingestd, name, sizeof name, instance, sizeof instance);
+    testpeer_refuse (ingestd, "writer name \"archive\" is held by live instance h:1@t");
     zsock_wait (actor); //  writer_run returned by itself
     assert (writer_refusal (writer) && strstr (writer_refusal (writer), "h:1@t"));
     zactor_destroy (&actor);
     writer_destroy (&writer);
-    zframe_destroy (&peer);
-    zsock_destroy (&router);
+    testpeer_destroy (&ingestd);
     unlink (path);
     rmdir (conflicts_dir);
 }

@@ -38,6 +38,7 @@ typedef enum {
     WIRE_DELIVERY_ACK, //  upto window
     WIRE_RESET,        //  reason
     WIRE_HEARTBEAT,    //  cursor
+    WIRE_CONFLICT,     //  record... (writer -> ingestd)
     WIRE_COMMANDS
 } wire_command_t;
 
@@ -78,7 +79,10 @@ int wire_send_record (void *sock, const void *data, size_t size, bool last);
 //  A head being received frame by frame (ingestd reads its sockets without
 //  building a zmsg, so that a large batch streams into the journal).
 //  wire_head_feed is given each frame in order, until it returns non-zero:
-//   1  the head is complete and valid (`head` filled; records, if any, follow)
+//   1  the head is complete and valid (`head` filled; records, if any, follow;
+//      for a command without records, frames after its fields are a later
+//      version's optional fields: read past, as an old ingestd reads past
+//      HELLO's instance)
 //  -1  the message is malformed: `why` says how, in words
 //   0  more head frames are needed
 int wire_head_feed (wire_protocol_t protocol, wire_head_t *head, size_t index, const void *data,

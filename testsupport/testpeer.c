@@ -1,7 +1,7 @@
 /*  testpeer: an acknowledging intake for self-tests.
 
     It answers through the same codec as ingestd, so a self-test of a
-    collector checks the collector against the protocol rather than against
+    collector or a writer checks it against the protocol rather than against
     a second, hand-written spelling of it.                                   */
 #include "testpeer.h"
 #include "intake_client.h"
@@ -19,6 +19,13 @@ struct _testpeer_t {
     zlist_t *records; //  zframe_t *
     size_t drop, accepted, rejected;
     char *replay_writers;
+    //  Delivery (the test's thread only)
+    zsock_t *delivery;
+    char delivery_endpoint[64];
+    zframe_t *writer; //  routing id of the writer spoken to
+    uint64_t acked;
+    size_t conflicts;
+    uint64_t conflict_acked;
 };
 
 static void
@@ -105,6 +112,8 @@ testpeer_destroy (testpeer_t **self_p)
         return;
     zactor_destroy (&self->actor);
     zsock_destroy (&self->router);
+    zsock_destroy (&self->delivery);
+    zframe_destroy (&self->writer);
     testpeer_clear (self);
     zlist_destroy (&self->records);
     pthread_mutex_destroy (&self->lock);
@@ -207,6 +216,146 @@ testpeer_clear (testpeer_t *self)
     pthread_mutex_unlock (&self->lock);
 }
 
+//  ---------------------------------------------------------------------------
+//  Delivery
+
+const char *
+testpeer_delivery_endpoint (testpeer_t *self)
+{
+    if (!self->delivery) {
+        self->delivery = zsock_new (ZMQ_ROUTER);
+        int port = zsock_bind (self->delivery, "tcp://127.0.0.1:*");
+        assert (port > 0);
+        snprintf (self->delivery_endpoint, sizeof self->delivery_endpoint, "tcp://127.0.0.1:%d",
+                  port);
+    }
+    return self->delivery_endpoint;
+}
+
+//  The next message from a writer, decoded (NULL at the timeout). A writer
+//  that sends one the codec refuses fails the test.
+static zmsg_t *
+s_delivery_recv (testpeer_t *self, int timeout_ms, zframe_t **from, wire_head_t *head)
+{
+    testpeer_delivery_endpoint (self);
+    zsock_set_rcvtimeo (self->delivery, timeout_ms);
+    zmsg_t *msg = zmsg_recv (self->delivery);
+    if (!msg)
+        return NULL;
+    *from = zmsg_pop (msg);
+    char why[128];
+    if (wire_decode (WIRE_DELIVERY, msg, head, why, sizeof why) != 0 ||
+        (head->command != WIRE_HELLO && head->command != WIRE_DELIVERY_ACK &&
+         head->command != WIRE_CONFLICT)) {
+        fprintf (stderr, "testpeer: malformed delivery message: %s\n",
+                 head->command == WIRE_NONE ? why : wire_command_name (head->command));
+        assert (false);
+    }
+    if (head->command == WIRE_DELIVERY_ACK && head->upto > self->acked)
+        self->acked = head->upto;
+    else if (head->command == WIRE_CONFLICT) {
+        for (zframe_t *frame = zmsg_next (msg); frame; frame = zmsg_next (msg))
+            self->conflicts++;
+        self->conflict_acked = self->acked;
+    }
+    return msg;
+}
+
+uint32_t
+testpeer_hello (testpeer_t *self, char *name, size_t name_size, char *instance,
+                size_t instance_size)
+{
+    while (true) {
+        zframe_t *from;
+        wire_head_t head;
+        zmsg_t *msg = s_delivery_recv (self, -1, &from, &head);
+        assert (msg);
+        if (head.command == WIRE_HELLO) {
+            snprintf (name, name_size, "%.*s", (int) head.text_size, head.text);
+            snprintf (instance, instance_size, "%.*s", (int) head.instance_size,
+                      head.instance ? head.instance : "");
+            zframe_destroy (&self->writer);
+            self->writer = from;
+            self->acked = 0;
+            zmsg_destroy (&msg);
+            return head.window;
+        }
+        zframe_destroy (&from);
+        zmsg_destroy (&msg);
+    }
+}
+
+static void
+s_delivery_send (testpeer_t *self, const wire_head_t *head, zmsg_t **records)
+{
+    assert (self->writer);
+    void *sock = zsock_resolve (self->delivery);
+    size_t n = records && *records ? zmsg_size (*records) : 0;
+    assert (wire_send_head (sock, zframe_data (self->writer), zframe_size (self->writer), head,
+                            n > 0, 0) == 0);
+    size_t i = 0;
+    for (zframe_t *frame = n ? zmsg_first (*records) : NULL; frame; frame = zmsg_next (*records))
+        wire_send_record (sock, zframe_data (frame), zframe_size (frame), ++i == n);
+    if (records)
+        zmsg_destroy (records);
+}
+
+void
+testpeer_welcome (testpeer_t *self, uint64_t cursor)
+{
+    wire_head_t head = {.command = WIRE_WELCOME, .cursor = cursor};
+    memcpy (head.journal, "testpeer-journal", WIRE_JOURNAL_ID);
+    s_delivery_send (self, &head, NULL);
+}
+
+void
+testpeer_deliver (testpeer_t *self, uint64_t upto, zmsg_t **records)
+{
+    wire_head_t head = {.command = WIRE_DELIVER, .upto = upto};
+    s_delivery_send (self, &head, records);
+}
+
+void
+testpeer_heartbeat (testpeer_t *self, uint64_t cursor)
+{
+    wire_head_t head = {.command = WIRE_HEARTBEAT, .cursor = cursor};
+    s_delivery_send (self, &head, NULL);
+}
+
+void
+testpeer_refuse (testpeer_t *self, const char *reason)
+{
+    wire_head_t head = {.command = WIRE_REFUSED, .text = reason, .text_size = strlen (reason)};
+    s_delivery_send (self, &head, NULL);
+}
+
+uint64_t
+testpeer_await_ack (testpeer_t *self, uint64_t upto, int timeout_ms)
+{
+    int64_t until = timeout_ms < 0 ? INT64_MAX : zclock_mono () + timeout_ms;
+    while (self->acked < upto) {
+        int64_t left = until - zclock_mono ();
+        if (left <= 0)
+            break;
+        zframe_t *from;
+        wire_head_t head;
+        zmsg_t *msg = s_delivery_recv (self, timeout_ms < 0 ? -1 : (int) left, &from, &head);
+        if (!msg)
+            break;
+        zframe_destroy (&from);
+        zmsg_destroy (&msg);
+    }
+    return self->acked;
+}
+
+size_t
+testpeer_conflicts (testpeer_t *self, uint64_t *acked)
+{
+    if (acked)
+        *acked = self->conflict_acked;
+    return self->conflicts;
+}
+
 void
 testpeer_test (bool verbose)
 {
@@ -223,6 +372,34 @@ testpeer_test (bool verbose)
     assert (testpeer_accepted (peer) + testpeer_rejected (peer) == 2);
     assert (intake_client_accepted (client) == testpeer_accepted (peer));
     intake_client_destroy (&client);
+
+    //  Delivery: a writer's HELLO (without instance, as before instance
+    //  ids), its ACK; the writer hears WELCOME and DELIVER through the codec
+    zsock_t *writer = zsock_new_dealer (testpeer_delivery_endpoint (peer));
+    assert (writer);
+    wire_head_t head = {.command = WIRE_HELLO, .text = "archive", .text_size = 7, .window = 9};
+    wire_send_head (zsock_resolve (writer), NULL, 0, &head, false, 0);
+    char name[16], instance[16];
+    assert (testpeer_hello (peer, name, sizeof name, instance, sizeof instance) == 9);
+    assert (streq (name, "archive") && streq (instance, ""));
+    testpeer_welcome (peer, 3);
+    zmsg_t *records = zmsg_new ();
+    zmsg_addmem (records, "\x80", 1);
+    testpeer_deliver (peer, 4, &records);
+    char why[128];
+    zmsg_t *msg = zmsg_recv (writer);
+    assert (wire_decode (WIRE_DELIVERY, msg, &head, why, sizeof why) == 0);
+    assert (head.command == WIRE_WELCOME && head.cursor == 3);
+    zmsg_destroy (&msg);
+    msg = zmsg_recv (writer);
+    assert (wire_decode (WIRE_DELIVERY, msg, &head, why, sizeof why) == 0);
+    assert (head.command == WIRE_DELIVER && head.upto == 4 && zmsg_size (msg) == 4);
+    zmsg_destroy (&msg);
+    head = (wire_head_t){.command = WIRE_DELIVERY_ACK, .upto = 4, .window = 9};
+    wire_send_head (zsock_resolve (writer), NULL, 0, &head, false, 0);
+    assert (testpeer_await_ack (peer, 4, -1) == 4);
+    assert (testpeer_await_ack (peer, 5, 10) == 4); //  nothing more comes
+    zsock_destroy (&writer);
     testpeer_destroy (&peer);
     assert (peer == NULL);
 }

@@ -1,18 +1,25 @@
-/*  testpeer: the intake side of ingestd for self-tests, the one fake peer of
-    the protocol (it replaced four). A thread binds a ROUTER on a free
-    loopback port, decodes every message with the protocol's own codec,
-    keeps every record frame of every BATCH and REPLAY, validates each with
-    the real decoder and answers with an ACK counting the valid ones as
-    accepted and the others as rejected, as ingestd does.
+/*  testpeer: ingestd for self-tests, the one fake peer of the protocol (it
+    replaced five), with both of ingestd's sides.
+    Intake: a thread binds a ROUTER on a free loopback port, decodes every
+    message with the protocol's own codec, keeps every record frame of every
+    BATCH and REPLAY, validates each with the real decoder and answers with
+    an ACK counting the valid ones as accepted and the others as rejected,
+    as ingestd does.
+    Delivery: a second ROUTER, scripted by the test from its own thread (a
+    writer's conversation is a sequence the test chooses: WELCOME, DELIVER,
+    HEARTBEAT, ERROR), which decodes every message a writer sends with the
+    codec and fails the test on one that is malformed.
     Linked into self-tests only (libomnitest), never into a program.         */
 #ifndef OMNI_TESTPEER_H
 #define OMNI_TESTPEER_H
 
 #include "record.h"
 
+#include <czmq.h>
 #include <msgpack.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct _testpeer_t testpeer_t;
 
@@ -39,6 +46,28 @@ size_t testpeer_count_kind (testpeer_t *self, const char *kind);
 //  The writers frame of the last REPLAY received, or NULL. Caller frees.
 char *testpeer_replay_writers (testpeer_t *self);
 void testpeer_clear (testpeer_t *self);
+
+//  The delivery side (bound at the first call), for writers.
+const char *testpeer_delivery_endpoint (testpeer_t *self);
+//  Waits for a writer's HELLO, reading past anything else (the last words
+//  of a writer gone), and speaks to its sender from then on. Fills `name`
+//  and `instance` ("" when the HELLO has none); returns the window.
+uint32_t testpeer_hello (testpeer_t *self, char *name, size_t name_size, char *instance,
+                         size_t instance_size);
+//  WELCOME: the writer's cursor is `cursor`.
+void testpeer_welcome (testpeer_t *self, uint64_t cursor);
+//  DELIVER of the frames of `records` (taken; NULL for none) up to `upto`.
+void testpeer_deliver (testpeer_t *self, uint64_t upto, zmsg_t **records);
+void testpeer_heartbeat (testpeer_t *self, uint64_t cursor);
+//  ERROR: the writer's name is held by another.
+void testpeer_refuse (testpeer_t *self, const char *reason);
+//  Reads the writer's messages (ACKs, CONFLICTs, HELLOs) until one
+//  acknowledges `upto` or more, or for `timeout_ms` (-1: no limit);
+//  returns the last offset acknowledged.
+uint64_t testpeer_await_ack (testpeer_t *self, uint64_t upto, int timeout_ms);
+//  Records reported in CONFLICT messages so far; `acked`: the last offset
+//  acknowledged before the latest of them.
+size_t testpeer_conflicts (testpeer_t *self, uint64_t *acked);
 
 void testpeer_test (bool verbose);
 
