@@ -99,7 +99,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
         s_start ();
     zmsg_t *msg = zmsg_new ();
     if (size >= 9 && (data[0] & 1)) {
-        zmsg_addstr (msg, INTAKE_SIG);
+        zmsg_addstr (msg, WIRE_INTAKE_SIGNATURE);
         zmsg_addstr (msg, "BATCH");
         zmsg_addmem (msg, data + 1, 8);
         data += 9;
@@ -116,8 +116,8 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     //  (czmq's zmsg_next starts over at the head once past the end)
     size_t nframes = zmsg_size (msg);
     zframe_t *f0 = zmsg_first (msg), *f1 = zmsg_next (msg), *f2 = zmsg_next (msg);
-    bool batch = nframes >= 3 && zframe_streq (f0, INTAKE_SIG) && zframe_streq (f1, "BATCH") &&
-                 zframe_size (f2) == 8;
+    bool batch = nframes >= 3 && zframe_streq (f0, WIRE_INTAKE_SIGNATURE) &&
+                 zframe_streq (f1, "BATCH") && zframe_size (f2) == 8;
     uint8_t seq[8] = {0};
     if (batch)
         memcpy (seq, zframe_data (f2), 8);
@@ -129,7 +129,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     zmsg_t *reply = zmsg_recv (s_client);
     assert (reply);
     char *sig = zmsg_popstr (reply), *command = zmsg_popstr (reply);
-    assert (sig && streq (sig, INTAKE_SIG) && command);
+    assert (sig && streq (sig, WIRE_INTAKE_SIGNATURE) && command);
     zframe_t *echo = zmsg_pop (reply);
     assert (echo && zframe_size (echo) == 8);
     if (batch) {

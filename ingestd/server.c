@@ -23,6 +23,7 @@
 #include "log.h"
 #include "peers.h"
 #include "util.h"
+#include "wire.h"
 
 #include <assert.h>
 #include <czmq.h>
@@ -37,8 +38,6 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#define INTAKE_SIG         "OI/1"
-#define DELIVERY_SIG       "OD/1"
 #define REJECT_TOPIC       "!reject"
 #define ROUND_MESSAGES     256        //  intake messages per journal round
 #define ROUND_BYTES        (64 << 20) //  or bytes per round
@@ -148,9 +147,9 @@ struct _server_t {
     size_t tap_record_max; //  larger records are not published (tap_budget / TAP_HWM)
     int64_t last_memory_ms, memory_over_ms;
     uint64_t dropped_seen[PEERS_REASONS];
-    zmq_msg_t frame, head[3]; //  intake parts being received
-    s_reply_t *replies;       //  one per intake message of a round
-    s_tapped_t *tapped;       //  accepted records of the round, for the tap
+    zmq_msg_t frame, head[WIRE_HEAD_MAX]; //  intake parts being received
+    s_reply_t *replies;                   //  one per intake message of a round
+    s_tapped_t *tapped;                   //  accepted records of the round, for the tap
     size_t ntapped, tapped_cap;
     uint8_t *tap_buf;
     size_t tap_buf_size, tap_buf_cap;
@@ -397,7 +396,7 @@ server_new (const server_config_t *config, metrics_t *metrics, char *error, size
     self->metrics = metrics;
     pthread_mutex_init (&self->state_lock, NULL);
     zmq_msg_init (&self->frame);
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < WIRE_HEAD_MAX; i++)
         zmq_msg_init (&self->head[i]);
     self->replies = calloc (ROUND_MESSAGES, sizeof *self->replies);
     assert (self->replies);
@@ -524,7 +523,7 @@ server_destroy (server_t **self_p)
     journal_destroy (&self->journal);
     dirlock_destroy (&self->lock);
     zmq_msg_close (&self->frame);
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < WIRE_HEAD_MAX; i++)
         zmq_msg_close (&self->head[i]);
     free (self->replies);
     free (self->tapped);
@@ -565,25 +564,26 @@ s_peer_unread (server_t *self, peers_socket_t which, int fd)
                   peers_socket_name (which), REPLY_HWM, dropped ? "yes" : "no", held);
 }
 
-//  Sends `msg` to the peer routed by `peer` (on connection `fd`), never
-//  blocking; takes the message. False when it was not sent: the peer is
-//  gone, or does not read (then it is dropped).
+//  Sends `head`, then the frames of `records` (taken; NULL for none), to
+//  the peer routed by `peer` (on connection `fd`), never blocking. False
+//  when it was not sent: the peer is gone, or does not read (then it is
+//  dropped).
 static bool
 s_route (server_t *self, peers_socket_t which, const void *peer, size_t peer_size, int fd,
-         zmsg_t **msg_p)
+         const wire_head_t *head, zmsg_t **records)
 {
     void *sock = zsock_resolve (which == PEERS_INTAKE ? self->intake : self->delivery);
+    size_t n = records && *records ? zmsg_size (*records) : 0, i = 0;
     //  ROUTER_MANDATORY checks the queue on the routing id: past it, the
     //  rest of the message always goes in.
-    bool sent = zmq_send (sock, peer, peer_size, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0;
-    if (sent) {
-        size_t n = zmsg_size (*msg_p), i = 0;
-        for (zframe_t *f = zmsg_first (*msg_p); f; f = zmsg_next (*msg_p), i++)
-            zmq_send (sock, zframe_data (f), zframe_size (f),
-                      (i + 1 < n ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT);
-    } else if (zmq_errno () == EAGAIN)
+    bool sent = wire_send_head (sock, peer, peer_size, head, n > 0, ZMQ_DONTWAIT) == 0;
+    if (sent)
+        for (zframe_t *f = n ? zmsg_first (*records) : NULL; f; f = zmsg_next (*records))
+            wire_send_record (sock, zframe_data (f), zframe_size (f), ++i == n);
+    else if (zmq_errno () == EAGAIN)
         s_peer_unread (self, which, fd);
-    zmsg_destroy (msg_p);
+    if (records)
+        zmsg_destroy (records);
     return sent;
 }
 
@@ -739,13 +739,6 @@ s_tap_keep (server_t *self, const record_t *record, const void *data, size_t siz
     self->tap_buf_size = t->record_at + size;
 }
 
-static bool
-s_msg_streq (zmq_msg_t *msg, const char *text)
-{
-    size_t len = strlen (text);
-    return zmq_msg_size (msg) == len && memcmp (zmq_msg_data (msg), text, len) == 0;
-}
-
 //  Receives the next part of a multipart message already arriving.
 static int
 s_recv_part (server_t *self, zmq_msg_t *msg)
@@ -769,20 +762,22 @@ s_drain_parts (server_t *self, bool more)
     return parts;
 }
 
-//  Dead-letters a message that is not a well-formed BATCH.
+//  Dead-letters a message that is not a well-formed BATCH: `why` is the
+//  reason the peer is told, or NULL for the usual one; `codec` what the
+//  codec found wrong with the head.
 static int
 s_intake_malformed (server_t *self, zmq_msg_t *head, size_t nhead, bool more, s_reply_t *reply,
-                    int64_t now, const char *why)
+                    int64_t now, const char *why, const char *codec)
 {
     size_t frames = nhead + s_drain_parts (self, more);
-    char detail[160];
+    char detail[256];
     if (why)
         snprintf (detail, sizeof detail, "%s", why);
     else
-        snprintf (
-            detail, sizeof detail,
-            "expected \"" INTAKE_SIG "\" \"BATCH\" seq:u64 record..., got %zu frames%s", frames,
-            nhead >= 1 && !s_msg_streq (&head[0], INTAKE_SIG) ? " with another signature" : "");
+        snprintf (detail, sizeof detail,
+                  "expected \"" WIRE_INTAKE_SIGNATURE
+                  "\" \"BATCH\" seq:u64 record..., got %zu frames: %s",
+                  frames, codec ? codec : "no head");
     const void *raw = nhead >= 1 ? zmq_msg_data (&head[0]) : (const void *) "";
     size_t size = nhead >= 1 ? zmq_msg_size (&head[0]) : 0;
     journal_count_received (self->journal, 1);
@@ -799,7 +794,7 @@ s_intake_malformed (server_t *self, zmq_msg_t *head, size_t nhead, bool more, s_
     reply->malformed = true;
     reply->rejected = 1;
     snprintf (reply->reason, sizeof reply->reason, "%s", why ? why : "");
-    if (nhead == 3 && zmq_msg_size (&head[2]) == 8) {
+    if (nhead >= 3 && zmq_msg_size (&head[2]) == 8) {
         memcpy (reply->seq, zmq_msg_data (&head[2]), 8);
         reply->has_seq = true;
     }
@@ -812,10 +807,9 @@ s_intake_malformed (server_t *self, zmq_msg_t *head, size_t nhead, bool more, s_
 //  back into it would only be skipped there, at the cost of a lookup.
 //  Returns 0, or -1 with `why` filled.
 static int
-s_replay_route (server_t *self, zmq_msg_t *frame, uint8_t *route, char *why, size_t why_size)
+s_replay_route (server_t *self, const char *data, size_t size, uint8_t *route, char *why,
+                size_t why_size)
 {
-    const char *data = zmq_msg_data (frame);
-    size_t size = zmq_msg_size (frame);
     unsigned mask = 0;
     for (size_t at = 0; at < size;) {
         const char *comma = memchr (data + at, ',', size - at);
@@ -869,35 +863,43 @@ s_intake_message (server_t *self, s_reply_t *reply, size_t *bytes)
     reply->fd = -1;
     bool more = zmq_msg_more (&self->frame);
     size_t nhead = 0;
-    while (more && nhead < 3) {
-        if (s_recv_part (self, &self->head[nhead]))
+    wire_head_t head = {0};
+    char why[160] = "an incomplete head";
+    int fed = 0;
+    //  The head, frame by frame through the codec; three frames even when
+    //  it is refused sooner, so that the ERROR echoes a seq where one was
+    while (more && nhead < WIRE_HEAD_MAX && (fed == 0 || (fed < 0 && nhead < 3))) {
+        zmq_msg_t *part = &self->head[nhead];
+        if (s_recv_part (self, part))
             break;
-        more = zmq_msg_more (&self->head[nhead]);
-        *bytes += zmq_msg_size (&self->head[nhead]);
+        more = zmq_msg_more (part);
+        *bytes += zmq_msg_size (part);
         if (nhead == 0) {
             //  The routing id frame is the ROUTER's own: the first frame
             //  of the body carries the connection
-            reply->fd = zmq_msg_get (&self->head[0], ZMQ_SRCFD);
+            reply->fd = zmq_msg_get (part, ZMQ_SRCFD);
             peers_touch (self->peers, reply->fd, util_mono_ms ());
         }
+        if (fed == 0)
+            fed = wire_head_feed (WIRE_INTAKE, &head, nhead, zmq_msg_data (part),
+                                  zmq_msg_size (part), more, why, sizeof why);
         nhead++;
     }
-    bool replay = nhead == 3 && s_msg_streq (&self->head[1], "REPLAY");
-    if (nhead < 3 || !s_msg_streq (&self->head[0], INTAKE_SIG) ||
-        !(replay || s_msg_streq (&self->head[1], "BATCH")) || zmq_msg_size (&self->head[2]) != 8)
-        return s_intake_malformed (self, self->head, nhead, more, reply, now, NULL) ? -1 : 1;
-    memcpy (reply->seq, zmq_msg_data (&self->head[2]), 8);
+    if (fed > 0 && !wire_carries_records (head.command))
+        snprintf (why, sizeof why, "%s is not sent to ingestd", wire_command_name (head.command));
+    if (fed <= 0 || !wire_carries_records (head.command))
+        return s_intake_malformed (self, self->head, nhead, more, reply, now,
+                                   head.command == WIRE_REPLAY ? why : NULL, why)
+                   ? -1
+                   : 1;
+    util_put_be (reply->seq, head.seq, 8);
     reply->has_seq = true;
     uint8_t route = 0xff; //  a BATCH goes wherever its kind goes
+    bool replay = head.command == WIRE_REPLAY;
     if (replay) {
-        char why[160] = "REPLAY without its writers frame";
-        if (!more || s_recv_part (self, &self->frame) ||
-            s_replay_route (self, &self->frame, &route, why, sizeof why)) {
-            more = more && zmq_msg_more (&self->frame);
-            return s_intake_malformed (self, self->head, nhead, more, reply, now, why) ? -1 : 1;
-        }
-        more = zmq_msg_more (&self->frame);
-        *bytes += zmq_msg_size (&self->frame);
+        if (s_replay_route (self, head.text, head.text_size, &route, why, sizeof why))
+            return s_intake_malformed (self, self->head, nhead, more, reply, now, why, NULL) ? -1
+                                                                                             : 1;
         for (size_t i = 0; i < self->nsessions; i++)
             if (self->sessions[i].role & route)
                 self->sessions[i].replay_seen = true; //  under state_lock (the round's)
@@ -957,13 +959,12 @@ s_intake_message (server_t *self, s_reply_t *reply, size_t *bytes)
     }
     journal_count_received (self->journal, frames);
     if (over) {
-        char why[160];
         snprintf (why, sizeof why,
                   "batch over max_batch_records (%zu) or max_batch_bytes (%" PRIu64
                   "): the rest of it is refused",
                   self->config.max_batch_records, self->config.max_batch_bytes);
         uint32_t accepted = reply->accepted, rejected = reply->rejected;
-        if (s_intake_malformed (self, self->head, 0, false, reply, now, why))
+        if (s_intake_malformed (self, self->head, 0, false, reply, now, why, NULL))
             return -1;
         reply->accepted = accepted;
         reply->rejected += rejected;
@@ -979,26 +980,20 @@ s_intake_message (server_t *self, s_reply_t *reply, size_t *bytes)
 static void
 s_send_intake_reply (server_t *self, s_reply_t *reply)
 {
-    static const uint8_t seq0[8] = {0};
-    zmsg_t *out = zmsg_new ();
-    zmsg_addstr (out, INTAKE_SIG);
+    wire_head_t head = {.command = WIRE_INTAKE_ACK,
+                        .seq = reply->has_seq ? util_get_be (reply->seq, 8) : 0,
+                        .accepted = reply->accepted,
+                        .rejected = reply->rejected};
+    char text[320] =
+        "bad_frame: malformed intake message, see " WIRE_INTAKE_SIGNATURE " in PROTOCOL.md";
     if (reply->malformed) {
-        char text[320] = "bad_frame: malformed intake message, see " INTAKE_SIG " in PROTOCOL.md";
         if (*reply->reason)
             snprintf (text, sizeof text, "bad_frame: %s", reply->reason);
-        zmsg_addstr (out, "ERROR");
-        zmsg_addmem (out, reply->has_seq ? reply->seq : seq0, 8);
-        zmsg_addstr (out, text);
-    } else {
-        uint8_t counts[8];
-        util_put_be (counts, reply->accepted, 4);
-        util_put_be (counts + 4, reply->rejected, 4);
-        zmsg_addstr (out, "ACK");
-        zmsg_addmem (out, reply->seq, 8);
-        zmsg_addmem (out, counts, 4);
-        zmsg_addmem (out, counts + 4, 4);
+        head.command = WIRE_INTAKE_ERROR;
+        head.text = text;
+        head.text_size = strlen (text);
     }
-    s_route (self, PEERS_INTAKE, reply->peer, reply->peer_size, reply->fd, &out);
+    s_route (self, PEERS_INTAKE, reply->peer, reply->peer_size, reply->fd, &head, NULL);
 }
 
 static void s_pump_all (server_t *self);
@@ -1182,15 +1177,11 @@ s_pump (server_t *self, s_session_t *s)
             zmsg_destroy (&fill.msg);
             return;
         }
-        uint8_t upto[8];
-        util_put_be (upto, fill.upto, 8);
-        zmsg_pushmem (fill.msg, upto, 8);
-        zmsg_pushstr (fill.msg, "DELIVER");
-        zmsg_pushstr (fill.msg, DELIVERY_SIG);
         //  Not sent: the writer is gone or does not read (then it is
         //  dropped); its session ends with its connection
+        wire_head_t head = {.command = WIRE_DELIVER, .upto = fill.upto};
         if (!s_route (self, PEERS_DELIVERY, zframe_data (s->peer), zframe_size (s->peer),
-                      s->peer_fd, &fill.msg))
+                      s->peer_fd, &head, &fill.msg))
             return;
         s->last_sent_ms = util_mono_ms ();
         if (s->ninflight == s->inflight_cap) {
@@ -1215,13 +1206,10 @@ s_pump_all (server_t *self)
 }
 
 static void
-s_delivery_reply (server_t *self, zframe_t *peer, int fd, const char *command, const char *text)
+s_delivery_reply (server_t *self, zframe_t *peer, int fd, wire_command_t command, const char *text)
 {
-    zmsg_t *out = zmsg_new ();
-    zmsg_addstr (out, DELIVERY_SIG);
-    zmsg_addstr (out, command);
-    zmsg_addstr (out, text);
-    s_route (self, PEERS_DELIVERY, zframe_data (peer), zframe_size (peer), fd, &out);
+    wire_head_t head = {.command = command, .text = text, .text_size = strlen (text)};
+    s_route (self, PEERS_DELIVERY, zframe_data (peer), zframe_size (peer), fd, &head, NULL);
 }
 
 static s_session_t *
@@ -1233,14 +1221,14 @@ s_session_by_peer (server_t *self, zframe_t *peer)
     return NULL;
 }
 
-//  The instance id of a HELLO (its optional fourth frame), cut to printable
+//  The instance id of a HELLO (its optional last field), cut to printable
 //  characters without blanks or quotes so that logs and /health show it as is.
 static void
-s_instance (zframe_t *frame, char *out, size_t size)
+s_instance (const wire_head_t *hello, char *out, size_t size)
 {
     size_t n = 0;
-    const uint8_t *data = frame ? zframe_data (frame) : NULL;
-    for (size_t i = 0; frame && i < zframe_size (frame) && n + 1 < size; i++)
+    const uint8_t *data = (const uint8_t *) hello->instance;
+    for (size_t i = 0; data && i < hello->instance_size && n + 1 < size; i++)
         out[n++] = data[i] > 0x20 && data[i] < 0x7f && data[i] != '"' && data[i] != '\\'
                        ? (char) data[i]
                        : '_';
@@ -1263,7 +1251,7 @@ s_refuse_pending (server_t *self, s_session_t *s)
               "writer name \"%s\" is held by live instance %s (heard from %.1fs ago, after this "
               "HELLO); one writer per name: stop one of them",
               s->name, s_shown (s->instance), (double) heard_ms / 1000.0);
-    s_delivery_reply (self, s->pending_peer, s->pending_fd, "ERROR", text);
+    s_delivery_reply (self, s->pending_peer, s->pending_fd, WIRE_REFUSED, text);
     metric_add (s->m_refused, 1);
     log_error ("delivery.writer_refused",
                "writer=%s instance=%s holder=%s holder_heard_ms=%" PRId64 " waited_ms=%" PRId64,
@@ -1300,14 +1288,10 @@ s_welcome (server_t *self, s_session_t *s, zframe_t *peer, int fd, const char *i
     s->inflight_records = 0;
     s->inflight_bytes = 0;
     s->last_heard_ms = util_mono_ms ();
-    zmsg_t *out = zmsg_new ();
-    zmsg_addstr (out, DELIVERY_SIG);
-    zmsg_addstr (out, "WELCOME");
-    zmsg_addmem (out, journal_id (self->journal), JOURNAL_ID_SIZE);
-    uint8_t cursor[8];
-    util_put_be (cursor, s->sent_upto + 1, 8);
-    zmsg_addmem (out, cursor, 8);
-    s_route (self, PEERS_DELIVERY, zframe_data (peer), zframe_size (peer), fd, &out);
+    wire_head_t head = {.command = WIRE_WELCOME, .cursor = s->sent_upto + 1};
+    _Static_assert(JOURNAL_ID_SIZE == WIRE_JOURNAL_ID, "WELCOME carries the journal's id");
+    memcpy (head.journal, journal_id (self->journal), WIRE_JOURNAL_ID);
+    s_route (self, PEERS_DELIVERY, zframe_data (peer), zframe_size (peer), fd, &head, NULL);
     metric_set (s->m_connected, 1);
     log_info ("delivery.hello", "writer=%s instance=%s cursor=%" PRIu64 " window=%u", s->name,
               s_shown (instance), s->sent_upto + 1, s->window);
@@ -1342,7 +1326,7 @@ s_delivery_bad (server_t *self, zframe_t *peer, int fd, const char *what, const 
         log_warn ("delivery.bad_message", "what=%s detail=\"%s\" repeated=%" PRIu64, what, detail,
                   held);
     if (peer)
-        s_delivery_reply (self, peer, fd, "RESET", detail);
+        s_delivery_reply (self, peer, fd, WIRE_RESET, detail);
 }
 
 //  A writer name as it must be on the wire: 1..WRITER_NAME_MAX printable
@@ -1350,10 +1334,9 @@ s_delivery_bad (server_t *self, zframe_t *peer, int fd, const char *what, const 
 //  not "archive"). Whether it is configured is asked after.
 #define WRITER_NAME_MAX 32
 static bool
-s_writer_name_ok (zframe_t *frame)
+s_writer_name_ok (const void *name, size_t size)
 {
-    size_t size = zframe_size (frame);
-    const uint8_t *data = zframe_data (frame);
+    const uint8_t *data = name;
     if (size == 0 || size > WRITER_NAME_MAX)
         return false;
     for (size_t i = 0; i < size; i++)
@@ -1363,41 +1346,34 @@ s_writer_name_ok (zframe_t *frame)
 }
 
 static void
-s_handle_hello (server_t *self, zframe_t *peer, int fd, zmsg_t *msg)
+s_handle_hello (server_t *self, zframe_t *peer, int fd, const wire_head_t *hello)
 {
-    zframe_t *name_frame = zmsg_next (msg), *window_frame = zmsg_next (msg);
-    if (!name_frame || !window_frame || zframe_size (window_frame) != 4) {
-        s_delivery_bad (self, peer, fd, "hello", "malformed HELLO");
-        return;
-    }
-    if (!s_writer_name_ok (name_frame)) {
+    if (!s_writer_name_ok (hello->text, hello->text_size)) {
         //  In hex: the name may hold a NUL, which no %s shows
         char hex[2 * WRITER_NAME_MAX + 1];
-        size_t shown =
-            zframe_size (name_frame) < WRITER_NAME_MAX ? zframe_size (name_frame) : WRITER_NAME_MAX;
-        util_hex (zframe_data (name_frame), shown, hex);
+        size_t shown = hello->text_size < WRITER_NAME_MAX ? hello->text_size : WRITER_NAME_MAX;
+        util_hex ((const uint8_t *) hello->text, shown, hex);
         char detail[256];
         snprintf (detail, sizeof detail,
                   "malformed HELLO: a writer name is 1..%d printable characters without blanks "
                   "(got %zu bytes, hex %s%s)",
-                  WRITER_NAME_MAX, zframe_size (name_frame), hex,
-                  shown < zframe_size (name_frame) ? "..." : "");
+                  WRITER_NAME_MAX, hello->text_size, hex, shown < hello->text_size ? "..." : "");
         s_delivery_bad (self, peer, fd, "writer_name", detail);
         return;
     }
-    //  Optional: a writer of before instance ids sends three frames.
+    //  Optional: a writer of before instance ids sends none.
     char instance[INSTANCE_MAX];
-    s_instance (zmsg_next (msg), instance, sizeof instance);
-    uint32_t window = (uint32_t) util_get_be (zframe_data (window_frame), 4);
+    s_instance (hello, instance, sizeof instance);
+    uint32_t window = hello->window;
     //  A window is what ingestd agrees to hold for the writer
     if (window > self->config.window_max)
         window = self->config.window_max;
-    char *name = zframe_strdup (name_frame);
+    char *name = strndup (hello->text, hello->text_size);
     //  CURVE lets any writer key in on delivery: the name must be its own
     char refusal[256];
     if (!curve_server_writer_allowed_meta (self->config.curve, self->peer_key, self->peer_writers,
                                            name, refusal, sizeof refusal)) {
-        s_delivery_reply (self, peer, fd, "RESET", refusal);
+        s_delivery_reply (self, peer, fd, WIRE_RESET, refusal);
         free (name);
         return;
     }
@@ -1419,7 +1395,7 @@ s_handle_hello (server_t *self, zframe_t *peer, int fd, zmsg_t *msg)
                       " hint=\"add it to ingestd.writers (and restart ingestd), or stop that "
                       "writer\"",
                       name, self->writers_text, held);
-        s_delivery_reply (self, peer, fd, "RESET", text);
+        s_delivery_reply (self, peer, fd, WIRE_RESET, text);
         free (name);
         return;
     }
@@ -1467,22 +1443,21 @@ s_handle_hello (server_t *self, zframe_t *peer, int fd, zmsg_t *msg)
     s->pending_window = window;
 }
 
+//  An ACK, or NULL for one the codec refused.
 static void
-s_handle_ack (server_t *self, zframe_t *peer, int fd, zmsg_t *msg)
+s_handle_ack (server_t *self, zframe_t *peer, int fd, const wire_head_t *ack)
 {
     s_session_t *s = s_session_by_peer (self, peer);
     if (!s) {
-        s_delivery_reply (self, peer, fd, "RESET", "unknown connection, send HELLO");
+        s_delivery_reply (self, peer, fd, WIRE_RESET, "unknown connection, send HELLO");
         return;
     }
-    zframe_t *upto_frame = zmsg_next (msg), *window_frame = zmsg_next (msg);
-    if (!upto_frame || zframe_size (upto_frame) != 8 || !window_frame ||
-        zframe_size (window_frame) != 4) {
+    if (!ack) {
         s_delivery_bad (self, NULL, fd, "ack", "malformed ACK");
         return;
     }
-    uint64_t upto = util_get_be (zframe_data (upto_frame), 8);
-    s->window = (uint32_t) util_get_be (zframe_data (window_frame), 4);
+    uint64_t upto = ack->upto;
+    s->window = ack->window;
     if (s->window > self->config.window_max)
         s->window = self->config.window_max;
     s->last_heard_ms = util_mono_ms ();
@@ -1704,17 +1679,23 @@ s_delivery_round (server_t *self)
         if (!msg)
             break;
         zframe_t *peer = zmsg_pop (msg);
-        zframe_t *sig = zmsg_first (msg), *cmd = zmsg_next (msg);
-        if (!peer || !sig || !cmd || !zframe_streq (sig, DELIVERY_SIG))
-            s_delivery_bad (self, NULL, fd, "signature", "not an " DELIVERY_SIG " message");
-        else if (zframe_streq (cmd, "HELLO"))
-            s_handle_hello (self, peer, fd, msg);
-        else if (zframe_streq (cmd, "ACK"))
-            s_handle_ack (self, peer, fd, msg);
-        else if (zframe_streq (cmd, "CONFLICT"))
+        wire_head_t head = {0};
+        char why[128] = "no frames";
+        bool ok = peer && wire_decode (WIRE_DELIVERY, msg, &head, why, sizeof why) == 0;
+        if (ok && head.command == WIRE_HELLO)
+            s_handle_hello (self, peer, fd, &head);
+        else if (head.command == WIRE_HELLO) {
+            char detail[160];
+            snprintf (detail, sizeof detail, "malformed HELLO: %s", why);
+            s_delivery_bad (self, peer, fd, "hello", detail);
+        } else if (head.command == WIRE_DELIVERY_ACK)
+            s_handle_ack (self, peer, fd, ok ? &head : NULL);
+        else if (ok && head.command == WIRE_CONFLICT)
             s_handle_conflict (self, peer, msg);
-        else
+        else if (ok) //  one of those ingestd sends
             s_delivery_bad (self, NULL, fd, "command", "unknown command");
+        else
+            s_delivery_bad (self, NULL, fd, head.command ? "command" : "message", why);
         zframe_destroy (&peer);
         zmsg_destroy (&msg);
     }
@@ -1747,14 +1728,10 @@ s_housekeep (server_t *self)
         bool alive = s->peer && now_ms - s->last_heard_ms < self->config.session_timeout_ms;
         if (s->peer && now_ms - s->last_sent_ms >= HEARTBEAT_MS) {
             //  An idle writer hears from us too, so it can tell ingestd is up.
-            uint8_t cursor[8];
-            util_put_be (cursor, journal_cursor (self->journal, s->index), 8);
-            zmsg_t *out = zmsg_new ();
-            zmsg_addstr (out, DELIVERY_SIG);
-            zmsg_addstr (out, "HEARTBEAT");
-            zmsg_addmem (out, cursor, 8);
+            wire_head_t head = {.command = WIRE_HEARTBEAT,
+                                .cursor = journal_cursor (self->journal, s->index)};
             s_route (self, PEERS_DELIVERY, zframe_data (s->peer), zframe_size (s->peer), s->peer_fd,
-                     &out);
+                     &head, NULL);
             s->last_sent_ms = now_ms;
         }
         metric_set (s->m_connected, alive ? 1 : 0);
