@@ -142,9 +142,12 @@ test-deploy: all
 FUZZ_SECONDS ?= 60
 FUZZ_CC      = clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Icommon \
                -Iproto -Iingestd -Itestsupport $(call pkg_cflags,$(CORE_PKGS))
+# The record fuzzer's oracle reads records with msgpack-c's C++ parser
+# (proto/fuzz_oracle.h): another decoder than the one it checks.
+FUZZ_CXX     = clang++ -std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined -Iproto
 fuzz: fuzz-build
 	build-fuzz/fuzz_record -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -print_final_stats=1 \
-	    build-fuzz/corpus proto/fuzz_seeds 2>&1 | tail -n 15
+	    -dict=proto/fuzz_record.dict build-fuzz/corpus proto/fuzz_seeds 2>&1 | tail -n 15
 	build-fuzz/fuzz_intake -max_total_time=$(FUZZ_SECONDS) -max_len=16384 -print_final_stats=1 \
 	    -close_fd_mask=2 \
 	    build-fuzz/corpus-intake proto/fuzz_seeds 2>&1 | tail -n 8
@@ -154,8 +157,10 @@ fuzz: fuzz-build
 
 fuzz-build:
 	@mkdir -p build-fuzz/corpus build-fuzz/corpus-intake build-fuzz/corpus-delivery
-	$(FUZZ_CC) -o build-fuzz/fuzz_record proto/fuzz_record.c \
-	    proto/record.c proto/kinds.c proto/mpjson.c common/util.c common/log.c $(CORE_LIBS)
+	$(FUZZ_CXX) -c -o build-fuzz/fuzz_oracle.o proto/fuzz_oracle.cpp
+	$(FUZZ_CC) -fsanitize-link-c++-runtime -o build-fuzz/fuzz_record proto/fuzz_record.c \
+	    build-fuzz/fuzz_oracle.o proto/record.c proto/kinds.c proto/mpjson.c common/util.c \
+	    common/log.c $(CORE_LIBS) -lstdc++
 	$(FUZZ_CC) -o build-fuzz/fuzz_intake ingestd/fuzz_intake.c ingestd/journal.c ingestd/peers.c \
 	    $(LIBOMNI_SRCS) $(TESTSUP_SRCS) $(CORE_LIBS)
 	$(FUZZ_CC) -o build-fuzz/fuzz_delivery common/fuzz_delivery.c \
