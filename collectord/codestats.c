@@ -240,7 +240,7 @@ s_count (codestats_t *self, const char *path, const char *data, size_t len)
     }
     //  Paths are bytes in git and on disk; records want UTF-8
     char *copy;
-    if (utf8_valid (path, strlen (path)))
+    if (util_utf8_valid (path, strlen (path)))
         copy = strdup (path);
     else {
         utf8_repair (path, strlen (path), &self->text);

@@ -497,8 +497,7 @@ s_derive_build_id (const s_file_t *files, size_t nfiles)
     EVP_Digest (digests, n * 32, sum, &len, EVP_sha256 (), NULL);
     free (digests);
     char hex[17];
-    for (size_t i = 0; i < 8; i++)
-        snprintf (hex + 2 * i, 3, "%02x", sum[i]);
+    util_hex (sum, 8, hex);
     char *id;
     if (started != JUNIT_NO_TIME) {
         time_t secs = (time_t) (started / 1000000000);

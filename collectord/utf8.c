@@ -1,5 +1,6 @@
 /*  utf8: strict UTF-8 checking and repair.                                  */
 #include "utf8.h"
+#include "util.h"
 
 #include <assert.h>
 #include <stdint.h>
@@ -30,68 +31,6 @@ utf8_buf_append (utf8_buf_t *buf, const void *data, size_t size)
     buf->data[buf->size] = 0;
 }
 
-//  Length of the well-formed sequence at s[0..left), or 0 when it is
-//  ill-formed; then *bad is the length of its maximal subpart (>= 1).
-//  Table 3-7 of the Unicode standard: the second byte's range depends on
-//  the lead byte, every later byte is 80..BF.
-static size_t
-s_sequence (const uint8_t *s, size_t left, size_t *bad)
-{
-    uint8_t c = s[0];
-    if (c < 0x80)
-        return 1;
-    size_t n;
-    uint8_t lo = 0x80, hi = 0xBF;
-    if (c >= 0xC2 && c <= 0xDF)
-        n = 2;
-    else if (c >= 0xE0 && c <= 0xEF) {
-        n = 3;
-        if (c == 0xE0)
-            lo = 0xA0;
-        else if (c == 0xED)
-            hi = 0x9F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        n = 4;
-        if (c == 0xF0)
-            lo = 0x90;
-        else if (c == 0xF4)
-            hi = 0x8F;
-    } else {
-        *bad = 1;
-        return 0;
-    }
-    if (left < 2 || s[1] < lo || s[1] > hi) {
-        *bad = 1;
-        return 0;
-    }
-    size_t i = 2;
-    while (i < n && i < left && s[i] >= 0x80 && s[i] <= 0xBF)
-        i++;
-    if (i == n)
-        return n;
-    *bad = i;
-    return 0;
-}
-
-bool
-utf8_valid (const char *s, size_t len)
-{
-    const uint8_t *p = (const uint8_t *) s;
-    size_t i = 0, bad;
-    while (i < len) {
-        //  ASCII runs are the common case
-        while (i < len && p[i] < 0x80)
-            i++;
-        if (i == len)
-            break;
-        size_t n = s_sequence (p + i, len - i, &bad);
-        if (!n)
-            return false;
-        i += n;
-    }
-    return true;
-}
-
 size_t
 utf8_repair (const char *s, size_t len, utf8_buf_t *buf)
 {
@@ -100,7 +39,7 @@ utf8_repair (const char *s, size_t len, utf8_buf_t *buf)
     utf8_buf_append (buf, "", 0);
     size_t i = 0, start = 0, replaced = 0, bad;
     while (i < len) {
-        size_t n = s_sequence (p + i, len - i, &bad);
+        size_t n = util_utf8_len (p + i, len - i, &bad);
         if (n) {
             i += n;
             continue;
@@ -119,14 +58,14 @@ void
 utf8_test (bool verbose)
 {
     (void) verbose;
-    assert (utf8_valid ("", 0));
-    assert (utf8_valid ("plain", 5));
-    assert (utf8_valid ("J\xC3\xBCrgen \xE2\x82\xAC \xF0\x9F\x98\x80", 16));
-    assert (!utf8_valid ("J\xFCrgen", 6));        //  Latin-1
-    assert (!utf8_valid ("\xC0\xAF", 2));         //  overlong
-    assert (!utf8_valid ("\xED\xA0\x80", 3));     //  surrogate
-    assert (!utf8_valid ("\xF4\x90\x80\x80", 4)); //  past U+10FFFF
-    assert (!utf8_valid ("\xE2\x82", 2));         //  truncated
+    assert (util_utf8_valid ("", 0));
+    assert (util_utf8_valid ("plain", 5));
+    assert (util_utf8_valid ("J\xC3\xBCrgen \xE2\x82\xAC \xF0\x9F\x98\x80", 16));
+    assert (!util_utf8_valid ("J\xFCrgen", 6));        //  Latin-1
+    assert (!util_utf8_valid ("\xC0\xAF", 2));         //  overlong
+    assert (!util_utf8_valid ("\xED\xA0\x80", 3));     //  surrogate
+    assert (!util_utf8_valid ("\xF4\x90\x80\x80", 4)); //  past U+10FFFF
+    assert (!util_utf8_valid ("\xE2\x82", 2));         //  truncated
 
     utf8_buf_t buf = {0};
     assert (utf8_repair ("ok \xC3\xA4", 5, &buf) == 0);
@@ -141,7 +80,7 @@ utf8_test (bool verbose)
     assert (utf8_repair ("\xF0\x9F\x98", 3, &buf) == 1); //  truncated 4-byte at end
     assert (strcmp (buf.data, "\xEF\xBF\xBD") == 0);
     assert (utf8_repair ("x\0y", 3, &buf) == 0 && buf.size == 3);
-    assert (utf8_valid (buf.data, buf.size));
+    assert (util_utf8_valid (buf.data, buf.size));
     utf8_buf_free (&buf);
     assert (buf.data == NULL);
 }

@@ -16,9 +16,7 @@ typedef struct {
 void utf8_buf_free (utf8_buf_t *buf);
 void utf8_buf_append (utf8_buf_t *buf, const void *data, size_t size);
 
-//  True when `len` bytes are well-formed UTF-8 (no overlongs, surrogates, or
-//  code points past U+10FFFF), the rule ingestd applies.
-bool utf8_valid (const char *s, size_t len);
+//  (Whether text is well-formed UTF-8: util_utf8_valid.)
 
 //  Replaces `buf`'s content with `s`, each ill-formed subsequence replaced by
 //  one U+FFFD ("maximal subpart" practice of the Unicode standard, as

@@ -7,6 +7,7 @@
     This file must stand alone: the fuzzer links it without the rest of
     libomni.                                                                  */
 #include "log.h"
+#include "util.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -54,8 +55,9 @@ s_buf_free (s_buf_t *buf)
         free (buf->data);
 }
 
-static void
-s_buf_putn (s_buf_t *buf, const char *text, size_t len)
+//  Room for `len` bytes more and a NUL; false when it cannot be had.
+static bool
+s_buf_room (s_buf_t *buf, size_t len)
 {
     if (buf->size + len + 1 > buf->alloc) {
         size_t alloc = buf->alloc * 2;
@@ -63,12 +65,20 @@ s_buf_putn (s_buf_t *buf, const char *text, size_t len)
             alloc *= 2;
         char *data = buf->data == buf->fixed ? malloc (alloc) : realloc (buf->data, alloc);
         if (!data)
-            return;
+            return false;
         if (buf->data == buf->fixed)
             memcpy (data, buf->fixed, buf->size);
         buf->data = data;
         buf->alloc = alloc;
     }
+    return true;
+}
+
+static void
+s_buf_putn (s_buf_t *buf, const char *text, size_t len)
+{
+    if (!s_buf_room (buf, len))
+        return;
     memcpy (buf->data + buf->size, text, len);
     buf->size += len;
     buf->data[buf->size] = 0;
@@ -86,76 +96,14 @@ s_buf_putc (s_buf_t *buf, char c)
     s_buf_putn (buf, &c, 1);
 }
 
-//  Length of the valid UTF-8 sequence at `p` (at most `len` bytes), or 0.
-static size_t
-s_utf8_len (const unsigned char *p, size_t len)
-{
-    size_t need;
-    uint32_t cp;
-    if (p[0] < 0x80)
-        return 1;
-    else if ((p[0] & 0xE0) == 0xC0) {
-        need = 2;
-        cp = p[0] & 0x1F;
-    } else if ((p[0] & 0xF0) == 0xE0) {
-        need = 3;
-        cp = p[0] & 0x0F;
-    } else if ((p[0] & 0xF8) == 0xF0) {
-        need = 4;
-        cp = p[0] & 0x07;
-    } else
-        return 0;
-    if (need > len)
-        return 0;
-    for (size_t i = 1; i < need; i++) {
-        if ((p[i] & 0xC0) != 0x80)
-            return 0;
-        cp = cp << 6 | (p[i] & 0x3F);
-    }
-    //  Overlong forms, surrogates and out-of-range code points are invalid
-    //  and some JSON parsers reject them
-    if ((need == 2 && cp < 0x80) || (need == 3 && cp < 0x800) || (need == 4 && cp < 0x10000) ||
-        (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF)
-        return 0;
-    return need;
-}
-
-//  Writes `len` bytes as the body of a JSON string: escapes quotes,
-//  backslashes and control characters, and replaces invalid UTF-8 with
-//  U+FFFD so that the line always parses.
+//  Writes `len` bytes as the body of a JSON string, escaped so that the
+//  line always parses (util_json_escape, for untrusted text).
 static void
 s_json_escape (s_buf_t *buf, const char *text, size_t len)
 {
-    const unsigned char *p = (const unsigned char *) text;
-    size_t i = 0;
-    while (i < len) {
-        unsigned char c = p[i];
-        if (c == '"' || c == '\\') {
-            s_buf_putc (buf, '\\');
-            s_buf_putc (buf, (char) c);
-            i++;
-        } else if (c < 0x20 || c == 0x7F) {
-            char esc[8];
-            if (c == '\n')
-                strcpy (esc, "\\n");
-            else if (c == '\r')
-                strcpy (esc, "\\r");
-            else if (c == '\t')
-                strcpy (esc, "\\t");
-            else
-                snprintf (esc, sizeof esc, "\\u%04x", c);
-            s_buf_puts (buf, esc);
-            i++;
-        } else {
-            size_t n = s_utf8_len (p + i, len - i);
-            if (n == 0) {
-                s_buf_puts (buf, "\\ufffd");
-                i++;
-            } else {
-                s_buf_putn (buf, text + i, n);
-                i += n;
-            }
-        }
+    if (s_buf_room (buf, 6 * len)) {
+        buf->size += util_json_escape (buf->data + buf->size, text, len, true);
+        buf->data[buf->size] = 0;
     }
 }
 
@@ -343,7 +291,7 @@ s_put_value (s_buf_t *buf, const char *value, size_t len, bool quoted)
     size_t shown = len <= S_VALUE_MAX ? len : S_VALUE_MAX;
     for (size_t i = 0; i < shown;) {
         unsigned char c = p[i];
-        size_t n = c >= 0x80 ? s_utf8_len (p + i, shown - i) : 1;
+        size_t n = c >= 0x80 ? util_utf8_len (p + i, shown - i, NULL) : 1;
         //  C1 controls (U+0080..U+009F) are as unprintable as C0 ones
         if (n == 2 && c == 0xC2 && p[i + 1] < 0xA0)
             n = 0;
@@ -807,14 +755,6 @@ log_test (bool verbose)
     assert (line && strstr (line, "\"level\":\"debug\"") && strstr (line, "\"event\":\"shown\""));
     assert (strtok (NULL, "\n") == NULL);
     free (out);
-
-    //  Valid UTF-8 passes through unchanged
-    assert (s_utf8_len ((const unsigned char *) "\xc3\xa9", 2) == 2);
-    assert (s_utf8_len ((const unsigned char *) "\xe2\x82\xac", 3) == 3);
-    assert (s_utf8_len ((const unsigned char *) "\xf0\x9f\x98\x80", 4) == 4);
-    assert (s_utf8_len ((const unsigned char *) "\xc0\x80", 2) == 0);
-    assert (s_utf8_len ((const unsigned char *) "\xed\xa0\x80", 3) == 0);
-    assert (s_utf8_len ((const unsigned char *) "\xe2\x82", 2) == 0);
 
     //  Lines longer than the stack buffers are complete
     assert (log_init ("ingestd", "info", "kv") == 0);

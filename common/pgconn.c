@@ -849,19 +849,13 @@ pgconn_copy_bytea (pgconn_t *self, const void *data, size_t len)
         s_put (self, data, len);
         return;
     }
-    //  \\x<hex>: the bytea hex form, its backslash escaped for COPY
-    static const char hex[] = "0123456789abcdef";
-    s_reserve (self, 3 + 2 * len);
+    //  \\x<hex>: the bytea hex form, its backslash escaped for COPY (and
+    //  room for util_hex's NUL, written over by what follows)
+    s_reserve (self, 3 + 2 * len + 1);
     char *out = self->buf + self->size;
-    *out++ = '\\';
-    *out++ = '\\';
-    *out++ = 'x';
-    const uint8_t *bytes = data;
-    for (size_t i = 0; i < len; i++) {
-        *out++ = hex[bytes[i] >> 4];
-        *out++ = hex[bytes[i] & 15];
-    }
-    self->size = (size_t) (out - self->buf);
+    memcpy (out, "\\\\x", 3);
+    util_hex (data, len, out + 3);
+    self->size += 3 + 2 * len;
 }
 
 void

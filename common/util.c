@@ -57,6 +57,124 @@ util_hex (const uint8_t *bytes, size_t size, char *out)
     out[2 * size] = 0;
 }
 
+size_t
+util_utf8_len (const uint8_t *p, size_t left, size_t *bad)
+{
+    uint8_t c = p[0];
+    if (c < 0x80)
+        return 1;
+    //  Table 3-7: the second byte's range depends on the lead byte, every
+    //  later one is 80..BF
+    size_t n;
+    uint8_t lo = 0x80, hi = 0xBF;
+    if (c >= 0xC2 && c <= 0xDF)
+        n = 2;
+    else if (c >= 0xE0 && c <= 0xEF) {
+        n = 3;
+        lo = c == 0xE0 ? 0xA0 : lo; //  overlong
+        hi = c == 0xED ? 0x9F : hi; //  surrogates
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        n = 4;
+        lo = c == 0xF0 ? 0x90 : lo; //  overlong
+        hi = c == 0xF4 ? 0x8F : hi; //  past U+10FFFF
+    } else
+        n = 0;
+    size_t i = 1;
+    if (n && left >= 2 && p[1] >= lo && p[1] <= hi)
+        for (i = 2; i < n && i < left && p[i] >= 0x80 && p[i] <= 0xBF; i++)
+            ;
+    if (n && i == n)
+        return n;
+    if (bad)
+        *bad = i;
+    return 0;
+}
+
+bool
+util_utf8_valid (const void *text, size_t len)
+{
+    const uint8_t *s = text;
+    size_t i = 0;
+    while (i < len) {
+        //  Most strings are ASCII: eight bytes at a time while they are
+        uint64_t word;
+        if (len - i >= 8 && (memcpy (&word, s + i, 8), !(word & 0x8080808080808080ULL))) {
+            i += 8;
+            continue;
+        }
+        size_t n = util_utf8_len (s + i, len - i, NULL);
+        if (!n)
+            return false;
+        i += n;
+    }
+    return true;
+}
+
+//  Whether any of 8 bytes is a control character, '"' or '\\' (the classic
+//  "has zero byte" tricks): strings are scanned a word at a time, since
+//  most of an archive's bytes are text that needs no escape.
+static bool
+s_word_needs_escape (uint64_t word)
+{
+    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    uint64_t quote = word ^ (ones * '"'), backslash = word ^ (ones * '\\');
+    uint64_t control = (word - ones * 0x20) & ~word;
+    uint64_t zero_quote = (quote - ones) & ~quote, zero_backslash = (backslash - ones) & ~backslash;
+    return ((control | zero_quote | zero_backslash) & highs) != 0;
+}
+
+size_t
+util_json_escape (char *out, const void *text, size_t len, bool untrusted)
+{
+    static const char digits[] = "0123456789abcdef";
+    const uint8_t *p = text;
+    char *start = out;
+    size_t run = 0; //  start of the pending run that needs no escaping
+    for (size_t i = 0; i < len;) {
+        uint64_t word;
+        while (!untrusted && i + 8 <= len &&
+               (memcpy (&word, p + i, 8), !s_word_needs_escape (word)))
+            i += 8;
+        if (i == len)
+            break;
+        uint8_t c = p[i];
+        size_t n = 1;
+        if (untrusted && c >= 0x80 && (n = util_utf8_len (p + i, len - i, NULL)) > 0) {
+            i += n;
+            continue;
+        }
+        if (n && c >= 0x20 && c != '"' && c != '\\' && !(untrusted && c == 0x7F)) {
+            i++;
+            continue;
+        }
+        memcpy (out, p + run, i - run);
+        out += i - run;
+        run = ++i;
+        *out++ = '\\';
+        switch (n ? c : 0x100) {
+        case '"': *out++ = '"'; break;
+        case '\\': *out++ = '\\'; break;
+        case '\n': *out++ = 'n'; break;
+        case '\r': *out++ = 'r'; break;
+        case '\t': *out++ = 't'; break;
+        case '\b': *out++ = 'b'; break;
+        case '\f': *out++ = 'f'; break;
+        case 0x100: //  not UTF-8
+            memcpy (out, "ufffd", 5);
+            out += 5;
+            break;
+        default:
+            memcpy (out, "u00", 3);
+            out[3] = digits[c >> 4];
+            out[4] = digits[c & 15];
+            out += 5;
+        }
+    }
+    memcpy (out, p + run, len - run);
+    out += len - run;
+    return (size_t) (out - start);
+}
+
 static int
 s_hexval (char c)
 {
@@ -142,10 +260,36 @@ util_stop_requested (void)
     return s_stop_requested != 0;
 }
 
+static void
+s_json_check (const char *in, size_t len, bool untrusted, const char *expected)
+{
+    char out[64];
+    size_t n = util_json_escape (out, in, len, untrusted);
+    assert (n <= 6 * len && n == strlen (expected) && memcmp (out, expected, n) == 0);
+}
+
 void
 util_test (bool verbose)
 {
     (void) verbose;
+    //  UTF-8, strict
+    assert (util_utf8_valid ("h\xc3\xa9llo, a longer line of ASCII", 30));
+    assert (util_utf8_valid ("\xf0\x9f\x98\x80", 4));  //  emoji
+    assert (!util_utf8_valid ("\xc0\xaf", 2));         //  overlong
+    assert (!util_utf8_valid ("\xe0\x9f\xbf", 3));     //  overlong
+    assert (!util_utf8_valid ("\xed\xa0\x80", 3));     //  surrogate
+    assert (!util_utf8_valid ("\xf4\x90\x80\x80", 4)); //  past U+10FFFF
+    assert (!util_utf8_valid ("\xe2\x82", 2));         //  cut short
+    assert (!util_utf8_valid ("12345678\xff", 9));
+    size_t bad = 0;
+    assert (util_utf8_len ((const uint8_t *) "\xe2\x82\xac", 3, &bad) == 3);
+    assert (util_utf8_len ((const uint8_t *) "\xe2\x82x", 3, &bad) == 0 && bad == 2);
+    assert (util_utf8_len ((const uint8_t *) "\xed\xa0\x80", 3, &bad) == 0 && bad == 1);
+    assert (util_utf8_len ((const uint8_t *) "\x80", 1, &bad) == 0 && bad == 1);
+    //  JSON string bodies
+    s_json_check ("plain text, long enough", 23, false, "plain text, long enough");
+    s_json_check ("a\"b\\c\n\t\x01\x7f\xc3\xa9", 11, false, "a\\\"b\\\\c\\n\\t\\u0001\x7f\xc3\xa9");
+    s_json_check ("\xff\xc3\xa9\x7f\b", 5, true, "\\ufffd\xc3\xa9\\u007f\\b");
     uint8_t in[4] = {0x00, 0xab, 0x10, 0xff}, out[4];
     char hex[9];
     util_hex (in, 4, hex);

@@ -16,6 +16,24 @@ void util_hex (const uint8_t *bytes, size_t size, char *out);
 //  Parses exactly 2*size hex digits; returns -1 on any other input.
 int util_unhex (const char *hex, uint8_t *bytes, size_t size);
 
+//  The length of the well-formed UTF-8 sequence at `p` (`left` >= 1 bytes):
+//  1 for ASCII, 2..4, or 0 when it is ill-formed (overlong, a surrogate,
+//  past U+10FFFF, cut short), the rule ingestd applies to records (Unicode
+//  Table 3-7). Then `bad`, if given, is the length of its maximal subpart,
+//  what one U+FFFD replaces ("maximal subpart" practice).
+size_t util_utf8_len (const uint8_t *p, size_t left, size_t *bad);
+//  Whether `len` bytes are well-formed UTF-8.
+bool util_utf8_valid (const void *text, size_t len);
+
+//  Writes `len` bytes as the body of a JSON string (no quotes) at `out`,
+//  which has room for 6 * len bytes; returns the bytes written. Quotes,
+//  backslashes and control characters are escaped. `untrusted`: text from
+//  outside (logs, the tap) that may not be UTF-8: each byte that starts no
+//  well-formed sequence becomes \ufffd and DEL \u007f, so that the output
+//  always parses and shows nothing raw; otherwise (record strings, valid by
+//  record_check) bytes of 0x80 and over pass as they are.
+size_t util_json_escape (char *out, const void *text, size_t len, bool untrusted);
+
 //  The `n` low bytes of `value`, most significant first (the byte order of
 //  every integer on the wire and in the stores' keys, so that they sort).
 void util_put_be (uint8_t *out, uint64_t value, size_t n);

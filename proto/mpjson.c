@@ -56,61 +56,23 @@ s_appendc (mpjson_buf_t *buf, char c)
     buf->data[buf->size] = 0;
 }
 
-//  Whether any of the 8 bytes in `word` is a control character, '"' or
-//  '\\' (the classic "has zero byte" tricks): strings are scanned a word
-//  at a time, since most of an archive's bytes are text needing no escape.
-static bool
-s_word_needs_escape (uint64_t word)
+void
+mpjson_escaped (mpjson_buf_t *buf, const void *text, size_t len, bool untrusted)
 {
-    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
-    uint64_t quote = word ^ (ones * '"'), backslash = word ^ (ones * '\\');
-    uint64_t control = (word - ones * 0x20) & ~word;
-    uint64_t zero_quote = (quote - ones) & ~quote, zero_backslash = (backslash - ones) & ~backslash;
-    return ((control | zero_quote | zero_backslash) & highs) != 0;
+    //  Room for the worst case (6 bytes a byte) up front: one check per
+    //  string instead of one per piece, most strings being short
+    s_reserve (buf, 6 * len);
+    buf->size += util_json_escape (buf->data + buf->size, text, len, untrusted);
+    buf->data[buf->size] = 0;
 }
 
 void
 mpjson_string (mpjson_buf_t *buf, const char *text, size_t len)
 {
-    static const char hex[] = "0123456789abcdef";
-    //  Room for the worst case (every byte \u00XX) up front: one check per
-    //  string instead of one per piece, most strings being short.
     s_reserve (buf, 6 * len + 2);
-    char *out = buf->data + buf->size;
-    *out++ = '"';
-    size_t run = 0; //  start of the pending run that needs no escaping
-    for (size_t i = 0; i < len; i++) {
-        uint64_t word;
-        while (i + 8 <= len && (memcpy (&word, text + i, 8), !s_word_needs_escape (word)))
-            i += 8;
-        if (i == len)
-            break;
-        unsigned char c = (unsigned char) text[i];
-        if (c >= 0x20 && c != '"' && c != '\\')
-            continue;
-        memcpy (out, text + run, i - run);
-        out += i - run;
-        run = i + 1;
-        *out++ = '\\';
-        switch (c) {
-        case '"': *out++ = '"'; break;
-        case '\\': *out++ = '\\'; break;
-        case '\n': *out++ = 'n'; break;
-        case '\r': *out++ = 'r'; break;
-        case '\t': *out++ = 't'; break;
-        case '\b': *out++ = 'b'; break;
-        case '\f': *out++ = 'f'; break;
-        default:
-            memcpy (out, "u00", 3);
-            out[3] = hex[c >> 4];
-            out[4] = hex[c & 15];
-            out += 5;
-        }
-    }
-    memcpy (out, text + run, len - run);
-    out += len - run;
-    *out++ = '"';
-    buf->size = (size_t) (out - buf->data);
+    buf->data[buf->size++] = '"';
+    buf->size += util_json_escape (buf->data + buf->size, text, len, false);
+    buf->data[buf->size++] = '"';
     buf->data[buf->size] = 0;
 }
 

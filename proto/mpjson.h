@@ -23,6 +23,9 @@ void mpjson_append (mpjson_buf_t *buf, const char *text, size_t len);
 void mpjson_value (mpjson_buf_t *buf, const msgpack_object *value);
 //  Appends a JSON string literal with escapes.
 void mpjson_string (mpjson_buf_t *buf, const char *text, size_t len);
+//  The body of a JSON string (no quotes) of `len` bytes, escaped by
+//  util_json_escape: `untrusted` for bytes that may not be UTF-8.
+void mpjson_escaped (mpjson_buf_t *buf, const void *text, size_t len, bool untrusted);
 
 //  Appends one record as a JSON object, one line, no newline:
 //  {"v":1,"id":"<hex>","kind":..,"src":..,"col":..,"run":..,"ts":..,"body":{..}[,"tags":{..}]}

@@ -49,54 +49,6 @@ s_fail (record_reject_t reason, char *detail, size_t detail_size, const char *fo
     return reason;
 }
 
-//  Strict UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF.
-static bool
-s_utf8_valid (const uint8_t *s, size_t len)
-{
-    size_t i = 0;
-    while (i < len) {
-        //  Most strings are ASCII: eight bytes at a time while they are.
-        if (len - i >= 8) {
-            uint64_t word;
-            memcpy (&word, s + i, 8);
-            if (!(word & 0x8080808080808080ULL)) {
-                i += 8;
-                continue;
-            }
-        }
-        uint8_t c = s[i];
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        size_t n;
-        uint32_t cp;
-        if (c >= 0xC2 && c <= 0xDF) {
-            n = 1;
-            cp = c & 0x1F;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            n = 2;
-            cp = c & 0x0F;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            n = 3;
-            cp = c & 0x07;
-        } else
-            return false;
-        if (len - i <= n)
-            return false;
-        for (size_t k = 1; k <= n; k++) {
-            if ((s[i + k] & 0xC0) != 0x80)
-                return false;
-            cp = cp << 6 | (s[i + k] & 0x3F);
-        }
-        if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10FFFF ||
-            (cp >= 0xD800 && cp <= 0xDFFF))
-            return false;
-        i += n + 1;
-    }
-    return true;
-}
-
 //  Whether a string is all ASCII (most are): checked inline, eight bytes
 //  at a time, before the full UTF-8 check. Most strings are map keys of a
 //  few bytes, so short ones are read as two overlapping words, not byte by
@@ -288,7 +240,7 @@ s_walk (const uint8_t *p, size_t size, size_t max_depth, s_root_t *root, char *d
             return s_fail (REJECT_NOT_MSGPACK, detail, detail_size,
                            "value at byte %zu declares %llu bytes, %zu remain", pos - 1,
                            (unsigned long long) payload, left);
-        if (is_str && !s_ascii (p + pos, payload) && !s_utf8_valid (p + pos, payload))
+        if (is_str && !s_ascii (p + pos, payload) && !util_utf8_valid (p + pos, payload))
             return s_fail (REJECT_BAD_UTF8, detail, detail_size,
                            "string at byte %zu is not valid UTF-8", pos - 1);
         if (root && depth == 1) {
@@ -1443,11 +1395,6 @@ record_test (bool verbose)
         assert (s_decode_bytes (data, cut, detail) != REJECT_NONE);
     assert (s_decode_bytes (data, size, detail) == REJECT_NONE);
 
-    assert (s_utf8_valid ((const uint8_t *) "h\xc3\xa9llo", 6));
-    assert (!s_utf8_valid ((const uint8_t *) "\xc0\xaf", 2));        //  overlong
-    assert (!s_utf8_valid ((const uint8_t *) "\xed\xa0\x80", 3));    //  surrogate
-    assert (!s_utf8_valid ((const uint8_t *) "\xe2\x82", 2));        //  truncated
-    assert (s_utf8_valid ((const uint8_t *) "\xf0\x9f\x98\x80", 4)); //  emoji
     s_test_ids (enc);
     if (verbose)
         printf ("record: %zu-byte metric record ok\n", size);

@@ -96,87 +96,11 @@ tap_printer_destroy (tap_printer_t **self_p)
     *self_p = NULL;
 }
 
-//  Length of the valid (strict) UTF-8 sequence at p, or 0.
-static size_t
-s_utf8_len (const uint8_t *p, size_t len)
-{
-    uint8_t c = p[0];
-    size_t n;
-    uint32_t cp;
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xC2 && c <= 0xDF) {
-        n = 2;
-        cp = c & 0x1F;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        n = 3;
-        cp = c & 0x0F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        n = 4;
-        cp = c & 0x07;
-    } else
-        return 0;
-    if (n > len)
-        return 0;
-    for (size_t k = 1; k < n; k++) {
-        if ((p[k] & 0xC0) != 0x80)
-            return 0;
-        cp = cp << 6 | (p[k] & 0x3F);
-    }
-    if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10FFFF ||
-        (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    return n;
-}
-
-//  The body of a JSON string literal (no quotes) of any bytes: escapes as
-//  mpjson_string does, and writes \ufffd for each byte that does not start a
-//  valid UTF-8 sequence.
-static void
-s_json_chars (mpjson_buf_t *buf, const void *data, size_t len)
-{
-    static const char hex[] = "0123456789abcdef";
-    const uint8_t *p = data;
-    size_t i = 0, run = 0;
-    while (i < len) {
-        uint8_t c = p[i];
-        size_t n = s_utf8_len (p + i, len - i);
-        if (n > 1 || (n == 1 && c >= 0x20 && c != '"' && c != '\\')) {
-            i += n;
-            continue;
-        }
-        mpjson_append (buf, (const char *) p + run, i - run);
-        char esc[7] = {'\\', 0};
-        if (n == 0)
-            memcpy (esc, "\\ufffd", 7);
-        else if (c == '"' || c == '\\')
-            esc[1] = (char) c;
-        else if (c == '\n')
-            esc[1] = 'n';
-        else if (c == '\r')
-            esc[1] = 'r';
-        else if (c == '\t')
-            esc[1] = 't';
-        else if (c == '\b')
-            esc[1] = 'b';
-        else if (c == '\f')
-            esc[1] = 'f';
-        else {
-            memcpy (esc, "\\u00", 4);
-            esc[4] = hex[c >> 4];
-            esc[5] = hex[c & 15];
-        }
-        mpjson_append (buf, esc, strlen (esc));
-        run = ++i;
-    }
-    mpjson_append (buf, (const char *) p + run, len - run);
-}
-
 static void
 s_json_text (mpjson_buf_t *buf, const void *data, size_t len)
 {
     mpjson_append (buf, "\"", 1);
-    s_json_chars (buf, data, len);
+    mpjson_escaped (buf, data, len, true);
     mpjson_append (buf, "\"", 1);
 }
 
@@ -268,7 +192,7 @@ s_field (mpjson_buf_t *buf, const char *name, record_str_t value)
     mpjson_append (buf, name, strlen (name));
     mpjson_append (buf, "=", 1);
     //  Escaped: a control character in a source name must not reach the terminal.
-    s_json_chars (buf, value.ptr, value.len);
+    mpjson_escaped (buf, value.ptr, value.len, true);
 }
 
 static void
@@ -276,7 +200,7 @@ s_record_pretty (tap_printer_t *self, const record_t *record)
 {
     mpjson_buf_t *out = &self->out;
     char hex[2 * RECORD_ID_SIZE + 1];
-    s_json_chars (out, record->kind.ptr, record->kind.len);
+    mpjson_escaped (out, record->kind.ptr, record->kind.len, true);
     mpjson_append (out, " ", 1);
     s_field (out, "src", record->src);
     util_hex (record->id, RECORD_ID_SIZE, hex);
@@ -343,7 +267,7 @@ tap_printer_format (tap_printer_t *self, const void *const *frames, const size_t
             mpjson_append (out, "\"}\n", 3);
         } else {
             mpjson_append (out, "!reject  ", 9);
-            s_json_chars (out, frames[1], sizes[1]);
+            mpjson_escaped (out, frames[1], sizes[1], true);
             mpjson_append (out, number,
                            (size_t) snprintf (number, sizeof number, "  size=%" PRIu64, whole));
             mpjson_append (out, "\n  detail ", 10);

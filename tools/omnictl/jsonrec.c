@@ -191,35 +191,6 @@ s_hex4 (const char *p)
     return v;
 }
 
-//  The length of a valid UTF-8 sequence at p (first byte >= 0x80), or 0:
-//  no overlong forms, no surrogates, nothing past U+10FFFF.
-static size_t
-s_utf8 (const uint8_t *p, const uint8_t *end)
-{
-    uint8_t c = p[0];
-    size_t n;
-    uint32_t cp;
-    if (c >= 0xc2 && c <= 0xdf)
-        n = 2, cp = c & 0x1f;
-    else if (c >= 0xe0 && c <= 0xef)
-        n = 3, cp = c & 0x0f;
-    else if (c >= 0xf0 && c <= 0xf4)
-        n = 4, cp = c & 0x07;
-    else
-        return 0;
-    if ((size_t) (end - p) < n)
-        return 0;
-    for (size_t i = 1; i < n; i++) {
-        if ((p[i] & 0xc0) != 0x80)
-            return 0;
-        cp = cp << 6 | (p[i] & 0x3f);
-    }
-    if ((n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-        (n == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-        return 0;
-    return n;
-}
-
 static size_t
 s_put_utf8 (char *out, uint32_t cp)
 {
@@ -266,7 +237,7 @@ s_string (s_scan_t *sc, const char **text, size_t *len)
         if (c < 0x20)
             return s_fail (sc, "control character in a string");
         if (c >= 0x80) {
-            size_t n = s_utf8 ((const uint8_t *) sc->p, (const uint8_t *) sc->end);
+            size_t n = util_utf8_len ((const uint8_t *) sc->p, (size_t) (sc->end - sc->p), NULL);
             if (!n)
                 return s_fail (sc, "invalid UTF-8 in a string");
             sc->p += n;
