@@ -57,8 +57,10 @@ util_hex (const uint8_t *bytes, size_t size, char *out)
     out[2 * size] = 0;
 }
 
-size_t
-util_utf8_len (const uint8_t *p, size_t left, size_t *bad)
+//  Inlined into the loops below (validation runs on every string ingestd
+//  receives); util_utf8_len is its exported form.
+static inline size_t
+s_utf8_len (const uint8_t *p, size_t left, size_t *bad)
 {
     uint8_t c = p[0];
     if (c < 0x80)
@@ -90,6 +92,12 @@ util_utf8_len (const uint8_t *p, size_t left, size_t *bad)
     return 0;
 }
 
+size_t
+util_utf8_len (const uint8_t *p, size_t left, size_t *bad)
+{
+    return s_utf8_len (p, left, bad);
+}
+
 bool
 util_utf8_valid (const void *text, size_t len)
 {
@@ -102,7 +110,7 @@ util_utf8_valid (const void *text, size_t len)
             i += 8;
             continue;
         }
-        size_t n = util_utf8_len (s + i, len - i, NULL);
+        size_t n = s_utf8_len (s + i, len - i, NULL);
         if (!n)
             return false;
         i += n;
@@ -123,8 +131,10 @@ s_word_needs_escape (uint64_t word)
     return ((control | zero_quote | zero_backslash) & highs) != 0;
 }
 
-size_t
-util_json_escape (char *out, const void *text, size_t len, bool untrusted)
+//  util_json_escape, made once for each value of `untrusted` (inlined
+//  with it constant)
+__attribute__ ((always_inline)) static inline size_t
+s_json_escape (char *out, const void *text, size_t len, bool untrusted)
 {
     static const char digits[] = "0123456789abcdef";
     const uint8_t *p = text;
@@ -139,7 +149,7 @@ util_json_escape (char *out, const void *text, size_t len, bool untrusted)
             break;
         uint8_t c = p[i];
         size_t n = 1;
-        if (untrusted && c >= 0x80 && (n = util_utf8_len (p + i, len - i, NULL)) > 0) {
+        if (untrusted && c >= 0x80 && (n = s_utf8_len (p + i, len - i, NULL)) > 0) {
             i += n;
             continue;
         }
@@ -173,6 +183,12 @@ util_json_escape (char *out, const void *text, size_t len, bool untrusted)
     memcpy (out, p + run, len - run);
     out += len - run;
     return (size_t) (out - start);
+}
+
+size_t
+util_json_escape (char *out, const void *text, size_t len, bool untrusted)
+{
+    return untrusted ? s_json_escape (out, text, len, true) : s_json_escape (out, text, len, false);
 }
 
 static int
