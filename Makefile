@@ -29,7 +29,11 @@ CFLAGS   ?=
 # Each function and object in its own section, so that a program's link
 # drops the classes' self-tests (nothing in a program calls them) and,
 # with them, every reference to the test-support library it does not link.
-CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -g $(OPT) $(HARDEN) -Icommon -Iproto \
+# Past -Wall -Wextra: no name hiding another, no global function without a
+# prototype in a header, printf formats literal (or checked where they are
+# built), no variable-length arrays.
+WARN     := -Wall -Wextra -Wshadow -Wmissing-prototypes -Wformat=2 -Wvla -Werror
+CFLAGS   += -std=c11 -D_GNU_SOURCE $(WARN) -g $(OPT) $(HARDEN) -Icommon -Iproto \
             -Itestsupport -ffunction-sections -fdata-sections -MMD -MP $(call pkg_cflags,$(CORE_PKGS))
 LDFLAGS  += $(filter -fsanitize%,$(OPT)) -pie -Wl,-z,relro,-z,now
 CORE_LIBS = $(call pkg_libs,$(CORE_PKGS)) -lpthread -lm

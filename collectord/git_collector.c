@@ -1313,9 +1313,10 @@ git_collector_test (bool verbose)
     for (size_t i = 0; i < testpeer_count (fake); i++) {
         record_t rec;
         testpeer_record (fake, i, &rec, &zone);
-        record_str_t s;
+        record_str_t sha_field;
         if (record_str_eq (rec.kind, "git.unreachable"))
-            assert (record_field_str (rec.body, "sha", &s) && record_str_eq (s, before));
+            assert (record_field_str (rec.body, "sha", &sha_field) &&
+                    record_str_eq (sha_field, before));
     }
     msgpack_zone_clear (&zone);
     free (before);

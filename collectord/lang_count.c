@@ -693,11 +693,11 @@ lang_detect (const char *path, const char *data, size_t len)
             look = true;
         }
         //  The name before its first dot (Dockerfile.dev)
-        const char *dot = strchr (base, '.');
+        const char *first = strchr (base, '.');
         char stem[128];
-        if (dot > base && (size_t) (dot - base) < sizeof stem) {
-            memcpy (stem, base, (size_t) (dot - base));
-            stem[dot - base] = 0;
+        if (first > base && (size_t) (first - base) < sizeof stem) {
+            memcpy (stem, base, (size_t) (first - base));
+            stem[first - base] = 0;
             hit = S_FIND (s_prefixes, stem);
             if (hit)
                 return s_resolve (hit[1], data, len);

@@ -852,35 +852,35 @@ tsschema_test (bool verbose)
                         "64");
 
     //  Partitions on demand: bounds in UTC, found again, clipped to neighbours
-    static const char *ensure = "SELECT lo || ' ' || hi FROM metricsd_ensure_partition (%s, '%s')";
+#define S_ENSURE "SELECT lo || ' ' || hi FROM metricsd_ensure_partition (%s, '%s')"
     char sql[256];
-    snprintf (sql, sizeof sql, ensure, "'1990-05-17 12:00+02'", "month");
+    snprintf (sql, sizeof sql, S_ENSURE, "'1990-05-17 12:00+02'", "month");
     pgconn_test_expect (conn, sql, "1990-05-01 00:00:00+00 1990-06-01 00:00:00+00");
     pgconn_test_expect (conn, sql, "1990-05-01 00:00:00+00 1990-06-01 00:00:00+00");
-    snprintf (sql, sizeof sql, ensure, "'1990-05-31 23:59:59.999999+00'", "day");
+    snprintf (sql, sizeof sql, S_ENSURE, "'1990-05-31 23:59:59.999999+00'", "day");
     pgconn_test_expect (conn, sql, "1990-05-01 00:00:00+00 1990-06-01 00:00:00+00");
     //  The week of Sunday 1990-06-03 starts on Monday 05-28, inside May's
-    snprintf (sql, sizeof sql, ensure, "'1990-06-03 10:00+00'", "week");
+    snprintf (sql, sizeof sql, S_ENSURE, "'1990-06-03 10:00+00'", "week");
     pgconn_test_expect (conn, sql, "1990-06-01 00:00:00+00 1990-06-04 00:00:00+00");
-    snprintf (sql, sizeof sql, ensure, "'1990-06-04 00:00+00'", "week");
+    snprintf (sql, sizeof sql, S_ENSURE, "'1990-06-04 00:00+00'", "week");
     pgconn_test_expect (conn, sql, "1990-06-04 00:00:00+00 1990-06-11 00:00:00+00");
     pgconn_test_expect (conn,
                         "SELECT string_agg (part, ',' ORDER BY lo) FROM metricsd_partitions ()",
                         "points_data_19900501,points_data_19900601,points_data_19900604");
     //  Before 1970 and far ahead
-    snprintf (sql, sizeof sql, ensure, "'1969-12-31 23:59:59+00'", "year");
+    snprintf (sql, sizeof sql, S_ENSURE, "'1969-12-31 23:59:59+00'", "year");
     pgconn_test_expect (conn, sql, "1969-01-01 00:00:00+00 1970-01-01 00:00:00+00");
-    snprintf (sql, sizeof sql, ensure, "'2261-12-31 00:00+00'", "month");
+    snprintf (sql, sizeof sql, S_ENSURE, "'2261-12-31 00:00+00'", "month");
     pgconn_test_expect (conn, sql, "2261-12-01 00:00:00+00 2262-01-01 00:00:00+00");
     assert (pgconn_exec (conn, "INSERT INTO points_data VALUES (1, '1990-06-03 10:00+00', 1), "
                                "(1, '1969-12-31 23:59:59+00', 2)") == PGCONN_OK);
     pgconn_test_expect (conn, "SELECT count (*) FROM points_data_19900601", "1");
-    snprintf (sql, sizeof sql, ensure, "now ()", "fortnight");
+    snprintf (sql, sizeof sql, S_ENSURE, "now ()", "fortnight");
     PGresult *result = pgconn_query (conn, sql, 0, NULL);
     assert (!result && strstr (pgconn_error (conn), "unit must be"));
 
     //  Several metricsd wanting the same new partition at once: one is made
-    snprintf (sql, sizeof sql, ensure, "'2001-02-03 04:05:06+00'", "week");
+    snprintf (sql, sizeof sql, S_ENSURE, "'2001-02-03 04:05:06+00'", "week");
     assert (pgconn_test_parallel (dsn, 6, s_test_query, sql) == 0);
     pgconn_test_expect (conn,
                         "SELECT count (*) FROM metricsd_partitions () WHERE lo = "
@@ -913,10 +913,10 @@ tsschema_test (bool verbose)
         PQclear (facts);
         //  A role that may not read shared_preload_libraries gets NULL,
         //  not an error (which would end the migration's transaction)
-        char role[64], sql[160];
+        char role[64], as_role[160];
         snprintf (role, sizeof role, "omni_test_%d_reader", (int) getpid ());
-        snprintf (sql, sizeof sql, "CREATE ROLE %s; SET LOCAL ROLE %s", role, role);
-        assert (pgconn_exec (conn, sql) == PGCONN_OK);
+        snprintf (as_role, sizeof as_role, "CREATE ROLE %s; SET LOCAL ROLE %s", role, role);
+        assert (pgconn_exec (conn, as_role) == PGCONN_OK);
         facts = s_read_offer (conn, &offer);
         assert (facts && !offer.preload && !offer.superuser);
         PQclear (facts);
