@@ -10,6 +10,7 @@
 #include "log.h"
 
 #include <assert.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -289,7 +290,29 @@ static const char *s_probe_sql =
                                                                          "analysis_trend") ", "
                                                                                            "false)";
 
+//  A statement of the report sent ahead to the pool (see s_pool_start)
 typedef struct {
+    const char *sql; //  one of the constant statements above (its identity)
+    int nparams;
+    bool claimed; //  a connection runs it or ran it
+    bool done;    //  result or why is set
+    bool lost;    //  the connection that ran it is gone
+    PGresult *result;
+    char why[512]; //  the error, when it failed
+} s_job_t;
+
+#define S_MAX_JOBS    16
+#define S_MAX_WORKERS 4
+
+typedef struct s_gather_t s_gather_t;
+
+typedef struct {
+    s_gather_t *gather;
+    pthread_t thread;
+    bool started;
+} s_worker_t;
+
+struct s_gather_t {
     pgconn_t *conn;
     const char *params[4];
     char top[16];
@@ -297,14 +320,25 @@ typedef struct {
     bool relational, points;
     //  There, but this role has no SELECT on them
     bool relational_denied, points_denied;
-    bool trend;              //  analysis_trend (relationald 4) is there and readable
-    FILE *explain;           //  where query plans go, or NULL
-    PGconn *side;            //  the host section's statement, running meanwhile, or NULL
-    int64_t side_min_points; //  gather_options_t's
-    PGresult *weekly;        //  activity's result, which churn shows too
-    bool figures_read;       //  the summary's figures were read, and in them
-    char bus_factor[32];     //  the bus factor ("" = no commits)
-} s_gather_t;
+    bool trend;            //  analysis_trend (relationald 4) is there and readable
+    FILE *explain;         //  where query plans go, or NULL
+    int64_t pool_min_rows; //  gather_options_t's
+    PGresult *weekly;      //  activity's result, which churn shows too
+    bool figures_read;     //  the summary's figures were read, and in them
+    char bus_factor[32];   //  the bus factor ("" = no commits)
+    //  The pool: statements sent ahead, run by worker connections that
+    //  share the first one's snapshot (and by the first, while it waits)
+    s_job_t jobs[S_MAX_JOBS];
+    int njobs;
+    s_worker_t workers[S_MAX_WORKERS];
+    int nworkers;
+    char *worker_setup;          //  the workers' session and snapshot SQL
+    const char **keys, **values; //  the first connection's conninfo, for the workers
+    PQconninfoOption *conninfo;
+    bool stopping; //  no worker claims a job any more
+    pthread_mutex_t mutex;
+    pthread_cond_t cond;
+};
 
 //  A report's session, followed by its statement timeout in ms. The
 //  settings hold for this session only: a report never reconnects
@@ -339,6 +373,261 @@ gather_connect (const char *dsn, int64_t statement_timeout_ms, int64_t connect_t
         return NULL;
     }
     return conn;
+}
+
+//  The snapshot, the session's statement timeout, and the planner's row
+//  estimate of the tables a report reads most of (0 before their first
+//  ANALYZE, so a young database stays on one connection).
+#define S_POOL_MIN_ROWS 100000
+#define S_EST(rel)                                                                                 \
+    "(SELECT coalesce (sum (greatest (c.reltuples, 0)), 0) FROM pg_class c "                       \
+    "WHERE c.oid = to_regclass ('" rel "') OR c.oid IN (SELECT i.inhrelid FROM pg_inherits i "     \
+    "WHERE i.inhparent = to_regclass ('" rel "')))"
+static const char *s_pool_sql =
+    "SELECT pg_export_snapshot (), current_setting ('statement_timeout', true), "
+    "(" S_EST ("points_data") " + " S_EST ("points") " + " S_EST ("commits") " + " S_EST (
+        "commit_files") " + " S_EST ("ci_tests") ")::int8";
+
+//  Worker connections: with the first one, three backends for two or more
+//  cores; more only queue for the same CPUs (docs/performance.md,
+//  "Reports").
+#define S_WORKERS 2
+
+//  Runs one statement on a connection in a savepoint, so that a failure
+//  leaves the transaction usable for the next one. The result, or NULL
+//  with `why` (its first line) and `lost` when the connection went away.
+static PGresult *
+s_run (PGconn *conn, const char *sql, int nparams, const char *const *params, char *why,
+       size_t why_size, bool *lost)
+{
+    PQclear (PQexec (conn, "SAVEPOINT job"));
+    PGresult *result = PQexecParams (conn, sql, nparams, NULL, params, NULL, NULL, 0);
+    if (result && PQresultStatus (result) == PGRES_TUPLES_OK) {
+        PQclear (PQexec (conn, "RELEASE SAVEPOINT job"));
+        return result;
+    }
+    const char *message = result ? PQresultErrorMessage (result) : PQerrorMessage (conn);
+    snprintf (why, why_size, "%.*s", (int) strcspn (message, "\n"), message);
+    PQclear (result);
+    PQclear (PQexec (conn, "ROLLBACK TO SAVEPOINT job"));
+    *lost = PQstatus (conn) != CONNECTION_OK;
+    return NULL;
+}
+
+//  The next job nobody runs yet (under the mutex), or NULL
+static s_job_t *
+s_job_next (s_gather_t *self)
+{
+    for (int i = 0; i < self->njobs; i++)
+        if (!self->jobs[i].claimed)
+            return self->jobs + i;
+    return NULL;
+}
+
+//  A worker: its own connection of the same role, in the first one's
+//  snapshot (the figures agree with each other), then jobs until none is
+//  left. A worker that cannot connect or import the snapshot just ends:
+//  its jobs are run by the others or by the first connection.
+static void *
+s_worker (void *arg)
+{
+    s_gather_t *self = ((s_worker_t *) arg)->gather;
+    PGconn *conn = PQconnectdbParams (self->keys, self->values, 0);
+    PGresult *set = PQstatus (conn) == CONNECTION_OK ? PQexec (conn, self->worker_setup) : NULL;
+    bool ready = set && PQresultStatus (set) == PGRES_COMMAND_OK;
+    PQclear (set);
+    while (ready) {
+        pthread_mutex_lock (&self->mutex);
+        s_job_t *job = self->stopping ? NULL : s_job_next (self);
+        if (job)
+            job->claimed = true;
+        pthread_mutex_unlock (&self->mutex);
+        if (!job)
+            break;
+        char why[sizeof job->why] = "";
+        bool lost = false;
+        PGresult *result =
+            s_run (conn, job->sql, job->nparams, self->params, why, sizeof why, &lost);
+        pthread_mutex_lock (&self->mutex);
+        job->result = result;
+        job->lost = lost;
+        memcpy (job->why, why, sizeof why);
+        job->done = true;
+        pthread_cond_broadcast (&self->cond);
+        pthread_mutex_unlock (&self->mutex);
+        ready = !lost;
+    }
+    PQfinish (conn);
+    return NULL;
+}
+
+//  Sends the report's statements ahead to a pool of connections: each
+//  statement reads all of the project's rows (no index makes one small),
+//  so the page takes the longest chain of statements on one connection
+//  instead of their sum. The statements and their order are those the
+//  sections will ask for, longest first; a section then takes its result
+//  (s_query). Only when the planner counts enough rows for the worker
+//  connections (a few ms each) to pay for themselves; never for
+//  `explain`. Called at the transaction's top level (a snapshot cannot be
+//  exported from a section's savepoint). Anything that fails here leaves
+//  the statements to the first connection, as without a pool.
+static void
+s_pool_start (s_gather_t *self)
+{
+    PGconn *main = pgconn_handle (self->conn);
+    PGresult *result = PQexec (main, s_pool_sql);
+    if (PQresultStatus (result) != PGRES_TUPLES_OK || PQntuples (result) != 1) {
+        log_debug ("report.pool_not_used", "why=\"%s\"", PQerrorMessage (main));
+        PQclear (result);
+        //  The transaction is aborted: start it again, without a pool
+        PQclear (PQexec (main, "ROLLBACK"));
+        PQclear (PQexec (main, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"));
+        return;
+    }
+    if (self->pool_min_rows >= 0 &&
+        strtoll (PQgetvalue (result, 0, 2), NULL, 10) <
+            (self->pool_min_rows ? self->pool_min_rows : S_POOL_MIN_ROWS)) {
+        PQclear (result); //  few rows: more connections would cost more than they save
+        return;
+    }
+    //  The statements, longest first (docs/performance.md, "Reports")
+    const char *relational[] = {s_figures_sql,
+                                s_flakiest_sql,
+                                s_files_sql,
+                                s_weekly_sql,
+                                s_slowest_sql,
+                                s_contributors_sql,
+                                s_outcomes_sql,
+                                s_builds_weekly_sql,
+                                s_languages_sql,
+                                s_trend_sql,
+                                NULL};
+    bool readable = self->relational && !self->relational_denied;
+    if (self->points && !self->points_denied)
+        self->jobs[self->njobs++] = (s_job_t){.sql = s_host_sql, .nparams = 3};
+    for (int i = 0; readable && relational[i]; i++)
+        self->jobs[self->njobs++] = (s_job_t){
+            .sql = relational[i],
+            .nparams = relational[i] == s_contributors_sql || relational[i] == s_files_sql ||
+                               relational[i] == s_slowest_sql || relational[i] == s_flakiest_sql
+                           ? 4
+                           : 3};
+    if (readable && self->trend)
+        self->jobs[self->njobs++] = (s_job_t){.sql = s_history_sql, .nparams = 3};
+    assert (self->njobs <= S_MAX_JOBS);
+    //  The same server, database, role and options as the first
+    self->conninfo = PQconninfo (main);
+    int n = 0;
+    for (PQconninfoOption *o = self->conninfo; o && o->keyword; o++)
+        n++;
+    self->keys = calloc ((size_t) n + 1, sizeof (char *));
+    self->values = calloc ((size_t) n + 1, sizeof (char *));
+    assert (self->keys && self->values);
+    n = 0;
+    for (PQconninfoOption *o = self->conninfo; o && o->keyword; o++)
+        if (o->val && *o->val)
+            self->keys[n] = o->keyword, self->values[n++] = o->val;
+    char *snapshot =
+        PQescapeLiteral (main, PQgetvalue (result, 0, 0), strlen (PQgetvalue (result, 0, 0)));
+    char *timeout =
+        PQescapeLiteral (main, PQgetvalue (result, 0, 1), strlen (PQgetvalue (result, 0, 1)));
+    size_t size = strlen (s_session_sql) + 200 + (snapshot ? strlen (snapshot) : 0) +
+                  (timeout ? strlen (timeout) : 0);
+    self->worker_setup = malloc (size);
+    assert (self->worker_setup);
+    snprintf (self->worker_setup, size,
+              "%s%s; BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT %s",
+              s_session_sql, timeout ? timeout : "'0'", snapshot ? snapshot : "''");
+    PQfreemem (snapshot);
+    PQfreemem (timeout);
+    PQclear (result);
+    int workers = self->njobs - 1 < S_WORKERS ? self->njobs - 1 : S_WORKERS;
+    for (int i = 0; i < workers; i++) {
+        s_worker_t *worker = self->workers + self->nworkers;
+        worker->gather = self;
+        if (pthread_create (&worker->thread, NULL, s_worker, worker) == 0) {
+            worker->started = true;
+            self->nworkers++;
+        }
+    }
+}
+
+//  Ends the pool: no new job is claimed, the running ones end (each is
+//  bounded by the statement timeout), results nobody asked for are freed.
+static void
+s_pool_stop (s_gather_t *self)
+{
+    pthread_mutex_lock (&self->mutex);
+    self->stopping = true;
+    pthread_mutex_unlock (&self->mutex);
+    for (int i = 0; i < self->nworkers; i++)
+        pthread_join (self->workers[i].thread, NULL);
+    self->nworkers = 0;
+    for (int i = 0; i < self->njobs; i++)
+        PQclear (self->jobs[i].result);
+    self->njobs = 0;
+    free (self->worker_setup);
+    free (self->keys);
+    free (self->values);
+    PQconninfoFree (self->conninfo);
+    self->worker_setup = NULL;
+    self->keys = self->values = NULL;
+    self->conninfo = NULL;
+}
+
+//  Runs a job on the first connection (the caller holds no lock).
+static void
+s_job_run_here (s_gather_t *self, s_job_t *job)
+{
+    char why[sizeof job->why] = "";
+    bool lost = false;
+    PGresult *result = s_run (pgconn_handle (self->conn), job->sql, job->nparams, self->params, why,
+                              sizeof why, &lost);
+    pthread_mutex_lock (&self->mutex);
+    job->result = result;
+    job->lost = lost;
+    memcpy (job->why, why, sizeof why);
+    job->done = true;
+    pthread_mutex_unlock (&self->mutex);
+}
+
+//  The pool's job of `sql`, or NULL when it was not sent ahead
+static s_job_t *
+s_job_find (s_gather_t *self, const char *sql)
+{
+    for (int i = 0; i < self->njobs; i++)
+        if (self->jobs[i].sql == sql)
+            return self->jobs + i;
+    return NULL;
+}
+
+//  A job's result once done, handed to the caller (NULL after an error,
+//  said in `why`). While a worker runs it, the first connection runs the
+//  jobs nobody has taken yet rather than wait idle.
+static PGresult *
+s_job_take (s_gather_t *self, s_job_t *job, char *why, size_t why_size)
+{
+    pthread_mutex_lock (&self->mutex);
+    while (!job->done) {
+        s_job_t *next = job->claimed ? s_job_next (self) : job;
+        if (next && !self->lost) {
+            next->claimed = true;
+            pthread_mutex_unlock (&self->mutex);
+            s_job_run_here (self, next);
+            pthread_mutex_lock (&self->mutex);
+            if (next->lost)
+                self->lost = true;
+        } else if (self->lost && !job->claimed) {
+            job->claimed = job->done = true;
+            snprintf (job->why, sizeof job->why, "the connection was lost");
+        } else
+            pthread_cond_wait (&self->cond, &self->mutex);
+    }
+    PGresult *result = job->result;
+    job->result = NULL;
+    snprintf (why, why_size, "%s", job->why);
+    pthread_mutex_unlock (&self->mutex);
+    return result;
 }
 
 //  With `explain`: the plan of a query as it runs (EXPLAIN ANALYZE, so it
@@ -383,6 +672,18 @@ s_query_named (s_gather_t *self, model_section_t *section, const char *sql, cons
 {
     if (self->lost)
         return NULL;
+    s_job_t *job = s_job_find (self, sql);
+    if (job) {
+        char why[512];
+        PGresult *result = s_job_take (self, job, why, sizeof why);
+        if (!result && !self->lost) {
+            char text[600];
+            snprintf (text, sizeof text, "could not be read: %s", why);
+            log_warn ("report.section_failed", "section=%s error=\"%s\"", section->id, why);
+            model_section_empty (section, text);
+        }
+        return result;
+    }
     if (self->explain)
         s_explain (self, section, sql, name, nparams);
     if (pgconn_exec (self->conn, "SAVEPOINT section") != PGCONN_OK) {
@@ -405,105 +706,6 @@ s_query_named (s_gather_t *self, model_section_t *section, const char *sql, cons
 }
 
 #define s_query(self, section, sql, nparams) s_query_named (self, section, sql, #sql, nparams)
-
-//  The snapshot, the session's statement timeout, and whether points are
-//  many enough for a second connection to pay for itself (the planner's
-//  row estimates of the table and its partitions or chunks; 0 before
-//  their first ANALYZE, so a young table stays on one connection).
-#define S_SIDE_MIN_POINTS 100000
-static const char *s_side_sql =
-    "SELECT pg_export_snapshot (), current_setting ('statement_timeout', true), "
-    "(SELECT coalesce (sum (greatest (c.reltuples, 0)), 0)::int8 FROM pg_class c "
-    "WHERE c.oid = to_regclass ('points') OR c.oid IN (SELECT i.inhrelid FROM pg_inherits i "
-    "WHERE i.inhparent = to_regclass ('points')))";
-
-//  The host section reads metricsd's points (1,000,000 at a year of
-//  samples every 2 minutes: the report's longest statement) and nothing
-//  the relational sections read, so it runs on a second connection of the
-//  same role while they run on the first, in the same snapshot (exported
-//  by the first transaction, imported by the second): the figures still
-//  agree, and the page takes the longer of the two instead of their sum.
-//  Called at the transaction's top level (a snapshot cannot be exported
-//  from a section's savepoint). Anything that fails here leaves the
-//  section to the first connection, as before.
-static void
-s_side_start (s_gather_t *self)
-{
-    PGconn *main = pgconn_handle (self->conn);
-    PGresult *result = PQexec (main, s_side_sql);
-    bool exported = PQresultStatus (result) == PGRES_TUPLES_OK && PQntuples (result) == 1;
-    if (exported && self->side_min_points >= 0 &&
-        strtoll (PQgetvalue (result, 0, 2), NULL, 10) <
-            (self->side_min_points ? self->side_min_points : S_SIDE_MIN_POINTS)) {
-        PQclear (result); //  few points: a second connection would cost more than it saves
-        return;
-    }
-    if (!exported) {
-        log_debug ("report.side_not_used", "why=\"%s\"", PQerrorMessage (main));
-        PQclear (result);
-        //  The transaction is aborted: start it again, without a side
-        PQclear (PQexec (main, "ROLLBACK"));
-        PQclear (PQexec (main, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"));
-        return;
-    }
-    //  The same server, database, role and options as the first
-    PQconninfoOption *options = PQconninfo (main);
-    const char *keys[64], *values[64];
-    int n = 0;
-    for (PQconninfoOption *o = options; o && o->keyword && n < 63; o++)
-        if (o->val && *o->val)
-            keys[n] = o->keyword, values[n++] = o->val;
-    keys[n] = values[n] = NULL;
-    PGconn *side = PQconnectdbParams (keys, values, 0);
-    PQconninfoFree (options);
-    char *snapshot =
-        PQescapeLiteral (main, PQgetvalue (result, 0, 0), strlen (PQgetvalue (result, 0, 0)));
-    char sql[512];
-    snprintf (sql, sizeof sql,
-              "%s'%s'; BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; "
-              "SET TRANSACTION SNAPSHOT %s",
-              s_session_sql, PQgetvalue (result, 0, 1), snapshot ? snapshot : "''");
-    PQfreemem (snapshot);
-    PQclear (result);
-    PGresult *set = PQstatus (side) == CONNECTION_OK ? PQexec (side, sql) : NULL;
-    bool ready = set && PQresultStatus (set) == PGRES_COMMAND_OK &&
-                 PQsendQueryParams (side, s_host_sql, 3, NULL, self->params, NULL, NULL, 0);
-    PQclear (set);
-    if (!ready) {
-        log_debug ("report.side_not_used", "why=\"%s\"", PQerrorMessage (side));
-        PQfinish (side);
-        return;
-    }
-    self->side = side;
-}
-
-//  The side's result: as s_query's (NULL after an error, said in the
-//  section). The side connection is closed either way.
-static PGresult *
-s_side_result (s_gather_t *self, model_section_t *section)
-{
-    PGresult *result = NULL, *next;
-    while ((next = PQgetResult (self->side))) {
-        if (!result)
-            result = next;
-        else
-            PQclear (next);
-    }
-    if (!result || PQresultStatus (result) != PGRES_TUPLES_OK) {
-        char why[600];
-        const char *message = result ? PQresultErrorMessage (result) : PQerrorMessage (self->side);
-        size_t len = strcspn (message, "\n");
-        snprintf (why, sizeof why, "could not be read: %.*s", (int) len, message);
-        log_warn ("report.section_failed", "section=%s error=\"%.*s\"", section->id, (int) len,
-                  message);
-        model_section_empty (section, why);
-        PQclear (result);
-        result = NULL;
-    }
-    PQfinish (self->side);
-    self->side = NULL;
-    return result;
-}
 
 static model_type_t
 s_type (Oid oid)
@@ -806,8 +1008,7 @@ s_host (s_gather_t *self, model_t *model)
                                                    : "no metricsd points table in this database");
         return;
     }
-    PGresult *result =
-        self->side ? s_side_result (self, section) : s_query (self, section, s_host_sql, 3);
+    PGresult *result = s_query (self, section, s_host_sql, 3);
     if (!result)
         return;
     if (PQntuples (result) == 0) {
@@ -866,7 +1067,9 @@ model_t *
 gather_report (pgconn_t *conn, const gather_options_t *options, char *error, size_t error_size)
 {
     s_gather_t self = {
-        .conn = conn, .explain = options->explain, .side_min_points = options->side_min_points};
+        .conn = conn, .explain = options->explain, .pool_min_rows = options->pool_min_rows};
+    pthread_mutex_init (&self.mutex, NULL);
+    pthread_cond_init (&self.cond, NULL);
     snprintf (self.top, sizeof self.top, "%d", options->top > 0 ? options->top : 10);
     self.params[0] = options->pattern ? options->pattern : "%";
     self.params[1] = options->since;
@@ -899,8 +1102,9 @@ gather_report (pgconn_t *conn, const gather_options_t *options, char *error, siz
                    PQgetisnull (result, 0, 2) ? NULL : PQgetvalue (result, 0, 2),
                    PQgetisnull (result, 0, 3) ? NULL : PQgetvalue (result, 0, 3));
     PQclear (result);
-    if (self.points && !self.points_denied && !self.explain)
-        s_side_start (&self);
+    if (!self.explain &&
+        ((self.points && !self.points_denied) || (self.relational && !self.relational_denied)))
+        s_pool_start (&self);
     s_summary (&self, model);
     s_activity (&self, model);
     s_contributors (&self, model);
@@ -910,8 +1114,9 @@ gather_report (pgconn_t *conn, const gather_options_t *options, char *error, siz
     s_host (&self, model);
     s_history (&self, model);
     PQclear (self.weekly);
-    if (self.side)
-        PQfinish (self.side);
+    s_pool_stop (&self);
+    pthread_mutex_destroy (&self.mutex);
+    pthread_cond_destroy (&self.cond);
     if (self.lost) {
         snprintf (error, error_size, "PostgreSQL (%s) went away during the report: %s",
                   pgconn_display (conn), pgconn_error (conn));
@@ -1038,7 +1243,7 @@ gather_test (bool verbose)
     assert (strncmp (model_since (model), "2024-01-01 00:00:00", 19) == 0);
     model_destroy (&model);
     //  The same through the second connection (forced: the table is small)
-    options.side_min_points = -1;
+    options.pool_min_rows = -1;
     model = gather_report (conn, &options, error, sizeof error);
     assert (model && strstr (model_section (model, 6)->empty, "could not be read"));
     model_destroy (&model);
@@ -1059,7 +1264,7 @@ gather_test (bool verbose)
     options.since = NULL;
     const char *cells[2][7];
     for (int side = 0; side < 2; side++) {
-        options.side_min_points = side ? -1 : INT64_MAX;
+        options.pool_min_rows = side ? -1 : INT64_MAX;
         model = gather_report (conn, &options, error, sizeof error);
         assert (model);
         model_section_t *host = model_section (model, 6);
