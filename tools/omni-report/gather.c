@@ -147,15 +147,20 @@ static const char *s_outcomes_sql =
     "WITH " S_BUILDS "SELECT status, count(*) AS builds FROM b GROUP BY status "
     "ORDER BY builds DESC, status";
 
+//  Commits per week and author first (a few thousand rows, hashed), then
+//  per week: the distinct authors of a week are its rows, not a sort of
+//  every commit of the week (docs/performance.md, "Reports").
 #define S_WEEKLY                                                                                   \
-    S_COMMITS ", r AS (SELECT date_trunc ('week', min (author_time AT TIME ZONE 'UTC')) AS lo, "   \
-              "date_trunc ('week', max (author_time AT TIME ZONE 'UTC')) AS hi FROM c), "          \
-              "w AS (SELECT g::date AS week FROM r, generate_series (r.lo, r.hi, '1 week') g) "    \
-              "SELECT w.week, count(c.id) AS commits, count(DISTINCT c.email) AS authors, "        \
-              "coalesce (sum (c.insertions), 0) AS insertions, "                                   \
-              "coalesce (sum (c.deletions), 0) AS deletions "                                      \
-              "FROM w LEFT JOIN c ON date_trunc ('week', c.author_time AT TIME ZONE 'UTC')::date " \
-              "= w.week GROUP BY w.week ORDER BY w.week"
+    S_COMMITS ", we AS (SELECT date_trunc ('week', author_time AT TIME ZONE 'UTC') AS week, "      \
+              "email, count(*) AS n, sum (insertions) AS insertions, "                             \
+              "sum (deletions) AS deletions FROM c GROUP BY 1, 2), "                               \
+              "r AS (SELECT min (week) AS lo, max (week) AS hi FROM we), "                         \
+              "w AS (SELECT g AS week FROM r, generate_series (r.lo, r.hi, '1 week') g) "          \
+              "SELECT w.week::date AS week, coalesce (sum (we.n), 0)::int8 AS commits, "           \
+              "count(we.email) AS authors, "                                                       \
+              "coalesce (sum (we.insertions), 0)::int8 AS insertions, "                            \
+              "coalesce (sum (we.deletions), 0)::int8 AS deletions "                               \
+              "FROM w LEFT JOIN we ON we.week = w.week GROUP BY w.week ORDER BY w.week"
 
 //  One statement for two sections: activity shows its first three columns
 //  (commits and authors), churn all of them.
@@ -203,19 +208,38 @@ static const char *s_slowest_sql =
     "ORDER BY avg_duration DESC, suite, class, name LIMIT $4";
 
 //  Flaky: both passed and failed (or errored) on the same commit, the
-//  commit being the sha of the test's build.
+//  commit being the sha of the test's build. Failures are few: the
+//  (test, commit) pairs with a failure first, then the tests that also
+//  passed on one of those commits, and only those tests' runs counted per
+//  commit (was: every run of every test grouped by test and commit, 190,000
+//  groups at 200,000 runs). A test is (suite, class, name), class NULL
+//  being a class of its own, as in a GROUP BY.
+#define S_SAME_TEST(a, b)                                                                          \
+    a ".suite = " b ".suite AND " a ".name = " b ".name AND " a ".class IS NOT DISTINCT FROM " b   \
+      ".class"
 static const char *s_flakiest_sql =
-    "WITH " S_TESTS ", tb AS (SELECT t.suite, t.class, t.name, t.status, b.sha FROM t "
-    "JOIN ci_builds b ON b.source_id = t.source_id AND b.pipeline = t.pipeline "
+    "WITH " S_TESTS ", tb AS NOT MATERIALIZED (SELECT t.suite, t.class, t.name, t.status, b.sha "
+    "FROM t JOIN ci_builds b ON b.source_id = t.source_id AND b.pipeline = t.pipeline "
     "AND b.build_id = t.build_id WHERE b.sha IS NOT NULL "
     "AND t.status IN ('passed', 'failed', 'error')), "
-    "per AS (SELECT suite, class, name, sha, count(*) AS runs, "
-    "bool_or (status = 'passed') AS passed, bool_or (status <> 'passed') AS failed, "
-    "count(*) FILTER (WHERE status <> 'passed') AS failures FROM tb GROUP BY 1, 2, 3, 4) "
-    "SELECT suite, class, name, sum (runs) AS runs, sum (failures) AS failures, "
-    "count(*) AS commits, count(*) FILTER (WHERE passed AND failed) AS flaky_commits "
-    "FROM per GROUP BY suite, class, name HAVING count(*) FILTER (WHERE passed AND failed) > 0 "
-    "ORDER BY flaky_commits DESC, suite, class, name LIMIT $4";
+    "fc AS MATERIALIZED (SELECT DISTINCT suite, class, name, sha FROM tb "
+    "WHERE status <> 'passed'), "
+    "fk AS MATERIALIZED (SELECT DISTINCT tb.suite, tb.class, tb.name FROM tb JOIN fc "
+    "ON fc.sha = tb.sha AND " S_SAME_TEST (
+        "fc", "tb") " WHERE tb.status = 'passed'), "
+                    "per AS (SELECT tb.suite, tb.class, tb.name, tb.sha, count(*) AS runs, "
+                    "bool_or (tb.status = 'passed') AS passed, bool_or (tb.status <> 'passed') AS "
+                    "failed, "
+                    "count(*) FILTER (WHERE tb.status <> 'passed') AS failures FROM tb "
+                    "JOIN fk ON " S_SAME_TEST (
+                        "fk", "tb") " GROUP BY 1, 2, 3, 4) "
+                                    "SELECT suite, class, name, sum (runs) AS runs, sum (failures) "
+                                    "AS failures, "
+                                    "count(*) AS commits, count(*) FILTER (WHERE passed AND "
+                                    "failed) AS flaky_commits "
+                                    "FROM per GROUP BY suite, class, name HAVING count(*) FILTER "
+                                    "(WHERE passed AND failed) > 0 "
+                                    "ORDER BY flaky_commits DESC, suite, class, name LIMIT $4";
 
 static const char *s_languages_sql =
     "WITH " S_SNAPSHOTS "SELECT cs.language, sum (cs.files) AS files, sum (cs.code) AS code, "
@@ -323,6 +347,7 @@ struct s_gather_t {
     bool trend;            //  analysis_trend (relationald 4) is there and readable
     FILE *explain;         //  where query plans go, or NULL
     int64_t pool_min_rows; //  gather_options_t's
+    int connections;       //  gather_options_t's
     PGresult *weekly;      //  activity's result, which churn shows too
     bool figures_read;     //  the summary's figures were read, and in them
     char bus_factor[32];   //  the bus factor ("" = no commits)
@@ -388,10 +413,10 @@ static const char *s_pool_sql =
     "(" S_EST ("points_data") " + " S_EST ("points") " + " S_EST ("commits") " + " S_EST (
         "commit_files") " + " S_EST ("ci_tests") ")::int8";
 
-//  Worker connections: with the first one, three backends for two or more
-//  cores; more only queue for the same CPUs (docs/performance.md,
-//  "Reports").
-#define S_WORKERS 2
+//  Connections by default, the first included: three backends keep two
+//  cores busy while one waits for a result to be taken; more only queue
+//  for the same CPUs (docs/performance.md, "Reports").
+#define S_CONNECTIONS 3
 
 //  Runs one statement on a connection in a savepoint, so that a failure
 //  leaves the transaction usable for the next one. The result, or NULL
@@ -541,7 +566,11 @@ s_pool_start (s_gather_t *self)
     PQfreemem (snapshot);
     PQfreemem (timeout);
     PQclear (result);
-    int workers = self->njobs - 1 < S_WORKERS ? self->njobs - 1 : S_WORKERS;
+    int workers = (self->connections > 0 ? self->connections : S_CONNECTIONS) - 1;
+    if (workers > S_MAX_WORKERS)
+        workers = S_MAX_WORKERS;
+    if (workers > self->njobs - 1)
+        workers = self->njobs - 1;
     for (int i = 0; i < workers; i++) {
         s_worker_t *worker = self->workers + self->nworkers;
         worker->gather = self;
@@ -1066,8 +1095,10 @@ s_history (s_gather_t *self, model_t *model)
 model_t *
 gather_report (pgconn_t *conn, const gather_options_t *options, char *error, size_t error_size)
 {
-    s_gather_t self = {
-        .conn = conn, .explain = options->explain, .pool_min_rows = options->pool_min_rows};
+    s_gather_t self = {.conn = conn,
+                       .explain = options->explain,
+                       .pool_min_rows = options->pool_min_rows,
+                       .connections = options->connections};
     pthread_mutex_init (&self.mutex, NULL);
     pthread_cond_init (&self.cond, NULL);
     snprintf (self.top, sizeof self.top, "%d", options->top > 0 ? options->top : 10);
@@ -1102,7 +1133,7 @@ gather_report (pgconn_t *conn, const gather_options_t *options, char *error, siz
                    PQgetisnull (result, 0, 2) ? NULL : PQgetvalue (result, 0, 2),
                    PQgetisnull (result, 0, 3) ? NULL : PQgetvalue (result, 0, 3));
     PQclear (result);
-    if (!self.explain &&
+    if (!self.explain && self.connections != 1 &&
         ((self.points && !self.points_denied) || (self.relational && !self.relational_denied)))
         s_pool_start (&self);
     s_summary (&self, model);

@@ -31,6 +31,8 @@ typedef struct {
     //  test results) from which the statements run on a pool of connections
     //  in the same snapshot: 0 = 100,000, negative = always
     int64_t pool_min_rows;
+    //  Connections of that pool, the first included: 0 = 3, 1 = no pool
+    int connections;
 } gather_options_t;
 
 //  A connection for reports: times shown in UTC, every statement bounded
