@@ -22,14 +22,20 @@
 
 //  Version 2 is shared with relationald (common/sql/access.sql): the two may
 //  migrate one database or two, and either way it is there once.
-static const migrate_step_t s_steps_native[] = {
-    {1, "points", sql_points_native},        {2, "access", shared_sql_access},
-    {3, "points_access", sql_access_native}, {4, "series", sql_series_native},
-    {5, "points_view", sql_points_view},     {0, NULL, NULL}};
-static const migrate_step_t s_steps_timescaledb[] = {
-    {1, "points", sql_points_timescaledb},        {2, "access", shared_sql_access},
-    {3, "points_access", sql_access_timescaledb}, {4, "series", sql_series_timescaledb},
-    {5, "points_view", sql_points_view},          {0, NULL, NULL}};
+static const migrate_step_t s_steps_native[] = {{1, "points", sql_points_native},
+                                                {2, "access", shared_sql_access},
+                                                {3, "points_access", sql_access_native},
+                                                {4, "series", sql_series_native},
+                                                {5, "points_view", sql_points_view},
+                                                {6, "series_view", sql_series_view},
+                                                {0, NULL, NULL}};
+static const migrate_step_t s_steps_timescaledb[] = {{1, "points", sql_points_timescaledb},
+                                                     {2, "access", shared_sql_access},
+                                                     {3, "points_access", sql_access_timescaledb},
+                                                     {4, "series", sql_series_timescaledb},
+                                                     {5, "points_view", sql_points_view},
+                                                     {6, "series_view", sql_series_view},
+                                                     {0, NULL, NULL}};
 
 int
 tsschema_parse_mode (const char *text, tsschema_mode_t *mode)
@@ -658,7 +664,7 @@ s_test_series_migration (void)
         "(time || ' ' || name || ' ' || value || ' ' || source || ' ' || tags, ',' ORDER BY time) "
         "FROM points WHERE name = 'legacy')";
     char *before = pgconn_test_value (conn, answers);
-    assert (tsschema_migrate (conn, &config, &state) == 0 && state.applied == 2);
+    assert (tsschema_migrate (conn, &config, &state) == 0 && state.applied == 3);
     pgconn_test_expect (conn, answers, before);
     free (before);
     pgconn_test_expect (conn,
@@ -822,7 +828,7 @@ tsschema_test (bool verbose)
     tsschema_config_t config = {TSSCHEMA_NATIVE, "month", 0, false};
     tsschema_state_t state;
     assert (tsschema_migrate (conn, &config, &state) == 0);
-    assert (state.mode == TSSCHEMA_NATIVE && state.applied == 5 && !state.rollups);
+    assert (state.mode == TSSCHEMA_NATIVE && state.applied == 6 && !state.rollups);
     pgconn_test_expect (
         conn,
         "SELECT string_agg (relname || ':' || relkind::text, ',' ORDER BY relname) FROM "
@@ -931,7 +937,7 @@ tsschema_test (bool verbose)
         pgconn_test_expect (conn, "SELECT to_regclass ('points') IS NULL", "t");
         config.want = TSSCHEMA_AUTO;
         assert (tsschema_migrate (conn, &config, &state) == 0);
-        assert (state.mode == TSSCHEMA_NATIVE && state.applied == 5 && !*state.problem);
+        assert (state.mode == TSSCHEMA_NATIVE && state.applied == 6 && !*state.problem);
         pgconn_destroy (&conn);
         pgconn_testdb_drop (dsn);
         free (dsn);

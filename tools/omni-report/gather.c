@@ -266,22 +266,40 @@ static const char *s_trend_sql =
 #define S_PCT(col, digits)                                                                         \
     "round ((" col ")[1]::numeric" digits ") AS " col "_p50, "                                     \
     "round ((" col ")[2]::numeric" digits ") AS " col "_p95"
+#define S_HOST_NAMES "('host.cpu.user', 'host.cpu.system', 'host.mem.used', 'host.load.1')"
+#define S_HOST_PIVOT                                                                               \
+    "sum (value) FILTER (WHERE name IN ('host.cpu.user', 'host.cpu.system')) AS cpu, "             \
+    "max (value) FILTER (WHERE name = 'host.mem.used') AS mem, "                                   \
+    "max (value) FILTER (WHERE name = 'host.load.1') AS load "
+#define S_HOST_DAYS                                                                                \
+    "d AS (SELECT (time AT TIME ZONE 'UTC')::date AS day, "                                        \
+    "percentile_cont (ARRAY[0.5, 0.95]) WITHIN GROUP (ORDER BY cpu) AS cpu, "                      \
+    "percentile_cont (ARRAY[0.5, 0.95]) WITHIN GROUP (ORDER BY mem) AS mem, "                      \
+    "percentile_cont (ARRAY[0.5, 0.95]) WITHIN GROUP (ORDER BY load) AS load "                     \
+    "FROM s GROUP BY 1) "                                                                          \
+    "SELECT day, " S_PCT ("cpu", ", 4") ", " S_PCT ("mem", "") ", " S_PCT (                        \
+        "load", ", 4") " "                                                                         \
+                       "FROM d ORDER BY day"
 static const char *s_host_sql =
-    "WITH s AS (SELECT time, "
-    "sum (value) FILTER (WHERE name IN ('host.cpu.user', 'host.cpu.system')) AS cpu, "
-    "max (value) FILTER (WHERE name = 'host.mem.used') AS mem, "
-    "max (value) FILTER (WHERE name = 'host.load.1') AS load FROM points "
-    "WHERE name IN ('host.cpu.user', 'host.cpu.system', 'host.mem.used', 'host.load.1') "
+    "WITH s AS (SELECT time, " S_HOST_PIVOT "FROM points WHERE name IN " S_HOST_NAMES " "
     "AND source LIKE $1 AND " S_RANGE (
-        "time") " GROUP BY time, source, tags->>'host'), "
-                "d AS (SELECT (time AT TIME ZONE 'UTC')::date AS day, "
-                "percentile_cont (ARRAY[0.5, 0.95]) WITHIN GROUP (ORDER BY cpu) AS cpu, "
-                "percentile_cont (ARRAY[0.5, 0.95]) WITHIN GROUP (ORDER BY mem) AS mem, "
-                "percentile_cont (ARRAY[0.5, 0.95]) WITHIN GROUP (ORDER BY load) AS load "
-                "FROM s GROUP BY 1) "
-                "SELECT day, " S_PCT ("cpu", ", 4") ", " S_PCT ("mem", "") ", " S_PCT (
-                    "load", ", 4") " "
-                                   "FROM d ORDER BY day";
+        "time") " GROUP BY time, source, tags->>'host'), " S_HOST_DAYS;
+
+//  The same figures from metricsd 6 on (its `series` view, points with
+//  their series id): a sample is (time, k), k numbering the (source,
+//  host) pairs of the series, so the million points are grouped by a
+//  time and a number looked up in a short array, not by two texts, one
+//  taken out of each point's tags (docs/performance.md, "Reports").
+//  dense_rank gives equal pairs one k, and a series without a host its
+//  source's NULL host, as the GROUP BY above does.
+static const char *s_host_series_sql =
+    "WITH g AS MATERIALIZED (SELECT array_agg (id ORDER BY id) AS ids, "
+    "array_agg (k ORDER BY id) AS ks FROM (SELECT id, "
+    "dense_rank () OVER (ORDER BY source, tags->>'host') AS k FROM series "
+    "WHERE name IN " S_HOST_NAMES " AND source LIKE $1) x), "
+    "s AS (SELECT p.time, " S_HOST_PIVOT "FROM points p, g WHERE p.series_id = ANY (g.ids) "
+    "AND " S_RANGE ("p.time") " GROUP BY p.time, g.ks[array_position (g.ids, p.series_id)]), "
+                              "" S_HOST_DAYS;
 
 //  has_table_privilege on a relation that may not exist (NULL then).
 #define S_READABLE(rel) "has_table_privilege (to_regclass ('" rel "'), 'SELECT')"
@@ -296,23 +314,24 @@ static const char *s_history_sql =
     "AND " S_RANGE ("a.day::timestamptz") " ORDER BY a.day, a.source";
 
 //  What the database has and this role may read; the range as PostgreSQL
-//  reads it.
+//  reads it. The last column: metricsd 6's series view and points'
+//  series_id (s_host_series_sql).
+#define S_PROBE_RELATIONAL                                                                         \
+    S_READABLE ("commits_canonical")                                                               \
+    " AND " S_READABLE ("commit_files") " AND " S_READABLE ("ci_builds") " AND " S_READABLE (      \
+        "ci_tests") " AND " S_READABLE ("code_stats") " AND " S_READABLE ("sources")
+#define S_PROBE_POINTS S_READABLE ("points")
+#define S_PROBE_TREND  S_READABLE ("analysis_trend")
+#define S_PROBE_SERIES S_READABLE ("series")
 static const char *s_probe_sql =
     "SELECT to_regclass ('commits_canonical') IS NOT NULL AND to_regclass ('ci_builds') IS NOT "
-    "NULL "
-    "AND to_regclass ('code_stats') IS NOT NULL, to_regclass ('points') IS NOT NULL, "
+    "NULL AND to_regclass ('code_stats') IS NOT NULL, to_regclass ('points') IS NOT NULL, "
     "$2::timestamptz, $3::timestamptz, $1::text, "
-    "coalesce (" S_READABLE ("commits_canonical") " AND " S_READABLE (
-        "commit_files") " AND "
-                        "" S_READABLE ("ci_builds") " AND " S_READABLE (
-                            "ci_tests") " AND "
-                                        "" S_READABLE ("code_stats") " AND " S_READABLE (
-                                            "sources") ", false), "
-                                                       "coalesce (" S_READABLE (
-                                                           "points") ", false), "
-                                                                     "coalesce (" S_READABLE (
-                                                                         "analysis_trend") ", "
-                                                                                           "false)";
+    "coalesce (" S_PROBE_RELATIONAL ", false), "
+    "coalesce (" S_PROBE_POINTS ", false), "
+    "coalesce (" S_PROBE_TREND ", false), "
+    "coalesce (" S_PROBE_SERIES ", false) AND EXISTS (SELECT 1 FROM pg_attribute "
+    "WHERE attrelid = to_regclass ('points') AND attname = 'series_id' AND NOT attisdropped)";
 
 //  A statement of the report sent ahead to the pool (see s_pool_start)
 typedef struct {
@@ -345,6 +364,7 @@ struct s_gather_t {
     //  There, but this role has no SELECT on them
     bool relational_denied, points_denied;
     bool trend;            //  analysis_trend (relationald 4) is there and readable
+    const char *host_sql;  //  s_host_sql, or s_host_series_sql from metricsd 6 on
     FILE *explain;         //  where query plans go, or NULL
     int64_t pool_min_rows; //  gather_options_t's
     int connections;       //  gather_options_t's
@@ -529,7 +549,7 @@ s_pool_start (s_gather_t *self)
                                 NULL};
     bool readable = self->relational && !self->relational_denied;
     if (self->points && !self->points_denied)
-        self->jobs[self->njobs++] = (s_job_t){.sql = s_host_sql, .nparams = 3};
+        self->jobs[self->njobs++] = (s_job_t){.sql = self->host_sql, .nparams = 3};
     for (int i = 0; readable && relational[i]; i++)
         self->jobs[self->njobs++] = (s_job_t){
             .sql = relational[i],
@@ -1037,7 +1057,7 @@ s_host (s_gather_t *self, model_t *model)
                                                    : "no metricsd points table in this database");
         return;
     }
-    PGresult *result = s_query (self, section, s_host_sql, 3);
+    PGresult *result = s_query_named (self, section, self->host_sql, "s_host_sql", 3);
     if (!result)
         return;
     if (PQntuples (result) == 0) {
@@ -1127,6 +1147,7 @@ gather_report (pgconn_t *conn, const gather_options_t *options, char *error, siz
     self.relational_denied = self.relational && strcmp (PQgetvalue (result, 0, 5), "t") != 0;
     self.points_denied = self.points && strcmp (PQgetvalue (result, 0, 6), "t") != 0;
     self.trend = strcmp (PQgetvalue (result, 0, 7), "t") == 0;
+    self.host_sql = strcmp (PQgetvalue (result, 0, 8), "t") == 0 ? s_host_series_sql : s_host_sql;
     //  The range as PostgreSQL read it, so the report says what it covers.
     model_t *model =
         model_new (options->project ? options->project : self.params[0], self.params[0],
