@@ -1333,6 +1333,57 @@ gather_test (bool verbose)
         free ((char *) cells[1][i]);
     }
     assert (pgconn_exec (conn, "DROP TABLE points") == PGCONN_OK);
+
+    //  metricsd 6's series and series ids (s_host_series_sql) give the
+    //  figures of the statement without them (s_host_sql), here with what
+    //  makes a sample: two hosts and two sources at one time, a second
+    //  memory series of one host (the larger value counts), a series
+    //  without a host, samples with some measures only.
+    assert (pgconn_exec (
+                conn,
+                "CREATE TABLE series (id int8, name text, source text, tags jsonb); "
+                "INSERT INTO series VALUES (1, 'host.cpu.user', 's', '{\"host\": \"h\"}'), "
+                "(2, 'host.cpu.system', 's', '{\"host\": \"h\"}'), "
+                "(3, 'host.mem.used', 's', '{\"host\": \"h\"}'), "
+                "(4, 'host.load.1', 's', '{\"host\": \"h\"}'), "
+                "(5, 'host.mem.used', 's', '{\"host\": \"h\", \"dev\": \"x\"}'), "
+                "(6, 'host.cpu.user', 's', '{\"host\": \"h2\"}'), "
+                "(7, 'host.cpu.system', 's', '{\"host\": \"h2\"}'), "
+                "(8, 'host.load.1', 's', '{}'), (9, 'host.cpu.user', 's2', '{\"host\": \"h\"}'); "
+                "CREATE TABLE points AS SELECT p.time::timestamptz AS time, s.name, "
+                "p.value::float8 AS value, s.source, s.tags, s.id AS series_id FROM (VALUES "
+                "('2024-01-02 10:00Z', 1, 10), ('2024-01-02 10:00Z', 2, 5), "
+                "('2024-01-02 10:00Z', 3, 100), ('2024-01-02 10:00Z', 4, 0.5), "
+                "('2024-01-02 10:00Z', 5, 300), ('2024-01-02 10:00Z', 6, 50), "
+                "('2024-01-02 10:00Z', 7, 1), ('2024-01-02 10:00Z', 9, 7), "
+                "('2024-01-02 10:02Z', 1, 20), ('2024-01-02 10:02Z', 3, 110), "
+                "('2024-01-02 10:02Z', 5, 90), ('2024-01-02 10:04Z', 8, 3), "
+                "('2024-01-02 10:04Z', 4, 0.7), ('2024-01-03 09:00Z', 1, 30), "
+                "('2024-01-03 09:00Z', 2, 2), ('2024-01-03 09:00Z', 3, 120), "
+                "('2024-01-03 09:00Z', 4, 1.5)) p (time, id, value) JOIN series s USING (id)") ==
+            PGCONN_OK);
+    options.pool_min_rows = INT64_MAX;
+    const char *daily[2][14];
+    for (int old = 0; old < 2; old++) {
+        if (old)
+            assert (pgconn_exec (conn, "ALTER TABLE points DROP COLUMN series_id") == PGCONN_OK);
+        model = gather_report (conn, &options, error, sizeof error);
+        assert (model);
+        model_section_t *host = model_section (model, 6);
+        assert (!host->empty && host->ntables == 1 && host->tables[0]->nrows == 2);
+        for (int i = 0; i < 14; i++)
+            daily[old][i] = host->tables[0]->cells[i] ? strdup (host->tables[0]->cells[i]) : NULL;
+        model_destroy (&model);
+    }
+    //  CPU of the first day's samples: 7, 15, 20, 51 (and one without)
+    assert (strcmp (daily[0][0], "2024-01-02") == 0 && strcmp (daily[0][1], "17.5000") == 0);
+    for (int i = 0; i < 14; i++) {
+        assert ((daily[0][i] == NULL) == (daily[1][i] == NULL));
+        assert (!daily[0][i] || strcmp (daily[0][i], daily[1][i]) == 0);
+        free ((char *) daily[0][i]);
+        free ((char *) daily[1][i]);
+    }
+    assert (pgconn_exec (conn, "DROP TABLE points; DROP TABLE series") == PGCONN_OK);
     names = gather_projects (conn, error, sizeof error);
     assert (names && !names[0]);
     gather_names_free (&names);
