@@ -287,19 +287,23 @@ static const char *s_host_sql =
 
 //  The same figures from metricsd 6 on (its `series` view, points with
 //  their series id): a sample is (time, k), k numbering the (source,
-//  host) pairs of the series, so the million points are grouped by a
-//  time and a number looked up in a short array, not by two texts, one
-//  taken out of each point's tags (docs/performance.md, "Reports").
-//  dense_rank gives equal pairs one k, and a series without a host its
-//  source's NULL host, as the GROUP BY above does.
+//  host) pairs of the series, and the measure of a point is a flag of its
+//  series, so the million points are grouped by a time and a number, not
+//  by two texts, one taken out of each point's tags, and filtered by
+//  booleans, not by names (docs/performance.md, "Reports": 0.8 s of CPU
+//  before, 0.6 s). dense_rank gives equal pairs one k, and a series
+//  without a host its source's NULL host, as the GROUP BY above does.
+#define S_POINT_RANGE S_RANGE ("p.time")
 static const char *s_host_series_sql =
-    "WITH g AS MATERIALIZED (SELECT array_agg (id ORDER BY id) AS ids, "
-    "array_agg (k ORDER BY id) AS ks FROM (SELECT id, "
+    "WITH g AS (SELECT id, name IN ('host.cpu.user', 'host.cpu.system') AS is_cpu, "
+    "name = 'host.mem.used' AS is_mem, name = 'host.load.1' AS is_load, "
     "dense_rank () OVER (ORDER BY source, tags->>'host') AS k FROM series "
-    "WHERE name IN " S_HOST_NAMES " AND source LIKE $1) x), "
-    "s AS (SELECT p.time, " S_HOST_PIVOT "FROM points p, g WHERE p.series_id = ANY (g.ids) "
-    "AND " S_RANGE ("p.time") " GROUP BY p.time, g.ks[array_position (g.ids, p.series_id)]), "
-                              "" S_HOST_DAYS;
+    "WHERE name IN " S_HOST_NAMES " AND source LIKE $1), "
+    "s AS (SELECT p.time, sum (p.value) FILTER (WHERE g.is_cpu) AS cpu, "
+    "max (p.value) FILTER (WHERE g.is_mem) AS mem, "
+    "max (p.value) FILTER (WHERE g.is_load) AS load "
+    "FROM points p JOIN g ON g.id = p.series_id WHERE " S_POINT_RANGE " GROUP BY p.time, g.k), "
+    "" S_HOST_DAYS;
 
 //  has_table_privilege on a relation that may not exist (NULL then).
 #define S_READABLE(rel) "has_table_privilege (to_regclass ('" rel "'), 'SELECT')"
