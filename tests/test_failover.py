@@ -136,3 +136,40 @@ def test_collectord_starts_on_second_endpoint_and_reports_it(workdir, pg_databas
     finally:
         collector.kill9()
         b.stop()
+
+
+def test_curve_one_server_key_for_every_endpoint(workdir):
+    """Both instances hold one server certificate; the first does not (yet)
+    hold the collector's key, so it refuses the handshake: the collector
+    moves on to the second after 2 s and its records are stored there."""
+    from test_curve import allow, client_args, keygen
+    keys = os.path.join(workdir, "keys")
+    os.makedirs(keys)
+    server = keygen(keys, "ingestd")
+    collector_key, archiver_key = keygen(keys, "collector"), keygen(keys, "archiverd")
+    made = []
+    for name in ("a", "b"):
+        path = os.path.join(workdir, name)
+        clients = os.path.join(path, "clients")
+        os.makedirs(clients)
+        allow(clients, archiver_key, "writer:archive")
+        if name == "b":
+            allow(clients, collector_key, "collector")
+        p = Pipeline(path, extra=(f"--curve-key={server}", f"--curve-clients={clients}"))
+        p.ingestd.start()
+        made.append(p)
+    a, b = made
+    try:
+        b.writer("archiverd", [f"--archive-dir={b.archive_dir}", "--compress-after=0",
+                               *client_args(archiver_key, server)]).start()
+        out = subprocess.run([binary("omni-loadgen"), f"--intake={a.intake}, {b.intake}",
+                              "--count=2000", "--give-up=20s", *client_args(collector_key, server)],
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr[-3000:]
+        assert "failovers=1" in out.stdout, out.stdout
+        assert f"event=curve.refused endpoint={a.intake}" in out.stderr, out.stderr
+        assert f"event=intake.failover from={a.intake} to={b.intake} why=refused" in out.stderr
+        b.wait_archived(2000, timeout=30)
+        assert a.ingestd.metrics().get("omni_ingestd_records_received_total", 0) == 0
+    finally:
+        _stop(made)
