@@ -336,8 +336,8 @@ main (int argc, char **argv)
         }
     }
     httpd_destroy (&httpd);
+    session_destroy (&session); //  its intake client counts in the metrics
     metrics_destroy (&ops.metrics);
-    session_destroy (&session);
     collector->close (&handle);
     dirlock_destroy (&state_lock_held);
     free (positional);

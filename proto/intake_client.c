@@ -250,12 +250,14 @@ intake_client_destroy (intake_client_t **self_p)
         s_destroy_batch (&self->spare[i]);
     free (self->spare);
     s_destroy_batch (&self->filling);
+    //  The gauge is left as it is: the metrics may be gone with their owner
+    free (self->connected_gauge);
+    self->connected_gauge = NULL;
     s_close (self);
     for (size_t i = 0; i < self->nendpoints; i++)
         free (self->endpoints[i]);
     free (self->endpoints);
     free (self->refused);
-    free (self->connected_gauge);
     free (self->endpoint);
     free (self->replay_writers);
     free (self->error);
