@@ -68,6 +68,7 @@ struct _intake_client_t {
     int64_t last_ack_ms;
     uint64_t accepted, rejected, resent, failovers;
     bool connected_once;  //  this socket was connected before
+    bool refused_here;    //  this socket's handshake was refused (what it held went)
     int64_t down_ms;      //  since when this socket has no working connection; 0 = it has
     const char *down_why; //  why (static text, for the failover's log line)
     int64_t failover_ms;  //  INTAKE_FAILOVER_MS, at most ack_timeout
@@ -171,7 +172,7 @@ s_open (intake_client_t *self)
     assert (self->monitor);
     rc = zmq_connect (self->monitor, monitor_ep);
     assert (rc == 0);
-    self->connected_once = false;
+    self->connected_once = self->refused_here = false;
     self->down_ms = util_mono_ms ();
     self->down_why = "unreachable";
     self->refused_ms = 0;
@@ -438,12 +439,15 @@ s_handle_monitor (intake_client_t *self)
         bool was_refused = *refused;
         if (curve_refusal_event (id, endpoint, refused)) {
             self->refused_ms = util_mono_ms ();
+            self->refused_here = true;
             s_set_up (self, false, "refused");
         }
-        //  The refused connection took what was queued with it
+        //  The refused connection took what was queued with it (the streak
+        //  may have begun on the socket before a failover, which did not)
         else if (was_refused && !*refused) {
             s_set_up (self, true, NULL);
-            s_resend_all (self, "accepted");
+            if (self->refused_here)
+                s_resend_all (self, "accepted");
         }
     }
     zmq_msg_close (&event);
