@@ -195,9 +195,9 @@ main (int argc, char **argv)
          "serve: a report page is served again from memory for this long after it was built "
          "(its generated time says when); 0 = built at every request",
          &cache_ms},
-        {"intake", CONFIG_ENDPOINT, NULL,
-         "ingestd intake endpoint: also send the figures per source as analysis.summary "
-         "records; unset = do not send",
+        {"intake", CONFIG_ENDPOINTS, NULL,
+         "ingestd intake endpoint (or several, separated by commas: failover): also send the "
+         "figures per source as analysis.summary records; unset = do not send",
          &intake},
         {"give_up", CONFIG_DURATION, "30s",
          "fail when ingestd acknowledges nothing for this long (--intake)", &give_up_ms},
