@@ -8,6 +8,7 @@
     come from generate_series, so a gap shows as zero, not as nothing.       */
 #include "gather.h"
 #include "log.h"
+#include "pgtest.h"
 
 #include <assert.h>
 #include <stdio.h>
@@ -1010,7 +1011,7 @@ gather_test (bool verbose)
         gather_connect ("host=127.0.0.1 port=1 dbname=x", 1000, 2000, error, sizeof error);
     assert (!conn && strstr (error, "port=1") && strstr (error, "not available"));
 
-    char *dsn = pgconn_testdb_new ("report");
+    char *dsn = pgtest_db_new ("report");
     if (!dsn) {
         fprintf (stderr, "gather: no PostgreSQL, database part skipped\n");
         return;
@@ -1086,6 +1087,6 @@ gather_test (bool verbose)
     model = gather_report (conn, &options, error, sizeof error);
     assert (!model && strstr (error, "not a time"));
     pgconn_destroy (&conn);
-    pgconn_testdb_drop (dsn);
+    pgtest_db_drop (dsn);
     free (dsn);
 }
