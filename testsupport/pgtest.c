@@ -14,21 +14,6 @@
 #include <string.h>
 #include <unistd.h>
 
-static void
-s_quiet (void *arg, const char *message)
-{
-    (void) arg;
-    (void) message;
-}
-
-static char *
-s_strdup (const char *text)
-{
-    char *copy = strdup (text);
-    assert (copy);
-    return copy;
-}
-
 static const char *
 s_admin_conninfo (void)
 {
@@ -77,7 +62,7 @@ s_dbname (const char *conninfo)
     char *name = NULL;
     for (PQconninfoOption *o = options; o && o->keyword; o++)
         if (strcmp (o->keyword, "dbname") == 0 && o->val)
-            name = s_strdup (o->val);
+            name = strdup (o->val);
     PQconninfoFree (options);
     return name;
 }
@@ -93,7 +78,8 @@ pgtest_db_new (const char *tag)
         PQfinish (admin);
         return NULL;
     }
-    PQsetNoticeProcessor (admin, s_quiet, NULL);
+    //  "does not exist, skipping" is no news to a test
+    PQclear (PQexec (admin, "SET client_min_messages = warning"));
     char dbname[64];
     snprintf (dbname, sizeof dbname, "omni_test_%d_%s", (int) getpid (), tag);
     char sql[256];
@@ -140,7 +126,8 @@ pgtest_value (pgconn_t *conn, const char *sql)
         fprintf (stderr, "%s\n  %s\n", sql, result ? "not one row" : pgconn_error (conn));
         assert (false);
     }
-    char *value = s_strdup (PQgetisnull (result, 0, 0) ? "NULL" : PQgetvalue (result, 0, 0));
+    char *value = strdup (PQgetisnull (result, 0, 0) ? "NULL" : PQgetvalue (result, 0, 0));
+    assert (value);
     PQclear (result);
     return value;
 }
