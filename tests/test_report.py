@@ -1058,3 +1058,28 @@ def test_dashboard_cache(store):
     finally:
         stop(cached_proc)
         stop(live_proc)
+
+
+def test_output_into_a_fifo_stays_a_fifo(store, workdir):
+    """`-o` naming a device or a FIFO (/dev/null, a pipe) writes into it: the
+    temporary-file-and-rename used for regular files would replace it with a
+    file (run as root, `-o /dev/null` replaced /dev/null)."""
+    import stat
+    import threading
+    for kind, magic in (("html", b"<!DOCTYPE html>"), ("pdf", b"%PDF-")):
+        fifo = os.path.join(workdir, f"out-{kind}.fifo")
+        os.mkfifo(fifo)
+        got = {}
+
+        def drain():
+            with open(fifo, "rb") as f:
+                got["bytes"] = f.read()
+        reader = threading.Thread(target=drain, daemon=True)
+        reader.start()
+        out = report(store["dsn"], kind, "--source=%sample%", "-o", fifo)
+        reader.join(timeout=60)
+        assert not reader.is_alive()
+        assert stat.S_ISFIFO(os.stat(fifo).st_mode), "the FIFO was replaced by a file"
+        assert got["bytes"].startswith(magic) and len(got["bytes"]) > 10000, kind
+        assert out.stdout.strip() == fifo
+        assert not [n for n in os.listdir(workdir) if ".tmp." in n]

@@ -9,6 +9,7 @@
 #include "gather.h"
 #include "log.h"
 #include "mpjson.h"
+#include "pgtest.h"
 
 #include <assert.h>
 #include <pthread.h>
@@ -1284,7 +1285,7 @@ gather_test (bool verbose)
         gather_connect ("host=127.0.0.1 port=1 dbname=x", 1000, 2000, error, sizeof error);
     assert (!conn && strstr (error, "port=1") && strstr (error, "not available"));
 
-    char *dsn = pgconn_testdb_new ("report");
+    char *dsn = pgtest_db_new ("report");
     if (!dsn) {
         fprintf (stderr, "gather: no PostgreSQL, database part skipped\n");
         return;
@@ -1387,6 +1388,6 @@ gather_test (bool verbose)
     model = gather_report (conn, &options, error, sizeof error);
     assert (!model && strstr (error, "not a time"));
     pgconn_destroy (&conn);
-    pgconn_testdb_drop (dsn);
+    pgtest_db_drop (dsn);
     free (dsn);
 }
