@@ -13,6 +13,8 @@ BUILD   ?= build
 SAN     ?=
 CC      ?= cc
 PYTHON  ?= /usr/bin/python3
+# `make test` builds with one job per core: CI has two and a time budget.
+JOBS    ?= $(shell nproc 2>/dev/null || echo 2)
 
 CORE_PKGS := libzmq libczmq msgpack lmdb yaml-0.1 libmicrohttpd libcrypto libpq
 pkg_cflags = $(if $(strip $(1)),$(shell pkg-config --cflags $(1)))
@@ -115,10 +117,10 @@ $(BUILD)/obj/%.o: %.c
 test:
 	@tools/install-deps.sh --test
 	@$(MAKE) --no-print-directory format-check
-	@$(MAKE) --no-print-directory programs
-	@$(MAKE) --no-print-directory BUILD=build-asan SAN=1 programs
+	@$(MAKE) --no-print-directory -j$(JOBS) programs
+	@$(MAKE) --no-print-directory -j$(JOBS) BUILD=build-asan SAN=1 programs
 	@tools/with-test-services.sh $(MAKE) --no-print-directory BUILD=build-asan test-unit
-	@$(MAKE) --no-print-directory fuzz
+	@$(MAKE) --no-print-directory -j$(JOBS) fuzz
 	@tools/with-test-services.sh $(MAKE) --no-print-directory test-integration
 
 asan:
@@ -150,24 +152,28 @@ FUZZ_CC      = clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,und
 # (proto/fuzz_oracle.h): another decoder than the one it checks.
 FUZZ_CXX     = clang++ -std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined -Iproto
 fuzz: fuzz-build
-	build-fuzz/fuzz_record -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -print_final_stats=1 \
-	    -dict=proto/fuzz_record.dict build-fuzz/corpus proto/fuzz_seeds 2>&1 | tail -n 15
-	build-fuzz/fuzz_intake -max_total_time=$(FUZZ_SECONDS) -max_len=16384 -print_final_stats=1 \
-	    -close_fd_mask=2 \
-	    build-fuzz/corpus-intake proto/fuzz_seeds 2>&1 | tail -n 8
-	build-fuzz/fuzz_delivery -max_total_time=$(FUZZ_SECONDS) -max_len=16384 -print_final_stats=1 \
-	    -close_fd_mask=2 \
-	    build-fuzz/corpus-delivery proto/fuzz_seeds 2>&1 | tail -n 8
+	@tools/run-fuzzers.sh $(FUZZ_SECONDS)
 
-fuzz-build:
-	@mkdir -p build-fuzz/corpus build-fuzz/corpus-intake build-fuzz/corpus-delivery
+# Three targets so that `make -j` builds them side by side.
+FUZZ_BINS := build-fuzz/fuzz_record build-fuzz/fuzz_intake build-fuzz/fuzz_delivery
+FUZZ_HDRS := $(wildcard common/*.h proto/*.h ingestd/*.h testsupport/*.h)
+fuzz-build: $(FUZZ_BINS)
+
+build-fuzz/fuzz_record: proto/fuzz_record.c proto/fuzz_oracle.cpp $(LIBOMNI_SRCS) $(FUZZ_HDRS)
+	@mkdir -p build-fuzz/corpus
 	$(FUZZ_CXX) -c -o build-fuzz/fuzz_oracle.o proto/fuzz_oracle.cpp
-	$(FUZZ_CC) -fsanitize-link-c++-runtime -o build-fuzz/fuzz_record proto/fuzz_record.c \
-	    build-fuzz/fuzz_oracle.o proto/record.c proto/kinds.c proto/mpjson.c common/util.c \
-	    common/log.c $(CORE_LIBS) -lstdc++
-	$(FUZZ_CC) -o build-fuzz/fuzz_intake ingestd/fuzz_intake.c ingestd/journal.c ingestd/peers.c \
+	$(FUZZ_CC) -fsanitize-link-c++-runtime -o $@ proto/fuzz_record.c build-fuzz/fuzz_oracle.o \
+	    proto/record.c proto/kinds.c proto/mpjson.c common/util.c common/log.c $(CORE_LIBS) -lstdc++
+
+build-fuzz/fuzz_intake: ingestd/fuzz_intake.c ingestd/journal.c ingestd/peers.c $(LIBOMNI_SRCS) $(TESTSUP_SRCS) \
+                         $(FUZZ_HDRS)
+	@mkdir -p build-fuzz/corpus-intake
+	$(FUZZ_CC) -o $@ ingestd/fuzz_intake.c ingestd/journal.c ingestd/peers.c \
 	    $(LIBOMNI_SRCS) $(TESTSUP_SRCS) $(CORE_LIBS)
-	$(FUZZ_CC) -o build-fuzz/fuzz_delivery common/fuzz_delivery.c \
+
+build-fuzz/fuzz_delivery: common/fuzz_delivery.c $(LIBOMNI_SRCS) $(TESTSUP_SRCS) $(FUZZ_HDRS)
+	@mkdir -p build-fuzz/corpus-delivery
+	$(FUZZ_CC) -o $@ common/fuzz_delivery.c \
 	    $(filter-out common/writer.c,$(LIBOMNI_SRCS)) $(TESTSUP_SRCS) $(CORE_LIBS)
 
 run: all

@@ -24,6 +24,7 @@
 typedef struct {
     metrics_t *metrics;
     metric_t *runs_ok, *runs_failed, *runs_interrupted, *records, *last_duration, *last_end;
+    metric_t *failovers; //  the intake client's, read by /health
     atomic_bool last_failed;
     atomic_uint_fast64_t runs;
 } s_ops_t;
@@ -33,8 +34,9 @@ s_health (void *arg, char *text, size_t size)
 {
     s_ops_t *ops = (s_ops_t *) arg;
     bool failed = atomic_load (&ops->last_failed);
-    snprintf (text, size, "%s runs=%" PRIuFAST64 " last_run=%s", failed ? "failing" : "ok",
-              atomic_load (&ops->runs), failed ? "failed" : "ok");
+    snprintf (text, size, "%s runs=%" PRIuFAST64 " last_run=%s failovers=%.0f",
+              failed ? "failing" : "ok", atomic_load (&ops->runs), failed ? "failed" : "ok",
+              metric_value (ops->failovers));
     return !failed;
 }
 
@@ -122,7 +124,10 @@ main (int argc, char **argv)
     uint64_t batch_bytes;
     bool once, full;
     const config_option_t shared[] = {
-        {"intake", CONFIG_ENDPOINT, "tcp://127.0.0.1:5550", "ingestd intake endpoint", &intake},
+        {"intake", CONFIG_ENDPOINTS, "tcp://127.0.0.1:5550",
+         "ingestd intake endpoint, or several separated by commas: batches go to one, and to "
+         "the next when it stops answering (failover)",
+         &intake},
         {"instance", CONFIG_STRING, NULL,
          "collector instance name, the records' col (default <hostname>-<pid>)", &instance},
         {"state_dir", CONFIG_STRING, NULL,
@@ -278,6 +283,8 @@ main (int argc, char **argv)
         free (options);
         return 1;
     }
+    s_ops_t ops = {0};
+    ops.metrics = metrics_new ("omni_collectord_");
     session_config_t session_config = {collector->name,
                                        instance,
                                        {intake, (size_t) batch_records, (size_t) batch_bytes,
@@ -286,8 +293,11 @@ main (int argc, char **argv)
                                        progress_interval,
                                        project};
     session_t *session = session_new (&session_config);
-    s_ops_t ops = {0};
-    ops.metrics = metrics_new ("omni_collectord_");
+    if (session)
+        session_set_metrics (session, ops.metrics);
+    //  The series the intake client counts in (the same name is the same series)
+    ops.failovers = metrics_counter (ops.metrics, "failovers_total",
+                                     "times the intake moved to the next ingestd endpoint", NULL);
     ops.runs_ok = metrics_counter (ops.metrics, "runs_total", "collection runs", "status=\"ok\"");
     ops.runs_failed =
         metrics_counter (ops.metrics, "runs_total", "collection runs", "status=\"failed\"");
@@ -326,8 +336,8 @@ main (int argc, char **argv)
         }
     }
     httpd_destroy (&httpd);
+    session_destroy (&session); //  its intake client counts in the metrics
     metrics_destroy (&ops.metrics);
-    session_destroy (&session);
     collector->close (&handle);
     dirlock_destroy (&state_lock_held);
     free (positional);

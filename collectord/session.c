@@ -27,6 +27,7 @@ struct _session_t {
     intake_config_t intake_config;
     char *endpoint;
     intake_client_t *intake;
+    metrics_t *metrics; //  the intake client's, or NULL
     record_encoder_t *encoder;
     progress_t *progress;
     char *src, *target;
@@ -85,6 +86,13 @@ session_destroy (session_t **self_p)
     *self_p = NULL;
 }
 
+void
+session_set_metrics (session_t *self, metrics_t *metrics)
+{
+    self->metrics = metrics;
+    intake_client_set_metrics (self->intake, metrics);
+}
+
 static void
 s_new_run_id (char *out)
 {
@@ -121,6 +129,8 @@ session_begin (session_t *self, const char *src, const char *target, session_con
         intake_client_destroy (&self->intake);
         self->intake = intake_client_new (&self->intake_config);
         assert (self->intake); //  the endpoint was valid at start-up
+        if (self->metrics)
+            intake_client_set_metrics (self->intake, self->metrics);
         self->broken = false;
     }
     free (self->src);

@@ -41,6 +41,10 @@ typedef void (session_config_fn) (void *arg, msgpack_packer *pk);
 session_t *session_new (const session_config_t *config);
 void session_destroy (session_t **self_p);
 
+//  The intake client's failover metrics go to `metrics` (outlives the
+//  session): intake_client_set_metrics.
+void session_set_metrics (session_t *self, metrics_t *metrics);
+
 //  Starts a run on `src` (the record source) and sends run.start, whose
 //  body.source is `target` (what the user named, e.g. a path). Returns 0, or
 //  -1 when ingestd gave up or the process was interrupted.

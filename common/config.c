@@ -244,8 +244,8 @@ s_parse_duration (const char *text, int64_t *value)
 //  What libzmq would refuse with a bare "Invalid argument" at bind or
 //  connect time, said at start-up with the key: the transport and, for tcp,
 //  a host and a numeric port (or * to bind any).
-static bool
-s_valid_endpoint (const char *text)
+bool
+config_valid_endpoint (const char *text)
 {
     if (strncmp (text, "ipc://", 6) == 0)
         return text[6] != 0;
@@ -327,6 +327,38 @@ s_bad_value (config_t *self, size_t index, const char *text, const char *expecte
     return -1;
 }
 
+#define S_ENDPOINT_EXPECTED "expected an endpoint: tcp://HOST:PORT, ipc://PATH or inproc://NAME"
+
+//  CONFIG_ENDPOINTS: every item checked, at least one, kept as one text
+//  joined by commas. Takes `list`.
+static int
+s_set_endpoints (config_t *self, size_t index, char **list, const s_source_t *source)
+{
+    size_t size = 1;
+    for (char **item = list; *item; item++) {
+        if (!config_valid_endpoint (*item)) {
+            int rc = s_bad_value (self, index, *item, S_ENDPOINT_EXPECTED, source);
+            s_free_list (list);
+            return rc;
+        }
+        size += strlen (*item) + 1;
+    }
+    if (!*list) {
+        s_free_list (list);
+        return s_bad_value (self, index, "", "expected one or more endpoints, separated by commas",
+                            source);
+    }
+    char *joined = s_alloc (size);
+    for (char **item = list; *item; item++) {
+        if (item != list)
+            strcat (joined, ",");
+        strcat (joined, *item);
+    }
+    s_free_list (list);
+    s_set_string (self, index, joined, source->origin);
+    return 0;
+}
+
 //  Sets an option from text as found in a flag, variable, default or YAML
 //  scalar. Returns -1 after printing an error on a bad value.
 static int
@@ -337,12 +369,11 @@ s_apply (config_t *self, size_t index, const char *text, const s_source_t *sourc
     switch (option->type) {
     case CONFIG_STRING: s_set_string (self, index, s_strdup (text), source->origin); return 0;
     case CONFIG_ENDPOINT:
-        if (!s_valid_endpoint (text))
-            return s_bad_value (
-                self, index, text,
-                "expected an endpoint: tcp://HOST:PORT, ipc://PATH or inproc://NAME", source);
+        if (!config_valid_endpoint (text))
+            return s_bad_value (self, index, text, S_ENDPOINT_EXPECTED, source);
         s_set_string (self, index, s_strdup (text), source->origin);
         return 0;
+    case CONFIG_ENDPOINTS: return s_set_endpoints (self, index, s_split (text), source);
     case CONFIG_LIST: s_set_list (self, index, s_split (text), source->origin); return 0;
     case CONFIG_INT: {
         int64_t value;
@@ -426,7 +457,8 @@ s_load_value (config_t *self, size_t index, yaml_document_t *doc, yaml_node_t *n
         }
         return s_apply (self, index, s_scalar (node), source);
     }
-    if (node->type == YAML_SEQUENCE_NODE && option->type == CONFIG_LIST) {
+    if (node->type == YAML_SEQUENCE_NODE &&
+        (option->type == CONFIG_LIST || option->type == CONFIG_ENDPOINTS)) {
         yaml_node_item_t *start = node->data.sequence.items.start;
         size_t count = (size_t) (node->data.sequence.items.top - start);
         char **list = s_alloc ((count + 1) * sizeof (char *));
@@ -442,6 +474,8 @@ s_load_value (config_t *self, size_t index, yaml_document_t *doc, yaml_node_t *n
             }
             list[i] = s_strdup (s_scalar (item));
         }
+        if (option->type == CONFIG_ENDPOINTS)
+            return s_set_endpoints (self, index, list, source);
         s_set_list (self, index, list, source->origin);
         return 0;
     }
@@ -627,7 +661,8 @@ s_env_name (config_t *self, const char *key, char *name, size_t size)
         *p = isalnum ((unsigned char) *p) ? (char) toupper ((unsigned char) *p) : '_';
 }
 
-static const char *s_type_hints[] = {"TEXT", "INT", "BOOL", "SIZE", "DURATION", "LIST", "ENDPOINT"};
+static const char *s_type_hints[] = {"TEXT",     "INT",  "BOOL",     "SIZE",
+                                     "DURATION", "LIST", "ENDPOINT", "ENDPOINT[,...]"};
 
 static const char *
 s_program (config_t *self, const char *program)
@@ -804,7 +839,8 @@ config_load (config_t *self, int argc, char **argv)
         s_source_t source = {"default", self->section, NULL, 0};
         if (option->default_value)
             rc = s_apply (self, i, option->default_value, &source);
-        else if (option->type == CONFIG_STRING || option->type == CONFIG_ENDPOINT)
+        else if (option->type == CONFIG_STRING || option->type == CONFIG_ENDPOINT ||
+                 option->type == CONFIG_ENDPOINTS)
             s_set_string (self, i, NULL, "default");
         else if (option->type == CONFIG_LIST)
             s_set_list (self, i, s_alloc (sizeof (char *)), "default");
@@ -1314,6 +1350,34 @@ config_test (bool verbose)
         free (out);
     }
     config_destroy (&with_endpoint);
+
+    //  Several endpoints: comma-separated text or a YAML sequence, each
+    //  checked, kept as one text joined by commas
+    static char *endpoints;
+    static const config_option_t endpoints_options[] = {
+        {"to", CONFIG_ENDPOINTS, "tcp://127.0.0.1:5550", "endpoints", &endpoints},
+        {NULL, CONFIG_STRING, NULL, NULL, NULL}};
+    config_t *with_endpoints = config_new ("testd", endpoints_options);
+    assert (s_load (with_endpoints, NULL, 1) == 0 &&
+            strcmp (endpoints, "tcp://127.0.0.1:5550") == 0);
+    assert (s_load (with_endpoints, NULL, 2, "--to= tcp://a:1 ,, ipc:///x ") == 0 &&
+            strcmp (endpoints, "tcp://a:1,ipc:///x") == 0);
+    s_write_file (bad_path, "testd:\n  to:\n    - tcp://a:1\n    - tcp://b:2\n");
+    assert (s_load (with_endpoints, NULL, 3, "--config", bad_path) == 0 &&
+            strcmp (endpoints, "tcp://a:1,tcp://b:2") == 0);
+    assert (strcmp (config_origin (with_endpoints, "to"), "file") == 0);
+    s_write_file (bad_path, "testd:\n  to:\n    - tcp://a:1\n    - b:2\n");
+    assert (s_load (with_endpoints, &out, 3, "--config", bad_path) == -1);
+    assert (strstr (out, "testd.to: bad value \"b:2\"") && strstr (out, "tcp://HOST:PORT") &&
+            strstr (out, "bad.yaml:"));
+    free (out);
+    assert (s_load (with_endpoints, &out, 2, "--to=tcp://a:1,udp://b:2") == -1);
+    assert (strstr (out, "testd.to: bad value \"udp://b:2\""));
+    free (out);
+    assert (s_load (with_endpoints, &out, 2, "--to= , ") == -1);
+    assert (strstr (out, "testd.to: bad value \"\" (expected one or more endpoints"));
+    free (out);
+    config_destroy (&with_endpoints);
 
     //  --version
     assert (s_load (config, &out, 2, "--version") == 2);

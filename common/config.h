@@ -18,7 +18,12 @@ typedef enum {
     CONFIG_SIZE,     //  uint64_t *target, bytes: 512B, 64k, 16M, 2G (powers of 1024); 0
     CONFIG_DURATION, //  int64_t *target, milliseconds: 250ms, 5s, 2m, 1h, 1d; 0
     CONFIG_LIST,     //  char ***target, NULL-terminated; YAML sequence or comma-separated text
-    CONFIG_ENDPOINT //  char **target: a ZeroMQ endpoint, tcp://HOST:PORT, ipc://PATH, inproc://NAME
+    CONFIG_ENDPOINT, //  char **target: a ZeroMQ endpoint, tcp://HOST:PORT, ipc://PATH,
+                     //  inproc://NAME
+    //  char **target: one or more endpoints, each checked as CONFIG_ENDPOINT,
+    //  given as a YAML sequence or comma-separated text, kept joined by commas
+    //  ("tcp://a:5550,tcp://b:5550": what intake_config_t.endpoint takes)
+    CONFIG_ENDPOINTS
 } config_type_t;
 
 typedef struct {
@@ -60,6 +65,10 @@ const char *config_origin (config_t *self, const char *key);
 //  7d; 0) into milliseconds, for keys whose values hold durations inside
 //  other text (retain: metric=90d). false on anything else.
 bool config_parse_duration (const char *text, int64_t *ms);
+
+//  Whether `text` is an endpoint libzmq takes (the check of CONFIG_ENDPOINT):
+//  a transport and, for tcp, a host and a numeric port (or * to bind any).
+bool config_valid_endpoint (const char *text);
 
 void config_test (bool verbose);
 

@@ -7,10 +7,25 @@
     An ACK timeout covers the remaining case of a peer that accepted the
     message but never answered.
 
+    Failover. With several endpoints the DEALER is connected to one of them
+    (not to all: a DEALER would spread the batches over every peer, and a
+    batch queued for a peer that died is silently lost). The client moves to
+    the next endpoint, with a new socket, when a batch stayed unacknowledged
+    for ack_timeout or when the socket has had no working connection for
+    INTAKE_FAILOVER_MS (ingestd killed: its connection is refused; a host
+    gone: nothing answers), and sends every unacknowledged batch there: at
+    least once, as for a reconnect; record ids make the copy harmless in
+    the stores. A batch counts as done only on an ACK, from whichever
+    ingestd. The client stays where it is while that works; when every
+    endpoint is down it goes round them, one every INTAKE_FAILOVER_MS, until
+    give_up. A socket per endpoint rather than a disconnect and a connect
+    on one: the old socket's late events and replies go with it.
+
     A batch keeps its records back to back in one buffer (no frame, list
     node or allocation per record), and the buffers of acknowledged batches
     are reused; each transmission copies the records into ZeroMQ messages.  */
 #include "intake_client.h"
+#include "config.h"
 #include "log.h"
 #include "testpeer.h"
 #include "util.h"
@@ -19,6 +34,7 @@
 #include <assert.h>
 #include <czmq.h>
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <string.h>
 
 typedef struct {
@@ -32,10 +48,15 @@ typedef struct {
 
 struct _intake_client_t {
     intake_config_t config;
-    char *endpoint;
-    zsock_t *dealer;
-    void *monitor;     //  PAIR receiving the DEALER's socket events
-    s_batch_t *window; //  in-flight batches, oldest first
+    char *endpoint;             //  the endpoints as given
+    char **endpoints;           //  each of them
+    bool *refused;              //  per endpoint: in a streak of handshakes it refused
+    metric_t **connected_gauge; //  per endpoint: intake_connected, or NULL
+    metric_t *failovers_metric;
+    size_t nendpoints, current; //  sending to endpoints[current]
+    zsock_t *dealer;            //  connected to endpoints[current] alone
+    void *monitor;              //  PAIR receiving the DEALER's socket events
+    s_batch_t *window;          //  in-flight batches, oldest first
     size_t inflight;
     s_batch_t filling; //  the batch being filled
     s_batch_t *spare;  //  buffers of acknowledged batches, for reuse
@@ -45,11 +66,15 @@ struct _intake_client_t {
     char *replay_writers;
     char *error; //  the last ERROR's reason
     int64_t last_ack_ms;
-    uint64_t accepted, rejected, resent;
-    bool connected_once;
-    bool refused;       //  in a streak of handshakes refused by ingestd
-    int64_t refused_ms; //  the last refusal, not yet retried; 0 = none
-    bool draining;      //  waiting for ACKs after SIGINT/SIGTERM
+    uint64_t accepted, rejected, resent, failovers;
+    bool connected_once;  //  this socket was connected before
+    bool refused_here;    //  this socket's handshake was refused (what it held went)
+    int64_t down_ms;      //  since when this socket has no working connection; 0 = it has
+    const char *down_why; //  why (static text, for the failover's log line)
+    int64_t failover_ms;  //  INTAKE_FAILOVER_MS, at most ack_timeout
+    int64_t refused_ms;   //  the last refusal, not yet retried; 0 = none
+    bool worked;          //  a connection or an ACK since the last failover
+    bool draining;        //  waiting for ACKs after SIGINT/SIGTERM
     int64_t drain_deadline_ms;
 };
 
@@ -73,6 +98,107 @@ s_free_batch (intake_client_t *self, s_batch_t *batch)
         s_destroy_batch (batch);
 }
 
+//  Splits "a, b" into endpoints; false (after logging why) when one is
+//  not an endpoint a DEALER can connect to, or none is given.
+static bool
+s_parse_endpoints (intake_client_t *self, const char *list)
+{
+    size_t max = 1;
+    for (const char *p = list; *p; p++)
+        max += *p == ',';
+    self->endpoints = calloc (max + 1, sizeof *self->endpoints);
+    assert (self->endpoints);
+    char *copy = strdup (list), *save = NULL;
+    assert (copy);
+    bool valid = true;
+    for (char *item = strtok_r (copy, ",", &save); item && valid;
+         item = strtok_r (NULL, ",", &save)) {
+        while (*item == ' ' || *item == '\t')
+            item++;
+        size_t len = strlen (item);
+        while (len && (item[len - 1] == ' ' || item[len - 1] == '\t'))
+            item[--len] = 0;
+        if (!len)
+            continue;
+        //  A port of * or 0 binds anywhere but connects nowhere
+        const char *port = strrchr (item, ':');
+        valid = config_valid_endpoint (item) &&
+                !(strncmp (item, "tcp://", 6) == 0 && port &&
+                  (streq (port, ":*") || strspn (port + 1, "0") == strlen (port + 1)));
+        if (!valid)
+            log_error ("intake.endpoint",
+                       "endpoint=%s error=\"not an endpoint to connect to: expected "
+                       "tcp://HOST:PORT, ipc://PATH or inproc://NAME\"",
+                       item);
+        else
+            self->endpoints[self->nendpoints++] = strdup (item);
+    }
+    free (copy);
+    if (valid && self->nendpoints == 0) {
+        log_error ("intake.endpoint", "endpoint=\"%s\" error=\"no endpoint given\"", list);
+        valid = false;
+    }
+    return valid;
+}
+
+//  Monitor endpoints are unique for the process: a closed monitor's inproc
+//  name is released asynchronously, so an address could still be taken
+static atomic_uint s_monitors;
+
+//  A new socket connected to endpoints[current]. Returns 0, or -1 when the
+//  connect failed (logged): the socket has no connection then, and the
+//  failover moves on from it like from any endpoint that does not answer.
+static int
+s_open (intake_client_t *self)
+{
+    const char *endpoint = self->endpoints[self->current];
+    self->dealer = zsock_new (ZMQ_DEALER);
+    assert (self->dealer);
+    zsock_set_linger (self->dealer, 0);
+    zsock_set_sndhwm (self->dealer, 0);
+    zsock_set_rcvhwm (self->dealer, 0);
+    zsock_set_reconnect_ivl (self->dealer, 100);
+    zsock_set_reconnect_ivl_max (self->dealer, 2000);
+    if (self->config.curve)
+        curve_client_apply (self->config.curve, self->dealer);
+    char monitor_ep[64];
+    snprintf (monitor_ep, sizeof monitor_ep, "inproc://intake-monitor-%u",
+              atomic_fetch_add (&s_monitors, 1));
+    int rc =
+        zmq_socket_monitor (zsock_resolve (self->dealer), monitor_ep,
+                            ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED | CURVE_MONITOR_EVENTS);
+    assert (rc == 0);
+    self->monitor = zmq_socket (zsys_init (), ZMQ_PAIR);
+    assert (self->monitor);
+    rc = zmq_connect (self->monitor, monitor_ep);
+    assert (rc == 0);
+    self->connected_once = self->refused_here = false;
+    self->down_ms = util_mono_ms ();
+    self->down_why = "unreachable";
+    self->refused_ms = 0;
+    if (zsock_connect (self->dealer, "%s", endpoint) == 0)
+        return 0;
+    log_error ("intake.endpoint", "endpoint=%s error=\"%s\"", endpoint,
+               zmq_strerror (zmq_errno ()));
+    return -1;
+}
+
+static void
+s_close (intake_client_t *self)
+{
+    if (self->dealer)
+        zmq_socket_monitor (zsock_resolve (self->dealer), NULL, 0);
+    if (self->monitor) {
+        int zero = 0;
+        zmq_setsockopt (self->monitor, ZMQ_LINGER, &zero, sizeof zero);
+        zmq_close (self->monitor);
+        self->monitor = NULL;
+    }
+    zsock_destroy (&self->dealer);
+    if (self->connected_gauge)
+        metric_set (self->connected_gauge[self->current], 0);
+}
+
 intake_client_t *
 intake_client_new (const intake_config_t *config)
 {
@@ -87,33 +213,23 @@ intake_client_new (const intake_config_t *config)
         self->config.window = 8;
     if (!self->config.ack_timeout_ms)
         self->config.ack_timeout_ms = 10000;
-    self->endpoint = strdup (config->endpoint);
+    self->failover_ms = self->config.ack_timeout_ms < INTAKE_FAILOVER_MS
+                            ? self->config.ack_timeout_ms
+                            : INTAKE_FAILOVER_MS;
+    self->endpoint = strdup (config->endpoint ? config->endpoint : "");
     self->config.endpoint = self->endpoint;
     self->window = calloc (self->config.window, sizeof *self->window);
     self->spare = calloc (self->config.window + 1, sizeof *self->spare);
     assert (self->window && self->spare);
-    self->dealer = zsock_new (ZMQ_DEALER);
-    assert (self->dealer);
-    zsock_set_linger (self->dealer, 0);
-    zsock_set_sndhwm (self->dealer, 0);
-    zsock_set_rcvhwm (self->dealer, 0);
-    zsock_set_reconnect_ivl (self->dealer, 100);
-    zsock_set_reconnect_ivl_max (self->dealer, 2000);
-    if (config->curve)
-        curve_client_apply (config->curve, self->dealer);
-    char monitor_ep[64];
-    snprintf (monitor_ep, sizeof monitor_ep, "inproc://intake-monitor-%p", (void *) self);
-    int rc =
-        zmq_socket_monitor (zsock_resolve (self->dealer), monitor_ep,
-                            ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED | CURVE_MONITOR_EVENTS);
-    assert (rc == 0);
-    self->monitor = zmq_socket (zsys_init (), ZMQ_PAIR);
-    assert (self->monitor);
-    rc = zmq_connect (self->monitor, monitor_ep);
-    assert (rc == 0);
-    if (zsock_connect (self->dealer, "%s", self->endpoint) != 0) {
-        log_error ("intake.endpoint", "endpoint=%s error=\"%s\"", self->endpoint,
-                   zmq_strerror (zmq_errno ()));
+    if (!s_parse_endpoints (self, self->endpoint)) {
+        intake_client_destroy (&self);
+        return NULL;
+    }
+    self->refused = calloc (self->nendpoints, sizeof *self->refused);
+    assert (self->refused);
+    self->connected_gauge = calloc (self->nendpoints, sizeof *self->connected_gauge);
+    assert (self->connected_gauge);
+    if (s_open (self)) {
         intake_client_destroy (&self);
         return NULL;
     }
@@ -135,14 +251,14 @@ intake_client_destroy (intake_client_t **self_p)
         s_destroy_batch (&self->spare[i]);
     free (self->spare);
     s_destroy_batch (&self->filling);
-    if (self->dealer)
-        zmq_socket_monitor (zsock_resolve (self->dealer), NULL, 0);
-    if (self->monitor) {
-        int zero = 0;
-        zmq_setsockopt (self->monitor, ZMQ_LINGER, &zero, sizeof zero);
-        zmq_close (self->monitor);
-    }
-    zsock_destroy (&self->dealer);
+    //  The gauge is left as it is: the metrics may be gone with their owner
+    free (self->connected_gauge);
+    self->connected_gauge = NULL;
+    s_close (self);
+    for (size_t i = 0; i < self->nendpoints; i++)
+        free (self->endpoints[i]);
+    free (self->endpoints);
+    free (self->refused);
     free (self->endpoint);
     free (self->replay_writers);
     free (self->error);
@@ -199,6 +315,7 @@ s_retire_batch (intake_client_t *self, s_batch_t *batch)
              (self->inflight - i - 1) * sizeof *self->window);
     self->inflight--;
     self->last_ack_ms = util_mono_ms ();
+    self->worked = true;
 }
 
 static void
@@ -208,8 +325,9 @@ s_handle_ack (intake_client_t *self, zmsg_t *msg)
     char why[128];
     if (wire_decode (WIRE_INTAKE, msg, &head, why, sizeof why) != 0 ||
         (head.command != WIRE_INTAKE_ACK && head.command != WIRE_INTAKE_ERROR)) {
-        log_warn ("intake.bad_reply", "endpoint=%s frames=%zu why=\"%s\"", self->endpoint,
-                  zmsg_size (msg), head.command == WIRE_NONE ? why : "not a reply");
+        log_warn ("intake.bad_reply", "endpoint=%s frames=%zu why=\"%s\"",
+                  self->endpoints[self->current], zmsg_size (msg),
+                  head.command == WIRE_NONE ? why : "not a reply");
         return;
     }
     s_batch_t *batch = s_find_batch (self, head.seq);
@@ -241,6 +359,55 @@ s_resend_all (intake_client_t *self, const char *why)
     }
 }
 
+//  The socket's connection works (or no longer does) from now.
+static void
+s_set_up (intake_client_t *self, bool up, const char *why)
+{
+    if (up) {
+        self->down_ms = 0;
+        self->worked = true;
+    } else if (!self->down_ms) {
+        self->down_ms = util_mono_ms ();
+        self->down_why = why;
+    }
+    metric_set (self->connected_gauge[self->current], up ? 1 : 0);
+}
+
+//  Moves to the next endpoint, with a new socket, and sends every
+//  unacknowledged batch there.
+static void
+s_failover (intake_client_t *self, const char *why)
+{
+    size_t from = self->current;
+    s_close (self);
+    self->current = (self->current + 1) % self->nendpoints;
+    s_open (self);
+    self->failovers++;
+    metric_add (self->failovers_metric, 1);
+    //  While every endpoint is down the client goes round them: then a line
+    //  per endpoint a minute, with how many were held back
+    uint64_t held = 0;
+    if (self->worked || log_allow ("intake.failover", self->endpoints[self->current], 60000, &held))
+        log_warn ("intake.failover",
+                  "from=%s to=%s why=%s unacked=%zu failovers=%" PRIu64 " held_back=%" PRIu64,
+                  self->endpoints[from], self->endpoints[self->current], why, self->inflight,
+                  self->failovers, held);
+    self->worked = false;
+    for (size_t i = 0; i < self->inflight; i++) {
+        s_transmit (self, &self->window[i]);
+        self->resent++;
+    }
+}
+
+//  Fails over when the socket has had no working connection for too long.
+static void
+s_check_down (intake_client_t *self)
+{
+    if (self->nendpoints > 1 && self->down_ms &&
+        util_mono_ms () - self->down_ms >= self->failover_ms)
+        s_failover (self, self->down_why);
+}
+
 static void
 s_handle_monitor (intake_client_t *self)
 {
@@ -252,25 +419,36 @@ s_handle_monitor (intake_client_t *self)
     zmq_msg_recv (&address, self->monitor, 0);
     uint16_t id;
     memcpy (&id, zmq_msg_data (&event), sizeof id);
+    const char *endpoint = self->endpoints[self->current];
+    bool *refused = &self->refused[self->current];
     if (id == ZMQ_EVENT_CONNECTED) {
         //  While ingestd refuses our key nothing gets through: the batches
         //  are sent again once a handshake succeeds, not at every retry
-        if (self->connected_once && !self->refused)
+        if (self->connected_once && !*refused)
             s_resend_all (self, "reconnected");
         self->connected_once = true;
-        log_debug ("intake.connected", "endpoint=%s", self->endpoint);
+        if (!*refused)
+            s_set_up (self, true, NULL);
+        log_debug ("intake.connected", "endpoint=%s", endpoint);
     } else if (id == ZMQ_EVENT_DISCONNECTED) {
         //  A refused handshake disconnects too: said once by curve.refused
-        if (!self->refused)
-            log_warn ("intake.disconnected", "endpoint=%s unacked=%zu", self->endpoint,
-                      self->inflight);
+        if (!*refused)
+            log_warn ("intake.disconnected", "endpoint=%s unacked=%zu", endpoint, self->inflight);
+        s_set_up (self, false, "disconnected");
     } else {
-        bool was_refused = self->refused;
-        if (curve_refusal_event (id, self->endpoint, &self->refused))
+        bool was_refused = *refused;
+        if (curve_refusal_event (id, endpoint, refused)) {
             self->refused_ms = util_mono_ms ();
-        //  The refused connection took what was queued with it
-        else if (was_refused && !self->refused)
-            s_resend_all (self, "accepted");
+            self->refused_here = true;
+            s_set_up (self, false, "refused");
+        }
+        //  The refused connection took what was queued with it (the streak
+        //  may have begun on the socket before a failover, which did not)
+        else if (was_refused && !*refused) {
+            s_set_up (self, true, NULL);
+            if (self->refused_here)
+                s_resend_all (self, "accepted");
+        }
     }
     zmq_msg_close (&event);
     zmq_msg_close (&address);
@@ -285,17 +463,18 @@ s_drain_replies (intake_client_t *self)
         zmq_pollitem_t items[] = {{zsock_resolve (self->dealer), 0, ZMQ_POLLIN, 0},
                                   {self->monitor, 0, ZMQ_POLLIN, 0}};
         if (zmq_poll (items, 2, 0) <= 0)
-            return;
+            break;
         if (items[1].revents & ZMQ_POLLIN)
             s_handle_monitor (self);
         if (items[0].revents & ZMQ_POLLIN) {
             zmsg_t *msg = zmsg_recv (self->dealer);
             if (!msg)
-                return;
+                break;
             s_handle_ack (self, msg);
             zmsg_destroy (&msg);
         }
     }
+    s_check_down (self);
 }
 
 //  Waits for replies until at most `max_inflight` batches are unacked.
@@ -315,7 +494,7 @@ s_wait (intake_client_t *self, size_t max_inflight)
             //  ingestd holds back ACKs on purpose while its journal is full
             //  or cannot be written: its /health says which.
             log_error ("intake.unreachable",
-                       "endpoint=%s unacked=%zu waited_ms=%" PRId64
+                       "endpoints=%s unacked=%zu waited_ms=%" PRId64
                        " reason=\"no acknowledgement from ingestd: ingestd stopped "
                        "acknowledging or is not reachable; ingestd's /health tells why (e.g. "
                        "journal full, disk full)\"",
@@ -327,9 +506,17 @@ s_wait (intake_client_t *self, size_t max_inflight)
             if (self->window[i].sent_ms < oldest)
                 oldest = self->window[i].sent_ms;
         if (now - oldest >= self->config.ack_timeout_ms) {
+            uint64_t failovers = self->failovers;
             s_drain_replies (self);
             if (self->inflight <= max_inflight)
                 break;
+            if (self->failovers != failovers)
+                continue; //  sent again elsewhere just now
+            //  The endpoint in use does not answer: another may
+            if (self->nendpoints > 1) {
+                s_failover (self, "ack_timeout");
+                continue;
+            }
             for (size_t i = 0; i < self->inflight; i++)
                 if (now - self->window[i].sent_ms >= self->config.ack_timeout_ms) {
                     s_transmit (self, &self->window[i]);
@@ -348,7 +535,7 @@ s_wait (intake_client_t *self, size_t max_inflight)
             s_handle_monitor (self);
         if (self->refused_ms && util_mono_ms () - self->refused_ms >= CURVE_RETRY_MS) {
             self->refused_ms = 0;
-            curve_reconnect (self->dealer, self->endpoint);
+            curve_reconnect (self->dealer, self->endpoints[self->current]);
         }
         if (items[0].revents & ZMQ_POLLIN) {
             zmsg_t *msg = zmsg_recv (self->dealer);
@@ -357,6 +544,7 @@ s_wait (intake_client_t *self, size_t max_inflight)
                 zmsg_destroy (&msg);
             }
         }
+        s_check_down (self);
     }
     return 0;
 }
@@ -470,10 +658,136 @@ intake_client_acked_prefix (intake_client_t *self)
     return self->queued - self->filling.records;
 }
 
+void
+intake_client_set_metrics (intake_client_t *self, metrics_t *metrics)
+{
+    self->failovers_metric = metrics_counter (
+        metrics, "failovers_total", "times the intake moved to the next ingestd endpoint", NULL);
+    for (size_t i = 0; i < self->nendpoints; i++) {
+        //  The label value escaped as the exposition format wants it
+        char labels[600] = "endpoint=\"";
+        size_t used = strlen (labels);
+        for (const char *c = self->endpoints[i]; *c && used + 4 < sizeof labels; c++) {
+            if (*c == '"' || *c == '\\')
+                labels[used++] = '\\';
+            labels[used++] = *c == '\n' ? ' ' : *c;
+        }
+        labels[used++] = '"';
+        labels[used] = 0;
+        self->connected_gauge[i] =
+            metrics_gauge (metrics, "intake_connected",
+                           "1 while connected to this ingestd endpoint (the one in use)", labels);
+        metric_set (self->connected_gauge[i], i == self->current && !self->down_ms);
+    }
+}
+
+uint64_t
+intake_client_failovers (intake_client_t *self)
+{
+    return self->failovers;
+}
+
+const char *
+intake_client_endpoint (intake_client_t *self)
+{
+    return self->endpoints[self->current];
+}
+
 const char *
 intake_client_error (intake_client_t *self)
 {
     return self->error;
+}
+
+//  Sends `n` records ("\x80": not a record, so each is counted rejected,
+//  and acknowledged) and waits for every ACK.
+static void
+s_test_send (intake_client_t *client, int n)
+{
+    for (int i = 0; i < n; i++)
+        assert (intake_client_send (client, "\x80", 1) == 0);
+    assert (intake_client_flush (client) == 0);
+}
+
+static void
+s_test_failover (void)
+{
+    //  Endpoint lists: trimmed, empty items skipped; one bad item (or a
+    //  port that connects nowhere) refuses the whole list
+    intake_config_t config = {"", 2, 0, 2, 300, 5000, NULL};
+    const char *bad[] = {"",
+                         " , ",
+                         "tcp://127.0.0.1:1,nonsense://x",
+                         "tcp://127.0.0.1:*",
+                         "tcp://127.0.0.1:0",
+                         "127.0.0.1:5550"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        config.endpoint = bad[i];
+        assert (intake_client_new (&config) == NULL);
+    }
+    config.endpoint = " tcp://127.0.0.1:1 ,, tcp://127.0.0.1:2 ";
+    intake_client_t *client = intake_client_new (&config);
+    assert (client && streq (intake_client_endpoint (client), "tcp://127.0.0.1:1"));
+    intake_client_destroy (&client);
+
+    //  The first endpoint has nothing listening (a peer that is gone; made
+    //  after the second, as czmq binds the lowest free port): the client
+    //  moves to the second and stays there
+    testpeer_t *second = testpeer_new ();
+    testpeer_t *gone = testpeer_new ();
+    char list[160];
+    snprintf (list, sizeof list, "%s,%s", testpeer_endpoint (gone), testpeer_endpoint (second));
+    testpeer_destroy (&gone);
+    metrics_t *metrics = metrics_new ("omni_test_");
+    config.endpoint = list;
+    client = intake_client_new (&config);
+    intake_client_set_metrics (client, metrics);
+    s_test_send (client, 10);
+    assert (intake_client_rejected (client) == 10 && testpeer_rejected (second) == 10);
+    assert (intake_client_failovers (client) == 1);
+    assert (streq (intake_client_endpoint (client), testpeer_endpoint (second)));
+    assert (metric_value (metrics_counter (metrics, "failovers_total", "", NULL)) == 1);
+    char *text = metrics_render (metrics);
+    char line[160];
+    snprintf (line, sizeof line, "omni_test_intake_connected{endpoint=\"%s\"} 1",
+              testpeer_endpoint (second));
+    assert (strstr (text, line));
+    free (text);
+    s_test_send (client, 4);
+    assert (intake_client_failovers (client) == 1 && testpeer_rejected (second) == 14);
+    intake_client_destroy (&client);
+    metrics_destroy (&metrics);
+    testpeer_clear (second);
+
+    //  The endpoint in use dies mid-stream: what it left unacknowledged
+    //  goes to the next one, and the stream carries on there
+    testpeer_t *first = testpeer_new ();
+    snprintf (list, sizeof list, "%s,%s", testpeer_endpoint (first), testpeer_endpoint (second));
+    client = intake_client_new (&config);
+    s_test_send (client, 4);
+    assert (testpeer_rejected (first) == 4 && testpeer_count (second) == 0);
+    testpeer_destroy (&first);
+    s_test_send (client, 6);
+    assert (intake_client_rejected (client) == 10 && testpeer_rejected (second) == 6);
+    assert (intake_client_failovers (client) == 1);
+    intake_client_destroy (&client);
+    testpeer_clear (second);
+
+    //  The endpoint in use takes the batches but never answers: after
+    //  ack_timeout they go to the next one
+    first = testpeer_new ();
+    testpeer_drop (first, 1000);
+    snprintf (list, sizeof list, "%s,%s", testpeer_endpoint (first), testpeer_endpoint (second));
+    client = intake_client_new (&config);
+    int64_t start = util_mono_ms ();
+    s_test_send (client, 3);
+    assert (util_mono_ms () - start >= 300);
+    assert (testpeer_count (first) == 3 && testpeer_rejected (second) == 3);
+    assert (intake_client_failovers (client) == 1 && intake_client_resent (client) >= 2);
+    assert (streq (intake_client_endpoint (client), testpeer_endpoint (second)));
+    intake_client_destroy (&client);
+    testpeer_destroy (&first);
+    testpeer_destroy (&second);
 }
 
 void
@@ -497,6 +811,7 @@ intake_client_test (bool verbose)
     assert (intake_client_rejected (client) == 10 && testpeer_rejected (peer) == 10);
     assert (intake_client_acked_prefix (client) == 10);
     assert (intake_client_resent (client) >= 1);
+    assert (intake_client_failovers (client) == 0); //  one endpoint: sent again to it
     intake_client_destroy (&client);
     assert (client == NULL);
 
@@ -522,5 +837,8 @@ intake_client_test (bool verbose)
     int64_t start = util_mono_ms ();
     assert (intake_client_flush (client) == -1);
     assert (util_mono_ms () - start >= 300);
+    assert (intake_client_failovers (client) == 0);
     intake_client_destroy (&client);
+
+    s_test_failover ();
 }

@@ -3,18 +3,34 @@
     batch until ingestd acknowledges it, resends unacknowledged batches after
     a timeout or a reconnect, and blocks the caller while its window of
     unacknowledged batches is full, so a slow or absent ingestd makes the
-    collector wait with bounded memory instead of dropping records.          */
+    collector wait with bounded memory instead of dropping records.
+
+    Given several ingestd endpoints it sends to one of them at a time and
+    moves to the next (failover) when the current one leaves a batch
+    unacknowledged for ack_timeout or has had no connection for
+    INTAKE_FAILOVER_MS; every unacknowledged batch then goes again to the
+    next one. It stays on an endpoint that works.                            */
 #ifndef OMNI_INTAKE_CLIENT_H
 #define OMNI_INTAKE_CLIENT_H
 
 #include "curve.h"
+#include "metrics.h"
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+//  How long the current endpoint may stay without a connection (never
+//  connected, or lost and not back) before the client moves to the next
+//  one; at most ack_timeout. An ingestd that is up takes a reconnection
+//  within 100 ms.
+#define INTAKE_FAILOVER_MS 2000
+
 typedef struct {
-    const char *endpoint;        //  ingestd intake, e.g. tcp://127.0.0.1:5550
+    //  ingestd intake, e.g. tcp://127.0.0.1:5550, or several separated by
+    //  commas: tcp://a:5550,tcp://b:5550 (failover, in this order). With
+    //  CURVE, curve_server_key is every one's: they share one certificate.
+    const char *endpoint;
     size_t batch_records;        //  records per batch (default 500)
     size_t batch_bytes;          //  or bytes per batch (default 1 MiB), whichever first
     size_t window;               //  unacked batches in flight (default 8)
@@ -25,8 +41,13 @@ typedef struct {
 
 typedef struct _intake_client_t intake_client_t;
 
+//  NULL (after logging why) when an endpoint is not valid or none is given.
 intake_client_t *intake_client_new (const intake_config_t *config);
 void intake_client_destroy (intake_client_t **self_p);
+
+//  Counts failovers_total and shows intake_connected{endpoint} (1 for the
+//  endpoint in use while connected) in `metrics`, which outlives the client.
+void intake_client_set_metrics (intake_client_t *self, metrics_t *metrics);
 
 //  From now on batches go as REPLAY messages routed to these writers only
 //  ("relational,document"; "" = every configured writer but the archive)
@@ -34,7 +55,7 @@ void intake_client_destroy (intake_client_t **self_p);
 void intake_client_set_replay (intake_client_t *self, const char *writers);
 
 //  Queues one encoded record (copied). May block while the window is full.
-//  Returns 0, or -1 when ingestd gave no ACK for give_up_ms or the process
+//  Returns 0, or -1 when no ingestd gave an ACK for give_up_ms or the process
 //  was interrupted (SIGINT/SIGTERM).
 int intake_client_send (intake_client_t *self, const void *record, size_t size);
 
@@ -59,6 +80,10 @@ uint64_t intake_client_resent (intake_client_t *self);
 //  which every one is acknowledged (accepted or rejected): what a resumable
 //  sender may record as done.
 uint64_t intake_client_acked_prefix (intake_client_t *self);
+//  Times the client moved to the next endpoint.
+uint64_t intake_client_failovers (intake_client_t *self);
+//  The endpoint in use.
+const char *intake_client_endpoint (intake_client_t *self);
 //  The reason of the last ERROR ingestd answered (a message it refused
 //  whole), or NULL; the batch counts as rejected.
 const char *intake_client_error (intake_client_t *self);

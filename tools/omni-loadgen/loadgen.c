@@ -336,11 +336,12 @@ loadgen_summary (loadgen_t *self, char *text, size_t size)
         snprintf (text, size, "sent=0 dumped=%" PRIu64 " bytes=%" PRIu64 " seconds=%.3f rate=%.0f",
                   self->sent, self->dumped_bytes, seconds, rate);
     else {
-        int n = snprintf (text, size,
-                          "sent=%" PRIu64 " accepted=%" PRIu64 " rejected=%" PRIu64
-                          " seconds=%.3f rate=%.0f resent=%" PRIu64,
-                          self->sent, loadgen_accepted (self), loadgen_rejected (self), seconds,
-                          rate, intake_client_resent (self->client));
+        int n =
+            snprintf (text, size,
+                      "sent=%" PRIu64 " accepted=%" PRIu64 " rejected=%" PRIu64
+                      " seconds=%.3f rate=%.0f resent=%" PRIu64 " failovers=%" PRIu64,
+                      self->sent, loadgen_accepted (self), loadgen_rejected (self), seconds, rate,
+                      intake_client_resent (self->client), intake_client_failovers (self->client));
         if (self->encode_ns && n > 0 && (size_t) n < size)
             snprintf (text + n, size - (size_t) n, " encode_seconds=%.3f started=%.6f",
                       (double) self->encode_ns / 1e9, (double) self->started_ns / 1e9);

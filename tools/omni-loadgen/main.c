@@ -1,6 +1,6 @@
 /*  omni-loadgen: synthetic records into ingestd's intake, for tests and
     benchmarks. Prints one summary line on stdout:
-        sent=N accepted=N rejected=N seconds=X rate=Y resent=N
+        sent=N accepted=N rejected=N seconds=X rate=Y resent=N failovers=N
     and exits 0 once every batch is acknowledged, 1 when ingestd stayed
     silent past --give-up (or on a second Ctrl-C), 2 on bad options.       */
 #include "config.h"
@@ -40,7 +40,9 @@ main (int argc, char **argv)
     int64_t count, rate, seed, start_index, batch, window, duration, give_up, ack_timeout;
     uint64_t size;
     const config_option_t options[] = {
-        {"intake", CONFIG_ENDPOINT, "tcp://127.0.0.1:5550", "ingestd intake endpoint", &intake},
+        {"intake", CONFIG_ENDPOINTS, "tcp://127.0.0.1:5550",
+         "ingestd intake endpoint, or several separated by commas (failover, in this order)",
+         &intake},
         {"count", CONFIG_INT, "0", "records to send; 0 = until --duration or Ctrl-C", &count},
         {"duration", CONFIG_DURATION, "0", "stop generating after this long; 0 = no limit",
          &duration},

@@ -28,6 +28,7 @@
 #include <errno.h>
 #include <libgen.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,11 +80,29 @@ s_slug (const char *project, char *out, size_t size)
         snprintf (out, size, "all");
 }
 
+//  True when `path` names something other than a regular file (/dev/null, a
+//  FIFO, a terminal): the report is then written into it as it is, because
+//  the temporary file and rename below would replace the device with a file
+//  (as root, /dev/null itself).
+static bool
+s_is_special (const char *path)
+{
+    struct stat st;
+    return stat (path, &st) == 0 && !S_ISREG (st.st_mode);
+}
+
 //  Writes `data` to `path` through a temporary file and a rename, so that a
 //  reader never sees half a report.
 static int
 s_write_file (const char *path, const char *data, size_t size)
 {
+    if (s_is_special (path)) {
+        FILE *file = fopen (path, "wb");
+        if (!file)
+            return -1;
+        bool ok = fwrite (data, 1, size, file) == size;
+        return (fclose (file) == 0) && ok ? 0 : -1;
+    }
     char tmp[4200];
     snprintf (tmp, sizeof tmp, "%s.tmp.%d", path, (int) getpid ());
     FILE *file = fopen (tmp, "wb");
@@ -98,6 +117,25 @@ s_write_file (const char *path, const char *data, size_t size)
         return -1;
     }
     return 0;
+}
+
+//  Copies the file at `from` into `path` (a device or FIFO: see s_is_special).
+static int
+s_copy_file (const char *from, const char *path)
+{
+    FILE *in = fopen (from, "rb");
+    FILE *out = in ? fopen (path, "wb") : NULL;
+    bool ok = in && out;
+    char chunk[65536];
+    size_t n;
+    while (ok && (n = fread (chunk, 1, sizeof chunk, in)) > 0)
+        ok = fwrite (chunk, 1, n, out) == n;
+    ok = ok && !ferror (in);
+    if (out)
+        ok = (fclose (out) == 0) && ok;
+    if (in)
+        fclose (in);
+    return ok ? 0 : -1;
 }
 
 static int
@@ -127,6 +165,7 @@ main (int argc, char **argv)
     char *source, *since, *until, *output, *out_dir, *archive_dir, *dsn, *http, *project;
     char *intake, *curve_key, *curve_server_key;
     int64_t top, statement_timeout_ms, connect_timeout_ms, give_up_ms, cache_ms;
+    int64_t connections, pool_min_rows;
     const config_option_t options[] = {
         {"source", CONFIG_STRING, "%",
          "sources to report on: a LIKE pattern of their names (% = any text, _ = one "
@@ -152,14 +191,22 @@ main (int argc, char **argv)
          &statement_timeout_ms},
         {"connect_timeout", CONFIG_DURATION, "5s", "longest wait for PostgreSQL to answer",
          &connect_timeout_ms},
+        {"connections", CONFIG_INT, "3",
+         "connections a report's statements run on at once, in one snapshot (1 = one after "
+         "the other on one connection)",
+         &connections},
+        {"pool_min_rows", CONFIG_INT, "100000",
+         "use those connections from this many rows (the planner's estimate of points, commits, "
+         "changed files and test results; 0 = always)",
+         &pool_min_rows},
         {"http", CONFIG_STRING, "127.0.0.1:8180", "serve: HOST:PORT of the dashboard", &http},
         {"cache", CONFIG_DURATION, "0",
          "serve: a report page is served again from memory for this long after it was built "
          "(its generated time says when); 0 = built at every request",
          &cache_ms},
-        {"intake", CONFIG_ENDPOINT, NULL,
-         "ingestd intake endpoint: also send the figures per source as analysis.summary "
-         "records; unset = do not send",
+        {"intake", CONFIG_ENDPOINTS, NULL,
+         "ingestd intake endpoint (or several, separated by commas: failover): also send the "
+         "figures per source as analysis.summary records; unset = do not send",
          &intake},
         {"give_up", CONFIG_DURATION, "30s",
          "fail when ingestd acknowledges nothing for this long (--intake)", &give_up_ms},
@@ -200,8 +247,9 @@ main (int argc, char **argv)
         return 2;
     }
     if (top < 1 || top > 100000 || statement_timeout_ms < 0 || connect_timeout_ms < 0 ||
-        give_up_ms < 0 || cache_ms < 0) {
-        fprintf (stderr, "error: omni-report: top must be 1..100000, timeouts >= 0\n");
+        give_up_ms < 0 || cache_ms < 0 || connections < 1 || connections > 5 || pool_min_rows < 0) {
+        fprintf (stderr, "error: omni-report: top must be 1..100000, timeouts >= 0, "
+                         "connections 1..5, pool_min_rows >= 0\n");
         config_destroy (&config);
         return 2;
     }
@@ -210,7 +258,9 @@ main (int argc, char **argv)
                                            .statement_timeout_ms = statement_timeout_ms,
                                            .connect_timeout_ms = connect_timeout_ms,
                                            .top = (int) top,
-                                           .cache_ms = cache_ms};
+                                           .cache_ms = cache_ms,
+                                           .pool_min_rows = pool_min_rows ? pool_min_rows : -1,
+                                           .connections = (int) connections};
         rc = s_serve (http, &server_options);
         config_destroy (&config);
         //  The pages drew charts: release cairo's and fontconfig's caches
@@ -241,7 +291,9 @@ main (int argc, char **argv)
                                            .since = since,
                                            .until = until,
                                            .top = (int) top,
-                                           .explain = explain ? stdout : NULL};
+                                           .explain = explain ? stdout : NULL,
+                                           .pool_min_rows = pool_min_rows ? pool_min_rows : -1,
+                                           .connections = (int) connections};
         model = gather_report (conn, &gather_options, error, sizeof error);
         pgconn_destroy (&conn);
     }
@@ -291,14 +343,24 @@ main (int argc, char **argv)
     }
     rc = 0;
     if (pdf) {
+        //  cairo writes the PDF to a file of its own; into a device it goes
+        //  by way of a temporary file in TMPDIR (the device's directory is
+        //  not ours to write in)
+        bool special = s_is_special (path);
         char tmp[4200];
-        snprintf (tmp, sizeof tmp, "%s.tmp.%d", path, (int) getpid ());
-        if (pdfout_render (model, tmp, error, sizeof error) < 0 || rename (tmp, path) != 0) {
+        if (special)
+            snprintf (tmp, sizeof tmp, "%s/omni-report.%d.pdf",
+                      getenv ("TMPDIR") ? getenv ("TMPDIR") : "/tmp", (int) getpid ());
+        else
+            snprintf (tmp, sizeof tmp, "%s.tmp.%d", path, (int) getpid ());
+        if (pdfout_render (model, tmp, error, sizeof error) < 0 ||
+            (special ? s_copy_file (tmp, path) : rename (tmp, path)) != 0) {
             if (!*error)
                 snprintf (error, sizeof error, "cannot write %s: %s", path, strerror (errno));
             unlink (tmp);
             rc = 1;
-        }
+        } else if (special)
+            unlink (tmp);
     } else {
         mpjson_buf_t buf = {0};
         if (html)

@@ -287,8 +287,8 @@ main (int argc, char **argv)
          &clients},
         {"archive_dir", CONFIG_STRING, "", "replay, export: archiverd's archive directory",
          &archive_dir},
-        {"intake", CONFIG_ENDPOINT, "tcp://127.0.0.1:5550", "replay: ingestd's intake endpoint",
-         &intake},
+        {"intake", CONFIG_ENDPOINTS, "tcp://127.0.0.1:5550",
+         "replay: ingestd's intake endpoint, or several separated by commas (failover)", &intake},
         {"writer", CONFIG_LIST, "",
          "replay: the writers to fill (relational, document, metrics); empty = every writer "
          "ingestd has but the archive",
