@@ -117,12 +117,13 @@ struct _docstore_t {
     mongoc_write_concern_t *wc;
     bson_t bulk_opts, insert_opts, replace_opts, upsert_opts;
     bool indexes_ready;
-    atomic_bool ids_ready; //  the database holds string _ids only (idmigrate.h): writes may go
-    bool guard_replace;    //  replaces keep ts_ns in their filter (not on FerretDB: see s_queue)
-    atomic_bool stopping;  //  destroy: the migration stops between two batches
-    bool ids_failed;       //  the last migration attempt failed with the server up
-    int32_t socket_timeout_ms;      //  the pool's, sized to the batch unless the URI sets it
-    int64_t hold_until_ms;          //  after a timeout: no operation before this
+    atomic_bool ids_ready;     //  the database holds string _ids only (idmigrate.h): writes may go
+    atomic_bool migrating;     //  a migration is copying: writes wait for it
+    atomic_bool guard_replace; //  replaces keep ts_ns in their filter (not on FerretDB: s_queue)
+    atomic_bool stopping;      //  destroy: the migration stops between two batches
+    bool ids_failed;           //  the last migration attempt failed with the server up
+    int32_t socket_timeout_ms; //  the pool's, sized to the batch unless the URI sets it
+    int64_t hold_until_ms;     //  after a timeout: no operation before this
     atomic_int_fast64_t hold_until; //  the same, for /health
 
     //  Index thread
@@ -327,8 +328,9 @@ docstore_new (const docstore_config_t *config, metrics_t *metrics, char *error, 
     snprintf (self->ids_state, sizeof self->ids_state, "checking");
     atomic_init (&self->hold_until, 0);
     atomic_init (&self->ids_ready, false);
+    atomic_init (&self->migrating, false);
     atomic_init (&self->stopping, false);
-    self->guard_replace = true;
+    atomic_init (&self->guard_replace, true);
     const char *uri = config->uri && *config->uri ? config->uri : "mongodb://127.0.0.1:27017";
     self->display = docstore_mask_uri (uri);
     self->database =
@@ -600,6 +602,34 @@ s_ids_said (void *arg, const char *text)
               text);
     self->ids_failed = false;
     pthread_mutex_unlock (&self->index_lock);
+    atomic_store (&self->migrating, true);
+}
+
+//  FerretDB or not, which decides the replace filter (s_queue). 0, or -1
+//  (error set, and *refused to the hint of a refusal for good) when the
+//  server did not answer.
+static int
+s_server_kind (docstore_t *self, mongoc_database_t *db, const char **refused, char *error,
+               size_t error_size)
+{
+    bson_t cmd = BSON_INITIALIZER, reply;
+    BSON_APPEND_INT32 (&cmd, "buildInfo", 1);
+    bson_error_t berr;
+    bool ok = mongoc_database_command_simple (db, &cmd, NULL, &reply, &berr);
+    bson_destroy (&cmd);
+    if (ok)
+        atomic_store (&self->guard_replace, !bson_has_field (&reply, "ferretdbVersion"));
+    bson_destroy (&reply);
+    if (ok)
+        return 0;
+    snprintf (error, error_size, "buildInfo: %s", berr.message);
+    if ((*refused = s_refusal_hint (&berr))) {
+        size_t len = strlen (error);
+        snprintf (error + len, error_size - len, " (permanent: %s)", *refused);
+    }
+    s_scrub (self, error);
+    s_set_up (self, berr.domain == MONGOC_ERROR_SERVER);
+    return -1;
 }
 
 //  0 once the database holds string _ids only (migrated if need be) and
@@ -609,19 +639,11 @@ s_ensure_ids (docstore_t *self, mongoc_database_t *db, char *error, size_t error
 {
     if (atomic_load (&self->ids_ready))
         return 0;
-    //  FerretDB or not decides the replace filter (s_queue)
-    bson_t cmd = BSON_INITIALIZER, reply;
-    BSON_APPEND_INT32 (&cmd, "buildInfo", 1);
-    bson_error_t berr;
-    bool ok = mongoc_database_command_simple (db, &cmd, NULL, &reply, &berr);
-    bson_destroy (&cmd);
-    if (ok)
-        self->guard_replace = !bson_has_field (&reply, "ferretdbVersion");
-    bson_destroy (&reply);
-    if (!ok) {
-        snprintf (error, error_size, "buildInfo: %s", berr.message);
-        s_scrub (self, error);
-        s_set_up (self, berr.domain == MONGOC_ERROR_SERVER);
+    const char *refused;
+    if (s_server_kind (self, db, &refused, error, error_size)) {
+        pthread_mutex_lock (&self->index_lock);
+        snprintf (self->ids_state, sizeof self->ids_state, "unknown (%s)", error);
+        pthread_mutex_unlock (&self->index_lock);
         return -1;
     }
     const char *names[64];
@@ -637,6 +659,7 @@ s_ensure_ids (docstore_t *self, mongoc_database_t *db, char *error, size_t error
     int64_t start = util_mono_ms ();
     int rc = idmigrate_run (db, self->wc, names, n, s_ids_said, self, &self->stopping, error,
                             error_size);
+    atomic_store (&self->migrating, false);
     pthread_mutex_lock (&self->index_lock);
     if (rc >= 0)
         snprintf (self->ids_state, sizeof self->ids_state, "hex");
@@ -1113,7 +1136,7 @@ s_queue (docstore_t *self, s_phase_t phase, mongoc_bulk_operation_t *bulk, const
         //  replace at 30,000 builds); there a replace is by _id only.
         bson_t selector = BSON_INITIALIZER, cond;
         docmap_append_id (&selector, "_id", record->id);
-        if (self->guard_replace) {
+        if (atomic_load (&self->guard_replace)) {
             BSON_APPEND_DOCUMENT_BEGIN (&selector, "ts_ns", &cond);
             BSON_APPEND_INT64 (&cond, "$lte", record->ts);
             bson_append_document_end (&selector, &cond);
@@ -1407,10 +1430,33 @@ docstore_write (void *self_, const record_t *records, size_t count, uint8_t *con
     self->refused = NULL;
     self->conflicts = conflicts;
     //  Nothing is written before the database holds string _ids only: a
-    //  hex _id next to a BinData one would be a second document. The wait
-    //  keeps the writer loop hearing ingestd (/health: store busy).
+    //  hex _id next to a BinData one would be a second document. While a
+    //  migration copies, the write waits for it (the writer loop keeps
+    //  hearing ingestd: /health says store busy); otherwise (the check
+    //  not done yet, the server away, a failed attempt) it fails after a
+    //  moment and is retried like any write to a server that is away.
+    int64_t waited_since = util_mono_ms ();
+    if (!atomic_load (&self->ids_ready) && !atomic_load (&self->migrating)) {
+        //  Asked here too, with the writer's client, not to wait for the
+        //  background thread: a marked database is ready at once, and a
+        //  server that refuses us says why in the writer's error
+        int marked = s_server_kind (self, self->db, &self->refused, error, error_size)
+                         ? -1
+                         : idmigrate_marked (self->db, error, error_size);
+        if (marked < 0) {
+            s_scrub (self, error);
+            return self->refused ? WRITER_STORE_PERMANENT : -1;
+        }
+        if (marked == 1) {
+            pthread_mutex_lock (&self->index_lock);
+            snprintf (self->ids_state, sizeof self->ids_state, "hex");
+            pthread_mutex_unlock (&self->index_lock);
+            atomic_store (&self->ids_ready, true);
+        }
+    }
     while (!atomic_load (&self->ids_ready)) {
-        if (zsys_interrupted || !self->index_started) {
+        if (zsys_interrupted || !self->index_started ||
+            (!atomic_load (&self->migrating) && util_mono_ms () - waited_since > 2000)) {
             pthread_mutex_lock (&self->index_lock);
             snprintf (error, error_size, "waiting for the string _id migration: %s",
                       self->ids_state);

@@ -84,8 +84,8 @@ s_mark_hex (mongoc_database_t *db, const mongoc_write_concern_t *wc, char *error
 {
     mongoc_collection_t *meta = mongoc_database_get_collection (db, IDMIGRATE_META);
     bson_t *filter = BCON_NEW ("_id", BCON_UTF8 ("id_format"));
-    bson_t *doc = BCON_NEW ("_id", BCON_UTF8 ("id_format"), "value", BCON_UTF8 ("hex"), "since",
-                            BCON_DATE_TIME ((int64_t) time (NULL) * 1000));
+    //  No date: a database rebuilt from the archive must come out the same
+    bson_t *doc = BCON_NEW ("_id", BCON_UTF8 ("id_format"), "value", BCON_UTF8 ("hex"));
     bson_t opts = BSON_INITIALIZER;
     BSON_APPEND_BOOL (&opts, "upsert", true);
     mongoc_write_concern_append ((mongoc_write_concern_t *) wc, &opts);
@@ -401,6 +401,12 @@ s_migrate_collection (mongoc_database_t *db, const mongoc_write_concern_t *wc, c
     log_info ("ids.migrated", "collection=%s documents=%" PRId64 " elapsed_ms=%" PRId64, name,
               copied, util_mono_ms () - start);
     return 0;
+}
+
+int
+idmigrate_marked (mongoc_database_t *db, char *error, size_t error_size)
+{
+    return s_marked_hex (db, error, error_size);
 }
 
 int

@@ -51,6 +51,9 @@ int idmigrate_run (mongoc_database_t *db, const mongoc_write_concern_t *wc,
                    const char *const *names, size_t count, idmigrate_progress_fn *progress,
                    void *arg, atomic_bool *quit, char *error, size_t error_size);
 
+//  Whether `db` is marked hex: 1 yes, 0 no, -1 on error (error set).
+int idmigrate_marked (mongoc_database_t *db, char *error, size_t error_size);
+
 void idmigrate_test (bool verbose);
 
 #endif
