@@ -26,6 +26,8 @@ Per server:
    builds come (a) as the very same observation again, (b) newer (each must replace),
    (c) older (each must lose); (d) a whole batch of stored builds, spread over the
    collection, comes again, as after a crash: seconds per record.
+4. Migration: --migrate-records mixed records stored by the old documentd (BinData _ids),
+   then the new one started on that database: seconds until it says `ids hex`.
 After every side: exactly once? Every expected document there once, as the newest
 observation of its id, nothing else (checked document by document).
 
@@ -442,6 +444,31 @@ def bench_server(server, sides, args, work):
         finally:
             r.stop()
 
+    # 4. The old side's database taken over by the new documentd: the _id migration
+    if "migrate" in args.cases:
+        r = Runner(os.path.join(work, "migrate"), server, args.batch_size)
+        try:
+            n = args.migrate_records
+            expect, frames = mixed_records(n * 3 // 5, n // 5, src="migrate")
+            fill = Side(r, "old", sides["old"], 3600).drain(frames)
+            d = Side(r, "new", sides["new"], args.limit).start()
+            t, seen = time.monotonic(), ""
+            while "ids hex" not in seen and time.monotonic() - t < 3600:
+                try:
+                    seen = d.health()[1]
+                except OSError:
+                    pass
+                time.sleep(0.05)
+            took = time.monotonic() - t
+            d.stop()
+            r.p.daemons.remove(d)
+            row(f"new documentd on the old one's database of {len(frames):,} documents "
+                "(BinData _ids): migrated to string _ids",
+                f"{took:.1f} s ({len(frames) / took:,.0f} documents/s)", "",
+                r.check(expect), f"filled by the old one in {fill['seconds']:.0f} s")
+        finally:
+            r.stop()
+
     # 3. Replaces at args.builds stored builds (each side filled its own database)
     for label in ("new", "old") if args.builds and "replace" in args.cases else ():
         r = Runner(os.path.join(work, "replace-" + label), server, args.batch_size)
@@ -459,8 +486,9 @@ def bench_server(server, sides, args, work):
             batch = range(0, args.builds, args.builds // n)[:n]
             cases.append((f"a redelivered batch: {len(batch):,} stored builds again (spread)",
                           lambda o: builds(batch, 0, "running")))
-            for name, make in cases:
-                for o in (0,):
+            keys = ("same", "newer", "older", "batch")
+            for key, (name, make) in zip(keys, cases):
+                for o in (0,) if key in args.replace_cases else ():
                     frames = make(o)
                     out = Side(r, label, sides[label], args.limit).drain(frames)
                     m = out["metrics"]
@@ -489,8 +517,11 @@ def main():
     ap.add_argument("--replaces", type=int, default=10)
     ap.add_argument("--batch-size", type=int, default=1000)
     ap.add_argument("--old-commit", default=OLD_COMMIT)
-    ap.add_argument("--cases", default="redelivery,crash,replace",
-                    help="comma-separated: redelivery, crash, replace")
+    ap.add_argument("--cases", default="redelivery,crash,migrate,replace",
+                    help="comma-separated: redelivery, crash, migrate, replace")
+    ap.add_argument("--migrate-records", type=int, default=100_000)
+    ap.add_argument("--replace-cases", default="same,newer,older,batch",
+                    help="comma-separated, of the replace case: same, newer, older, batch")
     ap.add_argument("--limit", type=int, default=120, help="s a side may take to drain")
     args = ap.parse_args()
 
