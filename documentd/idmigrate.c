@@ -47,9 +47,18 @@ s_say (idmigrate_progress_fn *progress, void *arg, const char *format, ...)
         progress (arg, text);
 }
 
+//  "<what>: <the driver's message>" into error; -1
+static int s_fail (char *error, size_t error_size, const bson_error_t *berr, const char *format,
+                   ...) __attribute__ ((format (printf, 4, 5)));
+
 static int
-s_fail (char *error, size_t error_size, const char *what, const bson_error_t *berr)
+s_fail (char *error, size_t error_size, const bson_error_t *berr, const char *format, ...)
 {
+    char what[256];
+    va_list args;
+    va_start (args, format);
+    vsnprintf (what, sizeof what, format, args);
+    va_end (args);
     snprintf (error, error_size, "%s: %s", what, berr->message);
     return -1;
 }
@@ -71,7 +80,7 @@ s_marked_hex (mongoc_database_t *db, char *error, size_t error_size)
     }
     bson_error_t berr;
     if (mongoc_cursor_error (cursor, &berr))
-        rc = s_fail (error, error_size, "reading " IDMIGRATE_META, &berr);
+        rc = s_fail (error, error_size, &berr, "reading " IDMIGRATE_META);
     mongoc_cursor_destroy (cursor);
     mongoc_read_prefs_destroy (prefs);
     bson_destroy (filter);
@@ -95,7 +104,7 @@ s_mark_hex (mongoc_database_t *db, const mongoc_write_concern_t *wc, char *error
     bson_destroy (doc);
     bson_destroy (filter);
     mongoc_collection_destroy (meta);
-    return ok ? 0 : s_fail (error, error_size, "writing the id_format marker", &berr);
+    return ok ? 0 : s_fail (error, error_size, &berr, "writing the id_format marker");
 }
 
 //  1 when the collection exists, 0 when not, -1 on error
@@ -105,7 +114,7 @@ s_exists (mongoc_database_t *db, const char *name, char *error, size_t error_siz
     bson_error_t berr = {0};
     bool found = mongoc_database_has_collection (db, name, &berr);
     if (!found && berr.code)
-        return s_fail (error, error_size, "listCollections", &berr);
+        return s_fail (error, error_size, &berr, "listCollections");
     return found;
 }
 
@@ -123,9 +132,7 @@ s_has_bindata (mongoc_database_t *db, const char *name, char *error, size_t erro
     int rc = mongoc_cursor_next (cursor, &doc) ? 1 : 0;
     bson_error_t berr;
     if (mongoc_cursor_error (cursor, &berr)) {
-        char what[160];
-        snprintf (what, sizeof what, "looking for BinData _ids in %s", name);
-        rc = s_fail (error, error_size, what, &berr);
+        rc = s_fail (error, error_size, &berr, "looking for BinData _ids in %s", name);
     }
     mongoc_cursor_destroy (cursor);
     mongoc_read_prefs_destroy (prefs);
@@ -257,9 +264,7 @@ s_copy (mongoc_database_t *db, const mongoc_write_concern_t *wc, const char *nam
     free (docs);
     bson_error_t berr;
     if (rc == 0 && mongoc_cursor_error (cursor, &berr)) {
-        char what[160];
-        snprintf (what, sizeof what, "reading %s", name);
-        rc = s_fail (error, error_size, what, &berr);
+        rc = s_fail (error, error_size, &berr, "reading %s", name);
     }
     mongoc_cursor_destroy (cursor);
     mongoc_read_prefs_destroy (prefs);
@@ -300,16 +305,14 @@ s_copy_indexes (mongoc_database_t *db, const mongoc_write_concern_t *wc, const c
         mongoc_write_concern_append ((mongoc_write_concern_t *) wc, &opts);
         bson_error_t berr;
         if (!mongoc_database_write_command_with_opts (db, &cmd, &opts, NULL, &berr)) {
-            char what[160];
-            snprintf (what, sizeof what, "making the indexes of %s on %s", name, temp);
-            rc = s_fail (error, error_size, what, &berr);
+            rc = s_fail (error, error_size, &berr, "making the indexes of %s on %s", name, temp);
         }
         bson_destroy (&opts);
         bson_destroy (&cmd);
     }
     bson_error_t berr;
     if (rc == 0 && mongoc_cursor_error (cursor, &berr))
-        rc = s_fail (error, error_size, "listIndexes", &berr);
+        rc = s_fail (error, error_size, &berr, "listIndexes");
     mongoc_cursor_destroy (cursor);
     mongoc_collection_destroy (source);
     return rc;
@@ -329,9 +332,7 @@ s_rename (mongoc_database_t *db, const mongoc_write_concern_t *wc, const char *t
     mongoc_collection_destroy (coll);
     if (ok)
         return 0;
-    char what[160];
-    snprintf (what, sizeof what, "renaming %s to %s", temp, name);
-    return s_fail (error, error_size, what, &berr);
+    return s_fail (error, error_size, &berr, "renaming %s to %s", temp, name);
 }
 
 static int
@@ -371,7 +372,7 @@ s_migrate_collection (mongoc_database_t *db, const mongoc_write_concern_t *wc, c
     bson_destroy (&filter);
     if (held < 0) {
         mongoc_collection_destroy (target);
-        return s_fail (error, error_size, "counting the copy", &berr);
+        return s_fail (error, error_size, &berr, "counting the copy");
     }
     if (held != copied) {
         mongoc_collection_destroy (target);
@@ -392,9 +393,7 @@ s_migrate_collection (mongoc_database_t *db, const mongoc_write_concern_t *wc, c
     bson_destroy (&opts);
     mongoc_collection_destroy (old);
     if (!dropped) {
-        char what[160];
-        snprintf (what, sizeof what, "dropping %s after its copy", name);
-        return s_fail (error, error_size, what, &berr);
+        return s_fail (error, error_size, &berr, "dropping %s after its copy", name);
     }
     if (s_rename (db, wc, temp, name, error, error_size))
         return -1;
