@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""documentd after a crash, the code of a given commit (default: the one before the
-insert-first write path) next to this tree's, in the same run, on the same server(s).
-Prints Markdown tables for docs/performance.md.
+"""documentd after a crash, the code of a given commit (default: the last with BinData
+_ids, before string _ids) next to this tree's, in the same run, on the same server(s).
+Prints Markdown tables for docs/performance.md. Each side writes a database of its own,
+filled by its own binary (the two _id forms never meet: a database holds one).
 
 The old documentd is built from git: `git worktree add --detach` of --old-commit into a
 temporary directory, `make build/bin/documentd` there, removed after the run; ingestd is
@@ -23,8 +24,10 @@ Per server:
    seen again newer, are case 3b: on FerretDB each is a scan, old or new.)
 3. Replaces at --builds stored ci.builds (0 = skip): --replaces records of existing
    builds come (a) as the very same observation again, (b) newer (each must replace),
-   (c) older (each must lose); (d) a whole batch of stored builds comes again, as after
-   a crash: seconds per record.
+   (c) older (each must lose); (d) a whole batch of stored builds, spread over the
+   collection, comes again, as after a crash: seconds per record.
+4. Migration: --migrate-records mixed records stored by the old documentd (BinData _ids),
+   then the new one started on that database: seconds until it says `ids hex`.
 After every side: exactly once? Every expected document there once, as the newest
 observation of its id, nothing else (checked document by document).
 
@@ -47,7 +50,7 @@ from omni import Pipeline, free_port, make_record, scratch_database  # noqa: E40
 from test_relationald import send  # noqa: E402
 from test_documentd import expected_doc, mixed_records  # noqa: E402
 
-OLD_COMMIT = "5c1b6eb"
+OLD_COMMIT = "4afeb97"  # BinData _ids, insert first (5c1b6eb: before insert first)
 T0 = 1_700_000_000 * 10**9
 SCRIPT = os.path.join(ROOT, "tools", "mongo-test-server.sh")
 
@@ -230,17 +233,28 @@ class Server:
                 self.pg_scope.__exit__(None, None, None)
 
 
+def record_id(doc):
+    """The record id of a document: hex text now, BinData before."""
+    return bytes.fromhex(doc["_id"]) if isinstance(doc["_id"], str) else bytes(doc["_id"])
+
+
+def same_doc(doc, frame):
+    want = expected_doc(frame)
+    if not isinstance(doc["_id"], str):
+        want["_id"] = doc["_id"] if bytes(doc["_id"]).hex() == want["_id"] else None
+    return doc == want
+
+
 def exactly_once(db, expect):
     """'exactly once', or what is wrong, per collection (document by document)."""
     wrong = []
     for collection, by_id in expect.items():
         docs = list(db[collection].find())
-        ids = [bytes(d["_id"]) for d in docs]
+        ids = [record_id(d) for d in docs]
         seen = set(ids)
         missing = len(set(by_id) - seen)
         extra = len(seen - set(by_id)) + len(ids) - len(seen)
-        stale = sum(1 for d in docs if bytes(d["_id"]) in by_id
-                    and d != expected_doc(by_id[bytes(d["_id"])]))
+        stale = sum(1 for d, i in zip(docs, ids) if i in by_id and not same_doc(d, by_id[i]))
         if missing or extra or stale:
             wrong.append(f"{collection}: {missing} missing, {extra} extra, {stale} not the "
                          "newest")
@@ -383,16 +397,14 @@ def bench_server(server, sides, args, work):
         rows.append("| " + " | ".join(cells) + " |")
         print(rows[-1], flush=True)
 
-    # 1. Redelivery of already-stored records
-    r = None if "redelivery" not in args.cases else Runner(os.path.join(work, "redeliver"), server, args.batch_size)
-    try:
-        if r is None:
-            raise StopIteration
-        expect, frames = mixed_records(args.records * 3 // 5, args.records // 5,
-                                       src="redeliver")
-        first = Side(r, "new", sides["new"], 3600).drain(frames)
-        db = r.database()
-        for label in ("new", "old"):
+    # 1. Redelivery of already-stored records (each side stored them itself)
+    for label in ("new", "old") if "redelivery" in args.cases else ():
+        r = Runner(os.path.join(work, "redeliver-" + label), server, args.batch_size)
+        try:
+            expect, frames = mixed_records(args.records * 3 // 5, args.records // 5,
+                                           src="redeliver")
+            first = Side(r, label, sides[label], 3600).drain(frames)
+            db = r.database()
             out = Side(r, label, sides[label], args.limit).drain(frames)
             m = out["metrics"]
             row(f"{label}: {len(frames):,} already-stored records (commits, builds, tests "
@@ -403,11 +415,8 @@ def bench_server(server, sides, args, work):
                 f"{m.get('omni_documentd_documents_replaced_total', 0):.0f} replaced",
                 r.check(expect) + "".join(f"; {e}" for e in out["events"]),
                 f"first store {first['seconds']:.1f} s")
-        db.client.close()
-    except StopIteration:
-        pass
-    finally:
-        if r:
+            db.client.close()
+        finally:
             r.stop()
 
     # 2. A crash mid-stream, then a restart that must drain
@@ -435,22 +444,51 @@ def bench_server(server, sides, args, work):
         finally:
             r.stop()
 
-    # 3. Replaces at args.builds stored builds
-    if args.builds and "replace" in args.cases:
-        r = Runner(os.path.join(work, "replace"), server, args.batch_size)
+    # 4. The old side's database taken over by the new documentd: the _id migration
+    if "migrate" in args.cases:
+        r = Runner(os.path.join(work, "migrate"), server, args.batch_size)
         try:
-            fill = Side(r, "new", sides["new"], 3600).drain(
+            n = args.migrate_records
+            expect, frames = mixed_records(n * 3 // 5, n // 5, src="migrate")
+            fill = Side(r, "old", sides["old"], 3600).drain(frames)
+            d = Side(r, "new", sides["new"], args.limit).start()
+            t, seen = time.monotonic(), ""
+            while "ids hex" not in seen and time.monotonic() - t < 3600:
+                try:
+                    seen = d.health()[1]
+                except OSError:
+                    pass
+                time.sleep(0.05)
+            took = time.monotonic() - t
+            d.stop()
+            r.p.daemons.remove(d)
+            row(f"new documentd on the old one's database of {len(frames):,} documents "
+                "(BinData _ids): migrated to string _ids",
+                f"{took:.1f} s ({len(frames) / took:,.0f} documents/s)", "",
+                r.check(expect), f"filled by the old one in {fill['seconds']:.0f} s")
+        finally:
+            r.stop()
+
+    # 3. Replaces at args.builds stored builds (each side filled its own database)
+    for label in ("new", "old") if args.builds and "replace" in args.cases else ():
+        r = Runner(os.path.join(work, "replace-" + label), server, args.batch_size)
+        try:
+            fill = Side(r, label, sides[label], 3600).drain(
                 builds(range(args.builds), 0, "running"))
             step = max(1, args.builds // args.replaces)
             pick = range(step // 2, args.builds, step)[:args.replaces]
             cases = [("the same observation again", lambda o: builds(pick, 0, "running")),
                      ("newer (each replaces)", lambda o: builds(pick, 10 + o, "success")),
                      ("older (each loses)", lambda o: builds(pick, -10 - o, "stale"))]
-            batch = range(min(args.batch_size, args.builds))
-            cases.append((f"a redelivered batch: {len(batch):,} stored builds again",
+            # spread over the collection: FerretDB scans lazily in table order, and a $in
+            # of the first builds stored ends as soon as it found them all
+            n = min(args.batch_size, args.builds)
+            batch = range(0, args.builds, args.builds // n)[:n]
+            cases.append((f"a redelivered batch: {len(batch):,} stored builds again (spread)",
                           lambda o: builds(batch, 0, "running")))
-            for name, make in cases:
-                for o, label in enumerate(("new", "old")):
+            keys = ("same", "newer", "older", "batch")
+            for key, (name, make) in zip(keys, cases):
+                for o in (0,) if key in args.replace_cases else ():
                     frames = make(o)
                     out = Side(r, label, sides[label], args.limit).drain(frames)
                     m = out["metrics"]
@@ -461,7 +499,7 @@ def bench_server(server, sides, args, work):
                         "; ".join(out["events"]), f"filled in {fill['seconds']:.0f} s")
             db = r.database()
             stored = db.ci_builds.count_documents({})
-            row("builds stored after the replaces", f"{stored:,}",
+            row(f"{label}: builds stored after the replaces", f"{stored:,}",
                 "" if stored == args.builds else f"**expected {args.builds:,}**", "", "")
             db.client.close()
         finally:
@@ -479,8 +517,11 @@ def main():
     ap.add_argument("--replaces", type=int, default=10)
     ap.add_argument("--batch-size", type=int, default=1000)
     ap.add_argument("--old-commit", default=OLD_COMMIT)
-    ap.add_argument("--cases", default="redelivery,crash,replace",
-                    help="comma-separated: redelivery, crash, replace")
+    ap.add_argument("--cases", default="redelivery,crash,migrate,replace",
+                    help="comma-separated: redelivery, crash, migrate, replace")
+    ap.add_argument("--migrate-records", type=int, default=100_000)
+    ap.add_argument("--replace-cases", default="same,newer,older,batch",
+                    help="comma-separated, of the replace case: same, newer, older, batch")
     ap.add_argument("--limit", type=int, default=120, help="s a side may take to drain")
     args = ap.parse_args()
 

@@ -5,6 +5,7 @@
     with more than a few keys pays for a sort to find duplicates.           */
 #include "docmap.h"
 #include "record.h"
+#include "util.h"
 
 #include <assert.h>
 #include <stdint.h>
@@ -209,9 +210,17 @@ s_map_members (bson_t *doc, const msgpack_object *map)
 }
 
 bool
+docmap_append_id (bson_t *doc, const char *key, const uint8_t *id)
+{
+    char hex[2 * RECORD_ID_SIZE + 1];
+    util_hex (id, RECORD_ID_SIZE, hex);
+    return bson_append_utf8 (doc, key, -1, hex, 2 * RECORD_ID_SIZE);
+}
+
+bool
 docmap_record (bson_t *doc, const record_t *record)
 {
-    bool ok = bson_append_binary (doc, "_id", 3, BSON_SUBTYPE_BINARY, record->id, RECORD_ID_SIZE) &&
+    bool ok = docmap_append_id (doc, "_id", record->id) &&
               bson_append_utf8 (doc, "kind", 4, record->kind.ptr, (int) record->kind.len) &&
               bson_append_utf8 (doc, "src", 3, record->src.ptr, (int) record->src.len) &&
               bson_append_utf8 (doc, "col", 3, record->col.ptr, (int) record->col.len) &&
@@ -343,12 +352,14 @@ docmap_test (bool verbose)
     bson_t doc = BSON_INITIALIZER;
     assert (docmap_record (&doc, &record));
     bson_iter_t it;
-    assert (s_find (&doc, "_id", &it) && BSON_ITER_HOLDS_BINARY (&it));
-    bson_subtype_t subtype;
+    assert (s_find (&doc, "_id", &it) && BSON_ITER_HOLDS_UTF8 (&it));
     uint32_t len;
-    const uint8_t *bin;
-    bson_iter_binary (&it, &subtype, &len, &bin);
-    assert (subtype == BSON_SUBTYPE_BINARY && len == 16 && memcmp (bin, record.id, 16) == 0);
+    const char *hex = bson_iter_utf8 (&it, &len);
+    uint8_t bin[RECORD_ID_SIZE];
+    assert (len == 32 && util_unhex (hex, bin, RECORD_ID_SIZE) == 0);
+    assert (memcmp (bin, record.id, 16) == 0);
+    for (uint32_t i = 0; i < len; i++)
+        assert ((hex[i] >= '0' && hex[i] <= '9') || (hex[i] >= 'a' && hex[i] <= 'f'));
     assert (s_find (&doc, "kind", &it) && strcmp (bson_iter_utf8 (&it, NULL), "git.commit") == 0);
     assert (s_find (&doc, "src", &it) && strcmp (bson_iter_utf8 (&it, NULL), "repo-a") == 0);
     assert (s_find (&doc, "col", &it) && strcmp (bson_iter_utf8 (&it, NULL), "col-1") == 0);
@@ -367,8 +378,10 @@ docmap_test (bool verbose)
     assert (s_find (&doc, "body.files.0.binary", &it) && BSON_ITER_HOLDS_BOOL (&it) &&
             !bson_iter_bool (&it));
     assert (s_find (&doc, "body.files.0.blob", &it) && BSON_ITER_HOLDS_BINARY (&it));
-    bson_iter_binary (&it, &subtype, &len, &bin);
-    assert (subtype == BSON_SUBTYPE_BINARY && len == 3 && memcmp (bin, "\x00\x01\xff", 3) == 0);
+    bson_subtype_t subtype;
+    const uint8_t *blob;
+    bson_iter_binary (&it, &subtype, &len, &blob);
+    assert (subtype == BSON_SUBTYPE_BINARY && len == 3 && memcmp (blob, "\x00\x01\xff", 3) == 0);
     assert (s_find (&doc, "body.raw.big", &it) && BSON_ITER_HOLDS_DOUBLE (&it) &&
             bson_iter_double (&it) == 18446744073709551615.0);
     assert (s_find (&doc, "body.raw.max", &it) && BSON_ITER_HOLDS_INT64 (&it) &&

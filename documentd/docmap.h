@@ -1,6 +1,9 @@
 /*  docmap: a record as a BSON document, the one shape documentd stores.
 
-        _id    BinData subtype 0, the 16 bytes of the record id
+        _id    string, the record id in lower-case hex (32 characters: the
+               same text as the archive's and the tap's `id`). Not BinData:
+               FerretDB 1.24 serves a query by _id in SQL only when the
+               _id is a string or an ObjectId (README: "Why a string _id")
         kind   string, e.g. "git.commit"
         src    string
         col    string
@@ -34,6 +37,9 @@
 //  Appends the document of `record` to `doc` (initialised, normally empty).
 //  Returns false only if libbson refuses to grow the document (over 2 GiB).
 bool docmap_record (bson_t *doc, const record_t *record);
+
+//  Appends `_id`: the record id as 32 lower-case hex digits.
+bool docmap_append_id (bson_t *doc, const char *key, const uint8_t *id);
 
 //  Appends a msgpack value under `key` (key_len bytes, already escaped).
 bool docmap_value (bson_t *doc, const char *key, size_t key_len, const msgpack_object *value);

@@ -58,6 +58,7 @@
     deliveries meanwhile; queries need them, writes do not.                 */
 #include "docstore.h"
 #include "docmap.h"
+#include "idmigrate.h"
 #include "log.h"
 #include "selftest.h"
 #include "util.h"
@@ -65,6 +66,7 @@
 
 #include <assert.h>
 #include <ctype.h>
+#include <czmq.h>
 #include <inttypes.h>
 #include <mongoc/mongoc.h>
 #include <pthread.h>
@@ -74,6 +76,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 //  MongoDB's document limit, the same on every version from 5 to 8
 #define S_MAX_DOCUMENT (16 * 1024 * 1024)
@@ -84,6 +87,12 @@
 //  Replaces per command: on FerretDB each one scans until its document, so
 //  a command stays short and a timeout abandons little work
 #define S_REPLACE_CHUNK 16
+//  Up to this many stored documents of a batch and collection are read
+//  back one `{_id}` find each, more in one $in query. On FerretDB 1.24
+//  (SQLite) the find is a scan inside SQLite and the $in one in FerretDB
+//  itself, decoding every document: at 100,000 builds 1.1 s against 16 s
+//  for 10 ids (busy machine). On MongoDB both are index lookups.
+#define S_FIND_EACH 8
 
 typedef struct {
     char *name;
@@ -108,8 +117,13 @@ struct _docstore_t {
     mongoc_write_concern_t *wc;
     bson_t bulk_opts, insert_opts, replace_opts, upsert_opts;
     bool indexes_ready;
-    int32_t socket_timeout_ms;      //  the pool's, sized to the batch unless the URI sets it
-    int64_t hold_until_ms;          //  after a timeout: no operation before this
+    atomic_bool ids_ready;     //  the database holds string _ids only (idmigrate.h): writes may go
+    atomic_bool migrating;     //  a migration is copying: writes wait for it
+    atomic_bool guard_replace; //  replaces keep ts_ns in their filter (not on FerretDB: s_queue)
+    atomic_bool stopping;      //  destroy: the migration stops between two batches
+    bool ids_failed;           //  the last migration attempt failed with the server up
+    int32_t socket_timeout_ms; //  the pool's, sized to the batch unless the URI sets it
+    int64_t hold_until_ms;     //  after a timeout: no operation before this
     atomic_int_fast64_t hold_until; //  the same, for /health
 
     //  Index thread
@@ -119,6 +133,7 @@ struct _docstore_t {
     pthread_cond_t index_wake;
     bool index_quit;
     char index_state[S_ERROR_MAX]; //  "pending", "ready", or the last error
+    char ids_state[S_ERROR_MAX];   //  "checking", "hex", "migrating (...)", or the last error
 
     s_coll_t *colls;
     size_t ncolls;
@@ -310,7 +325,12 @@ docstore_new (const docstore_config_t *config, metrics_t *metrics, char *error, 
     pthread_mutex_init (&self->index_lock, NULL);
     pthread_cond_init (&self->index_wake, NULL);
     snprintf (self->index_state, sizeof self->index_state, "pending");
+    snprintf (self->ids_state, sizeof self->ids_state, "checking");
     atomic_init (&self->hold_until, 0);
+    atomic_init (&self->ids_ready, false);
+    atomic_init (&self->migrating, false);
+    atomic_init (&self->stopping, false);
+    atomic_init (&self->guard_replace, true);
     const char *uri = config->uri && *config->uri ? config->uri : "mongodb://127.0.0.1:27017";
     self->display = docstore_mask_uri (uri);
     self->database =
@@ -405,6 +425,7 @@ docstore_destroy (docstore_t **self_p)
     if (!self)
         return;
     if (self->index_started) {
+        atomic_store (&self->stopping, true);
         pthread_mutex_lock (&self->index_lock);
         self->index_quit = true;
         pthread_cond_signal (&self->index_wake);
@@ -569,13 +590,103 @@ s_ensure_indexes (docstore_t *self, mongoc_database_t *db, char *error, size_t e
     return 0;
 }
 
+//  ---------------------------------------------------------------------------
+//  String _ids (idmigrate.h): writes wait until the database holds no other
+
+static void
+s_ids_said (void *arg, const char *text)
+{
+    docstore_t *self = arg;
+    pthread_mutex_lock (&self->index_lock);
+    snprintf (self->ids_state, sizeof self->ids_state, "migrating to string _ids (%s; writes wait)",
+              text);
+    self->ids_failed = false;
+    pthread_mutex_unlock (&self->index_lock);
+    atomic_store (&self->migrating, true);
+}
+
+//  FerretDB or not, which decides the replace filter (s_queue). 0, or -1
+//  (error set, and *refused to the hint of a refusal for good) when the
+//  server did not answer.
+static int
+s_server_kind (docstore_t *self, mongoc_database_t *db, const char **refused, char *error,
+               size_t error_size)
+{
+    bson_t cmd = BSON_INITIALIZER, reply;
+    BSON_APPEND_INT32 (&cmd, "buildInfo", 1);
+    bson_error_t berr;
+    bool ok = mongoc_database_command_simple (db, &cmd, NULL, &reply, &berr);
+    bson_destroy (&cmd);
+    if (ok)
+        atomic_store (&self->guard_replace, !bson_has_field (&reply, "ferretdbVersion"));
+    bson_destroy (&reply);
+    if (ok)
+        return 0;
+    snprintf (error, error_size, "buildInfo: %s", berr.message);
+    if ((*refused = s_refusal_hint (&berr))) {
+        size_t len = strlen (error);
+        snprintf (error + len, error_size - len, " (permanent: %s)", *refused);
+    }
+    s_scrub (self, error);
+    s_set_up (self, berr.domain == MONGOC_ERROR_SERVER);
+    return -1;
+}
+
+//  0 once the database holds string _ids only (migrated if need be) and
+//  the server's kind is known; -1 (error set) to try again later.
+static int
+s_ensure_ids (docstore_t *self, mongoc_database_t *db, char *error, size_t error_size)
+{
+    if (atomic_load (&self->ids_ready))
+        return 0;
+    const char *refused;
+    if (s_server_kind (self, db, &refused, error, error_size)) {
+        pthread_mutex_lock (&self->index_lock);
+        snprintf (self->ids_state, sizeof self->ids_state, "unknown (%s)", error);
+        pthread_mutex_unlock (&self->index_lock);
+        return -1;
+    }
+    const char *names[64];
+    size_t n = 0;
+    for (size_t i = 0; s_collection_at (i) && n < 63; i++) {
+        bool seen = false;
+        for (size_t j = 0; j < n; j++)
+            seen |= strcmp (names[j], s_collection_at (i)) == 0;
+        if (!seen)
+            names[n++] = s_collection_at (i);
+    }
+    names[n++] = S_REJECTED;
+    int64_t start = util_mono_ms ();
+    int rc = idmigrate_run (db, self->wc, names, n, s_ids_said, self, &self->stopping, error,
+                            error_size);
+    atomic_store (&self->migrating, false);
+    pthread_mutex_lock (&self->index_lock);
+    if (rc >= 0)
+        snprintf (self->ids_state, sizeof self->ids_state, "hex");
+    else {
+        s_scrub (self, error);
+        snprintf (self->ids_state, sizeof self->ids_state,
+                  "string _id migration pending, writes wait (%s)", error);
+    }
+    self->ids_failed = rc < 0;
+    pthread_mutex_unlock (&self->index_lock);
+    if (rc < 0)
+        return -1;
+    if (rc == 0)
+        log_info ("ids.ready", "database=%s migrated_ms=%" PRId64, self->database,
+                  util_mono_ms () - start);
+    atomic_store (&self->ids_ready, true);
+    return 0;
+}
+
 int
 docstore_connect (docstore_t *self)
 {
     char error[S_ERROR_MAX];
     if (self->indexes_ready)
         return 0;
-    if (s_ensure_indexes (self, self->db, error, sizeof error) == 0) {
+    if (s_ensure_ids (self, self->db, error, sizeof error) == 0 &&
+        s_ensure_indexes (self, self->db, error, sizeof error) == 0) {
         self->indexes_ready = true;
         pthread_mutex_lock (&self->index_lock);
         snprintf (self->index_state, sizeof self->index_state, "ready");
@@ -586,8 +697,9 @@ docstore_connect (docstore_t *self)
     return 1;
 }
 
-//  Tries until the indexes exist (or the store is destroyed), with its own
-//  client: the writer's is not thread-safe.
+//  Tries until the _ids are strings and the indexes exist (or the store is
+//  destroyed), with its own client: the writer's is not thread-safe. The
+//  migration comes first: it moves collections, and their indexes with them.
 static void *
 s_index_thread (void *arg)
 {
@@ -600,13 +712,20 @@ s_index_thread (void *arg)
     while (!self->index_quit) {
         pthread_mutex_unlock (&self->index_lock);
         char error[S_ERROR_MAX / 2];
-        int rc = s_ensure_indexes (self, db, error, sizeof error);
+        bool ids = s_ensure_ids (self, db, error, sizeof error) == 0;
+        int rc = ids ? s_ensure_indexes (self, db, error, sizeof error) : -1;
         pthread_mutex_lock (&self->index_lock);
         if (rc == 0) {
             snprintf (self->index_state, sizeof self->index_state, "ready");
             break;
         }
-        snprintf (self->index_state, sizeof self->index_state, "pending (%s)", error);
+        if (ids)
+            snprintf (self->index_state, sizeof self->index_state, "pending (%s)", error);
+        else
+            snprintf (self->index_state, sizeof self->index_state,
+                      "pending (after the string _id migration)");
+        if (self->index_quit)
+            break;
         if (!warned)
             log_warn ("mongodb.unreachable", "uri=\"%s\" indexes=pending error=\"%s\"",
                       self->display, error);
@@ -653,24 +772,28 @@ docstore_healthy (void *self_, char *text, size_t size)
         mongoc_client_pool_push (self->pool, client);
     } else
         up = atomic_load (&self->up); //  every client busy: the last write tells
-    char indexes[S_ERROR_MAX];
+    char indexes[S_ERROR_MAX], ids[S_ERROR_MAX];
     pthread_mutex_lock (&self->index_lock);
     snprintf (indexes, sizeof indexes, "%s", self->index_state);
+    snprintf (ids, sizeof ids, "%s", self->ids_state);
+    bool ids_failed = self->ids_failed;
     pthread_mutex_unlock (&self->index_lock);
     int64_t hold = atomic_load (&self->hold_until) - util_mono_ms ();
     if (up && hold > 0) {
         snprintf (text, size,
                   "mongodb slow: an operation timed out after %.1fs, the next waits %.1fs; "
-                  "indexes %s",
-                  self->socket_timeout_ms / 1000.0, hold / 1000.0, indexes);
+                  "ids %s; indexes %s",
+                  self->socket_timeout_ms / 1000.0, hold / 1000.0, ids, indexes);
         return false;
     }
+    //  A migration under way is healthy (it says how far it got); one
+    //  that failed with the server up needs looking at.
     if (up)
-        snprintf (text, size, "mongodb ok; indexes %s", indexes);
+        snprintf (text, size, "mongodb ok; ids %s; indexes %s", ids, indexes);
     else
-        snprintf (text, size, "mongodb: no writable server reachable at %s; indexes %s",
-                  self->display, indexes);
-    return up;
+        snprintf (text, size, "mongodb: no writable server reachable at %s; ids %s; indexes %s",
+                  self->display, ids, indexes);
+    return up && !ids_failed;
 }
 
 //  ---------------------------------------------------------------------------
@@ -905,8 +1028,8 @@ s_store_rejects (docstore_t *self, const record_t *records, char *error, size_t 
         const s_reject_t *reject = &self->rejects[i];
         const record_t *record = &records[reject->index];
         bson_t doc = BSON_INITIALIZER, selector = BSON_INITIALIZER;
-        bson_append_binary (&selector, "_id", 3, BSON_SUBTYPE_BINARY, record->id, RECORD_ID_SIZE);
-        bson_append_binary (&doc, "_id", 3, BSON_SUBTYPE_BINARY, record->id, RECORD_ID_SIZE);
+        docmap_append_id (&selector, "_id", record->id);
+        docmap_append_id (&doc, "_id", record->id);
         bson_append_utf8 (&doc, "kind", 4, record->kind.ptr, (int) record->kind.len);
         bson_append_utf8 (&doc, "src", 3, record->src.ptr, (int) record->src.len);
         bson_append_utf8 (&doc, "col", 3, record->col.ptr, (int) record->col.len);
@@ -1006,11 +1129,18 @@ s_queue (docstore_t *self, s_phase_t phase, mongoc_bulk_operation_t *bulk, const
     bson_error_t berr;
     bool ok;
     if (phase == S_REPLACES) {
+        //  `ts_ns <= the record's` keeps a newer state another writer may
+        //  have stored since our read. Not on FerretDB: it serves in SQL
+        //  only a filter that is `{_id: <string>}` alone, any other key
+        //  makes it decode the whole collection (12 s against 0.8 s per
+        //  replace at 30,000 builds); there a replace is by _id only.
         bson_t selector = BSON_INITIALIZER, cond;
-        bson_append_binary (&selector, "_id", 3, BSON_SUBTYPE_BINARY, record->id, RECORD_ID_SIZE);
-        BSON_APPEND_DOCUMENT_BEGIN (&selector, "ts_ns", &cond);
-        BSON_APPEND_INT64 (&cond, "$lte", record->ts);
-        bson_append_document_end (&selector, &cond);
+        docmap_append_id (&selector, "_id", record->id);
+        if (atomic_load (&self->guard_replace)) {
+            BSON_APPEND_DOCUMENT_BEGIN (&selector, "ts_ns", &cond);
+            BSON_APPEND_INT64 (&cond, "$lte", record->ts);
+            bson_append_document_end (&selector, &cond);
+        }
         ok = mongoc_bulk_operation_replace_one_with_opts (bulk, &selector, &self->doc,
                                                           &self->replace_opts, &berr);
         bson_destroy (&selector);
@@ -1075,8 +1205,34 @@ s_cmp_id_key (const void *key, const void *elem)
     return memcmp (key, s_sort_records[*(const size_t *) elem].id, RECORD_ID_SIZE);
 }
 
+//  Files a document read back under every entry of `list` (sorted, n
+//  long) with its id; true when it is the first found for that id.
+static bool
+s_file_stored (docstore_t *self, const record_t *records, size_t *list, size_t n, const bson_t *doc)
+{
+    bson_iter_t it;
+    uint8_t id[RECORD_ID_SIZE];
+    uint32_t len;
+    if (!bson_iter_init_find (&it, doc, "_id") || !BSON_ITER_HOLDS_UTF8 (&it))
+        return false;
+    const char *hex = bson_iter_utf8 (&it, &len);
+    if (len != 2 * RECORD_ID_SIZE || util_unhex (hex, id, RECORD_ID_SIZE) != 0)
+        return false;
+    size_t *hit = bsearch (id, list, n, sizeof *list, s_cmp_id_key);
+    if (!hit)
+        return false;
+    while (hit > list && memcmp (records[hit[-1]].id, id, RECORD_ID_SIZE) == 0)
+        hit--;
+    bool first = !self->stored[hit - list];
+    for (; hit < list + n && memcmp (records[*hit].id, id, RECORD_ID_SIZE) == 0; hit++)
+        if (!self->stored[hit - list])
+            self->stored[hit - list] = bson_copy (doc);
+    return first;
+}
+
 //  Reads back the stored documents of the `n` records in `list` (their
-//  insert met an existing _id) in one $in query; list is sorted by id and
+//  insert met an existing _id): a `{_id}` find each when they are few,
+//  else one $in query (S_FIND_EACH); list is sorted by id and
 //  self->stored[i] is the document of list[i], or NULL. 0, or -1 (error set).
 static int
 s_read_stored (docstore_t *self, size_t c, const record_t *records, size_t *list, size_t n,
@@ -1084,80 +1240,86 @@ s_read_stored (docstore_t *self, size_t c, const record_t *records, size_t *list
 {
     s_sort_records = records;
     qsort (list, n, sizeof *list, s_cmp_by_id);
-    bson_t filter = BSON_INITIALIZER, id, in;
-    BSON_APPEND_DOCUMENT_BEGIN (&filter, "_id", &id);
-    BSON_APPEND_ARRAY_BEGIN (&id, "$in", &in);
-    for (size_t i = 0; i < n; i++) {
-        char key[16];
-        const char *k;
-        size_t len = bson_uint32_to_string ((uint32_t) i, &k, key, sizeof key);
-        bson_append_binary (&in, k, (int) len, BSON_SUBTYPE_BINARY, records[list[i]].id,
-                            RECORD_ID_SIZE);
-        self->stored[i] = NULL;
-    }
-    bson_append_array_end (&id, &in);
-    bson_append_document_end (&filter, &id);
-    //  The server stops the query itself before the socket gives up, so an
-    //  answer that takes too long leaves no work behind. One reply holds
-    //  every document, unless a read of this collection once ran past its
-    //  time limit: then replies start at one document and double while they
-    //  come fast (a quarter when one took long), and none is asked for once
-    //  every id is found. Where the query scans (FerretDB), a command then
-    //  scans from one match to the next few, never the whole collection: as
-    //  one command, the read at 100,000 builds ran past its limit at every
-    //  retry on a busy server and the writer stood still. Not always so:
-    //  1,000 builds took 10 replies instead of one, which a busy FerretDB
-    //  makes cost.
-    bson_t opts = BSON_INITIALIZER;
-    BSON_APPEND_INT64 (&opts, "maxTimeMS", self->socket_timeout_ms / 2);
-    uint32_t batch = self->colls[c].read_slowly ? 1 : (uint32_t) n;
-    BSON_APPEND_INT64 (&opts, "batchSize", batch);
     size_t distinct = 0, found = 0;
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
+        self->stored[i] = NULL;
         distinct +=
             i == 0 || memcmp (records[list[i - 1]].id, records[list[i]].id, RECORD_ID_SIZE) != 0;
-    mongoc_read_prefs_t *prefs = mongoc_read_prefs_new (MONGOC_READ_PRIMARY);
-    int64_t start = util_mono_ms ();
-    mongoc_cursor_t *cursor =
-        mongoc_collection_find_with_opts (self->colls[c].coll, &filter, &opts, prefs);
-    const bson_t *doc;
-    uint32_t left = 0; //  documents of the last reply not read yet
-    while (found < distinct) {
-        int64_t asked = util_mono_ms ();
-        if (!mongoc_cursor_next (cursor, &doc))
-            break;
-        if (left == 0) { //  this document came with a new reply
-            int64_t took = util_mono_ms () - asked;
-            left = batch;
-            if (took < self->socket_timeout_ms / 8)
-                batch = batch * 2 > n ? (uint32_t) n : batch * 2;
-            else if (took > self->socket_timeout_ms / 4)
-                batch = batch > 4 ? batch / 4 : 1;
-            mongoc_cursor_set_batch_size (cursor, batch);
-        }
-        left--;
-        bson_iter_t it;
-        const uint8_t *bytes;
-        uint32_t len;
-        bson_subtype_t subtype;
-        if (!bson_iter_init_find (&it, doc, "_id") || !BSON_ITER_HOLDS_BINARY (&it))
-            continue;
-        bson_iter_binary (&it, &subtype, &len, &bytes);
-        if (len != RECORD_ID_SIZE)
-            continue;
-        size_t *hit = bsearch (bytes, list, n, sizeof *list, s_cmp_id_key);
-        if (!hit)
-            continue;
-        while (hit > list && memcmp (records[hit[-1]].id, bytes, RECORD_ID_SIZE) == 0)
-            hit--;
-        found += !self->stored[hit - list];
-        for (; hit < list + n && memcmp (records[*hit].id, bytes, RECORD_ID_SIZE) == 0; hit++)
-            if (!self->stored[hit - list])
-                self->stored[hit - list] = bson_copy (doc);
     }
+    //  The server stops the query itself before the socket gives up, so an
+    //  answer that takes too long leaves no work behind.
+    bson_t opts = BSON_INITIALIZER;
+    BSON_APPEND_INT64 (&opts, "maxTimeMS", self->socket_timeout_ms / 2);
+    mongoc_read_prefs_t *prefs = mongoc_read_prefs_new (MONGOC_READ_PRIMARY);
     bson_error_t berr;
+    bool failed = false;
+    int64_t start = util_mono_ms ();
+    if (distinct <= S_FIND_EACH) {
+        BSON_APPEND_INT64 (&opts, "limit", 1);
+        for (size_t i = 0; i < n && !failed; i++) {
+            if (i > 0 && memcmp (records[list[i - 1]].id, records[list[i]].id, RECORD_ID_SIZE) == 0)
+                continue;
+            bson_t filter = BSON_INITIALIZER;
+            docmap_append_id (&filter, "_id", records[list[i]].id);
+            start = util_mono_ms ();
+            mongoc_cursor_t *cursor =
+                mongoc_collection_find_with_opts (self->colls[c].coll, &filter, &opts, prefs);
+            const bson_t *doc;
+            if (mongoc_cursor_next (cursor, &doc))
+                found += s_file_stored (self, records, list, n, doc);
+            failed = mongoc_cursor_error (cursor, &berr);
+            mongoc_cursor_destroy (cursor);
+            bson_destroy (&filter);
+        }
+    } else {
+        bson_t filter = BSON_INITIALIZER, id, in;
+        BSON_APPEND_DOCUMENT_BEGIN (&filter, "_id", &id);
+        BSON_APPEND_ARRAY_BEGIN (&id, "$in", &in);
+        for (size_t i = 0; i < n; i++) {
+            char key[16];
+            const char *k;
+            bson_uint32_to_string ((uint32_t) i, &k, key, sizeof key);
+            docmap_append_id (&in, k, records[list[i]].id);
+        }
+        bson_append_array_end (&id, &in);
+        bson_append_document_end (&filter, &id);
+        //  One reply holds every document, unless a read of this collection
+        //  once ran past its time limit: then replies start at one document
+        //  and double while they come fast (a quarter when one took long),
+        //  and none is asked for once every id is found. Where the query
+        //  scans (FerretDB), a command then scans from one match to the
+        //  next few, never the whole collection: as one command, the read
+        //  at 100,000 builds ran past its limit at every retry on a busy
+        //  server and the writer stood still. Not always so: 1,000 builds
+        //  took 10 replies instead of one, which a busy FerretDB makes cost.
+        uint32_t batch = self->colls[c].read_slowly ? 1 : (uint32_t) n;
+        BSON_APPEND_INT64 (&opts, "batchSize", batch);
+        mongoc_cursor_t *cursor =
+            mongoc_collection_find_with_opts (self->colls[c].coll, &filter, &opts, prefs);
+        const bson_t *doc;
+        uint32_t left = 0; //  documents of the last reply not read yet
+        while (found < distinct) {
+            int64_t asked = util_mono_ms ();
+            if (!mongoc_cursor_next (cursor, &doc))
+                break;
+            if (left == 0) { //  this document came with a new reply
+                int64_t took = util_mono_ms () - asked;
+                left = batch;
+                if (took < self->socket_timeout_ms / 8)
+                    batch = batch * 2 > n ? (uint32_t) n : batch * 2;
+                else if (took > self->socket_timeout_ms / 4)
+                    batch = batch > 4 ? batch / 4 : 1;
+                mongoc_cursor_set_batch_size (cursor, batch);
+            }
+            left--;
+            found += s_file_stored (self, records, list, n, doc);
+        }
+        failed = mongoc_cursor_error (cursor, &berr);
+        mongoc_cursor_destroy (cursor);
+        bson_destroy (&filter);
+    }
     int rc = 0;
-    if (mongoc_cursor_error (cursor, &berr)) {
+    if (failed) {
         snprintf (error, error_size, "%s: reading %zu stored documents: %s", self->colls[c].name, n,
                   berr.message);
         s_set_up (self, berr.domain == MONGOC_ERROR_SERVER);
@@ -1171,10 +1333,8 @@ s_read_stored (docstore_t *self, size_t c, const record_t *records, size_t *list
             }
         rc = -1;
     }
-    mongoc_cursor_destroy (cursor);
     mongoc_read_prefs_destroy (prefs);
     bson_destroy (&opts);
-    bson_destroy (&filter);
     return rc;
 }
 
@@ -1235,12 +1395,21 @@ s_resolve_moved (docstore_t *self, size_t c, const record_t *records, size_t *li
             bson_iter_init_find (&it, stored, "ts_ns") && BSON_ITER_HOLDS_INT64 (&it)
                 ? bson_iter_int64 (&it)
                 : INT64_MIN;
+        //  The same id again in this batch, newer (or as new and later):
+        //  that one replaces, this one lost (the replace filter does not
+        //  tell on every server: see s_queue)
+        bool superseded = false;
+        for (size_t j = i; j-- > 0 && !memcmp (records[list[j]].id, record->id, RECORD_ID_SIZE);)
+            superseded |= records[list[j]].ts > record->ts;
+        for (size_t j = i + 1;
+             j < n && !memcmp (records[list[j]].id, record->id, RECORD_ID_SIZE) && !superseded; j++)
+            superseded |= records[list[j]].ts >= record->ts;
         bool same = false;
-        if (stored_ts == record->ts) {
+        if (stored_ts == record->ts && !superseded) {
             bson_reinit (&self->doc);
             same = docmap_record (&self->doc, record) && bson_equal (stored, &self->doc);
         }
-        if (stored_ts > record->ts)
+        if (stored_ts > record->ts || superseded)
             self->stale++;
         else if (same)
             self->duplicates++; //  this very observation is stored
@@ -1260,6 +1429,42 @@ docstore_write (void *self_, const record_t *records, size_t count, uint8_t *con
     *error = 0;
     self->refused = NULL;
     self->conflicts = conflicts;
+    //  Nothing is written before the database holds string _ids only: a
+    //  hex _id next to a BinData one would be a second document. While a
+    //  migration copies, the write waits for it (the writer loop keeps
+    //  hearing ingestd: /health says store busy); otherwise (the check
+    //  not done yet, the server away, a failed attempt) it fails after a
+    //  moment and is retried like any write to a server that is away.
+    int64_t waited_since = util_mono_ms ();
+    if (!atomic_load (&self->ids_ready) && !atomic_load (&self->migrating)) {
+        //  Asked here too, with the writer's client, not to wait for the
+        //  background thread: a marked database is ready at once, and a
+        //  server that refuses us says why in the writer's error
+        int marked = s_server_kind (self, self->db, &self->refused, error, error_size)
+                         ? -1
+                         : idmigrate_marked (self->db, error, error_size);
+        if (marked < 0) {
+            s_scrub (self, error);
+            return self->refused ? WRITER_STORE_PERMANENT : -1;
+        }
+        if (marked == 1) {
+            pthread_mutex_lock (&self->index_lock);
+            snprintf (self->ids_state, sizeof self->ids_state, "hex");
+            pthread_mutex_unlock (&self->index_lock);
+            atomic_store (&self->ids_ready, true);
+        }
+    }
+    while (!atomic_load (&self->ids_ready)) {
+        if (zsys_interrupted || !self->index_started ||
+            (!atomic_load (&self->migrating) && util_mono_ms () - waited_since > 2000)) {
+            pthread_mutex_lock (&self->index_lock);
+            snprintf (error, error_size, "waiting for the string _id migration: %s",
+                      self->ids_state);
+            pthread_mutex_unlock (&self->index_lock);
+            return -1;
+        }
+        usleep (50000);
+    }
     int64_t hold = self->hold_until_ms - util_mono_ms ();
     if (hold > 0) {
         snprintf (error, error_size,
@@ -1326,9 +1531,6 @@ docstore_write (void *self_, const record_t *records, size_t count, uint8_t *con
 //  ---------------------------------------------------------------------------
 //  Self-test: records built with the encoder, stored by calling the store
 //  directly against a real server, documents read back with the driver.
-
-#include <time.h>
-#include <unistd.h>
 
 typedef struct {
     record_encoder_t *enc;
@@ -1464,7 +1666,7 @@ s_fetch (mongoc_client_t *client, const char *db, const char *name, const record
 {
     mongoc_collection_t *coll = s_coll (client, db, name);
     bson_t filter = BSON_INITIALIZER;
-    bson_append_binary (&filter, "_id", 3, BSON_SUBTYPE_BINARY, record->id, RECORD_ID_SIZE);
+    docmap_append_id (&filter, "_id", record->id);
     mongoc_cursor_t *cursor = mongoc_collection_find_with_opts (coll, &filter, NULL, NULL);
     const bson_t *found;
     bson_t *doc = NULL;

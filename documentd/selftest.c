@@ -4,6 +4,7 @@
     uses a database of its own and drops it).                              */
 #include "docmap.h"
 #include "docstore.h"
+#include "idmigrate.h"
 #include "selftest.h"
 
 #include <mongoc/mongoc.h>
@@ -63,15 +64,17 @@ s_stop_server (char *dir)
 int
 main (int argc, char **argv)
 {
-    static const selftest_t tests[] = {
-        {"docmap", docmap_test}, {"docstore", docstore_test}, {NULL, NULL}};
+    static const selftest_t tests[] = {{"docmap", docmap_test},
+                                       {"idmigrate", idmigrate_test},
+                                       {"docstore", docstore_test},
+                                       {NULL, NULL}};
     mongoc_init ();
     //  Only the docstore test needs a server
     bool named = false, server = false;
     for (int i = 1; i < argc; i++)
         if (argv[i][0] != '-') {
             named = true;
-            server |= strcmp (argv[i], "docstore") == 0;
+            server |= strcmp (argv[i], "docstore") == 0 || strcmp (argv[i], "idmigrate") == 0;
         }
     server |= !named;
     char *dir = server ? s_start_server () : NULL;

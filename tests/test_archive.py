@@ -88,7 +88,7 @@ def mongo_checksums(uri, name):
     db = client[name]
     out = {}
     for coll in sorted(db.list_collection_names()):
-        docs = sorted(db[coll].find({}), key=lambda d: bytes(d["_id"]))
+        docs = sorted(db[coll].find({}), key=lambda d: d["_id"])  # hex text
         text = json.dumps(docs, sort_keys=True, default=repr)
         out[coll] = (len(docs), hashlib.md5(text.encode()).hexdigest())
     client.close()
