@@ -25,6 +25,8 @@
     the batch takes the staging way above, which resolves conflicts and
     isolates bad records; after a conflict the next batches go that way
     directly for a while (a re-collection sends many such batches).
+    ci_tests has no foreign key to sources (a check per row, migration 7):
+    the batch's sources are taken FOR KEY SHARE once, in its transaction.
 
     Nothing from a record ever becomes SQL text: values go through COPY and
     parameters only. U+0000 becomes U+FFFD (pgconn_text_clean).
