@@ -33,17 +33,22 @@ from omni import binary, scratch_database  # noqa: E402
 
 CLK = os.sysconf("SC_CLK_TCK")
 MIGRATIONS = sorted(glob.glob(os.path.join(HERE, "..", "relationald", "migrations", "*.sql")))
+#  The layouts below start from ci_tests as migration 6 left it
+BASE = [m for m in MIGRATIONS if int(os.path.basename(m)[:3]) <= 6]
+M7 = [m for m in MIGRATIONS if os.path.basename(m).startswith("007_")]
 
-#  name -> SQL run after the migrations; None: the JSONB table instead
+#  name -> SQL run after migrations 1-6 (a list: migration files and SQL, in
+#  that order); None: the JSONB table instead
 LAYOUTS = {
     "jsonb (tag, time, data), no index": None,
-    "ci_tests as released (pkey, case, build, FK)": "",
+    "ci_tests up to migration 6 (pkey, case, build, FK)": "",
     "no FK to sources": "ALTER TABLE ci_tests DROP CONSTRAINT ci_tests_source_id_fkey",
     "pkey + (source_id, observed), FK": "DROP INDEX ci_tests_case; DROP INDEX ci_tests_build; "
     "CREATE INDEX ci_tests_observed ON ci_tests (source_id, observed)",
-    "pkey + (source_id, observed), no FK": "DROP INDEX ci_tests_case; DROP INDEX ci_tests_build; "
-    "CREATE INDEX ci_tests_observed ON ci_tests (source_id, observed); "
-    "ALTER TABLE ci_tests DROP CONSTRAINT ci_tests_source_id_fkey",
+    "migration 7: pkey + (source_id, observed), no FK": M7,
+    "migration 7, each transaction's rows in id order": M7,
+    "migration 7 with the id as uuid": M7 + ["DROP VIEW flakiest_tests; ALTER TABLE ci_tests DROP CONSTRAINT ci_tests_id_check; "
+    "ALTER TABLE ci_tests ALTER COLUMN id TYPE uuid USING encode (id, 'hex')::uuid"],
     "pkey only, no FK": "DROP INDEX ci_tests_case; DROP INDEX ci_tests_build; "
     "ALTER TABLE ci_tests DROP CONSTRAINT ci_tests_source_id_fkey",
     "heap only (no index, no FK)": "DROP INDEX ci_tests_case; DROP INDEX ci_tests_build; "
@@ -97,7 +102,7 @@ def make_rows(dump):
 def run_layout(name, sql, tests, jsonb):
     with scratch_database("omni_layout_") as dsn:
         if sql is not None:
-            for m in MIGRATIONS:
+            for m in BASE + [x for x in (sql if isinstance(sql, list) else []) if x in M7]:
                 subprocess.run(["psql", "-q", "-v", "ON_ERROR_STOP=1", "-d", dsn, "-f", m],
                                check=True, stdout=subprocess.DEVNULL)
         db = psycopg2.connect(dsn)
@@ -107,13 +112,18 @@ def run_layout(name, sql, tests, jsonb):
             table, cols, chunks = "fluentbit", "tag, time, data", jsonb
         else:
             cur.execute("INSERT INTO sources (id, name) OVERRIDING SYSTEM VALUE VALUES (1, 'bench')")
-            if sql:
-                cur.execute(sql)
+            for step in sql if isinstance(sql, list) else [sql]:
+                if step and step not in M7:
+                    cur.execute(step)
             table = "ci_tests"
             cols = ("id, source_id, suite, class, name, status, duration, pipeline, build_id, "
                     "file, failure_type, failure_message, flaky, occurrence, retried, observed, "
                     "run_id, content")
             chunks = tests
+            if "id order" in name:  # the line starts with the id's hex
+                chunks = ["".join(sorted(c.splitlines(True))) for c in tests]
+            if "uuid" in name:  # the id as 32 hex digits (no "\\x"), which uuid reads
+                chunks = ["".join(line[3:] for line in c.splitlines(True)) for c in tests]
         db.commit()
         db.autocommit = True
         cur.execute("CHECKPOINT")
