@@ -22,6 +22,7 @@ import os
 import statistics
 import subprocess
 import sys
+import threading
 import time
 
 import msgpack
@@ -99,7 +100,7 @@ def make_rows(dump):
     return tests, jsonb
 
 
-def run_layout(name, sql, tests, jsonb):
+def run_layout(name, sql, tests, jsonb, connections=1):
     with scratch_database("omni_layout_") as dsn:
         if sql is not None:
             for m in BASE + [x for x in (sql if isinstance(sql, list) else []) if x in M7]:
@@ -129,13 +130,27 @@ def run_layout(name, sql, tests, jsonb):
         cur.execute("CHECKPOINT")
         cur.execute("SELECT pg_current_wal_lsn (), (SELECT wal_fpi FROM pg_stat_wal)")
         lsn0, fpi0 = cur.fetchone()
-        pid = db.get_backend_pid()
-        cpu0, t0 = cpu_of(pid), time.monotonic()
+        #  --connections: the transactions dealt out over that many
+        #  sessions at once (each COPY releases the GIL while it runs)
+        conns = [db] + [psycopg2.connect(dsn) for _ in range(connections - 1)]
+        pids = [c.get_backend_pid() for c in conns]
+        cpu0, t0 = sum(cpu_of(p) for p in pids), time.monotonic()
         db.autocommit = False
-        for text in chunks:
-            cur.copy_expert(f"COPY {table} ({cols}) FROM STDIN", io.StringIO(text))
-            db.commit()
-        seconds, cpu = time.monotonic() - t0, cpu_of(pid) - cpu0
+
+        def copy(k):
+            c = conns[k]
+            with c.cursor() as ccur:
+                for text in chunks[k::connections]:
+                    ccur.copy_expert(f"COPY {table} ({cols}) FROM STDIN", io.StringIO(text))
+                    c.commit()
+        threads = [threading.Thread(target=copy, args=(k,)) for k in range(connections)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        seconds, cpu = time.monotonic() - t0, sum(cpu_of(p) for p in pids) - cpu0
+        for c in conns[1:]:
+            c.close()
         db.autocommit = True
         cur.execute("SELECT pg_current_wal_lsn () - %s::pg_lsn, "
                     "(SELECT wal_fpi FROM pg_stat_wal) - %s, pg_total_relation_size (%s)",
@@ -151,6 +166,8 @@ def main():
     ap.add_argument("--chunk", type=int, default=5000, help="rows per COPY and transaction")
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--only", action="append", help="run the layouts whose name starts so")
+    ap.add_argument("--connections", default="1",
+                    help="sessions copying at once, a list: each layout once per value")
     args = ap.parse_args()
     layouts = {k: v for k, v in LAYOUTS.items()
                if not args.only or any(k.startswith(o) for o in args.only)}
@@ -164,11 +181,15 @@ def main():
         os.unlink(dump)
     tests, jsonb = chunks_of(tests, args.chunk), chunks_of(jsonb, args.chunk)
     load = os.getloadavg()
-    results = {k: [] for k in layouts}
+    counts = [int(k) for k in args.connections.split(",")]
+    results = {(k if len(counts) == 1 else f"{k}, {c} connection" + "s" * (c > 1)): []
+               for k in layouts for c in counts}
     for _ in range(args.repeat):
         for name, sql in layouts.items():
-            results[name].append(run_layout(name, sql, tests, jsonb))
-            print(f"# {name}: {results[name][-1]}", flush=True)
+            for c in counts:
+                key = name if len(counts) == 1 else f"{name}, {c} connection" + "s" * (c > 1)
+                results[key].append(run_layout(name, sql, tests, jsonb, c))
+                print(f"# {key}: {results[key][-1]}", flush=True)
     print(f"\n{args.tests:,} ci.test rows, transactions of {args.chunk:,}; medians of "
           f"{args.repeat}; load average {load[0]:.1f} at the start, "
           f"{os.getloadavg()[0]:.1f} at the end ({os.cpu_count()} cores)\n")
