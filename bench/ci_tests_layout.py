@@ -3,14 +3,16 @@
 (omni-loadgen, seed 1) copied into ci_tests under several layouts, and into
 the Fluent Bit pgsql table `(tag, time, data jsonb)` for reference.
 
-Every layout gets a private database with relationald's migrations applied
-(psql, in order), then the layout's changes; the rows go in by
-`COPY ... FROM STDIN` (text) in transactions of --chunk rows, from one
-connection, as relationald's direct way sends them (relationald sends binary
-COPY: the parsing differs, the index and constraint work does not). The
-layouts run in turn, --repeat times, alternating; medians are printed.
+Every layout gets a private database with relationald's migrations 1-6
+applied (psql, in order), then the layout's changes (migration 7's file for
+the layouts named so); the rows go in by `COPY ... FROM STDIN` (text) in
+transactions of --chunk rows, from one connection (--connections: several at
+once, the transactions dealt out), as relationald's direct way sends them
+(relationald sends binary COPY: the parsing differs, the index and constraint
+work does not). The layouts run in turn, --repeat times, alternating; medians
+are printed.
 
-Measured per layout: the backend's CPU (/proc), WAL bytes
+Measured per layout: the backends' CPU (/proc), WAL bytes
 (pg_current_wal_lsn difference) and full-page images (pg_stat_wal, both
 server-wide: other sessions count too), seconds, and the size of the table
 with its indexes. Not a test; not part of `make bench`."""
