@@ -17,15 +17,17 @@ the collector's own cost: walking, diffing, encoding, sending.
 
 --small makes files of 5-40 lines (200,000 commits in ~4 minutes), --no-gc
 keeps fast-import's pack, --bin also runs another build (e.g. the one before
-a change) in the same rounds. Prints one line per round (wall and CPU
-seconds, peak RSS and peak RssAnon of each process) and the best of the
-rounds; exits 1 when collectord takes more than 1.5 x git's wall time or
-its peak RSS passes git's. On a busy machine, compare the CPU seconds too:
-they depend less on what else runs."""
+a change) in the same rounds: git, then each build, every round. Prints
+one line per round (wall and CPU seconds, peak RSS and peak RssAnon of each
+process, load average) and the medians of the rounds; exits 1 when
+collectord's median wall time is more than 1.5 x git's or its peak RSS
+(highest of the rounds) passes git's. On a busy machine, compare the CPU
+seconds too: they depend less on what else runs."""
 import argparse
 import os
 import random
 import shutil
+import statistics
 import struct
 import subprocess
 import sys
@@ -288,32 +290,38 @@ def main():
             else:
                 configs.append((f"collectord{tag}", bindir, []))
         time_git(repo)  # warm the page cache for both
-        inf = (1e9,) * 4
-        best = {"git": inf}
-        # wall and CPU: the best of the runs; memory: the highest (it varies little)
-        merge = (lambda b, m: (min(b[0], m[0]), min(b[1], m[1]),
-                               m[2] if b[2] == 1e9 else max(b[2], m[2]),
-                               m[3] if b[3] == 1e9 else max(b[3], m[3])))
+        load_before = os.getloadavg()
+        # every round runs git and each build in turn (alternating), so that
+        # load from elsewhere falls on all of them alike
+        runs = {"git": []}
         for r in range(args.runs):
             g = time_git(repo)
-            best["git"] = merge(best["git"], g)
+            runs["git"].append(g)
             line = f"run {r + 1}: git log {g[0]:.2f}s (cpu {g[1]:.2f}s, {g[2]:.0f}/{g[3]:.0f} MiB)"
             for name, bindir, extra in configs:
                 BIN = bindir
                 wall, cpu, rss, anon, sent = time_collectord(repo, fake, state_dir, extra)
                 assert sent == n, f"collectord sent {sent} git.commit records for {n} commits"
-                best[name] = merge(best.get(name, inf), (wall, cpu, rss, anon))
+                runs.setdefault(name, []).append((wall, cpu, rss, anon))
                 line += f" | {name} {wall:.2f}s (cpu {cpu:.2f}s, {rss:.0f}/{anon:.0f} MiB)"
-            print(line, flush=True)
+            print(line + f" | load {os.getloadavg()[0]:.1f}", flush=True)
         fake.close()
-        g_wall, g_cpu, g_rss, g_anon = best["git"]
-        print(f"best of {args.runs}, {n} commits, {os.cpu_count()} CPUs, load average "
-              f"{os.getloadavg()[0]:.1f}; memory: peak RSS (VmHWM) / peak RssAnon, MiB:")
+
+        def summary(rows):
+            """Median wall and CPU of the rounds, highest memory (it varies little)."""
+            return (statistics.median(r[0] for r in rows), statistics.median(r[1] for r in rows),
+                    max(r[2] for r in rows), max(r[3] for r in rows))
+
+        g_wall, g_cpu, g_rss, g_anon = summary(runs["git"])
+        print(f"median of {args.runs}, {n} commits, {os.cpu_count()} CPUs, load average "
+              f"(1, 5, 15 min) {' '.join(f'{x:.1f}' for x in load_before)} before, "
+              f"{' '.join(f'{x:.1f}' for x in os.getloadavg())} after; "
+              f"memory: peak RSS (VmHWM) / peak RssAnon, MiB (highest of the rounds):")
         print(f"  git log --all --numstat --no-renames: {n / g_wall:8,.0f} commits/s "
               f"(wall {g_wall:.2f}s, cpu {g_cpu:.2f}s), memory {g_rss:.0f} / {g_anon:.0f}")
         ok = True
         for name, _, _ in configs:
-            wall, cpu, rss, anon = best[name]
+            wall, cpu, rss, anon = summary(runs[name])
             ratio = wall / g_wall
             good = ratio <= TARGET and rss <= g_rss
             ok &= good

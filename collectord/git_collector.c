@@ -58,8 +58,8 @@ static const config_option_t s_options[] = {
      "else the repository directory's name",
      &s_settings.source},
     {"cache_size", CONFIG_SIZE, "16M",
-     "git: libgit2's cache of trees and blobs (a commit's old side is mostly the next "
-     "commit's new side); it counts object sizes, the memory it holds is 2-3 times that",
+     "git: trees kept for the next commits (a commit's old side is mostly the new side of "
+     "the commits that follow), one cache for all threads",
      &s_settings.cache_size},
     {"threads", CONFIG_INT, "0",
      "git: threads diffing commits; 0 = 2, or 1 on a single CPU (each thread costs CPU: "
@@ -244,17 +244,13 @@ s_open (const collector_env_t *env, char *error, size_t size)
         return NULL;
     }
     git_libgit2_init ();
-    //  A commit's old side is its parent's new side: keep what was read.
-    //  And, as git does when it reads, trust the object store rather than
-    //  hash every object again.
-    //  What the next commits read is what matters: a cache larger than that
-    //  made collectord slower (libgit2 evicts by scanning its hash table)
-    //  and its memory grew with the history, commits included, which are
-    //  read once each.
-    git_libgit2_opts (GIT_OPT_SET_CACHE_OBJECT_LIMIT, GIT_OBJECT_BLOB, (size_t) 1 << 20);
-    git_libgit2_opts (GIT_OPT_SET_CACHE_OBJECT_LIMIT, GIT_OBJECT_TREE, (size_t) 1 << 20);
-    git_libgit2_opts (GIT_OPT_SET_CACHE_OBJECT_LIMIT, GIT_OBJECT_COMMIT, (size_t) 0);
-    git_libgit2_opts (GIT_OPT_SET_CACHE_MAX_SIZE, (ssize_t) s_settings.cache_size);
+    //  No libgit2 object cache: gitdiff keeps the trees the next commits
+    //  read (cache_size); blobs are rarely read twice close together, and
+    //  libgit2 evicts by iterating its hash table from the start, over the
+    //  buckets its last evictions emptied: it cost more than it saved
+    //  (docs/performance.md). And, as git does when it reads, trust the
+    //  object store rather than hash every object again.
+    git_libgit2_opts (GIT_OPT_ENABLE_CACHING, 0);
     git_libgit2_opts (GIT_OPT_ENABLE_STRICT_HASH_VERIFICATION, 0);
     s_git_t *self = calloc (1, sizeof *self);
     assert (self);
@@ -996,6 +992,7 @@ s_collect (void *handle, session_t *session, char *error, size_t size)
         free (source.oids);
         return -1;
     }
+    gitpool_set_tree_cache (pool, (size_t) s_settings.cache_size);
     gitpool_start (pool, s_source_next, &source);
 
     progress_t *progress = session_progress (session);

@@ -28,6 +28,7 @@
 
 #include <assert.h>
 #include <czmq.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +45,35 @@ typedef struct {
     bool binary;
     bool added, deleted; //  present on one side only
 } s_file_t;
+
+//  A tree kept for the commits that follow. libgit2's own object cache
+//  is off (git_collector.c): it evicts by iterating its hash table from
+//  the start, over the buckets its last evictions emptied, which cost
+//  more than the reads it saved (blobs are rarely read twice close
+//  together). Here only trees are kept, least recently used out first.
+typedef struct s_cached_t {
+    git_oid id;
+    git_tree *tree; //  one reference, held while cached
+    size_t bytes;   //  estimated memory of the parsed tree
+    struct s_cached_t *chain;
+    struct s_cached_t *newer, *older;
+} s_cached_t;
+
+#define S_BUCKETS 4096
+
+//  The trees, most recent first. Shared by the worker threads of a run:
+//  they take turns at runs of commits, so the trees one reads are mostly
+//  needed next by another. A parsed tree is only read once made and its
+//  reference count is atomic, so threads of different repository handles
+//  can use it; the lock guards the table and the list.
+typedef struct {
+    pthread_mutex_t lock;
+    size_t refs;          //  the gitdiff objects using it
+    s_cached_t **buckets; //  S_BUCKETS chains by id
+    s_cached_t *lru_head, *lru_tail;
+    size_t bytes, budget;
+    uint64_t hits, misses;
+} s_trees_t;
 
 //  What the `diff` attribute says about a path
 typedef enum { S_ATTR_AUTO = 1, S_ATTR_BINARY, S_ATTR_TEXT } s_attr_t;
@@ -70,10 +100,151 @@ struct _gitdiff_t {
     size_t path_cap;
     uint64_t insertions, deletions;
     bool parent_missing;
-    int64_t big_file; //  core.bigFileThreshold
-    zhash_t *attrs;   //  path -> s_attr_t (as a pointer-sized integer)
-    int error;        //  first libgit2 error of the walk
+    int64_t big_file;   //  core.bigFileThreshold
+    zhash_t *attrs;     //  path -> s_attr_t (as a pointer-sized integer)
+    int error;          //  first libgit2 error of the walk
+    s_trees_t *trees;   //  trees read lately, maybe shared with other threads
+    git_commit *parent; //  the last commit's first parent, for gitdiff_take_parent
 };
+
+static size_t
+s_bucket (const git_oid *id)
+{
+    uint32_t h;
+    memcpy (&h, id->id, sizeof h); //  object ids are uniform already
+    return h & (S_BUCKETS - 1);
+}
+
+//  Drops the least recently used trees until at most `budget` bytes are
+//  kept. Called with the lock held.
+static void
+s_trees_trim (s_trees_t *self, size_t budget)
+{
+    while (self->lru_tail && self->bytes > budget) {
+        s_cached_t *c = self->lru_tail;
+        self->lru_tail = c->newer;
+        if (self->lru_tail)
+            self->lru_tail->older = NULL;
+        else
+            self->lru_head = NULL;
+        s_cached_t **link = &self->buckets[s_bucket (&c->id)];
+        while (*link != c)
+            link = &(*link)->chain;
+        *link = c->chain;
+        self->bytes -= c->bytes;
+        git_tree_free (c->tree);
+        free (c);
+    }
+}
+
+static s_trees_t *
+s_trees_new (void)
+{
+    s_trees_t *self = calloc (1, sizeof *self);
+    assert (self);
+    self->buckets = calloc (S_BUCKETS, sizeof *self->buckets);
+    assert (self->buckets);
+    pthread_mutex_init (&self->lock, NULL);
+    self->refs = 1;
+    self->budget = GITDIFF_TREE_CACHE;
+    return self;
+}
+
+static void
+s_trees_release (s_trees_t *self)
+{
+    pthread_mutex_lock (&self->lock);
+    bool last = --self->refs == 0;
+    pthread_mutex_unlock (&self->lock);
+    if (!last)
+        return;
+    s_trees_trim (self, 0);
+    pthread_mutex_destroy (&self->lock);
+    free (self->buckets);
+    free (self);
+}
+
+//  The cached tree `id`, with a reference for the caller, or NULL. Called
+//  with the lock held (a tree being evicted by another thread is freed
+//  under it).
+static git_tree *
+s_trees_find (s_trees_t *self, const git_oid *id)
+{
+    for (s_cached_t *c = self->buckets[s_bucket (id)]; c; c = c->chain) {
+        if (!git_oid_equal (&c->id, id))
+            continue;
+        if (c != self->lru_head) {
+            c->newer->older = c->older;
+            if (c->older)
+                c->older->newer = c->newer;
+            else
+                self->lru_tail = c->newer;
+            c->newer = NULL;
+            c->older = self->lru_head;
+            self->lru_head->newer = c;
+            self->lru_head = c;
+        }
+        git_tree *tree;
+        int rc = git_object_dup ((git_object **) &tree, (git_object *) c->tree);
+        assert (rc == 0);
+        return tree;
+    }
+    return NULL;
+}
+
+//  Sets `tree` to the tree `id` (a reference the caller frees), from the
+//  cache or read and then kept. Returns 0, or -1 when it cannot be read.
+//  Walking the history newest first, the trees a commit reads on its old
+//  side come back as new sides of the commits that change the same
+//  directories next: the root at once, a directory a few commits later.
+static int
+s_tree_get (gitdiff_t *self, git_tree **tree, const git_oid *id)
+{
+    s_trees_t *trees = self->trees;
+    pthread_mutex_lock (&trees->lock);
+    *tree = s_trees_find (trees, id);
+    if (*tree)
+        trees->hits++;
+    else
+        trees->misses++;
+    pthread_mutex_unlock (&trees->lock);
+    if (*tree)
+        return 0;
+    //  Read without the lock: this is the slow part
+    if (git_tree_lookup (tree, self->repo, id))
+        return -1;
+    //  libgit2 keeps the raw object (~40 bytes an entry) and a 24-byte
+    //  entry for each, plus its allocations
+    size_t bytes = 256 + git_tree_entrycount (*tree) * 96;
+    pthread_mutex_lock (&trees->lock);
+    //  Not when a huge tree would push out everything else, or when
+    //  another thread read it meanwhile
+    git_tree *known = bytes > trees->budget / 4 ? NULL : s_trees_find (trees, id);
+    if (known)
+        git_tree_free (known);
+    else if (bytes <= trees->budget / 4) {
+        s_cached_t *c = malloc (sizeof *c);
+        assert (c);
+        c->id = *id;
+        int rc = git_object_dup ((git_object **) &c->tree, (git_object *) *tree);
+        assert (rc == 0);
+        c->bytes = bytes;
+        size_t bucket = s_bucket (id);
+        c->chain = trees->buckets[bucket];
+        trees->buckets[bucket] = c;
+        c->newer = NULL;
+        c->older = trees->lru_head;
+        if (trees->lru_head)
+            trees->lru_head->newer = c;
+        else
+            trees->lru_tail = c;
+        trees->lru_head = c;
+        trees->bytes += bytes;
+        s_trees_trim (trees, trees->budget);
+    }
+    pthread_mutex_unlock (&trees->lock);
+    return 0;
+}
 
 gitdiff_t *
 gitdiff_new (git_repository *repo)
@@ -102,6 +273,7 @@ gitdiff_new (git_repository *repo)
     }
     git_error_clear ();
     self->attrs = zhash_new ();
+    self->trees = s_trees_new ();
     self->path_cap = 256;
     self->path = malloc (self->path_cap);
     assert (self->path);
@@ -114,6 +286,8 @@ gitdiff_destroy (gitdiff_t **self_p)
     gitdiff_t *self = *self_p;
     if (!self)
         return;
+    s_trees_release (self->trees);
+    git_commit_free (self->parent);
     git_odb_free (self->odb);
     git_repository_free (self->bare);
     zhash_destroy (&self->attrs);
@@ -353,7 +527,7 @@ s_one_side (gitdiff_t *self, size_t dir_len, const git_tree_entry *entry, bool a
         return;
     }
     git_tree *tree;
-    if (git_tree_lookup (&tree, self->repo, git_tree_entry_id (entry))) {
+    if (s_tree_get (self, &tree, git_tree_entry_id (entry))) {
         if (!self->error)
             self->error = -1;
         return;
@@ -391,11 +565,11 @@ s_walk (gitdiff_t *self, size_t dir_len, const git_tree *old, const git_tree *ne
                 continue;
             }
             git_tree *ta, *tb;
-            if (git_tree_lookup (&ta, self->repo, git_tree_entry_id (a))) {
+            if (s_tree_get (self, &ta, git_tree_entry_id (a))) {
                 self->error = -1;
                 break;
             }
-            if (git_tree_lookup (&tb, self->repo, git_tree_entry_id (b))) {
+            if (s_tree_get (self, &tb, git_tree_entry_id (b))) {
                 git_tree_free (ta);
                 self->error = -1;
                 break;
@@ -470,8 +644,10 @@ gitdiff_commit (gitdiff_t *self, const git_commit *commit)
     self->insertions = self->deletions = 0;
     self->parent_missing = false;
     self->error = 0;
+    git_commit_free (self->parent);
+    self->parent = NULL;
     git_tree *old_tree = NULL, *new_tree = NULL;
-    int rc = git_commit_tree (&new_tree, commit);
+    int rc = s_tree_get (self, &new_tree, git_commit_tree_id (commit));
     if (rc == 0 && git_commit_parentcount (commit) > 0) {
         git_commit *parent = NULL;
         rc = git_commit_parent (&parent, commit, 0);
@@ -479,9 +655,10 @@ gitdiff_commit (gitdiff_t *self, const git_commit *commit)
             self->parent_missing = true;
             git_error_clear ();
             rc = 0;
-        } else if (rc == 0)
-            rc = git_commit_tree (&old_tree, parent);
-        git_commit_free (parent);
+        } else if (rc == 0) {
+            rc = s_tree_get (self, &old_tree, git_commit_tree_id (parent));
+            self->parent = parent;
+        }
     }
     if (rc == 0) {
         s_walk (self, 0, old_tree, new_tree);
@@ -498,6 +675,49 @@ gitdiff_commit (gitdiff_t *self, const git_commit *commit)
         self->deletions += self->files[i].deletions;
     }
     return 0;
+}
+
+git_commit *
+gitdiff_take_parent (gitdiff_t *self, const git_oid *id)
+{
+    git_commit *parent = self->parent;
+    if (!parent || !git_oid_equal (git_commit_id (parent), id))
+        return NULL;
+    self->parent = NULL;
+    return parent;
+}
+
+void
+gitdiff_set_tree_cache (gitdiff_t *self, size_t bytes)
+{
+    s_trees_t *trees = self->trees;
+    pthread_mutex_lock (&trees->lock);
+    trees->budget = bytes;
+    s_trees_trim (trees, bytes);
+    pthread_mutex_unlock (&trees->lock);
+}
+
+void
+gitdiff_share_trees (gitdiff_t *self, gitdiff_t *with)
+{
+    if (self->trees == with->trees)
+        return;
+    s_trees_release (self->trees);
+    self->trees = with->trees;
+    pthread_mutex_lock (&self->trees->lock);
+    self->trees->refs++;
+    pthread_mutex_unlock (&self->trees->lock);
+}
+
+void
+gitdiff_tree_stats (gitdiff_t *self, uint64_t *hits, uint64_t *misses, size_t *bytes)
+{
+    s_trees_t *trees = self->trees;
+    pthread_mutex_lock (&trees->lock);
+    *hits = trees->hits;
+    *misses = trees->misses;
+    *bytes = trees->bytes;
+    pthread_mutex_unlock (&trees->lock);
 }
 
 size_t
@@ -665,6 +885,24 @@ gitdiff_test (bool verbose)
     }
     assert (pclose (list) == 0);
     assert (commits == 9);
+    //  Trees came back from the cache; a cache of a few bytes keeps none
+    //  and the numbers stay git's
+    uint64_t hits, misses;
+    size_t bytes;
+    gitdiff_tree_stats (diff, &hits, &misses, &bytes);
+    assert (hits > 0 && misses > 0 && bytes > 0);
+    gitdiff_set_tree_cache (diff, 64);
+    gitdiff_tree_stats (diff, &hits, &misses, &bytes);
+    assert (bytes == 0);
+    list = popen (cmd, "r");
+    while (fgets (sha, sizeof sha, list)) {
+        sha[strcspn (sha, "\n")] = 0;
+        s_check_commit (diff, repo, dir, sha, verbose);
+    }
+    assert (pclose (list) == 0);
+    gitdiff_tree_stats (diff, &hits, &misses, &bytes);
+    assert (bytes == 0);
+    gitdiff_set_tree_cache (diff, GITDIFF_TREE_CACHE);
     free (cmd);
 
     //  The root commit: everything added, the binary file as binary
@@ -674,10 +912,33 @@ gitdiff_test (bool verbose)
     assert (git_commit_parentcount (commit) == 0);
     assert (gitdiff_commit (diff, commit) == 0);
     assert (gitdiff_files (diff) == 5 && gitdiff_insertions (diff) == 5);
+    assert (gitdiff_take_parent (diff, git_commit_id (commit)) == NULL);
     assert (gitdiff_file (diff, 1).binary && strcmp (gitdiff_file (diff, 1).path, "b.bin") == 0);
     assert (!gitdiff_parent_missing (diff));
     git_commit_free (commit);
     (void) oid;
+    //  The parent read for the diff is handed over once, to its id only
+    git_commit *child;
+    assert (git_revparse_single ((git_object **) &child, repo, "main~6") == 0);
+    assert (gitdiff_commit (diff, child) == 0);
+    assert (gitdiff_take_parent (diff, git_commit_id (child)) == NULL);
+    git_commit *parent = gitdiff_take_parent (diff, git_commit_parent_id (child, 0));
+    assert (parent && git_oid_equal (git_commit_id (parent), git_commit_parent_id (child, 0)));
+    assert (gitdiff_take_parent (diff, git_commit_parent_id (child, 0)) == NULL);
+    git_commit_free (parent);
+    git_commit_free (child);
+
+    //  Two objects on one cache, as gitpool's threads
+    gitdiff_t *other = gitdiff_new (repo);
+    gitdiff_share_trees (other, diff);
+    assert (git_revparse_single ((git_object **) &commit, repo, "main") == 0);
+    gitdiff_tree_stats (diff, &hits, &misses, &bytes);
+    uint64_t hits_before = hits;
+    assert (gitdiff_commit (diff, commit) == 0 && gitdiff_commit (other, commit) == 0);
+    gitdiff_tree_stats (other, &hits, &misses, &bytes);
+    assert (hits >= hits_before + 2); //  other found the trees diff read
+    git_commit_free (commit);
+    gitdiff_destroy (&other);
     gitdiff_destroy (&diff);
     assert (diff == NULL);
     git_repository_free (repo);

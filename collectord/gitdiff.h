@@ -25,6 +25,9 @@ typedef struct {
 
 typedef struct _gitdiff_t gitdiff_t;
 
+//  The memory of trees kept between commits, by default (estimated)
+#define GITDIFF_TREE_CACHE (8 * 1024 * 1024)
+
 gitdiff_t *gitdiff_new (git_repository *repo);
 void gitdiff_destroy (gitdiff_t **self_p);
 
@@ -34,6 +37,21 @@ void gitdiff_destroy (gitdiff_t **self_p);
 //  against the empty tree, as git does there, and gitdiff_parent_missing
 //  is true.
 int gitdiff_commit (gitdiff_t *self, const git_commit *commit);
+
+//  The first parent the last gitdiff_commit read, when its id is `id`:
+//  the walk's next commit is mostly that one, and reading it again costs
+//  an inflate. The caller owns it (git_commit_free); else NULL.
+git_commit *gitdiff_take_parent (gitdiff_t *self, const git_oid *id);
+
+//  At most `bytes` (estimated) of trees kept between commits; 0: none.
+void gitdiff_set_tree_cache (gitdiff_t *self, size_t bytes);
+//  From now on `self` keeps its trees with those of `with` (which may be
+//  used on another thread, with its own repository handle on the same
+//  repository): one cache, one budget.
+void gitdiff_share_trees (gitdiff_t *self, gitdiff_t *with);
+//  Tree reads served from the cache, read from the repository, and the
+//  estimated memory kept now.
+void gitdiff_tree_stats (gitdiff_t *self, uint64_t *hits, uint64_t *misses, size_t *bytes);
 
 size_t gitdiff_files (gitdiff_t *self);
 gitdiff_file_t gitdiff_file (gitdiff_t *self, size_t index);

@@ -106,6 +106,9 @@ gitpool_new (const char *path, size_t threads, int64_t since, char *error, size_
             return NULL;
         }
         w->diff = gitdiff_new (w->repo);
+        //  One tree cache: the threads take turns at runs of commits
+        if (i > 0)
+            gitdiff_share_trees (w->diff, self->workers[0].diff);
         w->text = gittext_new ();
         //  Read where git reads it: .mailmap in the work tree (HEAD's in a
         //  bare repository), mailmap.file, mailmap.blob
@@ -115,6 +118,12 @@ gitpool_new (const char *path, size_t threads, int64_t since, char *error, size_
         }
     }
     return self;
+}
+
+void
+gitpool_set_tree_cache (gitpool_t *self, size_t bytes)
+{
+    gitdiff_set_tree_cache (self->workers[0].diff, bytes);
 }
 
 void
@@ -365,8 +374,9 @@ s_process (s_worker_t *w, s_slot_t *slot)
     } else
         msgpack_sbuffer_clear (&slot->body);
     char hex[GIT_OID_HEXSZ + 1];
-    git_commit *commit;
-    if (git_commit_lookup (&commit, w->repo, r->oid)) {
+    //  Mostly the parent the last diff read
+    git_commit *commit = gitdiff_take_parent (w->diff, r->oid);
+    if (!commit && git_commit_lookup (&commit, w->repo, r->oid)) {
         const git_error *e = git_error_last ();
         snprintf (slot->error, sizeof slot->error, "%s", e && e->message ? e->message : "?");
         r->status = GITPOOL_UNREADABLE;

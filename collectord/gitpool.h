@@ -42,6 +42,9 @@ typedef struct _gitpool_t gitpool_t;
 //  when one cannot be opened.
 gitpool_t *gitpool_new (const char *path, size_t threads, int64_t since, char *error,
                         size_t error_size);
+//  At most `bytes` of trees kept between commits, in one cache the threads
+//  share (before gitpool_start; default GITDIFF_TREE_CACHE).
+void gitpool_set_tree_cache (gitpool_t *self, size_t bytes);
 //  Stops the workers (they finish the commit in hand) and frees everything.
 void gitpool_destroy (gitpool_t **self_p);
 

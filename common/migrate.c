@@ -2,6 +2,7 @@
 #include "migrate.h"
 #include "log.h"
 #include "util.h"
+#include "pgtest.h"
 #include "selftest.h"
 
 #include <assert.h>
@@ -200,7 +201,7 @@ migrate_test (bool verbose)
     assert (!s_identifier ("x; DROP TABLE y"));
     assert (!s_identifier ("1abc"));
     assert (migrate_version (s_steps_v2) == 2);
-    char *dsn = pgconn_testdb_new ("migrate");
+    char *dsn = pgtest_db_new ("migrate");
     if (!dsn) {
         selftest_skip ("no PostgreSQL server ($OMNI_TEST_PG_DSN, else 127.0.0.1:5432)");
     }
@@ -213,17 +214,17 @@ migrate_test (bool verbose)
     migrate_config_t config = {"test", "test_migrations", 4242, s_test_plan, s_test_after, &arg};
     int applied = -1;
     assert (migrate_run (conn, &config, &applied) == 0 && applied == 1);
-    pgconn_test_expect (conn, "SELECT n FROM t_view", "1");
+    pgtest_expect (conn, "SELECT n FROM t_view", "1");
     arg.steps = s_steps_v2;
     assert (migrate_run (conn, &config, &applied) == 0 && applied == 1);
-    pgconn_test_expect (conn, "SELECT n FROM t_view", "2");
+    pgtest_expect (conn, "SELECT n FROM t_view", "2");
     assert (arg.afters == 2);
 
     //  A failing step rolls back everything of that run
     arg.steps = s_steps_bad;
     assert (migrate_run (conn, &config, &applied) == -1 && applied == 0);
-    pgconn_test_expect (conn, "SELECT count (*) FROM t_one", "2");
-    pgconn_test_expect (conn, "SELECT max (version) FROM test_migrations", "2");
+    pgtest_expect (conn, "SELECT count (*) FROM t_one", "2");
+    pgtest_expect (conn, "SELECT max (version) FROM test_migrations", "2");
 
     //  A newer database is accepted; another component's table is separate
     arg.steps = s_steps_v1;
@@ -232,21 +233,21 @@ migrate_test (bool verbose)
     migrate_config_t other = {"other", "other_migrations", 4343, s_test_plan, NULL, &other_arg};
     //  Its step 1 conflicts with ours (t_one exists): it fails on its own
     assert (migrate_run (conn, &other, &applied) == -1);
-    pgconn_test_expect (conn, "SELECT to_regclass ('other_migrations') IS NULL", "t");
+    pgtest_expect (conn, "SELECT to_regclass ('other_migrations') IS NULL", "t");
     pgconn_destroy (&conn);
-    pgconn_testdb_drop (dsn);
+    pgtest_db_drop (dsn);
     free (dsn);
 
     //  Four daemons start at the same moment on a fresh database
-    dsn = pgconn_testdb_new ("migrate2");
+    dsn = pgtest_db_new ("migrate2");
     assert (dsn);
     int applied_by[4] = {0};
-    assert (pgconn_test_parallel (dsn, 4, s_test_start, applied_by) == 0);
+    assert (pgtest_parallel (dsn, 4, s_test_start, applied_by) == 0);
     assert (applied_by[0] + applied_by[1] + applied_by[2] + applied_by[3] == 2);
     conn = pgconn_new (dsn, error, sizeof error);
     assert (pgconn_ensure (conn) == 0);
-    pgconn_test_expect (conn, "SELECT count (*) || ' ' || sum (n) FROM t_one", "2 3");
+    pgtest_expect (conn, "SELECT count (*) || ' ' || sum (n) FROM t_one", "2 3");
     pgconn_destroy (&conn);
-    pgconn_testdb_drop (dsn);
+    pgtest_db_drop (dsn);
     free (dsn);
 }

@@ -11,6 +11,7 @@
 #include "pgconn.h"
 #include "log.h"
 #include "util.h"
+#include "pgtest.h"
 #include "selftest.h"
 
 #include <assert.h>
@@ -1031,183 +1032,6 @@ pgconn_json_clean (char *json, size_t len)
 }
 
 //  ---------------------------------------------------------------------------
-//  Test databases
-
-static const char *
-s_admin_conninfo (void)
-{
-    const char *dsn = getenv ("OMNI_TEST_PG_DSN");
-    return dsn && *dsn ? dsn : "host=127.0.0.1 port=5432 user=postgres dbname=postgres";
-}
-
-//  `base` with its dbname replaced; values quoted for the key=value form.
-static char *
-s_conninfo_with_dbname (const char *base, const char *dbname)
-{
-    PQconninfoOption *options = PQconninfoParse (base, NULL);
-    if (!options)
-        return NULL;
-    size_t cap = 256, len = 0;
-    char *out = malloc (cap);
-    assert (out);
-    out[0] = 0;
-    for (PQconninfoOption *o = options; o->keyword; o++) {
-        const char *value = strcmp (o->keyword, "dbname") == 0 ? dbname : o->val;
-        if (!value)
-            continue;
-        size_t need = len + strlen (o->keyword) + 2 * strlen (value) + 8;
-        if (need > cap) {
-            cap = need * 2;
-            out = realloc (out, cap);
-            assert (out);
-        }
-        len += (size_t) sprintf (out + len, "%s%s='", len ? " " : "", o->keyword);
-        for (const char *p = value; *p; p++) {
-            if (*p == '\'' || *p == '\\')
-                out[len++] = '\\';
-            out[len++] = *p;
-        }
-        out[len++] = '\'';
-        out[len] = 0;
-    }
-    PQconninfoFree (options);
-    return out;
-}
-
-static char *
-s_dbname (const char *conninfo)
-{
-    PQconninfoOption *options = PQconninfoParse (conninfo, NULL);
-    char *name = NULL;
-    for (PQconninfoOption *o = options; o && o->keyword; o++)
-        if (strcmp (o->keyword, "dbname") == 0 && o->val)
-            name = s_strdup (o->val);
-    PQconninfoFree (options);
-    return name;
-}
-
-char *
-pgconn_testdb_new (const char *tag)
-{
-    PGconn *admin = PQconnectdb (s_admin_conninfo ());
-    if (PQstatus (admin) != CONNECTION_OK) {
-        fprintf (stderr, "pgconn_testdb_new: no server: %s", PQerrorMessage (admin));
-        //  make test starts the services: there, a missing server is a failure.
-        assert (!getenv ("OMNI_REQUIRE_SERVICES"));
-        PQfinish (admin);
-        return NULL;
-    }
-    PQsetNoticeProcessor (admin, s_quiet, NULL);
-    char dbname[64];
-    snprintf (dbname, sizeof dbname, "omni_test_%d_%s", (int) getpid (), tag);
-    char sql[256];
-    //  The name is ours (pid and a literal tag), not data
-    snprintf (sql, sizeof sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)", dbname);
-    PQclear (PQexec (admin, sql));
-    snprintf (sql, sizeof sql,
-              "CREATE DATABASE %s TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C'",
-              dbname);
-    PGresult *result = PQexec (admin, sql);
-    bool ok = PQresultStatus (result) == PGRES_COMMAND_OK;
-    if (!ok)
-        fprintf (stderr, "pgconn_testdb_new: %s", PQerrorMessage (admin));
-    PQclear (result);
-    PQfinish (admin);
-    return ok ? s_conninfo_with_dbname (s_admin_conninfo (), dbname) : NULL;
-}
-
-void
-pgconn_testdb_drop (const char *conninfo)
-{
-    if (!conninfo)
-        return;
-    char *dbname = s_dbname (conninfo);
-    if (!dbname || strncmp (dbname, "omni_test_", 10) != 0) {
-        free (dbname);
-        return; //  only ever drop what pgconn_testdb_new made
-    }
-    PGconn *admin = PQconnectdb (s_admin_conninfo ());
-    if (PQstatus (admin) == CONNECTION_OK) {
-        char sql[256];
-        snprintf (sql, sizeof sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)", dbname);
-        PQclear (PQexec (admin, sql));
-    }
-    PQfinish (admin);
-    free (dbname);
-}
-
-char *
-pgconn_test_value (pgconn_t *conn, const char *sql)
-{
-    PGresult *result = pgconn_query (conn, sql, 0, NULL);
-    if (!result || PQntuples (result) != 1) {
-        fprintf (stderr, "%s\n  %s\n", sql, result ? "not one row" : pgconn_error (conn));
-        assert (false);
-    }
-    char *value = s_strdup (PQgetisnull (result, 0, 0) ? "NULL" : PQgetvalue (result, 0, 0));
-    PQclear (result);
-    return value;
-}
-
-void
-pgconn_test_expect (pgconn_t *conn, const char *sql, const char *expected)
-{
-    char *value = pgconn_test_value (conn, sql);
-    if (strcmp (value, expected)) {
-        fprintf (stderr, "%s\n  got      %s\n  expected %s\n", sql, value, expected);
-        assert (false);
-    }
-    free (value);
-}
-
-typedef struct {
-    const char *conninfo;
-    pgconn_test_fn *fn;
-    void *arg;
-    int index;
-    pthread_barrier_t *start;
-    int rc;
-} s_parallel_t;
-
-static void *
-s_parallel (void *arg_)
-{
-    s_parallel_t *run = arg_;
-    char error[256];
-    pgconn_t *conn = pgconn_new (run->conninfo, error, sizeof error);
-    bool up = conn && pgconn_ensure (conn) == 0;
-    pthread_barrier_wait (run->start);
-    run->rc = up ? run->fn (conn, run->arg, run->index) : -1;
-    if (run->rc)
-        fprintf (stderr, "pgconn_test_parallel: thread %d failed: %s\n", run->index,
-                 conn ? pgconn_error (conn) : error);
-    pgconn_destroy (&conn);
-    return NULL;
-}
-
-int
-pgconn_test_parallel (const char *conninfo, int n, pgconn_test_fn *fn, void *arg)
-{
-    enum { MAX = 16 };
-    assert (n > 0 && n <= MAX);
-    pthread_t threads[MAX];
-    s_parallel_t runs[MAX];
-    pthread_barrier_t start;
-    assert (pthread_barrier_init (&start, NULL, (unsigned) n) == 0);
-    for (int i = 0; i < n; i++) {
-        runs[i] = (s_parallel_t){conninfo, fn, arg, i, &start, -2};
-        assert (pthread_create (&threads[i], NULL, s_parallel, &runs[i]) == 0);
-    }
-    int failed = 0;
-    for (int i = 0; i < n; i++) {
-        pthread_join (threads[i], NULL);
-        failed += runs[i].rc != 0;
-    }
-    pthread_barrier_destroy (&start);
-    return failed;
-}
-
-//  ---------------------------------------------------------------------------
 //  Self-test, against a real server in a database of its own
 
 typedef struct {
@@ -1287,28 +1111,28 @@ s_test_copy (pgconn_t *conn, pgconn_copy_format_t format)
     }
     assert (pgconn_copy_rows (conn) == 19999);
     assert (pgconn_copy_end (conn) == PGCONN_OK);
-    pgconn_test_expect (conn, "SELECT count(*) FROM t_copy", "19999");
-    char *text = pgconn_test_value (conn, "SELECT t FROM t_copy WHERE n = 1");
+    pgtest_expect (conn, "SELECT count(*) FROM t_copy", "19999");
+    char *text = pgtest_value (conn, "SELECT t FROM t_copy WHERE n = 1");
     assert (strcmp (text, hostile) == 0);
     free (text);
-    pgconn_test_expect (conn,
-                        "SELECT i8::text || ' ' || i4 || ' ' || f || ' ' || b FROM t_copy "
-                        "WHERE n = 1",
-                        "-9223372036854775808 -7 0.1 true");
-    pgconn_test_expect (conn, "SELECT encode (by, 'hex') FROM t_copy WHERE n = 1", "00015cff");
-    pgconn_test_expect (conn,
-                        "SELECT array_length (arr, 1) || ':' || arr[2] || ':' || arr[3] "
-                        "FROM t_copy WHERE n = 1",
-                        "3:b,\"c\"\\:");
-    pgconn_test_expect (conn, "SELECT ts::text FROM t_copy WHERE n = 1",
-                        "2023-11-14 22:13:20.123456+00");
-    pgconn_test_expect (conn, "SELECT ts::text FROM t_copy WHERE n = 2",
-                        "1969-12-31 23:59:59.999998+00");
-    pgconn_test_expect (conn,
-                        "SELECT coalesce (array_length (arr, 1), 0) || ':' || (t = '') || ':' "
-                        "|| (i8 IS NULL AND by IS NULL) FROM t_copy WHERE n = 2",
-                        "0:true:true");
-    pgconn_test_expect (conn, "SELECT sum (i8) FROM t_copy WHERE n > 2", "199989997");
+    pgtest_expect (conn,
+                   "SELECT i8::text || ' ' || i4 || ' ' || f || ' ' || b FROM t_copy "
+                   "WHERE n = 1",
+                   "-9223372036854775808 -7 0.1 true");
+    pgtest_expect (conn, "SELECT encode (by, 'hex') FROM t_copy WHERE n = 1", "00015cff");
+    pgtest_expect (conn,
+                   "SELECT array_length (arr, 1) || ':' || arr[2] || ':' || arr[3] "
+                   "FROM t_copy WHERE n = 1",
+                   "3:b,\"c\"\\:");
+    pgtest_expect (conn, "SELECT ts::text FROM t_copy WHERE n = 1",
+                   "2023-11-14 22:13:20.123456+00");
+    pgtest_expect (conn, "SELECT ts::text FROM t_copy WHERE n = 2",
+                   "1969-12-31 23:59:59.999998+00");
+    pgtest_expect (conn,
+                   "SELECT coalesce (array_length (arr, 1), 0) || ':' || (t = '') || ':' "
+                   "|| (i8 IS NULL AND by IS NULL) FROM t_copy WHERE n = 2",
+                   "0:true:true");
+    pgtest_expect (conn, "SELECT sum (i8) FROM t_copy WHERE n > 2", "199989997");
 }
 
 //  jsonb: equal to what the server makes of the same text, in both formats
@@ -1326,11 +1150,11 @@ s_test_copy_jsonb (pgconn_t *conn, pgconn_copy_format_t format)
         pgconn_copy_jsonb (conn, docs[i], strlen (docs[i]));
     }
     assert (pgconn_copy_end (conn) == PGCONN_OK);
-    pgconn_test_expect (conn,
-                        "SELECT count (*) FILTER (WHERE j = t::jsonb) || '/' || count (*) "
-                        "FROM t_jsonb",
-                        "4/4");
-    pgconn_test_expect (conn, "SELECT j->>'a' FROM t_jsonb WHERE n = 0", "tab\t \\ \xc3\xa9\n");
+    pgtest_expect (conn,
+                   "SELECT count (*) FILTER (WHERE j = t::jsonb) || '/' || count (*) "
+                   "FROM t_jsonb",
+                   "4/4");
+    pgtest_expect (conn, "SELECT j->>'a' FROM t_jsonb WHERE n = 0", "tab\t \\ \xc3\xa9\n");
     //  Not JSON: the COPY is refused as content
     assert (pgconn_copy_begin (conn, "t_jsonb", NULL, format) == 0);
     pgconn_copy_row (conn, 3);
@@ -1390,7 +1214,7 @@ pgconn_test (bool verbose)
     assert (pgconn_exec (conn, "SELECT 1") == PGCONN_TRANSIENT);
     pgconn_destroy (&conn);
 
-    char *dsn = pgconn_testdb_new ("pgconn");
+    char *dsn = pgtest_db_new ("pgconn");
     if (!dsn) {
         selftest_skip ("no PostgreSQL server ($OMNI_TEST_PG_DSN, else 127.0.0.1:5432)");
     }
@@ -1402,8 +1226,8 @@ pgconn_test (bool verbose)
     assert (pgconn_ensure (conn) == 0);
     assert (pgconn_is_up (conn) && arg.calls == 1);
     assert (pgconn_ping (conn, 1000));
-    pgconn_test_expect (conn, "SHOW client_encoding", "UTF8");
-    pgconn_test_expect (conn, "SHOW TIME ZONE", "UTC");
+    pgtest_expect (conn, "SHOW client_encoding", "UTF8");
+    pgtest_expect (conn, "SHOW TIME ZONE", "UTC");
 
     //  Parameters carry hostile text verbatim
     const char *params[] = {"'); DROP TABLE x; --", NULL};
@@ -1428,7 +1252,7 @@ pgconn_test (bool verbose)
     assert (pgconn_transaction (conn, s_test_tx_fail, NULL) == PGCONN_CONTENT);
     assert (strcmp (pgconn_sqlstate (conn), "22012") == 0);
     assert (pgconn_transaction (conn, s_test_tx_swallow, NULL) != PGCONN_OK);
-    pgconn_test_expect (conn, "SELECT string_agg (n::text, ',' ORDER BY n) FROM t_tx", "1");
+    pgtest_expect (conn, "SELECT string_agg (n::text, ',' ORDER BY n) FROM t_tx", "1");
 
     //  COPY in both formats, with every type
     assert (pgconn_exec (conn,
@@ -1477,7 +1301,7 @@ pgconn_test (bool verbose)
     assert (pgconn_is_up (conn));
 
     pgconn_destroy (&conn);
-    pgconn_testdb_drop (dsn);
+    pgtest_db_drop (dsn);
     //  Dropped: a new connection to it fails
     conn = pgconn_new (dsn, error, sizeof error);
     assert (pgconn_ensure (conn) == -1);

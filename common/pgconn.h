@@ -155,26 +155,6 @@ const char *pgconn_text_clean (const char *text, size_t len, char **scratch, siz
 //  refuses \u0000). Edits `json` in place.
 void pgconn_json_clean (char *json, size_t len);
 
-//  ---------------------------------------------------------------------------
-//  For self-tests of the classes that use PostgreSQL: creates a fresh UTF-8
-//  database omni_test_<pid>_<tag> on the server named by $OMNI_TEST_PG_DSN
-//  (else host=127.0.0.1 port=5432 user=postgres dbname=postgres) and
-//  returns a conninfo for it (caller frees), or NULL when there is no server.
-char *pgconn_testdb_new (const char *tag);
-//  Drops the database made by pgconn_testdb_new (closing its sessions).
-void pgconn_testdb_drop (const char *conninfo);
-//  The one value `sql` returns, as text ("NULL" for SQL NULL; caller frees).
-//  An error or another number of rows fails the test, saying why.
-char *pgconn_test_value (pgconn_t *conn, const char *sql);
-//  Asserts that `sql` returns the one value `expected`, printing both if not.
-void pgconn_test_expect (pgconn_t *conn, const char *sql, const char *expected);
-//  What several daemons do at the same moment: `n` threads (at most 16),
-//  each with a connection of its own to `conninfo`, run fn (conn, arg, i)
-//  together once all are connected. Returns how many failed (fn returned
-//  non-zero, printed with pgconn_error, or could not connect).
-typedef int (pgconn_test_fn) (pgconn_t *conn, void *arg, int index);
-int pgconn_test_parallel (const char *conninfo, int n, pgconn_test_fn *fn, void *arg);
-
 void pgconn_test (bool verbose);
 
 #endif

@@ -1221,6 +1221,7 @@ pointstore_write (void *self_, const record_t *records, size_t count, uint8_t *c
 
 #include "sql.h"
 #include "testrec.h"
+#include "pgtest.h"
 #include "selftest.h"
 
 #include <czmq.h>
@@ -1534,20 +1535,20 @@ s_check_views (pgconn_t *pg, const char *const *build_override)
     s_expected_commits (false, expected, sizeof expected);
     if (log_enabled (LOGL_DEBUG))
         fprintf (stderr, "commits_per_day: %s\n", expected);
-    pgconn_test_expect (pg, s_commits_sql, expected);
+    pgtest_expect (pg, s_commits_sql, expected);
     s_expected_commits (true, expected, sizeof expected);
-    pgconn_test_expect (pg, s_weekly_sql, expected);
+    pgtest_expect (pg, s_weekly_sql, expected);
     s_expected_builds (build_override, expected, sizeof expected);
     if (log_enabled (LOGL_DEBUG))
         fprintf (stderr, "build_success_weekly: %s\n", expected);
-    pgconn_test_expect (pg, s_builds_sql, expected);
+    pgtest_expect (pg, s_builds_sql, expected);
     s_check_test_durations (pg);
     //  Host: the minute of D0 + 600 has three CPU samples and memory, the
     //  next one a single sample
-    pgconn_test_expect (pg,
-                        "SELECT string_agg (minute || ' ' || host || ' ' || cpu_user || ' ' || "
-                        "coalesce (mem_used::text, '-'), ',' ORDER BY minute) FROM host_per_minute",
-                        "2024-01-01 00:10:00+00 web-1 20 1000,2024-01-01 00:11:00+00 web-1 50 -");
+    pgtest_expect (pg,
+                   "SELECT string_agg (minute || ' ' || host || ' ' || cpu_user || ' ' || "
+                   "coalesce (mem_used::text, '-'), ',' ORDER BY minute) FROM host_per_minute",
+                   "2024-01-01 00:10:00+00 web-1 20 1000,2024-01-01 00:11:00+00 web-1 50 -");
 }
 
 //  The rollup views (TimescaleDB, timescale license) read continuous
@@ -1576,7 +1577,7 @@ s_check_rollup_views (pgconn_t *pg)
                   "(SELECT count (*) FROM (SELECT * FROM rollup.%s EXCEPT SELECT * FROM "
                   "public.%s) d)",
                   views[v], views[v], views[v], views[v], views[v]);
-        char *value = pgconn_test_value (pg, sql);
+        char *value = pgtest_value (pg, sql);
         assert (strcmp (strchr (value, ' '), " 0 0") == 0 && atoi (value) > 0);
         free (value);
         //  Same columns, same types
@@ -1587,7 +1588,7 @@ s_check_rollup_views (pgconn_t *pg)
                   "data_type, ',' ORDER BY ordinal_position) FROM information_schema.columns "
                   "WHERE table_schema = 'rollup' AND table_name = '%s')",
                   views[v], views[v]);
-        pgconn_test_expect (pg, sql, "t");
+        pgtest_expect (pg, sql, "t");
     }
     s_exec (pg, "DROP SCHEMA rollup CASCADE");
 }
@@ -1630,7 +1631,7 @@ pointstore_test (bool verbose)
     bad = (pointstore_config_t){"", TSSCHEMA_NATIVE, "fortnight", 0, false, 0, 1};
     assert (pointstore_new (&bad, NULL, error, sizeof error) == NULL);
     assert (strstr (error, "partition_interval"));
-    char *dsn = pgconn_testdb_new ("pointstore");
+    char *dsn = pgtest_db_new ("pointstore");
     if (!dsn) {
         selftest_skip ("no PostgreSQL server ($OMNI_TEST_PG_DSN, else 127.0.0.1:5432)");
     }
@@ -1655,12 +1656,12 @@ pointstore_test (bool verbose)
     assert (s_write (store, recs) == 0);
     char count[32];
     snprintf (count, sizeof count, "%zu", S_POINTS);
-    pgconn_test_expect (pg, "SELECT count (*) FROM points", count);
+    pgtest_expect (pg, "SELECT count (*) FROM points", count);
     s_check_views (pg, NULL);
     //  New points were copied straight in; the second time they exist, so
     //  the batch is upserted
     //  Every series was resolved once, and made once
-    char *series = pgconn_test_value (pg, "SELECT count (*) FROM points_series");
+    char *series = pgtest_value (pg, "SELECT count (*) FROM points_series");
     char resolved[64];
     snprintf (resolved, sizeof resolved, "test_series_resolved_total %s\n", series);
     free (series);
@@ -1671,53 +1672,52 @@ pointstore_test (bool verbose)
     free (rendered);
     //  Again: the series ids come from the cache
     assert (s_write (store, recs) == 0);
-    pgconn_test_expect (pg, "SELECT count (*) FROM points", count);
+    pgtest_expect (pg, "SELECT count (*) FROM points", count);
     rendered = metrics_render (metrics);
     assert (strstr (rendered, "test_batches_upserted_total 1\n"));
     assert (strstr (rendered, resolved));
     free (rendered);
     s_batch (recs);
     assert (s_write (store, recs) == 0);
-    pgconn_test_expect (pg, "SELECT count (*) FROM points", count);
+    pgtest_expect (pg, "SELECT count (*) FROM points", count);
     s_check_views (pg, NULL);
     s_check_rollup_views (pg);
     //  The records' source is kept, and tags are jsonb
-    pgconn_test_expect (pg,
-                        "SELECT source || ' ' || (tags->>'author') || ' ' || value FROM points "
-                        "WHERE name = 'git.insertions' AND tags->>'sha' = 'a1'",
-                        "repo-a ann@example.org 10");
+    pgtest_expect (pg,
+                   "SELECT source || ' ' || (tags->>'author') || ' ' || value FROM points "
+                   "WHERE name = 'git.insertions' AND tags->>'sha' = 'a1'",
+                   "repo-a ann@example.org 10");
 
     //  A build seen again with another outcome: the value moves, no new point
     testrec_clear (recs);
     testrec_build (recs, "ci", (D0 + 4000) * NS, "deploy", "2", "success", "main", (D0 + 2000) * NS,
                    12.25);
     assert (s_write (store, recs) == 0);
-    pgconn_test_expect (pg, "SELECT count (*) FROM points", count);
+    pgtest_expect (pg, "SELECT count (*) FROM points", count);
     const char *override[S_BUILDS] = {NULL, "success"};
     s_check_views (pg, override);
 
     //  Points older than any partition (and beyond the next one): their
     //  partitions appear, they are stored
-    pgconn_test_expect (pg, "SELECT count (*) FROM metricsd_partitions ()",
-                        "4"); //  + Jan 2024, Dec 2023
+    pgtest_expect (pg, "SELECT count (*) FROM metricsd_partitions ()",
+                   "4"); //  + Jan 2024, Dec 2023
     testrec_clear (recs);
     testrec_metric (recs, "old-host", INT64_C (636508800) * NS, "legacy.value", 42, "old-host");
     testrec_commit (recs, "repo-old", "o1", "old@example.org", 0, INT64_C (636595200), 1, 1, 1);
     testrec_metric (recs, "old-host", INT64_C (-86400) * NS, "legacy.value", 7, "old-host");
     testrec_metric (recs, "far", INT64_C (9000000000) * NS, "future.value", 1, NULL);
     assert (s_write (store, recs) == 0);
-    pgconn_test_expect (pg, "SELECT count (*) FROM metricsd_partitions ()", "7");
-    pgconn_test_expect (pg,
-                        "SELECT d.value || ' ' || d.tableoid::regclass FROM " S_DATA_OF
-                        " WHERE s.name = 'legacy.value' AND d.time = '1990-03-04 00:00+00'",
-                        "42 points_data_19900301");
-    pgconn_test_expect (pg,
-                        "SELECT d.tableoid::regclass || ' ' || d.value FROM " S_DATA_OF
-                        " WHERE s.name = 'legacy.value' AND d.time < '1970-01-01'",
-                        "points_data_19691201 7");
-    pgconn_test_expect (pg, "SELECT count (*) FROM points WHERE source = 'repo-old'", "4");
-    pgconn_test_expect (pg, "SELECT commits FROM commits_per_day WHERE repository = 'repo-old'",
-                        "1");
+    pgtest_expect (pg, "SELECT count (*) FROM metricsd_partitions ()", "7");
+    pgtest_expect (pg,
+                   "SELECT d.value || ' ' || d.tableoid::regclass FROM " S_DATA_OF
+                   " WHERE s.name = 'legacy.value' AND d.time = '1990-03-04 00:00+00'",
+                   "42 points_data_19900301");
+    pgtest_expect (pg,
+                   "SELECT d.tableoid::regclass || ' ' || d.value FROM " S_DATA_OF
+                   " WHERE s.name = 'legacy.value' AND d.time < '1970-01-01'",
+                   "points_data_19691201 7");
+    pgtest_expect (pg, "SELECT count (*) FROM points WHERE source = 'repo-old'", "4");
+    pgtest_expect (pg, "SELECT commits FROM commits_per_day WHERE repository = 'repo-old'", "1");
     pointstore_describe (store, text, sizeof text);
     assert (strstr (text, "partitions=7"));
 
@@ -1730,11 +1730,11 @@ pointstore_test (bool verbose)
         pthread_join (threads[i], NULL);
         assert (args[i].rc == 0);
     }
-    pgconn_test_expect (pg,
-                        "SELECT count (*) || ' ' || count (DISTINCT d.tableoid) FROM " S_DATA_OF
-                        " WHERE s.name = 'legacy'",
-                        "12 12");
-    pgconn_test_expect (pg, "SELECT count (*) FROM metricsd_partitions ()", "19");
+    pgtest_expect (pg,
+                   "SELECT count (*) || ' ' || count (DISTINCT d.tableoid) FROM " S_DATA_OF
+                   " WHERE s.name = 'legacy'",
+                   "12 12");
+    pgtest_expect (pg, "SELECT count (*) FROM metricsd_partitions ()", "19");
 
     //  A batch of new points shared over three connections, then the same
     //  batch again (a share meets its points: the batch is upserted), and
@@ -1753,13 +1753,13 @@ pointstore_test (bool verbose)
     assert (s_write (shared, recs) == 0);
     static const char *shared_sql =
         "SELECT count (*) || ' ' || sum (value) FROM points WHERE name = 'shared'";
-    pgconn_test_expect (pg, shared_sql, "3000 4498500");
+    pgtest_expect (pg, shared_sql, "3000 4498500");
     assert (s_write (shared, recs) == 0);
-    pgconn_test_expect (pg, shared_sql, "3000 4498500");
+    pgtest_expect (pg, shared_sql, "3000 4498500");
     testrec_clear (recs);
     testrec_metric (recs, "s0", (D0 + 100000) * NS, "shared", 1000000, "s0");
     assert (s_write (shared, recs) == 0);
-    pgconn_test_expect (pg, shared_sql, "3000 5498500");
+    pgtest_expect (pg, shared_sql, "3000 5498500");
     pointstore_destroy (&shared);
 
     //  A partition dropped behind our back: the write fails, then succeeds
@@ -1769,7 +1769,7 @@ pointstore_test (bool verbose)
     assert (pointstore_write (store, testrec_records (recs), 1, NULL, error, sizeof error) == -1);
     assert (strstr (error, "23514"));
     assert (s_write (store, recs) == 0);
-    pgconn_test_expect (pg, "SELECT count (*) FROM points_data_19900301", "1");
+    pgtest_expect (pg, "SELECT count (*) FROM points_data_19900301", "1");
 
     //  Points that cannot be made are counted, the rest stored
     testrec_clear (recs);
@@ -1779,7 +1779,7 @@ pointstore_test (bool verbose)
     testrec_metric (recs, "web-2", (D0 + 5) * NS, "m", 1, huge);
     testrec_metric (recs, "web-2", (D0 + 5) * NS, "m", 2, "web-2");
     assert (s_write (store, recs) == 0);
-    pgconn_test_expect (pg, "SELECT count (*) FROM points WHERE source = 'web-2'", "1");
+    pgtest_expect (pg, "SELECT count (*) FROM points WHERE source = 'web-2'", "1");
     //  A batch with nothing for metricsd: acknowledged, nothing written
     testrec_clear (recs);
     msgpack_packer *pk = testrec_begin (recs, "git.tag", "repo-a", D0 * NS, 3);
@@ -1797,10 +1797,10 @@ pointstore_test (bool verbose)
 
     //  The session ends under the store (server restart, network): the
     //  write fails (the writer retries), and a later one goes through
-    pgconn_test_expect (pg,
-                        "SELECT count (pg_terminate_backend (pid)) FROM pg_stat_activity WHERE "
-                        "datname = current_database () AND pid <> pg_backend_pid ()",
-                        "1");
+    pgtest_expect (pg,
+                   "SELECT count (pg_terminate_backend (pid)) FROM pg_stat_activity WHERE "
+                   "datname = current_database () AND pid <> pg_backend_pid ()",
+                   "1");
     testrec_clear (recs);
     testrec_metric (recs, "web-3", (D0 + 5) * NS, "m", 3, NULL);
     int rc = pointstore_write (store, testrec_records (recs), 1, NULL, error, sizeof error);
@@ -1811,7 +1811,7 @@ pointstore_test (bool verbose)
         rc = pointstore_write (store, testrec_records (recs), 1, NULL, error, sizeof error);
     }
     assert (rc == 0);
-    pgconn_test_expect (pg, "SELECT count (*) FROM points WHERE source = 'web-3'", "1");
+    pgtest_expect (pg, "SELECT count (*) FROM points WHERE source = 'web-3'", "1");
     assert (pointstore_healthy (store, text, sizeof text));
     //  A permanent problem found by the schema check (here set by hand: the
     //  license case needs TimescaleDB) fails /health naming it, and a failed
@@ -1847,6 +1847,6 @@ pointstore_test (bool verbose)
     pointstore_destroy (&store);
     assert (store == NULL);
     metrics_destroy (&metrics);
-    pgconn_testdb_drop (dsn);
+    pgtest_db_drop (dsn);
     free (dsn);
 }

@@ -7,6 +7,7 @@
 #include "shared_sql.h"
 #include "sql.h"
 #include "util.h"
+#include "pgtest.h"
 #include "selftest.h"
 
 #include <assert.h>
@@ -22,14 +23,20 @@
 
 //  Version 2 is shared with relationald (common/sql/access.sql): the two may
 //  migrate one database or two, and either way it is there once.
-static const migrate_step_t s_steps_native[] = {
-    {1, "points", sql_points_native},        {2, "access", shared_sql_access},
-    {3, "points_access", sql_access_native}, {4, "series", sql_series_native},
-    {5, "points_view", sql_points_view},     {0, NULL, NULL}};
-static const migrate_step_t s_steps_timescaledb[] = {
-    {1, "points", sql_points_timescaledb},        {2, "access", shared_sql_access},
-    {3, "points_access", sql_access_timescaledb}, {4, "series", sql_series_timescaledb},
-    {5, "points_view", sql_points_view},          {0, NULL, NULL}};
+static const migrate_step_t s_steps_native[] = {{1, "points", sql_points_native},
+                                                {2, "access", shared_sql_access},
+                                                {3, "points_access", sql_access_native},
+                                                {4, "series", sql_series_native},
+                                                {5, "points_view", sql_points_view},
+                                                {6, "series_view", sql_series_view},
+                                                {0, NULL, NULL}};
+static const migrate_step_t s_steps_timescaledb[] = {{1, "points", sql_points_timescaledb},
+                                                     {2, "access", shared_sql_access},
+                                                     {3, "points_access", sql_access_timescaledb},
+                                                     {4, "series", sql_series_timescaledb},
+                                                     {5, "points_view", sql_points_view},
+                                                     {6, "series_view", sql_series_view},
+                                                     {0, NULL, NULL}};
 
 int
 tsschema_parse_mode (const char *text, tsschema_mode_t *mode)
@@ -630,7 +637,7 @@ s_test_plan_v3 (pgconn_t *conn, void *arg)
 static void
 s_test_series_migration (void)
 {
-    char *dsn = pgconn_testdb_new ("tsschema_v3");
+    char *dsn = pgtest_db_new ("tsschema_v3");
     assert (dsn);
     char error[256];
     pgconn_t *conn = pgconn_new (dsn, error, sizeof error);
@@ -657,18 +664,18 @@ s_test_series_migration (void)
         "',' ORDER BY day, repository) FROM commits_per_day) || ' ' || (SELECT string_agg "
         "(time || ' ' || name || ' ' || value || ' ' || source || ' ' || tags, ',' ORDER BY time) "
         "FROM points WHERE name = 'legacy')";
-    char *before = pgconn_test_value (conn, answers);
-    assert (tsschema_migrate (conn, &config, &state) == 0 && state.applied == 2);
-    pgconn_test_expect (conn, answers, before);
+    char *before = pgtest_value (conn, answers);
+    assert (tsschema_migrate (conn, &config, &state) == 0 && state.applied == 3);
+    pgtest_expect (conn, answers, before);
     free (before);
-    pgconn_test_expect (conn,
-                        "SELECT (SELECT count (*) FROM points_data) || ' ' || (SELECT count (*) "
-                        "FROM points_series) || ' ' || (SELECT string_agg (part, ',' ORDER BY "
-                        "lo) FROM metricsd_partitions ())",
-                        "102 101 points_data_19900301,points_data_20240101");
-    pgconn_test_expect (conn, "SELECT to_regclass ('points_19900301') IS NULL", "t");
+    pgtest_expect (conn,
+                   "SELECT (SELECT count (*) FROM points_data) || ' ' || (SELECT count (*) "
+                   "FROM points_series) || ' ' || (SELECT string_agg (part, ',' ORDER BY "
+                   "lo) FROM metricsd_partitions ())",
+                   "102 101 points_data_19900301,points_data_20240101");
+    pgtest_expect (conn, "SELECT to_regclass ('points_19900301') IS NULL", "t");
     pgconn_destroy (&conn);
-    pgconn_testdb_drop (dsn);
+    pgtest_db_drop (dsn);
     free (dsn);
 }
 
@@ -811,7 +818,7 @@ tsschema_test (bool verbose)
     assert (s_policy_plan (1, -1, 86400000) == S_POLICY_REPLACE);
     assert (s_policy_plan (2, 86400000, 86400000) == S_POLICY_REPLACE);
 
-    char *dsn = pgconn_testdb_new ("tsschema");
+    char *dsn = pgtest_db_new ("tsschema");
     if (!dsn) {
         selftest_skip ("no PostgreSQL server ($OMNI_TEST_PG_DSN, else 127.0.0.1:5432)");
     }
@@ -822,18 +829,17 @@ tsschema_test (bool verbose)
     tsschema_config_t config = {TSSCHEMA_NATIVE, "month", 0, false};
     tsschema_state_t state;
     assert (tsschema_migrate (conn, &config, &state) == 0);
-    assert (state.mode == TSSCHEMA_NATIVE && state.applied == 5 && !state.rollups);
-    pgconn_test_expect (
-        conn,
-        "SELECT string_agg (relname || ':' || relkind::text, ',' ORDER BY relname) FROM "
-        "pg_class WHERE relname IN ('points', 'points_data', 'points_series')",
-        "points:v,points_data:p,points_series:r");
-    pgconn_test_expect (conn,
-                        "SELECT count (*) FROM information_schema.views WHERE table_name IN "
-                        "('commits_per_day', 'commits_per_week', 'build_success_weekly', "
-                        "'test_duration_weekly', 'host_per_minute')",
-                        "5");
-    pgconn_test_expect (conn, "SELECT value FROM metricsd_settings WHERE key = 'mode'", "native");
+    assert (state.mode == TSSCHEMA_NATIVE && state.applied == 6 && !state.rollups);
+    pgtest_expect (conn,
+                   "SELECT string_agg (relname || ':' || relkind::text, ',' ORDER BY relname) FROM "
+                   "pg_class WHERE relname IN ('points', 'points_data', 'points_series')",
+                   "points:v,points_data:p,points_series:r");
+    pgtest_expect (conn,
+                   "SELECT count (*) FROM information_schema.views WHERE table_name IN "
+                   "('commits_per_day', 'commits_per_week', 'build_success_weekly', "
+                   "'test_duration_weekly', 'host_per_minute')",
+                   "5");
+    pgtest_expect (conn, "SELECT value FROM metricsd_settings WHERE key = 'mode'", "native");
     //  Again, and in auto mode: nothing to do, the stored mode wins
     config.want = TSSCHEMA_AUTO;
     assert (tsschema_migrate (conn, &config, &state) == 0);
@@ -847,59 +853,56 @@ tsschema_test (bool verbose)
     assert (pgconn_exec (conn, "DROP VIEW host_per_minute; UPDATE metricsd_settings SET value = "
                                "'old' WHERE key = 'views'") == PGCONN_OK);
     assert (tsschema_migrate (conn, &config, &state) == 0);
-    pgconn_test_expect (conn, "SELECT count (*) FROM host_per_minute", "0");
-    pgconn_test_expect (conn, "SELECT length (value) FROM metricsd_settings WHERE key = 'views'",
-                        "64");
+    pgtest_expect (conn, "SELECT count (*) FROM host_per_minute", "0");
+    pgtest_expect (conn, "SELECT length (value) FROM metricsd_settings WHERE key = 'views'", "64");
 
     //  Partitions on demand: bounds in UTC, found again, clipped to neighbours
     static const char *ensure = "SELECT lo || ' ' || hi FROM metricsd_ensure_partition (%s, '%s')";
     char sql[256];
     snprintf (sql, sizeof sql, ensure, "'1990-05-17 12:00+02'", "month");
-    pgconn_test_expect (conn, sql, "1990-05-01 00:00:00+00 1990-06-01 00:00:00+00");
-    pgconn_test_expect (conn, sql, "1990-05-01 00:00:00+00 1990-06-01 00:00:00+00");
+    pgtest_expect (conn, sql, "1990-05-01 00:00:00+00 1990-06-01 00:00:00+00");
+    pgtest_expect (conn, sql, "1990-05-01 00:00:00+00 1990-06-01 00:00:00+00");
     snprintf (sql, sizeof sql, ensure, "'1990-05-31 23:59:59.999999+00'", "day");
-    pgconn_test_expect (conn, sql, "1990-05-01 00:00:00+00 1990-06-01 00:00:00+00");
+    pgtest_expect (conn, sql, "1990-05-01 00:00:00+00 1990-06-01 00:00:00+00");
     //  The week of Sunday 1990-06-03 starts on Monday 05-28, inside May's
     snprintf (sql, sizeof sql, ensure, "'1990-06-03 10:00+00'", "week");
-    pgconn_test_expect (conn, sql, "1990-06-01 00:00:00+00 1990-06-04 00:00:00+00");
+    pgtest_expect (conn, sql, "1990-06-01 00:00:00+00 1990-06-04 00:00:00+00");
     snprintf (sql, sizeof sql, ensure, "'1990-06-04 00:00+00'", "week");
-    pgconn_test_expect (conn, sql, "1990-06-04 00:00:00+00 1990-06-11 00:00:00+00");
-    pgconn_test_expect (conn,
-                        "SELECT string_agg (part, ',' ORDER BY lo) FROM metricsd_partitions ()",
-                        "points_data_19900501,points_data_19900601,points_data_19900604");
+    pgtest_expect (conn, sql, "1990-06-04 00:00:00+00 1990-06-11 00:00:00+00");
+    pgtest_expect (conn, "SELECT string_agg (part, ',' ORDER BY lo) FROM metricsd_partitions ()",
+                   "points_data_19900501,points_data_19900601,points_data_19900604");
     //  Before 1970 and far ahead
     snprintf (sql, sizeof sql, ensure, "'1969-12-31 23:59:59+00'", "year");
-    pgconn_test_expect (conn, sql, "1969-01-01 00:00:00+00 1970-01-01 00:00:00+00");
+    pgtest_expect (conn, sql, "1969-01-01 00:00:00+00 1970-01-01 00:00:00+00");
     snprintf (sql, sizeof sql, ensure, "'2261-12-31 00:00+00'", "month");
-    pgconn_test_expect (conn, sql, "2261-12-01 00:00:00+00 2262-01-01 00:00:00+00");
+    pgtest_expect (conn, sql, "2261-12-01 00:00:00+00 2262-01-01 00:00:00+00");
     assert (pgconn_exec (conn, "INSERT INTO points_data VALUES (1, '1990-06-03 10:00+00', 1), "
                                "(1, '1969-12-31 23:59:59+00', 2)") == PGCONN_OK);
-    pgconn_test_expect (conn, "SELECT count (*) FROM points_data_19900601", "1");
+    pgtest_expect (conn, "SELECT count (*) FROM points_data_19900601", "1");
     snprintf (sql, sizeof sql, ensure, "now ()", "fortnight");
     PGresult *result = pgconn_query (conn, sql, 0, NULL);
     assert (!result && strstr (pgconn_error (conn), "unit must be"));
 
     //  Several metricsd wanting the same new partition at once: one is made
     snprintf (sql, sizeof sql, ensure, "'2001-02-03 04:05:06+00'", "week");
-    assert (pgconn_test_parallel (dsn, 6, s_test_query, sql) == 0);
-    pgconn_test_expect (conn,
-                        "SELECT count (*) FROM metricsd_partitions () WHERE lo = "
-                        "'2001-01-29 00:00+00' AND hi = '2001-02-05 00:00+00'",
-                        "1");
+    assert (pgtest_parallel (dsn, 6, s_test_query, sql) == 0);
+    pgtest_expect (conn,
+                   "SELECT count (*) FROM metricsd_partitions () WHERE lo = "
+                   "'2001-01-29 00:00+00' AND hi = '2001-02-05 00:00+00'",
+                   "1");
     pgconn_destroy (&conn);
-    pgconn_testdb_drop (dsn);
+    pgtest_db_drop (dsn);
     s_test_series_migration ();
     free (dsn);
 
     //  A fresh database in auto mode: TimescaleDB when the server has it,
     //  else native; forced TimescaleDB without it is a start-up error
-    dsn = pgconn_testdb_new ("tsschema2");
+    dsn = pgtest_db_new ("tsschema2");
     assert (dsn);
     conn = pgconn_new (dsn, error, sizeof error);
     assert (pgconn_ensure (conn) == 0);
-    char *available =
-        pgconn_test_value (conn, "SELECT count (*) FROM pg_available_extensions WHERE "
-                                 "name = 'timescaledb'");
+    char *available = pgtest_value (conn, "SELECT count (*) FROM pg_available_extensions WHERE "
+                                          "name = 'timescaledb'");
     if (strcmp (available, "0") == 0) {
         //  The facts as this server gives them, in a transaction that no
         //  probe may end: a value set by hand for the loader's GUC is a
@@ -928,17 +931,17 @@ tsschema_test (bool verbose)
         assert (pgconn_last_status (conn) == PGCONN_FAILED);
         assert (strstr (state.problem, "not packaged") &&
                 strstr (state.problem, "shared_preload_libraries"));
-        pgconn_test_expect (conn, "SELECT to_regclass ('points') IS NULL", "t");
+        pgtest_expect (conn, "SELECT to_regclass ('points') IS NULL", "t");
         config.want = TSSCHEMA_AUTO;
         assert (tsschema_migrate (conn, &config, &state) == 0);
-        assert (state.mode == TSSCHEMA_NATIVE && state.applied == 5 && !*state.problem);
+        assert (state.mode == TSSCHEMA_NATIVE && state.applied == 6 && !*state.problem);
         pgconn_destroy (&conn);
-        pgconn_testdb_drop (dsn);
+        pgtest_db_drop (dsn);
         free (dsn);
 
         //  A database set up with TimescaleDB (restored here, say): refused
         //  in every mode, permanently, never converted
-        dsn = pgconn_testdb_new ("tsschema3");
+        dsn = pgtest_db_new ("tsschema3");
         assert (dsn);
         conn = pgconn_new (dsn, error, sizeof error);
         assert (pgconn_ensure (conn) == 0);
@@ -948,12 +951,12 @@ tsschema_test (bool verbose)
         assert (tsschema_migrate (conn, &config, &state) == -1);
         assert (pgconn_last_status (conn) == PGCONN_FAILED);
         assert (strcmp (state.problem, s_why_stored_unusable) == 0);
-        pgconn_test_expect (conn, "SELECT to_regclass ('points') IS NULL", "t");
+        pgtest_expect (conn, "SELECT to_regclass ('points') IS NULL", "t");
     } else
         fprintf (stderr, "tsschema_test: timescaledb is available here; its path is tested by "
                          "the pointstore test in auto mode\n");
     free (available);
     pgconn_destroy (&conn);
-    pgconn_testdb_drop (dsn);
+    pgtest_db_drop (dsn);
     free (dsn);
 }

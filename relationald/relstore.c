@@ -44,6 +44,7 @@
 #include "pgconn.h"
 #include "schema.h"
 #include "util.h"
+#include "pgtest.h"
 #include "selftest.h"
 #include "writer.h"
 
@@ -1691,9 +1692,9 @@ s_test_conflicts (relstore_t *store, pgconn_t *pg)
     memset (flags, 0, 3);
     assert (relstore_write (store, b.records, b.count, flags, error, sizeof error) == 0);
     assert (flags[0] == 1 && flags[1] == 1 && flags[2] == 0);
-    pgconn_test_expect (pg, "SELECT status FROM ci_tests WHERE name = 't_fast'", "passed");
-    pgconn_test_expect (pg, "SELECT author_name FROM commits WHERE sha = 'c2'", "Ann");
-    pgconn_test_expect (pg, "SELECT count (*) FROM ci_tests WHERE name = 't_new'", "1");
+    pgtest_expect (pg, "SELECT status FROM ci_tests WHERE name = 't_fast'", "passed");
+    pgtest_expect (pg, "SELECT author_name FROM commits WHERE sha = 'c2'", "Ann");
+    pgtest_expect (pg, "SELECT count (*) FROM ci_tests WHERE name = 't_new'", "1");
     free (flags);
     s_batch_destroy (&b);
 }
@@ -1721,16 +1722,16 @@ s_test_direct (relstore_t *store, pgconn_t *pg)
         "SELECT string_agg (so.name || ':' || t.name || ':' || t.status || ':' || t.duration, ',' "
         "ORDER BY t.name) FROM ci_tests t JOIN sources so ON so.id = t.source_id WHERE so.name = "
         "'repo-direct'";
-    pgconn_test_expect (pg, sql, "repo-direct:d1:passed:1.5,repo-direct:d2:failed:2.5");
+    pgtest_expect (pg, sql, "repo-direct:d1:passed:1.5,repo-direct:d2:failed:2.5");
     //  Counted from here: the tests before may have gone straight in too
     long before = (long) metric_value (store->m_direct) - 1;
     assert (before >= 0);
     //  Again, with a new one: the COPY meets d1 and d2, the batch is staged
     s_test_case (&b, "d3", "passed", 3.5);
     assert (s_write (store, &b) == 0);
-    pgconn_test_expect (pg, sql,
-                        "repo-direct:d1:passed:1.5,repo-direct:d2:failed:2.5,"
-                        "repo-direct:d3:passed:3.5");
+    pgtest_expect (pg, sql,
+                   "repo-direct:d1:passed:1.5,repo-direct:d2:failed:2.5,"
+                   "repo-direct:d3:passed:3.5");
     assert ((long) metric_value (store->m_direct) == before + 1);
     //  Once the staged batches ahead are done, straight in again
     s_batch_clear (&b);
@@ -1780,49 +1781,45 @@ s_test_basic (relstore_t *store, pgconn_t *pg)
     s_batch_init (&b, "repo-a");
     s_full_batch (&b);
     assert (s_write (store, &b) == 0);
-    pgconn_test_expect (pg, s_counts_sql, "1 1 3 3 1 1 1 3 1 0");
-    pgconn_test_expect (
-        pg,
-        "SELECT status || ' ' || started || ' ' || finished || ' ' || duration || ' ' "
-        "|| (counts->>'git.commit') || ' ' || instance FROM runs",
-        "ok 2023-11-14 22:13:20+00 2023-11-14 22:13:22+00 2 3 test-col");
-    pgconn_test_expect (pg,
-                        "SELECT author_time || ' ' || author_tz || ' ' || committer_time || ' ' "
-                        "|| parents[1] || ' ' || insertions || ' ' || (length (id) = 16) "
-                        "FROM commits WHERE sha = 'c3'",
-                        "2020-09-15 12:26:40+00 -300 2020-09-15 12:27:40+00 "
-                        "0123456789abcdef0123456789abcdef01234567 1 true");
-    pgconn_test_expect (
-        pg,
-        "SELECT string_agg (path || ':' || coalesce (f.insertions::text, '-') || ':' "
-        "|| is_binary, ',' ORDER BY path) FROM commit_files f JOIN commits c "
-        "ON c.id = f.commit_id WHERE c.sha = 'c1'",
-        "src/file0.c:10:false,src/file1.c:-:true");
-    pgconn_test_expect (pg, "SELECT name || ' ' || target || ' ' || head FROM branches",
-                        "main c3 true");
-    pgconn_test_expect (pg, "SELECT tagger_time || ' ' || annotated || ' ' || message FROM tags",
-                        "2020-09-14 13:26:40+00 true release");
-    pgconn_test_expect (
-        pg, "SELECT status || ' ' || duration || ' ' || (tests->>'total') FROM ci_builds",
-        "running 12.5 3");
-    pgconn_test_expect (pg, "SELECT code || ' ' || (path IS NULL) FROM code_stats", "300 true");
-    pgconn_test_expect (
-        pg,
-        "SELECT string_agg (author_name || ':' || commits || ':' || insertions || ':' "
-        "|| deletions, ',' ORDER BY author_name) FROM contributors",
-        "Ann:2:15:2,Bob:1:1:1");
-    pgconn_test_expect (pg, "SELECT count (*) FROM commit_activity_daily", "3");
-    pgconn_test_expect (pg, "SELECT name FROM slowest_tests ORDER BY avg_duration DESC LIMIT 1",
-                        "t_slow");
+    pgtest_expect (pg, s_counts_sql, "1 1 3 3 1 1 1 3 1 0");
+    pgtest_expect (pg,
+                   "SELECT status || ' ' || started || ' ' || finished || ' ' || duration || ' ' "
+                   "|| (counts->>'git.commit') || ' ' || instance FROM runs",
+                   "ok 2023-11-14 22:13:20+00 2023-11-14 22:13:22+00 2 3 test-col");
+    pgtest_expect (pg,
+                   "SELECT author_time || ' ' || author_tz || ' ' || committer_time || ' ' "
+                   "|| parents[1] || ' ' || insertions || ' ' || (length (id) = 16) "
+                   "FROM commits WHERE sha = 'c3'",
+                   "2020-09-15 12:26:40+00 -300 2020-09-15 12:27:40+00 "
+                   "0123456789abcdef0123456789abcdef01234567 1 true");
+    pgtest_expect (pg,
+                   "SELECT string_agg (path || ':' || coalesce (f.insertions::text, '-') || ':' "
+                   "|| is_binary, ',' ORDER BY path) FROM commit_files f JOIN commits c "
+                   "ON c.id = f.commit_id WHERE c.sha = 'c1'",
+                   "src/file0.c:10:false,src/file1.c:-:true");
+    pgtest_expect (pg, "SELECT name || ' ' || target || ' ' || head FROM branches", "main c3 true");
+    pgtest_expect (pg, "SELECT tagger_time || ' ' || annotated || ' ' || message FROM tags",
+                   "2020-09-14 13:26:40+00 true release");
+    pgtest_expect (pg,
+                   "SELECT status || ' ' || duration || ' ' || (tests->>'total') FROM ci_builds",
+                   "running 12.5 3");
+    pgtest_expect (pg, "SELECT code || ' ' || (path IS NULL) FROM code_stats", "300 true");
+    pgtest_expect (pg,
+                   "SELECT string_agg (author_name || ':' || commits || ':' || insertions || ':' "
+                   "|| deletions, ',' ORDER BY author_name) FROM contributors",
+                   "Ann:2:15:2,Bob:1:1:1");
+    pgtest_expect (pg, "SELECT count (*) FROM commit_activity_daily", "3");
+    pgtest_expect (pg, "SELECT name FROM slowest_tests ORDER BY avg_duration DESC LIMIT 1",
+                   "t_slow");
 
     //  The same batch again, and each record twice in one batch: no new row
     assert (s_write (store, &b) == 0);
-    pgconn_test_expect (pg, s_counts_sql, "1 1 3 3 1 1 1 3 1 0");
+    pgtest_expect (pg, s_counts_sql, "1 1 3 3 1 1 1 3 1 0");
     size_t n = b.count;
     s_full_batch (&b);
     assert (b.count == 2 * n);
     assert (s_write (store, &b) == 0);
-    pgconn_test_expect (pg, s_counts_sql, "1 1 3 3 1 1 1 3 1 0");
+    pgtest_expect (pg, s_counts_sql, "1 1 3 3 1 1 1 3 1 0");
 
     //  State moves: the branch to a new target, the build to success. An
     //  older observation delivered late changes nothing.
@@ -1831,20 +1828,19 @@ s_test_basic (relstore_t *store, pgconn_t *pg)
     s_branch (&b, "main", "c4");
     s_build (&b, "ci", "b1", "success");
     assert (s_write (store, &b) == 0);
-    pgconn_test_expect (pg, "SELECT target FROM branches WHERE name = 'main'", "c4");
-    pgconn_test_expect (pg, "SELECT status FROM ci_builds", "success");
+    pgtest_expect (pg, "SELECT target FROM branches WHERE name = 'main'", "c4");
+    pgtest_expect (pg, "SELECT status FROM ci_builds", "success");
     s_batch_clear (&b);
     b.ts -= 1000;
     s_branch (&b, "main", "c3");
     s_build (&b, "ci", "b1", "running");
     assert (s_write (store, &b) == 0);
-    pgconn_test_expect (pg, "SELECT target || ' ' || count (*) OVER () FROM branches", "c4 1");
-    pgconn_test_expect (pg, "SELECT status || ' ' || count (*) OVER () FROM ci_builds",
-                        "success 1");
-    pgconn_test_expect (pg,
-                        "SELECT succeeded || '/' || builds || ' ' || success_rate "
-                        "FROM build_success_rate",
-                        "1/1 1.0000");
+    pgtest_expect (pg, "SELECT target || ' ' || count (*) OVER () FROM branches", "c4 1");
+    pgtest_expect (pg, "SELECT status || ' ' || count (*) OVER () FROM ci_builds", "success 1");
+    pgtest_expect (pg,
+                   "SELECT succeeded || '/' || builds || ' ' || success_rate "
+                   "FROM build_success_rate",
+                   "1/1 1.0000");
 
     //  A report's figures: a second report of the same day and period
     //  replaces the row, an older one delivered late does not; another
@@ -1862,12 +1858,12 @@ s_test_basic (relstore_t *store, pgconn_t *pg)
     b.ts -= 3000;
     s_analysis (&b, "2024-03-01", 0, 1);
     assert (s_write (store, &b) == 0);
-    pgconn_test_expect (pg,
-                        "SELECT string_agg (day || ' ' || coalesce (since::text, '-') || ' ' "
-                        "|| commits || ' ' || success_rate || ' ' || coalesce (code_lines, -1) "
-                        "|| ' ' || source, ',' ORDER BY since NULLS FIRST) FROM analysis_trend",
-                        "2024-03-01 - 9 0.5 -1 repo-a,"
-                        "2024-03-01 2023-11-14 22:13:20+00 8 0.5 -1 repo-a");
+    pgtest_expect (pg,
+                   "SELECT string_agg (day || ' ' || coalesce (since::text, '-') || ' ' "
+                   "|| commits || ' ' || success_rate || ' ' || coalesce (code_lines, -1) "
+                   "|| ' ' || source, ',' ORDER BY since NULLS FIRST) FROM analysis_trend",
+                   "2024-03-01 - 9 0.5 -1 repo-a,"
+                   "2024-03-01 2023-11-14 22:13:20+00 8 0.5 -1 repo-a");
     s_batch_destroy (&b);
 }
 
@@ -1875,8 +1871,8 @@ static void
 s_test_hostile (relstore_t *store, pgconn_t *pg)
 {
     char *before =
-        pgconn_test_value (pg, "SELECT string_agg (table_name, ',' ORDER BY table_name) "
-                               "FROM information_schema.tables WHERE table_schema = 'public'");
+        pgtest_value (pg, "SELECT string_agg (table_name, ',' ORDER BY table_name) "
+                          "FROM information_schema.tables WHERE table_schema = 'public'");
     s_batch_t b;
     //  A source with a NUL, quotes and an injection attempt
     static const char src[] = "repo'); DROP TABLE commits; --\\\"\t\n";
@@ -1910,8 +1906,8 @@ s_test_hostile (relstore_t *store, pgconn_t *pg)
     assert (strcmp (PQgetvalue (result, 0, 2), src) == 0);
     PQclear (result);
     free (expected);
-    pgconn_test_expect (pg, "SELECT name FROM branches WHERE name LIKE 'feature/%'",
-                        "feature/'; DELETE FROM branches; --");
+    pgtest_expect (pg, "SELECT name FROM branches WHERE name LIKE 'feature/%'",
+                   "feature/'; DELETE FROM branches; --");
 
     //  NUL inside a string: stored as U+FFFD, in text and in jsonb
     s_batch_clear (&b);
@@ -1925,12 +1921,11 @@ s_test_hostile (relstore_t *store, pgconn_t *pg)
     msgpack_pack_str_with_body (pk, "v\0\\u0000", 8);
     s_end (&b);
     assert (s_write (store, &b) == 0);
-    pgconn_test_expect (pg, "SELECT build_id = E'a\\uFFFDb' FROM ci_builds WHERE pipeline = 'nul'",
-                        "t");
-    pgconn_test_expect (pg,
-                        "SELECT tests->>E'k\\uFFFD' = E'v\\uFFFD\\\\u0000' FROM ci_builds "
-                        "WHERE pipeline = 'nul'",
-                        "t");
+    pgtest_expect (pg, "SELECT build_id = E'a\\uFFFDb' FROM ci_builds WHERE pipeline = 'nul'", "t");
+    pgtest_expect (pg,
+                   "SELECT tests->>E'k\\uFFFD' = E'v\\uFFFD\\\\u0000' FROM ci_builds "
+                   "WHERE pipeline = 'nul'",
+                   "t");
 
     //  Repeated cases, a rerun and a disabled case (collectord junit): every
     //  result a row; the views leave out what did not run and retried attempts
@@ -1961,22 +1956,21 @@ s_test_hostile (relstore_t *store, pgconn_t *pg)
         s_end (&b);
     }
     assert (s_write (store, &b) == 0);
-    pgconn_test_expect (pg,
-                        "SELECT string_agg (name || occurrence || retried::text, ',' ORDER BY "
-                        "name, occurrence) FROM ci_tests WHERE suite = 'rep'",
-                        "t_off0false,t_rep0false,t_rep1false,t_rerun0true,t_rerun1false");
-    pgconn_test_expect (pg,
-                        "SELECT string_agg (name || ':' || runs || ':' || max_duration, ',' "
-                        "ORDER BY name) FROM slowest_tests WHERE suite = 'rep'",
-                        "t_rep:2:0.7,t_rerun:1:1");
-    pgconn_test_expect (pg,
-                        "SELECT string_agg (name || ':' || runs || ':' || flaky_runs || ':' || "
-                        "flips, ',') FROM flakiest_tests WHERE suite = 'rep'",
-                        "t_rerun:1:1:0");
+    pgtest_expect (pg,
+                   "SELECT string_agg (name || occurrence || retried::text, ',' ORDER BY "
+                   "name, occurrence) FROM ci_tests WHERE suite = 'rep'",
+                   "t_off0false,t_rep0false,t_rep1false,t_rerun0true,t_rerun1false");
+    pgtest_expect (pg,
+                   "SELECT string_agg (name || ':' || runs || ':' || max_duration, ',' "
+                   "ORDER BY name) FROM slowest_tests WHERE suite = 'rep'",
+                   "t_rep:2:0.7,t_rerun:1:1");
+    pgtest_expect (pg,
+                   "SELECT string_agg (name || ':' || runs || ':' || flaky_runs || ':' || "
+                   "flips, ',') FROM flakiest_tests WHERE suite = 'rep'",
+                   "t_rerun:1:1:0");
 
-    char *after =
-        pgconn_test_value (pg, "SELECT string_agg (table_name, ',' ORDER BY table_name) "
-                               "FROM information_schema.tables WHERE table_schema = 'public'");
+    char *after = pgtest_value (pg, "SELECT string_agg (table_name, ',' ORDER BY table_name) "
+                                    "FROM information_schema.tables WHERE table_schema = 'public'");
     assert (strcmp (before, after) == 0);
     free (before);
     free (after);
@@ -2005,32 +1999,30 @@ s_test_rejects (relstore_t *store, pgconn_t *pg)
     }
     s_branch (&b, "ok-branch", "r00");
     assert (s_write (store, &b) == 0);
-    pgconn_test_expect (pg,
-                        "SELECT count (*) FROM commits c JOIN sources s ON s.id = c.source_id "
-                        "WHERE s.name = 'repo-r'",
-                        "46");
-    pgconn_test_expect (pg,
-                        "SELECT count (*) FROM commit_files f JOIN commits c ON c.id = f.commit_id "
-                        "WHERE c.sha LIKE 'r%'",
-                        "46");
-    pgconn_test_expect (pg, "SELECT count (*) FROM branches WHERE name = 'ok-branch'", "1");
-    pgconn_test_expect (
-        pg,
-        "SELECT string_agg (record->'body'->>'sha' || ':' || coalesce (sqlstate, '-'), "
-        "',' ORDER BY record->'body'->>'sha') FROM rejected_records",
-        "r17:22003,r33:22003,r40:22008,r45:-");
-    pgconn_test_expect (pg,
-                        "SELECT count (*) FROM rejected_records WHERE error LIKE '%out of range%' "
-                        "AND kind = 'git.commit' AND source = 'repo-r' AND length (record_id) = 16",
-                        "3");
+    pgtest_expect (pg,
+                   "SELECT count (*) FROM commits c JOIN sources s ON s.id = c.source_id "
+                   "WHERE s.name = 'repo-r'",
+                   "46");
+    pgtest_expect (pg,
+                   "SELECT count (*) FROM commit_files f JOIN commits c ON c.id = f.commit_id "
+                   "WHERE c.sha LIKE 'r%'",
+                   "46");
+    pgtest_expect (pg, "SELECT count (*) FROM branches WHERE name = 'ok-branch'", "1");
+    pgtest_expect (pg,
+                   "SELECT string_agg (record->'body'->>'sha' || ':' || coalesce (sqlstate, '-'), "
+                   "',' ORDER BY record->'body'->>'sha') FROM rejected_records",
+                   "r17:22003,r33:22003,r40:22008,r45:-");
+    pgtest_expect (pg,
+                   "SELECT count (*) FROM rejected_records WHERE error LIKE '%out of range%' "
+                   "AND kind = 'git.commit' AND source = 'repo-r' AND length (record_id) = 16",
+                   "3");
     //  Delivered again: still one row per refused record, counted
     assert (s_write (store, &b) == 0);
-    pgconn_test_expect (pg, "SELECT count (*) || ' ' || sum (attempts) FROM rejected_records",
-                        "4 8");
-    pgconn_test_expect (pg,
-                        "SELECT count (*) FROM commits c JOIN sources s ON s.id = c.source_id "
-                        "WHERE s.name = 'repo-r'",
-                        "46");
+    pgtest_expect (pg, "SELECT count (*) || ' ' || sum (attempts) FROM rejected_records", "4 8");
+    pgtest_expect (pg,
+                   "SELECT count (*) FROM commits c JOIN sources s ON s.id = c.source_id "
+                   "WHERE s.name = 'repo-r'",
+                   "46");
     s_batch_destroy (&b);
 }
 
@@ -2048,7 +2040,7 @@ s_test_outage (relstore_t *store, pgconn_t *pg, const char *dsn)
     snprintf (sql, sizeof sql,
               "SELECT count (pg_terminate_backend (pid)) FROM pg_stat_activity WHERE "
               "datname = current_database () AND pid <> pg_backend_pid ()");
-    pgconn_test_expect (pg, sql, "1");
+    pgtest_expect (pg, sql, "1");
     char error[512] = "";
     int rc = relstore_write (store, b.records, b.count, NULL, error, sizeof error);
     int64_t deadline = util_mono_ms () + 10000;
@@ -2057,7 +2049,7 @@ s_test_outage (relstore_t *store, pgconn_t *pg, const char *dsn)
         rc = relstore_write (store, b.records, b.count, NULL, error, sizeof error);
     }
     assert (rc == 0);
-    pgconn_test_expect (pg, "SELECT count (*) FROM commits WHERE sha = 'o1'", "1");
+    pgtest_expect (pg, "SELECT count (*) FROM commits WHERE sha = 'o1'", "1");
 
     //  A server that is not there: -1 and unhealthy
     relstore_t *away =
@@ -2081,7 +2073,7 @@ relstore_test (bool verbose)
         log_init ("relstore-test", "error", "kv");
     char error[256];
     assert (relstore_new ("port='unterminated", NULL, error, sizeof error) == NULL);
-    char *dsn = pgconn_testdb_new ("relstore");
+    char *dsn = pgtest_db_new ("relstore");
     if (!dsn) {
         selftest_skip ("no PostgreSQL server ($OMNI_TEST_PG_DSN, else 127.0.0.1:5432)");
     }
@@ -2107,6 +2099,6 @@ relstore_test (bool verbose)
     relstore_destroy (&store);
     assert (store == NULL);
     metrics_destroy (&metrics);
-    pgconn_testdb_drop (dsn);
+    pgtest_db_drop (dsn);
     free (dsn);
 }

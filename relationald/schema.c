@@ -4,6 +4,7 @@
     releases know: they never change.                                        */
 #include "schema.h"
 #include "log.h"
+#include "pgtest.h"
 #include "selftest.h"
 
 #include <assert.h>
@@ -51,7 +52,7 @@ s_test_start (pgconn_t *conn, void *arg, int index)
 static long
 s_count (pgconn_t *conn, const char *sql)
 {
-    char *value = pgconn_test_value (conn, sql);
+    char *value = pgtest_value (conn, sql);
     long n = atol (value);
     free (value);
     return n;
@@ -69,12 +70,12 @@ schema_test (bool verbose)
         assert (strlen (m->sql) > 0); //  a NUL inside is refused by gen_migrations.sh
         previous = m->version;
     }
-    char *dsn = pgconn_testdb_new ("schema");
+    char *dsn = pgtest_db_new ("schema");
     if (!dsn) {
         selftest_skip ("no PostgreSQL server ($OMNI_TEST_PG_DSN, else 127.0.0.1:5432)");
     }
     //  Four relationalds start at the same moment
-    assert (pgconn_test_parallel (dsn, 4, s_test_start, NULL) == 0);
+    assert (pgtest_parallel (dsn, 4, s_test_start, NULL) == 0);
     char error[256];
     pgconn_t *conn = pgconn_new (dsn, error, sizeof error);
     assert (pgconn_ensure (conn) == 0);
@@ -107,6 +108,6 @@ schema_test (bool verbose)
             PGCONN_OK);
     assert (schema_migrate (conn) == 0);
     pgconn_destroy (&conn);
-    pgconn_testdb_drop (dsn);
+    pgtest_db_drop (dsn);
     free (dsn);
 }

@@ -48,8 +48,8 @@ RELATIONS = {
     "file_churn": "x.source LIKE %(p)s", "code_size": "x.source LIKE %(p)s",
     # relationald 004: stored analysis results (omni-report --intake)
     "analysis_summaries": BY_ID, "analysis_trend": "x.source LIKE %(p)s",
-    # metricsd: the points and its views
-    "points": "x.source LIKE %(p)s",
+    # metricsd: the points and its views (metricsd 6: the series)
+    "points": "x.source LIKE %(p)s", "series": "x.source LIKE %(p)s",
     "commits_per_day": "x.repository LIKE %(p)s", "commits_per_week": "x.repository LIKE %(p)s",
     "build_success_weekly": "x.source LIKE %(p)s", "test_duration_weekly": "x.source LIKE %(p)s",
     "host_per_minute": "x.host LIKE %(p)s",

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Fails when a program carries test code: the classes' self-tests, the test
-# peer or the self-test runner. They are kept out by the link (sections
+# peer, the self-test runner or the test databases (pgtest). They are kept out by the link (sections
 # garbage-collected, libomnitest not linked); this says so if that breaks.
 status=0
 for bin in "$@"; do

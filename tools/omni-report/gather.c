@@ -8,8 +8,11 @@
     come from generate_series, so a gap shows as zero, not as nothing.       */
 #include "gather.h"
 #include "log.h"
+#include "mpjson.h"
+#include "pgtest.h"
 
 #include <assert.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -146,15 +149,20 @@ static const char *s_outcomes_sql =
     "WITH " S_BUILDS "SELECT status, count(*) AS builds FROM b GROUP BY status "
     "ORDER BY builds DESC, status";
 
+//  Commits per week and author first (a few thousand rows, hashed), then
+//  per week: the distinct authors of a week are its rows, not a sort of
+//  every commit of the week (docs/performance.md, "Reports").
 #define S_WEEKLY                                                                                   \
-    S_COMMITS ", r AS (SELECT date_trunc ('week', min (author_time AT TIME ZONE 'UTC')) AS lo, "   \
-              "date_trunc ('week', max (author_time AT TIME ZONE 'UTC')) AS hi FROM c), "          \
-              "w AS (SELECT g::date AS week FROM r, generate_series (r.lo, r.hi, '1 week') g) "    \
-              "SELECT w.week, count(c.id) AS commits, count(DISTINCT c.email) AS authors, "        \
-              "coalesce (sum (c.insertions), 0) AS insertions, "                                   \
-              "coalesce (sum (c.deletions), 0) AS deletions "                                      \
-              "FROM w LEFT JOIN c ON date_trunc ('week', c.author_time AT TIME ZONE 'UTC')::date " \
-              "= w.week GROUP BY w.week ORDER BY w.week"
+    S_COMMITS ", we AS (SELECT date_trunc ('week', author_time AT TIME ZONE 'UTC') AS week, "      \
+              "email, count(*) AS n, sum (insertions) AS insertions, "                             \
+              "sum (deletions) AS deletions FROM c GROUP BY 1, 2), "                               \
+              "r AS (SELECT min (week) AS lo, max (week) AS hi FROM we), "                         \
+              "w AS (SELECT g AS week FROM r, generate_series (r.lo, r.hi, '1 week') g) "          \
+              "SELECT w.week::date AS week, coalesce (sum (we.n), 0)::int8 AS commits, "           \
+              "count(we.email) AS authors, "                                                       \
+              "coalesce (sum (we.insertions), 0)::int8 AS insertions, "                            \
+              "coalesce (sum (we.deletions), 0)::int8 AS deletions "                               \
+              "FROM w LEFT JOIN we ON we.week = w.week GROUP BY w.week ORDER BY w.week"
 
 //  One statement for two sections: activity shows its first three columns
 //  (commits and authors), churn all of them.
@@ -202,19 +210,38 @@ static const char *s_slowest_sql =
     "ORDER BY avg_duration DESC, suite, class, name LIMIT $4";
 
 //  Flaky: both passed and failed (or errored) on the same commit, the
-//  commit being the sha of the test's build.
+//  commit being the sha of the test's build. Failures are few: the
+//  (test, commit) pairs with a failure first, then the tests that also
+//  passed on one of those commits, and only those tests' runs counted per
+//  commit (was: every run of every test grouped by test and commit, 190,000
+//  groups at 200,000 runs). A test is (suite, class, name), class NULL
+//  being a class of its own, as in a GROUP BY.
+#define S_SAME_TEST(a, b)                                                                          \
+    a ".suite = " b ".suite AND " a ".name = " b ".name AND " a ".class IS NOT DISTINCT FROM " b   \
+      ".class"
 static const char *s_flakiest_sql =
-    "WITH " S_TESTS ", tb AS (SELECT t.suite, t.class, t.name, t.status, b.sha FROM t "
-    "JOIN ci_builds b ON b.source_id = t.source_id AND b.pipeline = t.pipeline "
+    "WITH " S_TESTS ", tb AS NOT MATERIALIZED (SELECT t.suite, t.class, t.name, t.status, b.sha "
+    "FROM t JOIN ci_builds b ON b.source_id = t.source_id AND b.pipeline = t.pipeline "
     "AND b.build_id = t.build_id WHERE b.sha IS NOT NULL "
     "AND t.status IN ('passed', 'failed', 'error')), "
-    "per AS (SELECT suite, class, name, sha, count(*) AS runs, "
-    "bool_or (status = 'passed') AS passed, bool_or (status <> 'passed') AS failed, "
-    "count(*) FILTER (WHERE status <> 'passed') AS failures FROM tb GROUP BY 1, 2, 3, 4) "
-    "SELECT suite, class, name, sum (runs) AS runs, sum (failures) AS failures, "
-    "count(*) AS commits, count(*) FILTER (WHERE passed AND failed) AS flaky_commits "
-    "FROM per GROUP BY suite, class, name HAVING count(*) FILTER (WHERE passed AND failed) > 0 "
-    "ORDER BY flaky_commits DESC, suite, class, name LIMIT $4";
+    "fc AS MATERIALIZED (SELECT DISTINCT suite, class, name, sha FROM tb "
+    "WHERE status <> 'passed'), "
+    "fk AS MATERIALIZED (SELECT DISTINCT tb.suite, tb.class, tb.name FROM tb JOIN fc "
+    "ON fc.sha = tb.sha AND " S_SAME_TEST (
+        "fc", "tb") " WHERE tb.status = 'passed'), "
+                    "per AS (SELECT tb.suite, tb.class, tb.name, tb.sha, count(*) AS runs, "
+                    "bool_or (tb.status = 'passed') AS passed, bool_or (tb.status <> 'passed') AS "
+                    "failed, "
+                    "count(*) FILTER (WHERE tb.status <> 'passed') AS failures FROM tb "
+                    "JOIN fk ON " S_SAME_TEST (
+                        "fk", "tb") " GROUP BY 1, 2, 3, 4) "
+                                    "SELECT suite, class, name, sum (runs) AS runs, sum (failures) "
+                                    "AS failures, "
+                                    "count(*) AS commits, count(*) FILTER (WHERE passed AND "
+                                    "failed) AS flaky_commits "
+                                    "FROM per GROUP BY suite, class, name HAVING count(*) FILTER "
+                                    "(WHERE passed AND failed) > 0 "
+                                    "ORDER BY flaky_commits DESC, suite, class, name LIMIT $4";
 
 static const char *s_languages_sql =
     "WITH " S_SNAPSHOTS "SELECT cs.language, sum (cs.files) AS files, sum (cs.code) AS code, "
@@ -241,22 +268,44 @@ static const char *s_trend_sql =
 #define S_PCT(col, digits)                                                                         \
     "round ((" col ")[1]::numeric" digits ") AS " col "_p50, "                                     \
     "round ((" col ")[2]::numeric" digits ") AS " col "_p95"
+#define S_HOST_NAMES "('host.cpu.user', 'host.cpu.system', 'host.mem.used', 'host.load.1')"
+#define S_HOST_PIVOT                                                                               \
+    "sum (value) FILTER (WHERE name IN ('host.cpu.user', 'host.cpu.system')) AS cpu, "             \
+    "max (value) FILTER (WHERE name = 'host.mem.used') AS mem, "                                   \
+    "max (value) FILTER (WHERE name = 'host.load.1') AS load "
+#define S_HOST_DAYS                                                                                \
+    "d AS (SELECT (time AT TIME ZONE 'UTC')::date AS day, "                                        \
+    "percentile_cont (ARRAY[0.5, 0.95]) WITHIN GROUP (ORDER BY cpu) AS cpu, "                      \
+    "percentile_cont (ARRAY[0.5, 0.95]) WITHIN GROUP (ORDER BY mem) AS mem, "                      \
+    "percentile_cont (ARRAY[0.5, 0.95]) WITHIN GROUP (ORDER BY load) AS load "                     \
+    "FROM s GROUP BY 1) "                                                                          \
+    "SELECT day, " S_PCT ("cpu", ", 4") ", " S_PCT ("mem", "") ", " S_PCT (                        \
+        "load", ", 4") " "                                                                         \
+                       "FROM d ORDER BY day"
 static const char *s_host_sql =
-    "WITH s AS (SELECT time, "
-    "sum (value) FILTER (WHERE name IN ('host.cpu.user', 'host.cpu.system')) AS cpu, "
-    "max (value) FILTER (WHERE name = 'host.mem.used') AS mem, "
-    "max (value) FILTER (WHERE name = 'host.load.1') AS load FROM points "
-    "WHERE name IN ('host.cpu.user', 'host.cpu.system', 'host.mem.used', 'host.load.1') "
+    "WITH s AS (SELECT time, " S_HOST_PIVOT "FROM points WHERE name IN " S_HOST_NAMES " "
     "AND source LIKE $1 AND " S_RANGE (
-        "time") " GROUP BY time, source, tags->>'host'), "
-                "d AS (SELECT (time AT TIME ZONE 'UTC')::date AS day, "
-                "percentile_cont (ARRAY[0.5, 0.95]) WITHIN GROUP (ORDER BY cpu) AS cpu, "
-                "percentile_cont (ARRAY[0.5, 0.95]) WITHIN GROUP (ORDER BY mem) AS mem, "
-                "percentile_cont (ARRAY[0.5, 0.95]) WITHIN GROUP (ORDER BY load) AS load "
-                "FROM s GROUP BY 1) "
-                "SELECT day, " S_PCT ("cpu", ", 4") ", " S_PCT ("mem", "") ", " S_PCT (
-                    "load", ", 4") " "
-                                   "FROM d ORDER BY day";
+        "time") " GROUP BY time, source, tags->>'host'), " S_HOST_DAYS;
+
+//  The same figures from metricsd 6 on (its `series` view, points with
+//  their series id): a sample is (time, k), k numbering the (source,
+//  host) pairs of the series, and the measure of a point is a flag of its
+//  series, so the million points are grouped by a time and a number, not
+//  by two texts, one taken out of each point's tags, and filtered by
+//  booleans, not by names (docs/performance.md, "Reports": 0.8 s of CPU
+//  before, 0.6 s). dense_rank gives equal pairs one k, and a series
+//  without a host its source's NULL host, as the GROUP BY above does.
+#define S_POINT_RANGE S_RANGE ("p.time")
+static const char *s_host_series_sql =
+    "WITH g AS (SELECT id, name IN ('host.cpu.user', 'host.cpu.system') AS is_cpu, "
+    "name = 'host.mem.used' AS is_mem, name = 'host.load.1' AS is_load, "
+    "dense_rank () OVER (ORDER BY source, tags->>'host') AS k FROM series "
+    "WHERE name IN " S_HOST_NAMES " AND source LIKE $1), "
+    "s AS (SELECT p.time, sum (p.value) FILTER (WHERE g.is_cpu) AS cpu, "
+    "max (p.value) FILTER (WHERE g.is_mem) AS mem, "
+    "max (p.value) FILTER (WHERE g.is_load) AS load "
+    "FROM points p JOIN g ON g.id = p.series_id WHERE " S_POINT_RANGE " GROUP BY p.time, g.k), "
+    "" S_HOST_DAYS;
 
 //  has_table_privilege on a relation that may not exist (NULL then).
 #define S_READABLE(rel) "has_table_privilege (to_regclass ('" rel "'), 'SELECT')"
@@ -271,25 +320,48 @@ static const char *s_history_sql =
     "AND " S_RANGE ("a.day::timestamptz") " ORDER BY a.day, a.source";
 
 //  What the database has and this role may read; the range as PostgreSQL
-//  reads it.
+//  reads it. The last column: metricsd 6's series view and points'
+//  series_id (s_host_series_sql).
+#define S_PROBE_RELATIONAL                                                                         \
+    S_READABLE ("commits_canonical")                                                               \
+    " AND " S_READABLE ("commit_files") " AND " S_READABLE ("ci_builds") " AND " S_READABLE (      \
+        "ci_tests") " AND " S_READABLE ("code_stats") " AND " S_READABLE ("sources")
+#define S_PROBE_POINTS S_READABLE ("points")
+#define S_PROBE_TREND  S_READABLE ("analysis_trend")
+#define S_PROBE_SERIES S_READABLE ("series")
 static const char *s_probe_sql =
     "SELECT to_regclass ('commits_canonical') IS NOT NULL AND to_regclass ('ci_builds') IS NOT "
-    "NULL "
-    "AND to_regclass ('code_stats') IS NOT NULL, to_regclass ('points') IS NOT NULL, "
+    "NULL AND to_regclass ('code_stats') IS NOT NULL, to_regclass ('points') IS NOT NULL, "
     "$2::timestamptz, $3::timestamptz, $1::text, "
-    "coalesce (" S_READABLE ("commits_canonical") " AND " S_READABLE (
-        "commit_files") " AND "
-                        "" S_READABLE ("ci_builds") " AND " S_READABLE (
-                            "ci_tests") " AND "
-                                        "" S_READABLE ("code_stats") " AND " S_READABLE (
-                                            "sources") ", false), "
-                                                       "coalesce (" S_READABLE (
-                                                           "points") ", false), "
-                                                                     "coalesce (" S_READABLE (
-                                                                         "analysis_trend") ", "
-                                                                                           "false)";
+    "coalesce (" S_PROBE_RELATIONAL ", false), "
+    "coalesce (" S_PROBE_POINTS ", false), "
+    "coalesce (" S_PROBE_TREND ", false), "
+    "coalesce (" S_PROBE_SERIES ", false) AND EXISTS (SELECT 1 FROM pg_attribute "
+    "WHERE attrelid = to_regclass ('points') AND attname = 'series_id' AND NOT attisdropped)";
+
+//  A statement of the report sent ahead to the pool (see s_pool_start)
+typedef struct {
+    const char *sql; //  one of the constant statements above (its identity)
+    int nparams;
+    bool claimed; //  a connection runs it or ran it
+    bool done;    //  result or why is set
+    bool lost;    //  the connection that ran it is gone
+    PGresult *result;
+    char why[512]; //  the error, when it failed
+} s_job_t;
+
+#define S_MAX_JOBS    16
+#define S_MAX_WORKERS 4
+
+typedef struct s_gather_t s_gather_t;
 
 typedef struct {
+    s_gather_t *gather;
+    pthread_t thread;
+    bool started;
+} s_worker_t;
+
+struct s_gather_t {
     pgconn_t *conn;
     const char *params[4];
     char top[16];
@@ -297,14 +369,27 @@ typedef struct {
     bool relational, points;
     //  There, but this role has no SELECT on them
     bool relational_denied, points_denied;
-    bool trend;              //  analysis_trend (relationald 4) is there and readable
-    FILE *explain;           //  where query plans go, or NULL
-    PGconn *side;            //  the host section's statement, running meanwhile, or NULL
-    int64_t side_min_points; //  gather_options_t's
-    PGresult *weekly;        //  activity's result, which churn shows too
-    bool figures_read;       //  the summary's figures were read, and in them
-    char bus_factor[32];     //  the bus factor ("" = no commits)
-} s_gather_t;
+    bool trend;            //  analysis_trend (relationald 4) is there and readable
+    const char *host_sql;  //  s_host_sql, or s_host_series_sql from metricsd 6 on
+    FILE *explain;         //  where query plans go, or NULL
+    int64_t pool_min_rows; //  gather_options_t's
+    int connections;       //  gather_options_t's
+    PGresult *weekly;      //  activity's result, which churn shows too
+    bool figures_read;     //  the summary's figures were read, and in them
+    char bus_factor[32];   //  the bus factor ("" = no commits)
+    //  The pool: statements sent ahead, run by worker connections that
+    //  share the first one's snapshot (and by the first, while it waits)
+    s_job_t jobs[S_MAX_JOBS];
+    int njobs;
+    s_worker_t workers[S_MAX_WORKERS];
+    int nworkers;
+    char *worker_setup;          //  the workers' session and snapshot SQL
+    const char **keys, **values; //  the first connection's conninfo, for the workers
+    PQconninfoOption *conninfo;
+    bool stopping; //  no worker claims a job any more
+    pthread_mutex_t mutex;
+    pthread_cond_t cond;
+};
 
 //  A report's session, followed by its statement timeout in ms. The
 //  settings hold for this session only: a report never reconnects
@@ -339,6 +424,256 @@ gather_connect (const char *dsn, int64_t statement_timeout_ms, int64_t connect_t
         return NULL;
     }
     return conn;
+}
+
+//  The snapshot, the session's statement timeout, and the planner's row
+//  estimate of the tables a report reads most of (0 before their first
+//  ANALYZE, so a young database stays on one connection).
+#define S_POOL_MIN_ROWS 100000
+#define S_EST(rel)                                                                                 \
+    "(SELECT coalesce (sum (greatest (c.reltuples, 0)), 0) FROM pg_class c "                       \
+    "WHERE c.oid = to_regclass ('" rel "') OR c.oid IN (SELECT i.inhrelid FROM pg_inherits i "     \
+    "WHERE i.inhparent = to_regclass ('" rel "')))"
+static const char *s_pool_sql =
+    "SELECT pg_export_snapshot (), current_setting ('statement_timeout', true), "
+    "(" S_EST ("points_data") " + " S_EST ("points") " + " S_EST ("commits") " + " S_EST (
+        "commit_files") " + " S_EST ("ci_tests") ")::int8";
+
+//  Connections by default, the first included: three backends keep two
+//  cores busy while one waits for a result to be taken; more only queue
+//  for the same CPUs (docs/performance.md, "Reports").
+#define S_CONNECTIONS 3
+
+//  Runs one statement on a connection in a savepoint, so that a failure
+//  leaves the transaction usable for the next one. The result, or NULL
+//  with `why` (its first line) and `lost` when the connection went away.
+static PGresult *
+s_run (PGconn *conn, const char *sql, int nparams, const char *const *params, char *why,
+       size_t why_size, bool *lost)
+{
+    PQclear (PQexec (conn, "SAVEPOINT job"));
+    PGresult *result = PQexecParams (conn, sql, nparams, NULL, params, NULL, NULL, 0);
+    if (result && PQresultStatus (result) == PGRES_TUPLES_OK) {
+        PQclear (PQexec (conn, "RELEASE SAVEPOINT job"));
+        return result;
+    }
+    const char *message = result ? PQresultErrorMessage (result) : PQerrorMessage (conn);
+    snprintf (why, why_size, "%.*s", (int) strcspn (message, "\n"), message);
+    PQclear (result);
+    PQclear (PQexec (conn, "ROLLBACK TO SAVEPOINT job"));
+    *lost = PQstatus (conn) != CONNECTION_OK;
+    return NULL;
+}
+
+//  The next job nobody runs yet (under the mutex), or NULL
+static s_job_t *
+s_job_next (s_gather_t *self)
+{
+    for (int i = 0; i < self->njobs; i++)
+        if (!self->jobs[i].claimed)
+            return self->jobs + i;
+    return NULL;
+}
+
+//  Runs a claimed job on `conn` (the caller holds no lock) and hands its
+//  result to whoever waits for it. Returns whether the connection was lost.
+static bool
+s_job_run (s_gather_t *self, PGconn *conn, s_job_t *job)
+{
+    char why[sizeof job->why] = "";
+    bool lost = false;
+    PGresult *result = s_run (conn, job->sql, job->nparams, self->params, why, sizeof why, &lost);
+    pthread_mutex_lock (&self->mutex);
+    job->result = result;
+    job->lost = lost;
+    memcpy (job->why, why, sizeof why);
+    job->done = true;
+    pthread_cond_broadcast (&self->cond);
+    pthread_mutex_unlock (&self->mutex);
+    return lost;
+}
+
+//  A worker: its own connection of the same role, in the first one's
+//  snapshot (the figures agree with each other), then jobs until none is
+//  left. A worker that cannot connect or import the snapshot just ends:
+//  its jobs are run by the others or by the first connection.
+static void *
+s_worker (void *arg)
+{
+    s_gather_t *self = ((s_worker_t *) arg)->gather;
+    PGconn *conn = PQconnectdbParams (self->keys, self->values, 0);
+    PGresult *set = PQstatus (conn) == CONNECTION_OK ? PQexec (conn, self->worker_setup) : NULL;
+    bool ready = set && PQresultStatus (set) == PGRES_COMMAND_OK;
+    PQclear (set);
+    while (ready) {
+        pthread_mutex_lock (&self->mutex);
+        s_job_t *job = self->stopping ? NULL : s_job_next (self);
+        if (job)
+            job->claimed = true;
+        pthread_mutex_unlock (&self->mutex);
+        if (!job)
+            break;
+        ready = !s_job_run (self, conn, job);
+    }
+    PQfinish (conn);
+    return NULL;
+}
+
+//  Sends the report's statements ahead to a pool of connections: each
+//  statement reads all of the project's rows (no index makes one small),
+//  so the page takes the longest chain of statements on one connection
+//  instead of their sum. The statements and their order are those the
+//  sections will ask for, longest first; a section then takes its result
+//  (s_query). Only when the planner counts enough rows for the worker
+//  connections (a few ms each) to pay for themselves; never for
+//  `explain`. Called at the transaction's top level (a snapshot cannot be
+//  exported from a section's savepoint). Anything that fails here leaves
+//  the statements to the first connection, as without a pool.
+static void
+s_pool_start (s_gather_t *self)
+{
+    PGconn *main = pgconn_handle (self->conn);
+    PGresult *result = PQexec (main, s_pool_sql);
+    if (PQresultStatus (result) != PGRES_TUPLES_OK || PQntuples (result) != 1) {
+        log_debug ("report.pool_not_used", "why=\"%s\"", PQerrorMessage (main));
+        PQclear (result);
+        //  The transaction is aborted: start it again, without a pool
+        PQclear (PQexec (main, "ROLLBACK"));
+        PQclear (PQexec (main, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"));
+        return;
+    }
+    if (self->pool_min_rows >= 0 &&
+        strtoll (PQgetvalue (result, 0, 2), NULL, 10) <
+            (self->pool_min_rows ? self->pool_min_rows : S_POOL_MIN_ROWS)) {
+        PQclear (result); //  few rows: more connections would cost more than they save
+        return;
+    }
+    //  The statements, longest first (docs/performance.md, "Reports")
+    const char *relational[] = {s_figures_sql,
+                                s_flakiest_sql,
+                                s_files_sql,
+                                s_weekly_sql,
+                                s_slowest_sql,
+                                s_contributors_sql,
+                                s_outcomes_sql,
+                                s_builds_weekly_sql,
+                                s_languages_sql,
+                                s_trend_sql,
+                                NULL};
+    bool readable = self->relational && !self->relational_denied;
+    if (self->points && !self->points_denied)
+        self->jobs[self->njobs++] = (s_job_t){.sql = self->host_sql, .nparams = 3};
+    for (int i = 0; readable && relational[i]; i++)
+        self->jobs[self->njobs++] = (s_job_t){
+            .sql = relational[i],
+            .nparams = relational[i] == s_contributors_sql || relational[i] == s_files_sql ||
+                               relational[i] == s_slowest_sql || relational[i] == s_flakiest_sql
+                           ? 4
+                           : 3};
+    if (readable && self->trend)
+        self->jobs[self->njobs++] = (s_job_t){.sql = s_history_sql, .nparams = 3};
+    assert (self->njobs <= S_MAX_JOBS);
+    //  The same server, database, role and options as the first
+    self->conninfo = PQconninfo (main);
+    int n = 0;
+    for (PQconninfoOption *o = self->conninfo; o && o->keyword; o++)
+        n++;
+    self->keys = calloc ((size_t) n + 1, sizeof (char *));
+    self->values = calloc ((size_t) n + 1, sizeof (char *));
+    assert (self->keys && self->values);
+    n = 0;
+    for (PQconninfoOption *o = self->conninfo; o && o->keyword; o++)
+        if (o->val && *o->val)
+            self->keys[n] = o->keyword, self->values[n++] = o->val;
+    char *snapshot =
+        PQescapeLiteral (main, PQgetvalue (result, 0, 0), strlen (PQgetvalue (result, 0, 0)));
+    char *timeout =
+        PQescapeLiteral (main, PQgetvalue (result, 0, 1), strlen (PQgetvalue (result, 0, 1)));
+    size_t size = strlen (s_session_sql) + 200 + (snapshot ? strlen (snapshot) : 0) +
+                  (timeout ? strlen (timeout) : 0);
+    self->worker_setup = malloc (size);
+    assert (self->worker_setup);
+    snprintf (self->worker_setup, size,
+              "%s%s; BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT %s",
+              s_session_sql, timeout ? timeout : "'0'", snapshot ? snapshot : "''");
+    PQfreemem (snapshot);
+    PQfreemem (timeout);
+    PQclear (result);
+    int workers = (self->connections > 0 ? self->connections : S_CONNECTIONS) - 1;
+    if (workers > S_MAX_WORKERS)
+        workers = S_MAX_WORKERS;
+    if (workers > self->njobs - 1)
+        workers = self->njobs - 1;
+    for (int i = 0; i < workers; i++) {
+        s_worker_t *worker = self->workers + self->nworkers;
+        worker->gather = self;
+        if (pthread_create (&worker->thread, NULL, s_worker, worker) == 0) {
+            worker->started = true;
+            self->nworkers++;
+        }
+    }
+}
+
+//  Ends the pool: no new job is claimed, the running ones end (each is
+//  bounded by the statement timeout), results nobody asked for are freed.
+static void
+s_pool_stop (s_gather_t *self)
+{
+    pthread_mutex_lock (&self->mutex);
+    self->stopping = true;
+    pthread_mutex_unlock (&self->mutex);
+    for (int i = 0; i < self->nworkers; i++)
+        pthread_join (self->workers[i].thread, NULL);
+    self->nworkers = 0;
+    for (int i = 0; i < self->njobs; i++)
+        PQclear (self->jobs[i].result);
+    self->njobs = 0;
+    free (self->worker_setup);
+    free (self->keys);
+    free (self->values);
+    PQconninfoFree (self->conninfo);
+    self->worker_setup = NULL;
+    self->keys = self->values = NULL;
+    self->conninfo = NULL;
+}
+
+//  The pool's job of `sql`, or NULL when it was not sent ahead
+static s_job_t *
+s_job_find (s_gather_t *self, const char *sql)
+{
+    for (int i = 0; i < self->njobs; i++)
+        if (self->jobs[i].sql == sql)
+            return self->jobs + i;
+    return NULL;
+}
+
+//  A job's result once done, handed to the caller (NULL after an error,
+//  said in `why`). While a worker runs it, the first connection runs the
+//  jobs nobody has taken yet rather than wait idle.
+static PGresult *
+s_job_take (s_gather_t *self, s_job_t *job, char *why, size_t why_size)
+{
+    pthread_mutex_lock (&self->mutex);
+    while (!job->done) {
+        s_job_t *next = job->claimed ? s_job_next (self) : job;
+        if (next && !self->lost) {
+            next->claimed = true;
+            pthread_mutex_unlock (&self->mutex);
+            s_job_run (self, pgconn_handle (self->conn), next);
+            pthread_mutex_lock (&self->mutex);
+            if (next->lost)
+                self->lost = true;
+        } else if (self->lost && !job->claimed) {
+            job->claimed = job->done = true;
+            snprintf (job->why, sizeof job->why, "the connection was lost");
+        } else
+            pthread_cond_wait (&self->cond, &self->mutex);
+    }
+    PGresult *result = job->result;
+    job->result = NULL;
+    snprintf (why, why_size, "%s", job->why);
+    pthread_mutex_unlock (&self->mutex);
+    return result;
 }
 
 //  With `explain`: the plan of a query as it runs (EXPLAIN ANALYZE, so it
@@ -383,6 +718,18 @@ s_query_named (s_gather_t *self, model_section_t *section, const char *sql, cons
 {
     if (self->lost)
         return NULL;
+    s_job_t *job = s_job_find (self, sql);
+    if (job) {
+        char why[512];
+        PGresult *result = s_job_take (self, job, why, sizeof why);
+        if (!result && !self->lost) {
+            char text[600];
+            snprintf (text, sizeof text, "could not be read: %s", why);
+            log_warn ("report.section_failed", "section=%s error=\"%s\"", section->id, why);
+            model_section_empty (section, text);
+        }
+        return result;
+    }
     if (self->explain)
         s_explain (self, section, sql, name, nparams);
     if (pgconn_exec (self->conn, "SAVEPOINT section") != PGCONN_OK) {
@@ -405,105 +752,6 @@ s_query_named (s_gather_t *self, model_section_t *section, const char *sql, cons
 }
 
 #define s_query(self, section, sql, nparams) s_query_named (self, section, sql, #sql, nparams)
-
-//  The snapshot, the session's statement timeout, and whether points are
-//  many enough for a second connection to pay for itself (the planner's
-//  row estimates of the table and its partitions or chunks; 0 before
-//  their first ANALYZE, so a young table stays on one connection).
-#define S_SIDE_MIN_POINTS 100000
-static const char *s_side_sql =
-    "SELECT pg_export_snapshot (), current_setting ('statement_timeout', true), "
-    "(SELECT coalesce (sum (greatest (c.reltuples, 0)), 0)::int8 FROM pg_class c "
-    "WHERE c.oid = to_regclass ('points') OR c.oid IN (SELECT i.inhrelid FROM pg_inherits i "
-    "WHERE i.inhparent = to_regclass ('points')))";
-
-//  The host section reads metricsd's points (1,000,000 at a year of
-//  samples every 2 minutes: the report's longest statement) and nothing
-//  the relational sections read, so it runs on a second connection of the
-//  same role while they run on the first, in the same snapshot (exported
-//  by the first transaction, imported by the second): the figures still
-//  agree, and the page takes the longer of the two instead of their sum.
-//  Called at the transaction's top level (a snapshot cannot be exported
-//  from a section's savepoint). Anything that fails here leaves the
-//  section to the first connection, as before.
-static void
-s_side_start (s_gather_t *self)
-{
-    PGconn *main = pgconn_handle (self->conn);
-    PGresult *result = PQexec (main, s_side_sql);
-    bool exported = PQresultStatus (result) == PGRES_TUPLES_OK && PQntuples (result) == 1;
-    if (exported && self->side_min_points >= 0 &&
-        strtoll (PQgetvalue (result, 0, 2), NULL, 10) <
-            (self->side_min_points ? self->side_min_points : S_SIDE_MIN_POINTS)) {
-        PQclear (result); //  few points: a second connection would cost more than it saves
-        return;
-    }
-    if (!exported) {
-        log_debug ("report.side_not_used", "why=\"%s\"", PQerrorMessage (main));
-        PQclear (result);
-        //  The transaction is aborted: start it again, without a side
-        PQclear (PQexec (main, "ROLLBACK"));
-        PQclear (PQexec (main, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"));
-        return;
-    }
-    //  The same server, database, role and options as the first
-    PQconninfoOption *options = PQconninfo (main);
-    const char *keys[64], *values[64];
-    int n = 0;
-    for (PQconninfoOption *o = options; o && o->keyword && n < 63; o++)
-        if (o->val && *o->val)
-            keys[n] = o->keyword, values[n++] = o->val;
-    keys[n] = values[n] = NULL;
-    PGconn *side = PQconnectdbParams (keys, values, 0);
-    PQconninfoFree (options);
-    char *snapshot =
-        PQescapeLiteral (main, PQgetvalue (result, 0, 0), strlen (PQgetvalue (result, 0, 0)));
-    char sql[512];
-    snprintf (sql, sizeof sql,
-              "%s'%s'; BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; "
-              "SET TRANSACTION SNAPSHOT %s",
-              s_session_sql, PQgetvalue (result, 0, 1), snapshot ? snapshot : "''");
-    PQfreemem (snapshot);
-    PQclear (result);
-    PGresult *set = PQstatus (side) == CONNECTION_OK ? PQexec (side, sql) : NULL;
-    bool ready = set && PQresultStatus (set) == PGRES_COMMAND_OK &&
-                 PQsendQueryParams (side, s_host_sql, 3, NULL, self->params, NULL, NULL, 0);
-    PQclear (set);
-    if (!ready) {
-        log_debug ("report.side_not_used", "why=\"%s\"", PQerrorMessage (side));
-        PQfinish (side);
-        return;
-    }
-    self->side = side;
-}
-
-//  The side's result: as s_query's (NULL after an error, said in the
-//  section). The side connection is closed either way.
-static PGresult *
-s_side_result (s_gather_t *self, model_section_t *section)
-{
-    PGresult *result = NULL, *next;
-    while ((next = PQgetResult (self->side))) {
-        if (!result)
-            result = next;
-        else
-            PQclear (next);
-    }
-    if (!result || PQresultStatus (result) != PGRES_TUPLES_OK) {
-        char why[600];
-        const char *message = result ? PQresultErrorMessage (result) : PQerrorMessage (self->side);
-        size_t len = strcspn (message, "\n");
-        snprintf (why, sizeof why, "could not be read: %.*s", (int) len, message);
-        log_warn ("report.section_failed", "section=%s error=\"%.*s\"", section->id, (int) len,
-                  message);
-        model_section_empty (section, why);
-        PQclear (result);
-        result = NULL;
-    }
-    PQfinish (self->side);
-    self->side = NULL;
-    return result;
-}
 
 static model_type_t
 s_type (Oid oid)
@@ -806,8 +1054,7 @@ s_host (s_gather_t *self, model_t *model)
                                                    : "no metricsd points table in this database");
         return;
     }
-    PGresult *result =
-        self->side ? s_side_result (self, section) : s_query (self, section, s_host_sql, 3);
+    PGresult *result = s_query_named (self, section, self->host_sql, "s_host_sql", 3);
     if (!result)
         return;
     if (PQntuples (result) == 0) {
@@ -865,8 +1112,12 @@ s_history (s_gather_t *self, model_t *model)
 model_t *
 gather_report (pgconn_t *conn, const gather_options_t *options, char *error, size_t error_size)
 {
-    s_gather_t self = {
-        .conn = conn, .explain = options->explain, .side_min_points = options->side_min_points};
+    s_gather_t self = {.conn = conn,
+                       .explain = options->explain,
+                       .pool_min_rows = options->pool_min_rows,
+                       .connections = options->connections};
+    pthread_mutex_init (&self.mutex, NULL);
+    pthread_cond_init (&self.cond, NULL);
     snprintf (self.top, sizeof self.top, "%d", options->top > 0 ? options->top : 10);
     self.params[0] = options->pattern ? options->pattern : "%";
     self.params[1] = options->since;
@@ -893,14 +1144,16 @@ gather_report (pgconn_t *conn, const gather_options_t *options, char *error, siz
     self.relational_denied = self.relational && strcmp (PQgetvalue (result, 0, 5), "t") != 0;
     self.points_denied = self.points && strcmp (PQgetvalue (result, 0, 6), "t") != 0;
     self.trend = strcmp (PQgetvalue (result, 0, 7), "t") == 0;
+    self.host_sql = strcmp (PQgetvalue (result, 0, 8), "t") == 0 ? s_host_series_sql : s_host_sql;
     //  The range as PostgreSQL read it, so the report says what it covers.
     model_t *model =
         model_new (options->project ? options->project : self.params[0], self.params[0],
                    PQgetisnull (result, 0, 2) ? NULL : PQgetvalue (result, 0, 2),
                    PQgetisnull (result, 0, 3) ? NULL : PQgetvalue (result, 0, 3));
     PQclear (result);
-    if (self.points && !self.points_denied && !self.explain)
-        s_side_start (&self);
+    if (!self.explain && self.connections != 1 &&
+        ((self.points && !self.points_denied) || (self.relational && !self.relational_denied)))
+        s_pool_start (&self);
     s_summary (&self, model);
     s_activity (&self, model);
     s_contributors (&self, model);
@@ -910,8 +1163,9 @@ gather_report (pgconn_t *conn, const gather_options_t *options, char *error, siz
     s_host (&self, model);
     s_history (&self, model);
     PQclear (self.weekly);
-    if (self.side)
-        PQfinish (self.side);
+    s_pool_stop (&self);
+    pthread_mutex_destroy (&self.mutex);
+    pthread_cond_destroy (&self.cond);
     if (self.lost) {
         snprintf (error, error_size, "PostgreSQL (%s) went away during the report: %s",
                   pgconn_display (conn), pgconn_error (conn));
@@ -996,6 +1250,27 @@ gather_like_literal (const char *name)
     return out;
 }
 
+//  The host section's table of a report, its cells joined by | (NULL as
+//  -), after checking it has `rows` rows. Caller frees.
+static char *
+s_test_host (pgconn_t *conn, gather_options_t *options, size_t rows)
+{
+    char error[512];
+    model_t *model = gather_report (conn, options, error, sizeof error);
+    assert (model);
+    model_section_t *host = model_section (model, 6);
+    assert (!host->empty && host->ntables == 1 && host->tables[0]->nrows == rows);
+    mpjson_buf_t buf = {0};
+    for (size_t i = 0; i < rows * 7; i++) {
+        const char *cell = host->tables[0]->cells[i];
+        mpjson_append (&buf, i ? "|" : "", i ? 1 : 0);
+        mpjson_append (&buf, cell ? cell : "-", strlen (cell ? cell : "-"));
+    }
+    mpjson_append (&buf, "", 1);
+    model_destroy (&model);
+    return buf.data;
+}
+
 void
 gather_test (bool verbose)
 {
@@ -1010,7 +1285,7 @@ gather_test (bool verbose)
         gather_connect ("host=127.0.0.1 port=1 dbname=x", 1000, 2000, error, sizeof error);
     assert (!conn && strstr (error, "port=1") && strstr (error, "not available"));
 
-    char *dsn = pgconn_testdb_new ("report");
+    char *dsn = pgtest_db_new ("report");
     if (!dsn) {
         fprintf (stderr, "gather: no PostgreSQL, database part skipped\n");
         return;
@@ -1038,7 +1313,7 @@ gather_test (bool verbose)
     assert (strncmp (model_since (model), "2024-01-01 00:00:00", 19) == 0);
     model_destroy (&model);
     //  The same through the second connection (forced: the table is small)
-    options.side_min_points = -1;
+    options.pool_min_rows = -1;
     model = gather_report (conn, &options, error, sizeof error);
     assert (model && strstr (model_section (model, 6)->empty, "could not be read"));
     model_destroy (&model);
@@ -1057,25 +1332,52 @@ gather_test (bool verbose)
                          "('2024-01-02 10:02Z', 'host.cpu.user', 20, 's', '{\"host\": \"h\"}')") ==
             PGCONN_OK);
     options.since = NULL;
-    const char *cells[2][7];
-    for (int side = 0; side < 2; side++) {
-        options.side_min_points = side ? -1 : INT64_MAX;
-        model = gather_report (conn, &options, error, sizeof error);
-        assert (model);
-        model_section_t *host = model_section (model, 6);
-        assert (!host->empty && host->ntables == 1 && host->tables[0]->nrows == 1);
-        for (int i = 0; i < 7; i++)
-            cells[side][i] = host->tables[0]->cells[i] ? strdup (host->tables[0]->cells[i]) : NULL;
-        model_destroy (&model);
-    }
-    assert (strcmp (cells[0][0], "2024-01-02") == 0 && strcmp (cells[0][1], "17.5000") == 0);
-    for (int i = 0; i < 7; i++) {
-        assert ((cells[0][i] == NULL) == (cells[1][i] == NULL));
-        assert (!cells[0][i] || strcmp (cells[0][i], cells[1][i]) == 0);
-        free ((char *) cells[0][i]);
-        free ((char *) cells[1][i]);
-    }
+    options.pool_min_rows = INT64_MAX;
+    char *one = s_test_host (conn, &options, 1);
+    options.pool_min_rows = -1;
+    char *pooled = s_test_host (conn, &options, 1);
+    assert (strncmp (one, "2024-01-02|17.5000|", 19) == 0 && strcmp (one, pooled) == 0);
+    free (one);
+    free (pooled);
     assert (pgconn_exec (conn, "DROP TABLE points") == PGCONN_OK);
+
+    //  metricsd 6's series and series ids (s_host_series_sql) give the
+    //  figures of the statement without them (s_host_sql), here with what
+    //  makes a sample: two hosts and two sources at one time, a second
+    //  memory series of one host (the larger value counts), a series
+    //  without a host, samples with some measures only.
+    assert (pgconn_exec (
+                conn,
+                "CREATE TABLE series (id int8, name text, source text, tags jsonb); "
+                "INSERT INTO series VALUES (1, 'host.cpu.user', 's', '{\"host\": \"h\"}'), "
+                "(2, 'host.cpu.system', 's', '{\"host\": \"h\"}'), "
+                "(3, 'host.mem.used', 's', '{\"host\": \"h\"}'), "
+                "(4, 'host.load.1', 's', '{\"host\": \"h\"}'), "
+                "(5, 'host.mem.used', 's', '{\"host\": \"h\", \"dev\": \"x\"}'), "
+                "(6, 'host.cpu.user', 's', '{\"host\": \"h2\"}'), "
+                "(7, 'host.cpu.system', 's', '{\"host\": \"h2\"}'), "
+                "(8, 'host.load.1', 's', '{}'), (9, 'host.cpu.user', 's2', '{\"host\": \"h\"}'); "
+                "CREATE TABLE points AS SELECT p.time::timestamptz AS time, s.name, "
+                "p.value::float8 AS value, s.source, s.tags, s.id AS series_id FROM (VALUES "
+                "('2024-01-02 10:00Z', 1, 10), ('2024-01-02 10:00Z', 2, 5), "
+                "('2024-01-02 10:00Z', 3, 100), ('2024-01-02 10:00Z', 4, 0.5), "
+                "('2024-01-02 10:00Z', 5, 300), ('2024-01-02 10:00Z', 6, 50), "
+                "('2024-01-02 10:00Z', 7, 1), ('2024-01-02 10:00Z', 9, 7), "
+                "('2024-01-02 10:02Z', 1, 20), ('2024-01-02 10:02Z', 3, 110), "
+                "('2024-01-02 10:02Z', 5, 90), ('2024-01-02 10:04Z', 8, 3), "
+                "('2024-01-02 10:04Z', 4, 0.7), ('2024-01-03 09:00Z', 1, 30), "
+                "('2024-01-03 09:00Z', 2, 2), ('2024-01-03 09:00Z', 3, 120), "
+                "('2024-01-03 09:00Z', 4, 1.5)) p (time, id, value) JOIN series s USING (id)") ==
+            PGCONN_OK);
+    options.pool_min_rows = INT64_MAX;
+    char *series = s_test_host (conn, &options, 2);
+    assert (pgconn_exec (conn, "ALTER TABLE points DROP COLUMN series_id") == PGCONN_OK);
+    char *plain = s_test_host (conn, &options, 2);
+    //  CPU of the first day's samples: 7, 15, 20, 51 (and one without)
+    assert (strncmp (series, "2024-01-02|17.5000|", 19) == 0 && strcmp (series, plain) == 0);
+    free (series);
+    free (plain);
+    assert (pgconn_exec (conn, "DROP TABLE points; DROP TABLE series") == PGCONN_OK);
     names = gather_projects (conn, error, sizeof error);
     assert (names && !names[0]);
     gather_names_free (&names);
@@ -1086,6 +1388,6 @@ gather_test (bool verbose)
     model = gather_report (conn, &options, error, sizeof error);
     assert (!model && strstr (error, "not a time"));
     pgconn_destroy (&conn);
-    pgconn_testdb_drop (dsn);
+    pgtest_db_drop (dsn);
     free (dsn);
 }

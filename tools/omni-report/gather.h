@@ -6,10 +6,9 @@
     are security_invoker (commits_canonical: reachable commits, canonical
     authors, as every view counts them), so every number is what the role
     of the connection may see. All sections read one snapshot (a REPEATABLE
-    READ, READ ONLY transaction; with many points the host section's
-    statement runs meanwhile on a second connection of the same role that
-    imports that snapshot); a section whose query fails (no right to a
-    table, a statement timeout) says why and the others are still made.    */
+    READ, READ ONLY transaction; with many rows the statements run on a
+    small pool of connections of the same role that import that snapshot); a section whose query
+   fails (no right to a table, a statement timeout) says why and the others are still made.    */
 #ifndef OMNI_REPORT_GATHER_H
 #define OMNI_REPORT_GATHER_H
 
@@ -28,9 +27,12 @@ typedef struct {
     const char *until;   //  timestamptz text, exclusive, or NULL
     int top;             //  rows of the top-N tables (contributors, files, tests)
     FILE *explain;       //  non-NULL: every query's plan (EXPLAIN ANALYZE) is written here
-    //  Points (the planner's estimate) from which the host section runs on a
-    //  second connection: 0 = 100,000, negative = always
-    int64_t side_min_points;
+    //  Rows (the planner's estimate of points, commits, changed files and
+    //  test results) from which the statements run on a pool of connections
+    //  in the same snapshot: 0 = 100,000, negative = always
+    int64_t pool_min_rows;
+    //  Connections of that pool, the first included: 0 = 3, 1 = no pool
+    int connections;
 } gather_options_t;
 
 //  A connection for reports: times shown in UTC, every statement bounded

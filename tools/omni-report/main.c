@@ -165,6 +165,7 @@ main (int argc, char **argv)
     char *source, *since, *until, *output, *out_dir, *archive_dir, *dsn, *http, *project;
     char *intake, *curve_key, *curve_server_key;
     int64_t top, statement_timeout_ms, connect_timeout_ms, give_up_ms, cache_ms;
+    int64_t connections, pool_min_rows;
     const config_option_t options[] = {
         {"source", CONFIG_STRING, "%",
          "sources to report on: a LIKE pattern of their names (% = any text, _ = one "
@@ -190,6 +191,14 @@ main (int argc, char **argv)
          &statement_timeout_ms},
         {"connect_timeout", CONFIG_DURATION, "5s", "longest wait for PostgreSQL to answer",
          &connect_timeout_ms},
+        {"connections", CONFIG_INT, "3",
+         "connections a report's statements run on at once, in one snapshot (1 = one after "
+         "the other on one connection)",
+         &connections},
+        {"pool_min_rows", CONFIG_INT, "100000",
+         "use those connections from this many rows (the planner's estimate of points, commits, "
+         "changed files and test results; 0 = always)",
+         &pool_min_rows},
         {"http", CONFIG_STRING, "127.0.0.1:8180", "serve: HOST:PORT of the dashboard", &http},
         {"cache", CONFIG_DURATION, "0",
          "serve: a report page is served again from memory for this long after it was built "
@@ -238,8 +247,9 @@ main (int argc, char **argv)
         return 2;
     }
     if (top < 1 || top > 100000 || statement_timeout_ms < 0 || connect_timeout_ms < 0 ||
-        give_up_ms < 0 || cache_ms < 0) {
-        fprintf (stderr, "error: omni-report: top must be 1..100000, timeouts >= 0\n");
+        give_up_ms < 0 || cache_ms < 0 || connections < 1 || connections > 5 || pool_min_rows < 0) {
+        fprintf (stderr, "error: omni-report: top must be 1..100000, timeouts >= 0, "
+                         "connections 1..5, pool_min_rows >= 0\n");
         config_destroy (&config);
         return 2;
     }
@@ -248,7 +258,9 @@ main (int argc, char **argv)
                                            .statement_timeout_ms = statement_timeout_ms,
                                            .connect_timeout_ms = connect_timeout_ms,
                                            .top = (int) top,
-                                           .cache_ms = cache_ms};
+                                           .cache_ms = cache_ms,
+                                           .pool_min_rows = pool_min_rows ? pool_min_rows : -1,
+                                           .connections = (int) connections};
         rc = s_serve (http, &server_options);
         config_destroy (&config);
         //  The pages drew charts: release cairo's and fontconfig's caches
@@ -279,7 +291,9 @@ main (int argc, char **argv)
                                            .since = since,
                                            .until = until,
                                            .top = (int) top,
-                                           .explain = explain ? stdout : NULL};
+                                           .explain = explain ? stdout : NULL,
+                                           .pool_min_rows = pool_min_rows ? pool_min_rows : -1,
+                                           .connections = (int) connections};
         model = gather_report (conn, &gather_options, error, sizeof error);
         pgconn_destroy (&conn);
     }

@@ -246,7 +246,9 @@ s_report (server_t *self, struct MHD_Connection *connection, const char *name, b
                                 .project = name,
                                 .since = since && *since ? since : NULL,
                                 .until = until && *until ? until : NULL,
-                                .top = self->options.top};
+                                .top = self->options.top,
+                                .pool_min_rows = self->options.pool_min_rows,
+                                .connections = self->options.connections};
     model_t *model = gather_report (conn, &options, error, sizeof error);
     pgconn_destroy (&conn);
     free (pattern);

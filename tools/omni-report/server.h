@@ -21,6 +21,10 @@ typedef struct {
     //  was built (its "generated" time says when); 0 = built at every
     //  request. The dashboard serves one role, so one cache fits all.
     int64_t cache_ms;
+    //  gather_options_t's: rows from which a page's statements run on
+    //  `connections` connections at once (0 = 100,000, negative = always)
+    int64_t pool_min_rows;
+    int connections;
 } server_options_t;
 
 typedef struct _server_t server_t;

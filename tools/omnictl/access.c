@@ -5,6 +5,7 @@
 #include "access.h"
 #include "log.h"
 #include "pgconn.h"
+#include "pgtest.h"
 #include "shared_sql.h"
 
 #include <assert.h>
@@ -308,7 +309,7 @@ access_test (bool verbose)
     assert (!access_valid_role ("omni_viewer", error, sizeof error) && strstr (error, "shared"));
     assert (!access_valid_role ("omni_reader", error, sizeof error));
 
-    char *dsn = pgconn_testdb_new ("access");
+    char *dsn = pgtest_db_new ("access");
     if (!dsn) {
         fprintf (stderr, "access_test: no PostgreSQL server, skipped\n");
         return;
@@ -339,9 +340,9 @@ access_test (bool verbose)
     assert (strstr (out, "already granted"));
     //  The grant is a row, and membership of omni_viewer
     snprintf (sql, sizeof sql, "SELECT pg_has_role ('%s', 'omni_viewer', 'MEMBER')", role);
-    pgconn_test_expect (admin, sql, "t");
+    pgtest_expect (admin, sql, "t");
     snprintf (sql, sizeof sql, "SELECT array_to_string (omni_visible_patterns ('%s'), ',')", role);
-    pgconn_test_expect (admin, sql, "github.com/acme/%");
+    pgtest_expect (admin, sql, "github.com/acme/%");
     char *list = access_list (access, error, sizeof error);
     assert (list && strstr (list, "ROLE") && strstr (list, role) &&
             strstr (list, "github.com/acme/%"));
@@ -359,6 +360,6 @@ access_test (bool verbose)
     snprintf (sql, sizeof sql, "REVOKE omni_viewer FROM %s; DROP ROLE %s", role, role);
     assert (pgconn_exec (admin, sql) == PGCONN_OK);
     pgconn_destroy (&admin);
-    pgconn_testdb_drop (dsn);
+    pgtest_db_drop (dsn);
     free (dsn);
 }
