@@ -24,6 +24,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -173,7 +174,8 @@ def main():
     args = ap.parse_args()
     layouts = {k: v for k, v in LAYOUTS.items()
                if not args.only or any(k.startswith(o) for o in args.only)}
-    dump = f"/tmp/omni-layout-{os.getpid()}.mp"
+    fd, dump = tempfile.mkstemp(prefix="omni-layout-", suffix=".mp")
+    os.close(fd)
     try:
         subprocess.run([binary("omni-loadgen"), "--kind=ci.test", f"--count={args.tests}",
                         "--seed=1", "--src=bench", "--log-level=warn", f"--dump={dump}"],

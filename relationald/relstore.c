@@ -1755,11 +1755,11 @@ s_test_direct (relstore_t *store, pgconn_t *pg)
     s_batch_clear (&b);
     s_test_case (&b, "g2", "passed", 2.0);
     assert (s_write (store, &b) == 0);
-    pgconn_test_expect (pg,
-                        "SELECT string_agg (t.name, ',') FROM ci_tests t JOIN sources so "
-                        "ON so.id = t.source_id WHERE so.name = 'repo-gone'",
-                        "g2");
-    pgconn_test_expect (
+    pgtest_expect (pg,
+                   "SELECT string_agg (t.name, ',') FROM ci_tests t JOIN sources so "
+                   "ON so.id = t.source_id WHERE so.name = 'repo-gone'",
+                   "g2");
+    pgtest_expect (
         pg, "SELECT count (*) FROM ci_tests WHERE source_id NOT IN (SELECT id FROM sources)", "0");
     //  The next batch goes straight in again, with the new id cached
     s_batch_clear (&b);
@@ -1767,10 +1767,10 @@ s_test_direct (relstore_t *store, pgconn_t *pg)
     long direct = (long) metric_value (store->m_direct);
     assert (s_write (store, &b) == 0);
     assert ((long) metric_value (store->m_direct) == direct + 1);
-    pgconn_test_expect (pg,
-                        "SELECT string_agg (t.name, ',' ORDER BY t.name) FROM ci_tests t "
-                        "JOIN sources so ON so.id = t.source_id WHERE so.name = 'repo-gone'",
-                        "g2,g3");
+    pgtest_expect (pg,
+                   "SELECT string_agg (t.name, ',' ORDER BY t.name) FROM ci_tests t "
+                   "JOIN sources so ON so.id = t.source_id WHERE so.name = 'repo-gone'",
+                   "g2,g3");
     s_batch_destroy (&b);
 }
 
