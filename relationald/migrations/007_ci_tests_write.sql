@@ -1,28 +1,23 @@
 -- ci_tests keeps what its readers use and no more: every test result of every
 -- build lands here, so each index and constraint is paid once per result
--- (docs/performance.md, "ci_tests' layout": the two lookup indexes and the
--- foreign key were two thirds of PostgreSQL's work for a result).
+-- (docs/performance.md, "ci_tests' layout": the case index and the foreign
+-- key were more than half of PostgreSQL's work for a result).
 --
--- - ci_tests_case (source_id, suite, class, name, observed): no view or
---   report reads by it. slowest_tests and flakiest_tests group the whole
---   table (a scan and a sort or hash either way); omni-report reads a
---   source's results in a time range. Each result put a wide key (three
---   texts) at a random place of it.
--- - ci_tests_build (source_id, pipeline, build_id): omni-report used it only
---   for its leading source_id. It joins ci_builds from the results, by
---   ci_builds' own key.
--- - ci_tests_observed (source_id, observed) takes their place: a source's
---   results in a time range (omni-report), a source's rows (the access
---   policy, the delete check below). A source's results arrive in about
---   time order, so its entries go to the end of the source's range.
+-- - ci_tests_case (source_id, suite, class, name, observed): no view reads
+--   by it (slowest_tests and flakiest_tests group the whole table: a scan
+--   either way); each result put a wide key (three texts) at a random place
+--   of it. omni-report's test count read it as a covering index; it reads
+--   the source's rows by ci_tests_build now.
+-- - ci_tests_build (source_id, pipeline, build_id) stays: omni-report reads
+--   a source's results by it and a build's results (flakiest, per failed
+--   commit) by it, the delete check below by its source_id. A build's
+--   results come together, so they land on the same few pages.
 -- - The foreign key to sources: a check of sources per inserted row (a
 --   query and a row lock each). relationald takes the batch's sources with
 --   FOR KEY SHARE once per batch instead (relstore.c), and the trigger below
 --   refuses to delete (or renumber) a source that still has results, as the
 --   key did. Sources are never deleted by OmniAudit itself.
 DROP INDEX ci_tests_case;
-DROP INDEX ci_tests_build;
-CREATE INDEX ci_tests_observed ON ci_tests (source_id, observed);
 ALTER TABLE ci_tests DROP CONSTRAINT ci_tests_source_id_fkey;
 
 -- Security definer: row-level security must not hide rows from the check
