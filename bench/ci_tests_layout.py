@@ -49,12 +49,13 @@ LAYOUTS = {
     "no FK to sources": "ALTER TABLE ci_tests DROP CONSTRAINT ci_tests_source_id_fkey",
     "pkey + (source_id, observed), FK": "DROP INDEX ci_tests_case; DROP INDEX ci_tests_build; "
     "CREATE INDEX ci_tests_observed ON ci_tests (source_id, observed)",
-    "migration 7: pkey + (source_id, observed), no FK": M7,
+    "pkey + (source_id, observed), no FK": "DROP INDEX ci_tests_case; DROP INDEX ci_tests_build; "
+    "CREATE INDEX ci_tests_observed ON ci_tests (source_id, observed); "
+    "ALTER TABLE ci_tests DROP CONSTRAINT ci_tests_source_id_fkey",
+    "migration 7: pkey + build, no FK": M7,
     "migration 7, each transaction's rows in id order": M7,
     "migration 7 with the id as uuid": M7 + ["DROP VIEW flakiest_tests; ALTER TABLE ci_tests DROP CONSTRAINT ci_tests_id_check; "
     "ALTER TABLE ci_tests ALTER COLUMN id TYPE uuid USING encode (id, 'hex')::uuid"],
-    "pkey + build, no FK": "DROP INDEX ci_tests_case; "
-    "ALTER TABLE ci_tests DROP CONSTRAINT ci_tests_source_id_fkey",
     "pkey only, no FK": "DROP INDEX ci_tests_case; DROP INDEX ci_tests_build; "
     "ALTER TABLE ci_tests DROP CONSTRAINT ci_tests_source_id_fkey",
     "heap only (no index, no FK)": "DROP INDEX ci_tests_case; DROP INDEX ci_tests_build; "
