@@ -35,6 +35,7 @@ import json
 import os
 import resource
 import shutil
+import statistics
 import socket
 import subprocess
 import sys
@@ -379,12 +380,17 @@ def main():
     ap.add_argument("--metricsd-batch", type=int, default=5000, help="metricsd --batch-size")
     ap.add_argument("--metricsd-connections", default="1,2",
                     help="metricsd --connections, one run each (the best counts in ratios:)")
-    ap.add_argument("--relationald-batch", type=int, default=5000,
-                    help="relationald --batch-size")
+    ap.add_argument("--relationald-batch", default="5000",
+                    help="relationald --batch-size, one run each (the best counts in ratios:)")
     ap.add_argument("--telegraf", help="a telegraf binary (default: go install it)")
     ap.add_argument("--telegraf-version", default="v1.37.0")
     ap.add_argument("--skip", action="append", default=[],
-                    choices=["telegraf", "metricsd", "relationald", "jsonb"])
+                    choices=["telegraf", "metricsd", "relationald", "jsonb", "jsonb-keyed"],
+                    help="leave a side out; --skip telegraf --skip metricsd runs the ci.test "
+                    "sides only (no Telegraf build)")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="run the ci.test sides this many times, alternating; ratios: from "
+                    "the medians")
     ap.add_argument("--timeout", type=float, default=1800)
     ap.add_argument("--before", metavar="DIR",
                     help="also run the metricsd and relationald sides with the daemons of "
@@ -393,11 +399,13 @@ def main():
     args.loadgen_bin = binary("omni-loadgen")  # this build's, for every side
     n = args.points
     nt = args.tests if args.tests is not None else n
+    batches = [int(b) for b in args.relationald_batch.split(",")]
     exe = telegraf_binary(args) if "telegraf" not in args.skip else None
     load = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="omni-bench-peers-") as work:
         metric_dump = os.path.join(work, "metric.mp")
-        loadgen(args, "metric", n, dump=metric_dump)
+        if "telegraf" not in args.skip:  # Telegraf's input only
+            loadgen(args, "metric", n, dump=metric_dump)
         point_sides = []
         if "telegraf" not in args.skip:
             lines = influx_lines(metric_dump)
@@ -416,30 +424,59 @@ def main():
                 "metricsd", [f"--batch-size={args.metricsd_batch}", "--mode=native"],
                 "metric", n, "SELECT count (*) FROM points", work + "/before", args.before))
         test_sides = []
+        chunks = None
         if "jsonb" not in args.skip:
             test_dump = os.path.join(work, "test.mp")
             loadgen(args, "ci.test", nt, dump=test_dump)
+            prep = time.process_time()
             chunks = jsonb_copy_text(test_dump, 5000)
-            for keyed in (False, True):
-                test_sides.append(jsonb_side(args, chunks, nt, keyed))
-            del chunks
-        if "relationald" not in args.skip:
-            test_sides.append(omni_side(
-                args, f"ingestd -> relationald (batch {args.relationald_batch})", "relational",
-                "relationald", [f"--batch-size={args.relationald_batch}"], "ci.test", nt,
-                "SELECT count (*) FROM ci_tests", work))
-        if args.before and "relationald" not in args.skip:
-            test_sides.append(omni_side(
-                args, f"before: ingestd -> relationald (batch {args.relationald_batch})",
-                "relational", "relationald", [f"--batch-size={args.relationald_batch}"],
-                "ci.test", nt, "SELECT count (*) FROM ci_tests", work + "/before", args.before))
+            #  Not on the clock: the JSONB side's input is ready-made text,
+            #  where ours is generated, journaled and decoded on the clock
+            print(f"# jsonb: the COPY text of {nt:,} records took "
+                  f"{time.process_time() - prep:.1f} CPU s to make (before its clock)", flush=True)
+        #  --repeat: the test sides in turn, again and again (load drifts:
+        #  alternating spreads it over every side alike); medians below
+        for turn in range(args.repeat):
+            if chunks:
+                for keyed in (False, True) if "jsonb-keyed" not in args.skip else (False,):
+                    test_sides.append(jsonb_side(args, chunks, nt, keyed))
+            first = len(test_sides)
+            for batch in batches if "relationald" not in args.skip else []:
+                test_sides.append(omni_side(
+                    args, f"ingestd -> relationald (batch {batch})",
+                    "relational", "relationald", [f"--batch-size={batch}"],
+                    "ci.test", nt, "SELECT count (*) FROM ci_tests", work + f"/{turn}-{batch}"))
+            if args.before and "relationald" not in args.skip:
+                test_sides.append(omni_side(
+                    args, f"before: ingestd -> relationald (batch {batches[0]})",
+                    "relational", "relationald", [f"--batch-size={batches[0]}"],
+                    "ci.test", nt, "SELECT count (*) FROM ci_tests", work + f"/before{turn}",
+                    args.before))
+            if args.repeat > 1:
+                print(f"# turn {turn + 1}: " + ", ".join(
+                    f"{s.name}: {s.rate:,.0f}/s" for s in test_sides[first - 1:]), flush=True)
+        del chunks
     print(f"\nload average at the start: {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}, "
           f"at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())} ({os.cpu_count()} cores)")
     if point_sides:
         table(f"{n:,} points (omni-loadgen metric records, seed 1)", "points", point_sides)
     if test_sides:
         table(f"{nt:,} ci.test records (omni-loadgen, seed 1)", "records", test_sides)
+    if args.repeat > 1 and test_sides:
+        print(f"\nmedians of {args.repeat} turns (records/s; CPU s of PostgreSQL; WAL MiB)\n")
+        print("| side | records/s | CPU s (PostgreSQL backends) | WAL MiB |\n|---|---|---|---|")
+        names = list(dict.fromkeys(s.name for s in test_sides))
+        for name in names:
+            mine = [s for s in test_sides if s.name == name]
+            print(f"| {name} | {statistics.median(s.rate for s in mine):,.0f} | "
+                  f"{statistics.median(s.pg_cpu for s in mine):.1f} | "
+                  f"{statistics.median(s.wal for s in mine) / 2**20:,.0f} |")
+        medians = {name: statistics.median(s.rate for s in test_sides if s.name == name)
+                   for name in names}
+    else:
+        medians = {}
     by = {s.name: s.rate for s in point_sides + test_sides}
+    by.update(medians)
 
     def ratio(a, b):
         a = max((v for k, v in by.items() if k.startswith(a)), default=None)

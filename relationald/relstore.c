@@ -25,6 +25,8 @@
     the batch takes the staging way above, which resolves conflicts and
     isolates bad records; after a conflict the next batches go that way
     directly for a while (a re-collection sends many such batches).
+    ci_tests has no foreign key to sources (a check per row, migration 7):
+    the batch's sources are taken FOR KEY SHARE once, in its transaction.
 
     Nothing from a record ever becomes SQL text: values go through COPY and
     parameters only. U+0000 becomes U+FFFD (pgconn_text_clean).
@@ -241,7 +243,7 @@ static const struct {
      "SELECT st.id, so.id, st.suite, st.class, st.name, st.status, st.duration, st.pipeline, "
      "st.build_id, st.file, st.failure_type, st.failure_message, st.flaky, "
      "coalesce (st.occurrence, 0), coalesce (st.retried, false), st.ts, st.run, st.content "
-     "FROM stage_tests st " S_SOURCE " WHERE " S_RANGE " ORDER BY st.id "
+     "FROM stage_tests st " S_SOURCE " WHERE " S_RANGE " ORDER BY st.id FOR KEY SHARE OF so "
      "ON CONFLICT (id) DO UPDATE SET content = excluded.content WHERE t.content IS NULL"},
     {"ins_code", T_CODE,
      "INSERT INTO code_stats AS t (id, source_id, rev, language, path, files, blank, comment, "
@@ -372,6 +374,7 @@ struct _relstore_t {
     int64_t *source_ids;
     size_t source_ids_cap;
     int staged_ahead;
+    bool sources_gone; //  a cached source id is no longer in sources
 
     metric_t *m_rejected, *m_isolations, *m_up, *m_ignored, *m_direct;
 };
@@ -1029,9 +1032,60 @@ s_source_id (relstore_t *self, record_str_t src)
 }
 
 static int
+s_cmp_int64 (const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *) a, y = *(const int64_t *) b;
+    return (x > y) - (x < y);
+}
+
+//  What ci_tests' foreign key to sources did per row (migration 7), once
+//  per batch: the batch's sources are taken FOR KEY SHARE, so none can be
+//  deleted before the batch commits (the delete trigger then sees its
+//  rows), and a cached id whose source is gone is caught. 0 when all are
+//  there, 1 when one is gone, -1 after an error.
+static int
+s_lock_sources (relstore_t *self)
+{
+    int64_t *ids = malloc (self->count * sizeof *ids);
+    assert (ids);
+    memcpy (ids, self->source_ids, self->count * sizeof *ids);
+    qsort (ids, self->count, sizeof *ids, s_cmp_int64);
+    size_t distinct = 0;
+    for (size_t i = 0; i < self->count; i++)
+        if (i == 0 || ids[i] != ids[i - 1])
+            ids[distinct++] = ids[i];
+    //  "{1,2,...}": at most 20 digits and a comma per id
+    char *array = malloc (distinct * 21 + 3);
+    assert (array);
+    size_t len = 0;
+    array[len++] = '{';
+    for (size_t i = 0; i < distinct; i++)
+        len += (size_t) sprintf (array + len, "%s%" PRId64, i ? "," : "", ids[i]);
+    array[len++] = '}';
+    array[len] = 0;
+    free (ids);
+    const char *params[] = {array};
+    PGresult *result = pgconn_query (
+        self->conn,
+        "SELECT count (*) FROM (SELECT 1 FROM sources WHERE id = ANY ($1::int8[]) FOR KEY SHARE) l",
+        1, params);
+    free (array);
+    if (!result)
+        return -1;
+    size_t found = (size_t) strtoull (PQgetvalue (result, 0, 0), NULL, 10);
+    PQclear (result);
+    return found == distinct ? 0 : 1;
+}
+
+static int
 s_direct_tx (pgconn_t *conn, void *arg)
 {
     relstore_t *self = arg;
+    int locked = s_lock_sources (self);
+    if (locked) {
+        self->sources_gone = locked > 0;
+        return -1;
+    }
     if (pgconn_copy_begin (conn, "ci_tests",
                            "id, source_id, suite, class, name, status, duration, pipeline, "
                            "build_id, file, failure_type, failure_message, flaky, occurrence, "
@@ -1076,7 +1130,17 @@ s_direct (relstore_t *self)
         if ((self->source_ids[i] = s_source_id (self, self->records[i].src)) == 0)
             return pgconn_last_status (self->conn) == PGCONN_OK ? PGCONN_FAILED
                                                                 : pgconn_last_status (self->conn);
+    self->sources_gone = false;
     pgconn_status_t status = pgconn_transaction (self->conn, s_direct_tx, self);
+    if (self->sources_gone) {
+        //  Deleted meanwhile (by hand): forget every cached id, and let the
+        //  staging way make the source again by name
+        log_warn ("relstore.source_gone", "detail=\"a cached source id is no longer in sources\"");
+        for (size_t i = 0; i < self->nsources; i++)
+            free (self->sources[i].src);
+        self->nsources = 0;
+        return PGCONN_CONTENT;
+    }
     if (status == PGCONN_CONTENT && strcmp (pgconn_sqlstate (self->conn), "23505") == 0)
         self->staged_ahead = S_STAGED_AHEAD;
     if (status == PGCONN_OK && self->m_direct)
@@ -1675,6 +1739,38 @@ s_test_direct (relstore_t *store, pgconn_t *pg)
     store->staged_ahead = 0;
     assert (s_write (store, &b) == 0);
     assert ((long) metric_value (store->m_direct) == before + 2);
+    s_batch_destroy (&b);
+
+    //  No foreign key on ci_tests (migration 7): a source with results
+    //  cannot be deleted all the same
+    assert (pgconn_exec (pg, "DELETE FROM sources WHERE name = 'repo-direct'") != PGCONN_OK);
+    assert (strcmp (pgconn_sqlstate (pg), "23503") == 0);
+    //  A cached source deleted by hand: made again, no row points nowhere
+    s_batch_init (&b, "repo-gone");
+    s_test_case (&b, "g1", "passed", 1.0);
+    assert (s_write (store, &b) == 0);
+    assert (pgconn_exec (pg, "DELETE FROM ci_tests WHERE source_id = (SELECT id FROM sources "
+                             "WHERE name = 'repo-gone'); DELETE FROM sources WHERE name = "
+                             "'repo-gone'") == PGCONN_OK);
+    s_batch_clear (&b);
+    s_test_case (&b, "g2", "passed", 2.0);
+    assert (s_write (store, &b) == 0);
+    pgtest_expect (pg,
+                   "SELECT string_agg (t.name, ',') FROM ci_tests t JOIN sources so "
+                   "ON so.id = t.source_id WHERE so.name = 'repo-gone'",
+                   "g2");
+    pgtest_expect (
+        pg, "SELECT count (*) FROM ci_tests WHERE source_id NOT IN (SELECT id FROM sources)", "0");
+    //  The next batch goes straight in again, with the new id cached
+    s_batch_clear (&b);
+    s_test_case (&b, "g3", "passed", 3.0);
+    long direct = (long) metric_value (store->m_direct);
+    assert (s_write (store, &b) == 0);
+    assert ((long) metric_value (store->m_direct) == direct + 1);
+    pgtest_expect (pg,
+                   "SELECT string_agg (t.name, ',' ORDER BY t.name) FROM ci_tests t "
+                   "JOIN sources so ON so.id = t.source_id WHERE so.name = 'repo-gone'",
+                   "g2,g3");
     s_batch_destroy (&b);
 }
 
