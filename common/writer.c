@@ -54,8 +54,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#define HEARTBEAT_MS    1000
-#define CONFLICT_FRAMES 64 //  records per CONFLICT message to ingestd
+#define HEARTBEAT_MS 1000
 
 typedef struct {
     zlist_t *messages; //  DELIVER messages whose records are in the batch
@@ -461,13 +460,18 @@ s_file_conflicts (writer_t *self, s_batch_t *batch, char *error, size_t error_si
 }
 
 //  The conflicts of a committed batch: counted, logged, shown in /health
-//  and sent to ingestd for its tap (best effort: the file has them).
+//  and sent to ingestd for its tap (best effort: the file has them). Only
+//  what ingestd's delivery socket takes is sent (wire.h): a larger frame
+//  would close the connection before the ACK that follows, the batch would
+//  come again, and its conflicts with it, for ever.
 static void
 s_report_conflicts (writer_t *self, s_batch_t *batch)
 {
     bool sent = false;
+    size_t in_message = 0;
     for (size_t i = 0; i < batch->nconflicts; i++) {
         const record_t *record = &batch->conflicts[i];
+        bool fits = record->raw_size <= WIRE_DELIVERY_FRAME_MAX;
         char id[2 * RECORD_ID_SIZE + 1], kind[64];
         util_hex (record->id, RECORD_ID_SIZE, id);
         snprintf (kind, sizeof kind, "%.*s", (int) (record->kind.len < 63 ? record->kind.len : 63),
@@ -475,23 +479,29 @@ s_report_conflicts (writer_t *self, s_batch_t *batch)
         uint64_t held;
         if (log_allow ("writer.conflict", kind, 10000, &held))
             log_warn ("writer.conflict",
-                      "writer=%s kind=%s id=%s file=%s repeated=%" PRIu64
+                      "writer=%s kind=%s id=%s file=%s repeated=%" PRIu64 " tap=%s"
                       " detail=\"other content under an id already stored: the first is kept, "
                       "this one filed\"",
-                      self->name, kind, id, self->conflicts_path, held);
+                      self->name, kind, id, self->conflicts_path, held,
+                      fits ? "yes" : "no (larger than a delivery frame)");
         pthread_mutex_lock (&self->lock);
         snprintf (self->last_conflict, sizeof self->last_conflict, "%s/%s", kind, id);
         pthread_mutex_unlock (&self->lock);
-        //  CONFLICT_FRAMES records a message; the rest of a message whose
-        //  head went never blocks
-        size_t at = i % CONFLICT_FRAMES;
-        if (at == 0) {
+        if (!fits)
+            continue;
+        //  The rest of a message whose head went never blocks
+        if (in_message == 0) {
             wire_head_t head = {.command = WIRE_CONFLICT};
             sent = s_send (self, &head, true);
         }
-        bool last = at + 1 == CONFLICT_FRAMES || i + 1 == batch->nconflicts;
+        size_t left = 0; //  records that will still go in this message
+        for (size_t j = i + 1;
+             j < batch->nconflicts && in_message + 1 + left < WIRE_CONFLICT_RECORDS; j++)
+            left += batch->conflicts[j].raw_size <= WIRE_DELIVERY_FRAME_MAX;
+        bool last = left == 0;
         if (sent)
             wire_send_record (zsock_resolve (self->dealer), record->raw, record->raw_size, last);
+        in_message = last ? 0 : in_message + 1;
     }
     atomic_fetch_add (&self->conflicts_total, batch->nconflicts);
     s_add (self->m_conflicts, batch->nconflicts);

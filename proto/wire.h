@@ -45,6 +45,17 @@ typedef enum {
 #define WIRE_JOURNAL_ID 16 //  bytes of WELCOME's journal identity
 #define WIRE_HEAD_MAX   6  //  frames of the longest head (intake ACK: 5, HELLO: 5)
 
+//  What ingestd's delivery socket takes from a writer: frames of at most
+//  WIRE_DELIVERY_FRAME_MAX bytes (a larger one closes the connection: the
+//  socket's bound against hostile peers) and, of a message, its first
+//  WIRE_DELIVERY_FRAMES frames (routing id included; the rest is read past).
+//  So a CONFLICT carries at most WIRE_CONFLICT_RECORDS records, each within
+//  the frame bound; the writer's conflicts file holds every one whatever
+//  its size, the tap shows those that fit.
+#define WIRE_DELIVERY_FRAME_MAX 4096
+#define WIRE_DELIVERY_FRAMES    8
+#define WIRE_CONFLICT_RECORDS   (WIRE_DELIVERY_FRAMES - 3)
+
 //  A message's head. On decode, `text` and `instance` point into the frames
 //  they were decoded from and live as long as those.
 typedef struct {

@@ -256,3 +256,49 @@ def test_slowloris_health_answers_and_slow_connections_closed(pipeline):
         s.close()
     m = p.ingestd.metrics()
     assert m["omni_ingestd_http_deadline_closed_total"] == len(held)
+
+
+def test_large_and_many_conflicts_filed_and_the_writer_keeps_its_session(pipeline, workdir):
+    """A conflicting record too large for the delivery socket's frame bound,
+    and more conflicts in one batch than a CONFLICT message carries: every
+    one is filed and counted, the batch is acknowledged once, the writer is
+    not disconnected (which would redeliver the batch and file the conflicts
+    again, for ever), and the tap shows the ones that fit."""
+    p = pipeline(writers=("archive",))
+    p.ingestd.start()
+    d = p.archiverd().start()
+    tap = subscribe(p, b"conflict.")
+    intake = IntakeClient(p.intake)
+    firsts = [ci_test(f"t{i}", "passed") for i in range(12)]
+    assert intake.batch(firsts) == (12, 0)
+    p.wait_acked("archive", 12)
+
+    def other(i, big=False):
+        rec = msgpack.unpackb(ci_test(f"t{i}", "failed", duration=9.0), raw=False)
+        if big:
+            rec["body"]["failure_message"] = "x" * 4000
+            rec["body"]["failure_type"] = "y" * 4000
+        return msgpack.packb(rec, use_bin_type=True)
+    seconds = [other(0, big=True)] + [other(i) for i in range(1, 12)]
+    assert len(seconds[0]) > 8000
+    assert intake.batch(seconds) == (12, 0)
+    p.wait_acked("archive", 24)
+    after = [ci_test("t_after", "passed")]
+    assert intake.batch(after) == (1, 0)
+    p.wait_acked("archive", 25)
+    key = "omni_archiverd_conflicts_total"
+    wait_until(lambda: d.metrics().get(key, 0) >= 12, 30, "12 conflicts counted")
+    with open(os.path.join(workdir, "var", "conflicts", "archive.jsonl")) as f:
+        filed = [json.loads(line) for line in f]
+    assert sorted(r["record"]["body"]["name"] for r in filed) == sorted(f"t{i}" for i in range(12))
+    assert d.metrics()[key] == 12
+    # One session: the writer said HELLO once
+    assert p.ingestd.log().count("event=delivery.hello writer=archive") == 1
+    # The tap: the eleven that fit a delivery frame, the large one counted
+    msgs = tap_messages(tap, b"conflict.", 11)
+    assert sorted(msgpack.unpackb(m[2], raw=False)["body"]["name"] for m in msgs) == \
+        sorted(f"t{i}" for i in range(1, 12))
+    assert [line["body"]["name"] for line in archive_lines(p.archive_dir)
+            if line["body"]["name"] == "t_after"] == ["t_after"]
+    intake.close()
+    tap.close(0)
