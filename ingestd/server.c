@@ -14,9 +14,12 @@
     disconnected (ROUTER_MANDATORY), a limit on connections with a reserve
     of descriptors, an idle timeout, and a memory budget. libzmq assembles a
     whole multi-part message before handing over its first frame and bounds
-    neither a message's frames nor their sum, only each frame: so when
-    ingestd goes over its budget, the connections that sent no whole
-    message lately (one building a giant message is such) are dropped.     */
+    neither a message's frames nor their sum, only each frame: no socket
+    option bounds what it holds for a peer. So a guard thread reads
+    ingestd's memory every GUARD_MS and, past memory_max less a headroom,
+    drops the connections that hold most: what each one's TCP connection
+    received less what ingestd read from it (peers.h). Collectors reconnect
+    and resend what was not acknowledged: nothing accepted is lost.        */
 #include "server.h"
 #include "dirlock.h"
 #include "journal.h"
@@ -52,15 +55,19 @@
 #define INFLIGHT_BYTES     (64 << 20) //  record bytes delivered and unacknowledged, per writer
 #define TAP_HWM            10000      //  messages queued to one tap subscriber (a round is a burst)
 #define TAP_FRAME_MAX      1024  //  a subscription (longer: connection dropped); fits a handshake
-#define TAP_SUBSCRIBES_MAX 1024  //  subscriptions held before the tap's peers are dropped
 #define HANDSHAKE_MS       10000 //  a connection not through its handshake by then is closed
 #define ZMTP_PING_MS       10000 //  ZMTP heartbeats: a peer that does not answer...
 #define ZMTP_TIMEOUT_MS    30000 //  ...within this is disconnected
 #define FD_RESERVE         64    //  descriptors kept for the journal, /health, logs
 #define CONNECTIONS_MAX    4096  //  default limit on connections (each costs libzmq memory)
-#define MEMORY_CHECK_MS    50    //  how often the process's memory is read
-#define MEMORY_QUIET_MS    1000  //  over budget, connections without a message this long go
-#define MEMORY_ALL_MS      500   //  still over budget this long: every intake connection goes
+#define GUARD_MS           5     //  how often the memory guard reads the process's memory
+#define GUARD_HEADROOM_MIN (64ULL << 20) //  memory_max less at least this is where shedding starts
+#define SHED_FLOOR         (64 << 10)    //  a connection holding less is never shed for memory
+#define SHED_WAIT_MS       250  //  after a shed, memory must fall within this, else shed again
+#define MEMORY_QUIET_MS    1000 //  over budget, nothing to shed: connections silent this long go
+#define MEMORY_ALL_MS      500  //  still over budget this long: every intake connection goes
+#define TAP_PEER_BYTES     (64 << 10)  //  subscriptions one tap peer may send (beyond heartbeats)
+#define TAP_BYTES_MAX      (256 << 10) //  and all of them together
 #define HOUSEKEEP_MS       250
 #define HEARTBEAT_MS       1000
 #define SYNC_MS            50
@@ -142,11 +149,19 @@ struct _server_t {
     //  Subscriptions XPUB reported since the tap last had no connection. An
     //  upper bound: an unsubscribe cannot be told from a bogus one (XPUB
     //  reports an unsubscribe of a topic the peer never had as if it were
-    //  the last), so they are not counted down, and a peer cannot make
-    //  ingestd believe that no one listens.
+    //  the last), so they are not counted down. Only a gauge: whether to
+    //  publish is whether the tap has a connection.
     uint64_t tap_subscribes;
     size_t tap_record_max; //  larger records are not published (tap_budget / TAP_HWM)
-    int64_t last_memory_ms, memory_over_ms;
+    //  The memory guard (its thread), and what /health shows of it
+    pthread_t guard;
+    bool guard_started;
+    uint64_t shed_at;              //  memory_max less the headroom
+    _Atomic uint64_t memory_used;  //  last read
+    _Atomic uint64_t memory_peak;  //  the most read since the start
+    _Atomic uint64_t memory_sheds; //  times the guard dropped connections
+    _Atomic uint64_t memory_freed; //  bytes the connections it dropped held
+    uint64_t wire;                 //  bytes of the intake message in hand, as on the wire
     uint64_t dropped_seen[PEERS_REASONS];
     zmq_msg_t frame, head[3]; //  intake parts being received
     s_reply_t *replies;       //  one per intake message of a round
@@ -174,7 +189,7 @@ struct _server_t {
         *m_fault[JOURNAL_FAULT_COUNT], *m_write_errors;
     metric_t *m_connections[PEERS_SOCKETS], *m_dropped[PEERS_REASONS],
         *m_replies_dropped[PEERS_SOCKETS], *m_tap_skipped, *m_memory, *m_accept_failed,
-        *m_hello_ignored, *m_bad_messages;
+        *m_hello_ignored, *m_bad_messages, *m_memory_peak, *m_memory_sheds, *m_memory_freed;
     int64_t last_dead_expire_ms;
 };
 
@@ -237,6 +252,15 @@ s_register_metrics (server_t *self)
                          NULL);
     self->m_memory = metrics_gauge (
         m, "memory_bytes", "Anonymous memory of the process (not the journal's map)", NULL);
+    self->m_memory_peak = metrics_gauge (
+        m, "memory_peak_bytes",
+        "The most anonymous memory the guard read since the start (every 5 ms)", NULL);
+    self->m_memory_sheds = metrics_counter (
+        m, "memory_sheds_total",
+        "Times ingestd went over memory_max less its headroom and dropped connections", NULL);
+    self->m_memory_freed = metrics_counter (
+        m, "memory_shed_bytes_total",
+        "Bytes libzmq held for the connections dropped for memory (unacknowledged messages)", NULL);
     self->m_accept_failed =
         metrics_counter (m, "accept_failed_total",
                          "Connections the kernel could not accept (out of descriptors)", NULL);
@@ -367,6 +391,20 @@ s_raise_fd_limit (void)
     return limit.rlim_cur == RLIM_INFINITY ? (size_t) 1 << 20 : (size_t) limit.rlim_cur;
 }
 
+static void *s_guard (void *arg);
+
+//  The TCP port a socket is bound to (0: not TCP), for peers_set_port.
+static int
+s_port (zsock_t *sock)
+{
+    char *endpoint = zsock_last_endpoint (sock);
+    const char *colon =
+        endpoint && strncmp (endpoint, "tcp://", 6) == 0 ? strrchr (endpoint, ':') : NULL;
+    int port = colon ? atoi (colon + 1) : 0;
+    zstr_free (&endpoint);
+    return port;
+}
+
 //  Watches the connections of one socket (ACCEPTED, DISCONNECTED and
 //  ACCEPT_FAILED events over an inproc PAIR), for the peers table.
 static zsock_t *
@@ -490,6 +528,27 @@ server_new (const server_config_t *config, metrics_t *metrics, char *error, size
     self->monitors[PEERS_INTAKE] = s_monitor (self, self->intake, PEERS_INTAKE);
     self->monitors[PEERS_DELIVERY] = s_monitor (self, self->delivery, PEERS_DELIVERY);
     self->monitors[PEERS_TAP] = s_monitor (self, self->tap, PEERS_TAP);
+    zsock_t *bound[PEERS_SOCKETS] = {self->intake, self->delivery, self->tap};
+    for (int k = 0; k < PEERS_SOCKETS; k++)
+        peers_set_port (self->peers, (peers_socket_t) k, s_port (bound[k]));
+    //  Large message buffers (libzmq's frames of records) come from mmap
+    //  and go back to the system when freed, not kept in malloc's heap: the
+    //  threshold fixed, glibc no longer raises it to the largest freed.
+    mallopt (M_MMAP_THRESHOLD, 256 << 10);
+    //  The headroom under memory_max: what libzmq's I/O thread can read
+    //  between two looks of the guard and the close of what it dropped.
+    uint64_t headroom = self->config.memory_max / 8;
+    if (headroom < GUARD_HEADROOM_MIN)
+        headroom = GUARD_HEADROOM_MIN;
+    if (headroom > self->config.memory_max / 2)
+        headroom = self->config.memory_max / 2;
+    self->shed_at = self->config.memory_max - headroom;
+    if (pthread_create (&self->guard, NULL, s_guard, self)) {
+        snprintf (error, error_size, "cannot start the memory guard thread");
+        server_destroy (&self);
+        return NULL;
+    }
+    self->guard_started = true;
     log_info ("ingestd.limits",
               "max_connections=%zu fd_limit=%zu memory_max=%" PRIu64 " window_max=%" PRIu32
               " max_batch_records=%zu max_batch_bytes=%" PRIu64 " tap_record_max=%zu "
@@ -506,6 +565,10 @@ server_destroy (server_t **self_p)
     server_t *self = *self_p;
     if (!self)
         return;
+    if (self->guard_started) {
+        atomic_store (&self->stopping, true);
+        pthread_join (self->guard, NULL);
+    }
     zsock_t **socks[PEERS_SOCKETS] = {&self->intake, &self->delivery, &self->tap};
     for (int k = 0; k < PEERS_SOCKETS; k++) {
         if (self->monitors[k] && *socks[k])
@@ -607,54 +670,125 @@ s_memory_used (void)
     return (uint64_t) (resident - shared) * (uint64_t) sysconf (_SC_PAGESIZE);
 }
 
-//  Over memory_max: the connections that sent no whole message lately, or
-//  never, go (one building a giant multi-part message never completes one,
-//  and what libzmq holds for it goes with the connection); still over a
-//  moment later, every intake connection goes. Collectors reconnect and resend
-//  what was not acknowledged; nothing is lost, the attack's memory is.
-static void
-s_check_memory (server_t *self)
+//  Drops connections for memory: those holding most, intake first (a
+//  message being built), then delivery, until what they held covers
+//  `excess`. Returns the bytes they held.
+static uint64_t
+s_shed (server_t *self, uint64_t used, uint64_t excess, int64_t now, int64_t over_since)
 {
-    int64_t now = util_mono_ms ();
-    self->last_memory_ms = now;
-    uint64_t used = s_memory_used ();
-    metric_set (self->m_memory, (double) used);
-    if (used <= self->config.memory_max) {
-        if (self->memory_over_ms)
-            log_info ("ingestd.memory_ok",
-                      "bytes=%" PRIu64 " memory_max=%" PRIu64 " lasted_ms=%" PRId64, used,
-                      self->config.memory_max, now - self->memory_over_ms);
-        self->memory_over_ms = 0;
-        return;
+    //  Every connection holding more than half the headroom goes at once:
+    //  while the largest is being closed the next would go on growing.
+    uint64_t freed = 0, more = 0, big = (self->config.memory_max - self->shed_at) / 2;
+    size_t dropped =
+        peers_drop_holding (self->peers, PEERS_INTAKE, big, UINT64_MAX, PEERS_MEMORY, &freed);
+    if (freed < excess) {
+        dropped +=
+            peers_shed (self->peers, PEERS_INTAKE, excess - freed, SHED_FLOOR, PEERS_MEMORY, &more);
+        freed += more;
     }
-    bool all = self->memory_over_ms && now - self->memory_over_ms >= MEMORY_ALL_MS;
-    if (!self->memory_over_ms)
-        self->memory_over_ms = now;
-    size_t dropped = 0;
-    for (int k = 0; k < PEERS_SOCKETS; k++)
-        dropped += peers_drop_silent (self->peers, (peers_socket_t) k,
-                                      all && k == PEERS_INTAKE ? INT64_MAX : now - MEMORY_QUIET_MS,
-                                      true, PEERS_MEMORY);
-    malloc_trim (0); //  what the dropped connections held, back to the system
+    if (freed < excess) {
+        dropped += peers_shed (self->peers, PEERS_DELIVERY, excess - freed, SHED_FLOOR,
+                               PEERS_MEMORY, &more);
+        freed += more;
+    }
+    bool all = false;
+    if (!dropped && now - over_since >= MEMORY_QUIET_MS) {
+        //  Nothing holds what is over: not a message being built. The
+        //  connections that sent nothing lately go (a tap subscriber that
+        //  does not read is such), and still over after MEMORY_ALL_MS more,
+        //  every intake connection.
+        all = now - over_since >= MEMORY_QUIET_MS + MEMORY_ALL_MS;
+        for (int k = 0; k < PEERS_SOCKETS; k++)
+            dropped += peers_drop_silent (
+                self->peers, (peers_socket_t) k,
+                all && k == PEERS_INTAKE ? INT64_MAX : now - MEMORY_QUIET_MS, true, PEERS_MEMORY);
+    }
+    if (!dropped)
+        return 0;
+    atomic_fetch_add (&self->memory_sheds, 1);
+    atomic_fetch_add (&self->memory_freed, freed);
+    metric_add (self->m_memory_sheds, 1);
+    metric_add (self->m_memory_freed, freed);
     uint64_t held;
-    if ((dropped || all) && log_allow ("ingestd.memory_over", "", 10000, &held))
+    if (log_allow ("ingestd.memory_over", "", 10000, &held))
         log_warn ("ingestd.memory_over",
-                  "bytes=%" PRIu64 " memory_max=%" PRIu64 " dropped_connections=%zu all=%s "
-                  "repeated=%" PRIu64 " why=\"peers made libzmq hold messages; those without "
-                  "a whole message lately were closed\"",
-                  used, self->config.memory_max, dropped, all ? "yes" : "no", held);
-    if (all)
-        self->memory_over_ms = now; //  the next round of all after as long again
+                  "bytes=%" PRIu64 " shed_at=%" PRIu64 " memory_max=%" PRIu64
+                  " dropped_connections=%zu held_bytes=%" PRIu64 " all=%s repeated=%" PRIu64
+                  " why=\"peers made libzmq hold messages not yet whole; the connections "
+                  "holding most were closed (collectors resend what was not acknowledged)\"",
+                  used, self->shed_at, self->config.memory_max, dropped, freed, all ? "yes" : "no",
+                  held);
+    return freed ? freed : excess;
+}
+
+//  The memory guard: a thread of its own, so that a long journal commit
+//  does not leave libzmq reading unwatched. Every GUARD_MS it reads the
+//  process's anonymous memory; past shed_at (memory_max less a headroom:
+//  what one libzmq I/O thread can read in a few checks) it first gives
+//  freed memory back to the system, then drops the connections holding
+//  most. What they held is freed once libzmq has closed them, so that much
+//  is not shed for again until memory falls or SHED_WAIT_MS passed.
+static void *
+s_guard (void *arg)
+{
+    server_t *self = arg;
+    int64_t over_since = 0, shed_ms = 0;
+    uint64_t pending = 0, level = 0; //  held by the connections dropped, memory then
+    while (!s_stopping (self)) {
+        struct timespec pause = {0, GUARD_MS * 1000000L};
+        nanosleep (&pause, NULL);
+        uint64_t used = s_memory_used ();
+        atomic_store (&self->memory_used, used);
+        if (used > atomic_load (&self->memory_peak))
+            atomic_store (&self->memory_peak, used);
+        int64_t now = util_mono_ms ();
+        if (used <= self->shed_at) {
+            if (over_since && now - over_since >= 1000)
+                log_info ("ingestd.memory_ok",
+                          "bytes=%" PRIu64 " shed_at=%" PRIu64 " lasted_ms=%" PRId64, used,
+                          self->shed_at, now - over_since);
+            over_since = 0;
+            pending = 0;
+            continue;
+        }
+        if (!over_since) {
+            over_since = now;
+            //  Memory freed but kept by malloc (libzmq's messages come and
+            //  go in its I/O thread's arena) goes back first
+            malloc_trim (0);
+            used = s_memory_used ();
+            if (used <= self->shed_at)
+                continue;
+        }
+        if (now - shed_ms >= SHED_WAIT_MS)
+            pending = 0;
+        uint64_t fallen = level > used ? level - used : 0;
+        uint64_t waiting = pending > fallen ? pending - fallen : 0;
+        if (used - waiting <= self->shed_at)
+            continue;
+        //  Below shed_at by a quarter of the headroom, not just under it
+        uint64_t excess =
+            used - waiting - self->shed_at + (self->config.memory_max - self->shed_at) / 4;
+        uint64_t freed = s_shed (self, used, excess, now, over_since);
+        if (freed) {
+            pending = waiting + freed;
+            level = used;
+            shed_ms = now;
+        }
+    }
+    return NULL;
 }
 
 //  ---------------------------------------------------------------------------
 //  Tap
 
 //  Whether anyone may listen on the tap: nothing is copied for it otherwise.
+//  A connection, not a count of subscriptions, which a peer's bogus
+//  unsubscribes could drive to nothing; XPUB filters by topic itself.
 static bool
 s_tap_open (server_t *self)
 {
-    return self->tap_subscribes > 0;
+    return peers_count (self->peers, PEERS_TAP) > 0;
 }
 
 static void
@@ -677,9 +811,12 @@ s_tap_reject (server_t *self, const char *reason, const char *detail, const void
 }
 
 //  libzmq keeps every subscription in a trie, which a peer could grow
-//  without end; which connection a subscription came on is not reported.
-//  Past TAP_SUBSCRIBES_MAX the tap's connections are all dropped: a real
-//  subscriber reconnects and subscribes again (SUB does by itself).
+//  without end, and does not say which connection one came on. What a tap
+//  connection sent is all subscriptions (and heartbeats), so its TCP byte
+//  count (peers_held) is what it made the trie hold: a peer past
+//  TAP_PEER_BYTES goes, and while all of them together are past
+//  TAP_BYTES_MAX, the largest. A real omni-tap sends a few hundred bytes:
+//  it keeps its subscriptions and its records whatever others send.
 static void
 s_tap_subscriptions (server_t *self)
 {
@@ -689,17 +826,15 @@ s_tap_subscriptions (server_t *self)
             self->tap_subscribes++;
         zframe_destroy (&frame);
     }
-    if (self->tap_subscribes > TAP_SUBSCRIBES_MAX) {
-        size_t dropped =
-            peers_drop_silent (self->peers, PEERS_TAP, INT64_MAX, false, PEERS_TAP_TOPICS);
-        uint64_t held;
-        if (log_allow ("tap.too_many_subscriptions", "", 60000, &held))
-            log_warn ("tap.too_many_subscriptions",
-                      "subscriptions=%" PRIu64 " limit=%d dropped_connections=%zu repeated=%" PRIu64
-                      " why=\"each one costs memory in libzmq; subscribers reconnect\"",
-                      self->tap_subscribes, TAP_SUBSCRIBES_MAX, dropped, held);
-        self->tap_subscribes = 0;
-    }
+    size_t dropped = peers_drop_holding (self->peers, PEERS_TAP, TAP_PEER_BYTES, TAP_BYTES_MAX,
+                                         PEERS_TAP_TOPICS, NULL);
+    uint64_t held;
+    if (dropped && log_allow ("tap.too_many_subscriptions", "", 60000, &held))
+        log_warn ("tap.too_many_subscriptions",
+                  "dropped_connections=%zu peer_limit=%d total_limit=%d repeated=%" PRIu64
+                  " why=\"subscriptions past their bound (each costs memory in libzmq); the "
+                  "other subscribers keep theirs\"",
+                  dropped, TAP_PEER_BYTES, TAP_BYTES_MAX, held);
     metric_set (self->m_tap_subscribers, (double) self->tap_subscribes);
 }
 
@@ -746,6 +881,14 @@ s_msg_streq (zmq_msg_t *msg, const char *text)
     return zmq_msg_size (msg) == len && memcmp (zmq_msg_data (msg), text, len) == 0;
 }
 
+//  A frame's bytes on the wire: ZMTP 3 puts a flags byte and a 1- or
+//  8-byte size before it.
+static uint64_t
+s_wire_size (size_t size)
+{
+    return size + (size > 255 ? 9 : 2);
+}
+
 //  Receives the next part of a multipart message already arriving.
 static int
 s_recv_part (server_t *self, zmq_msg_t *msg)
@@ -754,6 +897,8 @@ s_recv_part (server_t *self, zmq_msg_t *msg)
     int rc;
     while ((rc = zmq_msg_recv (msg, sock, 0)) < 0 && zmq_errno () == EINTR)
         ;
+    if (rc >= 0)
+        self->wire += s_wire_size (zmq_msg_size (msg));
     return rc < 0 ? -1 : 0;
 }
 
@@ -852,7 +997,7 @@ s_replay_route (server_t *self, zmq_msg_t *frame, uint8_t *route, char *why, siz
 //  reply. Returns 1 when a message was handled, 0 when none was waiting, -1
 //  when the journal failed (the round must abort, nothing is acknowledged).
 static int
-s_intake_message (server_t *self, s_reply_t *reply, size_t *bytes)
+s_intake_message_read (server_t *self, s_reply_t *reply, size_t *bytes)
 {
     void *sock = zsock_resolve (self->intake);
     if (zmq_msg_recv (&self->frame, sock, ZMQ_DONTWAIT) < 0)
@@ -974,6 +1119,19 @@ s_intake_message (server_t *self, s_reply_t *reply, size_t *bytes)
     metric_add (self->m_bytes, record_bytes);
     *bytes += record_bytes;
     return 1;
+}
+
+//  The same, counting what was read from the connection (its routing id
+//  frame is the ROUTER's, not on the wire): what libzmq still holds for it
+//  is what it received less that (peers_held).
+static int
+s_intake_message (server_t *self, s_reply_t *reply, size_t *bytes)
+{
+    self->wire = 0;
+    int rc = s_intake_message_read (self, reply, bytes);
+    if (rc != 0 && reply->fd >= 0)
+        peers_consumed (self->peers, reply->fd, self->wire);
+    return rc;
 }
 
 static void
@@ -1591,6 +1749,7 @@ s_recv_delivery (server_t *self, int *fd)
     zmq_msg_init (&part);
     bool more = true;
     size_t parts = 0;
+    uint64_t wire = 0; //  the body's bytes on the wire (the routing id is the ROUTER's)
     while (more) {
         int rc;
         while ((rc = zmq_msg_recv (&part, sock, 0)) < 0 && zmq_errno () == EINTR)
@@ -1599,6 +1758,8 @@ s_recv_delivery (server_t *self, int *fd)
             zmsg_destroy (&msg);
             break;
         }
+        if (parts > 0)
+            wire += s_wire_size (zmq_msg_size (&part));
         if (zmsg_size (msg) == 1) {
             *fd = zmq_msg_get (&part, ZMQ_SRCFD);
             //  Copied into the zmsg the frames lose it: the CURVE metadata of
@@ -1617,6 +1778,8 @@ s_recv_delivery (server_t *self, int *fd)
         more = zmq_msg_more (&part);
     }
     zmq_msg_close (&part);
+    if (*fd >= 0)
+        peers_consumed (self->peers, *fd, wire);
     return msg;
 }
 
@@ -1778,6 +1941,8 @@ s_housekeep (server_t *self)
     peers_drop_silent (self->peers, PEERS_DELIVERY, quiet_since, false, PEERS_IDLE);
     for (int k = 0; k < PEERS_SOCKETS; k++)
         metric_set (self->m_connections[k], (double) peers_count (self->peers, k));
+    metric_set (self->m_memory, (double) atomic_load (&self->memory_used));
+    metric_set (self->m_memory_peak, (double) atomic_load (&self->memory_peak));
     for (int r = 0; r < PEERS_REASONS; r++) {
         uint64_t dropped = peers_dropped (self->peers, r);
         metric_add (self->m_dropped[r], dropped - self->dropped_seen[r]);
@@ -1820,8 +1985,6 @@ server_run (server_t *self)
             int64_t probe_in = self->last_probe_ms + PROBE_MS - util_mono_ms ();
             timeout = probe_in < 0 ? 0 : probe_in < timeout ? (long) probe_in : timeout;
         }
-        if (timeout > MEMORY_CHECK_MS)
-            timeout = MEMORY_CHECK_MS;
         int rc = zmq_poll (items, hold ? 5 : 6, timeout);
         if (rc < 0)
             continue;
@@ -1837,8 +2000,6 @@ server_run (server_t *self)
             s_delivery_round (self);
         if (!hold && (items[5].revents & ZMQ_POLLIN))
             s_intake_round (self);
-        if (util_mono_ms () - self->last_memory_ms >= MEMORY_CHECK_MS)
-            s_check_memory (self);
         if (self->fault != JOURNAL_OK && util_mono_ms () - self->last_probe_ms >= PROBE_MS)
             s_probe (self);
         if (util_mono_ms () - self->last_housekeep_ms >= HOUSEKEEP_MS) {
@@ -1892,6 +2053,15 @@ server_healthy (void *self_, char *text, size_t size)
                         " acked_by_all=%" PRIu64 " in_journal=%" PRIu64 "%s",
                         c.received, c.accepted, c.rejected, c.trimmed, held,
                         full ? " intake=paused(journal full)" : "");
+    //  The memory guard: where memory is against its budget, and how often
+    //  connections were dropped to keep it there
+    if (len >= 0 && (size_t) len < size)
+        len += snprintf (text + len, size - (size_t) len,
+                         "\nmemory bytes=%" PRIu64 " peak=%" PRIu64 " shed_at=%" PRIu64
+                         " memory_max=%" PRIu64 " sheds=%" PRIu64 " shed_bytes=%" PRIu64,
+                         atomic_load (&self->memory_used), atomic_load (&self->memory_peak),
+                         self->shed_at, self->config.memory_max, atomic_load (&self->memory_sheds),
+                         atomic_load (&self->memory_freed));
     //  Which instance holds each writer name (omnictl status shows it): the
     //  first place to look when a writer is refused.
     int64_t now = util_mono_ms ();
