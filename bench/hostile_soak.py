@@ -21,7 +21,11 @@ down. The attacks, each a thread (or a process) looping until the end:
   6 descriptors: as many idle connections as the limit and more
   9 names: HELLOs named archive\\0evil, 1 KB, non-UTF-8; a REPLAY whose writers
     frame tries to add log fields; every second
-At the end: every good record must be in the archive exactly once.
+At the end: every good record must be in the archive exactly once, and
+ingestd's anonymous memory (sampled every 10 ms; what memory_max bounds: the
+journal's map is file-backed page cache) must have stayed under --memory-max.
+Also reported: the good records the real omni-tap saw, /health's failures,
+and ingestd's counters for each attack.
 
     bench/hostile_soak.py --duration 600   (default 3600 s)
 """

@@ -63,6 +63,7 @@
 #define GUARD_MS           5     //  how often the memory guard reads the process's memory
 #define GUARD_HEADROOM_MIN (64ULL << 20) //  memory_max less at least this is where shedding starts
 #define SHED_FLOOR         (64 << 10)    //  a connection holding less is never shed for memory
+#define SCAN_MS            20   //  from watch_at, connections are looked at this often at least
 #define SHED_WAIT_MS       250  //  after a shed, memory must fall within this, else shed again
 #define MEMORY_QUIET_MS    1000 //  over budget, nothing to shed: connections silent this long go
 #define MEMORY_ALL_MS      500  //  still over budget this long: every intake connection goes
@@ -157,6 +158,7 @@ struct _server_t {
     pthread_t guard;
     bool guard_started;
     uint64_t shed_at;              //  memory_max less the headroom
+    uint64_t watch_at;             //  shed_at less the headroom: large holders go from here
     _Atomic uint64_t memory_used;  //  last read
     _Atomic uint64_t memory_peak;  //  the most read since the start
     _Atomic uint64_t memory_sheds; //  times the guard dropped connections
@@ -392,6 +394,7 @@ s_raise_fd_limit (void)
 }
 
 static void *s_guard (void *arg);
+static bool s_shed_done (server_t *self, uint64_t used, size_t dropped, uint64_t freed, bool all);
 
 //  The TCP port a socket is bound to (0: not TCP), for peers_set_port.
 static int
@@ -543,6 +546,7 @@ server_new (const server_config_t *config, metrics_t *metrics, char *error, size
     if (headroom > self->config.memory_max / 2)
         headroom = self->config.memory_max / 2;
     self->shed_at = self->config.memory_max - headroom;
+    self->watch_at = self->shed_at > 2 * headroom ? self->shed_at - headroom : self->shed_at / 2;
     if (pthread_create (&self->guard, NULL, s_guard, self)) {
         snprintf (error, error_size, "cannot start the memory guard thread");
         server_destroy (&self);
@@ -703,8 +707,31 @@ s_shed (server_t *self, uint64_t used, uint64_t excess, int64_t now, int64_t ove
                 self->peers, (peers_socket_t) k,
                 all && k == PEERS_INTAKE ? INT64_MAX : now - MEMORY_QUIET_MS, true, PEERS_MEMORY);
     }
+    return s_shed_done (self, used, dropped, freed, all) ? (freed ? freed : excess) : 0;
+}
+
+//  From watch_at on: every connection holding more than half the headroom
+//  goes at once. Well before the budget is near, and all of them: while
+//  the largest is being closed the next would go on growing. A collector
+//  holds its batches in flight, a few MiB. Returns the bytes they held.
+static uint64_t
+s_shed_big (server_t *self, uint64_t used)
+{
+    uint64_t big = (self->config.memory_max - self->shed_at) / 2, freed = 0, more = 0;
+    size_t dropped =
+        peers_drop_holding (self->peers, PEERS_INTAKE, big, UINT64_MAX, PEERS_MEMORY, &freed);
+    dropped +=
+        peers_drop_holding (self->peers, PEERS_DELIVERY, big, UINT64_MAX, PEERS_MEMORY, &more);
+    freed += more;
+    return s_shed_done (self, used, dropped, freed, false) ? freed : 0;
+}
+
+//  Counts and logs a shed of `dropped` connections; false when none.
+static bool
+s_shed_done (server_t *self, uint64_t used, size_t dropped, uint64_t freed, bool all)
+{
     if (!dropped)
-        return 0;
+        return false;
     atomic_fetch_add (&self->memory_sheds, 1);
     atomic_fetch_add (&self->memory_freed, freed);
     metric_add (self->m_memory_sheds, 1);
@@ -718,7 +745,7 @@ s_shed (server_t *self, uint64_t used, uint64_t excess, int64_t now, int64_t ove
                   "holding most were closed (collectors resend what was not acknowledged)\"",
                   used, self->shed_at, self->config.memory_max, dropped, freed, all ? "yes" : "no",
                   held);
-    return freed ? freed : excess;
+    return true;
 }
 
 //  The memory guard: a thread of its own, so that a long journal commit
@@ -732,8 +759,10 @@ static void *
 s_guard (void *arg)
 {
     server_t *self = arg;
-    int64_t over_since = 0, shed_ms = 0;
+    int64_t over_since = 0, shed_ms = 0, scan_ms = 0;
     uint64_t pending = 0, level = 0; //  held by the connections dropped, memory then
+    uint64_t scan_used = 0;
+    uint64_t headroom = self->config.memory_max - self->shed_at;
     while (!s_stopping (self)) {
         struct timespec pause = {0, GUARD_MS * 1000000L};
         nanosleep (&pause, NULL);
@@ -742,6 +771,22 @@ s_guard (void *arg)
         if (used > atomic_load (&self->memory_peak))
             atomic_store (&self->memory_peak, used);
         int64_t now = util_mono_ms ();
+        //  Looking at every connection costs two system calls each: from
+        //  watch_at on, every SCAN_MS, or at once when memory grew fast
+        if (used > self->watch_at &&
+            (now - scan_ms >= SCAN_MS || used > scan_used + headroom / 4)) {
+            scan_ms = now;
+            scan_used = used;
+            uint64_t freed = s_shed_big (self, used);
+            if (freed) {
+                uint64_t fallen = level > used ? level - used : 0;
+                pending =
+                    (now - shed_ms < SHED_WAIT_MS && pending > fallen ? pending - fallen : 0) +
+                    freed;
+                level = used;
+                shed_ms = now;
+            }
+        }
         if (used <= self->shed_at) {
             if (over_since && now - over_since >= 1000)
                 log_info ("ingestd.memory_ok",
