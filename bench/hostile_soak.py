@@ -344,7 +344,7 @@ def main():
             if any(k in key for k in ("connections_dropped_total", "replies_dropped_total",
                                       "hello_ignored_total", "tap_records_skipped",
                                       "accept_failed_total", "delivery_bad_messages",
-                                      "memory_shed", "records_rejected_total",
+                                      "memory_shed", "memory_peak", "records_rejected_total",
                                       "tap_subscriptions")):
                 print(f"  {key} {m[key]:.0f}")
         print("attack rounds: " + " ".join(f"{k}={v}" for k, v in sorted(attacks.counts.items())))

@@ -70,6 +70,8 @@ void peers_set_port (peers_t *self, peers_socket_t socket, int port);
 //  Bytes received on a live connection of `socket` and not read by
 //  ingestd (see above); 0 when unknown (not TCP) or not such a connection.
 uint64_t peers_held (peers_t *self, peers_socket_t socket, int fd);
+//  What the live connections of `socket` hold together.
+uint64_t peers_held_total (peers_t *self, peers_socket_t socket);
 //  Drops the connections of `socket` holding most, largest first, each
 //  holding at least `floor` bytes, until what they hold sums to `excess`;
 //  returns how many, and that sum in `freed`.

@@ -63,6 +63,7 @@
 #define GUARD_MS           5     //  how often the memory guard reads the process's memory
 #define GUARD_HEADROOM_MIN (64ULL << 20) //  memory_max less at least this is where shedding starts
 #define SHED_FLOOR         (64 << 10)    //  a connection holding less is never shed for memory
+#define HELD_MS            5000          //  how often the held_bytes gauges are refreshed
 #define SCAN_MS            20   //  from watch_at, connections are looked at this often at least
 #define SHED_WAIT_MS       250  //  after a shed, memory must fall within this, else shed again
 #define MEMORY_QUIET_MS    1000 //  over budget, nothing to shed: connections silent this long go
@@ -191,7 +192,9 @@ struct _server_t {
         *m_fault[JOURNAL_FAULT_COUNT], *m_write_errors;
     metric_t *m_connections[PEERS_SOCKETS], *m_dropped[PEERS_REASONS],
         *m_replies_dropped[PEERS_SOCKETS], *m_tap_skipped, *m_memory, *m_accept_failed,
-        *m_hello_ignored, *m_bad_messages, *m_memory_peak, *m_memory_sheds, *m_memory_freed;
+        *m_hello_ignored, *m_bad_messages, *m_memory_peak, *m_memory_sheds, *m_memory_freed,
+        *m_held[PEERS_SOCKETS];
+    int64_t last_held_ms;
     int64_t last_dead_expire_ms;
 };
 
@@ -278,6 +281,11 @@ s_register_metrics (server_t *self)
         snprintf (labels, sizeof labels, "socket=\"%s\"", peers_socket_name (k));
         self->m_connections[k] =
             metrics_gauge (m, "connections", "Connections open, by socket", labels);
+        self->m_held[k] = metrics_gauge (
+            m, "held_bytes",
+            "Bytes peers sent that ingestd has not read (TCP bytes received less those read, "
+            "handshakes and heartbeats): what libzmq holds for them; on the tap, subscriptions",
+            labels);
         self->m_replies_dropped[k] = metrics_counter (
             m, "replies_dropped_total",
             "Messages not sent because the peer does not read them (it is disconnected)", labels);
@@ -927,11 +935,15 @@ s_msg_streq (zmq_msg_t *msg, const char *text)
 }
 
 //  A frame's bytes on the wire: ZMTP 3 puts a flags byte and a 1- or
-//  8-byte size before it.
+//  8-byte size before it; CURVE sends it as a MESSAGE command of 33 bytes
+//  more ("\x07MESSAGE", an 8-byte nonce, a flags byte and a 16-byte MAC).
+//  Exact, or the count of what libzmq holds would drift on a long-lived
+//  connection; a peer that frames more loosely only looks larger.
 static uint64_t
-s_wire_size (size_t size)
+s_wire_size (server_t *self, size_t size)
 {
-    return size + (size > 255 ? 9 : 2);
+    uint64_t body = size + (self->config.curve ? 33 : 0);
+    return body + (body > 255 ? 9 : 2);
 }
 
 //  Receives the next part of a multipart message already arriving.
@@ -943,7 +955,7 @@ s_recv_part (server_t *self, zmq_msg_t *msg)
     while ((rc = zmq_msg_recv (msg, sock, 0)) < 0 && zmq_errno () == EINTR)
         ;
     if (rc >= 0)
-        self->wire += s_wire_size (zmq_msg_size (msg));
+        self->wire += s_wire_size (self, zmq_msg_size (msg));
     return rc < 0 ? -1 : 0;
 }
 
@@ -1804,7 +1816,7 @@ s_recv_delivery (server_t *self, int *fd)
             break;
         }
         if (parts > 0)
-            wire += s_wire_size (zmq_msg_size (&part));
+            wire += s_wire_size (self, zmq_msg_size (&part));
         if (zmsg_size (msg) == 1) {
             *fd = zmq_msg_get (&part, ZMQ_SRCFD);
             //  Copied into the zmsg the frames lose it: the CURVE metadata of
@@ -1987,6 +1999,15 @@ s_housekeep (server_t *self)
     for (int k = 0; k < PEERS_SOCKETS; k++)
         metric_set (self->m_connections[k], (double) peers_count (self->peers, k));
     metric_set (self->m_memory, (double) atomic_load (&self->memory_used));
+    if (now_ms - self->last_held_ms >= HELD_MS) {
+        //  Two system calls a connection: not every tick
+        metric_set (self->m_held[PEERS_INTAKE],
+                    (double) peers_held_total (self->peers, PEERS_INTAKE));
+        metric_set (self->m_held[PEERS_DELIVERY],
+                    (double) peers_held_total (self->peers, PEERS_DELIVERY));
+        metric_set (self->m_held[PEERS_TAP], (double) peers_held_total (self->peers, PEERS_TAP));
+        self->last_held_ms = now_ms;
+    }
     metric_set (self->m_memory_peak, (double) atomic_load (&self->memory_peak));
     for (int r = 0; r < PEERS_REASONS; r++) {
         uint64_t dropped = peers_dropped (self->peers, r);
