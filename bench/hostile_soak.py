@@ -43,7 +43,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests"))
-from omni import Pipeline, Tap, archive_lines, binary, wait_until  # noqa: E402
+from omni import MemoryPeak, Pipeline, Tap, archive_lines, binary, wait_until  # noqa: E402
 
 import zmq  # noqa: E402
 
@@ -58,34 +58,6 @@ def memory(pid):
         fields = dict(line.split(":", 1) for line in f)
     return tuple(int(fields[k].split()[0]) * 1024
                  for k in ("VmRSS", "VmHWM", "RssAnon", "RssFile"))
-
-
-class Sampler(threading.Thread):
-    """ingestd's anonymous memory every 10 ms: its peak, which a sample a
-    second would miss (an attack fills hundreds of MB in a second)."""
-
-    def __init__(self, pid):
-        super().__init__(daemon=True)
-        self.pid = pid
-        self.anon_max = 0
-        self.rss_max = 0
-        self.over = 0  # samples over the budget
-        self.budget = None
-        self.done = threading.Event()
-
-    def run(self):
-        page = os.sysconf("SC_PAGE_SIZE")
-        while not self.done.wait(0.01):
-            try:
-                with open(f"/proc/{self.pid}/statm") as f:
-                    _, resident, shared = map(int, f.read().split()[:3])
-            except OSError:
-                return
-            anon = (resident - shared) * page
-            self.anon_max = max(self.anon_max, anon)
-            self.rss_max = max(self.rss_max, resident * page)
-            if self.budget and anon > self.budget:
-                self.over += 1
 
 
 def size_bytes(text):
@@ -280,9 +252,8 @@ def main():
              "--give-up=0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         attacks = Attacks(p, limit)
         attacks.run_all()
-        sampler = Sampler(pid)
-        sampler.budget = size_bytes(args.memory_max)
-        sampler.start()
+        # Every 10 ms: an attack fills hundreds of MB in a second
+        sampler = MemoryPeak(pid, 0.01, size_bytes(args.memory_max))
         start = time.monotonic()
         rss_max, samples, health_checks, health_fail = 0, 0, 0, 0
         while time.monotonic() - start < args.duration:
@@ -316,7 +287,7 @@ def main():
         lost = len(sent - set(got))
         duplicated = len(got) - len(set(got))
         rss, hwm, anon, _ = memory(pid)
-        sampler.done.set()
+        sampler.stop()
         m = p.ingestd.metrics()
         tapped = tap.text().count('"src":"good"')
         tapped_ids = set()

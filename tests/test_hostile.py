@@ -17,7 +17,7 @@ import time
 import pytest
 import zmq
 
-from omni import Tap, archive_lines, http_get, wait_until
+from omni import MemoryPeak, Tap, archive_lines, http_get, wait_until
 
 MB = 1 << 20
 
@@ -261,32 +261,6 @@ def test_4_bogus_unsubscribes_do_not_blind_the_tap(scene):
     s.close()
 
 
-class AnonPeak(threading.Thread):
-    """A process's anonymous memory every 5 ms (resident less file-backed,
-    what memory_max bounds): its peak, which VmHWM (file pages included)
-    and a sample now and then would not give."""
-
-    def __init__(self, pid):
-        super().__init__(daemon=True)
-        self.pid, self.peak, self.done = pid, 0, threading.Event()
-        self.start()
-
-    def run(self):
-        page = os.sysconf("SC_PAGE_SIZE")
-        while not self.done.wait(0.005):
-            try:
-                with open(f"/proc/{self.pid}/statm") as f:
-                    _, resident, shared = map(int, f.read().split()[:3])
-            except OSError:  # ingestd gone: the test says so
-                return
-            self.peak = max(self.peak, (resident - shared) * page)
-
-    def stop(self):
-        self.done.set()
-        self.join()
-        return self.peak
-
-
 def test_5_multi_frame_messages_are_bounded(scene):
     """Before: every frame under 256 MiB, libzmq buffered whole messages:
     6 x 250 MiB frames, 1.25 GB; from three connections, 4 GB. Now the
@@ -294,7 +268,7 @@ def test_5_multi_frame_messages_are_bounded(scene):
     dropping the connections that hold most, and good records sent
     meanwhile are all stored once."""
     s = scene(extra=("--memory-max=256M", "--max-batch-records=50000"))
-    peak = AnonPeak(s.pid)
+    peak = MemoryPeak(s.pid)
     good = {}
 
     def good_stream():
