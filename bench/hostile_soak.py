@@ -66,7 +66,8 @@ def size_bytes(text):
 
 
 class Attacks:
-    def __init__(self, p, fd_limit):
+    def __init__(self, p, fd_limit, only=()):
+        self.only = only  # attack numbers to run; empty = all
         self.p = p
         self.fd_limit = fd_limit
         self.stop = threading.Event()
@@ -91,6 +92,8 @@ class Attacks:
             ctx.destroy(0)
 
     def start(self, name, body, pause):
+        if self.only and name.split("_")[0] not in self.only:
+            return
         t = threading.Thread(target=self._loop, args=(name, body, pause), daemon=True)
         t.start()
         self.threads.append(t)
@@ -138,12 +141,13 @@ class Attacks:
         self.start("2_fake_writer", fake_writer, 0)
 
         # 3: the tap
-        self.procs.append(subprocess.Popen([sys.executable, "-c", (
-            "import sys, zmq\n"
-            "s = zmq.Context.instance().socket(zmq.SUB)\n"
-            "s.setsockopt(zmq.SUBSCRIBE, b'x' * (20 << 20))\n"
-            "s.connect(sys.argv[1])\n"
-            "sys.stdin.read()\n"), p.tap], stdin=subprocess.PIPE))
+        if not self.only or "3" in self.only:
+            self.procs.append(subprocess.Popen([sys.executable, "-c", (
+                "import sys, zmq\n"
+                "s = zmq.Context.instance().socket(zmq.SUB)\n"
+                "s.setsockopt(zmq.SUBSCRIBE, b'x' * (20 << 20))\n"
+                "s.connect(sys.argv[1])\n"
+                "sys.stdin.read()\n"), p.tap], stdin=subprocess.PIPE))
 
         def tap_topics(ctx):
             s = self.sock(ctx, zmq.XSUB, p.tap, SNDHWM=0)
@@ -227,6 +231,8 @@ def main():
     ap.add_argument("--fd-limit", type=int, default=1024, help="ingestd's descriptor limit")
     ap.add_argument("--memory-max", default="512M", help="ingestd --memory-max")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
+    ap.add_argument("--attacks", default="",
+                    help="only these attacks, by number, comma-separated (e.g. 2,5); default all")
     args = ap.parse_args()
 
     workdir = tempfile.mkdtemp(prefix="omni-hostile-soak-")
@@ -250,7 +256,7 @@ def main():
             [binary("omni-loadgen"), f"--intake={p.intake}", "--kind=mix", "--src=good",
              f"--rate={args.rate}", f"--duration={int(args.duration)}s", f"--ids-out={ids_path}",
              "--give-up=0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        attacks = Attacks(p, limit)
+        attacks = Attacks(p, limit, tuple(a for a in args.attacks.split(",") if a))
         attacks.run_all()
         # Every 10 ms: an attack fills hundreds of MB in a second
         sampler = MemoryPeak(pid, 0.01, size_bytes(args.memory_max))

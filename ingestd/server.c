@@ -164,6 +164,7 @@ struct _server_t {
     _Atomic uint64_t memory_peak;  //  the most read since the start
     _Atomic uint64_t memory_sheds; //  times the guard dropped connections
     _Atomic uint64_t memory_freed; //  bytes the connections it dropped held
+    _Atomic int64_t loop_ms;       //  when the event loop last began a turn
     uint64_t wire;                 //  bytes of the intake message in hand, as on the wire
     uint64_t dropped_seen[PEERS_REASONS];
     zmq_msg_t frame, head[3]; //  intake parts being received
@@ -682,6 +683,28 @@ s_memory_used (void)
     return (uint64_t) (resident - shared) * (uint64_t) sysconf (_SC_PAGESIZE);
 }
 
+//  Over budget and no connection holds what is over: what does. malloc's
+//  view (its heaps in use and free, and what it mapped for large blocks:
+//  libzmq's messages of records), what peers hold in libzmq, and how long
+//  the event loop has been in one round (a pipe closed by a drop is freed
+//  only when the loop next polls).
+static void
+s_memory_unattributed (server_t *self, uint64_t used, int64_t now)
+{
+    uint64_t held;
+    if (!log_allow ("ingestd.memory_unattributed", "", 10000, &held))
+        return;
+    struct mallinfo2 info = mallinfo2 ();
+    log_warn ("ingestd.memory_unattributed",
+              "bytes=%" PRIu64 " heap_in_use=%zu heap_free=%zu mmapped=%zu held_intake=%" PRIu64
+              " held_delivery=%" PRIu64 " held_tap=%" PRIu64 " loop_busy_ms=%" PRId64
+              " repeated=%" PRIu64,
+              used, info.uordblks, info.fordblks, info.hblkhd,
+              peers_held_total (self->peers, PEERS_INTAKE),
+              peers_held_total (self->peers, PEERS_DELIVERY),
+              peers_held_total (self->peers, PEERS_TAP), now - atomic_load (&self->loop_ms), held);
+}
+
 //  Drops connections for memory: those holding most, intake first (a
 //  message being built), then delivery, until what they held covers
 //  `excess`. Returns the bytes they held.
@@ -704,6 +727,8 @@ s_shed (server_t *self, uint64_t used, uint64_t excess, int64_t now, int64_t ove
         freed += more;
     }
     bool all = false;
+    if (!dropped)
+        s_memory_unattributed (self, used, now);
     if (!dropped && now - over_since >= MEMORY_QUIET_MS) {
         //  Nothing holds what is over: not a message being built. The
         //  connections that sent nothing lately go (a tap subscriber that
@@ -2023,6 +2048,7 @@ server_run (server_t *self)
     log_info ("ingestd.ready", "intake=%s delivery=%s tap=%s writers=%zu", self->config.intake,
               self->config.delivery, self->config.tap, self->nsessions);
     while (!s_stopping (self)) {
+        atomic_store (&self->loop_ms, util_mono_ms ());
         bool full = journal_full (self->journal);
         bool faulted = self->fault != JOURNAL_OK;
         bool hold = full || faulted;
