@@ -68,6 +68,7 @@
 #define SHED_WAIT_MS       250  //  after a shed, memory must fall within this, else shed again
 #define MEMORY_QUIET_MS    1000 //  over budget, nothing to shed: connections silent this long go
 #define MEMORY_ALL_MS      500  //  still over budget this long: every intake connection goes
+#define TAP_REJECTS_PER_S  1000 //  !reject messages published a second at most
 #define TAP_PEER_BYTES     (64 << 10)  //  subscriptions one tap peer may send (beyond heartbeats)
 #define TAP_BYTES_MAX      (256 << 10) //  and all of them together
 #define HOUSEKEEP_MS       250
@@ -154,7 +155,9 @@ struct _server_t {
     //  the last), so they are not counted down. Only a gauge: whether to
     //  publish is whether the tap has a connection.
     uint64_t tap_subscribes;
-    size_t tap_record_max; //  larger records are not published (tap_budget / TAP_HWM)
+    size_t tap_record_max;        //  larger records are not published (tap_budget / TAP_HWM)
+    int64_t tap_rejects_since_ms; //  rejects published on the tap this second
+    uint32_t tap_rejects;
     //  The memory guard (its thread), and what /health shows of it
     pthread_t guard;
     bool guard_started;
@@ -194,7 +197,7 @@ struct _server_t {
     metric_t *m_connections[PEERS_SOCKETS], *m_dropped[PEERS_REASONS],
         *m_replies_dropped[PEERS_SOCKETS], *m_tap_skipped, *m_memory, *m_accept_failed,
         *m_hello_ignored, *m_bad_messages, *m_memory_peak, *m_memory_sheds, *m_memory_freed,
-        *m_held[PEERS_SOCKETS];
+        *m_held[PEERS_SOCKETS], *m_tap_rejects_skipped;
     int64_t last_held_ms;
     int64_t last_dead_expire_ms;
 };
@@ -256,6 +259,11 @@ s_register_metrics (server_t *self)
                          "Accepted records not published on the tap: larger than its budget "
                          "allows (tap_budget / 10000)",
                          NULL);
+    self->m_tap_rejects_skipped = metrics_counter (
+        m, "tap_rejects_skipped_total",
+        "Rejected inputs not published on the tap's !reject topic: over 1,000 a second (each is "
+        "a dead letter all the same)",
+        NULL);
     self->m_memory = metrics_gauge (
         m, "memory_bytes", "Anonymous memory of the process (not the journal's map)", NULL);
     self->m_memory_peak = metrics_gauge (
@@ -869,11 +877,25 @@ s_tap_open (server_t *self)
     return peers_count (self->peers, PEERS_TAP) > 0;
 }
 
+//  Rejects are published at most TAP_REJECTS_PER_S a second: one message
+//  of 60,000 bad frames would otherwise fill a subscriber's queue (TAP_HWM)
+//  and push out the accepted records published after it. The rest are
+//  counted; every one is a dead letter all the same.
 static void
 s_tap_reject (server_t *self, const char *reason, const char *detail, const void *raw, size_t size)
 {
     if (!s_tap_open (self))
         return;
+    int64_t now = util_mono_ms ();
+    if (now - self->tap_rejects_since_ms >= 1000) {
+        self->tap_rejects_since_ms = now;
+        self->tap_rejects = 0;
+    }
+    if (self->tap_rejects >= TAP_REJECTS_PER_S) {
+        metric_add (self->m_tap_rejects_skipped, 1);
+        return;
+    }
+    self->tap_rejects++;
     void *sock = zsock_resolve (self->tap);
     if (zmq_send (sock, REJECT_TOPIC, strlen (REJECT_TOPIC), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
         return;
