@@ -168,6 +168,7 @@ struct _server_t {
     _Atomic uint64_t memory_sheds; //  times the guard dropped connections
     _Atomic uint64_t memory_freed; //  bytes the connections it dropped held
     _Atomic int64_t loop_ms;       //  when the event loop last began a turn
+    int statm_fd;                  //  /proc/self/statm, for the guard
     uint64_t wire;                 //  bytes of the intake message in hand, as on the wire
     uint64_t dropped_seen[PEERS_REASONS];
     zmq_msg_t frame, head[3]; //  intake parts being received
@@ -411,6 +412,7 @@ s_raise_fd_limit (void)
 }
 
 static void *s_guard (void *arg);
+static uint64_t s_memory_used (int fd);
 static bool s_shed_done (server_t *self, uint64_t used, size_t dropped, uint64_t freed, bool all);
 
 //  The TCP port a socket is bound to (0: not TCP), for peers_set_port.
@@ -448,6 +450,7 @@ server_new (const server_config_t *config, metrics_t *metrics, char *error, size
 {
     server_t *self = calloc (1, sizeof *self);
     assert (self);
+    self->statm_fd = -1;
     self->config = *config;
     if (self->config.session_timeout_ms <= 0)
         self->config.session_timeout_ms = SESSION_TIMEOUT_MS;
@@ -564,6 +567,12 @@ server_new (const server_config_t *config, metrics_t *metrics, char *error, size
         headroom = self->config.memory_max / 2;
     self->shed_at = self->config.memory_max - headroom;
     self->watch_at = self->shed_at > 2 * headroom ? self->shed_at - headroom : self->shed_at / 2;
+    self->statm_fd = open ("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    if (self->statm_fd < 0 || s_memory_used (self->statm_fd) == 0) {
+        snprintf (error, error_size, "cannot read /proc/self/statm (the memory guard needs it)");
+        server_destroy (&self);
+        return NULL;
+    }
     if (pthread_create (&self->guard, NULL, s_guard, self)) {
         snprintf (error, error_size, "cannot start the memory guard thread");
         server_destroy (&self);
@@ -590,6 +599,8 @@ server_destroy (server_t **self_p)
         atomic_store (&self->stopping, true);
         pthread_join (self->guard, NULL);
     }
+    if (self->statm_fd >= 0)
+        close (self->statm_fd);
     zsock_t **socks[PEERS_SOCKETS] = {&self->intake, &self->delivery, &self->tap};
     for (int k = 0; k < PEERS_SOCKETS; k++) {
         if (self->monitors[k] && *socks[k])
@@ -674,14 +685,10 @@ s_route (server_t *self, peers_socket_t which, const void *peer, size_t peer_siz
 //  The process's anonymous memory: resident pages less file-backed ones
 //  (the journal's map is file-backed, and the kernel's to reclaim).
 static uint64_t
-s_memory_used (void)
+s_memory_used (int fd)
 {
     char text[128];
-    int fd = open ("/proc/self/statm", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return 0;
-    ssize_t n = read (fd, text, sizeof text - 1);
-    close (fd);
+    ssize_t n = pread (fd, text, sizeof text - 1, 0);
     if (n <= 0)
         return 0;
     text[n] = 0;
@@ -804,10 +811,13 @@ s_guard (void *arg)
     uint64_t pending = 0, level = 0; //  held by the connections dropped, memory then
     uint64_t scan_used = 0;
     uint64_t headroom = self->config.memory_max - self->shed_at;
+    //  Opened once: a peer holding every descriptor (EMFILE) would
+    //  otherwise blind the guard while another builds a giant message
+    int statm = self->statm_fd;
     while (!s_stopping (self)) {
         struct timespec pause = {0, GUARD_MS * 1000000L};
         nanosleep (&pause, NULL);
-        uint64_t used = s_memory_used ();
+        uint64_t used = s_memory_used (statm);
         atomic_store (&self->memory_used, used);
         if (used > atomic_load (&self->memory_peak))
             atomic_store (&self->memory_peak, used);
@@ -842,7 +852,7 @@ s_guard (void *arg)
             //  Memory freed but kept by malloc (libzmq's messages come and
             //  go in its I/O thread's arena) goes back first
             malloc_trim (0);
-            used = s_memory_used ();
+            used = s_memory_used (statm);
             if (used <= self->shed_at)
                 continue;
         }
