@@ -332,6 +332,38 @@ s_holding (peers_t *self, peers_socket_t socket, uint64_t floor, s_holding_t **l
     return n;
 }
 
+size_t
+peers_drop_unknown (peers_t *self, peers_socket_t socket, int max_fd, uint64_t over,
+                    peers_reason_t reason, uint64_t *freed)
+{
+    pthread_mutex_lock (&self->lock);
+    size_t dropped = 0;
+    uint64_t gone = 0;
+    int port = socket < PEERS_SOCKETS ? self->port[socket] : 0;
+    //  Descriptors are handed out lowest first: past the largest the table
+    //  saw, as many as could have come since
+    if ((size_t) max_fd > self->index_size + 1024)
+        max_fd = (int) self->index_size + 1024;
+    for (int fd = 0; port && fd < max_fd; fd++) {
+        s_peer_t *known = s_find (self, fd);
+        if ((known && known->socket == socket) || !s_same_port (fd, port))
+            continue;
+        //  Known as another socket's (a descriptor reused) or not at all
+        s_peer_t unknown = {fd, socket, false, false, 0, util_mono_ms (), 0};
+        uint64_t held = s_held (self, &unknown, unknown.since_ms);
+        if (held > over) {
+            shutdown (fd, SHUT_RDWR);
+            self->dropped[reason]++;
+            gone += held;
+            dropped++;
+        }
+    }
+    pthread_mutex_unlock (&self->lock);
+    if (freed)
+        *freed = gone;
+    return dropped;
+}
+
 uint64_t
 peers_held_total (peers_t *self, peers_socket_t socket)
 {
@@ -537,6 +569,25 @@ s_test_held (void)
             s_about (freed, 1000));
     assert (peers_dropped (peers, PEERS_MEMORY) == 1 &&
             peers_dropped (peers, PEERS_TAP_TOPICS) == 1);
+    //  A connection the table does not know yet: found by its port
+    int late = socket (AF_INET, SOCK_STREAM, 0);
+    assert (connect (late, (struct sockaddr *) &addr, sizeof addr) == 0);
+    int late_server = accept (listener, NULL, NULL);
+    assert (late_server >= 0);
+    assert (write (late, buf, 50000) == 50000);
+    size_t got = 0;
+    while (got < 50000) {
+        ssize_t n = read (late_server, buf, 50000 - got);
+        assert (n > 0);
+        got += (size_t) n;
+    }
+    assert (peers_drop_unknown (peers, PEERS_INTAKE, late_server + 1, 10000, PEERS_MEMORY,
+                                &freed) == 1);
+    assert (freed == 50000 - HANDSHAKE_BYTES);
+    assert (read (late, buf, 1) == 0); //  shut down
+    assert (peers_drop_unknown (peers, PEERS_TAP, late_server + 1, 0, PEERS_MEMORY, &freed) == 0);
+    close (late);
+    close (late_server);
     //  A descriptor that is no longer a connection to the port is not shut
     //  down (the table has a stale entry for it)
     peers_t *stale = peers_new (10);

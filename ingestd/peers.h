@@ -70,6 +70,14 @@ void peers_set_port (peers_t *self, peers_socket_t socket, int port);
 //  Bytes received on a live connection of `socket` and not read by
 //  ingestd (see above); 0 when unknown (not TCP) or not such a connection.
 uint64_t peers_held (peers_t *self, peers_socket_t socket, int fd);
+//  Connections to the port of `socket` that the table does not know yet
+//  (accepted, their ACCEPTED event not read: the event loop is busy), found
+//  by scanning descriptors below `max_fd` (and 1,024 past the largest the
+//  table saw): drops those holding more than
+//  `over` (ingestd read nothing from them). Returns how many, and what they
+//  held in `freed`. Needs the port (peers_set_port).
+size_t peers_drop_unknown (peers_t *self, peers_socket_t socket, int max_fd, uint64_t over,
+                           peers_reason_t reason, uint64_t *freed);
 //  What the live connections of `socket` hold together.
 uint64_t peers_held_total (peers_t *self, peers_socket_t socket);
 //  Drops the connections of `socket` holding most, largest first, each

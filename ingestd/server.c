@@ -169,6 +169,7 @@ struct _server_t {
     _Atomic uint64_t memory_freed; //  bytes the connections it dropped held
     _Atomic int64_t loop_ms;       //  when the event loop last began a turn
     int statm_fd;                  //  /proc/self/statm, for the guard
+    size_t fd_limit;               //  the descriptor limit (raised at start)
     uint64_t wire;                 //  bytes of the intake message in hand, as on the wire
     uint64_t dropped_seen[PEERS_REASONS];
     zmq_msg_t frame, head[3]; //  intake parts being received
@@ -529,6 +530,7 @@ server_new (const server_config_t *config, metrics_t *metrics, char *error, size
         max = room;
     }
     self->peers = peers_new (max);
+    self->fd_limit = fds;
     //  A record is published on the tap only when its copies queued for a
     //  subscriber that does not read stay within tap_budget.
     self->tap_record_max = (size_t) (self->config.tap_budget / TAP_HWM);
@@ -741,6 +743,11 @@ s_shed (server_t *self, uint64_t used, uint64_t excess, int64_t now, int64_t ove
                                PEERS_MEMORY, &more);
         freed += more;
     }
+    if (freed < excess) {
+        dropped += peers_drop_unknown (self->peers, PEERS_INTAKE, (int) self->fd_limit, SHED_FLOOR,
+                                       PEERS_MEMORY, &more);
+        freed += more;
+    }
     bool all = false;
     if (!dropped)
         s_memory_unattributed (self, used, now);
@@ -770,6 +777,12 @@ s_shed_big (server_t *self, uint64_t used)
         peers_drop_holding (self->peers, PEERS_INTAKE, big, UINT64_MAX, PEERS_MEMORY, &freed);
     dropped +=
         peers_drop_holding (self->peers, PEERS_DELIVERY, big, UINT64_MAX, PEERS_MEMORY, &more);
+    freed += more;
+    //  A connection accepted while the event loop is busy in a long round
+    //  is not in the table until the loop reads its ACCEPTED event: found
+    //  by its port, or it would build a giant message unseen
+    dropped += peers_drop_unknown (self->peers, PEERS_INTAKE, (int) self->fd_limit, big,
+                                   PEERS_MEMORY, &more);
     freed += more;
     return s_shed_done (self, used, dropped, freed, false) ? freed : 0;
 }
