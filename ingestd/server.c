@@ -54,13 +54,14 @@
 #define DELIVERY_FRAMES    8          //  frames of a delivery message kept; the rest are read past
 #define INFLIGHT_BYTES     (64 << 20) //  record bytes delivered and unacknowledged, per writer
 #define TAP_HWM            10000      //  messages queued to one tap subscriber (a round is a burst)
-#define TAP_FRAME_MAX      1024  //  a subscription (longer: connection dropped); fits a handshake
-#define HANDSHAKE_MS       10000 //  a connection not through its handshake by then is closed
-#define ZMTP_PING_MS       10000 //  ZMTP heartbeats: a peer that does not answer...
-#define ZMTP_TIMEOUT_MS    30000 //  ...within this is disconnected
-#define FD_RESERVE         64    //  descriptors kept for the journal, /health, logs
-#define CONNECTIONS_MAX    4096  //  default limit on connections (each costs libzmq memory)
-#define GUARD_MS           5     //  how often the memory guard reads the process's memory
+#define TAP_FRAME_MAX      1024   //  a subscription (longer: connection dropped); fits a handshake
+#define HANDSHAKE_MS       10000  //  a connection not through its handshake by then is closed
+#define ZMTP_PING_MS       10000  //  ZMTP heartbeats: a peer that does not answer...
+#define ZMTP_TIMEOUT_MS    30000  //  ...within this is disconnected
+#define FD_RESERVE         64     //  descriptors kept for the journal, /health, logs
+#define CONNECTIONS_MAX    4096   //  default limit on connections (each costs libzmq memory)
+#define MONITOR_HWM        100000 //  connection events queued for the loop (~100 bytes each)
+#define GUARD_MS           5      //  how often the memory guard reads the process's memory
 #define GUARD_HEADROOM_MIN (64ULL << 20) //  memory_max less at least this is where shedding starts
 #define SHED_FLOOR         (64 << 10)    //  a connection holding less is never shed for memory
 #define HELD_MS            5000          //  how often the held_bytes gauges are refreshed
@@ -440,9 +441,15 @@ s_monitor (server_t *self, zsock_t *sock, peers_socket_t which)
         zmq_socket_monitor (zsock_resolve (sock), endpoint,
                             ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_ACCEPT_FAILED);
     assert (rc == 0);
-    zsock_t *monitor = zsock_new_pair (endpoint);
+    //  libzmq's end of the monitor pipe holds 1,000 events and drops the
+    //  rest: in an accept storm, with the loop in a long round, an ACCEPTED
+    //  event lost is a connection the table never knows (neither the
+    //  connection limit nor the memory guard would see it). Ours holds more.
+    zsock_t *monitor = zsock_new (ZMQ_PAIR);
     assert (monitor);
-    zsock_connect (monitor, "%s", endpoint);
+    zsock_set_rcvhwm (monitor, MONITOR_HWM);
+    rc = zsock_connect (monitor, "%s", endpoint);
+    assert (rc == 0);
     return monitor;
 }
 
