@@ -66,8 +66,9 @@ main (int argc, char **argv)
          "reconnect when they have something to send)",
          &idle_timeout},
         {"memory_max", CONFIG_SIZE, "1G",
-         "memory budget (anonymous, not the journal's map): over it, connections that sent no "
-         "whole message lately are closed, then every intake connection",
+         "memory budget (anonymous, not the journal's map): from memory_max less a headroom "
+         "(an eighth, at least 64M) the connections holding most unread bytes are closed; "
+         "their collectors resend",
          &memory_max},
         {"tap_budget", CONFIG_SIZE, "256M",
          "bytes queued at most for one tap subscriber that does not read (it holds 10000 "
@@ -116,7 +117,7 @@ main (int argc, char **argv)
         : batch_bytes < max_record ? "max_batch_bytes: must be at least max_record_size"
         : max_connections < 0      ? "max_connections: must not be negative"
         : idle_timeout < 1000      ? "idle_timeout: must be at least 1s"
-        : memory_max < (64 << 20)  ? "memory_max: must be at least 64M"
+        : memory_max < (128 << 20) ? "memory_max: must be at least 128M"
         : tap_budget < (1 << 20)   ? "tap_budget: must be at least 1M"
                                    : NULL;
     if (bad) {

@@ -8,7 +8,20 @@
     Dropping is shutdown(2) of the descriptor, never close(2): libzmq owns
     it, sees the connection end and closes it itself, and the descriptor
     cannot be reused under it meanwhile. Only descriptors in the table are
-    ever shut down, so a stale number never touches a journal or log file. */
+    ever shut down, so a stale number never touches a journal or log file;
+    with the port the socket listens on known, a descriptor is shut down
+    only while it is still a connection to that port.
+
+    What libzmq holds for a connection is measured, not guessed: the bytes
+    its TCP connection received (TCP_INFO) less those still in the kernel
+    (FIONREAD) and those ingestd read from it as whole messages. libzmq
+    hands over no part of a multi-part message before its last frame came,
+    so one building a giant message shows here, and only here. On the tap,
+    where ingestd reads nothing, it is what a subscriber sent: its
+    subscriptions, which libzmq keeps in a trie.
+
+    Every function may be called from any thread (one lock): ingestd's
+    memory guard runs in a thread of its own.                              */
 #ifndef OMNI_PEERS_H
 #define OMNI_PEERS_H
 
@@ -50,6 +63,33 @@ int peers_accepted (peers_t *self, peers_socket_t socket, int fd, int64_t now_ms
 void peers_closed (peers_t *self, int fd);
 //  A whole message came on it.
 void peers_touch (peers_t *self, int fd, int64_t now_ms);
+//  ingestd read `wire_bytes` from it (frames and their ZMTP headers).
+void peers_consumed (peers_t *self, int fd, uint64_t wire_bytes);
+//  The connections of `socket` are to this local TCP port (0 = unchecked).
+void peers_set_port (peers_t *self, peers_socket_t socket, int port);
+//  Bytes received on a live connection of `socket` and not read by
+//  ingestd (see above); 0 when unknown (not TCP) or not such a connection.
+uint64_t peers_held (peers_t *self, peers_socket_t socket, int fd);
+//  Connections to the port of `socket` that the table does not know yet
+//  (accepted, their ACCEPTED event not read: the event loop is busy), found
+//  by scanning descriptors below `max_fd` (and 1,024 past the largest the
+//  table saw): drops those holding more than
+//  `over` (ingestd read nothing from them). Returns how many, and what they
+//  held in `freed`. Needs the port (peers_set_port).
+size_t peers_drop_unknown (peers_t *self, peers_socket_t socket, int max_fd, uint64_t over,
+                           peers_reason_t reason, uint64_t *freed);
+//  What the live connections of `socket` hold together.
+uint64_t peers_held_total (peers_t *self, peers_socket_t socket);
+//  Drops the connections of `socket` holding most, largest first, each
+//  holding at least `floor` bytes, until what they hold sums to `excess`;
+//  returns how many, and that sum in `freed`.
+size_t peers_shed (peers_t *self, peers_socket_t socket, uint64_t excess, uint64_t floor,
+                   peers_reason_t reason, uint64_t *freed);
+//  Drops each connection of `socket` holding more than `over` bytes; and
+//  while they all hold more than `total` together, the largest. Returns how
+//  many went, and what they held in `freed` (may be NULL).
+size_t peers_drop_holding (peers_t *self, peers_socket_t socket, uint64_t over, uint64_t total,
+                           peers_reason_t reason, uint64_t *freed);
 //  Whether `fd` is a live (not dropped) connection of `socket`.
 bool peers_known (peers_t *self, peers_socket_t socket, int fd);
 //  Drops one connection of `socket`; false when `fd` is not one.

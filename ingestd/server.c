@@ -14,9 +14,12 @@
     disconnected (ROUTER_MANDATORY), a limit on connections with a reserve
     of descriptors, an idle timeout, and a memory budget. libzmq assembles a
     whole multi-part message before handing over its first frame and bounds
-    neither a message's frames nor their sum, only each frame: so when
-    ingestd goes over its budget, the connections that sent no whole
-    message lately (one building a giant message is such) are dropped.     */
+    neither a message's frames nor their sum, only each frame: no socket
+    option bounds what it holds for a peer. So a guard thread reads
+    ingestd's memory every GUARD_MS and, past memory_max less a headroom,
+    drops the connections that hold most: what each one's TCP connection
+    received less what ingestd read from it (peers.h). Collectors reconnect
+    and resend what was not acknowledged: nothing accepted is lost.        */
 #include "server.h"
 #include "dirlock.h"
 #include "journal.h"
@@ -38,28 +41,38 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#define REJECT_TOPIC       "!reject"
-#define ROUND_MESSAGES     256        //  intake messages per journal round
-#define ROUND_BYTES        (64 << 20) //  or bytes per round
-#define DELIVER_RECORDS    1000       //  records per DELIVER message
-#define DELIVER_BYTES      (4 << 20)  //  or bytes per DELIVER message
-#define SCAN_LIMIT         20000      //  journal entries scanned per DELIVER
-#define ENVELOPE_BYTES     (64 << 10) //  an intake frame may exceed max_record_size by this
-#define REPLY_HWM          1000       //  replies queued to one peer before it counts as not reading
-#define DELIVERY_FRAME_MAX 4096       //  writers send HELLO and ACK, all small frames
-#define DELIVERY_FRAMES    8          //  frames of a delivery message kept; the rest are read past
+#define REJECT_TOPIC    "!reject"
+#define ROUND_MESSAGES  256        //  intake messages per journal round
+#define ROUND_BYTES     (64 << 20) //  or bytes per round
+#define DELIVER_RECORDS 1000       //  records per DELIVER message
+#define DELIVER_BYTES   (4 << 20)  //  or bytes per DELIVER message
+#define SCAN_LIMIT      20000      //  journal entries scanned per DELIVER
+#define ENVELOPE_BYTES  (64 << 10) //  an intake frame may exceed max_record_size by this
+#define REPLY_HWM       1000       //  replies queued to one peer before it counts as not reading
+//  Writers send HELLO, ACK and small CONFLICTs only (wire.h): frames past
+//  these are read past, a frame over the bound closes the connection
+#define DELIVERY_FRAME_MAX WIRE_DELIVERY_FRAME_MAX
+#define DELIVERY_FRAMES    WIRE_DELIVERY_FRAMES
 #define INFLIGHT_BYTES     (64 << 20) //  record bytes delivered and unacknowledged, per writer
 #define TAP_HWM            10000      //  messages queued to one tap subscriber (a round is a burst)
-#define TAP_FRAME_MAX      1024  //  a subscription (longer: connection dropped); fits a handshake
-#define TAP_SUBSCRIBES_MAX 1024  //  subscriptions held before the tap's peers are dropped
-#define HANDSHAKE_MS       10000 //  a connection not through its handshake by then is closed
-#define ZMTP_PING_MS       10000 //  ZMTP heartbeats: a peer that does not answer...
-#define ZMTP_TIMEOUT_MS    30000 //  ...within this is disconnected
-#define FD_RESERVE         64    //  descriptors kept for the journal, /health, logs
-#define CONNECTIONS_MAX    4096  //  default limit on connections (each costs libzmq memory)
-#define MEMORY_CHECK_MS    50    //  how often the process's memory is read
-#define MEMORY_QUIET_MS    1000  //  over budget, connections without a message this long go
-#define MEMORY_ALL_MS      500   //  still over budget this long: every intake connection goes
+#define TAP_FRAME_MAX      1024   //  a subscription (longer: connection dropped); fits a handshake
+#define HANDSHAKE_MS       10000  //  a connection not through its handshake by then is closed
+#define ZMTP_PING_MS       10000  //  ZMTP heartbeats: a peer that does not answer...
+#define ZMTP_TIMEOUT_MS    30000  //  ...within this is disconnected
+#define FD_RESERVE         64     //  descriptors kept for the journal, /health, logs
+#define CONNECTIONS_MAX    4096   //  default limit on connections (each costs libzmq memory)
+#define MONITOR_HWM        100000 //  connection events queued for the loop (~100 bytes each)
+#define GUARD_MS           5      //  how often the memory guard reads the process's memory
+#define GUARD_HEADROOM_MIN (64ULL << 20) //  memory_max less at least this is where shedding starts
+#define SHED_FLOOR         (64 << 10)    //  a connection holding less is never shed for memory
+#define HELD_MS            5000          //  how often the held_bytes gauges are refreshed
+#define SCAN_MS            20   //  from watch_at, connections are looked at this often at least
+#define SHED_WAIT_MS       250  //  after a shed, memory must fall within this, else shed again
+#define MEMORY_QUIET_MS    1000 //  over budget, nothing to shed: connections silent this long go
+#define MEMORY_ALL_MS      500  //  still over budget this long: every intake connection goes
+#define TAP_REJECTS_PER_S  1000 //  !reject messages published a second at most
+#define TAP_PEER_BYTES     (64 << 10)  //  subscriptions one tap peer may send (beyond heartbeats)
+#define TAP_BYTES_MAX      (256 << 10) //  and all of them together
 #define HOUSEKEEP_MS       250
 #define HEARTBEAT_MS       1000
 #define SYNC_MS            50
@@ -141,11 +154,25 @@ struct _server_t {
     //  Subscriptions XPUB reported since the tap last had no connection. An
     //  upper bound: an unsubscribe cannot be told from a bogus one (XPUB
     //  reports an unsubscribe of a topic the peer never had as if it were
-    //  the last), so they are not counted down, and a peer cannot make
-    //  ingestd believe that no one listens.
+    //  the last), so they are not counted down. Only a gauge: whether to
+    //  publish is whether the tap has a connection.
     uint64_t tap_subscribes;
-    size_t tap_record_max; //  larger records are not published (tap_budget / TAP_HWM)
-    int64_t last_memory_ms, memory_over_ms;
+    size_t tap_record_max;        //  larger records are not published (tap_budget / TAP_HWM)
+    int64_t tap_rejects_since_ms; //  rejects published on the tap this second
+    uint32_t tap_rejects;
+    //  The memory guard (its thread), and what /health shows of it
+    pthread_t guard;
+    bool guard_started;
+    uint64_t shed_at;              //  memory_max less the headroom
+    uint64_t watch_at;             //  shed_at less the headroom: large holders go from here
+    _Atomic uint64_t memory_used;  //  last read
+    _Atomic uint64_t memory_peak;  //  the most read since the start
+    _Atomic uint64_t memory_sheds; //  times the guard dropped connections
+    _Atomic uint64_t memory_freed; //  bytes the connections it dropped held
+    _Atomic int64_t loop_ms;       //  when the event loop last began a turn
+    int statm_fd;                  //  /proc/self/statm, for the guard
+    size_t fd_limit;               //  the descriptor limit (raised at start)
+    uint64_t wire;                 //  bytes of the intake message in hand, as on the wire
     uint64_t dropped_seen[PEERS_REASONS];
     zmq_msg_t frame, head[WIRE_HEAD_MAX]; //  intake parts being received
     s_reply_t *replies;                   //  one per intake message of a round
@@ -173,7 +200,9 @@ struct _server_t {
         *m_fault[JOURNAL_FAULT_COUNT], *m_write_errors;
     metric_t *m_connections[PEERS_SOCKETS], *m_dropped[PEERS_REASONS],
         *m_replies_dropped[PEERS_SOCKETS], *m_tap_skipped, *m_memory, *m_accept_failed,
-        *m_hello_ignored, *m_bad_messages;
+        *m_hello_ignored, *m_bad_messages, *m_memory_peak, *m_memory_sheds, *m_memory_freed,
+        *m_held[PEERS_SOCKETS], *m_tap_rejects_skipped;
+    int64_t last_held_ms;
     int64_t last_dead_expire_ms;
 };
 
@@ -234,8 +263,22 @@ s_register_metrics (server_t *self)
                          "Accepted records not published on the tap: larger than its budget "
                          "allows (tap_budget / 10000)",
                          NULL);
+    self->m_tap_rejects_skipped = metrics_counter (
+        m, "tap_rejects_skipped_total",
+        "Rejected inputs not published on the tap's !reject topic: over 1,000 a second (each is "
+        "a dead letter all the same)",
+        NULL);
     self->m_memory = metrics_gauge (
         m, "memory_bytes", "Anonymous memory of the process (not the journal's map)", NULL);
+    self->m_memory_peak = metrics_gauge (
+        m, "memory_peak_bytes",
+        "The most anonymous memory the guard read since the start (every 5 ms)", NULL);
+    self->m_memory_sheds = metrics_counter (
+        m, "memory_sheds_total",
+        "Times ingestd went over memory_max less its headroom and dropped connections", NULL);
+    self->m_memory_freed = metrics_counter (
+        m, "memory_shed_bytes_total",
+        "Bytes libzmq held for the connections dropped for memory (unacknowledged messages)", NULL);
     self->m_accept_failed =
         metrics_counter (m, "accept_failed_total",
                          "Connections the kernel could not accept (out of descriptors)", NULL);
@@ -251,6 +294,11 @@ s_register_metrics (server_t *self)
         snprintf (labels, sizeof labels, "socket=\"%s\"", peers_socket_name (k));
         self->m_connections[k] =
             metrics_gauge (m, "connections", "Connections open, by socket", labels);
+        self->m_held[k] = metrics_gauge (
+            m, "held_bytes",
+            "Bytes peers sent that ingestd has not read (TCP bytes received less those read, "
+            "handshakes and heartbeats): what libzmq holds for them; on the tap, subscriptions",
+            labels);
         self->m_replies_dropped[k] = metrics_counter (
             m, "replies_dropped_total",
             "Messages not sent because the peer does not read them (it is disconnected)", labels);
@@ -366,6 +414,22 @@ s_raise_fd_limit (void)
     return limit.rlim_cur == RLIM_INFINITY ? (size_t) 1 << 20 : (size_t) limit.rlim_cur;
 }
 
+static void *s_guard (void *arg);
+static uint64_t s_memory_used (int fd);
+static bool s_shed_done (server_t *self, uint64_t used, size_t dropped, uint64_t freed, bool all);
+
+//  The TCP port a socket is bound to (0: not TCP), for peers_set_port.
+static int
+s_port (zsock_t *sock)
+{
+    char *endpoint = zsock_last_endpoint (sock);
+    const char *colon =
+        endpoint && strncmp (endpoint, "tcp://", 6) == 0 ? strrchr (endpoint, ':') : NULL;
+    int port = colon ? atoi (colon + 1) : 0;
+    zstr_free (&endpoint);
+    return port;
+}
+
 //  Watches the connections of one socket (ACCEPTED, DISCONNECTED and
 //  ACCEPT_FAILED events over an inproc PAIR), for the peers table.
 static zsock_t *
@@ -378,9 +442,15 @@ s_monitor (server_t *self, zsock_t *sock, peers_socket_t which)
         zmq_socket_monitor (zsock_resolve (sock), endpoint,
                             ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_ACCEPT_FAILED);
     assert (rc == 0);
-    zsock_t *monitor = zsock_new_pair (endpoint);
+    //  libzmq's end of the monitor pipe holds 1,000 events and drops the
+    //  rest: in an accept storm, with the loop in a long round, an ACCEPTED
+    //  event lost is a connection the table never knows (neither the
+    //  connection limit nor the memory guard would see it). Ours holds more.
+    zsock_t *monitor = zsock_new (ZMQ_PAIR);
     assert (monitor);
-    zsock_connect (monitor, "%s", endpoint);
+    zsock_set_rcvhwm (monitor, MONITOR_HWM);
+    rc = zsock_connect (monitor, "%s", endpoint);
+    assert (rc == 0);
     return monitor;
 }
 
@@ -389,6 +459,7 @@ server_new (const server_config_t *config, metrics_t *metrics, char *error, size
 {
     server_t *self = calloc (1, sizeof *self);
     assert (self);
+    self->statm_fd = -1;
     self->config = *config;
     if (self->config.session_timeout_ms <= 0)
         self->config.session_timeout_ms = SESSION_TIMEOUT_MS;
@@ -467,6 +538,7 @@ server_new (const server_config_t *config, metrics_t *metrics, char *error, size
         max = room;
     }
     self->peers = peers_new (max);
+    self->fd_limit = fds;
     //  A record is published on the tap only when its copies queued for a
     //  subscriber that does not read stay within tap_budget.
     self->tap_record_max = (size_t) (self->config.tap_budget / TAP_HWM);
@@ -489,6 +561,34 @@ server_new (const server_config_t *config, metrics_t *metrics, char *error, size
     self->monitors[PEERS_INTAKE] = s_monitor (self, self->intake, PEERS_INTAKE);
     self->monitors[PEERS_DELIVERY] = s_monitor (self, self->delivery, PEERS_DELIVERY);
     self->monitors[PEERS_TAP] = s_monitor (self, self->tap, PEERS_TAP);
+    zsock_t *bound[PEERS_SOCKETS] = {self->intake, self->delivery, self->tap};
+    for (int k = 0; k < PEERS_SOCKETS; k++)
+        peers_set_port (self->peers, (peers_socket_t) k, s_port (bound[k]));
+    //  Large message buffers (libzmq's frames of records) come from mmap
+    //  and go back to the system when freed, not kept in malloc's heap: the
+    //  threshold fixed, glibc no longer raises it to the largest freed.
+    mallopt (M_MMAP_THRESHOLD, 256 << 10);
+    //  The headroom under memory_max: what libzmq's I/O thread can read
+    //  between two looks of the guard and the close of what it dropped.
+    uint64_t headroom = self->config.memory_max / 8;
+    if (headroom < GUARD_HEADROOM_MIN)
+        headroom = GUARD_HEADROOM_MIN;
+    if (headroom > self->config.memory_max / 2)
+        headroom = self->config.memory_max / 2;
+    self->shed_at = self->config.memory_max - headroom;
+    self->watch_at = self->shed_at > 2 * headroom ? self->shed_at - headroom : self->shed_at / 2;
+    self->statm_fd = open ("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    if (self->statm_fd < 0 || s_memory_used (self->statm_fd) == 0) {
+        snprintf (error, error_size, "cannot read /proc/self/statm (the memory guard needs it)");
+        server_destroy (&self);
+        return NULL;
+    }
+    if (pthread_create (&self->guard, NULL, s_guard, self)) {
+        snprintf (error, error_size, "cannot start the memory guard thread");
+        server_destroy (&self);
+        return NULL;
+    }
+    self->guard_started = true;
     log_info ("ingestd.limits",
               "max_connections=%zu fd_limit=%zu memory_max=%" PRIu64 " window_max=%" PRIu32
               " max_batch_records=%zu max_batch_bytes=%" PRIu64 " tap_record_max=%zu "
@@ -505,6 +605,12 @@ server_destroy (server_t **self_p)
     server_t *self = *self_p;
     if (!self)
         return;
+    if (self->guard_started) {
+        atomic_store (&self->stopping, true);
+        pthread_join (self->guard, NULL);
+    }
+    if (self->statm_fd >= 0)
+        close (self->statm_fd);
     zsock_t **socks[PEERS_SOCKETS] = {&self->intake, &self->delivery, &self->tap};
     for (int k = 0; k < PEERS_SOCKETS; k++) {
         if (self->monitors[k] && *socks[k])
@@ -590,14 +696,10 @@ s_route (server_t *self, peers_socket_t which, const void *peer, size_t peer_siz
 //  The process's anonymous memory: resident pages less file-backed ones
 //  (the journal's map is file-backed, and the kernel's to reclaim).
 static uint64_t
-s_memory_used (void)
+s_memory_used (int fd)
 {
     char text[128];
-    int fd = open ("/proc/self/statm", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return 0;
-    ssize_t n = read (fd, text, sizeof text - 1);
-    close (fd);
+    ssize_t n = pread (fd, text, sizeof text - 1, 0);
     if (n <= 0)
         return 0;
     text[n] = 0;
@@ -607,61 +709,225 @@ s_memory_used (void)
     return (uint64_t) (resident - shared) * (uint64_t) sysconf (_SC_PAGESIZE);
 }
 
-//  Over memory_max: the connections that sent no whole message lately, or
-//  never, go (one building a giant multi-part message never completes one,
-//  and what libzmq holds for it goes with the connection); still over a
-//  moment later, every intake connection goes. Collectors reconnect and resend
-//  what was not acknowledged; nothing is lost, the attack's memory is.
+//  Over budget and no connection holds what is over: what does. malloc's
+//  view (its heaps in use and free, and what it mapped for large blocks:
+//  libzmq's messages of records), what peers hold in libzmq, and how long
+//  the event loop has been in one round (a pipe closed by a drop is freed
+//  only when the loop next polls).
 static void
-s_check_memory (server_t *self)
+s_memory_unattributed (server_t *self, uint64_t used, int64_t now)
 {
-    int64_t now = util_mono_ms ();
-    self->last_memory_ms = now;
-    uint64_t used = s_memory_used ();
-    metric_set (self->m_memory, (double) used);
-    if (used <= self->config.memory_max) {
-        if (self->memory_over_ms)
-            log_info ("ingestd.memory_ok",
-                      "bytes=%" PRIu64 " memory_max=%" PRIu64 " lasted_ms=%" PRId64, used,
-                      self->config.memory_max, now - self->memory_over_ms);
-        self->memory_over_ms = 0;
-        return;
-    }
-    bool all = self->memory_over_ms && now - self->memory_over_ms >= MEMORY_ALL_MS;
-    if (!self->memory_over_ms)
-        self->memory_over_ms = now;
-    size_t dropped = 0;
-    for (int k = 0; k < PEERS_SOCKETS; k++)
-        dropped += peers_drop_silent (self->peers, (peers_socket_t) k,
-                                      all && k == PEERS_INTAKE ? INT64_MAX : now - MEMORY_QUIET_MS,
-                                      true, PEERS_MEMORY);
-    malloc_trim (0); //  what the dropped connections held, back to the system
     uint64_t held;
-    if ((dropped || all) && log_allow ("ingestd.memory_over", "", 10000, &held))
+    if (!log_allow ("ingestd.memory_unattributed", "", 10000, &held))
+        return;
+    struct mallinfo2 info = mallinfo2 ();
+    log_warn ("ingestd.memory_unattributed",
+              "bytes=%" PRIu64 " heap_in_use=%zu heap_free=%zu mmapped=%zu held_intake=%" PRIu64
+              " held_delivery=%" PRIu64 " held_tap=%" PRIu64 " loop_busy_ms=%" PRId64
+              " repeated=%" PRIu64,
+              used, info.uordblks, info.fordblks, info.hblkhd,
+              peers_held_total (self->peers, PEERS_INTAKE),
+              peers_held_total (self->peers, PEERS_DELIVERY),
+              peers_held_total (self->peers, PEERS_TAP), now - atomic_load (&self->loop_ms), held);
+}
+
+//  Drops connections for memory: those holding most, intake first (a
+//  message being built), then delivery, until what they held covers
+//  `excess`. Returns the bytes they held.
+static uint64_t
+s_shed (server_t *self, uint64_t used, uint64_t excess, int64_t now, int64_t over_since)
+{
+    //  Every connection holding more than half the headroom goes at once:
+    //  while the largest is being closed the next would go on growing.
+    uint64_t freed = 0, more = 0, big = (self->config.memory_max - self->shed_at) / 2;
+    size_t dropped =
+        peers_drop_holding (self->peers, PEERS_INTAKE, big, UINT64_MAX, PEERS_MEMORY, &freed);
+    if (freed < excess) {
+        dropped +=
+            peers_shed (self->peers, PEERS_INTAKE, excess - freed, SHED_FLOOR, PEERS_MEMORY, &more);
+        freed += more;
+    }
+    if (freed < excess) {
+        dropped += peers_shed (self->peers, PEERS_DELIVERY, excess - freed, SHED_FLOOR,
+                               PEERS_MEMORY, &more);
+        freed += more;
+    }
+    if (freed < excess) {
+        dropped += peers_drop_unknown (self->peers, PEERS_INTAKE, (int) self->fd_limit, SHED_FLOOR,
+                                       PEERS_MEMORY, &more);
+        freed += more;
+    }
+    bool all = false;
+    if (!dropped)
+        s_memory_unattributed (self, used, now);
+    if (!dropped && now - over_since >= MEMORY_QUIET_MS) {
+        //  Nothing holds what is over: not a message being built. The
+        //  connections that sent nothing lately go (a tap subscriber that
+        //  does not read is such), and still over after MEMORY_ALL_MS more,
+        //  every intake connection.
+        all = now - over_since >= MEMORY_QUIET_MS + MEMORY_ALL_MS;
+        for (int k = 0; k < PEERS_SOCKETS; k++)
+            dropped += peers_drop_silent (
+                self->peers, (peers_socket_t) k,
+                all && k == PEERS_INTAKE ? INT64_MAX : now - MEMORY_QUIET_MS, true, PEERS_MEMORY);
+    }
+    return s_shed_done (self, used, dropped, freed, all) ? (freed ? freed : excess) : 0;
+}
+
+//  From watch_at on: every connection holding more than half the headroom
+//  goes at once. Well before the budget is near, and all of them: while
+//  the largest is being closed the next would go on growing. A collector
+//  holds its batches in flight, a few MiB. Returns the bytes they held.
+static uint64_t
+s_shed_big (server_t *self, uint64_t used)
+{
+    uint64_t big = (self->config.memory_max - self->shed_at) / 2, freed = 0, more = 0;
+    size_t dropped =
+        peers_drop_holding (self->peers, PEERS_INTAKE, big, UINT64_MAX, PEERS_MEMORY, &freed);
+    dropped +=
+        peers_drop_holding (self->peers, PEERS_DELIVERY, big, UINT64_MAX, PEERS_MEMORY, &more);
+    freed += more;
+    //  A connection accepted while the event loop is busy in a long round
+    //  is not in the table until the loop reads its ACCEPTED event: found
+    //  by its port, or it would build a giant message unseen
+    dropped += peers_drop_unknown (self->peers, PEERS_INTAKE, (int) self->fd_limit, big,
+                                   PEERS_MEMORY, &more);
+    freed += more;
+    return s_shed_done (self, used, dropped, freed, false) ? freed : 0;
+}
+
+//  Counts and logs a shed of `dropped` connections; false when none.
+static bool
+s_shed_done (server_t *self, uint64_t used, size_t dropped, uint64_t freed, bool all)
+{
+    if (!dropped)
+        return false;
+    atomic_fetch_add (&self->memory_sheds, 1);
+    atomic_fetch_add (&self->memory_freed, freed);
+    metric_add (self->m_memory_sheds, 1);
+    metric_add (self->m_memory_freed, freed);
+    uint64_t held;
+    if (log_allow ("ingestd.memory_over", "", 10000, &held))
         log_warn ("ingestd.memory_over",
-                  "bytes=%" PRIu64 " memory_max=%" PRIu64 " dropped_connections=%zu all=%s "
-                  "repeated=%" PRIu64 " why=\"peers made libzmq hold messages; those without "
-                  "a whole message lately were closed\"",
-                  used, self->config.memory_max, dropped, all ? "yes" : "no", held);
-    if (all)
-        self->memory_over_ms = now; //  the next round of all after as long again
+                  "bytes=%" PRIu64 " shed_at=%" PRIu64 " memory_max=%" PRIu64
+                  " dropped_connections=%zu held_bytes=%" PRIu64 " all=%s repeated=%" PRIu64
+                  " why=\"peers made libzmq hold messages not yet whole; the connections "
+                  "holding most were closed (collectors resend what was not acknowledged)\"",
+                  used, self->shed_at, self->config.memory_max, dropped, freed, all ? "yes" : "no",
+                  held);
+    return true;
+}
+
+//  The memory guard: a thread of its own, so that a long journal commit
+//  does not leave libzmq reading unwatched. Every GUARD_MS it reads the
+//  process's anonymous memory; past shed_at (memory_max less a headroom:
+//  what one libzmq I/O thread can read in a few checks) it first gives
+//  freed memory back to the system, then drops the connections holding
+//  most. What they held is freed once libzmq has closed them, so that much
+//  is not shed for again until memory falls or SHED_WAIT_MS passed.
+static void *
+s_guard (void *arg)
+{
+    server_t *self = arg;
+    int64_t over_since = 0, shed_ms = 0, scan_ms = 0;
+    uint64_t pending = 0, level = 0; //  held by the connections dropped, memory then
+    uint64_t scan_used = 0;
+    uint64_t headroom = self->config.memory_max - self->shed_at;
+    //  Opened once: a peer holding every descriptor (EMFILE) would
+    //  otherwise blind the guard while another builds a giant message
+    int statm = self->statm_fd;
+    while (!s_stopping (self)) {
+        struct timespec pause = {0, GUARD_MS * 1000000L};
+        nanosleep (&pause, NULL);
+        uint64_t used = s_memory_used (statm);
+        atomic_store (&self->memory_used, used);
+        if (used > atomic_load (&self->memory_peak))
+            atomic_store (&self->memory_peak, used);
+        int64_t now = util_mono_ms ();
+        //  Looking at every connection costs two system calls each: from
+        //  watch_at on, every SCAN_MS, or at once when memory grew fast
+        if (used > self->watch_at &&
+            (now - scan_ms >= SCAN_MS || used > scan_used + headroom / 4)) {
+            scan_ms = now;
+            scan_used = used;
+            uint64_t freed = s_shed_big (self, used);
+            if (freed) {
+                uint64_t fallen = level > used ? level - used : 0;
+                pending =
+                    (now - shed_ms < SHED_WAIT_MS && pending > fallen ? pending - fallen : 0) +
+                    freed;
+                level = used;
+                shed_ms = now;
+            }
+        }
+        if (used <= self->shed_at) {
+            if (over_since && now - over_since >= 1000)
+                log_info ("ingestd.memory_ok",
+                          "bytes=%" PRIu64 " shed_at=%" PRIu64 " lasted_ms=%" PRId64, used,
+                          self->shed_at, now - over_since);
+            over_since = 0;
+            pending = 0;
+            continue;
+        }
+        if (!over_since) {
+            over_since = now;
+            //  Memory freed but kept by malloc (libzmq's messages come and
+            //  go in its I/O thread's arena) goes back first
+            malloc_trim (0);
+            used = s_memory_used (statm);
+            if (used <= self->shed_at)
+                continue;
+        }
+        if (now - shed_ms >= SHED_WAIT_MS)
+            pending = 0;
+        uint64_t fallen = level > used ? level - used : 0;
+        uint64_t waiting = pending > fallen ? pending - fallen : 0;
+        if (used - waiting <= self->shed_at)
+            continue;
+        //  Below shed_at by a quarter of the headroom, not just under it
+        uint64_t excess =
+            used - waiting - self->shed_at + (self->config.memory_max - self->shed_at) / 4;
+        uint64_t freed = s_shed (self, used, excess, now, over_since);
+        if (freed) {
+            pending = waiting + freed;
+            level = used;
+            shed_ms = now;
+        }
+    }
+    return NULL;
 }
 
 //  ---------------------------------------------------------------------------
 //  Tap
 
 //  Whether anyone may listen on the tap: nothing is copied for it otherwise.
+//  A connection, not a count of subscriptions, which a peer's bogus
+//  unsubscribes could drive to nothing; XPUB filters by topic itself.
 static bool
 s_tap_open (server_t *self)
 {
-    return self->tap_subscribes > 0;
+    return peers_count (self->peers, PEERS_TAP) > 0;
 }
 
+//  Rejects are published at most TAP_REJECTS_PER_S a second: one message
+//  of 60,000 bad frames would otherwise fill a subscriber's queue (TAP_HWM)
+//  and push out the accepted records published after it. The rest are
+//  counted; every one is a dead letter all the same.
 static void
 s_tap_reject (server_t *self, const char *reason, const char *detail, const void *raw, size_t size)
 {
     if (!s_tap_open (self))
         return;
+    int64_t now = util_mono_ms ();
+    if (now - self->tap_rejects_since_ms >= 1000) {
+        self->tap_rejects_since_ms = now;
+        self->tap_rejects = 0;
+    }
+    if (self->tap_rejects >= TAP_REJECTS_PER_S) {
+        metric_add (self->m_tap_rejects_skipped, 1);
+        return;
+    }
+    self->tap_rejects++;
     void *sock = zsock_resolve (self->tap);
     if (zmq_send (sock, REJECT_TOPIC, strlen (REJECT_TOPIC), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
         return;
@@ -677,9 +943,12 @@ s_tap_reject (server_t *self, const char *reason, const char *detail, const void
 }
 
 //  libzmq keeps every subscription in a trie, which a peer could grow
-//  without end; which connection a subscription came on is not reported.
-//  Past TAP_SUBSCRIBES_MAX the tap's connections are all dropped: a real
-//  subscriber reconnects and subscribes again (SUB does by itself).
+//  without end, and does not say which connection one came on. What a tap
+//  connection sent is all subscriptions (and heartbeats), so its TCP byte
+//  count (peers_held) is what it made the trie hold: a peer past
+//  TAP_PEER_BYTES goes, and while all of them together are past
+//  TAP_BYTES_MAX, the largest. A real omni-tap sends a few hundred bytes:
+//  it keeps its subscriptions and its records whatever others send.
 static void
 s_tap_subscriptions (server_t *self)
 {
@@ -689,17 +958,15 @@ s_tap_subscriptions (server_t *self)
             self->tap_subscribes++;
         zframe_destroy (&frame);
     }
-    if (self->tap_subscribes > TAP_SUBSCRIBES_MAX) {
-        size_t dropped =
-            peers_drop_silent (self->peers, PEERS_TAP, INT64_MAX, false, PEERS_TAP_TOPICS);
-        uint64_t held;
-        if (log_allow ("tap.too_many_subscriptions", "", 60000, &held))
-            log_warn ("tap.too_many_subscriptions",
-                      "subscriptions=%" PRIu64 " limit=%d dropped_connections=%zu repeated=%" PRIu64
-                      " why=\"each one costs memory in libzmq; subscribers reconnect\"",
-                      self->tap_subscribes, TAP_SUBSCRIBES_MAX, dropped, held);
-        self->tap_subscribes = 0;
-    }
+    size_t dropped = peers_drop_holding (self->peers, PEERS_TAP, TAP_PEER_BYTES, TAP_BYTES_MAX,
+                                         PEERS_TAP_TOPICS, NULL);
+    uint64_t held;
+    if (dropped && log_allow ("tap.too_many_subscriptions", "", 60000, &held))
+        log_warn ("tap.too_many_subscriptions",
+                  "dropped_connections=%zu peer_limit=%d total_limit=%d repeated=%" PRIu64
+                  " why=\"subscriptions past their bound (each costs memory in libzmq); the "
+                  "other subscribers keep theirs\"",
+                  dropped, TAP_PEER_BYTES, TAP_BYTES_MAX, held);
     metric_set (self->m_tap_subscribers, (double) self->tap_subscribes);
 }
 
@@ -739,6 +1006,18 @@ s_tap_keep (server_t *self, const record_t *record, const void *data, size_t siz
     self->tap_buf_size = t->record_at + size;
 }
 
+//  A frame's bytes on the wire: ZMTP 3 puts a flags byte and a 1- or
+//  8-byte size before it; CURVE sends it as a MESSAGE command of 33 bytes
+//  more ("\x07MESSAGE", an 8-byte nonce, a flags byte and a 16-byte MAC).
+//  Exact, or the count of what libzmq holds would drift on a long-lived
+//  connection; a peer that frames more loosely only looks larger.
+static uint64_t
+s_wire_size (server_t *self, size_t size)
+{
+    uint64_t body = size + (self->config.curve ? 33 : 0);
+    return body + (body > 255 ? 9 : 2);
+}
+
 //  Receives the next part of a multipart message already arriving.
 static int
 s_recv_part (server_t *self, zmq_msg_t *msg)
@@ -747,6 +1026,8 @@ s_recv_part (server_t *self, zmq_msg_t *msg)
     int rc;
     while ((rc = zmq_msg_recv (msg, sock, 0)) < 0 && zmq_errno () == EINTR)
         ;
+    if (rc >= 0)
+        self->wire += s_wire_size (self, zmq_msg_size (msg));
     return rc < 0 ? -1 : 0;
 }
 
@@ -846,7 +1127,7 @@ s_replay_route (server_t *self, const char *data, size_t size, uint8_t *route, c
 //  reply. Returns 1 when a message was handled, 0 when none was waiting, -1
 //  when the journal failed (the round must abort, nothing is acknowledged).
 static int
-s_intake_message (server_t *self, s_reply_t *reply, size_t *bytes)
+s_intake_message_read (server_t *self, s_reply_t *reply, size_t *bytes)
 {
     void *sock = zsock_resolve (self->intake);
     if (zmq_msg_recv (&self->frame, sock, ZMQ_DONTWAIT) < 0)
@@ -975,6 +1256,19 @@ s_intake_message (server_t *self, s_reply_t *reply, size_t *bytes)
     metric_add (self->m_bytes, record_bytes);
     *bytes += record_bytes;
     return 1;
+}
+
+//  The same, counting what was read from the connection (its routing id
+//  frame is the ROUTER's, not on the wire): what libzmq still holds for it
+//  is what it received less that (peers_held).
+static int
+s_intake_message (server_t *self, s_reply_t *reply, size_t *bytes)
+{
+    self->wire = 0;
+    int rc = s_intake_message_read (self, reply, bytes);
+    if (rc != 0 && reply->fd >= 0)
+        peers_consumed (self->peers, reply->fd, self->wire);
+    return rc;
 }
 
 static void
@@ -1566,6 +1860,7 @@ s_recv_delivery (server_t *self, int *fd)
     zmq_msg_init (&part);
     bool more = true;
     size_t parts = 0;
+    uint64_t wire = 0; //  the body's bytes on the wire (the routing id is the ROUTER's)
     while (more) {
         int rc;
         while ((rc = zmq_msg_recv (&part, sock, 0)) < 0 && zmq_errno () == EINTR)
@@ -1574,6 +1869,8 @@ s_recv_delivery (server_t *self, int *fd)
             zmsg_destroy (&msg);
             break;
         }
+        if (parts > 0)
+            wire += s_wire_size (self, zmq_msg_size (&part));
         if (zmsg_size (msg) == 1) {
             *fd = zmq_msg_get (&part, ZMQ_SRCFD);
             //  Copied into the zmsg the frames lose it: the CURVE metadata of
@@ -1592,6 +1889,8 @@ s_recv_delivery (server_t *self, int *fd)
         more = zmq_msg_more (&part);
     }
     zmq_msg_close (&part);
+    if (*fd >= 0)
+        peers_consumed (self->peers, *fd, wire);
     return msg;
 }
 
@@ -1755,6 +2054,17 @@ s_housekeep (server_t *self)
     peers_drop_silent (self->peers, PEERS_DELIVERY, quiet_since, false, PEERS_IDLE);
     for (int k = 0; k < PEERS_SOCKETS; k++)
         metric_set (self->m_connections[k], (double) peers_count (self->peers, k));
+    metric_set (self->m_memory, (double) atomic_load (&self->memory_used));
+    if (now_ms - self->last_held_ms >= HELD_MS) {
+        //  Two system calls a connection: not every tick
+        metric_set (self->m_held[PEERS_INTAKE],
+                    (double) peers_held_total (self->peers, PEERS_INTAKE));
+        metric_set (self->m_held[PEERS_DELIVERY],
+                    (double) peers_held_total (self->peers, PEERS_DELIVERY));
+        metric_set (self->m_held[PEERS_TAP], (double) peers_held_total (self->peers, PEERS_TAP));
+        self->last_held_ms = now_ms;
+    }
+    metric_set (self->m_memory_peak, (double) atomic_load (&self->memory_peak));
     for (int r = 0; r < PEERS_REASONS; r++) {
         uint64_t dropped = peers_dropped (self->peers, r);
         metric_add (self->m_dropped[r], dropped - self->dropped_seen[r]);
@@ -1769,6 +2079,7 @@ server_run (server_t *self)
     log_info ("ingestd.ready", "intake=%s delivery=%s tap=%s writers=%zu", self->config.intake,
               self->config.delivery, self->config.tap, self->nsessions);
     while (!s_stopping (self)) {
+        atomic_store (&self->loop_ms, util_mono_ms ());
         bool full = journal_full (self->journal);
         bool faulted = self->fault != JOURNAL_OK;
         bool hold = full || faulted;
@@ -1797,8 +2108,6 @@ server_run (server_t *self)
             int64_t probe_in = self->last_probe_ms + PROBE_MS - util_mono_ms ();
             timeout = probe_in < 0 ? 0 : probe_in < timeout ? (long) probe_in : timeout;
         }
-        if (timeout > MEMORY_CHECK_MS)
-            timeout = MEMORY_CHECK_MS;
         int rc = zmq_poll (items, hold ? 5 : 6, timeout);
         if (rc < 0)
             continue;
@@ -1814,8 +2123,6 @@ server_run (server_t *self)
             s_delivery_round (self);
         if (!hold && (items[5].revents & ZMQ_POLLIN))
             s_intake_round (self);
-        if (util_mono_ms () - self->last_memory_ms >= MEMORY_CHECK_MS)
-            s_check_memory (self);
         if (self->fault != JOURNAL_OK && util_mono_ms () - self->last_probe_ms >= PROBE_MS)
             s_probe (self);
         if (util_mono_ms () - self->last_housekeep_ms >= HOUSEKEEP_MS) {
@@ -1869,6 +2176,15 @@ server_healthy (void *self_, char *text, size_t size)
                         " acked_by_all=%" PRIu64 " in_journal=%" PRIu64 "%s",
                         c.received, c.accepted, c.rejected, c.trimmed, held,
                         full ? " intake=paused(journal full)" : "");
+    //  The memory guard: where memory is against its budget, and how often
+    //  connections were dropped to keep it there
+    if (len >= 0 && (size_t) len < size)
+        len += snprintf (text + len, size - (size_t) len,
+                         "\nmemory bytes=%" PRIu64 " peak=%" PRIu64 " shed_at=%" PRIu64
+                         " memory_max=%" PRIu64 " sheds=%" PRIu64 " shed_bytes=%" PRIu64,
+                         atomic_load (&self->memory_used), atomic_load (&self->memory_peak),
+                         self->shed_at, self->config.memory_max, atomic_load (&self->memory_sheds),
+                         atomic_load (&self->memory_freed));
     //  Which instance holds each writer name (omnictl status shows it): the
     //  first place to look when a writer is refused.
     int64_t now = util_mono_ms ();

@@ -39,6 +39,39 @@ def binary(name):
 _ports_given = set()
 
 
+class MemoryPeak(threading.Thread):
+    """A process's memory every `interval` s until stop(): the peak of its
+    anonymous part (resident less file-backed, what ingestd's memory_max
+    bounds: the journal's map is page cache) and of all of it, and how many
+    samples went over `budget`. VmHWM counts file pages, and a sample now
+    and then misses what an attack fills in a second."""
+
+    def __init__(self, pid, interval=0.005, budget=None):
+        super().__init__(daemon=True)
+        self.pid, self.interval, self.budget = pid, interval, budget
+        self.anon_max = self.rss_max = self.over = 0
+        self.done = threading.Event()
+        self.start()
+
+    def run(self):
+        page = os.sysconf("SC_PAGE_SIZE")
+        while not self.done.wait(self.interval):
+            try:
+                with open(f"/proc/{self.pid}/statm") as f:
+                    _, resident, shared = map(int, f.read().split()[:3])
+            except OSError:  # the process is gone: its caller says so
+                return
+            anon = (resident - shared) * page
+            self.anon_max = max(self.anon_max, anon)
+            self.rss_max = max(self.rss_max, resident * page)
+            self.over += bool(self.budget and anon > self.budget)
+
+    def stop(self):
+        self.done.set()
+        self.join()
+        return self.anon_max
+
+
 def free_port():
     """A free port, never one given before in this process: the kernel may
     hand the same ephemeral port to two calls in a row (a Pipeline takes
