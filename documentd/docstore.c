@@ -1577,6 +1577,22 @@ s_kv_int (msgpack_packer *pk, const char *key, int64_t value)
     msgpack_pack_int64 (pk, value);
 }
 
+//  The one test result the self-test stores and then contradicts.
+static void
+s_test_a (s_batch_t *b, const char *status, int64_t ts)
+{
+    record_encoder_begin (b->enc, "ci.test", "repo-a", "col-1", "run-1", ts);
+    msgpack_packer *pk = record_encoder_body (b->enc);
+    msgpack_pack_map (pk, 5);
+    s_kv_str (pk, "suite", "core");
+    s_kv_str (pk, "name", "test_a");
+    s_kv_str (pk, "status", status);
+    s_kv_str (pk, "build_id", "42");
+    s_str (pk, "duration");
+    msgpack_pack_double (pk, 0.125);
+    s_add (b);
+}
+
 static void
 s_commit (s_batch_t *b, const char *src, int i, int64_t ts)
 {
@@ -1927,16 +1943,8 @@ docstore_test (bool verbose)
     for (int i = 0; i < 5; i++)
         s_commit (&b, "repo-a", i, ts + (int64_t) i * 1000000001);
     s_branch (&b, "main", "0000000000000000000000000000000000000004", ts);
-    record_encoder_begin (b.enc, "ci.test", "repo-a", "col-1", "run-1", ts);
-    msgpack_packer *pk = record_encoder_body (b.enc);
-    msgpack_pack_map (pk, 5);
-    s_kv_str (pk, "suite", "core");
-    s_kv_str (pk, "name", "test_a");
-    s_kv_str (pk, "status", "passed");
-    s_kv_str (pk, "build_id", "42");
-    s_str (pk, "duration");
-    msgpack_pack_double (pk, 0.125);
-    s_add (&b);
+    s_test_a (&b, "passed", ts);
+    msgpack_packer *pk;
     record_encoder_begin (b.enc, "metric", "host-1", "col-1", "run-1", ts + 123456);
     record_encoder_tag (b.enc, "host", "h1");
     record_encoder_tag (b.enc, "cpu", "0");
@@ -2049,16 +2057,7 @@ docstore_test (bool verbose)
     //  Other content under a stored id of an immutable kind: a conflict,
     //  flagged for the writer loop; the stored document stays
     b.count = 0;
-    record_encoder_begin (b.enc, "ci.test", "repo-a", "col-1", "run-1", ts);
-    pk = record_encoder_body (b.enc);
-    msgpack_pack_map (pk, 5);
-    s_kv_str (pk, "suite", "core");
-    s_kv_str (pk, "name", "test_a");
-    s_kv_str (pk, "status", "failed");
-    s_kv_str (pk, "build_id", "42");
-    s_str (pk, "duration");
-    msgpack_pack_double (pk, 0.125);
-    s_add (&b);
+    s_test_a (&b, "failed", ts);
     uint8_t flag = 0;
     char conflict_error[S_ERROR_MAX];
     assert (docstore_write (store, b.records, 1, &flag, conflict_error, sizeof conflict_error) ==
