@@ -35,8 +35,8 @@ CFLAGS   ?=
 # prototype in a header, printf formats literal (or checked where they are
 # built), no variable-length arrays.
 WARN     := -Wall -Wextra -Wshadow -Wmissing-prototypes -Wformat=2 -Wvla -Werror
-CFLAGS   += -std=c11 -D_GNU_SOURCE $(WARN) -g $(OPT) $(HARDEN) -Icommon -Iproto \
-            -Itestsupport -ffunction-sections -fdata-sections -MMD -MP $(call pkg_cflags,$(CORE_PKGS))
+CFLAGS   += -std=c11 -D_GNU_SOURCE $(WARN) -g $(OPT) $(HARDEN) -I. \
+            -ffunction-sections -fdata-sections -MMD -MP $(call pkg_cflags,$(CORE_PKGS))
 LDFLAGS  += $(filter -fsanitize%,$(OPT)) -pie -Wl,-z,relro,-z,now
 CORE_LIBS = $(call pkg_libs,$(CORE_PKGS)) -lpthread -lm
 
@@ -146,11 +146,11 @@ test-deploy: all
 # sends it (fuzz_delivery). The last two include the file they test, so it
 # is left out of the library they link.
 FUZZ_SECONDS ?= 60
-FUZZ_CC      = clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Icommon \
-               -Iproto -Iingestd -Itestsupport $(call pkg_cflags,$(CORE_PKGS))
+FUZZ_CC      = clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -I. \
+               $(call pkg_cflags,$(CORE_PKGS))
 # The record fuzzer's oracle reads records with msgpack-c's C++ parser
 # (proto/fuzz_oracle.h): another decoder than the one it checks.
-FUZZ_CXX     = clang++ -std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined -Iproto
+FUZZ_CXX     = clang++ -std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined -I.
 fuzz: fuzz-build
 	@tools/run-fuzzers.sh $(FUZZ_SECONDS)
 

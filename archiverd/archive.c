@@ -43,7 +43,7 @@
     fsync must cover, so a retry never trusts a failed attempt.
 
     Why two keys for a record of an immutable kind: its id, and its
-    content key (record_content_hash: the id and the body). An id found
+    content key (omni_record_content_hash: the id and the body). An id found
     with its content key is the same record again, skipped; an id found
     without it is other content under an id already archived: a conflict,
     kept out of the archive and handed to the writer loop, which files it
@@ -56,17 +56,17 @@
     Why the store refuses an archive with .jsonl files and no state: the
     recovery deletes what the state does not know, and a lost or misplaced
     .state would otherwise make it delete the whole archive.                 */
-#include "archive.h"
-#include "bloom.h"
-#include "coldfile.h"
-#include "config.h"
-#include "dirlock.h"
-#include "idset.h"
+#include "archiverd/archive.h"
+#include "archiverd/bloom.h"
+#include "archiverd/coldfile.h"
+#include "common/config.h"
+#include "common/dirlock.h"
+#include "common/idset.h"
 
 #include <openssl/evp.h>
-#include "log.h"
-#include "mpjson.h"
-#include "util.h"
+#include "common/log.h"
+#include "proto/mpjson.h"
+#include "common/util.h"
 
 #include <assert.h>
 #include <czmq.h>
@@ -129,18 +129,18 @@ typedef struct {
 
 struct _archive_t {
     char *dir;
-    dirlock_t *lock; //  one process per archive
+    omni_dirlock_t *lock; //  one process per archive
     MDB_env *env;
     MDB_dbi ids, recent, files, meta;
     size_t map_size;
-    idset_t *recent_ids;   //  every id in "recent", for lookups
-    uint64_t tree_ids;     //  entries in "ids"
-    bool legacy_ids;       //  ids from before content keys (format < 3) may be in the set
-    bloom_t *tree_filter;  //  every id in "ids", so that new ids rarely ask the tree
-    uint64_t next_chunk;   //  batch number in the next keys of "recent"
-    int next_slice;        //  the slice the next merge takes
-    size_t merge_retry_at; //  after a failed merge, the size to try again at
-    zhashx_t *by_path;     //  path -> s_file_t, every file of the archive
+    omni_idset_t *recent_ids; //  every id in "recent", for lookups
+    uint64_t tree_ids;        //  entries in "ids"
+    bool legacy_ids;          //  ids from before content keys (format < 3) may be in the set
+    bloom_t *tree_filter;     //  every id in "ids", so that new ids rarely ask the tree
+    uint64_t next_chunk;      //  batch number in the next keys of "recent"
+    int next_slice;           //  the slice the next merge takes
+    size_t merge_retry_at;    //  after a failed merge, the size to try again at
+    zhashx_t *by_path;        //  path -> s_file_t, every file of the archive
     s_file_t *open[FD_CACHE_MAX];
     size_t nopen;
     uint64_t tick;
@@ -153,11 +153,11 @@ struct _archive_t {
     uint8_t *sliced_ids; //  the same, slice after slice
     size_t *order;       //  record index of each line, files one after the other
     size_t *line_end;    //  end of each line in the buffer of its half
-    mpjson_buf_t head_buf;
+    omni_mpjson_buf_t head_buf;
     size_t nnew;
     size_t next_cap;
-    mpjson_buf_t buf;
-    metric_t *m_archived, *m_skipped, *m_bytes, *m_files, *m_recent, *m_merges, *m_learned;
+    omni_mpjson_buf_t buf;
+    omni_metric_t *m_archived, *m_skipped, *m_bytes, *m_files, *m_recent, *m_merges, *m_learned;
     //  Cold storage and retention (archive_set_policy), by a thread of
     //  their own; `mutex` keeps them and a batch apart
     pthread_mutex_t mutex;
@@ -169,14 +169,14 @@ struct _archive_t {
     int64_t interval_ms;
     pthread_mutex_t wake_mutex;
     pthread_cond_t wake;
-    metric_t *m_compressed, *m_compressed_in, *m_compressed_out, *m_dropped, *m_dropped_bytes;
+    omni_metric_t *m_compressed, *m_compressed_in, *m_compressed_out, *m_dropped, *m_dropped_bytes;
 };
 
 static void
-s_add (metric_t *metric, uint64_t n)
+s_add (omni_metric_t *metric, uint64_t n)
 {
     if (metric && n)
-        metric_add (metric, n);
+        omni_metric_add (metric, n);
 }
 
 static void
@@ -203,7 +203,7 @@ s_file_new (archive_t *self, const char *path, uint64_t committed, bool in_state
     file->fd = -1;
     zhashx_insert (self->by_path, path, file);
     if (self->m_files)
-        metric_set (self->m_files, (double) zhashx_size (self->by_path));
+        omni_metric_set (self->m_files, (double) zhashx_size (self->by_path));
     return file;
 }
 
@@ -272,9 +272,9 @@ archive_kind_dir (const char *kind, size_t len, char *out, size_t size)
         for (size_t i = 0; i < len; i++)
             hash = (hash ^ (uint8_t) kind[i]) * 1099511628211ULL;
         uint8_t bytes[8];
-        util_put_be (bytes, hash, 8);
+        omni_util_put_be (bytes, hash, 8);
         out[n++] = '-';
-        util_hex (bytes, 8, out + n);
+        omni_util_hex (bytes, 8, out + n);
         n += 16;
     }
     //  "", ".", ".." and hidden names (the state lives in ".state") never.
@@ -324,7 +324,7 @@ archive_date (int64_t ts_ns, char out[11])
 }
 
 static void
-s_record_path (const record_t *record, char *out, size_t size)
+s_record_path (const omni_record_t *record, char *out, size_t size)
 {
     char kind[KIND_DIR_MAX + 1], date[11];
     archive_kind_dir (record->kind.ptr, record->kind.len, kind, sizeof kind);
@@ -403,7 +403,7 @@ s_open (archive_t *self, s_file_t *file, char *error, size_t error_size)
             }
             char *slash = strrchr (full, '/');
             *slash = 0;
-            int rc = util_mkdirs (full);
+            int rc = omni_util_mkdirs (full);
             *slash = '/';
             if (rc)
                 return s_fail (error, error_size, "mkdir for", file->path, errno);
@@ -446,10 +446,10 @@ s_fsync_dir_of (archive_t *self, const char *path, char *error, size_t error_siz
     char full[PATH_MAX];
     s_full_path (self, path, full, sizeof full);
     *strrchr (full, '/') = 0;
-    if (util_fsync_dir (full))
+    if (omni_util_fsync_dir (full))
         return s_fail (error, error_size, "fsync directory of", path, errno);
     //  The kind directory may be new as well.
-    if (util_fsync_dir (self->dir))
+    if (omni_util_fsync_dir (self->dir))
         return s_fail (error, error_size, "fsync directory", self->dir, errno);
     return 0;
 }
@@ -458,7 +458,7 @@ s_fsync_dir_of (archive_t *self, const char *path, char *error, size_t error_siz
 //  The batch
 
 static s_file_t *
-s_file_for (archive_t *self, const record_t *record)
+s_file_for (archive_t *self, const omni_record_t *record)
 {
     char path[KIND_DIR_MAX + 32];
     s_record_path (record, path, sizeof path);
@@ -485,9 +485,9 @@ s_end_batch (archive_t *self, bool committed)
     }
     self->ntouched = 0;
     if (self->buf.capacity > BUF_KEEP_MAX)
-        mpjson_buf_free (&self->buf);
+        omni_mpjson_buf_free (&self->buf);
     if (self->head_buf.capacity > BUF_KEEP_MAX)
-        mpjson_buf_free (&self->head_buf);
+        omni_mpjson_buf_free (&self->head_buf);
 }
 
 //  Id order, and batch order among equal ids: the first occurrence wins.
@@ -496,18 +496,18 @@ s_end_batch (archive_t *self, bool committed)
 //  so their dedup key is a hash of the id and the body; a state seen again
 //  (re-collection, redelivery) is still skipped.
 static void
-s_archive_key (const record_t *record, uint8_t key[RECORD_ID_SIZE])
+s_archive_key (const omni_record_t *record, uint8_t key[RECORD_ID_SIZE])
 {
     if (!record->spec || !record->spec->mutable_state)
         memcpy (key, record->id, RECORD_ID_SIZE);
     else
-        record_content_hash (record, key);
+        omni_record_content_hash (record, key);
 }
 
 //  Whether the content of a record of this kind is checked against what an
 //  id already archived holds: immutable kinds with a natural key.
 static bool
-s_checks_content (const record_t *record)
+s_checks_content (const omni_record_t *record)
 {
     return record->spec && !record->spec->mutable_state && record->spec->key[0];
 }
@@ -516,7 +516,7 @@ s_checks_content (const record_t *record)
 static int
 s_archived (archive_t *self, MDB_txn *txn, const uint8_t key[RECORD_ID_SIZE], bool *found)
 {
-    *found = idset_contains (self->recent_ids, key);
+    *found = omni_idset_contains (self->recent_ids, key);
     if (*found || self->tree_ids == 0 || !bloom_may_contain (self->tree_filter, key))
         return 0;
     MDB_val k = {RECORD_ID_SIZE, (void *) key}, v;
@@ -530,7 +530,7 @@ static void
 s_forget_new_ids (archive_t *self)
 {
     for (size_t i = 0; i < self->nnew; i++)
-        idset_remove (self->recent_ids, self->new_ids + i * RECORD_ID_SIZE);
+        omni_idset_remove (self->recent_ids, self->new_ids + i * RECORD_ID_SIZE);
     self->nnew = 0;
 }
 
@@ -561,7 +561,7 @@ s_put_recent (archive_t *self, MDB_txn *txn)
             continue;
         uint8_t chunk[1 + 8];
         chunk[0] = (uint8_t) s;
-        util_put_be (chunk + 1, self->next_chunk, 8);
+        omni_util_put_be (chunk + 1, self->next_chunk, 8);
         MDB_val k = {sizeof chunk, chunk};
         MDB_val v = {(start[s + 1] - start[s]) * RECORD_ID_SIZE,
                      self->sliced_ids + start[s] * RECORD_ID_SIZE};
@@ -575,21 +575,21 @@ s_put_recent (archive_t *self, MDB_txn *txn)
 //  Lines [begin, end) of a batch as JSON into `buf`, each line's end
 //  offset into line_end. A thread's work: it touches nothing shared.
 typedef struct {
-    const record_t *records;
+    const omni_record_t *records;
     const size_t *order;
     size_t *line_end;
     size_t begin, end;
-    mpjson_buf_t *buf;
+    omni_mpjson_buf_t *buf;
 } s_encode_t;
 
 static void *
 s_encode (void *arg)
 {
     s_encode_t *job = arg;
-    mpjson_buf_reset (job->buf);
+    omni_mpjson_buf_reset (job->buf);
     for (size_t line = job->begin; line < job->end; line++) {
-        mpjson_record (job->buf, &job->records[job->order[line]]);
-        mpjson_append (job->buf, "\n", 1);
+        omni_mpjson_record (job->buf, &job->records[job->order[line]]);
+        omni_mpjson_append (job->buf, "\n", 1);
         job->line_end[line] = job->buf->size;
     }
     return NULL;
@@ -597,7 +597,7 @@ s_encode (void *arg)
 
 //  One attempt at a batch. Sets *map_full when LMDB needs a bigger map.
 static int
-s_write_batch (archive_t *self, const record_t *records, size_t count, uint8_t *conflicts,
+s_write_batch (archive_t *self, const omni_record_t *records, size_t count, uint8_t *conflicts,
                bool *map_full, char *error, size_t error_size)
 {
     *map_full = false;
@@ -633,33 +633,33 @@ s_write_batch (archive_t *self, const record_t *records, size_t count, uint8_t *
             if (found)
                 skipped++;
             else {
-                idset_insert (self->recent_ids, key);
+                omni_idset_insert (self->recent_ids, key);
                 self->nnew++;
             }
             continue;
         }
         uint8_t *content = found ? key : key + RECORD_ID_SIZE;
-        record_content_hash (&records[i], content);
+        omni_record_content_hash (&records[i], content);
         bool same = false;
         if (found && (rc = s_archived (self, txn, content, &same)))
             goto mdb_failed;
         if (!found) { //  a new record: its id and its content key
-            idset_insert (self->recent_ids, key);
-            idset_insert (self->recent_ids, content);
+            omni_idset_insert (self->recent_ids, key);
+            omni_idset_insert (self->recent_ids, content);
             self->nnew += 2;
         } else if (same)
             skipped++;
         else if (self->legacy_ids) { //  archived before content keys: learn it
-            idset_insert (self->recent_ids, content);
+            omni_idset_insert (self->recent_ids, content);
             self->nnew++;
             learned++;
         } else if (conflicts)
             conflicts[i] = 1;
     }
     s_file_t *file = NULL;
-    const record_t *previous = NULL;
+    const omni_record_t *previous = NULL;
     for (size_t i = 0; i < count; i++) {
-        const record_t *record = &records[i];
+        const omni_record_t *record = &records[i];
         if (self->skip[i])
             continue;
         //  Batches are mostly of one kind and day: reuse the last lookup.
@@ -742,7 +742,7 @@ s_write_batch (archive_t *self, const record_t *records, size_t count, uint8_t *
         if (!file->in_state && s_fsync_dir_of (self, file->path, error, error_size))
             goto failed;
         uint8_t length[8];
-        util_put_be (length, file->committed + file->pending, 8);
+        omni_util_put_be (length, file->committed + file->pending, 8);
         MDB_val k = {strlen (file->path), file->path}, v = {8, length};
         if ((rc = mdb_put (txn, self->files, &k, &v, 0)))
             goto mdb_failed;
@@ -757,7 +757,7 @@ s_write_batch (archive_t *self, const record_t *records, size_t count, uint8_t *
     if (self->nnew)
         self->next_chunk++;
     self->nnew = 0;
-    if (log_enabled (LOGL_DEBUG))
+    if (omni_log_enabled (LOGL_DEBUG))
         log_debug ("archive.batch",
                    "records=%zu archived=%" PRIu64 " skipped=%" PRIu64 " files=%zu bytes=%" PRIu64
                    " ids_us=%" PRId64 " write_us=%" PRId64 " sync_us=%" PRId64
@@ -770,7 +770,7 @@ s_write_batch (archive_t *self, const record_t *records, size_t count, uint8_t *
     s_add (self->m_learned, learned);
     s_add (self->m_bytes, bytes);
     if (self->m_recent)
-        metric_set (self->m_recent, (double) idset_size (self->recent_ids));
+        omni_metric_set (self->m_recent, (double) omni_idset_size (self->recent_ids));
     return 0;
 
 mdb_failed:
@@ -913,17 +913,17 @@ s_merge (archive_t *self, char *error, size_t error_size)
     }
     if (rc == 0)
         for (size_t i = 0; i < ids.n; i++)
-            idset_remove (self->recent_ids, ids.keys + i * RECORD_ID_SIZE);
+            omni_idset_remove (self->recent_ids, ids.keys + i * RECORD_ID_SIZE);
     free (ids.keys);
     if (rc) //  nothing moved: the ids stay in "recent" and in memory
         return s_mdb_fail (error, error_size, "merge ids", rc);
     self->next_slice = (slice + 1) % SLICES;
     s_add (self->m_merges, 1);
     if (self->m_recent)
-        metric_set (self->m_recent, (double) idset_size (self->recent_ids));
+        omni_metric_set (self->m_recent, (double) omni_idset_size (self->recent_ids));
     log_info ("archive.ids_merged",
               "slice=%d ids=%zu recent=%zu tree=%" PRIu64 " filter_bytes=%zu ms=%" PRId64, slice,
-              ids.n, idset_size (self->recent_ids), self->tree_ids,
+              ids.n, omni_idset_size (self->recent_ids), self->tree_ids,
               bloom_memory (self->tree_filter), (zclock_usecs () - t0) / 1000);
     return 0;
 }
@@ -939,8 +939,8 @@ s_merge_threshold (archive_t *self)
 }
 
 int
-archive_write (void *self_, const record_t *records, size_t count, uint8_t *conflicts, char *error,
-               size_t error_size)
+archive_write (void *self_, const omni_record_t *records, size_t count, uint8_t *conflicts,
+               char *error, size_t error_size)
 {
     archive_t *self = self_;
     if (count == 0)
@@ -961,12 +961,12 @@ archive_write (void *self_, const record_t *records, size_t count, uint8_t *conf
     //  the ids in "recent", and is tried again when they have doubled. One
     //  slice a batch: the next batches take the next slices while the
     //  recent ids stay over the threshold.
-    if (idset_size (self->recent_ids) >= s_merge_threshold (self)) {
+    if (omni_idset_size (self->recent_ids) >= s_merge_threshold (self)) {
         char merge_error[256];
         if (s_merge (self, merge_error, sizeof merge_error)) {
-            self->merge_retry_at = 2 * idset_size (self->recent_ids);
+            self->merge_retry_at = 2 * omni_idset_size (self->recent_ids);
             log_error ("archive.merge_failed", "recent=%zu error=\"%s\"",
-                       idset_size (self->recent_ids), merge_error);
+                       omni_idset_size (self->recent_ids), merge_error);
         } else
             self->merge_retry_at = 0;
     }
@@ -977,13 +977,13 @@ archive_write (void *self_, const record_t *records, size_t count, uint8_t *conf
 uint64_t
 archive_id_count (archive_t *self)
 {
-    return self->tree_ids + idset_size (self->recent_ids);
+    return self->tree_ids + omni_idset_size (self->recent_ids);
 }
 
 uint64_t
 archive_recent_id_count (archive_t *self)
 {
-    return idset_size (self->recent_ids);
+    return omni_idset_size (self->recent_ids);
 }
 
 //  ---------------------------------------------------------------------------
@@ -1078,7 +1078,7 @@ s_remove_stray (archive_t *self, const char *path, uint64_t size, void *arg)
         return -1;
     }
     *strrchr (full, '/') = 0;
-    util_fsync_dir (full);
+    omni_util_fsync_dir (full);
     log_info ("archive.removed_uncommitted", "path=%s bytes=%" PRIu64, path, size);
     return 0;
 }
@@ -1136,7 +1136,7 @@ s_recover_file (archive_t *self, MDB_txn *txn, s_file_t *file, uint64_t *truncat
                    "path=%s committed=%" PRIu64 " size=%" PRIu64 " kept=%" PRIu64, file->path,
                    file->committed, size, keep);
         uint8_t length[8];
-        util_put_be (length, keep, 8);
+        omni_util_put_be (length, keep, 8);
         MDB_val v = {8, length};
         int rc = mdb_put (txn, self->files, &k, &v, 0);
         if (rc) {
@@ -1261,7 +1261,7 @@ s_recover (archive_t *self, char *error, size_t error_size)
     }
     MDB_val k = {6, "format"}, v;
     bool fresh = mdb_get (txn, self->meta, &k, &v) == MDB_NOTFOUND;
-    uint64_t format = fresh || v.mv_size != 8 ? 0 : util_get_be (v.mv_data, 8);
+    uint64_t format = fresh || v.mv_size != 8 ? 0 : omni_util_get_be (v.mv_data, 8);
     if (!fresh && (format < 1 || format > STATE_FORMAT)) {
         mdb_txn_abort (txn);
         snprintf (error, error_size, "state %s/" STATE_DIR ": unknown format", self->dir);
@@ -1279,7 +1279,7 @@ s_recover (archive_t *self, char *error, size_t error_size)
             continue;
         memcpy (path, k.mv_data, k.mv_size);
         path[k.mv_size] = 0;
-        s_file_new (self, path, util_get_be (v.mv_data, 8), true);
+        s_file_new (self, path, omni_util_get_be (v.mv_data, 8), true);
     }
     mdb_cursor_close (cursor);
     //  The recent ids, back into memory.
@@ -1288,10 +1288,10 @@ s_recover (archive_t *self, char *error, size_t error_size)
         return s_mdb_fail (error, error_size, "cursor", rc);
     }
     while ((rc = mdb_cursor_get (cursor, &k, &v, MDB_NEXT)) == 0) {
-        if (k.mv_size == 9 && util_get_be ((uint8_t *) k.mv_data + 1, 8) >= self->next_chunk)
-            self->next_chunk = util_get_be ((uint8_t *) k.mv_data + 1, 8) + 1;
+        if (k.mv_size == 9 && omni_util_get_be ((uint8_t *) k.mv_data + 1, 8) >= self->next_chunk)
+            self->next_chunk = omni_util_get_be ((uint8_t *) k.mv_data + 1, 8) + 1;
         for (size_t at = 0; at + RECORD_ID_SIZE <= v.mv_size; at += RECORD_ID_SIZE)
-            idset_insert (self->recent_ids, (const uint8_t *) v.mv_data + at);
+            omni_idset_insert (self->recent_ids, (const uint8_t *) v.mv_data + at);
     }
     mdb_cursor_close (cursor);
 
@@ -1351,7 +1351,7 @@ s_recover (archive_t *self, char *error, size_t error_size)
         //  content keys: marking it 3 keeps an older archiverd, which would
         //  not look for them, away from it.
         uint8_t bytes[8];
-        util_put_be (bytes, STATE_FORMAT, 8);
+        omni_util_put_be (bytes, STATE_FORMAT, 8);
         k = (MDB_val){6, "format"};
         v = (MDB_val){8, bytes};
         if ((rc = mdb_put (txn, self->meta, &k, &v, 0)) ||
@@ -1370,12 +1370,12 @@ s_recover (archive_t *self, char *error, size_t error_size)
     if ((rc = mdb_txn_commit (txn)))
         return s_mdb_fail (error, error_size, "commit", rc);
     if (self->m_recent)
-        metric_set (self->m_recent, (double) idset_size (self->recent_ids));
+        omni_metric_set (self->m_recent, (double) omni_idset_size (self->recent_ids));
     log_info ("archive.open",
               "dir=%s files=%zu ids=%" PRIu64 " recent_ids=%zu truncated=%" PRIu64
               " removed=%zu new=%s",
-              self->dir, zhashx_size (self->by_path), self->tree_ids, idset_size (self->recent_ids),
-              truncated, strays.files, fresh ? "yes" : "no");
+              self->dir, zhashx_size (self->by_path), self->tree_ids,
+              omni_idset_size (self->recent_ids), truncated, strays.files, fresh ? "yes" : "no");
     return 0;
 }
 
@@ -1426,7 +1426,7 @@ s_fsync_parent (archive_t *self, const char *path)
     char full[PATH_MAX];
     s_full_path (self, path, full, sizeof full);
     *strrchr (full, '/') = 0;
-    util_fsync_dir (full);
+    omni_util_fsync_dir (full);
 }
 
 static void
@@ -1498,7 +1498,7 @@ s_compress (archive_t *self, const char *path)
         s_forget_fd (self, file);
     zhashx_delete (self->by_path, path);
     if (self->m_files)
-        metric_set (self->m_files, (double) zhashx_size (self->by_path));
+        omni_metric_set (self->m_files, (double) zhashx_size (self->by_path));
     if (unlink (full) && errno != ENOENT)
         log_error ("archive.remove_failed", "path=%s error=\"%s\"", path, strerror (errno));
     s_fsync_parent (self, path);
@@ -1542,7 +1542,7 @@ s_drop (archive_t *self, const char *path, int64_t age_ns, int64_t retain_ns)
             s_forget_fd (self, file);
         zhashx_delete (self->by_path, path);
         if (self->m_files)
-            metric_set (self->m_files, (double) zhashx_size (self->by_path));
+            omni_metric_set (self->m_files, (double) zhashx_size (self->by_path));
     }
     struct stat st;
     uint64_t bytes = stat (full, &st) == 0 ? (uint64_t) st.st_size : 0;
@@ -1571,7 +1571,7 @@ archive_set_policy (archive_t *self, const archive_policy_t *policy, char *error
         int64_t ms = 0;
         bool forever = equals && strcmp (equals + 1, "forever") == 0;
         if (!equals || equals == *spec ||
-            (!forever && (!config_parse_duration (equals + 1, &ms) || ms <= 0))) {
+            (!forever && (!omni_config_parse_duration (equals + 1, &ms) || ms <= 0))) {
             snprintf (error, error_size,
                       "retain: \"%s\": expected KIND=DURATION or KIND=forever (metric=90d, "
                       "git.commit=forever, *=365d for every other kind)",
@@ -1670,7 +1670,7 @@ s_maintainer (void *arg)
     pthread_mutex_lock (&self->wake_mutex);
     while (!self->stopping) {
         pthread_mutex_unlock (&self->wake_mutex);
-        archive_maintain (self, util_now_ns ());
+        archive_maintain (self, omni_util_now_ns ());
         pthread_mutex_lock (&self->wake_mutex);
         if (self->stopping)
             break;
@@ -1702,7 +1702,7 @@ archive_start_maintenance (archive_t *self, int64_t interval_ms)
 //  ---------------------------------------------------------------------------
 
 archive_t *
-archive_new (const char *dir, metrics_t *metrics, char *error, size_t error_size)
+archive_new (const char *dir, omni_metrics_t *metrics, char *error, size_t error_size)
 {
     archive_t *self = calloc (1, sizeof *self);
     assert (self);
@@ -1711,7 +1711,7 @@ archive_new (const char *dir, metrics_t *metrics, char *error, size_t error_size
     while (len > 1 && self->dir[len - 1] == '/')
         self->dir[--len] = 0;
     self->by_path = zhashx_new ();
-    self->recent_ids = idset_new ();
+    self->recent_ids = omni_idset_new ();
     pthread_mutex_init (&self->mutex, NULL);
     pthread_mutex_init (&self->wake_mutex, NULL);
     pthread_cond_init (&self->wake, NULL);
@@ -1721,31 +1721,32 @@ archive_new (const char *dir, metrics_t *metrics, char *error, size_t error_size
         s_kill_after = atoi (kill_after);
     zhashx_set_destructor (self->by_path, s_file_destroy);
     if (metrics) {
-        self->m_archived = metrics_counter (metrics, "records_archived_total",
-                                            "Records appended to the archive", NULL);
-        self->m_skipped =
-            metrics_counter (metrics, "records_skipped_duplicate_total",
-                             "Records not appended because their id was already archived", NULL);
-        self->m_bytes = metrics_counter (metrics, "bytes_written_total",
-                                         "Bytes of JSON lines committed to the archive", NULL);
-        self->m_files = metrics_gauge (metrics, "archive_files", "Files in the archive", NULL);
-        self->m_recent = metrics_gauge (metrics, "archive_recent_ids",
-                                        "Archived ids held in memory until the next merge", NULL);
-        self->m_merges = metrics_counter (metrics, "archive_id_merges_total",
-                                          "Merges of the recent ids into the id tree", NULL);
-        self->m_learned = metrics_counter (
+        self->m_archived = omni_metrics_counter (metrics, "records_archived_total",
+                                                 "Records appended to the archive", NULL);
+        self->m_skipped = omni_metrics_counter (
+            metrics, "records_skipped_duplicate_total",
+            "Records not appended because their id was already archived", NULL);
+        self->m_bytes = omni_metrics_counter (metrics, "bytes_written_total",
+                                              "Bytes of JSON lines committed to the archive", NULL);
+        self->m_files = omni_metrics_gauge (metrics, "archive_files", "Files in the archive", NULL);
+        self->m_recent =
+            omni_metrics_gauge (metrics, "archive_recent_ids",
+                                "Archived ids held in memory until the next merge", NULL);
+        self->m_merges = omni_metrics_counter (metrics, "archive_id_merges_total",
+                                               "Merges of the recent ids into the id tree", NULL);
+        self->m_learned = omni_metrics_counter (
             metrics, "archive_content_keys_learned_total",
             "Content keys added for ids archived before content keys (state format < 3)", NULL);
-        self->m_compressed = metrics_counter (metrics, "archive_files_compressed_total",
-                                              "Closed files compressed to zstd", NULL);
-        self->m_compressed_in = metrics_counter (metrics, "archive_compressed_bytes_in_total",
-                                                 "Plain bytes compressed", NULL);
-        self->m_compressed_out = metrics_counter (metrics, "archive_compressed_bytes_out_total",
-                                                  "Bytes of zstd they became", NULL);
-        self->m_dropped = metrics_counter (metrics, "archive_files_dropped_total",
-                                           "Files removed by retention", NULL);
-        self->m_dropped_bytes = metrics_counter (metrics, "archive_dropped_bytes_total",
-                                                 "Bytes removed by retention", NULL);
+        self->m_compressed = omni_metrics_counter (metrics, "archive_files_compressed_total",
+                                                   "Closed files compressed to zstd", NULL);
+        self->m_compressed_in = omni_metrics_counter (metrics, "archive_compressed_bytes_in_total",
+                                                      "Plain bytes compressed", NULL);
+        self->m_compressed_out = omni_metrics_counter (
+            metrics, "archive_compressed_bytes_out_total", "Bytes of zstd they became", NULL);
+        self->m_dropped = omni_metrics_counter (metrics, "archive_files_dropped_total",
+                                                "Files removed by retention", NULL);
+        self->m_dropped_bytes = omni_metrics_counter (metrics, "archive_dropped_bytes_total",
+                                                      "Bytes removed by retention", NULL);
     }
     char state[PATH_MAX];
     int rc;
@@ -1757,7 +1758,7 @@ archive_new (const char *dir, metrics_t *metrics, char *error, size_t error_size
     //  Two processes recovering and appending to the same files would each
     //  cut away the other's lines.
     char lock_error[PATH_MAX + 128];
-    if (!(self->lock = dirlock_new (state, "lock", lock_error, sizeof lock_error))) {
+    if (!(self->lock = omni_dirlock_new (state, "lock", lock_error, sizeof lock_error))) {
         snprintf (error, error_size, "archive %s: %s", self->dir, lock_error);
         goto failed;
     }
@@ -1803,7 +1804,7 @@ archive_destroy (archive_t **self_p)
     zhashx_destroy (&self->by_path);
     if (self->env)
         mdb_env_close (self->env);
-    dirlock_destroy (&self->lock);
+    omni_dirlock_destroy (&self->lock);
     free (self->touched);
     free (self->next);
     free (self->skip);
@@ -1811,10 +1812,10 @@ archive_destroy (archive_t **self_p)
     free (self->sliced_ids);
     free (self->order);
     free (self->line_end);
-    mpjson_buf_free (&self->head_buf);
-    idset_destroy (&self->recent_ids);
+    omni_mpjson_buf_free (&self->head_buf);
+    omni_idset_destroy (&self->recent_ids);
     bloom_destroy (&self->tree_filter);
-    mpjson_buf_free (&self->buf);
+    omni_mpjson_buf_free (&self->buf);
     free (self->dir);
     free (self);
     *self_p = NULL;
@@ -1823,16 +1824,16 @@ archive_destroy (archive_t **self_p)
 //  ---------------------------------------------------------------------------
 //  Self-test
 
-#include "selftest.h"
+#include "testsupport/selftest.h"
 
 #define TEST_MAX 5000
 #define TEST_D1  1700000000000000000LL  //  2023-11-14T22:13:20Z
 #define TEST_D2  (TEST_D1 + NS_PER_DAY) //  2023-11-15
 
 typedef struct {
-    record_encoder_t *encoder;
+    omni_record_encoder_t *encoder;
     msgpack_zone zone;
-    record_t *records;
+    omni_record_t *records;
     void **data;
     size_t count;
 } s_test_batch_t;
@@ -1840,7 +1841,7 @@ typedef struct {
 static void
 s_test_batch_init (s_test_batch_t *batch)
 {
-    batch->encoder = record_encoder_new ();
+    batch->encoder = omni_record_encoder_new ();
     msgpack_zone_init (&batch->zone, 4096);
     batch->records = calloc (TEST_MAX, sizeof *batch->records);
     batch->data = calloc (TEST_MAX, sizeof *batch->data);
@@ -1861,7 +1862,7 @@ s_test_batch_destroy (s_test_batch_t *batch)
 {
     s_test_batch_clear (batch);
     msgpack_zone_destroy (&batch->zone);
-    record_encoder_destroy (&batch->encoder);
+    omni_record_encoder_destroy (&batch->encoder);
     free (batch->records);
     free (batch->data);
 }
@@ -1872,8 +1873,8 @@ static void
 s_test_add (s_test_batch_t *batch, const char *kind, int64_t ts, const char *name, double value)
 {
     assert (batch->count < TEST_MAX);
-    record_encoder_begin (batch->encoder, kind, "host-1", "test", "run-1", ts);
-    msgpack_packer *pk = record_encoder_body (batch->encoder);
+    omni_record_encoder_begin (batch->encoder, kind, "host-1", "test", "run-1", ts);
+    msgpack_packer *pk = omni_record_encoder_body (batch->encoder);
     msgpack_pack_map (pk, 2);
     msgpack_pack_str_with_body (pk, "name", 4);
     msgpack_pack_str_with_body (pk, name, strlen (name));
@@ -1882,24 +1883,24 @@ s_test_add (s_test_batch_t *batch, const char *kind, int64_t ts, const char *nam
     const void *data;
     size_t size;
     char detail[256];
-    int rc = record_encoder_end (batch->encoder, &data, &size, detail, sizeof detail);
+    int rc = omni_record_encoder_end (batch->encoder, &data, &size, detail, sizeof detail);
     assert (rc == 0);
     void *copy = malloc (size);
     memcpy (copy, data, size);
     batch->data[batch->count] = copy;
-    record_reject_t reason = record_decode (&batch->records[batch->count], &batch->zone, copy, size,
-                                            NULL, detail, sizeof detail);
+    omni_record_reject_t reason = omni_record_decode (&batch->records[batch->count], &batch->zone,
+                                                      copy, size, NULL, detail, sizeof detail);
     assert (reason == REJECT_NONE);
     batch->count++;
 }
 
 //  The lines records[from..to) must appear as, appended to `expected`.
 static void
-s_test_expect (mpjson_buf_t *expected, s_test_batch_t *batch, size_t from, size_t to)
+s_test_expect (omni_mpjson_buf_t *expected, s_test_batch_t *batch, size_t from, size_t to)
 {
     for (size_t i = from; i < to; i++) {
-        mpjson_record (expected, &batch->records[i]);
-        mpjson_append (expected, "\n", 1);
+        omni_mpjson_record (expected, &batch->records[i]);
+        omni_mpjson_append (expected, "\n", 1);
     }
 }
 
@@ -1923,7 +1924,7 @@ s_test_read (const char *root, const char *path, size_t *size)
 }
 
 static bool
-s_test_file_is (const char *root, const char *path, const mpjson_buf_t *expected)
+s_test_file_is (const char *root, const char *path, const omni_mpjson_buf_t *expected)
 {
     size_t size;
     char *data = s_test_read (root, path, &size);
@@ -1948,7 +1949,7 @@ s_test_append (const char *root, const char *path, const char *text)
     char dir[PATH_MAX];
     s_path (dir, sizeof dir, "%s", full);
     *strrchr (dir, '/') = 0;
-    assert (util_mkdirs (dir) == 0);
+    assert (omni_util_mkdirs (dir) == 0);
     FILE *f = fopen (full, "ab");
     assert (f);
     fputs (text, f);
@@ -2030,14 +2031,14 @@ archive_test (bool verbose)
     assert (tmp);
     char root[PATH_MAX];
     s_path (root, sizeof root, "%s/archive", tmp);
-    metrics_t *metrics = metrics_new ("omni_archiverd_");
+    omni_metrics_t *metrics = omni_metrics_new ("omni_archiverd_");
     archive_t *archive = archive_new (root, metrics, error, sizeof error);
     assert (archive);
 
     //  A batch: its lines, byte for byte, in batch order.
     s_test_batch_t batch;
     s_test_batch_init (&batch);
-    mpjson_buf_t d1 = {0}, x1 = {0};
+    omni_mpjson_buf_t d1 = {0}, x1 = {0};
     for (int i = 0; i < 3; i++)
         s_test_add (&batch, "metric", TEST_D1 + i, "cpu.user", i * 1.5);
     assert (archive_write (archive, batch.records, batch.count, NULL, error, sizeof error) == 0);
@@ -2045,13 +2046,13 @@ archive_test (bool verbose)
     const char *f_d1 = "metric/2023-11-14.jsonl";
     assert (s_test_file_is (root, f_d1, &d1));
     assert (strncmp (d1.data, "{\"v\":1,\"id\":\"", 13) == 0);
-    assert (metric_value (archive->m_archived) == 3);
-    assert (metric_value (archive->m_bytes) == (double) d1.size);
+    assert (omni_metric_value (archive->m_archived) == 3);
+    assert (omni_metric_value (archive->m_bytes) == (double) d1.size);
 
     //  The same batch again (a redelivery): nothing new.
     assert (archive_write (archive, batch.records, batch.count, NULL, error, sizeof error) == 0);
     assert (s_test_file_is (root, f_d1, &d1));
-    assert (metric_value (archive->m_skipped) == 3);
+    assert (omni_metric_value (archive->m_skipped) == 3);
     assert (archive_id_count (archive) == 6); //  id and content key a metric
 
     //  Duplicates inside a batch, and an old record among new ones.
@@ -2098,10 +2099,10 @@ archive_test (bool verbose)
     s_test_expect (&x1, &batch, 0, 1);
     s_test_expect (&x1, &batch, 4, 5);
     assert (s_test_file_is (root, "x.deploy/2023-11-14.jsonl", &x1));
-    mpjson_buf_t one = {0};
+    omni_mpjson_buf_t one = {0};
     s_test_expect (&one, &batch, 1, 2);
     assert (s_test_file_is (root, "metric/2023-11-15.jsonl", &one));
-    mpjson_buf_reset (&one);
+    omni_mpjson_buf_reset (&one);
     s_test_expect (&one, &batch, 3, 4);
     assert (s_test_file_is (root, "x.deploy/2023-11-15.jsonl", &one));
 
@@ -2180,7 +2181,7 @@ archive_test (bool verbose)
         char path[64], date[11];
         archive_date (batch.records[i].ts, date);
         snprintf (path, sizeof path, "metric/%s.jsonl", date);
-        mpjson_buf_reset (&one);
+        omni_mpjson_buf_reset (&one);
         s_test_expect (&one, &batch, (size_t) i, (size_t) i + 1);
         assert (s_test_file_is (root, path, &one));
     }
@@ -2196,7 +2197,7 @@ archive_test (bool verbose)
     s_test_batch_clear (&batch);
     s_test_add (&batch, "x.deploy", TEST_D1 + 41, "db", 5);
     assert (archive_write (archive, batch.records, batch.count, NULL, error, sizeof error) == 0);
-    mpjson_buf_reset (&one);
+    omni_mpjson_buf_reset (&one);
     s_test_expect (&one, &batch, 0, 1);
     assert (s_test_file_is (root, "x.deploy/2023-11-14.jsonl", &one));
 
@@ -2253,7 +2254,7 @@ archive_test (bool verbose)
     }
     //  Over the threshold after the third batch: one slice merged a batch.
     uint64_t tree_before = archive->tree_ids;
-    size_t recent_before = idset_size (archive->recent_ids);
+    size_t recent_before = omni_idset_size (archive->recent_ids);
     assert (tree_before > 0 && recent_before > 0 && archive->next_slice == 2);
     assert (archive_id_count (archive) == 8000);
     archive_destroy (&archive);
@@ -2263,7 +2264,7 @@ archive_test (bool verbose)
         MDB_txn *txn;
         MDB_dbi meta;
         uint8_t one_be[8];
-        util_put_be (one_be, 1, 8);
+        omni_util_put_be (one_be, 1, 8);
         MDB_val k = {6, "format"}, v = {8, one_be};
         s_path (state, sizeof state, "%s/" STATE_DIR, root);
         assert (mdb_env_create (&env) == 0);
@@ -2277,7 +2278,8 @@ archive_test (bool verbose)
     }
     archive = archive_new (root, NULL, error, sizeof error);
     assert (archive);
-    assert (archive->tree_ids == tree_before && idset_size (archive->recent_ids) == recent_before);
+    assert (archive->tree_ids == tree_before &&
+            omni_idset_size (archive->recent_ids) == recent_before);
     //  Every record again, and 500 new ones in the middle of them.
     s_test_batch_clear (&batch);
     for (int i = 0; i < 4500; i++)
@@ -2286,7 +2288,7 @@ archive_test (bool verbose)
     assert (archive_id_count (archive) == 9000);
     assert (archive->tree_ids > tree_before);
     //  Merged slice after slice, the tree ends up with every id.
-    while (idset_size (archive->recent_ids) > 0)
+    while (omni_idset_size (archive->recent_ids) > 0)
         assert (s_merge (archive, error, sizeof error) == 0);
     assert (archive->tree_ids == 9000);
     archive_destroy (&archive);
@@ -2297,7 +2299,7 @@ archive_test (bool verbose)
         MDB_val k = {6, "format"}, v;
         assert (mdb_txn_begin (archive->env, NULL, MDB_RDONLY, &txn) == 0);
         assert (mdb_get (txn, archive->meta, &k, &v) == 0);
-        assert (v.mv_size == 8 && util_get_be (v.mv_data, 8) == STATE_FORMAT);
+        assert (v.mv_size == 8 && omni_util_get_be (v.mv_data, 8) == STATE_FORMAT);
         mdb_txn_abort (txn);
     }
     size_t lines = 0, merged_size;
@@ -2310,7 +2312,7 @@ archive_test (bool verbose)
     //  A batch large enough to be encoded in two halves, whose lines
     //  alternate between three files: each file gets its lines, in order.
     s_test_batch_clear (&batch);
-    mpjson_buf_t days[3] = {{0}};
+    omni_mpjson_buf_t days[3] = {{0}};
     for (int i = 0; i < 3000; i++)
         s_test_add (&batch, "metric", TEST_D2 + (i % 3) * NS_PER_DAY + i, "split", i);
     for (size_t i = 0; i < batch.count; i++)
@@ -2320,7 +2322,7 @@ archive_test (bool verbose)
     assert (s_test_file_is (root, "metric/2023-11-16.jsonl", &days[1]));
     assert (s_test_file_is (root, "metric/2023-11-17.jsonl", &days[2]));
     for (int d = 0; d < 3; d++)
-        mpjson_buf_free (&days[d]);
+        omni_mpjson_buf_free (&days[d]);
     archive_destroy (&archive);
     s_merge_min = 1u << 20;
     s_merge_max = 4u << 20;
@@ -2347,7 +2349,7 @@ archive_test (bool verbose)
     s_test_batch_clear (&batch);
     s_test_add (&batch, "metric", TEST_D1 + 500, "late", 1);
     assert (archive_write (archive, batch.records, batch.count, NULL, error, sizeof error) == 0);
-    mpjson_buf_reset (&one);
+    omni_mpjson_buf_reset (&one);
     s_test_expect (&one, &batch, 0, 1);
     assert (s_test_file_is (root, f_d1, &one));
     archive_maintain (archive, TEST_D1 + 9 * NS_PER_DAY);
@@ -2363,11 +2365,11 @@ archive_test (bool verbose)
     assert (strstr (error, "metric=soon"));
     archive_destroy (&archive);
 
-    mpjson_buf_free (&d1);
-    mpjson_buf_free (&x1);
-    mpjson_buf_free (&one);
+    omni_mpjson_buf_free (&d1);
+    omni_mpjson_buf_free (&x1);
+    omni_mpjson_buf_free (&one);
     s_test_batch_destroy (&batch);
-    metrics_destroy (&metrics);
+    omni_metrics_destroy (&metrics);
     selftest_rmtree (tmp);
     free (tmp);
 }

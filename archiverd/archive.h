@@ -1,5 +1,5 @@
 /*  archive: archiverd's store, the writer_store_fn that appends each record
-    as one JSON line (mpjson_record) to <dir>/<kind>/<YYYY-MM-DD>.jsonl, by
+    as one JSON line (omni_mpjson_record) to <dir>/<kind>/<YYYY-MM-DD>.jsonl, by
     the UTC date of its event time. Exactly once per record id, across
     redeliveries, re-collections and crashes: a state store in LMDB
     (<dir>/.state) holds the ids already archived (the recent ones also in
@@ -10,8 +10,8 @@
 #ifndef OMNI_ARCHIVERD_ARCHIVE_H
 #define OMNI_ARCHIVERD_ARCHIVE_H
 
-#include "metrics.h"
-#include "record.h"
+#include "common/metrics.h"
+#include "proto/record.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -24,14 +24,14 @@ typedef struct _archive_t archive_t;
 //  `error` says why) when another process has the archive open, or when
 //  the archive holds .jsonl files but has no state (they are never deleted
 //  on a guess). `metrics` may be NULL.
-archive_t *archive_new (const char *dir, metrics_t *metrics, char *error, size_t error_size);
+archive_t *archive_new (const char *dir, omni_metrics_t *metrics, char *error, size_t error_size);
 void archive_destroy (archive_t **self_p);
 
 //  writer_store_fn: appends the records whose ids are not archived yet,
 //  fsyncs the files, commits their ids and the new file lengths. Returns 0
 //  once durable, -1 (nothing committed, `error` says why) on a failure
 //  such as a full disk; the same batch can then be given again.
-int archive_write (void *self, const record_t *records, size_t count, uint8_t *conflicts,
+int archive_write (void *self, const omni_record_t *records, size_t count, uint8_t *conflicts,
                    char *error, size_t error_size);
 
 //  Cold storage and retention. Files of event dates that ended

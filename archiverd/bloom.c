@@ -1,5 +1,5 @@
 /*  bloom: a blocked Bloom filter over 16-byte ids.                          */
-#include "bloom.h"
+#include "archiverd/bloom.h"
 
 #include <assert.h>
 #include <stdio.h>

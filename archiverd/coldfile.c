@@ -1,5 +1,5 @@
 /*  coldfile: zstd files of the archive (see coldfile.h).                   */
-#include "coldfile.h"
+#include "archiverd/coldfile.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -166,7 +166,7 @@ coldfile_same (const char *zst, const char *plain, uint64_t length)
 
 //  ---------------------------------------------------------------------------
 
-#include "selftest.h"
+#include "testsupport/selftest.h"
 
 void
 coldfile_test (bool verbose)

@@ -1,9 +1,9 @@
 /*  archiverd: the JSON Lines writer. Takes every record from ingestd's
     delivery socket and stores it once in <archive_dir>/<kind>/<date>.jsonl;
     closed dates go to zstd, old ones go by retention (archive.h).          */
-#include "archive.h"
-#include "log.h"
-#include "writer_daemon.h"
+#include "archiverd/archive.h"
+#include "common/log.h"
+#include "common/writer_daemon.h"
 
 #include <stdio.h>
 
@@ -13,7 +13,7 @@ main (int argc, char **argv)
     char *archive_dir;
     int64_t compress_after, compress_level, maintenance_interval;
     char **retain;
-    const config_option_t options[] = {
+    const omni_config_option_t options[] = {
         {"archive_dir", CONFIG_STRING, "var/archive",
          "archive directory: <kind>/<YYYY-MM-DD>.jsonl, state in .state/", &archive_dir},
         {"compress_after", CONFIG_DURATION, "7d",
@@ -28,48 +28,48 @@ main (int argc, char **argv)
         {"maintenance_interval", CONFIG_DURATION, "1h",
          "how often compress_after and retain are applied (also at start)", &maintenance_interval},
         {NULL}};
-    const writer_daemon_spec_t spec = {
+    const omni_writer_daemon_spec_t spec = {
         "archiverd", "archive", "8000", "127.0.0.1:9101", "records per fsync and state commit",
         options};
     int rc;
-    writer_daemon_t *daemon = writer_daemon_new (&spec, argc, argv, &rc);
+    omni_writer_daemon_t *daemon = omni_writer_daemon_new (&spec, argc, argv, &rc);
     if (!daemon)
         return rc;
     if (!archive_dir || !*archive_dir) {
         fprintf (stderr, "error: archiverd.archive_dir: must not be empty\n");
-        writer_daemon_destroy (&daemon);
+        omni_writer_daemon_destroy (&daemon);
         return 2;
     }
     if (compress_level < 1 || compress_level > 19 || maintenance_interval <= 0 ||
         compress_after < 0) {
         fprintf (stderr, "error: archiverd: compress_level must be 1-19, maintenance_interval > "
                          "0, compress_after >= 0\n");
-        writer_daemon_destroy (&daemon);
+        omni_writer_daemon_destroy (&daemon);
         return 2;
     }
     char error[1024];
     archive_t *archive =
-        archive_new (archive_dir, writer_daemon_metrics (daemon), error, sizeof error);
+        archive_new (archive_dir, omni_writer_daemon_metrics (daemon), error, sizeof error);
     if (!archive) {
         log_error ("archiverd.start_failed", "error=\"%s\"", error);
-        writer_daemon_destroy (&daemon);
+        omni_writer_daemon_destroy (&daemon);
         return 1;
     }
     archive_policy_t policy = {compress_after, (int) compress_level, (const char *const *) retain};
     if (archive_set_policy (archive, &policy, error, sizeof error)) {
         fprintf (stderr, "error: archiverd.%s\n", error);
         archive_destroy (&archive);
-        writer_daemon_destroy (&daemon);
+        omni_writer_daemon_destroy (&daemon);
         return 2;
     }
     if (archive_start_maintenance (archive, maintenance_interval)) {
         log_error ("archiverd.start_failed", "error=\"cannot start the maintenance thread\"");
         archive_destroy (&archive);
-        writer_daemon_destroy (&daemon);
+        omni_writer_daemon_destroy (&daemon);
         return 1;
     }
-    rc = writer_daemon_run (daemon, archive_write, archive, NULL, NULL);
-    writer_daemon_destroy (&daemon);
+    rc = omni_writer_daemon_run (daemon, archive_write, archive, NULL, NULL);
+    omni_writer_daemon_destroy (&daemon);
     archive_destroy (&archive);
     return rc;
 }

@@ -1,8 +1,8 @@
 /*  archiverd-selftest: the self-tests of archiverd's classes.               */
-#include "archive.h"
-#include "bloom.h"
-#include "coldfile.h"
-#include "selftest.h"
+#include "archiverd/archive.h"
+#include "archiverd/bloom.h"
+#include "archiverd/coldfile.h"
+#include "testsupport/selftest.h"
 
 int
 main (int argc, char **argv)

@@ -5,9 +5,9 @@
     rate, the ids in the tree and in memory, and the process's RSS, so that
     what the id set costs as the archive grows can be read off. LOG_LEVEL=
     debug prints each batch's phases and each merge on stderr.              */
-#include "archive.h"
-#include "log.h"
-#include "record.h"
+#include "archiverd/archive.h"
+#include "common/log.h"
+#include "proto/record.h"
 
 #include <assert.h>
 #include <inttypes.h>
@@ -48,15 +48,15 @@ main (int argc, char **argv)
     const char *dir = argv[1];
     size_t total = strtoull (argv[2], NULL, 10), batch = strtoull (argv[3], NULL, 10);
     size_t window = argc > 4 ? strtoull (argv[4], NULL, 10) : 500000;
-    log_init ("archive-store", getenv ("LOG_LEVEL") ? getenv ("LOG_LEVEL") : "warn", "kv");
+    omni_log_init ("archive-store", getenv ("LOG_LEVEL") ? getenv ("LOG_LEVEL") : "warn", "kv");
     char error[512];
     archive_t *archive = archive_new (dir, NULL, error, sizeof error);
     if (!archive) {
         fprintf (stderr, "archive: %s\n", error);
         return 1;
     }
-    record_encoder_t *encoder = record_encoder_new ();
-    record_t *records = calloc (batch, sizeof *records);
+    omni_record_encoder_t *encoder = omni_record_encoder_new ();
+    omni_record_t *records = calloc (batch, sizeof *records);
     void **data = calloc (batch, sizeof *data);
     msgpack_zone zone;
     msgpack_zone_init (&zone, 1 << 20);
@@ -70,26 +70,26 @@ main (int argc, char **argv)
         msgpack_zone_clear (&zone);
         for (size_t i = 0; i < n; i++) {
             seed ^= seed << 13, seed ^= seed >> 7, seed ^= seed << 17;
-            record_encoder_begin (encoder, "metric", "bench-host", "archive-store", "run-1",
-                                  day + (int64_t) (done + i));
-            msgpack_packer *pk = record_encoder_body (encoder);
+            omni_record_encoder_begin (encoder, "metric", "bench-host", "archive-store", "run-1",
+                                       day + (int64_t) (done + i));
+            msgpack_packer *pk = omni_record_encoder_body (encoder);
             msgpack_pack_map (pk, 3);
-            record_pack_str (pk, "name");
-            record_pack_str (pk, "host.cpu.user");
-            record_pack_str (pk, "value");
+            omni_record_pack_str (pk, "name");
+            omni_record_pack_str (pk, "host.cpu.user");
+            omni_record_pack_str (pk, "value");
             msgpack_pack_double (pk, (double) (seed >> 11) / 9007199254740992.0 * 100.0);
-            record_pack_str (pk, "unit");
-            record_pack_str (pk, "percent");
-            record_encoder_tag (encoder, "host", "bench-host.example.org");
-            record_encoder_tag (encoder, "region", "eu-west-1");
+            omni_record_pack_str (pk, "unit");
+            omni_record_pack_str (pk, "percent");
+            omni_record_encoder_tag (encoder, "host", "bench-host.example.org");
+            omni_record_encoder_tag (encoder, "region", "eu-west-1");
             const void *bytes;
             size_t size;
-            int rc = record_encoder_end (encoder, &bytes, &size, error, sizeof error);
+            int rc = omni_record_encoder_end (encoder, &bytes, &size, error, sizeof error);
             assert (rc == 0);
             free (data[i]);
             data[i] = malloc (size);
             memcpy (data[i], bytes, size);
-            rc = record_decode (&records[i], &zone, data[i], size, NULL, error, sizeof error);
+            rc = omni_record_decode (&records[i], &zone, data[i], size, NULL, error, sizeof error);
             assert (rc == REJECT_NONE);
         }
         double t0 = s_now ();
@@ -118,7 +118,7 @@ main (int argc, char **argv)
     free (data);
     free (records);
     msgpack_zone_destroy (&zone);
-    record_encoder_destroy (&encoder);
+    omni_record_encoder_destroy (&encoder);
     archive_destroy (&archive);
     return 0;
 }

@@ -10,13 +10,13 @@ CORE_PKGS = ["libzmq", "libczmq", "msgpack", "lmdb", "yaml-0.1", "libmicrohttpd"
              "libpq"]
 
 
-def build(work, name, sources=(), include_dirs=(), pkgs=()):
+def build(work, name, sources=(), pkgs=()):
     """Compiles bench/<name>.c with `sources` (paths from the repository's
     root) into <work>/<name>; returns the program's path."""
     out = os.path.join(work, name)
     flags = subprocess.run(["pkg-config", "--cflags", "--libs", *pkgs, *CORE_PKGS],
                            capture_output=True, text=True, check=True).stdout.split()
-    includes = ["-I" + os.path.join(ROOT, d) for d in ("common", "proto", *include_dirs)]
+    includes = ["-I" + ROOT]
     subprocess.run(["cc", "-std=c11", "-D_GNU_SOURCE", "-O2", *includes, "-o", out,
                     os.path.join(HERE, name + ".c"), *(os.path.join(ROOT, s) for s in sources),
                     os.path.join(ROOT, "build", "lib", "libomni.a"), *flags, "-lpthread", "-lm"],

@@ -6,7 +6,7 @@
     makes. Prints "documents=N seconds=S rate=R".
 
     usage: documentd_plain URI DATABASE COLLECTION FILE BATCH WRITE_CONCERN       */
-#include "docmap.h"
+#include "documentd/docmap.h"
 
 #include <mongoc/mongoc.h>
 #include <stdio.h>
@@ -47,9 +47,9 @@ main (int argc, char **argv)
         char *data = malloc (size);
         if (fread (data, 1, size, in) != size)
             return 2;
-        record_t record;
+        omni_record_t record;
         char detail[256];
-        if (record_decode (&record, &zone, data, size, NULL, detail, sizeof detail) !=
+        if (omni_record_decode (&record, &zone, data, size, NULL, detail, sizeof detail) !=
             REJECT_NONE) {
             fprintf (stderr, "bad record: %s\n", detail);
             return 2;

@@ -1,11 +1,11 @@
 /*  idcheck: what ingestd's id check costs per record, alone on one core:
-    record_check (what intake did before) against record_check followed by
-    record_check_id (what it does now), over the records omni-loadgen
+    omni_record_check (what intake did before) against omni_record_check followed by
+    omni_record_check_id (what it does now), over the records omni-loadgen
     sends, in one process, the two loops taking turns, so that the noise of
     a shared machine hits both alike. Prints one line per kind and round:
     kind,bytes,check_ns,check_and_id_ns.                                   */
-#include "record.h"
-#include "synth.h"
+#include "proto/record.h"
+#include "tools/omni-loadgen/synth.h"
 
 #include <assert.h>
 #include <stdio.h>
@@ -55,12 +55,12 @@ main (int argc, char **argv)
             for (int with_id = 0; with_id < 2; with_id++) {
                 double start = s_now ();
                 for (size_t i = 0; i < count; i++) {
-                    record_t record;
-                    record_reject_t rc =
-                        record_check (&record, bytes + offsets[i], offsets[i + 1] - offsets[i],
-                                      NULL, error, sizeof error);
+                    omni_record_t record;
+                    omni_record_reject_t rc =
+                        omni_record_check (&record, bytes + offsets[i], offsets[i + 1] - offsets[i],
+                                           NULL, error, sizeof error);
                     if (with_id && rc == REJECT_NONE)
-                        rc = record_check_id (&record, error, sizeof error);
+                        rc = omni_record_check_id (&record, error, sizeof error);
                     assert (rc == REJECT_NONE);
                 }
                 ns[with_id] = (s_now () - start) * 1e9 / (double) count;

@@ -1,11 +1,11 @@
 /*  builds: CI build history (GitHub Actions, GitLab, Jenkins JSON exports)
     into ci.build records, with jansson.                                    */
-#include "builds.h"
-#include "srcname.h"
-#include "testpeer.h"
-#include "log.h"
-#include "selftest.h"
-#include "util.h"
+#include "collectord/builds.h"
+#include "collectord/srcname.h"
+#include "testsupport/testpeer.h"
+#include "common/log.h"
+#include "testsupport/selftest.h"
+#include "common/util.h"
 
 #include <assert.h>
 #include <ctype.h>
@@ -26,7 +26,7 @@ static struct {
     char *source;
 } s_settings;
 
-static const config_option_t s_options[] = {
+static const omni_config_option_t s_options[] = {
     {"pipeline", CONFIG_STRING, NULL,
      "builds, junit: the pipeline name (builds: of GitLab pipelines, whose export has none; "
      "default the project path)",
@@ -872,7 +872,7 @@ static int
 s_send (void *arg, const builds_build_t *b)
 {
     s_send_t *ctx = (s_send_t *) arg;
-    int64_t ts = b->ts != BUILDS_NO_TIME ? b->ts : util_now_ns ();
+    int64_t ts = b->ts != BUILDS_NO_TIME ? b->ts : omni_util_now_ns ();
     builds_pack (session_record (ctx->session, "ci.build", ts), b);
     int rc = session_send (ctx->session);
     if (rc > 0) {
@@ -1155,22 +1155,24 @@ builds_test (bool verbose)
     msgpack_zone_init (&zone, 8192);
     bool found = false;
     for (size_t i = 0; i < testpeer_count (fake); i++) {
-        record_t rec;
+        omni_record_t rec;
         testpeer_record (fake, i, &rec, &zone);
-        record_str_t s;
-        if (!record_str_eq (rec.kind, "ci.build") || !record_field_str (rec.body, "build_id", &s) ||
-            !record_str_eq (s, "42"))
+        omni_record_str_t s;
+        if (!omni_record_str_eq (rec.kind, "ci.build") ||
+            !omni_record_field_str (rec.body, "build_id", &s) || !omni_record_str_eq (s, "42"))
             continue;
         found = true;
-        assert (record_str_eq (rec.src, "github.com/acme/widget"));
-        assert (record_field_str (rec.body, "status", &s) && record_str_eq (s, "success"));
-        assert (record_field_str (rec.body, "system", &s) && record_str_eq (s, "jenkins"));
+        assert (omni_record_str_eq (rec.src, "github.com/acme/widget"));
+        assert (omni_record_field_str (rec.body, "status", &s) &&
+                omni_record_str_eq (s, "success"));
+        assert (omni_record_field_str (rec.body, "system", &s) &&
+                omni_record_str_eq (s, "jenkins"));
         double d;
-        assert (record_field_num (rec.body, "duration", &d) && d == 61.5);
+        assert (omni_record_field_num (rec.body, "duration", &d) && d == 61.5);
         int64_t t;
-        assert (record_field_int (rec.body, "started", &t) && t == 1704103200123LL * 1000000);
+        assert (omni_record_field_int (rec.body, "started", &t) && t == 1704103200123LL * 1000000);
         assert (rec.ts == (1704103200123LL + 61500) * 1000000);
-        assert (!record_field (rec.body, "tests"));
+        assert (!omni_record_field (rec.body, "tests"));
     }
     assert (found);
     msgpack_zone_destroy (&zone);

@@ -32,7 +32,7 @@
 #ifndef OMNI_COLLECTORD_BUILDS_H
 #define OMNI_COLLECTORD_BUILDS_H
 
-#include "collector.h"
+#include "collectord/collector.h"
 
 #include <msgpack.h>
 #include <stdbool.h>

@@ -1,13 +1,13 @@
 /*  codestats: line counts per language at a revision (git tree via libgit2,
     or a plain directory) into code.stats records.                         */
-#include "codestats.h"
-#include "srcname.h"
-#include "record.h"
-#include "testpeer.h"
-#include "log.h"
-#include "selftest.h"
-#include "utf8.h"
-#include "util.h"
+#include "collectord/codestats.h"
+#include "collectord/srcname.h"
+#include "proto/record.h"
+#include "testsupport/testpeer.h"
+#include "common/log.h"
+#include "testsupport/selftest.h"
+#include "collectord/utf8.h"
+#include "common/util.h"
 
 #include <assert.h>
 #include <dirent.h>
@@ -240,7 +240,7 @@ s_count (codestats_t *self, const char *path, const char *data, size_t len)
     }
     //  Paths are bytes in git and on disk; records want UTF-8
     char *copy;
-    if (util_utf8_valid (path, strlen (path)))
+    if (omni_util_utf8_valid (path, strlen (path)))
         copy = strdup (path);
     else {
         utf8_repair (path, strlen (path), &self->text);
@@ -465,9 +465,9 @@ codestats_run (codestats_t *self, void (*progress) (void *arg, uint64_t done),
         EVP_DigestFinal_ex (self->hash, digest, NULL);
         EVP_MD_CTX_free (self->hash);
         self->hash = NULL;
-        util_hex (digest, 20, hex);
+        omni_util_hex (digest, 20, hex);
         snprintf (self->rev, sizeof self->rev, "fs:%.40s", hex);
-        self->time = util_now_ns ();
+        self->time = omni_util_now_ns ();
         rc = 0;
     }
     if (rc == 0 && self->stopped) {
@@ -533,7 +533,7 @@ static struct {
     char *source;
 } s_settings;
 
-static const config_option_t s_options[] = {
+static const omni_config_option_t s_options[] = {
     {"rev", CONFIG_STRING, NULL, "code: the revision to count (default HEAD); repositories only",
      &s_settings.rev},
     {"per_file", CONFIG_BOOL, "false", "code: a code.stats record per file too",
@@ -626,23 +626,23 @@ s_pack_config (void *handle, msgpack_packer *pk)
 {
     s_code_t *self = (s_code_t *) handle;
     msgpack_pack_map (pk, 3 + (self->rev != NULL));
-    record_pack_str (pk, "path");
-    record_pack_str (pk, self->target);
-    record_pack_str (pk, "per_file");
+    omni_record_pack_str (pk, "path");
+    omni_record_pack_str (pk, self->target);
+    omni_record_pack_str (pk, "per_file");
     if (self->per_file)
         msgpack_pack_true (pk);
     else
         msgpack_pack_false (pk);
-    record_pack_str (pk, "exclude_dir");
+    omni_record_pack_str (pk, "exclude_dir");
     size_t n = 0;
     while (self->exclude[n])
         n++;
     msgpack_pack_array (pk, n);
     for (size_t i = 0; i < n; i++)
-        record_pack_str (pk, self->exclude[i]);
+        omni_record_pack_str (pk, self->exclude[i]);
     if (self->rev) {
-        record_pack_str (pk, "rev");
-        record_pack_str (pk, self->rev);
+        omni_record_pack_str (pk, "rev");
+        omni_record_pack_str (pk, self->rev);
     }
 }
 
@@ -664,21 +664,21 @@ s_send_stats (session_t *session, const char *rev, int64_t ts, const char *langu
 {
     msgpack_packer *pk = session_record (session, "code.stats", ts);
     msgpack_pack_map (pk, 6 + (path != NULL));
-    record_pack_str (pk, "rev");
-    record_pack_str (pk, rev);
-    record_pack_str (pk, "language");
-    record_pack_str (pk, language);
+    omni_record_pack_str (pk, "rev");
+    omni_record_pack_str (pk, rev);
+    omni_record_pack_str (pk, "language");
+    omni_record_pack_str (pk, language);
     if (path) {
-        record_pack_str (pk, "path");
-        record_pack_str (pk, path);
+        omni_record_pack_str (pk, "path");
+        omni_record_pack_str (pk, path);
     }
-    record_pack_str (pk, "files");
+    omni_record_pack_str (pk, "files");
     msgpack_pack_uint64 (pk, files);
-    record_pack_str (pk, "blank");
+    omni_record_pack_str (pk, "blank");
     msgpack_pack_uint64 (pk, blank);
-    record_pack_str (pk, "comment");
+    omni_record_pack_str (pk, "comment");
     msgpack_pack_uint64 (pk, comment);
-    record_pack_str (pk, "code");
+    omni_record_pack_str (pk, "code");
     msgpack_pack_uint64 (pk, code);
     int rc = session_send (session);
     if (rc > 0)
@@ -759,7 +759,7 @@ s_write (const char *dir, const char *rel, const char *text, size_t len)
     assert (asprintf (&path, "%s/%s", dir, rel) > 0);
     char *slash = strrchr (path, '/');
     *slash = 0;
-    assert (util_mkdirs (path) == 0);
+    assert (omni_util_mkdirs (path) == 0);
     *slash = '/';
     FILE *f = fopen (path, "wb");
     assert (f);
@@ -827,7 +827,7 @@ codestats_test (bool verbose)
     char *dir = selftest_tmpdir ("codestats");
     char *repo, *plain;
     assert (asprintf (&repo, "%s/repo", dir) > 0 && asprintf (&plain, "%s/plain", dir) > 0);
-    assert (util_mkdirs (repo) == 0);
+    assert (omni_util_mkdirs (repo) == 0);
     //  Every comment style, markers inside strings, blank lines of spaces
     S_WRITE (repo, "src/main.c",
              "/* header\n"
@@ -986,25 +986,27 @@ codestats_test (bool verbose)
     msgpack_zone_init (&zone, 8192);
     size_t per_file = 0;
     for (size_t i = 0; i < testpeer_count (fake); i++) {
-        record_t rec;
+        omni_record_t rec;
         testpeer_record (fake, i, &rec, &zone);
-        if (!record_str_eq (rec.kind, "code.stats"))
+        if (!omni_record_str_eq (rec.kind, "code.stats"))
             continue;
-        record_str_t s, path;
+        omni_record_str_t s, path;
         int64_t n;
-        assert (record_field_str (rec.body, "rev", &s) && s.len == 40);
+        assert (omni_record_field_str (rec.body, "rev", &s) && s.len == 40);
         assert (rec.ts == INT64_C (1700000000) * 1000000000);
-        if (record_field_str (rec.body, "path", &path)) {
+        if (omni_record_field_str (rec.body, "path", &path)) {
             per_file++;
-            assert (record_field_int (rec.body, "files", &n) && n == 1);
-            if (record_str_eq (path, "tools/deploy.py")) {
-                assert (record_field_str (rec.body, "language", &s) && record_str_eq (s, "Python"));
-                assert (record_field_int (rec.body, "comment", &n) && n == 5);
+            assert (omni_record_field_int (rec.body, "files", &n) && n == 1);
+            if (omni_record_str_eq (path, "tools/deploy.py")) {
+                assert (omni_record_field_str (rec.body, "language", &s) &&
+                        omni_record_str_eq (s, "Python"));
+                assert (omni_record_field_int (rec.body, "comment", &n) && n == 5);
             }
-        } else if (record_field_str (rec.body, "language", &s) && record_str_eq (s, "SQL")) {
-            assert (record_field_int (rec.body, "code", &n) && n == 4);
-            assert (record_field_int (rec.body, "comment", &n) && n == 2);
-            assert (record_field_int (rec.body, "blank", &n) && n == 0);
+        } else if (omni_record_field_str (rec.body, "language", &s) &&
+                   omni_record_str_eq (s, "SQL")) {
+            assert (omni_record_field_int (rec.body, "code", &n) && n == 4);
+            assert (omni_record_field_int (rec.body, "comment", &n) && n == 2);
+            assert (omni_record_field_int (rec.body, "blank", &n) && n == 0);
         }
     }
     assert (per_file == 9);

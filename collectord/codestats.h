@@ -27,8 +27,8 @@
 #ifndef OMNI_COLLECTORD_CODESTATS_H
 #define OMNI_COLLECTORD_CODESTATS_H
 
-#include "collector.h"
-#include "lang_count.h"
+#include "collectord/collector.h"
+#include "collectord/lang_count.h"
 
 #include <stdbool.h>
 #include <stdint.h>

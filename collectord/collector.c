@@ -1,11 +1,11 @@
 /*  collector: the table of collectord's modes.                             */
-#include "collector.h"
-#include "builds.h"
-#include "codestats.h"
-#include "exec.h"
-#include "git_collector.h"
-#include "host_collector.h"
-#include "junit.h"
+#include "collectord/collector.h"
+#include "collectord/builds.h"
+#include "collectord/codestats.h"
+#include "collectord/exec.h"
+#include "collectord/git_collector.h"
+#include "collectord/host_collector.h"
+#include "collectord/junit.h"
 
 #include <assert.h>
 #include <string.h>
@@ -45,9 +45,9 @@ collector_test (bool verbose)
         const collector_t *c = collector_at (i);
         assert (c->name && c->usage && c->summary && c->options);
         assert (c->open && c->close && c->source && c->target && c->collect && c->commit);
-        for (const config_option_t *o = c->options; o->key; o++)
+        for (const omni_config_option_t *o = c->options; o->key; o++)
             for (size_t j = i + 1; collector_at (j); j++)
-                for (const config_option_t *p = collector_at (j)->options; p->key; p++)
+                for (const omni_config_option_t *p = collector_at (j)->options; p->key; p++)
                     assert (strcmp (o->key, p->key) != 0 || o->type == p->type);
     }
     assert (collector_at (S_COUNT) == NULL);

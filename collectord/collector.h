@@ -13,8 +13,8 @@
 #ifndef OMNI_COLLECTORD_COLLECTOR_H
 #define OMNI_COLLECTORD_COLLECTOR_H
 
-#include "config.h"
-#include "session.h"
+#include "common/config.h"
+#include "collectord/session.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -39,7 +39,7 @@ typedef struct {
     bool self_paced;
     //  The collector's own config keys (section "collectord"), ending with
     //  {NULL}; their targets are the collector's static settings.
-    const config_option_t *options;
+    const omni_config_option_t *options;
     //  Checks the settings and arguments (a bad path fails here, before
     //  anything is sent). Returns the collector, or NULL with `error` set.
     void *(*open) (const collector_env_t *env, char *error, size_t error_size);

@@ -1,10 +1,10 @@
 /*  exec: a command's JSON Lines into records of a declared kind.          */
-#include "exec.h"
-#include "record.h"
-#include "testpeer.h"
-#include "kinds.h"
-#include "log.h"
-#include "util.h"
+#include "collectord/exec.h"
+#include "proto/record.h"
+#include "testsupport/testpeer.h"
+#include "proto/kinds.h"
+#include "common/log.h"
+#include "common/util.h"
 
 #include <assert.h>
 #include <ctype.h>
@@ -89,7 +89,7 @@ exec_kind_valid (const char *kind)
                 return false;
         return kind[len - 1] != '.';
     }
-    const kind_spec_t *spec = kinds_lookup (kind, len);
+    const omni_kind_spec_t *spec = omni_kinds_lookup (kind, len);
     return spec && strncmp (kind, "run.", 4) != 0;
 }
 
@@ -223,7 +223,7 @@ static struct {
     char *source;
 } s_settings;
 
-static const config_option_t s_options[] = {
+static const omni_config_option_t s_options[] = {
     {"kind", CONFIG_STRING, NULL,
      "exec: the kind of the records the command prints: x.<name>, or a declared kind "
      "(metric ...)",
@@ -340,12 +340,12 @@ s_pack_config (void *handle, msgpack_packer *pk)
 {
     s_exec_t *self = (s_exec_t *) handle;
     msgpack_pack_map (pk, 2);
-    record_pack_str (pk, "kind");
-    record_pack_str (pk, self->kind);
-    record_pack_str (pk, "command");
+    omni_record_pack_str (pk, "kind");
+    omni_record_pack_str (pk, self->kind);
+    omni_record_pack_str (pk, "command");
     msgpack_pack_array (pk, self->argc);
     for (size_t i = 0; i < self->argc; i++)
-        record_pack_str (pk, self->argv[i]);
+        omni_record_pack_str (pk, self->argv[i]);
 }
 
 typedef struct {
@@ -388,7 +388,7 @@ s_line (void *arg, const char *line, size_t len, size_t lineno)
         s_bad (run, lineno, "not a JSON object");
         return 0;
     }
-    msgpack_packer *pk = session_record (run->session, run->self->kind, util_now_ns ());
+    msgpack_packer *pk = session_record (run->session, run->self->kind, omni_util_now_ns ());
     exec_pack_json (pk, value);
     json_decref (value);
     int rc = session_send (run->session);
@@ -416,13 +416,13 @@ s_collect (void *handle, session_t *session, char *error, size_t size)
     s_exec_t *self = (s_exec_t *) handle;
     s_run_t run = {self, session, 0, 0, false};
     char err[512] = "";
-    int64_t started = util_mono_ms ();
+    int64_t started = omni_util_mono_ms ();
     int rc = exec_run (self->argv, s_line, s_stop, &run, err, sizeof err);
     if (run.bad)
         session_count_add (session, "bad_lines", run.bad);
     //  The program only: a command line is full of quotes
     //  The error as a value of its own, so that the log escapes it
-    int64_t duration_ms = util_mono_ms () - started;
+    int64_t duration_ms = omni_util_mono_ms () - started;
     if (rc)
         log_info ("exec.collected",
                   "program=\"%s\" kind=%s records=%" PRIu64 " bad_lines=%" PRIu64
@@ -621,32 +621,32 @@ exec_test (bool verbose)
     msgpack_zone_init (&zone, 8192);
     int found = 0;
     for (size_t i = 0; i < testpeer_count (fake); i++) {
-        record_t rec;
+        omni_record_t rec;
         testpeer_record (fake, i, &rec, &zone);
-        record_str_t s;
-        if (!record_str_eq (rec.kind, "x.deploy"))
+        omni_record_str_t s;
+        if (!omni_record_str_eq (rec.kind, "x.deploy"))
             continue;
         //  src: the command line
         assert (strncmp (rec.src.ptr, "sh -c echo '{", 13) == 0);
         assert (rec.src.len == 6 + strlen (good_argv[2]));
-        assert (record_field_str (rec.body, "env", &s));
+        assert (omni_record_field_str (rec.body, "env", &s));
         int64_t n;
         double d;
-        if (record_str_eq (s, "prod")) {
-            const msgpack_object *v = record_field (rec.body, "n");
+        if (omni_record_str_eq (s, "prod")) {
+            const msgpack_object *v = omni_record_field (rec.body, "n");
             assert (v && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER && v->via.u64 == 1);
             found++;
-        } else if (record_str_eq (s, "dev")) {
-            const msgpack_object *v = record_field (rec.body, "ms");
+        } else if (omni_record_str_eq (s, "dev")) {
+            const msgpack_object *v = omni_record_field (rec.body, "ms");
             assert (v && v->type == MSGPACK_OBJECT_FLOAT64);
-            assert (record_field_num (rec.body, "ms", &d) && d == 2.5);
-            v = record_field (rec.body, "tags");
+            assert (omni_record_field_num (rec.body, "ms", &d) && d == 2.5);
+            v = omni_record_field (rec.body, "tags");
             assert (v && v->type == MSGPACK_OBJECT_ARRAY && v->via.array.size == 2);
             found++;
-        } else if (record_str_eq (s, "qa")) {
-            const msgpack_object *v = record_field (rec.body, "nested");
-            v = v ? record_field (v, "deep") : NULL;
-            assert (v && record_field_int (v, "n", &n) && n == -7);
+        } else if (omni_record_str_eq (s, "qa")) {
+            const msgpack_object *v = omni_record_field (rec.body, "nested");
+            v = v ? omni_record_field (v, "deep") : NULL;
+            assert (v && omni_record_field_int (v, "n", &n) && n == -7);
             found++;
         }
     }

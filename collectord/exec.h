@@ -23,7 +23,7 @@
 #ifndef OMNI_COLLECTORD_EXEC_H
 #define OMNI_COLLECTORD_EXEC_H
 
-#include "collector.h"
+#include "collectord/collector.h"
 
 #include <jansson.h>
 #include <msgpack.h>

@@ -6,17 +6,17 @@
     order, then one git.branch per local branch and one git.tag per tag.
     Text that is not valid UTF-8 is sent repaired, its bytes in body.raw
     (gittext_t).                                                            */
-#include "git_collector.h"
-#include "record.h"
-#include "testpeer.h"
-#include "gitpool.h"
-#include "gittext.h"
-#include "log.h"
-#include "selftest.h"
-#include "srcname.h"
-#include "state.h"
-#include "utf8.h"
-#include "util.h"
+#include "collectord/git_collector.h"
+#include "proto/record.h"
+#include "testsupport/testpeer.h"
+#include "collectord/gitpool.h"
+#include "collectord/gittext.h"
+#include "common/log.h"
+#include "testsupport/selftest.h"
+#include "collectord/srcname.h"
+#include "collectord/state.h"
+#include "collectord/utf8.h"
+#include "common/util.h"
 
 #include <assert.h>
 #include <ctype.h>
@@ -44,7 +44,7 @@ static struct {
     int64_t threads;
 } s_settings;
 
-static const config_option_t s_options[] = {
+static const omni_config_option_t s_options[] = {
     {"branch", CONFIG_LIST, NULL,
      "git: branches (or any ref names) to collect; default every ref and HEAD", &s_settings.branch},
     {"since", CONFIG_STRING, NULL,
@@ -381,21 +381,21 @@ s_pack_config (void *handle, msgpack_packer *pk)
     while (self->branches[nbranches])
         nbranches++;
     msgpack_pack_map (pk, 3 + (nbranches > 0) + (self->since != NULL));
-    record_pack_str (pk, "repository");
-    record_pack_str (pk, s_target (self));
-    record_pack_str (pk, "max_commits");
+    omni_record_pack_str (pk, "repository");
+    omni_record_pack_str (pk, s_target (self));
+    omni_record_pack_str (pk, "max_commits");
     msgpack_pack_int64 (pk, self->max_commits);
-    record_pack_str (pk, "state_dir");
-    record_pack_str (pk, self->state_dir);
+    omni_record_pack_str (pk, "state_dir");
+    omni_record_pack_str (pk, self->state_dir);
     if (nbranches) {
-        record_pack_str (pk, "branch");
+        omni_record_pack_str (pk, "branch");
         msgpack_pack_array (pk, nbranches);
         for (size_t i = 0; i < nbranches; i++)
-            record_pack_str (pk, self->branches[i]);
+            omni_record_pack_str (pk, self->branches[i]);
     }
     if (self->since) {
-        record_pack_str (pk, "since");
-        record_pack_str (pk, self->since);
+        omni_record_pack_str (pk, "since");
+        omni_record_pack_str (pk, self->since);
     }
 }
 
@@ -624,11 +624,11 @@ s_pack_raw (msgpack_packer *pk, const gittext_str_t *texts, const char *const *n
     size_t changed = 0;
     for (size_t i = 0; i < n; i++)
         changed += texts[i].changed;
-    record_pack_str (pk, "raw");
+    omni_record_pack_str (pk, "raw");
     msgpack_pack_map (pk, changed);
     for (size_t i = 0; i < n; i++)
         if (texts[i].changed) {
-            record_pack_str (pk, names[i]);
+            omni_record_pack_str (pk, names[i]);
             msgpack_pack_bin (pk, texts[i].orig_len);
             msgpack_pack_bin_body (pk, texts[i].orig, texts[i].orig_len);
         }
@@ -642,11 +642,11 @@ s_send_ref (s_git_t *self, session_t *session, const s_ref_t *ref, int64_t now)
     if (ref->kind == S_BRANCH) {
         msgpack_packer *pk = session_record (session, "git.branch", now);
         msgpack_pack_map (pk, 3 + name.changed);
-        record_pack_str (pk, "name");
+        omni_record_pack_str (pk, "name");
         s_pack_strn (pk, name.ptr, name.len);
-        record_pack_str (pk, "target");
-        record_pack_str (pk, git_oid_tostr (hex, sizeof hex, &ref->target));
-        record_pack_str (pk, "head");
+        omni_record_pack_str (pk, "target");
+        omni_record_pack_str (pk, git_oid_tostr (hex, sizeof hex, &ref->target));
+        omni_record_pack_str (pk, "head");
         if (ref->head)
             msgpack_pack_true (pk);
         else
@@ -688,27 +688,27 @@ s_send_ref (s_git_t *self, session_t *session, const s_ref_t *ref, int64_t now)
         any_raw |= texts[i].changed;
     msgpack_packer *pk = session_record (session, "git.tag", now);
     msgpack_pack_map (pk, 3 + (tagger ? 4 : 0) + (message != NULL) + any_raw);
-    record_pack_str (pk, "name");
+    omni_record_pack_str (pk, "name");
     s_pack_strn (pk, name.ptr, name.len);
-    record_pack_str (pk, "target");
-    record_pack_str (pk, git_oid_tostr (hex, sizeof hex, &target));
-    record_pack_str (pk, "annotated");
+    omni_record_pack_str (pk, "target");
+    omni_record_pack_str (pk, git_oid_tostr (hex, sizeof hex, &target));
+    omni_record_pack_str (pk, "annotated");
     if (tag)
         msgpack_pack_true (pk);
     else
         msgpack_pack_false (pk);
     if (tagger) {
-        record_pack_str (pk, "tagger_name");
+        omni_record_pack_str (pk, "tagger_name");
         s_pack_strn (pk, texts[1].ptr, texts[1].len);
-        record_pack_str (pk, "tagger_email");
+        omni_record_pack_str (pk, "tagger_email");
         s_pack_strn (pk, texts[2].ptr, texts[2].len);
-        record_pack_str (pk, "tagger_time");
+        omni_record_pack_str (pk, "tagger_time");
         msgpack_pack_int64 (pk, tagger->when.time);
-        record_pack_str (pk, "tagger_tz");
+        omni_record_pack_str (pk, "tagger_tz");
         msgpack_pack_int (pk, tagger->when.offset);
     }
     if (message) {
-        record_pack_str (pk, "message");
+        omni_record_pack_str (pk, "message");
         s_pack_strn (pk, texts[3].ptr, texts[3].len);
     }
     if (any_raw)
@@ -762,8 +762,8 @@ s_send_unreachable (s_git_t *self, session_t *session, int64_t now, uint64_t *co
         }
         msgpack_packer *pk = session_record (session, "git.unreachable", now);
         msgpack_pack_map (pk, 1);
-        record_pack_str (pk, "sha");
-        record_pack_str (pk, git_oid_tostr (hex, sizeof hex, &oid));
+        omni_record_pack_str (pk, "sha");
+        omni_record_pack_str (pk, git_oid_tostr (hex, sizeof hex, &oid));
         rc = session_send (session);
         if (rc < 0)
             snprintf (error, size, "%s",
@@ -1056,7 +1056,7 @@ s_collect (void *handle, session_t *session, char *error, size_t size)
         return rc;
     truncated |= source.truncated;
 
-    int64_t now = util_now_ns ();
+    int64_t now = omni_util_now_ns ();
     for (size_t i = 0; i < self->nrefs; i++) {
         int ref_rc = s_send_ref (self, session, &self->refs[i], now);
         if (ref_rc > 0)
@@ -1147,11 +1147,11 @@ static const msgpack_object *
 s_find_commit (testpeer_t *fake, msgpack_zone *zone, const char *sha)
 {
     for (size_t i = 0; i < testpeer_count (fake); i++) {
-        record_t rec;
+        omni_record_t rec;
         testpeer_record (fake, i, &rec, zone);
-        record_str_t s;
-        if (record_str_eq (rec.kind, "git.commit") && record_field_str (rec.body, "sha", &s) &&
-            record_str_eq (s, sha))
+        omni_record_str_t s;
+        if (omni_record_str_eq (rec.kind, "git.commit") &&
+            omni_record_field_str (rec.body, "sha", &s) && omni_record_str_eq (s, sha))
             return rec.body;
     }
     return NULL;
@@ -1236,41 +1236,43 @@ git_collector_test (bool verbose)
     char *sha = s_git_line (repo, "rev-parse v1^{commit}");
     const msgpack_object *body = s_find_commit (fake, &zone, sha);
     assert (body);
-    record_str_t s;
-    assert (record_field_str (body, "author_name", &s) && record_str_eq (s, "J\xEF\xBF\xBDrgen"));
-    assert (record_field_str (body, "message", &s) &&
-            record_str_eq (s, "caf\xEF\xBF\xBD\n\nbody\n"));
-    const msgpack_object *raw = record_field (body, "raw");
-    const msgpack_object *orig = raw ? record_field (raw, "author_name") : NULL;
+    omni_record_str_t s;
+    assert (omni_record_field_str (body, "author_name", &s) &&
+            omni_record_str_eq (s, "J\xEF\xBF\xBDrgen"));
+    assert (omni_record_field_str (body, "message", &s) &&
+            omni_record_str_eq (s, "caf\xEF\xBF\xBD\n\nbody\n"));
+    const msgpack_object *raw = omni_record_field (body, "raw");
+    const msgpack_object *orig = raw ? omni_record_field (raw, "author_name") : NULL;
     assert (orig && orig->type == MSGPACK_OBJECT_BIN && orig->via.bin.size == 6 &&
             memcmp (orig->via.bin.ptr, "J\xFCrgen", 6) == 0);
-    orig = record_field (raw, "message");
+    orig = omni_record_field (raw, "message");
     assert (orig && orig->via.bin.size == 11 &&
             memcmp (orig->via.bin.ptr, "caf\351\n\nbody\n", 11) == 0);
-    assert (!record_field (raw, "author_email"));
+    assert (!omni_record_field (raw, "author_email"));
     int64_t n;
-    assert (record_field_int (body, "author_time", &n) && n == 1700000000);
-    assert (record_field_int (body, "author_tz", &n) && n == 90);
-    assert (record_field_int (body, "committer_tz", &n) && n == -420);
-    assert (record_field_int (body, "files_changed", &n) && n == 0);
+    assert (omni_record_field_int (body, "author_time", &n) && n == 1700000000);
+    assert (omni_record_field_int (body, "author_tz", &n) && n == 90);
+    assert (omni_record_field_int (body, "committer_tz", &n) && n == -420);
+    assert (omni_record_field_int (body, "files_changed", &n) && n == 0);
     free (sha);
     msgpack_zone_clear (&zone);
 
     //  The commit before: two files, one binary
     sha = s_git_line (repo, "rev-parse v1~1");
     body = s_find_commit (fake, &zone, sha);
-    assert (record_field_int (body, "files_changed", &n) && n == 2);
-    assert (record_field_int (body, "insertions", &n) && n == 1);
-    const msgpack_object *files = record_field (body, "files");
+    assert (omni_record_field_int (body, "files_changed", &n) && n == 2);
+    assert (omni_record_field_int (body, "insertions", &n) && n == 1);
+    const msgpack_object *files = omni_record_field (body, "files");
     assert (files && files->type == MSGPACK_OBJECT_ARRAY && files->via.array.size == 2);
     bool binary;
-    assert (record_field_str (&files->via.array.ptr[1], "path", &s) && record_str_eq (s, "bin"));
-    assert (record_field_bool (&files->via.array.ptr[1], "binary", &binary) && binary);
-    assert (!record_field (body, "raw"));
+    assert (omni_record_field_str (&files->via.array.ptr[1], "path", &s) &&
+            omni_record_str_eq (s, "bin"));
+    assert (omni_record_field_bool (&files->via.array.ptr[1], "binary", &binary) && binary);
+    assert (!omni_record_field (body, "raw"));
     char *line = s_git_line (repo, "log -1 --format=%at/%ct v1~1");
     int64_t at, ct;
-    assert (record_field_int (body, "author_time", &at) &&
-            record_field_int (body, "committer_time", &ct));
+    assert (omni_record_field_int (body, "author_time", &at) &&
+            omni_record_field_int (body, "committer_time", &ct));
     char expect[64];
     snprintf (expect, sizeof expect, "%" PRId64 "/%" PRId64, at, ct);
     assert (strcmp (line, expect) == 0);
@@ -1281,11 +1283,11 @@ git_collector_test (bool verbose)
     //  The ISO-8859-1 commit: converted as git log converts it, raw kept
     sha = s_git_line (repo, "rev-parse main");
     body = s_find_commit (fake, &zone, sha);
-    assert (body && record_field_str (body, "message", &s));
-    assert (record_str_eq (s, "na\xC3\xAFve\n"));
-    raw = record_field (body, "raw");
-    assert (raw && record_field (raw, "message") && !record_field (raw, "author_name"));
-    const msgpack_object *parents = record_field (body, "parents");
+    assert (body && omni_record_field_str (body, "message", &s));
+    assert (omni_record_str_eq (s, "na\xC3\xAFve\n"));
+    raw = omni_record_field (body, "raw");
+    assert (raw && omni_record_field (raw, "message") && !omni_record_field (raw, "author_name"));
+    const msgpack_object *parents = omni_record_field (body, "parents");
     assert (parents && parents->via.array.size == 1);
     free (sha);
     msgpack_zone_clear (&zone);
@@ -1308,12 +1310,12 @@ git_collector_test (bool verbose)
     assert (s_run (handle, session, fake) == 1);
     assert (testpeer_count_kind (fake, "git.unreachable") == 1);
     for (size_t i = 0; i < testpeer_count (fake); i++) {
-        record_t rec;
+        omni_record_t rec;
         testpeer_record (fake, i, &rec, &zone);
-        record_str_t sha_field;
-        if (record_str_eq (rec.kind, "git.unreachable"))
-            assert (record_field_str (rec.body, "sha", &sha_field) &&
-                    record_str_eq (sha_field, before));
+        omni_record_str_t sha_field;
+        if (omni_record_str_eq (rec.kind, "git.unreachable"))
+            assert (omni_record_field_str (rec.body, "sha", &sha_field) &&
+                    omni_record_str_eq (sha_field, before));
     }
     msgpack_zone_clear (&zone);
     free (before);

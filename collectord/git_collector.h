@@ -14,7 +14,7 @@
 #ifndef OMNI_COLLECTORD_GIT_COLLECTOR_H
 #define OMNI_COLLECTORD_GIT_COLLECTOR_H
 
-#include "collector.h"
+#include "collectord/collector.h"
 
 extern const collector_t git_collector;
 

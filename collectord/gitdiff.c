@@ -23,8 +23,8 @@
     Counting uses hunk headers only: with zero context lines a hunk's old
     and new line counts are exactly its deleted and added lines, so no
     per-line callback runs and no patch is kept in memory.                  */
-#include "gitdiff.h"
-#include "selftest.h"
+#include "collectord/gitdiff.h"
+#include "testsupport/selftest.h"
 
 #include <assert.h>
 #include <czmq.h>

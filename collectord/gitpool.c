@@ -11,11 +11,11 @@
     4 MiB limit: a commit touching so many files that it would not fit keeps
     exact totals but lists only the files that fit (files_truncated: true),
     and a message over 1 MiB is cut (message_truncated: true).              */
-#include "gitpool.h"
-#include "record.h"
-#include "gitdiff.h"
-#include "gittext.h"
-#include "selftest.h"
+#include "collectord/gitpool.h"
+#include "proto/record.h"
+#include "collectord/gitdiff.h"
+#include "collectord/gittext.h"
+#include "testsupport/selftest.h"
 
 #include <assert.h>
 #include <msgpack.h>
@@ -255,73 +255,74 @@ s_pack_commit (s_worker_t *w, msgpack_packer *pk, const git_commit *commit, size
 
     char hex[GIT_OID_HEXSZ + 1];
     msgpack_pack_map (pk, 15 + (nraw > 0) + shallow + files_cut + message_cut + nmapped);
-    record_pack_str (pk, "sha");
-    record_pack_str (pk, git_oid_tostr (hex, sizeof hex, git_commit_id (commit)));
-    record_pack_str (pk, "parents");
+    omni_record_pack_str (pk, "sha");
+    omni_record_pack_str (pk, git_oid_tostr (hex, sizeof hex, git_commit_id (commit)));
+    omni_record_pack_str (pk, "parents");
     unsigned nparents = git_commit_parentcount (commit);
     msgpack_pack_array (pk, nparents);
     for (unsigned i = 0; i < nparents; i++)
-        record_pack_str (pk, git_oid_tostr (hex, sizeof hex, git_commit_parent_id (commit, i)));
-    record_pack_str (pk, "author_name");
+        omni_record_pack_str (pk,
+                              git_oid_tostr (hex, sizeof hex, git_commit_parent_id (commit, i)));
+    omni_record_pack_str (pk, "author_name");
     s_pack_text (pk, texts[T_AUTHOR_NAME]);
-    record_pack_str (pk, "author_email");
+    omni_record_pack_str (pk, "author_email");
     s_pack_text (pk, texts[T_AUTHOR_EMAIL]);
-    record_pack_str (pk, "author_time");
+    omni_record_pack_str (pk, "author_time");
     msgpack_pack_int64 (pk, author->when.time);
-    record_pack_str (pk, "author_tz");
+    omni_record_pack_str (pk, "author_tz");
     msgpack_pack_int (pk, author->when.offset);
-    record_pack_str (pk, "committer_name");
+    omni_record_pack_str (pk, "committer_name");
     s_pack_text (pk, texts[T_COMMITTER_NAME]);
-    record_pack_str (pk, "committer_email");
+    omni_record_pack_str (pk, "committer_email");
     s_pack_text (pk, texts[T_COMMITTER_EMAIL]);
-    record_pack_str (pk, "committer_time");
+    omni_record_pack_str (pk, "committer_time");
     msgpack_pack_int64 (pk, committer->when.time);
-    record_pack_str (pk, "committer_tz");
+    omni_record_pack_str (pk, "committer_tz");
     msgpack_pack_int (pk, committer->when.offset);
-    record_pack_str (pk, "message");
+    omni_record_pack_str (pk, "message");
     s_pack_text (pk, texts[T_MESSAGE]);
-    record_pack_str (pk, "files_changed");
+    omni_record_pack_str (pk, "files_changed");
     msgpack_pack_uint64 (pk, gitdiff_files (diff));
-    record_pack_str (pk, "insertions");
+    omni_record_pack_str (pk, "insertions");
     msgpack_pack_uint64 (pk, gitdiff_insertions (diff));
-    record_pack_str (pk, "deletions");
+    omni_record_pack_str (pk, "deletions");
     msgpack_pack_uint64 (pk, gitdiff_deletions (diff));
-    record_pack_str (pk, "files");
+    omni_record_pack_str (pk, "files");
     msgpack_pack_array (pk, nfiles);
     for (size_t i = 0; i < nfiles; i++) {
         gitdiff_file_t f = gitdiff_file (diff, i);
         gittext_str_t path = gittext_get (w->text, S_PATH_SLOT, NULL, f.path, f.path_len);
         msgpack_pack_map (pk, 4 + path.changed + (f.old_path != NULL));
-        record_pack_str (pk, "path");
+        omni_record_pack_str (pk, "path");
         s_pack_text (pk, path);
-        record_pack_str (pk, "insertions");
+        omni_record_pack_str (pk, "insertions");
         msgpack_pack_uint64 (pk, f.insertions);
-        record_pack_str (pk, "deletions");
+        omni_record_pack_str (pk, "deletions");
         msgpack_pack_uint64 (pk, f.deletions);
-        record_pack_str (pk, "binary");
+        omni_record_pack_str (pk, "binary");
         s_pack_bool (pk, f.binary);
         if (path.changed) {
             //  The path's bytes, where they are not UTF-8
-            record_pack_str (pk, "path_raw");
+            omni_record_pack_str (pk, "path_raw");
             msgpack_pack_bin (pk, f.path_len);
             msgpack_pack_bin_body (pk, f.path, f.path_len);
         }
         if (f.old_path) {
-            record_pack_str (pk, "old_path");
+            omni_record_pack_str (pk, "old_path");
             s_pack_text (pk, gittext_get (w->text, S_OLD_SLOT, NULL, f.old_path, f.old_path_len));
         }
     }
     for (int i = 0; i < 4; i++)
         if (present[i]) {
-            record_pack_str (pk, s_mailmap_names[i]);
+            omni_record_pack_str (pk, s_mailmap_names[i]);
             s_pack_text (pk, mapped[i]);
         }
     if (nraw) {
-        record_pack_str (pk, "raw");
+        omni_record_pack_str (pk, "raw");
         msgpack_pack_map (pk, nraw);
         for (int i = 0; i < T_COUNT; i++)
             if (texts[i].changed) {
-                record_pack_str (pk, s_text_names[i]);
+                omni_record_pack_str (pk, s_text_names[i]);
                 msgpack_pack_bin (pk, texts[i].orig_len);
                 msgpack_pack_bin_body (pk, texts[i].orig, texts[i].orig_len);
             }
@@ -329,15 +330,15 @@ s_pack_commit (s_worker_t *w, msgpack_packer *pk, const git_commit *commit, size
     if (shallow) {
         //  The parent is not in this shallow clone: numbers are against the
         //  empty tree, as git shows them here
-        record_pack_str (pk, "shallow");
+        omni_record_pack_str (pk, "shallow");
         msgpack_pack_true (pk);
     }
     if (files_cut) {
-        record_pack_str (pk, "files_truncated");
+        omni_record_pack_str (pk, "files_truncated");
         msgpack_pack_true (pk);
     }
     if (message_cut) {
-        record_pack_str (pk, "message_truncated");
+        omni_record_pack_str (pk, "message_truncated");
         msgpack_pack_true (pk);
     }
     return files_cut || message_cut;

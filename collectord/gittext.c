@@ -1,7 +1,7 @@
 /*  gittext: UTF-8 text from git's bytes.                                   */
-#include "gittext.h"
-#include "utf8.h"
-#include "util.h"
+#include "collectord/gittext.h"
+#include "collectord/utf8.h"
+#include "common/util.h"
 
 #include <assert.h>
 #include <iconv.h>
@@ -75,7 +75,7 @@ s_convert (gittext_t *self, const char *encoding, const char *s, size_t len, utf
         return false;
     buf->size = room - out_left;
     buf->data[buf->size] = 0;
-    return util_utf8_valid (buf->data, buf->size);
+    return omni_util_utf8_valid (buf->data, buf->size);
 }
 
 gittext_str_t
@@ -84,7 +84,7 @@ gittext_get (gittext_t *self, size_t slot, const char *encoding, const char *s, 
     assert (slot < GITTEXT_SLOTS);
     gittext_str_t t = {s, len, s, len, false};
     bool utf8 = s_is_utf8 (encoding);
-    if (utf8 && util_utf8_valid (s, len))
+    if (utf8 && omni_util_utf8_valid (s, len))
         return t;
     utf8_buf_t *buf = &self->buf[slot];
     if (utf8 || !s_convert (self, encoding, s, len, buf))

@@ -5,12 +5,12 @@
     and the throughput over the last interval, so each value comes from the
     difference between two snapshots, divided by the CPU ticks or the
     monotonic time between them.                                            */
-#include "host.h"
-#include "log.h"
-#include "record.h"
-#include "selftest.h"
-#include "testpeer.h"
-#include "util.h"
+#include "collectord/host.h"
+#include "common/log.h"
+#include "proto/record.h"
+#include "testsupport/selftest.h"
+#include "testsupport/testpeer.h"
+#include "common/util.h"
 
 #include <assert.h>
 #include <czmq.h>
@@ -348,7 +348,7 @@ struct _host_t {
     int64_t interval_ms, samples;
     host_snapshot_t prev;
     bool has_prev;
-    record_encoder_t *enc;
+    omni_record_encoder_t *enc;
     uint64_t records;
 };
 
@@ -374,11 +374,11 @@ host_new (const host_config_t *config)
     self->source = s_dup (config->source, self->hostname);
     self->instance = s_dup (config->instance, "host");
     char run[96];
-    snprintf (run, sizeof run, "host-%d-%" PRId64, (int) getpid (), util_now_ns ());
+    snprintf (run, sizeof run, "host-%d-%" PRId64, (int) getpid (), omni_util_now_ns ());
     self->run = s_dup (config->run, run);
     self->interval_ms = config->interval_ms > 0 ? config->interval_ms : 10000;
     self->samples = config->samples;
-    self->enc = record_encoder_new ();
+    self->enc = omni_record_encoder_new ();
     return self;
 }
 
@@ -388,7 +388,7 @@ host_destroy (host_t **self_p)
     host_t *self = *self_p;
     if (!self)
         return;
-    record_encoder_destroy (&self->enc);
+    omni_record_encoder_destroy (&self->enc);
     free (self->proc_root);
     free (self->hostname);
     free (self->source);
@@ -449,21 +449,21 @@ host_sample (host_t *self, int64_t mono_ns, int64_t wall_ns, host_emit_fn *emit,
     if (n < 0)
         return -1;
     for (int i = 0; i < n; i++) {
-        record_encoder_begin (self->enc, "metric", self->source, self->instance, self->run,
-                              wall_ns);
-        msgpack_packer *pk = record_encoder_body (self->enc);
+        omni_record_encoder_begin (self->enc, "metric", self->source, self->instance, self->run,
+                                   wall_ns);
+        msgpack_packer *pk = omni_record_encoder_body (self->enc);
         msgpack_pack_map (pk, 3);
-        record_pack_str (pk, "name");
-        record_pack_str (pk, values[i].name);
-        record_pack_str (pk, "value");
+        omni_record_pack_str (pk, "name");
+        omni_record_pack_str (pk, values[i].name);
+        omni_record_pack_str (pk, "value");
         msgpack_pack_double (pk, values[i].value);
-        record_pack_str (pk, "unit");
-        record_pack_str (pk, values[i].unit);
-        record_encoder_tag (self->enc, "host", self->hostname);
+        omni_record_pack_str (pk, "unit");
+        omni_record_pack_str (pk, values[i].unit);
+        omni_record_encoder_tag (self->enc, "host", self->hostname);
         const void *data;
         size_t size;
         char detail[256];
-        if (record_encoder_end (self->enc, &data, &size, detail, sizeof detail)) {
+        if (omni_record_encoder_end (self->enc, &data, &size, detail, sizeof detail)) {
             //  Only a hostname that is not UTF-8 could get here
             log_error ("host.encode_failed", "detail=\"%s\"", detail);
             return -1;
@@ -478,25 +478,26 @@ host_sample (host_t *self, int64_t mono_ns, int64_t wall_ns, host_emit_fn *emit,
 static int
 s_send (void *arg, const void *record, size_t size)
 {
-    return intake_client_send ((intake_client_t *) arg, record, size);
+    return omni_intake_client_send ((omni_intake_client_t *) arg, record, size);
 }
 
 int
-host_run (host_t *self, intake_client_t *client)
+host_run (host_t *self, omni_intake_client_t *client)
 {
     log_info ("host.start", "host=%s proc=%s interval_ms=%" PRId64 " samples=%" PRId64,
               self->hostname, self->proc_root, self->interval_ms, self->samples);
-    int64_t next = util_mono_ms ();
+    int64_t next = omni_util_mono_ms ();
     for (int64_t taken = 0; self->samples == 0 || taken < self->samples; taken++) {
-        while (!zsys_interrupted && util_mono_ms () < next)
-            zclock_sleep ((int) (next - util_mono_ms () < 100 ? next - util_mono_ms () : 100));
+        while (!zsys_interrupted && omni_util_mono_ms () < next)
+            zclock_sleep (
+                (int) (next - omni_util_mono_ms () < 100 ? next - omni_util_mono_ms () : 100));
         if (zsys_interrupted)
             break;
         next += self->interval_ms;
-        int64_t now = util_mono_ms ();
+        int64_t now = omni_util_mono_ms ();
         if (next < now) //  fell behind (ingestd away): no burst to catch up
             next = now + self->interval_ms;
-        int n = host_sample (self, now * 1000000, util_now_ns (), s_send, client);
+        int n = host_sample (self, now * 1000000, omni_util_now_ns (), s_send, client);
         if (n < 0) {
             log_error ("host.sample_failed",
                        "proc=%s detail=\"no /proc file could be read, or "
@@ -506,10 +507,10 @@ host_run (host_t *self, intake_client_t *client)
         }
         //  A sample is a handful of records: send it now rather than wait
         //  for a batch to fill (which would take minutes).
-        if (intake_client_flush (client))
+        if (omni_intake_client_flush (client))
             return zsys_interrupted ? 0 : -1;
     }
-    int rc = intake_client_flush (client);
+    int rc = omni_intake_client_flush (client);
     log_info ("host.stop", "records=%" PRIu64, self->records);
     return rc && !zsys_interrupted ? -1 : 0;
 }
@@ -623,19 +624,19 @@ static int
 s_sink (void *arg, const void *data, size_t size)
 {
     s_sink_t *sink = arg;
-    record_t record;
+    omni_record_t record;
     msgpack_zone zone;
     msgpack_zone_init (&zone, 4096);
     char detail[256];
-    assert (record_decode (&record, &zone, data, size, &record_default_limits, detail,
-                           sizeof detail) == REJECT_NONE);
-    assert (record_str_eq (record.kind, "metric"));
-    record_str_t name, unit;
-    assert (record_field_str (record.body, "name", &name));
-    assert (record_field_str (record.body, "unit", &unit));
+    assert (omni_record_decode (&record, &zone, data, size, &omni_record_default_limits, detail,
+                                sizeof detail) == REJECT_NONE);
+    assert (omni_record_str_eq (record.kind, "metric"));
+    omni_record_str_t name, unit;
+    assert (omni_record_field_str (record.body, "name", &name));
+    assert (omni_record_field_str (record.body, "unit", &unit));
     assert (sink->count < 64);
-    assert (record_field_num (record.body, "value", &sink->values[sink->count]));
-    zlist_append (sink->names, record_str_dup (name));
+    assert (omni_record_field_num (record.body, "value", &sink->values[sink->count]));
+    zlist_append (sink->names, omni_record_str_dup (name));
     assert (record.tags && record.tags->via.map.size == 1);
     const msgpack_object *host = &record.tags->via.map.ptr[0].val;
     snprintf (sink->hosts[sink->count], 64, "%.*s", (int) host->via.str.size, host->via.str.ptr);
@@ -725,7 +726,7 @@ void
 host_test (bool verbose)
 {
     if (!verbose)
-        log_init ("host-test", "error", "kv");
+        omni_log_init ("host-test", "error", "kv");
     //  Parsers
     host_snapshot_t a = {0}, b = {0};
     assert (host_parse_stat (s_stat_a, &a) == 0);
@@ -795,7 +796,7 @@ host_test (bool verbose)
     char *dir = selftest_tmpdir ("host");
     char net[1024];
     snprintf (net, sizeof net, "%s/net", dir);
-    assert (util_mkdirs (net) == 0);
+    assert (omni_util_mkdirs (net) == 0);
     s_fake_proc (dir, s_stat_a, s_diskstats_a, s_netdev_a);
     host_t *host = host_new (&(host_config_t){dir, "web-1", NULL, NULL, NULL, 1000, 2});
     s_sink_t sink = {zlist_new (), {0}, {{0}}, {0}, 0};
@@ -823,18 +824,18 @@ host_test (bool verbose)
 
     //  host_run: three samples 50 ms apart through a real intake client
     testpeer_t *peer = testpeer_new ();
-    intake_client_t *client =
-        intake_client_new (&(intake_config_t){testpeer_endpoint (peer), 0, 0, 0, 0, 0, NULL});
+    omni_intake_client_t *client = omni_intake_client_new (
+        &(omni_intake_config_t){testpeer_endpoint (peer), 0, 0, 0, 0, 0, NULL});
     assert (client);
     host = host_new (&(host_config_t){dir, "web-1", NULL, NULL, NULL, 50, 3});
-    int64_t started = util_mono_ms ();
+    int64_t started = omni_util_mono_ms ();
     assert (host_run (host, client) == 0);
-    assert (util_mono_ms () - started >= 100);
+    assert (omni_util_mono_ms () - started >= 100);
     //  6 on the first sample; then nothing moved: no CPU share, 10 each
     assert (host_records (host) == 26);
-    assert (intake_client_accepted (client) == 26 && testpeer_accepted (peer) == 26);
+    assert (omni_intake_client_accepted (client) == 26 && testpeer_accepted (peer) == 26);
     host_destroy (&host);
-    intake_client_destroy (&client);
+    omni_intake_client_destroy (&client);
     testpeer_destroy (&peer);
     //  No /proc at all: an error, not a crash
     host = host_new (&(host_config_t){"/nonexistent", NULL, NULL, NULL, NULL, 0, 0});

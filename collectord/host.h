@@ -25,7 +25,7 @@
 #ifndef OMNI_COLLECTORD_HOST_H
 #define OMNI_COLLECTORD_HOST_H
 
-#include "intake_client.h"
+#include "proto/intake_client.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -120,7 +120,7 @@ int host_sample (host_t *self, int64_t mono_ns, int64_t wall_ns, host_emit_fn *e
 //  `samples` were taken or the process is interrupted (SIGINT/SIGTERM),
 //  then flushes. Returns 0, or -1 when ingestd gave no ACK in time or /proc
 //  could not be read.
-int host_run (host_t *self, intake_client_t *client);
+int host_run (host_t *self, omni_intake_client_t *client);
 
 //  Records sent by host_run / emitted by host_sample since creation.
 uint64_t host_records (host_t *self);

@@ -1,9 +1,9 @@
 /*  host_collector: host_t wired to the session.                            */
-#include "host_collector.h"
-#include "testpeer.h"
-#include "host.h"
-#include "log.h"
-#include "util.h"
+#include "collectord/host_collector.h"
+#include "testsupport/testpeer.h"
+#include "collectord/host.h"
+#include "common/log.h"
+#include "common/util.h"
 
 #include <assert.h>
 #include <czmq.h>
@@ -19,7 +19,7 @@ static struct {
     char *source;
 } s_settings;
 
-static const config_option_t s_options[] = {
+static const omni_config_option_t s_options[] = {
     {"samples", CONFIG_INT, "0",
      "host: samples to take, 0 = until stopped (--once: 1); --interval is the time between "
      "them",
@@ -115,16 +115,16 @@ s_collect (void *handle, session_t *session, char *error, size_t size)
 {
     s_host_t *self = (s_host_t *) handle;
     int64_t interval = host_interval_ms (self->host);
-    int64_t next = util_mono_ms ();
+    int64_t next = omni_util_mono_ms ();
     for (int64_t taken = 0; self->samples == 0 || taken < self->samples; taken++) {
-        while (!session_interrupted (session) && util_mono_ms () < next) {
-            int64_t left = next - util_mono_ms ();
+        while (!session_interrupted (session) && omni_util_mono_ms () < next) {
+            int64_t left = next - omni_util_mono_ms ();
             zclock_sleep ((int) (left < 100 ? left : 100));
         }
         if (session_interrupted (session))
             return 0; //  stopping is how a sampler ends
         next += interval;
-        int64_t now = util_mono_ms ();
+        int64_t now = omni_util_mono_ms ();
         if (next < now) //  fell behind (ingestd away): no burst to catch up
             next = now + interval;
         host_value_t values[HOST_VALUES_MAX];
@@ -133,7 +133,7 @@ s_collect (void *handle, session_t *session, char *error, size_t size)
             snprintf (error, size, "cannot read %s", host_proc_root (self->host));
             return -1;
         }
-        int64_t wall = util_now_ns ();
+        int64_t wall = omni_util_now_ns ();
         for (int i = 0; i < n; i++) {
             msgpack_packer *pk = session_record (session, "metric", wall);
             msgpack_pack_map (pk, 3);
@@ -201,9 +201,9 @@ host_collector_test (bool verbose)
     assert (strcmp (s_source (handle), "test-host") == 0);
     assert (session_begin (session, s_source (handle), s_target (handle), s_pack_config, handle) ==
             0);
-    int64_t start = util_mono_ms ();
+    int64_t start = omni_util_mono_ms ();
     assert (s_collect (handle, session, error, sizeof error) == 0);
-    assert (util_mono_ms () - start >= 45); //  two samples, one interval apart
+    assert (omni_util_mono_ms () - start >= 45); //  two samples, one interval apart
     //  Each sample was acknowledged as it was taken
     size_t metrics = testpeer_count_kind (fake, "metric");
     assert (metrics > 0 && metrics == session_count (session, "metric"));
@@ -212,15 +212,15 @@ host_collector_test (bool verbose)
     msgpack_zone_init (&zone, 4096);
     bool saw_mem = false;
     for (size_t i = 0; i < testpeer_count (fake); i++) {
-        record_t rec;
+        omni_record_t rec;
         testpeer_record (fake, i, &rec, &zone);
-        record_str_t s;
-        if (record_str_eq (rec.kind, "metric")) {
-            assert (rec.tags && record_field_str (rec.tags, "host", &s) &&
-                    record_str_eq (s, "test-host"));
-            assert (record_str_eq (rec.src, "test-host"));
-            assert (record_field_str (rec.body, "name", &s));
-            saw_mem |= record_str_eq (s, "host.mem.total");
+        omni_record_str_t s;
+        if (omni_record_str_eq (rec.kind, "metric")) {
+            assert (rec.tags && omni_record_field_str (rec.tags, "host", &s) &&
+                    omni_record_str_eq (s, "test-host"));
+            assert (omni_record_str_eq (rec.src, "test-host"));
+            assert (omni_record_field_str (rec.body, "name", &s));
+            saw_mem |= omni_record_str_eq (s, "host.mem.total");
         }
         msgpack_zone_clear (&zone);
     }

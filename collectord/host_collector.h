@@ -5,7 +5,7 @@
 #ifndef OMNI_COLLECTORD_HOST_COLLECTOR_H
 #define OMNI_COLLECTORD_HOST_COLLECTOR_H
 
-#include "collector.h"
+#include "collectord/collector.h"
 
 extern const collector_t host_collector;
 

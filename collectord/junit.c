@@ -6,17 +6,17 @@
     result is sent, and memory must not grow with a report. The first
     reading checks every report and hashes it; the second sends. The build's
     counts are taken from what was sent, so they equal its stored rows.    */
-#include "junit.h"
-#include "junit_files.h"
-#include "junit_parse.h"
-#include "srcname.h"
-#include "record.h"
-#include "builds.h"
-#include "testpeer.h"
-#include "log.h"
-#include "selftest.h"
-#include "state.h"
-#include "util.h"
+#include "collectord/junit.h"
+#include "collectord/junit_files.h"
+#include "collectord/junit_parse.h"
+#include "collectord/srcname.h"
+#include "proto/record.h"
+#include "collectord/builds.h"
+#include "testsupport/testpeer.h"
+#include "common/log.h"
+#include "testsupport/selftest.h"
+#include "collectord/state.h"
+#include "common/util.h"
 
 #include <assert.h>
 #include <czmq.h>
@@ -47,7 +47,7 @@ static struct {
     char **report_pattern;
 } s_settings;
 
-static const config_option_t s_options[] = {
+static const omni_config_option_t s_options[] = {
     {"pipeline", CONFIG_STRING, NULL,
      "junit: the pipeline (workflow, job) of the build the reports belong to; default from "
      "the CI's environment, else \"junit\"",
@@ -313,8 +313,8 @@ s_target (void *handle)
 static void
 s_pack_kv (msgpack_packer *pk, const char *key, const char *value)
 {
-    record_pack_str (pk, key);
-    record_pack_str (pk, value);
+    omni_record_pack_str (pk, key);
+    omni_record_pack_str (pk, value);
 }
 
 static void
@@ -323,17 +323,17 @@ s_pack_config (void *handle, msgpack_packer *pk)
     s_junit_t *self = (s_junit_t *) handle;
     msgpack_pack_map (pk,
                       4 + (self->build_id != NULL) + (self->branch != NULL) + (self->sha != NULL));
-    record_pack_str (pk, "paths");
+    omni_record_pack_str (pk, "paths");
     msgpack_pack_array (pk, self->nargs);
     for (size_t i = 0; i < self->nargs; i++)
-        record_pack_str (pk, self->args[i]);
-    record_pack_str (pk, "report_pattern");
+        omni_record_pack_str (pk, self->args[i]);
+    omni_record_pack_str (pk, "report_pattern");
     size_t n = 0;
     while (self->patterns[n])
         n++;
     msgpack_pack_array (pk, n);
     for (size_t i = 0; i < n; i++)
-        record_pack_str (pk, self->patterns[i]);
+        omni_record_pack_str (pk, self->patterns[i]);
     s_pack_kv (pk, "pipeline", self->pipeline);
     s_pack_kv (pk, "system", self->system);
     if (self->build_id)
@@ -386,11 +386,11 @@ s_send_case (void *arg, const junit_case_t *tc)
     //  Absent for the first: ids of results stored before occurrences were
     //  counted stay the same
     if (tc->occurrence > 0) {
-        record_pack_str (pk, "occurrence");
+        omni_record_pack_str (pk, "occurrence");
         msgpack_pack_uint32 (pk, tc->occurrence);
     }
     s_pack_kv (pk, "status", junit_status_name (tc->status));
-    record_pack_str (pk, "duration");
+    omni_record_pack_str (pk, "duration");
     msgpack_pack_double (pk, tc->duration);
     s_pack_kv (pk, "pipeline", self->pipeline);
     s_pack_kv (pk, "build_id", ctx->build_id);
@@ -399,13 +399,13 @@ s_send_case (void *arg, const junit_case_t *tc)
         s_pack_kv (pk, "failure_type", tc->failure_type);
     if (tc->failure_message)
         s_pack_kv (pk, "failure_message", tc->failure_message);
-    record_pack_str (pk, "flaky");
+    omni_record_pack_str (pk, "flaky");
     if (tc->flaky)
         msgpack_pack_true (pk);
     else
         msgpack_pack_false (pk);
     if (tc->retried) {
-        record_pack_str (pk, "retried");
+        omni_record_pack_str (pk, "retried");
         msgpack_pack_true (pk);
     }
     int rc = session_send (ctx->session);
@@ -497,7 +497,7 @@ s_derive_build_id (const s_file_t *files, size_t nfiles)
     EVP_Digest (digests, n * 32, sum, &len, EVP_sha256 (), NULL);
     free (digests);
     char hex[17];
-    util_hex (sum, 8, hex);
+    omni_util_hex (sum, 8, hex);
     char *id;
     if (started != JUNIT_NO_TIME) {
         time_t secs = (time_t) (started / 1000000000);
@@ -560,7 +560,9 @@ s_send_build (s_junit_t *self, session_t *session, const char *build_id, const s
         b.duration = (double) (finished - started) / 1e9;
     //  The time of the reports: the CI's own record of the build (builds
     //  collector), written when it ended, is the later state
-    b.ts = finished != JUNIT_NO_TIME ? finished : newest != JUNIT_NO_TIME ? newest : util_now_ns ();
+    b.ts = finished != JUNIT_NO_TIME ? finished
+           : newest != JUNIT_NO_TIME ? newest
+                                     : omni_util_now_ns ();
     builds_pack (session_record (session, "ci.build", b.ts), &b);
     int send_rc = session_send (session);
     if (send_rc > 0)
@@ -805,22 +807,22 @@ s_got (testpeer_t *fake, s_got_t *got)
     static const char *counts[] = {"total",   "passed",   "failed", "error",
                                    "skipped", "disabled", "retried"};
     for (size_t k = 0; k < testpeer_count (fake); k++) {
-        record_t rec;
+        omni_record_t rec;
         testpeer_record (fake, k, &rec, &zone);
-        record_str_t s;
-        if (record_str_eq (rec.kind, "ci.build")) {
+        omni_record_str_t s;
+        if (omni_record_str_eq (rec.kind, "ci.build")) {
             got->builds++;
-            assert (record_field_str (rec.body, "build_id", &s));
+            assert (omni_record_field_str (rec.body, "build_id", &s));
             snprintf (got->build_id, sizeof got->build_id, "%.*s", (int) s.len, s.ptr);
-            assert (record_field_str (rec.body, "status", &s));
+            assert (omni_record_field_str (rec.body, "status", &s));
             snprintf (got->status, sizeof got->status, "%.*s", (int) s.len, s.ptr);
-            assert (record_field_num (rec.body, "duration", &got->duration));
-            const msgpack_object *tests = record_field (rec.body, "tests");
+            assert (omni_record_field_num (rec.body, "duration", &got->duration));
+            const msgpack_object *tests = omni_record_field (rec.body, "tests");
             for (size_t c = 0; c < 7; c++)
-                assert (tests && record_field_int (tests, counts[c], &got->build[c]));
-        } else if (record_str_eq (rec.kind, "ci.test")) {
+                assert (tests && omni_record_field_int (tests, counts[c], &got->build[c]));
+        } else if (omni_record_str_eq (rec.kind, "ci.test")) {
             got->tests++;
-            assert (record_field_str (rec.body, "build_id", &s));
+            assert (omni_record_field_str (rec.body, "build_id", &s));
         }
     }
     msgpack_zone_destroy (&zone);

@@ -51,7 +51,7 @@
 #ifndef OMNI_COLLECTORD_JUNIT_H
 #define OMNI_COLLECTORD_JUNIT_H
 
-#include "collector.h"
+#include "collectord/collector.h"
 
 #include <stdbool.h>
 

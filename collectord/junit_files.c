@@ -2,9 +2,9 @@
     with readdir and lstat (no nftw: a glob's segments are matched as the
     walk goes down, so a `**` glob prunes nothing but a plain one stops at
     its depth).                                                             */
-#include "junit_files.h"
-#include "log.h"
-#include "selftest.h"
+#include "collectord/junit_files.h"
+#include "common/log.h"
+#include "testsupport/selftest.h"
 
 #include <assert.h>
 #include <dirent.h>

@@ -14,11 +14,11 @@
     no element, so a small tokenizer (tags, comments, CDATA, declarations)
     runs over a malformed file to say where it ends ("file ends inside
     <testcase name="b"> opened at line 4", "unclosed CDATA section").       */
-#include "junit_parse.h"
-#include "builds.h"
-#include "log.h"
-#include "selftest.h"
-#include "util.h"
+#include "collectord/junit_parse.h"
+#include "collectord/builds.h"
+#include "common/log.h"
+#include "testsupport/selftest.h"
+#include "common/util.h"
 
 #include <assert.h>
 #include <ctype.h>

@@ -15,7 +15,7 @@
     starts after code and ends before code leaves one line of code); after
     each, the lines left blank go. What is left is code; what went is
     comment, apart from the blank lines counted first.                     */
-#include "lang_count.h"
+#include "collectord/lang_count.h"
 
 #include <assert.h>
 #include <ctype.h>
@@ -70,7 +70,7 @@ struct _lang_t {
     lang_filter_t filter[S_FILTERS];
 };
 
-#include "lang_table.inc"
+#include "collectord/lang_table.inc"
 
 _Static_assert(S_MAX_FILTERS <= S_FILTERS, "a language of lang_table.inc has too many filters");
 

@@ -4,14 +4,14 @@
     --interval. Exit codes: 0 done (or drained after SIGTERM), 1 a run
     failed (ingestd unreachable past give_up, unreadable source), 2 bad
     usage, config or source path.                                           */
-#include "collector.h"
-#include "config.h"
-#include "httpd.h"
-#include "log.h"
-#include "metrics.h"
-#include "session.h"
-#include "state.h"
-#include "util.h"
+#include "collectord/collector.h"
+#include "common/config.h"
+#include "common/httpd.h"
+#include "common/log.h"
+#include "common/metrics.h"
+#include "collectord/session.h"
+#include "collectord/state.h"
+#include "common/util.h"
 
 #include <czmq.h>
 #include <inttypes.h>
@@ -22,9 +22,9 @@
 #include <unistd.h>
 
 typedef struct {
-    metrics_t *metrics;
-    metric_t *runs_ok, *runs_failed, *runs_interrupted, *records, *last_duration, *last_end;
-    metric_t *failovers; //  the intake client's, read by /health
+    omni_metrics_t *metrics;
+    omni_metric_t *runs_ok, *runs_failed, *runs_interrupted, *records, *last_duration, *last_end;
+    omni_metric_t *failovers; //  the intake client's, read by /health
     atomic_bool last_failed;
     atomic_uint_fast64_t runs;
 } s_ops_t;
@@ -36,7 +36,7 @@ s_health (void *arg, char *text, size_t size)
     bool failed = atomic_load (&ops->last_failed);
     snprintf (text, size, "%s runs=%" PRIuFAST64 " last_run=%s failovers=%.0f",
               failed ? "failing" : "ok", atomic_load (&ops->runs), failed ? "failed" : "ok",
-              metric_value (ops->failovers));
+              omni_metric_value (ops->failovers));
     return !failed;
 }
 
@@ -54,7 +54,7 @@ s_usage (FILE *out)
 static int
 s_run (const collector_t *collector, void *handle, session_t *session, s_ops_t *ops)
 {
-    int64_t started = util_mono_ms ();
+    int64_t started = omni_util_mono_ms ();
     if (session_begin (session, collector->source (handle), collector->target (handle),
                        collector->pack_config, handle))
         return -1;
@@ -76,10 +76,10 @@ s_run (const collector_t *collector, void *handle, session_t *session, s_ops_t *
         rc = -1;
     }
     atomic_fetch_add (&ops->runs, 1);
-    metric_add (rc ? ops->runs_failed : interrupted ? ops->runs_interrupted : ops->runs_ok, 1);
-    metric_add (ops->records, session_count (session, NULL));
-    metric_set (ops->last_duration, (double) (util_mono_ms () - started) / 1000.0);
-    metric_set (ops->last_end, (double) util_now_ns () / 1e9);
+    omni_metric_add (rc ? ops->runs_failed : interrupted ? ops->runs_interrupted : ops->runs_ok, 1);
+    omni_metric_add (ops->records, session_count (session, NULL));
+    omni_metric_set (ops->last_duration, (double) (omni_util_mono_ms () - started) / 1000.0);
+    omni_metric_set (ops->last_end, (double) omni_util_now_ns () / 1e9);
     atomic_store (&ops->last_failed, rc != 0);
     return rc;
 }
@@ -89,7 +89,7 @@ static bool
 s_sleep_until (int64_t deadline_ms)
 {
     while (!zsys_interrupted) {
-        int64_t left = deadline_ms - util_mono_ms ();
+        int64_t left = deadline_ms - omni_util_mono_ms ();
         if (left <= 0)
             return true;
         zclock_sleep ((int) (left > 200 ? 200 : left));
@@ -104,7 +104,7 @@ main (int argc, char **argv)
     zsys_init ();
     zsys_set_logstream (NULL);
     if (argc == 2 && strcmp (argv[1], "--version") == 0) {
-        printf ("collectord %s\n", config_version ());
+        printf ("collectord %s\n", omni_config_version ());
         return 0;
     }
     if (argc < 2 || strcmp (argv[1], "--help") == 0 || strcmp (argv[1], "-h") == 0) {
@@ -123,7 +123,7 @@ main (int argc, char **argv)
     int64_t batch_records, window, ack_timeout, give_up, interval, progress_interval;
     uint64_t batch_bytes;
     bool once, full;
-    const config_option_t shared[] = {
+    const omni_config_option_t shared[] = {
         {"intake", CONFIG_ENDPOINTS, "tcp://127.0.0.1:5550",
          "ingestd intake endpoint, or several separated by commas: batches go to one, and to "
          "the next when it stops answering (failover)",
@@ -173,17 +173,17 @@ main (int argc, char **argv)
     //  the settings of several collectors in its one collectord section
     size_t nshared = sizeof shared / sizeof shared[0], count = nshared;
     for (size_t i = 0; collector_at (i); i++)
-        for (const config_option_t *o = collector_at (i)->options; o->key; o++)
+        for (const omni_config_option_t *o = collector_at (i)->options; o->key; o++)
             count++;
-    config_option_t *options = calloc (count + 1, sizeof *options);
+    omni_config_option_t *options = calloc (count + 1, sizeof *options);
     size_t n = 0;
-    for (const config_option_t *o = collector->options; o->key; o++)
+    for (const omni_config_option_t *o = collector->options; o->key; o++)
         options[n++] = *o;
     size_t nmode = n;
     for (size_t i = 0; i < nshared; i++)
         options[n++] = shared[i];
     for (size_t i = 0; collector_at (i); i++)
-        for (const config_option_t *o = collector_at (i)->options; o->key; o++) {
+        for (const omni_config_option_t *o = collector_at (i)->options; o->key; o++) {
             bool dup = false;
             for (size_t k = 0; k < n && !dup; k++)
                 dup = strcmp (options[k].key, o->key) == 0;
@@ -198,20 +198,20 @@ main (int argc, char **argv)
     args[0] = program;
     for (int i = 2; i < argc; i++)
         args[i - 1] = argv[i];
-    config_t *config = config_new ("collectord", options);
+    omni_config_t *config = omni_config_new ("collectord", options);
     //  --help shows this mode's keys and the shared ones
-    config_set_help_count (config, nmode + nshared);
-    int rc = config_load (config, argc - 1, args);
+    omni_config_set_help_count (config, nmode + nshared);
+    int rc = omni_config_load (config, argc - 1, args);
     free (args);
     if (rc) {
         if (rc == 1)
             printf ("\narguments: %s\n  %s\n", collector->usage, collector->summary);
-        config_destroy (&config);
+        omni_config_destroy (&config);
         free (options);
         return rc < 0 ? 2 : 0;
     }
     progress_mode_t progress_mode;
-    if (log_init ("collectord", log_level, log_format)) {
+    if (omni_log_init ("collectord", log_level, log_format)) {
         fprintf (stderr, "error: collectord.log_level / log_format: bad value\n");
         rc = 2;
     } else if (progress_parse_mode (progress, &progress_mode)) {
@@ -226,17 +226,17 @@ main (int argc, char **argv)
                          "batch_bytes >= 1k, ack_timeout >= 10ms, give_up and interval >= 0\n");
         rc = 2;
     }
-    curve_client_t *curve = NULL;
+    omni_curve_client_t *curve = NULL;
     if (!rc) {
         char curve_error[512];
-        if (curve_client_load (curve_key, curve_server_key, &curve, curve_error,
-                               sizeof curve_error)) {
+        if (omni_curve_client_load (curve_key, curve_server_key, &curve, curve_error,
+                                    sizeof curve_error)) {
             fprintf (stderr, "error: collectord.%s\n", curve_error);
             rc = 2;
         }
     }
     if (rc) {
-        config_destroy (&config);
+        omni_config_destroy (&config);
         free (options);
         return rc;
     }
@@ -249,10 +249,10 @@ main (int argc, char **argv)
         instance = instance_buf;
     }
     char *default_state = state_dir && *state_dir ? NULL : state_default_dir ();
-    size_t nargs = config_argc (config);
+    size_t nargs = omni_config_argc (config);
     const char **positional = calloc (nargs + 1, sizeof *positional);
     for (size_t i = 0; i < nargs; i++)
-        positional[i] = config_arg (config, i);
+        positional[i] = omni_config_arg (config, i);
     state_set_full (full);
     collector_env_t env = {positional, nargs,    default_state ? default_state : state_dir,
                            instance,   interval, once};
@@ -264,12 +264,12 @@ main (int argc, char **argv)
                  collector->usage);
         free (positional);
         free (default_state);
-        curve_client_destroy (&curve);
-        config_destroy (&config);
+        omni_curve_client_destroy (&curve);
+        omni_config_destroy (&config);
         free (options);
         return 2;
     }
-    dirlock_t *state_lock_held = NULL;
+    omni_dirlock_t *state_lock_held = NULL;
     if (collector->keeps_state &&
         !(state_lock_held = state_lock (env.state_dir, collector->name, collector->source (handle),
                                         error, sizeof error))) {
@@ -278,13 +278,13 @@ main (int argc, char **argv)
         collector->close (&handle);
         free (positional);
         free (default_state);
-        curve_client_destroy (&curve);
-        config_destroy (&config);
+        omni_curve_client_destroy (&curve);
+        omni_config_destroy (&config);
         free (options);
         return 1;
     }
     s_ops_t ops = {0};
-    ops.metrics = metrics_new ("omni_collectord_");
+    ops.metrics = omni_metrics_new ("omni_collectord_");
     session_config_t session_config = {collector->name,
                                        instance,
                                        {intake, (size_t) batch_records, (size_t) batch_bytes,
@@ -296,23 +296,25 @@ main (int argc, char **argv)
     if (session)
         session_set_metrics (session, ops.metrics);
     //  The series the intake client counts in (the same name is the same series)
-    ops.failovers = metrics_counter (ops.metrics, "failovers_total",
-                                     "times the intake moved to the next ingestd endpoint", NULL);
-    ops.runs_ok = metrics_counter (ops.metrics, "runs_total", "collection runs", "status=\"ok\"");
+    ops.failovers =
+        omni_metrics_counter (ops.metrics, "failovers_total",
+                              "times the intake moved to the next ingestd endpoint", NULL);
+    ops.runs_ok =
+        omni_metrics_counter (ops.metrics, "runs_total", "collection runs", "status=\"ok\"");
     ops.runs_failed =
-        metrics_counter (ops.metrics, "runs_total", "collection runs", "status=\"failed\"");
-    ops.runs_interrupted =
-        metrics_counter (ops.metrics, "runs_total", "collection runs", "status=\"interrupted\"");
-    ops.records = metrics_counter (ops.metrics, "records_sent_total",
-                                   "records collected and queued to ingestd", NULL);
+        omni_metrics_counter (ops.metrics, "runs_total", "collection runs", "status=\"failed\"");
+    ops.runs_interrupted = omni_metrics_counter (ops.metrics, "runs_total", "collection runs",
+                                                 "status=\"interrupted\"");
+    ops.records = omni_metrics_counter (ops.metrics, "records_sent_total",
+                                        "records collected and queued to ingestd", NULL);
     ops.last_duration =
-        metrics_gauge (ops.metrics, "last_run_duration_seconds", "of the last run", NULL);
-    ops.last_end = metrics_gauge (ops.metrics, "last_run_end_timestamp_seconds",
-                                  "when the last run ended, seconds since the epoch", NULL);
-    httpd_t *httpd = NULL;
+        omni_metrics_gauge (ops.metrics, "last_run_duration_seconds", "of the last run", NULL);
+    ops.last_end = omni_metrics_gauge (ops.metrics, "last_run_end_timestamp_seconds",
+                                       "when the last run ended, seconds since the epoch", NULL);
+    omni_httpd_t *httpd = NULL;
     if (!session)
         rc = 2;
-    else if (http && *http && !(httpd = httpd_new (http, ops.metrics, s_health, &ops)))
+    else if (http && *http && !(httpd = omni_httpd_new (http, ops.metrics, s_health, &ops)))
         rc = 2;
     if (rc == 0) {
         log_info ("collectord.start",
@@ -321,7 +323,7 @@ main (int argc, char **argv)
                   collector->name, instance, intake, collector->source (handle), env.state_dir,
                   once ? 0 : interval);
         while (true) {
-            int64_t started = util_mono_ms ();
+            int64_t started = omni_util_mono_ms ();
             int run_rc = s_run (collector, handle, session, &ops);
             if (once || interval == 0 || collector->self_paced) {
                 rc = run_rc ? 1 : 0;
@@ -335,15 +337,15 @@ main (int argc, char **argv)
                 break;
         }
     }
-    httpd_destroy (&httpd);
+    omni_httpd_destroy (&httpd);
     session_destroy (&session); //  its intake client counts in the metrics
-    metrics_destroy (&ops.metrics);
+    omni_metrics_destroy (&ops.metrics);
     collector->close (&handle);
-    dirlock_destroy (&state_lock_held);
+    omni_dirlock_destroy (&state_lock_held);
     free (positional);
     free (default_state);
-    curve_client_destroy (&curve);
-    config_destroy (&config);
+    omni_curve_client_destroy (&curve);
+    omni_config_destroy (&config);
     free (options);
     return rc;
 }

@@ -1,7 +1,7 @@
 /*  progress: a progress bar or periodic log lines on stderr.                */
-#include "progress.h"
-#include "log.h"
-#include "util.h"
+#include "collectord/progress.h"
+#include "common/log.h"
+#include "common/util.h"
 
 #include <assert.h>
 #include <inttypes.h>
@@ -67,7 +67,7 @@ progress_start (progress_t *self, const char *what, uint64_t total)
     snprintf (self->what, sizeof self->what, "%s", what);
     self->total = total;
     self->done = 0;
-    self->started_ms = self->shown_ms = util_mono_ms ();
+    self->started_ms = self->shown_ms = omni_util_mono_ms ();
     self->active = true;
     self->line[0] = 0;
 }
@@ -150,7 +150,7 @@ progress_update (progress_t *self, uint64_t done)
     self->done = done;
     if (self->off || !self->active)
         return;
-    int64_t now = util_mono_ms ();
+    int64_t now = omni_util_mono_ms ();
     if (now - self->shown_ms >= (self->bar ? S_BAR_REDRAW_MS : self->interval_ms))
         s_show (self, now, false);
 }
@@ -161,7 +161,7 @@ progress_finish (progress_t *self)
     if (!self->active)
         return;
     self->active = false;
-    int64_t now = util_mono_ms ();
+    int64_t now = omni_util_mono_ms ();
     if (self->off)
         return;
     //  A short phase needs no closing log line; a bar always closes
@@ -172,7 +172,7 @@ progress_finish (progress_t *self)
 const char *
 progress_line (progress_t *self)
 {
-    s_render (self, util_mono_ms (), 80);
+    s_render (self, omni_util_mono_ms (), 80);
     return self->line;
 }
 

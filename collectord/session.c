@@ -4,12 +4,12 @@
     with whatever it still held: that run has failed and its collector does
     not record it as sent, so the next run (--interval) starts on a fresh
     connection and sends it all again; ids make the repeat harmless.        */
-#include "session.h"
-#include "kinds.h"
-#include "testpeer.h"
-#include "log.h"
-#include "record.h"
-#include "util.h"
+#include "collectord/session.h"
+#include "proto/kinds.h"
+#include "testsupport/testpeer.h"
+#include "common/log.h"
+#include "proto/record.h"
+#include "common/util.h"
 
 #include <assert.h>
 #include <czmq.h>
@@ -24,11 +24,11 @@
 struct _session_t {
     char *collector, *instance;
     char *project; //  NULL: none named
-    intake_config_t intake_config;
+    omni_intake_config_t intake_config;
     char *endpoint;
-    intake_client_t *intake;
-    metrics_t *metrics; //  the intake client's, or NULL
-    record_encoder_t *encoder;
+    omni_intake_client_t *intake;
+    omni_metrics_t *metrics; //  the intake client's, or NULL
+    omni_record_encoder_t *encoder;
     progress_t *progress;
     char *src, *target;
     char run[33];
@@ -57,12 +57,12 @@ session_new (const session_config_t *config)
     self->endpoint = strdup (config->intake.endpoint);
     self->intake_config = config->intake;
     self->intake_config.endpoint = self->endpoint;
-    self->intake = intake_client_new (&self->intake_config);
+    self->intake = omni_intake_client_new (&self->intake_config);
     if (!self->intake) {
         session_destroy (&self);
         return NULL;
     }
-    self->encoder = record_encoder_new ();
+    self->encoder = omni_record_encoder_new ();
     self->progress = progress_new (config->progress, config->progress_interval_ms);
     return self;
 }
@@ -73,8 +73,8 @@ session_destroy (session_t **self_p)
     session_t *self = *self_p;
     if (!self)
         return;
-    intake_client_destroy (&self->intake);
-    record_encoder_destroy (&self->encoder);
+    omni_intake_client_destroy (&self->intake);
+    omni_record_encoder_destroy (&self->encoder);
     progress_destroy (&self->progress);
     free (self->collector);
     free (self->instance);
@@ -87,10 +87,10 @@ session_destroy (session_t **self_p)
 }
 
 void
-session_set_metrics (session_t *self, metrics_t *metrics)
+session_set_metrics (session_t *self, omni_metrics_t *metrics)
 {
     self->metrics = metrics;
-    intake_client_set_metrics (self->intake, metrics);
+    omni_intake_client_set_metrics (self->intake, metrics);
 }
 
 static void
@@ -99,13 +99,13 @@ s_new_run_id (char *out)
     uint8_t bytes[16];
     if (getrandom (bytes, sizeof bytes, 0) != (ssize_t) sizeof bytes) {
         //  No entropy source: time and pid still make ids unique enough
-        int64_t now = util_now_ns ();
+        int64_t now = omni_util_now_ns ();
         int pid = getpid ();
         memcpy (bytes, &now, 8);
         memcpy (bytes + 8, &pid, sizeof pid);
         memset (bytes + 8 + sizeof pid, 0x5a, 8 - sizeof pid);
     }
-    util_hex (bytes, sizeof bytes, out);
+    omni_util_hex (bytes, sizeof bytes, out);
 }
 
 static int
@@ -120,17 +120,17 @@ s_intake_failed (session_t *self)
 
 int
 session_begin (session_t *self, const char *src, const char *target, session_config_fn *config_fn,
-               void *config_arg)
+               void *omni_config_arg)
 {
     if (self->broken) {
-        self->accepted_before += intake_client_accepted (self->intake);
-        self->rejected_before += intake_client_rejected (self->intake);
-        self->resent_before += intake_client_resent (self->intake);
-        intake_client_destroy (&self->intake);
-        self->intake = intake_client_new (&self->intake_config);
+        self->accepted_before += omni_intake_client_accepted (self->intake);
+        self->rejected_before += omni_intake_client_rejected (self->intake);
+        self->resent_before += omni_intake_client_resent (self->intake);
+        omni_intake_client_destroy (&self->intake);
+        self->intake = omni_intake_client_new (&self->intake_config);
         assert (self->intake); //  the endpoint was valid at start-up
         if (self->metrics)
-            intake_client_set_metrics (self->intake, self->metrics);
+            omni_intake_client_set_metrics (self->intake, self->metrics);
         self->broken = false;
     }
     free (self->src);
@@ -138,27 +138,27 @@ session_begin (session_t *self, const char *src, const char *target, session_con
     self->src = strdup (src);
     self->target = strdup (target);
     s_new_run_id (self->run);
-    self->started_ns = util_now_ns ();
-    self->flushed_ms = util_mono_ms ();
+    self->started_ns = omni_util_now_ns ();
+    self->flushed_ms = omni_util_mono_ms ();
     self->interrupted = false;
     self->nkinds = 0;
     log_info ("run.start", "collector=%s run=%s source=\"%s\" src=\"%s\"", self->collector,
               self->run, target, src);
     msgpack_packer *pk = session_record (self, "run.start", self->started_ns);
     msgpack_pack_map (pk, 3 + (config_fn != NULL) + (self->project != NULL));
-    record_pack_str (pk, "collector");
-    record_pack_str (pk, self->collector);
+    omni_record_pack_str (pk, "collector");
+    omni_record_pack_str (pk, self->collector);
     if (self->project) {
-        record_pack_str (pk, "project");
-        record_pack_str (pk, self->project);
+        omni_record_pack_str (pk, "project");
+        omni_record_pack_str (pk, self->project);
     }
-    record_pack_str (pk, "source");
-    record_pack_str (pk, target);
-    record_pack_str (pk, "started");
+    omni_record_pack_str (pk, "source");
+    omni_record_pack_str (pk, target);
+    omni_record_pack_str (pk, "started");
     msgpack_pack_int64 (pk, self->started_ns);
     if (config_fn) {
-        record_pack_str (pk, "config");
-        config_fn (config_arg, pk);
+        omni_record_pack_str (pk, "config");
+        config_fn (omni_config_arg, pk);
     }
     int rc = session_send (self);
     if (rc > 0)
@@ -170,14 +170,14 @@ msgpack_packer *
 session_record (session_t *self, const char *kind, int64_t ts)
 {
     self->kind = kind;
-    record_encoder_begin (self->encoder, kind, self->src, self->instance, self->run, ts);
-    return record_encoder_body (self->encoder);
+    omni_record_encoder_begin (self->encoder, kind, self->src, self->instance, self->run, ts);
+    return omni_record_encoder_body (self->encoder);
 }
 
 void
 session_tag (session_t *self, const char *key, const char *value)
 {
-    record_encoder_tag (self->encoder, key, value);
+    omni_record_encoder_tag (self->encoder, key, value);
 }
 
 int
@@ -185,9 +185,9 @@ session_flush (session_t *self)
 {
     if (self->broken)
         return -1;
-    if (intake_client_flush (self->intake))
+    if (omni_intake_client_flush (self->intake))
         return s_intake_failed (self);
-    self->flushed_ms = util_mono_ms ();
+    self->flushed_ms = omni_util_mono_ms ();
     return 0;
 }
 
@@ -196,21 +196,21 @@ session_send (session_t *self)
 {
     const void *data;
     size_t size;
-    if (record_encoder_end (self->encoder, &data, &size, self->detail, sizeof self->detail))
+    if (omni_record_encoder_end (self->encoder, &data, &size, self->detail, sizeof self->detail))
         return 1;
     if (self->broken)
         return -1;
-    if (intake_client_send (self->intake, data, size))
+    if (omni_intake_client_send (self->intake, data, size))
         return s_intake_failed (self);
     //  The intake client reads ACKs only while it waits for room in its
     //  window: a collector slower than window batches per ack_timeout would
     //  see every batch time out and go twice. Waiting for the ACKs every
     //  half timeout reads them in time, at the cost of one round trip.
-    int64_t now = util_mono_ms ();
+    int64_t now = omni_util_mono_ms ();
     if (now - self->flushed_ms >= self->intake_config.ack_timeout_ms / 2) {
-        if (intake_client_unacked (self->intake) && intake_client_flush (self->intake))
+        if (omni_intake_client_unacked (self->intake) && omni_intake_client_flush (self->intake))
             return s_intake_failed (self);
-        self->flushed_ms = util_mono_ms ();
+        self->flushed_ms = omni_util_mono_ms ();
     }
     if (strncmp (self->kind, "run.", 4) == 0)
         return 0; //  counts are of what the run collected
@@ -257,44 +257,44 @@ session_end (session_t *self, const char *status, const char *error)
                    self->collector, self->run);
         return -1;
     }
-    int64_t finished = util_now_ns ();
+    int64_t finished = omni_util_now_ns ();
     double duration = (double) (finished - self->started_ns) / 1e9;
     msgpack_packer *pk = session_record (self, "run.end", finished);
     msgpack_pack_map (pk, error ? 8 : 7);
-    record_pack_str (pk, "collector");
-    record_pack_str (pk, self->collector);
-    record_pack_str (pk, "source");
-    record_pack_str (pk, self->target);
-    record_pack_str (pk, "status");
-    record_pack_str (pk, status);
-    record_pack_str (pk, "counts");
+    omni_record_pack_str (pk, "collector");
+    omni_record_pack_str (pk, self->collector);
+    omni_record_pack_str (pk, "source");
+    omni_record_pack_str (pk, self->target);
+    omni_record_pack_str (pk, "status");
+    omni_record_pack_str (pk, status);
+    omni_record_pack_str (pk, "counts");
     msgpack_pack_map (pk, self->nkinds);
     char counts[512] = "";
     size_t used = 0;
     for (size_t i = 0; i < self->nkinds; i++) {
-        record_pack_str (pk, self->counts[i].kind);
+        omni_record_pack_str (pk, self->counts[i].kind);
         msgpack_pack_uint64 (pk, self->counts[i].count);
         if (used < sizeof counts)
             used += (size_t) snprintf (counts + used, sizeof counts - used, " %s=%" PRIu64,
                                        self->counts[i].kind, self->counts[i].count);
     }
-    record_pack_str (pk, "started");
+    omni_record_pack_str (pk, "started");
     msgpack_pack_int64 (pk, self->started_ns);
-    record_pack_str (pk, "finished");
+    omni_record_pack_str (pk, "finished");
     msgpack_pack_int64 (pk, finished);
-    record_pack_str (pk, "duration");
+    omni_record_pack_str (pk, "duration");
     msgpack_pack_double (pk, duration);
     if (error) {
-        record_pack_str (pk, "error");
-        record_pack_str (pk, error);
+        omni_record_pack_str (pk, "error");
+        omni_record_pack_str (pk, error);
     }
     int rc = session_send (self);
-    while (rc == 0 && intake_client_flush (self->intake) != 0) {
+    while (rc == 0 && omni_intake_client_flush (self->intake) != 0) {
         if (zsys_interrupted && !consumed) {
             self->interrupted = consumed = true;
             zsys_interrupted = 0;
             log_info ("run.draining", "collector=%s run=%s unacked=%zu", self->collector, self->run,
-                      intake_client_unacked (self->intake));
+                      omni_intake_client_unacked (self->intake));
             continue;
         }
         rc = s_intake_failed (self);
@@ -310,9 +310,9 @@ session_end (session_t *self, const char *status, const char *error)
             log_info ("run.end",
                       "collector=%s run=%s status=%s duration_s=%.3f resent=%" PRIu64 "%s",
                       self->collector, self->run, status, duration, session_resent (self), counts);
-        if (intake_client_rejected (self->intake))
+        if (omni_intake_client_rejected (self->intake))
             log_warn ("run.rejected", "records=%" PRIu64 " hint=\"see ingestd's dead letters\"",
-                      intake_client_rejected (self->intake));
+                      omni_intake_client_rejected (self->intake));
         return 0;
     }
     log_error ("run.end", "collector=%s run=%s status=%s error=\"%s\"", self->collector, self->run,
@@ -336,7 +336,7 @@ session_count (session_t *self, const char *kind)
     //  All records: every count named after a kind (not e.g. bad_lines).
     for (size_t i = 0; i < self->nkinds; i++)
         if (kind ? strcmp (self->counts[i].kind, kind) == 0
-                 : kinds_lookup (self->counts[i].kind, strlen (self->counts[i].kind)) != NULL)
+                 : omni_kinds_lookup (self->counts[i].kind, strlen (self->counts[i].kind)) != NULL)
             n += self->counts[i].count;
     return n;
 }
@@ -356,19 +356,19 @@ session_progress (session_t *self)
 uint64_t
 session_accepted (session_t *self)
 {
-    return self->accepted_before + intake_client_accepted (self->intake);
+    return self->accepted_before + omni_intake_client_accepted (self->intake);
 }
 
 uint64_t
 session_rejected (session_t *self)
 {
-    return self->rejected_before + intake_client_rejected (self->intake);
+    return self->rejected_before + omni_intake_client_rejected (self->intake);
 }
 
 uint64_t
 session_resent (session_t *self)
 {
-    return self->resent_before + intake_client_resent (self->intake);
+    return self->resent_before + omni_intake_client_resent (self->intake);
 }
 
 //  ---------------------------------------------------------------------------
@@ -378,8 +378,8 @@ s_test_config (void *arg, msgpack_packer *pk)
 {
     (void) arg;
     msgpack_pack_map (pk, 1);
-    record_pack_str (pk, "branch");
-    record_pack_str (pk, "main");
+    omni_record_pack_str (pk, "branch");
+    omni_record_pack_str (pk, "main");
 }
 
 void
@@ -400,18 +400,18 @@ session_test (bool verbose)
     for (int i = 0; i < 5; i++) {
         pk = session_record (session, "metric", 1000 + i);
         msgpack_pack_map (pk, 2);
-        record_pack_str (pk, "name");
-        record_pack_str (pk, "n");
-        record_pack_str (pk, "value");
+        omni_record_pack_str (pk, "name");
+        omni_record_pack_str (pk, "n");
+        omni_record_pack_str (pk, "value");
         msgpack_pack_int (pk, i);
         assert (session_send (session) == 0);
     }
     //  Tags, and a flush that waits for the ACKs
     pk = session_record (session, "metric", 2000);
     msgpack_pack_map (pk, 2);
-    record_pack_str (pk, "name");
-    record_pack_str (pk, "tagged");
-    record_pack_str (pk, "value");
+    omni_record_pack_str (pk, "name");
+    omni_record_pack_str (pk, "tagged");
+    omni_record_pack_str (pk, "value");
     msgpack_pack_int (pk, 1);
     session_tag (session, "host", "h1");
     assert (session_send (session) == 0);
@@ -419,7 +419,7 @@ session_test (bool verbose)
     //  A body the kinds table refuses is not sent, and says why
     pk = session_record (session, "metric", 1);
     msgpack_pack_map (pk, 1);
-    record_pack_str (pk, "name");
+    omni_record_pack_str (pk, "name");
     msgpack_pack_int (pk, 3);
     assert (session_send (session) == 1);
     assert (strstr (session_detail (session), "body.name"));
@@ -433,28 +433,32 @@ session_test (bool verbose)
     msgpack_zone zone;
     msgpack_zone_init (&zone, 4096);
     for (int index = 0; index < 8; index++) {
-        record_t rec;
+        omni_record_t rec;
         testpeer_record (fake, (size_t) index, &rec, &zone);
-        assert (record_str_eq (rec.src, "src-a") && record_str_eq (rec.col, "host-1"));
-        assert (record_str_eq (rec.run, run));
-        record_str_t s;
+        assert (omni_record_str_eq (rec.src, "src-a") && omni_record_str_eq (rec.col, "host-1"));
+        assert (omni_record_str_eq (rec.run, run));
+        omni_record_str_t s;
         if (index == 0) {
-            assert (record_str_eq (rec.kind, "run.start"));
-            assert (record_field_str (rec.body, "source", &s) && record_str_eq (s, "/path/a"));
-            const msgpack_object *cfg = record_field (rec.body, "config");
-            assert (cfg && record_field_str (cfg, "branch", &s) && record_str_eq (s, "main"));
-            assert (record_field_str (rec.body, "project", &s) && record_str_eq (s, "widget"));
+            assert (omni_record_str_eq (rec.kind, "run.start"));
+            assert (omni_record_field_str (rec.body, "source", &s) &&
+                    omni_record_str_eq (s, "/path/a"));
+            const msgpack_object *cfg = omni_record_field (rec.body, "config");
+            assert (cfg && omni_record_field_str (cfg, "branch", &s) &&
+                    omni_record_str_eq (s, "main"));
+            assert (omni_record_field_str (rec.body, "project", &s) &&
+                    omni_record_str_eq (s, "widget"));
         } else if (index == 6) {
-            assert (rec.tags && record_field_str (rec.tags, "host", &s) && record_str_eq (s, "h1"));
+            assert (rec.tags && omni_record_field_str (rec.tags, "host", &s) &&
+                    omni_record_str_eq (s, "h1"));
         } else if (index == 7) {
-            assert (record_str_eq (rec.kind, "run.end"));
-            assert (record_field_str (rec.body, "status", &s) && record_str_eq (s, "ok"));
-            const msgpack_object *counts = record_field (rec.body, "counts");
+            assert (omni_record_str_eq (rec.kind, "run.end"));
+            assert (omni_record_field_str (rec.body, "status", &s) && omni_record_str_eq (s, "ok"));
+            const msgpack_object *counts = omni_record_field (rec.body, "counts");
             int64_t n;
-            assert (counts && record_field_int (counts, "metric", &n) && n == 6);
-            assert (!record_field (rec.body, "error"));
+            assert (counts && omni_record_field_int (counts, "metric", &n) && n == 6);
+            assert (!omni_record_field (rec.body, "error"));
         } else
-            assert (record_str_eq (rec.kind, "metric") && rec.ts == 1000 + index - 1);
+            assert (omni_record_str_eq (rec.kind, "metric") && rec.ts == 1000 + index - 1);
         msgpack_zone_clear (&zone);
     }
     msgpack_zone_destroy (&zone);
@@ -470,9 +474,9 @@ session_test (bool verbose)
     for (int i = 0; i < 6; i++) {
         msgpack_packer *spk = session_record (slow, "metric", i);
         msgpack_pack_map (spk, 2);
-        record_pack_str (spk, "name");
-        record_pack_str (spk, "n");
-        record_pack_str (spk, "value");
+        omni_record_pack_str (spk, "name");
+        omni_record_pack_str (spk, "n");
+        omni_record_pack_str (spk, "value");
         msgpack_pack_int (spk, i);
         assert (session_send (slow) == 0);
         zclock_sleep (120);
@@ -499,9 +503,9 @@ session_test (bool verbose)
     config.intake.ack_timeout_ms = 100;
     session = session_new (&config);
     assert (session_begin (session, "src-b", "/b", NULL, NULL) == 0);
-    int64_t start = util_mono_ms ();
+    int64_t start = omni_util_mono_ms ();
     assert (session_end (session, "ok", NULL) == -1);
-    assert (util_mono_ms () - start >= 250);
+    assert (omni_util_mono_ms () - start >= 250);
     assert (session_begin (session, "src-b", "/b", NULL, NULL) == 0);
     assert (session_end (session, "ok", NULL) == -1);
     session_destroy (&session);

@@ -1,5 +1,5 @@
 /*  session: what every collector shares. It owns the connection to ingestd's
-    intake (intake_client_t), the record encoder and the progress display,
+    intake (omni_intake_client_t), the record encoder and the progress display,
     and frames each collection run with a run.start and a run.end record:
 
         session_begin       new run id, run.start
@@ -13,8 +13,8 @@
 #ifndef OMNI_COLLECTORD_SESSION_H
 #define OMNI_COLLECTORD_SESSION_H
 
-#include "intake_client.h"
-#include "progress.h"
+#include "proto/intake_client.h"
+#include "collectord/progress.h"
 
 #include <msgpack.h>
 #include <stdbool.h>
@@ -23,7 +23,7 @@
 typedef struct {
     const char *collector; //  collector type, e.g. "git"
     const char *instance;  //  `col` of every record
-    intake_config_t intake;
+    omni_intake_config_t intake;
     progress_mode_t progress;
     int64_t progress_interval_ms; //  between progress log lines
     //  The project the source belongs to (config key `project`), sent in
@@ -42,14 +42,14 @@ session_t *session_new (const session_config_t *config);
 void session_destroy (session_t **self_p);
 
 //  The intake client's failover metrics go to `metrics` (outlives the
-//  session): intake_client_set_metrics.
-void session_set_metrics (session_t *self, metrics_t *metrics);
+//  session): omni_intake_client_set_metrics.
+void session_set_metrics (session_t *self, omni_metrics_t *metrics);
 
 //  Starts a run on `src` (the record source) and sends run.start, whose
 //  body.source is `target` (what the user named, e.g. a path). Returns 0, or
 //  -1 when ingestd gave up or the process was interrupted.
 int session_begin (session_t *self, const char *src, const char *target,
-                   session_config_fn *config_fn, void *config_arg);
+                   session_config_fn *config_fn, void *omni_config_arg);
 
 //  Starts a record of `kind` with event time `ts` (ns); pack exactly one map
 //  into the returned packer, then call session_send.

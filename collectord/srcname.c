@@ -5,8 +5,8 @@
     was a source of its own, and the counts of one project were split or
     doubled between them. Only the host is lowercased: paths are case
     sensitive on most servers.                                               */
-#include "srcname.h"
-#include "selftest.h"
+#include "collectord/srcname.h"
+#include "testsupport/selftest.h"
 
 #include <assert.h>
 #include <ctype.h>

@@ -1,7 +1,7 @@
 /*  state: a collector's per-source memory between runs.                     */
-#include "state.h"
-#include "selftest.h"
-#include "util.h"
+#include "collectord/state.h"
+#include "testsupport/selftest.h"
+#include "common/util.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -27,7 +27,7 @@ s_source_hex (const char *source, char hex[33])
 {
     uint8_t hash[SHA256_DIGEST_LENGTH];
     SHA256 ((const uint8_t *) source, strlen (source), hash);
-    util_hex (hash, 16, hex);
+    omni_util_hex (hash, 16, hex);
 }
 
 state_t *
@@ -151,7 +151,7 @@ state_add (state_t *self, const char *entry)
 int
 state_save (state_t *self, char *error, size_t error_size)
 {
-    if (util_mkdirs (self->dir)) {
+    if (omni_util_mkdirs (self->dir)) {
         snprintf (error, error_size, "cannot create %s: %s", self->dir, strerror (errno));
         return -1;
     }
@@ -186,7 +186,7 @@ state_save (state_t *self, char *error, size_t error_size)
         return -1;
     }
     free (temp);
-    util_fsync_dir (self->dir);
+    omni_util_fsync_dir (self->dir);
     return 0;
 }
 
@@ -196,7 +196,7 @@ state_path (state_t *self)
     return self->path;
 }
 
-dirlock_t *
+omni_dirlock_t *
 state_lock (const char *state_dir, const char *collector, const char *source, char *error,
             size_t error_size)
 {
@@ -208,7 +208,7 @@ state_lock (const char *state_dir, const char *collector, const char *source, ch
     if (asprintf (&dir, "%s/.locks", state_dir) < 0)
         assert (false);
     char reason[1024];
-    dirlock_t *lock = dirlock_new (dir, name, reason, sizeof reason);
+    omni_dirlock_t *lock = omni_dirlock_new (dir, name, reason, sizeof reason);
     if (!lock)
         snprintf (error, error_size, "state of source \"%s\": %s", source, reason);
     free (dir);
@@ -265,11 +265,11 @@ state_test (bool verbose)
 
     //  One process per source: the same source is refused while locked,
     //  another source is not.
-    dirlock_t *lock = state_lock (dir, "git", "/srv/repo.git", error, sizeof error);
+    omni_dirlock_t *lock = state_lock (dir, "git", "/srv/repo.git", error, sizeof error);
     assert (lock);
-    dirlock_t *other_lock = state_lock (dir, "git", "/srv/other.git", error, sizeof error);
+    omni_dirlock_t *other_lock = state_lock (dir, "git", "/srv/other.git", error, sizeof error);
     assert (other_lock);
-    dirlock_destroy (&other_lock);
+    omni_dirlock_destroy (&other_lock);
     pid_t child = fork ();
     assert (child >= 0);
     if (child == 0)
@@ -280,7 +280,7 @@ state_test (bool verbose)
     int status;
     assert (waitpid (child, &status, 0) == child && WIFEXITED (status) &&
             WEXITSTATUS (status) == 0);
-    dirlock_destroy (&lock);
+    omni_dirlock_destroy (&lock);
 
     char *def = state_default_dir ();
     assert (strstr (def, "omniaudit"));

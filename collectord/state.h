@@ -8,7 +8,7 @@
 #ifndef OMNI_COLLECTORD_STATE_H
 #define OMNI_COLLECTORD_STATE_H
 
-#include "dirlock.h"
+#include "common/dirlock.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -48,8 +48,8 @@ const char *state_path (state_t *self);
 //  <state_dir>/.locks/<collector>-<hash>.lock (the hash of its state file). Returns
 //  NULL with `error` naming the source and "in use by pid N" when another
 //  process holds it.
-dirlock_t *state_lock (const char *state_dir, const char *collector, const char *source,
-                       char *error, size_t error_size);
+omni_dirlock_t *state_lock (const char *state_dir, const char *collector, const char *source,
+                            char *error, size_t error_size);
 
 void state_test (bool verbose);
 

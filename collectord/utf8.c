@@ -1,6 +1,6 @@
 /*  utf8: strict UTF-8 checking and repair.                                  */
-#include "utf8.h"
-#include "util.h"
+#include "collectord/utf8.h"
+#include "common/util.h"
 
 #include <assert.h>
 #include <stdint.h>
@@ -39,7 +39,7 @@ utf8_repair (const char *s, size_t len, utf8_buf_t *buf)
     utf8_buf_append (buf, "", 0);
     size_t i = 0, start = 0, replaced = 0, bad;
     while (i < len) {
-        size_t n = util_utf8_len (p + i, len - i, &bad);
+        size_t n = omni_util_utf8_len (p + i, len - i, &bad);
         if (n) {
             i += n;
             continue;
@@ -58,14 +58,14 @@ void
 utf8_test (bool verbose)
 {
     (void) verbose;
-    assert (util_utf8_valid ("", 0));
-    assert (util_utf8_valid ("plain", 5));
-    assert (util_utf8_valid ("J\xC3\xBCrgen \xE2\x82\xAC \xF0\x9F\x98\x80", 16));
-    assert (!util_utf8_valid ("J\xFCrgen", 6));        //  Latin-1
-    assert (!util_utf8_valid ("\xC0\xAF", 2));         //  overlong
-    assert (!util_utf8_valid ("\xED\xA0\x80", 3));     //  surrogate
-    assert (!util_utf8_valid ("\xF4\x90\x80\x80", 4)); //  past U+10FFFF
-    assert (!util_utf8_valid ("\xE2\x82", 2));         //  truncated
+    assert (omni_util_utf8_valid ("", 0));
+    assert (omni_util_utf8_valid ("plain", 5));
+    assert (omni_util_utf8_valid ("J\xC3\xBCrgen \xE2\x82\xAC \xF0\x9F\x98\x80", 16));
+    assert (!omni_util_utf8_valid ("J\xFCrgen", 6));        //  Latin-1
+    assert (!omni_util_utf8_valid ("\xC0\xAF", 2));         //  overlong
+    assert (!omni_util_utf8_valid ("\xED\xA0\x80", 3));     //  surrogate
+    assert (!omni_util_utf8_valid ("\xF4\x90\x80\x80", 4)); //  past U+10FFFF
+    assert (!omni_util_utf8_valid ("\xE2\x82", 2));         //  truncated
 
     utf8_buf_t buf = {0};
     assert (utf8_repair ("ok \xC3\xA4", 5, &buf) == 0);
@@ -80,7 +80,7 @@ utf8_test (bool verbose)
     assert (utf8_repair ("\xF0\x9F\x98", 3, &buf) == 1); //  truncated 4-byte at end
     assert (strcmp (buf.data, "\xEF\xBF\xBD") == 0);
     assert (utf8_repair ("x\0y", 3, &buf) == 0 && buf.size == 3);
-    assert (util_utf8_valid (buf.data, buf.size));
+    assert (omni_util_utf8_valid (buf.data, buf.size));
     utf8_buf_free (&buf);
     assert (buf.data == NULL);
 }

@@ -16,7 +16,7 @@ typedef struct {
 void utf8_buf_free (utf8_buf_t *buf);
 void utf8_buf_append (utf8_buf_t *buf, const void *data, size_t size);
 
-//  (Whether text is well-formed UTF-8: util_utf8_valid.)
+//  (Whether text is well-formed UTF-8: omni_util_utf8_valid.)
 
 //  Replaces `buf`'s content with `s`, each ill-formed subsequence replaced by
 //  one U+FFFD ("maximal subpart" practice of the Unicode standard, as

@@ -17,8 +17,8 @@
     STRING and LIST values are owned by the object: a target points into it
     and is valid until the value is replaced or the object destroyed. A LIST
     with no default is an empty list, never NULL, so callers can iterate it. */
-#include "config.h"
-#include "selftest.h"
+#include "common/config.h"
+#include "testsupport/selftest.h"
 
 #include <assert.h>
 #include <ctype.h>
@@ -46,9 +46,9 @@ typedef struct {
     char **list;        //  CONFIG_LIST value, owned, NULL-terminated
 } s_state_t;
 
-struct _config_t {
+struct _omni_config_t {
     char *section;
-    const config_option_t *options;
+    const omni_config_option_t *options;
     size_t noptions;
     s_state_t *state;
     char **args; //  positional arguments, owned
@@ -56,7 +56,7 @@ struct _config_t {
     size_t help_count; //  options shown by --help (the first ones)
 };
 
-//  Where a value comes from, for error messages and config_origin.
+//  Where a value comes from, for error messages and omni_config_origin.
 typedef struct {
     const char *origin;  //  "default", "file", "env" or "flag"
     const char *section; //  "common" or the daemon's section
@@ -91,7 +91,7 @@ s_key_equal (const char *a, const char *b, size_t blen)
 }
 
 static int
-s_find (config_t *self, const char *key, size_t len)
+s_find (omni_config_t *self, const char *key, size_t len)
 {
     for (size_t i = 0; i < self->noptions; i++)
         if (s_key_equal (self->options[i].key, key, len))
@@ -245,7 +245,7 @@ s_parse_duration (const char *text, int64_t *value)
 //  connect time, said at start-up with the key: the transport and, for tcp,
 //  a host and a numeric port (or * to bind any).
 bool
-config_valid_endpoint (const char *text)
+omni_config_valid_endpoint (const char *text)
 {
     if (strncmp (text, "ipc://", 6) == 0)
         return text[6] != 0;
@@ -298,7 +298,7 @@ s_split (const char *text)
 }
 
 static void
-s_set_list (config_t *self, size_t index, char **list, const char *origin)
+s_set_list (omni_config_t *self, size_t index, char **list, const char *origin)
 {
     s_free_list (self->state[index].list);
     self->state[index].list = list;
@@ -308,7 +308,7 @@ s_set_list (config_t *self, size_t index, char **list, const char *origin)
 }
 
 static void
-s_set_string (config_t *self, size_t index, char *string, const char *origin)
+s_set_string (omni_config_t *self, size_t index, char *string, const char *origin)
 {
     free (self->state[index].string);
     self->state[index].string = string;
@@ -318,7 +318,7 @@ s_set_string (config_t *self, size_t index, char *string, const char *origin)
 }
 
 static int
-s_bad_value (config_t *self, size_t index, const char *text, const char *expected,
+s_bad_value (omni_config_t *self, size_t index, const char *text, const char *expected,
              const s_source_t *source)
 {
     fprintf (stderr, "error: %s.%s: bad value \"%s\" (%s)", source->section,
@@ -332,11 +332,11 @@ s_bad_value (config_t *self, size_t index, const char *text, const char *expecte
 //  CONFIG_ENDPOINTS: every item checked, at least one, kept as one text
 //  joined by commas. Takes `list`.
 static int
-s_set_endpoints (config_t *self, size_t index, char **list, const s_source_t *source)
+s_set_endpoints (omni_config_t *self, size_t index, char **list, const s_source_t *source)
 {
     size_t size = 1;
     for (char **item = list; *item; item++) {
-        if (!config_valid_endpoint (*item)) {
+        if (!omni_config_valid_endpoint (*item)) {
             int rc = s_bad_value (self, index, *item, S_ENDPOINT_EXPECTED, source);
             s_free_list (list);
             return rc;
@@ -362,14 +362,14 @@ s_set_endpoints (config_t *self, size_t index, char **list, const s_source_t *so
 //  Sets an option from text as found in a flag, variable, default or YAML
 //  scalar. Returns -1 after printing an error on a bad value.
 static int
-s_apply (config_t *self, size_t index, const char *text, const s_source_t *source)
+s_apply (omni_config_t *self, size_t index, const char *text, const s_source_t *source)
 {
-    const config_option_t *option = &self->options[index];
+    const omni_config_option_t *option = &self->options[index];
     void *target = option->target;
     switch (option->type) {
     case CONFIG_STRING: s_set_string (self, index, s_strdup (text), source->origin); return 0;
     case CONFIG_ENDPOINT:
-        if (!config_valid_endpoint (text))
+        if (!omni_config_valid_endpoint (text))
             return s_bad_value (self, index, text, S_ENDPOINT_EXPECTED, source);
         s_set_string (self, index, s_strdup (text), source->origin);
         return 0;
@@ -439,10 +439,10 @@ s_is_null (yaml_node_t *node)
 }
 
 static int
-s_load_value (config_t *self, size_t index, yaml_document_t *doc, yaml_node_t *node,
+s_load_value (omni_config_t *self, size_t index, yaml_document_t *doc, yaml_node_t *node,
               const s_source_t *source)
 {
-    const config_option_t *option = &self->options[index];
+    const omni_config_option_t *option = &self->options[index];
     if (node->type == YAML_SCALAR_NODE) {
         if (s_is_null (node)) {
             //  A null unsets a string or empties a list; other types need a value
@@ -486,7 +486,7 @@ s_load_value (config_t *self, size_t index, yaml_document_t *doc, yaml_node_t *n
 }
 
 static int
-s_load_section (config_t *self, yaml_document_t *doc, yaml_node_t *node, const char *section,
+s_load_section (omni_config_t *self, yaml_document_t *doc, yaml_node_t *node, const char *section,
                 const char *path, bool strict)
 {
     if (s_is_null (node))
@@ -524,7 +524,7 @@ s_load_section (config_t *self, yaml_document_t *doc, yaml_node_t *node, const c
 }
 
 static bool
-s_known_section (config_t *self, const char *name)
+s_known_section (omni_config_t *self, const char *name)
 {
     if (strcmp (name, self->section) == 0)
         return true;
@@ -562,7 +562,7 @@ s_distance (const char *a, const char *b)
 }
 
 static const char *
-s_nearest_section (config_t *self, const char *name)
+s_nearest_section (omni_config_t *self, const char *name)
 {
     const char *best = NULL;
     size_t best_distance = 3; //  further than two edits is not a typo
@@ -578,7 +578,7 @@ s_nearest_section (config_t *self, const char *name)
 }
 
 static int
-s_load_file (config_t *self, const char *path)
+s_load_file (omni_config_t *self, const char *path)
 {
     FILE *file = fopen (path, "rb");
     if (!file) {
@@ -651,7 +651,7 @@ s_load_file (config_t *self, const char *path)
 //  OMNI_<SECTION>_<KEY>: upper case, anything not alphanumeric as '_'; a
 //  section named omni-x is OMNI_X_ (not OMNI_OMNI_X_).
 static void
-s_env_name (config_t *self, const char *key, char *name, size_t size)
+s_env_name (omni_config_t *self, const char *key, char *name, size_t size)
 {
     const char *section = self->section;
     if (strncmp (section, "omni-", 5) == 0)
@@ -665,14 +665,14 @@ static const char *s_type_hints[] = {"TEXT",     "INT",  "BOOL",     "SIZE",
                                      "DURATION", "LIST", "ENDPOINT", "ENDPOINT[,...]"};
 
 static const char *
-s_program (config_t *self, const char *program)
+s_program (omni_config_t *self, const char *program)
 {
     const char *base = program ? strrchr (program, '/') : NULL;
     return base ? base + 1 : program ? program : self->section;
 }
 
 static void
-s_print_help (config_t *self, const char *program)
+s_print_help (omni_config_t *self, const char *program)
 {
     const char *base = s_program (self, program);
     printf ("usage: %s [--config FILE] [OPTION...] [ARG...]\n\n", base);
@@ -680,7 +680,7 @@ s_print_help (config_t *self, const char *program)
             "by --config or $OMNI_CONFIG, then from the environment, then from flags.\n\n",
             self->section);
     for (size_t i = 0; i < self->help_count; i++) {
-        const config_option_t *option = &self->options[i];
+        const omni_config_option_t *option = &self->options[i];
         char flag[128];
         snprintf (flag, sizeof flag, "--%s%s%s", option->key,
                   option->type == CONFIG_BOOL ? "[=" : " ",
@@ -699,12 +699,12 @@ s_print_help (config_t *self, const char *program)
     printf ("  %-30s %s\n", "--version", "the version of OmniAudit");
 }
 
-config_t *
-config_new (const char *section, const config_option_t *options)
+omni_config_t *
+omni_config_new (const char *section, const omni_config_option_t *options)
 {
     assert (section);
     assert (options);
-    config_t *self = s_alloc (sizeof *self);
+    omni_config_t *self = s_alloc (sizeof *self);
     self->section = s_strdup (section);
     self->options = options;
     while (options[self->noptions].key)
@@ -717,7 +717,7 @@ config_new (const char *section, const config_option_t *options)
 }
 
 static void
-s_free_args (config_t *self)
+s_free_args (omni_config_t *self)
 {
     for (size_t i = 0; i < self->nargs; i++)
         free (self->args[i]);
@@ -727,10 +727,10 @@ s_free_args (config_t *self)
 }
 
 void
-config_destroy (config_t **self_p)
+omni_config_destroy (omni_config_t **self_p)
 {
     assert (self_p);
-    config_t *self = *self_p;
+    omni_config_t *self = *self_p;
     if (!self)
         return;
     //  Targets are left alone: they may already be gone; they dangle now
@@ -752,7 +752,7 @@ typedef struct {
 } s_flag_t;
 
 int
-config_load (config_t *self, int argc, char **argv)
+omni_config_load (omni_config_t *self, int argc, char **argv)
 {
     assert (self);
     s_free_args (self);
@@ -835,7 +835,7 @@ config_load (config_t *self, int argc, char **argv)
 
     //  Defaults
     for (size_t i = 0; i < self->noptions && rc == 0; i++) {
-        const config_option_t *option = &self->options[i];
+        const omni_config_option_t *option = &self->options[i];
         s_source_t source = {"default", self->section, NULL, 0};
         if (option->default_value)
             rc = s_apply (self, i, option->default_value, &source);
@@ -878,40 +878,40 @@ config_load (config_t *self, int argc, char **argv)
 }
 
 void
-config_set_help_count (config_t *self, size_t count)
+omni_config_set_help_count (omni_config_t *self, size_t count)
 {
     assert (self);
     self->help_count = count < self->noptions ? count : self->noptions;
 }
 
 const char *
-config_version (void)
+omni_config_version (void)
 {
     return OMNI_VERSION;
 }
 
 bool
-config_parse_duration (const char *text, int64_t *ms)
+omni_config_parse_duration (const char *text, int64_t *ms)
 {
     return s_parse_duration (text, ms);
 }
 
 size_t
-config_argc (config_t *self)
+omni_config_argc (omni_config_t *self)
 {
     assert (self);
     return self->nargs;
 }
 
 const char *
-config_arg (config_t *self, size_t index)
+omni_config_arg (omni_config_t *self, size_t index)
 {
     assert (self);
     return index < self->nargs ? self->args[index] : NULL;
 }
 
 const char *
-config_origin (config_t *self, const char *key)
+omni_config_origin (omni_config_t *self, const char *key)
 {
     assert (self);
     if (!key)
@@ -938,7 +938,7 @@ typedef struct {
 
 static s_test_config_t s_cfg;
 
-static const config_option_t s_test_options[] = {
+static const omni_config_option_t s_test_options[] = {
     {"name", CONFIG_STRING, "dflt", "the name", &s_cfg.name},
     {"journal_dir", CONFIG_STRING, NULL, "where the journal lives", &s_cfg.journal_dir},
     {"log_level", CONFIG_STRING, "info", "debug, info, warn or error", &s_cfg.log_level},
@@ -960,10 +960,10 @@ s_write_file (const char *path, const char *text)
     assert (fclose (file) == 0);
 }
 
-//  Runs config_load with stderr and stdout captured into `out` (caller
+//  Runs omni_config_load with stderr and stdout captured into `out` (caller
 //  frees), so that error messages can be checked.
 static int
-s_load (config_t *config, char **out, int argc, ...)
+s_load (omni_config_t *config, char **out, int argc, ...)
 {
     char *argv[32];
     assert (argc < 32);
@@ -982,7 +982,7 @@ s_load (config_t *config, char **out, int argc, ...)
     int saved_err = dup (STDERR_FILENO), saved_out = dup (STDOUT_FILENO);
     dup2 (fileno (file), STDERR_FILENO);
     dup2 (fileno (file), STDOUT_FILENO);
-    int rc = config_load (config, argc, argv);
+    int rc = omni_config_load (config, argc, argv);
     fflush (stdout);
     fflush (stderr);
     dup2 (saved_err, STDERR_FILENO);
@@ -1087,7 +1087,7 @@ s_test_parsers (void)
 }
 
 void
-config_test (bool verbose)
+omni_config_test (bool verbose)
 {
     s_test_parsers ();
     unsetenv ("OMNI_CONFIG");
@@ -1118,7 +1118,7 @@ config_test (bool verbose)
     //  Defaults only
     memset (&s_cfg, 0, sizeof s_cfg);
     s_cfg.count = 77;
-    config_t *config = config_new ("testd", s_test_options);
+    omni_config_t *config = omni_config_new ("testd", s_test_options);
     assert (config);
     assert (s_load (config, NULL, 1) == 0);
     assert (strcmp (s_cfg.name, "dflt") == 0);
@@ -1131,9 +1131,9 @@ config_test (bool verbose)
     assert (s_cfg.timeout == 250);
     assert (s_list_is (s_cfg.peers, "x|y"));
     assert (s_cfg.tags && s_cfg.tags[0] == NULL);
-    assert (strcmp (config_origin (config, "name"), "default") == 0);
-    assert (config_origin (config, "nope") == NULL);
-    assert (config_argc (config) == 0 && config_arg (config, 0) == NULL);
+    assert (strcmp (omni_config_origin (config, "name"), "default") == 0);
+    assert (omni_config_origin (config, "nope") == NULL);
+    assert (omni_config_argc (config) == 0 && omni_config_arg (config, 0) == NULL);
 
     //  File: section over common over default, whatever the order in the file
     assert (s_load (config, NULL, 3, "--config", path) == 0);
@@ -1146,10 +1146,10 @@ config_test (bool verbose)
     assert (s_cfg.timeout == 250);
     //  A YAML sequence is taken item by item, commas and all
     assert (s_list_is (s_cfg.peers, "tcp://a:1|tcp://b:2, still b"));
-    assert (strcmp (config_origin (config, "name"), "file") == 0);
-    assert (strcmp (config_origin (config, "log_level"), "file") == 0);
-    assert (strcmp (config_origin (config, "timeout"), "default") == 0);
-    assert (strcmp (config_origin (config, "journal-dir"), "file") == 0);
+    assert (strcmp (omni_config_origin (config, "name"), "file") == 0);
+    assert (strcmp (omni_config_origin (config, "log_level"), "file") == 0);
+    assert (strcmp (omni_config_origin (config, "timeout"), "default") == 0);
+    assert (strcmp (omni_config_origin (config, "journal-dir"), "file") == 0);
 
     //  $OMNI_CONFIG when there is no --config; env over file; flag over env
     setenv ("OMNI_CONFIG", path, 1);
@@ -1167,10 +1167,10 @@ config_test (bool verbose)
     assert (!s_cfg.verbose);
     assert (strcmp (s_cfg.journal_dir, "/flag") == 0);
     assert (strcmp (s_cfg.log_level, "warn") == 0);
-    assert (strcmp (config_origin (config, "port"), "flag") == 0);
-    assert (strcmp (config_origin (config, "timeout"), "env") == 0);
-    assert (strcmp (config_origin (config, "log_level"), "file") == 0);
-    assert (strcmp (config_origin (config, "verbose"), "flag") == 0);
+    assert (strcmp (omni_config_origin (config, "port"), "flag") == 0);
+    assert (strcmp (omni_config_origin (config, "timeout"), "env") == 0);
+    assert (strcmp (omni_config_origin (config, "log_level"), "file") == 0);
+    assert (strcmp (omni_config_origin (config, "verbose"), "flag") == 0);
     unsetenv ("OMNI_TESTD_PORT");
     unsetenv ("OMNI_TESTD_TIMEOUT");
     unsetenv ("OMNI_TESTD_TAGS");
@@ -1181,13 +1181,13 @@ config_test (bool verbose)
     assert (s_load (config, NULL, 11, "first", "--verbose", "-", "--port", "1", "--port=2",
                     "second", "--", "--port=3", "--verbose") == 0);
     assert (s_cfg.verbose && s_cfg.port == 2);
-    assert (config_argc (config) == 5);
-    assert (strcmp (config_arg (config, 0), "first") == 0);
-    assert (strcmp (config_arg (config, 1), "-") == 0);
-    assert (strcmp (config_arg (config, 2), "second") == 0);
-    assert (strcmp (config_arg (config, 3), "--port=3") == 0);
-    assert (strcmp (config_arg (config, 4), "--verbose") == 0);
-    assert (config_arg (config, 5) == NULL);
+    assert (omni_config_argc (config) == 5);
+    assert (strcmp (omni_config_arg (config, 0), "first") == 0);
+    assert (strcmp (omni_config_arg (config, 1), "-") == 0);
+    assert (strcmp (omni_config_arg (config, 2), "second") == 0);
+    assert (strcmp (omni_config_arg (config, 3), "--port=3") == 0);
+    assert (strcmp (omni_config_arg (config, 4), "--verbose") == 0);
+    assert (omni_config_arg (config, 5) == NULL);
     assert (s_load (config, NULL, 2, "--verbose=off") == 0 && !s_cfg.verbose);
     assert (s_load (config, NULL, 3, "--verbose", "--no_verbose") == 0 && !s_cfg.verbose);
     //  The tags list went back to its (empty) default
@@ -1329,10 +1329,10 @@ config_test (bool verbose)
 
     //  Endpoints are checked when given
     static char *endpoint;
-    static const config_option_t endpoint_options[] = {
+    static const omni_config_option_t endpoint_options[] = {
         {"at", CONFIG_ENDPOINT, "tcp://127.0.0.1:5550", "an endpoint", &endpoint},
         {NULL, CONFIG_STRING, NULL, NULL, NULL}};
-    config_t *with_endpoint = config_new ("testd", endpoint_options);
+    omni_config_t *with_endpoint = omni_config_new ("testd", endpoint_options);
     assert (s_load (with_endpoint, NULL, 1) == 0 && strcmp (endpoint, "tcp://127.0.0.1:5550") == 0);
     const char *good[] = {"tcp://*:5", "tcp://[::1]:65535", "ipc:///tmp/x", "inproc://y"};
     for (size_t i = 0; i < 4; i++) {
@@ -1349,15 +1349,15 @@ config_test (bool verbose)
         assert (strstr (out, "testd.at: bad value") && strstr (out, "tcp://HOST:PORT"));
         free (out);
     }
-    config_destroy (&with_endpoint);
+    omni_config_destroy (&with_endpoint);
 
     //  Several endpoints: comma-separated text or a YAML sequence, each
     //  checked, kept as one text joined by commas
     static char *endpoints;
-    static const config_option_t endpoints_options[] = {
+    static const omni_config_option_t endpoints_options[] = {
         {"to", CONFIG_ENDPOINTS, "tcp://127.0.0.1:5550", "endpoints", &endpoints},
         {NULL, CONFIG_STRING, NULL, NULL, NULL}};
-    config_t *with_endpoints = config_new ("testd", endpoints_options);
+    omni_config_t *with_endpoints = omni_config_new ("testd", endpoints_options);
     assert (s_load (with_endpoints, NULL, 1) == 0 &&
             strcmp (endpoints, "tcp://127.0.0.1:5550") == 0);
     assert (s_load (with_endpoints, NULL, 2, "--to= tcp://a:1 ,, ipc:///x ") == 0 &&
@@ -1365,7 +1365,7 @@ config_test (bool verbose)
     s_write_file (bad_path, "testd:\n  to:\n    - tcp://a:1\n    - tcp://b:2\n");
     assert (s_load (with_endpoints, NULL, 3, "--config", bad_path) == 0 &&
             strcmp (endpoints, "tcp://a:1,tcp://b:2") == 0);
-    assert (strcmp (config_origin (with_endpoints, "to"), "file") == 0);
+    assert (strcmp (omni_config_origin (with_endpoints, "to"), "file") == 0);
     s_write_file (bad_path, "testd:\n  to:\n    - tcp://a:1\n    - b:2\n");
     assert (s_load (with_endpoints, &out, 3, "--config", bad_path) == -1);
     assert (strstr (out, "testd.to: bad value \"b:2\"") && strstr (out, "tcp://HOST:PORT") &&
@@ -1377,11 +1377,11 @@ config_test (bool verbose)
     assert (s_load (with_endpoints, &out, 2, "--to= , ") == -1);
     assert (strstr (out, "testd.to: bad value \"\" (expected one or more endpoints"));
     free (out);
-    config_destroy (&with_endpoints);
+    omni_config_destroy (&with_endpoints);
 
     //  --version
     assert (s_load (config, &out, 2, "--version") == 2);
-    assert (strstr (out, config_version ()));
+    assert (strstr (out, omni_config_version ()));
     free (out);
 
     //  --help prints every option and its variable, and returns 1
@@ -1394,20 +1394,20 @@ config_test (bool verbose)
     assert (strstr (out, "--version"));
     free (out);
     //  ... or only the first ones
-    config_set_help_count (config, 1);
+    omni_config_set_help_count (config, 1);
     assert (s_load (config, &out, 2, "--help") == 1);
     assert (strstr (out, "--name TEXT") && !strstr (out, "--journal-dir"));
     free (out);
     assert (s_load (config, NULL, 2, "--journal-dir=/x") == 0);
-    config_destroy (&config);
+    omni_config_destroy (&config);
     assert (config == NULL);
-    config_destroy (&config);
+    omni_config_destroy (&config);
 
     //  Section names with '-' map to '_' in variable names
     static char *tap_name;
-    static const config_option_t tap_options[] = {{"key", CONFIG_STRING, NULL, "a key", &tap_name},
-                                                  {NULL, CONFIG_STRING, NULL, NULL, NULL}};
-    config = config_new ("omni-tap", tap_options);
+    static const omni_config_option_t tap_options[] = {
+        {"key", CONFIG_STRING, NULL, "a key", &tap_name}, {NULL, CONFIG_STRING, NULL, NULL, NULL}};
+    config = omni_config_new ("omni-tap", tap_options);
     setenv ("OMNI_TAP_KEY", "from-env", 1);
     assert (s_load (config, NULL, 1) == 0);
     assert (strcmp (tap_name, "from-env") == 0);
@@ -1416,7 +1416,7 @@ config_test (bool verbose)
     assert (s_load (config, &out, 3, "--config", bad_path) == -1);
     assert (strstr (out, "omni-tap.other: unknown key"));
     free (out);
-    config_destroy (&config);
+    omni_config_destroy (&config);
 
     selftest_rmtree (dir);
     assert (access (dir, F_OK) == -1 && errno == ENOENT);

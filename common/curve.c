@@ -3,13 +3,13 @@
     zcert_load is lenient: a missing `_secret` file leaves a zero secret key
     and a file without a public key fails without saying why, so each file
     is checked here first and every error names it. The server's ZAP
-    handler reads the clients' roles again (curve_roles_refresh) at a
+    handler reads the clients' roles again (omni_curve_roles_refresh) at a
     handshake when the directory has changed: a client certificate added at
     run time is accepted without restarting the server.                     */
-#include "curve.h"
-#include "log.h"
-#include "selftest.h"
-#include "util.h"
+#include "common/curve.h"
+#include "common/log.h"
+#include "testsupport/selftest.h"
+#include "common/util.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -25,22 +25,22 @@
 //  key may HELLO as, comma-separated
 #define WRITERS_PROPERTY CURVE_WRITERS_PROPERTY
 
-struct _curve_server_t {
+struct _omni_curve_server_t {
     zcert_t *cert;
     zactor_t *zap;
-    curve_roles_t *roles;      //  only the ZAP thread reads it once started
+    omni_curve_roles_t *roles; //  only the ZAP thread reads it once started
     zhashx_t *refusals_logged; //  "socket key" -> when last logged (ZAP thread)
     zhashx_t *hellos_logged;   //  "key writer" -> when last logged (delivery's thread)
-    metric_t *m_refused[CURVE_SOCKETS][3];
+    omni_metric_t *m_refused[CURVE_SOCKETS][3];
     atomic_bool zap_bound; //  set by the ZAP thread before it signals
 };
 
-struct _curve_client_t {
+struct _omni_curve_client_t {
     zcert_t *cert;
     char server_key[41];
 };
 
-struct _curve_watch_t {
+struct _omni_curve_watch_t {
     zsock_t *sock;
     zactor_t *actor;
     char *endpoint;
@@ -64,7 +64,7 @@ s_has_key (const char *path, const char *key_path)
 }
 
 zcert_t *
-curve_cert_load (const char *path, bool secret, char *error, size_t error_size)
+omni_curve_cert_load (const char *path, bool secret, char *error, size_t error_size)
 {
     char secret_path[4096];
     snprintf (secret_path, sizeof secret_path, "%s_secret", path);
@@ -131,9 +131,9 @@ s_free_item (void **item)
 }
 
 static void
-s_count_refusal (curve_server_t *self, curve_socket_t sock, s_why_t why)
+s_count_refusal (omni_curve_server_t *self, omni_curve_socket_t sock, s_why_t why)
 {
-    metric_add (self->m_refused[sock][why], 1);
+    omni_metric_add (self->m_refused[sock][why], 1);
 }
 
 //  Whether a refusal `id` is to be logged now (rate limit); `logged` is
@@ -141,7 +141,7 @@ s_count_refusal (curve_server_t *self, curve_socket_t sock, s_why_t why)
 static bool
 s_refusal_loggable (zhashx_t *logged, const char *id)
 {
-    int64_t now = util_mono_ms ();
+    int64_t now = omni_util_mono_ms ();
     int64_t *at = zhashx_lookup (logged, id);
     if (at && now - *at < REFUSAL_LOG_MS)
         return false;
@@ -161,7 +161,7 @@ s_refusal_loggable (zhashx_t *logged, const char *id)
 //  id, mechanism, credentials; answered 200 with the key's name as User-Id
 //  (and, on delivery, the writers it may be as metadata) or 400.
 static void
-s_zap_handle (curve_server_t *self, zsock_t *handler)
+s_zap_handle (omni_curve_server_t *self, zsock_t *handler)
 {
     zmsg_t *request = zmsg_recv (handler);
     if (!request)
@@ -189,13 +189,13 @@ s_zap_handle (curve_server_t *self, zsock_t *handler)
                    mechanism ? mechanism : "");
     else {
         zmq_z85_encode (key, zframe_data (credentials), 32);
-        curve_roles_refresh (self->roles);
-        name = curve_roles_admit (self->roles, key, sock, writers, sizeof writers);
+        omni_curve_roles_refresh (self->roles);
+        name = omni_curve_roles_admit (self->roles, key, sock, writers, sizeof writers);
         if (name) {
             status = "200";
             text = "OK";
         } else {
-            const char *held = curve_roles_describe (self->roles, key, roles, sizeof roles);
+            const char *held = omni_curve_roles_describe (self->roles, key, roles, sizeof roles);
             s_count_refusal (self, sock, held ? WHY_WRONG_ROLE : WHY_UNKNOWN_KEY);
             char id[64];
             snprintf (id, sizeof id, "%d %s", sock, key);
@@ -206,14 +206,16 @@ s_zap_handle (curve_server_t *self, zsock_t *handler)
                           "socket=%s key=%s roles=%s address=%s why=\"this key's role does not "
                           "allow the %s socket\" hint=\"a key used outside its role; give this "
                           "client a key in curve_clients/%s if it needs the %s socket\"",
-                          curve_socket_name (sock), held, roles, address ? address : "",
-                          curve_socket_name (sock), s_role_dirs[sock], curve_socket_name (sock));
+                          omni_curve_socket_name (sock), held, roles, address ? address : "",
+                          omni_curve_socket_name (sock), s_role_dirs[sock],
+                          omni_curve_socket_name (sock));
             else
                 log_warn ("curve.refused",
                           "socket=%s public_key=\"%s\" address=%s why=\"no certificate in "
                           "curve_clients holds this key\" hint=\"to let it in, put the client's "
                           "public certificate in curve_clients/%s\"",
-                          curve_socket_name (sock), key, address ? address : "", s_role_dirs[sock]);
+                          omni_curve_socket_name (sock), key, address ? address : "",
+                          s_role_dirs[sock]);
         }
     }
     zmsg_t *reply = zmsg_new ();
@@ -235,7 +237,7 @@ s_zap_handle (curve_server_t *self, zsock_t *handler)
         meta[meta_size++] = (uint8_t) name_len;
         memcpy (meta + meta_size, WRITERS_PROPERTY, name_len);
         meta_size += name_len;
-        util_put_be (meta + meta_size, value_len, 4);
+        omni_util_put_be (meta + meta_size, value_len, 4);
         meta_size += 4;
         memcpy (meta + meta_size, writers, value_len);
         meta_size += value_len;
@@ -256,7 +258,7 @@ s_zap_handle (curve_server_t *self, zsock_t *handler)
 static void
 s_zap_actor (zsock_t *pipe, void *args)
 {
-    curve_server_t *self = (curve_server_t *) args;
+    omni_curve_server_t *self = (omni_curve_server_t *) args;
     zsock_t *handler = zsock_new (ZMQ_REP);
     assert (handler);
     //  libzmq sends every ZAP request of the context to this endpoint; it
@@ -286,9 +288,9 @@ s_zap_actor (zsock_t *pipe, void *args)
     zsock_destroy (&handler);
 }
 
-curve_server_t *
-curve_server_new (const char *cert_path, const char *clients_dir, metrics_t *metrics, char *error,
-                  size_t error_size)
+omni_curve_server_t *
+omni_curve_server_new (const char *cert_path, const char *clients_dir, omni_metrics_t *metrics,
+                       char *error, size_t error_size)
 {
     if (!s_curve_available (error, error_size))
         return NULL;
@@ -303,15 +305,15 @@ curve_server_new (const char *cert_path, const char *clients_dir, metrics_t *met
                   errno ? strerror (errno) : "not a directory");
         return NULL;
     }
-    zcert_t *cert = curve_cert_load (cert_path, true, error, error_size);
+    zcert_t *cert = omni_curve_cert_load (cert_path, true, error, error_size);
     if (!cert)
         return NULL;
-    curve_roles_t *roles = curve_roles_new (clients_dir, error, error_size);
+    omni_curve_roles_t *roles = omni_curve_roles_new (clients_dir, error, error_size);
     if (!roles) {
         zcert_destroy (&cert);
         return NULL;
     }
-    curve_server_t *self = calloc (1, sizeof *self);
+    omni_curve_server_t *self = calloc (1, sizeof *self);
     assert (self);
     self->cert = cert;
     self->roles = roles;
@@ -327,9 +329,9 @@ curve_server_new (const char *cert_path, const char *clients_dir, metrics_t *met
             if (why == WHY_WRONG_WRITER && sock != CURVE_DELIVERY)
                 continue;
             char labels[96];
-            snprintf (labels, sizeof labels, "socket=\"%s\",why=\"%s\"", curve_socket_name (sock),
-                      s_whys[why]);
-            self->m_refused[sock][why] = metrics_counter (
+            snprintf (labels, sizeof labels, "socket=\"%s\",why=\"%s\"",
+                      omni_curve_socket_name (sock), s_whys[why]);
+            self->m_refused[sock][why] = omni_metrics_counter (
                 metrics, "curve_refused_total",
                 "CURVE clients refused: unknown key, key outside its role, writer name outside "
                 "its key's",
@@ -342,30 +344,31 @@ curve_server_new (const char *cert_path, const char *clients_dir, metrics_t *met
         snprintf (error, error_size,
                   "cannot start the ZAP handler (inproc://zeromq.zap.01 is taken: one CURVE "
                   "server per process)");
-        curve_server_destroy (&self);
+        omni_curve_server_destroy (&self);
         return NULL;
     }
-    log_info ("curve.clients", "dir=%s certificates=%zu", clients_dir, curve_roles_size (roles));
+    log_info ("curve.clients", "dir=%s certificates=%zu", clients_dir,
+              omni_curve_roles_size (roles));
     return self;
 }
 
 void
-curve_server_destroy (curve_server_t **self_p)
+omni_curve_server_destroy (omni_curve_server_t **self_p)
 {
-    curve_server_t *self = *self_p;
+    omni_curve_server_t *self = *self_p;
     if (!self)
         return;
     zactor_destroy (&self->zap);
     zhashx_destroy (&self->refusals_logged);
     zhashx_destroy (&self->hellos_logged);
-    curve_roles_destroy (&self->roles);
+    omni_curve_roles_destroy (&self->roles);
     zcert_destroy (&self->cert);
     free (self);
     *self_p = NULL;
 }
 
 void
-curve_server_apply (curve_server_t *self, zsock_t *sock, curve_socket_t which)
+omni_curve_server_apply (omni_curve_server_t *self, zsock_t *sock, omni_curve_socket_t which)
 {
     zcert_apply (self->cert, sock);
     zsock_set_curve_server (sock, 1);
@@ -375,24 +378,25 @@ curve_server_apply (curve_server_t *self, zsock_t *sock, curve_socket_t which)
 }
 
 bool
-curve_server_writer_allowed (curve_server_t *self, zframe_t *frame, const char *name, char *reason,
-                             size_t reason_size)
+omni_curve_server_writer_allowed (omni_curve_server_t *self, zframe_t *frame, const char *name,
+                                  char *reason, size_t reason_size)
 {
     if (!self)
         return true;
     //  Set by our ZAP handler at the connection's handshake
-    return curve_server_writer_allowed_meta (self, zframe_meta (frame, "User-Id"),
-                                             zframe_meta (frame, WRITERS_PROPERTY), name, reason,
-                                             reason_size);
+    return omni_curve_server_writer_allowed_meta (self, zframe_meta (frame, "User-Id"),
+                                                  zframe_meta (frame, WRITERS_PROPERTY), name,
+                                                  reason, reason_size);
 }
 
 bool
-curve_server_writer_allowed_meta (curve_server_t *self, const char *key, const char *writers,
-                                  const char *name, char *reason, size_t reason_size)
+omni_curve_server_writer_allowed_meta (omni_curve_server_t *self, const char *key,
+                                       const char *writers, const char *name, char *reason,
+                                       size_t reason_size)
 {
     if (!self)
         return true;
-    if (key && *key && curve_roles_writer_listed (writers, name))
+    if (key && *key && omni_curve_roles_writer_listed (writers, name))
         return true;
     s_count_refusal (self, CURVE_DELIVERY, WHY_WRONG_WRITER);
     snprintf (reason, reason_size,
@@ -411,8 +415,8 @@ curve_server_writer_allowed_meta (curve_server_t *self, const char *key, const c
 }
 
 int
-curve_client_load (const char *cert_path, const char *server_cert_path, curve_client_t **client_p,
-                   char *error, size_t error_size)
+omni_curve_client_load (const char *cert_path, const char *server_cert_path,
+                        omni_curve_client_t **client_p, char *error, size_t error_size)
 {
     *client_p = NULL;
     bool have_key = cert_path && *cert_path;
@@ -429,15 +433,15 @@ curve_client_load (const char *cert_path, const char *server_cert_path, curve_cl
     }
     if (!s_curve_available (error, error_size))
         return -1;
-    zcert_t *cert = curve_cert_load (cert_path, true, error, error_size);
+    zcert_t *cert = omni_curve_cert_load (cert_path, true, error, error_size);
     if (!cert)
         return -1;
-    zcert_t *server = curve_cert_load (server_cert_path, false, error, error_size);
+    zcert_t *server = omni_curve_cert_load (server_cert_path, false, error, error_size);
     if (!server) {
         zcert_destroy (&cert);
         return -1;
     }
-    curve_client_t *self = calloc (1, sizeof *self);
+    omni_curve_client_t *self = calloc (1, sizeof *self);
     assert (self);
     self->cert = cert;
     snprintf (self->server_key, sizeof self->server_key, "%s", zcert_public_txt (server));
@@ -447,9 +451,9 @@ curve_client_load (const char *cert_path, const char *server_cert_path, curve_cl
 }
 
 void
-curve_client_destroy (curve_client_t **self_p)
+omni_curve_client_destroy (omni_curve_client_t **self_p)
 {
-    curve_client_t *self = *self_p;
+    omni_curve_client_t *self = *self_p;
     if (!self)
         return;
     zcert_destroy (&self->cert);
@@ -458,14 +462,14 @@ curve_client_destroy (curve_client_t **self_p)
 }
 
 void
-curve_client_apply (const curve_client_t *self, zsock_t *sock)
+omni_curve_client_apply (const omni_curve_client_t *self, zsock_t *sock)
 {
     zcert_apply (self->cert, sock);
     zsock_set_curve_serverkey (sock, self->server_key);
 }
 
 bool
-curve_refusal_event (uint16_t event, const char *endpoint, bool *refused)
+omni_curve_refusal_event (uint16_t event, const char *endpoint, bool *refused)
 {
     if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
         if (*refused)
@@ -503,7 +507,7 @@ static atomic_uint s_monitors;
 static void
 s_watch_actor (zsock_t *pipe, void *args)
 {
-    curve_watch_t *self = (curve_watch_t *) args;
+    omni_curve_watch_t *self = (omni_curve_watch_t *) args;
     zsock_t *monitor = zsock_new (ZMQ_PAIR);
     assert (monitor);
     int rc = zsock_connect (monitor, "%s", self->monitor_ep);
@@ -519,8 +523,8 @@ s_watch_actor (zsock_t *pipe, void *args)
             if (head && zframe_size (head) >= 2) {
                 uint16_t event;
                 memcpy (&event, zframe_data (head), sizeof event);
-                if (curve_refusal_event (event, self->endpoint, &refused))
-                    atomic_store (&self->refused_ms, util_mono_ms ());
+                if (omni_curve_refusal_event (event, self->endpoint, &refused))
+                    atomic_store (&self->refused_ms, omni_util_mono_ms ());
             }
             zmsg_destroy (&msg);
         } else {
@@ -536,10 +540,10 @@ s_watch_actor (zsock_t *pipe, void *args)
     zsock_destroy (&monitor);
 }
 
-curve_watch_t *
-curve_watch_new (zsock_t *sock, const char *endpoint)
+omni_curve_watch_t *
+omni_curve_watch_new (zsock_t *sock, const char *endpoint)
 {
-    curve_watch_t *self = calloc (1, sizeof *self);
+    omni_curve_watch_t *self = calloc (1, sizeof *self);
     assert (self);
     self->sock = sock;
     self->endpoint = strdup (endpoint);
@@ -554,9 +558,9 @@ curve_watch_new (zsock_t *sock, const char *endpoint)
 }
 
 void
-curve_watch_destroy (curve_watch_t **self_p)
+omni_curve_watch_destroy (omni_curve_watch_t **self_p)
 {
-    curve_watch_t *self = *self_p;
+    omni_curve_watch_t *self = *self_p;
     if (!self)
         return;
     zactor_destroy (&self->actor);
@@ -567,19 +571,19 @@ curve_watch_destroy (curve_watch_t **self_p)
 }
 
 void
-curve_watch_poll (curve_watch_t *self)
+omni_curve_watch_poll (omni_curve_watch_t *self)
 {
     if (!self)
         return;
     int64_t refused = atomic_load (&self->refused_ms);
-    if (refused && util_mono_ms () - refused >= CURVE_RETRY_MS) {
+    if (refused && omni_util_mono_ms () - refused >= CURVE_RETRY_MS) {
         atomic_store (&self->refused_ms, 0);
-        curve_reconnect (self->sock, self->endpoint);
+        omni_curve_reconnect (self->sock, self->endpoint);
     }
 }
 
 void
-curve_reconnect (zsock_t *sock, const char *endpoint)
+omni_curve_reconnect (zsock_t *sock, const char *endpoint)
 {
     //  The refused connection may still be listed: without it the
     //  disconnect fails harmlessly
@@ -590,7 +594,7 @@ curve_reconnect (zsock_t *sock, const char *endpoint)
 }
 
 int
-curve_keygen (const char *path, char *error, size_t error_size)
+omni_curve_keygen (const char *path, char *error, size_t error_size)
 {
     char secret_path[4096];
     snprintf (secret_path, sizeof secret_path, "%s_secret", path);
@@ -635,13 +639,13 @@ s_wait_event (zsock_t *monitor)
 }
 
 static zsock_t *
-s_dealer (const curve_client_t *client, const char *endpoint, zsock_t **monitor_p)
+s_dealer (const omni_curve_client_t *client, const char *endpoint, zsock_t **monitor_p)
 {
     zsock_t *dealer = zsock_new (ZMQ_DEALER);
     assert (dealer);
     zsock_set_linger (dealer, 0);
     if (client)
-        curve_client_apply (client, dealer);
+        omni_curve_client_apply (client, dealer);
     char monitor_ep[64];
     snprintf (monitor_ep, sizeof monitor_ep, "inproc://curve-test-%u",
               atomic_fetch_add (&s_monitors, 1));
@@ -656,7 +660,7 @@ s_dealer (const curve_client_t *client, const char *endpoint, zsock_t **monitor_
 }
 
 void
-curve_test (bool verbose)
+omni_curve_test (bool verbose)
 {
     if (verbose)
         printf (" * curve: ");
@@ -668,28 +672,28 @@ curve_test (bool verbose)
     snprintf (stranger_path, sizeof stranger_path, "%s/stranger", dir);
     snprintf (clients_dir, sizeof clients_dir, "%s/clients", dir);
     snprintf (bad_path, sizeof bad_path, "%s/bad", dir);
-    assert (curve_keygen (server_path, error, sizeof error) == 0);
-    assert (curve_keygen (client_path, error, sizeof error) == 0);
-    assert (curve_keygen (stranger_path, error, sizeof error) == 0);
-    assert (curve_keygen (client_path, error, sizeof error) == -1);
+    assert (omni_curve_keygen (server_path, error, sizeof error) == 0);
+    assert (omni_curve_keygen (client_path, error, sizeof error) == 0);
+    assert (omni_curve_keygen (stranger_path, error, sizeof error) == 0);
+    assert (omni_curve_keygen (client_path, error, sizeof error) == -1);
     assert (strstr (error, client_path) && strstr (error, "exists"));
     snprintf (path, sizeof path, "%s_secret", client_path);
     struct stat st;
     assert (stat (path, &st) == 0 && (st.st_mode & 0777) == 0600);
 
     //  Errors name the key or the file
-    assert (curve_server_new (server_path, clients_dir, NULL, error, sizeof error) == NULL);
+    assert (omni_curve_server_new (server_path, clients_dir, NULL, error, sizeof error) == NULL);
     assert (strstr (error, clients_dir));
-    assert (curve_server_new (server_path, "", NULL, error, sizeof error) == NULL);
+    assert (omni_curve_server_new (server_path, "", NULL, error, sizeof error) == NULL);
     assert (strstr (error, "curve_clients"));
     int rc = mkdir (clients_dir, 0700);
     assert (rc == 0);
-    assert (curve_server_new (bad_path, clients_dir, NULL, error, sizeof error) == NULL);
+    assert (omni_curve_server_new (bad_path, clients_dir, NULL, error, sizeof error) == NULL);
     assert (strstr (error, bad_path));
     FILE *file = fopen (bad_path, "w");
     fputs ("not a certificate\n", file);
     fclose (file);
-    assert (curve_server_new (bad_path, clients_dir, NULL, error, sizeof error) == NULL);
+    assert (omni_curve_server_new (bad_path, clients_dir, NULL, error, sizeof error) == NULL);
     assert (strstr (error, bad_path) && strstr (error, "not a CURVE certificate"));
     snprintf (path, sizeof path, "%s/ingestd_secret", dir);
     char saved[700];
@@ -698,23 +702,23 @@ curve_test (bool verbose)
     file = fopen (path, "w");
     fputs ("curve\n    public-key = \"short\"\n", file);
     fclose (file);
-    assert (curve_server_new (server_path, clients_dir, NULL, error, sizeof error) == NULL);
+    assert (omni_curve_server_new (server_path, clients_dir, NULL, error, sizeof error) == NULL);
     assert (strstr (error, path) && strstr (error, "secret"));
     rename (saved, path);
     rename (path, bad_path);
-    assert (curve_server_new (server_path, clients_dir, NULL, error, sizeof error) == NULL);
+    assert (omni_curve_server_new (server_path, clients_dir, NULL, error, sizeof error) == NULL);
     assert (strstr (error, path));
     rename (bad_path, path);
 
-    curve_client_t *client = NULL;
-    assert (curve_client_load (NULL, "", &client, error, sizeof error) == 0 && !client);
-    assert (curve_client_load (client_path, "", &client, error, sizeof error) == -1);
+    omni_curve_client_t *client = NULL;
+    assert (omni_curve_client_load (NULL, "", &client, error, sizeof error) == 0 && !client);
+    assert (omni_curve_client_load (client_path, "", &client, error, sizeof error) == -1);
     assert (strstr (error, "curve_server_key is required"));
-    assert (curve_client_load (NULL, server_path, &client, error, sizeof error) == -1);
+    assert (omni_curve_client_load (NULL, server_path, &client, error, sizeof error) == -1);
     assert (strstr (error, "curve_key is required"));
     //  A client needs its own secret
     snprintf (path, sizeof path, "%s/clients/collector/collector", dir);
-    assert (curve_client_load (path, server_path, &client, error, sizeof error) == -1);
+    assert (omni_curve_client_load (path, server_path, &client, error, sizeof error) == -1);
     assert (strstr (error, path));
 
     //  The layout before roles (a certificate directly in the directory)
@@ -724,34 +728,35 @@ curve_test (bool verbose)
     assert (cert);
     rc = zcert_save_public (cert, path);
     assert (rc == 0);
-    assert (curve_server_new (server_path, clients_dir, NULL, error, sizeof error) == NULL);
+    assert (omni_curve_server_new (server_path, clients_dir, NULL, error, sizeof error) == NULL);
     assert (strstr (error, path) && strstr (error, "has no role") && strstr (error, "collector/"));
     unlink (path);
 
     //  The allowed client's public certificate goes where its role belongs
-    rc = curve_roles_allow (clients_dir, "collector", client_path, path, sizeof path, error,
-                            sizeof error);
+    rc = omni_curve_roles_allow (clients_dir, "collector", client_path, path, sizeof path, error,
+                                 sizeof error);
     assert (rc == 0);
     zcert_destroy (&cert);
     //  A writer key for "archive"
     char writer_path[512];
     snprintf (writer_path, sizeof writer_path, "%s/archiverd", dir);
-    assert (curve_keygen (writer_path, error, sizeof error) == 0);
-    rc = curve_roles_allow (clients_dir, "writer:archive", writer_path, path, sizeof path, error,
-                            sizeof error);
+    assert (omni_curve_keygen (writer_path, error, sizeof error) == 0);
+    rc = omni_curve_roles_allow (clients_dir, "writer:archive", writer_path, path, sizeof path,
+                                 error, sizeof error);
     assert (rc == 0);
 
-    metrics_t *metrics = metrics_new ("omni_test_");
-    curve_server_t *server =
-        curve_server_new (server_path, clients_dir, metrics, error, sizeof error);
+    omni_metrics_t *metrics = omni_metrics_new ("omni_test_");
+    omni_curve_server_t *server =
+        omni_curve_server_new (server_path, clients_dir, metrics, error, sizeof error);
     assert (server);
     //  One ZAP handler per process: a second server says why it cannot be
-    curve_server_t *second = curve_server_new (server_path, clients_dir, NULL, error, sizeof error);
+    omni_curve_server_t *second =
+        omni_curve_server_new (server_path, clients_dir, NULL, error, sizeof error);
     assert (!second && strstr (error, "zeromq.zap.01"));
     zsock_t *router = zsock_new (ZMQ_ROUTER);
     assert (router);
     zsock_set_linger (router, 0);
-    curve_server_apply (server, router, CURVE_INTAKE);
+    omni_curve_server_apply (server, router, CURVE_INTAKE);
     int port = zsock_bind (router, "tcp://127.0.0.1:*");
     assert (port > 0);
     char endpoint[64];
@@ -759,14 +764,14 @@ curve_test (bool verbose)
     zsock_t *delivery = zsock_new (ZMQ_ROUTER);
     assert (delivery);
     zsock_set_linger (delivery, 0);
-    curve_server_apply (server, delivery, CURVE_DELIVERY);
+    omni_curve_server_apply (server, delivery, CURVE_DELIVERY);
     port = zsock_bind (delivery, "tcp://127.0.0.1:*");
     assert (port > 0);
     char delivery_ep[64];
     snprintf (delivery_ep, sizeof delivery_ep, "tcp://127.0.0.1:%d", port);
 
     //  An allowed client: its handshake succeeds and its message arrives
-    rc = curve_client_load (client_path, server_path, &client, error, sizeof error);
+    rc = omni_curve_client_load (client_path, server_path, &client, error, sizeof error);
     assert (rc == 0 && client);
     zsock_t *monitor;
     zsock_t *dealer = s_dealer (client, endpoint, &monitor);
@@ -792,17 +797,17 @@ curve_test (bool verbose)
     assert (s_wait_event (monitor) == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH);
     zsock_destroy (&dealer);
     zsock_destroy (&monitor);
-    assert (metric_value (server->m_refused[CURVE_DELIVERY][WHY_WRONG_ROLE]) == 1);
+    assert (omni_metric_value (server->m_refused[CURVE_DELIVERY][WHY_WRONG_ROLE]) == 1);
 
     //  The writer's key: in on delivery, as "archive" only; not on intake
-    curve_client_t *writer = NULL;
-    rc = curve_client_load (writer_path, server_path, &writer, error, sizeof error);
+    omni_curve_client_t *writer = NULL;
+    rc = omni_curve_client_load (writer_path, server_path, &writer, error, sizeof error);
     assert (rc == 0 && writer);
     dealer = s_dealer (writer, endpoint, &monitor);
     assert (s_wait_event (monitor) == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH);
     zsock_destroy (&dealer);
     zsock_destroy (&monitor);
-    assert (metric_value (server->m_refused[CURVE_INTAKE][WHY_WRONG_ROLE]) == 1);
+    assert (omni_metric_value (server->m_refused[CURVE_INTAKE][WHY_WRONG_ROLE]) == 1);
     dealer = s_dealer (writer, delivery_ep, &monitor);
     assert (s_wait_event (monitor) == ZMQ_EVENT_HANDSHAKE_SUCCEEDED);
     zstr_send (dealer, "HELLO");
@@ -811,39 +816,40 @@ curve_test (bool verbose)
     msg = zmsg_recv (delivery);
     assert (msg && zmsg_size (msg) == 2);
     char reason[256];
-    assert (
-        curve_server_writer_allowed (server, zmsg_last (msg), "archive", reason, sizeof reason));
-    assert (!curve_server_writer_allowed (server, zmsg_last (msg), "relational", reason,
-                                          sizeof reason));
+    assert (omni_curve_server_writer_allowed (server, zmsg_last (msg), "archive", reason,
+                                              sizeof reason));
+    assert (!omni_curve_server_writer_allowed (server, zmsg_last (msg), "relational", reason,
+                                               sizeof reason));
     assert (strstr (reason, "writer/archive/archiverd") && strstr (reason, "relational"));
-    assert (metric_value (server->m_refused[CURVE_DELIVERY][WHY_WRONG_WRITER]) == 1);
+    assert (omni_metric_value (server->m_refused[CURVE_DELIVERY][WHY_WRONG_WRITER]) == 1);
     //  Without CURVE there is no key to check
-    assert (
-        curve_server_writer_allowed (NULL, zmsg_last (msg), "relational", reason, sizeof reason));
+    assert (omni_curve_server_writer_allowed (NULL, zmsg_last (msg), "relational", reason,
+                                              sizeof reason));
     //  A frame from a connection without our metadata is refused
     zframe_t *bare = zframe_new ("x", 1);
-    assert (!curve_server_writer_allowed (server, bare, "archive", reason, sizeof reason));
+    assert (!omni_curve_server_writer_allowed (server, bare, "archive", reason, sizeof reason));
     zframe_destroy (&bare);
     zmsg_destroy (&msg);
     zpoller_destroy (&delivery_poller);
     zsock_destroy (&dealer);
     zsock_destroy (&monitor);
-    curve_client_destroy (&writer);
+    omni_curve_client_destroy (&writer);
 
     //  A client with an unknown key: the server's ZAP handler refuses it,
     //  and its message never arrives
-    curve_client_t *stranger = NULL;
-    rc = curve_client_load (stranger_path, server_path, &stranger, error, sizeof error);
+    omni_curve_client_t *stranger = NULL;
+    rc = omni_curve_client_load (stranger_path, server_path, &stranger, error, sizeof error);
     assert (rc == 0 && stranger);
     dealer = s_dealer (stranger, endpoint, &monitor);
     zstr_send (dealer, "intruder");
     uint16_t event = s_wait_event (monitor);
     assert (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH);
-    assert (metric_value (server->m_refused[CURVE_INTAKE][WHY_UNKNOWN_KEY]) == 1);
+    assert (omni_metric_value (server->m_refused[CURVE_INTAKE][WHY_UNKNOWN_KEY]) == 1);
     bool refused = false;
-    assert (curve_refusal_event (event, endpoint, &refused) && refused);
-    assert (curve_refusal_event (event, endpoint, &refused) && refused);
-    assert (!curve_refusal_event (ZMQ_EVENT_HANDSHAKE_SUCCEEDED, endpoint, &refused) && !refused);
+    assert (omni_curve_refusal_event (event, endpoint, &refused) && refused);
+    assert (omni_curve_refusal_event (event, endpoint, &refused) && refused);
+    assert (!omni_curve_refusal_event (ZMQ_EVENT_HANDSHAKE_SUCCEEDED, endpoint, &refused) &&
+            !refused);
     zsock_destroy (&dealer);
     zsock_destroy (&monitor);
 
@@ -855,11 +861,11 @@ curve_test (bool verbose)
     zsock_destroy (&monitor);
 
     //  Adding the stranger's certificate lets it in without a restart
-    rc = curve_roles_allow (clients_dir, "collector", stranger_path, path, sizeof path, error,
-                            sizeof error);
+    rc = omni_curve_roles_allow (clients_dir, "collector", stranger_path, path, sizeof path, error,
+                                 sizeof error);
     assert (rc == 0);
     dealer = s_dealer (stranger, endpoint, &monitor);
-    curve_watch_t *watch = NULL;
+    omni_curve_watch_t *watch = NULL;
     assert (s_wait_event (monitor) == ZMQ_EVENT_HANDSHAKE_SUCCEEDED);
     zstr_send (dealer, "welcome");
     assert (zpoller_wait (poller, 5000) == router);
@@ -882,21 +888,21 @@ curve_test (bool verbose)
 
     //  The watch replaces a monitor and goes away cleanly
     dealer = zsock_new (ZMQ_DEALER);
-    curve_client_apply (client, dealer);
-    watch = curve_watch_new (dealer, endpoint);
+    omni_curve_client_apply (client, dealer);
+    watch = omni_curve_watch_new (dealer, endpoint);
     zsock_connect (dealer, "%s", endpoint);
-    curve_watch_destroy (&watch);
+    omni_curve_watch_destroy (&watch);
     assert (!watch);
     zsock_destroy (&dealer);
 
     zpoller_destroy (&poller);
     zsock_destroy (&router);
     zsock_destroy (&delivery);
-    curve_client_destroy (&stranger);
-    curve_client_destroy (&client);
-    curve_server_destroy (&server);
+    omni_curve_client_destroy (&stranger);
+    omni_curve_client_destroy (&client);
+    omni_curve_server_destroy (&server);
     assert (!server && !client);
-    metrics_destroy (&metrics);
+    omni_metrics_destroy (&metrics);
     selftest_rmtree (dir);
     free (dir);
     if (verbose)

@@ -10,33 +10,34 @@
 #ifndef OMNI_CURVE_H
 #define OMNI_CURVE_H
 
-#include "curve_roles.h"
-#include "metrics.h"
+#include "common/curve_roles.h"
+#include "common/metrics.h"
 
 #include <czmq.h>
 #include <stdbool.h>
 #include <stddef.h>
 
-typedef struct _curve_server_t curve_server_t;
-typedef struct _curve_client_t curve_client_t;
+typedef struct _omni_curve_server_t omni_curve_server_t;
+typedef struct _omni_curve_client_t omni_curve_client_t;
 
 //  One certificate file, checked (zcert_load alone is lenient); with its
 //  secret key (`path`_secret) when `secret`. NULL with an error naming the
 //  file that is missing or malformed.
-zcert_t *curve_cert_load (const char *path, bool secret, char *error, size_t error_size);
+zcert_t *omni_curve_cert_load (const char *path, bool secret, char *error, size_t error_size);
 
 //  Loads the server certificate (with its secret) and the clients' roles
-//  from clients_dir (curve_roles_new: strict, an error names the file and
+//  from clients_dir (omni_curve_roles_new: strict, an error names the file and
 //  the fix), and starts the ZAP handler that admits a key on a socket only
 //  in its role. clients_dir is read again when it changes. `metrics` (may
 //  be NULL) gets curve_refused_total{socket,why}. NULL with an error.
-curve_server_t *curve_server_new (const char *cert_path, const char *clients_dir,
-                                  metrics_t *metrics, char *error, size_t error_size);
-void curve_server_destroy (curve_server_t **self_p);
+omni_curve_server_t *omni_curve_server_new (const char *cert_path, const char *clients_dir,
+                                            omni_metrics_t *metrics, char *error,
+                                            size_t error_size);
+void omni_curve_server_destroy (omni_curve_server_t **self_p);
 
 //  Makes `sock` the CURVE server for `which` of ingestd's sockets; before
 //  it binds.
-void curve_server_apply (curve_server_t *self, zsock_t *sock, curve_socket_t which);
+void omni_curve_server_apply (omni_curve_server_t *self, zsock_t *sock, omni_curve_socket_t which);
 
 //  Whether the delivery connection that `frame` came on (any frame of its
 //  message) may HELLO as writer `name`: its key is in writer/<name>/. A
@@ -48,25 +49,26 @@ void curve_server_apply (curve_server_t *self, zsock_t *sock, curve_socket_t whi
 
 //  The same from that metadata as read by zmq_msg_gets on any part of the
 //  message (NULL when absent), for a loop that receives zmq_msg_t.
-bool curve_server_writer_allowed_meta (curve_server_t *self, const char *key, const char *writers,
-                                       const char *name, char *reason, size_t reason_size);
+bool omni_curve_server_writer_allowed_meta (omni_curve_server_t *self, const char *key,
+                                            const char *writers, const char *name, char *reason,
+                                            size_t reason_size);
 
-bool curve_server_writer_allowed (curve_server_t *self, zframe_t *frame, const char *name,
-                                  char *reason, size_t reason_size);
+bool omni_curve_server_writer_allowed (omni_curve_server_t *self, zframe_t *frame, const char *name,
+                                       char *reason, size_t reason_size);
 
 //  A client's keys from its config: both paths empty (or NULL) = no CURVE,
 //  *client_p stays NULL; both set = CURVE; one without the other is an
 //  error naming the missing key (`curve_key`, `curve_server_key`).
 //  Returns 0, or -1 with an error naming the key or file.
-int curve_client_load (const char *cert_path, const char *server_cert_path,
-                       curve_client_t **client_p, char *error, size_t error_size);
-void curve_client_destroy (curve_client_t **self_p);
+int omni_curve_client_load (const char *cert_path, const char *server_cert_path,
+                            omni_curve_client_t **client_p, char *error, size_t error_size);
+void omni_curve_client_destroy (omni_curve_client_t **self_p);
 
 //  Makes `sock` a CURVE client of the server; before it connects.
-void curve_client_apply (const curve_client_t *self, zsock_t *sock);
+void omni_curve_client_apply (const omni_curve_client_t *self, zsock_t *sock);
 
 //  The socket events that tell a refused key: monitor them on a client
-//  socket and pass each event to curve_refusal_event.
+//  socket and pass each event to omni_curve_refusal_event.
 #define CURVE_MONITOR_EVENTS                                                                       \
     (ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |                             \
      ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL)
@@ -74,7 +76,7 @@ void curve_client_apply (const curve_client_t *self, zsock_t *sock);
 //  Logs a refusal by the server at `endpoint` once per streak of refusals
 //  (`*refused` remembers the streak; a successful handshake ends it).
 //  Returns true when the event was a refusal.
-bool curve_refusal_event (uint16_t event, const char *endpoint, bool *refused);
+bool omni_curve_refusal_event (uint16_t event, const char *endpoint, bool *refused);
 
 //  libzmq ends a connection whose handshake the server refused and never
 //  tries it again (a protocol error, unlike a lost connection); clients try
@@ -83,22 +85,22 @@ bool curve_refusal_event (uint16_t event, const char *endpoint, bool *refused);
 #define CURVE_RETRY_MS 2000
 
 //  Connects `sock` to `endpoint` again after a refusal (owner thread).
-void curve_reconnect (zsock_t *sock, const char *endpoint);
+void omni_curve_reconnect (zsock_t *sock, const char *endpoint);
 
 //  Watches a client socket from a thread of its own and logs refusals, for
 //  loops that do not read a monitor themselves. Create it from the thread
 //  that owns the socket, and destroy it before the socket.
-typedef struct _curve_watch_t curve_watch_t;
-curve_watch_t *curve_watch_new (zsock_t *sock, const char *endpoint);
-void curve_watch_destroy (curve_watch_t **self_p);
+typedef struct _omni_curve_watch_t omni_curve_watch_t;
+omni_curve_watch_t *omni_curve_watch_new (zsock_t *sock, const char *endpoint);
+void omni_curve_watch_destroy (omni_curve_watch_t **self_p);
 
 //  Called by the socket's owner at least every CURVE_RETRY_MS: reconnects
 //  once a refusal is CURVE_RETRY_MS old. NULL does nothing.
-void curve_watch_poll (curve_watch_t *self);
+void omni_curve_watch_poll (omni_curve_watch_t *self);
 
 //  Writes a new certificate: `path` (public) and `path`_secret (mode 0600).
-int curve_keygen (const char *path, char *error, size_t error_size);
+int omni_curve_keygen (const char *path, char *error, size_t error_size);
 
-void curve_test (bool verbose);
+void omni_curve_test (bool verbose);
 
 #endif

@@ -6,12 +6,12 @@
 
     The list is small (one entry per client certificate) and looked up once
     per connection handshake, so it is a plain array searched in order.    */
-#include "curve_roles.h"
-#include "curve.h"
-#include "kinds.h"
-#include "log.h"
-#include "selftest.h"
-#include "util.h"
+#include "common/curve_roles.h"
+#include "common/curve.h"
+#include "proto/kinds.h"
+#include "common/log.h"
+#include "testsupport/selftest.h"
+#include "common/util.h"
 
 #include <assert.h>
 #include <dirent.h>
@@ -28,7 +28,7 @@ typedef struct {
     char role[80]; //  "collector", "tap", "writer:NAME"
 } s_entry_t;
 
-struct _curve_roles_t {
+struct _omni_curve_roles_t {
     char *dir;
     s_entry_t *entries;
     size_t size, cap;
@@ -38,7 +38,7 @@ struct _curve_roles_t {
 static const char *s_socket_names[CURVE_SOCKETS] = {"intake", "delivery", "tap"};
 
 const char *
-curve_socket_name (curve_socket_t sock)
+omni_curve_socket_name (omni_curve_socket_t sock)
 {
     return sock < CURVE_SOCKETS ? s_socket_names[sock] : "?";
 }
@@ -108,7 +108,7 @@ static int
 s_add (s_load_t *load, const char *path, const char *name, const char *role)
 {
     char error[1024];
-    zcert_t *cert = curve_cert_load (path, false, error, sizeof error);
+    zcert_t *cert = omni_curve_cert_load (path, false, error, sizeof error);
     if (!cert) {
         if (load->strict) {
             snprintf (load->error, load->error_size, "curve_clients: %s", error);
@@ -181,7 +181,7 @@ s_load_writers (s_load_t *load)
             rc = s_problem (load, sub,
                             "a writer's certificate goes in writer/<name>/ (archive, relational, "
                             "document, metrics), the writer it may deliver to");
-        else if (!kinds_writer_role (e->d_name) || strlen (e->d_name) > 60)
+        else if (!omni_kinds_writer_role (e->d_name) || strlen (e->d_name) > 60)
             rc = s_problem (load, sub,
                             "unknown writer (expected archive, relational, document or metrics)");
         else {
@@ -243,8 +243,8 @@ s_free_entries (s_entry_t *entries, size_t size)
     free (entries);
 }
 
-curve_roles_t *
-curve_roles_new (const char *dir, char *error, size_t error_size)
+omni_curve_roles_t *
+omni_curve_roles_new (const char *dir, char *error, size_t error_size)
 {
     s_load_t load = {NULL, 0, 0, true, error, error_size, dir};
     uint64_t signature = s_signature (dir, 0, 14695981039346656037ULL);
@@ -252,7 +252,7 @@ curve_roles_new (const char *dir, char *error, size_t error_size)
         s_free_entries (load.entries, load.size);
         return NULL;
     }
-    curve_roles_t *self = calloc (1, sizeof *self);
+    omni_curve_roles_t *self = calloc (1, sizeof *self);
     assert (self);
     self->dir = strdup (dir);
     self->entries = load.entries;
@@ -263,9 +263,9 @@ curve_roles_new (const char *dir, char *error, size_t error_size)
 }
 
 void
-curve_roles_destroy (curve_roles_t **self_p)
+omni_curve_roles_destroy (omni_curve_roles_t **self_p)
 {
-    curve_roles_t *self = *self_p;
+    omni_curve_roles_t *self = *self_p;
     if (!self)
         return;
     s_free_entries (self->entries, self->size);
@@ -275,7 +275,7 @@ curve_roles_destroy (curve_roles_t **self_p)
 }
 
 bool
-curve_roles_refresh (curve_roles_t *self)
+omni_curve_roles_refresh (omni_curve_roles_t *self)
 {
     uint64_t signature = s_signature (self->dir, 0, 14695981039346656037ULL);
     if (signature == self->signature)
@@ -299,7 +299,7 @@ curve_roles_refresh (curve_roles_t *self)
 }
 
 static bool
-s_role_fits (const char *role, curve_socket_t sock)
+s_role_fits (const char *role, omni_curve_socket_t sock)
 {
     switch (sock) {
     case CURVE_INTAKE: return streq (role, "collector");
@@ -320,8 +320,8 @@ s_list_add (char *list, size_t size, const char *item)
 }
 
 const char *
-curve_roles_admit (curve_roles_t *self, const char *key, curve_socket_t sock, char *writers,
-                   size_t writers_size)
+omni_curve_roles_admit (omni_curve_roles_t *self, const char *key, omni_curve_socket_t sock,
+                        char *writers, size_t writers_size)
 {
     const char *name = NULL;
     if (writers && writers_size)
@@ -339,7 +339,8 @@ curve_roles_admit (curve_roles_t *self, const char *key, curve_socket_t sock, ch
 }
 
 const char *
-curve_roles_describe (curve_roles_t *self, const char *key, char *roles, size_t roles_size)
+omni_curve_roles_describe (omni_curve_roles_t *self, const char *key, char *roles,
+                           size_t roles_size)
 {
     const char *name = NULL;
     *roles = 0;
@@ -354,13 +355,13 @@ curve_roles_describe (curve_roles_t *self, const char *key, char *roles, size_t 
 }
 
 size_t
-curve_roles_size (curve_roles_t *self)
+omni_curve_roles_size (omni_curve_roles_t *self)
 {
     return self->size;
 }
 
 bool
-curve_roles_writer_listed (const char *writers, const char *name)
+omni_curve_roles_writer_listed (const char *writers, const char *name)
 {
     size_t len = strlen (name);
     for (const char *at = writers; at && *at;) {
@@ -379,7 +380,7 @@ s_role_dir (const char *role, char *rel, size_t size)
 {
     if (streq (role, "collector") || streq (role, "tap"))
         snprintf (rel, size, "%s", role);
-    else if (strncmp (role, "writer:", 7) == 0 && kinds_writer_role (role + 7) &&
+    else if (strncmp (role, "writer:", 7) == 0 && omni_kinds_writer_role (role + 7) &&
              strlen (role) < 64)
         snprintf (rel, size, "writer/%s", role + 7);
     else
@@ -388,15 +389,15 @@ s_role_dir (const char *role, char *rel, size_t size)
 }
 
 bool
-curve_roles_known (const char *role)
+omni_curve_roles_known (const char *role)
 {
     char rel[128];
     return s_role_dir (role, rel, sizeof rel);
 }
 
 int
-curve_roles_allow (const char *clients_dir, const char *role, const char *cert_path, char *path,
-                   size_t path_size, char *error, size_t error_size)
+omni_curve_roles_allow (const char *clients_dir, const char *role, const char *cert_path,
+                        char *path, size_t path_size, char *error, size_t error_size)
 {
     char rel[128];
     if (!s_role_dir (role, rel, sizeof rel)) {
@@ -406,7 +407,7 @@ curve_roles_allow (const char *clients_dir, const char *role, const char *cert_p
                   role);
         return -1;
     }
-    zcert_t *cert = curve_cert_load (cert_path, false, error, error_size);
+    zcert_t *cert = omni_curve_cert_load (cert_path, false, error, error_size);
     if (!cert)
         return -1;
     const char *base = strrchr (cert_path, '/');
@@ -416,7 +417,7 @@ curve_roles_allow (const char *clients_dir, const char *role, const char *cert_p
     snprintf (path, path_size, "%s/%s", dir, base);
     struct stat st;
     int rc = -1;
-    if (util_mkdirs (dir))
+    if (omni_util_mkdirs (dir))
         snprintf (error, error_size, "cannot create %s: %s", dir, strerror (errno));
     else if (stat (path, &st) == 0)
         snprintf (error, error_size, "%s exists: not overwritten", path);
@@ -444,7 +445,7 @@ s_public (const char *from, const char *dir, const char *to)
 }
 
 void
-curve_roles_test (bool verbose)
+omni_curve_roles_test (bool verbose)
 {
     if (verbose)
         printf (" * curve_roles: ");
@@ -453,13 +454,13 @@ curve_roles_test (bool verbose)
     char error[1024], writers[256], roles[256];
     snprintf (keys, sizeof keys, "%s/keys", tmp);
     snprintf (clients, sizeof clients, "%s/clients", tmp);
-    assert (util_mkdirs (keys) == 0 && util_mkdirs (clients) == 0);
+    assert (omni_util_mkdirs (keys) == 0 && omni_util_mkdirs (clients) == 0);
     snprintf (collector, sizeof collector, "%s/collector-git", keys);
     snprintf (writer, sizeof writer, "%s/archiverd", keys);
     snprintf (both, sizeof both, "%s/both", keys);
-    assert (curve_keygen (collector, error, sizeof error) == 0);
-    assert (curve_keygen (writer, error, sizeof error) == 0);
-    assert (curve_keygen (both, error, sizeof error) == 0);
+    assert (omni_curve_keygen (collector, error, sizeof error) == 0);
+    assert (omni_curve_keygen (writer, error, sizeof error) == 0);
+    assert (omni_curve_keygen (both, error, sizeof error) == 0);
     zcert_t *cert = zcert_load (collector);
     char collector_key[41], writer_key[41], both_key[41];
     snprintf (collector_key, sizeof collector_key, "%s", zcert_public_txt (cert));
@@ -472,106 +473,109 @@ curve_roles_test (bool verbose)
     zcert_destroy (&cert);
 
     //  An empty directory is valid: nobody gets in
-    curve_roles_t *roles_map = curve_roles_new (clients, error, sizeof error);
-    assert (roles_map && curve_roles_size (roles_map) == 0);
-    assert (!curve_roles_admit (roles_map, collector_key, CURVE_INTAKE, NULL, 0));
-    curve_roles_destroy (&roles_map);
+    omni_curve_roles_t *roles_map = omni_curve_roles_new (clients, error, sizeof error);
+    assert (roles_map && omni_curve_roles_size (roles_map) == 0);
+    assert (!omni_curve_roles_admit (roles_map, collector_key, CURVE_INTAKE, NULL, 0));
+    omni_curve_roles_destroy (&roles_map);
     assert (!roles_map);
 
     //  omnictl keygen --role puts public halves where their role belongs
-    assert (curve_roles_allow (clients, "collector", collector, path, sizeof path, error,
-                               sizeof error) == 0);
+    assert (omni_curve_roles_allow (clients, "collector", collector, path, sizeof path, error,
+                                    sizeof error) == 0);
     assert (strstr (path, "/collector/collector-git"));
-    assert (curve_roles_allow (clients, "collector", collector, path, sizeof path, error,
-                               sizeof error) == -1);
+    assert (omni_curve_roles_allow (clients, "collector", collector, path, sizeof path, error,
+                                    sizeof error) == -1);
     assert (strstr (error, "exists"));
-    assert (curve_roles_allow (clients, "writer:archive", writer, path, sizeof path, error,
-                               sizeof error) == 0);
+    assert (omni_curve_roles_allow (clients, "writer:archive", writer, path, sizeof path, error,
+                                    sizeof error) == 0);
     assert (strstr (path, "/writer/archive/archiverd"));
-    assert (curve_roles_allow (clients, "writer:bogus", writer, path, sizeof path, error,
-                               sizeof error) == -1);
+    assert (omni_curve_roles_allow (clients, "writer:bogus", writer, path, sizeof path, error,
+                                    sizeof error) == -1);
     assert (strstr (error, "unknown role") && strstr (error, "writer:bogus"));
-    assert (curve_roles_known ("writer:metrics") && curve_roles_known ("tap"));
-    assert (!curve_roles_known ("writer:") && !curve_roles_known ("writer"));
-    assert (curve_roles_allow (clients, "admin", writer, path, sizeof path, error, sizeof error) ==
-            -1);
+    assert (omni_curve_roles_known ("writer:metrics") && omni_curve_roles_known ("tap"));
+    assert (!omni_curve_roles_known ("writer:") && !omni_curve_roles_known ("writer"));
+    assert (omni_curve_roles_allow (clients, "admin", writer, path, sizeof path, error,
+                                    sizeof error) == -1);
     //  A key may hold several roles
-    assert (curve_roles_allow (clients, "tap", both, path, sizeof path, error, sizeof error) == 0);
-    assert (curve_roles_allow (clients, "writer:relational", both, path, sizeof path, error,
-                               sizeof error) == 0);
-    assert (curve_roles_allow (clients, "writer:metrics", both, path, sizeof path, error,
-                               sizeof error) == 0);
+    assert (omni_curve_roles_allow (clients, "tap", both, path, sizeof path, error, sizeof error) ==
+            0);
+    assert (omni_curve_roles_allow (clients, "writer:relational", both, path, sizeof path, error,
+                                    sizeof error) == 0);
+    assert (omni_curve_roles_allow (clients, "writer:metrics", both, path, sizeof path, error,
+                                    sizeof error) == 0);
     struct stat st;
     snprintf (path, sizeof path, "%s/tap/both_secret", clients);
     assert (stat (path, &st) != 0);
 
-    roles_map = curve_roles_new (clients, error, sizeof error);
+    roles_map = omni_curve_roles_new (clients, error, sizeof error);
     assert (roles_map);
-    assert (curve_roles_size (roles_map) == 5);
+    assert (omni_curve_roles_size (roles_map) == 5);
     //  Each key on its own socket only
-    const char *name = curve_roles_admit (roles_map, collector_key, CURVE_INTAKE, NULL, 0);
+    const char *name = omni_curve_roles_admit (roles_map, collector_key, CURVE_INTAKE, NULL, 0);
     assert (name && streq (name, "collector/collector-git"));
-    assert (!curve_roles_admit (roles_map, collector_key, CURVE_DELIVERY, writers, sizeof writers));
-    assert (!curve_roles_admit (roles_map, collector_key, CURVE_TAP, NULL, 0));
-    name = curve_roles_admit (roles_map, writer_key, CURVE_DELIVERY, writers, sizeof writers);
+    assert (!omni_curve_roles_admit (roles_map, collector_key, CURVE_DELIVERY, writers,
+                                     sizeof writers));
+    assert (!omni_curve_roles_admit (roles_map, collector_key, CURVE_TAP, NULL, 0));
+    name = omni_curve_roles_admit (roles_map, writer_key, CURVE_DELIVERY, writers, sizeof writers);
     assert (name && streq (name, "writer/archive/archiverd") && streq (writers, "archive"));
-    assert (!curve_roles_admit (roles_map, writer_key, CURVE_INTAKE, NULL, 0));
-    assert (!curve_roles_admit (roles_map, writer_key, CURVE_TAP, NULL, 0));
-    assert (curve_roles_admit (roles_map, both_key, CURVE_TAP, NULL, 0));
-    assert (curve_roles_admit (roles_map, both_key, CURVE_DELIVERY, writers, sizeof writers));
-    assert (curve_roles_writer_listed (writers, "relational"));
-    assert (curve_roles_writer_listed (writers, "metrics"));
-    assert (!curve_roles_writer_listed (writers, "archive"));
-    assert (!curve_roles_writer_listed (writers, "relation"));
-    assert (!curve_roles_writer_listed ("", "archive"));
-    assert (!curve_roles_admit (roles_map, both_key, CURVE_INTAKE, NULL, 0));
-    name = curve_roles_describe (roles_map, collector_key, roles, sizeof roles);
+    assert (!omni_curve_roles_admit (roles_map, writer_key, CURVE_INTAKE, NULL, 0));
+    assert (!omni_curve_roles_admit (roles_map, writer_key, CURVE_TAP, NULL, 0));
+    assert (omni_curve_roles_admit (roles_map, both_key, CURVE_TAP, NULL, 0));
+    assert (omni_curve_roles_admit (roles_map, both_key, CURVE_DELIVERY, writers, sizeof writers));
+    assert (omni_curve_roles_writer_listed (writers, "relational"));
+    assert (omni_curve_roles_writer_listed (writers, "metrics"));
+    assert (!omni_curve_roles_writer_listed (writers, "archive"));
+    assert (!omni_curve_roles_writer_listed (writers, "relation"));
+    assert (!omni_curve_roles_writer_listed ("", "archive"));
+    assert (!omni_curve_roles_admit (roles_map, both_key, CURVE_INTAKE, NULL, 0));
+    name = omni_curve_roles_describe (roles_map, collector_key, roles, sizeof roles);
     assert (name && streq (roles, "collector"));
-    assert (!curve_roles_describe (roles_map, "0000000000000000000000000000000000000000", roles,
-                                   sizeof roles));
-    assert (streq (curve_socket_name (CURVE_TAP), "tap"));
+    assert (!omni_curve_roles_describe (roles_map, "0000000000000000000000000000000000000000",
+                                        roles, sizeof roles));
+    assert (streq (omni_curve_socket_name (CURVE_TAP), "tap"));
 
     //  Unchanged: not read again. Removing a key takes effect on refresh
-    assert (!curve_roles_refresh (roles_map));
+    assert (!omni_curve_roles_refresh (roles_map));
     snprintf (path, sizeof path, "%s/writer/archive/archiverd", clients);
     assert (unlink (path) == 0);
-    assert (curve_roles_refresh (roles_map));
-    assert (!curve_roles_admit (roles_map, writer_key, CURVE_DELIVERY, writers, sizeof writers));
+    assert (omni_curve_roles_refresh (roles_map));
+    assert (
+        !omni_curve_roles_admit (roles_map, writer_key, CURVE_DELIVERY, writers, sizeof writers));
     //  At run time a bad file is skipped, the rest still applies
     snprintf (path, sizeof path, "%s/tap/garbage", clients);
     FILE *file = fopen (path, "w");
     fputs ("not a certificate\n", file);
     fclose (file);
     s_public (writer, clients, "flat");
-    assert (curve_roles_refresh (roles_map));
-    assert (curve_roles_size (roles_map) == 4);
-    assert (curve_roles_admit (roles_map, collector_key, CURVE_INTAKE, NULL, 0));
+    assert (omni_curve_roles_refresh (roles_map));
+    assert (omni_curve_roles_size (roles_map) == 4);
+    assert (omni_curve_roles_admit (roles_map, collector_key, CURVE_INTAKE, NULL, 0));
     //  The flat key got no role
-    assert (!curve_roles_describe (roles_map, writer_key, roles, sizeof roles));
-    curve_roles_destroy (&roles_map);
+    assert (!omni_curve_roles_describe (roles_map, writer_key, roles, sizeof roles));
+    omni_curve_roles_destroy (&roles_map);
 
     //  At start-up the same files are errors naming them
-    assert (!curve_roles_new (clients, error, sizeof error));
+    assert (!omni_curve_roles_new (clients, error, sizeof error));
     assert (strstr (error, "garbage") || strstr (error, "flat"));
     snprintf (path, sizeof path, "%s/tap/garbage", clients);
     unlink (path);
-    assert (!curve_roles_new (clients, error, sizeof error));
+    assert (!omni_curve_roles_new (clients, error, sizeof error));
     assert (strstr (error, "/flat") && strstr (error, "has no role") &&
             strstr (error, "collector/"));
     snprintf (path, sizeof path, "%s/flat", clients);
     unlink (path);
     snprintf (path, sizeof path, "%s/writers", clients);
-    assert (util_mkdirs (path) == 0);
-    assert (!curve_roles_new (clients, error, sizeof error));
+    assert (omni_util_mkdirs (path) == 0);
+    assert (!omni_curve_roles_new (clients, error, sizeof error));
     assert (strstr (error, "/writers") && strstr (error, "unknown role directory"));
     rmdir (path);
     snprintf (path, sizeof path, "%s/writer/archiv", clients);
-    assert (util_mkdirs (path) == 0);
-    assert (!curve_roles_new (clients, error, sizeof error));
+    assert (omni_util_mkdirs (path) == 0);
+    assert (!omni_curve_roles_new (clients, error, sizeof error));
     assert (strstr (error, "/writer/archiv") && strstr (error, "unknown writer"));
     rmdir (path);
     s_public (writer, clients, "writer/loose");
-    assert (!curve_roles_new (clients, error, sizeof error));
+    assert (!omni_curve_roles_new (clients, error, sizeof error));
     assert (strstr (error, "writer/loose") && strstr (error, "writer/<name>/"));
     snprintf (path, sizeof path, "%s/writer/loose", clients);
     unlink (path);
@@ -584,13 +588,13 @@ curve_roles_test (bool verbose)
     fwrite (zchunk_data (chunk), 1, zchunk_size (chunk), file);
     fclose (file);
     zchunk_destroy (&chunk);
-    assert (!curve_roles_new (clients, error, sizeof error));
+    assert (!omni_curve_roles_new (clients, error, sizeof error));
     assert (strstr (error, "both_secret") && strstr (error, "secret"));
     unlink (secret_copy);
-    roles_map = curve_roles_new (clients, error, sizeof error);
-    assert (roles_map && curve_roles_size (roles_map) == 4);
-    curve_roles_destroy (&roles_map);
-    assert (!curve_roles_new ("/nonexistent-omni-dir", error, sizeof error));
+    roles_map = omni_curve_roles_new (clients, error, sizeof error);
+    assert (roles_map && omni_curve_roles_size (roles_map) == 4);
+    omni_curve_roles_destroy (&roles_map);
+    assert (!omni_curve_roles_new ("/nonexistent-omni-dir", error, sizeof error));
     assert (strstr (error, "/nonexistent-omni-dir"));
 
     selftest_rmtree (tmp);

@@ -5,9 +5,9 @@
     would not conflict, so the self-test could not show the refusal. The
     file is never unlinked: removing it while another process waits on it
     would let two processes hold two different files.                      */
-#include "dirlock.h"
-#include "selftest.h"
-#include "util.h"
+#include "common/dirlock.h"
+#include "testsupport/selftest.h"
+#include "common/util.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -19,7 +19,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-struct _dirlock_t {
+struct _omni_dirlock_t {
     char *path;
     int fd;
 };
@@ -34,7 +34,7 @@ s_join (const char *dir, const char *name)
 }
 
 int
-dirlock_holder (const char *dir, const char *name)
+omni_dirlock_holder (const char *dir, const char *name)
 {
     char *path = s_join (dir, name);
     FILE *file = fopen (path, "r");
@@ -48,20 +48,20 @@ dirlock_holder (const char *dir, const char *name)
     return pid;
 }
 
-dirlock_t *
-dirlock_new (const char *dir, const char *name, char *error, size_t error_size)
+omni_dirlock_t *
+omni_dirlock_new (const char *dir, const char *name, char *error, size_t error_size)
 {
-    if (util_mkdirs (dir)) {
+    if (omni_util_mkdirs (dir)) {
         snprintf (error, error_size, "cannot create %s: %s", dir, strerror (errno));
         return NULL;
     }
-    dirlock_t *self = calloc (1, sizeof *self);
+    omni_dirlock_t *self = calloc (1, sizeof *self);
     assert (self);
     self->path = s_join (dir, name);
     self->fd = open (self->path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (self->fd < 0) {
         snprintf (error, error_size, "cannot open lock file %s: %s", self->path, strerror (errno));
-        dirlock_destroy (&self);
+        omni_dirlock_destroy (&self);
         return NULL;
     }
     if (flock (self->fd, LOCK_EX | LOCK_NB)) {
@@ -69,7 +69,7 @@ dirlock_new (const char *dir, const char *name, char *error, size_t error_size)
             //  The holder writes its pid just after it locks: a reader that
             //  comes in between finds the file empty for a moment.
             int pid = 0;
-            for (int tries = 0; tries < 20 && !(pid = dirlock_holder (dir, name)); tries++)
+            for (int tries = 0; tries < 20 && !(pid = omni_dirlock_holder (dir, name)); tries++)
                 usleep (5000);
             if (pid)
                 snprintf (error, error_size, "%s in use by pid %d (lock file %s)", dir, pid,
@@ -79,23 +79,23 @@ dirlock_new (const char *dir, const char *name, char *error, size_t error_size)
                           self->path);
         } else
             snprintf (error, error_size, "cannot lock %s: %s", self->path, strerror (errno));
-        dirlock_destroy (&self);
+        omni_dirlock_destroy (&self);
         return NULL;
     }
     char text[32];
     int len = snprintf (text, sizeof text, "%d\n", (int) getpid ());
     if (ftruncate (self->fd, 0) || pwrite (self->fd, text, (size_t) len, 0) != len) {
         snprintf (error, error_size, "cannot write lock file %s: %s", self->path, strerror (errno));
-        dirlock_destroy (&self);
+        omni_dirlock_destroy (&self);
         return NULL;
     }
     return self;
 }
 
 void
-dirlock_destroy (dirlock_t **self_p)
+omni_dirlock_destroy (omni_dirlock_t **self_p)
 {
-    dirlock_t *self = *self_p;
+    omni_dirlock_t *self = *self_p;
     if (!self)
         return;
     //  The pid stays in the file: it is only read while the lock is held.
@@ -107,29 +107,29 @@ dirlock_destroy (dirlock_t **self_p)
 }
 
 const char *
-dirlock_path (dirlock_t *self)
+omni_dirlock_path (omni_dirlock_t *self)
 {
     return self->path;
 }
 
 void
-dirlock_test (bool verbose)
+omni_dirlock_test (bool verbose)
 {
     (void) verbose;
     char *tmp = selftest_tmpdir ("dirlock");
     char *dir = s_join (tmp, "state/sub");
     char error[512];
     //  Creates the directory and names its holder.
-    dirlock_t *lock = dirlock_new (dir, "lock", error, sizeof error);
+    omni_dirlock_t *lock = omni_dirlock_new (dir, "lock", error, sizeof error);
     assert (lock);
-    assert (strstr (dirlock_path (lock), "state/sub/lock"));
-    assert (dirlock_holder (dir, "lock") == (int) getpid ());
+    assert (strstr (omni_dirlock_path (lock), "state/sub/lock"));
+    assert (omni_dirlock_holder (dir, "lock") == (int) getpid ());
 
     //  Another process is refused with the holder's pid and the directory.
     pid_t child = fork ();
     assert (child >= 0);
     if (child == 0) {
-        dirlock_t *second = dirlock_new (dir, "lock", error, sizeof error);
+        omni_dirlock_t *second = omni_dirlock_new (dir, "lock", error, sizeof error);
         char expected[64];
         snprintf (expected, sizeof expected, "in use by pid %d", (int) getppid ());
         _exit (!second && strstr (error, dir) && strstr (error, expected) ? 0 : 1);
@@ -139,29 +139,29 @@ dirlock_test (bool verbose)
     assert (WIFEXITED (status) && WEXITSTATUS (status) == 0);
 
     //  Another lock file in the same directory is another lock.
-    dirlock_t *other = dirlock_new (dir, "other.lock", error, sizeof error);
+    omni_dirlock_t *other = omni_dirlock_new (dir, "other.lock", error, sizeof error);
     assert (other);
-    dirlock_destroy (&other);
+    omni_dirlock_destroy (&other);
 
     //  Released on destroy (and by the kernel when the holder dies): a
     //  child that locks and is killed leaves the directory free.
-    dirlock_destroy (&lock);
+    omni_dirlock_destroy (&lock);
     assert (lock == NULL);
     child = fork ();
     assert (child >= 0);
     if (child == 0) {
-        dirlock_t *held = dirlock_new (dir, "lock", error, sizeof error);
+        omni_dirlock_t *held = omni_dirlock_new (dir, "lock", error, sizeof error);
         (void) held;
         _exit (held ? 0 : 1);
     }
     assert (waitpid (child, &status, 0) == child);
     assert (WIFEXITED (status) && WEXITSTATUS (status) == 0);
-    lock = dirlock_new (dir, "lock", error, sizeof error);
+    lock = omni_dirlock_new (dir, "lock", error, sizeof error);
     assert (lock);
-    dirlock_destroy (&lock);
+    omni_dirlock_destroy (&lock);
 
     //  A directory that cannot be made is an error naming it.
-    assert (!dirlock_new ("/proc/omni-no-such/dir", "lock", error, sizeof error));
+    assert (!omni_dirlock_new ("/proc/omni-no-such/dir", "lock", error, sizeof error));
     assert (strstr (error, "/proc/omni-no-such/dir"));
 
     free (dir);

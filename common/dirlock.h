@@ -9,20 +9,21 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-typedef struct _dirlock_t dirlock_t;
+typedef struct _omni_dirlock_t omni_dirlock_t;
 
 //  Creates `dir` if needed and locks `dir`/`name`. Returns NULL with `error`
 //  filled: "<dir> in use by pid N" when another process holds it, or the
 //  failing step and path.
-dirlock_t *dirlock_new (const char *dir, const char *name, char *error, size_t error_size);
-void dirlock_destroy (dirlock_t **self_p);
+omni_dirlock_t *omni_dirlock_new (const char *dir, const char *name, char *error,
+                                  size_t error_size);
+void omni_dirlock_destroy (omni_dirlock_t **self_p);
 
 //  The lock file's path.
-const char *dirlock_path (dirlock_t *self);
+const char *omni_dirlock_path (omni_dirlock_t *self);
 
 //  The pid written into `dir`/`name`, or 0 when there is none to read.
-int dirlock_holder (const char *dir, const char *name);
+int omni_dirlock_holder (const char *dir, const char *name);
 
-void dirlock_test (bool verbose);
+void omni_dirlock_test (bool verbose);
 
 #endif

@@ -14,15 +14,15 @@
     2-byte big-endian length before each one; the rest is the last frame.
     Records in the seeds (proto/fuzz_seeds) are reached through the
     length-prefixed frames.                                                  */
-#include "writer.c"
-#include "fuzz_frames.h"
+#include "common/writer.c"
+#include "common/fuzz_frames.h"
 
-static writer_t *s_writer;
+static omni_writer_t *s_writer;
 static zsock_t *s_ingestd;
 static unsigned s_store_calls;
 
 static int
-s_store (void *store, const record_t *records, size_t count, uint8_t *conflicts, char *error,
+s_store (void *store, const omni_record_t *records, size_t count, uint8_t *conflicts, char *error,
          size_t error_size)
 {
     (void) store;
@@ -58,9 +58,9 @@ LLVMFuzzerInitialize (int *argc, char ***argv)
     //  retry_max 1 ms: a failing store must not slow the fuzzer down
     //  Conflicts are filed next to the fuzzer's corpora, cut short now and
     //  then (s_store)
-    writer_config_t config = {"inproc://fuzz-delivery", "archive", 50, 1, 200, 1, 1, NULL,
-                              "build-fuzz/conflicts"};
-    s_writer = writer_new (&config, s_store, NULL, NULL);
+    omni_writer_config_t config = {"inproc://fuzz-delivery", "archive", 50, 1, 200, 1, 1, NULL,
+                                   "build-fuzz/conflicts"};
+    s_writer = omni_writer_new (&config, s_store, NULL, NULL);
     assert (s_writer);
     s_writer->dealer = zsock_new_dealer (">inproc://fuzz-delivery");
     assert (s_writer->dealer);
@@ -73,13 +73,13 @@ LLVMFuzzerInitialize (int *argc, char ***argv)
 int
 LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
 {
-    static const wire_command_t commands[] = {WIRE_DELIVER,   WIRE_WELCOME, WIRE_RESET,
-                                              WIRE_HEARTBEAT, WIRE_REFUSED, WIRE_DELIVERY_ACK};
+    static const omni_wire_command_t commands[] = {WIRE_DELIVER,   WIRE_WELCOME, WIRE_RESET,
+                                                   WIRE_HEARTBEAT, WIRE_REFUSED, WIRE_DELIVERY_ACK};
     zmsg_t *msg = zmsg_new ();
     if (size >= 2 && (data[0] & 1)) {
-        wire_command_t command = commands[data[1] % 6];
+        omni_wire_command_t command = commands[data[1] % 6];
         zmsg_addstr (msg, WIRE_DELIVERY_SIGNATURE);
-        zmsg_addstr (msg, wire_command_name (command));
+        zmsg_addstr (msg, omni_wire_command_name (command));
         data += 2;
         size -= 2;
         if (command == WIRE_DELIVER && size >= 8) {

@@ -5,7 +5,7 @@
 #ifndef OMNI_FUZZ_FRAMES_H
 #define OMNI_FUZZ_FRAMES_H
 
-#include "log.h"
+#include "common/log.h"
 
 #include <czmq.h>
 #include <stdbool.h>
@@ -18,7 +18,7 @@ fuzz_init (const char *name)
 {
     zsys_init ();
     zsys_set_logstream (NULL);
-    log_init (name, "error", "kv");
+    omni_log_init (name, "error", "kv");
 }
 
 //  Appends the next frame of `*data` to `msg`; false when nothing is left.

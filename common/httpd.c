@@ -15,8 +15,8 @@
     the descriptor, under the table's lock, so the watchdog never shuts down
     a descriptor number that was reused. One address may hold
     HTTPD_PER_IP_LIMIT connections, so that one peer cannot take them all. */
-#include "httpd.h"
-#include "log.h"
+#include "common/httpd.h"
+#include "common/log.h"
 
 #include <arpa/inet.h>
 #include <assert.h>
@@ -70,9 +70,9 @@ typedef struct {
     char peer[48];
 } s_conn_t;
 
-struct _httpd_t {
+struct _omni_httpd_t {
     struct MHD_Daemon *daemon;
-    metrics_t *metrics;
+    omni_metrics_t *metrics;
     health_fn *health;
     void *arg;
     int port;
@@ -83,7 +83,7 @@ struct _httpd_t {
     bool stopping;
     pthread_t watchdog;
     atomic_uint_fast64_t expired; //  connections shut down at their deadline
-    metric_t *m_expired;
+    omni_metric_t *m_expired;
 };
 
 static s_result_t
@@ -121,7 +121,7 @@ s_handle (void *cls, struct MHD_Connection *connection, const char *url, const c
     (void) upload_data;
     (void) upload_data_size;
     (void) con_cls;
-    httpd_t *self = cls;
+    omni_httpd_t *self = cls;
     bool is_metrics = strcmp (url, "/metrics") == 0;
     bool is_health = strcmp (url, "/health") == 0;
     if (!is_metrics && !is_health)
@@ -131,7 +131,7 @@ s_handle (void *cls, struct MHD_Connection *connection, const char *url, const c
         return s_reply_text (connection, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed\n");
 
     if (is_metrics) {
-        char *text = self->metrics ? metrics_render (self->metrics) : strdup ("");
+        char *text = self->metrics ? omni_metrics_render (self->metrics) : strdup ("");
         if (!text)
             return s_reply_text (connection, MHD_HTTP_INTERNAL_SERVER_ERROR,
                                  "cannot render metrics\n");
@@ -169,7 +169,7 @@ static void
 s_notify_connection (void *cls, struct MHD_Connection *connection, void **socket_context,
                      enum MHD_ConnectionNotificationCode code)
 {
-    httpd_t *self = cls;
+    omni_httpd_t *self = cls;
     pthread_mutex_lock (&self->lock);
     if (code == MHD_CONNECTION_NOTIFY_STARTED) {
         const union MHD_ConnectionInfo *fd_info =
@@ -209,7 +209,7 @@ s_request_completed (void *cls, struct MHD_Connection *connection, void **con_cl
 {
     (void) con_cls;
     (void) code;
-    httpd_t *self = cls;
+    omni_httpd_t *self = cls;
     const union MHD_ConnectionInfo *info =
         MHD_get_connection_info (connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
     pthread_mutex_lock (&self->lock);
@@ -222,7 +222,7 @@ s_request_completed (void *cls, struct MHD_Connection *connection, void **con_cl
 static void *
 s_watchdog (void *arg)
 {
-    httpd_t *self = arg;
+    omni_httpd_t *self = arg;
     pthread_mutex_lock (&self->lock);
     while (!self->stopping) {
         struct timespec until;
@@ -241,9 +241,9 @@ s_watchdog (void *arg)
             conn->epoch_ms = INT64_MAX;
             atomic_fetch_add (&self->expired, 1);
             if (self->m_expired)
-                metric_add (self->m_expired, 1);
+                omni_metric_add (self->m_expired, 1);
             uint64_t held;
-            if (log_allow ("httpd.deadline", conn->peer, 60000, &held))
+            if (omni_log_allow ("httpd.deadline", conn->peer, 60000, &held))
                 log_warn ("httpd.deadline",
                           "peer=%s deadline_ms=%" PRId64 " repeated=%" PRIu64
                           " detail=\"no answer within the deadline (a slow or stalled client); "
@@ -270,7 +270,7 @@ s_mhd_log (void *cls, const char *format, va_list args)
             *p = '\'';
     //  A peer over its limit makes the same message per connection it opens
     uint64_t held;
-    if (log_allow ("httpd.mhd", text, 60000, &held))
+    if (omni_log_allow ("httpd.mhd", text, 60000, &held))
         log_warn ("httpd.mhd", "message=\"%s\" repeated=%" PRIu64, text, held);
 }
 
@@ -338,7 +338,7 @@ s_bound_port (struct MHD_Daemon *daemon)
 }
 
 int
-httpd_listen (const char *address, bool *ipv6, char *error, size_t error_size)
+omni_httpd_listen (const char *address, bool *ipv6, char *error, size_t error_size)
 {
     char host[256], port[8];
     bool numeric;
@@ -377,17 +377,17 @@ httpd_listen (const char *address, bool *ipv6, char *error, size_t error_size)
     return fd;
 }
 
-httpd_t *
-httpd_new (const char *address, metrics_t *metrics, health_fn *health, void *arg)
+omni_httpd_t *
+omni_httpd_new (const char *address, omni_metrics_t *metrics, health_fn *health, void *arg)
 {
     char error[512];
     bool ipv6;
-    int fd = httpd_listen (address, &ipv6, error, sizeof error);
+    int fd = omni_httpd_listen (address, &ipv6, error, sizeof error);
     if (fd < 0) {
         log_error ("httpd.start", "address=\"%s\" error=\"%s\"", address ? address : "", error);
         return NULL;
     }
-    httpd_t *self = calloc (1, sizeof *self);
+    omni_httpd_t *self = calloc (1, sizeof *self);
     if (!self) {
         close (fd);
         return NULL;
@@ -406,7 +406,7 @@ httpd_new (const char *address, metrics_t *metrics, health_fn *health, void *arg
         self->conns[i].fd = -1;
     atomic_init (&self->expired, 0);
     if (metrics)
-        self->m_expired = metrics_counter (
+        self->m_expired = omni_metrics_counter (
             metrics, "http_deadline_closed_total",
             "HTTP connections closed because their request was not answered in time", NULL);
     unsigned flags = S_THREAD_FLAGS | MHD_USE_ERROR_LOG | (ipv6 ? MHD_USE_IPv6 : 0);
@@ -437,10 +437,10 @@ httpd_new (const char *address, metrics_t *metrics, health_fn *health, void *arg
 }
 
 void
-httpd_destroy (httpd_t **self_p)
+omni_httpd_destroy (omni_httpd_t **self_p)
 {
     assert (self_p);
-    httpd_t *self = *self_p;
+    omni_httpd_t *self = *self_p;
     if (!self)
         return;
     pthread_mutex_lock (&self->lock);
@@ -458,7 +458,7 @@ httpd_destroy (httpd_t **self_p)
 }
 
 int
-httpd_port (httpd_t *self)
+omni_httpd_port (omni_httpd_t *self)
 {
     assert (self);
     return self->port;
@@ -567,7 +567,7 @@ s_get (int port, const char *path, char **reply)
 
 typedef struct {
     int port;
-    metric_t *counter;
+    omni_metric_t *counter;
 } s_client_args_t;
 
 static void *
@@ -575,7 +575,7 @@ s_test_client (void *arg)
 {
     s_client_args_t *args = arg;
     for (int i = 0; i < 20; i++) {
-        metric_add (args->counter, 1);
+        omni_metric_add (args->counter, 1);
         char *reply;
         assert (s_get (args->port, "/metrics", &reply) == 200);
         assert (strstr (reply, "omni_test_requests_total "));
@@ -584,8 +584,8 @@ s_test_client (void *arg)
     return NULL;
 }
 
-//  Runs `httpd_new` expecting failure; its log line is noise unless verbose.
-static httpd_t *
+//  Runs `omni_httpd_new` expecting failure; its log line is noise unless verbose.
+static omni_httpd_t *
 s_new_quietly (bool verbose, const char *address)
 {
     fflush (stderr);
@@ -595,7 +595,7 @@ s_new_quietly (bool verbose, const char *address)
         dup2 (null, STDERR_FILENO);
         close (null);
     }
-    httpd_t *httpd = httpd_new (address, NULL, NULL, NULL);
+    omni_httpd_t *httpd = omni_httpd_new (address, NULL, NULL, NULL);
     dup2 (saved, STDERR_FILENO);
     close (saved);
     return httpd;
@@ -631,7 +631,7 @@ s_test_slow_connect (int port)
 //  are held to the per-address limit and closed at their deadline, which
 //  the bytes do not move, while /health answers other addresses at once.
 static void
-s_test_slowloris (httpd_t *httpd, int port)
+s_test_slowloris (omni_httpd_t *httpd, int port)
 {
     s_deadline_ms = 1000;
     enum { SLOW = 12 };
@@ -669,9 +669,9 @@ s_test_slowloris (httpd_t *httpd, int port)
 }
 
 void
-httpd_test (bool verbose)
+omni_httpd_test (bool verbose)
 {
-    log_init ("httpd-test", verbose ? "debug" : "warn", "kv");
+    omni_log_init ("httpd-test", verbose ? "debug" : "warn", "kv");
     char host[64], port[8];
     bool numeric;
     assert (s_parses ("127.0.0.1:9100", host, port, &numeric));
@@ -689,19 +689,19 @@ httpd_test (bool verbose)
     assert (!s_parses ("::1:80", host, port, &numeric));
     assert (!s_parses ("[::1]80", host, port, &numeric));
 
-    metrics_t *metrics = metrics_new ("omni_test_");
-    metric_t *requests = metrics_counter (metrics, "requests_total", "Requests.", NULL);
-    metric_add (requests, 3);
+    omni_metrics_t *metrics = omni_metrics_new ("omni_test_");
+    omni_metric_t *requests = omni_metrics_counter (metrics, "requests_total", "Requests.", NULL);
+    omni_metric_add (requests, 3);
     s_test_state_t state;
     atomic_init (&state.healthy, true);
     atomic_init (&state.calls, 0);
 
-    httpd_t *httpd = httpd_new ("127.0.0.1:0", metrics, s_test_health, &state);
+    omni_httpd_t *httpd = omni_httpd_new ("127.0.0.1:0", metrics, s_test_health, &state);
     assert (httpd);
-    int port_number = httpd_port (httpd);
+    int port_number = omni_httpd_port (httpd);
     assert (port_number > 0 && port_number <= 65535);
     if (verbose)
-        printf ("httpd_test: listening on port %d\n", port_number);
+        printf ("omni_httpd_test: listening on port %d\n", port_number);
 
     char *reply;
     assert (s_get (port_number, "/metrics", &reply) == 200);
@@ -745,7 +745,7 @@ httpd_test (bool verbose)
         assert (pthread_create (&clients[i], NULL, s_test_client, &args) == 0);
     for (int i = 0; i < HTTPD_TEST_CLIENTS; i++)
         pthread_join (clients[i], NULL);
-    assert (metric_value (requests) == 3 + HTTPD_TEST_CLIENTS * 20);
+    assert (omni_metric_value (requests) == 3 + HTTPD_TEST_CLIENTS * 20);
 
     //  The same port twice fails, and so do bad addresses
     char taken[64];
@@ -758,31 +758,31 @@ httpd_test (bool verbose)
     assert (s_new_quietly (verbose, NULL) == NULL);
 
     s_test_slowloris (httpd, port_number);
-    httpd_destroy (&httpd);
+    omni_httpd_destroy (&httpd);
     assert (httpd == NULL);
-    httpd_destroy (&httpd);
+    omni_httpd_destroy (&httpd);
     //  Nothing listens once destroyed
     assert (s_get (port_number, "/health", NULL) == -1);
 
     //  No health check and no metrics: always healthy, empty metrics
-    httpd = httpd_new ("0.0.0.0:0", NULL, NULL, NULL);
+    httpd = omni_httpd_new ("0.0.0.0:0", NULL, NULL, NULL);
     assert (httpd);
-    assert (s_get (httpd_port (httpd), "/health", &reply) == 200);
+    assert (s_get (omni_httpd_port (httpd), "/health", &reply) == 200);
     assert (strcmp (s_body (reply), "ok\n") == 0);
     free (reply);
-    assert (s_get (httpd_port (httpd), "/metrics", &reply) == 200);
+    assert (s_get (omni_httpd_port (httpd), "/metrics", &reply) == 200);
     assert (strcmp (s_body (reply), "") == 0);
     free (reply);
-    httpd_destroy (&httpd);
+    omni_httpd_destroy (&httpd);
 
     //  IPv6 when the machine has it
     httpd = s_new_quietly (verbose, "[::1]:0");
     if (httpd) {
-        assert (s_fetch (AF_INET6, httpd_port (httpd), "GET /health HTTP/1.0\r\n\r\n", NULL) ==
+        assert (s_fetch (AF_INET6, omni_httpd_port (httpd), "GET /health HTTP/1.0\r\n\r\n", NULL) ==
                 200);
-        httpd_destroy (&httpd);
+        omni_httpd_destroy (&httpd);
     } else if (verbose)
-        printf ("httpd_test: no IPv6 loopback, skipped\n");
+        printf ("omni_httpd_test: no IPv6 loopback, skipped\n");
 
-    metrics_destroy (&metrics);
+    omni_metrics_destroy (&metrics);
 }

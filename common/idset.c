@@ -1,5 +1,5 @@
 /*  idset: an in-memory set of 16-byte record ids.                          */
-#include "idset.h"
+#include "common/idset.h"
 
 #include <assert.h>
 #include <stdio.h>
@@ -17,7 +17,7 @@ typedef struct {
     uint64_t lo, hi;
 } s_slot_t;
 
-struct _idset_t {
+struct _omni_idset_t {
     s_slot_t *slots;
     size_t capacity; //  a power of two, or 0 before the first insert
     size_t count;    //  keys in slots
@@ -41,7 +41,7 @@ s_empty (const s_slot_t *slot)
 }
 
 static size_t
-s_home (const idset_t *self, const s_slot_t *slot)
+s_home (const omni_idset_t *self, const s_slot_t *slot)
 {
     uint64_t h = (slot->lo ^ self->seed[0]) * 0x9E3779B97F4A7C15ULL;
     h ^= slot->hi ^ self->seed[1];
@@ -52,7 +52,7 @@ s_home (const idset_t *self, const s_slot_t *slot)
 
 //  The slot holding `slot`'s key, or the empty slot where it would go.
 static size_t
-s_find (const idset_t *self, const s_slot_t *slot)
+s_find (const omni_idset_t *self, const s_slot_t *slot)
 {
     size_t mask = self->capacity - 1;
     size_t i = s_home (self, slot);
@@ -63,7 +63,7 @@ s_find (const idset_t *self, const s_slot_t *slot)
 }
 
 static void
-s_resize (idset_t *self, size_t capacity)
+s_resize (omni_idset_t *self, size_t capacity)
 {
     s_slot_t *old = self->slots;
     size_t old_capacity = self->capacity;
@@ -76,10 +76,10 @@ s_resize (idset_t *self, size_t capacity)
     free (old);
 }
 
-idset_t *
-idset_new (void)
+omni_idset_t *
+omni_idset_new (void)
 {
-    idset_t *self = calloc (1, sizeof *self);
+    omni_idset_t *self = calloc (1, sizeof *self);
     assert (self);
     if (getrandom (self->seed, sizeof self->seed, 0) != (ssize_t) sizeof self->seed) {
         self->seed[0] = (uint64_t) time (NULL) * 0x9E3779B97F4A7C15ULL;
@@ -89,9 +89,9 @@ idset_new (void)
 }
 
 void
-idset_destroy (idset_t **self_p)
+omni_idset_destroy (omni_idset_t **self_p)
 {
-    idset_t *self = *self_p;
+    omni_idset_t *self = *self_p;
     if (self) {
         free (self->slots);
         free (self);
@@ -100,7 +100,7 @@ idset_destroy (idset_t **self_p)
 }
 
 bool
-idset_insert (idset_t *self, const uint8_t key[IDSET_KEY_SIZE])
+omni_idset_insert (omni_idset_t *self, const uint8_t key[IDSET_KEY_SIZE])
 {
     s_slot_t slot = s_slot (key);
     if (s_empty (&slot)) {
@@ -120,7 +120,7 @@ idset_insert (idset_t *self, const uint8_t key[IDSET_KEY_SIZE])
 }
 
 bool
-idset_contains (const idset_t *self, const uint8_t key[IDSET_KEY_SIZE])
+omni_idset_contains (const omni_idset_t *self, const uint8_t key[IDSET_KEY_SIZE])
 {
     s_slot_t slot = s_slot (key);
     if (s_empty (&slot))
@@ -129,7 +129,7 @@ idset_contains (const idset_t *self, const uint8_t key[IDSET_KEY_SIZE])
 }
 
 bool
-idset_remove (idset_t *self, const uint8_t key[IDSET_KEY_SIZE])
+omni_idset_remove (omni_idset_t *self, const uint8_t key[IDSET_KEY_SIZE])
 {
     s_slot_t slot = s_slot (key);
     if (s_empty (&slot)) {
@@ -159,13 +159,13 @@ idset_remove (idset_t *self, const uint8_t key[IDSET_KEY_SIZE])
 }
 
 size_t
-idset_size (const idset_t *self)
+omni_idset_size (const omni_idset_t *self)
 {
     return self->count + self->has_zero;
 }
 
 void
-idset_reset (idset_t *self)
+omni_idset_reset (omni_idset_t *self)
 {
     if (self->slots)
         memset (self->slots, 0, self->capacity * sizeof *self->slots);
@@ -185,51 +185,51 @@ s_test_key (uint64_t n, uint8_t key[IDSET_KEY_SIZE])
 }
 
 void
-idset_test (bool verbose)
+omni_idset_test (bool verbose)
 {
     if (verbose)
         printf (" * idset: ");
-    idset_t *set = idset_new ();
+    omni_idset_t *set = omni_idset_new ();
     uint8_t key[IDSET_KEY_SIZE], zero[IDSET_KEY_SIZE] = {0};
-    assert (!idset_contains (set, zero));
-    assert (!idset_remove (set, zero));
-    assert (idset_insert (set, zero));
-    assert (!idset_insert (set, zero));
-    assert (idset_contains (set, zero) && idset_size (set) == 1);
+    assert (!omni_idset_contains (set, zero));
+    assert (!omni_idset_remove (set, zero));
+    assert (omni_idset_insert (set, zero));
+    assert (!omni_idset_insert (set, zero));
+    assert (omni_idset_contains (set, zero) && omni_idset_size (set) == 1);
 
     const uint64_t n = 100000;
     for (uint64_t i = 1; i <= n; i++) {
         s_test_key (i, key);
-        assert (idset_insert (set, key));
+        assert (omni_idset_insert (set, key));
     }
     for (uint64_t i = 1; i <= n; i++) {
         s_test_key (i, key);
-        assert (!idset_insert (set, key));
+        assert (!omni_idset_insert (set, key));
     }
-    assert (idset_size (set) == n + 1);
+    assert (omni_idset_size (set) == n + 1);
     //  Removing every third key keeps every other findable (backward shift).
     for (uint64_t i = 3; i <= n; i += 3) {
         s_test_key (i, key);
-        assert (idset_remove (set, key));
-        assert (!idset_remove (set, key));
+        assert (omni_idset_remove (set, key));
+        assert (!omni_idset_remove (set, key));
     }
     for (uint64_t i = 1; i <= n; i++) {
         s_test_key (i, key);
-        assert (idset_contains (set, key) == (i % 3 != 0));
+        assert (omni_idset_contains (set, key) == (i % 3 != 0));
     }
     s_test_key (n + 1, key);
-    assert (!idset_contains (set, key));
-    assert (idset_size (set) == n - n / 3 + 1);
-    assert (idset_remove (set, zero) && !idset_contains (set, zero));
+    assert (!omni_idset_contains (set, key));
+    assert (omni_idset_size (set) == n - n / 3 + 1);
+    assert (omni_idset_remove (set, zero) && !omni_idset_contains (set, zero));
 
-    idset_reset (set);
-    assert (idset_size (set) == 0);
+    omni_idset_reset (set);
+    assert (omni_idset_size (set) == 0);
     s_test_key (1, key);
-    assert (!idset_contains (set, key) && !idset_contains (set, zero));
+    assert (!omni_idset_contains (set, key) && !omni_idset_contains (set, zero));
     s_test_key (7, key);
-    assert (!idset_contains (set, key));
-    assert (idset_insert (set, key) && idset_contains (set, key));
-    idset_destroy (&set);
+    assert (!omni_idset_contains (set, key));
+    assert (omni_idset_insert (set, key) && omni_idset_contains (set, key));
+    omni_idset_destroy (&set);
     assert (set == NULL);
     if (verbose)
         printf ("OK\n");

@@ -16,24 +16,24 @@
 
 #define IDSET_KEY_SIZE 16
 
-typedef struct _idset_t idset_t;
+typedef struct _omni_idset_t omni_idset_t;
 
-idset_t *idset_new (void);
-void idset_destroy (idset_t **self_p);
+omni_idset_t *omni_idset_new (void);
+void omni_idset_destroy (omni_idset_t **self_p);
 
 //  Adds `key`; returns true when it was not in the set yet.
-bool idset_insert (idset_t *self, const uint8_t key[IDSET_KEY_SIZE]);
+bool omni_idset_insert (omni_idset_t *self, const uint8_t key[IDSET_KEY_SIZE]);
 
-bool idset_contains (const idset_t *self, const uint8_t key[IDSET_KEY_SIZE]);
+bool omni_idset_contains (const omni_idset_t *self, const uint8_t key[IDSET_KEY_SIZE]);
 
 //  Removes `key`; returns true when it was in the set.
-bool idset_remove (idset_t *self, const uint8_t key[IDSET_KEY_SIZE]);
+bool omni_idset_remove (omni_idset_t *self, const uint8_t key[IDSET_KEY_SIZE]);
 
-size_t idset_size (const idset_t *self);
+size_t omni_idset_size (const omni_idset_t *self);
 
 //  Empties the set and keeps its memory, for a set refilled at once.
-void idset_reset (idset_t *self);
+void omni_idset_reset (omni_idset_t *self);
 
-void idset_test (bool verbose);
+void omni_idset_test (bool verbose);
 
 #endif

@@ -6,8 +6,8 @@
     PIPE_BUF on a pipe, from different processes) never interleave.
     This file must stand alone: the fuzzer links it without the rest of
     libomni.                                                                  */
-#include "log.h"
-#include "util.h"
+#include "common/log.h"
+#include "common/util.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -97,12 +97,12 @@ s_buf_putc (s_buf_t *buf, char c)
 }
 
 //  Writes `len` bytes as the body of a JSON string, escaped so that the
-//  line always parses (util_json_escape, for untrusted text).
+//  line always parses (omni_util_json_escape, for untrusted text).
 static void
 s_json_escape (s_buf_t *buf, const char *text, size_t len)
 {
     if (s_buf_room (buf, 6 * len)) {
-        buf->size += util_json_escape (buf->data + buf->size, text, len, true);
+        buf->size += omni_util_json_escape (buf->data + buf->size, text, len, true);
         buf->data[buf->size] = 0;
     }
 }
@@ -230,7 +230,7 @@ s_timestamp (char *out, size_t size)
 }
 
 int
-log_init (const char *daemon, const char *level, const char *format)
+omni_log_init (const char *daemon, const char *level, const char *format)
 {
     int new_level = LOGL_INFO;
     if (level) {
@@ -260,7 +260,7 @@ log_init (const char *daemon, const char *level, const char *format)
 }
 
 bool
-log_enabled (log_level_t level)
+omni_log_enabled (omni_log_level_t level)
 {
     return (int) level >= atomic_load_explicit (&s_level, memory_order_relaxed);
 }
@@ -291,7 +291,7 @@ s_put_value (s_buf_t *buf, const char *value, size_t len, bool quoted)
     size_t shown = len <= S_VALUE_MAX ? len : S_VALUE_MAX;
     for (size_t i = 0; i < shown;) {
         unsigned char c = p[i];
-        size_t n = c >= 0x80 ? util_utf8_len (p + i, shown - i, NULL) : 1;
+        size_t n = c >= 0x80 ? omni_util_utf8_len (p + i, shown - i, NULL) : 1;
         //  C1 controls (U+0080..U+009F) are as unprintable as C0 ones
         if (n == 2 && c == 0xC2 && p[i + 1] < 0xA0)
             n = 0;
@@ -327,7 +327,7 @@ s_put_value (s_buf_t *buf, const char *value, size_t len, bool quoted)
 //  is a fragment of fields the caller built from its own keys (" a=1 b=2")
 //  and is written as it is.
 //  Each conversion goes to snprintf with a format built from the caller's
-//  own (checked at its call, log_event's format attribute): not a literal
+//  own (checked at its call, omni_log_event's format attribute): not a literal
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wformat-nonliteral"
 static void
@@ -434,9 +434,9 @@ s_format_fields (s_buf_t *buf, const char *format, va_list *args)
 #pragma GCC diagnostic pop
 
 void
-log_event (log_level_t level, const char *event, const char *fields, ...)
+omni_log_event (omni_log_level_t level, const char *event, const char *fields, ...)
 {
-    if (!log_enabled (level))
+    if (!omni_log_enabled (level))
         return;
     if ((int) level < LOGL_DEBUG || level > LOGL_ERROR)
         level = LOGL_ERROR;
@@ -461,7 +461,7 @@ log_event (log_level_t level, const char *event, const char *fields, ...)
     int format = atomic_load (&s_format);
     pthread_mutex_unlock (&s_lock);
     if (!*daemon) {
-        //  Before log_init: better the program name than nothing
+        //  Before omni_log_init: better the program name than nothing
         snprintf (daemon, sizeof daemon, "%s", program_invocation_short_name);
     }
     if (!event)
@@ -539,7 +539,7 @@ s_mono_ms (void)
 }
 
 bool
-log_allow (const char *event, const char *key, int64_t interval_ms, uint64_t *suppressed)
+omni_log_allow (const char *event, const char *key, int64_t interval_ms, uint64_t *suppressed)
 {
     //  FNV-1a over event, a separator and key
     uint64_t hash = 1469598103934665603ULL;
@@ -690,24 +690,25 @@ s_log_hostile (void *arg)
 }
 
 void
-log_test (bool verbose)
+omni_log_test (bool verbose)
 {
-    //  log_allow: the first line, then one per interval with the count held back
+    //  omni_log_allow: the first line, then one per interval with the count held back
     uint64_t held = 99;
-    assert (log_allow ("test.allow", "a", 60000, &held) && held == 0);
-    assert (!log_allow ("test.allow", "a", 60000, &held));
-    assert (!log_allow ("test.allow", "a", 60000, NULL));
-    assert (log_allow ("test.allow", "b", 60000, &held) && held == 0);
-    assert (log_allow ("test.other", "a", 60000, &held));
+    assert (omni_log_allow ("test.allow", "a", 60000, &held) && held == 0);
+    assert (!omni_log_allow ("test.allow", "a", 60000, &held));
+    assert (!omni_log_allow ("test.allow", "a", 60000, NULL));
+    assert (omni_log_allow ("test.allow", "b", 60000, &held) && held == 0);
+    assert (omni_log_allow ("test.other", "a", 60000, &held));
     struct timespec pause = {0, 20 * 1000000};
     nanosleep (&pause, NULL);
-    assert (log_allow ("test.allow", "a", 10, &held) && held == 2);
-    assert (!log_allow ("test.allow", "a", 60000, &held));
+    assert (omni_log_allow ("test.allow", "a", 10, &held) && held == 2);
+    assert (!omni_log_allow ("test.allow", "a", 60000, &held));
 
-    assert (log_init ("ingestd", "loud", "kv") == -1);
-    assert (log_init ("ingestd", "info", "xml") == -1);
-    assert (log_init ("ingestd", "info", "kv") == 0);
-    assert (log_enabled (LOGL_INFO) && log_enabled (LOGL_ERROR) && !log_enabled (LOGL_DEBUG));
+    assert (omni_log_init ("ingestd", "loud", "kv") == -1);
+    assert (omni_log_init ("ingestd", "info", "xml") == -1);
+    assert (omni_log_init ("ingestd", "info", "kv") == 0);
+    assert (omni_log_enabled (LOGL_INFO) && omni_log_enabled (LOGL_ERROR) &&
+            !omni_log_enabled (LOGL_DEBUG));
 
     //  kv format
     char *out = s_capture (s_log_basic, NULL);
@@ -732,8 +733,8 @@ log_test (bool verbose)
     free (out);
 
     //  JSON format, with numbers, escapes and invalid UTF-8
-    assert (log_init ("ingestd", "debug", "json") == 0);
-    assert (log_enabled (LOGL_DEBUG));
+    assert (omni_log_init ("ingestd", "debug", "json") == 0);
+    assert (omni_log_enabled (LOGL_DEBUG));
     out = s_capture (s_log_json, NULL);
     if (verbose)
         printf ("%s", out);
@@ -762,7 +763,7 @@ log_test (bool verbose)
     free (out);
 
     //  Lines longer than the stack buffers are complete
-    assert (log_init ("ingestd", "info", "kv") == 0);
+    assert (omni_log_init ("ingestd", "info", "kv") == 0);
     //  Lines longer than the stack buffers are complete; a value longer
     //  than S_VALUE_MAX is cut, saying so
     out = s_capture (s_log_long, NULL);
@@ -790,7 +791,7 @@ log_test (bool verbose)
     free (out);
 
     //  Threads: every line whole, none lost
-    assert (log_init ("collectord", "info", "json") == 0);
+    assert (omni_log_init ("collectord", "info", "json") == 0);
     out = s_capture (s_log_threads, NULL);
     size_t lines = 0;
     int seen[LOG_TEST_THREADS] = {0};
@@ -809,10 +810,10 @@ log_test (bool verbose)
     free (out);
 
     //  Filtering by level
-    assert (log_init ("ingestd", "error", NULL) == 0);
-    assert (!log_enabled (LOGL_WARN) && log_enabled (LOGL_ERROR));
-    assert (log_init ("ingestd", "warning", "kv") == 0);
-    assert (log_enabled (LOGL_WARN) && !log_enabled (LOGL_INFO));
-    assert (log_init ("ingestd", NULL, NULL) == 0);
-    assert (log_enabled (LOGL_INFO));
+    assert (omni_log_init ("ingestd", "error", NULL) == 0);
+    assert (!omni_log_enabled (LOGL_WARN) && omni_log_enabled (LOGL_ERROR));
+    assert (omni_log_init ("ingestd", "warning", "kv") == 0);
+    assert (omni_log_enabled (LOGL_WARN) && !omni_log_enabled (LOGL_INFO));
+    assert (omni_log_init ("ingestd", NULL, NULL) == 0);
+    assert (omni_log_enabled (LOGL_INFO));
 }

@@ -7,11 +7,11 @@
 #include <stdint.h>
 
 //  LOGL_: syslog.h (pulled in by czmq.h) owns the LOG_ names.
-typedef enum { LOGL_DEBUG = 0, LOGL_INFO, LOGL_WARN, LOGL_ERROR } log_level_t;
+typedef enum { LOGL_DEBUG = 0, LOGL_INFO, LOGL_WARN, LOGL_ERROR } omni_log_level_t;
 
 //  Sets the daemon name, the minimum level ("debug", "info", "warn", "error")
 //  and the format ("kv" or "json"). Returns -1 on an unknown level or format.
-int log_init (const char *daemon, const char *level, const char *format);
+int omni_log_init (const char *daemon, const char *level, const char *format);
 
 //  Logs one event. `fields` is printf-style text of space-separated key=value
 //  pairs; a value with spaces is written in double quotes: `path="a b" n=3`.
@@ -23,10 +23,10 @@ int log_init (const char *daemon, const char *level, const char *format);
 //  peer sent. A %s elsewhere is a fragment of fields the caller built from
 //  its own keys and is written as is: never put a foreign value there.
 //  %s stops at a NUL: log binary values in hex.
-void log_event (log_level_t level, const char *event, const char *fields, ...)
+void omni_log_event (omni_log_level_t level, const char *event, const char *fields, ...)
     __attribute__ ((format (printf, 3, 4)));
 
-bool log_enabled (log_level_t level);
+bool omni_log_enabled (omni_log_level_t level);
 
 //  Whether a line for (event, key) may be logged now: the first at once,
 //  then at most one per `interval_ms`. `*suppressed` (may be NULL) gets the
@@ -35,13 +35,13 @@ bool log_enabled (log_level_t level);
 //  second, a store that is away): the operator needs the first and a
 //  reminder, not one per attempt. A bounded table: a key pushed out of it
 //  is logged again at once.
-bool log_allow (const char *event, const char *key, int64_t interval_ms, uint64_t *suppressed);
+bool omni_log_allow (const char *event, const char *key, int64_t interval_ms, uint64_t *suppressed);
 
-#define log_debug(...) log_event (LOGL_DEBUG, __VA_ARGS__)
-#define log_info(...)  log_event (LOGL_INFO, __VA_ARGS__)
-#define log_warn(...)  log_event (LOGL_WARN, __VA_ARGS__)
-#define log_error(...) log_event (LOGL_ERROR, __VA_ARGS__)
+#define log_debug(...) omni_log_event (LOGL_DEBUG, __VA_ARGS__)
+#define log_info(...)  omni_log_event (LOGL_INFO, __VA_ARGS__)
+#define log_warn(...)  omni_log_event (LOGL_WARN, __VA_ARGS__)
+#define log_error(...) omni_log_event (LOGL_ERROR, __VA_ARGS__)
 
-void log_test (bool verbose);
+void omni_log_test (bool verbose);
 
 #endif

@@ -6,9 +6,9 @@
     # HELP and # TYPE lines appear once per name even when labelled series are
     created later, interleaved with other metrics. Registration and rendering
     take the registry mutex; updates never do. Series are never freed before
-    metrics_destroy, so a metric_t pointer stays valid for the registry's life. */
-#include "metrics.h"
-#include "log.h"
+    omni_metrics_destroy, so a omni_metric_t pointer stays valid for the registry's life. */
+#include "common/metrics.h"
+#include "common/log.h"
 
 #include <assert.h>
 #include <fcntl.h>
@@ -28,8 +28,8 @@ static const char *s_type_names[] = {"counter", "gauge", "histogram"};
 
 typedef struct _family_t family_t;
 
-struct _metric_t {
-    metric_t *next; //  next series of the same family
+struct _omni_metric_t {
+    omni_metric_t *next; //  next series of the same family
     family_t *family;
     char *labels;           //  never NULL, "" when unlabelled
     _Atomic uint64_t value; //  counter count, or gauge double bits
@@ -44,20 +44,20 @@ struct _family_t {
     char *name;
     char *help;
     metric_type_t type;
-    metric_t *series, *last;
+    omni_metric_t *series, *last;
 };
 
-struct _metrics_t {
+struct _omni_metrics_t {
     char *prefix;
     pthread_mutex_t lock;
     family_t *families, *last;
 };
 
-const double metrics_latency_bounds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
-                                         0.01,   0.025,   0.05,   0.1,   0.25,   0.5,
-                                         1,      2.5,     5,      10,    30,     60};
-const size_t metrics_latency_nbounds =
-    sizeof metrics_latency_bounds / sizeof metrics_latency_bounds[0];
+const double omni_metrics_latency_bounds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+                                              0.01,   0.025,   0.05,   0.1,   0.25,   0.5,
+                                              1,      2.5,     5,      10,    30,     60};
+const size_t omni_metrics_latency_nbounds =
+    sizeof omni_metrics_latency_bounds / sizeof omni_metrics_latency_bounds[0];
 
 static uint64_t
 s_bits (double value)
@@ -100,10 +100,10 @@ s_valid_name (const char *name)
     return true;
 }
 
-metrics_t *
-metrics_new (const char *prefix)
+omni_metrics_t *
+omni_metrics_new (const char *prefix)
 {
-    metrics_t *self = calloc (1, sizeof *self);
+    omni_metrics_t *self = calloc (1, sizeof *self);
     if (!self)
         return NULL;
     self->prefix = strdup (prefix ? prefix : "");
@@ -116,18 +116,18 @@ metrics_new (const char *prefix)
 }
 
 void
-metrics_destroy (metrics_t **self_p)
+omni_metrics_destroy (omni_metrics_t **self_p)
 {
     assert (self_p);
-    metrics_t *self = *self_p;
+    omni_metrics_t *self = *self_p;
     if (!self)
         return;
     family_t *family = self->families;
     while (family) {
         family_t *next_family = family->next;
-        metric_t *series = family->series;
+        omni_metric_t *series = family->series;
         while (series) {
-            metric_t *next = series->next;
+            omni_metric_t *next = series->next;
             free (series->labels);
             free (series->bounds);
             free ((void *) series->buckets);
@@ -145,8 +145,8 @@ metrics_destroy (metrics_t **self_p)
     *self_p = NULL;
 }
 
-static metric_t *
-s_register (metrics_t *self, metric_type_t type, const char *name, const char *help,
+static omni_metric_t *
+s_register (omni_metrics_t *self, metric_type_t type, const char *name, const char *help,
             const char *labels, const double *bounds, size_t nbounds)
 {
     assert (self);
@@ -164,7 +164,7 @@ s_register (metrics_t *self, metric_type_t type, const char *name, const char *h
         }
 
     pthread_mutex_lock (&self->lock);
-    metric_t *series = NULL;
+    omni_metric_t *series = NULL;
     family_t *family = self->families;
     while (family && strcmp (family->name, name) != 0)
         family = family->next;
@@ -243,21 +243,21 @@ failed:
     return NULL;
 }
 
-metric_t *
-metrics_counter (metrics_t *self, const char *name, const char *help, const char *labels)
+omni_metric_t *
+omni_metrics_counter (omni_metrics_t *self, const char *name, const char *help, const char *labels)
 {
     return s_register (self, METRIC_COUNTER, name, help, labels, NULL, 0);
 }
 
-metric_t *
-metrics_gauge (metrics_t *self, const char *name, const char *help, const char *labels)
+omni_metric_t *
+omni_metrics_gauge (omni_metrics_t *self, const char *name, const char *help, const char *labels)
 {
     return s_register (self, METRIC_GAUGE, name, help, labels, NULL, 0);
 }
 
-metric_t *
-metrics_histogram (metrics_t *self, const char *name, const char *help, const char *labels,
-                   const double *bounds, size_t nbounds)
+omni_metric_t *
+omni_metrics_histogram (omni_metrics_t *self, const char *name, const char *help,
+                        const char *labels, const double *bounds, size_t nbounds)
 {
     assert (bounds || nbounds == 0);
     return s_register (self, METRIC_HISTOGRAM, name, help, labels, bounds, nbounds);
@@ -266,7 +266,7 @@ metrics_histogram (metrics_t *self, const char *name, const char *help, const ch
 //  Updates accept NULL so that a metric whose registration failed (logged
 //  then) does not take the daemon down on its hot path.
 void
-metric_add (metric_t *self, uint64_t n)
+omni_metric_add (omni_metric_t *self, uint64_t n)
 {
     if (!self)
         return;
@@ -277,7 +277,7 @@ metric_add (metric_t *self, uint64_t n)
 }
 
 void
-metric_set (metric_t *self, double value)
+omni_metric_set (omni_metric_t *self, double value)
 {
     if (!self)
         return;
@@ -291,7 +291,7 @@ metric_set (metric_t *self, double value)
 }
 
 void
-metric_observe (metric_t *self, double value)
+omni_metric_observe (omni_metric_t *self, double value)
 {
     if (!self || self->family->type != METRIC_HISTOGRAM)
         return;
@@ -304,7 +304,7 @@ metric_observe (metric_t *self, double value)
 }
 
 double
-metric_value (metric_t *self)
+omni_metric_value (omni_metric_t *self)
 {
     if (!self)
         return 0;
@@ -393,7 +393,7 @@ s_print_help (s_text_t *text, const char *help)
 }
 
 static void
-s_render_series (s_text_t *text, const char *prefix, family_t *family, metric_t *series)
+s_render_series (s_text_t *text, const char *prefix, family_t *family, omni_metric_t *series)
 {
     const char *labels = series->labels;
     const char *open = *labels ? "{" : "", *close = *labels ? "}" : "";
@@ -427,7 +427,7 @@ s_render_series (s_text_t *text, const char *prefix, family_t *family, metric_t 
 }
 
 char *
-metrics_render (metrics_t *self)
+omni_metrics_render (omni_metrics_t *self)
 {
     assert (self);
     s_text_t text = {NULL, 0, 4096, false};
@@ -441,7 +441,7 @@ metrics_render (metrics_t *self)
         s_print_help (&text, family->help);
         s_printf (&text, "\n# TYPE %s%s %s\n", self->prefix, family->name,
                   s_type_names[family->type]);
-        for (metric_t *series = family->series; series; series = series->next)
+        for (omni_metric_t *series = family->series; series; series = series->next)
             s_render_series (&text, self->prefix, family, series);
     }
     pthread_mutex_unlock (&self->lock);
@@ -459,7 +459,7 @@ metrics_render (metrics_t *self)
 #define METRICS_TEST_LOOPS   100000
 
 typedef struct {
-    metric_t *counter, *gauge, *histogram;
+    omni_metric_t *counter, *gauge, *histogram;
 } s_test_args_t;
 
 static void *
@@ -467,40 +467,41 @@ s_test_thread (void *arg)
 {
     s_test_args_t *args = arg;
     for (int i = 0; i < METRICS_TEST_LOOPS; i++) {
-        metric_add (args->counter, 1);
-        metric_add (args->gauge, 1);
-        metric_observe (args->histogram, 0.5);
+        omni_metric_add (args->counter, 1);
+        omni_metric_add (args->gauge, 1);
+        omni_metric_observe (args->histogram, 0.5);
     }
     return NULL;
 }
 
 void
-metrics_test (bool verbose)
+omni_metrics_test (bool verbose)
 {
-    assert (metrics_latency_nbounds == 18);
-    assert (metrics_latency_bounds[0] == 0.0001 && metrics_latency_bounds[17] == 60);
+    assert (omni_metrics_latency_nbounds == 18);
+    assert (omni_metrics_latency_bounds[0] == 0.0001 && omni_metrics_latency_bounds[17] == 60);
 
-    metrics_t *metrics = metrics_new ("omni_test_");
+    omni_metrics_t *metrics = omni_metrics_new ("omni_test_");
     assert (metrics);
-    char *text = metrics_render (metrics);
+    char *text = omni_metrics_render (metrics);
     assert (text && strcmp (text, "") == 0);
     free (text);
 
-    metric_t *records = metrics_counter (metrics, "records_total", "Records read.", NULL);
+    omni_metric_t *records = omni_metrics_counter (metrics, "records_total", "Records read.", NULL);
     assert (records);
-    assert (metrics_counter (metrics, "records_total", "Records read.", NULL) == records);
-    metric_t *archive =
-        metrics_counter (metrics, "writes_total", "Writes by writer.", "writer=\"archive\"");
-    metric_t *lag = metrics_gauge (metrics, "lag_seconds", "Lag behind the journal.", NULL);
-    metric_t *latency = metrics_histogram (metrics, "write_seconds", "Write latency.", NULL,
-                                           (const double[]){0.1, 1, 2.5}, 3);
+    assert (omni_metrics_counter (metrics, "records_total", "Records read.", NULL) == records);
+    omni_metric_t *archive =
+        omni_metrics_counter (metrics, "writes_total", "Writes by writer.", "writer=\"archive\"");
+    omni_metric_t *lag =
+        omni_metrics_gauge (metrics, "lag_seconds", "Lag behind the journal.", NULL);
+    omni_metric_t *latency = omni_metrics_histogram (metrics, "write_seconds", "Write latency.",
+                                                     NULL, (const double[]){0.1, 1, 2.5}, 3);
     //  A labelled series created later still renders under its family
-    metric_t *index =
-        metrics_counter (metrics, "writes_total", "Writes by writer.", "writer=\"index\"");
+    omni_metric_t *index =
+        omni_metrics_counter (metrics, "writes_total", "Writes by writer.", "writer=\"index\"");
     assert (archive && lag && latency && index && archive != index);
-    metric_t *by_kind =
-        metrics_histogram (metrics, "batch_seconds", "Batch latency\nin s \\.", "kind=\"a\"",
-                           metrics_latency_bounds, metrics_latency_nbounds);
+    omni_metric_t *by_kind =
+        omni_metrics_histogram (metrics, "batch_seconds", "Batch latency\nin s \\.", "kind=\"a\"",
+                                omni_metrics_latency_bounds, omni_metrics_latency_nbounds);
     assert (by_kind);
 
     //  Misuse is refused (and logged: quiet unless verbose), and updates of
@@ -511,34 +512,34 @@ metrics_test (bool verbose)
         dup2 (null, STDERR_FILENO);
         close (null);
     }
-    assert (metrics_gauge (metrics, "records_total", "x", NULL) == NULL);
-    assert (metrics_counter (metrics, "bad name", "x", NULL) == NULL);
-    assert (metrics_counter (metrics, "9lives", "x", NULL) == NULL);
-    assert (metrics_histogram (metrics, "h", "x", NULL, (const double[]){2, 1}, 2) == NULL);
-    metric_add (NULL, 1);
-    metric_set (NULL, 1);
-    metric_observe (NULL, 1);
-    assert (metric_value (NULL) == 0);
+    assert (omni_metrics_gauge (metrics, "records_total", "x", NULL) == NULL);
+    assert (omni_metrics_counter (metrics, "bad name", "x", NULL) == NULL);
+    assert (omni_metrics_counter (metrics, "9lives", "x", NULL) == NULL);
+    assert (omni_metrics_histogram (metrics, "h", "x", NULL, (const double[]){2, 1}, 2) == NULL);
+    omni_metric_add (NULL, 1);
+    omni_metric_set (NULL, 1);
+    omni_metric_observe (NULL, 1);
+    assert (omni_metric_value (NULL) == 0);
     dup2 (saved, STDERR_FILENO);
     close (saved);
 
-    metric_add (records, 3);
-    metric_add (records, 2);
-    assert (metric_value (records) == 5);
-    metric_add (archive, 7);
-    metric_set (lag, 1.5);
-    assert (metric_value (lag) == 1.5);
-    metric_set (lag, -0.25);
-    metric_add (lag, 1);
-    assert (metric_value (lag) == 0.75);
-    metric_observe (latency, 0.05);
-    metric_observe (latency, 0.1); //  le is inclusive
-    metric_observe (latency, 2);
-    metric_observe (latency, 100);
-    assert (metric_value (latency) == 4);
-    metric_observe (by_kind, 0.003);
+    omni_metric_add (records, 3);
+    omni_metric_add (records, 2);
+    assert (omni_metric_value (records) == 5);
+    omni_metric_add (archive, 7);
+    omni_metric_set (lag, 1.5);
+    assert (omni_metric_value (lag) == 1.5);
+    omni_metric_set (lag, -0.25);
+    omni_metric_add (lag, 1);
+    assert (omni_metric_value (lag) == 0.75);
+    omni_metric_observe (latency, 0.05);
+    omni_metric_observe (latency, 0.1); //  le is inclusive
+    omni_metric_observe (latency, 2);
+    omni_metric_observe (latency, 100);
+    assert (omni_metric_value (latency) == 4);
+    omni_metric_observe (by_kind, 0.003);
 
-    text = metrics_render (metrics);
+    text = omni_metrics_render (metrics);
     assert (text);
     if (verbose)
         printf ("%s", text);
@@ -584,48 +585,49 @@ metrics_test (bool verbose)
                            "omni_test_batch_seconds_sum{kind=\"a\"} 0.003\n"
                            "omni_test_batch_seconds_count{kind=\"a\"} 1\n";
     if (strcmp (text, expected) != 0)
-        fprintf (stderr, "metrics_test: rendered\n%s", text);
+        fprintf (stderr, "omni_metrics_test: rendered\n%s", text);
     assert (strcmp (text, expected) == 0);
     free (text);
 
     //  Special gauge values in Prometheus spelling
-    metric_set (lag, INFINITY);
-    text = metrics_render (metrics);
+    omni_metric_set (lag, INFINITY);
+    text = omni_metrics_render (metrics);
     assert (strstr (text, "\nomni_test_lag_seconds +Inf\n"));
     free (text);
-    metric_set (lag, NAN);
-    text = metrics_render (metrics);
+    omni_metric_set (lag, NAN);
+    text = omni_metrics_render (metrics);
     assert (strstr (text, "\nomni_test_lag_seconds NaN\n"));
     free (text);
-    metric_set (lag, 0.1);
-    text = metrics_render (metrics);
+    omni_metric_set (lag, 0.1);
+    text = omni_metrics_render (metrics);
     assert (strstr (text, "\nomni_test_lag_seconds 0.1\n"));
     free (text);
-    metric_set (records, 42);
-    assert (metric_value (records) == 42);
+    omni_metric_set (records, 42);
+    assert (omni_metric_value (records) == 42);
 
     //  Concurrent updates lose nothing
-    metric_t *shared = metrics_counter (metrics, "shared_total", "", NULL);
-    metric_t *level = metrics_gauge (metrics, "shared_level", "", NULL);
-    metric_t *spread = metrics_histogram (metrics, "shared_seconds", "", NULL,
-                                          metrics_latency_bounds, metrics_latency_nbounds);
+    omni_metric_t *shared = omni_metrics_counter (metrics, "shared_total", "", NULL);
+    omni_metric_t *level = omni_metrics_gauge (metrics, "shared_level", "", NULL);
+    omni_metric_t *spread =
+        omni_metrics_histogram (metrics, "shared_seconds", "", NULL, omni_metrics_latency_bounds,
+                                omni_metrics_latency_nbounds);
     s_test_args_t args = {shared, level, spread};
     pthread_t threads[METRICS_TEST_THREADS];
     for (int i = 0; i < METRICS_TEST_THREADS; i++)
         assert (pthread_create (&threads[i], NULL, s_test_thread, &args) == 0);
     //  Render while the threads run, as the HTTP thread would
     for (int i = 0; i < 10; i++) {
-        text = metrics_render (metrics);
+        text = omni_metrics_render (metrics);
         assert (text);
         free (text);
     }
     for (int i = 0; i < METRICS_TEST_THREADS; i++)
         pthread_join (threads[i], NULL);
     double total = (double) METRICS_TEST_THREADS * METRICS_TEST_LOOPS;
-    assert (metric_value (shared) == total);
-    assert (metric_value (level) == total);
-    assert (metric_value (spread) == total);
-    text = metrics_render (metrics);
+    assert (omni_metric_value (shared) == total);
+    assert (omni_metric_value (level) == total);
+    assert (omni_metric_value (spread) == total);
+    text = omni_metrics_render (metrics);
     char line[128];
     snprintf (line, sizeof line, "\nomni_test_shared_seconds_sum %.15g\n", total * 0.5);
     assert (strstr (text, line));
@@ -636,7 +638,7 @@ metrics_test (bool verbose)
     assert (strstr (text, line));
     free (text);
 
-    metrics_destroy (&metrics);
+    omni_metrics_destroy (&metrics);
     assert (metrics == NULL);
-    metrics_destroy (&metrics);
+    omni_metrics_destroy (&metrics);
 }

@@ -1,9 +1,9 @@
 /*  migrate: applies versioned migrations under an advisory lock.          */
-#include "migrate.h"
-#include "log.h"
-#include "util.h"
-#include "pgtest.h"
-#include "selftest.h"
+#include "common/migrate.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "testsupport/pgtest.h"
+#include "testsupport/selftest.h"
 
 #include <assert.h>
 #include <openssl/sha.h>
@@ -14,10 +14,10 @@
 #define S_HEX_SIZE (2 * SHA256_DIGEST_LENGTH + 1)
 
 int
-migrate_version (const migrate_step_t *steps)
+omni_migrate_version (const omni_migrate_step_t *steps)
 {
     int version = 0;
-    for (const migrate_step_t *s = steps; s && s->sql; s++)
+    for (const omni_migrate_step_t *s = steps; s && s->sql; s++)
         version = s->version;
     return version;
 }
@@ -27,7 +27,7 @@ s_checksum (const char *sql, char hex[S_HEX_SIZE])
 {
     uint8_t digest[SHA256_DIGEST_LENGTH];
     SHA256 ((const unsigned char *) sql, strlen (sql), digest);
-    util_hex (digest, SHA256_DIGEST_LENGTH, hex);
+    omni_util_hex (digest, SHA256_DIGEST_LENGTH, hex);
 }
 
 //  The table name goes into SQL text: it comes from the program, and is
@@ -44,31 +44,31 @@ s_identifier (const char *name)
 }
 
 typedef struct {
-    const migrate_config_t *config;
+    const omni_migrate_config_t *config;
     int applied;
     int version; //  the schema's version once migrated
 } s_run_t;
 
 static int
-s_migrate (pgconn_t *conn, void *arg)
+s_migrate (omni_pgconn_t *conn, void *arg)
 {
     s_run_t *run = arg;
-    const migrate_config_t *config = run->config;
+    const omni_migrate_config_t *config = run->config;
     char sql[512];
     snprintf (sql, sizeof sql, "SELECT pg_advisory_xact_lock (%lld)", config->lock_key);
-    if (pgconn_exec (conn, sql) != PGCONN_OK)
+    if (omni_pgconn_exec (conn, sql) != PGCONN_OK)
         return -1;
     snprintf (sql, sizeof sql,
               "CREATE TABLE IF NOT EXISTS %s (version integer PRIMARY KEY, name text NOT NULL, "
               "checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now ())",
               config->table);
-    if (pgconn_exec (conn, sql) != PGCONN_OK)
+    if (omni_pgconn_exec (conn, sql) != PGCONN_OK)
         return -1;
     snprintf (sql, sizeof sql, "SELECT version, checksum FROM %s", config->table);
-    PGresult *rows = pgconn_query (conn, sql, 0, NULL);
+    PGresult *rows = omni_pgconn_query (conn, sql, 0, NULL);
     if (!rows)
         return -1;
-    const migrate_step_t *steps = config->plan (conn, config->arg);
+    const omni_migrate_step_t *steps = config->plan (conn, config->arg);
     if (!steps) {
         PQclear (rows);
         return -1;
@@ -79,7 +79,7 @@ s_migrate (pgconn_t *conn, void *arg)
         newest = version > newest ? version : newest;
     }
     int rc = 0;
-    for (const migrate_step_t *step = steps; step->sql && rc == 0; step++) {
+    for (const omni_migrate_step_t *step = steps; step->sql && rc == 0; step++) {
         char checksum[S_HEX_SIZE];
         s_checksum (step->sql, checksum);
         const char *recorded = NULL;
@@ -94,9 +94,9 @@ s_migrate (pgconn_t *conn, void *arg)
                           config->component, step->version, step->name);
             continue;
         }
-        if (pgconn_exec (conn, step->sql) != PGCONN_OK) {
+        if (omni_pgconn_exec (conn, step->sql) != PGCONN_OK) {
             log_error ("schema.migration_failed", "component=%s version=%d name=%s error=\"%s\"",
-                       config->component, step->version, step->name, pgconn_error (conn));
+                       config->component, step->version, step->name, omni_pgconn_error (conn));
             rc = -1;
             break;
         }
@@ -105,7 +105,7 @@ s_migrate (pgconn_t *conn, void *arg)
         const char *params[] = {version, step->name, checksum};
         snprintf (sql, sizeof sql, "INSERT INTO %s (version, name, checksum) VALUES ($1, $2, $3)",
                   config->table);
-        PGresult *done = pgconn_query (conn, sql, 3, params);
+        PGresult *done = omni_pgconn_query (conn, sql, 3, params);
         if (!done) {
             rc = -1;
             break;
@@ -116,7 +116,7 @@ s_migrate (pgconn_t *conn, void *arg)
                   step->version, step->name);
     }
     PQclear (rows);
-    int embedded = migrate_version (steps);
+    int embedded = omni_migrate_version (steps);
     run->version = newest > embedded ? newest : embedded;
     if (rc == 0 && newest > embedded)
         log_warn ("schema.newer",
@@ -129,12 +129,12 @@ s_migrate (pgconn_t *conn, void *arg)
 }
 
 int
-migrate_run (pgconn_t *conn, const migrate_config_t *config, int *applied)
+omni_migrate_run (omni_pgconn_t *conn, const omni_migrate_config_t *config, int *applied)
 {
     assert (config->plan && config->component);
     assert (s_identifier (config->table));
     s_run_t run = {config, 0, 0};
-    pgconn_status_t status = pgconn_transaction (conn, s_migrate, &run);
+    omni_pgconn_status_t status = omni_pgconn_transaction (conn, s_migrate, &run);
     if (applied)
         *applied = status == PGCONN_OK ? run.applied : 0;
     if (status != PGCONN_OK)
@@ -148,36 +148,36 @@ migrate_run (pgconn_t *conn, const migrate_config_t *config, int *applied)
 //  ---------------------------------------------------------------------------
 //  Self-test: several daemons migrating one fresh database at once
 
-static const migrate_step_t s_steps_v1[] = {
+static const omni_migrate_step_t s_steps_v1[] = {
     {1, "one", "CREATE TABLE t_one (n int); INSERT INTO t_one VALUES (1)"}, {0, NULL, NULL}};
-static const migrate_step_t s_steps_v2[] = {
+static const omni_migrate_step_t s_steps_v2[] = {
     {1, "one", "CREATE TABLE t_one (n int); INSERT INTO t_one VALUES (1)"},
     {2, "two", "INSERT INTO t_one VALUES (2)"},
     {0, NULL, NULL}};
-static const migrate_step_t s_steps_bad[] = {
+static const omni_migrate_step_t s_steps_bad[] = {
     {1, "one", "CREATE TABLE t_one (n int); INSERT INTO t_one VALUES (1)"},
     {2, "two", "INSERT INTO t_one VALUES (2)"},
     {3, "bad", "INSERT INTO t_one VALUES (3); SELECT no_such_function ()"},
     {0, NULL, NULL}};
 
 typedef struct {
-    const migrate_step_t *steps;
+    const omni_migrate_step_t *steps;
     int afters;
 } s_test_arg_t;
 
-static const migrate_step_t *
-s_test_plan (pgconn_t *conn, void *arg)
+static const omni_migrate_step_t *
+s_test_plan (omni_pgconn_t *conn, void *arg)
 {
     (void) conn;
     return ((s_test_arg_t *) arg)->steps;
 }
 
 static int
-s_test_after (pgconn_t *conn, void *arg)
+s_test_after (omni_pgconn_t *conn, void *arg)
 {
     ((s_test_arg_t *) arg)->afters++;
-    return pgconn_exec (conn,
-                        "CREATE OR REPLACE VIEW t_view AS SELECT count (*) AS n FROM t_one") ==
+    return omni_pgconn_exec (conn,
+                             "CREATE OR REPLACE VIEW t_view AS SELECT count (*) AS n FROM t_one") ==
                    PGCONN_OK
                ? 0
                : -1;
@@ -185,56 +185,59 @@ s_test_after (pgconn_t *conn, void *arg)
 
 //  One daemon of several starting at once: the steps up to version 2
 static int
-s_test_start (pgconn_t *conn, void *arg, int index)
+s_test_start (omni_pgconn_t *conn, void *arg, int index)
 {
     s_test_arg_t targ = {s_steps_v2, 0};
-    migrate_config_t config = {"test", "test_migrations", 4242, s_test_plan, s_test_after, &targ};
-    return migrate_run (conn, &config, &((int *) arg)[index]);
+    omni_migrate_config_t config = {"test",      "test_migrations", 4242,
+                                    s_test_plan, s_test_after,      &targ};
+    return omni_migrate_run (conn, &config, &((int *) arg)[index]);
 }
 
 void
-migrate_test (bool verbose)
+omni_migrate_test (bool verbose)
 {
     if (!verbose)
-        log_init ("migrate-test", "error", "kv");
+        omni_log_init ("migrate-test", "error", "kv");
     assert (s_identifier ("metricsd_migrations"));
     assert (!s_identifier ("x; DROP TABLE y"));
     assert (!s_identifier ("1abc"));
-    assert (migrate_version (s_steps_v2) == 2);
+    assert (omni_migrate_version (s_steps_v2) == 2);
     char *dsn = pgtest_db_new ("migrate");
     if (!dsn) {
         selftest_skip ("no PostgreSQL server ($OMNI_TEST_PG_DSN, else 127.0.0.1:5432)");
     }
     char error[256];
-    pgconn_t *conn = pgconn_new (dsn, error, sizeof error);
-    assert (conn && pgconn_ensure (conn) == 0);
+    omni_pgconn_t *conn = omni_pgconn_new (dsn, error, sizeof error);
+    assert (conn && omni_pgconn_ensure (conn) == 0);
 
     //  Version 1, then 2 on top
     s_test_arg_t arg = {s_steps_v1, 0};
-    migrate_config_t config = {"test", "test_migrations", 4242, s_test_plan, s_test_after, &arg};
+    omni_migrate_config_t config = {"test",      "test_migrations", 4242,
+                                    s_test_plan, s_test_after,      &arg};
     int applied = -1;
-    assert (migrate_run (conn, &config, &applied) == 0 && applied == 1);
+    assert (omni_migrate_run (conn, &config, &applied) == 0 && applied == 1);
     pgtest_expect (conn, "SELECT n FROM t_view", "1");
     arg.steps = s_steps_v2;
-    assert (migrate_run (conn, &config, &applied) == 0 && applied == 1);
+    assert (omni_migrate_run (conn, &config, &applied) == 0 && applied == 1);
     pgtest_expect (conn, "SELECT n FROM t_view", "2");
     assert (arg.afters == 2);
 
     //  A failing step rolls back everything of that run
     arg.steps = s_steps_bad;
-    assert (migrate_run (conn, &config, &applied) == -1 && applied == 0);
+    assert (omni_migrate_run (conn, &config, &applied) == -1 && applied == 0);
     pgtest_expect (conn, "SELECT count (*) FROM t_one", "2");
     pgtest_expect (conn, "SELECT max (version) FROM test_migrations", "2");
 
     //  A newer database is accepted; another component's table is separate
     arg.steps = s_steps_v1;
-    assert (migrate_run (conn, &config, &applied) == 0 && applied == 0);
+    assert (omni_migrate_run (conn, &config, &applied) == 0 && applied == 0);
     s_test_arg_t other_arg = {s_steps_v1, 0};
-    migrate_config_t other = {"other", "other_migrations", 4343, s_test_plan, NULL, &other_arg};
+    omni_migrate_config_t other = {"other", "other_migrations", 4343, s_test_plan,
+                                   NULL,    &other_arg};
     //  Its step 1 conflicts with ours (t_one exists): it fails on its own
-    assert (migrate_run (conn, &other, &applied) == -1);
+    assert (omni_migrate_run (conn, &other, &applied) == -1);
     pgtest_expect (conn, "SELECT to_regclass ('other_migrations') IS NULL", "t");
-    pgconn_destroy (&conn);
+    omni_pgconn_destroy (&conn);
     pgtest_db_drop (dsn);
     free (dsn);
 
@@ -244,10 +247,10 @@ migrate_test (bool verbose)
     int applied_by[4] = {0};
     assert (pgtest_parallel (dsn, 4, s_test_start, applied_by) == 0);
     assert (applied_by[0] + applied_by[1] + applied_by[2] + applied_by[3] == 2);
-    conn = pgconn_new (dsn, error, sizeof error);
-    assert (pgconn_ensure (conn) == 0);
+    conn = omni_pgconn_new (dsn, error, sizeof error);
+    assert (omni_pgconn_ensure (conn) == 0);
     pgtest_expect (conn, "SELECT count (*) || ' ' || sum (n) FROM t_one", "2 3");
-    pgconn_destroy (&conn);
+    omni_pgconn_destroy (&conn);
     pgtest_db_drop (dsn);
     free (dsn);
 }

@@ -18,7 +18,7 @@
 #ifndef OMNI_MIGRATE_H
 #define OMNI_MIGRATE_H
 
-#include "pgconn.h"
+#include "common/pgconn.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -27,7 +27,7 @@ typedef struct {
     int version;      //  > 0, increasing
     const char *name; //  e.g. "points"
     const char *sql;  //  one or more statements, no BEGIN/COMMIT, NUL-terminated
-} migrate_step_t;
+} omni_migrate_step_t;
 
 typedef struct {
     const char *component; //  for logs, e.g. "metricsd"
@@ -35,20 +35,20 @@ typedef struct {
     long long lock_key;    //  pg_advisory_xact_lock key, unique per component
     //  Returns the steps (ending with {0, NULL, NULL}) or NULL after an
     //  error (pgconn's error set, or logged).
-    const migrate_step_t *(*plan) (pgconn_t *conn, void *arg);
+    const omni_migrate_step_t *(*plan) (omni_pgconn_t *conn, void *arg);
     //  Optional; non-zero rolls everything back.
-    int (*after) (pgconn_t *conn, void *arg);
+    int (*after) (omni_pgconn_t *conn, void *arg);
     void *arg;
-} migrate_config_t;
+} omni_migrate_config_t;
 
 //  Applies the steps the database lacks. Returns 0 when the schema is
 //  current (or newer: logged), else -1 (nothing applied, pgconn's error
 //  set). `applied` (may be NULL) receives the number of steps applied.
-int migrate_run (pgconn_t *conn, const migrate_config_t *config, int *applied);
+int omni_migrate_run (omni_pgconn_t *conn, const omni_migrate_config_t *config, int *applied);
 
 //  The highest version in `steps`.
-int migrate_version (const migrate_step_t *steps);
+int omni_migrate_version (const omni_migrate_step_t *steps);
 
-void migrate_test (bool verbose);
+void omni_migrate_test (bool verbose);
 
 #endif

@@ -8,11 +8,11 @@
     COPY rows are encoded into one buffer and sent in chunks of
     PGCONN_COPY_CHUNK bytes, so a batch costs a few PQputCopyData calls
     rather than one per field.                                                */
-#include "pgconn.h"
-#include "log.h"
-#include "util.h"
-#include "pgtest.h"
-#include "selftest.h"
+#include "common/pgconn.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "testsupport/pgtest.h"
+#include "testsupport/selftest.h"
 
 #include <assert.h>
 #include <pthread.h>
@@ -28,7 +28,7 @@
 #define PG_EPOCH_OFFSET_US INT64_C (946684800000000)
 #define PG_TEXT_OID        25
 
-struct _pgconn_t {
+struct _omni_pgconn_t {
     const char **keywords, **values; //  for PQconnectdbParams and PQpingParams
     char *display;
     PGconn *conn;
@@ -40,17 +40,17 @@ struct _pgconn_t {
     char error[1024];  //  one line, for logs
     char detail[4096]; //  as the server wrote it
     char sqlstate[6];
-    bool create_database; //  pgconn_set_create_database
+    bool create_database; //  omni_pgconn_set_create_database
     //  The last permanent refusal, for /health from another thread
     pthread_mutex_t refused_lock;
     char refused[768];
-    pgconn_status_t last_status;
+    omni_pgconn_status_t last_status;
     atomic_llong ping_at_ms;
     atomic_bool ping_ok;
 
     //  COPY in progress
     bool copying;
-    pgconn_copy_format_t format;
+    omni_pgconn_copy_format_t format;
     char *buf;
     size_t size, capacity;
     int row_fields, field_index;
@@ -90,8 +90,8 @@ s_display_add (char **display, size_t *len, const char *key, const char *value)
     *len += (size_t) sprintf (*display + *len, "%s%s=%s", *len ? " " : "", key, value);
 }
 
-pgconn_t *
-pgconn_new (const char *conninfo, char *error, size_t error_size)
+omni_pgconn_t *
+omni_pgconn_new (const char *conninfo, char *error, size_t error_size)
 {
     char *errmsg = NULL;
     PQconninfoOption *options = PQconninfoParse (conninfo ? conninfo : "", &errmsg);
@@ -104,7 +104,7 @@ pgconn_new (const char *conninfo, char *error, size_t error_size)
         PQfreemem (errmsg);
         return NULL;
     }
-    pgconn_t *self = calloc (1, sizeof *self);
+    omni_pgconn_t *self = calloc (1, sizeof *self);
     assert (self);
     size_t count = 0;
     for (PQconninfoOption *o = options; o->keyword; o++)
@@ -165,9 +165,9 @@ pgconn_new (const char *conninfo, char *error, size_t error_size)
 }
 
 void
-pgconn_destroy (pgconn_t **self_p)
+omni_pgconn_destroy (omni_pgconn_t **self_p)
 {
-    pgconn_t *self = *self_p;
+    omni_pgconn_t *self = *self_p;
     if (!self)
         return;
     if (self->conn)
@@ -186,7 +186,7 @@ pgconn_destroy (pgconn_t **self_p)
 }
 
 void
-pgconn_set_backoff (pgconn_t *self, int64_t min_ms, int64_t max_ms)
+omni_pgconn_set_backoff (omni_pgconn_t *self, int64_t min_ms, int64_t max_ms)
 {
     self->backoff_min_ms = min_ms > 0 ? min_ms : 1;
     self->backoff_max_ms = max_ms >= self->backoff_min_ms ? max_ms : self->backoff_min_ms;
@@ -194,20 +194,20 @@ pgconn_set_backoff (pgconn_t *self, int64_t min_ms, int64_t max_ms)
 }
 
 void
-pgconn_set_create_database (pgconn_t *self, bool create)
+omni_pgconn_set_create_database (omni_pgconn_t *self, bool create)
 {
     self->create_database = create;
 }
 
 void
-pgconn_set_setup (pgconn_t *self, pgconn_setup_fn *setup, void *arg)
+omni_pgconn_set_setup (omni_pgconn_t *self, pgconn_setup_fn *setup, void *arg)
 {
     self->setup = setup;
     self->setup_arg = arg;
 }
 
 const char *
-pgconn_display (pgconn_t *self)
+omni_pgconn_display (omni_pgconn_t *self)
 {
     return self->display;
 }
@@ -216,7 +216,8 @@ pgconn_display (pgconn_t *self)
 //  Connection state
 
 static void
-s_set_error (pgconn_t *self, pgconn_status_t status, const char *sqlstate, const char *text)
+s_set_error (omni_pgconn_t *self, omni_pgconn_status_t status, const char *sqlstate,
+             const char *text)
 {
     self->last_status = status;
     if (status == PGCONN_PERMANENT || status == PGCONN_OK) {
@@ -241,7 +242,7 @@ s_set_error (pgconn_t *self, pgconn_status_t status, const char *sqlstate, const
 }
 
 static void
-s_mark_down (pgconn_t *self)
+s_mark_down (omni_pgconn_t *self)
 {
     if (self->conn) {
         PQfinish (self->conn);
@@ -249,7 +250,7 @@ s_mark_down (pgconn_t *self)
     }
     self->copying = false;
     atomic_store (&self->up, false);
-    self->next_attempt_ms = util_mono_ms () + self->backoff_ms;
+    self->next_attempt_ms = omni_util_mono_ms () + self->backoff_ms;
     self->backoff_ms =
         self->backoff_ms * 2 > self->backoff_max_ms ? self->backoff_max_ms : self->backoff_ms * 2;
     if (!self->logged_down) {
@@ -266,7 +267,7 @@ s_mark_down (pgconn_t *self)
 }
 
 void
-pgconn_reset (pgconn_t *self)
+omni_pgconn_reset (omni_pgconn_t *self)
 {
     if (self->conn) {
         PQfinish (self->conn);
@@ -334,7 +335,7 @@ s_trim (const char *message)
 //  CREATE DATABASE on the same server, through its maintenance database,
 //  with the same credentials. Returns 0 when it exists now.
 static int
-s_create_database (pgconn_t *self)
+s_create_database (omni_pgconn_t *self)
 {
     size_t n = 0;
     while (self->keywords[n])
@@ -380,7 +381,7 @@ s_create_database (pgconn_t *self)
 }
 
 int
-pgconn_ensure (pgconn_t *self)
+omni_pgconn_ensure (omni_pgconn_t *self)
 {
     if (self->conn && PQstatus (self->conn) == CONNECTION_OK)
         return 0;
@@ -388,7 +389,7 @@ pgconn_ensure (pgconn_t *self)
         s_set_error (self, PGCONN_TRANSIENT, "08006", PQerrorMessage (self->conn));
         s_mark_down (self);
     }
-    int64_t now = util_mono_ms ();
+    int64_t now = omni_util_mono_ms ();
     if (now < self->next_attempt_ms) {
         if (!*self->error)
             s_set_error (self, PGCONN_TRANSIENT, "08006", "reconnecting");
@@ -432,13 +433,13 @@ pgconn_ensure (pgconn_t *self)
 }
 
 bool
-pgconn_is_up (pgconn_t *self)
+omni_pgconn_is_up (omni_pgconn_t *self)
 {
     return atomic_load (&self->up);
 }
 
 bool
-pgconn_refused (pgconn_t *self, char *text, size_t size)
+omni_pgconn_refused (omni_pgconn_t *self, char *text, size_t size)
 {
     pthread_mutex_lock (&self->refused_lock);
     bool refused = *self->refused != 0;
@@ -449,25 +450,25 @@ pgconn_refused (pgconn_t *self, char *text, size_t size)
 }
 
 bool
-pgconn_ping (pgconn_t *self, int64_t cache_ms)
+omni_pgconn_ping (omni_pgconn_t *self, int64_t cache_ms)
 {
-    int64_t now = util_mono_ms ();
+    int64_t now = omni_util_mono_ms ();
     long long at = atomic_load (&self->ping_at_ms);
     if (at && now - at < cache_ms)
         return atomic_load (&self->ping_ok);
     bool ok = PQpingParams (self->keywords, self->values, 0) == PQPING_OK;
     atomic_store (&self->ping_ok, ok);
-    atomic_store (&self->ping_at_ms, (long long) util_mono_ms ());
+    atomic_store (&self->ping_at_ms, (long long) omni_util_mono_ms ());
     return ok;
 }
 
 PGconn *
-pgconn_handle (pgconn_t *self)
+omni_pgconn_handle (omni_pgconn_t *self)
 {
     return self->conn && atomic_load (&self->up) ? self->conn : NULL;
 }
 
-static pgconn_status_t
+static omni_pgconn_status_t
 s_classify (const char *sqlstate)
 {
     if (!sqlstate || strlen (sqlstate) != 5)
@@ -489,8 +490,8 @@ s_classify (const char *sqlstate)
     return PGCONN_FAILED;
 }
 
-pgconn_status_t
-pgconn_check (pgconn_t *self, PGresult *result)
+omni_pgconn_status_t
+omni_pgconn_check (omni_pgconn_t *self, PGresult *result)
 {
     ExecStatusType status = result ? PQresultStatus (result) : PGRES_FATAL_ERROR;
     if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK || status == PGRES_COPY_IN ||
@@ -516,21 +517,21 @@ pgconn_check (pgconn_t *self, PGresult *result)
     return self->last_status;
 }
 
-pgconn_status_t
-pgconn_exec (pgconn_t *self, const char *sql)
+omni_pgconn_status_t
+omni_pgconn_exec (omni_pgconn_t *self, const char *sql)
 {
-    if (!pgconn_handle (self)) {
+    if (!omni_pgconn_handle (self)) {
         s_set_error (self, PGCONN_TRANSIENT, "08003", "not connected");
         return PGCONN_TRANSIENT;
     }
-    return pgconn_check (self, PQexec (self->conn, sql));
+    return omni_pgconn_check (self, PQexec (self->conn, sql));
 }
 
 int
-pgconn_scalar (pgconn_t *self, const char *sql, int nparams, const char *const *params, char *out,
-               size_t size)
+omni_pgconn_scalar (omni_pgconn_t *self, const char *sql, int nparams, const char *const *params,
+                    char *out, size_t size)
 {
-    PGresult *result = pgconn_query (self, sql, nparams, params);
+    PGresult *result = omni_pgconn_query (self, sql, nparams, params);
     if (!result)
         return -1;
     snprintf (out, size, "%s",
@@ -541,9 +542,9 @@ pgconn_scalar (pgconn_t *self, const char *sql, int nparams, const char *const *
 }
 
 PGresult *
-pgconn_query (pgconn_t *self, const char *sql, int nparams, const char *const *values)
+omni_pgconn_query (omni_pgconn_t *self, const char *sql, int nparams, const char *const *values)
 {
-    if (!pgconn_handle (self)) {
+    if (!omni_pgconn_handle (self)) {
         s_set_error (self, PGCONN_TRANSIENT, "08003", "not connected");
         return NULL;
     }
@@ -553,40 +554,40 @@ pgconn_query (pgconn_t *self, const char *sql, int nparams, const char *const *v
         self->last_status = PGCONN_OK;
         return result;
     }
-    pgconn_check (self, result);
+    omni_pgconn_check (self, result);
     return NULL;
 }
 
 const char *
-pgconn_error (pgconn_t *self)
+omni_pgconn_error (omni_pgconn_t *self)
 {
     return self->error;
 }
 
 const char *
-pgconn_error_detail (pgconn_t *self)
+omni_pgconn_error_detail (omni_pgconn_t *self)
 {
     return self->detail;
 }
 
 const char *
-pgconn_sqlstate (pgconn_t *self)
+omni_pgconn_sqlstate (omni_pgconn_t *self)
 {
     return self->sqlstate;
 }
 
-pgconn_status_t
-pgconn_last_status (pgconn_t *self)
+omni_pgconn_status_t
+omni_pgconn_last_status (omni_pgconn_t *self)
 {
     return self->last_status;
 }
 
-pgconn_status_t
-pgconn_transaction (pgconn_t *self, pgconn_tx_fn *fn, void *arg)
+omni_pgconn_status_t
+omni_pgconn_transaction (omni_pgconn_t *self, pgconn_tx_fn *fn, void *arg)
 {
-    if (pgconn_ensure (self))
+    if (omni_pgconn_ensure (self))
         return PGCONN_TRANSIENT;
-    pgconn_status_t status = pgconn_exec (self, "BEGIN");
+    omni_pgconn_status_t status = omni_pgconn_exec (self, "BEGIN");
     if (status != PGCONN_OK)
         return status;
     self->last_status = PGCONN_OK;
@@ -600,8 +601,8 @@ pgconn_transaction (pgconn_t *self, pgconn_tx_fn *fn, void *arg)
         memcpy (error, self->error, sizeof error);
         memcpy (detail, self->detail, sizeof detail);
         memcpy (sqlstate, self->sqlstate, sizeof sqlstate);
-        if (pgconn_handle (self))
-            pgconn_exec (self, "ROLLBACK");
+        if (omni_pgconn_handle (self))
+            omni_pgconn_exec (self, "ROLLBACK");
         memcpy (self->error, error, sizeof error);
         memcpy (self->detail, detail, sizeof detail);
         memcpy (self->sqlstate, sqlstate, sizeof sqlstate);
@@ -616,7 +617,7 @@ pgconn_transaction (pgconn_t *self, pgconn_tx_fn *fn, void *arg)
         PQclear (result);
         return PGCONN_OK;
     }
-    status = pgconn_check (self, result);
+    status = omni_pgconn_check (self, result);
     if (status == PGCONN_OK) {
         s_set_error (self, PGCONN_FAILED, "25P02", "transaction was rolled back");
         status = PGCONN_FAILED;
@@ -628,7 +629,7 @@ pgconn_transaction (pgconn_t *self, pgconn_tx_fn *fn, void *arg)
 //  COPY
 
 static void
-s_reserve (pgconn_t *self, size_t extra)
+s_reserve (omni_pgconn_t *self, size_t extra)
 {
     if (self->size + extra <= self->capacity)
         return;
@@ -641,7 +642,7 @@ s_reserve (pgconn_t *self, size_t extra)
 }
 
 static void
-s_put (pgconn_t *self, const void *data, size_t len)
+s_put (omni_pgconn_t *self, const void *data, size_t len)
 {
     s_reserve (self, len);
     memcpy (self->buf + self->size, data, len);
@@ -649,7 +650,7 @@ s_put (pgconn_t *self, const void *data, size_t len)
 }
 
 static void
-s_put_be (pgconn_t *self, uint64_t value, int bytes)
+s_put_be (omni_pgconn_t *self, uint64_t value, int bytes)
 {
     uint8_t out[8];
     for (int i = 0; i < bytes; i++)
@@ -659,7 +660,7 @@ s_put_be (pgconn_t *self, uint64_t value, int bytes)
 
 //  Sends what is buffered once it is worth a round of the socket.
 static void
-s_flush (pgconn_t *self, bool force)
+s_flush (omni_pgconn_t *self, bool force)
 {
     if (!self->copying || !self->size || (!force && self->size < PGCONN_COPY_CHUNK))
         return;
@@ -671,10 +672,10 @@ s_flush (pgconn_t *self, bool force)
 }
 
 int
-pgconn_copy_begin (pgconn_t *self, const char *table, const char *columns,
-                   pgconn_copy_format_t format)
+omni_pgconn_copy_begin (omni_pgconn_t *self, const char *table, const char *columns,
+                        omni_pgconn_copy_format_t format)
 {
-    if (!pgconn_handle (self)) {
+    if (!omni_pgconn_handle (self)) {
         s_set_error (self, PGCONN_TRANSIENT, "08003", "not connected");
         return -1;
     }
@@ -684,7 +685,7 @@ pgconn_copy_begin (pgconn_t *self, const char *table, const char *columns,
               format == PGCONN_COPY_BINARY ? " (FORMAT binary)" : "");
     PGresult *result = PQexec (self->conn, sql);
     if (!result || PQresultStatus (result) != PGRES_COPY_IN) {
-        pgconn_check (self, result);
+        omni_pgconn_check (self, result);
         return -1;
     }
     PQclear (result);
@@ -703,7 +704,7 @@ pgconn_copy_begin (pgconn_t *self, const char *table, const char *columns,
 }
 
 static void
-s_end_row (pgconn_t *self)
+s_end_row (omni_pgconn_t *self)
 {
     if (self->row_fields) {
         assert (self->field_index == self->row_fields);
@@ -715,7 +716,7 @@ s_end_row (pgconn_t *self)
 }
 
 void
-pgconn_copy_row (pgconn_t *self, int nfields)
+omni_pgconn_copy_row (omni_pgconn_t *self, int nfields)
 {
     assert (nfields > 0);
     s_end_row (self);
@@ -728,7 +729,7 @@ pgconn_copy_row (pgconn_t *self, int nfields)
 
 //  Starts a field: the separator in text, the length in binary (-1 = NULL).
 static void
-s_field (pgconn_t *self, int64_t binary_len)
+s_field (omni_pgconn_t *self, int64_t binary_len)
 {
     assert (self->field_index < self->row_fields);
     if (self->format == PGCONN_COPY_TEXT) {
@@ -740,7 +741,7 @@ s_field (pgconn_t *self, int64_t binary_len)
 }
 
 void
-pgconn_copy_null (pgconn_t *self)
+omni_pgconn_copy_null (omni_pgconn_t *self)
 {
     s_field (self, -1);
     if (self->format == PGCONN_COPY_TEXT)
@@ -749,7 +750,7 @@ pgconn_copy_null (pgconn_t *self)
 
 //  Text format: backslash, tab, newline and carriage return are escaped.
 static void
-s_put_escaped (pgconn_t *self, const char *text, size_t len)
+s_put_escaped (omni_pgconn_t *self, const char *text, size_t len)
 {
     s_reserve (self, len * 2);
     char *out = self->buf + self->size;
@@ -779,7 +780,7 @@ s_put_escaped (pgconn_t *self, const char *text, size_t len)
 }
 
 void
-pgconn_copy_text (pgconn_t *self, const char *text, size_t len)
+omni_pgconn_copy_text (omni_pgconn_t *self, const char *text, size_t len)
 {
     s_field (self, (int64_t) len);
     if (self->format == PGCONN_COPY_TEXT)
@@ -789,7 +790,7 @@ pgconn_copy_text (pgconn_t *self, const char *text, size_t len)
 }
 
 void
-pgconn_copy_int8 (pgconn_t *self, int64_t value)
+omni_pgconn_copy_int8 (omni_pgconn_t *self, int64_t value)
 {
     s_field (self, 8);
     if (self->format == PGCONN_COPY_TEXT) {
@@ -800,7 +801,7 @@ pgconn_copy_int8 (pgconn_t *self, int64_t value)
 }
 
 void
-pgconn_copy_int4 (pgconn_t *self, int32_t value)
+omni_pgconn_copy_int4 (omni_pgconn_t *self, int32_t value)
 {
     s_field (self, 4);
     if (self->format == PGCONN_COPY_TEXT) {
@@ -811,7 +812,7 @@ pgconn_copy_int4 (pgconn_t *self, int32_t value)
 }
 
 void
-pgconn_copy_float8 (pgconn_t *self, double value)
+omni_pgconn_copy_float8 (omni_pgconn_t *self, double value)
 {
     s_field (self, 8);
     if (self->format == PGCONN_COPY_TEXT) {
@@ -833,7 +834,7 @@ pgconn_copy_float8 (pgconn_t *self, double value)
 }
 
 void
-pgconn_copy_bool (pgconn_t *self, bool value)
+omni_pgconn_copy_bool (omni_pgconn_t *self, bool value)
 {
     s_field (self, 1);
     if (self->format == PGCONN_COPY_TEXT)
@@ -843,7 +844,7 @@ pgconn_copy_bool (pgconn_t *self, bool value)
 }
 
 void
-pgconn_copy_bytea (pgconn_t *self, const void *data, size_t len)
+omni_pgconn_copy_bytea (omni_pgconn_t *self, const void *data, size_t len)
 {
     s_field (self, (int64_t) len);
     if (self->format == PGCONN_COPY_BINARY) {
@@ -851,19 +852,19 @@ pgconn_copy_bytea (pgconn_t *self, const void *data, size_t len)
         return;
     }
     //  \\x<hex>: the bytea hex form, its backslash escaped for COPY (and
-    //  room for util_hex's NUL, written over by what follows)
+    //  room for omni_util_hex's NUL, written over by what follows)
     s_reserve (self, 3 + 2 * len + 1);
     char *out = self->buf + self->size;
     memcpy (out, "\\\\x", 3);
-    util_hex (data, len, out + 3);
+    omni_util_hex (data, len, out + 3);
     self->size += 3 + 2 * len;
 }
 
 void
-pgconn_copy_jsonb (pgconn_t *self, const char *json, size_t len)
+omni_pgconn_copy_jsonb (omni_pgconn_t *self, const char *json, size_t len)
 {
     if (self->format == PGCONN_COPY_TEXT) {
-        pgconn_copy_text (self, json, len);
+        omni_pgconn_copy_text (self, json, len);
         return;
     }
     //  jsonb's binary form: a version byte (1), then the JSON text
@@ -873,7 +874,8 @@ pgconn_copy_jsonb (pgconn_t *self, const char *json, size_t len)
 }
 
 void
-pgconn_copy_text_array (pgconn_t *self, const char *const *items, const size_t *lens, size_t count)
+omni_pgconn_copy_text_array (omni_pgconn_t *self, const char *const *items, const size_t *lens,
+                             size_t count)
 {
     if (self->format == PGCONN_COPY_BINARY) {
         size_t len = count ? 20 : 12;
@@ -913,7 +915,7 @@ pgconn_copy_text_array (pgconn_t *self, const char *const *items, const size_t *
 }
 
 void
-pgconn_copy_timestamptz_ns (pgconn_t *self, int64_t ns)
+omni_pgconn_copy_timestamptz_ns (omni_pgconn_t *self, int64_t ns)
 {
     //  Floor division, so that times before 1970 round the same way
     int64_t us = ns / 1000 - (ns % 1000 < 0 ? 1 : 0);
@@ -933,8 +935,8 @@ pgconn_copy_timestamptz_ns (pgconn_t *self, int64_t ns)
     s_put (self, text, n);
 }
 
-pgconn_status_t
-pgconn_copy_end (pgconn_t *self)
+omni_pgconn_status_t
+omni_pgconn_copy_end (omni_pgconn_t *self)
 {
     if (!self->conn) {
         s_set_error (self, PGCONN_TRANSIENT, "08003", "not connected");
@@ -951,22 +953,22 @@ pgconn_copy_end (pgconn_t *self)
     self->size = 0;
     self->row_fields = 0;
     PQputCopyEnd (self->conn, sending ? NULL : "client gave up");
-    pgconn_status_t status = PGCONN_OK;
+    omni_pgconn_status_t status = PGCONN_OK;
     PGresult *result;
     while ((result = PQgetResult (self->conn))) {
-        pgconn_status_t one = pgconn_check (self, result);
+        omni_pgconn_status_t one = omni_pgconn_check (self, result);
         if (status == PGCONN_OK)
             status = one;
         if (!self->conn)
             break;
     }
     if (status == PGCONN_OK && !sending)
-        status = pgconn_check (self, NULL);
+        status = omni_pgconn_check (self, NULL);
     return status;
 }
 
 uint64_t
-pgconn_copy_rows (pgconn_t *self)
+omni_pgconn_copy_rows (omni_pgconn_t *self)
 {
     return self->rows;
 }
@@ -975,8 +977,8 @@ pgconn_copy_rows (pgconn_t *self)
 //  NUL rule
 
 const char *
-pgconn_text_clean (const char *text, size_t len, char **scratch, size_t *scratch_size,
-                   size_t *out_len)
+omni_pgconn_text_clean (const char *text, size_t len, char **scratch, size_t *scratch_size,
+                        size_t *out_len)
 {
     const char *nul = memchr (text, 0, len);
     *out_len = len;
@@ -1007,7 +1009,7 @@ pgconn_text_clean (const char *text, size_t len, char **scratch, size_t *scratch
 }
 
 void
-pgconn_json_clean (char *json, size_t len)
+omni_pgconn_json_clean (char *json, size_t len)
 {
     bool in_string = false;
     for (size_t i = 0; i < len; i++) {
@@ -1034,77 +1036,78 @@ typedef struct {
 } s_test_arg_t;
 
 static int
-s_test_setup (pgconn_t *conn, void *arg)
+s_test_setup (omni_pgconn_t *conn, void *arg)
 {
     s_test_arg_t *self = arg;
     self->calls++;
-    return pgconn_exec (conn, "SET TIME ZONE 'UTC'") == PGCONN_OK && !self->fail ? 0 : -1;
+    return omni_pgconn_exec (conn, "SET TIME ZONE 'UTC'") == PGCONN_OK && !self->fail ? 0 : -1;
 }
 
 static int
-s_test_tx_insert (pgconn_t *conn, void *arg)
+s_test_tx_insert (omni_pgconn_t *conn, void *arg)
 {
     (void) arg;
-    return pgconn_exec (conn, "INSERT INTO t_tx VALUES (1)") == PGCONN_OK ? 0 : -1;
+    return omni_pgconn_exec (conn, "INSERT INTO t_tx VALUES (1)") == PGCONN_OK ? 0 : -1;
 }
 
 static int
-s_test_tx_fail (pgconn_t *conn, void *arg)
+s_test_tx_fail (omni_pgconn_t *conn, void *arg)
 {
     (void) arg;
-    pgconn_exec (conn, "INSERT INTO t_tx VALUES (2)");
-    return pgconn_exec (conn, "SELECT 1/0") == PGCONN_OK ? 0 : -1;
+    omni_pgconn_exec (conn, "INSERT INTO t_tx VALUES (2)");
+    return omni_pgconn_exec (conn, "SELECT 1/0") == PGCONN_OK ? 0 : -1;
 }
 
 static int
-s_test_tx_swallow (pgconn_t *conn, void *arg)
+s_test_tx_swallow (omni_pgconn_t *conn, void *arg)
 {
     (void) arg;
-    pgconn_exec (conn, "INSERT INTO t_tx VALUES (3)");
-    pgconn_exec (conn, "SELECT 1/0");
+    omni_pgconn_exec (conn, "INSERT INTO t_tx VALUES (3)");
+    omni_pgconn_exec (conn, "SELECT 1/0");
     return 0; //  pretends all went well: the commit must still refuse
 }
 
 static void
-s_test_copy (pgconn_t *conn, pgconn_copy_format_t format)
+s_test_copy (omni_pgconn_t *conn, omni_pgconn_copy_format_t format)
 {
-    assert (pgconn_exec (conn, "TRUNCATE t_copy") == PGCONN_OK);
-    assert (pgconn_copy_begin (conn, "t_copy", "n, t, i8, i4, f, b, by, arr, ts", format) == 0);
+    assert (omni_pgconn_exec (conn, "TRUNCATE t_copy") == PGCONN_OK);
+    assert (omni_pgconn_copy_begin (conn, "t_copy", "n, t, i8, i4, f, b, by, arr, ts", format) ==
+            0);
     const char *hostile = "tab\there\nnl\\bs \"q\" 'x' \\N {a,b} \xc3\xa9";
     const char *items[] = {"a", "b,\"c\"\\", ""};
     size_t lens[] = {1, 6, 0};
-    pgconn_copy_row (conn, 9);
-    pgconn_copy_int4 (conn, 1);
-    pgconn_copy_text (conn, hostile, strlen (hostile));
-    pgconn_copy_int8 (conn, INT64_MIN);
-    pgconn_copy_int4 (conn, -7);
-    pgconn_copy_float8 (conn, 0.1);
-    pgconn_copy_bool (conn, true);
-    pgconn_copy_bytea (conn, "\0\1\\\xff", 4);
-    pgconn_copy_text_array (conn, items, lens, 3);
-    pgconn_copy_timestamptz_ns (conn, INT64_C (1700000000123456789));
-    pgconn_copy_row (conn, 9);
-    pgconn_copy_int4 (conn, 2);
-    pgconn_copy_text (conn, "", 0);
+    omni_pgconn_copy_row (conn, 9);
+    omni_pgconn_copy_int4 (conn, 1);
+    omni_pgconn_copy_text (conn, hostile, strlen (hostile));
+    omni_pgconn_copy_int8 (conn, INT64_MIN);
+    omni_pgconn_copy_int4 (conn, -7);
+    omni_pgconn_copy_float8 (conn, 0.1);
+    omni_pgconn_copy_bool (conn, true);
+    omni_pgconn_copy_bytea (conn, "\0\1\\\xff", 4);
+    omni_pgconn_copy_text_array (conn, items, lens, 3);
+    omni_pgconn_copy_timestamptz_ns (conn, INT64_C (1700000000123456789));
+    omni_pgconn_copy_row (conn, 9);
+    omni_pgconn_copy_int4 (conn, 2);
+    omni_pgconn_copy_text (conn, "", 0);
     for (int i = 0; i < 5; i++)
-        pgconn_copy_null (conn);
-    pgconn_copy_text_array (conn, NULL, NULL, 0);
-    pgconn_copy_timestamptz_ns (conn, -1500); //  1969-12-31 23:59:59.999998
+        omni_pgconn_copy_null (conn);
+    omni_pgconn_copy_text_array (conn, NULL, NULL, 0);
+    omni_pgconn_copy_timestamptz_ns (conn, -1500); //  1969-12-31 23:59:59.999998
     //  Enough rows to cross the chunk size
     for (int r = 3; r < 20000; r++) {
-        pgconn_copy_row (conn, 9);
-        pgconn_copy_int4 (conn, r);
-        pgconn_copy_text (conn, hostile, strlen (hostile));
-        pgconn_copy_int8 (conn, r);
-        pgconn_copy_int4 (conn, r);
-        pgconn_copy_float8 (conn, r / 2.0);
-        pgconn_copy_bool (conn, r & 1);
-        pgconn_copy_bytea (conn, &r, sizeof r);
-        pgconn_copy_text_array (conn, items, lens, 2);
-        pgconn_copy_timestamptz_ns (conn, (int64_t) r * 1000000000);
+        omni_pgconn_copy_row (conn, 9);
+        omni_pgconn_copy_int4 (conn, r);
+        omni_pgconn_copy_text (conn, hostile, strlen (hostile));
+        omni_pgconn_copy_int8 (conn, r);
+        omni_pgconn_copy_int4 (conn, r);
+        omni_pgconn_copy_float8 (conn, r / 2.0);
+        omni_pgconn_copy_bool (conn, r & 1);
+        omni_pgconn_copy_bytea (conn, &r, sizeof r);
+        omni_pgconn_copy_text_array (conn, items, lens, 2);
+        omni_pgconn_copy_timestamptz_ns (conn, (int64_t) r * 1000000000);
     }
-    assert (pgconn_copy_rows (conn) == 19999);
-    assert (pgconn_copy_end (conn) == PGCONN_OK);
+    assert (omni_pgconn_copy_rows (conn) == 19999);
+    assert (omni_pgconn_copy_end (conn) == PGCONN_OK);
     pgtest_expect (conn, "SELECT count(*) FROM t_copy", "19999");
     char *text = pgtest_value (conn, "SELECT t FROM t_copy WHERE n = 1");
     assert (strcmp (text, hostile) == 0);
@@ -1131,140 +1134,140 @@ s_test_copy (pgconn_t *conn, pgconn_copy_format_t format)
 
 //  jsonb: equal to what the server makes of the same text, in both formats
 static void
-s_test_copy_jsonb (pgconn_t *conn, pgconn_copy_format_t format)
+s_test_copy_jsonb (omni_pgconn_t *conn, omni_pgconn_copy_format_t format)
 {
     const char *docs[] = {"{\"b\": [1, 2.5, null], \"a\": \"tab\\t \\\\ \xc3\xa9\\n\"}", "[]",
                           "\"\\ufffd\"", "{\"k\":\t{\"x\": true}}"};
-    assert (pgconn_exec (conn, "TRUNCATE t_jsonb") == PGCONN_OK);
-    assert (pgconn_copy_begin (conn, "t_jsonb", NULL, format) == 0);
+    assert (omni_pgconn_exec (conn, "TRUNCATE t_jsonb") == PGCONN_OK);
+    assert (omni_pgconn_copy_begin (conn, "t_jsonb", NULL, format) == 0);
     for (int i = 0; i < 4; i++) {
-        pgconn_copy_row (conn, 3);
-        pgconn_copy_int4 (conn, i);
-        pgconn_copy_text (conn, docs[i], strlen (docs[i]));
-        pgconn_copy_jsonb (conn, docs[i], strlen (docs[i]));
+        omni_pgconn_copy_row (conn, 3);
+        omni_pgconn_copy_int4 (conn, i);
+        omni_pgconn_copy_text (conn, docs[i], strlen (docs[i]));
+        omni_pgconn_copy_jsonb (conn, docs[i], strlen (docs[i]));
     }
-    assert (pgconn_copy_end (conn) == PGCONN_OK);
+    assert (omni_pgconn_copy_end (conn) == PGCONN_OK);
     pgtest_expect (conn,
                    "SELECT count (*) FILTER (WHERE j = t::jsonb) || '/' || count (*) "
                    "FROM t_jsonb",
                    "4/4");
     pgtest_expect (conn, "SELECT j->>'a' FROM t_jsonb WHERE n = 0", "tab\t \\ \xc3\xa9\n");
     //  Not JSON: the COPY is refused as content
-    assert (pgconn_copy_begin (conn, "t_jsonb", NULL, format) == 0);
-    pgconn_copy_row (conn, 3);
-    pgconn_copy_int4 (conn, 9);
-    pgconn_copy_text (conn, "{", 1);
-    pgconn_copy_jsonb (conn, "{", 1);
-    assert (pgconn_copy_end (conn) == PGCONN_CONTENT);
+    assert (omni_pgconn_copy_begin (conn, "t_jsonb", NULL, format) == 0);
+    omni_pgconn_copy_row (conn, 3);
+    omni_pgconn_copy_int4 (conn, 9);
+    omni_pgconn_copy_text (conn, "{", 1);
+    omni_pgconn_copy_jsonb (conn, "{", 1);
+    assert (omni_pgconn_copy_end (conn) == PGCONN_CONTENT);
 }
 
 void
-pgconn_test (bool verbose)
+omni_pgconn_test (bool verbose)
 {
     if (!verbose)
-        log_init ("pgconn-test", "error", "kv");
+        omni_log_init ("pgconn-test", "error", "kv");
     //  Parsing and masking need no server
     char error[256];
-    assert (pgconn_new ("host=x 'unterminated", error, sizeof error) == NULL);
+    assert (omni_pgconn_new ("host=x 'unterminated", error, sizeof error) == NULL);
     assert (strstr (error, "bad conninfo"));
-    pgconn_t *conn = pgconn_new ("host=db.example port=6543 user=omni password=s3cret dbname=a",
-                                 error, sizeof error);
+    omni_pgconn_t *conn = omni_pgconn_new (
+        "host=db.example port=6543 user=omni password=s3cret dbname=a", error, sizeof error);
     assert (conn);
-    assert (!strstr (pgconn_display (conn), "s3cret"));
-    assert (strstr (pgconn_display (conn), "password=***"));
-    assert (strstr (pgconn_display (conn), "host=db.example"));
-    pgconn_destroy (&conn);
+    assert (!strstr (omni_pgconn_display (conn), "s3cret"));
+    assert (strstr (omni_pgconn_display (conn), "password=***"));
+    assert (strstr (omni_pgconn_display (conn), "host=db.example"));
+    omni_pgconn_destroy (&conn);
     assert (conn == NULL);
-    conn = pgconn_new ("postgresql://omni:hunter2@db.example:6543/audit", error, sizeof error);
+    conn = omni_pgconn_new ("postgresql://omni:hunter2@db.example:6543/audit", error, sizeof error);
     assert (conn);
-    assert (!strstr (pgconn_display (conn), "hunter2"));
-    assert (strstr (pgconn_display (conn), "dbname=audit"));
-    pgconn_destroy (&conn);
+    assert (!strstr (omni_pgconn_display (conn), "hunter2"));
+    assert (strstr (omni_pgconn_display (conn), "dbname=audit"));
+    omni_pgconn_destroy (&conn);
 
     //  NUL rule
     char *scratch = NULL;
     size_t scratch_size = 0, len;
-    const char *clean = pgconn_text_clean ("abc", 3, &scratch, &scratch_size, &len);
+    const char *clean = omni_pgconn_text_clean ("abc", 3, &scratch, &scratch_size, &len);
     assert (len == 3 && scratch == NULL && memcmp (clean, "abc", 3) == 0);
-    clean = pgconn_text_clean ("a\0b\0", 4, &scratch, &scratch_size, &len);
+    clean = omni_pgconn_text_clean ("a\0b\0", 4, &scratch, &scratch_size, &len);
     assert (len == 8 && memcmp (clean,
                                 "a\xef\xbf\xbd"
                                 "b\xef\xbf\xbd",
                                 8) == 0);
     free (scratch);
     char json[] = "{\"a\\u0000\":\"\\\\u0000\",\"b\":\"x\\u0000\"}";
-    pgconn_json_clean (json, strlen (json));
+    omni_pgconn_json_clean (json, strlen (json));
     assert (strcmp (json, "{\"a\\ufffd\":\"\\\\u0000\",\"b\":\"x\\ufffd\"}") == 0);
 
     //  A server that is not there: down, backoff, no ping
-    conn = pgconn_new ("host=127.0.0.1 port=1 connect_timeout=2", error, sizeof error);
-    pgconn_set_backoff (conn, 50, 200);
-    assert (pgconn_ensure (conn) == -1);
-    assert (!pgconn_is_up (conn));
-    assert (pgconn_last_status (conn) == PGCONN_TRANSIENT);
-    assert (pgconn_ensure (conn) == -1); //  within the backoff: no attempt
-    assert (strlen (pgconn_error (conn)) > 0);
-    assert (!pgconn_ping (conn, 0));
-    assert (pgconn_exec (conn, "SELECT 1") == PGCONN_TRANSIENT);
-    pgconn_destroy (&conn);
+    conn = omni_pgconn_new ("host=127.0.0.1 port=1 connect_timeout=2", error, sizeof error);
+    omni_pgconn_set_backoff (conn, 50, 200);
+    assert (omni_pgconn_ensure (conn) == -1);
+    assert (!omni_pgconn_is_up (conn));
+    assert (omni_pgconn_last_status (conn) == PGCONN_TRANSIENT);
+    assert (omni_pgconn_ensure (conn) == -1); //  within the backoff: no attempt
+    assert (strlen (omni_pgconn_error (conn)) > 0);
+    assert (!omni_pgconn_ping (conn, 0));
+    assert (omni_pgconn_exec (conn, "SELECT 1") == PGCONN_TRANSIENT);
+    omni_pgconn_destroy (&conn);
 
     char *dsn = pgtest_db_new ("pgconn");
     if (!dsn) {
         selftest_skip ("no PostgreSQL server ($OMNI_TEST_PG_DSN, else 127.0.0.1:5432)");
     }
-    conn = pgconn_new (dsn, error, sizeof error);
+    conn = omni_pgconn_new (dsn, error, sizeof error);
     assert (conn);
     s_test_arg_t arg = {0, false};
-    pgconn_set_setup (conn, s_test_setup, &arg);
-    pgconn_set_backoff (conn, 10, 50);
-    assert (pgconn_ensure (conn) == 0);
-    assert (pgconn_is_up (conn) && arg.calls == 1);
-    assert (pgconn_ping (conn, 1000));
+    omni_pgconn_set_setup (conn, s_test_setup, &arg);
+    omni_pgconn_set_backoff (conn, 10, 50);
+    assert (omni_pgconn_ensure (conn) == 0);
+    assert (omni_pgconn_is_up (conn) && arg.calls == 1);
+    assert (omni_pgconn_ping (conn, 1000));
     pgtest_expect (conn, "SHOW client_encoding", "UTF8");
     pgtest_expect (conn, "SHOW TIME ZONE", "UTC");
 
     //  Parameters carry hostile text verbatim
     const char *params[] = {"'); DROP TABLE x; --", NULL};
-    PGresult *result = pgconn_query (conn, "SELECT $1::text, $2::text IS NULL", 2, params);
+    PGresult *result = omni_pgconn_query (conn, "SELECT $1::text, $2::text IS NULL", 2, params);
     assert (result && strcmp (PQgetvalue (result, 0, 0), params[0]) == 0);
     assert (strcmp (PQgetvalue (result, 0, 1), "t") == 0);
     PQclear (result);
 
     //  Error classes
-    assert (pgconn_exec (conn, "SELECT 1/0") == PGCONN_CONTENT);
-    assert (strcmp (pgconn_sqlstate (conn), "22012") == 0);
-    assert (pgconn_exec (conn, "SELEKT") == PGCONN_FAILED);
-    assert (strstr (pgconn_error (conn), "syntax"));
-    assert (pgconn_exec (conn, "CREATE TABLE t_tx (n int PRIMARY KEY)") == PGCONN_OK);
-    assert (pgconn_exec (conn, "INSERT INTO t_tx VALUES (0); INSERT INTO t_tx VALUES (0)") ==
+    assert (omni_pgconn_exec (conn, "SELECT 1/0") == PGCONN_CONTENT);
+    assert (strcmp (omni_pgconn_sqlstate (conn), "22012") == 0);
+    assert (omni_pgconn_exec (conn, "SELEKT") == PGCONN_FAILED);
+    assert (strstr (omni_pgconn_error (conn), "syntax"));
+    assert (omni_pgconn_exec (conn, "CREATE TABLE t_tx (n int PRIMARY KEY)") == PGCONN_OK);
+    assert (omni_pgconn_exec (conn, "INSERT INTO t_tx VALUES (0); INSERT INTO t_tx VALUES (0)") ==
             PGCONN_CONTENT);
-    assert (strcmp (pgconn_sqlstate (conn), "23505") == 0);
+    assert (strcmp (omni_pgconn_sqlstate (conn), "23505") == 0);
 
     //  Transactions: committed, rolled back on failure, and a swallowed
     //  error still cannot commit
-    assert (pgconn_transaction (conn, s_test_tx_insert, NULL) == PGCONN_OK);
-    assert (pgconn_transaction (conn, s_test_tx_fail, NULL) == PGCONN_CONTENT);
-    assert (strcmp (pgconn_sqlstate (conn), "22012") == 0);
-    assert (pgconn_transaction (conn, s_test_tx_swallow, NULL) != PGCONN_OK);
+    assert (omni_pgconn_transaction (conn, s_test_tx_insert, NULL) == PGCONN_OK);
+    assert (omni_pgconn_transaction (conn, s_test_tx_fail, NULL) == PGCONN_CONTENT);
+    assert (strcmp (omni_pgconn_sqlstate (conn), "22012") == 0);
+    assert (omni_pgconn_transaction (conn, s_test_tx_swallow, NULL) != PGCONN_OK);
     pgtest_expect (conn, "SELECT string_agg (n::text, ',' ORDER BY n) FROM t_tx", "1");
 
     //  COPY in both formats, with every type
-    assert (pgconn_exec (conn,
-                         "CREATE TABLE t_copy (n int, t text, i8 int8, i4 int4, "
-                         "f float8, b bool, by bytea, arr text[], ts timestamptz)") == PGCONN_OK);
+    assert (omni_pgconn_exec (conn, "CREATE TABLE t_copy (n int, t text, i8 int8, i4 int4, "
+                                    "f float8, b bool, by bytea, arr text[], ts timestamptz)") ==
+            PGCONN_OK);
     s_test_copy (conn, PGCONN_COPY_TEXT);
     s_test_copy (conn, PGCONN_COPY_BINARY);
-    assert (pgconn_exec (conn, "CREATE TABLE t_jsonb (n int, t text, j jsonb)") == PGCONN_OK);
+    assert (omni_pgconn_exec (conn, "CREATE TABLE t_jsonb (n int, t text, j jsonb)") == PGCONN_OK);
     s_test_copy_jsonb (conn, PGCONN_COPY_TEXT);
     s_test_copy_jsonb (conn, PGCONN_COPY_BINARY);
     //  A refused COPY reports its class and leaves the connection usable
-    assert (pgconn_copy_begin (conn, "t_tx", "n", PGCONN_COPY_BINARY) == 0);
-    pgconn_copy_row (conn, 1);
-    pgconn_copy_int8 (conn, 5); //  int8 bytes into an int4 column
-    assert (pgconn_copy_end (conn) != PGCONN_OK);
-    assert (pgconn_exec (conn, "SELECT 1") == PGCONN_OK);
-    assert (pgconn_copy_begin (conn, "no_such_table", "n", PGCONN_COPY_TEXT) == -1);
-    assert (pgconn_last_status (conn) == PGCONN_FAILED);
+    assert (omni_pgconn_copy_begin (conn, "t_tx", "n", PGCONN_COPY_BINARY) == 0);
+    omni_pgconn_copy_row (conn, 1);
+    omni_pgconn_copy_int8 (conn, 5); //  int8 bytes into an int4 column
+    assert (omni_pgconn_copy_end (conn) != PGCONN_OK);
+    assert (omni_pgconn_exec (conn, "SELECT 1") == PGCONN_OK);
+    assert (omni_pgconn_copy_begin (conn, "no_such_table", "n", PGCONN_COPY_TEXT) == -1);
+    assert (omni_pgconn_last_status (conn) == PGCONN_FAILED);
 
     //  The server ends our session: transient, then a reconnect (which runs
     //  the setup again)
@@ -1272,33 +1275,33 @@ pgconn_test (bool verbose)
     assert (PQstatus (other) == CONNECTION_OK);
     char sql[128];
     snprintf (sql, sizeof sql, "SELECT pg_terminate_backend (%d)",
-              PQbackendPID (pgconn_handle (conn)));
+              PQbackendPID (omni_pgconn_handle (conn)));
     PQclear (PQexec (other, sql));
     PQfinish (other);
-    assert (pgconn_exec (conn, "SELECT 1") == PGCONN_TRANSIENT);
-    assert (!pgconn_is_up (conn));
-    int64_t deadline = util_mono_ms () + 5000;
-    while (pgconn_ensure (conn) != 0 && util_mono_ms () < deadline)
+    assert (omni_pgconn_exec (conn, "SELECT 1") == PGCONN_TRANSIENT);
+    assert (!omni_pgconn_is_up (conn));
+    int64_t deadline = omni_util_mono_ms () + 5000;
+    while (omni_pgconn_ensure (conn) != 0 && omni_util_mono_ms () < deadline)
         usleep (10000);
-    assert (pgconn_is_up (conn) && arg.calls == 2);
-    assert (pgconn_exec (conn, "SELECT 1") == PGCONN_OK);
+    assert (omni_pgconn_is_up (conn) && arg.calls == 2);
+    assert (omni_pgconn_exec (conn, "SELECT 1") == PGCONN_OK);
 
     //  A failing setup keeps the connection down
-    pgconn_reset (conn);
+    omni_pgconn_reset (conn);
     arg.fail = true;
     usleep (60000);
-    assert (pgconn_ensure (conn) == -1 && !pgconn_is_up (conn));
+    assert (omni_pgconn_ensure (conn) == -1 && !omni_pgconn_is_up (conn));
     arg.fail = false;
-    deadline = util_mono_ms () + 5000;
-    while (pgconn_ensure (conn) != 0 && util_mono_ms () < deadline)
+    deadline = omni_util_mono_ms () + 5000;
+    while (omni_pgconn_ensure (conn) != 0 && omni_util_mono_ms () < deadline)
         usleep (10000);
-    assert (pgconn_is_up (conn));
+    assert (omni_pgconn_is_up (conn));
 
-    pgconn_destroy (&conn);
+    omni_pgconn_destroy (&conn);
     pgtest_db_drop (dsn);
     //  Dropped: a new connection to it fails
-    conn = pgconn_new (dsn, error, sizeof error);
-    assert (pgconn_ensure (conn) == -1);
-    pgconn_destroy (&conn);
+    conn = omni_pgconn_new (dsn, error, sizeof error);
+    assert (omni_pgconn_ensure (conn) == -1);
+    omni_pgconn_destroy (&conn);
     free (dsn);
 }

@@ -10,7 +10,7 @@
     content error (SQLSTATE class 22 data exception, 23 integrity violation,
     54 program limit) means "this data is refused, whatever the retry".
 
-    The password is never logged: pgconn_display gives the conninfo with
+    The password is never logged: omni_pgconn_display gives the conninfo with
     the password masked, for log lines.                                       */
 #ifndef OMNI_PGCONN_H
 #define OMNI_PGCONN_H
@@ -20,7 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef struct _pgconn_t pgconn_t;
+typedef struct _omni_pgconn_t omni_pgconn_t;
 
 typedef enum {
     PGCONN_OK = 0,
@@ -29,85 +29,86 @@ typedef enum {
     PGCONN_FAILED,    //  anything else (SQL or schema error): a bug or an operator's problem
     PGCONN_PERMANENT  //  refused until an operator acts: no such database or role, wrong
                       //  password, no pg_hba.conf entry, permission denied (class 28, 3D000,
-                      //  42501); pgconn_error ends with a hint
-} pgconn_status_t;
+                      //  42501); omni_pgconn_error ends with a hint
+} omni_pgconn_status_t;
 
 //  Called after every successful (re)connect, e.g. to apply migrations and
 //  prepare statements. Returning -1 closes the connection and counts as a
 //  failed attempt.
-typedef int (pgconn_setup_fn) (pgconn_t *conn, void *arg);
+typedef int (pgconn_setup_fn) (omni_pgconn_t *conn, void *arg);
 
 //  `conninfo` is "key=value ..." or a postgresql:// URI; NULL or "" takes
 //  everything from the PG* environment. Returns NULL (with `error` filled)
 //  when the string cannot be parsed. Does not connect.
-pgconn_t *pgconn_new (const char *conninfo, char *error, size_t error_size);
-void pgconn_destroy (pgconn_t **self_p);
+omni_pgconn_t *omni_pgconn_new (const char *conninfo, char *error, size_t error_size);
+void omni_pgconn_destroy (omni_pgconn_t **self_p);
 
 //  Reconnect backoff: the first retry after `min_ms`, doubling up to `max_ms`
 //  (defaults 100 ms and 5 s).
-void pgconn_set_backoff (pgconn_t *self, int64_t min_ms, int64_t max_ms);
-void pgconn_set_setup (pgconn_t *self, pgconn_setup_fn *setup, void *arg);
+void omni_pgconn_set_backoff (omni_pgconn_t *self, int64_t min_ms, int64_t max_ms);
+void omni_pgconn_set_setup (omni_pgconn_t *self, pgconn_setup_fn *setup, void *arg);
 
 //  When the database does not exist, create it (connected to the same
 //  server's `postgres` database with the same credentials) instead of
 //  reporting it as a permanent error. Off by default: a typo in a database
 //  name should say so, not make a new empty database.
-void pgconn_set_create_database (pgconn_t *self, bool create);
+void omni_pgconn_set_create_database (omni_pgconn_t *self, bool create);
 
 //  The conninfo for logs, password masked, e.g. "host=db user=omni password=***".
-const char *pgconn_display (pgconn_t *self);
+const char *omni_pgconn_display (omni_pgconn_t *self);
 
 //  Makes sure the connection is up: connects now if it is down and the
-//  backoff has passed. Returns 0 when up, -1 when down (pgconn_error says why).
-int pgconn_ensure (pgconn_t *self);
+//  backoff has passed. Returns 0 when up, -1 when down (omni_pgconn_error says why).
+int omni_pgconn_ensure (omni_pgconn_t *self);
 //  Closes the connection; the next ensure reconnects (after the backoff).
-void pgconn_reset (pgconn_t *self);
+void omni_pgconn_reset (omni_pgconn_t *self);
 
 //  Whether the connection is up; safe from any thread.
-bool pgconn_is_up (pgconn_t *self);
+bool omni_pgconn_is_up (omni_pgconn_t *self);
 
 //  Whether the last attempt was refused for good (PGCONN_PERMANENT), with
 //  the error and its hint in `text`; safe from any thread, e.g. /health.
-bool pgconn_refused (pgconn_t *self, char *text, size_t size);
+bool omni_pgconn_refused (omni_pgconn_t *self, char *text, size_t size);
 //  Asks the server whether it accepts connections, on a fresh connection
 //  attempt (PQping), so it is safe from any thread, e.g. /health. Results
 //  are cached for `cache_ms`.
-bool pgconn_ping (pgconn_t *self, int64_t cache_ms);
+bool omni_pgconn_ping (omni_pgconn_t *self, int64_t cache_ms);
 
 //  The libpq handle, NULL while down. For PQexecPrepared and friends; pass
-//  their result to pgconn_check.
-PGconn *pgconn_handle (pgconn_t *self);
+//  their result to omni_pgconn_check.
+PGconn *omni_pgconn_handle (omni_pgconn_t *self);
 
 //  Classifies a result (NULL = the call failed), remembers the error text
 //  and SQLSTATE, marks the connection down when it was lost, and clears the
 //  result. Returns PGCONN_OK for PGRES_COMMAND_OK / TUPLES_OK / COPY_IN.
-pgconn_status_t pgconn_check (pgconn_t *self, PGresult *result);
+omni_pgconn_status_t omni_pgconn_check (omni_pgconn_t *self, PGresult *result);
 
 //  Runs one or more SQL commands (simple query protocol). No record text
 //  ever goes into `sql`: values go through parameters or COPY.
-pgconn_status_t pgconn_exec (pgconn_t *self, const char *sql);
+omni_pgconn_status_t omni_pgconn_exec (omni_pgconn_t *self, const char *sql);
 //  Runs one command with text parameters (NULL value = SQL NULL) and
 //  returns its result (caller PQclears), or NULL after an error.
-PGresult *pgconn_query (pgconn_t *self, const char *sql, int nparams, const char *const *values);
+PGresult *omni_pgconn_query (omni_pgconn_t *self, const char *sql, int nparams,
+                             const char *const *values);
 
 //  The first value of a one-row query into `out` ("" for no row or NULL).
-//  Returns -1 after an error (pgconn_error says which), else 0.
-int pgconn_scalar (pgconn_t *self, const char *sql, int nparams, const char *const *params,
-                   char *out, size_t size);
+//  Returns -1 after an error (omni_pgconn_error says which), else 0.
+int omni_pgconn_scalar (omni_pgconn_t *self, const char *sql, int nparams,
+                        const char *const *params, char *out, size_t size);
 
 //  The last error (one line, for logs), as the server wrote it (with its
 //  DETAIL lines, for storing), its SQLSTATE ("" if none) and its class.
-const char *pgconn_error (pgconn_t *self);
-const char *pgconn_error_detail (pgconn_t *self);
-const char *pgconn_sqlstate (pgconn_t *self);
-pgconn_status_t pgconn_last_status (pgconn_t *self);
+const char *omni_pgconn_error (omni_pgconn_t *self);
+const char *omni_pgconn_error_detail (omni_pgconn_t *self);
+const char *omni_pgconn_sqlstate (omni_pgconn_t *self);
+omni_pgconn_status_t omni_pgconn_last_status (omni_pgconn_t *self);
 
 //  Runs `fn` between BEGIN and COMMIT; rolls back when `fn` returns
 //  non-zero or the commit fails. Returns PGCONN_OK only once committed;
 //  otherwise the class of the first error (PGCONN_FAILED when `fn` failed
 //  without a server error).
-typedef int (pgconn_tx_fn) (pgconn_t *conn, void *arg);
-pgconn_status_t pgconn_transaction (pgconn_t *self, pgconn_tx_fn *fn, void *arg);
+typedef int (pgconn_tx_fn) (omni_pgconn_t *conn, void *arg);
+omni_pgconn_status_t omni_pgconn_transaction (omni_pgconn_t *self, pgconn_tx_fn *fn, void *arg);
 
 //  ---------------------------------------------------------------------------
 //  COPY ... FROM STDIN. Rows are built field by field into a buffer that is
@@ -116,45 +117,45 @@ pgconn_status_t pgconn_transaction (pgconn_t *self, pgconn_tx_fn *fn, void *arg)
 //  the staging column types to match exactly: text, int8, int4, int2,
 //  float8, bool, bytea, jsonb, text[], timestamptz.
 
-typedef enum { PGCONN_COPY_TEXT, PGCONN_COPY_BINARY } pgconn_copy_format_t;
+typedef enum { PGCONN_COPY_TEXT, PGCONN_COPY_BINARY } omni_pgconn_copy_format_t;
 
 //  Starts COPY `table` (`columns`) FROM STDIN; `columns` NULL = all, in
 //  table order. `table` and `columns` come from the program, never from data.
-int pgconn_copy_begin (pgconn_t *self, const char *table, const char *columns,
-                       pgconn_copy_format_t format);
-void pgconn_copy_row (pgconn_t *self, int nfields);
-void pgconn_copy_null (pgconn_t *self);
-//  Text must be valid UTF-8 without NUL bytes (see pgconn_text_clean).
-void pgconn_copy_text (pgconn_t *self, const char *text, size_t len);
-void pgconn_copy_int8 (pgconn_t *self, int64_t value);
-void pgconn_copy_int4 (pgconn_t *self, int32_t value);
-void pgconn_copy_float8 (pgconn_t *self, double value);
-void pgconn_copy_bool (pgconn_t *self, bool value);
-void pgconn_copy_bytea (pgconn_t *self, const void *data, size_t len);
+int omni_pgconn_copy_begin (omni_pgconn_t *self, const char *table, const char *columns,
+                            omni_pgconn_copy_format_t format);
+void omni_pgconn_copy_row (omni_pgconn_t *self, int nfields);
+void omni_pgconn_copy_null (omni_pgconn_t *self);
+//  Text must be valid UTF-8 without NUL bytes (see omni_pgconn_text_clean).
+void omni_pgconn_copy_text (omni_pgconn_t *self, const char *text, size_t len);
+void omni_pgconn_copy_int8 (omni_pgconn_t *self, int64_t value);
+void omni_pgconn_copy_int4 (omni_pgconn_t *self, int32_t value);
+void omni_pgconn_copy_float8 (omni_pgconn_t *self, double value);
+void omni_pgconn_copy_bool (omni_pgconn_t *self, bool value);
+void omni_pgconn_copy_bytea (omni_pgconn_t *self, const void *data, size_t len);
 //  JSON text into a jsonb column (the server parses it: a bad one fails
-//  the COPY); the same rules as text (see pgconn_json_clean).
-void pgconn_copy_jsonb (pgconn_t *self, const char *json, size_t len);
+//  the COPY); the same rules as text (see omni_pgconn_json_clean).
+void omni_pgconn_copy_jsonb (omni_pgconn_t *self, const char *json, size_t len);
 //  A one-dimensional text[]; `items[i]` of `lens[i]` bytes.
-void pgconn_copy_text_array (pgconn_t *self, const char *const *items, const size_t *lens,
-                             size_t count);
+void omni_pgconn_copy_text_array (omni_pgconn_t *self, const char *const *items, const size_t *lens,
+                                  size_t count);
 //  A timestamptz from ns since the epoch (always in range).
-void pgconn_copy_timestamptz_ns (pgconn_t *self, int64_t ns);
+void omni_pgconn_copy_timestamptz_ns (omni_pgconn_t *self, int64_t ns);
 //  Sends the end-of-data marker and reads the result.
-pgconn_status_t pgconn_copy_end (pgconn_t *self);
+omni_pgconn_status_t omni_pgconn_copy_end (omni_pgconn_t *self);
 //  Rows sent since copy_begin.
-uint64_t pgconn_copy_rows (pgconn_t *self);
+uint64_t omni_pgconn_copy_rows (omni_pgconn_t *self);
 
 //  ---------------------------------------------------------------------------
 //  PostgreSQL text cannot hold U+0000. The rule OmniAudit applies: every NUL
 //  byte becomes U+FFFD (EF BF BD), so the loss is visible. Returns `text`
 //  itself when it has no NUL (nothing copied), else a cleaned copy in
 //  `*scratch` (grown as needed, caller frees) with its length in `*out_len`.
-const char *pgconn_text_clean (const char *text, size_t len, char **scratch, size_t *scratch_size,
-                               size_t *out_len);
+const char *omni_pgconn_text_clean (const char *text, size_t len, char **scratch,
+                                    size_t *scratch_size, size_t *out_len);
 //  The same rule for JSON text: each \u0000 escape becomes \ufffd (jsonb
 //  refuses \u0000). Edits `json` in place.
-void pgconn_json_clean (char *json, size_t len);
+void omni_pgconn_json_clean (char *json, size_t len);
 
-void pgconn_test (bool verbose);
+void omni_pgconn_test (bool verbose);
 
 #endif

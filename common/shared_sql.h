@@ -7,6 +7,6 @@
 
 //  common/sql/access.sql: omni_reader, omni_viewer, omni_access_grants and
 //  omni_visible_patterns (), idempotent (docs/operations.md).
-extern const char shared_sql_access[];
+extern const char omni_shared_sql_access[];
 
 #endif

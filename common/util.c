@@ -1,5 +1,5 @@
 /*  util: the few small helpers every daemon needs.                           */
-#include "util.h"
+#include "common/util.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 int64_t
-util_now_ns (void)
+omni_util_now_ns (void)
 {
     struct timespec ts;
     clock_gettime (CLOCK_REALTIME, &ts);
@@ -22,7 +22,7 @@ util_now_ns (void)
 }
 
 int64_t
-util_mono_ms (void)
+omni_util_mono_ms (void)
 {
     struct timespec ts;
     clock_gettime (CLOCK_MONOTONIC, &ts);
@@ -30,14 +30,14 @@ util_mono_ms (void)
 }
 
 void
-util_put_be (uint8_t *out, uint64_t value, size_t n)
+omni_util_put_be (uint8_t *out, uint64_t value, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         out[i] = (uint8_t) (value >> (8 * (n - 1 - i)));
 }
 
 uint64_t
-util_get_be (const void *in, size_t n)
+omni_util_get_be (const void *in, size_t n)
 {
     const uint8_t *p = in;
     uint64_t value = 0;
@@ -47,7 +47,7 @@ util_get_be (const void *in, size_t n)
 }
 
 void
-util_hex (const uint8_t *bytes, size_t size, char *out)
+omni_util_hex (const uint8_t *bytes, size_t size, char *out)
 {
     static const char digits[] = "0123456789abcdef";
     for (size_t i = 0; i < size; i++) {
@@ -58,7 +58,7 @@ util_hex (const uint8_t *bytes, size_t size, char *out)
 }
 
 //  Inlined into the loops below (validation runs on every string ingestd
-//  receives); util_utf8_len is its exported form.
+//  receives); omni_util_utf8_len is its exported form.
 static inline size_t
 s_utf8_len (const uint8_t *p, size_t left, size_t *bad)
 {
@@ -93,13 +93,13 @@ s_utf8_len (const uint8_t *p, size_t left, size_t *bad)
 }
 
 size_t
-util_utf8_len (const uint8_t *p, size_t left, size_t *bad)
+omni_util_utf8_len (const uint8_t *p, size_t left, size_t *bad)
 {
     return s_utf8_len (p, left, bad);
 }
 
 bool
-util_utf8_valid (const void *text, size_t len)
+omni_util_utf8_valid (const void *text, size_t len)
 {
     const uint8_t *s = text;
     size_t i = 0;
@@ -131,7 +131,7 @@ s_word_needs_escape (uint64_t word)
     return ((control | zero_quote | zero_backslash) & highs) != 0;
 }
 
-//  util_json_escape, made once for each value of `untrusted` (inlined
+//  omni_util_json_escape, made once for each value of `untrusted` (inlined
 //  with it constant)
 __attribute__ ((always_inline)) static inline size_t
 s_json_escape (char *out, const void *text, size_t len, bool untrusted)
@@ -186,7 +186,7 @@ s_json_escape (char *out, const void *text, size_t len, bool untrusted)
 }
 
 size_t
-util_json_escape (char *out, const void *text, size_t len, bool untrusted)
+omni_util_json_escape (char *out, const void *text, size_t len, bool untrusted)
 {
     return untrusted ? s_json_escape (out, text, len, true) : s_json_escape (out, text, len, false);
 }
@@ -204,7 +204,7 @@ s_hexval (char c)
 }
 
 int
-util_unhex (const char *hex, uint8_t *bytes, size_t size)
+omni_util_unhex (const char *hex, uint8_t *bytes, size_t size)
 {
     if (strlen (hex) != 2 * size)
         return -1;
@@ -218,7 +218,7 @@ util_unhex (const char *hex, uint8_t *bytes, size_t size)
 }
 
 int
-util_mkdirs (const char *path)
+omni_util_mkdirs (const char *path)
 {
     char buf[PATH_MAX];
     if (strlen (path) >= sizeof buf) {
@@ -240,7 +240,7 @@ util_mkdirs (const char *path)
 }
 
 int
-util_fsync_dir (const char *path)
+omni_util_fsync_dir (const char *path)
 {
     int fd = open (path, O_RDONLY | O_DIRECTORY);
     if (fd < 0)
@@ -260,7 +260,7 @@ s_on_stop_signal (int signum)
 }
 
 void
-util_catch_stop_signals (void)
+omni_util_catch_stop_signals (void)
 {
     struct sigaction action;
     memset (&action, 0, sizeof action);
@@ -271,7 +271,7 @@ util_catch_stop_signals (void)
 }
 
 bool
-util_stop_requested (void)
+omni_util_stop_requested (void)
 {
     return s_stop_requested != 0;
 }
@@ -280,54 +280,54 @@ static void
 s_json_check (const char *in, size_t len, bool untrusted, const char *expected)
 {
     char out[64];
-    size_t n = util_json_escape (out, in, len, untrusted);
+    size_t n = omni_util_json_escape (out, in, len, untrusted);
     assert (n <= 6 * len && n == strlen (expected) && memcmp (out, expected, n) == 0);
 }
 
 void
-util_test (bool verbose)
+omni_util_test (bool verbose)
 {
     (void) verbose;
     //  UTF-8, strict
-    assert (util_utf8_valid ("h\xc3\xa9llo, a longer line of ASCII", 30));
-    assert (util_utf8_valid ("\xf0\x9f\x98\x80", 4));  //  emoji
-    assert (!util_utf8_valid ("\xc0\xaf", 2));         //  overlong
-    assert (!util_utf8_valid ("\xe0\x9f\xbf", 3));     //  overlong
-    assert (!util_utf8_valid ("\xed\xa0\x80", 3));     //  surrogate
-    assert (!util_utf8_valid ("\xf4\x90\x80\x80", 4)); //  past U+10FFFF
-    assert (!util_utf8_valid ("\xe2\x82", 2));         //  cut short
-    assert (!util_utf8_valid ("12345678\xff", 9));
+    assert (omni_util_utf8_valid ("h\xc3\xa9llo, a longer line of ASCII", 30));
+    assert (omni_util_utf8_valid ("\xf0\x9f\x98\x80", 4));  //  emoji
+    assert (!omni_util_utf8_valid ("\xc0\xaf", 2));         //  overlong
+    assert (!omni_util_utf8_valid ("\xe0\x9f\xbf", 3));     //  overlong
+    assert (!omni_util_utf8_valid ("\xed\xa0\x80", 3));     //  surrogate
+    assert (!omni_util_utf8_valid ("\xf4\x90\x80\x80", 4)); //  past U+10FFFF
+    assert (!omni_util_utf8_valid ("\xe2\x82", 2));         //  cut short
+    assert (!omni_util_utf8_valid ("12345678\xff", 9));
     size_t bad = 0;
-    assert (util_utf8_len ((const uint8_t *) "\xe2\x82\xac", 3, &bad) == 3);
-    assert (util_utf8_len ((const uint8_t *) "\xe2\x82x", 3, &bad) == 0 && bad == 2);
-    assert (util_utf8_len ((const uint8_t *) "\xed\xa0\x80", 3, &bad) == 0 && bad == 1);
-    assert (util_utf8_len ((const uint8_t *) "\x80", 1, &bad) == 0 && bad == 1);
+    assert (omni_util_utf8_len ((const uint8_t *) "\xe2\x82\xac", 3, &bad) == 3);
+    assert (omni_util_utf8_len ((const uint8_t *) "\xe2\x82x", 3, &bad) == 0 && bad == 2);
+    assert (omni_util_utf8_len ((const uint8_t *) "\xed\xa0\x80", 3, &bad) == 0 && bad == 1);
+    assert (omni_util_utf8_len ((const uint8_t *) "\x80", 1, &bad) == 0 && bad == 1);
     //  JSON string bodies
     s_json_check ("plain text, long enough", 23, false, "plain text, long enough");
     s_json_check ("a\"b\\c\n\t\x01\x7f\xc3\xa9", 11, false, "a\\\"b\\\\c\\n\\t\\u0001\x7f\xc3\xa9");
     s_json_check ("\xff\xc3\xa9\x7f\b", 5, true, "\\ufffd\xc3\xa9\\u007f\\b");
     uint8_t in[4] = {0x00, 0xab, 0x10, 0xff}, out[4];
     char hex[9];
-    util_hex (in, 4, hex);
+    omni_util_hex (in, 4, hex);
     assert (strcmp (hex, "00ab10ff") == 0);
-    assert (util_unhex (hex, out, 4) == 0 && memcmp (in, out, 4) == 0);
-    assert (util_unhex ("00ab10f", out, 4) == -1);
+    assert (omni_util_unhex (hex, out, 4) == 0 && memcmp (in, out, 4) == 0);
+    assert (omni_util_unhex ("00ab10f", out, 4) == -1);
     uint8_t be[8];
-    util_put_be (be, 0x0102030405060708ULL, 8);
-    assert (be[0] == 1 && be[7] == 8 && util_get_be (be, 8) == 0x0102030405060708ULL);
-    util_put_be (be, 0xA1B2C3D4, 4);
-    assert (be[0] == 0xA1 && be[3] == 0xD4 && util_get_be (be, 4) == 0xA1B2C3D4);
-    assert (util_unhex ("00ab10fg", out, 4) == -1);
-    int64_t a = util_mono_ms ();
-    assert (util_mono_ms () >= a);
-    assert (util_now_ns () > 1500000000LL * 1000000000LL);
+    omni_util_put_be (be, 0x0102030405060708ULL, 8);
+    assert (be[0] == 1 && be[7] == 8 && omni_util_get_be (be, 8) == 0x0102030405060708ULL);
+    omni_util_put_be (be, 0xA1B2C3D4, 4);
+    assert (be[0] == 0xA1 && be[3] == 0xD4 && omni_util_get_be (be, 4) == 0xA1B2C3D4);
+    assert (omni_util_unhex ("00ab10fg", out, 4) == -1);
+    int64_t a = omni_util_mono_ms ();
+    assert (omni_util_mono_ms () >= a);
+    assert (omni_util_now_ns () > 1500000000LL * 1000000000LL);
     char dir[] = "/tmp/omni-util-XXXXXX";
     assert (mkdtemp (dir));
     char deep[PATH_MAX];
     snprintf (deep, sizeof deep, "%s/a/b/c", dir);
-    assert (util_mkdirs (deep) == 0);
-    assert (util_mkdirs (deep) == 0);
-    assert (util_fsync_dir (deep) == 0);
+    assert (omni_util_mkdirs (deep) == 0);
+    assert (omni_util_mkdirs (deep) == 0);
+    assert (omni_util_fsync_dir (deep) == 0);
     struct stat st;
     assert (stat (deep, &st) == 0 && S_ISDIR (st.st_mode));
     char cmd[PATH_MAX + 16];

@@ -7,23 +7,23 @@
 #include <stdint.h>
 
 //  Wall-clock time in ns since the epoch (event times).
-int64_t util_now_ns (void);
+int64_t omni_util_now_ns (void);
 //  Monotonic time in ms (timeouts, intervals).
-int64_t util_mono_ms (void);
+int64_t omni_util_mono_ms (void);
 
 //  Lower-case hex of `size` bytes into `out` (2*size+1 bytes, NUL-terminated).
-void util_hex (const uint8_t *bytes, size_t size, char *out);
+void omni_util_hex (const uint8_t *bytes, size_t size, char *out);
 //  Parses exactly 2*size hex digits; returns -1 on any other input.
-int util_unhex (const char *hex, uint8_t *bytes, size_t size);
+int omni_util_unhex (const char *hex, uint8_t *bytes, size_t size);
 
 //  The length of the well-formed UTF-8 sequence at `p` (`left` >= 1 bytes):
 //  1 for ASCII, 2..4, or 0 when it is ill-formed (overlong, a surrogate,
 //  past U+10FFFF, cut short), the rule ingestd applies to records (Unicode
 //  Table 3-7). Then `bad`, if given, is the length of its maximal subpart,
 //  what one U+FFFD replaces ("maximal subpart" practice).
-size_t util_utf8_len (const uint8_t *p, size_t left, size_t *bad);
+size_t omni_util_utf8_len (const uint8_t *p, size_t left, size_t *bad);
 //  Whether `len` bytes are well-formed UTF-8.
-bool util_utf8_valid (const void *text, size_t len);
+bool omni_util_utf8_valid (const void *text, size_t len);
 
 //  Writes `len` bytes as the body of a JSON string (no quotes) at `out`,
 //  which has room for 6 * len bytes; returns the bytes written. Quotes,
@@ -31,26 +31,26 @@ bool util_utf8_valid (const void *text, size_t len);
 //  outside (logs, the tap) that may not be UTF-8: each byte that starts no
 //  well-formed sequence becomes \ufffd and DEL \u007f, so that the output
 //  always parses and shows nothing raw; otherwise (record strings, valid by
-//  record_check) bytes of 0x80 and over pass as they are.
-size_t util_json_escape (char *out, const void *text, size_t len, bool untrusted);
+//  omni_record_check) bytes of 0x80 and over pass as they are.
+size_t omni_util_json_escape (char *out, const void *text, size_t len, bool untrusted);
 
 //  The `n` low bytes of `value`, most significant first (the byte order of
 //  every integer on the wire and in the stores' keys, so that they sort).
-void util_put_be (uint8_t *out, uint64_t value, size_t n);
+void omni_util_put_be (uint8_t *out, uint64_t value, size_t n);
 //  The integer of `n` bytes at `in`, most significant first.
-uint64_t util_get_be (const void *in, size_t n);
+uint64_t omni_util_get_be (const void *in, size_t n);
 
 //  mkdir -p; returns -1 with errno set.
-int util_mkdirs (const char *path);
+int omni_util_mkdirs (const char *path);
 //  fsync the directory holding entries just created or renamed.
-int util_fsync_dir (const char *path);
+int omni_util_fsync_dir (const char *path);
 
 //  For the tools that run until Ctrl-C (not the daemons, which use czmq's
 //  handler): SIGINT and SIGTERM set a flag, without SA_RESTART, so that a
-//  sleep or a blocking wait returns early; util_stop_requested reads it.
-void util_catch_stop_signals (void);
-bool util_stop_requested (void);
+//  sleep or a blocking wait returns early; omni_util_stop_requested reads it.
+void omni_util_catch_stop_signals (void);
+bool omni_util_stop_requested (void);
 
-void util_test (bool verbose);
+void omni_util_test (bool verbose);
 
 #endif

@@ -34,13 +34,13 @@
     durable. Inside one batch the same applies: the first occurrence of an
     immutable kind's id stays, a later one with other content is a
     conflict, where for mutable kinds the last state wins as before.        */
-#include "writer.h"
-#include "idset.h"
-#include "log.h"
-#include "mpjson.h"
-#include "util.h"
-#include "wire.h"
-#include "testpeer.h"
+#include "common/writer.h"
+#include "common/idset.h"
+#include "common/log.h"
+#include "proto/mpjson.h"
+#include "common/util.h"
+#include "proto/wire.h"
+#include "testsupport/testpeer.h"
 
 #include <assert.h>
 #include <czmq.h>
@@ -58,31 +58,31 @@
 
 typedef struct {
     zlist_t *messages; //  DELIVER messages whose records are in the batch
-    record_t *records;
+    omni_record_t *records;
     size_t count, capacity;
     msgpack_zone zone;
     uint64_t upto; //  last offset covered by the batch (0 = empty)
     int64_t started_ms;
-    uint64_t session;    //  the delivery session (WELCOME) it came in
-    uint8_t *flags;      //  per record: the store found a conflict (capacity entries)
-    record_t *conflicts; //  records kept out as conflicts, filed with the commit
+    uint64_t session;         //  the delivery session (WELCOME) it came in
+    uint8_t *flags;           //  per record: the store found a conflict (capacity entries)
+    omni_record_t *conflicts; //  records kept out as conflicts, filed with the commit
     size_t nconflicts, conflicts_cap;
     //  Records of an immutable kind whose id came earlier in the batch with
     //  other content: stored after the batch (s_store_later), so that the
     //  store compares them with what it holds, whichever came first
-    record_t *later, *round;
+    omni_record_t *later, *round;
     size_t nlater, later_cap;
 } s_batch_t;
 
-struct _writer_t {
-    writer_config_t config;
+struct _omni_writer_t {
+    omni_writer_config_t config;
     char *endpoint, *name;
     char instance[160]; //  host:pid@start, sent in HELLO
     char *refusal;      //  why ingestd refused this writer's name, or NULL
     writer_store_fn *store_fn;
     void *store;
     zsock_t *dealer;
-    curve_watch_t *curve_watch; //  logs a key ingestd refuses
+    omni_curve_watch_t *curve_watch; //  logs a key ingestd refuses
 
     s_batch_t batches[2];
     s_batch_t *filling;      //  gathering deliveries (main thread)
@@ -103,8 +103,8 @@ struct _writer_t {
     bool job_draining; //  one attempt only
     int job_result;    //  0 committed, -1 not
     bool quit;
-    int done_fd;        //  eventfd the thread signals when a job is over
-    idset_t *batch_ids; //  for s_dedup (store thread)
+    int done_fd;             //  eventfd the thread signals when a job is over
+    omni_idset_t *batch_ids; //  for s_dedup (store thread)
 
     atomic_bool connected;
     atomic_bool stopping;
@@ -112,45 +112,45 @@ struct _writer_t {
     atomic_int_fast64_t busy_since_ms; //  commit in progress since, 0 = idle
     atomic_int_fast64_t heard_ms;      //  last message from ingestd (for /health)
     atomic_size_t busy_records;
-    char last_error[256];        //  under lock
-    atomic_bool store_permanent; //  the last failure was WRITER_STORE_PERMANENT
-    char last_reset[256];        //  why ingestd last sent RESET, until WELCOME (under lock)
-    char *conflicts_path;        //  the conflicts file
-    mpjson_buf_t conflict_buf;   //  its lines (store thread)
+    char last_error[256];           //  under lock
+    atomic_bool store_permanent;    //  the last failure was WRITER_STORE_PERMANENT
+    char last_reset[256];           //  why ingestd last sent RESET, until WELCOME (under lock)
+    char *conflicts_path;           //  the conflicts file
+    omni_mpjson_buf_t conflict_buf; //  its lines (store thread)
     atomic_uint_fast64_t conflicts_total;
     char last_conflict[192]; //  kind and id of the last one (under lock)
 
-    metric_t *m_delivered, *m_stored, *m_batches, *m_retries, *m_duplicates, *m_undecodable,
+    omni_metric_t *m_delivered, *m_stored, *m_batches, *m_retries, *m_duplicates, *m_undecodable,
         *m_store_up, *m_latency, *m_acked_offset, *m_conflicts;
 };
 
-static metric_t *
-s_counter (metrics_t *metrics, const char *name, const char *help)
+static omni_metric_t *
+s_counter (omni_metrics_t *metrics, const char *name, const char *help)
 {
-    return metrics ? metrics_counter (metrics, name, help, NULL) : NULL;
+    return metrics ? omni_metrics_counter (metrics, name, help, NULL) : NULL;
 }
 
 static void
-s_add (metric_t *metric, uint64_t n)
+s_add (omni_metric_t *metric, uint64_t n)
 {
     if (metric)
-        metric_add (metric, n);
+        omni_metric_add (metric, n);
 }
 
 static void
-s_set (metric_t *metric, double value)
+s_set (omni_metric_t *metric, double value)
 {
     if (metric)
-        metric_set (metric, value);
+        omni_metric_set (metric, value);
 }
 
 static void *s_store_thread (void *arg);
 
-writer_t *
-writer_new (const writer_config_t *config, writer_store_fn *store_fn, void *store,
-            metrics_t *metrics)
+omni_writer_t *
+omni_writer_new (const omni_writer_config_t *config, writer_store_fn *store_fn, void *store,
+                 omni_metrics_t *metrics)
 {
-    writer_t *self = calloc (1, sizeof *self);
+    omni_writer_t *self = calloc (1, sizeof *self);
     assert (self);
     self->config = *config;
     if (!self->config.batch_size)
@@ -189,7 +189,7 @@ writer_new (const writer_config_t *config, writer_store_fn *store_fn, void *stor
     }
     self->filling = &self->batches[0];
     self->held = zlist_new ();
-    self->batch_ids = idset_new ();
+    self->batch_ids = omni_idset_new ();
     pthread_mutex_init (&self->lock, NULL);
     pthread_cond_init (&self->wake, NULL);
     self->done_fd = eventfd (0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -217,25 +217,25 @@ writer_new (const writer_config_t *config, writer_store_fn *store_fn, void *stor
                    "the first kept, these filed in the conflicts area");
     if (metrics) {
         self->m_store_up =
-            metrics_gauge (metrics, "store_up", "1 when the store accepts writes", NULL);
+            omni_metrics_gauge (metrics, "store_up", "1 when the store accepts writes", NULL);
         self->m_acked_offset =
-            metrics_gauge (metrics, "acked_offset", "Last journal offset acknowledged", NULL);
-        self->m_latency = metrics_histogram (metrics, "batch_write_seconds",
-                                             "Time to commit one batch to the store", NULL,
-                                             metrics_latency_bounds, metrics_latency_nbounds);
-        metric_set (self->m_store_up, 1);
+            omni_metrics_gauge (metrics, "acked_offset", "Last journal offset acknowledged", NULL);
+        self->m_latency = omni_metrics_histogram (
+            metrics, "batch_write_seconds", "Time to commit one batch to the store", NULL,
+            omni_metrics_latency_bounds, omni_metrics_latency_nbounds);
+        omni_metric_set (self->m_store_up, 1);
     }
     return self;
 }
 
 static bool
-s_stopping (writer_t *self)
+s_stopping (omni_writer_t *self)
 {
     return zsys_interrupted || atomic_load (&self->stopping);
 }
 
 void
-writer_stop (writer_t *self)
+omni_writer_stop (omni_writer_t *self)
 {
     atomic_store (&self->stopping, true);
 }
@@ -253,9 +253,9 @@ s_clear_batch (s_batch_t *batch)
 }
 
 void
-writer_destroy (writer_t **self_p)
+omni_writer_destroy (omni_writer_t **self_p)
 {
-    writer_t *self = *self_p;
+    omni_writer_t *self = *self_p;
     if (!self)
         return;
     if (self->thread_started) {
@@ -282,14 +282,14 @@ writer_destroy (writer_t **self_p)
     pthread_mutex_destroy (&self->lock);
     pthread_cond_destroy (&self->wake);
     close (self->done_fd);
-    idset_destroy (&self->batch_ids);
-    curve_watch_destroy (&self->curve_watch);
+    omni_idset_destroy (&self->batch_ids);
+    omni_curve_watch_destroy (&self->curve_watch);
     zsock_destroy (&self->dealer);
     free (self->endpoint);
     free (self->name);
     free (self->refusal);
     free (self->conflicts_path);
-    mpjson_buf_free (&self->conflict_buf);
+    omni_mpjson_buf_free (&self->conflict_buf);
     free (self);
     *self_p = NULL;
 }
@@ -298,28 +298,29 @@ writer_destroy (writer_t **self_p)
 //  queueing stale heartbeats; the next heartbeat says the same thing.
 //  Returns whether the head went (record frames, if `more`, follow).
 static bool
-s_send (writer_t *self, const wire_head_t *head, bool more)
+s_send (omni_writer_t *self, const omni_wire_head_t *head, bool more)
 {
-    self->last_sent_ms = util_mono_ms ();
-    return wire_send_head (zsock_resolve (self->dealer), NULL, 0, head, more, ZMQ_DONTWAIT) == 0;
+    self->last_sent_ms = omni_util_mono_ms ();
+    return omni_wire_send_head (zsock_resolve (self->dealer), NULL, 0, head, more, ZMQ_DONTWAIT) ==
+           0;
 }
 
 static void
-s_send_hello (writer_t *self)
+s_send_hello (omni_writer_t *self)
 {
-    wire_head_t head = {.command = WIRE_HELLO,
-                        .text = self->name,
-                        .text_size = strlen (self->name),
-                        .window = self->config.window,
-                        .instance = self->instance,
-                        .instance_size = strlen (self->instance)};
+    omni_wire_head_t head = {.command = WIRE_HELLO,
+                             .text = self->name,
+                             .text_size = strlen (self->name),
+                             .window = self->config.window,
+                             .instance = self->instance,
+                             .instance_size = strlen (self->instance)};
     s_send (self, &head, false);
 }
 
 static void
-s_send_ack (writer_t *self)
+s_send_ack (omni_writer_t *self)
 {
-    wire_head_t head = {
+    omni_wire_head_t head = {
         .command = WIRE_DELIVERY_ACK, .upto = self->acked_upto, .window = self->config.window};
     s_send (self, &head, false);
     s_set (self->m_acked_offset, (double) self->acked_upto);
@@ -329,7 +330,7 @@ s_send_ack (writer_t *self)
 //  Store thread
 
 static void
-s_add_conflict (s_batch_t *batch, const record_t *record)
+s_add_conflict (s_batch_t *batch, const omni_record_t *record)
 {
     if (batch->nconflicts == batch->conflicts_cap) {
         batch->conflicts_cap = batch->conflicts_cap ? batch->conflicts_cap * 2 : 16;
@@ -344,7 +345,7 @@ s_add_conflict (s_batch_t *batch, const record_t *record)
 static int
 s_by_id (const void *a, const void *b, void *arg)
 {
-    const record_t *records = arg;
+    const omni_record_t *records = arg;
     size_t i = *(const size_t *) a, j = *(const size_t *) b;
     int c = memcmp (records[i].id, records[j].id, RECORD_ID_SIZE);
     return c ? c : i < j ? -1 : i > j;
@@ -356,17 +357,17 @@ s_by_id (const void *a, const void *b, void *arg)
 //  last state wins; for the others the first stays, the same content again
 //  is dropped, and other content is kept aside for s_store_later.
 static void
-s_dedup (writer_t *self, s_batch_t *batch)
+s_dedup (omni_writer_t *self, s_batch_t *batch)
 {
     if (batch->count < 2)
         return;
-    idset_reset (self->batch_ids);
+    omni_idset_reset (self->batch_ids);
     bool twice = false;
     for (size_t i = 0; i < batch->count && !twice; i++)
-        twice = !idset_insert (self->batch_ids, batch->records[i].id);
+        twice = !omni_idset_insert (self->batch_ids, batch->records[i].id);
     if (!twice)
         return;
-    record_t *records = batch->records;
+    omni_record_t *records = batch->records;
     size_t n = batch->count, dropped = 0;
     size_t *order = malloc (n * sizeof *order);
     uint8_t *keep = calloc (n, 1);
@@ -378,7 +379,7 @@ s_dedup (writer_t *self, s_batch_t *batch)
         for (e = g + 1;
              e < n && memcmp (records[order[e]].id, records[order[g]].id, RECORD_ID_SIZE) == 0; e++)
             ;
-        const record_t *first = &records[order[g]];
+        const omni_record_t *first = &records[order[g]];
         if (e - g == 1 || (first->spec && first->spec->mutable_state)) {
             keep[order[e - 1]] = 1;
             dropped += e - g - 1;
@@ -386,9 +387,9 @@ s_dedup (writer_t *self, s_batch_t *batch)
         }
         keep[order[g]] = 1;
         uint8_t content[RECORD_CONTENT_SIZE], other[RECORD_CONTENT_SIZE];
-        record_content_hash (first, content);
+        omni_record_content_hash (first, content);
         for (size_t k = g + 1; k < e; k++) {
-            record_content_hash (&records[order[k]], other);
+            omni_record_content_hash (&records[order[k]], other);
             if (memcmp (content, other, RECORD_CONTENT_SIZE) == 0) {
                 dropped++;
                 continue;
@@ -416,23 +417,23 @@ s_dedup (writer_t *self, s_batch_t *batch)
 //  Appends the batch's conflicts to the conflicts file, one JSON line each,
 //  and fsyncs it. Returns -1 with `error` set when that fails.
 static int
-s_file_conflicts (writer_t *self, s_batch_t *batch, char *error, size_t error_size)
+s_file_conflicts (omni_writer_t *self, s_batch_t *batch, char *error, size_t error_size)
 {
-    mpjson_buf_t *buf = &self->conflict_buf;
-    mpjson_buf_reset (buf);
+    omni_mpjson_buf_t *buf = &self->conflict_buf;
+    omni_mpjson_buf_reset (buf);
     char head[160];
-    int64_t now = util_now_ns ();
+    int64_t now = omni_util_now_ns ();
     for (size_t i = 0; i < batch->nconflicts; i++) {
         snprintf (head, sizeof head,
                   "{\"writer\":\"%s\",\"detected_ns\":%" PRId64 ",\"record\":", self->name, now);
-        mpjson_append (buf, head, strlen (head));
-        mpjson_record (buf, &batch->conflicts[i]);
-        mpjson_append (buf, "}\n", 2);
+        omni_mpjson_append (buf, head, strlen (head));
+        omni_mpjson_record (buf, &batch->conflicts[i]);
+        omni_mpjson_append (buf, "}\n", 2);
     }
     char *dir = strdup (self->conflicts_path);
     assert (dir);
     *strrchr (dir, '/') = 0;
-    int fd = util_mkdirs (dir)
+    int fd = omni_util_mkdirs (dir)
                  ? -1
                  : open (self->conflicts_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
     int err = errno;
@@ -465,19 +466,19 @@ s_file_conflicts (writer_t *self, s_batch_t *batch, char *error, size_t error_si
 //  would close the connection before the ACK that follows, the batch would
 //  come again, and its conflicts with it, for ever.
 static void
-s_report_conflicts (writer_t *self, s_batch_t *batch)
+s_report_conflicts (omni_writer_t *self, s_batch_t *batch)
 {
     bool sent = false;
     size_t in_message = 0;
     for (size_t i = 0; i < batch->nconflicts; i++) {
-        const record_t *record = &batch->conflicts[i];
+        const omni_record_t *record = &batch->conflicts[i];
         bool fits = record->raw_size <= WIRE_DELIVERY_FRAME_MAX;
         char id[2 * RECORD_ID_SIZE + 1], kind[64];
-        util_hex (record->id, RECORD_ID_SIZE, id);
+        omni_util_hex (record->id, RECORD_ID_SIZE, id);
         snprintf (kind, sizeof kind, "%.*s", (int) (record->kind.len < 63 ? record->kind.len : 63),
                   record->kind.ptr);
         uint64_t held;
-        if (log_allow ("writer.conflict", kind, 10000, &held))
+        if (omni_log_allow ("writer.conflict", kind, 10000, &held))
             log_warn ("writer.conflict",
                       "writer=%s kind=%s id=%s file=%s repeated=%" PRIu64 " tap=%s"
                       " detail=\"other content under an id already stored: the first is kept, "
@@ -491,7 +492,7 @@ s_report_conflicts (writer_t *self, s_batch_t *batch)
             continue;
         //  The rest of a message whose head went never blocks
         if (in_message == 0) {
-            wire_head_t head = {.command = WIRE_CONFLICT};
+            omni_wire_head_t head = {.command = WIRE_CONFLICT};
             sent = s_send (self, &head, true);
         }
         size_t left = 0; //  records that will still go in this message
@@ -500,7 +501,8 @@ s_report_conflicts (writer_t *self, s_batch_t *batch)
             left += batch->conflicts[j].raw_size <= WIRE_DELIVERY_FRAME_MAX;
         bool last = left == 0;
         if (sent)
-            wire_send_record (zsock_resolve (self->dealer), record->raw, record->raw_size, last);
+            omni_wire_send_record (zsock_resolve (self->dealer), record->raw, record->raw_size,
+                                   last);
         in_message = last ? 0 : in_message + 1;
     }
     atomic_fetch_add (&self->conflicts_total, batch->nconflicts);
@@ -511,14 +513,14 @@ s_report_conflicts (writer_t *self, s_batch_t *batch)
 //  0 when committed, -1 when stopped before a commit (the batch stays
 //  unacknowledged and ingestd will deliver it again); a draining batch gets
 //  one attempt.
-static int s_commit_attempts (writer_t *self, s_batch_t *batch, bool draining);
+static int s_commit_attempts (omni_writer_t *self, s_batch_t *batch, bool draining);
 
 static int
-s_commit (writer_t *self, s_batch_t *batch, bool draining)
+s_commit (omni_writer_t *self, s_batch_t *batch, bool draining)
 {
     s_dedup (self, batch);
     atomic_store (&self->busy_records, batch->count);
-    atomic_store (&self->busy_since_ms, util_mono_ms ());
+    atomic_store (&self->busy_since_ms, omni_util_mono_ms ());
     int rc = s_commit_attempts (self, batch, draining);
     atomic_store (&self->busy_since_ms, 0);
     return rc;
@@ -526,8 +528,8 @@ s_commit (writer_t *self, s_batch_t *batch, bool draining)
 
 //  One store call; the records it flags join the batch's conflicts
 static int
-s_store_round (writer_t *self, s_batch_t *batch, const record_t *records, size_t count, char *error,
-               size_t error_size)
+s_store_round (omni_writer_t *self, s_batch_t *batch, const omni_record_t *records, size_t count,
+               char *error, size_t error_size)
 {
     memset (batch->flags, 0, count);
     int rc = self->store_fn (self->store, records, count, batch->flags, error, error_size);
@@ -542,19 +544,19 @@ s_store_round (writer_t *self, s_batch_t *batch, const record_t *records, size_t
 //  occurrence, or an earlier record), so the one flagged is the one that
 //  came second, wherever the first was. Rare, so a round is a store call.
 static int
-s_store_all (writer_t *self, s_batch_t *batch, char *error, size_t error_size)
+s_store_all (omni_writer_t *self, s_batch_t *batch, char *error, size_t error_size)
 {
     batch->nconflicts = 0;
     int rc = s_store_round (self, batch, batch->records, batch->count, error, error_size);
     size_t left = batch->nlater;
-    record_t *rest = batch->round + batch->later_cap;
+    omni_record_t *rest = batch->round + batch->later_cap;
     if (left)
         memcpy (rest, batch->later, left * sizeof *rest);
     while (rc == 0 && left) {
-        idset_reset (self->batch_ids);
+        omni_idset_reset (self->batch_ids);
         size_t n = 0, kept = 0;
         for (size_t i = 0; i < left; i++)
-            if (idset_insert (self->batch_ids, rest[i].id))
+            if (omni_idset_insert (self->batch_ids, rest[i].id))
                 batch->round[n++] = rest[i];
             else
                 rest[kept++] = rest[i];
@@ -565,19 +567,20 @@ s_store_all (writer_t *self, s_batch_t *batch, char *error, size_t error_size)
 }
 
 static int
-s_commit_attempts (writer_t *self, s_batch_t *batch, bool draining)
+s_commit_attempts (omni_writer_t *self, s_batch_t *batch, bool draining)
 {
     int64_t backoff = self->config.retry_min_ms;
     size_t records = batch->count + batch->nlater;
     while (batch->count > 0) {
         char error[256] = "";
-        int64_t start = util_mono_ms ();
+        int64_t start = omni_util_mono_ms ();
         int rc = s_store_all (self, batch, error, sizeof error);
         if (rc == 0 && batch->nconflicts)
             rc = s_file_conflicts (self, batch, error, sizeof error);
         if (rc == 0) {
             if (self->m_latency)
-                metric_observe (self->m_latency, (double) (util_mono_ms () - start) / 1000.0);
+                omni_metric_observe (self->m_latency,
+                                     (double) (omni_util_mono_ms () - start) / 1000.0);
             if (!atomic_load (&self->store_ok)) {
                 log_info ("store.recovered", "writer=%s", self->name);
                 atomic_store (&self->store_ok, true);
@@ -610,8 +613,8 @@ s_commit_attempts (writer_t *self, s_batch_t *batch, bool draining)
         //  Nothing will change by itself: ask again at the ceiling only
         if (permanent)
             backoff = self->config.retry_max_ms;
-        int64_t until = util_mono_ms () + backoff;
-        while (!s_stopping (self) && util_mono_ms () < until)
+        int64_t until = omni_util_mono_ms () + backoff;
+        while (!s_stopping (self) && omni_util_mono_ms () < until)
             zclock_sleep (50);
         if (s_stopping (self))
             return -1;
@@ -623,7 +626,7 @@ s_commit_attempts (writer_t *self, s_batch_t *batch, bool draining)
 static void *
 s_store_thread (void *arg)
 {
-    writer_t *self = arg;
+    omni_writer_t *self = arg;
     pthread_mutex_lock (&self->lock);
     while (true) {
         while (!self->job && !self->quit)
@@ -650,7 +653,7 @@ s_store_thread (void *arg)
 
 //  Hands the filling batch to the store thread and starts a new one.
 static void
-s_start_commit (writer_t *self, bool draining)
+s_start_commit (omni_writer_t *self, bool draining)
 {
     assert (!self->storing && self->filling->upto);
     if (!self->thread_started) {
@@ -671,7 +674,7 @@ s_start_commit (writer_t *self, bool draining)
 //  `wait`): acknowledges it if it was committed in the current session.
 //  Returns its result, or 1 when it is not done yet.
 static int
-s_finish_commit (writer_t *self, bool wait)
+s_finish_commit (omni_writer_t *self, bool wait)
 {
     if (!self->storing)
         return 0;
@@ -699,7 +702,7 @@ s_finish_commit (writer_t *self, bool wait)
 
 //  A batch whose records all failed to decode is done at once.
 static void
-s_flush (writer_t *self, bool draining)
+s_flush (omni_writer_t *self, bool draining)
 {
     if (self->filling->count == 0) {
         self->acked_upto = self->filling->upto;
@@ -710,9 +713,9 @@ s_flush (writer_t *self, bool draining)
 }
 
 //  Takes a DELIVER's records into the filling batch; the message's cursor
-//  is on its head's last frame (wire_decode).
+//  is on its head's last frame (omni_wire_decode).
 static void
-s_handle_deliver (writer_t *self, zmsg_t *msg, uint64_t upto)
+s_handle_deliver (omni_writer_t *self, zmsg_t *msg, uint64_t upto)
 {
     if (upto <= self->acked_upto || upto <= self->delivered_upto)
         return; //  stale: from before a RESET
@@ -727,9 +730,9 @@ s_handle_deliver (writer_t *self, zmsg_t *msg, uint64_t upto)
     }
     for (zframe_t *frame = zmsg_next (msg); frame; frame = zmsg_next (msg)) {
         char detail[256];
-        record_t *record = &batch->records[batch->count];
-        if (record_decode (record, &batch->zone, zframe_data (frame), zframe_size (frame), NULL,
-                           detail, sizeof detail) != REJECT_NONE) {
+        omni_record_t *record = &batch->records[batch->count];
+        if (omni_record_decode (record, &batch->zone, zframe_data (frame), zframe_size (frame),
+                                NULL, detail, sizeof detail) != REJECT_NONE) {
             //  ingestd validated it, so this is a version skew between
             //  ingestd and this writer: say so loudly, do not block.
             log_error ("record.undecodable", "writer=%s detail=\"%s\"", self->name, detail);
@@ -739,7 +742,7 @@ s_handle_deliver (writer_t *self, zmsg_t *msg, uint64_t upto)
         batch->count++;
     }
     if (batch->upto == 0) {
-        batch->started_ms = util_mono_ms ();
+        batch->started_ms = omni_util_mono_ms ();
         batch->session = self->session;
     }
     batch->upto = upto;
@@ -749,7 +752,7 @@ s_handle_deliver (writer_t *self, zmsg_t *msg, uint64_t upto)
 //  A new delivery session (WELCOME, RESET): what is in hand is delivered
 //  again, and a commit still running is not acknowledged when it ends.
 static void
-s_new_session (writer_t *self)
+s_new_session (omni_writer_t *self)
 {
     zmsg_t *held;
     while ((held = zlist_pop (self->held)))
@@ -762,11 +765,11 @@ s_new_session (writer_t *self)
 //  Takes a DELIVER (decoded once already: s_handle_message) into the
 //  filling batch, which keeps the message while its records are in use.
 static void
-s_take_deliver (writer_t *self, zmsg_t *msg)
+s_take_deliver (omni_writer_t *self, zmsg_t *msg)
 {
-    wire_head_t head;
+    omni_wire_head_t head;
     char why[128];
-    if (wire_decode (WIRE_DELIVERY, msg, &head, why, sizeof why) == 0)
+    if (omni_wire_decode (WIRE_DELIVERY, msg, &head, why, sizeof why) == 0)
         s_handle_deliver (self, msg, head.upto);
     if (self->filling->count > 0)
         zlist_append (self->filling->messages, msg);
@@ -776,7 +779,7 @@ s_take_deliver (writer_t *self, zmsg_t *msg)
 
 //  A reason ingestd sent (RESET, ERROR), as a string
 static char *
-s_reason (const wire_head_t *head)
+s_reason (const omni_wire_head_t *head)
 {
     char *text = head->text_size ? strndup (head->text, head->text_size) : strdup ("");
     assert (text);
@@ -787,15 +790,15 @@ s_reason (const wire_head_t *head)
 //  must stop (ingestd refused its name). Apart from the loop so that the
 //  delivery fuzzer drives exactly what the loop does.
 static bool
-s_handle_message (writer_t *self, zmsg_t *msg)
+s_handle_message (omni_writer_t *self, zmsg_t *msg)
 {
-    wire_head_t head;
+    omni_wire_head_t head;
     char why[128];
     bool keep = false;
-    if (wire_decode (WIRE_DELIVERY, msg, &head, why, sizeof why) != 0) {
+    if (omni_wire_decode (WIRE_DELIVERY, msg, &head, why, sizeof why) != 0) {
         //  A peer decides how many come: once, then once a minute
         uint64_t held;
-        if (log_allow ("delivery.bad_message", "", 60000, &held))
+        if (omni_log_allow ("delivery.bad_message", "", 60000, &held))
             log_warn ("delivery.bad_message", "writer=%s frames=%zu why=\"%s\" repeated=%" PRIu64,
                       self->name, zmsg_size (msg), why, held);
     } else if (head.command == WIRE_DELIVER && self->welcomed) {
@@ -817,7 +820,7 @@ s_handle_message (writer_t *self, zmsg_t *msg)
         pthread_mutex_unlock (&self->lock);
         atomic_store (&self->connected, true);
         char hex[2 * WIRE_JOURNAL_ID + 1];
-        util_hex (head.journal, WIRE_JOURNAL_ID, hex);
+        omni_util_hex (head.journal, WIRE_JOURNAL_ID, hex);
         log_info ("delivery.welcome", "writer=%s journal=%s cursor=%" PRIu64, self->name, hex,
                   start);
     } else if (head.command == WIRE_REFUSED && !self->welcomed) {
@@ -836,7 +839,7 @@ s_handle_message (writer_t *self, zmsg_t *msg)
         //  Refused again every second while ingestd does not know
         //  this writer: said once a minute, with /health telling it
         uint64_t held;
-        if (log_allow ("delivery.reset", text, 60000, &held))
+        if (omni_log_allow ("delivery.reset", text, 60000, &held))
             log_info ("delivery.reset", "writer=%s reason=\"%s\" repeated=%" PRIu64, self->name,
                       text, held);
         pthread_mutex_lock (&self->lock);
@@ -853,7 +856,7 @@ s_handle_message (writer_t *self, zmsg_t *msg)
 }
 
 int
-writer_run (writer_t *self)
+omni_writer_run (omni_writer_t *self)
 {
     self->dealer = zsock_new (ZMQ_DEALER);
     assert (self->dealer);
@@ -864,8 +867,8 @@ writer_run (writer_t *self)
     zsock_set_reconnect_ivl (self->dealer, 100);
     zsock_set_reconnect_ivl_max (self->dealer, 2000);
     if (self->config.curve) {
-        curve_client_apply (self->config.curve, self->dealer);
-        self->curve_watch = curve_watch_new (self->dealer, self->endpoint);
+        omni_curve_client_apply (self->config.curve, self->dealer);
+        self->curve_watch = omni_curve_watch_new (self->dealer, self->endpoint);
     }
     if (zsock_connect (self->dealer, "%s", self->endpoint) != 0) {
         log_error ("delivery.endpoint", "endpoint=%s error=\"%s\"", self->endpoint,
@@ -877,9 +880,9 @@ writer_run (writer_t *self)
               self->name, self->instance, self->endpoint, self->config.batch_size,
               self->config.flush_ms, self->config.window);
     s_send_hello (self);
-    self->last_heard_ms = util_mono_ms ();
+    self->last_heard_ms = omni_util_mono_ms ();
     while (!s_stopping (self)) {
-        int64_t now = util_mono_ms ();
+        int64_t now = omni_util_mono_ms ();
         long timeout = HEARTBEAT_MS;
         if (self->filling->upto && !self->storing) {
             int64_t due = self->filling->started_ms + self->config.flush_ms - now;
@@ -900,7 +903,7 @@ writer_run (writer_t *self)
             continue;
         if ((items[1].revents & ZMQ_POLLIN) && s_finish_commit (self, false) < 0)
             break;
-        now = util_mono_ms ();
+        now = omni_util_mono_ms ();
         if (items[0].revents & ZMQ_POLLIN) {
             zmsg_t *msg = zmsg_recv (self->dealer);
             if (!msg)
@@ -914,14 +917,14 @@ writer_run (writer_t *self)
             (self->filling->count >= self->config.batch_size ||
              now - self->filling->started_ms >= self->config.flush_ms || self->filling->count == 0))
             s_flush (self, false);
-        if (util_mono_ms () - self->last_sent_ms >= HEARTBEAT_MS) {
+        if (omni_util_mono_ms () - self->last_sent_ms >= HEARTBEAT_MS) {
             if (self->welcomed)
                 s_send_ack (self);
             else
                 s_send_hello (self);
         }
-        curve_watch_poll (self->curve_watch);
-        if (util_mono_ms () - self->last_heard_ms > 3 * HEARTBEAT_MS)
+        omni_curve_watch_poll (self->curve_watch);
+        if (omni_util_mono_ms () - self->last_heard_ms > 3 * HEARTBEAT_MS)
             atomic_store (&self->connected, false);
         else if (self->welcomed)
             atomic_store (&self->connected, true);
@@ -940,24 +943,24 @@ writer_run (writer_t *self)
 }
 
 const char *
-writer_instance (writer_t *self)
+omni_writer_instance (omni_writer_t *self)
 {
     return self->instance;
 }
 
 const char *
-writer_refusal (writer_t *self)
+omni_writer_refusal (omni_writer_t *self)
 {
     return self->refusal;
 }
 
 bool
-writer_healthy (void *self_, char *text, size_t size)
+omni_writer_healthy (void *self_, char *text, size_t size)
 {
-    writer_t *self = self_;
+    omni_writer_t *self = self_;
     bool connected = atomic_load (&self->connected);
     bool store_ok = atomic_load (&self->store_ok);
-    int64_t now = util_mono_ms ();
+    int64_t now = omni_util_mono_ms ();
     int64_t busy_since = atomic_load (&self->busy_since_ms);
     int64_t heard = atomic_load (&self->heard_ms);
     //  A commit that takes longer than a heartbeat is worth telling apart
@@ -1007,8 +1010,8 @@ typedef struct {
 } s_test_store_t;
 
 static int
-s_test_store (void *store, const record_t *records, size_t count, uint8_t *conflicts, char *error,
-              size_t error_size)
+s_test_store (void *store, const omni_record_t *records, size_t count, uint8_t *conflicts,
+              char *error, size_t error_size)
 {
     s_test_store_t *self = store;
     while (atomic_load (&self->hold))
@@ -1021,7 +1024,7 @@ s_test_store (void *store, const record_t *records, size_t count, uint8_t *confl
     }
     for (size_t i = 0; i < count; i++) {
         uint8_t content[RECORD_CONTENT_SIZE];
-        record_content_hash (&records[i], content);
+        omni_record_content_hash (&records[i], content);
         size_t at = 0;
         while (at < self->held && memcmp (self->ids[at], records[i].id, RECORD_ID_SIZE) != 0)
             at++;
@@ -1041,13 +1044,13 @@ s_test_store (void *store, const record_t *records, size_t count, uint8_t *confl
 
 //  A DELIVER of metric records named `names`, covering offsets up to `upto`
 static void
-s_test_deliver (testpeer_t *ingestd, record_encoder_t *enc, uint64_t upto, const char **names,
+s_test_deliver (testpeer_t *ingestd, omni_record_encoder_t *enc, uint64_t upto, const char **names,
                 int count)
 {
     zmsg_t *records = zmsg_new ();
     for (int i = 0; i < count; i++) {
-        record_encoder_begin (enc, "metric", "h", "c", "r", 7);
-        msgpack_packer *pk = record_encoder_body (enc);
+        omni_record_encoder_begin (enc, "metric", "h", "c", "r", 7);
+        msgpack_packer *pk = omni_record_encoder_body (enc);
         msgpack_pack_map (pk, 2);
         msgpack_pack_str_with_body (pk, "name", 4);
         msgpack_pack_str_with_body (pk, names[i], strlen (names[i]));
@@ -1055,7 +1058,7 @@ s_test_deliver (testpeer_t *ingestd, record_encoder_t *enc, uint64_t upto, const
         msgpack_pack_double (pk, i);
         const void *data;
         size_t size;
-        assert (record_encoder_end (enc, &data, &size, NULL, 0) == 0);
+        assert (omni_record_encoder_end (enc, &data, &size, NULL, 0) == 0);
         zmsg_addmem (records, data, size);
     }
     testpeer_deliver (ingestd, upto, &records);
@@ -1064,23 +1067,23 @@ s_test_deliver (testpeer_t *ingestd, record_encoder_t *enc, uint64_t upto, const
 static void
 s_writer_actor (zsock_t *pipe, void *args)
 {
-    writer_t *writer = args;
+    omni_writer_t *writer = args;
     zsock_signal (pipe, 0);
-    writer_run (writer);
+    omni_writer_run (writer);
     zsock_signal (pipe, 0);
 }
 
 void
-writer_test (bool verbose)
+omni_writer_test (bool verbose)
 {
     (void) verbose;
     testpeer_t *ingestd = testpeer_new ();
     s_test_store_t store = {.failures_left = 1};
     char conflicts_dir[64];
     snprintf (conflicts_dir, sizeof conflicts_dir, "/tmp/writer-test-%d", (int) getpid ());
-    writer_config_t config = {
+    omni_writer_config_t config = {
         testpeer_delivery_endpoint (ingestd), "archive", 10, 50, 100, 20, 100, NULL, conflicts_dir};
-    writer_t *writer = writer_new (&config, s_test_store, &store, NULL);
+    omni_writer_t *writer = omni_writer_new (&config, s_test_store, &store, NULL);
     zactor_t *actor = zactor_new (s_writer_actor, writer);
 
     //  The instance id: this host and pid.
@@ -1089,11 +1092,11 @@ writer_test (bool verbose)
     assert (streq (name, "archive"));
     char pid[32];
     snprintf (pid, sizeof pid, ":%d@", (int) getpid ());
-    assert (strstr (instance, pid) && strcmp (instance, writer_instance (writer)) == 0);
+    assert (strstr (instance, pid) && strcmp (instance, omni_writer_instance (writer)) == 0);
     testpeer_welcome (ingestd, 1);
 
     //  Two records with the same id and one other, covering offsets 1..5.
-    record_encoder_t *enc = record_encoder_new ();
+    omni_record_encoder_t *enc = omni_record_encoder_new ();
     const char *names[] = {"a", "b", "a"};
     s_test_deliver (ingestd, enc, 5, names, 3);
 
@@ -1115,7 +1118,7 @@ writer_test (bool verbose)
     assert (strstr (text, "\"kind\":\"metric\"") && strstr (text, "\"value\":2"));
     assert (!fgets (text, sizeof text, file)); //  one line
     fclose (file);
-    writer_healthy (writer, text, sizeof text);
+    omni_writer_healthy (writer, text, sizeof text);
     assert (strstr (text, " conflicts=1 last=metric/"));
 
     //  A slow store: one batch committing, the next full, a third held.
@@ -1125,39 +1128,39 @@ writer_test (bool verbose)
     const char *many[] = {"c", "d", "e", "f", "g", "h", "i", "j", "k", "l"};
     for (uint64_t upto = 15; upto <= 35; upto += 10)
         s_test_deliver (ingestd, enc, upto, many, 10);
-    int64_t until = util_mono_ms () + 3500;
-    while (util_mono_ms () < until) {
+    int64_t until = omni_util_mono_ms () + 3500;
+    while (omni_util_mono_ms () < until) {
         testpeer_heartbeat (ingestd, 6);
         //  The writer's own heartbeats (ACKs of 5) read meanwhile
         assert (testpeer_await_ack (ingestd, 6, 500) == 5);
     }
-    bool healthy = writer_healthy (writer, text, sizeof text);
+    bool healthy = omni_writer_healthy (writer, text, sizeof text);
     if (verbose || !healthy)
         printf ("  busy: %s\n", text);
     assert (healthy && strstr (text, "store_busy="));
     atomic_store (&store.hold, false);
     assert (testpeer_await_ack (ingestd, 35, -1) == 35);
     assert (store.stored == 2 + 3 * 10);
-    record_encoder_destroy (&enc);
-    writer_stop (writer);
+    omni_record_encoder_destroy (&enc);
+    omni_writer_stop (writer);
     zactor_destroy (&actor); //  waits for the drain
-    assert (writer_healthy (writer, text, sizeof text) || strstr (text, "ingestd"));
-    assert (!writer_refusal (writer));
-    writer_destroy (&writer);
+    assert (omni_writer_healthy (writer, text, sizeof text) || strstr (text, "ingestd"));
+    assert (!omni_writer_refusal (writer));
+    omni_writer_destroy (&writer);
     assert (writer == NULL);
 
     //  ingestd refuses the name (another live instance holds it): the
     //  writer stops with the reason instead of trying again. The first
     //  writer's last messages may still be queued: read past.
     store = (s_test_store_t){.failures_left = 0};
-    writer = writer_new (&config, s_test_store, &store, NULL);
+    writer = omni_writer_new (&config, s_test_store, &store, NULL);
     actor = zactor_new (s_writer_actor, writer);
     testpeer_hello (ingestd, name, sizeof name, instance, sizeof instance);
     testpeer_refuse (ingestd, "writer name \"archive\" is held by live instance h:1@t");
-    zsock_wait (actor); //  writer_run returned by itself
-    assert (writer_refusal (writer) && strstr (writer_refusal (writer), "h:1@t"));
+    zsock_wait (actor); //  omni_writer_run returned by itself
+    assert (omni_writer_refusal (writer) && strstr (omni_writer_refusal (writer), "h:1@t"));
     zactor_destroy (&actor);
-    writer_destroy (&writer);
+    omni_writer_destroy (&writer);
     testpeer_destroy (&ingestd);
     unlink (path);
     rmdir (conflicts_dir);

@@ -1,6 +1,6 @@
 /*  writer_daemon: the shared body of the writer daemons' main.              */
-#include "writer_daemon.h"
-#include "log.h"
+#include "common/writer_daemon.h"
+#include "common/log.h"
 
 #include <assert.h>
 #include <czmq.h>
@@ -10,24 +10,25 @@
 
 #define SHARED_OPTIONS 11
 
-struct _writer_daemon_t {
-    writer_daemon_spec_t spec;
-    config_option_t *options;
-    config_t *config;
-    metrics_t *metrics;
+struct _omni_writer_daemon_t {
+    omni_writer_daemon_spec_t spec;
+    omni_config_option_t *options;
+    omni_config_t *config;
+    omni_metrics_t *metrics;
     char *delivery, *http, *log_level, *log_format;
     char *curve_key, *curve_server_key, *conflicts_dir;
-    curve_client_t *curve;
+    omni_curve_client_t *curve;
     int64_t batch_size, window, flush_ms, retry_max_ms;
-    writer_t *writer;
+    omni_writer_t *writer;
     health_fn *store_health;
     void *store_arg;
 };
 
-writer_daemon_t *
-writer_daemon_new (const writer_daemon_spec_t *spec, int argc, char **argv, int *exit_code)
+omni_writer_daemon_t *
+omni_writer_daemon_new (const omni_writer_daemon_spec_t *spec, int argc, char **argv,
+                        int *exit_code)
 {
-    writer_daemon_t *self = calloc (1, sizeof *self);
+    omni_writer_daemon_t *self = calloc (1, sizeof *self);
     assert (self);
     self->spec = *spec;
     size_t own = 0;
@@ -35,7 +36,7 @@ writer_daemon_new (const writer_daemon_spec_t *spec, int argc, char **argv, int 
         own++;
     self->options = calloc (SHARED_OPTIONS + own + 1, sizeof *self->options);
     assert (self->options);
-    config_option_t shared[SHARED_OPTIONS] = {
+    omni_config_option_t shared[SHARED_OPTIONS] = {
         {"delivery", CONFIG_ENDPOINT, "tcp://127.0.0.1:5551", "ingestd delivery endpoint",
          &self->delivery},
         {"batch_size", CONFIG_INT, spec->default_batch, spec->batch_help, &self->batch_size},
@@ -64,11 +65,11 @@ writer_daemon_new (const writer_daemon_spec_t *spec, int argc, char **argv, int 
         memcpy (self->options + SHARED_OPTIONS, spec->store_options, own * sizeof *self->options);
     //  SIGTERM must drain from the first moment, even while the store starts.
     zsys_init ();
-    self->config = config_new (spec->section, self->options);
-    int rc = config_load (self->config, argc, argv);
+    self->config = omni_config_new (spec->section, self->options);
+    int rc = omni_config_load (self->config, argc, argv);
     if (rc) {
         *exit_code = rc < 0 ? 2 : 0;
-        writer_daemon_destroy (&self);
+        omni_writer_daemon_destroy (&self);
         return NULL;
     }
     const char *bad =
@@ -76,49 +77,49 @@ writer_daemon_new (const writer_daemon_spec_t *spec, int argc, char **argv, int 
         : self->window < 0 || self->window > 100000000     ? "window: must be 0..100000000"
         : self->flush_ms < 1                               ? "flush_interval: must be at least 1ms"
         : self->retry_max_ms < 100                         ? "retry_max: must be at least 100ms"
-        : log_init (spec->section, self->log_level, self->log_format)
+        : omni_log_init (spec->section, self->log_level, self->log_format)
             ? "log_level / log_format: bad value"
             : NULL;
     char curve_error[512];
-    if (!bad && curve_client_load (self->curve_key, self->curve_server_key, &self->curve,
-                                   curve_error, sizeof curve_error))
+    if (!bad && omni_curve_client_load (self->curve_key, self->curve_server_key, &self->curve,
+                                        curve_error, sizeof curve_error))
         bad = curve_error;
     if (bad) {
         fprintf (stderr, "error: %s.%s\n", spec->section, bad);
         *exit_code = 2;
-        writer_daemon_destroy (&self);
+        omni_writer_daemon_destroy (&self);
         return NULL;
     }
     char prefix[64];
     snprintf (prefix, sizeof prefix, "omni_%s_", spec->section);
-    self->metrics = metrics_new (prefix);
+    self->metrics = omni_metrics_new (prefix);
     *exit_code = 0;
     return self;
 }
 
 void
-writer_daemon_destroy (writer_daemon_t **self_p)
+omni_writer_daemon_destroy (omni_writer_daemon_t **self_p)
 {
-    writer_daemon_t *self = *self_p;
+    omni_writer_daemon_t *self = *self_p;
     if (!self)
         return;
-    writer_destroy (&self->writer);
-    curve_client_destroy (&self->curve);
-    metrics_destroy (&self->metrics);
-    config_destroy (&self->config);
+    omni_writer_destroy (&self->writer);
+    omni_curve_client_destroy (&self->curve);
+    omni_metrics_destroy (&self->metrics);
+    omni_config_destroy (&self->config);
     free (self->options);
     free (self);
     *self_p = NULL;
 }
 
-metrics_t *
-writer_daemon_metrics (writer_daemon_t *self)
+omni_metrics_t *
+omni_writer_daemon_metrics (omni_writer_daemon_t *self)
 {
     return self->metrics;
 }
 
 size_t
-writer_daemon_batch_size (writer_daemon_t *self)
+omni_writer_daemon_batch_size (omni_writer_daemon_t *self)
 {
     return (size_t) self->batch_size;
 }
@@ -128,7 +129,7 @@ writer_daemon_batch_size (writer_daemon_t *self)
 static bool
 s_healthy (void *arg, char *text, size_t size)
 {
-    writer_daemon_t *self = arg;
+    omni_writer_daemon_t *self = arg;
     char store[512] = "";
     bool store_ok =
         !self->store_health || self->store_health (self->store_arg, store, sizeof store);
@@ -136,7 +137,7 @@ s_healthy (void *arg, char *text, size_t size)
         snprintf (text, size, "%s", store);
         return false;
     }
-    bool ok = writer_healthy (self->writer, text, size);
+    bool ok = omni_writer_healthy (self->writer, text, size);
     if (*store) {
         size_t used = strlen (text);
         snprintf (text + used, size - used, "; %s", store);
@@ -145,54 +146,54 @@ s_healthy (void *arg, char *text, size_t size)
 }
 
 int
-writer_daemon_run (writer_daemon_t *self, writer_store_fn *store_fn, void *store,
-                   health_fn *store_health, void *store_arg)
+omni_writer_daemon_run (omni_writer_daemon_t *self, writer_store_fn *store_fn, void *store,
+                        health_fn *store_health, void *store_arg)
 {
-    writer_config_t config = {self->delivery,
-                              self->spec.writer,
-                              (size_t) self->batch_size,
-                              self->flush_ms,
-                              (uint32_t) self->window,
-                              100,
-                              self->retry_max_ms,
-                              self->curve,
-                              self->conflicts_dir};
-    self->writer = writer_new (&config, store_fn, store, self->metrics);
+    omni_writer_config_t config = {self->delivery,
+                                   self->spec.writer,
+                                   (size_t) self->batch_size,
+                                   self->flush_ms,
+                                   (uint32_t) self->window,
+                                   100,
+                                   self->retry_max_ms,
+                                   self->curve,
+                                   self->conflicts_dir};
+    self->writer = omni_writer_new (&config, store_fn, store, self->metrics);
     self->store_health = store_health;
     self->store_arg = store_arg;
-    httpd_t *httpd = NULL;
+    omni_httpd_t *httpd = NULL;
     if (self->http && *self->http) {
-        httpd = httpd_new (self->http, self->metrics, s_healthy, self);
+        httpd = omni_httpd_new (self->http, self->metrics, s_healthy, self);
         if (!httpd)
             return 1;
     }
-    int rc = writer_run (self->writer);
-    if (writer_refusal (self->writer))
+    int rc = omni_writer_run (self->writer);
+    if (omni_writer_refusal (self->writer))
         fprintf (stderr, "error: %s: ingestd at %s refused writer \"%s\" (this instance %s): %s\n",
                  self->spec.section, self->delivery, self->spec.writer,
-                 writer_instance (self->writer), writer_refusal (self->writer));
-    httpd_destroy (&httpd);
+                 omni_writer_instance (self->writer), omni_writer_refusal (self->writer));
+    omni_httpd_destroy (&httpd);
     return rc ? 1 : 0;
 }
 
 void
-writer_daemon_test (bool verbose)
+omni_writer_daemon_test (bool verbose)
 {
     (void) verbose;
     char *path = NULL;
-    const config_option_t own[] = {{"path", CONFIG_STRING, "x", "a store key", &path}, {NULL}};
-    writer_daemon_spec_t spec = {"testd", "archive", "10", "", "records per batch", own};
+    const omni_config_option_t own[] = {{"path", CONFIG_STRING, "x", "a store key", &path}, {NULL}};
+    omni_writer_daemon_spec_t spec = {"testd", "archive", "10", "", "records per batch", own};
     char *good[] = {"testd", "--path=/tmp/y", "--batch-size=5", NULL};
     int exit_code = -1;
-    writer_daemon_t *daemon = writer_daemon_new (&spec, 3, good, &exit_code);
+    omni_writer_daemon_t *daemon = omni_writer_daemon_new (&spec, 3, good, &exit_code);
     assert (daemon && exit_code == 0);
     assert (strcmp (path, "/tmp/y") == 0 && daemon->batch_size == 5);
     assert (strcmp (daemon->delivery, "tcp://127.0.0.1:5551") == 0);
-    assert (writer_daemon_metrics (daemon));
-    writer_daemon_destroy (&daemon);
+    assert (omni_writer_daemon_metrics (daemon));
+    omni_writer_daemon_destroy (&daemon);
     assert (daemon == NULL);
     char *bad[] = {"testd", "--batch-size=0", NULL};
-    assert (writer_daemon_new (&spec, 2, bad, &exit_code) == NULL && exit_code == 2);
+    assert (omni_writer_daemon_new (&spec, 2, bad, &exit_code) == NULL && exit_code == 2);
     char *unknown[] = {"testd", "--nope=1", NULL};
-    assert (writer_daemon_new (&spec, 2, unknown, &exit_code) == NULL && exit_code == 2);
+    assert (omni_writer_daemon_new (&spec, 2, unknown, &exit_code) == NULL && exit_code == 2);
 }

@@ -5,40 +5,40 @@
 #ifndef OMNI_WRITER_DAEMON_H
 #define OMNI_WRITER_DAEMON_H
 
-#include "config.h"
-#include "httpd.h"
-#include "metrics.h"
-#include "writer.h"
+#include "common/config.h"
+#include "common/httpd.h"
+#include "common/metrics.h"
+#include "common/writer.h"
 
 typedef struct {
-    const char *section;                  //  config section and daemon name, e.g. "archiverd"
-    const char *writer;                   //  writer role, e.g. "archive"
-    const char *default_batch;            //  default batch_size
-    const char *default_http;             //  default /metrics /health address
-    const char *batch_help;               //  what one batch is for this store
-    const config_option_t *store_options; //  the store's own keys, ends with {NULL}
-} writer_daemon_spec_t;
+    const char *section;                       //  config section and daemon name, e.g. "archiverd"
+    const char *writer;                        //  writer role, e.g. "archive"
+    const char *default_batch;                 //  default batch_size
+    const char *default_http;                  //  default /metrics /health address
+    const char *batch_help;                    //  what one batch is for this store
+    const omni_config_option_t *store_options; //  the store's own keys, ends with {NULL}
+} omni_writer_daemon_spec_t;
 
-typedef struct _writer_daemon_t writer_daemon_t;
+typedef struct _omni_writer_daemon_t omni_writer_daemon_t;
 
 //  Loads the config, starts logging and makes the metrics registry. Returns
 //  NULL with *exit_code set: 0 after --help, 2 after a message naming a bad
 //  key or value.
-writer_daemon_t *writer_daemon_new (const writer_daemon_spec_t *spec, int argc, char **argv,
-                                    int *exit_code);
-void writer_daemon_destroy (writer_daemon_t **self_p);
+omni_writer_daemon_t *omni_writer_daemon_new (const omni_writer_daemon_spec_t *spec, int argc,
+                                              char **argv, int *exit_code);
+void omni_writer_daemon_destroy (omni_writer_daemon_t **self_p);
 
-metrics_t *writer_daemon_metrics (writer_daemon_t *self);
+omni_metrics_t *omni_writer_daemon_metrics (omni_writer_daemon_t *self);
 
 //  The configured records per batch (a store may size its timeouts by it).
-size_t writer_daemon_batch_size (writer_daemon_t *self);
+size_t omni_writer_daemon_batch_size (omni_writer_daemon_t *self);
 
 //  Runs the writer loop over the store until SIGTERM/SIGINT, with /health
 //  failing when the writer or (if given) the store is unhealthy. Returns the
 //  process exit code.
-int writer_daemon_run (writer_daemon_t *self, writer_store_fn *store_fn, void *store,
-                       health_fn *store_health, void *store_arg);
+int omni_writer_daemon_run (omni_writer_daemon_t *self, writer_store_fn *store_fn, void *store,
+                            health_fn *store_health, void *store_arg);
 
-void writer_daemon_test (bool verbose);
+void omni_writer_daemon_test (bool verbose);
 
 #endif

@@ -3,9 +3,9 @@
     Most maps have short keys that need nothing, so a map is first scanned
     once; only a map with a key to escape pays for copies, and only a map
     with more than a few keys pays for a sort to find duplicates.           */
-#include "docmap.h"
-#include "record.h"
-#include "util.h"
+#include "documentd/docmap.h"
+#include "proto/record.h"
+#include "common/util.h"
 
 #include <assert.h>
 #include <stdint.h>
@@ -105,7 +105,7 @@ docmap_value (bson_t *doc, const char *key, size_t key_len, const msgpack_object
         return bson_append_binary (doc, key, klen, BSON_SUBTYPE_BINARY,
                                    (const uint8_t *) value->via.bin.ptr, value->via.bin.size);
     case MSGPACK_OBJECT_EXT:
-        //  record_decode refuses extensions; kept as user-defined binary for
+        //  omni_record_decode refuses extensions; kept as user-defined binary for
         //  any other caller rather than dropped.
         return bson_append_binary (doc, key, klen, BSON_SUBTYPE_USER,
                                    (const uint8_t *) value->via.ext.ptr, value->via.ext.size);
@@ -176,7 +176,7 @@ s_map_members (bson_t *doc, const msgpack_object *map)
         drop[i] = false;
         keys[i].index = i;
         if (k->type != MSGPACK_OBJECT_STR) {
-            //  record_decode allows only string keys; anything else is skipped
+            //  omni_record_decode allows only string keys; anything else is skipped
             drop[i] = true;
             keys[i].ptr = "";
             keys[i].len = 0;
@@ -213,12 +213,12 @@ bool
 docmap_append_id (bson_t *doc, const char *key, const uint8_t *id)
 {
     char hex[2 * RECORD_ID_SIZE + 1];
-    util_hex (id, RECORD_ID_SIZE, hex);
+    omni_util_hex (id, RECORD_ID_SIZE, hex);
     return bson_append_utf8 (doc, key, -1, hex, 2 * RECORD_ID_SIZE);
 }
 
 bool
-docmap_record (bson_t *doc, const record_t *record)
+docmap_record (bson_t *doc, const omni_record_t *record)
 {
     bool ok = docmap_append_id (doc, "_id", record->id) &&
               bson_append_utf8 (doc, "kind", 4, record->kind.ptr, (int) record->kind.len) &&
@@ -238,19 +238,20 @@ docmap_record (bson_t *doc, const record_t *record)
 //  Self-test: records from the encoder, documents checked element by element.
 
 static const msgpack_object *
-s_decode (msgpack_zone *zone, record_encoder_t *enc, record_t *record)
+s_decode (msgpack_zone *zone, omni_record_encoder_t *enc, omni_record_t *record)
 {
     const void *data;
     size_t size;
     char detail[256];
-    int rc = record_encoder_end (enc, &data, &size, detail, sizeof detail);
+    int rc = omni_record_encoder_end (enc, &data, &size, detail, sizeof detail);
     if (rc)
         fprintf (stderr, "encoder: %s\n", detail);
     assert (rc == 0);
     //  The record points into `data`, which the next begin reuses: keep a copy
     void *copy = msgpack_zone_malloc (zone, size);
     memcpy (copy, data, size);
-    assert (record_decode (record, zone, copy, size, NULL, detail, sizeof detail) == REJECT_NONE);
+    assert (omni_record_decode (record, zone, copy, size, NULL, detail, sizeof detail) ==
+            REJECT_NONE);
     return record->body;
 }
 
@@ -293,59 +294,59 @@ docmap_test (bool verbose)
     s_check_keys (verbose);
     msgpack_zone zone;
     msgpack_zone_init (&zone, 4096);
-    record_encoder_t *enc = record_encoder_new ();
-    record_t record;
+    omni_record_encoder_t *enc = omni_record_encoder_new ();
+    omni_record_t record;
 
     //  A commit: the envelope, nested arrays of maps, every value type
     int64_t ts = INT64_C (1700000000123456789);
-    record_encoder_begin (enc, "git.commit", "repo-a", "col-1", "run-7", ts);
-    record_encoder_tag (enc, "env", "ci");
-    msgpack_packer *pk = record_encoder_body (enc);
+    omni_record_encoder_begin (enc, "git.commit", "repo-a", "col-1", "run-7", ts);
+    omni_record_encoder_tag (enc, "env", "ci");
+    msgpack_packer *pk = omni_record_encoder_body (enc);
     msgpack_pack_map (pk, 16);
-    record_pack_str (pk, "sha");
-    record_pack_str (pk, "0123456789abcdef0123456789abcdef01234567");
-    record_pack_str (pk, "parents");
+    omni_record_pack_str (pk, "sha");
+    omni_record_pack_str (pk, "0123456789abcdef0123456789abcdef01234567");
+    omni_record_pack_str (pk, "parents");
     msgpack_pack_array (pk, 2);
-    record_pack_str (pk, "p1");
-    record_pack_str (pk, "p2");
+    omni_record_pack_str (pk, "p1");
+    omni_record_pack_str (pk, "p2");
     const char *strs[] = {"author_name",     "Ann", "author_email", "a@x",  "committer_name", "Bob",
                           "committer_email", "b@x", "message",      "fix\n"};
     for (size_t i = 0; i < 10; i += 2) {
-        record_pack_str (pk, strs[i]);
-        record_pack_str (pk, strs[i + 1]);
+        omni_record_pack_str (pk, strs[i]);
+        omni_record_pack_str (pk, strs[i + 1]);
     }
     const char *ints[] = {"author_time",   "author_tz",  "committer_time", "committer_tz",
                           "files_changed", "insertions", "deletions"};
     for (size_t i = 0; i < 7; i++) {
-        record_pack_str (pk, ints[i]);
+        omni_record_pack_str (pk, ints[i]);
         msgpack_pack_int64 (pk, i == 1 ? -120 : (int64_t) i * 1000);
     }
-    record_pack_str (pk, "files");
+    omni_record_pack_str (pk, "files");
     msgpack_pack_array (pk, 1);
     msgpack_pack_map (pk, 4);
-    record_pack_str (pk, "path");
-    record_pack_str (pk, "a/b.c");
-    record_pack_str (pk, "insertions");
+    omni_record_pack_str (pk, "path");
+    omni_record_pack_str (pk, "a/b.c");
+    omni_record_pack_str (pk, "insertions");
     msgpack_pack_uint64 (pk, 3);
-    record_pack_str (pk, "binary");
+    omni_record_pack_str (pk, "binary");
     msgpack_pack_false (pk);
-    record_pack_str (pk, "blob");
+    omni_record_pack_str (pk, "blob");
     msgpack_pack_bin_with_body (pk, "\x00\x01\xff", 3);
-    record_pack_str (pk, "raw");
+    omni_record_pack_str (pk, "raw");
     msgpack_pack_map (pk, 7);
-    record_pack_str (pk, "big");
+    omni_record_pack_str (pk, "big");
     msgpack_pack_uint64 (pk, UINT64_MAX);
-    record_pack_str (pk, "max");
+    omni_record_pack_str (pk, "max");
     msgpack_pack_uint64 (pk, (uint64_t) INT64_MAX);
-    record_pack_str (pk, "f");
+    omni_record_pack_str (pk, "f");
     msgpack_pack_double (pk, 2.5);
-    record_pack_str (pk, "f32");
+    omni_record_pack_str (pk, "f32");
     msgpack_pack_float (pk, 0.25f);
-    record_pack_str (pk, "nil");
+    omni_record_pack_str (pk, "nil");
     msgpack_pack_nil (pk);
-    record_pack_str (pk, "nul");
+    omni_record_pack_str (pk, "nul");
     msgpack_pack_str_with_body (pk, "a\0b", 3);
-    record_pack_str (pk, "empty");
+    omni_record_pack_str (pk, "empty");
     msgpack_pack_map (pk, 0);
     s_decode (&zone, enc, &record);
 
@@ -356,7 +357,7 @@ docmap_test (bool verbose)
     uint32_t len;
     const char *hex = bson_iter_utf8 (&it, &len);
     uint8_t bin[RECORD_ID_SIZE];
-    assert (len == 32 && util_unhex (hex, bin, RECORD_ID_SIZE) == 0);
+    assert (len == 32 && omni_util_unhex (hex, bin, RECORD_ID_SIZE) == 0);
     assert (memcmp (bin, record.id, 16) == 0);
     for (uint32_t i = 0; i < len; i++)
         assert ((hex[i] >= '0' && hex[i] <= '9') || (hex[i] >= 'a' && hex[i] <= 'f'));
@@ -397,21 +398,21 @@ docmap_test (bool verbose)
     bson_destroy (&doc);
 
     //  Hostile keys: escaped, and a duplicate (also one made by escaping) keeps the last
-    record_encoder_begin (enc, "x.custom", "src", "col", "run", -1500000);
-    pk = record_encoder_body (enc);
+    omni_record_encoder_begin (enc, "x.custom", "src", "col", "run", -1500000);
+    pk = omni_record_encoder_body (enc);
     msgpack_pack_map (pk, 6);
-    record_pack_str (pk, "$set");
+    omni_record_pack_str (pk, "$set");
     msgpack_pack_int (pk, 1);
-    record_pack_str (pk, "a.b");
+    omni_record_pack_str (pk, "a.b");
     msgpack_pack_int (pk, 2);
-    record_pack_str (pk, "a\xef\xbc\x8e"
-                         "b");
+    omni_record_pack_str (pk, "a\xef\xbc\x8e"
+                              "b");
     msgpack_pack_int (pk, 3);
-    record_pack_str (pk, "dup");
+    omni_record_pack_str (pk, "dup");
     msgpack_pack_int (pk, 4);
-    record_pack_str (pk, "dup");
+    omni_record_pack_str (pk, "dup");
     msgpack_pack_int (pk, 5);
-    record_pack_str (pk, "");
+    omni_record_pack_str (pk, "");
     msgpack_pack_int (pk, 6);
     s_decode (&zone, enc, &record);
     bson_init (&doc);
@@ -434,8 +435,8 @@ docmap_test (bool verbose)
     bson_destroy (&doc);
 
     //  A large map takes the sorting path: 1000 keys, every tenth repeated
-    record_encoder_begin (enc, "x.big", "src", "col", "run", 1);
-    pk = record_encoder_body (enc);
+    omni_record_encoder_begin (enc, "x.big", "src", "col", "run", 1);
+    pk = omni_record_encoder_body (enc);
     msgpack_pack_map (pk, 1100);
     for (int i = 0; i < 1100; i++) {
         char key[16];
@@ -454,6 +455,6 @@ docmap_test (bool verbose)
     assert (bson_iter_init_find (&it, &body, "k991") && bson_iter_int64 (&it) == 991);
     bson_destroy (&doc);
 
-    record_encoder_destroy (&enc);
+    omni_record_encoder_destroy (&enc);
     msgpack_zone_destroy (&zone);
 }

@@ -28,7 +28,7 @@
 #ifndef OMNI_DOCMAP_H
 #define OMNI_DOCMAP_H
 
-#include "record.h"
+#include "proto/record.h"
 
 #include <bson/bson.h>
 #include <stdbool.h>
@@ -36,7 +36,7 @@
 
 //  Appends the document of `record` to `doc` (initialised, normally empty).
 //  Returns false only if libbson refuses to grow the document (over 2 GiB).
-bool docmap_record (bson_t *doc, const record_t *record);
+bool docmap_record (bson_t *doc, const omni_record_t *record);
 
 //  Appends `_id`: the record id as 32 lower-case hex digits.
 bool docmap_append_id (bson_t *doc, const char *key, const uint8_t *id);

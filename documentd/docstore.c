@@ -56,13 +56,13 @@
     Why the indexes are made by a thread of their own: creating them on a
     slow server takes a minute, and documentd must answer /health and take
     deliveries meanwhile; queries need them, writes do not.                 */
-#include "docstore.h"
-#include "docmap.h"
-#include "idmigrate.h"
-#include "log.h"
-#include "selftest.h"
-#include "util.h"
-#include "writer.h"
+#include "documentd/docstore.h"
+#include "documentd/docmap.h"
+#include "documentd/idmigrate.h"
+#include "common/log.h"
+#include "testsupport/selftest.h"
+#include "common/util.h"
+#include "common/writer.h"
 
 #include <assert.h>
 #include <ctype.h>
@@ -150,8 +150,8 @@ struct _docstore_t {
     uint8_t *conflicts; //  the writer's flags for the batch in hand, or NULL
 
     atomic_bool up;
-    metric_t *m_inserted, *m_replaced, *m_duplicates, *m_stale, *m_rejected, *m_up, *m_timeouts,
-        *m_read;
+    omni_metric_t *m_inserted, *m_replaced, *m_duplicates, *m_stale, *m_rejected, *m_up,
+        *m_timeouts, *m_read;
 };
 
 //  ---------------------------------------------------------------------------
@@ -289,19 +289,19 @@ static void
 s_mongoc_log (mongoc_log_level_t level, const char *domain, const char *message, void *arg)
 {
     (void) arg;
-    log_level_t ours = level <= MONGOC_LOG_LEVEL_ERROR     ? LOGL_ERROR
-                       : level == MONGOC_LOG_LEVEL_WARNING ? LOGL_WARN
-                       : level <= MONGOC_LOG_LEVEL_INFO    ? LOGL_INFO
-                       : level == MONGOC_LOG_LEVEL_DEBUG   ? LOGL_DEBUG
-                                                           : -1;
-    if ((int) ours < 0 || !log_enabled (ours))
+    omni_log_level_t ours = level <= MONGOC_LOG_LEVEL_ERROR     ? LOGL_ERROR
+                            : level == MONGOC_LOG_LEVEL_WARNING ? LOGL_WARN
+                            : level <= MONGOC_LOG_LEVEL_INFO    ? LOGL_INFO
+                            : level == MONGOC_LOG_LEVEL_DEBUG   ? LOGL_DEBUG
+                                                                : -1;
+    if ((int) ours < 0 || !omni_log_enabled (ours))
         return;
     char text[512];
     snprintf (text, sizeof text, "%s", message);
     for (char *c = text; *c; c++)
         if (*c == '"' || *c == '\\' || *c == '\n')
             *c = '\'';
-    log_event (ours, "mongoc.log", "domain=%s message=\"%s\"", domain, text);
+    omni_log_event (ours, "mongoc.log", "domain=%s message=\"%s\"", domain, text);
 }
 
 static void
@@ -312,7 +312,8 @@ s_default_option (mongoc_uri_t *uri, const char *key, int32_t value)
 }
 
 docstore_t *
-docstore_new (const docstore_config_t *config, metrics_t *metrics, char *error, size_t error_size)
+docstore_new (const docstore_config_t *config, omni_metrics_t *metrics, char *error,
+              size_t error_size)
 {
     docstore_t *self = calloc (1, sizeof *self);
     assert (self);
@@ -391,28 +392,29 @@ docstore_new (const docstore_config_t *config, metrics_t *metrics, char *error, 
     BSON_APPEND_BOOL (&self->upsert_opts, "upsert", true);
 
     if (metrics) {
-        self->m_inserted = metrics_counter (metrics, "documents_inserted_total",
-                                            "documents inserted (new records)", NULL);
-        self->m_replaced = metrics_counter (metrics, "documents_replaced_total",
-                                            "mutable-state documents replaced by a record not "
-                                            "older",
-                                            NULL);
-        self->m_duplicates = metrics_counter (metrics, "documents_duplicate_total",
-                                              "records already stored (duplicate _id)", NULL);
-        self->m_stale = metrics_counter (metrics, "documents_stale_total",
-                                         "mutable-state records older than the stored state", NULL);
+        self->m_inserted = omni_metrics_counter (metrics, "documents_inserted_total",
+                                                 "documents inserted (new records)", NULL);
+        self->m_replaced = omni_metrics_counter (metrics, "documents_replaced_total",
+                                                 "mutable-state documents replaced by a record not "
+                                                 "older",
+                                                 NULL);
+        self->m_duplicates = omni_metrics_counter (metrics, "documents_duplicate_total",
+                                                   "records already stored (duplicate _id)", NULL);
+        self->m_stale =
+            omni_metrics_counter (metrics, "documents_stale_total",
+                                  "mutable-state records older than the stored state", NULL);
         self->m_rejected =
-            metrics_counter (metrics, "records_rejected_total",
-                             "records refused for their content, kept in " S_REJECTED, NULL);
-        self->m_up = metrics_gauge (metrics, "mongodb_up",
-                                    "1 while the last MongoDB operation reached the server", NULL);
-        self->m_timeouts = metrics_counter (
+            omni_metrics_counter (metrics, "records_rejected_total",
+                                  "records refused for their content, kept in " S_REJECTED, NULL);
+        self->m_up = omni_metrics_gauge (
+            metrics, "mongodb_up", "1 while the last MongoDB operation reached the server", NULL);
+        self->m_timeouts = omni_metrics_counter (
             metrics, "mongodb_timeouts_total",
             "operations given up after the socket timeout (then waited for)", NULL);
-        self->m_read = metrics_counter (metrics, "documents_read_total",
-                                        "stored mutable-state documents read back to compare "
-                                        "event times",
-                                        NULL);
+        self->m_read = omni_metrics_counter (metrics, "documents_read_total",
+                                             "stored mutable-state documents read back to compare "
+                                             "event times",
+                                             NULL);
     }
     atomic_store (&self->up, false);
     return self;
@@ -480,7 +482,7 @@ s_set_up (docstore_t *self, bool up)
 {
     atomic_store (&self->up, up);
     if (self->m_up)
-        metric_set (self->m_up, up ? 1 : 0);
+        omni_metric_set (self->m_up, up ? 1 : 0);
 }
 
 //  A failure that will not pass by itself (the credentials, the rights), as
@@ -530,10 +532,10 @@ s_transient (const bson_error_t *error)
 static const char *
 s_collection_at (size_t index)
 {
-    const kind_spec_t *spec = kinds_at (index);
+    const omni_kind_spec_t *spec = omni_kinds_at (index);
     if (spec)
         return spec->collection;
-    return index == 0 || kinds_at (index - 1) ? kinds_custom ()->collection : NULL;
+    return index == 0 || omni_kinds_at (index - 1) ? omni_kinds_custom ()->collection : NULL;
 }
 
 //  One createIndexes command per index: FerretDB 1.24 drops the connection
@@ -656,7 +658,7 @@ s_ensure_ids (docstore_t *self, mongoc_database_t *db, char *error, size_t error
             names[n++] = s_collection_at (i);
     }
     names[n++] = S_REJECTED;
-    int64_t start = util_mono_ms ();
+    int64_t start = omni_util_mono_ms ();
     int rc = idmigrate_run (db, self->wc, names, n, s_ids_said, self, &self->stopping, error,
                             error_size);
     atomic_store (&self->migrating, false);
@@ -674,7 +676,7 @@ s_ensure_ids (docstore_t *self, mongoc_database_t *db, char *error, size_t error
         return -1;
     if (rc == 0)
         log_info ("ids.ready", "database=%s migrated_ms=%" PRId64, self->database,
-                  util_mono_ms () - start);
+                  omni_util_mono_ms () - start);
     atomic_store (&self->ids_ready, true);
     return 0;
 }
@@ -778,7 +780,7 @@ docstore_healthy (void *self_, char *text, size_t size)
     snprintf (ids, sizeof ids, "%s", self->ids_state);
     bool ids_failed = self->ids_failed;
     pthread_mutex_unlock (&self->index_lock);
-    int64_t hold = atomic_load (&self->hold_until) - util_mono_ms ();
+    int64_t hold = atomic_load (&self->hold_until) - omni_util_mono_ms ();
     if (up && hold > 0) {
         snprintf (text, size,
                   "mongodb slow: an operation timed out after %.1fs, the next waits %.1fs; "
@@ -817,9 +819,9 @@ s_collection (docstore_t *self, const char *name, size_t *slot)
 }
 
 static const char *
-s_collection_of (const record_t *record)
+s_collection_of (const omni_record_t *record)
 {
-    return record->spec ? record->spec->collection : kinds_custom ()->collection;
+    return record->spec ? record->spec->collection : omni_kinds_custom ()->collection;
 }
 
 static void
@@ -890,8 +892,8 @@ typedef enum {
 //  Reads the reply of one bulk write. 0 when every operation is accounted
 //  for, -1 (error set) when the batch must be retried.
 static int
-s_account (docstore_t *self, s_phase_t phase, const record_t *records, const bson_t *reply, bool ok,
-           const bson_error_t *berr, size_t nops, const char *collection, char *error,
+s_account (docstore_t *self, s_phase_t phase, const omni_record_t *records, const bson_t *reply,
+           bool ok, const bson_error_t *berr, size_t nops, const char *collection, char *error,
            size_t error_size)
 {
     int64_t inserted = s_reply_count (reply, "nInserted");
@@ -988,7 +990,7 @@ s_pack_str (msgpack_packer *pk, const char *text, size_t len)
 
 //  The record as msgpack again (the envelope fields and body as decoded).
 static void
-s_pack_record (msgpack_sbuffer *buf, const record_t *record)
+s_pack_record (msgpack_sbuffer *buf, const omni_record_t *record)
 {
     msgpack_packer pk;
     msgpack_packer_init (&pk, buf, msgpack_sbuffer_write);
@@ -1018,7 +1020,7 @@ s_pack_record (msgpack_sbuffer *buf, const record_t *record)
 //  Keeps refused records in rejected_records (replaced by id: a retried
 //  batch writes the same document again).
 static int
-s_store_rejects (docstore_t *self, const record_t *records, char *error, size_t error_size)
+s_store_rejects (docstore_t *self, const omni_record_t *records, char *error, size_t error_size)
 {
     size_t slot;
     mongoc_collection_t *coll = s_collection (self, S_REJECTED, &slot);
@@ -1026,7 +1028,7 @@ s_store_rejects (docstore_t *self, const record_t *records, char *error, size_t 
         mongoc_collection_create_bulk_operation_with_opts (coll, &self->bulk_opts);
     for (size_t i = 0; i < self->nrejects; i++) {
         const s_reject_t *reject = &self->rejects[i];
-        const record_t *record = &records[reject->index];
+        const omni_record_t *record = &records[reject->index];
         bson_t doc = BSON_INITIALIZER, selector = BSON_INITIALIZER;
         docmap_append_id (&selector, "_id", record->id);
         docmap_append_id (&doc, "_id", record->id);
@@ -1095,14 +1097,14 @@ s_reset_batch (docstore_t *self, size_t count)
 static void
 s_timed_out (docstore_t *self, const bson_error_t *berr, int64_t start)
 {
-    int64_t now = util_mono_ms ();
+    int64_t now = omni_util_mono_ms ();
     if (berr->domain == MONGOC_ERROR_SERVER || berr->domain == MONGOC_ERROR_WRITE_CONCERN ||
         now - start < self->socket_timeout_ms - 250)
         return;
     self->hold_until_ms = now + self->socket_timeout_ms;
     atomic_store (&self->hold_until, self->hold_until_ms);
     if (self->m_timeouts)
-        metric_add (self->m_timeouts, 1);
+        omni_metric_add (self->m_timeouts, 1);
     log_warn ("mongodb.timeout",
               "elapsed_ms=%" PRId64 " hold_ms=%d error=\"%s\" (the server may still be working on "
               "it; nothing is sent until then)",
@@ -1113,10 +1115,10 @@ s_timed_out (docstore_t *self, const bson_error_t *berr, int64_t start)
 //  whose _id exists, a replace of a state not newer than its own. False
 //  when the record is rejected before it reaches the server.
 static bool
-s_queue (docstore_t *self, s_phase_t phase, mongoc_bulk_operation_t *bulk, const record_t *records,
-         size_t r, const char *collection)
+s_queue (docstore_t *self, s_phase_t phase, mongoc_bulk_operation_t *bulk,
+         const omni_record_t *records, size_t r, const char *collection)
 {
-    const record_t *record = &records[r];
+    const omni_record_t *record = &records[r];
     bson_reinit (&self->doc);
     char text[S_ERROR_MAX];
     if (!docmap_record (&self->doc, record) || self->doc.len > S_MAX_DOCUMENT) {
@@ -1157,8 +1159,8 @@ s_queue (docstore_t *self, s_phase_t phase, mongoc_bulk_operation_t *bulk, const
 //  One unordered bulk write into collection `c` of the records listed in
 //  `list`; 0 when all are accounted for.
 static int
-s_bulk (docstore_t *self, s_phase_t phase, size_t c, const record_t *records, const size_t *list,
-        size_t count, char *error, size_t error_size)
+s_bulk (docstore_t *self, s_phase_t phase, size_t c, const omni_record_t *records,
+        const size_t *list, size_t count, char *error, size_t error_size)
 {
     mongoc_bulk_operation_t *bulk =
         mongoc_collection_create_bulk_operation_with_opts (self->colls[c].coll, &self->bulk_opts);
@@ -1170,7 +1172,7 @@ s_bulk (docstore_t *self, s_phase_t phase, size_t c, const record_t *records, co
     if (nops > 0) {
         bson_t reply;
         bson_error_t berr = {0};
-        int64_t start = util_mono_ms ();
+        int64_t start = omni_util_mono_ms ();
         bool ok = mongoc_bulk_operation_execute (bulk, &reply, &berr) != 0;
         rc = s_account (self, phase, records, &reply, ok, &berr, nops, self->colls[c].name, error,
                         error_size);
@@ -1187,7 +1189,7 @@ s_bulk (docstore_t *self, s_phase_t phase, size_t c, const record_t *records, co
     return rc;
 }
 
-static const record_t *s_sort_records; //  for s_cmp_by_id (the store thread only)
+static const omni_record_t *s_sort_records; //  for s_cmp_by_id (the store thread only)
 
 //  By id, then batch order: a record twice in a batch (possible when the
 //  store is called directly; the writer dedups) keeps its order
@@ -1208,7 +1210,8 @@ s_cmp_id_key (const void *key, const void *elem)
 //  Files a document read back under every entry of `list` (sorted, n
 //  long) with its id; true when it is the first found for that id.
 static bool
-s_file_stored (docstore_t *self, const record_t *records, size_t *list, size_t n, const bson_t *doc)
+s_file_stored (docstore_t *self, const omni_record_t *records, size_t *list, size_t n,
+               const bson_t *doc)
 {
     bson_iter_t it;
     uint8_t id[RECORD_ID_SIZE];
@@ -1216,7 +1219,7 @@ s_file_stored (docstore_t *self, const record_t *records, size_t *list, size_t n
     if (!bson_iter_init_find (&it, doc, "_id") || !BSON_ITER_HOLDS_UTF8 (&it))
         return false;
     const char *hex = bson_iter_utf8 (&it, &len);
-    if (len != 2 * RECORD_ID_SIZE || util_unhex (hex, id, RECORD_ID_SIZE) != 0)
+    if (len != 2 * RECORD_ID_SIZE || omni_util_unhex (hex, id, RECORD_ID_SIZE) != 0)
         return false;
     size_t *hit = bsearch (id, list, n, sizeof *list, s_cmp_id_key);
     if (!hit)
@@ -1235,7 +1238,7 @@ s_file_stored (docstore_t *self, const record_t *records, size_t *list, size_t n
 //  else one $in query (S_FIND_EACH); list is sorted by id and
 //  self->stored[i] is the document of list[i], or NULL. 0, or -1 (error set).
 static int
-s_read_stored (docstore_t *self, size_t c, const record_t *records, size_t *list, size_t n,
+s_read_stored (docstore_t *self, size_t c, const omni_record_t *records, size_t *list, size_t n,
                char *error, size_t error_size)
 {
     s_sort_records = records;
@@ -1253,7 +1256,7 @@ s_read_stored (docstore_t *self, size_t c, const record_t *records, size_t *list
     mongoc_read_prefs_t *prefs = mongoc_read_prefs_new (MONGOC_READ_PRIMARY);
     bson_error_t berr;
     bool failed = false;
-    int64_t start = util_mono_ms ();
+    int64_t start = omni_util_mono_ms ();
     if (distinct <= S_FIND_EACH) {
         BSON_APPEND_INT64 (&opts, "limit", 1);
         for (size_t i = 0; i < n && !failed; i++) {
@@ -1261,7 +1264,7 @@ s_read_stored (docstore_t *self, size_t c, const record_t *records, size_t *list
                 continue;
             bson_t filter = BSON_INITIALIZER;
             docmap_append_id (&filter, "_id", records[list[i]].id);
-            start = util_mono_ms ();
+            start = omni_util_mono_ms ();
             mongoc_cursor_t *cursor =
                 mongoc_collection_find_with_opts (self->colls[c].coll, &filter, &opts, prefs);
             const bson_t *doc;
@@ -1299,11 +1302,11 @@ s_read_stored (docstore_t *self, size_t c, const record_t *records, size_t *list
         const bson_t *doc;
         uint32_t left = 0; //  documents of the last reply not read yet
         while (found < distinct) {
-            int64_t asked = util_mono_ms ();
+            int64_t asked = omni_util_mono_ms ();
             if (!mongoc_cursor_next (cursor, &doc))
                 break;
             if (left == 0) { //  this document came with a new reply
-                int64_t took = util_mono_ms () - asked;
+                int64_t took = omni_util_mono_ms () - asked;
                 left = batch;
                 if (took < self->socket_timeout_ms / 8)
                     batch = batch * 2 > n ? (uint32_t) n : batch * 2;
@@ -1359,17 +1362,17 @@ s_same_body (const bson_t *a, const bson_t *b)
 //  (or as new but different) go to self->newer; the same body again is a
 //  duplicate; an immutable record with another body is a conflict.
 static int
-s_resolve_moved (docstore_t *self, size_t c, const record_t *records, size_t *list, size_t n,
+s_resolve_moved (docstore_t *self, size_t c, const omni_record_t *records, size_t *list, size_t n,
                  size_t *nnewer, char *error, size_t error_size)
 {
     *nnewer = 0;
     if (s_read_stored (self, c, records, list, n, error, error_size))
         return -1;
     if (self->m_read)
-        metric_add (self->m_read, n);
+        omni_metric_add (self->m_read, n);
     int rc = 0;
     for (size_t i = 0; i < n; i++) {
-        const record_t *record = &records[list[i]];
+        const omni_record_t *record = &records[list[i]];
         bson_t *stored = self->stored[i];
         if (!stored) {
             //  Deleted between our insert and the read: insert it again
@@ -1422,8 +1425,8 @@ s_resolve_moved (docstore_t *self, size_t c, const record_t *records, size_t *li
 }
 
 int
-docstore_write (void *self_, const record_t *records, size_t count, uint8_t *conflicts, char *error,
-                size_t error_size)
+docstore_write (void *self_, const omni_record_t *records, size_t count, uint8_t *conflicts,
+                char *error, size_t error_size)
 {
     docstore_t *self = self_;
     *error = 0;
@@ -1435,7 +1438,7 @@ docstore_write (void *self_, const record_t *records, size_t count, uint8_t *con
     //  hearing ingestd: /health says store busy); otherwise (the check
     //  not done yet, the server away, a failed attempt) it fails after a
     //  moment and is retried like any write to a server that is away.
-    int64_t waited_since = util_mono_ms ();
+    int64_t waited_since = omni_util_mono_ms ();
     if (!atomic_load (&self->ids_ready) && !atomic_load (&self->migrating)) {
         //  Asked here too, with the writer's client, not to wait for the
         //  background thread: a marked database is ready at once, and a
@@ -1456,7 +1459,7 @@ docstore_write (void *self_, const record_t *records, size_t count, uint8_t *con
     }
     while (!atomic_load (&self->ids_ready)) {
         if (zsys_interrupted || !self->index_started ||
-            (!atomic_load (&self->migrating) && util_mono_ms () - waited_since > 2000)) {
+            (!atomic_load (&self->migrating) && omni_util_mono_ms () - waited_since > 2000)) {
             pthread_mutex_lock (&self->index_lock);
             snprintf (error, error_size, "waiting for the string _id migration: %s",
                       self->ids_state);
@@ -1465,7 +1468,7 @@ docstore_write (void *self_, const record_t *records, size_t count, uint8_t *con
         }
         usleep (50000);
     }
-    int64_t hold = self->hold_until_ms - util_mono_ms ();
+    int64_t hold = self->hold_until_ms - omni_util_mono_ms ();
     if (hold > 0) {
         snprintf (error, error_size,
                   "waiting %.1fs more for the server to end the operation that timed out",
@@ -1519,11 +1522,11 @@ docstore_write (void *self_, const record_t *records, size_t count, uint8_t *con
                   count, self->rejects[0].code, first);
     }
     if (self->m_inserted) {
-        metric_add (self->m_inserted, self->inserted);
-        metric_add (self->m_replaced, self->replaced);
-        metric_add (self->m_duplicates, self->duplicates);
-        metric_add (self->m_stale, self->stale);
-        metric_add (self->m_rejected, self->nrejects);
+        omni_metric_add (self->m_inserted, self->inserted);
+        omni_metric_add (self->m_replaced, self->replaced);
+        omni_metric_add (self->m_duplicates, self->duplicates);
+        omni_metric_add (self->m_stale, self->stale);
+        omni_metric_add (self->m_rejected, self->nrejects);
     }
     return 0;
 }
@@ -1533,8 +1536,8 @@ docstore_write (void *self_, const record_t *records, size_t count, uint8_t *con
 //  directly against a real server, documents read back with the driver.
 
 typedef struct {
-    record_encoder_t *enc;
-    record_t records[64];
+    omni_record_encoder_t *enc;
+    omni_record_t records[64];
     size_t count;
     msgpack_zone zone;
 } s_batch_t;
@@ -1545,16 +1548,16 @@ s_add (s_batch_t *b)
     const void *data;
     size_t size;
     char detail[256];
-    int rc = record_encoder_end (b->enc, &data, &size, detail, sizeof detail);
+    int rc = omni_record_encoder_end (b->enc, &data, &size, detail, sizeof detail);
     if (rc)
         fprintf (stderr, "encoder: %s\n", detail);
     assert (rc == 0 && b->count < 64);
     void *copy = msgpack_zone_malloc (&b->zone, size);
     memcpy (copy, data, size);
-    record_limits_t limits = record_default_limits;
+    omni_record_limits_t limits = omni_record_default_limits;
     limits.max_size = 64 * 1024 * 1024;
-    assert (record_decode (&b->records[b->count++], &b->zone, copy, size, &limits, detail,
-                           sizeof detail) == REJECT_NONE);
+    assert (omni_record_decode (&b->records[b->count++], &b->zone, copy, size, &limits, detail,
+                                sizeof detail) == REJECT_NONE);
 }
 
 static void
@@ -1581,8 +1584,8 @@ s_kv_int (msgpack_packer *pk, const char *key, int64_t value)
 static void
 s_test_a (s_batch_t *b, const char *status, int64_t ts)
 {
-    record_encoder_begin (b->enc, "ci.test", "repo-a", "col-1", "run-1", ts);
-    msgpack_packer *pk = record_encoder_body (b->enc);
+    omni_record_encoder_begin (b->enc, "ci.test", "repo-a", "col-1", "run-1", ts);
+    msgpack_packer *pk = omni_record_encoder_body (b->enc);
     msgpack_pack_map (pk, 5);
     s_kv_str (pk, "suite", "core");
     s_kv_str (pk, "name", "test_a");
@@ -1600,8 +1603,8 @@ s_commit (s_batch_t *b, const char *src, int i, int64_t ts)
     snprintf (sha, sizeof sha, "%040d", i);
     snprintf (parent, sizeof parent, "%040d", i - 1);
     snprintf (message, sizeof message, "change %d\n\nwith \"quotes\" and é\n", i);
-    record_encoder_begin (b->enc, "git.commit", src, "col-1", "run-1", ts);
-    msgpack_packer *pk = record_encoder_body (b->enc);
+    omni_record_encoder_begin (b->enc, "git.commit", src, "col-1", "run-1", ts);
+    msgpack_packer *pk = omni_record_encoder_body (b->enc);
     msgpack_pack_map (pk, 15);
     s_kv_str (pk, "sha", sha);
     s_str (pk, "parents");
@@ -1636,8 +1639,8 @@ s_commit (s_batch_t *b, const char *src, int i, int64_t ts)
 static void
 s_branch (s_batch_t *b, const char *name, const char *target, int64_t ts)
 {
-    record_encoder_begin (b->enc, "git.branch", "repo-a", "col-1", "run-1", ts);
-    msgpack_packer *pk = record_encoder_body (b->enc);
+    omni_record_encoder_begin (b->enc, "git.branch", "repo-a", "col-1", "run-1", ts);
+    msgpack_packer *pk = omni_record_encoder_body (b->enc);
     msgpack_pack_map (pk, 3);
     s_kv_str (pk, "name", name);
     s_kv_str (pk, "target", target);
@@ -1678,7 +1681,7 @@ s_count (mongoc_client_t *client, const char *db, const char *name)
 
 //  The document with the record's id, or NULL; caller destroys.
 static bson_t *
-s_fetch (mongoc_client_t *client, const char *db, const char *name, const record_t *record)
+s_fetch (mongoc_client_t *client, const char *db, const char *name, const omni_record_t *record)
 {
     mongoc_collection_t *coll = s_coll (client, db, name);
     bson_t filter = BSON_INITIALIZER;
@@ -1722,7 +1725,7 @@ s_int64_at (const bson_t *doc, const char *path, int64_t *value)
 //  The document must equal docmap's rendering of the record, byte for byte
 //  once the server's own field order is the same (it keeps ours).
 static void
-s_check_doc (mongoc_client_t *client, const char *db, const char *name, const record_t *record)
+s_check_doc (mongoc_client_t *client, const char *db, const char *name, const omni_record_t *record)
 {
     bson_t *doc = s_fetch (client, db, name, record);
     assert (doc);
@@ -1882,7 +1885,7 @@ docstore_test (bool verbose)
     const char *uri = getenv ("OMNI_TEST_MONGO_URI");
     s_batch_t b;
     memset (&b, 0, sizeof b);
-    b.enc = record_encoder_new ();
+    b.enc = omni_record_encoder_new ();
     msgpack_zone_init (&b.zone, 1 << 20);
     s_commit (&b, "repo-a", 0, INT64_C (1700000000000000000));
     s_test_away (&b);
@@ -1892,7 +1895,7 @@ docstore_test (bool verbose)
     char db[64];
     srand ((unsigned) time (NULL) ^ (unsigned) getpid ());
     snprintf (db, sizeof db, "omni_selftest_%d_%d", (int) getpid (), rand () % 100000);
-    metrics_t *metrics = metrics_new ("test_");
+    omni_metrics_t *metrics = omni_metrics_new ("test_");
     char error[512], text[256];
     docstore_config_t config = {uri, db, "majority", 10000, 0};
     docstore_t *store = docstore_new (&config, metrics, error, sizeof error);
@@ -1945,17 +1948,17 @@ docstore_test (bool verbose)
     s_branch (&b, "main", "0000000000000000000000000000000000000004", ts);
     s_test_a (&b, "passed", ts);
     msgpack_packer *pk;
-    record_encoder_begin (b.enc, "metric", "host-1", "col-1", "run-1", ts + 123456);
-    record_encoder_tag (b.enc, "host", "h1");
-    record_encoder_tag (b.enc, "cpu", "0");
-    pk = record_encoder_body (b.enc);
+    omni_record_encoder_begin (b.enc, "metric", "host-1", "col-1", "run-1", ts + 123456);
+    omni_record_encoder_tag (b.enc, "host", "h1");
+    omni_record_encoder_tag (b.enc, "cpu", "0");
+    pk = omni_record_encoder_body (b.enc);
     msgpack_pack_map (pk, 2);
     s_kv_str (pk, "name", "host.cpu.user");
     s_str (pk, "value");
     msgpack_pack_double (pk, 12.5);
     s_add (&b);
-    record_encoder_begin (b.enc, "x.deploy", "svc", "col-1", "run-1", ts - 1);
-    pk = record_encoder_body (b.enc);
+    omni_record_encoder_begin (b.enc, "x.deploy", "svc", "col-1", "run-1", ts - 1);
+    pk = omni_record_encoder_body (b.enc);
     msgpack_pack_map (pk, 5);
     s_str (pk, "$where");
     s_str (pk, "1");
@@ -1984,8 +1987,8 @@ docstore_test (bool verbose)
     size_t first = b.count;
     //  Arrays directly in arrays: MongoDB stores them; FerretDB 1.x refuses
     //  them, and the record must then be kept aside, not block the batch.
-    record_encoder_begin (b.enc, "x.matrix", "svc", "col-1", "run-1", ts);
-    pk = record_encoder_body (b.enc);
+    omni_record_encoder_begin (b.enc, "x.matrix", "svc", "col-1", "run-1", ts);
+    pk = omni_record_encoder_body (b.enc);
     msgpack_pack_map (pk, 1);
     s_str (pk, "rows");
     msgpack_pack_array (pk, 2);
@@ -2044,7 +2047,7 @@ docstore_test (bool verbose)
     assert (s_count (client, db, "custom") == custom);
     //  The branch, the same observation again, is read back and left as it
     //  is: a redelivery replaces nothing
-    char *rendered = metrics_render (metrics);
+    char *rendered = omni_metrics_render (metrics);
     assert (strstr (rendered, ferret ? "test_documents_inserted_total 9\n"
                                      : "test_documents_inserted_total 10\n"));
     assert (strstr (rendered, ferret ? "test_documents_duplicate_total 9\n"
@@ -2114,7 +2117,7 @@ docstore_test (bool verbose)
         s_branch (&b, name, "7777777777777777777777777777777777777777", ts);
     }
     s_write_ok (store, &b);
-    rendered = metrics_render (metrics);
+    rendered = omni_metrics_render (metrics);
     int64_t replaced_before = s_metric (rendered, "test_documents_replaced_total");
     int64_t stale_before = s_metric (rendered, "test_documents_stale_total");
     free (rendered);
@@ -2131,7 +2134,7 @@ docstore_test (bool verbose)
     }
     s_write_ok (store, &b);
     assert (s_count (client, db, "git_branches") == 42);
-    rendered = metrics_render (metrics);
+    rendered = omni_metrics_render (metrics);
     assert (s_metric (rendered, "test_documents_replaced_total") == replaced_before + 10);
     assert (s_metric (rendered, "test_documents_stale_total") == stale_before + 10);
     free (rendered);
@@ -2147,8 +2150,8 @@ docstore_test (bool verbose)
     //  its batch are stored.
     b.count = 0;
     s_commit (&b, "repo-b", 1, ts);
-    record_encoder_begin (b.enc, "x.huge", "svc", "col-1", "run-1", ts);
-    pk = record_encoder_body (b.enc);
+    omni_record_encoder_begin (b.enc, "x.huge", "svc", "col-1", "run-1", ts);
+    pk = omni_record_encoder_body (b.enc);
     msgpack_pack_map (pk, 1);
     s_str (pk, "values");
     msgpack_pack_array (pk, 1200000);
@@ -2173,11 +2176,11 @@ docstore_test (bool verbose)
     //  The kept bytes decode to the same record
     msgpack_zone zone;
     msgpack_zone_init (&zone, 4096);
-    record_t again;
-    record_limits_t limits = record_default_limits;
+    omni_record_t again;
+    omni_record_limits_t limits = omni_record_default_limits;
     limits.max_size = 64 * 1024 * 1024;
     char detail[256];
-    assert (record_decode (&again, &zone, bytes, len, &limits, detail, sizeof detail) ==
+    assert (omni_record_decode (&again, &zone, bytes, len, &limits, detail, sizeof detail) ==
             REJECT_NONE);
     assert (memcmp (again.id, b.records[1].id, RECORD_ID_SIZE) == 0);
     assert (again.body->via.map.ptr[0].val.via.array.size == 1200000);
@@ -2187,7 +2190,7 @@ docstore_test (bool verbose)
     s_write_ok (store, &b);
     assert (s_count (client, db, S_REJECTED) == (ferret ? 2 : 1));
     assert (s_count (client, db, "git_commits") == 7);
-    rendered = metrics_render (metrics);
+    rendered = omni_metrics_render (metrics);
     assert (strstr (rendered, ferret ? "test_records_rejected_total 4\n"
                                      : "test_records_rejected_total 2\n"));
     assert (strstr (rendered, "test_mongodb_up 1\n"));
@@ -2196,7 +2199,7 @@ docstore_test (bool verbose)
     s_drop (client, db);
     mongoc_client_destroy (client);
     docstore_destroy (&store);
-    metrics_destroy (&metrics);
-    record_encoder_destroy (&b.enc);
+    omni_metrics_destroy (&metrics);
+    omni_record_encoder_destroy (&b.enc);
     msgpack_zone_destroy (&b.zone);
 }

@@ -19,8 +19,8 @@
 #ifndef OMNI_DOCSTORE_H
 #define OMNI_DOCSTORE_H
 
-#include "metrics.h"
-#include "record.h"
+#include "common/metrics.h"
+#include "proto/record.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -42,7 +42,7 @@ typedef struct _docstore_t docstore_t;
 //  10 s + 20 ms per record of a batch (30 s for 1000), so a write to a
 //  server that is away fails fast and is retried, and one that hangs is
 //  given up on (and then waited for as long again before the next).
-docstore_t *docstore_new (const docstore_config_t *config, metrics_t *metrics, char *error,
+docstore_t *docstore_new (const docstore_config_t *config, omni_metrics_t *metrics, char *error,
                           size_t error_size);
 void docstore_destroy (docstore_t **self_p);
 
@@ -60,7 +60,7 @@ void docstore_start (docstore_t *self);
 
 //  writer_store_fn: stores the batch; 0 when every record is stored (or
 //  already was, or is rejected), -1 on a failure to retry.
-int docstore_write (void *self, const record_t *records, size_t count, uint8_t *conflicts,
+int docstore_write (void *self, const omni_record_t *records, size_t count, uint8_t *conflicts,
                     char *error, size_t error_size);
 
 //  health_fn: whether a writable server is known to be up. Never blocks on

@@ -15,10 +15,10 @@
     duplicate _id in T can only be an earlier run's own copy of the very
     same document, and a resumed copy needs no read at all. ingestd keeps
     the records meanwhile; it is once per database.                       */
-#include "idmigrate.h"
-#include "log.h"
-#include "selftest.h"
-#include "util.h"
+#include "documentd/idmigrate.h"
+#include "common/log.h"
+#include "testsupport/selftest.h"
+#include "common/util.h"
 
 #include <assert.h>
 #include <inttypes.h>
@@ -157,7 +157,7 @@ s_convert (const bson_t *doc, bson_t *out)
             bson_iter_binary (&it, &subtype, &len, &bytes);
             if (len == S_RECORD_ID && subtype == BSON_SUBTYPE_BINARY) {
                 char hex[2 * S_RECORD_ID + 1];
-                util_hex (bytes, S_RECORD_ID, hex);
+                omni_util_hex (bytes, S_RECORD_ID, hex);
                 bson_append_utf8 (out, "_id", 3, hex, 2 * S_RECORD_ID);
                 continue;
             }
@@ -232,7 +232,7 @@ s_copy (mongoc_database_t *db, const mongoc_write_concern_t *wc, const char *nam
     assert (docs);
     size_t n = 0;
     int rc = 0;
-    int64_t start = util_mono_ms (), said = start;
+    int64_t start = omni_util_mono_ms (), said = start;
     *copied = 0;
     const bson_t *doc;
     for (bool more = true; more && rc == 0;) {
@@ -252,8 +252,8 @@ s_copy (mongoc_database_t *db, const mongoc_write_concern_t *wc, const char *nam
             *copied += rc == 0 ? (int64_t) n : 0;
             n = 0;
             s_say (progress, arg, "copying %s: %" PRId64 " documents copied", name, *copied);
-            if (util_mono_ms () - said >= 10000) {
-                said = util_mono_ms ();
+            if (omni_util_mono_ms () - said >= 10000) {
+                said = omni_util_mono_ms ();
                 log_info ("ids.copying", "collection=%s copied=%" PRId64 " elapsed_ms=%" PRId64,
                           name, *copied, said - start);
             }
@@ -359,7 +359,7 @@ s_migrate_collection (mongoc_database_t *db, const mongoc_write_concern_t *wc, c
     }
     log_info ("ids.migrating", "collection=%s into=%s resumed=%s", name, temp,
               has_temp ? "yes" : "no");
-    int64_t start = util_mono_ms (), copied = 0;
+    int64_t start = omni_util_mono_ms (), copied = 0;
     s_say (progress, arg, "copying %s: 0 documents copied", name);
     if (s_copy (db, wc, name, temp, progress, arg, quit, &copied, error, error_size))
         return -1;
@@ -398,7 +398,7 @@ s_migrate_collection (mongoc_database_t *db, const mongoc_write_concern_t *wc, c
     if (s_rename (db, wc, temp, name, error, error_size))
         return -1;
     log_info ("ids.migrated", "collection=%s documents=%" PRId64 " elapsed_ms=%" PRId64, name,
-              copied, util_mono_ms () - start);
+              copied, omni_util_mono_ms () - start);
     return 0;
 }
 
@@ -445,7 +445,7 @@ s_old_doc (bson_t *doc, int i, bool bindata)
         bson_append_binary (doc, "_id", 3, BSON_SUBTYPE_BINARY, id, S_RECORD_ID);
     else {
         char hex[2 * S_RECORD_ID + 1];
-        util_hex (id, S_RECORD_ID, hex);
+        omni_util_hex (id, S_RECORD_ID, hex);
         BSON_APPEND_UTF8 (doc, "_id", hex);
     }
     BSON_APPEND_UTF8 (doc, "kind", "ci.build");
@@ -548,7 +548,7 @@ idmigrate_test (bool verbose)
     mongoc_client_set_error_api (client, MONGOC_ERROR_API_VERSION_2);
     char name[64];
     snprintf (name, sizeof name, "omni_idmig_%d_%d", (int) getpid (),
-              (int) (util_mono_ms () % 100000));
+              (int) (omni_util_mono_ms () % 100000));
     mongoc_database_t *db = mongoc_client_get_database (client, name);
     mongoc_write_concern_t *wc = mongoc_write_concern_new ();
     mongoc_write_concern_set_w (wc, 1);

@@ -1,8 +1,8 @@
 /*  documentd: the MongoDB writer. Takes the document kinds from ingestd's
     delivery socket and stores every record as a document with docstore.     */
-#include "docstore.h"
-#include "log.h"
-#include "writer_daemon.h"
+#include "documentd/docstore.h"
+#include "common/log.h"
+#include "common/writer_daemon.h"
 
 #include <mongoc/mongoc.h>
 #include <stdint.h>
@@ -13,7 +13,7 @@ s_main (int argc, char **argv)
 {
     char *uri, *database, *write_concern;
     int64_t write_timeout_ms;
-    const config_option_t options[] = {
+    const omni_config_option_t options[] = {
         {"uri", CONFIG_STRING, "mongodb://127.0.0.1:27017",
          "MongoDB URI (credentials and TLS options included; the password is never logged)", &uri},
         {"database", CONFIG_STRING, "omniaudit", "database of the document collections", &database},
@@ -22,25 +22,25 @@ s_main (int argc, char **argv)
         {"write_timeout", CONFIG_DURATION, "10s",
          "how long the write concern may wait (wtimeout), 0 = forever", &write_timeout_ms},
         {NULL}};
-    const writer_daemon_spec_t spec = {
+    const omni_writer_daemon_spec_t spec = {
         "documentd", "document", "1000", "127.0.0.1:9103", "records per bulk write", options};
     int rc;
-    writer_daemon_t *daemon = writer_daemon_new (&spec, argc, argv, &rc);
+    omni_writer_daemon_t *daemon = omni_writer_daemon_new (&spec, argc, argv, &rc);
     if (!daemon)
         return rc;
     if (write_timeout_ms < 0 || write_timeout_ms > INT32_MAX) {
         fprintf (stderr, "error: documentd.write_timeout: must be 0..24d\n");
-        writer_daemon_destroy (&daemon);
+        omni_writer_daemon_destroy (&daemon);
         return 2;
     }
     char error[512];
     docstore_config_t store_config = {uri, database, write_concern, write_timeout_ms,
-                                      writer_daemon_batch_size (daemon)};
+                                      omni_writer_daemon_batch_size (daemon)};
     docstore_t *store =
-        docstore_new (&store_config, writer_daemon_metrics (daemon), error, sizeof error);
+        docstore_new (&store_config, omni_writer_daemon_metrics (daemon), error, sizeof error);
     if (!store) {
         fprintf (stderr, "error: documentd.%s\n", error);
-        writer_daemon_destroy (&daemon);
+        omni_writer_daemon_destroy (&daemon);
         return 2;
     }
     //  A server that is not up yet, or slow, is not a start-up error: the
@@ -49,8 +49,8 @@ s_main (int argc, char **argv)
     docstore_start (store);
     log_info ("documentd.start", "mongodb=\"%s\" database=%s write_concern=%s",
               docstore_display (store), database, write_concern);
-    rc = writer_daemon_run (daemon, docstore_write, store, docstore_healthy, store);
-    writer_daemon_destroy (&daemon);
+    rc = omni_writer_daemon_run (daemon, docstore_write, store, docstore_healthy, store);
+    omni_writer_daemon_destroy (&daemon);
     docstore_destroy (&store);
     return rc;
 }

@@ -2,10 +2,10 @@
     MongoDB-wire server, $OMNI_TEST_MONGO_URI's, else a FerretDB started
     here with tools/mongo-test-server.sh for the length of the run (each test
     uses a database of its own and drops it).                              */
-#include "docmap.h"
-#include "docstore.h"
-#include "idmigrate.h"
-#include "selftest.h"
+#include "documentd/docmap.h"
+#include "documentd/docstore.h"
+#include "documentd/idmigrate.h"
+#include "testsupport/selftest.h"
 
 #include <mongoc/mongoc.h>
 #include <stdio.h>

@@ -18,8 +18,8 @@
     before each one; the rest is the last frame. The journal lives in a
     temporary directory and is started afresh every few thousand inputs so
     that a long run stays within its disk.                                   */
-#include "server.c"
-#include "fuzz_frames.h"
+#include "ingestd/server.c"
+#include "common/fuzz_frames.h"
 
 #include <ftw.h>
 
@@ -27,7 +27,7 @@
 
 static char s_dir[256];
 static server_t *s_server;
-static metrics_t *s_metrics;
+static omni_metrics_t *s_metrics;
 static zsock_t *s_client;
 static size_t s_inputs;
 static const char *s_writers[] = {"archive", "relational", NULL};
@@ -50,7 +50,7 @@ s_start (void)
     if (s_server) {
         zsock_destroy (&s_client);
         server_destroy (&s_server);
-        metrics_destroy (&s_metrics);
+        omni_metrics_destroy (&s_metrics);
         nftw (s_dir, s_remove, 16, FTW_DEPTH | FTW_PHYS);
     }
     //  Names of their own for each journal: a closed socket's inproc name
@@ -65,7 +65,7 @@ s_start (void)
         intake, delivery, tap, s_dir, 1ULL << 30, 1000, s_writers, {4 << 20, 16}, NULL, 0, 0, 0,
         0,      0,        0,   0,     0,          0,    0};
     char error[512];
-    s_metrics = metrics_new ("fuzz_");
+    s_metrics = omni_metrics_new ("fuzz_");
     s_server = server_new (&config, s_metrics, error, sizeof error);
     if (!s_server) {
         fprintf (stderr, "fuzz_intake: %s\n", error);
@@ -138,8 +138,8 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
         assert (memcmp (zframe_data (echo), seq, 8) == 0);
         zframe_t *accepted = zmsg_pop (reply), *rejected = zmsg_pop (reply);
         assert (accepted && rejected && zframe_size (accepted) == 4);
-        uint64_t n =
-            util_get_be (zframe_data (accepted), 4) + util_get_be (zframe_data (rejected), 4);
+        uint64_t n = omni_util_get_be (zframe_data (accepted), 4) +
+                     omni_util_get_be (zframe_data (rejected), 4);
         assert (n == records);
         zframe_destroy (&accepted);
         zframe_destroy (&rejected);

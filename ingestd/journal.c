@@ -6,9 +6,9 @@
     Keys are big-endian so LMDB's byte order is offset order and appends can
     use MDB_APPEND. Counters and cursors change in the same transaction as
     the records they count, so after a crash they agree with the records.   */
-#include "journal.h"
-#include "log.h"
-#include "util.h"
+#include "ingestd/journal.h"
+#include "common/log.h"
+#include "common/util.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -57,7 +57,7 @@ s_meta_get (journal_t *self, MDB_txn *txn, const char *key, uint64_t *value)
     MDB_val k = {strlen (key), (void *) key}, v;
     int rc = mdb_get (txn, self->meta, &k, &v);
     if (rc == 0 && v.mv_size == 8)
-        *value = util_get_be (v.mv_data, 8);
+        *value = omni_util_get_be (v.mv_data, 8);
     return rc;
 }
 
@@ -65,7 +65,7 @@ static int
 s_meta_put (journal_t *self, MDB_txn *txn, const char *key, uint64_t value)
 {
     uint8_t buf[8];
-    util_put_be (buf, value, 8);
+    omni_util_put_be (buf, value, 8);
     MDB_val k = {strlen (key), (void *) key}, v = {8, buf};
     return mdb_put (txn, self->meta, &k, &v, 0);
 }
@@ -95,7 +95,7 @@ s_first_offset (journal_t *self, MDB_txn *txn)
     uint64_t first = self->next_offset;
     if (mdb_cursor_open (txn, self->rec, &cursor) == 0) {
         if (mdb_cursor_get (cursor, &k, &v, MDB_FIRST) == 0)
-            first = util_get_be (k.mv_data, 8);
+            first = omni_util_get_be (k.mv_data, 8);
         mdb_cursor_close (cursor);
     }
     return first;
@@ -282,7 +282,7 @@ journal_new (const char *dir, uint64_t max_bytes, uint64_t dead_max, uint64_t ma
     MDB_txn *txn = NULL;
     int rc;
     const char *step = "mkdir";
-    if (util_mkdirs (dir)) {
+    if (omni_util_mkdirs (dir)) {
         rc = errno;
         goto failed;
     }
@@ -333,7 +333,7 @@ journal_new (const char *dir, uint64_t max_bytes, uint64_t dead_max, uint64_t ma
     if (rc)
         goto failed;
     char hex[2 * JOURNAL_ID_SIZE + 1];
-    util_hex (self->id, JOURNAL_ID_SIZE, hex);
+    omni_util_hex (self->id, JOURNAL_ID_SIZE, hex);
     log_info ("journal.open",
               "path=%s id=%s first=%" PRIu64 " next=%" PRIu64 " bytes=%" PRIu64
               " max_bytes=%" PRIu64 " map_size=%zu",
@@ -408,7 +408,7 @@ journal_append (journal_t *self, const void *record, size_t size, uint8_t writer
     assert (self->txn);
     uint8_t key[8];
     uint64_t offset = self->r_next_offset;
-    util_put_be (key, offset, 8);
+    omni_util_put_be (key, offset, 8);
     MDB_val k = {8, key}, v = {REC_HEADER + size, NULL};
     //  MDB_RESERVE: LMDB hands out the space and we copy once into it.
     int rc = mdb_cursor_put (self->append, &k, &v, MDB_APPEND | MDB_RESERVE);
@@ -419,7 +419,7 @@ journal_append (journal_t *self, const void *record, size_t size, uint8_t writer
         return 0;
     }
     uint8_t *out = v.mv_data;
-    util_put_be (out, (uint64_t) received_ns, 8);
+    omni_util_put_be (out, (uint64_t) received_ns, 8);
     out[8] = writers;
     memcpy (out + REC_HEADER, record, size);
     self->r_next_offset++;
@@ -438,7 +438,7 @@ journal_reject (journal_t *self, const char *reason, const char *detail, const v
     //  reason NUL detail NUL received_ns(8) original_size(8) raw
     size_t total = reason_len + 1 + detail_len + 1 + 16 + keep;
     uint8_t key[8];
-    util_put_be (key, self->r_dead_seq, 8);
+    omni_util_put_be (key, self->r_dead_seq, 8);
     MDB_val k = {8, key}, v = {total, NULL};
     int rc = mdb_put (self->txn, self->dead, &k, &v, MDB_APPEND | MDB_RESERVE);
     if (rc) {
@@ -451,15 +451,15 @@ journal_reject (journal_t *self, const char *reason, const char *detail, const v
     out += reason_len + 1;
     memcpy (out, detail, detail_len + 1);
     out += detail_len + 1;
-    util_put_be (out, (uint64_t) received_ns, 8);
-    util_put_be (out + 8, size, 8);
+    omni_util_put_be (out, (uint64_t) received_ns, 8);
+    omni_util_put_be (out + 8, size, 8);
     if (keep)
         memcpy (out + 16, raw, keep);
     self->r_dead_seq++;
     self->r_counters.rejected++;
     //  The dead-letter area keeps the newest dead_max entries.
     while (self->r_dead_seq - self->r_dead_first > self->dead_max) {
-        util_put_be (key, self->r_dead_first, 8);
+        omni_util_put_be (key, self->r_dead_first, 8);
         MDB_val old = {8, key};
         mdb_del (self->txn, self->dead, &old, NULL);
         self->r_dead_first++;
@@ -531,14 +531,14 @@ journal_scan (journal_t *self, uint64_t from, journal_visit_fn *visit, void *arg
         return -1;
     }
     uint8_t key[8];
-    util_put_be (key, from, 8);
+    omni_util_put_be (key, from, 8);
     MDB_val k = {8, key}, v;
     rc = mdb_cursor_get (cursor, &k, &v, MDB_SET_RANGE);
     while (rc == 0) {
         const uint8_t *p = v.mv_data;
         if (v.mv_size < REC_HEADER ||
-            !visit (arg, util_get_be (k.mv_data, 8), p + REC_HEADER, v.mv_size - REC_HEADER, p[8],
-                    (int64_t) util_get_be (p, 8)))
+            !visit (arg, omni_util_get_be (k.mv_data, 8), p + REC_HEADER, v.mv_size - REC_HEADER,
+                    p[8], (int64_t) omni_util_get_be (p, 8)))
             break;
         rc = mdb_cursor_get (cursor, &k, &v, MDB_NEXT);
     }
@@ -554,11 +554,11 @@ journal_received_ns (journal_t *self, uint64_t offset)
     if (!self->env || mdb_txn_begin (self->env, NULL, MDB_RDONLY, &txn))
         return 0;
     uint8_t key[8];
-    util_put_be (key, offset, 8);
+    omni_util_put_be (key, offset, 8);
     MDB_val k = {8, key}, v;
     int64_t received = 0;
     if (mdb_get (txn, self->rec, &k, &v) == 0 && v.mv_size >= REC_HEADER)
-        received = (int64_t) util_get_be (v.mv_data, 8);
+        received = (int64_t) omni_util_get_be (v.mv_data, 8);
     mdb_txn_abort (txn);
     return received;
 }
@@ -626,7 +626,7 @@ journal_sync_cursors (journal_t *self)
     MDB_val k, v;
     int get;
     while ((get = mdb_cursor_get (cursor, &k, &v, MDB_FIRST)) == 0 && trimmed < TRIM_CHUNK &&
-           util_get_be (k.mv_data, 8) < low) {
+           omni_util_get_be (k.mv_data, 8) < low) {
         bytes -= v.mv_size - REC_HEADER;
         if ((rc = mdb_cursor_del (cursor, 0))) {
             mdb_cursor_close (cursor);
@@ -634,7 +634,7 @@ journal_sync_cursors (journal_t *self)
         }
         trimmed++;
     }
-    first = get == 0 ? util_get_be (k.mv_data, 8) : self->next_offset;
+    first = get == 0 ? omni_util_get_be (k.mv_data, 8) : self->next_offset;
     mdb_cursor_close (cursor);
     journal_counters_t counters = self->counters;
     counters.trimmed += trimmed;
@@ -686,7 +686,7 @@ s_probe_txn (journal_t *self, size_t count, bool put)
     MDB_val k = {1, key}, v = {8, &self->reopens};
     rc = mdb_put (txn, self->meta, &k, &v, 0);
     for (size_t i = 0; rc == 0 && i < count; i++) {
-        util_put_be (key + 1, i, 8);
+        omni_util_put_be (key + 1, i, 8);
         k = (MDB_val){sizeof key, key};
         v = (MDB_val){PROBE_VALUE, NULL};
         if (!put)
@@ -895,7 +895,7 @@ journal_expire_dead (journal_t *self, int64_t older_than_ns)
     uint64_t first = self->dead_first;
     while (first < self->dead_seq) {
         uint8_t key[8];
-        util_put_be (key, first, 8);
+        omni_util_put_be (key, first, 8);
         MDB_val k = {8, key}, v;
         int rc = mdb_get (txn, self->dead, &k, &v);
         if (rc == 0) {
@@ -905,7 +905,7 @@ journal_expire_dead (journal_t *self, int64_t older_than_ns)
             const uint8_t *detail_end =
                 reason_end ? memchr (reason_end + 1, 0, (size_t) (end - reason_end - 1)) : NULL;
             if (detail_end && end - detail_end - 1 >= 8 &&
-                (int64_t) util_get_be (detail_end + 1, 8) >= older_than_ns)
+                (int64_t) omni_util_get_be (detail_end + 1, 8) >= older_than_ns)
                 break;
             if (mdb_del (txn, self->dead, &k, NULL)) {
                 mdb_txn_abort (txn);

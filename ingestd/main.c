@@ -1,9 +1,9 @@
 /*  ingestd: the journal between collectors and writers.                     */
-#include "config.h"
-#include "httpd.h"
-#include "log.h"
-#include "metrics.h"
-#include "server.h"
+#include "common/config.h"
+#include "common/httpd.h"
+#include "common/log.h"
+#include "common/metrics.h"
+#include "ingestd/server.h"
 
 #include <czmq.h>
 #include <stdio.h>
@@ -20,7 +20,7 @@ main (int argc, char **argv)
     int64_t max_depth, session_timeout;
     int64_t window_max, batch_records, max_connections, idle_timeout;
     uint64_t batch_bytes, memory_max, tap_budget;
-    const config_option_t options[] = {
+    const omni_config_option_t options[] = {
         {"intake", CONFIG_ENDPOINT, "tcp://127.0.0.1:5550", "intake ROUTER bind endpoint", &intake},
         {"delivery", CONFIG_ENDPOINT, "tcp://127.0.0.1:5551", "delivery ROUTER bind endpoint",
          &delivery},
@@ -88,27 +88,27 @@ main (int argc, char **argv)
         {"log_level", CONFIG_STRING, "info", "debug | info | warn | error", &log_level},
         {"log_format", CONFIG_STRING, "kv", "kv | json", &log_format},
         {NULL}};
-    config_t *config = config_new ("ingestd", options);
-    int rc = config_load (config, argc, argv);
+    omni_config_t *config = omni_config_new ("ingestd", options);
+    int rc = omni_config_load (config, argc, argv);
     if (rc) {
-        config_destroy (&config);
+        omni_config_destroy (&config);
         return rc < 0 ? 2 : 0;
     }
-    if (log_init ("ingestd", log_level, log_format)) {
+    if (omni_log_init ("ingestd", log_level, log_format)) {
         fprintf (stderr, "error: ingestd.log_level / log_format: bad value\n");
-        config_destroy (&config);
+        omni_config_destroy (&config);
         return 2;
     }
     if (dead_max < 0) {
         fprintf (stderr, "error: ingestd.dead_letter_max: %lld is negative\n",
                  (long long) dead_max);
-        config_destroy (&config);
+        omni_config_destroy (&config);
         return 2;
     }
     if (session_timeout < 2000) {
         //  Writers ACK every second: less would hand a live writer's name away.
         fprintf (stderr, "error: ingestd.writer_session_timeout: must be at least 2s\n");
-        config_destroy (&config);
+        omni_config_destroy (&config);
         return 2;
     }
     const char *bad =
@@ -122,31 +122,31 @@ main (int argc, char **argv)
                                    : NULL;
     if (bad) {
         fprintf (stderr, "error: ingestd.%s\n", bad);
-        config_destroy (&config);
+        omni_config_destroy (&config);
         return 2;
     }
     if (max_depth < 2 || max_depth > 64) {
         fprintf (stderr, "error: ingestd.max_depth: %lld is outside 2..64\n",
                  (long long) max_depth);
-        config_destroy (&config);
+        omni_config_destroy (&config);
         return 2;
     }
-    metrics_t *metrics = metrics_new ("omni_ingestd_");
-    curve_server_t *curve = NULL;
+    omni_metrics_t *metrics = omni_metrics_new ("omni_ingestd_");
+    omni_curve_server_t *curve = NULL;
     char error[1024];
     if (*curve_key) {
-        curve = curve_server_new (curve_key, curve_clients, metrics, error, sizeof error);
+        curve = omni_curve_server_new (curve_key, curve_clients, metrics, error, sizeof error);
         if (!curve) {
             fprintf (stderr, "error: ingestd: %s\n", error);
-            metrics_destroy (&metrics);
-            config_destroy (&config);
+            omni_metrics_destroy (&metrics);
+            omni_config_destroy (&config);
             return 2;
         }
         log_info ("ingestd.curve", "key=%s clients=%s", curve_key, curve_clients);
     } else if (*curve_clients) {
         fprintf (stderr, "error: ingestd.curve_key is required when curve_clients is set\n");
-        metrics_destroy (&metrics);
-        config_destroy (&config);
+        omni_metrics_destroy (&metrics);
+        omni_config_destroy (&config);
         return 2;
     }
     server_config_t server_config = {intake,
@@ -171,27 +171,27 @@ main (int argc, char **argv)
     server_t *server = server_new (&server_config, metrics, error, sizeof error);
     if (!server) {
         log_error ("ingestd.start_failed", "error=\"%s\"", error);
-        metrics_destroy (&metrics);
-        curve_server_destroy (&curve);
-        config_destroy (&config);
+        omni_metrics_destroy (&metrics);
+        omni_curve_server_destroy (&curve);
+        omni_config_destroy (&config);
         return 1;
     }
-    httpd_t *httpd = NULL;
+    omni_httpd_t *httpd = NULL;
     if (http && *http) {
-        httpd = httpd_new (http, metrics, server_healthy, server);
+        httpd = omni_httpd_new (http, metrics, server_healthy, server);
         if (!httpd) {
             server_destroy (&server);
-            metrics_destroy (&metrics);
-            curve_server_destroy (&curve);
-            config_destroy (&config);
+            omni_metrics_destroy (&metrics);
+            omni_curve_server_destroy (&curve);
+            omni_config_destroy (&config);
             return 1;
         }
     }
     rc = server_run (server);
-    httpd_destroy (&httpd);
+    omni_httpd_destroy (&httpd);
     server_destroy (&server);
-    metrics_destroy (&metrics);
-    curve_server_destroy (&curve);
-    config_destroy (&config);
+    omni_metrics_destroy (&metrics);
+    omni_curve_server_destroy (&curve);
+    omni_config_destroy (&config);
     return rc;
 }

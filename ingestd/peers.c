@@ -5,8 +5,8 @@
     the most connections ever open at once). Finding a connection is O(1);
     choosing the idlest is a scan, done only at the limit, on a failed
     accept or by the idle timeout, never per message.                       */
-#include "peers.h"
-#include "util.h"
+#include "ingestd/peers.h"
+#include "common/util.h"
 
 #include <assert.h>
 #include <linux/tcp.h>
@@ -188,7 +188,8 @@ s_accepted (peers_t *self, peers_socket_t socket, int fd, int64_t now_ms)
         self->peers = realloc (self->peers, self->cap * sizeof *self->peers);
         assert (self->peers);
     }
-    self->peers[self->npeers] = (s_peer_t){fd, socket, false, false, now_ms, util_mono_ms (), 0};
+    self->peers[self->npeers] =
+        (s_peer_t){fd, socket, false, false, now_ms, omni_util_mono_ms (), 0};
     self->index[fd] = (uint32_t) ++self->npeers;
     self->live[socket]++;
     s_peer_t *added = &self->peers[self->npeers - 1];
@@ -288,7 +289,7 @@ peers_held (peers_t *self, peers_socket_t socket, int fd)
 {
     pthread_mutex_lock (&self->lock);
     s_peer_t *peer = s_live (self, socket, fd);
-    uint64_t held = peer ? s_held (self, peer, util_mono_ms ()) : 0;
+    uint64_t held = peer ? s_held (self, peer, omni_util_mono_ms ()) : 0;
     pthread_mutex_unlock (&self->lock);
     return held;
 }
@@ -311,7 +312,7 @@ s_by_held (const void *a, const void *b)
 static size_t
 s_holding (peers_t *self, peers_socket_t socket, uint64_t floor, s_holding_t **list)
 {
-    int64_t now = util_mono_ms ();
+    int64_t now = omni_util_mono_ms ();
     *list = NULL;
     size_t n = 0;
     for (size_t i = 0; i < self->npeers; i++) {
@@ -349,7 +350,7 @@ peers_drop_unknown (peers_t *self, peers_socket_t socket, int max_fd, uint64_t o
         if ((known && known->socket == socket) || !s_same_port (fd, port))
             continue;
         //  Known as another socket's (a descriptor reused) or not at all
-        s_peer_t unknown = {fd, socket, false, false, 0, util_mono_ms (), 0};
+        s_peer_t unknown = {fd, socket, false, false, 0, omni_util_mono_ms (), 0};
         uint64_t held = s_held (self, &unknown, unknown.since_ms);
         if (held > over) {
             shutdown (fd, SHUT_RDWR);

@@ -1,7 +1,7 @@
-#include "journal.h"
-#include "peers.h"
-#include "selftest.h"
-#include "server.h"
+#include "ingestd/journal.h"
+#include "ingestd/peers.h"
+#include "testsupport/selftest.h"
+#include "ingestd/server.h"
 
 int
 main (int argc, char **argv)

@@ -20,13 +20,13 @@
     drops the connections that hold most: what each one's TCP connection
     received less what ingestd read from it (peers.h). Collectors reconnect
     and resend what was not acknowledged: nothing accepted is lost.        */
-#include "server.h"
-#include "dirlock.h"
-#include "journal.h"
-#include "log.h"
-#include "peers.h"
-#include "util.h"
-#include "wire.h"
+#include "ingestd/server.h"
+#include "common/dirlock.h"
+#include "ingestd/journal.h"
+#include "common/log.h"
+#include "ingestd/peers.h"
+#include "common/util.h"
+#include "proto/wire.h"
 
 #include <assert.h>
 #include <czmq.h>
@@ -92,7 +92,7 @@ typedef struct {
 typedef struct {
     char *name;
     size_t index;       //  in the journal's writer list
-    unsigned role;      //  writer_role_t bit
+    unsigned role;      //  omni_writer_role_t bit
     zframe_t *peer;     //  routing id of its connection, NULL when none
     int peer_fd;        //  its TCP socket in libzmq, -1 when unknown
     uint64_t sent_upto; //  last offset covered by a DELIVER on this connection
@@ -112,12 +112,12 @@ typedef struct {
     char pending_instance[INSTANCE_MAX];
     uint32_t pending_window;
     int64_t pending_since_ms;
-    metric_t *m_refused;
+    omni_metric_t *m_refused;
     //  Added to a journal that had records: it starts empty from this offset
     //  (0 = not so), and whether a REPLAY to it came since (under state_lock)
     uint64_t starts_empty;
     bool replay_seen;
-    metric_t *m_delivered, *m_acked, *m_lag_records, *m_lag_seconds, *m_connected, *m_latency,
+    omni_metric_t *m_delivered, *m_acked, *m_lag_records, *m_lag_seconds, *m_connected, *m_latency,
         *m_conflicts;
 } s_session_t;
 
@@ -143,7 +143,7 @@ struct _server_t {
     server_config_t config;
     char peer_key[512], peer_writers[512]; //  CURVE metadata of the delivery message in hand
     char writers_text[256];                //  the configured writer names, for messages
-    dirlock_t *lock;                       //  one ingestd per journal directory
+    omni_dirlock_t *lock;                  //  one ingestd per journal directory
     journal_t *journal;
     zsock_t *intake, *delivery, *tap;
     zsock_t *monitors[PEERS_SOCKETS]; //  connections accepted and closed, by socket
@@ -193,12 +193,12 @@ struct _server_t {
     char fault_text[768]; //  for /health, under state_lock
     int64_t last_housekeep_ms;
     int64_t last_sync_ms; //  cursors last persisted
-    metrics_t *metrics;
-    metric_t *m_received, *m_accepted, *m_batches, *m_bytes, *m_rounds, *m_journal_bytes,
+    omni_metrics_t *metrics;
+    omni_metric_t *m_received, *m_accepted, *m_batches, *m_bytes, *m_rounds, *m_journal_bytes,
         *m_journal_records, *m_paused, *m_commit_latency, *m_trimmed, *m_tap_subscribers,
         *m_replayed, *m_rejected[REJECT_REASON_COUNT + 1], *m_dead_expired,
         *m_fault[JOURNAL_FAULT_COUNT], *m_write_errors;
-    metric_t *m_connections[PEERS_SOCKETS], *m_dropped[PEERS_REASONS],
+    omni_metric_t *m_connections[PEERS_SOCKETS], *m_dropped[PEERS_REASONS],
         *m_replies_dropped[PEERS_SOCKETS], *m_tap_skipped, *m_memory, *m_accept_failed,
         *m_hello_ignored, *m_bad_messages, *m_memory_peak, *m_memory_sheds, *m_memory_freed,
         *m_held[PEERS_SOCKETS], *m_tap_rejects_skipped;
@@ -209,135 +209,137 @@ struct _server_t {
 static const char *
 s_reject_label (int reason)
 {
-    return reason == REJECT_REASON_COUNT ? "bad_frame" : record_reject_name (reason);
+    return reason == REJECT_REASON_COUNT ? "bad_frame" : omni_record_reject_name (reason);
 }
 
 static void
 s_register_metrics (server_t *self)
 {
-    metrics_t *m = self->metrics;
-    self->m_received =
-        metrics_counter (m, "records_received_total",
-                         "Inputs received on intake (record frames and malformed messages)", NULL);
+    omni_metrics_t *m = self->metrics;
+    self->m_received = omni_metrics_counter (
+        m, "records_received_total",
+        "Inputs received on intake (record frames and malformed messages)", NULL);
     self->m_accepted =
-        metrics_counter (m, "records_accepted_total", "Records validated and journaled", NULL);
-    self->m_dead_expired = metrics_counter (m, "dead_letters_expired_total",
-                                            "Dead letters removed by dead_letter_retain", NULL);
+        omni_metrics_counter (m, "records_accepted_total", "Records validated and journaled", NULL);
+    self->m_dead_expired = omni_metrics_counter (
+        m, "dead_letters_expired_total", "Dead letters removed by dead_letter_retain", NULL);
     for (int r = 1; r <= REJECT_REASON_COUNT; r++) {
         char labels[64];
         snprintf (labels, sizeof labels, "reason=\"%s\"", s_reject_label (r));
-        self->m_rejected[r] =
-            metrics_counter (m, "records_rejected_total", "Inputs rejected, by reason", labels);
+        self->m_rejected[r] = omni_metrics_counter (m, "records_rejected_total",
+                                                    "Inputs rejected, by reason", labels);
     }
-    self->m_batches = metrics_counter (m, "batches_total", "Intake batches acknowledged", NULL);
-    self->m_replayed = metrics_counter (
+    self->m_batches =
+        omni_metrics_counter (m, "batches_total", "Intake batches acknowledged", NULL);
+    self->m_replayed = omni_metrics_counter (
         m, "records_replayed_total",
         "Records accepted from REPLAY messages (omnictl replay), routed to the writers named",
         NULL);
-    self->m_bytes = metrics_counter (m, "bytes_received_total", "Record bytes received", NULL);
-    self->m_rounds = metrics_counter (m, "journal_commits_total",
-                                      "Journal transactions committed (fsync)", NULL);
-    self->m_trimmed = metrics_counter (m, "records_acked_by_all_total",
-                                       "Records every writer acknowledged (trimmed)", NULL);
+    self->m_bytes = omni_metrics_counter (m, "bytes_received_total", "Record bytes received", NULL);
+    self->m_rounds = omni_metrics_counter (m, "journal_commits_total",
+                                           "Journal transactions committed (fsync)", NULL);
+    self->m_trimmed = omni_metrics_counter (m, "records_acked_by_all_total",
+                                            "Records every writer acknowledged (trimmed)", NULL);
     self->m_journal_bytes =
-        metrics_gauge (m, "journal_bytes", "Bytes of records in the journal", NULL);
-    self->m_journal_records = metrics_gauge (m, "journal_records", "Records in the journal", NULL);
-    self->m_paused = metrics_gauge (
+        omni_metrics_gauge (m, "journal_bytes", "Bytes of records in the journal", NULL);
+    self->m_journal_records =
+        omni_metrics_gauge (m, "journal_records", "Records in the journal", NULL);
+    self->m_paused = omni_metrics_gauge (
         m, "intake_paused", "1 while the journal is full or faulted and intake is not acknowledged",
         NULL);
     for (int f = JOURNAL_OK + 1; f < JOURNAL_FAULT_COUNT; f++) {
         char labels[64];
         snprintf (labels, sizeof labels, "cause=\"%s\"", journal_fault_name (f));
-        self->m_fault[f] =
-            metrics_gauge (m, "journal_fault",
-                           "1 while the journal takes no writes, by cause (intake paused)", labels);
+        self->m_fault[f] = omni_metrics_gauge (
+            m, "journal_fault", "1 while the journal takes no writes, by cause (intake paused)",
+            labels);
     }
-    self->m_write_errors = metrics_counter (
+    self->m_write_errors = omni_metrics_counter (
         m, "journal_write_errors_total",
         "Journal write transactions that failed (intake rounds, cursor syncs, probes)", NULL);
-    self->m_tap_subscribers = metrics_gauge (
+    self->m_tap_subscribers = omni_metrics_gauge (
         m, "tap_subscriptions",
         "Tap subscriptions received since the tap last had no subscriber (an upper bound)", NULL);
     self->m_tap_skipped =
-        metrics_counter (m, "tap_records_skipped_total",
-                         "Accepted records not published on the tap: larger than its budget "
-                         "allows (tap_budget / 10000)",
-                         NULL);
-    self->m_tap_rejects_skipped = metrics_counter (
+        omni_metrics_counter (m, "tap_records_skipped_total",
+                              "Accepted records not published on the tap: larger than its budget "
+                              "allows (tap_budget / 10000)",
+                              NULL);
+    self->m_tap_rejects_skipped = omni_metrics_counter (
         m, "tap_rejects_skipped_total",
         "Rejected inputs not published on the tap's !reject topic: over 1,000 a second (each is "
         "a dead letter all the same)",
         NULL);
-    self->m_memory = metrics_gauge (
+    self->m_memory = omni_metrics_gauge (
         m, "memory_bytes", "Anonymous memory of the process (not the journal's map)", NULL);
-    self->m_memory_peak = metrics_gauge (
+    self->m_memory_peak = omni_metrics_gauge (
         m, "memory_peak_bytes",
         "The most anonymous memory the guard read since the start (every 5 ms)", NULL);
-    self->m_memory_sheds = metrics_counter (
+    self->m_memory_sheds = omni_metrics_counter (
         m, "memory_sheds_total",
         "Times ingestd went over memory_max less its headroom and dropped connections", NULL);
-    self->m_memory_freed = metrics_counter (
+    self->m_memory_freed = omni_metrics_counter (
         m, "memory_shed_bytes_total",
         "Bytes libzmq held for the connections dropped for memory (unacknowledged messages)", NULL);
     self->m_accept_failed =
-        metrics_counter (m, "accept_failed_total",
-                         "Connections the kernel could not accept (out of descriptors)", NULL);
-    self->m_hello_ignored = metrics_counter (
+        omni_metrics_counter (m, "accept_failed_total",
+                              "Connections the kernel could not accept (out of descriptors)", NULL);
+    self->m_hello_ignored = omni_metrics_counter (
         m, "hello_ignored_total",
         "HELLOs on a connection that holds its writer name with records in flight (not re-sent)",
         NULL);
-    self->m_bad_messages =
-        metrics_counter (m, "delivery_bad_messages_total",
-                         "Delivery messages malformed, of unknown commands or writer names", NULL);
+    self->m_bad_messages = omni_metrics_counter (
+        m, "delivery_bad_messages_total",
+        "Delivery messages malformed, of unknown commands or writer names", NULL);
     for (int k = 0; k < PEERS_SOCKETS; k++) {
         char labels[64];
         snprintf (labels, sizeof labels, "socket=\"%s\"", peers_socket_name (k));
         self->m_connections[k] =
-            metrics_gauge (m, "connections", "Connections open, by socket", labels);
-        self->m_held[k] = metrics_gauge (
+            omni_metrics_gauge (m, "connections", "Connections open, by socket", labels);
+        self->m_held[k] = omni_metrics_gauge (
             m, "held_bytes",
             "Bytes peers sent that ingestd has not read (TCP bytes received less those read, "
             "handshakes and heartbeats): what libzmq holds for them; on the tap, subscriptions",
             labels);
-        self->m_replies_dropped[k] = metrics_counter (
+        self->m_replies_dropped[k] = omni_metrics_counter (
             m, "replies_dropped_total",
             "Messages not sent because the peer does not read them (it is disconnected)", labels);
     }
     for (int r = 0; r < PEERS_REASONS; r++) {
         char labels[64];
         snprintf (labels, sizeof labels, "reason=\"%s\"", peers_reason_name (r));
-        self->m_dropped[r] = metrics_counter (m, "connections_dropped_total",
-                                              "Connections ingestd closed, by reason", labels);
+        self->m_dropped[r] = omni_metrics_counter (m, "connections_dropped_total",
+                                                   "Connections ingestd closed, by reason", labels);
     }
     self->m_commit_latency =
-        metrics_histogram (m, "journal_commit_seconds", "Time of one journal round commit", NULL,
-                           metrics_latency_bounds, metrics_latency_nbounds);
+        omni_metrics_histogram (m, "journal_commit_seconds", "Time of one journal round commit",
+                                NULL, omni_metrics_latency_bounds, omni_metrics_latency_nbounds);
     for (size_t i = 0; i < self->nsessions; i++) {
         s_session_t *s = &self->sessions[i];
         char labels[96];
         snprintf (labels, sizeof labels, "writer=\"%s\"", s->name);
         s->m_delivered =
-            metrics_counter (m, "records_delivered_total",
-                             "Records sent to a writer (redeliveries included)", labels);
-        s->m_acked = metrics_counter (m, "records_acked_total",
-                                      "Records a writer acknowledged as stored", labels);
-        s->m_lag_records = metrics_gauge (
+            omni_metrics_counter (m, "records_delivered_total",
+                                  "Records sent to a writer (redeliveries included)", labels);
+        s->m_acked = omni_metrics_counter (m, "records_acked_total",
+                                           "Records a writer acknowledged as stored", labels);
+        s->m_lag_records = omni_metrics_gauge (
             m, "writer_lag_records", "Journal offsets not yet acknowledged by a writer", labels);
         s->m_lag_seconds =
-            metrics_gauge (m, "writer_lag_seconds",
-                           "Age of the oldest record a writer has not acknowledged", labels);
+            omni_metrics_gauge (m, "writer_lag_seconds",
+                                "Age of the oldest record a writer has not acknowledged", labels);
         s->m_connected =
-            metrics_gauge (m, "writer_connected", "1 while a writer is connected", labels);
-        s->m_refused = metrics_counter (
+            omni_metrics_gauge (m, "writer_connected", "1 while a writer is connected", labels);
+        s->m_refused = omni_metrics_counter (
             m, "writer_refused_total",
             "HELLOs refused because another live instance holds the writer name", labels);
-        s->m_conflicts = metrics_counter (
+        s->m_conflicts = omni_metrics_counter (
             m, "conflicts_reported_total",
             "Records a writer met under an id it holds with other content (kept out, filed)",
             labels);
-        s->m_latency = metrics_histogram (m, "end_to_end_seconds",
-                                          "Received by ingestd to acknowledged by a writer", labels,
-                                          metrics_latency_bounds, metrics_latency_nbounds);
+        s->m_latency = omni_metrics_histogram (
+            m, "end_to_end_seconds", "Received by ingestd to acknowledged by a writer", labels,
+            omni_metrics_latency_bounds, omni_metrics_latency_nbounds);
     }
 }
 
@@ -346,14 +348,14 @@ s_register_metrics (server_t *self)
 //  never block (ZMQ_SNDTIMEO 0): a ROUTER with ZMQ_ROUTER_MANDATORY says
 //  EAGAIN for a peer whose queue is full instead of dropping in silence.
 static zsock_t *
-s_bind (int type, const char *endpoint, curve_server_t *curve, curve_socket_t which, int sndhwm,
-        int rcvhwm, int64_t frame_max, char *error, size_t error_size)
+s_bind (int type, const char *endpoint, omni_curve_server_t *curve, omni_curve_socket_t which,
+        int sndhwm, int rcvhwm, int64_t frame_max, char *error, size_t error_size)
 {
     zsock_t *sock = zsock_new (type);
     assert (sock);
     zsock_set_linger (sock, 0);
     if (curve)
-        curve_server_apply (curve, sock, which);
+        omni_curve_server_apply (curve, sock, which);
     zsock_set_sndhwm (sock, sndhwm);
     zsock_set_rcvhwm (sock, rcvhwm);
     zsock_set_maxmsgsize (sock, frame_max);
@@ -455,7 +457,7 @@ s_monitor (server_t *self, zsock_t *sock, peers_socket_t which)
 }
 
 server_t *
-server_new (const server_config_t *config, metrics_t *metrics, char *error, size_t error_size)
+server_new (const server_config_t *config, omni_metrics_t *metrics, char *error, size_t error_size)
 {
     server_t *self = calloc (1, sizeof *self);
     assert (self);
@@ -473,7 +475,7 @@ server_new (const server_config_t *config, metrics_t *metrics, char *error, size
     assert (self->replies);
     atomic_init (&self->stopping, false);
     for (const char *const *w = config->writers; w && *w; w++) {
-        unsigned role = kinds_writer_role (*w);
+        unsigned role = omni_kinds_writer_role (*w);
         if (!role) {
             snprintf (error, error_size,
                       "ingestd.writers: unknown writer \"%s\" (expected archive, relational, "
@@ -487,7 +489,7 @@ server_new (const server_config_t *config, metrics_t *metrics, char *error, size
     }
     //  A second ingestd on a journal in use would register writers in it
     //  and deliver its records twice over.
-    if (!(self->lock = dirlock_new (config->journal_dir, "ingestd.lock", error, error_size))) {
+    if (!(self->lock = omni_dirlock_new (config->journal_dir, "ingestd.lock", error, error_size))) {
         server_destroy (&self);
         return NULL;
     }
@@ -501,7 +503,7 @@ server_new (const server_config_t *config, metrics_t *metrics, char *error, size
     for (size_t i = 0; i < self->nsessions; i++) {
         self->sessions[i].name = strdup (config->writers[i]);
         self->sessions[i].index = i;
-        self->sessions[i].role = kinds_writer_role (config->writers[i]);
+        self->sessions[i].role = omni_kinds_writer_role (config->writers[i]);
         self->sessions[i].peer_fd = self->sessions[i].pending_fd = -1;
         size_t used = strlen (self->writers_text);
         snprintf (self->writers_text + used, sizeof self->writers_text - used, "%s%s",
@@ -542,7 +544,7 @@ server_new (const server_config_t *config, metrics_t *metrics, char *error, size
     //  A record is published on the tap only when its copies queued for a
     //  subscriber that does not read stay within tap_budget.
     self->tap_record_max = (size_t) (self->config.tap_budget / TAP_HWM);
-    curve_server_t *curve = config->curve;
+    omni_curve_server_t *curve = config->curve;
     int64_t intake_frame = (int64_t) (config->limits.max_size + ENVELOPE_BYTES);
     if (!(self->intake = s_bind (ZMQ_ROUTER, config->intake, curve, CURVE_INTAKE, REPLY_HWM, 64,
                                  intake_frame, error, error_size)) ||
@@ -627,7 +629,7 @@ server_destroy (server_t **self_p)
     }
     free (self->sessions);
     journal_destroy (&self->journal);
-    dirlock_destroy (&self->lock);
+    omni_dirlock_destroy (&self->lock);
     zmq_msg_close (&self->frame);
     for (int i = 0; i < WIRE_HEAD_MAX; i++)
         zmq_msg_close (&self->head[i]);
@@ -660,10 +662,10 @@ s_stopping (server_t *self)
 static void
 s_peer_unread (server_t *self, peers_socket_t which, int fd)
 {
-    metric_add (self->m_replies_dropped[which], 1);
+    omni_metric_add (self->m_replies_dropped[which], 1);
     bool dropped = peers_drop (self->peers, which, fd, PEERS_UNREAD);
     uint64_t held;
-    if (log_allow ("ingestd.peer_not_reading", peers_socket_name (which), 60000, &held))
+    if (omni_log_allow ("ingestd.peer_not_reading", peers_socket_name (which), 60000, &held))
         log_warn ("ingestd.peer_not_reading",
                   "socket=%s queued=%d disconnected=%s repeated=%" PRIu64
                   " why=\"a peer that sends without reading the replies\"",
@@ -676,16 +678,16 @@ s_peer_unread (server_t *self, peers_socket_t which, int fd)
 //  dropped).
 static bool
 s_route (server_t *self, peers_socket_t which, const void *peer, size_t peer_size, int fd,
-         const wire_head_t *head, zmsg_t **records)
+         const omni_wire_head_t *head, zmsg_t **records)
 {
     void *sock = zsock_resolve (which == PEERS_INTAKE ? self->intake : self->delivery);
     size_t n = records && *records ? zmsg_size (*records) : 0, i = 0;
     //  ROUTER_MANDATORY checks the queue on the routing id: past it, the
     //  rest of the message always goes in.
-    bool sent = wire_send_head (sock, peer, peer_size, head, n > 0, ZMQ_DONTWAIT) == 0;
+    bool sent = omni_wire_send_head (sock, peer, peer_size, head, n > 0, ZMQ_DONTWAIT) == 0;
     if (sent)
         for (zframe_t *f = n ? zmsg_first (*records) : NULL; f; f = zmsg_next (*records))
-            wire_send_record (sock, zframe_data (f), zframe_size (f), ++i == n);
+            omni_wire_send_record (sock, zframe_data (f), zframe_size (f), ++i == n);
     else if (zmq_errno () == EAGAIN)
         s_peer_unread (self, which, fd);
     if (records)
@@ -718,7 +720,7 @@ static void
 s_memory_unattributed (server_t *self, uint64_t used, int64_t now)
 {
     uint64_t held;
-    if (!log_allow ("ingestd.memory_unattributed", "", 10000, &held))
+    if (!omni_log_allow ("ingestd.memory_unattributed", "", 10000, &held))
         return;
     struct mallinfo2 info = mallinfo2 ();
     log_warn ("ingestd.memory_unattributed",
@@ -804,10 +806,10 @@ s_shed_done (server_t *self, uint64_t used, size_t dropped, uint64_t freed, bool
         return false;
     atomic_fetch_add (&self->memory_sheds, 1);
     atomic_fetch_add (&self->memory_freed, freed);
-    metric_add (self->m_memory_sheds, 1);
-    metric_add (self->m_memory_freed, freed);
+    omni_metric_add (self->m_memory_sheds, 1);
+    omni_metric_add (self->m_memory_freed, freed);
     uint64_t held;
-    if (log_allow ("ingestd.memory_over", "", 10000, &held))
+    if (omni_log_allow ("ingestd.memory_over", "", 10000, &held))
         log_warn ("ingestd.memory_over",
                   "bytes=%" PRIu64 " shed_at=%" PRIu64 " memory_max=%" PRIu64
                   " dropped_connections=%zu held_bytes=%" PRIu64 " all=%s repeated=%" PRIu64
@@ -843,7 +845,7 @@ s_guard (void *arg)
         atomic_store (&self->memory_used, used);
         if (used > atomic_load (&self->memory_peak))
             atomic_store (&self->memory_peak, used);
-        int64_t now = util_mono_ms ();
+        int64_t now = omni_util_mono_ms ();
         //  Looking at every connection costs two system calls each: from
         //  watch_at on, every SCAN_MS, or at once when memory grew fast
         if (used > self->watch_at &&
@@ -918,13 +920,13 @@ s_tap_reject (server_t *self, const char *reason, const char *detail, const void
 {
     if (!s_tap_open (self))
         return;
-    int64_t now = util_mono_ms ();
+    int64_t now = omni_util_mono_ms ();
     if (now - self->tap_rejects_since_ms >= 1000) {
         self->tap_rejects_since_ms = now;
         self->tap_rejects = 0;
     }
     if (self->tap_rejects >= TAP_REJECTS_PER_S) {
-        metric_add (self->m_tap_rejects_skipped, 1);
+        omni_metric_add (self->m_tap_rejects_skipped, 1);
         return;
     }
     self->tap_rejects++;
@@ -938,7 +940,7 @@ s_tap_reject (server_t *self, const char *reason, const char *detail, const void
     //  The raw frame is cut at JOURNAL_DEAD_RAW_MAX: the whole size says how
     //  much was refused (a 100 MiB frame is not a 4 KiB one).
     uint8_t whole[8];
-    util_put_be (whole, size, 8);
+    omni_util_put_be (whole, size, 8);
     zmq_send (sock, whole, sizeof whole, ZMQ_DONTWAIT);
 }
 
@@ -961,13 +963,13 @@ s_tap_subscriptions (server_t *self)
     size_t dropped = peers_drop_holding (self->peers, PEERS_TAP, TAP_PEER_BYTES, TAP_BYTES_MAX,
                                          PEERS_TAP_TOPICS, NULL);
     uint64_t held;
-    if (dropped && log_allow ("tap.too_many_subscriptions", "", 60000, &held))
+    if (dropped && omni_log_allow ("tap.too_many_subscriptions", "", 60000, &held))
         log_warn ("tap.too_many_subscriptions",
                   "dropped_connections=%zu peer_limit=%d total_limit=%d repeated=%" PRIu64
                   " why=\"subscriptions past their bound (each costs memory in libzmq); the "
                   "other subscribers keep theirs\"",
                   dropped, TAP_PEER_BYTES, TAP_BYTES_MAX, held);
-    metric_set (self->m_tap_subscribers, (double) self->tap_subscribes);
+    omni_metric_set (self->m_tap_subscribers, (double) self->tap_subscribes);
 }
 
 //  ---------------------------------------------------------------------------
@@ -979,10 +981,10 @@ s_tap_subscriptions (server_t *self)
 //  transaction, except copies for the tap while someone subscribes.
 
 static void
-s_tap_keep (server_t *self, const record_t *record, const void *data, size_t size)
+s_tap_keep (server_t *self, const omni_record_t *record, const void *data, size_t size)
 {
     if (size > self->tap_record_max) {
-        metric_add (self->m_tap_skipped, 1);
+        omni_metric_add (self->m_tap_skipped, 1);
         return;
     }
     if (self->ntapped == self->tapped_cap) {
@@ -1064,13 +1066,13 @@ s_intake_malformed (server_t *self, zmq_msg_t *head, size_t nhead, bool more, s_
     journal_count_received (self->journal, 1);
     if (journal_reject (self->journal, "bad_frame", detail, raw, size, now))
         return -1;
-    metric_add (self->m_received, 1);
-    metric_add (self->m_rejected[REJECT_REASON_COUNT], 1);
+    omni_metric_add (self->m_received, 1);
+    omni_metric_add (self->m_rejected[REJECT_REASON_COUNT], 1);
     s_tap_reject (self, "bad_frame", detail, raw, size);
     //  A peer can send these as fast as it likes: the first, then one a
     //  minute (the counter and the dead letters have them all)
     uint64_t held;
-    if (log_allow ("intake.bad_frame", "", 60000, &held))
+    if (omni_log_allow ("intake.bad_frame", "", 60000, &held))
         log_warn ("intake.bad_frame", "detail=\"%s\" repeated=%" PRIu64, detail, held);
     reply->malformed = true;
     reply->rejected = 1;
@@ -1097,7 +1099,7 @@ s_replay_route (server_t *self, const char *data, size_t size, uint8_t *route, c
         size_t len = comma ? (size_t) (comma - (data + at)) : size - at;
         char name[32];
         snprintf (name, sizeof name, "%.*s", (int) (len < 31 ? len : 31), data + at);
-        unsigned role = len < 31 ? kinds_writer_role (name) : 0;
+        unsigned role = len < 31 ? omni_kinds_writer_role (name) : 0;
         if (role == WRITER_ARCHIVE) {
             snprintf (why, why_size,
                       "REPLAY never routes to the archive (it is what replay reads)");
@@ -1132,7 +1134,7 @@ s_intake_message_read (server_t *self, s_reply_t *reply, size_t *bytes)
     void *sock = zsock_resolve (self->intake);
     if (zmq_msg_recv (&self->frame, sock, ZMQ_DONTWAIT) < 0)
         return 0;
-    int64_t now = util_now_ns ();
+    int64_t now = omni_util_now_ns ();
     reply->peer_size = zmq_msg_size (&self->frame);
     if (reply->peer_size > sizeof reply->peer)
         reply->peer_size = sizeof reply->peer;
@@ -1144,7 +1146,7 @@ s_intake_message_read (server_t *self, s_reply_t *reply, size_t *bytes)
     reply->fd = -1;
     bool more = zmq_msg_more (&self->frame);
     size_t nhead = 0;
-    wire_head_t head = {0};
+    omni_wire_head_t head = {0};
     char why[160] = "an incomplete head";
     int fed = 0;
     //  The head, frame by frame through the codec; three frames even when
@@ -1159,21 +1161,22 @@ s_intake_message_read (server_t *self, s_reply_t *reply, size_t *bytes)
             //  The routing id frame is the ROUTER's own: the first frame
             //  of the body carries the connection
             reply->fd = zmq_msg_get (part, ZMQ_SRCFD);
-            peers_touch (self->peers, reply->fd, util_mono_ms ());
+            peers_touch (self->peers, reply->fd, omni_util_mono_ms ());
         }
         if (fed == 0)
-            fed = wire_head_feed (WIRE_INTAKE, &head, nhead, zmq_msg_data (part),
-                                  zmq_msg_size (part), more, why, sizeof why);
+            fed = omni_wire_head_feed (WIRE_INTAKE, &head, nhead, zmq_msg_data (part),
+                                       zmq_msg_size (part), more, why, sizeof why);
         nhead++;
     }
-    if (fed > 0 && !wire_carries_records (head.command))
-        snprintf (why, sizeof why, "%s is not sent to ingestd", wire_command_name (head.command));
-    if (fed <= 0 || !wire_carries_records (head.command))
+    if (fed > 0 && !omni_wire_carries_records (head.command))
+        snprintf (why, sizeof why, "%s is not sent to ingestd",
+                  omni_wire_command_name (head.command));
+    if (fed <= 0 || !omni_wire_carries_records (head.command))
         return s_intake_malformed (self, self->head, nhead, more, reply, now,
                                    head.command == WIRE_REPLAY ? why : NULL, why)
                    ? -1
                    : 1;
-    util_put_be (reply->seq, head.seq, 8);
+    omni_util_put_be (reply->seq, head.seq, 8);
     reply->has_seq = true;
     uint8_t route = 0xff; //  a BATCH goes wherever its kind goes
     bool replay = head.command == WIRE_REPLAY;
@@ -1207,12 +1210,12 @@ s_intake_message_read (server_t *self, s_reply_t *reply, size_t *bytes)
         }
         frames++;
         record_bytes += size;
-        record_t record;
+        omni_record_t record;
         char detail[256];
-        record_reject_t reason =
-            record_check (&record, data, size, &self->config.limits, detail, sizeof detail);
+        omni_record_reject_t reason =
+            omni_record_check (&record, data, size, &self->config.limits, detail, sizeof detail);
         if (reason == REJECT_NONE)
-            reason = record_check_id (&record, detail, sizeof detail);
+            reason = omni_record_check_id (&record, detail, sizeof detail);
         if (reason == REJECT_NONE) {
             if (!journal_append (self->journal, data, size,
                                  (uint8_t) (record.spec->writers & route), now)) {
@@ -1223,13 +1226,13 @@ s_intake_message_read (server_t *self, s_reply_t *reply, size_t *bytes)
             if (tap) //  published after the commit
                 s_tap_keep (self, &record, data, size);
         } else {
-            const char *name = record_reject_name (reason);
+            const char *name = omni_record_reject_name (reason);
             if (journal_reject (self->journal, name, detail, data, size, now)) {
                 rc = -1;
                 break;
             }
             reply->rejected++;
-            metric_add (self->m_rejected[reason], 1);
+            omni_metric_add (self->m_rejected[reason], 1);
             s_tap_reject (self, name, detail, data, size);
             log_debug ("intake.reject", "reason=%s detail=\"%s\" bytes=%zu", name, detail, size);
         }
@@ -1251,9 +1254,9 @@ s_intake_message_read (server_t *self, s_reply_t *reply, size_t *bytes)
         reply->rejected += rejected;
     }
     if (replay)
-        metric_add (self->m_replayed, reply->accepted);
-    metric_add (self->m_received, frames);
-    metric_add (self->m_bytes, record_bytes);
+        omni_metric_add (self->m_replayed, reply->accepted);
+    omni_metric_add (self->m_received, frames);
+    omni_metric_add (self->m_bytes, record_bytes);
     *bytes += record_bytes;
     return 1;
 }
@@ -1274,10 +1277,10 @@ s_intake_message (server_t *self, s_reply_t *reply, size_t *bytes)
 static void
 s_send_intake_reply (server_t *self, s_reply_t *reply)
 {
-    wire_head_t head = {.command = WIRE_INTAKE_ACK,
-                        .seq = reply->has_seq ? util_get_be (reply->seq, 8) : 0,
-                        .accepted = reply->accepted,
-                        .rejected = reply->rejected};
+    omni_wire_head_t head = {.command = WIRE_INTAKE_ACK,
+                             .seq = reply->has_seq ? omni_util_get_be (reply->seq, 8) : 0,
+                             .accepted = reply->accepted,
+                             .rejected = reply->rejected};
     char text[320] =
         "bad_frame: malformed intake message, see " WIRE_INTAKE_SIGNATURE " in PROTOCOL.md";
     if (reply->malformed) {
@@ -1300,11 +1303,11 @@ s_journal_failed (server_t *self, const char *op, size_t bytes)
     journal_fault_t fault = journal_fault (self->journal);
     if (fault == JOURNAL_OK)
         fault = JOURNAL_ERROR; //  failed without an LMDB error: still not written
-    metric_add (self->m_write_errors, 1);
+    omni_metric_add (self->m_write_errors, 1);
     char text[sizeof self->fault_text];
     journal_fault_text (self->journal, fault, text, sizeof text);
     const char *error = mdb_strerror (journal_error (self->journal));
-    int64_t now = util_mono_ms ();
+    int64_t now = omni_util_mono_ms ();
     bool starting = self->fault == JOURNAL_OK;
     if (starting) {
         self->fault_since_ms = now;
@@ -1317,8 +1320,8 @@ s_journal_failed (server_t *self, const char *op, size_t bytes)
         log_debug ("journal.fault", "cause=%s op=%s error=\"%s\"", journal_fault_name (fault), op,
                    error);
     if (self->fault != JOURNAL_OK)
-        metric_set (self->m_fault[self->fault], 0);
-    metric_set (self->m_fault[fault], 1);
+        omni_metric_set (self->m_fault[self->fault], 0);
+    omni_metric_set (self->m_fault[fault], 1);
     pthread_mutex_lock (&self->state_lock);
     self->fault = fault;
     snprintf (self->fault_text, sizeof self->fault_text, "%s", text);
@@ -1342,9 +1345,9 @@ s_journal_ok (server_t *self)
     if (self->fault == JOURNAL_OK)
         return;
     log_info ("journal.fault_cleared", "cause=%s lasted_ms=%" PRId64 " dir=%s",
-              journal_fault_name (self->fault), util_mono_ms () - self->fault_since_ms,
+              journal_fault_name (self->fault), omni_util_mono_ms () - self->fault_since_ms,
               journal_dir (self->journal));
-    metric_set (self->m_fault[self->fault], 0);
+    omni_metric_set (self->m_fault[self->fault], 0);
     pthread_mutex_lock (&self->state_lock);
     self->fault = JOURNAL_OK;
     self->fault_text[0] = 0;
@@ -1366,7 +1369,7 @@ s_intake_round (server_t *self)
         s_journal_failed (self, "intake_begin", 0);
         return -1;
     }
-    int64_t start = util_mono_ms ();
+    int64_t start = omni_util_mono_ms ();
     bool failed = false;
     self->ntapped = 0;
     self->tap_buf_size = 0;
@@ -1386,16 +1389,17 @@ s_intake_round (server_t *self)
     pthread_mutex_unlock (&self->state_lock);
     if (rc == 0 && count) {
         s_journal_ok (self);
-        metric_add (self->m_rounds, 1);
-        metric_observe (self->m_commit_latency, (double) (util_mono_ms () - start) / 1000.0);
+        omni_metric_add (self->m_rounds, 1);
+        omni_metric_observe (self->m_commit_latency,
+                             (double) (omni_util_mono_ms () - start) / 1000.0);
         uint64_t accepted = 0, batches = 0;
         for (size_t i = 0; i < count; i++) {
             accepted += replies[i].accepted;
             batches += !replies[i].malformed;
             s_send_intake_reply (self, &replies[i]);
         }
-        metric_add (self->m_accepted, accepted);
-        metric_add (self->m_batches, batches);
+        omni_metric_add (self->m_accepted, accepted);
+        omni_metric_add (self->m_batches, batches);
         void *sock = zsock_resolve (self->tap);
         for (size_t i = 0; i < self->ntapped; i++) {
             const s_tapped_t *t = &self->tapped[i];
@@ -1473,11 +1477,11 @@ s_pump (server_t *self, s_session_t *s)
         }
         //  Not sent: the writer is gone or does not read (then it is
         //  dropped); its session ends with its connection
-        wire_head_t head = {.command = WIRE_DELIVER, .upto = fill.upto};
+        omni_wire_head_t head = {.command = WIRE_DELIVER, .upto = fill.upto};
         if (!s_route (self, PEERS_DELIVERY, zframe_data (s->peer), zframe_size (s->peer),
                       s->peer_fd, &head, &fill.msg))
             return;
-        s->last_sent_ms = util_mono_ms ();
+        s->last_sent_ms = omni_util_mono_ms ();
         if (s->ninflight == s->inflight_cap) {
             s->inflight_cap = s->inflight_cap ? s->inflight_cap * 2 : 16;
             s->inflight = realloc (s->inflight, s->inflight_cap * sizeof *s->inflight);
@@ -1488,7 +1492,7 @@ s_pump (server_t *self, s_session_t *s)
         s->inflight_records += (uint32_t) fill.records;
         s->inflight_bytes += fill.bytes;
         s->sent_upto = fill.upto;
-        metric_add (s->m_delivered, fill.records);
+        omni_metric_add (s->m_delivered, fill.records);
     }
 }
 
@@ -1500,9 +1504,10 @@ s_pump_all (server_t *self)
 }
 
 static void
-s_delivery_reply (server_t *self, zframe_t *peer, int fd, wire_command_t command, const char *text)
+s_delivery_reply (server_t *self, zframe_t *peer, int fd, omni_wire_command_t command,
+                  const char *text)
 {
-    wire_head_t head = {.command = command, .text = text, .text_size = strlen (text)};
+    omni_wire_head_t head = {.command = command, .text = text, .text_size = strlen (text)};
     s_route (self, PEERS_DELIVERY, zframe_data (peer), zframe_size (peer), fd, &head, NULL);
 }
 
@@ -1518,7 +1523,7 @@ s_session_by_peer (server_t *self, zframe_t *peer)
 //  The instance id of a HELLO (its optional last field), cut to printable
 //  characters without blanks or quotes so that logs and /health show it as is.
 static void
-s_instance (const wire_head_t *hello, char *out, size_t size)
+s_instance (const omni_wire_head_t *hello, char *out, size_t size)
 {
     size_t n = 0;
     const uint8_t *data = (const uint8_t *) hello->instance;
@@ -1539,18 +1544,18 @@ s_shown (const char *instance)
 static void
 s_refuse_pending (server_t *self, s_session_t *s)
 {
-    int64_t heard_ms = util_mono_ms () - s->last_heard_ms;
+    int64_t heard_ms = omni_util_mono_ms () - s->last_heard_ms;
     char text[512];
     snprintf (text, sizeof text,
               "writer name \"%s\" is held by live instance %s (heard from %.1fs ago, after this "
               "HELLO); one writer per name: stop one of them",
               s->name, s_shown (s->instance), (double) heard_ms / 1000.0);
     s_delivery_reply (self, s->pending_peer, s->pending_fd, WIRE_REFUSED, text);
-    metric_add (s->m_refused, 1);
+    omni_metric_add (s->m_refused, 1);
     log_error ("delivery.writer_refused",
                "writer=%s instance=%s holder=%s holder_heard_ms=%" PRId64 " waited_ms=%" PRId64,
                s->name, s_shown (s->pending_instance), s_shown (s->instance), heard_ms,
-               util_mono_ms () - s->pending_since_ms);
+               omni_util_mono_ms () - s->pending_since_ms);
     zframe_destroy (&s->pending_peer);
 }
 
@@ -1565,7 +1570,8 @@ s_welcome (server_t *self, s_session_t *s, zframe_t *peer, int fd, const char *i
     else if (s->peer && !same_peer)
         log_warn ("delivery.writer_replaced",
                   "writer=%s instance=%s previous=%s previous_silent_ms=%" PRId64, s->name,
-                  s_shown (instance), s_shown (s->instance), util_mono_ms () - s->last_heard_ms);
+                  s_shown (instance), s_shown (s->instance),
+                  omni_util_mono_ms () - s->last_heard_ms);
     if (s->pending_peer && zframe_eq (s->pending_peer, peer))
         zframe_destroy (&s->pending_peer);
     //  A new connection for this name: whatever the old one had in flight
@@ -1581,12 +1587,12 @@ s_welcome (server_t *self, s_session_t *s, zframe_t *peer, int fd, const char *i
     s->ninflight = 0;
     s->inflight_records = 0;
     s->inflight_bytes = 0;
-    s->last_heard_ms = util_mono_ms ();
-    wire_head_t head = {.command = WIRE_WELCOME, .cursor = s->sent_upto + 1};
+    s->last_heard_ms = omni_util_mono_ms ();
+    omni_wire_head_t head = {.command = WIRE_WELCOME, .cursor = s->sent_upto + 1};
     _Static_assert(JOURNAL_ID_SIZE == WIRE_JOURNAL_ID, "WELCOME carries the journal's id");
     memcpy (head.journal, journal_id (self->journal), WIRE_JOURNAL_ID);
     s_route (self, PEERS_DELIVERY, zframe_data (peer), zframe_size (peer), fd, &head, NULL);
-    metric_set (s->m_connected, 1);
+    omni_metric_set (s->m_connected, 1);
     log_info ("delivery.hello", "writer=%s instance=%s cursor=%" PRIu64 " window=%u", s->name,
               s_shown (instance), s->sent_upto + 1, s->window);
     //  The holder just spoke: a HELLO waiting for the name is refused.
@@ -1599,7 +1605,8 @@ s_welcome (server_t *self, s_session_t *s, zframe_t *peer, int fd, const char *i
 static void
 s_expire_holder (server_t *self, s_session_t *s)
 {
-    if (!s->pending_peer || util_mono_ms () - s->last_heard_ms < self->config.session_timeout_ms)
+    if (!s->pending_peer ||
+        omni_util_mono_ms () - s->last_heard_ms < self->config.session_timeout_ms)
         return;
     zframe_t *peer = s->pending_peer;
     s->pending_peer = NULL;
@@ -1614,9 +1621,9 @@ s_expire_holder (server_t *self, s_session_t *s)
 static void
 s_delivery_bad (server_t *self, zframe_t *peer, int fd, const char *what, const char *detail)
 {
-    metric_add (self->m_bad_messages, 1);
+    omni_metric_add (self->m_bad_messages, 1);
     uint64_t held;
-    if (log_allow ("delivery.bad_message", "", 60000, &held))
+    if (omni_log_allow ("delivery.bad_message", "", 60000, &held))
         log_warn ("delivery.bad_message", "what=%s detail=\"%s\" repeated=%" PRIu64, what, detail,
                   held);
     if (peer)
@@ -1640,13 +1647,13 @@ s_writer_name_ok (const void *name, size_t size)
 }
 
 static void
-s_handle_hello (server_t *self, zframe_t *peer, int fd, const wire_head_t *hello)
+s_handle_hello (server_t *self, zframe_t *peer, int fd, const omni_wire_head_t *hello)
 {
     if (!s_writer_name_ok (hello->text, hello->text_size)) {
         //  In hex: the name may hold a NUL, which no %s shows
         char hex[2 * WRITER_NAME_MAX + 1];
         size_t shown = hello->text_size < WRITER_NAME_MAX ? hello->text_size : WRITER_NAME_MAX;
-        util_hex ((const uint8_t *) hello->text, shown, hex);
+        omni_util_hex ((const uint8_t *) hello->text, shown, hex);
         char detail[256];
         snprintf (detail, sizeof detail,
                   "malformed HELLO: a writer name is 1..%d printable characters without blanks "
@@ -1665,8 +1672,9 @@ s_handle_hello (server_t *self, zframe_t *peer, int fd, const wire_head_t *hello
     char *name = strndup (hello->text, hello->text_size);
     //  CURVE lets any writer key in on delivery: the name must be its own
     char refusal[256];
-    if (!curve_server_writer_allowed_meta (self->config.curve, self->peer_key, self->peer_writers,
-                                           name, refusal, sizeof refusal)) {
+    if (!omni_curve_server_writer_allowed_meta (self->config.curve, self->peer_key,
+                                                self->peer_writers, name, refusal,
+                                                sizeof refusal)) {
         s_delivery_reply (self, peer, fd, WIRE_RESET, refusal);
         free (name);
         return;
@@ -1681,9 +1689,9 @@ s_handle_hello (server_t *self, zframe_t *peer, int fd, const wire_head_t *hello
         //  The writer says HELLO every second until it is configured here;
         //  one key for every name, so that a peer inventing names gets no
         //  more lines than one that repeats one
-        metric_add (self->m_bad_messages, 1);
+        omni_metric_add (self->m_bad_messages, 1);
         uint64_t held;
-        if (log_allow ("delivery.unknown_writer", "", 60000, &held))
+        if (omni_log_allow ("delivery.unknown_writer", "", 60000, &held))
             log_warn ("delivery.unknown_writer",
                       "writer=%.64s configured=%s repeated=%" PRIu64
                       " hint=\"add it to ingestd.writers (and restart ingestd), or stop that "
@@ -1698,11 +1706,11 @@ s_handle_hello (server_t *self, zframe_t *peer, int fd, const wire_head_t *hello
     //  flight to it: the WELCOME it waits for is on its way. Welcoming it
     //  again would send everything in flight once more, per HELLO.
     if (s->peer && zframe_eq (s->peer, peer) && s->ninflight > 0) {
-        metric_add (self->m_hello_ignored, 1);
+        omni_metric_add (self->m_hello_ignored, 1);
         s->window = window;
-        s->last_heard_ms = util_mono_ms ();
+        s->last_heard_ms = omni_util_mono_ms ();
         uint64_t held;
-        if (log_allow ("delivery.hello_again", s->name, 60000, &held))
+        if (omni_log_allow ("delivery.hello_again", s->name, 60000, &held))
             log_info ("delivery.hello_again",
                       "writer=%s instance=%s inflight=%zu repeated=%" PRIu64
                       " why=\"a HELLO on a welcomed connection; nothing is sent again\"",
@@ -1714,7 +1722,7 @@ s_handle_hello (server_t *self, zframe_t *peer, int fd, const wire_head_t *hello
     //  killed, partitioned): the name is this writer's.
     if (!s->peer || zframe_eq (s->peer, peer) ||
         (*instance && strcmp (instance, s->instance) == 0) ||
-        util_mono_ms () - s->last_heard_ms >= self->config.session_timeout_ms) {
+        omni_util_mono_ms () - s->last_heard_ms >= self->config.session_timeout_ms) {
         s_welcome (self, s, peer, fd, instance, window);
         return;
     }
@@ -1727,10 +1735,10 @@ s_handle_hello (server_t *self, zframe_t *peer, int fd, const wire_head_t *hello
             log_info ("delivery.hello_waiting",
                       "writer=%s instance=%s holder=%s holder_heard_ms=%" PRId64, s->name,
                       s_shown (instance), s_shown (s->instance),
-                      util_mono_ms () - s->last_heard_ms);
+                      omni_util_mono_ms () - s->last_heard_ms);
         zframe_destroy (&s->pending_peer);
         s->pending_peer = zframe_dup (peer);
-        s->pending_since_ms = util_mono_ms ();
+        s->pending_since_ms = omni_util_mono_ms ();
     }
     s->pending_fd = fd;
     snprintf (s->pending_instance, sizeof s->pending_instance, "%s", instance);
@@ -1739,7 +1747,7 @@ s_handle_hello (server_t *self, zframe_t *peer, int fd, const wire_head_t *hello
 
 //  An ACK, or NULL for one the codec refused.
 static void
-s_handle_ack (server_t *self, zframe_t *peer, int fd, const wire_head_t *ack)
+s_handle_ack (server_t *self, zframe_t *peer, int fd, const omni_wire_head_t *ack)
 {
     s_session_t *s = s_session_by_peer (self, peer);
     if (!s) {
@@ -1754,7 +1762,7 @@ s_handle_ack (server_t *self, zframe_t *peer, int fd, const wire_head_t *ack)
     s->window = ack->window;
     if (s->window > self->config.window_max)
         s->window = self->config.window_max;
-    s->last_heard_ms = util_mono_ms ();
+    s->last_heard_ms = omni_util_mono_ms ();
     if (s->pending_peer)
         s_refuse_pending (self, s); //  the holder is alive
 
@@ -1772,10 +1780,10 @@ s_handle_ack (server_t *self, zframe_t *peer, int fd, const wire_head_t *ack)
     memmove (s->inflight, s->inflight + done, (s->ninflight - done) * sizeof *s->inflight);
     s->ninflight -= done;
     s->inflight_records -= (uint32_t) records;
-    metric_add (s->m_acked, records);
+    omni_metric_add (s->m_acked, records);
     int64_t received = journal_received_ns (self->journal, upto);
     if (received)
-        metric_observe (s->m_latency, (double) (util_now_ns () - received) / 1e9);
+        omni_metric_observe (s->m_latency, (double) (omni_util_now_ns () - received) / 1e9);
     journal_set_cursor (self->journal, s->index, upto + 1);
 }
 
@@ -1792,11 +1800,11 @@ s_handle_conflict (server_t *self, zframe_t *peer, zmsg_t *msg)
     if (!s)
         return;
     for (zframe_t *frame = zmsg_next (msg); frame; frame = zmsg_next (msg)) {
-        record_t record;
-        if (record_check (&record, zframe_data (frame), zframe_size (frame), &self->config.limits,
-                          NULL, 0) != REJECT_NONE)
+        omni_record_t record;
+        if (omni_record_check (&record, zframe_data (frame), zframe_size (frame),
+                               &self->config.limits, NULL, 0) != REJECT_NONE)
             continue;
-        metric_add (s->m_conflicts, 1);
+        omni_metric_add (s->m_conflicts, 1);
         if (!s_tap_open (self))
             continue;
         char topic[128];
@@ -1819,8 +1827,8 @@ s_sync_cursors (server_t *self)
     int rc = journal_sync_cursors (self->journal);
     uint64_t trimmed = journal_counters (self->journal).trimmed - trimmed_before;
     pthread_mutex_unlock (&self->state_lock);
-    metric_add (self->m_trimmed, trimmed);
-    self->last_sync_ms = util_mono_ms ();
+    omni_metric_add (self->m_trimmed, trimmed);
+    self->last_sync_ms = omni_util_mono_ms ();
     if (rc)
         s_journal_failed (self, "sync_cursors", 0);
     return rc;
@@ -1832,7 +1840,7 @@ s_sync_cursors (server_t *self)
 static void
 s_probe (server_t *self)
 {
-    self->last_probe_ms = util_mono_ms ();
+    self->last_probe_ms = omni_util_mono_ms ();
     pthread_mutex_lock (&self->state_lock);
     int rc = journal_probe (self->journal, self->probe_bytes);
     pthread_mutex_unlock (&self->state_lock);
@@ -1880,7 +1888,7 @@ s_recv_delivery (server_t *self, int *fd)
                 self->config.curve ? zmq_msg_gets (&part, CURVE_WRITERS_PROPERTY) : NULL;
             snprintf (self->peer_key, sizeof self->peer_key, "%s", key ? key : "");
             snprintf (self->peer_writers, sizeof self->peer_writers, "%s", writers ? writers : "");
-            peers_touch (self->peers, *fd, util_mono_ms ());
+            peers_touch (self->peers, *fd, omni_util_mono_ms ());
         }
         //  Frames past what any command has are read past, not kept: a
         //  message of many frames costs no more than a short one here.
@@ -1909,7 +1917,7 @@ s_delivery_disconnected (server_t *self, uint32_t value)
                 log_info ("delivery.writer_disconnected", "writer=%s instance=%s", s->name,
                           s_shown (s->instance));
                 s->peer_fd = -1;
-                s->last_heard_ms = util_mono_ms () - self->config.session_timeout_ms;
+                s->last_heard_ms = omni_util_mono_ms () - self->config.session_timeout_ms;
                 s_expire_holder (self, s);
             } else if (s->pending_peer && s->pending_fd == (int) value)
                 zframe_destroy (&s->pending_peer);
@@ -1934,8 +1942,8 @@ s_monitor_event (server_t *self, peers_socket_t which)
     zmsg_destroy (&event);
     uint64_t held;
     if (id == ZMQ_EVENT_ACCEPTED) {
-        int dropped = peers_accepted (self->peers, which, (int) value, util_mono_ms ());
-        if (dropped >= 0 && log_allow ("ingestd.connection_limit", "", 60000, &held))
+        int dropped = peers_accepted (self->peers, which, (int) value, omni_util_mono_ms ());
+        if (dropped >= 0 && omni_log_allow ("ingestd.connection_limit", "", 60000, &held))
             log_warn ("ingestd.connection_limit",
                       "socket=%s limit=%zu repeated=%" PRIu64
                       " why=\"the idlest connection was closed for a new one\" "
@@ -1948,16 +1956,16 @@ s_monitor_event (server_t *self, peers_socket_t which)
             s_delivery_disconnected (self, value);
         else if (which == PEERS_TAP && peers_count (self->peers, PEERS_TAP) == 0) {
             self->tap_subscribes = 0; //  no one left: their subscriptions are gone
-            metric_set (self->m_tap_subscribers, 0);
+            omni_metric_set (self->m_tap_subscribers, 0);
         }
     } else if (id == ZMQ_EVENT_ACCEPT_FAILED) {
         //  libzmq retries a failed accept at once, and again, while the
         //  listening socket has a connection waiting: out of descriptors
         //  that spins. Closing the idlest connection ends it.
-        metric_add (self->m_accept_failed, 1);
+        omni_metric_add (self->m_accept_failed, 1);
         bool freed = (value == EMFILE || value == ENFILE) &&
                      peers_drop_idlest (self->peers, PEERS_FD_SHORTAGE);
-        if (log_allow ("ingestd.accept_failed", "", 60000, &held))
+        if (omni_log_allow ("ingestd.accept_failed", "", 60000, &held))
             log_error ("ingestd.accept_failed",
                        "socket=%s error=\"%s\" connections=%zu freed=%s repeated=%" PRIu64
                        " hint=\"raise the descriptor limit or lower max_connections\"",
@@ -1978,9 +1986,9 @@ s_delivery_round (server_t *self)
         if (!msg)
             break;
         zframe_t *peer = zmsg_pop (msg);
-        wire_head_t head = {0};
+        omni_wire_head_t head = {0};
         char why[128] = "no frames";
-        bool ok = peer && wire_decode (WIRE_DELIVERY, msg, &head, why, sizeof why) == 0;
+        bool ok = peer && omni_wire_decode (WIRE_DELIVERY, msg, &head, why, sizeof why) == 0;
         if (ok && head.command == WIRE_HELLO)
             s_handle_hello (self, peer, fd, &head);
         else if (head.command == WIRE_HELLO) {
@@ -2002,7 +2010,7 @@ s_delivery_round (server_t *self)
     //  after a crash a writer receives at most that much again, and writers
     //  are idempotent. A full journal is synced at once so it can drain
     //  (but a faulted one no faster than SYNC_MS: it is failing).
-    if (util_mono_ms () - self->last_sync_ms >= SYNC_MS ||
+    if (omni_util_mono_ms () - self->last_sync_ms >= SYNC_MS ||
         (journal_full (self->journal) && self->fault == JOURNAL_OK))
         s_sync_cursors (self);
     s_pump_all (self);
@@ -2013,33 +2021,33 @@ s_housekeep (server_t *self)
 {
     //  Trimming may lag behind ACKs (it is chunked): finish it here.
     s_sync_cursors (self);
-    metric_set (self->m_journal_bytes, (double) journal_bytes (self->journal));
-    metric_set (self->m_journal_records, (double) journal_records (self->journal));
-    int64_t now_ns = util_now_ns (), now_ms = util_mono_ms ();
+    omni_metric_set (self->m_journal_bytes, (double) journal_bytes (self->journal));
+    omni_metric_set (self->m_journal_records, (double) journal_records (self->journal));
+    int64_t now_ns = omni_util_now_ns (), now_ms = omni_util_mono_ms ();
     uint64_t next = journal_next_offset (self->journal);
     for (size_t i = 0; i < self->nsessions; i++) {
         s_session_t *s = &self->sessions[i];
         uint64_t cursor = journal_cursor (self->journal, s->index);
-        metric_set (s->m_lag_records, (double) (next - cursor));
+        omni_metric_set (s->m_lag_records, (double) (next - cursor));
         int64_t oldest = cursor < next ? journal_received_ns (self->journal, cursor) : 0;
-        metric_set (s->m_lag_seconds, oldest ? (double) (now_ns - oldest) / 1e9 : 0);
+        omni_metric_set (s->m_lag_seconds, oldest ? (double) (now_ns - oldest) / 1e9 : 0);
         s_expire_holder (self, s);
         bool alive = s->peer && now_ms - s->last_heard_ms < self->config.session_timeout_ms;
         if (s->peer && now_ms - s->last_sent_ms >= HEARTBEAT_MS) {
             //  An idle writer hears from us too, so it can tell ingestd is up.
-            wire_head_t head = {.command = WIRE_HEARTBEAT,
-                                .cursor = journal_cursor (self->journal, s->index)};
+            omni_wire_head_t head = {.command = WIRE_HEARTBEAT,
+                                     .cursor = journal_cursor (self->journal, s->index)};
             s_route (self, PEERS_DELIVERY, zframe_data (s->peer), zframe_size (s->peer), s->peer_fd,
                      &head, NULL);
             s->last_sent_ms = now_ms;
         }
-        metric_set (s->m_connected, alive ? 1 : 0);
+        omni_metric_set (s->m_connected, alive ? 1 : 0);
     }
     if (self->config.dead_retain_ms > 0 && now_ms - self->last_dead_expire_ms >= 1000) {
         uint64_t expired =
             journal_expire_dead (self->journal, now_ns - self->config.dead_retain_ms * 1000000);
         if (expired) {
-            metric_add (self->m_dead_expired, expired);
+            omni_metric_add (self->m_dead_expired, expired);
             log_info ("journal.dead_letters_expired",
                       "count=%" PRIu64 " retain_ms=%" PRId64 " kept=%" PRIu64, expired,
                       self->config.dead_retain_ms, journal_dead_count (self->journal));
@@ -2053,21 +2061,22 @@ s_housekeep (server_t *self)
     peers_drop_silent (self->peers, PEERS_INTAKE, quiet_since, false, PEERS_IDLE);
     peers_drop_silent (self->peers, PEERS_DELIVERY, quiet_since, false, PEERS_IDLE);
     for (int k = 0; k < PEERS_SOCKETS; k++)
-        metric_set (self->m_connections[k], (double) peers_count (self->peers, k));
-    metric_set (self->m_memory, (double) atomic_load (&self->memory_used));
+        omni_metric_set (self->m_connections[k], (double) peers_count (self->peers, k));
+    omni_metric_set (self->m_memory, (double) atomic_load (&self->memory_used));
     if (now_ms - self->last_held_ms >= HELD_MS) {
         //  Two system calls a connection: not every tick
-        metric_set (self->m_held[PEERS_INTAKE],
-                    (double) peers_held_total (self->peers, PEERS_INTAKE));
-        metric_set (self->m_held[PEERS_DELIVERY],
-                    (double) peers_held_total (self->peers, PEERS_DELIVERY));
-        metric_set (self->m_held[PEERS_TAP], (double) peers_held_total (self->peers, PEERS_TAP));
+        omni_metric_set (self->m_held[PEERS_INTAKE],
+                         (double) peers_held_total (self->peers, PEERS_INTAKE));
+        omni_metric_set (self->m_held[PEERS_DELIVERY],
+                         (double) peers_held_total (self->peers, PEERS_DELIVERY));
+        omni_metric_set (self->m_held[PEERS_TAP],
+                         (double) peers_held_total (self->peers, PEERS_TAP));
         self->last_held_ms = now_ms;
     }
-    metric_set (self->m_memory_peak, (double) atomic_load (&self->memory_peak));
+    omni_metric_set (self->m_memory_peak, (double) atomic_load (&self->memory_peak));
     for (int r = 0; r < PEERS_REASONS; r++) {
         uint64_t dropped = peers_dropped (self->peers, r);
-        metric_add (self->m_dropped[r], dropped - self->dropped_seen[r]);
+        omni_metric_add (self->m_dropped[r], dropped - self->dropped_seen[r]);
         self->dropped_seen[r] = dropped;
     }
     self->last_housekeep_ms = now_ms;
@@ -2079,13 +2088,13 @@ server_run (server_t *self)
     log_info ("ingestd.ready", "intake=%s delivery=%s tap=%s writers=%zu", self->config.intake,
               self->config.delivery, self->config.tap, self->nsessions);
     while (!s_stopping (self)) {
-        atomic_store (&self->loop_ms, util_mono_ms ());
+        atomic_store (&self->loop_ms, omni_util_mono_ms ());
         bool full = journal_full (self->journal);
         bool faulted = self->fault != JOURNAL_OK;
         bool hold = full || faulted;
         if (hold != self->paused) {
             self->paused = hold;
-            metric_set (self->m_paused, hold);
+            omni_metric_set (self->m_paused, hold);
             if (hold)
                 log_info ("intake.paused", "reason=%s journal_bytes=%" PRIu64 " limit=%" PRIu64,
                           faulted ? journal_fault_name (self->fault) : "journal_full",
@@ -2105,7 +2114,7 @@ server_run (server_t *self)
         //  go out and the collectors wait (backpressure).
         long timeout = HOUSEKEEP_MS;
         if (faulted) {
-            int64_t probe_in = self->last_probe_ms + PROBE_MS - util_mono_ms ();
+            int64_t probe_in = self->last_probe_ms + PROBE_MS - omni_util_mono_ms ();
             timeout = probe_in < 0 ? 0 : probe_in < timeout ? (long) probe_in : timeout;
         }
         int rc = zmq_poll (items, hold ? 5 : 6, timeout);
@@ -2123,9 +2132,9 @@ server_run (server_t *self)
             s_delivery_round (self);
         if (!hold && (items[5].revents & ZMQ_POLLIN))
             s_intake_round (self);
-        if (self->fault != JOURNAL_OK && util_mono_ms () - self->last_probe_ms >= PROBE_MS)
+        if (self->fault != JOURNAL_OK && omni_util_mono_ms () - self->last_probe_ms >= PROBE_MS)
             s_probe (self);
-        if (util_mono_ms () - self->last_housekeep_ms >= HOUSEKEEP_MS) {
+        if (omni_util_mono_ms () - self->last_housekeep_ms >= HOUSEKEEP_MS) {
             s_housekeep (self);
             s_pump_all (self);
         }
@@ -2187,7 +2196,7 @@ server_healthy (void *self_, char *text, size_t size)
                          atomic_load (&self->memory_freed));
     //  Which instance holds each writer name (omnictl status shows it): the
     //  first place to look when a writer is refused.
-    int64_t now = util_mono_ms ();
+    int64_t now = omni_util_mono_ms ();
     for (size_t i = 0; i < self->nsessions && len >= 0 && (size_t) len < size; i++) {
         s_session_t *s = &self->sessions[i];
         int64_t heard = s->last_heard_ms;
@@ -2225,7 +2234,7 @@ server_test (bool verbose)
                               1 << 20,
                               10,
                               bad,
-                              record_default_limits,
+                              omni_record_default_limits,
                               NULL,
                               0,
                               0,

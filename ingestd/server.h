@@ -8,9 +8,9 @@
 #ifndef OMNI_SERVER_H
 #define OMNI_SERVER_H
 
-#include "curve.h"
-#include "metrics.h"
-#include "record.h"
+#include "common/curve.h"
+#include "common/metrics.h"
+#include "proto/record.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -24,8 +24,8 @@ typedef struct {
     uint64_t journal_max;       //  bytes of records held before intake pauses
     uint64_t dead_max;          //  dead letters kept
     const char *const *writers; //  configured writer names, NULL-terminated
-    record_limits_t limits;
-    curve_server_t *curve; //  NULL = no security; else all three sockets are CURVE servers
+    omni_record_limits_t limits;
+    omni_curve_server_t *curve; //  NULL = no security; else all three sockets are CURVE servers
     //  A writer name is held by one connection while it was heard from within
     //  this long; HELLOs of other instances wait, then are refused or take
     //  over (0 = 5 s).
@@ -51,7 +51,7 @@ typedef struct {
 
 typedef struct _server_t server_t;
 
-server_t *server_new (const server_config_t *config, metrics_t *metrics, char *error,
+server_t *server_new (const server_config_t *config, omni_metrics_t *metrics, char *error,
                       size_t error_size);
 void server_destroy (server_t **self_p);
 

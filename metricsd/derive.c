@@ -14,9 +14,9 @@
       own id (sha, build_id) is a tag, so two commits by one author in the
       same second stay two points, while the same commit seen again stays
       one (the points table is unique on name, source, tags, time).       */
-#include "derive.h"
-#include "mpjson.h"
-#include "pgconn.h"
+#include "metricsd/derive.h"
+#include "proto/mpjson.h"
+#include "common/pgconn.h"
 
 #include <assert.h>
 #include <math.h>
@@ -102,8 +102,8 @@ static const s_rule_t s_rules[] = {
 #define S_RULES (sizeof s_rules / sizeof s_rules[0])
 
 struct _derive_t {
-    const kind_spec_t *specs[S_RULES]; //  each rule's kind, resolved once
-    mpjson_buf_t tags;
+    const omni_kind_spec_t *specs[S_RULES]; //  each rule's kind, resolved once
+    omni_mpjson_buf_t tags;
     char *scratch; //  a source with NUL bytes, cleaned
     size_t scratch_size;
     uint64_t skipped[DERIVE_SKIP_COUNT];
@@ -115,7 +115,7 @@ derive_new (void)
     derive_t *self = calloc (1, sizeof *self);
     assert (self);
     for (size_t r = 0; r < S_RULES; r++) {
-        self->specs[r] = kinds_lookup (s_rules[r].kind, strlen (s_rules[r].kind));
+        self->specs[r] = omni_kinds_lookup (s_rules[r].kind, strlen (s_rules[r].kind));
         assert (self->specs[r]);
     }
     return self;
@@ -127,17 +127,17 @@ derive_destroy (derive_t **self_p)
     derive_t *self = *self_p;
     if (!self)
         return;
-    mpjson_buf_free (&self->tags);
+    omni_mpjson_buf_free (&self->tags);
     free (self->scratch);
     free (self);
     *self_p = NULL;
 }
 
 bool
-derive_wants (const kind_spec_t *spec)
+derive_wants (const omni_kind_spec_t *spec)
 {
     for (size_t r = 0; r < S_RULES; r++)
-        if (kinds_lookup (s_rules[r].kind, strlen (s_rules[r].kind)) == spec)
+        if (omni_kinds_lookup (s_rules[r].kind, strlen (s_rules[r].kind)) == spec)
             return true;
     return false;
 }
@@ -156,23 +156,23 @@ derive_skip_name (derive_skip_t reason)
 }
 
 static bool
-s_in (record_str_t value, const char *const *list)
+s_in (omni_record_str_t value, const char *const *list)
 {
     for (; list && *list; list++)
-        if (record_str_eq (value, *list))
+        if (omni_record_str_eq (value, *list))
             return true;
     return false;
 }
 
 //  0 = no point (absent), 1 = time set, -1 = out of range
 static int
-s_time (const s_rule_t *rule, const record_t *record, int64_t *ns)
+s_time (const s_rule_t *rule, const omni_record_t *record, int64_t *ns)
 {
     for (const s_time_t *t = rule->time; t->field; t++) {
         int64_t v;
         if (strcmp (t->field, "@ts") == 0)
             v = record->ts;
-        else if (!record_field_int (record->body, t->field, &v))
+        else if (!omni_record_field_int (record->body, t->field, &v))
             continue;
         if (v > INT64_MAX / t->unit_ns || v < INT64_MIN / t->unit_ns)
             return -1;
@@ -184,19 +184,19 @@ s_time (const s_rule_t *rule, const record_t *record, int64_t *ns)
 
 //  0 = no point, 1 = value set
 static int
-s_value (const s_rule_t *rule, const record_t *record, double *value)
+s_value (const s_rule_t *rule, const omni_record_t *record, double *value)
 {
     if (rule->when_field) {
-        record_str_t s;
-        if (!record_field_str (record->body, rule->when_field, &s) || !s_in (s, rule->when))
+        omni_record_str_t s;
+        if (!omni_record_field_str (record->body, rule->when_field, &s) || !s_in (s, rule->when))
             return 0;
     }
     switch (rule->value) {
     case V_ONE: *value = 1; return 1;
-    case V_FIELD: return record_field_num (record->body, rule->field, value) ? 1 : 0;
+    case V_FIELD: return omni_record_field_num (record->body, rule->field, value) ? 1 : 0;
     case V_STATUS: {
-        record_str_t s;
-        if (!record_field_str (record->body, rule->field, &s))
+        omni_record_str_t s;
+        if (!omni_record_field_str (record->body, rule->field, &s))
             return 0;
         if (s_in (s, rule->ones))
             *value = 1;
@@ -215,20 +215,20 @@ s_member (derive_t *self, bool *first, const char *key, size_t key_len, const ch
           size_t value_len)
 {
     if (!*first)
-        mpjson_append (&self->tags, ",", 1);
+        omni_mpjson_append (&self->tags, ",", 1);
     *first = false;
-    mpjson_string (&self->tags, key, key_len);
-    mpjson_append (&self->tags, ":", 1);
-    mpjson_string (&self->tags, value, value_len);
+    omni_mpjson_string (&self->tags, key, key_len);
+    omni_mpjson_append (&self->tags, ":", 1);
+    omni_mpjson_string (&self->tags, value, value_len);
 }
 
 //  The tags of a rule as one JSON object; NUL becomes U+FFFD (jsonb
 //  refuses \u0000), per the NUL rule of pgconn.
 static void
-s_tags (derive_t *self, const s_tag_t *tags, const record_t *record)
+s_tags (derive_t *self, const s_tag_t *tags, const omni_record_t *record)
 {
-    mpjson_buf_reset (&self->tags);
-    mpjson_append (&self->tags, "{", 1);
+    omni_mpjson_buf_reset (&self->tags);
+    omni_mpjson_append (&self->tags, "{", 1);
     bool first = true;
     for (const s_tag_t *t = tags; t->tag; t++) {
         if (strcmp (t->from, "@tags") == 0) {
@@ -243,26 +243,26 @@ s_tags (derive_t *self, const s_tag_t *tags, const record_t *record)
             }
             continue;
         }
-        record_str_t value;
+        omni_record_str_t value;
         if (strcmp (t->from, "@src") == 0)
             value = record->src;
-        else if (!record_field_str (record->body, t->from, &value))
+        else if (!omni_record_field_str (record->body, t->from, &value))
             continue;
         s_member (self, &first, t->tag, strlen (t->tag), value.ptr, value.len);
     }
-    mpjson_append (&self->tags, "}", 1);
-    pgconn_json_clean (self->tags.data, self->tags.size);
+    omni_mpjson_append (&self->tags, "}", 1);
+    omni_pgconn_json_clean (self->tags.data, self->tags.size);
 }
 
 size_t
-derive_record (derive_t *self, const record_t *record, derive_point_fn *emit, void *arg)
+derive_record (derive_t *self, const omni_record_t *record, derive_point_fn *emit, void *arg)
 {
     size_t made = 0;
     const s_tag_t *tags_for = NULL; //  the tags in self->tags, reused across rules
     derive_point_t point;
     size_t source_len;
-    point.source = pgconn_text_clean (record->src.ptr, record->src.len, &self->scratch,
-                                      &self->scratch_size, &source_len);
+    point.source = omni_pgconn_text_clean (record->src.ptr, record->src.len, &self->scratch,
+                                           &self->scratch_size, &source_len);
     point.source_len = source_len;
     for (size_t r = 0; r < S_RULES; r++) {
         const s_rule_t *rule = &s_rules[r];
@@ -281,8 +281,9 @@ derive_record (derive_t *self, const record_t *record, derive_point_fn *emit, vo
             self->skipped[DERIVE_SKIP_NOT_FINITE]++;
             continue;
         }
-        record_str_t name = {rule->series, strlen (rule->series)};
-        if (strcmp (rule->series, "@name") == 0 && !record_field_str (record->body, "name", &name))
+        omni_record_str_t name = {rule->series, strlen (rule->series)};
+        if (strcmp (rule->series, "@name") == 0 &&
+            !omni_record_field_str (record->body, "name", &name))
             continue;
         if (rule->tags != tags_for) {
             s_tags (self, rule->tags, record);
@@ -308,7 +309,7 @@ derive_record (derive_t *self, const record_t *record, derive_point_fn *emit, vo
 //  ---------------------------------------------------------------------------
 //  Self-test
 
-#include "testrec.h"
+#include "metricsd/testrec.h"
 
 typedef struct {
     char text[64][512];
@@ -415,8 +416,8 @@ derive_test (bool verbose)
     msgpack_pack_true (pk);
     testrec_end (recs);
     s_expect (derive, recs, (const char *[]){NULL});
-    assert (derive_wants (kinds_lookup ("ci.test", 7)));
-    assert (!derive_wants (kinds_lookup ("git.branch", 10)));
+    assert (derive_wants (omni_kinds_lookup ("ci.test", 7)));
+    assert (!derive_wants (omni_kinds_lookup ("git.branch", 10)));
 
     //  Hostile text: quotes, backslashes, control bytes and NUL in tags
     pk = testrec_begin (recs, "metric", "s\"rc", ts, 2);
@@ -436,7 +437,7 @@ derive_test (bool verbose)
         testrec_num (pk, "value", 2);
         testrec_tag (one, "k", "aXb");
         testrec_end (one);
-        record_t r = testrec_records (one)[0];
+        omni_record_t r = testrec_records (one)[0];
         msgpack_object *v = &r.tags->via.map.ptr[0].val;
         ((char *) v->via.str.ptr)[1] = 0;
         derive_record (derive, &r, s_collect, &seen);

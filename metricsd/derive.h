@@ -9,7 +9,7 @@
 #ifndef OMNI_METRICSD_DERIVE_H
 #define OMNI_METRICSD_DERIVE_H
 
-#include "record.h"
+#include "proto/record.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -50,14 +50,15 @@ void derive_destroy (derive_t **self_p);
 
 //  Makes the points of one record (none for a kind without rules, or when
 //  the optional fields a rule needs are absent). Returns how many.
-size_t derive_record (derive_t *self, const record_t *record, derive_point_fn *emit, void *arg);
+size_t derive_record (derive_t *self, const omni_record_t *record, derive_point_fn *emit,
+                      void *arg);
 
 //  Points not made, by reason, since creation.
 uint64_t derive_skipped (derive_t *self, derive_skip_t reason);
 const char *derive_skip_name (derive_skip_t reason);
 
 //  Whether a kind has rules.
-bool derive_wants (const kind_spec_t *spec);
+bool derive_wants (const omni_kind_spec_t *spec);
 
 void derive_test (bool verbose);
 

@@ -1,9 +1,9 @@
 /*  metricsd: the time-series writer. Takes the metric, git.commit, ci.build
     and ci.test records from ingestd's delivery socket and stores the points
     derived from them with pointstore.                                       */
-#include "log.h"
-#include "pointstore.h"
-#include "writer_daemon.h"
+#include "common/log.h"
+#include "metricsd/pointstore.h"
+#include "common/writer_daemon.h"
 
 #include <stdio.h>
 
@@ -13,7 +13,7 @@ main (int argc, char **argv)
     char *dsn, *mode, *partition_interval;
     int64_t compress_after_ms, retain_ms, connections;
     bool create_database;
-    const config_option_t options[] = {
+    const omni_config_option_t options[] = {
         {"dsn", CONFIG_STRING, "",
          "PostgreSQL conninfo or postgresql:// URI; empty = the PG* environment", &dsn},
         {"mode", CONFIG_STRING, "auto",
@@ -39,10 +39,10 @@ main (int argc, char **argv)
          "create the dsn's database when it does not exist (the role needs CREATEDB)",
          &create_database},
         {NULL}};
-    const writer_daemon_spec_t spec = {
+    const omni_writer_daemon_spec_t spec = {
         "metricsd", "metrics", "1000", "127.0.0.1:9104", "records per transaction", options};
     int rc;
-    writer_daemon_t *daemon = writer_daemon_new (&spec, argc, argv, &rc);
+    omni_writer_daemon_t *daemon = omni_writer_daemon_new (&spec, argc, argv, &rc);
     if (!daemon)
         return rc;
     pointstore_config_t store_config = {
@@ -50,16 +50,16 @@ main (int argc, char **argv)
         retain_ms, (int) connections};
     if (tsschema_parse_mode (mode, &store_config.mode)) {
         fprintf (stderr, "error: metricsd.mode: '%s' is not auto, native or timescaledb\n", mode);
-        writer_daemon_destroy (&daemon);
+        omni_writer_daemon_destroy (&daemon);
         return 2;
     }
     char error[512];
     pointstore_t *store =
-        pointstore_new (&store_config, writer_daemon_metrics (daemon), error, sizeof error);
+        pointstore_new (&store_config, omni_writer_daemon_metrics (daemon), error, sizeof error);
     if (!store) {
         //  The dsn or a schema setting; the message says which
         fprintf (stderr, "error: metricsd.%s\n", error);
-        writer_daemon_destroy (&daemon);
+        omni_writer_daemon_destroy (&daemon);
         return 2;
     }
     //  A schema that cannot be applied is a start-up error; a server that is
@@ -69,15 +69,15 @@ main (int argc, char **argv)
         log_error ("metricsd.start_failed", "postgres=\"%s\" detail=\"schema migration failed\"",
                    pointstore_display (store));
         pointstore_destroy (&store);
-        writer_daemon_destroy (&daemon);
+        omni_writer_daemon_destroy (&daemon);
         return 1;
     }
     char schema[256];
     pointstore_describe (store, schema, sizeof schema);
     log_info ("metricsd.start", "postgres=\"%s\" connected=%s %s", pointstore_display (store),
               rc == 0 ? "yes" : "no", schema);
-    rc = writer_daemon_run (daemon, pointstore_write, store, pointstore_healthy, store);
-    writer_daemon_destroy (&daemon);
+    rc = omni_writer_daemon_run (daemon, pointstore_write, store, pointstore_healthy, store);
+    omni_writer_daemon_destroy (&daemon);
     pointstore_destroy (&store);
     return rc;
 }

@@ -33,12 +33,12 @@
     partition (someone dropped one), which fails the batch for a retry.
 
     Nothing from a record ever becomes SQL text: COPY and parameters only. */
-#include "pointstore.h"
-#include "derive.h"
-#include "log.h"
-#include "pgconn.h"
-#include "util.h"
-#include "writer.h"
+#include "metricsd/pointstore.h"
+#include "metricsd/derive.h"
+#include "common/log.h"
+#include "common/pgconn.h"
+#include "common/util.h"
+#include "common/writer.h"
 
 #include <assert.h>
 #include <inttypes.h>
@@ -119,9 +119,9 @@ typedef struct {
 } s_range_t;
 
 struct _pointstore_t {
-    pgconn_t *conn;
+    omni_pgconn_t *conn;
     //  The other connections of a shared COPY (connections - 1 of them)
-    pgconn_t *extra[S_CONNECTIONS_MAX - 1];
+    omni_pgconn_t *extra[S_CONNECTIONS_MAX - 1];
     int nextra;
     char *partition_interval;
     tsschema_config_t schema;
@@ -159,17 +159,17 @@ struct _pointstore_t {
     s_range_t *parts;
     size_t nparts, parts_cap;
 
-    metric_t *m_points, *m_refused, *m_partitions, *m_ignored, *m_skipped[DERIVE_SKIP_COUNT],
+    omni_metric_t *m_points, *m_refused, *m_partitions, *m_ignored, *m_skipped[DERIVE_SKIP_COUNT],
         *m_copied, *m_upserted, *m_dropped, *m_expired, *m_series;
     int64_t retain_ms;
     int64_t retention_done_ms; //  monotonic time of the last retention pass, 0 = none yet
 };
 
 static void
-s_add (metric_t *metric, uint64_t n)
+s_add (omni_metric_t *metric, uint64_t n)
 {
     if (metric && n)
-        metric_add (metric, n);
+        omni_metric_add (metric, n);
 }
 
 //  ---------------------------------------------------------------------------
@@ -217,7 +217,7 @@ s_parts_insert (pointstore_t *self, int64_t lo, int64_t hi)
 static int
 s_parts_load (pointstore_t *self)
 {
-    PGresult *result = pgconn_query (self->conn, S_PARTITIONS_SQL, 0, NULL);
+    PGresult *result = omni_pgconn_query (self->conn, S_PARTITIONS_SQL, 0, NULL);
     if (!result)
         return -1;
     self->nparts = 0;
@@ -246,17 +246,17 @@ typedef struct {
 } s_ensure_t;
 
 static int
-s_ensure_tx (pgconn_t *conn, void *arg)
+s_ensure_tx (omni_pgconn_t *conn, void *arg)
 {
     s_ensure_t *ensure = arg;
     //  A long query on points holds off the ACCESS EXCLUSIVE lock; rather
     //  than queue every writer behind us, give up and retry the batch.
-    if (pgconn_exec (conn, "SET LOCAL lock_timeout = '5s'") != PGCONN_OK)
+    if (omni_pgconn_exec (conn, "SET LOCAL lock_timeout = '5s'") != PGCONN_OK)
         return -1;
     char t[32];
     snprintf (t, sizeof t, "%" PRId64, ensure->t);
     const char *params[] = {t, ensure->self->partition_interval};
-    PGresult *result = pgconn_query (conn, S_ENSURE_SQL, 2, params);
+    PGresult *result = omni_pgconn_query (conn, S_ENSURE_SQL, 2, params);
     if (!result)
         return -1;
     int rc = PQntuples (result) == 1 ? 0 : -1;
@@ -269,7 +269,7 @@ s_ensure_tx (pgconn_t *conn, void *arg)
 }
 
 //  Makes sure the partition for t (us) exists; fills *hi with its end.
-static pgconn_status_t
+static omni_pgconn_status_t
 s_partition_for (pointstore_t *self, int64_t t, int64_t *hi)
 {
     ssize_t at = s_parts_find (self, t);
@@ -279,7 +279,7 @@ s_partition_for (pointstore_t *self, int64_t t, int64_t *hi)
         return PGCONN_OK;
     }
     s_ensure_t ensure = {self, t, 0, 0};
-    pgconn_status_t status = pgconn_transaction (self->conn, s_ensure_tx, &ensure);
+    omni_pgconn_status_t status = omni_pgconn_transaction (self->conn, s_ensure_tx, &ensure);
     if (status != PGCONN_OK)
         return status;
     if (ensure.lo > t || t >= ensure.hi) {
@@ -298,20 +298,20 @@ s_partition_for (pointstore_t *self, int64_t t, int64_t *hi)
 }
 
 //  The current period and the next exist before data arrives for them.
-static pgconn_status_t
+static omni_pgconn_status_t
 s_partitions_ahead (pointstore_t *self)
 {
     int64_t hi;
-    pgconn_status_t status = s_partition_for (self, s_floor_us (util_now_ns ()), &hi);
+    omni_pgconn_status_t status = s_partition_for (self, s_floor_us (omni_util_now_ns ()), &hi);
     return status == PGCONN_OK ? s_partition_for (self, hi, NULL) : status;
 }
 
 //  Every partition the batch needs: one lookup per point, a transaction
 //  per missing partition.
-static pgconn_status_t
+static omni_pgconn_status_t
 s_partitions_for_batch (pointstore_t *self)
 {
-    pgconn_status_t status = s_partitions_ahead (self);
+    omni_pgconn_status_t status = s_partitions_ahead (self);
     int64_t lo = 1, hi = 0; //  the last partition used: consecutive points share it
     for (size_t i = 0; i < self->npoints && status == PGCONN_OK; i++) {
         int64_t t = s_floor_us (self->points[i].time_ns);
@@ -432,7 +432,7 @@ s_series_lookup (pointstore_t *self)
 //  Connection setup: schema, staging table, statement, partitions
 
 static int
-s_setup (pgconn_t *conn, void *arg)
+s_setup (omni_pgconn_t *conn, void *arg)
 {
     pointstore_t *self = arg;
     int rc = tsschema_migrate (conn, &self->schema, &self->state);
@@ -454,10 +454,11 @@ s_setup (pgconn_t *conn, void *arg)
     self->ready = true;
     //  Another session may be another database (or the same one restored)
     s_series_clear (self);
-    PGconn *handle = pgconn_handle (conn);
-    if (pgconn_exec (conn, S_STAGE_DDL) != PGCONN_OK ||
-        pgconn_check (conn, PQprepare (handle, "ins_points", S_INSERT_SQL, 2, NULL)) != PGCONN_OK ||
-        pgconn_check (conn, PQprepare (handle, "ins_series", S_SERIES_INSERT_SQL, 2, NULL)) !=
+    PGconn *handle = omni_pgconn_handle (conn);
+    if (omni_pgconn_exec (conn, S_STAGE_DDL) != PGCONN_OK ||
+        omni_pgconn_check (conn, PQprepare (handle, "ins_points", S_INSERT_SQL, 2, NULL)) !=
+            PGCONN_OK ||
+        omni_pgconn_check (conn, PQprepare (handle, "ins_series", S_SERIES_INSERT_SQL, 2, NULL)) !=
             PGCONN_OK)
         return -1;
     if (self->state.mode == TSSCHEMA_NATIVE &&
@@ -470,7 +471,7 @@ s_setup (pgconn_t *conn, void *arg)
 }
 
 pointstore_t *
-pointstore_new (const pointstore_config_t *config, metrics_t *metrics, char *error,
+pointstore_new (const pointstore_config_t *config, omni_metrics_t *metrics, char *error,
                 size_t error_size)
 {
     const char *interval = config->partition_interval ? config->partition_interval : "month";
@@ -494,7 +495,7 @@ pointstore_new (const pointstore_config_t *config, metrics_t *metrics, char *err
         return NULL;
     }
     char why[512];
-    pgconn_t *conn = pgconn_new (config->dsn, why, sizeof why);
+    omni_pgconn_t *conn = omni_pgconn_new (config->dsn, why, sizeof why);
     if (!conn) {
         snprintf (error, error_size, "dsn: %s", why);
         return NULL;
@@ -511,48 +512,48 @@ pointstore_new (const pointstore_config_t *config, metrics_t *metrics, char *err
     self->derive = derive_new ();
     //  Under the writer's own retry backoff, so a server back up is seen
     //  at the writer's next attempt
-    pgconn_set_backoff (conn, 50, 1000);
-    pgconn_set_setup (conn, s_setup, self);
-    pgconn_set_create_database (conn, config->create_database);
+    omni_pgconn_set_backoff (conn, 50, 1000);
+    omni_pgconn_set_setup (conn, s_setup, self);
+    omni_pgconn_set_create_database (conn, config->create_database);
     //  Plain sessions: they only COPY into points_data, which the main
     //  connection's setup made
     for (self->nextra = 0; self->nextra < connections - 1; self->nextra++) {
-        self->extra[self->nextra] = pgconn_new (config->dsn, why, sizeof why);
+        self->extra[self->nextra] = omni_pgconn_new (config->dsn, why, sizeof why);
         assert (self->extra[self->nextra]); //  the same dsn parsed above
-        pgconn_set_backoff (self->extra[self->nextra], 50, 1000);
+        omni_pgconn_set_backoff (self->extra[self->nextra], 50, 1000);
     }
     if (metrics) {
         self->m_points =
-            metrics_counter (metrics, "points_written_total",
-                             "Points written in committed batches (new or updated)", NULL);
+            omni_metrics_counter (metrics, "points_written_total",
+                                  "Points written in committed batches (new or updated)", NULL);
         self->m_refused =
-            metrics_counter (metrics, "points_refused_total",
-                             "Points PostgreSQL refused for their content (dropped)", NULL);
+            omni_metrics_counter (metrics, "points_refused_total",
+                                  "Points PostgreSQL refused for their content (dropped)", NULL);
         self->m_partitions =
-            metrics_counter (metrics, "partitions_ensured_total",
-                             "Partitions created or found on demand (native mode)", NULL);
+            omni_metrics_counter (metrics, "partitions_ensured_total",
+                                  "Partitions created or found on demand (native mode)", NULL);
         self->m_copied =
-            metrics_counter (metrics, "batches_copied_total",
-                             "Batches of new points copied straight into points", NULL);
+            omni_metrics_counter (metrics, "batches_copied_total",
+                                  "Batches of new points copied straight into points", NULL);
         self->m_upserted =
-            metrics_counter (metrics, "batches_upserted_total",
-                             "Batches staged and upserted (some points existed)", NULL);
-        self->m_series = metrics_counter (
+            omni_metrics_counter (metrics, "batches_upserted_total",
+                                  "Batches staged and upserted (some points existed)", NULL);
+        self->m_series = omni_metrics_counter (
             metrics, "series_resolved_total",
             "Series ids read or made in PostgreSQL (not found in the cache)", NULL);
-        self->m_ignored = metrics_counter (metrics, "records_ignored_total",
-                                           "Records of kinds without derivation rules", NULL);
+        self->m_ignored = omni_metrics_counter (metrics, "records_ignored_total",
+                                                "Records of kinds without derivation rules", NULL);
         self->m_dropped =
-            metrics_counter (metrics, "partitions_dropped_total",
-                             "Partitions (TimescaleDB: chunks) dropped by retain", NULL);
-        self->m_expired = metrics_counter (metrics, "points_expired_total",
-                                           "Points older than retain, not written", NULL);
+            omni_metrics_counter (metrics, "partitions_dropped_total",
+                                  "Partitions (TimescaleDB: chunks) dropped by retain", NULL);
+        self->m_expired = omni_metrics_counter (metrics, "points_expired_total",
+                                                "Points older than retain, not written", NULL);
         for (int r = 0; r < DERIVE_SKIP_COUNT; r++) {
             char labels[64];
             snprintf (labels, sizeof labels, "reason=\"%s\"", derive_skip_name ((derive_skip_t) r));
             self->m_skipped[r] =
-                metrics_counter (metrics, "points_skipped_total",
-                                 "Points not made from a record, by reason", labels);
+                omni_metrics_counter (metrics, "points_skipped_total",
+                                      "Points not made from a record, by reason", labels);
         }
     }
     return self;
@@ -564,9 +565,9 @@ pointstore_destroy (pointstore_t **self_p)
     pointstore_t *self = *self_p;
     if (!self)
         return;
-    pgconn_destroy (&self->conn);
+    omni_pgconn_destroy (&self->conn);
     for (int i = 0; i < self->nextra; i++)
-        pgconn_destroy (&self->extra[i]);
+        omni_pgconn_destroy (&self->extra[i]);
     pthread_mutex_destroy (&self->problem_lock);
     derive_destroy (&self->derive);
     free (self->partition_interval);
@@ -584,7 +585,7 @@ pointstore_destroy (pointstore_t **self_p)
 const char *
 pointstore_display (pointstore_t *self)
 {
-    return pgconn_display (self->conn);
+    return omni_pgconn_display (self->conn);
 }
 
 void
@@ -611,22 +612,23 @@ int
 pointstore_connect (pointstore_t *self)
 {
     bool skipped = self->schema.skip_create;
-    int rc = pgconn_ensure (self->conn);
+    int rc = omni_pgconn_ensure (self->conn);
     if (rc && !skipped && self->schema.skip_create) {
         //  CREATE EXTENSION ended the session: decide again now, without
         //  it, so start-up ends native (auto) or exits (mode=timescaledb)
         //  instead of reporting a server that is merely away. The wait is
         //  pgconn's reconnect backoff (50 ms here).
-        int64_t until = util_mono_ms () + 2000;
-        while ((rc = pgconn_ensure (self->conn)) != 0 &&
-               pgconn_last_status (self->conn) == PGCONN_TRANSIENT && util_mono_ms () < until)
+        int64_t until = omni_util_mono_ms () + 2000;
+        while ((rc = omni_pgconn_ensure (self->conn)) != 0 &&
+               omni_pgconn_last_status (self->conn) == PGCONN_TRANSIENT &&
+               omni_util_mono_ms () < until)
             nanosleep (&(struct timespec){0, 20 * 1000 * 1000}, NULL);
     }
     if (rc == 0)
         return 0;
     //  Refused for good (no database yet, say): logged at error by pgconn,
     //  said by /health; the writer keeps asking, as for a server not up yet
-    pgconn_status_t status = pgconn_last_status (self->conn);
+    omni_pgconn_status_t status = omni_pgconn_last_status (self->conn);
     return status == PGCONN_TRANSIENT || status == PGCONN_PERMANENT ? 1 : -1;
 }
 
@@ -641,13 +643,13 @@ pointstore_healthy (void *self_, char *text, size_t size)
     pthread_mutex_unlock (&self->problem_lock);
     if (problem)
         return false;
-    if (pgconn_refused (self->conn, text, size))
+    if (omni_pgconn_refused (self->conn, text, size))
         return false;
-    bool ok = pgconn_ping (self->conn, 1000);
+    bool ok = omni_pgconn_ping (self->conn, 1000);
     if (ok)
         snprintf (text, size, "postgresql ok");
     else
-        snprintf (text, size, "postgresql not reachable (%s)", pgconn_display (self->conn));
+        snprintf (text, size, "postgresql not reachable (%s)", omni_pgconn_display (self->conn));
     return ok;
 }
 
@@ -699,7 +701,7 @@ s_point (void *arg, const derive_point_t *p)
 }
 
 static void
-s_derive (pointstore_t *self, const record_t *records, size_t count)
+s_derive (pointstore_t *self, const omni_record_t *records, size_t count)
 {
     self->npoints = 0;
     self->text_len = 0;
@@ -713,15 +715,15 @@ s_derive (pointstore_t *self, const record_t *records, size_t count)
 }
 
 //  One prepared statement over a range of staged rows (ord lo..hi)
-static pgconn_status_t
-s_exec_range (pgconn_t *conn, const char *statement, size_t lo, size_t hi)
+static omni_pgconn_status_t
+s_exec_range (omni_pgconn_t *conn, const char *statement, size_t lo, size_t hi)
 {
     char lo_text[24], hi_text[24];
     snprintf (lo_text, sizeof lo_text, "%zu", lo);
     snprintf (hi_text, sizeof hi_text, "%zu", hi);
     const char *params[] = {lo_text, hi_text};
-    return pgconn_check (
-        conn, PQexecPrepared (pgconn_handle (conn), statement, 2, params, NULL, NULL, 0));
+    return omni_pgconn_check (
+        conn, PQexecPrepared (omni_pgconn_handle (conn), statement, 2, params, NULL, NULL, 0));
 }
 
 //  Runs `statement` over the staged rows 0..n-1, or, slow, row by row under
@@ -731,23 +733,24 @@ s_exec_range (pgconn_t *conn, const char *statement, size_t lo, size_t hi)
 static int
 s_exec_rows (pointstore_t *self, const char *statement, size_t n, bool slow, bool *refused)
 {
-    pgconn_t *conn = self->conn;
+    omni_pgconn_t *conn = self->conn;
     if (!slow)
         return s_exec_range (conn, statement, 0, n - 1) == PGCONN_OK ? 0 : -1;
     for (size_t i = 0; i < n; i++) {
         if (refused[i])
             continue;
-        if (pgconn_exec (conn, "SAVEPOINT one") != PGCONN_OK)
+        if (omni_pgconn_exec (conn, "SAVEPOINT one") != PGCONN_OK)
             return -1;
-        pgconn_status_t status = s_exec_range (conn, statement, i, i);
-        if (status == PGCONN_CONTENT && strcmp (pgconn_sqlstate (conn), S_NO_PARTITION)) {
+        omni_pgconn_status_t status = s_exec_range (conn, statement, i, i);
+        if (status == PGCONN_CONTENT && strcmp (omni_pgconn_sqlstate (conn), S_NO_PARTITION)) {
             refused[i] = true;
             if (!self->refused_error[0])
                 snprintf (self->refused_error, sizeof self->refused_error, "%s %s",
-                          pgconn_sqlstate (conn), pgconn_error (conn));
-            if (pgconn_exec (conn, "ROLLBACK TO SAVEPOINT one") != PGCONN_OK)
+                          omni_pgconn_sqlstate (conn), omni_pgconn_error (conn));
+            if (omni_pgconn_exec (conn, "ROLLBACK TO SAVEPOINT one") != PGCONN_OK)
                 return -1;
-        } else if (status != PGCONN_OK || pgconn_exec (conn, "RELEASE SAVEPOINT one") != PGCONN_OK)
+        } else if (status != PGCONN_OK ||
+                   omni_pgconn_exec (conn, "RELEASE SAVEPOINT one") != PGCONN_OK)
             return -1;
     }
     return 0;
@@ -763,26 +766,27 @@ typedef struct {
 //  The pending series: staged by one binary COPY (tags as text), made when
 //  missing, then every one's id read back.
 static int
-s_series_tx (pgconn_t *conn, void *arg)
+s_series_tx (omni_pgconn_t *conn, void *arg)
 {
     s_series_tx_t *tx = arg;
     pointstore_t *self = tx->self;
-    if (pgconn_copy_begin (conn, "stage_series", "ord, name, source, tags", PGCONN_COPY_BINARY))
+    if (omni_pgconn_copy_begin (conn, "stage_series", "ord, name, source, tags",
+                                PGCONN_COPY_BINARY))
         return -1;
     for (size_t i = 0; i < self->npending; i++) {
         const s_series_t *entry = &self->series[self->pending[i]];
         const char *key = self->keys + entry->key, *end = key + entry->key_len;
-        pgconn_copy_row (conn, 4);
-        pgconn_copy_int4 (conn, (int32_t) i);
+        omni_pgconn_copy_row (conn, 4);
+        omni_pgconn_copy_int4 (conn, (int32_t) i);
         for (int part = 0; part < 2; part++) { //  name, source: length-prefixed
             uint32_t len;
             memcpy (&len, key, sizeof len);
-            pgconn_copy_text (conn, key + sizeof len, len);
+            omni_pgconn_copy_text (conn, key + sizeof len, len);
             key += sizeof len + len;
         }
-        pgconn_copy_text (conn, key, (size_t) (end - key));
+        omni_pgconn_copy_text (conn, key, (size_t) (end - key));
     }
-    if (pgconn_copy_end (conn) != PGCONN_OK)
+    if (omni_pgconn_copy_end (conn) != PGCONN_OK)
         return -1;
     if (s_exec_rows (self, "ins_series", self->npending, tx->slow, tx->refused))
         return -1;
@@ -792,15 +796,15 @@ s_series_tx (pgconn_t *conn, void *arg)
         snprintf (ord, sizeof ord, "%zu", i);
         const char *params[] = {ord};
         PGresult *result =
-            tx->refused[i]
-                ? pgconn_query (conn, "DELETE FROM stage_series WHERE ord = $1::int4", 1, params)
-                : NULL;
+            tx->refused[i] ? omni_pgconn_query (
+                                 conn, "DELETE FROM stage_series WHERE ord = $1::int4", 1, params)
+                           : NULL;
         if (tx->refused[i] && !result)
             return -1;
         if (result)
             PQclear (result);
     }
-    PGresult *result = pgconn_query (conn, S_SERIES_SELECT_SQL, 0, NULL);
+    PGresult *result = omni_pgconn_query (conn, S_SERIES_SELECT_SQL, 0, NULL);
     if (!result)
         return -1;
     for (int r = 0; r < PQntuples (result); r++) {
@@ -814,7 +818,7 @@ s_series_tx (pgconn_t *conn, void *arg)
 
 //  Gives every point's series an id (or -1: refused by PostgreSQL). The
 //  ids enter the cache only once their transaction committed.
-static pgconn_status_t
+static omni_pgconn_status_t
 s_series_resolve (pointstore_t *self)
 {
     if (self->npending == 0)
@@ -824,14 +828,15 @@ s_series_resolve (pointstore_t *self)
     bool *refused = calloc (self->npending, sizeof *refused);
     assert (ids && refused);
     s_series_tx_t tx = {self, false, refused, ids};
-    pgconn_status_t status = pgconn_transaction (self->conn, s_series_tx, &tx);
-    if (status == PGCONN_CONTENT && strcmp (pgconn_sqlstate (self->conn), S_NO_PARTITION)) {
+    omni_pgconn_status_t status = omni_pgconn_transaction (self->conn, s_series_tx, &tx);
+    if (status == PGCONN_CONTENT && strcmp (omni_pgconn_sqlstate (self->conn), S_NO_PARTITION)) {
         log_warn ("series.content_refused",
                   "series=%zu sqlstate=%s error=\"%s\" detail=\"storing series by series\"",
-                  self->npending, pgconn_sqlstate (self->conn), pgconn_error (self->conn));
+                  self->npending, omni_pgconn_sqlstate (self->conn),
+                  omni_pgconn_error (self->conn));
         memset (ids, 0, self->npending * sizeof *ids);
         tx.slow = true;
-        status = pgconn_transaction (self->conn, s_series_tx, &tx);
+        status = omni_pgconn_transaction (self->conn, s_series_tx, &tx);
     }
     //  A new session (a reconnect) emptied the cache under this batch: the
     //  points' entries are gone, the batch is tried again
@@ -867,35 +872,35 @@ s_drop_refused (pointstore_t *self)
 //  staging table (with each point's place in the batch, `ord`) or straight
 //  into points_data; with `shares` > 1, only the points whose series id is
 //  `share` modulo `shares`.
-static pgconn_status_t
-s_copy (pointstore_t *self, pgconn_t *conn, bool staged, int share, int shares)
+static omni_pgconn_status_t
+s_copy (pointstore_t *self, omni_pgconn_t *conn, bool staged, int share, int shares)
 {
-    if (pgconn_copy_begin (conn, staged ? "stage_points" : "points_data",
-                           staged ? "ord, series_id, time, value" : "series_id, time, value",
-                           PGCONN_COPY_BINARY))
-        return pgconn_last_status (conn);
+    if (omni_pgconn_copy_begin (conn, staged ? "stage_points" : "points_data",
+                                staged ? "ord, series_id, time, value" : "series_id, time, value",
+                                PGCONN_COPY_BINARY))
+        return omni_pgconn_last_status (conn);
     for (size_t i = 0; i < self->npoints; i++) {
         const s_point_t *p = &self->points[i];
         int64_t id = self->series[p->series].id;
         if (shares > 1 && id % shares != share)
             continue;
-        pgconn_copy_row (conn, staged ? 4 : 3);
+        omni_pgconn_copy_row (conn, staged ? 4 : 3);
         if (staged)
-            pgconn_copy_int4 (conn, (int32_t) i);
-        pgconn_copy_int8 (conn, id);
-        pgconn_copy_timestamptz_ns (conn, p->time_ns);
-        pgconn_copy_float8 (conn, p->value);
+            omni_pgconn_copy_int4 (conn, (int32_t) i);
+        omni_pgconn_copy_int8 (conn, id);
+        omni_pgconn_copy_timestamptz_ns (conn, p->time_ns);
+        omni_pgconn_copy_float8 (conn, p->value);
     }
-    return pgconn_copy_end (conn);
+    return omni_pgconn_copy_end (conn);
 }
 
 //  One share of a shared COPY, on an extra connection: BEGIN and COPY,
 //  the transaction left open for the batch to commit or roll back
 typedef struct {
     pointstore_t *self;
-    pgconn_t *conn;
+    omni_pgconn_t *conn;
     int share, shares;
-    pgconn_status_t status;
+    omni_pgconn_status_t status;
     bool open; //  a transaction is open
 } s_share_t;
 
@@ -904,8 +909,8 @@ s_share_run (void *arg)
 {
     s_share_t *share = arg;
     share->open = false;
-    share->status = pgconn_ensure (share->conn) ? pgconn_last_status (share->conn)
-                                                : pgconn_exec (share->conn, "BEGIN");
+    share->status = omni_pgconn_ensure (share->conn) ? omni_pgconn_last_status (share->conn)
+                                                     : omni_pgconn_exec (share->conn, "BEGIN");
     if (share->status == PGCONN_OK) {
         share->open = true;
         share->status = s_copy (share->self, share->conn, false, share->share, share->shares);
@@ -943,31 +948,33 @@ s_shared_copy (s_tx_t *tx)
         int rc = pthread_create (&threads[i], NULL, s_share_run, &share[i]);
         assert (rc == 0);
     }
-    pgconn_status_t status = s_copy (self, self->conn, false, 0, shares);
+    omni_pgconn_status_t status = s_copy (self, self->conn, false, 0, shares);
     for (int i = 0; i < self->nextra; i++)
         pthread_join (threads[i], NULL);
     for (int i = 0; i < self->nextra && status == PGCONN_OK; i++)
         if (share[i].status != PGCONN_OK) {
-            snprintf (tx->sqlstate, sizeof tx->sqlstate, "%s", pgconn_sqlstate (share[i].conn));
-            snprintf (tx->error, sizeof tx->error, "%s", pgconn_error (share[i].conn));
+            snprintf (tx->sqlstate, sizeof tx->sqlstate, "%s",
+                      omni_pgconn_sqlstate (share[i].conn));
+            snprintf (tx->error, sizeof tx->error, "%s", omni_pgconn_error (share[i].conn));
             status = share[i].status;
         }
     for (int i = 0; i < self->nextra; i++) {
         if (!share[i].open)
             continue;
         if (status == PGCONN_OK) {
-            PGresult *result = PQexec (pgconn_handle (share[i].conn), "COMMIT");
+            PGresult *result = PQexec (omni_pgconn_handle (share[i].conn), "COMMIT");
             bool committed = result && PQresultStatus (result) == PGRES_COMMAND_OK &&
                              strcmp (PQcmdStatus (result), "COMMIT") == 0;
-            pgconn_status_t commit = pgconn_check (share[i].conn, result);
+            omni_pgconn_status_t commit = omni_pgconn_check (share[i].conn, result);
             if (!committed) {
-                snprintf (tx->sqlstate, sizeof tx->sqlstate, "%s", pgconn_sqlstate (share[i].conn));
+                snprintf (tx->sqlstate, sizeof tx->sqlstate, "%s",
+                          omni_pgconn_sqlstate (share[i].conn));
                 snprintf (tx->error, sizeof tx->error, "commit of a share: %s",
-                          pgconn_error (share[i].conn));
+                          omni_pgconn_error (share[i].conn));
                 status = commit != PGCONN_OK ? commit : PGCONN_FAILED;
             }
-        } else if (pgconn_exec (share[i].conn, "ROLLBACK") != PGCONN_OK)
-            pgconn_reset (share[i].conn);
+        } else if (omni_pgconn_exec (share[i].conn, "ROLLBACK") != PGCONN_OK)
+            omni_pgconn_reset (share[i].conn);
     }
     return status == PGCONN_OK ? 0 : -1;
 }
@@ -980,7 +987,7 @@ s_shared_copy (s_tx_t *tx)
 //  it on the unique key (23505): the transaction is rolled back and the
 //  batch goes the staging way in a new one (pointstore_write).
 static int
-s_batch_tx (pgconn_t *conn, void *arg)
+s_batch_tx (omni_pgconn_t *conn, void *arg)
 {
     (void) conn;
     s_tx_t *tx = arg;
@@ -1009,29 +1016,30 @@ s_count_skipped (pointstore_t *self)
 }
 
 static int
-s_failed (pointstore_t *self, pgconn_status_t status, size_t count, char *error, size_t error_size)
+s_failed (pointstore_t *self, omni_pgconn_status_t status, size_t count, char *error,
+          size_t error_size)
 {
-    const char *sqlstate = pgconn_sqlstate (self->conn);
+    const char *sqlstate = omni_pgconn_sqlstate (self->conn);
     pthread_mutex_lock (&self->problem_lock);
     bool problem = *self->problem != 0;
     pthread_mutex_unlock (&self->problem_lock);
     //  The cause first: the writer's line has room for little more
     snprintf (error, error_size, "%spostgresql: %s%s%s",
               problem ? "permanent problem, see /health and schema.license_problem; " : "",
-              sqlstate, *sqlstate ? " " : "", pgconn_error (self->conn));
+              sqlstate, *sqlstate ? " " : "", omni_pgconn_error (self->conn));
     if (strcmp (sqlstate, S_NO_PARTITION) == 0) {
         //  A partition we knew of is gone: learn the truth, then retry
         log_warn ("partition.missing", "error=\"%s\" detail=\"reloading partitions\"",
-                  pgconn_error (self->conn));
+                  omni_pgconn_error (self->conn));
         if (s_parts_load (self))
-            pgconn_reset (self->conn);
+            omni_pgconn_reset (self->conn);
     } else if (status != PGCONN_TRANSIENT) {
         //  Not the server going away: a schema or statement problem an
         //  operator must see. A fresh session rebuilds the staging table
         //  and statement in case they were the problem.
         log_error ("batch.failed", "records=%zu points=%zu sqlstate=%s error=\"%s\"", count,
-                   self->npoints, sqlstate, pgconn_error (self->conn));
-        pgconn_reset (self->conn);
+                   self->npoints, sqlstate, omni_pgconn_error (self->conn));
+        omni_pgconn_reset (self->conn);
     }
     return status == PGCONN_PERMANENT ? WRITER_STORE_PERMANENT : -1;
 }
@@ -1060,22 +1068,22 @@ typedef struct {
 } s_retention_t;
 
 static int
-s_retention_tx (pgconn_t *conn, void *arg)
+s_retention_tx (omni_pgconn_t *conn, void *arg)
 {
     s_retention_t *r = arg;
     //  DROP TABLE takes an ACCESS EXCLUSIVE lock on points: as for a new
     //  partition, give up rather than queue every writer behind a long query
-    if (pgconn_exec (conn, "SET LOCAL lock_timeout = '5s'") != PGCONN_OK)
+    if (omni_pgconn_exec (conn, "SET LOCAL lock_timeout = '5s'") != PGCONN_OK)
         return -1;
     char cut[32];
     snprintf (cut, sizeof cut, "%" PRId64, r->cut_us);
     const char *params[] = {cut};
     bool native = r->self->state.mode == TSSCHEMA_NATIVE;
-    r->dropped = pgconn_query (conn, native ? S_OLD_PARTS_SQL : S_DROP_CHUNKS_SQL, 1, params);
+    r->dropped = omni_pgconn_query (conn, native ? S_OLD_PARTS_SQL : S_DROP_CHUNKS_SQL, 1, params);
     if (!r->dropped)
         return -1;
     for (int i = 0; native && i < PQntuples (r->dropped); i++)
-        if (pgconn_exec (conn, PQgetvalue (r->dropped, i, 0)) != PGCONN_OK)
+        if (omni_pgconn_exec (conn, PQgetvalue (r->dropped, i, 0)) != PGCONN_OK)
             return -1;
     return 0;
 }
@@ -1085,11 +1093,11 @@ static void
 s_retention (pointstore_t *self)
 {
     char text[32];
-    s_retention_t r = {self, s_floor_us (util_now_ns ()) - self->retain_ms * 1000, NULL};
-    pgconn_status_t status = pgconn_transaction (self->conn, s_retention_tx, &r);
+    s_retention_t r = {self, s_floor_us (omni_util_now_ns ()) - self->retain_ms * 1000, NULL};
+    omni_pgconn_status_t status = omni_pgconn_transaction (self->conn, s_retention_tx, &r);
     if (status != PGCONN_OK) {
         log_error ("retention.failed", "cut=%s sqlstate=%s error=\"%s\"", s_iso (r.cut_us, text),
-                   pgconn_sqlstate (self->conn), pgconn_error (self->conn));
+                   omni_pgconn_sqlstate (self->conn), omni_pgconn_error (self->conn));
         if (r.dropped)
             PQclear (r.dropped);
         return;
@@ -1108,8 +1116,8 @@ s_retention (pointstore_t *self)
     PQclear (r.dropped);
     s_add (self->m_dropped, (uint64_t) n);
     if (native && n > 0 && s_parts_load (self))
-        pgconn_reset (self->conn);
-    self->retention_done_ms = util_mono_ms ();
+        omni_pgconn_reset (self->conn);
+    self->retention_done_ms = omni_util_mono_ms ();
 }
 
 //  Points older than the retention are not written: they would make a
@@ -1117,7 +1125,7 @@ s_retention (pointstore_t *self)
 static void
 s_drop_expired (pointstore_t *self)
 {
-    int64_t cut_ns = util_now_ns () - self->retain_ms * 1000000;
+    int64_t cut_ns = omni_util_now_ns () - self->retain_ms * 1000000;
     size_t kept = 0;
     for (size_t i = 0; i < self->npoints; i++)
         if (self->points[i].time_ns >= cut_ns)
@@ -1131,17 +1139,19 @@ s_drop_expired (pointstore_t *self)
 }
 
 int
-pointstore_write (void *self_, const record_t *records, size_t count, uint8_t *conflicts,
+pointstore_write (void *self_, const omni_record_t *records, size_t count, uint8_t *conflicts,
                   char *error, size_t error_size)
 {
     pointstore_t *self = self_;
     (void) conflicts; //  points are keyed on series and time: see docs/metricsd.md
-    if (pgconn_ensure (self->conn)) {
-        snprintf (error, error_size, "postgresql: %s", pgconn_error (self->conn));
-        return pgconn_last_status (self->conn) == PGCONN_PERMANENT ? WRITER_STORE_PERMANENT : -1;
+    if (omni_pgconn_ensure (self->conn)) {
+        snprintf (error, error_size, "postgresql: %s", omni_pgconn_error (self->conn));
+        return omni_pgconn_last_status (self->conn) == PGCONN_PERMANENT ? WRITER_STORE_PERMANENT
+                                                                        : -1;
     }
-    if (self->retain_ms > 0 && (self->retention_done_ms == 0 ||
-                                util_mono_ms () - self->retention_done_ms >= S_RETENTION_EVERY_MS))
+    if (self->retain_ms > 0 &&
+        (self->retention_done_ms == 0 ||
+         omni_util_mono_ms () - self->retention_done_ms >= S_RETENTION_EVERY_MS))
         s_retention (self);
     s_derive (self, records, count);
     s_count_skipped (self);
@@ -1152,7 +1162,7 @@ pointstore_write (void *self_, const record_t *records, size_t count, uint8_t *c
         return 0;
     s_series_lookup (self);
     uint64_t generation = self->generation;
-    pgconn_status_t status = s_series_resolve (self);
+    omni_pgconn_status_t status = s_series_resolve (self);
     if (status == PGCONN_OK)
         s_drop_refused (self);
     if (status == PGCONN_OK && self->npoints > 0 && self->state.mode == TSSCHEMA_NATIVE)
@@ -1162,28 +1172,28 @@ pointstore_write (void *self_, const record_t *records, size_t count, uint8_t *c
     if (self->upserts_ahead > 0)
         self->upserts_ahead--;
     if (status == PGCONN_OK && self->npoints > 0)
-        status = pgconn_transaction (self->conn, s_batch_tx, &tx);
+        status = omni_pgconn_transaction (self->conn, s_batch_tx, &tx);
     if (tx.direct && (strcmp (tx.sqlstate, S_UNIQUE_VIOLATION) == 0 ||
                       (status == PGCONN_CONTENT &&
-                       strcmp (pgconn_sqlstate (self->conn), S_UNIQUE_VIOLATION) == 0))) {
+                       strcmp (omni_pgconn_sqlstate (self->conn), S_UNIQUE_VIOLATION) == 0))) {
         //  Some points exist (a redelivery, a re-collection): upsert, and
         //  the next batches too
         self->upserts_ahead = S_UPSERTS_AHEAD;
         tx.direct = false;
-        status = pgconn_transaction (self->conn, s_batch_tx, &tx);
+        status = omni_pgconn_transaction (self->conn, s_batch_tx, &tx);
     }
-    if (status == PGCONN_CONTENT && strcmp (pgconn_sqlstate (self->conn), S_NO_PARTITION)) {
+    if (status == PGCONN_CONTENT && strcmp (omni_pgconn_sqlstate (self->conn), S_NO_PARTITION)) {
         //  Not expected (points are numbers, derive bounds times and
         //  values): find the points PostgreSQL refuses, drop them, keep the
         //  rest
         log_warn ("batch.content_refused",
                   "points=%zu sqlstate=%s error=\"%s\" detail=\"storing "
                   "point by point\"",
-                  self->npoints, pgconn_sqlstate (self->conn), pgconn_error (self->conn));
+                  self->npoints, omni_pgconn_sqlstate (self->conn), omni_pgconn_error (self->conn));
         bool *refused = calloc (self->npoints, sizeof *refused);
         assert (refused);
         tx = (s_tx_t){self, false, true, refused, "", ""};
-        status = pgconn_transaction (self->conn, s_batch_tx, &tx);
+        status = omni_pgconn_transaction (self->conn, s_batch_tx, &tx);
         for (size_t i = 0; status == PGCONN_OK && i < self->npoints; i++)
             dropped += refused[i];
         free (refused);
@@ -1199,7 +1209,7 @@ pointstore_write (void *self_, const record_t *records, size_t count, uint8_t *c
                   tx.error);
         log_warn ("batch.share_failed", "sqlstate=%s error=\"%s\"", tx.sqlstate, tx.error);
         if (strcmp (tx.sqlstate, S_NO_PARTITION) == 0 && s_parts_load (self))
-            pgconn_reset (self->conn);
+            omni_pgconn_reset (self->conn);
         return status == PGCONN_PERMANENT ? WRITER_STORE_PERMANENT : -1;
     }
     if (status != PGCONN_OK)
@@ -1219,10 +1229,10 @@ pointstore_write (void *self_, const record_t *records, size_t count, uint8_t *c
 //  Self-test: every answer checked against numbers computed here, from the
 //  same inputs, without the code under test.
 
-#include "sql.h"
-#include "testrec.h"
-#include "pgtest.h"
-#include "selftest.h"
+#include "metricsd/sql.h"
+#include "metricsd/testrec.h"
+#include "testsupport/pgtest.h"
+#include "testsupport/selftest.h"
 
 #include <czmq.h>
 #include <math.h>
@@ -1350,11 +1360,11 @@ s_batch (testrec_t *recs)
 }
 
 static void
-s_exec (pgconn_t *pg, const char *sql)
+s_exec (omni_pgconn_t *pg, const char *sql)
 {
-    if (pgconn_exec (pg, sql) != PGCONN_OK)
-        fprintf (stderr, "%s: %s\n", sql, pgconn_error (pg));
-    assert (pgconn_last_status (pg) == PGCONN_OK);
+    if (omni_pgconn_exec (pg, sql) != PGCONN_OK)
+        fprintf (stderr, "%s: %s\n", sql, omni_pgconn_error (pg));
+    assert (omni_pgconn_last_status (pg) == PGCONN_OK);
 }
 
 static int
@@ -1478,16 +1488,16 @@ s_percentile (double *values, size_t n, double fraction)
 }
 
 static void
-s_check_test_durations (pgconn_t *pg)
+s_check_test_durations (omni_pgconn_t *pg)
 {
     const struct {
         const char *suite;
         int64_t week;
     } groups[] = {{"slow", s_week (D0)}, {"unit", s_week (D0)}, {"unit", s_week (D0 + 8 * 86400)}};
-    PGresult *result = pgconn_query (pg,
-                                     "SELECT week, suite, runs, failed, p50, p95, max "
-                                     "FROM test_duration_weekly ORDER BY week, suite",
-                                     0, NULL);
+    PGresult *result = omni_pgconn_query (pg,
+                                          "SELECT week, suite, runs, failed, p50, p95, max "
+                                          "FROM test_duration_weekly ORDER BY week, suite",
+                                          0, NULL);
     assert (result && PQntuples (result) == 3);
     for (int g = 0; g < 3; g++) {
         double values[S_RUNS];
@@ -1529,17 +1539,17 @@ static const char *s_builds_sql =
     "FROM build_success_weekly";
 
 static void
-s_check_views (pgconn_t *pg, const char *const *build_override)
+s_check_views (omni_pgconn_t *pg, const char *const *build_override)
 {
     char expected[4096];
     s_expected_commits (false, expected, sizeof expected);
-    if (log_enabled (LOGL_DEBUG))
+    if (omni_log_enabled (LOGL_DEBUG))
         fprintf (stderr, "commits_per_day: %s\n", expected);
     pgtest_expect (pg, s_commits_sql, expected);
     s_expected_commits (true, expected, sizeof expected);
     pgtest_expect (pg, s_weekly_sql, expected);
     s_expected_builds (build_override, expected, sizeof expected);
-    if (log_enabled (LOGL_DEBUG))
+    if (omni_log_enabled (LOGL_DEBUG))
         fprintf (stderr, "build_success_weekly: %s\n", expected);
     pgtest_expect (pg, s_builds_sql, expected);
     s_check_test_durations (pg);
@@ -1556,7 +1566,7 @@ s_check_views (pgconn_t *pg, const char *const *build_override)
 //  same shape (date_trunc for time_bucket), in a schema of their own: the
 //  rollup views must answer exactly what the raw views answer.
 static void
-s_check_rollup_views (pgconn_t *pg)
+s_check_rollup_views (omni_pgconn_t *pg)
 {
     s_exec (pg, "DROP SCHEMA IF EXISTS rollup CASCADE; CREATE SCHEMA rollup");
     s_exec (pg, "CREATE TABLE rollup.points_daily AS SELECT date_trunc ('day', time, 'UTC') AS "
@@ -1624,7 +1634,7 @@ s_writer_thread (void *arg_)
 void
 pointstore_test (bool verbose)
 {
-    log_init ("pointstore-test", verbose ? "debug" : "error", "kv");
+    omni_log_init ("pointstore-test", verbose ? "debug" : "error", "kv");
     char error[256];
     pointstore_config_t bad = {"port='unterminated", TSSCHEMA_NATIVE, "month", 0, false, 0, 1};
     assert (pointstore_new (&bad, NULL, error, sizeof error) == NULL);
@@ -1635,7 +1645,7 @@ pointstore_test (bool verbose)
     if (!dsn) {
         selftest_skip ("no PostgreSQL server ($OMNI_TEST_PG_DSN, else 127.0.0.1:5432)");
     }
-    metrics_t *metrics = metrics_new ("test_");
+    omni_metrics_t *metrics = omni_metrics_new ("test_");
     pointstore_config_t config = {dsn, TSSCHEMA_NATIVE, "month", 0, false, 0, 1};
     pointstore_t *store = pointstore_new (&config, metrics, error, sizeof error);
     assert (store);
@@ -1646,8 +1656,8 @@ pointstore_test (bool verbose)
     pointstore_describe (store, text, sizeof text);
     //  Made ahead of the data: this month and the next
     assert (strcmp (text, "mode=native partition_interval=month partitions=2") == 0);
-    pgconn_t *pg = pgconn_new (dsn, error, sizeof error);
-    assert (pg && pgconn_ensure (pg) == 0);
+    omni_pgconn_t *pg = omni_pgconn_new (dsn, error, sizeof error);
+    assert (pg && omni_pgconn_ensure (pg) == 0);
     s_exec (pg, "SET TIME ZONE 'UTC'; SET DateStyle = 'ISO'");
 
     //  A batch; the same batch again; every record twice in one batch
@@ -1665,7 +1675,7 @@ pointstore_test (bool verbose)
     char resolved[64];
     snprintf (resolved, sizeof resolved, "test_series_resolved_total %s\n", series);
     free (series);
-    char *rendered = metrics_render (metrics);
+    char *rendered = omni_metrics_render (metrics);
     assert (strstr (rendered, "test_batches_copied_total 1\n"));
     assert (strstr (rendered, "test_batches_upserted_total 0\n"));
     assert (strstr (rendered, resolved));
@@ -1673,7 +1683,7 @@ pointstore_test (bool verbose)
     //  Again: the series ids come from the cache
     assert (s_write (store, recs) == 0);
     pgtest_expect (pg, "SELECT count (*) FROM points", count);
-    rendered = metrics_render (metrics);
+    rendered = omni_metrics_render (metrics);
     assert (strstr (rendered, "test_batches_upserted_total 1\n"));
     assert (strstr (rendered, resolved));
     free (rendered);
@@ -1790,7 +1800,7 @@ pointstore_test (bool verbose)
     testrec_end (recs);
     assert (s_write (store, recs) == 0);
 
-    rendered = metrics_render (metrics);
+    rendered = omni_metrics_render (metrics);
     assert (strstr (rendered, "test_points_skipped_total{reason=\"too_large\"} 1"));
     assert (strstr (rendered, "test_records_ignored_total 5"));
     free (rendered);
@@ -1804,8 +1814,8 @@ pointstore_test (bool verbose)
     testrec_clear (recs);
     testrec_metric (recs, "web-3", (D0 + 5) * NS, "m", 3, NULL);
     int rc = pointstore_write (store, testrec_records (recs), 1, NULL, error, sizeof error);
-    int64_t deadline = util_mono_ms () + 10000;
-    while (rc != 0 && util_mono_ms () < deadline) {
+    int64_t deadline = omni_util_mono_ms () + 10000;
+    while (rc != 0 && omni_util_mono_ms () < deadline) {
         assert (strstr (error, "postgresql"));
         zclock_sleep (20);
         rc = pointstore_write (store, testrec_records (recs), 1, NULL, error, sizeof error);
@@ -1820,7 +1830,7 @@ pointstore_test (bool verbose)
     assert (!pointstore_healthy (store, text, sizeof text));
     assert (strcmp (text, "permanent: license=apache but 3 chunks ...") == 0);
     char failed[256];
-    assert (pgconn_exec (store->conn, "SELECT no_such_function ()") == PGCONN_FAILED);
+    assert (omni_pgconn_exec (store->conn, "SELECT no_such_function ()") == PGCONN_FAILED);
     assert (s_failed (store, PGCONN_FAILED, 1, failed, sizeof failed) == -1);
     assert (strncmp (failed, "permanent problem, see /health", 30) == 0);
     assert (pointstore_connect (store) == 0); //  s_failed reset the session
@@ -1843,10 +1853,10 @@ pointstore_test (bool verbose)
     pointstore_destroy (&away);
 
     testrec_destroy (&recs);
-    pgconn_destroy (&pg);
+    omni_pgconn_destroy (&pg);
     pointstore_destroy (&store);
     assert (store == NULL);
-    metrics_destroy (&metrics);
+    omni_metrics_destroy (&metrics);
     pgtest_db_drop (dsn);
     free (dsn);
 }

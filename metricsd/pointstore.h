@@ -12,9 +12,9 @@
 #ifndef OMNI_METRICSD_POINTSTORE_H
 #define OMNI_METRICSD_POINTSTORE_H
 
-#include "metrics.h"
-#include "record.h"
-#include "tsschema.h"
+#include "common/metrics.h"
+#include "proto/record.h"
+#include "metricsd/tsschema.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -42,8 +42,8 @@ typedef struct _pointstore_t pointstore_t;
 //  Does not connect. `metrics` may be NULL. Returns NULL when the dsn
 //  cannot be parsed or a setting is invalid: `error` starts with the key
 //  ("dsn: ...", "partition_interval: ...") and never holds the password.
-pointstore_t *pointstore_new (const pointstore_config_t *config, metrics_t *metrics, char *error,
-                              size_t error_size);
+pointstore_t *pointstore_new (const pointstore_config_t *config, omni_metrics_t *metrics,
+                              char *error, size_t error_size);
 void pointstore_destroy (pointstore_t **self_p);
 
 //  Connects now and applies the schema. Returns 0 when ready, 1 when
@@ -55,7 +55,7 @@ int pointstore_connect (pointstore_t *self);
 //  writer_store_fn: 0 once the batch's points are committed, -1 when
 //  PostgreSQL is away or failing (the writer retries the batch),
 //  WRITER_STORE_PERMANENT when it refuses this writer until an operator acts.
-int pointstore_write (void *self, const record_t *records, size_t count, uint8_t *conflicts,
+int pointstore_write (void *self, const omni_record_t *records, size_t count, uint8_t *conflicts,
                       char *error, size_t error_size);
 
 //  health_fn: whether PostgreSQL accepts connections (a fresh connection

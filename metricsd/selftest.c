@@ -2,10 +2,10 @@
     PostgreSQL ($OMNI_TEST_PG_DSN, else 127.0.0.1:5432), each in a database
     of its own that it drops. (The host collector's class is tested by
     collectord-selftest.)                                                    */
-#include "derive.h"
-#include "pointstore.h"
-#include "selftest.h"
-#include "tsschema.h"
+#include "metricsd/derive.h"
+#include "metricsd/pointstore.h"
+#include "testsupport/selftest.h"
+#include "metricsd/tsschema.h"
 
 int
 main (int argc, char **argv)

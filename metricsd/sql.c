@@ -1,8 +1,8 @@
 /*  sql: the .sql files as read-only data (embed.h). Paths are relative to
     the repository root, where make runs; module.mk makes this object depend
     on the files.                                                             */
-#include "sql.h"
-#include "embed.h"
+#include "metricsd/sql.h"
+#include "common/embed.h"
 
 EMBED_FILE (sql_points_native, "metricsd/sql/001_points.native.sql")
 EMBED_FILE (sql_points_timescaledb, "metricsd/sql/001_points.timescaledb.sql")

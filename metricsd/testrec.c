@@ -1,7 +1,7 @@
 /*  testrec: records for self-tests, through the real encoder and decoder.
     Decoded records point into their encoded bytes and the zone, so both
     live as long as the set.                                                 */
-#include "testrec.h"
+#include "metricsd/testrec.h"
 
 #include <assert.h>
 #include <stdio.h>
@@ -9,9 +9,9 @@
 #include <string.h>
 
 struct _testrec_t {
-    record_encoder_t *enc;
+    omni_record_encoder_t *enc;
     msgpack_zone zone;
-    record_t *records;
+    omni_record_t *records;
     void **data;
     size_t count, capacity;
 };
@@ -21,7 +21,7 @@ testrec_new (void)
 {
     testrec_t *self = calloc (1, sizeof *self);
     assert (self);
-    self->enc = record_encoder_new ();
+    self->enc = omni_record_encoder_new ();
     msgpack_zone_init (&self->zone, 65536);
     return self;
 }
@@ -45,7 +45,7 @@ testrec_destroy (testrec_t **self_p)
     free (self->records);
     free (self->data);
     msgpack_zone_destroy (&self->zone);
-    record_encoder_destroy (&self->enc);
+    omni_record_encoder_destroy (&self->enc);
     free (self);
     *self_p = NULL;
 }
@@ -56,7 +56,7 @@ testrec_count (testrec_t *self)
     return self->count;
 }
 
-const record_t *
+const omni_record_t *
 testrec_records (testrec_t *self)
 {
     return self->records;
@@ -65,8 +65,8 @@ testrec_records (testrec_t *self)
 msgpack_packer *
 testrec_begin (testrec_t *self, const char *kind, const char *src, int64_t ts, int nfields)
 {
-    record_encoder_begin (self->enc, kind, src, "test-col", "run-1", ts);
-    msgpack_packer *pk = record_encoder_body (self->enc);
+    omni_record_encoder_begin (self->enc, kind, src, "test-col", "run-1", ts);
+    msgpack_packer *pk = omni_record_encoder_body (self->enc);
     msgpack_pack_map (pk, (size_t) nfields);
     return pk;
 }
@@ -74,7 +74,7 @@ testrec_begin (testrec_t *self, const char *kind, const char *src, int64_t ts, i
 void
 testrec_tag (testrec_t *self, const char *key, const char *value)
 {
-    record_encoder_tag (self->enc, key, value);
+    omni_record_encoder_tag (self->enc, key, value);
 }
 
 void
@@ -83,7 +83,7 @@ testrec_end (testrec_t *self)
     const void *data;
     size_t size;
     char detail[256] = "";
-    int rc = record_encoder_end (self->enc, &data, &size, detail, sizeof detail);
+    int rc = omni_record_encoder_end (self->enc, &data, &size, detail, sizeof detail);
     if (rc)
         fprintf (stderr, "testrec: %s\n", detail);
     assert (rc == 0);
@@ -96,8 +96,8 @@ testrec_end (testrec_t *self)
     self->data[self->count] = malloc (size);
     assert (self->data[self->count]);
     memcpy (self->data[self->count], data, size);
-    rc = record_decode (&self->records[self->count], &self->zone, self->data[self->count], size,
-                        &record_default_limits, detail, sizeof detail);
+    rc = omni_record_decode (&self->records[self->count], &self->zone, self->data[self->count],
+                             size, &omni_record_default_limits, detail, sizeof detail);
     assert (rc == REJECT_NONE);
     self->count++;
 }

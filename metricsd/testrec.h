@@ -1,10 +1,10 @@
 /*  testrec: records built with the real encoder and decoded by the real
     decoder, for metricsd's self-tests (derive, pointstore). Each record is
-    a valid record_t, as the writer loop hands them to the store.            */
+    a valid omni_record_t, as the writer loop hands them to the store.            */
 #ifndef OMNI_METRICSD_TESTREC_H
 #define OMNI_METRICSD_TESTREC_H
 
-#include "record.h"
+#include "proto/record.h"
 
 #include <msgpack.h>
 #include <stdbool.h>
@@ -18,7 +18,7 @@ void testrec_destroy (testrec_t **self_p);
 //  Forgets every record.
 void testrec_clear (testrec_t *self);
 size_t testrec_count (testrec_t *self);
-const record_t *testrec_records (testrec_t *self);
+const omni_record_t *testrec_records (testrec_t *self);
 
 //  A record of `kind` whose body is a map of `nfields`: pack them with the
 //  returned packer (testrec_str ...), add tags, then testrec_end.

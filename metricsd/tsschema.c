@@ -1,14 +1,14 @@
 /*  tsschema: chooses the mode, applies the migrations of that mode, then
     the views (and, under TimescaleDB's timescale license, the rollups and
     the compression policy), all in one transaction under migrate's lock. */
-#include "tsschema.h"
-#include "log.h"
-#include "migrate.h"
-#include "shared_sql.h"
-#include "sql.h"
-#include "util.h"
-#include "pgtest.h"
-#include "selftest.h"
+#include "metricsd/tsschema.h"
+#include "common/log.h"
+#include "common/migrate.h"
+#include "common/shared_sql.h"
+#include "metricsd/sql.h"
+#include "common/util.h"
+#include "testsupport/pgtest.h"
+#include "testsupport/selftest.h"
 
 #include <assert.h>
 #include <openssl/sha.h>
@@ -23,20 +23,21 @@
 
 //  Version 2 is shared with relationald (common/sql/access.sql): the two may
 //  migrate one database or two, and either way it is there once.
-static const migrate_step_t s_steps_native[] = {{1, "points", sql_points_native},
-                                                {2, "access", shared_sql_access},
-                                                {3, "points_access", sql_access_native},
-                                                {4, "series", sql_series_native},
-                                                {5, "points_view", sql_points_view},
-                                                {6, "series_view", sql_series_view},
-                                                {0, NULL, NULL}};
-static const migrate_step_t s_steps_timescaledb[] = {{1, "points", sql_points_timescaledb},
-                                                     {2, "access", shared_sql_access},
-                                                     {3, "points_access", sql_access_timescaledb},
-                                                     {4, "series", sql_series_timescaledb},
+static const omni_migrate_step_t s_steps_native[] = {{1, "points", sql_points_native},
+                                                     {2, "access", omni_shared_sql_access},
+                                                     {3, "points_access", sql_access_native},
+                                                     {4, "series", sql_series_native},
                                                      {5, "points_view", sql_points_view},
                                                      {6, "series_view", sql_series_view},
                                                      {0, NULL, NULL}};
+static const omni_migrate_step_t s_steps_timescaledb[] = {
+    {1, "points", sql_points_timescaledb},
+    {2, "access", omni_shared_sql_access},
+    {3, "points_access", sql_access_timescaledb},
+    {4, "series", sql_series_timescaledb},
+    {5, "points_view", sql_points_view},
+    {6, "series_view", sql_series_view},
+    {0, NULL, NULL}};
 
 int
 tsschema_parse_mode (const char *text, tsschema_mode_t *mode)
@@ -73,17 +74,17 @@ typedef struct {
 //  metricsd_settings may not exist yet: ask the catalog first, so no
 //  statement fails (a failed statement would end the transaction).
 static int
-s_stored_mode (pgconn_t *conn, char *mode, size_t size)
+s_stored_mode (omni_pgconn_t *conn, char *mode, size_t size)
 {
     char exists[8];
-    if (pgconn_scalar (conn, "SELECT to_regclass ('metricsd_settings') IS NOT NULL", 0, NULL,
-                       exists, sizeof exists))
+    if (omni_pgconn_scalar (conn, "SELECT to_regclass ('metricsd_settings') IS NOT NULL", 0, NULL,
+                            exists, sizeof exists))
         return -1;
     *mode = 0;
     if (strcmp (exists, "t"))
         return 0;
-    return pgconn_scalar (conn, "SELECT value FROM metricsd_settings WHERE key = 'mode'", 0, NULL,
-                          mode, size);
+    return omni_pgconn_scalar (conn, "SELECT value FROM metricsd_settings WHERE key = 'mode'", 0,
+                               NULL, mode, size);
 }
 
 //  ---------------------------------------------------------------------------
@@ -233,9 +234,9 @@ s_decide (tsschema_mode_t want, tsschema_mode_t stored, const s_offer_t *offer)
 //  The loader defines timescaledb.disable_load as a bool; a value set by
 //  hand without the loader is a string placeholder.
 static PGresult *
-s_read_offer (pgconn_t *conn, s_offer_t *offer)
+s_read_offer (omni_pgconn_t *conn, s_offer_t *offer)
 {
-    PGresult *result = pgconn_query (
+    PGresult *result = omni_pgconn_query (
         conn,
         "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'), "
         "EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'), "
@@ -267,8 +268,8 @@ s_read_offer (pgconn_t *conn, s_offer_t *offer)
 }
 
 //  Decides the mode (see tsschema.h) and returns the steps of that mode.
-static const migrate_step_t *
-s_plan_mode (pgconn_t *conn, void *arg)
+static const omni_migrate_step_t *
+s_plan_mode (omni_pgconn_t *conn, void *arg)
 {
     s_ctx_t *ctx = arg;
     tsschema_mode_t want = ctx->config->want;
@@ -313,25 +314,25 @@ s_plan_mode (pgconn_t *conn, void *arg)
         //  The catalog says it can work; a refusal with an ERROR is caught
         //  by the savepoint, a session that ends anyway is reported to the
         //  caller, which reconnects and decides again without trying.
-        if (pgconn_exec (conn, "SAVEPOINT ext") != PGCONN_OK)
+        if (omni_pgconn_exec (conn, "SAVEPOINT ext") != PGCONN_OK)
             return NULL;
-        if (pgconn_exec (conn, "CREATE EXTENSION IF NOT EXISTS timescaledb") == PGCONN_OK) {
-            if (pgconn_exec (conn, "RELEASE SAVEPOINT ext") != PGCONN_OK)
+        if (omni_pgconn_exec (conn, "CREATE EXTENSION IF NOT EXISTS timescaledb") == PGCONN_OK) {
+            if (omni_pgconn_exec (conn, "RELEASE SAVEPOINT ext") != PGCONN_OK)
                 return NULL;
             decision.choice = S_USE;
-        } else if (!pgconn_handle (conn)) {
+        } else if (!omni_pgconn_handle (conn)) {
             state->create_ended_session = true;
             log_warn ("schema.timescaledb_session_ended",
                       "error=\"%s\" detail=\"CREATE EXTENSION timescaledb ended the session; "
                       "reconnecting to decide without it\"",
-                      pgconn_error (conn));
+                      omni_pgconn_error (conn));
             return NULL;
         } else {
             log_warn ("schema.timescaledb_refused",
                       "error=\"%s\" detail=\"the extension is packaged but CREATE EXTENSION "
                       "failed\"",
-                      pgconn_error (conn));
-            if (pgconn_exec (conn, "ROLLBACK TO SAVEPOINT ext") != PGCONN_OK)
+                      omni_pgconn_error (conn));
+            if (omni_pgconn_exec (conn, "ROLLBACK TO SAVEPOINT ext") != PGCONN_OK)
                 return NULL;
             decision.choice = want == TSSCHEMA_TIMESCALEDB ? S_REFUSE : S_NATIVE;
             decision.why = "CREATE EXTENSION timescaledb failed (see schema.timescaledb_refused)";
@@ -360,7 +361,7 @@ s_plan_mode (pgconn_t *conn, void *arg)
 //  Applies `sqls` (NULL-terminated) when their checksum differs from the
 //  one stored under `key`, then stores it.
 static int
-s_apply_repeatable (pgconn_t *conn, const char *key, const char *const *sqls)
+s_apply_repeatable (omni_pgconn_t *conn, const char *key, const char *const *sqls)
 {
     size_t total = 0;
     for (const char *const *s = sqls; *s; s++)
@@ -377,22 +378,23 @@ s_apply_repeatable (pgconn_t *conn, const char *key, const char *const *sqls)
     SHA256 ((const unsigned char *) all, total, digest);
     free (all);
     char hex[2 * SHA256_DIGEST_LENGTH + 1], stored[2 * SHA256_DIGEST_LENGTH + 1];
-    util_hex (digest, SHA256_DIGEST_LENGTH, hex);
+    omni_util_hex (digest, SHA256_DIGEST_LENGTH, hex);
     const char *params[] = {key, hex};
-    if (pgconn_scalar (conn, "SELECT value FROM metricsd_settings WHERE key = $1", 1, params,
-                       stored, sizeof stored))
+    if (omni_pgconn_scalar (conn, "SELECT value FROM metricsd_settings WHERE key = $1", 1, params,
+                            stored, sizeof stored))
         return -1;
     if (strcmp (stored, hex) == 0)
         return 0;
     for (const char *const *s = sqls; *s; s++)
-        if (pgconn_exec (conn, *s) != PGCONN_OK) {
-            log_error ("schema.views_failed", "key=%s error=\"%s\"", key, pgconn_error (conn));
+        if (omni_pgconn_exec (conn, *s) != PGCONN_OK) {
+            log_error ("schema.views_failed", "key=%s error=\"%s\"", key, omni_pgconn_error (conn));
             return -1;
         }
-    PGresult *result = pgconn_query (conn,
-                                     "INSERT INTO metricsd_settings (key, value) VALUES ($1, $2) "
-                                     "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                                     2, params);
+    PGresult *result =
+        omni_pgconn_query (conn,
+                           "INSERT INTO metricsd_settings (key, value) VALUES ($1, $2) "
+                           "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                           2, params);
     if (!result)
         return -1;
     PQclear (result);
@@ -468,12 +470,12 @@ s_policy_plan (long jobs, int64_t job_after_ms, int64_t want_ms)
 }
 
 static int
-s_compression_policy (pgconn_t *conn, s_ctx_t *ctx)
+s_compression_policy (omni_pgconn_t *conn, s_ctx_t *ctx)
 {
     int64_t want_ms = ctx->config->compress_after_ms;
     //  compress_after is an interval's text in the job's config for a
     //  timestamptz hypertable (integers are for integer time columns)
-    PGresult *result = pgconn_query (
+    PGresult *result = omni_pgconn_query (
         conn,
         "SELECT count (*), min (job_id), min (CASE WHEN jsonb_typeof (config->'compress_after') "
         "= 'string' THEN round (extract (epoch FROM (config->>'compress_after')::interval) * "
@@ -499,7 +501,7 @@ s_compression_policy (pgconn_t *conn, s_ctx_t *ctx)
         return 0;
     }
     if (plan == S_POLICY_REMOVE || plan == S_POLICY_REPLACE) {
-        result = pgconn_query (
+        result = omni_pgconn_query (
             conn, "SELECT remove_compression_policy ('points_data', if_exists => true)", 0, NULL);
         if (!result)
             return -1;
@@ -513,23 +515,23 @@ s_compression_policy (pgconn_t *conn, s_ctx_t *ctx)
     //  run of rows, which compresses best, and both columns of the unique
     //  key are a segment or order column, as TimescaleDB requires to enforce
     //  it on compressed chunks.
-    if (pgconn_exec (conn,
-                     "DO $$ BEGIN "
-                     "IF NOT (SELECT compression_enabled FROM timescaledb_information.hypertables "
-                     "        WHERE hypertable_name = 'points_data' "
-                     "        AND hypertable_schema = current_schema ()) THEN "
-                     "  ALTER TABLE points_data SET (timescaledb.compress, "
-                     "    timescaledb.compress_segmentby = 'series_id', "
-                     "    timescaledb.compress_orderby = 'time DESC'); "
-                     "END IF; END $$") != PGCONN_OK)
+    if (omni_pgconn_exec (
+            conn, "DO $$ BEGIN "
+                  "IF NOT (SELECT compression_enabled FROM timescaledb_information.hypertables "
+                  "        WHERE hypertable_name = 'points_data' "
+                  "        AND hypertable_schema = current_schema ()) THEN "
+                  "  ALTER TABLE points_data SET (timescaledb.compress, "
+                  "    timescaledb.compress_segmentby = 'series_id', "
+                  "    timescaledb.compress_orderby = 'time DESC'); "
+                  "END IF; END $$") != PGCONN_OK)
         return -1;
     char after[64];
     snprintf (after, sizeof after, "%lld milliseconds", (long long) want_ms);
     const char *params[] = {after};
-    result = pgconn_query (conn,
-                           "SELECT add_compression_policy ('points_data', "
-                           "compress_after => $1::interval)",
-                           1, params);
+    result = omni_pgconn_query (conn,
+                                "SELECT add_compression_policy ('points_data', "
+                                "compress_after => $1::interval)",
+                                1, params);
     if (!result)
         return -1;
     log_info ("schema.compression_added", "job_id=%s compress_after_ms=%lld",
@@ -540,16 +542,17 @@ s_compression_policy (pgconn_t *conn, s_ctx_t *ctx)
 }
 
 static int
-s_timescaledb (pgconn_t *conn, s_ctx_t *ctx)
+s_timescaledb (omni_pgconn_t *conn, s_ctx_t *ctx)
 {
     tsschema_state_t *state = ctx->state;
-    if (pgconn_scalar (conn, "SELECT current_setting ('timescaledb.license', true)", 0, NULL,
-                       state->license, sizeof state->license) ||
-        pgconn_scalar (conn, "SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'", 0,
-                       NULL, state->version, sizeof state->version))
+    if (omni_pgconn_scalar (conn, "SELECT current_setting ('timescaledb.license', true)", 0, NULL,
+                            state->license, sizeof state->license) ||
+        omni_pgconn_scalar (conn,
+                            "SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'", 0,
+                            NULL, state->version, sizeof state->version))
         return -1;
     const char *interval[] = {s_chunk_interval (ctx->config->partition_interval)};
-    PGresult *result = pgconn_query (
+    PGresult *result = omni_pgconn_query (
         conn, "SELECT set_chunk_time_interval ('points_data', $1::interval)", 1, interval);
     if (!result)
         return -1;
@@ -557,7 +560,7 @@ s_timescaledb (pgconn_t *conn, s_ctx_t *ctx)
     state->rollups = strcmp (state->license, "timescale") == 0;
     if (!state->rollups) {
         //  Both catalog views are Apache code: readable under any license
-        result = pgconn_query (
+        result = omni_pgconn_query (
             conn,
             "SELECT (SELECT count (*) FROM timescaledb_information.chunks WHERE "
             "hypertable_schema = current_schema () AND hypertable_name = 'points_data' AND "
@@ -587,7 +590,7 @@ s_timescaledb (pgconn_t *conn, s_ctx_t *ctx)
 }
 
 static int
-s_after (pgconn_t *conn, void *arg)
+s_after (omni_pgconn_t *conn, void *arg)
 {
     s_ctx_t *ctx = arg;
     if (ctx->state->mode == TSSCHEMA_TIMESCALEDB)
@@ -597,14 +600,14 @@ s_after (pgconn_t *conn, void *arg)
 }
 
 int
-tsschema_migrate (pgconn_t *conn, const tsschema_config_t *config, tsschema_state_t *state)
+tsschema_migrate (omni_pgconn_t *conn, const tsschema_config_t *config, tsschema_state_t *state)
 {
     assert (tsschema_valid_interval (config->partition_interval));
     memset (state, 0, sizeof *state);
     s_ctx_t ctx = {config, state};
-    migrate_config_t migrate = {"metricsd", "metricsd_migrations", S_LOCK_KEY, s_plan_mode, s_after,
-                                &ctx};
-    return migrate_run (conn, &migrate, &state->applied);
+    omni_migrate_config_t migrate = {
+        "metricsd", "metricsd_migrations", S_LOCK_KEY, s_plan_mode, s_after, &ctx};
+    return omni_migrate_run (conn, &migrate, &state->applied);
 }
 
 //  ---------------------------------------------------------------------------
@@ -612,10 +615,10 @@ tsschema_migrate (pgconn_t *conn, const tsschema_config_t *config, tsschema_stat
 
 //  A metricsd running `arg` (SQL) at the same moment as others
 static int
-s_test_query (pgconn_t *conn, void *arg, int index)
+s_test_query (omni_pgconn_t *conn, void *arg, int index)
 {
     (void) index;
-    PGresult *result = pgconn_query (conn, arg, 0, NULL);
+    PGresult *result = omni_pgconn_query (conn, arg, 0, NULL);
     PQclear (result);
     return result ? 0 : -1;
 }
@@ -623,14 +626,14 @@ s_test_query (pgconn_t *conn, void *arg, int index)
 //  A database of version 3 (one wide points table) with points in two
 //  partitions: version 4 moves them into series and points_data, and the
 //  views answer as before.
-static const migrate_step_t *
-s_test_plan_v3 (pgconn_t *conn, void *arg)
+static const omni_migrate_step_t *
+s_test_plan_v3 (omni_pgconn_t *conn, void *arg)
 {
     (void) conn;
     (void) arg;
-    static migrate_step_t steps[4];
+    static omni_migrate_step_t steps[4];
     memcpy (steps, s_steps_native, 3 * sizeof *steps);
-    steps[3] = (migrate_step_t){0, NULL, NULL};
+    steps[3] = (omni_migrate_step_t){0, NULL, NULL};
     return steps;
 }
 
@@ -640,25 +643,25 @@ s_test_series_migration (void)
     char *dsn = pgtest_db_new ("tsschema_v3");
     assert (dsn);
     char error[256];
-    pgconn_t *conn = pgconn_new (dsn, error, sizeof error);
-    assert (conn && pgconn_ensure (conn) == 0);
-    assert (pgconn_exec (conn, "SET TIME ZONE 'UTC'") == PGCONN_OK);
+    omni_pgconn_t *conn = omni_pgconn_new (dsn, error, sizeof error);
+    assert (conn && omni_pgconn_ensure (conn) == 0);
+    assert (omni_pgconn_exec (conn, "SET TIME ZONE 'UTC'") == PGCONN_OK);
     tsschema_config_t config = {TSSCHEMA_NATIVE, "month", 0, false};
     tsschema_state_t state = {0};
     s_ctx_t ctx = {&config, &state};
-    migrate_config_t v3 = {"metricsd", "metricsd_migrations", S_LOCK_KEY, s_test_plan_v3, s_after,
-                           &ctx};
+    omni_migrate_config_t v3 = {
+        "metricsd", "metricsd_migrations", S_LOCK_KEY, s_test_plan_v3, s_after, &ctx};
     int applied = 0;
-    assert (migrate_run (conn, &v3, &applied) == 0 && applied == 3);
-    assert (
-        pgconn_exec (conn,
-                     "SELECT metricsd_ensure_partition ('2024-01-01', 'month'); "
-                     "SELECT metricsd_ensure_partition ('1990-03-04', 'month'); "
-                     "INSERT INTO points SELECT '2024-01-01'::timestamptz + i * interval '1 hour', "
-                     "'git.commits', 1, 'repo-' || i % 2, jsonb_build_object ('author', "
-                     "'a' || i % 3, 'sha', 's' || i) FROM generate_series (0, 99) i; "
-                     "INSERT INTO points VALUES ('1990-03-04', 'legacy', 42, 'h', '{}'), "
-                     "('1990-03-04 00:01', 'legacy', 43, 'h', '{}')") == PGCONN_OK);
+    assert (omni_migrate_run (conn, &v3, &applied) == 0 && applied == 3);
+    assert (omni_pgconn_exec (
+                conn,
+                "SELECT metricsd_ensure_partition ('2024-01-01', 'month'); "
+                "SELECT metricsd_ensure_partition ('1990-03-04', 'month'); "
+                "INSERT INTO points SELECT '2024-01-01'::timestamptz + i * interval '1 hour', "
+                "'git.commits', 1, 'repo-' || i % 2, jsonb_build_object ('author', "
+                "'a' || i % 3, 'sha', 's' || i) FROM generate_series (0, 99) i; "
+                "INSERT INTO points VALUES ('1990-03-04', 'legacy', 42, 'h', '{}'), "
+                "('1990-03-04 00:01', 'legacy', 43, 'h', '{}')") == PGCONN_OK);
     static const char *answers =
         "SELECT (SELECT string_agg (day || ' ' || repository || ' ' || commits || ' ' || authors, "
         "',' ORDER BY day, repository) FROM commits_per_day) || ' ' || (SELECT string_agg "
@@ -674,7 +677,7 @@ s_test_series_migration (void)
                    "lo) FROM metricsd_partitions ())",
                    "102 101 points_data_19900301,points_data_20240101");
     pgtest_expect (conn, "SELECT to_regclass ('points_19900301') IS NULL", "t");
-    pgconn_destroy (&conn);
+    omni_pgconn_destroy (&conn);
     pgtest_db_drop (dsn);
     free (dsn);
 }
@@ -683,7 +686,7 @@ void
 tsschema_test (bool verbose)
 {
     if (!verbose)
-        log_init ("tsschema-test", "error", "kv");
+        omni_log_init ("tsschema-test", "error", "kv");
     tsschema_mode_t mode;
     assert (tsschema_parse_mode ("native", &mode) == 0 && mode == TSSCHEMA_NATIVE);
     assert (tsschema_parse_mode ("timescaledb", &mode) == 0 && mode == TSSCHEMA_TIMESCALEDB);
@@ -823,9 +826,9 @@ tsschema_test (bool verbose)
         selftest_skip ("no PostgreSQL server ($OMNI_TEST_PG_DSN, else 127.0.0.1:5432)");
     }
     char error[256];
-    pgconn_t *conn = pgconn_new (dsn, error, sizeof error);
-    assert (conn && pgconn_ensure (conn) == 0);
-    assert (pgconn_exec (conn, "SET TIME ZONE 'UTC'") == PGCONN_OK);
+    omni_pgconn_t *conn = omni_pgconn_new (dsn, error, sizeof error);
+    assert (conn && omni_pgconn_ensure (conn) == 0);
+    assert (omni_pgconn_exec (conn, "SET TIME ZONE 'UTC'") == PGCONN_OK);
     tsschema_config_t config = {TSSCHEMA_NATIVE, "month", 0, false};
     tsschema_state_t state;
     assert (tsschema_migrate (conn, &config, &state) == 0);
@@ -850,8 +853,9 @@ tsschema_test (bool verbose)
     config.want = TSSCHEMA_NATIVE;
 
     //  Views re-applied when their text changed (here: the stored checksum)
-    assert (pgconn_exec (conn, "DROP VIEW host_per_minute; UPDATE metricsd_settings SET value = "
-                               "'old' WHERE key = 'views'") == PGCONN_OK);
+    assert (omni_pgconn_exec (conn,
+                              "DROP VIEW host_per_minute; UPDATE metricsd_settings SET value = "
+                              "'old' WHERE key = 'views'") == PGCONN_OK);
     assert (tsschema_migrate (conn, &config, &state) == 0);
     pgtest_expect (conn, "SELECT count (*) FROM host_per_minute", "0");
     pgtest_expect (conn, "SELECT length (value) FROM metricsd_settings WHERE key = 'views'", "64");
@@ -876,12 +880,12 @@ tsschema_test (bool verbose)
     pgtest_expect (conn, sql, "1969-01-01 00:00:00+00 1970-01-01 00:00:00+00");
     snprintf (sql, sizeof sql, S_ENSURE, "'2261-12-31 00:00+00'", "month");
     pgtest_expect (conn, sql, "2261-12-01 00:00:00+00 2262-01-01 00:00:00+00");
-    assert (pgconn_exec (conn, "INSERT INTO points_data VALUES (1, '1990-06-03 10:00+00', 1), "
-                               "(1, '1969-12-31 23:59:59+00', 2)") == PGCONN_OK);
+    assert (omni_pgconn_exec (conn, "INSERT INTO points_data VALUES (1, '1990-06-03 10:00+00', 1), "
+                                    "(1, '1969-12-31 23:59:59+00', 2)") == PGCONN_OK);
     pgtest_expect (conn, "SELECT count (*) FROM points_data_19900601", "1");
     snprintf (sql, sizeof sql, S_ENSURE, "now ()", "fortnight");
-    PGresult *result = pgconn_query (conn, sql, 0, NULL);
-    assert (!result && strstr (pgconn_error (conn), "unit must be"));
+    PGresult *result = omni_pgconn_query (conn, sql, 0, NULL);
+    assert (!result && strstr (omni_pgconn_error (conn), "unit must be"));
 
     //  Several metricsd wanting the same new partition at once: one is made
     snprintf (sql, sizeof sql, S_ENSURE, "'2001-02-03 04:05:06+00'", "week");
@@ -890,7 +894,7 @@ tsschema_test (bool verbose)
                    "SELECT count (*) FROM metricsd_partitions () WHERE lo = "
                    "'2001-01-29 00:00+00' AND hi = '2001-02-05 00:00+00'",
                    "1");
-    pgconn_destroy (&conn);
+    omni_pgconn_destroy (&conn);
     pgtest_db_drop (dsn);
     s_test_series_migration ();
     free (dsn);
@@ -899,15 +903,15 @@ tsschema_test (bool verbose)
     //  else native; forced TimescaleDB without it is a start-up error
     dsn = pgtest_db_new ("tsschema2");
     assert (dsn);
-    conn = pgconn_new (dsn, error, sizeof error);
-    assert (pgconn_ensure (conn) == 0);
+    conn = omni_pgconn_new (dsn, error, sizeof error);
+    assert (omni_pgconn_ensure (conn) == 0);
     char *available = pgtest_value (conn, "SELECT count (*) FROM pg_available_extensions WHERE "
                                           "name = 'timescaledb'");
     if (strcmp (available, "0") == 0) {
         //  The facts as this server gives them, in a transaction that no
         //  probe may end: a value set by hand for the loader's GUC is a
         //  placeholder, not the loader
-        assert (pgconn_exec (conn, "BEGIN; SET LOCAL timescaledb.disable_load = 'on'") ==
+        assert (omni_pgconn_exec (conn, "BEGIN; SET LOCAL timescaledb.disable_load = 'on'") ==
                 PGCONN_OK);
         PGresult *facts = s_read_offer (conn, &offer);
         assert (facts);
@@ -919,23 +923,23 @@ tsschema_test (bool verbose)
         char role[64], as_role[160];
         snprintf (role, sizeof role, "omni_test_%d_reader", (int) getpid ());
         snprintf (as_role, sizeof as_role, "CREATE ROLE %s; SET LOCAL ROLE %s", role, role);
-        assert (pgconn_exec (conn, as_role) == PGCONN_OK);
+        assert (omni_pgconn_exec (conn, as_role) == PGCONN_OK);
         facts = s_read_offer (conn, &offer);
         assert (facts && !offer.preload && !offer.superuser);
         PQclear (facts);
-        assert (pgconn_exec (conn, "ROLLBACK") == PGCONN_OK);
+        assert (omni_pgconn_exec (conn, "ROLLBACK") == PGCONN_OK);
 
         config.want = TSSCHEMA_TIMESCALEDB;
         assert (tsschema_migrate (conn, &config, &state) == -1);
         //  Permanent, naming the cause and the cure
-        assert (pgconn_last_status (conn) == PGCONN_FAILED);
+        assert (omni_pgconn_last_status (conn) == PGCONN_FAILED);
         assert (strstr (state.problem, "not packaged") &&
                 strstr (state.problem, "shared_preload_libraries"));
         pgtest_expect (conn, "SELECT to_regclass ('points') IS NULL", "t");
         config.want = TSSCHEMA_AUTO;
         assert (tsschema_migrate (conn, &config, &state) == 0);
         assert (state.mode == TSSCHEMA_NATIVE && state.applied == 6 && !*state.problem);
-        pgconn_destroy (&conn);
+        omni_pgconn_destroy (&conn);
         pgtest_db_drop (dsn);
         free (dsn);
 
@@ -943,20 +947,21 @@ tsschema_test (bool verbose)
         //  in every mode, permanently, never converted
         dsn = pgtest_db_new ("tsschema3");
         assert (dsn);
-        conn = pgconn_new (dsn, error, sizeof error);
-        assert (pgconn_ensure (conn) == 0);
-        assert (pgconn_exec (conn, "CREATE TABLE metricsd_settings (key text PRIMARY KEY, value "
-                                   "text NOT NULL); INSERT INTO metricsd_settings VALUES "
-                                   "('mode', 'timescaledb')") == PGCONN_OK);
+        conn = omni_pgconn_new (dsn, error, sizeof error);
+        assert (omni_pgconn_ensure (conn) == 0);
+        assert (omni_pgconn_exec (conn,
+                                  "CREATE TABLE metricsd_settings (key text PRIMARY KEY, value "
+                                  "text NOT NULL); INSERT INTO metricsd_settings VALUES "
+                                  "('mode', 'timescaledb')") == PGCONN_OK);
         assert (tsschema_migrate (conn, &config, &state) == -1);
-        assert (pgconn_last_status (conn) == PGCONN_FAILED);
+        assert (omni_pgconn_last_status (conn) == PGCONN_FAILED);
         assert (strcmp (state.problem, s_why_stored_unusable) == 0);
         pgtest_expect (conn, "SELECT to_regclass ('points') IS NULL", "t");
     } else
         fprintf (stderr, "tsschema_test: timescaledb is available here; its path is tested by "
                          "the pointstore test in auto mode\n");
     free (available);
-    pgconn_destroy (&conn);
+    omni_pgconn_destroy (&conn);
     pgtest_db_drop (dsn);
     free (dsn);
 }

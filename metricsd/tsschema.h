@@ -18,7 +18,7 @@
 #ifndef OMNI_METRICSD_TSSCHEMA_H
 #define OMNI_METRICSD_TSSCHEMA_H
 
-#include "pgconn.h"
+#include "common/pgconn.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -62,9 +62,10 @@ bool tsschema_valid_interval (const char *unit);
 //  error set or the reason logged), e.g. when the database was created in
 //  another mode than the one forced, or mode=timescaledb and the server
 //  cannot give TimescaleDB (not packaged, not preloaded, not creatable):
-//  those are permanent (pgconn_last_status is PGCONN_FAILED), a lost
+//  those are permanent (omni_pgconn_last_status is PGCONN_FAILED), a lost
 //  connection is PGCONN_TRANSIENT.
-int tsschema_migrate (pgconn_t *conn, const tsschema_config_t *config, tsschema_state_t *state);
+int tsschema_migrate (omni_pgconn_t *conn, const tsschema_config_t *config,
+                      tsschema_state_t *state);
 
 void tsschema_test (bool verbose);
 

@@ -6,9 +6,9 @@
 #define MSGPACK_NO_BOOST
 #include <msgpack.hpp>
 
-#include "fuzz_oracle.h"
+#include "proto/fuzz_oracle.h"
 extern "C" {
-#include "kinds.h"
+#include "proto/kinds.h"
 }
 
 #include <openssl/evp.h>
@@ -98,7 +98,7 @@ structure (const object &o, size_t depth, size_t max_depth)
 }
 
 bool
-type_ok (field_type_t field, const object &o)
+type_ok (omni_field_type_t field, const object &o)
 {
     switch (field) {
     case FIELD_STR: return o.type == type::STR;
@@ -174,11 +174,11 @@ envelope_rules (const object &root, uint64_t version, envelope &e)
 //  The body's rules from the kinds table: declared fields of their types
 //  (nil for an optional one), required ones present; others are allowed
 unsigned
-body_rules (const object &body, const kind_spec_t *spec)
+body_rules (const object &body, const omni_kind_spec_t *spec)
 {
     unsigned broken = 0;
     for (size_t n = 0; spec->fields[n].name; n++) {
-        const field_spec_t *f = &spec->fields[n];
+        const omni_field_spec_t *f = &spec->fields[n];
         bool seen = false;
         for (uint32_t i = 0; i < body.via.map.size; i++) {
             if (!is_str (body.via.map.ptr[i].key, f->name))
@@ -305,7 +305,7 @@ pack_into (std::string &out, const object &o)
 //  part in its shortest encoding, nil when absent, nothing for an absent
 //  optional "?field"; a kind without key parts: the whole body
 void
-expected_id (const envelope &e, const kind_spec_t *spec, uint8_t id[16])
+expected_id (const envelope &e, const omni_kind_spec_t *spec, uint8_t id[16])
 {
     std::string text ("omni.id/1", 10);
     text.append (e.kind->via.str.ptr, e.kind->via.str.size).push_back ('\0');
@@ -336,8 +336,8 @@ std::string kept_body, kept_tags;
 } // namespace
 
 extern "C" void
-fuzz_oracle_judge (const uint8_t *data, size_t size, const oracle_limits_t *limits,
-                   oracle_verdict_t *verdict)
+fuzz_oracle_judge (const uint8_t *data, size_t size, const omni_oracle_limits_t *limits,
+                   omni_oracle_verdict_t *verdict)
 {
     memset (verdict, 0, sizeof *verdict);
     if (size > limits->max_size) {
@@ -368,8 +368,8 @@ fuzz_oracle_judge (const uint8_t *data, size_t size, const oracle_limits_t *limi
     envelope e;
     if (!broken)
         broken = envelope_rules (root, limits->version, e);
-    const kind_spec_t *spec =
-        broken ? nullptr : kinds_lookup (e.kind->via.str.ptr, e.kind->via.str.size);
+    const omni_kind_spec_t *spec =
+        broken ? nullptr : omni_kinds_lookup (e.kind->via.str.ptr, e.kind->via.str.size);
     if (!broken && !spec)
         broken = BIT_UNKNOWN_KIND;
     if (!broken)

@@ -20,7 +20,7 @@
 extern "C" {
 #endif
 
-//  The rules an input may break; record_reject_t's reasons, named apart
+//  The rules an input may break; omni_record_reject_t's reasons, named apart
 //  (record.h includes msgpack-c's C headers).
 typedef enum {
     ORACLE_TOO_LARGE,
@@ -33,12 +33,12 @@ typedef enum {
     ORACLE_BAD_BODY,
     ORACLE_BAD_UTF8,
     ORACLE_RULES
-} oracle_rule_t;
+} omni_oracle_rule_t;
 
 typedef struct {
-    size_t max_size, max_depth; //  record_limits_t
+    size_t max_size, max_depth; //  omni_record_limits_t
     uint64_t version;           //  RECORD_VERSION
-} oracle_limits_t;
+} omni_oracle_limits_t;
 
 typedef struct {
     //  Bit 1 << rule for each rule the input breaks; the decoder's reason
@@ -54,10 +54,10 @@ typedef struct {
     const uint8_t *body, *tags; //  packed again, shortest encodings; tags NULL when absent
     size_t body_size, tags_size;
     uint8_t expected_id[16]; //  SHA-256 of kind, src and natural key (PROTOCOL.md, "Ids")
-} oracle_verdict_t;
+} omni_oracle_verdict_t;
 
-void fuzz_oracle_judge (const uint8_t *data, size_t size, const oracle_limits_t *limits,
-                        oracle_verdict_t *verdict);
+void fuzz_oracle_judge (const uint8_t *data, size_t size, const omni_oracle_limits_t *limits,
+                        omni_oracle_verdict_t *verdict);
 
 #ifdef __cplusplus
 }

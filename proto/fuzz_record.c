@@ -5,14 +5,14 @@
     The oracle (fuzz_oracle.cpp) reads the same bytes without record.c:
     another msgpack implementation (msgpack-c's C++ parser, bounded), the
     record rules written from their documentation and the kinds table. For
-    every input: record_decode and record_check agree with each other
+    every input: omni_record_decode and omni_record_check agree with each other
     exactly; the decoder accepts exactly what the oracle finds valid, and
     rejects with a reason the oracle finds broken; an accepted record has
     the oracle's envelope, body and tags (packed again, byte for byte) and
     the id the oracle computes from its natural key.                         */
-#include "fuzz_oracle.h"
-#include "mpjson.h"
-#include "record.h"
+#include "proto/fuzz_oracle.h"
+#include "proto/mpjson.h"
+#include "proto/record.h"
 
 #include <assert.h>
 #include <stdint.h>
@@ -21,8 +21,8 @@
 int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
 
 //  The oracle's name for a reason
-static oracle_rule_t
-s_rule (record_reject_t reason)
+static omni_oracle_rule_t
+s_rule (omni_record_reject_t reason)
 {
     switch (reason) {
     case REJECT_TOO_LARGE: return ORACLE_TOO_LARGE;
@@ -39,7 +39,7 @@ s_rule (record_reject_t reason)
 }
 
 static void
-s_same_str (record_str_t str, const char *ptr, size_t len)
+s_same_str (omni_record_str_t str, const char *ptr, size_t len)
 {
     assert (str.len == len && memcmp (str.ptr, ptr, len) == 0);
 }
@@ -62,17 +62,18 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
 {
     msgpack_zone zone;
     msgpack_zone_init (&zone, 1024);
-    record_t record, checked;
+    omni_record_t record, checked;
     char detail[256], check_detail[256];
-    record_reject_t rc = record_decode (&record, &zone, data, size, NULL, detail, sizeof detail);
-    record_reject_t check_rc =
-        record_check (&checked, data, size, NULL, check_detail, sizeof check_detail);
+    omni_record_reject_t rc =
+        omni_record_decode (&record, &zone, data, size, NULL, detail, sizeof detail);
+    omni_record_reject_t check_rc =
+        omni_record_check (&checked, data, size, NULL, check_detail, sizeof check_detail);
     //  The two entry points are one pass: the same answer, the same words
     assert (rc == check_rc && strcmp (detail, check_detail) == 0);
 
-    oracle_limits_t limits = {record_default_limits.max_size, record_default_limits.max_depth,
-                              RECORD_VERSION};
-    oracle_verdict_t oracle;
+    omni_oracle_limits_t limits = {omni_record_default_limits.max_size,
+                                   omni_record_default_limits.max_depth, RECORD_VERSION};
+    omni_oracle_verdict_t oracle;
     fuzz_oracle_judge (data, size, &limits, &oracle);
     if (rc != REJECT_NONE) {
         assert (strlen (detail) > 0);
@@ -87,21 +88,21 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
         s_same_str (record.src, oracle.src, oracle.src_len);
         s_same_str (record.col, oracle.col, oracle.col_len);
         s_same_str (record.run, oracle.run, oracle.run_len);
-        assert (record.spec == kinds_lookup (oracle.kind, oracle.kind_len));
+        assert (record.spec == omni_kinds_lookup (oracle.kind, oracle.kind_len));
         assert (record.body && record.body->type == MSGPACK_OBJECT_MAP);
         s_same_packed (record.body, oracle.body, oracle.body_size);
         assert (!record.tags == !oracle.tags);
         if (record.tags)
             s_same_packed (record.tags, oracle.tags, oracle.tags_size);
         assert (checked.spec == record.spec && checked.ts == record.ts);
-        mpjson_buf_t json = {0};
-        mpjson_record (&json, &record);
+        omni_mpjson_buf_t json = {0};
+        omni_mpjson_record (&json, &record);
         assert (json.size > 0 && json.data[0] == '{' && json.data[json.size - 1] == '}');
-        mpjson_buf_free (&json);
+        omni_mpjson_buf_free (&json);
         //  The id from the bytes is the oracle's, whatever the encoding
         uint8_t id[RECORD_ID_SIZE], from_check[RECORD_ID_SIZE];
-        record_compute_id (&record, id);
-        record_compute_id (&checked, from_check);
+        omni_record_compute_id (&record, id);
+        omni_record_compute_id (&checked, from_check);
         assert (memcmp (id, from_check, RECORD_ID_SIZE) == 0);
         assert (memcmp (id, oracle.expected_id, RECORD_ID_SIZE) == 0);
     }

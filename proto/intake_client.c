@@ -24,12 +24,12 @@
     A batch keeps its records back to back in one buffer (no frame, list
     node or allocation per record), and the buffers of acknowledged batches
     are reused; each transmission copies the records into ZeroMQ messages.  */
-#include "intake_client.h"
-#include "config.h"
-#include "log.h"
-#include "testpeer.h"
-#include "util.h"
-#include "wire.h"
+#include "proto/intake_client.h"
+#include "common/config.h"
+#include "common/log.h"
+#include "testsupport/testpeer.h"
+#include "common/util.h"
+#include "proto/wire.h"
 
 #include <assert.h>
 #include <czmq.h>
@@ -46,13 +46,13 @@ typedef struct {
     int64_t sent_ms;
 } s_batch_t;
 
-struct _intake_client_t {
-    intake_config_t config;
-    char *endpoint;             //  the endpoints as given
-    char **endpoints;           //  each of them
-    bool *refused;              //  per endpoint: in a streak of handshakes it refused
-    metric_t **connected_gauge; //  per endpoint: intake_connected, or NULL
-    metric_t *failovers_metric;
+struct _omni_intake_client_t {
+    omni_intake_config_t config;
+    char *endpoint;                  //  the endpoints as given
+    char **endpoints;                //  each of them
+    bool *refused;                   //  per endpoint: in a streak of handshakes it refused
+    omni_metric_t **connected_gauge; //  per endpoint: intake_connected, or NULL
+    omni_metric_t *failovers_metric;
     size_t nendpoints, current; //  sending to endpoints[current]
     zsock_t *dealer;            //  connected to endpoints[current] alone
     void *monitor;              //  PAIR receiving the DEALER's socket events
@@ -62,7 +62,7 @@ struct _intake_client_t {
     s_batch_t *spare;  //  buffers of acknowledged batches, for reuse
     size_t nspare;
     uint64_t next_seq;
-    uint64_t queued; //  records given to intake_client_send
+    uint64_t queued; //  records given to omni_intake_client_send
     char *replay_writers;
     char *error; //  the last ERROR's reason
     int64_t last_ack_ms;
@@ -88,7 +88,7 @@ s_destroy_batch (s_batch_t *batch)
 
 //  An acknowledged batch: its buffers are kept for a next one.
 static void
-s_free_batch (intake_client_t *self, s_batch_t *batch)
+s_free_batch (omni_intake_client_t *self, s_batch_t *batch)
 {
     if (self->nspare < self->config.window + 1) {
         batch->records = batch->size = 0;
@@ -101,7 +101,7 @@ s_free_batch (intake_client_t *self, s_batch_t *batch)
 //  Splits "a, b" into endpoints; false (after logging why) when one is
 //  not an endpoint a DEALER can connect to, or none is given.
 static bool
-s_parse_endpoints (intake_client_t *self, const char *list)
+s_parse_endpoints (omni_intake_client_t *self, const char *list)
 {
     size_t max = 1;
     for (const char *p = list; *p; p++)
@@ -122,7 +122,7 @@ s_parse_endpoints (intake_client_t *self, const char *list)
             continue;
         //  A port of * or 0 binds anywhere but connects nowhere
         const char *port = strrchr (item, ':');
-        valid = config_valid_endpoint (item) &&
+        valid = omni_config_valid_endpoint (item) &&
                 !(strncmp (item, "tcp://", 6) == 0 && port &&
                   (streq (port, ":*") || strspn (port + 1, "0") == strlen (port + 1)));
         if (!valid)
@@ -149,7 +149,7 @@ static atomic_uint s_monitors;
 //  connect failed (logged): the socket has no connection then, and the
 //  failover moves on from it like from any endpoint that does not answer.
 static int
-s_open (intake_client_t *self)
+s_open (omni_intake_client_t *self)
 {
     const char *endpoint = self->endpoints[self->current];
     self->dealer = zsock_new (ZMQ_DEALER);
@@ -160,7 +160,7 @@ s_open (intake_client_t *self)
     zsock_set_reconnect_ivl (self->dealer, 100);
     zsock_set_reconnect_ivl_max (self->dealer, 2000);
     if (self->config.curve)
-        curve_client_apply (self->config.curve, self->dealer);
+        omni_curve_client_apply (self->config.curve, self->dealer);
     char monitor_ep[64];
     snprintf (monitor_ep, sizeof monitor_ep, "inproc://intake-monitor-%u",
               atomic_fetch_add (&s_monitors, 1));
@@ -173,7 +173,7 @@ s_open (intake_client_t *self)
     rc = zmq_connect (self->monitor, monitor_ep);
     assert (rc == 0);
     self->connected_once = self->refused_here = false;
-    self->down_ms = util_mono_ms ();
+    self->down_ms = omni_util_mono_ms ();
     self->down_why = "unreachable";
     self->refused_ms = 0;
     if (zsock_connect (self->dealer, "%s", endpoint) == 0)
@@ -184,7 +184,7 @@ s_open (intake_client_t *self)
 }
 
 static void
-s_close (intake_client_t *self)
+s_close (omni_intake_client_t *self)
 {
     if (self->dealer)
         zmq_socket_monitor (zsock_resolve (self->dealer), NULL, 0);
@@ -196,13 +196,13 @@ s_close (intake_client_t *self)
     }
     zsock_destroy (&self->dealer);
     if (self->connected_gauge)
-        metric_set (self->connected_gauge[self->current], 0);
+        omni_metric_set (self->connected_gauge[self->current], 0);
 }
 
-intake_client_t *
-intake_client_new (const intake_config_t *config)
+omni_intake_client_t *
+omni_intake_client_new (const omni_intake_config_t *config)
 {
-    intake_client_t *self = calloc (1, sizeof *self);
+    omni_intake_client_t *self = calloc (1, sizeof *self);
     assert (self);
     self->config = *config;
     if (!self->config.batch_records)
@@ -222,7 +222,7 @@ intake_client_new (const intake_config_t *config)
     self->spare = calloc (self->config.window + 1, sizeof *self->spare);
     assert (self->window && self->spare);
     if (!s_parse_endpoints (self, self->endpoint)) {
-        intake_client_destroy (&self);
+        omni_intake_client_destroy (&self);
         return NULL;
     }
     self->refused = calloc (self->nendpoints, sizeof *self->refused);
@@ -230,18 +230,18 @@ intake_client_new (const intake_config_t *config)
     self->connected_gauge = calloc (self->nendpoints, sizeof *self->connected_gauge);
     assert (self->connected_gauge);
     if (s_open (self)) {
-        intake_client_destroy (&self);
+        omni_intake_client_destroy (&self);
         return NULL;
     }
     self->next_seq = 1;
-    self->last_ack_ms = util_mono_ms ();
+    self->last_ack_ms = omni_util_mono_ms ();
     return self;
 }
 
 void
-intake_client_destroy (intake_client_t **self_p)
+omni_intake_client_destroy (omni_intake_client_t **self_p)
 {
-    intake_client_t *self = *self_p;
+    omni_intake_client_t *self = *self_p;
     if (!self)
         return;
     for (size_t i = 0; i < self->inflight; i++)
@@ -270,27 +270,28 @@ intake_client_destroy (intake_client_t **self_p)
 //  batch may still be queued after its first copy was acknowledged and the
 //  buffer reused.
 static void
-s_transmit (intake_client_t *self, s_batch_t *batch)
+s_transmit (omni_intake_client_t *self, s_batch_t *batch)
 {
     void *sock = zsock_resolve (self->dealer);
-    batch->sent_ms = util_mono_ms ();
-    wire_head_t head = {.command = self->replay_writers ? WIRE_REPLAY : WIRE_BATCH,
-                        .seq = batch->seq,
-                        .text = self->replay_writers,
-                        .text_size = self->replay_writers ? strlen (self->replay_writers) : 0};
+    batch->sent_ms = omni_util_mono_ms ();
+    omni_wire_head_t head = {.command = self->replay_writers ? WIRE_REPLAY : WIRE_BATCH,
+                             .seq = batch->seq,
+                             .text = self->replay_writers,
+                             .text_size = self->replay_writers ? strlen (self->replay_writers) : 0};
     //  A handshake refused before the first send leaves the socket with no
     //  connection at all (libzmq does not retry it), and a blocking send
     //  would then never return to retry it: the batch stays in the window
     //  and goes again once accepted or at its ACK timeout. The other frames
     //  of a message whose first frame went through never block.
-    if (wire_send_head (sock, NULL, 0, &head, batch->records > 0, ZMQ_DONTWAIT) < 0) {
+    if (omni_wire_send_head (sock, NULL, 0, &head, batch->records > 0, ZMQ_DONTWAIT) < 0) {
         log_debug ("intake.not_sent", "seq=%" PRIu64 " error=\"%s\"", batch->seq,
                    zmq_strerror (zmq_errno ()));
         return;
     }
     size_t from = 0;
     for (size_t i = 0; i < batch->records; i++) {
-        wire_send_record (sock, batch->data + from, batch->ends[i] - from, i + 1 == batch->records);
+        omni_wire_send_record (sock, batch->data + from, batch->ends[i] - from,
+                               i + 1 == batch->records);
         from = batch->ends[i];
     }
 }
@@ -298,7 +299,7 @@ s_transmit (intake_client_t *self, s_batch_t *batch)
 //  Takes the batch `seq` out of the window, if it is there (an ACK for a
 //  batch sent twice arrives twice; the first one counted).
 static s_batch_t *
-s_find_batch (intake_client_t *self, uint64_t seq)
+s_find_batch (omni_intake_client_t *self, uint64_t seq)
 {
     for (size_t i = 0; i < self->inflight; i++)
         if (self->window[i].seq == seq)
@@ -307,23 +308,23 @@ s_find_batch (intake_client_t *self, uint64_t seq)
 }
 
 static void
-s_retire_batch (intake_client_t *self, s_batch_t *batch)
+s_retire_batch (omni_intake_client_t *self, s_batch_t *batch)
 {
     size_t i = (size_t) (batch - self->window);
     s_free_batch (self, batch);
     memmove (&self->window[i], &self->window[i + 1],
              (self->inflight - i - 1) * sizeof *self->window);
     self->inflight--;
-    self->last_ack_ms = util_mono_ms ();
+    self->last_ack_ms = omni_util_mono_ms ();
     self->worked = true;
 }
 
 static void
-s_handle_ack (intake_client_t *self, zmsg_t *msg)
+s_handle_ack (omni_intake_client_t *self, zmsg_t *msg)
 {
-    wire_head_t head;
+    omni_wire_head_t head;
     char why[128];
-    if (wire_decode (WIRE_INTAKE, msg, &head, why, sizeof why) != 0 ||
+    if (omni_wire_decode (WIRE_INTAKE, msg, &head, why, sizeof why) != 0 ||
         (head.command != WIRE_INTAKE_ACK && head.command != WIRE_INTAKE_ERROR)) {
         log_warn ("intake.bad_reply", "endpoint=%s frames=%zu why=\"%s\"",
                   self->endpoints[self->current], zmsg_size (msg),
@@ -349,7 +350,7 @@ s_handle_ack (intake_client_t *self, zmsg_t *msg)
 }
 
 static void
-s_resend_all (intake_client_t *self, const char *why)
+s_resend_all (omni_intake_client_t *self, const char *why)
 {
     if (self->inflight)
         log_info ("intake.resend", "batches=%zu why=%s", self->inflight, why);
@@ -361,33 +362,34 @@ s_resend_all (intake_client_t *self, const char *why)
 
 //  The socket's connection works (or no longer does) from now.
 static void
-s_set_up (intake_client_t *self, bool up, const char *why)
+s_set_up (omni_intake_client_t *self, bool up, const char *why)
 {
     if (up) {
         self->down_ms = 0;
         self->worked = true;
     } else if (!self->down_ms) {
-        self->down_ms = util_mono_ms ();
+        self->down_ms = omni_util_mono_ms ();
         self->down_why = why;
     }
-    metric_set (self->connected_gauge[self->current], up ? 1 : 0);
+    omni_metric_set (self->connected_gauge[self->current], up ? 1 : 0);
 }
 
 //  Moves to the next endpoint, with a new socket, and sends every
 //  unacknowledged batch there.
 static void
-s_failover (intake_client_t *self, const char *why)
+s_failover (omni_intake_client_t *self, const char *why)
 {
     size_t from = self->current;
     s_close (self);
     self->current = (self->current + 1) % self->nendpoints;
     s_open (self);
     self->failovers++;
-    metric_add (self->failovers_metric, 1);
+    omni_metric_add (self->failovers_metric, 1);
     //  While every endpoint is down the client goes round them: then a line
     //  per endpoint a minute, with how many were held back
     uint64_t held = 0;
-    if (self->worked || log_allow ("intake.failover", self->endpoints[self->current], 60000, &held))
+    if (self->worked ||
+        omni_log_allow ("intake.failover", self->endpoints[self->current], 60000, &held))
         log_warn ("intake.failover",
                   "from=%s to=%s why=%s unacked=%zu failovers=%" PRIu64 " held_back=%" PRIu64,
                   self->endpoints[from], self->endpoints[self->current], why, self->inflight,
@@ -401,15 +403,15 @@ s_failover (intake_client_t *self, const char *why)
 
 //  Fails over when the socket has had no working connection for too long.
 static void
-s_check_down (intake_client_t *self)
+s_check_down (omni_intake_client_t *self)
 {
     if (self->nendpoints > 1 && self->down_ms &&
-        util_mono_ms () - self->down_ms >= self->failover_ms)
+        omni_util_mono_ms () - self->down_ms >= self->failover_ms)
         s_failover (self, self->down_why);
 }
 
 static void
-s_handle_monitor (intake_client_t *self)
+s_handle_monitor (omni_intake_client_t *self)
 {
     zmq_msg_t event, address;
     zmq_msg_init (&event);
@@ -437,8 +439,8 @@ s_handle_monitor (intake_client_t *self)
         s_set_up (self, false, "disconnected");
     } else {
         bool was_refused = *refused;
-        if (curve_refusal_event (id, endpoint, refused)) {
-            self->refused_ms = util_mono_ms ();
+        if (omni_curve_refusal_event (id, endpoint, refused)) {
+            self->refused_ms = omni_util_mono_ms ();
             self->refused_here = true;
             s_set_up (self, false, "refused");
         }
@@ -457,7 +459,7 @@ s_handle_monitor (intake_client_t *self)
 //  Handles every reply and socket event already waiting, without blocking,
 //  so that a slow producer sees its ACKs before their batches time out.
 static void
-s_drain_replies (intake_client_t *self)
+s_drain_replies (omni_intake_client_t *self)
 {
     while (true) {
         zmq_pollitem_t items[] = {{zsock_resolve (self->dealer), 0, ZMQ_POLLIN, 0},
@@ -479,17 +481,17 @@ s_drain_replies (intake_client_t *self)
 
 //  Waits for replies until at most `max_inflight` batches are unacked.
 static int
-s_wait (intake_client_t *self, size_t max_inflight)
+s_wait (omni_intake_client_t *self, size_t max_inflight)
 {
     s_drain_replies (self);
     while (self->inflight > max_inflight) {
         if (zsys_interrupted && !self->draining)
             return -1;
-        if (self->draining && util_mono_ms () > self->drain_deadline_ms) {
+        if (self->draining && omni_util_mono_ms () > self->drain_deadline_ms) {
             log_warn ("intake.drain_timeout", "unacked=%zu", self->inflight);
             return -1;
         }
-        int64_t now = util_mono_ms ();
+        int64_t now = omni_util_mono_ms ();
         if (self->config.give_up_ms && now - self->last_ack_ms > self->config.give_up_ms) {
             //  ingestd holds back ACKs on purpose while its journal is full
             //  or cannot be written: its /health says which.
@@ -533,9 +535,9 @@ s_wait (intake_client_t *self, size_t max_inflight)
             continue; //  EINTR: the loop head checks zsys_interrupted
         if (items[1].revents & ZMQ_POLLIN)
             s_handle_monitor (self);
-        if (self->refused_ms && util_mono_ms () - self->refused_ms >= CURVE_RETRY_MS) {
+        if (self->refused_ms && omni_util_mono_ms () - self->refused_ms >= CURVE_RETRY_MS) {
             self->refused_ms = 0;
-            curve_reconnect (self->dealer, self->endpoints[self->current]);
+            omni_curve_reconnect (self->dealer, self->endpoints[self->current]);
         }
         if (items[0].revents & ZMQ_POLLIN) {
             zmsg_t *msg = zmsg_recv (self->dealer);
@@ -550,14 +552,14 @@ s_wait (intake_client_t *self, size_t max_inflight)
 }
 
 static int
-s_dispatch (intake_client_t *self)
+s_dispatch (omni_intake_client_t *self)
 {
     if (self->filling.records == 0)
         return 0;
     if (s_wait (self, self->config.window - 1))
         return -1;
     if (self->inflight == 0)
-        self->last_ack_ms = util_mono_ms (); //  the give-up clock runs while we wait
+        self->last_ack_ms = omni_util_mono_ms (); //  the give-up clock runs while we wait
     s_batch_t *batch = &self->window[self->inflight++];
     *batch = self->filling;
     batch->seq = self->next_seq++;
@@ -571,7 +573,7 @@ s_dispatch (intake_client_t *self)
 }
 
 int
-intake_client_send (intake_client_t *self, const void *record, size_t size)
+omni_intake_client_send (omni_intake_client_t *self, const void *record, size_t size)
 {
     if (zsys_interrupted)
         return -1;
@@ -599,7 +601,7 @@ intake_client_send (intake_client_t *self, const void *record, size_t size)
 }
 
 int
-intake_client_flush (intake_client_t *self)
+omni_intake_client_flush (omni_intake_client_t *self)
 {
     if (s_dispatch (self))
         return -1;
@@ -607,10 +609,10 @@ intake_client_flush (intake_client_t *self)
 }
 
 int
-intake_client_drain (intake_client_t *self, int64_t timeout_ms)
+omni_intake_client_drain (omni_intake_client_t *self, int64_t timeout_ms)
 {
     self->draining = true;
-    self->drain_deadline_ms = util_mono_ms () + timeout_ms;
+    self->drain_deadline_ms = omni_util_mono_ms () + timeout_ms;
     int rc = s_dispatch (self);
     if (rc == 0)
         rc = s_wait (self, 0);
@@ -619,38 +621,38 @@ intake_client_drain (intake_client_t *self, int64_t timeout_ms)
 }
 
 uint64_t
-intake_client_accepted (intake_client_t *self)
+omni_intake_client_accepted (omni_intake_client_t *self)
 {
     return self->accepted;
 }
 
 uint64_t
-intake_client_rejected (intake_client_t *self)
+omni_intake_client_rejected (omni_intake_client_t *self)
 {
     return self->rejected;
 }
 
 size_t
-intake_client_unacked (intake_client_t *self)
+omni_intake_client_unacked (omni_intake_client_t *self)
 {
     return self->inflight;
 }
 
 uint64_t
-intake_client_resent (intake_client_t *self)
+omni_intake_client_resent (omni_intake_client_t *self)
 {
     return self->resent;
 }
 
 void
-intake_client_set_replay (intake_client_t *self, const char *writers)
+omni_intake_client_set_replay (omni_intake_client_t *self, const char *writers)
 {
     free (self->replay_writers);
     self->replay_writers = writers ? strdup (writers) : NULL;
 }
 
 uint64_t
-intake_client_acked_prefix (intake_client_t *self)
+omni_intake_client_acked_prefix (omni_intake_client_t *self)
 {
     //  The window is oldest first: its first batch bounds the prefix.
     if (self->inflight)
@@ -659,9 +661,9 @@ intake_client_acked_prefix (intake_client_t *self)
 }
 
 void
-intake_client_set_metrics (intake_client_t *self, metrics_t *metrics)
+omni_intake_client_set_metrics (omni_intake_client_t *self, omni_metrics_t *metrics)
 {
-    self->failovers_metric = metrics_counter (
+    self->failovers_metric = omni_metrics_counter (
         metrics, "failovers_total", "times the intake moved to the next ingestd endpoint", NULL);
     for (size_t i = 0; i < self->nendpoints; i++) {
         //  The label value escaped as the exposition format wants it
@@ -674,27 +676,27 @@ intake_client_set_metrics (intake_client_t *self, metrics_t *metrics)
         }
         labels[used++] = '"';
         labels[used] = 0;
-        self->connected_gauge[i] =
-            metrics_gauge (metrics, "intake_connected",
-                           "1 while connected to this ingestd endpoint (the one in use)", labels);
-        metric_set (self->connected_gauge[i], i == self->current && !self->down_ms);
+        self->connected_gauge[i] = omni_metrics_gauge (
+            metrics, "intake_connected",
+            "1 while connected to this ingestd endpoint (the one in use)", labels);
+        omni_metric_set (self->connected_gauge[i], i == self->current && !self->down_ms);
     }
 }
 
 uint64_t
-intake_client_failovers (intake_client_t *self)
+omni_intake_client_failovers (omni_intake_client_t *self)
 {
     return self->failovers;
 }
 
 const char *
-intake_client_endpoint (intake_client_t *self)
+omni_intake_client_endpoint (omni_intake_client_t *self)
 {
     return self->endpoints[self->current];
 }
 
 const char *
-intake_client_error (intake_client_t *self)
+omni_intake_client_error (omni_intake_client_t *self)
 {
     return self->error;
 }
@@ -702,11 +704,11 @@ intake_client_error (intake_client_t *self)
 //  Sends `n` records ("\x80": not a record, so each is counted rejected,
 //  and acknowledged) and waits for every ACK.
 static void
-s_test_send (intake_client_t *client, int n)
+s_test_send (omni_intake_client_t *client, int n)
 {
     for (int i = 0; i < n; i++)
-        assert (intake_client_send (client, "\x80", 1) == 0);
-    assert (intake_client_flush (client) == 0);
+        assert (omni_intake_client_send (client, "\x80", 1) == 0);
+    assert (omni_intake_client_flush (client) == 0);
 }
 
 static void
@@ -714,7 +716,7 @@ s_test_failover (void)
 {
     //  Endpoint lists: trimmed, empty items skipped; one bad item (or a
     //  port that connects nowhere) refuses the whole list
-    intake_config_t config = {"", 2, 0, 2, 300, 5000, NULL};
+    omni_intake_config_t config = {"", 2, 0, 2, 300, 5000, NULL};
     const char *bad[] = {"",
                          " , ",
                          "tcp://127.0.0.1:1,nonsense://x",
@@ -723,12 +725,12 @@ s_test_failover (void)
                          "127.0.0.1:5550"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         config.endpoint = bad[i];
-        assert (intake_client_new (&config) == NULL);
+        assert (omni_intake_client_new (&config) == NULL);
     }
     config.endpoint = " tcp://127.0.0.1:1 ,, tcp://127.0.0.1:2 ";
-    intake_client_t *client = intake_client_new (&config);
-    assert (client && streq (intake_client_endpoint (client), "tcp://127.0.0.1:1"));
-    intake_client_destroy (&client);
+    omni_intake_client_t *client = omni_intake_client_new (&config);
+    assert (client && streq (omni_intake_client_endpoint (client), "tcp://127.0.0.1:1"));
+    omni_intake_client_destroy (&client);
 
     //  The first endpoint has nothing listening (a peer that is gone; made
     //  after the second, as czmq binds the lowest free port): the client
@@ -738,39 +740,39 @@ s_test_failover (void)
     char list[160];
     snprintf (list, sizeof list, "%s,%s", testpeer_endpoint (gone), testpeer_endpoint (second));
     testpeer_destroy (&gone);
-    metrics_t *metrics = metrics_new ("omni_test_");
+    omni_metrics_t *metrics = omni_metrics_new ("omni_test_");
     config.endpoint = list;
-    client = intake_client_new (&config);
-    intake_client_set_metrics (client, metrics);
+    client = omni_intake_client_new (&config);
+    omni_intake_client_set_metrics (client, metrics);
     s_test_send (client, 10);
-    assert (intake_client_rejected (client) == 10 && testpeer_rejected (second) == 10);
-    assert (intake_client_failovers (client) == 1);
-    assert (streq (intake_client_endpoint (client), testpeer_endpoint (second)));
-    assert (metric_value (metrics_counter (metrics, "failovers_total", "", NULL)) == 1);
-    char *text = metrics_render (metrics);
+    assert (omni_intake_client_rejected (client) == 10 && testpeer_rejected (second) == 10);
+    assert (omni_intake_client_failovers (client) == 1);
+    assert (streq (omni_intake_client_endpoint (client), testpeer_endpoint (second)));
+    assert (omni_metric_value (omni_metrics_counter (metrics, "failovers_total", "", NULL)) == 1);
+    char *text = omni_metrics_render (metrics);
     char line[160];
     snprintf (line, sizeof line, "omni_test_intake_connected{endpoint=\"%s\"} 1",
               testpeer_endpoint (second));
     assert (strstr (text, line));
     free (text);
     s_test_send (client, 4);
-    assert (intake_client_failovers (client) == 1 && testpeer_rejected (second) == 14);
-    intake_client_destroy (&client);
-    metrics_destroy (&metrics);
+    assert (omni_intake_client_failovers (client) == 1 && testpeer_rejected (second) == 14);
+    omni_intake_client_destroy (&client);
+    omni_metrics_destroy (&metrics);
     testpeer_clear (second);
 
     //  The endpoint in use dies mid-stream: what it left unacknowledged
     //  goes to the next one, and the stream carries on there
     testpeer_t *first = testpeer_new ();
     snprintf (list, sizeof list, "%s,%s", testpeer_endpoint (first), testpeer_endpoint (second));
-    client = intake_client_new (&config);
+    client = omni_intake_client_new (&config);
     s_test_send (client, 4);
     assert (testpeer_rejected (first) == 4 && testpeer_count (second) == 0);
     testpeer_destroy (&first);
     s_test_send (client, 6);
-    assert (intake_client_rejected (client) == 10 && testpeer_rejected (second) == 6);
-    assert (intake_client_failovers (client) == 1);
-    intake_client_destroy (&client);
+    assert (omni_intake_client_rejected (client) == 10 && testpeer_rejected (second) == 6);
+    assert (omni_intake_client_failovers (client) == 1);
+    omni_intake_client_destroy (&client);
     testpeer_clear (second);
 
     //  The endpoint in use takes the batches but never answers: after
@@ -778,20 +780,20 @@ s_test_failover (void)
     first = testpeer_new ();
     testpeer_drop (first, 1000);
     snprintf (list, sizeof list, "%s,%s", testpeer_endpoint (first), testpeer_endpoint (second));
-    client = intake_client_new (&config);
-    int64_t start = util_mono_ms ();
+    client = omni_intake_client_new (&config);
+    int64_t start = omni_util_mono_ms ();
     s_test_send (client, 3);
-    assert (util_mono_ms () - start >= 300);
+    assert (omni_util_mono_ms () - start >= 300);
     assert (testpeer_count (first) == 3 && testpeer_rejected (second) == 3);
-    assert (intake_client_failovers (client) == 1 && intake_client_resent (client) >= 2);
-    assert (streq (intake_client_endpoint (client), testpeer_endpoint (second)));
-    intake_client_destroy (&client);
+    assert (omni_intake_client_failovers (client) == 1 && omni_intake_client_resent (client) >= 2);
+    assert (streq (omni_intake_client_endpoint (client), testpeer_endpoint (second)));
+    omni_intake_client_destroy (&client);
     testpeer_destroy (&first);
     testpeer_destroy (&second);
 }
 
 void
-intake_client_test (bool verbose)
+omni_intake_client_test (bool verbose)
 {
     (void) verbose;
     //  The first batch is lost unanswered: the client resends it at its
@@ -800,45 +802,46 @@ intake_client_test (bool verbose)
     testpeer_drop (peer, 1);
     char endpoint[64];
     snprintf (endpoint, sizeof endpoint, "%s", testpeer_endpoint (peer));
-    intake_config_t config = {endpoint, 3, 0, 2, 300, 5000, NULL};
-    intake_client_t *client = intake_client_new (&config);
+    omni_intake_config_t config = {endpoint, 3, 0, 2, 300, 5000, NULL};
+    omni_intake_client_t *client = omni_intake_client_new (&config);
     assert (client);
     for (int i = 0; i < 10; i++)
-        assert (intake_client_send (client, "\x80", 1) == 0);
-    assert (intake_client_unacked (client) <= 2);
-    assert (intake_client_flush (client) == 0);
-    assert (intake_client_unacked (client) == 0);
-    assert (intake_client_rejected (client) == 10 && testpeer_rejected (peer) == 10);
-    assert (intake_client_acked_prefix (client) == 10);
-    assert (intake_client_resent (client) >= 1);
-    assert (intake_client_failovers (client) == 0); //  one endpoint: sent again to it
-    intake_client_destroy (&client);
+        assert (omni_intake_client_send (client, "\x80", 1) == 0);
+    assert (omni_intake_client_unacked (client) <= 2);
+    assert (omni_intake_client_flush (client) == 0);
+    assert (omni_intake_client_unacked (client) == 0);
+    assert (omni_intake_client_rejected (client) == 10 && testpeer_rejected (peer) == 10);
+    assert (omni_intake_client_acked_prefix (client) == 10);
+    assert (omni_intake_client_resent (client) >= 1);
+    assert (omni_intake_client_failovers (client) == 0); //  one endpoint: sent again to it
+    omni_intake_client_destroy (&client);
     assert (client == NULL);
 
     //  REPLAY messages carry their routing frame; the prefix follows ACKs.
-    client = intake_client_new (&config);
-    intake_client_set_replay (client, "relational");
+    client = omni_intake_client_new (&config);
+    omni_intake_client_set_replay (client, "relational");
     for (int i = 0; i < 7; i++)
-        assert (intake_client_send (client, "\x80", 1) == 0);
-    assert (intake_client_acked_prefix (client) <= 6);
-    assert (intake_client_flush (client) == 0);
-    assert (intake_client_acked_prefix (client) == 7 && intake_client_rejected (client) == 7);
-    assert (intake_client_error (client) == NULL);
+        assert (omni_intake_client_send (client, "\x80", 1) == 0);
+    assert (omni_intake_client_acked_prefix (client) <= 6);
+    assert (omni_intake_client_flush (client) == 0);
+    assert (omni_intake_client_acked_prefix (client) == 7 &&
+            omni_intake_client_rejected (client) == 7);
+    assert (omni_intake_client_error (client) == NULL);
     char *writers = testpeer_replay_writers (peer);
     assert (writers && streq (writers, "relational"));
     free (writers);
-    intake_client_destroy (&client);
+    omni_intake_client_destroy (&client);
     testpeer_destroy (&peer);
 
     //  Nobody answers: the client gives up after give_up_ms with an error.
-    intake_config_t lonely = {endpoint, 1, 0, 1, 100, 400, NULL};
-    client = intake_client_new (&lonely);
-    assert (intake_client_send (client, "\x80", 1) == 0);
-    int64_t start = util_mono_ms ();
-    assert (intake_client_flush (client) == -1);
-    assert (util_mono_ms () - start >= 300);
-    assert (intake_client_failovers (client) == 0);
-    intake_client_destroy (&client);
+    omni_intake_config_t lonely = {endpoint, 1, 0, 1, 100, 400, NULL};
+    client = omni_intake_client_new (&lonely);
+    assert (omni_intake_client_send (client, "\x80", 1) == 0);
+    int64_t start = omni_util_mono_ms ();
+    assert (omni_intake_client_flush (client) == -1);
+    assert (omni_util_mono_ms () - start >= 300);
+    assert (omni_intake_client_failovers (client) == 0);
+    omni_intake_client_destroy (&client);
 
     s_test_failover ();
 }

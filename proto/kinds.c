@@ -1,5 +1,5 @@
 /*  kinds: the one table of record kinds.                                     */
-#include "kinds.h"
+#include "proto/kinds.h"
 
 #include <assert.h>
 #include <pthread.h>
@@ -7,7 +7,7 @@
 
 #define ALL_BUT_METRICS (WRITER_ARCHIVE | WRITER_RELATIONAL | WRITER_DOCUMENT)
 
-static const field_spec_t s_run_start[] = {
+static const omni_field_spec_t s_run_start[] = {
     {"collector", FIELD_STR, true, "collector type, e.g. git"},
     {"source", FIELD_STR, true, "what is collected, e.g. the repository path or URL"},
     {"config", FIELD_MAP, false, "collector settings in force"},
@@ -15,17 +15,18 @@ static const field_spec_t s_run_start[] = {
     {"project", FIELD_STR, false, "the project the source belongs to (config key project)"},
     {NULL}};
 
-static const field_spec_t s_run_end[] = {{"collector", FIELD_STR, true, "collector type"},
-                                         {"source", FIELD_STR, true, "what was collected"},
-                                         {"status", FIELD_STR, true, "ok | failed | interrupted"},
-                                         {"counts", FIELD_MAP, true, "records sent per kind"},
-                                         {"started", FIELD_INT, true, "ns since epoch"},
-                                         {"finished", FIELD_INT, true, "ns since epoch"},
-                                         {"duration", FIELD_NUM, true, "seconds"},
-                                         {"error", FIELD_STR, false, "why the run failed"},
-                                         {NULL}};
+static const omni_field_spec_t s_run_end[] = {
+    {"collector", FIELD_STR, true, "collector type"},
+    {"source", FIELD_STR, true, "what was collected"},
+    {"status", FIELD_STR, true, "ok | failed | interrupted"},
+    {"counts", FIELD_MAP, true, "records sent per kind"},
+    {"started", FIELD_INT, true, "ns since epoch"},
+    {"finished", FIELD_INT, true, "ns since epoch"},
+    {"duration", FIELD_NUM, true, "seconds"},
+    {"error", FIELD_STR, false, "why the run failed"},
+    {NULL}};
 
-static const field_spec_t s_git_commit[] = {
+static const omni_field_spec_t s_git_commit[] = {
     {"sha", FIELD_STR, true, "full hex object id"},
     {"parents", FIELD_ARRAY, true, "parent shas, first parent first"},
     {"author_name", FIELD_STR, true, "UTF-8 (invalid bytes replaced, see author_name_raw)"},
@@ -49,16 +50,16 @@ static const field_spec_t s_git_commit[] = {
     {"committer_email_mailmap", FIELD_STR, false, ""},
     {NULL}};
 
-static const field_spec_t s_git_unreachable[] = {
+static const omni_field_spec_t s_git_unreachable[] = {
     {"sha", FIELD_STR, true, "a commit sent before that no ref reaches any more"}, {NULL}};
 
-static const field_spec_t s_git_branch[] = {
+static const omni_field_spec_t s_git_branch[] = {
     {"name", FIELD_STR, true, "short name, e.g. main"},
     {"target", FIELD_STR, true, "sha the branch points to"},
     {"head", FIELD_BOOL, true, "whether HEAD points to this branch"},
     {NULL}};
 
-static const field_spec_t s_git_tag[] = {
+static const omni_field_spec_t s_git_tag[] = {
     {"name", FIELD_STR, true, "short name"},
     {"target", FIELD_STR, true, "sha of the tagged object (peeled)"},
     {"annotated", FIELD_BOOL, true, ""},
@@ -69,7 +70,7 @@ static const field_spec_t s_git_tag[] = {
     {"message", FIELD_STR, false, ""},
     {NULL}};
 
-static const field_spec_t s_ci_build[] = {
+static const omni_field_spec_t s_ci_build[] = {
     {"pipeline", FIELD_STR, true, "workflow / pipeline / job name"},
     {"build_id", FIELD_STR, true, "the CI system's id of the run"},
     {"status", FIELD_STR, true, "success | failure | cancelled | other"},
@@ -85,7 +86,7 @@ static const field_spec_t s_ci_build[] = {
      "the build's ci.test records (junit)"},
     {NULL}};
 
-static const field_spec_t s_ci_test[] = {
+static const omni_field_spec_t s_ci_test[] = {
     {"suite", FIELD_STR, true, ""},
     {"class", FIELD_STR, false, ""},
     {"name", FIELD_STR, true, ""},
@@ -104,7 +105,7 @@ static const field_spec_t s_ci_test[] = {
      "an attempt run again: a later result of the same case holds the outcome"},
     {NULL}};
 
-static const field_spec_t s_code_stats[] = {
+static const omni_field_spec_t s_code_stats[] = {
     {"rev", FIELD_STR, true, "commit sha the counts are for"},
     {"language", FIELD_STR, true, ""},
     {"path", FIELD_STR, false, "per-file record when present"},
@@ -114,13 +115,13 @@ static const field_spec_t s_code_stats[] = {
     {"code", FIELD_INT, true, ""},
     {NULL}};
 
-static const field_spec_t s_metric[] = {
+static const omni_field_spec_t s_metric[] = {
     {"name", FIELD_STR, true, "series name, e.g. host.cpu.user"},
     {"value", FIELD_NUM, true, ""},
     {"unit", FIELD_STR, false, "e.g. percent, bytes, bytes/s"},
     {NULL}};
 
-static const field_spec_t s_analysis_summary[] = {
+static const omni_field_spec_t s_analysis_summary[] = {
     {"day", FIELD_STR, true, "the report's date, UTC, YYYY-MM-DD"},
     {"since", FIELD_INT, false, "start of the period, ns since epoch; absent = open"},
     {"until", FIELD_INT, false, "end of the period (exclusive), ns since epoch; absent = open"},
@@ -135,9 +136,9 @@ static const field_spec_t s_analysis_summary[] = {
     {"bus_factor", FIELD_INT, false, "fewest authors with half the commits"},
     {NULL}};
 
-static const field_spec_t s_any[] = {{NULL}};
+static const omni_field_spec_t s_any[] = {{NULL}};
 
-static const kind_spec_t s_kinds[] = {
+static const omni_kind_spec_t s_kinds[] = {
     {"run.start",
      "runs",
      ALL_BUT_METRICS,
@@ -208,18 +209,19 @@ static const kind_spec_t s_kinds[] = {
      "one point of a time series"},
 };
 
-static const kind_spec_t s_custom = {"x.*",
-                                     "custom",
-                                     WRITER_ARCHIVE | WRITER_DOCUMENT,
-                                     false,
-                                     {NULL},
-                                     s_any,
-                                     "user-declared kind (collectord exec), keyed on its body"};
+static const omni_kind_spec_t s_custom = {
+    "x.*",
+    "custom",
+    WRITER_ARCHIVE | WRITER_DOCUMENT,
+    false,
+    {NULL},
+    s_any,
+    "user-declared kind (collectord exec), keyed on its body"};
 
 #define KIND_COUNT (sizeof s_kinds / sizeof s_kinds[0])
 
-const kind_spec_t *
-kinds_lookup (const char *name, size_t len)
+const omni_kind_spec_t *
+omni_kinds_lookup (const char *name, size_t len)
 {
     if (len > 2 && name[0] == 'x' && name[1] == '.')
         return &s_custom;
@@ -235,7 +237,7 @@ kinds_lookup (const char *name, size_t len)
 static uint64_t s_key_masks[KIND_COUNT];
 
 const char *
-kinds_key_field (const char *part)
+omni_kinds_key_field (const char *part)
 {
     return part[0] == '?' ? part + 1 : part;
 }
@@ -247,12 +249,13 @@ s_build_key_masks (void)
     for (size_t k = 0; k < KIND_COUNT; k++)
         for (int n = 0; s_kinds[k].fields[n].name && n < 64; n++)
             for (int i = 0; i < KIND_KEY_MAX && s_kinds[k].key[i]; i++)
-                if (strcmp (kinds_key_field (s_kinds[k].key[i]), s_kinds[k].fields[n].name) == 0)
+                if (strcmp (omni_kinds_key_field (s_kinds[k].key[i]), s_kinds[k].fields[n].name) ==
+                    0)
                     s_key_masks[k] |= 1ULL << n;
 }
 
 uint64_t
-kinds_key_mask (const kind_spec_t *spec)
+omni_kinds_key_mask (const omni_kind_spec_t *spec)
 {
     if (spec < s_kinds || spec >= s_kinds + KIND_COUNT)
         return 0; //  the custom kinds: keyed on the whole body
@@ -260,14 +263,14 @@ kinds_key_mask (const kind_spec_t *spec)
     return s_key_masks[spec - s_kinds];
 }
 
-const kind_spec_t *
-kinds_at (size_t index)
+const omni_kind_spec_t *
+omni_kinds_at (size_t index)
 {
     return index < KIND_COUNT ? &s_kinds[index] : NULL;
 }
 
-const kind_spec_t *
-kinds_custom (void)
+const omni_kind_spec_t *
+omni_kinds_custom (void)
 {
     return &s_custom;
 }
@@ -275,7 +278,7 @@ kinds_custom (void)
 static const char *s_writer_names[WRITER_MAX] = {"archive", "relational", "document", "metrics"};
 
 unsigned
-kinds_writer_role (const char *name)
+omni_kinds_writer_role (const char *name)
 {
     for (unsigned i = 0; i < WRITER_MAX; i++)
         if (strcmp (name, s_writer_names[i]) == 0)
@@ -284,7 +287,7 @@ kinds_writer_role (const char *name)
 }
 
 const char *
-kinds_writer_name (unsigned role)
+omni_kinds_writer_name (unsigned role)
 {
     for (unsigned i = 0; i < WRITER_MAX; i++)
         if (role == 1u << i)
@@ -293,48 +296,49 @@ kinds_writer_name (unsigned role)
 }
 
 const char *
-field_type_name (field_type_t type)
+omni_field_type_name (omni_field_type_t type)
 {
     static const char *names[] = {"str", "int", "number", "bool", "bin", "array", "map", "any"};
     return names[type];
 }
 
 void
-kinds_test (bool verbose)
+omni_kinds_test (bool verbose)
 {
     (void) verbose;
-    const kind_spec_t *spec = kinds_lookup ("git.commit", 10);
+    const omni_kind_spec_t *spec = omni_kinds_lookup ("git.commit", 10);
     assert (spec && strcmp (spec->collection, "git_commits") == 0);
     assert (spec->writers & WRITER_RELATIONAL);
-    assert (kinds_lookup ("git.commi", 9) == NULL);
-    assert (kinds_lookup ("x.deploy", 8) == kinds_custom ());
-    assert (kinds_lookup ("x.", 2) == NULL);
-    spec = kinds_lookup ("analysis.summary", 16);
+    assert (omni_kinds_lookup ("git.commi", 9) == NULL);
+    assert (omni_kinds_lookup ("x.deploy", 8) == omni_kinds_custom ());
+    assert (omni_kinds_lookup ("x.", 2) == NULL);
+    spec = omni_kinds_lookup ("analysis.summary", 16);
     assert (spec && spec->mutable_state && !(spec->writers & WRITER_METRICS));
-    assert (kinds_writer_role ("archive") == WRITER_ARCHIVE);
-    assert (kinds_writer_role ("metrics") == WRITER_METRICS);
-    assert (kinds_writer_role ("nope") == 0);
-    assert (strcmp (kinds_writer_name (WRITER_DOCUMENT), "document") == 0);
+    assert (omni_kinds_writer_role ("archive") == WRITER_ARCHIVE);
+    assert (omni_kinds_writer_role ("metrics") == WRITER_METRICS);
+    assert (omni_kinds_writer_role ("nope") == 0);
+    assert (strcmp (omni_kinds_writer_name (WRITER_DOCUMENT), "document") == 0);
     //  Every declared kind goes to the archive, and every key part is a
     //  declared field or a record field, so ids are well defined.
     size_t n = 0;
-    for (const kind_spec_t *k; (k = kinds_at (n)); n++) {
+    for (const omni_kind_spec_t *k; (k = omni_kinds_at (n)); n++) {
         assert (k->writers & WRITER_ARCHIVE);
         for (int i = 0; i < KIND_KEY_MAX && k->key[i]; i++) {
             if (k->key[i][0] == '@')
                 continue;
             const char *name = k->key[i] + (k->key[i][0] == '?');
             bool found = false;
-            for (const field_spec_t *f = k->fields; f->name; f++)
+            for (const omni_field_spec_t *f = k->fields; f->name; f++)
                 found |= strcmp (f->name, name) == 0;
             assert (found);
         }
     }
     assert (n == KIND_COUNT);
     //  git.commit is keyed on sha, its first field; ci.test on four and an optional fifth
-    spec = kinds_lookup ("git.commit", 10);
-    assert (kinds_key_mask (spec) == 1);
-    assert (__builtin_popcountll (kinds_key_mask (kinds_lookup ("ci.test", 7))) == 5);
-    assert (kinds_key_mask (kinds_lookup ("metric", 6)) == 1); //  name; @ts and @tags are no field
-    assert (kinds_key_mask (kinds_custom ()) == 0);
+    spec = omni_kinds_lookup ("git.commit", 10);
+    assert (omni_kinds_key_mask (spec) == 1);
+    assert (__builtin_popcountll (omni_kinds_key_mask (omni_kinds_lookup ("ci.test", 7))) == 5);
+    assert (omni_kinds_key_mask (omni_kinds_lookup ("metric", 6)) ==
+            1); //  name; @ts and @tags are no field
+    assert (omni_kinds_key_mask (omni_kinds_custom ()) == 0);
 }

@@ -15,7 +15,7 @@ typedef enum {
     WRITER_RELATIONAL = 1 << 1, //  relationald
     WRITER_DOCUMENT = 1 << 2,   //  documentd
     WRITER_METRICS = 1 << 3,    //  metricsd
-} writer_role_t;
+} omni_writer_role_t;
 #define WRITER_ALL (WRITER_ARCHIVE | WRITER_RELATIONAL | WRITER_DOCUMENT | WRITER_METRICS)
 #define WRITER_MAX 4
 
@@ -28,14 +28,14 @@ typedef enum {
     FIELD_ARRAY,
     FIELD_MAP,
     FIELD_ANY
-} field_type_t;
+} omni_field_type_t;
 
 typedef struct {
     const char *name;
-    field_type_t type;
+    omni_field_type_t type;
     bool required;
     const char *doc; //  meaning and unit
-} field_spec_t;
+} omni_field_spec_t;
 
 //  Natural key parts: a body field name, or "@ts" / "@tags" for the
 //  record's event time and tags. "?field" is a part added to a kind later:
@@ -46,39 +46,39 @@ typedef struct {
 typedef struct {
     const char *name;       //  "git.commit"
     const char *collection; //  document collection, "git_commits"
-    unsigned writers;       //  writer_role_t bits
+    unsigned writers;       //  omni_writer_role_t bits
     bool mutable_state;     //  a later record with the same id replaces the earlier
     const char *key[KIND_KEY_MAX];
-    const field_spec_t *fields; //  ends with {NULL}
+    const omni_field_spec_t *fields; //  ends with {NULL}
     const char *doc;
-} kind_spec_t;
+} omni_kind_spec_t;
 
 //  The spec of a kind, or NULL. Kinds named "x.<anything>" are custom kinds
 //  (collectord exec): any body, keyed on the whole body, to archive and
 //  document writers; they share one spec returned for all of them.
-const kind_spec_t *kinds_lookup (const char *name, size_t len);
+const omni_kind_spec_t *omni_kinds_lookup (const char *name, size_t len);
 
 //  Bit n set when the kind's field n is part of its natural key (fields
-//  past the 64th are never key parts): what record_check notes while it
+//  past the 64th are never key parts): what omni_record_check notes while it
 //  walks a body, so that ids are computed without a second pass.
-uint64_t kinds_key_mask (const kind_spec_t *spec);
+uint64_t omni_kinds_key_mask (const omni_kind_spec_t *spec);
 //  The body field a key part names: "?field" (optional: absent adds
 //  nothing to the id) names "field".
-const char *kinds_key_field (const char *part);
+const char *omni_kinds_key_field (const char *part);
 
 //  Iterates the declared kinds (not the custom one): index 0.. until NULL.
-const kind_spec_t *kinds_at (size_t index);
+const omni_kind_spec_t *omni_kinds_at (size_t index);
 
 //  The custom-kinds spec.
-const kind_spec_t *kinds_custom (void);
+const omni_kind_spec_t *omni_kinds_custom (void);
 
 //  Writer role from its name ("archive", "relational", "document",
 //  "metrics"); 0 if unknown.
-unsigned kinds_writer_role (const char *name);
-const char *kinds_writer_name (unsigned role);
+unsigned omni_kinds_writer_role (const char *name);
+const char *omni_kinds_writer_name (unsigned role);
 
-const char *field_type_name (field_type_t type);
+const char *omni_field_type_name (omni_field_type_t type);
 
-void kinds_test (bool verbose);
+void omni_kinds_test (bool verbose);
 
 #endif

@@ -5,15 +5,15 @@
     UTF-8 strings, string map keys, finite floats and no extension types, and
     on the way notes where the envelope fields are; the envelope and the body
     are then checked against the kinds table from those positions, reading
-    headers only. record_check stops there, without allocating: it is what
-    ingestd runs on every record. record_decode then hands the validated
+    headers only. omni_record_check stops there, without allocating: it is what
+    ingestd runs on every record. omni_record_decode then hands the validated
     bytes to msgpack-c for callers that read bodies; the walk is what makes
     that safe, because msgpack-c allocates every container from its declared
     count before reading the elements (a five-byte frame declaring a
     4-billion-element array would make it ask for ~96 GB), so what it builds
     is bounded by a small multiple of the frame size and is JSON-clean.       */
-#include "record.h"
-#include "util.h"
+#include "proto/record.h"
+#include "common/util.h"
 
 #include <assert.h>
 #include <math.h>
@@ -25,20 +25,20 @@
 #include <stdlib.h>
 #include <string.h>
 
-const record_limits_t record_default_limits = {4 * 1024 * 1024, 16};
+const omni_record_limits_t omni_record_default_limits = {4 * 1024 * 1024, 16};
 
 static const char *s_reject_names[REJECT_REASON_COUNT] = {
     "none",         "too_large",    "not_msgpack", "too_deep", "not_map", "bad_version",
     "bad_envelope", "unknown_kind", "bad_body",    "bad_utf8", "bad_id"};
 
 const char *
-record_reject_name (record_reject_t reason)
+omni_record_reject_name (omni_record_reject_t reason)
 {
     return reason < REJECT_REASON_COUNT ? s_reject_names[reason] : "unknown";
 }
 
-static record_reject_t
-s_fail (record_reject_t reason, char *detail, size_t detail_size, const char *format, ...)
+static omni_record_reject_t
+s_fail (omni_record_reject_t reason, char *detail, size_t detail_size, const char *format, ...)
 {
     if (detail && detail_size) {
         va_list args;
@@ -125,7 +125,7 @@ typedef struct {
 //  Structural checks over the whole input, in byte order (the first problem
 //  found is the one reported). With `root`, the top level is a map and its
 //  entries are noted for the envelope checks that follow.
-static record_reject_t
+static omni_record_reject_t
 s_walk (const uint8_t *p, size_t size, size_t max_depth, s_root_t *root, char *detail,
         size_t detail_size)
 {
@@ -240,7 +240,7 @@ s_walk (const uint8_t *p, size_t size, size_t max_depth, s_root_t *root, char *d
             return s_fail (REJECT_NOT_MSGPACK, detail, detail_size,
                            "value at byte %zu declares %llu bytes, %zu remain", pos - 1,
                            (unsigned long long) payload, left);
-        if (is_str && !s_ascii (p + pos, payload) && !util_utf8_valid (p + pos, payload))
+        if (is_str && !s_ascii (p + pos, payload) && !omni_util_utf8_valid (p + pos, payload))
             return s_fail (REJECT_BAD_UTF8, detail, detail_size,
                            "string at byte %zu is not valid UTF-8", pos - 1);
         if (root && depth == 1) {
@@ -428,7 +428,7 @@ s_key_is (const msgpack_object *key, const char *name)
 }
 
 const msgpack_object *
-record_field (const msgpack_object *map, const char *key)
+omni_record_field (const msgpack_object *map, const char *key)
 {
     if (!map || map->type != MSGPACK_OBJECT_MAP)
         return NULL;
@@ -460,7 +460,7 @@ s_head_is_int (const s_head_t *h)
 }
 
 static bool
-s_type_ok (field_type_t type, const s_head_t *h)
+s_type_ok (omni_field_type_t type, const s_head_t *h)
 {
     switch (type) {
     case FIELD_STR: return h->type == S_STR;
@@ -475,8 +475,8 @@ s_type_ok (field_type_t type, const s_head_t *h)
     return false;
 }
 
-static record_reject_t
-s_envelope_str (const uint8_t *value, const s_head_t *h, const char *name, record_str_t *out,
+static omni_record_reject_t
+s_envelope_str (const uint8_t *value, const s_head_t *h, const char *name, omni_record_str_t *out,
                 char *detail, size_t detail_size)
 {
     if (h->type != S_STR)
@@ -487,7 +487,7 @@ s_envelope_str (const uint8_t *value, const s_head_t *h, const char *name, recor
     return REJECT_NONE;
 }
 
-//  Index of an envelope field in the order of `names` in record_check, or
+//  Index of an envelope field in the order of `names` in omni_record_check, or
 //  -1: a switch on the length first, because this runs for every field of
 //  every record ingestd receives.
 static int
@@ -518,13 +518,13 @@ s_envelope_index (const char *p, size_t len)
 //  The body map at `at` against the kind's fields, in one pass over its
 //  entries: each key is matched against the spec's fields (length first),
 //  required fields are ticked off, and where the natural key's fields are
-//  is noted in `record` (the first occurrence, as record_field finds).
-static record_reject_t
-s_check_body (const uint8_t *p, size_t at, record_t *record, char *detail, size_t detail_size)
+//  is noted in `record` (the first occurrence, as omni_record_field finds).
+static omni_record_reject_t
+s_check_body (const uint8_t *p, size_t at, omni_record_t *record, char *detail, size_t detail_size)
 {
-    const kind_spec_t *spec = record->spec;
-    const field_spec_t *fields = spec->fields;
-    uint64_t key_mask = kinds_key_mask (spec);
+    const omni_kind_spec_t *spec = record->spec;
+    const omni_field_spec_t *fields = spec->fields;
+    uint64_t key_mask = omni_kinds_key_mask (spec);
     s_head_t map;
     s_head (p + at, &map);
     size_t pos = at + map.head;
@@ -543,13 +543,15 @@ s_check_body (const uint8_t *p, size_t at, record_t *record, char *detail, size_
                 continue;
             if (key_mask & (1ULL << n))
                 for (int k = 0; k < KIND_KEY_MAX && spec->key[k]; k++)
-                    if (!record->key_at[k] && strcmp (kinds_key_field (spec->key[k]), name) == 0)
+                    if (!record->key_at[k] &&
+                        strcmp (omni_kinds_key_field (spec->key[k]), name) == 0)
                         record->key_at[k] = pos;
             if (val.type == S_NIL && !fields[n].required)
                 break;
             if (!s_type_ok (fields[n].type, &val))
                 return s_fail (REJECT_BAD_BODY, detail, detail_size, "body.%s: expected %s, got %s",
-                               name, field_type_name (fields[n].type), s_head_type_name (&val));
+                               name, omni_field_type_name (fields[n].type),
+                               s_head_type_name (&val));
             present |= 1ULL << n;
             break;
         }
@@ -562,18 +564,18 @@ s_check_body (const uint8_t *p, size_t at, record_t *record, char *detail, size_
     return REJECT_NONE;
 }
 
-record_reject_t
-record_check (record_t *record, const void *data, size_t size, const record_limits_t *limits,
-              char *detail, size_t detail_size)
+omni_record_reject_t
+omni_record_check (omni_record_t *record, const void *data, size_t size,
+                   const omni_record_limits_t *limits, char *detail, size_t detail_size)
 {
     if (!limits)
-        limits = &record_default_limits;
+        limits = &omni_record_default_limits;
     if (detail && detail_size)
         detail[0] = 0;
     //  Field by field: a memset of the whole struct costs more, per record.
     record->v = 0;
     memset (record->id, 0, RECORD_ID_SIZE);
-    record->kind = record->src = record->col = record->run = (record_str_t){NULL, 0};
+    record->kind = record->src = record->col = record->run = (omni_record_str_t){NULL, 0};
     record->ts = 0;
     record->body = record->tags = NULL;
     record->spec = NULL;
@@ -589,14 +591,15 @@ record_check (record_t *record, const void *data, size_t size, const record_limi
         return s_fail (REJECT_NOT_MSGPACK, detail, detail_size, "empty frame");
     const uint8_t *bytes = data;
     if (!((bytes[0] >= 0x80 && bytes[0] <= 0x8f) || bytes[0] == 0xde || bytes[0] == 0xdf)) {
-        record_reject_t rc = s_walk (bytes, size, limits->max_depth, NULL, detail, detail_size);
+        omni_record_reject_t rc =
+            s_walk (bytes, size, limits->max_depth, NULL, detail, detail_size);
         if (rc != REJECT_NONE)
             return rc;
         return s_fail (REJECT_NOT_MAP, detail, detail_size, "top level is not a map");
     }
     s_root_t root;
     root.count = 0;
-    record_reject_t rc = s_walk (bytes, size, limits->max_depth, &root, detail, detail_size);
+    omni_record_reject_t rc = s_walk (bytes, size, limits->max_depth, &root, detail, detail_size);
     if (rc != REJECT_NONE)
         return rc;
 
@@ -689,18 +692,18 @@ record_check (record_t *record, const void *data, size_t size, const record_limi
         if (!(seen & (1u << n)))
             return s_fail (REJECT_BAD_ENVELOPE, detail, detail_size, "%s: missing", names[n]);
 
-    record->spec = kinds_lookup (record->kind.ptr, record->kind.len);
+    record->spec = omni_kinds_lookup (record->kind.ptr, record->kind.len);
     if (!record->spec)
         return s_fail (REJECT_UNKNOWN_KIND, detail, detail_size, "kind \"%.*s\" is not declared",
                        s_utf8_prefix (record->kind.ptr, record->kind.len, 64), record->kind.ptr);
     return s_check_body (bytes, record->body_at, record, detail, detail_size);
 }
 
-record_reject_t
-record_decode (record_t *record, msgpack_zone *zone, const void *data, size_t size,
-               const record_limits_t *limits, char *detail, size_t detail_size)
+omni_record_reject_t
+omni_record_decode (omni_record_t *record, msgpack_zone *zone, const void *data, size_t size,
+                    const omni_record_limits_t *limits, char *detail, size_t detail_size)
 {
-    record_reject_t rc = record_check (record, data, size, limits, detail, detail_size);
+    omni_record_reject_t rc = omni_record_check (record, data, size, limits, detail, detail_size);
     if (rc != REJECT_NONE)
         return rc;
     msgpack_object root;
@@ -708,8 +711,8 @@ record_decode (record_t *record, msgpack_zone *zone, const void *data, size_t si
     if (msgpack_unpack (data, size, &offset, zone, &root) != MSGPACK_UNPACK_SUCCESS ||
         root.type != MSGPACK_OBJECT_MAP)
         return s_fail (REJECT_NOT_MSGPACK, detail, detail_size, "msgpack decoder refused it");
-    record->body = record_field (&root, "body");
-    record->tags = record_field (&root, "tags");
+    record->body = omni_record_field (&root, "body");
+    record->tags = omni_record_field (&root, "tags");
     return REJECT_NONE;
 }
 
@@ -857,7 +860,7 @@ s_hash_value (s_hash_t *self, const uint8_t *p, size_t pos)
 }
 
 void
-record_compute_id (const record_t *record, uint8_t id[RECORD_ID_SIZE])
+omni_record_compute_id (const omni_record_t *record, uint8_t id[RECORD_ID_SIZE])
 {
     assert (record->raw && record->body_at);
     s_hash_t hash;
@@ -868,7 +871,7 @@ record_compute_id (const record_t *record, uint8_t id[RECORD_ID_SIZE])
     s_hash_put (&hash, record->src.ptr, record->src.len);
     s_hash_put (&hash, "", 1);
     static const uint8_t nil = 0xc0;
-    const kind_spec_t *spec = record->spec;
+    const omni_kind_spec_t *spec = record->spec;
     if (!spec || !spec->key[0])
         s_hash_value (&hash, record->raw, record->body_at);
     else
@@ -887,21 +890,21 @@ record_compute_id (const record_t *record, uint8_t id[RECORD_ID_SIZE])
     s_hash_end (&hash, id, RECORD_ID_SIZE);
 }
 
-record_reject_t
-record_check_id (const record_t *record, char *detail, size_t detail_size)
+omni_record_reject_t
+omni_record_check_id (const omni_record_t *record, char *detail, size_t detail_size)
 {
     uint8_t id[RECORD_ID_SIZE];
-    record_compute_id (record, id);
+    omni_record_compute_id (record, id);
     if (memcmp (id, record->id, RECORD_ID_SIZE) == 0)
         return REJECT_NONE;
     char hex[2 * RECORD_ID_SIZE + 1];
-    util_hex (id, RECORD_ID_SIZE, hex);
+    omni_util_hex (id, RECORD_ID_SIZE, hex);
     return s_fail (REJECT_BAD_ID, detail, detail_size,
                    "id is not the hash of kind, src and natural key (expected %s)", hex);
 }
 
 void
-record_content_hash (const record_t *record, uint8_t hash[RECORD_CONTENT_SIZE])
+omni_record_content_hash (const omni_record_t *record, uint8_t hash[RECORD_CONTENT_SIZE])
 {
     assert (record->raw && record->body_at);
     s_hash_t sink;
@@ -912,9 +915,9 @@ record_content_hash (const record_t *record, uint8_t hash[RECORD_CONTENT_SIZE])
 }
 
 bool
-record_field_str (const msgpack_object *map, const char *key, record_str_t *out)
+omni_record_field_str (const msgpack_object *map, const char *key, omni_record_str_t *out)
 {
-    const msgpack_object *val = record_field (map, key);
+    const msgpack_object *val = omni_record_field (map, key);
     if (!val || val->type != MSGPACK_OBJECT_STR)
         return false;
     out->ptr = val->via.str.ptr;
@@ -923,9 +926,9 @@ record_field_str (const msgpack_object *map, const char *key, record_str_t *out)
 }
 
 bool
-record_field_int (const msgpack_object *map, const char *key, int64_t *out)
+omni_record_field_int (const msgpack_object *map, const char *key, int64_t *out)
 {
-    const msgpack_object *val = record_field (map, key);
+    const msgpack_object *val = omni_record_field (map, key);
     if (!val || !s_is_int (val))
         return false;
     *out = val->via.i64;
@@ -933,9 +936,9 @@ record_field_int (const msgpack_object *map, const char *key, int64_t *out)
 }
 
 bool
-record_field_num (const msgpack_object *map, const char *key, double *out)
+omni_record_field_num (const msgpack_object *map, const char *key, double *out)
 {
-    const msgpack_object *val = record_field (map, key);
+    const msgpack_object *val = omni_record_field (map, key);
     if (!val)
         return false;
     if (val->type == MSGPACK_OBJECT_FLOAT32 || val->type == MSGPACK_OBJECT_FLOAT64)
@@ -950,9 +953,9 @@ record_field_num (const msgpack_object *map, const char *key, double *out)
 }
 
 bool
-record_field_bool (const msgpack_object *map, const char *key, bool *out)
+omni_record_field_bool (const msgpack_object *map, const char *key, bool *out)
 {
-    const msgpack_object *val = record_field (map, key);
+    const msgpack_object *val = omni_record_field (map, key);
     if (!val || val->type != MSGPACK_OBJECT_BOOLEAN)
         return false;
     *out = val->via.boolean;
@@ -960,7 +963,7 @@ record_field_bool (const msgpack_object *map, const char *key, bool *out)
 }
 
 void
-record_pack_str (msgpack_packer *pk, const char *text)
+omni_record_pack_str (msgpack_packer *pk, const char *text)
 {
     size_t len = strlen (text);
     msgpack_pack_str (pk, len);
@@ -968,13 +971,13 @@ record_pack_str (msgpack_packer *pk, const char *text)
 }
 
 bool
-record_str_eq (record_str_t s, const char *cstr)
+omni_record_str_eq (omni_record_str_t s, const char *cstr)
 {
     return strlen (cstr) == s.len && memcmp (s.ptr, cstr, s.len) == 0;
 }
 
 char *
-record_str_dup (record_str_t s)
+omni_record_str_dup (omni_record_str_t s)
 {
     char *copy = malloc (s.len + 1);
     assert (copy);
@@ -990,7 +993,7 @@ typedef struct {
     char *key, *value;
 } s_tag_t;
 
-struct _record_encoder_t {
+struct _omni_record_encoder_t {
     msgpack_sbuffer body_buf, out_buf;
     msgpack_packer body_pk, out_pk;
     char *kind, *src, *col, *run;
@@ -1001,10 +1004,10 @@ struct _record_encoder_t {
     uint8_t id[RECORD_ID_SIZE];
 };
 
-record_encoder_t *
-record_encoder_new (void)
+omni_record_encoder_t *
+omni_record_encoder_new (void)
 {
-    record_encoder_t *self = calloc (1, sizeof *self);
+    omni_record_encoder_t *self = calloc (1, sizeof *self);
     assert (self);
     msgpack_sbuffer_init (&self->body_buf);
     msgpack_sbuffer_init (&self->out_buf);
@@ -1015,7 +1018,7 @@ record_encoder_new (void)
 }
 
 static void
-s_encoder_clear (record_encoder_t *self)
+s_encoder_clear (omni_record_encoder_t *self)
 {
     free (self->kind);
     free (self->src);
@@ -1030,9 +1033,9 @@ s_encoder_clear (record_encoder_t *self)
 }
 
 void
-record_encoder_destroy (record_encoder_t **self_p)
+omni_record_encoder_destroy (omni_record_encoder_t **self_p)
 {
-    record_encoder_t *self = *self_p;
+    omni_record_encoder_t *self = *self_p;
     if (!self)
         return;
     s_encoder_clear (self);
@@ -1045,8 +1048,8 @@ record_encoder_destroy (record_encoder_t **self_p)
 }
 
 void
-record_encoder_begin (record_encoder_t *self, const char *kind, const char *src, const char *col,
-                      const char *run, int64_t ts)
+omni_record_encoder_begin (omni_record_encoder_t *self, const char *kind, const char *src,
+                           const char *col, const char *run, int64_t ts)
 {
     s_encoder_clear (self);
     self->kind = strdup (kind);
@@ -1058,13 +1061,13 @@ record_encoder_begin (record_encoder_t *self, const char *kind, const char *src,
 }
 
 msgpack_packer *
-record_encoder_body (record_encoder_t *self)
+omni_record_encoder_body (omni_record_encoder_t *self)
 {
     return &self->body_pk;
 }
 
 void
-record_encoder_tag (record_encoder_t *self, const char *key, const char *value)
+omni_record_encoder_tag (omni_record_encoder_t *self, const char *key, const char *value)
 {
     if (self->ntags == self->tags_cap) {
         self->tags_cap = self->tags_cap ? self->tags_cap * 2 : 8;
@@ -1083,53 +1086,53 @@ s_tag_cmp (const void *a, const void *b)
 }
 
 int
-record_encoder_end (record_encoder_t *self, const void **data, size_t *size, char *detail,
-                    size_t detail_size)
+omni_record_encoder_end (omni_record_encoder_t *self, const void **data, size_t *size, char *detail,
+                         size_t detail_size)
 {
     msgpack_packer *pk = &self->out_pk;
     msgpack_sbuffer_clear (&self->out_buf);
     msgpack_pack_map (pk, self->ntags ? 9 : 8);
-    record_pack_str (pk, "v");
+    omni_record_pack_str (pk, "v");
     msgpack_pack_uint64 (pk, RECORD_VERSION);
-    record_pack_str (pk, "id");
+    omni_record_pack_str (pk, "id");
     msgpack_pack_bin (pk, RECORD_ID_SIZE);
     size_t id_at = self->out_buf.size;
     static const uint8_t zero_id[RECORD_ID_SIZE] = {0};
     msgpack_pack_bin_body (pk, zero_id, RECORD_ID_SIZE);
-    record_pack_str (pk, "kind");
-    record_pack_str (pk, self->kind);
-    record_pack_str (pk, "src");
-    record_pack_str (pk, self->src);
-    record_pack_str (pk, "col");
-    record_pack_str (pk, self->col);
-    record_pack_str (pk, "run");
-    record_pack_str (pk, self->run);
-    record_pack_str (pk, "ts");
+    omni_record_pack_str (pk, "kind");
+    omni_record_pack_str (pk, self->kind);
+    omni_record_pack_str (pk, "src");
+    omni_record_pack_str (pk, self->src);
+    omni_record_pack_str (pk, "col");
+    omni_record_pack_str (pk, self->col);
+    omni_record_pack_str (pk, "run");
+    omni_record_pack_str (pk, self->run);
+    omni_record_pack_str (pk, "ts");
     msgpack_pack_int64 (pk, self->ts);
-    record_pack_str (pk, "body");
+    omni_record_pack_str (pk, "body");
     msgpack_sbuffer_write (&self->out_buf, self->body_buf.data, self->body_buf.size);
     if (self->ntags) {
         qsort (self->tags, self->ntags, sizeof *self->tags, s_tag_cmp);
-        record_pack_str (pk, "tags");
+        omni_record_pack_str (pk, "tags");
         msgpack_pack_map (pk, self->ntags);
         for (size_t i = 0; i < self->ntags; i++) {
-            record_pack_str (pk, self->tags[i].key);
-            record_pack_str (pk, self->tags[i].value);
+            omni_record_pack_str (pk, self->tags[i].key);
+            omni_record_pack_str (pk, self->tags[i].value);
         }
     }
     //  Validate exactly as ingestd will, so a collector never sends what
     //  ingestd would refuse; then fill in the id computed from the result.
     msgpack_zone_clear (&self->zone);
-    record_t record;
+    omni_record_t record;
     char local[256];
     if (!detail) {
         detail = local;
         detail_size = sizeof local;
     }
-    if (record_decode (&record, &self->zone, self->out_buf.data, self->out_buf.size, NULL, detail,
-                       detail_size) != REJECT_NONE)
+    if (omni_record_decode (&record, &self->zone, self->out_buf.data, self->out_buf.size, NULL,
+                            detail, detail_size) != REJECT_NONE)
         return -1;
-    record_compute_id (&record, self->id);
+    omni_record_compute_id (&record, self->id);
     memcpy (self->out_buf.data + id_at, self->id, RECORD_ID_SIZE);
     *data = self->out_buf.data;
     *size = self->out_buf.size;
@@ -1137,20 +1140,20 @@ record_encoder_end (record_encoder_t *self, const void **data, size_t *size, cha
 }
 
 const uint8_t *
-record_encoder_id (record_encoder_t *self)
+omni_record_encoder_id (omni_record_encoder_t *self)
 {
     return self->id;
 }
 
 //  ---------------------------------------------------------------------------
 
-static record_reject_t
+static omni_record_reject_t
 s_decode_bytes (const void *data, size_t size, char *detail)
 {
     msgpack_zone zone;
     msgpack_zone_init (&zone, 1024);
-    record_t record;
-    record_reject_t rc = record_decode (&record, &zone, data, size, NULL, detail, 256);
+    omni_record_t record;
+    omni_record_reject_t rc = omni_record_decode (&record, &zone, data, size, NULL, detail, 256);
     msgpack_zone_destroy (&zone);
     return rc;
 }
@@ -1158,27 +1161,27 @@ s_decode_bytes (const void *data, size_t size, char *detail)
 //  Ids and content hashes: the same record in other (longer) encodings has
 //  the same id; a wrong id is refused; content tells bodies apart.
 static void
-s_test_ids (record_encoder_t *enc)
+s_test_ids (omni_record_encoder_t *enc)
 {
     const void *data;
     size_t size;
     char detail[256];
-    record_encoder_begin (enc, "metric", "h", "c", "r", 5);
-    msgpack_packer *pk = record_encoder_body (enc);
+    omni_record_encoder_begin (enc, "metric", "h", "c", "r", 5);
+    msgpack_packer *pk = omni_record_encoder_body (enc);
     msgpack_pack_map (pk, 2);
-    record_pack_str (pk, "name");
-    record_pack_str (pk, "cpu");
-    record_pack_str (pk, "value");
+    omni_record_pack_str (pk, "name");
+    omni_record_pack_str (pk, "cpu");
+    omni_record_pack_str (pk, "value");
     msgpack_pack_int (pk, -3);
-    record_encoder_tag (enc, "host", "h");
-    assert (record_encoder_end (enc, &data, &size, NULL, 0) == 0);
+    omni_record_encoder_tag (enc, "host", "h");
+    assert (omni_record_encoder_end (enc, &data, &size, NULL, 0) == 0);
     uint8_t id[RECORD_ID_SIZE];
-    memcpy (id, record_encoder_id (enc), RECORD_ID_SIZE);
-    record_t rec;
-    assert (record_check (&rec, data, size, NULL, detail, sizeof detail) == REJECT_NONE);
-    assert (record_check_id (&rec, detail, sizeof detail) == REJECT_NONE);
+    memcpy (id, omni_record_encoder_id (enc), RECORD_ID_SIZE);
+    omni_record_t rec;
+    assert (omni_record_check (&rec, data, size, NULL, detail, sizeof detail) == REJECT_NONE);
+    assert (omni_record_check_id (&rec, detail, sizeof detail) == REJECT_NONE);
     uint8_t content[RECORD_CONTENT_SIZE];
-    record_content_hash (&rec, content);
+    omni_record_content_hash (&rec, content);
 
     //  str8 for "cpu" and "h", int64 for ts, int16 for -3: same id, same content
     msgpack_sbuffer sbuf;
@@ -1186,152 +1189,157 @@ s_test_ids (record_encoder_t *enc)
     msgpack_packer out;
     msgpack_packer_init (&out, &sbuf, msgpack_sbuffer_write);
     msgpack_pack_map (&out, 9);
-    record_pack_str (&out, "v");
+    omni_record_pack_str (&out, "v");
     msgpack_pack_uint64 (&out, RECORD_VERSION);
-    record_pack_str (&out, "id");
+    omni_record_pack_str (&out, "id");
     msgpack_pack_bin_with_body (&out, id, RECORD_ID_SIZE);
     const char *env[] = {"kind", "metric", "src", "h", "col", "c", "run", "r"};
     for (int i = 0; i < 8; i++)
-        record_pack_str (&out, env[i]);
-    record_pack_str (&out, "ts");
+        omni_record_pack_str (&out, env[i]);
+    omni_record_pack_str (&out, "ts");
     msgpack_sbuffer_write (&sbuf, "\xd3\0\0\0\0\0\0\0\x05", 9);
-    record_pack_str (&out, "body");
+    omni_record_pack_str (&out, "body");
     msgpack_pack_map (&out, 2);
-    record_pack_str (&out, "name");
+    omni_record_pack_str (&out, "name");
     msgpack_sbuffer_write (&sbuf,
                            "\xd9\x03"
                            "cpu",
                            5);
-    record_pack_str (&out, "value");
+    omni_record_pack_str (&out, "value");
     msgpack_sbuffer_write (&sbuf, "\xd1\xff\xfd", 3);
-    record_pack_str (&out, "tags");
+    omni_record_pack_str (&out, "tags");
     msgpack_pack_map (&out, 1);
-    record_pack_str (&out, "host");
+    omni_record_pack_str (&out, "host");
     msgpack_sbuffer_write (&sbuf, "\xd9\x01h", 3);
-    assert (record_check (&rec, sbuf.data, sbuf.size, NULL, detail, sizeof detail) == REJECT_NONE);
-    assert (record_check_id (&rec, detail, sizeof detail) == REJECT_NONE);
+    assert (omni_record_check (&rec, sbuf.data, sbuf.size, NULL, detail, sizeof detail) ==
+            REJECT_NONE);
+    assert (omni_record_check_id (&rec, detail, sizeof detail) == REJECT_NONE);
     uint8_t other[RECORD_CONTENT_SIZE];
-    record_content_hash (&rec, other);
+    omni_record_content_hash (&rec, other);
     assert (memcmp (content, other, RECORD_CONTENT_SIZE) == 0);
 
     //  Another value: same id, other content; another name: another id
     sbuf.data[sbuf.size - 15] = (char) 0xfe; //  -3 becomes -2
-    assert (record_check (&rec, sbuf.data, sbuf.size, NULL, detail, sizeof detail) == REJECT_NONE);
-    assert (record_check_id (&rec, detail, sizeof detail) == REJECT_NONE);
-    record_content_hash (&rec, other);
+    assert (omni_record_check (&rec, sbuf.data, sbuf.size, NULL, detail, sizeof detail) ==
+            REJECT_NONE);
+    assert (omni_record_check_id (&rec, detail, sizeof detail) == REJECT_NONE);
+    omni_record_content_hash (&rec, other);
     assert (memcmp (content, other, RECORD_CONTENT_SIZE) != 0);
     char *name = memmem (sbuf.data, sbuf.size, "cpu", 3);
     assert (name);
     name[0] = 'g';
-    assert (record_check (&rec, sbuf.data, sbuf.size, NULL, detail, sizeof detail) == REJECT_NONE);
-    assert (record_check_id (&rec, detail, sizeof detail) == REJECT_BAD_ID);
+    assert (omni_record_check (&rec, sbuf.data, sbuf.size, NULL, detail, sizeof detail) ==
+            REJECT_NONE);
+    assert (omni_record_check_id (&rec, detail, sizeof detail) == REJECT_BAD_ID);
     assert (strstr (detail, "expected "));
-    assert (strcmp (record_reject_name (REJECT_BAD_ID), "bad_id") == 0);
+    assert (strcmp (omni_record_reject_name (REJECT_BAD_ID), "bad_id") == 0);
     msgpack_sbuffer_destroy (&sbuf);
 
     //  A custom kind's whole body is its key, larger than the hash buffer
-    record_encoder_begin (enc, "x.big", "s", "c", "r", 0);
-    pk = record_encoder_body (enc);
+    omni_record_encoder_begin (enc, "x.big", "s", "c", "r", 0);
+    pk = omni_record_encoder_body (enc);
     msgpack_pack_map (pk, 1);
-    record_pack_str (pk, "text");
+    omni_record_pack_str (pk, "text");
     char big[3000];
     memset (big, 'a', sizeof big - 1);
     big[sizeof big - 1] = 0;
-    record_pack_str (pk, big);
-    assert (record_encoder_end (enc, &data, &size, NULL, 0) == 0);
-    assert (record_check (&rec, data, size, NULL, detail, sizeof detail) == REJECT_NONE);
-    assert (record_check_id (&rec, detail, sizeof detail) == REJECT_NONE);
+    omni_record_pack_str (pk, big);
+    assert (omni_record_encoder_end (enc, &data, &size, NULL, 0) == 0);
+    assert (omni_record_check (&rec, data, size, NULL, detail, sizeof detail) == REJECT_NONE);
+    assert (omni_record_check_id (&rec, detail, sizeof detail) == REJECT_NONE);
 }
 
 void
-record_test (bool verbose)
+omni_record_test (bool verbose)
 {
-    record_encoder_t *enc = record_encoder_new ();
+    omni_record_encoder_t *enc = omni_record_encoder_new ();
     char detail[256];
     const void *data;
     size_t size;
 
     //  A valid commit round-trips, and its id depends only on src + sha.
-    record_encoder_begin (enc, "git.branch", "repo-a", "col-1", "run-1", 1700000000000000000LL);
-    msgpack_packer *pk = record_encoder_body (enc);
+    omni_record_encoder_begin (enc, "git.branch", "repo-a", "col-1", "run-1",
+                               1700000000000000000LL);
+    msgpack_packer *pk = omni_record_encoder_body (enc);
     msgpack_pack_map (pk, 3);
-    record_pack_str (pk, "name");
-    record_pack_str (pk, "main");
-    record_pack_str (pk, "target");
-    record_pack_str (pk, "abc");
-    record_pack_str (pk, "head");
+    omni_record_pack_str (pk, "name");
+    omni_record_pack_str (pk, "main");
+    omni_record_pack_str (pk, "target");
+    omni_record_pack_str (pk, "abc");
+    omni_record_pack_str (pk, "head");
     msgpack_pack_true (pk);
-    record_encoder_tag (enc, "zone", "eu");
-    record_encoder_tag (enc, "env", "prod");
-    assert (record_encoder_end (enc, &data, &size, detail, sizeof detail) == 0);
+    omni_record_encoder_tag (enc, "zone", "eu");
+    omni_record_encoder_tag (enc, "env", "prod");
+    assert (omni_record_encoder_end (enc, &data, &size, detail, sizeof detail) == 0);
     uint8_t id1[RECORD_ID_SIZE];
-    memcpy (id1, record_encoder_id (enc), RECORD_ID_SIZE);
+    memcpy (id1, omni_record_encoder_id (enc), RECORD_ID_SIZE);
 
     msgpack_zone zone;
     msgpack_zone_init (&zone, 1024);
-    record_t rec;
-    assert (record_decode (&rec, &zone, data, size, NULL, detail, sizeof detail) == REJECT_NONE);
-    assert (record_str_eq (rec.kind, "git.branch"));
-    assert (record_str_eq (rec.src, "repo-a"));
+    omni_record_t rec;
+    assert (omni_record_decode (&rec, &zone, data, size, NULL, detail, sizeof detail) ==
+            REJECT_NONE);
+    assert (omni_record_str_eq (rec.kind, "git.branch"));
+    assert (omni_record_str_eq (rec.src, "repo-a"));
     assert (rec.ts == 1700000000000000000LL);
     assert (memcmp (rec.id, id1, RECORD_ID_SIZE) == 0);
     assert (rec.tags && rec.tags->via.map.size == 2);
     assert (s_key_is (&rec.tags->via.map.ptr[0].key, "env")); //  sorted
-    record_str_t name;
-    assert (record_field_str (rec.body, "name", &name) && record_str_eq (name, "main"));
+    omni_record_str_t name;
+    assert (omni_record_field_str (rec.body, "name", &name) && omni_record_str_eq (name, "main"));
     bool head;
-    assert (record_field_bool (rec.body, "head", &head) && head);
+    assert (omni_record_field_bool (rec.body, "head", &head) && head);
     msgpack_zone_destroy (&zone);
 
     //  Same natural key, other target and run: same id (the branch moved).
-    record_encoder_begin (enc, "git.branch", "repo-a", "col-2", "run-2", 1);
-    pk = record_encoder_body (enc);
+    omni_record_encoder_begin (enc, "git.branch", "repo-a", "col-2", "run-2", 1);
+    pk = omni_record_encoder_body (enc);
     msgpack_pack_map (pk, 3);
-    record_pack_str (pk, "name");
-    record_pack_str (pk, "main");
-    record_pack_str (pk, "target");
-    record_pack_str (pk, "def");
-    record_pack_str (pk, "head");
+    omni_record_pack_str (pk, "name");
+    omni_record_pack_str (pk, "main");
+    omni_record_pack_str (pk, "target");
+    omni_record_pack_str (pk, "def");
+    omni_record_pack_str (pk, "head");
     msgpack_pack_false (pk);
-    assert (record_encoder_end (enc, &data, &size, detail, sizeof detail) == 0);
-    assert (memcmp (record_encoder_id (enc), id1, RECORD_ID_SIZE) == 0);
+    assert (omni_record_encoder_end (enc, &data, &size, detail, sizeof detail) == 0);
+    assert (memcmp (omni_record_encoder_id (enc), id1, RECORD_ID_SIZE) == 0);
 
     //  Other source: other id.
-    record_encoder_begin (enc, "git.branch", "repo-b", "col-2", "run-2", 1);
-    pk = record_encoder_body (enc);
+    omni_record_encoder_begin (enc, "git.branch", "repo-b", "col-2", "run-2", 1);
+    pk = omni_record_encoder_body (enc);
     msgpack_pack_map (pk, 3);
-    record_pack_str (pk, "name");
-    record_pack_str (pk, "main");
-    record_pack_str (pk, "target");
-    record_pack_str (pk, "def");
-    record_pack_str (pk, "head");
+    omni_record_pack_str (pk, "name");
+    omni_record_pack_str (pk, "main");
+    omni_record_pack_str (pk, "target");
+    omni_record_pack_str (pk, "def");
+    omni_record_pack_str (pk, "head");
     msgpack_pack_false (pk);
-    assert (record_encoder_end (enc, &data, &size, detail, sizeof detail) == 0);
-    assert (memcmp (record_encoder_id (enc), id1, RECORD_ID_SIZE) != 0);
+    assert (omni_record_encoder_end (enc, &data, &size, detail, sizeof detail) == 0);
+    assert (memcmp (omni_record_encoder_id (enc), id1, RECORD_ID_SIZE) != 0);
 
     //  An optional key part ("?occurrence" of ci.test) adds nothing when
     //  absent: the id is the one of the four parts before it was added
     uint8_t ids[2][RECORD_ID_SIZE];
     for (int k = 0; k < 2; k++) {
-        record_encoder_begin (enc, "ci.test", "repo-a", "c", "r", 1);
-        pk = record_encoder_body (enc);
+        omni_record_encoder_begin (enc, "ci.test", "repo-a", "c", "r", 1);
+        pk = omni_record_encoder_body (enc);
         msgpack_pack_map (pk, 5 + k);
-        record_pack_str (pk, "suite");
-        record_pack_str (pk, "s");
-        record_pack_str (pk, "name");
-        record_pack_str (pk, "t");
-        record_pack_str (pk, "status");
-        record_pack_str (pk, "passed");
-        record_pack_str (pk, "duration");
+        omni_record_pack_str (pk, "suite");
+        omni_record_pack_str (pk, "s");
+        omni_record_pack_str (pk, "name");
+        omni_record_pack_str (pk, "t");
+        omni_record_pack_str (pk, "status");
+        omni_record_pack_str (pk, "passed");
+        omni_record_pack_str (pk, "duration");
         msgpack_pack_double (pk, 0.5);
-        record_pack_str (pk, "build_id");
-        record_pack_str (pk, "42");
+        omni_record_pack_str (pk, "build_id");
+        omni_record_pack_str (pk, "42");
         if (k) {
-            record_pack_str (pk, "occurrence");
+            omni_record_pack_str (pk, "occurrence");
             msgpack_pack_int (pk, 1);
         }
-        assert (record_encoder_end (enc, &data, &size, detail, sizeof detail) == 0);
-        memcpy (ids[k], record_encoder_id (enc), RECORD_ID_SIZE);
+        assert (omni_record_encoder_end (enc, &data, &size, detail, sizeof detail) == 0);
+        memcpy (ids[k], omni_record_encoder_id (enc), RECORD_ID_SIZE);
     }
     {
         //  sha256 ("omni.id/1" 0 "ci.test" 0 "repo-a" 0 "42" "s" nil "t")
@@ -1344,12 +1352,12 @@ record_test (bool verbose)
     }
 
     //  A missing required field is refused by the encoder with a reason.
-    record_encoder_begin (enc, "git.branch", "repo-a", "c", "r", 1);
-    pk = record_encoder_body (enc);
+    omni_record_encoder_begin (enc, "git.branch", "repo-a", "c", "r", 1);
+    pk = omni_record_encoder_body (enc);
     msgpack_pack_map (pk, 1);
-    record_pack_str (pk, "name");
+    omni_record_pack_str (pk, "name");
     msgpack_pack_int (pk, 3);
-    assert (record_encoder_end (enc, &data, &size, detail, sizeof detail) == -1);
+    assert (omni_record_encoder_end (enc, &data, &size, detail, sizeof detail) == -1);
     assert (strstr (detail, "body.name: expected str, got int"));
 
     //  Bad inputs, each with its reason.
@@ -1376,21 +1384,21 @@ record_test (bool verbose)
     deep[43] = 0x00;
     assert (s_decode_bytes (deep, 44, detail) == REJECT_TOO_DEEP);
     //  Over the size limit.
-    record_limits_t small = {8, 16};
+    omni_record_limits_t small = {8, 16};
     msgpack_zone_init (&zone, 1024);
-    assert (record_decode (&rec, &zone, "\x81\xa1v\xa8........", 12, &small, detail,
-                           sizeof detail) == REJECT_TOO_LARGE);
+    assert (omni_record_decode (&rec, &zone, "\x81\xa1v\xa8........", 12, &small, detail,
+                                sizeof detail) == REJECT_TOO_LARGE);
     msgpack_zone_destroy (&zone);
 
     //  Every truncation of a valid record is refused, none crashes.
-    record_encoder_begin (enc, "metric", "host-1", "c", "r", 5);
-    pk = record_encoder_body (enc);
+    omni_record_encoder_begin (enc, "metric", "host-1", "c", "r", 5);
+    pk = omni_record_encoder_body (enc);
     msgpack_pack_map (pk, 2);
-    record_pack_str (pk, "name");
-    record_pack_str (pk, "host.cpu.user");
-    record_pack_str (pk, "value");
+    omni_record_pack_str (pk, "name");
+    omni_record_pack_str (pk, "host.cpu.user");
+    omni_record_pack_str (pk, "value");
     msgpack_pack_double (pk, 12.5);
-    assert (record_encoder_end (enc, &data, &size, detail, sizeof detail) == 0);
+    assert (omni_record_encoder_end (enc, &data, &size, detail, sizeof detail) == 0);
     for (size_t cut = 0; cut < size; cut++)
         assert (s_decode_bytes (data, cut, detail) != REJECT_NONE);
     assert (s_decode_bytes (data, size, detail) == REJECT_NONE);
@@ -1398,6 +1406,6 @@ record_test (bool verbose)
     s_test_ids (enc);
     if (verbose)
         printf ("record: %zu-byte metric record ok\n", size);
-    record_encoder_destroy (&enc);
+    omni_record_encoder_destroy (&enc);
     assert (enc == NULL);
 }

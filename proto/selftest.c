@@ -1,18 +1,18 @@
-#include "intake_client.h"
-#include "kinds.h"
-#include "mpjson.h"
-#include "wire.h"
-#include "record.h"
-#include "selftest.h"
+#include "proto/intake_client.h"
+#include "proto/kinds.h"
+#include "proto/mpjson.h"
+#include "proto/wire.h"
+#include "proto/record.h"
+#include "testsupport/selftest.h"
 
 int
 main (int argc, char **argv)
 {
-    static const selftest_t tests[] = {{"kinds", kinds_test},
-                                       {"record", record_test},
-                                       {"mpjson", mpjson_test},
-                                       {"wire", wire_test},
-                                       {"intake_client", intake_client_test},
+    static const selftest_t tests[] = {{"kinds", omni_kinds_test},
+                                       {"record", omni_record_test},
+                                       {"mpjson", omni_mpjson_test},
+                                       {"wire", omni_wire_test},
+                                       {"intake_client", omni_intake_client_test},
                                        {NULL, NULL}};
     return selftest_run (tests, argc, argv);
 }

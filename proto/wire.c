@@ -5,8 +5,8 @@
     protocol used to be spelt in seven places that could drift apart: one
     table is what a generated codec (zproto) would hold, and the encoder, the
     streaming decoder and the zmsg decoder all read it.                       */
-#include "wire.h"
-#include "util.h"
+#include "proto/wire.h"
+#include "common/util.h"
 
 #include <assert.h>
 #include <string.h>
@@ -24,7 +24,7 @@ typedef enum {
 } s_field_t;
 
 typedef struct {
-    wire_protocol_t protocol;
+    omni_wire_protocol_t protocol;
     const char *name;
     s_field_t fields[4];
     size_t nfields;
@@ -47,7 +47,7 @@ static const s_head_spec_t s_heads[WIRE_COMMANDS] = {
 };
 
 static const char *
-s_signature (wire_protocol_t protocol)
+s_signature (omni_wire_protocol_t protocol)
 {
     return protocol == WIRE_INTAKE ? WIRE_INTAKE_SIGNATURE : WIRE_DELIVERY_SIGNATURE;
 }
@@ -68,29 +68,29 @@ s_width (s_field_t field)
 }
 
 const char *
-wire_command_name (wire_command_t command)
+omni_wire_command_name (omni_wire_command_t command)
 {
     return command > WIRE_NONE && command < WIRE_COMMANDS ? s_heads[command].name : "?";
 }
 
 bool
-wire_carries_records (wire_command_t command)
+omni_wire_carries_records (omni_wire_command_t command)
 {
     return command > WIRE_NONE && command < WIRE_COMMANDS && s_heads[command].records;
 }
 
 //  The bytes of one field of `head`, into `buf` for integers.
 static const void *
-s_field_bytes (const wire_head_t *head, s_field_t field, uint8_t buf[8], size_t *size)
+s_field_bytes (const omni_wire_head_t *head, s_field_t field, uint8_t buf[8], size_t *size)
 {
     *size = s_width (field);
     switch (field) {
-    case F_SEQ: util_put_be (buf, head->seq, 8); return buf;
-    case F_UPTO: util_put_be (buf, head->upto, 8); return buf;
-    case F_CURSOR: util_put_be (buf, head->cursor, 8); return buf;
-    case F_U32_ACC: util_put_be (buf, head->accepted, 4); return buf;
-    case F_U32_REJ: util_put_be (buf, head->rejected, 4); return buf;
-    case F_WINDOW: util_put_be (buf, head->window, 4); return buf;
+    case F_SEQ: omni_util_put_be (buf, head->seq, 8); return buf;
+    case F_UPTO: omni_util_put_be (buf, head->upto, 8); return buf;
+    case F_CURSOR: omni_util_put_be (buf, head->cursor, 8); return buf;
+    case F_U32_ACC: omni_util_put_be (buf, head->accepted, 4); return buf;
+    case F_U32_REJ: omni_util_put_be (buf, head->rejected, 4); return buf;
+    case F_WINDOW: omni_util_put_be (buf, head->window, 4); return buf;
     case F_JOURNAL: return head->journal;
     case F_TEXT: *size = head->text ? head->text_size : 0; return head->text ? head->text : "";
     case F_INSTANCE: *size = head->instance_size; return head->instance;
@@ -100,7 +100,7 @@ s_field_bytes (const wire_head_t *head, s_field_t field, uint8_t buf[8], size_t 
 
 //  The fields `head` sends: an absent optional instance is left out.
 static size_t
-s_fields_sent (const s_head_spec_t *spec, const wire_head_t *head)
+s_fields_sent (const s_head_spec_t *spec, const omni_wire_head_t *head)
 {
     size_t n = spec->nfields;
     if (n && spec->fields[n - 1] == F_INSTANCE && !head->instance)
@@ -109,8 +109,8 @@ s_fields_sent (const s_head_spec_t *spec, const wire_head_t *head)
 }
 
 int
-wire_send_head (void *sock, const void *peer, size_t peer_size, const wire_head_t *head, bool more,
-                int flags)
+omni_wire_send_head (void *sock, const void *peer, size_t peer_size, const omni_wire_head_t *head,
+                     bool more, int flags)
 {
     assert (head->command > WIRE_NONE && head->command < WIRE_COMMANDS);
     const s_head_spec_t *spec = &s_heads[head->command];
@@ -134,7 +134,7 @@ wire_send_head (void *sock, const void *peer, size_t peer_size, const wire_head_
 }
 
 int
-wire_send_record (void *sock, const void *data, size_t size, bool last)
+omni_wire_send_record (void *sock, const void *data, size_t size, bool last)
 {
     return zmq_send (sock, data, size, last ? 0 : ZMQ_SNDMORE) < 0 ? -1 : 0;
 }
@@ -146,15 +146,15 @@ s_equals (const void *data, size_t size, const char *text)
 }
 
 static void
-s_store_field (wire_head_t *head, s_field_t field, const void *data, size_t size)
+s_store_field (omni_wire_head_t *head, s_field_t field, const void *data, size_t size)
 {
     switch (field) {
-    case F_SEQ: head->seq = util_get_be (data, 8); break;
-    case F_UPTO: head->upto = util_get_be (data, 8); break;
-    case F_CURSOR: head->cursor = util_get_be (data, 8); break;
-    case F_U32_ACC: head->accepted = (uint32_t) util_get_be (data, 4); break;
-    case F_U32_REJ: head->rejected = (uint32_t) util_get_be (data, 4); break;
-    case F_WINDOW: head->window = (uint32_t) util_get_be (data, 4); break;
+    case F_SEQ: head->seq = omni_util_get_be (data, 8); break;
+    case F_UPTO: head->upto = omni_util_get_be (data, 8); break;
+    case F_CURSOR: head->cursor = omni_util_get_be (data, 8); break;
+    case F_U32_ACC: head->accepted = (uint32_t) omni_util_get_be (data, 4); break;
+    case F_U32_REJ: head->rejected = (uint32_t) omni_util_get_be (data, 4); break;
+    case F_WINDOW: head->window = (uint32_t) omni_util_get_be (data, 4); break;
     case F_JOURNAL: memcpy (head->journal, data, WIRE_JOURNAL_ID); break;
     case F_TEXT:
         head->text = data;
@@ -168,8 +168,8 @@ s_store_field (wire_head_t *head, s_field_t field, const void *data, size_t size
 }
 
 int
-wire_head_feed (wire_protocol_t protocol, wire_head_t *head, size_t index, const void *data,
-                size_t size, bool more, char *why, size_t why_size)
+omni_wire_head_feed (omni_wire_protocol_t protocol, omni_wire_head_t *head, size_t index,
+                     const void *data, size_t size, bool more, char *why, size_t why_size)
 {
     if (index == 0) {
         memset (head, 0, sizeof *head);
@@ -183,7 +183,7 @@ wire_head_feed (wire_protocol_t protocol, wire_head_t *head, size_t index, const
             if (s_heads[c].protocol == protocol && s_equals (data, size, s_heads[c].name)) {
                 //  Intake's ACK and ERROR go to collectors, delivery's ERROR to
                 //  writers: a name is unique within a protocol
-                head->command = (wire_command_t) c;
+                head->command = (omni_wire_command_t) c;
                 break;
             }
         if (head->command == WIRE_NONE) {
@@ -223,12 +223,13 @@ wire_head_feed (wire_protocol_t protocol, wire_head_t *head, size_t index, const
 }
 
 int
-wire_decode (wire_protocol_t protocol, zmsg_t *msg, wire_head_t *head, char *why, size_t why_size)
+omni_wire_decode (omni_wire_protocol_t protocol, zmsg_t *msg, omni_wire_head_t *head, char *why,
+                  size_t why_size)
 {
     size_t total = zmsg_size (msg), index = 0;
     for (zframe_t *frame = zmsg_first (msg); frame; frame = zmsg_next (msg), index++) {
-        int rc = wire_head_feed (protocol, head, index, zframe_data (frame), zframe_size (frame),
-                                 index + 1 < total, why, why_size);
+        int rc = omni_wire_head_feed (protocol, head, index, zframe_data (frame),
+                                      zframe_size (frame), index + 1 < total, why, why_size);
         if (rc > 0)
             return 0;
         if (rc < 0)
@@ -239,7 +240,7 @@ wire_decode (wire_protocol_t protocol, zmsg_t *msg, wire_head_t *head, char *why
 }
 
 zmsg_t *
-wire_encode (wire_protocol_t protocol, const wire_head_t *head)
+omni_wire_encode (omni_wire_protocol_t protocol, const omni_wire_head_t *head)
 {
     assert (head->command > WIRE_NONE && head->command < WIRE_COMMANDS);
     const s_head_spec_t *spec = &s_heads[head->command];
@@ -259,7 +260,7 @@ wire_encode (wire_protocol_t protocol, const wire_head_t *head)
 //  ---------------------------------------------------------------------------
 
 static void
-s_roundtrip (wire_protocol_t protocol, const wire_head_t *in, size_t records)
+s_roundtrip (omni_wire_protocol_t protocol, const omni_wire_head_t *in, size_t records)
 {
     static int round;
     char endpoint[64];
@@ -269,13 +270,13 @@ s_roundtrip (wire_protocol_t protocol, const wire_head_t *in, size_t records)
     assert (zsock_bind (a, "%s", endpoint) == 0);
     assert (zsock_connect (b, "%s", endpoint) == 0);
     assert (a && b);
-    assert (wire_send_head (zsock_resolve (a), NULL, 0, in, records > 0, 0) == 0);
+    assert (omni_wire_send_head (zsock_resolve (a), NULL, 0, in, records > 0, 0) == 0);
     for (size_t i = 0; i < records; i++)
-        assert (wire_send_record (zsock_resolve (a), "\x80", 1, i + 1 == records) == 0);
+        assert (omni_wire_send_record (zsock_resolve (a), "\x80", 1, i + 1 == records) == 0);
     zmsg_t *msg = zmsg_recv (b);
-    wire_head_t out;
+    omni_wire_head_t out;
     char why[128];
-    assert (wire_decode (protocol, msg, &out, why, sizeof why) == 0);
+    assert (omni_wire_decode (protocol, msg, &out, why, sizeof why) == 0);
     assert (out.command == in->command && out.seq == in->seq && out.upto == in->upto);
     assert (out.accepted == in->accepted && out.rejected == in->rejected);
     assert (out.window == in->window && out.cursor == in->cursor);
@@ -290,9 +291,9 @@ s_roundtrip (wire_protocol_t protocol, const wire_head_t *in, size_t records)
     zmsg_destroy (&msg);
 
     //  The zmsg encoder spells the same frames
-    if (!wire_carries_records (in->command)) {
-        msg = wire_encode (protocol, in);
-        assert (wire_decode (protocol, msg, &out, why, sizeof why) == 0);
+    if (!omni_wire_carries_records (in->command)) {
+        msg = omni_wire_encode (protocol, in);
+        assert (omni_wire_decode (protocol, msg, &out, why, sizeof why) == 0);
         assert (out.command == in->command);
         zmsg_destroy (&msg);
     }
@@ -301,51 +302,55 @@ s_roundtrip (wire_protocol_t protocol, const wire_head_t *in, size_t records)
 }
 
 static int
-s_decode_frames (wire_protocol_t protocol, const char *const *frames, const size_t *sizes, size_t n,
-                 char *why, size_t why_size)
+s_decode_frames (omni_wire_protocol_t protocol, const char *const *frames, const size_t *sizes,
+                 size_t n, char *why, size_t why_size)
 {
     zmsg_t *msg = zmsg_new ();
     for (size_t i = 0; i < n; i++)
         zmsg_addmem (msg, frames[i], sizes[i]);
-    wire_head_t head;
-    int rc = wire_decode (protocol, msg, &head, why, why_size);
+    omni_wire_head_t head;
+    int rc = omni_wire_decode (protocol, msg, &head, why, why_size);
     zmsg_destroy (&msg);
     return rc;
 }
 
 void
-wire_test (bool verbose)
+omni_wire_test (bool verbose)
 {
     (void) verbose;
-    wire_head_t head = {.command = WIRE_BATCH, .seq = 0x0102030405060708ULL};
+    omni_wire_head_t head = {.command = WIRE_BATCH, .seq = 0x0102030405060708ULL};
     s_roundtrip (WIRE_INTAKE, &head, 0);
     s_roundtrip (WIRE_INTAKE, &head, 3);
-    head = (wire_head_t){.command = WIRE_REPLAY, .seq = 9, .text = "relational", .text_size = 10};
+    head =
+        (omni_wire_head_t){.command = WIRE_REPLAY, .seq = 9, .text = "relational", .text_size = 10};
     s_roundtrip (WIRE_INTAKE, &head, 2);
-    head = (wire_head_t){.command = WIRE_INTAKE_ACK, .seq = 7, .accepted = 70000, .rejected = 3};
+    head =
+        (omni_wire_head_t){.command = WIRE_INTAKE_ACK, .seq = 7, .accepted = 70000, .rejected = 3};
     s_roundtrip (WIRE_INTAKE, &head, 0);
-    head = (wire_head_t){.command = WIRE_INTAKE_ERROR, .seq = 7, .text = "bad", .text_size = 3};
+    head =
+        (omni_wire_head_t){.command = WIRE_INTAKE_ERROR, .seq = 7, .text = "bad", .text_size = 3};
     s_roundtrip (WIRE_INTAKE, &head, 0);
-    head = (wire_head_t){.command = WIRE_HELLO, .text = "archive", .text_size = 7, .window = 500};
+    head =
+        (omni_wire_head_t){.command = WIRE_HELLO, .text = "archive", .text_size = 7, .window = 500};
     s_roundtrip (WIRE_DELIVERY, &head, 0);
     head.instance = "h:1@t";
     head.instance_size = 5;
     s_roundtrip (WIRE_DELIVERY, &head, 0);
-    head = (wire_head_t){.command = WIRE_WELCOME, .cursor = 42};
+    head = (omni_wire_head_t){.command = WIRE_WELCOME, .cursor = 42};
     memset (head.journal, 0xab, WIRE_JOURNAL_ID);
     s_roundtrip (WIRE_DELIVERY, &head, 0);
-    head = (wire_head_t){.command = WIRE_REFUSED, .text = "held", .text_size = 4};
+    head = (omni_wire_head_t){.command = WIRE_REFUSED, .text = "held", .text_size = 4};
     s_roundtrip (WIRE_DELIVERY, &head, 0);
-    head = (wire_head_t){.command = WIRE_DELIVER, .upto = 1ULL << 40};
+    head = (omni_wire_head_t){.command = WIRE_DELIVER, .upto = 1ULL << 40};
     s_roundtrip (WIRE_DELIVERY, &head, 0);
     s_roundtrip (WIRE_DELIVERY, &head, 5);
-    head = (wire_head_t){.command = WIRE_DELIVERY_ACK, .upto = 5, .window = 1000};
+    head = (omni_wire_head_t){.command = WIRE_DELIVERY_ACK, .upto = 5, .window = 1000};
     s_roundtrip (WIRE_DELIVERY, &head, 0);
-    head = (wire_head_t){.command = WIRE_RESET, .text = "who", .text_size = 3};
+    head = (omni_wire_head_t){.command = WIRE_RESET, .text = "who", .text_size = 3};
     s_roundtrip (WIRE_DELIVERY, &head, 0);
-    head = (wire_head_t){.command = WIRE_HEARTBEAT, .cursor = 77};
+    head = (omni_wire_head_t){.command = WIRE_HEARTBEAT, .cursor = 77};
     s_roundtrip (WIRE_DELIVERY, &head, 0);
-    head = (wire_head_t){.command = WIRE_CONFLICT};
+    head = (omni_wire_head_t){.command = WIRE_CONFLICT};
     s_roundtrip (WIRE_DELIVERY, &head, 3);
 
     //  Malformed heads are refused with words, never read past
@@ -375,6 +380,6 @@ wire_test (bool verbose)
     size_t s5[] = {4};
     assert (s_decode_frames (WIRE_INTAKE, f5, s5, 1, why, sizeof why) == -1);
     assert (s_decode_frames (WIRE_INTAKE, f5, s5, 0, why, sizeof why) == -1);
-    assert (streq (wire_command_name (WIRE_DELIVERY_ACK), "ACK"));
-    assert (!wire_carries_records (WIRE_HELLO) && wire_carries_records (WIRE_DELIVER));
+    assert (streq (omni_wire_command_name (WIRE_DELIVERY_ACK), "ACK"));
+    assert (!omni_wire_carries_records (WIRE_HELLO) && omni_wire_carries_records (WIRE_DELIVER));
 }

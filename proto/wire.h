@@ -3,7 +3,7 @@
     Every message is a head of fixed frames (signature, command, then the
     command's fields) followed, for BATCH, REPLAY and DELIVER, by one frame
     per record. The codec owns the heads; records are never copied by it:
-    a sender streams them after wire_send_head, a receiver reads them after
+    a sender streams them after omni_wire_send_head, a receiver reads them after
     the head with its own zmq_msg_recv (ingestd journals each one as it
     comes) or from the zmsg it decoded. No other file spells a signature, a
     command or a field's width.                                              */
@@ -21,7 +21,7 @@
 typedef enum {
     WIRE_INTAKE,  //  collectors and omnictl replay -> ingestd
     WIRE_DELIVERY //  ingestd <-> writers
-} wire_protocol_t;
+} omni_wire_protocol_t;
 
 typedef enum {
     WIRE_NONE = 0,
@@ -40,7 +40,7 @@ typedef enum {
     WIRE_HEARTBEAT,    //  cursor
     WIRE_CONFLICT,     //  record... (writer -> ingestd)
     WIRE_COMMANDS
-} wire_command_t;
+} omni_wire_command_t;
 
 #define WIRE_JOURNAL_ID 16 //  bytes of WELCOME's journal identity
 #define WIRE_HEAD_MAX   6  //  frames of the longest head (intake ACK: 5, HELLO: 5)
@@ -59,7 +59,7 @@ typedef enum {
 //  A message's head. On decode, `text` and `instance` point into the frames
 //  they were decoded from and live as long as those.
 typedef struct {
-    wire_command_t command;
+    omni_wire_command_t command;
     uint64_t seq;                     //  BATCH REPLAY INTAKE_ACK INTAKE_ERROR
     uint32_t accepted, rejected;      //  INTAKE_ACK
     uint64_t upto;                    //  DELIVER DELIVERY_ACK
@@ -70,44 +70,44 @@ typedef struct {
     size_t text_size;
     const char *instance; //  HELLO's optional instance; NULL when absent
     size_t instance_size;
-} wire_head_t;
+} omni_wire_head_t;
 
 //  The command's name on the wire ("BATCH", "ACK", ...).
-const char *wire_command_name (wire_command_t command);
+const char *omni_wire_command_name (omni_wire_command_t command);
 //  Whether record frames follow the head of this command.
-bool wire_carries_records (wire_command_t command);
+bool omni_wire_carries_records (omni_wire_command_t command);
 
 //  Sends `head` on `sock` (a raw libzmq socket), after the ROUTER identity
 //  `peer` when one is given. `more`: record frames follow. `flags` may hold
 //  ZMQ_DONTWAIT; it applies to the first frame only, the others of a message
 //  whose first frame went through never block. Returns 0, or -1 with
 //  zmq_errno() set when the first frame could not be sent.
-int wire_send_head (void *sock, const void *peer, size_t peer_size, const wire_head_t *head,
-                    bool more, int flags);
+int omni_wire_send_head (void *sock, const void *peer, size_t peer_size,
+                         const omni_wire_head_t *head, bool more, int flags);
 //  One record frame after a head; `last` ends the message.
-int wire_send_record (void *sock, const void *data, size_t size, bool last);
+int omni_wire_send_record (void *sock, const void *data, size_t size, bool last);
 
 //  A head being received frame by frame (ingestd reads its sockets without
 //  building a zmsg, so that a large batch streams into the journal).
-//  wire_head_feed is given each frame in order, until it returns non-zero:
+//  omni_wire_head_feed is given each frame in order, until it returns non-zero:
 //   1  the head is complete and valid (`head` filled; records, if any, follow;
 //      for a command without records, frames after its fields are a later
 //      version's optional fields: read past, as an old ingestd reads past
 //      HELLO's instance)
 //  -1  the message is malformed: `why` says how, in words
 //   0  more head frames are needed
-int wire_head_feed (wire_protocol_t protocol, wire_head_t *head, size_t index, const void *data,
-                    size_t size, bool more, char *why, size_t why_size);
+int omni_wire_head_feed (omni_wire_protocol_t protocol, omni_wire_head_t *head, size_t index,
+                         const void *data, size_t size, bool more, char *why, size_t why_size);
 
 //  Decodes the head of a whole message, for peers that receive zmsg_t.
 //  On success the message's cursor is on the head's last frame, so that
 //  zmsg_next returns the first record. Returns 0, or -1 with `why`.
-int wire_decode (wire_protocol_t protocol, zmsg_t *msg, wire_head_t *head, char *why,
-                 size_t why_size);
+int omni_wire_decode (omni_wire_protocol_t protocol, zmsg_t *msg, omni_wire_head_t *head, char *why,
+                      size_t why_size);
 
 //  Builds a whole message of a head with no records, for zmsg peers.
-zmsg_t *wire_encode (wire_protocol_t protocol, const wire_head_t *head);
+zmsg_t *omni_wire_encode (omni_wire_protocol_t protocol, const omni_wire_head_t *head);
 
-void wire_test (bool verbose);
+void omni_wire_test (bool verbose);
 
 #endif

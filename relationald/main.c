@@ -1,8 +1,8 @@
 /*  relationald: the PostgreSQL writer. Takes the relational kinds from
     ingestd's delivery socket and stores them with relstore.                 */
-#include "log.h"
-#include "relstore.h"
-#include "writer_daemon.h"
+#include "common/log.h"
+#include "relationald/relstore.h"
+#include "common/writer_daemon.h"
 
 #include <stdio.h>
 
@@ -11,24 +11,25 @@ main (int argc, char **argv)
 {
     char *dsn;
     bool create_database;
-    const config_option_t options[] = {
+    const omni_config_option_t options[] = {
         {"dsn", CONFIG_STRING, "",
          "PostgreSQL conninfo or postgresql:// URI; empty = the PG* environment", &dsn},
         {"create_database", CONFIG_BOOL, "false",
          "create the dsn's database when it does not exist (the role needs CREATEDB)",
          &create_database},
         {NULL}};
-    const writer_daemon_spec_t spec = {
+    const omni_writer_daemon_spec_t spec = {
         "relationald", "relational", "1000", "127.0.0.1:9102", "records per transaction", options};
     int rc;
-    writer_daemon_t *daemon = writer_daemon_new (&spec, argc, argv, &rc);
+    omni_writer_daemon_t *daemon = omni_writer_daemon_new (&spec, argc, argv, &rc);
     if (!daemon)
         return rc;
     char error[512];
-    relstore_t *store = relstore_new (dsn, writer_daemon_metrics (daemon), error, sizeof error);
+    relstore_t *store =
+        relstore_new (dsn, omni_writer_daemon_metrics (daemon), error, sizeof error);
     if (!store) {
         fprintf (stderr, "error: relationald.dsn: %s\n", error);
-        writer_daemon_destroy (&daemon);
+        omni_writer_daemon_destroy (&daemon);
         return 2;
     }
     relstore_set_create_database (store, create_database);
@@ -39,13 +40,13 @@ main (int argc, char **argv)
         log_error ("relationald.start_failed", "postgres=\"%s\" detail=\"schema migration failed\"",
                    relstore_display (store));
         relstore_destroy (&store);
-        writer_daemon_destroy (&daemon);
+        omni_writer_daemon_destroy (&daemon);
         return 1;
     }
     log_info ("relationald.start", "postgres=\"%s\" connected=%s", relstore_display (store),
               rc == 0 ? "yes" : "no");
-    rc = writer_daemon_run (daemon, relstore_write, store, relstore_healthy, store);
-    writer_daemon_destroy (&daemon);
+    rc = omni_writer_daemon_run (daemon, relstore_write, store, relstore_healthy, store);
+    omni_writer_daemon_destroy (&daemon);
     relstore_destroy (&store);
     return rc;
 }

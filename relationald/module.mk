@@ -10,7 +10,6 @@ $(RELATIONALD_GEN): relationald/gen_migrations.sh $(RELATIONALD_MIGRATIONS) \
 	@mkdir -p $(@D)
 	bash relationald/gen_migrations.sh $(RELATIONALD_MIGRATIONS) > $@.tmp
 	mv $@.tmp $@
-$(call obj,$(RELATIONALD_GEN)): CFLAGS += -Irelationald
 
 $(eval $(call program,relationald,relationald/main.c $(RELATIONALD_CLASSES),))
 $(eval $(call selftest,relationald-selftest,relationald/selftest.c $(RELATIONALD_CLASSES),))

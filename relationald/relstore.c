@@ -29,7 +29,7 @@
     the batch's sources are taken FOR KEY SHARE once, in its transaction.
 
     Nothing from a record ever becomes SQL text: values go through COPY and
-    parameters only. U+0000 becomes U+FFFD (pgconn_text_clean).
+    parameters only. U+0000 becomes U+FFFD (omni_pgconn_text_clean).
 
     Why commits, tests and code statistics carry a content hash: their rows
     are never updated by a later record, so another record under a stored
@@ -38,15 +38,15 @@
     (inside the batch's transaction, the staged rows are gone at commit)
     finds the staged records whose stored row has another hash: conflicts,
     which the writer loop files. The inserts leave those rows as they are.  */
-#include "relstore.h"
-#include "log.h"
-#include "mpjson.h"
-#include "pgconn.h"
-#include "schema.h"
-#include "util.h"
-#include "pgtest.h"
-#include "selftest.h"
-#include "writer.h"
+#include "relationald/relstore.h"
+#include "common/log.h"
+#include "proto/mpjson.h"
+#include "common/pgconn.h"
+#include "relationald/schema.h"
+#include "common/util.h"
+#include "testsupport/pgtest.h"
+#include "testsupport/selftest.h"
+#include "common/writer.h"
 
 #include <assert.h>
 #include <inttypes.h>
@@ -345,11 +345,11 @@ typedef struct {
 #define S_STAGED_AHEAD 16
 
 struct _relstore_t {
-    pgconn_t *conn;
-    const kind_spec_t *specs[S_KINDS];
+    omni_pgconn_t *conn;
+    const omni_kind_spec_t *specs[S_KINDS];
 
     //  The batch in hand
-    const record_t *records;
+    const omni_record_t *records;
     size_t count;
     s_kind_t *kinds;
     size_t kinds_cap;
@@ -363,7 +363,7 @@ struct _relstore_t {
     //  Scratch space reused across batches
     char *scratch;
     size_t scratch_size;
-    mpjson_buf_t json;
+    omni_mpjson_buf_t json;
     const char **items;
     size_t *lens;
     size_t items_cap;
@@ -376,14 +376,14 @@ struct _relstore_t {
     int staged_ahead;
     bool sources_gone; //  a cached source id is no longer in sources
 
-    metric_t *m_rejected, *m_isolations, *m_up, *m_ignored, *m_direct;
+    omni_metric_t *m_rejected, *m_isolations, *m_up, *m_ignored, *m_direct;
 };
 
 //  ---------------------------------------------------------------------------
 //  Connection setup: schema, staging tables, prepared statements
 
 static int
-s_setup (pgconn_t *conn, void *arg)
+s_setup (omni_pgconn_t *conn, void *arg)
 {
     relstore_t *self = arg;
     if (schema_migrate (conn))
@@ -396,48 +396,48 @@ s_setup (pgconn_t *conn, void *arg)
     for (int t = 0; t < T_COUNT; t++) {
         snprintf (sql, sizeof sql, "CREATE TEMP TABLE IF NOT EXISTS %s (%s) ON COMMIT DELETE ROWS",
                   s_stage[t].name, s_stage[t].ddl);
-        if (pgconn_exec (conn, sql) != PGCONN_OK)
+        if (omni_pgconn_exec (conn, sql) != PGCONN_OK)
             return -1;
     }
     for (size_t s = 0; s < S_STATEMENTS; s++)
-        if (pgconn_check (conn, PQprepare (pgconn_handle (conn), s_statements[s].name,
-                                           s_statements[s].sql, 2, NULL)) != PGCONN_OK)
+        if (omni_pgconn_check (conn, PQprepare (omni_pgconn_handle (conn), s_statements[s].name,
+                                                s_statements[s].sql, 2, NULL)) != PGCONN_OK)
             return -1;
-    if (pgconn_check (conn, PQprepare (pgconn_handle (conn), "ins_reject", s_reject_sql, 6,
-                                       NULL)) != PGCONN_OK)
+    if (omni_pgconn_check (conn, PQprepare (omni_pgconn_handle (conn), "ins_reject", s_reject_sql,
+                                            6, NULL)) != PGCONN_OK)
         return -1;
     return 0;
 }
 
 relstore_t *
-relstore_new (const char *dsn, metrics_t *metrics, char *error, size_t error_size)
+relstore_new (const char *dsn, omni_metrics_t *metrics, char *error, size_t error_size)
 {
-    pgconn_t *conn = pgconn_new (dsn, error, error_size);
+    omni_pgconn_t *conn = omni_pgconn_new (dsn, error, error_size);
     if (!conn)
         return NULL;
     relstore_t *self = calloc (1, sizeof *self);
     assert (self);
     self->conn = conn;
-    pgconn_set_setup (conn, s_setup, self);
+    omni_pgconn_set_setup (conn, s_setup, self);
     //  The writer loop already backs off between batch attempts; a short
     //  reconnect backoff here keeps the two from adding up after an outage.
-    pgconn_set_backoff (conn, 100, 1000);
+    omni_pgconn_set_backoff (conn, 100, 1000);
     for (size_t k = 0; k < S_KINDS; k++) {
-        self->specs[k] = kinds_lookup (s_kinds[k].name, strlen (s_kinds[k].name));
+        self->specs[k] = omni_kinds_lookup (s_kinds[k].name, strlen (s_kinds[k].name));
         assert (self->specs[k]);
     }
     if (metrics) {
         self->m_rejected =
-            metrics_counter (metrics, "records_rejected_total",
-                             "Records PostgreSQL refused, kept in rejected_records", NULL);
-        self->m_isolations = metrics_counter (metrics, "batch_isolations_total",
-                                              "Batches split to isolate refused records", NULL);
+            omni_metrics_counter (metrics, "records_rejected_total",
+                                  "Records PostgreSQL refused, kept in rejected_records", NULL);
+        self->m_isolations = omni_metrics_counter (
+            metrics, "batch_isolations_total", "Batches split to isolate refused records", NULL);
         self->m_ignored =
-            metrics_counter (metrics, "records_ignored_total",
-                             "Delivered records of kinds relationald does not store", NULL);
-        self->m_up =
-            metrics_gauge (metrics, "postgres_up", "1 while the PostgreSQL connection is up", NULL);
-        self->m_direct = metrics_counter (
+            omni_metrics_counter (metrics, "records_ignored_total",
+                                  "Delivered records of kinds relationald does not store", NULL);
+        self->m_up = omni_metrics_gauge (metrics, "postgres_up",
+                                         "1 while the PostgreSQL connection is up", NULL);
+        self->m_direct = omni_metrics_counter (
             metrics, "batches_direct_total",
             "Batches of ci.test records copied straight into ci_tests (no staging)", NULL);
     }
@@ -450,7 +450,7 @@ relstore_destroy (relstore_t **self_p)
     relstore_t *self = *self_p;
     if (!self)
         return;
-    pgconn_destroy (&self->conn);
+    omni_pgconn_destroy (&self->conn);
     for (size_t i = 0; i < self->nrejects; i++)
         free (self->rejects[i].error);
     free (self->rejects);
@@ -462,7 +462,7 @@ relstore_destroy (relstore_t **self_p)
         free (self->sources[i].src);
     free (self->sources);
     free (self->source_ids);
-    mpjson_buf_free (&self->json);
+    omni_mpjson_buf_free (&self->json);
     free (self);
     *self_p = NULL;
 }
@@ -470,23 +470,23 @@ relstore_destroy (relstore_t **self_p)
 const char *
 relstore_display (relstore_t *self)
 {
-    return pgconn_display (self->conn);
+    return omni_pgconn_display (self->conn);
 }
 
 void
 relstore_set_create_database (relstore_t *self, bool create)
 {
-    pgconn_set_create_database (self->conn, create);
+    omni_pgconn_set_create_database (self->conn, create);
 }
 
 int
 relstore_connect (relstore_t *self)
 {
-    if (pgconn_ensure (self->conn) == 0)
+    if (omni_pgconn_ensure (self->conn) == 0)
         return 0;
     //  Refused for good (no database yet, say): logged at error by pgconn,
     //  said by /health; the writer keeps asking, as for a server not up yet
-    pgconn_status_t status = pgconn_last_status (self->conn);
+    omni_pgconn_status_t status = omni_pgconn_last_status (self->conn);
     return status == PGCONN_TRANSIENT || status == PGCONN_PERMANENT ? 1 : -1;
 }
 
@@ -494,13 +494,13 @@ bool
 relstore_healthy (void *self_, char *text, size_t size)
 {
     relstore_t *self = self_;
-    if (pgconn_refused (self->conn, text, size))
+    if (omni_pgconn_refused (self->conn, text, size))
         return false;
-    bool ok = pgconn_ping (self->conn, 1000);
+    bool ok = omni_pgconn_ping (self->conn, 1000);
     if (ok)
         snprintf (text, size, "postgresql ok");
     else
-        snprintf (text, size, "postgresql not reachable (%s)", pgconn_display (self->conn));
+        snprintf (text, size, "postgresql not reachable (%s)", omni_pgconn_display (self->conn));
     return ok;
 }
 
@@ -533,7 +533,7 @@ s_is_int (const msgpack_object *o)
 static bool
 s_optional (const msgpack_object *map, const char *key, bool (*ok) (const msgpack_object *))
 {
-    const msgpack_object *val = record_field (map, key);
+    const msgpack_object *val = omni_record_field (map, key);
     return !val || val->type == MSGPACK_OBJECT_NIL || ok (val);
 }
 
@@ -545,23 +545,23 @@ s_is_bool (const msgpack_object *o)
 
 //  Returns NULL when the record can be staged, else why not.
 static const char *
-s_check (const record_t *record, s_kind_t kind, char *why, size_t size)
+s_check (const omni_record_t *record, s_kind_t kind, char *why, size_t size)
 {
     if (kind != K_COMMIT)
         return NULL;
-    const msgpack_object *parents = record_field (record->body, "parents");
+    const msgpack_object *parents = omni_record_field (record->body, "parents");
     for (uint32_t i = 0; i < parents->via.array.size; i++)
         if (parents->via.array.ptr[i].type != MSGPACK_OBJECT_STR) {
             snprintf (why, size, "body.parents[%u]: expected str", i);
             return why;
         }
-    const msgpack_object *files = record_field (record->body, "files");
+    const msgpack_object *files = omni_record_field (record->body, "files");
     if (!files || files->type != MSGPACK_OBJECT_ARRAY)
         return NULL;
     for (uint32_t i = 0; i < files->via.array.size; i++) {
         const msgpack_object *file = &files->via.array.ptr[i];
-        record_str_t path;
-        if (file->type != MSGPACK_OBJECT_MAP || !record_field_str (file, "path", &path))
+        omni_record_str_t path;
+        if (file->type != MSGPACK_OBJECT_MAP || !omni_record_field_str (file, "path", &path))
             snprintf (why, size, "body.files[%u]: expected a map with a str path", i);
         else if (!s_optional (file, "insertions", s_is_int) ||
                  !s_optional (file, "deletions", s_is_int))
@@ -576,7 +576,7 @@ s_check (const record_t *record, s_kind_t kind, char *why, size_t size)
 }
 
 static s_kind_t
-s_kind_of (relstore_t *self, const record_t *record)
+s_kind_of (relstore_t *self, const omni_record_t *record)
 {
     for (size_t k = 0; k < S_KINDS; k++)
         if (record->spec == self->specs[k])
@@ -595,7 +595,7 @@ s_table_of (s_kind_t kind)
 
 //  Sorts the batch by kind and counts the staged rows per table.
 static void
-s_prepare (relstore_t *self, const record_t *records, size_t count)
+s_prepare (relstore_t *self, const omni_record_t *records, size_t count)
 {
     self->records = records;
     self->count = count;
@@ -611,7 +611,7 @@ s_prepare (relstore_t *self, const record_t *records, size_t count)
     }
     size_t ignored = 0;
     for (size_t i = 0; i < count; i++) {
-        const record_t *record = &records[i];
+        const omni_record_t *record = &records[i];
         s_kind_t kind = s_kind_of (self, record);
         char why[128];
         if (kind == K_NONE)
@@ -626,12 +626,12 @@ s_prepare (relstore_t *self, const record_t *records, size_t count)
         self->rows[T_SOURCES]++;
         self->rows[s_table_of (kind)]++;
         const msgpack_object *files =
-            kind == K_COMMIT ? record_field (record->body, "files") : NULL;
+            kind == K_COMMIT ? omni_record_field (record->body, "files") : NULL;
         if (files && files->type == MSGPACK_OBJECT_ARRAY)
             self->rows[T_FILES] += files->via.array.size;
     }
     if (ignored && self->m_ignored)
-        metric_add (self->m_ignored, ignored);
+        omni_metric_add (self->m_ignored, ignored);
 }
 
 //  ---------------------------------------------------------------------------
@@ -642,12 +642,12 @@ s_text (relstore_t *self, const char *text, size_t len)
 {
     size_t clean_len;
     const char *clean =
-        pgconn_text_clean (text, len, &self->scratch, &self->scratch_size, &clean_len);
-    pgconn_copy_text (self->conn, clean, clean_len);
+        omni_pgconn_text_clean (text, len, &self->scratch, &self->scratch_size, &clean_len);
+    omni_pgconn_copy_text (self->conn, clean, clean_len);
 }
 
 static void
-s_str (relstore_t *self, record_str_t s)
+s_str (relstore_t *self, omni_record_str_t s)
 {
     s_text (self, s.ptr, s.len);
 }
@@ -655,51 +655,51 @@ s_str (relstore_t *self, record_str_t s)
 static void
 s_field_str (relstore_t *self, const msgpack_object *body, const char *key)
 {
-    record_str_t s;
-    if (record_field_str (body, key, &s))
+    omni_record_str_t s;
+    if (omni_record_field_str (body, key, &s))
         s_str (self, s);
     else
-        pgconn_copy_null (self->conn);
+        omni_pgconn_copy_null (self->conn);
 }
 
 static void
 s_field_int (relstore_t *self, const msgpack_object *body, const char *key)
 {
     int64_t v;
-    if (record_field_int (body, key, &v))
-        pgconn_copy_int8 (self->conn, v);
+    if (omni_record_field_int (body, key, &v))
+        omni_pgconn_copy_int8 (self->conn, v);
     else
-        pgconn_copy_null (self->conn);
+        omni_pgconn_copy_null (self->conn);
 }
 
 static void
 s_field_num (relstore_t *self, const msgpack_object *body, const char *key)
 {
     double v;
-    if (record_field_num (body, key, &v))
-        pgconn_copy_float8 (self->conn, v);
+    if (omni_record_field_num (body, key, &v))
+        omni_pgconn_copy_float8 (self->conn, v);
     else
-        pgconn_copy_null (self->conn);
+        omni_pgconn_copy_null (self->conn);
 }
 
 static void
 s_field_bool (relstore_t *self, const msgpack_object *body, const char *key)
 {
     bool v;
-    if (record_field_bool (body, key, &v))
-        pgconn_copy_bool (self->conn, v);
+    if (omni_record_field_bool (body, key, &v))
+        omni_pgconn_copy_bool (self->conn, v);
     else
-        pgconn_copy_null (self->conn);
+        omni_pgconn_copy_null (self->conn);
 }
 
 static void
 s_field_time_ns (relstore_t *self, const msgpack_object *body, const char *key)
 {
     int64_t v;
-    if (record_field_int (body, key, &v))
-        pgconn_copy_timestamptz_ns (self->conn, v);
+    if (omni_record_field_int (body, key, &v))
+        omni_pgconn_copy_timestamptz_ns (self->conn, v);
     else
-        pgconn_copy_null (self->conn);
+        omni_pgconn_copy_null (self->conn);
 }
 
 //  Maps and arrays as JSON text (binary as {"$bin": base64}), cast to jsonb
@@ -707,25 +707,25 @@ s_field_time_ns (relstore_t *self, const msgpack_object *body, const char *key)
 static void
 s_field_json (relstore_t *self, const msgpack_object *body, const char *key)
 {
-    const msgpack_object *val = record_field (body, key);
+    const msgpack_object *val = omni_record_field (body, key);
     if (!val || val->type == MSGPACK_OBJECT_NIL) {
-        pgconn_copy_null (self->conn);
+        omni_pgconn_copy_null (self->conn);
         return;
     }
-    mpjson_buf_reset (&self->json);
-    mpjson_value (&self->json, val);
-    pgconn_json_clean (self->json.data, self->json.size);
-    pgconn_copy_text (self->conn, self->json.data, self->json.size);
+    omni_mpjson_buf_reset (&self->json);
+    omni_mpjson_value (&self->json, val);
+    omni_pgconn_json_clean (self->json.data, self->json.size);
+    omni_pgconn_copy_text (self->conn, self->json.data, self->json.size);
 }
 
 //  The columns every record row starts with: ord, id, src, run
 static void
 s_head (relstore_t *self, s_table_t table, size_t index)
 {
-    const record_t *record = &self->records[index];
-    pgconn_copy_row (self->conn, s_stage[table].columns);
-    pgconn_copy_int4 (self->conn, (int32_t) index);
-    pgconn_copy_bytea (self->conn, record->id, RECORD_ID_SIZE);
+    const omni_record_t *record = &self->records[index];
+    omni_pgconn_copy_row (self->conn, s_stage[table].columns);
+    omni_pgconn_copy_int4 (self->conn, (int32_t) index);
+    omni_pgconn_copy_bytea (self->conn, record->id, RECORD_ID_SIZE);
     s_str (self, record->src);
     s_str (self, record->run);
 }
@@ -733,11 +733,11 @@ s_head (relstore_t *self, s_table_t table, size_t index)
 static void
 s_stage_commit (relstore_t *self, size_t index)
 {
-    const record_t *record = &self->records[index];
+    const omni_record_t *record = &self->records[index];
     const msgpack_object *body = record->body;
     s_head (self, T_COMMITS, index);
     s_field_str (self, body, "sha");
-    const msgpack_object *parents = record_field (body, "parents");
+    const msgpack_object *parents = omni_record_field (body, "parents");
     size_t n = parents->via.array.size;
     if (n > self->items_cap) {
         self->items_cap = n * 2;
@@ -752,7 +752,7 @@ s_stage_commit (relstore_t *self, size_t index)
         self->items[i] = nul ? "\xef\xbf\xbd" : p->via.str.ptr;
         self->lens[i] = nul ? 3 : p->via.str.size;
     }
-    pgconn_copy_text_array (self->conn, self->items, self->lens, n);
+    omni_pgconn_copy_text_array (self->conn, self->items, self->lens, n);
     s_field_str (self, body, "author_name");
     s_field_str (self, body, "author_email");
     s_field_int (self, body, "author_time");
@@ -775,21 +775,21 @@ s_stage_commit (relstore_t *self, size_t index)
 static void
 s_stage_files (relstore_t *self, size_t index)
 {
-    const record_t *record = &self->records[index];
-    const msgpack_object *files = record_field (record->body, "files");
+    const omni_record_t *record = &self->records[index];
+    const msgpack_object *files = omni_record_field (record->body, "files");
     if (!files || files->type != MSGPACK_OBJECT_ARRAY)
         return;
     for (uint32_t i = 0; i < files->via.array.size; i++) {
         const msgpack_object *file = &files->via.array.ptr[i];
-        pgconn_copy_row (self->conn, s_stage[T_FILES].columns);
-        pgconn_copy_int4 (self->conn, (int32_t) index);
-        pgconn_copy_bytea (self->conn, record->id, RECORD_ID_SIZE);
+        omni_pgconn_copy_row (self->conn, s_stage[T_FILES].columns);
+        omni_pgconn_copy_int4 (self->conn, (int32_t) index);
+        omni_pgconn_copy_bytea (self->conn, record->id, RECORD_ID_SIZE);
         s_field_str (self, file, "path");
         s_field_int (self, file, "insertions");
         s_field_int (self, file, "deletions");
         bool binary = false;
-        record_field_bool (file, "binary", &binary);
-        pgconn_copy_bool (self->conn, binary);
+        omni_record_field_bool (file, "binary", &binary);
+        omni_pgconn_copy_bool (self->conn, binary);
         s_field_str (self, file, "old_path");
     }
 }
@@ -815,19 +815,19 @@ s_test_fields (relstore_t *self, const msgpack_object *body)
 static void
 s_stage_record (relstore_t *self, s_table_t table, size_t index)
 {
-    const record_t *record = &self->records[index];
+    const omni_record_t *record = &self->records[index];
     const msgpack_object *body = record->body;
     s_kind_t kind = self->kinds[index];
     switch (table) {
     case T_SOURCES:
-        pgconn_copy_row (self->conn, s_stage[T_SOURCES].columns);
-        pgconn_copy_int4 (self->conn, (int32_t) index);
+        omni_pgconn_copy_row (self->conn, s_stage[T_SOURCES].columns);
+        omni_pgconn_copy_int4 (self->conn, (int32_t) index);
         s_str (self, record->src);
         break;
     case T_RUNS:
         s_head (self, T_RUNS, index);
         s_str (self, record->col);
-        pgconn_copy_bool (self->conn, kind == K_RUN_END);
+        omni_pgconn_copy_bool (self->conn, kind == K_RUN_END);
         s_field_str (self, body, "collector");
         s_field_str (self, body, "source");
         s_field_str (self, body, "status");
@@ -843,14 +843,14 @@ s_stage_record (relstore_t *self, s_table_t table, size_t index)
     case T_FILES: s_stage_files (self, index); break;
     case T_BRANCHES:
         s_head (self, T_BRANCHES, index);
-        pgconn_copy_timestamptz_ns (self->conn, record->ts);
+        omni_pgconn_copy_timestamptz_ns (self->conn, record->ts);
         s_field_str (self, body, "name");
         s_field_str (self, body, "target");
         s_field_bool (self, body, "head");
         break;
     case T_TAGS:
         s_head (self, T_TAGS, index);
-        pgconn_copy_timestamptz_ns (self->conn, record->ts);
+        omni_pgconn_copy_timestamptz_ns (self->conn, record->ts);
         s_field_str (self, body, "name");
         s_field_str (self, body, "target");
         s_field_bool (self, body, "annotated");
@@ -862,7 +862,7 @@ s_stage_record (relstore_t *self, s_table_t table, size_t index)
         break;
     case T_BUILDS:
         s_head (self, T_BUILDS, index);
-        pgconn_copy_timestamptz_ns (self->conn, record->ts);
+        omni_pgconn_copy_timestamptz_ns (self->conn, record->ts);
         s_field_str (self, body, "pipeline");
         s_field_str (self, body, "build_id");
         s_field_str (self, body, "status");
@@ -877,14 +877,14 @@ s_stage_record (relstore_t *self, s_table_t table, size_t index)
         break;
     case T_TESTS:
         s_head (self, T_TESTS, index);
-        pgconn_copy_timestamptz_ns (self->conn, record->ts);
+        omni_pgconn_copy_timestamptz_ns (self->conn, record->ts);
         s_test_fields (self, body);
         s_field_int (self, body, "occurrence");
         s_field_bool (self, body, "retried");
         break;
     case T_CODE:
         s_head (self, T_CODE, index);
-        pgconn_copy_timestamptz_ns (self->conn, record->ts);
+        omni_pgconn_copy_timestamptz_ns (self->conn, record->ts);
         s_field_str (self, body, "rev");
         s_field_str (self, body, "language");
         s_field_str (self, body, "path");
@@ -895,12 +895,12 @@ s_stage_record (relstore_t *self, s_table_t table, size_t index)
         break;
     case T_UNREACH:
         s_head (self, T_UNREACH, index);
-        pgconn_copy_timestamptz_ns (self->conn, record->ts);
+        omni_pgconn_copy_timestamptz_ns (self->conn, record->ts);
         s_field_str (self, body, "sha");
         break;
     case T_ANALYSIS:
         s_head (self, T_ANALYSIS, index);
-        pgconn_copy_timestamptz_ns (self->conn, record->ts);
+        omni_pgconn_copy_timestamptz_ns (self->conn, record->ts);
         s_field_str (self, body, "day");
         s_field_time_ns (self, body, "since");
         s_field_time_ns (self, body, "until");
@@ -918,8 +918,8 @@ s_stage_record (relstore_t *self, s_table_t table, size_t index)
     }
     if (table == T_COMMITS || table == T_TESTS || table == T_CODE) {
         uint8_t content[RECORD_CONTENT_SIZE];
-        record_content_hash (record, content);
-        pgconn_copy_bytea (self->conn, content, sizeof content);
+        omni_record_content_hash (record, content);
+        omni_pgconn_copy_bytea (self->conn, content, sizeof content);
     }
 }
 
@@ -936,18 +936,18 @@ s_in_table (s_kind_t kind, s_table_t table)
 }
 
 //  Copies the records lo..hi into the staging tables.
-static pgconn_status_t
+static omni_pgconn_status_t
 s_stage_range (relstore_t *self, size_t lo, size_t hi)
 {
     for (int t = 0; t < T_COUNT; t++) {
         if (!self->rows[t])
             continue;
-        if (pgconn_copy_begin (self->conn, s_stage[t].name, NULL, PGCONN_COPY_BINARY))
-            return pgconn_last_status (self->conn);
+        if (omni_pgconn_copy_begin (self->conn, s_stage[t].name, NULL, PGCONN_COPY_BINARY))
+            return omni_pgconn_last_status (self->conn);
         for (size_t i = lo; i <= hi; i++)
             if (s_in_table (self->kinds[i], (s_table_t) t))
                 s_stage_record (self, (s_table_t) t, i);
-        pgconn_status_t status = pgconn_copy_end (self->conn);
+        omni_pgconn_status_t status = omni_pgconn_copy_end (self->conn);
         if (status != PGCONN_OK)
             return status;
     }
@@ -980,7 +980,7 @@ s_direct_wanted (relstore_t *self)
 //  (outside the batch transaction: a cached id is always committed).
 //  0 after an error.
 static int64_t
-s_source_id (relstore_t *self, record_str_t src)
+s_source_id (relstore_t *self, omni_record_str_t src)
 {
     s_source_t *last =
         self->last_source < self->nsources ? &self->sources[self->last_source] : NULL;
@@ -994,7 +994,7 @@ s_source_id (relstore_t *self, record_str_t src)
         }
     size_t clean_len;
     const char *clean =
-        pgconn_text_clean (src.ptr, src.len, &self->scratch, &self->scratch_size, &clean_len);
+        omni_pgconn_text_clean (src.ptr, src.len, &self->scratch, &self->scratch_size, &clean_len);
     char *name = strndup (clean, clean_len);
     assert (name);
     const char *params[] = {name};
@@ -1002,7 +1002,7 @@ s_source_id (relstore_t *self, record_str_t src)
     //  A source made meanwhile by another session, committed after this
     //  statement's snapshot, is neither made nor seen: read it again
     for (int attempt = 0; attempt < 2 && id == 0; attempt++) {
-        PGresult *result = pgconn_query (self->conn, S_SOURCE_SQL, 1, params);
+        PGresult *result = omni_pgconn_query (self->conn, S_SOURCE_SQL, 1, params);
         if (!result)
             break;
         if (PQntuples (result) > 0)
@@ -1065,7 +1065,7 @@ s_lock_sources (relstore_t *self)
     array[len] = 0;
     free (ids);
     const char *params[] = {array};
-    PGresult *result = pgconn_query (
+    PGresult *result = omni_pgconn_query (
         self->conn,
         "SELECT count (*) FROM (SELECT 1 FROM sources WHERE id = ANY ($1::int8[]) FOR KEY SHARE) l",
         1, params);
@@ -1078,7 +1078,7 @@ s_lock_sources (relstore_t *self)
 }
 
 static int
-s_direct_tx (pgconn_t *conn, void *arg)
+s_direct_tx (omni_pgconn_t *conn, void *arg)
 {
     relstore_t *self = arg;
     int locked = s_lock_sources (self);
@@ -1086,38 +1086,38 @@ s_direct_tx (pgconn_t *conn, void *arg)
         self->sources_gone = locked > 0;
         return -1;
     }
-    if (pgconn_copy_begin (conn, "ci_tests",
-                           "id, source_id, suite, class, name, status, duration, pipeline, "
-                           "build_id, file, failure_type, failure_message, flaky, occurrence, "
-                           "retried, observed, run_id, content",
-                           PGCONN_COPY_BINARY))
+    if (omni_pgconn_copy_begin (conn, "ci_tests",
+                                "id, source_id, suite, class, name, status, duration, pipeline, "
+                                "build_id, file, failure_type, failure_message, flaky, occurrence, "
+                                "retried, observed, run_id, content",
+                                PGCONN_COPY_BINARY))
         return -1;
     for (size_t i = 0; i < self->count; i++) {
-        const record_t *record = &self->records[i];
+        const omni_record_t *record = &self->records[i];
         const msgpack_object *body = record->body;
-        pgconn_copy_row (conn, 18);
-        pgconn_copy_bytea (conn, record->id, RECORD_ID_SIZE);
-        pgconn_copy_int8 (conn, self->source_ids[i]);
+        omni_pgconn_copy_row (conn, 18);
+        omni_pgconn_copy_bytea (conn, record->id, RECORD_ID_SIZE);
+        omni_pgconn_copy_int8 (conn, self->source_ids[i]);
         s_test_fields (self, body);
         //  ci_tests' own types and defaults (the staging way casts them)
         int64_t occurrence = 0;
         bool retried = false;
-        record_field_int (body, "occurrence", &occurrence);
-        record_field_bool (body, "retried", &retried);
-        pgconn_copy_int4 (conn, (int32_t) occurrence);
-        pgconn_copy_bool (conn, retried);
-        pgconn_copy_timestamptz_ns (conn, record->ts);
+        omni_record_field_int (body, "occurrence", &occurrence);
+        omni_record_field_bool (body, "retried", &retried);
+        omni_pgconn_copy_int4 (conn, (int32_t) occurrence);
+        omni_pgconn_copy_bool (conn, retried);
+        omni_pgconn_copy_timestamptz_ns (conn, record->ts);
         s_str (self, record->run);
         uint8_t content[RECORD_CONTENT_SIZE];
-        record_content_hash (record, content);
-        pgconn_copy_bytea (conn, content, sizeof content);
+        omni_record_content_hash (record, content);
+        omni_pgconn_copy_bytea (conn, content, sizeof content);
     }
-    return pgconn_copy_end (conn) == PGCONN_OK ? 0 : -1;
+    return omni_pgconn_copy_end (conn) == PGCONN_OK ? 0 : -1;
 }
 
 //  PGCONN_OK once stored; PGCONN_CONTENT when PostgreSQL refused the COPY
 //  for content (the caller stages the batch); another status on failure.
-static pgconn_status_t
+static omni_pgconn_status_t
 s_direct (relstore_t *self)
 {
     if (self->source_ids_cap < self->count) {
@@ -1128,10 +1128,11 @@ s_direct (relstore_t *self)
     }
     for (size_t i = 0; i < self->count; i++)
         if ((self->source_ids[i] = s_source_id (self, self->records[i].src)) == 0)
-            return pgconn_last_status (self->conn) == PGCONN_OK ? PGCONN_FAILED
-                                                                : pgconn_last_status (self->conn);
+            return omni_pgconn_last_status (self->conn) == PGCONN_OK
+                       ? PGCONN_FAILED
+                       : omni_pgconn_last_status (self->conn);
     self->sources_gone = false;
-    pgconn_status_t status = pgconn_transaction (self->conn, s_direct_tx, self);
+    omni_pgconn_status_t status = omni_pgconn_transaction (self->conn, s_direct_tx, self);
     if (self->sources_gone) {
         //  Deleted meanwhile (by hand): forget every cached id, and let the
         //  staging way make the source again by name
@@ -1141,20 +1142,20 @@ s_direct (relstore_t *self)
         self->nsources = 0;
         return PGCONN_CONTENT;
     }
-    if (status == PGCONN_CONTENT && strcmp (pgconn_sqlstate (self->conn), "23505") == 0)
+    if (status == PGCONN_CONTENT && strcmp (omni_pgconn_sqlstate (self->conn), "23505") == 0)
         self->staged_ahead = S_STAGED_AHEAD;
     if (status == PGCONN_OK && self->m_direct)
-        metric_add (self->m_direct, 1);
+        omni_metric_add (self->m_direct, 1);
     else
         log_debug ("relstore.direct_refused", "sqlstate=%s error=\"%s\"",
-                   pgconn_sqlstate (self->conn), pgconn_error (self->conn));
+                   omni_pgconn_sqlstate (self->conn), omni_pgconn_error (self->conn));
     return status;
 }
 
 //  ---------------------------------------------------------------------------
 //  Applying staged rows to the tables
 
-static pgconn_status_t
+static omni_pgconn_status_t
 s_apply (relstore_t *self, size_t lo, size_t hi)
 {
     char lo_text[16], hi_text[16];
@@ -1164,9 +1165,9 @@ s_apply (relstore_t *self, size_t lo, size_t hi)
     for (size_t s = 0; s < S_STATEMENTS; s++) {
         if (!self->rows[s_statements[s].table])
             continue;
-        PGresult *result = PQexecPrepared (pgconn_handle (self->conn), s_statements[s].name, 2,
+        PGresult *result = PQexecPrepared (omni_pgconn_handle (self->conn), s_statements[s].name, 2,
                                            params, NULL, NULL, 0);
-        pgconn_status_t status = pgconn_check (self->conn, result);
+        omni_pgconn_status_t status = omni_pgconn_check (self->conn, result);
         if (status != PGCONN_OK)
             return status;
     }
@@ -1184,23 +1185,23 @@ s_any_staged (relstore_t *self, size_t lo, size_t hi)
 
 //  Applies lo..hi under a savepoint; on a content error, halves the range
 //  until each refused record stands alone and is set aside.
-static pgconn_status_t
+static omni_pgconn_status_t
 s_bisect (relstore_t *self, size_t lo, size_t hi)
 {
     if (!s_any_staged (self, lo, hi))
         return PGCONN_OK;
-    pgconn_status_t status = pgconn_exec (self->conn, "SAVEPOINT part");
+    omni_pgconn_status_t status = omni_pgconn_exec (self->conn, "SAVEPOINT part");
     if (status != PGCONN_OK)
         return status;
     status = s_apply (self, lo, hi);
     if (status == PGCONN_OK)
-        return pgconn_exec (self->conn, "RELEASE SAVEPOINT part");
+        return omni_pgconn_exec (self->conn, "RELEASE SAVEPOINT part");
     if (status != PGCONN_CONTENT)
         return status;
     char error[4096], sqlstate[6];
-    snprintf (error, sizeof error, "%s", pgconn_error_detail (self->conn));
-    snprintf (sqlstate, sizeof sqlstate, "%s", pgconn_sqlstate (self->conn));
-    status = pgconn_exec (self->conn, "ROLLBACK TO SAVEPOINT part; RELEASE SAVEPOINT part");
+    snprintf (error, sizeof error, "%s", omni_pgconn_error_detail (self->conn));
+    snprintf (sqlstate, sizeof sqlstate, "%s", omni_pgconn_sqlstate (self->conn));
+    status = omni_pgconn_exec (self->conn, "ROLLBACK TO SAVEPOINT part; RELEASE SAVEPOINT part");
     if (status != PGCONN_OK)
         return status;
     self->isolated = true;
@@ -1214,19 +1215,19 @@ s_bisect (relstore_t *self, size_t lo, size_t hi)
     return status == PGCONN_OK ? s_bisect (self, mid + 1, hi) : status;
 }
 
-static pgconn_status_t
+static omni_pgconn_status_t
 s_store_rejects (relstore_t *self)
 {
     for (size_t i = 0; i < self->nrejects; i++) {
         s_reject_t *reject = &self->rejects[i];
-        const record_t *record = &self->records[reject->index];
-        mpjson_buf_reset (&self->json);
-        mpjson_record (&self->json, record);
-        pgconn_json_clean (self->json.data, self->json.size);
-        char *kind = record_str_dup (record->kind);
+        const omni_record_t *record = &self->records[reject->index];
+        omni_mpjson_buf_reset (&self->json);
+        omni_mpjson_record (&self->json, record);
+        omni_pgconn_json_clean (self->json.data, self->json.size);
+        char *kind = omni_record_str_dup (record->kind);
         size_t src_len;
-        const char *src = pgconn_text_clean (record->src.ptr, record->src.len, &self->scratch,
-                                             &self->scratch_size, &src_len);
+        const char *src = omni_pgconn_text_clean (record->src.ptr, record->src.len, &self->scratch,
+                                                  &self->scratch_size, &src_len);
         char *source = malloc (src_len + 1);
         assert (source);
         memcpy (source, src, src_len);
@@ -1241,11 +1242,11 @@ s_store_rejects (relstore_t *self)
                                 self->json.data};
         int lengths[] = {RECORD_ID_SIZE, 0, 0, 0, 0, 0};
         int formats[] = {1, 0, 0, 0, 0, 0};
-        PGresult *result = PQexecPrepared (pgconn_handle (self->conn), "ins_reject", 6, values,
+        PGresult *result = PQexecPrepared (omni_pgconn_handle (self->conn), "ins_reject", 6, values,
                                            lengths, formats, 0);
         free (kind);
         free (source);
-        pgconn_status_t status = pgconn_check (self->conn, result);
+        omni_pgconn_status_t status = omni_pgconn_check (self->conn, result);
         if (status != PGCONN_OK)
             return status;
     }
@@ -1261,16 +1262,16 @@ typedef struct {
 } s_tx_t;
 
 //  Flags the staged records whose stored row has other content
-static pgconn_status_t
+static omni_pgconn_status_t
 s_find_conflicts (relstore_t *self)
 {
     self->nconflicts = 0;
     for (size_t q = 0; q < sizeof s_conflict_queries / sizeof s_conflict_queries[0]; q++) {
         if (!self->rows[s_conflict_queries[q].table])
             continue;
-        PGresult *result = pgconn_query (self->conn, s_conflict_queries[q].sql, 0, NULL);
+        PGresult *result = omni_pgconn_query (self->conn, s_conflict_queries[q].sql, 0, NULL);
         if (!result)
-            return pgconn_last_status (self->conn);
+            return omni_pgconn_last_status (self->conn);
         for (int row = 0; row < PQntuples (result); row++) {
             long ord = strtol (PQgetvalue (result, row, 0), NULL, 10);
             if (ord < 0 || (size_t) ord >= self->count || self->kinds[ord] == K_NONE)
@@ -1285,14 +1286,14 @@ s_find_conflicts (relstore_t *self)
 }
 
 static int
-s_transaction (pgconn_t *conn, void *arg)
+s_transaction (omni_pgconn_t *conn, void *arg)
 {
     s_tx_t *tx = arg;
     relstore_t *self = tx->self;
     (void) conn;
     if (self->count == 0)
         return 0;
-    pgconn_status_t status = PGCONN_OK;
+    omni_pgconn_status_t status = PGCONN_OK;
     if (!tx->slow) {
         status = s_stage_range (self, 0, self->count - 1);
         if (status == PGCONN_CONTENT)
@@ -1303,18 +1304,19 @@ s_transaction (pgconn_t *conn, void *arg)
         for (size_t i = 0; i < self->count && status == PGCONN_OK; i++) {
             if (self->kinds[i] == K_NONE)
                 continue;
-            status = pgconn_exec (self->conn, "SAVEPOINT one");
+            status = omni_pgconn_exec (self->conn, "SAVEPOINT one");
             if (status != PGCONN_OK)
                 break;
             status = s_stage_range (self, i, i);
             if (status == PGCONN_OK)
                 status = s_apply (self, i, i);
             if (status == PGCONN_CONTENT) {
-                s_reject (self, i, pgconn_sqlstate (self->conn), pgconn_error_detail (self->conn));
+                s_reject (self, i, omni_pgconn_sqlstate (self->conn),
+                          omni_pgconn_error_detail (self->conn));
                 self->kinds[i] = K_NONE;
-                status = pgconn_exec (self->conn, "ROLLBACK TO SAVEPOINT one");
+                status = omni_pgconn_exec (self->conn, "ROLLBACK TO SAVEPOINT one");
             } else if (status == PGCONN_OK)
-                status = pgconn_exec (self->conn, "RELEASE SAVEPOINT one");
+                status = omni_pgconn_exec (self->conn, "RELEASE SAVEPOINT one");
         }
     if (status == PGCONN_OK)
         status = s_store_rejects (self);
@@ -1324,46 +1326,47 @@ s_transaction (pgconn_t *conn, void *arg)
 }
 
 int
-relstore_write (void *self_, const record_t *records, size_t count, uint8_t *conflicts, char *error,
-                size_t error_size)
+relstore_write (void *self_, const omni_record_t *records, size_t count, uint8_t *conflicts,
+                char *error, size_t error_size)
 {
     relstore_t *self = self_;
     self->conflicts = conflicts;
-    if (pgconn_ensure (self->conn)) {
+    if (omni_pgconn_ensure (self->conn)) {
         if (self->m_up)
-            metric_set (self->m_up, 0);
-        snprintf (error, error_size, "postgresql: %s", pgconn_error (self->conn));
-        return pgconn_last_status (self->conn) == PGCONN_PERMANENT ? WRITER_STORE_PERMANENT : -1;
+            omni_metric_set (self->m_up, 0);
+        snprintf (error, error_size, "postgresql: %s", omni_pgconn_error (self->conn));
+        return omni_pgconn_last_status (self->conn) == PGCONN_PERMANENT ? WRITER_STORE_PERMANENT
+                                                                        : -1;
     }
     if (self->m_up)
-        metric_set (self->m_up, 1);
+        omni_metric_set (self->m_up, 1);
     s_prepare (self, records, count);
     s_tx_t tx = {self, false, false};
-    pgconn_status_t status = s_direct_wanted (self) ? s_direct (self) : PGCONN_CONTENT;
+    omni_pgconn_status_t status = s_direct_wanted (self) ? s_direct (self) : PGCONN_CONTENT;
     if (status == PGCONN_CONTENT)
-        status = pgconn_transaction (self->conn, s_transaction, &tx);
+        status = omni_pgconn_transaction (self->conn, s_transaction, &tx);
     if (status == PGCONN_CONTENT && tx.copy_refused) {
         log_warn ("batch.copy_refused",
                   "records=%zu error=\"%s\" detail=\"staging record by "
                   "record\"",
-                  count, pgconn_error (self->conn));
+                  count, omni_pgconn_error (self->conn));
         s_prepare (self, records, count);
         tx = (s_tx_t){self, true, false};
-        status = pgconn_transaction (self->conn, s_transaction, &tx);
+        status = omni_pgconn_transaction (self->conn, s_transaction, &tx);
     }
     if (status != PGCONN_OK) {
-        snprintf (error, error_size, "postgresql: %s%s%s", pgconn_sqlstate (self->conn),
-                  *pgconn_sqlstate (self->conn) ? " " : "", pgconn_error (self->conn));
+        snprintf (error, error_size, "postgresql: %s%s%s", omni_pgconn_sqlstate (self->conn),
+                  *omni_pgconn_sqlstate (self->conn) ? " " : "", omni_pgconn_error (self->conn));
         if (status != PGCONN_TRANSIENT) {
             //  Not the server going away: a schema or statement problem an
             //  operator must see. A fresh session rebuilds the staging
             //  tables and statements in case they were the problem.
             log_error ("batch.failed", "records=%zu sqlstate=%s error=\"%s\"", count,
-                       pgconn_sqlstate (self->conn), pgconn_error (self->conn));
-            pgconn_reset (self->conn);
+                       omni_pgconn_sqlstate (self->conn), omni_pgconn_error (self->conn));
+            omni_pgconn_reset (self->conn);
         }
         if (self->m_up)
-            metric_set (self->m_up, pgconn_is_up (self->conn) ? 1 : 0);
+            omni_metric_set (self->m_up, omni_pgconn_is_up (self->conn) ? 1 : 0);
         return status == PGCONN_PERMANENT ? WRITER_STORE_PERMANENT : -1;
     }
     if (self->nrejects) {
@@ -1372,10 +1375,10 @@ relstore_write (void *self_, const record_t *records, size_t count, uint8_t *con
                   *self->rejects[0].sqlstate ? self->rejects[0].sqlstate : "-",
                   self->rejects[0].error);
         if (self->m_rejected)
-            metric_add (self->m_rejected, self->nrejects);
+            omni_metric_add (self->m_rejected, self->nrejects);
     }
     if (self->isolated && self->m_isolations)
-        metric_add (self->m_isolations, 1);
+        omni_metric_add (self->m_isolations, 1);
     return 0;
 }
 
@@ -1384,8 +1387,8 @@ relstore_write (void *self_, const record_t *records, size_t count, uint8_t *con
 //  rows read back with plain SQL.
 
 typedef struct {
-    record_encoder_t *enc;
-    record_t *records;
+    omni_record_encoder_t *enc;
+    omni_record_t *records;
     void **data;
     size_t count, capacity;
     msgpack_zone zone;
@@ -1397,7 +1400,7 @@ static void
 s_batch_init (s_batch_t *b, const char *src)
 {
     memset (b, 0, sizeof *b);
-    b->enc = record_encoder_new ();
+    b->enc = omni_record_encoder_new ();
     msgpack_zone_init (&b->zone, 65536);
     b->src = src;
     b->ts = INT64_C (1700000000000000000);
@@ -1419,14 +1422,14 @@ s_batch_destroy (s_batch_t *b)
     free (b->records);
     free (b->data);
     msgpack_zone_destroy (&b->zone);
-    record_encoder_destroy (&b->enc);
+    omni_record_encoder_destroy (&b->enc);
 }
 
 static msgpack_packer *
 s_begin (s_batch_t *b, const char *kind, int nfields)
 {
-    record_encoder_begin (b->enc, kind, b->src, "test-col", "run-1", b->ts);
-    msgpack_packer *pk = record_encoder_body (b->enc);
+    omni_record_encoder_begin (b->enc, kind, b->src, "test-col", "run-1", b->ts);
+    msgpack_packer *pk = omni_record_encoder_body (b->enc);
     msgpack_pack_map (pk, (size_t) nfields);
     return pk;
 }
@@ -1437,7 +1440,7 @@ s_end (s_batch_t *b)
     const void *data;
     size_t size;
     char detail[256] = "";
-    int rc = record_encoder_end (b->enc, &data, &size, detail, sizeof detail);
+    int rc = omni_record_encoder_end (b->enc, &data, &size, detail, sizeof detail);
     if (rc)
         fprintf (stderr, "encoder: %s\n", detail);
     assert (rc == 0);
@@ -1450,8 +1453,8 @@ s_end (s_batch_t *b)
     b->data[b->count] = malloc (size);
     assert (b->data[b->count]);
     memcpy (b->data[b->count], data, size);
-    assert (record_decode (&b->records[b->count], &b->zone, b->data[b->count], size, NULL, detail,
-                           sizeof detail) == REJECT_NONE);
+    assert (omni_record_decode (&b->records[b->count], &b->zone, b->data[b->count], size, NULL,
+                                detail, sizeof detail) == REJECT_NONE);
     b->count++;
 }
 
@@ -1674,7 +1677,7 @@ s_write (relstore_t *store, s_batch_t *b)
 //  a commit with other content under stored ids are flagged as conflicts
 //  and leave their rows as they were.
 static void
-s_test_conflicts (relstore_t *store, pgconn_t *pg)
+s_test_conflicts (relstore_t *store, omni_pgconn_t *pg)
 {
     s_batch_t b;
     s_batch_init (&b, "repo-a");
@@ -1710,7 +1713,7 @@ static const char *s_counts_sql =
 //  stored before, they take the staging way and are stored once; a source
 //  seen first here is made and cached.
 static void
-s_test_direct (relstore_t *store, pgconn_t *pg)
+s_test_direct (relstore_t *store, omni_pgconn_t *pg)
 {
     s_batch_t b;
     s_batch_init (&b, "repo-direct");
@@ -1724,7 +1727,7 @@ s_test_direct (relstore_t *store, pgconn_t *pg)
         "'repo-direct'";
     pgtest_expect (pg, sql, "repo-direct:d1:passed:1.5,repo-direct:d2:failed:2.5");
     //  Counted from here: the tests before may have gone straight in too
-    long before = (long) metric_value (store->m_direct) - 1;
+    long before = (long) omni_metric_value (store->m_direct) - 1;
     assert (before >= 0);
     //  Again, with a new one: the COPY meets d1 and d2, the batch is staged
     s_test_case (&b, "d3", "passed", 3.5);
@@ -1732,26 +1735,26 @@ s_test_direct (relstore_t *store, pgconn_t *pg)
     pgtest_expect (pg, sql,
                    "repo-direct:d1:passed:1.5,repo-direct:d2:failed:2.5,"
                    "repo-direct:d3:passed:3.5");
-    assert ((long) metric_value (store->m_direct) == before + 1);
+    assert ((long) omni_metric_value (store->m_direct) == before + 1);
     //  Once the staged batches ahead are done, straight in again
     s_batch_clear (&b);
     s_test_case (&b, "d4", "passed", 4.5);
     store->staged_ahead = 0;
     assert (s_write (store, &b) == 0);
-    assert ((long) metric_value (store->m_direct) == before + 2);
+    assert ((long) omni_metric_value (store->m_direct) == before + 2);
     s_batch_destroy (&b);
 
     //  No foreign key on ci_tests (migration 7): a source with results
     //  cannot be deleted all the same
-    assert (pgconn_exec (pg, "DELETE FROM sources WHERE name = 'repo-direct'") != PGCONN_OK);
-    assert (strcmp (pgconn_sqlstate (pg), "23503") == 0);
+    assert (omni_pgconn_exec (pg, "DELETE FROM sources WHERE name = 'repo-direct'") != PGCONN_OK);
+    assert (strcmp (omni_pgconn_sqlstate (pg), "23503") == 0);
     //  A cached source deleted by hand: made again, no row points nowhere
     s_batch_init (&b, "repo-gone");
     s_test_case (&b, "g1", "passed", 1.0);
     assert (s_write (store, &b) == 0);
-    assert (pgconn_exec (pg, "DELETE FROM ci_tests WHERE source_id = (SELECT id FROM sources "
-                             "WHERE name = 'repo-gone'); DELETE FROM sources WHERE name = "
-                             "'repo-gone'") == PGCONN_OK);
+    assert (omni_pgconn_exec (pg, "DELETE FROM ci_tests WHERE source_id = (SELECT id FROM sources "
+                                  "WHERE name = 'repo-gone'); DELETE FROM sources WHERE name = "
+                                  "'repo-gone'") == PGCONN_OK);
     s_batch_clear (&b);
     s_test_case (&b, "g2", "passed", 2.0);
     assert (s_write (store, &b) == 0);
@@ -1764,9 +1767,9 @@ s_test_direct (relstore_t *store, pgconn_t *pg)
     //  The next batch goes straight in again, with the new id cached
     s_batch_clear (&b);
     s_test_case (&b, "g3", "passed", 3.0);
-    long direct = (long) metric_value (store->m_direct);
+    long direct = (long) omni_metric_value (store->m_direct);
     assert (s_write (store, &b) == 0);
-    assert ((long) metric_value (store->m_direct) == direct + 1);
+    assert ((long) omni_metric_value (store->m_direct) == direct + 1);
     pgtest_expect (pg,
                    "SELECT string_agg (t.name, ',' ORDER BY t.name) FROM ci_tests t "
                    "JOIN sources so ON so.id = t.source_id WHERE so.name = 'repo-gone'",
@@ -1775,7 +1778,7 @@ s_test_direct (relstore_t *store, pgconn_t *pg)
 }
 
 static void
-s_test_basic (relstore_t *store, pgconn_t *pg)
+s_test_basic (relstore_t *store, omni_pgconn_t *pg)
 {
     s_batch_t b;
     s_batch_init (&b, "repo-a");
@@ -1868,7 +1871,7 @@ s_test_basic (relstore_t *store, pgconn_t *pg)
 }
 
 static void
-s_test_hostile (relstore_t *store, pgconn_t *pg)
+s_test_hostile (relstore_t *store, omni_pgconn_t *pg)
 {
     char *before =
         pgtest_value (pg, "SELECT string_agg (table_name, ',' ORDER BY table_name) "
@@ -1891,14 +1894,15 @@ s_test_hostile (relstore_t *store, pgconn_t *pg)
 
     //  Read back with binary results, compare byte for byte (NUL -> U+FFFD)
     const char *params[] = {"h1"};
-    PGresult *result = pgconn_query (pg,
-                                     "SELECT message, author_name, s.name FROM commits c "
-                                     "JOIN sources s ON s.id = c.source_id WHERE sha = $1",
-                                     1, params);
+    PGresult *result = omni_pgconn_query (pg,
+                                          "SELECT message, author_name, s.name FROM commits c "
+                                          "JOIN sources s ON s.id = c.source_id WHERE sha = $1",
+                                          1, params);
     assert (result && PQntuples (result) == 1);
     char *expected = NULL;
     size_t expected_size = 0, expected_len;
-    const char *clean = pgconn_text_clean (message, big, &expected, &expected_size, &expected_len);
+    const char *clean =
+        omni_pgconn_text_clean (message, big, &expected, &expected_size, &expected_len);
     assert (expected_len == big + 2 * (big / 128));
     assert ((size_t) PQgetlength (result, 0, 0) == expected_len);
     assert (memcmp (PQgetvalue (result, 0, 0), clean, expected_len) == 0);
@@ -1979,7 +1983,7 @@ s_test_hostile (relstore_t *store, pgconn_t *pg)
 }
 
 static void
-s_test_rejects (relstore_t *store, pgconn_t *pg)
+s_test_rejects (relstore_t *store, omni_pgconn_t *pg)
 {
     s_batch_t b;
     s_batch_init (&b, "repo-r");
@@ -2029,7 +2033,7 @@ s_test_rejects (relstore_t *store, pgconn_t *pg)
 //  The session ends under relstore (server restart, network): the write
 //  fails (the writer retries), and a later one goes through.
 static void
-s_test_outage (relstore_t *store, pgconn_t *pg, const char *dsn)
+s_test_outage (relstore_t *store, omni_pgconn_t *pg, const char *dsn)
 {
     s_batch_t b;
     s_batch_init (&b, "repo-o");
@@ -2043,8 +2047,8 @@ s_test_outage (relstore_t *store, pgconn_t *pg, const char *dsn)
     pgtest_expect (pg, sql, "1");
     char error[512] = "";
     int rc = relstore_write (store, b.records, b.count, NULL, error, sizeof error);
-    int64_t deadline = util_mono_ms () + 10000;
-    while (rc != 0 && util_mono_ms () < deadline) {
+    int64_t deadline = omni_util_mono_ms () + 10000;
+    while (rc != 0 && omni_util_mono_ms () < deadline) {
         assert (strstr (error, "postgresql"));
         rc = relstore_write (store, b.records, b.count, NULL, error, sizeof error);
     }
@@ -2070,20 +2074,20 @@ void
 relstore_test (bool verbose)
 {
     if (!verbose)
-        log_init ("relstore-test", "error", "kv");
+        omni_log_init ("relstore-test", "error", "kv");
     char error[256];
     assert (relstore_new ("port='unterminated", NULL, error, sizeof error) == NULL);
     char *dsn = pgtest_db_new ("relstore");
     if (!dsn) {
         selftest_skip ("no PostgreSQL server ($OMNI_TEST_PG_DSN, else 127.0.0.1:5432)");
     }
-    metrics_t *metrics = metrics_new ("test_");
+    omni_metrics_t *metrics = omni_metrics_new ("test_");
     relstore_t *store = relstore_new (dsn, metrics, error, sizeof error);
     assert (store);
     assert (relstore_connect (store) == 0);
-    pgconn_t *pg = pgconn_new (dsn, error, sizeof error);
-    assert (pg && pgconn_ensure (pg) == 0);
-    assert (pgconn_exec (pg, "SET TIME ZONE 'UTC'") == PGCONN_OK);
+    omni_pgconn_t *pg = omni_pgconn_new (dsn, error, sizeof error);
+    assert (pg && omni_pgconn_ensure (pg) == 0);
+    assert (omni_pgconn_exec (pg, "SET TIME ZONE 'UTC'") == PGCONN_OK);
 
     s_test_basic (store, pg);
     s_test_conflicts (store, pg);
@@ -2091,14 +2095,14 @@ relstore_test (bool verbose)
     s_test_rejects (store, pg);
     s_test_outage (store, pg, dsn);
     s_test_direct (store, pg);
-    char *text = metrics_render (metrics);
+    char *text = omni_metrics_render (metrics);
     assert (strstr (text, "test_records_rejected_total 8"));
     free (text);
 
-    pgconn_destroy (&pg);
+    omni_pgconn_destroy (&pg);
     relstore_destroy (&store);
     assert (store == NULL);
-    metrics_destroy (&metrics);
+    omni_metrics_destroy (&metrics);
     pgtest_db_drop (dsn);
     free (dsn);
 }

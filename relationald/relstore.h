@@ -9,8 +9,8 @@
 #ifndef OMNI_RELATIONALD_RELSTORE_H
 #define OMNI_RELATIONALD_RELSTORE_H
 
-#include "metrics.h"
-#include "record.h"
+#include "common/metrics.h"
+#include "proto/record.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -20,7 +20,7 @@ typedef struct _relstore_t relstore_t;
 //  `dsn` is a libpq conninfo or URI; NULL or "" uses the PG* environment.
 //  Does not connect. `metrics` may be NULL. Returns NULL when the dsn
 //  cannot be parsed (error says why, never with the password).
-relstore_t *relstore_new (const char *dsn, metrics_t *metrics, char *error, size_t error_size);
+relstore_t *relstore_new (const char *dsn, omni_metrics_t *metrics, char *error, size_t error_size);
 void relstore_destroy (relstore_t **self_p);
 
 //  Create the dsn's database when it does not exist (config create_database).
@@ -35,7 +35,7 @@ int relstore_connect (relstore_t *self);
 //  writer_store_fn: 0 once the batch is committed (refused records are in
 //  rejected_records), -1 when PostgreSQL is away or failing (retry later),
 //  WRITER_STORE_PERMANENT when it refuses this writer until an operator acts.
-int relstore_write (void *self, const record_t *records, size_t count, uint8_t *conflicts,
+int relstore_write (void *self, const omni_record_t *records, size_t count, uint8_t *conflicts,
                     char *error, size_t error_size);
 
 //  health_fn: whether PostgreSQL accepts connections (checked on a fresh

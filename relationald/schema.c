@@ -2,10 +2,10 @@
 
     The table name and the lock key are what databases migrated by earlier
     releases know: they never change.                                        */
-#include "schema.h"
-#include "log.h"
-#include "pgtest.h"
-#include "selftest.h"
+#include "relationald/schema.h"
+#include "common/log.h"
+#include "testsupport/pgtest.h"
+#include "testsupport/selftest.h"
 
 #include <assert.h>
 #include <stdio.h>
@@ -19,12 +19,12 @@
 int
 schema_version (void)
 {
-    return migrate_version (schema_migrations);
+    return omni_migrate_version (schema_migrations);
 }
 
 //  Always the same steps: relationald has no variants
-static const migrate_step_t *
-s_plan (pgconn_t *conn, void *arg)
+static const omni_migrate_step_t *
+s_plan (omni_pgconn_t *conn, void *arg)
 {
     (void) conn;
     (void) arg;
@@ -32,17 +32,17 @@ s_plan (pgconn_t *conn, void *arg)
 }
 
 int
-schema_migrate (pgconn_t *conn)
+schema_migrate (omni_pgconn_t *conn)
 {
-    const migrate_config_t config = {"relationald", S_TABLE, S_LOCK_KEY, s_plan, NULL, NULL};
-    return migrate_run (conn, &config, NULL);
+    const omni_migrate_config_t config = {"relationald", S_TABLE, S_LOCK_KEY, s_plan, NULL, NULL};
+    return omni_migrate_run (conn, &config, NULL);
 }
 
 //  ---------------------------------------------------------------------------
 //  Self-test: a fresh database migrated by several connections at once
 
 static int
-s_test_start (pgconn_t *conn, void *arg, int index)
+s_test_start (omni_pgconn_t *conn, void *arg, int index)
 {
     (void) arg;
     (void) index;
@@ -50,7 +50,7 @@ s_test_start (pgconn_t *conn, void *arg, int index)
 }
 
 static long
-s_count (pgconn_t *conn, const char *sql)
+s_count (omni_pgconn_t *conn, const char *sql)
 {
     char *value = pgtest_value (conn, sql);
     long n = atol (value);
@@ -62,10 +62,10 @@ void
 schema_test (bool verbose)
 {
     if (!verbose)
-        log_init ("schema-test", "error", "kv");
+        omni_log_init ("schema-test", "error", "kv");
     assert (schema_version () >= 1);
     int previous = 0;
-    for (const migrate_step_t *m = schema_migrations; m->sql; m++) {
+    for (const omni_migrate_step_t *m = schema_migrations; m->sql; m++) {
         assert (m->version > previous);
         assert (strlen (m->sql) > 0); //  a NUL inside is refused by gen_migrations.sh
         previous = m->version;
@@ -77,8 +77,8 @@ schema_test (bool verbose)
     //  Four relationalds start at the same moment
     assert (pgtest_parallel (dsn, 4, s_test_start, NULL) == 0);
     char error[256];
-    pgconn_t *conn = pgconn_new (dsn, error, sizeof error);
-    assert (pgconn_ensure (conn) == 0);
+    omni_pgconn_t *conn = omni_pgconn_new (dsn, error, sizeof error);
+    assert (omni_pgconn_ensure (conn) == 0);
     char sql[128];
     snprintf (sql, sizeof sql, "SELECT count (*) FROM schema_migrations WHERE version <= %d",
               schema_version ());
@@ -91,23 +91,23 @@ schema_test (bool verbose)
     assert (s_count (conn, "SELECT count (*) FROM schema_migrations") == schema_version ());
     //  The checksums are the SHA-256 of the embedded text, as earlier
     //  releases recorded them: their databases are current, not "changed"
-    for (const migrate_step_t *m = schema_migrations; m->sql; m++) {
+    for (const omni_migrate_step_t *m = schema_migrations; m->sql; m++) {
         char version[16];
         snprintf (version, sizeof version, "%d", m->version);
         const char *params[] = {version, m->sql};
-        PGresult *result = pgconn_query (conn,
-                                         "SELECT count (*) FROM schema_migrations WHERE "
-                                         "version = $1::int AND checksum = encode (sha256 "
-                                         "(convert_to ($2, 'UTF8')), 'hex')",
-                                         2, params);
+        PGresult *result = omni_pgconn_query (conn,
+                                              "SELECT count (*) FROM schema_migrations WHERE "
+                                              "version = $1::int AND checksum = encode (sha256 "
+                                              "(convert_to ($2, 'UTF8')), 'hex')",
+                                              2, params);
         assert (result && strcmp (PQgetvalue (result, 0, 0), "1") == 0);
         PQclear (result);
     }
     //  A database migrated by a newer relationald is accepted
-    assert (pgconn_exec (conn, "INSERT INTO schema_migrations VALUES (9999, 'future', 'x')") ==
+    assert (omni_pgconn_exec (conn, "INSERT INTO schema_migrations VALUES (9999, 'future', 'x')") ==
             PGCONN_OK);
     assert (schema_migrate (conn) == 0);
-    pgconn_destroy (&conn);
+    omni_pgconn_destroy (&conn);
     pgtest_db_drop (dsn);
     free (dsn);
 }

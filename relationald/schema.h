@@ -6,21 +6,21 @@
 #ifndef OMNI_RELATIONALD_SCHEMA_H
 #define OMNI_RELATIONALD_SCHEMA_H
 
-#include "migrate.h"
-#include "pgconn.h"
+#include "common/migrate.h"
+#include "common/pgconn.h"
 
 #include <stdbool.h>
 
 //  The embedded migrations in version order, ending with {0, NULL, NULL}
 //  (generated from the .sql files by gen_migrations.sh).
-extern const migrate_step_t schema_migrations[];
+extern const omni_migrate_step_t schema_migrations[];
 
 //  The highest embedded version.
 int schema_version (void);
 
 //  Applies the migrations the database lacks. Returns 0 when the schema is
 //  current (or newer: logged), else -1 with pgconn's error set.
-int schema_migrate (pgconn_t *conn);
+int schema_migrate (omni_pgconn_t *conn);
 
 void schema_test (bool verbose);
 

@@ -3,7 +3,7 @@
     Each self-test gets a fresh UTF-8 database named after its pid and tag,
     so self-tests run side by side and beside a pipeline on the same server;
     drop only ever removes a database of that name pattern.                 */
-#include "pgtest.h"
+#include "testsupport/pgtest.h"
 
 #include <assert.h>
 #include <libpq-fe.h>
@@ -119,11 +119,11 @@ pgtest_db_drop (const char *conninfo)
 }
 
 char *
-pgtest_value (pgconn_t *conn, const char *sql)
+pgtest_value (omni_pgconn_t *conn, const char *sql)
 {
-    PGresult *result = pgconn_query (conn, sql, 0, NULL);
+    PGresult *result = omni_pgconn_query (conn, sql, 0, NULL);
     if (!result || PQntuples (result) != 1) {
-        fprintf (stderr, "%s\n  %s\n", sql, result ? "not one row" : pgconn_error (conn));
+        fprintf (stderr, "%s\n  %s\n", sql, result ? "not one row" : omni_pgconn_error (conn));
         assert (false);
     }
     char *value = strdup (PQgetisnull (result, 0, 0) ? "NULL" : PQgetvalue (result, 0, 0));
@@ -133,7 +133,7 @@ pgtest_value (pgconn_t *conn, const char *sql)
 }
 
 void
-pgtest_expect (pgconn_t *conn, const char *sql, const char *expected)
+pgtest_expect (omni_pgconn_t *conn, const char *sql, const char *expected)
 {
     char *value = pgtest_value (conn, sql);
     if (strcmp (value, expected)) {
@@ -157,14 +157,14 @@ s_parallel (void *arg_)
 {
     s_parallel_t *run = arg_;
     char error[256];
-    pgconn_t *conn = pgconn_new (run->conninfo, error, sizeof error);
-    bool up = conn && pgconn_ensure (conn) == 0;
+    omni_pgconn_t *conn = omni_pgconn_new (run->conninfo, error, sizeof error);
+    bool up = conn && omni_pgconn_ensure (conn) == 0;
     pthread_barrier_wait (run->start);
     run->rc = up ? run->fn (conn, run->arg, run->index) : -1;
     if (run->rc)
         fprintf (stderr, "pgtest_parallel: thread %d failed: %s\n", run->index,
-                 conn ? pgconn_error (conn) : error);
-    pgconn_destroy (&conn);
+                 conn ? omni_pgconn_error (conn) : error);
+    omni_pgconn_destroy (&conn);
     return NULL;
 }
 

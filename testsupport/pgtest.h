@@ -6,7 +6,7 @@
 #ifndef OMNI_PGTEST_H
 #define OMNI_PGTEST_H
 
-#include "pgconn.h"
+#include "common/pgconn.h"
 
 //  Creates a fresh UTF-8
 //  database omni_test_<pid>_<tag> on the server named by $OMNI_TEST_PG_DSN
@@ -17,14 +17,14 @@ char *pgtest_db_new (const char *tag);
 void pgtest_db_drop (const char *conninfo);
 //  The one value `sql` returns, as text ("NULL" for SQL NULL; caller frees).
 //  An error or another number of rows fails the test, saying why.
-char *pgtest_value (pgconn_t *conn, const char *sql);
+char *pgtest_value (omni_pgconn_t *conn, const char *sql);
 //  Asserts that `sql` returns the one value `expected`, printing both if not.
-void pgtest_expect (pgconn_t *conn, const char *sql, const char *expected);
+void pgtest_expect (omni_pgconn_t *conn, const char *sql, const char *expected);
 //  What several daemons do at the same moment: `n` threads (at most 16),
 //  each with a connection of its own to `conninfo`, run fn (conn, arg, i)
 //  together once all are connected. Returns how many failed (fn returned
-//  non-zero, printed with pgconn_error, or could not connect).
-typedef int (pgtest_fn) (pgconn_t *conn, void *arg, int index);
+//  non-zero, printed with omni_pgconn_error, or could not connect).
+typedef int (pgtest_fn) (omni_pgconn_t *conn, void *arg, int index);
 int pgtest_parallel (const char *conninfo, int n, pgtest_fn *fn, void *arg);
 
 #endif

@@ -1,5 +1,5 @@
-#include "selftest.h"
-#include "testpeer.h"
+#include "testsupport/selftest.h"
+#include "testsupport/testpeer.h"
 
 int
 main (int argc, char **argv)

@@ -2,7 +2,7 @@
     so that one failing assert is reported and the others still run.
     This file is the runner; each directory's selftest.c holds the table and
     main(), and is kept out of libomni.a by the Makefile.                      */
-#include "selftest.h"
+#include "testsupport/selftest.h"
 
 #include <assert.h>
 #include <errno.h>

@@ -3,9 +3,9 @@
     It answers through the same codec as ingestd, so a self-test of a
     collector or a writer checks it against the protocol rather than against
     a second, hand-written spelling of it.                                   */
-#include "testpeer.h"
-#include "intake_client.h"
-#include "wire.h"
+#include "testsupport/testpeer.h"
+#include "proto/intake_client.h"
+#include "proto/wire.h"
 
 #include <assert.h>
 #include <czmq.h>
@@ -31,27 +31,27 @@ struct _testpeer_t {
 static void
 s_answer (testpeer_t *self, zmsg_t *msg, zframe_t *peer)
 {
-    wire_head_t head;
+    omni_wire_head_t head;
     char why[128];
-    if (wire_decode (WIRE_INTAKE, msg, &head, why, sizeof why) != 0 ||
-        !wire_carries_records (head.command)) {
+    if (omni_wire_decode (WIRE_INTAKE, msg, &head, why, sizeof why) != 0 ||
+        !omni_wire_carries_records (head.command)) {
         fprintf (stderr, "testpeer: malformed intake message: %s\n", why);
         assert (false);
     }
     msgpack_zone zone;
     msgpack_zone_init (&zone, 4096);
-    wire_head_t ack = {.command = WIRE_INTAKE_ACK, .seq = head.seq};
+    omni_wire_head_t ack = {.command = WIRE_INTAKE_ACK, .seq = head.seq};
     pthread_mutex_lock (&self->lock);
     if (head.command == WIRE_REPLAY) {
         free (self->replay_writers);
         self->replay_writers = strndup (head.text, head.text_size);
     }
     for (zframe_t *frame = zmsg_next (msg); frame; frame = zmsg_next (msg)) {
-        record_t record;
+        omni_record_t record;
         char detail[256];
         msgpack_zone_clear (&zone);
-        if (record_decode (&record, &zone, zframe_data (frame), zframe_size (frame), NULL, detail,
-                           sizeof detail) == REJECT_NONE)
+        if (omni_record_decode (&record, &zone, zframe_data (frame), zframe_size (frame), NULL,
+                                detail, sizeof detail) == REJECT_NONE)
             ack.accepted++;
         else
             ack.rejected++;
@@ -67,8 +67,8 @@ s_answer (testpeer_t *self, zmsg_t *msg, zframe_t *peer)
     pthread_mutex_unlock (&self->lock);
     msgpack_zone_destroy (&zone);
     if (!drop)
-        wire_send_head (zsock_resolve (self->router), zframe_data (peer), zframe_size (peer), &ack,
-                        false, 0);
+        omni_wire_send_head (zsock_resolve (self->router), zframe_data (peer), zframe_size (peer),
+                             &ack, false, 0);
 }
 
 static void
@@ -164,7 +164,7 @@ testpeer_rejected (testpeer_t *self)
 }
 
 void
-testpeer_record (testpeer_t *self, size_t index, record_t *record, msgpack_zone *zone)
+testpeer_record (testpeer_t *self, size_t index, omni_record_t *record, msgpack_zone *zone)
 {
     pthread_mutex_lock (&self->lock);
     zframe_t *frame = zlist_first (self->records);
@@ -173,8 +173,8 @@ testpeer_record (testpeer_t *self, size_t index, record_t *record, msgpack_zone 
     pthread_mutex_unlock (&self->lock);
     assert (frame);
     char detail[256];
-    record_reject_t rc = record_decode (record, zone, zframe_data (frame), zframe_size (frame),
-                                        NULL, detail, sizeof detail);
+    omni_record_reject_t rc = omni_record_decode (record, zone, zframe_data (frame),
+                                                  zframe_size (frame), NULL, detail, sizeof detail);
     if (rc != REJECT_NONE)
         fprintf (stderr, "testpeer: record %zu: %s\n", index, detail);
     assert (rc == REJECT_NONE);
@@ -187,9 +187,9 @@ testpeer_count_kind (testpeer_t *self, const char *kind)
     msgpack_zone zone;
     msgpack_zone_init (&zone, 4096);
     for (size_t i = 0; i < total; i++) {
-        record_t record;
+        omni_record_t record;
         testpeer_record (self, i, &record, &zone);
-        n += record_str_eq (record.kind, kind);
+        n += omni_record_str_eq (record.kind, kind);
         msgpack_zone_clear (&zone);
     }
     msgpack_zone_destroy (&zone);
@@ -235,7 +235,7 @@ testpeer_delivery_endpoint (testpeer_t *self)
 //  The next message from a writer, decoded (NULL at the timeout). A writer
 //  that sends one the codec refuses fails the test.
 static zmsg_t *
-s_delivery_recv (testpeer_t *self, int timeout_ms, zframe_t **from, wire_head_t *head)
+s_delivery_recv (testpeer_t *self, int timeout_ms, zframe_t **from, omni_wire_head_t *head)
 {
     testpeer_delivery_endpoint (self);
     zsock_set_rcvtimeo (self->delivery, timeout_ms);
@@ -244,11 +244,11 @@ s_delivery_recv (testpeer_t *self, int timeout_ms, zframe_t **from, wire_head_t 
         return NULL;
     *from = zmsg_pop (msg);
     char why[128];
-    if (wire_decode (WIRE_DELIVERY, msg, head, why, sizeof why) != 0 ||
+    if (omni_wire_decode (WIRE_DELIVERY, msg, head, why, sizeof why) != 0 ||
         (head->command != WIRE_HELLO && head->command != WIRE_DELIVERY_ACK &&
          head->command != WIRE_CONFLICT)) {
         fprintf (stderr, "testpeer: malformed delivery message: %s\n",
-                 head->command == WIRE_NONE ? why : wire_command_name (head->command));
+                 head->command == WIRE_NONE ? why : omni_wire_command_name (head->command));
         assert (false);
     }
     if (head->command == WIRE_DELIVERY_ACK && head->upto > self->acked)
@@ -267,7 +267,7 @@ testpeer_hello (testpeer_t *self, char *name, size_t name_size, char *instance,
 {
     while (true) {
         zframe_t *from;
-        wire_head_t head;
+        omni_wire_head_t head;
         zmsg_t *msg = s_delivery_recv (self, -1, &from, &head);
         assert (msg);
         if (head.command == WIRE_HELLO) {
@@ -286,16 +286,16 @@ testpeer_hello (testpeer_t *self, char *name, size_t name_size, char *instance,
 }
 
 static void
-s_delivery_send (testpeer_t *self, const wire_head_t *head, zmsg_t **records)
+s_delivery_send (testpeer_t *self, const omni_wire_head_t *head, zmsg_t **records)
 {
     assert (self->writer);
     void *sock = zsock_resolve (self->delivery);
     size_t n = records && *records ? zmsg_size (*records) : 0;
-    assert (wire_send_head (sock, zframe_data (self->writer), zframe_size (self->writer), head,
-                            n > 0, 0) == 0);
+    assert (omni_wire_send_head (sock, zframe_data (self->writer), zframe_size (self->writer), head,
+                                 n > 0, 0) == 0);
     size_t i = 0;
     for (zframe_t *frame = n ? zmsg_first (*records) : NULL; frame; frame = zmsg_next (*records))
-        wire_send_record (sock, zframe_data (frame), zframe_size (frame), ++i == n);
+        omni_wire_send_record (sock, zframe_data (frame), zframe_size (frame), ++i == n);
     if (records)
         zmsg_destroy (records);
 }
@@ -303,7 +303,7 @@ s_delivery_send (testpeer_t *self, const wire_head_t *head, zmsg_t **records)
 void
 testpeer_welcome (testpeer_t *self, uint64_t cursor)
 {
-    wire_head_t head = {.command = WIRE_WELCOME, .cursor = cursor};
+    omni_wire_head_t head = {.command = WIRE_WELCOME, .cursor = cursor};
     memcpy (head.journal, "testpeer-journal", WIRE_JOURNAL_ID);
     s_delivery_send (self, &head, NULL);
 }
@@ -311,21 +311,21 @@ testpeer_welcome (testpeer_t *self, uint64_t cursor)
 void
 testpeer_deliver (testpeer_t *self, uint64_t upto, zmsg_t **records)
 {
-    wire_head_t head = {.command = WIRE_DELIVER, .upto = upto};
+    omni_wire_head_t head = {.command = WIRE_DELIVER, .upto = upto};
     s_delivery_send (self, &head, records);
 }
 
 void
 testpeer_heartbeat (testpeer_t *self, uint64_t cursor)
 {
-    wire_head_t head = {.command = WIRE_HEARTBEAT, .cursor = cursor};
+    omni_wire_head_t head = {.command = WIRE_HEARTBEAT, .cursor = cursor};
     s_delivery_send (self, &head, NULL);
 }
 
 void
 testpeer_refuse (testpeer_t *self, const char *reason)
 {
-    wire_head_t head = {.command = WIRE_REFUSED, .text = reason, .text_size = strlen (reason)};
+    omni_wire_head_t head = {.command = WIRE_REFUSED, .text = reason, .text_size = strlen (reason)};
     s_delivery_send (self, &head, NULL);
 }
 
@@ -338,7 +338,7 @@ testpeer_await_ack (testpeer_t *self, uint64_t upto, int timeout_ms)
         if (left <= 0)
             break;
         zframe_t *from;
-        wire_head_t head;
+        omni_wire_head_t head;
         zmsg_t *msg = s_delivery_recv (self, timeout_ms < 0 ? -1 : (int) left, &from, &head);
         if (!msg)
             break;
@@ -361,24 +361,24 @@ testpeer_test (bool verbose)
 {
     (void) verbose;
     testpeer_t *peer = testpeer_new ();
-    intake_config_t config = {testpeer_endpoint (peer), 2, 0, 2, 5000, 5000, NULL};
-    intake_client_t *client = intake_client_new (&config);
+    omni_intake_config_t config = {testpeer_endpoint (peer), 2, 0, 2, 5000, 5000, NULL};
+    omni_intake_client_t *client = omni_intake_client_new (&config);
     assert (client);
     //  One valid record (an empty map is not one) and one that is not msgpack
-    assert (intake_client_send (client, "\xc1", 1) == 0);
-    assert (intake_client_send (client, "\x80", 1) == 0);
-    assert (intake_client_flush (client) == 0);
+    assert (omni_intake_client_send (client, "\xc1", 1) == 0);
+    assert (omni_intake_client_send (client, "\x80", 1) == 0);
+    assert (omni_intake_client_flush (client) == 0);
     assert (testpeer_count (peer) == 2);
     assert (testpeer_accepted (peer) + testpeer_rejected (peer) == 2);
-    assert (intake_client_accepted (client) == testpeer_accepted (peer));
-    intake_client_destroy (&client);
+    assert (omni_intake_client_accepted (client) == testpeer_accepted (peer));
+    omni_intake_client_destroy (&client);
 
     //  Delivery: a writer's HELLO (without instance, as before instance
     //  ids), its ACK; the writer hears WELCOME and DELIVER through the codec
     zsock_t *writer = zsock_new_dealer (testpeer_delivery_endpoint (peer));
     assert (writer);
-    wire_head_t head = {.command = WIRE_HELLO, .text = "archive", .text_size = 7, .window = 9};
-    wire_send_head (zsock_resolve (writer), NULL, 0, &head, false, 0);
+    omni_wire_head_t head = {.command = WIRE_HELLO, .text = "archive", .text_size = 7, .window = 9};
+    omni_wire_send_head (zsock_resolve (writer), NULL, 0, &head, false, 0);
     char name[16], instance[16];
     assert (testpeer_hello (peer, name, sizeof name, instance, sizeof instance) == 9);
     assert (streq (name, "archive") && streq (instance, ""));
@@ -388,15 +388,15 @@ testpeer_test (bool verbose)
     testpeer_deliver (peer, 4, &records);
     char why[128];
     zmsg_t *msg = zmsg_recv (writer);
-    assert (wire_decode (WIRE_DELIVERY, msg, &head, why, sizeof why) == 0);
+    assert (omni_wire_decode (WIRE_DELIVERY, msg, &head, why, sizeof why) == 0);
     assert (head.command == WIRE_WELCOME && head.cursor == 3);
     zmsg_destroy (&msg);
     msg = zmsg_recv (writer);
-    assert (wire_decode (WIRE_DELIVERY, msg, &head, why, sizeof why) == 0);
+    assert (omni_wire_decode (WIRE_DELIVERY, msg, &head, why, sizeof why) == 0);
     assert (head.command == WIRE_DELIVER && head.upto == 4 && zmsg_size (msg) == 4);
     zmsg_destroy (&msg);
-    head = (wire_head_t){.command = WIRE_DELIVERY_ACK, .upto = 4, .window = 9};
-    wire_send_head (zsock_resolve (writer), NULL, 0, &head, false, 0);
+    head = (omni_wire_head_t){.command = WIRE_DELIVERY_ACK, .upto = 4, .window = 9};
+    omni_wire_send_head (zsock_resolve (writer), NULL, 0, &head, false, 0);
     assert (testpeer_await_ack (peer, 4, -1) == 4);
     assert (testpeer_await_ack (peer, 5, 10) == 4); //  nothing more comes
     zsock_destroy (&writer);

@@ -13,7 +13,7 @@
 #ifndef OMNI_TESTPEER_H
 #define OMNI_TESTPEER_H
 
-#include "record.h"
+#include "proto/record.h"
 
 #include <czmq.h>
 #include <msgpack.h>
@@ -40,7 +40,7 @@ size_t testpeer_accepted (testpeer_t *self);
 size_t testpeer_rejected (testpeer_t *self);
 //  Decodes record `index` into `record` (pointing into `zone`); asserts
 //  that it is valid.
-void testpeer_record (testpeer_t *self, size_t index, record_t *record, msgpack_zone *zone);
+void testpeer_record (testpeer_t *self, size_t index, omni_record_t *record, msgpack_zone *zone);
 //  Records of `kind` received so far.
 size_t testpeer_count_kind (testpeer_t *self, const char *kind);
 //  The writers frame of the last REPLAY received, or NULL. Caller frees.

@@ -1,8 +1,8 @@
 /*  Self-tests of the tools' classes (omni-tap, omni-loadgen).               */
-#include "loadgen.h"
-#include "selftest.h"
-#include "synth.h"
-#include "tap_printer.h"
+#include "tools/omni-loadgen/loadgen.h"
+#include "testsupport/selftest.h"
+#include "tools/omni-loadgen/synth.h"
+#include "tools/omni-tap/tap_printer.h"
 
 int
 main (int argc, char **argv)

@@ -15,12 +15,12 @@
     starts (up to PREENCODE_MAX bytes; beyond, records are built as they are
     sent): building a record costs more CPU than sending it, and a benchmark
     of ingestd should not share its cores with that.                         */
-#include "loadgen.h"
-#include "intake_client.h"
-#include "log.h"
-#include "selftest.h"
-#include "testpeer.h"
-#include "util.h"
+#include "tools/omni-loadgen/loadgen.h"
+#include "proto/intake_client.h"
+#include "common/log.h"
+#include "testsupport/selftest.h"
+#include "testsupport/testpeer.h"
+#include "common/util.h"
 
 #include <assert.h>
 #include <czmq.h>
@@ -40,7 +40,7 @@
 struct _loadgen_t {
     loadgen_config_t config;
     synth_t *synth;
-    intake_client_t *client;
+    omni_intake_client_t *client;
     FILE *ids, *dump;
     uint64_t sent, dumped_bytes;
     int64_t started_ns, finished_ns;
@@ -108,9 +108,9 @@ loadgen_new (const loadgen_config_t *config, synth_t *synth, char *error, size_t
     sigaction (SIGTERM, &action, NULL);
     s_stop = 0;
 
-    intake_config_t intake = {config->intake, config->batch,          BATCH_BYTES,
-                              config->window, config->ack_timeout_ms, config->give_up_ms,
-                              config->curve};
+    omni_intake_config_t intake = {config->intake, config->batch,          BATCH_BYTES,
+                                   config->window, config->ack_timeout_ms, config->give_up_ms,
+                                   config->curve};
     for (size_t i = 0; i < config->nbad; i++)
         if (config->bad[i] == SYNTH_BAD_HUGE && intake.window != 1) {
             //  Every huge input is held until acknowledged, and copied
@@ -118,7 +118,7 @@ loadgen_new (const loadgen_config_t *config, synth_t *synth, char *error, size_t
             intake.window = 1;
             log_info ("loadgen.window", "window=1 reason=\"huge inputs\"");
         }
-    self->client = intake_client_new (&intake);
+    self->client = omni_intake_client_new (&intake);
     if (!self->client) {
         snprintf (error, error_size, "intake: cannot connect to \"%s\"", config->intake);
         loadgen_destroy (&self);
@@ -133,7 +133,7 @@ loadgen_destroy (loadgen_t **self_p)
     loadgen_t *self = *self_p;
     if (!self)
         return;
-    intake_client_destroy (&self->client);
+    omni_intake_client_destroy (&self->client);
     if (self->ids)
         fclose (self->ids);
     if (self->dump)
@@ -229,7 +229,7 @@ loadgen_run (loadgen_t *self)
             int64_t due = self->started_ns + (int64_t) ((double) k * 1e9 / c->rate);
             if (now < due) {
                 if (pending && now - pending_since >= LINGER_NS) {
-                    if (intake_client_flush (self->client)) {
+                    if (omni_intake_client_flush (self->client)) {
                         rc = -1;
                         break;
                     }
@@ -264,7 +264,7 @@ loadgen_run (loadgen_t *self)
             }
             self->dumped_bytes += size;
         } else {
-            if (intake_client_send (self->client, data, size)) {
+            if (omni_intake_client_send (self->client, data, size)) {
                 rc = -1;
                 break;
             }
@@ -276,7 +276,7 @@ loadgen_run (loadgen_t *self)
         }
         if (self->ids && valid) {
             char hex[2 * RECORD_ID_SIZE + 2];
-            util_hex (id, RECORD_ID_SIZE, hex);
+            omni_util_hex (id, RECORD_ID_SIZE, hex);
             hex[2 * RECORD_ID_SIZE] = '\n';
             fwrite (hex, 1, 2 * RECORD_ID_SIZE + 1, self->ids);
         }
@@ -285,7 +285,7 @@ loadgen_run (loadgen_t *self)
     }
     if (rc == 0 && s_stop)
         log_info ("loadgen.stopping", "sent=%" PRIu64 " reason=signal", self->sent);
-    if (rc == 0 && self->client && intake_client_flush (self->client))
+    if (rc == 0 && self->client && omni_intake_client_flush (self->client))
         rc = -1;
     if (self->ids && fflush (self->ids)) {
         log_error ("loadgen.ids_out", "file=%s error=\"%s\"", c->ids_out, strerror (errno));
@@ -298,7 +298,7 @@ loadgen_run (loadgen_t *self)
     self->finished_ns = s_now_ns ();
     if (rc && zsys_interrupted)
         log_error ("loadgen.interrupted", "sent=%" PRIu64 " unacked_batches=%zu", self->sent,
-                   self->client ? intake_client_unacked (self->client) : 0);
+                   self->client ? omni_intake_client_unacked (self->client) : 0);
     return rc;
 }
 
@@ -311,13 +311,13 @@ loadgen_sent (loadgen_t *self)
 uint64_t
 loadgen_accepted (loadgen_t *self)
 {
-    return self->client ? intake_client_accepted (self->client) : 0;
+    return self->client ? omni_intake_client_accepted (self->client) : 0;
 }
 
 uint64_t
 loadgen_rejected (loadgen_t *self)
 {
-    return self->client ? intake_client_rejected (self->client) : 0;
+    return self->client ? omni_intake_client_rejected (self->client) : 0;
 }
 
 double
@@ -336,12 +336,12 @@ loadgen_summary (loadgen_t *self, char *text, size_t size)
         snprintf (text, size, "sent=0 dumped=%" PRIu64 " bytes=%" PRIu64 " seconds=%.3f rate=%.0f",
                   self->sent, self->dumped_bytes, seconds, rate);
     else {
-        int n =
-            snprintf (text, size,
-                      "sent=%" PRIu64 " accepted=%" PRIu64 " rejected=%" PRIu64
-                      " seconds=%.3f rate=%.0f resent=%" PRIu64 " failovers=%" PRIu64,
-                      self->sent, loadgen_accepted (self), loadgen_rejected (self), seconds, rate,
-                      intake_client_resent (self->client), intake_client_failovers (self->client));
+        int n = snprintf (text, size,
+                          "sent=%" PRIu64 " accepted=%" PRIu64 " rejected=%" PRIu64
+                          " seconds=%.3f rate=%.0f resent=%" PRIu64 " failovers=%" PRIu64,
+                          self->sent, loadgen_accepted (self), loadgen_rejected (self), seconds,
+                          rate, omni_intake_client_resent (self->client),
+                          omni_intake_client_failovers (self->client));
         if (self->encode_ns && n > 0 && (size_t) n < size)
             snprintf (text + n, size - (size_t) n, " encode_seconds=%.3f started=%.6f",
                       (double) self->encode_ns / 1e9, (double) self->started_ns / 1e9);
@@ -425,7 +425,7 @@ loadgen_test (bool verbose)
             size_t size;
             char hex[2 * RECORD_ID_SIZE + 1];
             synth_record (check, 50 + i, &data, &size);
-            util_hex (synth_id (check), RECORD_ID_SIZE, hex);
+            omni_util_hex (synth_id (check), RECORD_ID_SIZE, hex);
             assert (strcmp (lines[i], hex) == 0);
         }
         s_free_lines (lines, n);
@@ -447,9 +447,10 @@ loadgen_test (bool verbose)
     loadgen_destroy (&gen);
     config = (loadgen_config_t){.intake = endpoint, .count = 5, .rate = 20, .give_up_ms = 5000};
     gen = loadgen_new (&config, synth, error, sizeof error);
-    int64_t start = util_mono_ms ();
+    int64_t start = omni_util_mono_ms ();
     assert (loadgen_run (gen) == 0 && loadgen_accepted (gen) == 5);
-    assert (util_mono_ms () - start < 5000); //  ~0.25 s, not the minutes a full batch would take
+    assert (omni_util_mono_ms () - start <
+            5000); //  ~0.25 s, not the minutes a full batch would take
     loadgen_destroy (&gen);
 
     //  For a duration: about rate × duration records.
@@ -511,9 +512,9 @@ loadgen_test (bool verbose)
     config = (loadgen_config_t){
         .intake = endpoint, .count = 10, .give_up_ms = 300, .ack_timeout_ms = 100};
     gen = loadgen_new (&config, synth, error, sizeof error);
-    start = util_mono_ms ();
+    start = omni_util_mono_ms ();
     assert (loadgen_run (gen) == -1);
-    assert (util_mono_ms () - start >= 250);
+    assert (omni_util_mono_ms () - start >= 250);
     loadgen_destroy (&gen);
 
     //  A file that cannot be written is refused up front.

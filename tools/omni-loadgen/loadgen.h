@@ -7,8 +7,8 @@
 #ifndef OMNI_LOADGEN_H
 #define OMNI_LOADGEN_H
 
-#include "curve.h"
-#include "synth.h"
+#include "common/curve.h"
+#include "tools/omni-loadgen/synth.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -28,8 +28,8 @@ typedef struct {
     const char *dump;       //  write the records to this file instead of sending, or NULL
     const synth_bad_t *bad; //  send bad inputs of these modes in turn instead of records
     size_t nbad;
-    bool preencode;              //  build every record (count of them) before the clock starts
-    const curve_client_t *curve; //  CURVE keys for intake, or NULL
+    bool preencode;                   //  build every record (count of them) before the clock starts
+    const omni_curve_client_t *curve; //  CURVE keys for intake, or NULL
 } loadgen_config_t;
 
 typedef struct _loadgen_t loadgen_t;

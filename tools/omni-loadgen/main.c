@@ -3,10 +3,10 @@
         sent=N accepted=N rejected=N seconds=X rate=Y resent=N failovers=N
     and exits 0 once every batch is acknowledged, 1 when ingestd stayed
     silent past --give-up (or on a second Ctrl-C), 2 on bad options.       */
-#include "config.h"
-#include "loadgen.h"
-#include "log.h"
-#include "synth.h"
+#include "common/config.h"
+#include "tools/omni-loadgen/loadgen.h"
+#include "common/log.h"
+#include "tools/omni-loadgen/synth.h"
 
 #include <czmq.h>
 #include <stdarg.h>
@@ -14,11 +14,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int s_fail (config_t **config, const char *format, ...)
+static int s_fail (omni_config_t **config, const char *format, ...)
     __attribute__ ((format (printf, 2, 3)));
 
 static int
-s_fail (config_t **config, const char *format, ...)
+s_fail (omni_config_t **config, const char *format, ...)
 {
     fprintf (stderr, "error: omni-loadgen.");
     va_list args;
@@ -26,7 +26,7 @@ s_fail (config_t **config, const char *format, ...)
     vfprintf (stderr, format, args);
     va_end (args);
     fprintf (stderr, "\n");
-    config_destroy (config);
+    omni_config_destroy (config);
     return 2;
 }
 
@@ -39,7 +39,7 @@ main (int argc, char **argv)
     bool preencode;
     int64_t count, rate, seed, start_index, batch, window, duration, give_up, ack_timeout;
     uint64_t size;
-    const config_option_t options[] = {
+    const omni_config_option_t options[] = {
         {"intake", CONFIG_ENDPOINTS, "tcp://127.0.0.1:5550",
          "ingestd intake endpoint, or several separated by commas (failover, in this order)",
          &intake},
@@ -84,15 +84,15 @@ main (int argc, char **argv)
         {"log_level", CONFIG_STRING, "info", "debug | info | warn | error", &log_level},
         {"log_format", CONFIG_STRING, "kv", "kv | json", &log_format},
         {NULL}};
-    config_t *config = config_new ("omni-loadgen", options);
-    int rc = config_load (config, argc, argv);
+    omni_config_t *config = omni_config_new ("omni-loadgen", options);
+    int rc = omni_config_load (config, argc, argv);
     if (rc) {
-        config_destroy (&config);
+        omni_config_destroy (&config);
         return rc < 0 ? 2 : 0;
     }
-    if (config_argc (config) > 0)
+    if (omni_config_argc (config) > 0)
         return s_fail (&config, "takes no arguments, got \"%s\" (see --help)",
-                       config_arg (config, 0));
+                       omni_config_arg (config, 0));
     if (count < 0)
         return s_fail (&config, "count: %s", "must not be negative");
     if (rate < 0)
@@ -124,19 +124,19 @@ main (int argc, char **argv)
         if (nbad < sizeof modes / sizeof *modes)
             modes[nbad++] = mode;
     }
-    if (log_init ("omni-loadgen", log_level, log_format)) {
+    if (omni_log_init ("omni-loadgen", log_level, log_format)) {
         fprintf (stderr, "error: omni-loadgen.log_level / log_format: bad value\n");
-        config_destroy (&config);
+        omni_config_destroy (&config);
         return 2;
     }
     char error[512];
-    curve_client_t *curve = NULL;
-    if (curve_client_load (curve_key, curve_server_key, &curve, error, sizeof error))
+    omni_curve_client_t *curve = NULL;
+    if (omni_curve_client_load (curve_key, curve_server_key, &curve, error, sizeof error))
         return s_fail (&config, "%s", error);
     synth_config_t synth_config = {kind, (uint64_t) seed, (size_t) size, src, col, run};
     synth_t *synth = synth_new (&synth_config, error, sizeof error);
     if (!synth) {
-        curve_client_destroy (&curve);
+        omni_curve_client_destroy (&curve);
         return s_fail (&config, "kind: %s", error);
     }
     loadgen_config_t gen_config = {
@@ -146,7 +146,7 @@ main (int argc, char **argv)
     loadgen_t *gen = loadgen_new (&gen_config, synth, error, sizeof error);
     if (!gen) {
         synth_destroy (&synth);
-        curve_client_destroy (&curve);
+        omni_curve_client_destroy (&curve);
         return s_fail (&config, "%s", error);
     }
     rc = loadgen_run (gen);
@@ -157,7 +157,7 @@ main (int argc, char **argv)
     log_info ("loadgen.done", "%s status=%s", summary, rc ? "failed" : "ok");
     loadgen_destroy (&gen);
     synth_destroy (&synth);
-    curve_client_destroy (&curve);
-    config_destroy (&config);
+    omni_curve_client_destroy (&curve);
+    omni_config_destroy (&config);
     return rc ? 1 : 0;
 }

@@ -9,7 +9,7 @@
     collector), which costs more than everything else a load generator
     does, and omni-loadgen must outrun ingestd. The bytes are exactly what
     record_encoder would produce (same fields, order and packing) and the
-    id comes from record_compute_id; the self-test checks both against the
+    id comes from omni_record_compute_id; the self-test checks both against the
     encoder for every kind.
 
     Padding to a target size is computed, not searched: the record is
@@ -17,8 +17,8 @@
     padding is packed again with the length that makes the size come out
     right, allowing for its msgpack header growing at 32, 256 and 65536
     bytes.                                                                  */
-#include "synth.h"
-#include "util.h"
+#include "tools/omni-loadgen/synth.h"
+#include "common/util.h"
 
 #include <assert.h>
 #include <inttypes.h>
@@ -45,7 +45,7 @@ struct _synth_t {
     uint64_t seed;
     size_t size;
     char *src, *col, *run;
-    const kind_spec_t *specs[K_COUNT];
+    const omni_kind_spec_t *specs[K_COUNT];
     msgpack_sbuffer body, tags, out; //  the record being assembled, and its parts
     msgpack_packer body_pk, tags_pk, out_pk;
     uint64_t sha_index[2]; //  the last commit shas computed (bodies
@@ -131,7 +131,7 @@ synth_new (const synth_config_t *config, char *error, size_t error_size)
         self->run = strdup (run);
     }
     for (int k = 0; k < K_COUNT; k++) {
-        self->specs[k] = kinds_lookup (s_kind_names[k], strlen (s_kind_names[k]));
+        self->specs[k] = omni_kinds_lookup (s_kind_names[k], strlen (s_kind_names[k]));
         assert (self->specs[k]);
     }
     msgpack_sbuffer_init (&self->body);
@@ -237,7 +237,7 @@ s_commit_sha (synth_t *self, uint64_t index)
     }
     uint8_t digest[SHA256_DIGEST_LENGTH];
     SHA256 (input, sizeof input, digest);
-    util_hex (digest, 20, self->sha_hex[slot]);
+    omni_util_hex (digest, 20, self->sha_hex[slot]);
     self->sha_index[slot] = index;
     self->sha_valid[slot] = true;
     return self->sha_hex[slot];
@@ -468,7 +468,7 @@ s_pack_tags (synth_t *self, s_kind_t kind, uint64_t index, size_t pad)
     return ntags;
 }
 
-//  Packs the envelope of record `index` into self->out as record_encoder_end
+//  Packs the envelope of record `index` into self->out as omni_record_encoder_end
 //  does, up to and including the "body" key, for a record with tags or not.
 //  Returns the offset of the id.
 static size_t
@@ -552,10 +552,10 @@ synth_record (synth_t *self, uint64_t index, const void **data, size_t *size)
     }
 
     //  The id, as record_encoder computes it from the checked record.
-    record_t record;
-    int rc = record_check (&record, self->out.data, self->out.size, NULL, NULL, 0);
+    omni_record_t record;
+    int rc = omni_record_check (&record, self->out.data, self->out.size, NULL, NULL, 0);
     assert (rc == REJECT_NONE);
-    record_compute_id (&record, self->last_id);
+    omni_record_compute_id (&record, self->last_id);
     memcpy (self->out.data + id_at, self->last_id, RECORD_ID_SIZE);
     self->last_kind = kind;
     *data = self->out.data;
@@ -592,7 +592,7 @@ synth_bad_name (synth_bad_t mode)
     return mode < SYNTH_BAD_COUNT ? s_bad_names[mode] : "?";
 }
 
-record_reject_t
+omni_record_reject_t
 synth_bad_reason (synth_bad_t mode)
 {
     switch (mode) {
@@ -710,28 +710,28 @@ synth_bad (synth_t *self, synth_bad_t mode, uint64_t index, const void **data, s
 //  its body and tags taken from the assembled record, everything through
 //  the encoder's own packing, validation and id.
 static void
-s_reference (synth_t *self, record_encoder_t *enc, const void **data, size_t *size)
+s_reference (synth_t *self, omni_record_encoder_t *enc, const void **data, size_t *size)
 {
     msgpack_zone zone;
     msgpack_zone_init (&zone, 4096);
-    record_t rec;
+    omni_record_t rec;
     char detail[256];
-    assert (record_decode (&rec, &zone, self->out.data, self->out.size, NULL, detail,
-                           sizeof detail) == REJECT_NONE);
-    char *kind = record_str_dup (rec.kind), *src = record_str_dup (rec.src);
-    char *col = record_str_dup (rec.col), *run = record_str_dup (rec.run);
-    record_encoder_begin (enc, kind, src, col, run, rec.ts);
-    msgpack_pack_object (record_encoder_body (enc), *rec.body);
+    assert (omni_record_decode (&rec, &zone, self->out.data, self->out.size, NULL, detail,
+                                sizeof detail) == REJECT_NONE);
+    char *kind = omni_record_str_dup (rec.kind), *src = omni_record_str_dup (rec.src);
+    char *col = omni_record_str_dup (rec.col), *run = omni_record_str_dup (rec.run);
+    omni_record_encoder_begin (enc, kind, src, col, run, rec.ts);
+    msgpack_pack_object (omni_record_encoder_body (enc), *rec.body);
     for (uint32_t i = 0; rec.tags && i < rec.tags->via.map.size; i++) {
-        char *key = record_str_dup ((record_str_t){rec.tags->via.map.ptr[i].key.via.str.ptr,
-                                                   rec.tags->via.map.ptr[i].key.via.str.size});
-        char *value = record_str_dup ((record_str_t){rec.tags->via.map.ptr[i].val.via.str.ptr,
-                                                     rec.tags->via.map.ptr[i].val.via.str.size});
-        record_encoder_tag (enc, key, value);
+        char *key = omni_record_str_dup ((omni_record_str_t){
+            rec.tags->via.map.ptr[i].key.via.str.ptr, rec.tags->via.map.ptr[i].key.via.str.size});
+        char *value = omni_record_str_dup ((omni_record_str_t){
+            rec.tags->via.map.ptr[i].val.via.str.ptr, rec.tags->via.map.ptr[i].val.via.str.size});
+        omni_record_encoder_tag (enc, key, value);
         free (key);
         free (value);
     }
-    assert (record_encoder_end (enc, data, size, detail, sizeof detail) == 0);
+    assert (omni_record_encoder_end (enc, data, size, detail, sizeof detail) == 0);
     free (kind);
     free (src);
     free (col);
@@ -739,11 +739,11 @@ s_reference (synth_t *self, record_encoder_t *enc, const void **data, size_t *si
     msgpack_zone_destroy (&zone);
 }
 
-static record_reject_t
-s_decode (const void *data, size_t size, record_t *record, msgpack_zone *zone, char *detail)
+static omni_record_reject_t
+s_decode (const void *data, size_t size, omni_record_t *record, msgpack_zone *zone, char *detail)
 {
     msgpack_zone_clear (zone);
-    return record_decode (record, zone, data, size, NULL, detail, 256);
+    return omni_record_decode (record, zone, data, size, NULL, detail, 256);
 }
 
 void
@@ -756,11 +756,11 @@ synth_test (bool verbose)
 
     msgpack_zone zone;
     msgpack_zone_init (&zone, 4096);
-    record_t rec;
+    omni_record_t rec;
 
     //  The records are byte for byte what record_encoder makes of them,
     //  with the same id, for every kind, with and without padding.
-    record_encoder_t *enc = record_encoder_new ();
+    omni_record_encoder_t *enc = omni_record_encoder_new ();
     const char *all[] = {"metric", "git.commit", "ci.test", "ci.build", "code.stats"};
     const size_t sizes[] = {0, 200, 300, 70000};
     for (int k = 0; k < 5; k++)
@@ -773,11 +773,11 @@ synth_test (bool verbose)
                 synth_record (s, i * 7919, &data, &size);
                 s_reference (s, enc, &want, &want_size);
                 assert (size == want_size && memcmp (data, want, size) == 0);
-                assert (memcmp (synth_id (s), record_encoder_id (enc), RECORD_ID_SIZE) == 0);
+                assert (memcmp (synth_id (s), omni_record_encoder_id (enc), RECORD_ID_SIZE) == 0);
             }
             synth_destroy (&s);
         }
-    record_encoder_destroy (&enc);
+    omni_record_encoder_destroy (&enc);
 
     const char *kinds[] = {"metric", "git.commit", "ci.test", "ci.build", "code.stats", "mix"};
     for (int k = 0; k < 6; k++) {
@@ -804,11 +804,11 @@ synth_test (bool verbose)
             assert (memcmp (synth_id (a), synth_id (b), RECORD_ID_SIZE) == 0);
             assert (s_decode (copy, sa, &rec, &zone, detail) == REJECT_NONE);
             assert (memcmp (rec.id, synth_id (a), RECORD_ID_SIZE) == 0);
-            assert (record_str_eq (rec.kind, synth_kind (a)));
-            assert (record_str_eq (rec.src, "src-a"));
+            assert (omni_record_str_eq (rec.kind, synth_kind (a)));
+            assert (omni_record_str_eq (rec.src, "src-a"));
             assert (rec.ts == SYNTH_T0 + (int64_t) i * 1000000 + 42);
             if (k < 5)
-                assert (record_str_eq (rec.kind, kinds[k]));
+                assert (omni_record_str_eq (rec.kind, kinds[k]));
             else
                 kinds_seen |= 1u << (strcmp (synth_kind (a), "metric") == 0);
             //  Metrics are padded to the size asked, or 1 byte under when
@@ -862,12 +862,12 @@ synth_test (bool verbose)
         synth_record (natural_metric, 7, &data, &unpadded);
         synth_record (s, 7, &data, &got);
         assert (s_decode (data, got, &rec, &zone, detail) == REJECT_NONE);
-        assert (rec.tags && record_field (rec.tags, "host"));
+        assert (rec.tags && omni_record_field (rec.tags, "host"));
         //  A pad tag costs at least 5 bytes ("pad" and an empty value).
         if (size < unpadded + 5)
-            assert (got == unpadded && !record_field (rec.tags, "pad"));
+            assert (got == unpadded && !omni_record_field (rec.tags, "pad"));
         else
-            assert (got <= size && got + 2 >= size && record_field (rec.tags, "pad"));
+            assert (got <= size && got + 2 >= size && omni_record_field (rec.tags, "pad"));
         synth_destroy (&s);
     }
     synth_destroy (&natural);
@@ -878,14 +878,14 @@ synth_test (bool verbose)
     size_t size;
     synth_record (plain, 0, &data, &size);
     assert (s_decode (data, size, &rec, &zone, detail) == REJECT_NONE);
-    assert (!record_field (rec.tags, "pad") && size < 200);
-    assert (record_str_eq (rec.src, "loadgen") && record_str_eq (rec.run, "loadgen-5"));
+    assert (!omni_record_field (rec.tags, "pad") && size < 200);
+    assert (omni_record_str_eq (rec.src, "loadgen") && omni_record_str_eq (rec.run, "loadgen-5"));
     //  The metric body is {name, value, unit}.
-    record_str_t name, unit;
+    omni_record_str_t name, unit;
     double value;
-    assert (record_field_str (rec.body, "name", &name) &&
-            record_field_str (rec.body, "unit", &unit));
-    assert (record_field_num (rec.body, "value", &value));
+    assert (omni_record_field_str (rec.body, "name", &name) &&
+            omni_record_field_str (rec.body, "unit", &unit));
+    assert (omni_record_field_num (rec.body, "value", &value));
     assert (rec.body->via.map.size == 3);
 
     //  Each bad mode gives what ingestd rejects, with the expected reason.
@@ -897,18 +897,18 @@ synth_test (bool verbose)
         assert (synth_bad_parse (synth_bad_name ((synth_bad_t) m)) == (synth_bad_t) m);
         for (uint64_t i = 0; i < 3; i++) {
             synth_bad (plain, (synth_bad_t) m, i, &data, &size);
-            record_reject_t reason = s_decode (data, size, &rec, &zone, detail);
+            omni_record_reject_t reason = s_decode (data, size, &rec, &zone, detail);
             if (verbose || reason != synth_bad_reason ((synth_bad_t) m))
                 printf ("synth: bad %s -> %s: %s (%zu bytes)\n", synth_bad_name ((synth_bad_t) m),
-                        record_reject_name (reason), detail, size);
+                        omni_record_reject_name (reason), detail, size);
             assert (reason == synth_bad_reason ((synth_bad_t) m));
             if (m == SYNTH_BAD_HUGE) {
                 assert (size == SYNTH_HUGE_SIZE);
                 //  Only its size is wrong: with no size limit it is a valid record.
-                record_limits_t unlimited = {SIZE_MAX, 16};
+                omni_record_limits_t unlimited = {SIZE_MAX, 16};
                 msgpack_zone_clear (&zone);
-                assert (record_decode (&rec, &zone, data, size, &unlimited, detail,
-                                       sizeof detail) == REJECT_NONE);
+                assert (omni_record_decode (&rec, &zone, data, size, &unlimited, detail,
+                                            sizeof detail) == REJECT_NONE);
             }
         }
     }

@@ -16,7 +16,7 @@
 #ifndef OMNI_SYNTH_H
 #define OMNI_SYNTH_H
 
-#include "record.h"
+#include "proto/record.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -65,8 +65,8 @@ void synth_bad (synth_t *self, synth_bad_t mode, uint64_t index, const void **da
 //  SYNTH_BAD_NONE for anything else.
 synth_bad_t synth_bad_parse (const char *name);
 const char *synth_bad_name (synth_bad_t mode);
-//  What record_decode (with default limits) says about that mode's input.
-record_reject_t synth_bad_reason (synth_bad_t mode);
+//  What omni_record_decode (with default limits) says about that mode's input.
+omni_record_reject_t synth_bad_reason (synth_bad_t mode);
 
 void synth_test (bool verbose);
 

@@ -6,10 +6,10 @@
     snapshot. Cells are PostgreSQL's text: a count is sent as an integer, a
     rate (numeric with a point) as a double; a NULL cell is left out (the
     kind's optional fields).                                                  */
-#include "analysis.h"
-#include "intake_client.h"
-#include "kinds.h"
-#include "record.h"
+#include "tools/omni-report/analysis.h"
+#include "proto/intake_client.h"
+#include "proto/kinds.h"
+#include "proto/record.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -83,31 +83,31 @@ analysis_records (model_t *model, int64_t ts, analysis_fn *fn, void *arg, char *
     strftime (day, sizeof day, "%Y-%m-%d", &tm);
     strftime (run, sizeof run, "report-%Y%m%dT%H%M%SZ", &tm);
 
-    record_encoder_t *enc = record_encoder_new ();
+    omni_record_encoder_t *enc = omni_record_encoder_new ();
     int count = 0;
     for (size_t r = 0; r < table->nrows; r++) {
         size_t fields = 1 + (model_since (model) != NULL) + (model_until (model) != NULL);
         for (size_t c = 0; c < table->ncols; c++)
             fields += (int) c != source_col && model_cell (table, r, c);
-        record_encoder_begin (enc, S_KIND, model_cell (table, r, (size_t) source_col),
-                              "omni-report", run, ts);
-        msgpack_packer *pk = record_encoder_body (enc);
+        omni_record_encoder_begin (enc, S_KIND, model_cell (table, r, (size_t) source_col),
+                                   "omni-report", run, ts);
+        msgpack_packer *pk = omni_record_encoder_body (enc);
         msgpack_pack_map (pk, fields);
-        record_pack_str (pk, "day");
-        record_pack_str (pk, day);
+        omni_record_pack_str (pk, "day");
+        omni_record_pack_str (pk, day);
         if (model_since (model)) {
-            record_pack_str (pk, "since");
+            omni_record_pack_str (pk, "since");
             msgpack_pack_int64 (pk, since);
         }
         if (model_until (model)) {
-            record_pack_str (pk, "until");
+            omni_record_pack_str (pk, "until");
             msgpack_pack_int64 (pk, until);
         }
         for (size_t c = 0; c < table->ncols; c++) {
             const char *cell = model_cell (table, r, c);
             if ((int) c == source_col || !cell)
                 continue;
-            record_pack_str (pk, table->cols[c].id);
+            omni_record_pack_str (pk, table->cols[c].id);
             char *end;
             errno = 0;
             if (strchr (cell, '.'))
@@ -117,64 +117,64 @@ analysis_records (model_t *model, int64_t ts, analysis_fn *fn, void *arg, char *
             if (*end || errno) {
                 snprintf (error, error_size, "%s of %s: \"%s\" is not a number", table->cols[c].id,
                           model_cell (table, r, (size_t) source_col), cell);
-                record_encoder_destroy (&enc);
+                omni_record_encoder_destroy (&enc);
                 return -1;
             }
         }
         const void *data;
         size_t size;
         char detail[256];
-        if (record_encoder_end (enc, &data, &size, detail, sizeof detail) != 0) {
+        if (omni_record_encoder_end (enc, &data, &size, detail, sizeof detail) != 0) {
             snprintf (error, error_size, "record of %s: %s",
                       model_cell (table, r, (size_t) source_col), detail);
-            record_encoder_destroy (&enc);
+            omni_record_encoder_destroy (&enc);
             return -1;
         }
         if (fn (arg, data, size) != 0) {
             snprintf (error, error_size, "ingestd did not acknowledge (give_up)");
-            record_encoder_destroy (&enc);
+            omni_record_encoder_destroy (&enc);
             return -1;
         }
         count++;
     }
-    record_encoder_destroy (&enc);
+    omni_record_encoder_destroy (&enc);
     return count;
 }
 
 static int
 s_send (void *arg, const void *data, size_t size)
 {
-    return intake_client_send ((intake_client_t *) arg, data, size);
+    return omni_intake_client_send ((omni_intake_client_t *) arg, data, size);
 }
 
 int
 analysis_send (model_t *model, int64_t ts, const analysis_config_t *config, char *error,
                size_t error_size)
 {
-    intake_config_t intake = {
+    omni_intake_config_t intake = {
         .endpoint = config->endpoint, .give_up_ms = config->give_up_ms, .curve = config->curve};
-    intake_client_t *client = intake_client_new (&intake);
+    omni_intake_client_t *client = omni_intake_client_new (&intake);
     int count = analysis_records (model, ts, s_send, client, error, error_size);
-    if (count >= 0 && intake_client_flush (client) != 0) {
+    if (count >= 0 && omni_intake_client_flush (client) != 0) {
         snprintf (error, error_size, "ingestd at %s did not acknowledge the records",
                   config->endpoint);
         count = -1;
     }
-    if (count >= 0 && intake_client_rejected (client)) {
+    if (count >= 0 && omni_intake_client_rejected (client)) {
         snprintf (error, error_size,
                   "ingestd at %s refused %" PRIu64 " of %d records (an ingestd older than "
                   "the kind " S_KIND " does not know it; see its dead letters)",
-                  config->endpoint, intake_client_rejected (client), count);
+                  config->endpoint, omni_intake_client_rejected (client), count);
         count = -1;
     }
-    intake_client_destroy (&client);
+    omni_intake_client_destroy (&client);
     return count;
 }
 
 //  ---------------------------------------------------------------------------
 
 typedef struct {
-    record_t records[4];
+    omni_record_t records[4];
     msgpack_zone zone;
     void *copies[4];
     size_t count;
@@ -190,8 +190,8 @@ s_collect (void *arg, const void *data, size_t size)
     memcpy (copy, data, size);
     self->copies[self->count] = copy;
     char detail[128];
-    assert (record_decode (&self->records[self->count], &self->zone, copy, size,
-                           &record_default_limits, detail, sizeof detail) == REJECT_NONE);
+    assert (omni_record_decode (&self->records[self->count], &self->zone, copy, size,
+                                &omni_record_default_limits, detail, sizeof detail) == REJECT_NONE);
     self->count++;
     return 0;
 }
@@ -236,20 +236,22 @@ analysis_test (bool verbose)
     if (n != 2)
         fprintf (stderr, "analysis: %d %s\n", n, error);
     assert (n == 2);
-    record_t *r = &got.records[0];
-    assert (record_str_eq (r->kind, S_KIND) && record_str_eq (r->src, "github.com/acme/api"));
-    assert (r->spec == kinds_lookup (S_KIND, strlen (S_KIND)) && r->ts == ts);
-    record_str_t s;
+    omni_record_t *r = &got.records[0];
+    assert (omni_record_str_eq (r->kind, S_KIND) &&
+            omni_record_str_eq (r->src, "github.com/acme/api"));
+    assert (r->spec == omni_kinds_lookup (S_KIND, strlen (S_KIND)) && r->ts == ts);
+    omni_record_str_t s;
     int64_t v;
     double d;
-    assert (record_field_str (r->body, "day", &s) && record_str_eq (s, "2024-01-15"));
-    assert (record_field_int (r->body, "since", &v) && v == 1705276800000000000);
-    assert (!record_field (r->body, "until") && !record_field (r->body, "code_lines"));
-    assert (record_field_int (r->body, "commits", &v) && v == 11);
-    assert (record_field_num (r->body, "success_rate", &d) && d == 0.6667);
+    assert (omni_record_field_str (r->body, "day", &s) && omni_record_str_eq (s, "2024-01-15"));
+    assert (omni_record_field_int (r->body, "since", &v) && v == 1705276800000000000);
+    assert (!omni_record_field (r->body, "until") && !omni_record_field (r->body, "code_lines"));
+    assert (omni_record_field_int (r->body, "commits", &v) && v == 11);
+    assert (omni_record_field_num (r->body, "success_rate", &d) && d == 0.6667);
     r = &got.records[1];
-    assert (!record_field (r->body, "success_rate") && !record_field (r->body, "bus_factor"));
-    assert (record_field_int (r->body, "code_lines", &v) && v == 2650);
+    assert (!omni_record_field (r->body, "success_rate") &&
+            !omni_record_field (r->body, "bus_factor"));
+    assert (omni_record_field_int (r->body, "code_lines", &v) && v == 2650);
     uint8_t first[RECORD_ID_SIZE], again[RECORD_ID_SIZE];
     memcpy (first, got.records[0].id, RECORD_ID_SIZE);
     s_collected_free (&got);

@@ -13,17 +13,17 @@
 #ifndef OMNI_REPORT_ANALYSIS_H
 #define OMNI_REPORT_ANALYSIS_H
 
-#include "curve.h"
-#include "model.h"
+#include "common/curve.h"
+#include "tools/omni-report/model.h"
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 typedef struct {
-    const char *endpoint;        //  ingestd's intake
-    const curve_client_t *curve; //  NULL = no CURVE
-    int64_t give_up_ms;          //  fail when ingestd acknowledges nothing this long
+    const char *endpoint;             //  ingestd's intake
+    const omni_curve_client_t *curve; //  NULL = no CURVE
+    int64_t give_up_ms;               //  fail when ingestd acknowledges nothing this long
 } analysis_config_t;
 
 //  Receives each encoded record; returns 0, or -1 to stop.

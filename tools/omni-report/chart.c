@@ -3,7 +3,7 @@
     horizontal bars for named things (authors, languages, tests), lines for
     rates and percentiles. The y axis starts at zero and ends at a round
     number; labels that would collide are thinned, names cut to fit.        */
-#include "chart.h"
+#include "tools/omni-report/chart.h"
 
 #include <assert.h>
 #include <cairo-svg.h>

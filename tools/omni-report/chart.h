@@ -6,7 +6,7 @@
 #ifndef OMNI_REPORT_CHART_H
 #define OMNI_REPORT_CHART_H
 
-#include "model.h"
+#include "tools/omni-report/model.h"
 
 #include <cairo.h>
 #include <stdbool.h>

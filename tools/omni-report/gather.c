@@ -6,10 +6,10 @@
     pasted into it. Weeks and days are UTC, weeks start on Monday, as in
     relationald's and metricsd's views; weeks without commits or builds
     come from generate_series, so a gap shows as zero, not as nothing.       */
-#include "gather.h"
-#include "log.h"
-#include "mpjson.h"
-#include "pgtest.h"
+#include "tools/omni-report/gather.h"
+#include "common/log.h"
+#include "proto/mpjson.h"
+#include "testsupport/pgtest.h"
 
 #include <assert.h>
 #include <pthread.h>
@@ -362,7 +362,7 @@ typedef struct {
 } s_worker_t;
 
 struct s_gather_t {
-    pgconn_t *conn;
+    omni_pgconn_t *conn;
     const char *params[4];
     char top[16];
     bool lost; //  the connection is gone: nothing more can be read
@@ -402,7 +402,7 @@ struct s_gather_t {
 static const char *s_session_sql = "SET TimeZone = 'UTC'; SET application_name = 'omni-report'; "
                                    "SET jit = off; SET work_mem = '64MB'; SET statement_timeout = ";
 
-pgconn_t *
+omni_pgconn_t *
 gather_connect (const char *dsn, int64_t statement_timeout_ms, int64_t connect_timeout_ms,
                 char *error, size_t error_size)
 {
@@ -412,15 +412,15 @@ gather_connect (const char *dsn, int64_t statement_timeout_ms, int64_t connect_t
     snprintf (seconds, sizeof seconds, "%lld",
               (long long) (connect_timeout_ms < 2000 ? 2 : (connect_timeout_ms + 999) / 1000));
     setenv ("PGCONNECT_TIMEOUT", seconds, 0);
-    pgconn_t *conn = pgconn_new (dsn, error, error_size);
+    omni_pgconn_t *conn = omni_pgconn_new (dsn, error, error_size);
     if (!conn)
         return NULL;
     char sql[256];
     snprintf (sql, sizeof sql, "%s%lld", s_session_sql, (long long) statement_timeout_ms);
-    if (pgconn_ensure (conn) != 0 || pgconn_exec (conn, sql) != PGCONN_OK) {
-        snprintf (error, error_size, "PostgreSQL (%s) is not available: %s", pgconn_display (conn),
-                  pgconn_error (conn));
-        pgconn_destroy (&conn);
+    if (omni_pgconn_ensure (conn) != 0 || omni_pgconn_exec (conn, sql) != PGCONN_OK) {
+        snprintf (error, error_size, "PostgreSQL (%s) is not available: %s",
+                  omni_pgconn_display (conn), omni_pgconn_error (conn));
+        omni_pgconn_destroy (&conn);
         return NULL;
     }
     return conn;
@@ -532,7 +532,7 @@ s_worker (void *arg)
 static void
 s_pool_start (s_gather_t *self)
 {
-    PGconn *main = pgconn_handle (self->conn);
+    PGconn *main = omni_pgconn_handle (self->conn);
     PGresult *result = PQexec (main, s_pool_sql);
     if (PQresultStatus (result) != PGRES_TUPLES_OK || PQntuples (result) != 1) {
         log_debug ("report.pool_not_used", "why=\"%s\"", PQerrorMessage (main));
@@ -659,7 +659,7 @@ s_job_take (s_gather_t *self, s_job_t *job, char *why, size_t why_size)
         if (next && !self->lost) {
             next->claimed = true;
             pthread_mutex_unlock (&self->mutex);
-            s_job_run (self, pgconn_handle (self->conn), next);
+            s_job_run (self, omni_pgconn_handle (self->conn), next);
             pthread_mutex_lock (&self->mutex);
             if (next->lost)
                 self->lost = true;
@@ -691,21 +691,21 @@ s_explain (s_gather_t *self, model_section_t *section, const char *sql, const ch
     if (n > 6 && strncmp (name, "s_", 2) == 0 && strcmp (name + n - 4, "_sql") == 0)
         name += 2, n -= 6;
     fprintf (self->explain, "-- %s: %.*s\n", section->id, (int) n, name);
-    if (pgconn_exec (self->conn, "SAVEPOINT plan") != PGCONN_OK) {
+    if (omni_pgconn_exec (self->conn, "SAVEPOINT plan") != PGCONN_OK) {
         self->lost = true;
         free (text);
         return;
     }
-    PGresult *result = pgconn_query (self->conn, text, nparams, self->params);
+    PGresult *result = omni_pgconn_query (self->conn, text, nparams, self->params);
     free (text);
     if (!result)
-        fprintf (self->explain, "(no plan: %s)\n", pgconn_error (self->conn));
+        fprintf (self->explain, "(no plan: %s)\n", omni_pgconn_error (self->conn));
     for (int r = 0; result && r < PQntuples (result); r++)
         fprintf (self->explain, "%s\n", PQgetvalue (result, r, 0));
     fprintf (self->explain, "\n");
     PQclear (result);
-    if (pgconn_exec (self->conn,
-                     result ? "RELEASE SAVEPOINT plan" : "ROLLBACK TO SAVEPOINT plan") != PGCONN_OK)
+    if (omni_pgconn_exec (self->conn, result ? "RELEASE SAVEPOINT plan"
+                                             : "ROLLBACK TO SAVEPOINT plan") != PGCONN_OK)
         self->lost = true;
 }
 
@@ -732,22 +732,22 @@ s_query_named (s_gather_t *self, model_section_t *section, const char *sql, cons
     }
     if (self->explain)
         s_explain (self, section, sql, name, nparams);
-    if (pgconn_exec (self->conn, "SAVEPOINT section") != PGCONN_OK) {
+    if (omni_pgconn_exec (self->conn, "SAVEPOINT section") != PGCONN_OK) {
         self->lost = true;
         return NULL;
     }
-    PGresult *result = pgconn_query (self->conn, sql, nparams, self->params);
+    PGresult *result = omni_pgconn_query (self->conn, sql, nparams, self->params);
     if (!result) {
         char why[600];
-        snprintf (why, sizeof why, "could not be read: %s", pgconn_error (self->conn));
+        snprintf (why, sizeof why, "could not be read: %s", omni_pgconn_error (self->conn));
         log_warn ("report.section_failed", "section=%s error=\"%s\"", section->id,
-                  pgconn_error (self->conn));
+                  omni_pgconn_error (self->conn));
         model_section_empty (section, why);
-        if (pgconn_exec (self->conn, "ROLLBACK TO SAVEPOINT section") != PGCONN_OK)
+        if (omni_pgconn_exec (self->conn, "ROLLBACK TO SAVEPOINT section") != PGCONN_OK)
             self->lost = true;
         return NULL;
     }
-    pgconn_exec (self->conn, "RELEASE SAVEPOINT section");
+    omni_pgconn_exec (self->conn, "RELEASE SAVEPOINT section");
     return result;
 }
 
@@ -1110,7 +1110,7 @@ s_history (s_gather_t *self, model_t *model)
 }
 
 model_t *
-gather_report (pgconn_t *conn, const gather_options_t *options, char *error, size_t error_size)
+gather_report (omni_pgconn_t *conn, const gather_options_t *options, char *error, size_t error_size)
 {
     s_gather_t self = {.conn = conn,
                        .explain = options->explain,
@@ -1124,19 +1124,19 @@ gather_report (pgconn_t *conn, const gather_options_t *options, char *error, siz
     self.params[2] = options->until;
     self.params[3] = self.top;
     //  One snapshot for every section, so the figures agree with each other.
-    if (!pgconn_handle (conn) ||
-        pgconn_exec (conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY") != PGCONN_OK) {
-        snprintf (error, error_size, "PostgreSQL (%s): %s", pgconn_display (conn),
-                  pgconn_error (conn));
+    if (!omni_pgconn_handle (conn) ||
+        omni_pgconn_exec (conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY") != PGCONN_OK) {
+        snprintf (error, error_size, "PostgreSQL (%s): %s", omni_pgconn_display (conn),
+                  omni_pgconn_error (conn));
         return NULL;
     }
     //  Present, and readable by this role: a role never granted anything
     //  (not even omni_viewer) gets a report that says so, not an error.
-    PGresult *result = pgconn_query (conn, s_probe_sql, 3, self.params);
+    PGresult *result = omni_pgconn_query (conn, s_probe_sql, 3, self.params);
     if (!result) {
-        snprintf (error, error_size, "PostgreSQL (%s): %s", pgconn_display (conn),
-                  pgconn_error (conn));
-        pgconn_exec (conn, "ROLLBACK");
+        snprintf (error, error_size, "PostgreSQL (%s): %s", omni_pgconn_display (conn),
+                  omni_pgconn_error (conn));
+        omni_pgconn_exec (conn, "ROLLBACK");
         return NULL;
     }
     self.relational = strcmp (PQgetvalue (result, 0, 0), "t") == 0;
@@ -1168,33 +1168,33 @@ gather_report (pgconn_t *conn, const gather_options_t *options, char *error, siz
     pthread_cond_destroy (&self.cond);
     if (self.lost) {
         snprintf (error, error_size, "PostgreSQL (%s) went away during the report: %s",
-                  pgconn_display (conn), pgconn_error (conn));
+                  omni_pgconn_display (conn), omni_pgconn_error (conn));
         model_destroy (&model);
         return NULL;
     }
-    pgconn_exec (conn, "COMMIT");
+    omni_pgconn_exec (conn, "COMMIT");
     return model;
 }
 
 char **
-gather_projects (pgconn_t *conn, char *error, size_t error_size)
+gather_projects (omni_pgconn_t *conn, char *error, size_t error_size)
 {
-    if (!pgconn_handle (conn)) {
-        snprintf (error, error_size, "PostgreSQL (%s): not connected", pgconn_display (conn));
+    if (!omni_pgconn_handle (conn)) {
+        snprintf (error, error_size, "PostgreSQL (%s): not connected", omni_pgconn_display (conn));
         return NULL;
     }
     //  Point sources: a DISTINCT over the table (no index leads with
     //  source), bounded like every statement by the statement timeout.
     //  A relation this role may not read lists nothing (a role with no
     //  grant sees no project), rather than failing the index.
-    PGresult *result = pgconn_query (
+    PGresult *result = omni_pgconn_query (
         conn,
         "SELECT coalesce (" S_READABLE ("sources") ", false), "
                                                    "coalesce (" S_READABLE ("points") ", false)",
         0, NULL);
     if (!result) {
-        snprintf (error, error_size, "PostgreSQL (%s): %s", pgconn_display (conn),
-                  pgconn_error (conn));
+        snprintf (error, error_size, "PostgreSQL (%s): %s", omni_pgconn_display (conn),
+                  omni_pgconn_error (conn));
         return NULL;
     }
     bool sources = strcmp (PQgetvalue (result, 0, 0), "t") == 0;
@@ -1206,10 +1206,10 @@ gather_projects (pgconn_t *conn, char *error, size_t error_size)
     if (points)
         strcat (sql, " UNION SELECT DISTINCT source FROM points");
     strcat (sql, " ORDER BY 1");
-    result = pgconn_query (conn, sql, 0, NULL);
+    result = omni_pgconn_query (conn, sql, 0, NULL);
     if (!result) {
-        snprintf (error, error_size, "PostgreSQL (%s): %s", pgconn_display (conn),
-                  pgconn_error (conn));
+        snprintf (error, error_size, "PostgreSQL (%s): %s", omni_pgconn_display (conn),
+                  omni_pgconn_error (conn));
         return NULL;
     }
     int n = PQntuples (result);
@@ -1253,20 +1253,20 @@ gather_like_literal (const char *name)
 //  The host section's table of a report, its cells joined by | (NULL as
 //  -), after checking it has `rows` rows. Caller frees.
 static char *
-s_test_host (pgconn_t *conn, gather_options_t *options, size_t rows)
+s_test_host (omni_pgconn_t *conn, gather_options_t *options, size_t rows)
 {
     char error[512];
     model_t *model = gather_report (conn, options, error, sizeof error);
     assert (model);
     model_section_t *host = model_section (model, 6);
     assert (!host->empty && host->ntables == 1 && host->tables[0]->nrows == rows);
-    mpjson_buf_t buf = {0};
+    omni_mpjson_buf_t buf = {0};
     for (size_t i = 0; i < rows * 7; i++) {
         const char *cell = host->tables[0]->cells[i];
-        mpjson_append (&buf, i ? "|" : "", i ? 1 : 0);
-        mpjson_append (&buf, cell ? cell : "-", strlen (cell ? cell : "-"));
+        omni_mpjson_append (&buf, i ? "|" : "", i ? 1 : 0);
+        omni_mpjson_append (&buf, cell ? cell : "-", strlen (cell ? cell : "-"));
     }
-    mpjson_append (&buf, "", 1);
+    omni_mpjson_append (&buf, "", 1);
     model_destroy (&model);
     return buf.data;
 }
@@ -1281,7 +1281,7 @@ gather_test (bool verbose)
 
     char error[512];
     //  A closed port: a clear error naming the server, at once.
-    pgconn_t *conn =
+    omni_pgconn_t *conn =
         gather_connect ("host=127.0.0.1 port=1 dbname=x", 1000, 2000, error, sizeof error);
     assert (!conn && strstr (error, "port=1") && strstr (error, "not available"));
 
@@ -1306,7 +1306,7 @@ gather_test (bool verbose)
 
     //  A section whose query fails (here: a points table of the wrong
     //  shape) says why, and the report goes on in the same transaction.
-    assert (pgconn_exec (conn, "CREATE TABLE points (x int)") == PGCONN_OK);
+    assert (omni_pgconn_exec (conn, "CREATE TABLE points (x int)") == PGCONN_OK);
     options.since = "2024-01-01";
     model = gather_report (conn, &options, error, sizeof error);
     assert (model && strstr (model_section (model, 6)->empty, "could not be read"));
@@ -1319,17 +1319,17 @@ gather_test (bool verbose)
     model_destroy (&model);
     char **names = gather_projects (conn, error, sizeof error);
     assert (!names && *error);
-    assert (pgconn_exec (conn, "DROP TABLE points") == PGCONN_OK);
+    assert (omni_pgconn_exec (conn, "DROP TABLE points") == PGCONN_OK);
 
     //  Host points read on the second connection: the day's figures are
     //  the ones one connection reads.
-    assert (pgconn_exec (conn,
-                         "CREATE TABLE points (time timestamptz, name text, value float8, "
-                         "source text, tags jsonb); INSERT INTO points VALUES "
-                         "('2024-01-02 10:00Z', 'host.cpu.user', 10, 's', '{\"host\": \"h\"}'), "
-                         "('2024-01-02 10:00Z', 'host.cpu.system', 5, 's', '{\"host\": \"h\"}'), "
-                         "('2024-01-02 10:00Z', 'host.load.1', 0.5, 's', '{\"host\": \"h\"}'), "
-                         "('2024-01-02 10:02Z', 'host.cpu.user', 20, 's', '{\"host\": \"h\"}')") ==
+    assert (omni_pgconn_exec (
+                conn, "CREATE TABLE points (time timestamptz, name text, value float8, "
+                      "source text, tags jsonb); INSERT INTO points VALUES "
+                      "('2024-01-02 10:00Z', 'host.cpu.user', 10, 's', '{\"host\": \"h\"}'), "
+                      "('2024-01-02 10:00Z', 'host.cpu.system', 5, 's', '{\"host\": \"h\"}'), "
+                      "('2024-01-02 10:00Z', 'host.load.1', 0.5, 's', '{\"host\": \"h\"}'), "
+                      "('2024-01-02 10:02Z', 'host.cpu.user', 20, 's', '{\"host\": \"h\"}')") ==
             PGCONN_OK);
     options.since = NULL;
     options.pool_min_rows = INT64_MAX;
@@ -1339,14 +1339,14 @@ gather_test (bool verbose)
     assert (strncmp (one, "2024-01-02|17.5000|", 19) == 0 && strcmp (one, pooled) == 0);
     free (one);
     free (pooled);
-    assert (pgconn_exec (conn, "DROP TABLE points") == PGCONN_OK);
+    assert (omni_pgconn_exec (conn, "DROP TABLE points") == PGCONN_OK);
 
     //  metricsd 6's series and series ids (s_host_series_sql) give the
     //  figures of the statement without them (s_host_sql), here with what
     //  makes a sample: two hosts and two sources at one time, a second
     //  memory series of one host (the larger value counts), a series
     //  without a host, samples with some measures only.
-    assert (pgconn_exec (
+    assert (omni_pgconn_exec (
                 conn,
                 "CREATE TABLE series (id int8, name text, source text, tags jsonb); "
                 "INSERT INTO series VALUES (1, 'host.cpu.user', 's', '{\"host\": \"h\"}'), "
@@ -1371,13 +1371,13 @@ gather_test (bool verbose)
             PGCONN_OK);
     options.pool_min_rows = INT64_MAX;
     char *series = s_test_host (conn, &options, 2);
-    assert (pgconn_exec (conn, "ALTER TABLE points DROP COLUMN series_id") == PGCONN_OK);
+    assert (omni_pgconn_exec (conn, "ALTER TABLE points DROP COLUMN series_id") == PGCONN_OK);
     char *plain = s_test_host (conn, &options, 2);
     //  CPU of the first day's samples: 7, 15, 20, 51 (and one without)
     assert (strncmp (series, "2024-01-02|17.5000|", 19) == 0 && strcmp (series, plain) == 0);
     free (series);
     free (plain);
-    assert (pgconn_exec (conn, "DROP TABLE points; DROP TABLE series") == PGCONN_OK);
+    assert (omni_pgconn_exec (conn, "DROP TABLE points; DROP TABLE series") == PGCONN_OK);
     names = gather_projects (conn, error, sizeof error);
     assert (names && !names[0]);
     gather_names_free (&names);
@@ -1387,7 +1387,7 @@ gather_test (bool verbose)
     options.since = "not a time";
     model = gather_report (conn, &options, error, sizeof error);
     assert (!model && strstr (error, "not a time"));
-    pgconn_destroy (&conn);
+    omni_pgconn_destroy (&conn);
     pgtest_db_drop (dsn);
     free (dsn);
 }

@@ -12,8 +12,8 @@
 #ifndef OMNI_REPORT_GATHER_H
 #define OMNI_REPORT_GATHER_H
 
-#include "model.h"
-#include "pgconn.h"
+#include "tools/omni-report/model.h"
+#include "common/pgconn.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -38,18 +38,18 @@ typedef struct {
 //  A connection for reports: times shown in UTC, every statement bounded
 //  by `statement_timeout_ms` (0 = none), connecting bounded by
 //  `connect_timeout_ms`. NULL with `error` saying which server and why.
-pgconn_t *gather_connect (const char *dsn, int64_t statement_timeout_ms, int64_t connect_timeout_ms,
-                          char *error, size_t error_size);
+omni_pgconn_t *gather_connect (const char *dsn, int64_t statement_timeout_ms,
+                               int64_t connect_timeout_ms, char *error, size_t error_size);
 
 //  The report, or NULL with `error` when the store could not be read at all
 //  (connection lost); sections that failed alone say so in the model.
-model_t *gather_report (pgconn_t *conn, const gather_options_t *options, char *error,
+model_t *gather_report (omni_pgconn_t *conn, const gather_options_t *options, char *error,
                         size_t error_size);
 
 //  The source names the role can see (relationald's sources and metricsd's
 //  point sources), sorted, NULL-terminated (free with gather_names_free).
 //  NULL with `error` on failure.
-char **gather_projects (pgconn_t *conn, char *error, size_t error_size);
+char **gather_projects (omni_pgconn_t *conn, char *error, size_t error_size);
 void gather_names_free (char ***names_p);
 
 //  `name` as a LIKE pattern that matches it alone (\ % _ escaped). Caller frees.

@@ -7,22 +7,22 @@
 #ifndef OMNI_REPORT_HTMLOUT_H
 #define OMNI_REPORT_HTMLOUT_H
 
-#include "model.h"
-#include "mpjson.h"
+#include "tools/omni-report/model.h"
+#include "proto/mpjson.h"
 
 #include <stdbool.h>
 
 //  Appends the page of `model` to `buf`. `index_href` and `json_href`
 //  (the dashboard's links; NULL for a file) are trusted URLs, escaped too.
-void htmlout_render (model_t *model, mpjson_buf_t *buf, const char *index_href,
+void htmlout_render (model_t *model, omni_mpjson_buf_t *buf, const char *index_href,
                      const char *json_href);
 
 //  Appends `text` with & < > " ' as character references.
-void htmlout_escape (mpjson_buf_t *buf, const char *text);
+void htmlout_escape (omni_mpjson_buf_t *buf, const char *text);
 
 //  The common head of every page (title escaped), open <body>.
-void htmlout_begin (mpjson_buf_t *buf, const char *title);
-void htmlout_end (mpjson_buf_t *buf);
+void htmlout_begin (omni_mpjson_buf_t *buf, const char *title);
+void htmlout_end (omni_mpjson_buf_t *buf);
 
 void htmlout_test (bool verbose);
 

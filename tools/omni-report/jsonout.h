@@ -1,11 +1,11 @@
 /*  jsonout: a report as JSON, every number behind every chart and table.
     Numbers are written as PostgreSQL wrote them (exact), strings escaped by
-    proto's mpjson_string, the one JSON string writer of the project.        */
+    proto's omni_mpjson_string, the one JSON string writer of the project.        */
 #ifndef OMNI_REPORT_JSONOUT_H
 #define OMNI_REPORT_JSONOUT_H
 
-#include "model.h"
-#include "mpjson.h"
+#include "tools/omni-report/model.h"
+#include "proto/mpjson.h"
 
 #include <stdbool.h>
 
@@ -16,7 +16,7 @@
 //                                     "rows": [{COLUMN: value}]}},
 //                     "charts": {ID: {"title", "kind", "table", "label",
 //                                     "series", "values": [COLUMN], "unit"}}}}}
-void jsonout_render (model_t *model, mpjson_buf_t *buf);
+void jsonout_render (model_t *model, omni_mpjson_buf_t *buf);
 
 //  Whether `text` is a JSON number as it stands (PostgreSQL also writes
 //  NaN and Infinity, which JSON lacks: those become strings).

@@ -14,16 +14,16 @@
     analysis.summary records (analysis.h), after the file is written.
     Exit 0 when written (and sent), 1 when the store could not be read, the
     file written or the records sent, 2 on a usage error. */
-#include "analysis.h"
-#include "chart.h"
-#include "config.h"
-#include "gather.h"
-#include "htmlout.h"
-#include "jsonout.h"
-#include "log.h"
-#include "pdfout.h"
-#include "server.h"
-#include "util.h"
+#include "tools/omni-report/analysis.h"
+#include "tools/omni-report/chart.h"
+#include "common/config.h"
+#include "tools/omni-report/gather.h"
+#include "tools/omni-report/htmlout.h"
+#include "tools/omni-report/jsonout.h"
+#include "common/log.h"
+#include "tools/omni-report/pdfout.h"
+#include "tools/omni-report/server.h"
+#include "common/util.h"
 
 #include <errno.h>
 #include <libgen.h>
@@ -147,13 +147,13 @@ s_serve (const char *http, const server_options_t *options)
         fprintf (stderr, "error: omni-report serve: %s\n", error);
         return 1;
     }
-    util_catch_stop_signals ();
+    omni_util_catch_stop_signals ();
     //  The port on stdout, for whoever started us with port 0.
     printf ("listening on http://%.*s:%d/\n", (int) (strrchr (http, ':') - http), http,
             server_port (server));
     fflush (stdout);
     log_info ("report.serve", "http=%s port=%d", http, server_port (server));
-    while (!util_stop_requested ())
+    while (!omni_util_stop_requested ())
         pause ();
     server_destroy (&server);
     return 0;
@@ -166,7 +166,7 @@ main (int argc, char **argv)
     char *intake, *curve_key, *curve_server_key;
     int64_t top, statement_timeout_ms, connect_timeout_ms, give_up_ms, cache_ms;
     int64_t connections, pool_min_rows;
-    const config_option_t options[] = {
+    const omni_config_option_t options[] = {
         {"source", CONFIG_STRING, "%",
          "sources to report on: a LIKE pattern of their names (% = any text, _ = one "
          "character), or one name",
@@ -221,17 +221,17 @@ main (int argc, char **argv)
     char **args = calloc ((size_t) argc + 1, sizeof (char *));
     for (int i = 0; i < argc; i++)
         args[i] = strcmp (argv[i], "-o") == 0 ? "--output" : argv[i];
-    config_t *config = config_new ("omni-report", options);
-    int rc = config_load (config, argc, args);
+    omni_config_t *config = omni_config_new ("omni-report", options);
+    int rc = omni_config_load (config, argc, args);
     free (args);
     if (rc) {
         if (rc == 1)
             s_usage (stdout);
-        config_destroy (&config);
+        omni_config_destroy (&config);
         return rc < 0 ? 2 : 0;
     }
-    log_init ("omni-report", "warn", "kv");
-    const char *command = config_argc (config) == 1 ? config_arg (config, 0) : NULL;
+    omni_log_init ("omni-report", "warn", "kv");
+    const char *command = omni_config_argc (config) == 1 ? omni_config_arg (config, 0) : NULL;
     bool html = command && strcmp (command, "html") == 0;
     bool pdf = command && strcmp (command, "pdf") == 0;
     bool json = command && strcmp (command, "json") == 0;
@@ -243,14 +243,14 @@ main (int argc, char **argv)
         if (command)
             fprintf (stderr, "error: omni-report: unknown command \"%s\"\n", command);
         s_usage (stderr);
-        config_destroy (&config);
+        omni_config_destroy (&config);
         return 2;
     }
     if (top < 1 || top > 100000 || statement_timeout_ms < 0 || connect_timeout_ms < 0 ||
         give_up_ms < 0 || cache_ms < 0 || connections < 1 || connections > 5 || pool_min_rows < 0) {
         fprintf (stderr, "error: omni-report: top must be 1..100000, timeouts >= 0, "
                          "connections 1..5, pool_min_rows >= 0\n");
-        config_destroy (&config);
+        omni_config_destroy (&config);
         return 2;
     }
     if (serve) {
@@ -262,7 +262,7 @@ main (int argc, char **argv)
                                            .pool_min_rows = pool_min_rows ? pool_min_rows : -1,
                                            .connections = (int) connections};
         rc = s_serve (http, &server_options);
-        config_destroy (&config);
+        omni_config_destroy (&config);
         //  The pages drew charts: release cairo's and fontconfig's caches
         //  as the one-shot commands do, so a sanitizer sees no leak
         chart_shutdown ();
@@ -270,19 +270,20 @@ main (int argc, char **argv)
     }
     if (pdf && output && strcmp (output, "-") == 0) {
         fprintf (stderr, "error: omni-report: a PDF needs a file (-o FILE)\n");
-        config_destroy (&config);
+        omni_config_destroy (&config);
         return 2;
     }
 
     //  CURVE keys are checked before any work, as a usage error
-    curve_client_t *curve = NULL;
+    omni_curve_client_t *curve = NULL;
     char error[8192];
-    if (intake && curve_client_load (curve_key, curve_server_key, &curve, error, sizeof error)) {
+    if (intake &&
+        omni_curve_client_load (curve_key, curve_server_key, &curve, error, sizeof error)) {
         fprintf (stderr, "error: omni-report: %s\n", error);
-        config_destroy (&config);
+        omni_config_destroy (&config);
         return 2;
     }
-    pgconn_t *conn =
+    omni_pgconn_t *conn =
         gather_connect (dsn, statement_timeout_ms, connect_timeout_ms, error, sizeof error);
     model_t *model = NULL;
     if (conn) {
@@ -295,18 +296,18 @@ main (int argc, char **argv)
                                            .pool_min_rows = pool_min_rows ? pool_min_rows : -1,
                                            .connections = (int) connections};
         model = gather_report (conn, &gather_options, error, sizeof error);
-        pgconn_destroy (&conn);
+        omni_pgconn_destroy (&conn);
     }
     if (explain && model) {
         model_destroy (&model);
-        curve_client_destroy (&curve);
-        config_destroy (&config);
+        omni_curve_client_destroy (&curve);
+        omni_config_destroy (&config);
         return fflush (stdout) == 0 ? 0 : 1;
     }
     if (!model) {
         fprintf (stderr, "error: omni-report: %s\n", error);
-        curve_client_destroy (&curve);
-        config_destroy (&config);
+        omni_curve_client_destroy (&curve);
+        omni_config_destroy (&config);
         return 1;
     }
 
@@ -323,11 +324,11 @@ main (int argc, char **argv)
             snprintf (dir, sizeof dir, "%s/reports", dirname (copy));
             free (copy);
         }
-        if (util_mkdirs (dir) != 0) {
+        if (omni_util_mkdirs (dir) != 0) {
             fprintf (stderr, "error: omni-report: cannot make %s: %s\n", dir, strerror (errno));
             model_destroy (&model);
-            curve_client_destroy (&curve);
-            config_destroy (&config);
+            omni_curve_client_destroy (&curve);
+            omni_config_destroy (&config);
             return 1;
         }
         char slug[80], day[16];
@@ -362,7 +363,7 @@ main (int argc, char **argv)
         } else if (special)
             unlink (tmp);
     } else {
-        mpjson_buf_t buf = {0};
+        omni_mpjson_buf_t buf = {0};
         if (html)
             htmlout_render (model, &buf, NULL, NULL);
         else
@@ -376,7 +377,7 @@ main (int argc, char **argv)
             snprintf (error, sizeof error, "cannot write %s: %s", path, strerror (errno));
             rc = 1;
         }
-        mpjson_buf_free (&buf);
+        omni_mpjson_buf_free (&buf);
     }
     if (rc)
         fprintf (stderr, "error: omni-report: %s\n", error);
@@ -396,9 +397,9 @@ main (int argc, char **argv)
             fprintf (stderr, "omni-report: %d analysis.summary records accepted by %s\n", sent,
                      intake);
     }
-    curve_client_destroy (&curve);
+    omni_curve_client_destroy (&curve);
     model_destroy (&model);
-    config_destroy (&config);
+    omni_config_destroy (&config);
     chart_shutdown ();
     return rc;
 }

@@ -1,7 +1,7 @@
 /*  model: the report as data (see model.h). Plain arrays grown by
     doubling: a report holds a few sections of a few tables, and the
     largest table is the length of the history in weeks or the top N.        */
-#include "model.h"
+#include "tools/omni-report/model.h"
 
 #include <assert.h>
 #include <math.h>

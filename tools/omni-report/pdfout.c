@@ -1,9 +1,9 @@
 /*  pdfout: the report as a paginated PDF (see pdfout.h). A cursor walks
     down the page; anything that does not fit what is left starts a new
     page, so a long table goes on over pages with its header repeated.       */
-#include "pdfout.h"
-#include "chart.h"
-#include "selftest.h"
+#include "tools/omni-report/pdfout.h"
+#include "tools/omni-report/chart.h"
+#include "testsupport/selftest.h"
 
 #include <assert.h>
 #include <cairo-pdf.h>

@@ -5,7 +5,7 @@
 #ifndef OMNI_REPORT_PDFOUT_H
 #define OMNI_REPORT_PDFOUT_H
 
-#include "model.h"
+#include "tools/omni-report/model.h"
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -1,13 +1,13 @@
 /*  Self-tests of omni-report's classes.                                      */
-#include "analysis.h"
-#include "chart.h"
-#include "gather.h"
-#include "htmlout.h"
-#include "jsonout.h"
-#include "model.h"
-#include "pdfout.h"
-#include "selftest.h"
-#include "server.h"
+#include "tools/omni-report/analysis.h"
+#include "tools/omni-report/chart.h"
+#include "tools/omni-report/gather.h"
+#include "tools/omni-report/htmlout.h"
+#include "tools/omni-report/jsonout.h"
+#include "tools/omni-report/model.h"
+#include "tools/omni-report/pdfout.h"
+#include "testsupport/selftest.h"
+#include "tools/omni-report/server.h"
 
 int
 main (int argc, char **argv)

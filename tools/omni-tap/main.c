@@ -1,10 +1,10 @@
 /*  omni-tap: prints the records (and, with --rejects, the rejected inputs)
     that ingestd publishes on its tap, live, one JSON line each or in a
     readable form. Exits 0 on Ctrl-C / SIGTERM or after --count messages.   */
-#include "config.h"
-#include "curve.h"
-#include "log.h"
-#include "tap_printer.h"
+#include "common/config.h"
+#include "common/curve.h"
+#include "common/log.h"
+#include "tools/omni-tap/tap_printer.h"
 
 #include <assert.h>
 #include <czmq.h>
@@ -65,7 +65,7 @@ main (int argc, char **argv)
     char **kinds;
     bool rejects;
     int64_t count;
-    const config_option_t options[] = {
+    const omni_config_option_t options[] = {
         {"endpoint", CONFIG_ENDPOINT, "tcp://127.0.0.1:5552", "ingestd tap (XPUB) to connect to",
          &endpoint},
         {"kind", CONFIG_LIST, NULL,
@@ -86,42 +86,43 @@ main (int argc, char **argv)
     int merged_argc;
     char *merged;
     char **merged_argv = s_merge_kind_flags (argc, argv, &merged_argc, &merged);
-    config_t *config = config_new ("omni-tap", options);
-    int rc = config_load (config, merged_argc, merged_argv);
+    omni_config_t *config = omni_config_new ("omni-tap", options);
+    int rc = omni_config_load (config, merged_argc, merged_argv);
     free (merged_argv);
     free (merged);
     if (rc) {
-        config_destroy (&config);
+        omni_config_destroy (&config);
         return rc < 0 ? 2 : 0;
     }
     tap_format_t format;
     if (tap_format_parse (format_name, &format)) {
         fprintf (stderr, "error: omni-tap.format: bad value \"%s\" (expected json or pretty)\n",
                  format_name ? format_name : "");
-        config_destroy (&config);
+        omni_config_destroy (&config);
         return 2;
     }
     if (count < 0) {
         fprintf (stderr, "error: omni-tap.count: %lld is negative\n", (long long) count);
-        config_destroy (&config);
+        omni_config_destroy (&config);
         return 2;
     }
-    if (config_argc (config) > 0) {
+    if (omni_config_argc (config) > 0) {
         fprintf (stderr, "error: omni-tap takes no arguments, got \"%s\" (see --help)\n",
-                 config_arg (config, 0));
-        config_destroy (&config);
+                 omni_config_arg (config, 0));
+        omni_config_destroy (&config);
         return 2;
     }
-    if (log_init ("omni-tap", log_level, log_format)) {
+    if (omni_log_init ("omni-tap", log_level, log_format)) {
         fprintf (stderr, "error: omni-tap.log_level / log_format: bad value\n");
-        config_destroy (&config);
+        omni_config_destroy (&config);
         return 2;
     }
-    curve_client_t *curve = NULL;
+    omni_curve_client_t *curve = NULL;
     char curve_error[512];
-    if (curve_client_load (curve_key, curve_server_key, &curve, curve_error, sizeof curve_error)) {
+    if (omni_curve_client_load (curve_key, curve_server_key, &curve, curve_error,
+                                sizeof curve_error)) {
         fprintf (stderr, "error: omni-tap.%s\n", curve_error);
-        config_destroy (&config);
+        omni_config_destroy (&config);
         return 2;
     }
     //  A closed pipe (omni-tap | head) ends the tap quietly, not with SIGPIPE.
@@ -138,19 +139,19 @@ main (int argc, char **argv)
     size_t ntopics = 0;
     for (; topics[ntopics]; ntopics++)
         zsock_set_subscribe (sub, topics[ntopics]);
-    curve_watch_t *watch = NULL;
+    omni_curve_watch_t *watch = NULL;
     if (curve) {
-        curve_client_apply (curve, sub);
-        watch = curve_watch_new (sub, endpoint);
+        omni_curve_client_apply (curve, sub);
+        watch = omni_curve_watch_new (sub, endpoint);
     }
     if (zsock_connect (sub, "%s", endpoint)) {
         log_error ("tap.endpoint", "endpoint=%s error=\"%s\"", endpoint,
                    zmq_strerror (zmq_errno ()));
         free (topics);
-        curve_watch_destroy (&watch);
+        omni_curve_watch_destroy (&watch);
         zsock_destroy (&sub);
-        curve_client_destroy (&curve);
-        config_destroy (&config);
+        omni_curve_client_destroy (&curve);
+        omni_config_destroy (&config);
         return 2;
     }
     char topic_list[512] = "";
@@ -168,7 +169,7 @@ main (int argc, char **argv)
     size_t sizes[TAP_MAX_FRAMES];
     rc = 0;
     while (!zsys_interrupted && (count == 0 || tap_printer_printed (printer) < (size_t) count)) {
-        curve_watch_poll (watch);
+        omni_curve_watch_poll (watch);
         zmq_pollitem_t item = {zsock_resolve (sub), 0, ZMQ_POLLIN, 0};
         if (zmq_poll (&item, 1, 500) <= 0)
             continue; //  timeout or EINTR: the loop head checks zsys_interrupted
@@ -204,9 +205,9 @@ main (int argc, char **argv)
     log_info ("tap.stop", "printed=%zu bad=%zu", tap_printer_printed (printer),
               tap_printer_bad (printer));
     tap_printer_destroy (&printer);
-    curve_watch_destroy (&watch);
+    omni_curve_watch_destroy (&watch);
     zsock_destroy (&sub);
-    curve_client_destroy (&curve);
-    config_destroy (&config);
+    omni_curve_client_destroy (&curve);
+    omni_config_destroy (&config);
     return rc;
 }

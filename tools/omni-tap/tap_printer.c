@@ -5,10 +5,10 @@
     input, so every text of a reject goes through a UTF-8-checking escaper
     that replaces invalid bytes with U+FFFD rather than printing a line that
     no JSON reader accepts.                                                   */
-#include "tap_printer.h"
-#include "mpjson.h"
-#include "record.h"
-#include "util.h"
+#include "tools/omni-tap/tap_printer.h"
+#include "proto/mpjson.h"
+#include "proto/record.h"
+#include "common/util.h"
 
 #include <assert.h>
 #include <inttypes.h>
@@ -23,14 +23,14 @@ struct _tap_printer_t {
     tap_format_t format;
     bool show_rejects;
     msgpack_zone zone;
-    mpjson_buf_t out;     //  the text returned
-    mpjson_buf_t scratch; //  compact JSON before indenting
+    omni_mpjson_buf_t out;     //  the text returned
+    omni_mpjson_buf_t scratch; //  compact JSON before indenting
     size_t printed, bad;
 };
 
 //  Records on the tap passed ingestd's limits, whatever they were set to;
-//  only refuse what record_decode cannot represent at all.
-static const record_limits_t s_tap_limits = {SIZE_MAX, 64};
+//  only refuse what omni_record_decode cannot represent at all.
+static const omni_record_limits_t s_tap_limits = {SIZE_MAX, 64};
 
 int
 tap_format_parse (const char *name, tap_format_t *format)
@@ -90,33 +90,33 @@ tap_printer_destroy (tap_printer_t **self_p)
     if (!self)
         return;
     msgpack_zone_destroy (&self->zone);
-    mpjson_buf_free (&self->out);
-    mpjson_buf_free (&self->scratch);
+    omni_mpjson_buf_free (&self->out);
+    omni_mpjson_buf_free (&self->scratch);
     free (self);
     *self_p = NULL;
 }
 
 static void
-s_json_text (mpjson_buf_t *buf, const void *data, size_t len)
+s_json_text (omni_mpjson_buf_t *buf, const void *data, size_t len)
 {
-    mpjson_append (buf, "\"", 1);
-    mpjson_escaped (buf, data, len, true);
-    mpjson_append (buf, "\"", 1);
+    omni_mpjson_append (buf, "\"", 1);
+    omni_mpjson_escaped (buf, data, len, true);
+    omni_mpjson_append (buf, "\"", 1);
 }
 
 static void
-s_hex (mpjson_buf_t *buf, const void *data, size_t len)
+s_hex (omni_mpjson_buf_t *buf, const void *data, size_t len)
 {
     char hex[2 * TAP_RAW_HEX_MAX + 1];
     if (len > TAP_RAW_HEX_MAX)
         len = TAP_RAW_HEX_MAX;
-    util_hex (data, len, hex);
-    mpjson_append (buf, hex, 2 * len);
+    omni_util_hex (data, len, hex);
+    omni_mpjson_append (buf, hex, 2 * len);
 }
 
 //  ISO 8601 UTC with nanoseconds: 2023-11-14T22:13:20.000000001Z.
 static void
-s_iso_time (mpjson_buf_t *buf, int64_t ts)
+s_iso_time (omni_mpjson_buf_t *buf, int64_t ts)
 {
     int64_t sec = ts / 1000000000, nsec = ts % 1000000000;
     if (nsec < 0) {
@@ -128,25 +128,25 @@ s_iso_time (mpjson_buf_t *buf, int64_t ts)
     char text[64];
     if (!gmtime_r (&t, &tm) || !strftime (text, sizeof text, "%Y-%m-%dT%H:%M:%S", &tm)) {
         snprintf (text, sizeof text, "@%" PRId64, ts);
-        mpjson_append (buf, text, strlen (text));
+        omni_mpjson_append (buf, text, strlen (text));
         return;
     }
-    mpjson_append (buf, text, strlen (text));
-    mpjson_append (buf, text, (size_t) snprintf (text, sizeof text, ".%09" PRId64 "Z", nsec));
+    omni_mpjson_append (buf, text, strlen (text));
+    omni_mpjson_append (buf, text, (size_t) snprintf (text, sizeof text, ".%09" PRId64 "Z", nsec));
 }
 
 static void
-s_indent (mpjson_buf_t *buf, int level)
+s_indent (omni_mpjson_buf_t *buf, int level)
 {
-    mpjson_append (buf, "\n", 1);
+    omni_mpjson_append (buf, "\n", 1);
     for (int i = 0; i < level; i++)
-        mpjson_append (buf, "  ", 2);
+        omni_mpjson_append (buf, "  ", 2);
 }
 
 //  Re-indents compact JSON (as mpjson writes it: no whitespace outside
 //  strings), two spaces a level, starting at `level`; empty {} and [] stay.
 static void
-s_pretty_json (mpjson_buf_t *buf, const char *json, size_t len, int level)
+s_pretty_json (omni_mpjson_buf_t *buf, const char *json, size_t len, int level)
 {
     bool in_string = false;
     size_t run = 0;
@@ -165,69 +165,69 @@ s_pretty_json (mpjson_buf_t *buf, const char *json, size_t len, int level)
         }
         if (c != '{' && c != '[' && c != '}' && c != ']' && c != ',' && c != ':')
             continue;
-        mpjson_append (buf, json + run, i - run);
+        omni_mpjson_append (buf, json + run, i - run);
         run = i + 1;
         if ((c == '{' || c == '[') && i + 1 < len && (json[i + 1] == '}' || json[i + 1] == ']')) {
-            mpjson_append (buf, json + i, 2);
+            omni_mpjson_append (buf, json + i, 2);
             run = ++i + 1;
         } else if (c == '{' || c == '[') {
-            mpjson_append (buf, &c, 1);
+            omni_mpjson_append (buf, &c, 1);
             s_indent (buf, ++level);
         } else if (c == '}' || c == ']') {
             s_indent (buf, --level);
-            mpjson_append (buf, &c, 1);
+            omni_mpjson_append (buf, &c, 1);
         } else if (c == ',') {
-            mpjson_append (buf, ",", 1);
+            omni_mpjson_append (buf, ",", 1);
             s_indent (buf, level);
         } else
-            mpjson_append (buf, ": ", 2);
+            omni_mpjson_append (buf, ": ", 2);
     }
-    mpjson_append (buf, json + run, len - run);
+    omni_mpjson_append (buf, json + run, len - run);
 }
 
 static void
-s_field (mpjson_buf_t *buf, const char *name, record_str_t value)
+s_field (omni_mpjson_buf_t *buf, const char *name, omni_record_str_t value)
 {
-    mpjson_append (buf, " ", 1);
-    mpjson_append (buf, name, strlen (name));
-    mpjson_append (buf, "=", 1);
+    omni_mpjson_append (buf, " ", 1);
+    omni_mpjson_append (buf, name, strlen (name));
+    omni_mpjson_append (buf, "=", 1);
     //  Escaped: a control character in a source name must not reach the terminal.
-    mpjson_escaped (buf, value.ptr, value.len, true);
+    omni_mpjson_escaped (buf, value.ptr, value.len, true);
 }
 
 static void
-s_record_pretty (tap_printer_t *self, const record_t *record)
+s_record_pretty (tap_printer_t *self, const omni_record_t *record)
 {
-    mpjson_buf_t *out = &self->out;
+    omni_mpjson_buf_t *out = &self->out;
     char hex[2 * RECORD_ID_SIZE + 1];
-    mpjson_escaped (out, record->kind.ptr, record->kind.len, true);
-    mpjson_append (out, " ", 1);
+    omni_mpjson_escaped (out, record->kind.ptr, record->kind.len, true);
+    omni_mpjson_append (out, " ", 1);
     s_field (out, "src", record->src);
-    util_hex (record->id, RECORD_ID_SIZE, hex);
-    mpjson_append (out, " id=", 4);
-    mpjson_append (out, hex, strlen (hex));
-    mpjson_append (out, " ts=", 4);
+    omni_util_hex (record->id, RECORD_ID_SIZE, hex);
+    omni_mpjson_append (out, " id=", 4);
+    omni_mpjson_append (out, hex, strlen (hex));
+    omni_mpjson_append (out, " ts=", 4);
     s_iso_time (out, record->ts);
     s_field (out, "col", record->col);
     s_field (out, "run", record->run);
     if (record->tags) {
-        mpjson_buf_reset (&self->scratch);
-        mpjson_value (&self->scratch, record->tags);
-        mpjson_append (out, "\n  tags ", 8);
-        mpjson_append (out, self->scratch.data, self->scratch.size);
+        omni_mpjson_buf_reset (&self->scratch);
+        omni_mpjson_value (&self->scratch, record->tags);
+        omni_mpjson_append (out, "\n  tags ", 8);
+        omni_mpjson_append (out, self->scratch.data, self->scratch.size);
     }
-    mpjson_buf_reset (&self->scratch);
-    mpjson_value (&self->scratch, record->body);
-    mpjson_append (out, "\n  ", 3);
+    omni_mpjson_buf_reset (&self->scratch);
+    omni_mpjson_value (&self->scratch, record->body);
+    omni_mpjson_append (out, "\n  ", 3);
     s_pretty_json (out, self->scratch.data, self->scratch.size, 1);
-    mpjson_append (out, "\n", 1);
+    omni_mpjson_append (out, "\n", 1);
 }
 
 static tap_result_t
 s_bad (tap_printer_t *self, const char *text, size_t *size)
 {
-    mpjson_buf_reset (&self->out);
-    mpjson_append (&self->out, text, strlen (text));
+    omni_mpjson_buf_reset (&self->out);
+    omni_mpjson_append (&self->out, text, strlen (text));
     *size = self->out.size;
     self->bad++;
     return TAP_BAD;
@@ -237,8 +237,8 @@ tap_result_t
 tap_printer_format (tap_printer_t *self, const void *const *frames, const size_t *sizes,
                     size_t count, const char **text, size_t *size)
 {
-    mpjson_buf_reset (&self->out);
-    mpjson_append (&self->out, "", 0); //  text is never NULL
+    omni_mpjson_buf_reset (&self->out);
+    omni_mpjson_append (&self->out, "", 0); //  text is never NULL
     *text = self->out.data;
     *size = 0;
     const size_t topic_len = strlen (TAP_REJECT_TOPIC);
@@ -252,31 +252,32 @@ tap_printer_format (tap_printer_t *self, const void *const *frames, const size_t
         //  being cut at 4 KiB; without it the raw bytes are the whole input.
         uint64_t whole = sizes[3];
         if (count == 5 && sizes[4] == 8)
-            whole = util_get_be (frames[4], 8);
-        mpjson_buf_t *out = &self->out;
+            whole = omni_util_get_be (frames[4], 8);
+        omni_mpjson_buf_t *out = &self->out;
         char number[32];
         if (self->format == TAP_FORMAT_JSON) {
-            mpjson_append (out, "{\"reject\":", 10);
+            omni_mpjson_append (out, "{\"reject\":", 10);
             s_json_text (out, frames[1], sizes[1]);
-            mpjson_append (out, ",\"detail\":", 10);
+            omni_mpjson_append (out, ",\"detail\":", 10);
             s_json_text (out, frames[2], sizes[2]);
-            mpjson_append (out, number,
-                           (size_t) snprintf (number, sizeof number, ",\"size\":%" PRIu64, whole));
-            mpjson_append (out, ",\"raw_hex\":\"", 12);
+            omni_mpjson_append (
+                out, number,
+                (size_t) snprintf (number, sizeof number, ",\"size\":%" PRIu64, whole));
+            omni_mpjson_append (out, ",\"raw_hex\":\"", 12);
             s_hex (out, frames[3], sizes[3]);
-            mpjson_append (out, "\"}\n", 3);
+            omni_mpjson_append (out, "\"}\n", 3);
         } else {
-            mpjson_append (out, "!reject  ", 9);
-            mpjson_escaped (out, frames[1], sizes[1], true);
-            mpjson_append (out, number,
-                           (size_t) snprintf (number, sizeof number, "  size=%" PRIu64, whole));
-            mpjson_append (out, "\n  detail ", 10);
+            omni_mpjson_append (out, "!reject  ", 9);
+            omni_mpjson_escaped (out, frames[1], sizes[1], true);
+            omni_mpjson_append (
+                out, number, (size_t) snprintf (number, sizeof number, "  size=%" PRIu64, whole));
+            omni_mpjson_append (out, "\n  detail ", 10);
             s_json_text (out, frames[2], sizes[2]);
-            mpjson_append (out, "\n  raw ", 7);
+            omni_mpjson_append (out, "\n  raw ", 7);
             s_hex (out, frames[3], sizes[3]);
             if (sizes[3] > TAP_RAW_HEX_MAX)
-                mpjson_append (out, "...", 3);
-            mpjson_append (out, "\n", 1);
+                omni_mpjson_append (out, "...", 3);
+            omni_mpjson_append (out, "\n", 1);
         }
         *text = out->data;
         *size = out->size;
@@ -285,19 +286,20 @@ tap_printer_format (tap_printer_t *self, const void *const *frames, const size_t
     }
     if (count != 2)
         return s_bad (self, "record message without 2 frames", size);
-    record_t record;
+    omni_record_t record;
     char detail[256];
     msgpack_zone_clear (&self->zone);
-    record_reject_t reason = record_decode (&record, &self->zone, frames[1], sizes[1],
-                                            &s_tap_limits, detail, sizeof detail);
+    omni_record_reject_t reason = omni_record_decode (&record, &self->zone, frames[1], sizes[1],
+                                                      &s_tap_limits, detail, sizeof detail);
     if (reason != REJECT_NONE) {
         char why[320];
-        snprintf (why, sizeof why, "record refused: %s: %s", record_reject_name (reason), detail);
+        snprintf (why, sizeof why, "record refused: %s: %s", omni_record_reject_name (reason),
+                  detail);
         return s_bad (self, why, size);
     }
     if (self->format == TAP_FORMAT_JSON) {
-        mpjson_record (&self->out, &record);
-        mpjson_append (&self->out, "\n", 1);
+        omni_mpjson_record (&self->out, &record);
+        omni_mpjson_append (&self->out, "\n", 1);
     } else
         s_record_pretty (self, &record);
     *text = self->out.data;
@@ -368,9 +370,10 @@ tap_printer_test (bool verbose)
     assert (tap_format_parse (NULL, &format) == -1);
 
     //  A known record, formatted exactly.
-    record_encoder_t *enc = record_encoder_new ();
-    record_encoder_begin (enc, "git.branch", "repo-a", "col-1", "run-1", 1700000000000000001LL);
-    msgpack_packer *pk = record_encoder_body (enc);
+    omni_record_encoder_t *enc = omni_record_encoder_new ();
+    omni_record_encoder_begin (enc, "git.branch", "repo-a", "col-1", "run-1",
+                               1700000000000000001LL);
+    msgpack_packer *pk = omni_record_encoder_body (enc);
     msgpack_pack_map (pk, 3);
     msgpack_pack_str_with_body (pk, "name", 4);
     msgpack_pack_str_with_body (pk, "main", 4);
@@ -378,13 +381,13 @@ tap_printer_test (bool verbose)
     msgpack_pack_str_with_body (pk, "abc", 3);
     msgpack_pack_str_with_body (pk, "head", 4);
     msgpack_pack_true (pk);
-    record_encoder_tag (enc, "env", "prod");
+    omni_record_encoder_tag (enc, "env", "prod");
     const void *data;
     size_t data_size;
     char detail[256];
-    assert (record_encoder_end (enc, &data, &data_size, detail, sizeof detail) == 0);
+    assert (omni_record_encoder_end (enc, &data, &data_size, detail, sizeof detail) == 0);
     char id[2 * RECORD_ID_SIZE + 1];
-    util_hex (record_encoder_id (enc), RECORD_ID_SIZE, id);
+    omni_util_hex (omni_record_encoder_id (enc), RECORD_ID_SIZE, id);
 
     tap_printer_t *json = tap_printer_new (TAP_FORMAT_JSON, false);
     const char *text;
@@ -418,8 +421,8 @@ tap_printer_test (bool verbose)
 
     //  Nested bodies, empty containers, strings holding JSON punctuation
     //  and escapes, a time before the epoch.
-    record_encoder_begin (enc, "x.test", "s", "c", "r", -1);
-    pk = record_encoder_body (enc);
+    omni_record_encoder_begin (enc, "x.test", "s", "c", "r", -1);
+    pk = omni_record_encoder_body (enc);
     msgpack_pack_map (pk, 3);
     msgpack_pack_str_with_body (pk, "a", 1);
     msgpack_pack_array (pk, 2);
@@ -429,8 +432,8 @@ tap_printer_test (bool verbose)
     msgpack_pack_str_with_body (pk, "{x,\"y\":[]}", 10);
     msgpack_pack_str_with_body (pk, "c", 1);
     msgpack_pack_array (pk, 0);
-    assert (record_encoder_end (enc, &data, &data_size, detail, sizeof detail) == 0);
-    util_hex (record_encoder_id (enc), RECORD_ID_SIZE, id);
+    assert (omni_record_encoder_end (enc, &data, &data_size, detail, sizeof detail) == 0);
+    omni_util_hex (omni_record_encoder_id (enc), RECORD_ID_SIZE, id);
     assert (s_format2 (pretty, "x.test", data, data_size, &text, &size) == TAP_PRINTED);
     snprintf (expected, sizeof expected,
               "x.test  src=s id=%s ts=1969-12-31T23:59:59.999999999Z col=c run=r\n"
@@ -505,5 +508,5 @@ tap_printer_test (bool verbose)
     tap_printer_destroy (&rejects);
     tap_printer_destroy (&pretty_rejects);
     assert (json == NULL);
-    record_encoder_destroy (&enc);
+    omni_record_encoder_destroy (&enc);
 }

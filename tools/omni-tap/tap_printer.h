@@ -2,7 +2,7 @@
     proto/PROTOCOL.md), and which topics it subscribes to.
 
     An accepted record, [kind, record], becomes the record as one JSON line
-    (mpjson_record), or in pretty form a header line
+    (omni_mpjson_record), or in pretty form a header line
         git.commit  src=repo id=<hex> ts=2023-11-14T22:13:20.000000000Z col=.. run=..
     followed by the tags and the body as indented JSON. A reject,
     ["!reject", reason, detail, raw], becomes

@@ -2,11 +2,11 @@
 
     Values go through statement parameters; the one identifier that must be
     in SQL text (the role of GRANT omni_viewer TO ...) is quoted by libpq.  */
-#include "access.h"
-#include "log.h"
-#include "pgconn.h"
-#include "pgtest.h"
-#include "shared_sql.h"
+#include "tools/omnictl/access.h"
+#include "common/log.h"
+#include "common/pgconn.h"
+#include "testsupport/pgtest.h"
+#include "common/shared_sql.h"
 
 #include <assert.h>
 #include <stdio.h>
@@ -18,7 +18,7 @@
 #define S_ROLE_MAX    63 //  NAMEDATALEN - 1
 
 struct _access_t {
-    pgconn_t *conn;
+    omni_pgconn_t *conn;
     char database[128];
 };
 
@@ -77,12 +77,12 @@ access_valid_role (const char *role, char *error, size_t error_size)
 static void
 s_error (access_t *self, const char *what, char *out, size_t size)
 {
-    const char *sqlstate = pgconn_sqlstate (self->conn);
+    const char *sqlstate = omni_pgconn_sqlstate (self->conn);
     const char *hint = "";
     if (strcmp (sqlstate, "42501") == 0)
         hint = " (hint: run omnictl as the writers' role, which owns omni_access_grants, or "
                "as a superuser; granting omni_viewer needs a superuser or CREATEROLE)";
-    snprintf (out, size, "%s: %s%s", what, pgconn_error (self->conn), hint);
+    snprintf (out, size, "%s: %s%s", what, omni_pgconn_error (self->conn), hint);
 }
 
 access_t *
@@ -90,24 +90,24 @@ access_new (const char *dsn, char *error, size_t error_size)
 {
     access_t *self = calloc (1, sizeof *self);
     assert (self);
-    self->conn = pgconn_new (dsn, error, error_size);
+    self->conn = omni_pgconn_new (dsn, error, error_size);
     if (!self->conn) {
         free (self);
         return NULL;
     }
-    pgconn_set_backoff (self->conn, 0, 0);
-    if (pgconn_ensure (self->conn)) {
+    omni_pgconn_set_backoff (self->conn, 0, 0);
+    if (omni_pgconn_ensure (self->conn)) {
         snprintf (error, error_size, "cannot connect to PostgreSQL (%s): %s (hint: --dsn)",
-                  pgconn_display (self->conn), pgconn_error (self->conn));
+                  omni_pgconn_display (self->conn), omni_pgconn_error (self->conn));
         access_destroy (&self);
         return NULL;
     }
-    snprintf (self->database, sizeof self->database, "%s", PQdb (pgconn_handle (self->conn)));
+    snprintf (self->database, sizeof self->database, "%s", PQdb (omni_pgconn_handle (self->conn)));
     char present[8];
-    if (pgconn_scalar (self->conn,
-                       "SELECT to_regclass ('omni_access_grants') IS NOT NULL AND "
-                       "to_regprocedure ('omni_visible_patterns(name)') IS NOT NULL",
-                       0, NULL, present, sizeof present)) {
+    if (omni_pgconn_scalar (self->conn,
+                            "SELECT to_regclass ('omni_access_grants') IS NOT NULL AND "
+                            "to_regprocedure ('omni_visible_patterns(name)') IS NOT NULL",
+                            0, NULL, present, sizeof present)) {
         s_error (self, "cannot read the catalog", error, error_size);
         access_destroy (&self);
         return NULL;
@@ -131,7 +131,7 @@ access_destroy (access_t **self_p)
     if (!*self_p)
         return;
     access_t *self = *self_p;
-    pgconn_destroy (&self->conn);
+    omni_pgconn_destroy (&self->conn);
     free (self);
     *self_p = NULL;
 }
@@ -142,25 +142,26 @@ typedef struct {
 } s_grant_t;
 
 static int
-s_grant (pgconn_t *conn, void *arg)
+s_grant (omni_pgconn_t *conn, void *arg)
 {
     s_grant_t *grant = arg;
     const char *params[] = {grant->role, grant->pattern};
-    PGresult *result = pgconn_query (conn,
-                                     "INSERT INTO omni_access_grants (role, pattern) "
-                                     "VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING role",
-                                     2, params);
+    PGresult *result = omni_pgconn_query (conn,
+                                          "INSERT INTO omni_access_grants (role, pattern) "
+                                          "VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING role",
+                                          2, params);
     if (!result)
         return -1;
     grant->added = PQntuples (result) == 1;
     PQclear (result);
-    char *quoted = PQescapeIdentifier (pgconn_handle (conn), grant->role, strlen (grant->role));
+    char *quoted =
+        PQescapeIdentifier (omni_pgconn_handle (conn), grant->role, strlen (grant->role));
     if (!quoted)
         return -1;
     char sql[256];
     snprintf (sql, sizeof sql, "GRANT omni_viewer TO %s", quoted);
     PQfreemem (quoted);
-    return pgconn_exec (conn, sql) == PGCONN_OK ? 0 : -1;
+    return omni_pgconn_exec (conn, sql) == PGCONN_OK ? 0 : -1;
 }
 
 //  " (N of M sources here match now)" when this database has relationald's
@@ -170,15 +171,15 @@ s_matching (access_t *self, const char *pattern, char *out, size_t size)
 {
     *out = 0;
     char present[8], count[64];
-    if (pgconn_scalar (self->conn, "SELECT to_regclass ('sources') IS NOT NULL", 0, NULL, present,
-                       sizeof present) ||
+    if (omni_pgconn_scalar (self->conn, "SELECT to_regclass ('sources') IS NOT NULL", 0, NULL,
+                            present, sizeof present) ||
         strcmp (present, "t"))
         return;
     const char *params[] = {pattern};
-    if (pgconn_scalar (self->conn,
-                       "SELECT count (*) FILTER (WHERE name LIKE $1) || ' of ' || count (*) "
-                       "FROM sources",
-                       1, params, count, sizeof count) == 0)
+    if (omni_pgconn_scalar (self->conn,
+                            "SELECT count (*) FILTER (WHERE name LIKE $1) || ' of ' || count (*) "
+                            "FROM sources",
+                            1, params, count, sizeof count) == 0)
         snprintf (out, size, " (%s sources here match now)", count);
 }
 
@@ -187,8 +188,8 @@ access_grant (access_t *self, const char *role, const char *pattern, char *out, 
 {
     const char *params[] = {role};
     char found[8];
-    if (pgconn_scalar (self->conn, "SELECT count (*) FROM pg_roles WHERE rolname = $1", 1, params,
-                       found, sizeof found)) {
+    if (omni_pgconn_scalar (self->conn, "SELECT count (*) FROM pg_roles WHERE rolname = $1", 1,
+                            params, found, sizeof found)) {
         s_error (self, "cannot read pg_roles", out, out_size);
         return -1;
     }
@@ -200,7 +201,7 @@ access_grant (access_t *self, const char *role, const char *pattern, char *out, 
         return -1;
     }
     s_grant_t grant = {role, pattern, false};
-    if (pgconn_transaction (self->conn, s_grant, &grant) != PGCONN_OK) {
+    if (omni_pgconn_transaction (self->conn, s_grant, &grant) != PGCONN_OK) {
         s_error (self, "grant failed", out, out_size);
         return -1;
     }
@@ -216,13 +217,13 @@ int
 access_revoke (access_t *self, const char *role, const char *pattern, char *out, size_t out_size)
 {
     const char *params[] = {role, pattern};
-    PGresult *result = pgconn_query (self->conn,
-                                     "WITH gone AS (DELETE FROM omni_access_grants "
-                                     "WHERE role = $1 AND pattern = $2 RETURNING role) "
-                                     "SELECT (SELECT count (*) FROM gone), "
-                                     "(SELECT count (*) FROM omni_access_grants "
-                                     " WHERE role = $1) - (SELECT count (*) FROM gone)",
-                                     2, params);
+    PGresult *result = omni_pgconn_query (self->conn,
+                                          "WITH gone AS (DELETE FROM omni_access_grants "
+                                          "WHERE role = $1 AND pattern = $2 RETURNING role) "
+                                          "SELECT (SELECT count (*) FROM gone), "
+                                          "(SELECT count (*) FROM omni_access_grants "
+                                          " WHERE role = $1) - (SELECT count (*) FROM gone)",
+                                          2, params);
     if (!result) {
         s_error (self, "revoke failed", out, out_size);
         return -1;
@@ -247,12 +248,12 @@ char *
 access_list (access_t *self, char *error, size_t error_size)
 {
     PGresult *result =
-        pgconn_query (self->conn,
-                      "SELECT g.role, g.pattern, to_char (g.granted AT TIME ZONE 'UTC', "
-                      "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), r.rolname IS NULL "
-                      "FROM omni_access_grants g LEFT JOIN pg_roles r ON r.rolname = g.role "
-                      "ORDER BY g.role, g.pattern",
-                      0, NULL);
+        omni_pgconn_query (self->conn,
+                           "SELECT g.role, g.pattern, to_char (g.granted AT TIME ZONE 'UTC', "
+                           "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), r.rolname IS NULL "
+                           "FROM omni_access_grants g LEFT JOIN pg_roles r ON r.rolname = g.role "
+                           "ORDER BY g.role, g.pattern",
+                           0, NULL);
     if (!result) {
         s_error (self, "cannot read omni_access_grants", error, error_size);
         return NULL;
@@ -292,7 +293,7 @@ void
 access_test (bool verbose)
 {
     if (!verbose)
-        log_init ("access-test", "error", "kv");
+        omni_log_init ("access-test", "error", "kv");
     char error[1024];
     assert (access_valid_pattern ("github.com/acme/%", error, sizeof error));
     assert (access_valid_pattern ("a\\\\", error, sizeof error));
@@ -317,17 +318,18 @@ access_test (bool verbose)
     //  Not migrated: a clear error naming the database and the remedy
     assert (!access_new (dsn, error, sizeof error));
     assert (strstr (error, "no per-project access tables") && strstr (error, "relationald"));
-    pgconn_t *admin = pgconn_new (dsn, error, sizeof error);
-    assert (admin && pgconn_ensure (admin) == 0);
-    assert (pgconn_exec (admin, "BEGIN") == PGCONN_OK);
-    assert (pgconn_exec (admin, shared_sql_access) == PGCONN_OK);
-    assert (pgconn_exec (admin, "CREATE TABLE sources (id int, name text); INSERT INTO sources "
-                                "VALUES (1, 'github.com/acme/a'), (2, 'github.com/other/b'); "
-                                "COMMIT") == PGCONN_OK);
+    omni_pgconn_t *admin = omni_pgconn_new (dsn, error, sizeof error);
+    assert (admin && omni_pgconn_ensure (admin) == 0);
+    assert (omni_pgconn_exec (admin, "BEGIN") == PGCONN_OK);
+    assert (omni_pgconn_exec (admin, omni_shared_sql_access) == PGCONN_OK);
+    assert (omni_pgconn_exec (admin,
+                              "CREATE TABLE sources (id int, name text); INSERT INTO sources "
+                              "VALUES (1, 'github.com/acme/a'), (2, 'github.com/other/b'); "
+                              "COMMIT") == PGCONN_OK);
     char role[64], sql[256];
     snprintf (role, sizeof role, "omni_test_access_%d", (int) getpid ());
     snprintf (sql, sizeof sql, "CREATE ROLE %s LOGIN", role);
-    assert (pgconn_exec (admin, sql) == PGCONN_OK);
+    assert (omni_pgconn_exec (admin, sql) == PGCONN_OK);
 
     access_t *access = access_new (dsn, error, sizeof error);
     assert (access);
@@ -358,8 +360,8 @@ access_test (bool verbose)
     assert (!access);
 
     snprintf (sql, sizeof sql, "REVOKE omni_viewer FROM %s; DROP ROLE %s", role, role);
-    assert (pgconn_exec (admin, sql) == PGCONN_OK);
-    pgconn_destroy (&admin);
+    assert (omni_pgconn_exec (admin, sql) == PGCONN_OK);
+    omni_pgconn_destroy (&admin);
     pgtest_db_drop (dsn);
     free (dsn);
 }

@@ -1,6 +1,6 @@
 /*  archread: an archive's lines, plain and zstd (see archread.h).          */
-#include "archread.h"
-#include "archive.h"
+#include "tools/omnictl/archread.h"
+#include "archiverd/archive.h"
 
 #include <assert.h>
 #include <dirent.h>
@@ -511,7 +511,7 @@ archread_parse_time (const char *text, int64_t *ns)
 
 //  ---------------------------------------------------------------------------
 
-#include "selftest.h"
+#include "testsupport/selftest.h"
 
 static void
 s_test_write (const char *root, const char *path, const void *data, size_t size, bool zst)

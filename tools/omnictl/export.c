@@ -6,10 +6,10 @@
     column names of each kind, the second writes the rows. Memory is the
     column names, not the records. The first pass is quiet; damage is
     reported once, by the second.                                           */
-#include "export.h"
-#include "archive.h"
-#include "jsonrec.h"
-#include "util.h"
+#include "tools/omnictl/export.h"
+#include "archiverd/archive.h"
+#include "tools/omnictl/jsonrec.h"
+#include "common/util.h"
 
 #include <assert.h>
 #include <czmq.h>
@@ -571,7 +571,7 @@ export_run (const export_config_t *config)
         size_t n = strlen (self.dir);
         while (n > 1 && self.dir[n - 1] == '/')
             self.dir[--n] = 0;
-        if (util_mkdirs (self.dir)) {
+        if (omni_util_mkdirs (self.dir)) {
             fprintf (stderr, "error: omnictl export: %s: %s\n", self.dir, strerror (errno));
             rc = 1;
             goto done;
@@ -649,7 +649,7 @@ done:
 //  ---------------------------------------------------------------------------
 //  Self-test
 
-#include "selftest.h"
+#include "testsupport/selftest.h"
 
 static void
 s_test_write (const char *root, const char *path, const char *text)
@@ -658,7 +658,7 @@ s_test_write (const char *root, const char *path, const char *text)
     snprintf (full, sizeof full, "%s/%s", root, path);
     char *slash = strrchr (full, '/');
     *slash = 0;
-    util_mkdirs (full);
+    omni_util_mkdirs (full);
     *slash = '/';
     FILE *f = fopen (full, "wb");
     assert (f);

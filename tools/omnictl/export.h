@@ -21,7 +21,7 @@
 #ifndef OMNI_EXPORT_H
 #define OMNI_EXPORT_H
 
-#include "archread.h"
+#include "tools/omnictl/archread.h"
 
 #include <stdbool.h>
 

@@ -7,10 +7,10 @@
     their count is known, in msgpack-c's smallest form, so the bytes are
     the record's own. jansson still builds the tree that the YAML and CSV
     writers walk, after the scanner has accepted the line.                  */
-#include "jsonrec.h"
-#include "mpjson.h"
-#include "record.h"
-#include "util.h"
+#include "tools/omnictl/jsonrec.h"
+#include "proto/mpjson.h"
+#include "proto/record.h"
+#include "common/util.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -237,7 +237,8 @@ s_string (s_scan_t *sc, const char **text, size_t *len)
         if (c < 0x20)
             return s_fail (sc, "control character in a string");
         if (c >= 0x80) {
-            size_t n = util_utf8_len ((const uint8_t *) sc->p, (size_t) (sc->end - sc->p), NULL);
+            size_t n =
+                omni_util_utf8_len ((const uint8_t *) sc->p, (size_t) (sc->end - sc->p), NULL);
             if (!n)
                 return s_fail (sc, "invalid UTF-8 in a string");
             sc->p += n;
@@ -502,10 +503,10 @@ s_object (s_scan_t *sc, bool top)
                 return -1;
             if (which == K_ID) {
                 uint8_t id[RECORD_ID_SIZE];
-                char hex[2 * RECORD_ID_SIZE + 1] = ""; //  util_unhex reads a C string
+                char hex[2 * RECORD_ID_SIZE + 1] = ""; //  omni_util_unhex reads a C string
                 if (is_string && len == 2 * RECORD_ID_SIZE)
                     memcpy (hex, text, len);
-                if (!*hex || util_unhex (hex, id, RECORD_ID_SIZE)) {
+                if (!*hex || omni_util_unhex (hex, id, RECORD_ID_SIZE)) {
                     snprintf (sc->error, sc->error_size, "\"id\" is not %d hex digits",
                               2 * RECORD_ID_SIZE);
                     return -1;
@@ -689,23 +690,24 @@ jsonrec_ts (jsonrec_t *self)
 //  Encodes a record, writes its archive line, reads the line back: the
 //  bytes must be the encoder's.
 static void
-s_test_round_trip (jsonrec_t *self, record_encoder_t *enc)
+s_test_round_trip (jsonrec_t *self, omni_record_encoder_t *enc)
 {
     const void *data, *back;
     size_t size, back_size;
     char detail[256];
-    assert (record_encoder_end (enc, &data, &size, detail, sizeof detail) == 0);
+    assert (omni_record_encoder_end (enc, &data, &size, detail, sizeof detail) == 0);
     msgpack_zone zone;
     msgpack_zone_init (&zone, 4096);
-    record_t record;
-    assert (record_decode (&record, &zone, data, size, NULL, detail, sizeof detail) == REJECT_NONE);
-    mpjson_buf_t line = {0};
-    mpjson_record (&line, &record);
+    omni_record_t record;
+    assert (omni_record_decode (&record, &zone, data, size, NULL, detail, sizeof detail) ==
+            REJECT_NONE);
+    omni_mpjson_buf_t line = {0};
+    omni_mpjson_record (&line, &record);
     int rc = jsonrec_pack (self, line.data, line.size, &back, &back_size, detail, sizeof detail);
     if (rc || back_size != size || memcmp (back, data, size))
         fprintf (stderr, "round trip differs: %s (%s)\n", line.data, rc ? detail : "bytes");
     assert (rc == 0 && back_size == size && memcmp (back, data, size) == 0);
-    mpjson_buf_free (&line);
+    omni_mpjson_buf_free (&line);
     msgpack_zone_destroy (&zone);
 }
 
@@ -714,117 +716,117 @@ jsonrec_test (bool verbose)
 {
     (void) verbose;
     jsonrec_t *self = jsonrec_new ();
-    record_encoder_t *enc = record_encoder_new ();
+    omni_record_encoder_t *enc = omni_record_encoder_new ();
 
     //  A commit: strings with escapes and non-ASCII, ints of every width,
     //  negative ones, an array of maps, a binary field.
-    record_encoder_begin (enc, "git.commit", "git@example.com:a/b.git", "col-1", "run-1",
-                          1700000000123456789LL);
-    msgpack_packer *pk = record_encoder_body (enc);
+    omni_record_encoder_begin (enc, "git.commit", "git@example.com:a/b.git", "col-1", "run-1",
+                               1700000000123456789LL);
+    msgpack_packer *pk = omni_record_encoder_body (enc);
     msgpack_pack_map (pk, 17);
-    record_pack_str (pk, "sha");
-    record_pack_str (pk, "0123456789abcdef0123456789abcdef01234567");
-    record_pack_str (pk, "parents");
+    omni_record_pack_str (pk, "sha");
+    omni_record_pack_str (pk, "0123456789abcdef0123456789abcdef01234567");
+    omni_record_pack_str (pk, "parents");
     msgpack_pack_array (pk, 0);
-    record_pack_str (pk, "author_name");
-    record_pack_str (pk, "J\xc3\xa9r\xc3\xb4me \"q\"\t\\");
-    record_pack_str (pk, "author_email");
-    record_pack_str (pk, "");
-    record_pack_str (pk, "author_time");
+    omni_record_pack_str (pk, "author_name");
+    omni_record_pack_str (pk, "J\xc3\xa9r\xc3\xb4me \"q\"\t\\");
+    omni_record_pack_str (pk, "author_email");
+    omni_record_pack_str (pk, "");
+    omni_record_pack_str (pk, "author_time");
     msgpack_pack_int64 (pk, 4294967296LL);
-    record_pack_str (pk, "author_tz");
+    omni_record_pack_str (pk, "author_tz");
     msgpack_pack_int64 (pk, -300);
-    record_pack_str (pk, "committer_name");
-    record_pack_str (pk, "x");
-    record_pack_str (pk, "committer_email");
-    record_pack_str (pk, "x@y");
-    record_pack_str (pk, "committer_time");
+    omni_record_pack_str (pk, "committer_name");
+    omni_record_pack_str (pk, "x");
+    omni_record_pack_str (pk, "committer_email");
+    omni_record_pack_str (pk, "x@y");
+    omni_record_pack_str (pk, "committer_time");
     msgpack_pack_int64 (pk, 200);
-    record_pack_str (pk, "committer_tz");
+    omni_record_pack_str (pk, "committer_tz");
     msgpack_pack_int64 (pk, -40000);
-    record_pack_str (pk, "message");
-    record_pack_str (pk, "line\n\x01 ctl");
-    record_pack_str (pk, "files_changed");
+    omni_record_pack_str (pk, "message");
+    omni_record_pack_str (pk, "line\n\x01 ctl");
+    omni_record_pack_str (pk, "files_changed");
     msgpack_pack_int64 (pk, 65536);
-    record_pack_str (pk, "insertions");
+    omni_record_pack_str (pk, "insertions");
     msgpack_pack_int64 (pk, 0);
-    record_pack_str (pk, "deletions");
+    omni_record_pack_str (pk, "deletions");
     msgpack_pack_int64 (pk, -2147483649LL);
-    record_pack_str (pk, "files");
+    omni_record_pack_str (pk, "files");
     msgpack_pack_array (pk, 1);
     msgpack_pack_map (pk, 2);
-    record_pack_str (pk, "path");
-    record_pack_str (pk, "a.c");
-    record_pack_str (pk, "binary");
+    omni_record_pack_str (pk, "path");
+    omni_record_pack_str (pk, "a.c");
+    omni_record_pack_str (pk, "binary");
     msgpack_pack_false (pk);
-    record_pack_str (pk, "raw");
+    omni_record_pack_str (pk, "raw");
     msgpack_pack_map (pk, 2);
-    record_pack_str (pk, "author_name");
+    omni_record_pack_str (pk, "author_name");
     msgpack_pack_bin_with_body (pk, "\xff\x00\x01", 3);
-    record_pack_str (pk, "one");
+    omni_record_pack_str (pk, "one");
     msgpack_pack_bin_with_body (pk, "\xfe", 1);
-    record_pack_str (pk, "author_name_mailmap");
+    omni_record_pack_str (pk, "author_name_mailmap");
     msgpack_pack_nil (pk);
     s_test_round_trip (self, enc);
 
     //  A metric: floats whole and not, negative zero, tags; ts before 1970.
     const double values[] = {0.0, -0.0, 3.0, 0.1, 1e300, -2.5e-7, 9007199254740993.0};
     for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
-        record_encoder_begin (enc, "metric", "host-1", "c", "r", -5 - (int64_t) i);
-        pk = record_encoder_body (enc);
+        omni_record_encoder_begin (enc, "metric", "host-1", "c", "r", -5 - (int64_t) i);
+        pk = omni_record_encoder_body (enc);
         msgpack_pack_map (pk, 2);
-        record_pack_str (pk, "name");
-        record_pack_str (pk, "cpu.user");
-        record_pack_str (pk, "value");
+        omni_record_pack_str (pk, "name");
+        omni_record_pack_str (pk, "cpu.user");
+        omni_record_pack_str (pk, "value");
         msgpack_pack_double (pk, values[i]);
-        record_encoder_tag (enc, "host", "web-1");
-        record_encoder_tag (enc, "az", "");
+        omni_record_encoder_tag (enc, "host", "web-1");
+        omni_record_encoder_tag (enc, "az", "");
         s_test_round_trip (self, enc);
     }
 
     //  A custom kind with nested maps and an empty binary.
-    record_encoder_begin (enc, "x.deploy", "s", "c", "r", 0);
-    pk = record_encoder_body (enc);
+    omni_record_encoder_begin (enc, "x.deploy", "s", "c", "r", 0);
+    pk = omni_record_encoder_body (enc);
     msgpack_pack_map (pk, 3);
-    record_pack_str (pk, "nested");
+    omni_record_pack_str (pk, "nested");
     msgpack_pack_map (pk, 1);
-    record_pack_str (pk, "deeper");
+    omni_record_pack_str (pk, "deeper");
     msgpack_pack_array (pk, 3);
     msgpack_pack_true (pk);
     msgpack_pack_int64 (pk, 127);
     msgpack_pack_int64 (pk, 128);
-    record_pack_str (pk, "empty");
+    omni_record_pack_str (pk, "empty");
     msgpack_pack_bin_with_body (pk, "", 0);
-    record_pack_str (pk, "u64");
+    omni_record_pack_str (pk, "u64");
     msgpack_pack_uint64 (pk, INT64_MAX);
     s_test_round_trip (self, enc);
 
     //  Containers past the one-byte headers (16 and 65,536 entries), a map
     //  that only looks like a binary: the header is patched in place.
-    record_encoder_begin (enc, "x.big", "s", "c", "r", 1);
-    pk = record_encoder_body (enc);
+    omni_record_encoder_begin (enc, "x.big", "s", "c", "r", 1);
+    pk = omni_record_encoder_body (enc);
     msgpack_pack_map (pk, 4);
-    record_pack_str (pk, "wide");
+    omni_record_pack_str (pk, "wide");
     msgpack_pack_map (pk, 20);
     for (int i = 0; i < 20; i++) {
         char key[16];
         snprintf (key, sizeof key, "k%d", i);
-        record_pack_str (pk, key);
+        omni_record_pack_str (pk, key);
         msgpack_pack_array (pk, (size_t) i);
         for (int j = 0; j < i; j++)
             msgpack_pack_int64 (pk, -j * 1000);
     }
-    record_pack_str (pk, "long");
+    omni_record_pack_str (pk, "long");
     msgpack_pack_array (pk, 70000);
     for (int i = 0; i < 70000; i++)
         msgpack_pack_int64 (pk, i % 300 - 150);
-    record_pack_str (pk, "not_bin");
+    omni_record_pack_str (pk, "not_bin");
     msgpack_pack_map (pk, 2);
-    record_pack_str (pk, "$bin");
-    record_pack_str (pk, "AAAA");
-    record_pack_str (pk, "x");
+    omni_record_pack_str (pk, "$bin");
+    omni_record_pack_str (pk, "AAAA");
+    omni_record_pack_str (pk, "x");
     msgpack_pack_nil (pk);
-    record_pack_str (pk, "extremes");
+    omni_record_pack_str (pk, "extremes");
     msgpack_pack_array (pk, 4);
     msgpack_pack_int64 (pk, INT64_MIN);
     msgpack_pack_uint64 (pk, INT64_MAX);
@@ -923,7 +925,7 @@ jsonrec_test (bool verbose)
             fprintf (stderr, "%s: %s\n", bad[i], error);
         assert (strstr (error, why[i]));
     }
-    record_encoder_destroy (&enc);
+    omni_record_encoder_destroy (&enc);
     jsonrec_destroy (&self);
     assert (self == NULL);
 }

@@ -1,4 +1,4 @@
-/*  jsonrec: one archive line (the JSON mpjson_record wrote) back to the
+/*  jsonrec: one archive line (the JSON omni_mpjson_record wrote) back to the
     msgpack record it was made from, byte for byte, so that a replayed
     record has the same id and every writer stores the same thing.
 

@@ -20,15 +20,15 @@
     database of relationald or metricsd (access.h, docs/operations.md):
     0 when done, 1 when PostgreSQL refused or the role or grant is not
     there, 2 on a usage error (a bad pattern or role name).                   */
-#include "access.h"
-#include "config.h"
-#include "curve.h"
-#include "log.h"
-#include "export.h"
-#include "replay.h"
-#include "status.h"
+#include "tools/omnictl/access.h"
+#include "common/config.h"
+#include "common/curve.h"
+#include "common/log.h"
+#include "tools/omnictl/export.h"
+#include "tools/omnictl/replay.h"
+#include "tools/omnictl/status.h"
 
-#include "util.h"
+#include "common/util.h"
 
 #include <curl/curl.h>
 #include <limits.h>
@@ -50,7 +50,7 @@ static void
 s_sleep_ms (int64_t ms)
 {
     struct timespec left = {ms / 1000, (long) (ms % 1000) * 1000000L};
-    while (!util_stop_requested () && nanosleep (&left, &left) < 0 && errno == EINTR)
+    while (!omni_util_stop_requested () && nanosleep (&left, &left) < 0 && errno == EINTR)
         ;
 }
 
@@ -78,20 +78,20 @@ s_print_frame (status_t *status, bool tty, int64_t interval_ms)
     free (text);
 }
 
-//  grant, revoke, grants: `argc` words from config_arg (0) on
+//  grant, revoke, grants: `argc` words from omni_config_arg (0) on
 static int
-s_access (config_t *config, const char *dsn)
+s_access (omni_config_t *config, const char *dsn)
 {
-    const char *command = config_arg (config, 0);
+    const char *command = omni_config_arg (config, 0);
     bool list = strcmp (command, "grants") == 0;
-    if (config_argc (config) != (list ? 1u : 3u)) {
+    if (omni_config_argc (config) != (list ? 1u : 3u)) {
         fprintf (stderr, "error: omnictl %s takes %s\n", command,
                  list ? "no argument" : "two arguments: ROLE PATTERN");
         return 2;
     }
     char error[1024];
-    const char *role = list ? NULL : config_arg (config, 1);
-    const char *pattern = list ? NULL : config_arg (config, 2);
+    const char *role = list ? NULL : omni_config_arg (config, 1);
+    const char *pattern = list ? NULL : omni_config_arg (config, 2);
     if (!list && !access_valid_role (role, error, sizeof error)) {
         fprintf (stderr, "error: omnictl %s: bad role: %s\n", command, error);
         return 2;
@@ -102,7 +102,7 @@ s_access (config_t *config, const char *dsn)
         return 2;
     }
     //  The errors are reported here, with their hint: not twice by pgconn
-    log_init ("omnictl", "error", "kv");
+    omni_log_init ("omnictl", "error", "kv");
     access_t *access = access_new (dsn, error, sizeof error);
     if (!access) {
         fprintf (stderr, "error: omnictl %s: %s\n", command, error);
@@ -177,8 +177,8 @@ s_replay (size_t argc, const char *archive_dir, const char *intake, char **write
                                    writer[i]);
     config.writers = writers;
     char error[1024];
-    curve_client_t *curve = NULL;
-    if (curve_client_load (curve_key, curve_server_key, &curve, error, sizeof error)) {
+    omni_curve_client_t *curve = NULL;
+    if (omni_curve_client_load (curve_key, curve_server_key, &curve, error, sizeof error)) {
         fprintf (stderr, "error: omnictl replay: %s\n", error);
         return 2;
     }
@@ -203,15 +203,15 @@ s_replay (size_t argc, const char *archive_dir, const char *intake, char **write
             snprintf (dir, sizeof dir, "%s/omniaudit", xdg);
         else
             snprintf (dir, sizeof dir, "%s/.local/state/omniaudit", home && *home ? home : ".");
-        util_mkdirs (dir);
+        omni_util_mkdirs (dir);
         if (asprintf (&default_state, "%s/replay-%s.state", dir, hex) < 0)
             default_state = NULL;
         config.state_path = default_state;
     }
-    log_init ("omnictl", "info", "kv");
+    omni_log_init ("omnictl", "info", "kv");
     int rc = replay_run (&config);
     free (default_state);
-    curve_client_destroy (&curve);
+    omni_curve_client_destroy (&curve);
     return rc;
 }
 
@@ -270,7 +270,7 @@ main (int argc, char **argv)
     char **writer, **kinds, **sources;
     char *format, *output;
     int64_t give_up, rate;
-    const config_option_t options[] = {
+    const omni_config_option_t options[] = {
         {"targets", CONFIG_LIST, DEFAULT_TARGETS,
          "daemons to show, NAME=HOST:PORT of their /metrics and /health", &targets},
         {"watch", CONFIG_BOOL, "false", "redraw the table every interval until Ctrl-C", &watch},
@@ -339,43 +339,44 @@ main (int argc, char **argv)
         } else
             args[nargs++] = argv[i];
     }
-    config_t *config = config_new ("omnictl", options);
-    int rc = config_load (config, nargs, args);
+    omni_config_t *config = omni_config_new ("omnictl", options);
+    int rc = omni_config_load (config, nargs, args);
     free (args);
     if (rc) {
         if (rc == 1)
             s_usage (stdout);
-        config_destroy (&config);
+        omni_config_destroy (&config);
         return rc < 0 ? 2 : 0;
     }
-    log_init ("omnictl", "warn", "kv");
-    const char *command = config_argc (config) > 0 ? config_arg (config, 0) : NULL;
+    omni_log_init ("omnictl", "warn", "kv");
+    const char *command = omni_config_argc (config) > 0 ? omni_config_arg (config, 0) : NULL;
     if (command && strcmp (command, "keygen") == 0) {
-        if (config_argc (config) != 2) {
+        if (omni_config_argc (config) != 2) {
             s_usage (stderr);
-            config_destroy (&config);
+            omni_config_destroy (&config);
             return 2;
         }
         char error[1024], placed[4096];
-        const char *path = config_arg (config, 1);
+        const char *path = omni_config_arg (config, 1);
         if (!*role != !*clients) {
             fprintf (stderr, "error: omnictl keygen: --role and --clients go together (the "
                              "role says where under the clients directory the key goes)\n");
-            config_destroy (&config);
+            omni_config_destroy (&config);
             return 2;
         }
         //  A typo in the role must not leave a key pair behind
-        if (*role && !curve_roles_known (role)) {
+        if (*role && !omni_curve_roles_known (role)) {
             fprintf (stderr,
                      "error: omnictl keygen: unknown role \"%s\" (expected collector, tap or "
                      "writer:NAME with NAME archive, relational, document or metrics)\n",
                      role);
-            config_destroy (&config);
+            omni_config_destroy (&config);
             return 2;
         }
-        rc = curve_keygen (path, error, sizeof error);
+        rc = omni_curve_keygen (path, error, sizeof error);
         if (rc == 0 && *role &&
-            curve_roles_allow (clients, role, path, placed, sizeof placed, error, sizeof error))
+            omni_curve_roles_allow (clients, role, path, placed, sizeof placed, error,
+                                    sizeof error))
             rc = -1;
         if (rc)
             fprintf (stderr, "error: omnictl keygen: %s\n", error);
@@ -386,40 +387,40 @@ main (int argc, char **argv)
             if (*role)
                 printf ("allowed %s as %s: %s\n", path, role, placed);
         }
-        config_destroy (&config);
+        omni_config_destroy (&config);
         return rc ? 1 : 0;
     }
     if (command && (strcmp (command, "grant") == 0 || strcmp (command, "revoke") == 0 ||
                     strcmp (command, "grants") == 0)) {
         rc = s_access (config, dsn);
-        config_destroy (&config);
+        omni_config_destroy (&config);
         return rc;
     }
     if (command && strcmp (command, "export") == 0) {
-        rc = s_export (config_argc (config), archive_dir, format, output, kinds, sources, since,
-                       until);
-        config_destroy (&config);
+        rc = s_export (omni_config_argc (config), archive_dir, format, output, kinds, sources,
+                       since, until);
+        omni_config_destroy (&config);
         return rc;
     }
     if (command && strcmp (command, "replay") == 0) {
-        rc = s_replay (config_argc (config), archive_dir, intake, writer, kinds, sources, since,
-                       until, state, give_up, rate, curve_key, curve_server_key);
-        config_destroy (&config);
+        rc = s_replay (omni_config_argc (config), archive_dir, intake, writer, kinds, sources,
+                       since, until, state, give_up, rate, curve_key, curve_server_key);
+        omni_config_destroy (&config);
         return rc;
     }
-    if (!command || strcmp (command, "status") != 0 || config_argc (config) > 1) {
+    if (!command || strcmp (command, "status") != 0 || omni_config_argc (config) > 1) {
         if (command && strcmp (command, "status") != 0)
             fprintf (stderr, "error: unknown command \"%s\"\n", command);
         else if (command)
-            fprintf (stderr, "error: unexpected argument \"%s\"\n", config_arg (config, 1));
+            fprintf (stderr, "error: unexpected argument \"%s\"\n", omni_config_arg (config, 1));
         s_usage (stderr);
-        config_destroy (&config);
+        omni_config_destroy (&config);
         return 2;
     }
     if (interval_ms < 100 || sample_ms < 0 || timeout_ms < 1) {
         fprintf (stderr,
                  "error: omnictl: interval must be >= 100ms, sample >= 0, timeout >= 1ms\n");
-        config_destroy (&config);
+        omni_config_destroy (&config);
         return 2;
     }
     curl_global_init (CURL_GLOBAL_DEFAULT);
@@ -428,21 +429,21 @@ main (int argc, char **argv)
     if (!status) {
         fprintf (stderr, "error: %s\n", error);
         curl_global_cleanup ();
-        config_destroy (&config);
+        omni_config_destroy (&config);
         return 2;
     }
     //  No SA_RESTART: Ctrl-C cuts the sleep between two tables short.
-    util_catch_stop_signals ();
+    omni_util_catch_stop_signals ();
 
     if (watch) {
         bool tty = isatty (STDOUT_FILENO);
         if (tty)
             printf ("\033[2J");
         //  The first table at once (its rates need the next sample).
-        for (bool first = true; !util_stop_requested (); first = false) {
+        for (bool first = true; !omni_util_stop_requested (); first = false) {
             if (!first)
                 s_sleep_ms (interval_ms);
-            if (util_stop_requested ())
+            if (omni_util_stop_requested ())
                 break;
             status_sample (status);
             s_print_frame (status, tty, interval_ms);
@@ -450,17 +451,17 @@ main (int argc, char **argv)
         rc = 0;
     } else {
         status_sample (status);
-        if (sample_ms > 0 && !util_stop_requested ()) {
+        if (sample_ms > 0 && !omni_util_stop_requested ()) {
             s_sleep_ms (sample_ms);
             status_sample (status);
         }
         char *text = status_render (status);
         fputs (text, stdout);
         free (text);
-        rc = util_stop_requested () ? 130 : status_ok (status) ? 0 : 1;
+        rc = omni_util_stop_requested () ? 130 : status_ok (status) ? 0 : 1;
     }
     status_destroy (&status);
     curl_global_cleanup ();
-    config_destroy (&config);
+    omni_config_destroy (&config);
     return rc;
 }

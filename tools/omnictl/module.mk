@@ -10,4 +10,4 @@ OMNICTL_CLASSES := tools/omnictl/promtext.c tools/omnictl/target.c tools/omnictl
 OMNICTL_PKGS    := libcurl jansson libzstd
 $(eval $(call program,omnictl,tools/omnictl/main.c $(OMNICTL_CLASSES),$(OMNICTL_PKGS)))
 $(eval $(call selftest,omnictl-selftest,tools/omnictl/selftest.c $(OMNICTL_CLASSES),$(OMNICTL_PKGS)))
-$(call obj,tools/omnictl/main.c tools/omnictl/selftest.c $(OMNICTL_CLASSES)): CFLAGS += -Iarchiverd
+

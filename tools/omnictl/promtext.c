@@ -4,7 +4,7 @@
     [a-zA-Z_:][a-zA-Z0-9_:]*, optional labels in braces whose values are
     double-quoted with \\, \" and \n escapes, a value (a float, NaN, +Inf,
     -Inf), an optional timestamp that is ignored.                             */
-#include "promtext.h"
+#include "tools/omnictl/promtext.h"
 
 #include <assert.h>
 #include <ctype.h>

@@ -2,16 +2,16 @@
 
     Where to resume. The intake client acknowledges batches, not lines, and
     may have several in flight: what is safe to record is the longest prefix
-    of the records sent that is acknowledged (intake_client_acked_prefix).
+    of the records sent that is acknowledged (omni_intake_client_acked_prefix).
     Every thousand records and at the start of each file, the position
     (file, line) of the next record is kept with its index; the state file
     names the last position whose index that prefix has reached.            */
-#include "replay.h"
-#include "intake_client.h"
-#include "jsonrec.h"
-#include "kinds.h"
-#include "log.h"
-#include "util.h"
+#include "tools/omnictl/replay.h"
+#include "proto/intake_client.h"
+#include "tools/omnictl/jsonrec.h"
+#include "proto/kinds.h"
+#include "common/log.h"
+#include "common/util.h"
 
 #include <assert.h>
 #include <czmq.h>
@@ -143,9 +143,9 @@ s_mark (s_replay_t *self, uint64_t index, const char *path, uint64_t line)
 
 //  Saves the last mark the acknowledged prefix has reached.
 static void
-s_checkpoint (s_replay_t *self, intake_client_t *client, uint64_t base)
+s_checkpoint (s_replay_t *self, omni_intake_client_t *client, uint64_t base)
 {
-    uint64_t prefix = intake_client_acked_prefix (client);
+    uint64_t prefix = omni_intake_client_acked_prefix (client);
     size_t done = 0;
     while (done < self->nmarks && self->marks[done].index <= prefix)
         done++;
@@ -157,14 +157,14 @@ s_checkpoint (s_replay_t *self, intake_client_t *client, uint64_t base)
         free (self->marks[i].path);
     memmove (self->marks, self->marks + done, (self->nmarks - done) * sizeof *self->marks);
     self->nmarks -= done;
-    self->last_save_ms = util_mono_ms ();
+    self->last_save_ms = omni_util_mono_ms ();
 }
 
 static void
 s_progress (archread_t *reader, uint64_t sent, uint64_t acked, int64_t started_ms, bool tty,
             bool last)
 {
-    double seconds = (double) (util_mono_ms () - started_ms) / 1000.0;
+    double seconds = (double) (omni_util_mono_ms () - started_ms) / 1000.0;
     double rate = seconds > 0 ? (double) sent / seconds : 0;
     double total = (double) archread_total_bytes (reader);
     double read = (double) archread_read_bytes (reader);
@@ -186,7 +186,7 @@ s_progress (archread_t *reader, uint64_t sent, uint64_t acked, int64_t started_m
 static unsigned
 s_routes (const char *kind, unsigned writers)
 {
-    const kind_spec_t *spec = kinds_lookup (kind, strlen (kind));
+    const omni_kind_spec_t *spec = omni_kinds_lookup (kind, strlen (kind));
     return spec ? (spec->writers & writers) : writers;
 }
 
@@ -202,7 +202,7 @@ replay_run (const replay_config_t *config)
     snprintf (names, sizeof names, "%s", config->writers);
     for (char *save = NULL, *name = strtok_r (names, ",", &save); name;
          name = strtok_r (NULL, ",", &save)) {
-        unsigned role = kinds_writer_role (name);
+        unsigned role = omni_kinds_writer_role (name);
         if (!role || role == WRITER_ARCHIVE) {
             fprintf (
                 stderr, "error: omnictl replay: --writer %s: %s (relational, document, metrics)\n",
@@ -234,18 +234,18 @@ replay_run (const replay_config_t *config)
         log_info ("replay.resume", "state=%s file=%s line=%" PRIu64 " acknowledged_before=%" PRIu64,
                   config->state_path, self.saved.path, self.saved.line, base);
     }
-    intake_config_t ic = {config->intake, 0, 0, 0, 0, config->give_up_ms, config->curve};
-    intake_client_t *client = intake_client_new (&ic);
+    omni_intake_config_t ic = {config->intake, 0, 0, 0, 0, config->give_up_ms, config->curve};
+    omni_intake_client_t *client = omni_intake_client_new (&ic);
     if (!client) {
         fprintf (stderr, "error: omnictl replay: cannot connect to %s\n", config->intake);
         archread_destroy (&reader);
         free (self.saved.path);
         return 2;
     }
-    intake_client_set_replay (client, config->writers);
+    omni_intake_client_set_replay (client, config->writers);
     jsonrec_t *parser = jsonrec_new ();
     bool tty = isatty (STDERR_FILENO);
-    int64_t started = util_mono_ms (), shown = started;
+    int64_t started = omni_util_mono_ms (), shown = started;
     uint64_t sent = 0, filtered = 0, unrouted = 0;
     const char *line;
     size_t len;
@@ -276,46 +276,48 @@ replay_run (const replay_config_t *config)
             s_mark (&self, sent, path, archread_line (reader));
             last_path = path;
         }
-        if (intake_client_send (client, data, size)) {
+        if (omni_intake_client_send (client, data, size)) {
             rc = 1;
             break;
         }
         sent++;
         if (config->rate > 0) {
             int64_t due = started + (int64_t) (sent * 1000 / (uint64_t) config->rate);
-            if (due - util_mono_ms () >= 10)
-                zclock_sleep ((int) (due - util_mono_ms ()));
+            if (due - omni_util_mono_ms () >= 10)
+                zclock_sleep ((int) (due - omni_util_mono_ms ()));
         }
-        if (intake_client_error (client)) {
+        if (omni_intake_client_error (client)) {
             rc = 1;
             break;
         }
-        int64_t now = util_mono_ms ();
+        int64_t now = omni_util_mono_ms ();
         if (now - self.last_save_ms >= SAVE_EVERY_MS)
             s_checkpoint (&self, client, base);
         if (now - shown >= (tty ? SHOW_EVERY_MS : LOG_EVERY_MS)) {
-            s_progress (reader, sent, intake_client_acked_prefix (client), started, tty, false);
+            s_progress (reader, sent, omni_intake_client_acked_prefix (client), started, tty,
+                        false);
             shown = now;
         }
     }
     //  The end of the archive is a position too: the file is removed then
-    if (rc == 0 && intake_client_flush (client))
+    if (rc == 0 && omni_intake_client_flush (client))
         rc = 1;
     else if (rc)
-        intake_client_drain (client, 5000); //  interrupted: hand over what is in flight
+        omni_intake_client_drain (client, 5000); //  interrupted: hand over what is in flight
     s_checkpoint (&self, client, base);
-    s_progress (reader, sent, intake_client_acked_prefix (client), started, tty, true);
-    uint64_t accepted = intake_client_accepted (client), rejected = intake_client_rejected (client);
+    s_progress (reader, sent, omni_intake_client_acked_prefix (client), started, tty, true);
+    uint64_t accepted = omni_intake_client_accepted (client),
+             rejected = omni_intake_client_rejected (client);
     uint64_t bad = archread_bad_count (reader);
-    if (intake_client_error (client)) {
+    if (omni_intake_client_error (client)) {
         fprintf (stderr, "error: omnictl replay: ingestd refused: %s\n",
-                 intake_client_error (client));
+                 omni_intake_client_error (client));
         rc = 1;
     } else if (rc)
         fprintf (stderr,
                  "error: omnictl replay: stopped with %" PRIu64
                  " records not acknowledged; run the same command again to go on from %s\n",
-                 sent - intake_client_acked_prefix (client), config->state_path);
+                 sent - omni_intake_client_acked_prefix (client), config->state_path);
     else if (rejected) {
         fprintf (stderr,
                  "error: omnictl replay: ingestd rejected %" PRIu64
@@ -332,7 +334,7 @@ replay_run (const replay_config_t *config)
               " not_for_these_writers=%" PRIu64 " bad_lines=%" PRIu64 " resumed_after=%" PRIu64
               " seconds=%.1f status=%d",
               sent, accepted, rejected, filtered, unrouted, bad, base,
-              (double) (util_mono_ms () - started) / 1000.0, rc);
+              (double) (omni_util_mono_ms () - started) / 1000.0, rc);
     printf ("replayed %" PRIu64 " records (%" PRIu64 " accepted, %" PRIu64 " rejected), %" PRIu64
             " damaged lines skipped%s\n",
             sent, accepted, rejected, bad, base ? " (resumed)" : "");
@@ -341,7 +343,7 @@ replay_run (const replay_config_t *config)
     free (self.marks);
     free (self.saved.path);
     jsonrec_destroy (&parser);
-    intake_client_destroy (&client);
+    omni_intake_client_destroy (&client);
     archread_destroy (&reader);
     return rc;
 }

@@ -13,8 +13,8 @@
 #ifndef OMNI_REPLAY_H
 #define OMNI_REPLAY_H
 
-#include "archread.h"
-#include "curve.h"
+#include "tools/omnictl/archread.h"
+#include "common/curve.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -25,7 +25,7 @@ typedef struct {
     const char *writers;      //  "relational,metrics"; "" = every configured writer but the archive
     archread_filter_t filter; //  --kind, --source, --since, --until
     const char *state_path;   //  the resume file
-    const curve_client_t *curve;
+    const omni_curve_client_t *curve;
     int64_t give_up_ms; //  stop when ingestd acknowledges nothing for this long
     int64_t rate;       //  records per second at most, so a rebuild leaves room for live
                         //  collection; 0 = as fast as ingestd takes them

@@ -1,12 +1,12 @@
-#include "access.h"
-#include "archread.h"
-#include "export.h"
-#include "jsonrec.h"
-#include "promtext.h"
-#include "replay.h"
-#include "selftest.h"
-#include "status.h"
-#include "target.h"
+#include "tools/omnictl/access.h"
+#include "tools/omnictl/archread.h"
+#include "tools/omnictl/export.h"
+#include "tools/omnictl/jsonrec.h"
+#include "tools/omnictl/promtext.h"
+#include "tools/omnictl/replay.h"
+#include "testsupport/selftest.h"
+#include "tools/omnictl/status.h"
+#include "tools/omnictl/target.h"
 
 int
 main (int argc, char **argv)

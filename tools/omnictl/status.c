@@ -6,12 +6,12 @@
     metrics: only ingestd knows how far behind its journal a writer is, so
     it is read from every ingestd of the deployment and summed (one per
     shard, each with its own writers).                                        */
-#include "status.h"
-#include "httpd.h"
-#include "log.h"
-#include "metrics.h"
-#include "promtext.h"
-#include "target.h"
+#include "tools/omnictl/status.h"
+#include "common/httpd.h"
+#include "common/log.h"
+#include "common/metrics.h"
+#include "tools/omnictl/promtext.h"
+#include "tools/omnictl/target.h"
 
 #include <assert.h>
 #include <curl/curl.h>
@@ -481,7 +481,7 @@ void
 status_test (bool verbose)
 {
     if (!verbose)
-        log_init ("status-test", "error", "kv");
+        omni_log_init ("status-test", "error", "kv");
     curl_global_init (CURL_GLOBAL_DEFAULT);
     char error[256];
     const char *none[] = {NULL};
@@ -489,45 +489,47 @@ status_test (bool verbose)
     const char *bad[] = {"ingestd=127.0.0.1:1", "oops", NULL};
     assert (status_new (bad, 1000, error, sizeof error) == NULL && strstr (error, "oops"));
 
-    metrics_t *im = metrics_new ("omni_ingestd_");
-    metric_t *accepted = metrics_counter (im, "records_accepted_total", "", NULL);
-    metric_t *rejected = metrics_counter (im, "records_rejected_total", "", "reason=\"bad_body\"");
-    metrics_counter (im, "records_rejected_total", "", "reason=\"not_msgpack\"");
-    metric_set (metrics_gauge (im, "journal_records", "", NULL), 40);
-    metric_set (metrics_gauge (im, "writer_lag_records", "", "writer=\"archive\""), 40);
-    metric_set (metrics_gauge (im, "writer_lag_seconds", "", "writer=\"archive\""), 2.5);
-    metric_set (metrics_gauge (im, "writer_connected", "", "writer=\"archive\""), 1);
-    metric_set (metrics_gauge (im, "writer_lag_records", "", "writer=\"relational\""), 0);
-    metric_t *acked = metrics_counter (im, "records_acked_total", "", "writer=\"archive\"");
-    httpd_t *ingestd = httpd_new ("127.0.0.1:0", im, s_test_ingestd_health, NULL);
-    metrics_t *am = metrics_new ("omni_archiverd_");
-    metric_t *stored = metrics_counter (am, "records_stored_total", "", NULL);
-    metric_t *retries = metrics_counter (am, "store_retries_total", "", NULL);
-    metric_t *store_up = metrics_gauge (am, "store_up", "", NULL);
-    metric_set (store_up, 1);
+    omni_metrics_t *im = omni_metrics_new ("omni_ingestd_");
+    omni_metric_t *accepted = omni_metrics_counter (im, "records_accepted_total", "", NULL);
+    omni_metric_t *rejected =
+        omni_metrics_counter (im, "records_rejected_total", "", "reason=\"bad_body\"");
+    omni_metrics_counter (im, "records_rejected_total", "", "reason=\"not_msgpack\"");
+    omni_metric_set (omni_metrics_gauge (im, "journal_records", "", NULL), 40);
+    omni_metric_set (omni_metrics_gauge (im, "writer_lag_records", "", "writer=\"archive\""), 40);
+    omni_metric_set (omni_metrics_gauge (im, "writer_lag_seconds", "", "writer=\"archive\""), 2.5);
+    omni_metric_set (omni_metrics_gauge (im, "writer_connected", "", "writer=\"archive\""), 1);
+    omni_metric_set (omni_metrics_gauge (im, "writer_lag_records", "", "writer=\"relational\""), 0);
+    omni_metric_t *acked =
+        omni_metrics_counter (im, "records_acked_total", "", "writer=\"archive\"");
+    omni_httpd_t *ingestd = omni_httpd_new ("127.0.0.1:0", im, s_test_ingestd_health, NULL);
+    omni_metrics_t *am = omni_metrics_new ("omni_archiverd_");
+    omni_metric_t *stored = omni_metrics_counter (am, "records_stored_total", "", NULL);
+    omni_metric_t *retries = omni_metrics_counter (am, "store_retries_total", "", NULL);
+    omni_metric_t *store_up = omni_metrics_gauge (am, "store_up", "", NULL);
+    omni_metric_set (store_up, 1);
     bool archive_ok = true;
-    httpd_t *archiverd = httpd_new ("127.0.0.1:0", am, s_test_health, &archive_ok);
-    httpd_t *gone = httpd_new ("127.0.0.1:0", NULL, NULL, NULL);
+    omni_httpd_t *archiverd = omni_httpd_new ("127.0.0.1:0", am, s_test_health, &archive_ok);
+    omni_httpd_t *gone = omni_httpd_new ("127.0.0.1:0", NULL, NULL, NULL);
     assert (ingestd && archiverd && gone);
     char specs[3][64];
-    snprintf (specs[0], sizeof specs[0], "ingestd=127.0.0.1:%d", httpd_port (ingestd));
-    snprintf (specs[1], sizeof specs[1], "arch-1=127.0.0.1:%d", httpd_port (archiverd));
-    snprintf (specs[2], sizeof specs[2], "documentd=127.0.0.1:%d", httpd_port (gone));
-    httpd_destroy (&gone);
+    snprintf (specs[0], sizeof specs[0], "ingestd=127.0.0.1:%d", omni_httpd_port (ingestd));
+    snprintf (specs[1], sizeof specs[1], "arch-1=127.0.0.1:%d", omni_httpd_port (archiverd));
+    snprintf (specs[2], sizeof specs[2], "documentd=127.0.0.1:%d", omni_httpd_port (gone));
+    omni_httpd_destroy (&gone);
     const char *targets[] = {specs[0], specs[1], specs[2], NULL};
     status_t *self = status_new (targets, 2000, error, sizeof error);
     assert (self);
     assert (!status_ok (self));
 
-    metric_add (accepted, 10);
-    metric_add (stored, 5);
+    omni_metric_add (accepted, 10);
+    omni_metric_add (stored, 5);
     status_sample (self);
     usleep (200 * 1000);
-    metric_add (accepted, 100);
-    metric_add (stored, 100);
-    metric_add (acked, 100);
-    metric_add (rejected, 2);
-    metric_add (retries, 3);
+    omni_metric_add (accepted, 100);
+    omni_metric_add (stored, 100);
+    omni_metric_add (acked, 100);
+    omni_metric_add (rejected, 2);
+    omni_metric_add (retries, 3);
     status_sample (self);
     assert (!status_ok (self));
     char *text = status_render (self);
@@ -560,7 +562,7 @@ status_test (bool verbose)
 
     //  The writer's store goes down: unhealthy, store_down in its errors.
     archive_ok = false;
-    metric_set (store_up, 0);
+    omni_metric_set (store_up, 0);
     status_sample (self);
     text = status_render (self);
     line = strstr (text, "\narch-1 ");
@@ -577,9 +579,9 @@ status_test (bool verbose)
     status_destroy (&self);
     assert (self == NULL);
 
-    httpd_destroy (&ingestd);
-    httpd_destroy (&archiverd);
-    metrics_destroy (&im);
-    metrics_destroy (&am);
+    omni_httpd_destroy (&ingestd);
+    omni_httpd_destroy (&archiverd);
+    omni_metrics_destroy (&im);
+    omni_metrics_destroy (&am);
     curl_global_cleanup ();
 }

@@ -4,11 +4,11 @@
     once, so a deployment with several unreachable hosts still answers
     within one timeout. Proxies from the environment are ignored: the
     operational ports are reached directly, like a Prometheus server does.   */
-#include "target.h"
-#include "httpd.h"
-#include "log.h"
-#include "metrics.h"
-#include "util.h"
+#include "tools/omnictl/target.h"
+#include "common/httpd.h"
+#include "common/log.h"
+#include "common/metrics.h"
+#include "common/util.h"
 
 #include <assert.h>
 #include <curl/curl.h>
@@ -225,7 +225,7 @@ target_scrape_all (target_t **targets, size_t count, int64_t timeout_ms)
         if (running)
             curl_multi_poll (multi, NULL, 0, 100, NULL);
     }
-    int64_t now = util_mono_ms ();
+    int64_t now = omni_util_mono_ms ();
     for (size_t i = 0; i < 2 * count; i++) {
         s_request_finish (&requests[i], now);
         curl_multi_remove_handle (multi, requests[i].easy);
@@ -307,7 +307,7 @@ void
 target_test (bool verbose)
 {
     if (!verbose)
-        log_init ("target-test", "error", "kv");
+        omni_log_init ("target-test", "error", "kv");
     curl_global_init (CURL_GLOBAL_DEFAULT);
     char error[256];
     assert (target_new ("nohost", error, sizeof error) == NULL);
@@ -323,26 +323,26 @@ target_test (bool verbose)
     assert (named && strcmp (target_name (named), "127.0.0.1:9100") == 0);
     target_destroy (&named);
 
-    metrics_t *metrics = metrics_new ("omni_testd_");
-    metric_t *counter = metrics_counter (metrics, "records_stored_total", "stored", NULL);
-    metric_t *labelled =
-        metrics_counter (metrics, "records_acked_total", "acked", "writer=\"archive\"");
+    omni_metrics_t *metrics = omni_metrics_new ("omni_testd_");
+    omni_metric_t *counter = omni_metrics_counter (metrics, "records_stored_total", "stored", NULL);
+    omni_metric_t *labelled =
+        omni_metrics_counter (metrics, "records_acked_total", "acked", "writer=\"archive\"");
     bool ok = true;
-    httpd_t *httpd = httpd_new ("127.0.0.1:0", metrics, s_test_health, &ok);
+    omni_httpd_t *httpd = omni_httpd_new ("127.0.0.1:0", metrics, s_test_health, &ok);
     assert (httpd);
     char spec[64];
-    snprintf (spec, sizeof spec, "testd=127.0.0.1:%d", httpd_port (httpd));
+    snprintf (spec, sizeof spec, "testd=127.0.0.1:%d", omni_httpd_port (httpd));
     target_t *up = target_new (spec, error, sizeof error);
     assert (up);
     //  A port that was free a moment ago: connection refused.
-    httpd_t *gone = httpd_new ("127.0.0.1:0", NULL, NULL, NULL);
-    snprintf (spec, sizeof spec, "gone=127.0.0.1:%d", httpd_port (gone));
-    httpd_destroy (&gone);
+    omni_httpd_t *gone = omni_httpd_new ("127.0.0.1:0", NULL, NULL, NULL);
+    snprintf (spec, sizeof spec, "gone=127.0.0.1:%d", omni_httpd_port (gone));
+    omni_httpd_destroy (&gone);
     target_t *down = target_new (spec, error, sizeof error);
     assert (down);
     target_t *targets[] = {up, down};
 
-    metric_add (counter, 10);
+    omni_metric_add (counter, 10);
     target_scrape_all (targets, 2, 2000);
     assert (target_reached (up) && target_healthy (up));
     assert (strcmp (target_health (up), "ok all good") == 0);
@@ -354,8 +354,8 @@ target_test (bool verbose)
     assert (strstr (target_health (down), "unreachable"));
 
     usleep (100 * 1000);
-    metric_add (counter, 50);
-    metric_add (labelled, 7);
+    omni_metric_add (counter, 50);
+    omni_metric_add (labelled, 7);
     ok = false;
     target_scrape_all (targets, 2, 2000);
     assert (target_reached (up) && !target_healthy (up));
@@ -367,11 +367,11 @@ target_test (bool verbose)
     assert (!target_rate (up, "omni_testd_records_acked_total", "writer", "other", &rate));
     assert (!target_rate (down, "omni_testd_records_stored_total", NULL, NULL, &rate));
 
-    httpd_destroy (&httpd);
+    omni_httpd_destroy (&httpd);
     target_scrape_all (targets, 2, 2000);
     assert (!target_reached (up) && !target_metrics (up));
     target_destroy (&up);
     target_destroy (&down);
-    metrics_destroy (&metrics);
+    omni_metrics_destroy (&metrics);
     curl_global_cleanup ();
 }

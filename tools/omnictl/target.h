@@ -4,7 +4,7 @@
 #ifndef OMNICTL_TARGET_H
 #define OMNICTL_TARGET_H
 
-#include "promtext.h"
+#include "tools/omnictl/promtext.h"
 
 #include <stdbool.h>
 #include <stddef.h>
