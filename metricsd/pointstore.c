@@ -515,12 +515,14 @@ pointstore_new (const pointstore_config_t *config, omni_metrics_t *metrics, char
     omni_pgconn_set_backoff (conn, 50, 1000);
     omni_pgconn_set_setup (conn, s_setup, self);
     omni_pgconn_set_create_database (conn, config->create_database);
+    omni_pgconn_set_metrics (conn, metrics);
     //  Plain sessions: they only COPY into points_data, which the main
     //  connection's setup made
     for (self->nextra = 0; self->nextra < connections - 1; self->nextra++) {
         self->extra[self->nextra] = omni_pgconn_new (config->dsn, why, sizeof why);
         assert (self->extra[self->nextra]); //  the same dsn parsed above
         omni_pgconn_set_backoff (self->extra[self->nextra], 50, 1000);
+        omni_pgconn_set_metrics (self->extra[self->nextra], metrics);
     }
     if (metrics) {
         self->m_points =
@@ -962,16 +964,13 @@ s_shared_copy (s_tx_t *tx)
         if (!share[i].open)
             continue;
         if (status == PGCONN_OK) {
-            PGresult *result = PQexec (omni_pgconn_handle (share[i].conn), "COMMIT");
-            bool committed = result && PQresultStatus (result) == PGRES_COMMAND_OK &&
-                             strcmp (PQcmdStatus (result), "COMMIT") == 0;
-            omni_pgconn_status_t commit = omni_pgconn_check (share[i].conn, result);
-            if (!committed) {
+            omni_pgconn_status_t commit = omni_pgconn_commit (share[i].conn);
+            if (commit != PGCONN_OK) {
                 snprintf (tx->sqlstate, sizeof tx->sqlstate, "%s",
                           omni_pgconn_sqlstate (share[i].conn));
                 snprintf (tx->error, sizeof tx->error, "commit of a share: %s",
                           omni_pgconn_error (share[i].conn));
-                status = commit != PGCONN_OK ? commit : PGCONN_FAILED;
+                status = commit;
             }
         } else if (omni_pgconn_exec (share[i].conn, "ROLLBACK") != PGCONN_OK)
             omni_pgconn_reset (share[i].conn);

@@ -7,9 +7,22 @@
 
     COPY rows are encoded into one buffer and sent in chunks of
     PGCONN_COPY_CHUNK bytes, so a batch costs a few PQputCopyData calls
-    rather than one per field.                                                */
+    rather than one per field.
+
+    Why failover needs nothing of its own here. A multi-host conninfo with
+    target_session_attrs=read-write is libpq's: every (re)connect goes down
+    the list to the first server that takes writes, so after a standby is
+    promoted the next reconnect finds it. What this file adds is telling
+    the cases apart that would otherwise look fine: a session on a server
+    that refuses writes (25006, a standby) is dropped so that the next one
+    looks again, and a statement the server answered with the synchronous-
+    replication warning ("canceling wait for synchronous replication":
+    committed on this server only, the standby never confirmed) counts as
+    failed, not committed, so a writer does not acknowledge what a failover
+    could lose; the stores are idempotent, so doing it again is safe.       */
 #include "pg/pgconn.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/util.h"
 #include "testsupport/pgtest.h"
 #include "testsupport/selftest.h"
@@ -37,6 +50,10 @@ struct _omni_pgconn_t {
     bool logged_down;
     pgconn_setup_fn *setup;
     void *setup_arg;
+    omni_metric_t *m_connects; //  omni_pgconn_set_metrics
+    //  The server warned that it stopped waiting for the synchronous
+    //  standby: what it committed meanwhile is not confirmed (s_notice)
+    bool unconfirmed;
     char error[1024];  //  one line, for logs
     char detail[4096]; //  as the server wrote it
     char sqlstate[6];
@@ -60,11 +77,19 @@ struct _omni_pgconn_t {
 //  ---------------------------------------------------------------------------
 //  Construction
 
+//  Every statement we send is ours, so notices (e.g. "table exists,
+//  skipping") are noise in the daemon's log, but one WARNING matters: the
+//  one syncrep.c sends when a commit stops waiting for the synchronous
+//  standby (cancelled: a statement_timeout, pg_cancel_backend) and returns
+//  anyway. Told by the source file, which is not translated.
 static void
-s_quiet (void *arg, const char *message)
+s_notice (void *arg, const PGresult *result)
 {
-    (void) arg;
-    (void) message;
+    omni_pgconn_t *self = arg;
+    const char *severity = PQresultErrorField (result, PG_DIAG_SEVERITY_NONLOCALIZED);
+    const char *file = PQresultErrorField (result, PG_DIAG_SOURCE_FILE);
+    if (severity && file && strcmp (severity, "WARNING") == 0 && strcmp (file, "syncrep.c") == 0)
+        self->unconfirmed = true;
 }
 
 static char *
@@ -136,7 +161,8 @@ omni_pgconn_new (const char *conninfo, char *error, size_t error_size)
     //  defaults (environment) for the address, never a password's value.
     size_t len = 0;
     self->display = s_strdup ("");
-    static const char *shown[] = {"host", "hostaddr", "port", "dbname", "user", NULL};
+    static const char *shown[] = {"host",         "hostaddr", "port", "dbname", "user",
+                                  "target_session_attrs", NULL};
     PQconninfoOption *defaults = PQconndefaults ();
     for (int i = 0; shown[i]; i++) {
         const char *value = NULL;
@@ -197,6 +223,17 @@ void
 omni_pgconn_set_create_database (omni_pgconn_t *self, bool create)
 {
     self->create_database = create;
+}
+
+void
+omni_pgconn_set_metrics (omni_pgconn_t *self, omni_metrics_t *metrics)
+{
+    if (metrics)
+        self->m_connects = omni_metrics_counter (
+            metrics, "postgres_connects_total",
+            "PostgreSQL sessions opened: the first, then one per reconnect (server restarted, "
+            "connection lost, failover to a promoted standby)",
+            NULL);
 }
 
 void
@@ -413,9 +450,8 @@ omni_pgconn_ensure (omni_pgconn_t *self)
         s_mark_down (self);
         return -1;
     }
-    //  Every statement we send is ours; notices (e.g. "table exists,
-    //  skipping") are noise in the daemon's log.
-    PQsetNoticeProcessor (self->conn, s_quiet, NULL);
+    PQsetNoticeReceiver (self->conn, s_notice, self);
+    self->unconfirmed = false;
     atomic_store (&self->up, true);
     if (self->setup && self->setup (self, self->setup_arg) != 0) {
         if (self->last_status == PGCONN_OK)
@@ -424,8 +460,11 @@ omni_pgconn_ensure (omni_pgconn_t *self)
         s_mark_down (self);
         return -1;
     }
-    log_info ("pg.connected", "conninfo=\"%s\" server_version=%d", self->display,
-              PQserverVersion (self->conn));
+    //  The server it is, of several in a multi-host conninfo
+    log_info ("pg.connected", "conninfo=\"%s\" server=%s:%s server_version=%d", self->display,
+              PQhost (self->conn), PQport (self->conn), PQserverVersion (self->conn));
+    if (self->m_connects)
+        omni_metric_add (self->m_connects, 1);
     self->logged_down = false;
     self->backoff_ms = self->backoff_min_ms;
     s_set_error (self, PGCONN_OK, "", "");
@@ -475,7 +514,9 @@ s_classify (const char *sqlstate)
         return PGCONN_FAILED;
     static const char *transient[] = {"08", "53", "57", "58", "40", NULL};
     static const char *content[] = {"22", "23", "54", NULL};
-    if (strcmp (sqlstate, "55P03") == 0) //  lock_not_available
+    //  lock_not_available; read_only_sql_transaction: a standby (or a
+    //  primary that was demoted), the next session may find the primary
+    if (strcmp (sqlstate, "55P03") == 0 || strcmp (sqlstate, "25006") == 0)
         return PGCONN_TRANSIENT;
     //  insufficient_privilege, invalid_catalog_name, class 28 (authorization)
     if (strcmp (sqlstate, "42501") == 0 || strcmp (sqlstate, "3D000") == 0 ||
@@ -490,6 +531,25 @@ s_classify (const char *sqlstate)
     return PGCONN_FAILED;
 }
 
+//  After a result the server gave as done: whether it came with the
+//  synchronous-replication warning. Then what it committed is on this
+//  server only; a failover now would lose it, so it counts as a failure
+//  (transient: the caller tries again, on a new session), and the session
+//  ends, since what the caller cached from it may not survive either.
+static bool
+s_unconfirmed (omni_pgconn_t *self)
+{
+    if (!self->unconfirmed)
+        return false;
+    self->unconfirmed = false;
+    s_set_error (self, PGCONN_TRANSIENT, "57014",
+                 "the server stopped waiting for the synchronous standby: committed on the "
+                 "primary only, so counted as not committed");
+    log_warn ("pg.unconfirmed", "conninfo=\"%s\" error=\"%s\"", self->display, self->error);
+    s_mark_down (self);
+    return true;
+}
+
 omni_pgconn_status_t
 omni_pgconn_check (omni_pgconn_t *self, PGresult *result)
 {
@@ -497,9 +557,12 @@ omni_pgconn_check (omni_pgconn_t *self, PGresult *result)
     if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK || status == PGRES_COPY_IN ||
         status == PGRES_EMPTY_QUERY) {
         PQclear (result);
+        if (s_unconfirmed (self))
+            return PGCONN_TRANSIENT;
         self->last_status = PGCONN_OK;
         return PGCONN_OK;
     }
+    self->unconfirmed = false; //  a failure already
     if (!self->conn || PQstatus (self->conn) != CONNECTION_OK) {
         s_set_error (self, PGCONN_TRANSIENT, "08006",
                      self->conn ? PQerrorMessage (self->conn) : "not connected");
@@ -511,8 +574,10 @@ omni_pgconn_check (omni_pgconn_t *self, PGresult *result)
     const char *message = result ? PQresultErrorMessage (result) : PQerrorMessage (self->conn);
     s_set_error (self, s_classify (sqlstate), sqlstate, message);
     PQclear (result);
-    //  A server that is shutting down (57P01..) closes the session next
-    if (self->last_status == PGCONN_TRANSIENT && strncmp (self->sqlstate, "57P", 3) == 0)
+    //  A server that is shutting down (57P01..) closes the session next; on
+    //  one that refuses writes, only a new session can find the primary
+    if (self->last_status == PGCONN_TRANSIENT &&
+        (strncmp (self->sqlstate, "57P", 3) == 0 || strcmp (self->sqlstate, "25006") == 0))
         s_mark_down (self);
     return self->last_status;
 }
@@ -550,7 +615,7 @@ omni_pgconn_query (omni_pgconn_t *self, const char *sql, int nparams, const char
     }
     PGresult *result = PQexecParams (self->conn, sql, nparams, NULL, values, NULL, NULL, 0);
     ExecStatusType status = result ? PQresultStatus (result) : PGRES_FATAL_ERROR;
-    if (status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK) {
+    if ((status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK) && !self->unconfirmed) {
         self->last_status = PGCONN_OK;
         return result;
     }
@@ -609,16 +674,22 @@ omni_pgconn_transaction (omni_pgconn_t *self, pgconn_tx_fn *fn, void *arg)
         self->last_status = status;
         return status;
     }
+    return omni_pgconn_commit (self);
+}
+
+omni_pgconn_status_t
+omni_pgconn_commit (omni_pgconn_t *self)
+{
+    if (!omni_pgconn_handle (self)) {
+        s_set_error (self, PGCONN_TRANSIENT, "08003", "not connected");
+        return PGCONN_TRANSIENT;
+    }
     PGresult *result = PQexec (self->conn, "COMMIT");
     //  COMMIT of a transaction that already failed answers "ROLLBACK"
-    bool committed = result && PQresultStatus (result) == PGRES_COMMAND_OK &&
-                     strcmp (PQcmdStatus (result), "COMMIT") == 0;
-    if (committed) {
-        PQclear (result);
-        return PGCONN_OK;
-    }
-    status = omni_pgconn_check (self, result);
-    if (status == PGCONN_OK) {
+    bool rolled_back = result && PQresultStatus (result) == PGRES_COMMAND_OK &&
+                       strcmp (PQcmdStatus (result), "COMMIT") != 0;
+    omni_pgconn_status_t status = omni_pgconn_check (self, result);
+    if (status == PGCONN_OK && rolled_back) {
         s_set_error (self, PGCONN_FAILED, "25P02", "transaction was rolled back");
         status = PGCONN_FAILED;
     }
@@ -1242,6 +1313,44 @@ omni_pgconn_test (bool verbose)
     assert (omni_pgconn_exec (conn, "INSERT INTO t_tx VALUES (0); INSERT INTO t_tx VALUES (0)") ==
             PGCONN_CONTENT);
     assert (strcmp (omni_pgconn_sqlstate (conn), "23505") == 0);
+
+    //  A multi-host conninfo whose first server is not there: the second,
+    //  which takes writes, is the one connected (and counted). A session
+    //  that refuses writes (as a standby does: 25006) is transient and
+    //  closed, so the next session can find the primary.
+    {
+        PGconn *h = omni_pgconn_handle (conn);
+        char multi[1024];
+        int used = snprintf (multi, sizeof multi,
+                            "host=127.0.0.1,%s port=1,%s dbname=%s user=%s "
+                            "target_session_attrs=read-write",
+                            PQhost (h), PQport (h), PQdb (h), PQuser (h));
+        if (PQpass (h) && *PQpass (h))
+            snprintf (multi + used, sizeof multi - (size_t) used, " password=%s", PQpass (h));
+        omni_pgconn_t *both = omni_pgconn_new (multi, error, sizeof error);
+        assert (both);
+        assert (strstr (omni_pgconn_display (both), "port=1,"));
+        assert (strstr (omni_pgconn_display (both), "target_session_attrs=read-write"));
+        omni_metrics_t *metrics = omni_metrics_new ("t_");
+        omni_pgconn_set_metrics (both, metrics);
+        omni_metric_t *connects =
+            omni_metrics_counter (metrics, "postgres_connects_total", "", NULL);
+        omni_pgconn_set_backoff (both, 10, 50);
+        assert (omni_pgconn_ensure (both) == 0);
+        assert (strcmp (PQport (omni_pgconn_handle (both)), PQport (h)) == 0);
+        assert (omni_metric_value (connects) == 1);
+        assert (omni_pgconn_exec (both, "SET default_transaction_read_only = on") == PGCONN_OK);
+        assert (omni_pgconn_exec (both, "CREATE TABLE t_ro (n int)") == PGCONN_TRANSIENT);
+        assert (strcmp (omni_pgconn_sqlstate (both), "25006") == 0);
+        assert (!omni_pgconn_is_up (both));
+        int64_t until = omni_util_mono_ms () + 5000;
+        while (omni_pgconn_ensure (both) != 0 && omni_util_mono_ms () < until)
+            usleep (10000);
+        assert (omni_pgconn_exec (both, "CREATE TABLE t_ro (n int)") == PGCONN_OK);
+        assert (omni_metric_value (connects) == 2);
+        omni_pgconn_destroy (&both);
+        omni_metrics_destroy (&metrics);
+    }
 
     //  Transactions: committed, rolled back on failure, and a swallowed
     //  error still cannot commit

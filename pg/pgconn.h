@@ -10,10 +10,17 @@
     content error (SQLSTATE class 22 data exception, 23 integrity violation,
     54 program limit) means "this data is refused, whatever the retry".
 
+    A multi-host conninfo ("host=a,b target_session_attrs=read-write") is
+    libpq's own: each (re)connect takes the first server that accepts
+    writes, so the writers follow a failover to a promoted standby. A
+    session that meets a standby (25006) is closed so the next looks again.
+
     The password is never logged: omni_pgconn_display gives the conninfo with
     the password masked, for log lines.                                       */
 #ifndef OMNI_PGCONN_H
 #define OMNI_PGCONN_H
+
+#include "common/metrics.h"
 
 #include <libpq-fe.h>
 #include <stdbool.h>
@@ -47,6 +54,9 @@ void omni_pgconn_destroy (omni_pgconn_t **self_p);
 //  (defaults 100 ms and 5 s).
 void omni_pgconn_set_backoff (omni_pgconn_t *self, int64_t min_ms, int64_t max_ms);
 void omni_pgconn_set_setup (omni_pgconn_t *self, pgconn_setup_fn *setup, void *arg);
+//  Counts the sessions opened in `metrics`' postgres_connects_total (the
+//  same series for every connection given the same `metrics`); NULL: none.
+void omni_pgconn_set_metrics (omni_pgconn_t *self, omni_metrics_t *metrics);
 
 //  When the database does not exist, create it (connected to the same
 //  server's `postgres` database with the same credentials) instead of
@@ -80,7 +90,10 @@ PGconn *omni_pgconn_handle (omni_pgconn_t *self);
 
 //  Classifies a result (NULL = the call failed), remembers the error text
 //  and SQLSTATE, marks the connection down when it was lost, and clears the
-//  result. Returns PGCONN_OK for PGRES_COMMAND_OK / TUPLES_OK / COPY_IN.
+//  result. Returns PGCONN_OK for PGRES_COMMAND_OK / TUPLES_OK / COPY_IN,
+//  unless the server warned it stopped waiting for the synchronous standby
+//  (what it committed is on the primary only): then PGCONN_TRANSIENT
+//  (SQLSTATE 57014), and the session is closed.
 omni_pgconn_status_t omni_pgconn_check (omni_pgconn_t *self, PGresult *result);
 
 //  Runs one or more SQL commands (simple query protocol). No record text
@@ -109,6 +122,11 @@ omni_pgconn_status_t omni_pgconn_last_status (omni_pgconn_t *self);
 //  without a server error).
 typedef int (pgconn_tx_fn) (omni_pgconn_t *conn, void *arg);
 omni_pgconn_status_t omni_pgconn_transaction (omni_pgconn_t *self, pgconn_tx_fn *fn, void *arg);
+//  COMMIT of a transaction opened by hand (BEGIN through omni_pgconn_exec):
+//  PGCONN_OK only when the server answered COMMIT, and without the
+//  synchronous-replication warning (see omni_pgconn_check); a transaction
+//  that had failed answers ROLLBACK: PGCONN_FAILED (25P02).
+omni_pgconn_status_t omni_pgconn_commit (omni_pgconn_t *self);
 
 //  ---------------------------------------------------------------------------
 //  COPY ... FROM STDIN. Rows are built field by field into a buffer that is

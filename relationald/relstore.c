@@ -422,6 +422,7 @@ relstore_new (const char *dsn, omni_metrics_t *metrics, char *error, size_t erro
     //  The writer loop already backs off between batch attempts; a short
     //  reconnect backoff here keeps the two from adding up after an outage.
     omni_pgconn_set_backoff (conn, 100, 1000);
+    omni_pgconn_set_metrics (conn, metrics);
     for (size_t k = 0; k < S_KINDS; k++) {
         self->specs[k] = omni_kinds_lookup (s_kinds[k].name, strlen (s_kinds[k].name));
         assert (self->specs[k]);
