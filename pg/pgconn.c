@@ -161,8 +161,8 @@ omni_pgconn_new (const char *conninfo, char *error, size_t error_size)
     //  defaults (environment) for the address, never a password's value.
     size_t len = 0;
     self->display = s_strdup ("");
-    static const char *shown[] = {"host",         "hostaddr", "port", "dbname", "user",
-                                  "target_session_attrs", NULL};
+    static const char *shown[] = {
+        "host", "hostaddr", "port", "dbname", "user", "target_session_attrs", NULL};
     PQconninfoOption *defaults = PQconndefaults ();
     for (int i = 0; shown[i]; i++) {
         const char *value = NULL;
@@ -456,7 +456,13 @@ omni_pgconn_ensure (omni_pgconn_t *self)
     if (self->setup && self->setup (self, self->setup_arg) != 0) {
         if (self->last_status == PGCONN_OK)
             s_set_error (self, PGCONN_FAILED, "", "connection setup failed");
-        log_error ("pg.setup_failed", "conninfo=\"%s\" error=\"%s\"", self->display, self->error);
+        //  The server going away meanwhile (a failover) is no setup bug
+        if (self->last_status == PGCONN_TRANSIENT)
+            log_warn ("pg.setup_failed", "conninfo=\"%s\" error=\"%s\"", self->display,
+                      self->error);
+        else
+            log_error ("pg.setup_failed", "conninfo=\"%s\" error=\"%s\"", self->display,
+                       self->error);
         s_mark_down (self);
         return -1;
     }
@@ -1322,9 +1328,9 @@ omni_pgconn_test (bool verbose)
         PGconn *h = omni_pgconn_handle (conn);
         char multi[1024];
         int used = snprintf (multi, sizeof multi,
-                            "host=127.0.0.1,%s port=1,%s dbname=%s user=%s "
-                            "target_session_attrs=read-write",
-                            PQhost (h), PQport (h), PQdb (h), PQuser (h));
+                             "host=127.0.0.1,%s port=1,%s dbname=%s user=%s "
+                             "target_session_attrs=read-write",
+                             PQhost (h), PQport (h), PQdb (h), PQuser (h));
         if (PQpass (h) && *PQpass (h))
             snprintf (multi + used, sizeof multi - (size_t) used, " password=%s", PQpass (h));
         omni_pgconn_t *both = omni_pgconn_new (multi, error, sizeof error);

@@ -776,13 +776,32 @@ def scratch_database(prefix="omni_test_"):
         _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def _proc_stat(pid):
+    """(state, parent) of process `pid`, None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return fields[0], int(fields[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _alive(pid):
+    stat = _proc_stat(pid)
+    return stat is not None and stat[0] != "Z"
+
+
 class PrivatePostgres:
     """A PostgreSQL server of the test's own (initdb in a temporary directory,
     its own port), that the test may stop and start. Runs the server tools as
     the postgres user when the test is root (initdb refuses root). Raises
     FileNotFoundError without the server tools, KeyError without that user."""
 
-    def __init__(self):
+    def __init__(self, settings=(), standby_of=None, name="standby"):
+        """`settings`: postgresql.conf lines for this server. `standby_of`: a
+        running PrivatePostgres to stream from: the data directory is its
+        pg_basebackup (-R: standby.signal and primary_conninfo, with
+        application_name `name` for synchronous_standby_names), not initdb."""
         self.bindir = self._bindir()
         self.user = None
         if os.geteuid() == 0:
@@ -796,8 +815,17 @@ class PrivatePostgres:
             self.data = os.path.join(self.dir, "data")
             self.port = free_port()
             self.log = os.path.join(self.dir, "server.log")
-            self._run("initdb", "-D", self.data, "-U", "postgres", "--auth=trust", "-E", "UTF8",
-                      "--locale=C", "-N")
+            if standby_of:
+                self._run("pg_basebackup", "-d", f"host=127.0.0.1 port={standby_of.port} "
+                          f"user=postgres application_name={name}", "-D", self.data, "-R",
+                          "-X", "stream", "-c", "fast")
+            else:
+                self._run("initdb", "-D", self.data, "-U", "postgres", "--auth=trust", "-E",
+                          "UTF8", "--locale=C", "-N")
+                with open(os.path.join(self.data, "pg_hba.conf"), "a") as f:
+                    f.write("host replication postgres 127.0.0.1/32 trust\n")
+            with open(os.path.join(self.data, "postgresql.conf"), "a") as f:
+                f.write("".join(line + "\n" for line in settings))
         except BaseException:
             shutil.rmtree(self.dir, ignore_errors=True)
             raise
@@ -836,13 +864,45 @@ class PrivatePostgres:
     def stop(self):
         self._run("pg_ctl", "-D", self.data, "-m", "fast", "-w", "stop")
 
+    def _pid(self):
+        try:
+            with open(os.path.join(self.data, "postmaster.pid")) as f:
+                return int(f.readline())
+        except (OSError, ValueError):
+            return None
+
     def running(self):
-        return os.path.exists(os.path.join(self.data, "postmaster.pid"))
+        pid = self._pid()
+        return pid is not None and _alive(pid)
+
+    def kill9(self):
+        """SIGKILL to the postmaster, as when its machine dies: no shutdown, no
+        word to clients or standbys. Its children notice and exit; returns
+        once every one of them is gone."""
+        pid = self._pid()
+        children = [int(p) for p in os.listdir("/proc")
+                    if p.isdigit() and (_proc_stat(p) or ("", 0))[1] == pid]
+        os.kill(pid, signal.SIGKILL)
+        try:
+            for p in [pid] + children:
+                wait_until(lambda: not _alive(p), 30, f"postgres process {p} gone")
+        finally:
+            for p in children:
+                if _alive(p):
+                    os.kill(p, signal.SIGKILL)
+
+    def promote(self):
+        """A standby becomes a primary (pg_ctl promote -w: returns once it is)."""
+        self._run("pg_ctl", "-D", self.data, "-w", "-t", "60", "promote")
 
     def destroy(self):
         try:
             if self.running():
-                self.stop()
+                try:
+                    self.stop()
+                except AssertionError:
+                    self.kill9()  # never left running, whatever held it up
+                    raise
         finally:
             shutil.rmtree(self.dir, ignore_errors=True)
 
