@@ -9,6 +9,7 @@ names the standby, synchronous_commit = on), because only then is a commit
 the primary confirmed also on the standby. A commit in flight when the
 primary dies has no answer: the writer counts it as failed, ingestd delivers
 the batch again, and the store, idempotent on record ids, takes it once."""
+import contextlib
 import os
 import threading
 
@@ -72,12 +73,19 @@ def _count(dsn, sql):
         return -1  # not migrated yet, or no primary at this moment
 
 
-def _start_writers(p, dsn):
-    # Both make the database (on the primary, through the multi-host dsn)
-    args = [f"--dsn={dsn}", "--create-database=true", "--batch-size=500", "--retry-max=500ms"]
-    rel = p.writer("relationald", args).start()
-    met = p.writer("metricsd", args).start()
-    return rel, met
+@contextlib.contextmanager
+def _pipeline(workdir, primary, standby):
+    """ingestd, relationald and metricsd on the pair's multi-host dsn, and the
+    records to send: (pipeline, writers, records, frames)."""
+    p = Pipeline(workdir, writers=("relational", "metrics"))
+    with p:
+        p.ingestd.start()
+        # Both make the database (on the primary, through the multi-host dsn)
+        args = [f"--dsn={_dsn(primary, standby)}", "--create-database=true", "--batch-size=500",
+                "--retry-max=500ms"]
+        writers = [p.writer(name, args).start() for name in ("relationald", "metricsd")]
+        records = synthetic_commits(N, src="stream", files=2)
+        yield p, writers, records, [f for _, f in records]
 
 
 def _check_every_row_once(dsn, records):
@@ -94,12 +102,7 @@ def _check_every_row_once(dsn, records):
 def test_primary_killed_standby_promoted_mid_stream_every_row_once(workdir, pair):
     primary, standby = pair
     dsn = _dsn(primary, standby)
-    p = Pipeline(workdir, writers=("relational", "metrics"))
-    with p:
-        p.ingestd.start()
-        rel, met = _start_writers(p, dsn)
-        records = synthetic_commits(N, src="stream", files=2)
-        frames = [f for _, f in records]
+    with _pipeline(workdir, primary, standby) as (p, writers, records, frames):
         sender = threading.Thread(target=send, args=(p.intake, frames[:N // 2]))
         sender.start()
         try:
@@ -114,7 +117,7 @@ def test_primary_killed_standby_promoted_mid_stream_every_row_once(workdir, pair
         p.wait_acked("relational", N, 60)
         p.wait_acked("metrics", N, 60)
         _check_every_row_once(_audit(standby), records)
-        for writer in (rel, met):
+        for writer in writers:
             m = writer.metrics()
             name = writer.name
             assert m[f"omni_{name}_postgres_connects_total"] >= 2, m
@@ -132,13 +135,7 @@ def test_commit_the_standby_did_not_confirm_is_not_acknowledged(workdir, pair):
     primary then dies, only a redelivery brings those records to the
     promoted standby."""
     primary, standby = pair
-    dsn = _dsn(primary, standby)
-    p = Pipeline(workdir, writers=("relational", "metrics"))
-    with p:
-        p.ingestd.start()
-        rel, met = _start_writers(p, dsn)
-        records = synthetic_commits(N, src="stream", files=2)
-        frames = [f for _, f in records]
+    with _pipeline(workdir, primary, standby) as (p, writers, records, frames):
         send(p.intake, frames[:N // 4])
         p.wait_acked("relational", N // 4, 60)
         p.wait_acked("metrics", N // 4, 60)
@@ -156,7 +153,7 @@ def test_commit_the_standby_did_not_confirm_is_not_acknowledged(workdir, pair):
         wait_until(lambda: len({pid for (pid,) in query(primary.dsn, waiting)} - cancelled) >= 2,
                    30, "both writers waiting again, on new sessions")
         assert {w: p.acked(w) for w in acked} == acked
-        for writer in (rel, met):
+        for writer in writers:
             assert "event=pg.unconfirmed" in writer.log(), writer.log()[-3000:]
         # The primary dies with rows committed there only, and not acknowledged
         only_primary = scalar(_audit(primary), "SELECT count(*) FROM commits")
