@@ -172,6 +172,9 @@ omni_pgconn_new (const char *conninfo, char *error, size_t error_size)
         for (PQconninfoOption *o = defaults; !value && o && o->keyword; o++)
             if (strcmp (o->keyword, shown[i]) == 0)
                 value = o->val;
+        //  libpq's default, "any", says nothing about a failover setup
+        if (value && strcmp (shown[i], "target_session_attrs") == 0 && strcmp (value, "any") == 0)
+            value = NULL;
         if (value)
             s_display_add (&self->display, &len, shown[i], value);
     }
@@ -1253,6 +1256,7 @@ omni_pgconn_test (bool verbose)
     assert (!strstr (omni_pgconn_display (conn), "s3cret"));
     assert (strstr (omni_pgconn_display (conn), "password=***"));
     assert (strstr (omni_pgconn_display (conn), "host=db.example"));
+    assert (!strstr (omni_pgconn_display (conn), "target_session_attrs"));
     omni_pgconn_destroy (&conn);
     assert (conn == NULL);
     conn = omni_pgconn_new ("postgresql://omni:hunter2@db.example:6543/audit", error, sizeof error);
