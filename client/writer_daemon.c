@@ -153,8 +153,7 @@ omni_writer_daemon_run (omni_writer_daemon_t *self, writer_store_fn *store_fn, v
                                    self->retry_max_ms,
                                    self->curve,
                                    self->conflicts_dir};
-    self->writer =
-        omni_writer_new (&config, store_fn, store, omni_daemon_metrics (self->daemon));
+    self->writer = omni_writer_new (&config, store_fn, store, omni_daemon_metrics (self->daemon));
     self->store_health = store_health;
     self->store_arg = store_arg;
     if (omni_daemon_serve (self->daemon, s_healthy, self))

@@ -144,9 +144,8 @@ s_collect (omni_daemon_t *daemon, const collector_t *collector, s_keys_t *k)
                                        "progress: bad value \"%s\" "
                                        "(expected auto, bar, log or off)",
                                        k->progress);
-    if (k->batch_records < 1 || k->batch_records > 1000000 || k->window < 1 ||
-        k->window > 10000 || k->batch_bytes < 1024 || k->ack_timeout < 10 || k->give_up < 0 ||
-        k->interval < 0)
+    if (k->batch_records < 1 || k->batch_records > 1000000 || k->window < 1 || k->window > 10000 ||
+        k->batch_bytes < 1024 || k->ack_timeout < 10 || k->give_up < 0 || k->interval < 0)
         return omni_daemon_bad_config (
             daemon, "batch_records: must be 1..1000000, window 1..10000, batch_bytes >= 1k, "
                     "ack_timeout >= 10ms, give_up and interval >= 0");
@@ -169,7 +168,7 @@ s_collect (omni_daemon_t *daemon, const collector_t *collector, s_keys_t *k)
     for (size_t i = 0; i < nargs; i++)
         positional[i] = omni_config_arg (config, i);
     state_set_full (k->full);
-    collector_env_t env = {positional, nargs,       default_state ? default_state : k->state_dir,
+    collector_env_t env = {positional,  nargs,       default_state ? default_state : k->state_dir,
                            k->instance, k->interval, k->once};
     int rc = OMNI_EXIT_OK;
     omni_dirlock_t *state_lock_held = NULL;
@@ -191,8 +190,8 @@ s_collect (omni_daemon_t *daemon, const collector_t *collector, s_keys_t *k)
     session_config_t session_config = {collector->name,
                                        k->instance,
                                        {k->intake, (size_t) k->batch_records,
-                                        (size_t) k->batch_bytes, (size_t) k->window,
-                                        k->ack_timeout, k->give_up, curve},
+                                        (size_t) k->batch_bytes, (size_t) k->window, k->ack_timeout,
+                                        k->give_up, curve},
                                        progress_mode,
                                        k->progress_interval,
                                        k->project};
@@ -325,13 +324,13 @@ main (int argc, char **argv)
     char epilogue[512];
     snprintf (epilogue, sizeof epilogue, "arguments: %s\n  %s", collector->usage,
               collector->summary);
-    const omni_daemon_spec_t spec = {
-        .name = "collectord",
-        .options = options,
-        .default_http = "",
-        .http_help = "/metrics and /health address (HOST:PORT); empty = off",
-        .hidden_options = others,
-        .help_epilogue = epilogue};
+    const omni_daemon_spec_t spec = {.name = "collectord",
+                                     .options = options,
+                                     .default_http = "",
+                                     .http_help =
+                                         "/metrics and /health address (HOST:PORT); empty = off",
+                                     .hidden_options = others,
+                                     .help_epilogue = epilogue};
 
     //  The mode is not an argument of the collector
     char program[64];

@@ -93,14 +93,14 @@ omni_daemon_new (const omni_daemon_spec_t *spec, int argc, char **argv, int *exi
         memcpy (next, spec->options, own * sizeof *next);
     next += own;
     if (spec->default_http)
-        *next++ = (omni_config_option_t) {
+        *next++ = (omni_config_option_t){
             "http", CONFIG_STRING, spec->default_http,
             spec->http_help ? spec->http_help : "/metrics and /health address, empty = off",
             &self->http};
-    *next++ = (omni_config_option_t) {"log_level", CONFIG_STRING, "info",
-                                      "debug | info | warn | error", &self->log_level};
-    *next++ = (omni_config_option_t) {"log_format", CONFIG_STRING, "kv", "kv | json",
-                                      &self->log_format};
+    *next++ = (omni_config_option_t){"log_level", CONFIG_STRING, "info",
+                                     "debug | info | warn | error", &self->log_level};
+    *next++ =
+        (omni_config_option_t){"log_format", CONFIG_STRING, "kv", "kv | json", &self->log_format};
     size_t shown = (size_t) (next - self->options);
     if (hidden)
         memcpy (next, spec->hidden_options, hidden * sizeof *next);
@@ -221,10 +221,9 @@ omni_daemon_test (bool verbose)
 
     char *path = NULL;
     int64_t workers = 0;
-    const omni_config_option_t own[] = {
-        {"path", CONFIG_STRING, "x", "a key of the program", &path},
-        {"workers", CONFIG_INT, "1", "another", &workers},
-        {NULL}};
+    const omni_config_option_t own[] = {{"path", CONFIG_STRING, "x", "a key of the program", &path},
+                                        {"workers", CONFIG_INT, "1", "another", &workers},
+                                        {NULL}};
     int64_t other = 0;
     const omni_config_option_t hidden[] = {{"other", CONFIG_INT, "0", "hidden", &other}, {NULL}};
     omni_daemon_spec_t spec = {"testd", own, "127.0.0.1:0", NULL, hidden, NULL, false};
@@ -250,8 +249,7 @@ omni_daemon_test (bool verbose)
     char *bad[] = {"testd", "--workers=many", NULL};
     assert (omni_daemon_new (&spec, 2, bad, &exit_code) == NULL && exit_code == OMNI_EXIT_USAGE);
     char *level[] = {"testd", "--log-level=loud", NULL};
-    assert (omni_daemon_new (&spec, 2, level, &exit_code) == NULL &&
-            exit_code == OMNI_EXIT_USAGE);
+    assert (omni_daemon_new (&spec, 2, level, &exit_code) == NULL && exit_code == OMNI_EXIT_USAGE);
     omni_log_init ("testd", "info", "kv");
     signal (SIGINT, SIG_DFL);
     signal (SIGTERM, SIG_DFL);

@@ -92,16 +92,16 @@ main (int argc, char **argv)
     const char *bad =
         *error ? error
         //  Writers ACK every second: less would hand a live writer's name away.
-        : session_timeout < 2000 ? "writer_session_timeout: must be at least 2s"
-        : window_max < 1 || window_max > 100000000      ? "writer_window_max: must be 1..100000000"
+        : session_timeout < 2000                   ? "writer_session_timeout: must be at least 2s"
+        : window_max < 1 || window_max > 100000000 ? "writer_window_max: must be 1..100000000"
         : batch_records < 1 || batch_records > 10000000 ? "max_batch_records: must be 1..10000000"
-        : batch_bytes < max_record ? "max_batch_bytes: must be at least max_record_size"
-        : max_connections < 0      ? "max_connections: must not be negative"
-        : idle_timeout < 1000      ? "idle_timeout: must be at least 1s"
-        : memory_max < (128 << 20) ? "memory_max: must be at least 128M"
-        : tap_budget < (1 << 20)   ? "tap_budget: must be at least 1M"
-        : !*curve_key && *curve_clients   ? "curve_key: required when curve_clients is set"
-                                          : NULL;
+        : batch_bytes < max_record      ? "max_batch_bytes: must be at least max_record_size"
+        : max_connections < 0           ? "max_connections: must not be negative"
+        : idle_timeout < 1000           ? "idle_timeout: must be at least 1s"
+        : memory_max < (128 << 20)      ? "memory_max: must be at least 128M"
+        : tap_budget < (1 << 20)        ? "tap_budget: must be at least 1M"
+        : !*curve_key && *curve_clients ? "curve_key: required when curve_clients is set"
+                                        : NULL;
     omni_curve_server_t *curve = NULL;
     if (!bad && *curve_key) {
         curve = omni_curve_server_new (curve_key, curve_clients, omni_daemon_metrics (daemon),
@@ -139,7 +139,7 @@ main (int argc, char **argv)
     if (!server)
         log_error ("ingestd.start_failed", "error=\"%s\"", error);
     rc = !server || omni_daemon_serve (daemon, server_healthy, server) ? OMNI_EXIT_FAILURE
-                                                                        : server_run (server);
+                                                                       : server_run (server);
     omni_daemon_serve_end (daemon);
     server_destroy (&server);
     omni_curve_server_destroy (&curve);

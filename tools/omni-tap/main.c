@@ -73,8 +73,7 @@ s_tap (omni_daemon_t *daemon, s_keys_t *k)
     int64_t count = k->count;
     tap_format_t format;
     if (tap_format_parse (k->format_name, &format))
-        return omni_daemon_bad_config (daemon,
-                                       "format: bad value \"%s\" (expected json or pretty)",
+        return omni_daemon_bad_config (daemon, "format: bad value \"%s\" (expected json or pretty)",
                                        k->format_name ? k->format_name : "");
     if (count < 0)
         return omni_daemon_bad_config (daemon, "count: %lld is negative", (long long) count);
