@@ -1,7 +1,8 @@
 /*  writer_daemon: what every writer daemon's main does the same way: the
-    shared config keys (delivery, batch_size, flush_interval, window,
-    retry_max, http, log_level, log_format) next to the store's own keys,
-    logging, metrics, /metrics and /health, and the writer loop.            */
+    writer's keys (delivery, batch_size, flush_interval, window, retry_max,
+    curve_key, curve_server_key, conflicts_dir) next to the store's own, and
+    the writer loop, on the skeleton of every daemon (common/daemon.h: http,
+    log_level, log_format, logging, metrics, /metrics and /health, signals). */
 #ifndef OMNI_WRITER_DAEMON_H
 #define OMNI_WRITER_DAEMON_H
 
