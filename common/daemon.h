@@ -16,7 +16,8 @@
     Exit codes: OMNI_EXIT_OK (0) done, or drained after a signal;
     OMNI_EXIT_FAILURE (1) a failure at run time (a store, a port, a run);
     OMNI_EXIT_USAGE (2) a usage or configuration error, with a message
-    naming the key; 130 / 143 a second signal.                            */
+    naming the key; OMNI_EXIT_DAMAGED (3) done, with damaged input skipped
+    (omnictl replay, export); 130 / 143 a second signal.                  */
 #ifndef OMNI_DAEMON_H
 #define OMNI_DAEMON_H
 
@@ -26,7 +27,12 @@
 
 #include <stdbool.h>
 
-enum { OMNI_EXIT_OK = 0, OMNI_EXIT_FAILURE = 1, OMNI_EXIT_USAGE = 2 };
+enum {
+    OMNI_EXIT_OK = 0,
+    OMNI_EXIT_FAILURE = 1,
+    OMNI_EXIT_USAGE = 2,
+    OMNI_EXIT_DAMAGED = 3 //  omnictl replay / export: damaged input skipped, the rest done
+};
 
 typedef struct {
     //  The config section, the name in the log and in error messages, and
