@@ -2,6 +2,7 @@
 docs/operations.md "Signals and exit codes"): a first SIGTERM drains and
 exits 0; a second one, while the drain is held up, exits at once with 143
 (130 for SIGINT); --help exits 0; a bad key or value exits 2 naming it."""
+import calendar
 import os
 import signal
 import socket
@@ -12,7 +13,8 @@ import psycopg2
 import pytest
 import zmq
 
-from omni import Daemon, binary, commit_to, free_port, init_repo, wait_until
+from omni import (Daemon, binary, commit_to, free_port, init_repo, make_record_metric, send,
+                  wait_until)
 
 DAEMONS = ["ingestd", "archiverd", "relationald", "documentd", "metricsd"]
 TOOLS = ["omni-tap", "omni-loadgen"]
@@ -125,6 +127,25 @@ def test_a_second_sigterm_ends_a_writer_held_by_its_store(writer, pipeline, pg_d
     w.start()
     wait_until(lambda: w.metrics().get(f"omni_{writer}_acked_offset", 0) > 0, 60,
                f"{writer} caught up")
+
+
+def test_a_second_sigterm_ends_archiverd_held_by_its_file(pipeline):
+    """The day's file is a FIFO nobody reads: opening it for the batch in hand
+    blocks, the first SIGTERM cannot finish the batch, the second ends it."""
+    p = pipeline()
+    day = "2023-06-01"
+    os.makedirs(os.path.join(p.archive_dir, "metric"))
+    for d in ("2023-05-31", day, "2023-06-02"):
+        os.mkfifo(os.path.join(p.archive_dir, "metric", f"{d}.jsonl"))
+    p.ingestd.start()
+    a = p.archiverd()
+    a.start()
+    ts = calendar.timegm(time.strptime(f"{day} 12:00", "%Y-%m-%d %H:%M")) * 10**9
+    send(p.intake, [make_record_metric("h1", ts, "cpu", 1.0)])
+    wait_until(lambda: a.metrics().get("omni_archiverd_records_delivered_total", 0) > 0, 30,
+               "archiverd got the record")
+    _second_sigterm_exits_at_once(a.proc, a.log)
+    a.proc = None
 
 
 def test_a_second_sigterm_ends_documentd_held_by_its_server(pipeline):
