@@ -6,6 +6,7 @@
     unreachable past give_up, unreadable source), 2 bad usage, config or
     source path, 143 / 130 a second signal (no drain).                     */
 #include "collectord/collector.h"
+#include "collectord/runner.h"
 #include "collectord/session.h"
 #include "collectord/state.h"
 #include "common/daemon.h"
@@ -15,30 +16,10 @@
 #include <assert.h>
 #include <czmq.h>
 #include <inttypes.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-typedef struct {
-    omni_metrics_t *metrics;
-    omni_metric_t *runs_ok, *runs_failed, *runs_interrupted, *records, *last_duration, *last_end;
-    omni_metric_t *failovers; //  the intake client's, read by /health
-    atomic_bool last_failed;
-    atomic_uint_fast64_t runs;
-} s_ops_t;
-
-static bool
-s_health (void *arg, char *text, size_t size)
-{
-    s_ops_t *ops = (s_ops_t *) arg;
-    bool failed = atomic_load (&ops->last_failed);
-    snprintf (text, size, "%s runs=%" PRIuFAST64 " last_run=%s failovers=%.0f",
-              failed ? "failing" : "ok", atomic_load (&ops->runs), failed ? "failed" : "ok",
-              omni_metric_value (ops->failovers));
-    return !failed;
-}
 
 static void
 s_usage (FILE *out)
@@ -48,53 +29,6 @@ s_usage (FILE *out)
         fprintf (out, "  %-6s %-12s %s\n", collector_at (i)->name, collector_at (i)->usage,
                  collector_at (i)->summary);
     fprintf (out, "\n`collectord MODE --help` lists the options.\n");
-}
-
-//  One run: run.start, the collection, run.end, every ACK, then the state.
-static int
-s_run (const collector_t *collector, void *handle, session_t *session, s_ops_t *ops)
-{
-    int64_t started = omni_util_mono_ms ();
-    if (session_begin (session, collector->source (handle), collector->target (handle),
-                       collector->pack_config, handle))
-        return -1;
-    char error[1024] = "";
-    int rc = collector->collect (handle, session, error, sizeof error);
-    bool interrupted = session_interrupted (session);
-    if (rc && !interrupted)
-        log_error ("collect.failed", "collector=%s error=\"%s\"", collector->name, error);
-    int end_rc = session_end (session, rc ? "failed" : "ok", rc ? error : NULL);
-    interrupted = session_interrupted (session);
-    if (interrupted)
-        //  Stopped by a signal: a success when what was collected drained
-        //  (the state is not saved: the run is incomplete)
-        rc = end_rc;
-    else if (rc == 0 && end_rc)
-        rc = -1;
-    else if (rc == 0 && collector->commit (handle, error, sizeof error)) {
-        log_error ("state.failed", "collector=%s error=\"%s\"", collector->name, error);
-        rc = -1;
-    }
-    atomic_fetch_add (&ops->runs, 1);
-    omni_metric_add (rc ? ops->runs_failed : interrupted ? ops->runs_interrupted : ops->runs_ok, 1);
-    omni_metric_add (ops->records, session_count (session, NULL));
-    omni_metric_set (ops->last_duration, (double) (omni_util_mono_ms () - started) / 1000.0);
-    omni_metric_set (ops->last_end, (double) omni_util_now_ns () / 1e9);
-    atomic_store (&ops->last_failed, rc != 0);
-    return rc;
-}
-
-//  Sleeps until `deadline_ms` (monotonic); false when a signal came.
-static bool
-s_sleep_until (int64_t deadline_ms)
-{
-    while (!omni_daemon_stopping ()) {
-        int64_t left = deadline_ms - omni_util_mono_ms ();
-        if (left <= 0)
-            return true;
-        zclock_sleep ((int) (left > 200 ? 200 : left));
-    }
-    return false;
 }
 
 //  Every mode's keys are known in every mode: one config file can hold the
@@ -185,8 +119,7 @@ s_collect (omni_daemon_t *daemon, const collector_t *collector, s_keys_t *k)
         fprintf (stderr, "error: collectord %s: %s\n", collector->name, error);
         rc = OMNI_EXIT_FAILURE;
     }
-    s_ops_t ops = {0};
-    ops.metrics = omni_daemon_metrics (daemon);
+    omni_metrics_t *metrics = omni_daemon_metrics (daemon);
     session_config_t session_config = {collector->name,
                                        k->instance,
                                        {k->intake, (size_t) k->batch_records,
@@ -197,24 +130,9 @@ s_collect (omni_daemon_t *daemon, const collector_t *collector, s_keys_t *k)
                                        k->project};
     session_t *session = rc ? NULL : session_new (&session_config);
     if (session)
-        session_set_metrics (session, ops.metrics);
-    //  The series the intake client counts in (the same name is the same series)
-    ops.failovers =
-        omni_metrics_counter (ops.metrics, "failovers_total",
-                              "times the intake moved to the next ingestd endpoint", NULL);
-    ops.runs_ok =
-        omni_metrics_counter (ops.metrics, "runs_total", "collection runs", "status=\"ok\"");
-    ops.runs_failed =
-        omni_metrics_counter (ops.metrics, "runs_total", "collection runs", "status=\"failed\"");
-    ops.runs_interrupted = omni_metrics_counter (ops.metrics, "runs_total", "collection runs",
-                                                 "status=\"interrupted\"");
-    ops.records = omni_metrics_counter (ops.metrics, "records_sent_total",
-                                        "records collected and queued to ingestd", NULL);
-    ops.last_duration =
-        omni_metrics_gauge (ops.metrics, "last_run_duration_seconds", "of the last run", NULL);
-    ops.last_end = omni_metrics_gauge (ops.metrics, "last_run_end_timestamp_seconds",
-                                       "when the last run ended, seconds since the epoch", NULL);
-    if (!rc && (!session || omni_daemon_serve (daemon, s_health, &ops)))
+        session_set_metrics (session, metrics);
+    runner_t *runner = runner_new (collector, handle, session, metrics);
+    if (!rc && (!session || omni_daemon_serve (daemon, runner_health, runner)))
         rc = OMNI_EXIT_USAGE;
     if (rc == 0) {
         log_info ("collectord.start",
@@ -222,22 +140,10 @@ s_collect (omni_daemon_t *daemon, const collector_t *collector, s_keys_t *k)
                   "interval_ms=%" PRId64,
                   collector->name, k->instance, k->intake, collector->source (handle),
                   env.state_dir, k->once ? 0 : k->interval);
-        while (true) {
-            int64_t started = omni_util_mono_ms ();
-            int run_rc = s_run (collector, handle, session, &ops);
-            if (k->once || k->interval == 0 || collector->self_paced) {
-                rc = run_rc ? OMNI_EXIT_FAILURE : OMNI_EXIT_OK;
-                if (run_rc)
-                    fprintf (stderr, "error: collectord %s: the run failed (see the log above)\n",
-                             collector->name);
-                break;
-            }
-            //  A failed run is tried again at the next interval
-            if (session_interrupted (session) || !s_sleep_until (started + k->interval))
-                break;
-        }
+        rc = runner_loop (runner, k->once, k->interval);
     }
     omni_daemon_serve_end (daemon);
+    runner_destroy (&runner);
     session_destroy (&session); //  its intake client counts in the metrics
     if (handle)
         collector->close (&handle);
