@@ -46,12 +46,7 @@ omni_writer_daemon_new (const omni_writer_daemon_spec_t *spec, int argc, char **
          &self->window},
         {"retry_max", CONFIG_DURATION, "5s", "longest wait between retries while the store fails",
          &self->retry_max_ms},
-        {"curve_key", CONFIG_STRING, "",
-         "CURVE: this writer's certificate (PATH and PATH_secret); with curve_server_key",
-         &self->curve_key},
-        {"curve_server_key", CONFIG_STRING, "",
-         "CURVE: ingestd's public certificate; empty with curve_key = no security",
-         &self->curve_server_key},
+        OMNI_CURVE_CLIENT_OPTIONS ("writer", &self->curve_key, &self->curve_server_key),
         {"conflicts_dir", CONFIG_STRING, "var/conflicts",
          "where records under an id already stored with other content are filed "
          "(<dir>/<writer>.jsonl)",

@@ -211,12 +211,7 @@ main (int argc, char **argv)
          "auto (a bar on a terminal, else log lines) | bar | log | off", &k.progress},
         {"progress_interval", CONFIG_DURATION, "5s", "between progress log lines",
          &k.progress_interval},
-        {"curve_key", CONFIG_STRING, "",
-         "CURVE: this collector's certificate (PATH and PATH_secret); with curve_server_key",
-         &k.curve_key},
-        {"curve_server_key", CONFIG_STRING, "",
-         "CURVE: ingestd's public certificate; empty with curve_key = no security",
-         &k.curve_server_key},
+        OMNI_CURVE_CLIENT_OPTIONS ("collector", &k.curve_key, &k.curve_server_key),
         {NULL}};
     //  --help shows this mode's keys and the shared ones
     size_t nmode = 0, nshared = sizeof shared / sizeof shared[0] - 1;

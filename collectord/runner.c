@@ -28,8 +28,7 @@ struct _runner_t {
 };
 
 runner_t *
-runner_new (const collector_t *collector, void *handle, session_t *session,
-            omni_metrics_t *metrics)
+runner_new (const collector_t *collector, void *handle, session_t *session, omni_metrics_t *metrics)
 {
     runner_t *self = calloc (1, sizeof *self);
     assert (self);
@@ -37,9 +36,8 @@ runner_new (const collector_t *collector, void *handle, session_t *session,
     self->handle = handle;
     self->session = session;
     //  The series the intake client counts in (the same name is the same series)
-    self->failovers =
-        omni_metrics_counter (metrics, "failovers_total",
-                              "times the intake moved to the next ingestd endpoint", NULL);
+    self->failovers = omni_metrics_counter (
+        metrics, "failovers_total", "times the intake moved to the next ingestd endpoint", NULL);
     self->runs_ok =
         omni_metrics_counter (metrics, "runs_total", "collection runs", "status=\"ok\"");
     self->runs_failed =

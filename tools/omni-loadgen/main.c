@@ -77,12 +77,7 @@ main (int argc, char **argv)
          "build every record before sending (benchmarks: seconds and rate then cover the "
          "sending only)",
          &preencode},
-        {"curve_key", CONFIG_STRING, "",
-         "CURVE: this client's certificate (PATH and PATH_secret); with curve_server_key",
-         &curve_key},
-        {"curve_server_key", CONFIG_STRING, "",
-         "CURVE: ingestd's public certificate; empty with curve_key = no security",
-         &curve_server_key},
+        OMNI_CURVE_CLIENT_OPTIONS ("client", &curve_key, &curve_server_key),
         {NULL}};
     //  The first signal stops generating and still waits for the ACKs: the
     //  intake client must go on working, so czmq's flag is not raised.

@@ -186,12 +186,7 @@ main (int argc, char **argv)
         {"count", CONFIG_INT, "0", "exit after printing this many messages; 0 = run until stopped",
          &k.count},
         {"format", CONFIG_STRING, "json", "json (one line each) | pretty", &k.format_name},
-        {"curve_key", CONFIG_STRING, "",
-         "CURVE: this subscriber's certificate (PATH and PATH_secret); with curve_server_key",
-         &k.curve_key},
-        {"curve_server_key", CONFIG_STRING, "",
-         "CURVE: ingestd's public certificate; empty with curve_key = no security",
-         &k.curve_server_key},
+        OMNI_CURVE_CLIENT_OPTIONS ("subscriber", &k.curve_key, &k.curve_server_key),
         {NULL}};
     //  A long-running tool on the daemon skeleton: its config, log keys and
     //  signal policy; no /metrics (no http key).
