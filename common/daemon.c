@@ -57,7 +57,10 @@ omni_daemon_catch_signals (bool raise_czmq)
     struct sigaction action;
     memset (&action, 0, sizeof action);
     action.sa_handler = s_on_signal;
+    //  The other signal waits while the handler runs on this thread
     sigemptyset (&action.sa_mask);
+    sigaddset (&action.sa_mask, SIGINT);
+    sigaddset (&action.sa_mask, SIGTERM);
     sigaction (SIGINT, &action, NULL);
     sigaction (SIGTERM, &action, NULL);
 }
