@@ -29,7 +29,7 @@
     the batch's sources are taken FOR KEY SHARE once, in its transaction.
 
     Nothing from a record ever becomes SQL text: values go through COPY and
-    parameters only. U+0000 becomes U+FFFD (omni_pgconn_text_clean).
+    parameters only. U+0000 becomes U+FFFD (omni_pgcopy_text_clean).
 
     Why commits, tests and code statistics carry a content hash: their rows
     are never updated by a later record, so another record under a stored
@@ -42,6 +42,7 @@
 #include "common/log.h"
 #include "proto/mpjson.h"
 #include "pg/pgconn.h"
+#include "pg/pgcopy.h"
 #include "relationald/schema.h"
 #include "common/util.h"
 #include "testsupport/pgtest.h"
@@ -346,6 +347,7 @@ typedef struct {
 
 struct _relstore_t {
     omni_pgconn_t *conn;
+    omni_pgcopy_t *copy; //  COPY on conn
     const omni_kind_spec_t *specs[S_KINDS];
 
     //  The batch in hand
@@ -418,6 +420,7 @@ relstore_new (const char *dsn, omni_metrics_t *metrics, char *error, size_t erro
     relstore_t *self = calloc (1, sizeof *self);
     assert (self);
     self->conn = conn;
+    self->copy = omni_pgcopy_new ();
     omni_pgconn_set_setup (conn, s_setup, self);
     //  The writer loop already backs off between batch attempts; a short
     //  reconnect backoff here keeps the two from adding up after an outage.
@@ -451,6 +454,7 @@ relstore_destroy (relstore_t **self_p)
     if (!self)
         return;
     omni_pgconn_destroy (&self->conn);
+    omni_pgcopy_destroy (&self->copy);
     for (size_t i = 0; i < self->nrejects; i++)
         free (self->rejects[i].error);
     free (self->rejects);
@@ -642,8 +646,8 @@ s_text (relstore_t *self, const char *text, size_t len)
 {
     size_t clean_len;
     const char *clean =
-        omni_pgconn_text_clean (text, len, &self->scratch, &self->scratch_size, &clean_len);
-    omni_pgconn_copy_text (self->conn, clean, clean_len);
+        omni_pgcopy_text_clean (text, len, &self->scratch, &self->scratch_size, &clean_len);
+    omni_pgcopy_text (self->copy, clean, clean_len);
 }
 
 static void
@@ -659,7 +663,7 @@ s_field_str (relstore_t *self, const msgpack_object *body, const char *key)
     if (omni_record_field_str (body, key, &s))
         s_str (self, s);
     else
-        omni_pgconn_copy_null (self->conn);
+        omni_pgcopy_null (self->copy);
 }
 
 static void
@@ -667,9 +671,9 @@ s_field_int (relstore_t *self, const msgpack_object *body, const char *key)
 {
     int64_t v;
     if (omni_record_field_int (body, key, &v))
-        omni_pgconn_copy_int8 (self->conn, v);
+        omni_pgcopy_int8 (self->copy, v);
     else
-        omni_pgconn_copy_null (self->conn);
+        omni_pgcopy_null (self->copy);
 }
 
 static void
@@ -677,9 +681,9 @@ s_field_num (relstore_t *self, const msgpack_object *body, const char *key)
 {
     double v;
     if (omni_record_field_num (body, key, &v))
-        omni_pgconn_copy_float8 (self->conn, v);
+        omni_pgcopy_float8 (self->copy, v);
     else
-        omni_pgconn_copy_null (self->conn);
+        omni_pgcopy_null (self->copy);
 }
 
 static void
@@ -687,9 +691,9 @@ s_field_bool (relstore_t *self, const msgpack_object *body, const char *key)
 {
     bool v;
     if (omni_record_field_bool (body, key, &v))
-        omni_pgconn_copy_bool (self->conn, v);
+        omni_pgcopy_bool (self->copy, v);
     else
-        omni_pgconn_copy_null (self->conn);
+        omni_pgcopy_null (self->copy);
 }
 
 static void
@@ -697,9 +701,9 @@ s_field_time_ns (relstore_t *self, const msgpack_object *body, const char *key)
 {
     int64_t v;
     if (omni_record_field_int (body, key, &v))
-        omni_pgconn_copy_timestamptz_ns (self->conn, v);
+        omni_pgcopy_timestamptz_ns (self->copy, v);
     else
-        omni_pgconn_copy_null (self->conn);
+        omni_pgcopy_null (self->copy);
 }
 
 //  Maps and arrays as JSON text (binary as {"$bin": base64}), cast to jsonb
@@ -709,13 +713,13 @@ s_field_json (relstore_t *self, const msgpack_object *body, const char *key)
 {
     const msgpack_object *val = omni_record_field (body, key);
     if (!val || val->type == MSGPACK_OBJECT_NIL) {
-        omni_pgconn_copy_null (self->conn);
+        omni_pgcopy_null (self->copy);
         return;
     }
     omni_mpjson_buf_reset (&self->json);
     omni_mpjson_value (&self->json, val);
-    omni_pgconn_json_clean (self->json.data, self->json.size);
-    omni_pgconn_copy_text (self->conn, self->json.data, self->json.size);
+    omni_pgcopy_json_clean (self->json.data, self->json.size);
+    omni_pgcopy_text (self->copy, self->json.data, self->json.size);
 }
 
 //  The columns every record row starts with: ord, id, src, run
@@ -723,9 +727,9 @@ static void
 s_head (relstore_t *self, s_table_t table, size_t index)
 {
     const omni_record_t *record = &self->records[index];
-    omni_pgconn_copy_row (self->conn, s_stage[table].columns);
-    omni_pgconn_copy_int4 (self->conn, (int32_t) index);
-    omni_pgconn_copy_bytea (self->conn, record->id, RECORD_ID_SIZE);
+    omni_pgcopy_row (self->copy, s_stage[table].columns);
+    omni_pgcopy_int4 (self->copy, (int32_t) index);
+    omni_pgcopy_bytea (self->copy, record->id, RECORD_ID_SIZE);
     s_str (self, record->src);
     s_str (self, record->run);
 }
@@ -752,7 +756,7 @@ s_stage_commit (relstore_t *self, size_t index)
         self->items[i] = nul ? "\xef\xbf\xbd" : p->via.str.ptr;
         self->lens[i] = nul ? 3 : p->via.str.size;
     }
-    omni_pgconn_copy_text_array (self->conn, self->items, self->lens, n);
+    omni_pgcopy_text_array (self->copy, self->items, self->lens, n);
     s_field_str (self, body, "author_name");
     s_field_str (self, body, "author_email");
     s_field_int (self, body, "author_time");
@@ -781,15 +785,15 @@ s_stage_files (relstore_t *self, size_t index)
         return;
     for (uint32_t i = 0; i < files->via.array.size; i++) {
         const msgpack_object *file = &files->via.array.ptr[i];
-        omni_pgconn_copy_row (self->conn, s_stage[T_FILES].columns);
-        omni_pgconn_copy_int4 (self->conn, (int32_t) index);
-        omni_pgconn_copy_bytea (self->conn, record->id, RECORD_ID_SIZE);
+        omni_pgcopy_row (self->copy, s_stage[T_FILES].columns);
+        omni_pgcopy_int4 (self->copy, (int32_t) index);
+        omni_pgcopy_bytea (self->copy, record->id, RECORD_ID_SIZE);
         s_field_str (self, file, "path");
         s_field_int (self, file, "insertions");
         s_field_int (self, file, "deletions");
         bool binary = false;
         omni_record_field_bool (file, "binary", &binary);
-        omni_pgconn_copy_bool (self->conn, binary);
+        omni_pgcopy_bool (self->copy, binary);
         s_field_str (self, file, "old_path");
     }
 }
@@ -820,14 +824,14 @@ s_stage_record (relstore_t *self, s_table_t table, size_t index)
     s_kind_t kind = self->kinds[index];
     switch (table) {
     case T_SOURCES:
-        omni_pgconn_copy_row (self->conn, s_stage[T_SOURCES].columns);
-        omni_pgconn_copy_int4 (self->conn, (int32_t) index);
+        omni_pgcopy_row (self->copy, s_stage[T_SOURCES].columns);
+        omni_pgcopy_int4 (self->copy, (int32_t) index);
         s_str (self, record->src);
         break;
     case T_RUNS:
         s_head (self, T_RUNS, index);
         s_str (self, record->col);
-        omni_pgconn_copy_bool (self->conn, kind == K_RUN_END);
+        omni_pgcopy_bool (self->copy, kind == K_RUN_END);
         s_field_str (self, body, "collector");
         s_field_str (self, body, "source");
         s_field_str (self, body, "status");
@@ -843,14 +847,14 @@ s_stage_record (relstore_t *self, s_table_t table, size_t index)
     case T_FILES: s_stage_files (self, index); break;
     case T_BRANCHES:
         s_head (self, T_BRANCHES, index);
-        omni_pgconn_copy_timestamptz_ns (self->conn, record->ts);
+        omni_pgcopy_timestamptz_ns (self->copy, record->ts);
         s_field_str (self, body, "name");
         s_field_str (self, body, "target");
         s_field_bool (self, body, "head");
         break;
     case T_TAGS:
         s_head (self, T_TAGS, index);
-        omni_pgconn_copy_timestamptz_ns (self->conn, record->ts);
+        omni_pgcopy_timestamptz_ns (self->copy, record->ts);
         s_field_str (self, body, "name");
         s_field_str (self, body, "target");
         s_field_bool (self, body, "annotated");
@@ -862,7 +866,7 @@ s_stage_record (relstore_t *self, s_table_t table, size_t index)
         break;
     case T_BUILDS:
         s_head (self, T_BUILDS, index);
-        omni_pgconn_copy_timestamptz_ns (self->conn, record->ts);
+        omni_pgcopy_timestamptz_ns (self->copy, record->ts);
         s_field_str (self, body, "pipeline");
         s_field_str (self, body, "build_id");
         s_field_str (self, body, "status");
@@ -877,14 +881,14 @@ s_stage_record (relstore_t *self, s_table_t table, size_t index)
         break;
     case T_TESTS:
         s_head (self, T_TESTS, index);
-        omni_pgconn_copy_timestamptz_ns (self->conn, record->ts);
+        omni_pgcopy_timestamptz_ns (self->copy, record->ts);
         s_test_fields (self, body);
         s_field_int (self, body, "occurrence");
         s_field_bool (self, body, "retried");
         break;
     case T_CODE:
         s_head (self, T_CODE, index);
-        omni_pgconn_copy_timestamptz_ns (self->conn, record->ts);
+        omni_pgcopy_timestamptz_ns (self->copy, record->ts);
         s_field_str (self, body, "rev");
         s_field_str (self, body, "language");
         s_field_str (self, body, "path");
@@ -895,12 +899,12 @@ s_stage_record (relstore_t *self, s_table_t table, size_t index)
         break;
     case T_UNREACH:
         s_head (self, T_UNREACH, index);
-        omni_pgconn_copy_timestamptz_ns (self->conn, record->ts);
+        omni_pgcopy_timestamptz_ns (self->copy, record->ts);
         s_field_str (self, body, "sha");
         break;
     case T_ANALYSIS:
         s_head (self, T_ANALYSIS, index);
-        omni_pgconn_copy_timestamptz_ns (self->conn, record->ts);
+        omni_pgcopy_timestamptz_ns (self->copy, record->ts);
         s_field_str (self, body, "day");
         s_field_time_ns (self, body, "since");
         s_field_time_ns (self, body, "until");
@@ -919,7 +923,7 @@ s_stage_record (relstore_t *self, s_table_t table, size_t index)
     if (table == T_COMMITS || table == T_TESTS || table == T_CODE) {
         uint8_t content[RECORD_CONTENT_SIZE];
         omni_record_content_hash (record, content);
-        omni_pgconn_copy_bytea (self->conn, content, sizeof content);
+        omni_pgcopy_bytea (self->copy, content, sizeof content);
     }
 }
 
@@ -942,12 +946,12 @@ s_stage_range (relstore_t *self, size_t lo, size_t hi)
     for (int t = 0; t < T_COUNT; t++) {
         if (!self->rows[t])
             continue;
-        if (omni_pgconn_copy_begin (self->conn, s_stage[t].name, NULL, PGCONN_COPY_BINARY))
+        if (omni_pgcopy_begin (self->copy, self->conn, s_stage[t].name, NULL, PGCOPY_BINARY))
             return omni_pgconn_last_status (self->conn);
         for (size_t i = lo; i <= hi; i++)
             if (s_in_table (self->kinds[i], (s_table_t) t))
                 s_stage_record (self, (s_table_t) t, i);
-        omni_pgconn_status_t status = omni_pgconn_copy_end (self->conn);
+        omni_pgconn_status_t status = omni_pgcopy_end (self->copy);
         if (status != PGCONN_OK)
             return status;
     }
@@ -994,7 +998,7 @@ s_source_id (relstore_t *self, omni_record_str_t src)
         }
     size_t clean_len;
     const char *clean =
-        omni_pgconn_text_clean (src.ptr, src.len, &self->scratch, &self->scratch_size, &clean_len);
+        omni_pgcopy_text_clean (src.ptr, src.len, &self->scratch, &self->scratch_size, &clean_len);
     char *name = strndup (clean, clean_len);
     assert (name);
     const char *params[] = {name};
@@ -1086,33 +1090,33 @@ s_direct_tx (omni_pgconn_t *conn, void *arg)
         self->sources_gone = locked > 0;
         return -1;
     }
-    if (omni_pgconn_copy_begin (conn, "ci_tests",
-                                "id, source_id, suite, class, name, status, duration, pipeline, "
-                                "build_id, file, failure_type, failure_message, flaky, occurrence, "
-                                "retried, observed, run_id, content",
-                                PGCONN_COPY_BINARY))
+    if (omni_pgcopy_begin (self->copy, conn, "ci_tests",
+                           "id, source_id, suite, class, name, status, duration, pipeline, "
+                           "build_id, file, failure_type, failure_message, flaky, occurrence, "
+                           "retried, observed, run_id, content",
+                           PGCOPY_BINARY))
         return -1;
     for (size_t i = 0; i < self->count; i++) {
         const omni_record_t *record = &self->records[i];
         const msgpack_object *body = record->body;
-        omni_pgconn_copy_row (conn, 18);
-        omni_pgconn_copy_bytea (conn, record->id, RECORD_ID_SIZE);
-        omni_pgconn_copy_int8 (conn, self->source_ids[i]);
+        omni_pgcopy_row (self->copy, 18);
+        omni_pgcopy_bytea (self->copy, record->id, RECORD_ID_SIZE);
+        omni_pgcopy_int8 (self->copy, self->source_ids[i]);
         s_test_fields (self, body);
         //  ci_tests' own types and defaults (the staging way casts them)
         int64_t occurrence = 0;
         bool retried = false;
         omni_record_field_int (body, "occurrence", &occurrence);
         omni_record_field_bool (body, "retried", &retried);
-        omni_pgconn_copy_int4 (conn, (int32_t) occurrence);
-        omni_pgconn_copy_bool (conn, retried);
-        omni_pgconn_copy_timestamptz_ns (conn, record->ts);
+        omni_pgcopy_int4 (self->copy, (int32_t) occurrence);
+        omni_pgcopy_bool (self->copy, retried);
+        omni_pgcopy_timestamptz_ns (self->copy, record->ts);
         s_str (self, record->run);
         uint8_t content[RECORD_CONTENT_SIZE];
         omni_record_content_hash (record, content);
-        omni_pgconn_copy_bytea (conn, content, sizeof content);
+        omni_pgcopy_bytea (self->copy, content, sizeof content);
     }
-    return omni_pgconn_copy_end (conn) == PGCONN_OK ? 0 : -1;
+    return omni_pgcopy_end (self->copy) == PGCONN_OK ? 0 : -1;
 }
 
 //  PGCONN_OK once stored; PGCONN_CONTENT when PostgreSQL refused the COPY
@@ -1223,10 +1227,10 @@ s_store_rejects (relstore_t *self)
         const omni_record_t *record = &self->records[reject->index];
         omni_mpjson_buf_reset (&self->json);
         omni_mpjson_record (&self->json, record);
-        omni_pgconn_json_clean (self->json.data, self->json.size);
+        omni_pgcopy_json_clean (self->json.data, self->json.size);
         char *kind = omni_record_str_dup (record->kind);
         size_t src_len;
-        const char *src = omni_pgconn_text_clean (record->src.ptr, record->src.len, &self->scratch,
+        const char *src = omni_pgcopy_text_clean (record->src.ptr, record->src.len, &self->scratch,
                                                   &self->scratch_size, &src_len);
         char *source = malloc (src_len + 1);
         assert (source);
@@ -1902,7 +1906,7 @@ s_test_hostile (relstore_t *store, omni_pgconn_t *pg)
     char *expected = NULL;
     size_t expected_size = 0, expected_len;
     const char *clean =
-        omni_pgconn_text_clean (message, big, &expected, &expected_size, &expected_len);
+        omni_pgcopy_text_clean (message, big, &expected, &expected_size, &expected_len);
     assert (expected_len == big + 2 * (big / 128));
     assert ((size_t) PQgetlength (result, 0, 0) == expected_len);
     assert (memcmp (PQgetvalue (result, 0, 0), clean, expected_len) == 0);
