@@ -236,10 +236,10 @@ s_tags (derive_t *self, const s_tag_t *tags, const omni_record_t *record)
                 continue;
             const msgpack_object_map *map = &record->tags->via.map;
             for (uint32_t i = 0; i < map->size; i++) {
+                //  Keys and values are strings: omni_record_check saw to it
                 const msgpack_object *k = &map->ptr[i].key, *v = &map->ptr[i].val;
-                if (k->type == MSGPACK_OBJECT_STR && v->type == MSGPACK_OBJECT_STR)
-                    s_member (self, &first, k->via.str.ptr, k->via.str.size, v->via.str.ptr,
-                              v->via.str.size);
+                s_member (self, &first, k->via.str.ptr, k->via.str.size, v->via.str.ptr,
+                          v->via.str.size);
             }
             continue;
         }

@@ -515,6 +515,101 @@ s_envelope_index (const char *p, size_t len)
     }
 }
 
+//  Where a nested value is, for a reject's detail (formatted only then):
+//  body.<field>[<index>].<member>
+typedef struct {
+    const char *field;
+    int64_t index; //  -1: not an array's element
+} s_where_t;
+
+static omni_record_reject_t s_check_value (const uint8_t *p, size_t at, const s_head_t *h,
+                                           const omni_field_spec_t *spec, s_where_t where,
+                                           const char *member, char *detail, size_t detail_size);
+
+static omni_record_reject_t
+s_nested_fail (s_where_t where, const char *member, char *detail, size_t detail_size,
+               const char *what, const char *got)
+{
+    char index[24] = "";
+    if (where.index >= 0)
+        snprintf (index, sizeof index, "[%lld]", (long long) where.index);
+    return s_fail (REJECT_BAD_BODY, detail, detail_size, "body.%s%s%s%s: %s%s", where.field, index,
+                   member ? "." : "", member ? member : "", what, got);
+}
+
+//  The members of the map at `at` against `members`: each known member of
+//  its type (nil when optional), each required one present.
+static omni_record_reject_t
+s_check_members (const uint8_t *p, size_t at, const omni_field_spec_t *members, s_where_t where,
+                 char *detail, size_t detail_size)
+{
+    s_head_t map;
+    s_head (p + at, &map);
+    size_t pos = at + map.head;
+    uint64_t present = 0;
+    for (uint64_t i = 0; i < map.len / 2; i++) {
+        s_head_t key, val;
+        s_head (p + pos, &key);
+        const char *kp = (const char *) p + pos + key.head;
+        size_t klen = key.type == S_STR ? (size_t) key.len : 0;
+        pos = s_skip (p, pos);
+        s_head (p + pos, &val);
+        for (int n = 0; klen && members[n].name && n < 64; n++) {
+            if (strlen (members[n].name) != klen || memcmp (members[n].name, kp, klen) != 0)
+                continue;
+            omni_record_reject_t rc = s_check_value (p, pos, &val, &members[n], where,
+                                                     members[n].name, detail, detail_size);
+            if (rc != REJECT_NONE)
+                return rc;
+            present |= 1ULL << n;
+            break;
+        }
+        pos = s_skip (p, pos);
+    }
+    for (int n = 0; members[n].name && n < 64; n++)
+        if (members[n].required && !(present & (1ULL << n)))
+            return s_nested_fail (where, members[n].name, detail, detail_size, "missing", "");
+    return REJECT_NONE;
+}
+
+//  A nested value (an array's element, a map's member) against its spec,
+//  and its own elements or members.
+static omni_record_reject_t
+s_check_value (const uint8_t *p, size_t at, const s_head_t *h, const omni_field_spec_t *spec,
+               s_where_t where, const char *member, char *detail, size_t detail_size)
+{
+    if (h->type == S_NIL && !spec->required)
+        return REJECT_NONE;
+    if (!s_type_ok (spec->type, h)) {
+        char what[32];
+        snprintf (what, sizeof what, "expected %s, got ", omni_field_type_name (spec->type));
+        return s_nested_fail (where, member, detail, detail_size, what, s_head_type_name (h));
+    }
+    if (spec->members && h->type == S_MAP)
+        return s_check_members (p, at, spec->members, where, detail, detail_size);
+    return REJECT_NONE;
+}
+
+//  The elements of the array at `at`, each against `element`.
+static omni_record_reject_t
+s_check_elements (const uint8_t *p, size_t at, const omni_field_spec_t *element, const char *field,
+                  char *detail, size_t detail_size)
+{
+    s_head_t array;
+    s_head (p + at, &array);
+    size_t pos = at + array.head;
+    for (uint64_t i = 0; i < array.len; i++) {
+        s_head_t h;
+        s_head (p + pos, &h);
+        omni_record_reject_t rc = s_check_value (
+            p, pos, &h, element, (s_where_t){field, (int64_t) i}, NULL, detail, detail_size);
+        if (rc != REJECT_NONE)
+            return rc;
+        pos = s_skip (p, pos);
+    }
+    return REJECT_NONE;
+}
+
 //  The body map at `at` against the kind's fields, in one pass over its
 //  entries: each key is matched against the spec's fields (length first),
 //  required fields are ticked off, and where the natural key's fields are
@@ -552,6 +647,14 @@ s_check_body (const uint8_t *p, size_t at, omni_record_t *record, char *detail, 
                 return s_fail (REJECT_BAD_BODY, detail, detail_size, "body.%s: expected %s, got %s",
                                name, omni_field_type_name (fields[n].type),
                                s_head_type_name (&val));
+            omni_record_reject_t rc = REJECT_NONE;
+            if (fields[n].element && val.type == S_ARRAY)
+                rc = s_check_elements (p, pos, fields[n].element, name, detail, detail_size);
+            else if (fields[n].members && val.type == S_MAP)
+                rc = s_check_members (p, pos, fields[n].members, (s_where_t){name, -1}, detail,
+                                      detail_size);
+            if (rc != REJECT_NONE)
+                return rc;
             present |= 1ULL << n;
             break;
         }
@@ -1249,6 +1352,66 @@ s_test_ids (omni_record_encoder_t *enc)
     assert (omni_record_check_id (&rec, detail, sizeof detail) == REJECT_NONE);
 }
 
+//  A git.commit whose parents and files are packed by `variant`: 0 good,
+//  1 an int parent, 2 a str file, 3 a file with an int path, 4 a file
+//  without a path, 5 a bool insertions, 6 nil members where optional
+static int
+s_test_commit (omni_record_encoder_t *enc, int variant, char *detail, size_t size)
+{
+    omni_record_encoder_begin (enc, "git.commit", "repo-a", "c", "r", 1);
+    msgpack_packer *pk = omni_record_encoder_body (enc);
+    msgpack_pack_map (pk, 15);
+    static const char *strs[] = {
+        "sha", "author_name", "author_email", "committer_name", "committer_email", "message"};
+    for (int i = 0; i < 6; i++) {
+        omni_record_pack_str (pk, strs[i]);
+        omni_record_pack_str (pk, "x");
+    }
+    static const char *ints[] = {"author_time",   "author_tz",  "committer_time", "committer_tz",
+                                 "files_changed", "insertions", "deletions"};
+    for (int i = 0; i < 7; i++) {
+        omni_record_pack_str (pk, ints[i]);
+        msgpack_pack_int (pk, 1);
+    }
+    omni_record_pack_str (pk, "parents");
+    msgpack_pack_array (pk, 2);
+    omni_record_pack_str (pk, "p1");
+    if (variant == 1)
+        msgpack_pack_int (pk, 7);
+    else
+        omni_record_pack_str (pk, "p2");
+    omni_record_pack_str (pk, "files");
+    msgpack_pack_array (pk, 2);
+    msgpack_pack_map (pk, 2);
+    omni_record_pack_str (pk, "path");
+    omni_record_pack_str (pk, "a.c");
+    omni_record_pack_str (pk, "old_path");
+    omni_record_pack_str (pk, "b.c");
+    if (variant == 2) {
+        omni_record_pack_str (pk, "c.c");
+        return omni_record_encoder_end (enc, &(const void *){NULL}, &(size_t){0}, detail, size);
+    }
+    msgpack_pack_map (pk, 3);
+    omni_record_pack_str (pk, "insertions");
+    if (variant == 5)
+        msgpack_pack_true (pk);
+    else if (variant == 6)
+        msgpack_pack_nil (pk);
+    else
+        msgpack_pack_int (pk, 3);
+    omni_record_pack_str (pk, "binary");
+    if (variant == 6)
+        msgpack_pack_nil (pk);
+    else
+        msgpack_pack_false (pk);
+    omni_record_pack_str (pk, variant == 4 ? "paths" : "path");
+    if (variant == 3)
+        msgpack_pack_int (pk, 9);
+    else
+        omni_record_pack_str (pk, "d.c");
+    return omni_record_encoder_end (enc, &(const void *){NULL}, &(size_t){0}, detail, size);
+}
+
 void
 omni_record_test (bool verbose)
 {
@@ -1359,6 +1522,23 @@ omni_record_test (bool verbose)
     msgpack_pack_int (pk, 3);
     assert (omni_record_encoder_end (enc, &data, &size, detail, sizeof detail) == -1);
     assert (strstr (detail, "body.name: expected str, got int"));
+
+    //  Array elements and their members have the kinds table's types
+    //  (git.commit's parents and files), each refusal says where
+    assert (s_test_commit (enc, 0, detail, sizeof detail) == 0);
+    assert (s_test_commit (enc, 6, detail, sizeof detail) == 0);
+    static const char *where[] = {NULL,
+                                  "body.parents[1]: expected str, got int",
+                                  "body.files[1]: expected map, got str",
+                                  "body.files[1].path: expected str, got int",
+                                  "body.files[1].path: missing",
+                                  "body.files[1].insertions: expected int, got bool"};
+    for (int variant = 1; variant <= 5; variant++) {
+        assert (s_test_commit (enc, variant, detail, sizeof detail) == -1);
+        if (!strstr (detail, where[variant]))
+            fprintf (stderr, "variant %d: %s\n", variant, detail);
+        assert (strstr (detail, where[variant]));
+    }
 
     //  Bad inputs, each with its reason.
     assert (s_decode_bytes ("", 0, detail) == REJECT_NOT_MSGPACK);
