@@ -44,6 +44,7 @@
 #include "pg/pgconn.h"
 #include "pg/pgcopy.h"
 #include "relationald/schema.h"
+#include "relationald/sql.h"
 #include "common/util.h"
 #include "testsupport/pgtest.h"
 #include "testsupport/selftest.h"
@@ -119,154 +120,27 @@ static const struct {
      "success_rate float8, test_runs int8, tests int8, code_lines int8, bus_factor int8"},
 };
 
-#define S_RANGE  "st.ord BETWEEN $1::int4 AND $2::int4"
-#define S_SOURCE "JOIN sources so ON so.name = st.src"
-
-//  In dependency order: sources first, commits before their files.
+//  In dependency order: sources first, commits before their files. The
+//  SQL is in relationald/sql/<name>.sql (embedded: relationald/sql.h);
+//  $1 and $2 are the range of staged rows (ord) a statement moves.
 static const struct {
     const char *name;
     s_table_t table;
     const char *sql;
 } s_statements[] = {
-    {"ins_sources", T_SOURCES,
-     "INSERT INTO sources (name) "
-     "SELECT DISTINCT st.src FROM stage_sources st WHERE " S_RANGE
-     " AND NOT EXISTS (SELECT 1 FROM sources s WHERE s.name = st.src) "
-     "ORDER BY st.src ON CONFLICT (name) DO NOTHING"},
-    //  Starts never touch the status an end may already have set
-    {"ins_runs_start", T_RUNS,
-     "INSERT INTO runs AS r (source_id, run_id, collector, instance, target, status, started, "
-     "config, start_record) "
-     "SELECT DISTINCT ON (so.id, st.run, st.collector) so.id, st.run, st.collector, st.col, "
-     "st.target, 'running', st.started, st.config::jsonb, st.id "
-     "FROM stage_runs st " S_SOURCE " WHERE " S_RANGE " AND NOT st.is_end "
-     "ORDER BY so.id, st.run, st.collector, st.ord DESC "
-     "ON CONFLICT (source_id, run_id, collector) DO UPDATE SET instance = excluded.instance, "
-     "target = excluded.target, started = excluded.started, config = excluded.config, "
-     "start_record = excluded.start_record"},
-    {"ins_runs_end", T_RUNS,
-     "INSERT INTO runs AS r (source_id, run_id, collector, instance, target, status, started, "
-     "finished, duration, counts, error, end_record) "
-     "SELECT DISTINCT ON (so.id, st.run, st.collector) so.id, st.run, st.collector, st.col, "
-     "st.target, st.status, st.started, st.finished, st.duration, st.counts::jsonb, st.error, "
-     "st.id "
-     "FROM stage_runs st " S_SOURCE " WHERE " S_RANGE " AND st.is_end "
-     "ORDER BY so.id, st.run, st.collector, st.ord DESC "
-     "ON CONFLICT (source_id, run_id, collector) DO UPDATE SET status = excluded.status, "
-     "started = coalesce (r.started, excluded.started), finished = excluded.finished, "
-     "duration = excluded.duration, counts = excluded.counts, error = excluded.error, "
-     "target = coalesce (r.target, excluded.target), end_record = excluded.end_record"},
-    //  A run that names its project maps its source to it; the newest naming wins
-    {"ins_projects", T_RUNS,
-     "INSERT INTO projects AS p (source_id, project, observed, run_id) "
-     "SELECT DISTINCT ON (so.id) so.id, st.project, coalesce (st.started, now ()), st.run "
-     "FROM stage_runs st " S_SOURCE " WHERE " S_RANGE
-     " AND NOT st.is_end AND st.project IS NOT NULL AND st.project <> '' "
-     "ORDER BY so.id, st.started DESC NULLS LAST, st.ord DESC "
-     "ON CONFLICT (source_id) DO UPDATE SET project = excluded.project, "
-     "observed = excluded.observed, run_id = excluded.run_id "
-     "WHERE p.observed <= excluded.observed"},
-    //  A commit sent again is reachable again (a branch restored: the
-    //  collector walks it anew)
-    {"ins_commits", T_COMMITS,
-     "INSERT INTO commits AS c (id, source_id, sha, parents, author_name, author_email, "
-     "author_time, author_tz, committer_name, committer_email, committer_time, committer_tz, "
-     "message, files_changed, insertions, deletions, raw, run_id, author_name_mailmap, "
-     "author_email_mailmap, committer_name_mailmap, committer_email_mailmap, content) "
-     "SELECT DISTINCT ON (st.id) st.id, so.id, st.sha, st.parents, st.author_name, "
-     "st.author_email, to_timestamp (st.author_time), st.author_tz, st.committer_name, "
-     "st.committer_email, to_timestamp (st.committer_time), st.committer_tz, st.message, "
-     "st.files_changed, st.insertions, st.deletions, st.raw::jsonb, st.run, "
-     "st.author_name_mailmap, st.author_email_mailmap, st.committer_name_mailmap, "
-     "st.committer_email_mailmap, st.content "
-     "FROM stage_commits st " S_SOURCE " WHERE " S_RANGE " ORDER BY st.id "
-     "ON CONFLICT (id) DO UPDATE SET reachable = true, unreachable_since = NULL, "
-     "content = coalesce (c.content, excluded.content) "
-     "WHERE (NOT c.reachable OR c.content IS NULL) "
-     "AND (c.content IS NULL OR c.content = excluded.content)"},
-    //  Binary files have no line counts (NULL), whatever the record says.
-    //  A file row carries its commit's source (for row-level security and
-    //  per-source reads without a look-up of every commit)
-    {"ins_files", T_FILES,
-     "INSERT INTO commit_files (commit_id, path, insertions, deletions, is_binary, old_path, "
-     "source_id) "
-     "SELECT st.commit_id, st.path, CASE WHEN st.is_binary THEN NULL ELSE st.insertions END, "
-     "CASE WHEN st.is_binary THEN NULL ELSE st.deletions END, st.is_binary, st.old_path, "
-     "c.source_id FROM stage_files st JOIN commits c ON c.id = st.commit_id WHERE " S_RANGE
-     " ORDER BY st.commit_id, st.path ON CONFLICT DO NOTHING"},
-    //  Flagged unless the same batch sends the commit again after the flag
-    {"upd_unreachable", T_UNREACH,
-     "UPDATE commits c SET reachable = false, unreachable_since = u.ts "
-     "FROM (SELECT DISTINCT ON (so.id, st.sha) so.id AS source_id, st.sha, st.ts, st.ord, st.src "
-     "      FROM stage_unreach st " S_SOURCE " WHERE " S_RANGE
-     "      ORDER BY so.id, st.sha, st.ord DESC) u "
-     "WHERE c.source_id = u.source_id AND c.sha = u.sha AND c.reachable "
-     "AND NOT EXISTS (SELECT 1 FROM stage_commits sc WHERE sc.src = u.src AND sc.sha = u.sha "
-     "                AND sc.ord > u.ord)"},
-    //  Mutable state: the newest observation wins, whatever the order of arrival
-    {"ins_branches", T_BRANCHES,
-     "INSERT INTO branches AS b (id, source_id, name, target, head, observed, run_id) "
-     "SELECT DISTINCT ON (st.id) st.id, so.id, st.name, st.target, st.head, st.ts, st.run "
-     "FROM stage_branches st " S_SOURCE " WHERE " S_RANGE
-     " ORDER BY st.id, st.ts DESC, st.ord DESC "
-     "ON CONFLICT (id) DO UPDATE SET target = excluded.target, head = excluded.head, "
-     "observed = excluded.observed, run_id = excluded.run_id, updated = now () "
-     "WHERE b.observed <= excluded.observed"},
-    {"ins_tags", T_TAGS,
-     "INSERT INTO tags AS t (id, source_id, name, target, annotated, tagger_name, tagger_email, "
-     "tagger_time, message, observed, run_id, tagger_tz) "
-     "SELECT DISTINCT ON (st.id) st.id, so.id, st.name, st.target, st.annotated, "
-     "st.tagger_name, st.tagger_email, to_timestamp (st.tagger_time), st.message, st.ts, st.run, "
-     "st.tagger_tz "
-     "FROM stage_tags st " S_SOURCE " WHERE " S_RANGE " ORDER BY st.id, st.ts DESC, st.ord DESC "
-     "ON CONFLICT (id) DO UPDATE SET target = excluded.target, annotated = excluded.annotated, "
-     "tagger_name = excluded.tagger_name, tagger_email = excluded.tagger_email, "
-     "tagger_time = excluded.tagger_time, tagger_tz = excluded.tagger_tz, "
-     "message = excluded.message, "
-     "observed = excluded.observed, run_id = excluded.run_id, updated = now () "
-     "WHERE t.observed <= excluded.observed"},
-    {"ins_builds", T_BUILDS,
-     "INSERT INTO ci_builds AS b (id, source_id, pipeline, build_id, status, system, branch, "
-     "sha, started, finished, duration, trigger, tests, observed, run_id) "
-     "SELECT DISTINCT ON (st.id) st.id, so.id, st.pipeline, st.build_id, st.status, st.system, "
-     "st.branch, st.sha, st.started, st.finished, st.duration, st.trigger, st.tests::jsonb, "
-     "st.ts, st.run "
-     "FROM stage_builds st " S_SOURCE " WHERE " S_RANGE " ORDER BY st.id, st.ts DESC, st.ord DESC "
-     "ON CONFLICT (id) DO UPDATE SET status = excluded.status, system = excluded.system, "
-     "branch = excluded.branch, sha = excluded.sha, started = excluded.started, "
-     "finished = excluded.finished, duration = excluded.duration, trigger = excluded.trigger, "
-     "tests = excluded.tests, observed = excluded.observed, run_id = excluded.run_id, "
-     "updated = now () WHERE b.observed <= excluded.observed"},
-    {"ins_tests", T_TESTS,
-     "INSERT INTO ci_tests AS t (id, source_id, suite, class, name, status, duration, pipeline, "
-     "build_id, file, failure_type, failure_message, flaky, occurrence, retried, observed, "
-     "run_id, content) "
-     "SELECT st.id, so.id, st.suite, st.class, st.name, st.status, st.duration, st.pipeline, "
-     "st.build_id, st.file, st.failure_type, st.failure_message, st.flaky, "
-     "coalesce (st.occurrence, 0), coalesce (st.retried, false), st.ts, st.run, st.content "
-     "FROM stage_tests st " S_SOURCE " WHERE " S_RANGE " ORDER BY st.id FOR KEY SHARE OF so "
-     "ON CONFLICT (id) DO UPDATE SET content = excluded.content WHERE t.content IS NULL"},
-    {"ins_code", T_CODE,
-     "INSERT INTO code_stats AS t (id, source_id, rev, language, path, files, blank, comment, "
-     "code, observed, run_id, content) "
-     "SELECT st.id, so.id, st.rev, st.language, st.path, st.files, st.blank, st.comment, "
-     "st.code, st.ts, st.run, st.content "
-     "FROM stage_code st " S_SOURCE " WHERE " S_RANGE " ORDER BY st.id "
-     "ON CONFLICT (id) DO UPDATE SET content = excluded.content WHERE t.content IS NULL"},
-    //  A report's figures: mutable, the newest report of the key wins
-    {"ins_analysis", T_ANALYSIS,
-     "INSERT INTO analysis_summaries AS a (id, source_id, day, since, until, commits, authors, "
-     "files, builds, success_rate, test_runs, tests, code_lines, bus_factor, observed, run_id) "
-     "SELECT DISTINCT ON (st.id) st.id, so.id, st.day::date, st.since, st.until, st.commits, "
-     "st.authors, st.files, st.builds, st.success_rate, st.test_runs, st.tests, st.code_lines, "
-     "st.bus_factor, st.ts, st.run "
-     "FROM stage_analysis st " S_SOURCE " WHERE " S_RANGE
-     " ORDER BY st.id, st.ts DESC, st.ord DESC "
-     "ON CONFLICT (id) DO UPDATE SET commits = excluded.commits, authors = excluded.authors, "
-     "files = excluded.files, builds = excluded.builds, success_rate = excluded.success_rate, "
-     "test_runs = excluded.test_runs, tests = excluded.tests, code_lines = excluded.code_lines, "
-     "bus_factor = excluded.bus_factor, observed = excluded.observed, run_id = excluded.run_id, "
-     "updated = now () WHERE a.observed <= excluded.observed"},
+    {"ins_sources", T_SOURCES, relsql_ins_sources},
+    {"ins_runs_start", T_RUNS, relsql_ins_runs_start},
+    {"ins_runs_end", T_RUNS, relsql_ins_runs_end},
+    {"ins_projects", T_RUNS, relsql_ins_projects},
+    {"ins_commits", T_COMMITS, relsql_ins_commits},
+    {"ins_files", T_FILES, relsql_ins_files},
+    {"upd_unreachable", T_UNREACH, relsql_upd_unreachable},
+    {"ins_branches", T_BRANCHES, relsql_ins_branches},
+    {"ins_tags", T_TAGS, relsql_ins_tags},
+    {"ins_builds", T_BUILDS, relsql_ins_builds},
+    {"ins_tests", T_TESTS, relsql_ins_tests},
+    {"ins_code", T_CODE, relsql_ins_code},
+    {"ins_analysis", T_ANALYSIS, relsql_ins_analysis},
 };
 
 #define S_STATEMENTS (sizeof s_statements / sizeof s_statements[0])
@@ -277,20 +151,10 @@ static const struct {
     s_table_t table;
     const char *sql;
 } s_conflict_queries[] = {
-    {T_COMMITS, "SELECT st.ord FROM stage_commits st JOIN commits c ON c.id = st.id "
-                "WHERE c.content <> st.content"},
-    {T_TESTS, "SELECT st.ord FROM stage_tests st JOIN ci_tests t ON t.id = st.id "
-              "WHERE t.content <> st.content"},
-    {T_CODE, "SELECT st.ord FROM stage_code st JOIN code_stats t ON t.id = st.id "
-             "WHERE t.content <> st.content"},
+    {T_COMMITS, relsql_conflicts_commits},
+    {T_TESTS, relsql_conflicts_tests},
+    {T_CODE, relsql_conflicts_code},
 };
-
-static const char *s_reject_sql =
-    "INSERT INTO rejected_records (record_id, kind, source, error, sqlstate, record) "
-    "VALUES ($1, $2, $3, $4, $5, $6::jsonb) "
-    "ON CONFLICT (record_id) DO UPDATE SET error = excluded.error, "
-    "sqlstate = excluded.sqlstate, record = excluded.record, last_seen = now (), "
-    "attempts = rejected_records.attempts + 1";
 
 //  The kinds relationald stores; others (metric, x.*) are not routed here
 //  and are skipped if they come.
@@ -405,8 +269,8 @@ s_setup (omni_pgconn_t *conn, void *arg)
         if (omni_pgconn_check (conn, PQprepare (omni_pgconn_handle (conn), s_statements[s].name,
                                                 s_statements[s].sql, 2, NULL)) != PGCONN_OK)
             return -1;
-    if (omni_pgconn_check (conn, PQprepare (omni_pgconn_handle (conn), "ins_reject", s_reject_sql,
-                                            6, NULL)) != PGCONN_OK)
+    if (omni_pgconn_check (conn, PQprepare (omni_pgconn_handle (conn), "ins_reject",
+                                            relsql_ins_reject, 6, NULL)) != PGCONN_OK)
         return -1;
     return 0;
 }
@@ -920,10 +784,6 @@ s_direct_wanted (relstore_t *self)
     return true;
 }
 
-#define S_SOURCE_SQL                                                                               \
-    "WITH made AS (INSERT INTO sources (name) VALUES ($1) ON CONFLICT (name) DO NOTHING "          \
-    "RETURNING id) SELECT id FROM made UNION ALL SELECT id FROM sources WHERE name = $1"
-
 //  The id of a record's source: cached, else read or made in PostgreSQL
 //  (outside the batch transaction: a cached id is always committed).
 //  0 after an error.
@@ -950,7 +810,7 @@ s_source_id (relstore_t *self, omni_record_str_t src)
     //  A source made meanwhile by another session, committed after this
     //  statement's snapshot, is neither made nor seen: read it again
     for (int attempt = 0; attempt < 2 && id == 0; attempt++) {
-        PGresult *result = omni_pgconn_query (self->conn, S_SOURCE_SQL, 1, params);
+        PGresult *result = omni_pgconn_query (self->conn, relsql_source_id, 1, params);
         if (!result)
             break;
         if (PQntuples (result) > 0)
