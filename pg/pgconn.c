@@ -729,13 +729,7 @@ omni_pgconn_test (bool verbose)
 
     //  The server ends our session: transient, then a reconnect (which runs
     //  the setup again)
-    PGconn *other = PQconnectdb (dsn);
-    assert (PQstatus (other) == CONNECTION_OK);
-    char sql[128];
-    snprintf (sql, sizeof sql, "SELECT pg_terminate_backend (%d)",
-              PQbackendPID (omni_pgconn_handle (conn)));
-    PQclear (PQexec (other, sql));
-    PQfinish (other);
+    pgtest_end_session (conn, dsn);
     assert (omni_pgconn_exec (conn, "SELECT 1") == PGCONN_TRANSIENT);
     assert (!omni_pgconn_is_up (conn));
     int64_t deadline = omni_util_mono_ms () + 5000;

@@ -618,13 +618,7 @@ omni_pgcopy_test (bool verbose)
     //  The server ends the session under a COPY: transient, nothing sent
     //  after the loss
     assert (omni_pgcopy_begin (copy, conn, "t_tx", "n", PGCOPY_TEXT) == 0);
-    PGconn *other = PQconnectdb (dsn);
-    assert (PQstatus (other) == CONNECTION_OK);
-    char sql[128];
-    snprintf (sql, sizeof sql, "SELECT pg_terminate_backend (%d)",
-              PQbackendPID (omni_pgconn_handle (conn)));
-    PQclear (PQexec (other, sql));
-    PQfinish (other);
+    pgtest_end_session (conn, dsn);
     for (int r = 0; r < 100000; r++) {
         omni_pgcopy_row (copy, 1);
         omni_pgcopy_int4 (copy, r);

@@ -351,6 +351,13 @@ omni_kinds_test (bool verbose)
             assert (!f->element || f->type == FIELD_ARRAY);
             assert (!f->members || f->type == FIELD_MAP);
             assert (!f->element || !f->element->members || f->element->type == FIELD_MAP);
+            //  One level: elements and members are checked in the body's own
+            //  fields only (omni_record_check)
+            for (const omni_field_spec_t *m = f->members; m && m->name; m++)
+                assert (!m->element && !m->members);
+            for (const omni_field_spec_t *m = f->element ? f->element->members : NULL; m && m->name;
+                 m++)
+                assert (!m->element && !m->members);
         }
         for (int i = 0; i < KIND_KEY_MAX && k->key[i]; i++) {
             if (k->key[i][0] == '@')

@@ -515,82 +515,34 @@ s_envelope_index (const char *p, size_t len)
     }
 }
 
-//  Where a nested value is, for a reject's detail (formatted only then):
-//  body.<field>[<index>].<member>
+//  Where a value is, for a reject's detail (formatted only then):
+//  body.<member>, body.<field>.<member> inside a map, or
+//  body.<field>[<index>].<member> inside an array's element
 typedef struct {
-    const char *field;
-    int64_t index; //  -1: not an array's element
+    const char *field; //  NULL: the body's own members
+    int64_t index;     //  -1: not an array's element
 } s_where_t;
 
-static omni_record_reject_t s_check_value (const uint8_t *p, size_t at, const s_head_t *h,
-                                           const omni_field_spec_t *spec, s_where_t where,
-                                           const char *member, char *detail, size_t detail_size);
+static omni_record_reject_t s_check_members (const uint8_t *p, size_t at,
+                                             const omni_field_spec_t *fields, s_where_t where,
+                                             omni_record_t *record, char *detail,
+                                             size_t detail_size);
 
 static omni_record_reject_t
-s_nested_fail (s_where_t where, const char *member, char *detail, size_t detail_size,
-               const char *what, const char *got)
+s_where_fail (s_where_t where, const char *member, char *detail, size_t detail_size,
+              const char *what, const char *got)
 {
-    char index[24] = "";
+    char at[96] = "", index[24] = "";
     if (where.index >= 0)
         snprintf (index, sizeof index, "[%lld]", (long long) where.index);
-    return s_fail (REJECT_BAD_BODY, detail, detail_size, "body.%s%s%s%s: %s%s", where.field, index,
-                   member ? "." : "", member ? member : "", what, got);
+    if (where.field)
+        snprintf (at, sizeof at, "%s%s%s", where.field, index, member ? "." : "");
+    return s_fail (REJECT_BAD_BODY, detail, detail_size, "body.%s%s: %s%s", at,
+                   member ? member : "", what, got);
 }
 
-//  The members of the map at `at` against `members`: each known member of
-//  its type (nil when optional), each required one present.
-static omni_record_reject_t
-s_check_members (const uint8_t *p, size_t at, const omni_field_spec_t *members, s_where_t where,
-                 char *detail, size_t detail_size)
-{
-    s_head_t map;
-    s_head (p + at, &map);
-    size_t pos = at + map.head;
-    uint64_t present = 0;
-    for (uint64_t i = 0; i < map.len / 2; i++) {
-        s_head_t key, val;
-        s_head (p + pos, &key);
-        const char *kp = (const char *) p + pos + key.head;
-        size_t klen = key.type == S_STR ? (size_t) key.len : 0;
-        pos = s_skip (p, pos);
-        s_head (p + pos, &val);
-        for (int n = 0; klen && members[n].name && n < 64; n++) {
-            if (strlen (members[n].name) != klen || memcmp (members[n].name, kp, klen) != 0)
-                continue;
-            omni_record_reject_t rc = s_check_value (p, pos, &val, &members[n], where,
-                                                     members[n].name, detail, detail_size);
-            if (rc != REJECT_NONE)
-                return rc;
-            present |= 1ULL << n;
-            break;
-        }
-        pos = s_skip (p, pos);
-    }
-    for (int n = 0; members[n].name && n < 64; n++)
-        if (members[n].required && !(present & (1ULL << n)))
-            return s_nested_fail (where, members[n].name, detail, detail_size, "missing", "");
-    return REJECT_NONE;
-}
-
-//  A nested value (an array's element, a map's member) against its spec,
-//  and its own elements or members.
-static omni_record_reject_t
-s_check_value (const uint8_t *p, size_t at, const s_head_t *h, const omni_field_spec_t *spec,
-               s_where_t where, const char *member, char *detail, size_t detail_size)
-{
-    if (h->type == S_NIL && !spec->required)
-        return REJECT_NONE;
-    if (!s_type_ok (spec->type, h)) {
-        char what[32];
-        snprintf (what, sizeof what, "expected %s, got ", omni_field_type_name (spec->type));
-        return s_nested_fail (where, member, detail, detail_size, what, s_head_type_name (h));
-    }
-    if (spec->members && h->type == S_MAP)
-        return s_check_members (p, at, spec->members, where, detail, detail_size);
-    return REJECT_NONE;
-}
-
-//  The elements of the array at `at`, each against `element`.
+//  The elements of the array at `at` (the body's member `field`), each
+//  against `element`
 static omni_record_reject_t
 s_check_elements (const uint8_t *p, size_t at, const omni_field_spec_t *element, const char *field,
                   char *detail, size_t detail_size)
@@ -601,25 +553,39 @@ s_check_elements (const uint8_t *p, size_t at, const omni_field_spec_t *element,
     for (uint64_t i = 0; i < array.len; i++) {
         s_head_t h;
         s_head (p + pos, &h);
-        omni_record_reject_t rc = s_check_value (
-            p, pos, &h, element, (s_where_t){field, (int64_t) i}, NULL, detail, detail_size);
-        if (rc != REJECT_NONE)
-            return rc;
+        s_where_t where = {field, (int64_t) i};
+        if (!(h.type == S_NIL && !element->required)) {
+            if (!s_type_ok (element->type, &h)) {
+                char what[32];
+                snprintf (what, sizeof what, "expected %s, got ",
+                          omni_field_type_name (element->type));
+                return s_where_fail (where, NULL, detail, detail_size, what, s_head_type_name (&h));
+            }
+            if (element->members && h.type == S_MAP) {
+                omni_record_reject_t rc =
+                    s_check_members (p, pos, element->members, where, NULL, detail, detail_size);
+                if (rc != REJECT_NONE)
+                    return rc;
+            }
+        }
         pos = s_skip (p, pos);
     }
     return REJECT_NONE;
 }
 
-//  The body map at `at` against the kind's fields, in one pass over its
-//  entries: each key is matched against the spec's fields (length first),
-//  required fields are ticked off, and where the natural key's fields are
-//  is noted in `record` (the first occurrence, as omni_record_field finds).
+//  The map at `at` against `fields`, in one pass over its entries: each key
+//  is matched against the fields (first byte and length first: this runs
+//  for every record ingestd receives), each known member is of its type
+//  (nil when optional) with its elements (an array's, in the body only) or
+//  members (a map's) checked in turn, and each required one is present.
+//  For the body (`record` given), where the natural key's fields are is
+//  noted in `record` (the first occurrence, as omni_record_field finds).
 static omni_record_reject_t
-s_check_body (const uint8_t *p, size_t at, omni_record_t *record, char *detail, size_t detail_size)
+s_check_members (const uint8_t *p, size_t at, const omni_field_spec_t *fields, s_where_t where,
+                 omni_record_t *record, char *detail, size_t detail_size)
 {
-    const omni_kind_spec_t *spec = record->spec;
-    const omni_field_spec_t *fields = spec->fields;
-    uint64_t key_mask = omni_kinds_key_mask (spec);
+    const omni_kind_spec_t *spec = record ? record->spec : NULL;
+    uint64_t key_mask = spec ? omni_kinds_key_mask (spec) : 0;
     s_head_t map;
     s_head (p + at, &map);
     size_t pos = at + map.head;
@@ -628,7 +594,7 @@ s_check_body (const uint8_t *p, size_t at, omni_record_t *record, char *detail, 
         s_head_t key, val;
         s_head (p + pos, &key);
         const char *kp = (const char *) p + pos + key.head;
-        size_t klen = (size_t) key.len;
+        size_t klen = (size_t) key.len; //  keys are strings: s_walk refuses others
         pos += key.head + klen;
         s_head (p + pos, &val);
         for (int n = 0; fields[n].name && n < 64; n++) {
@@ -643,16 +609,19 @@ s_check_body (const uint8_t *p, size_t at, omni_record_t *record, char *detail, 
                         record->key_at[k] = pos;
             if (val.type == S_NIL && !fields[n].required)
                 break;
-            if (!s_type_ok (fields[n].type, &val))
-                return s_fail (REJECT_BAD_BODY, detail, detail_size, "body.%s: expected %s, got %s",
-                               name, omni_field_type_name (fields[n].type),
-                               s_head_type_name (&val));
+            if (!s_type_ok (fields[n].type, &val)) {
+                char what[32];
+                snprintf (what, sizeof what, "expected %s, got ",
+                          omni_field_type_name (fields[n].type));
+                return s_where_fail (where, name, detail, detail_size, what,
+                                     s_head_type_name (&val));
+            }
             omni_record_reject_t rc = REJECT_NONE;
-            if (fields[n].element && val.type == S_ARRAY)
+            if (fields[n].element && val.type == S_ARRAY && !where.field)
                 rc = s_check_elements (p, pos, fields[n].element, name, detail, detail_size);
-            else if (fields[n].members && val.type == S_MAP)
-                rc = s_check_members (p, pos, fields[n].members, (s_where_t){name, -1}, detail,
-                                      detail_size);
+            else if (fields[n].members && val.type == S_MAP && !where.field)
+                rc = s_check_members (p, pos, fields[n].members, (s_where_t){name, -1}, NULL,
+                                      detail, detail_size);
             if (rc != REJECT_NONE)
                 return rc;
             present |= 1ULL << n;
@@ -662,9 +631,16 @@ s_check_body (const uint8_t *p, size_t at, omni_record_t *record, char *detail, 
     }
     for (int n = 0; fields[n].name && n < 64; n++)
         if (fields[n].required && !(present & (1ULL << n)))
-            return s_fail (REJECT_BAD_BODY, detail, detail_size, "body.%s: missing",
-                           fields[n].name);
+            return s_where_fail (where, fields[n].name, detail, detail_size, "missing", "");
     return REJECT_NONE;
+}
+
+//  The body map at `at` against the kind's fields
+static omni_record_reject_t
+s_check_body (const uint8_t *p, size_t at, omni_record_t *record, char *detail, size_t detail_size)
+{
+    return s_check_members (p, at, record->spec->fields, (s_where_t){NULL, -1}, record, detail,
+                            detail_size);
 }
 
 omni_record_reject_t
