@@ -31,6 +31,10 @@
 
 typedef enum { PEERS_INTAKE = 0, PEERS_DELIVERY, PEERS_TAP, PEERS_SOCKETS } peers_socket_t;
 
+//  Replies queued to one intake or delivery peer before it counts as not
+//  reading them (its socket's send high-water mark).
+#define PEERS_REPLY_HWM 1000
+
 //  Tap subscribers at most (a debug view), whatever the connection limit.
 #define PEERS_TAP_MAX 64
 
@@ -106,6 +110,9 @@ bool peers_drop_idlest (peers_t *self, peers_reason_t reason);
 size_t peers_count (peers_t *self, peers_socket_t socket);
 uint64_t peers_dropped (peers_t *self, peers_reason_t reason);
 size_t peers_limit (peers_t *self);
+
+//  A frame's bytes on the wire, for peers_consumed (with CURVE or not).
+uint64_t peers_wire_size (size_t size, bool curve);
 
 void peers_test (bool verbose);
 
