@@ -20,6 +20,7 @@
 #include "proto/curve_roles.h"
 #include "proto/kinds.h"
 #include "proto/wire.h"
+#include "testsupport/selftest.h"
 
 #include <assert.h>
 #include <inttypes.h>
@@ -777,4 +778,326 @@ delivery_health (delivery_t *self, char *text, size_t size, int len, unsigned re
         pthread_mutex_unlock (self->state_lock);
     }
     return len;
+}
+
+//  ---------------------------------------------------------------------------
+//  Self-test: a real journal in a temporary directory, the ROUTER bound on
+//  loopback TCP as the server binds it, and writers played by DEALERs that
+//  speak through proto/wire.c. The server's loop is played by the test: a
+//  round when the ROUTER has input, housekeeping, and the DISCONNECTED
+//  events of a socket monitor passed to delivery_disconnected.
+
+#define T_WAIT_MS 5000 //  a message the test waits for comes within this
+
+//  A writer: a DEALER connected to the delivery socket.
+static zsock_t *
+s_t_writer (const char *endpoint)
+{
+    zsock_t *writer = zsock_new_dealer (endpoint);
+    assert (writer);
+    zsock_set_linger (writer, 0);
+    return writer;
+}
+
+static void
+s_t_send (zsock_t *writer, const omni_wire_head_t *head)
+{
+    zmsg_t *msg = omni_wire_encode (WIRE_DELIVERY, head);
+    assert (msg && zmsg_send (&msg, writer) == 0);
+}
+
+static void
+s_t_hello (zsock_t *writer, const char *name, uint32_t window, const char *instance)
+{
+    omni_wire_head_t head = {.command = WIRE_HELLO,
+                             .text = name,
+                             .text_size = strlen (name),
+                             .window = window,
+                             .instance = instance,
+                             .instance_size = strlen (instance)};
+    s_t_send (writer, &head);
+}
+
+static void
+s_t_ack (zsock_t *writer, uint64_t upto, uint32_t window)
+{
+    omni_wire_head_t head = {.command = WIRE_DELIVERY_ACK, .upto = upto, .window = window};
+    s_t_send (writer, &head);
+}
+
+//  Serves one round once the ROUTER has a message (it waits for one).
+static void
+s_t_serve (delivery_t *self)
+{
+    zmq_pollitem_t item = {zsock_resolve (self->sock), 0, ZMQ_POLLIN, 0};
+    assert (zmq_poll (&item, 1, T_WAIT_MS) == 1);
+    assert (delivery_round (self, false) == 0);
+}
+
+//  The next message to `writer` within `timeout_ms`, decoded into `head`
+//  (its records left in the message, after the cursor); NULL when none.
+static zmsg_t *
+s_t_recv (zsock_t *writer, omni_wire_head_t *head, int timeout_ms)
+{
+    zmq_pollitem_t item = {zsock_resolve (writer), 0, ZMQ_POLLIN, 0};
+    if (zmq_poll (&item, 1, timeout_ms) != 1)
+        return NULL;
+    zmsg_t *msg = zmsg_recv (writer);
+    char why[128];
+    assert (msg && omni_wire_decode (WIRE_DELIVERY, msg, head, why, sizeof why) == 0);
+    return msg;
+}
+
+//  Expects `command` next, past HEARTBEATs (a writer ignores them).
+static void
+s_t_expect (zsock_t *writer, omni_wire_command_t command, omni_wire_head_t *head)
+{
+    zmsg_t *msg;
+    while ((msg = s_t_recv (writer, head, T_WAIT_MS)) && head->command == WIRE_HEARTBEAT &&
+           command != WIRE_HEARTBEAT)
+        zmsg_destroy (&msg);
+    assert (msg && head->command == command);
+    zmsg_destroy (&msg);
+}
+
+//  Reads the DELIVERs waiting for `writer` (none more within 200 ms): the
+//  records they carry, and the last upto in `upto`. Each record is checked
+//  to be one routed to `role` (its first byte, see s_t_append).
+static size_t
+s_t_delivered (zsock_t *writer, uint8_t role, uint64_t *upto)
+{
+    size_t records = 0;
+    omni_wire_head_t head;
+    zmsg_t *msg;
+    while ((msg = s_t_recv (writer, &head, 200))) {
+        assert (head.command == WIRE_DELIVER && head.upto > *upto);
+        for (zframe_t *f = zmsg_next (msg); f; f = zmsg_next (msg)) {
+            assert (zframe_size (f) >= 1 && (zframe_data (f)[0] & role));
+            records++;
+        }
+        *upto = head.upto;
+        zmsg_destroy (&msg);
+    }
+    return records;
+}
+
+//  Journals `count` records: every fifth for the archive only, the others
+//  for both writers. A record's first byte is its writers.
+static void
+s_t_append (journal_t *journal, size_t count)
+{
+    assert (journal_begin (journal) == 0);
+    for (size_t i = 0; i < count; i++) {
+        uint8_t writers = i % 5 == 4 ? WRITER_ARCHIVE : WRITER_ARCHIVE | WRITER_RELATIONAL;
+        uint8_t record[32] = {writers};
+        snprintf ((char *) record + 1, sizeof record - 1, "record %zu", i);
+        assert (journal_append (journal, record, sizeof record, writers, omni_util_now_ns ()));
+    }
+    assert (journal_commit (journal) == 0);
+}
+
+//  Passes the DISCONNECTED events of `monitor` to delivery, waiting for one.
+static void
+s_t_disconnected (delivery_t *self, zsock_t *monitor)
+{
+    zmq_pollitem_t item = {zsock_resolve (monitor), 0, ZMQ_POLLIN, 0};
+    assert (zmq_poll (&item, 1, T_WAIT_MS) == 1);
+    zmsg_t *event = zmsg_recv (monitor);
+    zframe_t *head = zmsg_first (event);
+    assert (head && zframe_size (head) == 6);
+    uint16_t id;
+    uint32_t value;
+    memcpy (&id, zframe_data (head), 2);
+    memcpy (&value, zframe_data (head) + 2, 4);
+    assert (id == ZMQ_EVENT_DISCONNECTED);
+    delivery_disconnected (self, (int) value);
+    zmsg_destroy (&event);
+}
+
+static double
+s_t_counter (omni_metrics_t *metrics, const char *name, const char *labels)
+{
+    return omni_metric_value (omni_metrics_counter (metrics, name, "", labels));
+}
+
+void
+delivery_test (bool verbose)
+{
+    (void) verbose;
+    char *dir = selftest_tmpdir ("omni-delivery");
+    const char *writers[] = {"archive", "relational", NULL};
+    char error[256];
+    journal_t *journal = journal_new (dir, 1 << 30, 10, 64 << 20, writers, error, sizeof error);
+    assert (journal);
+    zsock_t *router = zsock_new (ZMQ_ROUTER);
+    assert (router);
+    zsock_set_linger (router, 0);
+    zsock_set_router_mandatory (router, 1);
+    zsock_set_sndtimeo (router, 0);
+    zsock_set_sndhwm (router, PEERS_REPLY_HWM);
+    assert (zsock_bind (router, "tcp://127.0.0.1:*") > 0);
+    char *endpoint = zsock_last_endpoint (router);
+    assert (zmq_socket_monitor (zsock_resolve (router), "inproc://delivery-test-monitor",
+                                ZMQ_EVENT_DISCONNECTED) == 0);
+    zsock_t *monitor = zsock_new_pair (">inproc://delivery-test-monitor");
+    assert (monitor);
+    peers_t *peers = peers_new (64);
+    omni_metrics_t *metrics = omni_metrics_new ("test_");
+    pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    delivery_config_t config = {writers, omni_record_default_limits, NULL, 1000,
+                                60000,   "tcp://127.0.0.1:0"};
+    delivery_t *self = delivery_new (router, journal, peers, NULL, &config, &lock, metrics);
+    assert (delivery_writers (self) == 2);
+    s_t_append (journal, 30); //  offsets 1..30; 24 of them for the relational writer
+
+    //  HELLO: WELCOME with the journal's identity and the cursor, then as
+    //  many records as the window (10), in DELIVERs, and no more
+    zsock_t *archive = s_t_writer (endpoint);
+    s_t_hello (archive, "archive", 10, "host:1@a");
+    s_t_serve (self);
+    omni_wire_head_t head;
+    s_t_expect (archive, WIRE_WELCOME, &head);
+    assert (head.cursor == 1 && memcmp (head.journal, journal_id (journal), WIRE_JOURNAL_ID) == 0);
+    uint64_t upto = 0;
+    assert (s_t_delivered (archive, WRITER_ARCHIVE, &upto) == 10 && upto == 10);
+    delivery_pump (self);
+    assert (s_t_delivered (archive, WRITER_ARCHIVE, &upto) == 0 && upto == 10);
+
+    //  ACK: the cursor moves to upto + 1 and is persisted; credit comes
+    //  back by whole DELIVERs acknowledged (none yet: the one sent covers 10)
+    s_t_ack (archive, 6, 10);
+    s_t_serve (self);
+    assert (journal_cursor (journal, 0) == 7);
+    assert (delivery_sync (self) == 0 && !journal_cursors_pending (journal));
+    assert (s_t_delivered (archive, WRITER_ARCHIVE, &upto) == 0);
+    s_t_ack (archive, 10, 10);
+    s_t_serve (self);
+    assert (journal_cursor (journal, 0) == 11);
+    assert (s_t_delivered (archive, WRITER_ARCHIVE, &upto) == 10 && upto == 20);
+    assert (s_t_counter (metrics, "records_acked_total", "writer=\"archive\"") == 10);
+    //  Nothing trimmed: the relational writer has acknowledged nothing
+    assert (delivery_sync (self) == 0);
+    assert (journal_first_offset (journal) == 1 && journal_counters (journal).trimmed == 0);
+    //  An ACK past what was sent counts only what was sent
+    s_t_ack (archive, 1000, 100);
+    s_t_serve (self);
+    assert (journal_cursor (journal, 0) == 21);
+    //  The window (100, within window_max) covers the rest
+    assert (s_t_delivered (archive, WRITER_ARCHIVE, &upto) == 10 && upto == 30);
+    s_t_ack (archive, 30, 100);
+    s_t_serve (self);
+    assert (journal_cursor (journal, 0) == 31);
+
+    //  A second writer, with a cursor of its own: records for it only
+    zsock_t *relational = s_t_writer (endpoint);
+    s_t_hello (relational, "relational", 8, "host:2@b");
+    s_t_serve (self);
+    s_t_expect (relational, WIRE_WELCOME, &head);
+    assert (head.cursor == 1);
+    uint64_t rel_upto = 0;
+    //  8 records: offsets 1..4, 6..9; 5 and 10 are the archive's only, and
+    //  covered by the upto all the same
+    assert (s_t_delivered (relational, WRITER_RELATIONAL, &rel_upto) == 8 && rel_upto == 10);
+    //  HELLO again on the connection holding the name, records in flight:
+    //  nothing is sent again (the WELCOME it waits for is on its way)
+    s_t_hello (relational, "relational", 8, "host:2@b");
+    s_t_serve (self);
+    zmsg_t *again = s_t_recv (relational, &head, 200);
+    assert (!again && s_t_counter (metrics, "hello_ignored_total", NULL) == 1);
+    s_t_ack (relational, 10, 8);
+    s_t_serve (self);
+    assert (journal_cursor (journal, 1) == 11 && journal_cursor (journal, 0) == 31);
+    //  Trimmed: what every writer passed (offsets 1..10), and nothing else
+    assert (delivery_sync (self) == 0);
+    assert (journal_first_offset (journal) == 11 && journal_counters (journal).trimmed == 10);
+    assert (journal_records (journal) == 20);
+    assert (s_t_counter (metrics, "records_acked_by_all_total", NULL) == 10);
+    s_t_delivered (relational, WRITER_RELATIONAL, &rel_upto);
+
+    //  HEARTBEAT: a writer sent nothing for a second hears the cursor, and
+    //  again a second after that one
+    for (int beat = 0; beat < 2; beat++) {
+        int64_t since = omni_util_mono_ms ();
+        zmsg_t *msg = NULL;
+        while (!msg && omni_util_mono_ms () - since < T_WAIT_MS) {
+            assert (delivery_housekeep (self) == 0);
+            msg = s_t_recv (archive, &head, 20);
+        }
+        assert (msg && head.command == WIRE_HEARTBEAT && head.cursor == 31);
+        assert (beat == 0 || omni_util_mono_ms () - since >= HEARTBEAT_MS - 50);
+        zmsg_destroy (&msg);
+    }
+
+    //  A second instance's HELLO for the held name waits unanswered while
+    //  the holder lives; once the holder is heard from, it is refused
+    zsock_t *second = s_t_writer (endpoint);
+    zmsg_t *msg;
+    s_t_hello (second, "archive", 10, "host:3@c");
+    s_t_serve (self);
+    assert (!(msg = s_t_recv (second, &head, 200)));
+    s_t_ack (archive, 30, 100);
+    s_t_serve (self);
+    msg = s_t_recv (second, &head, T_WAIT_MS);
+    assert (msg && head.command == WIRE_REFUSED);
+    assert (memmem (head.text, head.text_size, "host:1@a", 8));
+    zmsg_destroy (&msg);
+    assert (s_t_counter (metrics, "writer_refused_total", "writer=\"archive\"") == 1);
+
+    //  Takeover: a third instance waits; the holder's connection closes and
+    //  it is welcomed at once, from the durable cursor
+    zsock_t *third = s_t_writer (endpoint);
+    s_t_hello (third, "archive", 10, "host:4@d");
+    s_t_serve (self);
+    assert (!(msg = s_t_recv (third, &head, 200)));
+    zsock_destroy (&archive);
+    s_t_disconnected (self, monitor);
+    s_t_expect (third, WIRE_WELCOME, &head);
+    assert (head.cursor == 31);
+    char health[1024] = "ok";
+    delivery_health (self, health, sizeof health, 2, 0);
+    assert (strstr (health, "writer=archive holder=host:4@d"));
+
+    //  A journal restart (ingestd restarted on the same directory): an ACK
+    //  from a connection the new ingestd does not know gets RESET; HELLO
+    //  again, and each writer goes on from its persisted cursor
+    delivery_destroy (&self);
+    journal_destroy (&journal);
+    journal = journal_new (dir, 1 << 30, 10, 64 << 20, writers, error, sizeof error);
+    assert (journal);
+    self = delivery_new (router, journal, peers, NULL, &config, &lock, NULL);
+    s_t_ack (third, 30, 10);
+    s_t_serve (self);
+    s_t_expect (third, WIRE_RESET, &head);
+    s_t_hello (third, "archive", 10, "host:4@d");
+    s_t_serve (self);
+    s_t_expect (third, WIRE_WELCOME, &head);
+    assert (head.cursor == 31);
+    s_t_hello (relational, "relational", 100, "host:2@b");
+    s_t_serve (self);
+    s_t_expect (relational, WIRE_WELCOME, &head);
+    assert (head.cursor == 11);
+    rel_upto = 10;
+    assert (s_t_delivered (relational, WRITER_RELATIONAL, &rel_upto) == 16 && rel_upto == 30);
+
+    //  A name not configured, and a malformed one: RESET
+    s_t_hello (second, "metrics", 10, "host:3@c");
+    s_t_serve (self);
+    s_t_expect (second, WIRE_RESET, &head);
+    s_t_hello (second, "arch ive", 10, "host:3@c");
+    s_t_serve (self);
+    s_t_expect (second, WIRE_RESET, &head);
+
+    delivery_destroy (&self);
+    zsock_destroy (&second);
+    zsock_destroy (&third);
+    zsock_destroy (&relational);
+    zmq_socket_monitor (zsock_resolve (router), NULL, 0);
+    zsock_destroy (&monitor);
+    zstr_free (&endpoint);
+    zsock_destroy (&router);
+    peers_destroy (&peers);
+    omni_metrics_destroy (&metrics);
+    journal_destroy (&journal);
+    selftest_rmtree (dir);
+    free (dir);
 }

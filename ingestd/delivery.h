@@ -70,4 +70,6 @@ void delivery_disconnected (delivery_t *self, int fd);
 int delivery_health (delivery_t *self, char *text, size_t size, int len, unsigned replayed);
 size_t delivery_writers (delivery_t *self);
 
+void delivery_test (bool verbose);
+
 #endif

@@ -1,3 +1,4 @@
+#include "ingestd/delivery.h"
 #include "ingestd/journal.h"
 #include "ingestd/peers.h"
 #include "ingestd/server.h"
@@ -7,10 +8,8 @@
 int
 main (int argc, char **argv)
 {
-    static const selftest_t tests[] = {{"journal", journal_test},
-                                       {"peers", peers_test},
-                                       {"tap", tap_test},
-                                       {"server", server_test},
-                                       {NULL, NULL}};
+    static const selftest_t tests[] = {{"journal", journal_test}, {"peers", peers_test},
+                                       {"tap", tap_test},         {"delivery", delivery_test},
+                                       {"server", server_test},   {NULL, NULL}};
     return selftest_run (tests, argc, argv);
 }
