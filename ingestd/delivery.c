@@ -143,12 +143,10 @@ delivery_new (zsock_t *sock, journal_t *journal, peers_t *peers, tap_t *tap,
 {
     delivery_t *self = calloc (1, sizeof *self);
     assert (self);
-    self->config = *config;
-    self->sock = sock;
-    self->journal = journal;
-    self->peers = peers;
-    self->tap = tap;
+    //  The server's: shared with the other classes, owned by none of them
+    self->sock = sock, self->journal = journal, self->peers = peers, self->tap = tap;
     self->state_lock = state_lock;
+    self->config = *config;
     for (const char *const *w = config->writers; w && *w; w++)
         self->nsessions++;
     self->sessions = calloc (self->nsessions + 1, sizeof *self->sessions);

@@ -97,12 +97,10 @@ intake_new (zsock_t *sock, journal_t *journal, peers_t *peers, tap_t *tap,
 {
     intake_t *self = calloc (1, sizeof *self);
     assert (self);
-    self->config = *config;
-    self->sock = sock;
-    self->journal = journal;
-    self->peers = peers;
-    self->tap = tap;
+    //  The server's: shared with the other classes, owned by none of them
+    self->sock = sock, self->journal = journal, self->peers = peers, self->tap = tap;
     self->state_lock = state_lock;
+    self->config = *config;
     atomic_init (&self->replayed, 0);
     for (const char *const *w = config->writers; w && *w; w++) {
         self->configured_roles |= omni_kinds_writer_role (*w);
