@@ -49,4 +49,6 @@ bool intake_waiting (intake_t *self);
 //  The writer roles REPLAY messages were routed to since the start.
 unsigned intake_replayed (intake_t *self);
 
+void intake_test (bool verbose);
+
 #endif

@@ -102,6 +102,8 @@ tap_record_max (tap_t *self)
 void
 tap_round_begin (tap_t *self)
 {
+    if (!self)
+        return;
     self->ntapped = 0;
     self->buf_size = 0;
 }
@@ -137,6 +139,8 @@ tap_keep (tap_t *self, const omni_record_t *record, const void *data, size_t siz
 void
 tap_round_end (tap_t *self, bool committed)
 {
+    if (!self)
+        return;
     void *sock = zsock_resolve (self->sock);
     for (size_t i = 0; committed && i < self->ntapped; i++) {
         const s_tapped_t *t = &self->tapped[i];

@@ -37,7 +37,7 @@ bool tap_open (tap_t *self);
 //  The largest record published.
 size_t tap_record_max (tap_t *self);
 
-//  A round of intake begins: nothing kept.
+//  A round of intake begins: nothing kept (a NULL tap: nothing to do).
 void tap_round_begin (tap_t *self);
 //  An accepted record of the round, kept until the round ends.
 void tap_keep (tap_t *self, const omni_record_t *record, const void *data, size_t size);
