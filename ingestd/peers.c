@@ -605,18 +605,6 @@ s_test_held (void)
     close (listener);
 }
 
-//  ZMTP 3 puts a flags byte and a 1- or 8-byte size before a frame; CURVE
-//  sends it as a MESSAGE command of 33 bytes more ("\x07MESSAGE", an 8-byte
-//  nonce, a flags byte and a 16-byte MAC). Exact, or the count of what
-//  libzmq holds would drift on a long-lived connection; a peer that frames
-//  more loosely only looks larger.
-uint64_t
-peers_wire_size (size_t size, bool curve)
-{
-    uint64_t body = size + (curve ? 33 : 0);
-    return body + (body > 255 ? 9 : 2);
-}
-
 void
 peers_test (bool verbose)
 {
