@@ -927,13 +927,10 @@ delivery_test (bool verbose)
     char error[256];
     journal_t *journal = journal_new (dir, 1 << 30, 10, 64 << 20, writers, error, sizeof error);
     assert (journal);
-    zsock_t *router = zsock_new (ZMQ_ROUTER);
+    zsock_t *router =
+        route_bind (ZMQ_ROUTER, "tcp://127.0.0.1:*", NULL, CURVE_DELIVERY, PEERS_REPLY_HWM, 64,
+                    WIRE_DELIVERY_FRAME_MAX, error, sizeof error);
     assert (router);
-    zsock_set_linger (router, 0);
-    zsock_set_router_mandatory (router, 1);
-    zsock_set_sndtimeo (router, 0);
-    zsock_set_sndhwm (router, PEERS_REPLY_HWM);
-    assert (zsock_bind (router, "tcp://127.0.0.1:*") > 0);
     char *endpoint = zsock_last_endpoint (router);
     assert (zmq_socket_monitor (zsock_resolve (router), "inproc://delivery-test-monitor",
                                 ZMQ_EVENT_DISCONNECTED) == 0);

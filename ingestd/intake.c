@@ -507,12 +507,9 @@ intake_test (bool verbose)
     char error[256];
     journal_t *journal = journal_new (dir, 1 << 30, 10, 64 << 20, writers, error, sizeof error);
     assert (journal);
-    zsock_t *router = zsock_new (ZMQ_ROUTER);
+    zsock_t *router = route_bind (ZMQ_ROUTER, "tcp://127.0.0.1:*", NULL, CURVE_INTAKE,
+                                  PEERS_REPLY_HWM, 64, 1 << 20, error, sizeof error);
     assert (router);
-    zsock_set_linger (router, 0);
-    zsock_set_router_mandatory (router, 1);
-    zsock_set_sndtimeo (router, 0);
-    assert (zsock_bind (router, "tcp://127.0.0.1:*") > 0);
     char *endpoint = zsock_last_endpoint (router);
     zsock_t *collector = zsock_new_dealer (endpoint);
     assert (collector);

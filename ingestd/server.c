@@ -31,6 +31,7 @@
 #include "ingestd/intake.h"
 #include "ingestd/journal.h"
 #include "ingestd/peers.h"
+#include "ingestd/route.h"
 #include "ingestd/tap.h"
 #include "proto/kinds.h"
 #include "proto/wire.h"
@@ -53,9 +54,6 @@
 //  the bound closes the connection
 #define DELIVERY_FRAME_MAX WIRE_DELIVERY_FRAME_MAX
 #define TAP_FRAME_MAX      1024   //  a subscription (longer: connection dropped); fits a handshake
-#define HANDSHAKE_MS       10000  //  a connection not through its handshake by then is closed
-#define ZMTP_PING_MS       10000  //  ZMTP heartbeats: a peer that does not answer...
-#define ZMTP_TIMEOUT_MS    30000  //  ...within this is disconnected
 #define FD_RESERVE         64     //  descriptors kept for the journal, /health, logs
 #define CONNECTIONS_MAX    4096   //  default limit on connections (each costs libzmq memory)
 #define MONITOR_HWM        100000 //  connection events queued for the loop (~100 bytes each)
@@ -175,41 +173,6 @@ s_register_metrics (server_t *self)
         self->m_dropped[r] = omni_metrics_counter (m, "connections_dropped_total",
                                                    "Connections ingestd closed, by reason", labels);
     }
-}
-
-//  Binds one of the three sockets, bounded: `sndhwm` messages queued to a
-//  peer, `rcvhwm` whole messages from it, `frame_max` bytes a frame. Sends
-//  never block (ZMQ_SNDTIMEO 0): a ROUTER with ZMQ_ROUTER_MANDATORY says
-//  EAGAIN for a peer whose queue is full instead of dropping in silence.
-static zsock_t *
-s_bind (int type, const char *endpoint, omni_curve_server_t *curve, omni_curve_socket_t which,
-        int sndhwm, int rcvhwm, int64_t frame_max, char *error, size_t error_size)
-{
-    zsock_t *sock = zsock_new (type);
-    assert (sock);
-    zsock_set_linger (sock, 0);
-    if (curve)
-        omni_curve_server_apply (curve, sock, which);
-    zsock_set_sndhwm (sock, sndhwm);
-    zsock_set_rcvhwm (sock, rcvhwm);
-    zsock_set_maxmsgsize (sock, frame_max);
-    zsock_set_sndtimeo (sock, 0);
-    //  A peer that connects and never finishes its handshake, or stops
-    //  answering ZMTP pings (gone without a FIN), frees its descriptor.
-    zsock_set_handshake_ivl (sock, HANDSHAKE_MS);
-    zsock_set_heartbeat_ivl (sock, ZMTP_PING_MS);
-    zsock_set_heartbeat_timeout (sock, ZMTP_TIMEOUT_MS);
-    if (type == ZMQ_ROUTER)
-        zsock_set_router_mandatory (sock, 1);
-    else {
-        //  Every subscription is reported, so that they can be counted
-        zsock_set_xpub_verbose (sock, 1);
-    }
-    if (zsock_bind (sock, "%s", endpoint) < 0) {
-        snprintf (error, error_size, "cannot bind %s: %s", endpoint, zmq_strerror (zmq_errno ()));
-        zsock_destroy (&sock);
-    }
-    return sock;
 }
 
 //  0 in a bound means its default (the self-test and the fuzzer set none).
@@ -346,12 +309,13 @@ server_new (const server_config_t *config, omni_metrics_t *metrics, char *error,
     self->fd_limit = fds;
     omni_curve_server_t *curve = config->curve;
     int64_t intake_frame = (int64_t) (config->limits.max_size + ENVELOPE_BYTES);
-    if (!(self->intake = s_bind (ZMQ_ROUTER, config->intake, curve, CURVE_INTAKE, PEERS_REPLY_HWM,
-                                 64, intake_frame, error, error_size)) ||
-        !(self->delivery = s_bind (ZMQ_ROUTER, config->delivery, curve, CURVE_DELIVERY,
-                                   PEERS_REPLY_HWM, 64, DELIVERY_FRAME_MAX, error, error_size)) ||
-        !(self->tap = s_bind (ZMQ_XPUB, config->tap, curve, CURVE_TAP, TAP_HWM, 64, TAP_FRAME_MAX,
-                              error, error_size))) {
+    if (!(self->intake = route_bind (ZMQ_ROUTER, config->intake, curve, CURVE_INTAKE,
+                                     PEERS_REPLY_HWM, 64, intake_frame, error, error_size)) ||
+        !(self->delivery =
+              route_bind (ZMQ_ROUTER, config->delivery, curve, CURVE_DELIVERY, PEERS_REPLY_HWM, 64,
+                          DELIVERY_FRAME_MAX, error, error_size)) ||
+        !(self->tap = route_bind (ZMQ_XPUB, config->tap, curve, CURVE_TAP, TAP_HWM, 64,
+                                  TAP_FRAME_MAX, error, error_size))) {
         server_destroy (&self);
         return NULL;
     }
