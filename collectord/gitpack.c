@@ -42,6 +42,10 @@
 #define S_REF_DELTA 7
 //  A chain longer than this is taken as a loop in a corrupt pack
 #define S_CHAIN_MAX 100000
+//  The mapped pack and index pages kept resident, at most (checked every
+//  S_CHECK_EVERY reads): see s_check_resident
+#define S_RESIDENT_MAX (128u << 20)
+#define S_CHECK_EVERY  4096
 
 typedef struct {
     const uint8_t *idx, *pack;
@@ -73,6 +77,7 @@ struct _gitpack_t {
     s_entry_t *lru_head, *lru_tail;
     size_t bytes, budget;
     atomic_uint_fast64_t reads, inflated, hits, passed;
+    atomic_flag dropping; //  one thread at a time gives mapped pages back
 };
 
 //  One per object database (one per thread): its zlib state and delta
@@ -608,6 +613,34 @@ done:
 //  ---------------------------------------------------------------------------
 //  The backend
 
+//  A history is read all over its pack (the walk reads every commit first,
+//  then each commit's trees and blobs lie anywhere): every page touched
+//  would stay mapped, and count in the process's resident memory, until
+//  the end, though the kernel keeps them in its page cache anyway. When
+//  the file-backed pages resident pass S_RESIDENT_MAX they are given back
+//  (MADV_DONTNEED: nothing is written to these mappings, so a page read
+//  again simply comes back from the page cache, as with git's and
+//  libgit2's pack windows under their mapped limits).
+static void
+s_check_resident (gitpack_t *self)
+{
+    if (atomic_flag_test_and_set (&self->dropping))
+        return;
+    FILE *f = fopen ("/proc/self/statm", "r");
+    unsigned long size = 0, resident = 0, shared = 0;
+    if (f) {
+        if (fscanf (f, "%lu %lu %lu", &size, &resident, &shared) != 3)
+            shared = 0;
+        fclose (f);
+    }
+    if (shared * (unsigned long) sysconf (_SC_PAGESIZE) > S_RESIDENT_MAX)
+        for (size_t i = 0; i < self->npacks; i++) {
+            madvise ((void *) self->packs[i].pack, self->packs[i].pack_size, MADV_DONTNEED);
+            madvise ((void *) self->packs[i].idx, self->packs[i].idx_size, MADV_DONTNEED);
+        }
+    atomic_flag_clear (&self->dropping);
+}
+
 static int
 s_backend_read (void **out, size_t *len, git_object_t *type, git_odb_backend *backend,
                 const git_oid *id)
@@ -622,7 +655,9 @@ s_backend_read (void **out, size_t *len, git_object_t *type, git_odb_backend *ba
         int rc = s_read (b, i, offset, out, len, type);
         pthread_mutex_unlock (&b->lock);
         if (rc == 0) {
-            atomic_fetch_add_explicit (&self->reads, 1, memory_order_relaxed);
+            uint64_t n = atomic_fetch_add_explicit (&self->reads, 1, memory_order_relaxed);
+            if (n % S_CHECK_EVERY == S_CHECK_EVERY - 1)
+                s_check_resident (self);
             return 0;
         }
         break; //  libgit2 reads it, or says what is wrong with it
@@ -753,6 +788,7 @@ gitpack_new (git_repository *repo, size_t cache_bytes)
         return NULL;
     }
     atomic_init (&self->refs, 1);
+    atomic_flag_clear (&self->dropping);
     pthread_mutex_init (&self->lock, NULL);
     self->budget = cache_bytes;
     //  About one bucket per KiB of budget
