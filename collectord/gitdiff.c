@@ -200,9 +200,9 @@ s_tree_parse (s_tree_t *tree)
             tree->entries = realloc (tree->entries, cap * sizeof *tree->entries);
             assert (tree->entries);
         }
-        tree->entries[tree->count++] = (s_entry_t) {(const char *) at, (const git_oid *) (nul + 1),
-                                                    (uint16_t) (nul - at), (uint16_t) mode,
-                                                    (uint32_t) (start - tree->data)};
+        tree->entries[tree->count++] =
+            (s_entry_t){(const char *) at, (const git_oid *) (nul + 1), (uint16_t) (nul - at),
+                        (uint16_t) mode, (uint32_t) (start - tree->data)};
         at = nul + 1 + GIT_OID_RAWSZ;
     }
     return 0;
@@ -217,7 +217,8 @@ s_tree_read (git_odb *odb, s_tree_t **out, const git_oid *id)
         return -1;
     if (git_odb_object_type (obj) != GIT_OBJECT_TREE) {
         git_odb_object_free (obj);
-        git_error_set_str (GIT_ERROR_INVALID, "the requested type does not match the type in the ODB");
+        git_error_set_str (GIT_ERROR_INVALID,
+                           "the requested type does not match the type in the ODB");
         return -1;
     }
     s_tree_t *tree = calloc (1, sizeof *tree);
@@ -442,12 +443,12 @@ s_entry_cmp (const s_entry_t *a, const s_entry_t *b)
     int c = memcmp (a->name, b->name, len);
     if (c)
         return c;
-    int ca = la > len                               ? (unsigned char) a->name[len]
+    int ca = la > len                              ? (unsigned char) a->name[len]
              : s_entry_type (a) == GIT_OBJECT_TREE ? '/'
-                                                    : 0;
-    int cb = lb > len                               ? (unsigned char) b->name[len]
+                                                   : 0;
+    int cb = lb > len                              ? (unsigned char) b->name[len]
              : s_entry_type (b) == GIT_OBJECT_TREE ? '/'
-                                                    : 0;
+                                                   : 0;
     return ca - cb;
 }
 
@@ -666,13 +667,11 @@ s_entry_end (const s_tree_t *tree, size_t k)
     return k + 1 < tree->count ? tree->entries[k + 1].at : tree->len;
 }
 
-//  The index of the entry of `tree` starting at byte `at` among entries
-//  [lo, count], or SIZE_MAX; `at` == len is the end (count).
+//  The first entry of `tree` from `lo` on that starts at byte `at` or
+//  after it (count if none).
 static size_t
-s_entry_at (const s_tree_t *tree, size_t lo, size_t at)
+s_entry_from (const s_tree_t *tree, size_t lo, size_t at)
 {
-    if (at == tree->len)
-        return tree->count;
     size_t hi = tree->count;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
@@ -681,7 +680,18 @@ s_entry_at (const s_tree_t *tree, size_t lo, size_t at)
         else
             hi = mid;
     }
-    return lo < tree->count && tree->entries[lo].at == at ? lo : SIZE_MAX;
+    return lo;
+}
+
+//  The index of the entry of `tree` starting at byte `at` among entries
+//  [lo, count], or SIZE_MAX; `at` == len is the end (count).
+static size_t
+s_entry_at (const s_tree_t *tree, size_t lo, size_t at)
+{
+    if (at == tree->len)
+        return tree->count;
+    size_t k = s_entry_from (tree, lo, at);
+    return k < tree->count && tree->entries[k].at == at ? k : SIZE_MAX;
 }
 
 //  Two versions of a directory mostly differ in a few entries: the entries
@@ -690,8 +700,7 @@ s_entry_at (const s_tree_t *tree, size_t lo, size_t at)
 //  and are skipped without being compared one by one. Sets the entries to
 //  compare: old [*first, *old_end), new [*first, *new_end).
 static void
-s_middle (const s_tree_t *old, const s_tree_t *new, size_t *first, size_t *old_end,
-          size_t *new_end)
+s_middle (const s_tree_t *old, const s_tree_t *new, size_t *first, size_t *old_end, size_t *new_end)
 {
     size_t n = old->len < new->len ? old->len : new->len, p = 0;
     while (p + 8 <= n) {
@@ -717,8 +726,8 @@ s_middle (const s_tree_t *old, const s_tree_t *new, size_t *first, size_t *old_e
     //  The common suffix, not reaching back into those entries
     size_t old_from = lo < old->count ? old->entries[lo].at : old->len;
     size_t new_from = lo < new->count ? new->entries[lo].at : new->len;
-    size_t room = old->len - old_from < new->len - new_from ? old->len - old_from
-                                                             : new->len - new_from;
+    size_t room =
+        old->len - old_from < new->len - new_from ? old->len - old_from : new->len - new_from;
     size_t sfx = 0;
     const uint8_t *a = old->data + old->len, *b = new->data + new->len;
     while (sfx + 8 <= room) {
@@ -733,21 +742,7 @@ s_middle (const s_tree_t *old, const s_tree_t *new, size_t *first, size_t *old_e
         sfx++;
     //  The first old entry inside it that also starts an entry on the new
     //  side at the same distance from the end (the end itself always does)
-    size_t k = s_entry_at (old, lo, old->len - sfx);
-    if (k == SIZE_MAX) {
-        //  The entry that starts after the suffix's first byte
-        k = lo;
-        size_t l = lo, h = old->count;
-        while (l < h) {
-            size_t mid = l + (h - l) / 2;
-            if (old->entries[mid].at < old->len - sfx)
-                l = mid + 1;
-            else
-                h = mid;
-        }
-        k = l;
-    }
-    for (;; k++) {
+    for (size_t k = s_entry_from (old, lo, old->len - sfx);; k++) {
         size_t tail = k < old->count ? old->len - old->entries[k].at : 0;
         size_t m = s_entry_at (new, lo, new->len - tail);
         if (m != SIZE_MAX) {

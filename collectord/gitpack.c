@@ -157,8 +157,7 @@ s_pack_open (s_pack_t *p, const char *base)
     p->fanout = p->idx + 8;
     p->count = s_be32 (p->fanout + 255 * 4);
     size_t fixed = 8 + 1024 + (size_t) p->count * (S_OID + 4 + 4) + 2 * S_OID;
-    if (p->idx_size < fixed || (p->idx_size - fixed) % 8 != 0 ||
-        s_be32 (p->pack + 8) != p->count ||
+    if (p->idx_size < fixed || (p->idx_size - fixed) % 8 != 0 || s_be32 (p->pack + 8) != p->count ||
         //  The pack's checksum, as the index recorded it
         memcmp (p->pack + p->pack_size - S_OID, p->idx + p->idx_size - 2 * S_OID, S_OID) != 0)
         goto fail;
@@ -355,7 +354,7 @@ s_cache_put (gitpack_t *self, uint64_t key, git_object_t type, uint8_t *data, si
             return NULL;
         }
     s_trim (self, self->budget - len);
-    *e = (s_entry_t) {key, type, data, len, 2, true, self->buckets[bucket], NULL, self->lru_head};
+    *e = (s_entry_t){key, type, data, len, 2, true, self->buckets[bucket], NULL, self->lru_head};
     self->buckets[bucket] = e;
     if (self->lru_head)
         self->lru_head->newer = e;
@@ -378,23 +377,32 @@ s_cache_release (gitpack_t *self, s_entry_t *e)
 //  ---------------------------------------------------------------------------
 //  Reading an object
 
-//  Inflates the stream of `o` into `out`, exactly o->size bytes (plus a
-//  NUL after them, which `out` has room for). Returns 0 or -1.
-static int
-s_inflate (s_backend_t *b, const s_pack_t *p, const s_object_t *o, uint8_t *out)
+//  The backend's zlib stream, reset, reading the stream of `o` (its state
+//  is allocated once, not per object). NULL on a zlib error.
+static z_stream *
+s_zstream (s_backend_t *b, const s_pack_t *p, const s_object_t *o)
 {
     z_stream *zs = &b->zs;
     if (!b->zs_ready) {
         memset (zs, 0, sizeof *zs);
         if (inflateInit (zs) != Z_OK)
-            return -1;
+            return NULL;
         b->zs_ready = true;
     } else if (inflateReset (zs) != Z_OK)
-        return -1;
+        return NULL;
     size_t avail = p->pack_size - S_OID - o->data;
     zs->next_in = (Bytef *) (p->pack + o->data);
     zs->avail_in = avail > UINT32_MAX ? UINT32_MAX : (uInt) avail;
-    if (o->size + 1 > UINT32_MAX)
+    return zs;
+}
+
+//  Inflates the stream of `o` into `out`, exactly o->size bytes (plus a
+//  NUL after them, which `out` has room for). Returns 0 or -1.
+static int
+s_inflate (s_backend_t *b, const s_pack_t *p, const s_object_t *o, uint8_t *out)
+{
+    z_stream *zs = s_zstream (b, p, o);
+    if (!zs || o->size + 1 > UINT32_MAX)
         return -1;
     zs->next_out = out;
     zs->avail_out = (uInt) (o->size + 1);
@@ -681,17 +689,9 @@ s_header_of (s_backend_t *b, const s_pack_t *p, uint64_t offset, size_t *len, gi
     }
     //  Two sizes of at most 10 bytes each start the delta
     uint8_t head[21];
-    z_stream *zs = &b->zs;
-    if (!b->zs_ready) {
-        memset (zs, 0, sizeof *zs);
-        if (inflateInit (zs) != Z_OK)
-            return -1;
-        b->zs_ready = true;
-    } else if (inflateReset (zs) != Z_OK)
+    z_stream *zs = s_zstream (b, p, &o);
+    if (!zs)
         return -1;
-    size_t avail = p->pack_size - S_OID - o.data;
-    zs->next_in = (Bytef *) (p->pack + o.data);
-    zs->avail_in = avail > UINT32_MAX ? UINT32_MAX : (uInt) avail;
     zs->next_out = head;
     zs->avail_out = o.size < 20 ? (uInt) o.size : 20;
     int rc = inflate (zs, Z_SYNC_FLUSH);
@@ -713,8 +713,7 @@ s_header_of (s_backend_t *b, const s_pack_t *p, uint64_t offset, size_t *len, gi
 }
 
 static int
-s_backend_read_header (size_t *len, git_object_t *type, git_odb_backend *backend,
-                       const git_oid *id)
+s_backend_read_header (size_t *len, git_object_t *type, git_odb_backend *backend, const git_oid *id)
 {
     s_backend_t *b = (s_backend_t *) backend;
     gitpack_t *self = b->store;

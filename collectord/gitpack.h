@@ -31,11 +31,11 @@ void gitpack_destroy (gitpack_t **self_p);
 int gitpack_attach (gitpack_t *self, git_repository *repo);
 
 typedef struct {
-    uint64_t reads;       //  objects given to libgit2
-    uint64_t inflated;    //  zlib streams inflated (objects and deltas)
-    uint64_t cache_hits;  //  delta chains cut short by a cached base
-    uint64_t passed;      //  reads left to libgit2 (not in a pack, or not understood)
-    size_t cached_bytes;  //  in the cache now
+    uint64_t reads;      //  objects given to libgit2
+    uint64_t inflated;   //  zlib streams inflated (objects and deltas)
+    uint64_t cache_hits; //  delta chains cut short by a cached base
+    uint64_t passed;     //  reads left to libgit2 (not in a pack, or not understood)
+    size_t cached_bytes; //  in the cache now
 } gitpack_stats_t;
 
 void gitpack_stats (gitpack_t *self, gitpack_stats_t *stats);
