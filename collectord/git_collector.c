@@ -62,8 +62,8 @@ static const omni_config_option_t s_options[] = {
      "the commits that follow), one cache for all threads",
      &s_settings.cache_size},
     {"threads", CONFIG_INT, "0",
-     "git: threads diffing commits; 0 = 2, or 1 on a single CPU (each thread costs CPU: "
-     "libgit2 shares pack files and their locks between threads)",
+     "git: threads diffing commits; 0 = 2, or 1 on a single CPU (they read the pack files "
+     "through one reader and delta-base cache of collectord's, without libgit2's pack locks)",
      &s_settings.threads},
     {NULL}};
 
