@@ -649,18 +649,29 @@ s_check_resident (gitpack_t *self)
     atomic_flag_clear (&self->dropping);
 }
 
+//  The pack holding `id` and its offset there; false when none does.
+static bool
+s_locate (const gitpack_t *self, const git_oid *id, size_t *pack, uint64_t *offset)
+{
+    for (size_t i = 0; i < self->npacks; i++)
+        if ((*offset = s_pack_find (&self->packs[i], id->id))) {
+            *pack = i;
+            return true;
+        }
+    return false;
+}
+
 static int
 s_backend_read (void **out, size_t *len, git_object_t *type, git_odb_backend *backend,
                 const git_oid *id)
 {
     s_backend_t *b = (s_backend_t *) backend;
     gitpack_t *self = b->store;
-    for (size_t i = 0; i < self->npacks; i++) {
-        uint64_t offset = s_pack_find (&self->packs[i], id->id);
-        if (!offset)
-            continue;
+    size_t pack;
+    uint64_t offset;
+    if (s_locate (self, id, &pack, &offset)) {
         pthread_mutex_lock (&b->lock);
-        int rc = s_read (b, i, offset, out, len, type);
+        int rc = s_read (b, pack, offset, out, len, type);
         pthread_mutex_unlock (&b->lock);
         if (rc == 0) {
             uint64_t n = atomic_fetch_add_explicit (&self->reads, 1, memory_order_relaxed);
@@ -668,7 +679,7 @@ s_backend_read (void **out, size_t *len, git_object_t *type, git_odb_backend *ba
                 s_check_resident (self);
             return 0;
         }
-        break; //  libgit2 reads it, or says what is wrong with it
+        //  Else libgit2 reads it, or says what is wrong with it
     }
     atomic_fetch_add_explicit (&self->passed, 1, memory_order_relaxed);
     return GIT_PASSTHROUGH;
@@ -716,19 +727,14 @@ static int
 s_backend_read_header (size_t *len, git_object_t *type, git_odb_backend *backend, const git_oid *id)
 {
     s_backend_t *b = (s_backend_t *) backend;
-    gitpack_t *self = b->store;
-    for (size_t i = 0; i < self->npacks; i++) {
-        uint64_t offset = s_pack_find (&self->packs[i], id->id);
-        if (!offset)
-            continue;
-        pthread_mutex_lock (&b->lock);
-        int rc = s_header_of (b, &self->packs[i], offset, len, type);
-        pthread_mutex_unlock (&b->lock);
-        if (rc == 0)
-            return 0;
-        break;
-    }
-    return GIT_PASSTHROUGH;
+    size_t pack;
+    uint64_t offset;
+    if (!s_locate (b->store, id, &pack, &offset))
+        return GIT_PASSTHROUGH;
+    pthread_mutex_lock (&b->lock);
+    int rc = s_header_of (b, &b->store->packs[pack], offset, len, type);
+    pthread_mutex_unlock (&b->lock);
+    return rc == 0 ? 0 : GIT_PASSTHROUGH;
 }
 
 static void
