@@ -1,5 +1,6 @@
 # The self-tests of the classes shared by every daemon (common/).
-$(eval $(call selftest,common-selftest,common/selftest.c,))
+# jetstream.c and the writer daemons' JetStream delivery need libnats.
+$(eval $(call selftest,common-selftest,common/selftest.c,libnats))
 # shared_sql.c embeds common/sql/*.sql (assembler .incbin, paths from the
 # repository root).
 $(call obj,common/shared_sql.c): $(wildcard common/sql/*.sql)

@@ -6,6 +6,7 @@
 #include "common/dirlock.h"
 #include "common/httpd.h"
 #include "common/idset.h"
+#include "common/jetstream.h"
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/migrate.h"
@@ -15,14 +16,21 @@
 #include "common/writer.h"
 #include "common/writer_daemon.h"
 
-static const selftest_t s_tests[] = {
-    {"util", omni_util_test},       {"log", omni_log_test},
-    {"config", omni_config_test},   {"metrics", omni_metrics_test},
-    {"idset", omni_idset_test},     {"httpd", omni_httpd_test},
-    {"curve", omni_curve_test},     {"curve_roles", omni_curve_roles_test},
-    {"writer", omni_writer_test},   {"writer_daemon", omni_writer_daemon_test},
-    {"pgconn", omni_pgconn_test},   {"migrate", omni_migrate_test},
-    {"dirlock", omni_dirlock_test}, {NULL, NULL}};
+static const selftest_t s_tests[] = {{"util", omni_util_test},
+                                     {"log", omni_log_test},
+                                     {"config", omni_config_test},
+                                     {"metrics", omni_metrics_test},
+                                     {"idset", omni_idset_test},
+                                     {"httpd", omni_httpd_test},
+                                     {"curve", omni_curve_test},
+                                     {"curve_roles", omni_curve_roles_test},
+                                     {"writer", omni_writer_test},
+                                     {"writer_daemon", omni_writer_daemon_test},
+                                     {"pgconn", omni_pgconn_test},
+                                     {"migrate", omni_migrate_test},
+                                     {"dirlock", omni_dirlock_test},
+                                     {"jetstream", omni_js_test},
+                                     {NULL, NULL}};
 
 int
 main (int argc, char **argv)

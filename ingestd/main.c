@@ -8,6 +8,7 @@
 #include <czmq.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 int
 main (int argc, char **argv)
@@ -15,6 +16,9 @@ main (int argc, char **argv)
     char *intake, *delivery, *tap, *journal_dir, *http, *log_level, *log_format;
     char *curve_key, *curve_clients;
     char **writers;
+    char *journal_kind, *stream, *storage;
+    char **nats_urls;
+    int64_t replicas, duplicate_window, publish_timeout;
     uint64_t journal_max, journal_map_size, max_record;
     int64_t dead_max, dead_retain;
     int64_t max_depth, session_timeout;
@@ -25,6 +29,26 @@ main (int argc, char **argv)
         {"delivery", CONFIG_ENDPOINT, "tcp://127.0.0.1:5551", "delivery ROUTER bind endpoint",
          &delivery},
         {"tap", CONFIG_ENDPOINT, "tcp://127.0.0.1:5552", "tap XPUB bind endpoint", &tap},
+        {"journal", CONFIG_STRING, "lmdb",
+         "lmdb | jetstream: where accepted records wait for the writers (jetstream: a NATS "
+         "JetStream stream, replicated by its cluster; journal_dir then keeps the dead letters)",
+         &journal_kind},
+        {"nats_urls", CONFIG_LIST, "",
+         "journal: jetstream: NATS servers of the cluster, nats://HOST:PORT,...", &nats_urls},
+        {"stream", CONFIG_STRING, "OMNI",
+         "journal: jetstream: stream name (subjects <name in lower case>.rec.>), made if missing",
+         &stream},
+        {"replicas", CONFIG_INT, "3", "journal: jetstream: the stream's replicas (1..5)",
+         &replicas},
+        {"storage", CONFIG_STRING, "file",
+         "journal: jetstream: the stream's storage, file | memory", &storage},
+        {"duplicate_window", CONFIG_DURATION, "2m",
+         "journal: jetstream: the stream drops a record id it stored this recently",
+         &duplicate_window},
+        {"publish_timeout", CONFIG_DURATION, "10s",
+         "journal: jetstream: an intake round waits this long for the stream's acks, else it "
+         "is not acknowledged (collectors resend) and intake pauses",
+         &publish_timeout},
         {"journal_dir", CONFIG_STRING, "var/journal", "journal directory (LMDB)", &journal_dir},
         {"journal_max", CONFIG_SIZE, "1G", "journal size that pauses intake (backpressure)",
          &journal_max},
@@ -131,6 +155,18 @@ main (int argc, char **argv)
         omni_config_destroy (&config);
         return 2;
     }
+    bool jetstream = strcmp (journal_kind, "jetstream") == 0;
+    bad = !jetstream && strcmp (journal_kind, "lmdb") ? "journal: must be lmdb or jetstream"
+          : strcmp (storage, "file") && strcmp (storage, "memory")
+              ? "storage: must be file or memory"
+          : jetstream && !nats_urls[0] ? "nats_urls: required with journal: jetstream"
+          : publish_timeout < 100      ? "publish_timeout: must be at least 100ms"
+                                       : NULL;
+    if (bad) {
+        fprintf (stderr, "error: ingestd.%s\n", bad);
+        omni_config_destroy (&config);
+        return 2;
+    }
     omni_metrics_t *metrics = omni_metrics_new ("omni_ingestd_");
     omni_curve_server_t *curve = NULL;
     char error[1024];
@@ -148,6 +184,26 @@ main (int argc, char **argv)
         omni_metrics_destroy (&metrics);
         omni_config_destroy (&config);
         return 2;
+    }
+    jsjournal_t *js = NULL;
+    if (jetstream) {
+        jsjournal_config_t js_config = {(const char *const *) nats_urls,
+                                        stream,
+                                        (int) replicas,
+                                        strcmp (storage, "memory") == 0,
+                                        duplicate_window,
+                                        publish_timeout,
+                                        max_record,
+                                        (const char *const *) writers};
+        char why[1024];
+        jsjournal_failure_t failure;
+        if (!(js = jsjournal_new (&js_config, &failure, why, sizeof why))) {
+            fprintf (stderr, "error: ingestd: journal: jetstream: %s\n", why);
+            omni_metrics_destroy (&metrics);
+            omni_curve_server_destroy (&curve);
+            omni_config_destroy (&config);
+            return (int) failure;
+        }
     }
     server_config_t server_config = {intake,
                                      delivery,
@@ -167,12 +223,14 @@ main (int argc, char **argv)
                                      (size_t) max_connections,
                                      idle_timeout,
                                      memory_max,
-                                     tap_budget};
+                                     tap_budget,
+                                     js};
     server_t *server = server_new (&server_config, metrics, error, sizeof error);
     if (!server) {
         log_error ("ingestd.start_failed", "error=\"%s\"", error);
         omni_metrics_destroy (&metrics);
         omni_curve_server_destroy (&curve);
+        jsjournal_destroy (&js);
         omni_config_destroy (&config);
         return 1;
     }
@@ -183,6 +241,7 @@ main (int argc, char **argv)
             server_destroy (&server);
             omni_metrics_destroy (&metrics);
             omni_curve_server_destroy (&curve);
+            jsjournal_destroy (&js);
             omni_config_destroy (&config);
             return 1;
         }
@@ -192,6 +251,7 @@ main (int argc, char **argv)
     server_destroy (&server);
     omni_metrics_destroy (&metrics);
     omni_curve_server_destroy (&curve);
+    jsjournal_destroy (&js);
     omni_config_destroy (&config);
     return rc;
 }

@@ -1217,8 +1217,10 @@ s_intake_message_read (server_t *self, s_reply_t *reply, size_t *bytes)
         if (reason == REJECT_NONE)
             reason = omni_record_check_id (&record, detail, sizeof detail);
         if (reason == REJECT_NONE) {
-            if (!journal_append (self->journal, data, size,
-                                 (uint8_t) (record.spec->writers & route), now)) {
+            uint8_t writers = (uint8_t) (record.spec->writers & route);
+            if (self->config.stream
+                    ? jsjournal_publish (self->config.stream, &record, data, size, writers) != 0
+                    : !journal_append (self->journal, data, size, writers, now)) {
                 rc = -1;
                 break;
             }
@@ -1355,6 +1357,53 @@ s_journal_ok (server_t *self)
     self->probe_bytes = 0;
 }
 
+//  journal: jetstream. The round's records were published; it is durable
+//  once every publish ack came. Waited for without state_lock (called with
+//  it held): nothing /health compares changes before the commit, and the
+//  wait may last the publish timeout. Returns 0, or -1 when the round must
+//  abort.
+static int
+s_stream_round (server_t *self)
+{
+    jsjournal_t *stream = self->config.stream;
+    pthread_mutex_unlock (&self->state_lock);
+    int rc = jsjournal_complete (stream);
+    pthread_mutex_lock (&self->state_lock);
+    if (rc) {
+        jsjournal_abort (stream);
+        return -1;
+    }
+    journal_count_forwarded (self->journal, jsjournal_published (stream));
+    return 0;
+}
+
+//  The stream did not store a round: intake pauses as for a journal fault
+//  (JOURNAL_STREAM), probed every second; the collectors send it again.
+static void
+s_stream_failed (server_t *self)
+{
+    const char *error = jsjournal_error (self->config.stream);
+    omni_metric_add (self->m_write_errors, 1);
+    int64_t now = omni_util_mono_ms ();
+    if (self->fault == JOURNAL_OK) {
+        self->fault_since_ms = now;
+        self->last_probe_ms = now;
+        log_error ("journal.fault", "cause=stream stream=%s error=\"%s\"",
+                   jsjournal_stream (self->config.stream), error);
+    } else
+        log_debug ("journal.fault", "cause=stream error=\"%s\"", error);
+    if (self->fault != JOURNAL_OK)
+        omni_metric_set (self->m_fault[self->fault], 0);
+    omni_metric_set (self->m_fault[JOURNAL_STREAM], 1);
+    pthread_mutex_lock (&self->state_lock);
+    self->fault = JOURNAL_STREAM;
+    snprintf (self->fault_text, sizeof self->fault_text,
+              "journal: %s: intake paused, nothing of the round acknowledged; ingestd retries "
+              "every second and resumes by itself",
+              error);
+    pthread_mutex_unlock (&self->state_lock);
+}
+
 //  One intake round: every message waiting, journaled in one transaction,
 //  then acknowledged. Returns 0, or -1 when the journal failed (nothing of
 //  the round is acknowledged: the collectors resend it).
@@ -1370,7 +1419,9 @@ s_intake_round (server_t *self)
         return -1;
     }
     int64_t start = omni_util_mono_ms ();
-    bool failed = false;
+    bool failed = false, stream_failed = false;
+    if (self->config.stream)
+        jsjournal_begin (self->config.stream);
     self->ntapped = 0;
     self->tap_buf_size = 0;
     while (count < ROUND_MESSAGES && bytes < ROUND_BYTES) {
@@ -1383,10 +1434,16 @@ s_intake_round (server_t *self)
             break;
         }
     }
+    if (!failed && count && self->config.stream)
+        failed = stream_failed = s_stream_round (self);
     int rc = failed ? -1 : count ? journal_commit (self->journal) : 0;
     if (failed || !count)
         journal_abort (self->journal);
     pthread_mutex_unlock (&self->state_lock);
+    if (stream_failed) {
+        s_stream_failed (self);
+        return -1;
+    }
     if (rc == 0 && count) {
         s_journal_ok (self);
         omni_metric_add (self->m_rounds, 1);
@@ -1841,6 +1898,10 @@ static void
 s_probe (server_t *self)
 {
     self->last_probe_ms = omni_util_mono_ms ();
+    if (self->fault == JOURNAL_STREAM && jsjournal_probe (self->config.stream)) {
+        s_stream_failed (self);
+        return;
+    }
     pthread_mutex_lock (&self->state_lock);
     int rc = journal_probe (self->journal, self->probe_bytes);
     pthread_mutex_unlock (&self->state_lock);
@@ -2194,6 +2255,12 @@ server_healthy (void *self_, char *text, size_t size)
                          atomic_load (&self->memory_used), atomic_load (&self->memory_peak),
                          self->shed_at, self->config.memory_max, atomic_load (&self->memory_sheds),
                          atomic_load (&self->memory_freed));
+    //  journal: jetstream: the stream and the writers' consumers instead
+    if (self->config.stream && len >= 0 && (size_t) len + 1 < size) {
+        text[len++] = '\n';
+        jsjournal_status (self->config.stream, text + len, size - (size_t) len);
+        return true;
+    }
     //  Which instance holds each writer name (omnictl status shows it): the
     //  first place to look when a writer is refused.
     int64_t now = omni_util_mono_ms ();
@@ -2245,7 +2312,8 @@ server_test (bool verbose)
                               0,
                               0,
                               0,
-                              0};
+                              0,
+                              NULL};
     assert (server_new (&config, NULL, error, sizeof error) == NULL);
     assert (strstr (error, "nonsense"));
 }
