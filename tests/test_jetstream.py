@@ -1,0 +1,105 @@
+"""journal: jetstream (issue 19): ingestd journals into a NATS JetStream
+stream replicated by a three-node cluster the test makes on loopback ports.
+A collector's batch is acknowledged once the stream stored its records; the
+stream drops a record sent twice (its id is the message id) and keeps each
+one for every configured writer's durable consumer. Wrong or unreachable
+clusters stop ingestd at start with a clear error."""
+import os
+import re
+import subprocess
+
+import pytest
+
+from natscluster import NatsCluster
+from omni import (IntakeClient, Pipeline, binary, free_port, make_record_metric, send,
+                  synthetic_commits)
+
+
+@pytest.fixture
+def cluster(workdir):
+    with NatsCluster(workdir) as c:
+        yield c
+
+
+def _jetstream(cluster, replicas=3, stream="OMNI"):
+    return ["--journal=jetstream", f"--nats-urls={cluster.urls}", f"--stream={stream}",
+            f"--replicas={replicas}"]
+
+
+def _stream_state(ingestd):
+    """What ingestd's /health says of the stream: messages, and per consumer
+    what it has pending."""
+    status, text = ingestd.health()
+    assert status == 200, text
+    m = re.search(r"stream \S+: messages=(\d+) bytes=\d+ replicas=(\d+) current=(\d+)", text)
+    assert m, text
+    pending = {c: int(n) for c, n in re.findall(r"consumer (\w+): pending=(\d+)", text)}
+    return int(m.group(1)), int(m.group(2)), pending
+
+
+def test_records_go_to_the_stream_once_each(workdir, cluster):
+    p = Pipeline(workdir, writers=("archive", "relational", "metrics"),
+                 extra=_jetstream(cluster))
+    with p:
+        p.ingestd.start()
+        n = 3000
+        frames = [f for _, f in synthetic_commits(n, src="js")]
+        send(p.intake, frames)
+        # A collector that sends again what was acknowledged: the stream
+        # drops it by its id
+        send(p.intake, frames[:1000])
+        # Points go to the archive and metricsd, not relationald
+        points = [make_record_metric("h1", 1_700_000_000_000_000_000 + i * 10**9, "cpu", i)
+                  for i in range(500)]
+        send(p.intake, points)
+        messages, replicas, pending = _stream_state(p.ingestd)
+        assert (messages, replicas) == (n + 500, 3)
+        assert pending == {"archive": n + 500, "relational": n, "metrics": n + 500}
+        m = p.ingestd.metrics()
+        assert m["omni_ingestd_records_accepted_total"] == n + 1000 + 500
+        assert m['omni_ingestd_journal_fault{cause="stream"}'] == 0
+        # Rejects stay in ingestd's dead-letter area and counts
+        bad = [b"\x81\xa1v\x02"] * 3
+        client = IntakeClient(p.intake)
+        try:
+            assert client.batch(bad) == (0, 3)
+        finally:
+            client.close()
+        assert _stream_state(p.ingestd)[0] == n + 500
+        assert p.ingestd.metrics()['omni_ingestd_records_rejected_total{reason="bad_version"}'] == 3
+
+
+def test_unreachable_cluster_stops_ingestd_at_start(workdir):
+    ports = [free_port(), free_port()]
+    urls = ",".join(f"nats://127.0.0.1:{port}" for port in ports)
+    out = subprocess.run([binary("ingestd"), "--journal=jetstream", f"--nats-urls={urls}",
+                          f"--journal-dir={workdir}/journal", "--http=",
+                          f"--intake=tcp://127.0.0.1:{free_port()}",
+                          f"--delivery=tcp://127.0.0.1:{free_port()}",
+                          f"--tap=tcp://127.0.0.1:{free_port()}"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1, out.stderr
+    assert f"no NATS server of {urls} answered" in out.stderr, out.stderr
+
+
+def test_stream_with_other_settings_is_a_config_error(workdir, cluster):
+    first = Pipeline(os.path.join(workdir, "a"), writers=("archive",),
+                     extra=_jetstream(cluster, replicas=1))
+    os.makedirs(first.workdir)
+    with first:
+        first.ingestd.start()
+    # The stream now has one replica; an ingestd configured for three
+    # must not write into it
+    args = [binary("ingestd"), *_jetstream(cluster, replicas=3), f"--journal-dir={workdir}/j2",
+            "--http=", f"--intake=tcp://127.0.0.1:{free_port()}",
+            f"--delivery=tcp://127.0.0.1:{free_port()}", f"--tap=tcp://127.0.0.1:{free_port()}"]
+    out = subprocess.run(args + ["--writers=archive"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2, out.stderr
+    assert "stream OMNI exists with" in out.stderr and "replicas=1" in out.stderr, out.stderr
+    # Records larger than the servers take: said at start, not at the first big record
+    args[1:5] = _jetstream(cluster, replicas=1)
+    out = subprocess.run(args + ["--writers=archive", "--max-record-size=16M",
+                                 "--max-batch-bytes=64M"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2, out.stderr
+    assert "max_payload" in out.stderr, out.stderr
