@@ -7,6 +7,7 @@
 #include "common/httpd.h"
 #include "common/idset.h"
 #include "common/jetstream.h"
+#include "common/jsdelivery.h"
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/migrate.h"
@@ -30,6 +31,7 @@ static const selftest_t s_tests[] = {{"util", omni_util_test},
                                      {"migrate", omni_migrate_test},
                                      {"dirlock", omni_dirlock_test},
                                      {"jetstream", omni_js_test},
+                                     {"jsdelivery", omni_jsdelivery_test},
                                      {NULL, NULL}};
 
 int

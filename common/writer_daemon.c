@@ -1,5 +1,6 @@
 /*  writer_daemon: the shared body of the writer daemons' main.              */
 #include "common/writer_daemon.h"
+#include "common/jsdelivery.h"
 #include "common/log.h"
 
 #include <assert.h>
@@ -8,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SHARED_OPTIONS 11
+#define SHARED_OPTIONS 13
 
 struct _omni_writer_daemon_t {
     omni_writer_daemon_spec_t spec;
@@ -17,6 +18,7 @@ struct _omni_writer_daemon_t {
     omni_metrics_t *metrics;
     char *delivery, *http, *log_level, *log_format;
     char *curve_key, *curve_server_key, *conflicts_dir;
+    char **nats_urls, *stream; //  delivery from a JetStream stream instead of ingestd
     omni_curve_client_t *curve;
     int64_t batch_size, window, flush_ms, retry_max_ms;
     omni_writer_t *writer;
@@ -59,7 +61,14 @@ omni_writer_daemon_new (const omni_writer_daemon_spec_t *spec, int argc, char **
         {"conflicts_dir", CONFIG_STRING, "var/conflicts",
          "where records under an id already stored with other content are filed "
          "(<dir>/<writer>.jsonl)",
-         &self->conflicts_dir}};
+         &self->conflicts_dir},
+        {"nats_urls", CONFIG_LIST, "",
+         "records from the JetStream stream of ingestd's journal: jetstream (its writer "
+         "consumer), not from ingestd's delivery: NATS servers, nats://HOST:PORT,...; empty = "
+         "from ingestd",
+         &self->nats_urls},
+        {"stream", CONFIG_STRING, "OMNI", "with nats_urls: the stream ingestd journals into",
+         &self->stream}};
     memcpy (self->options, shared, sizeof shared);
     if (own)
         memcpy (self->options + SHARED_OPTIONS, spec->store_options, own * sizeof *self->options);
@@ -158,16 +167,34 @@ omni_writer_daemon_run (omni_writer_daemon_t *self, writer_store_fn *store_fn, v
                                    self->retry_max_ms,
                                    self->curve,
                                    self->conflicts_dir};
+    //  journal: jetstream: the loop takes its records from the stream, through
+    //  a bridge that speaks the delivery protocol to it (jsdelivery.h)
+    omni_jsdelivery_t *source = NULL;
+    if (self->nats_urls[0]) {
+        char error[512];
+        omni_jsdelivery_config_t js = {(const char *const *) self->nats_urls, self->stream,
+                                       self->spec.writer};
+        if (self->curve || !(source = omni_jsdelivery_new (&js, error, sizeof error))) {
+            fprintf (stderr, "error: %s.%s\n", self->spec.section,
+                     self->curve ? "curve_key: not with nats_urls (NATS has its own TLS)" : error);
+            return 2;
+        }
+        config.endpoint = omni_jsdelivery_endpoint (source);
+        config.curve = NULL;
+    }
     self->writer = omni_writer_new (&config, store_fn, store, self->metrics);
     self->store_health = store_health;
     self->store_arg = store_arg;
     omni_httpd_t *httpd = NULL;
     if (self->http && *self->http) {
         httpd = omni_httpd_new (self->http, self->metrics, s_healthy, self);
-        if (!httpd)
+        if (!httpd) {
+            omni_jsdelivery_destroy (&source);
             return 1;
+        }
     }
     int rc = omni_writer_run (self->writer);
+    omni_jsdelivery_destroy (&source);
     if (omni_writer_refusal (self->writer))
         fprintf (stderr, "error: %s: ingestd at %s refused writer \"%s\" (this instance %s): %s\n",
                  self->spec.section, self->delivery, self->spec.writer,

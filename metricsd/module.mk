@@ -9,5 +9,5 @@ METRICSD_CLASSES := metricsd/derive.c metricsd/tsschema.c metricsd/pointstore.c 
 $(call obj,metricsd/sql.c): $(METRICSD_SQL)
 $(call obj,metricsd/sql.c): CFLAGS += -Wa,-I$(CURDIR)
 
-$(eval $(call program,metricsd,metricsd/main.c $(METRICSD_CLASSES),))
+$(eval $(call program,metricsd,metricsd/main.c $(METRICSD_CLASSES),libnats))
 $(eval $(call selftest,metricsd-selftest,metricsd/selftest.c $(METRICSD_CLASSES) metricsd/testrec.c,))

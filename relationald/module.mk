@@ -11,5 +11,5 @@ $(RELATIONALD_GEN): relationald/gen_migrations.sh $(RELATIONALD_MIGRATIONS) \
 	bash relationald/gen_migrations.sh $(RELATIONALD_MIGRATIONS) > $@.tmp
 	mv $@.tmp $@
 
-$(eval $(call program,relationald,relationald/main.c $(RELATIONALD_CLASSES),))
+$(eval $(call program,relationald,relationald/main.c $(RELATIONALD_CLASSES),libnats))
 $(eval $(call selftest,relationald-selftest,relationald/selftest.c $(RELATIONALD_CLASSES),))

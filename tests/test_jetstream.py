@@ -11,8 +11,8 @@ import subprocess
 import pytest
 
 from natscluster import NatsCluster
-from omni import (IntakeClient, Pipeline, binary, free_port, make_record_metric, send,
-                  synthetic_commits)
+from omni import (IntakeClient, Pipeline, archive_lines, binary, free_port, make_record_metric,
+                  query, send, synthetic_commits, wait_until)
 
 
 @pytest.fixture
@@ -103,3 +103,66 @@ def test_stream_with_other_settings_is_a_config_error(workdir, cluster):
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 2, out.stderr
     assert "max_payload" in out.stderr, out.stderr
+
+
+def _from_stream(p, cluster, name, args=(), binary_name=None):
+    """A writer daemon that takes its records from the stream (its consumer)."""
+    return p.writer(name, [f"--nats-urls={cluster.urls}", "--stream=OMNI", *args],
+                    binary_name=binary_name)
+
+
+def _commit_ids(dsn):
+    return [bytes(r[0]).hex() for r in query(dsn, "SELECT id FROM commits")]
+
+
+def _archived_ids(p):
+    return [line["id"] for line in archive_lines(p.archive_dir)]
+
+
+def test_writers_take_every_record_once_from_the_stream(workdir, cluster, pg_database):
+    p = Pipeline(workdir, writers=("archive", "relational"), extra=_jetstream(cluster))
+    with p:
+        p.ingestd.start()
+        archiverd = _from_stream(p, cluster, "archiverd",
+                                 [f"--archive-dir={p.archive_dir}", "--compress-after=0"])
+        relationald = _from_stream(p, cluster, "relationald",
+                                   [f"--dsn={pg_database}", "--batch-size=500"])
+        archiverd.start()
+        relationald.start()
+        records = synthetic_commits(4000, src="js-writers")
+        frames = [f for _, f in records]
+        send(p.intake, frames)
+        send(p.intake, frames[:500])  # sent again: dropped by the stream
+        wait_until(lambda: len(_commit_ids(pg_database)) >= 4000, 60, "4000 commits stored")
+        wait_until(lambda: len(_archived_ids(p)) >= 4000, 60, "4000 records archived")
+        # Every writer acknowledged: the stream holds nothing (interest retention)
+        wait_until(lambda: _stream_state(p.ingestd)[0] == 0, 30, "an empty stream")
+        ids = _commit_ids(pg_database)
+        assert len(ids) == len(set(ids)) == 4000
+        archived = _archived_ids(p)
+        assert len(archived) == len(set(archived)) == 4000
+        status, text = relationald.health()
+        assert status == 200, text
+
+
+def test_records_wait_in_the_stream_for_a_writer_not_started(workdir, cluster, pg_database):
+    p = Pipeline(workdir, writers=("archive", "relational"), extra=_jetstream(cluster))
+    with p:
+        p.ingestd.start()
+        archiverd = _from_stream(p, cluster, "archiverd",
+                                 [f"--archive-dir={p.archive_dir}", "--compress-after=0"])
+        archiverd.start()
+        frames = [f for _, f in synthetic_commits(2000, src="js-wait")]
+        send(p.intake, frames)
+        wait_until(lambda: len(_archived_ids(p)) >= 2000, 60, "2000 records archived")
+        # The archive took them all; relationald never connected: every
+        # record waits for it in the stream
+        wait_until(lambda: _stream_state(p.ingestd)[2]["archive"] == 0, 30, "archive caught up")
+        messages, _, pending = _stream_state(p.ingestd)
+        assert messages == 2000 and pending["relational"] == 2000
+        relationald = _from_stream(p, cluster, "relationald",
+                                   [f"--dsn={pg_database}", "--batch-size=500"])
+        relationald.start()
+        wait_until(lambda: len(_commit_ids(pg_database)) >= 2000, 60, "2000 commits stored")
+        wait_until(lambda: _stream_state(p.ingestd)[0] == 0, 30, "an empty stream")
+        assert len(set(_commit_ids(pg_database))) == len(_commit_ids(pg_database)) == 2000

@@ -1,0 +1,441 @@
+/*  jsdelivery: the writer's JetStream delivery source (see jsdelivery.h).
+
+    Why a bridge that speaks the delivery protocol. The writer loop
+    (writer.c) already does everything a pulled batch needs: batches by
+    size or time, deduplication, conflicts, a store thread, retries while
+    the store is away, and an ACK only after the commit. A second loop for
+    JetStream would repeat all of it. So this thread plays ingestd's part
+    on an inproc socket: each pulled message gets the next local offset,
+    DELIVERs go out within the window the loop grants, and the loop's ACK
+    (every offset up to `upto` is committed) acknowledges those messages to
+    the stream. A HELLO again (the loop lost its session) is WELCOMEd at the
+    first unacknowledged offset and what was pending is sent again, as
+    ingestd would from its cursor.
+
+    Why the messages are kept alive. The stream redelivers a message not
+    acknowledged within the consumer's ack wait, to whichever instance
+    pulls next. A message waiting for a slow commit is not lost work, so
+    every third of the ack wait the bridge tells the stream it is in
+    progress; only an instance that died (or hangs past that) has its
+    messages go to another. On a clean stop what the loop did not commit
+    is handed back at once (NAK).                                          */
+#include "common/jsdelivery.h"
+#include "common/jetstream.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "proto/kinds.h"
+#include "proto/wire.h"
+
+#include <assert.h>
+#include <czmq.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define FETCH_MAX     1000   //  messages asked for in one pull
+#define FETCH_WAIT_MS 200    //  a pull waits this long for a first message
+#define DELIVER_MAX   1000   //  records in one DELIVER
+#define WINDOW_MAX    100000 //  messages held at most, whatever the loop grants
+#define RETRY_MS      1000   //  connect / bind again after a failure
+#define HEARTBEAT_MS  1000
+#define CONNECT_MS    2000
+
+struct _omni_jsdelivery_t {
+    zactor_t *actor;
+    char endpoint[128];
+};
+
+typedef struct {
+    char **urls;
+    char *stream, *name;
+    char endpoint[128];
+    char filter[OMNI_JS_SUBJECT_MAX];
+    zsock_t *sock; //  the writer loop's side: DEALER to DEALER
+    natsConnection *nc;
+    jsCtx *js;
+    natsSubscription *sub;
+    int64_t last_try_ms;
+    int64_t progress_ms; //  how often messages held are said to be in progress
+    int64_t last_progress_ms, last_sent_ms;
+    uint8_t journal[WIRE_JOURNAL_ID]; //  this bridge's run, as WELCOME's journal
+    //  Messages pulled and not acknowledged: msgs[i] has offset first + i
+    natsMsg **msgs;
+    size_t count, cap;
+    uint64_t first;     //  offset of msgs[0]
+    uint64_t sent_upto; //  last offset delivered to the loop
+    uint32_t window;
+    bool welcomed;
+    uint64_t pulled, acked;
+} s_bridge_t;
+
+static void
+s_free_list (char **list)
+{
+    for (size_t i = 0; list && list[i]; i++)
+        free (list[i]);
+    free (list);
+}
+
+static void
+s_drop_nats (s_bridge_t *self)
+{
+    natsSubscription_Destroy (self->sub);
+    self->sub = NULL;
+    jsCtx_Destroy (self->js);
+    self->js = NULL;
+    if (self->nc) {
+        natsConnection_Close (self->nc);
+        natsConnection_Destroy (self->nc);
+    }
+    self->nc = NULL;
+}
+
+//  Connects and binds to the consumer; 0 when ready.
+static int
+s_attach (s_bridge_t *self)
+{
+    char error[600];
+    if (!self->nc) {
+        self->nc = omni_js_connect ((const char *const *) self->urls, self->name, CONNECT_MS, error,
+                                    sizeof error);
+        if (!self->nc) {
+            uint64_t held;
+            if (omni_log_allow ("jetstream.unreachable", self->name, 60000, &held))
+                log_error ("jetstream.unreachable",
+                           "writer=%s error=\"%s\" repeated=%" PRIu64 " (retrying every second)",
+                           self->name, error, held);
+            return -1;
+        }
+        natsStatus s = natsConnection_JetStream (&self->js, self->nc, NULL);
+        if (s != NATS_OK) {
+            s_drop_nats (self);
+            return -1;
+        }
+    }
+    jsSubOptions so;
+    jsSubOptions_Init (&so);
+    so.Stream = self->stream;
+    so.Consumer = self->name;
+    jsErrCode code = 0;
+    natsStatus s =
+        js_PullSubscribe (&self->sub, self->js, self->filter, self->name, NULL, &so, &code);
+    if (s != NATS_OK) {
+        omni_js_error (s, code, error, sizeof error);
+        uint64_t held;
+        if (omni_log_allow ("jetstream.no_consumer", self->name, 60000, &held))
+            log_error ("jetstream.no_consumer",
+                       "writer=%s stream=%s error=\"%s\" repeated=%" PRIu64
+                       " (ingestd with journal: jetstream makes it; retrying every second)",
+                       self->name, self->stream, error, held);
+        self->sub = NULL;
+        return -1;
+    }
+    jsConsumerInfo *ci = NULL;
+    self->progress_ms = 10000;
+    if (natsSubscription_GetConsumerInfo (&ci, self->sub, NULL, NULL) == NATS_OK) {
+        int64_t wait_ms = ci->Config->AckWait / 1000000;
+        self->progress_ms = wait_ms >= 300 ? wait_ms / 3 : 100;
+        jsConsumerInfo_Destroy (ci);
+    }
+    char url[256] = "";
+    natsConnection_GetConnectedUrl (self->nc, url, sizeof url);
+    log_info ("jetstream.consumer", "writer=%s stream=%s filter=%s server=%s", self->name,
+              self->stream, self->filter, url);
+    return 0;
+}
+
+static bool
+s_ready (s_bridge_t *self)
+{
+    return self->sub && natsConnection_Status (self->nc) == NATS_CONN_STATUS_CONNECTED;
+}
+
+static void
+s_send (s_bridge_t *self, const omni_wire_head_t *head)
+{
+    omni_wire_send_head (zsock_resolve (self->sock), NULL, 0, head, false, ZMQ_DONTWAIT);
+    self->last_sent_ms = omni_util_mono_ms ();
+}
+
+//  DELIVERs of what was pulled and not yet sent, within the window.
+static void
+s_pump (s_bridge_t *self)
+{
+    void *sock = zsock_resolve (self->sock);
+    uint64_t last = self->first + self->count - 1;
+    while (self->welcomed && self->sent_upto < last) {
+        uint64_t acked = self->first - 1;
+        uint64_t inflight = self->sent_upto - acked;
+        if (inflight >= self->window)
+            return;
+        uint64_t n = last - self->sent_upto;
+        if (n > self->window - inflight)
+            n = self->window - inflight;
+        if (n > DELIVER_MAX)
+            n = DELIVER_MAX;
+        omni_wire_head_t head = {.command = WIRE_DELIVER, .upto = self->sent_upto + n};
+        if (omni_wire_send_head (sock, NULL, 0, &head, true, ZMQ_DONTWAIT))
+            return;
+        for (uint64_t k = 1; k <= n; k++) {
+            natsMsg *msg = self->msgs[self->sent_upto + k - self->first];
+            omni_wire_send_record (sock, natsMsg_GetData (msg),
+                                   (size_t) natsMsg_GetDataLength (msg), k == n);
+        }
+        self->sent_upto += n;
+        self->last_sent_ms = omni_util_mono_ms ();
+    }
+}
+
+static void
+s_pull (s_bridge_t *self)
+{
+    size_t room = self->window > self->count ? self->window - self->count : 0;
+    if (room > FETCH_MAX)
+        room = FETCH_MAX;
+    if (!room || !s_ready (self))
+        return;
+    natsMsgList list = {0};
+    jsErrCode code = 0;
+    natsStatus s = natsSubscription_Fetch (&list, self->sub, (int) room, FETCH_WAIT_MS, &code);
+    if (s != NATS_OK && s != NATS_TIMEOUT) {
+        char error[400];
+        omni_js_error (s, code, error, sizeof error);
+        uint64_t held;
+        if (omni_log_allow ("jetstream.pull", self->name, 60000, &held))
+            log_warn ("jetstream.pull", "writer=%s error=\"%s\" repeated=%" PRIu64, self->name,
+                      error, held);
+    }
+    if (self->count + (size_t) list.Count > self->cap) {
+        self->cap = (self->count + (size_t) list.Count) * 2;
+        self->msgs = realloc (self->msgs, self->cap * sizeof *self->msgs);
+        assert (self->msgs);
+    }
+    for (int i = 0; i < list.Count; i++) {
+        self->msgs[self->count++] = list.Msgs[i];
+        list.Msgs[i] = NULL; //  ours now
+    }
+    self->pulled += (uint64_t) list.Count;
+    natsMsgList_Destroy (&list);
+}
+
+//  The loop committed every offset up to `upto`: acknowledged to the stream.
+static void
+s_acked (s_bridge_t *self, uint64_t upto)
+{
+    if (upto > self->sent_upto)
+        upto = self->sent_upto;
+    if (upto < self->first)
+        return;
+    size_t n = (size_t) (upto - self->first + 1);
+    for (size_t i = 0; i < n; i++) {
+        natsMsg_Ack (self->msgs[i], NULL);
+        natsMsg_Destroy (self->msgs[i]);
+    }
+    memmove (self->msgs, self->msgs + n, (self->count - n) * sizeof *self->msgs);
+    self->count -= n;
+    self->first += n;
+    self->acked += n;
+}
+
+static void
+s_handle (s_bridge_t *self, zmsg_t *msg)
+{
+    omni_wire_head_t head;
+    char why[128];
+    if (omni_wire_decode (WIRE_DELIVERY, msg, &head, why, sizeof why)) {
+        log_warn ("jetstream.bad_message", "writer=%s why=\"%s\"", self->name, why);
+        return;
+    }
+    if (head.command == WIRE_HELLO) {
+        if (!s_ready (self))
+            return; //  no WELCOME without a stream: the loop shows it is not connected
+        self->window = head.window < WINDOW_MAX ? head.window : WINDOW_MAX;
+        if (!self->window)
+            self->window = 1;
+        //  From the first message not acknowledged, again
+        self->sent_upto = self->first - 1;
+        self->welcomed = true;
+        omni_wire_head_t welcome = {.command = WIRE_WELCOME, .cursor = self->first};
+        memcpy (welcome.journal, self->journal, WIRE_JOURNAL_ID);
+        s_send (self, &welcome);
+    } else if (head.command == WIRE_DELIVERY_ACK && self->welcomed) {
+        s_acked (self, head.upto);
+        self->window = head.window < WINDOW_MAX ? head.window : WINDOW_MAX;
+        if (!self->window)
+            self->window = 1;
+    } else if (head.command == WIRE_CONFLICT)
+        //  Filed and counted by the writer loop; ingestd's tap is not on
+        //  this path.
+        log_debug ("jetstream.conflict", "writer=%s records=%zu", self->name, zmsg_size (msg) - 2);
+}
+
+static void
+s_in_progress (s_bridge_t *self)
+{
+    for (size_t i = 0; i < self->count; i++)
+        natsMsg_InProgress (self->msgs[i], NULL);
+    self->last_progress_ms = omni_util_mono_ms ();
+}
+
+static void
+s_actor (zsock_t *pipe, void *arg)
+{
+    s_bridge_t *self = arg;
+    self->sock = zsock_new (ZMQ_DEALER);
+    assert (self->sock);
+    zsock_set_rcvhwm (self->sock, 0);
+    zsock_set_sndhwm (self->sock, 0);
+    int rc = zsock_bind (self->sock, "%s", self->endpoint);
+    assert (rc == 0);
+    zsock_signal (pipe, 0);
+    bool terminated = false;
+    while (!terminated) {
+        int64_t now = omni_util_mono_ms ();
+        if (!self->sub && now - self->last_try_ms >= RETRY_MS) {
+            self->last_try_ms = now;
+            s_attach (self);
+        }
+        bool pulling = self->welcomed && s_ready (self) && self->count < self->window;
+        zmq_pollitem_t items[] = {{zsock_resolve (pipe), 0, ZMQ_POLLIN, 0},
+                                  {zsock_resolve (self->sock), 0, ZMQ_POLLIN, 0}};
+        if (zmq_poll (items, 2, pulling ? 0 : 100) < 0)
+            continue;
+        while (zsock_events (self->sock) & ZMQ_POLLIN) {
+            zmsg_t *msg = zmsg_recv (self->sock);
+            if (!msg)
+                break;
+            s_handle (self, msg);
+            zmsg_destroy (&msg);
+        }
+        if (items[0].revents & ZMQ_POLLIN) {
+            zmsg_t *msg = zmsg_recv (pipe);
+            char *command = msg ? zmsg_popstr (msg) : NULL;
+            terminated = !command || streq (command, "$TERM");
+            free (command);
+            zmsg_destroy (&msg);
+        }
+        if (terminated)
+            break;
+        if (self->welcomed && s_ready (self) && self->count < self->window)
+            s_pull (self);
+        s_pump (self);
+        now = omni_util_mono_ms ();
+        if (self->welcomed && s_ready (self) && now - self->last_sent_ms >= HEARTBEAT_MS) {
+            omni_wire_head_t beat = {.command = WIRE_HEARTBEAT, .cursor = self->first};
+            s_send (self, &beat);
+        }
+        if (self->count && now - self->last_progress_ms >= self->progress_ms)
+            s_in_progress (self);
+    }
+    //  What the loop did not acknowledge goes back to the stream at once,
+    //  for another instance or the next start.
+    for (size_t i = 0; i < self->count; i++) {
+        natsMsg_Nak (self->msgs[i], NULL);
+        natsMsg_Destroy (self->msgs[i]);
+    }
+    log_info ("jetstream.stop", "writer=%s pulled=%" PRIu64 " acked=%" PRIu64 " returned=%zu",
+              self->name, self->pulled, self->acked, self->count);
+    self->count = 0;
+    if (self->nc)
+        natsConnection_FlushTimeout (self->nc, 2000);
+    s_drop_nats (self);
+    zsock_destroy (&self->sock);
+    free (self->msgs);
+    s_free_list (self->urls);
+    free (self->stream);
+    free (self->name);
+    free (self);
+}
+
+omni_jsdelivery_t *
+omni_jsdelivery_new (const omni_jsdelivery_config_t *config, char *error, size_t error_size)
+{
+    unsigned role = omni_kinds_writer_role (config->name);
+    if (!omni_js_stream_name_ok (config->stream)) {
+        snprintf (error, error_size,
+                  "stream: \"%s\" is not a stream name (1..%d of A-Z a-z 0-9 _ -)", config->stream,
+                  OMNI_JS_STREAM_MAX);
+        return NULL;
+    }
+    if (!role) {
+        snprintf (error, error_size, "\"%s\" is no writer", config->name);
+        return NULL;
+    }
+    if (!config->urls || !config->urls[0]) {
+        snprintf (error, error_size, "nats_urls: no NATS server given");
+        return NULL;
+    }
+    s_bridge_t *bridge = calloc (1, sizeof *bridge);
+    assert (bridge);
+    size_t n = 0;
+    while (config->urls[n])
+        n++;
+    bridge->urls = calloc (n + 1, sizeof *bridge->urls);
+    assert (bridge->urls);
+    for (size_t i = 0; i < n; i++)
+        bridge->urls[i] = strdup (config->urls[i]);
+    bridge->stream = strdup (config->stream);
+    bridge->name = strdup (config->name);
+    omni_js_writer_filter (config->stream, role, bridge->filter, sizeof bridge->filter);
+    bridge->first = 1;
+    bridge->window = 1;
+    bridge->last_try_ms = omni_util_mono_ms () - RETRY_MS;
+    zuuid_t *uuid = zuuid_new ();
+    memcpy (bridge->journal, zuuid_data (uuid), WIRE_JOURNAL_ID);
+    zuuid_destroy (&uuid);
+    omni_jsdelivery_t *self = calloc (1, sizeof *self);
+    assert (self);
+    snprintf (self->endpoint, sizeof self->endpoint, "inproc://omni-jsdelivery-%s-%p", config->name,
+              (void *) self);
+    memcpy (bridge->endpoint, self->endpoint, sizeof self->endpoint);
+    self->actor = zactor_new (s_actor, bridge);
+    assert (self->actor);
+    return self;
+}
+
+void
+omni_jsdelivery_destroy (omni_jsdelivery_t **self_p)
+{
+    omni_jsdelivery_t *self = *self_p;
+    if (!self)
+        return;
+    zactor_destroy (&self->actor);
+    free (self);
+    *self_p = NULL;
+}
+
+const char *
+omni_jsdelivery_endpoint (omni_jsdelivery_t *self)
+{
+    return self->endpoint;
+}
+
+void
+omni_jsdelivery_test (bool verbose)
+{
+    (void) verbose;
+    char error[256];
+    const char *urls[] = {"nats://127.0.0.1:1", NULL};
+    omni_jsdelivery_config_t config = {urls, "a.b", "relational"};
+    assert (!omni_jsdelivery_new (&config, error, sizeof error) && strstr (error, "a.b"));
+    config.stream = "OMNI";
+    config.name = "nope";
+    assert (!omni_jsdelivery_new (&config, error, sizeof error) && strstr (error, "nope"));
+    //  No server: the bridge waits, the loop hears nothing (not connected)
+    config.name = "relational";
+    omni_jsdelivery_t *source = omni_jsdelivery_new (&config, error, sizeof error);
+    assert (source);
+    assert (strncmp (omni_jsdelivery_endpoint (source), "inproc://", 9) == 0);
+    zsock_t *loop = zsock_new_dealer (omni_jsdelivery_endpoint (source));
+    assert (loop);
+    omni_wire_head_t hello = {
+        .command = WIRE_HELLO, .window = 10, .text = "relational", .text_size = 10};
+    assert (omni_wire_send_head (zsock_resolve (loop), NULL, 0, &hello, false, 0) == 0);
+    zsock_set_rcvtimeo (loop, 300);
+    zmsg_t *msg = zmsg_recv (loop);
+    assert (!msg);
+    zsock_destroy (&loop);
+    omni_jsdelivery_destroy (&source);
+    assert (!source);
+}
