@@ -115,7 +115,8 @@ omni_js_error (natsStatus status, jsErrCode code, char *out, size_t size)
 static void
 s_disconnected (natsConnection *nc, void *closure)
 {
-    (void) nc;
+    if (natsConnection_IsClosed (nc))
+        return; //  closed by this process: nothing to say
     log_warn ("nats.disconnected", "name=%s (reconnecting)", (const char *) closure);
 }
 

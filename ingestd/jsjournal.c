@@ -41,7 +41,6 @@
 
 #define RETRY_MS        2000   //  acks not come by then: publish again
 #define MAX_PENDING     100000 //  asynchronous publishes in flight at most
-#define ACK_WAIT_S      30     //  a writer's unacknowledged message comes again after this
 #define ACK_PENDING_MAX 100000 //  messages a consumer has out unacknowledged at most
 #define API_WAIT_MS     5000   //  JetStream API calls (stream and consumer info)
 #define HEADER_ROOM     1024   //  max_payload beyond max_record_size: subject and headers
@@ -186,7 +185,7 @@ s_consumer (jsjournal_t *self, const char *name, jsjournal_failure_t *failure, c
         cc.Description = "OmniAudit writer";
         cc.FilterSubject = filter;
         cc.AckPolicy = js_AckExplicit;
-        cc.AckWait = (int64_t) ACK_WAIT_S * 1000000000;
+        cc.AckWait = self->config.ack_wait_ms * 1000000;
         cc.DeliverPolicy = js_DeliverAll;
         cc.MaxDeliver = -1;
         cc.MaxAckPending = ACK_PENDING_MAX;
@@ -242,6 +241,8 @@ jsjournal_new (const jsjournal_config_t *config, jsjournal_failure_t *failure, c
         self->config.ack_timeout_ms = 10000;
     if (!self->config.duplicate_window_ms)
         self->config.duplicate_window_ms = 120000;
+    if (!self->config.ack_wait_ms)
+        self->config.ack_wait_ms = 30000;
     self->stream = strdup (config->stream);
     pthread_mutex_init (&self->lock, NULL);
     size_t n = 0;

@@ -24,6 +24,8 @@ typedef struct {
     int64_t duplicate_window_ms; //  the stream's duplicate window
     int64_t ack_timeout_ms;      //  a round waits this long for its publish acks
     uint64_t max_record_size;    //  must fit the servers' max_payload
+    int64_t ack_wait_ms;         //  a new consumer's ack wait: a message a writer instance took
+                                 //  and did not acknowledge goes to another after this (0 = 30 s)
     const char *const *writers;  //  configured writers: a durable consumer each, NULL-terminated
 } jsjournal_config_t;
 

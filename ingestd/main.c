@@ -18,7 +18,7 @@ main (int argc, char **argv)
     char **writers;
     char *journal_kind, *stream, *storage;
     char **nats_urls;
-    int64_t replicas, duplicate_window, publish_timeout;
+    int64_t replicas, duplicate_window, publish_timeout, writer_ack_wait;
     uint64_t journal_max, journal_map_size, max_record;
     int64_t dead_max, dead_retain;
     int64_t max_depth, session_timeout;
@@ -49,6 +49,10 @@ main (int argc, char **argv)
          "journal: jetstream: an intake round waits this long for the stream's acks, else it "
          "is not acknowledged (collectors resend) and intake pauses",
          &publish_timeout},
+        {"writer_ack_wait", CONFIG_DURATION, "30s",
+         "journal: jetstream: a record a writer instance took and did not acknowledge goes to "
+         "another instance after this (the consumers' ack wait, set when ingestd makes them)",
+         &writer_ack_wait},
         {"journal_dir", CONFIG_STRING, "var/journal", "journal directory (LMDB)", &journal_dir},
         {"journal_max", CONFIG_SIZE, "1G", "journal size that pauses intake (backpressure)",
          &journal_max},
@@ -161,6 +165,7 @@ main (int argc, char **argv)
               ? "storage: must be file or memory"
           : jetstream && !nats_urls[0] ? "nats_urls: required with journal: jetstream"
           : publish_timeout < 100      ? "publish_timeout: must be at least 100ms"
+          : writer_ack_wait < 1000     ? "writer_ack_wait: must be at least 1s"
                                        : NULL;
     if (bad) {
         fprintf (stderr, "error: ingestd.%s\n", bad);
@@ -194,6 +199,7 @@ main (int argc, char **argv)
                                         duplicate_window,
                                         publish_timeout,
                                         max_record,
+                                        writer_ack_wait,
                                         (const char *const *) writers};
         char why[1024];
         jsjournal_failure_t failure;

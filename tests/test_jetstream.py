@@ -166,3 +166,67 @@ def test_records_wait_in_the_stream_for_a_writer_not_started(workdir, cluster, p
         wait_until(lambda: len(_commit_ids(pg_database)) >= 2000, 60, "2000 commits stored")
         wait_until(lambda: _stream_state(p.ingestd)[0] == 0, 30, "an empty stream")
         assert len(set(_commit_ids(pg_database))) == len(_commit_ids(pg_database)) == 2000
+
+
+def test_kill9_of_a_nats_node_an_ingestd_and_a_writer_loses_nothing(workdir, cluster,
+                                                                     pg_database):
+    """Two ingestd instances on one stream of three replicas, the loader
+    given both; two relationald instances share the writer's consumer. One
+    NATS node, the ingestd the loader uses and one relationald are killed
+    (kill -9) at different moments: every record is stored once."""
+    pipelines = []
+    for name in ("a", "b"):
+        path = os.path.join(workdir, name)
+        os.makedirs(path)
+        p = Pipeline(path, writers=("relational",),
+                     extra=_jetstream(cluster) + ["--writer-ack-wait=3s"])
+        p.ingestd.start()
+        pipelines.append(p)
+    a, b = pipelines
+    writers = [_from_stream(p, cluster, "relationald", [f"--dsn={pg_database}",
+                                                        "--batch-size=500"]) for p in pipelines]
+    for w in writers:
+        w.start()
+    n = 20_000
+    ids_path = os.path.join(workdir, "ids")
+    err_path = os.path.join(workdir, "loadgen.err")
+    try:
+        with open(err_path, "w") as err:
+            loadgen = subprocess.Popen(
+                [binary("omni-loadgen"), f"--intake={a.intake},{b.intake}", "--kind=git.commit",
+                 f"--count={n}", "--rate=4000", "--batch=200", f"--ids-out={ids_path}",
+                 "--give-up=60s"], stdout=subprocess.PIPE, stderr=err, text=True)
+        try:
+            stored = lambda: len(_commit_ids(pg_database))  # noqa: E731
+            wait_until(lambda: stored() >= n // 5, 60, "a fifth stored")
+            cluster.kill9(0)
+            wait_until(lambda: a.ingestd.metrics().get("omni_ingestd_records_accepted_total", 0)
+                       >= n * 2 // 5, 60, "two fifths accepted by the first ingestd")
+            a.ingestd.kill9()
+            wait_until(lambda: stored() >= n * 3 // 5, 60, "three fifths stored")
+            writers[0].kill9()
+            out, _ = loadgen.communicate(timeout=120)
+        finally:
+            if loadgen.poll() is None:
+                loadgen.kill()
+                loadgen.wait()
+        with open(err_path) as f:
+            log = f.read()
+        assert loadgen.returncode == 0, log[-3000:]
+        summary = dict(kv.split("=", 1) for kv in out.split() if "=" in kv)
+        assert summary["sent"] == str(n) and summary["rejected"] == "0", out
+        wait_until(lambda: len(_commit_ids(pg_database)) >= n, 90, f"{n} commits stored")
+        with open(ids_path) as f:
+            sent = {line.strip() for line in f if line.strip()}
+        ids = _commit_ids(pg_database)
+        assert len(sent) == n and len(ids) == n and set(ids) == sent
+        # What the killed relationald held came to the other one; nothing waits
+        wait_until(lambda: _stream_state(b.ingestd)[0] == 0, 30, "an empty stream")
+    finally:
+        errors = []
+        for p in pipelines:
+            try:
+                p.stop()
+            except AssertionError as e:
+                errors.append(str(e))
+        assert not errors, "\n".join(errors)
