@@ -230,3 +230,50 @@ def test_kill9_of_a_nats_node_an_ingestd_and_a_writer_loses_nothing(workdir, clu
             except AssertionError as e:
                 errors.append(str(e))
         assert not errors, "\n".join(errors)
+
+
+def test_quorum_lost_mid_stream_pauses_intake_and_loses_nothing(workdir, cluster, pg_database):
+    """Two of the three NATS nodes killed while records come: the stream
+    cannot store a round, so ingestd acknowledges nothing, says why in
+    /health (503) and its fault gauge, and resumes by itself once the nodes
+    are back; every record is then stored once."""
+    p = Pipeline(workdir, writers=("relational",),
+                 extra=_jetstream(cluster) + ["--publish-timeout=2s"])
+    with p:
+        p.ingestd.start()
+        _from_stream(p, cluster, "relationald", [f"--dsn={pg_database}"]).start()
+        n = 8000
+        ids_path = os.path.join(workdir, "ids")
+        with open(os.path.join(workdir, "loadgen.err"), "w") as err:
+            loadgen = subprocess.Popen(
+                [binary("omni-loadgen"), f"--intake={p.intake}", "--kind=git.commit",
+                 f"--count={n}", "--rate=2000", "--batch=200", f"--ids-out={ids_path}",
+                 "--give-up=120s"], stdout=subprocess.PIPE, stderr=err, text=True)
+        try:
+            wait_until(lambda: len(_commit_ids(pg_database)) >= n // 5, 60, "a fifth stored")
+            cluster.kill9(1)
+            cluster.kill9(2)
+
+            def paused():
+                status, text = p.ingestd.health()
+                return status == 503 and "stream OMNI" in text
+            wait_until(paused, 30, "ingestd paused on the stream")
+            m = p.ingestd.metrics()
+            assert m['omni_ingestd_journal_fault{cause="stream"}'] == 1
+            accepted = m["omni_ingestd_records_accepted_total"]
+            assert loadgen.poll() is None
+            cluster.start(1)
+            cluster.start(2)
+            out, _ = loadgen.communicate(timeout=150)
+        finally:
+            if loadgen.poll() is None:
+                loadgen.kill()
+                loadgen.wait()
+        assert loadgen.returncode == 0, out
+        assert accepted < n
+        wait_until(lambda: len(_commit_ids(pg_database)) >= n, 90, f"{n} commits stored")
+        with open(ids_path) as f:
+            sent = {line.strip() for line in f if line.strip()}
+        ids = _commit_ids(pg_database)
+        assert len(ids) == n and set(ids) == sent
+        assert p.ingestd.metrics()['omni_ingestd_journal_fault{cause="stream"}'] == 0
