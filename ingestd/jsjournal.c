@@ -22,7 +22,7 @@
     record came would never see it. ingestd makes every configured writer's
     consumer before it takes the first record.                             */
 #include "ingestd/jsjournal.h"
-#include "common/jetstream.h"
+#include "proto/jetstream.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "proto/kinds.h"

@@ -36,9 +36,9 @@
 #include "metricsd/pointstore.h"
 #include "metricsd/derive.h"
 #include "common/log.h"
-#include "common/pgconn.h"
+#include "pg/pgconn.h"
 #include "common/util.h"
-#include "common/writer.h"
+#include "client/writer.h"
 
 #include <assert.h>
 #include <inttypes.h>

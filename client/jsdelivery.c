@@ -19,8 +19,8 @@
     progress; only an instance that died (or hangs past that) has its
     messages go to another. On a clean stop what the loop did not commit
     is handed back at once (NAK).                                          */
-#include "common/jsdelivery.h"
-#include "common/jetstream.h"
+#include "client/jsdelivery.h"
+#include "proto/jetstream.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "proto/kinds.h"

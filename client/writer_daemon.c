@@ -1,6 +1,6 @@
 /*  writer_daemon: the shared body of the writer daemons' main.              */
-#include "common/writer_daemon.h"
-#include "common/jsdelivery.h"
+#include "client/writer_daemon.h"
+#include "client/jsdelivery.h"
 #include "common/log.h"
 
 #include <assert.h>

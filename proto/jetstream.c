@@ -9,7 +9,7 @@
     was published while disconnected waits in the client's buffer; ingestd
     does not acknowledge it before the stream's ack, so a lost buffer is
     only a batch the collector sends again.                                 */
-#include "common/jetstream.h"
+#include "proto/jetstream.h"
 #include "common/log.h"
 #include "proto/kinds.h"
 
