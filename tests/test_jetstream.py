@@ -11,7 +11,7 @@ import subprocess
 import pytest
 
 from natscluster import NatsCluster
-from omni import (IntakeClient, Pipeline, archive_lines, binary, free_port, make_record_metric,
+from omni import (IntakeClient, Pipeline, Tap, archive_lines, binary, free_port, make_record_metric,
                   query, send, synthetic_commits, wait_until)
 
 
@@ -42,31 +42,48 @@ def test_records_go_to_the_stream_once_each(workdir, cluster):
                  extra=_jetstream(cluster))
     with p:
         p.ingestd.start()
-        n = 3000
-        frames = [f for _, f in synthetic_commits(n, src="js")]
-        send(p.intake, frames)
-        # A collector that sends again what was acknowledged: the stream
-        # drops it by its id
-        send(p.intake, frames[:1000])
-        # Points go to the archive and metricsd, not relationald
-        points = [make_record_metric("h1", 1_700_000_000_000_000_000 + i * 10**9, "cpu", i)
-                  for i in range(500)]
-        send(p.intake, points)
-        messages, replicas, pending = _stream_state(p.ingestd)
-        assert (messages, replicas) == (n + 500, 3)
-        assert pending == {"archive": n + 500, "relational": n, "metrics": n + 500}
-        m = p.ingestd.metrics()
-        assert m["omni_ingestd_records_accepted_total"] == n + 1000 + 500
-        assert m['omni_ingestd_journal_fault{cause="stream"}'] == 0
-        # Rejects stay in ingestd's dead-letter area and counts
-        bad = [b"\x81\xa1v\x02"] * 3
-        client = IntakeClient(p.intake)
+        # omni-tap works as with the LMDB journal: what ingestd accepted and rejected
+        tap = Tap(workdir, "points", p.tap, "--kind=metric", "--rejects")
         try:
-            assert client.batch(bad) == (0, 3)
+            wait_until(tap.subscribed, 20, "tap.subscribed")
+            warm = []
+
+            def warmed():  # a subscription reaches ingestd a moment after connect
+                warm.append(make_record_metric("warm", 1_600_000_000_000_000_000 + len(warm),
+                                               "cpu", 1))
+                send(p.intake, warm[-1:])
+                return tap.text()
+            wait_until(warmed, 30, "the tap to see the warm-up")
+            n = 3000
+            frames = [f for _, f in synthetic_commits(n, src="js")]
+            send(p.intake, frames)
+            # A collector that sends again what was acknowledged: the stream
+            # drops it by its id
+            send(p.intake, frames[:1000])
+            # Points go to the archive and metricsd, not relationald
+            points = [make_record_metric("h1", 1_700_000_000_000_000_000 + i * 10**9, "cpu", i)
+                      for i in range(500)]
+            send(p.intake, points)
+            w = len(warm)
+            messages, replicas, pending = _stream_state(p.ingestd)
+            assert (messages, replicas) == (n + 500 + w, 3)
+            assert pending == {"archive": n + 500 + w, "relational": n, "metrics": n + 500 + w}
+            m = p.ingestd.metrics()
+            assert m["omni_ingestd_records_accepted_total"] == n + 1000 + 500 + w
+            assert m['omni_ingestd_journal_fault{cause="stream"}'] == 0
+            # Rejects stay in ingestd's dead-letter area and counts, and on its tap
+            client = IntakeClient(p.intake)
+            try:
+                assert client.batch([b"\x81\xa1v\x02"] * 3) == (0, 3)
+            finally:
+                client.close()
+            assert _stream_state(p.ingestd)[0] == n + 500 + w
+            m = p.ingestd.metrics()
+            assert m['omni_ingestd_records_rejected_total{reason="bad_version"}'] == 3
+            wait_until(lambda: sum("reject" in d for d in tap.lines()) == 3, 10, "3 rejects tapped")
+            assert sum(d.get("src") == "h1" for d in tap.lines()) == 500
         finally:
-            client.close()
-        assert _stream_state(p.ingestd)[0] == n + 500
-        assert p.ingestd.metrics()['omni_ingestd_records_rejected_total{reason="bad_version"}'] == 3
+            tap.stop()
 
 
 def test_unreachable_cluster_stops_ingestd_at_start(workdir):
@@ -143,6 +160,14 @@ def test_writers_take_every_record_once_from_the_stream(workdir, cluster, pg_dat
         assert len(archived) == len(set(archived)) == 4000
         status, text = relationald.health()
         assert status == 200, text
+        # omnictl status shows the stream and the consumers
+        out = subprocess.run([binary("omnictl"), "status",
+                              f"--targets=ingestd=127.0.0.1:{p.ingestd.http_port}", "--sample=0"],
+                             capture_output=True, text=True, timeout=30)
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert "jetstream journal of ingestd" in out.stdout, out.stdout
+        assert re.search(r"stream OMNI: messages=0 .*replicas=3", out.stdout), out.stdout
+        assert re.search(r"consumer relational: pending=0 ack_pending=0", out.stdout), out.stdout
 
 
 def test_records_wait_in_the_stream_for_a_writer_not_started(workdir, cluster, pg_database):
