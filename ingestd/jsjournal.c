@@ -426,8 +426,10 @@ jsjournal_error (jsjournal_t *self)
     return self->error;
 }
 
-int
-jsjournal_probe (jsjournal_t *self)
+//  The stream's state, asked with a short wait (the probe and /health):
+//  NULL with `why` filled when it does not answer.
+static jsStreamInfo *
+s_stream_info (jsjournal_t *self, char *why, size_t why_size)
 {
     jsOptions o;
     jsOptions_Init (&o);
@@ -435,12 +437,21 @@ jsjournal_probe (jsjournal_t *self)
     jsStreamInfo *si = NULL;
     jsErrCode code = 0;
     natsStatus s = js_GetStreamInfo (&si, self->js, self->stream, &o, &code);
-    bool led = s == NATS_OK && (!si->Cluster || (si->Cluster->Leader && *si->Cluster->Leader));
-    if (s != NATS_OK) {
-        char why[400];
-        omni_js_error (s, code, why, sizeof why);
+    if (s == NATS_OK)
+        return si;
+    omni_js_error (s, code, why, why_size);
+    return NULL;
+}
+
+int
+jsjournal_probe (jsjournal_t *self)
+{
+    char why[400];
+    jsStreamInfo *si = s_stream_info (self, why, sizeof why);
+    bool led = si && (!si->Cluster || (si->Cluster->Leader && *si->Cluster->Leader));
+    if (!si)
         s_set_error (self, "stream %s does not answer: %s", self->stream, why);
-    } else if (!led)
+    else if (!led)
         s_set_error (self, "stream %s has no leader", self->stream);
     jsStreamInfo_Destroy (si);
     return led ? 0 : -1;
@@ -449,15 +460,9 @@ jsjournal_probe (jsjournal_t *self)
 void
 jsjournal_status (jsjournal_t *self, char *text, size_t size)
 {
-    jsOptions o;
-    jsOptions_Init (&o);
-    o.Wait = 1000;
-    jsStreamInfo *si = NULL;
-    jsErrCode code = 0;
-    natsStatus s = js_GetStreamInfo (&si, self->js, self->stream, &o, &code);
-    if (s != NATS_OK) {
-        char why[300];
-        omni_js_error (s, code, why, sizeof why);
+    char why[300];
+    jsStreamInfo *si = s_stream_info (self, why, sizeof why);
+    if (!si) {
         snprintf (text, size, "stream %s: unreachable (%s)", self->stream, why);
         return;
     }
@@ -473,6 +478,9 @@ jsjournal_status (jsjournal_t *self, char *text, size_t size)
                        self->stream, si->State.Msgs, si->State.Bytes, replicas, current,
                        si->Cluster && si->Cluster->Leader ? si->Cluster->Leader : "-");
     jsStreamInfo_Destroy (si);
+    jsOptions o;
+    jsOptions_Init (&o);
+    o.Wait = 1000;
     for (size_t i = 0; self->writers[i] && at > 0 && (size_t) at < size; i++) {
         jsConsumerInfo *ci = NULL;
         if (js_GetConsumerInfo (&ci, self->js, self->stream, self->writers[i], &o, NULL) ==

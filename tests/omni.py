@@ -275,6 +275,17 @@ class Pipeline:
             raise AssertionError("\n".join(errors))
 
 
+def stop_pipelines(pipelines):
+    """Stops every pipeline, then fails with what each one said."""
+    errors = []
+    for p in pipelines:
+        try:
+            p.stop()
+        except AssertionError as e:
+            errors.append(str(e))
+    assert not errors, "\n".join(errors)
+
+
 def _archive_files(archive_dir):
     """The archive's files, plain and compressed (`.jsonl.zst`, read with
     zstdcat), each as a list of raw lines; temporary files left out. A plain
@@ -357,6 +368,41 @@ class IntakeClient:
 
     def close(self):
         self.sock.close(0)
+
+
+class Loadgen:
+    """omni-loadgen in the background while a test disrupts the pipeline:
+    its log (stderr) goes to a file; finish() waits for it, checks that it
+    ended well and returns its summary (sent=, accepted=, failovers=, ...).
+    Leaving the `with` kills it if it still runs."""
+
+    def __init__(self, workdir, intake, *args):
+        self.err_path = os.path.join(workdir, "loadgen.err")
+        with open(self.err_path, "w") as err:
+            self.proc = subprocess.Popen([binary("omni-loadgen"), f"--intake={intake}", *args],
+                                         stdout=subprocess.PIPE, stderr=err, text=True)
+
+    def running(self):
+        return self.proc.poll() is None
+
+    def log(self):
+        with open(self.err_path) as f:
+            return f.read()
+
+    def finish(self, timeout=120):
+        out, _ = self.proc.communicate(timeout=timeout)
+        assert self.proc.returncode == 0, self.log()[-3000:]
+        summary = dict(kv.split("=", 1) for kv in out.split() if "=" in kv)
+        assert summary["rejected"] == "0", out
+        return summary
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.running():
+            self.proc.kill()
+            self.proc.wait()
 
 
 class Tap:

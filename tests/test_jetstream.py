@@ -11,8 +11,8 @@ import subprocess
 import pytest
 
 from natscluster import NatsCluster
-from omni import (IntakeClient, Pipeline, Tap, archive_lines, binary, free_port, make_record_metric,
-                  query, send, synthetic_commits, wait_until)
+from omni import (IntakeClient, Loadgen, Pipeline, Tap, archive_lines, binary, free_port,
+                  make_record_metric, query, send, stop_pipelines, synthetic_commits, wait_until)
 
 
 @pytest.fixture
@@ -122,10 +122,18 @@ def test_stream_with_other_settings_is_a_config_error(workdir, cluster):
     assert "max_payload" in out.stderr, out.stderr
 
 
-def _from_stream(p, cluster, name, args=(), binary_name=None):
+def _from_stream(p, cluster, name, args=()):
     """A writer daemon that takes its records from the stream (its consumer)."""
-    return p.writer(name, [f"--nats-urls={cluster.urls}", "--stream=OMNI", *args],
-                    binary_name=binary_name)
+    return p.writer(name, [f"--nats-urls={cluster.urls}", "--stream=OMNI", *args])
+
+
+def _archiverd(p, cluster):
+    return _from_stream(p, cluster, "archiverd",
+                        [f"--archive-dir={p.archive_dir}", "--compress-after=0"])
+
+
+def _relationald(p, cluster, dsn):
+    return _from_stream(p, cluster, "relationald", [f"--dsn={dsn}", "--batch-size=500"])
 
 
 def _commit_ids(dsn):
@@ -140,10 +148,8 @@ def test_writers_take_every_record_once_from_the_stream(workdir, cluster, pg_dat
     p = Pipeline(workdir, writers=("archive", "relational"), extra=_jetstream(cluster))
     with p:
         p.ingestd.start()
-        archiverd = _from_stream(p, cluster, "archiverd",
-                                 [f"--archive-dir={p.archive_dir}", "--compress-after=0"])
-        relationald = _from_stream(p, cluster, "relationald",
-                                   [f"--dsn={pg_database}", "--batch-size=500"])
+        archiverd = _archiverd(p, cluster)
+        relationald = _relationald(p, cluster, pg_database)
         archiverd.start()
         relationald.start()
         records = synthetic_commits(4000, src="js-writers")
@@ -174,8 +180,7 @@ def test_records_wait_in_the_stream_for_a_writer_not_started(workdir, cluster, p
     p = Pipeline(workdir, writers=("archive", "relational"), extra=_jetstream(cluster))
     with p:
         p.ingestd.start()
-        archiverd = _from_stream(p, cluster, "archiverd",
-                                 [f"--archive-dir={p.archive_dir}", "--compress-after=0"])
+        archiverd = _archiverd(p, cluster)
         archiverd.start()
         frames = [f for _, f in synthetic_commits(2000, src="js-wait")]
         send(p.intake, frames)
@@ -185,8 +190,7 @@ def test_records_wait_in_the_stream_for_a_writer_not_started(workdir, cluster, p
         wait_until(lambda: _stream_state(p.ingestd)[2]["archive"] == 0, 30, "archive caught up")
         messages, _, pending = _stream_state(p.ingestd)
         assert messages == 2000 and pending["relational"] == 2000
-        relationald = _from_stream(p, cluster, "relationald",
-                                   [f"--dsn={pg_database}", "--batch-size=500"])
+        relationald = _relationald(p, cluster, pg_database)
         relationald.start()
         wait_until(lambda: len(_commit_ids(pg_database)) >= 2000, 60, "2000 commits stored")
         wait_until(lambda: _stream_state(p.ingestd)[0] == 0, 30, "an empty stream")
@@ -208,20 +212,15 @@ def test_kill9_of_a_nats_node_an_ingestd_and_a_writer_loses_nothing(workdir, clu
         p.ingestd.start()
         pipelines.append(p)
     a, b = pipelines
-    writers = [_from_stream(p, cluster, "relationald", [f"--dsn={pg_database}",
-                                                        "--batch-size=500"]) for p in pipelines]
+    writers = [_relationald(p, cluster, pg_database) for p in pipelines]
     for w in writers:
         w.start()
     n = 20_000
     ids_path = os.path.join(workdir, "ids")
-    err_path = os.path.join(workdir, "loadgen.err")
     try:
-        with open(err_path, "w") as err:
-            loadgen = subprocess.Popen(
-                [binary("omni-loadgen"), f"--intake={a.intake},{b.intake}", "--kind=git.commit",
-                 f"--count={n}", "--rate=4000", "--batch=200", f"--ids-out={ids_path}",
-                 "--give-up=60s"], stdout=subprocess.PIPE, stderr=err, text=True)
-        try:
+        with Loadgen(workdir, f"{a.intake},{b.intake}", "--kind=git.commit", f"--count={n}",
+                     "--rate=4000", "--batch=200", f"--ids-out={ids_path}",
+                     "--give-up=60s") as loadgen:
             stored = lambda: len(_commit_ids(pg_database))  # noqa: E731
             wait_until(lambda: stored() >= n // 5, 60, "a fifth stored")
             cluster.kill9(0)
@@ -230,16 +229,7 @@ def test_kill9_of_a_nats_node_an_ingestd_and_a_writer_loses_nothing(workdir, clu
             a.ingestd.kill9()
             wait_until(lambda: stored() >= n * 3 // 5, 60, "three fifths stored")
             writers[0].kill9()
-            out, _ = loadgen.communicate(timeout=120)
-        finally:
-            if loadgen.poll() is None:
-                loadgen.kill()
-                loadgen.wait()
-        with open(err_path) as f:
-            log = f.read()
-        assert loadgen.returncode == 0, log[-3000:]
-        summary = dict(kv.split("=", 1) for kv in out.split() if "=" in kv)
-        assert summary["sent"] == str(n) and summary["rejected"] == "0", out
+            assert loadgen.finish()["sent"] == str(n)
         wait_until(lambda: len(_commit_ids(pg_database)) >= n, 90, f"{n} commits stored")
         with open(ids_path) as f:
             sent = {line.strip() for line in f if line.strip()}
@@ -248,13 +238,7 @@ def test_kill9_of_a_nats_node_an_ingestd_and_a_writer_loses_nothing(workdir, clu
         # What the killed relationald held came to the other one; nothing waits
         wait_until(lambda: _stream_state(b.ingestd)[0] == 0, 30, "an empty stream")
     finally:
-        errors = []
-        for p in pipelines:
-            try:
-                p.stop()
-            except AssertionError as e:
-                errors.append(str(e))
-        assert not errors, "\n".join(errors)
+        stop_pipelines(pipelines)
 
 
 def test_quorum_lost_mid_stream_pauses_intake_and_loses_nothing(workdir, cluster, pg_database):
@@ -266,15 +250,11 @@ def test_quorum_lost_mid_stream_pauses_intake_and_loses_nothing(workdir, cluster
                  extra=_jetstream(cluster) + ["--publish-timeout=2s"])
     with p:
         p.ingestd.start()
-        _from_stream(p, cluster, "relationald", [f"--dsn={pg_database}"]).start()
+        _relationald(p, cluster, pg_database).start()
         n = 8000
         ids_path = os.path.join(workdir, "ids")
-        with open(os.path.join(workdir, "loadgen.err"), "w") as err:
-            loadgen = subprocess.Popen(
-                [binary("omni-loadgen"), f"--intake={p.intake}", "--kind=git.commit",
-                 f"--count={n}", "--rate=2000", "--batch=200", f"--ids-out={ids_path}",
-                 "--give-up=120s"], stdout=subprocess.PIPE, stderr=err, text=True)
-        try:
+        with Loadgen(workdir, p.intake, "--kind=git.commit", f"--count={n}", "--rate=2000",
+                     "--batch=200", f"--ids-out={ids_path}", "--give-up=120s") as loadgen:
             wait_until(lambda: len(_commit_ids(pg_database)) >= n // 5, 60, "a fifth stored")
             cluster.kill9(1)
             cluster.kill9(2)
@@ -286,15 +266,10 @@ def test_quorum_lost_mid_stream_pauses_intake_and_loses_nothing(workdir, cluster
             m = p.ingestd.metrics()
             assert m['omni_ingestd_journal_fault{cause="stream"}'] == 1
             accepted = m["omni_ingestd_records_accepted_total"]
-            assert loadgen.poll() is None
+            assert loadgen.running()
             cluster.start(1)
             cluster.start(2)
-            out, _ = loadgen.communicate(timeout=150)
-        finally:
-            if loadgen.poll() is None:
-                loadgen.kill()
-                loadgen.wait()
-        assert loadgen.returncode == 0, out
+            assert loadgen.finish(150)["sent"] == str(n)
         assert accepted < n
         wait_until(lambda: len(_commit_ids(pg_database)) >= n, 90, f"{n} commits stored")
         with open(ids_path) as f:
