@@ -12,6 +12,14 @@
     first unacknowledged offset and what was pending is sent again, as
     ingestd would from its cursor.
 
+    Why it pulls by hand. nats.c's natsSubscription_Fetch (3.4, Debian's)
+    writes past its list when it has to ask the server again during one
+    fetch (nats.c pull request 749, fixed in 3.8): a heap overflow under
+    load. So the bridge asks the consumer's next-message API itself, one
+    request of at most FETCH_MAX messages on an inbox of its own at a time,
+    reads what comes, and acknowledges with the reply subjects (+ACK, +WPI,
+    -NAK), as the protocol has it.
+
     Why the messages are kept alive. The stream redelivers a message not
     acknowledged within the consumer's ack wait, to whichever instance
     pulls next. A message waiting for a slow commit is not lost work, so
@@ -54,7 +62,12 @@ typedef struct {
     zsock_t *sock; //  the writer loop's side: DEALER to DEALER
     natsConnection *nc;
     jsCtx *js;
-    natsSubscription *sub;
+    natsSubscription *sub; //  on `inbox`, where the consumer's messages come
+    natsInbox *inbox;
+    char next[OMNI_JS_SUBJECT_MAX + 64]; //  the consumer's next-message subject
+    bool asking;                         //  a pull request is open
+    int64_t asked_until;                 //  when it is over at the latest
+    size_t asked_left;                   //  messages it may still bring
     int64_t last_try_ms;
     int64_t progress_ms; //  how often messages held are said to be in progress
     int64_t last_progress_ms, last_sent_ms;
@@ -82,6 +95,9 @@ s_drop_nats (s_bridge_t *self)
 {
     natsSubscription_Destroy (self->sub);
     self->sub = NULL;
+    natsInbox_Destroy (self->inbox);
+    self->inbox = NULL;
+    self->asking = false;
     jsCtx_Destroy (self->js);
     self->js = NULL;
     if (self->nc) {
@@ -113,15 +129,35 @@ s_attach (s_bridge_t *self)
             return -1;
         }
     }
-    jsSubOptions so;
-    jsSubOptions_Init (&so);
-    so.Stream = self->stream;
-    so.Consumer = self->name;
+    jsConsumerInfo *ci = NULL;
     jsErrCode code = 0;
-    natsStatus s =
-        js_PullSubscribe (&self->sub, self->js, self->filter, self->name, NULL, &so, &code);
-    if (s != NATS_OK) {
+    natsStatus s = js_GetConsumerInfo (&ci, self->js, self->stream, self->name, NULL, &code);
+    if (s == NATS_OK &&
+        strcmp (ci->Config->FilterSubject ? ci->Config->FilterSubject : "", self->filter)) {
+        //  Not the consumer ingestd makes for this writer: its records
+        //  would be others'
+        snprintf (error, sizeof error, "its filter is \"%s\", not \"%s\"",
+                  ci->Config->FilterSubject ? ci->Config->FilterSubject : "", self->filter);
+        jsConsumerInfo_Destroy (ci);
+        s = NATS_ERR;
+    } else if (s != NATS_OK)
         omni_js_error (s, code, error, sizeof error);
+    if (s == NATS_OK) {
+        int64_t wait_ms = ci->Config->AckWait / 1000000;
+        self->progress_ms = wait_ms >= 300 ? wait_ms / 3 : 100;
+        jsConsumerInfo_Destroy (ci);
+        snprintf (self->next, sizeof self->next, "$JS.API.CONSUMER.MSG.NEXT.%s.%s", self->stream,
+                  self->name);
+        s = natsInbox_Create (&self->inbox);
+        if (s == NATS_OK)
+            s = natsConnection_SubscribeSync (&self->sub, self->nc, self->inbox);
+        if (s != NATS_OK) {
+            omni_js_error (s, 0, error, sizeof error);
+            natsInbox_Destroy (self->inbox);
+            self->inbox = NULL;
+        }
+    }
+    if (s != NATS_OK) {
         uint64_t held;
         if (omni_log_allow ("jetstream.no_consumer", self->name, 60000, &held))
             log_error ("jetstream.no_consumer",
@@ -130,13 +166,6 @@ s_attach (s_bridge_t *self)
                        self->name, self->stream, error, held);
         self->sub = NULL;
         return -1;
-    }
-    jsConsumerInfo *ci = NULL;
-    self->progress_ms = 10000;
-    if (natsSubscription_GetConsumerInfo (&ci, self->sub, NULL, NULL) == NATS_OK) {
-        int64_t wait_ms = ci->Config->AckWait / 1000000;
-        self->progress_ms = wait_ms >= 300 ? wait_ms / 3 : 100;
-        jsConsumerInfo_Destroy (ci);
     }
     char url[256] = "";
     natsConnection_GetConnectedUrl (self->nc, url, sizeof url);
@@ -187,36 +216,70 @@ s_pump (s_bridge_t *self)
     }
 }
 
+//  Asks the consumer for what the window has room for (one request open
+//  at a time) and takes what came, waiting up to `wait_ms` for the first.
 static void
-s_pull (s_bridge_t *self)
+s_pull (s_bridge_t *self, int64_t wait_ms)
 {
+    if (!s_ready (self))
+        return;
     size_t room = self->window > self->count ? self->window - self->count : 0;
     if (room > FETCH_MAX)
         room = FETCH_MAX;
-    if (!room || !s_ready (self))
-        return;
-    natsMsgList list = {0};
-    jsErrCode code = 0;
-    natsStatus s = natsSubscription_Fetch (&list, self->sub, (int) room, FETCH_WAIT_MS, &code);
-    if (s != NATS_OK && s != NATS_TIMEOUT) {
-        char error[400];
-        omni_js_error (s, code, error, sizeof error);
-        uint64_t held;
-        if (omni_log_allow ("jetstream.pull", self->name, 60000, &held))
-            log_warn ("jetstream.pull", "writer=%s error=\"%s\" repeated=%" PRIu64, self->name,
-                      error, held);
+    int64_t now = omni_util_mono_ms ();
+    if (self->asking && now > self->asked_until)
+        self->asking = false; //  its end was lost (a reconnect)
+    if (!self->asking && room) {
+        char request[96];
+        snprintf (request, sizeof request, "{\"batch\":%zu,\"expires\":%lld}", room,
+                  (long long) FETCH_WAIT_MS * 1000000);
+        natsStatus s =
+            natsConnection_PublishRequestString (self->nc, self->next, self->inbox, request);
+        if (s == NATS_OK) {
+            self->asking = true;
+            self->asked_left = room;
+            self->asked_until = now + FETCH_WAIT_MS + 2000;
+        } else {
+            char error[400];
+            omni_js_error (s, 0, error, sizeof error);
+            uint64_t held;
+            if (omni_log_allow ("jetstream.pull", self->name, 60000, &held))
+                log_warn ("jetstream.pull", "writer=%s error=\"%s\" repeated=%" PRIu64, self->name,
+                          error, held);
+        }
     }
-    if (self->count + (size_t) list.Count > self->cap) {
-        self->cap = (self->count + (size_t) list.Count) * 2;
-        self->msgs = realloc (self->msgs, self->cap * sizeof *self->msgs);
-        assert (self->msgs);
+    natsMsg *msg = NULL;
+    size_t taken = 0;
+    while (taken < FETCH_MAX &&
+           natsSubscription_NextMsg (&msg, self->sub, taken ? 1 : wait_ms) == NATS_OK) {
+        const char *status = NULL;
+        if (natsMsg_GetDataLength (msg) == 0 &&
+            natsMsgHeader_Get (msg, "Status", &status) == NATS_OK) {
+            //  404 no messages, 408 expired, 409: the request is over
+            self->asking = false;
+            natsMsg_Destroy (msg);
+            continue;
+        }
+        if (self->count == self->cap) {
+            self->cap = self->cap ? self->cap * 2 : FETCH_MAX;
+            self->msgs = realloc (self->msgs, self->cap * sizeof *self->msgs);
+            assert (self->msgs);
+        }
+        self->msgs[self->count++] = msg;
+        taken++;
+        if (self->asked_left && --self->asked_left == 0)
+            self->asking = false;
     }
-    for (int i = 0; i < list.Count; i++) {
-        self->msgs[self->count++] = list.Msgs[i];
-        list.Msgs[i] = NULL; //  ours now
-    }
-    self->pulled += (uint64_t) list.Count;
-    natsMsgList_Destroy (&list);
+    self->pulled += taken;
+}
+
+//  A reply to one message: +ACK, +WPI (in progress) or -NAK.
+static void
+s_reply (s_bridge_t *self, natsMsg *msg, const char *what)
+{
+    const char *reply = natsMsg_GetReply (msg);
+    if (reply && *reply)
+        natsConnection_PublishString (self->nc, reply, what);
 }
 
 //  The loop committed every offset up to `upto`: acknowledged to the stream.
@@ -229,7 +292,7 @@ s_acked (s_bridge_t *self, uint64_t upto)
         return;
     size_t n = (size_t) (upto - self->first + 1);
     for (size_t i = 0; i < n; i++) {
-        natsMsg_Ack (self->msgs[i], NULL);
+        s_reply (self, self->msgs[i], "+ACK");
         natsMsg_Destroy (self->msgs[i]);
     }
     memmove (self->msgs, self->msgs + n, (self->count - n) * sizeof *self->msgs);
@@ -274,7 +337,7 @@ static void
 s_in_progress (s_bridge_t *self)
 {
     for (size_t i = 0; i < self->count; i++)
-        natsMsg_InProgress (self->msgs[i], NULL);
+        s_reply (self, self->msgs[i], "+WPI");
     self->last_progress_ms = omni_util_mono_ms ();
 }
 
@@ -318,7 +381,8 @@ s_actor (zsock_t *pipe, void *arg)
         if (terminated)
             break;
         if (self->welcomed && s_ready (self) && self->count < self->window)
-            s_pull (self);
+            //  Idle (all delivered): the pull's wait is the loop's sleep
+            s_pull (self, self->sent_upto + 1 < self->first + self->count ? 1 : 100);
         s_pump (self);
         now = omni_util_mono_ms ();
         if (self->welcomed && s_ready (self) && now - self->last_sent_ms >= HEARTBEAT_MS) {
@@ -331,7 +395,8 @@ s_actor (zsock_t *pipe, void *arg)
     //  What the loop did not acknowledge goes back to the stream at once,
     //  for another instance or the next start.
     for (size_t i = 0; i < self->count; i++) {
-        natsMsg_Nak (self->msgs[i], NULL);
+        if (self->nc)
+            s_reply (self, self->msgs[i], "-NAK");
         natsMsg_Destroy (self->msgs[i]);
     }
     log_info ("jetstream.stop", "writer=%s pulled=%" PRIu64 " acked=%" PRIu64 " returned=%zu",
