@@ -26,18 +26,15 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "proto/kinds.h"
+#include "testsupport/natstest.h"
 
 #include <assert.h>
 #include <czmq.h>
 #include <inttypes.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #define RETRY_MS        2000   //  acks not come by then: publish again
 #define MAX_PENDING     100000 //  asynchronous publishes in flight at most
@@ -506,36 +503,6 @@ jsjournal_stream (jsjournal_t *self)
 //  ---------------------------------------------------------------------------
 //  Self-test: a nats-server of its own, on a free port, JetStream in memory
 
-static int
-s_free_port (void)
-{
-    zsock_t *probe = zsock_new (ZMQ_PUSH);
-    int port = zsock_bind (probe, "tcp://127.0.0.1:*");
-    zsock_destroy (&probe);
-    return port;
-}
-
-static pid_t
-s_nats_server (int port, const char *dir)
-{
-    char port_text[16];
-    snprintf (port_text, sizeof port_text, "%d", port);
-    pid_t pid = fork ();
-    assert (pid >= 0);
-    if (pid == 0) {
-        prctl (PR_SET_PDEATHSIG, SIGKILL); //  never outlives a failed test
-        int null = open ("/dev/null", O_WRONLY);
-        if (null >= 0) {
-            dup2 (null, 1);
-            dup2 (null, 2);
-        }
-        execlp ("nats-server", "nats-server", "-js", "-sd", dir, "-a", "127.0.0.1", "-p", port_text,
-                (char *) NULL);
-        _exit (127);
-    }
-    return pid;
-}
-
 static void
 s_test_record (omni_record_encoder_t *enc, const char *sha, const void **data, size_t *size,
                omni_record_t *record)
@@ -557,11 +524,8 @@ void
 jsjournal_test (bool verbose)
 {
     (void) verbose;
-    char dir[] = "/tmp/jsjournal-test-XXXXXX";
-    assert (mkdtemp (dir));
-    int port = s_free_port ();
-    char url[64];
-    snprintf (url, sizeof url, "nats://127.0.0.1:%d", port);
+    natstest_t *server = natstest_new ();
+    const char *url = natstest_url (server);
     const char *urls[] = {url, NULL};
     const char *writers[] = {"archive", "relational", NULL};
     jsjournal_config_t config = {.urls = urls,
@@ -576,7 +540,7 @@ jsjournal_test (bool verbose)
     //  No server: unreachable, said so
     jsjournal_t *js = jsjournal_new (&config, &failure, error, sizeof error);
     assert (!js && failure == JSJOURNAL_UNREACHABLE && strstr (error, url));
-    pid_t server = s_nats_server (port, dir);
+    natstest_start (server);
     for (int i = 0; i < 200 && !js; i++) {
         js = jsjournal_new (&config, &failure, error, sizeof error);
         if (!js)
@@ -625,8 +589,7 @@ jsjournal_test (bool verbose)
     //  The server gone: the round fails within its timeout, said why
     js = jsjournal_new (&config, &failure, error, sizeof error);
     assert (js);
-    kill (server, SIGKILL);
-    waitpid (server, NULL, 0);
+    natstest_kill (server);
     jsjournal_begin (js);
     const void *data;
     size_t size;
@@ -639,9 +602,6 @@ jsjournal_test (bool verbose)
     assert (jsjournal_probe (js) == -1);
     jsjournal_destroy (&js);
     omni_record_encoder_destroy (&enc);
-    char rm[128];
-    snprintf (rm, sizeof rm, "rm -rf %s", dir);
-    int rc = system (rm);
-    assert (rc == 0);
+    natstest_destroy (&server);
     nats_Close ();
 }
