@@ -33,6 +33,7 @@
 #include "common/util.h"
 #include "proto/kinds.h"
 #include "proto/wire.h"
+#include "testsupport/natstest.h"
 
 #include <assert.h>
 #include <czmq.h>
@@ -476,6 +477,143 @@ omni_jsdelivery_endpoint (omni_jsdelivery_t *self)
     return self->endpoint;
 }
 
+//  The next message of `command` from the bridge, heartbeats skipped.
+static zmsg_t *
+s_test_recv (zsock_t *loop, omni_wire_command_t command, omni_wire_head_t *head)
+{
+    for (;;) {
+        zmsg_t *msg = zmsg_recv (loop);
+        if (!msg)
+            return NULL;
+        char why[128];
+        int rc = omni_wire_decode (WIRE_DELIVERY, msg, head, why, sizeof why);
+        assert (rc == 0);
+        if (head->command == command)
+            return msg;
+        assert (head->command == WIRE_HEARTBEAT);
+        zmsg_destroy (&msg);
+    }
+}
+
+//  A DELIVER of the records named, in order.
+static void
+s_test_deliver (zsock_t *loop, uint64_t upto, const char *records)
+{
+    omni_wire_head_t head;
+    zmsg_t *msg = s_test_recv (loop, WIRE_DELIVER, &head);
+    assert (msg && head.upto == upto);
+    char got[64] = "";
+    for (zframe_t *frame = zmsg_next (msg); frame; frame = zmsg_next (msg))
+        snprintf (got + strlen (got), sizeof got - strlen (got), "%.*s ", (int) zframe_size (frame),
+                  (const char *) zframe_data (frame));
+    assert (streq (got, records));
+    zmsg_destroy (&msg);
+}
+
+static void
+s_test_send (zsock_t *loop, omni_wire_command_t command, uint64_t upto, uint32_t window)
+{
+    omni_wire_head_t head = {
+        .command = command, .upto = upto, .window = window, .text = "relational", .text_size = 10};
+    int rc = omni_wire_send_head (zsock_resolve (loop), NULL, 0, &head, false, 0);
+    assert (rc == 0);
+}
+
+//  Against a nats-server: pulls within the window, DELIVERs in order,
+//  acknowledges what the loop acknowledged, sends again after a HELLO.
+static void
+s_test_with_server (void)
+{
+    natstest_t *server = natstest_new ();
+    natstest_start (server);
+    const char *urls[] = {natstest_url (server), NULL};
+    char error[512];
+    natsConnection *nc = NULL;
+    for (int i = 0; i < 200 && !nc; i++)
+        if (!(nc = omni_js_connect (urls, "test", 500, error, sizeof error)))
+            zclock_sleep (50);
+    assert (nc);
+    jsCtx *js = NULL;
+    natsStatus s = natsConnection_JetStream (&js, nc, NULL);
+    assert (s == NATS_OK);
+    //  The stream and the consumer as ingestd makes them
+    char subject[OMNI_JS_SUBJECT_MAX], filter[OMNI_JS_SUBJECT_MAX];
+    omni_js_stream_subject ("T", subject, sizeof subject);
+    const char *subjects[] = {subject};
+    jsStreamConfig sc;
+    jsStreamConfig_Init (&sc);
+    sc.Name = "T";
+    sc.Subjects = subjects;
+    sc.SubjectsLen = 1;
+    sc.Retention = js_InterestPolicy;
+    sc.Storage = js_MemoryStorage;
+    for (int i = 0; i < 100 && (s = js_AddStream (NULL, js, &sc, NULL, NULL)) != NATS_OK; i++)
+        zclock_sleep (50); //  JetStream starts a moment after the port
+    assert (s == NATS_OK);
+    omni_js_writer_filter ("T", WRITER_RELATIONAL, filter, sizeof filter);
+    jsConsumerConfig cc;
+    jsConsumerConfig_Init (&cc);
+    cc.Durable = "relational";
+    cc.FilterSubject = filter;
+    cc.AckPolicy = js_AckExplicit;
+    cc.AckWait = 30000000000LL;
+    s = js_AddConsumer (NULL, js, "T", &cc, NULL, NULL);
+    assert (s == NATS_OK);
+    //  Five records for relationald, one for the archive alone
+    for (int i = 0; i < 6; i++) {
+        char data[8];
+        snprintf (data, sizeof data, "r%d", i);
+        omni_js_record_subject ("T", i == 2 ? WRITER_ARCHIVE : WRITER_ARCHIVE | WRITER_RELATIONAL,
+                                "x.t", 3, subject, sizeof subject);
+        s = js_Publish (NULL, js, subject, data, 2, NULL, NULL);
+        assert (s == NATS_OK);
+    }
+    omni_jsdelivery_config_t config = {urls, "T", "relational"};
+    omni_jsdelivery_t *source = omni_jsdelivery_new (&config, error, sizeof error);
+    assert (source);
+    zsock_t *loop = zsock_new_dealer (omni_jsdelivery_endpoint (source));
+    assert (loop);
+    //  HELLO until the bridge is attached (it says nothing before)
+    zsock_set_rcvtimeo (loop, 200);
+    omni_wire_head_t head;
+    zmsg_t *msg = NULL;
+    for (int i = 0; i < 50 && !msg; i++) {
+        s_test_send (loop, WIRE_HELLO, 0, 3);
+        msg = s_test_recv (loop, WIRE_WELCOME, &head);
+    }
+    assert (msg && head.cursor == 1);
+    zmsg_destroy (&msg);
+    zsock_set_rcvtimeo (loop, 5000);
+    //  The window: three records, then two more as the loop acknowledges
+    s_test_deliver (loop, 3, "r0 r1 r3 ");
+    s_test_send (loop, WIRE_DELIVERY_ACK, 2, 3);
+    s_test_deliver (loop, 5, "r4 r5 ");
+    //  The loop lost its session: what it did not acknowledge comes again
+    s_test_send (loop, WIRE_HELLO, 0, 10);
+    msg = s_test_recv (loop, WIRE_WELCOME, &head);
+    assert (msg && head.cursor == 3);
+    zmsg_destroy (&msg);
+    s_test_deliver (loop, 5, "r3 r4 r5 ");
+    s_test_send (loop, WIRE_DELIVERY_ACK, 5, 10);
+    //  All acknowledged to the stream: nothing pending for the consumer
+    jsConsumerInfo *ci = NULL;
+    for (int i = 0; i < 100; i++) {
+        s = js_GetConsumerInfo (&ci, js, "T", "relational", NULL, NULL);
+        assert (s == NATS_OK);
+        bool done = ci->NumAckPending == 0 && ci->NumPending == 0;
+        jsConsumerInfo_Destroy (ci);
+        if (done)
+            break;
+        assert (i < 99);
+        zclock_sleep (50);
+    }
+    zsock_destroy (&loop);
+    omni_jsdelivery_destroy (&source);
+    jsCtx_Destroy (js);
+    natsConnection_Destroy (nc);
+    natstest_destroy (&server);
+}
+
 void
 omni_jsdelivery_test (bool verbose)
 {
@@ -503,4 +641,6 @@ omni_jsdelivery_test (bool verbose)
     zsock_destroy (&loop);
     omni_jsdelivery_destroy (&source);
     assert (!source);
+    s_test_with_server ();
+    nats_Close ();
 }
