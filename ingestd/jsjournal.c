@@ -32,6 +32,7 @@
 #include <czmq.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +42,7 @@
 #define ACK_PENDING_MAX 100000 //  messages a consumer has out unacknowledged at most
 #define API_WAIT_MS     5000   //  JetStream API calls (stream and consumer info)
 #define HEADER_ROOM     1024   //  max_payload beyond max_record_size: subject and headers
+#define WATCH_MS        2000   //  the /metrics gauges are refreshed this often
 
 struct _jsjournal_t {
     jsjournal_config_t config;
@@ -53,6 +55,11 @@ struct _jsjournal_t {
     char error[512];      //  the last failure
     uint64_t published;   //  since begin
     bool publishing;      //  published at least once (nats.c has a pending list)
+    //  /metrics: the stream's and consumers' state, refreshed by a thread
+    pthread_t watcher;
+    bool watching;
+    atomic_bool stopping;
+    omni_metric_t *m_messages, *m_bytes, *m_current, **m_pending, **m_ack_pending, **m_redelivered;
 };
 
 static void s_set_error (jsjournal_t *self, const char *format, ...)
@@ -305,6 +312,13 @@ jsjournal_destroy (jsjournal_t **self_p)
     jsjournal_t *self = *self_p;
     if (!self)
         return;
+    if (self->watching) {
+        atomic_store (&self->stopping, true);
+        pthread_join (self->watcher, NULL);
+    }
+    free (self->m_pending);
+    free (self->m_ack_pending);
+    free (self->m_redelivered);
     if (self->js)
         jsjournal_abort (self);
     jsCtx_Destroy (self->js);
@@ -454,13 +468,16 @@ jsjournal_probe (jsjournal_t *self)
     return led ? 0 : -1;
 }
 
-void
-jsjournal_status (jsjournal_t *self, char *text, size_t size)
+//  The stream's and consumers' state: into `text` when given, and into the
+//  gauges when registered.
+static void
+s_refresh (jsjournal_t *self, char *text, size_t size)
 {
     char why[300];
     jsStreamInfo *si = s_stream_info (self, why, sizeof why);
     if (!si) {
-        snprintf (text, size, "stream %s: unreachable (%s)", self->stream, why);
+        if (text)
+            snprintf (text, size, "stream %s: unreachable (%s)", self->stream, why);
         return;
     }
     int current = 1, replicas = 1;
@@ -469,29 +486,100 @@ jsjournal_status (jsjournal_t *self, char *text, size_t size)
         for (int i = 0; i < si->Cluster->ReplicasLen; i++)
             current += si->Cluster->Replicas[i]->Current && !si->Cluster->Replicas[i]->Offline;
     }
-    int at = snprintf (text, size,
+    int at = 0;
+    if (text)
+        at = snprintf (text, size,
                        "stream %s: messages=%" PRIu64 " bytes=%" PRIu64
                        " replicas=%d current=%d leader=%s",
                        self->stream, si->State.Msgs, si->State.Bytes, replicas, current,
                        si->Cluster && si->Cluster->Leader ? si->Cluster->Leader : "-");
+    if (self->m_messages) {
+        omni_metric_set (self->m_messages, (double) si->State.Msgs);
+        omni_metric_set (self->m_bytes, (double) si->State.Bytes);
+        omni_metric_set (self->m_current, current);
+    }
     jsStreamInfo_Destroy (si);
     jsOptions o;
     jsOptions_Init (&o);
     o.Wait = 1000;
-    for (size_t i = 0; self->writers[i] && at > 0 && (size_t) at < size; i++) {
+    for (size_t i = 0; self->writers[i]; i++) {
         jsConsumerInfo *ci = NULL;
-        if (js_GetConsumerInfo (&ci, self->js, self->stream, self->writers[i], &o, NULL) ==
-            NATS_OK) {
-            at += snprintf (text + at, size - (size_t) at,
-                            "\nconsumer %s: pending=%" PRIu64 " ack_pending=%" PRId64
-                            " redelivered=%" PRId64 " waiting=%" PRId64,
-                            self->writers[i], ci->NumPending, ci->NumAckPending, ci->NumRedelivered,
-                            ci->NumWaiting);
-            jsConsumerInfo_Destroy (ci);
-        } else
-            at += snprintf (text + at, size - (size_t) at, "\nconsumer %s: unknown",
-                            self->writers[i]);
+        bool known =
+            js_GetConsumerInfo (&ci, self->js, self->stream, self->writers[i], &o, NULL) == NATS_OK;
+        if (text && at > 0 && (size_t) at < size) {
+            if (known)
+                at += snprintf (text + at, size - (size_t) at,
+                                "\nconsumer %s: pending=%" PRIu64 " ack_pending=%" PRId64
+                                " redelivered=%" PRId64 " waiting=%" PRId64,
+                                self->writers[i], ci->NumPending, ci->NumAckPending,
+                                ci->NumRedelivered, ci->NumWaiting);
+            else
+                at += snprintf (text + at, size - (size_t) at, "\nconsumer %s: unknown",
+                                self->writers[i]);
+        }
+        if (known && self->m_pending) {
+            omni_metric_set (self->m_pending[i], (double) ci->NumPending);
+            omni_metric_set (self->m_ack_pending[i], (double) ci->NumAckPending);
+            omni_metric_set (self->m_redelivered[i], (double) ci->NumRedelivered);
+        }
+        jsConsumerInfo_Destroy (ci);
     }
+}
+
+void
+jsjournal_status (jsjournal_t *self, char *text, size_t size)
+{
+    s_refresh (self, text, size);
+}
+
+static void *
+s_watch (void *arg)
+{
+    jsjournal_t *self = arg;
+    while (!atomic_load (&self->stopping)) {
+        s_refresh (self, NULL, 0);
+        for (int i = 0; i < WATCH_MS / 100 && !atomic_load (&self->stopping); i++)
+            usleep (100 * 1000);
+    }
+    return NULL;
+}
+
+void
+jsjournal_metrics (jsjournal_t *self, omni_metrics_t *metrics)
+{
+    if (!metrics || self->watching)
+        return;
+    self->m_messages = omni_metrics_gauge (metrics, "stream_messages",
+                                           "journal: jetstream: messages in the stream", NULL);
+    self->m_bytes = omni_metrics_gauge (metrics, "stream_bytes",
+                                        "journal: jetstream: bytes in the stream", NULL);
+    self->m_current =
+        omni_metrics_gauge (metrics, "stream_replicas_current",
+                            "journal: jetstream: the stream's replicas that are current", NULL);
+    size_t n = 0;
+    while (self->writers[n])
+        n++;
+    self->m_pending = calloc (n + 1, sizeof *self->m_pending);
+    self->m_ack_pending = calloc (n + 1, sizeof *self->m_ack_pending);
+    self->m_redelivered = calloc (n + 1, sizeof *self->m_redelivered);
+    assert (self->m_pending && self->m_ack_pending && self->m_redelivered);
+    for (size_t i = 0; i < n; i++) {
+        char labels[64];
+        snprintf (labels, sizeof labels, "writer=\"%s\"", self->writers[i]);
+        self->m_pending[i] =
+            omni_metrics_gauge (metrics, "consumer_pending",
+                                "journal: jetstream: records a writer has not taken yet", labels);
+        self->m_ack_pending[i] =
+            omni_metrics_gauge (metrics, "consumer_ack_pending",
+                                "journal: jetstream: records a writer took and did not "
+                                "acknowledge yet",
+                                labels);
+        self->m_redelivered[i] = omni_metrics_gauge (
+            metrics, "consumer_redelivered",
+            "journal: jetstream: records delivered to a writer more than once (now pending)",
+            labels);
+    }
+    self->watching = pthread_create (&self->watcher, NULL, s_watch, self) == 0;
 }
 
 const char *

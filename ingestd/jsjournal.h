@@ -10,6 +10,7 @@
 #ifndef OMNI_JSJOURNAL_H
 #define OMNI_JSJOURNAL_H
 
+#include "common/metrics.h"
 #include "proto/record.h"
 
 #include <stdbool.h>
@@ -63,6 +64,12 @@ int jsjournal_probe (jsjournal_t *self);
 //  One line for /health: the stream's messages, replicas current, and per
 //  consumer what is pending and redelivered. From the HTTP thread.
 void jsjournal_status (jsjournal_t *self, char *text, size_t size);
+
+//  Registers the stream's and consumers' gauges (stream_messages,
+//  stream_bytes, stream_replicas_current, consumer_pending,
+//  consumer_ack_pending, consumer_redelivered{writer}) and refreshes them
+//  every 2 s in a thread of its own until destroy.
+void jsjournal_metrics (jsjournal_t *self, omni_metrics_t *metrics);
 
 const char *jsjournal_stream (jsjournal_t *self);
 

@@ -210,6 +210,7 @@ main (int argc, char **argv)
             omni_config_destroy (&config);
             return (int) failure;
         }
+        jsjournal_metrics (js, metrics);
     }
     server_config_t server_config = {intake,
                                      delivery,

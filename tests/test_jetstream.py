@@ -71,6 +71,13 @@ def test_records_go_to_the_stream_once_each(workdir, cluster):
             m = p.ingestd.metrics()
             assert m["omni_ingestd_records_accepted_total"] == n + 1000 + 500 + w
             assert m['omni_ingestd_journal_fault{cause="stream"}'] == 0
+            # /metrics has the same, refreshed every 2 s
+            wait_until(lambda: p.ingestd.metrics().get(
+                'omni_ingestd_consumer_pending{writer="relational"}') == n, 10, "the gauges")
+            m = p.ingestd.metrics()
+            assert m["omni_ingestd_stream_messages"] == n + 500 + w
+            assert m["omni_ingestd_stream_replicas_current"] == 3
+            assert m['omni_ingestd_consumer_pending{writer="metrics"}'] == n + 500 + w
             # Rejects stay in ingestd's dead-letter area and counts, and on its tap
             client = IntakeClient(p.intake)
             try:
