@@ -41,6 +41,9 @@ LDFLAGS  += $(filter -fsanitize%,$(OPT)) -pie -Wl,-z,relro,-z,now
 CORE_LIBS = $(call pkg_libs,$(CORE_PKGS)) -lpthread -lm
 
 LIBOMNI_SRCS := $(filter-out %/selftest.c $(wildcard */fuzz_*.c),$(wildcard common/*.c proto/*.c client/*.c pg/*.c))
+# The one embedding of .sql files into C (pg/embed_sql.sh says why a
+# generator); pg/module.mk adds the generated pg/sql/ source to LIBOMNI_SRCS.
+EMBED_SQL    := pg/embed_sql.sh
 LIBOMNI      := $(BUILD)/lib/libomni.a
 # Test support (the test peer, the self-test runner): linked into the
 # self-test runners only, never into a program (tools/check-binaries.sh).
