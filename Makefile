@@ -175,12 +175,13 @@ build-fuzz/fuzz_intake: ingestd/fuzz_intake.c ingestd/server.c $(INGESTD_FUZZ_SR
                          $(TESTSUP_SRCS) $(FUZZ_HDRS)
 	@mkdir -p build-fuzz/corpus-intake
 	$(FUZZ_CC) -o $@ ingestd/fuzz_intake.c $(INGESTD_FUZZ_SRCS) \
-	    $(LIBOMNI_SRCS) $(TESTSUP_SRCS) $(CORE_LIBS)
+	    $(LIBOMNI_SRCS) $(TESTSUP_SRCS) $(CORE_LIBS) $(call pkg_libs,libnats)
 
 build-fuzz/fuzz_delivery: client/fuzz_delivery.c $(LIBOMNI_SRCS) $(TESTSUP_SRCS) $(FUZZ_HDRS)
 	@mkdir -p build-fuzz/corpus-delivery
 	$(FUZZ_CC) -o $@ client/fuzz_delivery.c \
-	    $(filter-out client/writer.c,$(LIBOMNI_SRCS)) $(TESTSUP_SRCS) $(CORE_LIBS)
+	    $(filter-out client/writer.c,$(LIBOMNI_SRCS)) $(TESTSUP_SRCS) $(CORE_LIBS) \
+	    $(call pkg_libs,libnats)
 
 run: all
 	@tools/omni-run.sh

@@ -22,5 +22,5 @@ $(METRICSD_GEN): $(EMBED_SQL) $(wildcard metricsd/sql/*.sql) metricsd/module.mk
 	bash $(EMBED_SQL) files metricsd/sql.h $(METRICSD_SQL) > $@.tmp
 	mv $@.tmp $@
 
-$(eval $(call program,metricsd,metricsd/main.c $(METRICSD_CLASSES),))
+$(eval $(call program,metricsd,metricsd/main.c $(METRICSD_CLASSES),libnats))
 $(eval $(call selftest,metricsd-selftest,metricsd/selftest.c $(METRICSD_CLASSES) metricsd/testrec.c,))

@@ -23,5 +23,5 @@ $(RELATIONALD_SQL_GEN): $(EMBED_SQL) $(RELATIONALD_SQL) relationald/module.mk
 	    $(foreach f,$(RELATIONALD_SQL),relsql_$(basename $(notdir $(f)))=$(f)) > $@.tmp
 	mv $@.tmp $@
 
-$(eval $(call program,relationald,relationald/main.c $(RELATIONALD_CLASSES),))
+$(eval $(call program,relationald,relationald/main.c $(RELATIONALD_CLASSES),libnats))
 $(eval $(call selftest,relationald-selftest,relationald/selftest.c $(RELATIONALD_CLASSES),))
