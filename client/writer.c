@@ -112,11 +112,11 @@ struct _omni_writer_t {
     atomic_int_fast64_t busy_since_ms; //  commit in progress since, 0 = idle
     atomic_int_fast64_t heard_ms;      //  last message from ingestd (for /health)
     atomic_size_t busy_records;
-    char last_error[256];           //  under lock
-    atomic_bool store_permanent;    //  the last failure was WRITER_STORE_PERMANENT
-    char last_reset[256];           //  why ingestd last sent RESET, until WELCOME (under lock)
-    char *conflicts_path;           //  the conflicts file
-    omni_mpjson_buf_t conflict_buf; //  its lines (store thread)
+    char last_error[256];        //  under lock
+    atomic_bool store_permanent; //  the last failure was WRITER_STORE_PERMANENT
+    char last_reset[256];        //  why ingestd last sent RESET, until WELCOME (under lock)
+    char *conflicts_path;        //  the conflicts file
+    omni_buf_t conflict_buf;     //  its lines (store thread)
     atomic_uint_fast64_t conflicts_total;
     char last_conflict[192]; //  kind and id of the last one (under lock)
 
@@ -289,7 +289,7 @@ omni_writer_destroy (omni_writer_t **self_p)
     free (self->name);
     free (self->refusal);
     free (self->conflicts_path);
-    omni_mpjson_buf_free (&self->conflict_buf);
+    omni_buf_release (&self->conflict_buf);
     free (self);
     *self_p = NULL;
 }
@@ -419,16 +419,16 @@ s_dedup (omni_writer_t *self, s_batch_t *batch)
 static int
 s_file_conflicts (omni_writer_t *self, s_batch_t *batch, char *error, size_t error_size)
 {
-    omni_mpjson_buf_t *buf = &self->conflict_buf;
-    omni_mpjson_buf_reset (buf);
+    omni_buf_t *buf = &self->conflict_buf;
+    omni_buf_reset (buf);
     char head[160];
     int64_t now = omni_util_now_ns ();
     for (size_t i = 0; i < batch->nconflicts; i++) {
         snprintf (head, sizeof head,
                   "{\"writer\":\"%s\",\"detected_ns\":%" PRId64 ",\"record\":", self->name, now);
-        omni_mpjson_append (buf, head, strlen (head));
+        omni_buf_append (buf, head, strlen (head));
         omni_mpjson_record (buf, &batch->conflicts[i]);
-        omni_mpjson_append (buf, "}\n", 2);
+        omni_buf_append (buf, "}\n", 2);
     }
     char *dir = strdup (self->conflicts_path);
     assert (dir);

@@ -701,13 +701,13 @@ s_test_round_trip (jsonrec_t *self, omni_record_encoder_t *enc)
     omni_record_t record;
     assert (omni_record_decode (&record, &zone, data, size, NULL, detail, sizeof detail) ==
             REJECT_NONE);
-    omni_mpjson_buf_t line = {0};
+    omni_buf_t line = {0};
     omni_mpjson_record (&line, &record);
     int rc = jsonrec_pack (self, line.data, line.size, &back, &back_size, detail, sizeof detail);
     if (rc || back_size != size || memcmp (back, data, size))
         fprintf (stderr, "round trip differs: %s (%s)\n", line.data, rc ? detail : "bytes");
     assert (rc == 0 && back_size == size && memcmp (back, data, size) == 0);
-    omni_mpjson_buf_free (&line);
+    omni_buf_release (&line);
     msgpack_zone_destroy (&zone);
 }
 

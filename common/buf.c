@@ -1,0 +1,196 @@
+/*  buf: the growable byte buffer and the growable array (see buf.h for why
+    they are one class and why the fast path is inline).                     */
+#include "common/buf.h"
+
+#include <assert.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+//  Doubling from a small first size: the callers' sizes range from a few
+//  bytes (a key) to megabytes (a batch), and doubling keeps the copies
+//  linear in the end size for all of them.
+#define S_FIRST_CAP 64
+
+omni_buf_t *
+omni_buf_new (void)
+{
+    omni_buf_t *self = calloc (1, sizeof *self);
+    assert (self);
+    return self;
+}
+
+void
+omni_buf_destroy (omni_buf_t **self_p)
+{
+    if (!*self_p)
+        return;
+    omni_buf_release (*self_p);
+    free (*self_p);
+    *self_p = NULL;
+}
+
+void
+omni_buf_release (omni_buf_t *self)
+{
+    free (self->data);
+    self->data = NULL;
+    self->size = self->capacity = 0;
+}
+
+int
+omni_buf_try_reserve (omni_buf_t *self, size_t extra)
+{
+    if (self->capacity - self->size > extra)
+        return 0;
+    if (extra > SIZE_MAX / 2 - self->size - 1)
+        return -1;
+    size_t need = self->size + extra + 1;
+    size_t cap = self->capacity ? self->capacity : S_FIRST_CAP;
+    while (cap < need)
+        cap *= 2;
+    char *data = realloc (self->data, cap);
+    if (!data)
+        return -1;
+    if (!self->data)
+        data[0] = 0;
+    self->data = data;
+    self->capacity = cap;
+    return 0;
+}
+
+void
+omni_buf_grow_ (omni_buf_t *self, size_t extra)
+{
+    if (omni_buf_try_reserve (self, extra)) {
+        fprintf (stderr, "omni_buf: out of memory for %zu bytes more\n", extra);
+        abort ();
+    }
+}
+
+void
+omni_buf_append_str (omni_buf_t *self, const char *text)
+{
+    omni_buf_append (self, text, strlen (text));
+}
+
+void
+omni_buf_vprintf (omni_buf_t *self, const char *format, va_list args)
+{
+    //  One try in the room there is, a second with the room the first said
+    //  it needs: most appends fit, and then format once
+    va_list again;
+    va_copy (again, args);
+    omni_buf_reserve (self, 0);
+    size_t room = self->capacity - self->size;
+    int len = vsnprintf (self->data + self->size, room, format, args);
+    assert (len >= 0);
+    if ((size_t) len >= room) {
+        omni_buf_reserve (self, (size_t) len);
+        vsnprintf (self->data + self->size, (size_t) len + 1, format, again);
+    }
+    va_end (again);
+    omni_buf_advance (self, (size_t) len);
+}
+
+void
+omni_buf_printf (omni_buf_t *self, const char *format, ...)
+{
+    va_list args;
+    va_start (args, format);
+    omni_buf_vprintf (self, format, args);
+    va_end (args);
+}
+
+char *
+omni_buf_detach (omni_buf_t *self)
+{
+    omni_buf_reserve (self, 0);
+    char *data = self->data;
+    self->data = NULL;
+    self->size = self->capacity = 0;
+    return data;
+}
+
+void *
+omni_array_grow_ (void *array, size_t *cap, size_t need, size_t size)
+{
+    size_t grown = *cap ? *cap : S_FIRST_CAP / 4;
+    while (grown < need && grown <= SIZE_MAX / 2)
+        grown *= 2;
+    if (grown < need || grown > SIZE_MAX / size) {
+        fprintf (stderr, "omni_array: %zu items of %zu bytes are too many\n", need, size);
+        abort ();
+    }
+    void *items = realloc (array, grown * size);
+    if (!items) {
+        fprintf (stderr, "omni_array: out of memory for %zu items of %zu bytes\n", grown, size);
+        abort ();
+    }
+    *cap = grown;
+    return items;
+}
+
+//  ---------------------------------------------------------------------------
+//  Self-test
+
+void
+omni_buf_test (bool verbose)
+{
+    (void) verbose;
+    omni_buf_t buf = {0};
+    omni_buf_reset (&buf); //  on an empty buffer: nothing to do
+    omni_buf_append (&buf, "abc", 3);
+    assert (buf.size == 3 && strcmp (buf.data, "abc") == 0 && buf.capacity > 3);
+    omni_buf_append_char (&buf, '-');
+    omni_buf_append_str (&buf, "de");
+    omni_buf_printf (&buf, "%d/%s", 42, "x");
+    assert (strcmp (buf.data, "abc-de42/x") == 0 && buf.size == 10);
+    //  A long printf: past the room there is, formatted again
+    omni_buf_printf (&buf, "%0300d", 7);
+    assert (buf.size == 310 && buf.data[309] == '7' && buf.data[310] == 0);
+    //  Many appends: the contents survive every doubling
+    omni_buf_reset (&buf);
+    assert (buf.size == 0 && buf.data[0] == 0);
+    for (int i = 0; i < 100000; i++)
+        omni_buf_append_char (&buf, (char) ('a' + i % 26));
+    assert (buf.size == 100000 && buf.data[99999] == 'a' + 99999 % 26 && buf.capacity > buf.size);
+    //  Reserve, write, advance
+    char *at = omni_buf_reserve (&buf, 5);
+    memcpy (at, "12345", 5);
+    omni_buf_advance (&buf, 5);
+    assert (buf.size == 100005 && strcmp (buf.data + 100000, "12345") == 0);
+    assert (omni_buf_try_reserve (&buf, SIZE_MAX - 8) == -1 && buf.size == 100005);
+    char *text = omni_buf_detach (&buf);
+    assert (strlen (text) == 100005 && !buf.data && buf.size == 0 && buf.capacity == 0);
+    free (text);
+    //  Detaching an empty buffer gives "", never NULL
+    text = omni_buf_detach (&buf);
+    assert (text && !*text);
+    free (text);
+    omni_buf_t *heap = omni_buf_new ();
+    omni_buf_append (heap, "", 0);
+    assert (heap->data && heap->size == 0 && !*heap->data);
+    omni_buf_destroy (&heap);
+    assert (!heap);
+    omni_buf_destroy (&heap);
+    omni_buf_release (&buf);
+
+    //  The array: pushes keep what is there, reserve gives the room asked
+    struct {
+        int a;
+        double b;
+    } *items = NULL;
+    size_t count = 0, cap = 0;
+    for (int i = 0; i < 1000; i++)
+        omni_array_push (items, count, cap)->a = i;
+    assert (count == 1000 && cap >= 1000);
+    for (int i = 0; i < 1000; i++)
+        assert (items[i].a == i);
+    omni_array_reserve (items, cap, 5000);
+    assert (cap >= 5000 && items[999].a == 999);
+    size_t before = cap;
+    omni_array_reserve (items, cap, 10); //  enough already: unchanged
+    assert (cap == before);
+    free (items);
+}
