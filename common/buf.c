@@ -33,9 +33,21 @@ omni_buf_destroy (omni_buf_t **self_p)
 void
 omni_buf_release (omni_buf_t *self)
 {
-    free (self->data);
+    if (self->data != self->fixed)
+        free (self->data);
     self->data = NULL;
     self->size = self->capacity = 0;
+    self->fixed = NULL;
+}
+
+void
+omni_buf_init_fixed (omni_buf_t *self, char *storage, size_t size)
+{
+    assert (size >= 1);
+    self->data = self->fixed = storage;
+    self->size = 0;
+    self->capacity = size;
+    storage[0] = 0;
 }
 
 int
@@ -49,10 +61,13 @@ omni_buf_try_reserve (omni_buf_t *self, size_t extra)
     size_t cap = self->capacity ? self->capacity : S_FIRST_CAP;
     while (cap < need)
         cap *= 2;
-    char *data = realloc (self->data, cap);
+    bool fixed = self->data && self->data == self->fixed;
+    char *data = fixed ? malloc (cap) : realloc (self->data, cap);
     if (!data)
         return -1;
-    if (!self->data)
+    if (fixed)
+        memcpy (data, self->data, self->size + 1);
+    else if (!self->data)
         data[0] = 0;
     self->data = data;
     self->capacity = cap;
@@ -74,23 +89,39 @@ omni_buf_append_str (omni_buf_t *self, const char *text)
     omni_buf_append (self, text, strlen (text));
 }
 
-void
-omni_buf_vprintf (omni_buf_t *self, const char *format, va_list args)
+int
+omni_buf_try_vprintf (omni_buf_t *self, const char *format, va_list args)
 {
     //  One try in the room there is, a second with the room the first said
     //  it needs: most appends fit, and then format once
+    if (omni_buf_try_reserve (self, 0))
+        return -1;
     va_list again;
     va_copy (again, args);
-    omni_buf_reserve (self, 0);
     size_t room = self->capacity - self->size;
     int len = vsnprintf (self->data + self->size, room, format, args);
-    assert (len >= 0);
-    if ((size_t) len >= room) {
-        omni_buf_reserve (self, (size_t) len);
-        vsnprintf (self->data + self->size, (size_t) len + 1, format, again);
+    if (len >= 0 && (size_t) len >= room) {
+        if (omni_buf_try_reserve (self, (size_t) len) == 0)
+            vsnprintf (self->data + self->size, (size_t) len + 1, format, again);
+        else
+            len = -1;
     }
     va_end (again);
+    if (len < 0) {
+        self->data[self->size] = 0; //  what the first try wrote is not counted
+        return -1;
+    }
     omni_buf_advance (self, (size_t) len);
+    return 0;
+}
+
+void
+omni_buf_vprintf (omni_buf_t *self, const char *format, va_list args)
+{
+    if (omni_buf_try_vprintf (self, format, args)) {
+        fprintf (stderr, "omni_buf: out of memory for formatted text\n");
+        abort ();
+    }
 }
 
 void
@@ -105,7 +136,13 @@ omni_buf_printf (omni_buf_t *self, const char *format, ...)
 char *
 omni_buf_detach (omni_buf_t *self)
 {
-    omni_buf_reserve (self, 0);
+    if (!self->data || self->data == self->fixed) {
+        //  Nothing yet, or in the caller's storage: a copy on the heap
+        omni_buf_t copy = {0};
+        omni_buf_append (&copy, self->data ? self->data : "", self->size);
+        omni_buf_release (self);
+        return copy.data;
+    }
     char *data = self->data;
     self->data = NULL;
     self->size = self->capacity = 0;
@@ -174,6 +211,21 @@ omni_buf_test (bool verbose)
     omni_buf_destroy (&heap);
     assert (!heap);
     omni_buf_destroy (&heap);
+    omni_buf_release (&buf);
+
+    //  In the caller's storage until it outgrows it
+    char line[8];
+    omni_buf_init_fixed (&buf, line, sizeof line);
+    omni_buf_append_str (&buf, "1234567");
+    assert (buf.data == line && strcmp (line, "1234567") == 0);
+    omni_buf_append_str (&buf, "89");
+    assert (buf.data != line && strcmp (buf.data, "123456789") == 0);
+    omni_buf_release (&buf);
+    omni_buf_init_fixed (&buf, line, sizeof line);
+    omni_buf_printf (&buf, "%s", "ab");
+    text = omni_buf_detach (&buf); //  a heap copy, the storage left alone
+    assert (text != line && strcmp (text, "ab") == 0 && !buf.data);
+    free (text);
     omni_buf_release (&buf);
 
     //  The array: pushes keep what is there, reserve gives the room asked

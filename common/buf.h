@@ -18,6 +18,7 @@ typedef struct {
     char *data;      //  NULL until the first byte, else NUL-terminated at `size`
     size_t size;     //  bytes in use
     size_t capacity; //  bytes allocated (room for size + 1)
+    char *fixed;     //  the caller's storage it started in (omni_buf_init_fixed), or NULL
 } omni_buf_t;
 
 //  A buffer on the heap, for owners that pass it around by pointer.
@@ -25,6 +26,9 @@ omni_buf_t *omni_buf_new (void);
 void omni_buf_destroy (omni_buf_t **self_p);
 //  Frees the bytes of a buffer held by value; leaves it empty and usable.
 void omni_buf_release (omni_buf_t *self);
+//  A buffer that starts in the caller's `storage` of `size` (>= 1) bytes, a
+//  line on the stack, and goes to the heap only when it outgrows it.
+void omni_buf_init_fixed (omni_buf_t *self, char *storage, size_t size);
 
 //  Room for `extra` bytes after `size`, and the NUL; -1 (buffer unchanged)
 //  when memory is out.
@@ -72,6 +76,18 @@ void omni_buf_printf (omni_buf_t *self, const char *format, ...)
     __attribute__ ((format (printf, 2, 3)));
 void omni_buf_vprintf (omni_buf_t *self, const char *format, va_list args)
     __attribute__ ((format (printf, 2, 0)));
+//  The same, -1 (buffer unchanged) when memory is out or the format fails.
+int omni_buf_try_vprintf (omni_buf_t *self, const char *format, va_list args)
+    __attribute__ ((format (printf, 2, 0)));
+
+//  Drops what is past `size` (<= the size), keeping the memory.
+static inline void
+omni_buf_truncate (omni_buf_t *self, size_t size)
+{
+    self->size = size;
+    if (self->data)
+        self->data[size] = 0;
+}
 
 //  Empties the buffer and keeps its memory (data stays "" once allocated).
 static inline void

@@ -13,6 +13,7 @@
     4-billion-element array would make it ask for ~96 GB), so what it builds
     is bounded by a small multiple of the frame size and is JSON-clean.       */
 #include "proto/record.h"
+#include "common/buf.h"
 #include "common/util.h"
 
 #include <assert.h>
@@ -1069,14 +1070,9 @@ omni_record_encoder_body (omni_record_encoder_t *self)
 void
 omni_record_encoder_tag (omni_record_encoder_t *self, const char *key, const char *value)
 {
-    if (self->ntags == self->tags_cap) {
-        self->tags_cap = self->tags_cap ? self->tags_cap * 2 : 8;
-        self->tags = realloc (self->tags, self->tags_cap * sizeof *self->tags);
-        assert (self->tags);
-    }
-    self->tags[self->ntags].key = strdup (key);
-    self->tags[self->ntags].value = strdup (value);
-    self->ntags++;
+    s_tag_t *tag = omni_array_push (self->tags, self->ntags, self->tags_cap);
+    tag->key = strdup (key);
+    tag->value = strdup (value);
 }
 
 static int
