@@ -15,6 +15,7 @@
     runs over a malformed file to say where it ends ("file ends inside
     <testcase name="b"> opened at line 4", "unclosed CDATA section").       */
 #include "collectord/junit_parse.h"
+#include "common/buf.h"
 #include "collectord/builds.h"
 #include "common/log.h"
 #include "testsupport/selftest.h"
@@ -544,16 +545,11 @@ s_hold (junit_parse_t *self, s_case_t *c, const char *key)
         s_case_free (c);
         return;
     }
-    if (self->npending == self->pending_cap) {
-        self->pending_cap = self->pending_cap ? self->pending_cap * 2 : 64;
-        self->pending = realloc (self->pending, self->pending_cap * sizeof *self->pending);
-        assert (self->pending);
-    }
     if (!c->first_type && !c->first_message) {
         c->first_type = c->type ? strdup (c->type) : NULL;
         c->first_message = c->message ? strdup (c->message) : NULL;
     }
-    self->pending[self->npending++] = *c;
+    *omni_array_push (self->pending, self->npending, self->pending_cap) = *c;
     memset (c, 0, sizeof *c);
     zhashx_update (self->pending_index, key, (void *) (uintptr_t) self->npending);
 }
@@ -652,12 +648,7 @@ s_timestamp (junit_parse_t *self, xmlTextReaderPtr reader)
 static void
 s_push_frame (junit_parse_t *self, xmlTextReaderPtr reader, int depth)
 {
-    if (self->nframes == self->frames_cap) {
-        self->frames_cap = self->frames_cap ? self->frames_cap * 2 : 8;
-        self->frames = realloc (self->frames, self->frames_cap * sizeof *self->frames);
-        assert (self->frames);
-    }
-    s_frame_t *f = &self->frames[self->nframes++];
+    s_frame_t *f = omni_array_push (self->frames, self->nframes, self->frames_cap);
     f->name = s_attr (reader, "name");
     if (f->name && !*f->name) {
         free (f->name);

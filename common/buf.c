@@ -133,6 +133,20 @@ omni_buf_printf (omni_buf_t *self, const char *format, ...)
     va_end (args);
 }
 
+int
+omni_buf_read_file (omni_buf_t *self, FILE *file)
+{
+    while (true) {
+        if (self->capacity - self->size <= 1)
+            omni_buf_reserve (self, 4096);
+        size_t n = fread (self->data + self->size, 1, self->capacity - self->size - 1, file);
+        if (n == 0)
+            break;
+        omni_buf_advance (self, n);
+    }
+    return ferror (file) ? -1 : 0;
+}
+
 char *
 omni_buf_detach (omni_buf_t *self)
 {
@@ -226,6 +240,26 @@ omni_buf_test (bool verbose)
     text = omni_buf_detach (&buf); //  a heap copy, the storage left alone
     assert (text != line && strcmp (text, "ab") == 0 && !buf.data);
     free (text);
+    omni_buf_release (&buf);
+
+    //  A whole file, in the room reserved for it and past it
+    FILE *file = tmpfile ();
+    assert (file);
+    for (int i = 0; i < 10000; i++)
+        fprintf (file, "line %d\n", i);
+    long length = ftell (file);
+    rewind (file);
+    omni_buf_reserve (&buf, 10);
+    assert (omni_buf_read_file (&buf, file) == 0);
+    assert (buf.size == (size_t) length && strncmp (buf.data, "line 0\nline 1\n", 14) == 0);
+    assert (strcmp (buf.data + buf.size - 10, "line 9999\n") == 0);
+    rewind (file);
+    omni_buf_reset (&buf);
+    omni_buf_reserve (&buf, (size_t) length);
+    size_t room = buf.capacity;
+    assert (omni_buf_read_file (&buf, file) == 0 && buf.size == (size_t) length);
+    assert (buf.capacity == room || buf.capacity - (size_t) length - 1 >= 4096);
+    fclose (file);
     omni_buf_release (&buf);
 
     //  The array: pushes keep what is there, reserve gives the room asked

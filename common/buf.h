@@ -12,6 +12,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 
 typedef struct {
@@ -97,6 +98,11 @@ omni_buf_reset (omni_buf_t *self)
     if (self->data)
         self->data[0] = 0;
 }
+
+//  Appends what is left of `file`, to its end; -1 on a read error (errno
+//  set), what was read kept. Reads into the room there is first, so that a
+//  buffer reserved to the file's size reads it without growing.
+int omni_buf_read_file (omni_buf_t *self, FILE *file);
 
 //  Hands the bytes (NUL-terminated, never NULL, to be freed by the caller)
 //  over and leaves the buffer empty.
