@@ -183,6 +183,14 @@ def run_one(tree, name, scale):
         sys.stderr.write(out.stdout + out.stderr)
         raise SystemExit(f"compare_refs: {name} failed in {tree}")
     got = parse(out.stdout)
+    # A writer's rate over the server's own in the same run (plain COPY,
+    # plain bulk insert): what the server's share of the load did to both
+    # cancels out of it, mostly
+    for k in list(got):
+        plain = next((p for p in got if "(server)" in p and p.startswith(k.split(":")[0] + ":")),
+                     None)
+        if plain and "(server)" not in k and got[plain]:
+            got[f"{k} ÷ plain"] = got[k] / got[plain]
     if not got:
         sys.stderr.write(out.stdout)
         raise SystemExit(f"compare_refs: no figures read from {script}'s output")
@@ -222,7 +230,9 @@ def main():
                 got, took = run_one(tree, name, args.scale)
                 for k, v in got.items():
                     figures[s].setdefault(k, []).append(v)
-                shown = ", ".join(f"{k.split(name, 1)[-1].strip(' :')} {v:,.0f}"
+                shown = ", ".join(f"{k.split(name, 1)[-1].strip(' :')} "
+                                  f"{v:.3f}" if "÷" in k else
+                                  f"{k.split(name, 1)[-1].strip(' :')} {v:,.0f}"
                                   for k, v in got.items())
                 print(f"run {i + 1}/{args.runs} {name:<13} {('old', 'new')[s]} ({took:.0f} s, "
                       f"load {os.getloadavg()[0]:.1f}): {shown}", flush=True)
@@ -245,9 +255,10 @@ def main():
         judged = "(server)" not in k
         if judged and (worst is None or ratio < worst[0]):
             worst = (ratio, k)
-        print(f"| {k} | {statistics.median(old):,.0f} | {statistics.median(new):,.0f} | "
+        fmt = (lambda v: f"{v:.3f}") if "÷" in k else (lambda v: f"{v:,.0f}")
+        print(f"| {k} | {fmt (statistics.median(old))} | {fmt (statistics.median(new))} | "
               f"{ratio:.3f}{'' if judged else ' (same code both sides)'} | "
-              f"{' / '.join(f'{v:,.0f}' for v in old)} | {' / '.join(f'{v:,.0f}' for v in new)} |")
+              f"{' / '.join(fmt (v) for v in old)} | {' / '.join(fmt (v) for v in new)} |")
     if worst:
         ok = worst[0] >= 1 - args.tolerance
         print(f"\ncompare_refs: worst new/old {worst[0]:.3f} ({worst[1]}); every figure within "
