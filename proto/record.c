@@ -77,19 +77,6 @@ s_ascii (const uint8_t *s, size_t len)
     return !(high & 0x8080808080808080ULL);
 }
 
-//  Length of the longest prefix of at most `max` bytes that does not cut a
-//  UTF-8 character, so that details quoting input stay valid UTF-8.
-static int
-s_utf8_prefix (const char *text, size_t len, size_t max)
-{
-    if (len <= max)
-        return (int) len;
-    size_t cut = max;
-    while (cut > 0 && ((unsigned char) text[cut] & 0xC0) == 0x80)
-        cut--;
-    return (int) cut;
-}
-
 static uint64_t
 s_be (const uint8_t *p, int n)
 {
@@ -623,7 +610,7 @@ omni_record_check (omni_record_t *record, const void *data, size_t size,
         int which = s_envelope_index (entry->key, entry->key_len);
         if (which < 0)
             return s_fail (REJECT_BAD_ENVELOPE, detail, detail_size, "unknown field \"%.*s\"",
-                           s_utf8_prefix (entry->key, entry->key_len, 64), entry->key);
+                           (int) omni_util_utf8_cut (entry->key, entry->key_len, 64), entry->key);
         if (seen & (1u << which))
             return s_fail (REJECT_BAD_ENVELOPE, detail, detail_size, "duplicate field \"%s\"",
                            names[which]);
@@ -696,7 +683,8 @@ omni_record_check (omni_record_t *record, const void *data, size_t size,
     record->spec = omni_kinds_lookup (record->kind.ptr, record->kind.len);
     if (!record->spec)
         return s_fail (REJECT_UNKNOWN_KIND, detail, detail_size, "kind \"%.*s\" is not declared",
-                       s_utf8_prefix (record->kind.ptr, record->kind.len, 64), record->kind.ptr);
+                       (int) omni_util_utf8_cut (record->kind.ptr, record->kind.len, 64),
+                       record->kind.ptr);
     return s_check_body (bytes, record->body_at, record, detail, detail_size);
 }
 

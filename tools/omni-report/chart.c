@@ -5,6 +5,7 @@
     number; labels that would collide are thinned, names cut to fit.        */
 #include "tools/omni-report/chart.h"
 #include "common/buf.h"
+#include "common/util.h"
 
 #include <assert.h>
 #include <cairo-svg.h>
@@ -35,10 +36,7 @@ chart_ellipsize (const char *text, size_t max_bytes)
     size_t len = strlen (text);
     if (len <= max_bytes)
         return strdup (text);
-    //  Back to the start of a UTF-8 character.
-    size_t cut = max_bytes;
-    while (cut > 0 && ((unsigned char) text[cut] & 0xC0) == 0x80)
-        cut--;
+    size_t cut = omni_util_utf8_cut (text, len, max_bytes);
     char *out = malloc (cut + 4);
     assert (out);
     memcpy (out, text, cut);
