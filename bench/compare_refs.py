@@ -46,25 +46,26 @@ def rows(out):
             for line in out.splitlines() if line.startswith("|") and not line.startswith("|---")]
 
 
-def parse_core(out):
-    got = {}
-    for r in rows(out):
-        for key, label in (("journaled", "core: journaled records/s"),
-                           ("archived", "core: archived records/s"),
-                           ("steady state", "core: steady state records/s")):
-            if r[0].startswith(key):
-                got[label] = rate(r[1])
-    return got
+def by_row(*pairs):
+    """A parser of a benchmark's Markdown table: the rate of each row whose
+    first cell starts with a prefix, under that prefix's label."""
+    def parse(out):
+        got = {}
+        for r in rows(out):
+            for prefix, label in pairs:
+                if r[0].startswith(prefix):
+                    got[label] = rate(r[1])
+        return got
+    return parse
 
 
-def parse_relationald(out):
-    got = {}
-    for r in rows(out):
-        if r[0].startswith("relationald,"):
-            got["relationald: rows/s"] = rate(r[1])
-        elif r[0].startswith("plain `COPY"):
-            got["relationald: plain COPY rows/s (server)"] = rate(r[1])
-    return got
+parse_core = by_row(("journaled", "core: journaled records/s"),
+                    ("archived", "core: archived records/s"),
+                    ("steady state", "core: steady state records/s"))
+parse_relationald = by_row(("relationald,", "relationald: rows/s"),
+                           ("plain `COPY", "relationald: plain COPY rows/s (server)"))
+parse_documentd = by_row(("documentd,", "documentd: documents/s"),
+                         ("plain mongoc", "documentd: plain bulk insert documents/s (server)"))
 
 
 def parse_metricsd(out):
@@ -111,16 +112,6 @@ def archive_store_command(tree, work, args):
         *sources, os.path.join(tree, "build", "lib", "libomni.a"), *flags, "-lpthread", "-lm"])
     records, window = (int(a.split("=")[1]) for a in args)
     return [out, os.path.join(work, "archive"), str(records), "8000", str(window)]
-
-
-def parse_documentd(out):
-    got = {}
-    for r in rows(out):
-        if r[0].startswith("documentd,"):
-            got["documentd: documents/s"] = rate(r[1])
-        elif r[0].startswith("plain mongoc"):
-            got["documentd: plain bulk insert documents/s (server)"] = rate(r[1])
-    return got
 
 
 # name: (script, its arguments, parser). Sizes for about a minute each on a
