@@ -4,8 +4,7 @@
     Each line is built in memory and written with a single write(2) under a
     mutex, so that lines from different threads (and, for lines up to
     PIPE_BUF on a pipe, from different processes) never interleave.
-    This file must stand alone: the fuzzer links it without the rest of
-    libomni.                                                                  */
+    It needs nothing of libomni but common/util and common/buf.               */
 #include "common/log.h"
 #include "common/buf.h"
 #include "common/util.h"
