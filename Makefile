@@ -164,7 +164,7 @@ build-fuzz/fuzz_record: proto/fuzz_record.c proto/fuzz_oracle.cpp $(LIBOMNI_SRCS
 	@mkdir -p build-fuzz/corpus
 	$(FUZZ_CXX) -c -o build-fuzz/fuzz_oracle.o proto/fuzz_oracle.cpp
 	$(FUZZ_CC) -fsanitize-link-c++-runtime -o $@ proto/fuzz_record.c build-fuzz/fuzz_oracle.o \
-	    proto/record.c proto/kinds.c proto/mpjson.c common/util.c common/log.c $(CORE_LIBS) -lstdc++
+	    proto/record.c proto/kinds.c proto/mpjson.c common/util.c common/log.c common/buf.c $(CORE_LIBS) -lstdc++
 
 build-fuzz/fuzz_intake: ingestd/fuzz_intake.c ingestd/journal.c ingestd/peers.c $(LIBOMNI_SRCS) $(TESTSUP_SRCS) \
                          $(FUZZ_HDRS)
