@@ -10,6 +10,7 @@
 #include "common/buf.h"
 #include "archiverd/archive.h"
 #include "tools/omnictl/jsonrec.h"
+#include "common/daemon.h"
 #include "common/util.h"
 
 #include <assert.h>
@@ -631,7 +632,7 @@ export_run (const export_config_t *config)
     if (!to_stdout)
         fprintf (stderr, "exported %" PRIu64 " records, %" PRIu64 " damaged lines skipped\n",
                  records, bad);
-    rc = self.failed ? 1 : bad ? 3 : 0;
+    rc = self.failed ? OMNI_EXIT_FAILURE : bad ? OMNI_EXIT_DAMAGED : OMNI_EXIT_OK;
 
 done:
     if (self.out && self.out != stdout)
