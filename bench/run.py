@@ -71,6 +71,35 @@ def histogram_quantile(metrics, name, q, before=None):
     return float("inf")
 
 
+def journal_rate(p, records, senders, size):
+    """Records/s p's ingestd journals: `senders` omni-loadgen build their
+    share of `records` first (--preencode) and then only send; the rate is
+    over the sending, from the first sender's first record to the last
+    sender's last acknowledgement. Returns (records, seconds, wall seconds
+    from the launch, encode seconds, ingestd's CPU seconds, its RssAnon peak
+    in MiB)."""
+    per = records // senders
+    cpu0 = cpu_seconds(p.ingestd.proc.pid)
+    start = time.monotonic()
+    procs = [subprocess.Popen([binary("omni-loadgen"), f"--intake={p.intake}", f"--count={per}",
+                               f"--size={size}B", f"--seed={s}", "--kind=metric", "--batch=1000",
+                               "--window=16", "--preencode"], stdout=subprocess.PIPE, text=True)
+             for s in range(senders)]
+    peak = 0
+    while any(x.poll() is None for x in procs):
+        peak = max(peak, vm(p.ingestd.proc.pid, "RssAnon"))
+        time.sleep(0.05)
+    wall = time.monotonic() - start
+    assert all(x.returncode == 0 for x in procs), "omni-loadgen failed"
+    res = [dict(kv.split("=", 1) for kv in x.stdout.read().split() if "=" in kv) for x in procs]
+    first = min(float(r["started"]) for r in res)
+    elapsed = max(float(r["started"]) + float(r["seconds"]) for r in res) - first
+    encode = max(float(r["encode_seconds"]) for r in res)
+    total = per * senders
+    assert p.ingestd.metrics()["omni_ingestd_records_accepted_total"] == total
+    return total, elapsed, wall, encode, cpu_seconds(p.ingestd.proc.pid) - cpu0, peak
+
+
 def loadgen(p, count, size, seed, extra=()):
     out = subprocess.run([binary("omni-loadgen"), f"--intake={p.intake}", f"--count={count}",
                           f"--size={size}B", f"--seed={seed}", "--kind=metric", *extra],
@@ -100,28 +129,10 @@ def main():
         # the last sender's last acknowledgement (each ACK follows an fsync).
         p = Pipeline(work, writers=("archive",), journal_max="8G")
         p.ingestd.start()
-        per = args.records // args.senders
-        cpu0 = cpu_seconds(p.ingestd.proc.pid)
-        start = time.monotonic()
-        procs = [subprocess.Popen([binary("omni-loadgen"), f"--intake={p.intake}", f"--count={per}",
-                                   f"--size={args.size}B", f"--seed={s}", "--kind=metric", "--batch=1000",
-                                   "--window=16", "--preencode"], stdout=subprocess.PIPE, text=True)
-                 for s in range(args.senders)]
-        peak = 0
-        while any(x.poll() is None for x in procs):
-            peak = max(peak, vm(p.ingestd.proc.pid, "RssAnon"))
-            time.sleep(0.05)
-        wall = time.monotonic() - start
-        assert all(x.returncode == 0 for x in procs), "omni-loadgen failed"
-        res = [dict(kv.split("=", 1) for kv in x.stdout.read().split() if "=" in kv) for x in procs]
-        first = min(float(r["started"]) for r in res)
-        elapsed = max(float(r["started"]) + float(r["seconds"]) for r in res) - first
-        encode = max(float(r["encode_seconds"]) for r in res)
-        total = per * args.senders
+        total, elapsed, wall, encode, cpu, peak = journal_rate(p, args.records, args.senders,
+                                                               args.size)
         m = p.ingestd.metrics()
-        assert m["omni_ingestd_records_accepted_total"] == total
         commits = m["omni_ingestd_journal_commits_total"]
-        cpu = cpu_seconds(p.ingestd.proc.pid) - cpu0
         rows.append(("journaled (validate + LMDB append + fsync per round)",
                      f"{total / elapsed:,.0f} records/s",
                      f"{total} × {args.size} B from {args.senders} senders, sent and acknowledged in "
@@ -136,6 +147,7 @@ def main():
         # journal. Timed by ingestd's acknowledged counter, which is cheap to
         # poll, from archiverd's first acknowledged batch; the archive's lines
         # are counted once at the end.
+        icpu = cpu_seconds(p.ingestd.proc.pid)
         archiver = p.archiverd().start(wait=False)
         anon = AnonPeak(archiver.proc.pid)
         first, elapsed = p.time_drain("archive", total, timeout=900)
@@ -143,29 +155,34 @@ def main():
         lines = archive_line_count(p.archive_dir)
         assert lines == total, f"{lines} lines archived, expected {total}"
         acpu = cpu_seconds(archiver.proc.pid)
+        icpu = cpu_seconds(p.ingestd.proc.pid) - icpu
         merges = archiver.metrics().get("omni_archiverd_archive_id_merges_total", 0)
         rows.append(("archived (delivery + JSON Lines + fsync + id index)",
                      f"{(total - first) / elapsed:,.0f} records/s",
                      f"{total - first:,.0f} records drained from the journal in {elapsed:.2f} s after "
-                     f"the first batch of {first:,.0f}; archiverd used {acpu:.2f} CPU s in all = "
+                     f"the first batch of {first:,.0f}; ingestd (delivery) used {icpu:.2f} CPU s; "
+                     f"archiverd used {acpu:.2f} CPU s in all = "
                      f"{total / acpu:,.0f} records per CPU second; {merges:.0f} merges of recent "
                      f"ids into the id tree; memory peak {archiver_anon} MiB own (RssAnon), "
                      f"{vm(archiver.proc.pid, 'VmHWM')} MiB with mapped files (VmHWM)"))
         # 3. Steady state, all together: loadgen -> ingestd -> archiverd, latency.
         start = time.monotonic()
+        icpu = cpu_seconds(p.ingestd.proc.pid)
         anon = AnonPeak(p.ingestd.proc.pid, archiver.proc.pid)
         before = p.ingestd.metrics()
         res = loadgen(p, args.records // 2, args.size, 99, ("--batch=1000",))
         p.wait_acked("archive", total + args.records // 2, 900, 0.01)
         elapsed = time.monotonic() - start
         peaks = anon.stop()
+        icpu = cpu_seconds(p.ingestd.proc.pid) - icpu
         m = p.ingestd.metrics()
         lat = "end_to_end p50 ≤ {:.4g} s, p99 ≤ {:.4g} s".format(
             histogram_quantile(m, "omni_ingestd_end_to_end_seconds", 0.5, before),
             histogram_quantile(m, "omni_ingestd_end_to_end_seconds", 0.99, before))
         rows.append(("steady state loadgen → ingestd → archive",
                      f"{(args.records // 2) / elapsed:,.0f} records/s",
-                     f"{lat} (per ACK, bucket bounds), memory peak (RssAnon) ingestd "
+                     f"{lat} (per ACK, bucket bounds), ingestd used {icpu:.2f} CPU s, "
+                     f"memory peak (RssAnon) ingestd "
                      f"{peaks[p.ingestd.proc.pid]} MiB, archiverd {peaks[archiver.proc.pid]} MiB "
                      f"(ingestd VmHWM with its journal map {vm(p.ingestd.proc.pid, 'VmHWM')} MiB), "
                      f"loadgen rate {float(res.get('rate', 0)):,.0f}/s"))

@@ -4,12 +4,15 @@
     moves its durable cursor on ACK; the tap publishes what was accepted and
     what was rejected. While the journal is full, or cannot be written (disk
     full, quota, map full, I/O error), intake is not read; a fault is probed
-    every second and intake resumes by itself once writes succeed again.   */
+    every second and intake resumes by itself once writes succeed again.
+    Intake, delivery and tap are classes of their own (intake.h,
+    delivery.h, tap.h); the server binds their sockets and runs the loop.  */
 #ifndef OMNI_SERVER_H
 #define OMNI_SERVER_H
 
 #include "proto/curve.h"
 #include "common/metrics.h"
+#include "ingestd/jsjournal.h"
 #include "proto/record.h"
 
 #include <stdbool.h>
@@ -40,6 +43,9 @@ typedef struct {
     int64_t idle_timeout_ms;  //  intake and delivery connections silent this long are closed
     uint64_t memory_max;      //  over this, connections without a recent whole message go
     uint64_t tap_budget;      //  bytes queued to one tap subscriber at most
+    //  journal: jetstream: accepted records go to this stream (the LMDB
+    //  journal keeps dead letters and counters); NULL = journal: lmdb
+    jsjournal_t *stream;
 } server_config_t;
 
 #define SERVER_WINDOW_MAX      100000
