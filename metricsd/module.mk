@@ -4,6 +4,7 @@ METRICSD_SQL := $(wildcard metricsd/sql/*.sql)
 # testrec.c builds records for the classes' self-tests, which live in the
 # classes' own files (as everywhere): only the self-test runner links it.
 METRICSD_CLASSES := metricsd/derive.c metricsd/tsschema.c metricsd/pointstore.c \
+                    metricsd/hostdaily.c \
                     metricsd/sql.c
 
 $(call obj,metricsd/sql.c): $(METRICSD_SQL)
