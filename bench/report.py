@@ -116,6 +116,13 @@ SELECT s.id, timestamptz '{START}' + j * interval '2 minutes',
                    ELSE (j * 37 % 1000) / 10.0 END
 FROM generate_series (0, __POINTS__ / 4 - 1) j
 CROSS JOIN points_series s WHERE s.source = '{SRC}';
+
+-- What metricsd does as it writes host points (metricsd 7): marks their days,
+-- then computes the closed ones (all of these: the year is in the past)
+SELECT metricsd_host_daily_mark (array_agg (s), array_agg (d))
+FROM (SELECT DISTINCT s.source AS s, (p.time AT TIME ZONE 'UTC')::date AS d
+      FROM points_data p JOIN points_series s ON s.id = p.series_id) x;
+SELECT metricsd_host_daily_refresh (100000);
 """
 
 
