@@ -335,8 +335,10 @@ static const char *s_host_series_sql = "WITH " S_HOST_SERIES ", "
 //  for a pattern whose host series are those of one source (a day's
 //  percentiles over two sources cannot be made of each one's). The points
 //  read are those of the gaps between kept days (`gap`, as time ranges:
-//  an index range per series), usually the current day; with no kept day
-//  that is the whole period, the statement above.
+//  an index range per series and gap; OFFSET 0 keeps the subquery whole,
+//  so the gap's bounds reach the index through the security barrier of
+//  `points`), usually the current day; with no kept day that is the whole
+//  period, the statement above.
 static const char *s_host_daily_sql =
     "WITH " S_HOST_SERIES ", "
     "one AS (SELECT min (source) AS source FROM g HAVING count (DISTINCT source) = 1), "
@@ -350,8 +352,10 @@ static const char *s_host_daily_sql =
     "::timestamp AT TIME ZONE 'UTC' AS lo, day::timestamp AT TIME ZONE 'UTC' AS hi FROM kept "
     "UNION ALL SELECT coalesce (max (day) + 1, '-infinity')::timestamp AT TIME ZONE 'UTC', "
     "'infinity' FROM kept) x WHERE lo < hi), "
-    "s AS (" S_HOST_SAMPLE "FROM gap JOIN points p ON p.time >= gap.lo AND p.time < gap.hi "
-    "JOIN g ON g.id = p.series_id WHERE " S_POINT_RANGE " GROUP BY p.time, g.k), "
+    "s AS (" S_HOST_SAMPLE "FROM gap CROSS JOIN LATERAL (SELECT p.time, p.value, p.series_id "
+    "FROM points p WHERE p.time >= gap.lo AND p.time < gap.hi AND " S_POINT_RANGE " "
+    "AND p.series_id IN (SELECT id FROM g) OFFSET 0) p JOIN g ON g.id = p.series_id "
+    "GROUP BY p.time, g.k), "
     "d AS (SELECT (time AT TIME ZONE 'UTC')::date AS day, " S_HOST_PCTS "FROM s GROUP BY 1 "
     "UNION ALL SELECT day, cpu, mem, load FROM kept) " S_HOST_SELECT;
 
