@@ -40,7 +40,7 @@ CFLAGS   += -std=c11 -D_GNU_SOURCE $(WARN) -g $(OPT) $(HARDEN) -I. \
 LDFLAGS  += $(filter -fsanitize%,$(OPT)) -pie -Wl,-z,relro,-z,now
 CORE_LIBS = $(call pkg_libs,$(CORE_PKGS)) -lpthread -lm
 
-LIBOMNI_SRCS := $(filter-out %/selftest.c $(wildcard proto/fuzz_*.c common/fuzz_*.c),$(wildcard common/*.c proto/*.c))
+LIBOMNI_SRCS := $(filter-out %/selftest.c $(wildcard */fuzz_*.c),$(wildcard common/*.c proto/*.c client/*.c pg/*.c))
 LIBOMNI      := $(BUILD)/lib/libomni.a
 # Test support (the test peer, the self-test runner): linked into the
 # self-test runners only, never into a program (tools/check-binaries.sh).
@@ -97,6 +97,7 @@ deps:
 
 programs: $(PROGRAMS) $(SELFTESTS)
 	@tools/check-binaries.sh $(PROGRAMS)
+	@tools/check-layers.sh
 
 $(LIBOMNI): $(call obj,$(LIBOMNI_SRCS))
 	@mkdir -p $(@D)
@@ -156,7 +157,7 @@ fuzz: fuzz-build
 
 # Three targets so that `make -j` builds them side by side.
 FUZZ_BINS := build-fuzz/fuzz_record build-fuzz/fuzz_intake build-fuzz/fuzz_delivery
-FUZZ_HDRS := $(wildcard common/*.h proto/*.h ingestd/*.h testsupport/*.h)
+FUZZ_HDRS := $(wildcard common/*.h proto/*.h client/*.h pg/*.h ingestd/*.h testsupport/*.h)
 fuzz-build: $(FUZZ_BINS)
 
 build-fuzz/fuzz_record: proto/fuzz_record.c proto/fuzz_oracle.cpp $(LIBOMNI_SRCS) $(FUZZ_HDRS)
@@ -171,10 +172,10 @@ build-fuzz/fuzz_intake: ingestd/fuzz_intake.c ingestd/journal.c ingestd/peers.c 
 	$(FUZZ_CC) -o $@ ingestd/fuzz_intake.c ingestd/journal.c ingestd/peers.c \
 	    $(LIBOMNI_SRCS) $(TESTSUP_SRCS) $(CORE_LIBS)
 
-build-fuzz/fuzz_delivery: common/fuzz_delivery.c $(LIBOMNI_SRCS) $(TESTSUP_SRCS) $(FUZZ_HDRS)
+build-fuzz/fuzz_delivery: client/fuzz_delivery.c $(LIBOMNI_SRCS) $(TESTSUP_SRCS) $(FUZZ_HDRS)
 	@mkdir -p build-fuzz/corpus-delivery
-	$(FUZZ_CC) -o $@ common/fuzz_delivery.c \
-	    $(filter-out common/writer.c,$(LIBOMNI_SRCS)) $(TESTSUP_SRCS) $(CORE_LIBS)
+	$(FUZZ_CC) -o $@ client/fuzz_delivery.c \
+	    $(filter-out client/writer.c,$(LIBOMNI_SRCS)) $(TESTSUP_SRCS) $(CORE_LIBS)
 
 run: all
 	@tools/omni-run.sh

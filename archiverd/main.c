@@ -3,7 +3,7 @@
     closed dates go to zstd, old ones go by retention (archive.h).          */
 #include "archiverd/archive.h"
 #include "common/log.h"
-#include "common/writer_daemon.h"
+#include "client/writer_daemon.h"
 
 #include <stdio.h>
 

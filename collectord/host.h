@@ -25,7 +25,7 @@
 #ifndef OMNI_COLLECTORD_HOST_H
 #define OMNI_COLLECTORD_HOST_H
 
-#include "proto/intake_client.h"
+#include "client/intake_client.h"
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -13,7 +13,7 @@
 #ifndef OMNI_COLLECTORD_SESSION_H
 #define OMNI_COLLECTORD_SESSION_H
 
-#include "proto/intake_client.h"
+#include "client/intake_client.h"
 #include "collectord/progress.h"
 
 #include <msgpack.h>

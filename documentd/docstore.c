@@ -62,7 +62,7 @@
 #include "common/log.h"
 #include "testsupport/selftest.h"
 #include "common/util.h"
-#include "common/writer.h"
+#include "client/writer.h"
 
 #include <assert.h>
 #include <ctype.h>

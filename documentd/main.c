@@ -2,7 +2,7 @@
     delivery socket and stores every record as a document with docstore.     */
 #include "documentd/docstore.h"
 #include "common/log.h"
-#include "common/writer_daemon.h"
+#include "client/writer_daemon.h"
 
 #include <mongoc/mongoc.h>
 #include <stdint.h>

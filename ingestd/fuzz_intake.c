@@ -19,7 +19,7 @@
     temporary directory and is started afresh every few thousand inputs so
     that a long run stays within its disk.                                   */
 #include "ingestd/server.c"
-#include "common/fuzz_frames.h"
+#include "testsupport/fuzz_frames.h"
 
 #include <ftw.h>
 

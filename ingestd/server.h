@@ -8,7 +8,7 @@
 #ifndef OMNI_SERVER_H
 #define OMNI_SERVER_H
 
-#include "common/curve.h"
+#include "proto/curve.h"
 #include "common/metrics.h"
 #include "proto/record.h"
 

@@ -16,7 +16,7 @@
       one (the points table is unique on name, source, tags, time).       */
 #include "metricsd/derive.h"
 #include "proto/mpjson.h"
-#include "common/pgconn.h"
+#include "pg/pgconn.h"
 
 #include <assert.h>
 #include <math.h>

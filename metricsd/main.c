@@ -3,7 +3,7 @@
     derived from them with pointstore.                                       */
 #include "common/log.h"
 #include "metricsd/pointstore.h"
-#include "common/writer_daemon.h"
+#include "client/writer_daemon.h"
 
 #include <stdio.h>
 

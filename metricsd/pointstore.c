@@ -37,9 +37,9 @@
 #include "metricsd/derive.h"
 #include "metricsd/hostdaily.h"
 #include "common/log.h"
-#include "common/pgconn.h"
+#include "pg/pgconn.h"
 #include "common/util.h"
-#include "common/writer.h"
+#include "client/writer.h"
 
 #include <assert.h>
 #include <inttypes.h>

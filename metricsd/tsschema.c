@@ -3,8 +3,8 @@
     the compression policy), all in one transaction under migrate's lock. */
 #include "metricsd/tsschema.h"
 #include "common/log.h"
-#include "common/migrate.h"
-#include "common/shared_sql.h"
+#include "pg/migrate.h"
+#include "pg/shared_sql.h"
 #include "metricsd/sql.h"
 #include "common/util.h"
 #include "testsupport/pgtest.h"
@@ -21,7 +21,7 @@
 //  "OmniMet1": the advisory lock key of metricsd's migrations
 #define S_LOCK_KEY 5723352100006884401LL
 
-//  Version 2 is shared with relationald (common/sql/access.sql): the two may
+//  Version 2 is shared with relationald (pg/sql/access.sql): the two may
 //  migrate one database or two, and either way it is there once.
 static const omni_migrate_step_t s_steps_native[] = {{1, "points", sql_points_native},
                                                      {2, "access", omni_shared_sql_access},

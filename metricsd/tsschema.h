@@ -13,12 +13,12 @@
     in the catalog first, because CREATE EXTENSION without the preload ends
     the session with FATAL), else native (or as
     forced by the `mode` setting), and kept in metricsd_settings: a later
-    start never converts. Migrations go through common/migrate.h (advisory lock,
+    start never converts. Migrations go through pg/migrate.h (advisory lock,
     metricsd_migrations); the views are re-applied when their text changed. */
 #ifndef OMNI_METRICSD_TSSCHEMA_H
 #define OMNI_METRICSD_TSSCHEMA_H
 
-#include "common/pgconn.h"
+#include "pg/pgconn.h"
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -1,2 +1,2 @@
-# proto/ classes live in libomni.a; their self-tests run from proto-selftest.
+# proto/: the wire (records, kinds, the codec) and its security (CURVE keys and roles); in libomni.a, self-tests in proto-selftest.
 $(eval $(call selftest,proto-selftest,proto/selftest.c,))

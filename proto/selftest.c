@@ -1,8 +1,10 @@
-#include "proto/intake_client.h"
+/*  proto-selftest: the self-tests of the wire layer's classes.              */
+#include "proto/curve.h"
+#include "proto/curve_roles.h"
 #include "proto/kinds.h"
 #include "proto/mpjson.h"
-#include "proto/wire.h"
 #include "proto/record.h"
+#include "proto/wire.h"
 #include "testsupport/selftest.h"
 
 int
@@ -12,7 +14,8 @@ main (int argc, char **argv)
                                        {"record", omni_record_test},
                                        {"mpjson", omni_mpjson_test},
                                        {"wire", omni_wire_test},
-                                       {"intake_client", omni_intake_client_test},
+                                       {"curve", omni_curve_test},
+                                       {"curve_roles", omni_curve_roles_test},
                                        {NULL, NULL}};
     return selftest_run (tests, argc, argv);
 }

@@ -2,7 +2,7 @@
     ingestd's delivery socket and stores them with relstore.                 */
 #include "common/log.h"
 #include "relationald/relstore.h"
-#include "common/writer_daemon.h"
+#include "client/writer_daemon.h"
 
 #include <stdio.h>
 

@@ -4,9 +4,9 @@ RELATIONALD_MIGRATIONS := $(sort $(wildcard relationald/migrations/*.sql))
 RELATIONALD_GEN := $(BUILD)/gen/relationald/migrations.c
 RELATIONALD_CLASSES := relationald/schema.c relationald/relstore.c $(RELATIONALD_GEN)
 
-# The migrations include shared SQL (`\ir ../../common/sql/...`)
+# The migrations include shared SQL (`\ir ../../pg/sql/...`)
 $(RELATIONALD_GEN): relationald/gen_migrations.sh $(RELATIONALD_MIGRATIONS) \
-                    $(wildcard common/sql/*.sql) relationald/module.mk
+                    $(wildcard pg/sql/*.sql) relationald/module.mk
 	@mkdir -p $(@D)
 	bash relationald/gen_migrations.sh $(RELATIONALD_MIGRATIONS) > $@.tmp
 	mv $@.tmp $@

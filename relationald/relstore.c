@@ -41,12 +41,12 @@
 #include "relationald/relstore.h"
 #include "common/log.h"
 #include "proto/mpjson.h"
-#include "common/pgconn.h"
+#include "pg/pgconn.h"
 #include "relationald/schema.h"
 #include "common/util.h"
 #include "testsupport/pgtest.h"
 #include "testsupport/selftest.h"
-#include "common/writer.h"
+#include "client/writer.h"
 
 #include <assert.h>
 #include <inttypes.h>

@@ -1,4 +1,4 @@
-/*  schema: relationald's migrations, applied by common/migrate.c.
+/*  schema: relationald's migrations, applied by pg/migrate.c.
 
     The table name and the lock key are what databases migrated by earlier
     releases know: they never change.                                        */

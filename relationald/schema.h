@@ -1,13 +1,13 @@
 /*  schema: relationald's PostgreSQL schema, owned by versioned migrations
     (relationald/migrations/NNN_name.sql, embedded at build time) that
-    common/migrate.h applies: one transaction under an advisory lock, so
+    pg/migrate.h applies: one transaction under an advisory lock, so
     several relationalds may start at once, each version recorded in
     schema_migrations.                                                       */
 #ifndef OMNI_RELATIONALD_SCHEMA_H
 #define OMNI_RELATIONALD_SCHEMA_H
 
-#include "common/migrate.h"
-#include "common/pgconn.h"
+#include "pg/migrate.h"
+#include "pg/pgconn.h"
 
 #include <stdbool.h>
 

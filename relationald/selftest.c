@@ -1,7 +1,7 @@
 /*  relationald-selftest: the self-tests of relationald's classes and of the
     shared PostgreSQL helper, against a real server ($OMNI_TEST_PG_DSN, else
     127.0.0.1:5432), each in a database of its own that it drops.            */
-#include "common/pgconn.h"
+#include "pg/pgconn.h"
 #include "relationald/relstore.h"
 #include "relationald/schema.h"
 #include "testsupport/selftest.h"

@@ -154,7 +154,7 @@ def test_moving_branch_keeps_each_state_once(pipeline):
                       ts=ts)
 
     # One state per delivery: within one writer batch only the newest state
-    # of an id is kept (common/writer.c dedups by id).
+    # of an id is kept (client/writer.c dedups by id).
     assert intake.batch([branch("a" * 40, 1)]) == (1, 0)
     p.wait_archived(1)
     assert intake.batch([branch("b" * 40, 2)]) == (1, 0)

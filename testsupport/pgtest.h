@@ -6,7 +6,7 @@
 #ifndef OMNI_PGTEST_H
 #define OMNI_PGTEST_H
 
-#include "common/pgconn.h"
+#include "pg/pgconn.h"
 
 //  Creates a fresh UTF-8
 //  database omni_test_<pid>_<tag> on the server named by $OMNI_TEST_PG_DSN

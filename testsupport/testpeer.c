@@ -4,7 +4,7 @@
     collector or a writer checks it against the protocol rather than against
     a second, hand-written spelling of it.                                   */
 #include "testsupport/testpeer.h"
-#include "proto/intake_client.h"
+#include "client/intake_client.h"
 #include "proto/wire.h"
 
 #include <assert.h>

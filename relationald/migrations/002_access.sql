@@ -6,7 +6,7 @@
 --
 -- The \ir line is psql's include, so psql runs this file as it is;
 -- gen_migrations.sh puts the included file's text in its place.
-\ir ../../common/sql/access.sql
+\ir ../../pg/sql/access.sql
 
 -- A source's rows are visible when its name is LIKE one of the caller's
 -- patterns. Tables keyed by source_id ask sources, whose own policy then

@@ -16,7 +16,7 @@
     sent): building a record costs more CPU than sending it, and a benchmark
     of ingestd should not share its cores with that.                         */
 #include "tools/omni-loadgen/loadgen.h"
-#include "proto/intake_client.h"
+#include "client/intake_client.h"
 #include "common/log.h"
 #include "testsupport/selftest.h"
 #include "testsupport/testpeer.h"

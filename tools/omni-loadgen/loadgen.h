@@ -7,7 +7,7 @@
 #ifndef OMNI_LOADGEN_H
 #define OMNI_LOADGEN_H
 
-#include "common/curve.h"
+#include "proto/curve.h"
 #include "tools/omni-loadgen/synth.h"
 
 #include <stdbool.h>

@@ -7,7 +7,7 @@
     rate (numeric with a point) as a double; a NULL cell is left out (the
     kind's optional fields).                                                  */
 #include "tools/omni-report/analysis.h"
-#include "proto/intake_client.h"
+#include "client/intake_client.h"
 #include "proto/kinds.h"
 #include "proto/record.h"
 

@@ -13,7 +13,7 @@
 #ifndef OMNI_REPORT_ANALYSIS_H
 #define OMNI_REPORT_ANALYSIS_H
 
-#include "common/curve.h"
+#include "proto/curve.h"
 #include "tools/omni-report/model.h"
 
 #include <stdbool.h>

@@ -13,7 +13,7 @@
 #define OMNI_REPORT_GATHER_H
 
 #include "tools/omni-report/model.h"
-#include "common/pgconn.h"
+#include "pg/pgconn.h"
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -2,7 +2,7 @@
     that ingestd publishes on its tap, live, one JSON line each or in a
     readable form. Exits 0 on Ctrl-C / SIGTERM or after --count messages.   */
 #include "common/config.h"
-#include "common/curve.h"
+#include "proto/curve.h"
 #include "common/log.h"
 #include "tools/omni-tap/tap_printer.h"
 

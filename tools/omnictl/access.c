@@ -4,9 +4,9 @@
     in SQL text (the role of GRANT omni_viewer TO ...) is quoted by libpq.  */
 #include "tools/omnictl/access.h"
 #include "common/log.h"
-#include "common/pgconn.h"
+#include "pg/pgconn.h"
 #include "testsupport/pgtest.h"
-#include "common/shared_sql.h"
+#include "pg/shared_sql.h"
 
 #include <assert.h>
 #include <stdio.h>

@@ -1,6 +1,6 @@
 /*  access: omnictl's side of per-project access in PostgreSQL (the grants
     table, roles and policies that relationald's and metricsd's migrations
-    make: common/sql/access.sql, docs/operations.md).
+    make: pg/sql/access.sql, docs/operations.md).
 
     omnictl grant ROLE PATTERN    ROLE may read the sources LIKE PATTERN
     omnictl revoke ROLE PATTERN   that grant removed

@@ -22,7 +22,7 @@
     there, 2 on a usage error (a bad pattern or role name).                   */
 #include "tools/omnictl/access.h"
 #include "common/config.h"
-#include "common/curve.h"
+#include "proto/curve.h"
 #include "common/log.h"
 #include "tools/omnictl/export.h"
 #include "tools/omnictl/replay.h"

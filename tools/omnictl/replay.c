@@ -7,7 +7,7 @@
     (file, line) of the next record is kept with its index; the state file
     names the last position whose index that prefix has reached.            */
 #include "tools/omnictl/replay.h"
-#include "proto/intake_client.h"
+#include "client/intake_client.h"
 #include "tools/omnictl/jsonrec.h"
 #include "proto/kinds.h"
 #include "common/log.h"

@@ -14,7 +14,7 @@
 #define OMNI_REPLAY_H
 
 #include "tools/omnictl/archread.h"
-#include "common/curve.h"
+#include "proto/curve.h"
 
 #include <stdbool.h>
 #include <stdint.h>

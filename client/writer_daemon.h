@@ -8,7 +8,7 @@
 #include "common/config.h"
 #include "common/httpd.h"
 #include "common/metrics.h"
-#include "common/writer.h"
+#include "client/writer.h"
 
 typedef struct {
     const char *section;                       //  config section and daemon name, e.g. "archiverd"

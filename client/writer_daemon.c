@@ -1,5 +1,5 @@
 /*  writer_daemon: the shared body of the writer daemons' main.              */
-#include "common/writer_daemon.h"
+#include "client/writer_daemon.h"
 #include "common/log.h"
 
 #include <assert.h>

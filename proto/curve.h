@@ -10,7 +10,7 @@
 #ifndef OMNI_CURVE_H
 #define OMNI_CURVE_H
 
-#include "common/curve_roles.h"
+#include "proto/curve_roles.h"
 #include "common/metrics.h"
 
 #include <czmq.h>

@@ -6,7 +6,7 @@
     handler reads the clients' roles again (omni_curve_roles_refresh) at a
     handshake when the directory has changed: a client certificate added at
     run time is accepted without restarting the server.                     */
-#include "common/curve.h"
+#include "proto/curve.h"
 #include "common/log.h"
 #include "testsupport/selftest.h"
 #include "common/util.h"

@@ -8,7 +8,7 @@
 #ifndef OMNI_WRITER_H
 #define OMNI_WRITER_H
 
-#include "common/curve.h"
+#include "proto/curve.h"
 #include "common/metrics.h"
 #include "proto/record.h"
 

@@ -8,7 +8,7 @@
     COPY rows are encoded into one buffer and sent in chunks of
     PGCONN_COPY_CHUNK bytes, so a batch costs a few PQputCopyData calls
     rather than one per field.                                                */
-#include "common/pgconn.h"
+#include "pg/pgconn.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "testsupport/pgtest.h"

@@ -1,5 +1,5 @@
 /*  migrate: applies versioned migrations under an advisory lock.          */
-#include "common/migrate.h"
+#include "pg/migrate.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "testsupport/pgtest.h"

@@ -13,7 +13,7 @@
 #ifndef OMNI_INTAKE_CLIENT_H
 #define OMNI_INTAKE_CLIENT_H
 
-#include "common/curve.h"
+#include "proto/curve.h"
 #include "common/metrics.h"
 
 #include <stdbool.h>

@@ -14,8 +14,8 @@
     2-byte big-endian length before each one; the rest is the last frame.
     Records in the seeds (proto/fuzz_seeds) are reached through the
     length-prefixed frames.                                                  */
-#include "common/writer.c"
-#include "common/fuzz_frames.h"
+#include "client/writer.c"
+#include "testsupport/fuzz_frames.h"
 
 static omni_writer_t *s_writer;
 static zsock_t *s_ingestd;

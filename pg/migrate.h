@@ -18,7 +18,7 @@
 #ifndef OMNI_MIGRATE_H
 #define OMNI_MIGRATE_H
 
-#include "common/pgconn.h"
+#include "pg/pgconn.h"
 
 #include <stdbool.h>
 #include <stddef.h>

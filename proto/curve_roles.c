@@ -6,8 +6,8 @@
 
     The list is small (one entry per client certificate) and looked up once
     per connection handshake, so it is a plain array searched in order.    */
-#include "common/curve_roles.h"
-#include "common/curve.h"
+#include "proto/curve_roles.h"
+#include "proto/curve.h"
 #include "proto/kinds.h"
 #include "common/log.h"
 #include "testsupport/selftest.h"

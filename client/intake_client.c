@@ -24,7 +24,7 @@
     A batch keeps its records back to back in one buffer (no frame, list
     node or allocation per record), and the buffers of acknowledged batches
     are reused; each transmission copies the records into ZeroMQ messages.  */
-#include "proto/intake_client.h"
+#include "client/intake_client.h"
 #include "common/config.h"
 #include "common/log.h"
 #include "testsupport/testpeer.h"

@@ -34,7 +34,7 @@
     durable. Inside one batch the same applies: the first occurrence of an
     immutable kind's id stays, a later one with other content is a
     conflict, where for mutable kinds the last state wins as before.        */
-#include "common/writer.h"
+#include "client/writer.h"
 #include "common/idset.h"
 #include "common/log.h"
 #include "proto/mpjson.h"
