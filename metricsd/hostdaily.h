@@ -5,7 +5,7 @@
 #ifndef OMNI_METRICSD_HOSTDAILY_H
 #define OMNI_METRICSD_HOSTDAILY_H
 
-#include "common/pgconn.h"
+#include "pg/pgconn.h"
 
 #include <stdbool.h>
 #include <stddef.h>
