@@ -354,7 +354,7 @@ def test_omnictl_grant_errors(pipeline, pg_database, roles):
 def test_shared_roles_made_once_by_databases_migrated_at_once(private_pg):
     """omni_reader and omni_viewer are the cluster's: four databases running
     the access SQL at the same moment on a fresh server all succeed."""
-    with open(os.path.join(ROOT, "common", "sql", "access.sql")) as f:
+    with open(os.path.join(ROOT, "pg", "sql", "access.sql")) as f:
         sql = f.read()
     names = [f"db{i}" for i in range(4)]
     admin = psycopg2.connect(private_pg.dsn)
