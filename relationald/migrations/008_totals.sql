@@ -83,15 +83,26 @@ LANGUAGE sql SECURITY DEFINER SET search_path FROM CURRENT AS $$
     WHERE t.source_id = k.source_id AND t.path = k.path AND t.commits = 0;
 $$;
 
+-- A batch's files look their commits up by primary key: the transition
+-- table has no statistics, and a hash join would read every commit of the
+-- database for each batch (90 ms a batch at 30,000 commits, measured)
 CREATE FUNCTION commit_files_totals () RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT
+SET enable_hashjoin = off SET enable_mergejoin = off AS $$
 DECLARE
     d commit_path_totals[];
 BEGIN
     IF TG_OP = 'INSERT' THEN
-        SELECT array_agg (ROW (f.source_id, f.path, 1, coalesce (f.insertions, 0),
-                               coalesce (f.deletions, 0))::commit_path_totals)
-        INTO d FROM n f JOIN commits c ON c.id = f.commit_id WHERE c.reachable;
+        -- Only added: straight in, the write path's common case
+        INSERT INTO commit_path_totals AS t (source_id, path, commits, insertions, deletions)
+        SELECT f.source_id, f.path, count(*), coalesce (sum (f.insertions), 0),
+               coalesce (sum (f.deletions), 0)
+        FROM n f JOIN commits c ON c.id = f.commit_id WHERE c.reachable
+        GROUP BY 1, 2 ORDER BY 1, 2
+        ON CONFLICT (source_id, path) DO UPDATE SET commits = t.commits + excluded.commits,
+            insertions = t.insertions + excluded.insertions,
+            deletions = t.deletions + excluded.deletions;
+        RETURN NULL;
     ELSIF TG_OP = 'UPDATE' THEN
         SELECT array_agg (x) INTO d FROM (
             SELECT ROW (f.source_id, f.path, -1, -coalesce (f.insertions, 0),
@@ -130,7 +141,10 @@ DECLARE
     d ci_build_totals[];
 BEGIN
     IF TG_OP = 'INSERT' THEN
-        SELECT array_agg (ROW (source_id, status, 1)::ci_build_totals) INTO d FROM n;
+        INSERT INTO ci_build_totals AS t (source_id, status, builds)
+        SELECT source_id, status, count(*) FROM n GROUP BY 1, 2 ORDER BY 1, 2
+        ON CONFLICT (source_id, status) DO UPDATE SET builds = t.builds + excluded.builds;
+        RETURN NULL;
     ELSIF TG_OP = 'UPDATE' THEN
         SELECT array_agg (x) INTO d FROM (
             SELECT ROW (source_id, status, -1)::ci_build_totals AS x FROM o
@@ -164,8 +178,11 @@ DECLARE
     d ci_test_totals[];
 BEGIN
     IF TG_OP = 'INSERT' THEN
-        SELECT array_agg (ROW (source_id, suite, coalesce (class, ''), name, 1)::ci_test_totals)
-        INTO d FROM n;
+        INSERT INTO ci_test_totals AS t (source_id, suite, class, name, runs)
+        SELECT source_id, suite, coalesce (class, ''), name, count(*) FROM n
+        GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+        ON CONFLICT (source_id, suite, class, name) DO UPDATE SET runs = t.runs + excluded.runs;
+        RETURN NULL;
     ELSIF TG_OP = 'UPDATE' THEN
         SELECT array_agg (x) INTO d FROM (
             SELECT ROW (o.source_id, o.suite, coalesce (o.class, ''), o.name, -1)::ci_test_totals
