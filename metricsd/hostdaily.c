@@ -258,11 +258,11 @@ hostdaily_test (bool verbose)
                       "INSERT INTO points_data SELECT 1 + i % 6, '2024-01-02'::timestamptz + "
                       "(i / 6) * interval '7 minutes', (i * 37) % 101 FROM generate_series "
                       "(0, 6 * 400) i") == PGCONN_OK);
-    assert (omni_pgconn_exec (conn, "DELETE FROM host_daily_pending; INSERT INTO "
-                                    "host_daily_pending (source, day) SELECT s.source, "
-                                    "(p.time AT TIME ZONE 'UTC')::date FROM points_data p JOIN "
-                                    "points_series s ON s.id = p.series_id GROUP BY 1, 2") ==
-            PGCONN_OK);
+    assert (omni_pgconn_exec (conn,
+                              "DELETE FROM host_daily_pending; INSERT INTO "
+                              "host_daily_pending (source, day) SELECT s.source, "
+                              "(p.time AT TIME ZONE 'UTC')::date FROM points_data p JOIN "
+                              "points_series s ON s.id = p.series_id GROUP BY 1, 2") == PGCONN_OK);
     char *live = pgtest_value (conn, S_LIVE_SQL);
     assert (hostdaily_refresh (self, conn, true, 10000) == 4);
     pgtest_expect (conn, S_KEPT_SQL, live);
@@ -281,14 +281,15 @@ hostdaily_test (bool verbose)
     pgtest_expect (conn, S_KEPT_SQL, live);
     free (live);
     //  The escaped source
-    s_test_batch (self, conn, "SELECT 1", "b\"\\", "host.load.1", INT64_C (1704240000) * 1000000000);
+    s_test_batch (self, conn, "SELECT 1", "b\"\\", "host.load.1",
+                  INT64_C (1704240000) * 1000000000);
     pgtest_expect (conn, "SELECT source || ' ' || day FROM host_daily_pending", "b\"\\ 2024-01-03");
     assert (hostdaily_refresh (self, conn, true, 10000) == 1);
 
     //  Retention: the days of dropped points are marked, then lose their rows
-    assert (omni_pgconn_exec (conn, "DELETE FROM points_data WHERE time < '2024-01-03'; "
-                                    "SELECT metricsd_host_daily_forget ('2024-01-03')") ==
-            PGCONN_OK);
+    assert (omni_pgconn_exec (conn,
+                              "DELETE FROM points_data WHERE time < '2024-01-03'; "
+                              "SELECT metricsd_host_daily_forget ('2024-01-03')") == PGCONN_OK);
     pgtest_expect (conn, "SELECT count(*) FROM host_daily_pending", "2");
     assert (hostdaily_refresh (self, conn, true, 10000) == 2);
     live = pgtest_value (conn, S_LIVE_SQL);

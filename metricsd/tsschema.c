@@ -23,14 +23,11 @@
 
 //  Version 2 is shared with relationald (pg/sql/access.sql): the two may
 //  migrate one database or two, and either way it is there once.
-static const omni_migrate_step_t s_steps_native[] = {{1, "points", sql_points_native},
-                                                     {2, "access", omni_shared_sql_access},
-                                                     {3, "points_access", sql_access_native},
-                                                     {4, "series", sql_series_native},
-                                                     {5, "points_view", sql_points_view},
-                                                     {6, "series_view", sql_series_view},
-                                                     {7, "host_daily", sql_host_daily},
-                                                     {0, NULL, NULL}};
+static const omni_migrate_step_t s_steps_native[] = {
+    {1, "points", sql_points_native},        {2, "access", omni_shared_sql_access},
+    {3, "points_access", sql_access_native}, {4, "series", sql_series_native},
+    {5, "points_view", sql_points_view},     {6, "series_view", sql_series_view},
+    {7, "host_daily", sql_host_daily},       {0, NULL, NULL}};
 static const omni_migrate_step_t s_steps_timescaledb[] = {
     {1, "points", sql_points_timescaledb},
     {2, "access", omni_shared_sql_access},

@@ -108,29 +108,46 @@
     "GROUP BY GROUPING SETS ((), (source))), " S_BUS (                                             \
         "SELECT " S_K " AS k, email, sum (n) AS n FROM ae "                                        \
         "GROUP BY GROUPING SETS ((email), (source, email))") ", "                                  \
-    "keys AS (SELECT NULL::text AS k UNION SELECT k FROM cc UNION SELECT k FROM bb "               \
-    "UNION SELECT k FROM tt UNION SELECT k FROM kk) "                                              \
-    "SELECT keys.k AS source, coalesce (cc.commits, 0) AS commits, "                               \
-    "coalesce (cc.authors, 0) AS authors, coalesce (ff.files, 0) AS files, "                       \
-    "coalesce (bb.builds, 0) AS builds, bb.success_rate, "                                         \
-    "coalesce (tt.test_runs, 0) AS test_runs, coalesce (tt.tests, 0) AS tests, kk.code_lines, "    \
-    "bf.bus_factor, cc.first_commit, cc.last_commit FROM keys "                                    \
-    "LEFT JOIN cc ON cc.k IS NOT DISTINCT FROM keys.k "                                            \
-    "LEFT JOIN ff ON ff.k IS NOT DISTINCT FROM keys.k "                                            \
-    "LEFT JOIN bb ON bb.k IS NOT DISTINCT FROM keys.k "                                            \
-    "LEFT JOIN tt ON tt.k IS NOT DISTINCT FROM keys.k "                                            \
-    "LEFT JOIN kk ON kk.k IS NOT DISTINCT FROM keys.k "                                            \
-    "LEFT JOIN bf ON bf.k IS NOT DISTINCT FROM keys.k ORDER BY keys.k NULLS FIRST"
+                                                             "keys AS (SELECT NULL::text AS k "    \
+                                                             "UNION SELECT k FROM cc UNION "       \
+                                                             "SELECT k FROM bb "                   \
+                                                             "UNION SELECT k FROM tt UNION "       \
+                                                             "SELECT k FROM kk) "                  \
+                                                             "SELECT keys.k AS source, coalesce "  \
+                                                             "(cc.commits, 0) AS commits, "        \
+                                                             "coalesce (cc.authors, 0) AS "        \
+                                                             "authors, coalesce (ff.files, 0) AS " \
+                                                             "files, "                             \
+                                                             "coalesce (bb.builds, 0) AS builds, " \
+                                                             "bb.success_rate, "                   \
+                                                             "coalesce (tt.test_runs, 0) AS "      \
+                                                             "test_runs, coalesce (tt.tests, 0) "  \
+                                                             "AS tests, kk.code_lines, "           \
+                                                             "bf.bus_factor, cc.first_commit, "    \
+                                                             "cc.last_commit FROM keys "           \
+                                                             "LEFT JOIN cc ON cc.k IS NOT "        \
+                                                             "DISTINCT FROM keys.k "               \
+                                                             "LEFT JOIN ff ON ff.k IS NOT "        \
+                                                             "DISTINCT FROM keys.k "               \
+                                                             "LEFT JOIN bb ON bb.k IS NOT "        \
+                                                             "DISTINCT FROM keys.k "               \
+                                                             "LEFT JOIN tt ON tt.k IS NOT "        \
+                                                             "DISTINCT FROM keys.k "               \
+                                                             "LEFT JOIN kk ON kk.k IS NOT "        \
+                                                             "DISTINCT FROM keys.k "               \
+                                                             "LEFT JOIN bf ON bf.k IS NOT "        \
+                                                             "DISTINCT FROM keys.k ORDER BY "      \
+                                                             "keys.k NULLS FIRST"
 
 //  The figures of a period, from the rows themselves
 static const char *s_figures_sql =
     S_COMMITS ", " S_BUILDS ", " S_TESTS ", " S_SNAPSHOTS ", "
-    "ae AS (SELECT source, email, count(*) AS n, min (author_time) AS lo, "
-    "max (author_time) AS hi FROM c GROUP BY source, email), "
-    "fp AS MATERIALIZED (SELECT c.source, f.path FROM " S_FILES " GROUP BY 1, 2), "
-    "bs AS (SELECT source, status, count(*) AS n FROM b GROUP BY 1, 2), "
-    "tc AS (SELECT source, suite, class, name, count(*) AS n FROM t "
-    "GROUP BY source, suite, class, name), " S_FIGURES;
+              "ae AS (SELECT source, email, count(*) AS n, min (author_time) AS lo, "
+              "max (author_time) AS hi FROM c GROUP BY source, email), "
+              "fp AS MATERIALIZED (SELECT c.source, f.path FROM " S_FILES " GROUP BY 1, 2), "
+              "bs AS (SELECT source, status, count(*) AS n FROM b GROUP BY 1, 2), "
+              "tc AS (SELECT source, suite, class, name, count(*) AS n FROM t "
+              "GROUP BY source, suite, class, name), " S_FIGURES;
 
 //  A source's rows of one of relationald's totals (migration 8), which
 //  hold the whole history: never read for a period ($2, $3)
@@ -143,13 +160,15 @@ static const char *s_figures_sql =
 //  same counts, grouped by source and by what is counted distinct): a few
 //  thousand rows instead of every commit, file and test result of the
 //  project (docs/performance.md, "Reports", fourth pass).
+#define S_AUTHOR_TOTALS                                                                            \
+    S_TOTALS ("commit_author_totals",                                                              \
+              "x.email, x.commits AS n, x.first_commit AS lo, x.last_commit AS hi")
+#define S_PATH_TOTALS  S_TOTALS ("commit_path_totals", "x.path")
+#define S_BUILD_TOTALS S_TOTALS ("ci_build_totals", "x.status, x.builds AS n")
+#define S_TEST_TOTALS  S_TOTALS ("ci_test_totals", "x.suite, x.class, x.name, x.runs AS n")
 static const char *s_figures_totals_sql =
-    "WITH " S_SNAPSHOTS ", "
-    "ae AS (" S_TOTALS ("commit_author_totals",
-                        "x.email, x.commits AS n, x.first_commit AS lo, x.last_commit AS hi") "), "
-    "fp AS (" S_TOTALS ("commit_path_totals", "x.path") "), "
-    "bs AS (" S_TOTALS ("ci_build_totals", "x.status, x.builds AS n") "), "
-    "tc AS (" S_TOTALS ("ci_test_totals", "x.suite, x.class, x.name, x.runs AS n") "), " S_FIGURES;
+    "WITH " S_SNAPSHOTS ", ae AS (" S_AUTHOR_TOTALS "), fp AS (" S_PATH_TOTALS "), "
+    "bs AS (" S_BUILD_TOTALS "), tc AS (" S_TEST_TOTALS "), " S_FIGURES;
 
 //  The columns of the per-source table: the first ones of s_figures_sql
 #define S_SOURCE_COLUMNS 10
@@ -196,11 +215,11 @@ static const char *s_files_sql =
               "ORDER BY churn DESC, f.path LIMIT $4";
 
 //  The same from relationald's totals (migration 8), for the whole history
+#define S_PATH_SUMS S_TOTALS ("commit_path_totals", "x.path, x.commits, x.insertions, x.deletions")
 static const char *s_files_totals_sql =
     "SELECT path, sum (commits)::int8 AS commits, sum (insertions)::int8 AS insertions, "
     "sum (deletions)::int8 AS deletions, (sum (insertions) + sum (deletions))::int8 AS churn "
-    "FROM (" S_TOTALS ("commit_path_totals", "x.path, x.commits, x.insertions, x.deletions") ") p "
-    "GROUP BY path ORDER BY churn DESC, path LIMIT $4";
+    "FROM (" S_PATH_SUMS ") p GROUP BY path ORDER BY churn DESC, path LIMIT $4";
 
 static const char *s_builds_weekly_sql =
     "WITH " S_BUILDS ", r AS (SELECT date_trunc ('week', min (at AT TIME ZONE 'UTC')) AS lo, "
@@ -294,8 +313,9 @@ static const char *s_trend_sql =
     "percentile_cont (ARRAY[0.5, 0.95]) WITHIN GROUP (ORDER BY mem) AS mem, "                      \
     "percentile_cont (ARRAY[0.5, 0.95]) WITHIN GROUP (ORDER BY load) AS load "
 #define S_HOST_SELECT                                                                              \
-    "SELECT day, " S_PCT ("cpu", ", 4") ", " S_PCT ("mem", "") ", " S_PCT ("load", ", 4") " "      \
-    "FROM d ORDER BY day"
+    "SELECT day, " S_PCT ("cpu", ", 4") ", " S_PCT ("mem", "") ", " S_PCT (                        \
+        "load", ", 4") " "                                                                         \
+                       "FROM d ORDER BY day"
 #define S_HOST_DAYS                                                                                \
     "d AS (SELECT (time AT TIME ZONE 'UTC')::date AS day, " S_HOST_PCTS "FROM s GROUP BY 1) "      \
     "" S_HOST_SELECT
@@ -428,8 +448,8 @@ struct s_gather_t {
     bool relational, points;
     //  There, but this role has no SELECT on them
     bool relational_denied, points_denied;
-    bool trend;            //  analysis_trend (relationald 4) is there and readable
-    const char *host_sql;  //  s_host_sql, s_host_series_sql (metricsd 6), s_host_daily_sql (7)
+    bool trend;           //  analysis_trend (relationald 4) is there and readable
+    const char *host_sql; //  s_host_sql, s_host_series_sql (metricsd 6), s_host_daily_sql (7)
     //  s_figures_sql and s_files_sql, or their totals' statements
     //  (relationald 8, for the whole history)
     const char *figures_sql, *files_sql;
@@ -900,10 +920,9 @@ s_summary (s_gather_t *self, model_t *model)
     model_section_t *section = model_section_add (model, "summary", "Summary");
     if (!s_relational (self, section))
         return;
-    PGresult *result = s_query_named (self, section, self->figures_sql,
-                                      self->figures_sql == s_figures_sql ? "s_figures_sql"
-                                                                         : "s_figures_totals_sql",
-                                      3);
+    PGresult *result = s_query_named (
+        self, section, self->figures_sql,
+        self->figures_sql == s_figures_sql ? "s_figures_sql" : "s_figures_totals_sql", 3);
     if (!result)
         return;
     static const struct {
@@ -1028,9 +1047,9 @@ s_churn (s_gather_t *self, model_t *model)
     const char *values[] = {"insertions", "deletions", NULL};
     model_chart_add (section, "weekly", "Insertions and deletions per week", MODEL_BARS, "weekly",
                      "week", NULL, values, "lines");
-    result = s_query_named (self, section, self->files_sql,
-                            self->files_sql == s_files_sql ? "s_files_sql" : "s_files_totals_sql",
-                            4);
+    result =
+        s_query_named (self, section, self->files_sql,
+                       self->files_sql == s_files_sql ? "s_files_sql" : "s_files_totals_sql", 4);
     if (!result)
         return;
     const char *file_titles[] = {"File", "Commits", "Insertions", "Deletions", "Churn"};
@@ -1216,7 +1235,7 @@ gather_report (omni_pgconn_t *conn, const gather_options_t *options, char *error
     self.points_denied = self.points && strcmp (PQgetvalue (result, 0, 6), "t") != 0;
     self.trend = strcmp (PQgetvalue (result, 0, 7), "t") == 0;
     bool series = strcmp (PQgetvalue (result, 0, 8), "t") == 0;
-    self.host_sql = !series                                    ? s_host_sql
+    self.host_sql = !series                                                     ? s_host_sql
                     : strcmp (PQgetvalue (result, 0, 10), "t") || options->live ? s_host_series_sql
                                                                                 : s_host_daily_sql;
     //  The totals hold the whole history: a period is counted from the rows
