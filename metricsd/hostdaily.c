@@ -201,6 +201,8 @@ hostdaily_refresh (hostdaily_t *self, omni_pgconn_t *conn, bool force, int64_t b
 #include "metricsd/tsschema.h"
 #include "testsupport/pgtest.h"
 
+#include <pthread.h>
+
 //  A day's figures computed from the points, and kept, as text
 #define S_LIVE_SQL                                                                                 \
     "SELECT string_agg (concat_ws (' ', source, day, samples, cpu, mem, load), ',' "               \
@@ -210,6 +212,75 @@ hostdaily_refresh (hostdaily_t *self, omni_pgconn_t *conn, bool force, int64_t b
 #define S_KEPT_SQL                                                                                 \
     "SELECT string_agg (concat_ws (' ', source, day, samples, cpu, mem, load), ',' "               \
     "ORDER BY source, day) FROM host_daily"
+
+//  A refresh on its own connection (a thread: it waits for a lock)
+typedef struct {
+    hostdaily_t *self;
+    omni_pgconn_t *conn;
+    int days;
+} s_test_refresh_t;
+
+static void *
+s_test_refresh (void *arg)
+{
+    s_test_refresh_t *r = arg;
+    r->days = hostdaily_refresh (r->self, r->conn, true, 10000);
+    return NULL;
+}
+
+//  A batch that commits while a refresh runs: the refresh read the day's
+//  mark before the batch's points were committed and computed the day
+//  without them; the batch's mark (made first, held until its commit)
+//  makes the refresh wait at its DELETE and then find another gen, so the
+//  day stays pending, never kept without the late points.
+static void
+s_test_race (hostdaily_t *self, const char *dsn)
+{
+    char error[256];
+    omni_pgconn_t *batch = omni_pgconn_new (dsn, error, sizeof error);
+    omni_pgconn_t *other = omni_pgconn_new (dsn, error, sizeof error);
+    assert (batch && omni_pgconn_ensure (batch) == 0);
+    assert (other && omni_pgconn_ensure (other) == 0);
+    //  A pending closed day, whose old mark the refresh will read
+    assert (omni_pgconn_exec (other, "SELECT metricsd_host_daily_mark (ARRAY['a'], "
+                                     "ARRAY['2024-01-03'::date])") == PGCONN_OK);
+    hostdaily_reset (self);
+    hostdaily_add (self, "host.cpu.user", 13, "a", 1, INT64_C (1704286800) * 1000000000);
+    assert (omni_pgconn_exec (batch, "BEGIN") == PGCONN_OK);
+    assert (hostdaily_mark (self, batch) == PGCONN_OK);
+    assert (omni_pgconn_exec (batch, "INSERT INTO points_data VALUES (5, '2024-01-03 13:00Z', "
+                                     "5e6)") == PGCONN_OK);
+    hostdaily_t *refresher = hostdaily_new ();
+    s_test_refresh_t r = {refresher, other, 0};
+    pthread_t thread;
+    assert (pthread_create (&thread, NULL, s_test_refresh, &r) == 0);
+    //  The refresh waits for the batch's mark (its readiness: a lock wait)
+    omni_pgconn_t *watch = omni_pgconn_new (dsn, error, sizeof error);
+    assert (watch && omni_pgconn_ensure (watch) == 0);
+    for (;;) {
+        char *waiting = pgtest_value (watch, "SELECT count(*) FROM pg_stat_activity WHERE "
+                                             "wait_event_type = 'Lock' AND query LIKE "
+                                             "'%metricsd_host_daily_refresh%'");
+        bool found = strcmp (waiting, "0") != 0;
+        free (waiting);
+        if (found)
+            break;
+        nanosleep (&(struct timespec){0, 5 * 1000 * 1000}, NULL);
+    }
+    assert (omni_pgconn_exec (batch, "COMMIT") == PGCONN_OK);
+    pthread_join (thread, NULL);
+    assert (r.days == 1);
+    //  Still pending, and computed with the late point the next time
+    pgtest_expect (watch, "SELECT count(*) FROM host_daily_pending WHERE day = '2024-01-03'", "1");
+    assert (hostdaily_refresh (refresher, watch, true, 10000) == 1);
+    char *live = pgtest_value (watch, S_LIVE_SQL);
+    pgtest_expect (watch, S_KEPT_SQL, live);
+    free (live);
+    hostdaily_destroy (&refresher);
+    omni_pgconn_destroy (&watch);
+    omni_pgconn_destroy (&other);
+    omni_pgconn_destroy (&batch);
+}
 
 static void
 s_test_batch (hostdaily_t *self, omni_pgconn_t *conn, const char *sql, const char *source,
@@ -285,6 +356,8 @@ hostdaily_test (bool verbose)
                   INT64_C (1704240000) * 1000000000);
     pgtest_expect (conn, "SELECT source || ' ' || day FROM host_daily_pending", "b\"\\ 2024-01-03");
     assert (hostdaily_refresh (self, conn, true, 10000) == 1);
+
+    s_test_race (self, dsn);
 
     //  Retention: the days of dropped points are marked, then lose their rows
     assert (omni_pgconn_exec (conn,
