@@ -213,19 +213,24 @@ END $$;
 -- commits, and its files added to or taken from commit_path_totals when its
 -- reachability changed.
 
+-- The groups of some sources (NULL: every source) counted from commits
+CREATE FUNCTION commit_author_count (sources bigint[]) RETURNS SETOF commit_author_totals
+LANGUAGE sql STABLE AS $$
+    SELECT source_id, coalesce (author_email_mailmap, author_email), count(*),
+           min (author_time), max (author_time)
+    FROM commits WHERE reachable AND (sources IS NULL OR source_id = ANY (sources))
+    GROUP BY 1, 2;
+$$;
+
 -- The groups `k` (source, e-mail) counted again from commits
 CREATE FUNCTION commit_author_totals_recount (k commit_author_totals[]) RETURNS void
 LANGUAGE sql SECURITY DEFINER SET search_path FROM CURRENT AS $$
     DELETE FROM commit_author_totals t USING unnest (k) u
     WHERE t.source_id = u.source_id AND t.email = u.email;
-    INSERT INTO commit_author_totals (source_id, email, commits, first_commit, last_commit)
-    SELECT c.source_id, coalesce (c.author_email_mailmap, c.author_email), count(*),
-           min (c.author_time), max (c.author_time)
-    FROM commits c
-    WHERE c.reachable AND c.source_id IN (SELECT DISTINCT source_id FROM unnest (k))
-      AND (c.source_id, coalesce (c.author_email_mailmap, c.author_email))
-          IN (SELECT source_id, email FROM unnest (k))
-    GROUP BY 1, 2 ORDER BY 1, 2;
+    INSERT INTO commit_author_totals
+    SELECT * FROM commit_author_count (ARRAY (SELECT DISTINCT source_id FROM unnest (k))) c
+    WHERE (c.source_id, c.email) IN (SELECT source_id, email FROM unnest (k))
+    ORDER BY 1, 2;
 $$;
 
 CREATE FUNCTION commits_totals () RETURNS trigger
@@ -293,11 +298,7 @@ LANGUAGE sql SECURITY DEFINER SET search_path FROM CURRENT AS $$
     DELETE FROM commit_path_totals WHERE sources IS NULL OR source_id = ANY (sources);
     DELETE FROM ci_build_totals WHERE sources IS NULL OR source_id = ANY (sources);
     DELETE FROM ci_test_totals WHERE sources IS NULL OR source_id = ANY (sources);
-    INSERT INTO commit_author_totals (source_id, email, commits, first_commit, last_commit)
-    SELECT source_id, coalesce (author_email_mailmap, author_email), count(*),
-           min (author_time), max (author_time)
-    FROM commits WHERE reachable AND (sources IS NULL OR source_id = ANY (sources))
-    GROUP BY 1, 2;
+    INSERT INTO commit_author_totals SELECT * FROM commit_author_count (sources);
     INSERT INTO commit_path_totals (source_id, path, commits, insertions, deletions)
     SELECT f.source_id, f.path, count(*), coalesce (sum (f.insertions), 0),
            coalesce (sum (f.deletions), 0)
@@ -319,43 +320,27 @@ BEGIN
     RETURN NULL;
 END $$;
 
-CREATE TRIGGER commits_totals_insert AFTER INSERT ON commits
-    REFERENCING NEW TABLE AS n FOR EACH STATEMENT EXECUTE FUNCTION commits_totals ();
-CREATE TRIGGER commits_totals_update AFTER UPDATE ON commits
-    REFERENCING OLD TABLE AS o NEW TABLE AS n FOR EACH STATEMENT EXECUTE FUNCTION commits_totals ();
-CREATE TRIGGER commits_totals_delete AFTER DELETE ON commits
-    REFERENCING OLD TABLE AS o FOR EACH STATEMENT EXECUTE FUNCTION commits_totals ();
-
-CREATE TRIGGER commit_files_totals_insert AFTER INSERT ON commit_files
-    REFERENCING NEW TABLE AS n FOR EACH STATEMENT EXECUTE FUNCTION commit_files_totals ();
-CREATE TRIGGER commit_files_totals_update AFTER UPDATE ON commit_files
-    REFERENCING OLD TABLE AS o NEW TABLE AS n
-    FOR EACH STATEMENT EXECUTE FUNCTION commit_files_totals ();
-CREATE TRIGGER commit_files_totals_delete AFTER DELETE ON commit_files
-    REFERENCING OLD TABLE AS o FOR EACH STATEMENT EXECUTE FUNCTION commit_files_totals ();
-
-CREATE TRIGGER ci_builds_totals_insert AFTER INSERT ON ci_builds
-    REFERENCING NEW TABLE AS n FOR EACH STATEMENT EXECUTE FUNCTION ci_builds_totals ();
-CREATE TRIGGER ci_builds_totals_update AFTER UPDATE ON ci_builds
-    REFERENCING OLD TABLE AS o NEW TABLE AS n FOR EACH STATEMENT EXECUTE FUNCTION ci_builds_totals ();
-CREATE TRIGGER ci_builds_totals_delete AFTER DELETE ON ci_builds
-    REFERENCING OLD TABLE AS o FOR EACH STATEMENT EXECUTE FUNCTION ci_builds_totals ();
-
-CREATE TRIGGER ci_tests_totals_insert AFTER INSERT ON ci_tests
-    REFERENCING NEW TABLE AS n FOR EACH STATEMENT EXECUTE FUNCTION ci_tests_totals ();
-CREATE TRIGGER ci_tests_totals_update AFTER UPDATE ON ci_tests
-    REFERENCING OLD TABLE AS o NEW TABLE AS n FOR EACH STATEMENT EXECUTE FUNCTION ci_tests_totals ();
-CREATE TRIGGER ci_tests_totals_delete AFTER DELETE ON ci_tests
-    REFERENCING OLD TABLE AS o FOR EACH STATEMENT EXECUTE FUNCTION ci_tests_totals ();
-
-CREATE TRIGGER commits_totals_truncate AFTER TRUNCATE ON commits
-    FOR EACH STATEMENT EXECUTE FUNCTION relational_totals_truncated ();
-CREATE TRIGGER commit_files_totals_truncate AFTER TRUNCATE ON commit_files
-    FOR EACH STATEMENT EXECUTE FUNCTION relational_totals_truncated ();
-CREATE TRIGGER ci_builds_totals_truncate AFTER TRUNCATE ON ci_builds
-    FOR EACH STATEMENT EXECUTE FUNCTION relational_totals_truncated ();
-CREATE TRIGGER ci_tests_totals_truncate AFTER TRUNCATE ON ci_tests
-    FOR EACH STATEMENT EXECUTE FUNCTION relational_totals_truncated ();
+-- Each counted table: its function (TABLE_totals ()) for INSERT, UPDATE and
+-- DELETE, each event with its transition tables; TRUNCATE counts all again.
+DO $$
+DECLARE
+    t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['commits', 'commit_files', 'ci_builds', 'ci_tests'] LOOP
+        EXECUTE format ('CREATE TRIGGER %1$I AFTER INSERT ON %2$I REFERENCING NEW TABLE AS n '
+                        'FOR EACH STATEMENT EXECUTE FUNCTION %3$I ()',
+                        t || '_totals_insert', t, t || '_totals');
+        EXECUTE format ('CREATE TRIGGER %1$I AFTER UPDATE ON %2$I REFERENCING OLD TABLE AS o '
+                        'NEW TABLE AS n FOR EACH STATEMENT EXECUTE FUNCTION %3$I ()',
+                        t || '_totals_update', t, t || '_totals');
+        EXECUTE format ('CREATE TRIGGER %1$I AFTER DELETE ON %2$I REFERENCING OLD TABLE AS o '
+                        'FOR EACH STATEMENT EXECUTE FUNCTION %3$I ()',
+                        t || '_totals_delete', t, t || '_totals');
+        EXECUTE format ('CREATE TRIGGER %1$I AFTER TRUNCATE ON %2$I '
+                        'FOR EACH STATEMENT EXECUTE FUNCTION relational_totals_truncated ()',
+                        t || '_totals_truncate', t);
+    END LOOP;
+END $$;
 
 -- The rows already stored
 SELECT relational_totals_recount (NULL);
