@@ -1,6 +1,7 @@
-/*  writer_daemon: the shared body of the writer daemons' main.              */
+/*  writer_daemon: the shared body of the writer daemons' main: the writer's
+    keys and the writer loop, on the skeleton every daemon shares
+    (common/daemon.h: log and http keys, /metrics, /health, signals).      */
 #include "client/writer_daemon.h"
-#include "common/log.h"
 
 #include <assert.h>
 #include <czmq.h>
@@ -8,14 +9,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SHARED_OPTIONS 11
+#define SHARED_OPTIONS 8
 
 struct _omni_writer_daemon_t {
     omni_writer_daemon_spec_t spec;
     omni_config_option_t *options;
-    omni_config_t *config;
-    omni_metrics_t *metrics;
-    char *delivery, *http, *log_level, *log_format;
+    omni_daemon_t *daemon; //  config, log, metrics, /health, signals
+    char *delivery;
     char *curve_key, *curve_server_key, *conflicts_dir;
     omni_curve_client_t *curve;
     int64_t batch_size, window, flush_ms, retry_max_ms;
@@ -46,16 +46,7 @@ omni_writer_daemon_new (const omni_writer_daemon_spec_t *spec, int argc, char **
          &self->window},
         {"retry_max", CONFIG_DURATION, "5s", "longest wait between retries while the store fails",
          &self->retry_max_ms},
-        {"http", CONFIG_STRING, spec->default_http, "/metrics and /health address, empty = off",
-         &self->http},
-        {"log_level", CONFIG_STRING, "info", "debug | info | warn | error", &self->log_level},
-        {"log_format", CONFIG_STRING, "kv", "kv | json", &self->log_format},
-        {"curve_key", CONFIG_STRING, "",
-         "CURVE: this writer's certificate (PATH and PATH_secret); with curve_server_key",
-         &self->curve_key},
-        {"curve_server_key", CONFIG_STRING, "",
-         "CURVE: ingestd's public certificate; empty with curve_key = no security",
-         &self->curve_server_key},
+        OMNI_CURVE_CLIENT_OPTIONS ("writer", &self->curve_key, &self->curve_server_key),
         {"conflicts_dir", CONFIG_STRING, "var/conflicts",
          "where records under an id already stored with other content are filed "
          "(<dir>/<writer>.jsonl)",
@@ -63,12 +54,10 @@ omni_writer_daemon_new (const omni_writer_daemon_spec_t *spec, int argc, char **
     memcpy (self->options, shared, sizeof shared);
     if (own)
         memcpy (self->options + SHARED_OPTIONS, spec->store_options, own * sizeof *self->options);
-    //  SIGTERM must drain from the first moment, even while the store starts.
-    zsys_init ();
-    self->config = omni_config_new (spec->section, self->options);
-    int rc = omni_config_load (self->config, argc, argv);
-    if (rc) {
-        *exit_code = rc < 0 ? 2 : 0;
+    omni_daemon_spec_t daemon_spec = {
+        .name = spec->section, .options = self->options, .default_http = spec->default_http};
+    self->daemon = omni_daemon_new (&daemon_spec, argc, argv, exit_code);
+    if (!self->daemon) {
         omni_writer_daemon_destroy (&self);
         return NULL;
     }
@@ -77,23 +66,16 @@ omni_writer_daemon_new (const omni_writer_daemon_spec_t *spec, int argc, char **
         : self->window < 0 || self->window > 100000000     ? "window: must be 0..100000000"
         : self->flush_ms < 1                               ? "flush_interval: must be at least 1ms"
         : self->retry_max_ms < 100                         ? "retry_max: must be at least 100ms"
-        : omni_log_init (spec->section, self->log_level, self->log_format)
-            ? "log_level / log_format: bad value"
-            : NULL;
+                                                           : NULL;
     char curve_error[512];
     if (!bad && omni_curve_client_load (self->curve_key, self->curve_server_key, &self->curve,
                                         curve_error, sizeof curve_error))
         bad = curve_error;
     if (bad) {
-        fprintf (stderr, "error: %s.%s\n", spec->section, bad);
-        *exit_code = 2;
+        *exit_code = omni_daemon_bad_config (self->daemon, "%s", bad);
         omni_writer_daemon_destroy (&self);
         return NULL;
     }
-    char prefix[64];
-    snprintf (prefix, sizeof prefix, "omni_%s_", spec->section);
-    self->metrics = omni_metrics_new (prefix);
-    *exit_code = 0;
     return self;
 }
 
@@ -103,19 +85,27 @@ omni_writer_daemon_destroy (omni_writer_daemon_t **self_p)
     omni_writer_daemon_t *self = *self_p;
     if (!self)
         return;
+    //  /health reads the writer: it stops first
+    if (self->daemon)
+        omni_daemon_serve_end (self->daemon);
     omni_writer_destroy (&self->writer);
     omni_curve_client_destroy (&self->curve);
-    omni_metrics_destroy (&self->metrics);
-    omni_config_destroy (&self->config);
+    omni_daemon_destroy (&self->daemon);
     free (self->options);
     free (self);
     *self_p = NULL;
 }
 
+omni_daemon_t *
+omni_writer_daemon_base (omni_writer_daemon_t *self)
+{
+    return self->daemon;
+}
+
 omni_metrics_t *
 omni_writer_daemon_metrics (omni_writer_daemon_t *self)
 {
-    return self->metrics;
+    return omni_daemon_metrics (self->daemon);
 }
 
 size_t
@@ -158,22 +148,18 @@ omni_writer_daemon_run (omni_writer_daemon_t *self, writer_store_fn *store_fn, v
                                    self->retry_max_ms,
                                    self->curve,
                                    self->conflicts_dir};
-    self->writer = omni_writer_new (&config, store_fn, store, self->metrics);
+    self->writer = omni_writer_new (&config, store_fn, store, omni_daemon_metrics (self->daemon));
     self->store_health = store_health;
     self->store_arg = store_arg;
-    omni_httpd_t *httpd = NULL;
-    if (self->http && *self->http) {
-        httpd = omni_httpd_new (self->http, self->metrics, s_healthy, self);
-        if (!httpd)
-            return 1;
-    }
+    if (omni_daemon_serve (self->daemon, s_healthy, self))
+        return OMNI_EXIT_FAILURE;
     int rc = omni_writer_run (self->writer);
     if (omni_writer_refusal (self->writer))
         fprintf (stderr, "error: %s: ingestd at %s refused writer \"%s\" (this instance %s): %s\n",
                  self->spec.section, self->delivery, self->spec.writer,
                  omni_writer_instance (self->writer), omni_writer_refusal (self->writer));
-    omni_httpd_destroy (&httpd);
-    return rc ? 1 : 0;
+    omni_daemon_serve_end (self->daemon);
+    return rc ? OMNI_EXIT_FAILURE : OMNI_EXIT_OK;
 }
 
 void

@@ -5,6 +5,6 @@ COLLECTORD_CLASSES := collectord/collector.c collectord/session.c collectord/pro
     collectord/host_collector.c collectord/junit.c \
     collectord/junit_parse.c collectord/junit_files.c \
     collectord/builds.c collectord/exec.c collectord/codestats.c collectord/lang_count.c \
-    collectord/srcname.c
+    collectord/srcname.c collectord/runner.c
 $(eval $(call program,collectord,collectord/main.c $(COLLECTORD_CLASSES),libgit2 libxml-2.0 jansson))
 $(eval $(call selftest,collectord-selftest,collectord/selftest.c $(COLLECTORD_CLASSES),libgit2 libxml-2.0 jansson))

@@ -15,6 +15,7 @@
 #include "collectord/junit_parse.h"
 #include "collectord/lang_count.h"
 #include "testsupport/selftest.h"
+#include "collectord/runner.h"
 #include "collectord/session.h"
 #include "collectord/srcname.h"
 #include "collectord/state.h"
@@ -27,6 +28,7 @@ main (int argc, char **argv)
                                        {"state", state_test},
                                        {"progress", progress_test},
                                        {"session", session_test},
+                                       {"runner", runner_test},
                                        {"collector", collector_test},
                                        {"srcname", srcname_test},
                                        {"gittext", gittext_test},

@@ -243,8 +243,9 @@ int
 session_end (session_t *self, const char *status, const char *error)
 {
     //  The first SIGINT/SIGTERM of a run stops collecting and is consumed
-    //  here, so that what was collected still drains; a second one stops
-    //  the drain
+    //  here, so that what was collected still drains (the intake client
+    //  refuses to send while zsys_interrupted is up); a second one ends the
+    //  process at once (common/daemon.h)
     bool consumed = false;
     if (zsys_interrupted) {
         self->interrupted = consumed = true;

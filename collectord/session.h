@@ -74,7 +74,8 @@ int session_flush (session_t *self);
 //  Sends run.end with `status` ("ok", "failed"; "interrupted" is chosen
 //  here when a signal came) and `error` (NULL if none), then waits until
 //  every batch is acknowledged. A SIGINT/SIGTERM that stopped the run is
-//  consumed here so that the drain can proceed; a second one aborts it.
+//  consumed here so that the drain can proceed; a second one ends the
+//  process at once (common/daemon.h).
 //  Returns 0 when ingestd acknowledged everything.
 int session_end (session_t *self, const char *status, const char *error);
 

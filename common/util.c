@@ -5,7 +5,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -248,32 +247,6 @@ omni_util_fsync_dir (const char *path)
     int rc = fsync (fd);
     close (fd);
     return rc;
-}
-
-static volatile sig_atomic_t s_stop_requested = 0;
-
-static void
-s_on_stop_signal (int signum)
-{
-    (void) signum;
-    s_stop_requested = 1;
-}
-
-void
-omni_util_catch_stop_signals (void)
-{
-    struct sigaction action;
-    memset (&action, 0, sizeof action);
-    action.sa_handler = s_on_stop_signal;
-    sigemptyset (&action.sa_mask);
-    sigaction (SIGINT, &action, NULL);
-    sigaction (SIGTERM, &action, NULL);
-}
-
-bool
-omni_util_stop_requested (void)
-{
-    return s_stop_requested != 0;
 }
 
 static void

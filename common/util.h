@@ -45,12 +45,6 @@ int omni_util_mkdirs (const char *path);
 //  fsync the directory holding entries just created or renamed.
 int omni_util_fsync_dir (const char *path);
 
-//  For the tools that run until Ctrl-C (not the daemons, which use czmq's
-//  handler): SIGINT and SIGTERM set a flag, without SA_RESTART, so that a
-//  sleep or a blocking wait returns early; omni_util_stop_requested reads it.
-void omni_util_catch_stop_signals (void);
-bool omni_util_stop_requested (void);
-
 void omni_util_test (bool verbose);
 
 #endif

@@ -1,18 +1,12 @@
 /*  ingestd: the journal between collectors and writers.                     */
-#include "common/config.h"
-#include "common/httpd.h"
+#include "common/daemon.h"
 #include "common/log.h"
-#include "common/metrics.h"
 #include "ingestd/server.h"
-
-#include <czmq.h>
-#include <stdio.h>
-#include <stdlib.h>
 
 int
 main (int argc, char **argv)
 {
-    char *intake, *delivery, *tap, *journal_dir, *http, *log_level, *log_format;
+    char *intake, *delivery, *tap, *journal_dir;
     char *curve_key, *curve_clients;
     char **writers;
     uint64_t journal_max, journal_map_size, max_record;
@@ -74,8 +68,6 @@ main (int argc, char **argv)
          "bytes queued at most for one tap subscriber that does not read (it holds 10000 "
          "messages): records larger than tap_budget/10000 are not published on the tap (counted)",
          &tap_budget},
-        {"http", CONFIG_STRING, "127.0.0.1:9100", "/metrics and /health address, empty = off",
-         &http},
         {"curve_key", CONFIG_STRING, "",
          "CURVE: ingestd's certificate (PATH and PATH_secret, omnictl keygen); empty = no "
          "security",
@@ -85,69 +77,43 @@ main (int argc, char **argv)
          "collector/ (intake), tap/, writer/NAME/ (delivery as writer NAME); required with "
          "curve_key",
          &curve_clients},
-        {"log_level", CONFIG_STRING, "info", "debug | info | warn | error", &log_level},
-        {"log_format", CONFIG_STRING, "kv", "kv | json", &log_format},
         {NULL}};
-    omni_config_t *config = omni_config_new ("ingestd", options);
-    int rc = omni_config_load (config, argc, argv);
-    if (rc) {
-        omni_config_destroy (&config);
-        return rc < 0 ? 2 : 0;
-    }
-    if (omni_log_init ("ingestd", log_level, log_format)) {
-        fprintf (stderr, "error: ingestd.log_level / log_format: bad value\n");
-        omni_config_destroy (&config);
-        return 2;
-    }
-    if (dead_max < 0) {
-        fprintf (stderr, "error: ingestd.dead_letter_max: %lld is negative\n",
-                 (long long) dead_max);
-        omni_config_destroy (&config);
-        return 2;
-    }
-    if (session_timeout < 2000) {
-        //  Writers ACK every second: less would hand a live writer's name away.
-        fprintf (stderr, "error: ingestd.writer_session_timeout: must be at least 2s\n");
-        omni_config_destroy (&config);
-        return 2;
-    }
+    const omni_daemon_spec_t spec = {
+        .name = "ingestd", .options = options, .default_http = "127.0.0.1:9100"};
+    int rc;
+    omni_daemon_t *daemon = omni_daemon_new (&spec, argc, argv, &rc);
+    if (!daemon)
+        return rc;
+    char error[1024] = "";
+    if (dead_max < 0)
+        snprintf (error, sizeof error, "dead_letter_max: %lld is negative", (long long) dead_max);
+    if (max_depth < 2 || max_depth > 64)
+        snprintf (error, sizeof error, "max_depth: %lld is outside 2..64", (long long) max_depth);
     const char *bad =
-        window_max < 1 || window_max > 100000000        ? "writer_window_max: must be 1..100000000"
+        *error ? error
+        //  Writers ACK every second: less would hand a live writer's name away.
+        : session_timeout < 2000                   ? "writer_session_timeout: must be at least 2s"
+        : window_max < 1 || window_max > 100000000 ? "writer_window_max: must be 1..100000000"
         : batch_records < 1 || batch_records > 10000000 ? "max_batch_records: must be 1..10000000"
-        : batch_bytes < max_record ? "max_batch_bytes: must be at least max_record_size"
-        : max_connections < 0      ? "max_connections: must not be negative"
-        : idle_timeout < 1000      ? "idle_timeout: must be at least 1s"
-        : memory_max < (128 << 20) ? "memory_max: must be at least 128M"
-        : tap_budget < (1 << 20)   ? "tap_budget: must be at least 1M"
-                                   : NULL;
-    if (bad) {
-        fprintf (stderr, "error: ingestd.%s\n", bad);
-        omni_config_destroy (&config);
-        return 2;
-    }
-    if (max_depth < 2 || max_depth > 64) {
-        fprintf (stderr, "error: ingestd.max_depth: %lld is outside 2..64\n",
-                 (long long) max_depth);
-        omni_config_destroy (&config);
-        return 2;
-    }
-    omni_metrics_t *metrics = omni_metrics_new ("omni_ingestd_");
+        : batch_bytes < max_record      ? "max_batch_bytes: must be at least max_record_size"
+        : max_connections < 0           ? "max_connections: must not be negative"
+        : idle_timeout < 1000           ? "idle_timeout: must be at least 1s"
+        : memory_max < (128 << 20)      ? "memory_max: must be at least 128M"
+        : tap_budget < (1 << 20)        ? "tap_budget: must be at least 1M"
+        : !*curve_key && *curve_clients ? "curve_key: required when curve_clients is set"
+                                        : NULL;
     omni_curve_server_t *curve = NULL;
-    char error[1024];
-    if (*curve_key) {
-        curve = omni_curve_server_new (curve_key, curve_clients, metrics, error, sizeof error);
-        if (!curve) {
-            fprintf (stderr, "error: ingestd: %s\n", error);
-            omni_metrics_destroy (&metrics);
-            omni_config_destroy (&config);
-            return 2;
-        }
-        log_info ("ingestd.curve", "key=%s clients=%s", curve_key, curve_clients);
-    } else if (*curve_clients) {
-        fprintf (stderr, "error: ingestd.curve_key is required when curve_clients is set\n");
-        omni_metrics_destroy (&metrics);
-        omni_config_destroy (&config);
-        return 2;
+    if (!bad && *curve_key) {
+        curve = omni_curve_server_new (curve_key, curve_clients, omni_daemon_metrics (daemon),
+                                       error, sizeof error);
+        bad = curve ? NULL : error;
+        if (curve)
+            log_info ("ingestd.curve", "key=%s clients=%s", curve_key, curve_clients);
+    }
+    if (bad) {
+        rc = omni_daemon_bad_config (daemon, "%s", bad);
+        omni_daemon_destroy (&daemon);
+        return rc;
     }
     server_config_t server_config = {intake,
                                      delivery,
@@ -168,30 +134,15 @@ main (int argc, char **argv)
                                      idle_timeout,
                                      memory_max,
                                      tap_budget};
-    server_t *server = server_new (&server_config, metrics, error, sizeof error);
-    if (!server) {
+    server_t *server =
+        server_new (&server_config, omni_daemon_metrics (daemon), error, sizeof error);
+    if (!server)
         log_error ("ingestd.start_failed", "error=\"%s\"", error);
-        omni_metrics_destroy (&metrics);
-        omni_curve_server_destroy (&curve);
-        omni_config_destroy (&config);
-        return 1;
-    }
-    omni_httpd_t *httpd = NULL;
-    if (http && *http) {
-        httpd = omni_httpd_new (http, metrics, server_healthy, server);
-        if (!httpd) {
-            server_destroy (&server);
-            omni_metrics_destroy (&metrics);
-            omni_curve_server_destroy (&curve);
-            omni_config_destroy (&config);
-            return 1;
-        }
-    }
-    rc = server_run (server);
-    omni_httpd_destroy (&httpd);
+    rc = !server || omni_daemon_serve (daemon, server_healthy, server) ? OMNI_EXIT_FAILURE
+                                                                       : server_run (server);
+    omni_daemon_serve_end (daemon);
     server_destroy (&server);
-    omni_metrics_destroy (&metrics);
     omni_curve_server_destroy (&curve);
-    omni_config_destroy (&config);
+    omni_daemon_destroy (&daemon);
     return rc;
 }

@@ -56,6 +56,18 @@ bool omni_curve_server_writer_allowed_meta (omni_curve_server_t *self, const cha
 bool omni_curve_server_writer_allowed (omni_curve_server_t *self, zframe_t *frame, const char *name,
                                        char *reason, size_t reason_size);
 
+//  The two config keys of a CURVE client (collectord, the writers, omni-tap,
+//  omni-loadgen), declared once: two entries of an omni_config_option_t
+//  table, their values for omni_curve_client_load. `who` is a string
+//  literal naming this end in --help ("writer").
+// clang-format off
+#define OMNI_CURVE_CLIENT_OPTIONS(who, key, server_key)                                      \
+    {"curve_key", CONFIG_STRING, "",                                                           \
+     "CURVE: this " who "'s certificate (PATH and PATH_secret); with curve_server_key", (key)}, \
+    {"curve_server_key", CONFIG_STRING, "",                                                    \
+     "CURVE: ingestd's public certificate; empty with curve_key = no security", (server_key)}
+// clang-format on
+
 //  A client's keys from its config: both paths empty (or NULL) = no CURVE,
 //  *client_p stays NULL; both set = CURVE; one without the other is an
 //  error naming the missing key (`curve_key`, `curve_server_key`).

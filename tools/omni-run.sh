@@ -66,6 +66,7 @@ warn() { printf 'omni-run: %s\n' "$*" >&2; }
 
 NAMES=(); PIDS=()
 STOPPING=0
+SETSID=$(command -v setsid || true)
 
 stop_pid() {  # NAME PID: SIGTERM, wait for the drain, SIGKILL as a last resort
     local name=$1 pid=$2 waited=0
@@ -132,7 +133,11 @@ log_tail() { [ -f "$LOGS/$1.log" ] && tail -n "${2:-15}" "$LOGS/$1.log" | sed 's
 start() {  # NAME ARGS...: runs $BIN/NAME in the background, logs to $LOGS/NAME.log
     local name=$1; shift
     local bin=$BIN/${name%%:*}
-    "$bin" "$@" >>"$LOGS/${name//:/-}.log" 2>&1 &
+    # A session of its own: Ctrl-C reaches this script only, whose trap stops
+    # the daemons one by one with one SIGTERM each. Also reached by the
+    # terminal's SIGINT, a daemon would take the SIGTERM as a second signal
+    # and exit at once, without draining (docs/operations.md).
+    $SETSID "$bin" "$@" >>"$LOGS/${name//:/-}.log" 2>&1 &
     NAMES+=("$name"); PIDS+=($!)
 }
 

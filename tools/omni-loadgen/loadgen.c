@@ -17,6 +17,7 @@
     of ingestd should not share its cores with that.                         */
 #include "tools/omni-loadgen/loadgen.h"
 #include "client/intake_client.h"
+#include "common/daemon.h"
 #include "common/log.h"
 #include "testsupport/selftest.h"
 #include "testsupport/testpeer.h"
@@ -52,19 +53,6 @@ struct _loadgen_t {
     int64_t encode_ns;
 };
 
-static volatile sig_atomic_t s_stop;
-
-//  First signal: stop generating, drain. Second: give up (intake_client
-//  watches zsys_interrupted).
-static void
-s_on_signal (int signum)
-{
-    (void) signum;
-    if (s_stop)
-        zsys_interrupted = 1;
-    s_stop = 1;
-}
-
 static int64_t
 s_now_ns (void)
 {
@@ -98,15 +86,6 @@ loadgen_new (const loadgen_config_t *config, synth_t *synth, char *error, size_t
         setvbuf (self->dump, NULL, _IOFBF, 1 << 20);
         return self;
     }
-    //  Our own handler instead of czmq's, so that a first signal can drain.
-    zsys_handler_set (NULL);
-    struct sigaction action;
-    memset (&action, 0, sizeof action);
-    action.sa_handler = s_on_signal;
-    sigemptyset (&action.sa_mask);
-    sigaction (SIGINT, &action, NULL);
-    sigaction (SIGTERM, &action, NULL);
-    s_stop = 0;
 
     omni_intake_config_t intake = {config->intake, config->batch,          BATCH_BYTES,
                                    config->window, config->ack_timeout_ms, config->give_up_ms,
@@ -149,7 +128,7 @@ static void
 s_sleep_ns (int64_t ns)
 {
     struct timespec ts = {(time_t) (ns / 1000000000LL), (long) (ns % 1000000000LL)};
-    nanosleep (&ts, NULL); //  a signal cuts it short, the loop checks s_stop
+    nanosleep (&ts, NULL); //  a signal cuts it short, the loop checks it
 }
 
 //  Builds the `count` records into one buffer; false (nothing kept) when
@@ -219,7 +198,7 @@ loadgen_run (loadgen_t *self)
               c->dump ? "-" : c->intake, c->count, c->rate, c->start_index, c->nbad,
               c->dump ? c->dump : "-");
     for (uint64_t k = 0; !c->count || k < c->count;) {
-        if (s_stop || zsys_interrupted)
+        if (omni_daemon_stopping ())
             break;
         if (deadline || c->rate > 0 || (k & 63) == 0)
             now = s_now_ns ();
@@ -283,7 +262,7 @@ loadgen_run (loadgen_t *self)
         self->sent++;
         k++;
     }
-    if (rc == 0 && s_stop)
+    if (rc == 0 && omni_daemon_stopping ())
         log_info ("loadgen.stopping", "sent=%" PRIu64 " reason=signal", self->sent);
     if (rc == 0 && self->client && omni_intake_client_flush (self->client))
         rc = -1;
@@ -296,7 +275,7 @@ loadgen_run (loadgen_t *self)
         rc = -1;
     }
     self->finished_ns = s_now_ns ();
-    if (rc && zsys_interrupted)
+    if (rc && omni_daemon_stopping ())
         log_error ("loadgen.interrupted", "sent=%" PRIu64 " unacked_batches=%zu", self->sent,
                    self->client ? omni_intake_client_unacked (self->client) : 0);
     return rc;

@@ -3,7 +3,8 @@
 
     The first SIGINT / SIGTERM stops generating and still waits for the
     acknowledgements of what was sent (so the summary is exact); a second
-    one gives up at once.                                                    */
+    one exits at once (the signal policy of common/daemon.h, installed by
+    main with czmq's flag left down).                                        */
 #ifndef OMNI_LOADGEN_H
 #define OMNI_LOADGEN_H
 
@@ -41,8 +42,8 @@ loadgen_t *loadgen_new (const loadgen_config_t *config, synth_t *synth, char *er
 void loadgen_destroy (loadgen_t **self_p);
 
 //  Sends (or dumps) everything. Returns 0 once every batch is acknowledged,
-//  -1 when ingestd stayed silent past give_up_ms, on a second signal, or
-//  when a file could not be written.
+//  -1 when ingestd stayed silent past give_up_ms, or when a file could not
+//  be written.
 int loadgen_run (loadgen_t *self);
 
 uint64_t loadgen_sent (loadgen_t *self);

@@ -4,6 +4,7 @@
     and exits 0 once every batch is acknowledged, 1 when ingestd stayed
     silent past --give-up (or on a second Ctrl-C), 2 on bad options.       */
 #include "common/config.h"
+#include "common/daemon.h"
 #include "tools/omni-loadgen/loadgen.h"
 #include "common/log.h"
 #include "tools/omni-loadgen/synth.h"
@@ -14,26 +15,27 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int s_fail (omni_config_t **config, const char *format, ...)
+static int s_fail (omni_daemon_t **daemon, const char *format, ...)
     __attribute__ ((format (printf, 2, 3)));
 
+//  Every check of a value ends the same way: a message naming the key, exit 2.
 static int
-s_fail (omni_config_t **config, const char *format, ...)
+s_fail (omni_daemon_t **daemon, const char *format, ...)
 {
-    fprintf (stderr, "error: omni-loadgen.");
+    char text[1024];
     va_list args;
     va_start (args, format);
-    vfprintf (stderr, format, args);
+    vsnprintf (text, sizeof text, format, args);
     va_end (args);
-    fprintf (stderr, "\n");
-    omni_config_destroy (config);
-    return 2;
+    int rc = omni_daemon_bad_config (*daemon, "%s", text);
+    omni_daemon_destroy (daemon);
+    return rc;
 }
 
 int
 main (int argc, char **argv)
 {
-    char *intake, *kind, *src, *col, *run, *ids_out, *dump, *log_level, *log_format;
+    char *intake, *kind, *src, *col, *run, *ids_out, *dump;
     char **bad;
     char *curve_key, *curve_server_key;
     bool preencode;
@@ -75,38 +77,34 @@ main (int argc, char **argv)
          "build every record before sending (benchmarks: seconds and rate then cover the "
          "sending only)",
          &preencode},
-        {"curve_key", CONFIG_STRING, "",
-         "CURVE: this client's certificate (PATH and PATH_secret); with curve_server_key",
-         &curve_key},
-        {"curve_server_key", CONFIG_STRING, "",
-         "CURVE: ingestd's public certificate; empty with curve_key = no security",
-         &curve_server_key},
-        {"log_level", CONFIG_STRING, "info", "debug | info | warn | error", &log_level},
-        {"log_format", CONFIG_STRING, "kv", "kv | json", &log_format},
+        OMNI_CURVE_CLIENT_OPTIONS ("client", &curve_key, &curve_server_key),
         {NULL}};
-    omni_config_t *config = omni_config_new ("omni-loadgen", options);
-    int rc = omni_config_load (config, argc, argv);
-    if (rc) {
-        omni_config_destroy (&config);
-        return rc < 0 ? 2 : 0;
-    }
+    //  The first signal stops generating and still waits for the ACKs: the
+    //  intake client must go on working, so czmq's flag is not raised.
+    const omni_daemon_spec_t spec = {
+        .name = "omni-loadgen", .options = options, .keep_czmq_running = true};
+    int rc;
+    omni_daemon_t *daemon = omni_daemon_new (&spec, argc, argv, &rc);
+    if (!daemon)
+        return rc;
+    omni_config_t *config = omni_daemon_config (daemon);
     if (omni_config_argc (config) > 0)
-        return s_fail (&config, "takes no arguments, got \"%s\" (see --help)",
+        return s_fail (&daemon, "takes no arguments, got \"%s\" (see --help)",
                        omni_config_arg (config, 0));
     if (count < 0)
-        return s_fail (&config, "count: %s", "must not be negative");
+        return s_fail (&daemon, "count: %s", "must not be negative");
     if (rate < 0)
-        return s_fail (&config, "rate: %s", "must not be negative");
+        return s_fail (&daemon, "rate: %s", "must not be negative");
     if (seed < 0 || start_index < 0)
-        return s_fail (&config, "seed / start_index: %s", "must not be negative");
+        return s_fail (&daemon, "seed / start_index: %s", "must not be negative");
     if (batch < 1 || batch > 1000000)
-        return s_fail (&config, "batch: %s", "must be 1..1000000");
+        return s_fail (&daemon, "batch: %s", "must be 1..1000000");
     if (window < 1 || window > 10000)
-        return s_fail (&config, "window: %s", "must be 1..10000");
+        return s_fail (&daemon, "window: %s", "must be 1..10000");
     if (duration < 0 || give_up < 0 || ack_timeout < 0)
-        return s_fail (&config, "duration / give_up / ack_timeout: %s", "must not be negative");
+        return s_fail (&daemon, "duration / give_up / ack_timeout: %s", "must not be negative");
     if (size > (64u << 20))
-        return s_fail (&config, "size: %s", "at most 64M");
+        return s_fail (&daemon, "size: %s", "at most 64M");
     synth_bad_t modes[SYNTH_BAD_COUNT * 4];
     size_t nbad = 0;
     for (char **b = bad; *b; b++) {
@@ -117,27 +115,22 @@ main (int argc, char **argv)
         }
         synth_bad_t mode = synth_bad_parse (*b);
         if (mode == SYNTH_BAD_NONE)
-            return s_fail (&config,
+            return s_fail (&daemon,
                            "bad: unknown mode \"%s\" (expected garbage, truncated, wrong-types, "
                            "bad-version, deep, huge or all)",
                            *b);
         if (nbad < sizeof modes / sizeof *modes)
             modes[nbad++] = mode;
     }
-    if (omni_log_init ("omni-loadgen", log_level, log_format)) {
-        fprintf (stderr, "error: omni-loadgen.log_level / log_format: bad value\n");
-        omni_config_destroy (&config);
-        return 2;
-    }
     char error[512];
     omni_curve_client_t *curve = NULL;
     if (omni_curve_client_load (curve_key, curve_server_key, &curve, error, sizeof error))
-        return s_fail (&config, "%s", error);
+        return s_fail (&daemon, "%s", error);
     synth_config_t synth_config = {kind, (uint64_t) seed, (size_t) size, src, col, run};
     synth_t *synth = synth_new (&synth_config, error, sizeof error);
     if (!synth) {
         omni_curve_client_destroy (&curve);
-        return s_fail (&config, "kind: %s", error);
+        return s_fail (&daemon, "kind: %s", error);
     }
     loadgen_config_t gen_config = {
         intake,         (uint64_t) count,    duration, (double) rate, (uint64_t) start_index,
@@ -147,7 +140,7 @@ main (int argc, char **argv)
     if (!gen) {
         synth_destroy (&synth);
         omni_curve_client_destroy (&curve);
-        return s_fail (&config, "%s", error);
+        return s_fail (&daemon, "%s", error);
     }
     rc = loadgen_run (gen);
     char summary[256];
@@ -158,6 +151,6 @@ main (int argc, char **argv)
     loadgen_destroy (&gen);
     synth_destroy (&synth);
     omni_curve_client_destroy (&curve);
-    omni_config_destroy (&config);
-    return rc ? 1 : 0;
+    omni_daemon_destroy (&daemon);
+    return rc ? OMNI_EXIT_FAILURE : OMNI_EXIT_OK;
 }

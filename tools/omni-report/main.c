@@ -16,6 +16,7 @@
     file written or the records sent, 2 on a usage error. */
 #include "tools/omni-report/analysis.h"
 #include "tools/omni-report/chart.h"
+#include "common/daemon.h"
 #include "common/config.h"
 #include "tools/omni-report/gather.h"
 #include "tools/omni-report/htmlout.h"
@@ -147,13 +148,13 @@ s_serve (const char *http, const server_options_t *options)
         fprintf (stderr, "error: omni-report serve: %s\n", error);
         return 1;
     }
-    omni_util_catch_stop_signals ();
+    omni_daemon_catch_signals (false);
     //  The port on stdout, for whoever started us with port 0.
     printf ("listening on http://%.*s:%d/\n", (int) (strrchr (http, ':') - http), http,
             server_port (server));
     fflush (stdout);
     log_info ("report.serve", "http=%s port=%d", http, server_port (server));
-    while (!omni_util_stop_requested ())
+    while (!omni_daemon_stopping ())
         pause ();
     server_destroy (&server);
     return 0;

@@ -1,7 +1,9 @@
 /*  omni-tap: prints the records (and, with --rejects, the rejected inputs)
     that ingestd publishes on its tap, live, one JSON line each or in a
-    readable form. Exits 0 on Ctrl-C / SIGTERM or after --count messages.   */
+    readable form. Exits 0 on Ctrl-C / SIGTERM or after --count messages; a
+    second signal ends it at once (130 / 143, common/daemon.h).             */
 #include "common/config.h"
+#include "common/daemon.h"
 #include "proto/curve.h"
 #include "common/log.h"
 #include "tools/omni-tap/tap_printer.h"
@@ -57,80 +59,41 @@ s_merge_kind_flags (int argc, char **argv, int *new_argc, char **merged)
     return out;
 }
 
-int
-main (int argc, char **argv)
-{
-    char *endpoint, *format_name, *log_level, *log_format;
-    char *curve_key, *curve_server_key;
+typedef struct {
+    char *endpoint, *format_name, *curve_key, *curve_server_key;
     char **kinds;
     bool rejects;
     int64_t count;
-    const omni_config_option_t options[] = {
-        {"endpoint", CONFIG_ENDPOINT, "tcp://127.0.0.1:5552", "ingestd tap (XPUB) to connect to",
-         &endpoint},
-        {"kind", CONFIG_LIST, NULL,
-         "kind prefixes to show, e.g. git. or metric (repeatable); none = every kind", &kinds},
-        {"rejects", CONFIG_BOOL, "false", "show rejected inputs (alone: only them)", &rejects},
-        {"count", CONFIG_INT, "0", "exit after printing this many messages; 0 = run until stopped",
-         &count},
-        {"format", CONFIG_STRING, "json", "json (one line each) | pretty", &format_name},
-        {"curve_key", CONFIG_STRING, "",
-         "CURVE: this subscriber's certificate (PATH and PATH_secret); with curve_server_key",
-         &curve_key},
-        {"curve_server_key", CONFIG_STRING, "",
-         "CURVE: ingestd's public certificate; empty with curve_key = no security",
-         &curve_server_key},
-        {"log_level", CONFIG_STRING, "info", "debug | info | warn | error", &log_level},
-        {"log_format", CONFIG_STRING, "kv", "kv | json", &log_format},
-        {NULL}};
-    int merged_argc;
-    char *merged;
-    char **merged_argv = s_merge_kind_flags (argc, argv, &merged_argc, &merged);
-    omni_config_t *config = omni_config_new ("omni-tap", options);
-    int rc = omni_config_load (config, merged_argc, merged_argv);
-    free (merged_argv);
-    free (merged);
-    if (rc) {
-        omni_config_destroy (&config);
-        return rc < 0 ? 2 : 0;
-    }
+} s_keys_t;
+
+static int
+s_tap (omni_daemon_t *daemon, s_keys_t *k)
+{
+    const char *endpoint = k->endpoint;
+    int64_t count = k->count;
     tap_format_t format;
-    if (tap_format_parse (format_name, &format)) {
-        fprintf (stderr, "error: omni-tap.format: bad value \"%s\" (expected json or pretty)\n",
-                 format_name ? format_name : "");
-        omni_config_destroy (&config);
-        return 2;
-    }
-    if (count < 0) {
-        fprintf (stderr, "error: omni-tap.count: %lld is negative\n", (long long) count);
-        omni_config_destroy (&config);
-        return 2;
-    }
+    if (tap_format_parse (k->format_name, &format))
+        return omni_daemon_bad_config (daemon, "format: bad value \"%s\" (expected json or pretty)",
+                                       k->format_name ? k->format_name : "");
+    if (count < 0)
+        return omni_daemon_bad_config (daemon, "count: %lld is negative", (long long) count);
+    omni_config_t *config = omni_daemon_config (daemon);
     if (omni_config_argc (config) > 0) {
         fprintf (stderr, "error: omni-tap takes no arguments, got \"%s\" (see --help)\n",
                  omni_config_arg (config, 0));
-        omni_config_destroy (&config);
-        return 2;
-    }
-    if (omni_log_init ("omni-tap", log_level, log_format)) {
-        fprintf (stderr, "error: omni-tap.log_level / log_format: bad value\n");
-        omni_config_destroy (&config);
-        return 2;
+        return OMNI_EXIT_USAGE;
     }
     omni_curve_client_t *curve = NULL;
     char curve_error[512];
-    if (omni_curve_client_load (curve_key, curve_server_key, &curve, curve_error,
-                                sizeof curve_error)) {
-        fprintf (stderr, "error: omni-tap.%s\n", curve_error);
-        omni_config_destroy (&config);
-        return 2;
-    }
+    if (omni_curve_client_load (k->curve_key, k->curve_server_key, &curve, curve_error,
+                                sizeof curve_error))
+        return omni_daemon_bad_config (daemon, "%s", curve_error);
     //  A closed pipe (omni-tap | head) ends the tap quietly, not with SIGPIPE.
     signal (SIGPIPE, SIG_IGN);
     setvbuf (stdout, NULL, _IOFBF, 1 << 16);
 
     bool show_rejects;
-    const char **topics = tap_topics ((const char *const *) kinds, rejects, &show_rejects);
+    const char **topics = tap_topics ((const char *const *) k->kinds, k->rejects, &show_rejects);
     zsock_t *sub = zsock_new (ZMQ_SUB);
     assert (sub);
     zsock_set_linger (sub, 0);
@@ -151,8 +114,7 @@ main (int argc, char **argv)
         omni_curve_watch_destroy (&watch);
         zsock_destroy (&sub);
         omni_curve_client_destroy (&curve);
-        omni_config_destroy (&config);
-        return 2;
+        return OMNI_EXIT_USAGE;
     }
     char topic_list[512] = "";
     for (size_t i = 0; i < ntopics; i++)
@@ -161,13 +123,13 @@ main (int argc, char **argv)
     //  Publishers drop what they send before a subscription reaches them; the
     //  line tells a caller from when on messages will be seen.
     log_info ("tap.subscribed", "endpoint=%s topics=%s format=%s count=%lld curve=%s", endpoint,
-              topic_list, format_name, (long long) count, curve ? "on" : "off");
+              topic_list, k->format_name, (long long) count, curve ? "on" : "off");
     free (topics);
 
     tap_printer_t *printer = tap_printer_new (format, show_rejects);
     const void *frames[TAP_MAX_FRAMES];
     size_t sizes[TAP_MAX_FRAMES];
-    rc = 0;
+    int rc = OMNI_EXIT_OK;
     while (!zsys_interrupted && (count == 0 || tap_printer_printed (printer) < (size_t) count)) {
         omni_curve_watch_poll (watch);
         zmq_pollitem_t item = {zsock_resolve (sub), 0, ZMQ_POLLIN, 0};
@@ -192,7 +154,7 @@ main (int argc, char **argv)
                 //  A closed pipe or a signal while stdout is blocked: a normal end.
                 if (errno != EPIPE && !zsys_interrupted) {
                     log_error ("tap.output", "error=\"%s\"", strerror (errno));
-                    rc = 1;
+                    rc = OMNI_EXIT_FAILURE;
                 }
                 zmsg_destroy (&msg);
                 break;
@@ -208,6 +170,36 @@ main (int argc, char **argv)
     omni_curve_watch_destroy (&watch);
     zsock_destroy (&sub);
     omni_curve_client_destroy (&curve);
-    omni_config_destroy (&config);
+    return rc;
+}
+
+int
+main (int argc, char **argv)
+{
+    s_keys_t k = {0};
+    const omni_config_option_t options[] = {
+        {"endpoint", CONFIG_ENDPOINT, "tcp://127.0.0.1:5552", "ingestd tap (XPUB) to connect to",
+         &k.endpoint},
+        {"kind", CONFIG_LIST, NULL,
+         "kind prefixes to show, e.g. git. or metric (repeatable); none = every kind", &k.kinds},
+        {"rejects", CONFIG_BOOL, "false", "show rejected inputs (alone: only them)", &k.rejects},
+        {"count", CONFIG_INT, "0", "exit after printing this many messages; 0 = run until stopped",
+         &k.count},
+        {"format", CONFIG_STRING, "json", "json (one line each) | pretty", &k.format_name},
+        OMNI_CURVE_CLIENT_OPTIONS ("subscriber", &k.curve_key, &k.curve_server_key),
+        {NULL}};
+    //  A long-running tool on the daemon skeleton: its config, log keys and
+    //  signal policy; no /metrics (no http key).
+    const omni_daemon_spec_t spec = {.name = "omni-tap", .options = options};
+    int merged_argc;
+    char *merged;
+    char **merged_argv = s_merge_kind_flags (argc, argv, &merged_argc, &merged);
+    int rc;
+    omni_daemon_t *daemon = omni_daemon_new (&spec, merged_argc, merged_argv, &rc);
+    free (merged_argv);
+    free (merged);
+    if (daemon)
+        rc = s_tap (daemon, &k);
+    omni_daemon_destroy (&daemon);
     return rc;
 }

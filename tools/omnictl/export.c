@@ -9,6 +9,7 @@
 #include "tools/omnictl/export.h"
 #include "archiverd/archive.h"
 #include "tools/omnictl/jsonrec.h"
+#include "common/daemon.h"
 #include "common/util.h"
 
 #include <assert.h>
@@ -634,7 +635,7 @@ export_run (const export_config_t *config)
     if (!to_stdout)
         fprintf (stderr, "exported %" PRIu64 " records, %" PRIu64 " damaged lines skipped\n",
                  records, bad);
-    rc = self.failed ? 1 : bad ? 3 : 0;
+    rc = self.failed ? OMNI_EXIT_FAILURE : bad ? OMNI_EXIT_DAMAGED : OMNI_EXIT_OK;
 
 done:
     if (self.out && self.out != stdout)

@@ -21,6 +21,7 @@
     0 when done, 1 when PostgreSQL refused or the role or grant is not
     there, 2 on a usage error (a bad pattern or role name).                   */
 #include "tools/omnictl/access.h"
+#include "common/daemon.h"
 #include "common/config.h"
 #include "proto/curve.h"
 #include "common/log.h"
@@ -50,7 +51,7 @@ static void
 s_sleep_ms (int64_t ms)
 {
     struct timespec left = {ms / 1000, (long) (ms % 1000) * 1000000L};
-    while (!omni_util_stop_requested () && nanosleep (&left, &left) < 0 && errno == EINTR)
+    while (!omni_daemon_stopping () && nanosleep (&left, &left) < 0 && errno == EINTR)
         ;
 }
 
@@ -209,6 +210,8 @@ s_replay (size_t argc, const char *archive_dir, const char *intake, char **write
         config.state_path = default_state;
     }
     omni_log_init ("omnictl", "info", "kv");
+    //  The first Ctrl-C stops reading and hands over what is in flight
+    omni_daemon_catch_signals (true);
     int rc = replay_run (&config);
     free (default_state);
     omni_curve_client_destroy (&curve);
@@ -433,17 +436,17 @@ main (int argc, char **argv)
         return 2;
     }
     //  No SA_RESTART: Ctrl-C cuts the sleep between two tables short.
-    omni_util_catch_stop_signals ();
+    omni_daemon_catch_signals (false);
 
     if (watch) {
         bool tty = isatty (STDOUT_FILENO);
         if (tty)
             printf ("\033[2J");
         //  The first table at once (its rates need the next sample).
-        for (bool first = true; !omni_util_stop_requested (); first = false) {
+        for (bool first = true; !omni_daemon_stopping (); first = false) {
             if (!first)
                 s_sleep_ms (interval_ms);
-            if (omni_util_stop_requested ())
+            if (omni_daemon_stopping ())
                 break;
             status_sample (status);
             s_print_frame (status, tty, interval_ms);
@@ -451,14 +454,14 @@ main (int argc, char **argv)
         rc = 0;
     } else {
         status_sample (status);
-        if (sample_ms > 0 && !omni_util_stop_requested ()) {
+        if (sample_ms > 0 && !omni_daemon_stopping ()) {
             s_sleep_ms (sample_ms);
             status_sample (status);
         }
         char *text = status_render (status);
         fputs (text, stdout);
         free (text);
-        rc = omni_util_stop_requested () ? 130 : status_ok (status) ? 0 : 1;
+        rc = omni_daemon_stopping () ? 130 : status_ok (status) ? 0 : 1;
     }
     status_destroy (&status);
     curl_global_cleanup ();

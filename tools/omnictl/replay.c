@@ -10,6 +10,7 @@
 #include "client/intake_client.h"
 #include "tools/omnictl/jsonrec.h"
 #include "proto/kinds.h"
+#include "common/daemon.h"
 #include "common/log.h"
 #include "common/util.h"
 
@@ -327,7 +328,7 @@ replay_run (const replay_config_t *config)
     }
     if (rc == 0) {
         unlink (config->state_path);
-        rc = bad ? 3 : 0;
+        rc = bad ? OMNI_EXIT_DAMAGED : OMNI_EXIT_OK;
     }
     log_info ("replay.done",
               "sent=%" PRIu64 " accepted=%" PRIu64 " rejected=%" PRIu64 " filtered=%" PRIu64
