@@ -41,6 +41,9 @@ LDFLAGS  += $(filter -fsanitize%,$(OPT)) -pie -Wl,-z,relro,-z,now
 CORE_LIBS = $(call pkg_libs,$(CORE_PKGS)) -lpthread -lm
 
 LIBOMNI_SRCS := $(filter-out %/selftest.c $(wildcard */fuzz_*.c),$(wildcard common/*.c proto/*.c client/*.c pg/*.c))
+# The one embedding of .sql files into C (pg/embed_sql.sh says why a
+# generator); pg/module.mk adds the generated pg/sql/ source to LIBOMNI_SRCS.
+EMBED_SQL    := pg/embed_sql.sh
 LIBOMNI      := $(BUILD)/lib/libomni.a
 # Test support (the test peer, the self-test runner): linked into the
 # self-test runners only, never into a program (tools/check-binaries.sh).
@@ -172,12 +175,13 @@ build-fuzz/fuzz_intake: ingestd/fuzz_intake.c ingestd/server.c $(INGESTD_FUZZ_SR
                          $(TESTSUP_SRCS) $(FUZZ_HDRS)
 	@mkdir -p build-fuzz/corpus-intake
 	$(FUZZ_CC) -o $@ ingestd/fuzz_intake.c $(INGESTD_FUZZ_SRCS) \
-	    $(LIBOMNI_SRCS) $(TESTSUP_SRCS) $(CORE_LIBS)
+	    $(LIBOMNI_SRCS) $(TESTSUP_SRCS) $(CORE_LIBS) $(call pkg_libs,libnats)
 
 build-fuzz/fuzz_delivery: client/fuzz_delivery.c $(LIBOMNI_SRCS) $(TESTSUP_SRCS) $(FUZZ_HDRS)
 	@mkdir -p build-fuzz/corpus-delivery
 	$(FUZZ_CC) -o $@ client/fuzz_delivery.c \
-	    $(filter-out client/writer.c,$(LIBOMNI_SRCS)) $(TESTSUP_SRCS) $(CORE_LIBS)
+	    $(filter-out client/writer.c,$(LIBOMNI_SRCS)) $(TESTSUP_SRCS) $(CORE_LIBS) \
+	    $(call pkg_libs,libnats)
 
 run: all
 	@tools/omni-run.sh

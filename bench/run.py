@@ -71,6 +71,35 @@ def histogram_quantile(metrics, name, q, before=None):
     return float("inf")
 
 
+def journal_rate(p, records, senders, size):
+    """Records/s p's ingestd journals: `senders` omni-loadgen build their
+    share of `records` first (--preencode) and then only send; the rate is
+    over the sending, from the first sender's first record to the last
+    sender's last acknowledgement. Returns (records, seconds, wall seconds
+    from the launch, encode seconds, ingestd's CPU seconds, its RssAnon peak
+    in MiB)."""
+    per = records // senders
+    cpu0 = cpu_seconds(p.ingestd.proc.pid)
+    start = time.monotonic()
+    procs = [subprocess.Popen([binary("omni-loadgen"), f"--intake={p.intake}", f"--count={per}",
+                               f"--size={size}B", f"--seed={s}", "--kind=metric", "--batch=1000",
+                               "--window=16", "--preencode"], stdout=subprocess.PIPE, text=True)
+             for s in range(senders)]
+    peak = 0
+    while any(x.poll() is None for x in procs):
+        peak = max(peak, vm(p.ingestd.proc.pid, "RssAnon"))
+        time.sleep(0.05)
+    wall = time.monotonic() - start
+    assert all(x.returncode == 0 for x in procs), "omni-loadgen failed"
+    res = [dict(kv.split("=", 1) for kv in x.stdout.read().split() if "=" in kv) for x in procs]
+    first = min(float(r["started"]) for r in res)
+    elapsed = max(float(r["started"]) + float(r["seconds"]) for r in res) - first
+    encode = max(float(r["encode_seconds"]) for r in res)
+    total = per * senders
+    assert p.ingestd.metrics()["omni_ingestd_records_accepted_total"] == total
+    return total, elapsed, wall, encode, cpu_seconds(p.ingestd.proc.pid) - cpu0, peak
+
+
 def loadgen(p, count, size, seed, extra=()):
     out = subprocess.run([binary("omni-loadgen"), f"--intake={p.intake}", f"--count={count}",
                           f"--size={size}B", f"--seed={seed}", "--kind=metric", *extra],
@@ -100,28 +129,10 @@ def main():
         # the last sender's last acknowledgement (each ACK follows an fsync).
         p = Pipeline(work, writers=("archive",), journal_max="8G")
         p.ingestd.start()
-        per = args.records // args.senders
-        cpu0 = cpu_seconds(p.ingestd.proc.pid)
-        start = time.monotonic()
-        procs = [subprocess.Popen([binary("omni-loadgen"), f"--intake={p.intake}", f"--count={per}",
-                                   f"--size={args.size}B", f"--seed={s}", "--kind=metric", "--batch=1000",
-                                   "--window=16", "--preencode"], stdout=subprocess.PIPE, text=True)
-                 for s in range(args.senders)]
-        peak = 0
-        while any(x.poll() is None for x in procs):
-            peak = max(peak, vm(p.ingestd.proc.pid, "RssAnon"))
-            time.sleep(0.05)
-        wall = time.monotonic() - start
-        assert all(x.returncode == 0 for x in procs), "omni-loadgen failed"
-        res = [dict(kv.split("=", 1) for kv in x.stdout.read().split() if "=" in kv) for x in procs]
-        first = min(float(r["started"]) for r in res)
-        elapsed = max(float(r["started"]) + float(r["seconds"]) for r in res) - first
-        encode = max(float(r["encode_seconds"]) for r in res)
-        total = per * args.senders
+        total, elapsed, wall, encode, cpu, peak = journal_rate(p, args.records, args.senders,
+                                                               args.size)
         m = p.ingestd.metrics()
-        assert m["omni_ingestd_records_accepted_total"] == total
         commits = m["omni_ingestd_journal_commits_total"]
-        cpu = cpu_seconds(p.ingestd.proc.pid) - cpu0
         rows.append(("journaled (validate + LMDB append + fsync per round)",
                      f"{total / elapsed:,.0f} records/s",
                      f"{total} × {args.size} B from {args.senders} senders, sent and acknowledged in "

@@ -2,6 +2,7 @@
     keys and the writer loop, on the skeleton every daemon shares
     (common/daemon.h: log and http keys, /metrics, /health, signals).      */
 #include "client/writer_daemon.h"
+#include "client/jsdelivery.h"
 
 #include <assert.h>
 #include <czmq.h>
@@ -9,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SHARED_OPTIONS 8
+#define SHARED_OPTIONS 10
 
 struct _omni_writer_daemon_t {
     omni_writer_daemon_spec_t spec;
@@ -17,6 +18,7 @@ struct _omni_writer_daemon_t {
     omni_daemon_t *daemon; //  config, log, metrics, /health, signals
     char *delivery;
     char *curve_key, *curve_server_key, *conflicts_dir;
+    char **nats_urls, *stream; //  delivery from a JetStream stream instead of ingestd
     omni_curve_client_t *curve;
     int64_t batch_size, window, flush_ms, retry_max_ms;
     omni_writer_t *writer;
@@ -50,7 +52,14 @@ omni_writer_daemon_new (const omni_writer_daemon_spec_t *spec, int argc, char **
         {"conflicts_dir", CONFIG_STRING, "var/conflicts",
          "where records under an id already stored with other content are filed "
          "(<dir>/<writer>.jsonl)",
-         &self->conflicts_dir}};
+         &self->conflicts_dir},
+        {"nats_urls", CONFIG_LIST, "",
+         "records from the JetStream stream of ingestd's journal: jetstream (its writer "
+         "consumer), not from ingestd's delivery: NATS servers, nats://HOST:PORT,...; empty = "
+         "from ingestd",
+         &self->nats_urls},
+        {"stream", CONFIG_STRING, "OMNI", "with nats_urls: the stream ingestd journals into",
+         &self->stream}};
     memcpy (self->options, shared, sizeof shared);
     if (own)
         memcpy (self->options + SHARED_OPTIONS, spec->store_options, own * sizeof *self->options);
@@ -148,12 +157,30 @@ omni_writer_daemon_run (omni_writer_daemon_t *self, writer_store_fn *store_fn, v
                                    self->retry_max_ms,
                                    self->curve,
                                    self->conflicts_dir};
+    //  journal: jetstream: the loop takes its records from the stream, through
+    //  a bridge that speaks the delivery protocol to it (jsdelivery.h)
+    omni_jsdelivery_t *source = NULL;
+    if (self->nats_urls[0]) {
+        char error[512];
+        omni_jsdelivery_config_t js = {(const char *const *) self->nats_urls, self->stream,
+                                       self->spec.writer};
+        if (self->curve)
+            return omni_daemon_bad_config (self->daemon,
+                                           "curve_key: not with nats_urls (NATS has its own TLS)");
+        if (!(source = omni_jsdelivery_new (&js, error, sizeof error)))
+            return omni_daemon_bad_config (self->daemon, "%s", error);
+        config.endpoint = omni_jsdelivery_endpoint (source);
+        config.curve = NULL;
+    }
     self->writer = omni_writer_new (&config, store_fn, store, omni_daemon_metrics (self->daemon));
     self->store_health = store_health;
     self->store_arg = store_arg;
-    if (omni_daemon_serve (self->daemon, s_healthy, self))
+    if (omni_daemon_serve (self->daemon, s_healthy, self)) {
+        omni_jsdelivery_destroy (&source);
         return OMNI_EXIT_FAILURE;
+    }
     int rc = omni_writer_run (self->writer);
+    omni_jsdelivery_destroy (&source);
     if (omni_writer_refusal (self->writer))
         fprintf (stderr, "error: %s: ingestd at %s refused writer \"%s\" (this instance %s): %s\n",
                  self->spec.section, self->delivery, self->spec.writer,

@@ -151,7 +151,7 @@ struct _docstore_t {
 
     atomic_bool up;
     omni_metric_t *m_inserted, *m_replaced, *m_duplicates, *m_stale, *m_rejected, *m_up,
-        *m_timeouts, *m_read;
+        *m_timeouts, *m_read, *m_read_replies;
 };
 
 //  ---------------------------------------------------------------------------
@@ -415,6 +415,9 @@ docstore_new (const docstore_config_t *config, omni_metrics_t *metrics, char *er
                                              "stored mutable-state documents read back to compare "
                                              "event times",
                                              NULL);
+        self->m_read_replies = omni_metrics_counter (
+            metrics, "documents_read_replies_total",
+            "replies of the server read to get stored documents back (a round trip each)", NULL);
     }
     atomic_store (&self->up, false);
     return self;
@@ -1268,6 +1271,8 @@ s_read_stored (docstore_t *self, size_t c, const omni_record_t *records, size_t 
             mongoc_cursor_t *cursor =
                 mongoc_collection_find_with_opts (self->colls[c].coll, &filter, &opts, prefs);
             const bson_t *doc;
+            if (self->m_read_replies)
+                omni_metric_add (self->m_read_replies, 1);
             if (mongoc_cursor_next (cursor, &doc))
                 found += s_file_stored (self, records, list, n, doc);
             failed = mongoc_cursor_error (cursor, &berr);
@@ -1307,6 +1312,8 @@ s_read_stored (docstore_t *self, size_t c, const omni_record_t *records, size_t 
                 break;
             if (left == 0) { //  this document came with a new reply
                 int64_t took = omni_util_mono_ms () - asked;
+                if (self->m_read_replies)
+                    omni_metric_add (self->m_read_replies, 1);
                 left = batch;
                 if (took < self->socket_timeout_ms / 8)
                     batch = batch * 2 > n ? (uint32_t) n : batch * 2;

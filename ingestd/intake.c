@@ -339,8 +339,10 @@ s_intake_message_read (intake_t *self, s_reply_t *reply, size_t *bytes)
         if (reason == REJECT_NONE)
             reason = omni_record_check_id (&record, detail, sizeof detail);
         if (reason == REJECT_NONE) {
-            if (!journal_append (self->journal, data, size,
-                                 (uint8_t) (record.spec->writers & route), now)) {
+            uint8_t writers = (uint8_t) (record.spec->writers & route);
+            if (self->config.stream
+                    ? jsjournal_publish (self->config.stream, &record, data, size, writers) != 0
+                    : !journal_append (self->journal, data, size, writers, now)) {
                 rc = -1;
                 break;
             }
@@ -416,6 +418,26 @@ s_send_intake_reply (intake_t *self, s_reply_t *reply)
                 reply->peer_size, reply->fd, &head, NULL, self->m_replies_dropped);
 }
 
+//  journal: jetstream. The round's records were published; it is durable
+//  once every publish ack came. Waited for without state_lock (called with
+//  it held): nothing /health compares changes before the commit, and the
+//  wait may last the publish timeout. Returns 0, or -1 when the round must
+//  abort.
+static int
+s_stream_round (intake_t *self)
+{
+    jsjournal_t *stream = self->config.stream;
+    pthread_mutex_unlock (self->state_lock);
+    int rc = jsjournal_complete (stream);
+    pthread_mutex_lock (self->state_lock);
+    if (rc) {
+        jsjournal_abort (stream);
+        return -1;
+    }
+    journal_count_forwarded (self->journal, jsjournal_published (stream));
+    return 0;
+}
+
 //  Every message waiting, journaled in one transaction, then acknowledged.
 int
 intake_round (intake_t *self, const char **op, size_t *bytes_read)
@@ -430,7 +452,9 @@ intake_round (intake_t *self, const char **op, size_t *bytes_read)
         return -1;
     }
     int64_t start = omni_util_mono_ms ();
-    bool failed = false;
+    bool failed = false, stream_failed = false;
+    if (self->config.stream)
+        jsjournal_begin (self->config.stream);
     tap_round_begin (self->tap);
     while (count < ROUND_MESSAGES && bytes < ROUND_BYTES) {
         int rc = s_intake_message (self, &replies[count], &bytes);
@@ -442,6 +466,8 @@ intake_round (intake_t *self, const char **op, size_t *bytes_read)
             break;
         }
     }
+    if (!failed && count && self->config.stream)
+        failed = stream_failed = s_stream_round (self);
     int rc = failed ? -1 : count ? journal_commit (self->journal) : 0;
     if (failed || !count)
         journal_abort (self->journal);
@@ -462,7 +488,7 @@ intake_round (intake_t *self, const char **op, size_t *bytes_read)
     //  Published once committed; nothing of a failed round (the collectors
     //  resend it: nothing is lost)
     tap_round_end (self->tap, rc == 0 && count);
-    *op = "intake";
+    *op = stream_failed ? "stream" : "intake";
     *bytes_read = bytes;
     return rc != 0 ? -1 : count ? 1 : 0;
 }
@@ -515,7 +541,7 @@ intake_test (bool verbose)
     assert (collector);
     peers_t *peers = peers_new (16);
     pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-    intake_config_t config = {writers, omni_record_default_limits, 1000, 1 << 20, false};
+    intake_config_t config = {writers, omni_record_default_limits, 1000, 1 << 20, false, NULL};
     intake_t *self = intake_new (router, journal, peers, NULL, &config, &lock, NULL);
     const char *op;
     size_t bytes;

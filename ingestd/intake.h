@@ -13,6 +13,7 @@
 
 #include "common/metrics.h"
 #include "ingestd/journal.h"
+#include "ingestd/jsjournal.h"
 #include "ingestd/peers.h"
 #include "ingestd/tap.h"
 #include "proto/record.h"
@@ -29,6 +30,10 @@ typedef struct {
     size_t max_batch_records; //  record frames of one intake message
     uint64_t max_batch_bytes; //  bytes of one intake message
     bool curve;               //  frames come as CURVE messages (their size on the wire)
+    //  journal: jetstream: accepted records are published to this stream
+    //  and the round waits for its acks (the LMDB journal keeps the dead
+    //  letters and counters); NULL = journal: lmdb
+    jsjournal_t *stream;
 } intake_config_t;
 
 typedef struct _intake_t intake_t;
@@ -41,8 +46,9 @@ intake_t *intake_new (zsock_t *sock, journal_t *journal, peers_t *peers, tap_t *
 void intake_destroy (intake_t **self_p);
 
 //  One round. Returns 1 when it committed messages, 0 when none was
-//  waiting, -1 when the journal failed: `op` says which write and `bytes`
-//  what the round had read (nothing of it was acknowledged).
+//  waiting, -1 when the journal failed: `op` says which write ("stream":
+//  the stream did not store the round) and `bytes` what the round had read
+//  (nothing of it was acknowledged).
 int intake_round (intake_t *self, const char **op, size_t *bytes);
 //  Whether an intake message waits.
 bool intake_waiting (intake_t *self);

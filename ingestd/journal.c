@@ -474,6 +474,14 @@ journal_count_received (journal_t *self, uint64_t inputs)
     self->r_counters.received += inputs;
 }
 
+void
+journal_count_forwarded (journal_t *self, uint64_t records)
+{
+    assert (self->txn);
+    self->r_counters.accepted += records;
+    self->r_counters.trimmed += records;
+}
+
 int
 journal_commit (journal_t *self)
 {
@@ -768,8 +776,8 @@ journal_fault (journal_t *self)
 const char *
 journal_fault_name (journal_fault_t fault)
 {
-    static const char *names[JOURNAL_FAULT_COUNT] = {"none",     "no_space", "quota",
-                                                     "map_full", "io_error", "error"};
+    static const char *names[JOURNAL_FAULT_COUNT] = {"none",     "no_space", "quota", "map_full",
+                                                     "io_error", "error",    "stream"};
     return fault < JOURNAL_FAULT_COUNT ? names[fault] : "error";
 }
 

@@ -30,6 +30,7 @@ typedef enum {
     JOURNAL_MAP_FULL, //  MDB_MAP_FULL: the LMDB map, not the disk
     JOURNAL_IO_ERROR, //  EIO with space left: the device
     JOURNAL_ERROR,    //  anything else (EROFS, EBADF, ...)
+    JOURNAL_STREAM,   //  journal: jetstream: the stream did not store a round (jsjournal.h)
     JOURNAL_FAULT_COUNT
 } journal_fault_t;
 
@@ -51,6 +52,10 @@ uint64_t journal_append (journal_t *self, const void *record, size_t size, uint8
 int journal_reject (journal_t *self, const char *reason, const char *detail, const void *raw,
                     size_t size, int64_t received_ns);
 void journal_count_received (journal_t *self, uint64_t inputs);
+//  Records accepted into another journal (journal: jetstream): counted as
+//  accepted and as acknowledged by all, so that the invariants hold with
+//  none of them held here.
+void journal_count_forwarded (journal_t *self, uint64_t records);
 //  Durable (fsync) when it returns 0. On -1 nothing of the round is kept.
 int journal_commit (journal_t *self);
 void journal_abort (journal_t *self);

@@ -3,12 +3,18 @@
 #include "common/log.h"
 #include "ingestd/server.h"
 
+#include <stdio.h>
+#include <string.h>
+
 int
 main (int argc, char **argv)
 {
     char *intake, *delivery, *tap, *journal_dir;
     char *curve_key, *curve_clients;
     char **writers;
+    char *journal_kind, *stream, *storage;
+    char **nats_urls;
+    int64_t replicas, duplicate_window, publish_timeout, writer_ack_wait;
     uint64_t journal_max, journal_map_size, max_record;
     int64_t dead_max, dead_retain;
     int64_t max_depth, session_timeout;
@@ -19,6 +25,30 @@ main (int argc, char **argv)
         {"delivery", CONFIG_ENDPOINT, "tcp://127.0.0.1:5551", "delivery ROUTER bind endpoint",
          &delivery},
         {"tap", CONFIG_ENDPOINT, "tcp://127.0.0.1:5552", "tap XPUB bind endpoint", &tap},
+        {"journal", CONFIG_STRING, "lmdb",
+         "lmdb | jetstream: where accepted records wait for the writers (jetstream: a NATS "
+         "JetStream stream, replicated by its cluster; journal_dir then keeps the dead letters)",
+         &journal_kind},
+        {"nats_urls", CONFIG_LIST, "",
+         "journal: jetstream: NATS servers of the cluster, nats://HOST:PORT,...", &nats_urls},
+        {"stream", CONFIG_STRING, "OMNI",
+         "journal: jetstream: stream name (subjects <name in lower case>.rec.>), made if missing",
+         &stream},
+        {"replicas", CONFIG_INT, "3", "journal: jetstream: the stream's replicas (1..5)",
+         &replicas},
+        {"storage", CONFIG_STRING, "file",
+         "journal: jetstream: the stream's storage, file | memory", &storage},
+        {"duplicate_window", CONFIG_DURATION, "2m",
+         "journal: jetstream: the stream drops a record id it stored this recently",
+         &duplicate_window},
+        {"publish_timeout", CONFIG_DURATION, "10s",
+         "journal: jetstream: an intake round waits this long for the stream's acks, else it "
+         "is not acknowledged (collectors resend) and intake pauses",
+         &publish_timeout},
+        {"writer_ack_wait", CONFIG_DURATION, "30s",
+         "journal: jetstream: a record a writer instance took and did not acknowledge goes to "
+         "another instance after this (the consumers' ack wait, set when ingestd makes them)",
+         &writer_ack_wait},
         {"journal_dir", CONFIG_STRING, "var/journal", "journal directory (LMDB)", &journal_dir},
         {"journal_max", CONFIG_SIZE, "1G", "journal size that pauses intake (backpressure)",
          &journal_max},
@@ -102,6 +132,15 @@ main (int argc, char **argv)
         : tap_budget < (1 << 20)        ? "tap_budget: must be at least 1M"
         : !*curve_key && *curve_clients ? "curve_key: required when curve_clients is set"
                                         : NULL;
+    bool jetstream = strcmp (journal_kind, "jetstream") == 0;
+    bad = bad                                           ? bad
+          : !jetstream && strcmp (journal_kind, "lmdb") ? "journal: must be lmdb or jetstream"
+          : strcmp (storage, "file") && strcmp (storage, "memory")
+              ? "storage: must be file or memory"
+          : jetstream && !nats_urls[0] ? "nats_urls: required with journal: jetstream"
+          : publish_timeout < 100      ? "publish_timeout: must be at least 100ms"
+          : writer_ack_wait < 1000     ? "writer_ack_wait: must be at least 1s"
+                                       : NULL;
     omni_curve_server_t *curve = NULL;
     if (!bad && *curve_key) {
         curve = omni_curve_server_new (curve_key, curve_clients, omni_daemon_metrics (daemon),
@@ -114,6 +153,29 @@ main (int argc, char **argv)
         rc = omni_daemon_bad_config (daemon, "%s", bad);
         omni_daemon_destroy (&daemon);
         return rc;
+    }
+    //  journal: jetstream: the stream and the writers' consumers, made or
+    //  checked before the first record (jsjournal.h)
+    jsjournal_t *js = NULL;
+    if (jetstream) {
+        jsjournal_config_t js_config = {(const char *const *) nats_urls,
+                                        stream,
+                                        (int) replicas,
+                                        strcmp (storage, "memory") == 0,
+                                        duplicate_window,
+                                        publish_timeout,
+                                        max_record,
+                                        writer_ack_wait,
+                                        (const char *const *) writers};
+        jsjournal_failure_t failure;
+        if (!(js = jsjournal_new (&js_config, &failure, error, sizeof error))) {
+            fprintf (stderr, "error: ingestd: journal: jetstream: %s\n", error);
+            omni_curve_server_destroy (&curve);
+            omni_daemon_destroy (&daemon);
+            //  a stream or consumer with other settings is a configuration error
+            return failure == JSJOURNAL_MISMATCH ? OMNI_EXIT_USAGE : OMNI_EXIT_FAILURE;
+        }
+        jsjournal_metrics (js, omni_daemon_metrics (daemon));
     }
     server_config_t server_config = {intake,
                                      delivery,
@@ -133,7 +195,8 @@ main (int argc, char **argv)
                                      (size_t) max_connections,
                                      idle_timeout,
                                      memory_max,
-                                     tap_budget};
+                                     tap_budget,
+                                     js};
     server_t *server =
         server_new (&server_config, omni_daemon_metrics (daemon), error, sizeof error);
     if (!server)
@@ -143,6 +206,7 @@ main (int argc, char **argv)
     omni_daemon_serve_end (daemon);
     server_destroy (&server);
     omni_curve_server_destroy (&curve);
+    jsjournal_destroy (&js);
     omni_daemon_destroy (&daemon);
     return rc;
 }

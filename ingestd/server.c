@@ -331,8 +331,12 @@ server_new (const server_config_t *config, omni_metrics_t *metrics, char *error,
     for (int k = 0; k < PEERS_SOCKETS; k++)
         peers_set_port (self->peers, (peers_socket_t) k, s_port (bound[k]));
     self->tap_side = tap_new (self->tap, self->peers, self->config.tap_budget, metrics);
-    intake_config_t intake = {config->writers, config->limits, self->config.max_batch_records,
-                              self->config.max_batch_bytes, config->curve != NULL};
+    intake_config_t intake = {config->writers,
+                              config->limits,
+                              self->config.max_batch_records,
+                              self->config.max_batch_bytes,
+                              config->curve != NULL,
+                              config->stream};
     self->intake_side = intake_new (self->intake, self->journal, self->peers, self->tap_side,
                                     &intake, &self->state_lock, metrics);
     delivery_config_t delivery = {config->writers,
@@ -684,6 +688,33 @@ s_journal_ok (server_t *self)
     self->probe_bytes = 0;
 }
 
+//  The stream did not store a round: intake pauses as for a journal fault
+//  (JOURNAL_STREAM), probed every second; the collectors send it again.
+static void
+s_stream_failed (server_t *self)
+{
+    const char *error = jsjournal_error (self->config.stream);
+    omni_metric_add (self->m_write_errors, 1);
+    int64_t now = omni_util_mono_ms ();
+    if (self->fault == JOURNAL_OK) {
+        self->fault_since_ms = now;
+        self->last_probe_ms = now;
+        log_error ("journal.fault", "cause=stream stream=%s error=\"%s\"",
+                   jsjournal_stream (self->config.stream), error);
+    } else
+        log_debug ("journal.fault", "cause=stream error=\"%s\"", error);
+    if (self->fault != JOURNAL_OK)
+        omni_metric_set (self->m_fault[self->fault], 0);
+    omni_metric_set (self->m_fault[JOURNAL_STREAM], 1);
+    pthread_mutex_lock (&self->state_lock);
+    self->fault = JOURNAL_STREAM;
+    snprintf (self->fault_text, sizeof self->fault_text,
+              "journal: %s: intake paused, nothing of the round acknowledged; ingestd retries "
+              "every second and resumes by itself",
+              error);
+    pthread_mutex_unlock (&self->state_lock);
+}
+
 //  One intake round, then what it journaled goes out to the writers.
 //  Returns 0, or -1 when the journal failed (nothing of the round is
 //  acknowledged: the collectors resend it).
@@ -695,6 +726,8 @@ s_intake_round (server_t *self)
     int rc = intake_round (self->intake_side, &op, &bytes);
     if (rc > 0)
         s_journal_ok (self);
+    else if (rc < 0 && strcmp (op, "stream") == 0)
+        s_stream_failed (self);
     else if (rc < 0)
         s_journal_failed (self, op, bytes);
     if (rc < 0 && strcmp (op, "intake_begin") == 0)
@@ -719,6 +752,10 @@ static void
 s_probe (server_t *self)
 {
     self->last_probe_ms = omni_util_mono_ms ();
+    if (self->fault == JOURNAL_STREAM && jsjournal_probe (self->config.stream)) {
+        s_stream_failed (self);
+        return;
+    }
     pthread_mutex_lock (&self->state_lock);
     int rc = journal_probe (self->journal, self->probe_bytes);
     pthread_mutex_unlock (&self->state_lock);
@@ -944,6 +981,12 @@ server_healthy (void *self_, char *text, size_t size)
                          atomic_load (&self->memory_used), atomic_load (&self->memory_peak),
                          self->shed_at, self->config.memory_max, atomic_load (&self->memory_sheds),
                          atomic_load (&self->memory_freed));
+    //  journal: jetstream: the stream and the writers' consumers instead
+    if (self->config.stream && len >= 0 && (size_t) len + 1 < size) {
+        text[len++] = '\n';
+        jsjournal_status (self->config.stream, text + len, size - (size_t) len);
+        return true;
+    }
     delivery_health (self->delivery_side, text, size, len, intake_replayed (self->intake_side));
     return true;
 }
@@ -974,7 +1017,8 @@ server_test (bool verbose)
                               0,
                               0,
                               0,
-                              0};
+                              0,
+                              NULL};
     assert (server_new (&config, NULL, error, sizeof error) == NULL);
     assert (strstr (error, "nonsense"));
 }

@@ -12,6 +12,7 @@
 
 #include "proto/curve.h"
 #include "common/metrics.h"
+#include "ingestd/jsjournal.h"
 #include "proto/record.h"
 
 #include <stdbool.h>
@@ -42,6 +43,9 @@ typedef struct {
     int64_t idle_timeout_ms;  //  intake and delivery connections silent this long are closed
     uint64_t memory_max;      //  over this, connections without a recent whole message go
     uint64_t tap_budget;      //  bytes queued to one tap subscriber at most
+    //  journal: jetstream: accepted records go to this stream (the LMDB
+    //  journal keeps dead letters and counters); NULL = journal: lmdb
+    jsjournal_t *stream;
 } server_config_t;
 
 #define SERVER_WINDOW_MAX      100000

@@ -1,2 +1,3 @@
 # proto/: the wire (records, kinds, the codec) and its security (CURVE keys and roles); in libomni.a, self-tests in proto-selftest.
-$(eval $(call selftest,proto-selftest,proto/selftest.c,))
+# jetstream.c (the layout of records in a JetStream stream) needs libnats.
+$(eval $(call selftest,proto-selftest,proto/selftest.c,libnats))

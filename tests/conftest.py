@@ -63,6 +63,8 @@ def pipeline(workdir):
                     d.stop()
                 except AssertionError as e:
                     failures.append(str(e))
+        if p.nats:
+            p.nats.stop()
     if failures:
         pytest.fail("\n".join(failures))
 

@@ -193,10 +193,20 @@ class Daemon:
 
 
 class Pipeline:
-    """ingestd and writers on free ports under one work directory."""
+    """ingestd and writers on free ports under one work directory. With
+    `journal="jetstream"` (default: OMNI_TEST_JOURNAL, else lmdb) ingestd
+    journals into a one-node NATS JetStream server of the pipeline's own and
+    the writers take their records from it (issue 19), so that a pipeline
+    test runs in both modes."""
 
-    def __init__(self, workdir, writers=("archive",), journal_max="256M", extra=()):
+    def __init__(self, workdir, writers=("archive",), journal_max="256M", extra=(), journal=None):
         self.workdir = workdir
+        self.nats = None
+        if (journal or os.environ.get("OMNI_TEST_JOURNAL") or "lmdb") == "jetstream":
+            from natscluster import NatsCluster  # it uses this module
+            self.nats = NatsCluster(workdir, nodes=1).start()
+            extra = ["--journal=jetstream", f"--nats-urls={self.nats.urls}", "--replicas=1",
+                     *extra]
         self.intake_port, self.delivery_port, self.tap_port = free_port(), free_port(), free_port()
         self.intake = f"tcp://127.0.0.1:{self.intake_port}"
         self.delivery = f"tcp://127.0.0.1:{self.delivery_port}"
@@ -210,8 +220,9 @@ class Pipeline:
         self.daemons = [self.ingestd]
 
     def writer(self, name, args=(), binary_name=None, env=None):
-        d = Daemon(name, [f"--delivery={self.delivery}", *args], self.workdir, free_port(),
-                   env=env, binary_name=binary_name)
+        source = [f"--nats-urls={self.nats.urls}"] if self.nats else [f"--delivery={self.delivery}"]
+        d = Daemon(name, [*source, *args], self.workdir, free_port(), env=env,
+                   binary_name=binary_name)
         self.daemons.append(d)
         return d
 
@@ -271,8 +282,21 @@ class Pipeline:
                 d.stop()
             except AssertionError as e:
                 errors.append(str(e))
+        if self.nats:
+            self.nats.stop()
         if errors:
             raise AssertionError("\n".join(errors))
+
+
+def stop_pipelines(pipelines):
+    """Stops every pipeline, then fails with what each one said."""
+    errors = []
+    for p in pipelines:
+        try:
+            p.stop()
+        except AssertionError as e:
+            errors.append(str(e))
+    assert not errors, "\n".join(errors)
 
 
 def _archive_files(archive_dir):
@@ -357,6 +381,41 @@ class IntakeClient:
 
     def close(self):
         self.sock.close(0)
+
+
+class Loadgen:
+    """omni-loadgen in the background while a test disrupts the pipeline:
+    its log (stderr) goes to a file; finish() waits for it, checks that it
+    ended well and returns its summary (sent=, accepted=, failovers=, ...).
+    Leaving the `with` kills it if it still runs."""
+
+    def __init__(self, workdir, intake, *args):
+        self.err_path = os.path.join(workdir, "loadgen.err")
+        with open(self.err_path, "w") as err:
+            self.proc = subprocess.Popen([binary("omni-loadgen"), f"--intake={intake}", *args],
+                                         stdout=subprocess.PIPE, stderr=err, text=True)
+
+    def running(self):
+        return self.proc.poll() is None
+
+    def log(self):
+        with open(self.err_path) as f:
+            return f.read()
+
+    def finish(self, timeout=120):
+        out, _ = self.proc.communicate(timeout=timeout)
+        assert self.proc.returncode == 0, self.log()[-3000:]
+        summary = dict(kv.split("=", 1) for kv in out.split() if "=" in kv)
+        assert summary["rejected"] == "0", out
+        return summary
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.running():
+            self.proc.kill()
+            self.proc.wait()
 
 
 class Tap:

@@ -10,7 +10,8 @@ import os
 import signal
 import subprocess
 
-from omni import Daemon, Pipeline, binary, free_port, http_get, query, wait_until
+from omni import (Daemon, Loadgen, Pipeline, binary, free_port, http_get, query,
+                  stop_pipelines, wait_until)
 
 
 def _pipelines(workdir, dsn):
@@ -28,16 +29,6 @@ def _pipelines(workdir, dsn):
     return made
 
 
-def _stop(pipelines):
-    errors = []
-    for p in pipelines:
-        try:
-            p.stop()
-        except AssertionError as e:
-            errors.append(str(e))
-    assert not errors, "\n".join(errors)
-
-
 def _ids(dsn):
     return [bytes(r[0]).hex() for r in query(dsn, "SELECT id FROM commits")]
 
@@ -50,28 +41,17 @@ def test_loadgen_fails_over_when_ingestd_is_killed(workdir, pg_database):
     try:
         n = 20_000
         ids_path = os.path.join(workdir, "ids")
-        err_path = os.path.join(workdir, "loadgen.err")
-        with open(err_path, "w") as err:
-            loadgen = subprocess.Popen(
-                [binary("omni-loadgen"), f"--intake={a.intake},{b.intake}", "--kind=git.commit",
-                 f"--count={n}", "--rate=4000", "--batch=200", f"--ids-out={ids_path}",
-                 "--give-up=20s"], stdout=subprocess.PIPE, stderr=err, text=True)
-        try:
+        with Loadgen(workdir, f"{a.intake},{b.intake}", "--kind=git.commit", f"--count={n}",
+                     "--rate=4000", "--batch=200", f"--ids-out={ids_path}",
+                     "--give-up=20s") as loadgen:
             # Mid-stream: the first ingestd has journalled a part
             wait_until(lambda: a.ingestd.metrics().get("omni_ingestd_records_accepted_total", 0)
                        >= n // 5, 30, "a fifth of the records accepted by the first ingestd")
             a.ingestd.kill9()
-            out, _ = loadgen.communicate(timeout=60)
-        finally:
-            if loadgen.poll() is None:
-                loadgen.kill()
-                loadgen.wait()
-        with open(err_path) as f:
-            log = f.read()
-        assert loadgen.returncode == 0, log[-3000:]
-        summary = dict(kv.split("=", 1) for kv in out.split() if "=" in kv)
-        assert summary["sent"] == str(n) and summary["rejected"] == "0", out
-        assert int(summary["failovers"]) >= 1, out
+            summary = loadgen.finish(60)
+        log = loadgen.log()
+        assert summary["sent"] == str(n), summary
+        assert int(summary["failovers"]) >= 1, summary
         assert f"event=intake.failover from={a.intake} to={b.intake}" in log, log[-3000:]
         # The second took the rest of the stream
         assert b.ingestd.metrics()["omni_ingestd_records_accepted_total"] > 0
@@ -90,7 +70,7 @@ def test_loadgen_fails_over_when_ingestd_is_killed(workdir, pg_database):
         assert query(pg_database, "SELECT count(*) FROM commits GROUP BY id HAVING count(*) > 1") \
             == []
     finally:
-        _stop([a, b])
+        stop_pipelines([a, b])
 
 
 def test_collectord_starts_on_second_endpoint_and_reports_it(workdir, pg_database):
@@ -172,4 +152,4 @@ def test_curve_one_server_key_for_every_endpoint(workdir):
         b.wait_archived(2000, timeout=30)
         assert a.ingestd.metrics().get("omni_ingestd_records_received_total", 0) == 0
     finally:
-        _stop(made)
+        stop_pipelines(made)

@@ -375,6 +375,15 @@ s_holder (target_t *target, const char *writer, char *out, size_t size)
 static void
 s_render_writers (target_t *target, s_text_t *out)
 {
+    //  journal: jetstream: the writers take their records from their
+    //  consumers, not from this ingestd: the stream and the consumers as its
+    //  /health says them (the last lines) stand for the table
+    const char *stream = strstr (target_health_text (target), "\nstream ");
+    if (stream) {
+        s_printf (out, "\njetstream journal of %s (%s)\n%s\n", target_name (target),
+                  target_address (target), stream + 1);
+        return;
+    }
     promtext_t *page = target_metrics (target);
     static const bool right[] = {false, false, true, true, true, false};
     s_table_t table = {6, right, NULL, 0, 0};

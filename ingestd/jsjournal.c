@@ -1,0 +1,695 @@
+/*  jsjournal: the JetStream journal (see jsjournal.h).
+
+    Why asynchronous publishes and one wait per round. A synchronous
+    publish costs a round trip to the stream leader and its replication to
+    a quorum, per record. ingestd already acknowledges collectors a round
+    at a time, so a round's records are all published without waiting and
+    the round waits once, for the last ack: the cluster's replication then
+    overlaps the publishing, as LMDB's one fsync per round does.
+
+    Why acks that do not come are published again. A publish ack can be
+    lost with the server the connection was on (kill -9): the client
+    reconnects to another server, but the reply went to the dead one. The
+    round waits in steps of RETRY_MS and publishes what is still pending
+    again until ack_timeout; the stream drops what it already holds by the
+    message id. An error ack (no stream leader during an election, quorum
+    lost) fails the round: nothing of it is acknowledged, intake pauses,
+    and the collectors send it again.
+
+    Why the consumers are made here and not by the writers. The stream
+    keeps a message while a consumer that wants it has not acknowledged it
+    (interest retention): a writer whose consumer did not exist when a
+    record came would never see it. ingestd makes every configured writer's
+    consumer before it takes the first record.                             */
+#include "ingestd/jsjournal.h"
+#include "proto/jetstream.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "proto/kinds.h"
+#include "testsupport/natstest.h"
+
+#include <assert.h>
+#include <czmq.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RETRY_MS        2000   //  acks not come by then: publish again
+#define MAX_PENDING     100000 //  asynchronous publishes in flight at most
+#define ACK_PENDING_MAX 100000 //  messages a consumer has out unacknowledged at most
+#define API_WAIT_MS     5000   //  JetStream API calls (stream and consumer info)
+#define HEADER_ROOM     1024   //  max_payload beyond max_record_size: subject and headers
+#define WATCH_MS        2000   //  the /metrics gauges are refreshed this often
+
+struct _jsjournal_t {
+    jsjournal_config_t config;
+    char *stream;
+    char **writers;
+    natsConnection *nc;
+    jsCtx *js;
+    pthread_mutex_t lock; //  what the publish error handler (a nats.c thread) writes
+    uint64_t errors;      //  error acks since begin
+    char error[512];      //  the last failure
+    uint64_t published;   //  since begin
+    bool publishing;      //  published at least once (nats.c has a pending list)
+    //  /metrics: the stream's and consumers' state, refreshed by a thread
+    pthread_t watcher;
+    bool watching;
+    atomic_bool stopping;
+    omni_metric_t *m_messages, *m_bytes, *m_current, **m_pending, **m_ack_pending, **m_redelivered;
+};
+
+static void s_set_error (jsjournal_t *self, const char *format, ...)
+    __attribute__ ((format (printf, 2, 3)));
+
+static void
+s_set_error (jsjournal_t *self, const char *format, ...)
+{
+    va_list args;
+    va_start (args, format);
+    pthread_mutex_lock (&self->lock);
+    vsnprintf (self->error, sizeof self->error, format, args);
+    pthread_mutex_unlock (&self->lock);
+    va_end (args);
+}
+
+//  A nats.c thread: the stream refused a record, or its ack timed out.
+static void
+s_publish_error (jsCtx *js, jsPubAckErr *pae, void *closure)
+{
+    (void) js;
+    jsjournal_t *self = closure;
+    pthread_mutex_lock (&self->lock);
+    self->errors++;
+    snprintf (self->error, sizeof self->error, "publish to stream %s failed: %s%s%s (error %d)",
+              self->stream, natsStatus_GetText (pae->Err), pae->ErrText ? ": " : "",
+              pae->ErrText ? pae->ErrText : "", (int) pae->ErrCode);
+    pthread_mutex_unlock (&self->lock);
+}
+
+static const char *
+s_retention_name (jsRetentionPolicy r)
+{
+    return r == js_InterestPolicy ? "interest" : r == js_WorkQueuePolicy ? "workqueue" : "limits";
+}
+
+//  Makes the stream, or checks the one there. Returns 0, else fills error.
+static int
+s_stream (jsjournal_t *self, jsjournal_failure_t *failure, char *error, size_t error_size)
+{
+    char subject[OMNI_JS_SUBJECT_MAX];
+    omni_js_stream_subject (self->stream, subject, sizeof subject);
+    jsOptions o;
+    jsOptions_Init (&o);
+    o.Wait = API_WAIT_MS;
+    jsStreamInfo *si = NULL;
+    jsErrCode code = 0;
+    natsStatus s = js_GetStreamInfo (&si, self->js, self->stream, &o, &code);
+    if (s != NATS_OK && code == JSStreamNotFoundErr) {
+        jsStreamConfig cfg;
+        jsStreamConfig_Init (&cfg);
+        const char *subjects[] = {subject};
+        cfg.Name = self->stream;
+        cfg.Description = "OmniAudit records accepted by ingestd (journal: jetstream)";
+        cfg.Subjects = subjects;
+        cfg.SubjectsLen = 1;
+        cfg.Retention = js_InterestPolicy;
+        cfg.Storage = self->config.memory ? js_MemoryStorage : js_FileStorage;
+        cfg.Replicas = self->config.replicas;
+        cfg.Duplicates = self->config.duplicate_window_ms * 1000000;
+        code = 0;
+        s = js_AddStream (&si, self->js, &cfg, &o, &code);
+        if (s == NATS_OK)
+            log_info ("jetstream.stream_created", "stream=%s subjects=%s replicas=%d storage=%s",
+                      self->stream, subject, self->config.replicas,
+                      self->config.memory ? "memory" : "file");
+        else if (code == JSStreamNameExistErr) //  another ingestd made it first
+            s = js_GetStreamInfo (&si, self->js, self->stream, &o, &code);
+    }
+    if (s != NATS_OK) {
+        char why[400];
+        omni_js_error (s, code, why, sizeof why);
+        snprintf (error, error_size,
+                  "JetStream did not answer for stream %s: %s (is JetStream enabled on the "
+                  "servers, and do they form a cluster with a leader?)",
+                  self->stream, why);
+        *failure = JSJOURNAL_UNREACHABLE;
+        return -1;
+    }
+    const jsStreamConfig *have = si->Config;
+    bool subject_ok = false;
+    for (int i = 0; i < have->SubjectsLen; i++)
+        subject_ok |= strcmp (have->Subjects[i], subject) == 0;
+    jsStorageType storage = self->config.memory ? js_MemoryStorage : js_FileStorage;
+    int rc = 0;
+    if (!subject_ok || have->Retention != js_InterestPolicy || have->Storage != storage ||
+        have->Replicas != self->config.replicas) {
+        snprintf (error, error_size,
+                  "stream %s exists with subjects %s%s retention=%s replicas=%d storage=%s; "
+                  "ingestd wants subjects %s retention=interest replicas=%d storage=%s: set "
+                  "ingestd.replicas / storage to the stream's, or change or delete the stream "
+                  "(nats stream edit / rm) when nothing in it is needed",
+                  self->stream, have->SubjectsLen ? have->Subjects[0] : "(none)",
+                  have->SubjectsLen > 1 ? ",..." : "", s_retention_name (have->Retention),
+                  (int) have->Replicas, have->Storage == js_MemoryStorage ? "memory" : "file",
+                  subject, self->config.replicas, self->config.memory ? "memory" : "file");
+        *failure = JSJOURNAL_MISMATCH;
+        rc = -1;
+    }
+    jsStreamInfo_Destroy (si);
+    return rc;
+}
+
+//  Makes the writer's durable consumer, or checks the one there.
+static int
+s_consumer (jsjournal_t *self, const char *name, jsjournal_failure_t *failure, char *error,
+            size_t error_size)
+{
+    unsigned role = omni_kinds_writer_role (name);
+    if (!role) {
+        snprintf (error, error_size, "ingestd.writers: \"%s\" is no writer", name);
+        *failure = JSJOURNAL_MISMATCH;
+        return -1;
+    }
+    char filter[OMNI_JS_SUBJECT_MAX];
+    omni_js_writer_filter (self->stream, role, filter, sizeof filter);
+    jsOptions o;
+    jsOptions_Init (&o);
+    o.Wait = API_WAIT_MS;
+    jsConsumerInfo *ci = NULL;
+    jsErrCode code = 0;
+    natsStatus s = js_GetConsumerInfo (&ci, self->js, self->stream, name, &o, &code);
+    if (s != NATS_OK && code == JSConsumerNotFoundErr) {
+        jsConsumerConfig cc;
+        jsConsumerConfig_Init (&cc);
+        cc.Durable = name;
+        cc.Description = "OmniAudit writer";
+        cc.FilterSubject = filter;
+        cc.AckPolicy = js_AckExplicit;
+        cc.AckWait = self->config.ack_wait_ms * 1000000;
+        cc.DeliverPolicy = js_DeliverAll;
+        cc.MaxDeliver = -1;
+        cc.MaxAckPending = ACK_PENDING_MAX;
+        code = 0;
+        s = js_AddConsumer (&ci, self->js, self->stream, &cc, &o, &code);
+        if (s == NATS_OK)
+            log_info ("jetstream.consumer_created", "stream=%s consumer=%s filter=%s", self->stream,
+                      name, filter);
+    }
+    if (s != NATS_OK) {
+        char why[400];
+        omni_js_error (s, code, why, sizeof why);
+        snprintf (error, error_size, "consumer %s of stream %s: %s", name, self->stream, why);
+        *failure = JSJOURNAL_UNREACHABLE;
+        return -1;
+    }
+    int rc = 0;
+    const char *have = ci->Config->FilterSubject ? ci->Config->FilterSubject : "";
+    if (strcmp (have, filter) || ci->Config->AckPolicy != js_AckExplicit) {
+        snprintf (error, error_size,
+                  "consumer %s of stream %s exists with filter \"%s\"%s; writer %s's is \"%s\" "
+                  "with explicit acks: delete that consumer (nats consumer rm %s %s) once its "
+                  "messages are stored",
+                  name, self->stream, have,
+                  ci->Config->AckPolicy != js_AckExplicit ? " and no explicit acks" : "", name,
+                  filter, self->stream, name);
+        *failure = JSJOURNAL_MISMATCH;
+        rc = -1;
+    }
+    jsConsumerInfo_Destroy (ci);
+    return rc;
+}
+
+jsjournal_t *
+jsjournal_new (const jsjournal_config_t *config, jsjournal_failure_t *failure, char *error,
+               size_t error_size)
+{
+    *failure = JSJOURNAL_MISMATCH;
+    if (!omni_js_stream_name_ok (config->stream)) {
+        snprintf (error, error_size,
+                  "ingestd.stream: \"%s\" is not a stream name (1..%d of A-Z a-z 0-9 _ -)",
+                  config->stream, OMNI_JS_STREAM_MAX);
+        return NULL;
+    }
+    if (config->replicas < 1 || config->replicas > 5) {
+        snprintf (error, error_size, "ingestd.replicas: %d is outside 1..5", config->replicas);
+        return NULL;
+    }
+    jsjournal_t *self = calloc (1, sizeof *self);
+    assert (self);
+    self->config = *config;
+    if (!self->config.ack_timeout_ms)
+        self->config.ack_timeout_ms = 10000;
+    if (!self->config.duplicate_window_ms)
+        self->config.duplicate_window_ms = 120000;
+    if (!self->config.ack_wait_ms)
+        self->config.ack_wait_ms = 30000;
+    self->stream = strdup (config->stream);
+    pthread_mutex_init (&self->lock, NULL);
+    size_t n = 0;
+    while (config->writers && config->writers[n])
+        n++;
+    self->writers = calloc (n + 1, sizeof *self->writers);
+    assert (self->writers);
+    for (size_t i = 0; i < n; i++)
+        self->writers[i] = strdup (config->writers[i]);
+    self->config.writers = (const char *const *) self->writers;
+    self->config.stream = self->stream;
+    self->config.urls = NULL; //  only needed to connect
+    *failure = JSJOURNAL_UNREACHABLE;
+    self->nc = omni_js_connect (config->urls, "ingestd", 2000, error, error_size);
+    if (!self->nc) {
+        jsjournal_destroy (&self);
+        return NULL;
+    }
+    int64_t max_payload = natsConnection_GetMaxPayload (self->nc);
+    if ((uint64_t) max_payload < config->max_record_size + HEADER_ROOM) {
+        snprintf (error, error_size,
+                  "the NATS servers take messages of %" PRId64
+                  " bytes at most (max_payload), less than ingestd.max_record_size (%" PRIu64
+                  ") and 1 KiB of headers: set max_payload in the servers' config (up to 64MB) or "
+                  "lower max_record_size",
+                  max_payload, config->max_record_size);
+        *failure = JSJOURNAL_MISMATCH;
+        jsjournal_destroy (&self);
+        return NULL;
+    }
+    jsOptions o;
+    jsOptions_Init (&o);
+    o.Wait = API_WAIT_MS;
+    o.PublishAsync.MaxPending = MAX_PENDING;
+    o.PublishAsync.ErrHandler = s_publish_error;
+    o.PublishAsync.ErrHandlerClosure = self;
+    o.PublishAsync.StallWait = self->config.ack_timeout_ms;
+    natsStatus s = natsConnection_JetStream (&self->js, self->nc, &o);
+    if (s != NATS_OK) {
+        omni_js_error (s, 0, error, error_size);
+        jsjournal_destroy (&self);
+        return NULL;
+    }
+    if (s_stream (self, failure, error, error_size)) {
+        jsjournal_destroy (&self);
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (s_consumer (self, self->writers[i], failure, error, error_size)) {
+            jsjournal_destroy (&self);
+            return NULL;
+        }
+    char url[256] = "";
+    natsConnection_GetConnectedUrl (self->nc, url, sizeof url);
+    log_info ("jetstream.ready", "stream=%s replicas=%d server=%s writers=%zu", self->stream,
+              self->config.replicas, url, n);
+    return self;
+}
+
+void
+jsjournal_destroy (jsjournal_t **self_p)
+{
+    jsjournal_t *self = *self_p;
+    if (!self)
+        return;
+    if (self->watching) {
+        atomic_store (&self->stopping, true);
+        pthread_join (self->watcher, NULL);
+    }
+    free (self->m_pending);
+    free (self->m_ack_pending);
+    free (self->m_redelivered);
+    if (self->js)
+        jsjournal_abort (self);
+    jsCtx_Destroy (self->js);
+    if (self->nc) {
+        natsConnection_Close (self->nc);
+        natsConnection_Destroy (self->nc);
+    }
+    for (size_t i = 0; self->writers && self->writers[i]; i++)
+        free (self->writers[i]);
+    free (self->writers);
+    free (self->stream);
+    pthread_mutex_destroy (&self->lock);
+    free (self);
+    *self_p = NULL;
+}
+
+void
+jsjournal_begin (jsjournal_t *self)
+{
+    pthread_mutex_lock (&self->lock);
+    self->errors = 0;
+    pthread_mutex_unlock (&self->lock);
+    self->published = 0;
+}
+
+int
+jsjournal_publish (jsjournal_t *self, const omni_record_t *record, const void *data, size_t size,
+                   unsigned writers)
+{
+    char subject[OMNI_JS_SUBJECT_MAX], id[2 * RECORD_ID_SIZE + 1];
+    omni_js_record_subject (self->stream, writers, record->kind.ptr, record->kind.len, subject,
+                            sizeof subject);
+    omni_util_hex (record->id, RECORD_ID_SIZE, id);
+    jsPubOptions po;
+    jsPubOptions_Init (&po);
+    po.MsgId = id;
+    po.MaxWait = self->config.ack_timeout_ms;
+    natsStatus s = js_PublishAsync (self->js, subject, data, (int) size, &po);
+    if (s != NATS_OK) {
+        char why[400];
+        omni_js_error (s, 0, why, sizeof why);
+        s_set_error (self, "publish to stream %s: %s", self->stream, why);
+        return -1;
+    }
+    self->published++;
+    self->publishing = true;
+    return 0;
+}
+
+//  Publishes again what has no ack yet; returns how many.
+static int
+s_republish (jsjournal_t *self)
+{
+    natsMsgList pending = {0};
+    if (!self->publishing || js_PublishAsyncGetPendingList (&pending, self->js) != NATS_OK)
+        return 0;
+    jsPubOptions po;
+    jsPubOptions_Init (&po);
+    po.MaxWait = self->config.ack_timeout_ms;
+    int count = 0;
+    for (int i = 0; i < pending.Count; i++)
+        if (js_PublishMsgAsync (self->js, &pending.Msgs[i], &po) == NATS_OK)
+            count++;
+    natsMsgList_Destroy (&pending);
+    return count;
+}
+
+int
+jsjournal_complete (jsjournal_t *self)
+{
+    int64_t deadline = omni_util_mono_ms () + self->config.ack_timeout_ms;
+    natsStatus s;
+    for (;;) {
+        int64_t left = deadline - omni_util_mono_ms ();
+        jsPubOptions po;
+        jsPubOptions_Init (&po);
+        po.MaxWait = left < 1 ? 1 : left < RETRY_MS ? left : RETRY_MS;
+        s = js_PublishAsyncComplete (self->js, &po);
+        if (s != NATS_TIMEOUT || left <= RETRY_MS)
+            break;
+        int again = s_republish (self);
+        log_debug ("jetstream.republish", "stream=%s pending=%d", self->stream, again);
+    }
+    pthread_mutex_lock (&self->lock);
+    uint64_t errors = self->errors;
+    if (s != NATS_OK && !errors)
+        snprintf (self->error, sizeof self->error,
+                  "stream %s: the publish acks of %" PRIu64
+                  " records did not all come within %" PRId64 " ms (%s)",
+                  self->stream, self->published, self->config.ack_timeout_ms,
+                  natsStatus_GetText (s));
+    pthread_mutex_unlock (&self->lock);
+    return s == NATS_OK && !errors ? 0 : -1;
+}
+
+void
+jsjournal_abort (jsjournal_t *self)
+{
+    //  The acks that come later are dropped with the pending list: the
+    //  round is not acknowledged, whatever the stream stored of it.
+    natsMsgList pending = {0};
+    if (self->publishing && js_PublishAsyncGetPendingList (&pending, self->js) == NATS_OK)
+        natsMsgList_Destroy (&pending);
+    self->published = 0;
+}
+
+uint64_t
+jsjournal_published (jsjournal_t *self)
+{
+    return self->published;
+}
+
+const char *
+jsjournal_error (jsjournal_t *self)
+{
+    return self->error;
+}
+
+//  The stream's state, asked with a short wait (the probe and /health):
+//  NULL with `why` filled when it does not answer.
+static jsStreamInfo *
+s_stream_info (jsjournal_t *self, char *why, size_t why_size)
+{
+    jsOptions o;
+    jsOptions_Init (&o);
+    o.Wait = 1000;
+    jsStreamInfo *si = NULL;
+    jsErrCode code = 0;
+    natsStatus s = js_GetStreamInfo (&si, self->js, self->stream, &o, &code);
+    if (s == NATS_OK)
+        return si;
+    omni_js_error (s, code, why, why_size);
+    return NULL;
+}
+
+int
+jsjournal_probe (jsjournal_t *self)
+{
+    char why[400];
+    jsStreamInfo *si = s_stream_info (self, why, sizeof why);
+    bool led = si && (!si->Cluster || (si->Cluster->Leader && *si->Cluster->Leader));
+    if (!si)
+        s_set_error (self, "stream %s does not answer: %s", self->stream, why);
+    else if (!led)
+        s_set_error (self, "stream %s has no leader", self->stream);
+    jsStreamInfo_Destroy (si);
+    return led ? 0 : -1;
+}
+
+//  The stream's and consumers' state: into `text` when given, and into the
+//  gauges when registered.
+static void
+s_refresh (jsjournal_t *self, char *text, size_t size)
+{
+    char why[300];
+    jsStreamInfo *si = s_stream_info (self, why, sizeof why);
+    if (!si) {
+        if (text)
+            snprintf (text, size, "stream %s: unreachable (%s)", self->stream, why);
+        return;
+    }
+    int current = 1, replicas = 1;
+    if (si->Cluster) {
+        replicas = 1 + si->Cluster->ReplicasLen;
+        for (int i = 0; i < si->Cluster->ReplicasLen; i++)
+            current += si->Cluster->Replicas[i]->Current && !si->Cluster->Replicas[i]->Offline;
+    }
+    int at = 0;
+    if (text)
+        at = snprintf (text, size,
+                       "stream %s: messages=%" PRIu64 " bytes=%" PRIu64
+                       " replicas=%d current=%d leader=%s",
+                       self->stream, si->State.Msgs, si->State.Bytes, replicas, current,
+                       si->Cluster && si->Cluster->Leader ? si->Cluster->Leader : "-");
+    if (self->m_messages) {
+        omni_metric_set (self->m_messages, (double) si->State.Msgs);
+        omni_metric_set (self->m_bytes, (double) si->State.Bytes);
+        omni_metric_set (self->m_current, current);
+    }
+    jsStreamInfo_Destroy (si);
+    jsOptions o;
+    jsOptions_Init (&o);
+    o.Wait = 1000;
+    for (size_t i = 0; self->writers[i]; i++) {
+        jsConsumerInfo *ci = NULL;
+        bool known =
+            js_GetConsumerInfo (&ci, self->js, self->stream, self->writers[i], &o, NULL) == NATS_OK;
+        if (text && at > 0 && (size_t) at < size) {
+            if (known)
+                at += snprintf (text + at, size - (size_t) at,
+                                "\nconsumer %s: pending=%" PRIu64 " ack_pending=%" PRId64
+                                " redelivered=%" PRId64 " waiting=%" PRId64,
+                                self->writers[i], ci->NumPending, ci->NumAckPending,
+                                ci->NumRedelivered, ci->NumWaiting);
+            else
+                at += snprintf (text + at, size - (size_t) at, "\nconsumer %s: unknown",
+                                self->writers[i]);
+        }
+        if (known && self->m_pending) {
+            omni_metric_set (self->m_pending[i], (double) ci->NumPending);
+            omni_metric_set (self->m_ack_pending[i], (double) ci->NumAckPending);
+            omni_metric_set (self->m_redelivered[i], (double) ci->NumRedelivered);
+        }
+        jsConsumerInfo_Destroy (ci);
+    }
+}
+
+void
+jsjournal_status (jsjournal_t *self, char *text, size_t size)
+{
+    s_refresh (self, text, size);
+}
+
+static void *
+s_watch (void *arg)
+{
+    jsjournal_t *self = arg;
+    while (!atomic_load (&self->stopping)) {
+        s_refresh (self, NULL, 0);
+        for (int i = 0; i < WATCH_MS / 100 && !atomic_load (&self->stopping); i++)
+            usleep (100 * 1000);
+    }
+    return NULL;
+}
+
+void
+jsjournal_metrics (jsjournal_t *self, omni_metrics_t *metrics)
+{
+    if (!metrics || self->watching)
+        return;
+    self->m_messages = omni_metrics_gauge (metrics, "stream_messages",
+                                           "journal: jetstream: messages in the stream", NULL);
+    self->m_bytes = omni_metrics_gauge (metrics, "stream_bytes",
+                                        "journal: jetstream: bytes in the stream", NULL);
+    self->m_current =
+        omni_metrics_gauge (metrics, "stream_replicas_current",
+                            "journal: jetstream: the stream's replicas that are current", NULL);
+    size_t n = 0;
+    while (self->writers[n])
+        n++;
+    self->m_pending = calloc (n + 1, sizeof *self->m_pending);
+    self->m_ack_pending = calloc (n + 1, sizeof *self->m_ack_pending);
+    self->m_redelivered = calloc (n + 1, sizeof *self->m_redelivered);
+    assert (self->m_pending && self->m_ack_pending && self->m_redelivered);
+    for (size_t i = 0; i < n; i++) {
+        char labels[64];
+        snprintf (labels, sizeof labels, "writer=\"%s\"", self->writers[i]);
+        self->m_pending[i] =
+            omni_metrics_gauge (metrics, "consumer_pending",
+                                "journal: jetstream: records a writer has not taken yet", labels);
+        self->m_ack_pending[i] =
+            omni_metrics_gauge (metrics, "consumer_ack_pending",
+                                "journal: jetstream: records a writer took and did not "
+                                "acknowledge yet",
+                                labels);
+        self->m_redelivered[i] = omni_metrics_gauge (
+            metrics, "consumer_redelivered",
+            "journal: jetstream: records delivered to a writer more than once (now pending)",
+            labels);
+    }
+    self->watching = pthread_create (&self->watcher, NULL, s_watch, self) == 0;
+}
+
+const char *
+jsjournal_stream (jsjournal_t *self)
+{
+    return self->stream;
+}
+
+//  ---------------------------------------------------------------------------
+//  Self-test: a nats-server of its own, on a free port, JetStream in memory
+
+static void
+s_test_record (omni_record_encoder_t *enc, const char *sha, const void **data, size_t *size,
+               omni_record_t *record)
+{
+    omni_record_encoder_begin (enc, "x.test", "repo", "test", "run", 1700000000000000000LL);
+    msgpack_packer *pk = omni_record_encoder_body (enc);
+    msgpack_pack_map (pk, 1);
+    msgpack_pack_str_with_body (pk, "sha", 3);
+    msgpack_pack_str_with_body (pk, sha, strlen (sha));
+    char detail[256];
+    int rc = omni_record_encoder_end (enc, data, size, detail, sizeof detail);
+    assert (rc == 0);
+    rc = omni_record_check (record, *data, *size, &omni_record_default_limits, detail,
+                            sizeof detail);
+    assert (rc == REJECT_NONE);
+}
+
+void
+jsjournal_test (bool verbose)
+{
+    (void) verbose;
+    natstest_t *server = natstest_new ();
+    const char *url = natstest_url (server);
+    const char *urls[] = {url, NULL};
+    const char *writers[] = {"archive", "relational", NULL};
+    jsjournal_config_t config = {.urls = urls,
+                                 .stream = "OMNITEST",
+                                 .replicas = 1,
+                                 .memory = true,
+                                 .ack_timeout_ms = 3000,
+                                 .max_record_size = 64 << 10,
+                                 .writers = writers};
+    char error[1024];
+    jsjournal_failure_t failure;
+    //  No server: unreachable, said so
+    jsjournal_t *js = jsjournal_new (&config, &failure, error, sizeof error);
+    assert (!js && failure == JSJOURNAL_UNREACHABLE && strstr (error, url));
+    natstest_start (server);
+    for (int i = 0; i < 200 && !js; i++) {
+        js = jsjournal_new (&config, &failure, error, sizeof error);
+        if (!js)
+            zclock_sleep (50);
+    }
+    assert (js);
+    //  Records, each once however often published
+    omni_record_encoder_t *enc = omni_record_encoder_new ();
+    jsjournal_begin (js);
+    for (int i = 0; i < 3; i++) {
+        const void *data;
+        size_t size;
+        omni_record_t record;
+        char sha[41];
+        snprintf (sha, sizeof sha, "%040d", i % 2);
+        s_test_record (enc, sha, &data, &size, &record);
+        assert (jsjournal_publish (js, &record, data, size, WRITER_ARCHIVE | WRITER_RELATIONAL) ==
+                0);
+    }
+    assert (jsjournal_published (js) == 3);
+    assert (jsjournal_complete (js) == 0);
+    assert (jsjournal_probe (js) == 0);
+    char status[1024];
+    jsjournal_status (js, status, sizeof status);
+    assert (strstr (status, "messages=2"));
+    assert (strstr (status, "consumer relational: pending=2"));
+    jsjournal_destroy (&js);
+    //  The same again: the stream and consumers are found and accepted
+    js = jsjournal_new (&config, &failure, error, sizeof error);
+    assert (js);
+    jsjournal_destroy (&js);
+    //  Other settings than the stream's: a mismatch, named
+    config.replicas = 3;
+    js = jsjournal_new (&config, &failure, error, sizeof error);
+    assert (!js && failure == JSJOURNAL_MISMATCH && strstr (error, "replicas=1"));
+    config.replicas = 1;
+    config.memory = false;
+    js = jsjournal_new (&config, &failure, error, sizeof error);
+    assert (!js && failure == JSJOURNAL_MISMATCH && strstr (error, "storage=memory"));
+    config.memory = true;
+    //  Records larger than the servers take
+    config.max_record_size = 4 << 20;
+    js = jsjournal_new (&config, &failure, error, sizeof error);
+    assert (!js && failure == JSJOURNAL_MISMATCH && strstr (error, "max_payload"));
+    config.max_record_size = 64 << 10;
+    //  The server gone: the round fails within its timeout, said why
+    js = jsjournal_new (&config, &failure, error, sizeof error);
+    assert (js);
+    natstest_kill (server);
+    jsjournal_begin (js);
+    const void *data;
+    size_t size;
+    omni_record_t record;
+    s_test_record (enc, "0000000000000000000000000000000000000009", &data, &size, &record);
+    jsjournal_publish (js, &record, data, size, WRITER_ARCHIVE);
+    assert (jsjournal_complete (js) == -1);
+    assert (*jsjournal_error (js));
+    jsjournal_abort (js);
+    assert (jsjournal_probe (js) == -1);
+    jsjournal_destroy (&js);
+    omni_record_encoder_destroy (&enc);
+    natstest_destroy (&server);
+    nats_Close ();
+}

@@ -1,0 +1,219 @@
+/*  jetstream: the subjects of OmniAudit's stream and the connection to a
+    NATS cluster (see jetstream.h).
+
+    Why the connection options are fixed here. ingestd and every writer
+    must behave alike when a node goes: reconnect for ever, to any server
+    of the cluster (the servers a connection learns of included), quickly
+    (250 ms between rounds), and notice a dead server in seconds (a ping
+    every 2 s, two unanswered close it) rather than TCP's minutes. What
+    was published while disconnected waits in the client's buffer; ingestd
+    does not acknowledge it before the stream's ack, so a lost buffer is
+    only a batch the collector sends again.                                 */
+#include "proto/jetstream.h"
+#include "common/log.h"
+#include "proto/kinds.h"
+
+#include <assert.h>
+#include <ctype.h>
+#include <stdio.h>
+#include <string.h>
+
+#define RECONNECT_WAIT_MS 250
+#define PING_INTERVAL_MS  2000
+#define PINGS_OUT         2
+#define RECONNECT_BUF     (64 << 20) //  publishes held while reconnecting
+
+static const char s_role_tokens[WRITER_MAX] = {'a', 'r', 'd', 'm'};
+
+bool
+omni_js_stream_name_ok (const char *name)
+{
+    size_t len = name ? strlen (name) : 0;
+    if (len == 0 || len > OMNI_JS_STREAM_MAX)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (!isalnum ((unsigned char) name[i]) && name[i] != '_' && name[i] != '-')
+            return false;
+    return true;
+}
+
+//  "<prefix>" of a stream: its name in lower case.
+static size_t
+s_prefix (const char *stream, char *out, size_t size)
+{
+    size_t n = 0;
+    for (; stream[n] && n + 1 < size; n++)
+        out[n] = (char) tolower ((unsigned char) stream[n]);
+    out[n] = 0;
+    return n;
+}
+
+void
+omni_js_stream_subject (const char *stream, char *out, size_t size)
+{
+    char prefix[OMNI_JS_STREAM_MAX + 1];
+    s_prefix (stream, prefix, sizeof prefix);
+    snprintf (out, size, "%s.rec.>", prefix);
+}
+
+void
+omni_js_record_subject (const char *stream, unsigned writers, const char *kind, size_t kind_len,
+                        char *out, size_t size)
+{
+    char prefix[OMNI_JS_STREAM_MAX + 1];
+    s_prefix (stream, prefix, sizeof prefix);
+    int n = snprintf (out, size, "%s.rec", prefix);
+    assert (n > 0 && (size_t) n < size);
+    size_t at = (size_t) n;
+    for (unsigned i = 0; i < WRITER_MAX && at + 3 < size; i++) {
+        out[at++] = '.';
+        out[at++] = (writers & (1u << i)) ? s_role_tokens[i] : '_';
+    }
+    if (at + 1 < size)
+        out[at++] = '.';
+    //  The kind: its dots separate tokens, as in the kinds table; a byte a
+    //  token cannot hold (blank, wildcard, control, non-ASCII), an empty
+    //  token or a trailing dot becomes '_'.
+    size_t start = at;
+    for (size_t i = 0; i < kind_len && at + 1 < size; i++) {
+        char c = kind[i];
+        bool dot_ok = c == '.' && at > start && out[at - 1] != '.' && i + 1 < kind_len;
+        out[at++] = isalnum ((unsigned char) c) || c == '_' || c == '-' || dot_ok ? c : '_';
+    }
+    if (at == start && at + 1 < size)
+        out[at++] = '_';
+    out[at] = 0;
+}
+
+void
+omni_js_writer_filter (const char *stream, unsigned role, char *out, size_t size)
+{
+    char prefix[OMNI_JS_STREAM_MAX + 1];
+    s_prefix (stream, prefix, sizeof prefix);
+    char tokens[2 * WRITER_MAX + 1];
+    size_t at = 0;
+    for (unsigned i = 0; i < WRITER_MAX; i++) {
+        tokens[at++] = '.';
+        tokens[at++] = role == (1u << i) ? s_role_tokens[i] : '*';
+    }
+    tokens[at] = 0;
+    snprintf (out, size, "%s.rec%s.>", prefix, tokens);
+}
+
+void
+omni_js_error (natsStatus status, jsErrCode code, char *out, size_t size)
+{
+    natsStatus last = NATS_OK;
+    const char *text = nats_GetLastError (&last);
+    int n = snprintf (out, size, "%s", natsStatus_GetText (status));
+    if (code && n >= 0 && (size_t) n < size)
+        n += snprintf (out + n, size - (size_t) n, " (JetStream error %d)", (int) code);
+    if (text && *text && n >= 0 && (size_t) n < size)
+        snprintf (out + n, size - (size_t) n, ": %s", text);
+}
+
+static void
+s_disconnected (natsConnection *nc, void *closure)
+{
+    if (natsConnection_IsClosed (nc))
+        return; //  closed by this process: nothing to say
+    log_warn ("nats.disconnected", "name=%s (reconnecting)", (const char *) closure);
+}
+
+static void
+s_reconnected (natsConnection *nc, void *closure)
+{
+    char url[256] = "";
+    natsConnection_GetConnectedUrl (nc, url, sizeof url);
+    log_info ("nats.reconnected", "name=%s url=%s", (const char *) closure, url);
+}
+
+natsConnection *
+omni_js_connect (const char *const *urls, const char *name, int64_t timeout_ms, char *error,
+                 size_t error_size)
+{
+    int count = 0;
+    while (urls && urls[count])
+        count++;
+    if (!count) {
+        snprintf (error, error_size, "no NATS server URL given");
+        return NULL;
+    }
+    natsOptions *opts = NULL;
+    natsConnection *nc = NULL;
+    natsStatus s = natsOptions_Create (&opts);
+    if (s == NATS_OK)
+        s = natsOptions_SetServers (opts, (const char **) urls, count);
+    if (s == NATS_OK)
+        s = natsOptions_SetName (opts, name);
+    if (s == NATS_OK)
+        s = natsOptions_SetTimeout (opts, timeout_ms);
+    if (s == NATS_OK)
+        s = natsOptions_SetMaxReconnect (opts, -1);
+    if (s == NATS_OK)
+        s = natsOptions_SetReconnectWait (opts, RECONNECT_WAIT_MS);
+    if (s == NATS_OK)
+        s = natsOptions_SetPingInterval (opts, PING_INTERVAL_MS);
+    if (s == NATS_OK)
+        s = natsOptions_SetMaxPingsOut (opts, PINGS_OUT);
+    if (s == NATS_OK)
+        s = natsOptions_SetReconnectBufSize (opts, RECONNECT_BUF);
+    if (s == NATS_OK)
+        s = natsOptions_SetDisconnectedCB (opts, s_disconnected, (void *) name);
+    if (s == NATS_OK)
+        s = natsOptions_SetReconnectedCB (opts, s_reconnected, (void *) name);
+    if (s == NATS_OK)
+        s = natsConnection_Connect (&nc, opts);
+    if (s != NATS_OK) {
+        char why[256];
+        omni_js_error (s, 0, why, sizeof why);
+        char list[512] = "";
+        for (int i = 0, at = 0; i < count && at < (int) sizeof list; i++)
+            at += snprintf (list + at, sizeof list - (size_t) at, "%s%s", i ? "," : "", urls[i]);
+        snprintf (error, error_size, "no NATS server of %s answered within %lld ms: %s", list,
+                  (long long) timeout_ms, why);
+        nc = NULL;
+    }
+    natsOptions_Destroy (opts);
+    return nc;
+}
+
+void
+omni_js_test (bool verbose)
+{
+    (void) verbose;
+    char out[OMNI_JS_SUBJECT_MAX];
+    assert (omni_js_stream_name_ok ("OMNI"));
+    assert (omni_js_stream_name_ok ("omni_test-2"));
+    assert (!omni_js_stream_name_ok (""));
+    assert (!omni_js_stream_name_ok ("a.b"));
+    assert (!omni_js_stream_name_ok ("a*"));
+    omni_js_stream_subject ("OMNI", out, sizeof out);
+    assert (strcmp (out, "omni.rec.>") == 0);
+    omni_js_record_subject ("OMNI", WRITER_ALL, "git.commit", 10, out, sizeof out);
+    assert (strcmp (out, "omni.rec.a.r.d.m.git.commit") == 0);
+    omni_js_record_subject ("Omni", WRITER_ARCHIVE | WRITER_DOCUMENT, "host.cpu", 8, out,
+                            sizeof out);
+    assert (strcmp (out, "omni.rec.a._.d._.host.cpu") == 0);
+    //  What a token cannot hold
+    omni_js_record_subject ("OMNI", WRITER_ARCHIVE, "x.a b*>..\xc3\xa9.", 12, out, sizeof out);
+    assert (strcmp (out, "omni.rec.a._._._.x.a_b__.____") == 0);
+    omni_js_record_subject ("OMNI", 0, "", 0, out, sizeof out);
+    assert (strcmp (out, "omni.rec._._._._._") == 0);
+    //  Never past the buffer
+    char small[20];
+    omni_js_record_subject ("OMNI", WRITER_ALL, "git.commit", 10, small, sizeof small);
+    assert (strlen (small) < sizeof small);
+    omni_js_writer_filter ("OMNI", WRITER_RELATIONAL, out, sizeof out);
+    assert (strcmp (out, "omni.rec.*.r.*.*.>") == 0);
+    omni_js_writer_filter ("OMNI", WRITER_METRICS, out, sizeof out);
+    assert (strcmp (out, "omni.rec.*.*.*.m.>") == 0);
+    //  No server at all: a clear error, quickly
+    const char *urls[] = {"nats://127.0.0.1:1", NULL};
+    char error[512];
+    natsConnection *nc = omni_js_connect (urls, "test", 500, error, sizeof error);
+    assert (!nc);
+    assert (strstr (error, "nats://127.0.0.1:1"));
+    const char *none[] = {NULL};
+    assert (!omni_js_connect (none, "test", 500, error, sizeof error));
+}
