@@ -1170,8 +1170,8 @@ pointstore_write (void *self_, const omni_record_t *records, size_t count, uint8
     hostdaily_reset (self->hostdaily);
     for (size_t i = 0; i < self->npoints; i++) {
         const s_point_t *p = &self->points[i];
-        hostdaily_add (self->hostdaily, self->text + p->name, p->name_len, self->text + p->source,
-                       p->source_len, p->time_ns);
+        hostdaily_add (self->hostdaily, self->text.data + p->name, p->name_len,
+                       self->text.data + p->source, p->source_len, p->time_ns);
     }
     s_tx_t tx = {self, self->upserts_ahead == 0, false, NULL, "", ""};
     size_t dropped = 0; //  points refused in the batch itself
