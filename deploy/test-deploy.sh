@@ -12,8 +12,9 @@
 # Then the profile "cluster" (the JetStream journal): three NATS nodes, two
 # ingestd instances and two relationald instances sharing the consumer; two
 # more repositories collected through both ingestd instances, stored by one
-# relationald instance, then by the other, then by both with a NATS node
-# killed; PostgreSQL holds every commit once, the stream ends empty.
+# relationald instance, then by the other, then by both with a NATS node and
+# an ingestd instance killed; PostgreSQL holds every commit once, the stream
+# ends empty.
 #
 # Parts whose programs are not built yet are skipped and said so: documentd
 # (and then the document store), metricsd, relationald (and then the cluster).
@@ -403,9 +404,11 @@ until_true "archiverd ready again" writer_ready archiverd archive
 # instances, two relationald instances sharing the consumer `relational`.
 [ ${#CLUSTER[@]} -gt 0 ] || { skip "profile cluster: relationald is not built yet"; exit 0; }
 phase "cluster: NATS"
+# (podman healthcheck run prints "unhealthy" each time it is polled too soon)
+healthy() { podman healthcheck run "$(cname "$1")" >/dev/null 2>&1; }
 for n in nats-1 nats-2 nats-3; do podman start "$(cname "$n")" >/dev/null 2>&1; done
 for n in nats-1 nats-2 nats-3; do
-    until_true "healthcheck of $n (JetStream on)" podman healthcheck run "$(cname "$n")"
+    until_true "healthcheck of $n (JetStream on)" healthy "$n"
 done
 # The stream of three replicas can be made once the cluster elected its
 # JetStream meta leader, seen by every node.
@@ -433,7 +436,7 @@ inner_metric() {  # SERVICE PORT NAME{labels}
 }
 for s in ingestd-js-1 ingestd-js-2; do podman start "$(cname "$s")" >/dev/null 2>&1; done
 for s in ingestd-js-1 ingestd-js-2; do
-    until_true "healthcheck of $s" podman healthcheck run "$(cname "$s")"
+    until_true "healthcheck of $s" healthy "$s"
 done
 inner ingestd-js-1 9100 /health >"$RUN/ingestd-js-1.health" || true
 grep -q "^stream OMNI: .*replicas=3" "$RUN/ingestd-js-1.health" ||
@@ -441,7 +444,7 @@ grep -q "^stream OMNI: .*replicas=3" "$RUN/ingestd-js-1.health" ||
 pass "2 ingestd instances healthy on the stream: $(grep '^stream ' "$RUN/ingestd-js-1.health")"
 # One relationald instance first: it must store everything by itself.
 podman start "$(cname relationald-js-1)" >/dev/null 2>&1
-until_true "healthcheck of relationald-js-1" podman healthcheck run "$(cname relationald-js-1)"
+until_true "healthcheck of relationald-js-1" healthy relationald-js-1
 pass "relationald-js-1 healthy on the consumer relational"
 
 phase "cluster: collect, one writer"
@@ -456,6 +459,7 @@ chmod -R a+rX "$RUN/repos"
 compose run -d -T --no-deps -e OMNI_GIT_REPO=/repos/delta \
     -e OMNI_COLLECTORD_INTAKE=tcp://ingestd-js-1:5550,tcp://ingestd-js-2:5550 \
     collector-git >>"$RUN/compose-run.log" 2>&1
+DELTA_COLLECTOR=$(podman ps -q --latest)
 compose run -d -T --no-deps -e OMNI_GIT_REPO=/repos/epsilon \
     -e OMNI_COLLECTORD_INTAKE=tcp://ingestd-js-2:5550,tcp://ingestd-js-1:5550 \
     collector-git >>"$RUN/compose-run.log" 2>&1
@@ -489,7 +493,7 @@ phase "cluster: the other writer"
 # The second instance joins the consumer, the first stops (SIGTERM: hands
 # back what it holds): new commits are the second's alone.
 podman start "$(cname relationald-js-2)" >/dev/null 2>&1
-until_true "healthcheck of relationald-js-2" podman healthcheck run "$(cname relationald-js-2)"
+until_true "healthcheck of relationald-js-2" healthy relationald-js-2
 podman stop -t 30 "$(cname relationald-js-1)" >/dev/null 2>&1
 code=$(podman inspect --format '{{.State.ExitCode}}' "$(cname relationald-js-1)")
 [ "$code" = 0 ] || fail "relationald-js-1 exited $code on SIGTERM (expected a drain and 0)"
@@ -502,17 +506,27 @@ n2=$(stored_by relationald-js-2)
 [ -n "$n2" ] && [ "$n2" -gt 0 ] || fail "relationald-js-2 stored nothing"
 pass "relationald-js-1 drained (exit 0), relationald-js-2 stored the new commits ($n2 records), each once"
 
-phase "cluster: both writers, a node killed"
+phase "cluster: both writers, a NATS node and an ingestd killed"
 podman start "$(cname relationald-js-1)" >/dev/null 2>&1
-until_true "healthcheck of relationald-js-1 again" podman healthcheck run "$(cname relationald-js-1)"
+until_true "healthcheck of relationald-js-1 again" healthy relationald-js-1
+# What ingestd-js-1 acknowledged is in the stream: its collector (delta) moves
+# to ingestd-js-2 and sends it what was not acknowledged.
 podman kill "$(cname nats-3)" >/dev/null 2>&1
+podman kill "$(cname ingestd-js-1)" >/dev/null 2>&1
 make_commits delta $((CCOMMITS[delta] + 1)) $((CCOMMITS[delta] + 8))
 make_commits epsilon $((CCOMMITS[epsilon] + 1)) $((CCOMMITS[epsilon] + 8))
 CCOMMITS[delta]=$((CCOMMITS[delta] + 8)); CCOMMITS[epsilon]=$((CCOMMITS[epsilon] + 8))
 chmod -R a+rX "$RUN/repos"
-pg_exact_or_fail "PostgreSQL holding the commits made with nats-3 killed"
-pass "nats-3 killed (SIGKILL), both relationald instances on the consumer: $(expected_cluster | wc -l) commits once"
-podman start "$(cname nats-3)" >/dev/null 2>&1
+pg_exact_or_fail "PostgreSQL holding the commits made with nats-3 and ingestd-js-1 killed"
+pass "nats-3 and ingestd-js-1 killed (SIGKILL), both relationald instances on the consumer: $(expected_cluster | wc -l) commits once" \
+    "(records stored: relationald-js-1 $(stored_by relationald-js-1) since its restart, relationald-js-2 $(stored_by relationald-js-2))"
+failovers=$(podman exec "$DELTA_COLLECTOR" curl -fsS --max-time 2 http://127.0.0.1:9105/metrics |
+    awk '$1 == "omni_collectord_failovers_total" { print $2; exit }')
+[ -n "$failovers" ] && [ "${failovers%.*}" -ge 1 ] ||
+    fail "delta's collector counted no failover from ingestd-js-1 (failovers_total=$failovers)"
+pass "delta's collector failed over from ingestd-js-1 to ingestd-js-2 (failovers_total=${failovers%.*})"
+podman start "$(cname nats-3)" "$(cname ingestd-js-1)" >/dev/null 2>&1
+until_true "healthcheck of ingestd-js-1 again" healthy ingestd-js-1
 stream_drained() {  # interest retention: gone from the stream once stored
     local s m p
     for s in ingestd-js-1 ingestd-js-2; do
@@ -525,7 +539,7 @@ until_true "the stream empty once every record was acknowledged" stream_drained
 pass "the stream holds nothing once relational acknowledged it (messages 0, pending 0)"
 current3() { local c; c=$(inner_metric ingestd-js-1 9100 omni_ingestd_stream_replicas_current); [ "${c%.*}" = 3 ]; }
 until_true "nats-3 current again" current3
-pass "nats-3 restarted and current again (replicas current 3)"
+pass "nats-3 and ingestd-js-1 restarted, nats-3 current again (replicas current 3)"
 podman exec "$(cname ingestd-js-1)" omnictl status --sample=0 \
     --targets=ingestd-js-1=ingestd-js-1:9100,ingestd-js-2=ingestd-js-2:9100,relationald-js-1=relationald-js-1:9102,relationald-js-2=relationald-js-2:9102 \
     >"$RUN/omnictl-cluster.txt" 2>&1 || { cat "$RUN/omnictl-cluster.txt" >&2; fail "omnictl status on the cluster"; }
