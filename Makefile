@@ -41,6 +41,9 @@ LDFLAGS  += $(filter -fsanitize%,$(OPT)) -pie -Wl,-z,relro,-z,now
 CORE_LIBS = $(call pkg_libs,$(CORE_PKGS)) -lpthread -lm
 
 LIBOMNI_SRCS := $(filter-out %/selftest.c $(wildcard */fuzz_*.c),$(wildcard common/*.c proto/*.c client/*.c pg/*.c))
+# The one embedding of .sql files into C (pg/embed_sql.sh says why a
+# generator); pg/module.mk adds the generated pg/sql/ source to LIBOMNI_SRCS.
+EMBED_SQL    := pg/embed_sql.sh
 LIBOMNI      := $(BUILD)/lib/libomni.a
 # Test support (the test peer, the self-test runner): linked into the
 # self-test runners only, never into a program (tools/check-binaries.sh).
@@ -166,10 +169,12 @@ build-fuzz/fuzz_record: proto/fuzz_record.c proto/fuzz_oracle.cpp $(LIBOMNI_SRCS
 	$(FUZZ_CC) -fsanitize-link-c++-runtime -o $@ proto/fuzz_record.c build-fuzz/fuzz_oracle.o \
 	    proto/record.c proto/kinds.c proto/mpjson.c common/util.c common/log.c $(CORE_LIBS) -lstdc++
 
-build-fuzz/fuzz_intake: ingestd/fuzz_intake.c ingestd/journal.c ingestd/jsjournal.c ingestd/peers.c \
-                         $(LIBOMNI_SRCS) $(TESTSUP_SRCS) $(FUZZ_HDRS)
+# (it includes server.c: the other classes of ingestd are linked)
+INGESTD_FUZZ_SRCS := $(filter-out ingestd/server.c,$(INGESTD_CLASSES))
+build-fuzz/fuzz_intake: ingestd/fuzz_intake.c ingestd/server.c $(INGESTD_FUZZ_SRCS) $(LIBOMNI_SRCS) \
+                         $(TESTSUP_SRCS) $(FUZZ_HDRS)
 	@mkdir -p build-fuzz/corpus-intake
-	$(FUZZ_CC) -o $@ ingestd/fuzz_intake.c ingestd/journal.c ingestd/jsjournal.c ingestd/peers.c \
+	$(FUZZ_CC) -o $@ ingestd/fuzz_intake.c $(INGESTD_FUZZ_SRCS) \
 	    $(LIBOMNI_SRCS) $(TESTSUP_SRCS) $(CORE_LIBS) $(call pkg_libs,libnats)
 
 build-fuzz/fuzz_delivery: client/fuzz_delivery.c $(LIBOMNI_SRCS) $(TESTSUP_SRCS) $(FUZZ_HDRS)

@@ -7,19 +7,8 @@
     reading it, so the ids already archived live in LMDB, next to the
     length each file had when its last batch committed.
 
-    Why the ids live in two levels. Ids are hashes: in one B-tree every new
-    id lands on a random page, so a batch of N ids copies and writes about
-    N pages of 4 KiB, and the commit of the id set cost more than the whole
-    rest of the archive. So a batch only writes its new ids packed, one
-    value per sixteenth of the key range ("slice") in the "recent" table,
-    and keeps them in memory (idset) for lookups. While the recent ids are
-    over a threshold that grows with the archive, each batch merges one
-    slice, sorted, into the "ids" B-tree, in one transaction that also
-    deletes the slice from "recent": each page of the tree is written once
-    for many ids, and a merge is a sixteenth of the pause a whole one would
-    be. A lookup asks the memory set, then a Bloom filter of the tree, then
-    the tree. The tree is what the format 1 state had; a format 1 state
-    opens as is and is marked 2.
+    Why the ids live in two levels ("recent" and a tree, in the same LMDB
+    state): archive_ids.c.
 
     Why this order: write, fsync the files (and their directory when a file
     is new), then ONE LMDB transaction with the new ids and the new lengths,
@@ -57,11 +46,10 @@
     recovery deletes what the state does not know, and a lost or misplaced
     .state would otherwise make it delete the whole archive.                 */
 #include "archiverd/archive.h"
-#include "archiverd/bloom.h"
+#include "archiverd/archive_ids.h"
 #include "archiverd/coldfile.h"
 #include "common/config.h"
 #include "common/dirlock.h"
-#include "common/idset.h"
 
 #include <openssl/evp.h>
 #include "common/log.h"
@@ -94,24 +82,11 @@
 #define BUF_KEEP_MAX       (8u << 20) //  a larger batch buffer is freed after the batch
 #define NS_PER_DAY         (86400LL * 1000000000LL)
 #define MAP_RETRIES        8
-#define PARALLEL_MIN_LINES 1024       //  smaller batches are encoded by one thread
-#define FILTER_MIN         (1u << 21) //  ids the tree's filter has room for at least
-#define SLICE_BITS         4
-#define SLICES             (1 << SLICE_BITS) //  the recent ids merge a key range at a time
+#define PARALLEL_MIN_LINES 1024 //  smaller batches are encoded by one thread
 
 //  First LMDB map size; it doubles whenever a transaction fills it.
 //  A variable so that the self-test can make the map fill quickly.
 static size_t s_initial_map_size = 1ULL << 30;
-
-//  The recent ids are merged into the tree when they pass a quarter of the
-//  tree, within these bounds. The tree is rewritten once per that many new
-//  ids, so each page a merge rewrites (~100-150 ids a page) takes a quarter
-//  as many new ids; past s_merge_max, fewer, and memory stays bounded
-//  instead: the set costs at most 32 bytes an id (128 MiB at s_merge_max),
-//  and a merge sorts a copy of one slice (16 bytes an id).
-//  Variables so that the self-test can make merges happen.
-static size_t s_merge_min = 1u << 20;
-static size_t s_merge_max = 4u << 20;
 
 typedef struct {
     char *path;         //  relative to the archive: "<kind dir>/<date>.jsonl"
@@ -131,33 +106,25 @@ struct _archive_t {
     char *dir;
     omni_dirlock_t *lock; //  one process per archive
     MDB_env *env;
-    MDB_dbi ids, recent, files, meta;
+    MDB_dbi files, meta;
     size_t map_size;
-    omni_idset_t *recent_ids; //  every id in "recent", for lookups
-    uint64_t tree_ids;        //  entries in "ids"
-    bool legacy_ids;          //  ids from before content keys (format < 3) may be in the set
-    bloom_t *tree_filter;     //  every id in "ids", so that new ids rarely ask the tree
-    uint64_t next_chunk;      //  batch number in the next keys of "recent"
-    int next_slice;           //  the slice the next merge takes
-    size_t merge_retry_at;    //  after a failed merge, the size to try again at
-    zhashx_t *by_path;        //  path -> s_file_t, every file of the archive
+    archive_ids_t *ids; //  "ids" and "recent"
+    bool legacy_ids;    //  ids from before content keys (format < 3) may be in the set
+    zhashx_t *by_path;  //  path -> s_file_t, every file of the archive
     s_file_t *open[FD_CACHE_MAX];
     size_t nopen;
     uint64_t tick;
     //  Batch scratch, reused
     s_file_t **touched;
     size_t ntouched, touched_cap;
-    size_t *next;        //  per record: index + 1 of the next line of the same file
-    bool *skip;          //  per record: already archived, or a conflict
-    uint8_t *new_ids;    //  packed keys this batch adds, in "recent" when it commits
-    uint8_t *sliced_ids; //  the same, slice after slice
-    size_t *order;       //  record index of each line, files one after the other
-    size_t *line_end;    //  end of each line in the buffer of its half
+    size_t *next;     //  per record: index + 1 of the next line of the same file
+    bool *skip;       //  per record: already archived, or a conflict
+    size_t *order;    //  record index of each line, files one after the other
+    size_t *line_end; //  end of each line in the buffer of its half
     omni_mpjson_buf_t head_buf;
-    size_t nnew;
     size_t next_cap;
     omni_mpjson_buf_t buf;
-    omni_metric_t *m_archived, *m_skipped, *m_bytes, *m_files, *m_recent, *m_merges, *m_learned;
+    omni_metric_t *m_archived, *m_skipped, *m_bytes, *m_files, *m_learned;
     //  Cold storage and retention (archive_set_policy), by a thread of
     //  their own; `mutex` keeps them and a batch apart
     pthread_mutex_t mutex;
@@ -512,66 +479,6 @@ s_checks_content (const omni_record_t *record)
     return record->spec && !record->spec->mutable_state && record->spec->key[0];
 }
 
-//  Whether `key` is archived: in memory, else in the tree.
-static int
-s_archived (archive_t *self, MDB_txn *txn, const uint8_t key[RECORD_ID_SIZE], bool *found)
-{
-    *found = omni_idset_contains (self->recent_ids, key);
-    if (*found || self->tree_ids == 0 || !bloom_may_contain (self->tree_filter, key))
-        return 0;
-    MDB_val k = {RECORD_ID_SIZE, (void *) key}, v;
-    int rc = mdb_get (txn, self->ids, &k, &v);
-    *found = rc == 0;
-    return rc == MDB_NOTFOUND ? 0 : rc;
-}
-
-//  Takes the ids of a batch that did not commit back out of memory.
-static void
-s_forget_new_ids (archive_t *self)
-{
-    for (size_t i = 0; i < self->nnew; i++)
-        omni_idset_remove (self->recent_ids, self->new_ids + i * RECORD_ID_SIZE);
-    self->nnew = 0;
-}
-
-static int
-s_slice (const uint8_t *key)
-{
-    return key[0] >> (8 - SLICE_BITS);
-}
-
-//  The batch's new ids into "recent", one value a slice, under the key
-//  <slice><batch number>: a slice can be merged on its own.
-static int
-s_put_recent (archive_t *self, MDB_txn *txn)
-{
-    size_t start[SLICES + 1] = {0};
-    for (size_t i = 0; i < self->nnew; i++)
-        start[s_slice (self->new_ids + i * RECORD_ID_SIZE) + 1]++;
-    for (int s = 0; s < SLICES; s++)
-        start[s + 1] += start[s];
-    size_t at[SLICES];
-    memcpy (at, start, sizeof at);
-    for (size_t i = 0; i < self->nnew; i++) {
-        const uint8_t *key = self->new_ids + i * RECORD_ID_SIZE;
-        memcpy (self->sliced_ids + at[s_slice (key)]++ * RECORD_ID_SIZE, key, RECORD_ID_SIZE);
-    }
-    for (int s = 0; s < SLICES; s++) {
-        if (start[s + 1] == start[s])
-            continue;
-        uint8_t chunk[1 + 8];
-        chunk[0] = (uint8_t) s;
-        omni_util_put_be (chunk + 1, self->next_chunk, 8);
-        MDB_val k = {sizeof chunk, chunk};
-        MDB_val v = {(start[s + 1] - start[s]) * RECORD_ID_SIZE,
-                     self->sliced_ids + start[s] * RECORD_ID_SIZE};
-        int rc = mdb_put (txn, self->recent, &k, &v, 0);
-        if (rc)
-            return rc;
-    }
-    return 0;
-}
-
 //  Lines [begin, end) of a batch as JSON into `buf`, each line's end
 //  offset into line_end. A thread's work: it touches nothing shared.
 typedef struct {
@@ -609,49 +516,41 @@ s_write_batch (archive_t *self, const omni_record_t *records, size_t count, uint
         self->next_cap = count * 2;
         self->next = realloc (self->next, self->next_cap * sizeof *self->next);
         self->skip = realloc (self->skip, self->next_cap * sizeof *self->skip);
-        //  Two keys a record at most: id and content key
-        self->new_ids = realloc (self->new_ids, 2 * self->next_cap * RECORD_ID_SIZE);
-        self->sliced_ids = realloc (self->sliced_ids, 2 * self->next_cap * RECORD_ID_SIZE);
         self->order = realloc (self->order, self->next_cap * sizeof *self->order);
         self->line_end = realloc (self->line_end, self->next_cap * sizeof *self->line_end);
-        assert (self->next && self->skip && self->new_ids && self->sliced_ids && self->order &&
-                self->line_end);
+        assert (self->next && self->skip && self->order && self->line_end);
     }
     //  Ids go into the memory set as they are seen, so that a duplicate
     //  inside the batch is skipped too; a failure takes them out again.
     uint64_t skipped = 0, archived = 0, bytes = 0, learned = 0;
     int64_t t0 = zclock_usecs (), t1, t2, t3;
-    self->nnew = 0;
+    //  Two keys a record at most: id and content key
+    archive_ids_begin (self->ids, 2 * count);
     for (size_t i = 0; i < count; i++) {
-        uint8_t *key = self->new_ids + self->nnew * RECORD_ID_SIZE;
+        uint8_t key[RECORD_ID_SIZE], content[RECORD_ID_SIZE];
         s_archive_key (&records[i], key);
         bool found;
-        if ((rc = s_archived (self, txn, key, &found)))
+        if ((rc = archive_ids_find (self->ids, txn, key, &found)))
             goto mdb_failed;
         self->skip[i] = found;
         if (!s_checks_content (&records[i])) {
             if (found)
                 skipped++;
-            else {
-                omni_idset_insert (self->recent_ids, key);
-                self->nnew++;
-            }
+            else
+                archive_ids_add (self->ids, key);
             continue;
         }
-        uint8_t *content = found ? key : key + RECORD_ID_SIZE;
         omni_record_content_hash (&records[i], content);
         bool same = false;
-        if (found && (rc = s_archived (self, txn, content, &same)))
+        if (found && (rc = archive_ids_find (self->ids, txn, content, &same)))
             goto mdb_failed;
         if (!found) { //  a new record: its id and its content key
-            omni_idset_insert (self->recent_ids, key);
-            omni_idset_insert (self->recent_ids, content);
-            self->nnew += 2;
+            archive_ids_add (self->ids, key);
+            archive_ids_add (self->ids, content);
         } else if (same)
             skipped++;
         else if (self->legacy_ids) { //  archived before content keys: learn it
-            omni_idset_insert (self->recent_ids, content);
-            self->nnew++;
+            archive_ids_add (self->ids, content);
             learned++;
         } else if (conflicts)
             conflicts[i] = 1;
@@ -747,16 +646,14 @@ s_write_batch (archive_t *self, const omni_record_t *records, size_t count, uint
         if ((rc = mdb_put (txn, self->files, &k, &v, 0)))
             goto mdb_failed;
     }
-    if (self->nnew && (rc = s_put_recent (self, txn)))
+    if ((rc = archive_ids_put (self->ids, txn)))
         goto mdb_failed;
     t3 = zclock_usecs ();
     rc = mdb_txn_commit (txn);
     txn = NULL;
     if (rc)
         goto mdb_failed;
-    if (self->nnew)
-        self->next_chunk++;
-    self->nnew = 0;
+    archive_ids_commit (self->ids);
     if (omni_log_enabled (LOGL_DEBUG))
         log_debug ("archive.batch",
                    "records=%zu archived=%" PRIu64 " skipped=%" PRIu64 " files=%zu bytes=%" PRIu64
@@ -769,8 +666,6 @@ s_write_batch (archive_t *self, const omni_record_t *records, size_t count, uint
     s_add (self->m_skipped, skipped);
     s_add (self->m_learned, learned);
     s_add (self->m_bytes, bytes);
-    if (self->m_recent)
-        omni_metric_set (self->m_recent, (double) omni_idset_size (self->recent_ids));
     return 0;
 
 mdb_failed:
@@ -779,7 +674,7 @@ mdb_failed:
 failed:
     if (txn)
         mdb_txn_abort (txn);
-    s_forget_new_ids (self);
+    archive_ids_abort (self->ids);
     s_end_batch (self, false);
     return -1;
 }
@@ -797,145 +692,11 @@ s_grow_map (archive_t *self, char *error, size_t error_size)
     return 0;
 }
 
-typedef struct {
-    uint8_t *keys;
-    size_t n;
-} s_keys_t;
-
+//  For a merge (archive_ids), which fills the same map
 static int
-s_key_cmp (const void *a, const void *b)
+s_grow_ids_map (void *self)
 {
-    return memcmp (a, b, RECORD_ID_SIZE);
-}
-
-//  A filter of every id in the tree (`entries` of them), with room for as
-//  many again.
-static int
-s_build_filter (archive_t *self, MDB_txn *txn, uint64_t entries)
-{
-    MDB_cursor *cursor;
-    int rc = mdb_cursor_open (txn, self->ids, &cursor);
-    if (rc)
-        return rc;
-    size_t capacity = (size_t) entries * 2;
-    bloom_t *filter = bloom_new (capacity > FILTER_MIN ? capacity : FILTER_MIN);
-    MDB_val k, v;
-    while ((rc = mdb_cursor_get (cursor, &k, &v, MDB_NEXT)) == 0)
-        if (k.mv_size == RECORD_ID_SIZE)
-            bloom_add (filter, k.mv_data);
-    mdb_cursor_close (cursor);
-    if (rc != MDB_NOTFOUND) {
-        bloom_destroy (&filter);
-        return rc;
-    }
-    bloom_destroy (&self->tree_filter);
-    self->tree_filter = filter;
-    return 0;
-}
-
-//  Takes the values of "recent" that belong to `slice` (their ids into
-//  `ids`) and deletes them.
-static int
-s_take_slice (archive_t *self, MDB_txn *txn, int slice, s_keys_t *ids, size_t *cap)
-{
-    MDB_cursor *cursor;
-    int rc = mdb_cursor_open (txn, self->recent, &cursor);
-    if (rc)
-        return rc;
-    uint8_t first = (uint8_t) slice;
-    MDB_val k = {1, &first}, v;
-    //  After mdb_cursor_del the cursor stands on the next entry, which
-    //  MDB_NEXT then returns.
-    for (rc = mdb_cursor_get (cursor, &k, &v, MDB_SET_RANGE);
-         rc == 0 && k.mv_size > 0 && ((uint8_t *) k.mv_data)[0] == first;
-         rc = mdb_cursor_get (cursor, &k, &v, MDB_NEXT)) {
-        size_t n = v.mv_size / RECORD_ID_SIZE;
-        if (ids->n + n > *cap) {
-            *cap = (ids->n + n) * 2;
-            ids->keys = realloc (ids->keys, *cap * RECORD_ID_SIZE);
-            assert (ids->keys);
-        }
-        memcpy (ids->keys + ids->n * RECORD_ID_SIZE, v.mv_data, n * RECORD_ID_SIZE);
-        ids->n += n;
-        if ((rc = mdb_cursor_del (cursor, 0)))
-            break;
-    }
-    mdb_cursor_close (cursor);
-    return rc == MDB_NOTFOUND ? 0 : rc;
-}
-
-//  Moves the recent ids of one slice (a sixteenth of the key range) into
-//  the tree, in key order, in one transaction: a crash leaves either level
-//  whole, and a merge holds the writer up for a sixteenth of the time one
-//  of every recent id would.
-static int
-s_merge (archive_t *self, char *error, size_t error_size)
-{
-    int64_t t0 = zclock_usecs ();
-    int slice = self->next_slice;
-    s_keys_t ids = {NULL, 0};
-    size_t cap = 0;
-    int rc;
-    for (int attempt = 0;; attempt++) {
-        MDB_txn *txn;
-        ids.n = 0;
-        if ((rc = mdb_txn_begin (self->env, NULL, 0, &txn)))
-            break;
-        rc = s_take_slice (self, txn, slice, &ids, &cap);
-        if (rc == 0 && ids.n > 1)
-            qsort (ids.keys, ids.n, RECORD_ID_SIZE, s_key_cmp);
-        for (size_t i = 0; rc == 0 && i < ids.n; i++) {
-            MDB_val k = {RECORD_ID_SIZE, ids.keys + i * RECORD_ID_SIZE}, v = {0, NULL};
-            rc = mdb_put (txn, self->ids, &k, &v, MDB_NOOVERWRITE);
-            if (rc == MDB_KEYEXIST)
-                rc = 0; //  never: the levels are disjoint; harmless if not
-        }
-        //  The filter takes the ids before the commit makes them the tree's
-        //  alone: if the commit fails, it only errs on "maybe" for them.
-        MDB_stat stat;
-        if (rc == 0 && (rc = mdb_stat (txn, self->ids, &stat)) == 0) {
-            if (stat.ms_entries > bloom_capacity (self->tree_filter))
-                rc = s_build_filter (self, txn, stat.ms_entries);
-            else
-                for (size_t i = 0; i < ids.n; i++)
-                    bloom_add (self->tree_filter, ids.keys + i * RECORD_ID_SIZE);
-        }
-        if (rc == 0) {
-            rc = mdb_txn_commit (txn);
-            txn = NULL;
-            if (rc == 0)
-                self->tree_ids = stat.ms_entries;
-        }
-        if (txn)
-            mdb_txn_abort (txn);
-        if (rc != MDB_MAP_FULL || attempt == MAP_RETRIES || s_grow_map (self, NULL, 0))
-            break;
-    }
-    if (rc == 0)
-        for (size_t i = 0; i < ids.n; i++)
-            omni_idset_remove (self->recent_ids, ids.keys + i * RECORD_ID_SIZE);
-    free (ids.keys);
-    if (rc) //  nothing moved: the ids stay in "recent" and in memory
-        return s_mdb_fail (error, error_size, "merge ids", rc);
-    self->next_slice = (slice + 1) % SLICES;
-    s_add (self->m_merges, 1);
-    if (self->m_recent)
-        omni_metric_set (self->m_recent, (double) omni_idset_size (self->recent_ids));
-    log_info ("archive.ids_merged",
-              "slice=%d ids=%zu recent=%zu tree=%" PRIu64 " filter_bytes=%zu ms=%" PRId64, slice,
-              ids.n, omni_idset_size (self->recent_ids), self->tree_ids,
-              bloom_memory (self->tree_filter), (zclock_usecs () - t0) / 1000);
-    return 0;
-}
-
-static size_t
-s_merge_threshold (archive_t *self)
-{
-    size_t quarter = (size_t) (self->tree_ids / 4);
-    size_t threshold = quarter < s_merge_min   ? s_merge_min
-                       : quarter > s_merge_max ? s_merge_max
-                                               : quarter;
-    return threshold > self->merge_retry_at ? threshold : self->merge_retry_at;
+    return s_grow_map (self, NULL, 0);
 }
 
 int
@@ -957,19 +718,7 @@ archive_write (void *self_, const omni_record_t *records, size_t count, uint8_t 
             return -1;
         }
     }
-    //  The batch is durable whatever the merge does: a failed merge leaves
-    //  the ids in "recent", and is tried again when they have doubled. One
-    //  slice a batch: the next batches take the next slices while the
-    //  recent ids stay over the threshold.
-    if (omni_idset_size (self->recent_ids) >= s_merge_threshold (self)) {
-        char merge_error[256];
-        if (s_merge (self, merge_error, sizeof merge_error)) {
-            self->merge_retry_at = 2 * omni_idset_size (self->recent_ids);
-            log_error ("archive.merge_failed", "recent=%zu error=\"%s\"",
-                       omni_idset_size (self->recent_ids), merge_error);
-        } else
-            self->merge_retry_at = 0;
-    }
+    archive_ids_maintain (self->ids);
     pthread_mutex_unlock (&self->mutex);
     return 0;
 }
@@ -977,13 +726,13 @@ archive_write (void *self_, const omni_record_t *records, size_t count, uint8_t 
 uint64_t
 archive_id_count (archive_t *self)
 {
-    return self->tree_ids + omni_idset_size (self->recent_ids);
+    return archive_ids_count (self->ids);
 }
 
 uint64_t
 archive_recent_id_count (archive_t *self)
 {
-    return omni_idset_size (self->recent_ids);
+    return archive_ids_recent_count (self->ids);
 }
 
 //  ---------------------------------------------------------------------------
@@ -1252,9 +1001,7 @@ s_recover (archive_t *self, char *error, size_t error_size)
     int rc = mdb_txn_begin (self->env, NULL, 0, &txn);
     if (rc)
         return s_mdb_fail (error, error_size, "begin", rc);
-    if ((rc = mdb_dbi_open (txn, "ids", MDB_CREATE, &self->ids)) ||
-        (rc = mdb_dbi_open (txn, "recent", MDB_CREATE, &self->recent)) ||
-        (rc = mdb_dbi_open (txn, "files", MDB_CREATE, &self->files)) ||
+    if ((rc = mdb_dbi_open (txn, "files", MDB_CREATE, &self->files)) ||
         (rc = mdb_dbi_open (txn, "meta", MDB_CREATE, &self->meta))) {
         mdb_txn_abort (txn);
         return s_mdb_fail (error, error_size, "open databases", rc);
@@ -1282,18 +1029,11 @@ s_recover (archive_t *self, char *error, size_t error_size)
         s_file_new (self, path, omni_util_get_be (v.mv_data, 8), true);
     }
     mdb_cursor_close (cursor);
-    //  The recent ids, back into memory.
-    if ((rc = mdb_cursor_open (txn, self->recent, &cursor))) {
+    //  The ids, recent ones back into memory, and the tree's filter.
+    if ((rc = archive_ids_open (self->ids, txn))) {
         mdb_txn_abort (txn);
-        return s_mdb_fail (error, error_size, "cursor", rc);
+        return s_mdb_fail (error, error_size, "read ids", rc);
     }
-    while ((rc = mdb_cursor_get (cursor, &k, &v, MDB_NEXT)) == 0) {
-        if (k.mv_size == 9 && omni_util_get_be ((uint8_t *) k.mv_data + 1, 8) >= self->next_chunk)
-            self->next_chunk = omni_util_get_be ((uint8_t *) k.mv_data + 1, 8) + 1;
-        for (size_t at = 0; at + RECORD_ID_SIZE <= v.mv_size; at += RECORD_ID_SIZE)
-            omni_idset_insert (self->recent_ids, (const uint8_t *) v.mv_data + at);
-    }
-    mdb_cursor_close (cursor);
 
     s_strays_t strays = {0, 0, ""};
     if (s_walk (self, s_count_stray, &strays, error, error_size)) {
@@ -1361,21 +1101,13 @@ s_recover (archive_t *self, char *error, size_t error_size)
             return s_mdb_fail (error, error_size, "write format", rc);
         }
     }
-    MDB_stat stat;
-    self->tree_ids = mdb_stat (txn, self->ids, &stat) == 0 ? stat.ms_entries : 0;
-    if ((rc = s_build_filter (self, txn, self->tree_ids))) {
-        mdb_txn_abort (txn);
-        return s_mdb_fail (error, error_size, "read ids", rc);
-    }
     if ((rc = mdb_txn_commit (txn)))
         return s_mdb_fail (error, error_size, "commit", rc);
-    if (self->m_recent)
-        omni_metric_set (self->m_recent, (double) omni_idset_size (self->recent_ids));
     log_info ("archive.open",
               "dir=%s files=%zu ids=%" PRIu64 " recent_ids=%zu truncated=%" PRIu64
               " removed=%zu new=%s",
-              self->dir, zhashx_size (self->by_path), self->tree_ids,
-              omni_idset_size (self->recent_ids), truncated, strays.files, fresh ? "yes" : "no");
+              self->dir, zhashx_size (self->by_path), archive_ids_tree_count (self->ids),
+              archive_ids_recent_count (self->ids), truncated, strays.files, fresh ? "yes" : "no");
     return 0;
 }
 
@@ -1711,7 +1443,6 @@ archive_new (const char *dir, omni_metrics_t *metrics, char *error, size_t error
     while (len > 1 && self->dir[len - 1] == '/')
         self->dir[--len] = 0;
     self->by_path = zhashx_new ();
-    self->recent_ids = omni_idset_new ();
     pthread_mutex_init (&self->mutex, NULL);
     pthread_mutex_init (&self->wake_mutex, NULL);
     pthread_cond_init (&self->wake, NULL);
@@ -1729,11 +1460,10 @@ archive_new (const char *dir, omni_metrics_t *metrics, char *error, size_t error
         self->m_bytes = omni_metrics_counter (metrics, "bytes_written_total",
                                               "Bytes of JSON lines committed to the archive", NULL);
         self->m_files = omni_metrics_gauge (metrics, "archive_files", "Files in the archive", NULL);
-        self->m_recent =
-            omni_metrics_gauge (metrics, "archive_recent_ids",
-                                "Archived ids held in memory until the next merge", NULL);
-        self->m_merges = omni_metrics_counter (metrics, "archive_id_merges_total",
-                                               "Merges of the recent ids into the id tree", NULL);
+    }
+    //  Its metrics in their place among the archive's
+    self->ids = archive_ids_new (metrics, s_grow_ids_map, self);
+    if (metrics) {
         self->m_learned = omni_metrics_counter (
             metrics, "archive_content_keys_learned_total",
             "Content keys added for ids archived before content keys (state format < 3)", NULL);
@@ -1808,13 +1538,10 @@ archive_destroy (archive_t **self_p)
     free (self->touched);
     free (self->next);
     free (self->skip);
-    free (self->new_ids);
-    free (self->sliced_ids);
     free (self->order);
     free (self->line_end);
     omni_mpjson_buf_free (&self->head_buf);
-    omni_idset_destroy (&self->recent_ids);
-    bloom_destroy (&self->tree_filter);
+    archive_ids_destroy (&self->ids);
     omni_mpjson_buf_free (&self->buf);
     free (self->dir);
     free (self);
@@ -2242,7 +1969,7 @@ archive_test (bool verbose)
     //  Recent ids merge into the tree; a record is skipped wherever its id
     //  is, before and after a restart, and a format 1 state opens as 2.
     s_path (root, sizeof root, "%s/merge", tmp);
-    s_merge_min = s_merge_max = 5000; //  two keys a record
+    archive_ids_set_merge_bounds (5000, 5000); //  two keys a record
     archive = archive_new (root, NULL, error, sizeof error);
     assert (archive);
     for (int round = 0; round < 4; round++) {
@@ -2253,9 +1980,9 @@ archive_test (bool verbose)
                 0);
     }
     //  Over the threshold after the third batch: one slice merged a batch.
-    uint64_t tree_before = archive->tree_ids;
-    size_t recent_before = omni_idset_size (archive->recent_ids);
-    assert (tree_before > 0 && recent_before > 0 && archive->next_slice == 2);
+    uint64_t tree_before = archive_ids_tree_count (archive->ids);
+    size_t recent_before = archive_ids_recent_count (archive->ids);
+    assert (tree_before > 0 && recent_before > 0);
     assert (archive_id_count (archive) == 8000);
     archive_destroy (&archive);
     {
@@ -2278,19 +2005,19 @@ archive_test (bool verbose)
     }
     archive = archive_new (root, NULL, error, sizeof error);
     assert (archive);
-    assert (archive->tree_ids == tree_before &&
-            omni_idset_size (archive->recent_ids) == recent_before);
+    assert (archive_ids_tree_count (archive->ids) == tree_before &&
+            archive_ids_recent_count (archive->ids) == recent_before);
     //  Every record again, and 500 new ones in the middle of them.
     s_test_batch_clear (&batch);
     for (int i = 0; i < 4500; i++)
         s_test_add (&batch, "metric", TEST_D1 + i, "load", i % 1000);
     assert (archive_write (archive, batch.records, batch.count, NULL, error, sizeof error) == 0);
     assert (archive_id_count (archive) == 9000);
-    assert (archive->tree_ids > tree_before);
+    assert (archive_ids_tree_count (archive->ids) > tree_before);
     //  Merged slice after slice, the tree ends up with every id.
-    while (omni_idset_size (archive->recent_ids) > 0)
-        assert (s_merge (archive, error, sizeof error) == 0);
-    assert (archive->tree_ids == 9000);
+    while (archive_ids_recent_count (archive->ids) > 0)
+        assert (archive_ids_merge (archive->ids, error, sizeof error) == 0);
+    assert (archive_ids_tree_count (archive->ids) == 9000);
     archive_destroy (&archive);
     archive = archive_new (root, NULL, error, sizeof error);
     assert (archive && archive_id_count (archive) == 9000);
@@ -2324,8 +2051,7 @@ archive_test (bool verbose)
     for (int d = 0; d < 3; d++)
         omni_mpjson_buf_free (&days[d]);
     archive_destroy (&archive);
-    s_merge_min = 1u << 20;
-    s_merge_max = 4u << 20;
+    archive_ids_set_merge_bounds (1u << 20, 4u << 20);
 
     //  Cold storage: a closed date is compressed; a late record for it
     //  starts a plain file again, which becomes the next segment; retention

@@ -23,8 +23,9 @@ def main():
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="omni-archive-store-")
     try:
-        program = build(work, "archive_store", ["archiverd/archive.c", "archiverd/bloom.c",
-                                                "archiverd/coldfile.c"], ["archiverd"], ["libzstd"])
+        program = build(work, "archive_store", ["archiverd/archive.c", "archiverd/archive_ids.c",
+                                                "archiverd/bloom.c", "archiverd/coldfile.c"],
+                        ["libzstd"])
         out = subprocess.run([program, os.path.join(work, "archive"), str(args.records),
                               str(args.batch), str(args.window)],
                              capture_output=True, text=True, check=True)

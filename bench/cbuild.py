@@ -19,6 +19,9 @@ def build(work, name, sources=(), pkgs=()):
     includes = ["-I" + ROOT]
     subprocess.run(["cc", "-std=c11", "-D_GNU_SOURCE", "-O2", *includes, "-o", out,
                     os.path.join(HERE, name + ".c"), *(os.path.join(ROOT, s) for s in sources),
-                    os.path.join(ROOT, "build", "lib", "libomni.a"), *flags, "-lpthread", "-lm"],
+                    # the classes' self-tests use the test-support library
+                    "-Wl,--start-group", os.path.join(ROOT, "build", "lib", "libomnitest.a"),
+                    os.path.join(ROOT, "build", "lib", "libomni.a"), "-Wl,--end-group", *flags,
+                    "-lpthread", "-lm"],
                    check=True)
     return out

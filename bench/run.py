@@ -147,6 +147,7 @@ def main():
         # journal. Timed by ingestd's acknowledged counter, which is cheap to
         # poll, from archiverd's first acknowledged batch; the archive's lines
         # are counted once at the end.
+        icpu = cpu_seconds(p.ingestd.proc.pid)
         archiver = p.archiverd().start(wait=False)
         anon = AnonPeak(archiver.proc.pid)
         first, elapsed = p.time_drain("archive", total, timeout=900)
@@ -154,29 +155,34 @@ def main():
         lines = archive_line_count(p.archive_dir)
         assert lines == total, f"{lines} lines archived, expected {total}"
         acpu = cpu_seconds(archiver.proc.pid)
+        icpu = cpu_seconds(p.ingestd.proc.pid) - icpu
         merges = archiver.metrics().get("omni_archiverd_archive_id_merges_total", 0)
         rows.append(("archived (delivery + JSON Lines + fsync + id index)",
                      f"{(total - first) / elapsed:,.0f} records/s",
                      f"{total - first:,.0f} records drained from the journal in {elapsed:.2f} s after "
-                     f"the first batch of {first:,.0f}; archiverd used {acpu:.2f} CPU s in all = "
+                     f"the first batch of {first:,.0f}; ingestd (delivery) used {icpu:.2f} CPU s; "
+                     f"archiverd used {acpu:.2f} CPU s in all = "
                      f"{total / acpu:,.0f} records per CPU second; {merges:.0f} merges of recent "
                      f"ids into the id tree; memory peak {archiver_anon} MiB own (RssAnon), "
                      f"{vm(archiver.proc.pid, 'VmHWM')} MiB with mapped files (VmHWM)"))
         # 3. Steady state, all together: loadgen -> ingestd -> archiverd, latency.
         start = time.monotonic()
+        icpu = cpu_seconds(p.ingestd.proc.pid)
         anon = AnonPeak(p.ingestd.proc.pid, archiver.proc.pid)
         before = p.ingestd.metrics()
         res = loadgen(p, args.records // 2, args.size, 99, ("--batch=1000",))
         p.wait_acked("archive", total + args.records // 2, 900, 0.01)
         elapsed = time.monotonic() - start
         peaks = anon.stop()
+        icpu = cpu_seconds(p.ingestd.proc.pid) - icpu
         m = p.ingestd.metrics()
         lat = "end_to_end p50 ≤ {:.4g} s, p99 ≤ {:.4g} s".format(
             histogram_quantile(m, "omni_ingestd_end_to_end_seconds", 0.5, before),
             histogram_quantile(m, "omni_ingestd_end_to_end_seconds", 0.99, before))
         rows.append(("steady state loadgen → ingestd → archive",
                      f"{(args.records // 2) / elapsed:,.0f} records/s",
-                     f"{lat} (per ACK, bucket bounds), memory peak (RssAnon) ingestd "
+                     f"{lat} (per ACK, bucket bounds), ingestd used {icpu:.2f} CPU s, "
+                     f"memory peak (RssAnon) ingestd "
                      f"{peaks[p.ingestd.proc.pid]} MiB, archiverd {peaks[archiver.proc.pid]} MiB "
                      f"(ingestd VmHWM with its journal map {vm(p.ingestd.proc.pid, 'VmHWM')} MiB), "
                      f"loadgen rate {float(res.get('rate', 0)):,.0f}/s"))

@@ -62,8 +62,8 @@ static const omni_config_option_t s_options[] = {
      "the commits that follow), one cache for all threads",
      &s_settings.cache_size},
     {"threads", CONFIG_INT, "0",
-     "git: threads diffing commits; 0 = 2, or 1 on a single CPU (each thread costs CPU: "
-     "libgit2 shares pack files and their locks between threads)",
+     "git: threads diffing commits; 0 = 2, or 1 on a single CPU (they read the pack files "
+     "through one reader and delta-base cache of collectord's, without libgit2's pack locks)",
      &s_settings.threads},
     {NULL}};
 
@@ -993,6 +993,8 @@ s_collect (void *handle, session_t *session, char *error, size_t size)
         return -1;
     }
     gitpool_set_tree_cache (pool, (size_t) s_settings.cache_size);
+    //  The walk reads every commit: through the same pack reader
+    gitpool_attach_packs (pool, self->repo);
     gitpool_start (pool, s_source_next, &source);
 
     progress_t *progress = session_progress (session);
@@ -1043,6 +1045,11 @@ s_collect (void *handle, session_t *session, char *error, size_t size)
         }
         progress_update (progress, done);
     }
+    gitpack_stats_t packs;
+    if (gitpool_pack_stats (pool, &packs))
+        log_debug ("git.packs",
+                   "reads=%" PRIu64 " inflated=%" PRIu64 " cache_hits=%" PRIu64 " passed=%" PRIu64,
+                   packs.reads, packs.inflated, packs.cache_hits, packs.passed);
     //  The workers are joined: the walk is the main thread's again
     gitpool_destroy (&pool);
     git_revwalk_free (source.walk);

@@ -29,6 +29,7 @@
 #include <assert.h>
 #include <czmq.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +47,26 @@ typedef struct {
     bool added, deleted; //  present on one side only
 } s_file_t;
 
+//  A tree as read from the object database, its entries indexed in place
+//  (libgit2's git_tree would parse the same; having the raw bytes lets two
+//  versions of a directory be compared by their differing middle only).
+typedef struct {
+    const char *name; //  not NUL-terminated by this index: name_len
+    const git_oid *id;
+    uint16_t name_len;
+    uint16_t attr; //  the mode as stored
+    uint32_t at;   //  where the entry starts in the raw tree
+} s_entry_t;
+
+typedef struct {
+    git_odb_object *obj;
+    const uint8_t *data;
+    size_t len;
+    s_entry_t *entries;
+    size_t count;
+    atomic_size_t refs; //  trees are shared by the threads' cache
+} s_tree_t;
+
 //  A tree kept for the commits that follow. libgit2's own object cache
 //  is off (git_collector.c): it evicts by iterating its hash table from
 //  the start, over the buckets its last evictions emptied, which cost
@@ -53,7 +74,7 @@ typedef struct {
 //  together). Here only trees are kept, least recently used out first.
 typedef struct s_cached_t {
     git_oid id;
-    git_tree *tree; //  one reference, held while cached
+    s_tree_t *tree; //  one reference, held while cached
     size_t bytes;   //  estimated memory of the parsed tree
     struct s_cached_t *chain;
     struct s_cached_t *newer, *older;
@@ -107,6 +128,114 @@ struct _gitdiff_t {
     git_commit *parent; //  the last commit's first parent, for gitdiff_take_parent
 };
 
+static s_tree_t *
+s_tree_dup (s_tree_t *tree)
+{
+    atomic_fetch_add (&tree->refs, 1);
+    return tree;
+}
+
+static void
+s_tree_free (s_tree_t *tree)
+{
+    if (!tree || atomic_fetch_sub (&tree->refs, 1) != 1)
+        return;
+    git_odb_object_free (tree->obj);
+    free (tree->entries);
+    free (tree);
+}
+
+//  libgit2's reading of an entry's mode (tree.c): the type by S_IFMT, the
+//  mode normalized as git_tree_entry_filemode gives it
+static git_object_t
+s_entry_type (const s_entry_t *e)
+{
+    if ((e->attr & 0170000) == 0160000)
+        return GIT_OBJECT_COMMIT;
+    return (e->attr & 0170000) == 0040000 ? GIT_OBJECT_TREE : GIT_OBJECT_BLOB;
+}
+
+static git_filemode_t
+s_entry_filemode (const s_entry_t *e)
+{
+    unsigned type = e->attr & ~0777u;
+    if (type == GIT_FILEMODE_TREE)
+        return GIT_FILEMODE_TREE;
+    if (e->attr & 0100)
+        return GIT_FILEMODE_BLOB_EXECUTABLE;
+    if (type == GIT_FILEMODE_COMMIT)
+        return GIT_FILEMODE_COMMIT;
+    if (type == GIT_FILEMODE_LINK)
+        return GIT_FILEMODE_LINK;
+    return GIT_FILEMODE_BLOB;
+}
+
+//  Indexes the entries of a raw tree as libgit2's parser reads them
+//  ("MODE NAME\0" and 20 bytes of id, MODE octal). Returns 0 or -1.
+static int
+s_tree_parse (s_tree_t *tree)
+{
+    size_t cap = 16;
+    tree->entries = malloc (cap * sizeof *tree->entries);
+    assert (tree->entries);
+    const uint8_t *at = tree->data, *end = tree->data + tree->len;
+    while (at < end) {
+        const uint8_t *start = at;
+        uint32_t mode = 0;
+        if (*at < '0' || *at > '7')
+            return -1;
+        while (at < end && *at >= '0' && *at <= '7') {
+            mode = mode * 8 + (uint32_t) (*at++ - '0');
+            if (mode > UINT16_MAX)
+                return -1;
+        }
+        if (at >= end || *at++ != ' ')
+            return -1;
+        const uint8_t *nul = memchr (at, 0, (size_t) (end - at));
+        if (!nul || nul == at || nul - at > UINT16_MAX || end - (nul + 1) < GIT_OID_RAWSZ ||
+            start - tree->data > UINT32_MAX)
+            return -1;
+        if (tree->count == cap) {
+            cap *= 2;
+            tree->entries = realloc (tree->entries, cap * sizeof *tree->entries);
+            assert (tree->entries);
+        }
+        tree->entries[tree->count++] =
+            (s_entry_t){(const char *) at, (const git_oid *) (nul + 1), (uint16_t) (nul - at),
+                        (uint16_t) mode, (uint32_t) (start - tree->data)};
+        at = nul + 1 + GIT_OID_RAWSZ;
+    }
+    return 0;
+}
+
+//  Reads and indexes the tree `id`. Returns 0, or -1 with libgit2's error.
+static int
+s_tree_read (git_odb *odb, s_tree_t **out, const git_oid *id)
+{
+    git_odb_object *obj;
+    if (git_odb_read (&obj, odb, id))
+        return -1;
+    if (git_odb_object_type (obj) != GIT_OBJECT_TREE) {
+        git_odb_object_free (obj);
+        git_error_set_str (GIT_ERROR_INVALID,
+                           "the requested type does not match the type in the ODB");
+        return -1;
+    }
+    s_tree_t *tree = calloc (1, sizeof *tree);
+    assert (tree);
+    tree->obj = obj;
+    tree->data = git_odb_object_data (obj);
+    tree->len = git_odb_object_size (obj);
+    atomic_init (&tree->refs, 1);
+    if (s_tree_parse (tree)) {
+        s_tree_free (tree);
+        git_error_set_str (GIT_ERROR_TREE, "failed to parse tree: object is corrupted");
+        return -1;
+    }
+    *out = tree;
+    return 0;
+}
+
 static size_t
 s_bucket (const git_oid *id)
 {
@@ -132,7 +261,7 @@ s_trees_trim (s_trees_t *self, size_t budget)
             link = &(*link)->chain;
         *link = c->chain;
         self->bytes -= c->bytes;
-        git_tree_free (c->tree);
+        s_tree_free (c->tree);
         free (c);
     }
 }
@@ -167,7 +296,7 @@ s_trees_release (s_trees_t *self)
 //  The cached tree `id`, with a reference for the caller, or NULL. Called
 //  with the lock held (a tree being evicted by another thread is freed
 //  under it).
-static git_tree *
+static s_tree_t *
 s_trees_find (s_trees_t *self, const git_oid *id)
 {
     for (s_cached_t *c = self->buckets[s_bucket (id)]; c; c = c->chain) {
@@ -184,10 +313,7 @@ s_trees_find (s_trees_t *self, const git_oid *id)
             self->lru_head->newer = c;
             self->lru_head = c;
         }
-        git_tree *tree;
-        int rc = git_object_dup ((git_object **) &tree, (git_object *) c->tree);
-        assert (rc == 0);
-        return tree;
+        return s_tree_dup (c->tree);
     }
     return NULL;
 }
@@ -198,7 +324,7 @@ s_trees_find (s_trees_t *self, const git_oid *id)
 //  side come back as new sides of the commits that change the same
 //  directories next: the root at once, a directory a few commits later.
 static int
-s_tree_get (gitdiff_t *self, git_tree **tree, const git_oid *id)
+s_tree_get (gitdiff_t *self, s_tree_t **tree, const git_oid *id)
 {
     s_trees_t *trees = self->trees;
     pthread_mutex_lock (&trees->lock);
@@ -211,23 +337,22 @@ s_tree_get (gitdiff_t *self, git_tree **tree, const git_oid *id)
     if (*tree)
         return 0;
     //  Read without the lock: this is the slow part
-    if (git_tree_lookup (tree, self->repo, id))
+    if (s_tree_read (self->odb, tree, id))
         return -1;
-    //  libgit2 keeps the raw object (~40 bytes an entry) and a 24-byte
-    //  entry for each, plus its allocations
-    size_t bytes = 256 + git_tree_entrycount (*tree) * 96;
+    //  The raw object (~40 bytes an entry), a 24-byte index entry for
+    //  each, and the allocations
+    size_t bytes = 256 + (*tree)->len + (*tree)->count * sizeof (s_entry_t);
     pthread_mutex_lock (&trees->lock);
     //  Not when a huge tree would push out everything else, or when
     //  another thread read it meanwhile
-    git_tree *known = bytes > trees->budget / 4 ? NULL : s_trees_find (trees, id);
+    s_tree_t *known = bytes > trees->budget / 4 ? NULL : s_trees_find (trees, id);
     if (known)
-        git_tree_free (known);
+        s_tree_free (known);
     else if (bytes <= trees->budget / 4) {
         s_cached_t *c = malloc (sizeof *c);
         assert (c);
         c->id = *id;
-        int rc = git_object_dup ((git_object **) &c->tree, (git_object *) *tree);
-        assert (rc == 0);
+        c->tree = s_tree_dup (*tree);
         c->bytes = bytes;
         size_t bucket = s_bucket (id);
         c->chain = trees->buckets[bucket];
@@ -312,19 +437,18 @@ s_path_reserve (gitdiff_t *self, size_t size)
 //  Git's tree order: names compared bytewise, a directory as if its name
 //  ended with '/'.
 static int
-s_entry_cmp (const git_tree_entry *a, const git_tree_entry *b)
+s_entry_cmp (const s_entry_t *a, const s_entry_t *b)
 {
-    const char *na = git_tree_entry_name (a), *nb = git_tree_entry_name (b);
-    size_t la = strlen (na), lb = strlen (nb), len = la < lb ? la : lb;
-    int c = memcmp (na, nb, len);
+    size_t la = a->name_len, lb = b->name_len, len = la < lb ? la : lb;
+    int c = memcmp (a->name, b->name, len);
     if (c)
         return c;
-    int ca = la > len                                     ? (unsigned char) na[len]
-             : git_tree_entry_type (a) == GIT_OBJECT_TREE ? '/'
-                                                          : 0;
-    int cb = lb > len                                     ? (unsigned char) nb[len]
-             : git_tree_entry_type (b) == GIT_OBJECT_TREE ? '/'
-                                                          : 0;
+    int ca = la > len                              ? (unsigned char) a->name[len]
+             : s_entry_type (a) == GIT_OBJECT_TREE ? '/'
+                                                   : 0;
+    int cb = lb > len                              ? (unsigned char) b->name[len]
+             : s_entry_type (b) == GIT_OBJECT_TREE ? '/'
+                                                   : 0;
     return ca - cb;
 }
 
@@ -410,7 +534,7 @@ typedef struct {
 } s_side_t;
 
 static int
-s_load (gitdiff_t *self, const git_tree_entry *entry, s_side_t *side)
+s_load (gitdiff_t *self, const s_entry_t *entry, s_side_t *side)
 {
     side->blob = NULL;
     side->data = "";
@@ -418,8 +542,8 @@ s_load (gitdiff_t *self, const git_tree_entry *entry, s_side_t *side)
     side->big = side->gitlink = false;
     if (!entry)
         return 0;
-    const git_oid *id = git_tree_entry_id (entry);
-    if (git_tree_entry_filemode (entry) == GIT_FILEMODE_COMMIT) {
+    const git_oid *id = entry->id;
+    if (s_entry_filemode (entry) == GIT_FILEMODE_COMMIT) {
         char hex[GIT_OID_HEXSZ + 1];
         side->len = (size_t) snprintf (side->line, sizeof side->line, "Subproject commit %s\n",
                                        git_oid_tostr (hex, sizeof hex, id));
@@ -463,7 +587,7 @@ s_on_hunk (const git_diff_delta *delta, const git_diff_hunk *hunk, void *payload
 //  A file that differs: `old` and/or `new` (NULL when absent); its path is
 //  self->path[0..path_len).
 static void
-s_file (gitdiff_t *self, size_t path_len, const git_tree_entry *old, const git_tree_entry *new)
+s_file (gitdiff_t *self, size_t path_len, const s_entry_t *old, const s_entry_t *new)
 {
     s_file_t *file = s_add_file (self, path_len);
     file->added = !old;
@@ -474,7 +598,7 @@ s_file (gitdiff_t *self, size_t path_len, const git_tree_entry *old, const git_t
         return;
     }
     s_side_t a, b;
-    bool same = old && new &&git_oid_equal (git_tree_entry_id (old), git_tree_entry_id (new));
+    bool same = old && new &&git_oid_equal (old->id, new->id);
     if (s_load (self, old, &a) || (!same && s_load (self, new, &b))) {
         if (!self->error)
             self->error = -1;
@@ -504,48 +628,144 @@ s_file (gitdiff_t *self, size_t path_len, const git_tree_entry *old, const git_t
     git_blob_free (b.blob);
 }
 
-static void s_walk (gitdiff_t *self, size_t dir_len, const git_tree *old, const git_tree *new);
+static void s_walk (gitdiff_t *self, size_t dir_len, const s_tree_t *old, const s_tree_t *new);
 
 //  Appends an entry's name to the directory path; returns the new length.
 static size_t
-s_path_push (gitdiff_t *self, size_t dir_len, const git_tree_entry *entry)
+s_path_push (gitdiff_t *self, size_t dir_len, const s_entry_t *entry)
 {
-    const char *name = git_tree_entry_name (entry);
-    size_t len = strlen (name);
+    size_t len = entry->name_len;
     s_path_reserve (self, dir_len + len + 2);
-    memcpy (self->path + dir_len, name, len);
+    memcpy (self->path + dir_len, entry->name, len);
     return dir_len + len;
 }
 
 //  An entry present on one side only: a file, or a whole directory.
 static void
-s_one_side (gitdiff_t *self, size_t dir_len, const git_tree_entry *entry, bool added)
+s_one_side (gitdiff_t *self, size_t dir_len, const s_entry_t *entry, bool added)
 {
     size_t len = s_path_push (self, dir_len, entry);
-    if (git_tree_entry_type (entry) != GIT_OBJECT_TREE) {
+    if (s_entry_type (entry) != GIT_OBJECT_TREE) {
         s_file (self, len, added ? NULL : entry, added ? entry : NULL);
         return;
     }
-    git_tree *tree;
-    if (s_tree_get (self, &tree, git_tree_entry_id (entry))) {
+    s_tree_t *tree;
+    if (s_tree_get (self, &tree, entry->id)) {
         if (!self->error)
             self->error = -1;
         return;
     }
     self->path[len] = '/';
     s_walk (self, len + 1, added ? NULL : tree, added ? tree : NULL);
-    git_tree_free (tree);
+    s_tree_free (tree);
+}
+
+//  Where entry `k` of `tree` ends
+static size_t
+s_entry_end (const s_tree_t *tree, size_t k)
+{
+    return k + 1 < tree->count ? tree->entries[k + 1].at : tree->len;
+}
+
+//  The first entry of `tree` from `lo` on that starts at byte `at` or
+//  after it (count if none).
+static size_t
+s_entry_from (const s_tree_t *tree, size_t lo, size_t at)
+{
+    size_t hi = tree->count;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (tree->entries[mid].at < at)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+//  The index of the entry of `tree` starting at byte `at` among entries
+//  [lo, count], or SIZE_MAX; `at` == len is the end (count).
+static size_t
+s_entry_at (const s_tree_t *tree, size_t lo, size_t at)
+{
+    if (at == tree->len)
+        return tree->count;
+    size_t k = s_entry_from (tree, lo, at);
+    return k < tree->count && tree->entries[k].at == at ? k : SIZE_MAX;
+}
+
+//  Two versions of a directory mostly differ in a few entries: the entries
+//  before the first differing byte and those after the last are the same
+//  on both sides (same bytes parse the same from the same entry start),
+//  and are skipped without being compared one by one. Sets the entries to
+//  compare: old [*first, *old_end), new [*first, *new_end).
+static void
+s_middle (const s_tree_t *old, const s_tree_t *new, size_t *first, size_t *old_end, size_t *new_end)
+{
+    size_t n = old->len < new->len ? old->len : new->len, p = 0;
+    while (p + 8 <= n) {
+        uint64_t x, y;
+        memcpy (&x, old->data + p, 8);
+        memcpy (&y, new->data + p, 8);
+        if (x != y)
+            break;
+        p += 8;
+    }
+    while (p < n && old->data[p] == new->data[p])
+        p++;
+    //  Entries wholly in the common prefix: the first k with end(k) > p
+    size_t lo = 0, hi = old->count;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (s_entry_end (old, mid) <= p)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *first = lo;
+    //  The common suffix, not reaching back into those entries
+    size_t old_from = lo < old->count ? old->entries[lo].at : old->len;
+    size_t new_from = lo < new->count ? new->entries[lo].at : new->len;
+    size_t room =
+        old->len - old_from < new->len - new_from ? old->len - old_from : new->len - new_from;
+    size_t sfx = 0;
+    const uint8_t *a = old->data + old->len, *b = new->data + new->len;
+    while (sfx + 8 <= room) {
+        uint64_t x, y;
+        memcpy (&x, a - sfx - 8, 8);
+        memcpy (&y, b - sfx - 8, 8);
+        if (x != y)
+            break;
+        sfx += 8;
+    }
+    while (sfx < room && a[-(ptrdiff_t) sfx - 1] == b[-(ptrdiff_t) sfx - 1])
+        sfx++;
+    //  The first old entry inside it that also starts an entry on the new
+    //  side at the same distance from the end (the end itself always does)
+    for (size_t k = s_entry_from (old, lo, old->len - sfx);; k++) {
+        size_t tail = k < old->count ? old->len - old->entries[k].at : 0;
+        size_t m = s_entry_at (new, lo, new->len - tail);
+        if (m != SIZE_MAX) {
+            *old_end = k;
+            *new_end = m;
+            return;
+        }
+    }
 }
 
 //  Compares two trees (either may be NULL) under the path self->path[0..dir_len).
 static void
-s_walk (gitdiff_t *self, size_t dir_len, const git_tree *old, const git_tree *new)
+s_walk (gitdiff_t *self, size_t dir_len, const s_tree_t *old, const s_tree_t *new)
 {
-    size_t nold = old ? git_tree_entrycount (old) : 0, nnew = new ? git_tree_entrycount (new) : 0;
     size_t i = 0, j = 0;
+    size_t nold = old ? old->count : 0, nnew = new ? new->count : 0;
+    if (old && new) {
+        s_middle (old, new, &i, &nold, &nnew);
+        j = i;
+    }
     while ((i < nold || j < nnew) && !self->error) {
-        const git_tree_entry *a = i < nold ? git_tree_entry_byindex (old, i) : NULL;
-        const git_tree_entry *b = j < nnew ? git_tree_entry_byindex (new, j) : NULL;
+        const s_entry_t *a = i < nold ? &old->entries[i] : NULL;
+        const s_entry_t *b = j < nnew ? &new->entries[j] : NULL;
         int c = !a ? 1 : !b ? -1 : s_entry_cmp (a, b);
         if (c < 0) {
             s_one_side (self, dir_len, a, false);
@@ -556,28 +776,27 @@ s_walk (gitdiff_t *self, size_t dir_len, const git_tree *old, const git_tree *ne
         } else {
             i++;
             j++;
-            if (git_oid_equal (git_tree_entry_id (a), git_tree_entry_id (b)) &&
-                git_tree_entry_filemode (a) == git_tree_entry_filemode (b))
+            if (git_oid_equal (a->id, b->id) && s_entry_filemode (a) == s_entry_filemode (b))
                 continue;
             size_t len = s_path_push (self, dir_len, a);
-            if (git_tree_entry_type (a) != GIT_OBJECT_TREE) {
+            if (s_entry_type (a) != GIT_OBJECT_TREE) {
                 s_file (self, len, a, b);
                 continue;
             }
-            git_tree *ta, *tb;
-            if (s_tree_get (self, &ta, git_tree_entry_id (a))) {
+            s_tree_t *ta, *tb;
+            if (s_tree_get (self, &ta, a->id)) {
                 self->error = -1;
                 break;
             }
-            if (s_tree_get (self, &tb, git_tree_entry_id (b))) {
-                git_tree_free (ta);
+            if (s_tree_get (self, &tb, b->id)) {
+                s_tree_free (ta);
                 self->error = -1;
                 break;
             }
             self->path[len] = '/';
             s_walk (self, len + 1, ta, tb);
-            git_tree_free (ta);
-            git_tree_free (tb);
+            s_tree_free (ta);
+            s_tree_free (tb);
         }
     }
 }
@@ -587,7 +806,7 @@ s_walk (gitdiff_t *self, size_t dir_len, const git_tree *old, const git_tree *ne
 //  files pay for it, and libgit2 diffs only those paths (an exact pathspec),
 //  never the whole trees.
 static int
-s_renames (gitdiff_t *self, const git_tree *old_tree, const git_tree *new_tree)
+s_renames (gitdiff_t *self, const git_oid *old_id, const git_oid *new_id)
 {
     size_t added = 0, deleted = 0;
     for (size_t i = 0; i < self->nfiles; i++) {
@@ -608,8 +827,14 @@ s_renames (gitdiff_t *self, const git_tree *old_tree, const git_tree *new_tree)
     opts.pathspec.strings = paths;
     opts.pathspec.count = n;
     git_diff *diff = NULL;
-    int rc = git_diff_tree_to_tree (&diff, self->repo, (git_tree *) old_tree, (git_tree *) new_tree,
-                                    &opts);
+    git_tree *old_tree = NULL, *new_tree = NULL;
+    int rc = old_id ? git_tree_lookup (&old_tree, self->repo, old_id) : 0;
+    if (rc == 0)
+        rc = git_tree_lookup (&new_tree, self->repo, new_id);
+    if (rc == 0)
+        rc = git_diff_tree_to_tree (&diff, self->repo, old_tree, new_tree, &opts);
+    git_tree_free (old_tree);
+    git_tree_free (new_tree);
     free (paths); //  the diff keeps its own copy of the pathspec
     git_diff_find_options find;
     git_diff_find_options_init (&find, GIT_DIFF_FIND_OPTIONS_VERSION);
@@ -646,7 +871,8 @@ gitdiff_commit (gitdiff_t *self, const git_commit *commit)
     self->error = 0;
     git_commit_free (self->parent);
     self->parent = NULL;
-    git_tree *old_tree = NULL, *new_tree = NULL;
+    s_tree_t *old_tree = NULL, *new_tree = NULL;
+    const git_oid *old_id = NULL;
     int rc = s_tree_get (self, &new_tree, git_commit_tree_id (commit));
     if (rc == 0 && git_commit_parentcount (commit) > 0) {
         git_commit *parent = NULL;
@@ -656,7 +882,8 @@ gitdiff_commit (gitdiff_t *self, const git_commit *commit)
             git_error_clear ();
             rc = 0;
         } else if (rc == 0) {
-            rc = s_tree_get (self, &old_tree, git_commit_tree_id (parent));
+            old_id = git_commit_tree_id (parent);
+            rc = s_tree_get (self, &old_tree, old_id);
             self->parent = parent;
         }
     }
@@ -665,9 +892,9 @@ gitdiff_commit (gitdiff_t *self, const git_commit *commit)
         rc = self->error;
     }
     if (rc == 0)
-        rc = s_renames (self, old_tree, new_tree);
-    git_tree_free (old_tree);
-    git_tree_free (new_tree);
+        rc = s_renames (self, old_id, git_commit_tree_id (commit));
+    s_tree_free (old_tree);
+    s_tree_free (new_tree);
     if (rc)
         return -1;
     for (size_t i = 0; i < self->nfiles; i++) {

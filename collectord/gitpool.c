@@ -14,6 +14,7 @@
 #include "collectord/gitpool.h"
 #include "proto/record.h"
 #include "collectord/gitdiff.h"
+#include "collectord/gitpack.h"
 #include "collectord/gittext.h"
 #include "testsupport/selftest.h"
 
@@ -55,6 +56,7 @@ typedef struct {
 
 struct _gitpool_t {
     s_worker_t *workers;
+    gitpack_t *packs; //  the pack files, read by all the workers' handles
     size_t nworkers;
     int64_t since;
     gitpool_source_fn *source;
@@ -105,6 +107,11 @@ gitpool_new (const char *path, size_t threads, int64_t since, char *error, size_
             gitpool_destroy (&self);
             return NULL;
         }
+        //  One pack reader and delta-base cache for all the threads
+        if (i == 0)
+            self->packs = gitpack_new (w->repo, GITPACK_CACHE);
+        if (self->packs && gitpack_attach (self->packs, w->repo))
+            git_error_clear (); //  libgit2 reads the packs itself
         w->diff = gitdiff_new (w->repo);
         //  One tree cache: the threads take turns at runs of commits
         if (i > 0)
@@ -127,6 +134,22 @@ gitpool_set_tree_cache (gitpool_t *self, size_t bytes)
 }
 
 void
+gitpool_attach_packs (gitpool_t *self, git_repository *repo)
+{
+    if (self->packs && gitpack_attach (self->packs, repo))
+        git_error_clear ();
+}
+
+bool
+gitpool_pack_stats (gitpool_t *self, gitpack_stats_t *stats)
+{
+    if (!self->packs)
+        return false;
+    gitpack_stats (self->packs, stats);
+    return true;
+}
+
+void
 gitpool_destroy (gitpool_t **self_p)
 {
     gitpool_t *self = *self_p;
@@ -145,6 +168,7 @@ gitpool_destroy (gitpool_t **self_p)
         gittext_destroy (&w->text);
         git_repository_free (w->repo);
     }
+    gitpack_destroy (&self->packs);
     for (size_t i = 0; i < GITPOOL_AHEAD; i++)
         msgpack_sbuffer_destroy (&self->ring[i].body);
     pthread_mutex_destroy (&self->lock);

@@ -12,6 +12,8 @@
 #ifndef OMNI_COLLECTORD_GITPOOL_H
 #define OMNI_COLLECTORD_GITPOOL_H
 
+#include "collectord/gitpack.h"
+
 #include <git2.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -45,6 +47,11 @@ gitpool_t *gitpool_new (const char *path, size_t threads, int64_t since, char *e
 //  At most `bytes` of trees kept between commits, in one cache the threads
 //  share (before gitpool_start; default GITDIFF_TREE_CACHE).
 void gitpool_set_tree_cache (gitpool_t *self, size_t bytes);
+//  Has `repo` (the handle the source walks) read the packs through the
+//  workers' pack reader and its delta-base cache (gitpack_t).
+void gitpool_attach_packs (gitpool_t *self, git_repository *repo);
+//  The pack reader's counters; false when libgit2 reads the packs itself.
+bool gitpool_pack_stats (gitpool_t *self, gitpack_stats_t *stats);
 //  Stops the workers (they finish the commit in hand) and frees everything.
 void gitpool_destroy (gitpool_t **self_p);
 

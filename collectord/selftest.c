@@ -2,6 +2,7 @@
 #include "collectord/collector.h"
 #include "collectord/git_collector.h"
 #include "collectord/gitdiff.h"
+#include "collectord/gitpack.h"
 #include "collectord/gitpool.h"
 #include "collectord/gittext.h"
 #include "collectord/host.h"
@@ -33,6 +34,7 @@ main (int argc, char **argv)
                                        {"srcname", srcname_test},
                                        {"gittext", gittext_test},
                                        {"gitdiff", gitdiff_test},
+                                       {"gitpack", gitpack_test},
                                        {"gitpool", gitpool_test},
                                        {"git_collector", git_collector_test},
                                        {"host", host_test},

@@ -31,6 +31,10 @@
 
 typedef enum { PEERS_INTAKE = 0, PEERS_DELIVERY, PEERS_TAP, PEERS_SOCKETS } peers_socket_t;
 
+//  Replies queued to one intake or delivery peer before it counts as not
+//  reading them (its socket's send high-water mark).
+#define PEERS_REPLY_HWM 1000
+
 //  Tap subscribers at most (a debug view), whatever the connection limit.
 #define PEERS_TAP_MAX 64
 
@@ -106,6 +110,19 @@ bool peers_drop_idlest (peers_t *self, peers_reason_t reason);
 size_t peers_count (peers_t *self, peers_socket_t socket);
 uint64_t peers_dropped (peers_t *self, peers_reason_t reason);
 size_t peers_limit (peers_t *self);
+
+//  A frame's bytes on the wire, for peers_consumed (with CURVE or not; per
+//  record frame of intake, so inline). ZMTP 3 puts a flags byte and a 1- or
+//  8-byte size before a frame; CURVE sends it as a MESSAGE command of 33
+//  bytes more ("\x07MESSAGE", an 8-byte nonce, a flags byte and a 16-byte
+//  MAC). Exact, or the count of what libzmq holds would drift on a
+//  long-lived connection; a peer that frames more loosely only looks larger.
+static inline uint64_t
+peers_wire_size (size_t size, bool curve)
+{
+    uint64_t body = size + (curve ? 33 : 0);
+    return body + (body > 255 ? 9 : 2);
+}
 
 void peers_test (bool verbose);
 

@@ -1,16 +1,18 @@
+#include "ingestd/delivery.h"
+#include "ingestd/intake.h"
 #include "ingestd/journal.h"
 #include "ingestd/jsjournal.h"
 #include "ingestd/peers.h"
-#include "testsupport/selftest.h"
 #include "ingestd/server.h"
+#include "ingestd/tap.h"
+#include "testsupport/selftest.h"
 
 int
 main (int argc, char **argv)
 {
-    static const selftest_t tests[] = {{"journal", journal_test},
-                                       {"jsjournal", jsjournal_test},
-                                       {"peers", peers_test},
-                                       {"server", server_test},
-                                       {NULL, NULL}};
+    static const selftest_t tests[] = {{"journal", journal_test}, {"jsjournal", jsjournal_test},
+                                       {"peers", peers_test},     {"tap", tap_test},
+                                       {"intake", intake_test},   {"delivery", delivery_test},
+                                       {"server", server_test},   {NULL, NULL}};
     return selftest_run (tests, argc, argv);
 }

@@ -4,7 +4,9 @@
     moves its durable cursor on ACK; the tap publishes what was accepted and
     what was rejected. While the journal is full, or cannot be written (disk
     full, quota, map full, I/O error), intake is not read; a fault is probed
-    every second and intake resumes by itself once writes succeed again.   */
+    every second and intake resumes by itself once writes succeed again.
+    Intake, delivery and tap are classes of their own (intake.h,
+    delivery.h, tap.h); the server binds their sockets and runs the loop.  */
 #ifndef OMNI_SERVER_H
 #define OMNI_SERVER_H
 

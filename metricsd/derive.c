@@ -16,7 +16,7 @@
       one (the points table is unique on name, source, tags, time).       */
 #include "metricsd/derive.h"
 #include "proto/mpjson.h"
-#include "pg/pgconn.h"
+#include "pg/pgcopy.h"
 
 #include <assert.h>
 #include <math.h>
@@ -236,10 +236,10 @@ s_tags (derive_t *self, const s_tag_t *tags, const omni_record_t *record)
                 continue;
             const msgpack_object_map *map = &record->tags->via.map;
             for (uint32_t i = 0; i < map->size; i++) {
+                //  Keys and values are strings: omni_record_check saw to it
                 const msgpack_object *k = &map->ptr[i].key, *v = &map->ptr[i].val;
-                if (k->type == MSGPACK_OBJECT_STR && v->type == MSGPACK_OBJECT_STR)
-                    s_member (self, &first, k->via.str.ptr, k->via.str.size, v->via.str.ptr,
-                              v->via.str.size);
+                s_member (self, &first, k->via.str.ptr, k->via.str.size, v->via.str.ptr,
+                          v->via.str.size);
             }
             continue;
         }
@@ -251,7 +251,7 @@ s_tags (derive_t *self, const s_tag_t *tags, const omni_record_t *record)
         s_member (self, &first, t->tag, strlen (t->tag), value.ptr, value.len);
     }
     omni_mpjson_append (&self->tags, "}", 1);
-    omni_pgconn_json_clean (self->tags.data, self->tags.size);
+    omni_pgcopy_json_clean (self->tags.data, self->tags.size);
 }
 
 size_t
@@ -261,7 +261,7 @@ derive_record (derive_t *self, const omni_record_t *record, derive_point_fn *emi
     const s_tag_t *tags_for = NULL; //  the tags in self->tags, reused across rules
     derive_point_t point;
     size_t source_len;
-    point.source = omni_pgconn_text_clean (record->src.ptr, record->src.len, &self->scratch,
+    point.source = omni_pgcopy_text_clean (record->src.ptr, record->src.len, &self->scratch,
                                            &self->scratch_size, &source_len);
     point.source_len = source_len;
     for (size_t r = 0; r < S_RULES; r++) {

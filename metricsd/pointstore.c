@@ -37,6 +37,7 @@
 #include "metricsd/derive.h"
 #include "common/log.h"
 #include "pg/pgconn.h"
+#include "pg/pgcopy.h"
 #include "common/util.h"
 #include "client/writer.h"
 
@@ -123,6 +124,8 @@ struct _pointstore_t {
     //  The other connections of a shared COPY (connections - 1 of them)
     omni_pgconn_t *extra[S_CONNECTIONS_MAX - 1];
     int nextra;
+    //  A COPY encoder per connection: conn's first, then the extras'
+    omni_pgcopy_t *copy[S_CONNECTIONS_MAX];
     char *partition_interval;
     tsschema_config_t schema;
     tsschema_state_t state;
@@ -522,6 +525,8 @@ pointstore_new (const pointstore_config_t *config, omni_metrics_t *metrics, char
         assert (self->extra[self->nextra]); //  the same dsn parsed above
         omni_pgconn_set_backoff (self->extra[self->nextra], 50, 1000);
     }
+    for (int i = 0; i <= self->nextra; i++)
+        self->copy[i] = omni_pgcopy_new ();
     if (metrics) {
         self->m_points =
             omni_metrics_counter (metrics, "points_written_total",
@@ -568,6 +573,8 @@ pointstore_destroy (pointstore_t **self_p)
     omni_pgconn_destroy (&self->conn);
     for (int i = 0; i < self->nextra; i++)
         omni_pgconn_destroy (&self->extra[i]);
+    for (int i = 0; i <= self->nextra; i++)
+        omni_pgcopy_destroy (&self->copy[i]);
     pthread_mutex_destroy (&self->problem_lock);
     derive_destroy (&self->derive);
     free (self->partition_interval);
@@ -770,23 +777,23 @@ s_series_tx (omni_pgconn_t *conn, void *arg)
 {
     s_series_tx_t *tx = arg;
     pointstore_t *self = tx->self;
-    if (omni_pgconn_copy_begin (conn, "stage_series", "ord, name, source, tags",
-                                PGCONN_COPY_BINARY))
+    if (omni_pgcopy_begin (self->copy[0], conn, "stage_series", "ord, name, source, tags",
+                           PGCOPY_BINARY))
         return -1;
     for (size_t i = 0; i < self->npending; i++) {
         const s_series_t *entry = &self->series[self->pending[i]];
         const char *key = self->keys + entry->key, *end = key + entry->key_len;
-        omni_pgconn_copy_row (conn, 4);
-        omni_pgconn_copy_int4 (conn, (int32_t) i);
+        omni_pgcopy_row (self->copy[0], 4);
+        omni_pgcopy_int4 (self->copy[0], (int32_t) i);
         for (int part = 0; part < 2; part++) { //  name, source: length-prefixed
             uint32_t len;
             memcpy (&len, key, sizeof len);
-            omni_pgconn_copy_text (conn, key + sizeof len, len);
+            omni_pgcopy_text (self->copy[0], key + sizeof len, len);
             key += sizeof len + len;
         }
-        omni_pgconn_copy_text (conn, key, (size_t) (end - key));
+        omni_pgcopy_text (self->copy[0], key, (size_t) (end - key));
     }
-    if (omni_pgconn_copy_end (conn) != PGCONN_OK)
+    if (omni_pgcopy_end (self->copy[0]) != PGCONN_OK)
         return -1;
     if (s_exec_rows (self, "ins_series", self->npending, tx->slow, tx->refused))
         return -1;
@@ -873,25 +880,26 @@ s_drop_refused (pointstore_t *self)
 //  into points_data; with `shares` > 1, only the points whose series id is
 //  `share` modulo `shares`.
 static omni_pgconn_status_t
-s_copy (pointstore_t *self, omni_pgconn_t *conn, bool staged, int share, int shares)
+s_copy (pointstore_t *self, omni_pgconn_t *conn, omni_pgcopy_t *copy, bool staged, int share,
+        int shares)
 {
-    if (omni_pgconn_copy_begin (conn, staged ? "stage_points" : "points_data",
-                                staged ? "ord, series_id, time, value" : "series_id, time, value",
-                                PGCONN_COPY_BINARY))
+    if (omni_pgcopy_begin (copy, conn, staged ? "stage_points" : "points_data",
+                           staged ? "ord, series_id, time, value" : "series_id, time, value",
+                           PGCOPY_BINARY))
         return omni_pgconn_last_status (conn);
     for (size_t i = 0; i < self->npoints; i++) {
         const s_point_t *p = &self->points[i];
         int64_t id = self->series[p->series].id;
         if (shares > 1 && id % shares != share)
             continue;
-        omni_pgconn_copy_row (conn, staged ? 4 : 3);
+        omni_pgcopy_row (copy, staged ? 4 : 3);
         if (staged)
-            omni_pgconn_copy_int4 (conn, (int32_t) i);
-        omni_pgconn_copy_int8 (conn, id);
-        omni_pgconn_copy_timestamptz_ns (conn, p->time_ns);
-        omni_pgconn_copy_float8 (conn, p->value);
+            omni_pgcopy_int4 (copy, (int32_t) i);
+        omni_pgcopy_int8 (copy, id);
+        omni_pgcopy_timestamptz_ns (copy, p->time_ns);
+        omni_pgcopy_float8 (copy, p->value);
     }
-    return omni_pgconn_copy_end (conn);
+    return omni_pgcopy_end (copy);
 }
 
 //  One share of a shared COPY, on an extra connection: BEGIN and COPY,
@@ -899,6 +907,7 @@ s_copy (pointstore_t *self, omni_pgconn_t *conn, bool staged, int share, int sha
 typedef struct {
     pointstore_t *self;
     omni_pgconn_t *conn;
+    omni_pgcopy_t *copy;
     int share, shares;
     omni_pgconn_status_t status;
     bool open; //  a transaction is open
@@ -913,7 +922,8 @@ s_share_run (void *arg)
                                                      : omni_pgconn_exec (share->conn, "BEGIN");
     if (share->status == PGCONN_OK) {
         share->open = true;
-        share->status = s_copy (share->self, share->conn, false, share->share, share->shares);
+        share->status =
+            s_copy (share->self, share->conn, share->copy, false, share->share, share->shares);
     }
     return NULL;
 }
@@ -944,11 +954,12 @@ s_shared_copy (s_tx_t *tx)
     s_share_t share[S_CONNECTIONS_MAX];
     pthread_t threads[S_CONNECTIONS_MAX];
     for (int i = 0; i < self->nextra; i++) {
-        share[i] = (s_share_t){self, self->extra[i], i + 1, shares, PGCONN_OK, false};
+        share[i] =
+            (s_share_t){self, self->extra[i], self->copy[i + 1], i + 1, shares, PGCONN_OK, false};
         int rc = pthread_create (&threads[i], NULL, s_share_run, &share[i]);
         assert (rc == 0);
     }
-    omni_pgconn_status_t status = s_copy (self, self->conn, false, 0, shares);
+    omni_pgconn_status_t status = s_copy (self, self->conn, self->copy[0], false, 0, shares);
     for (int i = 0; i < self->nextra; i++)
         pthread_join (threads[i], NULL);
     for (int i = 0; i < self->nextra && status == PGCONN_OK; i++)
@@ -995,8 +1006,8 @@ s_batch_tx (omni_pgconn_t *conn, void *arg)
     if (tx->direct && self->nextra > 0 && self->npoints >= S_SHARE_MIN)
         return s_shared_copy (tx);
     if (tx->direct)
-        return s_copy (self, self->conn, false, 0, 1) == PGCONN_OK ? 0 : -1;
-    if (s_copy (self, self->conn, true, 0, 1) != PGCONN_OK)
+        return s_copy (self, self->conn, self->copy[0], false, 0, 1) == PGCONN_OK ? 0 : -1;
+    if (s_copy (self, self->conn, self->copy[0], true, 0, 1) != PGCONN_OK)
         return -1;
     return s_exec_rows (self, "ins_points", self->npoints, tx->slow, tx->refused);
 }

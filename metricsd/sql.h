@@ -1,5 +1,5 @@
 /*  sql: metricsd's SQL files (metricsd/sql/), embedded into the binary at
-    build time, each a NUL-terminated string. The daemon needs no file at
+    build time (pg/embed_sql.sh), each a NUL-terminated string. The daemon needs no file at
     run time, and the SQL stays in .sql files that psql can run as they are. */
 #ifndef OMNI_METRICSD_SQL_H
 #define OMNI_METRICSD_SQL_H

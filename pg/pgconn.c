@@ -1,13 +1,9 @@
-/*  pgconn: a libpq connection that reconnects by itself, with COPY helpers.
+/*  pgconn: a libpq connection that reconnects by itself (COPY: pgcopy.c).
 
     The conninfo is parsed once (PQconninfoParse) into keyword/value arrays
     that every connect and ping reuses; that is also what makes masking the
     password reliable, whatever the spelling (key=value or URI). We always
-    ask for client_encoding UTF8 because records are UTF-8 by contract.
-
-    COPY rows are encoded into one buffer and sent in chunks of
-    PGCONN_COPY_CHUNK bytes, so a batch costs a few PQputCopyData calls
-    rather than one per field.                                                */
+    ask for client_encoding UTF8 because records are UTF-8 by contract.     */
 #include "pg/pgconn.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -22,11 +18,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-
-#define PGCONN_COPY_CHUNK (256 * 1024)
-//  Seconds between 1970-01-01 and 2000-01-01, PostgreSQL's timestamp epoch.
-#define PG_EPOCH_OFFSET_US INT64_C (946684800000000)
-#define PG_TEXT_OID        25
 
 struct _omni_pgconn_t {
     const char **keywords, **values; //  for PQconnectdbParams and PQpingParams
@@ -47,14 +38,6 @@ struct _omni_pgconn_t {
     omni_pgconn_status_t last_status;
     atomic_llong ping_at_ms;
     atomic_bool ping_ok;
-
-    //  COPY in progress
-    bool copying;
-    omni_pgconn_copy_format_t format;
-    char *buf;
-    size_t size, capacity;
-    int row_fields, field_index;
-    uint64_t rows;
 };
 
 //  ---------------------------------------------------------------------------
@@ -179,7 +162,6 @@ omni_pgconn_destroy (omni_pgconn_t **self_p)
     free (self->keywords);
     free (self->values);
     free (self->display);
-    free (self->buf);
     pthread_mutex_destroy (&self->refused_lock);
     free (self);
     *self_p = NULL;
@@ -248,7 +230,6 @@ s_mark_down (omni_pgconn_t *self)
         PQfinish (self->conn);
         self->conn = NULL;
     }
-    self->copying = false;
     atomic_store (&self->up, false);
     self->next_attempt_ms = omni_util_mono_ms () + self->backoff_ms;
     self->backoff_ms =
@@ -273,7 +254,6 @@ omni_pgconn_reset (omni_pgconn_t *self)
         PQfinish (self->conn);
         self->conn = NULL;
     }
-    self->copying = false;
     atomic_store (&self->up, false);
 }
 
@@ -582,6 +562,13 @@ omni_pgconn_last_status (omni_pgconn_t *self)
     return self->last_status;
 }
 
+void
+omni_pgconn_fail (omni_pgconn_t *self, omni_pgconn_status_t status, const char *sqlstate,
+                  const char *text)
+{
+    s_set_error (self, status, sqlstate, text);
+}
+
 omni_pgconn_status_t
 omni_pgconn_transaction (omni_pgconn_t *self, pgconn_tx_fn *fn, void *arg)
 {
@@ -626,408 +613,6 @@ omni_pgconn_transaction (omni_pgconn_t *self, pgconn_tx_fn *fn, void *arg)
 }
 
 //  ---------------------------------------------------------------------------
-//  COPY
-
-static void
-s_reserve (omni_pgconn_t *self, size_t extra)
-{
-    if (self->size + extra <= self->capacity)
-        return;
-    size_t capacity = self->capacity ? self->capacity : PGCONN_COPY_CHUNK * 2;
-    while (capacity < self->size + extra)
-        capacity *= 2;
-    self->buf = realloc (self->buf, capacity);
-    assert (self->buf);
-    self->capacity = capacity;
-}
-
-static void
-s_put (omni_pgconn_t *self, const void *data, size_t len)
-{
-    s_reserve (self, len);
-    memcpy (self->buf + self->size, data, len);
-    self->size += len;
-}
-
-static void
-s_put_be (omni_pgconn_t *self, uint64_t value, int bytes)
-{
-    uint8_t out[8];
-    for (int i = 0; i < bytes; i++)
-        out[i] = (uint8_t) (value >> (8 * (bytes - 1 - i)));
-    s_put (self, out, (size_t) bytes);
-}
-
-//  Sends what is buffered once it is worth a round of the socket.
-static void
-s_flush (omni_pgconn_t *self, bool force)
-{
-    if (!self->copying || !self->size || (!force && self->size < PGCONN_COPY_CHUNK))
-        return;
-    if (PQputCopyData (self->conn, self->buf, (int) self->size) != 1) {
-        //  The error surfaces at copy_end
-        self->copying = false;
-    }
-    self->size = 0;
-}
-
-int
-omni_pgconn_copy_begin (omni_pgconn_t *self, const char *table, const char *columns,
-                        omni_pgconn_copy_format_t format)
-{
-    if (!omni_pgconn_handle (self)) {
-        s_set_error (self, PGCONN_TRANSIENT, "08003", "not connected");
-        return -1;
-    }
-    char sql[2048];
-    snprintf (sql, sizeof sql, "COPY %s%s%s%s FROM STDIN%s", table, columns ? " (" : "",
-              columns ? columns : "", columns ? ")" : "",
-              format == PGCONN_COPY_BINARY ? " (FORMAT binary)" : "");
-    PGresult *result = PQexec (self->conn, sql);
-    if (!result || PQresultStatus (result) != PGRES_COPY_IN) {
-        omni_pgconn_check (self, result);
-        return -1;
-    }
-    PQclear (result);
-    self->copying = true;
-    self->format = format;
-    self->size = 0;
-    self->rows = 0;
-    self->row_fields = 0;
-    self->field_index = 0;
-    if (format == PGCONN_COPY_BINARY) {
-        s_put (self, "PGCOPY\n\377\r\n\0", 11);
-        s_put_be (self, 0, 4); //  flags
-        s_put_be (self, 0, 4); //  header extension length
-    }
-    return 0;
-}
-
-static void
-s_end_row (omni_pgconn_t *self)
-{
-    if (self->row_fields) {
-        assert (self->field_index == self->row_fields);
-        if (self->format == PGCONN_COPY_TEXT)
-            s_put (self, "\n", 1);
-        self->row_fields = 0;
-        s_flush (self, false);
-    }
-}
-
-void
-omni_pgconn_copy_row (omni_pgconn_t *self, int nfields)
-{
-    assert (nfields > 0);
-    s_end_row (self);
-    self->row_fields = nfields;
-    self->field_index = 0;
-    self->rows++;
-    if (self->format == PGCONN_COPY_BINARY)
-        s_put_be (self, (uint64_t) nfields, 2);
-}
-
-//  Starts a field: the separator in text, the length in binary (-1 = NULL).
-static void
-s_field (omni_pgconn_t *self, int64_t binary_len)
-{
-    assert (self->field_index < self->row_fields);
-    if (self->format == PGCONN_COPY_TEXT) {
-        if (self->field_index)
-            s_put (self, "\t", 1);
-    } else
-        s_put_be (self, (uint64_t) (uint32_t) (int32_t) binary_len, 4);
-    self->field_index++;
-}
-
-void
-omni_pgconn_copy_null (omni_pgconn_t *self)
-{
-    s_field (self, -1);
-    if (self->format == PGCONN_COPY_TEXT)
-        s_put (self, "\\N", 2);
-}
-
-//  Text format: backslash, tab, newline and carriage return are escaped.
-static void
-s_put_escaped (omni_pgconn_t *self, const char *text, size_t len)
-{
-    s_reserve (self, len * 2);
-    char *out = self->buf + self->size;
-    for (size_t i = 0; i < len; i++) {
-        char c = text[i];
-        switch (c) {
-        case '\\':
-            *out++ = '\\';
-            *out++ = '\\';
-            break;
-        case '\t':
-            *out++ = '\\';
-            *out++ = 't';
-            break;
-        case '\n':
-            *out++ = '\\';
-            *out++ = 'n';
-            break;
-        case '\r':
-            *out++ = '\\';
-            *out++ = 'r';
-            break;
-        default: *out++ = c;
-        }
-    }
-    self->size = (size_t) (out - self->buf);
-}
-
-void
-omni_pgconn_copy_text (omni_pgconn_t *self, const char *text, size_t len)
-{
-    s_field (self, (int64_t) len);
-    if (self->format == PGCONN_COPY_TEXT)
-        s_put_escaped (self, text, len);
-    else
-        s_put (self, text, len);
-}
-
-void
-omni_pgconn_copy_int8 (omni_pgconn_t *self, int64_t value)
-{
-    s_field (self, 8);
-    if (self->format == PGCONN_COPY_TEXT) {
-        char text[24];
-        s_put (self, text, (size_t) snprintf (text, sizeof text, "%lld", (long long) value));
-    } else
-        s_put_be (self, (uint64_t) value, 8);
-}
-
-void
-omni_pgconn_copy_int4 (omni_pgconn_t *self, int32_t value)
-{
-    s_field (self, 4);
-    if (self->format == PGCONN_COPY_TEXT) {
-        char text[16];
-        s_put (self, text, (size_t) snprintf (text, sizeof text, "%d", value));
-    } else
-        s_put_be (self, (uint64_t) (uint32_t) value, 4);
-}
-
-void
-omni_pgconn_copy_float8 (omni_pgconn_t *self, double value)
-{
-    s_field (self, 8);
-    if (self->format == PGCONN_COPY_TEXT) {
-        char text[40];
-        if (value != value)
-            snprintf (text, sizeof text, "NaN");
-        else if (value > 1.7976931348623157e308)
-            snprintf (text, sizeof text, "Infinity");
-        else if (value < -1.7976931348623157e308)
-            snprintf (text, sizeof text, "-Infinity");
-        else
-            snprintf (text, sizeof text, "%.17g", value);
-        s_put (self, text, strlen (text));
-    } else {
-        uint64_t bits;
-        memcpy (&bits, &value, 8);
-        s_put_be (self, bits, 8);
-    }
-}
-
-void
-omni_pgconn_copy_bool (omni_pgconn_t *self, bool value)
-{
-    s_field (self, 1);
-    if (self->format == PGCONN_COPY_TEXT)
-        s_put (self, value ? "t" : "f", 1);
-    else
-        s_put (self, value ? "\1" : "\0", 1);
-}
-
-void
-omni_pgconn_copy_bytea (omni_pgconn_t *self, const void *data, size_t len)
-{
-    s_field (self, (int64_t) len);
-    if (self->format == PGCONN_COPY_BINARY) {
-        s_put (self, data, len);
-        return;
-    }
-    //  \\x<hex>: the bytea hex form, its backslash escaped for COPY (and
-    //  room for omni_util_hex's NUL, written over by what follows)
-    s_reserve (self, 3 + 2 * len + 1);
-    char *out = self->buf + self->size;
-    memcpy (out, "\\\\x", 3);
-    omni_util_hex (data, len, out + 3);
-    self->size += 3 + 2 * len;
-}
-
-void
-omni_pgconn_copy_jsonb (omni_pgconn_t *self, const char *json, size_t len)
-{
-    if (self->format == PGCONN_COPY_TEXT) {
-        omni_pgconn_copy_text (self, json, len);
-        return;
-    }
-    //  jsonb's binary form: a version byte (1), then the JSON text
-    s_field (self, (int64_t) len + 1);
-    s_put (self, "\1", 1);
-    s_put (self, json, len);
-}
-
-void
-omni_pgconn_copy_text_array (omni_pgconn_t *self, const char *const *items, const size_t *lens,
-                             size_t count)
-{
-    if (self->format == PGCONN_COPY_BINARY) {
-        size_t len = count ? 20 : 12;
-        for (size_t i = 0; i < count; i++)
-            len += 4 + lens[i];
-        s_field (self, (int64_t) len);
-        s_put_be (self, count ? 1 : 0, 4); //  dimensions
-        s_put_be (self, 0, 4);             //  has nulls
-        s_put_be (self, PG_TEXT_OID, 4);
-        if (count) {
-            s_put_be (self, count, 4); //  length
-            s_put_be (self, 1, 4);     //  lower bound
-        }
-        for (size_t i = 0; i < count; i++) {
-            s_put_be (self, lens[i], 4);
-            s_put (self, items[i], lens[i]);
-        }
-        return;
-    }
-    //  Array literal {"a","b"}: quotes and backslashes escaped for the
-    //  array parser, then the whole escaped again for COPY.
-    s_field (self, 0);
-    s_put (self, "{", 1);
-    for (size_t i = 0; i < count; i++) {
-        if (i)
-            s_put (self, ",", 1);
-        s_put (self, "\"", 1);
-        for (size_t k = 0; k < lens[i]; k++) {
-            char c = items[i][k];
-            if (c == '"' || c == '\\')
-                s_put_escaped (self, "\\", 1);
-            s_put_escaped (self, &c, 1);
-        }
-        s_put (self, "\"", 1);
-    }
-    s_put (self, "}", 1);
-}
-
-void
-omni_pgconn_copy_timestamptz_ns (omni_pgconn_t *self, int64_t ns)
-{
-    //  Floor division, so that times before 1970 round the same way
-    int64_t us = ns / 1000 - (ns % 1000 < 0 ? 1 : 0);
-    s_field (self, 8);
-    if (self->format == PGCONN_COPY_BINARY) {
-        s_put_be (self, (uint64_t) (us - PG_EPOCH_OFFSET_US), 8);
-        return;
-    }
-    int64_t secs = us / 1000000 - (us % 1000000 < 0 ? 1 : 0);
-    int64_t frac = us - secs * 1000000;
-    time_t t = (time_t) secs;
-    struct tm tm;
-    gmtime_r (&t, &tm);
-    char text[64];
-    size_t n = strftime (text, sizeof text, "%Y-%m-%d %H:%M:%S", &tm);
-    n += (size_t) snprintf (text + n, sizeof text - n, ".%06lld+00", (long long) frac);
-    s_put (self, text, n);
-}
-
-omni_pgconn_status_t
-omni_pgconn_copy_end (omni_pgconn_t *self)
-{
-    if (!self->conn) {
-        s_set_error (self, PGCONN_TRANSIENT, "08003", "not connected");
-        return PGCONN_TRANSIENT;
-    }
-    bool sending = self->copying;
-    if (sending) {
-        s_end_row (self);
-        if (self->format == PGCONN_COPY_BINARY)
-            s_put_be (self, 0xFFFF, 2); //  trailer: -1 as int16
-        s_flush (self, true);
-    }
-    self->copying = false;
-    self->size = 0;
-    self->row_fields = 0;
-    PQputCopyEnd (self->conn, sending ? NULL : "client gave up");
-    omni_pgconn_status_t status = PGCONN_OK;
-    PGresult *result;
-    while ((result = PQgetResult (self->conn))) {
-        omni_pgconn_status_t one = omni_pgconn_check (self, result);
-        if (status == PGCONN_OK)
-            status = one;
-        if (!self->conn)
-            break;
-    }
-    if (status == PGCONN_OK && !sending)
-        status = omni_pgconn_check (self, NULL);
-    return status;
-}
-
-uint64_t
-omni_pgconn_copy_rows (omni_pgconn_t *self)
-{
-    return self->rows;
-}
-
-//  ---------------------------------------------------------------------------
-//  NUL rule
-
-const char *
-omni_pgconn_text_clean (const char *text, size_t len, char **scratch, size_t *scratch_size,
-                        size_t *out_len)
-{
-    const char *nul = memchr (text, 0, len);
-    *out_len = len;
-    if (!nul)
-        return text;
-    size_t nuls = 0;
-    for (size_t i = 0; i < len; i++)
-        nuls += text[i] == 0;
-    size_t need = len + 2 * nuls + 1;
-    if (*scratch_size < need) {
-        *scratch = realloc (*scratch, need);
-        assert (*scratch);
-        *scratch_size = need;
-    }
-    char *out = *scratch;
-    for (size_t i = 0; i < len; i++) {
-        if (text[i])
-            *out++ = text[i];
-        else {
-            *out++ = (char) 0xEF;
-            *out++ = (char) 0xBF;
-            *out++ = (char) 0xBD;
-        }
-    }
-    *out = 0;
-    *out_len = (size_t) (out - *scratch);
-    return *scratch;
-}
-
-void
-omni_pgconn_json_clean (char *json, size_t len)
-{
-    bool in_string = false;
-    for (size_t i = 0; i < len; i++) {
-        if (!in_string) {
-            in_string = json[i] == '"';
-            continue;
-        }
-        if (json[i] == '"')
-            in_string = false;
-        else if (json[i] == '\\') {
-            if (i + 5 < len && memcmp (json + i + 1, "u0000", 5) == 0)
-                memcpy (json + i + 1, "ufffd", 5);
-            i++; //  skip the escaped character (or the 'u')
-        }
-    }
-}
-
-//  ---------------------------------------------------------------------------
 //  Self-test, against a real server in a database of its own
 
 typedef struct {
@@ -1067,100 +652,6 @@ s_test_tx_swallow (omni_pgconn_t *conn, void *arg)
     return 0; //  pretends all went well: the commit must still refuse
 }
 
-static void
-s_test_copy (omni_pgconn_t *conn, omni_pgconn_copy_format_t format)
-{
-    assert (omni_pgconn_exec (conn, "TRUNCATE t_copy") == PGCONN_OK);
-    assert (omni_pgconn_copy_begin (conn, "t_copy", "n, t, i8, i4, f, b, by, arr, ts", format) ==
-            0);
-    const char *hostile = "tab\there\nnl\\bs \"q\" 'x' \\N {a,b} \xc3\xa9";
-    const char *items[] = {"a", "b,\"c\"\\", ""};
-    size_t lens[] = {1, 6, 0};
-    omni_pgconn_copy_row (conn, 9);
-    omni_pgconn_copy_int4 (conn, 1);
-    omni_pgconn_copy_text (conn, hostile, strlen (hostile));
-    omni_pgconn_copy_int8 (conn, INT64_MIN);
-    omni_pgconn_copy_int4 (conn, -7);
-    omni_pgconn_copy_float8 (conn, 0.1);
-    omni_pgconn_copy_bool (conn, true);
-    omni_pgconn_copy_bytea (conn, "\0\1\\\xff", 4);
-    omni_pgconn_copy_text_array (conn, items, lens, 3);
-    omni_pgconn_copy_timestamptz_ns (conn, INT64_C (1700000000123456789));
-    omni_pgconn_copy_row (conn, 9);
-    omni_pgconn_copy_int4 (conn, 2);
-    omni_pgconn_copy_text (conn, "", 0);
-    for (int i = 0; i < 5; i++)
-        omni_pgconn_copy_null (conn);
-    omni_pgconn_copy_text_array (conn, NULL, NULL, 0);
-    omni_pgconn_copy_timestamptz_ns (conn, -1500); //  1969-12-31 23:59:59.999998
-    //  Enough rows to cross the chunk size
-    for (int r = 3; r < 20000; r++) {
-        omni_pgconn_copy_row (conn, 9);
-        omni_pgconn_copy_int4 (conn, r);
-        omni_pgconn_copy_text (conn, hostile, strlen (hostile));
-        omni_pgconn_copy_int8 (conn, r);
-        omni_pgconn_copy_int4 (conn, r);
-        omni_pgconn_copy_float8 (conn, r / 2.0);
-        omni_pgconn_copy_bool (conn, r & 1);
-        omni_pgconn_copy_bytea (conn, &r, sizeof r);
-        omni_pgconn_copy_text_array (conn, items, lens, 2);
-        omni_pgconn_copy_timestamptz_ns (conn, (int64_t) r * 1000000000);
-    }
-    assert (omni_pgconn_copy_rows (conn) == 19999);
-    assert (omni_pgconn_copy_end (conn) == PGCONN_OK);
-    pgtest_expect (conn, "SELECT count(*) FROM t_copy", "19999");
-    char *text = pgtest_value (conn, "SELECT t FROM t_copy WHERE n = 1");
-    assert (strcmp (text, hostile) == 0);
-    free (text);
-    pgtest_expect (conn,
-                   "SELECT i8::text || ' ' || i4 || ' ' || f || ' ' || b FROM t_copy "
-                   "WHERE n = 1",
-                   "-9223372036854775808 -7 0.1 true");
-    pgtest_expect (conn, "SELECT encode (by, 'hex') FROM t_copy WHERE n = 1", "00015cff");
-    pgtest_expect (conn,
-                   "SELECT array_length (arr, 1) || ':' || arr[2] || ':' || arr[3] "
-                   "FROM t_copy WHERE n = 1",
-                   "3:b,\"c\"\\:");
-    pgtest_expect (conn, "SELECT ts::text FROM t_copy WHERE n = 1",
-                   "2023-11-14 22:13:20.123456+00");
-    pgtest_expect (conn, "SELECT ts::text FROM t_copy WHERE n = 2",
-                   "1969-12-31 23:59:59.999998+00");
-    pgtest_expect (conn,
-                   "SELECT coalesce (array_length (arr, 1), 0) || ':' || (t = '') || ':' "
-                   "|| (i8 IS NULL AND by IS NULL) FROM t_copy WHERE n = 2",
-                   "0:true:true");
-    pgtest_expect (conn, "SELECT sum (i8) FROM t_copy WHERE n > 2", "199989997");
-}
-
-//  jsonb: equal to what the server makes of the same text, in both formats
-static void
-s_test_copy_jsonb (omni_pgconn_t *conn, omni_pgconn_copy_format_t format)
-{
-    const char *docs[] = {"{\"b\": [1, 2.5, null], \"a\": \"tab\\t \\\\ \xc3\xa9\\n\"}", "[]",
-                          "\"\\ufffd\"", "{\"k\":\t{\"x\": true}}"};
-    assert (omni_pgconn_exec (conn, "TRUNCATE t_jsonb") == PGCONN_OK);
-    assert (omni_pgconn_copy_begin (conn, "t_jsonb", NULL, format) == 0);
-    for (int i = 0; i < 4; i++) {
-        omni_pgconn_copy_row (conn, 3);
-        omni_pgconn_copy_int4 (conn, i);
-        omni_pgconn_copy_text (conn, docs[i], strlen (docs[i]));
-        omni_pgconn_copy_jsonb (conn, docs[i], strlen (docs[i]));
-    }
-    assert (omni_pgconn_copy_end (conn) == PGCONN_OK);
-    pgtest_expect (conn,
-                   "SELECT count (*) FILTER (WHERE j = t::jsonb) || '/' || count (*) "
-                   "FROM t_jsonb",
-                   "4/4");
-    pgtest_expect (conn, "SELECT j->>'a' FROM t_jsonb WHERE n = 0", "tab\t \\ \xc3\xa9\n");
-    //  Not JSON: the COPY is refused as content
-    assert (omni_pgconn_copy_begin (conn, "t_jsonb", NULL, format) == 0);
-    omni_pgconn_copy_row (conn, 3);
-    omni_pgconn_copy_int4 (conn, 9);
-    omni_pgconn_copy_text (conn, "{", 1);
-    omni_pgconn_copy_jsonb (conn, "{", 1);
-    assert (omni_pgconn_copy_end (conn) == PGCONN_CONTENT);
-}
-
 void
 omni_pgconn_test (bool verbose)
 {
@@ -1183,21 +674,6 @@ omni_pgconn_test (bool verbose)
     assert (!strstr (omni_pgconn_display (conn), "hunter2"));
     assert (strstr (omni_pgconn_display (conn), "dbname=audit"));
     omni_pgconn_destroy (&conn);
-
-    //  NUL rule
-    char *scratch = NULL;
-    size_t scratch_size = 0, len;
-    const char *clean = omni_pgconn_text_clean ("abc", 3, &scratch, &scratch_size, &len);
-    assert (len == 3 && scratch == NULL && memcmp (clean, "abc", 3) == 0);
-    clean = omni_pgconn_text_clean ("a\0b\0", 4, &scratch, &scratch_size, &len);
-    assert (len == 8 && memcmp (clean,
-                                "a\xef\xbf\xbd"
-                                "b\xef\xbf\xbd",
-                                8) == 0);
-    free (scratch);
-    char json[] = "{\"a\\u0000\":\"\\\\u0000\",\"b\":\"x\\u0000\"}";
-    omni_pgconn_json_clean (json, strlen (json));
-    assert (strcmp (json, "{\"a\\ufffd\":\"\\\\u0000\",\"b\":\"x\\ufffd\"}") == 0);
 
     //  A server that is not there: down, backoff, no ping
     conn = omni_pgconn_new ("host=127.0.0.1 port=1 connect_timeout=2", error, sizeof error);
@@ -1251,33 +727,9 @@ omni_pgconn_test (bool verbose)
     assert (omni_pgconn_transaction (conn, s_test_tx_swallow, NULL) != PGCONN_OK);
     pgtest_expect (conn, "SELECT string_agg (n::text, ',' ORDER BY n) FROM t_tx", "1");
 
-    //  COPY in both formats, with every type
-    assert (omni_pgconn_exec (conn, "CREATE TABLE t_copy (n int, t text, i8 int8, i4 int4, "
-                                    "f float8, b bool, by bytea, arr text[], ts timestamptz)") ==
-            PGCONN_OK);
-    s_test_copy (conn, PGCONN_COPY_TEXT);
-    s_test_copy (conn, PGCONN_COPY_BINARY);
-    assert (omni_pgconn_exec (conn, "CREATE TABLE t_jsonb (n int, t text, j jsonb)") == PGCONN_OK);
-    s_test_copy_jsonb (conn, PGCONN_COPY_TEXT);
-    s_test_copy_jsonb (conn, PGCONN_COPY_BINARY);
-    //  A refused COPY reports its class and leaves the connection usable
-    assert (omni_pgconn_copy_begin (conn, "t_tx", "n", PGCONN_COPY_BINARY) == 0);
-    omni_pgconn_copy_row (conn, 1);
-    omni_pgconn_copy_int8 (conn, 5); //  int8 bytes into an int4 column
-    assert (omni_pgconn_copy_end (conn) != PGCONN_OK);
-    assert (omni_pgconn_exec (conn, "SELECT 1") == PGCONN_OK);
-    assert (omni_pgconn_copy_begin (conn, "no_such_table", "n", PGCONN_COPY_TEXT) == -1);
-    assert (omni_pgconn_last_status (conn) == PGCONN_FAILED);
-
     //  The server ends our session: transient, then a reconnect (which runs
     //  the setup again)
-    PGconn *other = PQconnectdb (dsn);
-    assert (PQstatus (other) == CONNECTION_OK);
-    char sql[128];
-    snprintf (sql, sizeof sql, "SELECT pg_terminate_backend (%d)",
-              PQbackendPID (omni_pgconn_handle (conn)));
-    PQclear (PQexec (other, sql));
-    PQfinish (other);
+    pgtest_end_session (conn, dsn);
     assert (omni_pgconn_exec (conn, "SELECT 1") == PGCONN_TRANSIENT);
     assert (!omni_pgconn_is_up (conn));
     int64_t deadline = omni_util_mono_ms () + 5000;

@@ -1,8 +1,8 @@
 /*  pgconn: one libpq connection that comes back by itself. It connects from
     a conninfo string or URI (or from the PG* environment when empty),
     reconnects with exponential backoff after a failure, tells whether the
-    server is up, runs a function inside a transaction, and streams rows into
-    a table with COPY in text or binary format.
+    server is up and runs a function inside a transaction. COPY goes through
+    an encoder of its own over the connection (pg/pgcopy.h).
 
     Errors are sorted into two classes because writers act on them
     differently: a transient error (connection lost, server shutting down,
@@ -102,6 +102,10 @@ const char *omni_pgconn_error (omni_pgconn_t *self);
 const char *omni_pgconn_error_detail (omni_pgconn_t *self);
 const char *omni_pgconn_sqlstate (omni_pgconn_t *self);
 omni_pgconn_status_t omni_pgconn_last_status (omni_pgconn_t *self);
+//  Records an error found on the client's side (e.g. by pgcopy: "not
+//  connected") as the last error, as if the server had said it.
+void omni_pgconn_fail (omni_pgconn_t *self, omni_pgconn_status_t status, const char *sqlstate,
+                       const char *text);
 
 //  Runs `fn` between BEGIN and COMMIT; rolls back when `fn` returns
 //  non-zero or the commit fails. Returns PGCONN_OK only once committed;
@@ -109,52 +113,6 @@ omni_pgconn_status_t omni_pgconn_last_status (omni_pgconn_t *self);
 //  without a server error).
 typedef int (pgconn_tx_fn) (omni_pgconn_t *conn, void *arg);
 omni_pgconn_status_t omni_pgconn_transaction (omni_pgconn_t *self, pgconn_tx_fn *fn, void *arg);
-
-//  ---------------------------------------------------------------------------
-//  COPY ... FROM STDIN. Rows are built field by field into a buffer that is
-//  sent in large chunks. Each put encodes its value for the format chosen at
-//  begin, so callers write the same code for text and binary. Binary needs
-//  the staging column types to match exactly: text, int8, int4, int2,
-//  float8, bool, bytea, jsonb, text[], timestamptz.
-
-typedef enum { PGCONN_COPY_TEXT, PGCONN_COPY_BINARY } omni_pgconn_copy_format_t;
-
-//  Starts COPY `table` (`columns`) FROM STDIN; `columns` NULL = all, in
-//  table order. `table` and `columns` come from the program, never from data.
-int omni_pgconn_copy_begin (omni_pgconn_t *self, const char *table, const char *columns,
-                            omni_pgconn_copy_format_t format);
-void omni_pgconn_copy_row (omni_pgconn_t *self, int nfields);
-void omni_pgconn_copy_null (omni_pgconn_t *self);
-//  Text must be valid UTF-8 without NUL bytes (see omni_pgconn_text_clean).
-void omni_pgconn_copy_text (omni_pgconn_t *self, const char *text, size_t len);
-void omni_pgconn_copy_int8 (omni_pgconn_t *self, int64_t value);
-void omni_pgconn_copy_int4 (omni_pgconn_t *self, int32_t value);
-void omni_pgconn_copy_float8 (omni_pgconn_t *self, double value);
-void omni_pgconn_copy_bool (omni_pgconn_t *self, bool value);
-void omni_pgconn_copy_bytea (omni_pgconn_t *self, const void *data, size_t len);
-//  JSON text into a jsonb column (the server parses it: a bad one fails
-//  the COPY); the same rules as text (see omni_pgconn_json_clean).
-void omni_pgconn_copy_jsonb (omni_pgconn_t *self, const char *json, size_t len);
-//  A one-dimensional text[]; `items[i]` of `lens[i]` bytes.
-void omni_pgconn_copy_text_array (omni_pgconn_t *self, const char *const *items, const size_t *lens,
-                                  size_t count);
-//  A timestamptz from ns since the epoch (always in range).
-void omni_pgconn_copy_timestamptz_ns (omni_pgconn_t *self, int64_t ns);
-//  Sends the end-of-data marker and reads the result.
-omni_pgconn_status_t omni_pgconn_copy_end (omni_pgconn_t *self);
-//  Rows sent since copy_begin.
-uint64_t omni_pgconn_copy_rows (omni_pgconn_t *self);
-
-//  ---------------------------------------------------------------------------
-//  PostgreSQL text cannot hold U+0000. The rule OmniAudit applies: every NUL
-//  byte becomes U+FFFD (EF BF BD), so the loss is visible. Returns `text`
-//  itself when it has no NUL (nothing copied), else a cleaned copy in
-//  `*scratch` (grown as needed, caller frees) with its length in `*out_len`.
-const char *omni_pgconn_text_clean (const char *text, size_t len, char **scratch,
-                                    size_t *scratch_size, size_t *out_len);
-//  The same rule for JSON text: each \u0000 escape becomes \ufffd (jsonb
-//  refuses \u0000). Edits `json` in place.
-void omni_pgconn_json_clean (char *json, size_t len);
 
 void omni_pgconn_test (bool verbose);
 

@@ -2,10 +2,13 @@
     database of its own (testsupport/pgtest). `pg-selftest -v pgconn` runs one. */
 #include "pg/migrate.h"
 #include "pg/pgconn.h"
+#include "pg/pgcopy.h"
 #include "testsupport/selftest.h"
 
-static const selftest_t s_tests[] = {
-    {"pgconn", omni_pgconn_test}, {"migrate", omni_migrate_test}, {NULL, NULL}};
+static const selftest_t s_tests[] = {{"pgconn", omni_pgconn_test},
+                                     {"pgcopy", omni_pgcopy_test},
+                                     {"migrate", omni_migrate_test},
+                                     {NULL, NULL}};
 
 int
 main (int argc, char **argv)

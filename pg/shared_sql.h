@@ -1,7 +1,7 @@
 /*  shared_sql: SQL that more than one component applies (pg/sql/),
-    embedded at build time (embed.h), each a NUL-terminated string.
-    relationald's migrations include the same files with psql's \ir
-    (relationald/gen_migrations.sh), so each file is written once.           */
+    embedded at build time (pg/embed_sql.sh), each a NUL-terminated string.
+    relationald's migrations include the same files with psql's \ir, which
+    the same generator resolves, so each file is written once.              */
 #ifndef OMNI_SHARED_SQL_H
 #define OMNI_SHARED_SQL_H
 

@@ -171,29 +171,57 @@ envelope_rules (const object &root, uint64_t version, envelope &e)
     return broken;
 }
 
-//  The body's rules from the kinds table: declared fields of their types
+unsigned fields_rules (const object &map, const omni_field_spec_t *fields);
+
+//  A value against its field spec: its type, then every element of an
+//  array (`element`, nil allowed when not required) and the members of a
+//  map (`members`), by the same rules
+unsigned
+value_rules (const object &val, const omni_field_spec_t *f)
+{
+    if (!type_ok (f->type, val))
+        return BIT_BAD_BODY;
+    unsigned broken = 0;
+    if (f->element && val.type == type::ARRAY)
+        for (uint32_t i = 0; i < val.via.array.size; i++) {
+            const object &e = val.via.array.ptr[i];
+            if (!(e.type == type::NIL && !f->element->required))
+                broken |= value_rules (e, f->element);
+        }
+    if (f->members && val.type == type::MAP)
+        broken |= fields_rules (val, f->members);
+    return broken;
+}
+
+//  A map's rules from the kinds table: declared fields of their types
 //  (nil for an optional one), required ones present; others are allowed
 unsigned
-body_rules (const object &body, const omni_kind_spec_t *spec)
+fields_rules (const object &map, const omni_field_spec_t *fields)
 {
     unsigned broken = 0;
-    for (size_t n = 0; spec->fields[n].name; n++) {
-        const omni_field_spec_t *f = &spec->fields[n];
+    for (size_t n = 0; fields[n].name; n++) {
+        const omni_field_spec_t *f = &fields[n];
         bool seen = false;
-        for (uint32_t i = 0; i < body.via.map.size; i++) {
-            if (!is_str (body.via.map.ptr[i].key, f->name))
+        for (uint32_t i = 0; i < map.via.map.size; i++) {
+            if (!is_str (map.via.map.ptr[i].key, f->name))
                 continue;
-            const object &val = body.via.map.ptr[i].val;
+            const object &val = map.via.map.ptr[i].val;
             if (val.type == type::NIL && !f->required)
                 continue;
             seen = true;
-            if (!type_ok (f->type, val))
-                broken |= BIT_BAD_BODY;
+            broken |= value_rules (val, f);
         }
         if (f->required && !seen)
             broken |= BIT_BAD_BODY;
     }
     return broken;
+}
+
+//  The body's rules from the kinds table
+unsigned
+body_rules (const object &body, const omni_kind_spec_t *spec)
+{
+    return fields_rules (body, spec->fields);
 }
 
 void

@@ -8,132 +8,155 @@
 #define ALL_BUT_METRICS (WRITER_ARCHIVE | WRITER_RELATIONAL | WRITER_DOCUMENT)
 
 static const omni_field_spec_t s_run_start[] = {
-    {"collector", FIELD_STR, true, "collector type, e.g. git"},
-    {"source", FIELD_STR, true, "what is collected, e.g. the repository path or URL"},
-    {"config", FIELD_MAP, false, "collector settings in force"},
-    {"started", FIELD_INT, true, "ns since epoch"},
-    {"project", FIELD_STR, false, "the project the source belongs to (config key project)"},
+    {"collector", FIELD_STR, true, "collector type, e.g. git", NULL, NULL},
+    {"source", FIELD_STR, true, "what is collected, e.g. the repository path or URL", NULL, NULL},
+    {"config", FIELD_MAP, false, "collector settings in force", NULL, NULL},
+    {"started", FIELD_INT, true, "ns since epoch", NULL, NULL},
+    {"project", FIELD_STR, false, "the project the source belongs to (config key project)", NULL,
+     NULL},
     {NULL}};
 
 static const omni_field_spec_t s_run_end[] = {
-    {"collector", FIELD_STR, true, "collector type"},
-    {"source", FIELD_STR, true, "what was collected"},
-    {"status", FIELD_STR, true, "ok | failed | interrupted"},
-    {"counts", FIELD_MAP, true, "records sent per kind"},
-    {"started", FIELD_INT, true, "ns since epoch"},
-    {"finished", FIELD_INT, true, "ns since epoch"},
-    {"duration", FIELD_NUM, true, "seconds"},
-    {"error", FIELD_STR, false, "why the run failed"},
+    {"collector", FIELD_STR, true, "collector type", NULL, NULL},
+    {"source", FIELD_STR, true, "what was collected", NULL, NULL},
+    {"status", FIELD_STR, true, "ok | failed | interrupted", NULL, NULL},
+    {"counts", FIELD_MAP, true, "records sent per kind", NULL, NULL},
+    {"started", FIELD_INT, true, "ns since epoch", NULL, NULL},
+    {"finished", FIELD_INT, true, "ns since epoch", NULL, NULL},
+    {"duration", FIELD_NUM, true, "seconds", NULL, NULL},
+    {"error", FIELD_STR, false, "why the run failed", NULL, NULL},
     {NULL}};
 
+//  Array elements: what relationald stores of a commit's parents and
+//  files (text[] and commit_files rows) is checked once, by ingestd
+static const omni_field_spec_t s_sha_element = {"", FIELD_STR, true, "a sha", NULL, NULL};
+static const omni_field_spec_t s_file_members[] = {
+    {"path", FIELD_STR, true, "the path after the commit", NULL, NULL},
+    {"insertions", FIELD_INT, false, "lines added", NULL, NULL},
+    {"deletions", FIELD_INT, false, "lines removed", NULL, NULL},
+    {"binary", FIELD_BOOL, false, "a binary file (no line counts)", NULL, NULL},
+    {NULL}};
+static const omni_field_spec_t s_file_element = {
+    "", FIELD_MAP, true, "one file the commit changed", NULL, s_file_members};
+
 static const omni_field_spec_t s_git_commit[] = {
-    {"sha", FIELD_STR, true, "full hex object id"},
-    {"parents", FIELD_ARRAY, true, "parent shas, first parent first"},
-    {"author_name", FIELD_STR, true, "UTF-8 (invalid bytes replaced, see author_name_raw)"},
-    {"author_email", FIELD_STR, true, ""},
-    {"author_time", FIELD_INT, true, "seconds since epoch"},
-    {"author_tz", FIELD_INT, true, "UTC offset in minutes"},
-    {"committer_name", FIELD_STR, true, ""},
-    {"committer_email", FIELD_STR, true, ""},
-    {"committer_time", FIELD_INT, true, "seconds since epoch"},
-    {"committer_tz", FIELD_INT, true, "UTC offset in minutes"},
-    {"message", FIELD_STR, true, "full message, UTF-8"},
-    {"files_changed", FIELD_INT, true, "as git diff --numstat --no-renames first-parent"},
-    {"insertions", FIELD_INT, true, ""},
-    {"deletions", FIELD_INT, true, ""},
+    {"sha", FIELD_STR, true, "full hex object id", NULL, NULL},
+    {"parents", FIELD_ARRAY, true, "parent shas, first parent first", &s_sha_element, NULL},
+    {"author_name", FIELD_STR, true, "UTF-8 (invalid bytes replaced, see author_name_raw)", NULL,
+     NULL},
+    {"author_email", FIELD_STR, true, "", NULL, NULL},
+    {"author_time", FIELD_INT, true, "seconds since epoch", NULL, NULL},
+    {"author_tz", FIELD_INT, true, "UTC offset in minutes", NULL, NULL},
+    {"committer_name", FIELD_STR, true, "", NULL, NULL},
+    {"committer_email", FIELD_STR, true, "", NULL, NULL},
+    {"committer_time", FIELD_INT, true, "seconds since epoch", NULL, NULL},
+    {"committer_tz", FIELD_INT, true, "UTC offset in minutes", NULL, NULL},
+    {"message", FIELD_STR, true, "full message, UTF-8", NULL, NULL},
+    {"files_changed", FIELD_INT, true, "as git diff --numstat --no-renames first-parent", NULL,
+     NULL},
+    {"insertions", FIELD_INT, true, "", NULL, NULL},
+    {"deletions", FIELD_INT, true, "", NULL, NULL},
     {"files", FIELD_ARRAY, false,
-     "maps {path, insertions, deletions, binary, old_path (renamed from, 50% similarity)}"},
-    {"raw", FIELD_MAP, false, "original bytes of fields that were not valid UTF-8"},
-    {"author_name_mailmap", FIELD_STR, false, ".mailmap's canonical name, when it differs"},
-    {"author_email_mailmap", FIELD_STR, false, ".mailmap's canonical e-mail, when it differs"},
-    {"committer_name_mailmap", FIELD_STR, false, ""},
-    {"committer_email_mailmap", FIELD_STR, false, ""},
+     "maps {path, insertions, deletions, binary, old_path (renamed from, 50% similarity)}",
+     &s_file_element, NULL},
+    {"raw", FIELD_MAP, false, "original bytes of fields that were not valid UTF-8", NULL, NULL},
+    {"author_name_mailmap", FIELD_STR, false, ".mailmap's canonical name, when it differs", NULL,
+     NULL},
+    {"author_email_mailmap", FIELD_STR, false, ".mailmap's canonical e-mail, when it differs", NULL,
+     NULL},
+    {"committer_name_mailmap", FIELD_STR, false, "", NULL, NULL},
+    {"committer_email_mailmap", FIELD_STR, false, "", NULL, NULL},
     {NULL}};
 
 static const omni_field_spec_t s_git_unreachable[] = {
-    {"sha", FIELD_STR, true, "a commit sent before that no ref reaches any more"}, {NULL}};
+    {"sha", FIELD_STR, true, "a commit sent before that no ref reaches any more", NULL, NULL},
+    {NULL}};
 
 static const omni_field_spec_t s_git_branch[] = {
-    {"name", FIELD_STR, true, "short name, e.g. main"},
-    {"target", FIELD_STR, true, "sha the branch points to"},
-    {"head", FIELD_BOOL, true, "whether HEAD points to this branch"},
+    {"name", FIELD_STR, true, "short name, e.g. main", NULL, NULL},
+    {"target", FIELD_STR, true, "sha the branch points to", NULL, NULL},
+    {"head", FIELD_BOOL, true, "whether HEAD points to this branch", NULL, NULL},
     {NULL}};
 
 static const omni_field_spec_t s_git_tag[] = {
-    {"name", FIELD_STR, true, "short name"},
-    {"target", FIELD_STR, true, "sha of the tagged object (peeled)"},
-    {"annotated", FIELD_BOOL, true, ""},
-    {"tagger_name", FIELD_STR, false, ""},
-    {"tagger_email", FIELD_STR, false, ""},
-    {"tagger_time", FIELD_INT, false, "seconds since epoch"},
-    {"tagger_tz", FIELD_INT, false, "UTC offset in minutes"},
-    {"message", FIELD_STR, false, ""},
+    {"name", FIELD_STR, true, "short name", NULL, NULL},
+    {"target", FIELD_STR, true, "sha of the tagged object (peeled)", NULL, NULL},
+    {"annotated", FIELD_BOOL, true, "", NULL, NULL},
+    {"tagger_name", FIELD_STR, false, "", NULL, NULL},
+    {"tagger_email", FIELD_STR, false, "", NULL, NULL},
+    {"tagger_time", FIELD_INT, false, "seconds since epoch", NULL, NULL},
+    {"tagger_tz", FIELD_INT, false, "UTC offset in minutes", NULL, NULL},
+    {"message", FIELD_STR, false, "", NULL, NULL},
     {NULL}};
 
 static const omni_field_spec_t s_ci_build[] = {
-    {"pipeline", FIELD_STR, true, "workflow / pipeline / job name"},
-    {"build_id", FIELD_STR, true, "the CI system's id of the run"},
-    {"status", FIELD_STR, true, "success | failure | cancelled | other"},
-    {"system", FIELD_STR, false, "github | gitlab | jenkins | junit"},
-    {"branch", FIELD_STR, false, ""},
-    {"sha", FIELD_STR, false, ""},
-    {"started", FIELD_INT, false, "ns since epoch"},
-    {"finished", FIELD_INT, false, "ns since epoch"},
-    {"duration", FIELD_NUM, false, "seconds"},
-    {"trigger", FIELD_STR, false, "push | pull_request | schedule | manual | ..."},
+    {"pipeline", FIELD_STR, true, "workflow / pipeline / job name", NULL, NULL},
+    {"build_id", FIELD_STR, true, "the CI system's id of the run", NULL, NULL},
+    {"status", FIELD_STR, true, "success | failure | cancelled | other", NULL, NULL},
+    {"system", FIELD_STR, false, "github | gitlab | jenkins | junit", NULL, NULL},
+    {"branch", FIELD_STR, false, "", NULL, NULL},
+    {"sha", FIELD_STR, false, "", NULL, NULL},
+    {"started", FIELD_INT, false, "ns since epoch", NULL, NULL},
+    {"finished", FIELD_INT, false, "ns since epoch", NULL, NULL},
+    {"duration", FIELD_NUM, false, "seconds", NULL, NULL},
+    {"trigger", FIELD_STR, false, "push | pull_request | schedule | manual | ...", NULL, NULL},
     {"tests", FIELD_MAP, false,
      "counts {total, passed, failed, error, skipped, disabled, retried}: total is the sum, and "
-     "the build's ci.test records (junit)"},
+     "the build's ci.test records (junit)",
+     NULL, NULL},
     {NULL}};
 
 static const omni_field_spec_t s_ci_test[] = {
-    {"suite", FIELD_STR, true, ""},
-    {"class", FIELD_STR, false, ""},
-    {"name", FIELD_STR, true, ""},
-    {"status", FIELD_STR, true, "passed | failed | error | skipped | disabled"},
-    {"duration", FIELD_NUM, true, "seconds"},
+    {"suite", FIELD_STR, true, "", NULL, NULL},
+    {"class", FIELD_STR, false, "", NULL, NULL},
+    {"name", FIELD_STR, true, "", NULL, NULL},
+    {"status", FIELD_STR, true, "passed | failed | error | skipped | disabled", NULL, NULL},
+    {"duration", FIELD_NUM, true, "seconds", NULL, NULL},
     {"occurrence", FIELD_INT, false,
      "the n-th result of this suite, class and name in the build's reports; absent for the "
-     "first (0)"},
-    {"pipeline", FIELD_STR, false, ""},
-    {"build_id", FIELD_STR, false, ""},
-    {"file", FIELD_STR, false, "report file"},
-    {"failure_type", FIELD_STR, false, ""},
-    {"failure_message", FIELD_STR, false, "truncated to 4096 bytes"},
-    {"flaky", FIELD_BOOL, false, "passed on a rerun"},
+     "first (0)",
+     NULL, NULL},
+    {"pipeline", FIELD_STR, false, "", NULL, NULL},
+    {"build_id", FIELD_STR, false, "", NULL, NULL},
+    {"file", FIELD_STR, false, "report file", NULL, NULL},
+    {"failure_type", FIELD_STR, false, "", NULL, NULL},
+    {"failure_message", FIELD_STR, false, "truncated to 4096 bytes", NULL, NULL},
+    {"flaky", FIELD_BOOL, false, "passed on a rerun", NULL, NULL},
     {"retried", FIELD_BOOL, false,
-     "an attempt run again: a later result of the same case holds the outcome"},
+     "an attempt run again: a later result of the same case holds the outcome", NULL, NULL},
     {NULL}};
 
 static const omni_field_spec_t s_code_stats[] = {
-    {"rev", FIELD_STR, true, "commit sha the counts are for"},
-    {"language", FIELD_STR, true, ""},
-    {"path", FIELD_STR, false, "per-file record when present"},
-    {"files", FIELD_INT, true, ""},
-    {"blank", FIELD_INT, true, ""},
-    {"comment", FIELD_INT, true, ""},
-    {"code", FIELD_INT, true, ""},
+    {"rev", FIELD_STR, true, "commit sha the counts are for", NULL, NULL},
+    {"language", FIELD_STR, true, "", NULL, NULL},
+    {"path", FIELD_STR, false, "per-file record when present", NULL, NULL},
+    {"files", FIELD_INT, true, "", NULL, NULL},
+    {"blank", FIELD_INT, true, "", NULL, NULL},
+    {"comment", FIELD_INT, true, "", NULL, NULL},
+    {"code", FIELD_INT, true, "", NULL, NULL},
     {NULL}};
 
 static const omni_field_spec_t s_metric[] = {
-    {"name", FIELD_STR, true, "series name, e.g. host.cpu.user"},
-    {"value", FIELD_NUM, true, ""},
-    {"unit", FIELD_STR, false, "e.g. percent, bytes, bytes/s"},
+    {"name", FIELD_STR, true, "series name, e.g. host.cpu.user", NULL, NULL},
+    {"value", FIELD_NUM, true, "", NULL, NULL},
+    {"unit", FIELD_STR, false, "e.g. percent, bytes, bytes/s", NULL, NULL},
     {NULL}};
 
 static const omni_field_spec_t s_analysis_summary[] = {
-    {"day", FIELD_STR, true, "the report's date, UTC, YYYY-MM-DD"},
-    {"since", FIELD_INT, false, "start of the period, ns since epoch; absent = open"},
-    {"until", FIELD_INT, false, "end of the period (exclusive), ns since epoch; absent = open"},
-    {"commits", FIELD_INT, true, "reachable commits (author time in the period)"},
-    {"authors", FIELD_INT, true, "distinct canonical author e-mails"},
-    {"files", FIELD_INT, true, "distinct paths the commits touched"},
-    {"builds", FIELD_INT, true, "CI builds in the period, every status"},
-    {"success_rate", FIELD_NUM, false, "succeeded / (succeeded + failed); absent = none"},
-    {"test_runs", FIELD_INT, true, "test case results"},
-    {"tests", FIELD_INT, true, "distinct test cases"},
-    {"code_lines", FIELD_INT, false, "lines of code at the latest snapshot"},
-    {"bus_factor", FIELD_INT, false, "fewest authors with half the commits"},
+    {"day", FIELD_STR, true, "the report's date, UTC, YYYY-MM-DD", NULL, NULL},
+    {"since", FIELD_INT, false, "start of the period, ns since epoch; absent = open", NULL, NULL},
+    {"until", FIELD_INT, false, "end of the period (exclusive), ns since epoch; absent = open",
+     NULL, NULL},
+    {"commits", FIELD_INT, true, "reachable commits (author time in the period)", NULL, NULL},
+    {"authors", FIELD_INT, true, "distinct canonical author e-mails", NULL, NULL},
+    {"files", FIELD_INT, true, "distinct paths the commits touched", NULL, NULL},
+    {"builds", FIELD_INT, true, "CI builds in the period, every status", NULL, NULL},
+    {"success_rate", FIELD_NUM, false, "succeeded / (succeeded + failed); absent = none", NULL,
+     NULL},
+    {"test_runs", FIELD_INT, true, "test case results", NULL, NULL},
+    {"tests", FIELD_INT, true, "distinct test cases", NULL, NULL},
+    {"code_lines", FIELD_INT, false, "lines of code at the latest snapshot", NULL, NULL},
+    {"bus_factor", FIELD_INT, false, "fewest authors with half the commits", NULL, NULL},
     {NULL}};
 
 static const omni_field_spec_t s_any[] = {{NULL}};
@@ -323,6 +346,19 @@ omni_kinds_test (bool verbose)
     size_t n = 0;
     for (const omni_kind_spec_t *k; (k = omni_kinds_at (n)); n++) {
         assert (k->writers & WRITER_ARCHIVE);
+        //  Element types only on arrays, members only on maps
+        for (const omni_field_spec_t *f = k->fields; f->name; f++) {
+            assert (!f->element || f->type == FIELD_ARRAY);
+            assert (!f->members || f->type == FIELD_MAP);
+            assert (!f->element || !f->element->members || f->element->type == FIELD_MAP);
+            //  One level: elements and members are checked in the body's own
+            //  fields only (omni_record_check)
+            for (const omni_field_spec_t *m = f->members; m && m->name; m++)
+                assert (!m->element && !m->members);
+            for (const omni_field_spec_t *m = f->element ? f->element->members : NULL; m && m->name;
+                 m++)
+                assert (!m->element && !m->members);
+        }
         for (int i = 0; i < KIND_KEY_MAX && k->key[i]; i++) {
             if (k->key[i][0] == '@')
                 continue;
@@ -341,4 +377,14 @@ omni_kinds_test (bool verbose)
     assert (omni_kinds_key_mask (omni_kinds_lookup ("metric", 6)) ==
             1); //  name; @ts and @tags are no field
     assert (omni_kinds_key_mask (omni_kinds_custom ()) == 0);
+    //  git.commit: parents an array of str, files an array of maps with a str path
+    spec = omni_kinds_lookup ("git.commit", 10);
+    const omni_field_spec_t *parents = &spec->fields[1], *files = NULL;
+    for (const omni_field_spec_t *f = spec->fields; f->name; f++)
+        if (strcmp (f->name, "files") == 0)
+            files = f;
+    assert (strcmp (parents->name, "parents") == 0 && parents->element->type == FIELD_STR);
+    assert (files && files->element->type == FIELD_MAP);
+    assert (strcmp (files->element->members[0].name, "path") == 0);
+    assert (files->element->members[0].type == FIELD_STR && files->element->members[0].required);
 }

@@ -30,12 +30,20 @@ typedef enum {
     FIELD_ANY
 } omni_field_type_t;
 
-typedef struct {
+typedef struct omni_field_spec_s omni_field_spec_t;
+struct omni_field_spec_s {
     const char *name;
     omni_field_type_t type;
     bool required;
     const char *doc; //  meaning and unit
-} omni_field_spec_t;
+    //  FIELD_ARRAY: what every element is (its name unused, "required"
+    //  false lets an element be nil); NULL: any element
+    const omni_field_spec_t *element;
+    //  FIELD_MAP (a field or an array's element): the members it must or
+    //  may have and their types, ending with {NULL}; other members pass.
+    //  NULL: any members. What ingestd checks here, writers need not check.
+    const omni_field_spec_t *members;
+};
 
 //  Natural key parts: a body field name, or "@ts" / "@tags" for the
 //  record's event time and tags. "?field" is a part added to a kind later:

@@ -515,16 +515,77 @@ s_envelope_index (const char *p, size_t len)
     }
 }
 
-//  The body map at `at` against the kind's fields, in one pass over its
-//  entries: each key is matched against the spec's fields (length first),
-//  required fields are ticked off, and where the natural key's fields are
-//  is noted in `record` (the first occurrence, as omni_record_field finds).
+//  Where a value is, for a reject's detail (formatted only then):
+//  body.<member>, body.<field>.<member> inside a map, or
+//  body.<field>[<index>].<member> inside an array's element
+typedef struct {
+    const char *field; //  NULL: the body's own members
+    int64_t index;     //  -1: not an array's element
+} s_where_t;
+
+static omni_record_reject_t s_check_members (const uint8_t *p, size_t at,
+                                             const omni_field_spec_t *fields, s_where_t where,
+                                             omni_record_t *record, char *detail,
+                                             size_t detail_size);
+
 static omni_record_reject_t
-s_check_body (const uint8_t *p, size_t at, omni_record_t *record, char *detail, size_t detail_size)
+s_where_fail (s_where_t where, const char *member, char *detail, size_t detail_size,
+              const char *what, const char *got)
 {
-    const omni_kind_spec_t *spec = record->spec;
-    const omni_field_spec_t *fields = spec->fields;
-    uint64_t key_mask = omni_kinds_key_mask (spec);
+    char at[96] = "", index[24] = "";
+    if (where.index >= 0)
+        snprintf (index, sizeof index, "[%lld]", (long long) where.index);
+    if (where.field)
+        snprintf (at, sizeof at, "%s%s%s", where.field, index, member ? "." : "");
+    return s_fail (REJECT_BAD_BODY, detail, detail_size, "body.%s%s: %s%s", at,
+                   member ? member : "", what, got);
+}
+
+//  The elements of the array at `at` (the body's member `field`), each
+//  against `element`
+static omni_record_reject_t
+s_check_elements (const uint8_t *p, size_t at, const omni_field_spec_t *element, const char *field,
+                  char *detail, size_t detail_size)
+{
+    s_head_t array;
+    s_head (p + at, &array);
+    size_t pos = at + array.head;
+    for (uint64_t i = 0; i < array.len; i++) {
+        s_head_t h;
+        s_head (p + pos, &h);
+        s_where_t where = {field, (int64_t) i};
+        if (!(h.type == S_NIL && !element->required)) {
+            if (!s_type_ok (element->type, &h)) {
+                char what[32];
+                snprintf (what, sizeof what, "expected %s, got ",
+                          omni_field_type_name (element->type));
+                return s_where_fail (where, NULL, detail, detail_size, what, s_head_type_name (&h));
+            }
+            if (element->members && h.type == S_MAP) {
+                omni_record_reject_t rc =
+                    s_check_members (p, pos, element->members, where, NULL, detail, detail_size);
+                if (rc != REJECT_NONE)
+                    return rc;
+            }
+        }
+        pos = s_skip (p, pos);
+    }
+    return REJECT_NONE;
+}
+
+//  The map at `at` against `fields`, in one pass over its entries: each key
+//  is matched against the fields (first byte and length first: this runs
+//  for every record ingestd receives), each known member is of its type
+//  (nil when optional) with its elements (an array's, in the body only) or
+//  members (a map's) checked in turn, and each required one is present.
+//  For the body (`record` given), where the natural key's fields are is
+//  noted in `record` (the first occurrence, as omni_record_field finds).
+static omni_record_reject_t
+s_check_members (const uint8_t *p, size_t at, const omni_field_spec_t *fields, s_where_t where,
+                 omni_record_t *record, char *detail, size_t detail_size)
+{
+    const omni_kind_spec_t *spec = record ? record->spec : NULL;
+    uint64_t key_mask = spec ? omni_kinds_key_mask (spec) : 0;
     s_head_t map;
     s_head (p + at, &map);
     size_t pos = at + map.head;
@@ -533,7 +594,7 @@ s_check_body (const uint8_t *p, size_t at, omni_record_t *record, char *detail, 
         s_head_t key, val;
         s_head (p + pos, &key);
         const char *kp = (const char *) p + pos + key.head;
-        size_t klen = (size_t) key.len;
+        size_t klen = (size_t) key.len; //  keys are strings: s_walk refuses others
         pos += key.head + klen;
         s_head (p + pos, &val);
         for (int n = 0; fields[n].name && n < 64; n++) {
@@ -548,10 +609,21 @@ s_check_body (const uint8_t *p, size_t at, omni_record_t *record, char *detail, 
                         record->key_at[k] = pos;
             if (val.type == S_NIL && !fields[n].required)
                 break;
-            if (!s_type_ok (fields[n].type, &val))
-                return s_fail (REJECT_BAD_BODY, detail, detail_size, "body.%s: expected %s, got %s",
-                               name, omni_field_type_name (fields[n].type),
-                               s_head_type_name (&val));
+            if (!s_type_ok (fields[n].type, &val)) {
+                char what[32];
+                snprintf (what, sizeof what, "expected %s, got ",
+                          omni_field_type_name (fields[n].type));
+                return s_where_fail (where, name, detail, detail_size, what,
+                                     s_head_type_name (&val));
+            }
+            omni_record_reject_t rc = REJECT_NONE;
+            if (fields[n].element && val.type == S_ARRAY && !where.field)
+                rc = s_check_elements (p, pos, fields[n].element, name, detail, detail_size);
+            else if (fields[n].members && val.type == S_MAP && !where.field)
+                rc = s_check_members (p, pos, fields[n].members, (s_where_t){name, -1}, NULL,
+                                      detail, detail_size);
+            if (rc != REJECT_NONE)
+                return rc;
             present |= 1ULL << n;
             break;
         }
@@ -559,9 +631,16 @@ s_check_body (const uint8_t *p, size_t at, omni_record_t *record, char *detail, 
     }
     for (int n = 0; fields[n].name && n < 64; n++)
         if (fields[n].required && !(present & (1ULL << n)))
-            return s_fail (REJECT_BAD_BODY, detail, detail_size, "body.%s: missing",
-                           fields[n].name);
+            return s_where_fail (where, fields[n].name, detail, detail_size, "missing", "");
     return REJECT_NONE;
+}
+
+//  The body map at `at` against the kind's fields
+static omni_record_reject_t
+s_check_body (const uint8_t *p, size_t at, omni_record_t *record, char *detail, size_t detail_size)
+{
+    return s_check_members (p, at, record->spec->fields, (s_where_t){NULL, -1}, record, detail,
+                            detail_size);
 }
 
 omni_record_reject_t
@@ -1249,6 +1328,66 @@ s_test_ids (omni_record_encoder_t *enc)
     assert (omni_record_check_id (&rec, detail, sizeof detail) == REJECT_NONE);
 }
 
+//  A git.commit whose parents and files are packed by `variant`: 0 good,
+//  1 an int parent, 2 a str file, 3 a file with an int path, 4 a file
+//  without a path, 5 a bool insertions, 6 nil members where optional
+static int
+s_test_commit (omni_record_encoder_t *enc, int variant, char *detail, size_t size)
+{
+    omni_record_encoder_begin (enc, "git.commit", "repo-a", "c", "r", 1);
+    msgpack_packer *pk = omni_record_encoder_body (enc);
+    msgpack_pack_map (pk, 15);
+    static const char *strs[] = {
+        "sha", "author_name", "author_email", "committer_name", "committer_email", "message"};
+    for (int i = 0; i < 6; i++) {
+        omni_record_pack_str (pk, strs[i]);
+        omni_record_pack_str (pk, "x");
+    }
+    static const char *ints[] = {"author_time",   "author_tz",  "committer_time", "committer_tz",
+                                 "files_changed", "insertions", "deletions"};
+    for (int i = 0; i < 7; i++) {
+        omni_record_pack_str (pk, ints[i]);
+        msgpack_pack_int (pk, 1);
+    }
+    omni_record_pack_str (pk, "parents");
+    msgpack_pack_array (pk, 2);
+    omni_record_pack_str (pk, "p1");
+    if (variant == 1)
+        msgpack_pack_int (pk, 7);
+    else
+        omni_record_pack_str (pk, "p2");
+    omni_record_pack_str (pk, "files");
+    msgpack_pack_array (pk, 2);
+    msgpack_pack_map (pk, 2);
+    omni_record_pack_str (pk, "path");
+    omni_record_pack_str (pk, "a.c");
+    omni_record_pack_str (pk, "old_path");
+    omni_record_pack_str (pk, "b.c");
+    if (variant == 2) {
+        omni_record_pack_str (pk, "c.c");
+        return omni_record_encoder_end (enc, &(const void *){NULL}, &(size_t){0}, detail, size);
+    }
+    msgpack_pack_map (pk, 3);
+    omni_record_pack_str (pk, "insertions");
+    if (variant == 5)
+        msgpack_pack_true (pk);
+    else if (variant == 6)
+        msgpack_pack_nil (pk);
+    else
+        msgpack_pack_int (pk, 3);
+    omni_record_pack_str (pk, "binary");
+    if (variant == 6)
+        msgpack_pack_nil (pk);
+    else
+        msgpack_pack_false (pk);
+    omni_record_pack_str (pk, variant == 4 ? "paths" : "path");
+    if (variant == 3)
+        msgpack_pack_int (pk, 9);
+    else
+        omni_record_pack_str (pk, "d.c");
+    return omni_record_encoder_end (enc, &(const void *){NULL}, &(size_t){0}, detail, size);
+}
+
 void
 omni_record_test (bool verbose)
 {
@@ -1359,6 +1498,23 @@ omni_record_test (bool verbose)
     msgpack_pack_int (pk, 3);
     assert (omni_record_encoder_end (enc, &data, &size, detail, sizeof detail) == -1);
     assert (strstr (detail, "body.name: expected str, got int"));
+
+    //  Array elements and their members have the kinds table's types
+    //  (git.commit's parents and files), each refusal says where
+    assert (s_test_commit (enc, 0, detail, sizeof detail) == 0);
+    assert (s_test_commit (enc, 6, detail, sizeof detail) == 0);
+    static const char *where[] = {NULL,
+                                  "body.parents[1]: expected str, got int",
+                                  "body.files[1]: expected map, got str",
+                                  "body.files[1].path: expected str, got int",
+                                  "body.files[1].path: missing",
+                                  "body.files[1].insertions: expected int, got bool"};
+    for (int variant = 1; variant <= 5; variant++) {
+        assert (s_test_commit (enc, variant, detail, sizeof detail) == -1);
+        if (!strstr (detail, where[variant]))
+            fprintf (stderr, "variant %d: %s\n", variant, detail);
+        assert (strstr (detail, where[variant]));
+    }
 
     //  Bad inputs, each with its reason.
     assert (s_decode_bytes ("", 0, detail) == REJECT_NOT_MSGPACK);

@@ -67,7 +67,7 @@ schema_test (bool verbose)
     int previous = 0;
     for (const omni_migrate_step_t *m = schema_migrations; m->sql; m++) {
         assert (m->version > previous);
-        assert (strlen (m->sql) > 0); //  a NUL inside is refused by gen_migrations.sh
+        assert (strlen (m->sql) > 0); //  a NUL inside is refused by pg/embed_sql.sh
         previous = m->version;
     }
     char *dsn = pgtest_db_new ("schema");

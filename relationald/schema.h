@@ -12,7 +12,7 @@
 #include <stdbool.h>
 
 //  The embedded migrations in version order, ending with {0, NULL, NULL}
-//  (generated from the .sql files by gen_migrations.sh).
+//  (generated from the .sql files by pg/embed_sql.sh).
 extern const omni_migrate_step_t schema_migrations[];
 
 //  The highest embedded version.

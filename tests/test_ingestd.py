@@ -139,3 +139,25 @@ def test_dead_letters_expire_after_dead_letter_retain(workdir):
         assert "event=journal.dead_letters_expired count=2" in p.ingestd.log()
         # the accepted record is not touched
         assert p.ingestd.metrics()["omni_ingestd_journal_records"] == 1
+
+
+def test_array_element_types_from_the_kinds_table(pipeline):
+    """git.commit's parents are strings and its files maps with a str path
+    (the kinds table's element types): a record with another element type is
+    rejected as bad_body by ingestd, so no writer has to check it again."""
+    p = pipeline(writers=("archive",))
+    p.ingestd.start()
+    intake = IntakeClient(p.intake)
+    good = commit(1)
+    bad_parent = msgpack.unpackb(commit(2))
+    bad_parent["body"]["parents"] = ["a" * 40, 7]
+    bad_file = msgpack.unpackb(commit(3))
+    bad_file["body"]["files"] = [{"path": "a.c", "insertions": 1}, {"path": 5}]
+    not_a_map = msgpack.unpackb(commit(4))
+    not_a_map["body"]["files"] = ["a.c"]
+    frames = [good] + [record(r["kind"], r["src"], r["body"], ts=r["ts"])
+                       for r in (bad_parent, bad_file, not_a_map)]
+    assert intake.batch(frames) == (1, 3)
+    m = p.ingestd.metrics()
+    assert m['omni_ingestd_records_rejected_total{reason="bad_body"}'] == 3
+    intake.close()

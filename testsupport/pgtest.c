@@ -143,6 +143,18 @@ pgtest_expect (omni_pgconn_t *conn, const char *sql, const char *expected)
     free (value);
 }
 
+void
+pgtest_end_session (omni_pgconn_t *conn, const char *conninfo)
+{
+    PGconn *other = PQconnectdb (conninfo);
+    assert (PQstatus (other) == CONNECTION_OK);
+    char sql[128];
+    snprintf (sql, sizeof sql, "SELECT pg_terminate_backend (%d)",
+              PQbackendPID (omni_pgconn_handle (conn)));
+    PQclear (PQexec (other, sql));
+    PQfinish (other);
+}
+
 typedef struct {
     const char *conninfo;
     pgtest_fn *fn;

@@ -20,6 +20,9 @@ void pgtest_db_drop (const char *conninfo);
 char *pgtest_value (omni_pgconn_t *conn, const char *sql);
 //  Asserts that `sql` returns the one value `expected`, printing both if not.
 void pgtest_expect (omni_pgconn_t *conn, const char *sql, const char *expected);
+//  The server ends `conn`'s session (pg_terminate_backend from another
+//  session to `conninfo`), as a server restart or a network fault would.
+void pgtest_end_session (omni_pgconn_t *conn, const char *conninfo);
 //  What several daemons do at the same moment: `n` threads (at most 16),
 //  each with a connection of its own to `conninfo`, run fn (conn, arg, i)
 //  together once all are connected. Returns how many failed (fn returned

@@ -6,7 +6,7 @@
 # JSON with jansson and zstd with libzstd.
 OMNICTL_CLASSES := tools/omnictl/promtext.c tools/omnictl/target.c tools/omnictl/status.c \
                    tools/omnictl/access.c tools/omnictl/jsonrec.c tools/omnictl/archread.c \
-                   tools/omnictl/replay.c tools/omnictl/export.c archiverd/archive.c archiverd/bloom.c archiverd/coldfile.c
+                   tools/omnictl/replay.c tools/omnictl/export.c archiverd/archive.c archiverd/archive_ids.c archiverd/bloom.c archiverd/coldfile.c
 OMNICTL_PKGS    := libcurl jansson libzstd
 $(eval $(call program,omnictl,tools/omnictl/main.c $(OMNICTL_CLASSES),$(OMNICTL_PKGS)))
 $(eval $(call selftest,omnictl-selftest,tools/omnictl/selftest.c $(OMNICTL_CLASSES),$(OMNICTL_PKGS)))

@@ -1,0 +1,36 @@
+/*  route: ingestd's sockets. Each is bound bounded (high-water marks, a
+    frame size, a handshake limit, ZMTP heartbeats), and a message to one
+    peer of a ROUTER is sent never blocking. The sockets are bound with ROUTER_MANDATORY and a send
+    high-water mark (PEERS_REPLY_HWM): a peer whose queue is full is one
+    that does not read what it is sent, and it is disconnected, not waited
+    for, nor silently skipped.                                              */
+#ifndef OMNI_ROUTE_H
+#define OMNI_ROUTE_H
+
+#include "common/metrics.h"
+#include "ingestd/peers.h"
+#include "proto/curve.h"
+#include "proto/wire.h"
+
+#include <czmq.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+//  Binds a ROUTER or an XPUB on `endpoint`, bounded: `sndhwm` messages
+//  queued to a peer, `rcvhwm` whole messages from it, `frame_max` bytes a
+//  frame; a CURVE server for `which` when `curve` is given. NULL with
+//  `error` filled when it cannot bind.
+zsock_t *route_bind (int type, const char *endpoint, omni_curve_server_t *curve,
+                     omni_curve_socket_t which, int sndhwm, int rcvhwm, int64_t frame_max,
+                     char *error, size_t error_size);
+
+//  Sends `head`, then the frames of `records` (taken; NULL for none), on
+//  `sock` (the raw ROUTER of `socket`) to the peer routed by `peer`, on
+//  connection `fd`. False when it was not sent: the peer is gone, or its
+//  queue is full: then it is dropped from `peers` (it would only fill its
+//  queue again) and `unread` counted.
+bool route_send (peers_t *peers, peers_socket_t socket, void *sock, const void *peer,
+                 size_t peer_size, int fd, const omni_wire_head_t *head, zmsg_t **records,
+                 omni_metric_t *unread);
+
+#endif

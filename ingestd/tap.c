@@ -1,0 +1,325 @@
+/*  tap: ingestd's publications for omni-tap (see tap.h).
+
+    Accepted records are copied for the tap only while someone is
+    connected, and kept back to back in one buffer (kind, then record) until
+    their round is committed: a subscriber never sees a record that was not
+    journaled. A burst leaves that buffer large; it is not kept.          */
+#include "ingestd/tap.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "ingestd/journal.h"
+
+#include <assert.h>
+#include <inttypes.h>
+#include <string.h>
+
+#define REJECT_TOPIC      "!reject"
+#define TAP_REJECTS_PER_S 1000        //  !reject messages published a second at most
+#define TAP_PEER_BYTES    (64 << 10)  //  subscriptions one tap peer may send (beyond heartbeats)
+#define TAP_BYTES_MAX     (256 << 10) //  and all of them together
+#define TAP_BUF_KEPT      (8 << 20)   //  a buffer larger than this is freed after its round
+
+//  An accepted record kept for the tap until the round is committed: its
+//  kind and bytes, back to back in one buffer.
+typedef struct {
+    size_t kind_at, kind_len, record_at, record_len;
+} s_tapped_t;
+
+struct _tap_t {
+    zsock_t *sock;
+    peers_t *peers;
+    //  Subscriptions XPUB reported since the tap last had no connection. An
+    //  upper bound: an unsubscribe cannot be told from a bogus one (XPUB
+    //  reports an unsubscribe of a topic the peer never had as if it were
+    //  the last), so they are not counted down. Only a gauge: whether to
+    //  publish is whether the tap has a connection.
+    uint64_t subscribes;
+    size_t record_max;        //  larger records are not published (tap_budget / TAP_HWM)
+    int64_t rejects_since_ms; //  rejects published on the tap this second
+    uint32_t rejects;
+    s_tapped_t *tapped; //  accepted records of the round
+    size_t ntapped, tapped_cap;
+    uint8_t *buf;
+    size_t buf_size, buf_cap;
+    omni_metric_t *m_subscribers, *m_skipped, *m_rejects_skipped;
+};
+
+tap_t *
+tap_new (zsock_t *sock, peers_t *peers, uint64_t budget, omni_metrics_t *metrics)
+{
+    tap_t *self = calloc (1, sizeof *self);
+    assert (self);
+    self->sock = sock;
+    self->peers = peers;
+    //  A record is published only when its copies queued for a subscriber
+    //  that does not read stay within the budget.
+    self->record_max = (size_t) (budget / TAP_HWM);
+    if (metrics) {
+        self->m_subscribers = omni_metrics_gauge (
+            metrics, "tap_subscriptions",
+            "Tap subscriptions received since the tap last had no subscriber (an upper bound)",
+            NULL);
+        self->m_skipped = omni_metrics_counter (
+            metrics, "tap_records_skipped_total",
+            "Accepted records not published on the tap: larger than its budget "
+            "allows (tap_budget / 10000)",
+            NULL);
+        self->m_rejects_skipped = omni_metrics_counter (
+            metrics, "tap_rejects_skipped_total",
+            "Rejected inputs not published on the tap's !reject topic: over 1,000 a second (each "
+            "is a dead letter all the same)",
+            NULL);
+    }
+    return self;
+}
+
+void
+tap_destroy (tap_t **self_p)
+{
+    tap_t *self = *self_p;
+    if (!self)
+        return;
+    free (self->tapped);
+    free (self->buf);
+    free (self);
+    *self_p = NULL;
+}
+
+//  A connection, not a count of subscriptions, which a peer's bogus
+//  unsubscribes could drive to nothing; XPUB filters by topic itself.
+bool
+tap_open (tap_t *self)
+{
+    return self && peers_count (self->peers, PEERS_TAP) > 0;
+}
+
+size_t
+tap_record_max (tap_t *self)
+{
+    return self->record_max;
+}
+
+void
+tap_round_begin (tap_t *self)
+{
+    if (!self)
+        return;
+    self->ntapped = 0;
+    self->buf_size = 0;
+}
+
+void
+tap_keep (tap_t *self, const omni_record_t *record, const void *data, size_t size)
+{
+    if (size > self->record_max) {
+        omni_metric_add (self->m_skipped, 1);
+        return;
+    }
+    if (self->ntapped == self->tapped_cap) {
+        self->tapped_cap = self->tapped_cap ? self->tapped_cap * 2 : 1024;
+        self->tapped = realloc (self->tapped, self->tapped_cap * sizeof *self->tapped);
+        assert (self->tapped);
+    }
+    if (self->buf_size + record->kind.len + size > self->buf_cap) {
+        while (self->buf_size + record->kind.len + size > self->buf_cap)
+            self->buf_cap = self->buf_cap ? self->buf_cap * 2 : 1 << 20;
+        self->buf = realloc (self->buf, self->buf_cap);
+        assert (self->buf);
+    }
+    s_tapped_t *t = &self->tapped[self->ntapped++];
+    t->kind_at = self->buf_size;
+    t->kind_len = record->kind.len;
+    memcpy (self->buf + t->kind_at, record->kind.ptr, record->kind.len);
+    t->record_at = t->kind_at + t->kind_len;
+    t->record_len = size;
+    memcpy (self->buf + t->record_at, data, size);
+    self->buf_size = t->record_at + size;
+}
+
+void
+tap_round_end (tap_t *self, bool committed)
+{
+    if (!self)
+        return;
+    void *sock = zsock_resolve (self->sock);
+    for (size_t i = 0; committed && i < self->ntapped; i++) {
+        const s_tapped_t *t = &self->tapped[i];
+        if (zmq_send (sock, self->buf + t->kind_at, t->kind_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0)
+            zmq_send (sock, self->buf + t->record_at, t->record_len, ZMQ_DONTWAIT);
+    }
+    self->ntapped = 0;
+    self->buf_size = 0;
+    if (self->buf_cap > TAP_BUF_KEPT) {
+        free (self->buf);
+        self->buf = NULL;
+        self->buf_cap = 0;
+    }
+}
+
+//  Rejects are published at most TAP_REJECTS_PER_S a second: one message
+//  of 60,000 bad frames would otherwise fill a subscriber's queue (TAP_HWM)
+//  and push out the accepted records published after it. The rest are
+//  counted; every one is a dead letter all the same.
+void
+tap_reject (tap_t *self, const char *reason, const char *detail, const void *raw, size_t size)
+{
+    if (!tap_open (self))
+        return;
+    int64_t now = omni_util_mono_ms ();
+    if (now - self->rejects_since_ms >= 1000) {
+        self->rejects_since_ms = now;
+        self->rejects = 0;
+    }
+    if (self->rejects >= TAP_REJECTS_PER_S) {
+        omni_metric_add (self->m_rejects_skipped, 1);
+        return;
+    }
+    self->rejects++;
+    void *sock = zsock_resolve (self->sock);
+    if (zmq_send (sock, REJECT_TOPIC, strlen (REJECT_TOPIC), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+        return;
+    zmq_send (sock, reason, strlen (reason), ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    zmq_send (sock, detail, strlen (detail), ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    zmq_send (sock, raw, size < JOURNAL_DEAD_RAW_MAX ? size : JOURNAL_DEAD_RAW_MAX,
+              ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    //  The raw frame is cut at JOURNAL_DEAD_RAW_MAX: the whole size says how
+    //  much was refused (a 100 MiB frame is not a 4 KiB one).
+    uint8_t whole[8];
+    omni_util_put_be (whole, size, 8);
+    zmq_send (sock, whole, sizeof whole, ZMQ_DONTWAIT);
+}
+
+//  So that an operator watching sees the evidence of what a writer kept
+//  out of its store.
+void
+tap_conflict (tap_t *self, const char *writer, const omni_record_t *record, const void *data,
+              size_t size)
+{
+    if (!tap_open (self))
+        return;
+    char topic[128];
+    int len =
+        snprintf (topic, sizeof topic, "conflict.%.*s", (int) record->kind.len, record->kind.ptr);
+    void *sock = zsock_resolve (self->sock);
+    if (zmq_send (sock, topic, (size_t) len < sizeof topic ? (size_t) len : sizeof topic - 1,
+                  ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+        return;
+    zmq_send (sock, writer, strlen (writer), ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    zmq_send (sock, data, size, ZMQ_DONTWAIT);
+}
+
+//  libzmq keeps every subscription in a trie, which a peer could grow
+//  without end, and does not say which connection one came on. What a tap
+//  connection sent is all subscriptions (and heartbeats), so its TCP byte
+//  count (peers_held) is what it made the trie hold: a peer past
+//  TAP_PEER_BYTES goes, and while all of them together are past
+//  TAP_BYTES_MAX, the largest. A real omni-tap sends a few hundred bytes:
+//  it keeps its subscriptions and its records whatever others send.
+void
+tap_subscriptions (tap_t *self)
+{
+    zframe_t *frame;
+    for (int i = 0; i < 10000 && (frame = zframe_recv_nowait (self->sock)); i++) {
+        if (zframe_size (frame) >= 1 && zframe_data (frame)[0] == 1)
+            self->subscribes++;
+        zframe_destroy (&frame);
+    }
+    size_t dropped = peers_drop_holding (self->peers, PEERS_TAP, TAP_PEER_BYTES, TAP_BYTES_MAX,
+                                         PEERS_TAP_TOPICS, NULL);
+    uint64_t held;
+    if (dropped && omni_log_allow ("tap.too_many_subscriptions", "", 60000, &held))
+        log_warn ("tap.too_many_subscriptions",
+                  "dropped_connections=%zu peer_limit=%d total_limit=%d repeated=%" PRIu64
+                  " why=\"subscriptions past their bound (each costs memory in libzmq); the "
+                  "other subscribers keep theirs\"",
+                  dropped, TAP_PEER_BYTES, TAP_BYTES_MAX, held);
+    omni_metric_set (self->m_subscribers, (double) self->subscribes);
+}
+
+void
+tap_closed (tap_t *self)
+{
+    if (peers_count (self->peers, PEERS_TAP) == 0) {
+        self->subscribes = 0; //  no one left: their subscriptions are gone
+        omni_metric_set (self->m_subscribers, 0);
+    }
+}
+
+void
+tap_test (bool verbose)
+{
+    (void) verbose;
+    //  Over inproc, with a tap connection entered in the table by hand (no
+    //  monitor here): what is published, and what is not.
+    zsock_t *xpub = zsock_new_xpub ("inproc://tap-test");
+    zsock_t *sub = zsock_new_sub (">inproc://tap-test", "");
+    assert (xpub && sub);
+    zsock_set_rcvtimeo (sub, 2000);
+    zframe_t *subscription = zframe_recv (xpub); //  the SUB's "" subscription
+    assert (subscription);
+    zframe_destroy (&subscription);
+    omni_metrics_t *metrics = omni_metrics_new ("test_");
+    peers_t *peers = peers_new (16);
+    tap_t *tap = tap_new (xpub, peers, 10000ULL * 100, metrics);
+    assert (tap_record_max (tap) == 100);
+    const uint8_t record_bytes[] = {1, 2, 3};
+    omni_record_t record = {0};
+    record.kind.ptr = "event";
+    record.kind.len = 5;
+
+    //  No connection: nothing is kept or published
+    assert (!tap_open (tap) && !tap_open (NULL));
+    tap_reject (tap, "bad_frame", "x", "raw", 3);
+    tap_conflict (NULL, "archive", &record, record_bytes, 3);
+    assert (!(zsock_events (sub) & ZMQ_POLLIN));
+
+    //  A connection: records published only once their round committed
+    assert (peers_accepted (peers, PEERS_TAP, 1000, 0) < 0);
+    assert (tap_open (tap));
+    tap_round_begin (tap);
+    tap_keep (tap, &record, record_bytes, sizeof record_bytes);
+    uint8_t large[101] = {0};
+    tap_keep (tap, &record, large, sizeof large); //  over tap_record_max: skipped
+    tap_round_end (tap, false);
+    assert (!(zsock_events (sub) & ZMQ_POLLIN));
+    tap_round_begin (tap);
+    tap_keep (tap, &record, record_bytes, sizeof record_bytes);
+    tap_round_end (tap, true);
+    zmsg_t *msg = zmsg_recv (sub);
+    assert (msg && zmsg_size (msg) == 2 && zframe_streq (zmsg_first (msg), "event"));
+    assert (zframe_size (zmsg_next (msg)) == sizeof record_bytes);
+    zmsg_destroy (&msg);
+    assert (omni_metric_value (
+                omni_metrics_counter (metrics, "tap_records_skipped_total", "x", NULL)) == 1);
+
+    //  Rejects: at most TAP_REJECTS_PER_S a second, the rest counted
+    for (int i = 0; i < TAP_REJECTS_PER_S + 10; i++)
+        tap_reject (tap, "bad_frame", "detail", "raw", 3);
+    size_t rejects = 0;
+    while ((msg = zmsg_recv_nowait (sub))) {
+        assert (zmsg_size (msg) == 5 && zframe_streq (zmsg_first (msg), REJECT_TOPIC));
+        rejects++;
+        zmsg_destroy (&msg);
+    }
+    assert (rejects == TAP_REJECTS_PER_S);
+    assert (omni_metric_value (
+                omni_metrics_counter (metrics, "tap_rejects_skipped_total", "x", NULL)) == 10);
+
+    //  A conflict: its topic, the writer, the record
+    tap_conflict (tap, "relational", &record, record_bytes, sizeof record_bytes);
+    msg = zmsg_recv (sub);
+    assert (msg && zmsg_size (msg) == 3 && zframe_streq (zmsg_first (msg), "conflict.event"));
+    assert (zframe_streq (zmsg_next (msg), "relational"));
+    zmsg_destroy (&msg);
+
+    //  The last connection gone: the subscription count starts over
+    tap_subscriptions (tap);
+    peers_closed (peers, 1000);
+    tap_closed (tap);
+    assert (!tap_open (tap));
+    tap_destroy (&tap);
+    peers_destroy (&peers);
+    omni_metrics_destroy (&metrics);
+    zsock_destroy (&sub);
+    zsock_destroy (&xpub);
+}
