@@ -432,7 +432,8 @@ inner() {  # SERVICE PORT PATH
     podman exec "$(cname "$1")" curl -fsS --max-time 2 "http://127.0.0.1:$2$3" 2>/dev/null
 }
 inner_metric() {  # SERVICE PORT NAME{labels}
-    inner "$1" "$2" /metrics | awk -v n="$3" '$1 == n { print $2; exit }'
+    # (awk reads to the end: an early exit would make curl fail on SIGPIPE)
+    inner "$1" "$2" /metrics | awk -v n="$3" '$1 == n && !found { print $2; found = 1 }'
 }
 for s in ingestd-js-1 ingestd-js-2; do podman start "$(cname "$s")" >/dev/null 2>&1; done
 for s in ingestd-js-1 ingestd-js-2; do
@@ -521,7 +522,7 @@ pg_exact_or_fail "PostgreSQL holding the commits made with nats-3 and ingestd-js
 pass "nats-3 and ingestd-js-1 killed (SIGKILL), both relationald instances on the consumer: $(expected_cluster | wc -l) commits once" \
     "(records stored: relationald-js-1 $(stored_by relationald-js-1) since its restart, relationald-js-2 $(stored_by relationald-js-2))"
 failovers=$(podman exec "$DELTA_COLLECTOR" curl -fsS --max-time 2 http://127.0.0.1:9105/metrics |
-    awk '$1 == "omni_collectord_failovers_total" { print $2; exit }')
+    awk '$1 == "omni_collectord_failovers_total" && !found { print $2; found = 1 }')
 [ -n "$failovers" ] && [ "${failovers%.*}" -ge 1 ] ||
     fail "delta's collector counted no failover from ingestd-js-1 (failovers_total=$failovers)"
 pass "delta's collector failed over from ingestd-js-1 to ingestd-js-2 (failovers_total=${failovers%.*})"
