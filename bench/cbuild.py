@@ -17,7 +17,10 @@ def build(work, name, sources=(), pkgs=()):
     flags = subprocess.run(["pkg-config", "--cflags", "--libs", *pkgs, *CORE_PKGS],
                            capture_output=True, text=True, check=True).stdout.split()
     includes = ["-I" + ROOT]
-    subprocess.run(["cc", "-std=c11", "-D_GNU_SOURCE", "-O2", *includes, "-o", out,
+    # Sections and --gc-sections as the Makefile links programs: the classes'
+    # self-tests (which call the test-support library) are dropped
+    subprocess.run(["cc", "-std=c11", "-D_GNU_SOURCE", "-O2", "-ffunction-sections",
+                    "-fdata-sections", "-Wl,--gc-sections", *includes, "-o", out,
                     os.path.join(HERE, name + ".c"), *(os.path.join(ROOT, s) for s in sources),
                     # the classes' self-tests use the test-support library
                     "-Wl,--start-group", os.path.join(ROOT, "build", "lib", "libomnitest.a"),

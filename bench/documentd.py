@@ -41,8 +41,7 @@ def cpu_seconds(pid):
 
 
 def build_plain(work):
-    return build(work, "documentd_plain", ["documentd/docmap.c"], ["documentd"],
-                 ["libmongoc-1.0"])
+    return build(work, "documentd_plain", ["documentd/docmap.c"], ["libmongoc-1.0"])
 
 
 def main():

@@ -23,7 +23,7 @@ def main():
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="omni-idcheck-")
     try:
-        program = build(work, "idcheck", ["tools/omni-loadgen/synth.c"], ["tools/omni-loadgen"])
+        program = build(work, "idcheck", ["tools/omni-loadgen/synth.c"])
         out = subprocess.run([program, str(args.records), str(args.rounds)], capture_output=True,
                              text=True, check=True).stdout
     finally:

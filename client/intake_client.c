@@ -25,6 +25,7 @@
     node or allocation per record), and the buffers of acknowledged batches
     are reused; each transmission copies the records into ZeroMQ messages.  */
 #include "client/intake_client.h"
+#include "common/buf.h"
 #include "common/config.h"
 #include "common/log.h"
 #include "testsupport/testpeer.h"
@@ -39,10 +40,10 @@
 
 typedef struct {
     uint64_t seq;
-    uint64_t first; //  index of its first record among all records sent
-    uint8_t *data;  //  the records, kept for resending: record i is
-    size_t *ends;   //  data[ends[i - 1] .. ends[i])
-    size_t records, size, data_cap, ends_cap;
+    uint64_t first;  //  index of its first record among all records sent
+    omni_buf_t data; //  the records, kept for resending: record i is
+    size_t *ends;    //  data.data[ends[i - 1] .. ends[i])
+    size_t records, ends_cap;
     int64_t sent_ms;
 } s_batch_t;
 
@@ -81,7 +82,7 @@ struct _omni_intake_client_t {
 static void
 s_destroy_batch (s_batch_t *batch)
 {
-    free (batch->data);
+    omni_buf_release (&batch->data);
     free (batch->ends);
     memset (batch, 0, sizeof *batch);
 }
@@ -91,7 +92,8 @@ static void
 s_free_batch (omni_intake_client_t *self, s_batch_t *batch)
 {
     if (self->nspare < self->config.window + 1) {
-        batch->records = batch->size = 0;
+        batch->records = 0;
+        omni_buf_reset (&batch->data);
         self->spare[self->nspare++] = *batch;
         memset (batch, 0, sizeof *batch);
     } else
@@ -290,7 +292,7 @@ s_transmit (omni_intake_client_t *self, s_batch_t *batch)
     }
     size_t from = 0;
     for (size_t i = 0; i < batch->records; i++) {
-        omni_wire_send_record (sock, batch->data + from, batch->ends[i] - from,
+        omni_wire_send_record (sock, batch->data.data + from, batch->ends[i] - from,
                                i + 1 == batch->records);
         from = batch->ends[i];
     }
@@ -578,24 +580,10 @@ omni_intake_client_send (omni_intake_client_t *self, const void *record, size_t 
     if (zsys_interrupted)
         return -1;
     s_batch_t *b = &self->filling;
-    if (b->size + size > b->data_cap) {
-        b->data_cap = b->data_cap ? b->data_cap : 64 * 1024;
-        while (b->size + size > b->data_cap)
-            b->data_cap *= 2;
-        b->data = realloc (b->data, b->data_cap);
-        assert (b->data);
-    }
-    if (b->records == b->ends_cap) {
-        b->ends_cap = b->ends_cap ? b->ends_cap * 2 : 512;
-        b->ends = realloc (b->ends, b->ends_cap * sizeof *b->ends);
-        assert (b->ends);
-    }
-    if (size)
-        memcpy (b->data + b->size, record, size);
-    b->size += size;
-    b->ends[b->records++] = b->size;
+    omni_buf_append (&b->data, record, size);
+    *omni_array_push (b->ends, b->records, b->ends_cap) = b->data.size;
     self->queued++;
-    if (b->records >= self->config.batch_records || b->size >= self->config.batch_bytes)
+    if (b->records >= self->config.batch_records || b->data.size >= self->config.batch_bytes)
         return s_dispatch (self);
     return 0;
 }

@@ -35,6 +35,7 @@
     immutable kind's id stays, a later one with other content is a
     conflict, where for mutable kinds the last state wins as before.        */
 #include "client/writer.h"
+#include "common/buf.h"
 #include "common/idset.h"
 #include "common/log.h"
 #include "proto/mpjson.h"
@@ -63,15 +64,16 @@ typedef struct {
     msgpack_zone zone;
     uint64_t upto; //  last offset covered by the batch (0 = empty)
     int64_t started_ms;
-    uint64_t session;         //  the delivery session (WELCOME) it came in
-    uint8_t *flags;           //  per record: the store found a conflict (capacity entries)
+    uint64_t session; //  the delivery session (WELCOME) it came in
+    uint8_t *flags;   //  per record: the store found a conflict
+    size_t flags_cap;
     omni_record_t *conflicts; //  records kept out as conflicts, filed with the commit
     size_t nconflicts, conflicts_cap;
     //  Records of an immutable kind whose id came earlier in the batch with
     //  other content: stored after the batch (s_store_later), so that the
     //  store compares them with what it holds, whichever came first
-    omni_record_t *later, *round;
-    size_t nlater, later_cap;
+    omni_record_t *later, *round; //  round: room for a round and what remains after it
+    size_t nlater, later_cap, round_cap;
 } s_batch_t;
 
 struct _omni_writer_t {
@@ -112,11 +114,11 @@ struct _omni_writer_t {
     atomic_int_fast64_t busy_since_ms; //  commit in progress since, 0 = idle
     atomic_int_fast64_t heard_ms;      //  last message from ingestd (for /health)
     atomic_size_t busy_records;
-    char last_error[256];           //  under lock
-    atomic_bool store_permanent;    //  the last failure was WRITER_STORE_PERMANENT
-    char last_reset[256];           //  why ingestd last sent RESET, until WELCOME (under lock)
-    char *conflicts_path;           //  the conflicts file
-    omni_mpjson_buf_t conflict_buf; //  its lines (store thread)
+    char last_error[256];        //  under lock
+    atomic_bool store_permanent; //  the last failure was WRITER_STORE_PERMANENT
+    char last_reset[256];        //  why ingestd last sent RESET, until WELCOME (under lock)
+    char *conflicts_path;        //  the conflicts file
+    omni_buf_t conflict_buf;     //  its lines (store thread)
     atomic_uint_fast64_t conflicts_total;
     char last_conflict[192]; //  kind and id of the last one (under lock)
 
@@ -289,7 +291,7 @@ omni_writer_destroy (omni_writer_t **self_p)
     free (self->name);
     free (self->refusal);
     free (self->conflicts_path);
-    omni_mpjson_buf_free (&self->conflict_buf);
+    omni_buf_release (&self->conflict_buf);
     free (self);
     *self_p = NULL;
 }
@@ -332,13 +334,7 @@ s_send_ack (omni_writer_t *self)
 static void
 s_add_conflict (s_batch_t *batch, const omni_record_t *record)
 {
-    if (batch->nconflicts == batch->conflicts_cap) {
-        batch->conflicts_cap = batch->conflicts_cap ? batch->conflicts_cap * 2 : 16;
-        batch->conflicts =
-            realloc (batch->conflicts, batch->conflicts_cap * sizeof *batch->conflicts);
-        assert (batch->conflicts);
-    }
-    batch->conflicts[batch->nconflicts++] = *record;
+    *omni_array_push (batch->conflicts, batch->nconflicts, batch->conflicts_cap) = *record;
 }
 
 //  Batch positions in id order, then batch order
@@ -394,14 +390,9 @@ s_dedup (omni_writer_t *self, s_batch_t *batch)
                 dropped++;
                 continue;
             }
-            if (batch->nlater == batch->later_cap) {
-                batch->later_cap = batch->later_cap ? batch->later_cap * 2 : 16;
-                batch->later = realloc (batch->later, batch->later_cap * sizeof *batch->later);
-                //  Room for a round and what remains after it (s_store_all)
-                batch->round = realloc (batch->round, 2 * batch->later_cap * sizeof *batch->round);
-                assert (batch->later && batch->round);
-            }
-            batch->later[batch->nlater++] = records[order[k]];
+            *omni_array_push (batch->later, batch->nlater, batch->later_cap) = records[order[k]];
+            //  Room for a round and what remains after it (s_store_all)
+            omni_array_reserve (batch->round, batch->round_cap, 2 * batch->later_cap);
         }
     }
     size_t kept = 0;
@@ -419,16 +410,16 @@ s_dedup (omni_writer_t *self, s_batch_t *batch)
 static int
 s_file_conflicts (omni_writer_t *self, s_batch_t *batch, char *error, size_t error_size)
 {
-    omni_mpjson_buf_t *buf = &self->conflict_buf;
-    omni_mpjson_buf_reset (buf);
+    omni_buf_t *buf = &self->conflict_buf;
+    omni_buf_reset (buf);
     char head[160];
     int64_t now = omni_util_now_ns ();
     for (size_t i = 0; i < batch->nconflicts; i++) {
         snprintf (head, sizeof head,
                   "{\"writer\":\"%s\",\"detected_ns\":%" PRId64 ",\"record\":", self->name, now);
-        omni_mpjson_append (buf, head, strlen (head));
+        omni_buf_append (buf, head, strlen (head));
         omni_mpjson_record (buf, &batch->conflicts[i]);
-        omni_mpjson_append (buf, "}\n", 2);
+        omni_buf_append (buf, "}\n", 2);
     }
     char *dir = strdup (self->conflicts_path);
     assert (dir);
@@ -722,12 +713,8 @@ s_handle_deliver (omni_writer_t *self, zmsg_t *msg, uint64_t upto)
     s_batch_t *batch = self->filling;
     size_t frames = zmsg_size (msg) - 3;
     s_add (self->m_delivered, frames);
-    if (batch->count + frames > batch->capacity) {
-        batch->capacity = (batch->count + frames) * 2;
-        batch->records = realloc (batch->records, batch->capacity * sizeof *batch->records);
-        batch->flags = realloc (batch->flags, batch->capacity);
-        assert (batch->records && batch->flags);
-    }
+    omni_array_reserve (batch->records, batch->capacity, batch->count + frames);
+    omni_array_reserve (batch->flags, batch->flags_cap, batch->count + frames);
     for (zframe_t *frame = zmsg_next (msg); frame; frame = zmsg_next (msg)) {
         char detail[256];
         omni_record_t *record = &batch->records[batch->count];

@@ -1,6 +1,7 @@
 /*  builds: CI build history (GitHub Actions, GitLab, Jenkins JSON exports)
     into ci.build records, with jansson.                                    */
 #include "collectord/builds.h"
+#include "common/buf.h"
 #include "collectord/srcname.h"
 #include "testsupport/testpeer.h"
 #include "common/log.h"
@@ -689,27 +690,17 @@ s_slurp (const char *path, size_t *size, char *error, size_t error_size)
         snprintf (error, error_size, "%s: %s", path, strerror (errno));
         return NULL;
     }
-    size_t cap = 1 << 16, len = 0;
-    char *buf = malloc (cap);
-    assert (buf);
-    size_t n;
-    while ((n = fread (buf + len, 1, cap - len, f)) > 0) {
-        len += n;
-        if (len == cap) {
-            cap *= 2;
-            buf = realloc (buf, cap);
-            assert (buf);
-        }
-    }
-    bool failed = ferror (f);
+    omni_buf_t buf = {0};
+    omni_buf_reserve (&buf, 1 << 16);
+    bool failed = omni_buf_read_file (&buf, f) != 0;
     fclose (f);
     if (failed) {
         snprintf (error, error_size, "%s: read error", path);
-        free (buf);
+        omni_buf_release (&buf);
         return NULL;
     }
-    *size = len;
-    return buf;
+    *size = buf.size;
+    return omni_buf_detach (&buf);
 }
 
 int64_t

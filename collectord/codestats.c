@@ -1,6 +1,7 @@
 /*  codestats: line counts per language at a revision (git tree via libgit2,
     or a plain directory) into code.stats records.                         */
 #include "collectord/codestats.h"
+#include "common/buf.h"
 #include "collectord/srcname.h"
 #include "proto/record.h"
 #include "testsupport/testpeer.h"
@@ -47,7 +48,7 @@ struct _codestats_t {
     size_t nfiles, files_cap;
     codestats_total_t *totals;
     size_t ntotals, totals_cap;
-    utf8_buf_t text;
+    omni_buf_t text;
     EVP_MD_CTX *hash; //  a plain directory's rev
     uint64_t done;
     void (*progress) (void *arg, uint64_t done);
@@ -171,7 +172,7 @@ codestats_destroy (codestats_t **self_p)
         free (self->exclude[i]);
     free (self->exclude);
     git_repository_free (self->repo);
-    utf8_buf_free (&self->text);
+    omni_buf_release (&self->text);
     if (self->hash)
         EVP_MD_CTX_free (self->hash);
     free (self->path);
@@ -202,12 +203,7 @@ s_add_total (codestats_t *self, const lang_t *lang, const lang_lines_t *lines)
         if (self->totals[i].language == name)
             t = &self->totals[i];
     if (!t) {
-        if (self->ntotals == self->totals_cap) {
-            self->totals_cap = self->totals_cap ? self->totals_cap * 2 : 16;
-            self->totals = realloc (self->totals, self->totals_cap * sizeof *self->totals);
-            assert (self->totals);
-        }
-        t = &self->totals[self->ntotals++];
+        t = omni_array_push (self->totals, self->ntotals, self->totals_cap);
         memset (t, 0, sizeof *t);
         t->language = name;
     }
@@ -233,11 +229,6 @@ s_count (codestats_t *self, const char *path, const char *data, size_t len)
         EVP_DigestUpdate (self->hash, &size, sizeof size);
         EVP_DigestUpdate (self->hash, data, len);
     }
-    if (self->nfiles == self->files_cap) {
-        self->files_cap = self->files_cap ? self->files_cap * 2 : 256;
-        self->files = realloc (self->files, self->files_cap * sizeof *self->files);
-        assert (self->files);
-    }
     //  Paths are bytes in git and on disk; records want UTF-8
     char *copy;
     if (omni_util_utf8_valid (path, strlen (path)))
@@ -246,7 +237,7 @@ s_count (codestats_t *self, const char *path, const char *data, size_t len)
         utf8_repair (path, strlen (path), &self->text);
         copy = strndup (self->text.data, self->text.size);
     }
-    codestats_file_t *f = &self->files[self->nfiles++];
+    codestats_file_t *f = omni_array_push (self->files, self->nfiles, self->files_cap);
     f->path = copy;
     f->lang = lang;
     f->lines = lines;
@@ -278,14 +269,9 @@ s_tree_cb (const char *root, const git_tree_entry *entry, void *payload)
     if (mode == GIT_FILEMODE_TREE)
         rc = s_excluded (self, rel, name) ? 1 : 0;
     else if (mode == GIT_FILEMODE_BLOB || mode == GIT_FILEMODE_BLOB_EXECUTABLE) {
-        if (self->nentries == self->entries_cap) {
-            self->entries_cap = self->entries_cap ? self->entries_cap * 2 : 1024;
-            self->entries = realloc (self->entries, self->entries_cap * sizeof *self->entries);
-            assert (self->entries);
-        }
-        self->entries[self->nentries].path = rel;
-        self->entries[self->nentries].oid = *git_tree_entry_id (entry);
-        self->nentries++;
+        s_entry_t *e = omni_array_push (self->entries, self->nentries, self->entries_cap);
+        e->path = rel;
+        e->oid = *git_tree_entry_id (entry);
         return 0;
     }
     //  Links and submodules are not code here
@@ -343,33 +329,25 @@ s_name_cmp (const void *a, const void *b)
 static char *
 s_read_file (const char *path, size_t *len)
 {
-    int fd = open (path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    FILE *file = fopen (path, "re");
+    if (!file)
         return NULL;
     struct stat st;
-    if (fstat (fd, &st) != 0) {
-        close (fd);
+    omni_buf_t buf = {0};
+    int rc = fstat (fileno (file), &st);
+    if (rc == 0) {
+        omni_buf_reserve (&buf, (size_t) st.st_size); //  read in one go
+        rc = omni_buf_read_file (&buf, file);
+    }
+    int error = errno;
+    fclose (file);
+    if (rc) {
+        omni_buf_release (&buf);
+        errno = error;
         return NULL;
     }
-    size_t cap = (size_t) st.st_size + 1, n = 0;
-    char *buf = malloc (cap);
-    assert (buf);
-    ssize_t got;
-    while ((got = read (fd, buf + n, cap - n)) > 0) {
-        n += (size_t) got;
-        if (n == cap) {
-            cap *= 2;
-            buf = realloc (buf, cap);
-            assert (buf);
-        }
-    }
-    close (fd);
-    if (got < 0) {
-        free (buf);
-        return NULL;
-    }
-    *len = n;
-    return buf;
+    *len = buf.size;
+    return omni_buf_detach (&buf);
 }
 
 static void
@@ -387,12 +365,7 @@ s_walk_dir (codestats_t *self, const char *dir, const char *rel)
     while ((e = readdir (d))) {
         if (strcmp (e->d_name, ".") == 0 || strcmp (e->d_name, "..") == 0)
             continue;
-        if (n == cap) {
-            cap = cap ? cap * 2 : 64;
-            names = realloc (names, cap * sizeof (char *));
-            assert (names);
-        }
-        names[n++] = strdup (e->d_name);
+        *omni_array_push (names, n, cap) = strdup (e->d_name);
     }
     closedir (d);
     if (n)

@@ -1,5 +1,6 @@
 /*  exec: a command's JSON Lines into records of a declared kind.          */
 #include "collectord/exec.h"
+#include "common/buf.h"
 #include "proto/record.h"
 #include "testsupport/testpeer.h"
 #include "proto/kinds.h"
@@ -131,9 +132,9 @@ exec_run (char *const *argv, exec_line_fn *fn, exec_stop_fn *stop, void *arg, ch
         snprintf (error, error_size, "cannot run %s: %s", argv[0], strerror (rc));
         return -1;
     }
-    size_t cap = 1 << 16, len = 0, lineno = 0;
-    char *buf = malloc (cap);
-    assert (buf);
+    size_t lineno = 0;
+    omni_buf_t line = {0};
+    omni_buf_reserve (&line, 1 << 16);
     bool too_long = false, stopped = false, done = false;
     char chunk[1 << 16];
     while (!done) {
@@ -156,9 +157,9 @@ exec_run (char *const *argv, exec_line_fn *fn, exec_stop_fn *stop, void *arg, ch
         if (n <= 0) {
             done = true;
             //  The last line may lack its newline
-            if (len || too_long) {
+            if (line.size || too_long) {
                 lineno++;
-                if (fn (arg, too_long ? NULL : buf, too_long ? 0 : len, lineno))
+                if (fn (arg, too_long ? NULL : line.data, too_long ? 0 : line.size, lineno))
                     stopped = true;
             }
             break;
@@ -167,31 +168,25 @@ exec_run (char *const *argv, exec_line_fn *fn, exec_stop_fn *stop, void *arg, ch
             char c = chunk[i];
             if (c == '\n') {
                 lineno++;
-                if (fn (arg, too_long ? NULL : buf, too_long ? 0 : len, lineno))
+                if (fn (arg, too_long ? NULL : line.data, too_long ? 0 : line.size, lineno))
                     stopped = true;
-                len = 0;
+                omni_buf_reset (&line);
                 too_long = false;
                 continue;
             }
             if (too_long)
                 continue;
-            if (len == EXEC_LINE_MAX) {
+            if (line.size == EXEC_LINE_MAX) {
                 too_long = true;
-                len = 0;
+                omni_buf_reset (&line);
                 continue;
             }
-            if (len + 1 >= cap) {
-                cap *= 2;
-                buf = realloc (buf, cap);
-                assert (buf);
-            }
-            buf[len++] = c;
-            buf[len] = 0;
+            omni_buf_append_char (&line, c);
         }
         if (stopped)
             break;
     }
-    free (buf);
+    omni_buf_release (&line);
     if (stopped)
         kill (-pid, SIGTERM);
     close (fds[0]);

@@ -7,6 +7,7 @@
     Text that is not valid UTF-8 is sent repaired, its bytes in body.raw
     (gittext_t).                                                            */
 #include "collectord/git_collector.h"
+#include "common/buf.h"
 #include "proto/record.h"
 #include "testsupport/testpeer.h"
 #include "collectord/gitpool.h"
@@ -408,23 +409,13 @@ s_add_tip (s_git_t *self, const git_oid *oid)
     for (size_t i = 0; i < self->ntips; i++)
         if (git_oid_equal (&self->tips[i], oid))
             return;
-    if (self->ntips == self->tips_cap) {
-        self->tips_cap = self->tips_cap ? self->tips_cap * 2 : 16;
-        self->tips = realloc (self->tips, self->tips_cap * sizeof *self->tips);
-        assert (self->tips);
-    }
-    self->tips[self->ntips++] = *oid;
+    *omni_array_push (self->tips, self->ntips, self->tips_cap) = *oid;
 }
 
 static void
 s_add_ref (s_git_t *self, s_ref_kind_t kind, const char *name, const git_oid *target, bool head)
 {
-    if (self->nrefs == self->refs_cap) {
-        self->refs_cap = self->refs_cap ? self->refs_cap * 2 : 16;
-        self->refs = realloc (self->refs, self->refs_cap * sizeof *self->refs);
-        assert (self->refs);
-    }
-    s_ref_t *ref = &self->refs[self->nrefs++];
+    s_ref_t *ref = omni_array_push (self->refs, self->nrefs, self->refs_cap);
     ref->kind = kind;
     ref->name = strdup (name);
     ref->target = *target;
@@ -880,10 +871,9 @@ static int
 s_mark (s_git_t *self, zhash_t *seen, zhash_t *boundary, const git_oid *from, s_dated_t **out,
         size_t *count, size_t *cap)
 {
-    size_t stack_cap = 64, depth = 0;
-    git_oid *stack = malloc (stack_cap * sizeof *stack);
-    assert (stack);
-    stack[depth++] = *from;
+    size_t stack_cap = 0, depth = 0;
+    git_oid *stack = NULL;
+    *omni_array_push (stack, depth, stack_cap) = *from;
     char hex[GIT_OID_HEXSZ + 1];
     int rc = 0;
     while (depth && rc == 0) {
@@ -898,23 +888,13 @@ s_mark (s_git_t *self, zhash_t *seen, zhash_t *boundary, const git_oid *from, s_
         }
         zhash_insert (seen, hex, (void *) 1);
         if (out) {
-            if (*count == *cap) {
-                *cap = *cap ? *cap * 2 : 256;
-                *out = realloc (*out, *cap * sizeof **out);
-                assert (*out);
-            }
-            (*out)[*count].oid = oid;
-            (*out)[*count].time = git_commit_time (commit);
-            (*count)++;
+            s_dated_t *dated = omni_array_push (*out, *count, *cap);
+            dated->oid = oid;
+            dated->time = git_commit_time (commit);
         }
         if (!zhash_lookup (boundary, hex))
             for (unsigned i = 0; i < git_commit_parentcount (commit); i++) {
-                if (depth == stack_cap) {
-                    stack_cap *= 2;
-                    stack = realloc (stack, stack_cap * sizeof *stack);
-                    assert (stack);
-                }
-                stack[depth++] = *git_commit_parent_id (commit, i);
+                *omni_array_push (stack, depth, stack_cap) = *git_commit_parent_id (commit, i);
             }
         git_commit_free (commit);
     }

@@ -24,6 +24,7 @@
     and new line counts are exactly its deleted and added lines, so no
     per-line callback runs and no patch is kept in memory.                  */
 #include "collectord/gitdiff.h"
+#include "common/buf.h"
 #include "testsupport/selftest.h"
 
 #include <assert.h>
@@ -115,10 +116,8 @@ struct _gitdiff_t {
     git_diff_options opts;
     s_file_t *files;
     size_t nfiles, cap;
-    char *arena;
-    size_t arena_size, arena_cap;
-    char *path; //  the directory being walked, then a file's path
-    size_t path_cap;
+    omni_buf_t arena; //  the files' paths, each with its NUL
+    omni_buf_t path;  //  room for the directory being walked, then a file's path
     uint64_t insertions, deletions;
     bool parent_missing;
     int64_t big_file;   //  core.bigFileThreshold
@@ -399,9 +398,7 @@ gitdiff_new (git_repository *repo)
     git_error_clear ();
     self->attrs = zhash_new ();
     self->trees = s_trees_new ();
-    self->path_cap = 256;
-    self->path = malloc (self->path_cap);
-    assert (self->path);
+    omni_buf_reserve (&self->path, 256);
     return self;
 }
 
@@ -417,21 +414,10 @@ gitdiff_destroy (gitdiff_t **self_p)
     git_repository_free (self->bare);
     zhash_destroy (&self->attrs);
     free (self->files);
-    free (self->arena);
-    free (self->path);
+    omni_buf_release (&self->arena);
+    omni_buf_release (&self->path);
     free (self);
     *self_p = NULL;
-}
-
-static void
-s_path_reserve (gitdiff_t *self, size_t size)
-{
-    if (size > self->path_cap) {
-        while (self->path_cap < size)
-            self->path_cap *= 2;
-        self->path = realloc (self->path, self->path_cap);
-        assert (self->path);
-    }
 }
 
 //  Git's tree order: names compared bytewise, a directory as if its name
@@ -452,52 +438,27 @@ s_entry_cmp (const s_entry_t *a, const s_entry_t *b)
     return ca - cb;
 }
 
+//  Copies `len` bytes into the arena; returns their offset.
+static size_t
+s_arena_add (gitdiff_t *self, const char *s, size_t len)
+{
+    size_t at = self->arena.size;
+    omni_buf_append (&self->arena, s, len);
+    omni_buf_append (&self->arena, "", 1); //  its NUL, counted
+    return at;
+}
+
 static s_file_t *
 s_add_file (gitdiff_t *self, size_t path_len)
 {
-    if (self->nfiles == self->cap) {
-        self->cap = self->cap ? self->cap * 2 : 64;
-        self->files = realloc (self->files, self->cap * sizeof *self->files);
-        assert (self->files);
-    }
-    if (self->arena_size + path_len + 1 > self->arena_cap) {
-        size_t cap = self->arena_cap ? self->arena_cap : 4096;
-        while (cap < self->arena_size + path_len + 1)
-            cap *= 2;
-        self->arena = realloc (self->arena, cap);
-        assert (self->arena);
-        self->arena_cap = cap;
-    }
-    memcpy (self->arena + self->arena_size, self->path, path_len);
-    self->arena[self->arena_size + path_len] = 0;
-    s_file_t *file = &self->files[self->nfiles++];
-    file->path_at = self->arena_size;
+    s_file_t *file = omni_array_push (self->files, self->nfiles, self->cap);
+    file->path_at = s_arena_add (self, self->path.data, path_len);
     file->path_len = path_len;
     file->insertions = file->deletions = 0;
     file->binary = false;
     file->added = file->deleted = false;
     file->old_at = file->old_len = 0;
-    self->arena_size += path_len + 1;
     return file;
-}
-
-//  Copies `len` bytes into the arena; returns their offset.
-static size_t
-s_arena_add (gitdiff_t *self, const char *s, size_t len)
-{
-    if (self->arena_size + len + 1 > self->arena_cap) {
-        size_t cap = self->arena_cap ? self->arena_cap : 4096;
-        while (cap < self->arena_size + len + 1)
-            cap *= 2;
-        self->arena = realloc (self->arena, cap);
-        assert (self->arena);
-        self->arena_cap = cap;
-    }
-    size_t at = self->arena_size;
-    memcpy (self->arena + at, s, len);
-    self->arena[at + len] = 0;
-    self->arena_size += len + 1;
-    return at;
 }
 
 static s_attr_t
@@ -585,14 +546,14 @@ s_on_hunk (const git_diff_delta *delta, const git_diff_hunk *hunk, void *payload
 }
 
 //  A file that differs: `old` and/or `new` (NULL when absent); its path is
-//  self->path[0..path_len).
+//  self->path.data[0..path_len).
 static void
 s_file (gitdiff_t *self, size_t path_len, const s_entry_t *old, const s_entry_t *new)
 {
     s_file_t *file = s_add_file (self, path_len);
     file->added = !old;
     file->deleted = !new;
-    s_attr_t attr = s_attr (self, self->arena + file->path_at);
+    s_attr_t attr = s_attr (self, self->arena.data + file->path_at);
     if (attr == S_ATTR_BINARY) {
         file->binary = true;
         return;
@@ -635,8 +596,8 @@ static size_t
 s_path_push (gitdiff_t *self, size_t dir_len, const s_entry_t *entry)
 {
     size_t len = entry->name_len;
-    s_path_reserve (self, dir_len + len + 2);
-    memcpy (self->path + dir_len, entry->name, len);
+    omni_buf_reserve (&self->path, dir_len + len + 2);
+    memcpy (self->path.data + dir_len, entry->name, len);
     return dir_len + len;
 }
 
@@ -655,7 +616,7 @@ s_one_side (gitdiff_t *self, size_t dir_len, const s_entry_t *entry, bool added)
             self->error = -1;
         return;
     }
-    self->path[len] = '/';
+    self->path.data[len] = '/';
     s_walk (self, len + 1, added ? NULL : tree, added ? tree : NULL);
     s_tree_free (tree);
 }
@@ -753,7 +714,7 @@ s_middle (const s_tree_t *old, const s_tree_t *new, size_t *first, size_t *old_e
     }
 }
 
-//  Compares two trees (either may be NULL) under the path self->path[0..dir_len).
+//  Compares two trees (either may be NULL) under the path self->path.data[0..dir_len).
 static void
 s_walk (gitdiff_t *self, size_t dir_len, const s_tree_t *old, const s_tree_t *new)
 {
@@ -793,7 +754,7 @@ s_walk (gitdiff_t *self, size_t dir_len, const s_tree_t *old, const s_tree_t *ne
                 self->error = -1;
                 break;
             }
-            self->path[len] = '/';
+            self->path.data[len] = '/';
             s_walk (self, len + 1, ta, tb);
             s_tree_free (ta);
             s_tree_free (tb);
@@ -820,7 +781,7 @@ s_renames (gitdiff_t *self, const git_oid *old_id, const git_oid *new_id)
     size_t n = 0;
     for (size_t i = 0; i < self->nfiles; i++)
         if (self->files[i].added || self->files[i].deleted)
-            paths[n++] = self->arena + self->files[i].path_at;
+            paths[n++] = self->arena.data + self->files[i].path_at;
     git_diff_options opts;
     git_diff_options_init (&opts, GIT_DIFF_OPTIONS_VERSION);
     opts.flags |= GIT_DIFF_DISABLE_PATHSPEC_MATCH;
@@ -849,7 +810,7 @@ s_renames (gitdiff_t *self, const git_oid *old_id, const git_oid *new_id)
             continue;
         for (size_t i = 0; i < self->nfiles; i++) {
             s_file_t *f = &self->files[i];
-            if (f->added && strcmp (self->arena + f->path_at, delta->new_file.path) == 0) {
+            if (f->added && strcmp (self->arena.data + f->path_at, delta->new_file.path) == 0) {
                 size_t len = strlen (delta->old_file.path);
                 f->old_at = s_arena_add (self, delta->old_file.path, len);
                 f->old_len = len;
@@ -865,7 +826,7 @@ int
 gitdiff_commit (gitdiff_t *self, const git_commit *commit)
 {
     self->nfiles = 0;
-    self->arena_size = 0;
+    omni_buf_reset (&self->arena);
     self->insertions = self->deletions = 0;
     self->parent_missing = false;
     self->error = 0;
@@ -958,12 +919,12 @@ gitdiff_file (gitdiff_t *self, size_t index)
 {
     assert (index < self->nfiles);
     const s_file_t *f = &self->files[index];
-    gitdiff_file_t out = {self->arena + f->path_at,
+    gitdiff_file_t out = {self->arena.data + f->path_at,
                           f->path_len,
                           f->insertions,
                           f->deletions,
                           f->binary,
-                          f->old_len ? self->arena + f->old_at : NULL,
+                          f->old_len ? self->arena.data + f->old_at : NULL,
                           f->old_len};
     return out;
 }

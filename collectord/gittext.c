@@ -10,7 +10,7 @@
 #include <strings.h>
 
 struct _gittext_t {
-    utf8_buf_t buf[GITTEXT_SLOTS];
+    omni_buf_t buf[GITTEXT_SLOTS];
     char *iconv_name; //  the encoding `iconv` converts from
     iconv_t iconv;
 };
@@ -31,7 +31,7 @@ gittext_destroy (gittext_t **self_p)
     if (!self)
         return;
     for (int i = 0; i < GITTEXT_SLOTS; i++)
-        utf8_buf_free (&self->buf[i]);
+        omni_buf_release (&self->buf[i]);
     if (self->iconv != (iconv_t) -1)
         iconv_close (self->iconv);
     free (self->iconv_name);
@@ -48,7 +48,7 @@ s_is_utf8 (const char *encoding)
 //  Converts into `buf`; false when iconv cannot (unknown encoding, bytes
 //  that are not of that encoding).
 static bool
-s_convert (gittext_t *self, const char *encoding, const char *s, size_t len, utf8_buf_t *buf)
+s_convert (gittext_t *self, const char *encoding, const char *s, size_t len, omni_buf_t *buf)
 {
     if (!self->iconv_name || strcasecmp (self->iconv_name, encoding) != 0) {
         if (self->iconv != (iconv_t) -1)
@@ -61,20 +61,13 @@ s_convert (gittext_t *self, const char *encoding, const char *s, size_t len, utf
         return false;
     iconv (self->iconv, NULL, NULL, NULL, NULL);
     size_t room = len * 4 + 16;
-    buf->size = 0;
-    utf8_buf_append (buf, "", 0);
-    if (buf->cap < room + 1) {
-        buf->data = realloc (buf->data, room + 1);
-        assert (buf->data);
-        buf->cap = room + 1;
-    }
-    char *in = (char *) s, *out = buf->data;
+    omni_buf_reset (buf);
+    char *in = (char *) s, *out = omni_buf_reserve (buf, room);
     size_t in_left = len, out_left = room;
     if (iconv (self->iconv, &in, &in_left, &out, &out_left) == (size_t) -1 ||
         iconv (self->iconv, NULL, NULL, &out, &out_left) == (size_t) -1)
         return false;
-    buf->size = room - out_left;
-    buf->data[buf->size] = 0;
+    omni_buf_advance (buf, room - out_left);
     return omni_util_utf8_valid (buf->data, buf->size);
 }
 
@@ -86,7 +79,7 @@ gittext_get (gittext_t *self, size_t slot, const char *encoding, const char *s, 
     bool utf8 = s_is_utf8 (encoding);
     if (utf8 && omni_util_utf8_valid (s, len))
         return t;
-    utf8_buf_t *buf = &self->buf[slot];
+    omni_buf_t *buf = &self->buf[slot];
     if (utf8 || !s_convert (self, encoding, s, len, buf))
         utf8_repair (s, len, buf);
     t.ptr = buf->data;

@@ -6,6 +6,7 @@
     difference between two snapshots, divided by the CPU ticks or the
     monotonic time between them.                                            */
 #include "collectord/host.h"
+#include "common/buf.h"
 #include "common/log.h"
 #include "proto/record.h"
 #include "testsupport/selftest.h"
@@ -159,12 +160,7 @@ host_parse_diskstats (const char *text, host_snapshot_t *snap)
         unsigned long long reads, rmerged, ms, writes, wmerged;
         if (sscanf (line, " %u %u %63s %llu %llu %llu %llu %llu %llu %llu", &major, &minor, d.name,
                     &reads, &rmerged, &d.read, &ms, &writes, &wmerged, &d.written) == 10) {
-            if (count == cap) {
-                cap = cap ? cap * 2 : 32;
-                disks = realloc (disks, cap * sizeof *disks);
-                assert (disks);
-            }
-            disks[count++] = d;
+            *omni_array_push (disks, count, cap) = d;
         }
         line = strchr (line, '\n');
         if (line)
@@ -229,21 +225,11 @@ s_read_file (const char *root, const char *name)
     FILE *file = fopen (path, "r");
     if (!file)
         return NULL;
-    size_t size = 0, cap = 16384;
-    char *text = malloc (cap);
-    assert (text);
-    size_t n;
-    while ((n = fread (text + size, 1, cap - size - 1, file)) > 0) {
-        size += n;
-        if (cap - size - 1 == 0) {
-            cap *= 2;
-            text = realloc (text, cap);
-            assert (text);
-        }
-    }
+    omni_buf_t text = {0};
+    omni_buf_reserve (&text, 16384);
+    omni_buf_read_file (&text, file); //  a read error: what was read
     fclose (file);
-    text[size] = 0;
-    return text;
+    return omni_buf_detach (&text);
 }
 
 int

@@ -7,6 +7,7 @@
     reading checks every report and hashes it; the second sends. The build's
     counts are taken from what was sent, so they equal its stored rows.    */
 #include "collectord/junit.h"
+#include "common/buf.h"
 #include "collectord/junit_files.h"
 #include "collectord/junit_parse.h"
 #include "collectord/srcname.h"
@@ -445,12 +446,7 @@ s_report_key (const char *path)
 static void
 s_remember (s_junit_t *self, char *key)
 {
-    if (self->nread == self->read_cap) {
-        self->read_cap = self->read_cap ? self->read_cap * 2 : 64;
-        self->read = realloc (self->read, self->read_cap * sizeof (char *));
-        assert (self->read);
-    }
-    self->read[self->nread++] = key;
+    *omni_array_push (self->read, self->nread, self->read_cap) = key;
 }
 
 //  The reports the last acknowledged run read, as a set of keys.

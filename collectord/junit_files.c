@@ -3,6 +3,7 @@
     walk goes down, so a `**` glob prunes nothing but a plain one stops at
     its depth).                                                             */
 #include "collectord/junit_files.h"
+#include "common/buf.h"
 #include "common/log.h"
 #include "testsupport/selftest.h"
 
@@ -25,11 +26,7 @@ typedef struct {
 static void
 s_list_add (s_list_t *list, char *item)
 {
-    if (list->count + 1 >= list->cap) {
-        list->cap = list->cap ? list->cap * 2 : 32;
-        list->items = realloc (list->items, list->cap * sizeof (char *));
-        assert (list->items);
-    }
+    omni_array_reserve (list->items, list->cap, list->count + 2); //  and the NULL
     list->items[list->count++] = item;
     list->items[list->count] = NULL;
 }

@@ -15,6 +15,7 @@
     runs over a malformed file to say where it ends ("file ends inside
     <testcase name="b"> opened at line 4", "unclosed CDATA section").       */
 #include "collectord/junit_parse.h"
+#include "common/buf.h"
 #include "collectord/builds.h"
 #include "common/log.h"
 #include "testsupport/selftest.h"
@@ -51,18 +52,6 @@ junit_status_name (junit_status_t status)
 
 //  ---------------------------------------------------------------------------
 //  Small helpers
-
-size_t
-junit_utf8_cut (const char *s, size_t len, size_t max)
-{
-    if (len <= max)
-        return len;
-    size_t cut = max;
-    //  Back to the first byte of the character that would be cut
-    while (cut > 0 && ((unsigned char) s[cut] & 0xC0) == 0x80)
-        cut--;
-    return cut;
-}
 
 //  Seconds from a time attribute: "0.25", "1,234.5" (grouping), "0,25"
 //  (decimal comma). -1 when missing or not a number.
@@ -129,7 +118,7 @@ s_trimmed_dup (const char *s, size_t len, size_t max)
         s++, len--;
     while (len && isspace ((unsigned char) s[len - 1]))
         len--;
-    len = junit_utf8_cut (s, len, max);
+    len = omni_util_utf8_cut (s, len, max);
     char *out = malloc (len + 1);
     assert (out);
     memcpy (out, s, len);
@@ -544,16 +533,11 @@ s_hold (junit_parse_t *self, s_case_t *c, const char *key)
         s_case_free (c);
         return;
     }
-    if (self->npending == self->pending_cap) {
-        self->pending_cap = self->pending_cap ? self->pending_cap * 2 : 64;
-        self->pending = realloc (self->pending, self->pending_cap * sizeof *self->pending);
-        assert (self->pending);
-    }
     if (!c->first_type && !c->first_message) {
         c->first_type = c->type ? strdup (c->type) : NULL;
         c->first_message = c->message ? strdup (c->message) : NULL;
     }
-    self->pending[self->npending++] = *c;
+    *omni_array_push (self->pending, self->npending, self->pending_cap) = *c;
     memset (c, 0, sizeof *c);
     zhashx_update (self->pending_index, key, (void *) (uintptr_t) self->npending);
 }
@@ -652,12 +636,7 @@ s_timestamp (junit_parse_t *self, xmlTextReaderPtr reader)
 static void
 s_push_frame (junit_parse_t *self, xmlTextReaderPtr reader, int depth)
 {
-    if (self->nframes == self->frames_cap) {
-        self->frames_cap = self->frames_cap ? self->frames_cap * 2 : 8;
-        self->frames = realloc (self->frames, self->frames_cap * sizeof *self->frames);
-        assert (self->frames);
-    }
-    s_frame_t *f = &self->frames[self->nframes++];
+    s_frame_t *f = omni_array_push (self->frames, self->nframes, self->frames_cap);
     f->name = s_attr (reader, "name");
     if (f->name && !*f->name) {
         free (f->name);
@@ -1154,11 +1133,6 @@ junit_parse_test (bool verbose)
 {
     (void) verbose;
     //  Cuts on character boundaries: "é" is 2 bytes, "€" 3
-    assert (junit_utf8_cut ("abc", 3, 4096) == 3);
-    assert (junit_utf8_cut ("a\xC3\xA9", 3, 2) == 1);
-    assert (junit_utf8_cut ("a\xC3\xA9", 3, 3) == 3);
-    assert (junit_utf8_cut ("\xE2\x82\xAC\xE2\x82\xAC", 6, 5) == 3);
-    assert (junit_utf8_cut ("\xE2\x82\xAC\xE2\x82\xAC", 6, 2) == 0);
     assert (s_seconds ("0.25") == 0.25 && s_seconds ("1,234.5") == 1234.5);
     assert (s_seconds ("0,5") == 0.5 && s_seconds ("1,234") == 1234);
     assert (s_seconds (NULL) == 0 && s_seconds ("fast") == 0 && s_seconds ("-1") == 0);

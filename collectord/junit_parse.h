@@ -121,10 +121,6 @@ int junit_parse_check (junit_parse_t *self, const char *path, junit_report_t *re
 int junit_parse_file (junit_parse_t *self, const char *path, const junit_report_t *expect,
                       junit_case_fn *fn, void *arg, char *error, size_t error_size);
 
-//  Truncates `len` bytes of UTF-8 to at most `max` bytes without cutting a
-//  character; returns the new length.
-size_t junit_utf8_cut (const char *s, size_t len, size_t max);
-
 void junit_parse_test (bool verbose);
 
 #endif

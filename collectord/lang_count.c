@@ -16,6 +16,7 @@
     each, the lines left blank go. What is left is code; what went is
     comment, apart from the blank lines counted first.                     */
 #include "collectord/lang_count.h"
+#include "common/buf.h"
 
 #include <assert.h>
 #include <ctype.h>
@@ -106,23 +107,16 @@ static bool
 s_search (const regex_t *re, const char *s, size_t n, bool newline, size_t from, size_t *so,
           size_t *eo)
 {
-    static char *text;
-    static size_t cap;
+    static omni_buf_t text;
     if (from > n)
         return false;
-    if (cap < n + 2) {
-        cap = (n + 2) * 2;
-        text = realloc (text, cap);
-        assert (text);
-    }
-    memcpy (text, s, n);
-    size_t len = n;
+    omni_buf_reset (&text);
+    omni_buf_append (&text, s, n);
     if (newline)
-        text[len++] = '\n';
-    text[len] = 0;
+        omni_buf_append_char (&text, '\n');
     regmatch_t m[1];
     //  ^ only at the line's start
-    if (regexec (re, text + from, 1, m, from ? REG_NOTBOL : 0) != 0)
+    if (regexec (re, text.data + from, 1, m, from ? REG_NOTBOL : 0) != 0)
         return false;
     if (so)
         *so = from + (size_t) m[0].rm_so;
@@ -215,8 +209,7 @@ s_next (s_iter_t *it)
 {
     if (!it->p || it->p >= it->end)
         return false;
-    static char *text;
-    static size_t cap;
+    static omni_buf_t text;
     const char *nl = memchr (it->p, '\n', (size_t) (it->end - it->p));
     it->s = it->p;
     it->n = (size_t) ((nl ? nl : it->end) - it->p);
@@ -224,15 +217,9 @@ s_next (s_iter_t *it)
     it->number++;
     //  The line as a C string with its newline, as cloc's rules see it,
     //  for the deciders' regular expressions
-    size_t len = it->n + (nl ? 1 : 0);
-    if (cap < len + 1) {
-        cap = (len + 1) * 2;
-        text = realloc (text, cap);
-        assert (text);
-    }
-    memcpy (text, it->s, len);
-    text[len] = 0;
-    it->text = text;
+    omni_buf_reset (&text);
+    omni_buf_append (&text, it->s, it->n + (nl ? 1 : 0));
+    it->text = text.data;
     return true;
 }
 
@@ -745,57 +732,29 @@ typedef struct {
 static void
 s_push (s_lines_t *l, const char *s, size_t n)
 {
-    if (l->n == l->cap) {
-        l->cap = l->cap ? l->cap * 2 : 64;
-        l->v = realloc (l->v, l->cap * sizeof *l->v);
-        assert (l->v);
-    }
-    l->v[l->n++] = (s_line_t){s, n};
+    *omni_array_push (l->v, l->n, l->cap) = (s_line_t){s, n};
 }
 
 //  A copy of n bytes owned by `l` until the count ends
 static char *
 s_own (s_lines_t *l, const char *s, size_t n)
 {
-    if (l->nowned == l->owned_cap) {
-        l->owned_cap = l->owned_cap ? l->owned_cap * 2 : 16;
-        l->owned = realloc (l->owned, l->owned_cap * sizeof *l->owned);
-        assert (l->owned);
-    }
     char *copy = malloc (n + 1);
     assert (copy);
     if (n)
         memcpy (copy, s, n);
     copy[n] = 0;
-    l->owned[l->nowned++] = copy;
+    *omni_array_push (l->owned, l->nowned, l->owned_cap) = copy;
     return copy;
-}
-
-//  A growing byte buffer for rewritten text
-typedef struct {
-    char *data;
-    size_t size, cap;
-} s_buf_t;
-
-static void
-s_add (s_buf_t *b, const char *s, size_t n)
-{
-    if (b->size + n + 1 > b->cap) {
-        b->cap = (b->size + n + 1) * 2;
-        b->data = realloc (b->data, b->cap);
-        assert (b->data);
-    }
-    memcpy (b->data + b->size, s, n);
-    b->size += n;
 }
 
 //  A line a filter rewrote into `b` up to `at`: the rest of it appended,
 //  the whole owned by `out`, in place of *s, *n
 static void
-s_rewritten (s_lines_t *out, s_buf_t *b, const char **s, size_t *n, size_t at)
+s_rewritten (s_lines_t *out, omni_buf_t *b, const char **s, size_t *n, size_t at)
 {
     if (at < *n)
-        s_add (b, *s + at, *n - at);
+        omni_buf_append (b, *s + at, *n - at);
     *s = s_own (out, b->data ? b->data : "", b->size);
     *n = b->size;
 }
@@ -850,17 +809,17 @@ s_prefix_icase (const s_line_t *line, const char *lit)
 static void
 s_common (s_lines_t *in, s_lines_t *out, char variant)
 {
-    s_buf_t all = {NULL, 0, 0};
+    omni_buf_t all = {0};
     for (size_t i = 0; i < in->n; i++) {
         const s_line_t *line = &in->v[i];
-        s_add (&all, line->s, line->n);
+        omni_buf_append (&all, line->s, line->n);
         if (in->nl)
-            s_add (&all, "\n", 1);
+            omni_buf_append (&all, "\n", 1);
         //  C++ joins with an extra newline unless the line is continued
         if (variant == '+' && !(line->n && line->s[line->n - 1] == '\\'))
-            s_add (&all, "\n", 1);
+            omni_buf_append (&all, "\n", 1);
     }
-    s_buf_t kept = {NULL, 0, 0};
+    omni_buf_t kept = {0};
     const char *s = all.data ? all.data : "";
     size_t n = all.size, i = 0;
     const char *opens = variant == 'L'   ? "/-"
@@ -917,12 +876,10 @@ s_common (s_lines_t *in, s_lines_t *out, char variant)
         size_t j = i + 1;
         while (j < n && !strchr (opens, s[j]))
             j++;
-        s_add (&kept, s + i, j - i);
+        omni_buf_append (&kept, s + i, j - i);
         i = j;
     }
     char *text = s_own (out, kept.data ? kept.data : "", kept.size);
-    free (all.data);
-    free (kept.data);
     size_t start = 0;
     for (size_t k = 0; k <= kept.size; k++)
         if (k == kept.size || text[k] == '\n') {
@@ -930,6 +887,8 @@ s_common (s_lines_t *in, s_lines_t *out, char variant)
                 s_push (out, text + start, k - start);
             start = k + 1;
         }
+    omni_buf_release (&all);
+    omni_buf_release (&kept);
     out->nl = false;
 }
 
@@ -958,18 +917,19 @@ s_mark (const s_marks_t *m, int which, const char *s, size_t n, bool nl, size_t 
 
 //  s/START.*?END//g: the comments that open and close on the line
 static void
-s_strip_pairs (s_lines_t *out, s_buf_t *b, const s_marks_t *m, bool nl, const char **s, size_t *n)
+s_strip_pairs (s_lines_t *out, omni_buf_t *b, const s_marks_t *m, bool nl, const char **s,
+               size_t *n)
 {
-    b->size = 0;
+    omni_buf_reset (b);
     size_t at = 0, so, eo, so2, eo2;
     bool changed = false;
     while (s_mark (m, 0, *s, *n, nl, at, &so, &eo)) {
         if (s_mark (m, 1, *s, *n, nl, eo, &so2, &eo2)) {
-            s_add (b, *s + at, so - at);
+            omni_buf_append (b, *s + at, so - at);
             at = eo2;
             changed = true;
         } else {
-            s_add (b, *s + at, so + 1 - at);
+            omni_buf_append (b, *s + at, so + 1 - at);
             at = so + 1;
         }
     }
@@ -981,7 +941,7 @@ static void
 s_between (s_lines_t *in, s_lines_t *out, const s_marks_t *m)
 {
     bool in_comment = false;
-    s_buf_t b = {NULL, 0, 0};
+    omni_buf_t b = {0};
     for (size_t i = 0; i < in->n; i++) {
         const char *s = in->v[i].s;
         size_t n = in->v[i].n;
@@ -1009,7 +969,7 @@ s_between (s_lines_t *in, s_lines_t *out, const s_marks_t *m)
         }
         s_push (out, s, n);
     }
-    free (b.data);
+    omni_buf_release (&b);
 }
 
 static void
@@ -1017,7 +977,7 @@ s_html (s_lines_t *in, s_lines_t *out)
 {
     static const s_marks_t marks = {{"<!--", "-->"}, {-1, -1}};
     bool in_comment = false;
-    s_buf_t b = {NULL, 0, 0};
+    omni_buf_t b = {0};
     for (size_t i = 0; i < in->n; i++) {
         const char *s = in->v[i].s;
         size_t n = in->v[i].n;
@@ -1046,7 +1006,7 @@ s_html (s_lines_t *in, s_lines_t *out)
             continue;
         s_push (out, s, n);
     }
-    free (b.data);
+    omni_buf_release (&b);
 }
 
 //  docstring_to_C, powershell_to_C, elixir_doc_to_C: another language's
@@ -1055,26 +1015,26 @@ static void
 s_docstring (s_lines_t *l, s_op_t op)
 {
     bool in_doc = false;
-    s_buf_t b = {NULL, 0, 0};
+    omni_buf_t b = {0};
     for (size_t i = 0; i < l->n; i++) {
         const char *s = l->v[i].s;
         size_t n = l->v[i].n;
-        b.size = 0;
+        omni_buf_reset (&b);
         bool changed = false;
         if (op == F_POWERSHELL) {
             //  s{<#}{/*}g then s{#>}{*/}g
-            s_buf_t first = {NULL, 0, 0};
+            omni_buf_t first = {0};
             for (size_t k = 0; k < n; k++)
                 if (s[k] == '<' && k + 1 < n && s[k + 1] == '#')
-                    s_add (&first, "/*", 2), k++, changed = true;
+                    omni_buf_append (&first, "/*", 2), k++, changed = true;
                 else
-                    s_add (&first, s + k, 1);
+                    omni_buf_append (&first, s + k, 1);
             for (size_t k = 0; k < first.size; k++)
                 if (first.data[k] == '#' && k + 1 < first.size && first.data[k + 1] == '>')
-                    s_add (&b, "*/", 2), k++, changed = true;
+                    omni_buf_append (&b, "*/", 2), k++, changed = true;
                 else
-                    s_add (&b, first.data + k, 1);
-            free (first.data);
+                    omni_buf_append (&b, first.data + k, 1);
+            omni_buf_release (&first);
         } else if (op == F_DOCSTRING) {
             //  Each """ or ''' in turn opens (with a u prefix) or closes
             for (size_t k = 0; k < n; k++) {
@@ -1084,12 +1044,12 @@ s_docstring (s_lines_t *l, s_op_t op)
                                 (s[k + 1] == '"' || s[k + 1] == '\'') && s[k + 2] == s[k + 1] &&
                                 s[k + 3] == s[k + 1];
                 if (prefixed || triple) {
-                    s_add (&b, in_doc ? "*/" : "/*", 2);
+                    omni_buf_append (&b, in_doc ? "*/" : "/*", 2);
                     k += prefixed ? 3 : 2;
                     in_doc = !in_doc;
                     changed = true;
                 } else
-                    s_add (&b, s + k, 1);
+                    omni_buf_append (&b, s + k, 1);
             }
         } else {
             //  @doc / @moduledoc, spaces, an optional sigil, three quotes
@@ -1125,9 +1085,9 @@ s_docstring (s_lines_t *l, s_op_t op)
                         strchr ("'\"", s[k + 2]) && s[k] && s[k + 1] && s[k + 2])
                         at = k, end = k + 3;
             if (at < n) {
-                s_add (&b, s, at);
-                s_add (&b, in_doc ? "*/" : "/*", 2);
-                s_add (&b, s + end, n - end);
+                omni_buf_append (&b, s, at);
+                omni_buf_append (&b, in_doc ? "*/" : "/*", 2);
+                omni_buf_append (&b, s + end, n - end);
                 in_doc = !in_doc;
                 changed = true;
             }
@@ -1137,38 +1097,38 @@ s_docstring (s_lines_t *l, s_op_t op)
             l->v[i].n = b.size;
         }
     }
-    free (b.data);
+    omni_buf_release (&b);
 }
 
 //  A filter that rewrites each line on its own: `rewrite` puts the line's
 //  new text up to the offset it returns into `b` (SIZE_MAX: unchanged);
 //  lines blank before or after go
-typedef size_t (*s_rewrite_fn) (const char *s, size_t n, bool nl, s_buf_t *b,
+typedef size_t (*s_rewrite_fn) (const char *s, size_t n, bool nl, omni_buf_t *b,
                                 const lang_filter_t *f);
 
 static void
 s_per_line (s_lines_t *in, s_lines_t *out, const lang_filter_t *f, s_rewrite_fn rewrite)
 {
-    s_buf_t b = {NULL, 0, 0};
+    omni_buf_t b = {0};
     for (size_t i = 0; i < in->n; i++) {
         const char *s = in->v[i].s;
         size_t n = in->v[i].n;
         if (s_blank (s, n))
             continue;
-        b.size = 0;
+        omni_buf_reset (&b);
         size_t at = rewrite (s, n, in->nl, &b, f);
         if (at != SIZE_MAX)
             s_rewritten (out, &b, &s, &n, at);
         if (!s_blank (s, n))
             s_push (out, s, n);
     }
-    free (b.data);
+    omni_buf_release (&b);
 }
 
 //  Java's and Groovy's replace_between_regex: a quoted string holding a
 //  comment marker is rewritten so that the C++ filter after leaves it
 static size_t
-s_quoted (const char *s, size_t n, bool nl, s_buf_t *b, const lang_filter_t *f)
+s_quoted (const char *s, size_t n, bool nl, omni_buf_t *b, const lang_filter_t *f)
 {
     (void) nl;
     size_t at = 0;
@@ -1183,8 +1143,8 @@ s_quoted (const char *s, size_t n, bool nl, s_buf_t *b, const lang_filter_t *f)
             const char *hit = s_find (s, n, k + 1, want);
             if (!hit)
                 continue;
-            s_add (b, s + at, k - at);
-            s_add (b, "xx", 2);
+            omni_buf_append (b, s + at, k - at);
+            omni_buf_append (b, "xx", 2);
             at = (size_t) (hit - s) + 3;
         } else {
             //  (["'])(.*?/)(\*.*?)\1 -> q$2q + q$3q
@@ -1194,14 +1154,14 @@ s_quoted (const char *s, size_t n, bool nl, s_buf_t *b, const lang_filter_t *f)
             const char *close = memchr (mark + 2, q, n - (size_t) (mark + 2 - s));
             if (!close)
                 continue;
-            s_add (b, s + at, k - at);
-            s_add (b, &q, 1);
-            s_add (b, s + k + 1, (size_t) (mark - s) - k);
-            s_add (b, &q, 1);
-            s_add (b, " + ", 3);
-            s_add (b, &q, 1);
-            s_add (b, mark + 1, (size_t) (close - mark) - 1);
-            s_add (b, &q, 1);
+            omni_buf_append (b, s + at, k - at);
+            omni_buf_append (b, &q, 1);
+            omni_buf_append (b, s + k + 1, (size_t) (mark - s) - k);
+            omni_buf_append (b, &q, 1);
+            omni_buf_append (b, " + ", 3);
+            omni_buf_append (b, &q, 1);
+            omni_buf_append (b, mark + 1, (size_t) (close - mark) - 1);
+            omni_buf_append (b, &q, 1);
             at = (size_t) (close - s) + 1;
         }
         k = at - 1;
@@ -1212,18 +1172,18 @@ s_quoted (const char *s, size_t n, bool nl, s_buf_t *b, const lang_filter_t *f)
 
 //  replace_regex: s/RE/WITH/g
 static size_t
-s_replace (const char *s, size_t n, bool nl, s_buf_t *b, const lang_filter_t *f)
+s_replace (const char *s, size_t n, bool nl, omni_buf_t *b, const lang_filter_t *f)
 {
     const regex_t *re = s_re (f->re1);
     size_t at = 0, so, eo;
     bool changed = false;
     while (at <= n && s_search_line (re, s_regex_src[f->re1], s, n, nl, at, &so, &eo)) {
-        s_add (b, s + at, so - at);
-        s_add (b, f->a, strlen (f->a));
+        omni_buf_append (b, s + at, so - at);
+        omni_buf_append (b, f->a, strlen (f->a));
         changed = true;
         if (eo == so) {
             if (so < n)
-                s_add (b, s + so, 1);
+                omni_buf_append (b, s + so, 1);
             at = so + 1;
         } else
             at = eo;
@@ -1238,7 +1198,7 @@ s_haskell (const lang_t *lang, s_lines_t *in, s_lines_t *out)
 {
     bool elm = strcmp (lang->name, "Elm") == 0;
     int depth = 0;
-    s_buf_t b = {NULL, 0, 0};
+    omni_buf_t b = {0};
     for (size_t i = 0; i < in->n; i++) {
         const char *s = in->v[i].s;
         size_t n = in->v[i].n;
@@ -1257,19 +1217,19 @@ s_haskell (const lang_t *lang, s_lines_t *in, s_lines_t *out)
             if (s[k] == '-' && s[k + 1] == '}')
                 closes++, k++;
         //  s/{-.*?-}//g
-        b.size = 0;
+        omni_buf_reset (&b);
         size_t at = 0;
         for (const char *open; (open = s_find (s, n, at, "{-"));) {
             const char *close = s_find (s, n, (size_t) (open - s) + 2, "-}");
             if (!close) {
-                s_add (&b, s + at, (size_t) (open - s) + 1 - at);
+                omni_buf_append (&b, s + at, (size_t) (open - s) + 1 - at);
                 at = (size_t) (open - s) + 1;
                 continue;
             }
-            s_add (&b, s + at, (size_t) (open - s) - at);
+            omni_buf_append (&b, s + at, (size_t) (open - s) - at);
             at = (size_t) (close - s) + 2;
         }
-        s_add (&b, s + at, n - at);
+        omni_buf_append (&b, s + at, n - at);
         const char *t = b.data ? b.data : "";
         size_t m = b.size;
         if (depth) {
@@ -1293,7 +1253,7 @@ s_haskell (const lang_t *lang, s_lines_t *in, s_lines_t *out)
         if (!s_blank (t, m))
             s_push (out, s_own (out, t, m), m);
     }
-    free (b.data);
+    omni_buf_release (&b);
 }
 
 //  remove_OCaml_comments: nested (* *), strings on one line skipped
@@ -1301,13 +1261,13 @@ static void
 s_ocaml (s_lines_t *in, s_lines_t *out)
 {
     int depth = 0;
-    s_buf_t b = {NULL, 0, 0};
+    omni_buf_t b = {0};
     for (size_t i = 0; i < in->n; i++) {
         const char *s = in->v[i].s;
         size_t n = in->v[i].n;
         if (s_blank (s, n))
             continue;
-        b.size = 0;
+        omni_buf_reset (&b);
         for (size_t k = 0; k < n;) {
             if (s[k] == '(' && k + 1 < n && s[k + 1] == '*') {
                 depth++;
@@ -1319,11 +1279,11 @@ s_ocaml (s_lines_t *in, s_lines_t *out)
                 const char *close = memchr (s + k + 1, '"', n - k - 1);
                 size_t len = (size_t) (close - (s + k)) + 1;
                 if (!depth)
-                    s_add (&b, s + k, len);
+                    omni_buf_append (&b, s + k, len);
                 k += len;
             } else {
                 if (!depth)
-                    s_add (&b, s + k, 1);
+                    omni_buf_append (&b, s + k, 1);
                 k++;
             }
         }
@@ -1332,7 +1292,7 @@ s_ocaml (s_lines_t *in, s_lines_t *out)
         if (b.size || !depth)
             s_push (out, s_own (out, b.data ? b.data : "", b.size), b.size);
     }
-    free (b.data);
+    omni_buf_release (&b);
 }
 
 static void

@@ -1,5 +1,6 @@
 /*  state: a collector's per-source memory between runs.                     */
 #include "collectord/state.h"
+#include "common/buf.h"
 #include "testsupport/selftest.h"
 #include "common/util.h"
 
@@ -135,17 +136,12 @@ state_clear (state_t *self)
 void
 state_add (state_t *self, const char *entry)
 {
-    if (self->size == self->cap) {
-        self->cap = self->cap ? self->cap * 2 : 16;
-        self->entries = realloc (self->entries, self->cap * sizeof *self->entries);
-        assert (self->entries);
-    }
     char *copy = strdup (entry);
     assert (copy);
     for (char *c = copy; *c; c++)
         if (*c == '\n' || *c == '\r')
             *c = ' ';
-    self->entries[self->size++] = copy;
+    *omni_array_push (self->entries, self->size, self->cap) = copy;
 }
 
 int

@@ -7,36 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-void
-utf8_buf_free (utf8_buf_t *buf)
-{
-    free (buf->data);
-    buf->data = NULL;
-    buf->size = buf->cap = 0;
-}
-
-void
-utf8_buf_append (utf8_buf_t *buf, const void *data, size_t size)
-{
-    if (buf->size + size + 1 > buf->cap) {
-        size_t cap = buf->cap ? buf->cap : 256;
-        while (cap < buf->size + size + 1)
-            cap *= 2;
-        buf->data = realloc (buf->data, cap);
-        assert (buf->data);
-        buf->cap = cap;
-    }
-    memcpy (buf->data + buf->size, data, size);
-    buf->size += size;
-    buf->data[buf->size] = 0;
-}
-
 size_t
-utf8_repair (const char *s, size_t len, utf8_buf_t *buf)
+utf8_repair (const char *s, size_t len, omni_buf_t *buf)
 {
     const uint8_t *p = (const uint8_t *) s;
-    buf->size = 0;
-    utf8_buf_append (buf, "", 0);
+    omni_buf_reset (buf);
+    omni_buf_reserve (buf, len);
     size_t i = 0, start = 0, replaced = 0, bad;
     while (i < len) {
         size_t n = omni_util_utf8_len (p + i, len - i, &bad);
@@ -44,13 +20,13 @@ utf8_repair (const char *s, size_t len, utf8_buf_t *buf)
             i += n;
             continue;
         }
-        utf8_buf_append (buf, s + start, i - start);
-        utf8_buf_append (buf, "\xEF\xBF\xBD", 3);
+        omni_buf_append (buf, s + start, i - start);
+        omni_buf_append (buf, "\xEF\xBF\xBD", 3);
         replaced++;
         i += bad;
         start = i;
     }
-    utf8_buf_append (buf, s + start, len - start);
+    omni_buf_append (buf, s + start, len - start);
     return replaced;
 }
 
@@ -67,7 +43,7 @@ utf8_test (bool verbose)
     assert (!omni_util_utf8_valid ("\xF4\x90\x80\x80", 4)); //  past U+10FFFF
     assert (!omni_util_utf8_valid ("\xE2\x82", 2));         //  truncated
 
-    utf8_buf_t buf = {0};
+    omni_buf_t buf = {0};
     assert (utf8_repair ("ok \xC3\xA4", 5, &buf) == 0);
     assert (buf.size == 5 && memcmp (buf.data, "ok \xC3\xA4", 5) == 0);
     //  One U+FFFD per maximal subpart: what Python's decode(errors="replace") gives
@@ -81,6 +57,6 @@ utf8_test (bool verbose)
     assert (strcmp (buf.data, "\xEF\xBF\xBD") == 0);
     assert (utf8_repair ("x\0y", 3, &buf) == 0 && buf.size == 3);
     assert (omni_util_utf8_valid (buf.data, buf.size));
-    utf8_buf_free (&buf);
+    omni_buf_release (&buf);
     assert (buf.data == NULL);
 }

@@ -3,26 +3,19 @@
 #ifndef OMNI_COLLECTORD_UTF8_H
 #define OMNI_COLLECTORD_UTF8_H
 
+#include "common/buf.h"
+
 #include <stdbool.h>
 #include <stddef.h>
-
-//  A growable byte buffer the repair writes into; reused across calls so
-//  that repairing costs no allocation once the buffer is large enough.
-typedef struct {
-    char *data;
-    size_t size, cap;
-} utf8_buf_t;
-
-void utf8_buf_free (utf8_buf_t *buf);
-void utf8_buf_append (utf8_buf_t *buf, const void *data, size_t size);
 
 //  (Whether text is well-formed UTF-8: omni_util_utf8_valid.)
 
 //  Replaces `buf`'s content with `s`, each ill-formed subsequence replaced by
 //  one U+FFFD ("maximal subpart" practice of the Unicode standard, as
 //  Python's bytes.decode (errors="replace") does). Returns the number of
-//  replacements made.
-size_t utf8_repair (const char *s, size_t len, utf8_buf_t *buf);
+//  replacements made. `buf` is reused across calls, so that repairing costs
+//  no allocation once it is large enough.
+size_t utf8_repair (const char *s, size_t len, omni_buf_t *buf);
 
 void utf8_test (bool verbose);
 

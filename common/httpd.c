@@ -16,6 +16,7 @@
     a descriptor number that was reused. One address may hold
     HTTPD_PER_IP_LIMIT connections, so that one peer cannot take them all. */
 #include "common/httpd.h"
+#include "common/buf.h"
 #include "common/log.h"
 
 #include <arpa/inet.h>
@@ -518,25 +519,18 @@ s_fetch (int family, int port, const char *request, char **reply)
     }
     size_t request_len = strlen (request);
     assert (send (fd, request, request_len, MSG_NOSIGNAL) == (ssize_t) request_len);
-    size_t size = 0, alloc = 4096;
-    char *data = malloc (alloc);
-    assert (data);
+    omni_buf_t buf = {0};
     while (true) {
-        if (size + 1024 > alloc) {
-            alloc *= 2;
-            data = realloc (data, alloc);
-            assert (data);
-        }
-        ssize_t n = recv (fd, data + size, alloc - size - 1, 0);
+        ssize_t n = recv (fd, omni_buf_reserve (&buf, 4096), 4096, 0);
         if (n < 0 && errno == EINTR)
             continue;
         assert (n >= 0);
         if (n == 0)
             break;
-        size += (size_t) n;
+        omni_buf_advance (&buf, (size_t) n);
     }
-    data[size] = 0;
     close (fd);
+    char *data = omni_buf_detach (&buf);
     int status = -1;
     if (sscanf (data, "HTTP/1.%*d %d", &status) != 1)
         status = -1;

@@ -4,9 +4,9 @@
     Each line is built in memory and written with a single write(2) under a
     mutex, so that lines from different threads (and, for lines up to
     PIPE_BUF on a pipe, from different processes) never interleave.
-    This file must stand alone: the fuzzer links it without the rest of
-    libomni.                                                                  */
+    It needs nothing of libomni but common/util and common/buf.               */
 #include "common/log.h"
+#include "common/buf.h"
 #include "common/util.h"
 
 #include <assert.h>
@@ -32,56 +32,24 @@ static atomic_int s_format = FORMAT_KV;
 
 static const char *s_level_names[] = {"debug", "info", "warn", "error"};
 
-//  A growable line buffer; on allocation failure it stays truncated rather
-//  than losing the event altogether.
+//  A line buffer on the stack, on the heap past 1 KiB; on allocation failure
+//  it stays truncated rather than losing the event altogether.
 typedef struct {
-    char *data;
-    size_t size, alloc;
+    omni_buf_t b;
     char fixed[1024];
 } s_buf_t;
 
 static void
 s_buf_init (s_buf_t *buf)
 {
-    buf->data = buf->fixed;
-    buf->size = 0;
-    buf->alloc = sizeof buf->fixed;
-}
-
-static void
-s_buf_free (s_buf_t *buf)
-{
-    if (buf->data != buf->fixed)
-        free (buf->data);
-}
-
-//  Room for `len` bytes more and a NUL; false when it cannot be had.
-static bool
-s_buf_room (s_buf_t *buf, size_t len)
-{
-    if (buf->size + len + 1 > buf->alloc) {
-        size_t alloc = buf->alloc * 2;
-        while (alloc < buf->size + len + 1)
-            alloc *= 2;
-        char *data = buf->data == buf->fixed ? malloc (alloc) : realloc (buf->data, alloc);
-        if (!data)
-            return false;
-        if (buf->data == buf->fixed)
-            memcpy (data, buf->fixed, buf->size);
-        buf->data = data;
-        buf->alloc = alloc;
-    }
-    return true;
+    omni_buf_init_fixed (&buf->b, buf->fixed, sizeof buf->fixed);
 }
 
 static void
 s_buf_putn (s_buf_t *buf, const char *text, size_t len)
 {
-    if (!s_buf_room (buf, len))
-        return;
-    memcpy (buf->data + buf->size, text, len);
-    buf->size += len;
-    buf->data[buf->size] = 0;
+    if (omni_buf_try_reserve (&buf->b, len) == 0)
+        omni_buf_append (&buf->b, text, len);
 }
 
 static void
@@ -101,9 +69,9 @@ s_buf_putc (s_buf_t *buf, char c)
 static void
 s_json_escape (s_buf_t *buf, const char *text, size_t len)
 {
-    if (s_buf_room (buf, 6 * len)) {
-        buf->size += omni_util_json_escape (buf->data + buf->size, text, len, true);
-        buf->data[buf->size] = 0;
+    if (omni_buf_try_reserve (&buf->b, 6 * len) == 0) {
+        char *at = omni_buf_reserve (&buf->b, 6 * len);
+        omni_buf_advance (&buf->b, omni_util_json_escape (at, text, len, true));
     }
 }
 
@@ -188,8 +156,8 @@ s_fields_to_json (s_buf_t *buf, const char *fields)
             }
             if (*p == '"')
                 p++;
-            s_json_string (buf, value.data, value.size);
-            s_buf_free (&value);
+            s_json_string (buf, value.b.data, value.b.size);
+            omni_buf_release (&value.b);
         } else {
             const char *start = p;
             while (*p && !s_is_space (*p))
@@ -451,7 +419,7 @@ omni_log_event (omni_log_level_t level, const char *event, const char *fields, .
         s_format_fields (&fields_buf, fields, &args);
         va_end (args);
     }
-    const char *text = fields_buf.data;
+    const char *text = fields_buf.b.data;
 
     char ts[40];
     s_timestamp (ts, sizeof ts);
@@ -494,18 +462,18 @@ omni_log_event (omni_log_level_t level, const char *event, const char *fields, .
         }
         s_buf_putc (&line, '\n');
     }
-    s_buf_free (&fields_buf);
+    omni_buf_release (&fields_buf.b);
 
     //  If the line was truncated by a failed allocation, still end it
-    if (line.size == 0 || line.data[line.size - 1] != '\n')
-        line.data[line.size ? line.size - 1 : 0] = '\n';
+    if (line.b.size == 0 || line.b.data[line.b.size - 1] != '\n')
+        line.b.data[line.b.size ? line.b.size - 1 : 0] = '\n';
 
     //  The lock makes partial writes (signals, full pipes) safe too: the rest
     //  of a line is written before any other thread's line starts
     int saved_errno = errno;
     pthread_mutex_lock (&s_lock);
-    const char *p = line.data;
-    size_t left = line.size;
+    const char *p = line.b.data;
+    size_t left = line.b.size;
     while (left) {
         ssize_t n = write (STDERR_FILENO, p, left);
         if (n < 0 && errno == EINTR)
@@ -516,7 +484,7 @@ omni_log_event (omni_log_level_t level, const char *event, const char *fields, .
         left -= (size_t) n;
     }
     pthread_mutex_unlock (&s_lock);
-    s_buf_free (&line);
+    omni_buf_release (&line.b);
     errno = saved_errno;
 }
 

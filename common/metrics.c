@@ -8,6 +8,7 @@
     take the registry mutex; updates never do. Series are never freed before
     omni_metrics_destroy, so a omni_metric_t pointer stays valid for the registry's life. */
 #include "common/metrics.h"
+#include "common/buf.h"
 #include "common/log.h"
 
 #include <assert.h>
@@ -321,9 +322,10 @@ omni_metric_value (omni_metric_t *self)
 //  --------------------------------------------------------------------------
 //  Rendering
 
+//  The exposition text; on allocation failure the scrape fails (NULL), the
+//  daemon carries on.
 typedef struct {
-    char *data;
-    size_t size, alloc;
+    omni_buf_t buf;
     bool failed;
 } s_text_t;
 
@@ -335,31 +337,11 @@ s_printf (s_text_t *text, const char *format, ...)
 {
     if (text->failed)
         return;
-    while (true) {
-        va_list args;
-        va_start (args, format);
-        size_t room = text->alloc - text->size;
-        int len = vsnprintf (text->data + text->size, room, format, args);
-        va_end (args);
-        if (len < 0) {
-            text->failed = true;
-            return;
-        }
-        if ((size_t) len < room) {
-            text->size += (size_t) len;
-            return;
-        }
-        size_t alloc = text->alloc * 2;
-        while (alloc < text->size + (size_t) len + 1)
-            alloc *= 2;
-        char *data = realloc (text->data, alloc);
-        if (!data) {
-            text->failed = true;
-            return;
-        }
-        text->data = data;
-        text->alloc = alloc;
-    }
+    va_list args;
+    va_start (args, format);
+    if (omni_buf_try_vprintf (&text->buf, format, args))
+        text->failed = true;
+    va_end (args);
 }
 
 //  Shortest text that reads back as the same double, in Prometheus spelling
@@ -430,11 +412,9 @@ char *
 omni_metrics_render (omni_metrics_t *self)
 {
     assert (self);
-    s_text_t text = {NULL, 0, 4096, false};
-    text.data = malloc (text.alloc);
-    if (!text.data)
+    s_text_t text = {{0}, false};
+    if (omni_buf_try_reserve (&text.buf, 4096))
         return NULL;
-    text.data[0] = 0;
     pthread_mutex_lock (&self->lock);
     for (family_t *family = self->families; family; family = family->next) {
         s_printf (&text, "# HELP %s%s ", self->prefix, family->name);
@@ -446,10 +426,10 @@ omni_metrics_render (omni_metrics_t *self)
     }
     pthread_mutex_unlock (&self->lock);
     if (text.failed) {
-        free (text.data);
+        omni_buf_release (&text.buf);
         return NULL;
     }
-    return text.data;
+    return text.buf.data;
 }
 
 //  --------------------------------------------------------------------------

@@ -185,6 +185,19 @@ s_json_escape (char *out, const void *text, size_t len, bool untrusted)
 }
 
 size_t
+omni_util_utf8_cut (const void *text, size_t len, size_t max)
+{
+    if (len <= max)
+        return len;
+    //  Back to the first byte of the character that would be cut
+    const uint8_t *p = text;
+    size_t cut = max;
+    while (cut > 0 && (p[cut] & 0xC0) == 0x80)
+        cut--;
+    return cut;
+}
+
+size_t
 omni_util_json_escape (char *out, const void *text, size_t len, bool untrusted)
 {
     return untrusted ? s_json_escape (out, text, len, true) : s_json_escape (out, text, len, false);
@@ -270,6 +283,11 @@ omni_util_test (bool verbose)
     assert (!omni_util_utf8_valid ("\xf4\x90\x80\x80", 4)); //  past U+10FFFF
     assert (!omni_util_utf8_valid ("\xe2\x82", 2));         //  cut short
     assert (!omni_util_utf8_valid ("12345678\xff", 9));
+    assert (omni_util_utf8_cut ("abc", 3, 4096) == 3);
+    assert (omni_util_utf8_cut ("a\xC3\xA9", 3, 2) == 1);
+    assert (omni_util_utf8_cut ("a\xC3\xA9", 3, 3) == 3);
+    assert (omni_util_utf8_cut ("\xE2\x82\xAC\xE2\x82\xAC", 6, 5) == 3);
+    assert (omni_util_utf8_cut ("\xE2\x82\xAC\xE2\x82\xAC", 6, 2) == 0);
     size_t bad = 0;
     assert (omni_util_utf8_len ((const uint8_t *) "\xe2\x82\xac", 3, &bad) == 3);
     assert (omni_util_utf8_len ((const uint8_t *) "\xe2\x82x", 3, &bad) == 0 && bad == 2);

@@ -24,6 +24,9 @@ int omni_util_unhex (const char *hex, uint8_t *bytes, size_t size);
 size_t omni_util_utf8_len (const uint8_t *p, size_t left, size_t *bad);
 //  Whether `len` bytes are well-formed UTF-8.
 bool omni_util_utf8_valid (const void *text, size_t len);
+//  The length of the longest prefix of `text` (`len` bytes of UTF-8) of at
+//  most `max` bytes that does not cut a character, for text cut to a limit.
+size_t omni_util_utf8_cut (const void *text, size_t len, size_t max);
 
 //  Writes `len` bytes as the body of a JSON string (no quotes) at `out`,
 //  which has room for 6 * len bytes; returns the bytes written. Quotes,

@@ -57,6 +57,7 @@
     slow server takes a minute, and documentd must answer /health and take
     deliveries meanwhile; queries need them, writes do not.                 */
 #include "documentd/docstore.h"
+#include "common/buf.h"
 #include "documentd/docmap.h"
 #include "documentd/idmigrate.h"
 #include "common/log.h"
@@ -136,7 +137,7 @@ struct _docstore_t {
     char ids_state[S_ERROR_MAX];   //  "checking", "hex", "migrating (...)", or the last error
 
     s_coll_t *colls;
-    size_t ncolls;
+    size_t ncolls, colls_cap;
 
     //  Per batch
     size_t *slot, *ops, *moved; //  collection of each record, bulk op -> record, _id existed
@@ -151,7 +152,7 @@ struct _docstore_t {
 
     atomic_bool up;
     omni_metric_t *m_inserted, *m_replaced, *m_duplicates, *m_stale, *m_rejected, *m_up,
-        *m_timeouts, *m_read;
+        *m_timeouts, *m_read, *m_read_replies;
 };
 
 //  ---------------------------------------------------------------------------
@@ -415,6 +416,9 @@ docstore_new (const docstore_config_t *config, omni_metrics_t *metrics, char *er
                                              "stored mutable-state documents read back to compare "
                                              "event times",
                                              NULL);
+        self->m_read_replies = omni_metrics_counter (
+            metrics, "documents_read_replies_total",
+            "replies of the server read to get stored documents back (a round trip each)", NULL);
     }
     atomic_store (&self->up, false);
     return self;
@@ -809,13 +813,12 @@ s_collection (docstore_t *self, const char *name, size_t *slot)
             *slot = i;
             return self->colls[i].coll;
         }
-    self->colls = realloc (self->colls, (self->ncolls + 1) * sizeof *self->colls);
-    assert (self->colls);
-    self->colls[self->ncolls].name = strdup (name);
-    self->colls[self->ncolls].coll = mongoc_database_get_collection (self->db, name);
-    self->colls[self->ncolls].read_slowly = false;
     *slot = self->ncolls;
-    return self->colls[self->ncolls++].coll;
+    s_coll_t *coll = omni_array_push (self->colls, self->ncolls, self->colls_cap);
+    coll->name = strdup (name);
+    coll->coll = mongoc_database_get_collection (self->db, name);
+    coll->read_slowly = false;
+    return coll->coll;
 }
 
 static const char *
@@ -827,12 +830,7 @@ s_collection_of (const omni_record_t *record)
 static void
 s_reject (docstore_t *self, size_t index, int32_t code, const char *error)
 {
-    if (self->nrejects == self->rejects_cap) {
-        self->rejects_cap = self->rejects_cap ? self->rejects_cap * 2 : 8;
-        self->rejects = realloc (self->rejects, self->rejects_cap * sizeof *self->rejects);
-        assert (self->rejects);
-    }
-    s_reject_t *reject = &self->rejects[self->nrejects++];
+    s_reject_t *reject = omni_array_push (self->rejects, self->nrejects, self->rejects_cap);
     reject->index = index;
     reject->code = code;
     reject->error = strndup (error, S_ERROR_MAX);
@@ -1268,6 +1266,8 @@ s_read_stored (docstore_t *self, size_t c, const omni_record_t *records, size_t 
             mongoc_cursor_t *cursor =
                 mongoc_collection_find_with_opts (self->colls[c].coll, &filter, &opts, prefs);
             const bson_t *doc;
+            if (self->m_read_replies)
+                omni_metric_add (self->m_read_replies, 1);
             if (mongoc_cursor_next (cursor, &doc))
                 found += s_file_stored (self, records, list, n, doc);
             failed = mongoc_cursor_error (cursor, &berr);
@@ -1307,6 +1307,8 @@ s_read_stored (docstore_t *self, size_t c, const omni_record_t *records, size_t 
                 break;
             if (left == 0) { //  this document came with a new reply
                 int64_t took = omni_util_mono_ms () - asked;
+                if (self->m_read_replies)
+                    omni_metric_add (self->m_read_replies, 1);
                 left = batch;
                 if (took < self->socket_timeout_ms / 8)
                     batch = batch * 2 > n ? (uint32_t) n : batch * 2;

@@ -103,7 +103,7 @@ static const s_rule_t s_rules[] = {
 
 struct _derive_t {
     const omni_kind_spec_t *specs[S_RULES]; //  each rule's kind, resolved once
-    omni_mpjson_buf_t tags;
+    omni_buf_t tags;
     char *scratch; //  a source with NUL bytes, cleaned
     size_t scratch_size;
     uint64_t skipped[DERIVE_SKIP_COUNT];
@@ -127,7 +127,7 @@ derive_destroy (derive_t **self_p)
     derive_t *self = *self_p;
     if (!self)
         return;
-    omni_mpjson_buf_free (&self->tags);
+    omni_buf_release (&self->tags);
     free (self->scratch);
     free (self);
     *self_p = NULL;
@@ -215,10 +215,10 @@ s_member (derive_t *self, bool *first, const char *key, size_t key_len, const ch
           size_t value_len)
 {
     if (!*first)
-        omni_mpjson_append (&self->tags, ",", 1);
+        omni_buf_append (&self->tags, ",", 1);
     *first = false;
     omni_mpjson_string (&self->tags, key, key_len);
-    omni_mpjson_append (&self->tags, ":", 1);
+    omni_buf_append (&self->tags, ":", 1);
     omni_mpjson_string (&self->tags, value, value_len);
 }
 
@@ -227,8 +227,8 @@ s_member (derive_t *self, bool *first, const char *key, size_t key_len, const ch
 static void
 s_tags (derive_t *self, const s_tag_t *tags, const omni_record_t *record)
 {
-    omni_mpjson_buf_reset (&self->tags);
-    omni_mpjson_append (&self->tags, "{", 1);
+    omni_buf_reset (&self->tags);
+    omni_buf_append (&self->tags, "{", 1);
     bool first = true;
     for (const s_tag_t *t = tags; t->tag; t++) {
         if (strcmp (t->from, "@tags") == 0) {
@@ -250,7 +250,7 @@ s_tags (derive_t *self, const s_tag_t *tags, const omni_record_t *record)
             continue;
         s_member (self, &first, t->tag, strlen (t->tag), value.ptr, value.len);
     }
-    omni_mpjson_append (&self->tags, "}", 1);
+    omni_buf_append (&self->tags, "}", 1);
     omni_pgcopy_json_clean (self->tags.data, self->tags.size);
 }
 

@@ -34,6 +34,7 @@
 
     Nothing from a record ever becomes SQL text: COPY and parameters only. */
 #include "metricsd/pointstore.h"
+#include "common/buf.h"
 #include "metricsd/derive.h"
 #include "common/log.h"
 #include "pg/pgconn.h"
@@ -140,8 +141,7 @@ struct _pointstore_t {
     //  The points of the batch in hand
     s_point_t *points;
     size_t npoints, points_cap;
-    char *text;
-    size_t text_len, text_cap;
+    omni_buf_t text; //  the points' name, source and tags
     size_t ignored, refused;
     char refused_error[256];
     int upserts_ahead; //  batches to upsert before trying the direct COPY again
@@ -151,8 +151,7 @@ struct _pointstore_t {
     s_series_t *series;
     size_t nseries;
     uint32_t *slots;
-    char *keys;
-    size_t keys_len, keys_cap;
+    omni_buf_t keys;
     uint32_t *pending;
     size_t npending, pending_cap;
     uint64_t stamp;      //  batches looked up
@@ -204,11 +203,7 @@ s_parts_find (pointstore_t *self, int64_t t)
 static void
 s_parts_insert (pointstore_t *self, int64_t lo, int64_t hi)
 {
-    if (self->nparts == self->parts_cap) {
-        self->parts_cap = self->parts_cap ? self->parts_cap * 2 : 64;
-        self->parts = realloc (self->parts, self->parts_cap * sizeof *self->parts);
-        assert (self->parts);
-    }
+    omni_array_reserve (self->parts, self->parts_cap, self->nparts + 1);
     size_t at = self->nparts;
     while (at > 0 && self->parts[at - 1].lo > lo)
         at--;
@@ -337,30 +332,18 @@ static void
 s_series_clear (pointstore_t *self)
 {
     self->nseries = 0;
-    self->keys_len = 0;
+    omni_buf_reset (&self->keys);
     self->generation++;
     if (self->slots)
         memset (self->slots, 0, S_SERIES_SLOTS * sizeof *self->slots);
 }
 
 static void
-s_key_add (pointstore_t *self, const char *data, size_t len)
-{
-    if (self->keys_len + len > self->keys_cap) {
-        self->keys_cap = (self->keys_len + len) * 2 + 65536;
-        self->keys = realloc (self->keys, self->keys_cap);
-        assert (self->keys);
-    }
-    memcpy (self->keys + self->keys_len, data, len);
-    self->keys_len += len;
-}
-
-static void
 s_key_part (pointstore_t *self, const char *text, size_t len)
 {
     uint32_t n = (uint32_t) len;
-    s_key_add (self, (const char *) &n, sizeof n);
-    s_key_add (self, text, len);
+    omni_buf_append (&self->keys, &n, sizeof n);
+    omni_buf_append (&self->keys, text, len);
 }
 
 static uint64_t
@@ -377,18 +360,20 @@ s_hash (const char *data, size_t len, uint64_t hash)
 static uint32_t
 s_series_of (pointstore_t *self, const s_point_t *p)
 {
-    size_t start = self->keys_len;
-    s_key_part (self, self->text + p->name, p->name_len);
-    s_key_part (self, self->text + p->source, p->source_len);
-    s_key_add (self, self->text + p->tags, p->tags_len);
-    size_t len = self->keys_len - start;
-    uint64_t hash = s_hash (self->keys + start, len, UINT64_C (0xcbf29ce484222325));
+    size_t start = self->keys.size;
+    const char *text = self->text.data;
+    s_key_part (self, text + p->name, p->name_len);
+    s_key_part (self, text + p->source, p->source_len);
+    omni_buf_append (&self->keys, text + p->tags, p->tags_len);
+    size_t len = self->keys.size - start;
+    const char *keys = self->keys.data;
+    uint64_t hash = s_hash (keys + start, len, UINT64_C (0xcbf29ce484222325));
     uint32_t slot = (uint32_t) hash & (S_SERIES_SLOTS - 1);
     while (self->slots[slot]) {
         s_series_t *entry = &self->series[self->slots[slot] - 1];
         if (entry->hash == hash && entry->key_len == len &&
-            memcmp (self->keys + entry->key, self->keys + start, len) == 0) {
-            self->keys_len = start;
+            memcmp (keys + entry->key, keys + start, len) == 0) {
+            omni_buf_truncate (&self->keys, start);
             return self->slots[slot] - 1;
         }
         slot = (slot + 1) & (S_SERIES_SLOTS - 1);
@@ -412,11 +397,7 @@ s_series_lookup (pointstore_t *self)
     if (self->nseries + self->npoints > S_SERIES_MAX)
         s_series_clear (self);
     assert (self->npoints <= S_SERIES_MAX);
-    if (self->pending_cap < self->npoints) {
-        self->pending_cap = self->npoints;
-        self->pending = realloc (self->pending, self->pending_cap * sizeof *self->pending);
-        assert (self->pending);
-    }
+    omni_array_reserve (self->pending, self->pending_cap, self->npoints);
     self->npending = 0;
     self->stamp++;
     for (size_t i = 0; i < self->npoints; i++) {
@@ -579,11 +560,11 @@ pointstore_destroy (pointstore_t **self_p)
     derive_destroy (&self->derive);
     free (self->partition_interval);
     free (self->points);
-    free (self->text);
+    omni_buf_release (&self->text);
     free (self->parts);
     free (self->series);
     free (self->slots);
-    free (self->keys);
+    omni_buf_release (&self->keys);
     free (self->pending);
     free (self);
     *self_p = NULL;
@@ -666,14 +647,8 @@ pointstore_healthy (void *self_, char *text, size_t size)
 static size_t
 s_text_add (pointstore_t *self, const char *text, size_t len)
 {
-    if (self->text_len + len > self->text_cap) {
-        self->text_cap = (self->text_len + len) * 2 + 4096;
-        self->text = realloc (self->text, self->text_cap);
-        assert (self->text);
-    }
-    size_t at = self->text_len;
-    memcpy (self->text + at, text, len);
-    self->text_len += len;
+    size_t at = self->text.size;
+    omni_buf_append (&self->text, text, len);
     return at;
 }
 
@@ -681,12 +656,7 @@ static void
 s_point (void *arg, const derive_point_t *p)
 {
     pointstore_t *self = arg;
-    if (self->npoints == self->points_cap) {
-        self->points_cap = self->points_cap ? self->points_cap * 2 : 1024;
-        self->points = realloc (self->points, self->points_cap * sizeof *self->points);
-        assert (self->points);
-    }
-    s_point_t *point = &self->points[self->npoints++];
+    s_point_t *point = omni_array_push (self->points, self->npoints, self->points_cap);
     point->time_ns = p->time_ns;
     point->value = p->value;
     point->name = s_text_add (self, p->name, p->name_len);
@@ -697,7 +667,7 @@ s_point (void *arg, const derive_point_t *p)
     if (self->npoints > 1) {
         s_point_t *prev = point - 1;
         if (prev->tags_len == p->tags_len &&
-            memcmp (self->text + prev->tags, p->tags, p->tags_len) == 0) {
+            memcmp (self->text.data + prev->tags, p->tags, p->tags_len) == 0) {
             point->tags = prev->tags;
             point->tags_len = prev->tags_len;
             return;
@@ -711,7 +681,7 @@ static void
 s_derive (pointstore_t *self, const omni_record_t *records, size_t count)
 {
     self->npoints = 0;
-    self->text_len = 0;
+    omni_buf_reset (&self->text);
     self->ignored = 0;
     self->refused = 0;
     self->refused_error[0] = 0;
@@ -782,7 +752,7 @@ s_series_tx (omni_pgconn_t *conn, void *arg)
         return -1;
     for (size_t i = 0; i < self->npending; i++) {
         const s_series_t *entry = &self->series[self->pending[i]];
-        const char *key = self->keys + entry->key, *end = key + entry->key_len;
+        const char *key = self->keys.data + entry->key, *end = key + entry->key_len;
         omni_pgcopy_row (self->copy[0], 4);
         omni_pgcopy_int4 (self->copy[0], (int32_t) i);
         for (int part = 0; part < 2; part++) { //  name, source: length-prefixed

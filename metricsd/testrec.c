@@ -2,6 +2,7 @@
     Decoded records point into their encoded bytes and the zone, so both
     live as long as the set.                                                 */
 #include "metricsd/testrec.h"
+#include "common/buf.h"
 
 #include <assert.h>
 #include <stdio.h>
@@ -13,7 +14,7 @@ struct _testrec_t {
     msgpack_zone zone;
     omni_record_t *records;
     void **data;
-    size_t count, capacity;
+    size_t count, capacity, data_cap;
 };
 
 testrec_t *
@@ -87,12 +88,8 @@ testrec_end (testrec_t *self)
     if (rc)
         fprintf (stderr, "testrec: %s\n", detail);
     assert (rc == 0);
-    if (self->count == self->capacity) {
-        self->capacity = self->capacity ? self->capacity * 2 : 64;
-        self->records = realloc (self->records, self->capacity * sizeof *self->records);
-        self->data = realloc (self->data, self->capacity * sizeof *self->data);
-        assert (self->records && self->data);
-    }
+    omni_array_reserve (self->records, self->capacity, self->count + 1);
+    omni_array_reserve (self->data, self->data_cap, self->count + 1);
     self->data[self->count] = malloc (size);
     assert (self->data[self->count]);
     memcpy (self->data[self->count], data, size);

@@ -7,6 +7,7 @@
     The list is small (one entry per client certificate) and looked up once
     per connection handshake, so it is a plain array searched in order.    */
 #include "proto/curve_roles.h"
+#include "common/buf.h"
 #include "proto/curve.h"
 #include "proto/kinds.h"
 #include "common/log.h"
@@ -117,12 +118,7 @@ s_add (s_load_t *load, const char *path, const char *name, const char *role)
         log_warn ("curve.ignored", "file=%s why=\"%s\"", path, error);
         return 0;
     }
-    if (load->size == load->cap) {
-        load->cap = load->cap ? 2 * load->cap : 16;
-        load->entries = realloc (load->entries, load->cap * sizeof *load->entries);
-        assert (load->entries);
-    }
-    s_entry_t *e = &load->entries[load->size++];
+    s_entry_t *e = omni_array_push (load->entries, load->size, load->cap);
     snprintf (e->key, sizeof e->key, "%s", zcert_public_txt (cert));
     e->name = strdup (name);
     snprintf (e->role, sizeof e->role, "%s", role);

@@ -95,10 +95,10 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
         if (record.tags)
             s_same_packed (record.tags, oracle.tags, oracle.tags_size);
         assert (checked.spec == record.spec && checked.ts == record.ts);
-        omni_mpjson_buf_t json = {0};
+        omni_buf_t json = {0};
         omni_mpjson_record (&json, &record);
         assert (json.size > 0 && json.data[0] == '{' && json.data[json.size - 1] == '}');
-        omni_mpjson_buf_free (&json);
+        omni_buf_release (&json);
         //  The id from the bytes is the oracle's, whatever the encoding
         uint8_t id[RECORD_ID_SIZE], from_check[RECORD_ID_SIZE];
         omni_record_compute_id (&record, id);

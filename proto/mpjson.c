@@ -11,78 +11,31 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void
-s_reserve (omni_mpjson_buf_t *buf, size_t extra)
-{
-    if (buf->size + extra + 1 <= buf->capacity)
-        return;
-    size_t capacity = buf->capacity ? buf->capacity : 256;
-    while (capacity < buf->size + extra + 1)
-        capacity *= 2;
-    buf->data = realloc (buf->data, capacity);
-    assert (buf->data);
-    buf->capacity = capacity;
-}
-
 void
-omni_mpjson_buf_reset (omni_mpjson_buf_t *buf)
-{
-    buf->size = 0;
-    if (buf->data)
-        buf->data[0] = 0;
-}
-
-void
-omni_mpjson_buf_free (omni_mpjson_buf_t *buf)
-{
-    free (buf->data);
-    memset (buf, 0, sizeof *buf);
-}
-
-void
-omni_mpjson_append (omni_mpjson_buf_t *buf, const char *text, size_t len)
-{
-    s_reserve (buf, len);
-    memcpy (buf->data + buf->size, text, len);
-    buf->size += len;
-    buf->data[buf->size] = 0;
-}
-
-static void
-s_appendc (omni_mpjson_buf_t *buf, char c)
-{
-    s_reserve (buf, 1);
-    buf->data[buf->size++] = c;
-    buf->data[buf->size] = 0;
-}
-
-void
-omni_mpjson_escaped (omni_mpjson_buf_t *buf, const void *text, size_t len, bool untrusted)
+omni_mpjson_escaped (omni_buf_t *buf, const void *text, size_t len, bool untrusted)
 {
     //  Room for the worst case (6 bytes a byte) up front: one check per
     //  string instead of one per piece, most strings being short
-    s_reserve (buf, 6 * len);
-    buf->size += omni_util_json_escape (buf->data + buf->size, text, len, untrusted);
-    buf->data[buf->size] = 0;
+    char *at = omni_buf_reserve (buf, 6 * len);
+    omni_buf_advance (buf, omni_util_json_escape (at, text, len, untrusted));
 }
 
 void
-omni_mpjson_string (omni_mpjson_buf_t *buf, const char *text, size_t len)
+omni_mpjson_string (omni_buf_t *buf, const char *text, size_t len)
 {
-    s_reserve (buf, 6 * len + 2);
-    buf->data[buf->size++] = '"';
-    buf->size += omni_util_json_escape (buf->data + buf->size, text, len, false);
-    buf->data[buf->size++] = '"';
-    buf->data[buf->size] = 0;
+    char *at = omni_buf_reserve (buf, 6 * len + 2);
+    at[0] = '"';
+    size_t n = 1 + omni_util_json_escape (at + 1, text, len, false);
+    at[n++] = '"';
+    omni_buf_advance (buf, n);
 }
 
 static void
-s_base64 (omni_mpjson_buf_t *buf, const uint8_t *data, size_t len)
+s_base64 (omni_buf_t *buf, const uint8_t *data, size_t len)
 {
     static const char alphabet[] =
         "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    s_reserve (buf, (len + 2) / 3 * 4);
-    char *out = buf->data + buf->size;
+    char *start = omni_buf_reserve (buf, (len + 2) / 3 * 4), *out = start;
     size_t i = 0;
     for (; i + 2 < len; i += 3) {
         uint32_t v = (uint32_t) data[i] << 16 | (uint32_t) data[i + 1] << 8 | data[i + 2];
@@ -98,8 +51,7 @@ s_base64 (omni_mpjson_buf_t *buf, const uint8_t *data, size_t len)
         *out++ = i + 1 < len ? alphabet[(v >> 6) & 63] : '=';
         *out++ = '=';
     }
-    buf->size = (size_t) (out - buf->data);
-    buf->data[buf->size] = 0;
+    omni_buf_advance (buf, (size_t) (out - start));
 }
 
 //  Decimal digits of `value` into `out` (at least 20 bytes); returns the
@@ -119,27 +71,27 @@ s_u64 (uint64_t value, char *out)
 }
 
 static void
-s_int (omni_mpjson_buf_t *buf, int64_t value)
+s_int (omni_buf_t *buf, int64_t value)
 {
     char text[24];
     size_t n = 0;
     if (value < 0)
         text[n++] = '-';
     n += s_u64 (value < 0 ? 0 - (uint64_t) value : (uint64_t) value, text + n);
-    omni_mpjson_append (buf, text, n);
+    omni_buf_append (buf, text, n);
 }
 
 static void
-s_uint (omni_mpjson_buf_t *buf, uint64_t value)
+s_uint (omni_buf_t *buf, uint64_t value)
 {
     char text[24];
-    omni_mpjson_append (buf, text, s_u64 (value, text));
+    omni_buf_append (buf, text, s_u64 (value, text));
 }
 
 //  Shortest text that reads back as the same double, always with a '.' or
 //  an exponent so that a JSON reader keeps it a float.
 static void
-s_double (omni_mpjson_buf_t *buf, double value)
+s_double (omni_buf_t *buf, double value)
 {
     char text[40];
     //  Whole numbers (counts, bytes, seconds) are most metric values: their
@@ -147,7 +99,7 @@ s_double (omni_mpjson_buf_t *buf, double value)
     if (value > -9007199254740992.0 && value < 9007199254740992.0 &&
         value == (double) (int64_t) value && (value != 0 || !signbit (value))) {
         s_int (buf, (int64_t) value);
-        omni_mpjson_append (buf, ".0", 2);
+        omni_buf_append (buf, ".0", 2);
         return;
     }
     for (int precision = 15; precision <= 17; precision++) {
@@ -157,19 +109,19 @@ s_double (omni_mpjson_buf_t *buf, double value)
     }
     if (!strpbrk (text, ".eEn"))
         strcat (text, ".0");
-    omni_mpjson_append (buf, text, strlen (text));
+    omni_buf_append (buf, text, strlen (text));
 }
 
 void
-omni_mpjson_value (omni_mpjson_buf_t *buf, const msgpack_object *value)
+omni_mpjson_value (omni_buf_t *buf, const msgpack_object *value)
 {
     switch (value->type) {
-    case MSGPACK_OBJECT_NIL: omni_mpjson_append (buf, "null", 4); break;
+    case MSGPACK_OBJECT_NIL: omni_buf_append (buf, "null", 4); break;
     case MSGPACK_OBJECT_BOOLEAN:
         if (value->via.boolean)
-            omni_mpjson_append (buf, "true", 4);
+            omni_buf_append (buf, "true", 4);
         else
-            omni_mpjson_append (buf, "false", 5);
+            omni_buf_append (buf, "false", 5);
         break;
     case MSGPACK_OBJECT_POSITIVE_INTEGER: s_uint (buf, value->via.u64); break;
     case MSGPACK_OBJECT_NEGATIVE_INTEGER: s_int (buf, value->via.i64); break;
@@ -179,68 +131,68 @@ omni_mpjson_value (omni_mpjson_buf_t *buf, const msgpack_object *value)
         omni_mpjson_string (buf, value->via.str.ptr, value->via.str.size);
         break;
     case MSGPACK_OBJECT_BIN:
-        omni_mpjson_append (buf, "{\"$bin\":\"", 9);
+        omni_buf_append (buf, "{\"$bin\":\"", 9);
         s_base64 (buf, (const uint8_t *) value->via.bin.ptr, value->via.bin.size);
-        omni_mpjson_append (buf, "\"}", 2);
+        omni_buf_append (buf, "\"}", 2);
         break;
     case MSGPACK_OBJECT_ARRAY:
-        s_appendc (buf, '[');
+        omni_buf_append_char (buf, '[');
         for (uint32_t i = 0; i < value->via.array.size; i++) {
             if (i)
-                s_appendc (buf, ',');
+                omni_buf_append_char (buf, ',');
             omni_mpjson_value (buf, &value->via.array.ptr[i]);
         }
-        s_appendc (buf, ']');
+        omni_buf_append_char (buf, ']');
         break;
     case MSGPACK_OBJECT_MAP:
-        s_appendc (buf, '{');
+        omni_buf_append_char (buf, '{');
         for (uint32_t i = 0; i < value->via.map.size; i++) {
             if (i)
-                s_appendc (buf, ',');
+                omni_buf_append_char (buf, ',');
             const msgpack_object *key = &value->via.map.ptr[i].key;
             if (key->type == MSGPACK_OBJECT_STR)
                 omni_mpjson_string (buf, key->via.str.ptr, key->via.str.size);
             else { //  records never have these (omni_record_decode refuses them)
-                omni_mpjson_buf_t inner = {0};
+                omni_buf_t inner = {0};
                 omni_mpjson_value (&inner, key);
                 omni_mpjson_string (buf, inner.data, inner.size);
-                omni_mpjson_buf_free (&inner);
+                omni_buf_release (&inner);
             }
-            s_appendc (buf, ':');
+            omni_buf_append_char (buf, ':');
             omni_mpjson_value (buf, &value->via.map.ptr[i].val);
         }
-        s_appendc (buf, '}');
+        omni_buf_append_char (buf, '}');
         break;
-    default: omni_mpjson_append (buf, "null", 4); break;
+    default: omni_buf_append (buf, "null", 4); break;
     }
 }
 
 void
-omni_mpjson_record (omni_mpjson_buf_t *buf, const omni_record_t *record)
+omni_mpjson_record (omni_buf_t *buf, const omni_record_t *record)
 {
     char text[64];
-    omni_mpjson_append (buf, "{\"v\":", 5);
+    omni_buf_append (buf, "{\"v\":", 5);
     s_uint (buf, record->v);
-    omni_mpjson_append (buf, ",\"id\":\"", 7);
+    omni_buf_append (buf, ",\"id\":\"", 7);
     omni_util_hex (record->id, RECORD_ID_SIZE, text);
-    omni_mpjson_append (buf, text, 2 * RECORD_ID_SIZE);
-    omni_mpjson_append (buf, "\",\"kind\":", 9);
+    omni_buf_append (buf, text, 2 * RECORD_ID_SIZE);
+    omni_buf_append (buf, "\",\"kind\":", 9);
     omni_mpjson_string (buf, record->kind.ptr, record->kind.len);
-    omni_mpjson_append (buf, ",\"src\":", 7);
+    omni_buf_append (buf, ",\"src\":", 7);
     omni_mpjson_string (buf, record->src.ptr, record->src.len);
-    omni_mpjson_append (buf, ",\"col\":", 7);
+    omni_buf_append (buf, ",\"col\":", 7);
     omni_mpjson_string (buf, record->col.ptr, record->col.len);
-    omni_mpjson_append (buf, ",\"run\":", 7);
+    omni_buf_append (buf, ",\"run\":", 7);
     omni_mpjson_string (buf, record->run.ptr, record->run.len);
-    omni_mpjson_append (buf, ",\"ts\":", 6);
+    omni_buf_append (buf, ",\"ts\":", 6);
     s_int (buf, record->ts);
-    omni_mpjson_append (buf, ",\"body\":", 8);
+    omni_buf_append (buf, ",\"body\":", 8);
     omni_mpjson_value (buf, record->body);
     if (record->tags) {
-        omni_mpjson_append (buf, ",\"tags\":", 8);
+        omni_buf_append (buf, ",\"tags\":", 8);
         omni_mpjson_value (buf, record->tags);
     }
-    s_appendc (buf, '}');
+    omni_buf_append_char (buf, '}');
 }
 
 void
@@ -275,7 +227,7 @@ omni_mpjson_test (bool verbose)
     msgpack_object obj;
     size_t off = 0;
     assert (msgpack_unpack (sbuf.data, sbuf.size, &off, &zone, &obj) == MSGPACK_UNPACK_SUCCESS);
-    omni_mpjson_buf_t buf = {0};
+    omni_buf_t buf = {0};
     omni_mpjson_value (&buf, &obj);
     const char *expected = "{\"s\":\"a\\\"b\\\\c\\n\\u0001\xc3\xa9\","
                            "\"n\":[-5,18446744073709551615,3.0,0.1],"
@@ -284,7 +236,7 @@ omni_mpjson_test (bool verbose)
     if (verbose || strcmp (buf.data, expected))
         fprintf (stderr, "%s\n%s\n", buf.data, expected);
     assert (strcmp (buf.data, expected) == 0);
-    omni_mpjson_buf_reset (&buf);
+    omni_buf_reset (&buf);
     assert (buf.size == 0);
 
     //  Numbers printed without printf, against printf.
@@ -292,7 +244,7 @@ omni_mpjson_test (bool verbose)
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
         char text[32];
         snprintf (text, sizeof text, "%" PRId64, ints[i]);
-        omni_mpjson_buf_reset (&buf);
+        omni_buf_reset (&buf);
         s_int (&buf, ints[i]);
         assert (strcmp (buf.data, text) == 0);
     }
@@ -309,7 +261,7 @@ omni_mpjson_test (bool verbose)
                    {9007199254740992.0, "9007199254740992.0"},
                    {1e16, "1e+16"}};
     for (size_t i = 0; i < sizeof doubles / sizeof doubles[0]; i++) {
-        omni_mpjson_buf_reset (&buf);
+        omni_buf_reset (&buf);
         s_double (&buf, doubles[i].value);
         if (strcmp (buf.data, doubles[i].text))
             fprintf (stderr, "%s != %s\n", buf.data, doubles[i].text);
@@ -326,8 +278,8 @@ omni_mpjson_test (bool verbose)
             seed = seed * 1103515245 + 12345;
             text[i] = (seed >> 16) % 4 ? 'x' : specials[(seed >> 8) % sizeof specials];
         }
-        omni_mpjson_buf_t expect = {0};
-        s_appendc (&expect, '"');
+        omni_buf_t expect = {0};
+        omni_buf_append_char (&expect, '"');
         for (size_t i = 0; i < len; i++) {
             unsigned char c = (unsigned char) text[i];
             char esc[8];
@@ -339,15 +291,15 @@ omni_mpjson_test (bool verbose)
                 snprintf (esc, sizeof esc, "\\u%04x", c);
             else
                 snprintf (esc, sizeof esc, "%c", c);
-            omni_mpjson_append (&expect, esc, strlen (esc));
+            omni_buf_append (&expect, esc, strlen (esc));
         }
-        s_appendc (&expect, '"');
-        omni_mpjson_buf_reset (&buf);
+        omni_buf_append_char (&expect, '"');
+        omni_buf_reset (&buf);
         omni_mpjson_string (&buf, text, len);
         assert (buf.size == expect.size && memcmp (buf.data, expect.data, buf.size) == 0);
-        omni_mpjson_buf_free (&expect);
+        omni_buf_release (&expect);
     }
-    omni_mpjson_buf_free (&buf);
+    omni_buf_release (&buf);
     msgpack_zone_destroy (&zone);
     msgpack_sbuffer_destroy (&sbuf);
 }

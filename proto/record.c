@@ -13,6 +13,7 @@
     4-billion-element array would make it ask for ~96 GB), so what it builds
     is bounded by a small multiple of the frame size and is JSON-clean.       */
 #include "proto/record.h"
+#include "common/buf.h"
 #include "common/util.h"
 
 #include <assert.h>
@@ -74,19 +75,6 @@ s_ascii (const uint8_t *s, size_t len)
     } else if (len > 0)
         high = s[0] | s[len / 2] | s[len - 1];
     return !(high & 0x8080808080808080ULL);
-}
-
-//  Length of the longest prefix of at most `max` bytes that does not cut a
-//  UTF-8 character, so that details quoting input stay valid UTF-8.
-static int
-s_utf8_prefix (const char *text, size_t len, size_t max)
-{
-    if (len <= max)
-        return (int) len;
-    size_t cut = max;
-    while (cut > 0 && ((unsigned char) text[cut] & 0xC0) == 0x80)
-        cut--;
-    return (int) cut;
 }
 
 static uint64_t
@@ -701,7 +689,7 @@ omni_record_check (omni_record_t *record, const void *data, size_t size,
         int which = s_envelope_index (entry->key, entry->key_len);
         if (which < 0)
             return s_fail (REJECT_BAD_ENVELOPE, detail, detail_size, "unknown field \"%.*s\"",
-                           s_utf8_prefix (entry->key, entry->key_len, 64), entry->key);
+                           (int) omni_util_utf8_cut (entry->key, entry->key_len, 64), entry->key);
         if (seen & (1u << which))
             return s_fail (REJECT_BAD_ENVELOPE, detail, detail_size, "duplicate field \"%s\"",
                            names[which]);
@@ -774,7 +762,8 @@ omni_record_check (omni_record_t *record, const void *data, size_t size,
     record->spec = omni_kinds_lookup (record->kind.ptr, record->kind.len);
     if (!record->spec)
         return s_fail (REJECT_UNKNOWN_KIND, detail, detail_size, "kind \"%.*s\" is not declared",
-                       s_utf8_prefix (record->kind.ptr, record->kind.len, 64), record->kind.ptr);
+                       (int) omni_util_utf8_cut (record->kind.ptr, record->kind.len, 64),
+                       record->kind.ptr);
     return s_check_body (bytes, record->body_at, record, detail, detail_size);
 }
 
@@ -1148,14 +1137,9 @@ omni_record_encoder_body (omni_record_encoder_t *self)
 void
 omni_record_encoder_tag (omni_record_encoder_t *self, const char *key, const char *value)
 {
-    if (self->ntags == self->tags_cap) {
-        self->tags_cap = self->tags_cap ? self->tags_cap * 2 : 8;
-        self->tags = realloc (self->tags, self->tags_cap * sizeof *self->tags);
-        assert (self->tags);
-    }
-    self->tags[self->ntags].key = strdup (key);
-    self->tags[self->ntags].value = strdup (value);
-    self->ntags++;
+    s_tag_t *tag = omni_array_push (self->tags, self->ntags, self->tags_cap);
+    tag->key = strdup (key);
+    tag->value = strdup (value);
 }
 
 static int

@@ -545,11 +545,13 @@ def assert_exactly(db, expect):
             assert d == expected_doc(by_id[bytes.fromhex(d["_id"])]), collection
 
 
-def test_redelivered_stored_batch_acknowledged_in_under_5s(pipeline, mongo_db):
+def test_redelivered_stored_batch_read_back_once_per_batch_and_collection(pipeline, mongo_db):
     """5,000 records already stored (commits, ci.builds, ci.tests) come again, as after
-    a crash: each batch costs its inserts (all duplicates) and one read-back query per
+    a crash: each batch costs its inserts (all duplicates) and one read-back reply per
     collection (builds to compare their state, the immutable kinds to tell a duplicate
-    from a conflict), no replace, no scan per record."""
+    from a conflict), no replace, no query per record. (How fast that is, is
+    bench/documentd_redelivery.py's to say: a time asserted here failed on a loaded
+    machine and proved nothing on a quiet one.)"""
     uri, name, db = mongo_db
     expect, frames = mixed_records(3000, 1000)
     assert len(frames) == 5000
@@ -567,7 +569,9 @@ def test_redelivered_stored_batch_acknowledged_in_under_5s(pipeline, mongo_db):
     elapsed = time.monotonic() - started
     m = doc_d.metrics()
     print(f"redelivery of 5,000 stored records: {elapsed:.2f} s")
-    assert elapsed < 5.0, (elapsed, m)
+    batches = m["omni_documentd_batches_total"]
+    assert 0 < batches <= 5000
+    assert m["omni_documentd_documents_read_replies_total"] <= 3 * batches, m
     assert m["omni_documentd_documents_duplicate_total"] == 5000
     assert m.get("omni_documentd_documents_inserted_total", 0) == 0
     assert m.get("omni_documentd_documents_replaced_total", 0) == 0

@@ -4,6 +4,7 @@
     so self-tests run side by side and beside a pipeline on the same server;
     drop only ever removes a database of that name pattern.                 */
 #include "testsupport/pgtest.h"
+#include "common/buf.h"
 
 #include <assert.h>
 #include <libpq-fe.h>
@@ -28,31 +29,21 @@ s_conninfo_with_dbname (const char *base, const char *dbname)
     PQconninfoOption *options = PQconninfoParse (base, NULL);
     if (!options)
         return NULL;
-    size_t cap = 256, len = 0;
-    char *out = malloc (cap);
-    assert (out);
-    out[0] = 0;
+    omni_buf_t out = {0};
     for (PQconninfoOption *o = options; o->keyword; o++) {
         const char *value = strcmp (o->keyword, "dbname") == 0 ? dbname : o->val;
         if (!value)
             continue;
-        size_t need = len + strlen (o->keyword) + 2 * strlen (value) + 8;
-        if (need > cap) {
-            cap = need * 2;
-            out = realloc (out, cap);
-            assert (out);
-        }
-        len += (size_t) sprintf (out + len, "%s%s='", len ? " " : "", o->keyword);
+        omni_buf_printf (&out, "%s%s='", out.size ? " " : "", o->keyword);
         for (const char *p = value; *p; p++) {
             if (*p == '\'' || *p == '\\')
-                out[len++] = '\\';
-            out[len++] = *p;
+                omni_buf_append_char (&out, '\\');
+            omni_buf_append_char (&out, *p);
         }
-        out[len++] = '\'';
-        out[len] = 0;
+        omni_buf_append_char (&out, '\'');
     }
     PQconninfoFree (options);
-    return out;
+    return omni_buf_detach (&out);
 }
 
 static char *

@@ -16,6 +16,7 @@
     sent): building a record costs more CPU than sending it, and a benchmark
     of ingestd should not share its cores with that.                         */
 #include "tools/omni-loadgen/loadgen.h"
+#include "common/buf.h"
 #include "client/intake_client.h"
 #include "common/daemon.h"
 #include "common/log.h"
@@ -164,13 +165,9 @@ s_preencode (loadgen_t *self)
             self->ids_pre = NULL;
             return false;
         }
-        if (used + size > cap) {
-            cap = cap ? cap * 2 : (size_t) (c->count < 4096 ? 4096 : c->count) * size;
-            while (used + size > cap)
-                cap *= 2;
-            self->arena = realloc (self->arena, cap);
-            assert (self->arena);
-        }
+        //  At the first record, room for all of its size; then doubling
+        omni_array_reserve (self->arena, cap,
+                            k ? used + size : (size_t) (c->count < 4096 ? 4096 : c->count) * size);
         memcpy (self->arena + used, data, size);
         used += size;
         self->ends[k] = used;
@@ -334,14 +331,12 @@ s_read_lines (const char *path, char ***lines)
 {
     FILE *f = fopen (path, "r");
     assert (f);
-    size_t n = 0, cap = 16;
-    *lines = malloc (cap * sizeof **lines);
+    size_t n = 0, cap = 0;
+    *lines = NULL;
     char line[128];
     while (fgets (line, sizeof line, f)) {
-        if (n == cap)
-            *lines = realloc (*lines, (cap *= 2) * sizeof **lines);
         line[strcspn (line, "\n")] = 0;
-        (*lines)[n++] = strdup (line);
+        *omni_array_push (*lines, n, cap) = strdup (line);
     }
     fclose (f);
     return n;

@@ -4,6 +4,8 @@
     rates and percentiles. The y axis starts at zero and ends at a round
     number; labels that would collide are thinned, names cut to fit.        */
 #include "tools/omni-report/chart.h"
+#include "common/buf.h"
+#include "common/util.h"
 
 #include <assert.h>
 #include <cairo-svg.h>
@@ -34,10 +36,7 @@ chart_ellipsize (const char *text, size_t max_bytes)
     size_t len = strlen (text);
     if (len <= max_bytes)
         return strdup (text);
-    //  Back to the start of a UTF-8 character.
-    size_t cut = max_bytes;
-    while (cut > 0 && ((unsigned char) text[cut] & 0xC0) == 0x80)
-        cut--;
+    size_t cut = omni_util_utf8_cut (text, len, max_bytes);
     char *out = malloc (cut + 4);
     assert (out);
     memcpy (out, text, cut);
@@ -290,28 +289,10 @@ chart_draw (cairo_t *cr, const model_chart_t *chart, const model_chart_data_t *d
     cairo_restore (cr);
 }
 
-typedef struct {
-    char *data;
-    size_t size, cap;
-} s_buf_t;
-
-static void
-s_append (s_buf_t *buf, const char *data, size_t size)
-{
-    if (buf->size + size + 1 > buf->cap) {
-        buf->cap = (buf->size + size + 1) * 2;
-        buf->data = realloc (buf->data, buf->cap);
-        assert (buf->data);
-    }
-    memcpy (buf->data + buf->size, data, size);
-    buf->size += size;
-    buf->data[buf->size] = 0;
-}
-
 static cairo_status_t
 s_write (void *closure, const unsigned char *data, unsigned int length)
 {
-    s_append (closure, (const char *) data, length);
+    omni_buf_append (closure, (const char *) data, length);
     return CAIRO_STATUS_SUCCESS;
 }
 
@@ -319,7 +300,7 @@ char *
 chart_svg (const model_chart_t *chart, const model_chart_data_t *data, double w, double h,
            const char *prefix)
 {
-    s_buf_t raw = {0};
+    omni_buf_t raw = {0};
     cairo_surface_t *surface = cairo_svg_surface_create_for_stream (s_write, &raw, w, h);
     cairo_svg_surface_restrict_to_version (surface, CAIRO_SVG_VERSION_1_1);
     cairo_t *cr = cairo_create (surface);
@@ -331,7 +312,7 @@ chart_svg (const model_chart_t *chart, const model_chart_data_t *data, double w,
     //  cairo's output, made fit for inlining: from <svg on, the root's
     //  fixed size replaced by the container's width (the viewBox keeps the
     //  proportions), and the ids prefixed.
-    s_buf_t out = {0};
+    omni_buf_t out = {0};
     const char *p = strstr (raw.data, "<svg");
     assert (p);
     const char *root_end = strchr (p, '>');
@@ -341,7 +322,7 @@ chart_svg (const model_chart_t *chart, const model_chart_data_t *data, double w,
               "xmlns:xlink=\"http://www.w3.org/1999/xlink\" viewBox=\"0 0 %g %g\" "
               "width=\"100%%\" role=\"img\"",
               w, h);
-    s_append (&out, root, strlen (root));
+    omni_buf_append_str (&out, root);
     p = root_end;
     size_t prefix_len = strlen (prefix);
     while (*p) {
@@ -356,14 +337,14 @@ chart_svg (const model_chart_t *chart, const model_chart_data_t *data, double w,
             }
         }
         if (!next) {
-            s_append (&out, p, strlen (p));
+            omni_buf_append_str (&out, p);
             break;
         }
-        s_append (&out, p, (size_t) (next - p) + marker_len);
-        s_append (&out, prefix, prefix_len);
+        omni_buf_append (&out, p, (size_t) (next - p) + marker_len);
+        omni_buf_append (&out, prefix, prefix_len);
         p = next + marker_len;
     }
-    free (raw.data);
+    omni_buf_release (&raw);
     return out.data;
 }
 

@@ -1260,13 +1260,13 @@ s_test_host (omni_pgconn_t *conn, gather_options_t *options, size_t rows)
     assert (model);
     model_section_t *host = model_section (model, 6);
     assert (!host->empty && host->ntables == 1 && host->tables[0]->nrows == rows);
-    omni_mpjson_buf_t buf = {0};
+    omni_buf_t buf = {0};
     for (size_t i = 0; i < rows * 7; i++) {
         const char *cell = host->tables[0]->cells[i];
-        omni_mpjson_append (&buf, i ? "|" : "", i ? 1 : 0);
-        omni_mpjson_append (&buf, cell ? cell : "-", strlen (cell ? cell : "-"));
+        omni_buf_append (&buf, i ? "|" : "", i ? 1 : 0);
+        omni_buf_append (&buf, cell ? cell : "-", strlen (cell ? cell : "-"));
     }
-    omni_mpjson_append (&buf, "", 1);
+    omni_buf_append (&buf, "", 1);
     model_destroy (&model);
     return buf.data;
 }

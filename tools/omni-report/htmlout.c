@@ -36,13 +36,13 @@ static const char *s_style =
     "@media print{body{background:#fff}section{break-inside:avoid-page;border:0}}";
 
 static void
-s_text (omni_mpjson_buf_t *buf, const char *text)
+s_text (omni_buf_t *buf, const char *text)
 {
-    omni_mpjson_append (buf, text, strlen (text));
+    omni_buf_append (buf, text, strlen (text));
 }
 
 void
-htmlout_escape (omni_mpjson_buf_t *buf, const char *text)
+htmlout_escape (omni_buf_t *buf, const char *text)
 {
     const char *run = text;
     for (const char *p = text; *p; p++) {
@@ -55,7 +55,7 @@ htmlout_escape (omni_mpjson_buf_t *buf, const char *text)
         case '\'': ref = "&#39;"; break;
         }
         if (ref) {
-            omni_mpjson_append (buf, run, (size_t) (p - run));
+            omni_buf_append (buf, run, (size_t) (p - run));
             s_text (buf, ref);
             run = p + 1;
         }
@@ -64,7 +64,7 @@ htmlout_escape (omni_mpjson_buf_t *buf, const char *text)
 }
 
 void
-htmlout_begin (omni_mpjson_buf_t *buf, const char *title)
+htmlout_begin (omni_buf_t *buf, const char *title)
 {
     s_text (buf, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
                  "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
@@ -77,14 +77,14 @@ htmlout_begin (omni_mpjson_buf_t *buf, const char *title)
 }
 
 void
-htmlout_end (omni_mpjson_buf_t *buf)
+htmlout_end (omni_buf_t *buf)
 {
     s_text (buf, "</body></html>\n");
 }
 
 //  A value as shown: numbers as they are, an absent one as a dash.
 static void
-s_cell (omni_mpjson_buf_t *buf, model_type_t type, const char *value)
+s_cell (omni_buf_t *buf, model_type_t type, const char *value)
 {
     s_text (buf, type == MODEL_NUM ? "<td class=\"n\">" : "<td>");
     if (!value)
@@ -99,7 +99,7 @@ s_cell (omni_mpjson_buf_t *buf, model_type_t type, const char *value)
 }
 
 static void
-s_table (omni_mpjson_buf_t *buf, model_table_t *table)
+s_table (omni_buf_t *buf, model_table_t *table)
 {
     s_text (buf, "<div class=\"scroll\"><table><caption>");
     htmlout_escape (buf, table->title);
@@ -126,8 +126,7 @@ s_table (omni_mpjson_buf_t *buf, model_table_t *table)
 }
 
 void
-htmlout_render (model_t *model, omni_mpjson_buf_t *buf, const char *index_href,
-                const char *json_href)
+htmlout_render (model_t *model, omni_buf_t *buf, const char *index_href, const char *json_href)
 {
     char title[512];
     snprintf (title, sizeof title, "OmniAudit report: %s", model_project (model));
@@ -223,11 +222,11 @@ void
 htmlout_test (bool verbose)
 {
     (void) verbose;
-    omni_mpjson_buf_t buf = {0};
+    omni_buf_t buf = {0};
     htmlout_escape (&buf, "<script>alert('x')</script> & \"q\"");
     assert (strcmp (buf.data, "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; "
                               "&quot;q&quot;") == 0);
-    omni_mpjson_buf_reset (&buf);
+    omni_buf_reset (&buf);
 
     const char *hostile = "<script>alert(1)</script>\"' \xd7\xa9\xd7\x9c\xd7\x95\xd7\x9d "
                           "\xF0\x9F\x98\x80";
@@ -252,7 +251,7 @@ htmlout_test (bool verbose)
     assert (strstr (buf.data, "default-src 'none'"));
     assert (!strstr (buf.data, "http://") || strstr (buf.data, "http://www.w3.org"));
     assert (!strstr (buf.data, "src="));
-    omni_mpjson_buf_free (&buf);
+    omni_buf_release (&buf);
     model_destroy (&model);
     chart_shutdown ();
 }

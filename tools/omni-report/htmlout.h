@@ -14,15 +14,15 @@
 
 //  Appends the page of `model` to `buf`. `index_href` and `json_href`
 //  (the dashboard's links; NULL for a file) are trusted URLs, escaped too.
-void htmlout_render (model_t *model, omni_mpjson_buf_t *buf, const char *index_href,
+void htmlout_render (model_t *model, omni_buf_t *buf, const char *index_href,
                      const char *json_href);
 
 //  Appends `text` with & < > " ' as character references.
-void htmlout_escape (omni_mpjson_buf_t *buf, const char *text);
+void htmlout_escape (omni_buf_t *buf, const char *text);
 
 //  The common head of every page (title escaped), open <body>.
-void htmlout_begin (omni_mpjson_buf_t *buf, const char *title);
-void htmlout_end (omni_mpjson_buf_t *buf);
+void htmlout_begin (omni_buf_t *buf, const char *title);
+void htmlout_end (omni_buf_t *buf);
 
 void htmlout_test (bool verbose);
 

@@ -1,5 +1,5 @@
 /*  jsonout: the report as JSON (see jsonout.h). Written by hand over
-    omni_mpjson_buf_t rather than through a DOM library: the document is a
+    omni_buf_t rather than through a DOM library: the document is a
     straight walk over the model, and values must keep PostgreSQL's exact
     text, which a DOM would turn into doubles.                               */
 #include "tools/omni-report/jsonout.h"
@@ -10,13 +10,13 @@
 #include <string.h>
 
 static void
-s_text (omni_mpjson_buf_t *buf, const char *text)
+s_text (omni_buf_t *buf, const char *text)
 {
-    omni_mpjson_append (buf, text, strlen (text));
+    omni_buf_append (buf, text, strlen (text));
 }
 
 static void
-s_string (omni_mpjson_buf_t *buf, const char *text)
+s_string (omni_buf_t *buf, const char *text)
 {
     if (text)
         omni_mpjson_string (buf, text, strlen (text));
@@ -25,7 +25,7 @@ s_string (omni_mpjson_buf_t *buf, const char *text)
 }
 
 static void
-s_key (omni_mpjson_buf_t *buf, const char *key, bool first)
+s_key (omni_buf_t *buf, const char *key, bool first)
 {
     if (!first)
         s_text (buf, ",");
@@ -67,7 +67,7 @@ jsonout_is_number (const char *text)
 }
 
 static void
-s_value (omni_mpjson_buf_t *buf, model_type_t type, const char *value)
+s_value (omni_buf_t *buf, model_type_t type, const char *value)
 {
     if (value && type == MODEL_NUM && jsonout_is_number (value))
         s_text (buf, value);
@@ -76,7 +76,7 @@ s_value (omni_mpjson_buf_t *buf, model_type_t type, const char *value)
 }
 
 static void
-s_table (omni_mpjson_buf_t *buf, model_table_t *table)
+s_table (omni_buf_t *buf, model_table_t *table)
 {
     s_text (buf, "{");
     s_key (buf, "title", true);
@@ -108,7 +108,7 @@ s_table (omni_mpjson_buf_t *buf, model_table_t *table)
 }
 
 static void
-s_chart (omni_mpjson_buf_t *buf, const model_chart_t *chart)
+s_chart (omni_buf_t *buf, const model_chart_t *chart)
 {
     s_text (buf, "{");
     s_key (buf, "title", true);
@@ -135,7 +135,7 @@ s_chart (omni_mpjson_buf_t *buf, const model_chart_t *chart)
 }
 
 void
-jsonout_render (model_t *model, omni_mpjson_buf_t *buf)
+jsonout_render (model_t *model, omni_buf_t *buf)
 {
     s_text (buf, "{");
     s_key (buf, "project", true);
@@ -206,7 +206,7 @@ jsonout_test (bool verbose)
     const char *values[] = {"n", NULL};
     model_chart_add (section, "c", "C", MODEL_BARS, "t", "name", NULL, values, NULL);
     model_section_empty (model_section_add (model, "host", "Host"), "no points");
-    omni_mpjson_buf_t buf = {0};
+    omni_buf_t buf = {0};
     jsonout_render (model, &buf);
     const char *expected = "{\"project\":\"a\\\"b</script>\",\"pattern\":\"%\",\"since\":null,"
                            "\"until\":\"2024-01-01 00:00:00+00\",\"generated\":\"";
@@ -216,6 +216,6 @@ jsonout_test (bool verbose)
                               "\\\"x\\\"\\n\",\"n\":0.6667}]"));
     assert (strstr (buf.data, "\"values\":[\"n\"],\"unit\":null}"));
     assert (strstr (buf.data, "\"host\":{\"title\":\"Host\",\"empty\":\"no points\""));
-    omni_mpjson_buf_free (&buf);
+    omni_buf_release (&buf);
     model_destroy (&model);
 }

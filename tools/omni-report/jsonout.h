@@ -16,7 +16,7 @@
 //                                     "rows": [{COLUMN: value}]}},
 //                     "charts": {ID: {"title", "kind", "table", "label",
 //                                     "series", "values": [COLUMN], "unit"}}}}}
-void jsonout_render (model_t *model, omni_mpjson_buf_t *buf);
+void jsonout_render (model_t *model, omni_buf_t *buf);
 
 //  Whether `text` is a JSON number as it stands (PostgreSQL also writes
 //  NaN and Infinity, which JSON lacks: those become strings).

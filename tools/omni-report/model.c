@@ -2,6 +2,7 @@
     doubling: a report holds a few sections of a few tables, and the
     largest table is the length of the history in weeks or the top N.        */
 #include "tools/omni-report/model.h"
+#include "common/buf.h"
 
 #include <assert.h>
 #include <math.h>
@@ -242,11 +243,7 @@ model_column_find (model_table_t *table, const char *id)
 void
 model_row_add (model_table_t *table, const char *const *values)
 {
-    if (table->nrows == table->cap) {
-        table->cap = table->cap ? table->cap * 2 : 16;
-        table->cells = realloc (table->cells, table->cap * table->ncols * sizeof (char *));
-        assert (table->cells || table->ncols == 0);
-    }
+    omni_array_reserve (table->cells, table->cap, (table->nrows + 1) * table->ncols);
     for (size_t i = 0; i < table->ncols; i++)
         table->cells[table->nrows * table->ncols + i] = s_dup (values[i]);
     table->nrows++;

@@ -35,7 +35,7 @@ typedef struct {
 typedef struct {
     char *id;
     char *title;
-    size_t ncols, nrows, cap;
+    size_t ncols, nrows, cap; //  cap: cells allocated
     model_column_t *cols;
     char **cells; //  nrows * ncols, NULL = SQL NULL
 } model_table_t;

@@ -56,7 +56,7 @@ s_now_ms (void)
 
 //  The page cached under `key` and still fresh, copied into `buf`.
 static bool
-s_cache_get (server_t *self, const char *key, omni_mpjson_buf_t *buf)
+s_cache_get (server_t *self, const char *key, omni_buf_t *buf)
 {
     if (!self->options.cache_ms)
         return false;
@@ -66,7 +66,7 @@ s_cache_get (server_t *self, const char *key, omni_mpjson_buf_t *buf)
         s_cached_t *slot = &self->cache[i];
         if (slot->key && strcmp (slot->key, key) == 0 &&
             s_now_ms () - slot->built_ms < self->options.cache_ms) {
-            omni_mpjson_append (buf, slot->body, slot->size);
+            omni_buf_append (buf, slot->body, slot->size);
             hit = true;
         }
     }
@@ -76,7 +76,7 @@ s_cache_get (server_t *self, const char *key, omni_mpjson_buf_t *buf)
 
 //  Keeps a copy of a page, in place of the same key's or the oldest.
 static void
-s_cache_put (server_t *self, const char *key, const omni_mpjson_buf_t *buf)
+s_cache_put (server_t *self, const char *key, const omni_buf_t *buf)
 {
     if (!self->options.cache_ms || !buf->data)
         return;
@@ -103,14 +103,13 @@ s_cache_put (server_t *self, const char *key, const omni_mpjson_buf_t *buf)
 }
 
 static s_result_t
-s_send (struct MHD_Connection *connection, unsigned status, const char *type,
-        omni_mpjson_buf_t *buf)
+s_send (struct MHD_Connection *connection, unsigned status, const char *type, omni_buf_t *buf)
 {
     struct MHD_Response *response = MHD_create_response_from_buffer (
         buf->size, buf->data ? buf->data : (char *) "",
         buf->data ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
     if (!response) {
-        omni_mpjson_buf_free (buf);
+        omni_buf_release (buf);
         return MHD_NO;
     }
     memset (buf, 0, sizeof *buf); //  MHD frees it
@@ -131,16 +130,16 @@ s_send (struct MHD_Connection *connection, unsigned status, const char *type,
 static s_result_t
 s_unavailable (struct MHD_Connection *connection, bool json, const char *why)
 {
-    omni_mpjson_buf_t buf = {0};
+    omni_buf_t buf = {0};
     if (json) {
-        omni_mpjson_append (&buf, "{\"error\":", 9);
+        omni_buf_append (&buf, "{\"error\":", 9);
         omni_mpjson_string (&buf, why, strlen (why));
-        omni_mpjson_append (&buf, "}\n", 2);
+        omni_buf_append (&buf, "}\n", 2);
     } else {
         htmlout_begin (&buf, "OmniAudit: store unavailable");
-        omni_mpjson_append (&buf, "<h1>Store unavailable</h1><p class=\"empty\">", 43);
+        omni_buf_append (&buf, "<h1>Store unavailable</h1><p class=\"empty\">", 43);
         htmlout_escape (&buf, why);
-        omni_mpjson_append (&buf, "</p><p><a href=\"/\">All projects</a></p>", 39);
+        omni_buf_append (&buf, "</p><p><a href=\"/\">All projects</a></p>", 39);
         htmlout_end (&buf);
     }
     return s_send (connection, MHD_HTTP_SERVICE_UNAVAILABLE, json ? S_JSON : S_HTML, &buf);
@@ -149,25 +148,25 @@ s_unavailable (struct MHD_Connection *connection, bool json, const char *why)
 static s_result_t
 s_not_found (struct MHD_Connection *connection)
 {
-    omni_mpjson_buf_t buf = {0};
+    omni_buf_t buf = {0};
     htmlout_begin (&buf, "OmniAudit: not found");
-    omni_mpjson_append (&buf, "<h1>Not found</h1><p><a href=\"/\">All projects</a></p>", 53);
+    omni_buf_append (&buf, "<h1>Not found</h1><p><a href=\"/\">All projects</a></p>", 53);
     htmlout_end (&buf);
     return s_send (connection, MHD_HTTP_NOT_FOUND, S_HTML, &buf);
 }
 
 //  Percent-encoding of a source name for a path segment.
 static void
-s_url_encode (omni_mpjson_buf_t *buf, const char *text)
+s_url_encode (omni_buf_t *buf, const char *text)
 {
     static const char hex[] = "0123456789ABCDEF";
     for (const unsigned char *p = (const unsigned char *) text; *p; p++) {
         if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
             strchr ("-._~", *p))
-            omni_mpjson_append (buf, (const char *) p, 1);
+            omni_buf_append (buf, (const char *) p, 1);
         else {
             char escape[3] = {'%', hex[*p >> 4], hex[*p & 15]};
-            omni_mpjson_append (buf, escape, 3);
+            omni_buf_append (buf, escape, 3);
         }
     }
 }
@@ -182,33 +181,33 @@ s_index (server_t *self, struct MHD_Connection *connection, bool json)
     omni_pgconn_destroy (&conn);
     if (!names)
         return s_unavailable (connection, json, error);
-    omni_mpjson_buf_t buf = {0};
+    omni_buf_t buf = {0};
     if (json) {
-        omni_mpjson_append (&buf, "{\"projects\":[", 13);
+        omni_buf_append (&buf, "{\"projects\":[", 13);
         for (size_t i = 0; names[i]; i++) {
             if (i)
-                omni_mpjson_append (&buf, ",", 1);
+                omni_buf_append (&buf, ",", 1);
             omni_mpjson_string (&buf, names[i], strlen (names[i]));
         }
-        omni_mpjson_append (&buf, "]}\n", 3);
+        omni_buf_append (&buf, "]}\n", 3);
     } else {
         htmlout_begin (&buf, "OmniAudit: projects");
         const char *head = "<header><h1>OmniAudit projects</h1><nav><a href=\"/json/\">JSON</a>"
                            "</nav></header><section><ul>";
-        omni_mpjson_append (&buf, head, strlen (head));
+        omni_buf_append (&buf, head, strlen (head));
         for (size_t i = 0; names[i]; i++) {
-            omni_mpjson_append (&buf, "<li><a href=\"/p/", 16);
-            omni_mpjson_buf_t link = {0};
+            omni_buf_append (&buf, "<li><a href=\"/p/", 16);
+            omni_buf_t link = {0};
             s_url_encode (&link, names[i]);
             htmlout_escape (&buf, link.data ? link.data : "");
-            omni_mpjson_buf_free (&link);
-            omni_mpjson_append (&buf, "\"><bdi>", 7);
+            omni_buf_release (&link);
+            omni_buf_append (&buf, "\"><bdi>", 7);
             htmlout_escape (&buf, names[i]);
-            omni_mpjson_append (&buf, "</bdi></a></li>\n", 16);
+            omni_buf_append (&buf, "</bdi></a></li>\n", 16);
         }
         if (!names[0])
-            omni_mpjson_append (&buf, "<li class=\"empty\">no project yet</li>", 37);
-        omni_mpjson_append (&buf, "</ul></section>", 15);
+            omni_buf_append (&buf, "<li class=\"empty\">no project yet</li>", 37);
+        omni_buf_append (&buf, "</ul></section>", 15);
         htmlout_end (&buf);
     }
     gather_names_free (&names);
@@ -223,23 +222,23 @@ s_report (server_t *self, struct MHD_Connection *connection, const char *name, b
     const char *until = MHD_lookup_connection_value (connection, MHD_GET_ARGUMENT_KIND, "until");
     //  Fields apart by a byte no URL argument holds once decoded by MHD
     //  (it cuts at NUL), so two requests cannot share a key by accident.
-    omni_mpjson_buf_t key = {0};
-    omni_mpjson_append (&key, json ? "j\x01" : "h\x01", 2);
-    omni_mpjson_append (&key, name, strlen (name));
-    omni_mpjson_append (&key, "\x01", 1);
-    omni_mpjson_append (&key, since ? since : "", since ? strlen (since) : 0);
-    omni_mpjson_append (&key, "\x01", 1);
-    omni_mpjson_append (&key, until ? until : "", until ? strlen (until) : 0);
-    omni_mpjson_append (&key, "", 1);
-    omni_mpjson_buf_t cached = {0};
+    omni_buf_t key = {0};
+    omni_buf_append (&key, json ? "j\x01" : "h\x01", 2);
+    omni_buf_append (&key, name, strlen (name));
+    omni_buf_append (&key, "\x01", 1);
+    omni_buf_append (&key, since ? since : "", since ? strlen (since) : 0);
+    omni_buf_append (&key, "\x01", 1);
+    omni_buf_append (&key, until ? until : "", until ? strlen (until) : 0);
+    omni_buf_append (&key, "", 1);
+    omni_buf_t cached = {0};
     if (s_cache_get (self, key.data, &cached)) {
-        omni_mpjson_buf_free (&key);
+        omni_buf_release (&key);
         return s_send (connection, MHD_HTTP_OK, json ? S_JSON : S_HTML, &cached);
     }
     omni_pgconn_t *conn = gather_connect (self->dsn, self->options.statement_timeout_ms,
                                           self->options.connect_timeout_ms, error, sizeof error);
     if (!conn) {
-        omni_mpjson_buf_free (&key);
+        omni_buf_release (&key);
         return s_unavailable (connection, json, error);
     }
     char *pattern = gather_like_literal (name);
@@ -254,22 +253,22 @@ s_report (server_t *self, struct MHD_Connection *connection, const char *name, b
     omni_pgconn_destroy (&conn);
     free (pattern);
     if (!model) {
-        omni_mpjson_buf_free (&key);
+        omni_buf_release (&key);
         return s_unavailable (connection, json, error);
     }
-    omni_mpjson_buf_t buf = {0};
+    omni_buf_t buf = {0};
     if (json)
         jsonout_render (model, &buf);
     else {
-        omni_mpjson_buf_t href = {0};
-        omni_mpjson_append (&href, "/json/", 6);
+        omni_buf_t href = {0};
+        omni_buf_append (&href, "/json/", 6);
         s_url_encode (&href, name);
         htmlout_render (model, &buf, "/", href.data);
-        omni_mpjson_buf_free (&href);
+        omni_buf_release (&href);
     }
     model_destroy (&model);
     s_cache_put (self, key.data, &buf);
-    omni_mpjson_buf_free (&key);
+    omni_buf_release (&key);
     return s_send (connection, MHD_HTTP_OK, json ? S_JSON : S_HTML, &buf);
 }
 
@@ -283,8 +282,8 @@ s_handle (void *cls, struct MHD_Connection *connection, const char *url, const c
     (void) con_cls;
     server_t *self = cls;
     if (strcmp (method, MHD_HTTP_METHOD_GET) != 0 && strcmp (method, MHD_HTTP_METHOD_HEAD) != 0) {
-        omni_mpjson_buf_t buf = {0};
-        omni_mpjson_append (&buf, "method not allowed\n", 19);
+        omni_buf_t buf = {0};
+        omni_buf_append (&buf, "method not allowed\n", 19);
         return s_send (connection, MHD_HTTP_METHOD_NOT_ALLOWED, "text/plain", &buf);
     }
     //  MHD has already percent-decoded the path.
@@ -293,8 +292,8 @@ s_handle (void *cls, struct MHD_Connection *connection, const char *url, const c
     if (strcmp (url, "/json/") == 0 || strcmp (url, "/json") == 0)
         return s_index (self, connection, true);
     if (strcmp (url, "/health") == 0) {
-        omni_mpjson_buf_t buf = {0};
-        omni_mpjson_append (&buf, "ok\n", 3);
+        omni_buf_t buf = {0};
+        omni_buf_append (&buf, "ok\n", 3);
         return s_send (connection, MHD_HTTP_OK, "text/plain", &buf);
     }
     if (strncmp (url, "/p/", 3) == 0 && url[3])
@@ -407,8 +406,8 @@ server_test (bool verbose)
     assert (!server_new (taken, &options, error, sizeof error) && strstr (error, taken));
     server_destroy (&server);
     assert (!server);
-    omni_mpjson_buf_t buf = {0};
+    omni_buf_t buf = {0};
     s_url_encode (&buf, "file:///a b/é");
     assert (strcmp (buf.data, "file%3A%2F%2F%2Fa%20b%2F%C3%A9") == 0);
-    omni_mpjson_buf_free (&buf);
+    omni_buf_release (&buf);
 }

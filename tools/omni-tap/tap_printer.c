@@ -23,8 +23,8 @@ struct _tap_printer_t {
     tap_format_t format;
     bool show_rejects;
     msgpack_zone zone;
-    omni_mpjson_buf_t out;     //  the text returned
-    omni_mpjson_buf_t scratch; //  compact JSON before indenting
+    omni_buf_t out;     //  the text returned
+    omni_buf_t scratch; //  compact JSON before indenting
     size_t printed, bad;
 };
 
@@ -90,33 +90,33 @@ tap_printer_destroy (tap_printer_t **self_p)
     if (!self)
         return;
     msgpack_zone_destroy (&self->zone);
-    omni_mpjson_buf_free (&self->out);
-    omni_mpjson_buf_free (&self->scratch);
+    omni_buf_release (&self->out);
+    omni_buf_release (&self->scratch);
     free (self);
     *self_p = NULL;
 }
 
 static void
-s_json_text (omni_mpjson_buf_t *buf, const void *data, size_t len)
+s_json_text (omni_buf_t *buf, const void *data, size_t len)
 {
-    omni_mpjson_append (buf, "\"", 1);
+    omni_buf_append (buf, "\"", 1);
     omni_mpjson_escaped (buf, data, len, true);
-    omni_mpjson_append (buf, "\"", 1);
+    omni_buf_append (buf, "\"", 1);
 }
 
 static void
-s_hex (omni_mpjson_buf_t *buf, const void *data, size_t len)
+s_hex (omni_buf_t *buf, const void *data, size_t len)
 {
     char hex[2 * TAP_RAW_HEX_MAX + 1];
     if (len > TAP_RAW_HEX_MAX)
         len = TAP_RAW_HEX_MAX;
     omni_util_hex (data, len, hex);
-    omni_mpjson_append (buf, hex, 2 * len);
+    omni_buf_append (buf, hex, 2 * len);
 }
 
 //  ISO 8601 UTC with nanoseconds: 2023-11-14T22:13:20.000000001Z.
 static void
-s_iso_time (omni_mpjson_buf_t *buf, int64_t ts)
+s_iso_time (omni_buf_t *buf, int64_t ts)
 {
     int64_t sec = ts / 1000000000, nsec = ts % 1000000000;
     if (nsec < 0) {
@@ -128,25 +128,25 @@ s_iso_time (omni_mpjson_buf_t *buf, int64_t ts)
     char text[64];
     if (!gmtime_r (&t, &tm) || !strftime (text, sizeof text, "%Y-%m-%dT%H:%M:%S", &tm)) {
         snprintf (text, sizeof text, "@%" PRId64, ts);
-        omni_mpjson_append (buf, text, strlen (text));
+        omni_buf_append (buf, text, strlen (text));
         return;
     }
-    omni_mpjson_append (buf, text, strlen (text));
-    omni_mpjson_append (buf, text, (size_t) snprintf (text, sizeof text, ".%09" PRId64 "Z", nsec));
+    omni_buf_append (buf, text, strlen (text));
+    omni_buf_append (buf, text, (size_t) snprintf (text, sizeof text, ".%09" PRId64 "Z", nsec));
 }
 
 static void
-s_indent (omni_mpjson_buf_t *buf, int level)
+s_indent (omni_buf_t *buf, int level)
 {
-    omni_mpjson_append (buf, "\n", 1);
+    omni_buf_append (buf, "\n", 1);
     for (int i = 0; i < level; i++)
-        omni_mpjson_append (buf, "  ", 2);
+        omni_buf_append (buf, "  ", 2);
 }
 
 //  Re-indents compact JSON (as mpjson writes it: no whitespace outside
 //  strings), two spaces a level, starting at `level`; empty {} and [] stay.
 static void
-s_pretty_json (omni_mpjson_buf_t *buf, const char *json, size_t len, int level)
+s_pretty_json (omni_buf_t *buf, const char *json, size_t len, int level)
 {
     bool in_string = false;
     size_t run = 0;
@@ -165,32 +165,32 @@ s_pretty_json (omni_mpjson_buf_t *buf, const char *json, size_t len, int level)
         }
         if (c != '{' && c != '[' && c != '}' && c != ']' && c != ',' && c != ':')
             continue;
-        omni_mpjson_append (buf, json + run, i - run);
+        omni_buf_append (buf, json + run, i - run);
         run = i + 1;
         if ((c == '{' || c == '[') && i + 1 < len && (json[i + 1] == '}' || json[i + 1] == ']')) {
-            omni_mpjson_append (buf, json + i, 2);
+            omni_buf_append (buf, json + i, 2);
             run = ++i + 1;
         } else if (c == '{' || c == '[') {
-            omni_mpjson_append (buf, &c, 1);
+            omni_buf_append (buf, &c, 1);
             s_indent (buf, ++level);
         } else if (c == '}' || c == ']') {
             s_indent (buf, --level);
-            omni_mpjson_append (buf, &c, 1);
+            omni_buf_append (buf, &c, 1);
         } else if (c == ',') {
-            omni_mpjson_append (buf, ",", 1);
+            omni_buf_append (buf, ",", 1);
             s_indent (buf, level);
         } else
-            omni_mpjson_append (buf, ": ", 2);
+            omni_buf_append (buf, ": ", 2);
     }
-    omni_mpjson_append (buf, json + run, len - run);
+    omni_buf_append (buf, json + run, len - run);
 }
 
 static void
-s_field (omni_mpjson_buf_t *buf, const char *name, omni_record_str_t value)
+s_field (omni_buf_t *buf, const char *name, omni_record_str_t value)
 {
-    omni_mpjson_append (buf, " ", 1);
-    omni_mpjson_append (buf, name, strlen (name));
-    omni_mpjson_append (buf, "=", 1);
+    omni_buf_append (buf, " ", 1);
+    omni_buf_append (buf, name, strlen (name));
+    omni_buf_append (buf, "=", 1);
     //  Escaped: a control character in a source name must not reach the terminal.
     omni_mpjson_escaped (buf, value.ptr, value.len, true);
 }
@@ -198,36 +198,36 @@ s_field (omni_mpjson_buf_t *buf, const char *name, omni_record_str_t value)
 static void
 s_record_pretty (tap_printer_t *self, const omni_record_t *record)
 {
-    omni_mpjson_buf_t *out = &self->out;
+    omni_buf_t *out = &self->out;
     char hex[2 * RECORD_ID_SIZE + 1];
     omni_mpjson_escaped (out, record->kind.ptr, record->kind.len, true);
-    omni_mpjson_append (out, " ", 1);
+    omni_buf_append (out, " ", 1);
     s_field (out, "src", record->src);
     omni_util_hex (record->id, RECORD_ID_SIZE, hex);
-    omni_mpjson_append (out, " id=", 4);
-    omni_mpjson_append (out, hex, strlen (hex));
-    omni_mpjson_append (out, " ts=", 4);
+    omni_buf_append (out, " id=", 4);
+    omni_buf_append (out, hex, strlen (hex));
+    omni_buf_append (out, " ts=", 4);
     s_iso_time (out, record->ts);
     s_field (out, "col", record->col);
     s_field (out, "run", record->run);
     if (record->tags) {
-        omni_mpjson_buf_reset (&self->scratch);
+        omni_buf_reset (&self->scratch);
         omni_mpjson_value (&self->scratch, record->tags);
-        omni_mpjson_append (out, "\n  tags ", 8);
-        omni_mpjson_append (out, self->scratch.data, self->scratch.size);
+        omni_buf_append (out, "\n  tags ", 8);
+        omni_buf_append (out, self->scratch.data, self->scratch.size);
     }
-    omni_mpjson_buf_reset (&self->scratch);
+    omni_buf_reset (&self->scratch);
     omni_mpjson_value (&self->scratch, record->body);
-    omni_mpjson_append (out, "\n  ", 3);
+    omni_buf_append (out, "\n  ", 3);
     s_pretty_json (out, self->scratch.data, self->scratch.size, 1);
-    omni_mpjson_append (out, "\n", 1);
+    omni_buf_append (out, "\n", 1);
 }
 
 static tap_result_t
 s_bad (tap_printer_t *self, const char *text, size_t *size)
 {
-    omni_mpjson_buf_reset (&self->out);
-    omni_mpjson_append (&self->out, text, strlen (text));
+    omni_buf_reset (&self->out);
+    omni_buf_append (&self->out, text, strlen (text));
     *size = self->out.size;
     self->bad++;
     return TAP_BAD;
@@ -237,8 +237,8 @@ tap_result_t
 tap_printer_format (tap_printer_t *self, const void *const *frames, const size_t *sizes,
                     size_t count, const char **text, size_t *size)
 {
-    omni_mpjson_buf_reset (&self->out);
-    omni_mpjson_append (&self->out, "", 0); //  text is never NULL
+    omni_buf_reset (&self->out);
+    omni_buf_append (&self->out, "", 0); //  text is never NULL
     *text = self->out.data;
     *size = 0;
     const size_t topic_len = strlen (TAP_REJECT_TOPIC);
@@ -253,31 +253,31 @@ tap_printer_format (tap_printer_t *self, const void *const *frames, const size_t
         uint64_t whole = sizes[3];
         if (count == 5 && sizes[4] == 8)
             whole = omni_util_get_be (frames[4], 8);
-        omni_mpjson_buf_t *out = &self->out;
+        omni_buf_t *out = &self->out;
         char number[32];
         if (self->format == TAP_FORMAT_JSON) {
-            omni_mpjson_append (out, "{\"reject\":", 10);
+            omni_buf_append (out, "{\"reject\":", 10);
             s_json_text (out, frames[1], sizes[1]);
-            omni_mpjson_append (out, ",\"detail\":", 10);
+            omni_buf_append (out, ",\"detail\":", 10);
             s_json_text (out, frames[2], sizes[2]);
-            omni_mpjson_append (
+            omni_buf_append (
                 out, number,
                 (size_t) snprintf (number, sizeof number, ",\"size\":%" PRIu64, whole));
-            omni_mpjson_append (out, ",\"raw_hex\":\"", 12);
+            omni_buf_append (out, ",\"raw_hex\":\"", 12);
             s_hex (out, frames[3], sizes[3]);
-            omni_mpjson_append (out, "\"}\n", 3);
+            omni_buf_append (out, "\"}\n", 3);
         } else {
-            omni_mpjson_append (out, "!reject  ", 9);
+            omni_buf_append (out, "!reject  ", 9);
             omni_mpjson_escaped (out, frames[1], sizes[1], true);
-            omni_mpjson_append (
-                out, number, (size_t) snprintf (number, sizeof number, "  size=%" PRIu64, whole));
-            omni_mpjson_append (out, "\n  detail ", 10);
+            omni_buf_append (out, number,
+                             (size_t) snprintf (number, sizeof number, "  size=%" PRIu64, whole));
+            omni_buf_append (out, "\n  detail ", 10);
             s_json_text (out, frames[2], sizes[2]);
-            omni_mpjson_append (out, "\n  raw ", 7);
+            omni_buf_append (out, "\n  raw ", 7);
             s_hex (out, frames[3], sizes[3]);
             if (sizes[3] > TAP_RAW_HEX_MAX)
-                omni_mpjson_append (out, "...", 3);
-            omni_mpjson_append (out, "\n", 1);
+                omni_buf_append (out, "...", 3);
+            omni_buf_append (out, "\n", 1);
         }
         *text = out->data;
         *size = out->size;
@@ -299,7 +299,7 @@ tap_printer_format (tap_printer_t *self, const void *const *frames, const size_t
     }
     if (self->format == TAP_FORMAT_JSON) {
         omni_mpjson_record (&self->out, &record);
-        omni_mpjson_append (&self->out, "\n", 1);
+        omni_buf_append (&self->out, "\n", 1);
     } else
         s_record_pretty (self, &record);
     *text = self->out.data;

@@ -1,5 +1,6 @@
 /*  archread: an archive's lines, plain and zstd (see archread.h).          */
 #include "tools/omnictl/archread.h"
+#include "common/buf.h"
 #include "archiverd/archive.h"
 
 #include <assert.h>
@@ -143,12 +144,7 @@ archread_new (const char *dir, const archread_filter_t *filter, char *error, siz
             file.path = malloc (len);
             assert (file.path);
             snprintf (file.path, len, "%s/%s", kind->d_name, entry->d_name);
-            if (self->nfiles == self->cap) {
-                self->cap = self->cap ? self->cap * 2 : 64;
-                self->files = realloc (self->files, self->cap * sizeof *self->files);
-                assert (self->files);
-            }
-            self->files[self->nfiles++] = file;
+            *omni_array_push (self->files, self->nfiles, self->cap) = file;
             self->total += file.size;
         }
         closedir (d);
@@ -237,11 +233,7 @@ s_add_new_segments (archread_t *self, size_t at)
         assert (file.path);
         snprintf (file.path, len, "%.*s/%s", (int) (slash - self->files[at].path),
                   self->files[at].path, entry->d_name);
-        if (self->nfiles == self->cap) {
-            self->cap *= 2;
-            self->files = realloc (self->files, self->cap * sizeof *self->files);
-            assert (self->files);
-        }
+        omni_array_reserve (self->files, self->cap, self->nfiles + 1);
         //  In segment order, right after the file that is gone
         size_t i = at + 1;
         while (i < self->nfiles && self->files[i].zst &&
@@ -341,12 +333,9 @@ s_fill (archread_t *self)
 static void
 s_line_append (archread_t *self, const char *data, size_t len)
 {
-    if (self->line_size + len > self->line_cap) {
-        while (self->line_size + len > self->line_cap)
-            self->line_cap = self->line_cap ? self->line_cap * 2 : 4096;
-        self->line = realloc (self->line, self->line_cap);
-        assert (self->line);
-    }
+    //  An array of bytes, not an omni_buf: the line is handed out and its
+    //  size reset while the caller reads it, which a NUL would overwrite
+    omni_array_reserve (self->line, self->line_cap, self->line_size + len);
     memcpy (self->line + self->line_size, data, len);
     self->line_size += len;
 }

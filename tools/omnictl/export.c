@@ -7,6 +7,7 @@
     column names, not the records. The first pass is quiet; damage is
     reported once, by the second.                                           */
 #include "tools/omnictl/export.h"
+#include "common/buf.h"
 #include "archiverd/archive.h"
 #include "tools/omnictl/jsonrec.h"
 #include "common/daemon.h"
@@ -43,7 +44,7 @@ typedef struct {
     zhashx_t *tables; //  csv: kind -> s_table_t
     s_table_t *table; //  csv: the kind being written
     json_t **cells;   //  csv: the current row, by column
-    size_t ncells;
+    size_t cells_cap;
     char name[4096]; //  a flattened column name being built
     bool failed;     //  the output could not be written
 } s_export_t;
@@ -435,11 +436,7 @@ s_csv_begin (s_export_t *self, const char *kind)
         }
     }
     size_t n = zlistx_size (self->table->columns);
-    if (n > self->ncells) {
-        self->cells = realloc (self->cells, n * sizeof *self->cells);
-        assert (self->cells);
-        self->ncells = n;
-    }
+    omni_array_reserve (self->cells, self->cells_cap, n);
     size_t i = 0;
     for (const char *c = zlistx_first (self->table->columns); c;
          c = zlistx_next (self->table->columns)) {

@@ -8,6 +8,7 @@
     the record's own. jansson still builds the tree that the YAML and CSV
     writers walk, after the scanner has accepted the line.                  */
 #include "tools/omnictl/jsonrec.h"
+#include "common/buf.h"
 #include "proto/mpjson.h"
 #include "proto/record.h"
 #include "common/util.h"
@@ -79,11 +80,7 @@ s_unbase64 (jsonrec_t *self, const char *text, size_t len)
 {
     if (len % 4)
         return -1;
-    if (len / 4 * 3 > self->bin_cap) {
-        self->bin_cap = len / 4 * 3 + 64;
-        self->bin = realloc (self->bin, self->bin_cap);
-        assert (self->bin);
-    }
+    omni_array_reserve (self->bin, self->bin_cap, len / 4 * 3);
     size_t n = 0;
     for (size_t i = 0; i < len; i += 4) {
         int v[4];
@@ -278,11 +275,7 @@ s_string (s_scan_t *sc, const char **text, size_t *len)
     }
     //  Decoded text is never longer than its escaped form
     jsonrec_t *self = sc->self;
-    if (raw > self->text_cap) {
-        self->text_cap = raw + 256;
-        self->text = realloc (self->text, self->text_cap);
-        assert (self->text);
-    }
+    omni_array_reserve (self->text, self->text_cap, raw);
     char *out = self->text;
     for (const char *p = start; p < start + raw;) {
         if (*p != '\\') {
@@ -444,11 +437,7 @@ s_array (s_scan_t *sc)
 static void
 s_keep (char **field, size_t *cap, const char *text, size_t len)
 {
-    if (len + 1 > *cap) {
-        *cap = len + 64;
-        *field = realloc (*field, *cap);
-        assert (*field);
-    }
+    omni_array_reserve (*field, *cap, len + 1);
     memcpy (*field, text, len);
     (*field)[len] = 0;
 }
@@ -701,13 +690,13 @@ s_test_round_trip (jsonrec_t *self, omni_record_encoder_t *enc)
     omni_record_t record;
     assert (omni_record_decode (&record, &zone, data, size, NULL, detail, sizeof detail) ==
             REJECT_NONE);
-    omni_mpjson_buf_t line = {0};
+    omni_buf_t line = {0};
     omni_mpjson_record (&line, &record);
     int rc = jsonrec_pack (self, line.data, line.size, &back, &back_size, detail, sizeof detail);
     if (rc || back_size != size || memcmp (back, data, size))
         fprintf (stderr, "round trip differs: %s (%s)\n", line.data, rc ? detail : "bytes");
     assert (rc == 0 && back_size == size && memcmp (back, data, size) == 0);
-    omni_mpjson_buf_free (&line);
+    omni_buf_release (&line);
     msgpack_zone_destroy (&zone);
 }
 

@@ -5,6 +5,7 @@
     double-quoted with \\, \" and \n escapes, a value (a float, NaN, +Inf,
     -Inf), an optional timestamp that is ignored.                             */
 #include "tools/omnictl/promtext.h"
+#include "common/buf.h"
 
 #include <assert.h>
 #include <ctype.h>
@@ -21,7 +22,7 @@ typedef struct {
 typedef struct {
     char *name;
     s_label_t *labels;
-    size_t nlabels;
+    size_t nlabels, labels_cap;
     double value;
 } s_sample_t;
 
@@ -135,9 +136,8 @@ s_parse_line (const char *line, const char *end, s_sample_t *sample)
             char *value = s_parse_quoted (&p, end);
             if (!value)
                 goto bad;
-            sample->labels = realloc (sample->labels, (sample->nlabels + 1) * sizeof (s_label_t));
-            assert (sample->labels);
-            sample->labels[sample->nlabels++] = (s_label_t){s_strndup (key, key_len), value};
+            *omni_array_push (sample->labels, sample->nlabels, sample->labels_cap) =
+                (s_label_t){s_strndup (key, key_len), value};
             s_skip_blanks (&p, end);
             if (p < end && *p == ',')
                 p++;
@@ -187,12 +187,7 @@ promtext_new (const char *text)
         if (start < line_end && *start != '#') {
             s_sample_t sample;
             if (s_parse_line (start, line_end, &sample)) {
-                if (self->nsamples == self->cap) {
-                    self->cap = self->cap ? self->cap * 2 : 64;
-                    self->samples = realloc (self->samples, self->cap * sizeof *self->samples);
-                    assert (self->samples);
-                }
-                self->samples[self->nsamples++] = sample;
+                *omni_array_push (self->samples, self->nsamples, self->cap) = sample;
             } else
                 self->skipped++;
         }

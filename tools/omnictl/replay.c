@@ -7,6 +7,7 @@
     (file, line) of the next record is kept with its index; the state file
     names the last position whose index that prefix has reached.            */
 #include "tools/omnictl/replay.h"
+#include "common/buf.h"
 #include "client/intake_client.h"
 #include "tools/omnictl/jsonrec.h"
 #include "proto/kinds.h"
@@ -134,12 +135,8 @@ s_save (s_replay_t *self, const s_mark_t *mark, uint64_t base)
 static void
 s_mark (s_replay_t *self, uint64_t index, const char *path, uint64_t line)
 {
-    if (self->nmarks == self->cap) {
-        self->cap = self->cap ? self->cap * 2 : 64;
-        self->marks = realloc (self->marks, self->cap * sizeof *self->marks);
-        assert (self->marks);
-    }
-    self->marks[self->nmarks++] = (s_mark_t){index, strdup (path), line};
+    *omni_array_push (self->marks, self->nmarks, self->cap) =
+        (s_mark_t){index, strdup (path), line};
 }
 
 //  Saves the last mark the acknowledged prefix has reached.

@@ -7,6 +7,7 @@
     it is read from every ingestd of the deployment and summed (one per
     shard, each with its own writers).                                        */
 #include "tools/omnictl/status.h"
+#include "common/buf.h"
 #include "common/httpd.h"
 #include "common/log.h"
 #include "common/metrics.h"
@@ -51,36 +52,6 @@ static const char *s_rate_counters[] = {"records_accepted_total", "records_store
 //  ---------------------------------------------------------------------------
 //  Text helpers
 
-typedef struct {
-    char *data;
-    size_t size, cap;
-} s_text_t;
-
-static void s_printf (s_text_t *text, const char *format, ...)
-    __attribute__ ((format (printf, 2, 3)));
-
-static void
-s_printf (s_text_t *text, const char *format, ...)
-{
-    va_list args;
-    va_start (args, format);
-    int len = vsnprintf (NULL, 0, format, args);
-    va_end (args);
-    assert (len >= 0);
-    if (text->size + (size_t) len + 1 > text->cap) {
-        size_t cap = text->cap ? text->cap : 1024;
-        while (cap < text->size + (size_t) len + 1)
-            cap *= 2;
-        text->data = realloc (text->data, cap);
-        assert (text->data);
-        text->cap = cap;
-    }
-    va_start (args, format);
-    vsnprintf (text->data + text->size, (size_t) len + 1, format, args);
-    va_end (args);
-    text->size += (size_t) len;
-}
-
 //  A table of text cells printed with aligned columns; numeric columns are
 //  right-aligned.
 typedef struct {
@@ -93,11 +64,7 @@ typedef struct {
 static void
 s_table_row (s_table_t *table, ...)
 {
-    if (table->nrows == table->cap) {
-        table->cap = table->cap ? table->cap * 2 : 16;
-        table->cells = realloc (table->cells, table->cap * table->ncols * sizeof (char *));
-        assert (table->cells);
-    }
+    omni_array_reserve (table->cells, table->cap, (table->nrows + 1) * table->ncols);
     va_list args;
     va_start (args, table);
     for (size_t c = 0; c < table->ncols; c++) {
@@ -119,7 +86,7 @@ s_table_free (s_table_t *table)
 }
 
 static void
-s_table_render (s_table_t *table, s_text_t *out)
+s_table_render (s_table_t *table, omni_buf_t *out)
 {
     size_t width[16] = {0};
     assert (table->ncols <= 16);
@@ -134,18 +101,18 @@ s_table_render (s_table_t *table, s_text_t *out)
             const char *cell = table->cells[r * table->ncols + c];
             bool last = c + 1 == table->ncols;
             if (table->right[c] && r > 0)
-                s_printf (out, "%*s", (int) width[c], cell);
+                omni_buf_printf (out, "%*s", (int) width[c], cell);
             else if (last)
-                s_printf (out, "%s", cell);
+                omni_buf_printf (out, "%s", cell);
             else
-                s_printf (out, "%-*s", (int) width[c], cell);
+                omni_buf_printf (out, "%-*s", (int) width[c], cell);
             if (!last)
-                s_printf (out, "  ");
+                omni_buf_printf (out, "  ");
         }
         //  Trailing blanks of the last column would wrap narrow terminals.
         while (out->size && out->data[out->size - 1] == ' ')
-            out->data[--out->size] = 0;
-        s_printf (out, "\n");
+            omni_buf_truncate (out, out->size - 1);
+        omni_buf_printf (out, "\n");
     }
     s_table_free (table);
 }
@@ -322,7 +289,7 @@ s_errors_cell (target_t *target, char *out, size_t size)
     char prefix[96];
     snprintf (prefix, sizeof prefix, "omni_%s_", promtext_daemon (page));
     size_t prefix_len = strlen (prefix);
-    s_text_t text = {0};
+    omni_buf_t text = {0};
     //  Sum each error counter over its labels, in page order, once per name.
     for (size_t i = 0; i < promtext_size (page); i++) {
         const char *name = promtext_name (page, i);
@@ -341,19 +308,19 @@ s_errors_cell (target_t *target, char *out, size_t size)
             continue;
         char number[32];
         s_number (number, sizeof number, sum);
-        s_printf (&text, "%s%.*s=%s", text.size ? " " : "", (int) (len - prefix_len - 6),
-                  name + prefix_len, number);
+        omni_buf_printf (&text, "%s%.*s=%s", text.size ? " " : "", (int) (len - prefix_len - 6),
+                         name + prefix_len, number);
     }
     double value;
     char name[160];
     snprintf (name, sizeof name, "%sstore_up", prefix);
     if (promtext_get (page, name, NULL, NULL, &value) && value == 0)
-        s_printf (&text, "%sstore_down", text.size ? " " : "");
+        omni_buf_printf (&text, "%sstore_down", text.size ? " " : "");
     snprintf (name, sizeof name, "%sintake_paused", prefix);
     if (promtext_get (page, name, NULL, NULL, &value) && value == 1)
-        s_printf (&text, "%sintake_paused", text.size ? " " : "");
+        omni_buf_printf (&text, "%sintake_paused", text.size ? " " : "");
     snprintf (out, size, "%s", text.size ? text.data : "0");
-    free (text.data);
+    omni_buf_release (&text);
 }
 
 //  The instance holding `writer`, from ingestd's /health line
@@ -373,15 +340,15 @@ s_holder (target_t *target, const char *writer, char *out, size_t size)
 
 //  Per ingestd: every writer it delivers to, from its labelled gauges.
 static void
-s_render_writers (target_t *target, s_text_t *out)
+s_render_writers (target_t *target, omni_buf_t *out)
 {
     //  journal: jetstream: the writers take their records from their
     //  consumers, not from this ingestd: the stream and the consumers as its
     //  /health says them (the last lines) stand for the table
     const char *stream = strstr (target_health_text (target), "\nstream ");
     if (stream) {
-        s_printf (out, "\njetstream journal of %s (%s)\n%s\n", target_name (target),
-                  target_address (target), stream + 1);
+        omni_buf_printf (out, "\njetstream journal of %s (%s)\n%s\n", target_name (target),
+                         target_address (target), stream + 1);
         return;
     }
     promtext_t *page = target_metrics (target);
@@ -409,7 +376,8 @@ s_render_writers (target_t *target, s_text_t *out)
         s_table_row (&table, writer, connected == 1 ? "yes" : "no", rate_text, lag, age, holder);
     }
     if (table.nrows > 1) {
-        s_printf (out, "\nwriters of %s (%s)\n", target_name (target), target_address (target));
+        omni_buf_printf (out, "\nwriters of %s (%s)\n", target_name (target),
+                         target_address (target));
         s_table_render (&table, out);
     } else
         s_table_free (&table);
@@ -425,18 +393,19 @@ s_render_writers (target_t *target, s_text_t *out)
         int name_len = (int) strcspn (line + 8, " \n");
         bool seen = strstr (line, " replay=seen") && strstr (line, " replay=seen") < fill;
         fill += 7;
-        s_printf (out,
-                  "note: writer %.*s was added to a journal that already had records: its store "
-                  "starts empty from offset %.*s%s; fill it from the archive:\n  %.*s\n",
-                  name_len, line + 8, (int) strcspn (empty + 14, " \n"), empty + 14,
-                  seen ? " (a replay to it was seen)" : "", (int) strcspn (fill, "\"\n"), fill);
+        omni_buf_printf (
+            out,
+            "note: writer %.*s was added to a journal that already had records: its store "
+            "starts empty from offset %.*s%s; fill it from the archive:\n  %.*s\n",
+            name_len, line + 8, (int) strcspn (empty + 14, " \n"), empty + 14,
+            seen ? " (a replay to it was seen)" : "", (int) strcspn (fill, "\"\n"), fill);
     }
 }
 
 char *
 status_render (status_t *self)
 {
-    s_text_t out = {0};
+    omni_buf_t out = {0};
     static const bool right[STATUS_COLUMNS] = {false, false, false, true, false, false, false};
     s_table_t table = {STATUS_COLUMNS, right, NULL, 0, 0};
     s_table_row (&table, "DAEMON", "ADDRESS", "STATE", "RECORDS/S", "LAG", "ERRORS", "HEALTH");
@@ -458,7 +427,7 @@ status_render (status_t *self)
     for (size_t i = 0; i < self->ntargets; i++)
         if (strcmp (s_kind (self->targets[i]), "ingestd") == 0)
             s_render_writers (self->targets[i], &out);
-    s_printf (&out, "\n%zu of %zu daemons up and healthy\n", up, self->ntargets);
+    omni_buf_printf (&out, "\n%zu of %zu daemons up and healthy\n", up, self->ntargets);
     return out.data;
 }
 

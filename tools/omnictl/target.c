@@ -5,6 +5,7 @@
     within one timeout. Proxies from the environment are ignored: the
     operational ports are reached directly, like a Prometheus server does.   */
 #include "tools/omnictl/target.h"
+#include "common/buf.h"
 #include "common/httpd.h"
 #include "common/log.h"
 #include "common/metrics.h"
@@ -32,8 +33,7 @@ struct _target_t {
 };
 
 typedef struct {
-    char *data;
-    size_t size, cap;
+    omni_buf_t buf;
     bool truncated;
 } s_body_t;
 
@@ -42,23 +42,13 @@ s_write (char *data, size_t size, size_t nmemb, void *arg)
 {
     s_body_t *body = arg;
     size_t n = size * nmemb;
-    if (body->size + n > TARGET_BODY_MAX) {
+    if (body->buf.size + n > TARGET_BODY_MAX) {
         body->truncated = true;
         return 0; //  curl stops with CURLE_WRITE_ERROR
     }
-    if (body->size + n + 1 > body->cap) {
-        size_t cap = body->cap ? body->cap : 16384;
-        while (cap < body->size + n + 1)
-            cap *= 2;
-        char *grown = realloc (body->data, cap);
-        if (!grown)
-            return 0;
-        body->data = grown;
-        body->cap = cap;
-    }
-    memcpy (body->data + body->size, data, n);
-    body->size += n;
-    body->data[body->size] = 0;
+    if (omni_buf_try_reserve (&body->buf, n))
+        return 0; //  out of memory: the request fails, the tool carries on
+    omni_buf_append (&body->buf, data, n);
     return n;
 }
 
@@ -178,9 +168,9 @@ s_request_finish (s_request_t *request, int64_t now_ms)
         self->reached = answered;
         self->healthy = answered && request->status == 200;
         snprintf (self->health_text, sizeof self->health_text, "%s",
-                  answered && request->body.data ? request->body.data : "");
-        if (answered && request->body.data && *request->body.data)
-            s_first_line (request->body.data, self->health, sizeof self->health);
+                  answered && request->body.buf.data ? request->body.buf.data : "");
+        if (answered && request->body.buf.data && *request->body.buf.data)
+            s_first_line (request->body.buf.data, self->health, sizeof self->health);
         else if (answered)
             snprintf (self->health, sizeof self->health, "HTTP %ld", request->status);
         else
@@ -192,7 +182,7 @@ s_request_finish (s_request_t *request, int64_t now_ms)
         self->previous_at_ms = self->at_ms;
         self->metrics = NULL;
         if (answered && request->status == 200)
-            self->metrics = promtext_new (request->body.data);
+            self->metrics = promtext_new (request->body.buf.data);
         self->at_ms = now_ms;
     }
 }
@@ -230,7 +220,7 @@ target_scrape_all (target_t **targets, size_t count, int64_t timeout_ms)
         s_request_finish (&requests[i], now);
         curl_multi_remove_handle (multi, requests[i].easy);
         curl_easy_cleanup (requests[i].easy);
-        free (requests[i].body.data);
+        omni_buf_release (&requests[i].body.buf);
     }
     curl_multi_cleanup (multi);
     free (requests);
