@@ -464,6 +464,7 @@ DELTA_COLLECTOR=$(podman ps -q --latest)
 compose run -d -T --no-deps -e OMNI_GIT_REPO=/repos/epsilon \
     -e OMNI_COLLECTORD_INTAKE=tcp://ingestd-js-2:5550,tcp://ingestd-js-1:5550 \
     collector-git >>"$RUN/compose-run.log" 2>&1
+EPSILON_COLLECTOR=$(podman ps -q --latest)
 expected_cluster() { { expected_all; local r; for r in "${CREPOS[@]}"; do git -C "$RUN/repos/$r" rev-list --all; done; } | sort; }
 pg_exact() { local got; got=$(shas_pg | sort); [ "$got" = "$(expected_cluster)" ]; }
 report_pg() {
@@ -528,6 +529,9 @@ failovers=$(podman exec "$DELTA_COLLECTOR" curl -fsS --max-time 2 http://127.0.0
 pass "delta's collector failed over from ingestd-js-1 to ingestd-js-2 (failovers_total=${failovers%.*})"
 podman start "$(cname nats-3)" "$(cname ingestd-js-1)" >/dev/null 2>&1
 until_true "healthcheck of ingestd-js-1 again" healthy ingestd-js-1
+# The collectors stopped (each sends run records every interval): the stream
+# must then empty.
+podman stop -t 30 "$DELTA_COLLECTOR" "$EPSILON_COLLECTOR" >/dev/null 2>&1
 stream_drained() {  # interest retention: gone from the stream once stored
     local s m p
     for s in ingestd-js-1 ingestd-js-2; do
