@@ -116,6 +116,13 @@ SELECT s.id, timestamptz '{START}' + j * interval '2 minutes',
                    ELSE (j * 37 % 1000) / 10.0 END
 FROM generate_series (0, __POINTS__ / 4 - 1) j
 CROSS JOIN points_series s WHERE s.source = '{SRC}';
+
+-- What metricsd does as it writes host points (metricsd 7): marks their days,
+-- then computes the closed ones (all of these: the year is in the past)
+SELECT metricsd_host_daily_mark (array_agg (s), array_agg (d))
+FROM (SELECT DISTINCT s.source AS s, (p.time AT TIME ZONE 'UTC')::date AS d
+      FROM points_data p JOIN points_series s ON s.id = p.series_id) x;
+SELECT metricsd_host_daily_refresh (100000);
 """
 
 
@@ -220,6 +227,17 @@ def measure(dsn, team_dsn, work, args, load_s, counts):
     assert doc["sections"]["summary"]["figures"]["commits"] == args.commits, doc["sections"]
     assert doc["sections"]["summary"]["figures"]["builds"] == args.builds
 
+    # Every build's JSON (as the granted role) is the same report, and so is
+    # the one computed from the rows alone (--live: no totals, no kept days)
+    def figures(exe, *flags):
+        d = json.loads(subprocess.run([exe, "json", f"--dsn={team_dsn}", f"--source={SRC}",
+                                       "-o", "-", *flags], capture_output=True, text=True,
+                                      check=True).stdout)
+        d.pop("generated", None)
+        return d
+    same = {b: figures(e) == figures(binary("omni-report"), "--live=true")
+            for b, e in builds.items()}
+
     def get(url):
         status, _ = http_get(url, timeout=60)
         assert status == 200
@@ -273,6 +291,8 @@ def measure(dsn, team_dsn, work, args, load_s, counts):
             ("dashboard page, `serve --cache=10m`, after its first view", cached_page, "< 1 s")):
         print(f"| {title} | " + " | ".join(fmt(times[b]) for b in names) + f" | {target} |")
     print(f"load average at the end: {os.getloadavg()[0]:.1f}")
+    print("JSON equal to `--live` (as that role): " +
+          ", ".join(f"{label(b)} {'yes' if ok else 'NO'}" for b, ok in same.items()))
     print("\n| section: query | execution time (EXPLAIN ANALYZE, that role) |")
     print("|---|---|")
     for n, ms in query_ms:

@@ -9,13 +9,15 @@ METRICSD_SQL := sql_points_native=metricsd/sql/001_points.native.sql \
     sql_series_timescaledb=metricsd/sql/004_series.timescaledb.sql \
     sql_points_view=metricsd/sql/005_points_view.sql \
     sql_series_view=metricsd/sql/006_series_view.sql \
+    sql_host_daily=metricsd/sql/007_host_daily.sql \
     sql_views=metricsd/sql/views.sql \
     sql_rollups=metricsd/sql/rollups.timescaledb.sql \
     sql_rollup_views=metricsd/sql/rollup_views.sql
 METRICSD_GEN := $(BUILD)/gen/metricsd/sql.c
 # testrec.c builds records for the classes' self-tests, which live in the
 # classes' own files (as everywhere): only the self-test runner links it.
-METRICSD_CLASSES := metricsd/derive.c metricsd/tsschema.c metricsd/pointstore.c $(METRICSD_GEN)
+METRICSD_CLASSES := metricsd/derive.c metricsd/tsschema.c metricsd/pointstore.c \
+                    metricsd/hostdaily.c $(METRICSD_GEN)
 
 $(METRICSD_GEN): $(EMBED_SQL) $(wildcard metricsd/sql/*.sql) metricsd/module.mk
 	@mkdir -p $(@D)

@@ -36,6 +36,7 @@
 #include "metricsd/pointstore.h"
 #include "common/buf.h"
 #include "metricsd/derive.h"
+#include "metricsd/hostdaily.h"
 #include "common/log.h"
 #include "pg/pgconn.h"
 #include "pg/pgcopy.h"
@@ -165,6 +166,8 @@ struct _pointstore_t {
         *m_copied, *m_upserted, *m_dropped, *m_expired, *m_series;
     int64_t retain_ms;
     int64_t retention_done_ms; //  monotonic time of the last retention pass, 0 = none yet
+    //  The host figures of closed days (schema 7): the batch's marks, the refresh
+    hostdaily_t *hostdaily;
 };
 
 static void
@@ -494,6 +497,7 @@ pointstore_new (const pointstore_config_t *config, omni_metrics_t *metrics, char
                                        config->compress_after_ms, false};
     pthread_mutex_init (&self->problem_lock, NULL);
     self->derive = derive_new ();
+    self->hostdaily = hostdaily_new ();
     //  Under the writer's own retry backoff, so a server back up is seen
     //  at the writer's next attempt
     omni_pgconn_set_backoff (conn, 50, 1000);
@@ -558,6 +562,7 @@ pointstore_destroy (pointstore_t **self_p)
         omni_pgcopy_destroy (&self->copy[i]);
     pthread_mutex_destroy (&self->problem_lock);
     derive_destroy (&self->derive);
+    hostdaily_destroy (&self->hostdaily);
     free (self->partition_interval);
     free (self->points);
     omni_buf_release (&self->text);
@@ -612,8 +617,11 @@ pointstore_connect (pointstore_t *self)
                omni_util_mono_ms () < until)
             nanosleep (&(struct timespec){0, 20 * 1000 * 1000}, NULL);
     }
-    if (rc == 0)
+    if (rc == 0) {
+        //  The closed days left pending (by a migration, a stop), for a while
+        hostdaily_refresh (self->hostdaily, self->conn, true, 2000);
         return 0;
+    }
     //  Refused for good (no database yet, say): logged at error by pgconn,
     //  said by /health; the writer keeps asking, as for a server not up yet
     omni_pgconn_status_t status = omni_pgconn_last_status (self->conn);
@@ -973,6 +981,9 @@ s_batch_tx (omni_pgconn_t *conn, void *arg)
     (void) conn;
     s_tx_t *tx = arg;
     pointstore_t *self = tx->self;
+    //  First, so that its rows are held until the batch commits (hostdaily.c)
+    if (hostdaily_mark (self->hostdaily, self->conn) != PGCONN_OK)
+        return -1;
     if (tx->direct && self->nextra > 0 && self->npoints >= S_SHARE_MIN)
         return s_shared_copy (tx);
     if (tx->direct)
@@ -1066,6 +1077,14 @@ s_retention_tx (omni_pgconn_t *conn, void *arg)
     for (int i = 0; native && i < PQntuples (r->dropped); i++)
         if (omni_pgconn_exec (conn, PQgetvalue (r->dropped, i, 0)) != PGCONN_OK)
             return -1;
+    //  The kept host figures of the days dropped are counted again (gone)
+    if (PQntuples (r->dropped) > 0) {
+        PGresult *forget =
+            omni_pgconn_query (conn, "SELECT metricsd_host_daily_forget " S_CUT_SQL, 1, params);
+        if (!forget)
+            return -1;
+        PQclear (forget);
+    }
     return 0;
 }
 
@@ -1148,6 +1167,12 @@ pointstore_write (void *self_, const omni_record_t *records, size_t count, uint8
         s_drop_refused (self);
     if (status == PGCONN_OK && self->npoints > 0 && self->state.mode == TSSCHEMA_NATIVE)
         status = s_partitions_for_batch (self);
+    hostdaily_reset (self->hostdaily);
+    for (size_t i = 0; i < self->npoints; i++) {
+        const s_point_t *p = &self->points[i];
+        hostdaily_add (self->hostdaily, self->text.data + p->name, p->name_len,
+                       self->text.data + p->source, p->source_len, p->time_ns);
+    }
     s_tx_t tx = {self, self->upserts_ahead == 0, false, NULL, "", ""};
     size_t dropped = 0; //  points refused in the batch itself
     if (self->upserts_ahead > 0)
@@ -1203,6 +1228,8 @@ pointstore_write (void *self_, const omni_record_t *records, size_t count, uint8
     }
     s_add (self->m_points, self->npoints - dropped);
     s_add (tx.direct ? self->m_copied : self->m_upserted, 1);
+    //  The closed days pending, when due (a failure is logged, tried later)
+    hostdaily_refresh (self->hostdaily, self->conn, false, 0);
     return 0;
 }
 

@@ -3,6 +3,7 @@
     of its own that it drops. (The host collector's class is tested by
     collectord-selftest.)                                                    */
 #include "metricsd/derive.h"
+#include "metricsd/hostdaily.h"
 #include "metricsd/pointstore.h"
 #include "testsupport/selftest.h"
 #include "metricsd/tsschema.h"
@@ -12,6 +13,7 @@ main (int argc, char **argv)
 {
     static const selftest_t tests[] = {{"derive", derive_test},
                                        {"tsschema", tsschema_test},
+                                       {"hostdaily", hostdaily_test},
                                        {"pointstore", pointstore_test},
                                        {NULL, NULL}};
     return selftest_run (tests, argc, argv);

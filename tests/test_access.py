@@ -53,6 +53,11 @@ RELATIONS = {
     "commits_per_day": "x.repository LIKE %(p)s", "commits_per_week": "x.repository LIKE %(p)s",
     "build_success_weekly": "x.source LIKE %(p)s", "test_duration_weekly": "x.source LIKE %(p)s",
     "host_per_minute": "x.host LIKE %(p)s",
+    # relationald 8: totals per source kept as rows are written (omni-report)
+    "commit_author_totals": BY_ID, "commit_path_totals": BY_ID, "ci_build_totals": BY_ID,
+    "ci_test_totals": BY_ID,
+    # metricsd 7: host figures of closed days, and the days pending
+    "host_daily": "x.source LIKE %(p)s", "host_daily_pending": "x.source LIKE %(p)s",
 }
 
 
@@ -176,6 +181,16 @@ def store_everything(pipeline, dsn):
     p.wait_acked("relational", sum(k != "metric" for k in kinds), 300)
     p.wait_acked("metrics", sum(k in ("metric", "git.commit", "ci.build", "ci.test")
                                 for k in kinds), 300)
+    # metricsd's host days: the closed ones computed (as metricsd does when
+    # due), and a day still open for every source (as the current day is)
+    conn = psycopg2.connect(dsn)
+    conn.autocommit = True
+    try:
+        conn.cursor().execute("SELECT metricsd_host_daily_refresh (1000)")
+        conn.cursor().execute("SELECT metricsd_host_daily_mark (%s, ARRAY[current_date, "
+                              "current_date, current_date])", (SOURCES,))
+    finally:
+        conn.close()
     return p
 
 

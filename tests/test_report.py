@@ -1083,3 +1083,136 @@ def test_output_into_a_fifo_stays_a_fifo(store, workdir):
         assert got["bytes"].startswith(magic) and len(got["bytes"]) > 10000, kind
         assert out.stdout.strip() == fifo
         assert not [n for n in os.listdir(workdir) if ".tmp." in n]
+
+
+# ---------------------------------------------------------------------------
+# Figures kept as rows are written (relationald 8's totals, metricsd 7's
+# host days) equal the figures computed from the rows, whatever comes late
+
+
+KEPT_REPO = "file:///srv/repos/kept"
+KEPT_HOST = "kept-host"
+
+
+def host_day_rows(points):
+    """The host section's rows expected from (time ns, {name: value}) samples."""
+    days = defaultdict(lambda: defaultdict(list))
+    for t, values in points:
+        d = days[str(ts(t // 10**9).date())]
+        d["cpu"].append(values["host.cpu.user"] + values["host.cpu.system"])
+        d["mem"].append(values["host.mem.used"])
+        d["load"].append(values["host.load.1"])
+    return [{"day": d, "cpu_p50": round(percentile(v["cpu"], 0.5), 4),
+             "cpu_p95": round(percentile(v["cpu"], 0.95), 4),
+             "mem_p50": round(percentile(v["mem"], 0.5)),
+             "mem_p95": round(percentile(v["mem"], 0.95)),
+             "load_p50": round(percentile(v["load"], 0.5), 4),
+             "load_p95": round(percentile(v["load"], 0.95), 4)} for d, v in sorted(days.items())]
+
+
+def host_frames(samples):
+    return [make_record_metric(KEPT_HOST, t, name, v) for t, values in samples
+            for name, v in values.items()]
+
+
+def without_generated(doc):
+    doc.pop("generated", None)
+    return doc
+
+
+def test_kept_figures_exact_after_late_points_and_redelivery(pipeline, pg_database):
+    p = pipeline(writers=("relational", "metrics"))
+    p.ingestd.start()
+    p.writer("relationald", [f"--dsn={pg_database}"]).start()
+    metricsd = p.writer("metricsd", [f"--dsn={pg_database}"])
+    metricsd.start()
+    # Three closed days of host samples, every two hours
+    samples = [((MON + day * DAY + k * 7200) * 10**9,
+                {"host.cpu.user": 10.0 + (k * 7 + day * 3) % 40, "host.cpu.system": 1.0 + k % 3,
+                 "host.mem.used": float(2**30 + (k * 5 % 12) * 2**20),
+                 "host.load.1": 0.25 * ((k * 11 + day) % 9)})
+               for day in range(3) for k in range(12)]
+    commits = [plain_commit(KEPT_REPO, n, MON + n * 3600, f"Dev {n % 3}", f"dev{n % 3}@x.example",
+                            [{"path": f"f{n % 4}.c", "insertions": n + 1, "deletions": n % 2,
+                              "binary": False}]) for n in range(12)]
+    builds = [{"pipeline": "ci", "build_id": str(i), "status": ("success", "failure")[i % 2],
+               "sha": sha_of(i, KEPT_REPO), "started": (MON + i * 3600) * 10**9}
+              for i in range(5)]
+    tests = [{"suite": "unit", "class": None if i % 2 else "C", "name": f"t{i % 3}",
+              "status": "passed", "duration": 0.5 * i, "pipeline": "ci", "build_id": str(i)}
+             for i in range(5)]
+    relational = ([make_record("git.commit", KEPT_REPO, c, c["committer_time"] * 10**9)
+                   for c in commits] +
+                  [make_record("ci.build", KEPT_REPO, b, b["started"]) for b in builds] +
+                  [make_record("ci.test", KEPT_REPO, t, (MON + 3600 * i) * 10**9 + 1)
+                   for i, t in enumerate(tests)])
+    metric_records = len(host_frames(samples)) + len(commits) + len(builds) + len(tests)
+    send(p.intake, relational + host_frames(samples))
+    p.wait_acked("relational", len(relational))
+    p.wait_acked("metrics", metric_records)
+    # metricsd computes the pending closed days when it starts (and after
+    # batches, when due)
+    metricsd.stop()
+    metricsd.start()
+    assert query(pg_database, "SELECT count(*) FROM host_daily WHERE source = %s",
+                 (KEPT_HOST,)) == [(3,)]
+    assert query(pg_database, "SELECT count(*) FROM host_daily_pending") == [(0,)]
+
+    def both(src):
+        kept = without_generated(json_report(pg_database, f"--source={src}"))
+        live = without_generated(json_report(pg_database, f"--source={src}", "--live=true"))
+        assert kept == live
+        return kept
+
+    assert rows(both(KEPT_HOST), "host", "daily") == host_day_rows(samples)
+    figures = both(KEPT_REPO)["sections"]["summary"]["figures"]
+    assert (figures["commits"], figures["authors"], figures["files"], figures["builds"],
+            figures["test_runs"], figures["tests"]) == (12, 3, 4, 5, 5, 5)
+
+    # Late points in the second day, which was computed: marked pending in
+    # their batch's transaction, so the report reads that day from the
+    # points at once, and metricsd computes it again (when due: here at a
+    # start)
+    late = [((MON + DAY + k * 7200 + 3600) * 10**9,
+             {"host.cpu.user": 90.0 + k, "host.cpu.system": 5.0, "host.mem.used": float(2**33),
+              "host.load.1": 8.0 + k}) for k in range(6)]
+    send(p.intake, host_frames(late))
+    metric_records += len(host_frames(late))
+    p.wait_acked("metrics", metric_records)
+    assert query(pg_database, "SELECT day::text FROM host_daily_pending") == [
+        (str(ts(MON + DAY).date()),)]
+    expected_rows = host_day_rows(samples + late)
+    assert expected_rows != host_day_rows(samples)
+    assert rows(both(KEPT_HOST), "host", "daily") == expected_rows
+    metricsd.stop()
+    metricsd.start()
+    assert query(pg_database, "SELECT count(*) FROM host_daily_pending") == [(0,)]
+    assert rows(both(KEPT_HOST), "host", "daily") == expected_rows
+    # A period that cuts a day: the kept days inside it, the cut day from
+    # its points
+    cut = [f"--since={pgtime(MON + DAY + 5 * 3600)}", f"--until={pgtime(MON + 2 * DAY)}"]
+    assert without_generated(json_report(pg_database, f"--source={KEPT_HOST}", *cut)) == \
+        without_generated(json_report(pg_database, f"--source={KEPT_HOST}", "--live=true", *cut))
+
+    # The same batch delivered again: relationald stores nothing twice, so
+    # its totals do not move; the report is the same
+    totals = "SELECT (SELECT sum(commits) FROM commit_author_totals), (SELECT sum(commits) " \
+             "FROM commit_path_totals), (SELECT sum(builds) FROM ci_build_totals), " \
+             "(SELECT sum(runs) FROM ci_test_totals)"
+    before = query(pg_database, totals)
+    assert before == [(12, 12, 5, 5)]
+    doc = both(KEPT_REPO)
+    send(p.intake, relational)
+    p.wait_acked("relational", 2 * len(relational))
+    assert query(pg_database, totals) == before
+    assert both(KEPT_REPO) == doc
+    # A commit made unreachable leaves the totals (and the report) as it
+    # leaves the views
+    at = (MON + DAY) * 10**9
+    send(p.intake, [msgpack.packb({
+        "v": 1, "id": record_id("git.unreachable", KEPT_REPO, (commits[0]["sha"], at)),
+        "kind": "git.unreachable", "src": KEPT_REPO, "col": "git", "run": "run-2", "ts": at,
+        "body": {"sha": commits[0]["sha"]}}, use_bin_type=True)])
+    p.wait_acked("relational", 2 * len(relational) + 1)
+    assert query(pg_database, totals) == [(11, 11, 5, 5)]
+    assert both(KEPT_REPO)["sections"]["summary"]["figures"]["commits"] == 11

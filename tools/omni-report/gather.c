@@ -66,11 +66,8 @@
 
 //  success_rate = succeeded / (succeeded + failed): cancelled builds and
 //  builds without a result (status other) are left out, as in relationald's
-//  build_success_rate and metricsd's build_success_weekly.
-#define S_SUCCESS_RATE                                                                             \
-    "round (count(*) FILTER (WHERE status = 'success')::numeric "                                  \
-    "  / nullif (count(*) FILTER (WHERE status IN ('success', 'failure')), 0), 4)"
-
+//  build_success_rate and metricsd's build_success_weekly (S_FIGURES and
+//  s_builds_weekly_sql).
 //  The bus factor: the fewest authors whose commits make at least half
 //  (authors by canonical e-mail), per key k of the counts `a (k, n)`. Ties
 //  in the order do not change it.
@@ -89,58 +86,89 @@
 //  NULL) and for each source (the next rows, by name), from one statement:
 //  the summary and its per-source table cannot count differently. Distinct
 //  counts go through small pre-aggregates per source (authors, paths, test
-//  cases), not through sorts of every commit, file or test run.
-static const char *s_figures_sql = S_COMMITS
-    ", " S_BUILDS ", " S_TESTS ", " S_SNAPSHOTS ", "
-    "ae AS (SELECT source, email, count(*) AS n, min (author_time) AS lo, "
-    "max (author_time) AS hi FROM c GROUP BY source, email), "
-    "cc AS (SELECT " S_K " AS k, sum (n) AS commits, count(DISTINCT email) AS authors, "
-    "min (lo) AS first_commit, max (hi) AS last_commit FROM ae "
-    "GROUP BY GROUPING SETS ((), (source))), "
-    "fp AS MATERIALIZED (SELECT c.source, f.path FROM " S_FILES " GROUP BY 1, 2), "
-    "ff AS (SELECT " S_K " AS k, count(DISTINCT path) AS files FROM fp "
-    "GROUP BY GROUPING SETS ((), (source))), "
-    "bb AS (SELECT " S_K " AS k, count(*) AS builds, " S_SUCCESS_RATE " AS success_rate "
-    "FROM b GROUP BY GROUPING SETS ((), (source))), "
-    "tc AS (SELECT source, suite, class, name, count(*) AS n FROM t "
-    "GROUP BY source, suite, class, name), "
-    "tt AS (SELECT " S_K " AS k, sum (n) AS test_runs, "
-    "count(DISTINCT suite || E'\\x01' || coalesce (class, '') || E'\\x01' || name) AS tests "
-    "FROM tc GROUP BY GROUPING SETS ((), (source))), "
-    "kk AS (SELECT " S_K " AS k, sum (cs.code) AS code_lines FROM code_stats cs "
-    "JOIN latest USING (source_id, rev) WHERE cs.path IS NULL "
-    "GROUP BY GROUPING SETS ((), (source))), " S_BUS (
-        "SELECT " S_K " AS k, email, sum (n) AS n FROM ae "
-        "GROUP BY GROUPING SETS ((email), (source, email))") ", "
-                                                             "keys AS (SELECT NULL::text AS k "
-                                                             "UNION SELECT k FROM cc UNION SELECT "
-                                                             "k FROM bb "
-                                                             "UNION SELECT k FROM tt UNION SELECT "
-                                                             "k FROM kk) "
-                                                             "SELECT keys.k AS source, coalesce "
-                                                             "(cc.commits, 0) AS commits, "
-                                                             "coalesce (cc.authors, 0) AS authors, "
-                                                             "coalesce (ff.files, 0) AS files, "
-                                                             "coalesce (bb.builds, 0) AS builds, "
-                                                             "bb.success_rate, "
-                                                             "coalesce (tt.test_runs, 0) AS "
-                                                             "test_runs, coalesce (tt.tests, 0) AS "
-                                                             "tests, kk.code_lines, "
-                                                             "bf.bus_factor, cc.first_commit, "
-                                                             "cc.last_commit FROM keys "
-                                                             "LEFT JOIN cc ON cc.k IS NOT DISTINCT "
-                                                             "FROM keys.k "
-                                                             "LEFT JOIN ff ON ff.k IS NOT DISTINCT "
-                                                             "FROM keys.k "
-                                                             "LEFT JOIN bb ON bb.k IS NOT DISTINCT "
-                                                             "FROM keys.k "
-                                                             "LEFT JOIN tt ON tt.k IS NOT DISTINCT "
-                                                             "FROM keys.k "
-                                                             "LEFT JOIN kk ON kk.k IS NOT DISTINCT "
-                                                             "FROM keys.k "
-                                                             "LEFT JOIN bf ON bf.k IS NOT DISTINCT "
-                                                             "FROM keys.k ORDER BY keys.k NULLS "
-                                                             "FIRST";
+//  cases), not through sorts of every commit, file or test run. These are
+//  `ae` (source, email, n, lo, hi), `fp` (source, path), `bs` (source,
+//  status, n) and `tc` (source, suite, class, name, n); S_FIGURES is the
+//  rest, the same whichever statement made them.
+#define S_FIGURES                                                                                  \
+    "cc AS (SELECT " S_K " AS k, sum (n) AS commits, count(DISTINCT email) AS authors, "           \
+    "min (lo) AS first_commit, max (hi) AS last_commit FROM ae "                                   \
+    "GROUP BY GROUPING SETS ((), (source))), "                                                     \
+    "ff AS (SELECT " S_K " AS k, count(DISTINCT path) AS files FROM fp "                           \
+    "GROUP BY GROUPING SETS ((), (source))), "                                                     \
+    "bb AS (SELECT " S_K " AS k, sum (n) AS builds, "                                              \
+    "round (sum (n) FILTER (WHERE status = 'success')::numeric "                                   \
+    "  / nullif (sum (n) FILTER (WHERE status IN ('success', 'failure')), 0), 4) AS success_rate " \
+    "FROM bs GROUP BY GROUPING SETS ((), (source))), "                                             \
+    "tt AS (SELECT " S_K " AS k, sum (n) AS test_runs, "                                           \
+    "count(DISTINCT suite || E'\\x01' || coalesce (class, '') || E'\\x01' || name) AS tests "      \
+    "FROM tc GROUP BY GROUPING SETS ((), (source))), "                                             \
+    "kk AS (SELECT " S_K " AS k, sum (cs.code) AS code_lines FROM code_stats cs "                  \
+    "JOIN latest USING (source_id, rev) WHERE cs.path IS NULL "                                    \
+    "GROUP BY GROUPING SETS ((), (source))), " S_BUS (                                             \
+        "SELECT " S_K " AS k, email, sum (n) AS n FROM ae "                                        \
+        "GROUP BY GROUPING SETS ((email), (source, email))") ", "                                  \
+                                                             "keys AS (SELECT NULL::text AS k "    \
+                                                             "UNION SELECT k FROM cc UNION "       \
+                                                             "SELECT k FROM bb "                   \
+                                                             "UNION SELECT k FROM tt UNION "       \
+                                                             "SELECT k FROM kk) "                  \
+                                                             "SELECT keys.k AS source, coalesce "  \
+                                                             "(cc.commits, 0) AS commits, "        \
+                                                             "coalesce (cc.authors, 0) AS "        \
+                                                             "authors, coalesce (ff.files, 0) AS " \
+                                                             "files, "                             \
+                                                             "coalesce (bb.builds, 0) AS builds, " \
+                                                             "bb.success_rate, "                   \
+                                                             "coalesce (tt.test_runs, 0) AS "      \
+                                                             "test_runs, coalesce (tt.tests, 0) "  \
+                                                             "AS tests, kk.code_lines, "           \
+                                                             "bf.bus_factor, cc.first_commit, "    \
+                                                             "cc.last_commit FROM keys "           \
+                                                             "LEFT JOIN cc ON cc.k IS NOT "        \
+                                                             "DISTINCT FROM keys.k "               \
+                                                             "LEFT JOIN ff ON ff.k IS NOT "        \
+                                                             "DISTINCT FROM keys.k "               \
+                                                             "LEFT JOIN bb ON bb.k IS NOT "        \
+                                                             "DISTINCT FROM keys.k "               \
+                                                             "LEFT JOIN tt ON tt.k IS NOT "        \
+                                                             "DISTINCT FROM keys.k "               \
+                                                             "LEFT JOIN kk ON kk.k IS NOT "        \
+                                                             "DISTINCT FROM keys.k "               \
+                                                             "LEFT JOIN bf ON bf.k IS NOT "        \
+                                                             "DISTINCT FROM keys.k ORDER BY "      \
+                                                             "keys.k NULLS FIRST"
+
+//  The figures of a period, from the rows themselves
+static const char *s_figures_sql =
+    S_COMMITS ", " S_BUILDS ", " S_TESTS ", " S_SNAPSHOTS ", "
+              "ae AS (SELECT source, email, count(*) AS n, min (author_time) AS lo, "
+              "max (author_time) AS hi FROM c GROUP BY source, email), "
+              "fp AS MATERIALIZED (SELECT c.source, f.path FROM " S_FILES " GROUP BY 1, 2), "
+              "bs AS (SELECT source, status, count(*) AS n FROM b GROUP BY 1, 2), "
+              "tc AS (SELECT source, suite, class, name, count(*) AS n FROM t "
+              "GROUP BY source, suite, class, name), " S_FIGURES;
+
+//  A source's rows of one of relationald's totals (migration 8), which
+//  hold the whole history: never read for a period ($2, $3)
+#define S_TOTALS(table, cols)                                                                      \
+    "SELECT s.name AS source, " cols " FROM " table " x JOIN sources s ON s.id = x.source_id "     \
+    "WHERE s.name LIKE $1 AND $2::timestamptz IS NULL AND $3::timestamptz IS NULL"
+
+//  The figures of the whole history (no --since, no --until), from the
+//  totals relationald keeps per source as it writes (migration 8: the
+//  same counts, grouped by source and by what is counted distinct): a few
+//  thousand rows instead of every commit, file and test result of the
+//  project (docs/performance.md, "Reports", fourth pass).
+#define S_AUTHOR_TOTALS                                                                            \
+    S_TOTALS ("commit_author_totals",                                                              \
+              "x.email, x.commits AS n, x.first_commit AS lo, x.last_commit AS hi")
+#define S_PATH_TOTALS  S_TOTALS ("commit_path_totals", "x.path")
+#define S_BUILD_TOTALS S_TOTALS ("ci_build_totals", "x.status, x.builds AS n")
+#define S_TEST_TOTALS  S_TOTALS ("ci_test_totals", "x.suite, x.class, x.name, x.runs AS n")
+static const char *s_figures_totals_sql =
+    "WITH " S_SNAPSHOTS ", ae AS (" S_AUTHOR_TOTALS "), fp AS (" S_PATH_TOTALS "), "
+    "bs AS (" S_BUILD_TOTALS "), tc AS (" S_TEST_TOTALS "), " S_FIGURES;
 
 //  The columns of the per-source table: the first ones of s_figures_sql
 #define S_SOURCE_COLUMNS 10
@@ -185,6 +213,13 @@ static const char *s_files_sql =
               "coalesce (sum (f.insertions), 0) + coalesce (sum (f.deletions), 0) AS churn "
               "FROM " S_FILES " GROUP BY f.path "
               "ORDER BY churn DESC, f.path LIMIT $4";
+
+//  The same from relationald's totals (migration 8), for the whole history
+#define S_PATH_SUMS S_TOTALS ("commit_path_totals", "x.path, x.commits, x.insertions, x.deletions")
+static const char *s_files_totals_sql =
+    "SELECT path, sum (commits)::int8 AS commits, sum (insertions)::int8 AS insertions, "
+    "sum (deletions)::int8 AS deletions, (sum (insertions) + sum (deletions))::int8 AS churn "
+    "FROM (" S_PATH_SUMS ") p GROUP BY path ORDER BY churn DESC, path LIMIT $4";
 
 static const char *s_builds_weekly_sql =
     "WITH " S_BUILDS ", r AS (SELECT date_trunc ('week', min (at AT TIME ZONE 'UTC')) AS lo, "
@@ -273,15 +308,17 @@ static const char *s_trend_sql =
     "sum (value) FILTER (WHERE name IN ('host.cpu.user', 'host.cpu.system')) AS cpu, "             \
     "max (value) FILTER (WHERE name = 'host.mem.used') AS mem, "                                   \
     "max (value) FILTER (WHERE name = 'host.load.1') AS load "
-#define S_HOST_DAYS                                                                                \
-    "d AS (SELECT (time AT TIME ZONE 'UTC')::date AS day, "                                        \
+#define S_HOST_PCTS                                                                                \
     "percentile_cont (ARRAY[0.5, 0.95]) WITHIN GROUP (ORDER BY cpu) AS cpu, "                      \
     "percentile_cont (ARRAY[0.5, 0.95]) WITHIN GROUP (ORDER BY mem) AS mem, "                      \
-    "percentile_cont (ARRAY[0.5, 0.95]) WITHIN GROUP (ORDER BY load) AS load "                     \
-    "FROM s GROUP BY 1) "                                                                          \
+    "percentile_cont (ARRAY[0.5, 0.95]) WITHIN GROUP (ORDER BY load) AS load "
+#define S_HOST_SELECT                                                                              \
     "SELECT day, " S_PCT ("cpu", ", 4") ", " S_PCT ("mem", "") ", " S_PCT (                        \
         "load", ", 4") " "                                                                         \
                        "FROM d ORDER BY day"
+#define S_HOST_DAYS                                                                                \
+    "d AS (SELECT (time AT TIME ZONE 'UTC')::date AS day, " S_HOST_PCTS "FROM s GROUP BY 1) "      \
+    "" S_HOST_SELECT
 static const char *s_host_sql =
     "WITH s AS (SELECT time, " S_HOST_PIVOT "FROM points WHERE name IN " S_HOST_NAMES " "
     "AND source LIKE $1 AND " S_RANGE (
@@ -296,16 +333,51 @@ static const char *s_host_sql =
 //  before, 0.6 s). dense_rank gives equal pairs one k, and a series
 //  without a host its source's NULL host, as the GROUP BY above does.
 #define S_POINT_RANGE S_RANGE ("p.time")
-static const char *s_host_series_sql =
-    "WITH g AS (SELECT id, name IN ('host.cpu.user', 'host.cpu.system') AS is_cpu, "
-    "name = 'host.mem.used' AS is_mem, name = 'host.load.1' AS is_load, "
-    "dense_rank () OVER (ORDER BY source, tags->>'host') AS k FROM series "
-    "WHERE name IN " S_HOST_NAMES " AND source LIKE $1), "
-    "s AS (SELECT p.time, sum (p.value) FILTER (WHERE g.is_cpu) AS cpu, "
-    "max (p.value) FILTER (WHERE g.is_mem) AS mem, "
+#define S_HOST_SERIES                                                                              \
+    "g AS (SELECT id, source, name IN ('host.cpu.user', 'host.cpu.system') AS is_cpu, "            \
+    "name = 'host.mem.used' AS is_mem, name = 'host.load.1' AS is_load, "                          \
+    "dense_rank () OVER (ORDER BY source, tags->>'host') AS k FROM series "                        \
+    "WHERE name IN " S_HOST_NAMES " AND source LIKE $1)"
+#define S_HOST_SAMPLE                                                                              \
+    "SELECT p.time, sum (p.value) FILTER (WHERE g.is_cpu) AS cpu, "                                \
+    "max (p.value) FILTER (WHERE g.is_mem) AS mem, "                                               \
     "max (p.value) FILTER (WHERE g.is_load) AS load "
-    "FROM points p JOIN g ON g.id = p.series_id WHERE " S_POINT_RANGE " GROUP BY p.time, g.k), "
-    "" S_HOST_DAYS;
+static const char *s_host_series_sql = "WITH " S_HOST_SERIES ", "
+                                       "s AS (" S_HOST_SAMPLE "FROM points p JOIN g ON g.id = "
+                                       "p.series_id WHERE " S_POINT_RANGE " GROUP BY p.time, g.k), "
+                                       "" S_HOST_DAYS;
+
+//  The same figures from metricsd 7 on: the days metricsd computed once
+//  (host_daily: closed days, per source) are read as they are, the rest of
+//  the period from the points (docs/metricsd.md, "Host figures of closed
+//  days"). A kept day counts only when it has no pending mark (a point
+//  came after it was computed) and lies wholly in the period, and only
+//  for a pattern whose host series are those of one source (a day's
+//  percentiles over two sources cannot be made of each one's). The points
+//  read are those of the gaps between kept days (`gap`, as time ranges:
+//  an index range per series and gap; OFFSET 0 keeps the subquery whole,
+//  so the gap's bounds reach the index through the security barrier of
+//  `points`), usually the current day; with no kept day that is the whole
+//  period, the statement above.
+static const char *s_host_daily_sql =
+    "WITH " S_HOST_SERIES ", "
+    "one AS (SELECT min (source) AS source FROM g HAVING count (DISTINCT source) = 1), "
+    "kept AS (SELECT h.day, h.cpu, h.mem, h.load FROM host_daily h JOIN one USING (source) "
+    "WHERE NOT EXISTS (SELECT 1 FROM host_daily_pending q WHERE q.source = h.source "
+    "AND q.day = h.day) "
+    "AND ($2::timestamptz IS NULL OR h.day::timestamp AT TIME ZONE 'UTC' >= $2::timestamptz) "
+    "AND ($3::timestamptz IS NULL OR (h.day + 1)::timestamp AT TIME ZONE 'UTC' <= "
+    "$3::timestamptz)), "
+    "gap AS (SELECT * FROM (SELECT coalesce (lag (day + 1) OVER (ORDER BY day), '-infinity') "
+    "::timestamp AT TIME ZONE 'UTC' AS lo, day::timestamp AT TIME ZONE 'UTC' AS hi FROM kept "
+    "UNION ALL SELECT coalesce (max (day) + 1, '-infinity')::timestamp AT TIME ZONE 'UTC', "
+    "'infinity' FROM kept) x WHERE lo < hi), "
+    "s AS (" S_HOST_SAMPLE "FROM gap CROSS JOIN LATERAL (SELECT p.time, p.value, p.series_id "
+    "FROM points p WHERE p.time >= gap.lo AND p.time < gap.hi AND " S_POINT_RANGE " "
+    "AND p.series_id IN (SELECT id FROM g) OFFSET 0) p JOIN g ON g.id = p.series_id "
+    "GROUP BY p.time, g.k), "
+    "d AS (SELECT (time AT TIME ZONE 'UTC')::date AS day, " S_HOST_PCTS "FROM s GROUP BY 1 "
+    "UNION ALL SELECT day, cpu, mem, load FROM kept) " S_HOST_SELECT;
 
 //  has_table_privilege on a relation that may not exist (NULL then).
 #define S_READABLE(rel) "has_table_privilege (to_regclass ('" rel "'), 'SELECT')"
@@ -320,8 +392,8 @@ static const char *s_history_sql =
     "AND " S_RANGE ("a.day::timestamptz") " ORDER BY a.day, a.source";
 
 //  What the database has and this role may read; the range as PostgreSQL
-//  reads it. The last column: metricsd 6's series view and points'
-//  series_id (s_host_series_sql).
+//  reads it. Then metricsd 6's series view and points' series_id
+//  (s_host_series_sql), relationald 8's totals, metricsd 7's kept days.
 #define S_PROBE_RELATIONAL                                                                         \
     S_READABLE ("commits_canonical")                                                               \
     " AND " S_READABLE ("commit_files") " AND " S_READABLE ("ci_builds") " AND " S_READABLE (      \
@@ -329,6 +401,12 @@ static const char *s_history_sql =
 #define S_PROBE_POINTS S_READABLE ("points")
 #define S_PROBE_TREND  S_READABLE ("analysis_trend")
 #define S_PROBE_SERIES S_READABLE ("series")
+//  relationald 8's totals, metricsd 7's kept days
+#define S_PROBE_TOTALS                                                                             \
+    S_READABLE ("commit_author_totals")                                                            \
+    " AND " S_READABLE ("commit_path_totals") " AND " S_READABLE (                                 \
+        "ci_build_totals") " AND " S_READABLE ("ci_test_totals")
+#define S_PROBE_HOST_DAILY S_READABLE ("host_daily") " AND " S_READABLE ("host_daily_pending")
 static const char *s_probe_sql =
     "SELECT to_regclass ('commits_canonical') IS NOT NULL AND to_regclass ('ci_builds') IS NOT "
     "NULL AND to_regclass ('code_stats') IS NOT NULL, to_regclass ('points') IS NOT NULL, "
@@ -337,7 +415,8 @@ static const char *s_probe_sql =
     "coalesce (" S_PROBE_POINTS ", false), "
     "coalesce (" S_PROBE_TREND ", false), "
     "coalesce (" S_PROBE_SERIES ", false) AND EXISTS (SELECT 1 FROM pg_attribute "
-    "WHERE attrelid = to_regclass ('points') AND attname = 'series_id' AND NOT attisdropped)";
+    "WHERE attrelid = to_regclass ('points') AND attname = 'series_id' AND NOT attisdropped), "
+    "coalesce (" S_PROBE_TOTALS ", false), coalesce (" S_PROBE_HOST_DAILY ", false)";
 
 //  A statement of the report sent ahead to the pool (see s_pool_start)
 typedef struct {
@@ -369,8 +448,11 @@ struct s_gather_t {
     bool relational, points;
     //  There, but this role has no SELECT on them
     bool relational_denied, points_denied;
-    bool trend;            //  analysis_trend (relationald 4) is there and readable
-    const char *host_sql;  //  s_host_sql, or s_host_series_sql from metricsd 6 on
+    bool trend;           //  analysis_trend (relationald 4) is there and readable
+    const char *host_sql; //  s_host_sql, s_host_series_sql (metricsd 6), s_host_daily_sql (7)
+    //  s_figures_sql and s_files_sql, or their totals' statements
+    //  (relationald 8, for the whole history)
+    const char *figures_sql, *files_sql;
     FILE *explain;         //  where query plans go, or NULL
     int64_t pool_min_rows; //  gather_options_t's
     int connections;       //  gather_options_t's
@@ -549,9 +631,9 @@ s_pool_start (s_gather_t *self)
         return;
     }
     //  The statements, longest first (docs/performance.md, "Reports")
-    const char *relational[] = {s_figures_sql,
+    const char *relational[] = {self->figures_sql,
                                 s_flakiest_sql,
-                                s_files_sql,
+                                self->files_sql,
                                 s_weekly_sql,
                                 s_slowest_sql,
                                 s_contributors_sql,
@@ -566,7 +648,7 @@ s_pool_start (s_gather_t *self)
     for (int i = 0; readable && relational[i]; i++)
         self->jobs[self->njobs++] = (s_job_t){
             .sql = relational[i],
-            .nparams = relational[i] == s_contributors_sql || relational[i] == s_files_sql ||
+            .nparams = relational[i] == s_contributors_sql || relational[i] == self->files_sql ||
                                relational[i] == s_slowest_sql || relational[i] == s_flakiest_sql
                            ? 4
                            : 3};
@@ -838,7 +920,9 @@ s_summary (s_gather_t *self, model_t *model)
     model_section_t *section = model_section_add (model, "summary", "Summary");
     if (!s_relational (self, section))
         return;
-    PGresult *result = s_query (self, section, s_figures_sql, 3);
+    PGresult *result = s_query_named (
+        self, section, self->figures_sql,
+        self->figures_sql == s_figures_sql ? "s_figures_sql" : "s_figures_totals_sql", 3);
     if (!result)
         return;
     static const struct {
@@ -963,7 +1047,9 @@ s_churn (s_gather_t *self, model_t *model)
     const char *values[] = {"insertions", "deletions", NULL};
     model_chart_add (section, "weekly", "Insertions and deletions per week", MODEL_BARS, "weekly",
                      "week", NULL, values, "lines");
-    result = s_query (self, section, s_files_sql, 4);
+    result =
+        s_query_named (self, section, self->files_sql,
+                       self->files_sql == s_files_sql ? "s_files_sql" : "s_files_totals_sql", 4);
     if (!result)
         return;
     const char *file_titles[] = {"File", "Commits", "Insertions", "Deletions", "Churn"};
@@ -1054,7 +1140,11 @@ s_host (s_gather_t *self, model_t *model)
                                                    : "no metricsd points table in this database");
         return;
     }
-    PGresult *result = s_query_named (self, section, self->host_sql, "s_host_sql", 3);
+    PGresult *result = s_query_named (self, section, self->host_sql,
+                                      self->host_sql == s_host_daily_sql    ? "s_host_daily_sql"
+                                      : self->host_sql == s_host_series_sql ? "s_host_series_sql"
+                                                                            : "s_host_sql",
+                                      3);
     if (!result)
         return;
     if (PQntuples (result) == 0) {
@@ -1144,7 +1234,15 @@ gather_report (omni_pgconn_t *conn, const gather_options_t *options, char *error
     self.relational_denied = self.relational && strcmp (PQgetvalue (result, 0, 5), "t") != 0;
     self.points_denied = self.points && strcmp (PQgetvalue (result, 0, 6), "t") != 0;
     self.trend = strcmp (PQgetvalue (result, 0, 7), "t") == 0;
-    self.host_sql = strcmp (PQgetvalue (result, 0, 8), "t") == 0 ? s_host_series_sql : s_host_sql;
+    bool series = strcmp (PQgetvalue (result, 0, 8), "t") == 0;
+    self.host_sql = !series                                                     ? s_host_sql
+                    : strcmp (PQgetvalue (result, 0, 10), "t") || options->live ? s_host_series_sql
+                                                                                : s_host_daily_sql;
+    //  The totals hold the whole history: a period is counted from the rows
+    bool totals = strcmp (PQgetvalue (result, 0, 9), "t") == 0 && !options->since &&
+                  !options->until && !options->live;
+    self.figures_sql = totals ? s_figures_totals_sql : s_figures_sql;
+    self.files_sql = totals ? s_files_totals_sql : s_files_sql;
     //  The range as PostgreSQL read it, so the report says what it covers.
     model_t *model =
         model_new (options->project ? options->project : self.params[0], self.params[0],

@@ -33,6 +33,9 @@ typedef struct {
     int64_t pool_min_rows;
     //  Connections of that pool, the first included: 0 = 3, 1 = no pool
     int connections;
+    //  Every figure from the rows themselves, not from relationald's totals
+    //  nor metricsd's kept days (to compare them; slower)
+    bool live;
 } gather_options_t;
 
 //  A connection for reports: times shown in UTC, every statement bounded

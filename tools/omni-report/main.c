@@ -167,6 +167,7 @@ main (int argc, char **argv)
     char *intake, *curve_key, *curve_server_key;
     int64_t top, statement_timeout_ms, connect_timeout_ms, give_up_ms, cache_ms;
     int64_t connections, pool_min_rows;
+    bool live;
     const omni_config_option_t options[] = {
         {"source", CONFIG_STRING, "%",
          "sources to report on: a LIKE pattern of their names (% = any text, _ = one "
@@ -200,6 +201,10 @@ main (int argc, char **argv)
          "use those connections from this many rows (the planner's estimate of points, commits, "
          "changed files and test results; 0 = always)",
          &pool_min_rows},
+        {"live", CONFIG_BOOL, "false",
+         "every figure from the rows themselves, not from relationald's totals nor metricsd's "
+         "days kept (the same numbers, slower: to check them)",
+         &live},
         {"http", CONFIG_STRING, "127.0.0.1:8180", "serve: HOST:PORT of the dashboard", &http},
         {"cache", CONFIG_DURATION, "0",
          "serve: a report page is served again from memory for this long after it was built "
@@ -295,7 +300,8 @@ main (int argc, char **argv)
                                            .top = (int) top,
                                            .explain = explain ? stdout : NULL,
                                            .pool_min_rows = pool_min_rows ? pool_min_rows : -1,
-                                           .connections = (int) connections};
+                                           .connections = (int) connections,
+                                           .live = live};
         model = gather_report (conn, &gather_options, error, sizeof error);
         omni_pgconn_destroy (&conn);
     }

@@ -1,0 +1,40 @@
+/*  hostdaily: keeps metricsd's host figures of closed days (metricsd
+    schema 7, sql/007_host_daily.sql): marks the (source, day) pairs of a
+    batch's host points in the batch's transaction, and has the pending
+    closed days computed from time to time.                               */
+#ifndef OMNI_METRICSD_HOSTDAILY_H
+#define OMNI_METRICSD_HOSTDAILY_H
+
+#include "pg/pgconn.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct _hostdaily_t hostdaily_t;
+
+hostdaily_t *hostdaily_new (void);
+void hostdaily_destroy (hostdaily_t **self_p);
+
+//  Starts the pairs of a new batch
+void hostdaily_reset (hostdaily_t *self);
+
+//  A point of the batch: its (source, UTC day) is kept when its series is
+//  one of the host figures' (host.cpu.user, host.cpu.system, host.mem.used,
+//  host.load.1)
+void hostdaily_add (hostdaily_t *self, const char *name, size_t name_len, const char *source,
+                    size_t source_len, int64_t time_ns);
+
+//  Marks the batch's pairs as pending, on `conn` inside the batch's
+//  transaction (before its points, see hostdaily.c). OK when there are none.
+omni_pgconn_status_t hostdaily_mark (hostdaily_t *self, omni_pgconn_t *conn);
+
+//  Computes pending closed days on `conn` (outside any transaction) when
+//  due: at most every minute, or at once while a pass leaves some for the
+//  next. `force`: now, and until none is left or `budget_ms` has gone.
+//  Returns the days computed, -1 on an error (logged; tried again later).
+int hostdaily_refresh (hostdaily_t *self, omni_pgconn_t *conn, bool force, int64_t budget_ms);
+
+void hostdaily_test (bool verbose);
+
+#endif
