@@ -9,8 +9,15 @@
 # that nothing was lost or duplicated, and brings everything down (also on
 # failure or Ctrl-C) leaving no container.
 #
+# Then the profile "cluster" (the JetStream journal): three NATS nodes, two
+# ingestd instances and two relationald instances sharing the consumer; two
+# more repositories collected through both ingestd instances, stored by one
+# relationald instance, then by the other, then by both with a NATS node and
+# an ingestd instance killed; PostgreSQL holds every commit once, the stream
+# ends empty.
+#
 # Parts whose programs are not built yet are skipped and said so: documentd
-# (and then the document store), metricsd, relationald.
+# (and then the document store), metricsd, relationald (and then the cluster).
 #
 # Environment: OMNI_BIN (host binaries for omni-tap, default build/bin),
 # OMNI_DEPLOY_TIMEOUT (seconds to wait for each state, default 180),
@@ -119,6 +126,7 @@ phase "prepare"
 rm -rf "$RUN"; mkdir -p "$RUN/repos"
 cp "$OMNI_DEPLOY/docker-compose.yml" "$RUN/"
 cp -r "$OMNI_DEPLOY/postgres-init" "$RUN/"
+cp -r "$OMNI_DEPLOY/nats" "$RUN/"
 
 # Three repositories with known histories (different contents: different shas).
 REPOS=(alpha beta gamma); declare -A COMMITS=([alpha]=5 [beta]=8 [gamma]=13)
@@ -183,9 +191,12 @@ cname() { echo "${COMPOSE_PROJECT_NAME}_$1_1"; }
 # Created, not started (podman-compose 1.0.3: --no-start without -d), then
 # started by hand in the order wanted. podman-compose exits 0 whatever podman
 # said: the containers are checked.
-compose up --no-build --no-start "${STORES[@]}" ingestd "${WRITER_DAEMONS[@]}" \
+# The profile "cluster" is created here too (started last, in its own phase).
+CLUSTER=()
+has relationald && CLUSTER=(nats-1 nats-2 nats-3 ingestd-js-1 ingestd-js-2 relationald-js-1 relationald-js-2)
+compose up --no-build --no-start "${STORES[@]}" ingestd "${WRITER_DAEMONS[@]}" "${CLUSTER[@]}" \
     >"$RUN/compose-up.log" 2>&1 || true
-for s in "${STORES[@]}" ingestd "${WRITER_DAEMONS[@]}"; do
+for s in "${STORES[@]}" ingestd "${WRITER_DAEMONS[@]}" "${CLUSTER[@]}"; do
     podman container exists "$(cname "$s")" ||
         { grep -i -B2 "error" "$RUN/compose-up.log" | tail -n 20 >&2; fail "podman-compose up did not create $s"; }
 done
@@ -387,3 +398,156 @@ tar -tzf "$RUN/archive.tgz" >"$RUN/archive.list"
 grep -q '^\./\.[^/]' "$RUN/archive.list" || fail "the archive backup lacks archiverd's state"
 pass "archive backed up with its state while archiverd was stopped ($n commits)"
 until_true "archiverd ready again" writer_ready archiverd archive
+
+# ---------------------------------------------------------------------------
+# Profile "cluster": the JetStream journal on three NATS nodes, two ingestd
+# instances, two relationald instances sharing the consumer `relational`.
+[ ${#CLUSTER[@]} -gt 0 ] || { skip "profile cluster: relationald is not built yet"; exit 0; }
+phase "cluster: NATS"
+# (podman healthcheck run prints "unhealthy" each time it is polled too soon)
+healthy() { podman healthcheck run "$(cname "$1")" >/dev/null 2>&1; }
+for n in nats-1 nats-2 nats-3; do podman start "$(cname "$n")" >/dev/null 2>&1; done
+for n in nats-1 nats-2 nats-3; do
+    until_true "healthcheck of $n (JetStream on)" healthy "$n"
+done
+# The stream of three replicas can be made once the cluster elected its
+# JetStream meta leader, seen by every node.
+meta_leader() {  # NODE: prints the meta leader it knows
+    podman exec "$(cname "$1")" curl -fsS --max-time 2 http://127.0.0.1:8222/jsz 2>/dev/null |
+        $PY -c 'import json, sys; print(json.load(sys.stdin).get("meta_cluster", {}).get("leader", ""))'
+}
+cluster_formed() {
+    local n l
+    for n in nats-1 nats-2 nats-3; do
+        l=$(meta_leader "$n") || return 1
+        [ -n "$l" ] || return 1
+    done
+}
+until_true "the NATS cluster electing a JetStream leader" cluster_formed
+pass "3 NATS nodes clustered, JetStream meta leader $(meta_leader nats-1)"
+
+phase "cluster: ingestd x2, relationald"
+# /metrics and /health of a service of the profile (no host port): from inside.
+inner() {  # SERVICE PORT PATH
+    podman exec "$(cname "$1")" curl -fsS --max-time 2 "http://127.0.0.1:$2$3" 2>/dev/null
+}
+inner_metric() {  # SERVICE PORT NAME{labels}
+    # (awk reads to the end: an early exit would make curl fail on SIGPIPE)
+    inner "$1" "$2" /metrics | awk -v n="$3" '$1 == n && !found { print $2; found = 1 }'
+}
+for s in ingestd-js-1 ingestd-js-2; do podman start "$(cname "$s")" >/dev/null 2>&1; done
+for s in ingestd-js-1 ingestd-js-2; do
+    until_true "healthcheck of $s" healthy "$s"
+done
+inner ingestd-js-1 9100 /health >"$RUN/ingestd-js-1.health" || true
+grep -q "^stream OMNI: .*replicas=3" "$RUN/ingestd-js-1.health" ||
+    { cat "$RUN/ingestd-js-1.health" >&2; fail "ingestd-js-1's /health shows no stream of 3 replicas"; }
+pass "2 ingestd instances healthy on the stream: $(grep '^stream ' "$RUN/ingestd-js-1.health")"
+# One relationald instance first: it must store everything by itself.
+podman start "$(cname relationald-js-1)" >/dev/null 2>&1
+until_true "healthcheck of relationald-js-1" healthy relationald-js-1
+pass "relationald-js-1 healthy on the consumer relational"
+
+phase "cluster: collect, one writer"
+CREPOS=(delta epsilon); declare -A CCOMMITS=([delta]=21 [epsilon]=34)
+for r in "${CREPOS[@]}"; do
+    git init -q -b main "$RUN/repos/$r"
+    make_commits "$r" 1 "${CCOMMITS[$r]}"
+done
+chmod -R a+rX "$RUN/repos"
+# Both ingestd instances in each collector's list, in opposite orders: each
+# collector sends to its first while it answers, so both instances take records.
+compose run -d -T --no-deps -e OMNI_GIT_REPO=/repos/delta \
+    -e OMNI_COLLECTORD_INTAKE=tcp://ingestd-js-1:5550,tcp://ingestd-js-2:5550 \
+    collector-git >>"$RUN/compose-run.log" 2>&1
+DELTA_COLLECTOR=$(podman ps -q --latest)
+compose run -d -T --no-deps -e OMNI_GIT_REPO=/repos/epsilon \
+    -e OMNI_COLLECTORD_INTAKE=tcp://ingestd-js-2:5550,tcp://ingestd-js-1:5550 \
+    collector-git >>"$RUN/compose-run.log" 2>&1
+EPSILON_COLLECTOR=$(podman ps -q --latest)
+expected_cluster() { { expected_all; local r; for r in "${CREPOS[@]}"; do git -C "$RUN/repos/$r" rev-list --all; done; } | sort; }
+pg_exact() { local got; got=$(shas_pg | sort); [ "$got" = "$(expected_cluster)" ]; }
+report_pg() {
+    log "  pg: $(shas_pg | wc -l) rows, $(shas_pg | sort -u | wc -l) distinct; expected $(expected_cluster | wc -l)"
+    local s
+    for s in ingestd-js-1 ingestd-js-2; do
+        log "  $s: accepted $(inner_metric "$s" 9100 omni_ingestd_records_accepted_total)," \
+            "stream messages $(inner_metric "$s" 9100 omni_ingestd_stream_messages)," \
+            "relational pending $(inner_metric "$s" 9100 'omni_ingestd_consumer_pending{writer="relational"}')"
+    done
+}
+stored_by() {  # relationald-js-N: records it stored
+    local v; v=$(inner_metric "$1" 9102 omni_relationald_records_stored_total); echo "${v%.*}"
+}
+pg_exact_or_fail() {  # WHAT
+    if ! (until_true "$1" pg_exact); then report_pg; fail "$1: PostgreSQL does not hold every commit once"; fi
+}
+pg_exact_or_fail "PostgreSQL holding the cluster's commits"
+for s in ingestd-js-1 ingestd-js-2; do
+    n=$(inner_metric "$s" 9100 omni_ingestd_records_accepted_total)
+    [ -n "$n" ] && [ "${n%.*}" -gt 0 ] || fail "$s accepted no record"
+    log "$s accepted ${n%.*} records"
+done
+n1=$(stored_by relationald-js-1)
+pass "$(expected_cluster | wc -l) commits once in PostgreSQL, through both ingestd instances, stored by relationald-js-1 ($n1 records)"
+
+phase "cluster: the other writer"
+# The second instance joins the consumer, the first stops (SIGTERM: hands
+# back what it holds): new commits are the second's alone.
+podman start "$(cname relationald-js-2)" >/dev/null 2>&1
+until_true "healthcheck of relationald-js-2" healthy relationald-js-2
+podman stop -t 30 "$(cname relationald-js-1)" >/dev/null 2>&1
+code=$(podman inspect --format '{{.State.ExitCode}}' "$(cname relationald-js-1)")
+[ "$code" = 0 ] || fail "relationald-js-1 exited $code on SIGTERM (expected a drain and 0)"
+make_commits delta $((CCOMMITS[delta] + 1)) $((CCOMMITS[delta] + 6))
+make_commits epsilon $((CCOMMITS[epsilon] + 1)) $((CCOMMITS[epsilon] + 6))
+CCOMMITS[delta]=$((CCOMMITS[delta] + 6)); CCOMMITS[epsilon]=$((CCOMMITS[epsilon] + 6))
+chmod -R a+rX "$RUN/repos"
+pg_exact_or_fail "PostgreSQL holding the commits made while relationald-js-1 was stopped"
+n2=$(stored_by relationald-js-2)
+[ -n "$n2" ] && [ "$n2" -gt 0 ] || fail "relationald-js-2 stored nothing"
+pass "relationald-js-1 drained (exit 0), relationald-js-2 stored the new commits ($n2 records), each once"
+
+phase "cluster: both writers, a NATS node and an ingestd killed"
+podman start "$(cname relationald-js-1)" >/dev/null 2>&1
+until_true "healthcheck of relationald-js-1 again" healthy relationald-js-1
+# What ingestd-js-1 acknowledged is in the stream: its collector (delta) moves
+# to ingestd-js-2 and sends it what was not acknowledged.
+podman kill "$(cname nats-3)" >/dev/null 2>&1
+podman kill "$(cname ingestd-js-1)" >/dev/null 2>&1
+make_commits delta $((CCOMMITS[delta] + 1)) $((CCOMMITS[delta] + 8))
+make_commits epsilon $((CCOMMITS[epsilon] + 1)) $((CCOMMITS[epsilon] + 8))
+CCOMMITS[delta]=$((CCOMMITS[delta] + 8)); CCOMMITS[epsilon]=$((CCOMMITS[epsilon] + 8))
+chmod -R a+rX "$RUN/repos"
+pg_exact_or_fail "PostgreSQL holding the commits made with nats-3 and ingestd-js-1 killed"
+pass "nats-3 and ingestd-js-1 killed (SIGKILL), both relationald instances on the consumer: $(expected_cluster | wc -l) commits once" \
+    "(records stored: relationald-js-1 $(stored_by relationald-js-1) since its restart, relationald-js-2 $(stored_by relationald-js-2))"
+failovers=$(podman exec "$DELTA_COLLECTOR" curl -fsS --max-time 2 http://127.0.0.1:9105/metrics |
+    awk '$1 == "omni_collectord_failovers_total" && !found { print $2; found = 1 }')
+[ -n "$failovers" ] && [ "${failovers%.*}" -ge 1 ] ||
+    fail "delta's collector counted no failover from ingestd-js-1 (failovers_total=$failovers)"
+pass "delta's collector failed over from ingestd-js-1 to ingestd-js-2 (failovers_total=${failovers%.*})"
+podman start "$(cname nats-3)" "$(cname ingestd-js-1)" >/dev/null 2>&1
+until_true "healthcheck of ingestd-js-1 again" healthy ingestd-js-1
+# The collectors stopped (each sends run records every interval): the stream
+# must then empty.
+podman stop -t 30 "$DELTA_COLLECTOR" "$EPSILON_COLLECTOR" >/dev/null 2>&1
+stream_drained() {  # interest retention: gone from the stream once stored
+    local s m p
+    for s in ingestd-js-1 ingestd-js-2; do
+        m=$(inner_metric "$s" 9100 omni_ingestd_stream_messages)
+        p=$(inner_metric "$s" 9100 'omni_ingestd_consumer_pending{writer="relational"}')
+        [ "${m%.*}" = 0 ] && [ "${p%.*}" = 0 ] || return 1
+    done
+}
+until_true "the stream empty once every record was acknowledged" stream_drained
+pass "the stream holds nothing once relational acknowledged it (messages 0, pending 0)"
+current3() { local c; c=$(inner_metric ingestd-js-1 9100 omni_ingestd_stream_replicas_current); [ "${c%.*}" = 3 ]; }
+until_true "nats-3 current again" current3
+pass "nats-3 and ingestd-js-1 restarted, nats-3 current again (replicas current 3)"
+podman exec "$(cname ingestd-js-1)" omnictl status --sample=0 \
+    --targets=ingestd-js-1=ingestd-js-1:9100,ingestd-js-2=ingestd-js-2:9100,relationald-js-1=relationald-js-1:9102,relationald-js-2=relationald-js-2:9102 \
+    >"$RUN/omnictl-cluster.txt" 2>&1 || { cat "$RUN/omnictl-cluster.txt" >&2; fail "omnictl status on the cluster"; }
+grep -q "consumer relational: pending=" "$RUN/omnictl-cluster.txt" ||
+    { cat "$RUN/omnictl-cluster.txt" >&2; fail "omnictl status shows no consumer state"; }
+pass "omnictl status shows the stream and the consumer: $(grep -m1 '^stream ' "$RUN/omnictl-cluster.txt")"

@@ -297,3 +297,83 @@ def test_podman_engine_settings():
     assert conf["engine"]["runtime"] == "runc"
     assert "nofile=20000:20000" in conf["containers"]["default_ulimits"]
     assert "nproc=32768:32768" in conf["containers"]["default_ulimits"]
+
+
+# ---------------------------------------------------------------------------
+# Profile "cluster" (docs/deploy.md, "Scale past one machine"): checked on the
+# file itself (a compose implementation's `config` leaves profiles out).
+CLUSTER_NATS = ["nats-1", "nats-2", "nats-3"]
+CLUSTER_DAEMONS = {  # service -> (program, HTTP port)
+    "ingestd-js-1": ("ingestd", 9100),
+    "ingestd-js-2": ("ingestd", 9100),
+    "relationald-js-1": ("relationald", 9102),
+    "relationald-js-2": ("relationald", 9102),
+}
+NATS_URLS = "nats://nats-1:4222,nats://nats-2:4222,nats://nats-3:4222"
+
+
+def test_cluster_profile_is_opt_in():
+    services = raw()["services"]
+    default = {name for name, s in services.items() if not s.get("profiles")}
+    # the default stack is the LMDB one, one of each, unchanged
+    assert default == {"timescaledb", "mongodb", "ingestd", "archiverd", "relationald",
+                       "documentd", "metricsd", "collector-git"}
+    for name in CLUSTER_NATS + list(CLUSTER_DAEMONS):
+        assert services[name]["profiles"] == ["cluster"], name
+
+
+def test_cluster_nats_nodes_route_to_each_other():
+    services = raw()["services"]
+    with open(os.path.join(DEPLOY, "nats", "omni.conf"), encoding="utf-8") as f:
+        conf = f.read()
+    assert re.search(r"^jetstream\s*\{", conf, re.M)
+    assert re.search(r"^\s*port:\s*6222", conf, re.M)
+    # ingestd's max_record_size (4 MiB) and the headers must fit in a message
+    payload = re.search(r"^max_payload:\s*(\d+)MB", conf, re.M)
+    assert payload and int(payload.group(1)) * 1024 * 1024 >= 4 * 1024 * 1024 + 1024
+    volumes = set()
+    for name in CLUSTER_NATS:
+        command = services[name]["command"]
+        assert command[command.index("--name") + 1] == name
+        routes = set(command[command.index("--routes") + 1].split(","))
+        assert routes == {f"nats://{n}:6222" for n in CLUSTER_NATS if n != name}, name
+        mounts = services[name]["volumes"]
+        assert "./nats/omni.conf:/etc/nats/omni.conf:ro" in mounts
+        data = [m.split(":")[0] for m in mounts if m.split(":")[1] == "/data"]
+        assert len(data) == 1 and data[0] in raw()["volumes"], (name, mounts)
+        volumes.add(data[0])
+        assert "8222/healthz" in services[name]["healthcheck"]["test"]
+    assert len(volumes) == 3, "each NATS node needs its own store"
+
+
+def test_cluster_daemons_on_the_stream(config):
+    services = config["services"] if "ingestd-js-1" in config["services"] else raw()["services"]
+    journals = set()
+    for name, (program, port) in CLUSTER_DAEMONS.items():
+        env = services[name]["environment"]
+        prefix = f"OMNI_{program.upper()}_"
+        assert env[prefix + "NATS_URLS"] == NATS_URLS, name
+        assert env[prefix + "HTTP"] == f"0.0.0.0:{port}", name
+        assert f"http://127.0.0.1:{port}/health" in services[name]["healthcheck"]["test"]
+        assert not any(k.endswith("_DELIVERY") for k in env), name
+        keys = _help_keys(program)
+        if keys is not None:
+            for var in env:
+                if var.startswith(prefix):
+                    assert var in keys, f"{name}: {var} is not a key of {program}"
+        if program == "ingestd":
+            assert env["OMNI_INGESTD_JOURNAL"] == "jetstream"
+            assert env["OMNI_INGESTD_REPLICAS"] == "3"
+            journals.add(services[name]["volumes"][0].split(":")[0])
+    assert len(journals) == 2, "each ingestd instance keeps its own dead letters"
+
+
+def test_cluster_profile_in_the_local_run():
+    with open(OVERRIDE, encoding="utf-8") as f:
+        override = yaml.safe_load(f)["services"]
+    for name in CLUSTER_NATS + list(CLUSTER_DAEMONS):
+        assert override[name]["image"].startswith("${OMNI_LOCAL_"), name
+    # make test-deploy creates and starts every service of the profile
+    script = open(os.path.join(DEPLOY, "test-deploy.sh"), encoding="utf-8").read()
+    listed = re.search(r"CLUSTER=\(([^)]*)\)", script.split("CLUSTER=()", 1)[1]).group(1).split()
+    assert sorted(listed) == sorted(CLUSTER_NATS + list(CLUSTER_DAEMONS))

@@ -4,14 +4,15 @@
 #   localhost/omniaudit:local             deploy/Dockerfile on that base
 #   localhost/omniaudit-postgres:15       PostgreSQL 15 from Debian (stands for TimescaleDB)
 #   localhost/omniaudit-ferretdb:1.24.0   FerretDB (stands for MongoDB)
+#   localhost/omniaudit-nats:2.9          nats-server from Debian (profile cluster)
 # Layers are cached by podman: a second run only rebuilds what changed.
-#   deploy/podman/build-images.sh [omniaudit|postgres|ferretdb ...]   (default: all)
+#   deploy/podman/build-images.sh [omniaudit|postgres|ferretdb|nats ...]   (default: all)
 # OMNI_DEPLOY_SOURCE=head (default) builds the committed sources (HEAD) with the
 # working tree's deploy/; =worktree builds the working tree's tracked files.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-want=("$@"); [ ${#want[@]} -eq 0 ] && want=(omniaudit postgres ferretdb)
+want=("$@"); [ ${#want[@]} -eq 0 ] && want=(omniaudit postgres ferretdb nats)
 need_podman
 "$OMNI_DEPLOY/podman/base-image.sh"
 
@@ -98,7 +99,9 @@ for w in "${want[@]}"; do
         bin=$(ferretdb_binary)
         cp "$OMNI_DEPLOY/podman/ferretdb.Containerfile" "$OMNI_VAR/ferretdb/Containerfile"
         build "$OMNI_FERRETDB_IMAGE" "$OMNI_VAR/ferretdb/Containerfile" "$OMNI_VAR/ferretdb" ;;
-    *) die "unknown image $w (omniaudit, postgres, ferretdb)" ;;
+    nats)
+        build "$OMNI_NATS_IMAGE" "$OMNI_DEPLOY/podman/nats.Containerfile" "$OMNI_DEPLOY/podman" ;;
+    *) die "unknown image $w (omniaudit, postgres, ferretdb, nats)" ;;
     esac
 done
 # Earlier builds' layers that no tag uses any more: this project's only.

@@ -15,7 +15,8 @@ of_services() {
     done
 }
 for group in "collector-git collector-junit collector-host" \
-    "archiverd relationald documentd metricsd" "ingestd" "timescaledb mongodb"; do
+    "archiverd relationald documentd metricsd relationald-js-1 relationald-js-2" \
+    "ingestd ingestd-js-1 ingestd-js-2" "nats-1 nats-2 nats-3" "timescaledb mongodb"; do
     # shellcheck disable=SC2086
     ids=$(of_services $group)
     [ -z "$ids" ] || podman stop -t "${OMNI_STOP_TIMEOUT:-30}" $ids >/dev/null 2>&1 || true

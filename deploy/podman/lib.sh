@@ -18,6 +18,7 @@ OMNI_BUILD_IMAGE="localhost/omniaudit-build:${OMNI_TAG:-local}"
 OMNI_PG_IMAGE="localhost/omniaudit-postgres:15"
 OMNI_FERRETDB_IMAGE="localhost/omniaudit-ferretdb:1.24.0"
 OMNI_FERRETDB_VERSION="v1.24.0"
+OMNI_NATS_IMAGE="localhost/omniaudit-nats:2.9"
 
 log() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
