@@ -69,7 +69,9 @@ main (int argc, char **argv)
         return 1;
     }
     rc = omni_writer_daemon_run (daemon, archive_write, archive, NULL, NULL);
-    omni_writer_daemon_destroy (&daemon);
+    //  The store first: its threads may still count in the daemon's metrics
+    //  (run has already stopped the HTTP server that asks the store)
     archive_destroy (&archive);
+    omni_writer_daemon_destroy (&daemon);
     return rc;
 }

@@ -50,8 +50,10 @@ s_main (int argc, char **argv)
     log_info ("documentd.start", "mongodb=\"%s\" database=%s write_concern=%s",
               docstore_display (store), database, write_concern);
     rc = omni_writer_daemon_run (daemon, docstore_write, store, docstore_healthy, store);
-    omni_writer_daemon_destroy (&daemon);
+    //  The store first: its threads may still count in the daemon's metrics
+    //  (run has already stopped the HTTP server that asks the store)
     docstore_destroy (&store);
+    omni_writer_daemon_destroy (&daemon);
     return rc;
 }
 

@@ -77,7 +77,9 @@ main (int argc, char **argv)
     log_info ("metricsd.start", "postgres=\"%s\" connected=%s %s", pointstore_display (store),
               rc == 0 ? "yes" : "no", schema);
     rc = omni_writer_daemon_run (daemon, pointstore_write, store, pointstore_healthy, store);
-    omni_writer_daemon_destroy (&daemon);
+    //  The store first: its threads may still count in the daemon's metrics
+    //  (run has already stopped the HTTP server that asks the store)
     pointstore_destroy (&store);
+    omni_writer_daemon_destroy (&daemon);
     return rc;
 }

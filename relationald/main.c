@@ -46,7 +46,9 @@ main (int argc, char **argv)
     log_info ("relationald.start", "postgres=\"%s\" connected=%s", relstore_display (store),
               rc == 0 ? "yes" : "no");
     rc = omni_writer_daemon_run (daemon, relstore_write, store, relstore_healthy, store);
-    omni_writer_daemon_destroy (&daemon);
+    //  The store first: its threads may still count in the daemon's metrics
+    //  (run has already stopped the HTTP server that asks the store)
     relstore_destroy (&store);
+    omni_writer_daemon_destroy (&daemon);
     return rc;
 }

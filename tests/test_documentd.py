@@ -255,7 +255,8 @@ def test_git_history_one_document_per_commit_and_no_duplicates(pipeline, workdir
     assert count(db, "git_branches") == len(branches)
     assert count(db, "git_tags") == len(tags)
     assert count(db, "runs") == 2
-    # Indexes made at start on every collection
+    # Indexes made at start on every collection (in the background: /health says when)
+    wait_until(lambda: "indexes ready" in doc_d.health()[1], 60, "indexes made")
     for coll in ("git_commits", "git_branches", "runs", "ci_tests", "metrics", "custom"):
         names = set(db[coll].index_information())
         assert {"src_1", "run_1", "ts_1"} <= names, (coll, names)
