@@ -45,6 +45,7 @@
     Why the store refuses an archive with .jsonl files and no state: the
     recovery deletes what the state does not know, and a lost or misplaced
     .state would otherwise make it delete the whole archive.                 */
+#include "common/buf.h"
 #include "archiverd/archive.h"
 #include "archiverd/archive_ids.h"
 #include "archiverd/coldfile.h"
@@ -121,9 +122,9 @@ struct _archive_t {
     bool *skip;       //  per record: already archived, or a conflict
     size_t *order;    //  record index of each line, files one after the other
     size_t *line_end; //  end of each line in the buffer of its half
-    omni_mpjson_buf_t head_buf;
+    omni_buf_t head_buf;
     size_t next_cap;
-    omni_mpjson_buf_t buf;
+    omni_buf_t buf;
     omni_metric_t *m_archived, *m_skipped, *m_bytes, *m_files, *m_learned;
     //  Cold storage and retention (archive_set_policy), by a thread of
     //  their own; `mutex` keeps them and a batch apart
@@ -452,9 +453,9 @@ s_end_batch (archive_t *self, bool committed)
     }
     self->ntouched = 0;
     if (self->buf.capacity > BUF_KEEP_MAX)
-        omni_mpjson_buf_free (&self->buf);
+        omni_buf_release (&self->buf);
     if (self->head_buf.capacity > BUF_KEEP_MAX)
-        omni_mpjson_buf_free (&self->head_buf);
+        omni_buf_release (&self->head_buf);
 }
 
 //  Id order, and batch order among equal ids: the first occurrence wins.
@@ -486,17 +487,17 @@ typedef struct {
     const size_t *order;
     size_t *line_end;
     size_t begin, end;
-    omni_mpjson_buf_t *buf;
+    omni_buf_t *buf;
 } s_encode_t;
 
 static void *
 s_encode (void *arg)
 {
     s_encode_t *job = arg;
-    omni_mpjson_buf_reset (job->buf);
+    omni_buf_reset (job->buf);
     for (size_t line = job->begin; line < job->end; line++) {
         omni_mpjson_record (job->buf, &job->records[job->order[line]]);
-        omni_mpjson_append (job->buf, "\n", 1);
+        omni_buf_append (job->buf, "\n", 1);
         job->line_end[line] = job->buf->size;
     }
     return NULL;
@@ -1540,9 +1541,9 @@ archive_destroy (archive_t **self_p)
     free (self->skip);
     free (self->order);
     free (self->line_end);
-    omni_mpjson_buf_free (&self->head_buf);
+    omni_buf_release (&self->head_buf);
     archive_ids_destroy (&self->ids);
-    omni_mpjson_buf_free (&self->buf);
+    omni_buf_release (&self->buf);
     free (self->dir);
     free (self);
     *self_p = NULL;
@@ -1623,11 +1624,11 @@ s_test_add (s_test_batch_t *batch, const char *kind, int64_t ts, const char *nam
 
 //  The lines records[from..to) must appear as, appended to `expected`.
 static void
-s_test_expect (omni_mpjson_buf_t *expected, s_test_batch_t *batch, size_t from, size_t to)
+s_test_expect (omni_buf_t *expected, s_test_batch_t *batch, size_t from, size_t to)
 {
     for (size_t i = from; i < to; i++) {
         omni_mpjson_record (expected, &batch->records[i]);
-        omni_mpjson_append (expected, "\n", 1);
+        omni_buf_append (expected, "\n", 1);
     }
 }
 
@@ -1651,7 +1652,7 @@ s_test_read (const char *root, const char *path, size_t *size)
 }
 
 static bool
-s_test_file_is (const char *root, const char *path, const omni_mpjson_buf_t *expected)
+s_test_file_is (const char *root, const char *path, const omni_buf_t *expected)
 {
     size_t size;
     char *data = s_test_read (root, path, &size);
@@ -1765,7 +1766,7 @@ archive_test (bool verbose)
     //  A batch: its lines, byte for byte, in batch order.
     s_test_batch_t batch;
     s_test_batch_init (&batch);
-    omni_mpjson_buf_t d1 = {0}, x1 = {0};
+    omni_buf_t d1 = {0}, x1 = {0};
     for (int i = 0; i < 3; i++)
         s_test_add (&batch, "metric", TEST_D1 + i, "cpu.user", i * 1.5);
     assert (archive_write (archive, batch.records, batch.count, NULL, error, sizeof error) == 0);
@@ -1826,10 +1827,10 @@ archive_test (bool verbose)
     s_test_expect (&x1, &batch, 0, 1);
     s_test_expect (&x1, &batch, 4, 5);
     assert (s_test_file_is (root, "x.deploy/2023-11-14.jsonl", &x1));
-    omni_mpjson_buf_t one = {0};
+    omni_buf_t one = {0};
     s_test_expect (&one, &batch, 1, 2);
     assert (s_test_file_is (root, "metric/2023-11-15.jsonl", &one));
-    omni_mpjson_buf_reset (&one);
+    omni_buf_reset (&one);
     s_test_expect (&one, &batch, 3, 4);
     assert (s_test_file_is (root, "x.deploy/2023-11-15.jsonl", &one));
 
@@ -1908,7 +1909,7 @@ archive_test (bool verbose)
         char path[64], date[11];
         archive_date (batch.records[i].ts, date);
         snprintf (path, sizeof path, "metric/%s.jsonl", date);
-        omni_mpjson_buf_reset (&one);
+        omni_buf_reset (&one);
         s_test_expect (&one, &batch, (size_t) i, (size_t) i + 1);
         assert (s_test_file_is (root, path, &one));
     }
@@ -1924,7 +1925,7 @@ archive_test (bool verbose)
     s_test_batch_clear (&batch);
     s_test_add (&batch, "x.deploy", TEST_D1 + 41, "db", 5);
     assert (archive_write (archive, batch.records, batch.count, NULL, error, sizeof error) == 0);
-    omni_mpjson_buf_reset (&one);
+    omni_buf_reset (&one);
     s_test_expect (&one, &batch, 0, 1);
     assert (s_test_file_is (root, "x.deploy/2023-11-14.jsonl", &one));
 
@@ -2039,7 +2040,7 @@ archive_test (bool verbose)
     //  A batch large enough to be encoded in two halves, whose lines
     //  alternate between three files: each file gets its lines, in order.
     s_test_batch_clear (&batch);
-    omni_mpjson_buf_t days[3] = {{0}};
+    omni_buf_t days[3] = {{0}};
     for (int i = 0; i < 3000; i++)
         s_test_add (&batch, "metric", TEST_D2 + (i % 3) * NS_PER_DAY + i, "split", i);
     for (size_t i = 0; i < batch.count; i++)
@@ -2049,7 +2050,7 @@ archive_test (bool verbose)
     assert (s_test_file_is (root, "metric/2023-11-16.jsonl", &days[1]));
     assert (s_test_file_is (root, "metric/2023-11-17.jsonl", &days[2]));
     for (int d = 0; d < 3; d++)
-        omni_mpjson_buf_free (&days[d]);
+        omni_buf_release (&days[d]);
     archive_destroy (&archive);
     archive_ids_set_merge_bounds (1u << 20, 4u << 20);
 
@@ -2075,7 +2076,7 @@ archive_test (bool verbose)
     s_test_batch_clear (&batch);
     s_test_add (&batch, "metric", TEST_D1 + 500, "late", 1);
     assert (archive_write (archive, batch.records, batch.count, NULL, error, sizeof error) == 0);
-    omni_mpjson_buf_reset (&one);
+    omni_buf_reset (&one);
     s_test_expect (&one, &batch, 0, 1);
     assert (s_test_file_is (root, f_d1, &one));
     archive_maintain (archive, TEST_D1 + 9 * NS_PER_DAY);
@@ -2091,9 +2092,9 @@ archive_test (bool verbose)
     assert (strstr (error, "metric=soon"));
     archive_destroy (&archive);
 
-    omni_mpjson_buf_free (&d1);
-    omni_mpjson_buf_free (&x1);
-    omni_mpjson_buf_free (&one);
+    omni_buf_release (&d1);
+    omni_buf_release (&x1);
+    omni_buf_release (&one);
     s_test_batch_destroy (&batch);
     omni_metrics_destroy (&metrics);
     selftest_rmtree (tmp);

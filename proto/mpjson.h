@@ -11,14 +11,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-//  The old names of common/buf's omni_buf_t and its calls, kept only for
-//  archiverd/archive.c, relationald/relstore.c and omni-report's main.c
-//  while others rework those files; to go once they use omni_buf.
-typedef omni_buf_t omni_mpjson_buf_t;
-#define omni_mpjson_buf_reset omni_buf_reset
-#define omni_mpjson_buf_free  omni_buf_release
-#define omni_mpjson_append    omni_buf_append
-
 //  Appends the JSON text of a msgpack value.
 void omni_mpjson_value (omni_buf_t *buf, const msgpack_object *value);
 //  Appends a JSON string literal with escapes.

@@ -38,6 +38,7 @@
     (inside the batch's transaction, the staged rows are gone at commit)
     finds the staged records whose stored row has another hash: conflicts,
     which the writer loop files. The inserts leave those rows as they are.  */
+#include "common/buf.h"
 #include "relationald/relstore.h"
 #include "common/log.h"
 #include "proto/mpjson.h"
@@ -229,7 +230,7 @@ struct _relstore_t {
     //  Scratch space reused across batches
     char *scratch;
     size_t scratch_size;
-    omni_mpjson_buf_t json;
+    omni_buf_t json;
     const char **items;
     size_t *lens;
     size_t items_cap;
@@ -331,7 +332,7 @@ relstore_destroy (relstore_t **self_p)
         free (self->sources[i].src);
     free (self->sources);
     free (self->source_ids);
-    omni_mpjson_buf_free (&self->json);
+    omni_buf_release (&self->json);
     free (self);
     *self_p = NULL;
 }
@@ -525,7 +526,7 @@ s_field_json (relstore_t *self, const msgpack_object *body, const char *key)
         omni_pgcopy_null (self->copy);
         return;
     }
-    omni_mpjson_buf_reset (&self->json);
+    omni_buf_reset (&self->json);
     omni_mpjson_value (&self->json, val);
     omni_pgcopy_json_clean (self->json.data, self->json.size);
     omni_pgcopy_text (self->copy, self->json.data, self->json.size);
@@ -1030,7 +1031,7 @@ s_store_rejects (relstore_t *self)
     for (size_t i = 0; i < self->nrejects; i++) {
         s_reject_t *reject = &self->rejects[i];
         const omni_record_t *record = &self->records[reject->index];
-        omni_mpjson_buf_reset (&self->json);
+        omni_buf_reset (&self->json);
         omni_mpjson_record (&self->json, record);
         omni_pgcopy_json_clean (self->json.data, self->json.size);
         char *kind = omni_record_str_dup (record->kind);

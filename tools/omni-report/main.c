@@ -14,6 +14,7 @@
     analysis.summary records (analysis.h), after the file is written.
     Exit 0 when written (and sent), 1 when the store could not be read, the
     file written or the records sent, 2 on a usage error. */
+#include "common/buf.h"
 #include "tools/omni-report/analysis.h"
 #include "tools/omni-report/chart.h"
 #include "common/daemon.h"
@@ -370,7 +371,7 @@ main (int argc, char **argv)
         } else if (special)
             unlink (tmp);
     } else {
-        omni_mpjson_buf_t buf = {0};
+        omni_buf_t buf = {0};
         if (html)
             htmlout_render (model, &buf, NULL, NULL);
         else
@@ -384,7 +385,7 @@ main (int argc, char **argv)
             snprintf (error, sizeof error, "cannot write %s: %s", path, strerror (errno));
             rc = 1;
         }
-        omni_mpjson_buf_free (&buf);
+        omni_buf_release (&buf);
     }
     if (rc)
         fprintf (stderr, "error: omni-report: %s\n", error);
