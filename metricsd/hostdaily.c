@@ -14,6 +14,7 @@
     host points come every few minutes, and a day not yet computed is only
     slower to read (omni-report computes it from the points), never wrong. */
 #include "metricsd/hostdaily.h"
+#include "common/buf.h"
 #include "common/log.h"
 #include "common/util.h"
 
@@ -37,8 +38,7 @@ typedef struct {
 struct _hostdaily_t {
     s_pair_t *pairs;
     size_t npairs, cap;
-    char *text;
-    size_t text_len, text_cap;
+    omni_buf_t text;      //  the pairs' sources
     int64_t refreshed_ms; //  monotonic time of the last refresh, 0 = none
     bool more;            //  the last refresh left pending days
 };
@@ -58,7 +58,7 @@ hostdaily_destroy (hostdaily_t **self_p)
     if (!self)
         return;
     free (self->pairs);
-    free (self->text);
+    omni_buf_release (&self->text);
     free (self);
     *self_p = NULL;
 }
@@ -67,7 +67,7 @@ void
 hostdaily_reset (hostdaily_t *self)
 {
     self->npairs = 0;
-    self->text_len = 0;
+    omni_buf_reset (&self->text);
 }
 
 static bool
@@ -92,36 +92,12 @@ hostdaily_add (hostdaily_t *self, const char *name, size_t name_len, const char 
     for (size_t i = self->npairs; i-- > 0;) {
         s_pair_t *p = &self->pairs[i];
         if (p->day == day && p->len == source_len &&
-            memcmp (self->text + p->source, source, source_len) == 0)
+            memcmp (self->text.data + p->source, source, source_len) == 0)
             return;
     }
-    if (self->npairs == self->cap) {
-        self->cap = self->cap ? self->cap * 2 : 16;
-        self->pairs = realloc (self->pairs, self->cap * sizeof *self->pairs);
-        assert (self->pairs);
-    }
-    if (self->text_len + source_len > self->text_cap) {
-        self->text_cap = (self->text_len + source_len) * 2 + 256;
-        self->text = realloc (self->text, self->text_cap);
-        assert (self->text);
-    }
-    memcpy (self->text + self->text_len, source, source_len);
-    self->pairs[self->npairs++] = (s_pair_t){self->text_len, source_len, day};
-    self->text_len += source_len;
-}
-
-//  Appends to a growing string (out, *len, *cap)
-static void
-s_append (char **out, size_t *len, size_t *cap, const char *data, size_t n)
-{
-    if (*len + n + 1 > *cap) {
-        *cap = (*len + n + 1) * 2;
-        *out = realloc (*out, *cap);
-        assert (*out);
-    }
-    memcpy (*out + *len, data, n);
-    *len += n;
-    (*out)[*len] = 0;
+    *omni_array_push (self->pairs, self->npairs, self->cap) =
+        (s_pair_t){self->text.size, source_len, day};
+    omni_buf_append (&self->text, source, source_len);
 }
 
 omni_pgconn_status_t
@@ -131,35 +107,32 @@ hostdaily_mark (hostdaily_t *self, omni_pgconn_t *conn)
         return PGCONN_OK;
     //  Array literals as parameters: a source is data, quoted (" and the
     //  backslash escaped), never SQL text
-    char *sources = NULL, *days = NULL;
-    size_t slen = 0, scap = 0, dlen = 0, dcap = 0;
-    s_append (&sources, &slen, &scap, "{", 1);
-    s_append (&days, &dlen, &dcap, "{", 1);
+    omni_buf_t sources = {0}, days = {0};
+    omni_buf_append_char (&sources, '{');
+    omni_buf_append_char (&days, '{');
     for (size_t i = 0; i < self->npairs; i++) {
         const s_pair_t *p = &self->pairs[i];
-        s_append (&sources, &slen, &scap, i ? ",\"" : "\"", i ? 2 : 1);
+        omni_buf_append_str (&sources, i ? ",\"" : "\"");
         for (size_t k = 0; k < p->len; k++) {
-            char c = self->text[p->source + k];
+            char c = self->text.data[p->source + k];
             if (c == '"' || c == '\\')
-                s_append (&sources, &slen, &scap, "\\", 1);
-            s_append (&sources, &slen, &scap, &c, 1);
+                omni_buf_append_char (&sources, '\\');
+            omni_buf_append_char (&sources, c);
         }
-        s_append (&sources, &slen, &scap, "\"", 1);
+        omni_buf_append_char (&sources, '"');
         time_t t = (time_t) (p->day * 86400);
         struct tm tm;
         gmtime_r (&t, &tm);
-        char day[32];
-        int n = snprintf (day, sizeof day, "%s%04d-%02d-%02d", i ? "," : "", tm.tm_year + 1900,
-                          tm.tm_mon + 1, tm.tm_mday);
-        s_append (&days, &dlen, &dcap, day, (size_t) n);
+        omni_buf_printf (&days, "%s%04d-%02d-%02d", i ? "," : "", tm.tm_year + 1900, tm.tm_mon + 1,
+                         tm.tm_mday);
     }
-    s_append (&sources, &slen, &scap, "}", 1);
-    s_append (&days, &dlen, &dcap, "}", 1);
-    const char *params[] = {sources, days};
+    omni_buf_append_char (&sources, '}');
+    omni_buf_append_char (&days, '}');
+    const char *params[] = {sources.data, days.data};
     PGresult *result = omni_pgconn_query (
         conn, "SELECT metricsd_host_daily_mark ($1::text[], $2::date[])", 2, params);
-    free (sources);
-    free (days);
+    omni_buf_release (&sources);
+    omni_buf_release (&days);
     if (!result)
         return omni_pgconn_last_status (conn);
     PQclear (result);

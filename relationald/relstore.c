@@ -228,8 +228,7 @@ struct _relstore_t {
     size_t nconflicts;
 
     //  Scratch space reused across batches
-    char *scratch;
-    size_t scratch_size;
+    omni_buf_t scratch;
     omni_buf_t json;
     const char **items;
     size_t *lens;
@@ -325,7 +324,7 @@ relstore_destroy (relstore_t **self_p)
         free (self->rejects[i].error);
     free (self->rejects);
     free (self->kinds);
-    free (self->scratch);
+    omni_buf_release (&self->scratch);
     free (self->items);
     free (self->lens);
     for (size_t i = 0; i < self->nsources; i++)
@@ -380,12 +379,7 @@ relstore_healthy (void *self_, char *text, size_t size)
 static void
 s_reject (relstore_t *self, size_t index, const char *sqlstate, const char *error)
 {
-    if (self->nrejects == self->rejects_cap) {
-        self->rejects_cap = self->rejects_cap ? self->rejects_cap * 2 : 16;
-        self->rejects = realloc (self->rejects, self->rejects_cap * sizeof *self->rejects);
-        assert (self->rejects);
-    }
-    s_reject_t *reject = &self->rejects[self->nrejects++];
+    s_reject_t *reject = omni_array_push (self->rejects, self->nrejects, self->rejects_cap);
     reject->index = index;
     reject->error = strdup (error);
     assert (reject->error);
@@ -421,11 +415,7 @@ s_prepare (relstore_t *self, const omni_record_t *records, size_t count)
     self->nrejects = 0;
     self->isolated = false;
     memset (self->rows, 0, sizeof self->rows);
-    if (count > self->kinds_cap) {
-        self->kinds_cap = count * 2;
-        self->kinds = realloc (self->kinds, self->kinds_cap * sizeof *self->kinds);
-        assert (self->kinds);
-    }
+    omni_array_reserve (self->kinds, self->kinds_cap, count);
     size_t ignored = 0;
     for (size_t i = 0; i < count; i++) {
         const omni_record_t *record = &records[i];
@@ -455,8 +445,7 @@ static void
 s_text (relstore_t *self, const char *text, size_t len)
 {
     size_t clean_len;
-    const char *clean =
-        omni_pgcopy_text_clean (text, len, &self->scratch, &self->scratch_size, &clean_len);
+    const char *clean = omni_pgcopy_text_clean (text, len, &self->scratch, &clean_len);
     omni_pgcopy_text (self->copy, clean, clean_len);
 }
 
@@ -553,11 +542,9 @@ s_stage_commit (relstore_t *self, size_t index)
     s_field_str (self, body, "sha");
     const msgpack_object *parents = omni_record_field (body, "parents");
     size_t n = parents->via.array.size;
-    if (n > self->items_cap) {
-        self->items_cap = n * 2;
-        self->items = realloc (self->items, self->items_cap * sizeof *self->items);
-        self->lens = realloc (self->lens, self->items_cap * sizeof *self->lens);
-        assert (self->items && self->lens);
+    if (omni_array_grow_cap (&self->items_cap, n)) {
+        omni_array_resize (self->items, self->items_cap);
+        omni_array_resize (self->lens, self->items_cap);
     }
     for (size_t i = 0; i < n; i++) {
         //  Shas are hex, but the rule holds for any text
@@ -803,8 +790,7 @@ s_source_id (relstore_t *self, omni_record_str_t src)
             return self->sources[i].id;
         }
     size_t clean_len;
-    const char *clean =
-        omni_pgcopy_text_clean (src.ptr, src.len, &self->scratch, &self->scratch_size, &clean_len);
+    const char *clean = omni_pgcopy_text_clean (src.ptr, src.len, &self->scratch, &clean_len);
     char *name = strndup (clean, clean_len);
     assert (name);
     const char *params[] = {name};
@@ -930,12 +916,7 @@ s_direct_tx (omni_pgconn_t *conn, void *arg)
 static omni_pgconn_status_t
 s_direct (relstore_t *self)
 {
-    if (self->source_ids_cap < self->count) {
-        self->source_ids_cap = self->count * 2;
-        self->source_ids =
-            realloc (self->source_ids, self->source_ids_cap * sizeof *self->source_ids);
-        assert (self->source_ids);
-    }
+    omni_array_reserve (self->source_ids, self->source_ids_cap, self->count);
     for (size_t i = 0; i < self->count; i++)
         if ((self->source_ids[i] = s_source_id (self, self->records[i].src)) == 0)
             return omni_pgconn_last_status (self->conn) == PGCONN_OK
@@ -1036,8 +1017,8 @@ s_store_rejects (relstore_t *self)
         omni_pgcopy_json_clean (self->json.data, self->json.size);
         char *kind = omni_record_str_dup (record->kind);
         size_t src_len;
-        const char *src = omni_pgcopy_text_clean (record->src.ptr, record->src.len, &self->scratch,
-                                                  &self->scratch_size, &src_len);
+        const char *src =
+            omni_pgcopy_text_clean (record->src.ptr, record->src.len, &self->scratch, &src_len);
         char *source = malloc (src_len + 1);
         assert (source);
         memcpy (source, src, src_len);
@@ -1254,11 +1235,9 @@ s_end (s_batch_t *b)
     if (rc)
         fprintf (stderr, "encoder: %s\n", detail);
     assert (rc == 0);
-    if (b->count == b->capacity) {
-        b->capacity = b->capacity ? b->capacity * 2 : 64;
-        b->records = realloc (b->records, b->capacity * sizeof *b->records);
-        b->data = realloc (b->data, b->capacity * sizeof *b->data);
-        assert (b->records && b->data);
+    if (omni_array_grow_cap (&b->capacity, b->count + 1)) {
+        omni_array_resize (b->records, b->capacity);
+        omni_array_resize (b->data, b->capacity);
     }
     b->data[b->count] = malloc (size);
     assert (b->data[b->count]);
@@ -1704,17 +1683,16 @@ s_test_hostile (relstore_t *store, omni_pgconn_t *pg)
                                           "JOIN sources s ON s.id = c.source_id WHERE sha = $1",
                                           1, params);
     assert (result && PQntuples (result) == 1);
-    char *expected = NULL;
-    size_t expected_size = 0, expected_len;
-    const char *clean =
-        omni_pgcopy_text_clean (message, big, &expected, &expected_size, &expected_len);
+    omni_buf_t expected = {0};
+    size_t expected_len;
+    const char *clean = omni_pgcopy_text_clean (message, big, &expected, &expected_len);
     assert (expected_len == big + 2 * (big / 128));
     assert ((size_t) PQgetlength (result, 0, 0) == expected_len);
     assert (memcmp (PQgetvalue (result, 0, 0), clean, expected_len) == 0);
     assert (strcmp (PQgetvalue (result, 0, 1), name) == 0);
     assert (strcmp (PQgetvalue (result, 0, 2), src) == 0);
     PQclear (result);
-    free (expected);
+    omni_buf_release (&expected);
     pgtest_expect (pg, "SELECT name FROM branches WHERE name LIKE 'feature/%'",
                    "feature/'; DELETE FROM branches; --");
 
