@@ -480,19 +480,9 @@ s_refresh (jsjournal_t *self, char *text, size_t size)
             snprintf (text, size, "stream %s: unreachable (%s)", self->stream, why);
         return;
     }
-    int current = 1, replicas = 1;
-    if (si->Cluster) {
-        replicas = 1 + si->Cluster->ReplicasLen;
-        for (int i = 0; i < si->Cluster->ReplicasLen; i++)
-            current += si->Cluster->Replicas[i]->Current && !si->Cluster->Replicas[i]->Offline;
-    }
-    int at = 0;
-    if (text)
-        at = snprintf (text, size,
-                       "stream %s: messages=%" PRIu64 " bytes=%" PRIu64
-                       " replicas=%d current=%d leader=%s",
-                       self->stream, si->State.Msgs, si->State.Bytes, replicas, current,
-                       si->Cluster && si->Cluster->Leader ? si->Cluster->Leader : "-");
+    char line[512];
+    int current = omni_js_stream_text (si, "stream", line, sizeof line);
+    int at = text ? snprintf (text, size, "%s", line) : 0;
     if (self->m_messages) {
         omni_metric_set (self->m_messages, (double) si->State.Msgs);
         omni_metric_set (self->m_bytes, (double) si->State.Bytes);
@@ -586,6 +576,12 @@ const char *
 jsjournal_stream (jsjournal_t *self)
 {
     return self->stream;
+}
+
+natsConnection *
+jsjournal_connection (jsjournal_t *self)
+{
+    return self->nc;
 }
 
 //  ---------------------------------------------------------------------------

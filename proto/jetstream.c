@@ -11,10 +11,12 @@
     only a batch the collector sends again.                                 */
 #include "proto/jetstream.h"
 #include "common/log.h"
+#include "common/util.h"
 #include "proto/kinds.h"
 
 #include <assert.h>
 #include <ctype.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -98,6 +100,72 @@ omni_js_writer_filter (const char *stream, unsigned role, char *out, size_t size
     }
     tokens[at] = 0;
     snprintf (out, size, "%s.rec%s.>", prefix, tokens);
+}
+
+void
+omni_js_rejects_name (const char *stream, char *out, size_t size)
+{
+    snprintf (out, size, "%s_REJECTS", stream);
+}
+
+void
+omni_js_rejects_subject (const char *stream, const char *reason, char *out, size_t size)
+{
+    char prefix[OMNI_JS_STREAM_MAX + 1];
+    s_prefix (stream, prefix, sizeof prefix);
+    snprintf (out, size, "%s.rejects.%s", prefix, reason ? reason : ">");
+}
+
+int
+omni_js_stream_text (const jsStreamInfo *si, const char *label, char *out, size_t size)
+{
+    int current = 1, replicas = 1;
+    const jsClusterInfo *cluster = si->Cluster;
+    if (cluster) {
+        replicas = 1 + cluster->ReplicasLen;
+        for (int i = 0; i < cluster->ReplicasLen; i++)
+            current += cluster->Replicas[i]->Current && !cluster->Replicas[i]->Offline;
+    }
+    int at = snprintf (
+        out, size, "%s %s: messages=%" PRIu64 " bytes=%" PRIu64 " replicas=%d current=%d leader=%s",
+        label, si->Config && si->Config->Name ? si->Config->Name : "?", si->State.Msgs,
+        si->State.Bytes, replicas, current,
+        cluster && cluster->Leader && *cluster->Leader ? cluster->Leader : "-");
+    //  Which replica is behind, and how far (operations it has not applied)
+    for (int i = 0, n = 0; cluster && i < cluster->ReplicasLen; i++) {
+        const jsPeerInfo *peer = cluster->Replicas[i];
+        if (at < 0 || (size_t) at >= size || (peer->Current && !peer->Offline))
+            continue;
+        char lag[32];
+        snprintf (lag, sizeof lag, "%" PRIu64, peer->Lag);
+        at += snprintf (out + at, size - (size_t) at, "%s%s:%s",
+                        n++ ? "," : " lagging=", peer->Name ? peer->Name : "?",
+                        peer->Offline ? "offline" : lag);
+    }
+    return current;
+}
+
+natsStatus
+omni_js_publish_wait (jsCtx *js, int64_t timeout_ms, int64_t retry_ms)
+{
+    int64_t deadline = omni_util_mono_ms () + timeout_ms;
+    for (;;) {
+        int64_t left = deadline - omni_util_mono_ms ();
+        jsPubOptions po;
+        jsPubOptions_Init (&po);
+        po.MaxWait = left < 1 ? 1 : left < retry_ms ? left : retry_ms;
+        natsStatus s = js_PublishAsyncComplete (js, &po);
+        if (s != NATS_TIMEOUT || left <= retry_ms)
+            return s;
+        natsMsgList pending = {0};
+        if (js_PublishAsyncGetPendingList (&pending, js) != NATS_OK)
+            continue; //  nothing pending any more
+        jsPubOptions_Init (&po);
+        po.MaxWait = timeout_ms;
+        for (int i = 0; i < pending.Count; i++)
+            js_PublishMsgAsync (js, &pending.Msgs[i], &po);
+        natsMsgList_Destroy (&pending);
+    }
 }
 
 void
@@ -208,6 +276,30 @@ omni_js_test (bool verbose)
     assert (strcmp (out, "omni.rec.*.r.*.*.>") == 0);
     omni_js_writer_filter ("OMNI", WRITER_METRICS, out, sizeof out);
     assert (strcmp (out, "omni.rec.*.*.*.m.>") == 0);
+    //  The rejects stream: its own subjects, beside the records'
+    omni_js_rejects_name ("OMNI", out, sizeof out);
+    assert (strcmp (out, "OMNI_REJECTS") == 0);
+    omni_js_rejects_subject ("OMNI", NULL, out, sizeof out);
+    assert (strcmp (out, "omni.rejects.>") == 0);
+    omni_js_rejects_subject ("Omni", "bad_body", out, sizeof out);
+    assert (strcmp (out, "omni.rejects.bad_body") == 0);
+    //  A stream's line: the replicas behind named
+    jsStreamConfig sc = {.Name = "OMNI"};
+    jsPeerInfo current = {.Name = "n1", .Current = true}, behind = {.Name = "n2", .Lag = 42};
+    jsPeerInfo *peers[] = {&current, &behind};
+    jsClusterInfo cluster = {.Leader = "n0", .Replicas = peers, .ReplicasLen = 2};
+    jsStreamInfo si = {.Config = &sc, .Cluster = &cluster};
+    si.State.Msgs = 5;
+    assert (omni_js_stream_text (&si, "stream", out, sizeof out) == 2);
+    assert (strcmp (out, "stream OMNI: messages=5 bytes=0 replicas=3 current=2 leader=n0 "
+                         "lagging=n2:42") == 0);
+    behind.Offline = true;
+    current.Current = false;
+    assert (omni_js_stream_text (&si, "rejects", out, sizeof out) == 1);
+    assert (strstr (out, "rejects OMNI: ") && strstr (out, " lagging=n1:0,n2:offline"));
+    si.Cluster = NULL;
+    assert (omni_js_stream_text (&si, "stream", out, sizeof out) == 1);
+    assert (strstr (out, "replicas=1 current=1 leader=-") && !strstr (out, "lagging"));
     //  No server at all: a clear error, quickly
     const char *urls[] = {"nats://127.0.0.1:1", NULL};
     char error[512];
