@@ -28,7 +28,6 @@
 #include <netinet/in.h>
 #include <openssl/evp.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,15 +46,13 @@ struct _jsrejects_t {
     jsrejects_config_t config;
     char name[OMNI_JS_STREAM_MAX + 16];
     char prefix_stream[OMNI_JS_STREAM_MAX + 1]; //  the records' stream (the subject prefix)
-    char instance[300];
+    char instance[400];                         //  host (255) " journal=" id (64)
     jsCtx *js;
     pthread_mutex_t lock; //  what the publish error handler (a nats.c thread) writes
     uint64_t errors;      //  error acks since begin
     char error[512];
     uint64_t published; //  since begin
-    pthread_t watcher;
-    bool watching;
-    atomic_bool stopping;
+    omni_js_watch_t *watch;
     omni_metric_t *m_messages, *m_bytes, *m_current;
 };
 
@@ -100,13 +97,14 @@ s_stream (jsrejects_t *self, jsjournal_failure_t *failure, char *error, size_t e
     int64_t window_ms = self->config.duplicate_window_ms;
     if (self->config.max_age_ms && window_ms > self->config.max_age_ms)
         window_ms = self->config.max_age_ms;
-    jsOptions o;
-    jsOptions_Init (&o);
-    o.Wait = API_WAIT_MS;
-    jsStreamInfo *si = NULL;
+    char why[400];
     jsErrCode code = 0;
-    natsStatus s = js_GetStreamInfo (&si, self->js, self->name, &o, &code);
-    if (s != NATS_OK && code == JSStreamNotFoundErr) {
+    jsStreamInfo *si =
+        omni_js_stream_info (self->js, self->name, API_WAIT_MS, &code, why, sizeof why);
+    if (!si && code == JSStreamNotFoundErr) {
+        jsOptions o;
+        jsOptions_Init (&o);
+        o.Wait = API_WAIT_MS;
         jsStreamConfig cfg;
         jsStreamConfig_Init (&cfg);
         const char *subjects[] = {subject};
@@ -122,7 +120,7 @@ s_stream (jsrejects_t *self, jsjournal_failure_t *failure, char *error, size_t e
         cfg.Replicas = self->config.replicas;
         cfg.Duplicates = window_ms * 1000000;
         code = 0;
-        s = js_AddStream (&si, self->js, &cfg, &o, &code);
+        natsStatus s = js_AddStream (&si, self->js, &cfg, &o, &code);
         if (s == NATS_OK)
             log_info ("jetstream.rejects_stream_created",
                       "stream=%s subjects=%s replicas=%d max_age_ms=%" PRId64 " max_bytes=%" PRId64,
@@ -130,10 +128,10 @@ s_stream (jsrejects_t *self, jsjournal_failure_t *failure, char *error, size_t e
                       self->config.max_bytes);
         else if (code == JSStreamNameExistErr) //  another ingestd made it first
             s = js_GetStreamInfo (&si, self->js, self->name, &o, &code);
+        if (s != NATS_OK)
+            omni_js_error (s, code, why, sizeof why);
     }
-    if (s != NATS_OK) {
-        char why[400];
-        omni_js_error (s, code, why, sizeof why);
+    if (!si) {
         snprintf (error, error_size, "rejects stream %s: %s", self->name, why);
         //  Its subjects taken by another stream is a configuration error
         *failure = code == JSStreamSubjectOverlapErr ? JSJOURNAL_MISMATCH : JSJOURNAL_UNREACHABLE;
@@ -233,10 +231,7 @@ jsrejects_destroy (jsrejects_t **self_p)
     jsrejects_t *self = *self_p;
     if (!self)
         return;
-    if (self->watching) {
-        atomic_store (&self->stopping, true);
-        pthread_join (self->watcher, NULL);
-    }
+    omni_js_watch_destroy (&self->watch);
     if (self->js)
         jsrejects_abort (self);
     jsCtx_Destroy (self->js);
@@ -431,33 +426,14 @@ jsrejects_name (jsrejects_t *self)
     return self->name;
 }
 
-static jsStreamInfo *
-s_stream_info (jsrejects_t *self, char *why, size_t why_size)
-{
-    jsOptions o;
-    jsOptions_Init (&o);
-    o.Wait = INFO_WAIT_MS;
-    jsStreamInfo *si = NULL;
-    jsErrCode code = 0;
-    natsStatus s = js_GetStreamInfo (&si, self->js, self->name, &o, &code);
-    if (s == NATS_OK)
-        return si;
-    omni_js_error (s, code, why, why_size);
-    return NULL;
-}
-
 int
 jsrejects_probe (jsrejects_t *self)
 {
-    char why[400];
-    jsStreamInfo *si = s_stream_info (self, why, sizeof why);
-    bool led = si && (!si->Cluster || (si->Cluster->Leader && *si->Cluster->Leader));
-    if (!si)
-        s_set_error (self, "rejects stream %s does not answer: %s", self->name, why);
-    else if (!led)
-        s_set_error (self, "rejects stream %s has no leader", self->name);
-    jsStreamInfo_Destroy (si);
-    return led ? 0 : -1;
+    char error[sizeof self->error];
+    if (omni_js_stream_probe (self->js, self->name, "rejects stream", error, sizeof error) == 0)
+        return 0;
+    s_set_error (self, "%s", error);
+    return -1;
 }
 
 //  The stream's state into `text` when given, and into the gauges.
@@ -465,7 +441,8 @@ static void
 s_refresh (jsrejects_t *self, char *text, size_t size)
 {
     char why[300];
-    jsStreamInfo *si = s_stream_info (self, why, sizeof why);
+    jsStreamInfo *si =
+        omni_js_stream_info (self->js, self->name, INFO_WAIT_MS, NULL, why, sizeof why);
     if (!si) {
         if (text)
             snprintf (text, size, "rejects %s: unreachable (%s)", self->name, why);
@@ -489,22 +466,16 @@ jsrejects_status (jsrejects_t *self, char *text, size_t size)
     s_refresh (self, text, size);
 }
 
-static void *
+static void
 s_watch (void *arg)
 {
-    jsrejects_t *self = arg;
-    while (!atomic_load (&self->stopping)) {
-        s_refresh (self, NULL, 0);
-        for (int i = 0; i < WATCH_MS / 100 && !atomic_load (&self->stopping); i++)
-            usleep (100 * 1000);
-    }
-    return NULL;
+    s_refresh (arg, NULL, 0);
 }
 
 void
 jsrejects_metrics (jsrejects_t *self, omni_metrics_t *metrics)
 {
-    if (!metrics || self->watching)
+    if (!metrics || self->watch)
         return;
     self->m_messages =
         omni_metrics_gauge (metrics, "rejects_stream_messages",
@@ -514,7 +485,7 @@ jsrejects_metrics (jsrejects_t *self, omni_metrics_t *metrics)
     self->m_current = omni_metrics_gauge (
         metrics, "rejects_stream_replicas_current",
         "journal: jetstream: the rejects stream's replicas that are current", NULL);
-    self->watching = pthread_create (&self->watcher, NULL, s_watch, self) == 0;
+    self->watch = omni_js_watch_new (s_watch, self, WATCH_MS);
 }
 
 //  ---------------------------------------------------------------------------

@@ -16,6 +16,10 @@
 
 #include <assert.h>
 #include <ctype.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <unistd.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -145,6 +149,88 @@ omni_js_stream_text (const jsStreamInfo *si, const char *label, char *out, size_
     return current;
 }
 
+jsStreamInfo *
+omni_js_stream_info (jsCtx *js, const char *stream, int64_t wait_ms, jsErrCode *code, char *why,
+                     size_t why_size)
+{
+    jsOptions o;
+    jsOptions_Init (&o);
+    o.Wait = wait_ms;
+    jsStreamInfo *si = NULL;
+    jsErrCode error_code = 0;
+    natsStatus s = js_GetStreamInfo (&si, js, stream, &o, &error_code);
+    if (code)
+        *code = error_code;
+    if (s == NATS_OK)
+        return si;
+    omni_js_error (s, error_code, why, why_size);
+    return NULL;
+}
+
+int
+omni_js_stream_probe (jsCtx *js, const char *stream, const char *label, char *error,
+                      size_t error_size)
+{
+    char why[400];
+    jsStreamInfo *si = omni_js_stream_info (js, stream, 1000, NULL, why, sizeof why);
+    bool led = si && (!si->Cluster || (si->Cluster->Leader && *si->Cluster->Leader));
+    if (!si)
+        snprintf (error, error_size, "%s %s does not answer: %s", label, stream, why);
+    else if (!led)
+        snprintf (error, error_size, "%s %s has no leader", label, stream);
+    jsStreamInfo_Destroy (si);
+    return led ? 0 : -1;
+}
+
+struct _omni_js_watch_t {
+    void (*refresh) (void *arg);
+    void *arg;
+    int64_t interval_ms;
+    pthread_t thread;
+    atomic_bool stopping;
+};
+
+static void *
+s_watch (void *arg)
+{
+    omni_js_watch_t *self = arg;
+    while (!atomic_load (&self->stopping)) {
+        self->refresh (self->arg);
+        for (int64_t i = 0; i < self->interval_ms / 100 && !atomic_load (&self->stopping); i++)
+            usleep (100 * 1000);
+    }
+    return NULL;
+}
+
+omni_js_watch_t *
+omni_js_watch_new (void (*refresh) (void *arg), void *arg, int64_t interval_ms)
+{
+    omni_js_watch_t *self = calloc (1, sizeof *self);
+    assert (self);
+    self->refresh = refresh;
+    self->arg = arg;
+    self->interval_ms = interval_ms;
+    atomic_init (&self->stopping, false);
+    if (pthread_create (&self->thread, NULL, s_watch, self)) {
+        log_error ("jetstream.watch", "error=\"no thread: the stream gauges stay 0\"");
+        free (self);
+        return NULL;
+    }
+    return self;
+}
+
+void
+omni_js_watch_destroy (omni_js_watch_t **self_p)
+{
+    omni_js_watch_t *self = *self_p;
+    if (!self)
+        return;
+    atomic_store (&self->stopping, true);
+    pthread_join (self->thread, NULL);
+    free (self);
+    *self_p = NULL;
+}
+
 natsStatus
 omni_js_publish_wait (jsCtx *js, int64_t timeout_ms, int64_t retry_ms)
 {
@@ -246,6 +332,12 @@ omni_js_connect (const char *const *urls, const char *name, int64_t timeout_ms, 
     return nc;
 }
 
+static void
+s_test_count (void *arg)
+{
+    atomic_fetch_add ((atomic_int *) arg, 1);
+}
+
 void
 omni_js_test (bool verbose)
 {
@@ -300,6 +392,17 @@ omni_js_test (bool verbose)
     si.Cluster = NULL;
     assert (omni_js_stream_text (&si, "stream", out, sizeof out) == 1);
     assert (strstr (out, "replicas=1 current=1 leader=-") && !strstr (out, "lagging"));
+    //  The watcher: at once, then every interval, until destroyed
+    atomic_int count;
+    atomic_init (&count, 0);
+    omni_js_watch_t *watch = omni_js_watch_new (s_test_count, &count, 100);
+    assert (watch);
+    while (atomic_load (&count) < 3)
+        usleep (10 * 1000);
+    omni_js_watch_destroy (&watch);
+    int seen = atomic_load (&count);
+    usleep (250 * 1000);
+    assert (!watch && atomic_load (&count) == seen);
     //  No server at all: a clear error, quickly
     const char *urls[] = {"nats://127.0.0.1:1", NULL};
     char error[512];

@@ -74,6 +74,22 @@ void omni_js_rejects_subject (const char *stream, const char *reason, char *out,
 //  the replicas that are current (the leader is one).
 int omni_js_stream_text (const jsStreamInfo *si, const char *label, char *out, size_t size);
 
+//  A stream's info, asked with a wait of `wait_ms`: NULL with `why` (and
+//  the JetStream error in `*code`, if given) when it does not answer.
+jsStreamInfo *omni_js_stream_info (jsCtx *js, const char *stream, int64_t wait_ms, jsErrCode *code,
+                                   char *why, size_t why_size);
+
+//  Whether `stream` answers now, with a leader: 0, or -1 with `error`
+//  ("<label> NAME does not answer: ..." or "... has no leader").
+int omni_js_stream_probe (jsCtx *js, const char *stream, const char *label, char *error,
+                          size_t error_size);
+
+//  Calls `refresh (arg)` at once and then every `interval_ms` in a thread
+//  of its own until destroyed (the /metrics gauges of the streams).
+typedef struct _omni_js_watch_t omni_js_watch_t;
+omni_js_watch_t *omni_js_watch_new (void (*refresh) (void *arg), void *arg, int64_t interval_ms);
+void omni_js_watch_destroy (omni_js_watch_t **self_p);
+
 //  Waits for every asynchronous publish of `js` to be acknowledged, up to
 //  `timeout_ms`; every `retry_ms` without them publishes again what has no
 //  ack yet (an ack lost with a killed server; the message id makes the
