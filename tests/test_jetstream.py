@@ -380,3 +380,42 @@ def test_rejects_go_to_the_rejects_stream_with_reason_and_bytes(workdir, cluster
             out.stdout
         assert re.search(r"rejects OMNI_REJECTS: messages=5 .*replicas=3 current=3", out.stdout), \
             out.stdout
+
+
+def test_rejects_not_stored_are_not_acknowledged(workdir, cluster):
+    """Quorum lost: a batch of bad records cannot be stored in the rejects
+    stream, so ingestd does not acknowledge it and says why; once the nodes
+    are back the collector's resend is acknowledged and each reject is kept
+    once."""
+    p = Pipeline(workdir, writers=("archive",),
+                 extra=_jetstream(cluster) + ["--publish-timeout=2s"])
+    with p:
+        p.ingestd.start()
+        frames = [b"\x81\xa1v\x02", b"\xc1", b"\x81\xa1v\x03"]
+        cluster.kill9(1)
+        cluster.kill9(2)
+        client = IntakeClient(p.intake)
+        try:
+            seq = client.send_batch(frames)
+
+            def paused():
+                status, text = p.ingestd.health()
+                return status == 503 and "intake paused" in text
+            wait_until(paused, 30, "ingestd paused")
+            assert p.ingestd.metrics()['omni_ingestd_journal_fault{cause="stream"}'] == 1
+            # The first failure named the rejects stream (the probes that
+            # follow ask the records' stream first)
+            assert re.search(r"journal\.fault cause=stream .*rejects stream OMNI_REJECTS",
+                             p.ingestd.log()), p.ingestd.log()[-3000:]
+            # Nothing came back for the batch: it is not acknowledged
+            assert not client.sock.poll(0)
+            cluster.start(1)
+            cluster.start(2)
+            wait_until(lambda: p.ingestd.health()[0] == 200, 60, "ingestd resumed")
+            client.seq = seq - 1  # the collector sends its unacknowledged batch again
+            assert client.batch(frames) == (0, 3)
+        finally:
+            client.close()
+        rejects = _rejects(cluster)
+        assert [bytes.fromhex(r["raw"]) for r in rejects] == frames
+        assert [r["reason"] for r in rejects] == ["bad_version", "not_msgpack", "bad_version"]
