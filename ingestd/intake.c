@@ -47,11 +47,11 @@ struct _intake_t {
     unsigned configured_roles;
     char writers_text[256];               //  the configured writer names, for messages
     _Atomic unsigned replayed;            //  roles REPLAY routed to (for /health)
+    bool publish_failed;                  //  journal: jetstream; the stream refused a publish
     uint64_t wire;                        //  bytes of the intake message in hand, as on the wire
     zmq_msg_t frame, head[WIRE_HEAD_MAX]; //  intake parts being received
     s_reply_t *replies;                   //  one per intake message of a round
-    bool publish_failed;                  //  a publish to a stream failed in this round
-    bool rejects_failed;                  //  ... to the rejects stream (intake_stream_error)
+    bool rejects_failed;                  //  ... the rejects stream (intake_stream_error)
     omni_metric_t *m_received, *m_accepted, *m_batches, *m_bytes, *m_rounds, *m_commit_latency,
         *m_replayed, *m_rejected[REJECT_REASON_COUNT + 1], *m_replies_dropped;
 };
@@ -383,6 +383,7 @@ s_intake_message_read (intake_t *self, s_reply_t *reply, size_t *bytes)
             if (self->config.stream
                     ? jsjournal_publish (self->config.stream, &record, data, size, writers) != 0
                     : !journal_append (self->journal, data, size, writers, now)) {
+                //  said as the stream's fault, not the local journal's
                 self->publish_failed = self->config.stream != NULL;
                 rc = -1;
                 break;
@@ -501,11 +502,11 @@ intake_round (intake_t *self, const char **op, size_t *bytes_read)
     }
     int64_t start = omni_util_mono_ms ();
     bool failed = false, stream_failed = false;
+    self->publish_failed = self->rejects_failed = false;
     if (self->config.stream)
         jsjournal_begin (self->config.stream);
     if (self->config.rejects)
         jsrejects_begin (self->config.rejects);
-    self->publish_failed = self->rejects_failed = false;
     tap_round_begin (self->tap);
     while (count < ROUND_MESSAGES && bytes < ROUND_BYTES) {
         int rc = s_intake_message (self, &replies[count], &bytes);
@@ -514,6 +515,12 @@ intake_round (intake_t *self, const char **op, size_t *bytes_read)
         count++;
         if (rc < 0) {
             failed = true;
+            stream_failed = self->publish_failed;
+            if (stream_failed) { //  what it did publish is not waited for
+                jsjournal_abort (self->config.stream);
+                if (self->config.rejects)
+                    jsrejects_abort (self->config.rejects);
+            }
             break;
         }
     }
@@ -539,13 +546,6 @@ intake_round (intake_t *self, const char **op, size_t *bytes_read)
     //  Published once committed; nothing of a failed round (the collectors
     //  resend it: nothing is lost)
     tap_round_end (self->tap, rc == 0 && count);
-    if (failed && self->publish_failed) {
-        //  what the publishes had pending goes with the round
-        stream_failed = true;
-        jsjournal_abort (self->config.stream);
-        if (self->config.rejects)
-            jsrejects_abort (self->config.rejects);
-    }
     *op = stream_failed ? "stream" : "intake";
     *bytes_read = bytes;
     return rc != 0 ? -1 : count ? 1 : 0;
