@@ -380,6 +380,17 @@ def test_rejects_go_to_the_rejects_stream_with_reason_and_bytes(workdir, cluster
             out.stdout
         assert re.search(r"rejects OMNI_REJECTS: messages=5 .*replicas=3 current=3", out.stdout), \
             out.stdout
+        # A node down: both streams name their replica on it as lagging
+        cluster.kill9(2)
+
+        def lagging():
+            _, text = p.ingestd.health()
+            return all(re.search(rf"\n{line}: .* current=2 leader=n[01] lagging=n2:(offline|\d+)",
+                                 text) for line in ("stream OMNI", "rejects OMNI_REJECTS"))
+        wait_until(lagging, 30, "the replicas on n2 shown as lagging")
+        for gauge in ("stream_replicas_current", "rejects_stream_replicas_current"):
+            wait_until(lambda: p.ingestd.metrics().get(f"omni_ingestd_{gauge}") == 2, 10,
+                       f"{gauge} 2")
 
 
 def test_rejects_not_stored_are_not_acknowledged(workdir, cluster):
