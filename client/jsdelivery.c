@@ -451,19 +451,21 @@ s_acked (s_bridge_t *self, uint64_t upto)
     self->first += n;
     self->acked_records += n;
     //  The messages whose every record is committed (no record left points
-    //  into them)
+    //  into them); counted before the stream hears of them
     size_t m = 0;
-    for (; m < self->nmsgs && self->msgs[m].last <= upto; m++) {
-        s_reply (self, self->msgs[m].msg, "+ACK");
-        natsMsg_Destroy (self->msgs[m].msg);
-    }
-    memmove (self->msgs, self->msgs + m, (self->nmsgs - m) * sizeof *self->msgs);
-    self->nmsgs -= m;
-    self->acked += m;
+    while (m < self->nmsgs && self->msgs[m].last <= upto)
+        m++;
     if (self->m_acked) {
         omni_metric_add (self->m_acked, m);
         omni_metric_add (self->m_acked_records, n);
     }
+    for (size_t i = 0; i < m; i++) {
+        s_reply (self, self->msgs[i].msg, "+ACK");
+        natsMsg_Destroy (self->msgs[i].msg);
+    }
+    memmove (self->msgs, self->msgs + m, (self->nmsgs - m) * sizeof *self->msgs);
+    self->nmsgs -= m;
+    self->acked += m;
 }
 
 static void
