@@ -753,10 +753,9 @@ builds_read_file (const char *path, const char *pipeline, builds_fn *fn, void *a
 //  The collector
 
 typedef struct {
+    collector_names_t names; //  target: the first file's absolute path
     char **files;
     size_t nfiles;
-    char *target; //  the first file's absolute path
-    char *src;
     char *pipeline;
 } s_builds_t;
 
@@ -793,20 +792,20 @@ s_open (const collector_env_t *env, char *error, size_t size)
         fclose (f);
         self->files[self->nfiles++] = strdup (env->args[i]);
     }
-    self->target = realpath (self->files[0], NULL);
-    if (!self->target)
-        self->target = strdup (self->files[0]);
+    self->names.target = realpath (self->files[0], NULL);
+    if (!self->names.target)
+        self->names.target = strdup (self->files[0]);
     self->pipeline =
         s_settings.pipeline && *s_settings.pipeline ? strdup (s_settings.pipeline) : NULL;
     if (s_settings.source && *s_settings.source)
-        self->src = strdup (s_settings.source);
-    for (size_t i = 0; !self->src && i < self->nfiles; i++) {
+        self->names.src = strdup (s_settings.source);
+    for (size_t i = 0; !self->names.src && i < self->nfiles; i++) {
         char ignored[512];
-        builds_read_file (self->files[i], self->pipeline, s_first_project, &self->src, ignored,
-                          sizeof ignored);
+        builds_read_file (self->files[i], self->pipeline, s_first_project, &self->names.src,
+                          ignored, sizeof ignored);
     }
-    if (!self->src)
-        self->src = strdup (self->target);
+    if (!self->names.src)
+        self->names.src = strdup (self->names.target);
     return self;
 }
 
@@ -819,23 +818,10 @@ s_close (void **self_p)
     for (size_t i = 0; i < self->nfiles; i++)
         free (self->files[i]);
     free (self->files);
-    free (self->target);
-    free (self->src);
+    collector_names_free (&self->names);
     free (self->pipeline);
     free (self);
     *self_p = NULL;
-}
-
-static const char *
-s_source (void *handle)
-{
-    return ((s_builds_t *) handle)->src;
-}
-
-static const char *
-s_target (void *handle)
-{
-    return ((s_builds_t *) handle)->target;
 }
 
 static void
@@ -906,10 +892,7 @@ s_collect (void *handle, session_t *session, char *error, size_t size)
     }
     progress_finish (progress);
     if (ctx.broken) {
-        snprintf (error, size, "%s",
-                  session_interrupted (session) ? "interrupted"
-                                                : "ingestd did not acknowledge (give_up)");
-        return -1;
+        return collector_broken (session, error, size);
     }
     log_info ("builds.collected", "files=%zu failed_files=%zu builds=%" PRIu64 " invalid=%" PRIu64,
               self->nfiles, failed, ctx.sent, ctx.invalid);
@@ -921,15 +904,6 @@ s_collect (void *handle, session_t *session, char *error, size_t size)
     return 0;
 }
 
-static int
-s_commit (void *handle, char *error, size_t size)
-{
-    (void) handle;
-    (void) error;
-    (void) size;
-    return 0;
-}
-
 const collector_t builds_collector = {
     .name = "builds",
     .usage = "FILE...",
@@ -937,11 +911,10 @@ const collector_t builds_collector = {
     .options = s_options,
     .open = s_open,
     .close = s_close,
-    .source = s_source,
-    .target = s_target,
+    .source = collector_source,
+    .target = collector_target,
     .pack_config = s_pack_config,
     .collect = s_collect,
-    .commit = s_commit,
 };
 
 //  ---------------------------------------------------------------------------
@@ -1130,14 +1103,14 @@ builds_test (bool verbose)
         .args = args, .nargs = 4, .state_dir = "/nonexistent", .instance = "test"};
     void *handle = s_open (&env, error, sizeof error);
     assert (handle);
-    assert (strcmp (s_source (handle), "github.com/acme/widget") == 0);
+    assert (strcmp (collector_source (handle), "github.com/acme/widget") == 0);
     testpeer_t *fake = testpeer_new ();
     session_config_t config = {
         "builds",     "test", {testpeer_endpoint (fake), 5, 0, 4, 5000, 10000, NULL},
         PROGRESS_OFF, 1000,   NULL};
     session_t *session = session_new (&config);
-    assert (session_begin (session, s_source (handle), s_target (handle), s_pack_config, handle) ==
-            0);
+    assert (session_begin (session, collector_source (handle), collector_target (handle),
+                           s_pack_config, handle) == 0);
     assert (s_collect (handle, session, error, sizeof error) == -1);
     assert (strstr (error, "broken.json:4:"));
     assert (session_end (session, "failed", error) == 0);
@@ -1171,7 +1144,7 @@ builds_test (bool verbose)
     //  --source wins; a missing file is refused at open
     s_settings.source = "ci/widget";
     handle = s_open (&env, error, sizeof error);
-    assert (handle && strcmp (s_source (handle), "ci/widget") == 0);
+    assert (handle && strcmp (collector_source (handle), "ci/widget") == 0);
     s_close (&handle);
     s_settings.source = NULL;
     args[1] = "/nonexistent/runs.json";

@@ -164,20 +164,11 @@ s_collect (void *handle, session_t *session, char *error, size_t size)
     return 0;
 }
 
-static int
-s_commit (void *handle, char *error, size_t size)
-{
-    (void) handle;
-    (void) error;
-    (void) size;
-    return 0; //  nothing to remember between runs
-}
-
 const collector_t host_collector = {
     "host",        "(none)",  "host metrics from /proc: cpu, memory, load, disk and network rates",
     true,          s_options, s_open,
     s_close,       s_source,  s_target,
-    s_pack_config, s_collect, s_commit,
+    s_pack_config, s_collect, NULL, //  nothing to remember between runs
     false,
 };
 

@@ -316,9 +316,14 @@ s_head (const uint8_t *p, s_head_t *h)
         case 0xc3: h->type = S_BOOL; break;
         case 0xc4:
         case 0xc5:
-        case 0xc6: {
-            int n = 1 << (t - 0xc4);
-            h->type = S_BIN;
+        case 0xc6:
+        case 0xd9:
+        case 0xda:
+        case 0xdb: {
+            //  bin and str 8, 16, 32: the same length field
+            bool str = t >= 0xd9;
+            int n = 1 << (t - (str ? 0xd9 : 0xc4));
+            h->type = str ? S_STR : S_BIN;
             h->len = s_be (p + 1, n);
             h->head += (size_t) n;
             break;
@@ -361,15 +366,6 @@ s_head (const uint8_t *p, s_head_t *h)
                 h->type = S_POS;
                 h->u = (uint64_t) v;
             }
-            h->head += (size_t) n;
-            break;
-        }
-        case 0xd9:
-        case 0xda:
-        case 0xdb: {
-            int n = 1 << (t - 0xd9);
-            h->type = S_STR;
-            h->len = s_be (p + 1, n);
             h->head += (size_t) n;
             break;
         }
@@ -1372,6 +1368,25 @@ s_test_commit (omni_record_encoder_t *enc, int variant, char *detail, size_t siz
     return omni_record_encoder_end (enc, &(const void *){NULL}, &(size_t){0}, detail, size);
 }
 
+//  Begins a git.branch record: main at `target`, the head or not.
+static void
+s_test_branch (omni_record_encoder_t *enc, const char *src, const char *col, const char *run,
+               int64_t ts, const char *target, bool head)
+{
+    omni_record_encoder_begin (enc, "git.branch", src, col, run, ts);
+    msgpack_packer *pk = omni_record_encoder_body (enc);
+    msgpack_pack_map (pk, 3);
+    omni_record_pack_str (pk, "name");
+    omni_record_pack_str (pk, "main");
+    omni_record_pack_str (pk, "target");
+    omni_record_pack_str (pk, target);
+    omni_record_pack_str (pk, "head");
+    if (head)
+        msgpack_pack_true (pk);
+    else
+        msgpack_pack_false (pk);
+}
+
 void
 omni_record_test (bool verbose)
 {
@@ -1379,18 +1394,10 @@ omni_record_test (bool verbose)
     char detail[256];
     const void *data;
     size_t size;
+    msgpack_packer *pk;
 
     //  A valid commit round-trips, and its id depends only on src + sha.
-    omni_record_encoder_begin (enc, "git.branch", "repo-a", "col-1", "run-1",
-                               1700000000000000000LL);
-    msgpack_packer *pk = omni_record_encoder_body (enc);
-    msgpack_pack_map (pk, 3);
-    omni_record_pack_str (pk, "name");
-    omni_record_pack_str (pk, "main");
-    omni_record_pack_str (pk, "target");
-    omni_record_pack_str (pk, "abc");
-    omni_record_pack_str (pk, "head");
-    msgpack_pack_true (pk);
+    s_test_branch (enc, "repo-a", "col-1", "run-1", 1700000000000000000LL, "abc", true);
     omni_record_encoder_tag (enc, "zone", "eu");
     omni_record_encoder_tag (enc, "env", "prod");
     assert (omni_record_encoder_end (enc, &data, &size, detail, sizeof detail) == 0);
@@ -1415,28 +1422,12 @@ omni_record_test (bool verbose)
     msgpack_zone_destroy (&zone);
 
     //  Same natural key, other target and run: same id (the branch moved).
-    omni_record_encoder_begin (enc, "git.branch", "repo-a", "col-2", "run-2", 1);
-    pk = omni_record_encoder_body (enc);
-    msgpack_pack_map (pk, 3);
-    omni_record_pack_str (pk, "name");
-    omni_record_pack_str (pk, "main");
-    omni_record_pack_str (pk, "target");
-    omni_record_pack_str (pk, "def");
-    omni_record_pack_str (pk, "head");
-    msgpack_pack_false (pk);
+    s_test_branch (enc, "repo-a", "col-2", "run-2", 1, "def", false);
     assert (omni_record_encoder_end (enc, &data, &size, detail, sizeof detail) == 0);
     assert (memcmp (omni_record_encoder_id (enc), id1, RECORD_ID_SIZE) == 0);
 
     //  Other source: other id.
-    omni_record_encoder_begin (enc, "git.branch", "repo-b", "col-2", "run-2", 1);
-    pk = omni_record_encoder_body (enc);
-    msgpack_pack_map (pk, 3);
-    omni_record_pack_str (pk, "name");
-    omni_record_pack_str (pk, "main");
-    omni_record_pack_str (pk, "target");
-    omni_record_pack_str (pk, "def");
-    omni_record_pack_str (pk, "head");
-    msgpack_pack_false (pk);
+    s_test_branch (enc, "repo-b", "col-2", "run-2", 1, "def", false);
     assert (omni_record_encoder_end (enc, &data, &size, detail, sizeof detail) == 0);
     assert (memcmp (omni_record_encoder_id (enc), id1, RECORD_ID_SIZE) != 0);
 
