@@ -40,6 +40,7 @@
 #include "common/log.h"
 #include "pg/pgconn.h"
 #include "pg/pgcopy.h"
+#include "pg/pgwriter.h"
 #include "common/util.h"
 #include "client/writer.h"
 
@@ -624,10 +625,7 @@ pointstore_connect (pointstore_t *self)
         hostdaily_refresh (self->hostdaily, self->conn, true, 2000);
         return 0;
     }
-    //  Refused for good (no database yet, say): logged at error by pgconn,
-    //  said by /health; the writer keeps asking, as for a server not up yet
-    omni_pgconn_status_t status = omni_pgconn_last_status (self->conn);
-    return status == PGCONN_TRANSIENT || status == PGCONN_PERMANENT ? 1 : -1;
+    return omni_pgwriter_connect_failed (self->conn);
 }
 
 bool
@@ -641,14 +639,7 @@ pointstore_healthy (void *self_, char *text, size_t size)
     pthread_mutex_unlock (&self->problem_lock);
     if (problem)
         return false;
-    if (omni_pgconn_refused (self->conn, text, size))
-        return false;
-    bool ok = omni_pgconn_ping (self->conn, 1000);
-    if (ok)
-        snprintf (text, size, "postgresql ok");
-    else
-        snprintf (text, size, "postgresql not reachable (%s)", omni_pgconn_display (self->conn));
-    return ok;
+    return omni_pgwriter_healthy (self->conn, text, size);
 }
 
 //  ---------------------------------------------------------------------------

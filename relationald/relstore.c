@@ -44,6 +44,7 @@
 #include "proto/mpjson.h"
 #include "pg/pgconn.h"
 #include "pg/pgcopy.h"
+#include "pg/pgwriter.h"
 #include "relationald/schema.h"
 #include "relationald/sql.h"
 #include "common/util.h"
@@ -354,24 +355,14 @@ relstore_connect (relstore_t *self)
 {
     if (omni_pgconn_ensure (self->conn) == 0)
         return 0;
-    //  Refused for good (no database yet, say): logged at error by pgconn,
-    //  said by /health; the writer keeps asking, as for a server not up yet
-    omni_pgconn_status_t status = omni_pgconn_last_status (self->conn);
-    return status == PGCONN_TRANSIENT || status == PGCONN_PERMANENT ? 1 : -1;
+    return omni_pgwriter_connect_failed (self->conn);
 }
 
 bool
 relstore_healthy (void *self_, char *text, size_t size)
 {
     relstore_t *self = self_;
-    if (omni_pgconn_refused (self->conn, text, size))
-        return false;
-    bool ok = omni_pgconn_ping (self->conn, 1000);
-    if (ok)
-        snprintf (text, size, "postgresql ok");
-    else
-        snprintf (text, size, "postgresql not reachable (%s)", omni_pgconn_display (self->conn));
-    return ok;
+    return omni_pgwriter_healthy (self->conn, text, size);
 }
 
 //  ---------------------------------------------------------------------------

@@ -787,6 +787,28 @@ def collect(repo, src, run="run-1", now_ns=None):
     return frames, commits, branches, tags
 
 
+def collect_and_send(p, writer, repo, src, sent, run="run-1", now_ns=None, timeout=180):
+    """One collection run of `repo` (collect) sent to the pipeline `p`; waits
+    until `writer` acknowledged the `sent` records before and these. Returns
+    the new total."""
+    frames, _, _, _ = collect(repo, src, run, now_ns)
+    send(p.intake, frames)
+    sent += len(frames)
+    p.wait_acked(writer, sent, timeout)
+    return sent
+
+
+def deliver_again(p, writer, repo, src, frames, timeout=180):
+    """What an idempotent writer must store nothing more for: the records of
+    `frames` (already acknowledged once) delivered again, and the history
+    collected again in a new run (run-2). Waits until `writer` acknowledged
+    them all."""
+    send(p.intake, frames)
+    frames2, _, _, _ = collect(repo, src, run="run-2")
+    send(p.intake, frames2)
+    p.wait_acked(writer, 2 * len(frames) + len(frames2), timeout)
+
+
 # ---------------------------------------------------------------------------
 # PostgreSQL
 
