@@ -916,12 +916,8 @@ codestats_test (bool verbose)
     assert (handle);
     assert (strcmp (collector_source (handle), "repo") == 0);
     testpeer_t *fake = testpeer_new ();
-    session_config_t config = {
-        "code",       "test", {testpeer_endpoint (fake), 4, 0, 4, 5000, 10000, NULL},
-        PROGRESS_OFF, 1000,   NULL};
-    session_t *session = session_new (&config);
-    assert (session_begin (session, collector_source (handle), collector_target (handle),
-                           s_pack_config, handle) == 0);
+    session_t *session = collector_test_session ("code", testpeer_endpoint (fake), 4);
+    collector_test_begin (session, &codestats_collector, handle);
     assert (s_collect (handle, session, error, sizeof error) == 0);
     assert (session_end (session, "ok", NULL) == 0);
     assert (testpeer_count_kind (fake, "code.stats") == 8 + 9);

@@ -62,6 +62,24 @@ collector_broken (session_t *session, char *error, size_t error_size)
     return -1;
 }
 
+session_t *
+collector_test_session (const char *mode, const char *endpoint, size_t batch)
+{
+    session_config_t config = {mode,         "test", {endpoint, batch, 0, 4, 5000, 10000, NULL},
+                               PROGRESS_OFF, 1000,   NULL};
+    session_t *session = session_new (&config);
+    assert (session);
+    return session;
+}
+
+void
+collector_test_begin (session_t *session, const collector_t *collector, void *handle)
+{
+    int rc = session_begin (session, collector->source (handle), collector->target (handle),
+                            collector->pack_config, handle);
+    assert (rc == 0);
+}
+
 void
 collector_test (bool verbose)
 {

@@ -77,6 +77,12 @@ void collector_names_free (collector_names_t *names);
 //  sets `error` to why, a signal or ingestd giving up. Returns -1.
 int collector_broken (session_t *session, char *error, size_t error_size);
 
+//  For the collectors' self-tests: a session of `mode` to the test peer at
+//  `endpoint` (instance "test", batches of `batch` records, no progress),
+//  and the run.start of `collector`'s `handle` on it.
+session_t *collector_test_session (const char *mode, const char *endpoint, size_t batch);
+void collector_test_begin (session_t *session, const collector_t *collector, void *handle);
+
 //  The collector for a mode, or NULL.
 const collector_t *collector_lookup (const char *name);
 //  Iterates the collectors: 0.. until NULL.

@@ -484,8 +484,7 @@ s_run_once (testpeer_t *fake, session_t *session, const char *kind, char **argv,
                            .instance = "test"};
     void *handle = s_open (&env, error, size);
     assert (handle);
-    assert (session_begin (session, collector_source (handle), collector_target (handle),
-                           s_pack_config, handle) == 0);
+    collector_test_begin (session, &exec_collector, handle);
     int rc = s_collect (handle, session, error, size);
     assert (session_end (session, rc ? "failed" : "ok", rc ? error : NULL) == 0);
     s_close (&handle);
@@ -571,10 +570,7 @@ exec_test (bool verbose)
 
     //  Through the session: 3 good lines, 1 bad, a blank one
     testpeer_t *fake = testpeer_new ();
-    session_config_t config = {
-        "exec",       "test", {testpeer_endpoint (fake), 2, 0, 4, 5000, 10000, NULL},
-        PROGRESS_OFF, 1000,   NULL};
-    session_t *session = session_new (&config);
+    session_t *session = collector_test_session ("exec", testpeer_endpoint (fake), 2);
     char *good_argv[] = {"sh", "-c",
                          "echo '{\"env\":\"prod\",\"n\":1,\"ok\":true}'; "
                          "echo '{\"env\":\"dev\",\"ms\":2.5,\"tags\":[\"a\",\"b\"]}'; "

@@ -104,19 +104,6 @@ typedef struct {
 //  ---------------------------------------------------------------------------
 //  --since
 
-static int
-s_parse_int (const char **p, int digits, int *out)
-{
-    int v = 0;
-    for (int i = 0; i < digits; i++, (*p)++) {
-        if (!isdigit ((unsigned char) **p))
-            return -1;
-        v = v * 10 + (**p - '0');
-    }
-    *out = v;
-    return 0;
-}
-
 //  Seconds since the epoch for `text`, relative to `now` for ages.
 static int
 s_parse_since (const char *text, int64_t now, int64_t *out)
@@ -152,16 +139,16 @@ s_parse_since (const char *text, int64_t now, int64_t *out)
     const char *p = text;
     struct tm tm = {0};
     int year, mon, day, hour = 0, min = 0, sec = 0;
-    if (s_parse_int (&p, 4, &year) || *p++ != '-' || s_parse_int (&p, 2, &mon) || *p++ != '-' ||
-        s_parse_int (&p, 2, &day))
+    if (omni_util_digits (&p, 4, &year) || *p++ != '-' || omni_util_digits (&p, 2, &mon) ||
+        *p++ != '-' || omni_util_digits (&p, 2, &day))
         return -1;
     if (*p == 'T' || *p == ' ') {
         p++;
-        if (s_parse_int (&p, 2, &hour) || *p++ != ':' || s_parse_int (&p, 2, &min))
+        if (omni_util_digits (&p, 2, &hour) || *p++ != ':' || omni_util_digits (&p, 2, &min))
             return -1;
         if (*p == ':') {
             p++;
-            if (s_parse_int (&p, 2, &sec))
+            if (omni_util_digits (&p, 2, &sec))
                 return -1;
         }
     }
@@ -170,11 +157,11 @@ s_parse_since (const char *text, int64_t now, int64_t *out)
         p++;
     else if (*p == '+' || *p == '-') {
         int sign = *p++ == '-' ? -1 : 1, oh, om;
-        if (s_parse_int (&p, 2, &oh))
+        if (omni_util_digits (&p, 2, &oh))
             return -1;
         if (*p == ':')
             p++;
-        if (s_parse_int (&p, 2, &om))
+        if (omni_util_digits (&p, 2, &om))
             return -1;
         offset = sign * (oh * 60 + om);
     }
@@ -1090,8 +1077,7 @@ s_run (void *handle, session_t *session, testpeer_t *fake)
 {
     testpeer_clear (fake);
     char error[512] = "";
-    assert (session_begin (session, collector_source (handle), collector_target (handle),
-                           s_pack_config, handle) == 0);
+    collector_test_begin (session, &git_collector, handle);
     int rc = s_collect (handle, session, error, sizeof error);
     if (rc)
         fprintf (stderr, "collect: %s\n", error);
@@ -1181,10 +1167,7 @@ git_collector_test (bool verbose)
     assert (strcmp (collector_source (handle), "repo") == 0);
 
     testpeer_t *fake = testpeer_new ();
-    session_config_t config = {
-        "git",        "test", {testpeer_endpoint (fake), 3, 0, 4, 5000, 10000, NULL},
-        PROGRESS_OFF, 1000,   NULL};
-    session_t *session = session_new (&config);
+    session_t *session = collector_test_session ("git", testpeer_endpoint (fake), 3);
     assert (s_run (handle, session, fake) == 6);
     assert (testpeer_count_kind (fake, "git.branch") == 2);
     assert (testpeer_count_kind (fake, "git.tag") == 2);

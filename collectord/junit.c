@@ -299,13 +299,6 @@ s_close (void **self_p)
 }
 
 static void
-s_pack_kv (msgpack_packer *pk, const char *key, const char *value)
-{
-    omni_record_pack_str (pk, key);
-    omni_record_pack_str (pk, value);
-}
-
-static void
 s_pack_config (void *handle, msgpack_packer *pk)
 {
     s_junit_t *self = (s_junit_t *) handle;
@@ -322,14 +315,14 @@ s_pack_config (void *handle, msgpack_packer *pk)
     msgpack_pack_array (pk, n);
     for (size_t i = 0; i < n; i++)
         omni_record_pack_str (pk, self->patterns[i]);
-    s_pack_kv (pk, "pipeline", self->pipeline);
-    s_pack_kv (pk, "system", self->system);
+    omni_record_pack_kv (pk, "pipeline", self->pipeline);
+    omni_record_pack_kv (pk, "system", self->system);
     if (self->build_id)
-        s_pack_kv (pk, "build_id", self->build_id);
+        omni_record_pack_kv (pk, "build_id", self->build_id);
     if (self->branch)
-        s_pack_kv (pk, "branch", self->branch);
+        omni_record_pack_kv (pk, "branch", self->branch);
     if (self->sha)
-        s_pack_kv (pk, "sha", self->sha);
+        omni_record_pack_kv (pk, "sha", self->sha);
 }
 
 //  One report file of a run, as the first reading found it
@@ -367,26 +360,26 @@ s_send_case (void *arg, const junit_case_t *tc)
     size_t n = 8 + (tc->class_name != NULL) + (tc->failure_type != NULL) +
                (tc->failure_message != NULL) + (tc->occurrence > 0) + tc->retried;
     msgpack_pack_map (pk, n);
-    s_pack_kv (pk, "suite", tc->suite);
+    omni_record_pack_kv (pk, "suite", tc->suite);
     if (tc->class_name)
-        s_pack_kv (pk, "class", tc->class_name);
-    s_pack_kv (pk, "name", tc->name);
+        omni_record_pack_kv (pk, "class", tc->class_name);
+    omni_record_pack_kv (pk, "name", tc->name);
     //  Absent for the first: ids of results stored before occurrences were
     //  counted stay the same
     if (tc->occurrence > 0) {
         omni_record_pack_str (pk, "occurrence");
         msgpack_pack_uint32 (pk, tc->occurrence);
     }
-    s_pack_kv (pk, "status", junit_status_name (tc->status));
+    omni_record_pack_kv (pk, "status", junit_status_name (tc->status));
     omni_record_pack_str (pk, "duration");
     msgpack_pack_double (pk, tc->duration);
-    s_pack_kv (pk, "pipeline", self->pipeline);
-    s_pack_kv (pk, "build_id", ctx->build_id);
-    s_pack_kv (pk, "file", tc->file);
+    omni_record_pack_kv (pk, "pipeline", self->pipeline);
+    omni_record_pack_kv (pk, "build_id", ctx->build_id);
+    omni_record_pack_kv (pk, "file", tc->file);
     if (tc->failure_type)
-        s_pack_kv (pk, "failure_type", tc->failure_type);
+        omni_record_pack_kv (pk, "failure_type", tc->failure_type);
     if (tc->failure_message)
-        s_pack_kv (pk, "failure_message", tc->failure_message);
+        omni_record_pack_kv (pk, "failure_message", tc->failure_message);
     omni_record_pack_str (pk, "flaky");
     if (tc->flaky)
         msgpack_pack_true (pk);
@@ -810,8 +803,7 @@ static int
 s_run (s_junit_t *handle, session_t *session, testpeer_t *fake, bool commit, char *err, size_t size)
 {
     testpeer_clear (fake);
-    assert (session_begin (session, collector_source (handle), collector_target (handle),
-                           s_pack_config, handle) == 0);
+    collector_test_begin (session, &junit_collector, handle);
     int rc = s_collect (handle, session, err, size);
     assert (session_end (session, rc ? "failed" : "ok", rc ? err : NULL) == 0);
     if (rc == 0 && commit)
@@ -878,10 +870,7 @@ junit_test (bool verbose)
     //  fixtures plus the big one; the malformed file fails the run and gives
     //  nothing, the rest is sent, and one ci.build sums up what was sent
     testpeer_t *fake = testpeer_new ();
-    session_config_t config = {
-        "junit",      "test", {testpeer_endpoint (fake), 7, 0, 4, 5000, 10000, NULL},
-        PROGRESS_OFF, 1000,   NULL};
-    session_t *session = session_new (&config);
+    session_t *session = collector_test_session ("junit", testpeer_endpoint (fake), 7);
     assert (s_run (handle, session, fake, false, err, sizeof err) == -1);
     assert (strstr (err, "1 of 13 report files unreadable") && strstr (err, "malformed.xml:5:"));
     s_got_t got;

@@ -1034,6 +1034,37 @@ omni_record_pack_str (msgpack_packer *pk, const char *text)
     msgpack_pack_str_body (pk, text, len);
 }
 
+void
+omni_record_pack_kv (msgpack_packer *pk, const char *key, const char *value)
+{
+    omni_record_pack_str (pk, key);
+    omni_record_pack_str (pk, value);
+}
+
+void
+omni_record_pack_kv_int (msgpack_packer *pk, const char *key, int64_t value)
+{
+    omni_record_pack_str (pk, key);
+    msgpack_pack_int64 (pk, value);
+}
+
+void
+omni_record_pack_kv_double (msgpack_packer *pk, const char *key, double value)
+{
+    omni_record_pack_str (pk, key);
+    msgpack_pack_double (pk, value);
+}
+
+void
+omni_record_pack_kv_bool (msgpack_packer *pk, const char *key, bool value)
+{
+    omni_record_pack_str (pk, key);
+    if (value)
+        msgpack_pack_true (pk);
+    else
+        msgpack_pack_false (pk);
+}
+
 bool
 omni_record_str_eq (omni_record_str_t s, const char *cstr)
 {

@@ -142,6 +142,11 @@ bool omni_record_field_bool (const msgpack_object *map, const char *key, bool *o
 bool omni_record_str_eq (omni_record_str_t s, const char *cstr);
 //  Packs a NUL-terminated string (bodies are mostly built from these).
 void omni_record_pack_str (msgpack_packer *pk, const char *text);
+//  Packs a map entry: a key (such a string) and its value.
+void omni_record_pack_kv (msgpack_packer *pk, const char *key, const char *value);
+void omni_record_pack_kv_int (msgpack_packer *pk, const char *key, int64_t value);
+void omni_record_pack_kv_double (msgpack_packer *pk, const char *key, double value);
+void omni_record_pack_kv_bool (msgpack_packer *pk, const char *key, bool value);
 //  A NUL-terminated copy; caller frees.
 char *omni_record_str_dup (omni_record_str_t s);
 
