@@ -131,13 +131,7 @@ s_collect (void *handle, session_t *session, char *error, size_t size)
         int64_t wall = omni_util_now_ns ();
         for (int i = 0; i < n; i++) {
             msgpack_packer *pk = session_record (session, "metric", wall);
-            msgpack_pack_map (pk, 3);
-            omni_record_pack_str (pk, "name");
-            omni_record_pack_str (pk, values[i].name);
-            omni_record_pack_str (pk, "value");
-            msgpack_pack_double (pk, values[i].value);
-            omni_record_pack_str (pk, "unit");
-            omni_record_pack_str (pk, values[i].unit);
+            host_pack_value (pk, &values[i]);
             session_tag (session, "host", host_hostname (self->host));
             int rc = session_send (session);
             if (rc > 0) {

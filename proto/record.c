@@ -1175,31 +1175,34 @@ s_tag_cmp (const void *a, const void *b)
     return strcmp (((const s_tag_t *) a)->key, ((const s_tag_t *) b)->key);
 }
 
+size_t
+omni_record_pack_head (msgpack_sbuffer *buf, msgpack_packer *pk, bool tags, const char *kind,
+                       const char *src, const char *col, const char *run, int64_t ts)
+{
+    msgpack_sbuffer_clear (buf);
+    msgpack_pack_map (pk, tags ? 9 : 8);
+    omni_record_pack_kv_int (pk, "v", RECORD_VERSION);
+    omni_record_pack_str (pk, "id");
+    msgpack_pack_bin (pk, RECORD_ID_SIZE);
+    size_t id_at = buf->size;
+    static const uint8_t zero_id[RECORD_ID_SIZE] = {0};
+    msgpack_pack_bin_body (pk, zero_id, RECORD_ID_SIZE);
+    omni_record_pack_kv (pk, "kind", kind);
+    omni_record_pack_kv (pk, "src", src);
+    omni_record_pack_kv (pk, "col", col);
+    omni_record_pack_kv (pk, "run", run);
+    omni_record_pack_kv_int (pk, "ts", ts);
+    omni_record_pack_str (pk, "body");
+    return id_at;
+}
+
 int
 omni_record_encoder_end (omni_record_encoder_t *self, const void **data, size_t *size, char *detail,
                          size_t detail_size)
 {
     msgpack_packer *pk = &self->out_pk;
-    msgpack_sbuffer_clear (&self->out_buf);
-    msgpack_pack_map (pk, self->ntags ? 9 : 8);
-    omni_record_pack_str (pk, "v");
-    msgpack_pack_uint64 (pk, RECORD_VERSION);
-    omni_record_pack_str (pk, "id");
-    msgpack_pack_bin (pk, RECORD_ID_SIZE);
-    size_t id_at = self->out_buf.size;
-    static const uint8_t zero_id[RECORD_ID_SIZE] = {0};
-    msgpack_pack_bin_body (pk, zero_id, RECORD_ID_SIZE);
-    omni_record_pack_str (pk, "kind");
-    omni_record_pack_str (pk, self->kind);
-    omni_record_pack_str (pk, "src");
-    omni_record_pack_str (pk, self->src);
-    omni_record_pack_str (pk, "col");
-    omni_record_pack_str (pk, self->col);
-    omni_record_pack_str (pk, "run");
-    omni_record_pack_str (pk, self->run);
-    omni_record_pack_str (pk, "ts");
-    msgpack_pack_int64 (pk, self->ts);
-    omni_record_pack_str (pk, "body");
+    size_t id_at = omni_record_pack_head (&self->out_buf, pk, self->ntags > 0, self->kind,
+                                          self->src, self->col, self->run, self->ts);
     msgpack_sbuffer_write (&self->out_buf, self->body_buf.data, self->body_buf.size);
     if (self->ntags) {
         qsort (self->tags, self->ntags, sizeof *self->tags, s_tag_cmp);

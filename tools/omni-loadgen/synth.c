@@ -448,23 +448,8 @@ s_pack_tags (synth_t *self, s_kind_t kind, uint64_t index, size_t pad)
 static size_t
 s_pack_envelope_head (synth_t *self, s_kind_t kind, uint64_t index, bool tags)
 {
-    msgpack_packer *pk = &self->out_pk;
-    msgpack_sbuffer_clear (&self->out);
-    msgpack_pack_map (pk, tags ? 9 : 8);
-    omni_record_pack_str (pk, "v");
-    msgpack_pack_uint64 (pk, RECORD_VERSION);
-    omni_record_pack_str (pk, "id");
-    msgpack_pack_bin (pk, RECORD_ID_SIZE);
-    size_t id_at = self->out.size;
-    static const uint8_t zero_id[RECORD_ID_SIZE] = {0};
-    msgpack_pack_bin_body (pk, zero_id, RECORD_ID_SIZE);
-    omni_record_pack_kv (pk, "kind", s_kind_names[kind]);
-    omni_record_pack_kv (pk, "src", self->src);
-    omni_record_pack_kv (pk, "col", self->col);
-    omni_record_pack_kv (pk, "run", self->run);
-    omni_record_pack_kv_int (pk, "ts", s_ts (self, index));
-    omni_record_pack_str (pk, "body");
-    return id_at;
+    return omni_record_pack_head (&self->out, &self->out_pk, tags, s_kind_names[kind], self->src,
+                                  self->col, self->run, s_ts (self, index));
 }
 
 //  Size of the record with `pad` bytes of padding, given `size0`, its size
