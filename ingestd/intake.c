@@ -47,6 +47,7 @@ struct _intake_t {
     unsigned configured_roles;
     char writers_text[256];               //  the configured writer names, for messages
     _Atomic unsigned replayed;            //  roles REPLAY routed to (for /health)
+    bool publish_failed;                  //  journal: jetstream; the stream refused a publish
     uint64_t wire;                        //  bytes of the intake message in hand, as on the wire
     zmq_msg_t frame, head[WIRE_HEAD_MAX]; //  intake parts being received
     s_reply_t *replies;                   //  one per intake message of a round
@@ -343,6 +344,8 @@ s_intake_message_read (intake_t *self, s_reply_t *reply, size_t *bytes)
             if (self->config.stream
                     ? jsjournal_publish (self->config.stream, &record, data, size, writers) != 0
                     : !journal_append (self->journal, data, size, writers, now)) {
+                //  said as the stream's fault, not the local journal's
+                self->publish_failed = self->config.stream != NULL;
                 rc = -1;
                 break;
             }
@@ -453,6 +456,7 @@ intake_round (intake_t *self, const char **op, size_t *bytes_read)
     }
     int64_t start = omni_util_mono_ms ();
     bool failed = false, stream_failed = false;
+    self->publish_failed = false;
     if (self->config.stream)
         jsjournal_begin (self->config.stream);
     tap_round_begin (self->tap);
@@ -463,6 +467,9 @@ intake_round (intake_t *self, const char **op, size_t *bytes_read)
         count++;
         if (rc < 0) {
             failed = true;
+            stream_failed = self->publish_failed;
+            if (stream_failed) //  what it did publish is not waited for
+                jsjournal_abort (self->config.stream);
             break;
         }
     }

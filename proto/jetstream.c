@@ -8,7 +8,16 @@
     every 2 s, two unanswered close it) rather than TCP's minutes. What
     was published while disconnected waits in the client's buffer; ingestd
     does not acknowledge it before the stream's ack, so a lost buffer is
-    only a batch the collector sends again.                                 */
+    only a batch the collector sends again.
+
+    Why a write deadline. A server cut off the network (no reset, packets
+    just lost) stops reading: once the socket's send buffer is full, a
+    blocking send() waits for TCP's retransmissions to give up, a quarter
+    of an hour, holding the connection's lock, so the pings that would
+    notice the dead server cannot be sent either and nothing reconnects
+    (seen with a host cut off in tests/test_multihost.py). With a deadline
+    the write fails, the lock is let go, and the pings close the
+    connection and move it to another server within seconds.                */
 #include "proto/jetstream.h"
 #include "common/log.h"
 #include "proto/kinds.h"
@@ -21,6 +30,7 @@
 #define RECONNECT_WAIT_MS 250
 #define PING_INTERVAL_MS  2000
 #define PINGS_OUT         2
+#define WRITE_DEADLINE_MS 2000
 #define RECONNECT_BUF     (64 << 20) //  publishes held while reconnecting
 
 static const char s_role_tokens[WRITER_MAX] = {'a', 'r', 'd', 'm'};
@@ -158,6 +168,8 @@ omni_js_connect (const char *const *urls, const char *name, int64_t timeout_ms, 
         s = natsOptions_SetMaxPingsOut (opts, PINGS_OUT);
     if (s == NATS_OK)
         s = natsOptions_SetReconnectBufSize (opts, RECONNECT_BUF);
+    if (s == NATS_OK)
+        s = natsOptions_SetWriteDeadline (opts, WRITE_DEADLINE_MS);
     if (s == NATS_OK)
         s = natsOptions_SetDisconnectedCB (opts, s_disconnected, (void *) name);
     if (s == NATS_OK)
