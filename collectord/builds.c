@@ -112,22 +112,20 @@ builds_parse_time (const char *text, int64_t *ns)
 //  ---------------------------------------------------------------------------
 //  Packing
 
-//  A count of the tests summary.
+//  A count of the tests summary (msgpack's encoding of a count is the same
+//  signed or unsigned).
 static void
 s_pack_count (msgpack_packer *pk, const char *key, uint64_t count)
 {
-    omni_record_pack_str (pk, key);
-    msgpack_pack_uint64 (pk, count);
+    omni_record_pack_kv_int (pk, key, (int64_t) count);
 }
 
 //  An optional time: nothing for BUILDS_NO_TIME.
 static void
 s_pack_time (msgpack_packer *pk, const char *key, int64_t ns)
 {
-    if (ns == BUILDS_NO_TIME)
-        return;
-    omni_record_pack_str (pk, key);
-    msgpack_pack_int64 (pk, ns);
+    if (ns != BUILDS_NO_TIME)
+        omni_record_pack_kv_int (pk, key, ns);
 }
 
 //  An optional string: nothing for NULL.
@@ -153,10 +151,8 @@ builds_pack (msgpack_packer *pk, const builds_build_t *b)
     s_pack_opt (pk, "sha", b->sha);
     s_pack_time (pk, "started", b->started);
     s_pack_time (pk, "finished", b->finished);
-    if (b->duration >= 0) {
-        omni_record_pack_str (pk, "duration");
-        msgpack_pack_double (pk, b->duration);
-    }
+    if (b->duration >= 0)
+        omni_record_pack_kv_double (pk, "duration", b->duration);
     s_pack_opt (pk, "trigger", b->trigger);
     if (b->tests) {
         omni_record_pack_str (pk, "tests");

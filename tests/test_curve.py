@@ -34,6 +34,16 @@ def client_args(key, server):
     return [f"--curve-key={key}", f"--curve-server-key={server}"]
 
 
+def key_dirs(workdir):
+    """The directories of keys and of the allowed clients, and ingestd's key
+    made in the first. Returns (keys, clients, the server's certificate)."""
+    keys = os.path.join(workdir, "keys")
+    clients = os.path.join(workdir, "clients")
+    os.makedirs(keys)
+    os.makedirs(clients)
+    return keys, clients, keygen(keys, "ingestd")
+
+
 def curve_pipeline(pipeline, workdir, name, server, clients, writer_key, tap_key):
     """ingestd with CURVE (its key `server`, the clients' directory `clients`),
     started, an archiverd and a tap `name` connecting with their keys.
@@ -75,11 +85,7 @@ def stop(proc):
 
 
 def test_curve_intake_delivery_and_tap(pipeline, workdir):
-    keys = os.path.join(workdir, "keys")
-    clients = os.path.join(workdir, "clients")
-    os.makedirs(keys)
-    os.makedirs(clients)
-    server = keygen(keys, "ingestd")
+    keys, clients, server = key_dirs(workdir)
     archiver_key, loadgen_key, tap_key, stranger_key = (
         keygen(keys, n) for n in ("archiverd", "loadgen", "tap", "stranger"))
     for key, role in ((archiver_key, "writer:archive"), (loadgen_key, "collector"),
@@ -184,11 +190,7 @@ def test_curve_keys_must_come_in_pairs(workdir):
 
 
 def test_curve_unknown_writer_and_tap_are_refused_until_allowed(pipeline, workdir):
-    keys = os.path.join(workdir, "keys")
-    clients = os.path.join(workdir, "clients")
-    os.makedirs(keys)
-    os.makedirs(clients)
-    server = keygen(keys, "ingestd")
+    keys, clients, server = key_dirs(workdir)
     loadgen_key, writer_key, tap_key = (keygen(keys, n) for n in ("loadgen", "writer", "tap"))
     allow(clients, loadgen_key, "collector")
 
@@ -230,11 +232,7 @@ def keygen_role(keys, name, role, clients):
 
 
 def test_curve_keys_work_only_in_their_role(pipeline, workdir, pg_database):
-    keys = os.path.join(workdir, "keys")
-    clients = os.path.join(workdir, "clients")
-    os.makedirs(keys)
-    os.makedirs(clients)
-    server = keygen(keys, "ingestd")
+    keys, clients, server = key_dirs(workdir)
     collector_key = keygen_role(keys, "collector-1", "collector", clients)
     tap_key = keygen_role(keys, "tap-1", "tap", clients)
     archive_key = keygen_role(keys, "archiverd-1", "writer:archive", clients)

@@ -143,6 +143,15 @@ def start_documentd(p, uri, db_name, *args, name="documentd", env=None):
     return d.start()
 
 
+def document_pipeline(pipeline, uri, db_name, *args):
+    """ingestd and a documentd storing in database `db_name` of `uri`, started.
+    Returns a client of the server, that database, the pipeline and documentd."""
+    client = client_of(uri)
+    p = pipeline(writers=("document",))
+    p.ingestd.start()
+    return client, client[db_name], p, start_documentd(p, uri, db_name, *args)
+
+
 def wait_acked(p, n, timeout=180):
     """Until documentd acknowledged n records to ingestd (so they are written)."""
     key = 'omni_ingestd_records_acked_total{writer="document"}'
@@ -373,11 +382,8 @@ def _stream_and_check(p, db, n, disrupt):
 
 def test_mongodb_killed_20s_mid_stream(pipeline, private_mongo):
     uri = private_mongo.uri
-    client = client_of(uri)
-    db = client["omni_outage"]
-    p = pipeline(writers=("document",))
-    p.ingestd.start()
-    doc_d = start_documentd(p, uri, "omni_outage", "--batch-size=500", "--retry-max=1s")
+    client, db, p, doc_d = document_pipeline(pipeline, uri, "omni_outage", "--batch-size=500",
+                                             "--retry-max=1s")
     wait_until(lambda: doc_d.health()[0] == 200, 30, "documentd healthy")
 
     def outage(send_rest):
@@ -407,11 +413,8 @@ def test_server_hang_timed_out_waited_for_and_carried_on(pipeline, private_mongo
     the indexes pending; the server back, it reconnects by itself and stores every
     record once."""
     uri = private_mongo.uri
-    client = client_of(uri)
-    db = client["omni_hang"]
-    p = pipeline(writers=("document",))
-    p.ingestd.start()
-    doc_d = start_documentd(p, uri, "omni_hang", "--batch-size=100", "--retry-max=1s")
+    client, db, p, doc_d = document_pipeline(pipeline, uri, "omni_hang", "--batch-size=100",
+                                             "--retry-max=1s")
     frames = [f for _, f in synthetic_commits(3000, src="hang", files=2)]
     send(p.intake, frames[:1000])
     wait_acked(p, 1000)
