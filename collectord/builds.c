@@ -3,6 +3,7 @@
 #include "collectord/builds.h"
 #include "common/buf.h"
 #include "collectord/srcname.h"
+#include "proto/record.h"
 #include "testsupport/testpeer.h"
 #include "common/log.h"
 #include "testsupport/selftest.h"
@@ -40,19 +41,6 @@ static const omni_config_option_t s_options[] = {
 //  ---------------------------------------------------------------------------
 //  Times
 
-static int
-s_digits (const char **p, int n, int *out)
-{
-    int v = 0;
-    for (int i = 0; i < n; i++, (*p)++) {
-        if (!isdigit ((unsigned char) **p))
-            return -1;
-        v = v * 10 + (**p - '0');
-    }
-    *out = v;
-    return 0;
-}
-
 int
 builds_parse_time (const char *text, int64_t *ns)
 {
@@ -62,17 +50,17 @@ builds_parse_time (const char *text, int64_t *ns)
     while (*p == ' ')
         p++;
     int year, mon, day, hour = 0, min = 0, sec = 0;
-    if (s_digits (&p, 4, &year) || *p++ != '-' || s_digits (&p, 2, &mon) || *p++ != '-' ||
-        s_digits (&p, 2, &day))
+    if (omni_util_digits (&p, 4, &year) || *p++ != '-' || omni_util_digits (&p, 2, &mon) ||
+        *p++ != '-' || omni_util_digits (&p, 2, &day))
         return -1;
     int64_t frac_ns = 0;
     if (*p == 'T' || *p == 't' || *p == ' ') {
         p++;
-        if (s_digits (&p, 2, &hour) || *p++ != ':' || s_digits (&p, 2, &min))
+        if (omni_util_digits (&p, 2, &hour) || *p++ != ':' || omni_util_digits (&p, 2, &min))
             return -1;
         if (*p == ':') {
             p++;
-            if (s_digits (&p, 2, &sec))
+            if (omni_util_digits (&p, 2, &sec))
                 return -1;
             if (*p == '.' || *p == ',') {
                 p++;
@@ -91,11 +79,11 @@ builds_parse_time (const char *text, int64_t *ns)
         p++;
     else if (*p == '+' || *p == '-') {
         int sign = *p++ == '-' ? -1 : 1, oh, om = 0;
-        if (s_digits (&p, 2, &oh))
+        if (omni_util_digits (&p, 2, &oh))
             return -1;
         if (*p == ':')
             p++;
-        if (isdigit ((unsigned char) *p) && s_digits (&p, 2, &om))
+        if (isdigit ((unsigned char) *p) && omni_util_digits (&p, 2, &om))
             return -1;
         offset = sign * (oh * 60 + om);
     }
@@ -124,12 +112,28 @@ builds_parse_time (const char *text, int64_t *ns)
 //  ---------------------------------------------------------------------------
 //  Packing
 
+//  A count of the tests summary (msgpack's encoding of a count is the same
+//  signed or unsigned).
 static void
-s_pack_str (msgpack_packer *pk, const char *s)
+s_pack_count (msgpack_packer *pk, const char *key, uint64_t count)
 {
-    size_t len = strlen (s);
-    msgpack_pack_str (pk, len);
-    msgpack_pack_str_body (pk, s, len);
+    omni_record_pack_kv_int (pk, key, (int64_t) count);
+}
+
+//  An optional time: nothing for BUILDS_NO_TIME.
+static void
+s_pack_time (msgpack_packer *pk, const char *key, int64_t ns)
+{
+    if (ns != BUILDS_NO_TIME)
+        omni_record_pack_kv_int (pk, key, ns);
+}
+
+//  An optional string: nothing for NULL.
+static void
+s_pack_opt (msgpack_packer *pk, const char *key, const char *value)
+{
+    if (value)
+        omni_record_pack_kv (pk, key, value);
 }
 
 void
@@ -139,61 +143,29 @@ builds_pack (msgpack_packer *pk, const builds_build_t *b)
                (b->trigger != NULL) + (b->started != BUILDS_NO_TIME) +
                (b->finished != BUILDS_NO_TIME) + (b->duration >= 0) + (b->tests != NULL);
     msgpack_pack_map (pk, n);
-    s_pack_str (pk, "pipeline");
-    s_pack_str (pk, b->pipeline);
-    s_pack_str (pk, "build_id");
-    s_pack_str (pk, b->build_id);
-    s_pack_str (pk, "status");
-    s_pack_str (pk, b->status);
-    if (b->system) {
-        s_pack_str (pk, "system");
-        s_pack_str (pk, b->system);
-    }
-    if (b->branch) {
-        s_pack_str (pk, "branch");
-        s_pack_str (pk, b->branch);
-    }
-    if (b->sha) {
-        s_pack_str (pk, "sha");
-        s_pack_str (pk, b->sha);
-    }
-    if (b->started != BUILDS_NO_TIME) {
-        s_pack_str (pk, "started");
-        msgpack_pack_int64 (pk, b->started);
-    }
-    if (b->finished != BUILDS_NO_TIME) {
-        s_pack_str (pk, "finished");
-        msgpack_pack_int64 (pk, b->finished);
-    }
-    if (b->duration >= 0) {
-        s_pack_str (pk, "duration");
-        msgpack_pack_double (pk, b->duration);
-    }
-    if (b->trigger) {
-        s_pack_str (pk, "trigger");
-        s_pack_str (pk, b->trigger);
-    }
+    omni_record_pack_kv (pk, "pipeline", b->pipeline);
+    omni_record_pack_kv (pk, "build_id", b->build_id);
+    omni_record_pack_kv (pk, "status", b->status);
+    s_pack_opt (pk, "system", b->system);
+    s_pack_opt (pk, "branch", b->branch);
+    s_pack_opt (pk, "sha", b->sha);
+    s_pack_time (pk, "started", b->started);
+    s_pack_time (pk, "finished", b->finished);
+    if (b->duration >= 0)
+        omni_record_pack_kv_double (pk, "duration", b->duration);
+    s_pack_opt (pk, "trigger", b->trigger);
     if (b->tests) {
-        s_pack_str (pk, "tests");
+        omni_record_pack_str (pk, "tests");
         msgpack_pack_map (pk, 7 + (b->tests->unreadable > 0));
-        s_pack_str (pk, "total");
-        msgpack_pack_uint64 (pk, b->tests->total);
-        s_pack_str (pk, "passed");
-        msgpack_pack_uint64 (pk, b->tests->passed);
-        s_pack_str (pk, "failed");
-        msgpack_pack_uint64 (pk, b->tests->failed);
-        s_pack_str (pk, "error");
-        msgpack_pack_uint64 (pk, b->tests->error);
-        s_pack_str (pk, "skipped");
-        msgpack_pack_uint64 (pk, b->tests->skipped);
-        s_pack_str (pk, "disabled");
-        msgpack_pack_uint64 (pk, b->tests->disabled);
-        s_pack_str (pk, "retried");
-        msgpack_pack_uint64 (pk, b->tests->retried);
-        if (b->tests->unreadable) {
-            s_pack_str (pk, "unreadable");
-            msgpack_pack_uint64 (pk, b->tests->unreadable);
-        }
+        s_pack_count (pk, "total", b->tests->total);
+        s_pack_count (pk, "passed", b->tests->passed);
+        s_pack_count (pk, "failed", b->tests->failed);
+        s_pack_count (pk, "error", b->tests->error);
+        s_pack_count (pk, "skipped", b->tests->skipped);
+        s_pack_count (pk, "disabled", b->tests->disabled);
+        s_pack_count (pk, "retried", b->tests->retried);
+        if (b->tests->unreadable)
+            s_pack_count (pk, "unreadable", b->tests->unreadable);
     }
 }
 
@@ -231,6 +203,43 @@ s_time (json_t *obj, const char *key)
     int64_t ns;
     const char *s = s_str (obj, key);
     return s && builds_parse_time (s, &ns) == 0 ? ns : BUILDS_NO_TIME;
+}
+
+//  The start (`started_key`, else created_at) into `b`; returns the last
+//  update (updated_at), BUILDS_NO_TIME when there is none.
+static int64_t
+s_times (json_t *obj, const char *started_key, builds_build_t *b)
+{
+    b->started = s_time (obj, started_key);
+    if (b->started == BUILDS_NO_TIME)
+        b->started = s_time (obj, "created_at");
+    return s_time (obj, "updated_at");
+}
+
+//  What GitHub and GitLab exports leave to derive: the duration from the
+//  times when the export gives none, and the record's time, the last
+//  update, else the start.
+static void
+s_derive (builds_build_t *b, bool has_duration, int64_t updated)
+{
+    if (!has_duration && b->started != BUILDS_NO_TIME && b->finished != BUILDS_NO_TIME &&
+        b->finished >= b->started)
+        b->duration = (double) (b->finished - b->started) / 1e9;
+    b->ts = updated != BUILDS_NO_TIME ? updated : b->started;
+}
+
+//  "<prefix>-<the id at `key`>", else `bare`: the name of a pipeline the
+//  export does not name.
+static const char *
+s_name_by_id (json_t *obj, const char *key, const char *prefix, const char *bare, char *buf,
+              size_t size)
+{
+    char id[64];
+    if (s_id (obj, key, id, sizeof id))
+        snprintf (buf, size, "%s-%s", prefix, id);
+    else
+        snprintf (buf, size, "%s", bare);
+    return buf;
 }
 
 //  "https://host/a/b/-/pipelines/3" with `cut` "/-/" -> "host/a/b" in buf,
@@ -303,28 +312,17 @@ s_github_run (json_t *run, builds_fn *fn, void *arg, int64_t *count)
     b.pipeline = s_str (run, "name");
     if (!b.pipeline)
         b.pipeline = s_str (run, "path");
-    if (!b.pipeline) {
-        char wid[64];
-        if (s_id (run, "workflow_id", wid, sizeof wid))
-            snprintf (path, sizeof path, "workflow-%s", wid);
-        else
-            snprintf (path, sizeof path, "workflow");
-        b.pipeline = path;
-    }
+    if (!b.pipeline)
+        b.pipeline = s_name_by_id (run, "workflow_id", "workflow", "workflow", path, sizeof path);
     const char *status = s_str (run, "status");
     b.status = s_github_status (status, s_str (run, "conclusion"));
     b.branch = s_str (run, "head_branch");
     b.sha = s_str (run, "head_sha");
     b.trigger = s_trigger (s_str (run, "event"));
-    b.started = s_time (run, "run_started_at");
-    if (b.started == BUILDS_NO_TIME)
-        b.started = s_time (run, "created_at");
-    int64_t updated = s_time (run, "updated_at");
+    int64_t updated = s_times (run, "run_started_at", &b);
     if (status && strcmp (status, "completed") == 0)
         b.finished = updated;
-    if (b.started != BUILDS_NO_TIME && b.finished != BUILDS_NO_TIME && b.finished >= b.started)
-        b.duration = (double) (b.finished - b.started) / 1e9;
-    b.ts = updated != BUILDS_NO_TIME ? updated : b.started;
+    s_derive (&b, false, updated);
     json_t *repo = json_object_get (run, "repository");
     b.project = s_project_from_url (s_str (repo, "html_url"), NULL, project, sizeof project);
     if (!b.project)
@@ -383,32 +381,21 @@ s_gitlab_pipeline (json_t *pl, const char *pipeline, builds_fn *fn, void *arg, i
         const char *slash = strchr (b.project, '/');
         b.pipeline = slash ? slash + 1 : b.project;
     }
-    if (!b.pipeline) {
-        char pid[64];
-        if (s_id (pl, "project_id", pid, sizeof pid))
-            snprintf (name, sizeof name, "project-%s", pid);
-        else
-            snprintf (name, sizeof name, "pipeline");
-        b.pipeline = name;
-    }
+    if (!b.pipeline)
+        b.pipeline = s_name_by_id (pl, "project_id", "project", "pipeline", name, sizeof name);
     const char *status = s_str (pl, "status");
     b.status = s_gitlab_status (status);
     b.branch = s_str (pl, "ref");
     b.sha = s_str (pl, "sha");
     b.trigger = s_trigger (s_str (pl, "source"));
-    b.started = s_time (pl, "started_at");
-    if (b.started == BUILDS_NO_TIME)
-        b.started = s_time (pl, "created_at");
-    int64_t updated = s_time (pl, "updated_at");
+    int64_t updated = s_times (pl, "started_at", &b);
     b.finished = s_time (pl, "finished_at");
     if (b.finished == BUILDS_NO_TIME && s_gitlab_finished (status))
         b.finished = updated;
     json_t *duration = json_object_get (pl, "duration");
     if (json_is_number (duration))
         b.duration = json_number_value (duration);
-    else if (b.started != BUILDS_NO_TIME && b.finished != BUILDS_NO_TIME && b.finished >= b.started)
-        b.duration = (double) (b.finished - b.started) / 1e9;
-    b.ts = updated != BUILDS_NO_TIME ? updated : b.started;
+    s_derive (&b, json_is_number (duration), updated);
     (*count)++;
     return fn (arg, &b);
 }
@@ -753,10 +740,9 @@ builds_read_file (const char *path, const char *pipeline, builds_fn *fn, void *a
 //  The collector
 
 typedef struct {
+    collector_names_t names; //  target: the first file's absolute path
     char **files;
     size_t nfiles;
-    char *target; //  the first file's absolute path
-    char *src;
     char *pipeline;
 } s_builds_t;
 
@@ -793,20 +779,20 @@ s_open (const collector_env_t *env, char *error, size_t size)
         fclose (f);
         self->files[self->nfiles++] = strdup (env->args[i]);
     }
-    self->target = realpath (self->files[0], NULL);
-    if (!self->target)
-        self->target = strdup (self->files[0]);
+    self->names.target = realpath (self->files[0], NULL);
+    if (!self->names.target)
+        self->names.target = strdup (self->files[0]);
     self->pipeline =
         s_settings.pipeline && *s_settings.pipeline ? strdup (s_settings.pipeline) : NULL;
     if (s_settings.source && *s_settings.source)
-        self->src = strdup (s_settings.source);
-    for (size_t i = 0; !self->src && i < self->nfiles; i++) {
+        self->names.src = strdup (s_settings.source);
+    for (size_t i = 0; !self->names.src && i < self->nfiles; i++) {
         char ignored[512];
-        builds_read_file (self->files[i], self->pipeline, s_first_project, &self->src, ignored,
-                          sizeof ignored);
+        builds_read_file (self->files[i], self->pipeline, s_first_project, &self->names.src,
+                          ignored, sizeof ignored);
     }
-    if (!self->src)
-        self->src = strdup (self->target);
+    if (!self->names.src)
+        self->names.src = strdup (self->names.target);
     return self;
 }
 
@@ -819,23 +805,10 @@ s_close (void **self_p)
     for (size_t i = 0; i < self->nfiles; i++)
         free (self->files[i]);
     free (self->files);
-    free (self->target);
-    free (self->src);
+    collector_names_free (&self->names);
     free (self->pipeline);
     free (self);
     *self_p = NULL;
-}
-
-static const char *
-s_source (void *handle)
-{
-    return ((s_builds_t *) handle)->src;
-}
-
-static const char *
-s_target (void *handle)
-{
-    return ((s_builds_t *) handle)->target;
 }
 
 static void
@@ -843,13 +816,13 @@ s_pack_config (void *handle, msgpack_packer *pk)
 {
     s_builds_t *self = (s_builds_t *) handle;
     msgpack_pack_map (pk, 1 + (self->pipeline != NULL));
-    s_pack_str (pk, "files");
+    omni_record_pack_str (pk, "files");
     msgpack_pack_array (pk, self->nfiles);
     for (size_t i = 0; i < self->nfiles; i++)
-        s_pack_str (pk, self->files[i]);
+        omni_record_pack_str (pk, self->files[i]);
     if (self->pipeline) {
-        s_pack_str (pk, "pipeline");
-        s_pack_str (pk, self->pipeline);
+        omni_record_pack_str (pk, "pipeline");
+        omni_record_pack_str (pk, self->pipeline);
     }
 }
 
@@ -906,10 +879,7 @@ s_collect (void *handle, session_t *session, char *error, size_t size)
     }
     progress_finish (progress);
     if (ctx.broken) {
-        snprintf (error, size, "%s",
-                  session_interrupted (session) ? "interrupted"
-                                                : "ingestd did not acknowledge (give_up)");
-        return -1;
+        return collector_broken (session, error, size);
     }
     log_info ("builds.collected", "files=%zu failed_files=%zu builds=%" PRIu64 " invalid=%" PRIu64,
               self->nfiles, failed, ctx.sent, ctx.invalid);
@@ -921,15 +891,6 @@ s_collect (void *handle, session_t *session, char *error, size_t size)
     return 0;
 }
 
-static int
-s_commit (void *handle, char *error, size_t size)
-{
-    (void) handle;
-    (void) error;
-    (void) size;
-    return 0;
-}
-
 const collector_t builds_collector = {
     .name = "builds",
     .usage = "FILE...",
@@ -937,11 +898,10 @@ const collector_t builds_collector = {
     .options = s_options,
     .open = s_open,
     .close = s_close,
-    .source = s_source,
-    .target = s_target,
+    .source = collector_source,
+    .target = collector_target,
     .pack_config = s_pack_config,
     .collect = s_collect,
-    .commit = s_commit,
 };
 
 //  ---------------------------------------------------------------------------
@@ -1130,14 +1090,10 @@ builds_test (bool verbose)
         .args = args, .nargs = 4, .state_dir = "/nonexistent", .instance = "test"};
     void *handle = s_open (&env, error, sizeof error);
     assert (handle);
-    assert (strcmp (s_source (handle), "github.com/acme/widget") == 0);
+    assert (strcmp (collector_source (handle), "github.com/acme/widget") == 0);
     testpeer_t *fake = testpeer_new ();
-    session_config_t config = {
-        "builds",     "test", {testpeer_endpoint (fake), 5, 0, 4, 5000, 10000, NULL},
-        PROGRESS_OFF, 1000,   NULL};
-    session_t *session = session_new (&config);
-    assert (session_begin (session, s_source (handle), s_target (handle), s_pack_config, handle) ==
-            0);
+    session_t *session = collector_test_session ("builds", testpeer_endpoint (fake), 5);
+    collector_test_begin (session, &builds_collector, handle);
     assert (s_collect (handle, session, error, sizeof error) == -1);
     assert (strstr (error, "broken.json:4:"));
     assert (session_end (session, "failed", error) == 0);
@@ -1171,7 +1127,7 @@ builds_test (bool verbose)
     //  --source wins; a missing file is refused at open
     s_settings.source = "ci/widget";
     handle = s_open (&env, error, sizeof error);
-    assert (handle && strcmp (s_source (handle), "ci/widget") == 0);
+    assert (handle && strcmp (collector_source (handle), "ci/widget") == 0);
     s_close (&handle);
     s_settings.source = NULL;
     args[1] = "/nonexistent/runs.json";

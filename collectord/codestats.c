@@ -521,7 +521,8 @@ static const omni_config_option_t s_options[] = {
     {NULL}};
 
 typedef struct {
-    char *path, *target, *src, *rev;
+    collector_names_t names;
+    char *path, *rev;
     char **exclude;
     bool per_file;
 } s_code_t;
@@ -545,14 +546,14 @@ s_open (const collector_env_t *env, char *error, size_t size)
     s_code_t *self = calloc (1, sizeof *self);
     assert (self);
     self->path = strdup (env->args[0]);
-    self->target = s_canonical (env->args[0]);
-    self->src =
+    self->names.target = s_canonical (env->args[0]);
+    self->names.src =
         strdup (s_settings.source && *s_settings.source ? s_settings.source : probe->source);
     if (!(s_settings.source && *s_settings.source) && probe->guessed)
         log_info ("code.source_fallback",
                   "path=%s source=\"%s\" reason=\"no origin remote: the directory's name is "
                   "the source; --source names it\"",
-                  env->args[0], self->src);
+                  env->args[0], self->names.src);
     self->rev = s_settings.rev && *s_settings.rev ? strdup (s_settings.rev) : NULL;
     size_t n = 0;
     while (s_settings.exclude_dir && s_settings.exclude_dir[n])
@@ -572,8 +573,7 @@ s_close (void **self_p)
     if (!self)
         return;
     free (self->path);
-    free (self->target);
-    free (self->src);
+    collector_names_free (&self->names);
     free (self->rev);
     for (size_t i = 0; self->exclude[i]; i++)
         free (self->exclude[i]);
@@ -582,25 +582,13 @@ s_close (void **self_p)
     *self_p = NULL;
 }
 
-static const char *
-s_source (void *handle)
-{
-    return ((s_code_t *) handle)->src;
-}
-
-static const char *
-s_target (void *handle)
-{
-    return ((s_code_t *) handle)->target;
-}
-
 static void
 s_pack_config (void *handle, msgpack_packer *pk)
 {
     s_code_t *self = (s_code_t *) handle;
     msgpack_pack_map (pk, 3 + (self->rev != NULL));
     omni_record_pack_str (pk, "path");
-    omni_record_pack_str (pk, self->target);
+    omni_record_pack_str (pk, self->names.target);
     omni_record_pack_str (pk, "per_file");
     if (self->per_file)
         msgpack_pack_true (pk);
@@ -688,24 +676,13 @@ s_collect (void *handle, session_t *session, char *error, size_t size)
             rc = -1;
     }
     if (rc && !*error)
-        snprintf (error, size, "%s",
-                  session_interrupted (session) ? "interrupted"
-                                                : "ingestd did not acknowledge (give_up)");
+        collector_broken (session, error, size);
     if (rc == 0)
         log_info ("code.collected", "rev=%s languages=%zu files=%zu lines=%" PRIu64 " per_file=%s",
                   rev, codestats_ntotals (stats), codestats_nfiles (stats), lines,
                   self->per_file ? "yes" : "no");
     codestats_destroy (&stats);
     return rc;
-}
-
-static int
-s_commit (void *handle, char *error, size_t size)
-{
-    (void) handle;
-    (void) error;
-    (void) size;
-    return 0;
 }
 
 const collector_t codestats_collector = {
@@ -715,11 +692,10 @@ const collector_t codestats_collector = {
     .options = s_options,
     .open = s_open,
     .close = s_close,
-    .source = s_source,
-    .target = s_target,
+    .source = collector_source,
+    .target = collector_target,
     .pack_config = s_pack_config,
     .collect = s_collect,
-    .commit = s_commit,
 };
 
 //  ---------------------------------------------------------------------------
@@ -743,21 +719,15 @@ s_write (const char *dir, const char *rel, const char *text, size_t len)
 
 #define S_WRITE(dir, rel, text) s_write (dir, rel, text, sizeof (text) - 1)
 
+#define S_GIT_ENV                                                                                  \
+    "GIT_AUTHOR_NAME=Ann GIT_AUTHOR_EMAIL=ann@x GIT_COMMITTER_NAME=Cy "                            \
+    "GIT_COMMITTER_EMAIL=cy@x GIT_AUTHOR_DATE='@1700000000 +0000' "                                \
+    "GIT_COMMITTER_DATE='@1700000000 +0000'"
+
 static void
 s_sh (const char *dir, const char *script)
 {
-    char *cmd;
-    assert (asprintf (&cmd,
-                      "cd '%s' && export GIT_CONFIG_NOSYSTEM=1 HOME=/nonexistent "
-                      "GIT_AUTHOR_NAME=Ann GIT_AUTHOR_EMAIL=ann@x GIT_COMMITTER_NAME=Cy "
-                      "GIT_COMMITTER_EMAIL=cy@x GIT_AUTHOR_DATE='@1700000000 +0000' "
-                      "GIT_COMMITTER_DATE='@1700000000 +0000' && (%s) > /dev/null 2>&1",
-                      dir, script) > 0);
-    int rc = system (cmd);
-    if (rc)
-        fprintf (stderr, "failed: %s\n", cmd);
-    assert (rc == 0);
-    free (cmd);
+    selftest_sh (dir, S_GIT_ENV, script);
 }
 
 //  Checks one language's totals.
@@ -944,14 +914,10 @@ codestats_test (bool verbose)
         .args = args, .nargs = 1, .state_dir = "/nonexistent", .instance = "test"};
     void *handle = s_open (&env, error, sizeof error);
     assert (handle);
-    assert (strcmp (s_source (handle), "repo") == 0);
+    assert (strcmp (collector_source (handle), "repo") == 0);
     testpeer_t *fake = testpeer_new ();
-    session_config_t config = {
-        "code",       "test", {testpeer_endpoint (fake), 4, 0, 4, 5000, 10000, NULL},
-        PROGRESS_OFF, 1000,   NULL};
-    session_t *session = session_new (&config);
-    assert (session_begin (session, s_source (handle), s_target (handle), s_pack_config, handle) ==
-            0);
+    session_t *session = collector_test_session ("code", testpeer_endpoint (fake), 4);
+    collector_test_begin (session, &codestats_collector, handle);
     assert (s_collect (handle, session, error, sizeof error) == 0);
     assert (session_end (session, "ok", NULL) == 0);
     assert (testpeer_count_kind (fake, "code.stats") == 8 + 9);

@@ -8,6 +8,8 @@
 #include "collectord/junit.h"
 
 #include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const collector_t *s_collectors[] = {&git_collector,       &host_collector,
@@ -31,6 +33,53 @@ collector_at (size_t index)
     return index < S_COUNT ? s_collectors[index] : NULL;
 }
 
+const char *
+collector_source (void *self)
+{
+    return ((collector_names_t *) self)->src;
+}
+
+const char *
+collector_target (void *self)
+{
+    return ((collector_names_t *) self)->target;
+}
+
+void
+collector_names_free (collector_names_t *names)
+{
+    free (names->src);
+    free (names->target);
+    names->src = names->target = NULL;
+}
+
+int
+collector_broken (session_t *session, char *error, size_t error_size)
+{
+    snprintf (error, error_size, "%s",
+              session_interrupted (session) ? "interrupted"
+                                            : "ingestd did not acknowledge (give_up)");
+    return -1;
+}
+
+session_t *
+collector_test_session (const char *mode, const char *endpoint, size_t batch)
+{
+    session_config_t config = {mode,         "test", {endpoint, batch, 0, 4, 5000, 10000, NULL},
+                               PROGRESS_OFF, 1000,   NULL};
+    session_t *session = session_new (&config);
+    assert (session);
+    return session;
+}
+
+void
+collector_test_begin (session_t *session, const collector_t *collector, void *handle)
+{
+    int rc = session_begin (session, collector->source (handle), collector->target (handle),
+                            collector->pack_config, handle);
+    assert (rc == 0);
+}
+
 void
 collector_test (bool verbose)
 {
@@ -44,11 +93,21 @@ collector_test (bool verbose)
     for (size_t i = 0; collector_at (i); i++) {
         const collector_t *c = collector_at (i);
         assert (c->name && c->usage && c->summary && c->options);
-        assert (c->open && c->close && c->source && c->target && c->collect && c->commit);
+        assert (c->open && c->close && c->source && c->target && c->collect);
         for (const omni_config_option_t *o = c->options; o->key; o++)
             for (size_t j = i + 1; collector_at (j); j++)
                 for (const omni_config_option_t *p = collector_at (j)->options; p->key; p++)
                     assert (strcmp (o->key, p->key) != 0 || o->type == p->type);
     }
     assert (collector_at (S_COUNT) == NULL);
+
+    //  A handle that begins with its names serves them
+    struct {
+        collector_names_t names;
+        int other;
+    } handle = {{strdup ("src"), strdup ("/the/target")}, 1};
+    assert (strcmp (collector_source (&handle), "src") == 0);
+    assert (strcmp (collector_target (&handle), "/the/target") == 0);
+    collector_names_free (&handle.names);
+    assert (!handle.names.src && !handle.names.target);
 }

@@ -51,13 +51,37 @@ typedef struct {
     //  One run. Returns 0, or -1 with `error` set (including when the
     //  session failed or was interrupted: session_interrupted says which).
     int (*collect) (void *self, session_t *session, char *error, size_t error_size);
-    //  After session_end succeeded: persist what this run sent.
+    //  After session_end succeeded: persist what this run sent (NULL: the
+    //  collector remembers nothing between runs).
     int (*commit) (void *self, char *error, size_t error_size);
     //  The collector keeps state per source (state.h): main holds the
     //  source's state lock for the whole process, so that two collectors of
     //  one source never interleave their loads and saves.
     bool keeps_state;
 } collector_t;
+
+//  The two names of a source most collectors keep as they were given: a
+//  collector whose handle begins with them takes collector_source and
+//  collector_target for its table's entries.
+typedef struct {
+    char *src;    //  the records' src
+    char *target; //  what the user named
+} collector_names_t;
+
+const char *collector_source (void *self);
+const char *collector_target (void *self);
+//  Frees both names.
+void collector_names_free (collector_names_t *names);
+
+//  A run the session stopped (session_send or session_flush returned -1):
+//  sets `error` to why, a signal or ingestd giving up. Returns -1.
+int collector_broken (session_t *session, char *error, size_t error_size);
+
+//  For the collectors' self-tests: a session of `mode` to the test peer at
+//  `endpoint` (instance "test", batches of `batch` records, no progress),
+//  and the run.start of `collector`'s `handle` on it.
+session_t *collector_test_session (const char *mode, const char *endpoint, size_t batch);
+void collector_test_begin (session_t *session, const collector_t *collector, void *handle);
 
 //  The collector for a mode, or NULL.
 const collector_t *collector_lookup (const char *name);

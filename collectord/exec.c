@@ -228,11 +228,10 @@ static const omni_config_option_t s_options[] = {
     {NULL}};
 
 typedef struct {
+    collector_names_t names; //  target: the command line, for src and logs
     char **argv;
     size_t argc;
     char *kind;
-    char *command; //  the command line, for src and logs
-    char *src;
 } s_exec_t;
 
 static void s_close (void **self_p);
@@ -290,15 +289,15 @@ s_open (const collector_env_t *env, char *error, size_t size)
         self->argv[self->argc++] = strdup (env->args[i]);
         len += strlen (env->args[i]) + 1;
     }
-    self->command = calloc (len + 1, 1);
+    self->names.target = calloc (len + 1, 1);
     for (size_t i = 0; i < self->argc; i++) {
         if (i)
-            strcat (self->command, " ");
-        strcat (self->command, self->argv[i]);
+            strcat (self->names.target, " ");
+        strcat (self->names.target, self->argv[i]);
     }
     self->kind = strdup (s_settings.kind);
-    self->src =
-        strdup (s_settings.source && *s_settings.source ? s_settings.source : self->command);
+    self->names.src =
+        strdup (s_settings.source && *s_settings.source ? s_settings.source : self->names.target);
     return self;
 }
 
@@ -312,22 +311,9 @@ s_close (void **self_p)
         free (self->argv[i]);
     free (self->argv);
     free (self->kind);
-    free (self->command);
-    free (self->src);
+    collector_names_free (&self->names);
     free (self);
     *self_p = NULL;
-}
-
-static const char *
-s_source (void *handle)
-{
-    return ((s_exec_t *) handle)->src;
-}
-
-static const char *
-s_target (void *handle)
-{
-    return ((s_exec_t *) handle)->command;
 }
 
 static void
@@ -429,10 +415,7 @@ s_collect (void *handle, session_t *session, char *error, size_t size)
                   " duration_ms=%" PRId64,
                   self->argv[0], self->kind, run.sent, run.bad, duration_ms);
     if (run.broken || session_interrupted (session)) {
-        snprintf (error, size, "%s",
-                  session_interrupted (session) ? "interrupted"
-                                                : "ingestd did not acknowledge (give_up)");
-        return -1;
+        return collector_broken (session, error, size);
     }
     if (rc) {
         snprintf (error, size, "%s", err);
@@ -450,15 +433,6 @@ s_collect (void *handle, session_t *session, char *error, size_t size)
     return 0;
 }
 
-static int
-s_commit (void *handle, char *error, size_t size)
-{
-    (void) handle;
-    (void) error;
-    (void) size;
-    return 0;
-}
-
 const collector_t exec_collector = {
     .name = "exec",
     .usage = "-- COMMAND",
@@ -466,11 +440,10 @@ const collector_t exec_collector = {
     .options = s_options,
     .open = s_open,
     .close = s_close,
-    .source = s_source,
-    .target = s_target,
+    .source = collector_source,
+    .target = collector_target,
     .pack_config = s_pack_config,
     .collect = s_collect,
-    .commit = s_commit,
 };
 
 //  ---------------------------------------------------------------------------
@@ -511,8 +484,7 @@ s_run_once (testpeer_t *fake, session_t *session, const char *kind, char **argv,
                            .instance = "test"};
     void *handle = s_open (&env, error, size);
     assert (handle);
-    assert (session_begin (session, s_source (handle), s_target (handle), s_pack_config, handle) ==
-            0);
+    collector_test_begin (session, &exec_collector, handle);
     int rc = s_collect (handle, session, error, size);
     assert (session_end (session, rc ? "failed" : "ok", rc ? error : NULL) == 0);
     s_close (&handle);
@@ -598,10 +570,7 @@ exec_test (bool verbose)
 
     //  Through the session: 3 good lines, 1 bad, a blank one
     testpeer_t *fake = testpeer_new ();
-    session_config_t config = {
-        "exec",       "test", {testpeer_endpoint (fake), 2, 0, 4, 5000, 10000, NULL},
-        PROGRESS_OFF, 1000,   NULL};
-    session_t *session = session_new (&config);
+    session_t *session = collector_test_session ("exec", testpeer_endpoint (fake), 2);
     char *good_argv[] = {"sh", "-c",
                          "echo '{\"env\":\"prod\",\"n\":1,\"ok\":true}'; "
                          "echo '{\"env\":\"dev\",\"ms\":2.5,\"tags\":[\"a\",\"b\"]}'; "

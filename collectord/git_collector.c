@@ -78,9 +78,8 @@ typedef struct {
 } s_ref_t;
 
 typedef struct {
-    char *path;   //  as given
-    char *target; //  its absolute path
-    char *src;
+    collector_names_t names; //  target: the path's absolute path
+    char *path;              //  as given
     char *state_dir;
     char **branches;
     char *since;
@@ -104,19 +103,6 @@ typedef struct {
 
 //  ---------------------------------------------------------------------------
 //  --since
-
-static int
-s_parse_int (const char **p, int digits, int *out)
-{
-    int v = 0;
-    for (int i = 0; i < digits; i++, (*p)++) {
-        if (!isdigit ((unsigned char) **p))
-            return -1;
-        v = v * 10 + (**p - '0');
-    }
-    *out = v;
-    return 0;
-}
 
 //  Seconds since the epoch for `text`, relative to `now` for ages.
 static int
@@ -153,16 +139,16 @@ s_parse_since (const char *text, int64_t now, int64_t *out)
     const char *p = text;
     struct tm tm = {0};
     int year, mon, day, hour = 0, min = 0, sec = 0;
-    if (s_parse_int (&p, 4, &year) || *p++ != '-' || s_parse_int (&p, 2, &mon) || *p++ != '-' ||
-        s_parse_int (&p, 2, &day))
+    if (omni_util_digits (&p, 4, &year) || *p++ != '-' || omni_util_digits (&p, 2, &mon) ||
+        *p++ != '-' || omni_util_digits (&p, 2, &day))
         return -1;
     if (*p == 'T' || *p == ' ') {
         p++;
-        if (s_parse_int (&p, 2, &hour) || *p++ != ':' || s_parse_int (&p, 2, &min))
+        if (omni_util_digits (&p, 2, &hour) || *p++ != ':' || omni_util_digits (&p, 2, &min))
             return -1;
         if (*p == ':') {
             p++;
-            if (s_parse_int (&p, 2, &sec))
+            if (omni_util_digits (&p, 2, &sec))
                 return -1;
         }
     }
@@ -171,11 +157,11 @@ s_parse_since (const char *text, int64_t now, int64_t *out)
         p++;
     else if (*p == '+' || *p == '-') {
         int sign = *p++ == '-' ? -1 : 1, oh, om;
-        if (s_parse_int (&p, 2, &oh))
+        if (omni_util_digits (&p, 2, &oh))
             return -1;
         if (*p == ':')
             p++;
-        if (s_parse_int (&p, 2, &om))
+        if (omni_util_digits (&p, 2, &om))
             return -1;
         offset = sign * (oh * 60 + om);
     }
@@ -258,7 +244,9 @@ s_open (const collector_env_t *env, char *error, size_t size)
     self->text = gittext_new ();
     self->threads = gitpool_threads (s_settings.threads);
     self->path = strdup (path);
-    self->target = realpath (path, NULL);
+    self->names.target = realpath (path, NULL);
+    if (!self->names.target)
+        self->names.target = strdup (path);
     self->state_dir = strdup (env->state_dir);
     self->max_commits = s_settings.max_commits;
     self->since = s_settings.since ? strdup (s_settings.since) : NULL;
@@ -295,15 +283,15 @@ s_open (const collector_env_t *env, char *error, size_t size)
     //  The origin's URL names the project wherever it is cloned; the
     //  directory's name is a guess, said so
     if (s_settings.source && *s_settings.source)
-        self->src = strdup (s_settings.source);
+        self->names.src = strdup (s_settings.source);
     else {
         bool from_remote;
-        self->src = srcname_from_repo (repo, &from_remote);
+        self->names.src = srcname_from_repo (repo, &from_remote);
         if (!from_remote)
             log_info ("git.source_fallback",
                       "repository=%s source=\"%s\" reason=\"no origin remote: the directory's "
                       "name is the source; --source names it\"",
-                      path, self->src);
+                      path, self->names.src);
     }
     for (size_t i = 0; self->branches[i]; i++) {
         git_reference *ref;
@@ -345,26 +333,12 @@ s_close (void **self_p)
     free (self->old_tips);
     free (self->refs);
     free (self->path);
-    free (self->target);
-    free (self->src);
+    collector_names_free (&self->names);
     free (self->state_dir);
     free (self->since);
     free (self);
     *self_p = NULL;
     git_libgit2_shutdown ();
-}
-
-static const char *
-s_source (void *handle)
-{
-    return ((s_git_t *) handle)->src;
-}
-
-static const char *
-s_target (void *handle)
-{
-    s_git_t *self = (s_git_t *) handle;
-    return self->target ? self->target : self->path;
 }
 
 static void
@@ -383,7 +357,7 @@ s_pack_config (void *handle, msgpack_packer *pk)
         nbranches++;
     msgpack_pack_map (pk, 3 + (nbranches > 0) + (self->since != NULL));
     omni_record_pack_str (pk, "repository");
-    omni_record_pack_str (pk, s_target (self));
+    omni_record_pack_str (pk, collector_target (self));
     omni_record_pack_str (pk, "max_commits");
     msgpack_pack_int64 (pk, self->max_commits);
     omni_record_pack_str (pk, "state_dir");
@@ -517,7 +491,7 @@ static void
 s_load_state (s_git_t *self)
 {
     self->nold = 0;
-    state_t *state = state_new (self->state_dir, "git", self->src);
+    state_t *state = state_new (self->state_dir, "git", self->names.src);
     char error[512];
     if (state_load (state, error, sizeof error)) {
         log_warn ("git.state_unreadable", "error=\"%s\" effect=\"full collection\"", error);
@@ -561,7 +535,7 @@ s_commit (void *handle, char *error, size_t size)
         s_end_run (self);
         return 0;
     }
-    state_t *state = state_new (self->state_dir, "git", self->src);
+    state_t *state = state_new (self->state_dir, "git", self->names.src);
     char line[64];
     if (self->since_used == S_NO_SINCE)
         state_add (state, "since none");
@@ -757,9 +731,7 @@ s_send_unreachable (s_git_t *self, session_t *session, int64_t now, uint64_t *co
         omni_record_pack_str (pk, git_oid_tostr (hex, sizeof hex, &oid));
         rc = session_send (session);
         if (rc < 0)
-            snprintf (error, size, "%s",
-                      session_interrupted (session) ? "interrupted"
-                                                    : "ingestd did not acknowledge (give_up)");
+            collector_broken (session, error, size);
         else if (rc == 0)
             (*count)++;
         rc = rc < 0 ? -1 : 0;
@@ -1016,10 +988,7 @@ s_collect (void *handle, session_t *session, char *error, size_t size)
                            git_oid_tostr (hex, sizeof hex, r->oid), session_detail (session));
                 skipped++;
             } else if (sent_rc < 0) {
-                snprintf (error, size, "%s",
-                          session_interrupted (session) ? "interrupted"
-                                                        : "ingestd did not acknowledge (give_up)");
-                rc = -1;
+                rc = collector_broken (session, error, size);
             } else
                 sent++;
         }
@@ -1050,10 +1019,7 @@ s_collect (void *handle, session_t *session, char *error, size_t size)
             log_error ("git.ref_unsendable", "name=\"%s\" reason=\"%s\"", self->refs[i].name,
                        session_detail (session));
         else if (ref_rc < 0) {
-            snprintf (error, size, "%s",
-                      session_interrupted (session) ? "interrupted"
-                                                    : "ingestd did not acknowledge (give_up)");
-            return -1;
+            return collector_broken (session, error, size);
         }
     }
     uint64_t unreachable;
@@ -1069,30 +1035,23 @@ s_collect (void *handle, session_t *session, char *error, size_t size)
 }
 
 const collector_t git_collector = {
-    "git",         "REPO_PATH", "git history: commits with numstat, branches, tags (libgit2)",
-    false,         s_options,   s_open,
-    s_close,       s_source,    s_target,
-    s_pack_config, s_collect,   s_commit,
+    "git",         "REPO_PATH",      "git history: commits with numstat, branches, tags (libgit2)",
+    false,         s_options,        s_open,
+    s_close,       collector_source, collector_target,
+    s_pack_config, s_collect,        s_commit,
     true,
 };
 
 //  ---------------------------------------------------------------------------
 //  Self-test
 
+#define S_GIT_ENV                                                                                  \
+    "GIT_AUTHOR_NAME=Ann GIT_AUTHOR_EMAIL=ann@x GIT_COMMITTER_NAME=Cy GIT_COMMITTER_EMAIL=cy@x"
+
 static void
 s_sh (const char *dir, const char *script)
 {
-    char *cmd;
-    assert (asprintf (&cmd,
-                      "cd '%s' && export GIT_CONFIG_NOSYSTEM=1 HOME=/nonexistent "
-                      "GIT_AUTHOR_NAME=Ann GIT_AUTHOR_EMAIL=ann@x GIT_COMMITTER_NAME=Cy "
-                      "GIT_COMMITTER_EMAIL=cy@x && (%s) > /dev/null 2>&1",
-                      dir, script) > 0);
-    int rc = system (cmd);
-    if (rc)
-        fprintf (stderr, "failed: %s\n", cmd);
-    assert (rc == 0);
-    free (cmd);
+    selftest_sh (dir, S_GIT_ENV, script);
 }
 
 //  The first line `git -C dir <args>` prints.
@@ -1118,8 +1077,7 @@ s_run (void *handle, session_t *session, testpeer_t *fake)
 {
     testpeer_clear (fake);
     char error[512] = "";
-    assert (session_begin (session, s_source (handle), s_target (handle), s_pack_config, handle) ==
-            0);
+    collector_test_begin (session, &git_collector, handle);
     int rc = s_collect (handle, session, error, sizeof error);
     if (rc)
         fprintf (stderr, "collect: %s\n", error);
@@ -1206,13 +1164,10 @@ git_collector_test (bool verbose)
     void *handle = s_open (&env, error, sizeof error);
     assert (handle);
     //  No origin: the directory's name
-    assert (strcmp (s_source (handle), "repo") == 0);
+    assert (strcmp (collector_source (handle), "repo") == 0);
 
     testpeer_t *fake = testpeer_new ();
-    session_config_t config = {
-        "git",        "test", {testpeer_endpoint (fake), 3, 0, 4, 5000, 10000, NULL},
-        PROGRESS_OFF, 1000,   NULL};
-    session_t *session = session_new (&config);
+    session_t *session = collector_test_session ("git", testpeer_endpoint (fake), 3);
     assert (s_run (handle, session, fake) == 6);
     assert (testpeer_count_kind (fake, "git.branch") == 2);
     assert (testpeer_count_kind (fake, "git.tag") == 2);
@@ -1314,7 +1269,7 @@ git_collector_test (bool verbose)
     s_settings.max_commits = 2;
     s_settings.source = "other-source";
     handle = s_open (&env, error, sizeof error);
-    assert (handle && strcmp (s_source (handle), "other-source") == 0);
+    assert (handle && strcmp (collector_source (handle), "other-source") == 0);
     assert (s_run (handle, session, fake) == 2);
     assert (s_run (handle, session, fake) == 2);
     s_close (&handle);

@@ -190,6 +190,21 @@ s_pack_text (msgpack_packer *pk, gittext_str_t t)
     msgpack_pack_str_body (pk, t.ptr, t.len);
 }
 
+//  A signature's four fields, under `keys`: name, email, time and tz.
+static void
+s_pack_signature (msgpack_packer *pk, const char *const keys[4], gittext_str_t name,
+                  gittext_str_t email, const git_signature *sig)
+{
+    omni_record_pack_str (pk, keys[0]);
+    s_pack_text (pk, name);
+    omni_record_pack_str (pk, keys[1]);
+    s_pack_text (pk, email);
+    omni_record_pack_str (pk, keys[2]);
+    msgpack_pack_int64 (pk, sig->when.time);
+    omni_record_pack_str (pk, keys[3]);
+    msgpack_pack_int (pk, sig->when.offset);
+}
+
 static void
 s_pack_bool (msgpack_packer *pk, bool value)
 {
@@ -287,22 +302,13 @@ s_pack_commit (s_worker_t *w, msgpack_packer *pk, const git_commit *commit, size
     for (unsigned i = 0; i < nparents; i++)
         omni_record_pack_str (pk,
                               git_oid_tostr (hex, sizeof hex, git_commit_parent_id (commit, i)));
-    omni_record_pack_str (pk, "author_name");
-    s_pack_text (pk, texts[T_AUTHOR_NAME]);
-    omni_record_pack_str (pk, "author_email");
-    s_pack_text (pk, texts[T_AUTHOR_EMAIL]);
-    omni_record_pack_str (pk, "author_time");
-    msgpack_pack_int64 (pk, author->when.time);
-    omni_record_pack_str (pk, "author_tz");
-    msgpack_pack_int (pk, author->when.offset);
-    omni_record_pack_str (pk, "committer_name");
-    s_pack_text (pk, texts[T_COMMITTER_NAME]);
-    omni_record_pack_str (pk, "committer_email");
-    s_pack_text (pk, texts[T_COMMITTER_EMAIL]);
-    omni_record_pack_str (pk, "committer_time");
-    msgpack_pack_int64 (pk, committer->when.time);
-    omni_record_pack_str (pk, "committer_tz");
-    msgpack_pack_int (pk, committer->when.offset);
+    static const char *const author_keys[4] = {"author_name", "author_email", "author_time",
+                                               "author_tz"};
+    static const char *const committer_keys[4] = {"committer_name", "committer_email",
+                                                  "committer_time", "committer_tz"};
+    s_pack_signature (pk, author_keys, texts[T_AUTHOR_NAME], texts[T_AUTHOR_EMAIL], author);
+    s_pack_signature (pk, committer_keys, texts[T_COMMITTER_NAME], texts[T_COMMITTER_EMAIL],
+                      committer);
     omni_record_pack_str (pk, "message");
     s_pack_text (pk, texts[T_MESSAGE]);
     omni_record_pack_str (pk, "files_changed");

@@ -427,6 +427,15 @@ host_sample_values (host_t *self, int64_t mono_ns, host_value_t *out)
     return (int) n;
 }
 
+void
+host_pack_value (msgpack_packer *pk, const host_value_t *value)
+{
+    msgpack_pack_map (pk, 3);
+    omni_record_pack_kv (pk, "name", value->name);
+    omni_record_pack_kv_double (pk, "value", value->value);
+    omni_record_pack_kv (pk, "unit", value->unit);
+}
+
 int
 host_sample (host_t *self, int64_t mono_ns, int64_t wall_ns, host_emit_fn *emit, void *arg)
 {
@@ -438,13 +447,7 @@ host_sample (host_t *self, int64_t mono_ns, int64_t wall_ns, host_emit_fn *emit,
         omni_record_encoder_begin (self->enc, "metric", self->source, self->instance, self->run,
                                    wall_ns);
         msgpack_packer *pk = omni_record_encoder_body (self->enc);
-        msgpack_pack_map (pk, 3);
-        omni_record_pack_str (pk, "name");
-        omni_record_pack_str (pk, values[i].name);
-        omni_record_pack_str (pk, "value");
-        msgpack_pack_double (pk, values[i].value);
-        omni_record_pack_str (pk, "unit");
-        omni_record_pack_str (pk, values[i].unit);
+        host_pack_value (pk, &values[i]);
         omni_record_encoder_tag (self->enc, "host", self->hostname);
         const void *data;
         size_t size;

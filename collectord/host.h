@@ -27,6 +27,7 @@
 
 #include "client/intake_client.h"
 
+#include <msgpack.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -104,6 +105,9 @@ void host_destroy (host_t **self_p);
 //  /proc file could be read. For glue that packs records itself (e.g. a
 //  collectord session); host_sample below packs them here.
 int host_sample_values (host_t *self, int64_t mono_ns, host_value_t *out);
+
+//  Packs a value as a metric record's body: name, value and unit.
+void host_pack_value (msgpack_packer *pk, const host_value_t *value);
 
 //  The settings in force (defaults applied).
 const char *host_hostname (host_t *self);

@@ -2,6 +2,7 @@
 #include "collectord/host_collector.h"
 #include "testsupport/testpeer.h"
 #include "collectord/host.h"
+#include "proto/record.h"
 #include "common/log.h"
 #include "common/util.h"
 
@@ -92,21 +93,15 @@ s_target (void *handle)
 }
 
 static void
-s_pack_str (msgpack_packer *pk, const char *text)
-{
-    msgpack_pack_str_with_body (pk, text, strlen (text));
-}
-
-static void
 s_pack_config (void *handle, msgpack_packer *pk)
 {
     s_host_t *self = (s_host_t *) handle;
     msgpack_pack_map (pk, 3);
-    s_pack_str (pk, "proc_root");
-    s_pack_str (pk, host_proc_root (self->host));
-    s_pack_str (pk, "interval_ms");
+    omni_record_pack_str (pk, "proc_root");
+    omni_record_pack_str (pk, host_proc_root (self->host));
+    omni_record_pack_str (pk, "interval_ms");
     msgpack_pack_int64 (pk, host_interval_ms (self->host));
-    s_pack_str (pk, "samples");
+    omni_record_pack_str (pk, "samples");
     msgpack_pack_int64 (pk, self->samples);
 }
 
@@ -136,13 +131,7 @@ s_collect (void *handle, session_t *session, char *error, size_t size)
         int64_t wall = omni_util_now_ns ();
         for (int i = 0; i < n; i++) {
             msgpack_packer *pk = session_record (session, "metric", wall);
-            msgpack_pack_map (pk, 3);
-            s_pack_str (pk, "name");
-            s_pack_str (pk, values[i].name);
-            s_pack_str (pk, "value");
-            msgpack_pack_double (pk, values[i].value);
-            s_pack_str (pk, "unit");
-            s_pack_str (pk, values[i].unit);
+            host_pack_value (pk, &values[i]);
             session_tag (session, "host", host_hostname (self->host));
             int rc = session_send (session);
             if (rc > 0) {
@@ -164,20 +153,11 @@ s_collect (void *handle, session_t *session, char *error, size_t size)
     return 0;
 }
 
-static int
-s_commit (void *handle, char *error, size_t size)
-{
-    (void) handle;
-    (void) error;
-    (void) size;
-    return 0; //  nothing to remember between runs
-}
-
 const collector_t host_collector = {
     "host",        "(none)",  "host metrics from /proc: cpu, memory, load, disk and network rates",
     true,          s_options, s_open,
     s_close,       s_source,  s_target,
-    s_pack_config, s_collect, s_commit,
+    s_pack_config, s_collect, NULL, //  nothing to remember between runs
     false,
 };
 
@@ -186,10 +166,7 @@ host_collector_test (bool verbose)
 {
     (void) verbose;
     testpeer_t *fake = testpeer_new ();
-    session_config_t config = {
-        "host",       "test", {testpeer_endpoint (fake), 500, 0, 4, 5000, 10000, NULL},
-        PROGRESS_OFF, 1000,   NULL};
-    session_t *session = session_new (&config);
+    session_t *session = collector_test_session ("host", testpeer_endpoint (fake), 500);
     s_settings.samples = 2;
     s_settings.hostname = "test-host";
     s_settings.proc_root = "/proc";
@@ -199,8 +176,7 @@ host_collector_test (bool verbose)
     void *handle = s_open (&env, error, sizeof error);
     assert (handle);
     assert (strcmp (s_source (handle), "test-host") == 0);
-    assert (session_begin (session, s_source (handle), s_target (handle), s_pack_config, handle) ==
-            0);
+    collector_test_begin (session, &host_collector, handle);
     int64_t start = omni_util_mono_ms ();
     assert (s_collect (handle, session, error, sizeof error) == 0);
     assert (omni_util_mono_ms () - start >= 45); //  two samples, one interval apart

@@ -160,10 +160,10 @@ s_ci_detect (s_getenv_fn *get, s_ci_t *ci)
 }
 
 typedef struct {
+    collector_names_t names;
     char **args;
     size_t nargs;
     char **patterns;
-    char *target, *src;
     //  build_id NULL: made from the reports of each run
     char *system, *pipeline, *build_id, *branch, *sha, *trigger;
     char *state_dir;
@@ -252,16 +252,16 @@ s_open_env (const collector_env_t *env, s_getenv_fn *get, char *error, size_t si
             first = strdup (".");
         }
     }
-    self->target = realpath (first, NULL);
-    if (!self->target)
-        self->target = strdup (first);
+    self->names.target = realpath (first, NULL);
+    if (!self->names.target)
+        self->names.target = strdup (first);
     free (first);
     if (s_flag (s_settings.source))
-        self->src = strdup (s_settings.source);
+        self->names.src = strdup (s_settings.source);
     else if (*ci.project)
-        self->src = strdup (ci.project);
+        self->names.src = strdup (ci.project);
     else
-        self->src = strdup (self->target);
+        self->names.src = strdup (self->names.target);
     return self;
 }
 
@@ -283,8 +283,7 @@ s_close (void **self_p)
     for (size_t i = 0; self->patterns && self->patterns[i]; i++)
         free (self->patterns[i]);
     free (self->patterns);
-    free (self->target);
-    free (self->src);
+    collector_names_free (&self->names);
     free (self->system);
     free (self->pipeline);
     free (self->build_id);
@@ -297,25 +296,6 @@ s_close (void **self_p)
     free (self->read);
     free (self);
     *self_p = NULL;
-}
-
-static const char *
-s_source (void *handle)
-{
-    return ((s_junit_t *) handle)->src;
-}
-
-static const char *
-s_target (void *handle)
-{
-    return ((s_junit_t *) handle)->target;
-}
-
-static void
-s_pack_kv (msgpack_packer *pk, const char *key, const char *value)
-{
-    omni_record_pack_str (pk, key);
-    omni_record_pack_str (pk, value);
 }
 
 static void
@@ -335,14 +315,14 @@ s_pack_config (void *handle, msgpack_packer *pk)
     msgpack_pack_array (pk, n);
     for (size_t i = 0; i < n; i++)
         omni_record_pack_str (pk, self->patterns[i]);
-    s_pack_kv (pk, "pipeline", self->pipeline);
-    s_pack_kv (pk, "system", self->system);
+    omni_record_pack_kv (pk, "pipeline", self->pipeline);
+    omni_record_pack_kv (pk, "system", self->system);
     if (self->build_id)
-        s_pack_kv (pk, "build_id", self->build_id);
+        omni_record_pack_kv (pk, "build_id", self->build_id);
     if (self->branch)
-        s_pack_kv (pk, "branch", self->branch);
+        omni_record_pack_kv (pk, "branch", self->branch);
     if (self->sha)
-        s_pack_kv (pk, "sha", self->sha);
+        omni_record_pack_kv (pk, "sha", self->sha);
 }
 
 //  One report file of a run, as the first reading found it
@@ -380,26 +360,26 @@ s_send_case (void *arg, const junit_case_t *tc)
     size_t n = 8 + (tc->class_name != NULL) + (tc->failure_type != NULL) +
                (tc->failure_message != NULL) + (tc->occurrence > 0) + tc->retried;
     msgpack_pack_map (pk, n);
-    s_pack_kv (pk, "suite", tc->suite);
+    omni_record_pack_kv (pk, "suite", tc->suite);
     if (tc->class_name)
-        s_pack_kv (pk, "class", tc->class_name);
-    s_pack_kv (pk, "name", tc->name);
+        omni_record_pack_kv (pk, "class", tc->class_name);
+    omni_record_pack_kv (pk, "name", tc->name);
     //  Absent for the first: ids of results stored before occurrences were
     //  counted stay the same
     if (tc->occurrence > 0) {
         omni_record_pack_str (pk, "occurrence");
         msgpack_pack_uint32 (pk, tc->occurrence);
     }
-    s_pack_kv (pk, "status", junit_status_name (tc->status));
+    omni_record_pack_kv (pk, "status", junit_status_name (tc->status));
     omni_record_pack_str (pk, "duration");
     msgpack_pack_double (pk, tc->duration);
-    s_pack_kv (pk, "pipeline", self->pipeline);
-    s_pack_kv (pk, "build_id", ctx->build_id);
-    s_pack_kv (pk, "file", tc->file);
+    omni_record_pack_kv (pk, "pipeline", self->pipeline);
+    omni_record_pack_kv (pk, "build_id", ctx->build_id);
+    omni_record_pack_kv (pk, "file", tc->file);
     if (tc->failure_type)
-        s_pack_kv (pk, "failure_type", tc->failure_type);
+        omni_record_pack_kv (pk, "failure_type", tc->failure_type);
     if (tc->failure_message)
-        s_pack_kv (pk, "failure_message", tc->failure_message);
+        omni_record_pack_kv (pk, "failure_message", tc->failure_message);
     omni_record_pack_str (pk, "flaky");
     if (tc->flaky)
         msgpack_pack_true (pk);
@@ -454,7 +434,7 @@ static zhashx_t *
 s_load_state (s_junit_t *self)
 {
     zhashx_t *done = zhashx_new ();
-    state_t *state = state_new (self->state_dir, "junit", self->src);
+    state_t *state = state_new (self->state_dir, "junit", self->names.src);
     char error[512];
     if (state_load (state, error, sizeof error))
         log_warn ("junit.state_unreadable", "error=\"%s\" effect=\"every report read\"", error);
@@ -564,10 +544,7 @@ s_send_build (s_junit_t *self, session_t *session, const char *build_id, const s
     if (send_rc > 0)
         log_error ("junit.unsendable", "kind=ci.build reason=\"%s\"", session_detail (session));
     else if (send_rc < 0) {
-        snprintf (error, size, "%s",
-                  session_interrupted (session) ? "interrupted"
-                                                : "ingestd did not acknowledge (give_up)");
-        *rc = -1;
+        *rc = collector_broken (session, error, size);
     }
 }
 
@@ -668,10 +645,7 @@ s_collect (void *handle, session_t *session, char *error, size_t size)
 
     int rc = 0;
     if (ctx.broken) {
-        snprintf (error, size, "%s",
-                  session_interrupted (session) ? "interrupted"
-                                                : "ingestd did not acknowledge (give_up)");
-        rc = -1;
+        rc = collector_broken (session, error, size);
     } else if (ctx.sent.total || broken)
         s_send_build (self, session, build_id, files, nfiles, &ctx.sent, broken, &rc, error, size);
     const s_counts_t *t = &ctx.sent;
@@ -718,7 +692,7 @@ static int
 s_commit (void *handle, char *error, size_t size)
 {
     s_junit_t *self = (s_junit_t *) handle;
-    state_t *state = state_new (self->state_dir, "junit", self->src);
+    state_t *state = state_new (self->state_dir, "junit", self->names.src);
     for (size_t i = 0; i < self->nread; i++)
         state_add (state, self->read[i]);
     int rc = state_save (state, error, size);
@@ -733,8 +707,8 @@ const collector_t junit_collector = {
     .options = s_options,
     .open = s_open,
     .close = s_close,
-    .source = s_source,
-    .target = s_target,
+    .source = collector_source,
+    .target = collector_target,
     .pack_config = s_pack_config,
     .collect = s_collect,
     .commit = s_commit,
@@ -829,8 +803,7 @@ static int
 s_run (s_junit_t *handle, session_t *session, testpeer_t *fake, bool commit, char *err, size_t size)
 {
     testpeer_clear (fake);
-    assert (session_begin (session, s_source (handle), s_target (handle), s_pack_config, handle) ==
-            0);
+    collector_test_begin (session, &junit_collector, handle);
     int rc = s_collect (handle, session, err, size);
     assert (session_end (session, rc ? "failed" : "ok", rc ? err : NULL) == 0);
     if (rc == 0 && commit)
@@ -859,20 +832,21 @@ junit_test (bool verbose)
         .args = args3, .nargs = 2, .state_dir = "/nonexistent", .instance = "test"};
     s_junit_t *handle = (s_junit_t *) s_open_env (&env, s_fake_getenv, err, sizeof err);
     assert (handle);
-    assert (strcmp (handle->src, "github.com/acme/widget") == 0);
+    assert (strcmp (handle->names.src, "github.com/acme/widget") == 0);
     assert (strcmp (handle->pipeline, "CI") == 0 && strcmp (handle->build_id, "7001") == 0);
     assert (strcmp (handle->system, "github") == 0 && strcmp (handle->trigger, "push") == 0);
     assert (strcmp (handle->branch, "main") == 0);
     s_close ((void **) &handle);
     handle = (s_junit_t *) s_open_env (&env, s_jenkins_getenv, err, sizeof err);
-    assert (handle && strcmp (handle->src, "ci.example.com/job/team/job/widget") == 0);
+    assert (handle && strcmp (handle->names.src, "ci.example.com/job/team/job/widget") == 0);
     assert (strcmp (handle->pipeline, "team/widget") == 0);
     assert (strcmp (handle->build_id, "42") == 0 && strcmp (handle->branch, "dev") == 0);
     s_close ((void **) &handle);
     //  No CI, no flags: pipeline "junit", the build id made from the reports
     handle = (s_junit_t *) s_open_env (&env, s_no_env, err, sizeof err);
     assert (handle && strcmp (handle->pipeline, "junit") == 0 && !handle->build_id);
-    assert (strcmp (handle->src, handle->target) == 0 && strcmp (handle->system, "junit") == 0);
+    assert (strcmp (handle->names.src, handle->names.target) == 0 &&
+            strcmp (handle->system, "junit") == 0);
     s_close ((void **) &handle);
     s_settings.pipeline = "release";
     handle = (s_junit_t *) s_open_env (&env, s_no_env, err, sizeof err);
@@ -885,7 +859,7 @@ junit_test (bool verbose)
     handle = (s_junit_t *) s_open_env (&env, s_fake_getenv, err, sizeof err);
     assert (handle && strcmp (handle->pipeline, "release") == 0);
     assert (strcmp (handle->system, "junit") == 0 && !handle->trigger);
-    assert (strcmp (handle->branch, "rel") == 0 && strcmp (handle->src, "acme/widget") == 0);
+    assert (strcmp (handle->branch, "rel") == 0 && strcmp (handle->names.src, "acme/widget") == 0);
     const char *missing[] = {"/nonexistent/reports"};
     collector_env_t env_missing = {
         .args = missing, .nargs = 1, .state_dir = "/nonexistent", .instance = "test"};
@@ -896,10 +870,7 @@ junit_test (bool verbose)
     //  fixtures plus the big one; the malformed file fails the run and gives
     //  nothing, the rest is sent, and one ci.build sums up what was sent
     testpeer_t *fake = testpeer_new ();
-    session_config_t config = {
-        "junit",      "test", {testpeer_endpoint (fake), 7, 0, 4, 5000, 10000, NULL},
-        PROGRESS_OFF, 1000,   NULL};
-    session_t *session = session_new (&config);
+    session_t *session = collector_test_session ("junit", testpeer_endpoint (fake), 7);
     assert (s_run (handle, session, fake, false, err, sizeof err) == -1);
     assert (strstr (err, "1 of 13 report files unreadable") && strstr (err, "malformed.xml:5:"));
     s_got_t got;

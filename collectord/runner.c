@@ -95,7 +95,7 @@ s_run (runner_t *self)
         rc = end_rc;
     else if (rc == 0 && end_rc)
         rc = -1;
-    else if (rc == 0 && collector->commit (handle, error, sizeof error)) {
+    else if (rc == 0 && collector->commit && collector->commit (handle, error, sizeof error)) {
         log_error ("state.failed", "collector=%s error=\"%s\"", collector->name, error);
         rc = -1;
     }

@@ -48,6 +48,29 @@ s_on_signal (int signum)
         zsys_interrupted = 1;
 }
 
+omni_config_t *
+omni_daemon_tool_config (const char *name, const omni_config_option_t *options, int argc,
+                         char **argv, void (*usage) (FILE *out), int *exit_code)
+{
+    char **args = calloc ((size_t) argc + 1, sizeof *args);
+    assert (args);
+    for (int i = 0; i < argc; i++)
+        args[i] = strcmp (argv[i], "-o") == 0 ? "--output" : argv[i];
+    omni_config_t *config = omni_config_new (name, options);
+    int rc = omni_config_load (config, argc, args);
+    free (args);
+    if (rc) {
+        if (rc == 1)
+            usage (stdout);
+        omni_config_destroy (&config);
+        *exit_code = rc < 0 ? OMNI_EXIT_USAGE : OMNI_EXIT_OK;
+        return NULL;
+    }
+    omni_log_init (name, "warn", "kv");
+    *exit_code = OMNI_EXIT_OK;
+    return config;
+}
+
 void
 omni_daemon_catch_signals (bool raise_czmq)
 {
@@ -253,6 +276,19 @@ omni_daemon_test (bool verbose)
     assert (omni_daemon_new (&spec, 2, bad, &exit_code) == NULL && exit_code == OMNI_EXIT_USAGE);
     char *level[] = {"testd", "--log-level=loud", NULL};
     assert (omni_daemon_new (&spec, 2, level, &exit_code) == NULL && exit_code == OMNI_EXIT_USAGE);
+
+    //  A tool's config: -o FILE as --output FILE; a bad flag exits 2
+    char *output = NULL;
+    const omni_config_option_t tool[] = {{"output", CONFIG_STRING, "", "file", &output}, {NULL}};
+    char *tool_args[] = {"testtool", "export", "-o", "-", NULL};
+    omni_config_t *config =
+        omni_daemon_tool_config ("testtool", tool, 4, tool_args, NULL, &exit_code);
+    assert (config && exit_code == OMNI_EXIT_OK && strcmp (output, "-") == 0);
+    assert (omni_config_argc (config) == 1 && strcmp (omni_config_arg (config, 0), "export") == 0);
+    omni_config_destroy (&config);
+    char *tool_bad[] = {"testtool", "-x", NULL};
+    assert (!omni_daemon_tool_config ("testtool", tool, 2, tool_bad, NULL, &exit_code));
+    assert (exit_code == OMNI_EXIT_USAGE);
     omni_log_init ("testd", "info", "kv");
     signal (SIGINT, SIG_DFL);
     signal (SIGTERM, SIG_DFL);

@@ -26,6 +26,7 @@
 #include "common/metrics.h"
 
 #include <stdbool.h>
+#include <stdio.h>
 
 enum {
     OMNI_EXIT_OK = 0,
@@ -83,6 +84,17 @@ int omni_daemon_bad_config (omni_daemon_t *self, const char *format, ...)
 int omni_daemon_serve (omni_daemon_t *self, health_fn *health, void *arg);
 //  Stops serving (before what `health` reads is destroyed).
 void omni_daemon_serve_end (omni_daemon_t *self);
+
+//  What a tool with commands and no daemon object (omnictl, omni-report)
+//  does first: its config section `name` loaded from `options` and the
+//  command line, where -o FILE stands for --output FILE (the one short flag,
+//  as in every tool that writes a file), then logging started at warn.
+//  Returns the config, or NULL with *exit_code set: 0 after --help (the
+//  options, then the tool's `usage` on stdout) or --version, 2 after a
+//  message naming a bad key or value.
+omni_config_t *omni_daemon_tool_config (const char *name, const omni_config_option_t *options,
+                                        int argc, char **argv, void (*usage) (FILE *out),
+                                        int *exit_code);
 
 //  The signal policy alone, for the tools that have no daemon object:
 //  installed once by omni_daemon_new, again here harmlessly.

@@ -18,6 +18,7 @@
 #include "common/httpd.h"
 #include "common/buf.h"
 #include "common/log.h"
+#include "common/util.h"
 
 #include <arpa/inet.h>
 #include <assert.h>
@@ -157,14 +158,6 @@ s_handle (void *cls, struct MHD_Connection *connection, const char *url, const c
                     "text/plain; charset=utf-8", text, len, MHD_RESPMEM_MUST_COPY);
 }
 
-static int64_t
-s_now_ms (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 //  MHD opened or closed a connection: the watchdog's table follows.
 static void
 s_notify_connection (void *cls, struct MHD_Connection *connection, void **socket_context,
@@ -182,7 +175,7 @@ s_notify_connection (void *cls, struct MHD_Connection *connection, void **socket
             if (conn->fd >= 0)
                 continue;
             conn->fd = fd_info->connect_fd;
-            conn->epoch_ms = s_now_ms ();
+            conn->epoch_ms = omni_util_mono_ms ();
             strcpy (conn->peer, "?");
             const struct sockaddr *sa = addr_info ? addr_info->client_addr : NULL;
             if (sa && sa->sa_family == AF_INET)
@@ -216,7 +209,7 @@ s_request_completed (void *cls, struct MHD_Connection *connection, void **con_cl
     pthread_mutex_lock (&self->lock);
     s_conn_t *conn = info ? info->socket_context : NULL;
     if (conn && conn->fd >= 0 && conn->epoch_ms != INT64_MAX)
-        conn->epoch_ms = s_now_ms ();
+        conn->epoch_ms = omni_util_mono_ms ();
     pthread_mutex_unlock (&self->lock);
 }
 
@@ -232,7 +225,7 @@ s_watchdog (void *arg)
         until.tv_sec += until.tv_nsec / 1000000000L;
         until.tv_nsec %= 1000000000L;
         pthread_cond_timedwait (&self->wake, &self->lock, &until);
-        int64_t now = s_now_ms ();
+        int64_t now = omni_util_mono_ms ();
         for (int i = 0; i < HTTPD_CONNECTION_LIMIT; i++) {
             s_conn_t *conn = &self->conns[i];
             if (conn->fd < 0 || conn->epoch_ms == INT64_MAX || now - conn->epoch_ms < s_deadline_ms)
@@ -632,13 +625,13 @@ s_test_slowloris (omni_httpd_t *httpd, int port)
     int fds[SLOW];
     for (int i = 0; i < SLOW; i++)
         fds[i] = s_test_slow_connect (port);
-    int64_t start = s_now_ms ();
+    int64_t start = omni_util_mono_ms ();
     bool closed[SLOW] = {false};
     int open_ = SLOW;
-    while (open_ > 0 && s_now_ms () - start < 5000) {
-        int64_t asked = s_now_ms ();
+    while (open_ > 0 && omni_util_mono_ms () - start < 5000) {
+        int64_t asked = omni_util_mono_ms ();
         assert (s_get (port, "/health", NULL) == 503); //  answered: unhealthy, as set above
-        assert (s_now_ms () - asked < 1000);
+        assert (omni_util_mono_ms () - asked < 1000);
         for (int i = 0; i < SLOW; i++) {
             if (closed[i])
                 continue;
@@ -649,7 +642,7 @@ s_test_slowloris (omni_httpd_t *httpd, int port)
                 closed[i] = true;
                 open_--;
                 //  Refused at once (over the address's limit) or at the deadline
-                int64_t age = s_now_ms () - start;
+                int64_t age = omni_util_mono_ms () - start;
                 assert (age < 300 || age >= 900);
             }
         }

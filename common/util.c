@@ -2,6 +2,7 @@
 #include "common/util.h"
 
 #include <assert.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -230,6 +231,19 @@ omni_util_unhex (const char *hex, uint8_t *bytes, size_t size)
 }
 
 int
+omni_util_digits (const char **p, int n, int *out)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++, (*p)++) {
+        if (!isdigit ((unsigned char) **p))
+            return -1;
+        v = v * 10 + (**p - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+int
 omni_util_mkdirs (const char *path)
 {
     char buf[PATH_MAX];
@@ -274,6 +288,13 @@ void
 omni_util_test (bool verbose)
 {
     (void) verbose;
+    //  Digits: exactly n, the pointer moved past them
+    const char *text = "2024-0x";
+    int value = 0;
+    assert (omni_util_digits (&text, 4, &value) == 0 && value == 2024 && *text == '-');
+    text++;
+    assert (omni_util_digits (&text, 2, &value) == -1);
+
     //  UTF-8, strict
     assert (omni_util_utf8_valid ("h\xc3\xa9llo, a longer line of ASCII", 30));
     assert (omni_util_utf8_valid ("\xf0\x9f\x98\x80", 4));  //  emoji

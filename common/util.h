@@ -43,6 +43,11 @@ void omni_util_put_be (uint8_t *out, uint64_t value, size_t n);
 //  The integer of `n` bytes at `in`, most significant first.
 uint64_t omni_util_get_be (const void *in, size_t n);
 
+//  Reads exactly `n` decimal digits at *p into `out`, moving *p past them
+//  (the fields of the times the collectors parse: 2024-01-31T12:00).
+//  Returns -1 at a character that is not a digit.
+int omni_util_digits (const char **p, int n, int *out);
+
 //  mkdir -p; returns -1 with errno set.
 int omni_util_mkdirs (const char *path);
 //  fsync the directory holding entries just created or renamed.

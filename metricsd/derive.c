@@ -409,8 +409,8 @@ derive_test (bool verbose)
 
     //  Kinds without rules give nothing
     msgpack_packer *pk = testrec_begin (recs, "git.branch", "repo", ts, 3);
-    testrec_str (pk, "name", "main");
-    testrec_str (pk, "target", "abc");
+    omni_record_pack_kv (pk, "name", "main");
+    omni_record_pack_kv (pk, "target", "abc");
     msgpack_pack_str_with_body (pk, "head", 4);
     msgpack_pack_true (pk);
     testrec_end (recs);
@@ -420,8 +420,8 @@ derive_test (bool verbose)
 
     //  Hostile text: quotes, backslashes, control bytes and NUL in tags
     pk = testrec_begin (recs, "metric", "s\"rc", ts, 2);
-    testrec_str (pk, "name", "m");
-    testrec_num (pk, "value", -1);
+    omni_record_pack_kv (pk, "name", "m");
+    omni_record_pack_kv_double (pk, "value", -1);
     testrec_tag (recs, "k\"\\", "v\n\x01");
     testrec_end (recs);
     s_expect (
@@ -432,8 +432,8 @@ derive_test (bool verbose)
     {
         testrec_t *one = testrec_new ();
         pk = testrec_begin (one, "metric", "src", ts, 2);
-        testrec_str (pk, "name", "m");
-        testrec_num (pk, "value", 2);
+        omni_record_pack_kv (pk, "name", "m");
+        omni_record_pack_kv_double (pk, "value", 2);
         testrec_tag (one, "k", "aXb");
         testrec_end (one);
         omni_record_t r = testrec_records (one)[0];

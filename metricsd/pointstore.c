@@ -40,6 +40,7 @@
 #include "common/log.h"
 #include "pg/pgconn.h"
 #include "pg/pgcopy.h"
+#include "pg/pgwriter.h"
 #include "common/util.h"
 #include "client/writer.h"
 
@@ -624,10 +625,7 @@ pointstore_connect (pointstore_t *self)
         hostdaily_refresh (self->hostdaily, self->conn, true, 2000);
         return 0;
     }
-    //  Refused for good (no database yet, say): logged at error by pgconn,
-    //  said by /health; the writer keeps asking, as for a server not up yet
-    omni_pgconn_status_t status = omni_pgconn_last_status (self->conn);
-    return status == PGCONN_TRANSIENT || status == PGCONN_PERMANENT ? 1 : -1;
+    return omni_pgwriter_connect_failed (self->conn);
 }
 
 bool
@@ -641,14 +639,7 @@ pointstore_healthy (void *self_, char *text, size_t size)
     pthread_mutex_unlock (&self->problem_lock);
     if (problem)
         return false;
-    if (omni_pgconn_refused (self->conn, text, size))
-        return false;
-    bool ok = omni_pgconn_ping (self->conn, 1000);
-    if (ok)
-        snprintf (text, size, "postgresql ok");
-    else
-        snprintf (text, size, "postgresql not reachable (%s)", omni_pgconn_display (self->conn));
-    return ok;
+    return omni_pgwriter_healthy (self->conn, text, size);
 }
 
 //  ---------------------------------------------------------------------------
@@ -1353,14 +1344,14 @@ s_batch (testrec_t *recs)
     testrec_metric (recs, "web-1", (minute + 40) * NS + 123456789, "host.cpu.user", 30, "web-1");
     testrec_metric (recs, "web-1", (minute + 60) * NS, "host.cpu.user", 50, "web-1");
     msgpack_packer *pk = testrec_begin (recs, "metric", "web-1", minute * NS, 2);
-    testrec_str (pk, "name", "host.mem.used");
-    testrec_num (pk, "value", 1000);
+    omni_record_pack_kv (pk, "name", "host.mem.used");
+    omni_record_pack_kv_double (pk, "value", 1000);
     testrec_tag (recs, "host", "web-1");
     testrec_end (recs);
     //  Not for metricsd: ignored
     pk = testrec_begin (recs, "git.branch", "repo-a", D0 * NS, 3);
-    testrec_str (pk, "name", "main");
-    testrec_str (pk, "target", "a5");
+    omni_record_pack_kv (pk, "name", "main");
+    omni_record_pack_kv (pk, "target", "a5");
     msgpack_pack_str_with_body (pk, "head", 4);
     msgpack_pack_true (pk);
     testrec_end (recs);
@@ -1800,8 +1791,8 @@ pointstore_test (bool verbose)
     //  A batch with nothing for metricsd: acknowledged, nothing written
     testrec_clear (recs);
     msgpack_packer *pk = testrec_begin (recs, "git.tag", "repo-a", D0 * NS, 3);
-    testrec_str (pk, "name", "v1");
-    testrec_str (pk, "target", "a1");
+    omni_record_pack_kv (pk, "name", "v1");
+    omni_record_pack_kv (pk, "target", "a1");
     msgpack_pack_str_with_body (pk, "annotated", 9);
     msgpack_pack_false (pk);
     testrec_end (recs);

@@ -99,33 +99,6 @@ testrec_end (testrec_t *self)
     self->count++;
 }
 
-static void
-s_key (msgpack_packer *pk, const char *key)
-{
-    msgpack_pack_str_with_body (pk, key, strlen (key));
-}
-
-void
-testrec_str (msgpack_packer *pk, const char *key, const char *value)
-{
-    s_key (pk, key);
-    msgpack_pack_str_with_body (pk, value, strlen (value));
-}
-
-void
-testrec_int (msgpack_packer *pk, const char *key, int64_t value)
-{
-    s_key (pk, key);
-    msgpack_pack_int64 (pk, value);
-}
-
-void
-testrec_num (msgpack_packer *pk, const char *key, double value)
-{
-    s_key (pk, key);
-    msgpack_pack_double (pk, value);
-}
-
 void
 testrec_commit (testrec_t *self, const char *src, const char *sha, const char *email,
                 int64_t author_time, int64_t committer_time, int64_t files, int64_t insertions,
@@ -136,21 +109,21 @@ testrec_commit (testrec_t *self, const char *src, const char *sha, const char *e
                      ? committer_time * 1000000000
                      : 0;
     msgpack_packer *pk = testrec_begin (self, "git.commit", src, ts, 14);
-    testrec_str (pk, "sha", sha);
-    s_key (pk, "parents");
+    omni_record_pack_kv (pk, "sha", sha);
+    omni_record_pack_str (pk, "parents");
     msgpack_pack_array (pk, 0);
-    testrec_str (pk, "author_name", "Someone");
-    testrec_str (pk, "author_email", email);
-    testrec_int (pk, "author_time", author_time);
-    testrec_int (pk, "author_tz", 60);
-    testrec_str (pk, "committer_name", "Committer");
-    testrec_str (pk, "committer_email", "committer@example.org");
-    testrec_int (pk, "committer_time", committer_time);
-    testrec_int (pk, "committer_tz", 0);
-    testrec_str (pk, "message", "change");
-    testrec_int (pk, "files_changed", files);
-    testrec_int (pk, "insertions", insertions);
-    testrec_int (pk, "deletions", deletions);
+    omni_record_pack_kv (pk, "author_name", "Someone");
+    omni_record_pack_kv (pk, "author_email", email);
+    omni_record_pack_kv_int (pk, "author_time", author_time);
+    omni_record_pack_kv_int (pk, "author_tz", 60);
+    omni_record_pack_kv (pk, "committer_name", "Committer");
+    omni_record_pack_kv (pk, "committer_email", "committer@example.org");
+    omni_record_pack_kv_int (pk, "committer_time", committer_time);
+    omni_record_pack_kv_int (pk, "committer_tz", 0);
+    omni_record_pack_kv (pk, "message", "change");
+    omni_record_pack_kv_int (pk, "files_changed", files);
+    omni_record_pack_kv_int (pk, "insertions", insertions);
+    omni_record_pack_kv_int (pk, "deletions", deletions);
     testrec_end (self);
 }
 
@@ -161,15 +134,15 @@ testrec_build (testrec_t *self, const char *src, int64_t ts, const char *pipelin
 {
     int n = 3 + (branch != NULL) + (started_ns != 0) + (duration >= 0);
     msgpack_packer *pk = testrec_begin (self, "ci.build", src, ts, n);
-    testrec_str (pk, "pipeline", pipeline);
-    testrec_str (pk, "build_id", build_id);
-    testrec_str (pk, "status", status);
+    omni_record_pack_kv (pk, "pipeline", pipeline);
+    omni_record_pack_kv (pk, "build_id", build_id);
+    omni_record_pack_kv (pk, "status", status);
     if (branch)
-        testrec_str (pk, "branch", branch);
+        omni_record_pack_kv (pk, "branch", branch);
     if (started_ns)
-        testrec_int (pk, "started", started_ns);
+        omni_record_pack_kv_int (pk, "started", started_ns);
     if (duration >= 0)
-        testrec_num (pk, "duration", duration);
+        omni_record_pack_kv_double (pk, "duration", duration);
     testrec_end (self);
 }
 
@@ -180,14 +153,14 @@ testrec_test_case (testrec_t *self, const char *src, int64_t ts, const char *sui
 {
     int n = 4 + (class_name != NULL) + (build_id != NULL);
     msgpack_packer *pk = testrec_begin (self, "ci.test", src, ts, n);
-    testrec_str (pk, "suite", suite);
+    omni_record_pack_kv (pk, "suite", suite);
     if (class_name)
-        testrec_str (pk, "class", class_name);
-    testrec_str (pk, "name", name);
-    testrec_str (pk, "status", status);
-    testrec_num (pk, "duration", duration);
+        omni_record_pack_kv (pk, "class", class_name);
+    omni_record_pack_kv (pk, "name", name);
+    omni_record_pack_kv (pk, "status", status);
+    omni_record_pack_kv_double (pk, "duration", duration);
     if (build_id)
-        testrec_str (pk, "build_id", build_id);
+        omni_record_pack_kv (pk, "build_id", build_id);
     testrec_end (self);
 }
 
@@ -196,9 +169,9 @@ testrec_metric (testrec_t *self, const char *src, int64_t ts, const char *name, 
                 const char *host)
 {
     msgpack_packer *pk = testrec_begin (self, "metric", src, ts, 3);
-    testrec_str (pk, "name", name);
-    testrec_num (pk, "value", value);
-    testrec_str (pk, "unit", "percent");
+    omni_record_pack_kv (pk, "name", name);
+    omni_record_pack_kv_double (pk, "value", value);
+    omni_record_pack_kv (pk, "unit", "percent");
     if (host)
         testrec_tag (self, "host", host);
     testrec_end (self);

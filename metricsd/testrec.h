@@ -21,15 +21,11 @@ size_t testrec_count (testrec_t *self);
 const omni_record_t *testrec_records (testrec_t *self);
 
 //  A record of `kind` whose body is a map of `nfields`: pack them with the
-//  returned packer (testrec_str ...), add tags, then testrec_end.
+//  returned packer (omni_record_pack_kv ...), add tags, then testrec_end.
 msgpack_packer *testrec_begin (testrec_t *self, const char *kind, const char *src, int64_t ts,
                                int nfields);
 void testrec_tag (testrec_t *self, const char *key, const char *value);
 void testrec_end (testrec_t *self);
-
-void testrec_str (msgpack_packer *pk, const char *key, const char *value);
-void testrec_int (msgpack_packer *pk, const char *key, int64_t value);
-void testrec_num (msgpack_packer *pk, const char *key, double value);
 
 //  The kinds metricsd derives points from, with the fields it reads.
 //  `started_ns` 0 = absent; `branch` NULL = absent.

@@ -46,6 +46,7 @@ struct _omni_curve_watch_t {
     char *endpoint;
     char monitor_ep[64];
     atomic_int_least64_t refused_ms; //  when the server last refused us; 0 = not refused
+    bool refused;                    //  the actor's: refusal logged, not yet connected again
 };
 
 //  Whether the file holds a 40-character Z85 key at `key_path`. Parsed from
@@ -160,9 +161,31 @@ s_refusal_loggable (zhashx_t *logged, const char *id)
 //  One ZAP request (RFC 27): version, request id, domain, address, routing
 //  id, mechanism, credentials; answered 200 with the key's name as User-Id
 //  (and, on delivery, the writers it may be as metadata) or 400.
+//  The loop of the two actors: `fn` for each message on `sock`, until $TERM
+//  from zactor_destroy on the pipe, or an interrupt.
 static void
-s_zap_handle (omni_curve_server_t *self, zsock_t *handler)
+s_actor_loop (zsock_t *pipe, zsock_t *sock, void (*fn) (void *arg, zsock_t *sock), void *arg)
 {
+    zpoller_t *poller = zpoller_new (pipe, sock, NULL);
+    while (true) {
+        void *which = zpoller_wait (poller, -1);
+        if (which == sock)
+            fn (arg, sock);
+        else {
+            char *command = which == pipe ? zstr_recv (pipe) : NULL;
+            bool term = !command || streq (command, "$TERM");
+            zstr_free (&command);
+            if (term)
+                break;
+        }
+    }
+    zpoller_destroy (&poller);
+}
+
+static void
+s_zap_handle (void *arg, zsock_t *handler)
+{
+    omni_curve_server_t *self = (omni_curve_server_t *) arg;
     zmsg_t *request = zmsg_recv (handler);
     if (!request)
         return;
@@ -271,20 +294,7 @@ s_zap_actor (zsock_t *pipe, void *args)
         zsock_destroy (&handler);
         return;
     }
-    zpoller_t *poller = zpoller_new (pipe, handler, NULL);
-    while (true) {
-        void *which = zpoller_wait (poller, -1);
-        if (which == handler)
-            s_zap_handle (self, handler);
-        else {
-            char *command = which == pipe ? zstr_recv (pipe) : NULL;
-            bool term = !command || streq (command, "$TERM");
-            zstr_free (&command);
-            if (term)
-                break;
-        }
-    }
-    zpoller_destroy (&poller);
+    s_actor_loop (pipe, handler, s_zap_handle, self);
     zsock_destroy (&handler);
 }
 
@@ -503,6 +513,22 @@ omni_curve_refusal_event (uint16_t event, const char *endpoint, bool *refused)
 //  name is released asynchronously, so an address could still be taken
 static atomic_uint s_monitors;
 
+//  One event of the socket's monitor.
+static void
+s_watch_event (void *arg, zsock_t *monitor)
+{
+    omni_curve_watch_t *self = (omni_curve_watch_t *) arg;
+    zmsg_t *msg = zmsg_recv (monitor);
+    zframe_t *head = msg ? zmsg_first (msg) : NULL;
+    if (head && zframe_size (head) >= 2) {
+        uint16_t event;
+        memcpy (&event, zframe_data (head), sizeof event);
+        if (omni_curve_refusal_event (event, self->endpoint, &self->refused))
+            atomic_store (&self->refused_ms, omni_util_mono_ms ());
+    }
+    zmsg_destroy (&msg);
+}
+
 //  The watch's thread: reads the socket's monitor and logs refusals.
 static void
 s_watch_actor (zsock_t *pipe, void *args)
@@ -513,30 +539,7 @@ s_watch_actor (zsock_t *pipe, void *args)
     int rc = zsock_connect (monitor, "%s", self->monitor_ep);
     assert (rc == 0);
     zsock_signal (pipe, 0);
-    zpoller_t *poller = zpoller_new (pipe, monitor, NULL);
-    bool refused = false;
-    while (true) {
-        void *which = zpoller_wait (poller, -1);
-        if (which == monitor) {
-            zmsg_t *msg = zmsg_recv (monitor);
-            zframe_t *head = msg ? zmsg_first (msg) : NULL;
-            if (head && zframe_size (head) >= 2) {
-                uint16_t event;
-                memcpy (&event, zframe_data (head), sizeof event);
-                if (omni_curve_refusal_event (event, self->endpoint, &refused))
-                    atomic_store (&self->refused_ms, omni_util_mono_ms ());
-            }
-            zmsg_destroy (&msg);
-        } else {
-            //  $TERM from zactor_destroy, or interrupted
-            char *command = which == pipe ? zstr_recv (pipe) : NULL;
-            bool term = !command || streq (command, "$TERM");
-            zstr_free (&command);
-            if (term)
-                break;
-        }
-    }
-    zpoller_destroy (&poller);
+    s_actor_loop (pipe, monitor, s_watch_event, self);
     zsock_destroy (&monitor);
 }
 

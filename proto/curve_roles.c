@@ -126,9 +126,12 @@ s_add (s_load_t *load, const char *path, const char *name, const char *role)
     return 0;
 }
 
-//  The certificates of one role directory (`rel` under the root).
+typedef int (s_entry_fn) (s_load_t *load, const char *rel, const char *path, const char *name);
+
+//  Calls `fn` for each entry of the directory `rel` under the root but the
+//  hidden ones, with its path and name, until one fails.
 static int
-s_load_role (s_load_t *load, const char *rel, const char *role)
+s_each_entry (s_load_t *load, const char *rel, s_entry_fn *fn)
 {
     char path[2048];
     snprintf (path, sizeof path, "%s/%s", load->root, rel);
@@ -136,58 +139,55 @@ s_load_role (s_load_t *load, const char *rel, const char *role)
     if (!dir)
         return s_problem (load, path, strerror (errno));
     int rc = 0;
-    for (struct dirent *e; rc == 0 && (e = readdir (dir));) {
-        if (e->d_name[0] == '.')
-            continue;
-        char file[4096], name[4096];
-        snprintf (file, sizeof file, "%s/%s", path, e->d_name);
-        snprintf (name, sizeof name, "%s/%s", rel, e->d_name);
-        struct stat st;
-        if (stat (file, &st) || !S_ISREG (st.st_mode))
-            rc = s_problem (load, file,
-                            "not a certificate file (a role directory holds public certificates "
-                            "only)");
-        else if (strlen (e->d_name) > 7 && streq (e->d_name + strlen (e->d_name) - 7, "_secret"))
-            rc = s_problem (load, file,
-                            "a secret key has no place on the server: remove it, only the public "
-                            "half of a client's certificate goes here");
-        else
-            rc = s_add (load, file, name, role);
-    }
+    for (struct dirent *e; rc == 0 && (e = readdir (dir));)
+        if (e->d_name[0] != '.') {
+            char file[4096];
+            snprintf (file, sizeof file, "%s/%s", path, e->d_name);
+            rc = fn (load, rel, file, e->d_name);
+        }
     closedir (dir);
     return rc;
 }
 
+//  A certificate of a role directory: `rel` "collector", "tap" or
+//  "writer/<name>", whose role is the same but for writer:<name>.
 static int
-s_load_writers (s_load_t *load)
+s_role_entry (s_load_t *load, const char *rel, const char *file, const char *entry)
 {
-    char path[2048];
-    snprintf (path, sizeof path, "%s/writer", load->root);
-    DIR *dir = opendir (path);
-    if (!dir)
-        return s_problem (load, path, strerror (errno));
-    int rc = 0;
-    for (struct dirent *e; rc == 0 && (e = readdir (dir));) {
-        if (e->d_name[0] == '.')
-            continue;
-        char sub[4096], rel[300], role[80];
-        snprintf (sub, sizeof sub, "%s/%s", path, e->d_name);
-        struct stat st;
-        if (stat (sub, &st) || !S_ISDIR (st.st_mode))
-            rc = s_problem (load, sub,
-                            "a writer's certificate goes in writer/<name>/ (archive, relational, "
-                            "document, metrics), the writer it may deliver to");
-        else if (!omni_kinds_writer_role (e->d_name) || strlen (e->d_name) > 60)
-            rc = s_problem (load, sub,
-                            "unknown writer (expected archive, relational, document or metrics)");
-        else {
-            snprintf (rel, sizeof rel, "writer/%s", e->d_name);
-            snprintf (role, sizeof role, "writer:%.64s", e->d_name);
-            rc = s_load_role (load, rel, role);
-        }
-    }
-    closedir (dir);
-    return rc;
+    char name[4096], role[80];
+    snprintf (name, sizeof name, "%s/%s", rel, entry);
+    if (strncmp (rel, "writer/", 7) == 0)
+        snprintf (role, sizeof role, "writer:%.64s", rel + 7);
+    else
+        snprintf (role, sizeof role, "%s", rel);
+    struct stat st;
+    if (stat (file, &st) || !S_ISREG (st.st_mode))
+        return s_problem (load, file,
+                          "not a certificate file (a role directory holds public certificates "
+                          "only)");
+    if (strlen (entry) > 7 && streq (entry + strlen (entry) - 7, "_secret"))
+        return s_problem (load, file,
+                          "a secret key has no place on the server: remove it, only the public "
+                          "half of a client's certificate goes here");
+    return s_add (load, file, name, role);
+}
+
+//  A directory of writer/: writer/<name>/ holds the certificates of writer <name>.
+static int
+s_writer_entry (s_load_t *load, const char *rel, const char *sub, const char *entry)
+{
+    (void) rel;
+    struct stat st;
+    if (stat (sub, &st) || !S_ISDIR (st.st_mode))
+        return s_problem (load, sub,
+                          "a writer's certificate goes in writer/<name>/ (archive, relational, "
+                          "document, metrics), the writer it may deliver to");
+    if (!omni_kinds_writer_role (entry) || strlen (entry) > 60)
+        return s_problem (load, sub,
+                          "unknown writer (expected archive, relational, document or metrics)");
+    char writer[300];
+    snprintf (writer, sizeof writer, "writer/%s", entry);
+    return s_each_entry (load, writer, s_role_entry);
 }
 
 //  The whole tree into `load`. 0, or -1 (strict only) with load->error.
@@ -209,11 +209,11 @@ s_load_tree (s_load_t *load)
         struct stat st;
         bool is_dir = stat (path, &st) == 0 && S_ISDIR (st.st_mode);
         if (is_dir && streq (e->d_name, "collector"))
-            rc = s_load_role (load, "collector", "collector");
+            rc = s_each_entry (load, "collector", s_role_entry);
         else if (is_dir && streq (e->d_name, "tap"))
-            rc = s_load_role (load, "tap", "tap");
+            rc = s_each_entry (load, "tap", s_role_entry);
         else if (is_dir && streq (e->d_name, "writer"))
-            rc = s_load_writers (load);
+            rc = s_each_entry (load, "writer", s_writer_entry);
         else if (is_dir)
             rc = s_problem (load, path,
                             "unknown role directory (expected collector, tap or writer/<name>)");

@@ -316,9 +316,14 @@ s_head (const uint8_t *p, s_head_t *h)
         case 0xc3: h->type = S_BOOL; break;
         case 0xc4:
         case 0xc5:
-        case 0xc6: {
-            int n = 1 << (t - 0xc4);
-            h->type = S_BIN;
+        case 0xc6:
+        case 0xd9:
+        case 0xda:
+        case 0xdb: {
+            //  bin and str 8, 16, 32: the same length field
+            bool str = t >= 0xd9;
+            int n = 1 << (t - (str ? 0xd9 : 0xc4));
+            h->type = str ? S_STR : S_BIN;
             h->len = s_be (p + 1, n);
             h->head += (size_t) n;
             break;
@@ -361,15 +366,6 @@ s_head (const uint8_t *p, s_head_t *h)
                 h->type = S_POS;
                 h->u = (uint64_t) v;
             }
-            h->head += (size_t) n;
-            break;
-        }
-        case 0xd9:
-        case 0xda:
-        case 0xdb: {
-            int n = 1 << (t - 0xd9);
-            h->type = S_STR;
-            h->len = s_be (p + 1, n);
             h->head += (size_t) n;
             break;
         }
@@ -1038,6 +1034,37 @@ omni_record_pack_str (msgpack_packer *pk, const char *text)
     msgpack_pack_str_body (pk, text, len);
 }
 
+void
+omni_record_pack_kv (msgpack_packer *pk, const char *key, const char *value)
+{
+    omni_record_pack_str (pk, key);
+    omni_record_pack_str (pk, value);
+}
+
+void
+omni_record_pack_kv_int (msgpack_packer *pk, const char *key, int64_t value)
+{
+    omni_record_pack_str (pk, key);
+    msgpack_pack_int64 (pk, value);
+}
+
+void
+omni_record_pack_kv_double (msgpack_packer *pk, const char *key, double value)
+{
+    omni_record_pack_str (pk, key);
+    msgpack_pack_double (pk, value);
+}
+
+void
+omni_record_pack_kv_bool (msgpack_packer *pk, const char *key, bool value)
+{
+    omni_record_pack_str (pk, key);
+    if (value)
+        msgpack_pack_true (pk);
+    else
+        msgpack_pack_false (pk);
+}
+
 bool
 omni_record_str_eq (omni_record_str_t s, const char *cstr)
 {
@@ -1148,31 +1175,34 @@ s_tag_cmp (const void *a, const void *b)
     return strcmp (((const s_tag_t *) a)->key, ((const s_tag_t *) b)->key);
 }
 
+size_t
+omni_record_pack_head (msgpack_sbuffer *buf, msgpack_packer *pk, bool tags, const char *kind,
+                       const char *src, const char *col, const char *run, int64_t ts)
+{
+    msgpack_sbuffer_clear (buf);
+    msgpack_pack_map (pk, tags ? 9 : 8);
+    omni_record_pack_kv_int (pk, "v", RECORD_VERSION);
+    omni_record_pack_str (pk, "id");
+    msgpack_pack_bin (pk, RECORD_ID_SIZE);
+    size_t id_at = buf->size;
+    static const uint8_t zero_id[RECORD_ID_SIZE] = {0};
+    msgpack_pack_bin_body (pk, zero_id, RECORD_ID_SIZE);
+    omni_record_pack_kv (pk, "kind", kind);
+    omni_record_pack_kv (pk, "src", src);
+    omni_record_pack_kv (pk, "col", col);
+    omni_record_pack_kv (pk, "run", run);
+    omni_record_pack_kv_int (pk, "ts", ts);
+    omni_record_pack_str (pk, "body");
+    return id_at;
+}
+
 int
 omni_record_encoder_end (omni_record_encoder_t *self, const void **data, size_t *size, char *detail,
                          size_t detail_size)
 {
     msgpack_packer *pk = &self->out_pk;
-    msgpack_sbuffer_clear (&self->out_buf);
-    msgpack_pack_map (pk, self->ntags ? 9 : 8);
-    omni_record_pack_str (pk, "v");
-    msgpack_pack_uint64 (pk, RECORD_VERSION);
-    omni_record_pack_str (pk, "id");
-    msgpack_pack_bin (pk, RECORD_ID_SIZE);
-    size_t id_at = self->out_buf.size;
-    static const uint8_t zero_id[RECORD_ID_SIZE] = {0};
-    msgpack_pack_bin_body (pk, zero_id, RECORD_ID_SIZE);
-    omni_record_pack_str (pk, "kind");
-    omni_record_pack_str (pk, self->kind);
-    omni_record_pack_str (pk, "src");
-    omni_record_pack_str (pk, self->src);
-    omni_record_pack_str (pk, "col");
-    omni_record_pack_str (pk, self->col);
-    omni_record_pack_str (pk, "run");
-    omni_record_pack_str (pk, self->run);
-    omni_record_pack_str (pk, "ts");
-    msgpack_pack_int64 (pk, self->ts);
-    omni_record_pack_str (pk, "body");
+    size_t id_at = omni_record_pack_head (&self->out_buf, pk, self->ntags > 0, self->kind,
+                                          self->src, self->col, self->run, self->ts);
     msgpack_sbuffer_write (&self->out_buf, self->body_buf.data, self->body_buf.size);
     if (self->ntags) {
         qsort (self->tags, self->ntags, sizeof *self->tags, s_tag_cmp);
@@ -1372,6 +1402,25 @@ s_test_commit (omni_record_encoder_t *enc, int variant, char *detail, size_t siz
     return omni_record_encoder_end (enc, &(const void *){NULL}, &(size_t){0}, detail, size);
 }
 
+//  Begins a git.branch record: main at `target`, the head or not.
+static void
+s_test_branch (omni_record_encoder_t *enc, const char *src, const char *col, const char *run,
+               int64_t ts, const char *target, bool head)
+{
+    omni_record_encoder_begin (enc, "git.branch", src, col, run, ts);
+    msgpack_packer *pk = omni_record_encoder_body (enc);
+    msgpack_pack_map (pk, 3);
+    omni_record_pack_str (pk, "name");
+    omni_record_pack_str (pk, "main");
+    omni_record_pack_str (pk, "target");
+    omni_record_pack_str (pk, target);
+    omni_record_pack_str (pk, "head");
+    if (head)
+        msgpack_pack_true (pk);
+    else
+        msgpack_pack_false (pk);
+}
+
 void
 omni_record_test (bool verbose)
 {
@@ -1379,18 +1428,10 @@ omni_record_test (bool verbose)
     char detail[256];
     const void *data;
     size_t size;
+    msgpack_packer *pk;
 
     //  A valid commit round-trips, and its id depends only on src + sha.
-    omni_record_encoder_begin (enc, "git.branch", "repo-a", "col-1", "run-1",
-                               1700000000000000000LL);
-    msgpack_packer *pk = omni_record_encoder_body (enc);
-    msgpack_pack_map (pk, 3);
-    omni_record_pack_str (pk, "name");
-    omni_record_pack_str (pk, "main");
-    omni_record_pack_str (pk, "target");
-    omni_record_pack_str (pk, "abc");
-    omni_record_pack_str (pk, "head");
-    msgpack_pack_true (pk);
+    s_test_branch (enc, "repo-a", "col-1", "run-1", 1700000000000000000LL, "abc", true);
     omni_record_encoder_tag (enc, "zone", "eu");
     omni_record_encoder_tag (enc, "env", "prod");
     assert (omni_record_encoder_end (enc, &data, &size, detail, sizeof detail) == 0);
@@ -1415,28 +1456,12 @@ omni_record_test (bool verbose)
     msgpack_zone_destroy (&zone);
 
     //  Same natural key, other target and run: same id (the branch moved).
-    omni_record_encoder_begin (enc, "git.branch", "repo-a", "col-2", "run-2", 1);
-    pk = omni_record_encoder_body (enc);
-    msgpack_pack_map (pk, 3);
-    omni_record_pack_str (pk, "name");
-    omni_record_pack_str (pk, "main");
-    omni_record_pack_str (pk, "target");
-    omni_record_pack_str (pk, "def");
-    omni_record_pack_str (pk, "head");
-    msgpack_pack_false (pk);
+    s_test_branch (enc, "repo-a", "col-2", "run-2", 1, "def", false);
     assert (omni_record_encoder_end (enc, &data, &size, detail, sizeof detail) == 0);
     assert (memcmp (omni_record_encoder_id (enc), id1, RECORD_ID_SIZE) == 0);
 
     //  Other source: other id.
-    omni_record_encoder_begin (enc, "git.branch", "repo-b", "col-2", "run-2", 1);
-    pk = omni_record_encoder_body (enc);
-    msgpack_pack_map (pk, 3);
-    omni_record_pack_str (pk, "name");
-    omni_record_pack_str (pk, "main");
-    omni_record_pack_str (pk, "target");
-    omni_record_pack_str (pk, "def");
-    omni_record_pack_str (pk, "head");
-    msgpack_pack_false (pk);
+    s_test_branch (enc, "repo-b", "col-2", "run-2", 1, "def", false);
     assert (omni_record_encoder_end (enc, &data, &size, detail, sizeof detail) == 0);
     assert (memcmp (omni_record_encoder_id (enc), id1, RECORD_ID_SIZE) != 0);
 

@@ -128,6 +128,13 @@ void omni_record_encoder_tag (omni_record_encoder_t *self, const char *key, cons
 //  Finishes the record: returns 0 and sets *data/*size to the encoded
 //  record (valid until the next begin), or -1 if the body is not a valid
 //  map for the kind (detail says why).
+//  The envelope the encoder writes, up to the body: into `buf` (cleared
+//  first) through `pk`, its packer, the map of 8 fields (9 with tags), v,
+//  an id of zeros, kind, src, col, run, ts and the key "body", whose map
+//  comes next. Returns the offset of the id in `buf`, to fill in once the
+//  record is whole. For producers that skip the encoder (omni-loadgen).
+size_t omni_record_pack_head (msgpack_sbuffer *buf, msgpack_packer *pk, bool tags, const char *kind,
+                              const char *src, const char *col, const char *run, int64_t ts);
 int omni_record_encoder_end (omni_record_encoder_t *self, const void **data, size_t *size,
                              char *detail, size_t detail_size);
 //  The id of the record just finished.
@@ -142,6 +149,11 @@ bool omni_record_field_bool (const msgpack_object *map, const char *key, bool *o
 bool omni_record_str_eq (omni_record_str_t s, const char *cstr);
 //  Packs a NUL-terminated string (bodies are mostly built from these).
 void omni_record_pack_str (msgpack_packer *pk, const char *text);
+//  Packs a map entry: a key (such a string) and its value.
+void omni_record_pack_kv (msgpack_packer *pk, const char *key, const char *value);
+void omni_record_pack_kv_int (msgpack_packer *pk, const char *key, int64_t value);
+void omni_record_pack_kv_double (msgpack_packer *pk, const char *key, double value);
+void omni_record_pack_kv_bool (msgpack_packer *pk, const char *key, bool value);
 //  A NUL-terminated copy; caller frees.
 char *omni_record_str_dup (omni_record_str_t s);
 

@@ -44,6 +44,7 @@
 #include "proto/mpjson.h"
 #include "pg/pgconn.h"
 #include "pg/pgcopy.h"
+#include "pg/pgwriter.h"
 #include "relationald/schema.h"
 #include "relationald/sql.h"
 #include "common/util.h"
@@ -343,24 +344,14 @@ relstore_connect (relstore_t *self)
 {
     if (omni_pgconn_ensure (self->conn) == 0)
         return 0;
-    //  Refused for good (no database yet, say): logged at error by pgconn,
-    //  said by /health; the writer keeps asking, as for a server not up yet
-    omni_pgconn_status_t status = omni_pgconn_last_status (self->conn);
-    return status == PGCONN_TRANSIENT || status == PGCONN_PERMANENT ? 1 : -1;
+    return omni_pgwriter_connect_failed (self->conn);
 }
 
 bool
 relstore_healthy (void *self_, char *text, size_t size)
 {
     relstore_t *self = self_;
-    if (omni_pgconn_refused (self->conn, text, size))
-        return false;
-    bool ok = omni_pgconn_ping (self->conn, 1000);
-    if (ok)
-        snprintf (text, size, "postgresql ok");
-    else
-        snprintf (text, size, "postgresql not reachable (%s)", omni_pgconn_display (self->conn));
-    return ok;
+    return omni_pgwriter_healthy (self->conn, text, size);
 }
 
 //  ---------------------------------------------------------------------------
@@ -1219,46 +1210,10 @@ s_end (s_batch_t *b)
 }
 
 static void
-s_key (msgpack_packer *pk, const char *key)
-{
-    msgpack_pack_str_with_body (pk, key, strlen (key));
-}
-
-static void
 s_kv_strn (msgpack_packer *pk, const char *key, const char *value, size_t len)
 {
-    s_key (pk, key);
+    omni_record_pack_str (pk, key);
     msgpack_pack_str_with_body (pk, value, len);
-}
-
-static void
-s_kv_str (msgpack_packer *pk, const char *key, const char *value)
-{
-    s_kv_strn (pk, key, value, strlen (value));
-}
-
-static void
-s_kv_int (msgpack_packer *pk, const char *key, int64_t value)
-{
-    s_key (pk, key);
-    msgpack_pack_int64 (pk, value);
-}
-
-static void
-s_kv_bool (msgpack_packer *pk, const char *key, bool value)
-{
-    s_key (pk, key);
-    if (value)
-        msgpack_pack_true (pk);
-    else
-        msgpack_pack_false (pk);
-}
-
-static void
-s_kv_num (msgpack_packer *pk, const char *key, double value)
-{
-    s_key (pk, key);
-    msgpack_pack_double (pk, value);
 }
 
 typedef struct {
@@ -1273,37 +1228,37 @@ static void
 s_commit (s_batch_t *b, const s_commit_t *c)
 {
     msgpack_packer *pk = s_begin (b, "git.commit", c->files ? 15 : 14);
-    s_kv_str (pk, "sha", c->sha);
-    s_key (pk, "parents");
+    omni_record_pack_kv (pk, "sha", c->sha);
+    omni_record_pack_str (pk, "parents");
     msgpack_pack_array (pk, 1);
     msgpack_pack_str_with_body (pk, "0123456789abcdef0123456789abcdef01234567", 40);
-    s_kv_str (pk, "author_name", c->author);
-    s_kv_str (pk, "author_email", c->email);
-    s_kv_int (pk, "author_time", c->time);
-    s_kv_int (pk, "author_tz", c->tz);
-    s_kv_str (pk, "committer_name", "Committer");
-    s_kv_str (pk, "committer_email", "committer@example.org");
-    s_kv_int (pk, "committer_time", c->time + 60);
-    s_kv_int (pk, "committer_tz", 0);
+    omni_record_pack_kv (pk, "author_name", c->author);
+    omni_record_pack_kv (pk, "author_email", c->email);
+    omni_record_pack_kv_int (pk, "author_time", c->time);
+    omni_record_pack_kv_int (pk, "author_tz", c->tz);
+    omni_record_pack_kv (pk, "committer_name", "Committer");
+    omni_record_pack_kv (pk, "committer_email", "committer@example.org");
+    omni_record_pack_kv_int (pk, "committer_time", c->time + 60);
+    omni_record_pack_kv_int (pk, "committer_tz", 0);
     s_kv_strn (pk, "message", c->message, c->message_len ? c->message_len : strlen (c->message));
-    s_kv_int (pk, "files_changed", c->files);
-    s_kv_int (pk, "insertions", c->insertions);
-    s_kv_int (pk, "deletions", c->deletions);
+    omni_record_pack_kv_int (pk, "files_changed", c->files);
+    omni_record_pack_kv_int (pk, "insertions", c->insertions);
+    omni_record_pack_kv_int (pk, "deletions", c->deletions);
     if (c->files) {
-        s_key (pk, "files");
+        omni_record_pack_str (pk, "files");
         msgpack_pack_array (pk, (size_t) c->files);
         for (int f = 0; f < c->files; f++) {
             bool binary = f == 1;
             msgpack_pack_map (pk, binary ? 2 : 4);
             char path[32];
             snprintf (path, sizeof path, "src/file%d.c", f);
-            s_kv_str (pk, "path", path);
+            omni_record_pack_kv (pk, "path", path);
             if (binary)
-                s_kv_bool (pk, "binary", true);
+                omni_record_pack_kv_bool (pk, "binary", true);
             else {
-                s_kv_int (pk, "insertions", c->insertions);
-                s_kv_int (pk, "deletions", c->deletions);
-                s_kv_bool (pk, "binary", false);
+                omni_record_pack_kv_int (pk, "insertions", c->insertions);
+                omni_record_pack_kv_int (pk, "deletions", c->deletions);
+                omni_record_pack_kv_bool (pk, "binary", false);
             }
         }
     }
@@ -1314,9 +1269,9 @@ static void
 s_branch (s_batch_t *b, const char *name, const char *target)
 {
     msgpack_packer *pk = s_begin (b, "git.branch", 3);
-    s_kv_str (pk, "name", name);
-    s_kv_str (pk, "target", target);
-    s_kv_bool (pk, "head", strcmp (name, "main") == 0);
+    omni_record_pack_kv (pk, "name", name);
+    omni_record_pack_kv (pk, "target", target);
+    omni_record_pack_kv_bool (pk, "head", strcmp (name, "main") == 0);
     s_end (b);
 }
 
@@ -1324,15 +1279,15 @@ static void
 s_build (s_batch_t *b, const char *pipeline, const char *id, const char *status)
 {
     msgpack_packer *pk = s_begin (b, "ci.build", 6);
-    s_kv_str (pk, "pipeline", pipeline);
-    s_kv_str (pk, "build_id", id);
-    s_kv_str (pk, "status", status);
-    s_kv_int (pk, "started", b->ts);
-    s_kv_num (pk, "duration", 12.5);
-    s_key (pk, "tests");
+    omni_record_pack_kv (pk, "pipeline", pipeline);
+    omni_record_pack_kv (pk, "build_id", id);
+    omni_record_pack_kv (pk, "status", status);
+    omni_record_pack_kv_int (pk, "started", b->ts);
+    omni_record_pack_kv_double (pk, "duration", 12.5);
+    omni_record_pack_str (pk, "tests");
     msgpack_pack_map (pk, 2);
-    s_kv_int (pk, "total", 3);
-    s_kv_int (pk, "failed", 1);
+    omni_record_pack_kv_int (pk, "total", 3);
+    omni_record_pack_kv_int (pk, "failed", 1);
     s_end (b);
 }
 
@@ -1340,12 +1295,12 @@ static void
 s_test_case (s_batch_t *b, const char *name, const char *status, double duration)
 {
     msgpack_packer *pk = s_begin (b, "ci.test", 6);
-    s_kv_str (pk, "suite", "unit");
-    s_kv_str (pk, "name", name);
-    s_kv_str (pk, "status", status);
-    s_kv_num (pk, "duration", duration);
-    s_kv_str (pk, "build_id", "b1");
-    s_kv_str (pk, "pipeline", "ci");
+    omni_record_pack_kv (pk, "suite", "unit");
+    omni_record_pack_kv (pk, "name", name);
+    omni_record_pack_kv (pk, "status", status);
+    omni_record_pack_kv_double (pk, "duration", duration);
+    omni_record_pack_kv (pk, "build_id", "b1");
+    omni_record_pack_kv (pk, "pipeline", "ci");
     s_end (b);
 }
 
@@ -1353,17 +1308,17 @@ static void
 s_analysis (s_batch_t *b, const char *day, int64_t since, int64_t commits)
 {
     msgpack_packer *pk = s_begin (b, "analysis.summary", since ? 10 : 9);
-    s_kv_str (pk, "day", day);
+    omni_record_pack_kv (pk, "day", day);
     if (since)
-        s_kv_int (pk, "since", since);
-    s_kv_int (pk, "commits", commits);
-    s_kv_int (pk, "authors", 2);
-    s_kv_int (pk, "files", 3);
-    s_kv_int (pk, "builds", 4);
-    s_kv_num (pk, "success_rate", 0.5);
-    s_kv_int (pk, "test_runs", 5);
-    s_kv_int (pk, "tests", 2);
-    s_kv_int (pk, "bus_factor", 1);
+        omni_record_pack_kv_int (pk, "since", since);
+    omni_record_pack_kv_int (pk, "commits", commits);
+    omni_record_pack_kv_int (pk, "authors", 2);
+    omni_record_pack_kv_int (pk, "files", 3);
+    omni_record_pack_kv_int (pk, "builds", 4);
+    omni_record_pack_kv_double (pk, "success_rate", 0.5);
+    omni_record_pack_kv_int (pk, "test_runs", 5);
+    omni_record_pack_kv_int (pk, "tests", 2);
+    omni_record_pack_kv_int (pk, "bus_factor", 1);
     s_end (b);
 }
 
@@ -1371,9 +1326,9 @@ static void
 s_full_batch (s_batch_t *b)
 {
     msgpack_packer *pk = s_begin (b, "run.start", 3);
-    s_kv_str (pk, "collector", "git");
-    s_kv_str (pk, "source", b->src);
-    s_kv_int (pk, "started", b->ts);
+    omni_record_pack_kv (pk, "collector", "git");
+    omni_record_pack_kv (pk, "source", b->src);
+    omni_record_pack_kv_int (pk, "started", b->ts);
     s_end (b);
     s_commit (b,
               &(s_commit_t){"c1", "Ann", "ann@example.org", "first", 0, 1600000000, 120, 10, 0, 2});
@@ -1383,39 +1338,39 @@ s_full_batch (s_batch_t *b)
               &(s_commit_t){"c3", "Bob", "bob@example.org", "third", 0, 1600172800, -300, 1, 1, 1});
     s_branch (b, "main", "c3");
     pk = s_begin (b, "git.tag", 6);
-    s_kv_str (pk, "name", "v1.0");
-    s_kv_str (pk, "target", "c2");
-    s_kv_bool (pk, "annotated", true);
-    s_kv_str (pk, "tagger_name", "Ann");
-    s_kv_int (pk, "tagger_time", 1600090000);
-    s_kv_str (pk, "message", "release");
+    omni_record_pack_kv (pk, "name", "v1.0");
+    omni_record_pack_kv (pk, "target", "c2");
+    omni_record_pack_kv_bool (pk, "annotated", true);
+    omni_record_pack_kv (pk, "tagger_name", "Ann");
+    omni_record_pack_kv_int (pk, "tagger_time", 1600090000);
+    omni_record_pack_kv (pk, "message", "release");
     s_end (b);
     s_build (b, "ci", "b1", "running");
     s_test_case (b, "t_fast", "passed", 0.01);
     s_test_case (b, "t_slow", "passed", 3.5);
     s_test_case (b, "t_bad", "failed", 0.2);
     pk = s_begin (b, "code.stats", 6);
-    s_kv_str (pk, "rev", "c3");
-    s_kv_str (pk, "language", "C");
-    s_kv_int (pk, "files", 3);
-    s_kv_int (pk, "blank", 10);
-    s_kv_int (pk, "comment", 20);
-    s_kv_int (pk, "code", 300);
+    omni_record_pack_kv (pk, "rev", "c3");
+    omni_record_pack_kv (pk, "language", "C");
+    omni_record_pack_kv_int (pk, "files", 3);
+    omni_record_pack_kv_int (pk, "blank", 10);
+    omni_record_pack_kv_int (pk, "comment", 20);
+    omni_record_pack_kv_int (pk, "code", 300);
     s_end (b);
     pk = s_begin (b, "metric", 2); //  not for this writer: skipped
-    s_kv_str (pk, "name", "host.cpu");
-    s_kv_num (pk, "value", 1.5);
+    omni_record_pack_kv (pk, "name", "host.cpu");
+    omni_record_pack_kv_double (pk, "value", 1.5);
     s_end (b);
     pk = s_begin (b, "run.end", 7);
-    s_kv_str (pk, "collector", "git");
-    s_kv_str (pk, "source", b->src);
-    s_kv_str (pk, "status", "ok");
-    s_key (pk, "counts");
+    omni_record_pack_kv (pk, "collector", "git");
+    omni_record_pack_kv (pk, "source", b->src);
+    omni_record_pack_kv (pk, "status", "ok");
+    omni_record_pack_str (pk, "counts");
     msgpack_pack_map (pk, 1);
-    s_kv_int (pk, "git.commit", 3);
-    s_kv_int (pk, "started", b->ts);
-    s_kv_int (pk, "finished", b->ts + 2000000000);
-    s_kv_num (pk, "duration", 2.0);
+    omni_record_pack_kv_int (pk, "git.commit", 3);
+    omni_record_pack_kv_int (pk, "started", b->ts);
+    omni_record_pack_kv_int (pk, "finished", b->ts + 2000000000);
+    omni_record_pack_kv_double (pk, "duration", 2.0);
     s_end (b);
 }
 
@@ -1670,10 +1625,10 @@ s_test_hostile (relstore_t *store, omni_pgconn_t *pg)
     //  NUL inside a string: stored as U+FFFD, in text and in jsonb
     s_batch_clear (&b);
     msgpack_packer *pk = s_begin (&b, "ci.build", 4);
-    s_kv_str (pk, "pipeline", "nul");
+    omni_record_pack_kv (pk, "pipeline", "nul");
     s_kv_strn (pk, "build_id", "a\0b", 3);
-    s_kv_str (pk, "status", "success");
-    s_key (pk, "tests");
+    omni_record_pack_kv (pk, "status", "success");
+    omni_record_pack_str (pk, "tests");
     msgpack_pack_map (pk, 1);
     msgpack_pack_str_with_body (pk, "k\0", 2);
     msgpack_pack_str_with_body (pk, "v\0\\u0000", 8);
@@ -1700,17 +1655,17 @@ s_test_hostile (relstore_t *store, omni_pgconn_t *pg)
                    {"t_off", "disabled", 0, false, false, 99.0}};
     for (size_t i = 0; i < sizeof results / sizeof results[0]; i++) {
         pk = s_begin (&b, "ci.test", 7 + (results[i].occurrence > 0) + results[i].retried);
-        s_kv_str (pk, "suite", "rep");
-        s_kv_str (pk, "name", results[i].name);
-        s_kv_str (pk, "status", results[i].status);
-        s_kv_num (pk, "duration", results[i].duration);
-        s_kv_str (pk, "build_id", "b9");
-        s_kv_str (pk, "pipeline", "ci");
-        s_kv_bool (pk, "flaky", results[i].flaky);
+        omni_record_pack_kv (pk, "suite", "rep");
+        omni_record_pack_kv (pk, "name", results[i].name);
+        omni_record_pack_kv (pk, "status", results[i].status);
+        omni_record_pack_kv_double (pk, "duration", results[i].duration);
+        omni_record_pack_kv (pk, "build_id", "b9");
+        omni_record_pack_kv (pk, "pipeline", "ci");
+        omni_record_pack_kv_bool (pk, "flaky", results[i].flaky);
         if (results[i].occurrence)
-            s_kv_int (pk, "occurrence", results[i].occurrence);
+            omni_record_pack_kv_int (pk, "occurrence", results[i].occurrence);
         if (results[i].retried)
-            s_kv_bool (pk, "retried", true);
+            omni_record_pack_kv_bool (pk, "retried", true);
         s_end (&b);
     }
     assert (s_write (store, &b) == 0);

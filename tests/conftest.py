@@ -3,11 +3,10 @@ over TCP on free ports; databases are real servers, created per test."""
 import os
 import shutil
 import tempfile
-import uuid
 
 import pytest
 
-from omni import Pipeline
+from omni import Pipeline, scratch_database, stop_pipelines
 
 # Under `make test` (tools/with-test-services.sh sets OMNI_REQUIRE_SERVICES)
 # every capability a test needs is installed or started by the project, so a
@@ -55,40 +54,12 @@ def pipeline(workdir):
         return p
 
     yield make
-    failures = []
-    for p in made:
-        for d in p.daemons:
-            if d.running():
-                try:
-                    d.stop()
-                except AssertionError as e:
-                    failures.append(str(e))
-        if p.nats:
-            p.nats.stop()
-    if failures:
-        pytest.fail("\n".join(failures))
-
-
-def _pg_admin_dsn():
-    return os.environ.get("OMNI_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+    stop_pipelines(made)
 
 
 @pytest.fixture
 def pg_database():
     """A fresh PostgreSQL database (dsn), dropped after the test. The server is
     OMNI_TEST_PG_DSN's (any database on it) or the local one at 127.0.0.1:5432."""
-    import psycopg2
-    admin = _pg_admin_dsn()
-    name = "omni_test_" + uuid.uuid4().hex[:12]
-    conn = psycopg2.connect(admin)
-    conn.autocommit = True
-    conn.cursor().execute(f'CREATE DATABASE "{name}"')
-    conn.close()
-    from urllib.parse import urlsplit, urlunsplit
-    parts = urlsplit(admin)
-    dsn = urlunsplit(parts._replace(path="/" + name))
-    yield dsn
-    conn = psycopg2.connect(admin)
-    conn.autocommit = True
-    conn.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    conn.close()
+    with scratch_database() as dsn:
+        yield dsn

@@ -348,6 +348,22 @@ def record(kind, src, body, ts=None, run="run-test", col="test", tags=None):
     return msgpack.packb(rec, use_bin_type=True)
 
 
+def metric_record(i, src="host-a"):
+    """Metric record number `i` of a series (value i, ts 1700000000 s + i ns)."""
+    return record("metric", src, {"name": "cpu", "value": float(i), "unit": "%"},
+                  ts=1_700_000_000_000_000_000 + i)
+
+
+def commit_record(i, src="repo-a", tz=0, files_changed=0, insertions=0):
+    """git.commit record number `i`: sha i in hex, committed at 1700000000 s + i."""
+    body = {"sha": f"{i:040x}", "parents": [], "author_name": "A", "author_email": "a@x",
+            "author_time": 1700000000 + i, "author_tz": tz, "committer_name": "A",
+            "committer_email": "a@x", "committer_time": 1700000000 + i, "committer_tz": tz,
+            "message": f"commit {i}", "files_changed": files_changed, "insertions": insertions,
+            "deletions": 0}
+    return record("git.commit", src, body, ts=(1700000000 + i) * 10**9)
+
+
 class IntakeClient:
     """The collector side of intake, in Python, for tests that craft input."""
 
@@ -785,6 +801,28 @@ def collect(repo, src, run="run-1", now_ns=None):
                                                "finished": now_ns + 1, "duration": 0.001},
                               now_ns, run))
     return frames, commits, branches, tags
+
+
+def collect_and_send(p, writer, repo, src, sent, run="run-1", now_ns=None, timeout=180):
+    """One collection run of `repo` (collect) sent to the pipeline `p`; waits
+    until `writer` acknowledged the `sent` records before and these. Returns
+    the new total."""
+    frames, _, _, _ = collect(repo, src, run, now_ns)
+    send(p.intake, frames)
+    sent += len(frames)
+    p.wait_acked(writer, sent, timeout)
+    return sent
+
+
+def deliver_again(p, writer, repo, src, frames, timeout=180):
+    """What an idempotent writer must store nothing more for: the records of
+    `frames` (already acknowledged once) delivered again, and the history
+    collected again in a new run (run-2). Waits until `writer` acknowledged
+    them all."""
+    send(p.intake, frames)
+    frames2, _, _, _ = collect(repo, src, run="run-2")
+    send(p.intake, frames2)
+    p.wait_acked(writer, 2 * len(frames) + len(frames2), timeout)
 
 
 # ---------------------------------------------------------------------------

@@ -535,10 +535,15 @@ def archiverd(p, *args, env=None):
     return p.writer("archiverd", [f"--archive-dir={p.archive_dir}", *args], env=env)
 
 
-def test_closed_files_compressed_read_by_replay_export_and_zstdcat(pipeline, workdir):
+def archive_pipeline(pipeline):
+    """ingestd and an archiverd, started. Returns the pipeline and the archiverd."""
     p = pipeline(writers=("archive",))
     p.ingestd.start()
-    a = archiverd(p).start()
+    return p, archiverd(p).start()
+
+
+def test_closed_files_compressed_read_by_replay_export_and_zstdcat(pipeline, workdir):
+    p, a = archive_pipeline(pipeline)
     old, date = old_records(300)
     send(p, old)
     from omni import record
@@ -606,9 +611,7 @@ def replay_count(p, workdir):
 
 @pytest.mark.parametrize("step", [1, 2, 3])
 def test_compression_killed_at_each_step_leaves_every_record_once(pipeline, workdir, step):
-    p = pipeline(writers=("archive",))
-    p.ingestd.start()
-    a = archiverd(p).start()
+    p, a = archive_pipeline(pipeline)
     old, date = old_records(2000)
     send(p, old)
     p.wait_archived(2000)
@@ -643,9 +646,7 @@ def test_compression_killed_at_each_step_leaves_every_record_once(pipeline, work
 
 
 def test_damaged_zst_reported_and_skipped(pipeline, workdir):
-    p = pipeline(writers=("archive",))
-    p.ingestd.start()
-    a = archiverd(p).start()
+    p, a = archive_pipeline(pipeline)
     old, date = old_records(3000)
     send(p, old)
     other, _ = old_records(10, days_ago=40, src="host-older")
@@ -682,9 +683,7 @@ def test_damaged_zst_reported_and_skipped(pipeline, workdir):
 
 
 def test_archive_retention_per_kind(pipeline, workdir):
-    p = pipeline(writers=("archive",))
-    p.ingestd.start()
-    a = archiverd(p).start()
+    p, a = archive_pipeline(pipeline)
     metric, date = old_records(50)
     kept, _ = old_records(5, kind="x.keep")
     recent, recent_date = old_records(5, days_ago=3, src="host-recent")

@@ -34,6 +34,29 @@ def client_args(key, server):
     return [f"--curve-key={key}", f"--curve-server-key={server}"]
 
 
+def key_dirs(workdir):
+    """The directories of keys and of the allowed clients, and ingestd's key
+    made in the first. Returns (keys, clients, the server's certificate)."""
+    keys = os.path.join(workdir, "keys")
+    clients = os.path.join(workdir, "clients")
+    os.makedirs(keys)
+    os.makedirs(clients)
+    return keys, clients, keygen(keys, "ingestd")
+
+
+def curve_pipeline(pipeline, workdir, name, server, clients, writer_key, tap_key):
+    """ingestd with CURVE (its key `server`, the clients' directory `clients`),
+    started, an archiverd and a tap `name` connecting with their keys.
+    Returns the pipeline, the archiverd and the tap."""
+    p = pipeline(writers=("archive",),
+                 extra=(f"--curve-key={server}", f"--curve-clients={clients}"))
+    p.ingestd.start()
+    archiverd = p.writer("archiverd", [f"--archive-dir={p.archive_dir}",
+                                       *client_args(writer_key, server)])
+    archiverd.start()
+    return p, archiverd, Tap(workdir, name, p.tap, *client_args(tap_key, server))
+
+
 def ids_in(path):
     with open(path) as f:
         return {line.strip() for line in f if line.strip()}
@@ -62,11 +85,7 @@ def stop(proc):
 
 
 def test_curve_intake_delivery_and_tap(pipeline, workdir):
-    keys = os.path.join(workdir, "keys")
-    clients = os.path.join(workdir, "clients")
-    os.makedirs(keys)
-    os.makedirs(clients)
-    server = keygen(keys, "ingestd")
+    keys, clients, server = key_dirs(workdir)
     archiver_key, loadgen_key, tap_key, stranger_key = (
         keygen(keys, n) for n in ("archiverd", "loadgen", "tap", "stranger"))
     for key, role in ((archiver_key, "writer:archive"), (loadgen_key, "collector"),
@@ -76,13 +95,8 @@ def test_curve_intake_delivery_and_tap(pipeline, workdir):
     again = subprocess.run([binary("omnictl"), "keygen", server], capture_output=True, text=True)
     assert again.returncode != 0 and "exists" in again.stderr
 
-    p = pipeline(writers=("archive",),
-                 extra=(f"--curve-key={server}", f"--curve-clients={clients}"))
-    p.ingestd.start()
-    archiverd = p.writer("archiverd", [f"--archive-dir={p.archive_dir}",
-                                       *client_args(archiver_key, server)])
-    archiverd.start()
-    tap = Tap(workdir, "curve", p.tap, *client_args(tap_key, server))
+    p, archiverd, tap = curve_pipeline(pipeline, workdir, "curve", server, clients, archiver_key,
+                                       tap_key)
     procs = []
     try:
         # The subscription reaches ingestd only through an accepted handshake
@@ -176,21 +190,12 @@ def test_curve_keys_must_come_in_pairs(workdir):
 
 
 def test_curve_unknown_writer_and_tap_are_refused_until_allowed(pipeline, workdir):
-    keys = os.path.join(workdir, "keys")
-    clients = os.path.join(workdir, "clients")
-    os.makedirs(keys)
-    os.makedirs(clients)
-    server = keygen(keys, "ingestd")
+    keys, clients, server = key_dirs(workdir)
     loadgen_key, writer_key, tap_key = (keygen(keys, n) for n in ("loadgen", "writer", "tap"))
     allow(clients, loadgen_key, "collector")
 
-    p = pipeline(writers=("archive",),
-                 extra=(f"--curve-key={server}", f"--curve-clients={clients}"))
-    p.ingestd.start()
-    archiverd = p.writer("archiverd", [f"--archive-dir={p.archive_dir}",
-                                       *client_args(writer_key, server)])
-    archiverd.start()
-    tap = Tap(workdir, "unknown", p.tap, *client_args(tap_key, server))
+    p, archiverd, tap = curve_pipeline(pipeline, workdir, "unknown", server, clients, writer_key,
+                                       tap_key)
     try:
         wait_until(lambda: "event=curve.refused" in archiverd.log(), 20, "the writer's refusal")
         wait_until(lambda: "event=curve.refused" in open(tap.err_path).read(), 20,
@@ -227,11 +232,7 @@ def keygen_role(keys, name, role, clients):
 
 
 def test_curve_keys_work_only_in_their_role(pipeline, workdir, pg_database):
-    keys = os.path.join(workdir, "keys")
-    clients = os.path.join(workdir, "clients")
-    os.makedirs(keys)
-    os.makedirs(clients)
-    server = keygen(keys, "ingestd")
+    keys, clients, server = key_dirs(workdir)
     collector_key = keygen_role(keys, "collector-1", "collector", clients)
     tap_key = keygen_role(keys, "tap-1", "tap", clients)
     archive_key = keygen_role(keys, "archiverd-1", "writer:archive", clients)

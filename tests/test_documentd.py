@@ -25,9 +25,9 @@ import uuid
 import msgpack
 import pytest
 
-from omni import ROOT, free_port, wait_until
-from test_relationald import (collect, commit_to, git, init_repo, make_record, record_id,
-                              send, synthetic_commits)
+from omni import (ROOT, collect, collect_and_send, commit_to, deliver_again, free_port,
+                  init_repo, make_record, record_id, sample_history, send, synthetic_commits,
+                  wait_until)
 from omni import IntakeClient
 
 pymongo = pytest.importorskip("pymongo")
@@ -143,6 +143,15 @@ def start_documentd(p, uri, db_name, *args, name="documentd", env=None):
     return d.start()
 
 
+def document_pipeline(pipeline, uri, db_name, *args):
+    """ingestd and a documentd storing in database `db_name` of `uri`, started.
+    Returns a client of the server, that database, the pipeline and documentd."""
+    client = client_of(uri)
+    p = pipeline(writers=("document",))
+    p.ingestd.start()
+    return client, client[db_name], p, start_documentd(p, uri, db_name, *args)
+
+
 def wait_acked(p, n, timeout=180):
     """Until documentd acknowledged n records to ingestd (so they are written)."""
     key = 'omni_ingestd_records_acked_total{writer="document"}'
@@ -201,24 +210,8 @@ def assert_stored_exactly(db, collection, frame):
 
 def test_git_history_one_document_per_commit_and_no_duplicates(pipeline, workdir, mongo_db):
     uri, name, db = mongo_db
-    repo = init_repo(os.path.join(workdir, "repo"))
-    base = 1_704_067_200  # 2024-01-01 00:00 UTC
-    commit_to(repo, "Alice", "alice@example.org", base + 3600, "+0100", "Start\n\nWith a body.",
-              {"README": "hello\nworld\n", "src/main.c": "int main;\n" * 20})
-    commit_to(repo, "Bob Ünicode", "bob@example.org", base + 7200, "-0530", "Second",
-              {"src/main.c": "int main;\n" * 18 + "changed\n", "logo.png": b"\x89PNG\0\1\2"})
-    git(repo, "checkout", "-q", "-b", "topic")
-    commit_to(repo, "Carol", "carol@example.org", base + 9000, "+0000", "On topic",
-              {"topic.txt": "t\n" * 7})
-    git(repo, "checkout", "-q", "main")
-    commit_to(repo, "Alice", "alice@example.org", base + 9500, "+0100",
-              "Quotes ' \" and \\ backslash; {\"$where\": \"1\"} a.b",
-              {"README": "hello\n"})
-    stamp = f"{base + 10000} +0100"
-    git(repo, "merge", "-q", "--no-ff", "-m", "Merge topic", "topic",
-        env={"GIT_AUTHOR_DATE": stamp, "GIT_COMMITTER_DATE": stamp})
-    git(repo, "tag", "v0.1", "HEAD~1")
-    git(repo, "tag", "-a", "-m", "Release 1", "v1.0", env={"GIT_COMMITTER_DATE": stamp})
+    repo = sample_history(os.path.join(workdir, "repo"), '{"$where": "1"} a.b')
+    base = 1_704_067_200  # sample_history's first day, 2024-01-01 00:00 UTC
     src = "file://" + repo
 
     p = pipeline(writers=("document",))
@@ -271,10 +264,7 @@ def test_git_history_one_document_per_commit_and_no_duplicates(pipeline, workdir
         return {c: count(db, c) for c in ("git_commits", "git_branches", "git_tags", "runs",
                                          "rejected_records")}
     before = snapshot()
-    send(p.intake, frames)
-    frames2, _, _, _ = collect(repo, src, run="run-2")
-    send(p.intake, frames2)
-    wait_acked(p, 2 * len(frames) + len(frames2))
+    deliver_again(p, "document", repo, src, frames)
     assert snapshot() == dict(before, runs=4)
     # Commits are immutable: the first run's documents stay
     assert {d["run"] for d in db.git_commits.find()} == {"run-1"}
@@ -294,16 +284,10 @@ def test_state_moves_newest_wins(pipeline, workdir, mongo_db):
     p = pipeline(writers=("document",))
     p.ingestd.start()
     start_documentd(p, uri, name)
-    frames, _, _, _ = collect(repo, src, now_ns=1_700_000_000 * 10**9)
-    send(p.intake, frames)
-    sent = len(frames)
-    wait_acked(p, sent)
+    sent = collect_and_send(p, "document", repo, src, 0, now_ns=1_700_000_000 * 10**9)
     assert [d["body"]["target"] for d in db.git_branches.find()] == [first]
     second = commit_to(repo, "A", "a@example.org", 1_700_000_100, "+0000", "two", {"a": "2\n"})
-    frames, _, _, _ = collect(repo, src, run="run-2", now_ns=1_700_000_100 * 10**9)
-    send(p.intake, frames)
-    sent += len(frames)
-    wait_acked(p, sent)
+    sent = collect_and_send(p, "document", repo, src, sent, "run-2", 1_700_000_100 * 10**9)
     assert [d["body"]["target"] for d in db.git_branches.find()] == [second]
     # The first collection's branch record delivered again: older, no change
     old, _, _, _ = collect(repo, src, now_ns=1_700_000_000 * 10**9)
@@ -398,11 +382,8 @@ def _stream_and_check(p, db, n, disrupt):
 
 def test_mongodb_killed_20s_mid_stream(pipeline, private_mongo):
     uri = private_mongo.uri
-    client = client_of(uri)
-    db = client["omni_outage"]
-    p = pipeline(writers=("document",))
-    p.ingestd.start()
-    doc_d = start_documentd(p, uri, "omni_outage", "--batch-size=500", "--retry-max=1s")
+    client, db, p, doc_d = document_pipeline(pipeline, uri, "omni_outage", "--batch-size=500",
+                                             "--retry-max=1s")
     wait_until(lambda: doc_d.health()[0] == 200, 30, "documentd healthy")
 
     def outage(send_rest):
@@ -432,11 +413,8 @@ def test_server_hang_timed_out_waited_for_and_carried_on(pipeline, private_mongo
     the indexes pending; the server back, it reconnects by itself and stores every
     record once."""
     uri = private_mongo.uri
-    client = client_of(uri)
-    db = client["omni_hang"]
-    p = pipeline(writers=("document",))
-    p.ingestd.start()
-    doc_d = start_documentd(p, uri, "omni_hang", "--batch-size=100", "--retry-max=1s")
+    client, db, p, doc_d = document_pipeline(pipeline, uri, "omni_hang", "--batch-size=100",
+                                             "--retry-max=1s")
     frames = [f for _, f in synthetic_commits(3000, src="hang", files=2)]
     send(p.intake, frames[:1000])
     wait_acked(p, 1000)

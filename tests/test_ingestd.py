@@ -4,26 +4,18 @@ import struct
 
 import msgpack
 
-from omni import IntakeClient, WriterClient, record, wait_until
+from omni import IntakeClient, WriterClient, commit_record, metric_record, record, wait_until
 
 
-def metric(i, src="host-a"):
-    return record("metric", src, {"name": "cpu", "value": float(i), "unit": "%"}, ts=1_700_000_000_000_000_000 + i)
-
-
-def commit(i, src="repo-a"):
-    body = {"sha": f"{i:040x}", "parents": [], "author_name": "A", "author_email": "a@x",
-            "author_time": 1700000000 + i, "author_tz": 60, "committer_name": "A",
-            "committer_email": "a@x", "committer_time": 1700000000 + i, "committer_tz": 60,
-            "message": f"commit {i}", "files_changed": 1, "insertions": 2, "deletions": 0}
-    return record("git.commit", src, body, ts=(1700000000 + i) * 10**9)
+def commit(i):
+    return commit_record(i, tz=60, files_changed=1, insertions=2)
 
 
 def test_ack_routing_and_trim(pipeline):
     p = pipeline(writers=("archive", "relational"))
     p.ingestd.start()
     intake = IntakeClient(p.intake)
-    frames = [metric(i) for i in range(50)] + [commit(i) for i in range(30)]
+    frames = [metric_record(i) for i in range(50)] + [commit(i) for i in range(30)]
     assert intake.batch(frames) == (80, 0)
 
     # relational does not take metric records: it gets the 30 commits only,
@@ -54,7 +46,7 @@ def test_unacked_records_survive_restart(pipeline):
     p = pipeline(writers=("archive",))
     p.ingestd.start()
     intake = IntakeClient(p.intake)
-    frames = [metric(i) for i in range(100)]
+    frames = [metric_record(i) for i in range(100)]
     assert intake.batch(frames[:60]) == (60, 0)
     assert intake.batch(frames[60:]) == (40, 0)
     w = WriterClient(p.delivery, "archive", window=60)
@@ -78,7 +70,7 @@ def test_credit_bounds_delivery(pipeline):
     p = pipeline(writers=("archive",))
     p.ingestd.start()
     intake = IntakeClient(p.intake)
-    assert intake.batch([metric(i) for i in range(500)]) == (500, 0)
+    assert intake.batch([metric_record(i) for i in range(500)]) == (500, 0)
     w = WriterClient(p.delivery, "archive", window=100)
     w.hello()
     got = w.receive(100, ack=False)
@@ -114,10 +106,10 @@ def test_malformed_intake_message(pipeline):
     assert intake.recv()[1] == b"ERROR"
     # Another signature with record frames: the whole message is one bad input,
     # and none of its frames is taken for the next message.
-    intake.send_raw([b"OI/9", b"BATCH", struct.pack(">Q", 7), metric(2), metric(3)])
+    intake.send_raw([b"OI/9", b"BATCH", struct.pack(">Q", 7), metric_record(2), metric_record(3)])
     reply = intake.recv()
     assert reply[1] == b"ERROR" and reply[2] == struct.pack(">Q", 7)
-    assert intake.batch([metric(1)]) == (1, 0)
+    assert intake.batch([metric_record(1)]) == (1, 0)
     m = p.ingestd.metrics()
     assert m['omni_ingestd_records_rejected_total{reason="bad_frame"}'] == 3
     assert m["omni_ingestd_records_received_total"] == 4

@@ -24,7 +24,7 @@ import msgpack
 import pytest
 
 from omni import (BIN, ROOT, IntakeClient, WriterClient, archive_line_count, binary,  # noqa: F401
-                  private_pg, record, scalar, wait_until)
+                  commit_record, metric_record, private_pg, record, scalar, wait_until)
 
 
 def built(name):
@@ -34,19 +34,6 @@ def built(name):
 def need(name, why=""):
     if not built(name):
         pytest.skip(f"{name} is not built{why}")
-
-
-def metric_record(i, src="host-a"):
-    return record("metric", src, {"name": "cpu", "value": float(i), "unit": "%"},
-                  ts=1_700_000_000_000_000_000 + i)
-
-
-def commit_record(i, src="repo-ops"):
-    body = {"sha": f"{i:040x}", "parents": [], "author_name": "A", "author_email": "a@x",
-            "author_time": 1700000000 + i, "author_tz": 0, "committer_name": "A",
-            "committer_email": "a@x", "committer_time": 1700000000 + i, "committer_tz": 0,
-            "message": f"commit {i}", "files_changed": 0, "insertions": 0, "deletions": 0}
-    return record("git.commit", src, body, ts=(1700000000 + i) * 10**9)
 
 
 def health_numbers(text):
@@ -158,7 +145,7 @@ def test_health_fails_while_store_is_down_and_recovers(pipeline, private_pg):
     rel.start()
     wait_until(lambda: rel.health()[0] == 200, 30, "relationald healthy")
     intake = IntakeClient(p.intake)
-    assert intake.batch([commit_record(i) for i in range(40)]) == (40, 0)
+    assert intake.batch([commit_record(i, "repo-ops") for i in range(40)]) == (40, 0)
     wait_until(lambda: rel.metrics()["omni_relationald_records_stored_total"] == 40, 30,
                "40 commits stored")
 
@@ -167,7 +154,7 @@ def test_health_fails_while_store_is_down_and_recovers(pipeline, private_pg):
     status, text = rel.health()
     assert "postgresql" in text.lower(), text
     # Records keep coming in; the writer cannot store them: lag grows, retries count.
-    assert intake.batch([commit_record(i) for i in range(40, 100)]) == (60, 0)
+    assert intake.batch([commit_record(i, "repo-ops") for i in range(40, 100)]) == (60, 0)
     wait_until(lambda: p.ingestd.metrics()['omni_ingestd_writer_lag_records{writer="relational"}']
                >= 60, 30, "relational lag >= 60")
     wait_until(lambda: rel.metrics()["omni_relationald_store_retries_total"] >= 1, 30,

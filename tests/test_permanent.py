@@ -12,19 +12,18 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg2
 
-from omni import scalar, send, synthetic_commits, wait_until
-from conftest import _pg_admin_dsn
+from omni import pg_admin_dsn, scalar, send, synthetic_commits, wait_until
 
 
 def admin_exec(sql):
-    conn = psycopg2.connect(_pg_admin_dsn())
+    conn = psycopg2.connect(pg_admin_dsn())
     conn.autocommit = True
     conn.cursor().execute(sql)
     conn.close()
 
 
 def dsn_for(name, user=None):
-    parts = urlsplit(_pg_admin_dsn())
+    parts = urlsplit(pg_admin_dsn())
     netloc = parts.netloc
     if user:
         netloc = user + "@" + netloc.split("@", 1)[-1]

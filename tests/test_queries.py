@@ -46,6 +46,15 @@ def relational(pipeline, dsn, writers=("relational",)):
     return p
 
 
+def store(p, kind, series):
+    """Records of `kind` from (body, ts) pairs, sent; waits until relationald
+    stored them. Returns them."""
+    frames = [make_record(kind, SRC, body, ts) for body, ts in series]
+    send(p.intake, frames)
+    p.wait_acked("relational", len(frames))
+    return frames
+
+
 # ---------------------------------------------------------------------------
 # Tests: slowest_tests and flakiest_tests
 
@@ -117,9 +126,7 @@ def expected_flakiest(runs):
 def test_slowest_and_flakiest_tests(pipeline, pg_database):
     runs = ci_test_runs()
     p = relational(pipeline, pg_database)
-    frames = [make_record("ci.test", SRC, body, ts) for body, ts in runs]
-    send(p.intake, frames)
-    p.wait_acked("relational", len(frames))
+    store(p, "ci.test", runs)
 
     want = expected_slowest(runs)
     got = {tuple(r[:3]): r[3:] for r in query(pg_database, """
@@ -189,9 +196,7 @@ def expected_rates(series):
 def test_build_success_rate_by_week(pipeline, pg_database):
     series = builds()
     p = relational(pipeline, pg_database)
-    frames = [make_record("ci.build", SRC, body, ts) for body, ts in series]
-    send(p.intake, frames)
-    p.wait_acked("relational", len(frames))
+    store(p, "ci.build", series)
     got = {(r[0], r[1]): tuple(r[2:]) for r in query(pg_database, """
         SELECT pipeline, week, builds, succeeded, failed, cancelled, success_rate, other
         FROM build_success_rate WHERE source = %s""", (SRC,))}
@@ -211,9 +216,7 @@ def test_build_success_weekly_agrees_with_build_success_rate(pipeline, pg_databa
     series = builds(seed=9, n=120)
     p = relational(pipeline, pg_database, writers=("relational", "metrics"))
     p.writer("metricsd", [f"--dsn={pg_database}"]).start()
-    frames = [make_record("ci.build", SRC, body, ts) for body, ts in series]
-    send(p.intake, frames)
-    p.wait_acked("relational", len(frames))
+    frames = store(p, "ci.build", series)
     p.wait_acked("metrics", len(frames))
     rel = {(r[0], r[1]): tuple(r[2:]) for r in query(pg_database, """
         SELECT pipeline, week, succeeded + failed, succeeded, success_rate

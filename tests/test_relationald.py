@@ -17,9 +17,9 @@ import psycopg2
 
 # private_pg is a fixture; record_id stays importable from here for the modules
 # that still take these helpers from test_relationald (they live in omni.py).
-from omni import (collect, commit_to, free_port, git, init_repo, make_record,  # noqa: F401
-                  private_pg, query, record_id, sample_history, scalar, send, stream_disrupted,
-                  synthetic_commits, wait_until)
+from omni import (collect, collect_and_send, commit_to, deliver_again, free_port,  # noqa: F401
+                  git, init_repo, make_record, private_pg, query, record_id, sample_history,
+                  scalar, send, stream_disrupted, synthetic_commits, wait_until)
 
 # ---------------------------------------------------------------------------
 # PostgreSQL
@@ -102,10 +102,7 @@ def test_git_history_exact_rows_and_no_duplicates(pipeline, workdir, pg_database
                 ("sources", "commits", "commit_files", "branches", "tags", "runs",
                  "rejected_records")}
     before = snapshot()
-    send(p.intake, frames)
-    frames2, _, _, _ = collect(repo, src, run="run-2")
-    send(p.intake, frames2)
-    wait_acked(p, 2 * len(frames) + len(frames2))
+    deliver_again(p, "relational", repo, src, frames)
     after = snapshot()
     assert after == dict(before, runs=2)
     assert "commits" in public_tables(pg_database)
@@ -119,16 +116,10 @@ def test_branch_moves_and_build_status_updates(pipeline, workdir, pg_database):
     p = pipeline(writers=("relational",))
     p.ingestd.start()
     start_relationald(p, pg_database)
-    frames, _, _, _ = collect(repo, src, now_ns=1_700_000_000 * 10**9)
-    send(p.intake, frames)
-    sent = len(frames)
-    wait_acked(p, sent)
+    sent = collect_and_send(p, "relational", repo, src, 0, now_ns=1_700_000_000 * 10**9)
     assert query(pg_database, "SELECT target FROM branches") == [(first,)]
     second = commit_to(repo, "A", "a@example.org", 1_700_000_100, "+0000", "two", {"a": "2\n"})
-    frames, _, _, _ = collect(repo, src, run="run-2", now_ns=1_700_000_100 * 10**9)
-    send(p.intake, frames)
-    sent += len(frames)
-    wait_acked(p, sent)
+    sent = collect_and_send(p, "relational", repo, src, sent, "run-2", 1_700_000_100 * 10**9)
     assert query(pg_database, "SELECT target FROM branches") == [(second,)]
     # The first collection's branch record delivered again: it is older, no change
     old, _, _, _ = collect(repo, src, now_ns=1_700_000_000 * 10**9)

@@ -231,43 +231,30 @@ def frames_of(commits, builds, tests, snapshots, host):
 @pytest.fixture(scope="module")
 def store():
     """The history stored once for the module by the real pipeline."""
-    import psycopg2
-    from omni import Pipeline, pg_admin_dsn
-    import uuid
-    admin = pg_admin_dsn()
-    name = "omni_test_report_" + uuid.uuid4().hex[:8]
-    conn = psycopg2.connect(admin)
-    conn.autocommit = True
-    conn.cursor().execute(f'CREATE DATABASE "{name}"')
-    conn.close()
-    from urllib.parse import urlsplit, urlunsplit
-    dsn = urlunsplit(urlsplit(admin)._replace(path="/" + name))
-    workdir = tempfile.mkdtemp(prefix="omni-report-")
-    p = None
-    try:
-        p = Pipeline(workdir, writers=("relational", "metrics"))
-        p.ingestd.start()
-        p.writer("relationald", [f"--dsn={dsn}"]).start()
-        p.writer("metricsd", [f"--dsn={dsn}"]).start()
-        data = history()
-        frames = frames_of(*data)
-        send(p.intake, frames)
-        # ingestd routes each kind to the writers that store it (proto/kinds.c)
-        kinds = [msgpack.unpackb(f)["kind"] for f in frames]
-        rel = sum(k != "metric" for k in kinds)
-        met = sum(k in ("metric", "git.commit", "ci.build", "ci.test") for k in kinds)
-        p.wait_acked("relational", rel)
-        p.wait_acked("metrics", met)
-        yield {"dsn": dsn, "workdir": workdir, "data": data}
-    finally:
-        for d in p.daemons if p else ():
-            if d.running():
-                d.stop()
-        conn = psycopg2.connect(admin)
-        conn.autocommit = True
-        conn.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.close()
-        shutil.rmtree(workdir, ignore_errors=True)
+    from omni import Pipeline, scratch_database
+    with scratch_database("omni_test_report_") as dsn:
+        workdir = tempfile.mkdtemp(prefix="omni-report-")
+        p = None
+        try:
+            p = Pipeline(workdir, writers=("relational", "metrics"))
+            p.ingestd.start()
+            p.writer("relationald", [f"--dsn={dsn}"]).start()
+            p.writer("metricsd", [f"--dsn={dsn}"]).start()
+            data = history()
+            frames = frames_of(*data)
+            send(p.intake, frames)
+            # ingestd routes each kind to the writers that store it (proto/kinds.c)
+            kinds = [msgpack.unpackb(f)["kind"] for f in frames]
+            rel = sum(k != "metric" for k in kinds)
+            met = sum(k in ("metric", "git.commit", "ci.build", "ci.test") for k in kinds)
+            p.wait_acked("relational", rel)
+            p.wait_acked("metrics", met)
+            yield {"dsn": dsn, "workdir": workdir, "data": data}
+        finally:
+            for d in p.daemons if p else ():
+                if d.running():
+                    d.stop()
+            shutil.rmtree(workdir, ignore_errors=True)
 
 
 def report(dsn, kind, *args, check=True):

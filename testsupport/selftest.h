@@ -31,6 +31,12 @@ void selftest_rmtree (const char *path);
 //  caller frees. Asserts on failure: a test cannot go on without its file.
 char *selftest_write (const char *dir, const char *name, const char *text);
 
+//  Runs the shell `script` in `dir`, its output discarded, asserting that
+//  it succeeds (the command is printed when not). For the tests that make
+//  git repositories: the machine's and the user's git config are kept out,
+//  and `env` ("NAME=value ...", exported) names the author and committer.
+void selftest_sh (const char *dir, const char *env, const char *script);
+
 //  The path of tests/fixtures/<name> in the source tree: from the working
 //  directory (make runs the self-tests from the top), else from above the
 //  binary's build directory (<top>/<build>/test/x-selftest). Caller frees.

@@ -203,6 +203,21 @@ selftest_write (const char *dir, const char *name, const char *text)
     return path;
 }
 
+void
+selftest_sh (const char *dir, const char *env, const char *script)
+{
+    char *cmd;
+    assert (asprintf (&cmd,
+                      "cd '%s' && export GIT_CONFIG_NOSYSTEM=1 HOME=/nonexistent %s && (%s) "
+                      "> /dev/null 2>&1",
+                      dir, env, script) > 0);
+    int rc = system (cmd);
+    if (rc)
+        fprintf (stderr, "failed: %s\n", cmd);
+    assert (rc == 0);
+    free (cmd);
+}
+
 static int
 s_remove_entry (const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {

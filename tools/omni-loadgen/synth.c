@@ -190,33 +190,6 @@ s_str_header (size_t len)
     return len < 32 ? 1 : len < 256 ? 2 : len < 65536 ? 3 : 5;
 }
 
-static void
-s_str (msgpack_packer *pk, const char *text)
-{
-    msgpack_pack_str_with_body (pk, text, strlen (text));
-}
-
-static void
-s_kv_str (msgpack_packer *pk, const char *key, const char *value)
-{
-    s_str (pk, key);
-    s_str (pk, value);
-}
-
-static void
-s_kv_int (msgpack_packer *pk, const char *key, int64_t value)
-{
-    s_str (pk, key);
-    msgpack_pack_int64 (pk, value);
-}
-
-static void
-s_kv_double (msgpack_packer *pk, const char *key, double value)
-{
-    s_str (pk, key);
-    msgpack_pack_double (pk, value);
-}
-
 static int64_t
 s_ts (synth_t *self, uint64_t index)
 {
@@ -281,9 +254,10 @@ s_body_metric (synth_t *self, msgpack_packer *pk, s_rng_t *rng, uint64_t index, 
     (void) pad;
     size_t series = s_below (rng, sizeof s_series / sizeof s_series[0]);
     msgpack_pack_map (pk, 3);
-    s_kv_str (pk, "name", s_series[series].name);
-    s_kv_double (pk, "value", (double) s_below (rng, s_series[series].max * 100 + 1) / 100.0);
-    s_kv_str (pk, "unit", s_series[series].unit);
+    omni_record_pack_kv (pk, "name", s_series[series].name);
+    omni_record_pack_kv_double (pk, "value",
+                                (double) s_below (rng, s_series[series].max * 100 + 1) / 100.0);
+    omni_record_pack_kv (pk, "unit", s_series[series].unit);
     return 0;
 }
 
@@ -319,28 +293,28 @@ s_body_commit (synth_t *self, msgpack_packer *pk, s_rng_t *rng, uint64_t index, 
     int base_len =
         snprintf (base, sizeof base, "%s (#%" PRIu64 ")\n\n", s_subjects[s_below (rng, 8)], index);
     msgpack_pack_map (pk, 14);
-    s_kv_str (pk, "sha", s_commit_sha (self, index));
-    s_str (pk, "parents");
+    omni_record_pack_kv (pk, "sha", s_commit_sha (self, index));
+    omni_record_pack_str (pk, "parents");
     if (index > 0) {
         msgpack_pack_array (pk, 1);
-        s_str (pk, s_commit_sha (self, index - 1));
+        omni_record_pack_str (pk, s_commit_sha (self, index - 1));
     } else
         msgpack_pack_array (pk, 0);
-    s_kv_str (pk, "author_name", s_people[author].name);
-    s_kv_str (pk, "author_email", s_people[author].email);
-    s_kv_int (pk, "author_time", author_time);
-    s_kv_int (pk, "author_tz", tz);
-    s_kv_str (pk, "committer_name", s_people[committer].name);
-    s_kv_str (pk, "committer_email", s_people[committer].email);
-    s_kv_int (pk, "committer_time", committer_time);
-    s_kv_int (pk, "committer_tz", tz);
-    s_str (pk, "message");
+    omni_record_pack_kv (pk, "author_name", s_people[author].name);
+    omni_record_pack_kv (pk, "author_email", s_people[author].email);
+    omni_record_pack_kv_int (pk, "author_time", author_time);
+    omni_record_pack_kv_int (pk, "author_tz", tz);
+    omni_record_pack_kv (pk, "committer_name", s_people[committer].name);
+    omni_record_pack_kv (pk, "committer_email", s_people[committer].email);
+    omni_record_pack_kv_int (pk, "committer_time", committer_time);
+    omni_record_pack_kv_int (pk, "committer_tz", tz);
+    omni_record_pack_str (pk, "message");
     msgpack_pack_str (pk, (size_t) base_len + pad);
     msgpack_pack_str_body (pk, base, (size_t) base_len);
     msgpack_pack_str_body (pk, s_filler (self, pad), pad);
-    s_kv_int (pk, "files_changed", 1 + (int64_t) s_below (rng, 20));
-    s_kv_int (pk, "insertions", (int64_t) s_below (rng, 500));
-    s_kv_int (pk, "deletions", (int64_t) s_below (rng, 300));
+    omni_record_pack_kv_int (pk, "files_changed", 1 + (int64_t) s_below (rng, 20));
+    omni_record_pack_kv_int (pk, "insertions", (int64_t) s_below (rng, 500));
+    omni_record_pack_kv_int (pk, "deletions", (int64_t) s_below (rng, 300));
     return (size_t) base_len;
 }
 
@@ -359,15 +333,15 @@ s_body_test (synth_t *self, msgpack_packer *pk, s_rng_t *rng, uint64_t index, si
     const char *status = roll < 90 ? "passed" : roll < 95 ? "failed" : "skipped";
     bool failed = roll >= 90 && roll < 95;
     msgpack_pack_map (pk, failed ? 8 : 7);
-    s_kv_str (pk, "suite", suite);
-    s_kv_str (pk, "class", klass);
-    s_kv_str (pk, "name", name);
-    s_kv_str (pk, "status", status);
-    s_kv_double (pk, "duration", (double) s_below (rng, 100000) / 1000.0);
-    s_kv_str (pk, "pipeline", "ci");
-    s_kv_str (pk, "build_id", build);
+    omni_record_pack_kv (pk, "suite", suite);
+    omni_record_pack_kv (pk, "class", klass);
+    omni_record_pack_kv (pk, "name", name);
+    omni_record_pack_kv (pk, "status", status);
+    omni_record_pack_kv_double (pk, "duration", (double) s_below (rng, 100000) / 1000.0);
+    omni_record_pack_kv (pk, "pipeline", "ci");
+    omni_record_pack_kv (pk, "build_id", build);
     if (failed)
-        s_kv_str (pk, "failure_message", "AssertionError: expected 200, got 503");
+        omni_record_pack_kv (pk, "failure_message", "AssertionError: expected 200, got 503");
     return 0;
 }
 
@@ -383,16 +357,16 @@ s_body_build (synth_t *self, msgpack_packer *pk, s_rng_t *rng, uint64_t index, s
     int64_t started = s_ts (self, index);
     uint64_t millis = 1000 + s_below (rng, 3600000);
     msgpack_pack_map (pk, 10);
-    s_kv_str (pk, "pipeline", pipelines[s_below (rng, 4)]);
-    s_kv_str (pk, "build_id", build);
-    s_kv_str (pk, "status", statuses[s_below (rng, 10)]);
-    s_kv_str (pk, "system", "github");
-    s_kv_str (pk, "branch", "main");
-    s_kv_str (pk, "sha", s_commit_sha (self, index));
-    s_kv_int (pk, "started", started);
-    s_kv_int (pk, "finished", started + (int64_t) millis * 1000000);
-    s_kv_double (pk, "duration", (double) millis / 1000.0);
-    s_kv_str (pk, "trigger", "push");
+    omni_record_pack_kv (pk, "pipeline", pipelines[s_below (rng, 4)]);
+    omni_record_pack_kv (pk, "build_id", build);
+    omni_record_pack_kv (pk, "status", statuses[s_below (rng, 10)]);
+    omni_record_pack_kv (pk, "system", "github");
+    omni_record_pack_kv (pk, "branch", "main");
+    omni_record_pack_kv (pk, "sha", s_commit_sha (self, index));
+    omni_record_pack_kv_int (pk, "started", started);
+    omni_record_pack_kv_int (pk, "finished", started + (int64_t) millis * 1000000);
+    omni_record_pack_kv_double (pk, "duration", (double) millis / 1000.0);
+    omni_record_pack_kv (pk, "trigger", "push");
     return 0;
 }
 
@@ -410,13 +384,13 @@ s_body_stats (synth_t *self, msgpack_packer *pk, s_rng_t *rng, uint64_t index, s
               index, languages[language].ext);
     uint64_t code = 10 + s_below (rng, 2000);
     msgpack_pack_map (pk, 7);
-    s_kv_str (pk, "rev", s_commit_sha (self, index / 64 * 64));
-    s_kv_str (pk, "language", languages[language].language);
-    s_kv_str (pk, "path", path);
-    s_kv_int (pk, "files", 1);
-    s_kv_int (pk, "blank", (int64_t) (code / 8));
-    s_kv_int (pk, "comment", (int64_t) s_below (rng, code / 4 + 1));
-    s_kv_int (pk, "code", (int64_t) code);
+    omni_record_pack_kv (pk, "rev", s_commit_sha (self, index / 64 * 64));
+    omni_record_pack_kv (pk, "language", languages[language].language);
+    omni_record_pack_kv (pk, "path", path);
+    omni_record_pack_kv_int (pk, "files", 1);
+    omni_record_pack_kv_int (pk, "blank", (int64_t) (code / 8));
+    omni_record_pack_kv_int (pk, "comment", (int64_t) s_below (rng, code / 4 + 1));
+    omni_record_pack_kv_int (pk, "code", (int64_t) code);
     return 0;
 }
 
@@ -459,10 +433,10 @@ s_pack_tags (synth_t *self, s_kind_t kind, uint64_t index, size_t pad)
         char host[16];
         snprintf (host, sizeof host, "host-%02" PRIu64,
                   s_mix (self->seed ^ s_mix (index ^ 0x686f7374ULL)) % 16);
-        s_kv_str (&self->tags_pk, "host", host);
+        omni_record_pack_kv (&self->tags_pk, "host", host);
     }
     if (pad != SIZE_MAX) {
-        s_str (&self->tags_pk, "pad");
+        omni_record_pack_str (&self->tags_pk, "pad");
         msgpack_pack_str_with_body (&self->tags_pk, s_filler (self, pad), pad);
     }
     return ntags;
@@ -474,23 +448,8 @@ s_pack_tags (synth_t *self, s_kind_t kind, uint64_t index, size_t pad)
 static size_t
 s_pack_envelope_head (synth_t *self, s_kind_t kind, uint64_t index, bool tags)
 {
-    msgpack_packer *pk = &self->out_pk;
-    msgpack_sbuffer_clear (&self->out);
-    msgpack_pack_map (pk, tags ? 9 : 8);
-    s_str (pk, "v");
-    msgpack_pack_uint64 (pk, RECORD_VERSION);
-    s_str (pk, "id");
-    msgpack_pack_bin (pk, RECORD_ID_SIZE);
-    size_t id_at = self->out.size;
-    static const uint8_t zero_id[RECORD_ID_SIZE] = {0};
-    msgpack_pack_bin_body (pk, zero_id, RECORD_ID_SIZE);
-    s_kv_str (pk, "kind", s_kind_names[kind]);
-    s_kv_str (pk, "src", self->src);
-    s_kv_str (pk, "col", self->col);
-    s_kv_str (pk, "run", self->run);
-    s_kv_int (pk, "ts", s_ts (self, index));
-    s_str (pk, "body");
-    return id_at;
+    return omni_record_pack_head (&self->out, &self->out_pk, tags, s_kind_names[kind], self->src,
+                                  self->col, self->run, s_ts (self, index));
 }
 
 //  Size of the record with `pad` bytes of padding, given `size0`, its size
@@ -547,7 +506,7 @@ synth_record (synth_t *self, uint64_t index, const void **data, size_t *size)
     }
     msgpack_sbuffer_write (&self->out, self->body.data, self->body.size);
     if (ntags) {
-        s_str (&self->out_pk, "tags");
+        omni_record_pack_str (&self->out_pk, "tags");
         msgpack_sbuffer_write (&self->out, self->tags.data, self->tags.size);
     }
 
@@ -616,15 +575,15 @@ s_pack_envelope (synth_t *self, msgpack_packer *pk, uint32_t fields, uint64_t v,
     for (int i = 0; i < RECORD_ID_SIZE; i++)
         id[i] = (uint8_t) s_next (&rng);
     msgpack_pack_map (pk, fields);
-    s_str (pk, "v");
+    omni_record_pack_str (pk, "v");
     msgpack_pack_uint64 (pk, v);
-    s_str (pk, "id");
+    omni_record_pack_str (pk, "id");
     msgpack_pack_bin_with_body (pk, id, RECORD_ID_SIZE);
-    s_kv_str (pk, "kind", "metric");
-    s_kv_str (pk, "src", self->src);
-    s_kv_str (pk, "col", self->col);
-    s_kv_str (pk, "run", self->run);
-    s_kv_int (pk, "ts", s_ts (self, index));
+    omni_record_pack_kv (pk, "kind", "metric");
+    omni_record_pack_kv (pk, "src", self->src);
+    omni_record_pack_kv (pk, "col", self->col);
+    omni_record_pack_kv (pk, "run", self->run);
+    omni_record_pack_kv_int (pk, "ts", s_ts (self, index));
 }
 
 void
@@ -655,20 +614,20 @@ synth_bad (synth_t *self, synth_bad_t mode, uint64_t index, const void **data, s
     case SYNTH_BAD_WRONG_TYPES:
     case SYNTH_BAD_VERSION:
         s_pack_envelope (self, pk, 8, mode == SYNTH_BAD_VERSION ? 99 : RECORD_VERSION, index);
-        s_str (pk, "body");
+        omni_record_pack_str (pk, "body");
         msgpack_pack_map (pk, 3);
-        s_kv_str (pk, "name", "host.cpu.user");
+        omni_record_pack_kv (pk, "name", "host.cpu.user");
         if (mode == SYNTH_BAD_WRONG_TYPES)
-            s_kv_str (pk, "value", "12.5");
+            omni_record_pack_kv (pk, "value", "12.5");
         else
-            s_kv_double (pk, "value", 12.5);
-        s_kv_str (pk, "unit", "percent");
+            omni_record_pack_kv_double (pk, "value", 12.5);
+        omni_record_pack_kv (pk, "unit", "percent");
         break;
     case SYNTH_BAD_DEEP:
         s_pack_envelope (self, pk, 8, RECORD_VERSION, index);
-        s_str (pk, "body");
+        omni_record_pack_str (pk, "body");
         msgpack_pack_map (pk, 1);
-        s_str (pk, "nested");
+        omni_record_pack_str (pk, "nested");
         for (int level = 0; level < 100; level++)
             msgpack_pack_array (pk, 1);
         msgpack_pack_int (pk, 0);
@@ -679,13 +638,13 @@ synth_bad (synth_t *self, synth_bad_t mode, uint64_t index, const void **data, s
             //  to exactly SYNTH_HUGE_SIZE bytes.
             msgpack_packer *hpk = &self->huge_pk;
             s_pack_envelope (self, hpk, 9, RECORD_VERSION, 0);
-            s_str (hpk, "body");
+            omni_record_pack_str (hpk, "body");
             msgpack_pack_map (hpk, 2);
-            s_kv_str (hpk, "name", "host.cpu.user");
-            s_kv_double (hpk, "value", 12.5);
-            s_str (hpk, "tags");
+            omni_record_pack_kv (hpk, "name", "host.cpu.user");
+            omni_record_pack_kv_double (hpk, "value", 12.5);
+            omni_record_pack_str (hpk, "tags");
             msgpack_pack_map (hpk, 1);
-            s_str (hpk, "pad");
+            omni_record_pack_str (hpk, "pad");
             size_t pad = SYNTH_HUGE_SIZE - self->huge.size - 5;
             msgpack_pack_str (hpk, pad);
             msgpack_pack_str_body (hpk, s_filler (self, pad), pad);

@@ -41,6 +41,18 @@ s_text (omni_buf_t *buf, const char *text)
     omni_buf_append (buf, text, strlen (text));
 }
 
+//  A section's id and title between markup: open, id, middle, title, close.
+static void
+s_id_title (omni_buf_t *buf, const char *open, const model_section_t *section, const char *middle,
+            const char *close)
+{
+    s_text (buf, open);
+    htmlout_escape (buf, section->id);
+    s_text (buf, middle);
+    htmlout_escape (buf, section->title);
+    s_text (buf, close);
+}
+
 void
 htmlout_escape (omni_buf_t *buf, const char *text)
 {
@@ -154,20 +166,12 @@ htmlout_render (model_t *model, omni_buf_t *buf, const char *index_href, const c
     }
     for (size_t i = 0; i < model_sections (model); i++) {
         model_section_t *section = model_section (model, i);
-        s_text (buf, "<a href=\"#");
-        htmlout_escape (buf, section->id);
-        s_text (buf, "\">");
-        htmlout_escape (buf, section->title);
-        s_text (buf, "</a>");
+        s_id_title (buf, "<a href=\"#", section, "\">", "</a>");
     }
     s_text (buf, "</nav></header>\n");
     for (size_t i = 0; i < model_sections (model); i++) {
         model_section_t *section = model_section (model, i);
-        s_text (buf, "<section id=\"");
-        htmlout_escape (buf, section->id);
-        s_text (buf, "\"><h2>");
-        htmlout_escape (buf, section->title);
-        s_text (buf, "</h2>\n");
+        s_id_title (buf, "<section id=\"", section, "\"><h2>", "</h2>\n");
         if (section->nfigures) {
             s_text (buf, "<dl class=\"figures\">");
             for (size_t f = 0; f < section->nfigures; f++) {

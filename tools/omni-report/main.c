@@ -224,20 +224,11 @@ main (int argc, char **argv)
          "CURVE: ingestd's public certificate; empty with curve_key = no security",
          &curve_server_key},
         {NULL}};
-    //  -o FILE is the one short flag, as in every tool that writes a file.
-    char **args = calloc ((size_t) argc + 1, sizeof (char *));
-    for (int i = 0; i < argc; i++)
-        args[i] = strcmp (argv[i], "-o") == 0 ? "--output" : argv[i];
-    omni_config_t *config = omni_config_new ("omni-report", options);
-    int rc = omni_config_load (config, argc, args);
-    free (args);
-    if (rc) {
-        if (rc == 1)
-            s_usage (stdout);
-        omni_config_destroy (&config);
-        return rc < 0 ? 2 : 0;
-    }
-    omni_log_init ("omni-report", "warn", "kv");
+    int rc;
+    omni_config_t *config =
+        omni_daemon_tool_config ("omni-report", options, argc, argv, s_usage, &rc);
+    if (!config)
+        return rc;
     const char *command = omni_config_argc (config) == 1 ? omni_config_arg (config, 0) : NULL;
     bool html = command && strcmp (command, "html") == 0;
     bool pdf = command && strcmp (command, "pdf") == 0;

@@ -85,13 +85,20 @@ s_need (s_pdf_t *self, double height)
         s_page (self, true);
 }
 
+//  The background of a table row, in colour r, g, b.
+static void
+s_band (s_pdf_t *self, double r, double g, double b)
+{
+    cairo_set_source_rgb (self->cr, r, g, b);
+    cairo_rectangle (self->cr, PDFOUT_MARGIN, self->y, S_CONTENT_WIDTH, PDFOUT_ROW);
+    cairo_fill (self->cr);
+}
+
 static void
 s_table_header (s_pdf_t *self, model_table_t *table, const double *widths)
 {
     cairo_t *cr = self->cr;
-    cairo_set_source_rgb (cr, 0.92, 0.93, 0.96);
-    cairo_rectangle (cr, PDFOUT_MARGIN, self->y, S_CONTENT_WIDTH, PDFOUT_ROW);
-    cairo_fill (cr);
+    s_band (self, 0.92, 0.93, 0.96);
     s_font (cr, S_TABLE_FONT, true);
     cairo_set_source_rgb (cr, 0.1, 0.1, 0.1);
     double x = PDFOUT_MARGIN;
@@ -163,11 +170,8 @@ s_table (s_pdf_t *self, model_table_t *table)
             s_page (self, true);
             s_table_header (self, table, widths);
         }
-        if (r % 2) {
-            cairo_set_source_rgb (cr, 0.97, 0.97, 0.98);
-            cairo_rectangle (cr, PDFOUT_MARGIN, self->y, S_CONTENT_WIDTH, PDFOUT_ROW);
-            cairo_fill (cr);
-        }
+        if (r % 2)
+            s_band (self, 0.97, 0.97, 0.98);
         s_font (cr, S_TABLE_FONT, false);
         cairo_set_source_rgb (cr, 0.1, 0.1, 0.1);
         double x = PDFOUT_MARGIN;

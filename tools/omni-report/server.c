@@ -7,6 +7,7 @@
 #include "tools/omni-report/htmlout.h"
 #include "tools/omni-report/jsonout.h"
 #include "common/log.h"
+#include "common/util.h"
 
 #include <arpa/inet.h>
 #include <assert.h>
@@ -46,14 +47,6 @@ struct _server_t {
     s_cached_t cache[S_CACHE_SLOTS];
 };
 
-static int64_t
-s_now_ms (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 //  The page cached under `key` and still fresh, copied into `buf`.
 static bool
 s_cache_get (server_t *self, const char *key, omni_buf_t *buf)
@@ -65,7 +58,7 @@ s_cache_get (server_t *self, const char *key, omni_buf_t *buf)
     for (size_t i = 0; i < S_CACHE_SLOTS && !hit; i++) {
         s_cached_t *slot = &self->cache[i];
         if (slot->key && strcmp (slot->key, key) == 0 &&
-            s_now_ms () - slot->built_ms < self->options.cache_ms) {
+            omni_util_mono_ms () - slot->built_ms < self->options.cache_ms) {
             omni_buf_append (buf, slot->body, slot->size);
             hit = true;
         }
@@ -98,7 +91,7 @@ s_cache_put (server_t *self, const char *key, const omni_buf_t *buf)
     assert (slot->key && slot->body);
     memcpy (slot->body, buf->data, buf->size);
     slot->size = buf->size;
-    slot->built_ms = s_now_ms ();
+    slot->built_ms = omni_util_mono_ms ();
     pthread_mutex_unlock (&self->lock);
 }
 

@@ -348,6 +348,15 @@ s_topics_are (const char *const *kinds, bool rejects, bool expect_show, ...)
     return same;
 }
 
+//  The text printed is the text expected (both shown when not, or verbose).
+static void
+s_expect (const char *text, const char *expected, bool verbose)
+{
+    if (verbose || strcmp (text, expected))
+        printf ("%s%s", text, expected);
+    assert (strcmp (text, expected) == 0);
+}
+
 void
 tap_printer_test (bool verbose)
 {
@@ -399,9 +408,8 @@ tap_printer_test (bool verbose)
               "\"col-1\",\"run\":\"run-1\",\"ts\":1700000000000000001,\"body\":{\"name\":"
               "\"main\",\"target\":\"abc\",\"head\":true},\"tags\":{\"env\":\"prod\"}}\n",
               id);
-    if (verbose || strcmp (text, expected))
-        printf ("%s%s", text, expected);
-    assert (strcmp (text, expected) == 0 && size == strlen (expected));
+    s_expect (text, expected, verbose);
+    assert (size == strlen (expected));
 
     tap_printer_t *pretty = tap_printer_new (TAP_FORMAT_PRETTY, false);
     assert (s_format2 (pretty, "git.branch", data, data_size, &text, &size) == TAP_PRINTED);
@@ -415,9 +423,7 @@ tap_printer_test (bool verbose)
               "    \"head\": true\n"
               "  }\n",
               id);
-    if (verbose || strcmp (text, expected))
-        printf ("%s%s", text, expected);
-    assert (strcmp (text, expected) == 0);
+    s_expect (text, expected, verbose);
 
     //  Nested bodies, empty containers, strings holding JSON punctuation
     //  and escapes, a time before the epoch.
@@ -446,9 +452,7 @@ tap_printer_test (bool verbose)
               "    \"c\": []\n"
               "  }\n",
               id);
-    if (verbose || strcmp (text, expected))
-        printf ("%s%s", text, expected);
-    assert (strcmp (text, expected) == 0);
+    s_expect (text, expected, verbose);
 
     //  Rejects: skipped unless asked for; shown as one JSON line with the
     //  first 64 bytes in hex; invalid UTF-8 in the detail is replaced.

@@ -102,6 +102,25 @@ s_kind_wanted (const char *dirname, const archread_filter_t *filter)
     return false;
 }
 
+//  An archive file `name` of the kind directory `sub`, whose name in the
+//  archive is `kind` (its first `kind_len` bytes) / `name`: its size and
+//  that path into `file`. False when it is not a regular file.
+static bool
+s_file_found (s_file_t *file, const char *sub, const char *kind, int kind_len, const char *name)
+{
+    char full[PATH_MAX * 3];
+    snprintf (full, sizeof full, "%s/%s", sub, name);
+    struct stat st;
+    if (stat (full, &st) || !S_ISREG (st.st_mode))
+        return false;
+    file->size = (uint64_t) st.st_size;
+    size_t len = (size_t) kind_len + strlen (name) + 2;
+    file->path = malloc (len);
+    assert (file->path);
+    snprintf (file->path, len, "%.*s/%s", kind_len, kind, name);
+    return true;
+}
+
 archread_t *
 archread_new (const char *dir, const archread_filter_t *filter, char *error, size_t error_size)
 {
@@ -134,16 +153,9 @@ archread_new (const char *dir, const archread_filter_t *filter, char *error, siz
                 continue;
             if (strcmp (file.date, since) < 0 || strcmp (file.date, until) > 0)
                 continue;
-            char full[PATH_MAX * 2];
-            snprintf (full, sizeof full, "%s/%s", sub, entry->d_name);
-            struct stat st;
-            if (stat (full, &st) || !S_ISREG (st.st_mode))
+            if (!s_file_found (&file, sub, kind->d_name, (int) strlen (kind->d_name),
+                               entry->d_name))
                 continue;
-            file.size = (uint64_t) st.st_size;
-            size_t len = strlen (kind->d_name) + strlen (entry->d_name) + 2;
-            file.path = malloc (len);
-            assert (file.path);
-            snprintf (file.path, len, "%s/%s", kind->d_name, entry->d_name);
             *omni_array_push (self->files, self->nfiles, self->cap) = file;
             self->total += file.size;
         }
@@ -222,17 +234,9 @@ s_add_new_segments (archread_t *self, size_t at)
         if (!s_parse_name (entry->d_name, &file) || !file.zst || file.segment <= last ||
             strcmp (file.date, self->files[at].date) != 0)
             continue;
-        char full[PATH_MAX * 3];
-        snprintf (full, sizeof full, "%s/%s", sub, entry->d_name);
-        struct stat st;
-        if (stat (full, &st) || !S_ISREG (st.st_mode))
+        if (!s_file_found (&file, sub, self->files[at].path, (int) (slash - self->files[at].path),
+                           entry->d_name))
             continue;
-        file.size = (uint64_t) st.st_size;
-        size_t len = (size_t) (slash - self->files[at].path) + strlen (entry->d_name) + 2;
-        file.path = malloc (len);
-        assert (file.path);
-        snprintf (file.path, len, "%.*s/%s", (int) (slash - self->files[at].path),
-                  self->files[at].path, entry->d_name);
         omni_array_reserve (self->files, self->cap, self->nfiles + 1);
         //  In segment order, right after the file that is gone
         size_t i = at + 1;

@@ -357,29 +357,10 @@ main (int argc, char **argv)
          "or postgresql:// URI (as the writers take it); empty = the PG* environment",
          &dsn},
         {NULL}};
-    //  -o FILE, the one short flag, as --output=FILE
-    static char output_flag[PATH_MAX + 16];
-    char **args = calloc ((size_t) argc + 1, sizeof *args);
-    if (!args)
-        return 2;
-    int nargs = 0;
-    for (int i = 0; i < argc; i++) {
-        if (strcmp (argv[i], "-o") == 0 && i + 1 < argc) {
-            snprintf (output_flag, sizeof output_flag, "--output=%s", argv[++i]);
-            args[nargs++] = output_flag;
-        } else
-            args[nargs++] = argv[i];
-    }
-    omni_config_t *config = omni_config_new ("omnictl", options);
-    int rc = omni_config_load (config, nargs, args);
-    free (args);
-    if (rc) {
-        if (rc == 1)
-            s_usage (stdout);
-        omni_config_destroy (&config);
-        return rc < 0 ? 2 : 0;
-    }
-    omni_log_init ("omnictl", "warn", "kv");
+    int rc;
+    omni_config_t *config = omni_daemon_tool_config ("omnictl", options, argc, argv, s_usage, &rc);
+    if (!config)
+        return rc;
     const char *command = omni_config_argc (config) > 0 ? omni_config_arg (config, 0) : NULL;
     if (command && strcmp (command, "keygen") == 0) {
         if (omni_config_argc (config) != 2) {

@@ -217,11 +217,19 @@ s_writer_name (target_t *target, char *out, size_t size)
     return false;
 }
 
+//  A cell's metrics page; "-" in the cell until it says more, and for good
+//  when there is no page (NULL).
+static promtext_t *
+s_cell_page (target_t *target, char *out, size_t size)
+{
+    snprintf (out, size, "-");
+    return target_metrics (target);
+}
+
 static void
 s_rate_cell (target_t *target, char *out, size_t size)
 {
-    promtext_t *page = target_metrics (target);
-    snprintf (out, size, "-");
+    promtext_t *page = s_cell_page (target, out, size);
     if (!page)
         return;
     for (size_t i = 0; s_rate_counters[i]; i++) {
@@ -239,8 +247,7 @@ s_rate_cell (target_t *target, char *out, size_t size)
 static void
 s_lag_cell (status_t *self, target_t *target, char *out, size_t size)
 {
-    promtext_t *page = target_metrics (target);
-    snprintf (out, size, "-");
+    promtext_t *page = s_cell_page (target, out, size);
     if (!page)
         return;
     char name[160], writer[64];
@@ -282,8 +289,7 @@ s_lag_cell (status_t *self, target_t *target, char *out, size_t size)
 static void
 s_errors_cell (target_t *target, char *out, size_t size)
 {
-    promtext_t *page = target_metrics (target);
-    snprintf (out, size, "-");
+    promtext_t *page = s_cell_page (target, out, size);
     if (!page)
         return;
     char prefix[96];
