@@ -15,7 +15,7 @@ thread, 10 ms ticks) and that of every backend of the benchmark's database
 but this script's (/proc/PID/schedstat, ns), read while they still run.
 
     tools/with-test-services.sh /usr/bin/python3 bench/metricsd_cpu.py \
-        --bin old=TREE/build/bin --bin new=build/bin [--records 200000] [--runs 3]
+        --bin old=TREE/build/bin --bin new=build/bin [--bin ...] [--records 200000] [--runs 3]
 
 Not a test: it asserts only that every point came."""
 import argparse
@@ -125,7 +125,8 @@ def run(binary, frames, npoints, batch_size):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--bin", action="append", required=True, help="LABEL=DIR, two of them")
+    ap.add_argument("--bin", action="append", required=True,
+                    help="LABEL=DIR, two or more (ratios against the first)")
     ap.add_argument("--records", type=int, default=200_000)
     ap.add_argument("--batch-size", type=int, default=1000)
     ap.add_argument("--runs", type=int, default=3)
@@ -152,8 +153,8 @@ def main():
             med = [statistics.median(x[k] for x in r) for k in range(4)]
             print(f"| {label} | {phase} | {med[0]:.2f} | {med[1]:.2f} | {med[2]:.2f} | "
                   f"{med[3]:,.0f} | {' / '.join(f'{x[0]:.2f}' for x in r)} |")
-    if len(sides) == 2:
-        a, b = (label for label, _ in sides)
+    a = sides[0][0]
+    for b, _ in sides[1:]:
         for phase in ("new", "upsert"):
             ra = statistics.median(x[0] for x in got[a][phase])
             rb = statistics.median(x[0] for x in got[b][phase])

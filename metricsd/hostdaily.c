@@ -39,9 +39,12 @@
 #include <time.h>
 
 //  Days per refresh statement (a day of one host is 2,880 points at one
-//  sample per 2 minutes), and how often when nothing is left over
+//  sample per 2 minutes), how often when nothing is left over, and, while
+//  days are left over, the pause after a pass in units of its own time: at
+//  most 1/(1 + 19) of the writer's time goes to refreshes
 #define S_REFRESH_DAYS     31
 #define S_REFRESH_EVERY_MS (60 * 1000)
+#define S_REFRESH_PAUSE    19
 #define S_NS_PER_DAY       (INT64_C (86400) * 1000000000)
 //  Pairs the set keeps (hosts x days of a backfill); full, it starts again
 //  (the pairs are then marked again, which is never wrong)
@@ -71,6 +74,7 @@ struct _hostdaily_t {
     bool marked, tx_all;
     int64_t tx_epoch;
     int64_t refreshed_ms; //  monotonic time of the last refresh, 0 = none
+    int64_t took_ms;      //  how long it took
     bool more;            //  the last refresh left pending days
 };
 
@@ -283,12 +287,24 @@ hostdaily_committed (hostdaily_t *self)
     self->marked = false;
 }
 
+//  Whether a refresh is due at `now`. Days left over are computed soon, not
+//  after every batch: in a backlog of closed days every batch leaves some,
+//  and a pass (31 days of percentiles, up to a second) after each batch
+//  would be most of the writer's time, computing again days still filling.
+static bool
+s_due (hostdaily_t *self, int64_t now)
+{
+    int64_t pause = S_REFRESH_EVERY_MS;
+    if (self->more && self->took_ms * S_REFRESH_PAUSE < pause)
+        pause = self->took_ms * S_REFRESH_PAUSE;
+    return !self->refreshed_ms || now - self->refreshed_ms >= pause;
+}
+
 int
 hostdaily_refresh (hostdaily_t *self, omni_pgconn_t *conn, bool force, int64_t budget_ms)
 {
     int64_t now = omni_util_mono_ms ();
-    if (!force && !self->more && self->refreshed_ms &&
-        now - self->refreshed_ms < S_REFRESH_EVERY_MS)
+    if (!force && !s_due (self, now))
         return 0;
     int total = 0;
     char sql[80], out[32];
@@ -298,6 +314,7 @@ hostdaily_refresh (hostdaily_t *self, omni_pgconn_t *conn, bool force, int64_t b
             log_warn ("host_daily.refresh_failed", "sqlstate=%s error=\"%s\"",
                       omni_pgconn_sqlstate (conn), omni_pgconn_error (conn));
             self->refreshed_ms = omni_util_mono_ms ();
+            self->took_ms = self->refreshed_ms - now;
             self->more = false;
             return -1;
         }
@@ -306,6 +323,7 @@ hostdaily_refresh (hostdaily_t *self, omni_pgconn_t *conn, bool force, int64_t b
         total += n > 0 ? n : 0;
     } while (force && self->more && omni_util_mono_ms () - now < budget_ms);
     self->refreshed_ms = omni_util_mono_ms ();
+    self->took_ms = self->refreshed_ms - now;
     if (total > 0)
         log_info ("host_daily.refreshed", "days=%d more=%s", total, self->more ? "yes" : "no");
     return total;
@@ -521,6 +539,20 @@ hostdaily_test (bool verbose)
     hostdaily_add (self, "git.commits", 11, "s", 1, 0);
     hostdaily_add (self, "host.load.1", 11, "s", 1, 0);
     assert (self->npairs == 2 && self->pairs[0].day == -1 && self->pairs[1].day == 0);
+    //  Due: at once the first time; every minute; while days are left over,
+    //  after 19 times the last pass's time (at most a minute)
+    assert (s_due (self, 5));
+    self->refreshed_ms = 1000;
+    self->took_ms = 100;
+    assert (!s_due (self, 60999) && s_due (self, 61000));
+    self->more = true;
+    assert (!s_due (self, 2899) && s_due (self, 2900));
+    self->took_ms = 10000;
+    assert (!s_due (self, 60999) && s_due (self, 61000));
+    self->took_ms = 0;
+    assert (s_due (self, 1000));
+    self->refreshed_ms = self->took_ms = 0;
+    self->more = false;
 
     char *dsn = pgtest_db_new ("hostdaily");
     assert (dsn);
