@@ -52,10 +52,12 @@ BEGIN
     RETURN epoch;
 END $$;
 
-CREATE OR REPLACE FUNCTION metricsd_host_daily_refresh (max_days integer) RETURNS integer
+-- The refresh: version 7's, after the new epoch and the wait (it takes the
+-- same refresh lock again, which this transaction holds)
+ALTER FUNCTION metricsd_host_daily_refresh (integer) RENAME TO metricsd_host_daily_compute_pending;
+
+CREATE FUNCTION metricsd_host_daily_refresh (max_days integer) RETURNS integer
 LANGUAGE plpgsql AS $$
-DECLARE
-    todo host_daily_pending[];
 BEGIN
     IF NOT pg_try_advisory_xact_lock (5723352100006884407) THEN  -- "OmniMetR"
         RETURN -1;
@@ -75,25 +77,7 @@ BEGIN
         PERFORM pg_advisory_unlock (5723352100006884408);
         RAISE;
     END;
-    SELECT array_agg (q ORDER BY q.day, q.source) INTO todo
-    FROM (SELECT * FROM host_daily_pending
-          WHERE day < (now () AT TIME ZONE 'UTC')::date
-          ORDER BY day, source LIMIT max_days) q;
-    IF todo IS NULL THEN
-        RETURN 0;
-    END IF;
-    CREATE TEMP TABLE IF NOT EXISTS host_daily_new (LIKE host_daily) ON COMMIT DELETE ROWS;
-    INSERT INTO host_daily_new (source, day, samples, cpu, mem, load, computed)
-    SELECT c.source, c.day, c.samples, c.cpu, c.mem, c.load, now ()
-    FROM metricsd_host_daily_compute (todo) c;
-    -- Days without a point any more (retention) keep no row
-    DELETE FROM host_daily h USING unnest (todo) u
-    WHERE h.source = u.source AND h.day = u.day
-      AND NOT EXISTS (SELECT 1 FROM host_daily_new n WHERE n.source = u.source AND n.day = u.day);
-    INSERT INTO host_daily AS h SELECT * FROM host_daily_new ORDER BY source, day
-    ON CONFLICT (source, day) DO UPDATE SET samples = excluded.samples, cpu = excluded.cpu,
-        mem = excluded.mem, load = excluded.load, computed = excluded.computed;
-    DELETE FROM host_daily_pending q USING unnest (todo) u
-    WHERE q.source = u.source AND q.day = u.day AND q.gen = u.gen;
-    RETURN cardinality (todo);
+    -- Its statements see what was committed when each began: every batch
+    -- of the old epoch
+    RETURN metricsd_host_daily_compute_pending (max_days);
 END $$;
