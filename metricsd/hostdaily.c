@@ -46,29 +46,32 @@
 #define S_REFRESH_EVERY_MS (60 * 1000)
 #define S_REFRESH_PAUSE    19
 #define S_NS_PER_DAY       (INT64_C (86400) * 1000000000)
-//  Pairs the set keeps (hosts x days of a backfill); full, it starts again
-//  (the pairs are then marked again, which is never wrong)
-#define S_KNOWN_MAX   8192
-#define S_KNOWN_SLOTS (2 * S_KNOWN_MAX) //  a power of two
+//  Pairs the set of marked ones keeps (hosts x days of a backfill); full,
+//  it starts again (the pairs are then marked again, which is never wrong)
+#define S_KNOWN_MAX 8192
 
 typedef struct {
-    size_t source, len; //  in the owner's text
+    size_t source, len; //  in the set's text
     int64_t day;        //  days since 1970-01-01 (UTC)
     uint64_t hash;
-    bool fresh; //  a batch's pair not in the set
+    bool fresh; //  a batch's pair not in the set of marked ones
 } s_pair_t;
 
-struct _hostdaily_t {
-    //  The batch's pairs
+//  A set of pairs: a batch's (every host point looks its pair up), the
+//  marked ones
+typedef struct {
     s_pair_t *pairs;
     size_t npairs, cap;
+    uint32_t *slots; //  index + 1 into `pairs`, 0 = empty
+    size_t nslots;   //  a power of two, at least twice npairs
     omni_buf_t text;
+} s_set_t;
+
+struct _hostdaily_t {
+    s_set_t batch;
     //  The pairs marked by committed batches under `epoch` (-1: none read)
+    s_set_t known;
     int64_t epoch;
-    s_pair_t *known;
-    size_t nknown;
-    uint32_t *slots; //  index + 1 into `known`, 0 = empty
-    omni_buf_t known_text;
     //  What the batch's transaction marked: under `tx_epoch`, every pair
     //  (the epoch had moved) or the fresh ones
     bool marked, tx_all;
@@ -78,14 +81,78 @@ struct _hostdaily_t {
     bool more;            //  the last refresh left pending days
 };
 
+static void
+s_set_clear (s_set_t *set)
+{
+    set->npairs = 0;
+    omni_buf_reset (&set->text);
+    if (set->slots)
+        memset (set->slots, 0, set->nslots * sizeof *set->slots);
+}
+
+static void
+s_set_release (s_set_t *set)
+{
+    free (set->pairs);
+    free (set->slots);
+    omni_buf_release (&set->text);
+}
+
+//  FNV-1a over the source, then the day
+static uint64_t
+s_hash (const char *source, size_t len, int64_t day)
+{
+    uint64_t h = UINT64_C (14695981039346656037);
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char) source[i]) * UINT64_C (1099511628211);
+    return (h ^ (uint64_t) day) * UINT64_C (1099511628211);
+}
+
+//  The slot of a pair: where it is, or the empty one it goes to
+static uint32_t *
+s_set_slot (s_set_t *set, const char *source, size_t len, int64_t day, uint64_t hash)
+{
+    for (size_t i = hash & (set->nslots - 1);; i = (i + 1) & (set->nslots - 1)) {
+        uint32_t *slot = &set->slots[i];
+        if (*slot == 0)
+            return slot;
+        const s_pair_t *k = &set->pairs[*slot - 1];
+        if (k->hash == hash && k->day == day && k->len == len &&
+            memcmp (set->text.data + k->source, source, len) == 0)
+            return slot;
+    }
+}
+
+//  Adds a pair unless there; returns it
+static s_pair_t *
+s_set_add (s_set_t *set, const char *source, size_t len, int64_t day, uint64_t hash)
+{
+    if (2 * (set->npairs + 1) > set->nslots) {
+        free (set->slots);
+        set->nslots = set->nslots ? 2 * set->nslots : 64;
+        set->slots = calloc (set->nslots, sizeof *set->slots);
+        assert (set->slots);
+        for (size_t i = 0; i < set->npairs; i++) {
+            const s_pair_t *p = &set->pairs[i];
+            *s_set_slot (set, set->text.data + p->source, p->len, p->day, p->hash) =
+                (uint32_t) (i + 1);
+        }
+    }
+    uint32_t *slot = s_set_slot (set, source, len, day, hash);
+    if (*slot == 0) {
+        *omni_array_push (set->pairs, set->npairs, set->cap) =
+            (s_pair_t){set->text.size, len, day, hash, false};
+        omni_buf_append (&set->text, source, len);
+        *slot = (uint32_t) set->npairs;
+    }
+    return &set->pairs[*slot - 1];
+}
+
 hostdaily_t *
 hostdaily_new (void)
 {
     hostdaily_t *self = calloc (1, sizeof *self);
     assert (self);
-    self->known = malloc (S_KNOWN_MAX * sizeof *self->known);
-    self->slots = calloc (S_KNOWN_SLOTS, sizeof *self->slots);
-    assert (self->known && self->slots);
     self->epoch = -1;
     return self;
 }
@@ -96,11 +163,8 @@ hostdaily_destroy (hostdaily_t **self_p)
     hostdaily_t *self = *self_p;
     if (!self)
         return;
-    free (self->pairs);
-    omni_buf_release (&self->text);
-    free (self->known);
-    free (self->slots);
-    omni_buf_release (&self->known_text);
+    s_set_release (&self->batch);
+    s_set_release (&self->known);
     free (self);
     *self_p = NULL;
 }
@@ -108,23 +172,14 @@ hostdaily_destroy (hostdaily_t **self_p)
 void
 hostdaily_reset (hostdaily_t *self)
 {
-    self->npairs = 0;
-    omni_buf_reset (&self->text);
+    s_set_clear (&self->batch);
     self->marked = false;
-}
-
-static void
-s_known_clear (hostdaily_t *self)
-{
-    self->nknown = 0;
-    omni_buf_reset (&self->known_text);
-    memset (self->slots, 0, S_KNOWN_SLOTS * sizeof *self->slots);
 }
 
 void
 hostdaily_forget (hostdaily_t *self)
 {
-    s_known_clear (self);
+    s_set_clear (&self->known);
     self->epoch = -1;
 }
 
@@ -139,47 +194,6 @@ s_host_name (const char *name, size_t len)
     return false;
 }
 
-//  FNV-1a over the source, then the day
-static uint64_t
-s_hash (const char *source, size_t len, int64_t day)
-{
-    uint64_t h = UINT64_C (14695981039346656037);
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ (unsigned char) source[i]) * UINT64_C (1099511628211);
-    return (h ^ (uint64_t) day) * UINT64_C (1099511628211);
-}
-
-//  The set's slot of a batch's pair: where it is, or the empty one it goes to
-static uint32_t *
-s_known_slot (hostdaily_t *self, const s_pair_t *p)
-{
-    const char *source = self->text.data + p->source;
-    for (size_t i = p->hash & (S_KNOWN_SLOTS - 1);; i = (i + 1) & (S_KNOWN_SLOTS - 1)) {
-        uint32_t *slot = &self->slots[i];
-        if (*slot == 0)
-            return slot;
-        const s_pair_t *k = &self->known[*slot - 1];
-        if (k->hash == p->hash && k->day == p->day && k->len == p->len &&
-            memcmp (self->known_text.data + k->source, source, p->len) == 0)
-            return slot;
-    }
-}
-
-static void
-s_known_add (hostdaily_t *self, const s_pair_t *p)
-{
-    if (self->nknown == S_KNOWN_MAX)
-        s_known_clear (self);
-    uint32_t *slot = s_known_slot (self, p);
-    if (*slot)
-        return;
-    s_pair_t *k = &self->known[self->nknown++];
-    *k = *p;
-    k->source = self->known_text.size;
-    omni_buf_append (&self->known_text, self->text.data + p->source, p->len);
-    *slot = (uint32_t) self->nknown;
-}
-
 void
 hostdaily_add (hostdaily_t *self, const char *name, size_t name_len, const char *source,
                size_t source_len, int64_t time_ns)
@@ -187,16 +201,7 @@ hostdaily_add (hostdaily_t *self, const char *name, size_t name_len, const char 
     if (!s_host_name (name, name_len))
         return;
     int64_t day = time_ns / S_NS_PER_DAY - (time_ns % S_NS_PER_DAY < 0);
-    //  A batch holds the points of a few hosts: the pairs are few
-    for (size_t i = self->npairs; i-- > 0;) {
-        s_pair_t *p = &self->pairs[i];
-        if (p->day == day && p->len == source_len &&
-            memcmp (self->text.data + p->source, source, source_len) == 0)
-            return;
-    }
-    *omni_array_push (self->pairs, self->npairs, self->cap) =
-        (s_pair_t){self->text.size, source_len, day, s_hash (source, source_len, day), false};
-    omni_buf_append (&self->text, source, source_len);
+    s_set_add (&self->batch, source, source_len, day, s_hash (source, source_len, day));
 }
 
 //  The batch's pairs (every one, or the fresh ones) as two array literals,
@@ -208,13 +213,13 @@ s_arrays (hostdaily_t *self, bool all, omni_buf_t *sources, omni_buf_t *days)
     omni_buf_append_char (sources, '{');
     omni_buf_append_char (days, '{');
     bool first = true;
-    for (size_t i = 0; i < self->npairs; i++) {
-        const s_pair_t *p = &self->pairs[i];
+    for (size_t i = 0; i < self->batch.npairs; i++) {
+        const s_pair_t *p = &self->batch.pairs[i];
         if (!all && !p->fresh)
             continue;
         omni_buf_append_str (sources, first ? "\"" : ",\"");
         for (size_t k = 0; k < p->len; k++) {
-            char c = self->text.data[p->source + k];
+            char c = self->batch.text.data[p->source + k];
             if (c == '"' || c == '\\')
                 omni_buf_append_char (sources, '\\');
             omni_buf_append_char (sources, c);
@@ -235,11 +240,13 @@ omni_pgconn_status_t
 hostdaily_mark (hostdaily_t *self, omni_pgconn_t *conn)
 {
     self->marked = false;
-    if (self->npairs == 0)
+    if (self->batch.npairs == 0)
         return PGCONN_OK;
-    for (size_t i = 0; i < self->npairs; i++) {
-        s_pair_t *p = &self->pairs[i];
-        p->fresh = self->epoch < 0 || *s_known_slot (self, p) == 0;
+    for (size_t i = 0; i < self->batch.npairs; i++) {
+        s_pair_t *p = &self->batch.pairs[i];
+        p->fresh = self->epoch < 0 || self->known.npairs == 0 ||
+                   *s_set_slot (&self->known, self->batch.text.data + p->source, p->len, p->day,
+                                p->hash) == 0;
     }
     omni_buf_t sources = {0}, days = {0};
     char known[24];
@@ -278,12 +285,17 @@ hostdaily_committed (hostdaily_t *self)
     if (!self->marked)
         return;
     if (self->tx_all) {
-        s_known_clear (self);
+        s_set_clear (&self->known);
         self->epoch = self->tx_epoch;
     }
-    for (size_t i = 0; i < self->npairs; i++)
-        if (self->tx_all || self->pairs[i].fresh)
-            s_known_add (self, &self->pairs[i]);
+    for (size_t i = 0; i < self->batch.npairs; i++) {
+        const s_pair_t *p = &self->batch.pairs[i];
+        if (!self->tx_all && !p->fresh)
+            continue;
+        if (self->known.npairs == S_KNOWN_MAX)
+            s_set_clear (&self->known);
+        s_set_add (&self->known, self->batch.text.data + p->source, p->len, p->day, p->hash);
+    }
     self->marked = false;
 }
 
@@ -466,14 +478,14 @@ s_test_skipped (hostdaily_t *self, const char *dsn)
     hostdaily_forget (self);
     //  Marked (every pair: no epoch known yet), committed, then known
     s_test_open_batch (self, batch, "2024-01-04 10:00Z", day4 + INT64_C (36000) * 1000000000);
-    assert (self->tx_all && self->pairs[0].fresh);
+    assert (self->tx_all && self->batch.pairs[0].fresh);
     assert (omni_pgconn_exec (batch, "COMMIT") == PGCONN_OK);
     hostdaily_committed (self);
-    assert (self->nknown == 1 && self->epoch >= 0);
+    assert (self->known.npairs == 1 && self->epoch >= 0);
     char *gen = pgtest_value (watch, "SELECT gen FROM host_daily_pending WHERE day = '2024-01-04'");
     //  Skipped: the mark keeps its gen
     s_test_open_batch (self, batch, "2024-01-04 11:00Z", day4 + INT64_C (39600) * 1000000000);
-    assert (!self->tx_all && !self->pairs[0].fresh);
+    assert (!self->tx_all && !self->batch.pairs[0].fresh);
     pgtest_expect (watch, "SELECT gen FROM host_daily_pending WHERE day = '2024-01-04'", gen);
     free (gen);
     //  A refresh now: it waits for the open batch, then counts its point
@@ -504,11 +516,11 @@ s_test_skipped (hostdaily_t *self, const char *dsn)
     //  A batch rolled back: the next one's reset drops what it marked, so
     //  its new pair never joins the set
     s_test_open_batch (self, batch, "2024-01-05 12:00Z", day4 + INT64_C (129600) * 1000000000);
-    assert (self->pairs[0].fresh);
+    assert (self->batch.pairs[0].fresh);
     assert (omni_pgconn_exec (batch, "ROLLBACK") == PGCONN_OK);
     hostdaily_reset (self);
     hostdaily_committed (self);
-    assert (self->nknown == 1);
+    assert (self->known.npairs == 1);
     hostdaily_destroy (&refresher);
     omni_pgconn_destroy (&watch);
     omni_pgconn_destroy (&other);
@@ -522,7 +534,7 @@ s_test_batch (hostdaily_t *self, omni_pgconn_t *conn, const char *sql, const cha
     hostdaily_reset (self);
     hostdaily_add (self, name, strlen (name), source, strlen (source), time_ns);
     hostdaily_add (self, name, strlen (name), source, strlen (source), time_ns);
-    assert (self->npairs == 1);
+    assert (self->batch.npairs == 1);
     assert (omni_pgconn_exec (conn, "BEGIN") == PGCONN_OK);
     assert (hostdaily_mark (self, conn) == PGCONN_OK);
     assert (omni_pgconn_exec (conn, sql) == PGCONN_OK);
@@ -538,7 +550,27 @@ hostdaily_test (bool verbose)
     hostdaily_add (self, "host.cpu.user", 13, "s", 1, -1);
     hostdaily_add (self, "git.commits", 11, "s", 1, 0);
     hostdaily_add (self, "host.load.1", 11, "s", 1, 0);
-    assert (self->npairs == 2 && self->pairs[0].day == -1 && self->pairs[1].day == 0);
+    assert (self->batch.npairs == 2 && self->batch.pairs[0].day == -1 &&
+            self->batch.pairs[1].day == 0);
+    //  The sets past their first tables: a batch's pair once however often
+    //  it comes; the marked ones start again past S_KNOWN_MAX
+    hostdaily_reset (self);
+    for (int r = 0; r < 2; r++)
+        for (int i = 0; i < S_KNOWN_MAX + 100; i++) {
+            char source[16];
+            int n = snprintf (source, sizeof source, "h%d", i / 3);
+            hostdaily_add (self, "host.mem.used", 13, source, (size_t) n, S_NS_PER_DAY * (i % 3));
+        }
+    assert (self->batch.npairs == S_KNOWN_MAX + 100);
+    for (size_t i = 0; i < self->batch.npairs; i++)
+        self->batch.pairs[i].fresh = true;
+    self->marked = true;
+    self->tx_all = false;
+    hostdaily_committed (self);
+    assert (self->known.npairs == 100 && !self->marked);
+    hostdaily_reset (self);
+    hostdaily_forget (self);
+    assert (self->known.npairs == 0 && self->epoch == -1);
     //  Due: at once the first time; every minute; while days are left over,
     //  after 19 times the last pass's time (at most a minute)
     assert (s_due (self, 5));
