@@ -39,8 +39,9 @@ void hostdaily_committed (hostdaily_t *self);
 void hostdaily_forget (hostdaily_t *self);
 
 //  Computes pending closed days on `conn` (outside any transaction) when
-//  due: at most every minute, or at once while a pass leaves some for the
-//  next. `force`: now, and until none is left or `budget_ms` has gone.
+//  due: every minute, and while a pass leaves some over, again after 19
+//  times its own time (at most a minute). `force`: now, and until none is
+//  left or `budget_ms` has gone.
 //  Returns the days computed, -1 on an error (logged; tried again later).
 int hostdaily_refresh (hostdaily_t *self, omni_pgconn_t *conn, bool force, int64_t budget_ms);
 
