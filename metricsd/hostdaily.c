@@ -527,6 +527,39 @@ s_test_skipped (hostdaily_t *self, const char *dsn)
     omni_pgconn_destroy (&batch);
 }
 
+//  A batch open for longer than the refresh waits (a stalled writer): the
+//  refresh gives up after 2 s, as if another ran, so that the writers
+//  queued behind its wait go on; its days stay pending
+static void
+s_test_stalled (hostdaily_t *self, const char *dsn)
+{
+    char error[256];
+    omni_pgconn_t *batch = omni_pgconn_new (dsn, error, sizeof error);
+    omni_pgconn_t *other = omni_pgconn_new (dsn, error, sizeof error);
+    assert (batch && omni_pgconn_ensure (batch) == 0);
+    assert (other && omni_pgconn_ensure (other) == 0);
+    assert (omni_pgconn_exec (other, "SELECT metricsd_host_daily_mark (ARRAY['a'], "
+                                     "ARRAY['2024-01-04'::date])") == PGCONN_OK);
+    int64_t day4 = INT64_C (1704326400) * 1000000000; //  2024-01-04
+    s_test_open_batch (self, batch, "2024-01-04 13:00Z", day4 + INT64_C (46800) * 1000000000);
+    hostdaily_t *refresher = hostdaily_new ();
+    int64_t start = omni_util_mono_ms ();
+    assert (hostdaily_refresh (refresher, other, true, 10000) == 0);
+    assert (omni_util_mono_ms () - start >= 2000);
+    pgtest_expect (other, "SELECT count(*) FROM host_daily_pending WHERE day = '2024-01-04'", "1");
+    //  Its lock_timeout was the transaction's only
+    pgtest_expect (other, "SELECT current_setting ('lock_timeout')", "0");
+    assert (omni_pgconn_exec (batch, "COMMIT") == PGCONN_OK);
+    hostdaily_committed (self);
+    assert (hostdaily_refresh (refresher, other, true, 10000) == 1);
+    char *live = pgtest_value (other, S_LIVE_SQL);
+    pgtest_expect (other, S_KEPT_SQL, live);
+    free (live);
+    hostdaily_destroy (&refresher);
+    omni_pgconn_destroy (&other);
+    omni_pgconn_destroy (&batch);
+}
+
 static void
 s_test_batch (hostdaily_t *self, omni_pgconn_t *conn, const char *sql, const char *source,
               const char *name, int64_t time_ns)
@@ -638,6 +671,7 @@ hostdaily_test (bool verbose)
 
     s_test_race (dsn);
     s_test_skipped (self, dsn);
+    s_test_stalled (self, dsn);
 
     //  Retention: the days of dropped points are marked, then lose their rows
     assert (omni_pgconn_exec (conn,

@@ -59,6 +59,8 @@ ALTER FUNCTION metricsd_host_daily_refresh (integer) RENAME TO metricsd_host_dai
 
 CREATE FUNCTION metricsd_host_daily_refresh (max_days integer) RETURNS integer
 LANGUAGE plpgsql AS $$
+DECLARE
+    lock_wait text := current_setting ('lock_timeout');
 BEGIN
     IF NOT pg_try_advisory_xact_lock (5723352100006884407) THEN  -- "OmniMetR"
         RETURN -1;
@@ -69,15 +71,22 @@ BEGIN
     END IF;
     -- Writers mark again; those of the old epoch are waited out. A session
     -- lock, so that it ends here (a transaction's lasts to its end), given
-    -- back on any error
+    -- back on any error. Every new batch queues behind this wait: a batch
+    -- in flight for over 2 s (a stalled writer) ends it, for a later pass,
+    -- rather than stall every writer
     PERFORM nextval ('host_daily_epoch');
     BEGIN
+        PERFORM set_config ('lock_timeout', '2s', true);
         PERFORM pg_advisory_lock (5723352100006884408);
         PERFORM pg_advisory_unlock (5723352100006884408);
-    EXCEPTION WHEN others OR query_canceled THEN
-        PERFORM pg_advisory_unlock (5723352100006884408);
-        RAISE;
+    EXCEPTION
+        WHEN lock_not_available THEN
+            RETURN -1;
+        WHEN others OR query_canceled THEN
+            PERFORM pg_advisory_unlock (5723352100006884408);
+            RAISE;
     END;
+    PERFORM set_config ('lock_timeout', lock_wait, true);
     -- Its statements see what was committed when each began: every batch
     -- of the old epoch
     RETURN metricsd_host_daily_compute_pending (max_days);
