@@ -513,13 +513,11 @@ s_write_batch (archive_t *self, const omni_record_t *records, size_t count, uint
     int rc = mdb_txn_begin (self->env, NULL, 0, &txn);
     if (rc)
         return s_mdb_fail (error, error_size, "begin", rc);
-    if (count > self->next_cap) {
-        self->next_cap = count * 2;
-        self->next = realloc (self->next, self->next_cap * sizeof *self->next);
-        self->skip = realloc (self->skip, self->next_cap * sizeof *self->skip);
-        self->order = realloc (self->order, self->next_cap * sizeof *self->order);
-        self->line_end = realloc (self->line_end, self->next_cap * sizeof *self->line_end);
-        assert (self->next && self->skip && self->order && self->line_end);
+    if (omni_array_grow_cap (&self->next_cap, count)) {
+        omni_array_resize (self->next, self->next_cap);
+        omni_array_resize (self->skip, self->next_cap);
+        omni_array_resize (self->order, self->next_cap);
+        omni_array_resize (self->line_end, self->next_cap);
     }
     //  Ids go into the memory set as they are seen, so that a duplicate
     //  inside the batch is skipped too; a failure takes them out again.
@@ -569,12 +567,7 @@ s_write_batch (archive_t *self, const omni_record_t *records, size_t count, uint
             file = s_file_for (self, record);
         previous = record;
         if (file->first == 0) {
-            if (self->ntouched == self->touched_cap) {
-                self->touched_cap = self->touched_cap ? self->touched_cap * 2 : 16;
-                self->touched = realloc (self->touched, self->touched_cap * sizeof *self->touched);
-                assert (self->touched);
-            }
-            self->touched[self->ntouched++] = file;
+            *omni_array_push (self->touched, self->ntouched, self->touched_cap) = file;
             file->first = i + 1;
         } else
             self->next[file->last - 1] = i + 1;

@@ -17,6 +17,7 @@
     lengths (archive.c says why); the index only adds its keys to it.      */
 #include "archiverd/archive_ids.h"
 #include "archiverd/bloom.h"
+#include "common/buf.h"
 #include "common/idset.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -32,6 +33,8 @@
 #define FILTER_MIN  (1u << 21) //  ids the tree's filter has room for at least
 #define SLICE_BITS  4
 #define SLICES      (1 << SLICE_BITS) //  the recent ids merge a key range at a time
+
+typedef uint8_t s_id_t[RECORD_ID_SIZE];
 
 //  The recent ids are merged into the tree when they pass a quarter of the
 //  tree, within these bounds. The tree is rewritten once per that many new
@@ -55,8 +58,8 @@ struct _archive_ids_t {
     archive_ids_grow_fn *grow;
     void *grow_arg;
     //  The batch
-    uint8_t *new_ids;    //  packed keys this batch adds, in "recent" when it commits
-    uint8_t *sliced_ids; //  the same, slice after slice
+    s_id_t *new_ids;    //  keys this batch adds, in "recent" when it commits
+    s_id_t *sliced_ids; //  the same, slice after slice
     size_t nnew, cap;
     omni_metric_t *m_recent, *m_merges;
 };
@@ -101,8 +104,8 @@ archive_ids_destroy (archive_ids_t **self_p)
 }
 
 typedef struct {
-    uint8_t *keys;
-    size_t n;
+    s_id_t *keys;
+    size_t n, cap;
 } s_keys_t;
 
 //  "state <what>: <LMDB's message>" into `error`; returns -1.
@@ -148,7 +151,7 @@ s_build_filter (archive_ids_t *self, MDB_txn *txn, uint64_t entries)
 //  Takes the values of "recent" that belong to `slice` (their ids into
 //  `ids`) and deletes them.
 static int
-s_take_slice (archive_ids_t *self, MDB_txn *txn, int slice, s_keys_t *ids, size_t *cap)
+s_take_slice (archive_ids_t *self, MDB_txn *txn, int slice, s_keys_t *ids)
 {
     MDB_cursor *cursor;
     int rc = mdb_cursor_open (txn, self->recent, &cursor);
@@ -162,12 +165,8 @@ s_take_slice (archive_ids_t *self, MDB_txn *txn, int slice, s_keys_t *ids, size_
          rc == 0 && k.mv_size > 0 && ((uint8_t *) k.mv_data)[0] == first;
          rc = mdb_cursor_get (cursor, &k, &v, MDB_NEXT)) {
         size_t n = v.mv_size / RECORD_ID_SIZE;
-        if (ids->n + n > *cap) {
-            *cap = (ids->n + n) * 2;
-            ids->keys = realloc (ids->keys, *cap * RECORD_ID_SIZE);
-            assert (ids->keys);
-        }
-        memcpy (ids->keys + ids->n * RECORD_ID_SIZE, v.mv_data, n * RECORD_ID_SIZE);
+        omni_array_reserve (ids->keys, ids->cap, ids->n + n);
+        memcpy (ids->keys[ids->n], v.mv_data, n * RECORD_ID_SIZE);
         ids->n += n;
         if ((rc = mdb_cursor_del (cursor, 0)))
             break;
@@ -185,19 +184,18 @@ archive_ids_merge (archive_ids_t *self, char *error, size_t error_size)
 {
     int64_t t0 = zclock_usecs ();
     int slice = self->next_slice;
-    s_keys_t ids = {NULL, 0};
-    size_t cap = 0;
+    s_keys_t ids = {NULL, 0, 0};
     int rc;
     for (int attempt = 0;; attempt++) {
         MDB_txn *txn;
         ids.n = 0;
         if ((rc = mdb_txn_begin (self->env, NULL, 0, &txn)))
             break;
-        rc = s_take_slice (self, txn, slice, &ids, &cap);
+        rc = s_take_slice (self, txn, slice, &ids);
         if (rc == 0 && ids.n > 1)
             qsort (ids.keys, ids.n, RECORD_ID_SIZE, s_key_cmp);
         for (size_t i = 0; rc == 0 && i < ids.n; i++) {
-            MDB_val k = {RECORD_ID_SIZE, ids.keys + i * RECORD_ID_SIZE}, v = {0, NULL};
+            MDB_val k = {RECORD_ID_SIZE, ids.keys[i]}, v = {0, NULL};
             rc = mdb_put (txn, self->ids, &k, &v, MDB_NOOVERWRITE);
             if (rc == MDB_KEYEXIST)
                 rc = 0; //  never: the levels are disjoint; harmless if not
@@ -210,7 +208,7 @@ archive_ids_merge (archive_ids_t *self, char *error, size_t error_size)
                 rc = s_build_filter (self, txn, stat.ms_entries);
             else
                 for (size_t i = 0; i < ids.n; i++)
-                    bloom_add (self->tree_filter, ids.keys + i * RECORD_ID_SIZE);
+                    bloom_add (self->tree_filter, ids.keys[i]);
         }
         if (rc == 0) {
             rc = mdb_txn_commit (txn);
@@ -226,7 +224,7 @@ archive_ids_merge (archive_ids_t *self, char *error, size_t error_size)
     }
     if (rc == 0)
         for (size_t i = 0; i < ids.n; i++)
-            omni_idset_remove (self->recent_ids, ids.keys + i * RECORD_ID_SIZE);
+            omni_idset_remove (self->recent_ids, ids.keys[i]);
     free (ids.keys);
     if (rc) //  nothing moved: the ids stay in "recent" and in memory
         return s_fail (error, error_size, "merge ids", rc);
@@ -282,11 +280,9 @@ archive_ids_open (archive_ids_t *self, MDB_txn *txn)
 void
 archive_ids_begin (archive_ids_t *self, size_t max_new)
 {
-    if (max_new > self->cap) {
-        self->cap = max_new * 2;
-        self->new_ids = realloc (self->new_ids, self->cap * RECORD_ID_SIZE);
-        self->sliced_ids = realloc (self->sliced_ids, self->cap * RECORD_ID_SIZE);
-        assert (self->new_ids && self->sliced_ids);
+    if (omni_array_grow_cap (&self->cap, max_new)) {
+        omni_array_resize (self->new_ids, self->cap);
+        omni_array_resize (self->sliced_ids, self->cap);
     }
     self->nnew = 0;
 }
@@ -308,7 +304,7 @@ void
 archive_ids_add (archive_ids_t *self, const uint8_t key[RECORD_ID_SIZE])
 {
     assert (self->nnew < self->cap);
-    memcpy (self->new_ids + self->nnew++ * RECORD_ID_SIZE, key, RECORD_ID_SIZE);
+    memcpy (self->new_ids[self->nnew++], key, RECORD_ID_SIZE);
     omni_idset_insert (self->recent_ids, key);
 }
 
@@ -317,7 +313,7 @@ void
 archive_ids_abort (archive_ids_t *self)
 {
     for (size_t i = 0; i < self->nnew; i++)
-        omni_idset_remove (self->recent_ids, self->new_ids + i * RECORD_ID_SIZE);
+        omni_idset_remove (self->recent_ids, self->new_ids[i]);
     self->nnew = 0;
 }
 
@@ -336,14 +332,14 @@ archive_ids_put (archive_ids_t *self, MDB_txn *txn)
         return 0;
     size_t start[SLICES + 1] = {0};
     for (size_t i = 0; i < self->nnew; i++)
-        start[s_slice (self->new_ids + i * RECORD_ID_SIZE) + 1]++;
+        start[s_slice (self->new_ids[i]) + 1]++;
     for (int s = 0; s < SLICES; s++)
         start[s + 1] += start[s];
     size_t at[SLICES];
     memcpy (at, start, sizeof at);
     for (size_t i = 0; i < self->nnew; i++) {
-        const uint8_t *key = self->new_ids + i * RECORD_ID_SIZE;
-        memcpy (self->sliced_ids + at[s_slice (key)]++ * RECORD_ID_SIZE, key, RECORD_ID_SIZE);
+        const uint8_t *key = self->new_ids[i];
+        memcpy (self->sliced_ids[at[s_slice (key)]++], key, RECORD_ID_SIZE);
     }
     for (int s = 0; s < SLICES; s++) {
         if (start[s + 1] == start[s])
@@ -352,8 +348,7 @@ archive_ids_put (archive_ids_t *self, MDB_txn *txn)
         chunk[0] = (uint8_t) s;
         omni_util_put_be (chunk + 1, self->next_chunk, 8);
         MDB_val k = {sizeof chunk, chunk};
-        MDB_val v = {(start[s + 1] - start[s]) * RECORD_ID_SIZE,
-                     self->sliced_ids + start[s] * RECORD_ID_SIZE};
+        MDB_val v = {(start[s + 1] - start[s]) * RECORD_ID_SIZE, self->sliced_ids[start[s]]};
         int rc = mdb_put (txn, self->recent, &k, &v, 0);
         if (rc)
             return rc;

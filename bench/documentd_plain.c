@@ -6,6 +6,7 @@
     makes. Prints "documents=N seconds=S rate=R".
 
     usage: documentd_plain URI DATABASE COLLECTION FILE BATCH WRITE_CONCERN       */
+#include "common/buf.h"
 #include "documentd/docmap.h"
 
 #include <mongoc/mongoc.h>
@@ -36,8 +37,8 @@ main (int argc, char **argv)
         return 2;
     }
     //  All documents are made before the clock starts
-    size_t count = 0, capacity = 1024;
-    bson_t **docs = malloc (capacity * sizeof *docs);
+    size_t count = 0, capacity = 0;
+    bson_t **docs = NULL;
     msgpack_zone zone;
     msgpack_zone_init (&zone, 1 << 20);
     uint8_t head[4];
@@ -54,10 +55,9 @@ main (int argc, char **argv)
             fprintf (stderr, "bad record: %s\n", detail);
             return 2;
         }
-        if (count == capacity)
-            docs = realloc (docs, (capacity *= 2) * sizeof *docs);
-        docs[count] = bson_new ();
-        docmap_record (docs[count++], &record);
+        bson_t *doc = bson_new ();
+        *omni_array_push (docs, count, capacity) = doc;
+        docmap_record (doc, &record);
         msgpack_zone_clear (&zone);
         free (data);
     }

@@ -4,6 +4,7 @@
     sends, in one process, the two loops taking turns, so that the noise of
     a shared machine hits both alike. Prints one line per kind and round:
     kind,bytes,check_ns,check_and_id_ns.                                   */
+#include "common/buf.h"
 #include "proto/record.h"
 #include "tools/omni-loadgen/synth.h"
 
@@ -33,23 +34,18 @@ main (int argc, char **argv)
         synth_t *synth = synth_new (&config, error, sizeof error);
         assert (synth);
         //  The records packed one after the other, as they come off the wire
-        size_t *offsets = malloc ((count + 1) * sizeof *offsets), used = 0, cap = count * 256;
-        char *bytes = malloc (cap);
-        assert (offsets && bytes);
+        size_t *offsets = malloc ((count + 1) * sizeof *offsets);
+        assert (offsets);
+        omni_buf_t bytes = {0};
+        omni_buf_reserve (&bytes, count * 256);
         for (size_t i = 0; i < count; i++) {
             const void *data;
             size_t size;
             synth_record (synth, i, &data, &size);
-            if (used + size > cap) {
-                cap = 2 * (used + size);
-                bytes = realloc (bytes, cap);
-                assert (bytes);
-            }
-            offsets[i] = used;
-            memcpy (bytes + used, data, size);
-            used += size;
+            offsets[i] = bytes.size;
+            omni_buf_append (&bytes, data, size);
         }
-        offsets[count] = used;
+        offsets[count] = bytes.size;
         for (int round = 0; round < rounds; round++) {
             double ns[2];
             for (int with_id = 0; with_id < 2; with_id++) {
@@ -57,18 +53,19 @@ main (int argc, char **argv)
                 for (size_t i = 0; i < count; i++) {
                     omni_record_t record;
                     omni_record_reject_t rc =
-                        omni_record_check (&record, bytes + offsets[i], offsets[i + 1] - offsets[i],
-                                           NULL, error, sizeof error);
+                        omni_record_check (&record, bytes.data + offsets[i],
+                                           offsets[i + 1] - offsets[i], NULL, error, sizeof error);
                     if (with_id && rc == REJECT_NONE)
                         rc = omni_record_check_id (&record, error, sizeof error);
                     assert (rc == REJECT_NONE);
                 }
                 ns[with_id] = (s_now () - start) * 1e9 / (double) count;
             }
-            printf ("%s,%.0f,%.0f,%.0f\n", kinds[k], (double) used / (double) count, ns[0], ns[1]);
+            printf ("%s,%.0f,%.0f,%.0f\n", kinds[k], (double) bytes.size / (double) count, ns[0],
+                    ns[1]);
         }
         free (offsets);
-        free (bytes);
+        omni_buf_release (&bytes);
         synth_destroy (&synth);
     }
     return 0;

@@ -174,9 +174,8 @@ s_entry_filemode (const s_entry_t *e)
 static int
 s_tree_parse (s_tree_t *tree)
 {
-    size_t cap = 16;
-    tree->entries = malloc (cap * sizeof *tree->entries);
-    assert (tree->entries);
+    size_t cap = 0;
+    omni_array_reserve (tree->entries, cap, 16);
     const uint8_t *at = tree->data, *end = tree->data + tree->len;
     while (at < end) {
         const uint8_t *start = at;
@@ -194,12 +193,7 @@ s_tree_parse (s_tree_t *tree)
         if (!nul || nul == at || nul - at > UINT16_MAX || end - (nul + 1) < GIT_OID_RAWSZ ||
             start - tree->data > UINT32_MAX)
             return -1;
-        if (tree->count == cap) {
-            cap *= 2;
-            tree->entries = realloc (tree->entries, cap * sizeof *tree->entries);
-            assert (tree->entries);
-        }
-        tree->entries[tree->count++] =
+        *omni_array_push (tree->entries, tree->count, cap) =
             (s_entry_t){(const char *) at, (const git_oid *) (nul + 1), (uint16_t) (nul - at),
                         (uint16_t) mode, (uint32_t) (start - tree->data)};
         at = nul + 1 + GIT_OID_RAWSZ;

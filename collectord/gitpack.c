@@ -20,6 +20,7 @@
     backends, which then answer or report the error as before. The objects
     are the same bytes either way: only how they are reached changed.     */
 #include "collectord/gitpack.h"
+#include "common/buf.h"
 #include "testsupport/selftest.h"
 
 #include <assert.h>
@@ -778,12 +779,7 @@ gitpack_new (git_repository *repo, size_t cache_bytes)
         free (base);
         if (rc)
             continue; //  libgit2 reads it, or says why not
-        if (self->npacks == cap) {
-            cap = cap ? cap * 2 : 4;
-            self->packs = realloc (self->packs, cap * sizeof *self->packs);
-            assert (self->packs);
-        }
-        self->packs[self->npacks++] = pack;
+        *omni_array_push (self->packs, self->npacks, cap) = pack;
     }
     closedir (d);
     free (dir);

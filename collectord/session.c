@@ -14,6 +14,7 @@
 #include <assert.h>
 #include <czmq.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -191,13 +192,11 @@ session_flush (session_t *self)
     return 0;
 }
 
-int
-session_send (session_t *self)
+//  Sends a record encoded (session_send, session_end): 0, or -1 when the
+//  intake client gave up or a signal stopped it.
+static int
+s_send_encoded (session_t *self, const void *data, size_t size)
 {
-    const void *data;
-    size_t size;
-    if (omni_record_encoder_end (self->encoder, &data, &size, self->detail, sizeof self->detail))
-        return 1;
     if (self->broken)
         return -1;
     if (omni_intake_client_send (self->intake, data, size))
@@ -212,10 +211,33 @@ session_send (session_t *self)
             return s_intake_failed (self);
         self->flushed_ms = omni_util_mono_ms ();
     }
-    if (strncmp (self->kind, "run.", 4) == 0)
-        return 0; //  counts are of what the run collected
+    return 0;
+}
+
+int
+session_send (session_t *self)
+{
+    const void *data;
+    size_t size;
+    if (omni_record_encoder_end (self->encoder, &data, &size, self->detail, sizeof self->detail))
+        return 1;
+    int rc = s_send_encoded (self, data, size);
+    if (rc || strncmp (self->kind, "run.", 4) == 0)
+        return rc; //  counts are of what the run collected
     session_count_add (self, self->kind, 1);
     return 0;
+}
+
+//  Takes the first SIGINT/SIGTERM (see session_end) if it came and none
+//  was taken before: whether it did.
+static bool
+s_take_signal (session_t *self, bool *taken)
+{
+    if (!zsys_interrupted || *taken)
+        return false;
+    self->interrupted = *taken = true;
+    zsys_interrupted = 0;
+    return true;
 }
 
 void
@@ -242,15 +264,12 @@ session_detail (session_t *self)
 int
 session_end (session_t *self, const char *status, const char *error)
 {
-    //  The first SIGINT/SIGTERM of a run stops collecting and is consumed
+    //  The first SIGINT/SIGTERM of a run stops collecting and is taken
     //  here, so that what was collected still drains (the intake client
-    //  refuses to send while zsys_interrupted is up); a second one ends the
-    //  process at once (common/daemon.h)
-    bool consumed = false;
-    if (zsys_interrupted) {
-        self->interrupted = consumed = true;
-        zsys_interrupted = 0;
-    }
+    //  refuses to send while zsys_interrupted is up); a second one never
+    //  comes back here: common/daemon.c's handler ends the process at once
+    bool taken = false;
+    s_take_signal (self, &taken);
     if (self->interrupted)
         status = "interrupted";
     if (self->broken) {
@@ -289,16 +308,26 @@ session_end (session_t *self, const char *status, const char *error)
         omni_record_pack_str (pk, "error");
         omni_record_pack_str (pk, error);
     }
-    int rc = session_send (self);
-    while (rc == 0 && omni_intake_client_flush (self->intake) != 0) {
-        if (zsys_interrupted && !consumed) {
-            self->interrupted = consumed = true;
-            zsys_interrupted = 0;
+    const void *data;
+    size_t size;
+    int rc =
+        omni_record_encoder_end (self->encoder, &data, &size, self->detail, sizeof self->detail)
+            ? 1
+            : s_send_encoded (self, data, size);
+    //  The first signal may also come while this record is sent (its batch
+    //  waiting for room in the window) or while what is queued drains: it
+    //  is taken then, and the record sent again, queued the first time or
+    //  not (the writers keep one record per id); then the rest drains
+    while (rc <= 0) {
+        if (rc < 0 && !self->broken && s_take_signal (self, &taken))
+            rc = s_send_encoded (self, data, size);
+        else if (rc < 0 || omni_intake_client_flush (self->intake) == 0)
+            break;
+        else if (s_take_signal (self, &taken))
             log_info ("run.draining", "collector=%s run=%s unacked=%zu", self->collector, self->run,
                       omni_intake_client_unacked (self->intake));
-            continue;
-        }
-        rc = s_intake_failed (self);
+        else
+            rc = s_intake_failed (self);
     }
     if (rc == 0) {
         //  `counts` is fields of our own; the error a value the log escapes
@@ -318,9 +347,7 @@ session_end (session_t *self, const char *status, const char *error)
     }
     log_error ("run.end", "collector=%s run=%s status=%s error=\"%s\"", self->collector, self->run,
                self->interrupted ? "interrupted" : "failed",
-               rc > 0              ? self->detail
-               : self->interrupted ? "interrupted again while waiting for ingestd"
-                                   : "ingestd did not acknowledge (give_up)");
+               rc > 0 ? self->detail : "ingestd did not acknowledge (give_up)");
     return -1;
 }
 
@@ -381,6 +408,16 @@ s_test_config (void *arg, msgpack_packer *pk)
     msgpack_pack_map (pk, 1);
     omni_record_pack_str (pk, "branch");
     omni_record_pack_str (pk, "main");
+}
+
+//  What common/daemon.c's handler does on a first SIGTERM, a while later
+static void *
+s_signal_later (void *arg)
+{
+    (void) arg;
+    zclock_sleep (150);
+    zsys_interrupted = 1;
+    return NULL;
 }
 
 void
@@ -510,6 +547,33 @@ session_test (bool verbose)
     assert (session_begin (session, "src-b", "/b", NULL, NULL) == 0);
     assert (session_end (session, "ok", NULL) == -1);
     session_destroy (&session);
+
+    //  A first signal while run.end waits for room in the window (ingestd
+    //  holds the batch before it unanswered): taken, and run.end still
+    //  goes, as the signal policy drains
+    fake = testpeer_new ();
+    snprintf (endpoint, sizeof endpoint, "%s", testpeer_endpoint (fake));
+    session_config_t signal_config = {
+        "test", "host-1", {endpoint, 1, 0, 1, 1000, 10000, NULL}, PROGRESS_OFF, 1000, NULL};
+    session = session_new (&signal_config);
+    assert (session_begin (session, "src-c", "/c", NULL, NULL) == 0);
+    assert (session_flush (session) == 0); //  run.start answered: the drop is the metric's
+    testpeer_drop (fake, 1);
+    pk = session_record (session, "metric", 1);
+    msgpack_pack_map (pk, 2);
+    omni_record_pack_str (pk, "name");
+    omni_record_pack_str (pk, "n");
+    omni_record_pack_str (pk, "value");
+    msgpack_pack_int (pk, 1);
+    assert (session_send (session) == 0);
+    pthread_t signaller;
+    assert (pthread_create (&signaller, NULL, s_signal_later, NULL) == 0);
+    assert (session_end (session, "ok", NULL) == 0);
+    pthread_join (signaller, NULL);
+    assert (!zsys_interrupted && session_interrupted (session));
+    assert (testpeer_count_kind (fake, "run.end") >= 1);
+    session_destroy (&session);
+    testpeer_destroy (&fake);
 
     //  A bad endpoint is refused at once
     config.intake.endpoint = "nonsense://x";

@@ -163,23 +163,45 @@ omni_buf_detach (omni_buf_t *self)
     return data;
 }
 
-void *
-omni_array_grow_ (void *array, size_t *cap, size_t need, size_t size)
+bool
+omni_array_grow_cap (size_t *cap, size_t need)
 {
+    if (need <= *cap)
+        return false;
     size_t grown = *cap ? *cap : S_FIRST_CAP / 4;
     while (grown < need && grown <= SIZE_MAX / 2)
         grown *= 2;
-    if (grown < need || grown > SIZE_MAX / size) {
-        fprintf (stderr, "omni_array: %zu items of %zu bytes are too many\n", need, size);
-        abort ();
-    }
-    void *items = realloc (array, grown * size);
-    if (!items) {
-        fprintf (stderr, "omni_array: out of memory for %zu items of %zu bytes\n", grown, size);
+    if (grown < need) {
+        fprintf (stderr, "omni_array: %zu items are too many\n", need);
         abort ();
     }
     *cap = grown;
+    return true;
+}
+
+void *
+omni_array_resize_ (void *array, size_t count, size_t size)
+{
+    if (size && count > SIZE_MAX / size) {
+        fprintf (stderr, "omni_array: %zu items of %zu bytes are too many\n", count, size);
+        abort ();
+    }
+    void *items = realloc (array, count * size);
+    if (!items && count > 0 && size > 0) {
+        fprintf (stderr, "omni_array: out of memory for %zu items of %zu bytes\n", count, size);
+        abort ();
+    }
     return items;
+}
+
+void *
+omni_array_grow_ (void *array, size_t *cap, size_t need, size_t size)
+{
+    size_t grown = *cap;
+    omni_array_grow_cap (&grown, need);
+    array = omni_array_resize_ (array, grown, size);
+    *cap = grown;
+    return array;
 }
 
 //  ---------------------------------------------------------------------------
@@ -279,4 +301,27 @@ omni_buf_test (bool verbose)
     omni_array_reserve (items, cap, 10); //  enough already: unchanged
     assert (cap == before);
     free (items);
+
+    //  Arrays indexed alike: one capacity, each resized to it
+    int *flags = NULL;
+    char *names = NULL;
+    cap = 0;
+    assert (!omni_array_grow_cap (&cap, 0) && cap == 0);
+    assert (omni_array_grow_cap (&cap, 3) && cap >= 3);
+    omni_array_resize (flags, cap);
+    omni_array_resize (names, cap);
+    for (size_t i = 0; i < 3; i++) {
+        flags[i] = (int) i;
+        names[i] = (char) ('a' + i);
+    }
+    before = cap;
+    assert (!omni_array_grow_cap (&cap, before) && cap == before);
+    assert (omni_array_grow_cap (&cap, 1000) && cap >= 1000 && cap >= 2 * before);
+    omni_array_resize (flags, cap);
+    omni_array_resize (names, cap);
+    assert (flags[2] == 2 && names[2] == 'c');
+    flags[999] = 999; //  the room is there (ASan would say otherwise)
+    names[999] = 'z';
+    free (flags);
+    free (names);
 }

@@ -122,6 +122,20 @@ char *omni_buf_detach (omni_buf_t *self);
 //  items of `size` bytes, `*cap` updated.
 void *omni_array_grow_ (void *array, size_t *cap, size_t need, size_t size);
 
+//  Arrays indexed alike (a batch's flags, order and line ends) share one
+//  capacity: omni_array_grow_cap raises `*cap` for `need` items as
+//  omni_array_reserve would and says whether it did; each array is then
+//  omni_array_resize'd to it:
+//      if (omni_array_grow_cap (&self->cap, count)) {
+//          omni_array_resize (self->skip, self->cap);
+//          omni_array_resize (self->order, self->cap);
+//      }
+bool omni_array_grow_cap (size_t *cap, size_t need);
+//  `array` reallocated to exactly `count` items; aborts when memory is out.
+#define omni_array_resize(array, count)                                                            \
+    ((void) ((array) = omni_array_resize_ ((array), (count), sizeof *(array))))
+void *omni_array_resize_ (void *array, size_t count, size_t size);
+
 void omni_buf_test (bool verbose);
 
 #endif

@@ -1074,14 +1074,12 @@ s_store_rejects (docstore_t *self, const omni_record_t *records, char *error, si
 static void
 s_reset_batch (docstore_t *self, size_t count)
 {
-    if (count > self->capacity) {
-        self->capacity = count;
-        self->slot = realloc (self->slot, count * sizeof *self->slot);
-        self->ops = realloc (self->ops, count * sizeof *self->ops);
-        self->moved = realloc (self->moved, count * sizeof *self->moved);
-        self->newer = realloc (self->newer, count * sizeof *self->newer);
-        self->stored = realloc (self->stored, count * sizeof *self->stored);
-        assert (self->slot && self->ops && self->moved && self->newer && self->stored);
+    if (omni_array_grow_cap (&self->capacity, count)) {
+        omni_array_resize (self->slot, self->capacity);
+        omni_array_resize (self->ops, self->capacity);
+        omni_array_resize (self->moved, self->capacity);
+        omni_array_resize (self->newer, self->capacity);
+        omni_array_resize (self->stored, self->capacity);
     }
     for (size_t i = 0; i < self->nrejects; i++)
         free (self->rejects[i].error);

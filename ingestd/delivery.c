@@ -14,6 +14,7 @@
     name not configured gets RESET (or nothing), a counter, and a log line
     a minute at most (a peer decides how many come).                      */
 #include "ingestd/delivery.h"
+#include "common/buf.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "ingestd/route.h"
@@ -269,12 +270,7 @@ s_pump (delivery_t *self, s_session_t *s)
         if (!s_send (self, s->peer, s->peer_fd, &head, &fill.msg))
             return;
         s->last_sent_ms = omni_util_mono_ms ();
-        if (s->ninflight == s->inflight_cap) {
-            s->inflight_cap = s->inflight_cap ? s->inflight_cap * 2 : 16;
-            s->inflight = realloc (s->inflight, s->inflight_cap * sizeof *s->inflight);
-            assert (s->inflight);
-        }
-        s->inflight[s->ninflight++] =
+        *omni_array_push (s->inflight, s->ninflight, s->inflight_cap) =
             (s_inflight_t){fill.upto, (uint32_t) fill.records, (uint32_t) fill.bytes};
         s->inflight_records += (uint32_t) fill.records;
         s->inflight_bytes += fill.bytes;

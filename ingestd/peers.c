@@ -6,6 +6,7 @@
     choosing the idlest is a scan, done only at the limit, on a failed
     accept or by the idle timeout, never per message.                       */
 #include "ingestd/peers.h"
+#include "common/buf.h"
 #include "common/util.h"
 
 #include <assert.h>
@@ -175,22 +176,13 @@ s_accepted (peers_t *self, peers_socket_t socket, int fd, int64_t now_ms)
     if (s_find (self, fd))
         s_closed (self, fd);
     if ((size_t) fd >= self->index_size) {
-        size_t size = self->index_size ? self->index_size : 256;
-        while (size <= (size_t) fd)
-            size *= 2;
-        self->index = realloc (self->index, size * sizeof *self->index);
-        assert (self->index);
-        memset (self->index + self->index_size, 0, (size - self->index_size) * sizeof *self->index);
-        self->index_size = size;
+        size_t had = self->index_size;
+        omni_array_reserve (self->index, self->index_size, (size_t) fd + 1);
+        memset (self->index + had, 0, (self->index_size - had) * sizeof *self->index);
     }
-    if (self->npeers == self->cap) {
-        self->cap = self->cap ? self->cap * 2 : 64;
-        self->peers = realloc (self->peers, self->cap * sizeof *self->peers);
-        assert (self->peers);
-    }
-    self->peers[self->npeers] =
+    *omni_array_push (self->peers, self->npeers, self->cap) =
         (s_peer_t){fd, socket, false, false, now_ms, omni_util_mono_ms (), 0};
-    self->index[fd] = (uint32_t) ++self->npeers;
+    self->index[fd] = (uint32_t) self->npeers;
     self->live[socket]++;
     s_peer_t *added = &self->peers[self->npeers - 1];
     size_t live = self->live[PEERS_INTAKE] + self->live[PEERS_DELIVERY] + self->live[PEERS_TAP];

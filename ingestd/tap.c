@@ -5,6 +5,7 @@
     their round is committed: a subscriber never sees a record that was not
     journaled. A burst leaves that buffer large; it is not kept.          */
 #include "ingestd/tap.h"
+#include "common/buf.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "ingestd/journal.h"
@@ -39,8 +40,7 @@ struct _tap_t {
     uint32_t rejects;
     s_tapped_t *tapped; //  accepted records of the round
     size_t ntapped, tapped_cap;
-    uint8_t *buf;
-    size_t buf_size, buf_cap;
+    omni_buf_t buf; //  their kinds and bytes
     omni_metric_t *m_subscribers, *m_skipped, *m_rejects_skipped;
 };
 
@@ -80,7 +80,7 @@ tap_destroy (tap_t **self_p)
     if (!self)
         return;
     free (self->tapped);
-    free (self->buf);
+    omni_buf_release (&self->buf);
     free (self);
     *self_p = NULL;
 }
@@ -105,7 +105,7 @@ tap_round_begin (tap_t *self)
     if (!self)
         return;
     self->ntapped = 0;
-    self->buf_size = 0;
+    omni_buf_reset (&self->buf);
 }
 
 void
@@ -115,25 +115,13 @@ tap_keep (tap_t *self, const omni_record_t *record, const void *data, size_t siz
         omni_metric_add (self->m_skipped, 1);
         return;
     }
-    if (self->ntapped == self->tapped_cap) {
-        self->tapped_cap = self->tapped_cap ? self->tapped_cap * 2 : 1024;
-        self->tapped = realloc (self->tapped, self->tapped_cap * sizeof *self->tapped);
-        assert (self->tapped);
-    }
-    if (self->buf_size + record->kind.len + size > self->buf_cap) {
-        while (self->buf_size + record->kind.len + size > self->buf_cap)
-            self->buf_cap = self->buf_cap ? self->buf_cap * 2 : 1 << 20;
-        self->buf = realloc (self->buf, self->buf_cap);
-        assert (self->buf);
-    }
-    s_tapped_t *t = &self->tapped[self->ntapped++];
-    t->kind_at = self->buf_size;
+    s_tapped_t *t = omni_array_push (self->tapped, self->ntapped, self->tapped_cap);
+    t->kind_at = self->buf.size;
     t->kind_len = record->kind.len;
-    memcpy (self->buf + t->kind_at, record->kind.ptr, record->kind.len);
-    t->record_at = t->kind_at + t->kind_len;
+    omni_buf_append (&self->buf, record->kind.ptr, record->kind.len);
+    t->record_at = self->buf.size;
     t->record_len = size;
-    memcpy (self->buf + t->record_at, data, size);
-    self->buf_size = t->record_at + size;
+    omni_buf_append (&self->buf, data, size);
 }
 
 void
@@ -144,16 +132,14 @@ tap_round_end (tap_t *self, bool committed)
     void *sock = zsock_resolve (self->sock);
     for (size_t i = 0; committed && i < self->ntapped; i++) {
         const s_tapped_t *t = &self->tapped[i];
-        if (zmq_send (sock, self->buf + t->kind_at, t->kind_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0)
-            zmq_send (sock, self->buf + t->record_at, t->record_len, ZMQ_DONTWAIT);
+        if (zmq_send (sock, self->buf.data + t->kind_at, t->kind_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) >=
+            0)
+            zmq_send (sock, self->buf.data + t->record_at, t->record_len, ZMQ_DONTWAIT);
     }
     self->ntapped = 0;
-    self->buf_size = 0;
-    if (self->buf_cap > TAP_BUF_KEPT) {
-        free (self->buf);
-        self->buf = NULL;
-        self->buf_cap = 0;
-    }
+    omni_buf_reset (&self->buf);
+    if (self->buf.capacity > TAP_BUF_KEPT)
+        omni_buf_release (&self->buf);
 }
 
 //  Rejects are published at most TAP_REJECTS_PER_S a second: one message

@@ -104,8 +104,7 @@ static const s_rule_t s_rules[] = {
 struct _derive_t {
     const omni_kind_spec_t *specs[S_RULES]; //  each rule's kind, resolved once
     omni_buf_t tags;
-    char *scratch; //  a source with NUL bytes, cleaned
-    size_t scratch_size;
+    omni_buf_t scratch; //  a source with NUL bytes, cleaned
     uint64_t skipped[DERIVE_SKIP_COUNT];
 };
 
@@ -128,7 +127,7 @@ derive_destroy (derive_t **self_p)
     if (!self)
         return;
     omni_buf_release (&self->tags);
-    free (self->scratch);
+    omni_buf_release (&self->scratch);
     free (self);
     *self_p = NULL;
 }
@@ -261,8 +260,8 @@ derive_record (derive_t *self, const omni_record_t *record, derive_point_fn *emi
     const s_tag_t *tags_for = NULL; //  the tags in self->tags, reused across rules
     derive_point_t point;
     size_t source_len;
-    point.source = omni_pgcopy_text_clean (record->src.ptr, record->src.len, &self->scratch,
-                                           &self->scratch_size, &source_len);
+    point.source =
+        omni_pgcopy_text_clean (record->src.ptr, record->src.len, &self->scratch, &source_len);
     point.source_len = source_len;
     for (size_t r = 0; r < S_RULES; r++) {
         const s_rule_t *rule = &s_rules[r];

@@ -17,6 +17,7 @@
     failed, not committed, so a writer does not acknowledge what a failover
     could lose; the stores are idempotent, so doing it again is safe.       */
 #include "pg/pgconn.h"
+#include "common/buf.h"
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/util.h"
@@ -90,12 +91,9 @@ s_is_secret (const char *keyword)
 }
 
 static void
-s_display_add (char **display, size_t *len, const char *key, const char *value)
+s_display_add (omni_buf_t *display, const char *key, const char *value)
 {
-    size_t need = *len + strlen (key) + strlen (value) + 3;
-    *display = realloc (*display, need);
-    assert (*display);
-    *len += (size_t) sprintf (*display + *len, "%s%s=%s", *len ? " " : "", key, value);
+    omni_buf_printf (display, "%s%s=%s", display->size ? " " : "", key, value);
 }
 
 omni_pgconn_t *
@@ -142,8 +140,7 @@ omni_pgconn_new (const char *conninfo, char *error, size_t error_size)
 
     //  What we connect to, for logs: the explicit options, then the
     //  defaults (environment) for the address, never a password's value.
-    size_t len = 0;
-    self->display = s_strdup ("");
+    omni_buf_t display = {0};
     static const char *shown[] = {
         "host", "hostaddr", "port", "dbname", "user", "target_session_attrs", NULL};
     PQconninfoOption *defaults = PQconndefaults ();
@@ -159,12 +156,13 @@ omni_pgconn_new (const char *conninfo, char *error, size_t error_size)
         if (value && strcmp (shown[i], "target_session_attrs") == 0 && strcmp (value, "any") == 0)
             value = NULL;
         if (value)
-            s_display_add (&self->display, &len, shown[i], value);
+            s_display_add (&display, shown[i], value);
     }
     for (size_t k = 0; k < n; k++)
         if (s_is_secret (self->keywords[k]))
-            s_display_add (&self->display, &len, self->keywords[k], "***");
+            s_display_add (&display, self->keywords[k], "***");
     PQconninfoFree (defaults);
+    self->display = omni_buf_detach (&display);
 
     self->backoff_min_ms = 100;
     self->backoff_max_ms = 5000;

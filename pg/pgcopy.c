@@ -7,6 +7,7 @@
     connection lost under the COPY (pgconn closes it) stops the sending and
     the error surfaces at end, as the connection's error.                    */
 #include "pg/pgcopy.h"
+#include "common/buf.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "testsupport/pgtest.h"
@@ -27,8 +28,7 @@ struct _omni_pgcopy_t {
     omni_pgconn_t *conn; //  of the COPY in progress (or the last one)
     bool copying;
     omni_pgcopy_format_t format;
-    char *buf;
-    size_t size, capacity;
+    omni_buf_t buf; //  rows not sent yet
     int row_fields, field_index;
     uint64_t rows;
 };
@@ -47,30 +47,15 @@ omni_pgcopy_destroy (omni_pgcopy_t **self_p)
     omni_pgcopy_t *self = *self_p;
     if (!self)
         return;
-    free (self->buf);
+    omni_buf_release (&self->buf);
     free (self);
     *self_p = NULL;
 }
 
 static void
-s_reserve (omni_pgcopy_t *self, size_t extra)
-{
-    if (self->size + extra <= self->capacity)
-        return;
-    size_t capacity = self->capacity ? self->capacity : PGCOPY_CHUNK * 2;
-    while (capacity < self->size + extra)
-        capacity *= 2;
-    self->buf = realloc (self->buf, capacity);
-    assert (self->buf);
-    self->capacity = capacity;
-}
-
-static void
 s_put (omni_pgcopy_t *self, const void *data, size_t len)
 {
-    s_reserve (self, len);
-    memcpy (self->buf + self->size, data, len);
-    self->size += len;
+    omni_buf_append (&self->buf, data, len);
 }
 
 static void
@@ -86,14 +71,14 @@ s_put_be (omni_pgcopy_t *self, uint64_t value, int bytes)
 static void
 s_flush (omni_pgcopy_t *self, bool force)
 {
-    if (!self->copying || !self->size || (!force && self->size < PGCOPY_CHUNK))
+    if (!self->copying || !self->buf.size || (!force && self->buf.size < PGCOPY_CHUNK))
         return;
     //  A connection lost under the COPY is gone (its handle NULL); the
     //  error surfaces at end
     PGconn *handle = omni_pgconn_handle (self->conn);
-    if (!handle || PQputCopyData (handle, self->buf, (int) self->size) != 1)
+    if (!handle || PQputCopyData (handle, self->buf.data, (int) self->buf.size) != 1)
         self->copying = false;
-    self->size = 0;
+    omni_buf_reset (&self->buf);
 }
 
 int
@@ -119,7 +104,7 @@ omni_pgcopy_begin (omni_pgcopy_t *self, omni_pgconn_t *conn, const char *table, 
     PQclear (result);
     self->copying = true;
     self->format = format;
-    self->size = 0;
+    omni_buf_reset (&self->buf);
     self->rows = 0;
     self->row_fields = 0;
     self->field_index = 0;
@@ -180,8 +165,7 @@ omni_pgcopy_null (omni_pgcopy_t *self)
 static void
 s_put_escaped (omni_pgcopy_t *self, const char *text, size_t len)
 {
-    s_reserve (self, len * 2);
-    char *out = self->buf + self->size;
+    char *start = omni_buf_reserve (&self->buf, len * 2), *out = start;
     for (size_t i = 0; i < len; i++) {
         char c = text[i];
         switch (c) {
@@ -204,7 +188,7 @@ s_put_escaped (omni_pgcopy_t *self, const char *text, size_t len)
         default: *out++ = c;
         }
     }
-    self->size = (size_t) (out - self->buf);
+    omni_buf_advance (&self->buf, (size_t) (out - start));
 }
 
 void
@@ -279,13 +263,11 @@ omni_pgcopy_bytea (omni_pgcopy_t *self, const void *data, size_t len)
         s_put (self, data, len);
         return;
     }
-    //  \\x<hex>: the bytea hex form, its backslash escaped for COPY (and
-    //  room for omni_util_hex's NUL, written over by what follows)
-    s_reserve (self, 3 + 2 * len + 1);
-    char *out = self->buf + self->size;
+    //  \\x<hex>: the bytea hex form, its backslash escaped for COPY
+    char *out = omni_buf_reserve (&self->buf, 3 + 2 * len);
     memcpy (out, "\\\\x", 3);
     omni_util_hex (data, len, out + 3);
-    self->size += 3 + 2 * len;
+    omni_buf_advance (&self->buf, 3 + 2 * len);
 }
 
 void
@@ -370,7 +352,7 @@ omni_pgcopy_end (omni_pgcopy_t *self)
     PGconn *handle = conn ? omni_pgconn_handle (conn) : NULL;
     if (!handle) {
         self->copying = false;
-        self->size = 0;
+        omni_buf_reset (&self->buf);
         self->row_fields = 0;
         if (conn)
             omni_pgconn_fail (conn, PGCONN_TRANSIENT, "08003", "not connected");
@@ -384,7 +366,7 @@ omni_pgcopy_end (omni_pgcopy_t *self)
         s_flush (self, true);
     }
     self->copying = false;
-    self->size = 0;
+    omni_buf_reset (&self->buf);
     self->row_fields = 0;
     PQputCopyEnd (handle, sending ? NULL : "client gave up");
     omni_pgconn_status_t status = PGCONN_OK;
@@ -411,8 +393,7 @@ omni_pgcopy_rows (omni_pgcopy_t *self)
 //  NUL rule
 
 const char *
-omni_pgcopy_text_clean (const char *text, size_t len, char **scratch, size_t *scratch_size,
-                        size_t *out_len)
+omni_pgcopy_text_clean (const char *text, size_t len, omni_buf_t *scratch, size_t *out_len)
 {
     const char *nul = memchr (text, 0, len);
     *out_len = len;
@@ -421,13 +402,8 @@ omni_pgcopy_text_clean (const char *text, size_t len, char **scratch, size_t *sc
     size_t nuls = 0;
     for (size_t i = 0; i < len; i++)
         nuls += text[i] == 0;
-    size_t need = len + 2 * nuls + 1;
-    if (*scratch_size < need) {
-        *scratch = realloc (*scratch, need);
-        assert (*scratch);
-        *scratch_size = need;
-    }
-    char *out = *scratch;
+    omni_buf_reset (scratch);
+    char *start = omni_buf_reserve (scratch, len + 2 * nuls), *out = start;
     for (size_t i = 0; i < len; i++) {
         if (text[i])
             *out++ = text[i];
@@ -437,9 +413,9 @@ omni_pgcopy_text_clean (const char *text, size_t len, char **scratch, size_t *sc
             *out++ = (char) 0xBD;
         }
     }
-    *out = 0;
-    *out_len = (size_t) (out - *scratch);
-    return *scratch;
+    omni_buf_advance (scratch, (size_t) (out - start));
+    *out_len = scratch->size;
+    return scratch->data;
 }
 
 void
@@ -562,16 +538,19 @@ omni_pgcopy_test (bool verbose)
     if (!verbose)
         omni_log_init ("pgcopy-test", "error", "kv");
     //  NUL rule
-    char *scratch = NULL;
-    size_t scratch_size = 0, len;
-    const char *clean = omni_pgcopy_text_clean ("abc", 3, &scratch, &scratch_size, &len);
-    assert (len == 3 && scratch == NULL && memcmp (clean, "abc", 3) == 0);
-    clean = omni_pgcopy_text_clean ("a\0b\0", 4, &scratch, &scratch_size, &len);
+    omni_buf_t scratch = {0};
+    size_t len;
+    const char *clean = omni_pgcopy_text_clean ("abc", 3, &scratch, &len);
+    assert (len == 3 && scratch.data == NULL && memcmp (clean, "abc", 3) == 0);
+    clean = omni_pgcopy_text_clean ("a\0b\0", 4, &scratch, &len);
     assert (len == 8 && memcmp (clean,
                                 "a\xef\xbf\xbd"
                                 "b\xef\xbf\xbd",
                                 8) == 0);
-    free (scratch);
+    //  Again, shorter: the scratch is reused from its start
+    clean = omni_pgcopy_text_clean ("\0", 1, &scratch, &len);
+    assert (len == 3 && clean == scratch.data && memcmp (clean, "\xef\xbf\xbd", 4) == 0);
+    omni_buf_release (&scratch);
     char json[] = "{\"a\\u0000\":\"\\\\u0000\",\"b\":\"x\\u0000\"}";
     omni_pgcopy_json_clean (json, strlen (json));
     assert (strcmp (json, "{\"a\\ufffd\":\"\\\\u0000\",\"b\":\"x\\ufffd\"}") == 0);

@@ -14,6 +14,7 @@
 #ifndef OMNI_PGCOPY_H
 #define OMNI_PGCOPY_H
 
+#include "common/buf.h"
 #include "pg/pgconn.h"
 
 #include <stdbool.h>
@@ -58,9 +59,10 @@ uint64_t omni_pgcopy_rows (omni_pgcopy_t *self);
 //  PostgreSQL text cannot hold U+0000. The rule OmniAudit applies: every NUL
 //  byte becomes U+FFFD (EF BF BD), so the loss is visible. Returns `text`
 //  itself when it has no NUL (nothing copied), else a cleaned copy in
-//  `*scratch` (grown as needed, caller frees) with its length in `*out_len`.
-const char *omni_pgcopy_text_clean (const char *text, size_t len, char **scratch,
-                                    size_t *scratch_size, size_t *out_len);
+//  `scratch` (its content replaced; reused across calls, the caller
+//  releases it) with its length in `*out_len`.
+const char *omni_pgcopy_text_clean (const char *text, size_t len, omni_buf_t *scratch,
+                                    size_t *out_len);
 //  The same rule for JSON text: each \u0000 escape becomes \ufffd (jsonb
 //  refuses \u0000). Edits `json` in place.
 void omni_pgcopy_json_clean (char *json, size_t len);

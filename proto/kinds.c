@@ -162,74 +162,77 @@ static const omni_field_spec_t s_analysis_summary[] = {
 static const omni_field_spec_t s_any[] = {{NULL}};
 
 static const omni_kind_spec_t s_kinds[] = {
-    {"run.start",
-     "runs",
-     ALL_BUT_METRICS,
-     false,
-     {"@ts", "collector"},
-     s_run_start,
-     "a collection run began"},
-    {"run.end",
-     "runs",
-     ALL_BUT_METRICS,
-     false,
-     {"@ts", "collector"},
-     s_run_end,
-     "a collection run ended"},
-    {"git.commit", "git_commits", WRITER_ALL, false, {"sha"}, s_git_commit, "one commit"},
-    {"git.branch",
-     "git_branches",
-     ALL_BUT_METRICS,
-     true,
-     {"name"},
-     s_git_branch,
-     "a branch and where it points now"},
-    {"git.tag", "git_tags", ALL_BUT_METRICS, true, {"name"}, s_git_tag, "a tag"},
+    [KIND_RUN_START] = {"run.start",
+                        "runs",
+                        ALL_BUT_METRICS,
+                        false,
+                        {"@ts", "collector"},
+                        s_run_start,
+                        "a collection run began"},
+    [KIND_RUN_END] = {"run.end",
+                      "runs",
+                      ALL_BUT_METRICS,
+                      false,
+                      {"@ts", "collector"},
+                      s_run_end,
+                      "a collection run ended"},
+    [KIND_GIT_COMMIT] =
+        {"git.commit", "git_commits", WRITER_ALL, false, {"sha"}, s_git_commit, "one commit"},
+    [KIND_GIT_BRANCH] = {"git.branch",
+                         "git_branches",
+                         ALL_BUT_METRICS,
+                         true,
+                         {"name"},
+                         s_git_branch,
+                         "a branch and where it points now"},
+    [KIND_GIT_TAG] = {"git.tag", "git_tags", ALL_BUT_METRICS, true, {"name"}, s_git_tag, "a tag"},
     //  Keyed on the time too: a commit restored then dropped again is a new fact
-    {"git.unreachable",
-     "git_unreachable",
-     WRITER_ARCHIVE | WRITER_RELATIONAL,
-     false,
-     {"sha", "@ts"},
-     s_git_unreachable,
-     "a commit sent earlier is no longer reachable from the refs (amended, rebased away)"},
-    {"ci.build",
-     "ci_builds",
-     WRITER_ALL,
-     true,
-     {"pipeline", "build_id"},
-     s_ci_build,
-     "one CI build or pipeline run"},
-    {"ci.test",
-     "ci_tests",
-     WRITER_ALL,
-     false,
-     {"build_id", "suite", "class", "name", "?occurrence"},
-     s_ci_test,
-     "one test case result"},
-    {"code.stats",
-     "code_stats",
-     ALL_BUT_METRICS,
-     false,
-     {"rev", "language", "path"},
-     s_code_stats,
-     "line counts per language (or per file) at a revision"},
+    [KIND_GIT_UNREACHABLE] =
+        {"git.unreachable",
+         "git_unreachable",
+         WRITER_ARCHIVE | WRITER_RELATIONAL,
+         false,
+         {"sha", "@ts"},
+         s_git_unreachable,
+         "a commit sent earlier is no longer reachable from the refs (amended, rebased away)"},
+    [KIND_CI_BUILD] = {"ci.build",
+                       "ci_builds",
+                       WRITER_ALL,
+                       true,
+                       {"pipeline", "build_id"},
+                       s_ci_build,
+                       "one CI build or pipeline run"},
+    [KIND_CI_TEST] = {"ci.test",
+                      "ci_tests",
+                      WRITER_ALL,
+                      false,
+                      {"build_id", "suite", "class", "name", "?occurrence"},
+                      s_ci_test,
+                      "one test case result"},
+    [KIND_CODE_STATS] = {"code.stats",
+                         "code_stats",
+                         ALL_BUT_METRICS,
+                         false,
+                         {"rev", "language", "path"},
+                         s_code_stats,
+                         "line counts per language (or per file) at a revision"},
     //  One source's figures in one report (omni-report --intake); a later
     //  report of the same day and period replaces it
-    {"analysis.summary",
-     "analysis_summaries",
-     ALL_BUT_METRICS,
-     true,
-     {"day", "since", "until"},
-     s_analysis_summary,
-     "the headline figures of a report, per source (omni-report --intake)"},
-    {"metric",
-     "metrics",
-     WRITER_ARCHIVE | WRITER_DOCUMENT | WRITER_METRICS,
-     false,
-     {"name", "@ts", "@tags"},
-     s_metric,
-     "one point of a time series"},
+    [KIND_ANALYSIS_SUMMARY] =
+        {"analysis.summary",
+         "analysis_summaries",
+         ALL_BUT_METRICS,
+         true,
+         {"day", "since", "until"},
+         s_analysis_summary,
+         "the headline figures of a report, per source (omni-report --intake)"},
+    [KIND_METRIC] = {"metric",
+                     "metrics",
+                     WRITER_ARCHIVE | WRITER_DOCUMENT | WRITER_METRICS,
+                     false,
+                     {"name", "@ts", "@tags"},
+                     s_metric,
+                     "one point of a time series"},
 };
 
 static const omni_kind_spec_t s_custom = {
@@ -242,6 +245,14 @@ static const omni_kind_spec_t s_custom = {
     "user-declared kind (collectord exec), keyed on its body"};
 
 #define KIND_COUNT (sizeof s_kinds / sizeof s_kinds[0])
+_Static_assert(KIND_COUNT == KIND_CUSTOM, "a spec for every declared omni_kind_id_t");
+
+omni_kind_id_t
+omni_kinds_id (const omni_kind_spec_t *spec)
+{
+    assert (spec == &s_custom || (spec >= s_kinds && spec < s_kinds + KIND_COUNT));
+    return spec == &s_custom ? KIND_CUSTOM : (omni_kind_id_t) (spec - s_kinds);
+}
 
 const omni_kind_spec_t *
 omni_kinds_lookup (const char *name, size_t len)
@@ -370,6 +381,14 @@ omni_kinds_test (bool verbose)
         }
     }
     assert (n == KIND_COUNT);
+    //  Every number has its spec (no gap in the table), found by its name
+    for (size_t id = 0; id < KIND_COUNT; id++) {
+        const omni_kind_spec_t *k = omni_kinds_at (id);
+        assert (k->name && k->fields && omni_kinds_id (k) == (omni_kind_id_t) id);
+        assert (omni_kinds_lookup (k->name, strlen (k->name)) == k);
+    }
+    assert (omni_kinds_id (omni_kinds_lookup ("run.end", 7)) == KIND_RUN_END);
+    assert (omni_kinds_id (omni_kinds_lookup ("x.deploy", 8)) == KIND_CUSTOM);
     //  git.commit is keyed on sha, its first field; ci.test on four and an optional fifth
     spec = omni_kinds_lookup ("git.commit", 10);
     assert (omni_kinds_key_mask (spec) == 1);

@@ -61,6 +61,32 @@ typedef struct {
     const char *doc;
 } omni_kind_spec_t;
 
+//  The kinds by number, in the table's order, for the processes that keep
+//  something of their own per kind (relationald: the table each goes to).
+//  Such a process switches over these without a default, so that a kind
+//  added here is one the compiler asks each of them to place, rather than
+//  a name of theirs that no longer matches, or a kind they miss unseen.
+//  The table says what a kind is and where it is routed; what a writer
+//  does with it (its SQL, its collections) stays with the writer.
+typedef enum {
+    KIND_RUN_START,
+    KIND_RUN_END,
+    KIND_GIT_COMMIT,
+    KIND_GIT_BRANCH,
+    KIND_GIT_TAG,
+    KIND_GIT_UNREACHABLE,
+    KIND_CI_BUILD,
+    KIND_CI_TEST,
+    KIND_CODE_STATS,
+    KIND_ANALYSIS_SUMMARY,
+    KIND_METRIC,
+    KIND_CUSTOM //  every "x.*" kind (omni_kinds_custom); the declared ones come before
+} omni_kind_id_t;
+
+//  The number of a kind's spec (from omni_kinds_lookup, omni_kinds_at or
+//  omni_kinds_custom).
+omni_kind_id_t omni_kinds_id (const omni_kind_spec_t *spec);
+
 //  The spec of a kind, or NULL. Kinds named "x.<anything>" are custom kinds
 //  (collectord exec): any body, keyed on the whole body, to archive and
 //  document writers; they share one spec returned for all of them.
@@ -74,7 +100,8 @@ uint64_t omni_kinds_key_mask (const omni_kind_spec_t *spec);
 //  nothing to the id) names "field".
 const char *omni_kinds_key_field (const char *part);
 
-//  Iterates the declared kinds (not the custom one): index 0.. until NULL.
+//  Iterates the declared kinds (not the custom one): index 0.. until NULL;
+//  the index is the kind's omni_kind_id_t.
 const omni_kind_spec_t *omni_kinds_at (size_t index);
 
 //  The custom-kinds spec.

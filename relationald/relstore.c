@@ -157,40 +157,35 @@ static const struct {
     {T_CODE, relsql_conflicts_code},
 };
 
-//  The kinds relationald stores; others (metric, x.*) are not routed here
-//  and are skipped if they come.
-typedef enum {
-    K_NONE,
-    K_RUN_START,
-    K_RUN_END,
-    K_COMMIT,
-    K_BRANCH,
-    K_TAG,
-    K_BUILD,
-    K_TEST,
-    K_CODE,
-    K_UNREACH,
-    K_ANALYSIS
-} s_kind_t;
+//  The table each kind's rows go to. Which kinds come here is the kinds
+//  table's to say (proto/kinds.c, WRITER_RELATIONAL); where they go and
+//  how (the SQL) is relationald's alone, so the two are joined here, by the
+//  table's kind numbers: proto knows nothing of tables. The switch has no
+//  default: a kind added to proto does not compile here until it is placed
+//  (or said to have no table), and the self-test checks that the kinds
+//  placed are the kinds routed here. Kinds with no table (metric, x.*) are
+//  not routed here and are skipped if they come.
+#define T_NONE T_COUNT
 
-static const struct {
-    const char *name;
-    s_kind_t kind;
-    s_table_t table;
-} s_kinds[] = {
-    {"run.start", K_RUN_START, T_RUNS},
-    {"run.end", K_RUN_END, T_RUNS},
-    {"git.commit", K_COMMIT, T_COMMITS},
-    {"git.branch", K_BRANCH, T_BRANCHES},
-    {"git.tag", K_TAG, T_TAGS},
-    {"ci.build", K_BUILD, T_BUILDS},
-    {"ci.test", K_TEST, T_TESTS},
-    {"code.stats", K_CODE, T_CODE},
-    {"git.unreachable", K_UNREACH, T_UNREACH},
-    {"analysis.summary", K_ANALYSIS, T_ANALYSIS},
-};
-
-#define S_KINDS (sizeof s_kinds / sizeof s_kinds[0])
+static s_table_t
+s_table_of (omni_kind_id_t kind)
+{
+    switch (kind) {
+    case KIND_RUN_START:
+    case KIND_RUN_END: return T_RUNS; //  one row a run, is_end telling the two apart
+    case KIND_GIT_COMMIT: return T_COMMITS;
+    case KIND_GIT_BRANCH: return T_BRANCHES;
+    case KIND_GIT_TAG: return T_TAGS;
+    case KIND_GIT_UNREACHABLE: return T_UNREACH; //  marks stored commits (upd_unreachable)
+    case KIND_CI_BUILD: return T_BUILDS;
+    case KIND_CI_TEST: return T_TESTS;
+    case KIND_CODE_STATS: return T_CODE;
+    case KIND_ANALYSIS_SUMMARY: return T_ANALYSIS;
+    case KIND_METRIC:
+    case KIND_CUSTOM: break;
+    }
+    return T_NONE;
+}
 
 typedef struct {
     size_t index;
@@ -213,13 +208,12 @@ typedef struct {
 struct _relstore_t {
     omni_pgconn_t *conn;
     omni_pgcopy_t *copy; //  COPY on conn
-    const omni_kind_spec_t *specs[S_KINDS];
 
     //  The batch in hand
     const omni_record_t *records;
     size_t count;
-    s_kind_t *kinds;
-    size_t kinds_cap;
+    s_table_t *tables; //  of each record's row; T_NONE: not stored (another kind, refused)
+    size_t tables_cap;
     size_t rows[T_COUNT];
     s_reject_t *rejects;
     size_t nrejects, rejects_cap;
@@ -228,8 +222,7 @@ struct _relstore_t {
     size_t nconflicts;
 
     //  Scratch space reused across batches
-    char *scratch;
-    size_t scratch_size;
+    omni_buf_t scratch;
     omni_buf_t json;
     const char **items;
     size_t *lens;
@@ -291,10 +284,6 @@ relstore_new (const char *dsn, omni_metrics_t *metrics, char *error, size_t erro
     //  reconnect backoff here keeps the two from adding up after an outage.
     omni_pgconn_set_backoff (conn, 100, 1000);
     omni_pgconn_set_metrics (conn, metrics);
-    for (size_t k = 0; k < S_KINDS; k++) {
-        self->specs[k] = omni_kinds_lookup (s_kinds[k].name, strlen (s_kinds[k].name));
-        assert (self->specs[k]);
-    }
     if (metrics) {
         self->m_rejected =
             omni_metrics_counter (metrics, "records_rejected_total",
@@ -324,8 +313,8 @@ relstore_destroy (relstore_t **self_p)
     for (size_t i = 0; i < self->nrejects; i++)
         free (self->rejects[i].error);
     free (self->rejects);
-    free (self->kinds);
-    free (self->scratch);
+    free (self->tables);
+    omni_buf_release (&self->scratch);
     free (self->items);
     free (self->lens);
     for (size_t i = 0; i < self->nsources; i++)
@@ -380,34 +369,11 @@ relstore_healthy (void *self_, char *text, size_t size)
 static void
 s_reject (relstore_t *self, size_t index, const char *sqlstate, const char *error)
 {
-    if (self->nrejects == self->rejects_cap) {
-        self->rejects_cap = self->rejects_cap ? self->rejects_cap * 2 : 16;
-        self->rejects = realloc (self->rejects, self->rejects_cap * sizeof *self->rejects);
-        assert (self->rejects);
-    }
-    s_reject_t *reject = &self->rejects[self->nrejects++];
+    s_reject_t *reject = omni_array_push (self->rejects, self->nrejects, self->rejects_cap);
     reject->index = index;
     reject->error = strdup (error);
     assert (reject->error);
     snprintf (reject->sqlstate, sizeof reject->sqlstate, "%s", sqlstate ? sqlstate : "");
-}
-
-static s_kind_t
-s_kind_of (relstore_t *self, const omni_record_t *record)
-{
-    for (size_t k = 0; k < S_KINDS; k++)
-        if (record->spec == self->specs[k])
-            return s_kinds[k].kind;
-    return K_NONE;
-}
-
-static s_table_t
-s_table_of (s_kind_t kind)
-{
-    for (size_t k = 0; k < S_KINDS; k++)
-        if (s_kinds[k].kind == kind)
-            return s_kinds[k].table;
-    return T_COUNT;
 }
 
 //  Sorts the batch by kind and counts the staged rows per table.
@@ -421,26 +387,22 @@ s_prepare (relstore_t *self, const omni_record_t *records, size_t count)
     self->nrejects = 0;
     self->isolated = false;
     memset (self->rows, 0, sizeof self->rows);
-    if (count > self->kinds_cap) {
-        self->kinds_cap = count * 2;
-        self->kinds = realloc (self->kinds, self->kinds_cap * sizeof *self->kinds);
-        assert (self->kinds);
-    }
+    omni_array_reserve (self->tables, self->tables_cap, count);
     size_t ignored = 0;
     for (size_t i = 0; i < count; i++) {
         const omni_record_t *record = &records[i];
         //  The element types of parents and files are the kinds table's,
         //  checked by ingestd (omni_record_check): nothing to check here
-        s_kind_t kind = s_kind_of (self, record);
-        if (kind == K_NONE)
+        s_table_t table = record->spec ? s_table_of (omni_kinds_id (record->spec)) : T_NONE;
+        self->tables[i] = table;
+        if (table == T_NONE) {
             ignored++;
-        self->kinds[i] = kind;
-        if (kind == K_NONE)
             continue;
+        }
         self->rows[T_SOURCES]++;
-        self->rows[s_table_of (kind)]++;
+        self->rows[table]++;
         const msgpack_object *files =
-            kind == K_COMMIT ? omni_record_field (record->body, "files") : NULL;
+            table == T_COMMITS ? omni_record_field (record->body, "files") : NULL;
         if (files && files->type == MSGPACK_OBJECT_ARRAY)
             self->rows[T_FILES] += files->via.array.size;
     }
@@ -455,8 +417,7 @@ static void
 s_text (relstore_t *self, const char *text, size_t len)
 {
     size_t clean_len;
-    const char *clean =
-        omni_pgcopy_text_clean (text, len, &self->scratch, &self->scratch_size, &clean_len);
+    const char *clean = omni_pgcopy_text_clean (text, len, &self->scratch, &clean_len);
     omni_pgcopy_text (self->copy, clean, clean_len);
 }
 
@@ -553,11 +514,9 @@ s_stage_commit (relstore_t *self, size_t index)
     s_field_str (self, body, "sha");
     const msgpack_object *parents = omni_record_field (body, "parents");
     size_t n = parents->via.array.size;
-    if (n > self->items_cap) {
-        self->items_cap = n * 2;
-        self->items = realloc (self->items, self->items_cap * sizeof *self->items);
-        self->lens = realloc (self->lens, self->items_cap * sizeof *self->lens);
-        assert (self->items && self->lens);
+    if (omni_array_grow_cap (&self->items_cap, n)) {
+        omni_array_resize (self->items, self->items_cap);
+        omni_array_resize (self->lens, self->items_cap);
     }
     for (size_t i = 0; i < n; i++) {
         //  Shas are hex, but the rule holds for any text
@@ -631,7 +590,6 @@ s_stage_record (relstore_t *self, s_table_t table, size_t index)
 {
     const omni_record_t *record = &self->records[index];
     const msgpack_object *body = record->body;
-    s_kind_t kind = self->kinds[index];
     switch (table) {
     case T_SOURCES:
         omni_pgcopy_row (self->copy, s_stage[T_SOURCES].columns);
@@ -641,7 +599,7 @@ s_stage_record (relstore_t *self, s_table_t table, size_t index)
     case T_RUNS:
         s_head (self, T_RUNS, index);
         s_str (self, record->col);
-        omni_pgcopy_bool (self->copy, kind == K_RUN_END);
+        omni_pgcopy_bool (self->copy, omni_kinds_id (record->spec) == KIND_RUN_END);
         s_field_str (self, body, "collector");
         s_field_str (self, body, "source");
         s_field_str (self, body, "status");
@@ -738,15 +696,15 @@ s_stage_record (relstore_t *self, s_table_t table, size_t index)
 }
 
 static bool
-s_in_table (s_kind_t kind, s_table_t table)
+s_in_table (s_table_t row_table, s_table_t table)
 {
-    if (kind == K_NONE)
+    if (row_table == T_NONE)
         return false;
     if (table == T_SOURCES)
         return true;
     if (table == T_FILES)
-        return kind == K_COMMIT;
-    return s_table_of (kind) == table;
+        return row_table == T_COMMITS;
+    return row_table == table;
 }
 
 //  Copies the records lo..hi into the staging tables.
@@ -759,7 +717,7 @@ s_stage_range (relstore_t *self, size_t lo, size_t hi)
         if (omni_pgcopy_begin (self->copy, self->conn, s_stage[t].name, NULL, PGCOPY_BINARY))
             return omni_pgconn_last_status (self->conn);
         for (size_t i = lo; i <= hi; i++)
-            if (s_in_table (self->kinds[i], (s_table_t) t))
+            if (s_in_table (self->tables[i], (s_table_t) t))
                 s_stage_record (self, (s_table_t) t, i);
         omni_pgconn_status_t status = omni_pgcopy_end (self->copy);
         if (status != PGCONN_OK)
@@ -781,7 +739,7 @@ s_direct_wanted (relstore_t *self)
     if (self->count == 0 || self->nrejects)
         return false;
     for (size_t i = 0; i < self->count; i++)
-        if (self->kinds[i] != K_TEST)
+        if (self->tables[i] != T_TESTS)
             return false;
     return true;
 }
@@ -803,8 +761,7 @@ s_source_id (relstore_t *self, omni_record_str_t src)
             return self->sources[i].id;
         }
     size_t clean_len;
-    const char *clean =
-        omni_pgcopy_text_clean (src.ptr, src.len, &self->scratch, &self->scratch_size, &clean_len);
+    const char *clean = omni_pgcopy_text_clean (src.ptr, src.len, &self->scratch, &clean_len);
     char *name = strndup (clean, clean_len);
     assert (name);
     const char *params[] = {name};
@@ -930,12 +887,7 @@ s_direct_tx (omni_pgconn_t *conn, void *arg)
 static omni_pgconn_status_t
 s_direct (relstore_t *self)
 {
-    if (self->source_ids_cap < self->count) {
-        self->source_ids_cap = self->count * 2;
-        self->source_ids =
-            realloc (self->source_ids, self->source_ids_cap * sizeof *self->source_ids);
-        assert (self->source_ids);
-    }
+    omni_array_reserve (self->source_ids, self->source_ids_cap, self->count);
     for (size_t i = 0; i < self->count; i++)
         if ((self->source_ids[i] = s_source_id (self, self->records[i].src)) == 0)
             return omni_pgconn_last_status (self->conn) == PGCONN_OK
@@ -988,7 +940,7 @@ static bool
 s_any_staged (relstore_t *self, size_t lo, size_t hi)
 {
     for (size_t i = lo; i <= hi; i++)
-        if (self->kinds[i] != K_NONE)
+        if (self->tables[i] != T_NONE)
             return true;
     return false;
 }
@@ -1017,7 +969,7 @@ s_bisect (relstore_t *self, size_t lo, size_t hi)
     self->isolated = true;
     if (lo == hi) {
         s_reject (self, lo, sqlstate, error);
-        self->kinds[lo] = K_NONE;
+        self->tables[lo] = T_NONE;
         return PGCONN_OK;
     }
     size_t mid = lo + (hi - lo) / 2;
@@ -1036,8 +988,8 @@ s_store_rejects (relstore_t *self)
         omni_pgcopy_json_clean (self->json.data, self->json.size);
         char *kind = omni_record_str_dup (record->kind);
         size_t src_len;
-        const char *src = omni_pgcopy_text_clean (record->src.ptr, record->src.len, &self->scratch,
-                                                  &self->scratch_size, &src_len);
+        const char *src =
+            omni_pgcopy_text_clean (record->src.ptr, record->src.len, &self->scratch, &src_len);
         char *source = malloc (src_len + 1);
         assert (source);
         memcpy (source, src, src_len);
@@ -1084,7 +1036,7 @@ s_find_conflicts (relstore_t *self)
             return omni_pgconn_last_status (self->conn);
         for (int row = 0; row < PQntuples (result); row++) {
             long ord = strtol (PQgetvalue (result, row, 0), NULL, 10);
-            if (ord < 0 || (size_t) ord >= self->count || self->kinds[ord] == K_NONE)
+            if (ord < 0 || (size_t) ord >= self->count || self->tables[ord] == T_NONE)
                 continue; //  refused by PostgreSQL: in rejected_records
             self->nconflicts++;
             if (self->conflicts)
@@ -1112,7 +1064,7 @@ s_transaction (omni_pgconn_t *conn, void *arg)
             status = s_bisect (self, 0, self->count - 1);
     } else
         for (size_t i = 0; i < self->count && status == PGCONN_OK; i++) {
-            if (self->kinds[i] == K_NONE)
+            if (self->tables[i] == T_NONE)
                 continue;
             status = omni_pgconn_exec (self->conn, "SAVEPOINT one");
             if (status != PGCONN_OK)
@@ -1123,7 +1075,7 @@ s_transaction (omni_pgconn_t *conn, void *arg)
             if (status == PGCONN_CONTENT) {
                 s_reject (self, i, omni_pgconn_sqlstate (self->conn),
                           omni_pgconn_error_detail (self->conn));
-                self->kinds[i] = K_NONE;
+                self->tables[i] = T_NONE;
                 status = omni_pgconn_exec (self->conn, "ROLLBACK TO SAVEPOINT one");
             } else if (status == PGCONN_OK)
                 status = omni_pgconn_exec (self->conn, "RELEASE SAVEPOINT one");
@@ -1254,11 +1206,9 @@ s_end (s_batch_t *b)
     if (rc)
         fprintf (stderr, "encoder: %s\n", detail);
     assert (rc == 0);
-    if (b->count == b->capacity) {
-        b->capacity = b->capacity ? b->capacity * 2 : 64;
-        b->records = realloc (b->records, b->capacity * sizeof *b->records);
-        b->data = realloc (b->data, b->capacity * sizeof *b->data);
-        assert (b->records && b->data);
+    if (omni_array_grow_cap (&b->capacity, b->count + 1)) {
+        omni_array_resize (b->records, b->capacity);
+        omni_array_resize (b->data, b->capacity);
     }
     b->data[b->count] = malloc (size);
     assert (b->data[b->count]);
@@ -1704,17 +1654,16 @@ s_test_hostile (relstore_t *store, omni_pgconn_t *pg)
                                           "JOIN sources s ON s.id = c.source_id WHERE sha = $1",
                                           1, params);
     assert (result && PQntuples (result) == 1);
-    char *expected = NULL;
-    size_t expected_size = 0, expected_len;
-    const char *clean =
-        omni_pgcopy_text_clean (message, big, &expected, &expected_size, &expected_len);
+    omni_buf_t expected = {0};
+    size_t expected_len;
+    const char *clean = omni_pgcopy_text_clean (message, big, &expected, &expected_len);
     assert (expected_len == big + 2 * (big / 128));
     assert ((size_t) PQgetlength (result, 0, 0) == expected_len);
     assert (memcmp (PQgetvalue (result, 0, 0), clean, expected_len) == 0);
     assert (strcmp (PQgetvalue (result, 0, 1), name) == 0);
     assert (strcmp (PQgetvalue (result, 0, 2), src) == 0);
     PQclear (result);
-    free (expected);
+    omni_buf_release (&expected);
     pgtest_expect (pg, "SELECT name FROM branches WHERE name LIKE 'feature/%'",
                    "feature/'; DELETE FROM branches; --");
 
@@ -1879,6 +1828,13 @@ relstore_test (bool verbose)
 {
     if (!verbose)
         omni_log_init ("relstore-test", "error", "kv");
+    //  The kinds with a table here are the kinds the kinds table routes here
+    for (size_t id = 0; omni_kinds_at (id); id++) {
+        bool routed = (omni_kinds_at (id)->writers & WRITER_RELATIONAL) != 0;
+        assert (routed == (s_table_of ((omni_kind_id_t) id) != T_NONE));
+    }
+    assert (!(omni_kinds_custom ()->writers & WRITER_RELATIONAL));
+    assert (s_table_of (KIND_CUSTOM) == T_NONE);
     char error[256];
     assert (relstore_new ("port='unterminated", NULL, error, sizeof error) == NULL);
     char *dsn = pgtest_db_new ("relstore");

@@ -14,7 +14,7 @@
 struct _model_t {
     char *project, *pattern, *since, *until;
     char generated[32];
-    size_t nsections;
+    size_t nsections, sections_cap;
     model_section_t **sections;
 };
 
@@ -26,17 +26,6 @@ s_dup (const char *text)
     char *copy = strdup (text);
     assert (copy);
     return copy;
-}
-
-//  Appends one pointer to a growing array of pointers.
-static void *
-s_push (void *array, size_t *count, size_t item_size)
-{
-    char *grown = realloc (array, (*count + 1) * item_size);
-    assert (grown);
-    memset (grown + *count * item_size, 0, item_size);
-    (*count)++;
-    return grown;
 }
 
 model_t *
@@ -157,8 +146,7 @@ model_section_add (model_t *self, const char *id, const char *title)
     assert (section);
     section->id = s_dup (id);
     section->title = s_dup (title);
-    self->sections = s_push (self->sections, &self->nsections, sizeof *self->sections);
-    self->sections[self->nsections - 1] = section;
+    *omni_array_push (self->sections, self->nsections, self->sections_cap) = section;
     return section;
 }
 
@@ -185,8 +173,8 @@ void
 model_figure_add (model_section_t *section, const char *id, const char *title, model_type_t type,
                   const char *value)
 {
-    section->figures = s_push (section->figures, &section->nfigures, sizeof *section->figures);
-    model_figure_t *figure = &section->figures[section->nfigures - 1];
+    model_figure_t *figure =
+        omni_array_push (section->figures, section->nfigures, section->figures_cap);
     figure->id = s_dup (id);
     figure->title = s_dup (title);
     figure->type = type;
@@ -209,8 +197,7 @@ model_table_add (model_section_t *section, const char *id, const char *title)
     assert (table);
     table->id = s_dup (id);
     table->title = s_dup (title);
-    section->tables = s_push (section->tables, &section->ntables, sizeof *section->tables);
-    section->tables[section->ntables - 1] = table;
+    *omni_array_push (section->tables, section->ntables, section->tables_cap) = table;
     return table;
 }
 
@@ -227,8 +214,8 @@ void
 model_column_add (model_table_t *table, const char *id, const char *title, model_type_t type)
 {
     assert (table->nrows == 0); //  columns come first
-    table->cols = s_push (table->cols, &table->ncols, sizeof *table->cols);
-    table->cols[table->ncols - 1] = (model_column_t){s_dup (id), s_dup (title), type};
+    *omni_array_push (table->cols, table->ncols, table->cols_cap) =
+        (model_column_t){s_dup (id), s_dup (title), type};
 }
 
 int
@@ -277,8 +264,7 @@ model_chart_add (model_section_t *section, const char *id, const char *title,
     assert (chart->values);
     for (size_t i = 0; i < n; i++)
         chart->values[i] = s_dup (values[i]);
-    section->charts = s_push (section->charts, &section->ncharts, sizeof *section->charts);
-    section->charts[section->ncharts - 1] = chart;
+    *omni_array_push (section->charts, section->ncharts, section->charts_cap) = chart;
     return chart;
 }
 

@@ -36,6 +36,7 @@ typedef struct {
     char *id;
     char *title;
     size_t ncols, nrows, cap; //  cap: cells allocated
+    size_t cols_cap;
     model_column_t *cols;
     char **cells; //  nrows * ncols, NULL = SQL NULL
 } model_table_t;
@@ -62,6 +63,7 @@ typedef struct {
     char *title;
     char *empty; //  why there is nothing to show, or NULL
     size_t nfigures, ntables, ncharts;
+    size_t figures_cap, tables_cap, charts_cap;
     model_figure_t *figures;
     model_table_t **tables;
     model_chart_t **charts;
