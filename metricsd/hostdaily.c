@@ -361,6 +361,16 @@ hostdaily_refresh (hostdaily_t *self, omni_pgconn_t *conn, bool force, int64_t b
     "SELECT string_agg (concat_ws (' ', source, day, samples, cpu, mem, load), ',' "               \
     "ORDER BY source, day) FROM host_daily"
 
+//  A session on the test's database
+static omni_pgconn_t *
+s_test_conn (const char *dsn)
+{
+    char error[256];
+    omni_pgconn_t *conn = omni_pgconn_new (dsn, error, sizeof error);
+    assert (conn && omni_pgconn_ensure (conn) == 0);
+    return conn;
+}
+
 //  A refresh on its own connection (a thread: it waits for a lock)
 typedef struct {
     hostdaily_t *self;
@@ -406,11 +416,8 @@ s_test_wait_refresh (omni_pgconn_t *watch, s_test_refresh_t *r)
 static void
 s_test_race (const char *dsn)
 {
-    char error[256];
-    omni_pgconn_t *batch = omni_pgconn_new (dsn, error, sizeof error);
-    omni_pgconn_t *other = omni_pgconn_new (dsn, error, sizeof error);
-    assert (batch && omni_pgconn_ensure (batch) == 0);
-    assert (other && omni_pgconn_ensure (other) == 0);
+    omni_pgconn_t *batch = s_test_conn (dsn);
+    omni_pgconn_t *other = s_test_conn (dsn);
     //  A pending closed day, whose old mark the refresh will read
     assert (omni_pgconn_exec (other, "SELECT metricsd_host_daily_mark (ARRAY['a'], "
                                      "ARRAY['2024-01-03'::date])") == PGCONN_OK);
@@ -424,8 +431,7 @@ s_test_race (const char *dsn)
     pthread_t thread;
     assert (pthread_create (&thread, NULL, s_test_refresh, &r) == 0);
     //  The refresh waits for the batch's mark (its readiness: a lock wait)
-    omni_pgconn_t *watch = omni_pgconn_new (dsn, error, sizeof error);
-    assert (watch && omni_pgconn_ensure (watch) == 0);
+    omni_pgconn_t *watch = s_test_conn (dsn);
     s_test_wait_refresh (watch, &r);
     assert (omni_pgconn_exec (batch, "COMMIT") == PGCONN_OK);
     pthread_join (thread, NULL);
@@ -467,13 +473,9 @@ s_test_open_batch (hostdaily_t *self, omni_pgconn_t *conn, const char *time, int
 static void
 s_test_skipped (hostdaily_t *self, const char *dsn)
 {
-    char error[256];
-    omni_pgconn_t *batch = omni_pgconn_new (dsn, error, sizeof error);
-    omni_pgconn_t *other = omni_pgconn_new (dsn, error, sizeof error);
-    omni_pgconn_t *watch = omni_pgconn_new (dsn, error, sizeof error);
-    assert (batch && omni_pgconn_ensure (batch) == 0);
-    assert (other && omni_pgconn_ensure (other) == 0);
-    assert (watch && omni_pgconn_ensure (watch) == 0);
+    omni_pgconn_t *batch = s_test_conn (dsn);
+    omni_pgconn_t *other = s_test_conn (dsn);
+    omni_pgconn_t *watch = s_test_conn (dsn);
     int64_t day4 = INT64_C (1704326400) * 1000000000; //  2024-01-04
     hostdaily_forget (self);
     //  Marked (every pair: no epoch known yet), committed, then known
@@ -533,11 +535,8 @@ s_test_skipped (hostdaily_t *self, const char *dsn)
 static void
 s_test_stalled (hostdaily_t *self, const char *dsn)
 {
-    char error[256];
-    omni_pgconn_t *batch = omni_pgconn_new (dsn, error, sizeof error);
-    omni_pgconn_t *other = omni_pgconn_new (dsn, error, sizeof error);
-    assert (batch && omni_pgconn_ensure (batch) == 0);
-    assert (other && omni_pgconn_ensure (other) == 0);
+    omni_pgconn_t *batch = s_test_conn (dsn);
+    omni_pgconn_t *other = s_test_conn (dsn);
     assert (omni_pgconn_exec (other, "SELECT metricsd_host_daily_mark (ARRAY['a'], "
                                      "ARRAY['2024-01-04'::date])") == PGCONN_OK);
     int64_t day4 = INT64_C (1704326400) * 1000000000; //  2024-01-04
@@ -621,9 +620,7 @@ hostdaily_test (bool verbose)
 
     char *dsn = pgtest_db_new ("hostdaily");
     assert (dsn);
-    char error[256];
-    omni_pgconn_t *conn = omni_pgconn_new (dsn, error, sizeof error);
-    assert (conn && omni_pgconn_ensure (conn) == 0);
+    omni_pgconn_t *conn = s_test_conn (dsn);
     tsschema_config_t config = {TSSCHEMA_NATIVE, "month", 0, false};
     tsschema_state_t state;
     assert (tsschema_migrate (conn, &config, &state) == 0);
