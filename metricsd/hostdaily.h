@@ -1,7 +1,8 @@
 /*  hostdaily: keeps metricsd's host figures of closed days (metricsd
-    schema 7, sql/007_host_daily.sql): marks the (source, day) pairs of a
-    batch's host points in the batch's transaction, and has the pending
-    closed days computed from time to time.                               */
+    schemas 7 and 8, sql/007_host_daily.sql, sql/008_host_daily_epoch.sql):
+    marks the (source, day) pairs of a batch's host points in the batch's
+    transaction (those it has not marked since the last refresh), and has
+    the pending closed days computed from time to time.                   */
 #ifndef OMNI_METRICSD_HOSTDAILY_H
 #define OMNI_METRICSD_HOSTDAILY_H
 
@@ -26,12 +27,21 @@ void hostdaily_add (hostdaily_t *self, const char *name, size_t name_len, const 
                     size_t source_len, int64_t time_ns);
 
 //  Marks the batch's pairs as pending, on `conn` inside the batch's
-//  transaction (before its points, see hostdaily.c). OK when there are none.
+//  transaction (before its points, see hostdaily.c): those not marked by a
+//  committed batch since the last refresh. OK when there are none.
 omni_pgconn_status_t hostdaily_mark (hostdaily_t *self, omni_pgconn_t *conn);
 
+//  The batch's transaction committed: its marked pairs need no mark until
+//  the next refresh. Call only then (a rolled back mark is gone).
+void hostdaily_committed (hostdaily_t *self);
+
+//  A new session (the database may be another): every pair is marked again
+void hostdaily_forget (hostdaily_t *self);
+
 //  Computes pending closed days on `conn` (outside any transaction) when
-//  due: at most every minute, or at once while a pass leaves some for the
-//  next. `force`: now, and until none is left or `budget_ms` has gone.
+//  due: every minute, and while a pass leaves some over, again after 19
+//  times its own time (at most a minute). `force`: now, and until none is
+//  left or `budget_ms` has gone.
 //  Returns the days computed, -1 on an error (logged; tried again later).
 int hostdaily_refresh (hostdaily_t *self, omni_pgconn_t *conn, bool force, int64_t budget_ms);
 

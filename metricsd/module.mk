@@ -10,6 +10,7 @@ METRICSD_SQL := sql_points_native=metricsd/sql/001_points.native.sql \
     sql_points_view=metricsd/sql/005_points_view.sql \
     sql_series_view=metricsd/sql/006_series_view.sql \
     sql_host_daily=metricsd/sql/007_host_daily.sql \
+    sql_host_daily_epoch=metricsd/sql/008_host_daily_epoch.sql \
     sql_views=metricsd/sql/views.sql \
     sql_rollups=metricsd/sql/rollups.timescaledb.sql \
     sql_rollup_views=metricsd/sql/rollup_views.sql

@@ -442,6 +442,7 @@ s_setup (omni_pgconn_t *conn, void *arg)
     self->ready = true;
     //  Another session may be another database (or the same one restored)
     s_series_clear (self);
+    hostdaily_forget (self->hostdaily);
     PGconn *handle = omni_pgconn_handle (conn);
     if (omni_pgconn_exec (conn, S_STAGE_DDL) != PGCONN_OK ||
         omni_pgconn_check (conn, PQprepare (handle, "ins_points", S_INSERT_SQL, 2, NULL)) !=
@@ -971,7 +972,8 @@ s_batch_tx (omni_pgconn_t *conn, void *arg)
     (void) conn;
     s_tx_t *tx = arg;
     pointstore_t *self = tx->self;
-    //  First, so that its rows are held until the batch commits (hostdaily.c)
+    //  First, so that its lock and rows are held until the batch commits
+    //  (hostdaily.c)
     if (hostdaily_mark (self->hostdaily, self->conn) != PGCONN_OK)
         return -1;
     if (tx->direct && self->nextra > 0 && self->npoints >= S_SHARE_MIN)
@@ -1218,6 +1220,7 @@ pointstore_write (void *self_, const omni_record_t *records, size_t count, uint8
     }
     s_add (self->m_points, self->npoints - dropped);
     s_add (tx.direct ? self->m_copied : self->m_upserted, 1);
+    hostdaily_committed (self->hostdaily);
     //  The closed days pending, when due (a failure is logged, tried later)
     hostdaily_refresh (self->hostdaily, self->conn, false, 0);
     return 0;

@@ -13,6 +13,7 @@ extern const char sql_series_timescaledb[]; //  004_series.timescaledb.sql
 extern const char sql_points_view[];        //  005_points_view.sql
 extern const char sql_series_view[];        //  006_series_view.sql
 extern const char sql_host_daily[];         //  007_host_daily.sql
+extern const char sql_host_daily_epoch[];   //  008_host_daily_epoch.sql
 extern const char sql_views[];              //  views.sql
 extern const char sql_rollups[];            //  rollups.timescaledb.sql
 extern const char sql_rollup_views[];       //  rollup_views.sql

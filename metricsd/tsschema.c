@@ -23,11 +23,15 @@
 
 //  Version 2 is shared with relationald (pg/sql/access.sql): the two may
 //  migrate one database or two, and either way it is there once.
-static const omni_migrate_step_t s_steps_native[] = {
-    {1, "points", sql_points_native},        {2, "access", omni_shared_sql_access},
-    {3, "points_access", sql_access_native}, {4, "series", sql_series_native},
-    {5, "points_view", sql_points_view},     {6, "series_view", sql_series_view},
-    {7, "host_daily", sql_host_daily},       {0, NULL, NULL}};
+static const omni_migrate_step_t s_steps_native[] = {{1, "points", sql_points_native},
+                                                     {2, "access", omni_shared_sql_access},
+                                                     {3, "points_access", sql_access_native},
+                                                     {4, "series", sql_series_native},
+                                                     {5, "points_view", sql_points_view},
+                                                     {6, "series_view", sql_series_view},
+                                                     {7, "host_daily", sql_host_daily},
+                                                     {8, "host_daily_epoch", sql_host_daily_epoch},
+                                                     {0, NULL, NULL}};
 static const omni_migrate_step_t s_steps_timescaledb[] = {
     {1, "points", sql_points_timescaledb},
     {2, "access", omni_shared_sql_access},
@@ -36,6 +40,7 @@ static const omni_migrate_step_t s_steps_timescaledb[] = {
     {5, "points_view", sql_points_view},
     {6, "series_view", sql_series_view},
     {7, "host_daily", sql_host_daily},
+    {8, "host_daily_epoch", sql_host_daily_epoch},
     {0, NULL, NULL}};
 
 int
@@ -667,7 +672,7 @@ s_test_series_migration (void)
         "(time || ' ' || name || ' ' || value || ' ' || source || ' ' || tags, ',' ORDER BY time) "
         "FROM points WHERE name = 'legacy')";
     char *before = pgtest_value (conn, answers);
-    assert (tsschema_migrate (conn, &config, &state) == 0 && state.applied == 4);
+    assert (tsschema_migrate (conn, &config, &state) == 0 && state.applied == 5);
     pgtest_expect (conn, answers, before);
     free (before);
     pgtest_expect (conn,
@@ -831,7 +836,7 @@ tsschema_test (bool verbose)
     tsschema_config_t config = {TSSCHEMA_NATIVE, "month", 0, false};
     tsschema_state_t state;
     assert (tsschema_migrate (conn, &config, &state) == 0);
-    assert (state.mode == TSSCHEMA_NATIVE && state.applied == 7 && !state.rollups);
+    assert (state.mode == TSSCHEMA_NATIVE && state.applied == 8 && !state.rollups);
     pgtest_expect (conn,
                    "SELECT string_agg (relname || ':' || relkind::text, ',' ORDER BY relname) FROM "
                    "pg_class WHERE relname IN ('points', 'points_data', 'points_series')",
@@ -937,7 +942,7 @@ tsschema_test (bool verbose)
         pgtest_expect (conn, "SELECT to_regclass ('points') IS NULL", "t");
         config.want = TSSCHEMA_AUTO;
         assert (tsschema_migrate (conn, &config, &state) == 0);
-        assert (state.mode == TSSCHEMA_NATIVE && state.applied == 7 && !*state.problem);
+        assert (state.mode == TSSCHEMA_NATIVE && state.applied == 8 && !*state.problem);
         omni_pgconn_destroy (&conn);
         pgtest_db_drop (dsn);
         free (dsn);

@@ -286,7 +286,8 @@ def test_two_metricsd_start_together_on_one_database(workdir, pg_database):
         # points, the shared access SQL, points' access: each applied once
         assert query(pg_database, "SELECT version, name FROM metricsd_migrations ORDER BY 1") == \
             [(1, "points"), (2, "access"), (3, "points_access"), (4, "series"),
-             (5, "points_view"), (6, "series_view"), (7, "host_daily")]
+             (5, "points_view"), (6, "series_view"), (7, "host_daily"),
+             (8, "host_daily_epoch")]
         parts = partitions(pg_database)
         assert len({part for part, _, _ in parts}) == len(parts)
         assert all(sum(lo <= utc(315_532_800 + k * 40 * DAY) < hi for _, lo, hi in parts) == 1
