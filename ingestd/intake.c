@@ -47,9 +47,11 @@ struct _intake_t {
     unsigned configured_roles;
     char writers_text[256];               //  the configured writer names, for messages
     _Atomic unsigned replayed;            //  roles REPLAY routed to (for /health)
+    bool publish_failed;                  //  journal: jetstream; the stream refused a publish
     uint64_t wire;                        //  bytes of the intake message in hand, as on the wire
     zmq_msg_t frame, head[WIRE_HEAD_MAX]; //  intake parts being received
     s_reply_t *replies;                   //  one per intake message of a round
+    bool rejects_failed;                  //  ... the rejects stream (intake_stream_error)
     omni_metric_t *m_received, *m_accepted, *m_batches, *m_bytes, *m_rounds, *m_commit_latency,
         *m_replayed, *m_rejected[REJECT_REASON_COUNT + 1], *m_replies_dropped;
 };
@@ -116,6 +118,8 @@ intake_new (zsock_t *sock, journal_t *journal, peers_t *peers, tap_t *tap,
     assert (self->replies);
     if (metrics)
         s_register_metrics (self, metrics);
+    if (config->rejects)
+        jsrejects_set_instance (config->rejects, journal_id (journal), JOURNAL_ID_SIZE);
     return self;
 }
 
@@ -137,6 +141,13 @@ bool
 intake_waiting (intake_t *self)
 {
     return (zsock_events (self->sock) & ZMQ_POLLIN) != 0;
+}
+
+const char *
+intake_stream_error (intake_t *self)
+{
+    return self->rejects_failed ? jsrejects_error (self->config.rejects)
+                                : jsjournal_error (self->config.stream);
 }
 
 unsigned
@@ -169,6 +180,33 @@ s_drain_parts (intake_t *self, bool more)
     return parts;
 }
 
+//  journal: jetstream: a reject goes to the rejects stream too, in the
+//  round (acknowledged once the stream stored it, as a dead letter once
+//  LMDB committed it). `part` is a frame of the message (its CURVE
+//  metadata), `frame` the record's place in the batch (0: the message).
+static int
+s_reject_stream (intake_t *self, const s_reply_t *reply, zmq_msg_t *part, const char *reason,
+                 const char *detail, const void *raw, size_t size, int64_t now, size_t frame,
+                 const omni_record_t *record)
+{
+    if (!self->config.rejects)
+        return 0;
+    jsrejects_input_t input = {reason,
+                               detail,
+                               raw,
+                               size,
+                               now,
+                               reply->fd,
+                               self->config.curve && part ? zmq_msg_gets (part, "User-Id") : NULL,
+                               reply->has_seq ? omni_util_get_be (reply->seq, 8) : 0,
+                               frame,
+                               record};
+    if (jsrejects_publish (self->config.rejects, &input) == 0)
+        return 0;
+    self->publish_failed = self->rejects_failed = true;
+    return -1;
+}
+
 //  Dead-letters a message that is not a well-formed BATCH: `why` is the
 //  reason the peer is told, or NULL for the usual one; `codec` what the
 //  codec found wrong with the head.
@@ -187,8 +225,14 @@ s_intake_malformed (intake_t *self, zmq_msg_t *head, size_t nhead, bool more, s_
                   frames, codec ? codec : "no head");
     const void *raw = nhead >= 1 ? zmq_msg_data (&head[0]) : (const void *) "";
     size_t size = nhead >= 1 ? zmq_msg_size (&head[0]) : 0;
+    if (nhead >= 3 && zmq_msg_size (&head[2]) == 8) {
+        memcpy (reply->seq, zmq_msg_data (&head[2]), 8);
+        reply->has_seq = true;
+    }
     journal_count_received (self->journal, 1);
-    if (journal_reject (self->journal, "bad_frame", detail, raw, size, now))
+    if (journal_reject (self->journal, "bad_frame", detail, raw, size, now) ||
+        s_reject_stream (self, reply, nhead >= 1 ? &head[0] : NULL, "bad_frame", detail, raw, size,
+                         now, 0, NULL))
         return -1;
     omni_metric_add (self->m_received, 1);
     omni_metric_add (self->m_rejected[REJECT_REASON_COUNT], 1);
@@ -201,10 +245,6 @@ s_intake_malformed (intake_t *self, zmq_msg_t *head, size_t nhead, bool more, s_
     reply->malformed = true;
     reply->rejected = 1;
     snprintf (reply->reason, sizeof reply->reason, "%s", why ? why : "");
-    if (nhead >= 3 && zmq_msg_size (&head[2]) == 8) {
-        memcpy (reply->seq, zmq_msg_data (&head[2]), 8);
-        reply->has_seq = true;
-    }
     return 0;
 }
 
@@ -343,6 +383,8 @@ s_intake_message_read (intake_t *self, s_reply_t *reply, size_t *bytes)
             if (self->config.stream
                     ? jsjournal_publish (self->config.stream, &record, data, size, writers) != 0
                     : !journal_append (self->journal, data, size, writers, now)) {
+                //  said as the stream's fault, not the local journal's
+                self->publish_failed = self->config.stream != NULL;
                 rc = -1;
                 break;
             }
@@ -351,7 +393,9 @@ s_intake_message_read (intake_t *self, s_reply_t *reply, size_t *bytes)
                 tap_keep (self->tap, &record, data, size);
         } else {
             const char *name = omni_record_reject_name (reason);
-            if (journal_reject (self->journal, name, detail, data, size, now)) {
+            if (journal_reject (self->journal, name, detail, data, size, now) ||
+                s_reject_stream (self, reply, &self->frame, name, detail, data, size, now, frames,
+                                 &record)) {
                 rc = -1;
                 break;
             }
@@ -429,9 +473,14 @@ s_stream_round (intake_t *self)
     jsjournal_t *stream = self->config.stream;
     pthread_mutex_unlock (self->state_lock);
     int rc = jsjournal_complete (stream);
+    jsrejects_t *rejects = self->config.rejects;
+    if (rc == 0 && rejects && jsrejects_complete (rejects))
+        rc = -1, self->rejects_failed = true;
     pthread_mutex_lock (self->state_lock);
     if (rc) {
         jsjournal_abort (stream);
+        if (rejects)
+            jsrejects_abort (rejects);
         return -1;
     }
     journal_count_forwarded (self->journal, jsjournal_published (stream));
@@ -453,8 +502,11 @@ intake_round (intake_t *self, const char **op, size_t *bytes_read)
     }
     int64_t start = omni_util_mono_ms ();
     bool failed = false, stream_failed = false;
+    self->publish_failed = self->rejects_failed = false;
     if (self->config.stream)
         jsjournal_begin (self->config.stream);
+    if (self->config.rejects)
+        jsrejects_begin (self->config.rejects);
     tap_round_begin (self->tap);
     while (count < ROUND_MESSAGES && bytes < ROUND_BYTES) {
         int rc = s_intake_message (self, &replies[count], &bytes);
@@ -463,6 +515,12 @@ intake_round (intake_t *self, const char **op, size_t *bytes_read)
         count++;
         if (rc < 0) {
             failed = true;
+            stream_failed = self->publish_failed;
+            if (stream_failed) { //  what it did publish is not waited for
+                jsjournal_abort (self->config.stream);
+                if (self->config.rejects)
+                    jsrejects_abort (self->config.rejects);
+            }
             break;
         }
     }
@@ -541,7 +599,8 @@ intake_test (bool verbose)
     assert (collector);
     peers_t *peers = peers_new (16);
     pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-    intake_config_t config = {writers, omni_record_default_limits, 1000, 1 << 20, false, NULL};
+    intake_config_t config = {writers, omni_record_default_limits, 1000, 1 << 20, false, NULL,
+                              NULL};
     intake_t *self = intake_new (router, journal, peers, NULL, &config, &lock, NULL);
     const char *op;
     size_t bytes;

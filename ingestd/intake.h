@@ -14,6 +14,7 @@
 #include "common/metrics.h"
 #include "ingestd/journal.h"
 #include "ingestd/jsjournal.h"
+#include "ingestd/jsrejects.h"
 #include "ingestd/peers.h"
 #include "ingestd/tap.h"
 #include "proto/record.h"
@@ -34,6 +35,9 @@ typedef struct {
     //  and the round waits for its acks (the LMDB journal keeps the dead
     //  letters and counters); NULL = journal: lmdb
     jsjournal_t *stream;
+    //  journal: jetstream: rejects also go to this stream, stored in the
+    //  round like the dead letters (jsrejects.h); NULL = none
+    jsrejects_t *rejects;
 } intake_config_t;
 
 typedef struct _intake_t intake_t;
@@ -50,6 +54,9 @@ void intake_destroy (intake_t **self_p);
 //  the stream did not store the round) and `bytes` what the round had read
 //  (nothing of it was acknowledged).
 int intake_round (intake_t *self, const char **op, size_t *bytes);
+//  journal: jetstream: why the last round failed with `op` "stream": the
+//  records' stream or the rejects stream did not store it.
+const char *intake_stream_error (intake_t *self);
 //  Whether an intake message waits.
 bool intake_waiting (intake_t *self);
 //  The writer roles REPLAY messages were routed to since the start.

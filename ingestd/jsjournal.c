@@ -56,9 +56,7 @@ struct _jsjournal_t {
     uint64_t published;   //  since begin
     bool publishing;      //  published at least once (nats.c has a pending list)
     //  /metrics: the stream's and consumers' state, refreshed by a thread
-    pthread_t watcher;
-    bool watching;
-    atomic_bool stopping;
+    omni_js_watch_t *watch;
     omni_metric_t *m_messages, *m_bytes, *m_current, **m_pending, **m_ack_pending, **m_redelivered;
 };
 
@@ -312,10 +310,7 @@ jsjournal_destroy (jsjournal_t **self_p)
     jsjournal_t *self = *self_p;
     if (!self)
         return;
-    if (self->watching) {
-        atomic_store (&self->stopping, true);
-        pthread_join (self->watcher, NULL);
-    }
+    omni_js_watch_destroy (&self->watch);
     free (self->m_pending);
     free (self->m_ack_pending);
     free (self->m_redelivered);
@@ -442,30 +437,17 @@ jsjournal_error (jsjournal_t *self)
 static jsStreamInfo *
 s_stream_info (jsjournal_t *self, char *why, size_t why_size)
 {
-    jsOptions o;
-    jsOptions_Init (&o);
-    o.Wait = 1000;
-    jsStreamInfo *si = NULL;
-    jsErrCode code = 0;
-    natsStatus s = js_GetStreamInfo (&si, self->js, self->stream, &o, &code);
-    if (s == NATS_OK)
-        return si;
-    omni_js_error (s, code, why, why_size);
-    return NULL;
+    return omni_js_stream_info (self->js, self->stream, 1000, NULL, why, why_size);
 }
 
 int
 jsjournal_probe (jsjournal_t *self)
 {
-    char why[400];
-    jsStreamInfo *si = s_stream_info (self, why, sizeof why);
-    bool led = si && (!si->Cluster || (si->Cluster->Leader && *si->Cluster->Leader));
-    if (!si)
-        s_set_error (self, "stream %s does not answer: %s", self->stream, why);
-    else if (!led)
-        s_set_error (self, "stream %s has no leader", self->stream);
-    jsStreamInfo_Destroy (si);
-    return led ? 0 : -1;
+    char error[sizeof self->error];
+    if (omni_js_stream_probe (self->js, self->stream, "stream", error, sizeof error) == 0)
+        return 0;
+    s_set_error (self, "%s", error);
+    return -1;
 }
 
 //  The stream's and consumers' state: into `text` when given, and into the
@@ -480,19 +462,9 @@ s_refresh (jsjournal_t *self, char *text, size_t size)
             snprintf (text, size, "stream %s: unreachable (%s)", self->stream, why);
         return;
     }
-    int current = 1, replicas = 1;
-    if (si->Cluster) {
-        replicas = 1 + si->Cluster->ReplicasLen;
-        for (int i = 0; i < si->Cluster->ReplicasLen; i++)
-            current += si->Cluster->Replicas[i]->Current && !si->Cluster->Replicas[i]->Offline;
-    }
-    int at = 0;
-    if (text)
-        at = snprintf (text, size,
-                       "stream %s: messages=%" PRIu64 " bytes=%" PRIu64
-                       " replicas=%d current=%d leader=%s",
-                       self->stream, si->State.Msgs, si->State.Bytes, replicas, current,
-                       si->Cluster && si->Cluster->Leader ? si->Cluster->Leader : "-");
+    char line[512];
+    int current = omni_js_stream_text (si, "stream", line, sizeof line);
+    int at = text ? snprintf (text, size, "%s", line) : 0;
     if (self->m_messages) {
         omni_metric_set (self->m_messages, (double) si->State.Msgs);
         omni_metric_set (self->m_bytes, (double) si->State.Bytes);
@@ -532,22 +504,16 @@ jsjournal_status (jsjournal_t *self, char *text, size_t size)
     s_refresh (self, text, size);
 }
 
-static void *
+static void
 s_watch (void *arg)
 {
-    jsjournal_t *self = arg;
-    while (!atomic_load (&self->stopping)) {
-        s_refresh (self, NULL, 0);
-        for (int i = 0; i < WATCH_MS / 100 && !atomic_load (&self->stopping); i++)
-            usleep (100 * 1000);
-    }
-    return NULL;
+    s_refresh (arg, NULL, 0);
 }
 
 void
 jsjournal_metrics (jsjournal_t *self, omni_metrics_t *metrics)
 {
-    if (!metrics || self->watching)
+    if (!metrics || self->watch)
         return;
     self->m_messages = omni_metrics_gauge (metrics, "stream_messages",
                                            "journal: jetstream: messages in the stream", NULL);
@@ -579,13 +545,19 @@ jsjournal_metrics (jsjournal_t *self, omni_metrics_t *metrics)
             "journal: jetstream: records delivered to a writer more than once (now pending)",
             labels);
     }
-    self->watching = pthread_create (&self->watcher, NULL, s_watch, self) == 0;
+    self->watch = omni_js_watch_new (s_watch, self, WATCH_MS);
 }
 
 const char *
 jsjournal_stream (jsjournal_t *self)
 {
     return self->stream;
+}
+
+natsConnection *
+jsjournal_connection (jsjournal_t *self)
+{
+    return self->nc;
 }
 
 //  ---------------------------------------------------------------------------

@@ -13,6 +13,8 @@
 #include "common/metrics.h"
 #include "proto/record.h"
 
+#include <nats/nats.h>
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -72,6 +74,9 @@ void jsjournal_status (jsjournal_t *self, char *text, size_t size);
 void jsjournal_metrics (jsjournal_t *self, omni_metrics_t *metrics);
 
 const char *jsjournal_stream (jsjournal_t *self);
+//  The connection to the cluster, for the rejects stream (jsrejects.h):
+//  valid until destroy.
+natsConnection *jsjournal_connection (jsjournal_t *self);
 
 void jsjournal_test (bool verbose);
 

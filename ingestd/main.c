@@ -12,7 +12,9 @@ main (int argc, char **argv)
     char *intake, *delivery, *tap, *journal_dir;
     char *curve_key, *curve_clients;
     char **writers;
-    char *journal_kind, *stream, *storage;
+    char *journal_kind, *stream, *storage, *rejects_stream;
+    int64_t rejects_max_age;
+    uint64_t rejects_max_bytes;
     char **nats_urls;
     int64_t replicas, duplicate_window, publish_timeout, writer_ack_wait;
     uint64_t journal_max, journal_map_size, max_record;
@@ -49,6 +51,17 @@ main (int argc, char **argv)
          "journal: jetstream: a record a writer instance took and did not acknowledge goes to "
          "another instance after this (the consumers' ack wait, set when ingestd makes them)",
          &writer_ack_wait},
+        {"rejects_stream", CONFIG_STRING, "",
+         "journal: jetstream: the stream rejected input also goes to (subjects <name of stream in "
+         "lower case>.rejects.<reason>), made if missing; empty = <stream>_REJECTS",
+         &rejects_stream},
+        {"rejects_max_age", CONFIG_DURATION, "7d",
+         "journal: jetstream: rejects older than this leave the rejects stream; 0 = only "
+         "rejects_max_bytes bounds it",
+         &rejects_max_age},
+        {"rejects_max_bytes", CONFIG_SIZE, "1G",
+         "journal: jetstream: past this the oldest rejects leave the rejects stream",
+         &rejects_max_bytes},
         {"journal_dir", CONFIG_STRING, "var/journal", "journal directory (LMDB)", &journal_dir},
         {"journal_max", CONFIG_SIZE, "1G", "journal size that pauses intake (backpressure)",
          &journal_max},
@@ -140,6 +153,8 @@ main (int argc, char **argv)
           : jetstream && !nats_urls[0] ? "nats_urls: required with journal: jetstream"
           : publish_timeout < 100      ? "publish_timeout: must be at least 100ms"
           : writer_ack_wait < 1000     ? "writer_ack_wait: must be at least 1s"
+          : rejects_max_bytes < 1      ? "rejects_max_bytes: must be above 0"
+          : rejects_max_age < 0        ? "rejects_max_age: must not be negative"
                                        : NULL;
     omni_curve_server_t *curve = NULL;
     if (!bad && *curve_key) {
@@ -157,6 +172,7 @@ main (int argc, char **argv)
     //  journal: jetstream: the stream and the writers' consumers, made or
     //  checked before the first record (jsjournal.h)
     jsjournal_t *js = NULL;
+    jsrejects_t *rejects = NULL;
     if (jetstream) {
         jsjournal_config_t js_config = {(const char *const *) nats_urls,
                                         stream,
@@ -176,6 +192,20 @@ main (int argc, char **argv)
             return failure == JSJOURNAL_MISMATCH ? OMNI_EXIT_USAGE : OMNI_EXIT_FAILURE;
         }
         jsjournal_metrics (js, omni_daemon_metrics (daemon));
+        jsrejects_config_t rejects_config = {stream,           rejects_stream,
+                                             (int) replicas,   strcmp (storage, "memory") == 0,
+                                             rejects_max_age,  (int64_t) rejects_max_bytes,
+                                             duplicate_window, publish_timeout,
+                                             max_record};
+        if (!(rejects = jsrejects_new (jsjournal_connection (js), &rejects_config, &failure, error,
+                                       sizeof error))) {
+            fprintf (stderr, "error: ingestd: journal: jetstream: %s\n", error);
+            jsjournal_destroy (&js);
+            omni_curve_server_destroy (&curve);
+            omni_daemon_destroy (&daemon);
+            return failure == JSJOURNAL_MISMATCH ? OMNI_EXIT_USAGE : OMNI_EXIT_FAILURE;
+        }
+        jsrejects_metrics (rejects, omni_daemon_metrics (daemon));
     }
     server_config_t server_config = {intake,
                                      delivery,
@@ -196,7 +226,8 @@ main (int argc, char **argv)
                                      idle_timeout,
                                      memory_max,
                                      tap_budget,
-                                     js};
+                                     js,
+                                     rejects};
     server_t *server =
         server_new (&server_config, omni_daemon_metrics (daemon), error, sizeof error);
     if (!server)
@@ -206,6 +237,7 @@ main (int argc, char **argv)
     omni_daemon_serve_end (daemon);
     server_destroy (&server);
     omni_curve_server_destroy (&curve);
+    jsrejects_destroy (&rejects); //  on the journal's connection: first
     jsjournal_destroy (&js);
     omni_daemon_destroy (&daemon);
     return rc;

@@ -336,7 +336,8 @@ server_new (const server_config_t *config, omni_metrics_t *metrics, char *error,
                               self->config.max_batch_records,
                               self->config.max_batch_bytes,
                               config->curve != NULL,
-                              config->stream};
+                              config->stream,
+                              config->rejects};
     self->intake_side = intake_new (self->intake, self->journal, self->peers, self->tap_side,
                                     &intake, &self->state_lock, metrics);
     delivery_config_t delivery = {config->writers,
@@ -688,12 +689,13 @@ s_journal_ok (server_t *self)
     self->probe_bytes = 0;
 }
 
-//  The stream did not store a round: intake pauses as for a journal fault
-//  (JOURNAL_STREAM), probed every second; the collectors send it again.
+//  The stream (or the rejects stream) did not store a round, or does not
+//  answer the probe (`error` says which and why): intake pauses as for a
+//  journal fault (JOURNAL_STREAM), probed every second; the collectors
+//  send the round again.
 static void
-s_stream_failed (server_t *self)
+s_stream_failed (server_t *self, const char *error)
 {
-    const char *error = jsjournal_error (self->config.stream);
     omni_metric_add (self->m_write_errors, 1);
     int64_t now = omni_util_mono_ms ();
     if (self->fault == JOURNAL_OK) {
@@ -727,7 +729,7 @@ s_intake_round (server_t *self)
     if (rc > 0)
         s_journal_ok (self);
     else if (rc < 0 && strcmp (op, "stream") == 0)
-        s_stream_failed (self);
+        s_stream_failed (self, intake_stream_error (self->intake_side));
     else if (rc < 0)
         s_journal_failed (self, op, bytes);
     if (rc < 0 && strcmp (op, "intake_begin") == 0)
@@ -753,7 +755,12 @@ s_probe (server_t *self)
 {
     self->last_probe_ms = omni_util_mono_ms ();
     if (self->fault == JOURNAL_STREAM && jsjournal_probe (self->config.stream)) {
-        s_stream_failed (self);
+        s_stream_failed (self, jsjournal_error (self->config.stream));
+        return;
+    }
+    if (self->fault == JOURNAL_STREAM && self->config.rejects &&
+        jsrejects_probe (self->config.rejects)) {
+        s_stream_failed (self, jsrejects_error (self->config.rejects));
         return;
     }
     pthread_mutex_lock (&self->state_lock);
@@ -985,6 +992,11 @@ server_healthy (void *self_, char *text, size_t size)
     if (self->config.stream && len >= 0 && (size_t) len + 1 < size) {
         text[len++] = '\n';
         jsjournal_status (self->config.stream, text + len, size - (size_t) len);
+        len += (int) strlen (text + len);
+        if (self->config.rejects && (size_t) len + 1 < size) {
+            text[len++] = '\n';
+            jsrejects_status (self->config.rejects, text + len, size - (size_t) len);
+        }
         return true;
     }
     delivery_health (self->delivery_side, text, size, len, intake_replayed (self->intake_side));
@@ -1018,6 +1030,7 @@ server_test (bool verbose)
                               0,
                               0,
                               0,
+                              NULL,
                               NULL};
     assert (server_new (&config, NULL, error, sizeof error) == NULL);
     assert (strstr (error, "nonsense"));

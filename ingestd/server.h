@@ -13,6 +13,7 @@
 #include "proto/curve.h"
 #include "common/metrics.h"
 #include "ingestd/jsjournal.h"
+#include "ingestd/jsrejects.h"
 #include "proto/record.h"
 
 #include <stdbool.h>
@@ -46,6 +47,7 @@ typedef struct {
     //  journal: jetstream: accepted records go to this stream (the LMDB
     //  journal keeps dead letters and counters); NULL = journal: lmdb
     jsjournal_t *stream;
+    jsrejects_t *rejects; //  journal: jetstream: the rejects stream (jsrejects.h), or NULL
 } server_config_t;
 
 #define SERVER_WINDOW_MAX      100000

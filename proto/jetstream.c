@@ -8,19 +8,35 @@
     every 2 s, two unanswered close it) rather than TCP's minutes. What
     was published while disconnected waits in the client's buffer; ingestd
     does not acknowledge it before the stream's ack, so a lost buffer is
-    only a batch the collector sends again.                                 */
+    only a batch the collector sends again.
+
+    Why a write deadline. A server cut off the network (no reset, packets
+    just lost) stops reading: once the socket's send buffer is full, a
+    blocking send() waits for TCP's retransmissions to give up, a quarter
+    of an hour, holding the connection's lock, so the pings that would
+    notice the dead server cannot be sent either and nothing reconnects
+    (seen with a host cut off in tests/test_multihost.py). With a deadline
+    the write fails, the lock is let go, and the pings close the
+    connection and move it to another server within seconds.                */
 #include "proto/jetstream.h"
 #include "common/log.h"
+#include "common/util.h"
 #include "proto/kinds.h"
 
 #include <assert.h>
 #include <ctype.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <unistd.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
 #define RECONNECT_WAIT_MS 250
 #define PING_INTERVAL_MS  2000
 #define PINGS_OUT         2
+#define WRITE_DEADLINE_MS 2000
 #define RECONNECT_BUF     (64 << 20) //  publishes held while reconnecting
 
 static const char s_role_tokens[WRITER_MAX] = {'a', 'r', 'd', 'm'};
@@ -101,6 +117,154 @@ omni_js_writer_filter (const char *stream, unsigned role, char *out, size_t size
 }
 
 void
+omni_js_rejects_name (const char *stream, char *out, size_t size)
+{
+    snprintf (out, size, "%s_REJECTS", stream);
+}
+
+void
+omni_js_rejects_subject (const char *stream, const char *reason, char *out, size_t size)
+{
+    char prefix[OMNI_JS_STREAM_MAX + 1];
+    s_prefix (stream, prefix, sizeof prefix);
+    snprintf (out, size, "%s.rejects.%s", prefix, reason ? reason : ">");
+}
+
+int
+omni_js_stream_text (const jsStreamInfo *si, const char *label, char *out, size_t size)
+{
+    int current = 1, replicas = 1;
+    const jsClusterInfo *cluster = si->Cluster;
+    if (cluster) {
+        replicas = 1 + cluster->ReplicasLen;
+        for (int i = 0; i < cluster->ReplicasLen; i++)
+            current += cluster->Replicas[i]->Current && !cluster->Replicas[i]->Offline;
+    }
+    int at = snprintf (
+        out, size, "%s %s: messages=%" PRIu64 " bytes=%" PRIu64 " replicas=%d current=%d leader=%s",
+        label, si->Config && si->Config->Name ? si->Config->Name : "?", si->State.Msgs,
+        si->State.Bytes, replicas, current,
+        cluster && cluster->Leader && *cluster->Leader ? cluster->Leader : "-");
+    //  Which replica is behind, and how far (operations it has not applied)
+    for (int i = 0, n = 0; cluster && i < cluster->ReplicasLen; i++) {
+        const jsPeerInfo *peer = cluster->Replicas[i];
+        if (at < 0 || (size_t) at >= size || (peer->Current && !peer->Offline))
+            continue;
+        char lag[32];
+        snprintf (lag, sizeof lag, "%" PRIu64, peer->Lag);
+        at += snprintf (out + at, size - (size_t) at, "%s%s:%s",
+                        n++ ? "," : " lagging=", peer->Name ? peer->Name : "?",
+                        peer->Offline ? "offline" : lag);
+    }
+    return current;
+}
+
+jsStreamInfo *
+omni_js_stream_info (jsCtx *js, const char *stream, int64_t wait_ms, jsErrCode *code, char *why,
+                     size_t why_size)
+{
+    jsOptions o;
+    jsOptions_Init (&o);
+    o.Wait = wait_ms;
+    jsStreamInfo *si = NULL;
+    jsErrCode error_code = 0;
+    natsStatus s = js_GetStreamInfo (&si, js, stream, &o, &error_code);
+    if (code)
+        *code = error_code;
+    if (s == NATS_OK)
+        return si;
+    omni_js_error (s, error_code, why, why_size);
+    return NULL;
+}
+
+int
+omni_js_stream_probe (jsCtx *js, const char *stream, const char *label, char *error,
+                      size_t error_size)
+{
+    char why[400];
+    jsStreamInfo *si = omni_js_stream_info (js, stream, 1000, NULL, why, sizeof why);
+    bool led = si && (!si->Cluster || (si->Cluster->Leader && *si->Cluster->Leader));
+    if (!si)
+        snprintf (error, error_size, "%s %s does not answer: %s", label, stream, why);
+    else if (!led)
+        snprintf (error, error_size, "%s %s has no leader", label, stream);
+    jsStreamInfo_Destroy (si);
+    return led ? 0 : -1;
+}
+
+struct _omni_js_watch_t {
+    void (*refresh) (void *arg);
+    void *arg;
+    int64_t interval_ms;
+    pthread_t thread;
+    atomic_bool stopping;
+};
+
+static void *
+s_watch (void *arg)
+{
+    omni_js_watch_t *self = arg;
+    while (!atomic_load (&self->stopping)) {
+        self->refresh (self->arg);
+        for (int64_t i = 0; i < self->interval_ms / 100 && !atomic_load (&self->stopping); i++)
+            usleep (100 * 1000);
+    }
+    return NULL;
+}
+
+omni_js_watch_t *
+omni_js_watch_new (void (*refresh) (void *arg), void *arg, int64_t interval_ms)
+{
+    omni_js_watch_t *self = calloc (1, sizeof *self);
+    assert (self);
+    self->refresh = refresh;
+    self->arg = arg;
+    self->interval_ms = interval_ms;
+    atomic_init (&self->stopping, false);
+    if (pthread_create (&self->thread, NULL, s_watch, self)) {
+        log_error ("jetstream.watch", "error=\"no thread: the stream gauges stay 0\"");
+        free (self);
+        return NULL;
+    }
+    return self;
+}
+
+void
+omni_js_watch_destroy (omni_js_watch_t **self_p)
+{
+    omni_js_watch_t *self = *self_p;
+    if (!self)
+        return;
+    atomic_store (&self->stopping, true);
+    pthread_join (self->thread, NULL);
+    free (self);
+    *self_p = NULL;
+}
+
+natsStatus
+omni_js_publish_wait (jsCtx *js, int64_t timeout_ms, int64_t retry_ms)
+{
+    int64_t deadline = omni_util_mono_ms () + timeout_ms;
+    for (;;) {
+        int64_t left = deadline - omni_util_mono_ms ();
+        jsPubOptions po;
+        jsPubOptions_Init (&po);
+        po.MaxWait = left < 1 ? 1 : left < retry_ms ? left : retry_ms;
+        natsStatus s = js_PublishAsyncComplete (js, &po);
+        if (s != NATS_TIMEOUT || left <= retry_ms)
+            return s;
+        natsMsgList pending = {0};
+        if (js_PublishAsyncGetPendingList (&pending, js) != NATS_OK)
+            continue; //  nothing pending any more
+        jsPubOptions_Init (&po);
+        po.MaxWait = timeout_ms;
+        for (int i = 0; i < pending.Count; i++)
+            js_PublishMsgAsync (js, &pending.Msgs[i], &po);
+        natsMsgList_Destroy (&pending);
+    }
+}
+
+void
 omni_js_error (natsStatus status, jsErrCode code, char *out, size_t size)
 {
     natsStatus last = NATS_OK;
@@ -159,6 +323,8 @@ omni_js_connect (const char *const *urls, const char *name, int64_t timeout_ms, 
     if (s == NATS_OK)
         s = natsOptions_SetReconnectBufSize (opts, RECONNECT_BUF);
     if (s == NATS_OK)
+        s = natsOptions_SetWriteDeadline (opts, WRITE_DEADLINE_MS);
+    if (s == NATS_OK)
         s = natsOptions_SetDisconnectedCB (opts, s_disconnected, (void *) name);
     if (s == NATS_OK)
         s = natsOptions_SetReconnectedCB (opts, s_reconnected, (void *) name);
@@ -176,6 +342,12 @@ omni_js_connect (const char *const *urls, const char *name, int64_t timeout_ms, 
     }
     natsOptions_Destroy (opts);
     return nc;
+}
+
+static void
+s_test_count (void *arg)
+{
+    atomic_fetch_add ((atomic_int *) arg, 1);
 }
 
 void
@@ -208,6 +380,41 @@ omni_js_test (bool verbose)
     assert (strcmp (out, "omni.rec.*.r.*.*.>") == 0);
     omni_js_writer_filter ("OMNI", WRITER_METRICS, out, sizeof out);
     assert (strcmp (out, "omni.rec.*.*.*.m.>") == 0);
+    //  The rejects stream: its own subjects, beside the records'
+    omni_js_rejects_name ("OMNI", out, sizeof out);
+    assert (strcmp (out, "OMNI_REJECTS") == 0);
+    omni_js_rejects_subject ("OMNI", NULL, out, sizeof out);
+    assert (strcmp (out, "omni.rejects.>") == 0);
+    omni_js_rejects_subject ("Omni", "bad_body", out, sizeof out);
+    assert (strcmp (out, "omni.rejects.bad_body") == 0);
+    //  A stream's line: the replicas behind named
+    jsStreamConfig sc = {.Name = "OMNI"};
+    jsPeerInfo current = {.Name = "n1", .Current = true}, behind = {.Name = "n2", .Lag = 42};
+    jsPeerInfo *peers[] = {&current, &behind};
+    jsClusterInfo cluster = {.Leader = "n0", .Replicas = peers, .ReplicasLen = 2};
+    jsStreamInfo si = {.Config = &sc, .Cluster = &cluster};
+    si.State.Msgs = 5;
+    assert (omni_js_stream_text (&si, "stream", out, sizeof out) == 2);
+    assert (strcmp (out, "stream OMNI: messages=5 bytes=0 replicas=3 current=2 leader=n0 "
+                         "lagging=n2:42") == 0);
+    behind.Offline = true;
+    current.Current = false;
+    assert (omni_js_stream_text (&si, "rejects", out, sizeof out) == 1);
+    assert (strstr (out, "rejects OMNI: ") && strstr (out, " lagging=n1:0,n2:offline"));
+    si.Cluster = NULL;
+    assert (omni_js_stream_text (&si, "stream", out, sizeof out) == 1);
+    assert (strstr (out, "replicas=1 current=1 leader=-") && !strstr (out, "lagging"));
+    //  The watcher: at once, then every interval, until destroyed
+    atomic_int count;
+    atomic_init (&count, 0);
+    omni_js_watch_t *watch = omni_js_watch_new (s_test_count, &count, 100);
+    assert (watch);
+    while (atomic_load (&count) < 3)
+        usleep (10 * 1000);
+    omni_js_watch_destroy (&watch);
+    int seen = atomic_load (&count);
+    usleep (250 * 1000);
+    assert (!watch && atomic_load (&count) == seen);
     //  No server at all: a clear error, quickly
     const char *urls[] = {"nats://127.0.0.1:1", NULL};
     char error[512];

@@ -11,7 +11,14 @@
     <prefix>.rec.*.r.*.*.>. One filter subject per consumer is all
     nats-server 2.9 has, and a kind's routes are no single wildcard of
     kinds; tokens per writer are, REPLAY's narrower routes included.
-    <prefix> is the stream name in lower case (OMNI: omni.rec.>).          */
+    <prefix> is the stream name in lower case (OMNI: omni.rec.>).
+
+    What ingestd rejects goes to a stream of its own (limits retention: a
+    reject is kept for inspection, not delivered), <stream>_REJECTS by
+    default, a reject's subject <prefix>.rejects.<reason>, the input's
+    bytes as the message and the OMNI_JS_HDR_* headers saying why, when and
+    from whom. ingestd writes them (ingestd/jsrejects.c), omnictl rejects
+    reads them.                                                            */
 #ifndef OMNI_JETSTREAM_H
 #define OMNI_JETSTREAM_H
 
@@ -38,6 +45,56 @@ void omni_js_record_subject (const char *stream, unsigned writers, const char *k
 
 //  The filter subject of the consumer of writer `role` (one bit).
 void omni_js_writer_filter (const char *stream, unsigned role, char *out, size_t size);
+
+//  The rejects stream's default name: "<stream>_REJECTS".
+void omni_js_rejects_name (const char *stream, char *out, size_t size);
+
+//  The subject of a reject of `reason` ([a-z_]), or with `reason` NULL
+//  the rejects stream's subjects: "<prefix>.rejects.>".
+void omni_js_rejects_subject (const char *stream, const char *reason, char *out, size_t size);
+
+//  The headers of a reject (the message is the input's bytes, cut at the
+//  record size limit: OMNI_JS_HDR_SIZE says how large it was).
+#define OMNI_JS_HDR_REASON   "Omni-Reason"   //  too_large, bad_body, ..., bad_frame
+#define OMNI_JS_HDR_DETAIL   "Omni-Detail"   //  what the check found, as the tap says it
+#define OMNI_JS_HDR_RECEIVED "Omni-Received" //  when ingestd received it, ns since the epoch
+#define OMNI_JS_HDR_SIZE     "Omni-Size"     //  bytes of the input
+#define OMNI_JS_HDR_PEER     "Omni-Peer"     //  the collector's address (host:port), when TCP
+#define OMNI_JS_HDR_KEY      "Omni-Key"      //  the collector's CURVE certificate name
+#define OMNI_JS_HDR_SEQ      "Omni-Seq"      //  the batch's seq, when the message had one
+#define OMNI_JS_HDR_FRAME    "Omni-Frame"    //  the record's place in its batch, from 1
+#define OMNI_JS_HDR_KIND     "Omni-Kind"     //  envelope fields read before the check
+#define OMNI_JS_HDR_SRC      "Omni-Src"      //  failed, when it got that far
+#define OMNI_JS_HDR_COL      "Omni-Col"
+#define OMNI_JS_HDR_INGESTD  "Omni-Ingestd" //  the ingestd instance (host, journal id)
+
+//  One line of a stream's state for /health and omnictl status:
+//  "<label> NAME: messages=N bytes=N replicas=R current=C leader=L", then
+//  " lagging=PEER:LAG,PEER:offline" when a replica is not current. Returns
+//  the replicas that are current (the leader is one).
+int omni_js_stream_text (const jsStreamInfo *si, const char *label, char *out, size_t size);
+
+//  A stream's info, asked with a wait of `wait_ms`: NULL with `why` (and
+//  the JetStream error in `*code`, if given) when it does not answer.
+jsStreamInfo *omni_js_stream_info (jsCtx *js, const char *stream, int64_t wait_ms, jsErrCode *code,
+                                   char *why, size_t why_size);
+
+//  Whether `stream` answers now, with a leader: 0, or -1 with `error`
+//  ("<label> NAME does not answer: ..." or "... has no leader").
+int omni_js_stream_probe (jsCtx *js, const char *stream, const char *label, char *error,
+                          size_t error_size);
+
+//  Calls `refresh (arg)` at once and then every `interval_ms` in a thread
+//  of its own until destroyed (the /metrics gauges of the streams).
+typedef struct _omni_js_watch_t omni_js_watch_t;
+omni_js_watch_t *omni_js_watch_new (void (*refresh) (void *arg), void *arg, int64_t interval_ms);
+void omni_js_watch_destroy (omni_js_watch_t **self_p);
+
+//  Waits for every asynchronous publish of `js` to be acknowledged, up to
+//  `timeout_ms`; every `retry_ms` without them publishes again what has no
+//  ack yet (an ack lost with a killed server; the message id makes the
+//  stream drop a second copy). NATS_OK, NATS_TIMEOUT, or the error.
+natsStatus omni_js_publish_wait (jsCtx *js, int64_t timeout_ms, int64_t retry_ms);
 
 //  Connects to the first of `urls` (NULL-terminated, nats://host:port)
 //  that answers within `timeout_ms`, and keeps reconnecting to any of them

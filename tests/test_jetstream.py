@@ -2,17 +2,21 @@
 stream replicated by a three-node cluster the test makes on loopback ports.
 A collector's batch is acknowledged once the stream stored its records; the
 stream drops a record sent twice (its id is the message id) and keeps each
-one for every configured writer's durable consumer. Wrong or unreachable
-clusters stop ingestd at start with a clear error."""
+one for every configured writer's durable consumer; what ingestd rejects
+goes to a rejects stream, read back with omnictl rejects. Wrong or
+unreachable clusters stop ingestd at start with a clear error."""
+import json
 import os
 import re
+import struct
 import subprocess
 
 import pytest
 
 from natscluster import NatsCluster
 from omni import (IntakeClient, Loadgen, Pipeline, Tap, archive_lines, binary, free_port,
-                  make_record_metric, query, send, stop_pipelines, synthetic_commits, wait_until)
+                  make_record_metric, query, record, send, stop_pipelines, synthetic_commits,
+                  wait_until)
 
 
 @pytest.fixture
@@ -120,6 +124,14 @@ def test_stream_with_other_settings_is_a_config_error(workdir, cluster):
     out = subprocess.run(args + ["--writers=archive"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 2, out.stderr
     assert "stream OMNI exists with" in out.stderr and "replicas=1" in out.stderr, out.stderr
+    # The rejects stream, made by the first one with a week's age limit: an
+    # ingestd that wants another limit says what differs
+    out = subprocess.run(args[:1] + _jetstream(cluster, replicas=1) + args[5:] +
+                         ["--writers=archive", "--rejects-max-age=1d"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2, out.stderr
+    assert "rejects stream OMNI_REJECTS exists with" in out.stderr, out.stderr
+    assert "max_age=604800000ms" in out.stderr and "max_age=86400000ms" in out.stderr, out.stderr
     # Records larger than the servers take: said at start, not at the first big record
     args[1:5] = _jetstream(cluster, replicas=1)
     out = subprocess.run(args + ["--writers=archive", "--max-record-size=16M",
@@ -284,3 +296,137 @@ def test_quorum_lost_mid_stream_pauses_intake_and_loses_nothing(workdir, cluster
         ids = _commit_ids(pg_database)
         assert len(ids) == n and set(ids) == sent
         assert p.ingestd.metrics()['omni_ingestd_journal_fault{cause="stream"}'] == 0
+
+
+def _omnictl_rejects(cluster, *args, text=True):
+    out = subprocess.run([binary("omnictl"), "rejects", f"--nats-urls={cluster.urls}", *args],
+                         capture_output=True, text=text, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def _rejects(cluster, *args):
+    """What omnictl rejects reads back from the rejects stream, as JSON."""
+    return [json.loads(line) for line in
+            _omnictl_rejects(cluster, "--format=json", *args).splitlines()]
+
+
+def test_rejects_go_to_the_rejects_stream_with_reason_and_bytes(workdir, cluster):
+    """Every input ingestd rejects is in the rejects stream, with its reason
+    and its bytes, by the time the collector has the ACK that counts it; a
+    batch sent again is not kept twice. /health, /metrics and omnictl status
+    show the stream; omnictl rejects reads it back."""
+    p = Pipeline(workdir, writers=("archive",),
+                 extra=_jetstream(cluster) + ["--max-record-size=64k"])
+    with p:
+        p.ingestd.start()
+        good = make_record_metric("h1", 1_700_000_000_000_000_000, "cpu", 1)
+        bad_version = b"\x81\xa1v\x02"
+        not_msgpack = b"\xc1"
+        unknown = record("no.such.kind", "js-rejects", {"x": 1}, ts=1_700_000_000_000_000_000)
+        oversize = bytes(range(256)) * 300  # 76,800 bytes, over 64 KiB
+        frames = [good, bad_version, not_msgpack, unknown, oversize]
+        client = IntakeClient(p.intake)
+        try:
+            assert client.batch(frames) == (1, 4)
+            # Acknowledged, so stored: read back at once, in order
+            rejects = _rejects(cluster)
+            assert [r["reason"] for r in rejects] == ["bad_version", "not_msgpack",
+                                                      "unknown_kind", "too_large"]
+            for r, frame, place in zip(rejects, frames[1:], range(2, 6)):
+                assert r["frame"] == place and r["batch_seq"] == 1, r
+                assert r["size"] == len(frame) and r["peer"].startswith("127.0.0.1:"), r
+                assert r["detail"] and r["ingestd"], r
+            assert [bytes.fromhex(r["raw"]) for r in rejects[:3]] == frames[1:4]
+            # Kept up to the record size limit
+            assert bytes.fromhex(rejects[3]["raw"]) == oversize[:64 << 10]
+            assert "is not declared" in rejects[2]["detail"]
+            assert (rejects[2]["kind"], rejects[2]["src"]) == ("no.such.kind", "js-rejects")
+            # A message that is no batch: bad_frame, its first frame kept
+            client.send_raw([b"OI/1", b"NONSENSE", struct.pack(">Q", 9)])
+            assert client.recv()[1] == b"ERROR"
+            last = _rejects(cluster, "--limit=1")[0]
+            assert last["reason"] == "bad_frame" and bytes.fromhex(last["raw"]) == b"OI/1"
+            # A collector that had no ACK sends the batch again, same seq:
+            # acknowledged and counted again, kept once
+            client.seq = 0
+            assert client.batch(frames) == (1, 4)
+        finally:
+            client.close()
+        assert len(_rejects(cluster)) == 5
+        m = p.ingestd.metrics()
+        assert m['omni_ingestd_records_rejected_total{reason="bad_version"}'] == 2
+        assert m['omni_ingestd_records_rejected_total{reason="bad_frame"}'] == 1
+        # By reason, as text, and one reject's bytes alone
+        text = _omnictl_rejects(cluster, "--reason=not_msgpack")
+        assert re.match(r"#2 \S+ not_msgpack 1 bytes from 127\.0\.0\.1:\d+ batch=1 frame=3",
+                        text), text
+        assert text.splitlines()[2].strip() == "c1", text
+        assert _omnictl_rejects(cluster, "--seq=4", "--raw", text=False) == oversize[:64 << 10]
+        # /health, /metrics and omnictl status: the rejects stream beside the records'
+        status, health = p.ingestd.health()
+        assert status == 200, health
+        assert re.search(r"\nrejects OMNI_REJECTS: messages=5 bytes=\d+ replicas=3 current=3 "
+                         r"leader=n\d", health), health
+        wait_until(lambda: p.ingestd.metrics().get("omni_ingestd_rejects_stream_messages") == 5,
+                   10, "the rejects gauges")
+        assert p.ingestd.metrics()["omni_ingestd_rejects_stream_replicas_current"] == 3
+        out = subprocess.run([binary("omnictl"), "status",
+                              f"--targets=ingestd=127.0.0.1:{p.ingestd.http_port}", "--sample=0"],
+                             capture_output=True, text=True, timeout=30)
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert re.search(r"stream OMNI: messages=1 .*replicas=3 current=3", out.stdout), out.stdout
+        assert re.search(r"consumer archive: pending=1 ack_pending=0 redelivered=0", out.stdout), \
+            out.stdout
+        assert re.search(r"rejects OMNI_REJECTS: messages=5 .*replicas=3 current=3", out.stdout), \
+            out.stdout
+        # A node down: both streams name their replica on it as lagging
+        cluster.kill9(2)
+
+        def lagging():
+            _, text = p.ingestd.health()
+            return all(re.search(rf"\n{line}: .* current=2 leader=n[01] lagging=n2:(offline|\d+)",
+                                 text) for line in ("stream OMNI", "rejects OMNI_REJECTS"))
+        wait_until(lagging, 30, "the replicas on n2 shown as lagging")
+        for gauge in ("stream_replicas_current", "rejects_stream_replicas_current"):
+            wait_until(lambda: p.ingestd.metrics().get(f"omni_ingestd_{gauge}") == 2, 10,
+                       f"{gauge} 2")
+
+
+def test_rejects_not_stored_are_not_acknowledged(workdir, cluster):
+    """Quorum lost: a batch of bad records cannot be stored in the rejects
+    stream, so ingestd does not acknowledge it and says why; once the nodes
+    are back the collector's resend is acknowledged and each reject is kept
+    once."""
+    p = Pipeline(workdir, writers=("archive",),
+                 extra=_jetstream(cluster) + ["--publish-timeout=2s"])
+    with p:
+        p.ingestd.start()
+        frames = [b"\x81\xa1v\x02", b"\xc1", b"\x81\xa1v\x03"]
+        cluster.kill9(1)
+        cluster.kill9(2)
+        client = IntakeClient(p.intake)
+        try:
+            seq = client.send_batch(frames)
+
+            def paused():
+                status, text = p.ingestd.health()
+                return status == 503 and "intake paused" in text
+            wait_until(paused, 30, "ingestd paused")
+            assert p.ingestd.metrics()['omni_ingestd_journal_fault{cause="stream"}'] == 1
+            # The first failure named the rejects stream (the probes that
+            # follow ask the records' stream first)
+            assert re.search(r"journal\.fault cause=stream .*rejects stream OMNI_REJECTS",
+                             p.ingestd.log()), p.ingestd.log()[-3000:]
+            # Nothing came back for the batch: it is not acknowledged
+            assert not client.sock.poll(0)
+            cluster.start(1)
+            cluster.start(2)
+            wait_until(lambda: p.ingestd.health()[0] == 200, 60, "ingestd resumed")
+            client.seq = seq - 1  # the collector sends its unacknowledged batch again
+            assert client.batch(frames) == (0, 3)
+        finally:
+            client.close()
+        rejects = _rejects(cluster)
+        assert [bytes.fromhex(r["raw"]) for r in rejects] == frames
+        assert [r["reason"] for r in rejects] == ["bad_version", "not_msgpack", "bad_version"]

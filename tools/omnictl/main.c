@@ -6,6 +6,7 @@
     omnictl revoke ROLE PATTERN [--dsn=...]
     omnictl grants [--dsn=...]
     omnictl replay --archive-dir=DIR [--intake=ENDPOINT] [--writer=NAME,...] [filters]
+    omnictl rejects [--nats-urls=...] [--reason=R] [--limit=N] [--seq=N [--raw]]
 
     Prints one table of every daemon (up, health, records/s, lag, errors)
     from their /metrics and /health. Without --watch it exits 0 when every
@@ -19,13 +20,16 @@
     grant, revoke and grants manage per-project access in a PostgreSQL
     database of relationald or metricsd (access.h, docs/operations.md):
     0 when done, 1 when PostgreSQL refused or the role or grant is not
-    there, 2 on a usage error (a bad pattern or role name).                   */
+    there, 2 on a usage error (a bad pattern or role name).
+    rejects reads what ingestd rejected from the rejects stream (journal:
+    jetstream; rejects.h).                                                    */
 #include "tools/omnictl/access.h"
 #include "common/daemon.h"
 #include "common/config.h"
 #include "proto/curve.h"
 #include "common/log.h"
 #include "tools/omnictl/export.h"
+#include "tools/omnictl/rejects.h"
 #include "tools/omnictl/replay.h"
 #include "tools/omnictl/status.h"
 
@@ -227,6 +231,8 @@ s_export (size_t argc, const char *archive_dir, const char *format, const char *
         return 2;
     }
     export_config_t config = {archive_dir, {0}, EXPORT_JSON, output};
+    if (!*format)
+        format = "json";
     if (export_format_parse (format, &config.format)) {
         fprintf (stderr, "error: omnictl export: --format=%s: expected json, yaml or csv\n",
                  format);
@@ -258,6 +264,11 @@ s_usage (FILE *out)
              "       omnictl export --archive-dir=DIR [--format=json|yaml|csv] [-o FILE|DIR/]\n"
              "              [--kind=K,...] [--source=S,...] [--since=...] [--until=...]\n"
              "              (csv: one kind to FILE or stdout, or a file a kind into DIR/)\n"
+             "       omnictl rejects [--nats-urls=nats://HOST:4222,...] [--stream=OMNI] "
+             "[--reason=R]\n"
+             "              [--limit=100] [--format=text|json] [--seq=N [--raw]]\n"
+             "              (journal: jetstream: what ingestd rejected, newest last; --seq: one,\n"
+             "              --raw: its bytes alone)\n"
              "       omnictl --help   (every option, its default and environment name)\n");
 }
 
@@ -273,6 +284,10 @@ main (int argc, char **argv)
     char **writer, **kinds, **sources;
     char *format, *output;
     int64_t give_up, rate;
+    char **nats_urls;
+    char *stream, *rejects_stream, *reason;
+    int64_t seq, limit;
+    bool raw;
     const omni_config_option_t options[] = {
         {"targets", CONFIG_LIST, DEFAULT_TARGETS,
          "daemons to show, NAME=HOST:PORT of their /metrics and /health", &targets},
@@ -318,8 +333,21 @@ main (int argc, char **argv)
         {"curve_key", CONFIG_STRING, "", "replay: CURVE certificate (role collector)", &curve_key},
         {"curve_server_key", CONFIG_STRING, "", "replay: ingestd's public CURVE certificate",
          &curve_server_key},
-        {"format", CONFIG_STRING, "json", "export: json (the archived lines), yaml or csv",
+        {"format", CONFIG_STRING, "",
+         "export: json (the archived lines, the default), yaml or csv; rejects: text (the "
+         "default) or json (a line each, the bytes in hex)",
          &format},
+        {"nats_urls", CONFIG_LIST, "nats://127.0.0.1:4222",
+         "rejects: NATS servers of the cluster (ingestd.nats_urls)", &nats_urls},
+        {"stream", CONFIG_STRING, "OMNI", "rejects: ingestd.stream, the records' stream", &stream},
+        {"rejects_stream", CONFIG_STRING, "",
+         "rejects: ingestd.rejects_stream; empty = <stream>_REJECTS", &rejects_stream},
+        {"reason", CONFIG_STRING, "",
+         "rejects: only this reason (bad_body, not_msgpack, ..., bad_frame); empty = all", &reason},
+        {"limit", CONFIG_INT, "100", "rejects: the newest this many", &limit},
+        {"seq", CONFIG_INT, "0", "rejects: only the reject with this stream sequence (#N)", &seq},
+        {"raw", CONFIG_BOOL, "false", "rejects: with --seq, the input's bytes alone to stdout",
+         &raw},
         {"output", CONFIG_STRING, "",
          "export: the file to write (-o FILE); csv: a directory (-o DIR/) for a file a kind; "
          "empty or - = stdout",
@@ -402,6 +430,28 @@ main (int argc, char **argv)
     if (command && strcmp (command, "export") == 0) {
         rc = s_export (omni_config_argc (config), archive_dir, format, output, kinds, sources,
                        since, until);
+        omni_config_destroy (&config);
+        return rc;
+    }
+    if (command && strcmp (command, "rejects") == 0) {
+        bool json = strcmp (format, "json") == 0;
+        if (omni_config_argc (config) != 1 || (*format && !json && strcmp (format, "text")) ||
+            seq < 0 || limit < 1) {
+            fprintf (stderr, "error: omnictl rejects takes no argument, --format=text|json, "
+                             "--seq >= 1 and --limit >= 1\n");
+            omni_config_destroy (&config);
+            return 2;
+        }
+        rejects_config_t rc_config = {(const char *const *) nats_urls,
+                                      stream,
+                                      rejects_stream,
+                                      reason,
+                                      (uint64_t) seq,
+                                      (size_t) limit,
+                                      json,
+                                      raw,
+                                      stdout};
+        rc = rejects_run (&rc_config);
         omni_config_destroy (&config);
         return rc;
     }
