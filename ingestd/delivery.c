@@ -31,6 +31,7 @@
 #define DELIVER_RECORDS 1000      //  records per DELIVER message
 #define DELIVER_BYTES   (4 << 20) //  or bytes per DELIVER message
 #define SCAN_LIMIT      20000     //  journal entries scanned per DELIVER
+#define FILL_KEEP       (1 << 20) //  bytes of a DELIVER's buffer kept between them
 //  Writers send HELLO, ACK and small CONFLICTs only (wire.h): frames past
 //  these are read past, a frame over the bound closes the connection
 #define DELIVERY_FRAMES   WIRE_DELIVERY_FRAMES
@@ -270,7 +271,12 @@ s_pump (delivery_t *self, s_session_t *s)
         //  dropped); its session ends with its connection
         omni_wire_head_t head = {.command = WIRE_DELIVER, .upto = fill.upto};
         route_frames_t frames = {self->fill_bytes.data, self->fill_ends, fill.records};
-        if (!s_send (self, s->peer, s->peer_fd, &head, &frames))
+        bool sent = s_send (self, s->peer, s->peer_fd, &head, &frames);
+        //  Kept for the next DELIVER, unless large records grew it: the
+        //  memory guard counts what stays
+        if (self->fill_bytes.capacity > FILL_KEEP)
+            omni_buf_release (&self->fill_bytes);
+        if (!sent)
             return;
         s->last_sent_ms = omni_util_mono_ms ();
         if (s->ninflight == s->inflight_cap) {
