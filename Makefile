@@ -144,7 +144,8 @@ test-integration:
 test-deploy: all
 	OMNI_BIN=$(abspath $(BUILD))/bin deploy/test-deploy.sh
 
-# libFuzzer targets, each FUZZ_SECONDS in `make test`: the record decoder,
+# libFuzzer targets, each FUZZ_SECONDS in `make test`: the record decoder
+# (and, on the same bytes, the split of a JetStream batch message),
 # ingestd's handling of an intake message (fuzz_intake, the whole round:
 # frames, records, journal, reply) and a writer's handling of what ingestd
 # sends it (fuzz_delivery). The last two include the file they test, so it
@@ -167,7 +168,8 @@ build-fuzz/fuzz_record: proto/fuzz_record.c proto/fuzz_oracle.cpp $(LIBOMNI_SRCS
 	@mkdir -p build-fuzz/corpus
 	$(FUZZ_CXX) -c -o build-fuzz/fuzz_oracle.o proto/fuzz_oracle.cpp
 	$(FUZZ_CC) -fsanitize-link-c++-runtime -o $@ proto/fuzz_record.c build-fuzz/fuzz_oracle.o \
-	    proto/record.c proto/kinds.c proto/mpjson.c common/util.c common/log.c common/buf.c $(CORE_LIBS) -lstdc++
+	    proto/record.c proto/kinds.c proto/mpjson.c proto/jsbatch.c common/util.c common/log.c \
+	    common/buf.c $(CORE_LIBS) -lstdc++
 
 # (it includes server.c: the other classes of ingestd are linked)
 INGESTD_FUZZ_SRCS := $(filter-out ingestd/server.c,$(INGESTD_CLASSES))

@@ -7,9 +7,14 @@
     the writer's window and acknowledged to the stream only once the loop
     acknowledged them, i.e. after the store committed them; one that is
     not comes again after the consumer's ack wait (to this or another
-    instance: any number of instances share a consumer).                   */
+    instance: any number of instances share a consumer). A message holds
+    one record or a batch of them (proto/jsbatch.h): each record is handed
+    on with an offset of its own, and a message is acknowledged once all
+    its records are committed.                                             */
 #ifndef OMNI_JSDELIVERY_H
 #define OMNI_JSDELIVERY_H
+
+#include "common/metrics.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -18,6 +23,9 @@ typedef struct {
     const char *const *urls; //  NATS servers, NULL-terminated
     const char *stream;      //  the stream ingestd journals into
     const char *name;        //  writer role = the consumer's durable name
+    const char *aside_dir;   //  where messages that do not split are kept (the conflicts_dir),
+                             //  or NULL: they are then left unacknowledged
+    omni_metrics_t *metrics; //  for the messages and records counters, or NULL
 } omni_jsdelivery_config_t;
 
 typedef struct _omni_jsdelivery_t omni_jsdelivery_t;

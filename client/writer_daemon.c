@@ -163,7 +163,8 @@ omni_writer_daemon_run (omni_writer_daemon_t *self, writer_store_fn *store_fn, v
     if (self->nats_urls[0]) {
         char error[512];
         omni_jsdelivery_config_t js = {(const char *const *) self->nats_urls, self->stream,
-                                       self->spec.writer};
+                                       self->spec.writer, self->conflicts_dir,
+                                       omni_daemon_metrics (self->daemon)};
         if (self->curve)
             return omni_daemon_bad_config (self->daemon,
                                            "curve_key: not with nats_urls (NATS has its own TLS)");

@@ -405,6 +405,12 @@ s_intake_message_read (intake_t *self, s_reply_t *reply, size_t *bytes)
             log_debug ("intake.reject", "reason=%s detail=\"%s\" bytes=%zu", name, detail, size);
         }
     }
+    //  journal: jetstream: this batch's records go out, a message per
+    //  route, before the next batch's (jsjournal.c says why per batch)
+    if (rc >= 0 && self->config.stream && jsjournal_flush (self->config.stream)) {
+        self->publish_failed = true; //  the stream's fault, as above
+        rc = -1;
+    }
     if (rc < 0) {
         s_drain_parts (self, more);
         return -1;

@@ -1,5 +1,20 @@
 /*  jsjournal: the JetStream journal (see jsjournal.h).
 
+    Why records are published in batches. NATS spends its CPU per message
+    (its publish ack, its entry in the stream, its round through the
+    stream's Raft group): one message per record cost 54 us of NATS CPU
+    per record with three replicas, some 37,000 records/s on two cores at
+    best (docs/performance.md). So the records a collector's batch brings
+    are grouped by subject (the writers they go to and their kind) and
+    each group is one message (proto/jsbatch.h: its layout, and its id, a
+    hash of the records' ids, so that the batch sent again is still
+    dropped by the stream's duplicate window). Grouped per collector batch
+    and not per round: a round's mix of batches depends on timing, so a
+    batch sent again would fall into other groups and not be dropped. A
+    group is cut in several messages past BATCH_RECORDS_MAX records or
+    BATCH_BYTES_MAX bytes (or the servers' max_payload less HEADER_ROOM),
+    in order, so the same batch is cut the same way again.
+
     Why asynchronous publishes and one wait per round. A synchronous
     publish costs a round trip to the stream leader and its replication to
     a quorum, per record. ingestd already acknowledges collectors a round
@@ -23,6 +38,7 @@
     consumer before it takes the first record.                             */
 #include "ingestd/jsjournal.h"
 #include "proto/jetstream.h"
+#include "proto/jsbatch.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "proto/kinds.h"
@@ -37,12 +53,20 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define RETRY_MS        2000   //  acks not come by then: publish again
-#define MAX_PENDING     100000 //  asynchronous publishes in flight at most
-#define ACK_PENDING_MAX 100000 //  messages a consumer has out unacknowledged at most
-#define API_WAIT_MS     5000   //  JetStream API calls (stream and consumer info)
-#define HEADER_ROOM     1024   //  max_payload beyond max_record_size: subject and headers
-#define WATCH_MS        2000   //  the /metrics gauges are refreshed this often
+#define RETRY_MS          2000      //  acks not come by then: publish again
+#define MAX_PENDING       100000    //  asynchronous publishes in flight at most
+#define ACK_PENDING_MAX   100000    //  messages a consumer has out unacknowledged at most
+#define API_WAIT_MS       5000      //  JetStream API calls (stream and consumer info)
+#define HEADER_ROOM       1024      //  max_payload beyond max_record_size: subject and headers
+#define WATCH_MS          2000      //  the /metrics gauges are refreshed this often
+#define BATCH_RECORDS_MAX 1000      //  records in one message at most
+#define BATCH_BYTES_MAX   (1 << 20) //  body bytes of one message at most (unless one record is more)
+
+//  The records of one subject waiting to be published as one message.
+typedef struct {
+    char subject[OMNI_JS_SUBJECT_MAX];
+    omni_js_batch_t batch;
+} s_group_t;
 
 struct _jsjournal_t {
     jsjournal_config_t config;
@@ -53,11 +77,16 @@ struct _jsjournal_t {
     pthread_mutex_t lock; //  what the publish error handler (a nats.c thread) writes
     uint64_t errors;      //  error acks since begin
     char error[512];      //  the last failure
-    uint64_t published;   //  since begin
+    uint64_t published;   //  records since begin
+    uint64_t messages;    //  messages since begin
     bool publishing;      //  published at least once (nats.c has a pending list)
+    size_t max_body;      //  a message's body is cut past this
+    s_group_t *groups;    //  of the collector batch being read, by subject
+    size_t ngroups, groups_cap;
     //  /metrics: the stream's and consumers' state, refreshed by a thread
     omni_js_watch_t *watch;
     omni_metric_t *m_messages, *m_bytes, *m_current, **m_pending, **m_ack_pending, **m_redelivered;
+    omni_metric_t *m_stored_messages, *m_stored_records;
 };
 
 static void s_set_error (jsjournal_t *self, const char *format, ...)
@@ -264,7 +293,7 @@ jsjournal_new (const jsjournal_config_t *config, jsjournal_failure_t *failure, c
         return NULL;
     }
     int64_t max_payload = natsConnection_GetMaxPayload (self->nc);
-    if ((uint64_t) max_payload < config->max_record_size + HEADER_ROOM) {
+    if ((uint64_t) max_payload < config->max_record_size + HEADER_ROOM + OMNI_JS_BATCH_OVERHEAD) {
         snprintf (error, error_size,
                   "the NATS servers take messages of %" PRId64
                   " bytes at most (max_payload), less than ingestd.max_record_size (%" PRIu64
@@ -275,6 +304,9 @@ jsjournal_new (const jsjournal_config_t *config, jsjournal_failure_t *failure, c
         jsjournal_destroy (&self);
         return NULL;
     }
+    self->max_body = (size_t) max_payload - HEADER_ROOM;
+    if (self->max_body > BATCH_BYTES_MAX)
+        self->max_body = BATCH_BYTES_MAX;
     jsOptions o;
     jsOptions_Init (&o);
     o.Wait = API_WAIT_MS;
@@ -311,6 +343,9 @@ jsjournal_destroy (jsjournal_t **self_p)
     if (!self)
         return;
     omni_js_watch_destroy (&self->watch);
+    for (size_t i = 0; i < self->groups_cap; i++)
+        omni_js_batch_release (&self->groups[i].batch);
+    free (self->groups);
     free (self->m_pending);
     free (self->m_ack_pending);
     free (self->m_redelivered);
@@ -337,30 +372,89 @@ jsjournal_begin (jsjournal_t *self)
     self->errors = 0;
     pthread_mutex_unlock (&self->lock);
     self->published = 0;
+    self->messages = 0;
+    for (size_t i = 0; i < self->ngroups; i++)
+        omni_js_batch_reset (&self->groups[i].batch);
+    self->ngroups = 0;
 }
 
-int
-jsjournal_publish (jsjournal_t *self, const omni_record_t *record, const void *data, size_t size,
-                   unsigned writers)
+//  One group's records as one message, published without waiting.
+static int
+s_publish_group (jsjournal_t *self, s_group_t *group)
 {
-    char subject[OMNI_JS_SUBJECT_MAX], id[2 * RECORD_ID_SIZE + 1];
-    omni_js_record_subject (self->stream, writers, record->kind.ptr, record->kind.len, subject,
-                            sizeof subject);
-    omni_util_hex (record->id, RECORD_ID_SIZE, id);
+    omni_js_batch_t *batch = &group->batch;
+    if (!batch->count)
+        return 0;
+    char id[OMNI_JS_BATCH_ID_SIZE], count[16];
+    omni_js_batch_finish (batch, group->subject, id);
+    snprintf (count, sizeof count, "%" PRIu32, batch->count);
+    natsMsg *msg = NULL;
+    natsStatus s =
+        natsMsg_Create (&msg, group->subject, NULL, batch->body.data, (int) batch->body.size);
+    if (s == NATS_OK)
+        s = natsMsgHeader_Set (msg, OMNI_JS_BATCH_HEADER, OMNI_JS_BATCH_VERSION);
+    if (s == NATS_OK)
+        s = natsMsgHeader_Set (msg, OMNI_JS_RECORDS_HEADER, count);
     jsPubOptions po;
     jsPubOptions_Init (&po);
     po.MsgId = id;
     po.MaxWait = self->config.ack_timeout_ms;
-    natsStatus s = js_PublishAsync (self->js, subject, data, (int) size, &po);
+    if (s == NATS_OK)
+        s = js_PublishMsgAsync (self->js, &msg, &po); //  takes msg when it succeeds
+    natsMsg_Destroy (msg);
+    uint32_t records = batch->count;
+    omni_js_batch_reset (batch);
     if (s != NATS_OK) {
         char why[400];
         omni_js_error (s, 0, why, sizeof why);
         s_set_error (self, "publish to stream %s: %s", self->stream, why);
         return -1;
     }
-    self->published++;
+    self->published += records;
+    self->messages++;
     self->publishing = true;
     return 0;
+}
+
+int
+jsjournal_publish (jsjournal_t *self, const omni_record_t *record, const void *data, size_t size,
+                   unsigned writers)
+{
+    char subject[OMNI_JS_SUBJECT_MAX];
+    omni_js_record_subject (self->stream, writers, record->kind.ptr, record->kind.len, subject,
+                            sizeof subject);
+    s_group_t *group = NULL;
+    for (size_t i = 0; i < self->ngroups && !group; i++)
+        if (strcmp (self->groups[i].subject, subject) == 0)
+            group = &self->groups[i];
+    if (!group) {
+        //  Kept zeroed past ngroups: a group's buffers are used again
+        size_t old_cap = self->groups_cap;
+        omni_array_reserve (self->groups, self->groups_cap, self->ngroups + 1);
+        memset (self->groups + old_cap, 0, (self->groups_cap - old_cap) * sizeof *self->groups);
+        group = &self->groups[self->ngroups++];
+        memcpy (group->subject, subject, sizeof subject);
+    }
+    omni_js_batch_t *batch = &group->batch;
+    if (batch->count && (batch->count >= BATCH_RECORDS_MAX ||
+                         omni_js_batch_size_with (batch, size) > self->max_body))
+        if (s_publish_group (self, group))
+            return -1;
+    omni_js_batch_add (batch, record->id, data, size);
+    return 0;
+}
+
+int
+jsjournal_flush (jsjournal_t *self)
+{
+    int rc = 0;
+    for (size_t i = 0; i < self->ngroups; i++)
+        if (rc == 0 && s_publish_group (self, &self->groups[i]))
+            rc = -1;
+    for (size_t i = 0; i < self->ngroups; i++)
+        omni_js_batch_reset (&self->groups[i].batch);
+    self->ngroups = 0;
+    return rc;
 }
 
 //  Publishes again what has no ack yet; returns how many.
@@ -384,6 +478,8 @@ s_republish (jsjournal_t *self)
 int
 jsjournal_complete (jsjournal_t *self)
 {
+    if (jsjournal_flush (self))
+        return -1;
     int64_t deadline = omni_util_mono_ms () + self->config.ack_timeout_ms;
     natsStatus s;
     for (;;) {
@@ -401,12 +497,18 @@ jsjournal_complete (jsjournal_t *self)
     uint64_t errors = self->errors;
     if (s != NATS_OK && !errors)
         snprintf (self->error, sizeof self->error,
-                  "stream %s: the publish acks of %" PRIu64
-                  " records did not all come within %" PRId64 " ms (%s)",
-                  self->stream, self->published, self->config.ack_timeout_ms,
+                  "stream %s: the publish acks of %" PRIu64 " messages (%" PRIu64
+                  " records) did not all come within %" PRId64 " ms (%s)",
+                  self->stream, self->messages, self->published, self->config.ack_timeout_ms,
                   natsStatus_GetText (s));
     pthread_mutex_unlock (&self->lock);
-    return s == NATS_OK && !errors ? 0 : -1;
+    if (s != NATS_OK || errors)
+        return -1;
+    if (self->m_stored_messages) {
+        omni_metric_add (self->m_stored_messages, self->messages);
+        omni_metric_add (self->m_stored_records, self->published);
+    }
+    return 0;
 }
 
 void
@@ -417,13 +519,23 @@ jsjournal_abort (jsjournal_t *self)
     natsMsgList pending = {0};
     if (self->publishing && js_PublishAsyncGetPendingList (&pending, self->js) == NATS_OK)
         natsMsgList_Destroy (&pending);
+    for (size_t i = 0; i < self->ngroups; i++)
+        omni_js_batch_reset (&self->groups[i].batch);
+    self->ngroups = 0;
     self->published = 0;
+    self->messages = 0;
 }
 
 uint64_t
 jsjournal_published (jsjournal_t *self)
 {
     return self->published;
+}
+
+uint64_t
+jsjournal_messages (jsjournal_t *self)
+{
+    return self->messages;
 }
 
 const char *
@@ -522,6 +634,14 @@ jsjournal_metrics (jsjournal_t *self, omni_metrics_t *metrics)
     self->m_current =
         omni_metrics_gauge (metrics, "stream_replicas_current",
                             "journal: jetstream: the stream's replicas that are current", NULL);
+    self->m_stored_messages = omni_metrics_counter (
+        metrics, "stream_published_messages_total",
+        "journal: jetstream: messages the stream acknowledged (each holds many records)", NULL);
+    self->m_stored_records =
+        omni_metrics_counter (metrics, "stream_published_records_total",
+                              "journal: jetstream: records in the messages the stream "
+                              "acknowledged",
+                              NULL);
     size_t n = 0;
     while (self->writers[n])
         n++;
@@ -532,17 +652,18 @@ jsjournal_metrics (jsjournal_t *self, omni_metrics_t *metrics)
     for (size_t i = 0; i < n; i++) {
         char labels[64];
         snprintf (labels, sizeof labels, "writer=\"%s\"", self->writers[i]);
-        self->m_pending[i] =
-            omni_metrics_gauge (metrics, "consumer_pending",
-                                "journal: jetstream: records a writer has not taken yet", labels);
+        self->m_pending[i] = omni_metrics_gauge (
+            metrics, "consumer_pending",
+            "journal: jetstream: messages (of many records each) a writer has not taken yet",
+            labels);
         self->m_ack_pending[i] =
             omni_metrics_gauge (metrics, "consumer_ack_pending",
-                                "journal: jetstream: records a writer took and did not "
+                                "journal: jetstream: messages a writer took and did not "
                                 "acknowledge yet",
                                 labels);
         self->m_redelivered[i] = omni_metrics_gauge (
             metrics, "consumer_redelivered",
-            "journal: jetstream: records delivered to a writer more than once (now pending)",
+            "journal: jetstream: messages delivered to a writer more than once (now pending)",
             labels);
     }
     self->watch = omni_js_watch_new (s_watch, self, WATCH_MS);
@@ -607,7 +728,8 @@ jsjournal_test (bool verbose)
             zclock_sleep (50);
     }
     assert (js);
-    //  Records, each once however often published
+    //  Collector batches of one record each, the first sent again: each
+    //  batch once however often published
     omni_record_encoder_t *enc = omni_record_encoder_new ();
     jsjournal_begin (js);
     for (int i = 0; i < 3; i++) {
@@ -619,14 +741,37 @@ jsjournal_test (bool verbose)
         s_test_record (enc, sha, &data, &size, &record);
         assert (jsjournal_publish (js, &record, data, size, WRITER_ARCHIVE | WRITER_RELATIONAL) ==
                 0);
+        assert (jsjournal_flush (js) == 0);
     }
-    assert (jsjournal_published (js) == 3);
+    assert (jsjournal_published (js) == 3 && jsjournal_messages (js) == 3);
     assert (jsjournal_complete (js) == 0);
     assert (jsjournal_probe (js) == 0);
     char status[1024];
     jsjournal_status (js, status, sizeof status);
     assert (strstr (status, "messages=2"));
     assert (strstr (status, "consumer relational: pending=2"));
+    //  A batch of 2,500 records on two routes: a message per route and
+    //  BATCH_RECORDS_MAX records (1,000 + 1,000 to both writers, 500 to the
+    //  archive alone), the same messages when it comes again
+    for (int again = 0; again < 2; again++) {
+        jsjournal_begin (js);
+        for (int i = 0; i < 2500; i++) {
+            const void *data;
+            size_t size;
+            omni_record_t record;
+            char sha[41];
+            snprintf (sha, sizeof sha, "%040d", 100 + i);
+            s_test_record (enc, sha, &data, &size, &record);
+            unsigned to = i % 5 ? WRITER_ARCHIVE | WRITER_RELATIONAL : WRITER_ARCHIVE;
+            assert (jsjournal_publish (js, &record, data, size, to) == 0);
+        }
+        //  complete sends what the last flush did not
+        assert (jsjournal_complete (js) == 0);
+        assert (jsjournal_published (js) == 2500 && jsjournal_messages (js) == 3);
+    }
+    jsjournal_status (js, status, sizeof status);
+    assert (strstr (status, "messages=5"));
+    assert (strstr (status, "consumer relational: pending=4"));
     jsjournal_destroy (&js);
     //  The same again: the stream and consumers are found and accepted
     js = jsjournal_new (&config, &failure, error, sizeof error);

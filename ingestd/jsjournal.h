@@ -4,9 +4,11 @@
     publish into it, and each writer pulls from a durable consumer of its
     own. An intake round publishes its accepted records asynchronously and
     waits for every publish ack (the stream stored the record on a quorum
-    of its replicas) before the round's batches are acknowledged; the
-    record id is the message id, so the stream drops the records a
-    collector sends twice within its duplicate window.                    */
+    of its replicas) before the round's batches are acknowledged. The
+    records of a collector's batch go in as few messages as their routes
+    allow (proto/jsbatch.h), each named by a hash of its records' ids, so
+    the stream drops a batch a collector sends twice within its duplicate
+    window.                                                               */
 #ifndef OMNI_JSJOURNAL_H
 #define OMNI_JSJOURNAL_H
 
@@ -46,16 +48,20 @@ jsjournal_t *jsjournal_new (const jsjournal_config_t *config, jsjournal_failure_
                             char *error, size_t error_size);
 void jsjournal_destroy (jsjournal_t **self_p);
 
-//  One round: begin, publish each accepted record, then complete (0: every
-//  record published since begin is stored) or abort (forget what is
-//  pending: the collectors send the round again).
+//  One round: begin, publish each accepted record (grouped by subject:
+//  a group goes out when full), flush at the end of each collector batch
+//  (its groups go out), then complete (0: every record published since
+//  begin is stored) or abort (forget what is pending: the collectors send
+//  the round again). publish, flush: 0, or -1 when nats.c refused.
 void jsjournal_begin (jsjournal_t *self);
 int jsjournal_publish (jsjournal_t *self, const omni_record_t *record, const void *data,
                        size_t size, unsigned writers);
+int jsjournal_flush (jsjournal_t *self);
 int jsjournal_complete (jsjournal_t *self);
 void jsjournal_abort (jsjournal_t *self);
-//  Records published since begin.
+//  Records, and messages holding them, published since begin.
 uint64_t jsjournal_published (jsjournal_t *self);
+uint64_t jsjournal_messages (jsjournal_t *self);
 
 //  Why the last publish, complete or probe failed (for the fault text).
 const char *jsjournal_error (jsjournal_t *self);
@@ -69,8 +75,10 @@ void jsjournal_status (jsjournal_t *self, char *text, size_t size);
 
 //  Registers the stream's and consumers' gauges (stream_messages,
 //  stream_bytes, stream_replicas_current, consumer_pending,
-//  consumer_ack_pending, consumer_redelivered{writer}) and refreshes them
-//  every 2 s in a thread of its own until destroy.
+//  consumer_ack_pending, consumer_redelivered{writer}, all in messages)
+//  and refreshes them every 2 s in a thread of its own until destroy; and
+//  the counters of what the stream acknowledged,
+//  stream_published_messages_total and stream_published_records_total.
 void jsjournal_metrics (jsjournal_t *self, omni_metrics_t *metrics);
 
 const char *jsjournal_stream (jsjournal_t *self);

@@ -9,13 +9,23 @@
     exactly; the decoder accepts exactly what the oracle finds valid, and
     rejects with a reason the oracle finds broken; an accepted record has
     the oracle's envelope, body and tags (packed again, byte for byte) and
-    the id the oracle computes from its natural key.                         */
+    the id the oracle computes from its natural key.
+
+    The same bytes as the body of a JetStream batch message (jsbatch.c,
+    the writers' split of what ingestd publishes): split with the count
+    the body declares, it must either be refused with a reason or give
+    records inside the body, in order, none empty, that encode again to a
+    body that splits into the same records.                                 */
 #include "proto/fuzz_oracle.h"
+#include "proto/jsbatch.h"
 #include "proto/mpjson.h"
 #include "proto/record.h"
 
 #include <assert.h>
+#include <inttypes.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
@@ -57,9 +67,57 @@ s_same_packed (const msgpack_object *value, const uint8_t *bytes, size_t size)
     msgpack_sbuffer_destroy (&buf);
 }
 
+//  The bytes as a batch message's body (see the top)
+static void
+s_batch (const uint8_t *data, size_t size)
+{
+    //  The count the body's array head says, so that the items are reached
+    uint64_t said = 1;
+    if (size && data[0] >= 0x90 && data[0] <= 0x9f)
+        said = data[0] & 0x0f;
+    else if (size >= 3 && data[0] == 0xdc)
+        said = ((uint64_t) data[1] << 8) | data[2];
+    else if (size >= 5 && data[0] == 0xdd)
+        said = ((uint64_t) data[1] << 24) | ((uint64_t) data[2] << 16) | ((uint64_t) data[3] << 8) |
+               data[4];
+    char records[24], why[256] = "";
+    snprintf (records, sizeof records, "%" PRIu64, said);
+    omni_js_part_t *parts = NULL, *again = NULL;
+    size_t cap = 0, again_cap = 0;
+    int n = omni_js_batch_split ("1", records, data, size, &parts, &cap, why, sizeof why);
+    if (n < 0) {
+        assert (strlen (why) > 0);
+        free (parts);
+        return;
+    }
+    assert ((uint64_t) n == said);
+    const uint8_t *at = data;
+    omni_js_batch_t batch = {0};
+    uint8_t id[RECORD_ID_SIZE] = {0};
+    for (int i = 0; i < n; i++) {
+        const uint8_t *p = parts[i].data;
+        assert (p > at && parts[i].size > 0 && p + parts[i].size <= data + size);
+        at = p + parts[i].size;
+        omni_js_batch_add (&batch, id, p, parts[i].size);
+    }
+    assert (at == data + size);
+    char msg_id[OMNI_JS_BATCH_ID_SIZE];
+    omni_js_batch_finish (&batch, "s", msg_id);
+    int m = omni_js_batch_split ("1", records, batch.body.data, batch.body.size, &again, &again_cap,
+                                 why, sizeof why);
+    assert (m == n);
+    for (int i = 0; i < n; i++)
+        assert (again[i].size == parts[i].size &&
+                memcmp (again[i].data, parts[i].data, parts[i].size) == 0);
+    omni_js_batch_release (&batch);
+    free (parts);
+    free (again);
+}
+
 int
 LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
 {
+    s_batch (data, size);
     msgpack_zone zone;
     msgpack_zone_init (&zone, 1024);
     omni_record_t record, checked;
