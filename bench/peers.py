@@ -54,6 +54,10 @@ from omni import Pipeline, binary, free_port, scratch_database  # noqa: E402
 TELEGRAF_MODULE = "github.com/influxdata/telegraf/cmd/telegraf"
 TELEGRAF_TAGS = "custom,inputs.socket_listener,outputs.postgresql,parsers.influx"
 POLL_S = 0.2
+#  Every side's connections alike: Telegraf's plugin is given this, and
+#  libpq's default (sslmode=prefer) would put TLS on the other sides' data
+#  only (about 2 % of PostgreSQL's CPU on the points side, measured)
+NO_TLS = "?sslmode=disable"
 CLK = os.sysconf("SC_CLK_TCK")
 
 
@@ -108,6 +112,12 @@ class Side:
         self.lsn0 = cur.fetchone()[0]
         me = self.admin.get_backend_pid()
         self.pg0 = {pid: cpu_of(pid) for pid in backends(self.admin, self.db) if pid != me}
+        self.restart()
+
+    def restart(self):
+        """The clock and the CPU counters start again (the backends those
+        start() found): the input is ready now. From another thread."""
+        self.pg0 = {pid: cpu_of(pid) for pid in self.pg0}
         self.cpu0 = {name: cpu_of(pid) for name, pid in self.procs.items()}
         self.t0 = time.monotonic()
 
@@ -151,18 +161,36 @@ class Side:
                 f"{self.size / 2**20:,.0f} |")
 
 
-def loadgen(args, kind, count, dump=None, intake=None):
-    """omni-loadgen, the one generator; returns its CPU seconds."""
+def loadgen(args, kind, count, dump=None, intake=None, ready=None):
+    """omni-loadgen, the one generator; returns its CPU seconds. With
+    `ready` (and --preencode) it builds every record first and calls
+    ready(cpu seconds spent building) when it is about to send the first:
+    its side's clock starts there, as the other sides' input (influx lines,
+    COPY text) is made before theirs."""
+    pre = ready is not None and args.preencode
     cmd = [args.loadgen_bin, f"--kind={kind}", f"--count={count}", "--seed=1",
-           "--src=bench", "--log-level=warn", f"--batch={args.loadgen_batch}"]
+           "--src=bench", "--log-level=" + ("info" if pre else "warn"),
+           f"--batch={args.loadgen_batch}"]
     cmd += [f"--size={args.size}"] if kind == "metric" else []
     cmd += [f"--dump={dump}"] if dump else [f"--intake={intake}"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+    cmd += ["--preencode"] if pre else []
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE if pre else None, text=True)
+    built = 0.0
+    if pre:
+        for line in proc.stderr:
+            if "loadgen.preencoded" in line and not built:
+                built = cpu_of(proc.pid)
+                ready(built)
+            elif "loadgen.preencoded" not in line and "level=info" not in line:
+                sys.stderr.write(line)
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode:
         raise SystemExit(f"omni-loadgen exited {proc.returncode}")
-    return usage.ru_utime + usage.ru_stime
+    if pre and not built:
+        raise SystemExit("omni-loadgen did not pre-encode its records")
+    return usage.ru_utime + usage.ru_stime - built
 
 
 def records(path):
@@ -208,7 +236,7 @@ def influx_lines(dump):
 
 
 def telegraf_config(dsn, port, n, keyed):
-    conn = dsn.replace("postgresql://", "postgres://") + "?sslmode=disable"
+    conn = dsn.replace("postgresql://", "postgres://") + NO_TLS
     templates = ["'''CREATE TABLE {{ .table }} ({{ .columns }})'''"]
     if keyed:
         templates.append("'''CREATE UNIQUE INDEX ON {{ .table }} "
@@ -291,14 +319,14 @@ def omni_side(args, name, writer, daemon, daemon_args, kind, n, table_sql, work,
             Pipeline(os.path.join(work, writer), writers=(writer,), journal_max="16G") as p:
         os.makedirs(p.workdir, exist_ok=True)
         p.ingestd.start()
-        w = p.writer(daemon, [f"--dsn={dsn}", "--log-level=warn", *daemon_args]).start()
+        w = p.writer(daemon, [f"--dsn={dsn}{NO_TLS}", "--log-level=warn", *daemon_args]).start()
         side = Side(name, dsn, table_sql)
         side.procs = {"ingestd": p.ingestd.proc.pid, daemon: w.proc.pid}
         try:
             side.start()
             done = {}
-            thread = threading.Thread(
-                target=lambda: done.update(cpu=loadgen(args, kind, n, intake=p.intake)))
+            thread = threading.Thread(target=lambda: done.update(cpu=loadgen(
+                args, kind, n, intake=p.intake, ready=lambda cpu: side.restart())))
             thread.daemon = True
             thread.start()
             side.wait_rows(n, args.timeout, alive=lambda: w.proc.poll() is None)
@@ -336,7 +364,7 @@ def jsonb_side(args, chunks, n, keyed):
     name = ("jsonb (tag, time, data), unique id + 2 lookup indexes" if keyed
             else "jsonb (tag, time, data), no index")
     with scratch_database("omni_peer_js_") as dsn:
-        db = psycopg2.connect(dsn)
+        db = psycopg2.connect(dsn + NO_TLS)
         db.autocommit = True
         cur = db.cursor()
         cur.execute("CREATE TABLE fluentbit (tag varchar, time timestamp, data jsonb)")
@@ -391,6 +419,10 @@ def main():
     ap.add_argument("--repeat", type=int, default=1,
                     help="run the ci.test sides this many times, alternating; ratios: from "
                     "the medians")
+    ap.add_argument("--no-preencode", dest="preencode", action="store_false",
+                    help="omni-loadgen makes each record as it sends it, on its side's clock "
+                    "(by default it builds them all first and the clock starts at the first "
+                    "sent, as for Telegraf's lines and the JSONB side's COPY text)")
     ap.add_argument("--timeout", type=float, default=1800)
     ap.add_argument("--before", metavar="DIR",
                     help="also run the metricsd and relationald sides with the daemons of "

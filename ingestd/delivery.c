@@ -31,6 +31,7 @@
 #define DELIVER_RECORDS 1000      //  records per DELIVER message
 #define DELIVER_BYTES   (4 << 20) //  or bytes per DELIVER message
 #define SCAN_LIMIT      20000     //  journal entries scanned per DELIVER
+#define FILL_KEEP       (1 << 20) //  bytes of a DELIVER's buffer kept between them
 //  Writers send HELLO, ACK and small CONFLICTs only (wire.h): frames past
 //  these are read past, a frame over the bound closes the connection
 #define DELIVERY_FRAMES   WIRE_DELIVERY_FRAMES
@@ -90,6 +91,9 @@ struct _delivery_t {
     char writers_text[256];                //  the configured writer names, for messages
     char peer_key[512], peer_writers[512]; //  CURVE metadata of the message in hand
     int64_t last_sync_ms;                  //  cursors last persisted
+    //  The DELIVER being filled: its records copied end to end (route_frames_t)
+    omni_buf_t fill_bytes;
+    size_t fill_ends[DELIVER_RECORDS];
     omni_metric_t *m_trimmed, *m_hello_ignored, *m_bad_messages, *m_replies_dropped;
 };
 
@@ -193,6 +197,7 @@ delivery_destroy (delivery_t **self_p)
         free (self->sessions[i].name);
     }
     free (self->sessions);
+    omni_buf_release (&self->fill_bytes);
     free (self);
     *self_p = NULL;
 }
@@ -203,10 +208,11 @@ delivery_writers (delivery_t *self)
     return self->nsessions;
 }
 
-//  Sends `head` and the frames of `records` (taken) to a writer's
+//  Sends `head` and the frames of `records` (NULL: none) to a writer's
 //  connection; false when not sent (gone, or not reading: then dropped).
 static bool
-s_send (delivery_t *self, zframe_t *peer, int fd, const omni_wire_head_t *head, zmsg_t **records)
+s_send (delivery_t *self, zframe_t *peer, int fd, const omni_wire_head_t *head,
+        const route_frames_t *records)
 {
     return route_send (self->peers, PEERS_DELIVERY, zsock_resolve (self->sock), zframe_data (peer),
                        zframe_size (peer), fd, head, records, self->m_replies_dropped);
@@ -214,7 +220,7 @@ s_send (delivery_t *self, zframe_t *peer, int fd, const omni_wire_head_t *head, 
 
 typedef struct {
     s_session_t *session;
-    zmsg_t *msg;
+    delivery_t *delivery; //  its fill_bytes and fill_ends take the records
     size_t records, bytes, scanned;
     uint32_t credit;
     uint64_t upto;
@@ -230,8 +236,8 @@ s_fill (void *arg, uint64_t offset, const void *record, size_t size, uint8_t wri
         if (fill->records >= fill->credit || fill->records >= DELIVER_RECORDS ||
             (fill->records > 0 && fill->bytes + size > DELIVER_BYTES))
             return false;
-        zmsg_addmem (fill->msg, record, size);
-        fill->records++;
+        omni_buf_append (&fill->delivery->fill_bytes, record, size);
+        fill->delivery->fill_ends[fill->records++] = fill->delivery->fill_bytes.size;
         fill->bytes += size;
     }
     fill->upto = offset;
@@ -254,20 +260,23 @@ s_pump (delivery_t *self, s_session_t *s)
         //  An offset range with nothing for this writer also needs an ACK
         //  before it can be trimmed, but it costs no credit; still, do not
         //  pile up empty messages.
-        s_fill_t fill = {s, zmsg_new (), 0, 0, 0, s->window - s->inflight_records, s->sent_upto};
+        s_fill_t fill = {s, self, 0, 0, 0, s->window - s->inflight_records, s->sent_upto};
+        omni_buf_reset (&self->fill_bytes);
         journal_scan (self->journal, s->sent_upto + 1, s_fill, &fill);
-        if (fill.upto <= s->sent_upto) {
-            zmsg_destroy (&fill.msg);
+        if (fill.upto <= s->sent_upto)
             return;
-        }
-        if (fill.records == 0 && s->ninflight > 0 && s->inflight[s->ninflight - 1].records == 0) {
-            zmsg_destroy (&fill.msg);
+        if (fill.records == 0 && s->ninflight > 0 && s->inflight[s->ninflight - 1].records == 0)
             return;
-        }
         //  Not sent: the writer is gone or does not read (then it is
         //  dropped); its session ends with its connection
         omni_wire_head_t head = {.command = WIRE_DELIVER, .upto = fill.upto};
-        if (!s_send (self, s->peer, s->peer_fd, &head, &fill.msg))
+        route_frames_t frames = {self->fill_bytes.data, self->fill_ends, fill.records};
+        bool sent = s_send (self, s->peer, s->peer_fd, &head, &frames);
+        //  Kept for the next DELIVER, unless large records grew it: the
+        //  memory guard counts what stays
+        if (self->fill_bytes.capacity > FILL_KEEP)
+            omni_buf_release (&self->fill_bytes);
+        if (!sent)
             return;
         s->last_sent_ms = omni_util_mono_ms ();
         *omni_array_push (s->inflight, s->ninflight, s->inflight_cap) =

@@ -48,15 +48,16 @@ route_bind (int type, const char *endpoint, omni_curve_server_t *curve, omni_cur
 
 bool
 route_send (peers_t *peers, peers_socket_t socket, void *sock, const void *peer, size_t peer_size,
-            int fd, const omni_wire_head_t *head, zmsg_t **records, omni_metric_t *unread)
+            int fd, const omni_wire_head_t *head, const route_frames_t *records,
+            omni_metric_t *unread)
 {
-    size_t n = records && *records ? zmsg_size (*records) : 0, i = 0;
+    size_t n = records ? records->count : 0;
     //  ROUTER_MANDATORY checks the queue on the routing id: past it, the
     //  rest of the message always goes in.
     bool sent = omni_wire_send_head (sock, peer, peer_size, head, n > 0, ZMQ_DONTWAIT) == 0;
     if (sent)
-        for (zframe_t *f = n ? zmsg_first (*records) : NULL; f; f = zmsg_next (*records))
-            omni_wire_send_record (sock, zframe_data (f), zframe_size (f), ++i == n);
+        for (size_t i = 0, from = 0; i < n; from = records->ends[i++])
+            omni_wire_send_record (sock, records->data + from, records->ends[i] - from, i + 1 == n);
     else if (zmq_errno () == EAGAIN) {
         omni_metric_add (unread, 1);
         bool dropped = peers_drop (peers, socket, fd, PEERS_UNREAD);
@@ -67,7 +68,5 @@ route_send (peers_t *peers, peers_socket_t socket, void *sock, const void *peer,
                       " why=\"a peer that sends without reading the replies\"",
                       peers_socket_name (socket), PEERS_REPLY_HWM, dropped ? "yes" : "no", held);
     }
-    if (records)
-        zmsg_destroy (records);
     return sent;
 }

@@ -24,13 +24,22 @@ zsock_t *route_bind (int type, const char *endpoint, omni_curve_server_t *curve,
                      omni_curve_socket_t which, int sndhwm, int rcvhwm, int64_t frame_max,
                      char *error, size_t error_size);
 
-//  Sends `head`, then the frames of `records` (taken; NULL for none), on
+//  Record frames laid end to end: frame k is data[ends[k - 1] .. ends[k])
+//  (from 0 for the first). One buffer per message, where a zmsg_t would be
+//  three allocations and a copy per record on delivery's hot path.
+typedef struct {
+    const char *data;
+    const size_t *ends;
+    size_t count;
+} route_frames_t;
+
+//  Sends `head`, then the frames of `records` (NULL for none), on
 //  `sock` (the raw ROUTER of `socket`) to the peer routed by `peer`, on
 //  connection `fd`. False when it was not sent: the peer is gone, or its
 //  queue is full: then it is dropped from `peers` (it would only fill its
 //  queue again) and `unread` counted.
 bool route_send (peers_t *peers, peers_socket_t socket, void *sock, const void *peer,
-                 size_t peer_size, int fd, const omni_wire_head_t *head, zmsg_t **records,
-                 omni_metric_t *unread);
+                 size_t peer_size, int fd, const omni_wire_head_t *head,
+                 const route_frames_t *records, omni_metric_t *unread);
 
 #endif
