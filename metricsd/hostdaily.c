@@ -79,6 +79,10 @@ struct _hostdaily_t {
     int64_t refreshed_ms; //  monotonic time of the last refresh, 0 = none
     int64_t took_ms;      //  how long it took
     bool more;            //  the last refresh left pending days
+    //  hostdaily_first's parameters
+    char known_text[24];
+    omni_buf_t sources, days;
+    const char *params[3];
 };
 
 static void
@@ -165,6 +169,8 @@ hostdaily_destroy (hostdaily_t **self_p)
         return;
     s_set_release (&self->batch);
     s_set_release (&self->known);
+    omni_buf_release (&self->sources);
+    omni_buf_release (&self->days);
     free (self);
     *self_p = NULL;
 }
@@ -236,47 +242,53 @@ s_arrays (hostdaily_t *self, bool all, omni_buf_t *sources, omni_buf_t *days)
     omni_buf_append_char (days, '}');
 }
 
-omni_pgconn_status_t
-hostdaily_mark (hostdaily_t *self, omni_pgconn_t *conn)
+void
+hostdaily_first (hostdaily_t *self, omni_pgconn_stmt_t *first)
 {
     self->marked = false;
+    *first = (omni_pgconn_stmt_t){NULL, 0, NULL};
     if (self->batch.npairs == 0)
-        return PGCONN_OK;
+        return;
     for (size_t i = 0; i < self->batch.npairs; i++) {
         s_pair_t *p = &self->batch.pairs[i];
         p->fresh = self->epoch < 0 || self->known.npairs == 0 ||
                    *s_set_slot (&self->known, self->batch.text.data + p->source, p->len, p->day,
                                 p->hash) == 0;
     }
-    omni_buf_t sources = {0}, days = {0};
-    char known[24];
-    snprintf (known, sizeof known, "%" PRId64, self->epoch);
-    s_arrays (self, false, &sources, &days);
-    const char *params[] = {known, sources.data, days.data};
-    PGresult *result = omni_pgconn_query (
-        conn, "SELECT metricsd_host_daily_mark_new ($1::int8, $2::text[], $3::date[])", 3, params);
-    omni_pgconn_status_t status = result ? PGCONN_OK : omni_pgconn_last_status (conn);
-    if (result) {
-        self->tx_epoch = strtoll (PQgetvalue (result, 0, 0), NULL, 10);
-        PQclear (result);
-        //  A refresh since: every pair again, with a new gen
-        self->tx_all = self->tx_epoch != self->epoch;
-        if (self->tx_all) {
-            omni_buf_reset (&sources);
-            omni_buf_reset (&days);
-            s_arrays (self, true, &sources, &days);
-            params[1] = sources.data;
-            params[2] = days.data;
-            result = omni_pgconn_query (
-                conn, "SELECT metricsd_host_daily_mark ($1::text[], $2::date[])", 2, params + 1);
-            status = result ? PGCONN_OK : omni_pgconn_last_status (conn);
-            PQclear (result);
-        }
+    snprintf (self->known_text, sizeof self->known_text, "%" PRId64, self->epoch);
+    omni_buf_reset (&self->sources);
+    omni_buf_reset (&self->days);
+    s_arrays (self, false, &self->sources, &self->days);
+    self->params[0] = self->known_text;
+    self->params[1] = self->sources.data;
+    self->params[2] = self->days.data;
+    *first = (omni_pgconn_stmt_t){
+        "SELECT metricsd_host_daily_mark_new ($1::int8, $2::text[], $3::date[])", 3, self->params};
+}
+
+omni_pgconn_status_t
+hostdaily_marked (hostdaily_t *self, omni_pgconn_t *conn, PGresult *result)
+{
+    self->marked = false;
+    if (self->batch.npairs == 0)
+        return PGCONN_OK;
+    assert (result);
+    self->tx_epoch = strtoll (PQgetvalue (result, 0, 0), NULL, 10);
+    //  A refresh since: every pair again, with a new gen
+    self->tx_all = self->tx_epoch != self->epoch;
+    if (self->tx_all) {
+        omni_buf_reset (&self->sources);
+        omni_buf_reset (&self->days);
+        s_arrays (self, true, &self->sources, &self->days);
+        const char *params[] = {self->sources.data, self->days.data};
+        PGresult *all = omni_pgconn_query (
+            conn, "SELECT metricsd_host_daily_mark ($1::text[], $2::date[])", 2, params);
+        if (!all)
+            return omni_pgconn_last_status (conn);
+        PQclear (all);
     }
-    omni_buf_release (&sources);
-    omni_buf_release (&days);
-    self->marked = status == PGCONN_OK;
-    return status;
+    self->marked = true;
+    return PGCONN_OK;
 }
 
 void
@@ -371,6 +383,19 @@ s_test_conn (const char *dsn)
     return conn;
 }
 
+//  A batch's transaction opened as pointstore's: BEGIN with the mark, then
+//  the mark of every pair if the epoch moved
+static void
+s_test_begin (hostdaily_t *self, omni_pgconn_t *conn)
+{
+    omni_pgconn_stmt_t first;
+    hostdaily_first (self, &first);
+    PGresult *result;
+    assert (omni_pgconn_begin (conn, &first, &result) == PGCONN_OK);
+    assert (hostdaily_marked (self, conn, result) == PGCONN_OK);
+    PQclear (result);
+}
+
 //  A refresh on its own connection (a thread: it waits for a lock)
 typedef struct {
     hostdaily_t *self;
@@ -455,8 +480,7 @@ s_test_open_batch (hostdaily_t *self, omni_pgconn_t *conn, const char *time, int
 {
     hostdaily_reset (self);
     hostdaily_add (self, "host.cpu.user", 13, "a", 1, time_ns);
-    assert (omni_pgconn_exec (conn, "BEGIN") == PGCONN_OK);
-    assert (hostdaily_mark (self, conn) == PGCONN_OK);
+    s_test_begin (self, conn);
     const char *params[] = {time};
     PGresult *result = omni_pgconn_query (
         conn, "INSERT INTO points_data VALUES (5, $1::timestamptz, 7e6)", 1, params);
@@ -567,8 +591,7 @@ s_test_batch (hostdaily_t *self, omni_pgconn_t *conn, const char *sql, const cha
     hostdaily_add (self, name, strlen (name), source, strlen (source), time_ns);
     hostdaily_add (self, name, strlen (name), source, strlen (source), time_ns);
     assert (self->batch.npairs == 1);
-    assert (omni_pgconn_exec (conn, "BEGIN") == PGCONN_OK);
-    assert (hostdaily_mark (self, conn) == PGCONN_OK);
+    s_test_begin (self, conn);
     assert (omni_pgconn_exec (conn, sql) == PGCONN_OK);
     assert (omni_pgconn_exec (conn, "COMMIT") == PGCONN_OK);
 }

@@ -26,11 +26,16 @@ void hostdaily_reset (hostdaily_t *self);
 void hostdaily_add (hostdaily_t *self, const char *name, size_t name_len, const char *source,
                     size_t source_len, int64_t time_ns);
 
-//  Marks the batch's pairs as pending, on `conn` inside the batch's
-//  transaction (before its points, see hostdaily.c): those not marked by a
-//  committed batch since the last refresh. OK when there are none.
-omni_pgconn_status_t hostdaily_mark (hostdaily_t *self, omni_pgconn_t *conn);
-
+//  The statement that marks the batch's pairs as pending, to send first in
+//  the batch's transaction (before its points, see hostdaily.c), with its
+//  BEGIN (omni_pgconn_transaction_first): it marks those not marked by a
+//  committed batch since the last refresh. No sql when there are none.
+//  Valid until the next call on `self`.
+void hostdaily_first (hostdaily_t *self, omni_pgconn_stmt_t *first);
+//  With that statement's `result` (NULL: none sent), in the transaction on
+//  `conn`: marks every pair when a refresh moved the epoch since. OK when
+//  all is marked.
+omni_pgconn_status_t hostdaily_marked (hostdaily_t *self, omni_pgconn_t *conn, PGresult *result);
 //  The batch's transaction committed: its marked pairs need no mark until
 //  the next refresh. Call only then (a rolled back mark is gone).
 void hostdaily_committed (hostdaily_t *self);

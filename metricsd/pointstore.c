@@ -967,14 +967,14 @@ s_shared_copy (s_tx_t *tx)
 //  it on the unique key (23505): the transaction is rolled back and the
 //  batch goes the staging way in a new one (pointstore_write).
 static int
-s_batch_tx (omni_pgconn_t *conn, void *arg)
+s_batch_tx (omni_pgconn_t *conn, PGresult *first, void *arg)
 {
     (void) conn;
     s_tx_t *tx = arg;
     pointstore_t *self = tx->self;
-    //  First, so that its lock and rows are held until the batch commits
-    //  (hostdaily.c)
-    if (hostdaily_mark (self->hostdaily, self->conn) != PGCONN_OK)
+    //  The host days' mark went first, with the BEGIN (s_batch_run), so that
+    //  its lock and rows are held until the batch commits (hostdaily.c)
+    if (hostdaily_marked (self->hostdaily, self->conn, first) != PGCONN_OK)
         return -1;
     if (tx->direct && self->nextra > 0 && self->npoints >= S_SHARE_MIN)
         return s_shared_copy (tx);
@@ -983,6 +983,15 @@ s_batch_tx (omni_pgconn_t *conn, void *arg)
     if (s_copy (self, self->conn, self->copy[0], true, 0, 1) != PGCONN_OK)
         return -1;
     return s_exec_rows (self, "ins_points", self->npoints, tx->slow, tx->refused);
+}
+
+//  One batch transaction, its BEGIN carrying the host days' mark
+static omni_pgconn_status_t
+s_batch_run (pointstore_t *self, s_tx_t *tx)
+{
+    omni_pgconn_stmt_t first;
+    hostdaily_first (self->hostdaily, &first);
+    return omni_pgconn_transaction_first (self->conn, &first, s_batch_tx, tx);
 }
 
 static void
@@ -1170,7 +1179,7 @@ pointstore_write (void *self_, const omni_record_t *records, size_t count, uint8
     if (self->upserts_ahead > 0)
         self->upserts_ahead--;
     if (status == PGCONN_OK && self->npoints > 0)
-        status = omni_pgconn_transaction (self->conn, s_batch_tx, &tx);
+        status = s_batch_run (self, &tx);
     if (tx.direct && (strcmp (tx.sqlstate, S_UNIQUE_VIOLATION) == 0 ||
                       (status == PGCONN_CONTENT &&
                        strcmp (omni_pgconn_sqlstate (self->conn), S_UNIQUE_VIOLATION) == 0))) {
@@ -1178,7 +1187,7 @@ pointstore_write (void *self_, const omni_record_t *records, size_t count, uint8
         //  the next batches too
         self->upserts_ahead = S_UPSERTS_AHEAD;
         tx.direct = false;
-        status = omni_pgconn_transaction (self->conn, s_batch_tx, &tx);
+        status = s_batch_run (self, &tx);
     }
     if (status == PGCONN_CONTENT && strcmp (omni_pgconn_sqlstate (self->conn), S_NO_PARTITION)) {
         //  Not expected (points are numbers, derive bounds times and
@@ -1191,7 +1200,7 @@ pointstore_write (void *self_, const omni_record_t *records, size_t count, uint8
         bool *refused = calloc (self->npoints, sizeof *refused);
         assert (refused);
         tx = (s_tx_t){self, false, true, refused, "", ""};
-        status = omni_pgconn_transaction (self->conn, s_batch_tx, &tx);
+        status = s_batch_run (self, &tx);
         for (size_t i = 0; status == PGCONN_OK && i < self->npoints; i++)
             dropped += refused[i];
         free (refused);

@@ -641,31 +641,140 @@ omni_pgconn_fail (omni_pgconn_t *self, omni_pgconn_status_t status, const char *
     s_set_error (self, status, sqlstate, text);
 }
 
+//  After a failure inside a transaction: ROLLBACK, keeping the first error
+//  (the rollback's own result is not news)
+static void
+s_rollback (omni_pgconn_t *self)
+{
+    omni_pgconn_status_t status = self->last_status;
+    char error[sizeof self->error], detail[sizeof self->detail];
+    char sqlstate[sizeof self->sqlstate];
+    memcpy (error, self->error, sizeof error);
+    memcpy (detail, self->detail, sizeof detail);
+    memcpy (sqlstate, self->sqlstate, sizeof sqlstate);
+    if (omni_pgconn_handle (self))
+        omni_pgconn_exec (self, "ROLLBACK");
+    memcpy (self->error, error, sizeof error);
+    memcpy (self->detail, detail, sizeof detail);
+    memcpy (self->sqlstate, sqlstate, sizeof sqlstate);
+    self->last_status = status;
+}
+
+//  The next result of a pipeline and the NULL that ends it; NULL when there
+//  is none (the connection failed)
+static PGresult *
+s_pipeline_result (PGconn *conn)
+{
+    PGresult *result = PQgetResult (conn);
+    if (result) {
+        PGresult *extra;
+        while ((extra = PQgetResult (conn)) != NULL)
+            PQclear (extra);
+    }
+    return result;
+}
+
+//  Why a pipeline: a batch of a writer is a few statements, and on a local
+//  server each one's round trip (two context switches, a wake-up of the
+//  backend) costs about what the server spends on a small statement. BEGIN
+//  alone is one such round trip that carries nothing, so it goes with the
+//  transaction's first statement. Both are sent, then one Sync: a failing
+//  BEGIN aborts the statement (PGRES_PIPELINE_ABORTED); a failing statement
+//  leaves the transaction aborted, rolled back here as in a transaction.
+static omni_pgconn_status_t
+s_begin_pipeline (omni_pgconn_t *self, const omni_pgconn_stmt_t *first, PGresult **result)
+{
+    PGconn *conn = self->conn;
+    if (!PQenterPipelineMode (conn))
+        return omni_pgconn_check (self, NULL);
+    PGresult *begin = NULL, *stmt = NULL, *sync = NULL;
+    bool sent =
+        PQsendQueryParams (conn, "BEGIN", 0, NULL, NULL, NULL, NULL, 0) &&
+        PQsendQueryParams (conn, first->sql, first->nparams, NULL, first->values, NULL, NULL, 0) &&
+        PQpipelineSync (conn);
+    if (sent && (begin = s_pipeline_result (conn)) != NULL &&
+        (stmt = s_pipeline_result (conn)) != NULL)
+        sync = PQgetResult (conn);
+    bool synced = sync && PQresultStatus (sync) == PGRES_PIPELINE_SYNC;
+    PQclear (sync);
+    if (!synced || !PQexitPipelineMode (conn)) {
+        //  Sent or read in part: the session's state is unknown, a new one
+        //  starts clean
+        PQclear (begin);
+        PQclear (stmt);
+        s_set_error (self, PGCONN_TRANSIENT, "08006", PQerrorMessage (conn));
+        s_mark_down (self);
+        return PGCONN_TRANSIENT;
+    }
+    omni_pgconn_status_t status = omni_pgconn_check (self, begin);
+    if (status != PGCONN_OK) {
+        PQclear (stmt);
+        if (omni_pgconn_handle (self) && PQtransactionStatus (self->conn) != PQTRANS_IDLE)
+            s_rollback (self);
+        return status;
+    }
+    ExecStatusType done = PQresultStatus (stmt);
+    if ((done == PGRES_TUPLES_OK || done == PGRES_COMMAND_OK) && !self->unconfirmed) {
+        *result = stmt;
+        return PGCONN_OK;
+    }
+    status = omni_pgconn_check (self, stmt);
+    s_rollback (self);
+    return status;
+}
+
+omni_pgconn_status_t
+omni_pgconn_begin (omni_pgconn_t *self, const omni_pgconn_stmt_t *first, PGresult **result)
+{
+    *result = NULL;
+    if (!omni_pgconn_handle (self)) {
+        s_set_error (self, PGCONN_TRANSIENT, "08003", "not connected");
+        return PGCONN_TRANSIENT;
+    }
+    if (!first || !first->sql)
+        return omni_pgconn_exec (self, "BEGIN");
+    return s_begin_pipeline (self, first, result);
+}
+
+typedef struct {
+    pgconn_tx_fn *fn;
+    void *arg;
+} s_plain_t;
+
+static int
+s_plain (omni_pgconn_t *conn, PGresult *first, void *arg)
+{
+    (void) first;
+    s_plain_t *plain = arg;
+    return plain->fn (conn, plain->arg);
+}
+
 omni_pgconn_status_t
 omni_pgconn_transaction (omni_pgconn_t *self, pgconn_tx_fn *fn, void *arg)
 {
+    s_plain_t plain = {fn, arg};
+    return omni_pgconn_transaction_first (self, NULL, s_plain, &plain);
+}
+
+omni_pgconn_status_t
+omni_pgconn_transaction_first (omni_pgconn_t *self, const omni_pgconn_stmt_t *first,
+                               pgconn_tx_first_fn *fn, void *arg)
+{
     if (omni_pgconn_ensure (self))
         return PGCONN_TRANSIENT;
-    omni_pgconn_status_t status = omni_pgconn_exec (self, "BEGIN");
+    PGresult *result;
+    omni_pgconn_status_t status = omni_pgconn_begin (self, first, &result);
     if (status != PGCONN_OK)
         return status;
     self->last_status = PGCONN_OK;
-    if (fn (self, arg) != 0) {
+    int rc = fn (self, result, arg);
+    PQclear (result);
+    if (rc != 0) {
         status = self->last_status != PGCONN_OK ? self->last_status : PGCONN_FAILED;
         if (status == PGCONN_FAILED && !*self->error)
             s_set_error (self, PGCONN_FAILED, "", "transaction function failed");
-        //  Keep the first error: the rollback's own result is not news
-        char error[sizeof self->error], detail[sizeof self->detail];
-        char sqlstate[sizeof self->sqlstate];
-        memcpy (error, self->error, sizeof error);
-        memcpy (detail, self->detail, sizeof detail);
-        memcpy (sqlstate, self->sqlstate, sizeof sqlstate);
-        if (omni_pgconn_handle (self))
-            omni_pgconn_exec (self, "ROLLBACK");
-        memcpy (self->error, error, sizeof error);
-        memcpy (self->detail, detail, sizeof detail);
-        memcpy (self->sqlstate, sqlstate, sizeof sqlstate);
         self->last_status = status;
+        s_rollback (self);
         return status;
     }
     return omni_pgconn_commit (self);
@@ -728,6 +837,24 @@ s_test_tx_swallow (omni_pgconn_t *conn, void *arg)
     omni_pgconn_exec (conn, "INSERT INTO t_tx VALUES (3)");
     omni_pgconn_exec (conn, "SELECT 1/0");
     return 0; //  pretends all went well: the commit must still refuse
+}
+
+typedef struct {
+    int calls;
+    char value[16];
+    bool fail;
+} s_test_first_t;
+
+static int
+s_test_tx_first (omni_pgconn_t *conn, PGresult *first, void *arg)
+{
+    s_test_first_t *self = arg;
+    self->calls++;
+    if (first)
+        snprintf (self->value, sizeof self->value, "%s", PQgetvalue (first, 0, 0));
+    if (self->fail)
+        return omni_pgconn_exec (conn, "SELECT 1/0") == PGCONN_OK ? 0 : -1;
+    return 0;
 }
 
 void
@@ -844,9 +971,44 @@ omni_pgconn_test (bool verbose)
     assert (omni_pgconn_transaction (conn, s_test_tx_swallow, NULL) != PGCONN_OK);
     pgtest_expect (conn, "SELECT string_agg (n::text, ',' ORDER BY n) FROM t_tx", "1");
 
+    //  A first statement sent with the BEGIN: its result goes to the
+    //  function, inside the transaction; failing, it rolls back without
+    //  calling the function; the function failing rolls back the first
+    const char *four[] = {"4"};
+    omni_pgconn_stmt_t first = {"INSERT INTO t_tx VALUES ($1::int) RETURNING n * 10", 1, four};
+    s_test_first_t seen = {0, "", false};
+    assert (omni_pgconn_transaction_first (conn, &first, s_test_tx_first, &seen) == PGCONN_OK);
+    assert (seen.calls == 1 && strcmp (seen.value, "40") == 0);
+    assert (omni_pgconn_transaction_first (conn, &first, s_test_tx_first, &seen) == PGCONN_CONTENT);
+    assert (strcmp (omni_pgconn_sqlstate (conn), "23505") == 0 && seen.calls == 1);
+    assert (PQtransactionStatus (omni_pgconn_handle (conn)) == PQTRANS_IDLE);
+    const char *five[] = {"5"};
+    first.values = five;
+    seen.fail = true;
+    assert (omni_pgconn_transaction_first (conn, &first, s_test_tx_first, &seen) == PGCONN_CONTENT);
+    assert (strcmp (omni_pgconn_sqlstate (conn), "22012") == 0 && seen.calls == 2);
+    first.sql = "SELEKT";
+    assert (omni_pgconn_transaction_first (conn, &first, s_test_tx_first, &seen) == PGCONN_FAILED);
+    assert (strstr (omni_pgconn_error (conn), "syntax") && seen.calls == 2);
+    //  Without a first statement: BEGIN alone, as omni_pgconn_transaction
+    assert (omni_pgconn_transaction_first (conn, NULL, s_test_tx_first, &seen) != PGCONN_OK);
+    assert (seen.calls == 3);
+    seen.fail = false;
+    //  Left open by omni_pgconn_begin, then committed by hand
+    first = (omni_pgconn_stmt_t){"INSERT INTO t_tx VALUES ($1::int)", 1, five};
+    assert (omni_pgconn_begin (conn, &first, &result) == PGCONN_OK && result);
+    PQclear (result);
+    assert (PQtransactionStatus (omni_pgconn_handle (conn)) == PQTRANS_INTRANS);
+    assert (omni_pgconn_commit (conn) == PGCONN_OK);
+    pgtest_expect (conn, "SELECT string_agg (n::text, ',' ORDER BY n) FROM t_tx", "1,4,5");
+
     //  The server ends our session: transient, then a reconnect (which runs
     //  the setup again)
     pgtest_end_session (conn, dsn);
+    first = (omni_pgconn_stmt_t){"SELECT 1", 0, NULL};
+    assert (omni_pgconn_transaction_first (conn, &first, s_test_tx_first, &seen) ==
+            PGCONN_TRANSIENT);
+    assert (!omni_pgconn_is_up (conn) && seen.calls == 3);
     assert (omni_pgconn_exec (conn, "SELECT 1") == PGCONN_TRANSIENT);
     assert (!omni_pgconn_is_up (conn));
     int64_t deadline = omni_util_mono_ms () + 5000;

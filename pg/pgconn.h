@@ -126,6 +126,27 @@ void omni_pgconn_fail (omni_pgconn_t *self, omni_pgconn_status_t status, const c
 //  without a server error).
 typedef int (pgconn_tx_fn) (omni_pgconn_t *conn, void *arg);
 omni_pgconn_status_t omni_pgconn_transaction (omni_pgconn_t *self, pgconn_tx_fn *fn, void *arg);
+
+//  A statement with text parameters (NULL value = SQL NULL); `sql` NULL: none
+typedef struct {
+    const char *sql;
+    int nparams;
+    const char *const *values;
+} omni_pgconn_stmt_t;
+
+//  BEGIN, and `first` (NULL or no sql: BEGIN alone) in the same round trip
+//  (libpq's pipeline mode). Returns PGCONN_OK with the transaction open and
+//  `first`'s result in `*result` (caller PQclears; NULL without `first`);
+//  otherwise the class of the error, the transaction rolled back.
+omni_pgconn_status_t omni_pgconn_begin (omni_pgconn_t *self, const omni_pgconn_stmt_t *first,
+                                        PGresult **result);
+//  omni_pgconn_transaction whose BEGIN carries `first` (omni_pgconn_begin):
+//  `fn` gets its result (cleared after `fn`), a round trip fewer than
+//  running it first in `fn`. A failing `first` rolls back, `fn` not called.
+typedef int (pgconn_tx_first_fn) (omni_pgconn_t *conn, PGresult *first, void *arg);
+omni_pgconn_status_t omni_pgconn_transaction_first (omni_pgconn_t *self,
+                                                    const omni_pgconn_stmt_t *first,
+                                                    pgconn_tx_first_fn *fn, void *arg);
 //  COMMIT of a transaction opened by hand (BEGIN through omni_pgconn_exec):
 //  PGCONN_OK only when the server answered COMMIT, and without the
 //  synchronous-replication warning (see omni_pgconn_check); a transaction
