@@ -74,48 +74,18 @@ struct _jsjournal_t {
     char **writers;
     natsConnection *nc;
     jsCtx *js;
-    pthread_mutex_t lock; //  what the publish error handler (a nats.c thread) writes
-    uint64_t errors;      //  error acks since begin
-    char error[512];      //  the last failure
-    uint64_t published;   //  records since begin
-    uint64_t messages;    //  messages since begin
-    bool publishing;      //  published at least once (nats.c has a pending list)
-    size_t max_body;      //  a message's body is cut past this
-    s_group_t *groups;    //  of the collector batch being read, by subject
+    omni_js_pubstate_t pub; //  error acks since begin, the last failure
+    uint64_t published;     //  records since begin
+    uint64_t messages;      //  messages since begin
+    bool publishing;        //  published at least once (nats.c has a pending list)
+    size_t max_body;        //  a message's body is cut past this
+    s_group_t *groups;      //  of the collector batch being read, by subject
     size_t ngroups, groups_cap;
     //  /metrics: the stream's and consumers' state, refreshed by a thread
     omni_js_watch_t *watch;
     omni_metric_t *m_messages, *m_bytes, *m_current, **m_pending, **m_ack_pending, **m_redelivered;
     omni_metric_t *m_stored_messages, *m_stored_records;
 };
-
-static void s_set_error (jsjournal_t *self, const char *format, ...)
-    __attribute__ ((format (printf, 2, 3)));
-
-static void
-s_set_error (jsjournal_t *self, const char *format, ...)
-{
-    va_list args;
-    va_start (args, format);
-    pthread_mutex_lock (&self->lock);
-    vsnprintf (self->error, sizeof self->error, format, args);
-    pthread_mutex_unlock (&self->lock);
-    va_end (args);
-}
-
-//  A nats.c thread: the stream refused a record, or its ack timed out.
-static void
-s_publish_error (jsCtx *js, jsPubAckErr *pae, void *closure)
-{
-    (void) js;
-    jsjournal_t *self = closure;
-    pthread_mutex_lock (&self->lock);
-    self->errors++;
-    snprintf (self->error, sizeof self->error, "publish to stream %s failed: %s%s%s (error %d)",
-              self->stream, natsStatus_GetText (pae->Err), pae->ErrText ? ": " : "",
-              pae->ErrText ? pae->ErrText : "", (int) pae->ErrCode);
-    pthread_mutex_unlock (&self->lock);
-}
 
 static const char *
 s_retention_name (jsRetentionPolicy r)
@@ -275,7 +245,7 @@ jsjournal_new (const jsjournal_config_t *config, jsjournal_failure_t *failure, c
     if (!self->config.ack_wait_ms)
         self->config.ack_wait_ms = 30000;
     self->stream = strdup (config->stream);
-    pthread_mutex_init (&self->lock, NULL);
+    omni_js_pubstate_init (&self->pub, "stream", self->stream);
     size_t n = 0;
     while (config->writers && config->writers[n])
         n++;
@@ -307,14 +277,8 @@ jsjournal_new (const jsjournal_config_t *config, jsjournal_failure_t *failure, c
     self->max_body = (size_t) max_payload - HEADER_ROOM;
     if (self->max_body > BATCH_BYTES_MAX)
         self->max_body = BATCH_BYTES_MAX;
-    jsOptions o;
-    jsOptions_Init (&o);
-    o.Wait = API_WAIT_MS;
-    o.PublishAsync.MaxPending = MAX_PENDING;
-    o.PublishAsync.ErrHandler = s_publish_error;
-    o.PublishAsync.ErrHandlerClosure = self;
-    o.PublishAsync.StallWait = self->config.ack_timeout_ms;
-    natsStatus s = natsConnection_JetStream (&self->js, self->nc, &o);
+    natsStatus s = omni_js_publish_context (self->nc, &self->js, API_WAIT_MS, MAX_PENDING,
+                                            self->config.ack_timeout_ms, &self->pub);
     if (s != NATS_OK) {
         omni_js_error (s, 0, error, error_size);
         jsjournal_destroy (&self);
@@ -360,7 +324,7 @@ jsjournal_destroy (jsjournal_t **self_p)
         free (self->writers[i]);
     free (self->writers);
     free (self->stream);
-    pthread_mutex_destroy (&self->lock);
+    omni_js_pubstate_destroy (&self->pub);
     free (self);
     *self_p = NULL;
 }
@@ -368,9 +332,7 @@ jsjournal_destroy (jsjournal_t **self_p)
 void
 jsjournal_begin (jsjournal_t *self)
 {
-    pthread_mutex_lock (&self->lock);
-    self->errors = 0;
-    pthread_mutex_unlock (&self->lock);
+    omni_js_pubstate_reset (&self->pub, false);
     self->published = 0;
     self->messages = 0;
     for (size_t i = 0; i < self->ngroups; i++)
@@ -407,7 +369,7 @@ s_publish_group (jsjournal_t *self, s_group_t *group)
     if (s != NATS_OK) {
         char why[400];
         omni_js_error (s, 0, why, sizeof why);
-        s_set_error (self, "publish to stream %s: %s", self->stream, why);
+        omni_js_pubstate_set (&self->pub, "publish to stream %s: %s", self->stream, why);
         return -1;
     }
     self->published += records;
@@ -493,15 +455,15 @@ jsjournal_complete (jsjournal_t *self)
         int again = s_republish (self);
         log_debug ("jetstream.republish", "stream=%s pending=%d", self->stream, again);
     }
-    pthread_mutex_lock (&self->lock);
-    uint64_t errors = self->errors;
+    pthread_mutex_lock (&self->pub.lock);
+    uint64_t errors = self->pub.errors;
     if (s != NATS_OK && !errors)
-        snprintf (self->error, sizeof self->error,
+        snprintf (self->pub.error, sizeof self->pub.error,
                   "stream %s: the publish acks of %" PRIu64 " messages (%" PRIu64
                   " records) did not all come within %" PRId64 " ms (%s)",
                   self->stream, self->messages, self->published, self->config.ack_timeout_ms,
                   natsStatus_GetText (s));
-    pthread_mutex_unlock (&self->lock);
+    pthread_mutex_unlock (&self->pub.lock);
     if (s != NATS_OK || errors)
         return -1;
     if (self->m_stored_messages) {
@@ -516,9 +478,8 @@ jsjournal_abort (jsjournal_t *self)
 {
     //  The acks that come later are dropped with the pending list: the
     //  round is not acknowledged, whatever the stream stored of it.
-    natsMsgList pending = {0};
-    if (self->publishing && js_PublishAsyncGetPendingList (&pending, self->js) == NATS_OK)
-        natsMsgList_Destroy (&pending);
+    if (self->publishing)
+        omni_js_publish_drop (self->js);
     for (size_t i = 0; i < self->ngroups; i++)
         omni_js_batch_reset (&self->groups[i].batch);
     self->ngroups = 0;
@@ -541,7 +502,7 @@ jsjournal_messages (jsjournal_t *self)
 const char *
 jsjournal_error (jsjournal_t *self)
 {
-    return self->error;
+    return self->pub.error;
 }
 
 //  The stream's state, asked with a short wait (the probe and /health):
@@ -555,10 +516,10 @@ s_stream_info (jsjournal_t *self, char *why, size_t why_size)
 int
 jsjournal_probe (jsjournal_t *self)
 {
-    char error[sizeof self->error];
+    char error[sizeof self->pub.error];
     if (omni_js_stream_probe (self->js, self->stream, "stream", error, sizeof error) == 0)
         return 0;
-    s_set_error (self, "%s", error);
+    omni_js_pubstate_set (&self->pub, "%s", error);
     return -1;
 }
 

@@ -23,6 +23,7 @@
 #define OMNI_JETSTREAM_H
 
 #include <nats/nats.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -89,6 +90,40 @@ int omni_js_stream_probe (jsCtx *js, const char *stream, const char *label, char
 typedef struct _omni_js_watch_t omni_js_watch_t;
 omni_js_watch_t *omni_js_watch_new (void (*refresh) (void *arg), void *arg, int64_t interval_ms);
 void omni_js_watch_destroy (omni_js_watch_t **self_p);
+
+//  What the asynchronous publishes of a JetStream context report from
+//  nats.c's thread (its publish error handler) to the round that reads
+//  them: the messages refused or not acknowledged, and the last error,
+//  under a lock. ingestd's records stream and its rejects stream each
+//  hold one (ingestd/jsjournal.c, ingestd/jsrejects.c).
+typedef struct {
+    pthread_mutex_t lock;
+    uint64_t errors; //  publish errors since the last reset
+    char error[512];
+    const char *label; //  "stream", "rejects stream": the error's words
+    const char *name;  //  the stream's name, not owned
+} omni_js_pubstate_t;
+
+void omni_js_pubstate_init (omni_js_pubstate_t *self, const char *label, const char *name);
+void omni_js_pubstate_destroy (omni_js_pubstate_t *self);
+//  Sets the error text, under the lock.
+void omni_js_pubstate_set (omni_js_pubstate_t *self, const char *format, ...)
+    __attribute__ ((format (printf, 2, 3)));
+//  A new round: no errors counted (and, with `clear`, no error text).
+void omni_js_pubstate_reset (omni_js_pubstate_t *self, bool clear);
+
+//  The JetStream context of `nc` for asynchronous publishing: API calls
+//  wait `wait_ms`, at most `max_pending` messages without an ack (then
+//  a publish waits up to `stall_wait_ms`), and what the stream refuses
+//  or does not acknowledge is counted in `state` ("publish to <label>
+//  <name> failed: ..."). NATS_OK, or the error.
+natsStatus omni_js_publish_context (natsConnection *nc, jsCtx **js, int64_t wait_ms,
+                                    int64_t max_pending, int64_t stall_wait_ms,
+                                    omni_js_pubstate_t *state);
+
+//  Forgets the messages of `js` without an ack yet: the acks that come
+//  later are dropped with them (a round given up).
+void omni_js_publish_drop (jsCtx *js);
 
 //  Waits for every asynchronous publish of `js` to be acknowledged, up to
 //  `timeout_ms`; every `retry_ms` without them publishes again what has no
