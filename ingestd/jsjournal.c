@@ -83,7 +83,8 @@ struct _jsjournal_t {
     size_t ngroups, groups_cap;
     //  /metrics: the stream's and consumers' state, refreshed by a thread
     omni_js_watch_t *watch;
-    omni_metric_t *m_messages, *m_bytes, *m_current, **m_pending, **m_ack_pending, **m_redelivered;
+    omni_js_gauges_t gauges;
+    omni_metric_t **m_pending, **m_ack_pending, **m_redelivered;
     omni_metric_t *m_stored_messages, *m_stored_records;
 };
 
@@ -505,14 +506,6 @@ jsjournal_error (jsjournal_t *self)
     return self->pub.error;
 }
 
-//  The stream's state, asked with a short wait (the probe and /health):
-//  NULL with `why` filled when it does not answer.
-static jsStreamInfo *
-s_stream_info (jsjournal_t *self, char *why, size_t why_size)
-{
-    return omni_js_stream_info (self->js, self->stream, 1000, NULL, why, why_size);
-}
-
 int
 jsjournal_probe (jsjournal_t *self)
 {
@@ -528,22 +521,9 @@ jsjournal_probe (jsjournal_t *self)
 static void
 s_refresh (jsjournal_t *self, char *text, size_t size)
 {
-    char why[300];
-    jsStreamInfo *si = s_stream_info (self, why, sizeof why);
-    if (!si) {
-        if (text)
-            snprintf (text, size, "stream %s: unreachable (%s)", self->stream, why);
+    if (omni_js_stream_refresh (self->js, self->stream, "stream", 1000, &self->gauges, text, size))
         return;
-    }
-    char line[512];
-    int current = omni_js_stream_text (si, "stream", line, sizeof line);
-    int at = text ? snprintf (text, size, "%s", line) : 0;
-    if (self->m_messages) {
-        omni_metric_set (self->m_messages, (double) si->State.Msgs);
-        omni_metric_set (self->m_bytes, (double) si->State.Bytes);
-        omni_metric_set (self->m_current, current);
-    }
-    jsStreamInfo_Destroy (si);
+    int at = text ? (int) strlen (text) : 0;
     jsOptions o;
     jsOptions_Init (&o);
     o.Wait = 1000;
@@ -588,11 +568,11 @@ jsjournal_metrics (jsjournal_t *self, omni_metrics_t *metrics)
 {
     if (!metrics || self->watch)
         return;
-    self->m_messages = omni_metrics_gauge (metrics, "stream_messages",
-                                           "journal: jetstream: messages in the stream", NULL);
-    self->m_bytes = omni_metrics_gauge (metrics, "stream_bytes",
-                                        "journal: jetstream: bytes in the stream", NULL);
-    self->m_current =
+    self->gauges.messages = omni_metrics_gauge (metrics, "stream_messages",
+                                                "journal: jetstream: messages in the stream", NULL);
+    self->gauges.bytes = omni_metrics_gauge (metrics, "stream_bytes",
+                                             "journal: jetstream: bytes in the stream", NULL);
+    self->gauges.current =
         omni_metrics_gauge (metrics, "stream_replicas_current",
                             "journal: jetstream: the stream's replicas that are current", NULL);
     self->m_stored_messages = omni_metrics_counter (

@@ -51,7 +51,7 @@ struct _jsrejects_t {
     omni_js_pubstate_t pub; //  error acks since begin, the last failure
     uint64_t published;     //  since begin
     omni_js_watch_t *watch;
-    omni_metric_t *m_messages, *m_bytes, *m_current;
+    omni_js_gauges_t gauges;
 };
 
 //  Makes the stream, or checks the one there. Returns 0, else fills error.
@@ -399,24 +399,8 @@ jsrejects_probe (jsrejects_t *self)
 static void
 s_refresh (jsrejects_t *self, char *text, size_t size)
 {
-    char why[300];
-    jsStreamInfo *si =
-        omni_js_stream_info (self->js, self->name, INFO_WAIT_MS, NULL, why, sizeof why);
-    if (!si) {
-        if (text)
-            snprintf (text, size, "rejects %s: unreachable (%s)", self->name, why);
-        return;
-    }
-    char line[512];
-    int current = omni_js_stream_text (si, "rejects", line, sizeof line);
-    if (text)
-        snprintf (text, size, "%s", line);
-    if (self->m_messages) {
-        omni_metric_set (self->m_messages, (double) si->State.Msgs);
-        omni_metric_set (self->m_bytes, (double) si->State.Bytes);
-        omni_metric_set (self->m_current, current);
-    }
-    jsStreamInfo_Destroy (si);
+    omni_js_stream_refresh (self->js, self->name, "rejects", INFO_WAIT_MS, &self->gauges, text,
+                            size);
 }
 
 void
@@ -436,12 +420,12 @@ jsrejects_metrics (jsrejects_t *self, omni_metrics_t *metrics)
 {
     if (!metrics || self->watch)
         return;
-    self->m_messages =
+    self->gauges.messages =
         omni_metrics_gauge (metrics, "rejects_stream_messages",
                             "journal: jetstream: rejected inputs kept in the rejects stream", NULL);
-    self->m_bytes = omni_metrics_gauge (metrics, "rejects_stream_bytes",
-                                        "journal: jetstream: bytes of the rejects stream", NULL);
-    self->m_current = omni_metrics_gauge (
+    self->gauges.bytes = omni_metrics_gauge (
+        metrics, "rejects_stream_bytes", "journal: jetstream: bytes of the rejects stream", NULL);
+    self->gauges.current = omni_metrics_gauge (
         metrics, "rejects_stream_replicas_current",
         "journal: jetstream: the rejects stream's replicas that are current", NULL);
     self->watch = omni_js_watch_new (s_watch, self, WATCH_MS);

@@ -179,6 +179,30 @@ omni_js_stream_info (jsCtx *js, const char *stream, int64_t wait_ms, jsErrCode *
 }
 
 int
+omni_js_stream_refresh (jsCtx *js, const char *stream, const char *label, int64_t wait_ms,
+                        const omni_js_gauges_t *gauges, char *text, size_t size)
+{
+    char why[300];
+    jsStreamInfo *si = omni_js_stream_info (js, stream, wait_ms, NULL, why, sizeof why);
+    if (!si) {
+        if (text)
+            snprintf (text, size, "%s %s: unreachable (%s)", label, stream, why);
+        return -1;
+    }
+    char line[512];
+    int current = omni_js_stream_text (si, label, line, sizeof line);
+    if (text)
+        snprintf (text, size, "%s", line);
+    if (gauges->messages) {
+        omni_metric_set (gauges->messages, (double) si->State.Msgs);
+        omni_metric_set (gauges->bytes, (double) si->State.Bytes);
+        omni_metric_set (gauges->current, current);
+    }
+    jsStreamInfo_Destroy (si);
+    return 0;
+}
+
+int
 omni_js_stream_probe (jsCtx *js, const char *stream, const char *label, char *error,
                       size_t error_size)
 {

@@ -22,6 +22,7 @@
 #ifndef OMNI_JETSTREAM_H
 #define OMNI_JETSTREAM_H
 
+#include "common/metrics.h"
 #include <nats/nats.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -74,6 +75,19 @@ void omni_js_rejects_subject (const char *stream, const char *reason, char *out,
 //  " lagging=PEER:LAG,PEER:offline" when a replica is not current. Returns
 //  the replicas that are current (the leader is one).
 int omni_js_stream_text (const jsStreamInfo *si, const char *label, char *out, size_t size);
+
+//  The /metrics gauges of a stream's state (each registered by its owner,
+//  under names of its own; all NULL until then).
+typedef struct {
+    omni_metric_t *messages, *bytes, *current;
+} omni_js_gauges_t;
+
+//  The state of `stream`, asked with a wait of `wait_ms`: its line
+//  (omni_js_stream_text) into `text` when given, or "<label> NAME:
+//  unreachable (WHY)" when it does not answer; and into `gauges` when
+//  registered. Returns 0, or -1 when it does not answer.
+int omni_js_stream_refresh (jsCtx *js, const char *stream, const char *label, int64_t wait_ms,
+                            const omni_js_gauges_t *gauges, char *text, size_t size);
 
 //  A stream's info, asked with a wait of `wait_ms`: NULL with `why` (and
 //  the JetStream error in `*code`, if given) when it does not answer.
