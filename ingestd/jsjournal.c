@@ -509,17 +509,13 @@ jsjournal_error (jsjournal_t *self)
 int
 jsjournal_probe (jsjournal_t *self)
 {
-    char error[sizeof self->pub.error];
-    if (omni_js_stream_probe (self->js, self->stream, "stream", error, sizeof error) == 0)
-        return 0;
-    omni_js_pubstate_set (&self->pub, "%s", error);
-    return -1;
+    return omni_js_pubstate_probe (&self->pub, self->js);
 }
 
 //  The stream's and consumers' state: into `text` when given, and into the
 //  gauges when registered.
-static void
-s_refresh (jsjournal_t *self, char *text, size_t size)
+void
+jsjournal_status (jsjournal_t *self, char *text, size_t size)
 {
     if (omni_js_stream_refresh (self->js, self->stream, "stream", 1000, &self->gauges, text, size))
         return;
@@ -551,16 +547,11 @@ s_refresh (jsjournal_t *self, char *text, size_t size)
     }
 }
 
-void
-jsjournal_status (jsjournal_t *self, char *text, size_t size)
-{
-    s_refresh (self, text, size);
-}
-
+//  The watcher's thread: the gauges alone
 static void
 s_watch (void *arg)
 {
-    s_refresh (arg, NULL, 0);
+    jsjournal_status (arg, NULL, 0);
 }
 
 void

@@ -388,31 +388,21 @@ jsrejects_name (jsrejects_t *self)
 int
 jsrejects_probe (jsrejects_t *self)
 {
-    char error[sizeof self->pub.error];
-    if (omni_js_stream_probe (self->js, self->name, "rejects stream", error, sizeof error) == 0)
-        return 0;
-    omni_js_pubstate_set (&self->pub, "%s", error);
-    return -1;
-}
-
-//  The stream's state into `text` when given, and into the gauges.
-static void
-s_refresh (jsrejects_t *self, char *text, size_t size)
-{
-    omni_js_stream_refresh (self->js, self->name, "rejects", INFO_WAIT_MS, &self->gauges, text,
-                            size);
+    return omni_js_pubstate_probe (&self->pub, self->js);
 }
 
 void
 jsrejects_status (jsrejects_t *self, char *text, size_t size)
 {
-    s_refresh (self, text, size);
+    omni_js_stream_refresh (self->js, self->name, "rejects", INFO_WAIT_MS, &self->gauges, text,
+                            size);
 }
 
+//  The watcher's thread: the gauges alone
 static void
 s_watch (void *arg)
 {
-    s_refresh (arg, NULL, 0);
+    jsrejects_status (arg, NULL, 0);
 }
 
 void

@@ -302,6 +302,16 @@ omni_js_pubstate_reset (omni_js_pubstate_t *self, bool clear)
     pthread_mutex_unlock (&self->lock);
 }
 
+int
+omni_js_pubstate_probe (omni_js_pubstate_t *self, jsCtx *js)
+{
+    char error[sizeof self->error];
+    if (omni_js_stream_probe (js, self->name, self->label, error, sizeof error) == 0)
+        return 0;
+    omni_js_pubstate_set (self, "%s", error);
+    return -1;
+}
+
 //  A nats.c thread: the stream refused a message, or its ack timed out.
 static void
 s_publish_error (jsCtx *js, jsPubAckErr *pae, void *closure)

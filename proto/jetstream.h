@@ -126,6 +126,10 @@ void omni_js_pubstate_set (omni_js_pubstate_t *self, const char *format, ...)
 //  A new round: no errors counted (and, with `clear`, no error text).
 void omni_js_pubstate_reset (omni_js_pubstate_t *self, bool clear);
 
+//  Whether the stream answers now, with a leader (omni_js_stream_probe):
+//  0, or -1 with the error set.
+int omni_js_pubstate_probe (omni_js_pubstate_t *self, jsCtx *js);
+
 //  The JetStream context of `nc` for asynchronous publishing: API calls
 //  wait `wait_ms`, at most `max_pending` messages without an ack (then
 //  a publish waits up to `stall_wait_ms`), and what the stream refuses
