@@ -100,36 +100,27 @@ s_stream (jsjournal_t *self, jsjournal_failure_t *failure, char *error, size_t e
 {
     char subject[OMNI_JS_SUBJECT_MAX];
     omni_js_stream_subject (self->stream, subject, sizeof subject);
-    jsOptions o;
-    jsOptions_Init (&o);
-    o.Wait = API_WAIT_MS;
-    jsStreamInfo *si = NULL;
-    jsErrCode code = 0;
-    natsStatus s = js_GetStreamInfo (&si, self->js, self->stream, &o, &code);
-    if (s != NATS_OK && code == JSStreamNotFoundErr) {
-        jsStreamConfig cfg;
-        jsStreamConfig_Init (&cfg);
-        const char *subjects[] = {subject};
-        cfg.Name = self->stream;
-        cfg.Description = "OmniAudit records accepted by ingestd (journal: jetstream)";
-        cfg.Subjects = subjects;
-        cfg.SubjectsLen = 1;
-        cfg.Retention = js_InterestPolicy;
-        cfg.Storage = self->config.memory ? js_MemoryStorage : js_FileStorage;
-        cfg.Replicas = self->config.replicas;
-        cfg.Duplicates = self->config.duplicate_window_ms * 1000000;
-        code = 0;
-        s = js_AddStream (&si, self->js, &cfg, &o, &code);
-        if (s == NATS_OK)
-            log_info ("jetstream.stream_created", "stream=%s subjects=%s replicas=%d storage=%s",
-                      self->stream, subject, self->config.replicas,
-                      self->config.memory ? "memory" : "file");
-        else if (code == JSStreamNameExistErr) //  another ingestd made it first
-            s = js_GetStreamInfo (&si, self->js, self->stream, &o, &code);
-    }
-    if (s != NATS_OK) {
-        char why[400];
-        omni_js_error (s, code, why, sizeof why);
+    jsStreamConfig cfg;
+    jsStreamConfig_Init (&cfg);
+    const char *subjects[] = {subject};
+    cfg.Name = self->stream;
+    cfg.Description = "OmniAudit records accepted by ingestd (journal: jetstream)";
+    cfg.Subjects = subjects;
+    cfg.SubjectsLen = 1;
+    cfg.Retention = js_InterestPolicy;
+    cfg.Storage = self->config.memory ? js_MemoryStorage : js_FileStorage;
+    cfg.Replicas = self->config.replicas;
+    cfg.Duplicates = self->config.duplicate_window_ms * 1000000;
+    bool created;
+    jsErrCode code;
+    char why[400];
+    jsStreamInfo *si =
+        omni_js_stream_make (self->js, &cfg, API_WAIT_MS, &created, &code, why, sizeof why);
+    if (created)
+        log_info ("jetstream.stream_created", "stream=%s subjects=%s replicas=%d storage=%s",
+                  self->stream, subject, self->config.replicas,
+                  self->config.memory ? "memory" : "file");
+    if (!si) {
         snprintf (error, error_size,
                   "JetStream did not answer for stream %s: %s (is JetStream enabled on the "
                   "servers, and do they form a cluster with a leader?)",
@@ -138,13 +129,9 @@ s_stream (jsjournal_t *self, jsjournal_failure_t *failure, char *error, size_t e
         return -1;
     }
     const jsStreamConfig *have = si->Config;
-    bool subject_ok = false;
-    for (int i = 0; i < have->SubjectsLen; i++)
-        subject_ok |= strcmp (have->Subjects[i], subject) == 0;
-    jsStorageType storage = self->config.memory ? js_MemoryStorage : js_FileStorage;
     int rc = 0;
-    if (!subject_ok || have->Retention != js_InterestPolicy || have->Storage != storage ||
-        have->Replicas != self->config.replicas) {
+    if (!omni_js_stream_has_subject (have, subject) || have->Retention != js_InterestPolicy ||
+        have->Storage != cfg.Storage || have->Replicas != self->config.replicas) {
         snprintf (error, error_size,
                   "stream %s exists with subjects %s%s retention=%s replicas=%d storage=%s; "
                   "ingestd wants subjects %s retention=interest replicas=%d storage=%s: set "

@@ -66,40 +66,30 @@ s_stream (jsrejects_t *self, jsjournal_failure_t *failure, char *error, size_t e
     int64_t window_ms = self->config.duplicate_window_ms;
     if (self->config.max_age_ms && window_ms > self->config.max_age_ms)
         window_ms = self->config.max_age_ms;
+    jsStreamConfig cfg;
+    jsStreamConfig_Init (&cfg);
+    const char *subjects[] = {subject};
+    cfg.Name = self->name;
+    cfg.Description = "OmniAudit: input ingestd rejected, with the reason (journal: jetstream)";
+    cfg.Subjects = subjects;
+    cfg.SubjectsLen = 1;
+    cfg.Retention = js_LimitsPolicy;
+    cfg.Discard = js_DiscardOld;
+    cfg.MaxAge = max_age_ns;
+    cfg.MaxBytes = self->config.max_bytes;
+    cfg.Storage = storage;
+    cfg.Replicas = self->config.replicas;
+    cfg.Duplicates = window_ms * 1000000;
+    bool created;
+    jsErrCode code;
     char why[400];
-    jsErrCode code = 0;
     jsStreamInfo *si =
-        omni_js_stream_info (self->js, self->name, API_WAIT_MS, &code, why, sizeof why);
-    if (!si && code == JSStreamNotFoundErr) {
-        jsOptions o;
-        jsOptions_Init (&o);
-        o.Wait = API_WAIT_MS;
-        jsStreamConfig cfg;
-        jsStreamConfig_Init (&cfg);
-        const char *subjects[] = {subject};
-        cfg.Name = self->name;
-        cfg.Description = "OmniAudit: input ingestd rejected, with the reason (journal: jetstream)";
-        cfg.Subjects = subjects;
-        cfg.SubjectsLen = 1;
-        cfg.Retention = js_LimitsPolicy;
-        cfg.Discard = js_DiscardOld;
-        cfg.MaxAge = max_age_ns;
-        cfg.MaxBytes = self->config.max_bytes;
-        cfg.Storage = storage;
-        cfg.Replicas = self->config.replicas;
-        cfg.Duplicates = window_ms * 1000000;
-        code = 0;
-        natsStatus s = js_AddStream (&si, self->js, &cfg, &o, &code);
-        if (s == NATS_OK)
-            log_info ("jetstream.rejects_stream_created",
-                      "stream=%s subjects=%s replicas=%d max_age_ms=%" PRId64 " max_bytes=%" PRId64,
-                      self->name, subject, self->config.replicas, self->config.max_age_ms,
-                      self->config.max_bytes);
-        else if (code == JSStreamNameExistErr) //  another ingestd made it first
-            s = js_GetStreamInfo (&si, self->js, self->name, &o, &code);
-        if (s != NATS_OK)
-            omni_js_error (s, code, why, sizeof why);
-    }
+        omni_js_stream_make (self->js, &cfg, API_WAIT_MS, &created, &code, why, sizeof why);
+    if (created)
+        log_info ("jetstream.rejects_stream_created",
+                  "stream=%s subjects=%s replicas=%d max_age_ms=%" PRId64 " max_bytes=%" PRId64,
+                  self->name, subject, self->config.replicas, self->config.max_age_ms,
+                  self->config.max_bytes);
     if (!si) {
         snprintf (error, error_size, "rejects stream %s: %s", self->name, why);
         //  Its subjects taken by another stream is a configuration error
@@ -107,13 +97,10 @@ s_stream (jsrejects_t *self, jsjournal_failure_t *failure, char *error, size_t e
         return -1;
     }
     const jsStreamConfig *have = si->Config;
-    bool subject_ok = false;
-    for (int i = 0; i < have->SubjectsLen; i++)
-        subject_ok |= strcmp (have->Subjects[i], subject) == 0;
     int rc = 0;
-    if (!subject_ok || have->Retention != js_LimitsPolicy || have->Storage != storage ||
-        have->Replicas != self->config.replicas || have->MaxAge != max_age_ns ||
-        have->MaxBytes != self->config.max_bytes) {
+    if (!omni_js_stream_has_subject (have, subject) || have->Retention != js_LimitsPolicy ||
+        have->Storage != storage || have->Replicas != self->config.replicas ||
+        have->MaxAge != max_age_ns || have->MaxBytes != self->config.max_bytes) {
         snprintf (error, error_size,
                   "rejects stream %s exists with subjects %s%s retention=%s replicas=%d "
                   "storage=%s max_age=%" PRId64 "ms max_bytes=%" PRId64

@@ -202,6 +202,40 @@ omni_js_stream_refresh (jsCtx *js, const char *stream, const char *label, int64_
     return 0;
 }
 
+jsStreamInfo *
+omni_js_stream_make (jsCtx *js, jsStreamConfig *cfg, int64_t wait_ms, bool *created,
+                     jsErrCode *code, char *why, size_t why_size)
+{
+    *created = false;
+    jsOptions o;
+    jsOptions_Init (&o);
+    o.Wait = wait_ms;
+    jsStreamInfo *si = NULL;
+    *code = 0;
+    natsStatus s = js_GetStreamInfo (&si, js, cfg->Name, &o, code);
+    if (s != NATS_OK && *code == JSStreamNotFoundErr) {
+        *code = 0;
+        s = js_AddStream (&si, js, cfg, &o, code);
+        if (s == NATS_OK)
+            *created = true;
+        else if (*code == JSStreamNameExistErr) //  another ingestd made it first
+            s = js_GetStreamInfo (&si, js, cfg->Name, &o, code);
+    }
+    if (s == NATS_OK)
+        return si;
+    omni_js_error (s, *code, why, why_size);
+    return NULL;
+}
+
+bool
+omni_js_stream_has_subject (const jsStreamConfig *config, const char *subject)
+{
+    for (int i = 0; i < config->SubjectsLen; i++)
+        if (strcmp (config->Subjects[i], subject) == 0)
+            return true;
+    return false;
+}
+
 int
 omni_js_stream_probe (jsCtx *js, const char *stream, const char *label, char *error,
                       size_t error_size)
@@ -483,6 +517,16 @@ omni_js_test (bool verbose)
     char small[20];
     omni_js_record_subject ("OMNI", WRITER_ALL, "git.commit", 10, small, sizeof small);
     assert (strlen (small) < sizeof small);
+    //  A stream's subjects against the one wanted
+    jsStreamConfig have;
+    jsStreamConfig_Init (&have);
+    const char *have_subjects[] = {"other.>", "omni.rec.>"};
+    have.Subjects = have_subjects;
+    assert (!omni_js_stream_has_subject (&have, "omni.rec.>"));
+    have.SubjectsLen = 2;
+    assert (omni_js_stream_has_subject (&have, "omni.rec.>"));
+    assert (!omni_js_stream_has_subject (&have, "omni.rec.*"));
+
     //  The publish errors of a round, as nats.c's thread reports them
     omni_js_pubstate_t state;
     omni_js_pubstate_init (&state, "rejects stream", "OMNI_REJECTS");

@@ -94,6 +94,16 @@ int omni_js_stream_refresh (jsCtx *js, const char *stream, const char *label, in
 jsStreamInfo *omni_js_stream_info (jsCtx *js, const char *stream, int64_t wait_ms, jsErrCode *code,
                                    char *why, size_t why_size);
 
+//  The info of stream `cfg->Name`, made with `cfg` when there is none
+//  (`*created` then set; one that another process made in the meantime is
+//  read back): NULL with `why` and the JetStream error in `*code` when
+//  neither works. The caller checks what it finds against what it wants.
+jsStreamInfo *omni_js_stream_make (jsCtx *js, jsStreamConfig *cfg, int64_t wait_ms, bool *created,
+                                   jsErrCode *code, char *why, size_t why_size);
+
+//  Whether the stream of `config` takes `subject` (one of its subjects).
+bool omni_js_stream_has_subject (const jsStreamConfig *config, const char *subject);
+
 //  Whether `stream` answers now, with a leader: 0, or -1 with `error`
 //  ("<label> NAME does not answer: ..." or "... has no leader").
 int omni_js_stream_probe (jsCtx *js, const char *stream, const char *label, char *error,
