@@ -18,6 +18,7 @@ $OMNI_TEST_PG_DSN (any database on the server) or
 postgresql://postgres@127.0.0.1:5432/postgres; a database of its own is
 created and dropped. Not a test: it asserts only that every point came."""
 import argparse
+import contextlib
 import io
 import json
 import os
@@ -78,15 +79,23 @@ def copy_text(rows, series):
     return out
 
 
-def run(kind, records, batch_size):
-    frames, rows = metric_inputs(records) if kind == "metric" else commit_inputs(records)
+@contextlib.contextmanager
+def metricsd_pipeline(frames, batch_size, prefix):
+    """A scratch database, an ingestd holding `frames`, and a metricsd on
+    them not started yet: (dsn, pipeline, metricsd). metricsd_cpu.py too."""
     with scratch_database("omni_bench_") as dsn, \
-            tempfile.TemporaryDirectory(prefix="omni-bench-met-") as work, \
+            tempfile.TemporaryDirectory(prefix=prefix) as work, \
             Pipeline(work, writers=("metrics",), journal_max="8G") as p:
         p.ingestd.start()
         send(p.intake, frames, batch=1000)
         m = p.writer("metricsd", [f"--dsn={dsn}", f"--batch-size={batch_size}",
                                   "--log-level=warn"])
+        yield dsn, p, m
+
+
+def run(kind, records, batch_size):
+    frames, rows = metric_inputs(records) if kind == "metric" else commit_inputs(records)
+    with metricsd_pipeline(frames, batch_size, "omni-bench-met-") as (dsn, p, m):
         m.start()
         # Sustained rate: from the first acknowledged batch to the last.
         n0, drain_s = p.time_drain("metrics", len(frames))

@@ -22,7 +22,6 @@ import argparse
 import os
 import statistics
 import sys
-import tempfile
 import time
 
 import psycopg2
@@ -30,9 +29,9 @@ import psycopg2
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests"))
 sys.path.insert(0, HERE)
-from metricsd import metric_inputs  # noqa: E402
+from metricsd import metric_inputs, metricsd_pipeline  # noqa: E402
 import omni  # noqa: E402
-from omni import Pipeline, scratch_database, send, wait_until  # noqa: E402
+from omni import send, wait_until  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -95,13 +94,7 @@ def run(binary, frames, npoints, batch_size):
     omni.BIN = binary
     os.environ["OMNI_BIN"] = binary
     out = {}
-    with scratch_database("omni_bench_") as dsn, \
-            tempfile.TemporaryDirectory(prefix="omni-bench-cpu-") as work, \
-            Pipeline(work, writers=("metrics",), journal_max="8G") as p:
-        p.ingestd.start()
-        send(p.intake, frames, batch=1000)
-        m = p.writer("metricsd", [f"--dsn={dsn}", f"--batch-size={batch_size}",
-                                  "--log-level=warn"])
+    with metricsd_pipeline(frames, batch_size, "omni-bench-cpu-") as (dsn, p, m):
         n = len(frames)
         for phase, since in (("new", 0), ("upsert", n)):
             if phase == "upsert":

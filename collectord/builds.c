@@ -49,60 +49,18 @@ builds_parse_time (const char *text, int64_t *ns)
     const char *p = text;
     while (*p == ' ')
         p++;
-    int year, mon, day, hour = 0, min = 0, sec = 0;
-    if (omni_util_digits (&p, 4, &year) || *p++ != '-' || omni_util_digits (&p, 2, &mon) ||
-        *p++ != '-' || omni_util_digits (&p, 2, &day))
+    omni_util_time_t when;
+    if (omni_util_iso_time (&p, true, &when))
         return -1;
-    int64_t frac_ns = 0;
-    if (*p == 'T' || *p == 't' || *p == ' ') {
-        p++;
-        if (omni_util_digits (&p, 2, &hour) || *p++ != ':' || omni_util_digits (&p, 2, &min))
-            return -1;
-        if (*p == ':') {
-            p++;
-            if (omni_util_digits (&p, 2, &sec))
-                return -1;
-            if (*p == '.' || *p == ',') {
-                p++;
-                int64_t scale = 100000000;
-                if (!isdigit ((unsigned char) *p))
-                    return -1;
-                for (; isdigit ((unsigned char) *p); p++) {
-                    frac_ns += (*p - '0') * scale;
-                    scale /= 10;
-                }
-            }
-        }
-    }
-    int offset = 0;
-    if (*p == 'Z' || *p == 'z')
-        p++;
-    else if (*p == '+' || *p == '-') {
-        int sign = *p++ == '-' ? -1 : 1, oh, om = 0;
-        if (omni_util_digits (&p, 2, &oh))
-            return -1;
-        if (*p == ':')
-            p++;
-        if (isdigit ((unsigned char) *p) && omni_util_digits (&p, 2, &om))
-            return -1;
-        offset = sign * (oh * 60 + om);
-    }
     while (*p == ' ')
         p++;
-    if (*p || mon < 1 || mon > 12 || day < 1 || day > 31 || hour > 23 || min > 59 || sec > 60)
+    if (*p)
         return -1;
     //  Outside it the ns would not fit in 64 bits (1677-2262) and wrap, or
     //  name no time a build or test ran (gotestsum writes 0001-01-01)
-    if (year < 1969 || year > 2200)
+    if (when.year < 1969 || when.year > 2200)
         return -2;
-    struct tm tm = {0};
-    tm.tm_year = year - 1900;
-    tm.tm_mon = mon - 1;
-    tm.tm_mday = day;
-    tm.tm_hour = hour;
-    tm.tm_min = min;
-    tm.tm_sec = sec;
-    int64_t t = ((int64_t) timegm (&tm) - (int64_t) offset * 60) * 1000000000 + frac_ns;
+    int64_t t = when.secs * 1000000000 + when.frac_ns;
     if (t < 0 || t >= BUILDS_TIME_MAX)
         return -2;
     *ns = t;

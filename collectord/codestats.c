@@ -589,18 +589,9 @@ s_pack_config (void *handle, msgpack_packer *pk)
     msgpack_pack_map (pk, 3 + (self->rev != NULL));
     omni_record_pack_str (pk, "path");
     omni_record_pack_str (pk, self->names.target);
-    omni_record_pack_str (pk, "per_file");
-    if (self->per_file)
-        msgpack_pack_true (pk);
-    else
-        msgpack_pack_false (pk);
+    omni_record_pack_kv_bool (pk, "per_file", self->per_file);
     omni_record_pack_str (pk, "exclude_dir");
-    size_t n = 0;
-    while (self->exclude[n])
-        n++;
-    msgpack_pack_array (pk, n);
-    for (size_t i = 0; i < n; i++)
-        omni_record_pack_str (pk, self->exclude[i]);
+    omni_record_pack_strv (pk, (const char *const *) self->exclude);
     if (self->rev) {
         omni_record_pack_str (pk, "rev");
         omni_record_pack_str (pk, self->rev);

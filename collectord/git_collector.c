@@ -137,43 +137,10 @@ s_parse_since (const char *text, int64_t now, int64_t *out)
     }
     //  YYYY-MM-DD[(T| )HH:MM[:SS]][Z|(+|-)HH[:]MM], UTC unless an offset is given
     const char *p = text;
-    struct tm tm = {0};
-    int year, mon, day, hour = 0, min = 0, sec = 0;
-    if (omni_util_digits (&p, 4, &year) || *p++ != '-' || omni_util_digits (&p, 2, &mon) ||
-        *p++ != '-' || omni_util_digits (&p, 2, &day))
+    omni_util_time_t when;
+    if (omni_util_iso_time (&p, false, &when) || *p)
         return -1;
-    if (*p == 'T' || *p == ' ') {
-        p++;
-        if (omni_util_digits (&p, 2, &hour) || *p++ != ':' || omni_util_digits (&p, 2, &min))
-            return -1;
-        if (*p == ':') {
-            p++;
-            if (omni_util_digits (&p, 2, &sec))
-                return -1;
-        }
-    }
-    int offset = 0;
-    if (*p == 'Z')
-        p++;
-    else if (*p == '+' || *p == '-') {
-        int sign = *p++ == '-' ? -1 : 1, oh, om;
-        if (omni_util_digits (&p, 2, &oh))
-            return -1;
-        if (*p == ':')
-            p++;
-        if (omni_util_digits (&p, 2, &om))
-            return -1;
-        offset = sign * (oh * 60 + om);
-    }
-    if (*p || mon < 1 || mon > 12 || day < 1 || day > 31 || hour > 23 || min > 59 || sec > 60)
-        return -1;
-    tm.tm_year = year - 1900;
-    tm.tm_mon = mon - 1;
-    tm.tm_mday = day;
-    tm.tm_hour = hour;
-    tm.tm_min = min;
-    tm.tm_sec = sec;
-    *out = (int64_t) timegm (&tm) - (int64_t) offset * 60;
+    *out = when.secs;
     return 0;
 }
 

@@ -309,12 +309,7 @@ s_pack_config (void *handle, msgpack_packer *pk)
     for (size_t i = 0; i < self->nargs; i++)
         omni_record_pack_str (pk, self->args[i]);
     omni_record_pack_str (pk, "report_pattern");
-    size_t n = 0;
-    while (self->patterns[n])
-        n++;
-    msgpack_pack_array (pk, n);
-    for (size_t i = 0; i < n; i++)
-        omni_record_pack_str (pk, self->patterns[i]);
+    omni_record_pack_strv (pk, (const char *const *) self->patterns);
     omni_record_pack_kv (pk, "pipeline", self->pipeline);
     omni_record_pack_kv (pk, "system", self->system);
     if (self->build_id)

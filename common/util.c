@@ -244,6 +244,62 @@ omni_util_digits (const char **p, int n, int *out)
 }
 
 int
+omni_util_iso_time (const char **p, bool lenient, omni_util_time_t *out)
+{
+    omni_util_time_t t = {0};
+    const char *s = *p;
+    if (omni_util_digits (&s, 4, &t.year) || *s++ != '-' || omni_util_digits (&s, 2, &t.mon) ||
+        *s++ != '-' || omni_util_digits (&s, 2, &t.day))
+        return -1;
+    if (*s == 'T' || *s == ' ' || (lenient && *s == 't')) {
+        s++;
+        if (omni_util_digits (&s, 2, &t.hour) || *s++ != ':' || omni_util_digits (&s, 2, &t.min))
+            return -1;
+        if (*s == ':') {
+            s++;
+            if (omni_util_digits (&s, 2, &t.sec))
+                return -1;
+            if (lenient && (*s == '.' || *s == ',')) {
+                s++;
+                int64_t scale = 100000000;
+                if (!isdigit ((unsigned char) *s))
+                    return -1;
+                for (; isdigit ((unsigned char) *s); s++) {
+                    t.frac_ns += (*s - '0') * scale;
+                    scale /= 10;
+                }
+            }
+        }
+    }
+    if (*s == 'Z' || (lenient && *s == 'z'))
+        s++;
+    else if (*s == '+' || *s == '-') {
+        int sign = *s++ == '-' ? -1 : 1, oh, om = 0;
+        if (omni_util_digits (&s, 2, &oh))
+            return -1;
+        if (*s == ':')
+            s++;
+        if ((!lenient || isdigit ((unsigned char) *s)) && omni_util_digits (&s, 2, &om))
+            return -1;
+        t.offset_min = sign * (oh * 60 + om);
+    }
+    if (t.mon < 1 || t.mon > 12 || t.day < 1 || t.day > 31 || t.hour > 23 || t.min > 59 ||
+        t.sec > 60)
+        return -1;
+    struct tm tm = {0};
+    tm.tm_year = t.year - 1900;
+    tm.tm_mon = t.mon - 1;
+    tm.tm_mday = t.day;
+    tm.tm_hour = t.hour;
+    tm.tm_min = t.min;
+    tm.tm_sec = t.sec;
+    t.secs = (int64_t) timegm (&tm) - (int64_t) t.offset_min * 60;
+    *out = t;
+    *p = s;
+    return 0;
+}
+
+int
 omni_util_mkdirs (const char *path)
 {
     char buf[PATH_MAX];
@@ -294,6 +350,34 @@ omni_util_test (bool verbose)
     assert (omni_util_digits (&text, 4, &value) == 0 && value == 2024 && *text == '-');
     text++;
     assert (omni_util_digits (&text, 2, &value) == -1);
+
+    //  ISO 8601 times, strict and lenient
+    omni_util_time_t t;
+    text = "2024-01-31T12:30:15+02:00 rest";
+    assert (omni_util_iso_time (&text, false, &t) == 0 && strcmp (text, " rest") == 0);
+    assert (t.secs == 1706697015 && t.offset_min == 120 && t.frac_ns == 0);
+    text = "2024-01-31";
+    assert (omni_util_iso_time (&text, false, &t) == 0 && *text == 0 && t.secs == 1706659200);
+    text = "2024-01-31 12:30Z";
+    assert (omni_util_iso_time (&text, false, &t) == 0 && *text == 0 && t.secs == 1706704200);
+    const char *strict_only_lenient[] = {"2024-01-31t12:30:15Z", "2024-01-31T12:30:15.25Z",
+                                         "2024-01-31T12:30:15z", "2024-01-31T12:30:15+02"};
+    for (size_t i = 0; i < sizeof strict_only_lenient / sizeof *strict_only_lenient; i++) {
+        text = strict_only_lenient[i];
+        assert (omni_util_iso_time (&text, true, &t) == 0 && *text == 0);
+        text = strict_only_lenient[i];
+        assert (omni_util_iso_time (&text, false, &t) == -1 || *text != 0);
+    }
+    text = "2024-01-31T12:30:15,5-01:30";
+    assert (omni_util_iso_time (&text, true, &t) == 0 && *text == 0);
+    assert (t.frac_ns == 500000000 && t.offset_min == -90 && t.secs == 1706709615);
+    const char *bad_times[] = {
+        "2024-13-01",    "2024-01-32", "2024-01-31T24:00", "2024-1-31", "2024-01-31T12:30:15.Z",
+        "2024-01-31T12", "x"};
+    for (size_t i = 0; i < sizeof bad_times / sizeof *bad_times; i++) {
+        text = bad_times[i];
+        assert (omni_util_iso_time (&text, true, &t) == -1);
+    }
 
     //  UTF-8, strict
     assert (omni_util_utf8_valid ("h\xc3\xa9llo, a longer line of ASCII", 30));

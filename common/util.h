@@ -48,6 +48,23 @@ uint64_t omni_util_get_be (const void *in, size_t n);
 //  Returns -1 at a character that is not a digit.
 int omni_util_digits (const char **p, int n, int *out);
 
+//  A time read by omni_util_iso_time.
+typedef struct {
+    int year, mon, day, hour, min, sec;
+    int64_t frac_ns; //  the fraction of the second, in ns
+    int offset_min;  //  the offset east of UTC it was written with
+    int64_t secs;    //  seconds since the epoch (UTC)
+} omni_util_time_t;
+
+//  Reads YYYY-MM-DD[(T| )HH:MM[:SS]][Z|(+|-)HH[:]MM] at *p, UTC unless an
+//  offset is given, moving *p past it (what follows is the caller's to
+//  judge). `lenient` also takes what CI exports write: a lower-case t or
+//  z, a fraction of the second after . or , and an offset in hours alone.
+//  Returns -1 where the text is no such time or a field is out of range.
+//  Both of builds' and git's parsers, whose accepted inputs differ only
+//  by `lenient`.
+int omni_util_iso_time (const char **p, bool lenient, omni_util_time_t *out);
+
 //  mkdir -p; returns -1 with errno set.
 int omni_util_mkdirs (const char *path);
 //  fsync the directory holding entries just created or renamed.

@@ -1710,6 +1710,16 @@ s_utf8_at (const bson_t *doc, const char *path)
     return NULL;
 }
 
+//  Asserts that the stored branch of `record` points at `target`.
+static void
+s_expect_target (mongoc_client_t *client, const char *db, const omni_record_t *record,
+                 const char *target)
+{
+    bson_t *doc = s_fetch (client, db, "git_branches", record);
+    assert (strcmp (s_utf8_at (doc, "body.target"), target) == 0);
+    bson_destroy (doc);
+}
+
 static bool
 s_int64_at (const bson_t *doc, const char *path, int64_t *value)
 {
@@ -2085,28 +2095,19 @@ docstore_test (bool verbose)
     b.count = 0;
     s_branch (&b, "main", "3333333333333333333333333333333333333333", ts + 7);
     s_write_ok (store, &b);
-    doc = s_fetch (client, db, "git_branches", &b.records[0]);
-    assert (strcmp (s_utf8_at (doc, "body.target"), "1111111111111111111111111111111111111111") ==
-            0);
-    bson_destroy (doc);
+    s_expect_target (client, db, &b.records[0], "1111111111111111111111111111111111111111");
     s_branch (&b, "dev", "4444444444444444444444444444444444444444", ts);
     s_branch (&b, "main", "5555555555555555555555555555555555555555", ts + 20);
     s_write_ok (store, &b);
     assert (s_count (client, db, "git_branches") == 2);
-    doc = s_fetch (client, db, "git_branches", &b.records[0]);
-    assert (strcmp (s_utf8_at (doc, "body.target"), "5555555555555555555555555555555555555555") ==
-            0);
-    bson_destroy (doc);
+    s_expect_target (client, db, &b.records[0], "5555555555555555555555555555555555555555");
 
     //  The same event time with other content: the last arrival wins, as
     //  with an equal time before
     b.count = 0;
     s_branch (&b, "main", "6666666666666666666666666666666666666666", ts + 20);
     s_write_ok (store, &b);
-    doc = s_fetch (client, db, "git_branches", &b.records[0]);
-    assert (strcmp (s_utf8_at (doc, "body.target"), "6666666666666666666666666666666666666666") ==
-            0);
-    bson_destroy (doc);
+    s_expect_target (client, db, &b.records[0], "6666666666666666666666666666666666666666");
     //  Forty branches stored, then the same batch again with a few moved:
     //  only those are replaced (in commands of S_REPLACE_CHUNK), the rest
     //  count as stored

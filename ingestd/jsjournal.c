@@ -74,48 +74,19 @@ struct _jsjournal_t {
     char **writers;
     natsConnection *nc;
     jsCtx *js;
-    pthread_mutex_t lock; //  what the publish error handler (a nats.c thread) writes
-    uint64_t errors;      //  error acks since begin
-    char error[512];      //  the last failure
-    uint64_t published;   //  records since begin
-    uint64_t messages;    //  messages since begin
-    bool publishing;      //  published at least once (nats.c has a pending list)
-    size_t max_body;      //  a message's body is cut past this
-    s_group_t *groups;    //  of the collector batch being read, by subject
+    omni_js_pubstate_t pub; //  error acks since begin, the last failure
+    uint64_t published;     //  records since begin
+    uint64_t messages;      //  messages since begin
+    bool publishing;        //  published at least once (nats.c has a pending list)
+    size_t max_body;        //  a message's body is cut past this
+    s_group_t *groups;      //  of the collector batch being read, by subject
     size_t ngroups, groups_cap;
     //  /metrics: the stream's and consumers' state, refreshed by a thread
     omni_js_watch_t *watch;
-    omni_metric_t *m_messages, *m_bytes, *m_current, **m_pending, **m_ack_pending, **m_redelivered;
+    omni_js_gauges_t gauges;
+    omni_metric_t **m_pending, **m_ack_pending, **m_redelivered;
     omni_metric_t *m_stored_messages, *m_stored_records;
 };
-
-static void s_set_error (jsjournal_t *self, const char *format, ...)
-    __attribute__ ((format (printf, 2, 3)));
-
-static void
-s_set_error (jsjournal_t *self, const char *format, ...)
-{
-    va_list args;
-    va_start (args, format);
-    pthread_mutex_lock (&self->lock);
-    vsnprintf (self->error, sizeof self->error, format, args);
-    pthread_mutex_unlock (&self->lock);
-    va_end (args);
-}
-
-//  A nats.c thread: the stream refused a record, or its ack timed out.
-static void
-s_publish_error (jsCtx *js, jsPubAckErr *pae, void *closure)
-{
-    (void) js;
-    jsjournal_t *self = closure;
-    pthread_mutex_lock (&self->lock);
-    self->errors++;
-    snprintf (self->error, sizeof self->error, "publish to stream %s failed: %s%s%s (error %d)",
-              self->stream, natsStatus_GetText (pae->Err), pae->ErrText ? ": " : "",
-              pae->ErrText ? pae->ErrText : "", (int) pae->ErrCode);
-    pthread_mutex_unlock (&self->lock);
-}
 
 static const char *
 s_retention_name (jsRetentionPolicy r)
@@ -129,36 +100,27 @@ s_stream (jsjournal_t *self, jsjournal_failure_t *failure, char *error, size_t e
 {
     char subject[OMNI_JS_SUBJECT_MAX];
     omni_js_stream_subject (self->stream, subject, sizeof subject);
-    jsOptions o;
-    jsOptions_Init (&o);
-    o.Wait = API_WAIT_MS;
-    jsStreamInfo *si = NULL;
-    jsErrCode code = 0;
-    natsStatus s = js_GetStreamInfo (&si, self->js, self->stream, &o, &code);
-    if (s != NATS_OK && code == JSStreamNotFoundErr) {
-        jsStreamConfig cfg;
-        jsStreamConfig_Init (&cfg);
-        const char *subjects[] = {subject};
-        cfg.Name = self->stream;
-        cfg.Description = "OmniAudit records accepted by ingestd (journal: jetstream)";
-        cfg.Subjects = subjects;
-        cfg.SubjectsLen = 1;
-        cfg.Retention = js_InterestPolicy;
-        cfg.Storage = self->config.memory ? js_MemoryStorage : js_FileStorage;
-        cfg.Replicas = self->config.replicas;
-        cfg.Duplicates = self->config.duplicate_window_ms * 1000000;
-        code = 0;
-        s = js_AddStream (&si, self->js, &cfg, &o, &code);
-        if (s == NATS_OK)
-            log_info ("jetstream.stream_created", "stream=%s subjects=%s replicas=%d storage=%s",
-                      self->stream, subject, self->config.replicas,
-                      self->config.memory ? "memory" : "file");
-        else if (code == JSStreamNameExistErr) //  another ingestd made it first
-            s = js_GetStreamInfo (&si, self->js, self->stream, &o, &code);
-    }
-    if (s != NATS_OK) {
-        char why[400];
-        omni_js_error (s, code, why, sizeof why);
+    jsStreamConfig cfg;
+    jsStreamConfig_Init (&cfg);
+    const char *subjects[] = {subject};
+    cfg.Name = self->stream;
+    cfg.Description = "OmniAudit records accepted by ingestd (journal: jetstream)";
+    cfg.Subjects = subjects;
+    cfg.SubjectsLen = 1;
+    cfg.Retention = js_InterestPolicy;
+    cfg.Storage = self->config.memory ? js_MemoryStorage : js_FileStorage;
+    cfg.Replicas = self->config.replicas;
+    cfg.Duplicates = self->config.duplicate_window_ms * 1000000;
+    bool created;
+    jsErrCode code;
+    char why[400];
+    jsStreamInfo *si =
+        omni_js_stream_make (self->js, &cfg, API_WAIT_MS, &created, &code, why, sizeof why);
+    if (created)
+        log_info ("jetstream.stream_created", "stream=%s subjects=%s replicas=%d storage=%s",
+                  self->stream, subject, self->config.replicas,
+                  self->config.memory ? "memory" : "file");
+    if (!si) {
         snprintf (error, error_size,
                   "JetStream did not answer for stream %s: %s (is JetStream enabled on the "
                   "servers, and do they form a cluster with a leader?)",
@@ -167,13 +129,9 @@ s_stream (jsjournal_t *self, jsjournal_failure_t *failure, char *error, size_t e
         return -1;
     }
     const jsStreamConfig *have = si->Config;
-    bool subject_ok = false;
-    for (int i = 0; i < have->SubjectsLen; i++)
-        subject_ok |= strcmp (have->Subjects[i], subject) == 0;
-    jsStorageType storage = self->config.memory ? js_MemoryStorage : js_FileStorage;
     int rc = 0;
-    if (!subject_ok || have->Retention != js_InterestPolicy || have->Storage != storage ||
-        have->Replicas != self->config.replicas) {
+    if (!omni_js_stream_has_subject (have, subject) || have->Retention != js_InterestPolicy ||
+        have->Storage != cfg.Storage || have->Replicas != self->config.replicas) {
         snprintf (error, error_size,
                   "stream %s exists with subjects %s%s retention=%s replicas=%d storage=%s; "
                   "ingestd wants subjects %s retention=interest replicas=%d storage=%s: set "
@@ -275,7 +233,7 @@ jsjournal_new (const jsjournal_config_t *config, jsjournal_failure_t *failure, c
     if (!self->config.ack_wait_ms)
         self->config.ack_wait_ms = 30000;
     self->stream = strdup (config->stream);
-    pthread_mutex_init (&self->lock, NULL);
+    omni_js_pubstate_init (&self->pub, "stream", self->stream);
     size_t n = 0;
     while (config->writers && config->writers[n])
         n++;
@@ -307,14 +265,8 @@ jsjournal_new (const jsjournal_config_t *config, jsjournal_failure_t *failure, c
     self->max_body = (size_t) max_payload - HEADER_ROOM;
     if (self->max_body > BATCH_BYTES_MAX)
         self->max_body = BATCH_BYTES_MAX;
-    jsOptions o;
-    jsOptions_Init (&o);
-    o.Wait = API_WAIT_MS;
-    o.PublishAsync.MaxPending = MAX_PENDING;
-    o.PublishAsync.ErrHandler = s_publish_error;
-    o.PublishAsync.ErrHandlerClosure = self;
-    o.PublishAsync.StallWait = self->config.ack_timeout_ms;
-    natsStatus s = natsConnection_JetStream (&self->js, self->nc, &o);
+    natsStatus s = omni_js_publish_context (self->nc, &self->js, API_WAIT_MS, MAX_PENDING,
+                                            self->config.ack_timeout_ms, &self->pub);
     if (s != NATS_OK) {
         omni_js_error (s, 0, error, error_size);
         jsjournal_destroy (&self);
@@ -360,7 +312,7 @@ jsjournal_destroy (jsjournal_t **self_p)
         free (self->writers[i]);
     free (self->writers);
     free (self->stream);
-    pthread_mutex_destroy (&self->lock);
+    omni_js_pubstate_destroy (&self->pub);
     free (self);
     *self_p = NULL;
 }
@@ -368,9 +320,7 @@ jsjournal_destroy (jsjournal_t **self_p)
 void
 jsjournal_begin (jsjournal_t *self)
 {
-    pthread_mutex_lock (&self->lock);
-    self->errors = 0;
-    pthread_mutex_unlock (&self->lock);
+    omni_js_pubstate_reset (&self->pub, false);
     self->published = 0;
     self->messages = 0;
     for (size_t i = 0; i < self->ngroups; i++)
@@ -407,7 +357,7 @@ s_publish_group (jsjournal_t *self, s_group_t *group)
     if (s != NATS_OK) {
         char why[400];
         omni_js_error (s, 0, why, sizeof why);
-        s_set_error (self, "publish to stream %s: %s", self->stream, why);
+        omni_js_pubstate_set (&self->pub, "publish to stream %s: %s", self->stream, why);
         return -1;
     }
     self->published += records;
@@ -493,15 +443,15 @@ jsjournal_complete (jsjournal_t *self)
         int again = s_republish (self);
         log_debug ("jetstream.republish", "stream=%s pending=%d", self->stream, again);
     }
-    pthread_mutex_lock (&self->lock);
-    uint64_t errors = self->errors;
+    pthread_mutex_lock (&self->pub.lock);
+    uint64_t errors = self->pub.errors;
     if (s != NATS_OK && !errors)
-        snprintf (self->error, sizeof self->error,
+        snprintf (self->pub.error, sizeof self->pub.error,
                   "stream %s: the publish acks of %" PRIu64 " messages (%" PRIu64
                   " records) did not all come within %" PRId64 " ms (%s)",
                   self->stream, self->messages, self->published, self->config.ack_timeout_ms,
                   natsStatus_GetText (s));
-    pthread_mutex_unlock (&self->lock);
+    pthread_mutex_unlock (&self->pub.lock);
     if (s != NATS_OK || errors)
         return -1;
     if (self->m_stored_messages) {
@@ -516,9 +466,8 @@ jsjournal_abort (jsjournal_t *self)
 {
     //  The acks that come later are dropped with the pending list: the
     //  round is not acknowledged, whatever the stream stored of it.
-    natsMsgList pending = {0};
-    if (self->publishing && js_PublishAsyncGetPendingList (&pending, self->js) == NATS_OK)
-        natsMsgList_Destroy (&pending);
+    if (self->publishing)
+        omni_js_publish_drop (self->js);
     for (size_t i = 0; i < self->ngroups; i++)
         omni_js_batch_reset (&self->groups[i].batch);
     self->ngroups = 0;
@@ -541,48 +490,23 @@ jsjournal_messages (jsjournal_t *self)
 const char *
 jsjournal_error (jsjournal_t *self)
 {
-    return self->error;
-}
-
-//  The stream's state, asked with a short wait (the probe and /health):
-//  NULL with `why` filled when it does not answer.
-static jsStreamInfo *
-s_stream_info (jsjournal_t *self, char *why, size_t why_size)
-{
-    return omni_js_stream_info (self->js, self->stream, 1000, NULL, why, why_size);
+    return self->pub.error;
 }
 
 int
 jsjournal_probe (jsjournal_t *self)
 {
-    char error[sizeof self->error];
-    if (omni_js_stream_probe (self->js, self->stream, "stream", error, sizeof error) == 0)
-        return 0;
-    s_set_error (self, "%s", error);
-    return -1;
+    return omni_js_pubstate_probe (&self->pub, self->js);
 }
 
 //  The stream's and consumers' state: into `text` when given, and into the
 //  gauges when registered.
-static void
-s_refresh (jsjournal_t *self, char *text, size_t size)
+void
+jsjournal_status (jsjournal_t *self, char *text, size_t size)
 {
-    char why[300];
-    jsStreamInfo *si = s_stream_info (self, why, sizeof why);
-    if (!si) {
-        if (text)
-            snprintf (text, size, "stream %s: unreachable (%s)", self->stream, why);
+    if (omni_js_stream_refresh (self->js, self->stream, "stream", 1000, &self->gauges, text, size))
         return;
-    }
-    char line[512];
-    int current = omni_js_stream_text (si, "stream", line, sizeof line);
-    int at = text ? snprintf (text, size, "%s", line) : 0;
-    if (self->m_messages) {
-        omni_metric_set (self->m_messages, (double) si->State.Msgs);
-        omni_metric_set (self->m_bytes, (double) si->State.Bytes);
-        omni_metric_set (self->m_current, current);
-    }
-    jsStreamInfo_Destroy (si);
+    int at = text ? (int) strlen (text) : 0;
     jsOptions o;
     jsOptions_Init (&o);
     o.Wait = 1000;
@@ -610,16 +534,11 @@ s_refresh (jsjournal_t *self, char *text, size_t size)
     }
 }
 
-void
-jsjournal_status (jsjournal_t *self, char *text, size_t size)
-{
-    s_refresh (self, text, size);
-}
-
+//  The watcher's thread: the gauges alone
 static void
 s_watch (void *arg)
 {
-    s_refresh (arg, NULL, 0);
+    jsjournal_status (arg, NULL, 0);
 }
 
 void
@@ -627,11 +546,11 @@ jsjournal_metrics (jsjournal_t *self, omni_metrics_t *metrics)
 {
     if (!metrics || self->watch)
         return;
-    self->m_messages = omni_metrics_gauge (metrics, "stream_messages",
-                                           "journal: jetstream: messages in the stream", NULL);
-    self->m_bytes = omni_metrics_gauge (metrics, "stream_bytes",
-                                        "journal: jetstream: bytes in the stream", NULL);
-    self->m_current =
+    self->gauges.messages = omni_metrics_gauge (metrics, "stream_messages",
+                                                "journal: jetstream: messages in the stream", NULL);
+    self->gauges.bytes = omni_metrics_gauge (metrics, "stream_bytes",
+                                             "journal: jetstream: bytes in the stream", NULL);
+    self->gauges.current =
         omni_metrics_gauge (metrics, "stream_replicas_current",
                             "journal: jetstream: the stream's replicas that are current", NULL);
     self->m_stored_messages = omni_metrics_counter (

@@ -70,7 +70,8 @@ const char *jsjournal_error (jsjournal_t *self);
 int jsjournal_probe (jsjournal_t *self);
 
 //  One line for /health: the stream's messages, replicas current, and per
-//  consumer what is pending and redelivered. From the HTTP thread.
+//  consumer what is pending and redelivered. From the HTTP thread, and
+//  with `text` NULL (the gauges alone) from the /metrics watcher's.
 void jsjournal_status (jsjournal_t *self, char *text, size_t size);
 
 //  Registers the stream's and consumers' gauges (stream_messages,

@@ -48,42 +48,11 @@ struct _jsrejects_t {
     char prefix_stream[OMNI_JS_STREAM_MAX + 1]; //  the records' stream (the subject prefix)
     char instance[400];                         //  host (255) " journal=" id (64)
     jsCtx *js;
-    pthread_mutex_t lock; //  what the publish error handler (a nats.c thread) writes
-    uint64_t errors;      //  error acks since begin
-    char error[512];
-    uint64_t published; //  since begin
+    omni_js_pubstate_t pub; //  error acks since begin, the last failure
+    uint64_t published;     //  since begin
     omni_js_watch_t *watch;
-    omni_metric_t *m_messages, *m_bytes, *m_current;
+    omni_js_gauges_t gauges;
 };
-
-static void s_set_error (jsrejects_t *self, const char *format, ...)
-    __attribute__ ((format (printf, 2, 3)));
-
-static void
-s_set_error (jsrejects_t *self, const char *format, ...)
-{
-    va_list args;
-    va_start (args, format);
-    pthread_mutex_lock (&self->lock);
-    vsnprintf (self->error, sizeof self->error, format, args);
-    pthread_mutex_unlock (&self->lock);
-    va_end (args);
-}
-
-//  A nats.c thread: the stream refused a reject, or its ack timed out.
-static void
-s_publish_error (jsCtx *js, jsPubAckErr *pae, void *closure)
-{
-    (void) js;
-    jsrejects_t *self = closure;
-    pthread_mutex_lock (&self->lock);
-    self->errors++;
-    snprintf (self->error, sizeof self->error,
-              "publish to rejects stream %s failed: %s%s%s (error %d)", self->name,
-              natsStatus_GetText (pae->Err), pae->ErrText ? ": " : "",
-              pae->ErrText ? pae->ErrText : "", (int) pae->ErrCode);
-    pthread_mutex_unlock (&self->lock);
-}
 
 //  Makes the stream, or checks the one there. Returns 0, else fills error.
 static int
@@ -97,40 +66,30 @@ s_stream (jsrejects_t *self, jsjournal_failure_t *failure, char *error, size_t e
     int64_t window_ms = self->config.duplicate_window_ms;
     if (self->config.max_age_ms && window_ms > self->config.max_age_ms)
         window_ms = self->config.max_age_ms;
+    jsStreamConfig cfg;
+    jsStreamConfig_Init (&cfg);
+    const char *subjects[] = {subject};
+    cfg.Name = self->name;
+    cfg.Description = "OmniAudit: input ingestd rejected, with the reason (journal: jetstream)";
+    cfg.Subjects = subjects;
+    cfg.SubjectsLen = 1;
+    cfg.Retention = js_LimitsPolicy;
+    cfg.Discard = js_DiscardOld;
+    cfg.MaxAge = max_age_ns;
+    cfg.MaxBytes = self->config.max_bytes;
+    cfg.Storage = storage;
+    cfg.Replicas = self->config.replicas;
+    cfg.Duplicates = window_ms * 1000000;
+    bool created;
+    jsErrCode code;
     char why[400];
-    jsErrCode code = 0;
     jsStreamInfo *si =
-        omni_js_stream_info (self->js, self->name, API_WAIT_MS, &code, why, sizeof why);
-    if (!si && code == JSStreamNotFoundErr) {
-        jsOptions o;
-        jsOptions_Init (&o);
-        o.Wait = API_WAIT_MS;
-        jsStreamConfig cfg;
-        jsStreamConfig_Init (&cfg);
-        const char *subjects[] = {subject};
-        cfg.Name = self->name;
-        cfg.Description = "OmniAudit: input ingestd rejected, with the reason (journal: jetstream)";
-        cfg.Subjects = subjects;
-        cfg.SubjectsLen = 1;
-        cfg.Retention = js_LimitsPolicy;
-        cfg.Discard = js_DiscardOld;
-        cfg.MaxAge = max_age_ns;
-        cfg.MaxBytes = self->config.max_bytes;
-        cfg.Storage = storage;
-        cfg.Replicas = self->config.replicas;
-        cfg.Duplicates = window_ms * 1000000;
-        code = 0;
-        natsStatus s = js_AddStream (&si, self->js, &cfg, &o, &code);
-        if (s == NATS_OK)
-            log_info ("jetstream.rejects_stream_created",
-                      "stream=%s subjects=%s replicas=%d max_age_ms=%" PRId64 " max_bytes=%" PRId64,
-                      self->name, subject, self->config.replicas, self->config.max_age_ms,
-                      self->config.max_bytes);
-        else if (code == JSStreamNameExistErr) //  another ingestd made it first
-            s = js_GetStreamInfo (&si, self->js, self->name, &o, &code);
-        if (s != NATS_OK)
-            omni_js_error (s, code, why, sizeof why);
-    }
+        omni_js_stream_make (self->js, &cfg, API_WAIT_MS, &created, &code, why, sizeof why);
+    if (created)
+        log_info ("jetstream.rejects_stream_created",
+                  "stream=%s subjects=%s replicas=%d max_age_ms=%" PRId64 " max_bytes=%" PRId64,
+                  self->name, subject, self->config.replicas, self->config.max_age_ms,
+                  self->config.max_bytes);
     if (!si) {
         snprintf (error, error_size, "rejects stream %s: %s", self->name, why);
         //  Its subjects taken by another stream is a configuration error
@@ -138,13 +97,10 @@ s_stream (jsrejects_t *self, jsjournal_failure_t *failure, char *error, size_t e
         return -1;
     }
     const jsStreamConfig *have = si->Config;
-    bool subject_ok = false;
-    for (int i = 0; i < have->SubjectsLen; i++)
-        subject_ok |= strcmp (have->Subjects[i], subject) == 0;
     int rc = 0;
-    if (!subject_ok || have->Retention != js_LimitsPolicy || have->Storage != storage ||
-        have->Replicas != self->config.replicas || have->MaxAge != max_age_ns ||
-        have->MaxBytes != self->config.max_bytes) {
+    if (!omni_js_stream_has_subject (have, subject) || have->Retention != js_LimitsPolicy ||
+        have->Storage != storage || have->Replicas != self->config.replicas ||
+        have->MaxAge != max_age_ns || have->MaxBytes != self->config.max_bytes) {
         snprintf (error, error_size,
                   "rejects stream %s exists with subjects %s%s retention=%s replicas=%d "
                   "storage=%s max_age=%" PRId64 "ms max_bytes=%" PRId64
@@ -179,7 +135,7 @@ jsrejects_new (natsConnection *nc, const jsrejects_config_t *config, jsjournal_f
         self->config.ack_timeout_ms = 10000;
     if (!self->config.duplicate_window_ms)
         self->config.duplicate_window_ms = 120000;
-    pthread_mutex_init (&self->lock, NULL);
+    omni_js_pubstate_init (&self->pub, "rejects stream", self->name);
     snprintf (self->prefix_stream, sizeof self->prefix_stream, "%s", config->journal_stream);
     if (config->name && *config->name)
         snprintf (self->name, sizeof self->name, "%s", config->name);
@@ -204,14 +160,8 @@ jsrejects_new (natsConnection *nc, const jsrejects_config_t *config, jsjournal_f
         jsrejects_destroy (&self);
         return NULL;
     }
-    jsOptions o;
-    jsOptions_Init (&o);
-    o.Wait = API_WAIT_MS;
-    o.PublishAsync.MaxPending = MAX_PENDING;
-    o.PublishAsync.ErrHandler = s_publish_error;
-    o.PublishAsync.ErrHandlerClosure = self;
-    o.PublishAsync.StallWait = self->config.ack_timeout_ms;
-    natsStatus s = natsConnection_JetStream (&self->js, nc, &o);
+    natsStatus s = omni_js_publish_context (nc, &self->js, API_WAIT_MS, MAX_PENDING,
+                                            self->config.ack_timeout_ms, &self->pub);
     if (s != NATS_OK) {
         *failure = JSJOURNAL_UNREACHABLE;
         omni_js_error (s, 0, error, error_size);
@@ -235,7 +185,7 @@ jsrejects_destroy (jsrejects_t **self_p)
     if (self->js)
         jsrejects_abort (self);
     jsCtx_Destroy (self->js);
-    pthread_mutex_destroy (&self->lock);
+    omni_js_pubstate_destroy (&self->pub);
     free (self);
     *self_p = NULL;
 }
@@ -252,10 +202,7 @@ jsrejects_set_instance (jsrejects_t *self, const uint8_t *journal_id, size_t id_
 void
 jsrejects_begin (jsrejects_t *self)
 {
-    pthread_mutex_lock (&self->lock);
-    self->errors = 0;
-    self->error[0] = 0;
-    pthread_mutex_unlock (&self->lock);
+    omni_js_pubstate_reset (&self->pub, true);
     self->published = 0;
 }
 
@@ -374,7 +321,7 @@ jsrejects_publish (jsrejects_t *self, const jsrejects_input_t *input)
     if (s != NATS_OK) {
         char why[400];
         omni_js_error (s, 0, why, sizeof why);
-        s_set_error (self, "publish to rejects stream %s: %s", self->name, why);
+        omni_js_pubstate_set (&self->pub, "publish to rejects stream %s: %s", self->name, why);
         return -1;
     }
     self->published++;
@@ -387,14 +334,14 @@ jsrejects_complete (jsrejects_t *self)
     if (!self->published)
         return 0;
     natsStatus s = omni_js_publish_wait (self->js, self->config.ack_timeout_ms, RETRY_MS);
-    pthread_mutex_lock (&self->lock);
-    uint64_t errors = self->errors;
+    pthread_mutex_lock (&self->pub.lock);
+    uint64_t errors = self->pub.errors;
     if (s != NATS_OK && !errors)
-        snprintf (self->error, sizeof self->error,
+        snprintf (self->pub.error, sizeof self->pub.error,
                   "rejects stream %s: the publish acks of %" PRIu64
                   " rejects did not all come within %" PRId64 " ms (%s)",
                   self->name, self->published, self->config.ack_timeout_ms, natsStatus_GetText (s));
-    pthread_mutex_unlock (&self->lock);
+    pthread_mutex_unlock (&self->pub.lock);
     return s == NATS_OK && !errors ? 0 : -1;
 }
 
@@ -402,9 +349,8 @@ void
 jsrejects_abort (jsrejects_t *self)
 {
     //  What comes later is dropped with the pending list (jsjournal_abort)
-    natsMsgList pending = {0};
-    if (self->published && js_PublishAsyncGetPendingList (&pending, self->js) == NATS_OK)
-        natsMsgList_Destroy (&pending);
+    if (self->published)
+        omni_js_publish_drop (self->js);
     self->published = 0;
 }
 
@@ -417,7 +363,7 @@ jsrejects_published (jsrejects_t *self)
 const char *
 jsrejects_error (jsrejects_t *self)
 {
-    return self->error;
+    return self->pub.error;
 }
 
 const char *
@@ -429,47 +375,21 @@ jsrejects_name (jsrejects_t *self)
 int
 jsrejects_probe (jsrejects_t *self)
 {
-    char error[sizeof self->error];
-    if (omni_js_stream_probe (self->js, self->name, "rejects stream", error, sizeof error) == 0)
-        return 0;
-    s_set_error (self, "%s", error);
-    return -1;
-}
-
-//  The stream's state into `text` when given, and into the gauges.
-static void
-s_refresh (jsrejects_t *self, char *text, size_t size)
-{
-    char why[300];
-    jsStreamInfo *si =
-        omni_js_stream_info (self->js, self->name, INFO_WAIT_MS, NULL, why, sizeof why);
-    if (!si) {
-        if (text)
-            snprintf (text, size, "rejects %s: unreachable (%s)", self->name, why);
-        return;
-    }
-    char line[512];
-    int current = omni_js_stream_text (si, "rejects", line, sizeof line);
-    if (text)
-        snprintf (text, size, "%s", line);
-    if (self->m_messages) {
-        omni_metric_set (self->m_messages, (double) si->State.Msgs);
-        omni_metric_set (self->m_bytes, (double) si->State.Bytes);
-        omni_metric_set (self->m_current, current);
-    }
-    jsStreamInfo_Destroy (si);
+    return omni_js_pubstate_probe (&self->pub, self->js);
 }
 
 void
 jsrejects_status (jsrejects_t *self, char *text, size_t size)
 {
-    s_refresh (self, text, size);
+    omni_js_stream_refresh (self->js, self->name, "rejects", INFO_WAIT_MS, &self->gauges, text,
+                            size);
 }
 
+//  The watcher's thread: the gauges alone
 static void
 s_watch (void *arg)
 {
-    s_refresh (arg, NULL, 0);
+    jsrejects_status (arg, NULL, 0);
 }
 
 void
@@ -477,12 +397,12 @@ jsrejects_metrics (jsrejects_t *self, omni_metrics_t *metrics)
 {
     if (!metrics || self->watch)
         return;
-    self->m_messages =
+    self->gauges.messages =
         omni_metrics_gauge (metrics, "rejects_stream_messages",
                             "journal: jetstream: rejected inputs kept in the rejects stream", NULL);
-    self->m_bytes = omni_metrics_gauge (metrics, "rejects_stream_bytes",
-                                        "journal: jetstream: bytes of the rejects stream", NULL);
-    self->m_current = omni_metrics_gauge (
+    self->gauges.bytes = omni_metrics_gauge (
+        metrics, "rejects_stream_bytes", "journal: jetstream: bytes of the rejects stream", NULL);
+    self->gauges.current = omni_metrics_gauge (
         metrics, "rejects_stream_replicas_current",
         "journal: jetstream: the rejects stream's replicas that are current", NULL);
     self->watch = omni_js_watch_new (s_watch, self, WATCH_MS);

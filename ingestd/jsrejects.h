@@ -81,7 +81,8 @@ const char *jsrejects_error (jsrejects_t *self);
 //  Whether the stream answers now, with a leader. Returns 0 or -1.
 int jsrejects_probe (jsrejects_t *self);
 
-//  One line for /health: "rejects NAME: messages=... replicas=... current=...".
+//  One line for /health: "rejects NAME: messages=... replicas=... current=...";
+//  with `text` NULL the gauges alone (the /metrics watcher's thread).
 void jsrejects_status (jsrejects_t *self, char *text, size_t size);
 //  Registers rejects_stream_messages, rejects_stream_bytes and
 //  rejects_stream_replicas_current, refreshed every 2 s by a thread.

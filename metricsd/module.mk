@@ -15,8 +15,9 @@ METRICSD_SQL := sql_points_native=metricsd/sql/001_points.native.sql \
     sql_rollups=metricsd/sql/rollups.timescaledb.sql \
     sql_rollup_views=metricsd/sql/rollup_views.sql
 METRICSD_GEN := $(BUILD)/gen/metricsd/sql.c
-# testrec.c builds records for the classes' self-tests, which live in the
-# classes' own files (as everywhere): only the self-test runner links it.
+# testrec.c builds metricsd's kinds as records (testsupport/testrec.c) for the
+# classes' self-tests, which live in the classes' own files (as everywhere):
+# only the self-test runner links it.
 METRICSD_CLASSES := metricsd/derive.c metricsd/tsschema.c metricsd/pointstore.c \
                     metricsd/hostdaily.c $(METRICSD_GEN)
 

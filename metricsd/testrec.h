@@ -1,31 +1,10 @@
-/*  testrec: records built with the real encoder and decoded by the real
-    decoder, for metricsd's self-tests (derive, pointstore). Each record is
-    a valid omni_record_t, as the writer loop hands them to the store.            */
+/*  testrec (metricsd): test records of the kinds metricsd derives points
+    from, built with testsupport/testrec.h, for derive's and pointstore's
+    self-tests.                                                            */
 #ifndef OMNI_METRICSD_TESTREC_H
 #define OMNI_METRICSD_TESTREC_H
 
-#include "proto/record.h"
-
-#include <msgpack.h>
-#include <stdbool.h>
-#include <stddef.h>
-#include <stdint.h>
-
-typedef struct _testrec_t testrec_t;
-
-testrec_t *testrec_new (void);
-void testrec_destroy (testrec_t **self_p);
-//  Forgets every record.
-void testrec_clear (testrec_t *self);
-size_t testrec_count (testrec_t *self);
-const omni_record_t *testrec_records (testrec_t *self);
-
-//  A record of `kind` whose body is a map of `nfields`: pack them with the
-//  returned packer (omni_record_pack_kv ...), add tags, then testrec_end.
-msgpack_packer *testrec_begin (testrec_t *self, const char *kind, const char *src, int64_t ts,
-                               int nfields);
-void testrec_tag (testrec_t *self, const char *key, const char *value);
-void testrec_end (testrec_t *self);
+#include "testsupport/testrec.h"
 
 //  The kinds metricsd derives points from, with the fields it reads.
 //  `started_ns` 0 = absent; `branch` NULL = absent.

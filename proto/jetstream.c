@@ -26,6 +26,7 @@
 #include <assert.h>
 #include <ctype.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -178,6 +179,64 @@ omni_js_stream_info (jsCtx *js, const char *stream, int64_t wait_ms, jsErrCode *
 }
 
 int
+omni_js_stream_refresh (jsCtx *js, const char *stream, const char *label, int64_t wait_ms,
+                        const omni_js_gauges_t *gauges, char *text, size_t size)
+{
+    char why[300];
+    jsStreamInfo *si = omni_js_stream_info (js, stream, wait_ms, NULL, why, sizeof why);
+    if (!si) {
+        if (text)
+            snprintf (text, size, "%s %s: unreachable (%s)", label, stream, why);
+        return -1;
+    }
+    char line[512];
+    int current = omni_js_stream_text (si, label, line, sizeof line);
+    if (text)
+        snprintf (text, size, "%s", line);
+    if (gauges->messages) {
+        omni_metric_set (gauges->messages, (double) si->State.Msgs);
+        omni_metric_set (gauges->bytes, (double) si->State.Bytes);
+        omni_metric_set (gauges->current, current);
+    }
+    jsStreamInfo_Destroy (si);
+    return 0;
+}
+
+jsStreamInfo *
+omni_js_stream_make (jsCtx *js, jsStreamConfig *cfg, int64_t wait_ms, bool *created,
+                     jsErrCode *code, char *why, size_t why_size)
+{
+    *created = false;
+    jsOptions o;
+    jsOptions_Init (&o);
+    o.Wait = wait_ms;
+    jsStreamInfo *si = NULL;
+    *code = 0;
+    natsStatus s = js_GetStreamInfo (&si, js, cfg->Name, &o, code);
+    if (s != NATS_OK && *code == JSStreamNotFoundErr) {
+        *code = 0;
+        s = js_AddStream (&si, js, cfg, &o, code);
+        if (s == NATS_OK)
+            *created = true;
+        else if (*code == JSStreamNameExistErr) //  another ingestd made it first
+            s = js_GetStreamInfo (&si, js, cfg->Name, &o, code);
+    }
+    if (s == NATS_OK)
+        return si;
+    omni_js_error (s, *code, why, why_size);
+    return NULL;
+}
+
+bool
+omni_js_stream_has_subject (const jsStreamConfig *config, const char *subject)
+{
+    for (int i = 0; i < config->SubjectsLen; i++)
+        if (strcmp (config->Subjects[i], subject) == 0)
+            return true;
+    return false;
+}
+
+int
 omni_js_stream_probe (jsCtx *js, const char *stream, const char *label, char *error,
                       size_t error_size)
 {
@@ -239,6 +298,88 @@ omni_js_watch_destroy (omni_js_watch_t **self_p)
     pthread_join (self->thread, NULL);
     free (self);
     *self_p = NULL;
+}
+
+void
+omni_js_pubstate_init (omni_js_pubstate_t *self, const char *label, const char *name)
+{
+    memset (self, 0, sizeof *self);
+    pthread_mutex_init (&self->lock, NULL);
+    self->label = label;
+    self->name = name;
+}
+
+void
+omni_js_pubstate_destroy (omni_js_pubstate_t *self)
+{
+    pthread_mutex_destroy (&self->lock);
+}
+
+void
+omni_js_pubstate_set (omni_js_pubstate_t *self, const char *format, ...)
+{
+    va_list args;
+    va_start (args, format);
+    pthread_mutex_lock (&self->lock);
+    vsnprintf (self->error, sizeof self->error, format, args);
+    pthread_mutex_unlock (&self->lock);
+    va_end (args);
+}
+
+void
+omni_js_pubstate_reset (omni_js_pubstate_t *self, bool clear)
+{
+    pthread_mutex_lock (&self->lock);
+    self->errors = 0;
+    if (clear)
+        self->error[0] = 0;
+    pthread_mutex_unlock (&self->lock);
+}
+
+int
+omni_js_pubstate_probe (omni_js_pubstate_t *self, jsCtx *js)
+{
+    char error[sizeof self->error];
+    if (omni_js_stream_probe (js, self->name, self->label, error, sizeof error) == 0)
+        return 0;
+    omni_js_pubstate_set (self, "%s", error);
+    return -1;
+}
+
+//  A nats.c thread: the stream refused a message, or its ack timed out.
+static void
+s_publish_error (jsCtx *js, jsPubAckErr *pae, void *closure)
+{
+    (void) js;
+    omni_js_pubstate_t *self = closure;
+    pthread_mutex_lock (&self->lock);
+    self->errors++;
+    snprintf (self->error, sizeof self->error, "publish to %s %s failed: %s%s%s (error %d)",
+              self->label, self->name, natsStatus_GetText (pae->Err), pae->ErrText ? ": " : "",
+              pae->ErrText ? pae->ErrText : "", (int) pae->ErrCode);
+    pthread_mutex_unlock (&self->lock);
+}
+
+natsStatus
+omni_js_publish_context (natsConnection *nc, jsCtx **js, int64_t wait_ms, int64_t max_pending,
+                         int64_t stall_wait_ms, omni_js_pubstate_t *state)
+{
+    jsOptions o;
+    jsOptions_Init (&o);
+    o.Wait = wait_ms;
+    o.PublishAsync.MaxPending = max_pending;
+    o.PublishAsync.ErrHandler = s_publish_error;
+    o.PublishAsync.ErrHandlerClosure = state;
+    o.PublishAsync.StallWait = stall_wait_ms;
+    return natsConnection_JetStream (js, nc, &o);
+}
+
+void
+omni_js_publish_drop (jsCtx *js)
+{
+    natsMsgList pending = {0};
+    if (js_PublishAsyncGetPendingList (&pending, js) == NATS_OK)
+        natsMsgList_Destroy (&pending);
 }
 
 natsStatus
@@ -376,6 +517,33 @@ omni_js_test (bool verbose)
     char small[20];
     omni_js_record_subject ("OMNI", WRITER_ALL, "git.commit", 10, small, sizeof small);
     assert (strlen (small) < sizeof small);
+    //  A stream's subjects against the one wanted
+    jsStreamConfig have;
+    jsStreamConfig_Init (&have);
+    const char *have_subjects[] = {"other.>", "omni.rec.>"};
+    have.Subjects = have_subjects;
+    assert (!omni_js_stream_has_subject (&have, "omni.rec.>"));
+    have.SubjectsLen = 2;
+    assert (omni_js_stream_has_subject (&have, "omni.rec.>"));
+    assert (!omni_js_stream_has_subject (&have, "omni.rec.*"));
+
+    //  The publish errors of a round, as nats.c's thread reports them
+    omni_js_pubstate_t state;
+    omni_js_pubstate_init (&state, "rejects stream", "OMNI_REJECTS");
+    jsPubAckErr pae = {.Err = NATS_TIMEOUT};
+    s_publish_error (NULL, &pae, &state);
+    pae = (jsPubAckErr){.Err = NATS_ERR, .ErrCode = 10077, .ErrText = "maximum messages"};
+    s_publish_error (NULL, &pae, &state);
+    assert (state.errors == 2);
+    assert (strcmp (state.error, "publish to rejects stream OMNI_REJECTS failed: Error: maximum "
+                                 "messages (error 10077)") == 0);
+    omni_js_pubstate_reset (&state, false);
+    assert (state.errors == 0 && *state.error);
+    omni_js_pubstate_set (&state, "stream %s: %d", "OMNI", 7);
+    assert (strcmp (state.error, "stream OMNI: 7") == 0);
+    omni_js_pubstate_reset (&state, true);
+    assert (state.errors == 0 && !*state.error);
+    omni_js_pubstate_destroy (&state);
     omni_js_writer_filter ("OMNI", WRITER_RELATIONAL, out, sizeof out);
     assert (strcmp (out, "omni.rec.*.r.*.*.>") == 0);
     omni_js_writer_filter ("OMNI", WRITER_METRICS, out, sizeof out);

@@ -22,7 +22,9 @@
 #ifndef OMNI_JETSTREAM_H
 #define OMNI_JETSTREAM_H
 
+#include "common/metrics.h"
 #include <nats/nats.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -74,10 +76,33 @@ void omni_js_rejects_subject (const char *stream, const char *reason, char *out,
 //  the replicas that are current (the leader is one).
 int omni_js_stream_text (const jsStreamInfo *si, const char *label, char *out, size_t size);
 
+//  The /metrics gauges of a stream's state (each registered by its owner,
+//  under names of its own; all NULL until then).
+typedef struct {
+    omni_metric_t *messages, *bytes, *current;
+} omni_js_gauges_t;
+
+//  The state of `stream`, asked with a wait of `wait_ms`: its line
+//  (omni_js_stream_text) into `text` when given, or "<label> NAME:
+//  unreachable (WHY)" when it does not answer; and into `gauges` when
+//  registered. Returns 0, or -1 when it does not answer.
+int omni_js_stream_refresh (jsCtx *js, const char *stream, const char *label, int64_t wait_ms,
+                            const omni_js_gauges_t *gauges, char *text, size_t size);
+
 //  A stream's info, asked with a wait of `wait_ms`: NULL with `why` (and
 //  the JetStream error in `*code`, if given) when it does not answer.
 jsStreamInfo *omni_js_stream_info (jsCtx *js, const char *stream, int64_t wait_ms, jsErrCode *code,
                                    char *why, size_t why_size);
+
+//  The info of stream `cfg->Name`, made with `cfg` when there is none
+//  (`*created` then set; one that another process made in the meantime is
+//  read back): NULL with `why` and the JetStream error in `*code` when
+//  neither works. The caller checks what it finds against what it wants.
+jsStreamInfo *omni_js_stream_make (jsCtx *js, jsStreamConfig *cfg, int64_t wait_ms, bool *created,
+                                   jsErrCode *code, char *why, size_t why_size);
+
+//  Whether the stream of `config` takes `subject` (one of its subjects).
+bool omni_js_stream_has_subject (const jsStreamConfig *config, const char *subject);
 
 //  Whether `stream` answers now, with a leader: 0, or -1 with `error`
 //  ("<label> NAME does not answer: ..." or "... has no leader").
@@ -89,6 +114,44 @@ int omni_js_stream_probe (jsCtx *js, const char *stream, const char *label, char
 typedef struct _omni_js_watch_t omni_js_watch_t;
 omni_js_watch_t *omni_js_watch_new (void (*refresh) (void *arg), void *arg, int64_t interval_ms);
 void omni_js_watch_destroy (omni_js_watch_t **self_p);
+
+//  What the asynchronous publishes of a JetStream context report from
+//  nats.c's thread (its publish error handler) to the round that reads
+//  them: the messages refused or not acknowledged, and the last error,
+//  under a lock. ingestd's records stream and its rejects stream each
+//  hold one (ingestd/jsjournal.c, ingestd/jsrejects.c).
+typedef struct {
+    pthread_mutex_t lock;
+    uint64_t errors; //  publish errors since the last reset
+    char error[512];
+    const char *label; //  "stream", "rejects stream": the error's words
+    const char *name;  //  the stream's name, not owned
+} omni_js_pubstate_t;
+
+void omni_js_pubstate_init (omni_js_pubstate_t *self, const char *label, const char *name);
+void omni_js_pubstate_destroy (omni_js_pubstate_t *self);
+//  Sets the error text, under the lock.
+void omni_js_pubstate_set (omni_js_pubstate_t *self, const char *format, ...)
+    __attribute__ ((format (printf, 2, 3)));
+//  A new round: no errors counted (and, with `clear`, no error text).
+void omni_js_pubstate_reset (omni_js_pubstate_t *self, bool clear);
+
+//  Whether the stream answers now, with a leader (omni_js_stream_probe):
+//  0, or -1 with the error set.
+int omni_js_pubstate_probe (omni_js_pubstate_t *self, jsCtx *js);
+
+//  The JetStream context of `nc` for asynchronous publishing: API calls
+//  wait `wait_ms`, at most `max_pending` messages without an ack (then
+//  a publish waits up to `stall_wait_ms`), and what the stream refuses
+//  or does not acknowledge is counted in `state` ("publish to <label>
+//  <name> failed: ..."). NATS_OK, or the error.
+natsStatus omni_js_publish_context (natsConnection *nc, jsCtx **js, int64_t wait_ms,
+                                    int64_t max_pending, int64_t stall_wait_ms,
+                                    omni_js_pubstate_t *state);
+
+//  Forgets the messages of `js` without an ack yet: the acks that come
+//  later are dropped with them (a round given up).
+void omni_js_publish_drop (jsCtx *js);
 
 //  Waits for every asynchronous publish of `js` to be acknowledged, up to
 //  `timeout_ms`; every `retry_ms` without them publishes again what has no

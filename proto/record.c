@@ -1035,6 +1035,17 @@ omni_record_pack_str (msgpack_packer *pk, const char *text)
 }
 
 void
+omni_record_pack_strv (msgpack_packer *pk, const char *const *list)
+{
+    size_t n = 0;
+    while (list[n])
+        n++;
+    msgpack_pack_array (pk, n);
+    for (size_t i = 0; i < n; i++)
+        omni_record_pack_str (pk, list[i]);
+}
+
+void
 omni_record_pack_kv (msgpack_packer *pk, const char *key, const char *value)
 {
     omni_record_pack_str (pk, key);
@@ -1424,6 +1435,21 @@ s_test_branch (omni_record_encoder_t *enc, const char *src, const char *col, con
 void
 omni_record_test (bool verbose)
 {
+    //  A list of strings as an array
+    msgpack_sbuffer list_buf;
+    msgpack_sbuffer_init (&list_buf);
+    msgpack_packer list_pk;
+    msgpack_packer_init (&list_pk, &list_buf, msgpack_sbuffer_write);
+    const char *const list[] = {"a", "bc", NULL};
+    omni_record_pack_strv (&list_pk, list);
+    omni_record_pack_strv (&list_pk, list + 2);
+    assert (list_buf.size == 7 && memcmp (list_buf.data,
+                                          "\x92\xa1"
+                                          "a\xa2"
+                                          "bc\x90",
+                                          7) == 0);
+    msgpack_sbuffer_destroy (&list_buf);
+
     omni_record_encoder_t *enc = omni_record_encoder_new ();
     char detail[256];
     const void *data;

@@ -154,6 +154,8 @@ void omni_record_pack_kv (msgpack_packer *pk, const char *key, const char *value
 void omni_record_pack_kv_int (msgpack_packer *pk, const char *key, int64_t value);
 void omni_record_pack_kv_double (msgpack_packer *pk, const char *key, double value);
 void omni_record_pack_kv_bool (msgpack_packer *pk, const char *key, bool value);
+//  Packs a NULL-terminated list of such strings as an array.
+void omni_record_pack_strv (msgpack_packer *pk, const char *const *list);
 //  A NUL-terminated copy; caller frees.
 char *omni_record_str_dup (omni_record_str_t s);
 

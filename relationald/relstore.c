@@ -50,6 +50,7 @@
 #include "common/util.h"
 #include "testsupport/pgtest.h"
 #include "testsupport/selftest.h"
+#include "testsupport/testrec.h"
 #include "client/writer.h"
 
 #include <assert.h>
@@ -1140,11 +1141,7 @@ relstore_write (void *self_, const omni_record_t *records, size_t count, uint8_t
 //  rows read back with plain SQL.
 
 typedef struct {
-    omni_record_encoder_t *enc;
-    omni_record_t *records;
-    void **data;
-    size_t count, capacity;
-    msgpack_zone zone;
+    testrec_t *recs;
     const char *src;
     int64_t ts;
 } s_batch_t;
@@ -1152,9 +1149,7 @@ typedef struct {
 static void
 s_batch_init (s_batch_t *b, const char *src)
 {
-    memset (b, 0, sizeof *b);
-    b->enc = omni_record_encoder_new ();
-    msgpack_zone_init (&b->zone, 65536);
+    b->recs = testrec_new ();
     b->src = src;
     b->ts = INT64_C (1700000000000000000);
 }
@@ -1162,51 +1157,25 @@ s_batch_init (s_batch_t *b, const char *src)
 static void
 s_batch_clear (s_batch_t *b)
 {
-    for (size_t i = 0; i < b->count; i++)
-        free (b->data[i]);
-    b->count = 0;
-    msgpack_zone_clear (&b->zone);
+    testrec_clear (b->recs);
 }
 
 static void
 s_batch_destroy (s_batch_t *b)
 {
-    s_batch_clear (b);
-    free (b->records);
-    free (b->data);
-    msgpack_zone_destroy (&b->zone);
-    omni_record_encoder_destroy (&b->enc);
+    testrec_destroy (&b->recs);
 }
 
 static msgpack_packer *
 s_begin (s_batch_t *b, const char *kind, int nfields)
 {
-    omni_record_encoder_begin (b->enc, kind, b->src, "test-col", "run-1", b->ts);
-    msgpack_packer *pk = omni_record_encoder_body (b->enc);
-    msgpack_pack_map (pk, (size_t) nfields);
-    return pk;
+    return testrec_begin (b->recs, kind, b->src, b->ts, nfields);
 }
 
 static void
 s_end (s_batch_t *b)
 {
-    const void *data;
-    size_t size;
-    char detail[256] = "";
-    int rc = omni_record_encoder_end (b->enc, &data, &size, detail, sizeof detail);
-    if (rc)
-        fprintf (stderr, "encoder: %s\n", detail);
-    assert (rc == 0);
-    if (omni_array_grow_cap (&b->capacity, b->count + 1)) {
-        omni_array_resize (b->records, b->capacity);
-        omni_array_resize (b->data, b->capacity);
-    }
-    b->data[b->count] = malloc (size);
-    assert (b->data[b->count]);
-    memcpy (b->data[b->count], data, size);
-    assert (omni_record_decode (&b->records[b->count], &b->zone, b->data[b->count], size, NULL,
-                                detail, sizeof detail) == REJECT_NONE);
-    b->count++;
+    testrec_end (b->recs);
 }
 
 static void
@@ -1378,7 +1347,8 @@ static int
 s_write (relstore_t *store, s_batch_t *b)
 {
     char error[512] = "";
-    int rc = relstore_write (store, b->records, b->count, NULL, error, sizeof error);
+    int rc = relstore_write (store, testrec_records (b->recs), testrec_count (b->recs), NULL, error,
+                             sizeof error);
     if (rc)
         fprintf (stderr, "relstore_write: %s\n", error);
     return rc;
@@ -1393,10 +1363,11 @@ s_test_conflicts (relstore_t *store, omni_pgconn_t *pg)
     s_batch_t b;
     s_batch_init (&b, "repo-a");
     s_full_batch (&b);
-    uint8_t *flags = calloc (b.count, 1);
+    uint8_t *flags = calloc (testrec_count (b.recs), 1);
     char error[512];
-    assert (relstore_write (store, b.records, b.count, flags, error, sizeof error) == 0);
-    for (size_t i = 0; i < b.count; i++)
+    assert (relstore_write (store, testrec_records (b.recs), testrec_count (b.recs), flags, error,
+                            sizeof error) == 0);
+    for (size_t i = 0; i < testrec_count (b.recs); i++)
         assert (!flags[i]);
     s_batch_clear (&b);
     s_test_case (&b, "t_fast", "failed", 0.01);
@@ -1404,7 +1375,8 @@ s_test_conflicts (relstore_t *store, omni_pgconn_t *pg)
               &(s_commit_t){"c2", "Eve", "eve@example.org", "forged", 0, 1600086400, 120, 5, 2, 0});
     s_test_case (&b, "t_new", "passed", 0.5);
     memset (flags, 0, 3);
-    assert (relstore_write (store, b.records, b.count, flags, error, sizeof error) == 0);
+    assert (relstore_write (store, testrec_records (b.recs), testrec_count (b.recs), flags, error,
+                            sizeof error) == 0);
     assert (flags[0] == 1 && flags[1] == 1 && flags[2] == 0);
     pgtest_expect (pg, "SELECT status FROM ci_tests WHERE name = 't_fast'", "passed");
     pgtest_expect (pg, "SELECT author_name FROM commits WHERE sha = 'c2'", "Ann");
@@ -1529,9 +1501,9 @@ s_test_basic (relstore_t *store, omni_pgconn_t *pg)
     //  The same batch again, and each record twice in one batch: no new row
     assert (s_write (store, &b) == 0);
     pgtest_expect (pg, s_counts_sql, "1 1 3 3 1 1 1 3 1 0");
-    size_t n = b.count;
+    size_t n = testrec_count (b.recs);
     s_full_batch (&b);
-    assert (b.count == 2 * n);
+    assert (testrec_count (b.recs) == 2 * n);
     assert (s_write (store, &b) == 0);
     pgtest_expect (pg, s_counts_sql, "1 1 3 3 1 1 1 3 1 0");
 
@@ -1754,11 +1726,13 @@ s_test_outage (relstore_t *store, omni_pgconn_t *pg, const char *dsn)
               "datname = current_database () AND pid <> pg_backend_pid ()");
     pgtest_expect (pg, sql, "1");
     char error[512] = "";
-    int rc = relstore_write (store, b.records, b.count, NULL, error, sizeof error);
+    int rc = relstore_write (store, testrec_records (b.recs), testrec_count (b.recs), NULL, error,
+                             sizeof error);
     int64_t deadline = omni_util_mono_ms () + 10000;
     while (rc != 0 && omni_util_mono_ms () < deadline) {
         assert (strstr (error, "postgresql"));
-        rc = relstore_write (store, b.records, b.count, NULL, error, sizeof error);
+        rc = relstore_write (store, testrec_records (b.recs), testrec_count (b.recs), NULL, error,
+                             sizeof error);
     }
     assert (rc == 0);
     pgtest_expect (pg, "SELECT count (*) FROM commits WHERE sha = 'o1'", "1");
@@ -1768,7 +1742,8 @@ s_test_outage (relstore_t *store, omni_pgconn_t *pg, const char *dsn)
         relstore_new ("host=127.0.0.1 port=1 connect_timeout=1", NULL, error, sizeof error);
     assert (away);
     assert (relstore_connect (away) == 1);
-    assert (relstore_write (away, b.records, b.count, NULL, error, sizeof error) == -1);
+    assert (relstore_write (away, testrec_records (b.recs), testrec_count (b.recs), NULL, error,
+                            sizeof error) == -1);
     assert (strstr (error, "postgresql"));
     char text[256];
     assert (!relstore_healthy (away, text, sizeof text));

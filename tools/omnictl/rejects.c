@@ -161,14 +161,9 @@ s_run (const rejects_config_t *config, jsCtx *js, const char *stream)
         natsMsg_Destroy (msg);
         return 0;
     }
-    jsOptions o;
-    jsOptions_Init (&o);
-    o.Wait = WAIT_MS;
-    jsStreamInfo *si = NULL;
     jsErrCode code = 0;
-    natsStatus s = js_GetStreamInfo (&si, js, stream, &o, &code);
-    if (s != NATS_OK) {
-        omni_js_error (s, code, why, sizeof why);
+    jsStreamInfo *si = omni_js_stream_info (js, stream, WAIT_MS, &code, why, sizeof why);
+    if (!si) {
         fprintf (stderr, "error: omnictl rejects: stream %s: %s%s\n", stream, why,
                  code == JSStreamNotFoundErr
                      ? " (made by ingestd with journal: jetstream; see --stream, --rejects-stream)"
