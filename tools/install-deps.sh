@@ -7,7 +7,7 @@ build_pkgs=(build-essential pkg-config libzmq3-dev libczmq-dev libmsgpack-dev li
     libxml2-dev libjansson-dev libcurl4-openssl-dev libcairo2-dev fonts-dejavu-core git libzstd-dev libnats-dev)
 test_pkgs=(clang clang-format libclang-rt-14-dev python3 python3-pytest python3-msgpack python3-zmq
     python3-psycopg2 python3-pymongo python3-yaml python3-lmdb postgresql-15 valgrind cloc docker-compose
-    chromium poppler-utils zstd cmake nats-server)
+    chromium poppler-utils zstd cmake nats-server iproute2)
 want=("${build_pkgs[@]}")
 [ "${1:-}" = "--test" ] && want+=("${test_pkgs[@]}")
 missing=()
