@@ -48,10 +48,10 @@ struct _intake_t {
     char writers_text[256];               //  the configured writer names, for messages
     _Atomic unsigned replayed;            //  roles REPLAY routed to (for /health)
     bool publish_failed;                  //  journal: jetstream; the stream refused a publish
+    bool rejects_failed;                  //  ... the rejects stream (intake_stream_error)
     uint64_t wire;                        //  bytes of the intake message in hand, as on the wire
     zmq_msg_t frame, head[WIRE_HEAD_MAX]; //  intake parts being received
     s_reply_t *replies;                   //  one per intake message of a round
-    bool rejects_failed;                  //  ... the rejects stream (intake_stream_error)
     omni_metric_t *m_received, *m_accepted, *m_batches, *m_bytes, *m_rounds, *m_commit_latency,
         *m_replayed, *m_rejected[REJECT_REASON_COUNT + 1], *m_replies_dropped;
 };
@@ -468,6 +468,16 @@ s_send_intake_reply (intake_t *self, s_reply_t *reply)
                 reply->peer_size, reply->fd, &head, NULL, self->m_replies_dropped);
 }
 
+//  journal: jetstream: the round is not acknowledged; the acks of what it
+//  published to either stream are no longer waited for.
+static void
+s_streams_abort (intake_t *self)
+{
+    jsjournal_abort (self->config.stream);
+    if (self->config.rejects)
+        jsrejects_abort (self->config.rejects);
+}
+
 //  journal: jetstream. The round's records were published; it is durable
 //  once every publish ack came. Waited for without state_lock (called with
 //  it held): nothing /health compares changes before the commit, and the
@@ -484,9 +494,7 @@ s_stream_round (intake_t *self)
         rc = -1, self->rejects_failed = true;
     pthread_mutex_lock (self->state_lock);
     if (rc) {
-        jsjournal_abort (stream);
-        if (rejects)
-            jsrejects_abort (rejects);
+        s_streams_abort (self);
         return -1;
     }
     journal_count_forwarded (self->journal, jsjournal_published (stream));
@@ -522,11 +530,8 @@ intake_round (intake_t *self, const char **op, size_t *bytes_read)
         if (rc < 0) {
             failed = true;
             stream_failed = self->publish_failed;
-            if (stream_failed) { //  what it did publish is not waited for
-                jsjournal_abort (self->config.stream);
-                if (self->config.rejects)
-                    jsrejects_abort (self->config.rejects);
-            }
+            if (stream_failed) //  what it did publish is not waited for
+                s_streams_abort (self);
             break;
         }
     }
