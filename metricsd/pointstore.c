@@ -115,12 +115,21 @@ typedef struct {
     uint64_t hash;
     int64_t id; //  -1: PostgreSQL refused the series (its tags)
     size_t key, key_len;
-    uint64_t stamp; //  the last batch that listed it as pending
+    uint64_t stamp;   //  the last batch that listed it as pending
+    uint64_t grouped; //  the last batch s_order gave it a group in
+    uint32_t group;   //  its group in that batch
 } s_series_t;
 
 typedef struct {
     int64_t lo, hi; //  [lo, hi) in us since the epoch
 } s_range_t;
+
+//  A series of the batch in hand (s_order)
+typedef struct {
+    int64_t id;
+    uint32_t series; //  index into the series cache
+    uint32_t first;  //  the group's place in delivery order
+} s_group_t;
 
 struct _pointstore_t {
     omni_pgconn_t *conn;
@@ -143,6 +152,14 @@ struct _pointstore_t {
     //  The points of the batch in hand
     s_point_t *points;
     size_t npoints, points_cap;
+    //  The points in key order (series id, time), as indices into
+    //  `points`: the order they are sent in (s_order)
+    uint32_t *order;
+    size_t order_cap;
+    //  s_order's groups: each one's series, then its first place in `order`
+    s_group_t *groups;
+    uint32_t *starts;
+    size_t groups_cap, starts_cap;
     omni_buf_t text; //  the points' name, source and tags
     size_t ignored, refused;
     char refused_error[256];
@@ -383,7 +400,7 @@ s_series_of (pointstore_t *self, const s_point_t *p)
         slot = (slot + 1) & (S_SERIES_SLOTS - 1);
     }
     uint32_t at = (uint32_t) self->nseries++;
-    self->series[at] = (s_series_t){hash, 0, start, len, 0};
+    self->series[at] = (s_series_t){hash, 0, start, len, 0, 0, 0};
     self->slots[slot] = at + 1;
     return at;
 }
@@ -569,6 +586,9 @@ pointstore_destroy (pointstore_t **self_p)
     hostdaily_destroy (&self->hostdaily);
     free (self->partition_interval);
     free (self->points);
+    free (self->order);
+    free (self->groups);
+    free (self->starts);
     omni_buf_release (&self->text);
     free (self->parts);
     free (self->series);
@@ -847,6 +867,98 @@ s_drop_refused (pointstore_t *self)
     self->npoints = kept;
 }
 
+//  ---------------------------------------------------------------------------
+//  Key order: a batch interleaves its series (a host sends all its figures
+//  at once, and a batch holds many hosts), so in delivery order each point
+//  goes down the (series_id, time) index to another leaf than the one
+//  before. Sent grouped by series, in id order, and by time within each,
+//  they go along the index: each leaf is found once per series and filled
+//  before it splits, PostgreSQL spends less CPU and the index is smaller
+//  (docs/performance.md, issue 20, fifth pass). The grouping is a counting
+//  sort over the batch's series, O(n) and stable; so is the time order
+//  within a series (a series' points nearly always come in time order).
+//  Only the order sent changes: a staged point's `ord` is still its place
+//  in delivery, so the last delivered of a (series, time) still wins.
+
+static int
+s_group_cmp (const void *a_, const void *b_)
+{
+    const s_group_t *a = a_, *b = b_;
+    //  Two cached keys (tags texts) may name one series: delivery decides
+    if (a->id != b->id)
+        return a->id < b->id ? -1 : 1;
+    return a->first < b->first ? -1 : a->first > b->first;
+}
+
+typedef struct {
+    int64_t time_ns;
+    uint32_t point;
+} s_timed_t;
+
+static int
+s_timed_cmp (const void *a_, const void *b_)
+{
+    const s_timed_t *a = a_, *b = b_;
+    if (a->time_ns != b->time_ns)
+        return a->time_ns < b->time_ns ? -1 : 1;
+    return a->point < b->point ? -1 : a->point > b->point;
+}
+
+//  One series' points (order[lo..hi)) by time, ties in delivery order
+static void
+s_order_times (pointstore_t *self, size_t lo, size_t hi)
+{
+    uint32_t *order = self->order;
+    size_t i = lo + 1;
+    while (i < hi && self->points[order[i - 1]].time_ns <= self->points[order[i]].time_ns)
+        i++;
+    if (i >= hi)
+        return; //  in order already: the common case
+    s_timed_t *timed = malloc ((hi - lo) * sizeof *timed);
+    assert (timed);
+    for (size_t k = lo; k < hi; k++)
+        timed[k - lo] = (s_timed_t){self->points[order[k]].time_ns, order[k]};
+    qsort (timed, hi - lo, sizeof *timed, s_timed_cmp);
+    for (size_t k = lo; k < hi; k++)
+        order[k] = timed[k - lo].point;
+    free (timed);
+}
+
+//  self->order: the batch's points in (series id, time) order
+static void
+s_order (pointstore_t *self)
+{
+    size_t n = self->npoints;
+    omni_array_reserve (self->order, self->order_cap, n);
+    //  The batch's series (s_series_lookup stamped this batch)
+    size_t ngroups = 0;
+    for (size_t i = 0; i < n; i++) {
+        s_series_t *entry = &self->series[self->points[i].series];
+        if (entry->grouped == self->stamp)
+            continue;
+        entry->grouped = self->stamp;
+        s_group_t group = {entry->id, self->points[i].series, (uint32_t) ngroups};
+        *omni_array_push (self->groups, ngroups, self->groups_cap) = group;
+    }
+    s_group_t *groups = self->groups;
+    qsort (groups, ngroups, sizeof *groups, s_group_cmp);
+    //  Counting sort: each group's size, then its first place
+    omni_array_reserve (self->starts, self->starts_cap, ngroups + 1);
+    uint32_t *starts = self->starts;
+    memset (starts, 0, (ngroups + 1) * sizeof *starts);
+    for (size_t g = 0; g < ngroups; g++)
+        self->series[groups[g].series].group = (uint32_t) g;
+    for (size_t i = 0; i < n; i++)
+        starts[self->series[self->points[i].series].group + 1]++;
+    for (size_t g = 0; g < ngroups; g++)
+        starts[g + 1] += starts[g];
+    for (size_t i = 0; i < n; i++)
+        self->order[starts[self->series[self->points[i].series].group]++] = (uint32_t) i;
+    //  starts[g] is now group g's end, the next one's start
+    for (size_t g = 0, lo = 0; g < ngroups; lo = starts[g], g++)
+        s_order_times (self, lo, starts[g]);
+}
+
 //  The batch's points by one binary COPY on `conn`, either into the
 //  staging table (with each point's place in the batch, `ord`) or straight
 //  into points_data; with `shares` > 1, only the points whose series id is
@@ -859,7 +971,8 @@ s_copy (pointstore_t *self, omni_pgconn_t *conn, omni_pgcopy_t *copy, bool stage
                            staged ? "ord, series_id, time, value" : "series_id, time, value",
                            PGCOPY_BINARY))
         return omni_pgconn_last_status (conn);
-    for (size_t i = 0; i < self->npoints; i++) {
+    for (size_t k = 0; k < self->npoints; k++) {
+        uint32_t i = self->order[k];
         const s_point_t *p = &self->points[i];
         int64_t id = self->series[p->series].id;
         if (shares > 1 && id % shares != share)
@@ -1164,8 +1277,10 @@ pointstore_write (void *self_, const omni_record_t *records, size_t count, uint8
     s_series_lookup (self);
     uint64_t generation = self->generation;
     omni_pgconn_status_t status = s_series_resolve (self);
-    if (status == PGCONN_OK)
+    if (status == PGCONN_OK) {
         s_drop_refused (self);
+        s_order (self);
+    }
     if (status == PGCONN_OK && self->npoints > 0 && self->state.mode == TSSCHEMA_NATIVE)
         status = s_partitions_for_batch (self);
     hostdaily_reset (self->hostdaily);
@@ -1781,6 +1896,50 @@ pointstore_test (bool verbose)
     assert (s_write (shared, recs) == 0);
     pgtest_expect (pg, shared_sql, "3000 5498500");
     pointstore_destroy (&shared);
+
+    //  Key order (s_order): series interleaved, one of them delivered in
+    //  reverse time order, and one (series, time) three times, once under
+    //  another tags text of the same series ({"a","b"} and {"b","a"} are
+    //  one jsonb): the last delivered value is the one stored
+    testrec_clear (recs);
+    for (int t = 0; t < 10; t++)
+        for (int h = 0; h < 5; h++) {
+            char host[16];
+            snprintf (host, sizeof host, "k%d", h);
+            int64_t at = h == 3 ? 9 - t : t; //  k3 backwards
+            testrec_metric (recs, host, (D0 + 200000 + at) * NS, "keyed", h * 100 + at, host);
+        }
+    testrec_metric (recs, "k2", (D0 + 200003) * NS, "keyed", 7777, "k2");
+    msgpack_packer *kpk = testrec_begin (recs, "metric", "k9", (D0 + 200004) * NS, 2);
+    omni_record_pack_kv (kpk, "name", "keyed");
+    omni_record_pack_kv_double (kpk, "value", 1);
+    testrec_tag (recs, "a", "1");
+    testrec_tag (recs, "b", "2");
+    testrec_end (recs);
+    testrec_metric (recs, "k2", (D0 + 200003) * NS, "keyed", 9999, "k2");
+    kpk = testrec_begin (recs, "metric", "k9", (D0 + 200004) * NS, 2);
+    omni_record_pack_kv (kpk, "name", "keyed");
+    omni_record_pack_kv_double (kpk, "value", 2);
+    testrec_tag (recs, "b", "2");
+    testrec_tag (recs, "a", "1");
+    testrec_end (recs);
+    assert (s_write (store, recs) == 0);
+    static const char *keyed_sql =
+        "SELECT count (*) || ' ' || sum (value) FROM points WHERE name = 'keyed'";
+    //  50 points, sum of h * 100 + t = 10 * 1000 + 5 * 45 = 10225, with
+    //  k2's 203 replaced by 9999; k9's one point is 2
+    pgtest_expect (pg, keyed_sql, "51 20023");
+    pgtest_expect (pg,
+                   "SELECT string_agg (value::text, ' ' ORDER BY time) FROM points WHERE "
+                   "name = 'keyed' AND source = 'k3'",
+                   "300 301 302 303 304 305 306 307 308 309");
+    //  Existing points (upserted): the same rule
+    testrec_clear (recs);
+    testrec_metric (recs, "k2", (D0 + 200003) * NS, "keyed", 5, "k2");
+    testrec_metric (recs, "k1", (D0 + 200003) * NS, "keyed", 6, "k1");
+    testrec_metric (recs, "k2", (D0 + 200003) * NS, "keyed", 203, "k2");
+    assert (s_write (store, recs) == 0);
+    pgtest_expect (pg, keyed_sql, "51 10130");
 
     //  A partition dropped behind our back: the write fails, then succeeds
     s_exec (pg, "DROP TABLE points_data_19900301");
