@@ -73,6 +73,22 @@ class Meter:
         self.db.close()
 
 
+#  points_data's own index (its partitions' or chunks'): how full its leaves
+#  are follows the order the points come in (docs/performance.md, issue 20)
+INDEX_SQL = ("SELECT coalesce (sum (pg_relation_size (i.indexrelid)), 0) FROM pg_index i "
+             "WHERE i.indrelid = 'points_data'::regclass OR i.indrelid IN "
+             "(SELECT inhrelid FROM pg_inherits WHERE inhparent = 'points_data'::regclass)")
+
+
+def index_mib(dsn):
+    db = psycopg2.connect(dsn)
+    cur = db.cursor()
+    cur.execute(INDEX_SQL)
+    size = cur.fetchone()[0] / 2**20
+    db.close()
+    return size
+
+
 def drain(p, meter, since, count):
     """(points' records, wall s, metricsd s, backends s) from the first
     acknowledgement past `since` to `count`."""
@@ -107,7 +123,7 @@ def run(binary, frames, npoints, batch_size):
                 meter.close()
             m.stop()
             points = npoints * records / n
-            out[phase] = (points, wall, mcpu, bcpu)
+            out[phase] = (points, wall, mcpu, bcpu, index_mib(dsn))
         db = psycopg2.connect(dsn)
         cur = db.cursor()
         cur.execute("SELECT count(*) FROM points")
@@ -130,22 +146,22 @@ def main():
     for i in range(args.runs):
         for label, binary in sides if i % 2 == 0 else list(reversed(sides)):
             res = run(os.path.abspath(binary), frames, len(rows), args.batch_size)
-            for phase, (points, wall, mcpu, bcpu) in res.items():
+            for phase, (points, wall, mcpu, bcpu, index) in res.items():
                 per = 1e6 * (mcpu + bcpu) / points
                 got[label][phase].append((per, 1e6 * mcpu / points, 1e6 * bcpu / points,
-                                          points / wall))
+                                          points / wall, index))
                 print(f"run {i + 1}/{args.runs} {label:<6} {phase:<6} {points:,.0f} points "
                       f"{wall:.2f} s ({points / wall:,.0f}/s, load {os.getloadavg()[0]:.1f}): "
-                      f"metricsd {mcpu:.2f} s + backends {bcpu:.2f} s = {per:.2f} us/point",
-                      flush=True)
+                      f"metricsd {mcpu:.2f} s + backends {bcpu:.2f} s = {per:.2f} us/point, "
+                      f"index {index:.1f} MiB", flush=True)
     print("\n| build | phase | CPU us/point (metricsd + backends) | metricsd | backends | "
-          "points/s (wall, loaded) | runs (us/point) |\n|---|---|---|---|---|---|---|")
+          "points/s (wall, loaded) | index MiB | runs (us/point) |\n|---|---|---|---|---|---|---|---|")
     for label, _ in sides:
         for phase in ("new", "upsert"):
             r = got[label][phase]
-            med = [statistics.median(x[k] for x in r) for k in range(4)]
+            med = [statistics.median(x[k] for x in r) for k in range(5)]
             print(f"| {label} | {phase} | {med[0]:.2f} | {med[1]:.2f} | {med[2]:.2f} | "
-                  f"{med[3]:,.0f} | {' / '.join(f'{x[0]:.2f}' for x in r)} |")
+                  f"{med[3]:,.0f} | {med[4]:.1f} | {' / '.join(f'{x[0]:.2f}' for x in r)} |")
     a = sides[0][0]
     for b, _ in sides[1:]:
         for phase in ("new", "upsert"):
