@@ -15,11 +15,13 @@
       same second stay two points, while the same commit seen again stays
       one (the points table is unique on name, source, tags, time).       */
 #include "metricsd/derive.h"
+#include "proto/kinds.h"
 #include "proto/mpjson.h"
 #include "pg/pgcopy.h"
 
 #include <assert.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,23 +32,33 @@ typedef enum {
     V_STATUS, //  1 when `field` is one of `ones`, 0 when one of `zeros`, else no point
 } s_value_t;
 
-//  Event time: the first of these fields present. "@ts" is the record's
-//  ts; `unit_ns` converts the field to ns (git times are seconds).
+//  Event time: the first of these fields present, or the record's ts
+//  (field NULL, the last one when there); `unit_ns` converts the field to
+//  ns (git times are seconds). unit_ns 0 ends the list.
 typedef struct {
     const char *field;
     int64_t unit_ns;
 } s_time_t;
 
-//  A tag: "@src" is the record's source, "@tags" every record tag, else a
-//  body field (the tag is omitted when the field is absent).
-typedef struct {
-    const char *tag;
-    const char *from;
-} s_tag_t;
+//  Where a tag comes from
+typedef enum {
+    T_FIELD, //  a body field (the tag is omitted when the field is absent)
+    T_SRC,   //  the record's source
+    T_TAGS,  //  every record tag, under its own name
+} s_from_t;
 
 typedef struct {
-    const char *kind;
-    const char *series; //  "@name": the body's name field
+    const char *tag; //  NULL ends the list
+    s_from_t from;
+    const char *field; //  T_FIELD
+} s_tag_t;
+
+//  The kinds are numbers (proto/kinds.h) and the special names flags, so a
+//  record is matched to its rules, and each rule applied, without comparing
+//  strings: only the body's own fields are looked up by name.
+typedef struct {
+    omni_kind_id_t kind;
+    const char *series; //  NULL: the body's name field
     s_value_t value;
     const char *field; //  V_FIELD: the number; V_STATUS: the status
     const char *const *ones, *const *zeros;
@@ -58,18 +70,22 @@ typedef struct {
 
 #define S_NS_PER_S INT64_C (1000000000)
 
-static const s_time_t s_at_ts[] = {{"@ts", 1}, {NULL, 0}};
+static const s_time_t s_at_ts[] = {{NULL, 1}, {NULL, 0}};
 static const s_time_t s_commit_time[] = {{"committer_time", S_NS_PER_S}, {NULL, 0}};
-static const s_time_t s_build_time[] = {{"started", 1}, {"finished", 1}, {"@ts", 1}, {NULL, 0}};
+static const s_time_t s_build_time[] = {{"started", 1}, {"finished", 1}, {NULL, 1}, {NULL, 0}};
 
-static const s_tag_t s_metric_tags[] = {{"", "@tags"}, {NULL, NULL}};
-static const s_tag_t s_commit_tags[] = {
-    {"repository", "@src"}, {"author", "author_email"}, {"sha", "sha"}, {NULL, NULL}};
-static const s_tag_t s_build_tags[] = {
-    {"pipeline", "pipeline"}, {"branch", "branch"}, {"build_id", "build_id"}, {NULL, NULL}};
-static const s_tag_t s_test_tags[] = {{"suite", "suite"},       {"class", "class"},
-                                      {"name", "name"},         {"pipeline", "pipeline"},
-                                      {"build_id", "build_id"}, {NULL, NULL}};
+static const s_tag_t s_metric_tags[] = {{"", T_TAGS, NULL}, {NULL, 0, NULL}};
+static const s_tag_t s_commit_tags[] = {{"repository", T_SRC, NULL},
+                                        {"author", T_FIELD, "author_email"},
+                                        {"sha", T_FIELD, "sha"},
+                                        {NULL, 0, NULL}};
+static const s_tag_t s_build_tags[] = {{"pipeline", T_FIELD, "pipeline"},
+                                       {"branch", T_FIELD, "branch"},
+                                       {"build_id", T_FIELD, "build_id"},
+                                       {NULL, 0, NULL}};
+static const s_tag_t s_test_tags[] = {
+    {"suite", T_FIELD, "suite"},       {"class", T_FIELD, "class"},       {"name", T_FIELD, "name"},
+    {"pipeline", T_FIELD, "pipeline"}, {"build_id", T_FIELD, "build_id"}, {NULL, 0, NULL}};
 
 static const char *const s_success[] = {"success", NULL};
 static const char *const s_failure[] = {"failure", NULL};
@@ -77,32 +93,53 @@ static const char *const s_test_failed[] = {"failed", "error", NULL};
 static const char *const s_test_passed[] = {"passed", NULL};
 static const char *const s_test_ran[] = {"passed", "failed", "error", NULL};
 
-//  The table. Series names are documented in docs/metricsd.md.
+//  The table, in the order of the kinds' numbers (checked at the start).
+//  Series names are documented in docs/metricsd.md.
 static const s_rule_t s_rules[] = {
     //  kind        series                value     field          ones, zeros
-    {"metric", "@name", V_FIELD, "value", NULL, NULL, NULL, NULL, s_at_ts, s_metric_tags},
-    {"git.commit", "git.commits", V_ONE, NULL, NULL, NULL, NULL, NULL, s_commit_time,
+    {KIND_GIT_COMMIT, "git.commits", V_ONE, NULL, NULL, NULL, NULL, NULL, s_commit_time,
      s_commit_tags},
-    {"git.commit", "git.insertions", V_FIELD, "insertions", NULL, NULL, NULL, NULL, s_commit_time,
-     s_commit_tags},
-    {"git.commit", "git.deletions", V_FIELD, "deletions", NULL, NULL, NULL, NULL, s_commit_time,
-     s_commit_tags},
-    {"git.commit", "git.files_changed", V_FIELD, "files_changed", NULL, NULL, NULL, NULL,
+    {KIND_GIT_COMMIT, "git.insertions", V_FIELD, "insertions", NULL, NULL, NULL, NULL,
      s_commit_time, s_commit_tags},
-    {"ci.build", "ci.build.success", V_STATUS, "status", s_success, s_failure, NULL, NULL,
+    {KIND_GIT_COMMIT, "git.deletions", V_FIELD, "deletions", NULL, NULL, NULL, NULL, s_commit_time,
+     s_commit_tags},
+    {KIND_GIT_COMMIT, "git.files_changed", V_FIELD, "files_changed", NULL, NULL, NULL, NULL,
+     s_commit_time, s_commit_tags},
+    {KIND_CI_BUILD, "ci.build.success", V_STATUS, "status", s_success, s_failure, NULL, NULL,
      s_build_time, s_build_tags},
-    {"ci.build", "ci.build.duration", V_FIELD, "duration", NULL, NULL, NULL, NULL, s_build_time,
+    {KIND_CI_BUILD, "ci.build.duration", V_FIELD, "duration", NULL, NULL, NULL, NULL, s_build_time,
      s_build_tags},
-    {"ci.test", "ci.test.duration", V_FIELD, "duration", NULL, NULL, "status", s_test_ran, s_at_ts,
-     s_test_tags},
-    {"ci.test", "ci.test.failed", V_STATUS, "status", s_test_failed, s_test_passed, NULL, NULL,
+    {KIND_CI_TEST, "ci.test.duration", V_FIELD, "duration", NULL, NULL, "status", s_test_ran,
      s_at_ts, s_test_tags},
+    {KIND_CI_TEST, "ci.test.failed", V_STATUS, "status", s_test_failed, s_test_passed, NULL, NULL,
+     s_at_ts, s_test_tags},
+    {KIND_METRIC, NULL, V_FIELD, "value", NULL, NULL, NULL, NULL, s_at_ts, s_metric_tags},
 };
 
 #define S_RULES (sizeof s_rules / sizeof s_rules[0])
 
+//  Each kind's rules: s_rules[s_first[kind] .. s_first[kind + 1])
+//  (and s_first[KIND_CUSTOM + 1 .. + 2), none, for a record without a kind)
+static uint8_t s_first[KIND_CUSTOM + 3];
+static size_t s_series_len[S_RULES];
+static pthread_once_t s_first_once = PTHREAD_ONCE_INIT;
+
+static void
+s_first_build (void)
+{
+    size_t r = 0;
+    for (int kind = 0; kind <= KIND_CUSTOM; kind++) {
+        s_first[kind] = (uint8_t) r;
+        while (r < S_RULES && s_rules[r].kind == (omni_kind_id_t) kind)
+            r++;
+    }
+    s_first[KIND_CUSTOM + 1] = s_first[KIND_CUSTOM + 2] = (uint8_t) r;
+    assert (r == S_RULES); //  in kind order, each kind's rules together
+    for (r = 0; r < S_RULES; r++)
+        s_series_len[r] = s_rules[r].series ? strlen (s_rules[r].series) : 0;
+}
+
 struct _derive_t {
-    const omni_kind_spec_t *specs[S_RULES]; //  each rule's kind, resolved once
     omni_buf_t tags;
     omni_buf_t scratch; //  a source with NUL bytes, cleaned
     uint64_t skipped[DERIVE_SKIP_COUNT];
@@ -113,10 +150,7 @@ derive_new (void)
 {
     derive_t *self = calloc (1, sizeof *self);
     assert (self);
-    for (size_t r = 0; r < S_RULES; r++) {
-        self->specs[r] = omni_kinds_lookup (s_rules[r].kind, strlen (s_rules[r].kind));
-        assert (self->specs[r]);
-    }
+    pthread_once (&s_first_once, s_first_build);
     return self;
 }
 
@@ -135,10 +169,11 @@ derive_destroy (derive_t **self_p)
 bool
 derive_wants (const omni_kind_spec_t *spec)
 {
-    for (size_t r = 0; r < S_RULES; r++)
-        if (omni_kinds_lookup (s_rules[r].kind, strlen (s_rules[r].kind)) == spec)
-            return true;
-    return false;
+    pthread_once (&s_first_once, s_first_build);
+    if (!spec)
+        return false;
+    omni_kind_id_t kind = omni_kinds_id (spec);
+    return s_first[kind + 1] > s_first[kind];
 }
 
 uint64_t
@@ -167,9 +202,9 @@ s_in (omni_record_str_t value, const char *const *list)
 static int
 s_time (const s_rule_t *rule, const omni_record_t *record, int64_t *ns)
 {
-    for (const s_time_t *t = rule->time; t->field; t++) {
+    for (const s_time_t *t = rule->time; t->unit_ns; t++) {
         int64_t v;
-        if (strcmp (t->field, "@ts") == 0)
+        if (!t->field)
             v = record->ts;
         else if (!omni_record_field_int (record->body, t->field, &v))
             continue;
@@ -230,7 +265,7 @@ s_tags (derive_t *self, const s_tag_t *tags, const omni_record_t *record)
     omni_buf_append (&self->tags, "{", 1);
     bool first = true;
     for (const s_tag_t *t = tags; t->tag; t++) {
-        if (strcmp (t->from, "@tags") == 0) {
+        if (t->from == T_TAGS) {
             if (!record->tags)
                 continue;
             const msgpack_object_map *map = &record->tags->via.map;
@@ -243,9 +278,9 @@ s_tags (derive_t *self, const s_tag_t *tags, const omni_record_t *record)
             continue;
         }
         omni_record_str_t value;
-        if (strcmp (t->from, "@src") == 0)
+        if (t->from == T_SRC)
             value = record->src;
-        else if (!omni_record_field_str (record->body, t->from, &value))
+        else if (!omni_record_field_str (record->body, t->field, &value))
             continue;
         s_member (self, &first, t->tag, strlen (t->tag), value.ptr, value.len);
     }
@@ -256,6 +291,10 @@ s_tags (derive_t *self, const s_tag_t *tags, const omni_record_t *record)
 size_t
 derive_record (derive_t *self, const omni_record_t *record, derive_point_fn *emit, void *arg)
 {
+    //  (a record without a spec is of no declared kind: no rules)
+    omni_kind_id_t kind = record->spec ? omni_kinds_id (record->spec) : KIND_CUSTOM + 1;
+    if (s_first[kind] == s_first[kind + 1])
+        return 0;
     size_t made = 0;
     const s_tag_t *tags_for = NULL; //  the tags in self->tags, reused across rules
     derive_point_t point;
@@ -263,10 +302,8 @@ derive_record (derive_t *self, const omni_record_t *record, derive_point_fn *emi
     point.source =
         omni_pgcopy_text_clean (record->src.ptr, record->src.len, &self->scratch, &source_len);
     point.source_len = source_len;
-    for (size_t r = 0; r < S_RULES; r++) {
+    for (size_t r = s_first[kind]; r < s_first[kind + 1]; r++) {
         const s_rule_t *rule = &s_rules[r];
-        if (record->spec != self->specs[r])
-            continue;
         if (!s_value (rule, record, &point.value))
             continue;
         int rc = s_time (rule, record, &point.time_ns);
@@ -280,9 +317,8 @@ derive_record (derive_t *self, const omni_record_t *record, derive_point_fn *emi
             self->skipped[DERIVE_SKIP_NOT_FINITE]++;
             continue;
         }
-        omni_record_str_t name = {rule->series, strlen (rule->series)};
-        if (strcmp (rule->series, "@name") == 0 &&
-            !omni_record_field_str (record->body, "name", &name))
+        omni_record_str_t name = {rule->series, s_series_len[r]};
+        if (!rule->series && !omni_record_field_str (record->body, "name", &name))
             continue;
         if (rule->tags != tags_for) {
             s_tags (self, rule->tags, record);
@@ -417,6 +453,12 @@ derive_test (bool verbose)
     s_expect (derive, recs, (const char *[]){NULL});
     assert (derive_wants (omni_kinds_lookup ("ci.test", 7)));
     assert (!derive_wants (omni_kinds_lookup ("git.branch", 10)));
+    //  By number: exactly the four kinds of the table, not the custom ones
+    size_t wanted = 0;
+    for (size_t k = 0; omni_kinds_at (k); k++)
+        wanted += derive_wants (omni_kinds_at (k));
+    assert (wanted == 4 && derive_wants (omni_kinds_lookup ("metric", 6)));
+    assert (!derive_wants (omni_kinds_custom ()) && !derive_wants (NULL));
 
     //  Hostile text: quotes, backslashes, control bytes and NUL in tags
     pk = testrec_begin (recs, "metric", "s\"rc", ts, 2);
