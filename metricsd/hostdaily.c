@@ -206,8 +206,14 @@ hostdaily_add (hostdaily_t *self, const char *name, size_t name_len, const char 
 {
     if (!s_host_name (name, name_len))
         return;
-    int64_t day = time_ns / S_NS_PER_DAY - (time_ns % S_NS_PER_DAY < 0);
+    int64_t day = hostdaily_day (time_ns);
     s_set_add (&self->batch, source, source_len, day, s_hash (source, source_len, day));
+}
+
+int64_t
+hostdaily_day (int64_t time_ns)
+{
+    return time_ns / S_NS_PER_DAY - (time_ns % S_NS_PER_DAY < 0);
 }
 
 //  The batch's pairs (every one, or the fresh ones) as two array literals,

@@ -22,9 +22,13 @@ void hostdaily_reset (hostdaily_t *self);
 
 //  A point of the batch: its (source, UTC day) is kept when its series is
 //  one of the host figures' (host.cpu.user, host.cpu.system, host.mem.used,
-//  host.load.1)
+//  host.load.1). A caller may leave out the points of a (series, day) it
+//  gave already: the pairs are a set.
 void hostdaily_add (hostdaily_t *self, const char *name, size_t name_len, const char *source,
                     size_t source_len, int64_t time_ns);
+
+//  A time's UTC day, days since 1970-01-01: what hostdaily_add keeps
+int64_t hostdaily_day (int64_t time_ns);
 
 //  The statement that marks the batch's pairs as pending, to send first in
 //  the batch's transaction (before its points, see hostdaily.c), with its
