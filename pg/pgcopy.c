@@ -14,6 +14,7 @@
 #include "testsupport/selftest.h"
 
 #include <assert.h>
+#include <endian.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,13 +59,13 @@ s_put (omni_pgcopy_t *self, const void *data, size_t len)
     omni_buf_append (&self->buf, data, len);
 }
 
-static void
+//  The binary format's integers, big-endian: a swap and one store (a loop
+//  over the bytes was a third of what a point's row cost to encode)
+static inline void
 s_put_be (omni_pgcopy_t *self, uint64_t value, int bytes)
 {
-    uint8_t out[8];
-    for (int i = 0; i < bytes; i++)
-        out[i] = (uint8_t) (value >> (8 * (bytes - 1 - i)));
-    s_put (self, out, (size_t) bytes);
+    uint64_t be = htobe64 (value << (64 - 8 * bytes));
+    s_put (self, &be, (size_t) bytes);
 }
 
 //  Sends what is buffered once it is worth a round of the socket.
