@@ -146,6 +146,13 @@ class Side:
                     "JOIN pg_namespace n ON n.oid = c.relnamespace "
                     "WHERE n.nspname = 'public' AND c.relkind IN ('r', 'm')")
         self.size = int(cur.fetchone()[0])
+        #  metricsd's: points_data's index (its partitions'), whose leaves
+        #  fill as the points come in key order or not (docs/performance.md)
+        cur.execute("SELECT coalesce (sum (pg_relation_size (i.indexrelid)), 0) FROM pg_index i "
+                    "WHERE to_regclass ('points_data') IS NOT NULL AND (i.indrelid = "
+                    "to_regclass ('points_data') OR i.indrelid IN (SELECT inhrelid FROM "
+                    "pg_inherits WHERE inhparent = to_regclass ('points_data')))")
+        self.index = int(cur.fetchone()[0])
         self.rows = self.count()
         if self.rows != n:
             raise SystemExit(f"{self.name}: {self.rows} rows, expected exactly {n}")
@@ -158,7 +165,8 @@ class Side:
         cpu = " ".join(f"{k}={v:.1f}" for k, v in {**self.cpu, **self.extra_cpu}.items())
         return (f"| {self.name} | {self.rate:,.0f} {unit}/s | {self.seconds:.2f} | {self.rows:,} "
                 f"| {cpu} | {self.pg_cpu:.1f} | {self.wal / 2**20:,.0f} | "
-                f"{self.size / 2**20:,.0f} |")
+                f"{self.size / 2**20:,.0f}"
+                + (f" (points_data's index {self.index / 2**20:,.1f})" if self.index else "") + " |")
 
 
 def loadgen(args, kind, count, dump=None, intake=None, ready=None):
