@@ -12,8 +12,10 @@ once, the transactions dealt out), as relationald's direct way sends them
 work does not). The layouts run in turn, --repeat times, alternating; medians
 are printed.
 
---icu-locale=en-US: the databases use that ICU collation by default (as a
-server initialized under en_US.UTF-8 compares text), not the server's.
+--locale=en_US.UTF-8: the databases use that libc locale (as a server
+initialized under it, the usual Debian or Ubuntu cluster; it must be
+installed: `localedef -i en_US -f UTF-8 en_US.UTF-8`), --icu-locale=en-US
+that ICU collation, instead of the server's default.
 The layouts "migrations 1-8" and "migrations 1-9" compare ci_tests as
 merged with its text keys in byte order (migration 9, issue 20).
 
@@ -185,9 +187,11 @@ def main():
     ap.add_argument("--connections", default="1",
                     help="sessions copying at once, a list: each layout once per value")
     ap.add_argument("--icu-locale", help="the databases' default collation: this ICU locale")
+    ap.add_argument("--locale", help="the databases' libc locale (installed: locale -a)")
     args = ap.parse_args()
     db_options = (f"LOCALE_PROVIDER icu ICU_LOCALE '{args.icu_locale}' TEMPLATE template0"
-                  if args.icu_locale else "")
+                  if args.icu_locale else
+                  f"LOCALE '{args.locale}' TEMPLATE template0" if args.locale else "")
     layouts = {k: v for k, v in LAYOUTS.items()
                if not args.only or any(k.startswith(o) for o in args.only)}
     fd, dump = tempfile.mkstemp(prefix="omni-layout-", suffix=".mp")
@@ -211,7 +215,7 @@ def main():
                 results[key].append(run_layout(name, sql, tests, jsonb, c, db_options))
                 print(f"# {key}: {results[key][-1]}", flush=True)
     print(f"\n{args.tests:,} ci.test rows, transactions of {args.chunk:,}; "
-          f"collation {args.icu_locale or 'the server default'}; medians of "
+          f"collation {args.icu_locale or args.locale or 'the server default'}; medians of "
           f"{args.repeat}; load average {load[0]:.1f} at the start, "
           f"{os.getloadavg()[0]:.1f} at the end ({os.cpu_count()} cores)\n")
     print("| layout | rows/s | backend CPU s | WAL MiB | full-page images | size MiB |")
