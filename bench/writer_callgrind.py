@@ -73,7 +73,7 @@ def drain(args, label, bin_dir, valgrind):
         p.loadgen(f"--kind={args.kind}", f"--count={args.records}", "--seed=1", "--size=0")
         w = p.writer(args.writer, [f"--dsn={dsn}", "--log-level=warn"])
         w.args[0] = os.path.join(bin_dir, args.writer)
-        out = os.path.join(work, "callgrind.out")
+        out = os.path.join(args.out_dir or work, f"callgrind.{label}.{args.writer}.out")
         if valgrind:
             w.args[:0] = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"]
         w.start(wait=False)
@@ -94,6 +94,7 @@ def main():
     ap.add_argument("--records", type=int, default=200000)
     ap.add_argument("--runs", type=int, default=1, help="turns, builds alternated")
     ap.add_argument("--no-native", action="store_true")
+    ap.add_argument("--out-dir", help="keep the callgrind files here (callgrind_annotate them)")
     args = ap.parse_args()
     builds = [b.split("=", 1) for b in args.bin]
     n = args.records
