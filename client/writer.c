@@ -37,7 +37,7 @@
 
     Why messages are received by hand (s_recv). A DELIVER carries one frame
     per record; as a czmq message each record cost a frame and a list node
-    (allocations, a socket option read, frees), about a sixth of a writer's
+    (allocations, a socket option read, frees): 1,500 of metricsd's 10,700
     instructions per point (issue 20). The loop receives each frame into one
     zmq_msg_t and copies the record to the end of its message's buffer; the
     head's few frames stay zmq_msg_t, decoded as they come. Messages, with
