@@ -1,10 +1,11 @@
 -- Identifiers in byte order: the text columns that key or index the rows
 -- written at volume take the "C" collation (docs/performance.md, "Issue 20,
 -- fifth pass"). Under the database's default collation PostgreSQL compares
--- them with the locale's strcoll (even under C.UTF-8, and without
--- abbreviated keys), several times the cost of memcmp under en_US.UTF-8,
--- the usual default of a packaged server; every index entry, every sort of
--- a statement trigger's grouping (migration 8) pays it.
+-- them through the locale (glibc's strcoll even under C.UTF-8, with no
+-- abbreviated keys in sorts; or ICU): under en_US.UTF-8, the usual default
+-- of a packaged server, 40 % of PostgreSQL's CPU per test result went there.
+-- Every index entry and every sort of a statement trigger's grouping
+-- (migration 8) pays it.
 --
 -- These are identifiers whose order means nothing to a reader: test suite,
 -- class and name, pipeline and build id, commit sha, author e-mail, file
@@ -13,7 +14,7 @@
 -- 'Z' before 'a'), the same on every server, whatever its locale. A LIKE
 -- 'prefix%' on them can use their indexes now. Names people read (sources,
 -- projects, branches, tags, authors' names, languages) keep the database's
--- collation; so do columns no index or grouping keys (status, messages).
+-- collation; so do status words (a handful per source) and free text.
 --
 -- A column compared with one of the default collation (a parameter, a
 -- constant, a staging table's column) is compared in "C": an implicit
