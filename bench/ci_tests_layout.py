@@ -4,13 +4,20 @@
 the Fluent Bit pgsql table `(tag, time, data jsonb)` for reference.
 
 Every layout gets a private database with relationald's migrations 1-6
-applied (psql, in order), then the layout's changes (migration 7's file for
-the layouts named so); the rows go in by `COPY ... FROM STDIN` (text) in
+applied (psql, in order), then the layout's changes (migration files, 7 on,
+for the layouts named so); the rows go in by `COPY ... FROM STDIN` (text) in
 transactions of --chunk rows, from one connection (--connections: several at
 once, the transactions dealt out), as relationald's direct way sends them
 (relationald sends binary COPY: the parsing differs, the index and constraint
 work does not). The layouts run in turn, --repeat times, alternating; medians
 are printed.
+
+--locale=en_US.UTF-8: the databases use that libc locale (as a server
+initialized under it, the usual Debian or Ubuntu cluster; it must be
+installed: `localedef -i en_US -f UTF-8 en_US.UTF-8`), --icu-locale=en-US
+that ICU collation, instead of the server's default.
+The layouts "migrations 1-8" and "migrations 1-9" compare ci_tests as
+merged with its text keys in byte order (migration 9, issue 20).
 
 Measured per layout: the backends' CPU (/proc), WAL bytes
 (pg_current_wal_lsn difference) and full-page images (pg_stat_wal, both
@@ -40,6 +47,9 @@ MIGRATIONS = sorted(glob.glob(os.path.join(HERE, "..", "relationald", "migration
 #  The layouts below start from ci_tests as migration 6 left it
 BASE = [m for m in MIGRATIONS if int(os.path.basename(m)[:3]) <= 6]
 M7 = [m for m in MIGRATIONS if os.path.basename(m).startswith("007_")]
+#  Migrations 7 to 8, 7 to 9: as released up to 8, and with 9's byte order
+M8 = [m for m in MIGRATIONS if 7 <= int(os.path.basename(m)[:3]) <= 8]
+M9 = [m for m in MIGRATIONS if 7 <= int(os.path.basename(m)[:3]) <= 9]
 
 #  name -> SQL run after migrations 1-6 (a list: migration files and SQL, in
 #  that order); None: the JSONB table instead
@@ -56,6 +66,8 @@ LAYOUTS = {
     "migration 7, each transaction's rows in id order": M7,
     "migration 7 with the id as uuid": M7 + ["DROP VIEW flakiest_tests; ALTER TABLE ci_tests DROP CONSTRAINT ci_tests_id_check; "
     "ALTER TABLE ci_tests ALTER COLUMN id TYPE uuid USING encode (id, 'hex')::uuid"],
+    "migrations 1-8 (totals), default collation": M8,
+    "migrations 1-9 (text keys in byte order)": M9,
     "pkey only, no FK": "DROP INDEX ci_tests_case; DROP INDEX ci_tests_build; "
     "ALTER TABLE ci_tests DROP CONSTRAINT ci_tests_source_id_fkey",
     "heap only (no index, no FK)": "DROP INDEX ci_tests_case; DROP INDEX ci_tests_build; "
@@ -106,10 +118,10 @@ def make_rows(dump):
     return tests, jsonb
 
 
-def run_layout(name, sql, tests, jsonb, connections=1):
-    with scratch_database("omni_layout_") as dsn:
+def run_layout(name, sql, tests, jsonb, connections=1, db_options=""):
+    with scratch_database("omni_layout_", db_options) as dsn:
         if sql is not None:
-            for m in BASE + [x for x in (sql if isinstance(sql, list) else []) if x in M7]:
+            for m in BASE + [x for x in (sql if isinstance(sql, list) else []) if x in M9]:
                 subprocess.run(["psql", "-q", "-v", "ON_ERROR_STOP=1", "-d", dsn, "-f", m],
                                check=True, stdout=subprocess.DEVNULL)
         db = psycopg2.connect(dsn)
@@ -120,7 +132,7 @@ def run_layout(name, sql, tests, jsonb, connections=1):
         else:
             cur.execute("INSERT INTO sources (id, name) OVERRIDING SYSTEM VALUE VALUES (1, 'bench')")
             for step in sql if isinstance(sql, list) else [sql]:
-                if step and step not in M7:
+                if step and step not in M9:
                     cur.execute(step)
             table = "ci_tests"
             cols = ("id, source_id, suite, class, name, status, duration, pipeline, build_id, "
@@ -174,7 +186,12 @@ def main():
     ap.add_argument("--only", action="append", help="run the layouts whose name starts so")
     ap.add_argument("--connections", default="1",
                     help="sessions copying at once, a list: each layout once per value")
+    ap.add_argument("--icu-locale", help="the databases' default collation: this ICU locale")
+    ap.add_argument("--locale", help="the databases' libc locale (installed: locale -a)")
     args = ap.parse_args()
+    db_options = (f"LOCALE_PROVIDER icu ICU_LOCALE '{args.icu_locale}' TEMPLATE template0"
+                  if args.icu_locale else
+                  f"LOCALE '{args.locale}' TEMPLATE template0" if args.locale else "")
     layouts = {k: v for k, v in LAYOUTS.items()
                if not args.only or any(k.startswith(o) for o in args.only)}
     fd, dump = tempfile.mkstemp(prefix="omni-layout-", suffix=".mp")
@@ -195,16 +212,17 @@ def main():
         for name, sql in layouts.items():
             for c in counts:
                 key = name if len(counts) == 1 else f"{name}, {c} connection" + "s" * (c > 1)
-                results[key].append(run_layout(name, sql, tests, jsonb, c))
+                results[key].append(run_layout(name, sql, tests, jsonb, c, db_options))
                 print(f"# {key}: {results[key][-1]}", flush=True)
-    print(f"\n{args.tests:,} ci.test rows, transactions of {args.chunk:,}; medians of "
+    print(f"\n{args.tests:,} ci.test rows, transactions of {args.chunk:,}; "
+          f"collation {args.icu_locale or args.locale or 'the server default'}; medians of "
           f"{args.repeat}; load average {load[0]:.1f} at the start, "
           f"{os.getloadavg()[0]:.1f} at the end ({os.cpu_count()} cores)\n")
     print("| layout | rows/s | backend CPU s | WAL MiB | full-page images | size MiB |")
     print("|---|---|---|---|---|---|")
     for name, rs in results.items():
         med = {k: statistics.median(r[k] for r in rs) for k in rs[0]}
-        print(f"| {name} | {args.tests / med['s']:,.0f} | {med['cpu']:.1f} | "
+        print(f"| {name} | {args.tests / med['s']:,.0f} | {med['cpu']:.2f} | "
               f"{med['wal'] / 2**20:,.0f} | {med['fpi']:,.0f} | {med['size'] / 2**20:,.0f} |")
 
 

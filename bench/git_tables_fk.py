@@ -6,7 +6,12 @@ it is and without the foreign keys commits.source_id, commit_files.commit_id
 and commit_files.source_id; 3 times in turn, medians of the backend's CPU
 (/proc), WAL (server-wide) and seconds. Not relationald's own statements (it
 stages and inserts with ON CONFLICT): the keys' share, not its rates.
-Usage: git_tables_fk.py [N]. Not a test."""
+The variants "migrations 1-8" and "1-9" stop at that migration: the schema
+as merged up to 8 and with 9's text keys in byte order (issue 20).
+Usage: git_tables_fk.py [N] [--only=PREFIX]... [--locale=en_US.UTF-8 |
+--icu-locale=en-US] (the databases' default collation, as on a server
+initialized under en_US.UTF-8; see ci_tests_layout.py). Not a test."""
+import argparse
 import glob
 import os
 import statistics
@@ -20,12 +25,15 @@ import psycopg2  # noqa: E402
 from omni import scratch_database  # noqa: E402
 CLK = os.sysconf("SC_CLK_TCK")
 MIGRATIONS = sorted(glob.glob(os.path.join(HERE, "..", "relationald", "migrations", "*.sql")))
+#  name -> (the last migration applied, None: all; SQL run after them)
 VARIANTS = {
-    "as is": "",
-    "no foreign keys on commits, commit_files":
-        "ALTER TABLE commits DROP CONSTRAINT commits_source_id_fkey; "
+    "as is": (None, ""),
+    "no foreign keys on commits, commit_files": (
+        None, "ALTER TABLE commits DROP CONSTRAINT commits_source_id_fkey; "
         "ALTER TABLE commit_files DROP CONSTRAINT commit_files_commit_id_fkey; "
-        "ALTER TABLE commit_files DROP CONSTRAINT commit_files_source_id_fkey",
+        "ALTER TABLE commit_files DROP CONSTRAINT commit_files_source_id_fkey"),
+    "migrations 1-8 (default collation)": (8, ""),
+    "migrations 1-9 (text keys in byte order)": (9, ""),
 }
 COMMITS_SQL = (
     "INSERT INTO commits (id, source_id, sha, parents, author_name, author_email, author_time, "
@@ -47,9 +55,12 @@ def cpu_of(pid):
     return (int(fields[11]) + int(fields[12])) / CLK
 
 
-def run(n, sql):
-    with scratch_database("omni_gitfk_") as dsn:
+def run(n, variant, db_options=""):
+    last, sql = variant
+    with scratch_database("omni_gitfk_", db_options) as dsn:
         for m in MIGRATIONS:
+            if last is not None and int(os.path.basename(m)[:3]) > last:
+                continue
             subprocess.run(["psql", "-q", "-v", "ON_ERROR_STOP=1", "-d", dsn, "-f", m],
                            check=True, stdout=subprocess.DEVNULL)
         db = psycopg2.connect(dsn)
@@ -78,13 +89,26 @@ def run(n, sql):
 
 
 def main():
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 50000
-    results = {k: [] for k in VARIANTS}
-    for _ in range(3):
-        for name, sql in VARIANTS.items():
-            results[name].append(run(n, sql))
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("n", type=int, nargs="?", default=50000, help="commits")
+    ap.add_argument("--only", action="append", help="the variants whose name starts so")
+    ap.add_argument("--icu-locale", help="the databases' default collation: this ICU locale")
+    ap.add_argument("--locale", help="the databases' libc locale (installed: locale -a)")
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args()
+    n = args.n
+    db_options = (f"LOCALE_PROVIDER icu ICU_LOCALE '{args.icu_locale}' TEMPLATE template0"
+                  if args.icu_locale else
+                  f"LOCALE '{args.locale}' TEMPLATE template0" if args.locale else "")
+    variants = {k: v for k, v in VARIANTS.items()
+                if not args.only or any(k.startswith(o) for o in args.only)}
+    results = {k: [] for k in variants}
+    for _ in range(args.repeat):
+        for name, variant in variants.items():
+            results[name].append(run(n, variant, db_options))
             print("#", name, results[name][-1], flush=True)
-    print(f"\n{n:,} commits, {3 * n:,} commit_files rows; load {os.getloadavg()[0]:.1f}\n")
+    print(f"\n{n:,} commits, {3 * n:,} commit_files rows; collation "
+          f"{args.icu_locale or args.locale or 'the server default'}; load {os.getloadavg()[0]:.1f}\n")
     print("| schema | backend CPU s | WAL MiB | seconds |\n|---|---|---|---|")
     for name, rs in results.items():
         print(f"| {name} | {statistics.median(r[1] for r in rs):.2f} | "

@@ -1,8 +1,9 @@
 /*  fuzz_delivery: libFuzzer target for a writer's handling of what ingestd
     sends it (WELCOME, DELIVER, RESET, HEARTBEAT, ERROR, and anything else).
 
-    It includes writer.c to drive s_handle_message exactly as the writer's
-    loop does, then the loop's flush and the commit, synchronously: each
+    It includes writer.c to drive s_recv and s_handle_message exactly as
+    the writer's loop does (the input goes over the inproc socket pair, as
+    ingestd's frames come), then the loop's flush and the commit, synchronously: each
     input is one message, its effects finish before the next input, so a
     crash or a sanitizer report points at the input that caused it. The
     store checks what a store may rely on (every record decoded, its kind
@@ -62,9 +63,14 @@ LLVMFuzzerInitialize (int *argc, char ***argv)
                                    "build-fuzz/conflicts"};
     s_writer = omni_writer_new (&config, s_store, NULL, NULL);
     assert (s_writer);
-    s_writer->dealer = zsock_new_dealer (">inproc://fuzz-delivery");
+    //  A routing id of its own, so that the ROUTER can send to it at once
+    zsock_set_router_mandatory (s_ingestd, 1);
+    s_writer->dealer = zsock_new (ZMQ_DEALER);
     assert (s_writer->dealer);
+    zsock_set_identity (s_writer->dealer, "w");
     zsock_set_sndtimeo (s_writer->dealer, 0);
+    int rc = zsock_connect (s_writer->dealer, "inproc://fuzz-delivery");
+    assert (rc == 0);
     return 0;
 }
 
@@ -93,7 +99,14 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     }
     for (int frames = 0; frames < 2000 && fuzz_next_frame (&data, &size, msg); frames++)
         ;
-    if (!s_handle_message (s_writer, msg)) {
+    if (zmsg_size (msg) == 0)
+        zmsg_addmem (msg, "", 0); //  ZeroMQ has no message without a frame
+    zmsg_pushstr (msg, "w");
+    int rc = zmsg_send (&msg, s_ingestd);
+    assert (rc == 0);
+    s_message_t *got = s_recv (s_writer);
+    assert (got);
+    if (!s_handle_message (s_writer, got)) {
         //  ERROR before a WELCOME: the writer would exit; the next input
         //  starts as a writer that was not refused
         free (s_writer->refusal);

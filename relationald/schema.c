@@ -58,6 +58,171 @@ s_count (omni_pgconn_t *conn, const char *sql)
     return n;
 }
 
+//  ---------------------------------------------------------------------------
+//  Self-test: a database that an earlier release migrated, with rows, then
+//  migrated to the newest version
+
+//  The steps up to `version`, as an earlier release embedded them
+typedef struct {
+    int version;
+    omni_migrate_step_t steps[64];
+} s_upto_t;
+
+static const omni_migrate_step_t *
+s_plan_upto (omni_pgconn_t *conn, void *arg)
+{
+    (void) conn;
+    s_upto_t *upto = arg;
+    size_t n = 0;
+    for (const omni_migrate_step_t *m = schema_migrations; m->sql && m->version <= upto->version;
+         m++) {
+        assert (n + 1 < sizeof upto->steps / sizeof upto->steps[0]);
+        upto->steps[n++] = *m;
+    }
+    upto->steps[n] = (omni_migrate_step_t){0, NULL, NULL};
+    return upto->steps;
+}
+
+//  What the views are (definition, options, grants), as one digest
+#define S_VIEWS_DIGEST                                                                             \
+    "SELECT md5 (string_agg (c.relname || pg_get_viewdef (c.oid) || "                              \
+    "coalesce (c.reloptions::text, '') || coalesce (c.relacl::text, ''), ',' "                     \
+    "ORDER BY c.relname)) FROM pg_class c "                                                        \
+    "WHERE c.relkind = 'v' AND c.relnamespace = 'public'::regnamespace"
+//  What the views and the totals hold, as one digest
+#define S_ROWS_DIGEST                                                                              \
+    "SELECT count (*) || ' ' || md5 (string_agg (r, ',' ORDER BY r)) FROM ("                       \
+    "SELECT 'a' || x::text AS r FROM contributors x UNION ALL "                                    \
+    "SELECT 'b' || x::text FROM project_contributors x UNION ALL "                                 \
+    "SELECT 'c' || x::text FROM commit_activity_weekly x UNION ALL "                               \
+    "SELECT 'd' || x::text FROM file_churn x UNION ALL "                                           \
+    "SELECT 'e' || x::text FROM build_success_rate x UNION ALL "                                   \
+    "SELECT 'f' || x::text FROM slowest_tests x UNION ALL "                                        \
+    "SELECT 'g' || x::text FROM flakiest_tests x UNION ALL "                                       \
+    "SELECT 'h' || x::text FROM commit_author_totals x UNION ALL "                                 \
+    "SELECT 'i' || x::text FROM commit_path_totals x UNION ALL "                                   \
+    "SELECT 'j' || x::text FROM ci_test_totals x) u"
+
+//  Commits, files, builds and results numbered from..to, whose keys sort
+//  one way by bytes ('Z' before 'a') and another by language
+static void
+s_test_rows (omni_pgconn_t *conn, int from, int to)
+{
+    static const char *inserts[] = {
+        "INSERT INTO commits (id, source_id, sha, parents, author_name, author_email, "
+        "author_time, author_tz, committer_name, committer_email, committer_time, committer_tz, "
+        "message, files_changed, insertions, deletions, run_id) "
+        "SELECT substr (sha256 (('c' || i)::bytea), 1, 16), 1, md5 (i::text), '{}', 'N' || i, "
+        "(ARRAY['Zed@x.example', 'alice@x.example', 'émile@x.example'])[i % 3 + 1], "
+        "'2024-01-01'::timestamptz + i * interval '1 day', 0, 'N', 'n@x.example', "
+        "'2024-01-01'::timestamptz + i * interval '1 day', 0, 'm', 2, i, 1, 'r' "
+        "FROM generate_series ($1::int, $2::int) i",
+        "INSERT INTO commit_files (commit_id, source_id, path, insertions, deletions, old_path) "
+        "SELECT substr (sha256 (('c' || i)::bytea), 1, 16), 1, p, i, 1, "
+        "CASE WHEN i % 4 = 3 AND p = 'Zeta.c' THEN 'zeta.c' END "
+        "FROM generate_series ($1::int, $2::int) i, unnest (ARRAY['Zeta.c', 'alpha/' || i % 2 || "
+        "'.c']) p",
+        "INSERT INTO ci_builds (id, source_id, pipeline, build_id, status, sha, started, observed, "
+        "run_id) SELECT substr (sha256 (('b' || i)::bytea), 1, 16), 1, "
+        "(ARRAY['CI', 'ci'])[i % 2 + 1], i::text, (ARRAY['success', 'failure'])[i % 2 + 1], "
+        "md5 (i::text), '2024-01-01'::timestamptz + i * interval '1 day', now (), 'r' "
+        "FROM generate_series ($1::int, $2::int) i",
+        "INSERT INTO ci_tests (id, source_id, suite, class, name, status, duration, pipeline, "
+        "build_id, observed, run_id) "
+        "SELECT substr (sha256 (('t' || i || n)::bytea), 1, 16), 1, 'Unit', "
+        "CASE WHEN n = 'b' THEN NULL ELSE 'Klass' END, n, "
+        "CASE WHEN (i + length (n)) % 3 = 0 THEN 'failed' ELSE 'passed' END, i * 0.5, "
+        "(ARRAY['CI', 'ci'])[i % 2 + 1], i::text, "
+        "'2024-01-01'::timestamptz + i * interval '1 day', 'r' "
+        "FROM generate_series ($1::int, $2::int) i, unnest (ARRAY['Zed', 'b', 'éa']) n"};
+    for (size_t k = 0; k < sizeof inserts / sizeof inserts[0]; k++) {
+        char lo[16], hi[16];
+        snprintf (lo, sizeof lo, "%d", from);
+        snprintf (hi, sizeof hi, "%d", to);
+        const char *params[] = {lo, hi};
+        PGresult *result = omni_pgconn_query (conn, inserts[k], 2, params);
+        assert (result);
+        PQclear (result);
+    }
+}
+
+//  Migration 9 on a database migrated to 8, with rows: the key columns in
+//  byte order, the views as they were, holding what they held, the totals
+//  kept on as rows come
+static void
+s_test_upgrade (void)
+{
+    char *dsn = pgtest_db_new ("schema9");
+    assert (dsn);
+    char error[256];
+    omni_pgconn_t *conn = omni_pgconn_new (dsn, error, sizeof error);
+    assert (omni_pgconn_ensure (conn) == 0);
+    s_upto_t upto = {.version = 8};
+    const omni_migrate_config_t config = {"relationald", S_TABLE, S_LOCK_KEY,
+                                          s_plan_upto,   NULL,    &upto};
+    assert (omni_migrate_run (conn, &config, NULL) == 0);
+    assert (omni_pgconn_exec (conn, "INSERT INTO sources (name) VALUES ('src')") == PGCONN_OK);
+    s_test_rows (conn, 1, 12);
+    char *views = pgtest_value (conn, S_VIEWS_DIGEST);
+    char *rows = pgtest_value (conn, S_ROWS_DIGEST);
+    assert (s_count (conn,
+                     "SELECT count (*) FROM pg_attribute WHERE attcollation = "
+                     "'pg_catalog.\"C\"'::regcollation AND attrelid = 'ci_tests'::regclass") == 0);
+
+    int applied = 0;
+    const omni_migrate_config_t all = {"relationald", S_TABLE, S_LOCK_KEY, s_plan, NULL, NULL};
+    assert (omni_migrate_run (conn, &all, &applied) == 0);
+    assert (applied == schema_version () - 8);
+    pgtest_expect (conn, S_VIEWS_DIGEST, views);
+    pgtest_expect (conn, S_ROWS_DIGEST, rows);
+    pgtest_expect (
+        conn,
+        "SELECT string_agg (attrelid::regclass || '.' || attname, ' ' "
+        "ORDER BY attrelid::regclass::text, attnum) FROM pg_attribute "
+        "WHERE attcollation = 'pg_catalog.\"C\"'::regcollation AND atttypid = 'text'::regtype "
+        "AND attrelid IN "
+        "(SELECT oid FROM pg_class WHERE relnamespace = 'public'::regnamespace "
+        "AND relkind = 'r')",
+        "ci_builds.pipeline ci_builds.build_id ci_test_totals.suite "
+        "ci_test_totals.class ci_test_totals.name ci_tests.suite ci_tests.class "
+        "ci_tests.name ci_tests.pipeline ci_tests.build_id commit_author_totals.email "
+        "commit_files.path commit_files.old_path commit_path_totals.path commits.sha "
+        "commits.author_email commits.author_email_mailmap");
+    //  Byte order whatever the server's locale
+    pgtest_expect (conn, "SELECT string_agg (DISTINCT path, ' ' ORDER BY path) FROM commit_files",
+                   "Zeta.c alpha/0.c alpha/1.c");
+    pgtest_expect (conn, "SELECT string_agg (email, ' ' ORDER BY email) FROM commit_author_totals",
+                   "Zed@x.example alice@x.example émile@x.example");
+    //  The triggers count on; the totals equal a count of the rows
+    s_test_rows (conn, 13, 20);
+    pgtest_expect (conn,
+                   "SELECT (SELECT sum (runs) FROM ci_test_totals) || ' ' || "
+                   "(SELECT sum (commits) FROM commit_path_totals) || ' ' || "
+                   "(SELECT sum (commits) FROM commit_author_totals)",
+                   "60 40 20");
+    char *kept = pgtest_value (conn, S_ROWS_DIGEST);
+    assert (omni_pgconn_exec (conn, "SELECT relational_totals_recount (NULL)") == PGCONN_OK);
+    pgtest_expect (conn, S_ROWS_DIGEST, kept);
+    //  A prefix LIKE on a path can use its index now (not under a locale)
+    assert (omni_pgconn_exec (conn, "SET enable_seqscan = off; SET enable_bitmapscan = off") ==
+            PGCONN_OK);
+    pgtest_expect (conn,
+                   "SELECT count (*) FROM commit_files WHERE path LIKE 'alpha/%' "
+                   "AND path >= 'Zz'",
+                   "20");
+    PGresult *plan = omni_pgconn_query (
+        conn, "EXPLAIN SELECT * FROM commit_files WHERE path LIKE 'al%'", 0, NULL);
+    assert (plan && PQntuples (plan) >= 1);
+    assert (strstr (PQgetvalue (plan, 0, 0), "Index Scan using commit_files_path"));
+    PQclear (plan);
+    free (kept);
+    free (views);
+    free (rows);
+    omni_pgconn_destroy (&conn);
+    pgtest_db_drop (dsn);
+    free (dsn);
+}
+
 void
 schema_test (bool verbose)
 {
@@ -110,4 +275,5 @@ schema_test (bool verbose)
     omni_pgconn_destroy (&conn);
     pgtest_db_drop (dsn);
     free (dsn);
+    s_test_upgrade ();
 }

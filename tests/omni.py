@@ -863,10 +863,11 @@ def _pg_admin(sql):
 
 
 @contextlib.contextmanager
-def scratch_database(prefix="omni_test_"):
-    """A fresh database on pg_admin_dsn()'s server (its dsn), dropped after."""
+def scratch_database(prefix="omni_test_", options=""):
+    """A fresh database on pg_admin_dsn()'s server (its dsn), dropped after;
+    `options`: CREATE DATABASE's, e.g. another locale."""
     name = prefix + uuid.uuid4().hex[:12]
-    _pg_admin(f'CREATE DATABASE "{name}"')
+    _pg_admin(f'CREATE DATABASE "{name}" {options}')
     try:
         yield urlunsplit(urlsplit(pg_admin_dsn())._replace(path="/" + name))
     finally:
