@@ -40,9 +40,8 @@ import psycopg2
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests"))
-from omni import binary, scratch_database  # noqa: E402
+from omni import binary, scratch_database, cpu_seconds as cpu_of  # noqa: E402
 
-CLK = os.sysconf("SC_CLK_TCK")
 MIGRATIONS = sorted(glob.glob(os.path.join(HERE, "..", "relationald", "migrations", "*.sql")))
 #  The layouts below start from ci_tests as migration 6 left it
 BASE = [m for m in MIGRATIONS if int(os.path.basename(m)[:3]) <= 6]
@@ -74,12 +73,6 @@ LAYOUTS = {
     "ALTER TABLE ci_tests DROP CONSTRAINT ci_tests_source_id_fkey; "
     "ALTER TABLE ci_tests DROP CONSTRAINT ci_tests_pkey",
 }
-
-
-def cpu_of(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK
 
 
 def text_field(v):

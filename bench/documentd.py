@@ -28,16 +28,9 @@ import uuid
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "tests"))
-from omni import Pipeline, wait_until  # noqa: E402
+from omni import Pipeline, wait_until, cpu_seconds  # noqa: E402
 from test_relationald import send, synthetic_commits  # noqa: E402
 from cbuild import build  # noqa: E402
-
-
-def cpu_seconds(pid):
-    """user + system CPU time of a process so far."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def build_plain(work):

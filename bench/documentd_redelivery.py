@@ -46,7 +46,7 @@ import uuid
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "tests"))
-from omni import Pipeline, free_port, make_record, scratch_database  # noqa: E402
+from omni import Pipeline, free_port, make_record, scratch_database, cpu_seconds  # noqa: E402
 from test_relationald import send  # noqa: E402
 from test_documentd import expected_doc, mixed_records  # noqa: E402
 
@@ -68,15 +68,6 @@ def builds(n, ts_offset, status):
     return [make_record("ci.build", "bench", {"pipeline": "ci", "build_id": str(b),
                                               "status": status, "branch": "main"},
                         T0 + b * 10**9 + ts_offset) for b in n]
-
-
-def cpu_seconds(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rpartition(")")[2].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return None
 
 
 def _cpu(state):

@@ -22,8 +22,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests"))
 import psycopg2  # noqa: E402
-from omni import scratch_database  # noqa: E402
-CLK = os.sysconf("SC_CLK_TCK")
+from omni import scratch_database, cpu_seconds as cpu_of  # noqa: E402
 MIGRATIONS = sorted(glob.glob(os.path.join(HERE, "..", "relationald", "migrations", "*.sql")))
 #  name -> (the last migration applied, None: all; SQL run after them)
 VARIANTS = {
@@ -47,12 +46,6 @@ FILES_SQL = (
     "INSERT INTO commit_files (commit_id, path, insertions, deletions, is_binary, source_id) "
     "SELECT decode (md5 (g::text), 'hex'), 'src/dir' || (g * 7 + f) %% 97 || '/file' || f "
     "|| '.c', 3, 1, false, 1 FROM generate_series (%s, %s) g, generate_series (1, 3) f")
-
-
-def cpu_of(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK
 
 
 def run(n, variant, db_options=""):

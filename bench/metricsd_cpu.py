@@ -31,19 +31,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "tests"))
 sys.path.insert(0, HERE)
 from metricsd import metric_inputs, metricsd_pipeline  # noqa: E402
 import omni  # noqa: E402
-from omni import send, wait_until  # noqa: E402
-
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def proc_cpu(pid):
-    """user + system seconds of every thread of `pid` (0 when gone)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / TICK
-    except (OSError, IndexError, ValueError):
-        return 0.0
+from omni import send, wait_until, cpu_seconds as proc_cpu  # noqa: E402
 
 
 def backend_cpu(pid):

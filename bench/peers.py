@@ -49,7 +49,7 @@ import psycopg2
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests"))
 import omni  # noqa: E402
-from omni import Pipeline, binary, free_port, scratch_database  # noqa: E402
+from omni import Pipeline, binary, free_port, scratch_database, cpu_seconds as cpu_of  # noqa: E402
 
 TELEGRAF_MODULE = "github.com/influxdata/telegraf/cmd/telegraf"
 TELEGRAF_TAGS = "custom,inputs.socket_listener,outputs.postgresql,parsers.influx"
@@ -58,7 +58,6 @@ POLL_S = 0.2
 #  libpq's default (sslmode=prefer) would put TLS on the other sides' data
 #  only (about 2 % of PostgreSQL's CPU on the points side, measured)
 NO_TLS = "?sslmode=disable"
-CLK = os.sysconf("SC_CLK_TCK")
 #  metricsd's rows are counted in the table that holds them, as Telegraf's
 #  are: the `points` view joins every point to its series (170 ms a count
 #  at 1,000,000 points against 40 ms for points_data, measured), which
@@ -69,16 +68,6 @@ S_POINTS_COUNT = "SELECT count (*) FROM points_data"
 
 # ---------------------------------------------------------------------------
 # Measuring
-
-
-def cpu_of(pid):
-    """User + system CPU seconds of a live process, 0 when it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLK
-    except OSError:
-        return 0.0
 
 
 def backends(admin, db):

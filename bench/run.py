@@ -13,7 +13,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
-from omni import Pipeline, archive_line_count, binary  # noqa: E402
+from omni import Pipeline, archive_line_count, binary, cpu_seconds  # noqa: E402
 
 
 def vm(pid, field):
@@ -48,11 +48,6 @@ class AnonPeak:
         self.done.set()
         self.thread.join()
         return self.peak
-
-
-def cpu_seconds(pid):
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def histogram_quantile(metrics, name, q, before=None):

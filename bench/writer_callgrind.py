@@ -26,20 +26,10 @@ import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests"))
-from omni import Pipeline, scratch_database  # noqa: E402
+from omni import Pipeline, scratch_database, cpu_seconds as proc_cpu  # noqa: E402
 
-TICK = os.sysconf("SC_CLK_TCK")
 WRITERS = {"metricsd": "metrics", "relationald": "relational", "documentd": "document",
            "archiverd": "archive"}
-
-
-def proc_cpu(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / TICK
-    except (OSError, IndexError, ValueError):
-        return 0.0
 
 
 def inclusive(out_file, functions):

@@ -105,6 +105,17 @@ def parse_metrics(text):
     return out
 
 
+def cpu_seconds(pid):
+    """User + system CPU seconds of a process (all its threads), from /proc;
+    0.0 once it is gone. For the benchmarks' per-process CPU columns."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 def wait_until(predicate, timeout=30, what="condition", interval=0.02):
     """Polls a readiness signal; fails the test with `what` on timeout."""
     deadline = time.monotonic() + timeout
