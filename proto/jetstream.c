@@ -34,6 +34,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#define S_MAKE_ATTEMPTS 3 //  omni_js_stream_make: tries of a request that timed out
+
 #define RECONNECT_WAIT_MS 250
 #define PING_INTERVAL_MS  2000
 #define PINGS_OUT         2
@@ -211,15 +213,24 @@ omni_js_stream_make (jsCtx *js, jsStreamConfig *cfg, int64_t wait_ms, bool *crea
     jsOptions_Init (&o);
     o.Wait = wait_ms;
     jsStreamInfo *si = NULL;
-    *code = 0;
-    natsStatus s = js_GetStreamInfo (&si, js, cfg->Name, &o, code);
-    if (s != NATS_OK && *code == JSStreamNotFoundErr) {
+    natsStatus s = NATS_TIMEOUT;
+    //  A cluster that has just elected its meta leader can leave the first
+    //  API requests unanswered while its peers catch up (seen: a new
+    //  three-replica stream not made within 5 s on a busy machine). Making
+    //  the stream is idempotent (an existing one is read back), so a timeout
+    //  is asked again, a few times, before it counts as no answer; a cluster
+    //  that is down fails earlier, at the connection.
+    for (int attempt = 0; attempt < S_MAKE_ATTEMPTS && s == NATS_TIMEOUT; attempt++) {
         *code = 0;
-        s = js_AddStream (&si, js, cfg, &o, code);
-        if (s == NATS_OK)
-            *created = true;
-        else if (*code == JSStreamNameExistErr) //  another ingestd made it first
-            s = js_GetStreamInfo (&si, js, cfg->Name, &o, code);
+        s = js_GetStreamInfo (&si, js, cfg->Name, &o, code);
+        if (s != NATS_OK && *code == JSStreamNotFoundErr) {
+            *code = 0;
+            s = js_AddStream (&si, js, cfg, &o, code);
+            if (s == NATS_OK)
+                *created = true;
+            else if (*code == JSStreamNameExistErr) //  another ingestd made it first
+                s = js_GetStreamInfo (&si, js, cfg->Name, &o, code);
+        }
     }
     if (s == NATS_OK)
         return si;
