@@ -299,6 +299,14 @@ s_message_new (omni_writer_t *self)
     return msg;
 }
 
+static void
+s_message_free (s_message_t *msg)
+{
+    omni_buf_release (&msg->records);
+    free (msg->sizes);
+    free (msg);
+}
+
 //  Back to the pool (or freed when the pool is full or its buffer large)
 static void
 s_message_release (omni_writer_t *self, s_message_t **msg_p)
@@ -312,24 +320,9 @@ s_message_release (omni_writer_t *self, s_message_t **msg_p)
         msg->next = self->pool;
         self->pool = msg;
         self->pooled++;
-    } else {
-        omni_buf_release (&msg->records);
-        free (msg->sizes);
-        free (msg);
-    }
+    } else
+        s_message_free (msg);
     *msg_p = NULL;
-}
-
-//  Receives one part into `part`, through interruptions: once a message's
-//  first part is in, the rest are too (ZeroMQ delivers whole messages).
-static int
-s_recv_part (omni_writer_t *self, zmq_msg_t *part, int flags)
-{
-    void *sock = zsock_resolve (self->dealer);
-    int rc;
-    while ((rc = zmq_msg_recv (part, sock, flags)) < 0 && zmq_errno () == EINTR && !flags)
-        ;
-    return rc < 0 ? -1 : 0;
 }
 
 //  One message from ingestd, if one is waiting: the head frame by frame
@@ -342,7 +335,8 @@ s_recv (omni_writer_t *self)
     bool more = true;
     while (more && msg->nparts < WIRE_HEAD_MAX && msg->fed == 0) {
         zmq_msg_t *part = &msg->parts[msg->nparts];
-        if (s_recv_part (self, part, msg->nparts ? 0 : ZMQ_DONTWAIT)) {
+        if (omni_wire_recv_part (zsock_resolve (self->dealer), part,
+                                 msg->nparts ? 0 : ZMQ_DONTWAIT)) {
             if (msg->nparts == 0) { //  nothing waiting after all
                 s_message_release (self, &msg);
                 return NULL;
@@ -361,7 +355,7 @@ s_recv (omni_writer_t *self)
     msg->frames = msg->nparts;
     bool deliver = msg->fed > 0 && msg->head.command == WIRE_DELIVER;
     while (more) {
-        if (s_recv_part (self, &self->record, 0)) {
+        if (omni_wire_recv_part (zsock_resolve (self->dealer), &self->record, 0)) {
             //  The context ends under it: a DELIVER cut short must not
             //  count as delivered up to its offset
             msg->fed = -1;
@@ -422,9 +416,7 @@ omni_writer_destroy (omni_writer_t **self_p)
     while (self->pool) {
         s_message_t *msg = self->pool;
         self->pool = msg->next;
-        omni_buf_release (&msg->records);
-        free (msg->sizes);
-        free (msg);
+        s_message_free (msg);
     }
     zmq_msg_close (&self->record);
     pthread_mutex_destroy (&self->lock);

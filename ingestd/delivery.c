@@ -630,10 +630,7 @@ s_recv_delivery (delivery_t *self, int *fd)
     size_t parts = 0;
     uint64_t wire = 0; //  the body's bytes on the wire (the routing id is the ROUTER's)
     while (more) {
-        int rc;
-        while ((rc = zmq_msg_recv (&part, sock, 0)) < 0 && zmq_errno () == EINTR)
-            ;
-        if (rc < 0) {
+        if (omni_wire_recv_part (sock, &part, 0)) {
             zmsg_destroy (&msg);
             break;
         }

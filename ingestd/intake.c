@@ -159,13 +159,10 @@ intake_replayed (intake_t *self)
 static int
 s_recv_part (intake_t *self, zmq_msg_t *msg)
 {
-    void *sock = zsock_resolve (self->sock);
-    int rc;
-    while ((rc = zmq_msg_recv (msg, sock, 0)) < 0 && zmq_errno () == EINTR)
-        ;
-    if (rc >= 0)
-        self->wire += peers_wire_size (zmq_msg_size (msg), self->config.curve);
-    return rc < 0 ? -1 : 0;
+    if (omni_wire_recv_part (zsock_resolve (self->sock), msg, 0))
+        return -1;
+    self->wire += peers_wire_size (zmq_msg_size (msg), self->config.curve);
+    return 0;
 }
 
 //  Receives and discards the rest of a message; returns the parts dropped.

@@ -139,6 +139,16 @@ omni_wire_send_record (void *sock, const void *data, size_t size, bool last)
     return zmq_send (sock, data, size, last ? 0 : ZMQ_SNDMORE) < 0 ? -1 : 0;
 }
 
+int
+omni_wire_recv_part (void *sock, zmq_msg_t *part, int flags)
+{
+    int rc;
+    while ((rc = zmq_msg_recv (part, sock, flags)) < 0 && zmq_errno () == EINTR &&
+           !(flags & ZMQ_DONTWAIT))
+        ;
+    return rc < 0 ? -1 : 0;
+}
+
 static bool
 s_equals (const void *data, size_t size, const char *text)
 {

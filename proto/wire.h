@@ -86,6 +86,11 @@ int omni_wire_send_head (void *sock, const void *peer, size_t peer_size,
                          const omni_wire_head_t *head, bool more, int flags);
 //  One record frame after a head; `last` ends the message.
 int omni_wire_send_record (void *sock, const void *data, size_t size, bool last);
+//  Receives one frame into `part` (zmq_msg_recv). A blocking receive (no
+//  ZMQ_DONTWAIT) interrupted by a signal is made again: once a message's
+//  first frame is in, the rest are there (ZeroMQ delivers whole messages).
+//  Returns 0, or -1 with zmq_errno() set.
+int omni_wire_recv_part (void *sock, zmq_msg_t *part, int flags);
 
 //  A head being received frame by frame (ingestd reads its sockets without
 //  building a zmsg, so that a large batch streams into the journal).
