@@ -6,7 +6,9 @@
     another msgpack implementation (msgpack-c's C++ parser, bounded), the
     record rules written from their documentation and the kinds table. For
     every input: omni_record_decode and omni_record_check agree with each other
-    exactly; the decoder accepts exactly what the oracle finds valid, and
+    exactly, and omni_record_decode (one walk that checks and builds the
+    objects) with omni_record_decode_unpacked (the check, then msgpack-c's
+    unpacker), down to the objects; the decoder accepts exactly what the oracle finds valid, and
     rejects with a reason the oracle finds broken; an accepted record has
     the oracle's envelope, body and tags (packed again, byte for byte) and
     the id the oracle computes from its natural key.
@@ -65,6 +67,60 @@ s_same_packed (const msgpack_object *value, const uint8_t *bytes, size_t size)
     msgpack_pack_object (&pk, *value);
     assert (buf.size == size && memcmp (buf.data, bytes, size) == 0);
     msgpack_sbuffer_destroy (&buf);
+}
+
+//  A decoded map packed (shortest encodings, floats bit for bit)
+static void
+s_pack_into (msgpack_sbuffer *buf, const msgpack_object *value)
+{
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, buf, msgpack_sbuffer_write);
+    msgpack_pack_object (&pk, *value);
+}
+
+static void
+s_same_object (const msgpack_object *a, const msgpack_object *b)
+{
+    assert (msgpack_object_equal (*a, *b));
+    msgpack_sbuffer one, two;
+    msgpack_sbuffer_init (&one);
+    msgpack_sbuffer_init (&two);
+    s_pack_into (&one, a);
+    s_pack_into (&two, b);
+    assert (one.size == two.size && memcmp (one.data, two.data, one.size) == 0);
+    msgpack_sbuffer_destroy (&one);
+    msgpack_sbuffer_destroy (&two);
+}
+
+//  omni_record_decode (one walk that checks and builds the objects) against
+//  omni_record_decode_unpacked (the check, then msgpack_unpack): the same
+//  reason and detail, the same record, the same body and tags
+static void
+s_same_as_unpacked (const omni_record_t *record, omni_record_reject_t rc, const char *detail,
+                    const uint8_t *data, size_t size)
+{
+    msgpack_zone zone;
+    msgpack_zone_init (&zone, 1024);
+    omni_record_t want;
+    char want_detail[256];
+    omni_record_reject_t want_rc = omni_record_decode_unpacked (&want, &zone, data, size, NULL,
+                                                                want_detail, sizeof want_detail);
+    assert (rc == want_rc && strcmp (detail, want_detail) == 0);
+    if (rc == REJECT_NONE) {
+        assert (record->v == want.v && record->ts == want.ts && record->spec == want.spec);
+        assert (memcmp (record->id, want.id, RECORD_ID_SIZE) == 0);
+        assert (record->kind.ptr == want.kind.ptr && record->kind.len == want.kind.len);
+        assert (record->src.ptr == want.src.ptr && record->src.len == want.src.len);
+        assert (record->col.ptr == want.col.ptr && record->col.len == want.col.len);
+        assert (record->run.ptr == want.run.ptr && record->run.len == want.run.len);
+        assert (record->body_at == want.body_at && record->tags_at == want.tags_at);
+        assert (memcmp (record->key_at, want.key_at, sizeof want.key_at) == 0);
+        s_same_object (record->body, want.body);
+        assert (!record->tags == !want.tags);
+        if (record->tags)
+            s_same_object (record->tags, want.tags);
+    }
+    msgpack_zone_destroy (&zone);
 }
 
 //  The bytes as a batch message's body (see the top)
@@ -128,6 +184,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
         omni_record_check (&checked, data, size, NULL, check_detail, sizeof check_detail);
     //  The two entry points are one pass: the same answer, the same words
     assert (rc == check_rc && strcmp (detail, check_detail) == 0);
+    s_same_as_unpacked (&record, rc, detail, data, size);
 
     omni_oracle_limits_t limits = {omni_record_default_limits.max_size,
                                    omni_record_default_limits.max_depth, RECORD_VERSION};

@@ -6,18 +6,32 @@
     on the way notes where the envelope fields are; the envelope and the body
     are then checked against the kinds table from those positions, reading
     headers only. omni_record_check stops there, without allocating: it is what
-    ingestd runs on every record. omni_record_decode then hands the validated
-    body and tags maps (from where the check found them) to msgpack-c for
-    callers that read bodies; the walk is what makes that safe, because
-    msgpack-c allocates every container from its declared count before
-    reading the elements (a five-byte frame declaring a 4-billion-element
-    array would make it ask for ~96 GB), so what it builds is bounded by a
-    small multiple of the frame size and is JSON-clean.                     */
+    ingestd runs on every record.
+
+    omni_record_decode, for the writers and every reader of bodies, runs the
+    same walk and the same checks, and the walk also builds msgpack-c's
+    objects for the body and tags maps as it goes (what msgpack_unpack would
+    make of them, strings pointing into the input): the writers re-check
+    every record (the JetStream stream takes any publisher's bytes, and the
+    stores read fields without looking at their types again), and walking
+    the bytes once to check and again to unpack cost metricsd ~600 of its
+    ~8,000 instructions per point (issue 20). Building while checking needs
+    one care msgpack_unpack after a check did not: a container's elements
+    are allocated from its declared count before they are seen, so the walk
+    stops building once the open containers expect more items than bytes
+    remain (s_walk): what it allocates stays within a small multiple of the
+    frame size, for a lying frame too. omni_record_decode_unpacked, the
+    check then msgpack_unpack, is kept as the oracle the self-test and the
+    fuzzer hold the one walk to.                                             */
 #include "proto/record.h"
 #include "common/buf.h"
 #include "common/util.h"
 
+#include "testsupport/selftest.h"
+
 #include <assert.h>
+#include <dirent.h>
+#include <malloc.h>
 #include <math.h>
 //  For SHA256_Init and friends (see s_hash_t)
 #define OPENSSL_SUPPRESS_DEPRECATED
@@ -90,6 +104,10 @@ s_be (const uint8_t *p, int n)
 typedef struct {
     uint64_t remaining; //  items left in this container (a map counts keys and values)
     bool is_map;
+    //  When the walk builds objects (omni_record_decode): where the
+    //  container's next element goes, an array's or a map's; else NULL
+    msgpack_object *next;
+    msgpack_object_kv *next_kv;
 } s_frame_t;
 
 #define S_STACK_MAX 64
@@ -102,8 +120,9 @@ typedef struct {
 typedef struct {
     const char *key;
     size_t key_len;
-    size_t at;        //  offset of the value
-    bool not_all_str; //  a map with a value that is not a string (bad tags)
+    size_t at;              //  offset of the value
+    bool not_all_str;       //  a map with a value that is not a string (bad tags)
+    msgpack_object *object; //  a map value as the walk built it (body, tags), or NULL
 } s_entry_t;
 
 typedef struct {
@@ -111,12 +130,96 @@ typedef struct {
     size_t count; //  root values seen, may exceed S_ENTRIES
 } s_root_t;
 
+//  A scalar, string or bin value as msgpack-c's unpacker builds it: strings
+//  and bins point into the input (an empty one just after its header,
+//  where msgpack-c leaves a stale position or NULL), a signed encoding of a
+//  value >= 0 is a positive integer, a float32 is widened and typed FLOAT32. `t` is the
+//  type byte, `at` where its payload starts (after any length field), `d`
+//  the float the walk read.
+static inline void
+s_build_value (msgpack_object *o, uint8_t t, const uint8_t *at, uint64_t payload, double d)
+{
+    if (t <= 0x7f) {
+        o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+        o->via.u64 = t;
+    } else if (t >= 0xe0) {
+        o->type = MSGPACK_OBJECT_NEGATIVE_INTEGER;
+        o->via.i64 = (int8_t) t;
+    } else if ((t >= 0xa0 && t <= 0xbf) || (t >= 0xd9 && t <= 0xdb)) {
+        o->type = MSGPACK_OBJECT_STR;
+        o->via.str.size = (uint32_t) payload;
+        o->via.str.ptr = (const char *) at;
+    } else
+        switch (t) {
+        case 0xc0: o->type = MSGPACK_OBJECT_NIL; break;
+        case 0xc2:
+        case 0xc3:
+            o->type = MSGPACK_OBJECT_BOOLEAN;
+            o->via.boolean = t == 0xc3;
+            break;
+        case 0xc4:
+        case 0xc5:
+        case 0xc6:
+            o->type = MSGPACK_OBJECT_BIN;
+            o->via.bin.size = (uint32_t) payload;
+            o->via.bin.ptr = (const char *) at;
+            break;
+        case 0xca:
+        case 0xcb:
+            o->type = t == 0xca ? MSGPACK_OBJECT_FLOAT32 : MSGPACK_OBJECT_FLOAT64;
+            o->via.f64 = d;
+            break;
+        case 0xcc:
+        case 0xcd:
+        case 0xce:
+        case 0xcf:
+            o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+            o->via.u64 = s_be (at, (int) payload);
+            break;
+        default: { //  0xd0 to 0xd3: the walk lets nothing else through here
+            int n = (int) payload;
+            uint64_t raw = s_be (at, n);
+            int64_t v;
+            if (n == 8)
+                v = (int64_t) raw;
+            else {
+                uint64_t sign = 1ULL << (8 * n - 1);
+                v = (int64_t) (raw ^ sign) - (int64_t) sign; //  sign extension
+            }
+            if (v < 0) {
+                o->type = MSGPACK_OBJECT_NEGATIVE_INTEGER;
+                o->via.i64 = v;
+            } else {
+                o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+                o->via.u64 = (uint64_t) v;
+            }
+            break;
+        }
+        }
+}
+
 //  Structural checks over the whole input, in byte order (the first problem
 //  found is the one reported). With `root`, the top level is a map and its
 //  entries are noted for the envelope checks that follow.
-static omni_record_reject_t
-s_walk (const uint8_t *p, size_t size, size_t max_depth, s_root_t *root, char *detail,
-        size_t detail_size)
+//
+//  With `zone` (omni_record_decode), the same walk also builds msgpack-c's
+//  objects for every map that is a value of the top-level map (the body and
+//  the tags, in a valid record), in the zone, as msgpack_unpack would: the
+//  bytes are read once for both. A container's elements are allocated from
+//  its declared count when its header is read, before they are seen. So
+//  that a frame that lies about its counts cannot make the walk allocate
+//  more than the valid record it pretends to be (nested containers each
+//  declaring nearly all the bytes that remain, then a truncation), the walk
+//  keeps the number of items all open containers still expect: each needs
+//  a byte at least, so once they are more than the bytes that remain, the
+//  input will be refused, and nothing more is built. What is allocated is
+//  then at most one object per byte of input.
+//
+//  Always inlined: omni_record_check's walk (zone NULL, what ingestd runs
+//  on every record) compiles without any of the building.
+static inline __attribute__ ((always_inline)) omni_record_reject_t
+s_walk (const uint8_t *p, size_t size, size_t max_depth, s_root_t *root, msgpack_zone *zone,
+        char *detail, size_t detail_size)
 {
     //  The innermost open container's state stays in locals, the outer
     //  ones on the stack: the loop then reads no memory it just wrote. At
@@ -125,6 +228,10 @@ s_walk (const uint8_t *p, size_t size, size_t max_depth, s_root_t *root, char *d
     size_t depth = 0, pos = 0;
     uint64_t remaining = 1;
     bool in_map = false;
+    msgpack_object *next = NULL;       //  building: the array's next element
+    msgpack_object_kv *next_kv = NULL; //  building: the map's next pair
+    uint64_t pending = 1;              //  building: items the open containers expect
+    bool building = zone != NULL;
     while (remaining) {
         if (pos >= size)
             return s_fail (REJECT_NOT_MSGPACK, detail, detail_size, "truncated at byte %zu", pos);
@@ -136,6 +243,7 @@ s_walk (const uint8_t *p, size_t size, size_t max_depth, s_root_t *root, char *d
         uint64_t items = 0;   //  container items, for maps keys + values
         bool container = false, is_map = false, is_str = false;
         int hdr = 0;
+        double d = 0;
         if (t <= 0x7f || t >= 0xe0 || t == 0xc0 || t == 0xc2 || t == 0xc3)
             ;
         else if (t >= 0xa0 && t <= 0xbf) {
@@ -162,7 +270,6 @@ s_walk (const uint8_t *p, size_t size, size_t max_depth, s_root_t *root, char *d
                 int n = t == 0xca ? 4 : 8;
                 if (left < (size_t) n)
                     return s_fail (REJECT_NOT_MSGPACK, detail, detail_size, "truncated float");
-                double d;
                 if (n == 4) {
                     uint32_t bits = (uint32_t) s_be (p + pos, 4);
                     float f;
@@ -232,6 +339,7 @@ s_walk (const uint8_t *p, size_t size, size_t max_depth, s_root_t *root, char *d
         if (is_str && !s_ascii (p + pos, payload) && !omni_util_utf8_valid (p + pos, payload))
             return s_fail (REJECT_BAD_UTF8, detail, detail_size,
                            "string at byte %zu is not valid UTF-8", pos - 1);
+        msgpack_object *out = NULL; //  building: this value's object
         if (root && depth == 1) {
             if (root->count < S_ENTRIES) {
                 s_entry_t *entry = &root->entry[root->count];
@@ -239,13 +347,33 @@ s_walk (const uint8_t *p, size_t size, size_t max_depth, s_root_t *root, char *d
                     entry->key = (const char *) p + pos;
                     entry->key_len = (size_t) payload;
                     entry->not_all_str = false;
-                } else
+                    entry->object = NULL;
+                } else {
                     entry->at = at;
+                    if (zone && is_map) {
+                        out = msgpack_zone_malloc (zone, sizeof *out);
+                        if (!out)
+                            return s_fail (REJECT_NOT_MSGPACK, detail, detail_size,
+                                           "msgpack decoder refused it");
+                        entry->object = out;
+                    }
+                }
             }
             if (!is_key)
                 root->count++;
         } else if (root && depth == 2 && !is_key && !is_str && in_map && root->count <= S_ENTRIES)
             root->entry[root->count - 1].not_all_str = true;
+        if (zone) {
+            pending--;
+            if (next_kv) {
+                out = is_key ? &next_kv->key : &next_kv->val;
+                if (!is_key)
+                    next_kv++;
+            } else if (next)
+                out = next++;
+            if (out && !container)
+                s_build_value (out, t, p + pos, payload, d);
+        }
         pos += payload;
         remaining--;
         if (container) {
@@ -256,22 +384,57 @@ s_walk (const uint8_t *p, size_t size, size_t max_depth, s_root_t *root, char *d
             if (depth + 1 > max_depth || depth + 1 > S_STACK_MAX)
                 return s_fail (REJECT_TOO_DEEP, detail, detail_size, "nesting deeper than %zu",
                                max_depth);
+            msgpack_object *elements = NULL;
+            msgpack_object_kv *pairs = NULL;
+            if (zone) {
+                pending += items;
+                if (pending > size - pos)
+                    zone = NULL; //  will be refused (see the top): build no more
+                else if (out) {
+                    //  Allocated even when empty (a pointer into the zone), as
+                    //  msgpack-c's unpacker does
+                    void *room =
+                        msgpack_zone_malloc (zone, is_map ? (size_t) (items / 2) * sizeof *pairs
+                                                          : (size_t) items * sizeof *elements);
+                    if (!room)
+                        return s_fail (REJECT_NOT_MSGPACK, detail, detail_size,
+                                       "msgpack decoder refused it");
+                    if (is_map) {
+                        out->type = MSGPACK_OBJECT_MAP;
+                        out->via.map.size = (uint32_t) (items / 2);
+                        out->via.map.ptr = pairs = room;
+                    } else {
+                        out->type = MSGPACK_OBJECT_ARRAY;
+                        out->via.array.size = (uint32_t) items;
+                        out->via.array.ptr = elements = room;
+                    }
+                }
+            }
             if (items) {
                 stack[depth].remaining = remaining;
                 stack[depth].is_map = in_map;
+                stack[depth].next = next;
+                stack[depth].next_kv = next_kv;
                 depth++;
                 remaining = items;
                 in_map = is_map;
+                next = elements;
+                next_kv = pairs;
             }
         }
         while (remaining == 0 && depth > 0) {
             depth--;
             remaining = stack[depth].remaining;
             in_map = stack[depth].is_map;
+            next = stack[depth].next;
+            next_kv = stack[depth].next_kv;
         }
     }
     if (pos != size)
         return s_fail (REJECT_NOT_MSGPACK, detail, detail_size, "%zu trailing bytes", size - pos);
+    //  Building stops only for inputs refused above (see the top): a guard
+    if (building && !zone)
+        return s_fail (REJECT_NOT_MSGPACK, detail, detail_size, "msgpack decoder refused it");
     return REJECT_NONE;
 }
 
@@ -628,9 +791,14 @@ s_check_body (const uint8_t *p, size_t at, omni_record_t *record, char *detail, 
                             detail_size);
 }
 
-omni_record_reject_t
-omni_record_check (omni_record_t *record, const void *data, size_t size,
-                   const omni_record_limits_t *limits, char *detail, size_t detail_size)
+//  omni_record_check, and with `zone` omni_record_decode: the walk then
+//  builds the body and tags maps' objects, and *body and *tags are set to
+//  them (*tags NULL without tags). Always inlined, as s_walk is, so that
+//  the check compiles without the building.
+static inline __attribute__ ((always_inline)) omni_record_reject_t
+s_check (omni_record_t *record, const void *data, size_t size, const omni_record_limits_t *limits,
+         msgpack_zone *zone, msgpack_object **body, msgpack_object **tags, char *detail,
+         size_t detail_size)
 {
     if (!limits)
         limits = &omni_record_default_limits;
@@ -656,14 +824,15 @@ omni_record_check (omni_record_t *record, const void *data, size_t size,
     const uint8_t *bytes = data;
     if (!((bytes[0] >= 0x80 && bytes[0] <= 0x8f) || bytes[0] == 0xde || bytes[0] == 0xdf)) {
         omni_record_reject_t rc =
-            s_walk (bytes, size, limits->max_depth, NULL, detail, detail_size);
+            s_walk (bytes, size, limits->max_depth, NULL, NULL, detail, detail_size);
         if (rc != REJECT_NONE)
             return rc;
         return s_fail (REJECT_NOT_MAP, detail, detail_size, "top level is not a map");
     }
     s_root_t root;
     root.count = 0;
-    omni_record_reject_t rc = s_walk (bytes, size, limits->max_depth, &root, detail, detail_size);
+    omni_record_reject_t rc =
+        s_walk (bytes, size, limits->max_depth, &root, zone, detail, detail_size);
     if (rc != REJECT_NONE)
         return rc;
 
@@ -731,6 +900,8 @@ omni_record_check (omni_record_t *record, const void *data, size_t size,
                 return s_fail (REJECT_BAD_ENVELOPE, detail, detail_size,
                                "body: expected map, got %s", s_head_type_name (&h));
             record->body_at = entry->at;
+            if (zone)
+                *body = entry->object;
             break;
         case F_TAGS:
             if (h.type != S_MAP)
@@ -740,6 +911,8 @@ omni_record_check (omni_record_t *record, const void *data, size_t size,
                 return s_fail (REJECT_BAD_ENVELOPE, detail, detail_size,
                                "tags: values must be strings");
             record->tags_at = entry->at;
+            if (zone)
+                *tags = entry->object;
             break;
         }
         if (rc != REJECT_NONE)
@@ -764,6 +937,30 @@ omni_record_check (omni_record_t *record, const void *data, size_t size,
     return s_check_body (bytes, record->body_at, record, detail, detail_size);
 }
 
+omni_record_reject_t
+omni_record_check (omni_record_t *record, const void *data, size_t size,
+                   const omni_record_limits_t *limits, char *detail, size_t detail_size)
+{
+    return s_check (record, data, size, limits, NULL, NULL, NULL, detail, detail_size);
+}
+
+omni_record_reject_t
+omni_record_decode (omni_record_t *record, msgpack_zone *zone, const void *data, size_t size,
+                    const omni_record_limits_t *limits, char *detail, size_t detail_size)
+{
+    msgpack_object *body = NULL, *tags = NULL;
+    omni_record_reject_t rc =
+        s_check (record, data, size, limits, zone, &body, &tags, detail, detail_size);
+    if (rc != REJECT_NONE)
+        return rc;
+    //  The walk built both maps if it accepted them: a guard all the same
+    if (!body || (record->tags_at && !tags))
+        return s_fail (REJECT_NOT_MSGPACK, detail, detail_size, "msgpack decoder refused it");
+    record->body = body;
+    record->tags = tags;
+    return REJECT_NONE;
+}
+
 //  The map that starts at `at` in `data`, unpacked into `zone` (the object
 //  itself too, since the record points at it), or NULL if msgpack-c refuses
 //  it or finds something else there (it cannot, after the check: kept as a
@@ -782,58 +979,22 @@ s_unpack_map (msgpack_zone *zone, const void *data, size_t size, size_t at)
     return object;
 }
 
-//  The tags map at `at`, built as msgpack-c would unpack it (a map of
-//  string keys and values pointing into `data`, its pairs in `zone`), or
-//  NULL. The check found it a map of strings (valid UTF-8, within the
-//  record), so each entry is two headers to read: about 80 instructions
-//  per metric record where msgpack_unpack took 350, most of them setting
-//  up its parser for a map of one or two entries. The types are looked at
-//  again all the same, as s_unpack_map does.
-static msgpack_object *
-s_tags_map (msgpack_zone *zone, const uint8_t *data, size_t at)
-{
-    s_head_t map;
-    s_head (data + at, &map);
-    size_t n = (size_t) (map.len / 2);
-    msgpack_object *object = msgpack_zone_malloc (zone, sizeof *object);
-    msgpack_object_kv *kv = msgpack_zone_malloc (zone, n * sizeof *kv);
-    if (map.type != S_MAP || !object || !kv)
-        return NULL;
-    object->type = MSGPACK_OBJECT_MAP;
-    object->via.map.size = (uint32_t) n;
-    object->via.map.ptr = kv;
-    size_t pos = at + map.head;
-    for (size_t i = 0; i < 2 * n; i++) {
-        s_head_t str;
-        s_head (data + pos, &str);
-        if (str.type != S_STR)
-            return NULL;
-        msgpack_object *o = i % 2 ? &kv[i / 2].val : &kv[i / 2].key;
-        o->type = MSGPACK_OBJECT_STR;
-        o->via.str.size = (uint32_t) str.len;
-        o->via.str.ptr = (const char *) data + pos + str.head;
-        pos += str.head + (size_t) str.len;
-    }
-    return object;
-}
-
 omni_record_reject_t
-omni_record_decode (omni_record_t *record, msgpack_zone *zone, const void *data, size_t size,
-                    const omni_record_limits_t *limits, char *detail, size_t detail_size)
+omni_record_decode_unpacked (omni_record_t *record, msgpack_zone *zone, const void *data,
+                             size_t size, const omni_record_limits_t *limits, char *detail,
+                             size_t detail_size)
 {
     omni_record_reject_t rc = omni_record_check (record, data, size, limits, detail, detail_size);
     if (rc != REJECT_NONE)
         return rc;
-    //  Only the body and the tags are decoded, from where the check found
-    //  them (the tags by hand: s_tags_map): the envelope is already in
-    //  `record`, and unpacking it too, then looking the two fields up, cost
-    //  the writers about 1,300 instructions per metric record (issue 20).
-    //  The body is one object starting at its offset: msgpack_unpack stops
-    //  after it (MSGPACK_UNPACK_EXTRA_BYTES when fields follow), so the rest
-    //  of the record is the right bound. The check refused duplicate fields,
-    //  so these are the ones a look-up of the whole record would have found.
+    //  The body and the tags are each one object starting at its offset:
+    //  msgpack_unpack stops after it (MSGPACK_UNPACK_EXTRA_BYTES when fields
+    //  follow), so the rest of the record is the right bound. The check
+    //  refused duplicate fields, so these are the ones a look-up of the
+    //  whole record would find.
     msgpack_object *body = s_unpack_map (zone, data, size, record->body_at);
-    msgpack_object *tags = record->tags_at ? s_tags_map (zone, data, record->tags_at) : NULL;
+    msgpack_object *tags =
+        record->tags_at ? s_unpack_map (zone, data, size, record->tags_at) : NULL;
     if (!body || (record->tags_at && !tags))
         return s_fail (REJECT_NOT_MSGPACK, detail, detail_size, "msgpack decoder refused it");
     record->body = body;
@@ -1646,6 +1807,427 @@ s_test_decode_maps (void)
     }
 }
 
+//  The one walk (omni_record_decode) against its oracle, the check then
+//  msgpack_unpack (omni_record_decode_unpacked): the same reason and detail
+//  for every input, and for an accepted one the same record and the same
+//  objects, value for value, strings and bins pointing at the same bytes.
+static void
+s_same_tree (const msgpack_object *a, const msgpack_object *b)
+{
+    assert (a->type == b->type);
+    switch (a->type) {
+    case MSGPACK_OBJECT_NIL: break;
+    case MSGPACK_OBJECT_BOOLEAN: assert (a->via.boolean == b->via.boolean); break;
+    case MSGPACK_OBJECT_POSITIVE_INTEGER: assert (a->via.u64 == b->via.u64); break;
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER: assert (a->via.i64 == b->via.i64); break;
+    case MSGPACK_OBJECT_FLOAT32:
+    case MSGPACK_OBJECT_FLOAT64: //  bit for bit: -0.0 is not 0.0
+        assert (memcmp (&a->via.f64, &b->via.f64, sizeof a->via.f64) == 0);
+        break;
+    //  An empty one's pointer is not compared: msgpack-c's unpacker leaves
+    //  the position of the last header it read there, or NULL; the walk
+    //  points just after the empty string's own header.
+    case MSGPACK_OBJECT_STR:
+        assert (a->via.str.size == b->via.str.size);
+        assert (a->via.str.ptr == b->via.str.ptr || a->via.str.size == 0);
+        break;
+    case MSGPACK_OBJECT_BIN:
+        assert (a->via.bin.size == b->via.bin.size);
+        assert (a->via.bin.ptr == b->via.bin.ptr || a->via.bin.size == 0);
+        break;
+    case MSGPACK_OBJECT_ARRAY:
+        assert (a->via.array.size == b->via.array.size);
+        assert (a->via.array.ptr && b->via.array.ptr);
+        for (uint32_t i = 0; i < a->via.array.size; i++)
+            s_same_tree (&a->via.array.ptr[i], &b->via.array.ptr[i]);
+        break;
+    case MSGPACK_OBJECT_MAP:
+        assert (a->via.map.size == b->via.map.size);
+        assert (a->via.map.ptr && b->via.map.ptr);
+        for (uint32_t i = 0; i < a->via.map.size; i++) {
+            s_same_tree (&a->via.map.ptr[i].key, &b->via.map.ptr[i].key);
+            s_same_tree (&a->via.map.ptr[i].val, &b->via.map.ptr[i].val);
+        }
+        break;
+    default: assert (false); //  records have no extension types
+    }
+}
+
+static void
+s_same_str_at (omni_record_str_t a, omni_record_str_t b)
+{
+    assert (a.ptr == b.ptr && a.len == b.len);
+}
+
+//  Both decoders on the same bytes, which must agree (see above)
+static omni_record_reject_t
+s_same_decode (const void *data, size_t size, const omni_record_limits_t *limits)
+{
+    msgpack_zone zone, oracle_zone;
+    msgpack_zone_init (&zone, 1024);
+    msgpack_zone_init (&oracle_zone, 1024);
+    omni_record_t rec, want;
+    char detail[256], want_detail[256];
+    omni_record_reject_t rc =
+        omni_record_decode (&rec, &zone, data, size, limits, detail, sizeof detail);
+    omni_record_reject_t want_rc = omni_record_decode_unpacked (
+        &want, &oracle_zone, data, size, limits, want_detail, sizeof want_detail);
+    if (rc != want_rc || strcmp (detail, want_detail) != 0)
+        fprintf (stderr, "one walk: %s \"%s\", oracle: %s \"%s\"\n", omni_record_reject_name (rc),
+                 detail, omni_record_reject_name (want_rc), want_detail);
+    assert (rc == want_rc && strcmp (detail, want_detail) == 0);
+    if (rc == REJECT_NONE) {
+        assert (rec.v == want.v && rec.ts == want.ts && rec.spec == want.spec);
+        assert (memcmp (rec.id, want.id, RECORD_ID_SIZE) == 0);
+        s_same_str_at (rec.kind, want.kind);
+        s_same_str_at (rec.src, want.src);
+        s_same_str_at (rec.col, want.col);
+        s_same_str_at (rec.run, want.run);
+        assert (rec.raw == want.raw && rec.raw_size == want.raw_size);
+        assert (rec.body_at == want.body_at && rec.tags_at == want.tags_at);
+        for (int k = 0; k < KIND_KEY_MAX; k++)
+            assert (rec.key_at[k] == want.key_at[k]);
+        assert (rec.body && want.body);
+        s_same_tree (rec.body, want.body);
+        assert (!rec.tags == !want.tags);
+        if (rec.tags)
+            s_same_tree (rec.tags, want.tags);
+    }
+    msgpack_zone_destroy (&zone);
+    msgpack_zone_destroy (&oracle_zone);
+    return rc;
+}
+
+//  A record and what can go wrong with it: every truncation, bytes changed
+//  (`changes` at random places, or with `every` all places, four ways
+//  each), tighter limits. Returns whether the record itself was accepted.
+static bool
+s_same_decode_around (const uint8_t *data, size_t size, uint64_t *rng, int changes, bool every)
+{
+    bool accepted = s_same_decode (data, size, NULL) == REJECT_NONE;
+    for (size_t cut = 0; cut < size; cut++)
+        s_same_decode (data, cut, NULL);
+    uint8_t *copy = malloc (size ? size : 1);
+    assert (copy);
+    size_t places = every ? size : (size_t) changes;
+    for (size_t i = 0; size && i < places; i++) {
+        *rng ^= *rng << 13;
+        *rng ^= *rng >> 7;
+        *rng ^= *rng << 17;
+        size_t at = every ? i : (size_t) (*rng % size);
+        static const uint8_t flips[] = {0x01, 0x80, 0xff, 0x20};
+        for (int f = 0; f < 4; f++) {
+            memcpy (copy, data, size);
+            copy[at] ^= every ? flips[f] : (uint8_t) (*rng >> (8 * (f + 1)));
+            s_same_decode (copy, size, NULL);
+        }
+    }
+    free (copy);
+    for (size_t depth = 1; depth <= 4; depth++) {
+        omni_record_limits_t tight = {size, depth};
+        s_same_decode (data, size, &tight);
+    }
+    omni_record_limits_t small = {size ? size - 1 : 0, 16};
+    s_same_decode (data, size, &small);
+    return accepted;
+}
+
+static uint64_t
+s_rand (uint64_t *rng, uint64_t below)
+{
+    *rng ^= *rng << 13;
+    *rng ^= *rng >> 7;
+    *rng ^= *rng << 17;
+    return *rng % below;
+}
+
+//  A header: `first`, then `n` big-endian bytes of `value`
+static void
+s_put_head (msgpack_sbuffer *buf, uint8_t first, int n, uint64_t value)
+{
+    uint8_t head[9];
+    head[0] = first;
+    for (int i = 0; i < n; i++)
+        head[1 + i] = (uint8_t) (value >> (8 * (n - 1 - i)));
+    msgpack_sbuffer_write (buf, (const char *) head, (size_t) n + 1);
+}
+
+//  A length in one of its encodings (fix when there is one and it fits),
+//  not always the shortest: senders need not use it. `wide` is the 8-bit
+//  form's type byte (0: none; bin), else the 16-bit one's (arrays, maps),
+//  the wider ones following it.
+static void
+s_put_len (msgpack_sbuffer *buf, uint64_t *rng, uint8_t fix, uint64_t fix_max, uint8_t wide,
+           bool has8, uint64_t len)
+{
+    int way = (int) s_rand (rng, 4);
+    if (fix && len <= fix_max && way == 0)
+        s_put_head (buf, (uint8_t) (fix | len), 0, 0);
+    else if (has8 && len <= 0xff && way == 1)
+        s_put_head (buf, wide, 1, len);
+    else if (len <= 0xffff && way != 3)
+        s_put_head (buf, (uint8_t) (wide + has8), 2, len);
+    else
+        s_put_head (buf, (uint8_t) (wide + has8 + 1), 4, len);
+}
+
+static void
+s_rand_str (msgpack_sbuffer *buf, uint64_t *rng)
+{
+    static const char *pieces[] = {"a",   "name", "value", "\xc3\xa9",        "\xe2\x82\xac",
+                                   "x.y", " ",    "0",     "\xf0\x9f\x98\x80"};
+    char text[128];
+    size_t len = 0;
+    for (uint64_t n = s_rand (rng, 6); n; n--) {
+        const char *piece = pieces[s_rand (rng, sizeof pieces / sizeof pieces[0])];
+        memcpy (text + len, piece, strlen (piece));
+        len += strlen (piece);
+    }
+    if (s_rand (rng, 100) == 0 && len) //  not UTF-8
+        text[s_rand (rng, len)] = (char) 0xff;
+    int way = (int) s_rand (rng, 4);
+    if (len < 32 && way == 0)
+        s_put_head (buf, (uint8_t) (0xa0 | len), 0, 0);
+    else
+        s_put_head (buf, (uint8_t) (0xd9 + (way == 0 ? 0 : way - 1)), 1 << (way == 0 ? 0 : way - 1),
+                    len);
+    msgpack_sbuffer_write (buf, text, len);
+}
+
+static void
+s_rand_value (msgpack_sbuffer *buf, uint64_t *rng, int depth)
+{
+    uint64_t u = s_rand (rng, UINT64_MAX) >> s_rand (rng, 64);
+    switch (s_rand (rng, depth < 5 ? 14 : 11)) {
+    case 0: { //  nil, false, true
+        uint64_t r = s_rand (rng, 3);
+        s_put_head (buf, (uint8_t) (0xc0 + (r ? r + 1 : 0)), 0, 0);
+        break;
+    }
+    case 1: s_put_head (buf, (uint8_t) s_rand (rng, 256) | 0xe0, 0, 0); break; //  negative fixint
+    case 2: s_put_head (buf, (uint8_t) (u & 0x7f), 0, 0); break;
+    case 3: { //  unsigned and signed of every width
+        int w = (int) s_rand (rng, 4);
+        s_put_head (buf, (uint8_t) ((s_rand (rng, 2) ? 0xcc : 0xd0) + w), 1 << w, u);
+        break;
+    }
+    case 4: {
+        double d = (double) (int64_t) u / 1024.0;
+        if (s_rand (rng, 50) == 0)
+            d = s_rand (rng, 2) ? -0.0 : INFINITY;
+        if (s_rand (rng, 2)) {
+            float f = (float) d;
+            uint32_t bits;
+            memcpy (&bits, &f, 4);
+            s_put_head (buf, 0xca, 4, bits);
+        } else {
+            uint64_t bits;
+            memcpy (&bits, &d, 8);
+            s_put_head (buf, 0xcb, 8, bits);
+        }
+        break;
+    }
+    case 5:
+    case 6:
+    case 7: s_rand_str (buf, rng); break;
+    case 8: {
+        size_t len = (size_t) s_rand (rng, 20);
+        s_put_len (buf, rng, 0, 0, 0xc4, true, len);
+        msgpack_sbuffer_write (buf, "0123456789abcdefghij", len);
+        break;
+    }
+    case 9:
+        if (s_rand (rng, 20) == 0) { //  an extension type
+            s_put_head (buf, 0xd4, 1, 1);
+            msgpack_sbuffer_write (buf, "", 1);
+        } else if (s_rand (rng, 20) == 0)
+            s_put_head (buf, 0xc1, 0, 0); //  never used
+        else
+            s_put_head (buf, (uint8_t) (u & 0x7f), 0, 0);
+        break;
+    case 10: s_put_head (buf, 0xd3, 8, u | (1ULL << 63)); break;
+    case 11:
+    case 12: {
+        uint64_t n = s_rand (rng, 5);
+        s_put_len (buf, rng, 0x90, 15, 0xdc, false, n);
+        while (n--)
+            s_rand_value (buf, rng, depth + 1);
+        break;
+    }
+    default: {
+        uint64_t n = s_rand (rng, 5);
+        s_put_len (buf, rng, 0x80, 15, 0xde, false, n);
+        while (n--) {
+            if (s_rand (rng, 60) == 0)
+                s_put_head (buf, 0x01, 0, 0); //  a key that is not a string
+            else
+                s_rand_str (buf, rng);
+            s_rand_value (buf, rng, depth + 1);
+        }
+        break;
+    }
+    }
+}
+
+//  A record with a random body: mostly of a custom kind (any body is
+//  valid), else a metric with extra fields or a declared kind's body made
+//  of random values (mostly refused, each refusal its own detail)
+static void
+s_rand_record (msgpack_sbuffer *buf, uint64_t *rng)
+{
+    static const char *kinds[] = {"x.rand",     "x.rand",  "x.rand",     "metric",
+                                  "git.commit", "ci.test", "code.stats", "run.end"};
+    const char *kind = kinds[s_rand (rng, sizeof kinds / sizeof kinds[0])];
+    bool tags = s_rand (rng, 2);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, buf, msgpack_sbuffer_write);
+    omni_record_pack_head (buf, &pk, tags, kind, "src", "col", "run",
+                           (int64_t) s_rand (rng, 1ULL << 62));
+    uint64_t extra = s_rand (rng, 6);
+    bool metric = strcmp (kind, "metric") == 0;
+    s_put_len (buf, rng, 0x80, 15, 0xde, false, extra + (metric ? 2 : 0));
+    if (metric) {
+        omni_record_pack_kv (&pk, "name", "host.cpu.user");
+        omni_record_pack_str (&pk, "value");
+        s_rand_value (buf, rng, 4);
+    }
+    while (extra--) {
+        if (s_rand (rng, 3) == 0 && !metric) { //  a declared field's name, any value
+            const omni_field_spec_t *fields = omni_kinds_lookup (kind, strlen (kind))->fields;
+            size_t n = 0;
+            while (fields[n].name)
+                n++;
+            omni_record_pack_str (&pk, n ? fields[s_rand (rng, n)].name : "k");
+        } else
+            s_rand_str (buf, rng);
+        s_rand_value (buf, rng, 2);
+    }
+    if (tags) {
+        omni_record_pack_str (&pk, "tags");
+        uint64_t n = s_rand (rng, 4);
+        s_put_len (buf, rng, 0x80, 15, 0xde, false, n);
+        while (n--) {
+            s_rand_str (buf, rng);
+            if (s_rand (rng, 30) == 0)
+                s_rand_value (buf, rng, 2);
+            else
+                s_rand_str (buf, rng);
+        }
+    }
+}
+
+#if defined(__SANITIZE_ADDRESS__)
+size_t __sanitizer_get_current_allocated_bytes (void);
+static size_t
+s_heap_in_use (void)
+{
+    return __sanitizer_get_current_allocated_bytes ();
+}
+#else
+static size_t
+s_heap_in_use (void)
+{
+    struct mallinfo2 info = mallinfo2 ();
+    return info.uordblks + info.hblkhd;
+}
+#endif
+
+//  A frame that lies about its counts: a body of nested arrays, each
+//  declaring as many elements as bytes remain after it, then too few
+//  bytes. Refused as the oracle refuses it, and built from no more than
+//  one declared count: each nested array's elements allocated from its
+//  count would be fifteen times as much.
+static void
+s_test_lying_counts (void)
+{
+    size_t size = 1 << 20;
+    uint8_t *frame = calloc (1, size);
+    assert (frame);
+    memcpy (frame,
+            "\x81\xa4"
+            "body\x81\xa1"
+            "a",
+            9);
+    size_t pos = 9;
+    for (int i = 0; i < 14; i++) {
+        uint64_t items = size - pos - 5;
+        frame[pos] = 0xdd;
+        for (int b = 0; b < 4; b++)
+            frame[pos + 1 + (size_t) b] = (uint8_t) (items >> (8 * (3 - b)));
+        pos += 5;
+    }
+    assert (s_same_decode (frame, size, NULL) == REJECT_NOT_MSGPACK);
+    msgpack_zone zone;
+    msgpack_zone_init (&zone, 1024);
+    size_t before = s_heap_in_use ();
+    omni_record_t rec;
+    char detail[256];
+    assert (omni_record_decode (&rec, &zone, frame, size, NULL, detail, sizeof detail) ==
+            REJECT_NOT_MSGPACK);
+    size_t used = s_heap_in_use () - before;
+    //  One array's elements: 24 bytes each, in a chunk of up to twice that
+    assert (used <= 2 * size * sizeof (msgpack_object) + 4096);
+    msgpack_zone_destroy (&zone);
+    free (frame);
+}
+
+static void
+s_test_one_walk (bool verbose)
+{
+    uint64_t rng = 0x9e3779b97f4a7c15ULL;
+    size_t records = 0, accepted = 0;
+    //  The variants (every order of the fields, tags or none)
+    for (int variant = 0; variant < 40; variant++) {
+        msgpack_sbuffer buf;
+        msgpack_sbuffer_init (&buf);
+        msgpack_packer pk;
+        msgpack_packer_init (&pk, &buf, msgpack_sbuffer_write);
+        s_pack_variant (&pk, variant);
+        accepted += s_same_decode_around ((const uint8_t *) buf.data, buf.size, &rng, 32, false);
+        records++;
+        msgpack_sbuffer_destroy (&buf);
+    }
+    //  The fuzzer's seeds, every byte changed four ways
+    char *dir_path = selftest_source ("proto/fuzz_seeds");
+    DIR *dir = opendir (dir_path);
+    assert (dir);
+    size_t seeds = 0;
+    for (struct dirent *entry; (entry = readdir (dir));) {
+        if (entry->d_name[0] == '.')
+            continue;
+        char *path;
+        assert (asprintf (&path, "%s/%s", dir_path, entry->d_name) > 0);
+        FILE *file = fopen (path, "rb");
+        assert (file);
+        uint8_t seed[65536];
+        size_t size = fread (seed, 1, sizeof seed, file);
+        assert (feof (file));
+        fclose (file);
+        free (path);
+        accepted += s_same_decode_around (seed, size, &rng, 0, true);
+        records++;
+        seeds++;
+    }
+    closedir (dir);
+    free (dir_path);
+    assert (seeds >= 10);
+    //  Random bodies, in every encoding of their lengths
+    for (int i = 0; i < 400; i++) {
+        msgpack_sbuffer buf;
+        msgpack_sbuffer_init (&buf);
+        s_rand_record (&buf, &rng);
+        accepted += s_same_decode_around ((const uint8_t *) buf.data, buf.size, &rng, 16, false);
+        records++;
+        msgpack_sbuffer_destroy (&buf);
+    }
+    assert (accepted > records / 3 && accepted < records);
+    s_test_lying_counts ();
+    if (verbose)
+        printf ("record: one walk = check + unpack on %zu records (%zu accepted), their cuts "
+                "and changes\n",
+                records, accepted);
+}
+
 void
 omni_record_test (bool verbose)
 {
@@ -1810,6 +2392,7 @@ omni_record_test (bool verbose)
 
     s_test_ids (enc);
     s_test_decode_maps ();
+    s_test_one_walk (verbose);
     if (verbose)
         printf ("record: %zu-byte metric record ok\n", size);
     omni_record_encoder_destroy (&enc);

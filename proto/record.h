@@ -75,11 +75,23 @@ const char *omni_record_reject_name (omni_record_reject_t reason);
 //  `zone`, which the caller owns, and into `data`) and returns REJECT_NONE.
 //  On failure returns the reason and writes a human-readable detail into
 //  `detail` (e.g. "body.sha: expected str, got int"). Never reads past
-//  `size`, never allocates more than a small multiple of `size`.
+//  `size`, never allocates more than a small multiple of `size` (also for
+//  refused input: it may leave objects in `zone`). The checks are
+//  omni_record_check's and the body and tags are the objects msgpack_unpack
+//  makes of them, built during the check's walk (one pass over the bytes).
 omni_record_reject_t omni_record_decode (omni_record_t *record, msgpack_zone *zone,
                                          const void *data, size_t size,
                                          const omni_record_limits_t *limits, char *detail,
                                          size_t detail_size);
+
+//  What omni_record_decode computes, the slow way: omni_record_check, then
+//  msgpack_unpack of the body and the tags from where it found them. The
+//  oracle its self-test and fuzzer hold it to (the same reason and detail,
+//  the same objects); not for production paths.
+omni_record_reject_t omni_record_decode_unpacked (omni_record_t *record, msgpack_zone *zone,
+                                                  const void *data, size_t size,
+                                                  const omni_record_limits_t *limits, char *detail,
+                                                  size_t detail_size);
 
 //  The same checks and reasons as omni_record_decode, in one pass over `data`
 //  and without allocating, for callers that do not read the body (ingestd):

@@ -42,4 +42,7 @@ void selftest_sh (const char *dir, const char *env, const char *script);
 //  binary's build directory (<top>/<build>/test/x-selftest). Caller frees.
 char *selftest_fixture (const char *name);
 
+//  The same for any path of the source tree (e.g. "proto/fuzz_seeds").
+char *selftest_source (const char *path);
+
 #endif

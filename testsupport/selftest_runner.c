@@ -241,10 +241,10 @@ selftest_rmtree (const char *path)
 }
 
 char *
-selftest_fixture (const char *name)
+selftest_source (const char *name)
 {
     char *path;
-    assert (asprintf (&path, "tests/fixtures/%s", name) > 0);
+    assert (asprintf (&path, "%s", name) > 0);
     if (access (path, R_OK) == 0)
         return path;
     free (path);
@@ -257,6 +257,16 @@ selftest_fixture (const char *name)
         assert (slash);
         *slash = 0;
     }
-    assert (asprintf (&path, "%s/tests/fixtures/%s", exe, name) > 0);
+    assert (asprintf (&path, "%s/%s", exe, name) > 0);
     return path;
+}
+
+char *
+selftest_fixture (const char *name)
+{
+    char *path;
+    assert (asprintf (&path, "tests/fixtures/%s", name) > 0);
+    char *found = selftest_source (path);
+    free (path);
+    return found;
 }
