@@ -169,7 +169,7 @@ build-fuzz/fuzz_record: proto/fuzz_record.c proto/fuzz_oracle.cpp $(LIBOMNI_SRCS
 	$(FUZZ_CXX) -c -o build-fuzz/fuzz_oracle.o proto/fuzz_oracle.cpp
 	$(FUZZ_CC) -fsanitize-link-c++-runtime -o $@ proto/fuzz_record.c build-fuzz/fuzz_oracle.o \
 	    proto/record.c proto/kinds.c proto/mpjson.c proto/jsbatch.c common/util.c common/log.c \
-	    common/buf.c $(CORE_LIBS) -lstdc++
+	    common/buf.c testsupport/selftest_runner.c $(CORE_LIBS) -lstdc++
 
 # (it includes server.c: the other classes of ingestd are linked)
 INGESTD_FUZZ_SRCS := $(filter-out ingestd/server.c,$(INGESTD_CLASSES))

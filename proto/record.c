@@ -18,8 +18,8 @@
     ~8,000 instructions per point (issue 20). Building while checking needs
     one care msgpack_unpack after a check did not: a container's elements
     are allocated from its declared count before they are seen, so the walk
-    stops building once the open containers expect more items than bytes
-    remain (s_walk): what it allocates stays within a small multiple of the
+    stops building once the containers declare more items than the frame
+    has bytes (s_walk): what it allocates stays within a small multiple of the
     frame size, for a lying frame too. omni_record_decode_unpacked, the
     check then msgpack_unpack, is kept as the oracle the self-test and the
     fuzzer hold the one walk to.                                             */
@@ -33,6 +33,7 @@
 #include <dirent.h>
 #include <malloc.h>
 #include <math.h>
+#include <stddef.h>
 //  For SHA256_Init and friends (see s_hash_t)
 #define OPENSSL_SUPPRESS_DEPRECATED
 #include <openssl/sha.h>
@@ -92,9 +93,33 @@ s_ascii (const uint8_t *s, size_t len)
     return !(high & 0x8080808080808080ULL);
 }
 
-static uint64_t
+//  A big-endian number of `n` (1, 2, 4 or 8) bytes: a load and a byte swap
+//  each, where a loop over the bytes took 7 instructions a byte (a float64
+//  or an int64 of every record, twice in a decode).
+static inline uint64_t
 s_be (const uint8_t *p, int n)
 {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    switch (n) {
+    case 1: return p[0];
+    case 2: {
+        uint16_t v;
+        memcpy (&v, p, 2);
+        return __builtin_bswap16 (v);
+    }
+    case 4: {
+        uint32_t v;
+        memcpy (&v, p, 4);
+        return __builtin_bswap32 (v);
+    }
+    case 8: {
+        uint64_t v;
+        memcpy (&v, p, 8);
+        return __builtin_bswap64 (v);
+    }
+    default: break;
+    }
+#endif
     uint64_t v = 0;
     for (int i = 0; i < n; i++)
         v = v << 8 | p[i];
@@ -105,12 +130,15 @@ typedef struct {
     uint64_t remaining; //  items left in this container (a map counts keys and values)
     bool is_map;
     //  When the walk builds objects (omni_record_decode): where the
-    //  container's next element goes, an array's or a map's; else NULL
+    //  container's next item goes (a map's key, then its value), or NULL
     msgpack_object *next;
-    msgpack_object_kv *next_kv;
 } s_frame_t;
 
 #define S_STACK_MAX 64
+
+_Static_assert(sizeof (msgpack_object_kv) == 2 * sizeof (msgpack_object) &&
+                   offsetof (msgpack_object_kv, val) == sizeof (msgpack_object),
+               "a map's pairs are built as two objects each (s_walk)");
 
 //  Root map entries noted by the walk. Only 9 distinct keys are valid, so
 //  by the 10th entry at the latest the envelope check has failed: the
@@ -133,11 +161,11 @@ typedef struct {
 //  A scalar, string or bin value as msgpack-c's unpacker builds it: strings
 //  and bins point into the input (an empty one just after its header,
 //  where msgpack-c leaves a stale position or NULL), a signed encoding of a
-//  value >= 0 is a positive integer, a float32 is widened and typed FLOAT32. `t` is the
-//  type byte, `at` where its payload starts (after any length field), `d`
-//  the float the walk read.
+//  value >= 0 is a positive integer, a float32 is widened and typed FLOAT32.
+//  `t` is the type byte, `at` where its payload starts (after any length
+//  field), `payload` its size.
 static inline void
-s_build_value (msgpack_object *o, uint8_t t, const uint8_t *at, uint64_t payload, double d)
+s_build_value (msgpack_object *o, uint8_t t, const uint8_t *at, uint64_t payload)
 {
     if (t <= 0x7f) {
         o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
@@ -164,11 +192,20 @@ s_build_value (msgpack_object *o, uint8_t t, const uint8_t *at, uint64_t payload
             o->via.bin.size = (uint32_t) payload;
             o->via.bin.ptr = (const char *) at;
             break;
-        case 0xca:
-        case 0xcb:
-            o->type = t == 0xca ? MSGPACK_OBJECT_FLOAT32 : MSGPACK_OBJECT_FLOAT64;
-            o->via.f64 = d;
+        case 0xca: {
+            uint32_t bits = (uint32_t) s_be (at, 4);
+            float f;
+            memcpy (&f, &bits, 4);
+            o->type = MSGPACK_OBJECT_FLOAT32;
+            o->via.f64 = f;
             break;
+        }
+        case 0xcb: {
+            uint64_t bits = s_be (at, 8);
+            o->type = MSGPACK_OBJECT_FLOAT64;
+            memcpy (&o->via.f64, &bits, 8);
+            break;
+        }
         case 0xcc:
         case 0xcd:
         case 0xce:
@@ -208,12 +245,13 @@ s_build_value (msgpack_object *o, uint8_t t, const uint8_t *at, uint64_t payload
 //  bytes are read once for both. A container's elements are allocated from
 //  its declared count when its header is read, before they are seen. So
 //  that a frame that lies about its counts cannot make the walk allocate
-//  more than the valid record it pretends to be (nested containers each
-//  declaring nearly all the bytes that remain, then a truncation), the walk
-//  keeps the number of items all open containers still expect: each needs
-//  a byte at least, so once they are more than the bytes that remain, the
-//  input will be refused, and nothing more is built. What is allocated is
-//  then at most one object per byte of input.
+//  more than a valid record of its size (nested containers each declaring
+//  nearly all the bytes that remain, then a truncation), the walk allocates
+//  no more than one object per byte of input: each item of a valid record
+//  takes a byte at least, so a record whose containers declare more items
+//  than it has bytes will be refused, and nothing more is built once that
+//  budget is spent. A map's pairs are allocated as twice as many objects,
+//  each key then its value (msgpack_object_kv is two objects, no padding).
 //
 //  Always inlined: omni_record_check's walk (zone NULL, what ingestd runs
 //  on every record) compiles without any of the building.
@@ -228,9 +266,8 @@ s_walk (const uint8_t *p, size_t size, size_t max_depth, s_root_t *root, msgpack
     size_t depth = 0, pos = 0;
     uint64_t remaining = 1;
     bool in_map = false;
-    msgpack_object *next = NULL;       //  building: the array's next element
-    msgpack_object_kv *next_kv = NULL; //  building: the map's next pair
-    uint64_t pending = 1;              //  building: items the open containers expect
+    msgpack_object *next = NULL; //  building: where the next item goes
+    uint64_t budget = size;      //  building: objects it may still allocate
     bool building = zone != NULL;
     while (remaining) {
         if (pos >= size)
@@ -243,7 +280,6 @@ s_walk (const uint8_t *p, size_t size, size_t max_depth, s_root_t *root, msgpack
         uint64_t items = 0;   //  container items, for maps keys + values
         bool container = false, is_map = false, is_str = false;
         int hdr = 0;
-        double d = 0;
         if (t <= 0x7f || t >= 0xe0 || t == 0xc0 || t == 0xc2 || t == 0xc3)
             ;
         else if (t >= 0xa0 && t <= 0xbf) {
@@ -270,6 +306,7 @@ s_walk (const uint8_t *p, size_t size, size_t max_depth, s_root_t *root, msgpack
                 int n = t == 0xca ? 4 : 8;
                 if (left < (size_t) n)
                     return s_fail (REJECT_NOT_MSGPACK, detail, detail_size, "truncated float");
+                double d;
                 if (n == 4) {
                     uint32_t bits = (uint32_t) s_be (p + pos, 4);
                     float f;
@@ -339,7 +376,6 @@ s_walk (const uint8_t *p, size_t size, size_t max_depth, s_root_t *root, msgpack
         if (is_str && !s_ascii (p + pos, payload) && !omni_util_utf8_valid (p + pos, payload))
             return s_fail (REJECT_BAD_UTF8, detail, detail_size,
                            "string at byte %zu is not valid UTF-8", pos - 1);
-        msgpack_object *out = NULL; //  building: this value's object
         if (root && depth == 1) {
             if (root->count < S_ENTRIES) {
                 s_entry_t *entry = &root->entry[root->count];
@@ -348,32 +384,15 @@ s_walk (const uint8_t *p, size_t size, size_t max_depth, s_root_t *root, msgpack
                     entry->key_len = (size_t) payload;
                     entry->not_all_str = false;
                     entry->object = NULL;
-                } else {
+                } else
                     entry->at = at;
-                    if (zone && is_map) {
-                        out = msgpack_zone_malloc (zone, sizeof *out);
-                        if (!out)
-                            return s_fail (REJECT_NOT_MSGPACK, detail, detail_size,
-                                           "msgpack decoder refused it");
-                        entry->object = out;
-                    }
-                }
             }
             if (!is_key)
                 root->count++;
         } else if (root && depth == 2 && !is_key && !is_str && in_map && root->count <= S_ENTRIES)
             root->entry[root->count - 1].not_all_str = true;
-        if (zone) {
-            pending--;
-            if (next_kv) {
-                out = is_key ? &next_kv->key : &next_kv->val;
-                if (!is_key)
-                    next_kv++;
-            } else if (next)
-                out = next++;
-            if (out && !container)
-                s_build_value (out, t, p + pos, payload, d);
-        }
+        if (next && !container)
+            s_build_value (next++, t, p + pos, payload);
         pos += payload;
         remaining--;
         if (container) {
@@ -384,29 +403,39 @@ s_walk (const uint8_t *p, size_t size, size_t max_depth, s_root_t *root, msgpack
             if (depth + 1 > max_depth || depth + 1 > S_STACK_MAX)
                 return s_fail (REJECT_TOO_DEEP, detail, detail_size, "nesting deeper than %zu",
                                max_depth);
-            msgpack_object *elements = NULL;
-            msgpack_object_kv *pairs = NULL;
+            msgpack_object *elements = NULL, *out = NULL;
             if (zone) {
-                pending += items;
-                if (pending > size - pos)
+                if (next)
+                    out = next++;
+                else if (root && depth == 1 && is_map && root->count <= S_ENTRIES) {
+                    //  A map in the record map (the body, the tags)
+                    out = msgpack_zone_malloc (zone, sizeof *out);
+                    if (!out)
+                        return s_fail (REJECT_NOT_MSGPACK, detail, detail_size,
+                                       "msgpack decoder refused it");
+                    root->entry[root->count - 1].object = out;
+                }
+            }
+            if (out) {
+                if (items > budget) {
                     zone = NULL; //  will be refused (see the top): build no more
-                else if (out) {
+                    next = NULL;
+                } else {
+                    budget -= items;
                     //  Allocated even when empty (a pointer into the zone), as
                     //  msgpack-c's unpacker does
-                    void *room =
-                        msgpack_zone_malloc (zone, is_map ? (size_t) (items / 2) * sizeof *pairs
-                                                          : (size_t) items * sizeof *elements);
-                    if (!room)
+                    elements = msgpack_zone_malloc (zone, (size_t) items * sizeof *elements);
+                    if (!elements)
                         return s_fail (REJECT_NOT_MSGPACK, detail, detail_size,
                                        "msgpack decoder refused it");
                     if (is_map) {
                         out->type = MSGPACK_OBJECT_MAP;
                         out->via.map.size = (uint32_t) (items / 2);
-                        out->via.map.ptr = pairs = room;
+                        out->via.map.ptr = (msgpack_object_kv *) elements;
                     } else {
                         out->type = MSGPACK_OBJECT_ARRAY;
                         out->via.array.size = (uint32_t) items;
-                        out->via.array.ptr = elements = room;
+                        out->via.array.ptr = elements;
                     }
                 }
             }
@@ -414,20 +443,17 @@ s_walk (const uint8_t *p, size_t size, size_t max_depth, s_root_t *root, msgpack
                 stack[depth].remaining = remaining;
                 stack[depth].is_map = in_map;
                 stack[depth].next = next;
-                stack[depth].next_kv = next_kv;
                 depth++;
                 remaining = items;
                 in_map = is_map;
                 next = elements;
-                next_kv = pairs;
             }
         }
         while (remaining == 0 && depth > 0) {
             depth--;
             remaining = stack[depth].remaining;
             in_map = stack[depth].is_map;
-            next = stack[depth].next;
-            next_kv = stack[depth].next_kv;
+            next = zone ? stack[depth].next : NULL;
         }
     }
     if (pos != size)
