@@ -1780,9 +1780,9 @@ s_pack_variant (msgpack_packer *pk, int variant)
         s_pack_variant_tags (pk, variant);
 }
 
-//  omni_record_decode unpacks the body and the tags from where the check
-//  found them: the same objects as a full msgpack_unpack of the record and
-//  look-ups of the two fields, pointing into the same bytes.
+//  omni_record_decode's body and tags, built by the walk: the same objects
+//  as a full msgpack_unpack of the record and look-ups of the two fields,
+//  pointing into the same bytes.
 static void
 s_test_decode_maps (void)
 {
