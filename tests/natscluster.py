@@ -6,7 +6,7 @@ import json
 import os
 import subprocess
 
-from omni import free_port, http_get, wait_until
+from omni import free_port, guarded, http_get, wait_until
 
 
 class NatsCluster:
@@ -38,8 +38,8 @@ class NatsCluster:
     def start(self, node=None):
         for i in ([node] if node is not None else range(len(self.ports))):
             log = open(os.path.join(self.workdir, f"n{i}.log"), "a")
-            self.procs[i] = subprocess.Popen(["nats-server", "-c", self.configs[i]], stdout=log,
-                                             stderr=log)
+            self.procs[i] = subprocess.Popen(guarded(["nats-server", "-c", self.configs[i]]),
+                                             stdout=log, stderr=log)
             log.close()
         self.wait_ready()
         return self

@@ -25,7 +25,7 @@ import uuid
 import msgpack
 import pytest
 
-from omni import (ROOT, collect, collect_and_send, commit_to, deliver_again, free_port,
+from omni import (ROOT, collect, collect_and_send, commit_to, deliver_again, free_port, guarded,
                   init_repo, make_record, record_id, sample_history, send, synthetic_commits,
                   wait_until)
 from omni import IntakeClient
@@ -745,11 +745,11 @@ def tls_mongo(workdir):
                     "-keyout", key, "-out", cert], check=True, capture_output=True)
     plain_port, tls_port = free_port(), free_port()
     log = open(os.path.join(d, "ferretdb.log"), "a")
-    proc = subprocess.Popen([binary, "--handler=sqlite", f"--sqlite-url=file:{d}/data/",
+    proc = subprocess.Popen(guarded([binary, "--handler=sqlite", f"--sqlite-url=file:{d}/data/",
                              f"--state-dir={d}", f"--listen-addr=127.0.0.1:{plain_port}",
                              f"--listen-tls=127.0.0.1:{tls_port}",
                              f"--listen-tls-cert-file={cert}", f"--listen-tls-key-file={key}",
-                             "--telemetry=disable", "--debug-addr=-", "--log-level=error"],
+                             "--telemetry=disable", "--debug-addr=-", "--log-level=error"]),
                             stdout=log, stderr=log)
     log.close()
     plain = f"mongodb://127.0.0.1:{plain_port}/"

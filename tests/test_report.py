@@ -28,8 +28,8 @@ from decimal import ROUND_HALF_UP, Decimal
 import msgpack
 import pytest
 
-from omni import (archive_lines, binary, free_port, http_get, make_record, make_record_metric,
-                  query, record_id, send)
+from omni import (archive_lines, binary, free_port, guarded, http_get, make_record,
+                  make_record_metric, query, record_id, send)
 from test_documentd import mongo_db, mongo_uri  # noqa: F401 (fixtures)
 
 DAY = 86400
@@ -558,11 +558,11 @@ class Browser:
 
     def __init__(self, tmp):
         self.profile = tempfile.mkdtemp(prefix="chromium-", dir=tmp)
-        self.proc = subprocess.Popen(
+        self.proc = subprocess.Popen(guarded(
             [shutil.which("chromium"), "--headless", "--no-sandbox", "--disable-gpu",
              "--no-first-run", "--disable-background-networking", "--disable-component-update",
              "--disable-sync", "--remote-debugging-port=0", f"--user-data-dir={self.profile}",
-             "about:blank"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+             "about:blank"]), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         port = None
         for line in self.proc.stderr:
             m = re.search(r"DevTools listening on ws://127\.0\.0\.1:(\d+)/", line)
