@@ -944,5 +944,5 @@ omni_jsdelivery_test (bool verbose)
     omni_jsdelivery_destroy (&source);
     assert (!source);
     s_test_with_server ();
-    nats_Close ();
+    natstest_close_library ();
 }

@@ -727,5 +727,5 @@ jsjournal_test (bool verbose)
     jsjournal_destroy (&js);
     omni_record_encoder_destroy (&enc);
     natstest_destroy (&server);
-    nats_Close ();
+    natstest_close_library ();
 }

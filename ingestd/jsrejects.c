@@ -560,5 +560,5 @@ jsrejects_test (bool verbose)
     natsConnection_Close (nc);
     natsConnection_Destroy (nc);
     natstest_destroy (&server);
-    nats_Close ();
+    natstest_close_library ();
 }

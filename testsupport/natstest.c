@@ -3,6 +3,7 @@
 
 #include <assert.h>
 #include <czmq.h>
+#include <nats/nats.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -57,6 +58,14 @@ natstest_destroy (natstest_t **self_p)
     assert (rc == 0);
     free (self);
     *self_p = NULL;
+}
+
+void
+natstest_close_library (void)
+{
+    natsStatus status = nats_CloseAndWait (10000);
+    assert (status == NATS_OK);
+    (void) status;
 }
 
 const char *

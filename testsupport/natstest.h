@@ -17,5 +17,11 @@ const char *natstest_url (natstest_t *self);
 void natstest_start (natstest_t *self);
 //  kill -9.
 void natstest_kill (natstest_t *self);
+//  Ends a self-test's use of the NATS library: waits until libnats's own
+//  threads have let go of it, and asserts that they did (every connection,
+//  context and subscription destroyed). nats_Close alone returns while they
+//  still run, and the next self-test in the same runner that opens the
+//  library again can crash in one of them.
+void natstest_close_library (void);
 
 #endif

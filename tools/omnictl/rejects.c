@@ -356,5 +356,5 @@ rejects_test (bool verbose)
     natsConnection_Close (nc);
     natsConnection_Destroy (nc);
     natstest_destroy (&server);
-    nats_Close ();
+    natstest_close_library ();
 }
