@@ -126,6 +126,17 @@ s_be (const uint8_t *p, int n)
     return v;
 }
 
+//  The same, read as a two's complement integer of that width.
+static inline int64_t
+s_be_signed (const uint8_t *p, int n)
+{
+    uint64_t raw = s_be (p, n);
+    if (n == 8)
+        return (int64_t) raw;
+    uint64_t sign = 1ULL << (8 * n - 1);
+    return (int64_t) (raw ^ sign) - (int64_t) sign;
+}
+
 typedef struct {
     uint64_t remaining; //  items left in this container (a map counts keys and values)
     bool is_map;
@@ -214,15 +225,7 @@ s_build_value (msgpack_object *o, uint8_t t, const uint8_t *at, uint64_t payload
             o->via.u64 = s_be (at, (int) payload);
             break;
         default: { //  0xd0 to 0xd3: the walk lets nothing else through here
-            int n = (int) payload;
-            uint64_t raw = s_be (at, n);
-            int64_t v;
-            if (n == 8)
-                v = (int64_t) raw;
-            else {
-                uint64_t sign = 1ULL << (8 * n - 1);
-                v = (int64_t) (raw ^ sign) - (int64_t) sign; //  sign extension
-            }
+            int64_t v = s_be_signed (at, (int) payload);
             if (v < 0) {
                 o->type = MSGPACK_OBJECT_NEGATIVE_INTEGER;
                 o->via.i64 = v;
@@ -541,14 +544,7 @@ s_head (const uint8_t *p, s_head_t *h)
         case 0xd2:
         case 0xd3: {
             int n = 1 << (t - 0xd0);
-            uint64_t raw = s_be (p + 1, n);
-            int64_t v;
-            if (n == 8)
-                v = (int64_t) raw;
-            else {
-                uint64_t sign = 1ULL << (8 * n - 1);
-                v = (int64_t) (raw ^ sign) - (int64_t) sign; //  sign extension
-            }
+            int64_t v = s_be_signed (p + 1, n);
             if (v < 0) {
                 h->type = S_NEG;
                 h->i = v;
@@ -1070,15 +1066,22 @@ s_hash_end (s_hash_t *self, uint8_t *out, size_t size)
     memcpy (out, digest, size);
 }
 
-//  A header: `first` is the type byte, then `n` big-endian bytes of `value`.
+//  A header: `first` is the type byte, then `n` big-endian bytes of
+//  `value`, into `head`; returns its size.
+static size_t
+s_head_bytes (uint8_t head[9], uint8_t first, int n, uint64_t value)
+{
+    head[0] = first;
+    for (int i = 0; i < n; i++)
+        head[1 + i] = (uint8_t) (value >> (8 * (n - 1 - i)));
+    return (size_t) n + 1;
+}
+
 static void
 s_hash_head (s_hash_t *self, uint8_t first, int n, uint64_t value)
 {
     uint8_t head[9];
-    head[0] = first;
-    for (int i = 0; i < n; i++)
-        head[1 + i] = (uint8_t) (value >> (8 * (n - 1 - i)));
-    s_hash_put (self, head, (size_t) n + 1);
+    s_hash_put (self, head, s_head_bytes (head, first, n, value));
 }
 
 //  The shortest encodings, as msgpack-c's packer chooses them.
@@ -1972,10 +1975,7 @@ static void
 s_put_head (msgpack_sbuffer *buf, uint8_t first, int n, uint64_t value)
 {
     uint8_t head[9];
-    head[0] = first;
-    for (int i = 0; i < n; i++)
-        head[1 + i] = (uint8_t) (value >> (8 * (n - 1 - i)));
-    msgpack_sbuffer_write (buf, (const char *) head, (size_t) n + 1);
+    msgpack_sbuffer_write (buf, (const char *) head, s_head_bytes (head, first, n, value));
 }
 
 //  A length in one of its encodings (fix when there is one and it fits),
