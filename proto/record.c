@@ -1750,10 +1750,14 @@ s_pack_variant_tags (msgpack_packer *pk, int variant)
 //  A record packed by hand, its fields in orders the encoder never uses,
 //  for s_test_decode_maps: `variant` picks where the body is (first or
 //  after the envelope), what it holds, and the tags (absent, before the
-//  body, last; empty or not).
+//  body, last; empty or not). Into `buf`, which it initialises.
 static void
-s_pack_variant (msgpack_packer *pk, int variant)
+s_pack_variant (msgpack_sbuffer *buf, int variant)
 {
+    msgpack_sbuffer_init (buf);
+    msgpack_packer packer;
+    msgpack_packer_init (&packer, buf, msgpack_sbuffer_write);
+    msgpack_packer *pk = &packer;
     bool tags = variant % 3 != 2;
     bool body_first = variant % 2 == 1;
     bool tags_last = variant % 5 < 2;
@@ -1791,10 +1795,7 @@ s_test_decode_maps (void)
 {
     for (int variant = 0; variant < 40; variant++) {
         msgpack_sbuffer buf;
-        msgpack_sbuffer_init (&buf);
-        msgpack_packer pk;
-        msgpack_packer_init (&pk, &buf, msgpack_sbuffer_write);
-        s_pack_variant (&pk, variant);
+        s_pack_variant (&buf, variant);
         char detail[256];
         msgpack_zone zone, full_zone;
         msgpack_zone_init (&zone, 1024);
@@ -2205,10 +2206,7 @@ s_test_one_walk (bool verbose)
     //  The variants (every order of the fields, tags or none)
     for (int variant = 0; variant < 40; variant++) {
         msgpack_sbuffer buf;
-        msgpack_sbuffer_init (&buf);
-        msgpack_packer pk;
-        msgpack_packer_init (&pk, &buf, msgpack_sbuffer_write);
-        s_pack_variant (&pk, variant);
+        s_pack_variant (&buf, variant);
         accepted += s_same_decode_around ((const uint8_t *) buf.data, buf.size, &rng, 32, false);
         records++;
         msgpack_sbuffer_destroy (&buf);
