@@ -20,7 +20,7 @@ main (int argc, char **argv)
     uint64_t journal_max, journal_map_size, max_record;
     int64_t dead_max, dead_retain;
     int64_t max_depth, session_timeout;
-    int64_t window_max, batch_records, max_connections, idle_timeout;
+    int64_t window_max, batch_records, max_connections, idle_timeout, peer_timeout;
     uint64_t batch_bytes, memory_max, tap_budget;
     const omni_config_option_t options[] = {
         {"intake", CONFIG_ENDPOINT, "tcp://127.0.0.1:5550", "intake ROUTER bind endpoint", &intake},
@@ -102,6 +102,11 @@ main (int argc, char **argv)
          "intake and delivery connections that sent nothing this long are closed (clients "
          "reconnect when they have something to send)",
          &idle_timeout},
+        {"peer_timeout", CONFIG_DURATION, "30s",
+         "a connection whose peer is gone without closing it (host down, network cut) is "
+         "closed within this (TCP keepalives; TCP_USER_TIMEOUT for data it does not "
+         "acknowledge); whole seconds, 2s..1h",
+         &peer_timeout},
         {"memory_max", CONFIG_SIZE, "1G",
          "memory budget (anonymous, not the journal's map): from memory_max less a headroom "
          "(an eighth, at least 64M) the connections holding most unread bytes are closed; "
@@ -132,6 +137,9 @@ main (int argc, char **argv)
         snprintf (error, sizeof error, "dead_letter_max: %lld is negative", (long long) dead_max);
     if (max_depth < 2 || max_depth > 64)
         snprintf (error, sizeof error, "max_depth: %lld is outside 2..64", (long long) max_depth);
+    //  The kernel takes whole seconds for its keepalive probes (route.c)
+    if (peer_timeout < 2000 || peer_timeout > 3600000 || peer_timeout % 1000)
+        snprintf (error, sizeof error, "peer_timeout: must be whole seconds, 2s..1h");
     const char *bad =
         *error ? error
         //  Writers ACK every second: less would hand a live writer's name away.
@@ -224,6 +232,7 @@ main (int argc, char **argv)
                                      batch_bytes,
                                      (size_t) max_connections,
                                      idle_timeout,
+                                     peer_timeout,
                                      memory_max,
                                      tap_budget,
                                      js,

@@ -1,9 +1,11 @@
 /*  route: ingestd's sockets. Each is bound bounded (high-water marks, a
-    frame size, a handshake limit, ZMTP heartbeats), and a message to one
-    peer of a ROUTER is sent never blocking. The sockets are bound with ROUTER_MANDATORY and a send
-    high-water mark (PEERS_REPLY_HWM): a peer whose queue is full is one
-    that does not read what it is sent, and it is disconnected, not waited
-    for, nor silently skipped.                                              */
+    frame size, a handshake limit, and TCP keepalives with a limit on data
+    left unacknowledged, not ZMTP heartbeats: route.c says why), and a
+    message to one peer of a ROUTER is sent never blocking. The sockets are
+    bound with ROUTER_MANDATORY and a send high-water mark
+    (PEERS_REPLY_HWM): a peer whose queue is full is one that does not read
+    what it is sent, and it is disconnected, not waited for, nor silently
+    skipped.                                                                */
 #ifndef OMNI_ROUTE_H
 #define OMNI_ROUTE_H
 
@@ -16,13 +18,17 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#define ROUTE_PEER_TIMEOUT_MS 30000
+
 //  Binds a ROUTER or an XPUB on `endpoint`, bounded: `sndhwm` messages
 //  queued to a peer, `rcvhwm` whole messages from it, `frame_max` bytes a
-//  frame; a CURVE server for `which` when `curve` is given. NULL with
-//  `error` filled when it cannot bind.
+//  frame; a connection whose peer is gone without a FIN (host down,
+//  network cut) closed within `peer_timeout_ms` (0 = ROUTE_PEER_TIMEOUT_MS;
+//  whole seconds, at least 2); a CURVE server for `which` when `curve` is
+//  given. NULL with `error` filled when it cannot bind.
 zsock_t *route_bind (int type, const char *endpoint, omni_curve_server_t *curve,
                      omni_curve_socket_t which, int sndhwm, int rcvhwm, int64_t frame_max,
-                     char *error, size_t error_size);
+                     int64_t peer_timeout_ms, char *error, size_t error_size);
 
 //  Record frames laid end to end: frame k is data[ends[k - 1] .. ends[k])
 //  (from 0 for the first). One buffer per message, where a zmsg_t would be
@@ -41,5 +47,7 @@ typedef struct {
 bool route_send (peers_t *peers, peers_socket_t socket, void *sock, const void *peer,
                  size_t peer_size, int fd, const omni_wire_head_t *head,
                  const route_frames_t *records, omni_metric_t *unread);
+
+void route_test (bool verbose);
 
 #endif

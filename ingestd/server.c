@@ -191,6 +191,8 @@ s_config_defaults (server_config_t *c)
         c->tap_budget = SERVER_TAP_BUDGET;
     if (!c->idle_timeout_ms)
         c->idle_timeout_ms = SERVER_IDLE_TIMEOUT_MS;
+    if (!c->peer_timeout_ms)
+        c->peer_timeout_ms = ROUTE_PEER_TIMEOUT_MS;
 }
 
 //  Raises the soft descriptor limit to the hard one (the kernel's default
@@ -309,13 +311,14 @@ server_new (const server_config_t *config, omni_metrics_t *metrics, char *error,
     self->fd_limit = fds;
     omni_curve_server_t *curve = config->curve;
     int64_t intake_frame = (int64_t) (config->limits.max_size + ENVELOPE_BYTES);
+    int64_t dead = self->config.peer_timeout_ms;
     if (!(self->intake = route_bind (ZMQ_ROUTER, config->intake, curve, CURVE_INTAKE,
-                                     PEERS_REPLY_HWM, 64, intake_frame, error, error_size)) ||
+                                     PEERS_REPLY_HWM, 64, intake_frame, dead, error, error_size)) ||
         !(self->delivery =
               route_bind (ZMQ_ROUTER, config->delivery, curve, CURVE_DELIVERY, PEERS_REPLY_HWM, 64,
-                          DELIVERY_FRAME_MAX, error, error_size)) ||
+                          DELIVERY_FRAME_MAX, dead, error, error_size)) ||
         !(self->tap = route_bind (ZMQ_XPUB, config->tap, curve, CURVE_TAP, TAP_HWM, 64,
-                                  TAP_FRAME_MAX, error, error_size))) {
+                                  TAP_FRAME_MAX, dead, error, error_size))) {
         server_destroy (&self);
         return NULL;
     }
@@ -376,10 +379,11 @@ server_new (const server_config_t *config, omni_metrics_t *metrics, char *error,
     log_info ("ingestd.limits",
               "max_connections=%zu fd_limit=%zu memory_max=%" PRIu64 " window_max=%" PRIu32
               " max_batch_records=%zu max_batch_bytes=%" PRIu64 " tap_record_max=%zu "
-              "idle_timeout_ms=%" PRId64,
+              "idle_timeout_ms=%" PRId64 " peer_timeout_ms=%" PRId64,
               max, fds, self->config.memory_max, self->config.window_max,
               self->config.max_batch_records, self->config.max_batch_bytes,
-              tap_record_max (self->tap_side), self->config.idle_timeout_ms);
+              tap_record_max (self->tap_side), self->config.idle_timeout_ms,
+              self->config.peer_timeout_ms);
     return self;
 }
 
@@ -1020,6 +1024,7 @@ server_test (bool verbose)
                               bad,
                               omni_record_default_limits,
                               NULL,
+                              0,
                               0,
                               0,
                               0,
