@@ -244,7 +244,7 @@ route_test (bool verbose)
     static unsigned char flood[FLOOD * FRAME];
     for (int i = 0; i < FLOOD; i++) {
         //  A short message frame: subscribe to topic-NNNN
-        char body[FRAME];
+        char body[24];
         snprintf (body, sizeof body, "\001topic-%04d", i);
         flood[i * FRAME] = 0;
         flood[i * FRAME + 1] = FRAME - 2;

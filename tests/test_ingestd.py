@@ -1,10 +1,15 @@
 """ingestd on its own: intake acknowledgements, routing and credit on
 delivery, durability of records and cursors across restarts, bad input."""
+import os
+import socket
 import struct
+import time
 
 import msgpack
 
-from omni import IntakeClient, WriterClient, commit_record, metric_record, record, wait_until
+from netns import HostDaemon, network
+from omni import (IntakeClient, WriterClient, binary, commit_record, free_port, metric_record,
+                  record, wait_until)
 
 
 def commit(i):
@@ -153,3 +158,81 @@ def test_array_element_types_from_the_kinds_table(pipeline):
     m = p.ingestd.metrics()
     assert m['omni_ingestd_records_rejected_total{reason="bad_body"}'] == 3
     intake.close()
+
+
+def zmtp_peer(address, port, socket_type):
+    """A ZMTP 3.0 peer by hand (NULL mechanism), through its handshake: a
+    plain TCP socket, made in whatever network namespace the thread is in
+    (libzmq would make its connections in its own I/O thread's)."""
+    s = socket.create_connection((address, port), timeout=5)
+    s.sendall(b"\xff" + bytes(7) + b"\x01\x7f\x03\x00" + b"NULL".ljust(20, b"\0") + bytes(32))
+    body = b"\x05READY\x0bSocket-Type" + struct.pack(">I", len(socket_type)) + socket_type
+    s.sendall(bytes([0x04, len(body)]) + body)
+
+    def read(n):
+        data = b""
+        while len(data) < n:
+            chunk = s.recv(n - len(data))
+            assert chunk, "ingestd closed the connection in the handshake"
+            data += chunk
+        return data
+    read(64)  # its greeting
+    assert read(read(2)[1]).startswith(b"\x05READY")
+    return s
+
+
+def test_peers_gone_without_a_fin_are_closed(workdir):
+    """A peer whose host is cut off (no FIN, no reset: packets just stop) is
+    closed within peer_timeout: an idle one by TCP keepalives, one that
+    records are sent to and go unacknowledged by TCP_USER_TIMEOUT. A live
+    idle peer stays (its kernel answers the probes). ZMTP heartbeats did
+    this before; libzmq aborts with them (ingestd/route.c)."""
+    hosts = {"ingestd": 1, "peer": 2}
+    with network(hosts, "10.204.0") as net:
+        here = net.address("ingestd")
+        intake, delivery, tap, http = (free_port() for _ in range(4))
+        ingestd = HostDaemon(net, "ingestd", "ingestd", workdir, {}, http, args=[
+            f"--intake=tcp://{here}:{intake}", f"--delivery=tcp://{here}:{delivery}",
+            f"--tap=tcp://{here}:{tap}", f"--journal-dir={os.path.join(workdir, 'journal')}",
+            "--writers=archive", "--peer-timeout=3s", f"--http={here}:{http}"],
+            heard_from="ingestd")
+        try:
+            ingestd.start()
+            leave = net.enter("peer")
+            try:
+                idle = zmtp_peer(here, intake, b"DEALER")
+                subscriber = zmtp_peer(here, tap, b"SUB")
+                subscriber.sendall(b"\x00\x01\x01")  # subscribes to every record
+            finally:
+                leave()
+            leave = net.enter("ingestd")
+            try:
+                live = zmtp_peer(here, intake, b"DEALER")
+            finally:
+                leave()
+            since = time.monotonic()
+
+            def connections():
+                m = ingestd.metrics()
+                return (m['omni_ingestd_connections{socket="intake"}'],
+                        m['omni_ingestd_connections{socket="tap"}'],
+                        m["omni_ingestd_tap_subscriptions"])
+            wait_until(lambda: connections() == (2, 1, 1), 10, "the three peers connected")
+            net.cut("peer")
+            cut = time.monotonic()
+            # Records for the subscriber: ingestd's kernel sends them and
+            # hears nothing back
+            out = net.run("ingestd", binary("omni-loadgen"), f"--intake=tcp://{here}:{intake}",
+                          "--count=100", "--give-up=10s")
+            assert out.returncode == 0, out.stderr[-2000:]
+            wait_until(lambda: connections()[:2] == (1, 0), 10, "the cut-off peers closed")
+            gone = time.monotonic() - cut
+            assert 1 <= gone < 3 + 2, f"closed {gone:.1f} s after the cut"
+            # The live peer, idle longer than peer_timeout, is still there
+            time.sleep(max(0.0, since + 4 - time.monotonic()))
+            assert connections()[:2] == (1, 0)
+            assert ingestd.health()[0] == 200
+            for s in (idle, subscriber, live):
+                s.close()
+        finally:
+            ingestd.stop()

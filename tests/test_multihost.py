@@ -14,104 +14,19 @@ namespace of its own, so those ports are private to it and nothing else on
 the machine can be joined or disturbed.
 
 Needs root (network namespaces); CI runs as root."""
-import ctypes
 import json
 import os
-import shutil
 import subprocess
 
 import pytest
 
-from omni import Daemon, PrivatePostgres, binary, http_get, wait_until
+from netns import HostDaemon, network
+from omni import PrivatePostgres, binary, wait_until
 
 HOSTS = {"nats-1": 11, "nats-2": 12, "nats-3": 13, "ingest-a": 21, "ingest-b": 22,
          "db": 30, "writer-1": 41, "writer-2": 42, "collector": 50}
 NET = "10.203.0"
 CONF = os.path.join(os.path.dirname(__file__), "..", "deploy", "nats", "omni.conf")
-CLONE_NEWNET = 0x40000000
-
-
-class Network:
-    """Hosts as network namespaces on one bridge (itself in a namespace of its
-    own: nothing of the machine's own network is touched)."""
-
-    def __init__(self, tag):
-        self.tag = tag
-        self.made = []
-        self.switch = self.ns("switch")
-        self._ip("netns", "add", self.switch)
-        self.made.append(self.switch)
-        self._in(self.switch, "ip", "link", "add", "br0", "type", "bridge")
-        self._in(self.switch, "ip", "link", "set", "br0", "up")
-        hosts = "127.0.0.1 localhost\n" + "".join(
-            f"{NET}.{n} {name}.example\n" for name, n in HOSTS.items())
-        for i, (name, n) in enumerate(HOSTS.items()):
-            ns = self.ns(name)
-            self._ip("netns", "add", ns)
-            self.made.append(ns)
-            os.makedirs(f"/etc/netns/{ns}", exist_ok=True)
-            with open(f"/etc/netns/{ns}/hosts", "w") as f:
-                f.write(hosts)
-            outer, inner = f"o{tag}{i}", f"i{tag}{i}"  # at most 15 characters
-            self._ip("link", "add", outer, "netns", self.switch, "type", "veth", "peer", "name",
-                     inner, "netns", ns)
-            self._in(self.switch, "ip", "link", "set", outer, "master", "br0", "up")
-            self._in(ns, "ip", "link", "set", inner, "name", "eth0")
-            self._in(ns, "ip", "addr", "add", f"{NET}.{n}/24", "dev", "eth0")
-            self._in(ns, "ip", "link", "set", "eth0", "up")
-            self._in(ns, "ip", "link", "set", "lo", "up")
-
-    def ns(self, host):
-        return f"omni-t{self.tag}-{host}"
-
-    @staticmethod
-    def _ip(*args):
-        subprocess.run(["ip", *args], check=True, capture_output=True, timeout=30)
-
-    def _in(self, ns, *cmd):
-        self._ip("netns", "exec", ns, *cmd)
-
-    def run(self, host, *cmd, timeout=60):
-        return subprocess.run(["ip", "netns", "exec", self.ns(host), *cmd], capture_output=True,
-                              text=True, timeout=timeout)
-
-    def cut(self, host):
-        """The host's cable pulled: its processes run on and hear nothing."""
-        self._in(self.switch, "ip", "link", "set", f"o{self.tag}{list(HOSTS).index(host)}",
-                 "down")
-
-    def mend(self, host):
-        self._in(self.switch, "ip", "link", "set", f"o{self.tag}{list(HOSTS).index(host)}", "up")
-
-    def enter(self, host):
-        """This thread into the host's network (sockets made now are the
-        host's) until the returned function is called."""
-        libc = ctypes.CDLL(None, use_errno=True)
-        home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
-        there = os.open(f"/run/netns/{self.ns(host)}", os.O_RDONLY)
-        try:
-            assert libc.setns(there, CLONE_NEWNET) == 0, os.strerror(ctypes.get_errno())
-        finally:
-            os.close(there)
-
-        def leave():
-            try:
-                assert libc.setns(home, CLONE_NEWNET) == 0, os.strerror(ctypes.get_errno())
-            finally:
-                os.close(home)
-        return leave
-
-    def get(self, url, host="collector"):
-        leave = self.enter(host)
-        try:
-            return http_get(url, timeout=2)
-        finally:
-            leave()
-
-    def destroy(self):
-        for ns in reversed(self.made):
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=30)
-            shutil.rmtree(f"/etc/netns/{ns}", ignore_errors=True)
 
 
 class HostPostgres(PrivatePostgres):
@@ -140,37 +55,6 @@ class HostPostgres(PrivatePostgres):
         return out.stdout.strip()
 
 
-class HostDaemon(Daemon):
-    """A daemon started on a host by `ip netns exec` (so it resolves the
-    hosts' names), configured by environment variables alone, as the guide
-    configures the containers; its HTTP port the guide's default."""
-
-    def __init__(self, net, host, name, workdir, env, port, args=()):
-        os.makedirs(os.path.join(workdir, host), exist_ok=True)
-        super().__init__(name, args, os.path.join(workdir, host))
-        self.net, self.host, self.port = net, host, port
-        self.args = ["ip", "netns", "exec", net.ns(host), *self.args]
-        base = {k: v for k, v in os.environ.items() if not k.startswith(("OMNI_", "PG"))}
-        self.env = dict(base, **env)
-        self.env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0:exitcode=86")
-
-    def url(self, path):
-        return f"http://{NET}.{HOSTS[self.host]}:{self.port}{path}"
-
-    def wait_ready(self, timeout=30):
-        def up():
-            if self.proc.poll() is not None:
-                raise AssertionError(f"{self.name} exited {self.proc.returncode}:\n{self.log()}")
-            try:
-                return self.net.get(self.url("/health"))[0] in (200, 503)
-            except OSError:
-                return False
-        wait_until(up, timeout, f"{self.name} on {self.host}: /health")
-
-    def health(self):
-        return self.net.get(self.url("/health"))
-
-
 def _fast_history(path, start, n):
     """n more commits on main, by git fast-import (`start`: commits before)."""
     stream = [b"commit refs/heads/main\ncommitter C <c@x> %d +0000\ndata 4\nc%03d\n"
@@ -184,13 +68,8 @@ def _fast_history(path, start, n):
 
 @pytest.fixture
 def net():
-    if os.geteuid() != 0:
-        pytest.fail("the hosts are network namespaces: run as root (CI does)")
-    n = Network(str(os.getpid() % 100000))
-    try:
+    with network(HOSTS, NET) as n:
         yield n
-    finally:
-        n.destroy()
 
 
 def test_across_hosts_names_routes_and_hosts_cut_off(net, workdir):
