@@ -23,8 +23,10 @@
 
 //  Bytes a connection sends that ingestd never reads as a message: the
 //  ZMTP greeting and handshake (measured: 114 bytes plain, ~600 with CURVE
-//  and its metadata), and heartbeats (a PONG per ZMTP ping every 10 s, 42
-//  bytes with CURVE; a peer's own PINGs as many). Not counted as held.
+//  and its metadata), and ZMTP heartbeats a peer sends of its own (a PING,
+//  ~40 bytes with CURVE, at whatever interval it set: ingestd sends no
+//  pings, so no PONGs, route.c says why; 8 bytes a second is a PING every
+//  5 s). Not counted as held.
 #define HANDSHAKE_BYTES 2048
 #define HEARTBEAT_BYTES 8 //  per second of the connection's age
 
