@@ -64,13 +64,15 @@ class Network:
         return subprocess.run(["ip", "netns", "exec", self.ns(host), *cmd], capture_output=True,
                               text=True, timeout=timeout)
 
+    def _cable(self, host):
+        return f"o{self.tag}{list(self.hosts).index(host)}"
+
     def cut(self, host):
         """The host's cable pulled: its processes run on and hear nothing."""
-        self._in(self.switch, "ip", "link", "set", f"o{self.tag}{list(self.hosts).index(host)}",
-                 "down")
+        self._in(self.switch, "ip", "link", "set", self._cable(host), "down")
 
     def mend(self, host):
-        self._in(self.switch, "ip", "link", "set", f"o{self.tag}{list(self.hosts).index(host)}", "up")
+        self._in(self.switch, "ip", "link", "set", self._cable(host), "up")
 
     def enter(self, host):
         """This thread into the host's network (sockets made now are the
