@@ -136,8 +136,14 @@ asan:
 test-unit: $(SELFTESTS)
 	@tools/run-selftests.sh $(SELFTESTS)
 
+# On TEST_WORKERS pytest-xdist workers (0: in pytest's own process). Most of
+# the suite's time is spent waiting (outages staged for seconds, kills, drains),
+# which a second worker fills; each worker keeps to ports of its own
+# (tests/omni.py, worker_port).
+TEST_WORKERS ?= $(JOBS)
 test-integration:
-	OMNI_BIN=$(abspath $(BUILD))/bin $(PYTHON) -m pytest -q -p no:cacheprovider tests $(PYTEST_ARGS)
+	OMNI_BIN=$(abspath $(BUILD))/bin $(PYTHON) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) \
+	    tests $(PYTEST_ARGS)
 
 .PHONY: test-deploy
 # The production compose stack run for real with podman, no registry (deploy/test-deploy.sh).

@@ -84,15 +84,32 @@ def guarded(argv):
     return list(argv)
 
 
+def worker():
+    """(index, count) of this pytest-xdist worker, (0, 1) when run alone."""
+    name = os.environ.get("PYTEST_XDIST_WORKER", "")
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+    return (int(name[2:]) if name.startswith("gw") else 0), max(count, 1)
+
+
+def worker_port(port):
+    """Whether `port` is this worker's. A port is taken from the kernel, let
+    go, and bound again by a daemon a moment later: in between, a test on
+    another worker could be handed the same one. Workers keep to ports of
+    their own (by pairs: the kernel gives bind() odd ports and connect()
+    even ones, when it can), so that cannot happen between them."""
+    index, count = worker()
+    return (port // 2) % count == index
+
+
 def free_port():
     """A free port, never one given before in this process: the kernel may
     hand the same ephemeral port to two calls in a row (a Pipeline takes
-    four), and then two daemons' binds collide."""
+    four), and then two daemons' binds collide; and one of this worker's."""
     while True:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        if port not in _ports_given:
+        if port not in _ports_given and worker_port(port):
             _ports_given.add(port)
             return port
 

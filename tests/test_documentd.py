@@ -100,6 +100,9 @@ def mongo_uri():
 
 @pytest.fixture
 def private_mongo():
+    """A private server. Ask for it before `pipeline`: fixtures are torn down
+    in reverse, and FerretDB asked to stop while documentd is still connected
+    does not, until the script's 10 s are up and it is killed."""
     server = MongoServer()
     try:
         _server_or_skip(server.start)
@@ -380,7 +383,7 @@ def _stream_and_check(p, db, n, disrupt):
     assert count(db, "rejected_records") == 0
 
 
-def test_mongodb_killed_20s_mid_stream(pipeline, private_mongo):
+def test_mongodb_killed_20s_mid_stream(private_mongo, pipeline):
     uri = private_mongo.uri
     client, db, p, doc_d = document_pipeline(pipeline, uri, "omni_outage", "--batch-size=500",
                                              "--retry-max=1s")
@@ -404,7 +407,7 @@ def test_mongodb_killed_20s_mid_stream(pipeline, private_mongo):
     client.close()
 
 
-def test_server_hang_timed_out_waited_for_and_carried_on(pipeline, private_mongo):
+def test_server_hang_timed_out_waited_for_and_carried_on(private_mongo, pipeline):
     """The server stops answering (SIGSTOP: connections are accepted, nothing is
     answered), as FerretDB 1.24 did under load. While its write hangs documentd still
     hears ingestd and says its store is busy; the write is given up on at the socket

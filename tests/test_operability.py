@@ -24,7 +24,7 @@ import msgpack
 import pytest
 
 from omni import (BIN, ROOT, IntakeClient, WriterClient, archive_line_count, binary,  # noqa: F401
-                  commit_record, metric_record, private_pg, record, scalar, wait_until)
+                  commit_record, metric_record, private_pg, record, scalar, wait_until, worker)
 
 
 def built(name):
@@ -384,8 +384,10 @@ def closed_port():
 def free_port_run(count):
     """A base port with `count` consecutive free ports after it, below the
     kernel's ephemeral range (where outgoing connections take their ports)."""
+    index, workers = worker()
+    span = 12000 // workers  # a range of its own for each pytest-xdist worker
     for _ in range(200):
-        base = 20000 + int.from_bytes(os.urandom(2), "big") % 12000
+        base = 20000 + index * span + int.from_bytes(os.urandom(2), "big") % (span - count)
         socks = []
         try:
             for p in range(base, base + count):

@@ -5,7 +5,7 @@ set -euo pipefail
 build_pkgs=(build-essential pkg-config libzmq3-dev libczmq-dev libmsgpack-dev liblmdb-dev
     libyaml-dev libmicrohttpd-dev libssl-dev libgit2-dev libpq-dev libmongoc-dev libbson-dev
     libxml2-dev libjansson-dev libcurl4-openssl-dev libcairo2-dev fonts-dejavu-core git libzstd-dev libnats-dev)
-test_pkgs=(clang clang-format libclang-rt-14-dev python3 python3-pytest python3-msgpack python3-zmq
+test_pkgs=(clang clang-format libclang-rt-14-dev python3 python3-pytest python3-pytest-xdist python3-msgpack python3-zmq
     python3-psycopg2 python3-pymongo python3-yaml python3-lmdb postgresql-15 valgrind cloc docker-compose
     chromium poppler-utils zstd cmake nats-server iproute2)
 want=("${build_pkgs[@]}")
