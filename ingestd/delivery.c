@@ -900,18 +900,9 @@ s_t_append (journal_t *journal, size_t count)
 static void
 s_t_disconnected (delivery_t *self, zsock_t *monitor)
 {
-    zmq_pollitem_t item = {zsock_resolve (monitor), 0, ZMQ_POLLIN, 0};
-    assert (zmq_poll (&item, 1, T_WAIT_MS) == 1);
-    zmsg_t *event = zmsg_recv (monitor);
-    zframe_t *head = zmsg_first (event);
-    assert (head && zframe_size (head) == 6);
-    uint16_t id;
-    uint32_t value;
-    memcpy (&id, zframe_data (head), 2);
-    memcpy (&value, zframe_data (head) + 2, 4);
-    assert (id == ZMQ_EVENT_DISCONNECTED);
+    uint32_t value = 0;
+    assert (route_event (monitor, T_WAIT_MS, &value) == ZMQ_EVENT_DISCONNECTED);
     delivery_disconnected (self, (int) value);
-    zmsg_destroy (&event);
 }
 
 static double

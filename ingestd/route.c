@@ -103,6 +103,23 @@ route_send (peers_t *peers, peers_socket_t socket, void *sock, const void *peer,
     return sent;
 }
 
+uint16_t
+route_event (zsock_t *monitor, int timeout_ms, uint32_t *value)
+{
+    zmq_pollitem_t item = {zsock_resolve (monitor), 0, ZMQ_POLLIN, 0};
+    if (zmq_poll (&item, 1, timeout_ms) != 1)
+        return 0;
+    zmsg_t *event = zmsg_recv (monitor);
+    zframe_t *head = event ? zmsg_first (event) : NULL;
+    uint16_t id = 0;
+    if (head && zframe_size (head) == 6) {
+        memcpy (&id, zframe_data (head), 2);
+        memcpy (value, zframe_data (head) + 2, 4);
+    }
+    zmsg_destroy (&event);
+    return id;
+}
+
 //  --------------------------------------------------------------------------
 //  Self test
 
@@ -113,19 +130,10 @@ route_send (peers_t *peers, peers_socket_t socket, void *sock, const void *peer,
 static int
 s_t_event (zsock_t *monitor, uint16_t id, int timeout_ms)
 {
-    zmq_pollitem_t item = {zsock_resolve (monitor), 0, ZMQ_POLLIN, 0};
-    if (zmq_poll (&item, 1, timeout_ms) != 1)
-        return -1;
-    zmsg_t *event = zmsg_recv (monitor);
-    zframe_t *head = zmsg_first (event);
-    assert (head && zframe_size (head) == 6);
-    uint16_t got;
-    uint32_t value;
-    memcpy (&got, zframe_data (head), 2);
-    memcpy (&value, zframe_data (head) + 2, 4);
-    zmsg_destroy (&event);
-    assert (got == id);
-    return (int) value;
+    uint32_t value = 0;
+    uint16_t got = route_event (monitor, timeout_ms, &value);
+    assert (got == id || got == 0);
+    return got ? (int) value : -1;
 }
 
 //  Watches the connections of `sock` (ACCEPTED and DISCONNECTED).

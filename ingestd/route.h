@@ -48,6 +48,11 @@ bool route_send (peers_t *peers, peers_socket_t socket, void *sock, const void *
                  size_t peer_size, int fd, const omni_wire_head_t *head,
                  const route_frames_t *records, omni_metric_t *unread);
 
+//  The next event of a socket monitor (zmq_socket_monitor) within
+//  `timeout_ms` (0: only one already there): its id, and its value (the
+//  descriptor, for ACCEPTED, DISCONNECTED) in `*value`; 0 when none came.
+uint16_t route_event (zsock_t *monitor, int timeout_ms, uint32_t *value);
+
 void route_test (bool verbose);
 
 #endif

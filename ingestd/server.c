@@ -786,17 +786,8 @@ s_probe (server_t *self)
 static void
 s_monitor_event (server_t *self, peers_socket_t which)
 {
-    zmsg_t *event = zmsg_recv_nowait (self->monitors[which]);
-    zframe_t *head = event ? zmsg_first (event) : NULL;
-    if (!head || zframe_size (head) != 6) {
-        zmsg_destroy (&event);
-        return;
-    }
-    uint16_t id;
-    uint32_t value;
-    memcpy (&id, zframe_data (head), 2);
-    memcpy (&value, zframe_data (head) + 2, 4);
-    zmsg_destroy (&event);
+    uint32_t value = 0;
+    uint16_t id = route_event (self->monitors[which], 0, &value);
     uint64_t held;
     if (id == ZMQ_EVENT_ACCEPTED) {
         int dropped = peers_accepted (self->peers, which, (int) value, omni_util_mono_ms ());

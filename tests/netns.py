@@ -12,7 +12,7 @@ import subprocess
 
 import pytest
 
-from omni import Daemon, http_get, parse_metrics, wait_until
+from omni import Daemon, http_get
 
 CLONE_NEWNET = 0x40000000
 
@@ -92,10 +92,10 @@ class Network:
                 os.close(home)
         return leave
 
-    def get(self, url, host="collector"):
+    def get(self, url, host="collector", timeout=2):
         leave = self.enter(host)
         try:
-            return http_get(url, timeout=2)
+            return http_get(url, timeout=timeout)
         finally:
             leave()
 
@@ -124,21 +124,8 @@ class HostDaemon(Daemon):
     def url(self, path):
         return f"http://{self.net.address(self.host)}:{self.port}{path}"
 
-    def wait_ready(self, timeout=30):
-        def up():
-            if self.proc.poll() is not None:
-                raise AssertionError(f"{self.name} exited {self.proc.returncode}:\n{self.log()}")
-            try:
-                return self.net.get(self.url("/health"), self.heard_from)[0] in (200, 503)
-            except OSError:
-                return False
-        wait_until(up, timeout, f"{self.name} on {self.host}: /health")
-
-    def health(self):
-        return self.net.get(self.url("/health"), self.heard_from)
-
-    def metrics(self):
-        return parse_metrics(self.net.get(self.url("/metrics"), self.heard_from)[1])
+    def get(self, path, timeout=2):
+        return self.net.get(self.url(path), self.heard_from, timeout)
 
 
 @contextlib.contextmanager

@@ -194,22 +194,26 @@ class Daemon:
     def url(self, path):
         return f"http://127.0.0.1:{self.http_port}{path}"
 
+    def get(self, path, timeout=5):
+        """(status, text) of GET `path` on the daemon's HTTP server."""
+        return http_get(self.url(path), timeout=timeout)
+
     def wait_ready(self, timeout=30):
         def up():
             if self.proc.poll() is not None:
                 raise AssertionError(f"{self.name} exited {self.proc.returncode}:\n{self.log()}")
             try:
-                status, _ = http_get(self.url("/health"), timeout=1)
+                status, _ = self.get("/health", timeout=1)
                 return status in (200, 503)
             except OSError:
                 return False
         wait_until(up, timeout, f"{self.name} /health")
 
     def health(self):
-        return http_get(self.url("/health"))
+        return self.get("/health")
 
     def metrics(self):
-        return parse_metrics(http_get(self.url("/metrics"))[1])
+        return parse_metrics(self.get("/metrics")[1])
 
     def log(self):
         with open(self.log_path, errors="replace") as f:
