@@ -922,7 +922,7 @@ delivery_test (bool verbose)
     assert (journal);
     zsock_t *router =
         route_bind (ZMQ_ROUTER, "tcp://127.0.0.1:*", NULL, CURVE_DELIVERY, PEERS_REPLY_HWM, 64,
-                    WIRE_DELIVERY_FRAME_MAX, 0, error, sizeof error);
+                    WIRE_DELIVERY_FRAME_MAX, ROUTE_PEER_TIMEOUT_MS, error, sizeof error);
     assert (router);
     char *endpoint = zsock_last_endpoint (router);
     assert (zmq_socket_monitor (zsock_resolve (router), "inproc://delivery-test-monitor",

@@ -64,7 +64,7 @@ route_bind (int type, const char *endpoint, omni_curve_server_t *curve, omni_cur
     //  A peer that connects and never finishes its handshake frees its
     //  descriptor; one gone without a FIN, by s_set_peer_timeout.
     zsock_set_handshake_ivl (sock, HANDSHAKE_MS);
-    s_set_peer_timeout (sock, peer_timeout_ms > 0 ? peer_timeout_ms : ROUTE_PEER_TIMEOUT_MS);
+    s_set_peer_timeout (sock, peer_timeout_ms);
     if (type == ZMQ_ROUTER)
         zsock_set_router_mandatory (sock, 1);
     else {
@@ -234,8 +234,8 @@ route_test (bool verbose)
     (void) verbose;
     char error[256];
     //  The tap's socket as ingestd binds it
-    zsock_t *xpub = route_bind (ZMQ_XPUB, "tcp://127.0.0.1:*", NULL, CURVE_TAP, 10000, 64, 1024, 0,
-                                error, sizeof error);
+    zsock_t *xpub = route_bind (ZMQ_XPUB, "tcp://127.0.0.1:*", NULL, CURVE_TAP, 10000, 64, 1024,
+                                ROUTE_PEER_TIMEOUT_MS, error, sizeof error);
     assert (xpub);
     assert (zsock_heartbeat_ivl (xpub) == 0 && zsock_handshake_ivl (xpub) == HANDSHAKE_MS);
     zsock_t *monitor = s_t_monitor (xpub, "xpub");
@@ -304,8 +304,8 @@ route_test (bool verbose)
 
     //  A port in use: NULL and why
     char *endpoint = zsock_last_endpoint (router);
-    assert (!route_bind (ZMQ_ROUTER, endpoint, NULL, CURVE_INTAKE, 1000, 64, 1024, 0, error,
-                         sizeof error));
+    assert (!route_bind (ZMQ_ROUTER, endpoint, NULL, CURVE_INTAKE, 1000, 64, 1024,
+                         ROUTE_PEER_TIMEOUT_MS, error, sizeof error));
     assert (strstr (error, "cannot bind") != NULL);
     zstr_free (&endpoint);
     zmq_socket_monitor (zsock_resolve (router), NULL, 0);

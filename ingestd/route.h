@@ -23,8 +23,8 @@
 //  Binds a ROUTER or an XPUB on `endpoint`, bounded: `sndhwm` messages
 //  queued to a peer, `rcvhwm` whole messages from it, `frame_max` bytes a
 //  frame; a connection whose peer is gone without a FIN (host down,
-//  network cut) closed within `peer_timeout_ms` (0 = ROUTE_PEER_TIMEOUT_MS;
-//  whole seconds, at least 2); a CURVE server for `which` when `curve` is
+//  network cut) closed within `peer_timeout_ms` (whole seconds, at
+//  least 2; ingestd's default ROUTE_PEER_TIMEOUT_MS); a CURVE server for `which` when `curve` is
 //  given. NULL with `error` filled when it cannot bind.
 zsock_t *route_bind (int type, const char *endpoint, omni_curve_server_t *curve,
                      omni_curve_socket_t which, int sndhwm, int rcvhwm, int64_t frame_max,
