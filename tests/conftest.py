@@ -1,5 +1,6 @@
 """Fixtures for the integration tests. Every daemon runs as its own process
 over TCP on free ports; databases are real servers, created per test."""
+import fcntl
 import os
 import shutil
 import tempfile
@@ -32,6 +33,41 @@ def pytest_runtest_makereport(item, call):
 def pytest_make_collect_report(collector):
     outcome = yield
     _skip_to_failure(outcome.get_result(), collector.nodeid)
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "alone: holds the machine by itself while it runs (it asserts a time bound)")
+
+
+def _lock(path, how):
+    """flock on a file of the checkout: nothing to clean up, released if the worker dies;
+    two runs in one checkout share it, which only serialises their `alone` tests."""
+    fd = os.open(path, os.O_RDONLY)
+    fcntl.flock(fd, how)
+    return fd
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """Under pytest-xdist, a test marked `alone` runs while no other test does: its time
+    bound is the product's, not that of two tests sharing two cores and one FerretDB.
+    Every test holds a lock shared, an `alone` one holds it exclusive; a
+    turnstile taken first keeps the other workers from starving the exclusive one."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        yield
+        return
+    here = os.path.dirname(os.path.abspath(__file__))
+    turnstile = _lock(here, fcntl.LOCK_EX)
+    try:
+        held = _lock(os.path.join(here, "conftest.py"),
+                     fcntl.LOCK_EX if item.get_closest_marker("alone") else fcntl.LOCK_SH)
+    finally:
+        os.close(turnstile)
+    try:
+        yield
+    finally:
+        os.close(held)
 
 
 @pytest.fixture

@@ -563,6 +563,7 @@ def test_redelivered_stored_batch_read_back_once_per_batch_and_collection(pipeli
     assert_exactly(db, expect)
 
 
+@pytest.mark.alone
 def test_documentd_kill9_every_3s_during_100k_stream(pipeline, mongo_db):
     """kill -9 of documentd every 3 s while 100,000 records stream in (500 builds seen
     twice, running then success), then quiet: drained within 60 s, every document
