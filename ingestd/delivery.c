@@ -920,9 +920,10 @@ delivery_test (bool verbose)
     char error[256];
     journal_t *journal = journal_new (dir, 1 << 30, 10, 64 << 20, writers, error, sizeof error);
     assert (journal);
-    zsock_t *router =
-        route_bind (ZMQ_ROUTER, "tcp://127.0.0.1:*", NULL, CURVE_DELIVERY, PEERS_REPLY_HWM, 64,
-                    WIRE_DELIVERY_FRAME_MAX, ROUTE_PEER_TIMEOUT_MS, error, sizeof error);
+    zsock_t *router = route_bind (ZMQ_ROUTER, "tcp://127.0.0.1:*", NULL, CURVE_DELIVERY,
+                                  &(route_limits_t){PEERS_REPLY_HWM, 64, WIRE_DELIVERY_FRAME_MAX,
+                                                    ROUTE_PEER_TIMEOUT_MS, 0, 0},
+                                  error, sizeof error);
     assert (router);
     char *endpoint = zsock_last_endpoint (router);
     assert (zmq_socket_monitor (zsock_resolve (router), "inproc://delivery-test-monitor",

@@ -600,8 +600,9 @@ intake_test (bool verbose)
     journal_t *journal = journal_new (dir, 1 << 30, 10, 64 << 20, writers, error, sizeof error);
     assert (journal);
     zsock_t *router =
-        route_bind (ZMQ_ROUTER, "tcp://127.0.0.1:*", NULL, CURVE_INTAKE, PEERS_REPLY_HWM, 64,
-                    1 << 20, ROUTE_PEER_TIMEOUT_MS, error, sizeof error);
+        route_bind (ZMQ_ROUTER, "tcp://127.0.0.1:*", NULL, CURVE_INTAKE,
+                    &(route_limits_t){PEERS_REPLY_HWM, 64, 1 << 20, ROUTE_PEER_TIMEOUT_MS, 0, 0},
+                    error, sizeof error);
     assert (router);
     char *endpoint = zsock_last_endpoint (router);
     zsock_t *collector = zsock_new_dealer (endpoint);

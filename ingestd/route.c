@@ -49,22 +49,28 @@ s_set_peer_timeout (zsock_t *sock, int64_t timeout_ms)
 //  says EAGAIN for a peer whose queue is full instead of dropping in silence.
 zsock_t *
 route_bind (int type, const char *endpoint, omni_curve_server_t *curve, omni_curve_socket_t which,
-            int sndhwm, int rcvhwm, int64_t frame_max, int64_t peer_timeout_ms, char *error,
-            size_t error_size)
+            const route_limits_t *limits, char *error, size_t error_size)
 {
     zsock_t *sock = zsock_new (type);
     assert (sock);
     zsock_set_linger (sock, 0);
     if (curve)
         omni_curve_server_apply (curve, sock, which);
-    zsock_set_sndhwm (sock, sndhwm);
-    zsock_set_rcvhwm (sock, rcvhwm);
-    zsock_set_maxmsgsize (sock, frame_max);
+    //  Every option before the bind: libzmq gives the listener a copy of
+    //  them then, and an accepted connection inherits the listener's
+    //  kernel buffers (an SO_SNDBUF set after the bind changed nothing)
+    zsock_set_sndhwm (sock, limits->sndhwm);
+    zsock_set_rcvhwm (sock, limits->rcvhwm);
+    zsock_set_maxmsgsize (sock, limits->frame_max);
+    if (limits->sndbuf > 0)
+        zsock_set_sndbuf (sock, limits->sndbuf);
+    if (limits->rcvbuf > 0)
+        zsock_set_rcvbuf (sock, limits->rcvbuf);
     zsock_set_sndtimeo (sock, 0);
     //  A peer that connects and never finishes its handshake frees its
     //  descriptor; one gone without a FIN, by s_set_peer_timeout.
     zsock_set_handshake_ivl (sock, HANDSHAKE_MS);
-    s_set_peer_timeout (sock, peer_timeout_ms);
+    s_set_peer_timeout (sock, limits->peer_timeout_ms);
     if (type == ZMQ_ROUTER)
         zsock_set_router_mandatory (sock, 1);
     else {
@@ -228,20 +234,34 @@ s_t_assert_timeouts (int fd, int idle, int interval, int probes, int unacked_ms)
     assert (s_t_option (fd, IPPROTO_TCP, TCP_USER_TIMEOUT) == unacked_ms);
 }
 
+static int
+s_t_buffer (int fd, int option)
+{
+    int size = 0;
+    socklen_t len = sizeof size;
+    int rc = getsockopt (fd, SOL_SOCKET, option, &size, &len);
+    assert (rc == 0);
+    return size;
+}
+
 void
 route_test (bool verbose)
 {
     (void) verbose;
     char error[256];
     //  The tap's socket as ingestd binds it
-    zsock_t *xpub = route_bind (ZMQ_XPUB, "tcp://127.0.0.1:*", NULL, CURVE_TAP, 10000, 64, 1024,
-                                ROUTE_PEER_TIMEOUT_MS, error, sizeof error);
+    route_limits_t tap = {10000, 64, 1024, ROUTE_PEER_TIMEOUT_MS, 0, 16 << 10};
+    zsock_t *xpub =
+        route_bind (ZMQ_XPUB, "tcp://127.0.0.1:*", NULL, CURVE_TAP, &tap, error, sizeof error);
     assert (xpub);
     assert (zsock_heartbeat_ivl (xpub) == 0 && zsock_handshake_ivl (xpub) == HANDSHAKE_MS);
     zsock_t *monitor = s_t_monitor (xpub, "xpub");
     int peer = s_t_zmtp_peer (xpub, "XSUB");
     int fd = s_t_event (monitor, ZMQ_EVENT_ACCEPTED, T_WAIT_MS);
     assert (fd >= 0);
+    //  The kernel buffers asked for are the connection's (Linux keeps
+    //  twice what is asked, for its bookkeeping); the rest autotuned
+    assert (s_t_buffer (fd, SO_RCVBUF) == 2 * (16 << 10));
     //  The default: a dead idle peer probed from 10 s, every 5 s, gone at
     //  30 s; data unacknowledged for 30 s, gone
     s_t_assert_timeouts (fd, 10, 5, 4, 30000);
@@ -292,20 +312,21 @@ route_test (bool verbose)
     close (peer);
 
     //  A timeout of a few seconds (the tests'): probes every second
-    zsock_t *router = route_bind (ZMQ_ROUTER, "tcp://127.0.0.1:*", NULL, CURVE_INTAKE, 1000, 64,
-                                  1024, 3000, error, sizeof error);
+    route_limits_t intake = {1000, 64, 1024, 3000, 128 << 10, 0};
+    zsock_t *router = route_bind (ZMQ_ROUTER, "tcp://127.0.0.1:*", NULL, CURVE_INTAKE, &intake,
+                                  error, sizeof error);
     assert (router && zsock_heartbeat_ivl (router) == 0);
     zsock_t *router_monitor = s_t_monitor (router, "router");
     peer = s_t_connect (router);
     fd = s_t_event (router_monitor, ZMQ_EVENT_ACCEPTED, T_WAIT_MS);
     assert (fd >= 0);
     s_t_assert_timeouts (fd, 1, 1, 2, 3000);
+    assert (s_t_buffer (fd, SO_SNDBUF) == 2 * (128 << 10));
     close (peer);
 
     //  A port in use: NULL and why
     char *endpoint = zsock_last_endpoint (router);
-    assert (!route_bind (ZMQ_ROUTER, endpoint, NULL, CURVE_INTAKE, 1000, 64, 1024,
-                         ROUTE_PEER_TIMEOUT_MS, error, sizeof error));
+    assert (!route_bind (ZMQ_ROUTER, endpoint, NULL, CURVE_INTAKE, &intake, error, sizeof error));
     assert (strstr (error, "cannot bind") != NULL);
     zstr_free (&endpoint);
     zmq_socket_monitor (zsock_resolve (router), NULL, 0);

@@ -20,15 +20,25 @@
 
 #define ROUTE_PEER_TIMEOUT_MS 30000
 
-//  Binds a ROUTER or an XPUB on `endpoint`, bounded: `sndhwm` messages
-//  queued to a peer, `rcvhwm` whole messages from it, `frame_max` bytes a
-//  frame; a connection whose peer is gone without a FIN (host down,
-//  network cut) closed within `peer_timeout_ms` (whole seconds, at
-//  least 2; ingestd's default ROUTE_PEER_TIMEOUT_MS); a CURVE server for `which` when `curve` is
-//  given. NULL with `error` filled when it cannot bind.
+//  What one bound socket allows each of its connections.
+typedef struct {
+    int sndhwm, rcvhwm; //  messages queued to a peer, whole messages from it
+    int64_t frame_max;  //  bytes a frame
+    //  A connection whose peer is gone without a FIN (host down, network
+    //  cut) is closed within it (whole seconds, at least 2; ingestd's
+    //  default ROUTE_PEER_TIMEOUT_MS)
+    int64_t peer_timeout_ms;
+    //  The kernel's buffers of a connection, bytes; 0: the kernel's own
+    //  (autotuned up to megabytes)
+    int sndbuf, rcvbuf;
+} route_limits_t;
+
+//  Binds a ROUTER or an XPUB on `endpoint` within `limits`; a CURVE server
+//  for `which` when `curve` is given. NULL with `error` filled when it
+//  cannot bind.
 zsock_t *route_bind (int type, const char *endpoint, omni_curve_server_t *curve,
-                     omni_curve_socket_t which, int sndhwm, int rcvhwm, int64_t frame_max,
-                     int64_t peer_timeout_ms, char *error, size_t error_size);
+                     omni_curve_socket_t which, const route_limits_t *limits, char *error,
+                     size_t error_size);
 
 //  Record frames laid end to end: frame k is data[ends[k - 1] .. ends[k])
 //  (from 0 for the first). One buffer per message, where a zmsg_t would be

@@ -53,11 +53,13 @@
 //  Writers send HELLO, ACK and small CONFLICTs only (wire.h): a frame over
 //  the bound closes the connection
 #define DELIVERY_FRAME_MAX WIRE_DELIVERY_FRAME_MAX
-#define TAP_FRAME_MAX      1024   //  a subscription (longer: connection dropped); fits a handshake
-#define FD_RESERVE         64     //  descriptors kept for the journal, /health, logs
-#define CONNECTIONS_MAX    4096   //  default limit on connections (each costs libzmq memory)
-#define MONITOR_HWM        100000 //  connection events queued for the loop (~100 bytes each)
-#define GUARD_MS           5      //  how often the memory guard reads the process's memory
+#define TAP_FRAME_MAX      1024 //  a subscription (longer: connection dropped); fits a handshake
+#define TAP_RCVBUF         (8 << 10) //  a tap connection's kernel receive buffer (it holds twice)
+#define TAP_BOUND_MS       20        //  how often the guard applies the tap's bounds
+#define FD_RESERVE         64        //  descriptors kept for the journal, /health, logs
+#define CONNECTIONS_MAX    4096      //  default limit on connections (each costs libzmq memory)
+#define MONITOR_HWM        100000    //  connection events queued for the loop (~100 bytes each)
+#define GUARD_MS           5         //  how often the memory guard reads the process's memory
 #define GUARD_HEADROOM_MIN (64ULL << 20) //  memory_max less at least this is where shedding starts
 #define SHED_FLOOR         (64 << 10)    //  a connection holding less is never shed for memory
 #define HELD_MS            5000          //  how often the held_bytes gauges are refreshed
@@ -312,21 +314,25 @@ server_new (const server_config_t *config, omni_metrics_t *metrics, char *error,
     omni_curve_server_t *curve = config->curve;
     int64_t intake_frame = (int64_t) (config->limits.max_size + ENVELOPE_BYTES);
     int64_t dead = self->config.peer_timeout_ms;
+    //  Intake sends only small replies: a small kernel buffer, so that a
+    //  peer that does not read fills its queue soon, not after megabytes.
+    //  The tap reads only subscriptions: a small one, so that a flooder
+    //  dropped (peers_drop_holding) has little left in the kernel that
+    //  libzmq would still read into its trie.
+    route_limits_t intake_limits = {PEERS_REPLY_HWM, 64, intake_frame, dead, 128 << 10, 0},
+                   delivery_limits = {PEERS_REPLY_HWM, 64, DELIVERY_FRAME_MAX, dead, 0, 0},
+                   tap_limits = {TAP_HWM, 64, TAP_FRAME_MAX, dead, 0, TAP_RCVBUF};
     if (!(self->intake = route_bind (ZMQ_ROUTER, config->intake, curve, CURVE_INTAKE,
-                                     PEERS_REPLY_HWM, 64, intake_frame, dead, error, error_size)) ||
-        !(self->delivery =
-              route_bind (ZMQ_ROUTER, config->delivery, curve, CURVE_DELIVERY, PEERS_REPLY_HWM, 64,
-                          DELIVERY_FRAME_MAX, dead, error, error_size)) ||
-        !(self->tap = route_bind (ZMQ_XPUB, config->tap, curve, CURVE_TAP, TAP_HWM, 64,
-                                  TAP_FRAME_MAX, dead, error, error_size))) {
+                                     &intake_limits, error, error_size)) ||
+        !(self->delivery = route_bind (ZMQ_ROUTER, config->delivery, curve, CURVE_DELIVERY,
+                                       &delivery_limits, error, error_size)) ||
+        !(self->tap = route_bind (ZMQ_XPUB, config->tap, curve, CURVE_TAP, &tap_limits, error,
+                                  error_size))) {
         server_destroy (&self);
         return NULL;
     }
     //  Also: a writer killed -9 closes its TCP connection at once: its
     //  session ends then, not at the timeout, so a restarted writer goes on.
-    //  Intake sends only small replies: a small kernel buffer, so that a
-    //  peer that does not read fills its queue soon, not after megabytes
-    zsock_set_sndbuf (self->intake, 128 << 10);
     self->monitors[PEERS_INTAKE] = s_monitor (self, self->intake, PEERS_INTAKE);
     self->monitors[PEERS_DELIVERY] = s_monitor (self, self->delivery, PEERS_DELIVERY);
     self->monitors[PEERS_TAP] = s_monitor (self, self->tap, PEERS_TAP);
@@ -572,9 +578,18 @@ s_guard (void *arg)
     //  Opened once: a peer holding every descriptor (EMFILE) would
     //  otherwise blind the guard while another builds a giant message
     int statm = self->statm_fd;
+    int64_t tap_ms = 0;
     while (!s_stopping (self)) {
         struct timespec pause = {0, GUARD_MS * 1000000L};
         nanosleep (&pause, NULL);
+        //  The tap's bound on subscriptions, kept from here: the tap's own
+        //  thread may be held inside libzmq by the very flood to be cut,
+        //  and every ms a flooder stays, libzmq reads more of it into its
+        //  trie (two system calls a tap connection, hence not every tick)
+        if (omni_util_mono_ms () - tap_ms >= TAP_BOUND_MS) {
+            tap_housekeep (self->tap_side);
+            tap_ms = omni_util_mono_ms ();
+        }
         uint64_t used = s_memory_used (statm);
         atomic_store (&self->memory_used, used);
         if (used > atomic_load (&self->memory_peak))
@@ -893,7 +908,6 @@ server_run (server_t *self)
         }
         zmq_pollitem_t items[] = {
             {zsock_resolve (self->delivery), 0, ZMQ_POLLIN, 0},
-            {zsock_resolve (self->tap), 0, ZMQ_POLLIN, 0},
             {zsock_resolve (self->monitors[PEERS_INTAKE]), 0, ZMQ_POLLIN, 0},
             {zsock_resolve (self->monitors[PEERS_DELIVERY]), 0, ZMQ_POLLIN, 0},
             {zsock_resolve (self->monitors[PEERS_TAP]), 0, ZMQ_POLLIN, 0},
@@ -905,21 +919,19 @@ server_run (server_t *self)
             int64_t probe_in = self->last_probe_ms + PROBE_MS - omni_util_mono_ms ();
             timeout = probe_in < 0 ? 0 : probe_in < timeout ? (long) probe_in : timeout;
         }
-        int rc = zmq_poll (items, hold ? 5 : 6, timeout);
+        int rc = zmq_poll (items, hold ? 4 : 5, timeout);
         if (rc < 0)
             continue;
         //  Connections first: a drop decided below must know them
         for (int k = 0; k < PEERS_SOCKETS; k++)
-            for (int n = 0; n < 1000 && (items[2 + k].revents & ZMQ_POLLIN) &&
+            for (int n = 0; n < 1000 && (items[1 + k].revents & ZMQ_POLLIN) &&
                             (zsock_events (self->monitors[k]) & ZMQ_POLLIN);
                  n++)
                 s_monitor_event (self, (peers_socket_t) k);
-        if (items[1].revents & ZMQ_POLLIN)
-            tap_subscriptions (self->tap_side);
         if ((items[0].revents & ZMQ_POLLIN) &&
             delivery_round (self->delivery_side, self->fault != JOURNAL_OK))
             s_journal_failed (self, "sync_cursors", 0);
-        if (!hold && (items[5].revents & ZMQ_POLLIN))
+        if (!hold && (items[4].revents & ZMQ_POLLIN))
             s_intake_round (self);
         if (self->fault != JOURNAL_OK && omni_util_mono_ms () - self->last_probe_ms >= PROBE_MS)
             s_probe (self);

@@ -1,5 +1,17 @@
 /*  tap: ingestd's publications for omni-tap (see tap.h).
 
+    Why the XPUB socket is served by a thread of its own: libzmq enters a
+    subscription in its trie as the socket reads it, and a read first
+    handles every command waiting for the socket. Subscriptions coming
+    faster than the trie takes them kept one read from returning (gdb: trie
+    nodes allocated inside one zmq_msg_recv, the I/O thread idle), and with
+    the socket on the event loop, intake and delivery stood still with it.
+    Now such a flood can only hold the tap's thread: the event loop hands
+    its publications over an inproc pipe (dropped and counted when the pipe
+    is full, never waited for), and drops the flooders itself on its
+    housekeeping tick by what their connections hold (peers_held), which
+    needs no read of the socket.
+
     Accepted records are copied for the tap only while someone is
     connected, and kept back to back in one buffer (kind, then record) until
     their round is committed: a subscriber never sees a record that was not
@@ -12,6 +24,8 @@
 
 #include <assert.h>
 #include <inttypes.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
 
 #define REJECT_TOPIC      "!reject"
@@ -19,6 +33,7 @@
 #define TAP_PEER_BYTES    (64 << 10)  //  subscriptions one tap peer may send (beyond heartbeats)
 #define TAP_BYTES_MAX     (256 << 10) //  and all of them together
 #define TAP_BUF_KEPT      (8 << 20)   //  a buffer larger than this is freed after its round
+#define TAP_FORWARD_MAX   1000        //  messages the thread forwards before it looks around
 
 //  An accepted record kept for the tap until the round is committed: its
 //  kind and bytes, back to back in one buffer.
@@ -27,22 +42,27 @@ typedef struct {
 } s_tapped_t;
 
 struct _tap_t {
-    zsock_t *sock;
+    zsock_t *sock;  //  the XPUB: the thread's from tap_new on
+    zsock_t *pipe;  //  the event loop's end of the publications' pipe
+    zsock_t *inlet; //  the thread's end
+    zactor_t *thread;
     peers_t *peers;
     //  Subscriptions XPUB reported since the tap last had no connection. An
     //  upper bound: an unsubscribe cannot be told from a bogus one (XPUB
     //  reports an unsubscribe of a topic the peer never had as if it were
     //  the last), so they are not counted down. Only a gauge: whether to
     //  publish is whether the tap has a connection.
-    uint64_t subscribes;
+    atomic_uint_fast64_t subscribes;
     size_t record_max;        //  larger records are not published (tap_budget / TAP_HWM)
     int64_t rejects_since_ms; //  rejects published on the tap this second
     uint32_t rejects;
     s_tapped_t *tapped; //  accepted records of the round
     size_t ntapped, tapped_cap;
     omni_buf_t buf; //  their kinds and bytes
-    omni_metric_t *m_subscribers, *m_skipped, *m_rejects_skipped;
+    omni_metric_t *m_subscribers, *m_skipped, *m_rejects_skipped, *m_behind;
 };
+
+static void s_thread (zsock_t *pipe, void *args);
 
 tap_t *
 tap_new (zsock_t *sock, peers_t *peers, uint64_t budget, omni_metrics_t *metrics)
@@ -51,6 +71,7 @@ tap_new (zsock_t *sock, peers_t *peers, uint64_t budget, omni_metrics_t *metrics
     assert (self);
     self->sock = sock;
     self->peers = peers;
+    atomic_init (&self->subscribes, 0);
     //  A record is published only when its copies queued for a subscriber
     //  that does not read stay within the budget.
     self->record_max = (size_t) (budget / TAP_HWM);
@@ -69,7 +90,27 @@ tap_new (zsock_t *sock, peers_t *peers, uint64_t budget, omni_metrics_t *metrics
             "Rejected inputs not published on the tap's !reject topic: over 1,000 a second (each "
             "is a dead letter all the same)",
             NULL);
+        self->m_behind = omni_metrics_counter (
+            metrics, "tap_messages_behind_total",
+            "Messages not published on the tap because its thread was TAP_HWM messages behind "
+            "(a flood of subscriptions holds it; intake and delivery go on)",
+            NULL);
     }
+    //  The pipe holds TAP_HWM messages (each at most record_max bytes):
+    //  the budget once more, at most, while the thread is held.
+    char endpoint[64];
+    snprintf (endpoint, sizeof endpoint, "inproc://omni-tap-%p", (void *) self);
+    self->pipe = zsock_new (ZMQ_PAIR);
+    self->inlet = zsock_new (ZMQ_PAIR);
+    assert (self->pipe && self->inlet);
+    zsock_set_sndhwm (self->pipe, TAP_HWM / 2);
+    zsock_set_rcvhwm (self->inlet, TAP_HWM / 2);
+    int rc = zsock_bind (self->inlet, "%s", endpoint);
+    assert (rc == 0);
+    rc = zsock_connect (self->pipe, "%s", endpoint);
+    assert (rc == 0);
+    self->thread = zactor_new (s_thread, self);
+    assert (self->thread);
     return self;
 }
 
@@ -79,6 +120,10 @@ tap_destroy (tap_t **self_p)
     tap_t *self = *self_p;
     if (!self)
         return;
+    //  The socket is the event loop's again once the thread is gone
+    zactor_destroy (&self->thread);
+    zsock_destroy (&self->pipe);
+    zsock_destroy (&self->inlet);
     free (self->tapped);
     omni_buf_release (&self->buf);
     free (self);
@@ -97,6 +142,18 @@ size_t
 tap_record_max (tap_t *self)
 {
     return self->record_max;
+}
+
+//  Queues a message's first frame (its topic) to the thread; the rest go
+//  with it (libzmq checks the high-water mark at a message's first frame
+//  only). False, counted, when the thread is TAP_HWM messages behind.
+static bool
+s_first (tap_t *self, const void *topic, size_t size)
+{
+    if (zmq_send (zsock_resolve (self->pipe), topic, size, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0)
+        return true;
+    omni_metric_add (self->m_behind, 1);
+    return false;
 }
 
 void
@@ -129,11 +186,10 @@ tap_round_end (tap_t *self, bool committed)
 {
     if (!self)
         return;
-    void *sock = zsock_resolve (self->sock);
+    void *sock = zsock_resolve (self->pipe);
     for (size_t i = 0; committed && i < self->ntapped; i++) {
         const s_tapped_t *t = &self->tapped[i];
-        if (zmq_send (sock, self->buf.data + t->kind_at, t->kind_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) >=
-            0)
+        if (s_first (self, self->buf.data + t->kind_at, t->kind_len))
             zmq_send (sock, self->buf.data + t->record_at, t->record_len, ZMQ_DONTWAIT);
     }
     self->ntapped = 0;
@@ -161,9 +217,9 @@ tap_reject (tap_t *self, const char *reason, const char *detail, const void *raw
         return;
     }
     self->rejects++;
-    void *sock = zsock_resolve (self->sock);
-    if (zmq_send (sock, REJECT_TOPIC, strlen (REJECT_TOPIC), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+    if (!s_first (self, REJECT_TOPIC, strlen (REJECT_TOPIC)))
         return;
+    void *sock = zsock_resolve (self->pipe);
     zmq_send (sock, reason, strlen (reason), ZMQ_SNDMORE | ZMQ_DONTWAIT);
     zmq_send (sock, detail, strlen (detail), ZMQ_SNDMORE | ZMQ_DONTWAIT);
     zmq_send (sock, raw, size < JOURNAL_DEAD_RAW_MAX ? size : JOURNAL_DEAD_RAW_MAX,
@@ -186,10 +242,9 @@ tap_conflict (tap_t *self, const char *writer, const omni_record_t *record, cons
     char topic[128];
     int len =
         snprintf (topic, sizeof topic, "conflict.%.*s", (int) record->kind.len, record->kind.ptr);
-    void *sock = zsock_resolve (self->sock);
-    if (zmq_send (sock, topic, (size_t) len < sizeof topic ? (size_t) len : sizeof topic - 1,
-                  ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+    if (!s_first (self, topic, (size_t) len < sizeof topic ? (size_t) len : sizeof topic - 1))
         return;
+    void *sock = zsock_resolve (self->pipe);
     zmq_send (sock, writer, strlen (writer), ZMQ_SNDMORE | ZMQ_DONTWAIT);
     zmq_send (sock, data, size, ZMQ_DONTWAIT);
 }
@@ -201,15 +256,10 @@ tap_conflict (tap_t *self, const char *writer, const omni_record_t *record, cons
 //  TAP_PEER_BYTES goes, and while all of them together are past
 //  TAP_BYTES_MAX, the largest. A real omni-tap sends a few hundred bytes:
 //  it keeps its subscriptions and its records whatever others send.
-void
-tap_subscriptions (tap_t *self)
+//  Called by both threads (peers has a lock of its own).
+static void
+s_bound (tap_t *self)
 {
-    zframe_t *frame;
-    for (int i = 0; i < 10000 && (frame = zframe_recv_nowait (self->sock)); i++) {
-        if (zframe_size (frame) >= 1 && zframe_data (frame)[0] == 1)
-            self->subscribes++;
-        zframe_destroy (&frame);
-    }
     size_t dropped = peers_drop_holding (self->peers, PEERS_TAP, TAP_PEER_BYTES, TAP_BYTES_MAX,
                                          PEERS_TAP_TOPICS, NULL);
     uint64_t held;
@@ -219,16 +269,76 @@ tap_subscriptions (tap_t *self)
                   " why=\"subscriptions past their bound (each costs memory in libzmq); the "
                   "other subscribers keep theirs\"",
                   dropped, TAP_PEER_BYTES, TAP_BYTES_MAX, held);
-    omni_metric_set (self->m_subscribers, (double) self->subscribes);
+}
+
+void
+tap_housekeep (tap_t *self)
+{
+    s_bound (self);
+}
+
+//  The thread: publications from the pipe onto the XPUB, subscriptions
+//  read (XPUB enters them in its trie as it reads them) and counted.
+static void
+s_thread (zsock_t *pipe, void *args)
+{
+    tap_t *self = args;
+    zsock_signal (pipe, 0);
+    void *xpub = zsock_resolve (self->sock), *inlet = zsock_resolve (self->inlet);
+    zmq_msg_t msg;
+    zmq_msg_init (&msg);
+    while (true) {
+        zmq_pollitem_t items[] = {{zsock_resolve (pipe), 0, ZMQ_POLLIN, 0},
+                                  {inlet, 0, ZMQ_POLLIN, 0},
+                                  {xpub, 0, ZMQ_POLLIN, 0}};
+        if (zmq_poll (items, 3, -1) < 0)
+            continue;
+        if (items[0].revents & ZMQ_POLLIN)
+            break; //  $TERM
+        //  Whole messages, frame by frame, without a copy; XPUB drops one
+        //  for a subscriber whose queue is full (TAP_HWM)
+        bool skip = false; //  the rest of a message whose frame was refused
+        for (int n = 0; n < TAP_FORWARD_MAX && zmq_msg_recv (&msg, inlet, ZMQ_DONTWAIT) >= 0;) {
+            bool more = zmq_msg_more (&msg);
+            if (skip || zmq_msg_send (&msg, xpub, (more ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT) < 0) {
+                zmq_msg_close (&msg);
+                zmq_msg_init (&msg);
+                skip = more;
+            }
+            n += !more;
+        }
+        if (items[2].revents & ZMQ_POLLIN) {
+            for (int i = 0; i < 10000 && zmq_msg_recv (&msg, xpub, ZMQ_DONTWAIT) >= 0; i++)
+                if (zmq_msg_size (&msg) >= 1 && ((uint8_t *) zmq_msg_data (&msg))[0] == 1)
+                    atomic_fetch_add (&self->subscribes, 1);
+            s_bound (self);
+            omni_metric_set (self->m_subscribers, (double) atomic_load (&self->subscribes));
+        }
+    }
+    zmq_msg_close (&msg);
 }
 
 void
 tap_closed (tap_t *self)
 {
     if (peers_count (self->peers, PEERS_TAP) == 0) {
-        self->subscribes = 0; //  no one left: their subscriptions are gone
+        atomic_store (&self->subscribes, 0); //  no one left: their subscriptions are gone
         omni_metric_set (self->m_subscribers, 0);
     }
+}
+
+//  Publishes a conflict as a marker and asserts it is the next message:
+//  what was not published before it never will be (one pipe, in order).
+static void
+s_assert_nothing_before_marker (tap_t *tap, zsock_t *sub)
+{
+    omni_record_t marker = {0};
+    marker.kind.ptr = "marker";
+    marker.kind.len = 6;
+    tap_conflict (tap, "test", &marker, "m", 1);
+    zmsg_t *msg = zmsg_recv (sub);
+    assert (msg && zframe_streq (zmsg_first (msg), "conflict.marker"));
+    zmsg_destroy (&msg);
 }
 
 void
@@ -237,9 +347,16 @@ tap_test (bool verbose)
     (void) verbose;
     //  Over inproc, with a tap connection entered in the table by hand (no
     //  monitor here): what is published, and what is not.
-    zsock_t *xpub = zsock_new_xpub ("inproc://tap-test");
-    zsock_t *sub = zsock_new_sub (">inproc://tap-test", "");
+    zsock_t *xpub = zsock_new (ZMQ_XPUB), *sub = zsock_new (ZMQ_SUB);
     assert (xpub && sub);
+    //  Room for everything the held thread's pipe gives up at once
+    zsock_set_sndhwm (xpub, 2 * TAP_HWM);
+    zsock_set_rcvhwm (sub, 2 * TAP_HWM);
+    int rc = zsock_bind (xpub, "inproc://tap-test");
+    assert (rc == 0);
+    zsock_set_subscribe (sub, "");
+    rc = zsock_connect (sub, "inproc://tap-test");
+    assert (rc == 0);
     zsock_set_rcvtimeo (sub, 2000);
     zframe_t *subscription = zframe_recv (xpub); //  the SUB's "" subscription
     assert (subscription);
@@ -257,17 +374,17 @@ tap_test (bool verbose)
     assert (!tap_open (tap) && !tap_open (NULL));
     tap_reject (tap, "bad_frame", "x", "raw", 3);
     tap_conflict (NULL, "archive", &record, record_bytes, 3);
-    assert (!(zsock_events (sub) & ZMQ_POLLIN));
 
     //  A connection: records published only once their round committed
     assert (peers_accepted (peers, PEERS_TAP, 1000, 0) < 0);
     assert (tap_open (tap));
+    s_assert_nothing_before_marker (tap, sub);
     tap_round_begin (tap);
     tap_keep (tap, &record, record_bytes, sizeof record_bytes);
     uint8_t large[101] = {0};
     tap_keep (tap, &record, large, sizeof large); //  over tap_record_max: skipped
     tap_round_end (tap, false);
-    assert (!(zsock_events (sub) & ZMQ_POLLIN));
+    s_assert_nothing_before_marker (tap, sub);
     tap_round_begin (tap);
     tap_keep (tap, &record, record_bytes, sizeof record_bytes);
     tap_round_end (tap, true);
@@ -281,13 +398,12 @@ tap_test (bool verbose)
     //  Rejects: at most TAP_REJECTS_PER_S a second, the rest counted
     for (int i = 0; i < TAP_REJECTS_PER_S + 10; i++)
         tap_reject (tap, "bad_frame", "detail", "raw", 3);
-    size_t rejects = 0;
-    while ((msg = zmsg_recv_nowait (sub))) {
-        assert (zmsg_size (msg) == 5 && zframe_streq (zmsg_first (msg), REJECT_TOPIC));
-        rejects++;
+    for (int i = 0; i < TAP_REJECTS_PER_S; i++) {
+        msg = zmsg_recv (sub);
+        assert (msg && zmsg_size (msg) == 5 && zframe_streq (zmsg_first (msg), REJECT_TOPIC));
         zmsg_destroy (&msg);
     }
-    assert (rejects == TAP_REJECTS_PER_S);
+    s_assert_nothing_before_marker (tap, sub);
     assert (omni_metric_value (
                 omni_metrics_counter (metrics, "tap_rejects_skipped_total", "x", NULL)) == 10);
 
@@ -298,8 +414,32 @@ tap_test (bool verbose)
     assert (zframe_streq (zmsg_next (msg), "relational"));
     zmsg_destroy (&msg);
 
+    //  The thread held (a flood of subscriptions, here: a thread that does
+    //  not run): publications wait in the pipe up to TAP_HWM messages, the
+    //  rest are counted and dropped, the caller never waits; once it runs
+    //  again, what waited is published in order.
+    zactor_destroy (&tap->thread);
+    int64_t start = omni_util_mono_ms ();
+    tap_round_begin (tap);
+    for (int i = 0; i < TAP_HWM + 100; i++)
+        tap_keep (tap, &record, record_bytes, sizeof record_bytes);
+    tap_round_end (tap, true);
+    assert (omni_util_mono_ms () - start < 1000);
+    uint64_t behind =
+        omni_metric_value (omni_metrics_counter (metrics, "tap_messages_behind_total", "x", NULL));
+    assert (behind >= 100 && behind <= 100 + TAP_HWM / 2); //  TAP_HWM waited, about
+    tap->thread = zactor_new (s_thread, tap);
+    size_t published = 0;
+    while (published < TAP_HWM + 100 - behind && (msg = zmsg_recv (sub))) {
+        assert (zframe_streq (zmsg_first (msg), "event"));
+        published++;
+        zmsg_destroy (&msg);
+    }
+    assert (published == TAP_HWM + 100 - behind);
+    s_assert_nothing_before_marker (tap, sub);
+
     //  The last connection gone: the subscription count starts over
-    tap_subscriptions (tap);
+    tap_housekeep (tap);
     peers_closed (peers, 1000);
     tap_closed (tap);
     assert (!tap_open (tap));

@@ -6,9 +6,10 @@
     it does: records larger than tap_budget / TAP_HWM are not published,
     rejects at most 1,000 a second, subscriptions per peer and in total.
 
-    The XPUB socket and the connection table are the server's (it binds the
-    socket and reads its monitor); tap only publishes on it and reads its
-    subscriptions.                                                          */
+    The server binds the XPUB socket and reads its monitor; from tap_new on
+    a thread of tap's serves the socket (the server touches it again only
+    once tap_destroy returned): a flood of subscriptions can hold that
+    thread, never ingestd's event loop (tap.c says why).                   */
 #ifndef OMNI_TAP_H
 #define OMNI_TAP_H
 
@@ -27,8 +28,9 @@
 
 typedef struct _tap_t tap_t;
 
-//  Publishes on `sock` (an XPUB, not owned) while `peers` has a tap
-//  connection; a record over `budget` / TAP_HWM bytes is not published.
+//  Publishes on `sock` (an XPUB, not owned, served by tap's thread until
+//  tap_destroy) while `peers` has a tap connection; a record over
+//  `budget` / TAP_HWM bytes is not published.
 tap_t *tap_new (zsock_t *sock, peers_t *peers, uint64_t budget, omni_metrics_t *metrics);
 void tap_destroy (tap_t **self_p);
 
@@ -51,9 +53,9 @@ void tap_reject (tap_t *self, const char *reason, const char *detail, const void
 void tap_conflict (tap_t *self, const char *writer, const omni_record_t *record, const void *data,
                    size_t size);
 
-//  Reads the subscriptions waiting on the socket; drops the tap
-//  connections past their bounds.
-void tap_subscriptions (tap_t *self);
+//  Drops the tap connections past their bounds (from the memory guard's
+//  thread: the tap's thread does too, but a flood may be holding it).
+void tap_housekeep (tap_t *self);
 //  A tap connection closed (after peers_closed).
 void tap_closed (tap_t *self);
 
