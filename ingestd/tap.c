@@ -24,6 +24,7 @@
 
 #include <assert.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -32,8 +33,16 @@
 #define TAP_REJECTS_PER_S 1000        //  !reject messages published a second at most
 #define TAP_PEER_BYTES    (64 << 10)  //  subscriptions one tap peer may send (beyond heartbeats)
 #define TAP_BYTES_MAX     (256 << 10) //  and all of them together
-#define TAP_BUF_KEPT      (8 << 20)   //  a buffer larger than this is freed after its round
-#define TAP_FORWARD_MAX   1000        //  messages the thread forwards before it looks around
+#define TAP_FORWARD_MAX   64          //  messages the thread forwards before it looks around
+#define TAP_BUF_KEPT      (8 << 20)   //  a round buffer larger than this is not kept for reuse
+#define TAP_PIPE_HWM      10000       //  messages waiting for the thread at most
+//  What the event loop hands the thread: a header frame (a type, then the
+//  message's bytes, 8 bytes big-endian), then a round's records (its index
+//  of s_tapped_t and its buffer, as kept) or one publication's frames.
+#define TAP_ROUND       'R'
+#define TAP_PUBLICATION 'P'
+#define TAP_HEADER      17 //  type, bytes, records (a round's index ends its buffer)
+#define TAP_SPARES      2  //  round buffers kept for reuse
 
 //  An accepted record kept for the tap until the round is committed: its
 //  kind and bytes, back to back in one buffer.
@@ -53,7 +62,14 @@ struct _tap_t {
     //  the last), so they are not counted down. Only a gauge: whether to
     //  publish is whether the tap has a connection.
     atomic_uint_fast64_t subscribes;
-    size_t record_max;        //  larger records are not published (tap_budget / TAP_HWM)
+    size_t record_max;            //  larger records are not published (tap_budget / TAP_HWM)
+    uint64_t budget;              //  bytes waiting in the pipe at most
+    atomic_uint_fast64_t in_pipe; //  bytes handed to the thread, not yet published
+    //  Round buffers the thread is done with, for the next rounds: fresh
+    //  memory for every round cost a page fault per 4 KiB written
+    pthread_mutex_t spare_lock;
+    omni_buf_t spare[TAP_SPARES];
+    size_t nspare;
     int64_t rejects_since_ms; //  rejects published on the tap this second
     uint32_t rejects;
     s_tapped_t *tapped; //  accepted records of the round
@@ -75,6 +91,9 @@ tap_new (zsock_t *sock, peers_t *peers, uint64_t budget, omni_metrics_t *metrics
     //  A record is published only when its copies queued for a subscriber
     //  that does not read stay within the budget.
     self->record_max = (size_t) (budget / TAP_HWM);
+    self->budget = budget;
+    atomic_init (&self->in_pipe, 0);
+    pthread_mutex_init (&self->spare_lock, NULL);
     if (metrics) {
         self->m_subscribers = omni_metrics_gauge (
             metrics, "tap_subscriptions",
@@ -92,19 +111,19 @@ tap_new (zsock_t *sock, peers_t *peers, uint64_t budget, omni_metrics_t *metrics
             NULL);
         self->m_behind = omni_metrics_counter (
             metrics, "tap_messages_behind_total",
-            "Messages not published on the tap because its thread was TAP_HWM messages behind "
-            "(a flood of subscriptions holds it; intake and delivery go on)",
+            "Publications not made on the tap because tap_budget bytes already waited for its "
+            "thread (a flood of subscriptions holds it; intake and delivery go on)",
             NULL);
     }
-    //  The pipe holds TAP_HWM messages (each at most record_max bytes):
-    //  the budget once more, at most, while the thread is held.
+    //  A round's records go as one message; what the pipe holds is bounded
+    //  in bytes (s_hand_over), its high-water mark only a backstop.
     char endpoint[64];
     snprintf (endpoint, sizeof endpoint, "inproc://omni-tap-%p", (void *) self);
     self->pipe = zsock_new (ZMQ_PAIR);
     self->inlet = zsock_new (ZMQ_PAIR);
     assert (self->pipe && self->inlet);
-    zsock_set_sndhwm (self->pipe, TAP_HWM / 2);
-    zsock_set_rcvhwm (self->inlet, TAP_HWM / 2);
+    zsock_set_sndhwm (self->pipe, TAP_PIPE_HWM / 2);
+    zsock_set_rcvhwm (self->inlet, TAP_PIPE_HWM / 2);
     int rc = zsock_bind (self->inlet, "%s", endpoint);
     assert (rc == 0);
     rc = zsock_connect (self->pipe, "%s", endpoint);
@@ -124,6 +143,9 @@ tap_destroy (tap_t **self_p)
     zactor_destroy (&self->thread);
     zsock_destroy (&self->pipe);
     zsock_destroy (&self->inlet);
+    for (size_t i = 0; i < self->nspare; i++)
+        omni_buf_release (&self->spare[i]);
+    pthread_mutex_destroy (&self->spare_lock);
     free (self->tapped);
     omni_buf_release (&self->buf);
     free (self);
@@ -144,16 +166,74 @@ tap_record_max (tap_t *self)
     return self->record_max;
 }
 
-//  Queues a message's first frame (its topic) to the thread; the rest go
-//  with it (libzmq checks the high-water mark at a message's first frame
-//  only). False, counted, when the thread is TAP_HWM messages behind.
+//  Hands one message of `n` frames, `bytes` in all, to the tap's thread
+//  (frames[0] is left for the header). False, the frames closed and
+//  `publications` counted, when tap_budget bytes are waiting for the thread
+//  already (the event loop never waits for it) or its pipe is full.
 static bool
-s_first (tap_t *self, const void *topic, size_t size)
+s_hand_over (tap_t *self, char type, zmq_msg_t *frames, size_t n, uint64_t bytes,
+             size_t publications)
 {
-    if (zmq_send (zsock_resolve (self->pipe), topic, size, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0)
-        return true;
-    omni_metric_add (self->m_behind, 1);
-    return false;
+    zmq_msg_init_size (&frames[0], TAP_HEADER);
+    uint8_t *header = zmq_msg_data (&frames[0]);
+    header[0] = (uint8_t) type;
+    omni_util_put_be (header + 1, bytes, 8);
+    omni_util_put_be (header + 9, publications, 8);
+    //  Counted before it goes: the thread may publish it and count it
+    //  down before this thread would have counted it up
+    bool ok = atomic_fetch_add (&self->in_pipe, bytes) + bytes <= self->budget;
+    void *pipe = zsock_resolve (self->pipe);
+    for (size_t i = 0; i < n; i++) {
+        //  libzmq checks the high-water mark at a message's first frame only
+        if (ok && zmq_msg_send (&frames[i], pipe, (i + 1 < n ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT) < 0)
+            ok = false;
+        if (!ok)
+            zmq_msg_close (&frames[i]);
+    }
+    if (!ok) {
+        atomic_fetch_sub (&self->in_pipe, bytes);
+        omni_metric_add (self->m_behind, publications);
+    }
+    return ok;
+}
+
+//  One publication of `n` parts, copied.
+static void
+s_publish (tap_t *self, const void **parts, const size_t *sizes, size_t n)
+{
+    zmq_msg_t frames[8];
+    assert (n < 8);
+    uint64_t bytes = 0;
+    for (size_t i = 0; i < n; i++) {
+        zmq_msg_init_size (&frames[i + 1], sizes[i]);
+        if (sizes[i])
+            memcpy (zmq_msg_data (&frames[i + 1]), parts[i], sizes[i]);
+        bytes += sizes[i];
+    }
+    s_hand_over (self, TAP_PUBLICATION, frames, n + 1, bytes, 1);
+}
+
+//  A round's buffer lent to the thread: back among the spares when the
+//  thread closes its frame (on the thread), or freed.
+typedef struct {
+    tap_t *tap;
+    omni_buf_t buf;
+} s_lent_t;
+
+static void
+s_give_back (void *data, void *hint)
+{
+    (void) data;
+    s_lent_t *lent = hint;
+    tap_t *self = lent->tap;
+    pthread_mutex_lock (&self->spare_lock);
+    if (self->nspare < TAP_SPARES && lent->buf.capacity <= TAP_BUF_KEPT) {
+        self->spare[self->nspare++] = lent->buf;
+        lent->buf = (omni_buf_t){0};
+    }
+    pthread_mutex_unlock (&self->spare_lock);
+    omni_buf_release (&lent->buf);
+    free (lent);
 }
 
 void
@@ -181,21 +261,35 @@ tap_keep (tap_t *self, const omni_record_t *record, const void *data, size_t siz
     omni_buf_append (&self->buf, data, size);
 }
 
+//  The round's buffer goes to the thread as it is, its index appended (one
+//  frame, no copy): the event loop spends a send a round on the tap, not
+//  two a record. The thread gives the buffer back when done.
 void
 tap_round_end (tap_t *self, bool committed)
 {
     if (!self)
         return;
-    void *sock = zsock_resolve (self->pipe);
-    for (size_t i = 0; committed && i < self->ntapped; i++) {
-        const s_tapped_t *t = &self->tapped[i];
-        if (s_first (self, self->buf.data + t->kind_at, t->kind_len))
-            zmq_send (sock, self->buf.data + t->record_at, t->record_len, ZMQ_DONTWAIT);
+    if (committed && self->ntapped) {
+        static const char pad[_Alignof(s_tapped_t)];
+        omni_buf_append (&self->buf, pad,
+                         (_Alignof(s_tapped_t) - self->buf.size % _Alignof(s_tapped_t)) %
+                             _Alignof(s_tapped_t));
+        omni_buf_append (&self->buf, self->tapped, self->ntapped * sizeof *self->tapped);
+        s_lent_t *lent = malloc (sizeof *lent);
+        assert (lent);
+        lent->tap = self;
+        lent->buf = self->buf;
+        zmq_msg_t frames[2];
+        zmq_msg_init_data (&frames[1], lent->buf.data, lent->buf.size, s_give_back, lent);
+        s_hand_over (self, TAP_ROUND, frames, 2, lent->buf.size, self->ntapped);
+        self->buf = (omni_buf_t){0};
+        pthread_mutex_lock (&self->spare_lock);
+        if (self->nspare)
+            self->buf = self->spare[--self->nspare];
+        pthread_mutex_unlock (&self->spare_lock);
     }
     self->ntapped = 0;
     omni_buf_reset (&self->buf);
-    if (self->buf.capacity > TAP_BUF_KEPT)
-        omni_buf_release (&self->buf);
 }
 
 //  Rejects are published at most TAP_REJECTS_PER_S a second: one message
@@ -217,18 +311,14 @@ tap_reject (tap_t *self, const char *reason, const char *detail, const void *raw
         return;
     }
     self->rejects++;
-    if (!s_first (self, REJECT_TOPIC, strlen (REJECT_TOPIC)))
-        return;
-    void *sock = zsock_resolve (self->pipe);
-    zmq_send (sock, reason, strlen (reason), ZMQ_SNDMORE | ZMQ_DONTWAIT);
-    zmq_send (sock, detail, strlen (detail), ZMQ_SNDMORE | ZMQ_DONTWAIT);
-    zmq_send (sock, raw, size < JOURNAL_DEAD_RAW_MAX ? size : JOURNAL_DEAD_RAW_MAX,
-              ZMQ_SNDMORE | ZMQ_DONTWAIT);
     //  The raw frame is cut at JOURNAL_DEAD_RAW_MAX: the whole size says how
     //  much was refused (a 100 MiB frame is not a 4 KiB one).
     uint8_t whole[8];
     omni_util_put_be (whole, size, 8);
-    zmq_send (sock, whole, sizeof whole, ZMQ_DONTWAIT);
+    const void *parts[] = {REJECT_TOPIC, reason, detail, raw, whole};
+    size_t sizes[] = {strlen (REJECT_TOPIC), strlen (reason), strlen (detail),
+                      size < JOURNAL_DEAD_RAW_MAX ? size : JOURNAL_DEAD_RAW_MAX, sizeof whole};
+    s_publish (self, parts, sizes, 5);
 }
 
 //  So that an operator watching sees the evidence of what a writer kept
@@ -242,11 +332,10 @@ tap_conflict (tap_t *self, const char *writer, const omni_record_t *record, cons
     char topic[128];
     int len =
         snprintf (topic, sizeof topic, "conflict.%.*s", (int) record->kind.len, record->kind.ptr);
-    if (!s_first (self, topic, (size_t) len < sizeof topic ? (size_t) len : sizeof topic - 1))
-        return;
-    void *sock = zsock_resolve (self->pipe);
-    zmq_send (sock, writer, strlen (writer), ZMQ_SNDMORE | ZMQ_DONTWAIT);
-    zmq_send (sock, data, size, ZMQ_DONTWAIT);
+    const void *parts[] = {topic, writer, data};
+    size_t sizes[] = {(size_t) len < sizeof topic ? (size_t) len : sizeof topic - 1,
+                      strlen (writer), size};
+    s_publish (self, parts, sizes, 3);
 }
 
 //  libzmq keeps every subscription in a trie, which a peer could grow
@@ -277,6 +366,42 @@ tap_housekeep (tap_t *self)
     s_bound (self);
 }
 
+//  Publishes what the event loop handed over in the message whose header
+//  is in `msg` (its other frames follow at once: a message comes whole).
+//  XPUB drops a publication for a subscriber whose queue is full (TAP_HWM).
+static void
+s_forward (tap_t *self, zmq_msg_t *msg, void *inlet, void *xpub)
+{
+    assert (zmq_msg_size (msg) == TAP_HEADER && zmq_msg_more (msg));
+    const uint8_t *header = zmq_msg_data (msg);
+    char type = (char) header[0];
+    uint64_t bytes = omni_util_get_be (header + 1, 8);
+    if (type == TAP_ROUND) {
+        size_t records = (size_t) omni_util_get_be (header + 9, 8);
+        int rc = zmq_msg_recv (msg, inlet, ZMQ_DONTWAIT);
+        assert (rc >= 0 && !zmq_msg_more (msg));
+        const char *buf = zmq_msg_data (msg);
+        const s_tapped_t *t = (const s_tapped_t *) (buf + zmq_msg_size (msg) - records * sizeof *t);
+        for (size_t i = 0; i < records; i++)
+            if (zmq_send (xpub, buf + t[i].kind_at, t[i].kind_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0)
+                zmq_send (xpub, buf + t[i].record_at, t[i].record_len, ZMQ_DONTWAIT);
+        zmq_msg_close (msg); //  the buffer goes back
+        zmq_msg_init (msg);
+    } else {
+        //  One publication, frame by frame, without a copy
+        bool more = true, refused = false;
+        while (more && zmq_msg_recv (msg, inlet, ZMQ_DONTWAIT) >= 0) {
+            more = zmq_msg_more (msg);
+            if (refused || zmq_msg_send (msg, xpub, (more ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT) < 0) {
+                refused = true; //  and the rest of it
+                zmq_msg_close (msg);
+                zmq_msg_init (msg);
+            }
+        }
+    }
+    atomic_fetch_sub (&self->in_pipe, bytes);
+}
+
 //  The thread: publications from the pipe onto the XPUB, subscriptions
 //  read (XPUB enters them in its trie as it reads them) and counted.
 static void
@@ -295,18 +420,8 @@ s_thread (zsock_t *pipe, void *args)
             continue;
         if (items[0].revents & ZMQ_POLLIN)
             break; //  $TERM
-        //  Whole messages, frame by frame, without a copy; XPUB drops one
-        //  for a subscriber whose queue is full (TAP_HWM)
-        bool skip = false; //  the rest of a message whose frame was refused
-        for (int n = 0; n < TAP_FORWARD_MAX && zmq_msg_recv (&msg, inlet, ZMQ_DONTWAIT) >= 0;) {
-            bool more = zmq_msg_more (&msg);
-            if (skip || zmq_msg_send (&msg, xpub, (more ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT) < 0) {
-                zmq_msg_close (&msg);
-                zmq_msg_init (&msg);
-                skip = more;
-            }
-            n += !more;
-        }
+        for (int n = 0; n < TAP_FORWARD_MAX && zmq_msg_recv (&msg, inlet, ZMQ_DONTWAIT) >= 0; n++)
+            s_forward (self, &msg, inlet, xpub);
         if (items[2].revents & ZMQ_POLLIN) {
             for (int i = 0; i < 10000 && zmq_msg_recv (&msg, xpub, ZMQ_DONTWAIT) >= 0; i++)
                 if (zmq_msg_size (&msg) >= 1 && ((uint8_t *) zmq_msg_data (&msg))[0] == 1)
@@ -415,28 +530,32 @@ tap_test (bool verbose)
     zmsg_destroy (&msg);
 
     //  The thread held (a flood of subscriptions, here: a thread that does
-    //  not run): publications wait in the pipe up to TAP_HWM messages, the
-    //  rest are counted and dropped, the caller never waits; once it runs
-    //  again, what waited is published in order.
+    //  not run): rounds wait in the pipe up to tap_budget bytes, the rest
+    //  are counted and dropped, the event loop never waits; once the
+    //  thread runs again, what waited is published, in order.
     zactor_destroy (&tap->thread);
     int64_t start = omni_util_mono_ms ();
-    tap_round_begin (tap);
-    for (int i = 0; i < TAP_HWM + 100; i++)
-        tap_keep (tap, &record, record_bytes, sizeof record_bytes);
-    tap_round_end (tap, true);
+    size_t handed = 0, rounds = 0;
+    omni_metric_t *behind = omni_metrics_counter (metrics, "tap_messages_behind_total", "x", NULL);
+    while (omni_metric_value (behind) == 0) {
+        tap_round_begin (tap);
+        for (int i = 0; i < 100; i++)
+            tap_keep (tap, &record, record_bytes, sizeof record_bytes);
+        tap_round_end (tap, true);
+        assert (atomic_load (&tap->in_pipe) <= 10000ULL * 100);
+        handed += omni_metric_value (behind) == 0 ? 100 : 0;
+        rounds++;
+    }
+    assert (omni_metric_value (behind) == 100 && rounds > 100);
     assert (omni_util_mono_ms () - start < 1000);
-    uint64_t behind =
-        omni_metric_value (omni_metrics_counter (metrics, "tap_messages_behind_total", "x", NULL));
-    assert (behind >= 100 && behind <= 100 + TAP_HWM / 2); //  TAP_HWM waited, about
     tap->thread = zactor_new (s_thread, tap);
-    size_t published = 0;
-    while (published < TAP_HWM + 100 - behind && (msg = zmsg_recv (sub))) {
-        assert (zframe_streq (zmsg_first (msg), "event"));
-        published++;
+    for (size_t published = 0; published < handed; published++) {
+        msg = zmsg_recv (sub);
+        assert (msg && zframe_streq (zmsg_first (msg), "event"));
         zmsg_destroy (&msg);
     }
-    assert (published == TAP_HWM + 100 - behind);
     s_assert_nothing_before_marker (tap, sub);
+    assert (atomic_load (&tap->in_pipe) == 0);
 
     //  The last connection gone: the subscription count starts over
     tap_housekeep (tap);
