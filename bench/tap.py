@@ -119,13 +119,13 @@ def main():
                                  capture_output=True, text=True, check=True)
             results[label].append(json.loads(out.stdout.strip().splitlines()[-1]))
             print(f"run {run + 1} {label}: {results[label][-1]}", file=sys.stderr)
-    print(f"| build | records/s journaled | ingestd CPU s | RssAnon peak MiB | "
-          f"received by the subscriber | tap_messages_behind |")
+    print("| build | records/s journaled | ingestd CPU s | RssAnon peak MiB | "
+          "received by the subscriber | tap_messages_behind |")
     print("|---|---|---|---|---|---|")
     for label, rs in results.items():
         med = {k: statistics.median(r[k] for r in rs) for k in rs[0]}
         print(f"| {label} | {med['rate']:,.0f} | {med['cpu']:.2f} | {med['peak_mib']:.0f} | "
-              f"{med['received']:,.0f} of {med['records']:,} | {med['behind']:,.0f} |")
+              f"{med['received']:,.0f} of {med['records']:,.0f} | {med['behind']:,.0f} |")
 
 
 if __name__ == "__main__":
