@@ -7,15 +7,20 @@
     nodes allocated inside one zmq_msg_recv, the I/O thread idle), and with
     the socket on the event loop, intake and delivery stood still with it.
     Now such a flood can only hold the tap's thread: the event loop hands
-    its publications over an inproc pipe (dropped and counted when the pipe
-    is full, never waited for), and drops the flooders itself on its
-    housekeeping tick by what their connections hold (peers_held), which
-    needs no read of the socket.
+    its publications over an inproc pipe (at most tap_budget bytes waiting;
+    past that dropped and counted, never waited for), and the memory
+    guard's thread drops the flooders by what their connections hold
+    (peers_held), which needs no read of the socket.
+
+    Why a round goes as one message, its buffer lent: two messages a record
+    cost the event loop a quarter of its rate, and a fresh buffer a round a
+    page fault per 4 KiB written (bench/tap.py). The thread gives a buffer
+    back when it has published its records; two are kept for reuse.
 
     Accepted records are copied for the tap only while someone is
     connected, and kept back to back in one buffer (kind, then record) until
     their round is committed: a subscriber never sees a record that was not
-    journaled. A burst leaves that buffer large; it is not kept.          */
+    journaled.                                                              */
 #include "ingestd/tap.h"
 #include "common/buf.h"
 #include "common/log.h"
