@@ -234,16 +234,6 @@ s_t_assert_timeouts (int fd, int idle, int interval, int probes, int unacked_ms)
     assert (s_t_option (fd, IPPROTO_TCP, TCP_USER_TIMEOUT) == unacked_ms);
 }
 
-static int
-s_t_buffer (int fd, int option)
-{
-    int size = 0;
-    socklen_t len = sizeof size;
-    int rc = getsockopt (fd, SOL_SOCKET, option, &size, &len);
-    assert (rc == 0);
-    return size;
-}
-
 void
 route_test (bool verbose)
 {
@@ -261,7 +251,7 @@ route_test (bool verbose)
     assert (fd >= 0);
     //  The kernel buffers asked for are the connection's (Linux keeps
     //  twice what is asked, for its bookkeeping); the rest autotuned
-    assert (s_t_buffer (fd, SO_RCVBUF) == 2 * (16 << 10));
+    assert (s_t_option (fd, SOL_SOCKET, SO_RCVBUF) == 2 * (16 << 10));
     //  The default: a dead idle peer probed from 10 s, every 5 s, gone at
     //  30 s; data unacknowledged for 30 s, gone
     s_t_assert_timeouts (fd, 10, 5, 4, 30000);
@@ -321,7 +311,7 @@ route_test (bool verbose)
     fd = s_t_event (router_monitor, ZMQ_EVENT_ACCEPTED, T_WAIT_MS);
     assert (fd >= 0);
     s_t_assert_timeouts (fd, 1, 1, 2, 3000);
-    assert (s_t_buffer (fd, SO_SNDBUF) == 2 * (128 << 10));
+    assert (s_t_option (fd, SOL_SOCKET, SO_SNDBUF) == 2 * (128 << 10));
     close (peer);
 
     //  A port in use: NULL and why

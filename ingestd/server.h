@@ -42,7 +42,7 @@ typedef struct {
     uint64_t max_batch_bytes; //  bytes of one intake message
     size_t max_connections;   //  over all sockets; 0 = the fd limit less a reserve, at most 4096
     int64_t idle_timeout_ms;  //  intake and delivery connections silent this long are closed
-    int64_t peer_timeout_ms;  //  a peer gone without a FIN goes within this (s; 0 = 30 s)
+    int64_t peer_timeout_ms;  //  a peer gone without a FIN goes within this (0 = 30 s)
     uint64_t memory_max;      //  over this, connections without a recent whole message go
     uint64_t tap_budget;      //  bytes queued to one tap subscriber at most
     //  journal: jetstream: accepted records go to this stream (the LMDB

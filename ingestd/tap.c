@@ -357,10 +357,13 @@ tap_conflict (tap_t *self, const char *writer, const omni_record_t *record, cons
 //  TAP_PEER_BYTES goes, and while all of them together are past
 //  TAP_BYTES_MAX, the largest. A real omni-tap sends a few hundred bytes:
 //  it keeps its subscriptions and its records whatever others send.
-//  Called by both threads (peers has a lock of its own).
-static void
-s_bound (tap_t *self)
+//  Called by the memory guard's thread and the tap's (peers has a lock of
+//  its own); without a tap connection, not even the table is walked.
+void
+tap_housekeep (tap_t *self)
 {
+    if (!tap_open (self))
+        return;
     size_t dropped = peers_drop_holding (self->peers, PEERS_TAP, TAP_PEER_BYTES, TAP_BYTES_MAX,
                                          PEERS_TAP_TOPICS, NULL);
     uint64_t held;
@@ -370,12 +373,6 @@ s_bound (tap_t *self)
                   " why=\"subscriptions past their bound (each costs memory in libzmq); the "
                   "other subscribers keep theirs\"",
                   dropped, TAP_PEER_BYTES, TAP_BYTES_MAX, held);
-}
-
-void
-tap_housekeep (tap_t *self)
-{
-    s_bound (self);
 }
 
 //  Publishes what the event loop handed over in the message whose header
@@ -438,7 +435,7 @@ s_thread (zsock_t *pipe, void *args)
             for (int i = 0; i < 10000 && zmq_msg_recv (&msg, xpub, ZMQ_DONTWAIT) >= 0; i++)
                 if (zmq_msg_size (&msg) >= 1 && ((uint8_t *) zmq_msg_data (&msg))[0] == 1)
                     atomic_fetch_add (&self->subscribes, 1);
-            s_bound (self);
+            tap_housekeep (self);
             omni_metric_set (self->m_subscribers, (double) atomic_load (&self->subscribes));
         }
     }
