@@ -86,6 +86,7 @@ class Side:
         self.admin.autocommit = True
         self.procs = {}  # name -> pid, the side's own processes
         self.extra_cpu = {}  # name -> seconds measured otherwise (exited children)
+        self.waits = None
 
     def count(self):
         cur = self.admin.cursor()
@@ -116,6 +117,14 @@ class Side:
         self.cpu0 = {name: cpu_of(pid) for name, pid in self.procs.items()}
         self.t0 = time.monotonic()
 
+    def watch(self, **more):
+        """--waits: samples the side's threads and backends (and `more`,
+        name=pid) from now to the end of the clock."""
+        pids = dict(self.procs, **more)
+        pids.update({f"postgres[{pid}]": pid for pid in self.pg0})
+        self.waits = Waits(pids)
+        self.waits.thread.start()
+
     def wait_rows(self, n, timeout, alive=None):
         """Polls count(*) until it reaches n; the end of the clock."""
         deadline = time.monotonic() + timeout
@@ -129,6 +138,9 @@ class Side:
             if time.monotonic() > deadline:
                 raise SystemExit(f"{self.name}: {seen} of {n} rows after {timeout} s")
             time.sleep(POLL_S)
+        if self.waits:
+            self.waits.end()
+            self.waits.report(self.name)
         me = self.admin.get_backend_pid()
         self.pg_cpu = sum(cpu_of(pid) - self.pg0.get(pid, 0.0)
                           for pid in backends(self.admin, self.db) if pid != me)
@@ -164,6 +176,98 @@ class Side:
                 + (f" (points_data's index {self.index / 2**20:,.1f})" if self.index else "") + " |")
 
 
+class Waits:
+    """--waits: where a side's threads spend the clock. For every thread of
+    the side's processes and of its PostgreSQL backends, the kernel's
+    schedstat (time on a CPU, time runnable but waiting for one) between the
+    generator's first send and the last row; the rest of the clock it slept.
+    A sleeping thread's kernel function (wchan: a poll, a futex, an fsync's
+    journal wait) is sampled every 25 ms to say what it slept on. On two
+    cores, rate is CPU per record and how much of the clock the cores have
+    work: the runnable column says whether the side ran out of cores, the
+    sleeps whom it waited for."""
+
+    def __init__(self, pids, interval=0.025):
+        self.pids, self.interval = pids, interval  # name -> pid
+        self.sleeps, self.samples = {}, 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def tasks(self):
+        for name, pid in list(self.pids.items()):
+            try:
+                tids = os.listdir(f"/proc/{pid}/task")
+            except OSError:
+                continue
+            for tid in tids:
+                try:
+                    with open(f"/proc/{pid}/task/{tid}/comm") as f:
+                        comm = f.read().strip()
+                except OSError:
+                    continue
+                yield (name, f"{comm}:{tid}" if tid != str(pid) else "main"), f"/proc/{pid}/task/{tid}"
+
+    def schedstat(self):
+        out = {}
+        for key, path in self.tasks():
+            try:
+                with open(path + "/schedstat") as f:
+                    out[key] = [int(x) / 1e9 for x in f.read().split()[:2]]
+            except (OSError, ValueError):
+                pass
+        return out
+
+    @staticmethod
+    def machine():
+        with open("/proc/stat") as f:  # user nice system idle iowait irq softirq steal
+            return [int(x) / os.sysconf("SC_CLK_TCK") for x in f.readline().split()[1:9]]
+
+    def run(self):
+        self.t0, self.at0, self.m0 = time.monotonic(), self.schedstat(), self.machine()
+        while not self.stop.wait(self.interval):
+            self.samples += 1
+            for key, path in self.tasks():
+                try:
+                    with open(path + "/stat") as f:
+                        if f.read().rsplit(")", 1)[1].split()[0] == "R":
+                            continue
+                    with open(path + "/wchan") as f:
+                        where = f.read().strip() or "?"
+                except (OSError, IndexError):
+                    continue
+                per = self.sleeps.setdefault(key, {})
+                per[where] = per.get(where, 0) + 1
+        self.clock, self.at1, self.m1 = time.monotonic() - self.t0, self.schedstat(), self.machine()
+
+    def end(self):
+        self.stop.set()
+        if self.thread.ident:  # started (at the generator's first send)
+            self.thread.join()
+
+    def report(self, title):
+        print(f"\n# where {title}'s threads were over {self.clock:.2f} s (on a CPU, runnable "
+              "waiting for one, asleep: what on, sampled)")
+        cores = [0.0, 0.0]
+        for key in sorted(self.at1):
+            run, queue = (self.at1[key][i] - self.at0.get(key, [0, 0])[i] for i in (0, 1))
+            cores[0] += run
+            cores[1] += queue
+            if run < 0.02 * self.clock:
+                continue  # an idle helper thread
+            per = self.sleeps.get(key, {})
+            n = sum(per.values()) or 1
+            top = sorted(per.items(), key=lambda kv: -kv[1])[:3]
+            print(f"#   {key[0]}/{key[1]}: cpu {run / self.clock:.0%}, runnable "
+                  f"{queue / self.clock:.0%}, asleep on " + ", ".join(
+                      f"{where} {k / n:.0%}" for where, k in top))
+        print(f"#   all: {cores[0] / self.clock:.2f} cores busy, {cores[1] / self.clock:.2f} "
+              "threads runnable on average")
+        m = [(b - a) / self.clock for a, b in zip(self.m0, self.m1)]
+        print(f"#   the machine (every process, in cores): user {m[0] + m[1]:.2f}, system "
+              f"{m[2]:.2f}, interrupts {m[5] + m[6]:.2f}, steal {m[7]:.2f}, iowait {m[4]:.2f}, "
+              f"idle {m[3]:.2f}")
+
+
 def loadgen(args, kind, count, dump=None, intake=None, ready=None):
     """omni-loadgen, the one generator; returns its CPU seconds. With
     `ready` (and --preencode) it builds every record first and calls
@@ -194,6 +298,20 @@ def loadgen(args, kind, count, dump=None, intake=None, ready=None):
     if pre and not built:
         raise SystemExit("omni-loadgen did not pre-encode its records")
     return usage.ru_utime + usage.ru_stime - built
+
+
+def loadgen_pid():
+    """The running omni-loadgen (a child of this process), as Side.watch's
+    argument."""
+    for pid in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        if "(omni-loadgen)" in stat and int(stat.rsplit(")", 1)[1].split()[1]) == os.getpid():
+            return {"omni-loadgen": int(pid)}
+    raise SystemExit("--waits: omni-loadgen not found")
 
 
 def records(path):
@@ -294,6 +412,8 @@ def telegraf_side(args, exe, lines, n, keyed, work):
                 sock.close()
                 sender["cpu"] = sum(resource.getrusage(resource.RUSAGE_THREAD)[:2])
             thread = threading.Thread(target=send)
+            if args.waits:
+                side.watch()
             thread.start()
             side.wait_rows(n, args.timeout, alive=lambda: proc.poll() is None)
             thread.join()
@@ -328,8 +448,13 @@ def omni_side(args, name, writer, daemon, daemon_args, kind, n, table_sql, work,
         try:
             side.start()
             done = {}
+
+            def ready(_cpu):  # the generator's records are made: the clock starts
+                side.restart()
+                if args.waits:
+                    side.watch(**loadgen_pid())
             thread = threading.Thread(target=lambda: done.update(cpu=loadgen(
-                args, kind, n, intake=p.intake, ready=lambda cpu: side.restart())))
+                args, kind, n, intake=p.intake, ready=ready)))
             thread.daemon = True
             thread.start()
             side.wait_rows(n, args.timeout, alive=lambda: w.proc.poll() is None)
@@ -427,6 +552,8 @@ def main():
                     "(by default it builds them all first and the clock starts at the first "
                     "sent, as for Telegraf's lines and the JSONB side's COPY text)")
     ap.add_argument("--timeout", type=float, default=1800)
+    ap.add_argument("--waits", action="store_true",
+                    help="sample where each of our sides' threads and backends wait (/proc)")
     ap.add_argument("--before", metavar="DIR",
                     help="also run the metricsd and relationald sides with the daemons of "
                     "another build (e.g. the previous commit's build/bin)")
