@@ -10,8 +10,8 @@
     routed to this writer) and fails now and then, as stores do.
 
     Input: the first byte chooses the shape. Odd: a well-formed head
-    ("OD/1", a command chosen by the second byte, and for DELIVER an 8-byte
-    `upto`) followed by frames; even: raw frames only. Frames are cut by a
+    ("OD/1", a command chosen by the second byte, and for DELIVER and
+    DELIVERP an 8-byte `upto`) followed by frames; even: raw frames only. Frames are cut by a
     2-byte big-endian length before each one; the rest is the last frame.
     Records in the seeds (proto/fuzz_seeds) are reached through the
     length-prefixed frames.                                                  */
@@ -80,15 +80,16 @@ int
 LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
 {
     static const omni_wire_command_t commands[] = {WIRE_DELIVER,   WIRE_WELCOME, WIRE_RESET,
-                                                   WIRE_HEARTBEAT, WIRE_REFUSED, WIRE_DELIVERY_ACK};
+                                                   WIRE_HEARTBEAT, WIRE_REFUSED, WIRE_DELIVERY_ACK,
+                                                   WIRE_DELIVERP};
     zmsg_t *msg = zmsg_new ();
     if (size >= 2 && (data[0] & 1)) {
-        omni_wire_command_t command = commands[data[1] % 6];
+        omni_wire_command_t command = commands[data[1] % 7];
         zmsg_addstr (msg, WIRE_DELIVERY_SIGNATURE);
         zmsg_addstr (msg, omni_wire_command_name (command));
         data += 2;
         size -= 2;
-        if (command == WIRE_DELIVER && size >= 8) {
+        if ((command == WIRE_DELIVER || command == WIRE_DELIVERP) && size >= 8) {
             zmsg_addmem (msg, data, 8);
             data += 8;
             size -= 8;
@@ -107,10 +108,14 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     s_message_t *got = s_recv (s_writer);
     assert (got);
     if (!s_handle_message (s_writer, got)) {
-        //  ERROR before a WELCOME: the writer would exit; the next input
-        //  starts as a writer that was not refused
+        //  ERROR before a WELCOME, or a DELIVERP it cannot read: the writer
+        //  would exit; the next input starts as a writer that was not
+        //  refused, and one that did not stop does not say why it stopped
+        assert (s_writer->refusal || s_writer->fault);
         free (s_writer->refusal);
         s_writer->refusal = NULL;
+        free (s_writer->fault);
+        s_writer->fault = NULL;
     }
     //  The loop's next steps, done at once: flush what is in hand, wait for
     //  its commit (a failed one is retried by s_commit until it passes or

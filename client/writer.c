@@ -41,7 +41,16 @@
     instructions per point (issue 20). The loop receives each frame into one
     zmq_msg_t and copies the record to the end of its message's buffer; the
     head's few frames stay zmq_msg_t, decoded as they come. Messages, with
-    their buffers, are reused once their batch is committed.               */
+    their buffers, are reused once their batch is committed. The writer asks
+    for DELIVERP (HELLO's features): the records in one frame, which costs
+    libzmq one frame where DELIVER costs one per record; an ingestd that does
+    not know it sends DELIVER, read as before.
+
+    Why a malformed DELIVERP stops the writer. ACKs are cumulative: a
+    DELIVER dropped as unreadable, then a later one acknowledged, would
+    acknowledge records never stored. Only a bug or a version skew makes
+    one (ingestd packs it; TCP carries it whole), so the writer exits
+    saying so, and restarted it is delivered them again from its cursor.   */
 #include "client/writer.h"
 #include "common/buf.h"
 #include "common/idset.h"
@@ -76,8 +85,9 @@ struct _s_message_t {
     size_t nparts;
     size_t frames;         //  frames the message had, head included
     int fed;               //  omni_wire_head_feed's answer: 1 a head, -1 refused
+    bool fatal;            //  a DELIVERP whose records cannot be read (fed is -1)
     omni_wire_head_t head; //  when fed is 1
-    char why[128];         //  when fed is -1
+    char why[192];         //  when fed is -1
     omni_buf_t records;
     size_t *sizes;
     size_t count, sizes_cap;
@@ -113,6 +123,7 @@ struct _omni_writer_t {
     char *endpoint, *name;
     char instance[160]; //  host:pid@start, sent in HELLO
     char *refusal;      //  why ingestd refused this writer's name, or NULL
+    char *fault;        //  what ingestd sent that this writer could not read, or NULL
     writer_store_fn *store_fn;
     void *store;
     zsock_t *dealer;
@@ -294,6 +305,7 @@ s_message_new (omni_writer_t *self)
         zmq_msg_init (&msg->parts[i]);
     msg->nparts = msg->frames = msg->count = 0;
     msg->fed = 0;
+    msg->fatal = false;
     msg->why[0] = 0;
     omni_buf_reset (&msg->records);
     return msg;
@@ -325,6 +337,39 @@ s_message_release (omni_writer_t *self, s_message_t **msg_p)
     *msg_p = NULL;
 }
 
+//  DELIVERP's frame of records, after its head: into `msg` as a DELIVER's
+//  frames would be (its records end to end, their sizes). False when no
+//  frame came (the context ends).
+static bool
+s_recv_packed (omni_writer_t *self, s_message_t *msg)
+{
+    if (omni_wire_recv_part (zsock_resolve (self->dealer), &self->record, 0)) {
+        msg->fed = -1;
+        snprintf (msg->why, sizeof msg->why, "DELIVERP cut short");
+        return false;
+    }
+    msg->frames++;
+    size_t count;
+    const uint8_t *records;
+    char why[128];
+    const void *frame = zmq_msg_data (&self->record);
+    size_t size = zmq_msg_size (&self->record);
+    if (omni_wire_unpack (frame, size, &count, &records, why, sizeof why)) {
+        msg->fed = -1;
+        msg->fatal = true;
+        snprintf (msg->why, sizeof msg->why, "DELIVERP up to %" PRIu64 ": %s", msg->head.upto, why);
+        return true;
+    }
+    omni_buf_append (&msg->records, records, size - (size_t) (records - (const uint8_t *) frame));
+    omni_array_reserve (msg->sizes, msg->sizes_cap, count);
+    for (size_t i = 0; i < count; i++)
+        msg->sizes[i] = omni_wire_packed_size (frame, i);
+    msg->count = count;
+    //  A DELIVER from here on (s_take_deliver, the fuzzer): the same records
+    msg->head.command = WIRE_DELIVER;
+    return true;
+}
+
 //  One message from ingestd, if one is waiting: the head frame by frame
 //  through the codec, then a DELIVER's records into the message's buffer;
 //  what follows another head (fields of a later version) is dropped.
@@ -354,6 +399,20 @@ s_recv (omni_writer_t *self)
     }
     msg->frames = msg->nparts;
     bool deliver = msg->fed > 0 && msg->head.command == WIRE_DELIVER;
+    if (more && msg->fed > 0 && msg->head.command == WIRE_DELIVERP) {
+        //  Frames after it are read past below, so the next message starts
+        //  where it should
+        more = s_recv_packed (self, msg) && zmq_msg_more (&self->record);
+        if (more && msg->fed > 0) {
+            msg->fed = -1;
+            msg->fatal = true;
+            snprintf (msg->why, sizeof msg->why, "DELIVERP with more than one frame of records");
+        }
+    } else if (msg->fed > 0 && msg->head.command == WIRE_DELIVERP) {
+        msg->fed = -1;
+        msg->fatal = true;
+        snprintf (msg->why, sizeof msg->why, "DELIVERP without its frame of records");
+    }
     while (more) {
         if (omni_wire_recv_part (zsock_resolve (self->dealer), &self->record, 0)) {
             //  The context ends under it: a DELIVER cut short must not
@@ -428,6 +487,7 @@ omni_writer_destroy (omni_writer_t **self_p)
     free (self->endpoint);
     free (self->name);
     free (self->refusal);
+    free (self->fault);
     free (self->conflicts_path);
     omni_buf_release (&self->conflict_buf);
     free (self);
@@ -453,7 +513,9 @@ s_send_hello (omni_writer_t *self)
                              .text_size = strlen (self->name),
                              .window = self->config.window,
                              .instance = self->instance,
-                             .instance_size = strlen (self->instance)};
+                             .instance_size = strlen (self->instance),
+                             .features = WIRE_FEATURE_PACKED,
+                             .features_size = strlen (WIRE_FEATURE_PACKED)};
     s_send (self, &head, false);
 }
 
@@ -917,7 +979,18 @@ s_handle_message (omni_writer_t *self, s_message_t *msg)
 {
     const omni_wire_head_t head = msg->head;
     bool keep = false;
-    if (msg->fed < 0) {
+    if (msg->fatal) {
+        self->fault = strdup (msg->why);
+        assert (self->fault);
+        log_error ("delivery.unreadable",
+                   "writer=%s delivery=%s why=\"%s\" hint=\"a version skew "
+                   "between ingestd and this writer, or a bug: the writer stops rather than "
+                   "acknowledge past records it did not store, and is delivered them again when "
+                   "restarted\"",
+                   self->name, self->endpoint, msg->why);
+        s_message_release (self, &msg);
+        return false;
+    } else if (msg->fed < 0) {
         //  A peer decides how many come: once, then once a minute
         uint64_t held;
         if (omni_log_allow ("delivery.bad_message", "", 60000, &held))
@@ -1061,7 +1134,7 @@ omni_writer_run (omni_writer_t *self)
     }
     log_info ("writer.stop", "writer=%s acked_upto=%" PRIu64 " drained=%s", self->name,
               self->acked_upto, rc == 0 ? "yes" : "no");
-    return self->refusal ? -1 : 0;
+    return self->refusal || self->fault ? -1 : 0;
 }
 
 const char *
@@ -1074,6 +1147,12 @@ const char *
 omni_writer_refusal (omni_writer_t *self)
 {
     return self->refusal;
+}
+
+const char *
+omni_writer_fault (omni_writer_t *self)
+{
+    return self->fault;
 }
 
 bool
@@ -1167,7 +1246,7 @@ s_test_store (void *store, const omni_record_t *records, size_t count, uint8_t *
 //  A DELIVER of metric records named `names`, covering offsets up to `upto`
 static void
 s_test_deliver (testpeer_t *ingestd, omni_record_encoder_t *enc, uint64_t upto, const char **names,
-                int count)
+                int count, bool frames)
 {
     zmsg_t *records = zmsg_new ();
     for (int i = 0; i < count; i++) {
@@ -1183,7 +1262,10 @@ s_test_deliver (testpeer_t *ingestd, omni_record_encoder_t *enc, uint64_t upto, 
         assert (omni_record_encoder_end (enc, &data, &size, NULL, 0) == 0);
         zmsg_addmem (records, data, size);
     }
-    testpeer_deliver (ingestd, upto, &records);
+    if (frames)
+        testpeer_deliver_frames (ingestd, upto, &records);
+    else
+        testpeer_deliver (ingestd, upto, &records); //  DELIVERP: the writer asks for it
 }
 
 static void
@@ -1220,7 +1302,7 @@ omni_writer_test (bool verbose)
     //  Two records with the same id and one other, covering offsets 1..5.
     omni_record_encoder_t *enc = omni_record_encoder_new ();
     const char *names[] = {"a", "b", "a"};
-    s_test_deliver (ingestd, enc, 5, names, 3);
+    s_test_deliver (ingestd, enc, 5, names, 3, true);
 
     //  Heartbeats may come first; wait for the ACK that moves to 5.
     assert (testpeer_await_ack (ingestd, 5, -1) == 5);
@@ -1249,7 +1331,7 @@ omni_writer_test (bool verbose)
     atomic_store (&store.hold, true);
     const char *many[] = {"c", "d", "e", "f", "g", "h", "i", "j", "k", "l"};
     for (uint64_t upto = 15; upto <= 35; upto += 10)
-        s_test_deliver (ingestd, enc, upto, many, 10);
+        s_test_deliver (ingestd, enc, upto, many, 10, false);
     int64_t until = omni_util_mono_ms () + 3500;
     while (omni_util_mono_ms () < until) {
         testpeer_heartbeat (ingestd, 6);
@@ -1283,6 +1365,28 @@ omni_writer_test (bool verbose)
     assert (omni_writer_refusal (writer) && strstr (omni_writer_refusal (writer), "h:1@t"));
     zactor_destroy (&actor);
     omni_writer_destroy (&writer);
+
+    //  A DELIVERP whose records cannot be read: the writer stops, saying
+    //  why, and acknowledges nothing past what it stored (the DELIVERP
+    //  after it, readable, is not taken).
+    store = (s_test_store_t){.failures_left = 0};
+    writer = omni_writer_new (&config, s_test_store, &store, NULL);
+    actor = zactor_new (s_writer_actor, writer);
+    testpeer_hello (ingestd, name, sizeof name, instance, sizeof instance);
+    testpeer_welcome (ingestd, 1);
+    enc = omni_record_encoder_new ();
+    s_test_deliver (ingestd, enc, 3, names, 3, false);
+    assert (testpeer_await_ack (ingestd, 3, -1) == 3 && store.stored == 2);
+    const uint8_t lying[] = {0, 0, 0, 2, 0, 0, 0, 1, 0, 0, 0, 9, 0x80};
+    testpeer_deliver_packed (ingestd, 6, lying, sizeof lying);
+    s_test_deliver (ingestd, enc, 9, many, 3, false);
+    zsock_wait (actor); //  omni_writer_run returned by itself
+    assert (!omni_writer_refusal (writer));
+    assert (omni_writer_fault (writer) && strstr (omni_writer_fault (writer), "DELIVERP up to 6"));
+    assert (testpeer_await_ack (ingestd, 4, 300) == 3 && store.stored == 2);
+    zactor_destroy (&actor);
+    omni_writer_destroy (&writer);
+    omni_record_encoder_destroy (&enc);
     testpeer_destroy (&ingestd);
     unlink (path);
     rmdir (conflicts_dir);

@@ -59,7 +59,8 @@ void omni_writer_destroy (omni_writer_t **self_p);
 
 //  Runs until interrupted; returns 0 after a clean drain, -1 when ingestd
 //  refused the writer name (another live instance holds it: omni_writer_refusal
-//  says why) or the endpoint is invalid.
+//  says why), sent what the writer cannot read (omni_writer_fault) or the
+//  endpoint is invalid.
 int omni_writer_run (omni_writer_t *self);
 
 //  This process's instance id, "host:pid@start", sent in HELLO.
@@ -67,6 +68,9 @@ const char *omni_writer_instance (omni_writer_t *self);
 
 //  ingestd's reason for refusing this writer, or NULL.
 const char *omni_writer_refusal (omni_writer_t *self);
+
+//  What ingestd sent that this writer could not read and stopped it, or NULL.
+const char *omni_writer_fault (omni_writer_t *self);
 
 //  Makes omni_writer_run drain and return, from another thread.
 void omni_writer_stop (omni_writer_t *self);

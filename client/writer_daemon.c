@@ -186,6 +186,13 @@ omni_writer_daemon_run (omni_writer_daemon_t *self, writer_store_fn *store_fn, v
         fprintf (stderr, "error: %s: ingestd at %s refused writer \"%s\" (this instance %s): %s\n",
                  self->spec.section, self->delivery, self->spec.writer,
                  omni_writer_instance (self->writer), omni_writer_refusal (self->writer));
+    if (omni_writer_fault (self->writer))
+        fprintf (stderr,
+                 "error: %s: ingestd at %s sent what writer \"%s\" cannot read: %s (a version "
+                 "skew between them, or a bug); started again, it is delivered the same records "
+                 "from its durable cursor\n",
+                 self->spec.section, self->delivery, self->spec.writer,
+                 omni_writer_fault (self->writer));
     omni_daemon_serve_end (self->daemon);
     return rc ? OMNI_EXIT_FAILURE : OMNI_EXIT_OK;
 }

@@ -63,6 +63,7 @@ typedef struct {
     _Atomic int64_t last_heard_ms; //  read by /health
     int64_t last_sent_ms;          //  anything sent on this connection
     char instance[INSTANCE_MAX];   //  of the holder; under state_lock for /health
+    bool packed;                   //  the holder's HELLO asked for DELIVERP
     //  A HELLO of another instance while the holder lives: it waits until
     //  the holder is heard from again (refused) or the holder's session
     //  times out or its connection closes (takes over).
@@ -70,6 +71,7 @@ typedef struct {
     int pending_fd;
     char pending_instance[INSTANCE_MAX];
     uint32_t pending_window;
+    bool pending_packed;
     int64_t pending_since_ms;
     omni_metric_t *m_refused;
     //  Added to a journal that had records: it starts empty from this offset
@@ -269,8 +271,9 @@ s_pump (delivery_t *self, s_session_t *s)
             return;
         //  Not sent: the writer is gone or does not read (then it is
         //  dropped); its session ends with its connection
-        omni_wire_head_t head = {.command = WIRE_DELIVER, .upto = fill.upto};
-        route_frames_t frames = {self->fill_bytes.data, self->fill_ends, fill.records};
+        omni_wire_head_t head = {
+            .command = s->packed && fill.records ? WIRE_DELIVERP : WIRE_DELIVER, .upto = fill.upto};
+        route_frames_t frames = {self->fill_bytes.data, self->fill_ends, fill.records, s->packed};
         bool sent = s_send (self, s->peer, s->peer_fd, &head, &frames);
         //  Kept for the next DELIVER, unless large records grew it: the
         //  memory guard counts what stays
@@ -354,7 +357,7 @@ s_refuse_pending (delivery_t *self, s_session_t *s)
 //  `peer` holds the writer name from now on.
 static void
 s_welcome (delivery_t *self, s_session_t *s, zframe_t *peer, int fd, const char *instance,
-           uint32_t window)
+           uint32_t window, bool packed)
 {
     bool same_peer = s->peer && zframe_eq (s->peer, peer);
     if (s->peer && !same_peer && *instance && strcmp (instance, s->instance) == 0)
@@ -375,6 +378,7 @@ s_welcome (delivery_t *self, s_session_t *s, zframe_t *peer, int fd, const char 
     snprintf (s->instance, sizeof s->instance, "%s", instance);
     pthread_mutex_unlock (self->state_lock);
     s->window = window;
+    s->packed = packed;
     s->sent_upto = journal_cursor (self->journal, s->index) - 1;
     s->ninflight = 0;
     s->inflight_records = 0;
@@ -385,8 +389,8 @@ s_welcome (delivery_t *self, s_session_t *s, zframe_t *peer, int fd, const char 
     memcpy (head.journal, journal_id (self->journal), WIRE_JOURNAL_ID);
     s_send (self, peer, fd, &head, NULL);
     omni_metric_set (s->m_connected, 1);
-    log_info ("delivery.hello", "writer=%s instance=%s cursor=%" PRIu64 " window=%u", s->name,
-              s_shown (instance), s->sent_upto + 1, s->window);
+    log_info ("delivery.hello", "writer=%s instance=%s cursor=%" PRIu64 " window=%u packed=%s",
+              s->name, s_shown (instance), s->sent_upto + 1, s->window, packed ? "yes" : "no");
     //  The holder just spoke: a HELLO waiting for the name is refused.
     if (s->pending_peer)
         s_refuse_pending (self, s);
@@ -404,7 +408,7 @@ s_expire_holder (delivery_t *self, s_session_t *s)
     s->pending_peer = NULL;
     char instance[INSTANCE_MAX];
     snprintf (instance, sizeof instance, "%s", s->pending_instance);
-    s_welcome (self, s, peer, s->pending_fd, instance, s->pending_window);
+    s_welcome (self, s, peer, s->pending_fd, instance, s->pending_window, s->pending_packed);
     zframe_destroy (&peer);
 }
 
@@ -458,6 +462,7 @@ s_handle_hello (delivery_t *self, zframe_t *peer, int fd, const omni_wire_head_t
     char instance[INSTANCE_MAX];
     s_instance (hello, instance, sizeof instance);
     uint32_t window = hello->window;
+    bool packed = omni_wire_has_feature (hello, WIRE_FEATURE_PACKED);
     //  A window is what ingestd agrees to hold for the writer
     if (window > self->config.window_max)
         window = self->config.window_max;
@@ -515,7 +520,7 @@ s_handle_hello (delivery_t *self, zframe_t *peer, int fd, const omni_wire_head_t
     if (!s->peer || zframe_eq (s->peer, peer) ||
         (*instance && strcmp (instance, s->instance) == 0) ||
         omni_util_mono_ms () - s->last_heard_ms >= self->config.session_timeout_ms) {
-        s_welcome (self, s, peer, fd, instance, window);
+        s_welcome (self, s, peer, fd, instance, window, packed);
         return;
     }
     //  Another instance while the holder lives. Refusing at once would lock
@@ -535,6 +540,7 @@ s_handle_hello (delivery_t *self, zframe_t *peer, int fd, const omni_wire_head_t
     s->pending_fd = fd;
     snprintf (s->pending_instance, sizeof s->pending_instance, "%s", instance);
     s->pending_window = window;
+    s->pending_packed = packed;
 }
 
 //  An ACK, or NULL for one the codec refused.
@@ -806,15 +812,20 @@ s_t_send (zsock_t *writer, const omni_wire_head_t *head)
     assert (msg && zmsg_send (&msg, writer) == 0);
 }
 
+//  The relational test writer asks for DELIVERP, the others for DELIVER:
+//  both shapes are read back by s_t_delivered.
 static void
 s_t_hello (zsock_t *writer, const char *name, uint32_t window, const char *instance)
 {
+    const char *features = streq (name, "relational") ? "later " WIRE_FEATURE_PACKED : "later";
     omni_wire_head_t head = {.command = WIRE_HELLO,
                              .text = name,
                              .text_size = strlen (name),
                              .window = window,
                              .instance = instance,
-                             .instance_size = strlen (instance)};
+                             .instance_size = strlen (instance),
+                             .features = features,
+                             .features_size = strlen (features)};
     s_t_send (writer, &head);
 }
 
@@ -870,8 +881,26 @@ s_t_delivered (zsock_t *writer, uint8_t role, uint64_t *upto)
     omni_wire_head_t head;
     zmsg_t *msg;
     while ((msg = s_t_recv (writer, &head, 200))) {
-        assert (head.command == WIRE_DELIVER && head.upto > *upto);
-        for (zframe_t *f = zmsg_next (msg); f; f = zmsg_next (msg)) {
+        assert (head.upto > *upto);
+        //  DELIVERP to the writer that asked for it, DELIVER to the others
+        if (role == WRITER_RELATIONAL && zmsg_size (msg) > 3) {
+            assert (head.command == WIRE_DELIVERP);
+            zframe_t *f = zmsg_next (msg);
+            assert (f && !zmsg_next (msg));
+            size_t count;
+            const uint8_t *data;
+            char why[128];
+            assert (omni_wire_unpack (zframe_data (f), zframe_size (f), &count, &data, why,
+                                      sizeof why) == 0);
+            for (size_t i = 0; i < count; data += omni_wire_packed_size (zframe_data (f), i++)) {
+                assert (omni_wire_packed_size (zframe_data (f), i) == 32 && (data[0] & role));
+                assert (memcmp (data + 1, "record ", 7) == 0);
+            }
+            records += count;
+        } else
+            assert (head.command == WIRE_DELIVER);
+        for (zframe_t *f = zmsg_next (msg); f && head.command == WIRE_DELIVER;
+             f = zmsg_next (msg)) {
             assert (zframe_size (f) >= 1 && (zframe_data (f)[0] & role));
             records++;
         }

@@ -9,6 +9,7 @@
 #include "common/util.h"
 
 #include <assert.h>
+#include <inttypes.h>
 #include <string.h>
 
 typedef enum {
@@ -20,7 +21,8 @@ typedef enum {
     F_CURSOR,   //  u64
     F_JOURNAL,  //  16 bytes
     F_TEXT,     //  bytes: writers, reason, name
-    F_INSTANCE, //  bytes, optional (the last field only)
+    F_INSTANCE, //  bytes, optional (last but one or last)
+    F_FEATURES, //  bytes, optional, only after F_INSTANCE (the last field)
 } s_field_t;
 
 typedef struct {
@@ -36,7 +38,7 @@ static const s_head_spec_t s_heads[WIRE_COMMANDS] = {
     [WIRE_REPLAY] = {WIRE_INTAKE, "REPLAY", {F_SEQ, F_TEXT}, 2, true},
     [WIRE_INTAKE_ACK] = {WIRE_INTAKE, "ACK", {F_SEQ, F_U32_ACC, F_U32_REJ}, 3, false},
     [WIRE_INTAKE_ERROR] = {WIRE_INTAKE, "ERROR", {F_SEQ, F_TEXT}, 2, false},
-    [WIRE_HELLO] = {WIRE_DELIVERY, "HELLO", {F_TEXT, F_WINDOW, F_INSTANCE}, 3, false},
+    [WIRE_HELLO] = {WIRE_DELIVERY, "HELLO", {F_TEXT, F_WINDOW, F_INSTANCE, F_FEATURES}, 4, false},
     [WIRE_WELCOME] = {WIRE_DELIVERY, "WELCOME", {F_JOURNAL, F_CURSOR}, 2, false},
     [WIRE_REFUSED] = {WIRE_DELIVERY, "ERROR", {F_TEXT}, 1, false},
     [WIRE_DELIVER] = {WIRE_DELIVERY, "DELIVER", {F_UPTO}, 1, true},
@@ -44,7 +46,14 @@ static const s_head_spec_t s_heads[WIRE_COMMANDS] = {
     [WIRE_RESET] = {WIRE_DELIVERY, "RESET", {F_TEXT}, 1, false},
     [WIRE_HEARTBEAT] = {WIRE_DELIVERY, "HEARTBEAT", {F_CURSOR}, 1, false},
     [WIRE_CONFLICT] = {WIRE_DELIVERY, "CONFLICT", {0}, 0, true},
+    [WIRE_DELIVERP] = {WIRE_DELIVERY, "DELIVERP", {F_UPTO}, 1, true},
 };
+
+static bool
+s_optional (s_field_t field)
+{
+    return field == F_INSTANCE || field == F_FEATURES;
+}
 
 static const char *
 s_signature (omni_wire_protocol_t protocol)
@@ -94,15 +103,19 @@ s_field_bytes (const omni_wire_head_t *head, s_field_t field, uint8_t buf[8], si
     case F_JOURNAL: return head->journal;
     case F_TEXT: *size = head->text ? head->text_size : 0; return head->text ? head->text : "";
     case F_INSTANCE: *size = head->instance_size; return head->instance;
+    case F_FEATURES: *size = head->features_size; return head->features;
     }
     return NULL;
 }
 
-//  The fields `head` sends: an absent optional instance is left out.
+//  The fields `head` sends: absent optional ones at the end are left out
+//  (features only go after an instance).
 static size_t
 s_fields_sent (const s_head_spec_t *spec, const omni_wire_head_t *head)
 {
     size_t n = spec->nfields;
+    if (n && spec->fields[n - 1] == F_FEATURES && (!head->features || !head->instance))
+        n--;
     if (n && spec->fields[n - 1] == F_INSTANCE && !head->instance)
         n--;
     return n;
@@ -174,6 +187,10 @@ s_store_field (omni_wire_head_t *head, s_field_t field, const void *data, size_t
         head->instance = data;
         head->instance_size = size;
         break;
+    case F_FEATURES:
+        head->features = data;
+        head->features_size = size;
+        break;
     }
 }
 
@@ -216,7 +233,7 @@ omni_wire_head_feed (omni_wire_protocol_t protocol, omni_wire_head_t *head, size
         return more ? 0 : (snprintf (why, why_size, "a signature alone"), -1);
     size_t fields = index - 1; //  fields received so far
     size_t required = spec->nfields;
-    if (required && spec->fields[required - 1] == F_INSTANCE)
+    while (required && s_optional (spec->fields[required - 1]))
         required--;
     if (fields < required) {
         if (!more) {
@@ -226,7 +243,7 @@ omni_wire_head_feed (omni_wire_protocol_t protocol, omni_wire_head_t *head, size
         return 0;
     }
     if (fields < spec->nfields && more)
-        return 0; //  the optional last field follows
+        return 0; //  an optional field follows
     //  More frames after a head without records: fields a later version
     //  added, which this one does not know (PROTOCOL.md, "Versioning")
     return 1;
@@ -267,6 +284,79 @@ omni_wire_encode (omni_wire_protocol_t protocol, const omni_wire_head_t *head)
     return msg;
 }
 
+bool
+omni_wire_has_feature (const omni_wire_head_t *head, const char *feature)
+{
+    size_t want = strlen (feature);
+    for (size_t i = 0; head->features && i < head->features_size;) {
+        size_t end = i;
+        while (end < head->features_size && head->features[end] != ' ')
+            end++;
+        if (end - i == want && memcmp (head->features + i, feature, want) == 0)
+            return true;
+        i = end + 1;
+    }
+    return false;
+}
+
+size_t
+omni_wire_pack_size (size_t count, size_t bytes)
+{
+    return 4 + 4 * count + bytes;
+}
+
+void
+omni_wire_pack (void *frame, const void *data, const size_t *ends, size_t count)
+{
+    uint8_t *out = frame;
+    omni_util_put_be (out, count, 4);
+    for (size_t i = 0, from = 0; i < count; from = ends[i++])
+        omni_util_put_be (out + 4 + 4 * i, ends[i] - from, 4);
+    if (count)
+        memcpy (out + 4 + 4 * count, data, ends[count - 1]);
+}
+
+int
+omni_wire_unpack (const void *frame, size_t size, size_t *count, const uint8_t **records, char *why,
+                  size_t why_size)
+{
+    const uint8_t *in = frame;
+    if (size < 4) {
+        snprintf (why, why_size, "a packed frame of %zu bytes", size);
+        return -1;
+    }
+    uint64_t n = omni_util_get_be (in, 4);
+    //  Every record takes its size and at least a byte
+    if (n == 0 || n > (size - 4) / 5) {
+        snprintf (why, why_size, "a packed frame of %zu bytes says %" PRIu64 " records", size, n);
+        return -1;
+    }
+    uint64_t total = 4 + 4 * n;
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t one = omni_util_get_be (in + 4 + 4 * i, 4);
+        if (one == 0) {
+            snprintf (why, why_size, "packed record %" PRIu64 " of %" PRIu64 " is empty", i + 1, n);
+            return -1;
+        }
+        total += one;
+    }
+    if (total != size) {
+        snprintf (why, why_size,
+                  "a packed frame of %zu bytes whose %" PRIu64 " records take %" PRIu64, size, n,
+                  total);
+        return -1;
+    }
+    *count = (size_t) n;
+    *records = in + 4 + 4 * n;
+    return 0;
+}
+
+size_t
+omni_wire_packed_size (const void *frame, size_t i)
+{
+    return (size_t) omni_util_get_be ((const uint8_t *) frame + 4 + 4 * i, 4);
+}
+
 //  ---------------------------------------------------------------------------
 
 static void
@@ -294,6 +384,8 @@ s_roundtrip (omni_wire_protocol_t protocol, const omni_wire_head_t *in, size_t r
     assert (out.text_size == (in->text ? in->text_size : 0));
     assert (!in->text || memcmp (out.text, in->text, in->text_size) == 0);
     assert ((out.instance == NULL) == (in->instance == NULL));
+    assert ((out.features == NULL) == (in->features == NULL));
+    assert (out.features_size == (in->features ? in->features_size : 0));
     size_t n = 0;
     while (zmsg_next (msg))
         n++;
@@ -346,6 +438,9 @@ omni_wire_test (bool verbose)
     head.instance = "h:1@t";
     head.instance_size = 5;
     s_roundtrip (WIRE_DELIVERY, &head, 0);
+    head.features = "later " WIRE_FEATURE_PACKED;
+    head.features_size = strlen (head.features);
+    s_roundtrip (WIRE_DELIVERY, &head, 0);
     head = (omni_wire_head_t){.command = WIRE_WELCOME, .cursor = 42};
     memset (head.journal, 0xab, WIRE_JOURNAL_ID);
     s_roundtrip (WIRE_DELIVERY, &head, 0);
@@ -362,6 +457,49 @@ omni_wire_test (bool verbose)
     s_roundtrip (WIRE_DELIVERY, &head, 0);
     head = (omni_wire_head_t){.command = WIRE_CONFLICT};
     s_roundtrip (WIRE_DELIVERY, &head, 3);
+    head = (omni_wire_head_t){.command = WIRE_DELIVERP, .upto = 9};
+    s_roundtrip (WIRE_DELIVERY, &head, 1);
+
+    //  Features: whole words only
+    omni_wire_head_t f = {.features = "packedx a packed", .features_size = 16};
+    assert (omni_wire_has_feature (&f, "packed") && omni_wire_has_feature (&f, "a"));
+    f.features_size = 8;
+    assert (!omni_wire_has_feature (&f, "packed") && !omni_wire_has_feature (&f, "pack"));
+    f.features = NULL;
+    assert (!omni_wire_has_feature (&f, "packed"));
+
+    //  A packed frame comes back as it went; every malformed one is refused
+    {
+        const char data[] = "abcdefghij";
+        size_t ends[] = {1, 4, 10}, count;
+        uint8_t frame[64];
+        size_t size = omni_wire_pack_size (3, 10);
+        assert (size == 4 + 12 + 10);
+        omni_wire_pack (frame, data, ends, 3);
+        const uint8_t *records;
+        char why[128];
+        assert (omni_wire_unpack (frame, size, &count, &records, why, sizeof why) == 0);
+        assert (count == 3 && memcmp (records, data, 10) == 0);
+        assert (omni_wire_packed_size (frame, 0) == 1 && omni_wire_packed_size (frame, 1) == 3 &&
+                omni_wire_packed_size (frame, 2) == 6);
+        for (size_t cut = 0; cut < size; cut++)
+            assert (omni_wire_unpack (frame, cut, &count, &records, why, sizeof why) == -1);
+        frame[size] = 'k';
+        assert (omni_wire_unpack (frame, size + 1, &count, &records, why, sizeof why) == -1);
+        assert (strstr (why, "take 26"));
+        omni_util_put_be (frame + 8, 0, 4); //  an empty record
+        assert (omni_wire_unpack (frame, size, &count, &records, why, sizeof why) == -1);
+        assert (strstr (why, "record 2 of 3 is empty"));
+        omni_util_put_be (frame, 0xffffffff, 4); //  a count no frame holds
+        assert (omni_wire_unpack (frame, size, &count, &records, why, sizeof why) == -1);
+        omni_util_put_be (frame, 0, 4);
+        assert (omni_wire_unpack (frame, 4, &count, &records, why, sizeof why) == -1);
+        //  Sizes that overflow 32 bits in a sum still add up in 64
+        omni_util_put_be (frame, 2, 4);
+        omni_util_put_be (frame + 4, 0xffffffff, 4);
+        omni_util_put_be (frame + 8, 0xffffffff, 4);
+        assert (omni_wire_unpack (frame, 12 + 2, &count, &records, why, sizeof why) == -1);
+    }
 
     //  Malformed heads are refused with words, never read past
     char why[128];
@@ -392,4 +530,5 @@ omni_wire_test (bool verbose)
     assert (s_decode_frames (WIRE_INTAKE, f5, s5, 0, why, sizeof why) == -1);
     assert (streq (omni_wire_command_name (WIRE_DELIVERY_ACK), "ACK"));
     assert (!omni_wire_carries_records (WIRE_HELLO) && omni_wire_carries_records (WIRE_DELIVER));
+    assert (omni_wire_carries_records (WIRE_DELIVERP));
 }

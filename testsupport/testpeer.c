@@ -5,6 +5,7 @@
     a second, hand-written spelling of it.                                   */
 #include "testsupport/testpeer.h"
 #include "client/intake_client.h"
+#include "common/buf.h"
 #include "proto/wire.h"
 
 #include <assert.h>
@@ -23,6 +24,7 @@ struct _testpeer_t {
     zsock_t *delivery;
     char delivery_endpoint[64];
     zframe_t *writer; //  routing id of the writer spoken to
+    bool packed;      //  its HELLO asked for DELIVERP
     uint64_t acked;
     size_t conflicts;
     uint64_t conflict_acked;
@@ -276,6 +278,7 @@ testpeer_hello (testpeer_t *self, char *name, size_t name_size, char *instance,
                       head.instance ? head.instance : "");
             zframe_destroy (&self->writer);
             self->writer = from;
+            self->packed = omni_wire_has_feature (&head, WIRE_FEATURE_PACKED);
             self->acked = 0;
             zmsg_destroy (&msg);
             return head.window;
@@ -311,8 +314,44 @@ testpeer_welcome (testpeer_t *self, uint64_t cursor)
 void
 testpeer_deliver (testpeer_t *self, uint64_t upto, zmsg_t **records)
 {
+    size_t n = records && *records ? zmsg_size (*records) : 0;
+    if (!self->packed || n == 0) {
+        testpeer_deliver_frames (self, upto, records);
+        return;
+    }
+    //  As ingestd packs them (omni_wire_pack)
+    omni_buf_t data = {0};
+    size_t *ends = calloc (n, sizeof *ends), i = 0;
+    assert (ends);
+    for (zframe_t *frame = zmsg_first (*records); frame; frame = zmsg_next (*records)) {
+        omni_buf_append (&data, zframe_data (frame), zframe_size (frame));
+        ends[i++] = data.size;
+    }
+    size_t size = omni_wire_pack_size (n, data.size);
+    uint8_t *packed = malloc (size);
+    assert (packed);
+    omni_wire_pack (packed, data.data, ends, n);
+    testpeer_deliver_packed (self, upto, packed, size);
+    free (packed);
+    free (ends);
+    omni_buf_release (&data);
+    zmsg_destroy (records);
+}
+
+void
+testpeer_deliver_frames (testpeer_t *self, uint64_t upto, zmsg_t **records)
+{
     omni_wire_head_t head = {.command = WIRE_DELIVER, .upto = upto};
     s_delivery_send (self, &head, records);
+}
+
+void
+testpeer_deliver_packed (testpeer_t *self, uint64_t upto, const void *frame, size_t size)
+{
+    omni_wire_head_t head = {.command = WIRE_DELIVERP, .upto = upto};
+    zmsg_t *records = zmsg_new ();
+    zmsg_addmem (records, frame, size);
+    s_delivery_send (self, &head, &records);
 }
 
 void

@@ -56,8 +56,13 @@ uint32_t testpeer_hello (testpeer_t *self, char *name, size_t name_size, char *i
                          size_t instance_size);
 //  WELCOME: the writer's cursor is `cursor`.
 void testpeer_welcome (testpeer_t *self, uint64_t cursor);
-//  DELIVER of the frames of `records` (taken; NULL for none) up to `upto`.
+//  The records of `records` (taken; NULL for none) up to `upto`: as
+//  DELIVERP when the writer's HELLO asked for it, else as DELIVER frames.
 void testpeer_deliver (testpeer_t *self, uint64_t upto, zmsg_t **records);
+//  DELIVER, one frame per record, whatever the writer asked for.
+void testpeer_deliver_frames (testpeer_t *self, uint64_t upto, zmsg_t **records);
+//  DELIVERP with `frame` as its frame of records, as it is (well formed or not).
+void testpeer_deliver_packed (testpeer_t *self, uint64_t upto, const void *frame, size_t size);
 void testpeer_heartbeat (testpeer_t *self, uint64_t cursor);
 //  ERROR: the writer's name is held by another.
 void testpeer_refuse (testpeer_t *self, const char *reason);
