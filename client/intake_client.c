@@ -23,7 +23,16 @@
 
     A batch keeps its records back to back in one buffer (no frame, list
     node or allocation per record), and the buffers of acknowledged batches
-    are reused; each transmission copies the records into ZeroMQ messages.  */
+    are reused; each transmission copies the records into ZeroMQ messages.
+
+    Packed batches. A frame per record costs libzmq as much for 120 bytes as
+    for 60 KiB (PROTOCOL.md, BATCHP), so once an ACK says the ingestd takes
+    BATCHP the client sends its records packed into frames of up to 64 KiB.
+    Only then: an older ingestd would refuse BATCHP. Packing starts over,
+    as frames, on every connection (a reconnect may reach another ingestd),
+    and an ERROR for a packed batch sends that batch again as frames before
+    anything is counted: an ingestd downgraded behind the same endpoint
+    refuses BATCHP whole, and its records must not count as rejected.     */
 #include "client/intake_client.h"
 #include "common/buf.h"
 #include "common/config.h"
@@ -45,6 +54,7 @@ typedef struct {
     size_t *ends;    //  data.data[ends[i - 1] .. ends[i])
     size_t records, ends_cap;
     int64_t sent_ms;
+    bool packed; //  last sent as BATCHP
 } s_batch_t;
 
 struct _omni_intake_client_t {
@@ -75,6 +85,7 @@ struct _omni_intake_client_t {
     int64_t failover_ms;  //  INTAKE_FAILOVER_MS, at most ack_timeout
     int64_t refused_ms;   //  the last refusal, not yet retried; 0 = none
     bool worked;          //  a connection or an ACK since the last failover
+    bool packed;          //  this connection's ingestd said it takes BATCHP
     bool draining;        //  waiting for ACKs after SIGINT/SIGTERM
     int64_t drain_deadline_ms;
 };
@@ -154,6 +165,7 @@ static int
 s_open (omni_intake_client_t *self)
 {
     const char *endpoint = self->endpoints[self->current];
+    self->packed = false;
     self->dealer = zsock_new (ZMQ_DEALER);
     assert (self->dealer);
     zsock_set_linger (self->dealer, 0);
@@ -276,7 +288,10 @@ s_transmit (omni_intake_client_t *self, s_batch_t *batch)
 {
     void *sock = zsock_resolve (self->dealer);
     batch->sent_ms = omni_util_mono_ms ();
-    omni_wire_head_t head = {.command = self->replay_writers ? WIRE_REPLAY : WIRE_BATCH,
+    batch->packed = self->packed && !self->replay_writers && batch->records > 0;
+    omni_wire_head_t head = {.command = self->replay_writers ? WIRE_REPLAY
+                                        : batch->packed      ? WIRE_BATCHP
+                                                             : WIRE_BATCH,
                              .seq = batch->seq,
                              .text = self->replay_writers,
                              .text_size = self->replay_writers ? strlen (self->replay_writers) : 0};
@@ -288,6 +303,24 @@ s_transmit (omni_intake_client_t *self, s_batch_t *batch)
     if (omni_wire_send_head (sock, NULL, 0, &head, batch->records > 0, ZMQ_DONTWAIT) < 0) {
         log_debug ("intake.not_sent", "seq=%" PRIu64 " error=\"%s\"", batch->seq,
                    zmq_strerror (zmq_errno ()));
+        return;
+    }
+    if (batch->packed) {
+        //  Records while the frame stays within WIRE_PACK_FRAME, at least one
+        for (size_t first = 0; first < batch->records;) {
+            size_t start = first ? batch->ends[first - 1] : 0, n = 1;
+            while (first + n < batch->records &&
+                   omni_wire_pack_size (n + 1, batch->ends[first + n] - start) <= WIRE_PACK_FRAME)
+                n++;
+            zmq_msg_t frame;
+            if (zmq_msg_init_size (&frame,
+                                   omni_wire_pack_size (n, batch->ends[first + n - 1] - start)))
+                abort (); //  out of memory, as omni_buf does: the head is out already
+            omni_wire_pack (zmq_msg_data (&frame), batch->data.data, batch->ends, first, n);
+            first += n;
+            if (zmq_msg_send (&frame, sock, first < batch->records ? ZMQ_SNDMORE : 0) < 0)
+                zmq_msg_close (&frame);
+        }
         return;
     }
     size_t from = 0;
@@ -334,6 +367,20 @@ s_handle_ack (omni_intake_client_t *self, zmsg_t *msg)
         return;
     }
     s_batch_t *batch = s_find_batch (self, head.seq);
+    if (head.command == WIRE_INTAKE_ACK && omni_wire_has_feature (&head, WIRE_FEATURE_PACKED))
+        self->packed = true;
+    if (head.command == WIRE_INTAKE_ERROR && batch && batch->packed) {
+        //  Refused packed (an older ingestd behind this endpoint?): the same
+        //  records as frames, and no packing on this connection any more
+        log_info ("intake.unpacked",
+                  "seq=%" PRIu64 " endpoint=%s why=\"an ERROR for a packed "
+                  "batch: sent again one frame a record\"",
+                  head.seq, self->endpoints[self->current]);
+        self->packed = false;
+        s_transmit (self, batch);
+        self->resent++;
+        return;
+    }
     if (head.command == WIRE_INTAKE_ERROR) {
         char *reason = strndup (head.text, head.text_size);
         log_error ("intake.batch_refused", "seq=%" PRIu64 " reason=\"%s\"", head.seq, reason);
@@ -425,6 +472,8 @@ s_handle_monitor (omni_intake_client_t *self)
     memcpy (&id, zmq_msg_data (&event), sizeof id);
     const char *endpoint = self->endpoints[self->current];
     bool *refused = &self->refused[self->current];
+    if (id == ZMQ_EVENT_CONNECTED || id == ZMQ_EVENT_DISCONNECTED)
+        self->packed = false; //  until this connection's ingestd says it takes BATCHP
     if (id == ZMQ_EVENT_CONNECTED) {
         //  While ingestd refuses our key nothing gets through: the batches
         //  are sent again once a handshake succeeds, not at every retry
@@ -802,6 +851,31 @@ omni_intake_client_test (bool verbose)
     assert (omni_intake_client_acked_prefix (client) == 10);
     assert (omni_intake_client_resent (client) >= 1);
     assert (omni_intake_client_failovers (client) == 0); //  one endpoint: sent again to it
+    //  Packed once an ACK said BATCHP is taken
+    size_t packed = testpeer_packed_batches (peer);
+    assert (packed >= 1);
+
+    //  Records larger than a packed frame: one a frame, each whole
+    size_t before = testpeer_count (peer);
+    static char big[3][40000];
+    for (int i = 0; i < 3; i++) {
+        memset (big[i], 'a' + i, sizeof big[i]);
+        big[i][0] = (char) 0x80;
+        assert (omni_intake_client_send (client, big[i], sizeof big[i]) == 0);
+    }
+    assert (omni_intake_client_flush (client) == 0);
+    assert (testpeer_count (peer) == before + 3 && testpeer_packed_batches (peer) > packed);
+    assert (omni_intake_client_rejected (client) == 13);
+
+    //  An ingestd that refuses BATCHP behind the same endpoint: each batch
+    //  refused packed goes again as frames, and nothing counts as refused
+    testpeer_old (peer, true);
+    for (int i = 0; i < 6; i++)
+        assert (omni_intake_client_send (client, "\x80", 1) == 0);
+    assert (omni_intake_client_flush (client) == 0);
+    assert (omni_intake_client_rejected (client) == 19 && testpeer_rejected (peer) == 19);
+    assert (omni_intake_client_error (client) == NULL);
+    testpeer_old (peer, false);
     omni_intake_client_destroy (&client);
     assert (client == NULL);
 

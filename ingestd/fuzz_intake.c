@@ -8,16 +8,17 @@
     before zmq_send returns), one round reads it, and the reply is read back
     before the next input. What must hold for every input (the oracle):
     exactly one reply comes back; it is ACK with accepted + rejected equal to
-    the record frames and the BATCH's own seq, or ERROR for a malformed
-    message; ingestd's accounting (received = accepted + rejected, checked
-    against the journal by server_healthy) holds.
+    the records (a BATCH's frames; a BATCHP's packed records, a frame that
+    does not unpack counting as one) and the batch's own seq, or ERROR for a
+    malformed message; ingestd's accounting (received = accepted + rejected,
+    checked against the journal by server_healthy) holds.
 
     Input: the first byte chooses the shape. Odd: a well-formed head ("OI/1"
-    "BATCH" and an 8-byte seq taken from the input) followed by record
-    frames; even: raw frames. Frames are cut by a 2-byte big-endian length
-    before each one; the rest is the last frame. The journal lives in a
-    temporary directory and is started afresh every few thousand inputs so
-    that a long run stays within its disk.                                   */
+    "BATCH", or "BATCHP" when its second bit is set, and an 8-byte seq taken
+    from the input) followed by record frames; even: raw frames. Frames are cut by a 2-byte
+   big-endian length before each one; the rest is the last frame. The journal lives in a temporary
+   directory and is started afresh every few thousand inputs so that a long run stays within its
+   disk.                                   */
 #include "ingestd/server.c"
 #include "testsupport/fuzz_frames.h"
 
@@ -100,7 +101,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     zmsg_t *msg = zmsg_new ();
     if (size >= 9 && (data[0] & 1)) {
         zmsg_addstr (msg, WIRE_INTAKE_SIGNATURE);
-        zmsg_addstr (msg, "BATCH");
+        zmsg_addstr (msg, data[0] & 2 ? "BATCHP" : "BATCH");
         zmsg_addmem (msg, data + 1, 8);
         data += 9;
         size -= 9;
@@ -116,12 +117,22 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     //  (czmq's zmsg_next starts over at the head once past the end)
     size_t nframes = zmsg_size (msg);
     zframe_t *f0 = zmsg_first (msg), *f1 = zmsg_next (msg), *f2 = zmsg_next (msg);
+    bool packed = nframes >= 2 && zframe_streq (f1, "BATCHP");
     bool batch = nframes >= 3 && zframe_streq (f0, WIRE_INTAKE_SIGNATURE) &&
-                 zframe_streq (f1, "BATCH") && zframe_size (f2) == 8;
+                 (zframe_streq (f1, "BATCH") || packed) && zframe_size (f2) == 8;
     uint8_t seq[8] = {0};
     if (batch)
         memcpy (seq, zframe_data (f2), 8);
-    size_t records = batch ? zmsg_size (msg) - 3 : 0;
+    size_t records = batch && !packed ? zmsg_size (msg) - 3 : 0;
+    for (zframe_t *f = batch && packed ? zmsg_next (msg) : NULL; f; f = zmsg_next (msg)) {
+        size_t count;
+        const uint8_t *first;
+        char why[128];
+        records +=
+            omni_wire_unpack (zframe_data (f), zframe_size (f), &count, &first, why, sizeof why)
+                ? 1
+                : count;
+    }
     assert (zmsg_send (&msg, s_client) == 0);
     s_intake_round (s_server);
 

@@ -7,7 +7,11 @@
 
     Intake is group-committed: every intake message already waiting is
     validated into one LMDB transaction, one fsync, then all their ACKs go
-    out. Under load that turns one fsync per batch into one per round.    */
+    out. Under load that turns one fsync per batch into one per round.
+
+    A BATCHP's records come packed, many to a frame (PROTOCOL.md): each is
+    taken exactly as a BATCH's record frame is (s_take), so the two differ
+    only in how the records are cut out of the frames.                   */
 #include "ingestd/intake.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -286,6 +290,62 @@ s_replay_route (intake_t *self, const char *data, size_t size, uint8_t *route, c
     return 0;
 }
 
+//  One record of an intake message, the `index`th: checked, then journaled
+//  (or published to the stream) for the writers of its kind within `route`,
+//  or dead-lettered with its reason. -1 when the journal failed.
+static int
+s_take (intake_t *self, s_reply_t *reply, const void *data, size_t size, uint8_t route, bool tap,
+        int64_t now, size_t index)
+{
+    omni_record_t record;
+    char detail[256];
+    omni_record_reject_t reason =
+        omni_record_check (&record, data, size, &self->config.limits, detail, sizeof detail);
+    if (reason == REJECT_NONE)
+        reason = omni_record_check_id (&record, detail, sizeof detail);
+    if (reason == REJECT_NONE) {
+        uint8_t writers = (uint8_t) (record.spec->writers & route);
+        if (self->config.stream
+                ? jsjournal_publish (self->config.stream, &record, data, size, writers) != 0
+                : !journal_append (self->journal, data, size, writers, now)) {
+            //  said as the stream's fault, not the local journal's
+            self->publish_failed = self->config.stream != NULL;
+            return -1;
+        }
+        reply->accepted++;
+        if (tap) //  published after the commit
+            tap_keep (self->tap, &record, data, size);
+        return 1;
+    }
+    const char *name = omni_record_reject_name (reason);
+    if (journal_reject (self->journal, name, detail, data, size, now) ||
+        s_reject_stream (self, reply, &self->frame, name, detail, data, size, now, index, &record))
+        return -1;
+    reply->rejected++;
+    omni_metric_add (self->m_rejected[reason], 1);
+    tap_reject (self->tap, name, detail, data, size);
+    log_debug ("intake.reject", "reason=%s detail=\"%s\" bytes=%zu", name, detail, size);
+    return 1;
+}
+
+//  A BATCHP frame that does not unpack: one bad input, dead-lettered whole
+//  (its records cannot be told apart), the batch's other frames taken.
+static int
+s_take_bad_frame (intake_t *self, s_reply_t *reply, const void *data, size_t size, const char *why,
+                  int64_t now, size_t index)
+{
+    char detail[200];
+    snprintf (detail, sizeof detail, "BATCHP frame: %s", why);
+    if (journal_reject (self->journal, "bad_frame", detail, data, size, now) ||
+        s_reject_stream (self, reply, &self->frame, "bad_frame", detail, data, size, now, index,
+                         NULL))
+        return -1;
+    reply->rejected++;
+    omni_metric_add (self->m_rejected[REJECT_REASON_COUNT], 1);
+    tap_reject (self->tap, "bad_frame", detail, data, size);
+    return 1;
+}
+
 //  Receives and journals one intake message, if one is waiting; fills the
 //  reply. Returns 1 when a message was handled, 0 when none was waiting, -1
 //  when the journal failed (the round must abort, nothing is acknowledged).
@@ -347,60 +407,43 @@ s_intake_message_read (intake_t *self, s_reply_t *reply, size_t *bytes)
                                                                                              : 1;
         atomic_fetch_or (&self->replayed, route);
     }
-    size_t frames = 0, record_bytes = 0;
-    bool tap = tap_open (self->tap), over = false;
+    size_t frames = 0, record_bytes = 0; //  records (inputs) and their bytes
+    bool tap = tap_open (self->tap), over = false, packed = head.command == WIRE_BATCHP;
     int rc = 1;
-    while (more) {
+    while (more && rc > 0 && !over) {
         if (s_recv_part (self, &self->frame)) {
             rc = -1;
             break;
         }
         more = zmq_msg_more (&self->frame);
-        const void *data = zmq_msg_data (&self->frame);
-        size_t size = zmq_msg_size (&self->frame);
-        if (frames >= self->config.max_batch_records ||
-            record_bytes + size > self->config.max_batch_bytes) {
-            //  libzmq held the whole message already; what ingestd does
-            //  with it stays bounded: the rest is one bad input.
-            over = true;
-            s_drain_parts (self, more);
-            more = false;
-            break;
-        }
-        frames++;
-        record_bytes += size;
-        omni_record_t record;
-        char detail[256];
-        omni_record_reject_t reason =
-            omni_record_check (&record, data, size, &self->config.limits, detail, sizeof detail);
-        if (reason == REJECT_NONE)
-            reason = omni_record_check_id (&record, detail, sizeof detail);
-        if (reason == REJECT_NONE) {
-            uint8_t writers = (uint8_t) (record.spec->writers & route);
-            if (self->config.stream
-                    ? jsjournal_publish (self->config.stream, &record, data, size, writers) != 0
-                    : !journal_append (self->journal, data, size, writers, now)) {
-                //  said as the stream's fault, not the local journal's
-                self->publish_failed = self->config.stream != NULL;
-                rc = -1;
+        const uint8_t *data = zmq_msg_data (&self->frame);
+        size_t size = zmq_msg_size (&self->frame), count = 1;
+        const uint8_t *record = data;
+        char why_packed[128];
+        bool unpacked = !packed || omni_wire_unpack (data, size, &count, &record, why_packed,
+                                                     sizeof why_packed) == 0;
+        if (!unpacked)
+            count = 1; //  the frame is one bad input
+        for (size_t i = 0; i < count && rc > 0; i++) {
+            size_t one = unpacked && packed ? omni_wire_packed_size (data, i) : size;
+            const uint8_t *at = unpacked ? record : data;
+            if (frames >= self->config.max_batch_records ||
+                record_bytes + one > self->config.max_batch_bytes) {
+                //  libzmq held the whole message already; what ingestd does
+                //  with it stays bounded: the rest is one bad input.
+                over = true;
                 break;
             }
-            reply->accepted++;
-            if (tap) //  published after the commit
-                tap_keep (self->tap, &record, data, size);
-        } else {
-            const char *name = omni_record_reject_name (reason);
-            if (journal_reject (self->journal, name, detail, data, size, now) ||
-                s_reject_stream (self, reply, &self->frame, name, detail, data, size, now, frames,
-                                 &record)) {
-                rc = -1;
-                break;
-            }
-            reply->rejected++;
-            omni_metric_add (self->m_rejected[reason], 1);
-            tap_reject (self->tap, name, detail, data, size);
-            log_debug ("intake.reject", "reason=%s detail=\"%s\" bytes=%zu", name, detail, size);
+            frames++;
+            record_bytes += one;
+            rc = unpacked ? s_take (self, reply, at, one, route, tap, now, frames)
+                          : s_take_bad_frame (self, reply, at, one, why_packed, now, frames);
+            record += one;
         }
+    }
+    if (over) {
+        s_drain_parts (self, more);
+        more = false;
     }
     //  journal: jetstream: this batch's records go out, a message per
     //  route, before the next batch's (jsjournal.c says why per batch)
@@ -448,10 +491,14 @@ s_intake_message (intake_t *self, s_reply_t *reply, size_t *bytes)
 static void
 s_send_intake_reply (intake_t *self, s_reply_t *reply)
 {
+    //  Every ACK says BATCHP is taken: a collector packs its batches from
+    //  then on (a reconnect or another endpoint starts it over)
     omni_wire_head_t head = {.command = WIRE_INTAKE_ACK,
                              .seq = reply->has_seq ? omni_util_get_be (reply->seq, 8) : 0,
                              .accepted = reply->accepted,
-                             .rejected = reply->rejected};
+                             .rejected = reply->rejected,
+                             .features = WIRE_FEATURE_PACKED,
+                             .features_size = sizeof WIRE_FEATURE_PACKED - 1};
     char text[320] =
         "bad_frame: malformed intake message, see " WIRE_INTAKE_SIGNATURE " in PROTOCOL.md";
     if (reply->malformed) {
@@ -668,6 +715,29 @@ intake_test (bool verbose)
     s_t_round (self, collector, &reply, &msg);
     assert (reply.command == WIRE_INTAKE_ACK && reply.accepted == 1);
     assert (intake_replayed (self) == WRITER_RELATIONAL && journal_next_offset (journal) == 4);
+
+    //  BATCHP: the same three records packed into one frame, then a frame
+    //  that does not unpack (one bad input): 2 accepted, 2 rejected. Every
+    //  ACK says BATCHP is taken.
+    assert (omni_wire_has_feature (&reply, WIRE_FEATURE_PACKED));
+    char joined[512];
+    size_t ends[3], at = 0;
+    for (int i = 0; i < 3; i++) {
+        memcpy (joined + at, data[i], size[i]);
+        ends[i] = at += size[i];
+    }
+    uint8_t packed[600];
+    omni_wire_pack (packed, joined, ends, 0, 3);
+    const void *frames[2] = {packed, "\0\0\0\5xx"};
+    size_t frame_sizes[2] = {omni_wire_pack_size (3, at), 6};
+    head = (omni_wire_head_t){.command = WIRE_BATCHP, .seq = 10};
+    s_t_send (collector, &head, frames, frame_sizes, 2);
+    s_t_round (self, collector, &reply, &msg);
+    assert (reply.command == WIRE_INTAKE_ACK && reply.seq == 10);
+    assert (reply.accepted == 2 && reply.rejected == 2);
+    assert (journal_next_offset (journal) == 6 && journal_dead_count (journal) == 5);
+    c = journal_counters (journal);
+    assert (c.received == 3 + 1 + 1 + 1 + 4 && c.accepted == 2 + 1 + 2);
 
     zmsg_destroy (&msg);
     free (copies[0]);

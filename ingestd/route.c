@@ -97,7 +97,7 @@ route_send (peers_t *peers, peers_socket_t socket, void *sock, const void *peer,
         zmq_msg_t frame;
         if (zmq_msg_init_size (&frame, omni_wire_pack_size (n, records->ends[n - 1])))
             abort (); //  out of memory, as omni_buf does: the head is out already
-        omni_wire_pack (zmq_msg_data (&frame), records->data, records->ends, n);
+        omni_wire_pack (zmq_msg_data (&frame), records->data, records->ends, 0, n);
         if (zmq_msg_send (&frame, sock, 0) < 0)
             zmq_msg_close (&frame);
     } else if (sent)

@@ -22,7 +22,7 @@ typedef enum {
     F_JOURNAL,  //  16 bytes
     F_TEXT,     //  bytes: writers, reason, name
     F_INSTANCE, //  bytes, optional (last but one or last)
-    F_FEATURES, //  bytes, optional, only after F_INSTANCE (the last field)
+    F_FEATURES, //  bytes, optional (the last field; after F_INSTANCE only with it)
 } s_field_t;
 
 typedef struct {
@@ -36,7 +36,7 @@ typedef struct {
 static const s_head_spec_t s_heads[WIRE_COMMANDS] = {
     [WIRE_BATCH] = {WIRE_INTAKE, "BATCH", {F_SEQ}, 1, true},
     [WIRE_REPLAY] = {WIRE_INTAKE, "REPLAY", {F_SEQ, F_TEXT}, 2, true},
-    [WIRE_INTAKE_ACK] = {WIRE_INTAKE, "ACK", {F_SEQ, F_U32_ACC, F_U32_REJ}, 3, false},
+    [WIRE_INTAKE_ACK] = {WIRE_INTAKE, "ACK", {F_SEQ, F_U32_ACC, F_U32_REJ, F_FEATURES}, 4, false},
     [WIRE_INTAKE_ERROR] = {WIRE_INTAKE, "ERROR", {F_SEQ, F_TEXT}, 2, false},
     [WIRE_HELLO] = {WIRE_DELIVERY, "HELLO", {F_TEXT, F_WINDOW, F_INSTANCE, F_FEATURES}, 4, false},
     [WIRE_WELCOME] = {WIRE_DELIVERY, "WELCOME", {F_JOURNAL, F_CURSOR}, 2, false},
@@ -47,6 +47,7 @@ static const s_head_spec_t s_heads[WIRE_COMMANDS] = {
     [WIRE_HEARTBEAT] = {WIRE_DELIVERY, "HEARTBEAT", {F_CURSOR}, 1, false},
     [WIRE_CONFLICT] = {WIRE_DELIVERY, "CONFLICT", {0}, 0, true},
     [WIRE_DELIVERP] = {WIRE_DELIVERY, "DELIVERP", {F_UPTO}, 1, true},
+    [WIRE_BATCHP] = {WIRE_INTAKE, "BATCHP", {F_SEQ}, 1, true},
 };
 
 static bool
@@ -114,7 +115,8 @@ static size_t
 s_fields_sent (const s_head_spec_t *spec, const omni_wire_head_t *head)
 {
     size_t n = spec->nfields;
-    if (n && spec->fields[n - 1] == F_FEATURES && (!head->features || !head->instance))
+    if (n && spec->fields[n - 1] == F_FEATURES &&
+        (!head->features || (n >= 2 && spec->fields[n - 2] == F_INSTANCE && !head->instance)))
         n--;
     if (n && spec->fields[n - 1] == F_INSTANCE && !head->instance)
         n--;
@@ -306,14 +308,15 @@ omni_wire_pack_size (size_t count, size_t bytes)
 }
 
 void
-omni_wire_pack (void *frame, const void *data, const size_t *ends, size_t count)
+omni_wire_pack (void *frame, const char *data, const size_t *ends, size_t first, size_t count)
 {
     uint8_t *out = frame;
+    size_t start = first ? ends[first - 1] : 0;
     omni_util_put_be (out, count, 4);
-    for (size_t i = 0, from = 0; i < count; from = ends[i++])
-        omni_util_put_be (out + 4 + 4 * i, ends[i] - from, 4);
+    for (size_t i = 0, from = start; i < count; from = ends[first + i++])
+        omni_util_put_be (out + 4 + 4 * i, ends[first + i] - from, 4);
     if (count)
-        memcpy (out + 4 + 4 * count, data, ends[count - 1]);
+        memcpy (out + 4 + 4 * count, data + start, ends[first + count - 1] - start);
 }
 
 int
@@ -429,6 +432,11 @@ omni_wire_test (bool verbose)
     head =
         (omni_wire_head_t){.command = WIRE_INTAKE_ACK, .seq = 7, .accepted = 70000, .rejected = 3};
     s_roundtrip (WIRE_INTAKE, &head, 0);
+    head.features = WIRE_FEATURE_PACKED;
+    head.features_size = strlen (WIRE_FEATURE_PACKED);
+    s_roundtrip (WIRE_INTAKE, &head, 0);
+    head = (omni_wire_head_t){.command = WIRE_BATCHP, .seq = 8};
+    s_roundtrip (WIRE_INTAKE, &head, 2);
     head =
         (omni_wire_head_t){.command = WIRE_INTAKE_ERROR, .seq = 7, .text = "bad", .text_size = 3};
     s_roundtrip (WIRE_INTAKE, &head, 0);
@@ -475,11 +483,18 @@ omni_wire_test (bool verbose)
         uint8_t frame[64];
         size_t size = omni_wire_pack_size (3, 10);
         assert (size == 4 + 12 + 10);
-        omni_wire_pack (frame, data, ends, 3);
+        omni_wire_pack (frame, data, ends, 0, 3);
         const uint8_t *records;
         char why[128];
         assert (omni_wire_unpack (frame, size, &count, &records, why, sizeof why) == 0);
         assert (count == 3 && memcmp (records, data, 10) == 0);
+        //  The last two alone
+        uint8_t part[64];
+        omni_wire_pack (part, data, ends, 1, 2);
+        assert (omni_wire_unpack (part, omni_wire_pack_size (2, 9), &count, &records, why,
+                                  sizeof why) == 0);
+        assert (count == 2 && memcmp (records, data + 1, 9) == 0);
+        assert (omni_wire_packed_size (part, 0) == 3 && omni_wire_packed_size (part, 1) == 6);
         assert (omni_wire_packed_size (frame, 0) == 1 && omni_wire_packed_size (frame, 1) == 3 &&
                 omni_wire_packed_size (frame, 2) == 6);
         for (size_t cut = 0; cut < size; cut++)
@@ -530,5 +545,5 @@ omni_wire_test (bool verbose)
     assert (s_decode_frames (WIRE_INTAKE, f5, s5, 0, why, sizeof why) == -1);
     assert (streq (omni_wire_command_name (WIRE_DELIVERY_ACK), "ACK"));
     assert (!omni_wire_carries_records (WIRE_HELLO) && omni_wire_carries_records (WIRE_DELIVER));
-    assert (omni_wire_carries_records (WIRE_DELIVERP));
+    assert (omni_wire_carries_records (WIRE_DELIVERP) && omni_wire_carries_records (WIRE_BATCHP));
 }

@@ -2,7 +2,7 @@
 
     Every message is a head of fixed frames (signature, command, then the
     command's fields) followed, for BATCH, REPLAY and DELIVER, by one frame
-    per record, and for DELIVERP by one frame that packs them all. The codec
+    per record, and for BATCHP and DELIVERP by frames that pack them. The codec
     owns the heads and the packed frame's layout; records are never copied
     by it: a sender streams them after omni_wire_send_head, a receiver reads
     them after the head with its own zmq_msg_recv (ingestd journals each one
@@ -12,10 +12,12 @@
     Why DELIVERP. A frame costs libzmq the same whatever its size: a send
     (an allocation and a copy above 33 bytes), the I/O thread's encoding or
     decoding, a receive. With records of a hundred bytes that is most of
-    what moving them costs: measured on loopback TCP, a million 120-byte
-    records took 0.5 CPU s as frames and 0.2 s packed 500 to a frame (both
-    ends). A writer asks for it in HELLO (`features`), so ingestd never
-    sends it to a writer that would not read it.                            */
+    what moving them costs: on loopback TCP a million 120-byte records took
+    0.6-1.2 CPU s as frames and 0.15 s packed 500 to a frame, both ends
+    (bench/zmq_frames.c). A writer asks for it in HELLO (`features`), so ingestd never
+    sends it to a writer that would not read it; ingestd says it takes
+    BATCHP in its ACKs (`features`), so a collector sends it only to an
+    ingestd that said so.                                                   */
 #ifndef OMNI_WIRE_H
 #define OMNI_WIRE_H
 
@@ -37,7 +39,7 @@ typedef enum {
     //  intake
     WIRE_BATCH,        //  seq record...
     WIRE_REPLAY,       //  seq writers record...
-    WIRE_INTAKE_ACK,   //  seq accepted rejected
+    WIRE_INTAKE_ACK,   //  seq accepted rejected [features]
     WIRE_INTAKE_ERROR, //  seq reason
     //  delivery
     WIRE_HELLO,        //  name window [instance [features]]
@@ -49,15 +51,21 @@ typedef enum {
     WIRE_HEARTBEAT,    //  cursor
     WIRE_CONFLICT,     //  record... (writer -> ingestd)
     WIRE_DELIVERP,     //  upto packed (one frame: omni_wire_pack)
+    WIRE_BATCHP,       //  seq packed... (frames of omni_wire_pack)
     WIRE_COMMANDS
 } omni_wire_command_t;
 
 #define WIRE_JOURNAL_ID 16 //  bytes of WELCOME's journal identity
 #define WIRE_HEAD_MAX   6  //  frames of the longest head (HELLO: 6, intake ACK: 5)
 
-//  HELLO's features: words separated by blanks; unknown ones are ignored.
-//  "packed": send DELIVERP rather than DELIVER when there are records.
+//  HELLO's and intake ACK's features: words separated by blanks; unknown
+//  ones are ignored. "packed", from a writer: send DELIVERP rather than
+//  DELIVER when there are records; from ingestd: BATCHP is taken.
 #define WIRE_FEATURE_PACKED "packed"
+//  A BATCHP's frame packs records up to this many bytes, and a larger
+//  record alone: within ingestd's frame bound (max_record_size + 64 KiB)
+//  whatever max_record_size is, as a record a frame is.
+#define WIRE_PACK_FRAME 65536
 
 //  What ingestd's delivery socket takes from a writer: frames of at most
 //  WIRE_DELIVERY_FRAME_MAX bytes (a larger one closes the connection: the
@@ -84,7 +92,7 @@ typedef struct {
     size_t text_size;
     const char *instance; //  HELLO's optional instance; NULL when absent
     size_t instance_size;
-    const char *features; //  HELLO's optional features (after instance); NULL when absent
+    const char *features; //  HELLO's (after instance), intake ACK's; NULL when absent
     size_t features_size;
 } omni_wire_head_t;
 
@@ -132,13 +140,14 @@ int omni_wire_decode (omni_wire_protocol_t protocol, zmsg_t *msg, omni_wire_head
 //  Builds a whole message of a head with no records, for zmsg peers.
 zmsg_t *omni_wire_encode (omni_wire_protocol_t protocol, const omni_wire_head_t *head);
 
-//  DELIVERP's one frame: count:u32, count sizes:u32, then the records end
-//  to end (integers big-endian, as everywhere). omni_wire_pack_size is the
-//  frame's size for `count` records of `bytes` in all; omni_wire_pack
-//  writes it into `frame` from records end to end in `data`, record i
-//  ending at ends[i].
+//  A packed frame (DELIVERP's, BATCHP's): count:u32, count sizes:u32,
+//  then the records end to end (integers big-endian, as everywhere).
+//  omni_wire_pack_size is the frame's size for `count` records of `bytes`
+//  in all; omni_wire_pack writes into `frame` records first .. first +
+//  count - 1 of `data`, where record i ends at ends[i] (and starts at
+//  ends[i - 1], at 0 for the first).
 size_t omni_wire_pack_size (size_t count, size_t bytes);
-void omni_wire_pack (void *frame, const void *data, const size_t *ends, size_t count);
+void omni_wire_pack (void *frame, const char *data, const size_t *ends, size_t first, size_t count);
 //  Checks a packed frame and finds its parts: `*count` records, whose sizes
 //  omni_wire_packed_size reads, end to end at `*records`. The sizes must add
 //  up to the frame exactly and none may be 0. Returns 0, or -1 with `why`.

@@ -28,7 +28,34 @@ struct _testpeer_t {
     uint64_t acked;
     size_t conflicts;
     uint64_t conflict_acked;
+    size_t packed_batches; //  BATCHP messages received
+    bool old;              //  answers as an ingestd before BATCHP (testpeer_old)
 };
+
+//  The records of an intake message as frames: BATCHP's unpacked (a frame
+//  that does not unpack fails the test: clients pack what they send).
+static zmsg_t *
+s_records (const omni_wire_head_t *head, zmsg_t *msg)
+{
+    zmsg_t *records = zmsg_new ();
+    for (zframe_t *frame = zmsg_next (msg); frame; frame = zmsg_next (msg)) {
+        if (head->command != WIRE_BATCHP) {
+            zmsg_addmem (records, zframe_data (frame), zframe_size (frame));
+            continue;
+        }
+        size_t count;
+        const uint8_t *data;
+        char why[128];
+        if (omni_wire_unpack (zframe_data (frame), zframe_size (frame), &count, &data, why,
+                              sizeof why)) {
+            fprintf (stderr, "testpeer: BATCHP frame: %s\n", why);
+            assert (false);
+        }
+        for (size_t i = 0; i < count; data += omni_wire_packed_size (zframe_data (frame), i++))
+            zmsg_addmem (records, data, omni_wire_packed_size (zframe_data (frame), i));
+    }
+    return records;
+}
 
 static void
 s_answer (testpeer_t *self, zmsg_t *msg, zframe_t *peer)
@@ -40,15 +67,35 @@ s_answer (testpeer_t *self, zmsg_t *msg, zframe_t *peer)
         fprintf (stderr, "testpeer: malformed intake message: %s\n", why);
         assert (false);
     }
+    pthread_mutex_lock (&self->lock);
+    bool old = self->old;
+    pthread_mutex_unlock (&self->lock);
+    if (old && head.command == WIRE_BATCHP) {
+        //  What an ingestd that does not know BATCHP answers
+        const char *text = "bad_frame: malformed intake message, see OI/1 in PROTOCOL.md";
+        omni_wire_head_t error = {.command = WIRE_INTAKE_ERROR,
+                                  .seq = head.seq,
+                                  .text = text,
+                                  .text_size = strlen (text)};
+        omni_wire_send_head (zsock_resolve (self->router), zframe_data (peer), zframe_size (peer),
+                             &error, false, 0);
+        return;
+    }
     msgpack_zone zone;
     msgpack_zone_init (&zone, 4096);
-    omni_wire_head_t ack = {.command = WIRE_INTAKE_ACK, .seq = head.seq};
+    //  It takes BATCHP, as ingestd does
+    omni_wire_head_t ack = {.command = WIRE_INTAKE_ACK,
+                            .seq = head.seq,
+                            .features = WIRE_FEATURE_PACKED,
+                            .features_size = strlen (WIRE_FEATURE_PACKED)};
+    zmsg_t *records = s_records (&head, msg);
     pthread_mutex_lock (&self->lock);
     if (head.command == WIRE_REPLAY) {
         free (self->replay_writers);
         self->replay_writers = strndup (head.text, head.text_size);
     }
-    for (zframe_t *frame = zmsg_next (msg); frame; frame = zmsg_next (msg)) {
+    self->packed_batches += head.command == WIRE_BATCHP;
+    for (zframe_t *frame = zmsg_first (records); frame; frame = zmsg_next (records)) {
         omni_record_t record;
         char detail[256];
         msgpack_zone_clear (&zone);
@@ -67,6 +114,7 @@ s_answer (testpeer_t *self, zmsg_t *msg, zframe_t *peer)
         self->rejected += ack.rejected;
     }
     pthread_mutex_unlock (&self->lock);
+    zmsg_destroy (&records);
     msgpack_zone_destroy (&zone);
     if (!drop)
         omni_wire_send_head (zsock_resolve (self->router), zframe_data (peer), zframe_size (peer),
@@ -152,6 +200,23 @@ testpeer_accepted (testpeer_t *self)
 {
     pthread_mutex_lock (&self->lock);
     size_t n = self->accepted;
+    pthread_mutex_unlock (&self->lock);
+    return n;
+}
+
+void
+testpeer_old (testpeer_t *self, bool old)
+{
+    pthread_mutex_lock (&self->lock);
+    self->old = old;
+    pthread_mutex_unlock (&self->lock);
+}
+
+size_t
+testpeer_packed_batches (testpeer_t *self)
+{
+    pthread_mutex_lock (&self->lock);
+    size_t n = self->packed_batches;
     pthread_mutex_unlock (&self->lock);
     return n;
 }
@@ -330,7 +395,7 @@ testpeer_deliver (testpeer_t *self, uint64_t upto, zmsg_t **records)
     size_t size = omni_wire_pack_size (n, data.size);
     uint8_t *packed = malloc (size);
     assert (packed);
-    omni_wire_pack (packed, data.data, ends, n);
+    omni_wire_pack (packed, data.data, ends, 0, n);
     testpeer_deliver_packed (self, upto, packed, size);
     free (packed);
     free (ends);

@@ -38,6 +38,11 @@ size_t testpeer_count (testpeer_t *self);
 //  Records found valid and invalid, in the batches answered.
 size_t testpeer_accepted (testpeer_t *self);
 size_t testpeer_rejected (testpeer_t *self);
+//  BATCHP messages received (its ACKs say it takes them, as ingestd's do).
+size_t testpeer_packed_batches (testpeer_t *self);
+//  From now on, answer BATCHP as an ingestd before it did: ERROR (its ACKs
+//  still say it takes BATCHP: an ingestd replaced behind one endpoint).
+void testpeer_old (testpeer_t *self, bool old);
 //  Decodes record `index` into `record` (pointing into `zone`); asserts
 //  that it is valid.
 void testpeer_record (testpeer_t *self, size_t index, omni_record_t *record, msgpack_zone *zone);

@@ -14,7 +14,8 @@ build-fuzz/fuzz_record -max_total_time="$seconds" -max_len=4096 -print_final_sta
     build-fuzz/corpus proto/fuzz_seeds > build-fuzz/fuzz_record.log 2>&1 &
 p1=$!
 build-fuzz/fuzz_intake -max_total_time="$seconds" -max_len=16384 -print_final_stats=1 \
-    -close_fd_mask=2 build-fuzz/corpus-intake proto/fuzz_seeds > build-fuzz/fuzz_intake.log 2>&1 &
+    -close_fd_mask=2 build-fuzz/corpus-intake proto/fuzz_seeds ingestd/fuzz_intake_seeds \
+    > build-fuzz/fuzz_intake.log 2>&1 &
 p2=$!
 build-fuzz/fuzz_delivery -max_total_time="$seconds" -max_len=16384 -print_final_stats=1 \
     -close_fd_mask=2 build-fuzz/corpus-delivery proto/fuzz_seeds client/fuzz_delivery_seeds \
