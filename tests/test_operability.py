@@ -560,7 +560,19 @@ def test_make_run_ctrl_c_stops_everything(workdir, pg_database):
                 break
         assert processes_mentioning(run_dir), "".join(seen)
         os.killpg(proc.pid, signal.SIGINT)    # what Ctrl-C on a terminal does
-        rest, _ = proc.communicate(timeout=60)
+        try:
+            rest, _ = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired as e:
+            # Which daemon did not stop, and what it was doing: its log's end
+            logs = os.path.join(run_dir, "logs")
+            tails = "".join(
+                f"---- {name}\n" + "".join(open(os.path.join(logs, name), errors="replace")
+                                            .readlines()[-15:])
+                for name in sorted(os.listdir(logs))) if os.path.isdir(logs) else ""
+            out = e.output or b""  # bytes even in text mode (subprocess)
+            out = out.decode(errors="replace") if isinstance(out, bytes) else out
+            raise AssertionError("not stopped 60 s after SIGINT:\n" + "".join(seen) + out
+                                 + tails) from None
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
