@@ -571,12 +571,22 @@ def test_make_run_ctrl_c_stops_everything(workdir, pg_database):
                 for name in sorted(os.listdir(logs))) if os.path.isdir(logs) else ""
             out = e.output or b""  # bytes even in text mode (subprocess)
             out = out.decode(errors="replace") if isinstance(out, bytes) else out
+            alive = subprocess.run(["ps", "-o", "pid,stat,etime,wchan:20,args", "-p",
+                                    ",".join(map(str, processes_mentioning(run_dir))) or "1"],
+                                   capture_output=True, text=True).stdout
             raise AssertionError("not stopped 60 s after SIGINT:\n" + "".join(seen) + out
-                                 + tails) from None
+                                 + "---- still running\n" + alive + tails) from None
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+        # The daemons run in sessions of their own: a script killed here
+        # leaves them, and a failed test must not leave a pipeline running
+        for pid in processes_mentioning(run_dir):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
     log = "".join(seen) + rest
     assert proc.returncode in (0, 130), log
     assert "stopping:" in log, log
