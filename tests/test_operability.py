@@ -548,7 +548,12 @@ def test_make_run_ctrl_c_stops_everything(workdir, pg_database):
                OMNI_RUN_DIR=run_dir, OMNI_RUN_HOLD="1",
                OMNI_RUN_PORT_BASE=str(free_port_run(11)))
     env.pop("OMNI_CONFIG", None)
-    proc = subprocess.Popen([os.path.join(ROOT, "tools", "omni-run.sh")], env=env,
+    # SIGINT as a terminal leaves it: a test suite started in the background
+    # of a shell runs with SIGINT ignored, which every child inherits, and a
+    # shell cannot trap a signal ignored when it started (the script then
+    # ran on to its end and was killed, its daemons left running)
+    proc = subprocess.Popen(["env", "--default-signal=INT",
+                             os.path.join(ROOT, "tools", "omni-run.sh")], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
     seen = []
