@@ -557,6 +557,12 @@ def test_make_run_ctrl_c_stops_everything(workdir, pg_database):
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
     seen = []
+
+    def ours():
+        """The run's processes: by its directory, and the PostgreSQL writers
+        (whose command lines hold no path of it) by the test's database."""
+        return set(processes_mentioning(run_dir)) | set(
+            processes_mentioning("/" + pg_database.rsplit("/", 1)[1]))
     try:
         # Every daemon is up once the script prints how to watch them.
         for line in proc.stdout:
@@ -577,7 +583,7 @@ def test_make_run_ctrl_c_stops_everything(workdir, pg_database):
             out = e.output or b""  # bytes even in text mode (subprocess)
             out = out.decode(errors="replace") if isinstance(out, bytes) else out
             alive = subprocess.run(["ps", "-o", "pid,stat,etime,wchan:20,args", "-p",
-                                    ",".join(map(str, processes_mentioning(run_dir))) or "1"],
+                                    ",".join(map(str, ours())) or "1"],
                                    capture_output=True, text=True).stdout
             raise AssertionError("not stopped 60 s after SIGINT:\n" + "".join(seen) + out
                                  + "---- still running\n" + alive + tails) from None
@@ -587,7 +593,7 @@ def test_make_run_ctrl_c_stops_everything(workdir, pg_database):
             proc.wait()
         # The daemons run in sessions of their own: a script killed here
         # leaves them, and a failed test must not leave a pipeline running
-        for pid in processes_mentioning(run_dir):
+        for pid in ours():
             try:
                 os.kill(pid, signal.SIGKILL)
             except OSError:
@@ -595,4 +601,4 @@ def test_make_run_ctrl_c_stops_everything(workdir, pg_database):
     log = "".join(seen) + rest
     assert proc.returncode in (0, 130), log
     assert "stopping:" in log, log
-    assert not processes_mentioning(run_dir), f"processes left behind:\n{log}"
+    assert not ours(), f"processes left behind:\n{log}"
