@@ -312,14 +312,9 @@ s_transmit (omni_intake_client_t *self, s_batch_t *batch)
             while (first + n < batch->records &&
                    omni_wire_pack_size (n + 1, batch->ends[first + n] - start) <= WIRE_PACK_FRAME)
                 n++;
-            zmq_msg_t frame;
-            if (zmq_msg_init_size (&frame,
-                                   omni_wire_pack_size (n, batch->ends[first + n - 1] - start)))
-                abort (); //  out of memory, as omni_buf does: the head is out already
-            omni_wire_pack (zmq_msg_data (&frame), batch->data.data, batch->ends, first, n);
+            omni_wire_send_packed (sock, batch->data.data, batch->ends, first, n,
+                                   first + n == batch->records);
             first += n;
-            if (zmq_msg_send (&frame, sock, first < batch->records ? ZMQ_SNDMORE : 0) < 0)
-                zmq_msg_close (&frame);
         }
         return;
     }

@@ -273,7 +273,7 @@ s_pump (delivery_t *self, s_session_t *s)
         //  dropped); its session ends with its connection
         omni_wire_head_t head = {
             .command = s->packed && fill.records ? WIRE_DELIVERP : WIRE_DELIVER, .upto = fill.upto};
-        route_frames_t frames = {self->fill_bytes.data, self->fill_ends, fill.records, s->packed};
+        route_frames_t frames = {self->fill_bytes.data, self->fill_ends, fill.records};
         bool sent = s_send (self, s->peer, s->peer_fd, &head, &frames);
         //  Kept for the next DELIVER, unless large records grew it: the
         //  memory guard counts what stays

@@ -420,13 +420,11 @@ s_intake_message_read (intake_t *self, s_reply_t *reply, size_t *bytes)
         size_t size = zmq_msg_size (&self->frame), count = 1;
         const uint8_t *record = data;
         char why_packed[128];
+        //  A frame that does not unpack stays one input (count 1, the frame)
         bool unpacked = !packed || omni_wire_unpack (data, size, &count, &record, why_packed,
                                                      sizeof why_packed) == 0;
-        if (!unpacked)
-            count = 1; //  the frame is one bad input
         for (size_t i = 0; i < count && rc > 0; i++) {
             size_t one = unpacked && packed ? omni_wire_packed_size (data, i) : size;
-            const uint8_t *at = unpacked ? record : data;
             if (frames >= self->config.max_batch_records ||
                 record_bytes + one > self->config.max_batch_bytes) {
                 //  libzmq held the whole message already; what ingestd does
@@ -436,8 +434,8 @@ s_intake_message_read (intake_t *self, s_reply_t *reply, size_t *bytes)
             }
             frames++;
             record_bytes += one;
-            rc = unpacked ? s_take (self, reply, at, one, route, tap, now, frames)
-                          : s_take_bad_frame (self, reply, at, one, why_packed, now, frames);
+            rc = unpacked ? s_take (self, reply, record, one, route, tap, now, frames)
+                          : s_take_bad_frame (self, reply, record, one, why_packed, now, frames);
             record += one;
         }
     }

@@ -93,14 +93,9 @@ route_send (peers_t *peers, peers_socket_t socket, void *sock, const void *peer,
     //  ROUTER_MANDATORY checks the queue on the routing id: past it, the
     //  rest of the message always goes in.
     bool sent = omni_wire_send_head (sock, peer, peer_size, head, n > 0, ZMQ_DONTWAIT) == 0;
-    if (sent && n && records->packed) {
-        zmq_msg_t frame;
-        if (zmq_msg_init_size (&frame, omni_wire_pack_size (n, records->ends[n - 1])))
-            abort (); //  out of memory, as omni_buf does: the head is out already
-        omni_wire_pack (zmq_msg_data (&frame), records->data, records->ends, 0, n);
-        if (zmq_msg_send (&frame, sock, 0) < 0)
-            zmq_msg_close (&frame);
-    } else if (sent)
+    if (sent && n && head->command == WIRE_DELIVERP)
+        omni_wire_send_packed (sock, records->data, records->ends, 0, n, true);
+    else if (sent)
         for (size_t i = 0, from = 0; i < n; from = records->ends[i++])
             omni_wire_send_record (sock, records->data + from, records->ends[i] - from, i + 1 == n);
     else if (zmq_errno () == EAGAIN) {

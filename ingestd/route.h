@@ -42,13 +42,12 @@ zsock_t *route_bind (int type, const char *endpoint, omni_curve_server_t *curve,
 
 //  Record frames laid end to end: frame k is data[ends[k - 1] .. ends[k])
 //  (from 0 for the first). One buffer per message, where a zmsg_t would be
-//  three allocations and a copy per record on delivery's hot path.
-//  `packed`: sent as one frame (omni_wire_pack), for DELIVERP.
+//  three allocations and a copy per record on delivery's hot path. Under a
+//  DELIVERP head they go as one packed frame (omni_wire_send_packed).
 typedef struct {
     const char *data;
     const size_t *ends;
     size_t count;
-    bool packed;
 } route_frames_t;
 
 //  Sends `head`, then the frames of `records` (NULL for none), on

@@ -360,6 +360,22 @@ omni_wire_packed_size (const void *frame, size_t i)
     return (size_t) omni_util_get_be ((const uint8_t *) frame + 4 + 4 * i, 4);
 }
 
+int
+omni_wire_send_packed (void *sock, const char *data, const size_t *ends, size_t first, size_t count,
+                       bool last)
+{
+    size_t start = first ? ends[first - 1] : 0;
+    zmq_msg_t frame;
+    if (zmq_msg_init_size (&frame, omni_wire_pack_size (count, ends[first + count - 1] - start)))
+        abort (); //  out of memory, as omni_buf does: the head is out already
+    omni_wire_pack (zmq_msg_data (&frame), data, ends, first, count);
+    if (zmq_msg_send (&frame, sock, last ? 0 : ZMQ_SNDMORE) < 0) {
+        zmq_msg_close (&frame);
+        return -1;
+    }
+    return 0;
+}
+
 //  ---------------------------------------------------------------------------
 
 static void

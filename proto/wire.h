@@ -150,10 +150,16 @@ size_t omni_wire_pack_size (size_t count, size_t bytes);
 void omni_wire_pack (void *frame, const char *data, const size_t *ends, size_t first, size_t count);
 //  Checks a packed frame and finds its parts: `*count` records, whose sizes
 //  omni_wire_packed_size reads, end to end at `*records`. The sizes must add
-//  up to the frame exactly and none may be 0. Returns 0, or -1 with `why`.
+//  up to the frame exactly and none may be 0. Returns 0, or -1 with `why`
+//  (`*count` and `*records` left as they were).
 int omni_wire_unpack (const void *frame, size_t size, size_t *count, const uint8_t **records,
                       char *why, size_t why_size);
 size_t omni_wire_packed_size (const void *frame, size_t i);
+//  Sends records first .. first + count - 1 (as omni_wire_pack takes them)
+//  as one packed frame after a head; `last` ends the message. The frame is
+//  built in libzmq's own message: no copy beyond the packing.
+int omni_wire_send_packed (void *sock, const char *data, const size_t *ends, size_t first,
+                           size_t count, bool last);
 
 void omni_wire_test (bool verbose);
 

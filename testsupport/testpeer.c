@@ -186,6 +186,16 @@ testpeer_drop (testpeer_t *self, size_t batches)
     pthread_mutex_unlock (&self->lock);
 }
 
+//  A counter the actor thread moves, read under its lock
+static size_t
+s_locked (testpeer_t *self, const size_t *counter)
+{
+    pthread_mutex_lock (&self->lock);
+    size_t n = *counter;
+    pthread_mutex_unlock (&self->lock);
+    return n;
+}
+
 size_t
 testpeer_count (testpeer_t *self)
 {
@@ -198,10 +208,7 @@ testpeer_count (testpeer_t *self)
 size_t
 testpeer_accepted (testpeer_t *self)
 {
-    pthread_mutex_lock (&self->lock);
-    size_t n = self->accepted;
-    pthread_mutex_unlock (&self->lock);
-    return n;
+    return s_locked (self, &self->accepted);
 }
 
 void
@@ -215,19 +222,13 @@ testpeer_old (testpeer_t *self, bool old)
 size_t
 testpeer_packed_batches (testpeer_t *self)
 {
-    pthread_mutex_lock (&self->lock);
-    size_t n = self->packed_batches;
-    pthread_mutex_unlock (&self->lock);
-    return n;
+    return s_locked (self, &self->packed_batches);
 }
 
 size_t
 testpeer_rejected (testpeer_t *self)
 {
-    pthread_mutex_lock (&self->lock);
-    size_t n = self->rejected;
-    pthread_mutex_unlock (&self->lock);
-    return n;
+    return s_locked (self, &self->rejected);
 }
 
 void
@@ -384,7 +385,7 @@ testpeer_deliver (testpeer_t *self, uint64_t upto, zmsg_t **records)
         testpeer_deliver_frames (self, upto, records);
         return;
     }
-    //  As ingestd packs them (omni_wire_pack)
+    //  As ingestd sends them (omni_wire_send_packed)
     omni_buf_t data = {0};
     size_t *ends = calloc (n, sizeof *ends), i = 0;
     assert (ends);
@@ -392,12 +393,11 @@ testpeer_deliver (testpeer_t *self, uint64_t upto, zmsg_t **records)
         omni_buf_append (&data, zframe_data (frame), zframe_size (frame));
         ends[i++] = data.size;
     }
-    size_t size = omni_wire_pack_size (n, data.size);
-    uint8_t *packed = malloc (size);
-    assert (packed);
-    omni_wire_pack (packed, data.data, ends, 0, n);
-    testpeer_deliver_packed (self, upto, packed, size);
-    free (packed);
+    void *sock = zsock_resolve (self->delivery);
+    omni_wire_head_t head = {.command = WIRE_DELIVERP, .upto = upto};
+    assert (omni_wire_send_head (sock, zframe_data (self->writer), zframe_size (self->writer),
+                                 &head, true, 0) == 0);
+    assert (omni_wire_send_packed (sock, data.data, ends, 0, n, true) == 0);
     free (ends);
     omni_buf_release (&data);
     zmsg_destroy (records);
