@@ -798,7 +798,12 @@ def test_dashboard(store, workdir):
         assert http_get(base + "/nope")[0] == 404
     finally:
         proc.terminate()
-        assert proc.wait(10) == 0
+        try:
+            assert proc.wait(10) == 0
+        finally:
+            if proc.poll() is None:  # not stopped: failed above, and not left running
+                proc.kill()
+                proc.wait()
 
     # PostgreSQL down: 503 pages that say which and why, at once
     port = free_port()
