@@ -49,6 +49,7 @@ M7 = [m for m in MIGRATIONS if os.path.basename(m).startswith("007_")]
 #  Migrations 7 to 8, 7 to 9: as released up to 8, and with 9's byte order
 M8 = [m for m in MIGRATIONS if 7 <= int(os.path.basename(m)[:3]) <= 8]
 M9 = [m for m in MIGRATIONS if 7 <= int(os.path.basename(m)[:3]) <= 9]
+M10 = [m for m in MIGRATIONS if 7 <= int(os.path.basename(m)[:3]) <= 10]
 
 #  name -> SQL run after migrations 1-6 (a list: migration files and SQL, in
 #  that order); None: the JSONB table instead
@@ -67,6 +68,7 @@ LAYOUTS = {
     "ALTER TABLE ci_tests ALTER COLUMN id TYPE uuid USING encode (id, 'hex')::uuid"],
     "migrations 1-8 (totals), default collation": M8,
     "migrations 1-9 (text keys in byte order)": M9,
+    "migrations 1-10 (test cases, runs per source)": M10,
     "pkey only, no FK": "DROP INDEX ci_tests_case; DROP INDEX ci_tests_build; "
     "ALTER TABLE ci_tests DROP CONSTRAINT ci_tests_source_id_fkey",
     "heap only (no index, no FK)": "DROP INDEX ci_tests_case; DROP INDEX ci_tests_build; "
@@ -114,7 +116,7 @@ def make_rows(dump):
 def run_layout(name, sql, tests, jsonb, connections=1, db_options=""):
     with scratch_database("omni_layout_", db_options) as dsn:
         if sql is not None:
-            for m in BASE + [x for x in (sql if isinstance(sql, list) else []) if x in M9]:
+            for m in BASE + [x for x in (sql if isinstance(sql, list) else []) if x in MIGRATIONS]:
                 subprocess.run(["psql", "-q", "-v", "ON_ERROR_STOP=1", "-d", dsn, "-f", m],
                                check=True, stdout=subprocess.DEVNULL)
         db = psycopg2.connect(dsn)
@@ -125,7 +127,7 @@ def run_layout(name, sql, tests, jsonb, connections=1, db_options=""):
         else:
             cur.execute("INSERT INTO sources (id, name) OVERRIDING SYSTEM VALUE VALUES (1, 'bench')")
             for step in sql if isinstance(sql, list) else [sql]:
-                if step and step not in M9:
+                if step and step not in MIGRATIONS:
                     cur.execute(step)
             table = "ci_tests"
             cols = ("id, source_id, suite, class, name, status, duration, pipeline, build_id, "
@@ -174,6 +176,9 @@ def run_layout(name, sql, tests, jsonb, connections=1, db_options=""):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--tests", type=int, default=300_000, help="ci.test records")
+    ap.add_argument("--suite-size", type=int, default=0,
+                    help="omni-loadgen --suite-size: builds of N results, the same N tests "
+                    "in each (0: every result a test of its own)")
     ap.add_argument("--chunk", type=int, default=5000, help="rows per COPY and transaction")
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--only", action="append", help="run the layouts whose name starts so")
@@ -191,7 +196,8 @@ def main():
     os.close(fd)
     try:
         subprocess.run([binary("omni-loadgen"), "--kind=ci.test", f"--count={args.tests}",
-                        "--seed=1", "--src=bench", "--log-level=warn", f"--dump={dump}"],
+                        "--seed=1", "--src=bench", "--log-level=warn", f"--dump={dump}",
+                        f"--suite-size={args.suite_size}"],
                        check=True, stdout=subprocess.DEVNULL)
         tests, jsonb = make_rows(dump)
     finally:
@@ -208,6 +214,8 @@ def main():
                 results[key].append(run_layout(name, sql, tests, jsonb, c, db_options))
                 print(f"# {key}: {results[key][-1]}", flush=True)
     print(f"\n{args.tests:,} ci.test rows, transactions of {args.chunk:,}; "
+          + (f"a suite of {args.suite_size:,} tests per build; " if args.suite_size else
+             "every result a test of its own; ") +
           f"collation {args.icu_locale or args.locale or 'the server default'}; medians of "
           f"{args.repeat}; load average {load[0]:.1f} at the start, "
           f"{os.getloadavg()[0]:.1f} at the end ({os.cpu_count()} cores)\n")

@@ -30,7 +30,7 @@ main (int argc, char **argv)
     const char *kinds[] = {"metric", "git.commit", "mix"};
     for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
         char error[256];
-        synth_config_t config = {kinds[k], 1, 200, NULL, NULL, NULL};
+        synth_config_t config = {kinds[k], 1, 200, NULL, NULL, NULL, 0};
         synth_t *synth = synth_new (&config, error, sizeof error);
         assert (synth);
         //  The records packed one after the other, as they come off the wire

@@ -16,7 +16,10 @@ once) feeds
 Test results (`ci.test`, about 213 bytes of JSON each): ingestd ->
 relationald next to the Fluent Bit pgsql layout, a `(tag, time, data jsonb)`
 table fed by COPY in chunks of 5,000 (plain, then with a unique and two
-lookup indexes as relationald's table has).
+lookup indexes as relationald's table has). --suite-size N makes the
+results builds of N results that run the same N tests, as a CI's suites do;
+by default every result is a test of its own (what the totals of tests per
+source find costliest: a new test each).
 
 Each side gets a private database on the same server; a CHECKPOINT comes
 before each. The clock runs from the first byte sent to the moment a
@@ -279,6 +282,7 @@ def loadgen(args, kind, count, dump=None, intake=None, ready=None):
            "--src=bench", "--log-level=" + ("info" if pre else "warn"),
            f"--batch={args.loadgen_batch}"]
     cmd += [f"--size={args.size}"] if kind == "metric" else []
+    cmd += [f"--suite-size={args.suite_size}"] if kind == "ci.test" else []
     cmd += [f"--dump={dump}"] if dump else [f"--intake={intake}"]
     cmd += ["--preencode"] if pre else []
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
@@ -531,6 +535,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--points", type=int, default=1_000_000, help="points (and test records)")
     ap.add_argument("--tests", type=int, default=None, help="ci.test records (default: --points)")
+    ap.add_argument("--suite-size", type=int, default=0,
+                    help="omni-loadgen --suite-size of the ci.test records: builds of N results, "
+                    "the same N tests in each (0: every result a test of its own)")
     ap.add_argument("--size", default="0", help="omni-loadgen --size of the metric records")
     ap.add_argument("--loadgen-batch", type=int, default=500, help="omni-loadgen --batch")
     ap.add_argument("--metricsd-batch", type=int, default=5000, help="metricsd --batch-size")
@@ -623,7 +630,9 @@ def main():
     if point_sides:
         table(f"{n:,} points (omni-loadgen metric records, seed 1)", "points", point_sides)
     if test_sides:
-        table(f"{nt:,} ci.test records (omni-loadgen, seed 1)", "records", test_sides)
+        table(f"{nt:,} ci.test records (omni-loadgen, seed 1, "
+              + (f"suites of {args.suite_size:,} tests)" if args.suite_size else
+                 "every result a test of its own)"), "records", test_sides)
     if args.repeat > 1 and test_sides:
         print(f"\nmedians of {args.repeat} turns (records/s; CPU s of PostgreSQL; WAL MiB)\n")
         print("| side | records/s | CPU s (PostgreSQL backends) | WAL MiB |\n|---|---|---|---|")

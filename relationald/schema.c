@@ -146,6 +146,86 @@ s_test_rows (omni_pgconn_t *conn, int from, int to)
     }
 }
 
+//  The test totals as they are, and as the rows count them
+#define S_TEST_FIGURES                                                                             \
+    "SELECT (SELECT count (*) FROM ci_test_totals) || ' ' || "                                     \
+    "(SELECT sum (runs) FROM ci_test_totals) || ' ' || "                                           \
+    "(SELECT sum (runs) FROM ci_test_runs) || ' ' || "                                             \
+    "(SELECT count (*) FROM ci_test_cases)"
+#define S_TEST_COUNTED                                                                             \
+    "SELECT count (*) || ' ' || sum (n) || ' ' || sum (n) || ' ' || count (*) FROM "               \
+    "(SELECT count (*) AS n FROM ci_tests GROUP BY source_id, suite, coalesce (class, ''), "       \
+    "name) g"
+
+//  Migration 10 on a database at 9 (`kept`: its S_ROWS_DIGEST): the test
+//  totals (a view of the tests and runs per source now) hold what they
+//  held, count on as results come, go and change, and a query that does not
+//  read runs per test does not read ci_tests
+static void
+s_test_cases (omni_pgconn_t *conn, const char *kept)
+{
+    int applied = 0;
+    const omni_migrate_config_t all = {"relationald", S_TABLE, S_LOCK_KEY, s_plan, NULL, NULL};
+    assert (omni_migrate_run (conn, &all, &applied) == 0);
+    assert (applied == schema_version () - 9);
+    pgtest_expect (conn, S_ROWS_DIGEST, kept);
+    pgtest_expect (conn, S_TEST_FIGURES, "3 60 60 3");
+    //  Results of a test known, and of new tests (from 21, each a test of
+    //  its own), from a second source
+    s_test_rows (conn, 21, 24);
+    assert (omni_pgconn_exec (conn, "INSERT INTO sources (name) VALUES ('other'); "
+                                    "INSERT INTO ci_tests (id, source_id, suite, class, name, "
+                                    "status, duration, pipeline, build_id, observed, run_id) "
+                                    "SELECT "
+                                    "substr (sha256 (('o' || i)::bytea), 1, 16), 2, 'Unit', "
+                                    "NULL, 'o' || i % 3, 'passed', 1, 'ci', i::text, now (), 'r' "
+                                    "FROM generate_series (1, 7) i") == PGCONN_OK);
+    pgtest_expect (conn, S_TEST_FIGURES, "6 79 79 6");
+    char *counted = pgtest_value (conn, S_TEST_COUNTED);
+    pgtest_expect (conn, S_TEST_FIGURES, counted);
+    free (counted);
+    pgtest_expect (
+        conn,
+        "SELECT string_agg (source_id || ':' || class || ':' || name || '=' || runs, ' ' "
+        "ORDER BY source_id, class, name) FROM ci_test_totals",
+        "1::b=24 1:Klass:Zed=24 1:Klass:éa=24 2::o0=2 2::o1=3 2::o2=2");
+    //  A result gone, one renamed, one moved to the other source: counted again
+    assert (omni_pgconn_exec (conn, "DELETE FROM ci_tests WHERE source_id = 2 AND name = 'o0'; "
+                                    "UPDATE ci_tests SET name = 'renamed' WHERE source_id = 1 "
+                                    "AND name = 'b' AND build_id = '21'; "
+                                    "UPDATE ci_tests SET source_id = 2 WHERE source_id = 1 AND "
+                                    "name = 'Zed' AND build_id = '22'; "
+                                    "UPDATE ci_tests SET duration = 1") == PGCONN_OK);
+    pgtest_expect (
+        conn,
+        "SELECT string_agg (source_id || ':' || class || ':' || name || '=' || runs, ' ' "
+        "ORDER BY source_id, class, name) FROM ci_test_totals",
+        "1::b=23 1::renamed=1 1:Klass:Zed=23 1:Klass:éa=24 2::o1=3 2::o2=2 "
+        "2:Klass:Zed=1");
+    counted = pgtest_value (conn, S_TEST_COUNTED);
+    pgtest_expect (conn, S_TEST_FIGURES, counted);
+    char *figures = pgtest_value (conn, "SELECT string_agg (x::text, ' ' ORDER BY x::text) FROM "
+                                        "ci_test_totals x");
+    assert (omni_pgconn_exec (conn, "SELECT relational_totals_recount (NULL)") == PGCONN_OK);
+    pgtest_expect (conn, "SELECT string_agg (x::text, ' ' ORDER BY x::text) FROM ci_test_totals x",
+                   figures);
+    pgtest_expect (conn, S_TEST_FIGURES, counted);
+    free (figures);
+    free (counted);
+    //  Counting tests reads the tests only
+    PGresult *plan = omni_pgconn_query (
+        conn, "EXPLAIN SELECT source_id, count (*) FROM ci_test_totals GROUP BY 1", 0, NULL);
+    assert (plan);
+    for (int r = 0; r < PQntuples (plan); r++)
+        assert (!strstr (PQgetvalue (plan, r, 0), "ci_tests"));
+    PQclear (plan);
+    assert (omni_pgconn_exec (conn, "TRUNCATE ci_tests") == PGCONN_OK);
+    pgtest_expect (conn,
+                   "SELECT (SELECT count (*) FROM ci_test_cases) + (SELECT count (*) FROM "
+                   "ci_test_runs)",
+                   "0");
+}
+
 //  Migration 9 on a database migrated to 8, with rows: the key columns in
 //  byte order, the views as they were, holding what they held, the totals
 //  kept on as rows come
@@ -170,9 +250,9 @@ s_test_upgrade (void)
                      "'pg_catalog.\"C\"'::regcollation AND attrelid = 'ci_tests'::regclass") == 0);
 
     int applied = 0;
-    const omni_migrate_config_t all = {"relationald", S_TABLE, S_LOCK_KEY, s_plan, NULL, NULL};
-    assert (omni_migrate_run (conn, &all, &applied) == 0);
-    assert (applied == schema_version () - 8);
+    upto.version = 9;
+    assert (omni_migrate_run (conn, &config, &applied) == 0);
+    assert (applied == 1);
     pgtest_expect (conn, S_VIEWS_DIGEST, views);
     pgtest_expect (conn, S_ROWS_DIGEST, rows);
     pgtest_expect (
@@ -215,6 +295,8 @@ s_test_upgrade (void)
     assert (plan && PQntuples (plan) >= 1);
     assert (strstr (PQgetvalue (plan, 0, 0), "Index Scan using commit_files_path"));
     PQclear (plan);
+    assert (omni_pgconn_exec (conn, "RESET enable_seqscan; RESET enable_bitmapscan") == PGCONN_OK);
+    s_test_cases (conn, kept);
     free (kept);
     free (views);
     free (rows);

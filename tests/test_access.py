@@ -56,6 +56,8 @@ RELATIONS = {
     # relationald 8: totals per source kept as rows are written (omni-report)
     "commit_author_totals": BY_ID, "commit_path_totals": BY_ID, "ci_build_totals": BY_ID,
     "ci_test_totals": BY_ID,
+    # relationald 10: the test totals' tables (ci_test_totals is their view)
+    "ci_test_cases": BY_ID, "ci_test_runs": BY_ID,
     # metricsd 7: host figures of closed days, and the days pending
     "host_daily": "x.source LIKE %(p)s", "host_daily_pending": "x.source LIKE %(p)s",
 }

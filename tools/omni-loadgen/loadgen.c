@@ -361,7 +361,7 @@ loadgen_test (bool verbose)
     snprintf (ids_path, sizeof ids_path, "%s/ids", dir);
     snprintf (dump_path, sizeof dump_path, "%s/dump", dir);
 
-    synth_config_t sc = {"mix", 9, 200, "test", NULL, NULL};
+    synth_config_t sc = {"mix", 9, 200, "test", NULL, NULL, 0};
     synth_t *synth = synth_new (&sc, error, sizeof error);
     synth_t *check = synth_new (&sc, error, sizeof error);
 

@@ -41,6 +41,7 @@ main (int argc, char **argv)
     bool preencode;
     int64_t count, rate, seed, start_index, batch, window, duration, give_up, ack_timeout;
     uint64_t size;
+    int64_t suite_size;
     const omni_config_option_t options[] = {
         {"intake", CONFIG_ENDPOINTS, "tcp://127.0.0.1:5550",
          "ingestd intake endpoint, or several separated by commas (failover, in this order)",
@@ -54,6 +55,10 @@ main (int argc, char **argv)
          "code.stats | mix",
          &kind},
         {"size", CONFIG_SIZE, "200B", "target encoded record size in bytes; 0 = no padding", &size},
+        {"suite_size", CONFIG_INT, "0",
+         "ci.test: builds of this many results, the same tests in each; 0 = every result a "
+         "test of its own",
+         &suite_size},
         {"seed", CONFIG_INT, "1", "same seed, kind, source and size: same records", &seed},
         {"start_index", CONFIG_INT, "0", "index of the first record", &start_index},
         {"src", CONFIG_STRING, "loadgen", "the records' source", &src},
@@ -95,8 +100,8 @@ main (int argc, char **argv)
         return s_fail (&daemon, "count: %s", "must not be negative");
     if (rate < 0)
         return s_fail (&daemon, "rate: %s", "must not be negative");
-    if (seed < 0 || start_index < 0)
-        return s_fail (&daemon, "seed / start_index: %s", "must not be negative");
+    if (seed < 0 || start_index < 0 || suite_size < 0)
+        return s_fail (&daemon, "seed / start_index / suite_size: %s", "must not be negative");
     if (batch < 1 || batch > 1000000)
         return s_fail (&daemon, "batch: %s", "must be 1..1000000");
     if (window < 1 || window > 10000)
@@ -126,7 +131,8 @@ main (int argc, char **argv)
     omni_curve_client_t *curve = NULL;
     if (omni_curve_client_load (curve_key, curve_server_key, &curve, error, sizeof error))
         return s_fail (&daemon, "%s", error);
-    synth_config_t synth_config = {kind, (uint64_t) seed, (size_t) size, src, col, run};
+    synth_config_t synth_config = {kind, (uint64_t) seed,      (size_t) size, src, col,
+                                   run,  (uint64_t) suite_size};
     synth_t *synth = synth_new (&synth_config, error, sizeof error);
     if (!synth) {
         omni_curve_client_destroy (&curve);

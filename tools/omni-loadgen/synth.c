@@ -44,6 +44,7 @@ struct _synth_t {
     s_kind_t kind;
     uint64_t seed;
     size_t size;
+    uint64_t suite_size;
     char *src, *col, *run;
     const omni_kind_spec_t *specs[K_COUNT];
     msgpack_sbuffer body, tags, out; //  the record being assembled, and its parts
@@ -121,6 +122,7 @@ synth_new (const synth_config_t *config, char *error, size_t error_size)
     self->kind = kind;
     self->seed = config->seed;
     self->size = config->size;
+    self->suite_size = config->suite_size;
     self->src = strdup (config->src ? config->src : "loadgen");
     self->col = strdup (config->col ? config->col : "omni-loadgen");
     if (config->run)
@@ -323,12 +325,19 @@ s_body_test (synth_t *self, msgpack_packer *pk, s_rng_t *rng, uint64_t index, si
 {
     (void) pad;
     char suite[32], klass[64], name[48], build[64];
-    uint64_t module = s_below (rng, 12);
+    //  The draws are made either way: a suite size changes the names only
+    uint64_t module = s_below (rng, 12), klass_no = s_below (rng, 40);
+    uint64_t test = index, per_build = 200;
+    if (self->suite_size) {
+        test = index % self->suite_size;
+        per_build = self->suite_size;
+        module = test % 12;
+        klass_no = test / 12 % 40;
+    }
     snprintf (suite, sizeof suite, "suite-%02" PRIu64, module);
-    snprintf (klass, sizeof klass, "org.example.mod%02" PRIu64 ".Test%" PRIu64, module,
-              s_below (rng, 40));
-    snprintf (name, sizeof name, "test_case_%" PRIu64, index);
-    snprintf (build, sizeof build, "build-%" PRIu64 "-%" PRIu64, self->seed, index / 200);
+    snprintf (klass, sizeof klass, "org.example.mod%02" PRIu64 ".Test%" PRIu64, module, klass_no);
+    snprintf (name, sizeof name, "test_case_%" PRIu64, test);
+    snprintf (build, sizeof build, "build-%" PRIu64 "-%" PRIu64, self->seed, index / per_build);
     uint64_t roll = s_below (rng, 100);
     const char *status = roll < 90 ? "passed" : roll < 95 ? "failed" : "skipped";
     bool failed = roll >= 90 && roll < 95;
@@ -709,7 +718,7 @@ void
 synth_test (bool verbose)
 {
     char error[256], detail[256];
-    assert (synth_new (&(synth_config_t){"nope", 1, 0, NULL, NULL, NULL}, error, sizeof error) ==
+    assert (synth_new (&(synth_config_t){"nope", 1, 0, NULL, NULL, NULL, 0}, error, sizeof error) ==
             NULL);
     assert (strstr (error, "nope"));
 
@@ -724,8 +733,8 @@ synth_test (bool verbose)
     const size_t sizes[] = {0, 200, 300, 70000};
     for (int k = 0; k < 5; k++)
         for (int z = 0; z < 4; z++) {
-            synth_t *s = synth_new (&(synth_config_t){all[k], 77, sizes[z], "r", "c", "u"}, error,
-                                    sizeof error);
+            synth_t *s = synth_new (&(synth_config_t){all[k], 77, sizes[z], "r", "c", "u", 0},
+                                    error, sizeof error);
             for (uint64_t i = 0; i < 100; i++) {
                 const void *data, *want;
                 size_t size, want_size;
@@ -740,7 +749,7 @@ synth_test (bool verbose)
 
     const char *kinds[] = {"metric", "git.commit", "ci.test", "ci.build", "code.stats", "mix"};
     for (int k = 0; k < 6; k++) {
-        synth_config_t config = {kinds[k], 42, 200, "src-a", NULL, NULL};
+        synth_config_t config = {kinds[k], 42, 200, "src-a", NULL, NULL, 0};
         synth_t *a = synth_new (&config, error, sizeof error);
         synth_t *b = synth_new (&config, error, sizeof error);
         config.seed = 43;
@@ -796,11 +805,11 @@ synth_test (bool verbose)
     //  under where the padded string's header grows; a record larger
     //  than the target unpadded keeps its natural size.
     synth_t *natural =
-        synth_new (&(synth_config_t){"git.commit", 1, 0, NULL, NULL, NULL}, error, sizeof error);
+        synth_new (&(synth_config_t){"git.commit", 1, 0, NULL, NULL, NULL, 0}, error, sizeof error);
     synth_t *natural_metric =
-        synth_new (&(synth_config_t){"metric", 1, 0, NULL, NULL, NULL}, error, sizeof error);
+        synth_new (&(synth_config_t){"metric", 1, 0, NULL, NULL, NULL, 0}, error, sizeof error);
     for (size_t size = 150; size < 70000; size += size < 600 ? 1 : 997) {
-        synth_config_t config = {"git.commit", 1, size, NULL, NULL, NULL};
+        synth_config_t config = {"git.commit", 1, size, NULL, NULL, NULL, 0};
         synth_t *s = synth_new (&config, error, sizeof error);
         for (uint64_t i = 0; i < 3; i++) {
             const void *data;
@@ -832,7 +841,7 @@ synth_test (bool verbose)
     synth_destroy (&natural);
     synth_destroy (&natural_metric);
     synth_t *plain =
-        synth_new (&(synth_config_t){"metric", 5, 0, NULL, NULL, NULL}, error, sizeof error);
+        synth_new (&(synth_config_t){"metric", 5, 0, NULL, NULL, NULL, 0}, error, sizeof error);
     const void *data;
     size_t size;
     synth_record (plain, 0, &data, &size);
@@ -846,6 +855,37 @@ synth_test (bool verbose)
             omni_record_field_str (rec.body, "unit", &unit));
     assert (omni_record_field_num (rec.body, "value", &value));
     assert (rec.body->via.map.size == 3);
+
+    //  A suite size: record i and i + N are the same test (suite, class,
+    //  name) of the next build, with ids of their own; without one, every
+    //  result is a test of its own.
+    synth_t *suite =
+        synth_new (&(synth_config_t){"ci.test", 3, 0, NULL, NULL, NULL, 250}, error, sizeof error);
+    synth_t *each =
+        synth_new (&(synth_config_t){"ci.test", 3, 0, NULL, NULL, NULL, 0}, error, sizeof error);
+    const char *fields[] = {"suite", "class", "name", "build_id"};
+    char seen[2][4][96];
+    uint8_t ids[2][RECORD_ID_SIZE];
+    for (int r = 0; r < 2; r++) {
+        synth_record (suite, 7 + 250 * (uint64_t) r, &data, &size);
+        assert (s_decode (data, size, &rec, &zone, detail) == REJECT_NONE);
+        memcpy (ids[r], synth_id (suite), RECORD_ID_SIZE);
+        for (int f = 0; f < 4; f++) {
+            omni_record_str_t s;
+            assert (omni_record_field_str (rec.body, fields[f], &s) && s.len < 96);
+            snprintf (seen[r][f], sizeof seen[r][f], "%.*s", (int) s.len, s.ptr);
+        }
+    }
+    assert (strcmp (seen[0][0], seen[1][0]) == 0 && strcmp (seen[0][1], seen[1][1]) == 0);
+    assert (strcmp (seen[0][2], "test_case_7") == 0 && strcmp (seen[1][2], "test_case_7") == 0);
+    assert (strcmp (seen[0][3], seen[1][3]) != 0 && memcmp (ids[0], ids[1], RECORD_ID_SIZE) != 0);
+    synth_record (each, 257, &data, &size);
+    assert (s_decode (data, size, &rec, &zone, detail) == REJECT_NONE);
+    omni_record_str_t each_name;
+    assert (omni_record_field_str (rec.body, "name", &each_name) &&
+            omni_record_str_eq (each_name, "test_case_257"));
+    synth_destroy (&suite);
+    synth_destroy (&each);
 
     //  Each bad mode gives what ingestd rejects, with the expected reason.
     assert (synth_bad_parse ("wrong-types") == SYNTH_BAD_WRONG_TYPES);

@@ -33,6 +33,9 @@ typedef struct {
     const char *src; //  default "loadgen"
     const char *col; //  default "omni-loadgen"
     const char *run; //  default "loadgen-<seed>"
+    //  ci.test: 0, every result a test of its own; N, builds of N results,
+    //  the same N tests in each (a suite run by every build)
+    uint64_t suite_size;
 } synth_config_t;
 
 typedef enum {

@@ -165,7 +165,11 @@ static const char *s_figures_sql =
               "x.email, x.commits AS n, x.first_commit AS lo, x.last_commit AS hi")
 #define S_PATH_TOTALS  S_TOTALS ("commit_path_totals", "x.path")
 #define S_BUILD_TOTALS S_TOTALS ("ci_build_totals", "x.status, x.builds AS n")
-#define S_TEST_TOTALS  S_TOTALS ("ci_test_totals", "x.suite, x.class, x.name, x.runs AS n")
+//  Tests (relationald 10): each test of a source once, n 0, then each
+//  source's runs with no test (NULL, which the distinct count leaves out)
+#define S_TEST_TOTALS                                                                              \
+    S_TOTALS ("ci_test_cases", "x.suite, x.class, x.name, 0::int8 AS n")                           \
+    " UNION ALL " S_TOTALS ("ci_test_runs", "NULL, NULL, NULL, x.runs")
 static const char *s_figures_totals_sql =
     "WITH " S_SNAPSHOTS ", ae AS (" S_AUTHOR_TOTALS "), fp AS (" S_PATH_TOTALS "), "
     "bs AS (" S_BUILD_TOTALS "), tc AS (" S_TEST_TOTALS "), " S_FIGURES;
@@ -401,11 +405,12 @@ static const char *s_history_sql =
 #define S_PROBE_POINTS S_READABLE ("points")
 #define S_PROBE_TREND  S_READABLE ("analysis_trend")
 #define S_PROBE_SERIES S_READABLE ("series")
-//  relationald 8's totals, metricsd 7's kept days
+//  relationald 8's totals (10's for tests), metricsd 7's kept days
 #define S_PROBE_TOTALS                                                                             \
     S_READABLE ("commit_author_totals")                                                            \
     " AND " S_READABLE ("commit_path_totals") " AND " S_READABLE (                                 \
-        "ci_build_totals") " AND " S_READABLE ("ci_test_totals")
+        "ci_build_totals") " AND " S_READABLE ("ci_test_cases") " AND " S_READABLE ("ci_test_"     \
+                                                                                    "runs")
 #define S_PROBE_HOST_DAILY S_READABLE ("host_daily") " AND " S_READABLE ("host_daily_pending")
 static const char *s_probe_sql =
     "SELECT to_regclass ('commits_canonical') IS NOT NULL AND to_regclass ('ci_builds') IS NOT "
