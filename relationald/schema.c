@@ -157,12 +157,40 @@ s_test_rows (omni_pgconn_t *conn, int from, int to)
     "(SELECT count (*) AS n FROM ci_tests GROUP BY source_id, suite, coalesce (class, ''), "       \
     "name) g"
 
+//  Writer `index` of four at once: 20 statements of 100 results each, of
+//  tests drawn from 150 that every writer shares, in an order of its own,
+//  so that each statement meets tests that others are inserting. A
+//  deadlock (two statements taking new tests in other orders) is retried,
+//  as relationald retries a batch after a transient failure.
+static int
+s_test_writer (omni_pgconn_t *conn, void *arg, int index)
+{
+    int *deadlocks = arg;
+    for (int round = 0; round < 20; round++) {
+        char sql[1024];
+        snprintf (sql, sizeof sql,
+                  "INSERT INTO ci_tests (id, source_id, suite, class, name, status, duration, "
+                  "pipeline, build_id, observed, run_id) SELECT substr (sha256 (('w%d.%d.' || "
+                  "i)::bytea), 1, 16), 1 + i %% 2, 'Par', NULL, 't' || (i * 7 + %d) %% 150, "
+                  "'passed', 1, 'ci', '%d', now (), 'r' FROM generate_series (1, 100) i "
+                  "ORDER BY md5 (i || '%d')",
+                  index, round, round * 13 + index * 37, round, index);
+        omni_pgconn_status_t status;
+        while ((status = omni_pgconn_exec (conn, sql)) != PGCONN_OK) {
+            if (strcmp (omni_pgconn_sqlstate (conn), "40P01") != 0)
+                return -1;
+            __atomic_add_fetch (deadlocks, 1, __ATOMIC_RELAXED);
+        }
+    }
+    return 0;
+}
+
 //  Migration 10 on a database at 9 (`kept`: its S_ROWS_DIGEST): the test
 //  totals (a view of the tests and runs per source now) hold what they
 //  held, count on as results come, go and change, and a query that does not
 //  read runs per test does not read ci_tests
 static void
-s_test_cases (omni_pgconn_t *conn, const char *kept)
+s_test_cases (omni_pgconn_t *conn, const char *dsn, const char *kept)
 {
     int applied = 0;
     const omni_migrate_config_t all = {"relationald", S_TABLE, S_LOCK_KEY, s_plan, NULL, NULL};
@@ -212,6 +240,14 @@ s_test_cases (omni_pgconn_t *conn, const char *kept)
     pgtest_expect (conn, S_TEST_FIGURES, counted);
     free (figures);
     free (counted);
+    //  Four writers at once, every one meeting tests new to the others
+    int deadlocks = 0;
+    assert (pgtest_parallel (dsn, 4, s_test_writer, &deadlocks) == 0);
+    counted = pgtest_value (conn, S_TEST_COUNTED);
+    pgtest_expect (conn, S_TEST_FIGURES, counted);
+    free (counted);
+    pgtest_expect (conn, "SELECT count (*) FROM ci_test_cases WHERE suite = 'Par'", "300");
+    pgtest_expect (conn, "SELECT sum (runs) FROM ci_test_totals WHERE suite = 'Par'", "8000");
     //  Counting tests reads the tests only
     PGresult *plan = omni_pgconn_query (
         conn, "EXPLAIN SELECT source_id, count (*) FROM ci_test_totals GROUP BY 1", 0, NULL);
@@ -296,7 +332,7 @@ s_test_upgrade (void)
     assert (strstr (PQgetvalue (plan, 0, 0), "Index Scan using commit_files_path"));
     PQclear (plan);
     assert (omni_pgconn_exec (conn, "RESET enable_seqscan; RESET enable_bitmapscan") == PGCONN_OK);
-    s_test_cases (conn, kept);
+    s_test_cases (conn, dsn, kept);
     free (kept);
     free (views);
     free (rows);

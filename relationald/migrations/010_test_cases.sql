@@ -56,15 +56,20 @@ LANGUAGE sql SECURITY DEFINER SET search_path FROM CURRENT AS $$
     WHERE sources IS NULL OR source_id = ANY (sources) GROUP BY 1;
 $$;
 
--- A batch's tests once each (a build's results may repeat a test: retries),
--- sorted, so that two writers take the keys they share in the same order
+-- A batch's tests once each (a suite's results repeat its tests from build to
+-- build): a known test is then looked up once per batch, not once per
+-- result. Not sorted: a sort of a batch's 5,000 tests cost PostgreSQL a
+-- sixth more per result (docs/performance.md, "Issue 20, eighth pass").
+-- Unsorted, two writers inserting the same new tests in another order can
+-- deadlock; PostgreSQL then aborts one, whose batch is retried as after any
+-- transient failure (class 40), and a known test takes no lock.
 CREATE OR REPLACE FUNCTION ci_tests_totals () RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
 BEGIN
     IF TG_OP = 'INSERT' THEN
         INSERT INTO ci_test_cases (source_id, suite, class, name)
         SELECT source_id, suite, coalesce (class, ''), name FROM n GROUP BY 1, 2, 3, 4
-        ORDER BY 1, 2, 3, 4 ON CONFLICT DO NOTHING;
+        ON CONFLICT DO NOTHING;
         INSERT INTO ci_test_runs AS t (source_id, slot, runs)
         SELECT source_id, pg_backend_pid () % 16, count(*) FROM n GROUP BY 1 ORDER BY 1
         ON CONFLICT (source_id, slot) DO UPDATE SET runs = t.runs + excluded.runs;
