@@ -540,7 +540,8 @@ def main():
                     "the same N tests in each (0: every result a test of its own)")
     ap.add_argument("--size", default="0", help="omni-loadgen --size of the metric records")
     ap.add_argument("--loadgen-batch", type=int, default=500, help="omni-loadgen --batch")
-    ap.add_argument("--metricsd-batch", type=int, default=5000, help="metricsd --batch-size")
+    ap.add_argument("--metricsd-batch", type=int, default=10000,
+                    help="metricsd --batch-size (10000: its default)")
     ap.add_argument("--metricsd-connections", default="1,2",
                     help="metricsd --connections, one run each (the best counts in ratios:)")
     ap.add_argument("--relationald-batch", default="5000",

@@ -39,8 +39,13 @@ main (int argc, char **argv)
          "create the dsn's database when it does not exist (the role needs CREATEDB)",
          &create_database},
         {NULL}};
+    //  10,000 a batch: PostgreSQL 15 spends about 1.5 ms of CPU on each COPY
+    //  whatever its size (its insert buffer's 1,000 tuple slots made and
+    //  dropped), which at 1,000 points a batch was a third of its work per
+    //  point (docs/performance.md, "Issue 20, eighth pass"). A batch is cut
+    //  at flush_interval, so a slow stream waits no longer for it.
     const omni_writer_daemon_spec_t spec = {
-        "metricsd", "metrics", "1000", "127.0.0.1:9104", "records per transaction", options};
+        "metricsd", "metrics", "10000", "127.0.0.1:9104", "records per transaction", options};
     int rc;
     omni_writer_daemon_t *daemon = omni_writer_daemon_new (&spec, argc, argv, &rc);
     if (!daemon)
