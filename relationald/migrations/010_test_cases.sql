@@ -11,11 +11,12 @@
 --   class, name) ever run. A batch inserts the tests it holds with ON
 --   CONFLICT DO NOTHING: a test already known costs a lookup in its key,
 --   no write.
--- - ci_test_runs: results per source, one row per source and slot. A batch
---   adds its count per source to the slot of its backend (pg_backend_pid ()
---   % 16), so two writers (relationald instances sharing the consumer)
---   rarely wait for each other's commit on one row. Runs of a source are the
---   sum of its slots.
+-- - ci_test_runs: results per source, one row per source, to which a batch
+--   adds its count. Two writers adding to one source wait for each other's
+--   commit on that row, as migration 8's rows per test (and ci_build_totals'
+--   per status) made them do; a row per writing backend would spare that
+--   wait, but a store rebuilt from the archive would then hold other rows
+--   than the one it replaces (test_archive compares them).
 -- - ci_test_totals is now a view of both with the same columns; its runs
 --   per test are counted from ci_tests when asked for (a query that does not
 --   read runs does not read ci_tests: the join below is removed by the
@@ -37,10 +38,8 @@ CREATE TABLE ci_test_cases (
 );
 
 CREATE TABLE ci_test_runs (
-    source_id  bigint NOT NULL REFERENCES sources (id),
-    slot       integer NOT NULL,
-    runs       bigint NOT NULL,               -- ci_tests rows counted in this slot
-    PRIMARY KEY (source_id, slot)
+    source_id  bigint PRIMARY KEY REFERENCES sources (id),
+    runs       bigint NOT NULL                -- ci_tests rows
 );
 
 -- The tests and runs of some sources (NULL: every source) counted again
@@ -51,8 +50,8 @@ LANGUAGE sql SECURITY DEFINER SET search_path FROM CURRENT AS $$
     INSERT INTO ci_test_cases (source_id, suite, class, name)
     SELECT DISTINCT source_id, suite, coalesce (class, ''), name FROM ci_tests
     WHERE sources IS NULL OR source_id = ANY (sources);
-    INSERT INTO ci_test_runs (source_id, slot, runs)
-    SELECT source_id, 0, count(*) FROM ci_tests
+    INSERT INTO ci_test_runs (source_id, runs)
+    SELECT source_id, count(*) FROM ci_tests
     WHERE sources IS NULL OR source_id = ANY (sources) GROUP BY 1;
 $$;
 
@@ -70,9 +69,9 @@ BEGIN
         INSERT INTO ci_test_cases (source_id, suite, class, name)
         SELECT source_id, suite, coalesce (class, ''), name FROM n GROUP BY 1, 2, 3, 4
         ON CONFLICT DO NOTHING;
-        INSERT INTO ci_test_runs AS t (source_id, slot, runs)
-        SELECT source_id, pg_backend_pid () % 16, count(*) FROM n GROUP BY 1 ORDER BY 1
-        ON CONFLICT (source_id, slot) DO UPDATE SET runs = t.runs + excluded.runs;
+        INSERT INTO ci_test_runs AS t (source_id, runs)
+        SELECT source_id, count(*) FROM n GROUP BY 1 ORDER BY 1
+        ON CONFLICT (source_id) DO UPDATE SET runs = t.runs + excluded.runs;
     ELSIF TG_OP = 'UPDATE' THEN
         -- Only when a counted column changed (most updates fill in content)
         PERFORM ci_test_totals_recount (ARRAY (
@@ -112,8 +111,8 @@ $$;
 -- The tests already counted: migration 8's rows, grouped
 INSERT INTO ci_test_cases (source_id, suite, class, name)
 SELECT source_id, suite, class, name FROM ci_test_totals;
-INSERT INTO ci_test_runs (source_id, slot, runs)
-SELECT source_id, 0, sum (runs) FROM ci_test_totals GROUP BY 1;
+INSERT INTO ci_test_runs (source_id, runs)
+SELECT source_id, sum (runs) FROM ci_test_totals GROUP BY 1;
 DROP FUNCTION ci_test_totals_add (ci_test_totals[]);
 DROP TABLE ci_test_totals;
 
