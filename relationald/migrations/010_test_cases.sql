@@ -64,6 +64,8 @@ $$;
 -- transient failure (class 40), and a known test takes no lock.
 CREATE OR REPLACE FUNCTION ci_tests_totals () RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
+DECLARE
+    touched bigint[];
 BEGIN
     IF TG_OP = 'INSERT' THEN
         INSERT INTO ci_test_cases (source_id, suite, class, name)
@@ -73,16 +75,16 @@ BEGIN
         SELECT source_id, count(*) FROM n GROUP BY 1 ORDER BY 1
         ON CONFLICT (source_id) DO UPDATE SET runs = t.runs + excluded.runs;
     ELSIF TG_OP = 'UPDATE' THEN
-        -- Only when a counted column changed (most updates fill in content)
-        PERFORM ci_test_totals_recount (ARRAY (
+        -- The sources of the rows whose counted columns changed, before and
+        -- after: none when only content is filled in (most updates)
+        touched := ARRAY (
             SELECT DISTINCT s FROM o JOIN n ON n.id = o.id,
                    LATERAL (VALUES (o.source_id), (n.source_id)) v (s)
             WHERE (o.source_id, o.suite, coalesce (o.class, ''), o.name)
-                  IS DISTINCT FROM (n.source_id, n.suite, coalesce (n.class, ''), n.name)))
-        WHERE EXISTS (SELECT 1 FROM o JOIN n ON n.id = o.id
-                      WHERE (o.source_id, o.suite, coalesce (o.class, ''), o.name)
-                            IS DISTINCT FROM (n.source_id, n.suite, coalesce (n.class, ''),
-                                              n.name));
+                  IS DISTINCT FROM (n.source_id, n.suite, coalesce (n.class, ''), n.name));
+        IF cardinality (touched) > 0 THEN
+            PERFORM ci_test_totals_recount (touched);
+        END IF;
     ELSE
         PERFORM ci_test_totals_recount (ARRAY (SELECT DISTINCT source_id FROM o));
     END IF;
