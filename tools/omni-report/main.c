@@ -29,6 +29,7 @@
 
 #include <errno.h>
 #include <libgen.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <stdio.h>
@@ -143,20 +144,34 @@ s_copy_file (const char *from, const char *path)
 static int
 s_serve (const char *http, const server_options_t *options)
 {
+    //  SIGINT and SIGTERM are blocked before the server's threads start (they
+    //  inherit the mask) and taken only inside sigsuspend below. With a
+    //  check of the flag then pause (), a signal handled on a server thread,
+    //  or between the check and the pause, left this thread paused until a
+    //  next signal: serve did not stop.
+    sigset_t stop, waiting;
+    sigemptyset (&stop);
+    sigaddset (&stop, SIGINT);
+    sigaddset (&stop, SIGTERM);
+    omni_daemon_catch_signals (false);
+    pthread_sigmask (SIG_BLOCK, &stop, &waiting);
+    sigdelset (&waiting, SIGINT);
+    sigdelset (&waiting, SIGTERM);
     char error[512];
     server_t *server = server_new (http, options, error, sizeof error);
     if (!server) {
         fprintf (stderr, "error: omni-report serve: %s\n", error);
         return 1;
     }
-    omni_daemon_catch_signals (false);
     //  The port on stdout, for whoever started us with port 0.
     printf ("listening on http://%.*s:%d/\n", (int) (strrchr (http, ':') - http), http,
             server_port (server));
     fflush (stdout);
     log_info ("report.serve", "http=%s port=%d", http, server_port (server));
     while (!omni_daemon_stopping ())
-        pause ();
+        sigsuspend (&waiting);
+    //  A second signal while requests finish stops at once (s_on_signal)
+    pthread_sigmask (SIG_SETMASK, &waiting, NULL);
     server_destroy (&server);
     return 0;
 }
