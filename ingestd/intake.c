@@ -208,6 +208,24 @@ s_reject_stream (intake_t *self, const s_reply_t *reply, zmq_msg_t *part, const 
     return -1;
 }
 
+//  One input dead-lettered: the journal's dead letters (and the stream's),
+//  the counter of `reason` (REJECT_REASON_COUNT: bad_frame) and the tap.
+//  -1 when the journal or the stream failed.
+static int
+s_dead_letter (intake_t *self, const s_reply_t *reply, zmq_msg_t *part, omni_record_reject_t reason,
+               const char *detail, const void *data, size_t size, int64_t now, size_t index,
+               const omni_record_t *record)
+{
+    const char *name =
+        reason == REJECT_REASON_COUNT ? "bad_frame" : omni_record_reject_name (reason);
+    if (journal_reject (self->journal, name, detail, data, size, now) ||
+        s_reject_stream (self, reply, part, name, detail, data, size, now, index, record))
+        return -1;
+    omni_metric_add (self->m_rejected[reason], 1);
+    tap_reject (self->tap, name, detail, data, size);
+    return 0;
+}
+
 //  Dead-letters a message that is not a well-formed BATCH: `why` is the
 //  reason the peer is told, or NULL for the usual one; `codec` what the
 //  codec found wrong with the head.
@@ -231,13 +249,10 @@ s_intake_malformed (intake_t *self, zmq_msg_t *head, size_t nhead, bool more, s_
         reply->has_seq = true;
     }
     journal_count_received (self->journal, 1);
-    if (journal_reject (self->journal, "bad_frame", detail, raw, size, now) ||
-        s_reject_stream (self, reply, nhead >= 1 ? &head[0] : NULL, "bad_frame", detail, raw, size,
-                         now, 0, NULL))
+    if (s_dead_letter (self, reply, nhead >= 1 ? &head[0] : NULL, REJECT_REASON_COUNT, detail, raw,
+                       size, now, 0, NULL))
         return -1;
     omni_metric_add (self->m_received, 1);
-    omni_metric_add (self->m_rejected[REJECT_REASON_COUNT], 1);
-    tap_reject (self->tap, "bad_frame", detail, raw, size);
     //  A peer can send these as fast as it likes: the first, then one a
     //  minute (the counter and the dead letters have them all)
     uint64_t held;
@@ -317,14 +332,11 @@ s_take (intake_t *self, s_reply_t *reply, const void *data, size_t size, uint8_t
             tap_keep (self->tap, &record, data, size);
         return 1;
     }
-    const char *name = omni_record_reject_name (reason);
-    if (journal_reject (self->journal, name, detail, data, size, now) ||
-        s_reject_stream (self, reply, &self->frame, name, detail, data, size, now, index, &record))
+    if (s_dead_letter (self, reply, &self->frame, reason, detail, data, size, now, index, &record))
         return -1;
     reply->rejected++;
-    omni_metric_add (self->m_rejected[reason], 1);
-    tap_reject (self->tap, name, detail, data, size);
-    log_debug ("intake.reject", "reason=%s detail=\"%s\" bytes=%zu", name, detail, size);
+    log_debug ("intake.reject", "reason=%s detail=\"%s\" bytes=%zu",
+               omni_record_reject_name (reason), detail, size);
     return 1;
 }
 
@@ -336,13 +348,10 @@ s_take_bad_frame (intake_t *self, s_reply_t *reply, const void *data, size_t siz
 {
     char detail[200];
     snprintf (detail, sizeof detail, "BATCHP frame: %s", why);
-    if (journal_reject (self->journal, "bad_frame", detail, data, size, now) ||
-        s_reject_stream (self, reply, &self->frame, "bad_frame", detail, data, size, now, index,
-                         NULL))
+    if (s_dead_letter (self, reply, &self->frame, REJECT_REASON_COUNT, detail, data, size, now,
+                       index, NULL))
         return -1;
     reply->rejected++;
-    omni_metric_add (self->m_rejected[REJECT_REASON_COUNT], 1);
-    tap_reject (self->tap, "bad_frame", detail, data, size);
     return 1;
 }
 

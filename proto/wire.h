@@ -96,7 +96,7 @@ typedef struct {
     size_t features_size;
 } omni_wire_head_t;
 
-//  Whether HELLO's features hold the word `feature`.
+//  Whether the head's features (HELLO's, intake ACK's) hold the word `feature`.
 bool omni_wire_has_feature (const omni_wire_head_t *head, const char *feature);
 
 //  The command's name on the wire ("BATCH", "ACK", ...).

@@ -72,7 +72,8 @@ s_answer (testpeer_t *self, zmsg_t *msg, zframe_t *peer)
     pthread_mutex_unlock (&self->lock);
     if (old && head.command == WIRE_BATCHP) {
         //  What an ingestd that does not know BATCHP answers
-        const char *text = "bad_frame: malformed intake message, see OI/1 in PROTOCOL.md";
+        const char *text =
+            "bad_frame: malformed intake message, see " WIRE_INTAKE_SIGNATURE " in PROTOCOL.md";
         omni_wire_head_t error = {.command = WIRE_INTAKE_ERROR,
                                   .seq = head.seq,
                                   .text = text,
